@@ -1,0 +1,94 @@
+"""Command line: ``preform-pipeline COMMAND ...``.
+
+Each command lives in its own module under :mod:`preform_pipeline.commands` and exposes
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args, stdout, stderr) -> int``; this
+module only parses and dispatches, so commands stay independent and testable with injected
+streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Protocol, TextIO
+
+from preform_pipeline import __version__
+from preform_pipeline.errors import PipelineError
+
+__all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
+
+#: Command modules in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "preform_pipeline.commands.validate",
+    "preform_pipeline.commands.plan",
+    "preform_pipeline.commands.demo",
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class Command(Protocol):
+    NAME: str
+    HELP: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int: ...
+
+
+def _commands() -> list[Command]:
+    loaded: list[Command] = []
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            # A command whose module is not written yet is simply not offered.
+            if exc.name == name:
+                continue
+            raise
+        loaded.append(module)  # type: ignore[arg-type]
+    return loaded
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
+    parser = argparse.ArgumentParser(
+        prog="preform-pipeline",
+        description="Batch job preparation for Formlabs printers.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    by_name: dict[str, Command] = {}
+    for command in _commands():
+        sp = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
+        command.add_arguments(sp)
+        by_name[command.NAME] = command
+    args = parser.parse_args(list(argv))
+    return args, by_name[args.command]
+
+
+def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Run one command line; returns the exit status instead of exiting."""
+    try:
+        args, command = parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version, usage errors
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return command.run(args, stdout, stderr)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=stderr)
+        return 130
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The one exception tree of preform-pipeline.
+
+Every error the package raises on purpose derives from :class:`PipelineError` and carries the
+context a user needs to act: the file and position, the request that failed and what the
+server answered, the exit code and last words of a process.
+
+```
+PipelineError
+ ├── ConfigError                      settings file / environment is wrong
+ ├── RecipeError                      a recipe is invalid (carries every problem at once)
+ ├── TemplateError                    an output template is unsafe or names an unknown field
+ ├── ModelFileError                   a model file cannot be read (truncated, malformed, missing)
+ ├── PlanningError                    models cannot be grouped into builds
+ │    └── ModelTooLargeError          a model does not fit an empty build platform
+ ├── StepGraphError                   a step graph has a cycle or a missing dependency
+ ├── ApiError                         talking to a PreFormServer (Local API) failed
+ │    ├── TransientApiError           retry elsewhere: the server, not the input, is at fault
+ │    │    ├── ServerUnreachableError     connect refused / reset / protocol broken
+ │    │    ├── ServerTimeoutError         no answer before the caller's deadline
+ │    │    ├── ServerInternalError        the server answered 5xx
+ │    │    └── ImportNotAppliedError      import answered success but added no model
+ │    └── PermanentApiError           this input is wrong: retrying elsewhere will not help
+ │         ├── RequestRejectedError       the server answered 4xx (code, message, status)
+ │         ├── OperationFailedError       an async operation ended FAILED
+ │         └── UnsupportedApiVersionError the server's API version is outside the range
+ ├── ServerProcessError               a PreFormServer process failed (exit code, stderr tail)
+ │    ├── ServerStartTimeoutError     no READY FOR INPUT before the start-up timeout
+ │    └── PortInUseError              the port was taken
+ └── StoreError                       the job store cannot be read or written
+```
+
+`TransientApiError` versus `PermanentApiError` is the distinction the executor acts on: the
+first moves the build to another server, the second fails the build with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "ImportNotAppliedError",
+    "ModelFileError",
+    "ModelTooLargeError",
+    "OperationFailedError",
+    "PermanentApiError",
+    "PipelineError",
+    "PlanningError",
+    "PortInUseError",
+    "Problem",
+    "RecipeError",
+    "RequestInfo",
+    "RequestRejectedError",
+    "ServerInternalError",
+    "ServerProcessError",
+    "ServerStartTimeoutError",
+    "ServerTimeoutError",
+    "ServerUnreachableError",
+    "StepGraphError",
+    "StoreError",
+    "TemplateError",
+    "TransientApiError",
+    "UnsupportedApiVersionError",
+]
+
+
+class PipelineError(Exception):
+    """Root of every error preform-pipeline raises on purpose."""
+
+    #: One sentence telling the user what to do next; subclasses and raisers refine it.
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(PipelineError):
+    """The settings file or an environment variable is invalid."""
+
+    def __init__(self, message: str, *, source: str | None = None, hint: str | None = None):
+        super().__init__(f"{source}: {message}" if source else message, hint=hint)
+        self.source = source
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about a user's file: where it is and what is wrong.
+
+    ``json_path`` uses the ``$.steps[2].auto_support.density`` form; ``line`` and ``column`` are
+    1-based and ``None`` where the position is unknown (a key that is missing altogether).
+    """
+
+    file: str
+    line: int | None
+    column: int | None
+    json_path: str
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
+        text = f"{where}: {self.json_path}: {self.message}"
+        if self.suggestion:
+            text += f" (did you mean {self.suggestion!r}?)"
+        return text
+
+
+class RecipeError(PipelineError):
+    """A recipe is invalid. Carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in recipe"
+        super().__init__(head + ":\n" + "\n".join(str(p) for p in self.problems))
+
+
+class TemplateError(PipelineError):
+    """An output template is unsafe, malformed or names a field that cannot be filled."""
+
+    def __init__(self, template: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"template {template!r}: {message}", hint=hint)
+        self.template = template
+
+
+class ModelFileError(PipelineError):
+    """A model file cannot be used: missing, truncated, malformed or of an unknown type."""
+
+    def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = Path(path)
+        self.reason = reason
+
+
+class PlanningError(PipelineError):
+    """Models cannot be grouped into builds as the recipe asks."""
+
+
+class ModelTooLargeError(PlanningError):
+    """A model is larger than the build volume of the recipe's machine, in any orientation tried."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        size_mm: tuple[float, float, float],
+        build_volume_mm: tuple[float, float, float],
+        machine_type: str,
+    ) -> None:
+        sx, sy, sz = size_mm
+        bx, by, bz = build_volume_mm
+        super().__init__(
+            f"{path}: model is {sx:.1f} x {sy:.1f} x {sz:.1f} mm, larger than the "
+            f"{bx:.0f} x {by:.0f} x {bz:.0f} mm build volume of {machine_type}",
+            hint="scale or split the model, or use a recipe for a larger machine",
+        )
+        self.path = Path(path)
+        self.size_mm = size_mm
+        self.build_volume_mm = build_volume_mm
+        self.machine_type = machine_type
+
+
+class StepGraphError(PipelineError):
+    """A step graph cannot be ordered: a cycle, or a step depending on one that is absent."""
+
+    def __init__(self, message: str, *, steps: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.steps = tuple(steps)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What was sent, kept on API errors so a log line can say which call failed."""
+
+    method: str
+    url: str
+    operation: str = ""
+
+    def __str__(self) -> str:
+        name = f" ({self.operation})" if self.operation else ""
+        return f"{self.method} {self.url}{name}"
+
+
+class ApiError(PipelineError):
+    """Talking to a PreFormServer over the Local API failed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status_code: int | None = None,
+        code: str | None = None,
+        server_message: str | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f"{request}: " if request else ""
+        super().__init__(where + message, hint=hint)
+        self.request = request
+        self.status_code = status_code
+        self.code = code
+        self.server_message = server_message
+        self.body = body
+
+
+class TransientApiError(ApiError):
+    """The server failed, not the input: the same request may succeed on another server."""
+
+
+class ServerUnreachableError(TransientApiError):
+    """The connection was refused, reset or broken before an answer arrived."""
+
+
+class ServerTimeoutError(TransientApiError):
+    """No answer before the deadline: the server is hung or overloaded."""
+
+
+class ServerInternalError(TransientApiError):
+    """The server answered with a 5xx status."""
+
+
+class ImportNotAppliedError(TransientApiError):
+    """The server reported a successful import but the scene gained no model."""
+
+
+class PermanentApiError(ApiError):
+    """The server refused this input: retrying it anywhere gives the same answer."""
+
+
+class RequestRejectedError(PermanentApiError):
+    """The server answered 4xx; ``code`` and ``server_message`` hold its ErrorModel."""
+
+
+class OperationFailedError(PermanentApiError):
+    """An asynchronous operation finished with status FAILED."""
+
+
+class UnsupportedApiVersionError(PermanentApiError):
+    """The server speaks an API version outside the range this client supports."""
+
+
+class ServerProcessError(PipelineError):
+    """A PreFormServer process could not be started or died; carries exit code and stderr."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Sequence[str] = (),
+        exit_code: int | None = None,
+        output_tail: str = "",
+        hint: str | None = None,
+    ) -> None:
+        text = message
+        if exit_code is not None:
+            text += f" (exit code {exit_code})"
+        if output_tail:
+            text += f"; last output: {output_tail.strip()[-500:]}"
+        super().__init__(text, hint=hint)
+        self.command = tuple(command)
+        self.exit_code = exit_code
+        self.output_tail = output_tail
+
+
+class ServerStartTimeoutError(ServerProcessError):
+    """The process did not print READY FOR INPUT within the start-up timeout."""
+
+
+class PortInUseError(ServerProcessError):
+    """The server could not bind its port because another process holds it."""
+
+
+class StoreError(PipelineError):
+    """The job store cannot be opened, migrated, read or written."""

@@ -1,0 +1,134 @@
+"""Structured logging: structlog set up once, context bound per run/build/step, secrets redacted.
+
+Log events are dictionaries first; the console renderer and the JSON-lines file renderer are
+two views of the same event, and tests assert on the dictionaries (``structlog.testing``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from structlog.testing import capture_logs
+
+__all__ = [
+    "REDACTED",
+    "SECRET_KEY_PATTERN",
+    "capture_logs",
+    "configure_logging",
+    "get_logger",
+    "redact_secrets",
+]
+
+REDACTED = "[redacted]"
+
+#: Keys whose values never reach a log, whatever their nesting depth.
+SECRET_KEY_PATTERN = re.compile(
+    r"(secret|password|passwd|token|authorization|api[_-]?key|credential)", re.IGNORECASE
+)
+
+# Bearer tokens and basic-auth credentials embedded in free text (an error message quoting a
+# header, a URL with user:password@).
+_INLINE_SECRET = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^/\s:@]+:)[^@\s/]+(@)")
+
+
+def _scrub_text(text: str) -> str:
+    return _INLINE_SECRET.sub(
+        lambda m: (m.group(1) + REDACTED) if m.group(1) else (m.group(2) + REDACTED + m.group(3)),
+        text,
+    )
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            k: (REDACTED if isinstance(k, str) and SECRET_KEY_PATTERN.search(k) else _scrub(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v) for v in value)
+    if isinstance(value, str):
+        return _scrub_text(value)
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: replace secret-looking keys' values and inline credentials."""
+    for key in list(event_dict):
+        value = event_dict[key]
+        if key != "event" and SECRET_KEY_PATTERN.search(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(value)
+    return event_dict
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    json_file: Path | None = None,
+    console: TextIO | None = None,
+) -> None:
+    """Set up structlog: readable lines on ``console`` (stderr), JSON lines in ``json_file``."""
+    stream = console if console is not None else sys.stderr
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
+    handlers: list[logging.Handler] = []
+    console_handler = logging.StreamHandler(stream)
+    console_handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+            foreign_pre_chain=shared,
+        )
+    )
+    handlers.append(console_handler)
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(json_file, encoding="utf-8")
+        file_handler.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.dict_tracebacks,
+                    structlog.processors.JSONRenderer(default=str),
+                ],
+                foreign_pre_chain=shared,
+            )
+        )
+        handlers.append(file_handler)
+    root = logging.getLogger("preform_pipeline")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(numeric)
+    root.propagate = False
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str, **initial: Any) -> Any:
+    """A structlog logger for a module; ``initial`` values are bound to every event."""
+    return structlog.get_logger(name, **initial)

@@ -1,0 +1,28 @@
+"""Fixtures shared by every test package."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_MODELS = REPO_ROOT / "sample_models"
+RECIPES = REPO_ROOT / "recipes"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture
+def sample_models_dir() -> Path:
+    return SAMPLE_MODELS
+
+
+@pytest.fixture
+def python_exe() -> str:
+    """The interpreter running the tests, for starting real subprocesses."""
+    return sys.executable
