@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 __all__ = [
     "ADAPTIVE",
@@ -28,7 +28,7 @@ __all__ = [
     "Technology",
 ]
 
-ADAPTIVE = "ADAPTIVE"
+ADAPTIVE: Final = "ADAPTIVE"
 
 Technology = Literal["SLA", "SLS"]
 LayerThickness = float | Literal["ADAPTIVE"]

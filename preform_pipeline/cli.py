@@ -50,7 +50,7 @@ def _commands() -> list[Command]:
             if exc.name == name:
                 continue
             raise
-        loaded.append(module)  # type: ignore[arg-type]
+        loaded.append(module)
     return loaded
 
 
