@@ -1,0 +1,155 @@
+"""Wavefront OBJ: ``v`` and ``f`` lines; everything else (normals, texture coordinates, groups,
+materials) is ignored because a print job needs only the surface.
+
+Faces may be polygons (fan-triangulated from their first vertex), may use ``v/vt/vn``,
+``v//vn`` and ``v/vt`` forms (only the vertex index is used), and may use negative indices,
+which count back from the last vertex defined *before* that face line. Positive indices
+may refer to vertices defined later in the file, as most readers allow.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelFileError
+from ._checks import checked_mesh, line_number
+from .mesh import Mesh, weld_vertices
+
+__all__ = ["read_obj_bytes", "write_obj"]
+
+_VERTEX_LINE = re.compile(rb"^[ \t]*v[ \t]", re.MULTILINE)
+_VERTEX_XYZ = re.compile(rb"^[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE)
+_FACE_LINE = re.compile(rb"^[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
+_AFTER_SLASH = re.compile(rb"/[^\s]*")
+_HINT = "the OBJ file is damaged; export it again"
+
+
+def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
+    """Parse OBJ bytes into a triangle mesh; ``origin`` names the file in errors."""
+    vertices = _parse_vertices(data, origin)
+    bodies = _FACE_LINE.findall(data)
+    if not bodies:
+        return checked_mesh(np.zeros((0, 3, 3), np.float32), origin, name, source)
+    # All face bodies as one text, one line each, "v/vt/vn" reduced to "v".
+    text = _AFTER_SLASH.sub(b"", b"\n".join(bodies))
+    counts = _tokens_per_line(text, len(bodies))
+    if counts.min() < 3:
+        bad = int(np.flatnonzero(counts < 3)[0])
+        raise ModelFileError(
+            origin,
+            f"line {_face_line_number(data, bad)}: a face needs at least 3 vertices, "
+            f"found {int(counts[bad])}",
+            hint=_HINT,
+        )
+    tokens = text.split()
+    try:
+        flat = np.array(tokens, dtype=np.bytes_).astype(np.int64)
+    except ValueError:
+        offender = next(i for i, t in enumerate(tokens) if not _is_int(t))
+        face = int(np.searchsorted(np.cumsum(counts), offender, side="right"))
+        raise ModelFileError(
+            origin,
+            f"line {_face_line_number(data, face)}: "
+            f"{tokens[offender].decode('latin-1')!r} is not a vertex index",
+            hint=_HINT,
+        ) from None
+
+    total = vertices.shape[0]
+    if (flat < 0).any():
+        # Negative indices count back from the vertices defined before their face line.
+        vertex_starts = np.array([m.start() for m in _VERTEX_LINE.finditer(data)], np.int64)
+        face_starts = np.array([m.start() for m in _FACE_LINE.finditer(data)], np.int64)
+        defined = np.repeat(np.searchsorted(vertex_starts, face_starts), counts)
+        resolved = np.where(flat < 0, defined + flat, flat - 1)
+    else:
+        # Positive indices may refer forward (many exporters rely on readers allowing it).
+        resolved = flat - 1
+    invalid = (flat == 0) | (resolved < 0) | (resolved >= total)
+    if invalid.any():
+        offender = int(np.flatnonzero(invalid)[0])
+        face = int(np.searchsorted(np.cumsum(counts), offender, side="right"))
+        raise ModelFileError(
+            origin,
+            f"line {_face_line_number(data, face)}: vertex index {int(flat[offender])} is out "
+            f"of range (the file defines {total} vertices)",
+            hint=_HINT,
+        )
+
+    # Fan triangulation, vectorised: polygon k-gon at offset o gives (o, o+i, o+i+1), i=1..k-2.
+    tris_per_face = counts - 2
+    face_offset = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    tri_face = np.repeat(np.arange(counts.size), tris_per_face)
+    tri_first = np.concatenate([[0], np.cumsum(tris_per_face)[:-1]])
+    step = np.arange(tri_face.size) - tri_first[tri_face] + 1
+    first = face_offset[tri_face]
+    corner_index = np.stack([first, first + step, first + step + 1], axis=1)
+    triangles = vertices[resolved[corner_index]]
+    return checked_mesh(triangles, origin, name, source)
+
+
+def _tokens_per_line(text: bytes, lines: int) -> npt.NDArray[np.int64]:
+    """Whitespace-separated tokens on each of ``lines`` newline-separated lines, vectorised."""
+    raw = np.frombuffer(text, dtype=np.uint8)
+    is_token = raw > 32  # printable non-space; newline, tab, CR and space all fall below
+    starts = is_token & ~np.concatenate([[False], is_token[:-1]])
+    line_of = np.cumsum(raw == 10)
+    return np.bincount(line_of[starts], minlength=lines).astype(np.int64)
+
+
+def _face_line_number(data: bytes, face: int) -> int:
+    match = next(m for i, m in enumerate(_FACE_LINE.finditer(data)) if i == face)
+    return line_number(data, match.start())
+
+
+def _is_int(token: bytes) -> bool:
+    try:
+        int(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_vertices(data: bytes, origin: Path) -> npt.NDArray[np.float32]:
+    rows = _VERTEX_XYZ.findall(data)
+    if len(rows) != len(_VERTEX_LINE.findall(data)):
+        for m in _VERTEX_LINE.finditer(data):
+            if _VERTEX_XYZ.match(data, m.start()) is None:
+                raise ModelFileError(
+                    origin,
+                    f"line {line_number(data, m.start())}: a vertex needs x y z",
+                    hint=_HINT,
+                )
+    if not rows:
+        return np.zeros((0, 3), np.float32)
+    try:
+        values = np.array(rows, dtype=np.bytes_).astype(np.float64)
+    except ValueError:
+        for m in _VERTEX_XYZ.finditer(data):
+            for group in (1, 2, 3):
+                try:
+                    float(m.group(group))
+                except ValueError:
+                    raise ModelFileError(
+                        origin,
+                        f"line {line_number(data, m.start(group))}: "
+                        f"{m.group(group).decode('latin-1')!r} is not a number",
+                        hint=_HINT,
+                    ) from None
+        raise
+    return values.astype(np.float32)
+
+
+def write_obj(path: Path | str, triangles: npt.ArrayLike) -> None:
+    """Write triangles as OBJ with welded (shared) vertices, 9 significant digits."""
+    vertices, faces = weld_vertices(triangles)
+    v_text = ("v %.9g %.9g %.9g\n" * vertices.shape[0]) % tuple(
+        vertices.astype(np.float64).ravel().tolist()
+    )
+    f_text = ("f %d %d %d\n" * faces.shape[0]) % tuple((faces + 1).ravel().tolist())
+    Path(path).write_text(
+        f"# written by preform-pipeline\n{v_text}{f_text}", encoding="ascii", newline="\n"
+    )

@@ -1,0 +1,216 @@
+"""STL: binary and ASCII reading, writing, and a completeness check for files still arriving.
+
+Binary STL is an 80-byte header, a little-endian uint32 triangle count, then 50 bytes per
+triangle (normal, three vertices, attribute word). Many exporters start the binary header with
+the word ``solid``, so the format is decided by the size first: a file whose size is exactly
+``84 + 50 * count`` is binary whatever its first bytes say; otherwise a file that starts with
+``solid`` and whose first bytes are text is ASCII; anything else is a binary file of the wrong
+size (truncated or padded), reported with expected and actual byte counts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelFileError
+from ._checks import checked_mesh, line_number
+from .mesh import Mesh
+
+__all__ = [
+    "BINARY_HEADER_BYTES",
+    "BINARY_RECORD_DTYPE",
+    "read_stl_bytes",
+    "stl_completeness",
+    "write_stl",
+]
+
+BINARY_HEADER_BYTES = 84
+#: One binary STL triangle record; 50 bytes, no padding.
+BINARY_RECORD_DTYPE = np.dtype(
+    [("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attr", "<u2")]
+)
+# How many leading bytes decide "is this text?" and how far from the end "endsolid" may sit.
+_TEXT_PROBE_BYTES = 512
+_ENDSOLID_TAIL_BYTES = 4096
+_TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+
+_NUMBER = rb"(\S+)"
+_WS = rb"\s+"
+_FACET = re.compile(
+    rb"facet" + _WS + rb"normal" + (_WS + _NUMBER) * 3 + _WS + rb"outer" + _WS + rb"loop"
+    + (_WS + rb"vertex" + (_WS + _NUMBER) * 3) * 3
+    + _WS + rb"endloop" + _WS + rb"endfacet"
+)
+_FACET_KEYWORD = re.compile(rb"(?<![A-Za-z_])facet(?![A-Za-z_])")
+
+
+def _binary_count(data: bytes) -> int:
+    return int.from_bytes(data[80:84], "little")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    return all(b in _TEXT_BYTES for b in data[:_TEXT_PROBE_BYTES])
+
+
+def _ends_with_endsolid(tail: bytes) -> bool:
+    # The last non-blank line must be "endsolid ...": a multi-solid file cut off mid-way may
+    # still contain an earlier solid's endsolid near the end.
+    last_line = tail.rstrip().rsplit(b"\n", 1)[-1]
+    return last_line.lstrip().lower().startswith(b"endsolid")
+
+
+def _is_binary(data: bytes) -> bool:
+    if len(data) >= BINARY_HEADER_BYTES and len(data) == (
+        BINARY_HEADER_BYTES + 50 * _binary_count(data)
+    ):
+        return True
+    return not (data.lstrip()[:5].lower() == b"solid" and _looks_like_text(data))
+
+
+def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
+    """Parse binary or ASCII STL bytes; ``origin`` names the file in errors."""
+    if _is_binary(data):
+        return _read_binary(data, origin, name, source)
+    return _read_ascii(data, origin, name, source)
+
+
+def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
+    if len(data) < BINARY_HEADER_BYTES:
+        raise ModelFileError(
+            origin,
+            f"binary STL is {len(data)} bytes, shorter than its {BINARY_HEADER_BYTES}-byte "
+            "header",
+            hint="the file is truncated; copy or export it again",
+        )
+    count = _binary_count(data)
+    expected = BINARY_HEADER_BYTES + 50 * count
+    if len(data) != expected:
+        state = "truncated" if len(data) < expected else "longer than its header says"
+        raise ModelFileError(
+            origin,
+            f"binary STL is {state}: header declares {count} triangles, so expected "
+            f"{expected} bytes, but the file has {len(data)} bytes",
+            hint="wait until the file is completely written, or export it again",
+        )
+    records = np.frombuffer(data, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
+    triangles = np.ascontiguousarray(records["vertices"])
+    return checked_mesh(triangles, origin, name, source)
+
+
+def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
+    if not _ends_with_endsolid(data[-_ENDSOLID_TAIL_BYTES:]):
+        raise ModelFileError(
+            origin,
+            f"ASCII STL has no 'endsolid' (file ends at line {line_number(data, len(data))})",
+            hint="the file is truncated or still being written; wait or export it again",
+        )
+    matches = _FACET.findall(data)
+    keywords = len(_FACET_KEYWORD.findall(data))
+    if keywords != len(matches):
+        _raise_malformed_facet(data, origin)
+    fields = np.array(matches, dtype=np.bytes_).reshape(-1, 12)
+    try:
+        numbers = fields.astype(np.float64)
+    except ValueError:
+        _raise_bad_number(data, origin)
+    triangles: npt.NDArray[np.float32] = numbers[:, 3:].reshape(-1, 3, 3).astype(np.float32)
+    return checked_mesh(triangles, origin, name, source)
+
+
+def _raise_malformed_facet(data: bytes, origin: Path) -> None:
+    covered = [(m.start(), m.end()) for m in _FACET.finditer(data)]
+    starts = {s for s, _ in covered}
+    for kw in _FACET_KEYWORD.finditer(data):
+        pos = kw.start()
+        if pos in starts:
+            continue
+        if any(s <= pos < e for s, e in covered):  # the "facet" inside "endfacet"
+            continue
+        raise ModelFileError(
+            origin,
+            f"line {line_number(data, pos)}: malformed facet (expected 'facet normal x y z', "
+            "'outer loop', three 'vertex x y z' lines, 'endloop', 'endfacet')",
+            hint="the ASCII STL is damaged; export it again, preferably as binary STL",
+        )
+    raise ModelFileError(origin, "malformed ASCII STL facet structure")  # pragma: no cover
+
+
+def _raise_bad_number(data: bytes, origin: Path) -> None:
+    for match in _FACET.finditer(data):
+        for group in range(1, 13):
+            token = match.group(group)
+            try:
+                float(token)
+            except ValueError:
+                raise ModelFileError(
+                    origin,
+                    f"line {line_number(data, match.start(group))}: "
+                    f"{token.decode('latin-1')!r} is not a number",
+                    hint="the ASCII STL is damaged; export it again, preferably as binary STL",
+                ) from None
+    raise ModelFileError(origin, "ASCII STL contains a value that is not a number")
+
+
+def _normals(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    t = triangles.astype(np.float64)
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where(length > 0, n / np.where(length > 0, length, 1.0), 0.0)
+    return unit.astype(np.float32)
+
+
+def write_stl(
+    path: Path | str, triangles: npt.ArrayLike, *, ascii: bool = False, name: str = ""
+) -> None:
+    """Write ``(N, 3, 3)`` triangles as binary (default) or ASCII STL, normals computed.
+
+    ASCII coordinates are written with 9 significant digits so float32 values read back
+    bit-identical.
+    """
+    tri = np.ascontiguousarray(np.asarray(triangles, dtype=np.float32).reshape(-1, 3, 3))
+    normals = _normals(tri)
+    path = Path(path)
+    if not ascii:
+        records = np.zeros(tri.shape[0], dtype=BINARY_RECORD_DTYPE)
+        records["normal"] = normals
+        records["vertices"] = tri
+        header = (f"binary STL {name}".encode("ascii", "replace") + b" " * 80)[:80]
+        path.write_bytes(header + tri.shape[0].to_bytes(4, "little") + records.tobytes())
+        return
+    label = name.replace("\n", " ")
+    facet = (
+        "  facet normal %.9g %.9g %.9g\n    outer loop\n"
+        "      vertex %.9g %.9g %.9g\n      vertex %.9g %.9g %.9g\n"
+        "      vertex %.9g %.9g %.9g\n    endloop\n  endfacet\n"
+    )
+    values = np.concatenate([normals, tri.reshape(-1, 9)], axis=1).astype(np.float64)
+    body = (facet * tri.shape[0]) % tuple(values.ravel().tolist())
+    path.write_text(f"solid {label}\n{body}endsolid {label}\n", encoding="ascii", newline="\n")
+
+
+def stl_completeness(path: Path | str) -> bool:
+    """True when an STL file looks completely written.
+
+    Binary: size is exactly ``84 + 50 * count``. ASCII: the last non-blank line starts with
+    ``endsolid``. False for missing, unreadable, partially written or oversized files. Reads
+    only the head and tail of the file, so it is cheap to poll.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(max(_TEXT_PROBE_BYTES, BINARY_HEADER_BYTES))
+            handle.seek(max(0, size - _ENDSOLID_TAIL_BYTES))
+            tail = handle.read()
+    except OSError:
+        return False
+    if size >= BINARY_HEADER_BYTES and size == BINARY_HEADER_BYTES + 50 * _binary_count(head):
+        return True
+    if head.lstrip()[:5].lower() == b"solid" and _looks_like_text(head):
+        return _ends_with_endsolid(tail)
+    return False
