@@ -25,8 +25,14 @@ PipelineError
  │         └── UnsupportedApiVersionError the server's API version is outside the range
  ├── ServerProcessError               a PreFormServer process failed (exit code, stderr tail)
  │    ├── ServerStartTimeoutError     no READY FOR INPUT before the start-up timeout
- │    └── PortInUseError              the port was taken
- └── StoreError                       the job store cannot be read or written
+ │    ├── PortInUseError              the port was taken
+ │    └── PoolExhaustedError          every server of the pool is retired (reasons per server)
+ ├── LeaseTimeoutError                no server of the pool became free before the lease timeout
+ ├── StoreError                       the job store cannot be read or written
+ └── CloudError                       talking to the Formlabs Web API failed (request, status, body)
+      ├── CloudAuthError               credentials or access token refused
+      ├── CloudRateLimitError          request budget exhausted and the caller would not wait
+      └── CloudUnavailableError        network failure or the Web API answered 5xx
 ```
 
 `TransientApiError` versus `PermanentApiError` is the distinction the executor acts on: the
@@ -42,14 +48,20 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "CloudAuthError",
+    "CloudError",
+    "CloudRateLimitError",
+    "CloudUnavailableError",
     "ConfigError",
     "ImportNotAppliedError",
+    "LeaseTimeoutError",
     "ModelFileError",
     "ModelTooLargeError",
     "OperationFailedError",
     "PermanentApiError",
     "PipelineError",
     "PlanningError",
+    "PoolExhaustedError",
     "PortInUseError",
     "Problem",
     "RecipeError",
@@ -282,5 +294,62 @@ class PortInUseError(ServerProcessError):
     """The server could not bind its port because another process holds it."""
 
 
+class PoolExhaustedError(ServerProcessError):
+    """Every server of the pool is retired; the message lists each one's reason."""
+
+
+class LeaseTimeoutError(PipelineError):
+    """No server of the pool became free within the caller's lease timeout."""
+
+
 class StoreError(PipelineError):
     """The job store cannot be opened, migrated, read or written."""
+
+
+class CloudError(PipelineError):
+    """Talking to the Formlabs Web API (Dashboard) failed; carries the request and the answer.
+
+    ``body`` is the decoded answer (JSON where it parsed, else text); it never holds the
+    request's credentials, which are not part of any answer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: RequestInfo | None = None,
+        status_code: int | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        where = f"{request}: " if request else ""
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(where + message + status, hint=hint)
+        self.request = request
+        self.status_code = status_code
+        self.body = body
+
+
+class CloudAuthError(CloudError):
+    """The client credentials were refused, or the Web API refused a freshly fetched token."""
+
+
+class CloudRateLimitError(CloudError):
+    """The request budget is spent and the caller asked not to wait for it to refill."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        request: RequestInfo | None = None,
+        status_code: int | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, request=request, status_code=status_code, body=body, hint=hint)
+        self.retry_after_s = retry_after_s
+
+
+class CloudUnavailableError(CloudError):
+    """The Web API could not be reached, timed out, or answered with a 5xx status."""

@@ -1,0 +1,56 @@
+"""Formlabs Web API (Dashboard Developer API): credentials, OAuth2 auth, rate limits, client.
+
+``WebApiClient`` is the entry point; see ``docs/cloud.md`` for configuration and behaviour.
+"""
+
+from __future__ import annotations
+
+from preform_pipeline.cloud.auth import AccessToken, ClientCredentialsAuth
+from preform_pipeline.cloud.client import DEFAULT_WEB_API_URL, WebApiClient, format_datetime
+from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, SystemClock
+from preform_pipeline.cloud.credentials import Credentials, load_credentials
+from preform_pipeline.cloud.models import (
+    PRINT_STATUSES,
+    TERMINAL_PRINT_STATUSES,
+    Cartridge,
+    Event,
+    GroupMember,
+    GroupRef,
+    Page,
+    Printer,
+    PrinterGroup,
+    PrintPart,
+    PrintRun,
+    QueueItem,
+    Tank,
+)
+from preform_pipeline.cloud.ratelimit import BudgetSnapshot, RateLimiter, parse_retry_after
+
+__all__ = [
+    "DEFAULT_WEB_API_URL",
+    "PRINT_STATUSES",
+    "SYSTEM_CLOCK",
+    "TERMINAL_PRINT_STATUSES",
+    "AccessToken",
+    "BudgetSnapshot",
+    "Cartridge",
+    "ClientCredentialsAuth",
+    "Clock",
+    "Credentials",
+    "Event",
+    "GroupMember",
+    "GroupRef",
+    "Page",
+    "PrintPart",
+    "PrintRun",
+    "Printer",
+    "PrinterGroup",
+    "QueueItem",
+    "RateLimiter",
+    "SystemClock",
+    "Tank",
+    "WebApiClient",
+    "format_datetime",
+    "load_credentials",
+    "parse_retry_after",
+]

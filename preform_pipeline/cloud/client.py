@@ -1,0 +1,693 @@
+"""The Formlabs Web API (Dashboard Developer API) client.
+
+Every request goes through three layers, outermost first:
+
+1. :class:`WebApiClient` builds the request (filters encoded as the API documents them), maps
+   failures onto the ``CloudError`` tree and parses answers into typed results;
+2. :class:`~preform_pipeline.cloud.auth.ClientCredentialsAuth` adds the bearer token, fetching
+   and refreshing it as needed;
+3. a metering transport takes each request, the token requests included, from the
+   :class:`~preform_pipeline.cloud.ratelimit.RateLimiter`, repeats it after a 429 once the
+   server's ``Retry-After`` has passed, and logs one ``web_api_request`` event per exchange.
+
+Paginated lists are generators: a page is fetched when the caller reaches it, never before.
+The server's ``next`` link is read for its query only and the request goes to this client's own
+base URL, so a link naming another host (or ``http`` behind a TLS proxy) never receives the
+token.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from preform_pipeline import __version__
+from preform_pipeline.cloud.auth import (
+    DEFAULT_TOKEN_REFRESH_MARGIN_S,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    ClientCredentialsAuth,
+)
+from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.cloud.credentials import Credentials
+from preform_pipeline.cloud.models import (
+    PRINT_STATUSES,
+    Cartridge,
+    Event,
+    Page,
+    Printer,
+    PrinterGroup,
+    PrintRun,
+    QueueItem,
+    Tank,
+)
+from preform_pipeline.cloud.ratelimit import (
+    DEFAULT_MAX_429_RETRIES,
+    DEFAULT_RETRY_AFTER_S,
+    BudgetSnapshot,
+    RateLimiter,
+    parse_retry_after,
+)
+from preform_pipeline.errors import (
+    CloudAuthError,
+    CloudError,
+    CloudRateLimitError,
+    CloudUnavailableError,
+    RequestInfo,
+)
+from preform_pipeline.logging import get_logger
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_PER_PAGE",
+    "DEFAULT_TIMEOUT_S",
+    "DEFAULT_WEB_API_URL",
+    "WebApiClient",
+    "format_datetime",
+]
+
+log = get_logger(__name__)
+
+DEFAULT_WEB_API_URL = "https://api.formlabs.com"
+API_PREFIX = "/developer/v1"
+#: Seconds to wait for connect, send and each read; the Web API answers lists in well under it.
+DEFAULT_TIMEOUT_S = 30.0
+#: Page size asked for when following pagination: fewer, larger pages spend less of the
+#: hourly request budget. The server may cap it lower; its ``next`` links are followed anyway.
+DEFAULT_PER_PAGE = 100
+# Answer bodies quoted in errors are cut to this many characters.
+_BODY_QUOTE_CHARS = 2000
+
+R = TypeVar("R")
+Params = list[tuple[str, str]]
+
+
+def format_datetime(value: datetime) -> str:
+    """A filter timestamp as the Web API expects: ISO 8601 in UTC with a ``Z`` suffix.
+
+    Naive datetimes are refused: the server would read them in its own zone, which silently
+    shifts the window a verification poll looks at.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{value!r} has no timezone; pass an aware datetime (e.g. datetime.now(timezone.utc))"
+        )
+    utc = value.astimezone(timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}"
+    return text + "Z"
+
+
+class _MeteredTransport(httpx.BaseTransport):
+    """Takes every request from the limiter, honours 429 Retry-After, logs each exchange."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        limiter: RateLimiter,
+        clock: Clock,
+        *,
+        max_429_retries: int,
+        wait_for_budget: bool,
+    ) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._clock = clock
+        self._max_429_retries = max_429_retries
+        self._wait = wait_for_budget
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                self._limiter.acquire(wait=self._wait)
+            except CloudRateLimitError as exc:
+                raise CloudRateLimitError(
+                    exc.message,
+                    retry_after_s=exc.retry_after_s,
+                    request=_info(request),
+                    hint=exc.hint,
+                ) from None
+            started = self._clock.monotonic()
+            try:
+                response = self._inner.handle_request(request)
+            except httpx.TransportError as exc:
+                log.debug(
+                    "web_api_request",
+                    method=request.method,
+                    path=request.url.path,
+                    status=None,
+                    error=type(exc).__name__,
+                    elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                    budget_remaining=self._limiter.remaining_this_hour,
+                )
+                raise
+            log.debug(
+                "web_api_request",
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                budget_remaining=self._limiter.remaining_this_hour,
+            )
+            if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+                return response
+            delay = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
+            wait_s = DEFAULT_RETRY_AFTER_S if delay is None else delay
+            # Everyone sharing this limiter holds back, not only this request.
+            self._limiter.defer(wait_s)
+            log.warning(
+                "web_api_rate_limited",
+                path=request.url.path,
+                retry_after_s=round(wait_s, 3),
+                attempt=attempt + 1,
+                max_retries=self._max_429_retries,
+            )
+            if attempt >= self._max_429_retries or not self._wait:
+                return response
+            response.read()
+            response.close()
+            attempt += 1
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class WebApiClient:
+    """Typed access to the Web API: printers, prints, tanks, cartridges, events, groups.
+
+    Use as a context manager (or call :meth:`close`); closing logs the request budget spent.
+    ``transport`` replaces the network (``httpx.MockTransport`` in tests); ``limiter`` may be
+    shared by several clients of the same Dashboard user; ``clock`` and ``sleep`` are the time
+    seams handed to the token cache and the default limiter. With ``wait_for_budget=False``
+    a spent hourly budget or a 429 raises :class:`CloudRateLimitError` instead of waiting.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_WEB_API_URL,
+        transport: httpx.BaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = time.sleep,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        token_refresh_margin_s: float = DEFAULT_TOKEN_REFRESH_MARGIN_S,
+        max_429_retries: int = DEFAULT_MAX_429_RETRIES,
+        wait_for_budget: bool = True,
+        per_page: int = DEFAULT_PER_PAGE,
+    ) -> None:
+        if per_page < 1:
+            raise ValueError(f"per_page must be at least 1, not {per_page}")
+        self._limiter = limiter if limiter is not None else RateLimiter(clock=clock, sleep=sleep)
+        self._clock = clock
+        self._per_page = per_page
+        metered = _MeteredTransport(
+            transport if transport is not None else httpx.HTTPTransport(),
+            self._limiter,
+            clock,
+            max_429_retries=max_429_retries,
+            wait_for_budget=wait_for_budget,
+        )
+        self._http = httpx.Client(
+            base_url=base_url,
+            transport=metered,
+            timeout=timeout_s,
+            headers={
+                "Accept": "application/json",
+                "User-Agent": f"preform-pipeline/{__version__}",
+            },
+            # A redirect would carry the bearer token to wherever it points.
+            follow_redirects=False,
+        )
+        # Kept under the base URL's own path, so a proxy prefix (https://host/formlabs) holds.
+        root = str(self._http.base_url).rstrip("/")
+        self._auth = ClientCredentialsAuth(
+            credentials,
+            token_url=root + TOKEN_PATH,
+            revoke_url=root + REVOKE_PATH,
+            clock=clock,
+            refresh_margin_s=token_refresh_margin_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"WebApiClient(base_url={str(self._http.base_url)!r})"
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> WebApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close connections and log the hourly budget spent and left."""
+        if self._http.is_closed:
+            return
+        self._http.close()
+        log.info("web_api_budget", **self.budget().as_dict())
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    @property
+    def auth(self) -> ClientCredentialsAuth:
+        return self._auth
+
+    def budget(self) -> BudgetSnapshot:
+        """Requests spent and left in the current hour (for logs and the run report)."""
+        return self._limiter.snapshot()
+
+    def revoke(self) -> bool:
+        """Revoke the cached access token on the server; False when none was fetched yet."""
+        return self._auth.revoke(lambda request: self._send(request, authenticate=False))
+
+    # -- printers -----------------------------------------------------------------------------
+
+    def list_printers(self) -> tuple[Printer, ...]:
+        """Every printer on the account (one request: this list is not paginated)."""
+        return self._get_array(f"{API_PREFIX}/printers/", (), Printer.from_json)
+
+    def get_printer(self, serial: str) -> Printer:
+        """One printer by serial; CloudError with status 404 when the account has no such."""
+        data = self._get_json(f"{API_PREFIX}/printers/{_segment(serial)}/", ())
+        if not isinstance(data, dict):
+            raise self._shape_error(f"{API_PREFIX}/printers/{serial}/", "an object", data)
+        return Printer.from_json(data)
+
+    # -- prints -------------------------------------------------------------------------------
+
+    def iter_prints(
+        self,
+        *,
+        date: datetime | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        machine_type_id: str | Sequence[str] | None = None,
+        material: str | None = None,
+        name: str | None = None,
+        printer: str | None = None,
+        status: str | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[PrintRun]:
+        """Every print on the account matching the filters, newest first, fetched lazily.
+
+        ``name`` matches a substring; ``status`` is one of :data:`PRINT_STATUSES`;
+        ``machine_type_id`` may name several machine types.
+        """
+        params = _print_filters(
+            date, date__gt, date__lt, machine_type_id, material, name, printer, status
+        )
+        return self._iterate(f"{API_PREFIX}/prints/", params, per_page, PrintRun.from_json)
+
+    def list_prints_page(
+        self,
+        page: int = 1,
+        per_page: int | None = None,
+        *,
+        date: datetime | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        machine_type_id: str | Sequence[str] | None = None,
+        material: str | None = None,
+        name: str | None = None,
+        printer: str | None = None,
+        status: str | None = None,
+    ) -> Page[PrintRun]:
+        """One page of :meth:`iter_prints` (pages count from 1)."""
+        params = _print_filters(
+            date, date__gt, date__lt, machine_type_id, material, name, printer, status
+        )
+        return self._page(f"{API_PREFIX}/prints/", params, page, per_page, PrintRun.from_json)
+
+    def iter_printer_prints(
+        self,
+        printer_serial: str,
+        *,
+        date: datetime | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        machine_type_id: str | Sequence[str] | None = None,
+        material: str | None = None,
+        name: str | None = None,
+        printer: str | None = None,
+        status: str | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[PrintRun]:
+        """The prints of one printer, same filters as :meth:`iter_prints`, fetched lazily."""
+        params = _print_filters(
+            date, date__gt, date__lt, machine_type_id, material, name, printer, status
+        )
+        path = f"{API_PREFIX}/printers/{_segment(printer_serial)}/prints/"
+        return self._iterate(path, params, per_page, PrintRun.from_json)
+
+    def list_printer_prints_page(
+        self,
+        printer_serial: str,
+        page: int = 1,
+        per_page: int | None = None,
+        *,
+        date: datetime | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        machine_type_id: str | Sequence[str] | None = None,
+        material: str | None = None,
+        name: str | None = None,
+        printer: str | None = None,
+        status: str | None = None,
+    ) -> Page[PrintRun]:
+        """One page of :meth:`iter_printer_prints`."""
+        params = _print_filters(
+            date, date__gt, date__lt, machine_type_id, material, name, printer, status
+        )
+        path = f"{API_PREFIX}/printers/{_segment(printer_serial)}/prints/"
+        return self._page(path, params, page, per_page, PrintRun.from_json)
+
+    # -- consumables --------------------------------------------------------------------------
+
+    def iter_tanks(self, *, per_page: int | None = None) -> Iterator[Tank]:
+        """Every resin tank on the account, fetched lazily."""
+        return self._iterate(f"{API_PREFIX}/tanks/", [], per_page, Tank.from_json)
+
+    def list_tanks_page(self, page: int = 1, per_page: int | None = None) -> Page[Tank]:
+        return self._page(f"{API_PREFIX}/tanks/", [], page, per_page, Tank.from_json)
+
+    def iter_cartridges(self, *, per_page: int | None = None) -> Iterator[Cartridge]:
+        """Every resin cartridge on the account, fetched lazily."""
+        return self._iterate(f"{API_PREFIX}/cartridges/", [], per_page, Cartridge.from_json)
+
+    def list_cartridges_page(self, page: int = 1, per_page: int | None = None) -> Page[Cartridge]:
+        return self._page(f"{API_PREFIX}/cartridges/", [], page, per_page, Cartridge.from_json)
+
+    # -- events -------------------------------------------------------------------------------
+
+    def iter_events(
+        self,
+        *,
+        cartridge: str | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        print_run: str | None = None,
+        printer: str | None = None,
+        tank: str | None = None,
+        type: str | None = None,
+        per_page: int | None = None,
+    ) -> Iterator[Event]:
+        """Events on the account matching the filters (serials, print id, type), lazily."""
+        params = _event_filters(cartridge, date__gt, date__lt, print_run, printer, tank, type)
+        return self._iterate(f"{API_PREFIX}/events/", params, per_page, Event.from_json)
+
+    def list_events_page(
+        self,
+        page: int = 1,
+        per_page: int | None = None,
+        *,
+        cartridge: str | None = None,
+        date__gt: datetime | None = None,
+        date__lt: datetime | None = None,
+        print_run: str | None = None,
+        printer: str | None = None,
+        tank: str | None = None,
+        type: str | None = None,
+    ) -> Page[Event]:
+        """One page of :meth:`iter_events`."""
+        params = _event_filters(cartridge, date__gt, date__lt, print_run, printer, tank, type)
+        return self._page(f"{API_PREFIX}/events/", params, page, per_page, Event.from_json)
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def list_groups(self) -> tuple[PrinterGroup, ...]:
+        """Every printer group of the account (one request: this list is not paginated)."""
+        return self._get_array(f"{API_PREFIX}/groups/", (), PrinterGroup.from_json)
+
+    def list_group_queue(self, group_id: str) -> tuple[QueueItem, ...]:
+        """The Fleet Control queue of a group (empty for groups without Fleet Control)."""
+        path = f"{API_PREFIX}/groups/{_segment(group_id)}/queue/"
+        return self._get_array(path, (), QueueItem.from_json)
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _iterate(
+        self,
+        path: str,
+        filters: Params,
+        per_page: int | None,
+        parse: Callable[[dict[str, Any]], R],
+    ) -> Iterator[R]:
+        size = _page_size(per_page, self._per_page)
+        # Validation happened in the caller; the generator below runs on first next().
+        return self._follow(path, [*filters, ("per_page", str(size))], parse)
+
+    def _follow(
+        self, path: str, params: Params, parse: Callable[[dict[str, Any]], R]
+    ) -> Iterator[R]:
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        while True:
+            key = tuple(sorted(params))
+            if key in seen:
+                raise CloudError(
+                    f"the Web API's pagination of {path} loops back to a page already read",
+                    hint="report this to Formlabs support; the list cannot be read in full",
+                )
+            seen.add(key)
+            body = self._get_json(path, params)
+            results, next_link = self._paginated(path, body)
+            for item in results:
+                yield parse(item)
+            if next_link is None:
+                return
+            params = list(httpx.URL(next_link).params.multi_items())
+
+    def _page(
+        self,
+        path: str,
+        filters: Params,
+        page: int,
+        per_page: int | None,
+        parse: Callable[[dict[str, Any]], R],
+    ) -> Page[R]:
+        if page < 1:
+            raise ValueError(f"pages count from 1, not {page}")
+        size = _page_size(per_page, self._per_page)
+        params = [*filters, ("page", str(page)), ("per_page", str(size))]
+        body = self._get_json(path, params)
+        results, next_link = self._paginated(path, body)
+        assert isinstance(body, dict)
+        count = body.get("count")
+        previous = body.get("previous")
+        return Page(
+            items=tuple(parse(item) for item in results),
+            page=page,
+            per_page=size,
+            count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+            next_page=_linked_page(next_link, page + 1),
+            previous_page=_linked_page(previous if isinstance(previous, str) else None, 1),
+        )
+
+    def _paginated(self, path: str, body: Any) -> tuple[list[dict[str, Any]], str | None]:
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise self._shape_error(path, "a page object with 'results'", body)
+        results = [item for item in body["results"] if isinstance(item, dict)]
+        next_link = body.get("next")
+        return results, next_link if isinstance(next_link, str) and next_link else None
+
+    def _get_array(
+        self, path: str, params: Sequence[tuple[str, str]], parse: Callable[[dict[str, Any]], R]
+    ) -> tuple[R, ...]:
+        body = self._get_json(path, params)
+        if not isinstance(body, list):
+            raise self._shape_error(path, "a list", body)
+        return tuple(parse(item) for item in body if isinstance(item, dict))
+
+    def _get_json(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
+        request = self._http.build_request("GET", path, params=list(params))
+        response = self._send(request, authenticate=True)
+        if response.status_code // 100 != 2:
+            raise _status_error(response, self._clock.now())
+        try:
+            return response.json()
+        except ValueError:
+            raise CloudError(
+                "the Web API answered with something that is not JSON",
+                request=_info(request),
+                status_code=response.status_code,
+                body=response.text[:_BODY_QUOTE_CHARS],
+                hint="check that the base URL points at the Formlabs Web API",
+            ) from None
+
+    def _send(self, request: httpx.Request, *, authenticate: bool) -> httpx.Response:
+        if self._http.is_closed:
+            raise CloudError("the Web API client is closed", request=_info(request))
+        try:
+            return self._http.send(request, auth=self._auth if authenticate else None)
+        except httpx.TimeoutException as exc:
+            raise CloudUnavailableError(
+                f"no answer from the Web API in time ({type(exc).__name__})",
+                request=_info(request),
+                hint="check the network connection; the request will succeed once it is back",
+            ) from exc
+        except httpx.TransportError as exc:
+            raise CloudUnavailableError(
+                f"cannot reach the Web API: {exc}",
+                request=_info(request),
+                hint="check the network connection, proxy settings and the configured base URL",
+            ) from exc
+
+    def _shape_error(self, path: str, expected: str, body: Any) -> CloudError:
+        return CloudError(
+            f"the Web API answered {path} with {type(body).__name__} where {expected} was "
+            "expected",
+            body=body,
+            hint="the Web API may have changed; report the answer with the version in use",
+        )
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _info(request: httpx.Request) -> RequestInfo:
+    # The query is kept: it holds filters only, never credentials.
+    return RequestInfo(request.method, str(request.url))
+
+
+def _segment(value: str) -> str:
+    if not value:
+        raise ValueError("a serial or id in a path must not be empty")
+    return urllib.parse.quote(value, safe="")
+
+
+def _page_size(per_page: int | None, default: int) -> int:
+    size = default if per_page is None else per_page
+    if size < 1:
+        raise ValueError(f"per_page must be at least 1, not {size}")
+    return size
+
+
+def _linked_page(link: str | None, default: int) -> int | None:
+    """The page number a pagination link points at (links to page 1 often omit it)."""
+    if link is None:
+        return None
+    value = httpx.URL(link).params.get("page")
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _print_filters(
+    date: datetime | None,
+    date__gt: datetime | None,
+    date__lt: datetime | None,
+    machine_type_id: str | Sequence[str] | None,
+    material: str | None,
+    name: str | None,
+    printer: str | None,
+    status: str | None,
+) -> Params:
+    params: Params = []
+    for key, when in (("date", date), ("date__gt", date__gt), ("date__lt", date__lt)):
+        if when is not None:
+            params.append((key, format_datetime(when)))
+    if machine_type_id is not None:
+        # Documented as an exploded array: one machine_type_id=... per value.
+        ids = [machine_type_id] if isinstance(machine_type_id, str) else list(machine_type_id)
+        params.extend(("machine_type_id", str(item)) for item in ids)
+    if status is not None and status not in PRINT_STATUSES:
+        known = ", ".join(sorted(PRINT_STATUSES))
+        raise ValueError(f"unknown print status {status!r}; the Web API knows {known}")
+    for key, text in (
+        ("material", material),
+        ("name", name),
+        ("printer", printer),
+        ("status", status),
+    ):
+        if text is not None:
+            params.append((key, text))
+    return params
+
+
+def _event_filters(
+    cartridge: str | None,
+    date__gt: datetime | None,
+    date__lt: datetime | None,
+    print_run: str | None,
+    printer: str | None,
+    tank: str | None,
+    type_: str | None,
+) -> Params:
+    params: Params = []
+    for key, when in (("date__gt", date__gt), ("date__lt", date__lt)):
+        if when is not None:
+            params.append((key, format_datetime(when)))
+    for key, text in (
+        ("cartridge", cartridge),
+        ("print_run", print_run),
+        ("printer", printer),
+        ("tank", tank),
+        ("type", type_),
+    ):
+        if text is not None:
+            params.append((key, text))
+    return params
+
+
+def _status_error(response: httpx.Response, now: datetime) -> CloudError:
+    request = _info(response.request)
+    status = response.status_code
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:_BODY_QUOTE_CHARS]
+    if status == httpx.codes.UNAUTHORIZED:
+        return CloudAuthError(
+            "the Web API refused a freshly fetched access token",
+            request=request,
+            status_code=status,
+            body=body,
+            hint="the application credentials are valid but lack access to this resource; "
+            "check them on the Dashboard's Developer Tools page",
+        )
+    if status == httpx.codes.TOO_MANY_REQUESTS:
+        return CloudRateLimitError(
+            "the Web API kept answering 'too many requests'",
+            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now),
+            request=request,
+            status_code=status,
+            body=body,
+            hint="another program may be spending the same account's 1,500 requests/hour; "
+            "lower the hourly budget share or wait",
+        )
+    if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+        return CloudUnavailableError(
+            "the Web API failed",
+            request=request,
+            status_code=status,
+            body=body,
+            hint="the Web API is having trouble; try again later",
+        )
+    hints: dict[int, str] = {
+        httpx.codes.FORBIDDEN: "the application's user has no access to this resource",
+        httpx.codes.NOT_FOUND: "check the printer serial or group id; it is not on this account",
+    }
+    return CloudError(
+        "the Web API refused the request",
+        request=request,
+        status_code=status,
+        body=body,
+        hint=hints.get(status),
+    )

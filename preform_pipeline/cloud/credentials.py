@@ -1,0 +1,188 @@
+"""Web API application credentials (client id and secret) from settings, environment or files.
+
+Each of the two values is looked up on its own, first source that has it wins:
+
+1. the environment variable itself (``PREFORM_PIPELINE_CLIENT_SECRET``),
+2. the environment variable naming a file that holds it (``PREFORM_PIPELINE_CLIENT_SECRET_FILE``),
+3. the settings section's value (``client_secret``),
+4. the settings section's file (``client_secret_file``).
+
+The environment wins over the settings file because it is the more specific of the two: a
+deployment sets it for one run or one service without editing the shared settings. Setting a
+value and its ``_FILE`` twin in the same place is refused as ambiguous rather than guessed.
+Secrets are never taken from the command line, where every user of the machine can read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from preform_pipeline.errors import ConfigError
+
+__all__ = [
+    "ENV_CLIENT_ID",
+    "ENV_CLIENT_ID_FILE",
+    "ENV_CLIENT_SECRET",
+    "ENV_CLIENT_SECRET_FILE",
+    "SETTINGS_CLIENT_ID",
+    "SETTINGS_CLIENT_ID_FILE",
+    "SETTINGS_CLIENT_SECRET",
+    "SETTINGS_CLIENT_SECRET_FILE",
+    "Credentials",
+    "load_credentials",
+]
+
+ENV_CLIENT_ID = "PREFORM_PIPELINE_CLIENT_ID"
+ENV_CLIENT_SECRET = "PREFORM_PIPELINE_CLIENT_SECRET"
+ENV_CLIENT_ID_FILE = "PREFORM_PIPELINE_CLIENT_ID_FILE"
+ENV_CLIENT_SECRET_FILE = "PREFORM_PIPELINE_CLIENT_SECRET_FILE"
+
+#: Keys read from the settings section handed to :func:`load_credentials`.
+SETTINGS_CLIENT_ID = "client_id"
+SETTINGS_CLIENT_SECRET = "client_secret"
+SETTINGS_CLIENT_ID_FILE = "client_id_file"
+SETTINGS_CLIENT_SECRET_FILE = "client_secret_file"
+
+_HIDDEN = "[hidden]"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A Dashboard application's client id and secret; the secret never shows in a repr."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, client_secret={_HIDDEN})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """How one value is found: its environment names and its settings keys."""
+
+    what: str
+    env: str
+    env_file: str
+    key: str
+    key_file: str
+
+
+_CLIENT_ID = _Lookup(
+    "client id", ENV_CLIENT_ID, ENV_CLIENT_ID_FILE, SETTINGS_CLIENT_ID, SETTINGS_CLIENT_ID_FILE
+)
+_CLIENT_SECRET = _Lookup(
+    "client secret",
+    ENV_CLIENT_SECRET,
+    ENV_CLIENT_SECRET_FILE,
+    SETTINGS_CLIENT_SECRET,
+    SETTINGS_CLIENT_SECRET_FILE,
+)
+
+
+def load_credentials(
+    settings_section: Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    *,
+    settings_source: str = "settings",
+    base_dir: Path | None = None,
+) -> Credentials:
+    """Find the client id and secret (module docstring gives the order); ConfigError if absent.
+
+    ``settings_source`` names the settings section in messages (``settings.yaml: cloud``);
+    ``base_dir`` anchors relative ``*_file`` paths from the settings file (defaults to the
+    working directory). Environment ``*_FILE`` paths are taken as given.
+    """
+    section: Mapping[str, Any] = settings_section or {}
+    client_id = _find(_CLIENT_ID, section, env, settings_source, base_dir)
+    client_secret = _find(_CLIENT_SECRET, section, env, settings_source, base_dir)
+    found = ((_CLIENT_ID, client_id), (_CLIENT_SECRET, client_secret))
+    missing = [lookup for lookup, value in found if value is None]
+    if missing:
+        names = " and ".join(m.what for m in missing)
+        ways = "; ".join(
+            f"{m.env} (or {m.env_file} naming a file that holds it, or {m.key!r} in the "
+            f"settings)"
+            for m in missing
+        )
+        raise ConfigError(
+            f"no Web API {names} configured",
+            source="environment",
+            hint=f"set {ways}; create application credentials on the Dashboard's "
+            "Developer Tools page",
+        )
+    assert client_id is not None and client_secret is not None
+    return Credentials(client_id, client_secret)
+
+
+def _find(
+    lookup: _Lookup,
+    section: Mapping[str, Any],
+    env: Mapping[str, str],
+    settings_source: str,
+    base_dir: Path | None,
+) -> str | None:
+    direct = env.get(lookup.env) or None
+    from_file = env.get(lookup.env_file) or None
+    if direct is not None and from_file is not None:
+        raise ConfigError(
+            f"both {lookup.env} and {lookup.env_file} are set",
+            source="environment",
+            hint=f"set only one of them for the {lookup.what}",
+        )
+    if direct is not None:
+        return direct
+    if from_file is not None:
+        return _read_secret_file(Path(from_file), lookup, f"${lookup.env_file}")
+
+    value = section.get(lookup.key)
+    path_value = section.get(lookup.key_file)
+    for key, given in ((lookup.key, value), (lookup.key_file, path_value)):
+        if given is not None and not isinstance(given, str):
+            raise ConfigError(
+                f"{key!r} must be a string, not {type(given).__name__}",
+                source=settings_source,
+                hint=f"quote the {lookup.what} in the settings file",
+            )
+    value = value or None
+    path_value = path_value or None
+    if value is not None and path_value is not None:
+        raise ConfigError(
+            f"both {lookup.key!r} and {lookup.key_file!r} are set",
+            source=settings_source,
+            hint=f"keep only one of them for the {lookup.what}",
+        )
+    if value is not None:
+        return str(value)
+    if path_value is not None:
+        path = Path(str(path_value))
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return _read_secret_file(path, lookup, f"{settings_source}: {lookup.key_file}")
+    return None
+
+
+def _read_secret_file(path: Path, lookup: _Lookup, named_by: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the {lookup.what} file named by {named_by}: {exc.strerror or exc}",
+            source=str(path),
+            hint="check that the file exists and that this user may read it",
+        ) from None
+    # Editors and `echo` add a final newline that is not part of the value; other whitespace
+    # is kept because it could be.
+    value = text.rstrip("\r\n")
+    if not value:
+        raise ConfigError(
+            f"the {lookup.what} file named by {named_by} is empty",
+            source=str(path),
+            hint=f"write the {lookup.what} into the file",
+        )
+    return value

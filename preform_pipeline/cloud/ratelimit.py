@@ -1,0 +1,291 @@
+"""Keeping the Web API client inside Formlabs' rate limits, on the client side.
+
+The Web API allows 100 requests a second from one IP address and 1,500 requests an hour for
+one user, and answers 429 with ``Retry-After`` past either. The pipeline shares that hourly
+allowance with whatever else the user runs against their account (a Dashboard integration, a
+second pipeline), so :class:`RateLimiter` only spends a configurable share of it.
+
+Two limits apply to every request, the token request included:
+
+- a token bucket refilled at ``max_per_second`` holding at most ``burst`` tokens: in any
+  one-second window at most ``max_per_second + burst`` requests leave, which the constructor
+  keeps under the per-IP limit;
+- a sliding one-hour window holding the send time of every request: while it holds the hourly
+  budget (``share x 1,500``), the next request waits until the oldest one is an hour old.
+
+A 429 from the server (the limit was shared with someone else, or the server counts
+differently) calls :meth:`RateLimiter.defer`, which holds every caller of this limiter back
+until the ``Retry-After`` time has passed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.errors import CloudRateLimitError, ConfigError
+from preform_pipeline.logging import get_logger
+
+__all__ = [
+    "DEFAULT_BUDGET_WARN_FRACTION",
+    "DEFAULT_BURST",
+    "DEFAULT_HOURLY_BUDGET_SHARE",
+    "DEFAULT_MAX_429_RETRIES",
+    "DEFAULT_MAX_PER_SECOND",
+    "DEFAULT_RETRY_AFTER_S",
+    "HOURLY_WINDOW_S",
+    "WEB_API_MAX_PER_HOUR",
+    "WEB_API_MAX_PER_SECOND",
+    "BudgetSnapshot",
+    "RateLimiter",
+    "parse_retry_after",
+]
+
+log = get_logger(__name__)
+
+#: Documented server limits: requests a second per IP address, requests an hour per user.
+WEB_API_MAX_PER_SECOND = 100
+WEB_API_MAX_PER_HOUR = 1500
+HOURLY_WINDOW_S = 3600.0
+
+#: A fifth of the per-IP limit: other programs on the same machine or NAT share that limit.
+DEFAULT_MAX_PER_SECOND = 20.0
+#: Requests that may leave back to back after a quiet spell, on top of the steady rate.
+DEFAULT_BURST = 5
+#: Share of the hourly allowance this pipeline spends; the rest stays for the user's other tools.
+DEFAULT_HOURLY_BUDGET_SHARE = 0.8
+#: Times one request is repeated after a 429 before the caller gets the 429 as an error.
+DEFAULT_MAX_429_RETRIES = 3
+#: Wait after a 429 whose Retry-After is missing or unreadable.
+DEFAULT_RETRY_AFTER_S = 60.0
+#: Below this fraction of the hourly budget left, one warning is logged.
+DEFAULT_BUDGET_WARN_FRACTION = 0.1
+
+# Float slack for "has this instant passed": a sleep of exactly the computed delay must count
+# as enough, or a manual clock would be asked to sleep ever smaller amounts forever.
+_EPSILON_S = 1e-6
+
+
+@dataclass(frozen=True)
+class BudgetSnapshot:
+    """The hourly request budget at one instant, for logs and the run report.
+
+    ``spent`` and ``remaining`` count the sliding window of ``window_s`` seconds ending now;
+    ``total`` counts every request since the limiter was made and ``waited_s`` the time callers
+    spent waiting for the limiter.
+    """
+
+    spent: int
+    remaining: int
+    limit: int
+    window_s: float
+    total: int = 0
+    waited_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "spent": self.spent,
+            "remaining": self.remaining,
+            "limit": self.limit,
+            "window_s": self.window_s,
+            "total": self.total,
+            "waited_s": round(self.waited_s, 3),
+        }
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date.
+
+    ``now`` is the current wall-clock time (aware). Dates in the past give 0; a missing or
+    unreadable value gives ``None`` so the caller can choose its own default.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        # RFC 9110 dates are always GMT; a naive result means the zone was "-0000".
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+class RateLimiter:
+    """Per-second token bucket plus hourly sliding-window budget; thread-safe.
+
+    ``clock`` and ``sleep`` are the seams tests replace: :meth:`acquire` reads the clock, and
+    when it has to wait calls ``sleep`` and reads the clock again.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_per_second: float = DEFAULT_MAX_PER_SECOND,
+        burst: int = DEFAULT_BURST,
+        hourly_share: float = DEFAULT_HOURLY_BUDGET_SHARE,
+        hourly_allowance: int = WEB_API_MAX_PER_HOUR,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep = time.sleep,
+        warn_fraction: float = DEFAULT_BUDGET_WARN_FRACTION,
+    ) -> None:
+        if not max_per_second > 0 or burst < 1:
+            raise ConfigError(
+                f"max_per_second={max_per_second} and burst={burst} must be positive",
+                source="cloud rate limit",
+            )
+        if max_per_second + burst >= WEB_API_MAX_PER_SECOND:
+            raise ConfigError(
+                f"max_per_second + burst = {max_per_second + burst} would reach the Web API's "
+                f"{WEB_API_MAX_PER_SECOND} requests/s limit",
+                source="cloud rate limit",
+                hint=f"keep max_per_second + burst below {WEB_API_MAX_PER_SECOND}",
+            )
+        if not 0 < hourly_share <= 1:
+            raise ConfigError(
+                f"hourly_share={hourly_share} must be more than 0 and at most 1",
+                source="cloud rate limit",
+                hint="give the share of the 1,500 requests/hour this pipeline may use, e.g. 0.8",
+            )
+        self.max_per_second = float(max_per_second)
+        self.burst = int(burst)
+        self.hourly_share = float(hourly_share)
+        self.hourly_limit = max(1, int(hourly_allowance * hourly_share))
+        self._clock = clock
+        self._sleep = sleep
+        self._warn_below = int(self.hourly_limit * warn_fraction)
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._refilled_at = clock.monotonic()
+        self._sent: deque[float] = deque()
+        self._blocked_until = -math.inf
+        self._total = 0
+        self._waited_s = 0.0
+        self._warned = False
+
+    # -- reading the budget -------------------------------------------------------------------
+
+    @property
+    def spent_this_hour(self) -> int:
+        """Requests sent in the last hour (sliding window)."""
+        with self._lock:
+            self._forget_old(self._clock.monotonic())
+            return len(self._sent)
+
+    @property
+    def remaining_this_hour(self) -> int:
+        """Requests that may still be sent before the hourly budget makes callers wait."""
+        return max(0, self.hourly_limit - self.spent_this_hour)
+
+    def snapshot(self) -> BudgetSnapshot:
+        with self._lock:
+            self._forget_old(self._clock.monotonic())
+            spent = len(self._sent)
+            return BudgetSnapshot(
+                spent=spent,
+                remaining=max(0, self.hourly_limit - spent),
+                limit=self.hourly_limit,
+                window_s=HOURLY_WINDOW_S,
+                total=self._total,
+                waited_s=self._waited_s,
+            )
+
+    # -- spending it --------------------------------------------------------------------------
+
+    def acquire(self, *, wait: bool = True) -> float:
+        """Take one request from the budget, waiting until allowed; returns the seconds waited.
+
+        With ``wait=False`` a wait for the hourly budget or for a server's ``Retry-After``
+        raises :class:`CloudRateLimitError` instead (the sub-second waits of the per-second
+        bucket are always taken: they are what keeps the client polite).
+        """
+        waited = 0.0
+        warn = False
+        remaining = self.hourly_limit
+        while True:
+            with self._lock:
+                now = self._clock.monotonic()
+                delay, reason = self._delay(now)
+                if delay <= 0:
+                    self._take(now)
+                    self._waited_s += waited
+                    remaining = self.hourly_limit - len(self._sent)
+                    warn = not self._warned and remaining <= self._warn_below
+                    if warn:
+                        self._warned = True
+                    elif remaining > self._warn_below:
+                        self._warned = False
+                    break
+            if reason != "per_second":
+                if not wait:
+                    self._waited_s += waited
+                    raise CloudRateLimitError(
+                        "the Web API request budget is spent"
+                        if reason == "hourly_budget"
+                        else "the Web API asked to wait before the next request",
+                        retry_after_s=delay,
+                        hint=f"retry in {math.ceil(delay)} s, or raise the hourly budget share "
+                        f"(now {self.hourly_share:g} of {WEB_API_MAX_PER_HOUR}/hour)",
+                    )
+                log.info("web_api_budget_wait", reason=reason, wait_s=round(delay, 3))
+            self._sleep(delay)
+            waited += delay
+        if warn:
+            log.warning(
+                "web_api_budget_low",
+                remaining=remaining,
+                limit=self.hourly_limit,
+                window_s=HOURLY_WINDOW_S,
+            )
+        return waited
+
+    def defer(self, seconds: float) -> None:
+        """Hold every caller back for ``seconds`` (the server answered 429 with Retry-After)."""
+        with self._lock:
+            until = self._clock.monotonic() + max(0.0, seconds)
+            self._blocked_until = max(self._blocked_until, until)
+
+    # -- internals (called with the lock held) ------------------------------------------------
+
+    def _forget_old(self, now: float) -> None:
+        horizon = now - HOURLY_WINDOW_S + _EPSILON_S
+        while self._sent and self._sent[0] <= horizon:
+            self._sent.popleft()
+
+    def _refill(self, now: float) -> None:
+        elapsed = max(0.0, now - self._refilled_at)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.max_per_second)
+        self._refilled_at = now
+
+    def _delay(self, now: float) -> tuple[float, str]:
+        """Seconds until a request may leave (<= 0: now), and which limit imposes the wait."""
+        if self._blocked_until > now + _EPSILON_S:
+            return self._blocked_until - now, "retry_after"
+        self._forget_old(now)
+        if len(self._sent) >= self.hourly_limit:
+            return self._sent[0] + HOURLY_WINDOW_S - now, "hourly_budget"
+        self._refill(now)
+        if self._tokens >= 1 - _EPSILON_S * self.max_per_second:
+            return 0.0, ""
+        return (1 - self._tokens) / self.max_per_second, "per_second"
+
+    def _take(self, now: float) -> None:
+        self._tokens = max(0.0, self._tokens - 1)
+        self._sent.append(now)
+        self._total += 1

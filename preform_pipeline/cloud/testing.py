@@ -1,0 +1,603 @@
+"""Test helpers for code that uses the Web API client (shipped in the package, like structlog's).
+
+- :class:`ManualClock`: a clock that only moves when told to; its :meth:`~ManualClock.sleep`
+  advances it, so code that waits for a rate limit runs instantly and deterministically.
+- :class:`FakeWebApi`: an in-process Web API behind ``httpx.MockTransport``: issues and checks
+  tokens, paginates lists, applies the print filters, records every request, and answers
+  with scripted failures (429, 401, 5xx) on demand.
+- ``sample_*`` functions: records shaped as the Web API's answers, overridable per field.
+
+This is not the Dashboard simulator (a real HTTP server); it exercises the client in-process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import urllib.parse
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import httpx
+
+from preform_pipeline.cloud.auth import REVOKE_PATH, TOKEN_PATH
+from preform_pipeline.cloud.client import API_PREFIX
+from preform_pipeline.cloud.models import parse_datetime
+
+__all__ = [
+    "DEFAULT_FAKE_BASE_URL",
+    "DEFAULT_FAKE_PER_PAGE",
+    "FakeWebApi",
+    "ManualClock",
+    "ScriptedAnswer",
+    "sample_cartridge",
+    "sample_event",
+    "sample_group",
+    "sample_print_run",
+    "sample_printer",
+    "sample_queue_item",
+    "sample_tank",
+]
+
+DEFAULT_FAKE_BASE_URL = "https://api.formlabs.test"
+#: Page size the fake uses when a request names none (the real default is not documented).
+DEFAULT_FAKE_PER_PAGE = 20
+_EPOCH = datetime(2025, 1, 6, 8, 0, tzinfo=timezone.utc)
+_EXACT_PRINT_FILTERS = ("printer", "status", "material")
+_EXACT_EVENT_FILTERS = ("printer", "tank", "cartridge", "type")
+_UNAUTHENTICATED = {"detail": "Authentication credentials were not provided."}
+_INVALID_GRANT = {"error": "invalid_grant", "error_description": "Invalid credentials given."}
+
+
+class ManualClock:
+    """A monotonic and a wall clock that move together, only through advance() and sleep()."""
+
+    def __init__(self, *, start: float = 1_000.0, wall: datetime = _EPOCH) -> None:
+        self._monotonic = start
+        self._start = start
+        self._wall = wall
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def now(self) -> datetime:
+        return self._wall + timedelta(seconds=self._monotonic - self._start)
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not go backwards")
+        self._monotonic += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Record the sleep and move time forward by it (the ``sleep=`` seam)."""
+        self.sleeps.append(seconds)
+        self.advance(max(0.0, seconds))
+
+    @property
+    def slept(self) -> float:
+        return sum(self.sleeps)
+
+
+@dataclass
+class ScriptedAnswer:
+    """An answer the fake gives instead of the real one, to the next matching request."""
+
+    status: int
+    json: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Only requests to this path match (any path when None).
+    path: str | None = None
+
+
+class FakeWebApi:
+    """An in-memory Web API account answering through ``httpx.MockTransport``.
+
+    Fill ``printers``, ``prints``, ``tanks``, ``cartridges``, ``events``, ``groups`` and
+    ``queues`` (group id -> items) with records (see the ``sample_*`` functions), pass
+    :meth:`transport` to the client, and inspect ``requests`` afterwards.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "test-client-id",
+        client_secret: str = "test-client-secret",
+        expires_in: int = 86_400,
+        base_url: str = DEFAULT_FAKE_BASE_URL,
+        default_per_page: int = DEFAULT_FAKE_PER_PAGE,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.expires_in = expires_in
+        self.base_url = base_url.rstrip("/")
+        self.default_per_page = default_per_page
+        self.printers: list[dict[str, Any]] = []
+        self.prints: list[dict[str, Any]] = []
+        self.tanks: list[dict[str, Any]] = []
+        self.cartridges: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
+        self.groups: list[dict[str, Any]] = []
+        self.queues: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[httpx.Request] = []
+        self.issued_tokens: list[str] = []
+        self.revoked_tokens: set[str] = set()
+        self._scripted: deque[ScriptedAnswer] = deque()
+        self._serial = itertools.count(1)
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def script(self, *answers: ScriptedAnswer) -> None:
+        """Answer the next matching requests with these, in order, before behaving normally."""
+        self._scripted.extend(answers)
+
+    def invalidate_tokens(self) -> None:
+        """Forget every issued token (as a server restart or a revocation elsewhere would)."""
+        self.revoked_tokens.update(self.issued_tokens)
+
+    # -- inspection ---------------------------------------------------------------------------
+
+    def token_requests(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.url.path == TOKEN_PATH]
+
+    def api_requests(self) -> list[httpx.Request]:
+        """Requests other than token fetches and revocations."""
+        return [r for r in self.requests if r.url.path not in (TOKEN_PATH, REVOKE_PATH)]
+
+    # -- answering ----------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        # A copy: an auth flow re-sends the same Request object with a new header, which would
+        # rewrite the record of the first attempt.
+        self.requests.append(
+            httpx.Request(
+                request.method, request.url, headers=request.headers.copy(), content=request.content
+            )
+        )
+        path = request.url.path
+        for index, answer in enumerate(self._scripted):
+            if answer.path is None or answer.path == path:
+                del self._scripted[index]
+                return httpx.Response(answer.status, json=answer.json, headers=answer.headers)
+        if path == TOKEN_PATH and request.method == "POST":
+            return self._token(request)
+        if path == REVOKE_PATH and request.method == "POST":
+            return self._revoke(request)
+        if not self._authorised(request):
+            return httpx.Response(401, json=_UNAUTHENTICATED)
+        if request.method != "GET":
+            return httpx.Response(405, json={"detail": f"Method {request.method} not allowed."})
+        return self._route(request, path)
+
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        form = _form(request)
+        if form.get("grant_type") != "client_credentials":
+            return httpx.Response(400, json={"error": "unsupported_grant_type"})
+        if form.get("client_id") != self.client_id or form.get("client_secret") != (
+            self.client_secret
+        ):
+            return httpx.Response(400, json=_INVALID_GRANT)
+        token = f"fake-access-token-{next(self._serial)}"
+        self.issued_tokens.append(token)
+        return httpx.Response(
+            200,
+            json={
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.expires_in,
+                "scope": "developer-api",
+            },
+        )
+
+    def _revoke(self, request: httpx.Request) -> httpx.Response:
+        form = _form(request)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != (
+            self.client_secret
+        ):
+            return httpx.Response(401, json={"error": "invalid_client"})
+        self.revoked_tokens.add(form.get("token", ""))
+        return httpx.Response(200)
+
+    def _authorised(self, request: httpx.Request) -> bool:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        return (
+            scheme.lower() == "bearer"
+            and token in self.issued_tokens
+            and token not in self.revoked_tokens
+        )
+
+    def _route(self, request: httpx.Request, path: str) -> httpx.Response:
+        if not path.startswith(API_PREFIX + "/"):
+            return _not_found()
+        # Split the raw path: a serial holding an encoded "/" is one segment, not two.
+        raw = request.url.raw_path.decode("ascii").partition("?")[0]
+        inner = raw[len(API_PREFIX) + 1 :].strip("/")
+        parts = [urllib.parse.unquote(part) for part in inner.split("/")]
+        match parts:
+            case ["printers"]:
+                return httpx.Response(200, json=self.printers)
+            case ["printers", serial]:
+                found = [p for p in self.printers if p.get("serial") == serial]
+                return httpx.Response(200, json=found[0]) if found else _not_found()
+            case ["printers", serial, "prints"]:
+                runs = [r for r in self.prints if r.get("printer") == serial]
+                return self._paginate(request, self._filter_prints(runs, request.url.params))
+            case ["prints"]:
+                return self._paginate(request, self._filter_prints(self.prints, request.url.params))
+            case ["tanks"]:
+                return self._paginate(request, self.tanks)
+            case ["cartridges"]:
+                return self._paginate(request, self.cartridges)
+            case ["events"]:
+                return self._paginate(request, _filter_events(self.events, request.url.params))
+            case ["groups"]:
+                return httpx.Response(200, json=self.groups)
+            case ["groups", group_id, "queue"]:
+                if not any(g.get("id") == group_id for g in self.groups):
+                    return _not_found()
+                return httpx.Response(200, json=self.queues.get(group_id, []))
+        return _not_found()
+
+    def _filter_prints(
+        self, runs: list[dict[str, Any]], params: httpx.QueryParams
+    ) -> list[dict[str, Any]]:
+        # Print records carry no machine type; the fake reads it from the printer's record.
+        machine_type_of = {p.get("serial"): p.get("machine_type_id") for p in self.printers}
+        return _filter_prints(runs, params, machine_type_of)
+
+    def _paginate(self, request: httpx.Request, items: list[dict[str, Any]]) -> httpx.Response:
+        params = request.url.params
+        try:
+            page = int(params.get("page", "1"))
+            per_page = int(params.get("per_page", str(self.default_per_page)))
+        except ValueError:
+            return httpx.Response(404, json={"detail": "Invalid page."})
+        pages = max(1, -(-len(items) // per_page))
+        if page < 1 or per_page < 1 or page > pages:
+            return httpx.Response(404, json={"detail": "Invalid page."})
+        chunk = items[(page - 1) * per_page : page * per_page]
+
+        def link(number: int) -> str:
+            query = [(k, v) for k, v in params.multi_items() if k != "page"]
+            if number > 1:  # like Django REST framework, the link to page 1 names no page
+                query.append(("page", str(number)))
+            url = httpx.URL(self.base_url + request.url.path, params=query)
+            return str(url)
+
+        return httpx.Response(
+            200,
+            json={
+                "count": len(items),
+                "next": link(page + 1) if page < pages else None,
+                "previous": link(page - 1) if page > 1 else None,
+                "results": chunk,
+            },
+        )
+
+
+def _not_found() -> httpx.Response:
+    return httpx.Response(404, json={"detail": "Not found."})
+
+
+def _form(request: httpx.Request) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(request.content.decode("utf-8")))
+
+
+def _matches_time(record: Mapping[str, Any], params: httpx.QueryParams) -> bool:
+    when = parse_datetime(record.get("created_at"))
+    for key in ("date", "date__gt", "date__lt"):
+        bound = parse_datetime(params.get(key))
+        if bound is None:
+            continue
+        if when is None:
+            return False
+        if key == "date" and when != bound:
+            return False
+        if key == "date__gt" and not when > bound:
+            return False
+        if key == "date__lt" and not when < bound:
+            return False
+    return True
+
+
+def _filter_prints(
+    runs: list[dict[str, Any]],
+    params: httpx.QueryParams,
+    machine_type_of: Mapping[Any, Any],
+) -> list[dict[str, Any]]:
+    machine_types = params.get_list("machine_type_id")
+
+    def keep(run: Mapping[str, Any]) -> bool:
+        if not _matches_time(run, params):
+            return False
+        if any(key in params and run.get(key) != params[key] for key in _EXACT_PRINT_FILTERS):
+            return False
+        if "name" in params and params["name"] not in str(run.get("name", "")):
+            return False
+        return not machine_types or machine_type_of.get(run.get("printer")) in machine_types
+
+    return [run for run in runs if keep(run)]
+
+
+def _filter_events(
+    events: list[dict[str, Any]], params: httpx.QueryParams
+) -> list[dict[str, Any]]:
+    def keep(event: Mapping[str, Any]) -> bool:
+        if not _matches_time(event, params):
+            return False
+        if any(key in params and event.get(key) != params[key] for key in _EXACT_EVENT_FILTERS):
+            return False
+        run = event.get("print_run") or {}
+        return "print_run" not in params or run.get("guid") == params["print_run"]
+
+    return [event for event in events if keep(event)]
+
+
+# -- sample records ----------------------------------------------------------------------------
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_GROUP = {"id": "5b1f6c1e-8f0a-4c5e-9d57-2f4d2a3c9e01", "name": "Production"}
+_USER = {"id": 7, "username": "lab-bot", "first_name": "Lab", "last_name": "Bot"}
+
+
+def sample_print_run(**overrides: Any) -> dict[str, Any]:
+    """A finished Form 4 print run as the prints feed lists it."""
+    guid = overrides.get("guid", "0c7a0a57-5d5a-4f0b-9f38-5b8f8f0f6a11")
+    created = overrides.pop("created", _EPOCH)
+    record: dict[str, Any] = {
+        "guid": guid,
+        "name": "crowns-batch-0001",
+        "printer": "Form4-SweetMatcha",
+        "status": "FINISHED",
+        "using_open_mode": False,
+        "z_height_offset_mm": 0.0,
+        "print_started_at": _iso(created + timedelta(minutes=2)),
+        "print_finished_at": _iso(created + timedelta(hours=1)),
+        "layer_count": 400,
+        "volume_ml": 12.5,
+        "material": "FLGPGR05",
+        "layer_thickness_mm": 0.05,
+        "currently_printing_layer": 400,
+        "estimated_duration_ms": 3_480_000,
+        "elapsed_duration_ms": 3_500_000,
+        "estimated_time_remaining_ms": 0,
+        "created_at": _iso(created),
+        "print_run_success": {
+            "print_run": guid,
+            "print_run_success": "SUCCESS",
+            "created_at": _iso(created + timedelta(hours=2)),
+        },
+        "firmware_version": "1.9.1",
+        "cartridge": None,
+        "front_cartridge": "CartFront-1",
+        "back_cartridge": None,
+        "tank": "Tank-Blue-1",
+        "cylinder": None,
+        "note": {
+            "print_run": guid,
+            "note": "",
+            "author": _USER,
+            "updated_at": _iso(created),
+        },
+        "print_thumbnail": {"thumbnail": "https://thumbnails.example.com/print.png"},
+        "post_print_photo_url": None,
+        "user": _USER,
+        "user_custom_label": "",
+        "group": dict(_GROUP),
+        "adaptive_thickness": False,
+        "message": None,
+        "print_job": "a1b2c3d4-0000-4000-8000-000000000001",
+        "material_name": "Grey V5",
+        "print_settings_name": "Default",
+        "print_settings_code": "DEFAULT",
+        "cloud_queue_item": None,
+        "form_auto_serial": None,
+        "form_auto_fw_version": None,
+        # The contract's enum does not admit null here (nullable beside allOf), so samples
+        # carry the "unknown" value rather than the null a printer without Form Auto may send.
+        "harvest_status": "FORM_CELL_HARVEST_UNKNOWN",
+        "parts": [
+            {
+                "id": 1,
+                "guid": "7e57aa00-1111-4222-8333-444455556666",
+                "display_name": "crown_11",
+                "end_layer": 380,
+                "name": "crown_11.stl",
+                "raw_mesh_hash": None,
+                "start_layer": 0,
+                "volume_ml": 1.2,
+                "prepared_scene": "scene-1",
+            }
+        ],
+    }
+    record.update(overrides)
+    return record
+
+
+def _current_run(**overrides: Any) -> dict[str, Any]:
+    """A print run as nested in a printer's status (no queue item, no parts)."""
+    record = sample_print_run(**overrides)
+    del record["cloud_queue_item"]
+    del record["parts"]
+    return record
+
+
+def sample_tank(**overrides: Any) -> dict[str, Any]:
+    """A resin tank as the tanks list shows it."""
+    record: dict[str, Any] = {
+        "serial": "Tank-Blue-1",
+        "material": "FLGPGR05",
+        "layers_printed": 12_000,
+        "print_time_ms": 36_000_000,
+        "heatmap": "",
+        "heatmap_gif": None,
+        "mechanical_version": "3",
+        "manufacture_date": _iso(_EPOCH - timedelta(days=90)),
+        "manufacturer": "Formlabs",
+        "display_name": "Grey tank",
+        "lot_number": "L-0001",
+        "layer_count": 12_000,
+        "last_modified": _iso(_EPOCH),
+        "inside_printer": "Form4-SweetMatcha",
+        "write_count": 40,
+        "tank_type": "FORM4_LT",
+        "connected_group": _GROUP["id"],
+        "first_fill_date": _iso(_EPOCH - timedelta(days=60)),
+        "created_at": _iso(_EPOCH - timedelta(days=60)),
+        "last_print_date": _iso(_EPOCH),
+    }
+    record.update(overrides)
+    return record
+
+
+def sample_cartridge(**overrides: Any) -> dict[str, Any]:
+    """A resin cartridge as the cartridges list shows it."""
+    record: dict[str, Any] = {
+        "serial": "CartFront-1",
+        "consumable_type": "RESIN_CARTRIDGE",
+        "machine_type_id": "FORM-4-0",
+        "material": "FLGPGR05",
+        "initial_volume_ml": 1000.0,
+        "volume_dispensed_ml": 250.0,
+        "dispense_count": 120,
+        "write_count": 30,
+        "mechanical_version": "2",
+        "manufacture_date": _iso(_EPOCH - timedelta(days=120)),
+        "manufacturer": "Formlabs",
+        "display_name": "Grey V5",
+        "lot_number": "C-0001",
+        "last_modified": _iso(_EPOCH),
+        "is_empty": False,
+        "inside_printer": "Form4-SweetMatcha",
+        "connected_group": _GROUP["id"],
+        "created_at": _iso(_EPOCH - timedelta(days=30)),
+        "last_print_date": _iso(_EPOCH),
+    }
+    record.update(overrides)
+    return record
+
+
+def sample_printer(**overrides: Any) -> dict[str, Any]:
+    """A Form 4 on the account, idle after a finished print."""
+    serial = overrides.get("serial", "Form4-SweetMatcha")
+    tank = sample_tank(inside_printer=serial)
+    for key in ("mechanical_version", "manufacture_date", "manufacturer", "lot_number",
+                "last_modified", "write_count"):
+        del tank[key]
+    cartridge = {
+        key: value
+        for key, value in sample_cartridge(inside_printer=serial).items()
+        if key in {"serial", "material", "consumable_type", "initial_volume_ml",
+                   "volume_dispensed_ml", "display_name", "is_empty", "inside_printer",
+                   "connected_group", "created_at", "last_print_date", "machine_type_id"}
+    }
+    record: dict[str, Any] = {
+        "serial": serial,
+        "alias": "Sweet Matcha",
+        "machine_type_id": "FORM-4-0",
+        "printer_status": {
+            "status": "IDLE",
+            "last_pinged_at": _iso(_EPOCH),
+            "hopper_level": 80,
+            "material_credit": None,
+            "hopper_material": "FLGPGR05",
+            "last_modified": _iso(_EPOCH),
+            "current_temperature": 31.5,
+            "current_print_run": _current_run(printer=serial),
+            "form_cell": {
+                "serial": "",
+                "firmware_version": "",
+                "status": "",
+                "rotation": "",
+            },
+            "last_printer_cooldown_started": None,
+            "build_platform_contents": "BUILD_PLATFORM_CONTENTS_CONFIRMED_CLEAR",
+            "tank_mixer_state": "TANK_MIXER_STATE_PRESENT",
+            "ready_to_print": "READY_TO_PRINT_READY",
+            "printer_capabilities": [],
+            "printernet_capabilities": None,
+            "camera_status": "ENABLED",
+        },
+        "cartridge_status": {
+            "cartridge": cartridge,
+            "last_modified": _iso(_EPOCH),
+            "cartridge_slot": "FRONT",
+        },
+        "tank_status": {"tank": tank, "last_modified": _iso(_EPOCH)},
+        "group": dict(_GROUP),
+        "previous_print_run": {},
+        "firmware_version": "1.9.1",
+        "location": "Lab 2",
+    }
+    record.update(overrides)
+    return record
+
+
+def sample_event(**overrides: Any) -> dict[str, Any]:
+    """A print-finished event."""
+    record: dict[str, Any] = {
+        "id": 1,
+        "printer": "Form4-SweetMatcha",
+        "created_at": _iso(_EPOCH + timedelta(hours=1)),
+        "print_run": _current_run(),
+        "tank": "Tank-Blue-1",
+        "cartridge": "CartFront-1",
+        "type": "PRINT_FINISHED",
+        "type_label": "Print finished",
+        "action": "",
+        "message": "crowns-batch-0001 finished",
+        "was_read": False,
+        "group": dict(_GROUP),
+    }
+    record.update(overrides)
+    return record
+
+
+def sample_group(**overrides: Any) -> dict[str, Any]:
+    """A Fleet Control printer group with one admin."""
+    record: dict[str, Any] = {
+        "id": _GROUP["id"],
+        "name": _GROUP["name"],
+        "remote_print_enabled_override": True,
+        "created_at": _iso(_EPOCH - timedelta(days=365)),
+        "memberships": [
+            {
+                "is_admin": True,
+                "user": "lab-bot",
+                "email": "lab-bot@example.com",
+                "first_name": "Lab",
+                "last_name": "Bot",
+            }
+        ],
+        "printers": ["Form4-SweetMatcha"],
+        "invitations": [],
+        "has_fleet_control": True,
+        "has_fleet_control_updated_by": 7,
+        "settings": {"group": _GROUP["id"], "update_mode": "AUTOMATIC"},
+    }
+    record.update(overrides)
+    return record
+
+
+def sample_queue_item(**overrides: Any) -> dict[str, Any]:
+    """A job waiting in a Fleet Control queue."""
+    record: dict[str, Any] = {
+        "id": "9d0c6c64-2f7e-4a4b-8a8e-0e1f2a3b4c5d",
+        "name": "crowns-batch-0002",
+        "volume_ml": 8.25,
+        "material_name": "Grey V5",
+        "created_at": _iso(_EPOCH),
+        "username": "lab-bot",
+        "allowed_machine_type_ids": ["FORM-4-0"],
+    }
+    record.update(overrides)
+    return record

@@ -1,0 +1,237 @@
+"""The client-side rate limiter: per-second bucket, hourly budget, Retry-After, snapshots."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import format_datetime
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.cloud.ratelimit import (
+    DEFAULT_HOURLY_BUDGET_SHARE,
+    DEFAULT_MAX_PER_SECOND,
+    HOURLY_WINDOW_S,
+    WEB_API_MAX_PER_HOUR,
+    WEB_API_MAX_PER_SECOND,
+    BudgetSnapshot,
+    RateLimiter,
+    parse_retry_after,
+)
+from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.errors import CloudRateLimitError, ConfigError
+
+
+def _limiter(clock: ManualClock, **options: float) -> RateLimiter:
+    return RateLimiter(clock=clock, sleep=clock.sleep, **options)  # type: ignore[arg-type]
+
+
+class TestDefaults:
+    """The defaults stay well inside the documented limits."""
+
+    def test_default_rate_and_share_are_below_the_server_limits(self) -> None:
+        assert DEFAULT_MAX_PER_SECOND < WEB_API_MAX_PER_SECOND
+        assert 0 < DEFAULT_HOURLY_BUDGET_SHARE < 1
+
+    def test_default_hourly_limit_is_the_share_of_1500(self, limiter: RateLimiter) -> None:
+        assert limiter.hourly_limit == int(WEB_API_MAX_PER_HOUR * DEFAULT_HOURLY_BUDGET_SHARE)
+
+
+class TestPerSecond:
+    """The token bucket spaces requests at the configured rate after a short burst."""
+
+    def test_a_burst_leaves_without_waiting_then_requests_are_spaced(
+        self, clock: ManualClock
+    ) -> None:
+        limiter = _limiter(clock, max_per_second=10, burst=3)
+        for _ in range(3):
+            assert limiter.acquire() == 0
+        assert clock.sleeps == []
+        waited = limiter.acquire()
+        assert waited == pytest.approx(0.1)
+        assert limiter.acquire() == pytest.approx(0.1)
+
+    def test_no_one_second_window_reaches_the_server_limit(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, max_per_second=90, burst=9)
+        sent = []
+        for _ in range(500):
+            limiter.acquire()
+            sent.append(clock.monotonic())
+        busiest = max(
+            sum(1 for t in sent if start <= t < start + 1.0) for start in sent
+        )
+        assert busiest <= 90 + 9 < WEB_API_MAX_PER_SECOND
+
+    def test_the_steady_rate_matches_the_configuration(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, max_per_second=20, burst=1)
+        start = clock.monotonic()
+        for _ in range(101):
+            limiter.acquire()
+        assert clock.monotonic() - start == pytest.approx(100 / 20)
+
+    def test_quiet_time_refills_the_bucket_up_to_the_burst(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, max_per_second=10, burst=4)
+        for _ in range(4):
+            limiter.acquire()
+        clock.advance(60)
+        sleeps_before = len(clock.sleeps)
+        for _ in range(4):
+            limiter.acquire()
+        assert len(clock.sleeps) == sleeps_before
+        assert limiter.acquire() > 0
+
+    @pytest.mark.parametrize(
+        ("options", "fragment"),
+        [
+            ({"max_per_second": 95, "burst": 5}, "100 requests/s"),
+            ({"max_per_second": 0}, "positive"),
+            ({"hourly_share": 0}, "hourly_share"),
+            ({"hourly_share": 1.5}, "hourly_share"),
+        ],
+    )
+    def test_unsafe_settings_are_refused(
+        self, clock: ManualClock, options: dict[str, float], fragment: str
+    ) -> None:
+        with pytest.raises(ConfigError, match=fragment):
+            _limiter(clock, **options)
+
+
+class TestHourlyBudget:
+    """The sliding hour holds at most share x 1,500 requests."""
+
+    def test_budget_is_the_configured_share(self, clock: ManualClock) -> None:
+        assert _limiter(clock, hourly_share=0.5).hourly_limit == 750
+        assert _limiter(clock, hourly_share=0.01).hourly_limit == 15
+
+    def test_a_spent_budget_waits_until_the_oldest_request_is_an_hour_old(
+        self, clock: ManualClock
+    ) -> None:
+        limiter = _limiter(clock, hourly_share=0.01)
+        first = clock.monotonic()
+        for _ in range(15):
+            limiter.acquire()
+        assert clock.monotonic() - first < 1.0
+        with capture_logs() as logs:
+            limiter.acquire()
+        assert clock.monotonic() == pytest.approx(first + HOURLY_WINDOW_S)
+        waits = [e for e in logs if e["event"] == "web_api_budget_wait"]
+        assert waits and waits[0]["reason"] == "hourly_budget"
+
+    def test_a_caller_that_will_not_wait_gets_cloud_rate_limit_error(
+        self, clock: ManualClock
+    ) -> None:
+        limiter = _limiter(clock, hourly_share=0.01)
+        for _ in range(15):
+            limiter.acquire(wait=False)
+        slept = clock.slept
+        with pytest.raises(CloudRateLimitError) as caught:
+            limiter.acquire(wait=False)
+        assert caught.value.retry_after_s is not None
+        assert caught.value.retry_after_s == pytest.approx(HOURLY_WINDOW_S - slept, abs=0.01)
+        assert clock.slept == slept
+        assert limiter.spent_this_hour == 15
+
+    def test_the_window_slides(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, hourly_share=0.01)
+        for _ in range(5):
+            limiter.acquire()
+        clock.advance(1800)
+        for _ in range(5):
+            limiter.acquire()
+        assert limiter.spent_this_hour == 10
+        clock.advance(1800)
+        assert limiter.spent_this_hour == 5
+        clock.advance(1800)
+        assert limiter.spent_this_hour == 0
+
+    def test_running_low_is_warned_once(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, hourly_share=0.02)  # 30 requests, warn at 3 left
+        with capture_logs() as logs:
+            for _ in range(29):
+                limiter.acquire()
+        warnings = [e for e in logs if e["event"] == "web_api_budget_low"]
+        assert len(warnings) == 1
+        assert warnings[0]["remaining"] == 3
+        assert warnings[0]["limit"] == 30
+
+
+class TestSnapshot:
+    """The snapshot reports spent, remaining, limit and window for the run report."""
+
+    def test_snapshot_numbers(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock, hourly_share=0.1)
+        for _ in range(7):
+            limiter.acquire()
+        snap = limiter.snapshot()
+        assert (snap.spent, snap.remaining, snap.limit, snap.window_s) == (
+            7,
+            143,
+            150,
+            HOURLY_WINDOW_S,
+        )
+        assert snap.total == 7
+        assert limiter.remaining_this_hour == 143
+
+    def test_snapshot_is_frozen_and_serialisable(self, limiter: RateLimiter) -> None:
+        snap = limiter.snapshot()
+        assert isinstance(snap, BudgetSnapshot)
+        with pytest.raises(AttributeError):
+            snap.spent = 3  # type: ignore[misc]
+        assert set(snap.as_dict()) == {"spent", "remaining", "limit", "window_s", "total",
+                                       "waited_s"}
+
+    def test_total_keeps_counting_after_the_window_slides(self, clock: ManualClock) -> None:
+        limiter = _limiter(clock)
+        for _ in range(3):
+            limiter.acquire()
+        clock.advance(2 * HOURLY_WINDOW_S)
+        limiter.acquire()
+        snap = limiter.snapshot()
+        assert (snap.spent, snap.total) == (1, 4)
+
+
+class TestDefer:
+    """A server's Retry-After holds every caller of the limiter back."""
+
+    def test_acquire_waits_out_a_deferral(self, clock: ManualClock, limiter: RateLimiter) -> None:
+        start = clock.monotonic()
+        limiter.defer(12.5)
+        limiter.acquire()
+        assert clock.monotonic() - start == pytest.approx(12.5)
+
+    def test_a_caller_that_will_not_wait_is_told_how_long(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        limiter.defer(30)
+        with pytest.raises(CloudRateLimitError) as caught:
+            limiter.acquire(wait=False)
+        assert caught.value.retry_after_s == pytest.approx(30)
+
+    def test_a_shorter_deferral_does_not_cut_a_longer_one(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        start = clock.monotonic()
+        limiter.defer(20)
+        limiter.defer(5)
+        limiter.acquire()
+        assert clock.monotonic() - start == pytest.approx(20)
+
+
+class TestParseRetryAfter:
+    """Retry-After is read as delay-seconds or as an HTTP date."""
+
+    def test_seconds(self, clock: ManualClock) -> None:
+        assert parse_retry_after("120", clock.now()) == 120
+        assert parse_retry_after(" 7 ", clock.now()) == 7
+
+    def test_http_date(self, clock: ManualClock) -> None:
+        when = clock.now() + timedelta(seconds=90)
+        assert parse_retry_after(format_datetime(when, usegmt=True), clock.now()) == 90
+
+    def test_a_date_in_the_past_means_now(self, clock: ManualClock) -> None:
+        when = clock.now() - timedelta(seconds=90)
+        assert parse_retry_after(format_datetime(when, usegmt=True), clock.now()) == 0
+
+    @pytest.mark.parametrize("value", [None, "", "soon", "-5e999", "nan"])
+    def test_unreadable_values_give_none(self, clock: ManualClock, value: str | None) -> None:
+        assert parse_retry_after(value, clock.now()) is None
