@@ -1,0 +1,101 @@
+"""Small, strict readers for JSON the server sends back.
+
+A body that breaks the contract raises :class:`MalformedResponse`; the client turns it into a
+``ServerInternalError`` carrying the request, because a server that answers nonsense is at
+fault, not the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "MalformedResponse",
+    "as_object",
+    "opt_bool",
+    "opt_int",
+    "opt_number",
+    "opt_object",
+    "opt_str",
+    "opt_str_list",
+    "req_number",
+    "req_str",
+]
+
+
+class MalformedResponse(ValueError):
+    """A response body does not have the shape the contract promises."""
+
+
+def as_object(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise MalformedResponse(f"{what}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def opt_object(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    return None if value is None else as_object(value, key)
+
+
+def opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise MalformedResponse(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def req_str(data: Mapping[str, Any], key: str) -> str:
+    value = opt_str(data, key)
+    if value is None:
+        raise MalformedResponse(f"{key}: required string is missing")
+    return value
+
+
+def opt_number(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    # JSON true/false arrive as bool, which Python counts as int: refuse them as numbers.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MalformedResponse(f"{key}: expected a number, got {value!r}")
+    return float(value)
+
+
+def req_number(data: Mapping[str, Any], key: str) -> float:
+    value = opt_number(data, key)
+    if value is None:
+        raise MalformedResponse(f"{key}: required number is missing")
+    return value
+
+
+def opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedResponse(f"{key}: expected an integer, got {value!r}")
+    return value
+
+
+def opt_bool(data: Mapping[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise MalformedResponse(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def opt_str_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MalformedResponse(f"{key}: expected a list of strings, got {value!r}")
+    return tuple(value)

@@ -1,0 +1,50 @@
+"""Turning the caller's file paths into the absolute paths a PreFormServer expects.
+
+The server reads and writes files on its own machine and refuses relative paths. The client
+therefore refuses a relative path before sending anything (relative to *which* directory would
+be a guess), then hands the absolute path to a ``path_mapper``: by default the resolved local
+path, for a remote server a mapping onto that machine's file system (owned by the server pool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+__all__ = ["PathMapper", "default_path_mapper", "is_absolute_server_path", "to_server_path"]
+
+#: Maps an absolute local path to the path string the server should use.
+PathMapper = Callable[[Path], str]
+
+
+def default_path_mapper(path: Path) -> str:
+    """The server shares this machine's file system: send the resolved local path."""
+    return str(path.resolve())
+
+
+def is_absolute_server_path(text: str) -> bool:
+    """True for ``/srv/x.stl``, ``C:\\x.stl`` and ``\\\\host\\share\\x.stl`` alike.
+
+    The server may run on another OS than the client, so both path flavours count.
+    """
+    return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+
+
+def to_server_path(
+    path: str | PathLike[str], mapper: PathMapper = default_path_mapper, *, what: str = "file"
+) -> str:
+    """The server-side path for ``path``, or ``ValueError`` if either side is not absolute."""
+    local = Path(path)
+    if not local.is_absolute():
+        raise ValueError(
+            f"{what} {str(path)!r} is a relative path; the Local API needs an absolute path "
+            "(resolve it against the folder it came from before calling the client)"
+        )
+    mapped = mapper(local)
+    if not is_absolute_server_path(mapped):
+        raise ValueError(
+            f"the path mapper turned {what} {str(local)!r} into {mapped!r}, which is not an "
+            "absolute path on the server; fix the server's path map"
+        )
+    return mapped

@@ -1,0 +1,245 @@
+"""Failures map onto one error tree: transient server faults versus permanent input faults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from preform_pipeline.api import (
+    EulerAngles,
+    LabelOptions,
+    Position,
+    PreFormClient,
+    SceneSettings,
+)
+from preform_pipeline.errors import (
+    ApiError,
+    PermanentApiError,
+    RequestInfo,
+    RequestRejectedError,
+    ServerInternalError,
+    ServerTimeoutError,
+    ServerUnreachableError,
+    TransientApiError,
+)
+from tests.unit.api.api_fakes import BASE_URL, ScriptedServer, error, ok
+
+SCENE = "/scene/scene-1/"
+
+
+def raising(exc_type: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc_type("simulated", request=request)
+
+    return handler
+
+
+class TestNoAnswer:
+    """A request that got no answer is a transient fault that names the request."""
+
+    @pytest.mark.parametrize(
+        ("failure", "expected"),
+        [
+            (httpx.ConnectError, ServerUnreachableError),
+            (httpx.ReadError, ServerUnreachableError),
+            (httpx.RemoteProtocolError, ServerUnreachableError),
+            (httpx.WriteError, ServerUnreachableError),
+            (httpx.ConnectTimeout, ServerTimeoutError),
+            (httpx.ReadTimeout, ServerTimeoutError),
+            (httpx.PoolTimeout, ServerTimeoutError),
+        ],
+    )
+    def test_transport_failures_map_to_transient_errors(
+        self,
+        failure: type[httpx.TransportError],
+        expected: type[ApiError],
+        server: ScriptedServer,
+        client: PreFormClient,
+    ) -> None:
+        server.on("GET", SCENE, raising(failure))
+
+        with pytest.raises(expected) as caught:
+            client.get_scene("scene-1")
+
+        err = caught.value
+        assert isinstance(err, TransientApiError)
+        assert err.request == RequestInfo("GET", BASE_URL + SCENE, "getScene")
+        assert err.status_code is None
+        assert err.hint
+        assert isinstance(err.__cause__, failure)
+
+    def test_a_refused_connection_says_to_check_the_server(self) -> None:
+        def refuse(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+        client = PreFormClient(BASE_URL, transport=httpx.MockTransport(refuse))
+
+        with pytest.raises(ServerUnreachableError) as caught:
+            client.get_api_version()
+
+        assert "Connection refused" in str(caught.value)
+        assert "PreFormServer is running" in str(caught.value)
+
+
+class TestErrorAnswers:
+    """An answered error keeps the server's code, message, HTTP status and the request."""
+
+    def test_a_400_error_model_is_a_rejected_request(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("PUT", SCENE, error(400, "INVALID_MATERIAL", "FLXXXX01 is not a material"))
+
+        with pytest.raises(RequestRejectedError) as caught:
+            client.update_scene("scene-1", _settings())
+
+        err = caught.value
+        assert isinstance(err, PermanentApiError)
+        assert err.code == "INVALID_MATERIAL"
+        assert err.server_message == "FLXXXX01 is not a material"
+        assert err.status_code == 400
+        assert err.request == RequestInfo("PUT", BASE_URL + SCENE, "updateScene")
+        assert err.body == {
+            "error": {"code": "INVALID_MATERIAL", "message": "FLXXXX01 is not a material"}
+        }
+        assert "400 INVALID_MATERIAL: FLXXXX01 is not a material" in str(err)
+
+    def test_a_404_for_an_unknown_scene_is_a_rejected_request(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("GET", SCENE, error(404, "SCENE_NOT_FOUND", "no scene scene-1"))
+
+        with pytest.raises(RequestRejectedError) as caught:
+            client.get_scene("scene-1")
+
+        assert caught.value.status_code == 404
+
+    def test_a_500_error_model_is_an_internal_server_error(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("GET", SCENE, error(500, "INTERNAL", "geometry kernel crashed"))
+
+        with pytest.raises(ServerInternalError) as caught:
+            client.get_scene("scene-1")
+
+        err = caught.value
+        assert isinstance(err, TransientApiError)
+        assert (err.code, err.server_message, err.status_code) == (
+            "INTERNAL",
+            "geometry kernel crashed",
+            500,
+        )
+
+    def test_a_5xx_with_a_non_json_body_keeps_an_excerpt_of_it(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("GET", SCENE, httpx.Response(502, text="<html>Bad Gateway</html>"))
+
+        with pytest.raises(ServerInternalError) as caught:
+            client.get_scene("scene-1")
+
+        assert caught.value.server_message == "<html>Bad Gateway</html>"
+        assert caught.value.code is None
+
+    def test_a_408_is_a_server_timeout(self, server: ScriptedServer, client: PreFormClient) -> None:
+        server.on("GET", SCENE, httpx.Response(408))
+
+        with pytest.raises(ServerTimeoutError):
+            client.get_scene("scene-1")
+
+    def test_a_label_error_without_a_code_keeps_the_message(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on(
+            "POST",
+            "/scene/scene-1/label/",
+            httpx.Response(400, json={"error": {"message": "Model not found"}}),
+        )
+
+        with pytest.raises(RequestRejectedError) as caught:
+            client.label(
+                "scene-1", LabelOptions("m-9", "X", Position(0, 0, 0), EulerAngles(0, 0, 0), 5, 1)
+            )
+
+        assert caught.value.code is None
+        assert caught.value.server_message == "Model not found"
+
+    def test_a_hollow_rejection_lists_the_models_that_failed(
+        self, server: ScriptedServer, make_client: Callable[..., PreFormClient]
+    ) -> None:
+        server.on("POST", "/scene/scene-1/hollow/", httpx.Response(400, json={"failures": ["m-2"]}))
+        client = make_client(async_operations=False)
+
+        with pytest.raises(RequestRejectedError, match="failed for models: m-2"):
+            client.hollow("scene-1")
+
+
+class TestUnreadableAnswers:
+    """A success answer that breaks the contract is a transient server fault, not a crash."""
+
+    def test_a_200_that_is_not_json(self, server: ScriptedServer, client: PreFormClient) -> None:
+        server.on("GET", SCENE, httpx.Response(200, text="READY FOR INPUT"))
+
+        with pytest.raises(ServerInternalError, match="not JSON"):
+            client.get_scene("scene-1")
+
+    def test_a_200_with_the_wrong_shape(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("GET", SCENE, ok({"id": "scene-1", "models": {"m-1": {}}}))
+
+        with pytest.raises(ServerInternalError, match="unreadable answer: models") as caught:
+            client.get_scene("scene-1")
+
+        assert caught.value.request is not None
+        assert caught.value.request.operation == "getScene"
+
+    def test_a_model_without_an_id(self, server: ScriptedServer, client: PreFormClient) -> None:
+        server.on("GET", "/scene/scene-1/models/m-1/", ok({"name": "nameless"}))
+
+        with pytest.raises(ServerInternalError, match="id"):
+            client.get_model("scene-1", "m-1")
+
+    def test_an_unknown_operation_status(
+        self, server: ScriptedServer, client: PreFormClient
+    ) -> None:
+        server.on("GET", "/operations/op-1/", ok({"id": "op-1", "status": "PAUSED"}))
+
+        with pytest.raises(ServerInternalError, match="PAUSED"):
+            client.get_operation("op-1")
+
+    def test_a_new_scene_without_an_id(self, server: ScriptedServer, client: PreFormClient) -> None:
+        server.on("POST", "/scene/", ok({"models": []}))
+
+        with pytest.raises(ServerInternalError, match="must have an id"):
+            client.create_scene(_settings())
+
+
+class TestTimeoutArgument:
+    """Per-call timeouts are positive seconds; the client default applies when omitted."""
+
+    def test_the_default_timeout_is_sent_with_each_request(
+        self, server: ScriptedServer, make_client: Callable[..., PreFormClient]
+    ) -> None:
+        seen: list[float] = []
+
+        def record(request: httpx.Request) -> httpx.Response:
+            seen.append(request.extensions["timeout"]["read"])
+            return ok({"id": "scene-1"})
+
+        server.on("GET", SCENE, record)
+        client = make_client(timeout=42.0)
+
+        client.get_scene("scene-1")
+        client.get_scene("scene-1", timeout=7)
+
+        assert seen == [42.0, 7]
+
+    def test_a_non_positive_timeout_is_refused(self, client: PreFormClient) -> None:
+        with pytest.raises(ValueError, match="positive"):
+            client.get_scene("scene-1", timeout=0)
+
+
+def _settings() -> SceneSettings:
+    return SceneSettings("FORM-4-0", "FLGPBK05", 0.05)
