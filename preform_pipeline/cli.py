@@ -16,6 +16,7 @@ from typing import Protocol, TextIO
 
 from preform_pipeline import __version__
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.logging import configure_logging
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -29,6 +30,9 @@ COMMAND_MODULES: tuple[str, ...] = (
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+#: Console log level for commands that do not set their own: stdout stays for results.
+DEFAULT_CONSOLE_LOG_LEVEL = "WARNING"
 
 
 class Command(Protocol):
@@ -76,6 +80,9 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         args, command = parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
+    # default would print them on stdout, mixed into JSON output meant for tools.
+    configure_logging(level=DEFAULT_CONSOLE_LOG_LEVEL, console=stderr)
     try:
         return command.run(args, stdout, stderr)
     except PipelineError as exc:

@@ -1,0 +1,276 @@
+"""The entry points: validate a recipe file, or load it as a :class:`Recipe`.
+
+Validation runs in three layers and reports everything it finds at once: reading the YAML
+(syntax, duplicate keys, ``extends``), the JSON Schema, then the semantic checks against the
+catalogue of machines and materials. Only a recipe without problems becomes a
+:class:`~preform_pipeline.recipes.model.Recipe`.
+
+The catalogue is the shipped :data:`~preform_pipeline.catalogue.DEFAULT_CATALOGUE` unless the
+caller passes another one, typically :func:`catalogue_from_server`, which asks a running
+PreFormServer (or simulator) for ``/list-materials/`` and falls back to the shipped catalogue,
+saying so in its ``source``, when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import httpx
+
+from preform_pipeline.catalogue import ADAPTIVE, DEFAULT_CATALOGUE, Catalogue
+from preform_pipeline.errors import Problem, RecipeError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.recipes.loader import Document, load_document
+from preform_pipeline.recipes.model import (
+    DEFAULT_JOB_NAME,
+    DEFAULT_OUTPUTS,
+    SUPPORT_FINDINGS,
+    VALIDATION_FINDINGS,
+    BatchingSpec,
+    ImportSpec,
+    OutputSpec,
+    Recipe,
+    SceneSpec,
+    Step,
+    frozen_mapping,
+)
+from preform_pipeline.recipes.schema import schema_problems
+from preform_pipeline.recipes.semantic import (
+    Context,
+    RawStep,
+    make_context,
+    semantic_problems,
+)
+
+__all__ = [
+    "DEFAULT_SERVER_TIMEOUT_S",
+    "ValidationReport",
+    "catalogue_from_server",
+    "load_recipe",
+    "validate_recipe",
+]
+
+log = get_logger(__name__)
+
+#: How long ``validate --server`` waits for ``/list-materials/`` before using the shipped
+#: catalogue: validation is meant to take milliseconds, not to hang on a sleeping server.
+DEFAULT_SERVER_TIMEOUT_S: Final = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationReport:
+    """What validating one recipe file found."""
+
+    problems: tuple[Problem, ...]
+    #: Which catalogue machine types and materials were checked against.
+    catalogue_source: str
+    #: The recipe, when there are no problems.
+    recipe: Recipe | None = None
+    #: The recipe file as problems name it.
+    file: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "valid": self.valid,
+            "catalogue_source": self.catalogue_source,
+            "problems": [
+                {
+                    "file": p.file,
+                    "line": p.line,
+                    "column": p.column,
+                    "path": p.json_path,
+                    "message": p.message,
+                    "suggestion": p.suggestion,
+                }
+                for p in self.problems
+            ],
+        }
+
+
+def validate_recipe(
+    path: Path | str, *, catalogue: Catalogue | None = None, display: str | None = None
+) -> ValidationReport:
+    """Every problem in the recipe at ``path`` (and the files it extends).
+
+    ``display`` is how problems name the file (default: ``path`` as given).
+    """
+    cat = catalogue if catalogue is not None else DEFAULT_CATALOGUE
+    doc = load_document(path, display=display)
+    problems = list(doc.problems)
+    recipe: Recipe | None = None
+    if doc.complete:
+        data = doc.data
+        found = schema_problems(data, doc)
+        problems.extend(found)
+        ctx = make_context(doc, data, cat)
+        # A value the schema rejected is not judged again (-1 mm is not also "not offered").
+        rejected = {p.json_path for p in found}
+        problems.extend(p for p in semantic_problems(ctx) if p.json_path not in rejected)
+        if not problems:
+            recipe = _build_recipe(Path(path), doc, ctx)
+    return ValidationReport(_ordered(problems, doc), cat.source, recipe, file=doc.display)
+
+
+def load_recipe(
+    path: Path | str, *, catalogue: Catalogue | None = None, display: str | None = None
+) -> Recipe:
+    """The recipe at ``path``; raises :class:`RecipeError` carrying every problem."""
+    report = validate_recipe(path, catalogue=catalogue, display=display)
+    if report.recipe is None:
+        raise RecipeError(report.problems)
+    return report.recipe
+
+
+def _ordered(problems: list[Problem], doc: Document) -> tuple[Problem, ...]:
+    """Unique problems, file by file in extends order (the recipe last), then by position."""
+    rank = {shown: i for i, (_, shown) in enumerate(doc.chain)}
+    unique = list(dict.fromkeys(problems))
+    return tuple(
+        sorted(
+            unique,
+            key=lambda p: (rank.get(p.file, len(rank)), p.line or 0, p.column or 0),
+        )
+    )
+
+
+# --- building the model --------------------------------------------------------------------
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
+    data = ctx.data
+    files = {shown: file for file, shown in doc.chain}
+    scene = _map(data.get("scene"))
+    thickness = scene.get("layer_thickness_mm")
+    fps = scene.get("fps_file")
+    if isinstance(fps, str):
+        # A relative .fps path is relative to the file that names it (maybe a base recipe).
+        named_in = files.get(doc.position(("scene", "fps_file")).file, path)
+        fps = str((named_in.parent / fps).resolve())
+    scene_spec = SceneSpec(
+        machine_type=scene.get("machine_type"),
+        material_code=scene.get("material_code"),
+        layer_thickness_mm=(
+            None if thickness is None else ADAPTIVE if thickness == ADAPTIVE else float(thickness)
+        ),
+        print_setting=scene.get("print_setting", "DEFAULT"),
+        fps_file=fps,
+    )
+    imp = _map(data.get("import"))
+    scan = imp.get("scan_to_model")
+    import_spec = ImportSpec(
+        units=imp.get("units", "DETECTED"),
+        repair_behavior=imp.get("repair_behavior", "ERROR"),
+        scale=float(imp.get("scale", 1.0)),
+        scan_to_model=frozen_mapping(scan) if isinstance(scan, Mapping) else None,
+        lock=imp.get("lock", "FREE"),
+    )
+    batching = _map(data.get("batching"))
+    defaults = BatchingSpec()
+    batching_spec = BatchingSpec(
+        max_models_per_build=batching.get("max_models_per_build"),
+        spacing_mm=float(batching.get("spacing_mm", defaults.spacing_mm)),
+        margin_mm=float(batching.get("margin_mm", defaults.margin_mm)),
+        layout_attempts=int(batching.get("layout_attempts", defaults.layout_attempts)),
+        on_overflow=batching.get("on_overflow", defaults.on_overflow),
+        keep_cases_together=bool(
+            batching.get("keep_cases_together", defaults.keep_cases_together)
+        ),
+        allow_rotation=bool(batching.get("allow_rotation", defaults.allow_rotation)),
+    )
+    outputs = _map(data.get("outputs"))
+    output_spec = OutputSpec(
+        **{f.name: outputs.get(f.name, getattr(DEFAULT_OUTPUTS, f.name))
+           for f in dataclasses.fields(OutputSpec)}
+    )
+    # A valid recipe names a known machine or none (an .fps file), so technology is known.
+    technology = ctx.technology or "SLA"
+    steps = tuple(_build_step(raw, doc, technology) for raw in ctx.steps)
+    name = data.get("name")
+    return Recipe(
+        name=name if isinstance(name, str) else path.stem,
+        source=path,
+        scene=scene_spec,
+        import_options=import_spec,
+        steps=steps,
+        batching=batching_spec,
+        outputs=output_spec,
+        fields=ctx.fields,
+        technology=technology,
+        description=str(data.get("description", "")),
+        extends_chain=tuple(file for file, _ in doc.chain),
+    )
+
+
+def _build_step(raw: RawStep, doc: Document, technology: Literal["SLA", "SLS"]) -> Step:
+    options = dict(raw.options)
+    if raw.kind == "validate" and "fail_on" not in options:
+        options["fail_on"] = [
+            f for f in VALIDATION_FINDINGS if technology == "SLA" or f not in SUPPORT_FINDINGS
+        ]
+    elif raw.kind == "print":
+        options.setdefault("job_name", DEFAULT_JOB_NAME)
+    elif raw.kind == "pack_and_cage":
+        # The API requires models, and nests packing_type in an object of its own.
+        options.setdefault("models", "ALL")
+        if isinstance(options.get("packing_type"), str):
+            options["packing_type"] = {"packing_type": options["packing_type"]}
+    return Step(
+        id=raw.id,
+        kind=raw.kind,
+        options=frozen_mapping(options),
+        after=raw.after,
+        position=doc.position(raw.options_path, key=True),
+    )
+
+
+# --- the catalogue from a server -----------------------------------------------------------
+
+
+def catalogue_from_server(
+    url: str,
+    *,
+    timeout: float = DEFAULT_SERVER_TIMEOUT_S,
+    transport: httpx.BaseTransport | None = None,
+    fallback: Catalogue = DEFAULT_CATALOGUE,
+) -> Catalogue:
+    """The catalogue ``GET {url}/list-materials/`` answers, or ``fallback`` saying why not."""
+    endpoint = url.rstrip("/") + "/list-materials/"
+    try:
+        with httpx.Client(timeout=timeout, transport=transport) as client:
+            response = client.get(endpoint)
+            response.raise_for_status()
+            body = response.json()
+        if not isinstance(body, Mapping) or not body.get("printer_types"):
+            raise ValueError("the answer lists no printer types")
+        catalogue = Catalogue.from_list_materials(body, source=f"server {url}")
+    except (httpx.HTTPError, ValueError) as exc:
+        reason = _reason(exc)
+        log.warning("catalogue_server_unreachable", url=endpoint, reason=reason)
+        return dataclasses.replace(
+            fallback, source=f"{fallback.source} (server {url} not usable: {reason})"
+        )
+    log.info("catalogue_fetched", url=endpoint, machine_types=len(catalogue.machines))
+    return catalogue
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.HTTPError):
+        detail = str(exc)
+        return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return str(exc)
