@@ -1,0 +1,263 @@
+"""``preform-pipeline plan RECIPE MODELS...``: group models into builds, show each build's steps.
+
+No server is needed: the models' geometry is read locally, models larger than the build volume
+are rejected up front with their sizes, the rest are grouped into builds that fit the platform,
+and for every build the step graph, the models it holds and the estimated resin (or sintered
+powder) volume are printed.
+
+MODELS are files or folders; a folder expands recursively to its ``.stl``/``.obj``/``.3mf``
+files and each folder holding files is one case (see :mod:`preform_pipeline.plan.builds`).
+
+Exit status: 0 when every model was planned, 1 when any model was rejected or unreadable, the
+recipe is invalid, or the batch cannot be planned (``on_overflow: fail``), 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from preform_pipeline.errors import PipelineError, RecipeError
+from preform_pipeline.logging import configure_logging
+from preform_pipeline.plan.builds import (
+    BuildPlan,
+    Plan,
+    Rejection,
+    expand_model_paths,
+    plan_builds,
+    read_models,
+)
+from preform_pipeline.recipes import load_recipe
+
+__all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
+
+NAME = "plan"
+HELP = "Group model files into builds and show each build's step graph (no server needed)."
+FORMATS = ("text", "mermaid", "json")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="+",
+        metavar="MODELS",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder is a case",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default): builds, models and steps; mermaid: one flowchart per build; "
+        "json: the whole plan",
+    )
+
+
+def _size(size: tuple[float, float, float] | None) -> str:
+    return "-" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
+
+
+def _what(plan: Plan) -> str:
+    technology = plan.machine.technology if plan.machine else plan.recipe.technology
+    return "sintered powder" if technology == "SLS" else "resin"
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The whole plan as JSON-compatible data (what ``--format json`` prints)."""
+    recipe = plan.recipe
+    machine = plan.machine
+    return {
+        "recipe": {"name": recipe.name, "source": str(recipe.source)},
+        "machine": {
+            "type": recipe.scene.machine_type,
+            "label": machine.label if machine else None,
+            "technology": machine.technology if machine else recipe.technology,
+            "build_volume_mm": list(machine.build_volume_mm) if machine else None,
+        },
+        "material": recipe.scene.material_code,
+        "ok": plan.ok,
+        "builds": [_build_to_dict(b) for b in plan.builds],
+        "rejected": [_rejection_to_dict(r) for r in plan.rejected],
+        "warnings": list(plan.warnings),
+        "total_volume_ml": round(plan.total_volume_ml, 3),
+        "volume_kind": _what(plan),
+    }
+
+
+def _build_to_dict(build: BuildPlan) -> dict[str, Any]:
+    return {
+        "index": build.index,
+        "name": build.name,
+        "fill_ratio": round(build.fill_ratio, 4),
+        "estimated_volume_ml": round(build.estimated_volume_ml, 3),
+        "models": [
+            {
+                "path": str(m.path),
+                "name": m.name,
+                "case_id": m.case_id,
+                "size_mm": [round(v, 3) for v in m.size_mm],
+                "volume_ml": round(m.volume_mm3 / 1000.0, 3),
+                "support_estimate_ml": round(m.support_estimate_mm3 / 1000.0, 3),
+                "units": m.units,
+            }
+            for m in build.models
+        ],
+        "placements": [
+            {
+                "path": str(p.path),
+                "x_mm": round(p.x_mm, 3),
+                "y_mm": round(p.y_mm, 3),
+                "rotated": p.rotated,
+            }
+            for p in build.placements
+        ],
+        "graph": build.graph.to_dict(),
+    }
+
+
+def _rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
+    return {
+        "path": str(rejection.path),
+        "reason": rejection.reason,
+        "size_mm": list(rejection.size_mm) if rejection.size_mm else None,
+        "build_volume_mm": list(rejection.build_volume_mm) if rejection.build_volume_mm else None,
+    }
+
+
+def _summary(plan: Plan) -> str:
+    recipe = plan.recipe
+    machine = plan.machine
+    where = f"{machine.label} ({machine.type_id}, {machine.technology})" if machine else "?"
+    planned = plan.model_count
+    builds = len(plan.builds)
+    return (
+        f"recipe {recipe.name} ({recipe.source}) on {where}, material "
+        f"{recipe.scene.material_code}: {planned} model{'s' if planned != 1 else ''} in "
+        f"{builds} build{'s' if builds != 1 else ''}, {len(plan.rejected)} rejected"
+    )
+
+
+def _write_text(plan: Plan, out: TextIO) -> None:
+    what = _what(plan)
+    print(_summary(plan), file=out)
+    for build in plan.builds:
+        print(file=out)
+        print(
+            f"build {build.index}: {build.name}: {len(build.models)} models, fill "
+            f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml",
+            file=out,
+        )
+        print("  models:", file=out)
+        for m in build.models:
+            case = f"  case {m.case_id}" if m.case_id is not None else ""
+            print(f"    {m.path}  {_size(m.size_mm)}{case}", file=out)
+        print("  steps:", file=out)
+        for line in build.graph.to_text().splitlines():
+            print(f"  {line}", file=out)
+    if plan.warnings:
+        print(file=out)
+        print("warnings:", file=out)
+        for warning in plan.warnings:
+            print(f"  {warning}", file=out)
+    if plan.rejected:
+        print(file=out)
+        print("rejected:", file=out)
+        for r in plan.rejected:
+            # Every reason starts with the file's path (and its size when known).
+            print(f"  {r.reason}", file=out)
+    print(file=out)
+    print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", file=out)
+
+
+def _write_rich(plan: Plan, out: TextIO) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out)
+    what = _what(plan)
+    console.print(_summary(plan), highlight=False, markup=False)
+    for build in plan.builds:
+        table = Table(
+            title=(
+                f"build {build.index}: {build.name} - fill {build.fill_ratio:.0%}, "
+                f"estimated {what} {build.estimated_volume_ml:.1f} ml"
+            ),
+            title_justify="left",
+        )
+        table.add_column("model", overflow="fold")
+        for column in ("case", "size (mm)", f"{what} (ml)"):
+            table.add_column(column)
+        for m in build.models:
+            table.add_row(
+                str(m.path),
+                m.case_id or "",
+                _size(m.size_mm).removesuffix(" mm"),
+                f"{m.volume_mm3 / 1000.0:.1f}",
+            )
+        console.print(table)
+        console.print(build.graph.to_text(), markup=False, highlight=False)
+    for warning in plan.warnings:
+        console.print(f"warning: {warning}", markup=False)
+    if plan.rejected:
+        table = Table(title="rejected", title_justify="left")
+        table.add_column("model", overflow="fold")
+        table.add_column("size (mm)")
+        table.add_column("reason")
+        for r in plan.rejected:
+            reason = r.reason.removeprefix(f"{r.path}: ")
+            table.add_row(str(r.path), _size(r.size_mm).removesuffix(" mm"), reason)
+        console.print(table)
+    console.print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", highlight=False)
+
+
+def _write_mermaid(plan: Plan, out: TextIO, err: TextIO) -> None:
+    for number, build in enumerate(plan.builds):
+        if number:
+            print(file=out)
+        print(f"%% build {build.index}: {build.name} ({len(build.models)} models)", file=out)
+        print(build.graph.to_mermaid(), file=out)
+    # Mermaid output stays parseable: warnings and rejections go to stderr.
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=err)
+    for r in plan.rejected:
+        print(f"rejected: {r.reason}", file=err)
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    # Everything worth saying is in the report on stdout; log lines (which structlog would
+    # otherwise print to stdout, breaking --format json) go to stderr and only for errors.
+    configure_logging(level="ERROR", console=stderr)
+    try:
+        recipe = load_recipe(args.recipe)
+    except RecipeError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=stderr)
+        print(f"{args.recipe}: recipe is invalid, nothing planned", file=stderr)
+        return EXIT_FAILURE
+
+    unreadable: list[Rejection] = []
+    if not expand_model_paths(args.models):
+        print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
+        return EXIT_FAILURE
+    models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    try:
+        plan = plan_builds(recipe, models, rejected=unreadable)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+
+    if args.format == "json":
+        print(json.dumps(plan_to_dict(plan), indent=2), file=stdout)
+    elif args.format == "mermaid":
+        _write_mermaid(plan, stdout, stderr)
+    elif stdout.isatty():
+        _write_rich(plan, stdout)
+    else:
+        _write_text(plan, stdout)
+    return EXIT_OK if plan.ok else EXIT_FAILURE

@@ -1,0 +1,550 @@
+"""Build planning: which models go into which build, before any server is involved.
+
+Planning works on what the model files say, as imported (no auto-orientation is simulated):
+
+1. **Read** (:func:`read_models`): every file is read once; its size, footprint, volume and a
+   support-volume estimate are kept in a :class:`ModelInfo`, in millimetres after the recipe's
+   import units (``DETECTED`` guesses inches for small unitless files) and ``scale``.
+2. **Reject up front** (:func:`plan_builds`): a model larger than the machine's build volume
+   (x, y, z; the footprint may turn 90 degrees about z) can never print, and one that does not
+   fit the platform inside the recipe's margin cannot be laid out. Each becomes a
+   :class:`Rejection` carrying the sizes, so the rest of the batch still plans.
+3. **Group**: resin (SLA) machines pack footprints onto the platform
+   (:func:`preform_pipeline.plan.packing.pack_into_bins`, honouring spacing, margin, maximum
+   models per build and rotation); powder (SLS) machines group by volume instead, since the
+   server packs parts in 3-D: a build takes models while their total volume stays under the
+   chamber volume times :data:`DEFAULT_SLS_PACKING_DENSITY`.
+4. **Estimate** resin per build: model volume plus the support estimate when the recipe has
+   ``auto_support`` (SLA); sintered powder volume, i.e. the model volume (SLS).
+
+**Cases.** A model's case id groups files that belong together (a dental case: upper, lower,
+bite). With ``keep_cases_together`` all files of a case land in one build; a case that cannot
+share one build (more files than ``max_models_per_build``, too large together) is split over
+builds with a warning in :attr:`Plan.warnings` instead, since each of its models can print
+on its own. The id comes from the caller (a ``{path: case_id}`` mapping, e.g. from hot-folder
+sidecars) or, for files found by expanding a folder, from the name of the folder that directly
+holds the file (:func:`expand_model_paths`); folders with the same name are the same case.
+Files without a case id are each on their own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
+from preform_pipeline.errors import ModelFileError, ModelTooLargeError, PlanningError
+from preform_pipeline.geometry import (
+    INCH_MM,
+    SUPPORTED_SUFFIXES,
+    detect_units,
+    read_mesh,
+    support_volume_estimate,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.graph import StepGraph, compile_graph
+from preform_pipeline.plan.packing import PackResult, Rect, pack, pack_into_bins
+from preform_pipeline.recipes.model import ImportSpec, Recipe
+
+__all__ = [
+    "DEFAULT_SLS_PACKING_DENSITY",
+    "MM3_PER_ML",
+    "BuildPlan",
+    "ModelInfo",
+    "ModelPlacement",
+    "Plan",
+    "Rejection",
+    "expand_model_paths",
+    "plan_builds",
+    "read_model",
+    "read_models",
+]
+
+log = get_logger(__name__)
+
+#: Highest share of an SLS chamber's volume that a build's parts may fill. Denser powder beds
+#: hold more heat and risk warped or fused parts; the server's own packer decides the final
+#: arrangement, this only decides how many parts are offered to one build.
+DEFAULT_SLS_PACKING_DENSITY: Final = 0.15
+
+MM3_PER_ML: Final = 1000.0
+
+# Sizes are compared with a small tolerance so a part exported at exactly the platform size
+# (200.0 mm stored as 199.99999 or 200.00001 in float32) is not rejected by rounding.
+_FIT_TOLERANCE_MM: Final = 1e-3
+
+_FILE_UNITS_KNOWN: Final = frozenset({".3mf"})
+
+
+def _empty_fields() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What planning knows about one model file; lengths in mm, volumes in mm^3."""
+
+    path: Path
+    name: str
+    size_mm: tuple[float, float, float]
+    footprint_mm: tuple[float, float]
+    volume_mm3: float
+    support_estimate_mm3: float
+    triangle_count: int
+    case_id: str | None = None
+    #: Values for output templates that came with the file (e.g. from a sidecar); read-only.
+    fields: Mapping[str, str] = field(default_factory=_empty_fields)
+    #: Units the file was read in after detection (``MILLIMETERS`` or ``INCHES``).
+    units: str = "MILLIMETERS"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A model that cannot be planned, and why; sizes are None when the file was unreadable."""
+
+    path: Path
+    reason: str
+    size_mm: tuple[float, float, float] | None = None
+    build_volume_mm: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelPlacement:
+    """Where the planner put a model on the platform (SLA): footprint centre in scene
+    coordinates (mm, 0 at the platform centre, +x right, +y away from the front), the placed
+    footprint, and whether it turned 90 degrees about z.
+
+    The server's ``auto_layout`` makes the final arrangement; these positions prove that the
+    build fits and serve as a fallback layout.
+    """
+
+    path: Path
+    x_mm: float
+    y_mm: float
+    width_mm: float
+    depth_mm: float
+    rotated: bool
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One build: its models, planned placements (SLA only), fill ratio, resin, step graph.
+
+    ``fill_ratio`` is footprint area over platform area (SLA) or part volume over chamber
+    volume (SLS). ``estimated_volume_ml`` is resin (SLA) or sintered powder (SLS).
+    """
+
+    index: int
+    name: str
+    models: tuple[ModelInfo, ...]
+    placements: tuple[ModelPlacement, ...]
+    fill_ratio: float
+    estimated_volume_ml: float
+    graph: StepGraph
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return tuple(m.path for m in self.models)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The builds for one batch of models, and the models that could not be planned."""
+
+    recipe: Recipe
+    builds: tuple[BuildPlan, ...]
+    rejected: tuple[Rejection, ...] = ()
+    machine: MachineType | None = None
+    #: Things the user should know that did not stop planning (a case split over builds).
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every model was planned into a build."""
+        return not self.rejected
+
+    @property
+    def total_volume_ml(self) -> float:
+        return sum(b.estimated_volume_ml for b in self.builds)
+
+    @property
+    def model_count(self) -> int:
+        return sum(len(b.models) for b in self.builds)
+
+    def build_of(self, path: Path | str) -> BuildPlan | None:
+        """The build a model file was planned into, or None (rejected or unknown)."""
+        wanted = Path(path)
+        for build in self.builds:
+            if wanted in build.paths:
+                return build
+        return None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _is_model_file(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
+
+
+def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
+    """Model files named by ``paths`` with their case ids, in a stable order.
+
+    A file is taken as is, without a case id. A folder expands recursively to the model files
+    (``.stl``, ``.obj``, ``.3mf``; hidden files skipped) below it, sorted, each with the name
+    of the folder that directly holds it as its case id. A path that does not exist is kept
+    (reading it reports the problem).
+    """
+    found: dict[Path, str | None] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p)):
+                found.setdefault(file, file.parent.name)
+        else:
+            found.setdefault(path, None)
+    return found
+
+
+def read_model(
+    path: Path | str,
+    *,
+    import_spec: ImportSpec,
+    case_id: str | None = None,
+    fields: Mapping[str, str] | None = None,
+) -> ModelInfo:
+    """Read one model file and measure it in millimetres, as the import will bring it in.
+
+    ``import_spec.units``: ``MILLIMETERS`` / ``INCHES`` apply to unitless files (STL, OBJ);
+    ``DETECTED`` guesses with :func:`preform_pipeline.geometry.detect_units`. 3MF files state
+    their unit and are always millimetres once read. ``import_spec.scale`` multiplies after.
+    Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read.
+    """
+    path = Path(path)
+    mesh = read_mesh(path)
+    units = "MILLIMETERS"
+    if path.suffix.lower() not in _FILE_UNITS_KNOWN:
+        units = detect_units(mesh) if import_spec.units == "DETECTED" else import_spec.units
+    factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
+    sx, sy, sz = (v * factor for v in mesh.size)
+    cube = factor**3
+    return ModelInfo(
+        path=path,
+        name=mesh.name,
+        size_mm=(sx, sy, sz),
+        footprint_mm=(sx, sy),
+        volume_mm3=mesh.volume() * cube,
+        support_estimate_mm3=support_volume_estimate(mesh) * cube,
+        triangle_count=mesh.triangle_count,
+        case_id=case_id,
+        fields=MappingProxyType(dict(fields or {})),
+        units=units,
+    )
+
+
+def read_models(
+    paths: Iterable[Path | str],
+    *,
+    import_spec: ImportSpec,
+    case_ids: Mapping[Path, str | None] | None = None,
+    fields: Mapping[Path, Mapping[str, str]] | None = None,
+    rejected: list[Rejection] | None = None,
+) -> list[ModelInfo]:
+    """Read every model named by ``paths`` (files, or folders expanded with their case ids).
+
+    ``case_ids`` and ``fields`` are keyed by file path and override what folder expansion
+    gives. Without ``rejected`` the first unreadable file raises
+    :class:`~preform_pipeline.errors.ModelFileError`; with a list, each unreadable file is
+    appended to it as a :class:`Rejection` and reading goes on.
+    """
+    given = dict(case_ids or {})
+    infos: list[ModelInfo] = []
+    for path, folder_case in expand_model_paths(paths).items():
+        case_id = given.get(path, folder_case)
+        try:
+            infos.append(
+                read_model(
+                    path,
+                    import_spec=import_spec,
+                    case_id=case_id,
+                    fields=(fields or {}).get(path),
+                )
+            )
+        except ModelFileError as exc:
+            if rejected is None:
+                raise
+            log.warning("model_unreadable", path=str(path), reason=exc.reason)
+            rejected.append(Rejection(path, str(exc)))
+    return infos
+
+
+# -- planning -----------------------------------------------------------------------------------
+
+
+def _fits(width: float, depth: float, space_x: float, space_y: float, rotate: bool) -> bool:
+    tol = _FIT_TOLERANCE_MM
+    if width <= space_x + tol and depth <= space_y + tol:
+        return True
+    return rotate and depth <= space_x + tol and width <= space_y + tol
+
+
+def _machine(recipe: Recipe, catalogue: Catalogue) -> MachineType:
+    type_id = recipe.scene.machine_type
+    if type_id is None:
+        raise PlanningError(
+            f"{recipe.source}: the recipe gives no scene.machine_type, so the build volume is "
+            "unknown",
+            hint="add scene.machine_type next to the .fps file so builds can be planned",
+        )
+    machine = catalogue.machine(type_id)
+    if machine is None:
+        raise PlanningError(
+            f"{recipe.source}: machine type {type_id!r} is not in the {catalogue.source}",
+            hint=f"use one of {', '.join(catalogue.type_ids)}",
+        )
+    return machine
+
+
+def _reject_oversized(
+    recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType
+) -> tuple[list[ModelInfo], list[Rejection]]:
+    bx, by, bz = machine.build_volume_mm
+    margin = recipe.batching.margin_mm
+    sla = machine.technology == "SLA"
+    keep: list[ModelInfo] = []
+    rejected: list[Rejection] = []
+    for model in models:
+        sx, sy, sz = model.size_mm
+        if sz > bz + _FIT_TOLERANCE_MM or not _fits(sx, sy, bx, by, True):
+            error = ModelTooLargeError(model.path, model.size_mm, (bx, by, bz), machine.type_id)
+            rejected.append(Rejection(model.path, str(error), model.size_mm, (bx, by, bz)))
+        elif sla and not _fits(
+            sx, sy, bx - 2 * margin, by - 2 * margin, recipe.batching.allow_rotation
+        ):
+            turn = "" if recipe.batching.allow_rotation else " without rotation"
+            reason = (
+                f"{model.path}: footprint {sx:.1f} x {sy:.1f} mm does not fit{turn} the "
+                f"{bx - 2 * margin:.0f} x {by - 2 * margin:.0f} mm platform area inside the "
+                f"recipe's {margin:g} mm margin (reduce batching.margin_mm"
+                f"{' or allow rotation' if turn else ''})"
+            )
+            rejected.append(Rejection(model.path, reason, model.size_mm, (bx, by, bz)))
+        else:
+            keep.append(model)
+    for rejection in rejected:
+        log.warning("model_rejected", path=str(rejection.path), reason=rejection.reason)
+    return keep, rejected
+
+
+def _resin_mm3(model: ModelInfo, with_supports: bool) -> float:
+    return model.volume_mm3 + (model.support_estimate_mm3 if with_supports else 0.0)
+
+
+def _units_of(models: Sequence[ModelInfo], grouped: Collection[str]) -> list[list[int]]:
+    """Indices of ``models`` in units that must share a build, in first-seen order: one unit
+    per case id in ``grouped``, one per model otherwise."""
+    units: list[list[int]] = []
+    by_case: dict[str, list[int]] = {}
+    for i, model in enumerate(models):
+        if model.case_id is not None and model.case_id in grouped:
+            if model.case_id not in by_case:
+                by_case[model.case_id] = []
+                units.append(by_case[model.case_id])
+            by_case[model.case_id].append(i)
+        else:
+            units.append([i])
+    return units
+
+
+def _rects(
+    models: Sequence[ModelInfo], indices: Iterable[int], grouped: Collection[str]
+) -> list[Rect]:
+    return [
+        Rect(
+            key=str(i),
+            width=models[i].footprint_mm[0],
+            depth=models[i].footprint_mm[1],
+            group=models[i].case_id if models[i].case_id in grouped else None,
+        )
+        for i in indices
+    ]
+
+
+def _grouped_cases(
+    recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType, density: float
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The case ids kept together, and a warning for each case that cannot share one build.
+
+    A case too large for one build (more files than ``max_models_per_build``, footprints that
+    do not fit one platform together, or more part volume than one SLS build takes) is split
+    over several builds rather than refused: every model in it can still print.
+    """
+    batching = recipe.batching
+    if not batching.keep_cases_together:
+        return frozenset(), ()
+    bx, by, bz = machine.build_volume_mm
+    limit = batching.max_models_per_build
+    capacity = bx * by * bz * density
+    everything = frozenset(m.case_id for m in models if m.case_id is not None)
+    split: set[str] = set()
+    warnings: list[str] = []
+    for unit in _units_of(models, everything):
+        if len(unit) < 2:
+            continue
+        case = models[unit[0]].case_id
+        assert case is not None
+        reason = ""
+        if limit is not None and len(unit) > limit:
+            reason = f"more than batching.max_models_per_build ({limit})"
+        elif machine.technology == "SLS":
+            total = sum(models[i].volume_mm3 for i in unit)
+            if total > capacity:
+                reason = (
+                    f"{total / MM3_PER_ML:.0f} ml of parts, more than one build takes "
+                    f"({capacity / MM3_PER_ML:.0f} ml at packing density {density:g})"
+                )
+        else:
+            result = pack(
+                _rects(models, unit, ()),
+                (bx, by),
+                spacing=batching.spacing_mm,
+                margin=batching.margin_mm,
+                allow_rotation=batching.allow_rotation,
+            )
+            if result.unplaced:
+                reason = f"too large together for one {bx:g} x {by:g} mm platform"
+        if reason:
+            split.add(case)
+            warnings.append(
+                f"case {case!r} ({len(unit)} models) is split over builds: {reason}"
+            )
+            log.warning("case_split", case_id=case, models=len(unit), reason=reason)
+    return everything - split, tuple(warnings)
+
+
+def _group_sla(
+    recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType, grouped: Collection[str]
+) -> list[tuple[list[int], tuple[ModelPlacement, ...], float]]:
+    batching = recipe.batching
+    bx, by, _ = machine.build_volume_mm
+    results: list[PackResult] = pack_into_bins(
+        _rects(models, range(len(models)), grouped),
+        (bx, by),
+        spacing=batching.spacing_mm,
+        margin=batching.margin_mm,
+        max_items=batching.max_models_per_build,
+        allow_rotation=batching.allow_rotation,
+    )
+    groups = []
+    for result in results:
+        placements = tuple(
+            ModelPlacement(
+                path=models[int(p.key)].path,
+                x_mm=p.x,
+                y_mm=p.y,
+                width_mm=p.width,
+                depth_mm=p.depth,
+                rotated=p.rotated,
+            )
+            for p in result.placements
+        )
+        groups.append(([int(p.key) for p in result.placements], placements, result.fill_ratio))
+    return groups
+
+
+def _group_sls(
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    machine: MachineType,
+    grouped: Collection[str],
+    density: float,
+) -> list[tuple[list[int], tuple[ModelPlacement, ...], float]]:
+    """First-fit decreasing by part volume against ``chamber volume x density`` per build."""
+    bx, by, bz = machine.build_volume_mm
+    chamber = bx * by * bz
+    capacity = chamber * density
+    limit = recipe.batching.max_models_per_build or math.inf
+    units = _units_of(models, grouped)
+    # Largest first; the first index breaks ties so the result depends only on the input.
+    units.sort(key=lambda u: (-sum(models[i].volume_mm3 for i in u), u[0]))
+    bins: list[list[int]] = []
+    volumes: list[float] = []
+    for unit in units:
+        need = sum(models[i].volume_mm3 for i in unit)
+        for b, members in enumerate(bins):
+            if volumes[b] + need <= capacity and len(members) + len(unit) <= limit:
+                members.extend(unit)
+                volumes[b] += need
+                break
+        else:
+            # A single part above the density limit still gets a build of its own: it fits
+            # the chamber (checked up front), it is just a dense build.
+            bins.append(list(unit))
+            volumes.append(need)
+    return [
+        (sorted(members), (), vol / chamber) for members, vol in zip(bins, volumes, strict=True)
+    ]
+
+
+def plan_builds(
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    *,
+    catalogue: Catalogue = DEFAULT_CATALOGUE,
+    rejected: Sequence[Rejection] = (),
+    sls_packing_density: float = DEFAULT_SLS_PACKING_DENSITY,
+) -> Plan:
+    """Group ``models`` into builds for ``recipe``'s machine; see the module docstring.
+
+    ``rejected`` (e.g. unreadable files from :func:`read_models`) is carried into the plan
+    ahead of the models rejected here. Raises :class:`~preform_pipeline.errors.PlanningError`
+    when the machine is unknown, or when the recipe says ``on_overflow: fail`` and the models
+    need more than one build.
+    """
+    if not 0 < sls_packing_density <= 1:
+        raise ValueError(f"sls_packing_density must be in (0, 1], got {sls_packing_density}")
+    machine = _machine(recipe, catalogue)
+    # Compile once before grouping so a broken graph is reported even when nothing fits.
+    compile_graph(recipe)
+    fitting, refused = _reject_oversized(recipe, models, machine)
+    grouped, warnings = _grouped_cases(recipe, fitting, machine, sls_packing_density)
+    if machine.technology == "SLS":
+        groups = _group_sls(recipe, fitting, machine, grouped, sls_packing_density)
+    else:
+        groups = _group_sla(recipe, fitting, machine, grouped)
+
+    if recipe.batching.on_overflow == "fail" and len(groups) > 1:
+        raise PlanningError(
+            f"{recipe.source}: {len(fitting)} models need {len(groups)} builds on "
+            f"{machine.label}, but the recipe says batching.on_overflow: fail",
+            hint="send fewer models per batch, or set batching.on_overflow: split",
+        )
+
+    with_supports = machine.technology == "SLA" and recipe.has_step("auto_support")
+    builds = []
+    for number, (indices, placements, fill) in enumerate(groups, start=1):
+        members = tuple(fitting[i] for i in indices)
+        volume = sum(_resin_mm3(m, with_supports) for m in members) / MM3_PER_ML
+        builds.append(
+            BuildPlan(
+                index=number,
+                name=f"{recipe.name}-{number:03d}",
+                models=members,
+                placements=placements,
+                fill_ratio=fill,
+                estimated_volume_ml=volume,
+                graph=compile_graph(recipe, members),
+            )
+        )
+    log.info(
+        "builds_planned",
+        recipe=recipe.name,
+        builds=len(builds),
+        models=len(fitting),
+        rejected=len(refused) + len(rejected),
+    )
+    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, warnings)
