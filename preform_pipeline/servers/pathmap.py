@@ -1,0 +1,93 @@
+"""Local paths → the paths a server opens.
+
+The Local API takes absolute OS paths on the server's own machine. A local server sees the
+pipeline's paths as they are; a server under wine or on another machine sees the same files
+through a drive or a share, so each server carries a path map (``/mnt/share`` → ``Z:\\``) and
+the longest matching local folder wins.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import os
+import posixpath
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PureWindowsPath
+
+from preform_pipeline.config import PathMapping
+from preform_pipeline.errors import ConfigError
+
+__all__ = ["PathMapper", "server_path_style"]
+
+
+def server_path_style(folder: str) -> str:
+    """The separator a server folder uses: ``\\`` for a drive or UNC share, else ``/``."""
+    if PureWindowsPath(folder).drive or "\\" in folder:
+        return "\\"
+    return "/"
+
+
+def _join(folder: str, parts: Sequence[str]) -> str:
+    sep = server_path_style(folder)
+    base = folder.rstrip("\\/") if sep == "\\" else folder.rstrip("/")
+    if sep == "\\" and base.endswith(":"):
+        base += "\\"  # a bare drive "Z:" means its root, "Z:\"
+    elif sep == "/" and not base:
+        base = "/"
+    if not parts:
+        return base
+    glue = "" if base.endswith(sep) else sep
+    return base + glue + sep.join(parts)
+
+
+def _absolute(path: PurePath) -> PurePath:
+    """Make ``path`` absolute and drop ``..``: native paths against the current folder."""
+    if isinstance(path, Path):
+        return Path(os.path.abspath(path))
+    if not path.is_absolute():
+        raise ConfigError(f"{path}: a path sent to a server must be absolute")
+    flavour = ntpath if isinstance(path, PureWindowsPath) else posixpath
+    return type(path)(flavour.normpath(str(path)))
+
+
+@dataclass(frozen=True)
+class PathMapper:
+    """Translates local paths for one server; no mappings means the identity (a local server).
+
+    ``server`` names the server in error messages.
+    """
+
+    mappings: tuple[PathMapping, ...] = ()
+    server: str = ""
+
+    @property
+    def identity(self) -> bool:
+        return not self.mappings
+
+    def to_server(self, path: str | PurePath) -> str:
+        """The absolute path string the server must be sent for local ``path``.
+
+        Raises :class:`ConfigError` when no mapped folder contains ``path``.
+        """
+        local = _absolute(path if isinstance(path, PurePath) else Path(path))
+        if self.identity:
+            return str(local)
+        best: tuple[PathMapping, tuple[str, ...]] | None = None
+        for mapping in self.mappings:
+            try:
+                relative = type(mapping.local)(local).relative_to(mapping.local)
+            except (ValueError, TypeError):
+                continue
+            if best is None or len(mapping.local.parts) > len(best[0].local.parts):
+                best = (mapping, relative.parts)
+        if best is None:
+            folders = ", ".join(str(m.local) for m in self.mappings)
+            who = f"server {self.server}" if self.server else "this server"
+            raise ConfigError(
+                f"{local}: not inside any folder mapped for {who} ({folders})",
+                hint="move the file under a mapped folder, or add a path_map entry for its "
+                "folder in the settings",
+            )
+        mapping, parts = best
+        return _join(mapping.remote, parts)

@@ -1,0 +1,821 @@
+"""The server pool: local servers (or the simulator) and remote endpoints, leased per build.
+
+Lifecycle of one server (a "slot"; its process changes across restarts, its name does not)::
+
+    STARTING ──ready──► IDLE ──lease()──► LEASED ──release()──► IDLE
+        │                │ ▲                         │ healthy=False / report_failure()
+        │ failed         │ └──── healthy ◄── CHECKING ◄┘   (health check decides)
+        ▼                ▼ died / unhealthy       │ unhealthy
+    RESTARTING ◄─────────┴────────────────────────┘
+        │ backoff elapsed: start again (STARTING)
+        │ more than max_restarts failures within crash_window_s
+        ▼
+    RETIRED  (logged as ``server_retired`` with the reason; never leased again)
+
+    LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
+
+A lease gives one caller a server exclusively for the life of one build's scene, so operations
+on a scene never overlap. Remote servers join the pool as slots that are health-checked but
+never started, restarted, recycled or stopped.
+
+Threads: ``start()`` starts every server in parallel; a supervisor thread schedules restarts
+and health checks of idle servers; slow work (start, stop, health check) runs in short-lived
+worker threads, never under the pool lock. ``close()`` stops every process tree (interrupt →
+terminate → kill), is idempotent, and is registered with ``atexit`` so that no server outlives
+the runner, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from types import FrameType, TracebackType
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
+
+from preform_pipeline.config import RemoteServer, ServerSettings, Settings
+from preform_pipeline.errors import (
+    ConfigError,
+    LeaseTimeoutError,
+    PipelineError,
+    PoolExhaustedError,
+    ServerProcessError,
+    ServerTimeoutError,
+    TransientApiError,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.servers.health import check_health
+from preform_pipeline.servers.pathmap import PathMapper
+from preform_pipeline.servers.ports import PortAllocator, start_on_free_port
+from preform_pipeline.servers.process import (
+    ServerProcess,
+    server_command,
+    start_server_process,
+    stop_all,
+)
+
+__all__ = [
+    "SUPERVISOR_TICK_S",
+    "SYSTEM_CLOCK",
+    "TERMINATING_SIGNALS",
+    "Clock",
+    "Lease",
+    "PoolMode",
+    "PoolServer",
+    "ServerPool",
+    "ServerState",
+    "ServerStatus",
+    "SystemClock",
+]
+
+#: The supervisor wakes at least this often to notice dead idle servers and due restarts.
+SUPERVISOR_TICK_S: Final = 0.25
+# Joins are sliced so that Ctrl-C (KeyboardInterrupt) is seen promptly on every platform.
+_JOIN_SLICE_S: Final = 0.2
+#: Signals whose default action kills the runner without running cleanup code; while a pool
+#: runs they raise SystemExit instead, so ``with`` blocks and atexit stop the servers.
+TERMINATING_SIGNALS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)
+)
+
+_log = get_logger(__name__)
+
+
+class Clock(Protocol):
+    """Where the pool reads time for backoff, crash windows and health intervals."""
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+SYSTEM_CLOCK: Final = SystemClock()
+
+
+class PoolMode(str, Enum):
+    """What the pool runs; the runner prints SIMULATED on every simulated run."""
+
+    SIMULATED = "SIMULATED"
+    LOCAL = "LOCAL"
+    REMOTE = "REMOTE"
+    MIXED = "LOCAL+REMOTE"
+
+
+class ServerState(str, Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    LEASED = "leased"
+    CHECKING = "checking"
+    RESTARTING = "restarting"
+    RECYCLING = "recycling"
+    RETIRED = "retired"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class PoolServer:
+    """The server a lease holds: where to send requests and how to translate paths.
+
+    ``generation`` counts (re)starts of this slot, so a holder can tell a restarted server
+    (whose scenes are gone) from the one it leased.
+    """
+
+    name: str
+    url: str
+    path_mapper: PathMapper
+    simulated: bool
+    remote: bool
+    port: int | None
+    pid: int | None
+    generation: int
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """A snapshot of one slot, for progress displays and tests."""
+
+    name: str
+    state: ServerState
+    url: str | None
+    port: int | None
+    pid: int | None
+    remote: bool
+    builds: int
+    total_builds: int
+    restarts: int
+    generation: int
+    retired_reason: str | None
+    last_error: str | None
+
+
+class _Slot:
+    """Mutable state of one server; guarded by the pool's lock."""
+
+    def __init__(self, name: str, mapper: PathMapper, remote: RemoteServer | None) -> None:
+        self.name = name
+        self.mapper = mapper
+        self.remote = remote
+        self.state = ServerState.STARTING
+        self.process: ServerProcess | None = None
+        self.url: str | None = remote.url.rstrip("/") if remote is not None else None
+        self.builds = 0
+        self.total_builds = 0
+        self.generation = 0
+        self.restarts = 0
+        self.failures: deque[float] = deque()
+        self.consecutive_failures = 0
+        self.next_attempt_at: float | None = None
+        self.last_health_at = 0.0
+        self.idle_since = 0.0
+        self.retired_reason: str | None = None
+        self.last_error: str | None = None
+
+    def status(self) -> ServerStatus:
+        process = self.process
+        return ServerStatus(
+            name=self.name,
+            state=self.state,
+            url=self.url,
+            port=process.port if process is not None else None,
+            pid=process.pid if process is not None else None,
+            remote=self.remote is not None,
+            builds=self.builds,
+            total_builds=self.total_builds,
+            restarts=self.restarts,
+            generation=self.generation,
+            retired_reason=self.retired_reason,
+            last_error=self.last_error,
+        )
+
+
+class Lease:
+    """Exclusive use of one server until :meth:`release` (or the end of a ``with`` block).
+
+    Leaving the ``with`` block releases the server: healthy after a normal exit or an error of
+    the input; via :meth:`report_failure` after a TransientApiError or ServerProcessError (the
+    server, not the input, failed). Releasing twice does nothing.
+    """
+
+    def __init__(self, pool: ServerPool, server: PoolServer) -> None:
+        self._pool = pool
+        self.server = server
+        self._released = False
+        self._lock = threading.Lock()
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._released:
+                return False
+            self._released = True
+            return True
+
+    def release(self, healthy: bool = True, builds: int = 1) -> None:
+        """Give the server back; ``builds`` finished on it count towards recycling.
+
+        ``healthy=False`` has the server health-checked (and restarted if it fails) before
+        anyone else gets it.
+        """
+        if self._claim():
+            self._pool._release(self, healthy=healthy, builds=builds, error=None)
+
+    def report_failure(self, exc: BaseException | None = None) -> None:
+        """The server failed this build (``exc`` says how): release it as unhealthy.
+
+        The server is health-checked and restarted if the check fails; after a
+        ServerTimeoutError (an operation hung) it is restarted without asking, since a hung
+        operation may keep the server busy while ``GET /`` still answers.
+        """
+        if self._claim():
+            self._pool._release(self, healthy=False, builds=0, error=exc)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, (TransientApiError, ServerProcessError)):
+            self.report_failure(exc)
+        else:
+            self.release(healthy=True)
+
+
+def _remote_name(remote: RemoteServer, taken: set[str]) -> str:
+    base = remote.name or urlsplit(remote.url).netloc or remote.url
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+class ServerPool:
+    """Local PreFormServers (or the simulator) and remote endpoints, leased one build at a time.
+
+    ``simulator_args`` are appended to the simulator's command line (only when the simulator
+    runs): one sequence for every server, or a function of the server name (``server-1``...)
+    for per-server fault injection. ``port_probe`` replaces the free-port probe (tests).
+
+    With ``handle_signals`` (the default), a pool started on the main thread turns SIGTERM,
+    SIGHUP and SIGBREAK into ``SystemExit(128 + signal)`` while it runs (only where no handler
+    was installed), so a runner stopped by a service manager still stops its servers.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        simulator_args: Sequence[str] | Callable[[str], Sequence[str]] = (),
+        port_probe: Callable[[int], bool] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._handle_signals = handle_signals
+        self._signals_held = False
+        self._server_settings: ServerSettings = settings.servers
+        self._clock = clock
+        self._simulator_args = simulator_args
+        self._cond = threading.Condition()
+        self._started = False
+        self._closing = False
+        self._processes: set[ServerProcess] = set()
+        self._supervisor: threading.Thread | None = None
+        cfg = settings.servers
+        self._allocator = PortAllocator(cfg.base_port, cfg.port_attempts, probe=port_probe)
+        local_count = cfg.count if (cfg.executable is not None or not settings.remotes) else 0
+        self._slots: list[_Slot] = [
+            _Slot(f"server-{i + 1}", PathMapper(cfg.path_map, f"server-{i + 1}"), None)
+            for i in range(local_count)
+        ]
+        taken = {s.name for s in self._slots}
+        for remote in settings.remotes:
+            name = _remote_name(remote, taken)
+            taken.add(name)
+            self._slots.append(_Slot(name, PathMapper(remote.path_map, name), remote))
+        if not self._slots:
+            raise ConfigError(
+                "no servers: servers.count is 0 and no remote servers are configured",
+                hint="set servers.count to 1 or more, or add remotes",
+            )
+
+    # --- public ----------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> PoolMode:
+        cfg = self._server_settings
+        if cfg.executable is None:
+            return PoolMode.REMOTE if self.settings.remotes else PoolMode.SIMULATED
+        return PoolMode.MIXED if self.settings.remotes else PoolMode.LOCAL
+
+    @property
+    def simulated(self) -> bool:
+        """True when the pool runs the built-in simulator: every run must say SIMULATED."""
+        return self.mode is PoolMode.SIMULATED
+
+    def __enter__(self) -> ServerPool:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start every local server in parallel and check every remote; returns when each
+        has either come up or failed its first attempt (failed ones restart with backoff).
+
+        Raises ServerProcessError when the server program cannot be found at all.
+        """
+        with self._cond:
+            if self._started:
+                return
+            if self._closing:
+                raise PipelineError("the server pool is closed", hint="create a new ServerPool")
+            self._started = True
+        self._preflight()
+        atexit.register(self.close)
+        self._install_signal_handlers()
+        _log.info(
+            "pool_starting",
+            mode=self.mode.value,
+            servers=[s.name for s in self._slots],
+            simulated=self.simulated,
+        )
+        workers = [self._spawn(self._bring_up, slot, "start") for slot in self._slots]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="server-pool-supervisor", daemon=True
+        )
+        self._supervisor.start()
+        for worker in workers:
+            _join(worker)
+        with self._cond:
+            ready = [s.name for s in self._slots if s.state is ServerState.IDLE]
+        _log.info("pool_started", mode=self.mode.value, ready=ready, total=len(self._slots))
+
+    def lease(self, timeout: float | None = None) -> Lease:
+        """Wait for an idle server and hold it exclusively.
+
+        Raises LeaseTimeoutError after ``timeout`` seconds (None: wait as long as any server
+        may still come back), PoolExhaustedError when every server is retired.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if not self._started:
+                raise PipelineError(
+                    "the server pool is not started",
+                    hint="use `with ServerPool(settings) as pool:` or call pool.start()",
+                )
+            while True:
+                if self._closing:
+                    raise PipelineError("the server pool is closed")
+                idle = [s for s in self._slots if s.state is ServerState.IDLE]
+                if idle:
+                    # The server idle longest goes first, spreading builds (and wear) evenly.
+                    slot = min(idle, key=lambda s: s.idle_since)
+                    slot.state = ServerState.LEASED
+                    server = self._snapshot(slot)
+                    _log.debug("server_leased", server=slot.name, url=slot.url)
+                    return Lease(self, server)
+                if all(s.state is ServerState.RETIRED for s in self._slots):
+                    raise self._exhausted()
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise LeaseTimeoutError(
+                        f"no server became free within {timeout:g} s "
+                        f"({self._describe_states()})",
+                        hint="raise the lease timeout or servers.count",
+                    )
+                self._cond.wait(
+                    SUPERVISOR_TICK_S if remaining is None else min(remaining, SUPERVISOR_TICK_S)
+                )
+
+    def status(self) -> tuple[ServerStatus, ...]:
+        with self._cond:
+            return tuple(slot.status() for slot in self._slots)
+
+    def wait_for(
+        self, predicate: Callable[[tuple[ServerStatus, ...]], bool], timeout: float
+    ) -> tuple[ServerStatus, ...]:
+        """Block until ``predicate(status())`` holds; raises TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                snapshot = tuple(slot.status() for slot in self._slots)
+                if predicate(snapshot):
+                    return snapshot
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"pool did not reach the expected state: {snapshot}")
+                self._cond.wait(min(remaining, SUPERVISOR_TICK_S))
+
+    def close(self) -> None:
+        """Stop every server process tree; safe to call twice and from atexit."""
+        with self._cond:
+            first = not self._closing
+            self._closing = True
+            for slot in self._slots:
+                if slot.state is not ServerState.RETIRED:
+                    slot.state = ServerState.STOPPED
+            processes = list(self._processes)
+            self._cond.notify_all()
+        stop_all(processes, self._server_settings.stop_timeout_s)
+        with self._cond:
+            self._processes.difference_update(processes)
+            for process in processes:
+                self._allocator.release(process.port)
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            _join(self._supervisor)
+        atexit.unregister(self.close)
+        self._restore_signal_handlers()
+        if first:
+            _log.info("pool_closed", stopped=[p.name for p in processes])
+
+    # --- internals: signals ------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            return
+        with _SIGNALS.lock:
+            _SIGNALS.pools += 1
+            self._signals_held = True
+            if _SIGNALS.pools > 1:
+                return
+            for number in TERMINATING_SIGNALS:
+                if signal.getsignal(number) is signal.SIG_DFL:
+                    _SIGNALS.previous[number] = signal.signal(number, _exit_on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        # Signal handlers can only be changed on the main thread; close() from atexit and from
+        # a with block runs there.
+        if not self._signals_held or threading.current_thread() is not threading.main_thread():
+            return
+        with _SIGNALS.lock:
+            self._signals_held = False
+            _SIGNALS.pools -= 1
+            if _SIGNALS.pools > 0:
+                return
+            for number, previous in list(_SIGNALS.previous.items()):
+                if signal.getsignal(number) is _exit_on_signal:
+                    signal.signal(number, previous)
+                del _SIGNALS.previous[number]
+
+    # --- internals: starting -----------------------------------------------------------------
+
+    def _preflight(self) -> None:
+        if not any(slot.remote is None for slot in self._slots):
+            return
+        program = server_command(self._server_settings, 0)[0]
+        if shutil.which(program) is None:
+            raise ServerProcessError(
+                f"cannot find the server program {program!r}",
+                command=(program,),
+                hint="set servers.executable (PREFORM_PIPELINE_SERVER_EXECUTABLE) to the "
+                "PreFormServer executable, and servers.command_prefix if it runs under wine",
+            )
+
+    def _extra_args(self, name: str) -> Sequence[str]:
+        if not self.simulated:
+            return ()
+        args = self._simulator_args
+        return args(name) if callable(args) else args
+
+    def _spawn(
+        self, work: Callable[[_Slot, str], None], slot: _Slot, reason: str
+    ) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._run_worker,
+            args=(work, slot, reason),
+            name=f"{slot.name}-{reason}",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def _run_worker(self, work: Callable[[_Slot, str], None], slot: _Slot, reason: str) -> None:
+        try:
+            work(slot, reason)
+        except Exception as exc:  # a bug must not leave a slot stuck in a busy state
+            _log.exception("server_worker_failed", server=slot.name, work=reason)
+            with self._cond:
+                self._record_failure(slot, f"internal error: {exc!r}", "")
+
+    def _register(self, process: ServerProcess) -> None:
+        with self._cond:
+            if self._closing:
+                raise ServerProcessError(f"{process.name}: the pool is closing")
+            self._processes.add(process)
+
+    def _bring_up(self, slot: _Slot, reason: str) -> None:
+        """Start (or for a remote: check) one slot; on failure record it."""
+        if slot.remote is not None:
+            self._check(slot, reason)
+            return
+        cfg = self._server_settings
+        launched: list[ServerProcess] = []
+
+        def register(process: ServerProcess) -> None:
+            self._register(process)
+            launched.append(process)
+
+        def start(port: int) -> ServerProcess:
+            return start_server_process(
+                server_command(cfg, port, extra=self._extra_args(slot.name)),
+                name=slot.name,
+                port=port,
+                startup_timeout_s=cfg.startup_timeout_s,
+                stop_timeout_s=cfg.stop_timeout_s,
+                on_launch=register,
+            )
+
+        try:
+            process = start_on_free_port(start, self._allocator, name=slot.name)
+        except ServerProcessError as exc:
+            with self._cond:
+                # Failed attempts were stopped by start_server_process: forget them.
+                self._processes.difference_update(launched)
+                if not self._closing:
+                    self._record_failure(slot, exc.message, exc.output_tail)
+            return
+        with self._cond:
+            self._processes.difference_update(p for p in launched if p is not process)
+            if not self._closing:
+                now = self._clock.monotonic()
+                slot.process = process
+                slot.url = process.url
+                slot.builds = 0
+                slot.generation += 1
+                slot.state = ServerState.IDLE
+                slot.last_health_at = now
+                slot.idle_since = now
+                self._cond.notify_all()
+                return
+        self._discard(process)  # close() ran while we started
+
+    def _discard(self, process: ServerProcess | None) -> None:
+        if process is None:
+            return
+        process.stop(self._server_settings.stop_timeout_s)
+        with self._cond:
+            self._processes.discard(process)
+            self._allocator.release(process.port)
+
+    # --- internals: health, failure, restart ------------------------------------------------
+
+    def _check(self, slot: _Slot, reason: str) -> None:
+        """Health-check a slot taken out of rotation; back to IDLE, or a recorded failure."""
+        process = slot.process
+        url = slot.url
+        if slot.remote is None and (process is None or not process.is_running()):
+            code = process.exit_code if process is not None else None
+            tail = process.output_tail() if process is not None else ""
+            _log.warning("server_exited", server=slot.name, exit_code=code, output_tail=tail)
+            with self._cond:
+                self._record_failure(slot, f"process exited (exit code {code})", tail)
+            return
+        assert url is not None
+        result = check_health(url, timeout_s=self._server_settings.health_timeout_s)
+        with self._cond:
+            if self._closing:
+                return
+            if result.healthy:
+                now = self._clock.monotonic()
+                slot.last_health_at = now
+                if slot.state is not ServerState.IDLE:
+                    slot.idle_since = now
+                if slot.remote is not None and reason in ("start", "restart"):
+                    # A remote that was down may have restarted: its scenes are gone.
+                    slot.generation += 1
+                slot.state = ServerState.IDLE
+                self._cond.notify_all()
+                return
+        _log.warning("server_unhealthy", server=slot.name, url=url, reason=result.detail)
+        with self._cond:
+            self._record_failure(
+                slot, f"health check failed: {result.detail}",
+                process.output_tail() if process is not None else "",
+            )
+
+    def _record_failure(self, slot: _Slot, reason: str, output_tail: str) -> None:
+        """Called with the lock held: retire the slot or schedule its restart with backoff."""
+        if self._closing or slot.state is ServerState.RETIRED:
+            return
+        cfg = self._server_settings
+        now = self._clock.monotonic()
+        slot.last_error = reason
+        slot.failures.append(now)
+        while slot.failures and now - slot.failures[0] > cfg.crash_window_s:
+            slot.failures.popleft()
+        slot.consecutive_failures += 1
+        old = slot.process
+        slot.process = None
+        if len(slot.failures) > cfg.max_restarts:
+            slot.state = ServerState.RETIRED
+            slot.retired_reason = (
+                f"{len(slot.failures)} failures within {cfg.crash_window_s:g} s; last: {reason}"
+            )
+            slot.next_attempt_at = None
+            _log.warning(
+                "server_retired",
+                server=slot.name,
+                reason=slot.retired_reason,
+                failures=len(slot.failures),
+                window_s=cfg.crash_window_s,
+                last_error=reason,
+                output_tail=output_tail,
+                remaining=[s.name for s in self._slots if s.state is not ServerState.RETIRED],
+            )
+        else:
+            backoff = min(
+                cfg.restart_backoff_s * 2 ** (slot.consecutive_failures - 1),
+                cfg.restart_backoff_max_s,
+            )
+            slot.state = ServerState.RESTARTING
+            slot.next_attempt_at = now + backoff
+            _log.warning(
+                "server_restart_scheduled",
+                server=slot.name,
+                reason=reason,
+                backoff_s=backoff,
+                failures_in_window=len(slot.failures),
+            )
+        self._cond.notify_all()
+        if old is not None:
+            # Stopping takes up to three timeouts: never under the lock.
+            threading.Thread(
+                target=self._discard, args=(old,), name=f"{slot.name}-stop", daemon=True
+            ).start()
+
+    def _restart(self, slot: _Slot, reason: str) -> None:
+        with self._cond:
+            slot.restarts += 1
+        _log.info("server_restarting", server=slot.name, reason=reason, restarts=slot.restarts)
+        self._bring_up(slot, reason)
+
+    def _recycle(self, slot: _Slot, reason: str) -> None:
+        old = slot.process
+        self._discard(old)
+        with self._cond:
+            if self._closing:
+                return
+            slot.process = None
+            slot.restarts += 1
+        self._bring_up(slot, "recycle")
+
+    def _supervise(self) -> None:
+        cfg = self._server_settings
+        with self._cond:
+            while not self._closing:
+                now = self._clock.monotonic()
+                for slot in self._slots:
+                    if slot.state is ServerState.RESTARTING and slot.next_attempt_at is not None:
+                        if now >= slot.next_attempt_at:
+                            slot.next_attempt_at = None
+                            slot.state = (
+                                ServerState.STARTING if slot.remote is None
+                                else ServerState.CHECKING
+                            )
+                            self._spawn(self._restart, slot, "restart")
+                    elif slot.state is ServerState.IDLE:
+                        dead = slot.process is not None and not slot.process.is_running()
+                        due = (
+                            cfg.health_interval_s > 0
+                            and now - slot.last_health_at >= cfg.health_interval_s
+                        )
+                        if dead or due:
+                            slot.state = ServerState.CHECKING
+                            self._spawn(self._check, slot, "health")
+                self._cond.wait(SUPERVISOR_TICK_S)
+
+    # --- internals: leases ---------------------------------------------------------------
+
+    def _snapshot(self, slot: _Slot) -> PoolServer:
+        process = slot.process
+        assert slot.url is not None
+        return PoolServer(
+            name=slot.name,
+            url=slot.url,
+            path_mapper=slot.mapper,
+            simulated=self.simulated and slot.remote is None,
+            remote=slot.remote is not None,
+            port=process.port if process is not None else None,
+            pid=process.pid if process is not None else None,
+            generation=slot.generation,
+        )
+
+    def _slot(self, name: str) -> _Slot:
+        return next(s for s in self._slots if s.name == name)
+
+    def _release(
+        self, lease: Lease, *, healthy: bool, builds: int, error: BaseException | None
+    ) -> None:
+        slot = self._slot(lease.server.name)
+        process = slot.process
+        cfg = self._server_settings
+        recycle: str | None = None
+        rss_mb = 0.0
+        if healthy and process is not None:
+            if cfg.recycle_after_builds and slot.builds + builds >= cfg.recycle_after_builds:
+                recycle = "builds"
+            elif cfg.recycle_rss_mb:
+                rss_mb = process.rss_bytes() / (1024 * 1024)
+                if rss_mb > cfg.recycle_rss_mb:
+                    recycle = "rss"
+        with self._cond:
+            if (
+                self._closing
+                or slot.state is not ServerState.LEASED
+                or slot.generation != lease.server.generation
+            ):
+                return
+            slot.builds += builds
+            slot.total_builds += builds
+            if not healthy:
+                _log.warning(
+                    "server_failure_reported",
+                    server=slot.name,
+                    error=str(error) if error is not None else None,
+                    error_type=type(error).__name__ if error is not None else None,
+                )
+                if isinstance(error, ServerTimeoutError):
+                    self._record_failure(slot, f"operation hung: {error}", "")
+                else:
+                    slot.state = ServerState.CHECKING
+                    self._spawn(self._check, slot, "reported")
+                return
+            slot.consecutive_failures = 0
+            if recycle is not None:
+                _log.info(
+                    "server_recycled",
+                    server=slot.name,
+                    reason=recycle,
+                    builds=slot.builds,
+                    rss_mb=round(rss_mb, 1),
+                    pid=process.pid if process is not None else None,
+                )
+                slot.state = ServerState.RECYCLING
+                self._spawn(self._recycle, slot, recycle)
+                return
+            slot.state = ServerState.IDLE
+            slot.idle_since = self._clock.monotonic()
+            _log.debug("server_released", server=slot.name, builds=slot.builds)
+            self._cond.notify_all()
+
+    def _exhausted(self) -> PoolExhaustedError:
+        reasons = "; ".join(f"{s.name}: {s.retired_reason}" for s in self._slots)
+        return PoolExhaustedError(
+            f"every server of the pool is retired ({reasons})",
+            hint="see the server_retired log events; fix the server or its settings, "
+            "or raise servers.max_restarts",
+        )
+
+    def _describe_states(self) -> str:
+        counts: dict[str, int] = {}
+        for slot in self._slots:
+            counts[slot.state.value] = counts.get(slot.state.value, 0) + 1
+        return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+class _SignalState:
+    """Terminating-signal handlers shared by every pool of the process (counted)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools = 0
+        self.previous: dict[int, Any] = {}
+
+
+_SIGNALS: Final = _SignalState()
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _join(thread: threading.Thread) -> None:
+    while thread.is_alive():
+        thread.join(_JOIN_SLICE_S)

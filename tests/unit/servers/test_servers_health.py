@@ -1,0 +1,89 @@
+"""Health check: GET / answered in time means healthy; silence, refusal or errors do not."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from preform_pipeline.servers.health import check_health
+
+
+class _Handler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        body = json.dumps({"version": "0.9.12"}).encode()
+        self.send_response(self.server.status)  # type: ignore[attr-defined]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.status = 200  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _url(server: ThreadingHTTPServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+class TestCheckHealth:
+    """check_health never raises for a server-side problem; it says what it saw."""
+
+    def test_a_live_server_is_healthy_and_reports_its_version(
+        self, http_server: ThreadingHTTPServer
+    ) -> None:
+        result = check_health(_url(http_server), timeout_s=2)
+        assert result.healthy
+        assert result.version == "0.9.12"
+
+    def test_an_error_status_is_unhealthy(self, http_server: ThreadingHTTPServer) -> None:
+        http_server.status = 503  # type: ignore[attr-defined]
+        result = check_health(_url(http_server), timeout_s=2)
+        assert not result.healthy
+        assert "503" in result.detail
+
+    def test_a_refused_connection_is_unhealthy(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        result = check_health(f"http://127.0.0.1:{port}", timeout_s=2)
+        assert not result.healthy
+        assert "unreachable" in result.detail
+
+    def test_a_hung_server_is_unhealthy_after_the_timeout(self) -> None:
+        # Listening but never answering: the connection is accepted by the kernel's backlog.
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            result = check_health(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout_s=0.3)
+        assert not result.healthy
+        assert "hung" in result.detail
+        assert 0.3 <= result.elapsed_s < 3
+
+    def test_the_request_is_get_slash_even_with_a_trailing_slash(self) -> None:
+        seen: list[str] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            seen.append(f"{request.method} {request.url}")
+            return httpx.Response(200, json={"version": "0.9.12"})
+
+        result = check_health("http://printhost:44388/", transport=httpx.MockTransport(handler))
+        assert result.healthy
+        assert seen == ["GET http://printhost:44388/"]

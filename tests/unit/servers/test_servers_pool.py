@@ -1,0 +1,116 @@
+"""Pool rules that need no server process: modes, crash-loop window, backoff, misuse."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.config import RemoteServer, ServerSettings, Settings
+from preform_pipeline.errors import ConfigError, PipelineError, PoolExhaustedError
+from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
+from preform_pipeline.servers.ports import PortAllocator
+
+WAIT_S = 10.0
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._lock = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def _dead_url() -> str:
+    return f"http://127.0.0.1:{PortAllocator(0).acquire()}"  # nothing listens there
+
+
+class TestMode:
+    """The pool says what it runs, so every simulated run can say SIMULATED."""
+
+    @pytest.mark.parametrize(
+        ("executable", "remotes", "mode"),
+        [
+            (None, (), PoolMode.SIMULATED),
+            (Path("PreFormServer"), (), PoolMode.LOCAL),
+            (None, (RemoteServer("http://h:1"),), PoolMode.REMOTE),
+            (Path("PreFormServer"), (RemoteServer("http://h:1"),), PoolMode.MIXED),
+        ],
+    )
+    def test_mode(
+        self, executable: Path | None, remotes: tuple[RemoteServer, ...], mode: PoolMode
+    ) -> None:
+        pool = ServerPool(Settings(servers=ServerSettings(executable=executable), remotes=remotes))
+        assert pool.mode is mode
+        assert pool.simulated is (mode is PoolMode.SIMULATED)
+
+    def test_remotes_without_an_executable_start_no_local_servers(self) -> None:
+        pool = ServerPool(Settings(remotes=(RemoteServer("http://h:1", name="h"),)))
+        assert [s.name for s in pool.status()] == ["h"]
+
+    def test_remote_names_default_to_host_and_port_and_stay_unique(self) -> None:
+        remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"))
+        pool = ServerPool(Settings(remotes=remotes))
+        assert [s.name for s in pool.status()] == ["h:1", "h:1-2"]
+
+
+class TestMisuse:
+    """Mistakes in using the pool are clear errors."""
+
+    def test_no_servers_at_all_is_a_config_error(self) -> None:
+        with pytest.raises(ConfigError, match="no servers"):
+            ServerPool(Settings(servers=ServerSettings(count=0)))
+
+    def test_leasing_before_start_says_how_to_start(self) -> None:
+        with pytest.raises(PipelineError, match="not started"):
+            ServerPool(Settings()).lease(timeout=0)
+
+    def test_a_missing_server_program_fails_at_start(self, tmp_path: Path) -> None:
+        settings = Settings(servers=ServerSettings(executable=tmp_path / "PreFormServer"))
+        with pytest.raises(PipelineError, match="cannot find the server program"):  # noqa: SIM117
+            with ServerPool(settings):
+                pass
+
+
+class TestCrashLoop:
+    """Only failures within the crash window count towards retirement; backoff doubles."""
+
+    def _wait_restarts(self, pool: ServerPool, n: int) -> tuple[ServerStatus, ...]:
+        return pool.wait_for(
+            lambda s: s[0].restarts == n and s[0].state is ServerState.RESTARTING, WAIT_S
+        )
+
+    def test_failures_spread_wider_than_the_window_never_retire(self) -> None:
+        clock = FakeClock()
+        servers = ServerSettings(
+            max_restarts=1, crash_window_s=10, restart_backoff_s=1, restart_backoff_max_s=4,
+            health_timeout_s=1, health_interval_s=0,
+        )
+        pool = ServerPool(Settings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        with capture_logs() as logs:
+            pool.start()
+            try:
+                self._wait_restarts(pool, 0)  # first failure, at start
+                for n in (1, 2):
+                    clock.advance(100)  # far beyond the window: earlier failures expire
+                    self._wait_restarts(pool, n)
+                clock.advance(4)  # within the window of the last failure: retired
+                pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+                with pytest.raises(PoolExhaustedError, match="2 failures within 10 s"):
+                    pool.lease(timeout=1)
+            finally:
+                pool.close()
+        scheduled = [e["backoff_s"] for e in logs if e["event"] == "server_restart_scheduled"]
+        assert scheduled == [1, 2, 4]  # doubling per consecutive failure, capped at the max
