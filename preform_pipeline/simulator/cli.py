@@ -1,0 +1,471 @@
+"""``python -m preform_pipeline.simulator``: start a simulated PreFormServer.
+
+Start-up talks like PreFormServer on stdout, a few lines and then ``READY FOR INPUT``::
+
+    PreForm simulator (preform-pipeline 0.1.0): starting HTTP server
+    Listening on 127.0.0.1...
+    HTTP server listening on port 44388
+    READY FOR INPUT
+
+and a taken port prints a line containing ``address is already in use`` and exits 1. Only
+these lines go to stdout; the structured log (one event per request) goes to stderr, or to
+``--log-file`` (then stderr only gets warnings and errors). SIGINT and SIGTERM (Ctrl+C and
+Ctrl+Break on Windows) stop the server cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, NoReturn, TextIO
+
+import psutil
+
+from preform_pipeline import __version__
+from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
+from preform_pipeline.simulator.latency import (
+    DEFAULT_TIME_SCALE,
+    INSTANT,
+    LATENCY_PROFILES,
+    latency_profile,
+)
+from preform_pipeline.simulator.routes import ENGINE_OPERATION_IDS, snake_case
+from preform_pipeline.simulator.server import DEFAULT_HOST, SimulatorServer, load_engine
+
+__all__ = [
+    "DEFAULT_PORT",
+    "DEFAULT_SCENE_CACHE_SIZE",
+    "EXIT_FAILURE",
+    "EXIT_INJECTED_FAULT",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LISTENING_PATTERN",
+    "PORT_IN_USE_TEXT",
+    "READY_LINE",
+    "SimulatorConfig",
+    "build_parser",
+    "default_fleet_dir",
+    "main",
+    "parse_args",
+    "run",
+]
+
+EXIT_OK: Final = 0
+#: Start-up failed: port taken, engine cannot be loaded, host cannot be bound.
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+#: PreFormServer's own port (the contract's server URL); pools pass ``--port`` anyway.
+DEFAULT_PORT = 44388
+#: Scenes PreFormServer keeps in memory unless told otherwise.
+DEFAULT_SCENE_CACHE_SIZE = 100
+
+READY_LINE: Final = "READY FOR INPUT"
+#: Matches the stdout line that names the bound port (useful with ``--port 0``).
+LISTENING_PATTERN: Final = re.compile(r"listening on port (\d+)")
+#: Part of the stdout line printed when the port is taken.
+PORT_IN_USE_TEXT: Final = "address is already in use"
+
+# How often the main thread wakes while waiting for a stop signal. A plain Event.wait()
+# without timeout cannot be interrupted by Ctrl+C on Windows.
+_SIGNAL_POLL_S = 0.25
+
+# errno of a taken port: EADDRINUSE on POSIX, WSAEADDRINUSE on Windows. Windows also answers
+# WSAEACCES for ports held exclusively by another process or reserved (Hyper-V ranges); a pool
+# must react to both by choosing another port, so both are reported as "in use" there.
+_ADDRESS_IN_USE = frozenset(
+    {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", 10048)}
+    | ({getattr(errno, "WSAEACCES", 10013)} if sys.platform == "win32" else set())
+)
+
+_log = get_logger(__name__)
+
+
+def default_fleet_dir() -> Path:
+    """Per-user data directory for fleet state shared by every simulator of this user."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "preform-pipeline" / "simulator" / "fleet"
+
+
+def _user_temp_root() -> Path:
+    user = os.environ.get("USER") or os.environ.get("USERNAME") or "user"
+    return Path(tempfile.gettempdir()) / f"preform-pipeline-{user}" / "simulator"
+
+
+def _fallback_fleet_dir() -> Path:
+    """Used when the per-user data directory cannot be created (read-only home, CI)."""
+    return _user_temp_root() / "fleet"
+
+
+def _default_work_dir() -> Path:
+    """A fresh ``<temp>/preform-pipeline-<user>/simulator/work/<pid>-*`` directory.
+
+    A simulator that is killed cannot remove its work directory, so each start removes those
+    of processes that no longer exist (the pid prefixes the name).
+    """
+    root = _user_temp_root() / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    for child in root.iterdir():
+        pid_text = child.name.split("-", 1)[0]
+        if pid_text.isdigit() and not psutil.pid_exists(int(pid_text)):
+            shutil.rmtree(child, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Everything the command line says, checked."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    scene_cache_size: int = DEFAULT_SCENE_CACHE_SIZE
+    fleet_dir: Path | None = None
+    work_dir: Path | None = None
+    latency: str = INSTANT
+    time_scale: float = DEFAULT_TIME_SCALE
+    log_file: Path | None = None
+    log_level: str = "INFO"
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    engine: str | None = None
+
+
+def _operation_id(text: str) -> str:
+    name = snake_case(text.strip())
+    if name not in ENGINE_OPERATION_IDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown operation id {text!r}; use a snake_case Local API operation id such as "
+            f"auto_support, import_model, estimate_print_time"
+        )
+    return name
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (0..65535)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m preform_pipeline.simulator",
+        description=(
+            "A simulated PreFormServer: serves the Formlabs Local API on HTTP and prints "
+            f"{READY_LINE!r} when it can take requests."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    server = parser.add_argument_group("server")
+    server.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT,
+        help=f"TCP port to listen on; 0 picks a free one (default {DEFAULT_PORT})",
+    )
+    server.add_argument(
+        "--host", default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}: this machine only)",
+    )
+    server.add_argument(
+        "--scene-cache-size", type=_non_negative_int, default=DEFAULT_SCENE_CACHE_SIZE,
+        help=f"scenes kept in memory (default {DEFAULT_SCENE_CACHE_SIZE})",
+    )
+    server.add_argument(
+        "--fleet-dir", type=Path, default=None,
+        help="directory of fleet state shared by simulators (default: per-user data dir)",
+    )
+    server.add_argument(
+        "--work-dir", type=Path, default=None,
+        help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
+    )
+    server.add_argument(
+        "--log-file", type=Path, default=None,
+        help="write the structured log as JSON lines here; stderr then shows warnings only",
+    )
+    server.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="log level (default INFO: one line per request)",
+    )
+    server.add_argument(
+        "--engine", default=None, metavar="MODULE:CLASS",
+        help="engine class to use instead of the built-in one (tests, experiments)",
+    )
+    latency = parser.add_argument_group("latency")
+    latency.add_argument(
+        "--latency", choices=LATENCY_PROFILES, default=INSTANT,
+        help="instant: no added delay; realistic: each operation costs time by its size",
+    )
+    latency.add_argument(
+        "--time-scale", type=_non_negative_float, default=DEFAULT_TIME_SCALE,
+        help="multiply every realistic delay by this (0.01 = 100x faster; default 1.0)",
+    )
+    faults = parser.add_argument_group("fault injection")
+    faults.add_argument(
+        "--exit-after-requests", type=_non_negative_int, default=None, metavar="N",
+        help=f"serve N requests, then exit abruptly (status {EXIT_INJECTED_FAULT}) on the next",
+    )
+    faults.add_argument(
+        "--exit-during", type=_operation_id, default=None, metavar="OPERATION_ID",
+        help="exit abruptly while this operation runs (e.g. auto_support)",
+    )
+    faults.add_argument(
+        "--hang", type=_operation_id, default=None, metavar="OPERATION_ID",
+        help="this operation never completes",
+    )
+    faults.add_argument(
+        "--error-rate", type=_fraction, default=0.0, metavar="F",
+        help="answer this fraction (0..1) of requests 500 SIMULATED_FAULT (GET / is spared)",
+    )
+    faults.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED,
+        help=f"random seed for --error-rate (default {DEFAULT_SEED})",
+    )
+    faults.add_argument(
+        "--slow-start", type=_non_negative_float, default=0.0, metavar="SECONDS",
+        help=f"wait this long before binding the port and printing {READY_LINE!r}",
+    )
+    faults.add_argument(
+        "--fail-start", action="store_true",
+        help=f"print an error to stderr and exit {EXIT_INJECTED_FAULT} at once",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> SimulatorConfig:
+    """Parse a command line (argparse exits with status 2 on a usage error)."""
+    args = build_parser().parse_args(list(argv))
+    return SimulatorConfig(
+        host=args.host,
+        port=args.port,
+        scene_cache_size=args.scene_cache_size,
+        fleet_dir=args.fleet_dir,
+        work_dir=args.work_dir,
+        latency=args.latency,
+        time_scale=args.time_scale,
+        log_file=args.log_file,
+        log_level=args.log_level,
+        faults=FaultPlan(
+            exit_after_requests=args.exit_after_requests,
+            exit_during=args.exit_during,
+            hang=args.hang,
+            error_rate=args.error_rate,
+            seed=args.seed,
+            slow_start_s=args.slow_start,
+            fail_start=args.fail_start,
+        ),
+        engine=args.engine,
+    )
+
+
+def _say(stdout: TextIO, line: str) -> None:
+    # A pool reads these lines through a pipe: flush each at once.
+    stdout.write(line + "\n")
+    stdout.flush()
+
+
+def _configure_logging(config: SimulatorConfig, stderr: TextIO) -> None:
+    configure_logging(level=config.log_level, json_file=config.log_file, console=stderr)
+    if config.log_file is not None:
+        # The file gets everything; stderr only what a person must see.
+        for handler in logging.getLogger("preform_pipeline").handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.WARNING)
+
+
+@contextmanager
+def _stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
+    """Route SIGINT/SIGTERM (and SIGBREAK on Windows) to ``on_signal`` while inside."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled on the main thread (run() called from a test)
+        return
+    names = ("SIGINT", "SIGTERM", "SIGBREAK")
+    numbers = [getattr(signal, n) for n in names if hasattr(signal, n)]
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        on_signal(signum)
+
+    previous: dict[int, Any] = {}
+    for number in numbers:
+        previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:
+    """(fleet dir, work dir, temporary dir to remove at exit)."""
+    fleet_dir = config.fleet_dir
+    if fleet_dir is None:
+        fleet_dir = default_fleet_dir()
+        try:
+            fleet_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            fleet_dir = _fallback_fleet_dir()
+    fleet_dir.mkdir(parents=True, exist_ok=True)
+    remove: Path | None = None
+    work_dir = config.work_dir
+    if work_dir is None:
+        work_dir = remove = _default_work_dir()
+    else:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    return fleet_dir.resolve(), work_dir.resolve(), remove
+
+
+def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
+    """Run the simulator until a stop signal; returns the exit status."""
+    try:
+        config = parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    if config.faults.fail_start:
+        # Before anything else, logging included: a crash-looping server says one line.
+        stderr.write(f"error: simulated start-up failure (--fail-start), exit status "
+                     f"{EXIT_INJECTED_FAULT}\n")
+        stderr.flush()
+        return EXIT_INJECTED_FAULT
+    _configure_logging(config, stderr)
+
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
+    with _stop_signals(on_signal):
+        return _serve(config, stdout, stop, received)
+
+
+def _serve(
+    config: SimulatorConfig, stdout: TextIO, stop: threading.Event, received: list[int]
+) -> int:
+    plan = config.faults
+    _say(stdout, f"PreForm simulator (preform-pipeline {__version__}): starting HTTP server")
+    if plan.slow_start_s and stop.wait(plan.slow_start_s):
+        _log.info("server_stopped", reason="signal during slow start", signal=received[:1])
+        return EXIT_OK
+    try:
+        fleet_dir, work_dir, temporary = _resolve_dirs(config)
+    except OSError as exc:
+        _log.error("start_failed", reason="cannot create directory", error=str(exc))
+        return EXIT_FAILURE
+    try:
+        return _serve_in(config, stdout, stop, received, fleet_dir, work_dir)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _serve_in(
+    config: SimulatorConfig,
+    stdout: TextIO,
+    stop: threading.Event,
+    received: list[int],
+    fleet_dir: Path,
+    work_dir: Path,
+) -> int:
+    try:
+        engine = load_engine(
+            scene_cache_size=config.scene_cache_size,
+            fleet_dir=fleet_dir,
+            work_dir=work_dir,
+            factory=config.engine,
+        )
+    except Exception as exc:
+        _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))
+        return EXIT_FAILURE
+    try:
+        server = SimulatorServer(
+            engine,
+            host=config.host,
+            port=config.port,
+            latency=latency_profile(config.latency, config.time_scale),
+            faults=config.faults,
+        )
+    except OSError as exc:
+        where = f"{config.host}:{config.port}"
+        if exc.errno in _ADDRESS_IN_USE:
+            _say(stdout, f"HTTP server failed to start on {where}: {PORT_IN_USE_TEXT}")
+            _log.error("start_failed", reason="port in use", host=config.host, port=config.port)
+        else:
+            _say(stdout, f"HTTP server failed to start on {where}: {exc}")
+            _log.error("start_failed", reason="cannot bind", address=where, error=str(exc))
+        return EXIT_FAILURE
+    try:
+        _say(stdout, f"Listening on {server.host}...")
+        _say(stdout, f"HTTP server listening on port {server.port}")
+        _log.info(
+            "server_started",
+            url=server.url,
+            pid=os.getpid(),
+            latency=config.latency,
+            time_scale=config.time_scale,
+            scene_cache_size=config.scene_cache_size,
+            fleet_dir=str(fleet_dir),
+            work_dir=str(work_dir),
+            faults=config.faults.active(),
+        )
+        server.start()
+        _say(stdout, READY_LINE)
+        while not stop.wait(_SIGNAL_POLL_S):
+            pass
+        _log.info("server_stopping", signal=received[0] if received else None)
+    finally:
+        server.shutdown()
+    _log.info("server_stopped", port=server.port)
+    return EXIT_OK
+
+
+def main() -> NoReturn:
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))

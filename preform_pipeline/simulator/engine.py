@@ -1,0 +1,845 @@
+"""The simulated PreFormServer's engine: scenes, models, layout, estimates, devices, printing.
+
+:class:`SimEngine` implements :class:`~preform_pipeline.simulator.protocol.SceneEngine`. The
+HTTP server calls :meth:`SimEngine.call` with the contract's operationId in snake_case, the
+path parameters and the JSON body; the engine answers the response body (JSON-ready) or raises
+:class:`~preform_pipeline.simulator.protocol.SimError`. Operations run synchronously; the
+server provides ``?async=true`` on top.
+
+The rules each operation follows (geometry, estimates, fleet files) are documented in
+``docs/simulator-engine.md``; the pieces live in sibling modules: :mod:`.scene` (state and the
+LRU scene cache), :mod:`.estimates`, :mod:`.layout`, :mod:`.meshops`, :mod:`.formfile`,
+:mod:`.screenshot`, :mod:`.settings`, :mod:`.fleet`, :mod:`.devices`.
+
+Thread safety: each scene has its own lock (held for the whole operation on it), the scene
+cache, the account and the fleet files have theirs; operations on different scenes run in
+parallel.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import (
+    Mesh,
+    detect_units,
+    read_mesh,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.packing import DEFAULT_SPACING_MM
+
+from . import estimates
+from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
+from .devices import printer_status
+from .editing import (
+    IMPORT_UNITS,
+    ScanRequest,
+    add_drain_holes,
+    hollow_models,
+    label_model,
+    scan_models,
+)
+from .fleet import FleetState, SimPrinter
+from .formfile import load_form, save_form
+from .layout import (
+    DEFAULT_RAFT_BORDER_MM,
+    Bounds2D,
+    Move,
+    boxes_overlap,
+    build_cage,
+    layout_on_platform,
+    orient_rotation,
+    pack_in_volume,
+)
+from .meshops import close_holes
+from .printing import device_bodies, find_target, job_record
+from .protocol import Json, ProgressCallback, SimError, WorkEstimate
+from .scene import (
+    DEFAULT_SCENE_ID,
+    DEFAULT_SCENE_SETTINGS,
+    LOCKS,
+    Scene,
+    SceneStore,
+    SimModel,
+    new_id,
+)
+from .screenshot import (
+    DEFAULT_IMAGE_SIZE_PX,
+    DEFAULT_PITCH_DEG,
+    DEFAULT_YAW_DEG,
+    MAX_IMAGE_SIZE_PX,
+    RenderItem,
+    View,
+    render,
+    write_png,
+)
+from .settings import resolve_settings, validate_settings, write_fps
+
+__all__ = [
+    "DEFAULT_CAGE_BAR_MM",
+    "DEFAULT_DENTAL_TILT_DEG",
+    "DEFAULT_DISTANCE_TO_CAGE_MM",
+    "MAX_DUPLICATES",
+    "SIMULATED_API_VERSION",
+    "SimEngine",
+]
+
+log = get_logger(__name__)
+
+#: What ``GET /`` answers: the Local API version whose contract the simulator serves.
+SIMULATED_API_VERSION: Final = "0.9.12"
+DEFAULT_DENTAL_TILT_DEG: Final = 0
+DEFAULT_CAGE_BAR_MM: Final = 2.0
+DEFAULT_DISTANCE_TO_CAGE_MM: Final = 2.0
+#: Upper bound on one duplicate request: more copies than any platform holds.
+MAX_DUPLICATES: Final = 500
+
+_REPAIR = ("REPAIR", "ERROR", "IGNORE")
+_UNITS = ("MILLIMETERS", "INCHES")
+_VIEW_TYPES = ("ZOOM_ON_MODELS", "FULL_BUILD_VOLUME", "FULL_PLATFORM_WIDTH")
+_RAFT_TYPES = ("FULL_RAFT", "MINI_RAFT", "MINI_RAFTS_ON_BP")
+_PACKING_TYPES = ("PACK_NORMAL", "PACK_VOLUME", "PACK_HEIGHT", "PACK_NONE")
+_FIRMWARE_SUFFIXES = (".formware", ".formware2")
+_OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_ROTATION_LOCKED = ("LOCKED_ROTATION_FREE_TRANSLATION", "FULLY_LOCKED")
+
+Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
+
+
+def _progress(progress: ProgressCallback | None, done: int, total: int) -> None:
+    if progress is not None and total > 0:
+        progress(min(1.0, done / total))
+
+
+def _estimated_triangles(path_text: Any) -> int:
+    """Triangles a model file probably holds, from its size alone (no parsing)."""
+    if not isinstance(path_text, str):
+        return 0
+    try:
+        size = Path(path_text).stat().st_size
+    except OSError:
+        return 0
+    per_triangle = 50 if path_text.lower().endswith((".stl", ".form")) else 120
+    return max(0, size - 84) // per_triangle
+
+
+class SimEngine:
+    """A drop-in PreFormServer's state and behaviour, driven one operation at a time."""
+
+    def __init__(
+        self,
+        *,
+        scene_cache_size: int = 100,
+        fleet_dir: Path | None = None,
+        work_dir: Path | None = None,
+        catalogue: Catalogue = DEFAULT_CATALOGUE,
+    ) -> None:
+        self.catalogue = catalogue
+        self.work_dir = work_dir
+        self.scenes = SceneStore(scene_cache_size, work_dir / "scene-cache" if work_dir else None)
+        self._fleet_dir = fleet_dir
+        self._fleet: FleetState | None = None
+        self._fleet_lock = threading.Lock()
+        self._default_lock = threading.Lock()
+        self._account_lock = threading.Lock()
+        self._user: Json | None = None
+
+    # -- protocol -------------------------------------------------------------------------------
+
+    def _handler(self, operation_id: str) -> Handler:
+        method = None
+        if _OPERATION_NAME.match(operation_id):
+            method = getattr(self, f"_op_{operation_id}", None)
+        if method is None:
+            raise SimError(404, "NOT_FOUND", f"the simulator has no operation {operation_id!r}")
+        handler: Handler = method
+        return handler
+
+    def call(
+        self,
+        operation_id: str,
+        params: dict[str, str],
+        body: Any,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        handler = self._handler(operation_id)
+        try:
+            return handler(params, body, progress)
+        except SimError:
+            raise
+        except ModelFileError as exc:
+            raise SimError(400, "INVALID_MODEL_FILE", f"{exc.path}: {exc.reason}") from exc
+        except Exception as exc:
+            log.exception("engine_operation_failed", operation=operation_id)
+            raise SimError(
+                500, "INTERNAL_ERROR", f"{operation_id} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def estimate_work(self, operation_id: str, params: dict[str, str], body: Any) -> WorkEstimate:
+        self._handler(operation_id)
+        data = body if isinstance(body, dict) else {}
+        if operation_id in ("import_model", "replace_model", "scan_to_model", "load_form_file"):
+            extra = data.get("files")
+            files = [data.get("file"), *(extra if isinstance(extra, list) else [])]
+            return WorkEstimate(triangles=sum(_estimated_triangles(f) for f in files), models=1)
+        scene_id = params.get("scene_id")
+        if scene_id is None:
+            return WorkEstimate()
+        triangles, models = self.scenes.peek_triangles(scene_id)
+        return WorkEstimate(triangles=triangles, models=models)
+
+    # -- shared helpers -----------------------------------------------------------------------
+
+    @property
+    def fleet(self) -> FleetState:
+        with self._fleet_lock:
+            if self._fleet is None:
+                root = self._fleet_dir
+                if root is None:
+                    base = self.work_dir or Path(tempfile.mkdtemp(prefix="preform-sim-"))
+                    root = base / "fleet"
+                root.mkdir(parents=True, exist_ok=True)
+                self._fleet = FleetState(root)
+            return self._fleet
+
+    def _scene_id(self, params: dict[str, str]) -> str:
+        scene_id = params.get("scene_id")
+        if scene_id is None:
+            # Operations without a scene id in the path act on the most recently created scene.
+            scene_id = self.scenes.last_created or DEFAULT_SCENE_ID
+        if scene_id == DEFAULT_SCENE_ID:
+            self._ensure_default()
+        return scene_id
+
+    def _ensure_default(self) -> None:
+        with self._default_lock:
+            if DEFAULT_SCENE_ID not in self.scenes:
+                last = self.scenes.last_created
+                self.scenes.add(Scene(DEFAULT_SCENE_ID, DEFAULT_SCENE_SETTINGS))
+                self.scenes.last_created = last  # creating it on demand is not "creating"
+
+    def _machine(self, scene: Scene) -> MachineType:
+        return scene.settings.machine(self.catalogue)
+
+    def _scene_json(self, scene: Scene) -> Json:
+        volume = self._machine(scene).build_volume_mm
+        return {
+            "id": scene.id,
+            "scene_settings": scene.settings.to_json(),
+            "models": [m.to_json(volume) for m in scene.models.values()],
+            "material_usage": estimates.material_usage(scene, self.catalogue),
+            "layer_count": estimates.layer_count(scene),
+        }
+
+    def _require(self, scene: Scene, technology: str, operation: str) -> None:
+        machine = self._machine(scene)
+        if machine.technology == technology:
+            return
+        message = (
+            f"{operation} applies to {technology} scenes; scene {scene.id} is a "
+            f"{machine.technology} scene ({machine.label})"
+        )
+        if operation in ("auto-layout", "auto-pack"):
+            message += "; use " + ("auto-pack" if technology == "SLA" else "auto-layout")
+        raise SimError(400, "WRONG_TECHNOLOGY", message)
+
+    def _read_model_file(self, path: Path, repair: str, warnings: list[str]) -> Mesh:
+        mesh = read_mesh(path)
+        if mesh.is_closed():
+            return mesh
+        if repair == "ERROR":
+            raise SimError(
+                400,
+                "MODEL_NOT_WATERTIGHT",
+                f"{path}: the mesh has holes (open edges); send repair_behavior REPAIR to "
+                "close them or IGNORE to import it as it is",
+            )
+        if repair == "REPAIR":
+            mesh, holes = close_holes(mesh)
+            warnings.append(f"Closed {holes} hole(s) in {path.name}")
+            return mesh
+        warnings.append(f"{path.name} is not watertight; imported without repair")
+        return mesh
+
+    # -- API info, account, materials -----------------------------------------------------------
+
+    def _op_get_api_version(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        return {"version": SIMULATED_API_VERSION}
+
+    def _op_list_materials(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        return self.catalogue.to_list_materials()
+
+    def _op_login(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        if data.has("access_token"):
+            data.only(("access_token",))
+            data.req_string("access_token")
+            username = "simulated-token-user"
+        else:
+            data.only(("username", "password"))
+            username = data.req_string("username")
+            if not data.req_string("password", empty_ok=True):
+                raise SimError(400, "INVALID_CREDENTIALS", "username or password is wrong")
+        persistent = uuid.uuid5(uuid.NAMESPACE_URL, f"simulated-user:{username}")
+        email = username if "@" in username else f"{username}@example.com"
+        with self._account_lock:
+            self._user = {
+                "username": username,
+                "first_name": "Simulated",
+                "last_name": "User",
+                "email": email,
+                "persistent_id": str(persistent),
+            }
+        log.info("user_logged_in", username=username)
+        return {"access_token": uuid.uuid4().hex, "refresh_token": uuid.uuid4().hex}
+
+    def _op_logout(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        with self._account_lock:
+            if self._user is None:
+                raise SimError(400, "NOT_LOGGED_IN", "no user is logged in")
+            self._user = None
+        return {}
+
+    def _op_get_user(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        with self._account_lock:
+            if self._user is None:
+                raise SimError(404, "NOT_LOGGED_IN", "no user is logged in; POST /login/ first")
+            return dict(self._user)
+
+    @property
+    def logged_in(self) -> bool:
+        with self._account_lock:
+            return self._user is not None
+
+    # -- scenes ---------------------------------------------------------------------------------
+
+    def _op_create_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        scene = Scene(new_id(), resolve_settings(body, self.catalogue))
+        self.scenes.add(scene)
+        log.info("scene_created", scene_id=scene.id, machine_type=scene.settings.machine_type)
+        return self._scene_json(scene)
+
+    def _op_create_default_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        scene = Scene(DEFAULT_SCENE_ID, resolve_settings(body, self.catalogue))
+        with self._default_lock:
+            self.scenes.add(scene, replace=True)
+        return self._scene_json(scene)
+
+    def _op_delete_default_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        scene = Scene(DEFAULT_SCENE_ID, DEFAULT_SCENE_SETTINGS)
+        with self._default_lock:
+            self.scenes.add(scene, replace=True)
+        return self._scene_json(scene)
+
+    def _op_get_all_scenes(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        scenes = []
+        for scene_id in self.scenes.ids():
+            try:
+                scenes.append(self.scenes.read(scene_id, self._scene_json))
+            except SimError as exc:
+                if exc.code != "SCENE_NOT_FOUND":  # deleted while listing
+                    raise
+        return {"scenes": scenes}
+
+    def _op_get_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        return self.scenes.read(self._scene_id(params), self._scene_json)
+
+    def _op_update_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        settings = resolve_settings(body, self.catalogue)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            scene.settings = settings
+            return self._scene_json(scene)
+
+    def _op_delete_scene(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        scene_id = self._scene_id(params)
+        with self.scenes.use(scene_id) as scene:
+            answer = self._scene_json(scene)
+        if scene_id == DEFAULT_SCENE_ID:
+            self._op_delete_default_scene(params, None, None)
+        else:
+            self.scenes.remove(scene_id)
+        return answer
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def _op_load_form_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        path = existing_file(data.req_string("file"), "$.file")
+        scene = load_form(path, new_id())
+        validate_settings(scene.settings, self.catalogue)
+        self.scenes.add(scene)
+        log.info("form_loaded", scene_id=scene.id, file=str(path), models=len(scene.models))
+        return self._scene_json(scene)
+
+    def _op_save_form_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        path = writable_target(data.req_string("file"), "$.file")
+        with self.scenes.use(self._scene_id(params)) as scene:
+            save_form(scene, path)
+        return {}
+
+    def _op_save_fps_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        text = data.req_string("file")
+        if not text.endswith(".fps"):
+            raise bad_body("$.file", f"{text!r} must end in .fps")
+        path = writable_target(text, "$.file")
+        with self.scenes.use(self._scene_id(params)) as scene:
+            write_fps(scene.settings, path)
+        return {}
+
+    def _op_save_screenshot(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        text = data.req_string("file")
+        suffix = Path(text).suffix.lower()
+        if suffix not in (".png", ".webp"):
+            raise bad_body("$.file", f"{text!r} must end in .png or .webp")
+        if suffix == ".webp" or data.has("flyaround_transform"):
+            raise SimError(
+                400,
+                "UNSUPPORTED_IMAGE_FORMAT",
+                "the simulator writes PNG screenshots only (no .webp, no flyaround animation)",
+            )
+        path = writable_target(text, "$.file")
+        view = View(
+            view_type=data.choice("view_type", _VIEW_TYPES, "ZOOM_ON_MODELS") or "ZOOM_ON_MODELS",
+            yaw_deg=data.number("yaw", DEFAULT_YAW_DEG) or 0.0,
+            pitch_deg=data.number("pitch", DEFAULT_PITCH_DEG, minimum=-90.0, maximum=90.0) or 0.0,
+            image_size_px=data.integer(
+                "image_size_px", DEFAULT_IMAGE_SIZE_PX, minimum=1, maximum=MAX_IMAGE_SIZE_PX
+            )
+            or DEFAULT_IMAGE_SIZE_PX,
+            crop_to_models=bool(data.boolean("crop_to_models", True)),
+        )
+        with self.scenes.use(self._scene_id(params)) as scene:
+            volume = self._machine(scene).build_volume_mm
+            items = [
+                RenderItem(m.world_mesh().triangles, m.in_bounds(volume))
+                for m in scene.select(data.selection())
+                if m.visible
+            ]
+        image = render(items, volume, view)
+        try:
+            write_png(path, image)
+        except OSError as exc:
+            raise SimError(400, "FILE_WRITE_FAILED", f"cannot write {path}: {exc}") from exc
+        return {}
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def _op_import_model(
+        self, params: dict[str, str], body: Any, progress: ProgressCallback | None
+    ) -> Json:
+        data = Body(body)
+        path = existing_file(data.req_string("file"), "$.file")
+        repair = data.choice("repair_behavior", _REPAIR, "ERROR") or "ERROR"
+        name = data.string("name")
+        position = data.triple("position")
+        orientation = data.object("orientation")
+        rotation = orientation_matrix(orientation) if orientation is not None else np.eye(3)
+        scale = data.number("scale", 1.0, exclusive_minimum=0.0) or 1.0
+        units = data.choice("units", IMPORT_UNITS, "DETECTED") or "DETECTED"
+        lock = data.choice("lock", LOCKS, "FREE") or "FREE"
+        scene_id = self._scene_id(params)
+        if scene_id not in self.scenes:  # say so before reading a possibly large file
+            raise SimError(404, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")
+        _progress(progress, 0, 2)
+        warnings: list[str] = []
+        mesh = self._read_model_file(path, repair, warnings)
+        _progress(progress, 1, 2)
+        if units == "DETECTED":
+            units = detect_units(mesh)
+        model = SimModel(
+            model_id=new_id(),
+            name=name if name is not None else path.stem,
+            mesh=mesh,
+            original_file=str(path),
+            units=units,
+            scale=scale,
+            orientation=euler_of(rotation),
+            position=position or (0.0, 0.0, 0.0),
+            lock=lock,
+        )
+        with self.scenes.use(scene_id) as scene:
+            scene.models[model.id] = model
+            answer = model.to_json(self._machine(scene).build_volume_mm)
+        log.info(
+            "model_imported",
+            scene_id=scene_id,
+            model_id=model.id,
+            triangles=mesh.triangle_count,
+            warnings=warnings,
+        )
+        _progress(progress, 2, 2)
+        return answer
+
+    def _op_get_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        def render(scene: Scene) -> Json:
+            model = scene.model(params.get("id", ""))
+            return model.to_json(self._machine(scene).build_volume_mm)
+
+        return self.scenes.read(self._scene_id(params), render)
+
+    def _op_update_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        data.only(("name", "position", "orientation", "scale", "units", "lock"))
+        name = data.string("name")
+        position = data.triple("position")
+        orientation_body = data.object("orientation")
+        rotation = orientation_matrix(orientation_body) if orientation_body is not None else None
+        scale = data.number("scale", exclusive_minimum=0.0)
+        units = data.choice("units", _UNITS)
+        lock = data.choice("lock", LOCKS)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            model = scene.model(params.get("id", ""))
+            if rotation is not None or scale is not None or units is not None:
+                model.clear_supports()
+            if name is not None:
+                model.name = name
+            if rotation is not None:
+                model.orientation = euler_of(rotation)
+            if scale is not None:
+                model.scale = scale
+            if units is not None:
+                model.units = units
+            if lock is not None:
+                model.lock = lock
+            if position is not None:
+                model.position = position
+        return {}
+
+    def _op_delete_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        with self.scenes.use(self._scene_id(params)) as scene:
+            model = scene.model(params.get("id", ""))
+            del scene.models[model.id]
+            if scene.cage is not None and scene.cage.get("model_id") == model.id:
+                scene.cage = None
+        return {}
+
+    def _op_duplicate_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body, required=False)
+        count = data.integer("count", 1, minimum=1, maximum=MAX_DUPLICATES) or 1
+        with self.scenes.use(self._scene_id(params)) as scene:
+            original = scene.model(params.get("id", ""))
+            width = original.size()[0]
+            x, y, z = original.position
+            for k in range(1, count + 1):
+                twin = original.copy(new_id())
+                # Copies go in a row to the right; auto-layout arranges them properly.
+                twin.position = (x + k * (width + DEFAULT_SPACING_MM), y, z)
+                scene.models[twin.id] = twin
+            return self._scene_json(scene)
+
+    def _op_replace_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        path = existing_file(data.req_string("file"), "$.file")
+        repair = data.choice("repair_behavior", _REPAIR, "ERROR") or "ERROR"
+        warnings: list[str] = []
+        mesh = self._read_model_file(path, repair, warnings)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            model = scene.model(params.get("id", ""))
+            model.set_mesh(mesh)
+            model.original_file = str(path)
+            return {
+                "warnings": warnings,
+                "model_properties": model.to_json(self._machine(scene).build_volume_mm),
+            }
+
+    def _op_scan_to_model(
+        self, params: dict[str, str], body: Any, progress: ProgressCallback | None
+    ) -> Json:
+        request = ScanRequest.parse(Body(body))
+        scene_id = self._scene_id(params)
+        with self.scenes.use(scene_id) as scene:
+            self._require(scene, "SLA", "scan-to-model")
+        made, infos = scan_models(request, lambda done, total: _progress(progress, done, total))
+        with self.scenes.use(scene_id) as scene:
+            for model in made:
+                scene.models[model.id] = model
+            return self._scene_json(scene) | {"warnings": [], "infos": infos}
+
+    # -- orient, support, layout, pack ----------------------------------------------------------
+
+    def _op_auto_orient(
+        self, params: dict[str, str], body: Any, progress: ProgressCallback | None
+    ) -> Json:
+        data = Body(body)
+        data.only(("models", "mode", "tilt"))
+        mode = data.choice("mode", ("DENTAL",))
+        if data.has("tilt") and mode != "DENTAL":
+            raise bad_body("$.tilt", 'tilt applies only with mode "DENTAL"')
+        tilt = data.integer("tilt", DEFAULT_DENTAL_TILT_DEG, minimum=-90, maximum=90) or 0
+        selection = data.selection()
+        with self.scenes.use(self._scene_id(params)) as scene:
+            models = [m for m in scene.select(selection) if m.lock == "FREE"]
+            for index, model in enumerate(models):
+                rotation = orient_rotation(model, dental=mode == "DENTAL", tilt_deg=tilt)
+                model.clear_supports()
+                model.orientation = euler_of(rotation)
+                model.position = (model.position[0], model.position[1], 0.0)
+                _progress(progress, index + 1, len(models))
+        return {}
+
+    def _op_auto_support(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        options: Json = {}
+        for key in ("density", "slope_multiplier", "touchpoint_size_mm", "raft_thickness_mm",
+                    "height_above_raft_mm", "z_compression_correction_mm",
+                    "early_layer_merge_mm"):
+            value = data.number(key, minimum=0.0)
+            if value is not None:
+                options[key] = value
+        for key in ("only_minima", "raft_label_enabled", "breakaway_structure_enabled",
+                    "internal_supports_enabled"):
+            flag = data.boolean(key)
+            if flag is not None:
+                options[key] = flag
+        options["raft_type"] = data.choice("raft_type", _RAFT_TYPES, "FULL_RAFT")
+        raft = float(options.setdefault("raft_thickness_mm", estimates.DEFAULT_RAFT_THICKNESS_MM))
+        above = float(
+            options.setdefault("height_above_raft_mm", estimates.DEFAULT_HEIGHT_ABOVE_RAFT_MM)
+        )
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLA", "auto-support")
+            for model in scene.select(data.selection()):
+                model.has_supports = True
+                model.support = dict(options)
+                model.position = (model.position[0], model.position[1], raft + above)
+        return {}
+
+    def _op_auto_layout(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        data.choice("mode", ("DENTAL",))
+        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0)
+        overlap = bool(data.boolean("allow_overlapping_supports", False))
+        lock_rotation = bool(data.boolean("lock_rotation", False))
+        data.boolean("build_platform_2_optimized")
+        bounds_body = data.object("custom_bounds")
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLA", "auto-layout")
+            bx, by, _ = self._machine(scene).build_volume_mm
+            area = Bounds2D(-bx / 2, bx / 2, -by / 2, by / 2)
+            if bounds_body is not None:
+                area = self._custom_bounds(bounds_body, area)
+            models = [m for m in scene.select(data.selection()) if m.lock != "FULLY_LOCKED"]
+            moves = layout_on_platform(
+                models,
+                area,
+                spacing=spacing or 0.0,
+                allow_rotation=not lock_rotation
+                and not any(m.lock in _ROTATION_LOCKED for m in models),
+                raft_border=0.0 if overlap else DEFAULT_RAFT_BORDER_MM,
+            )
+            self._apply(scene, moves)
+            return self._scene_json(scene)
+
+    @staticmethod
+    def _custom_bounds(body: Body, platform: Bounds2D) -> Bounds2D:
+        area = Bounds2D(
+            max(platform.x_min, body.number("x_min_mm", platform.x_min) or 0.0),
+            min(platform.x_max, body.number("x_max_mm", platform.x_max) or 0.0),
+            max(platform.y_min, body.number("y_min_mm", platform.y_min) or 0.0),
+            min(platform.y_max, body.number("y_max_mm", platform.y_max) or 0.0),
+        )
+        if area.x_min >= area.x_max or area.y_min >= area.y_max:
+            raise bad_body(body.path, "the bounds leave no area on the build platform")
+        return area
+
+    @staticmethod
+    def _apply(scene: Scene, moves: dict[str, Move]) -> None:
+        for model_id, move in moves.items():
+            model = scene.models[model_id]
+            model.orientation = move.orientation
+            model.position = move.position
+
+    def _op_auto_pack(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body, required=False)
+        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLS", "auto-pack")
+            cage_id = (scene.cage or {}).get("model_id")
+            models = [
+                m for m in scene.models.values() if m.lock != "FULLY_LOCKED" and m.id != cage_id
+            ]
+            moves = pack_in_volume(
+                models,
+                self._machine(scene).build_volume_mm,
+                spacing=spacing,
+                allow_rotation=not any(m.lock in _ROTATION_LOCKED for m in models),
+            )
+            self._apply(scene, moves)
+            if cage_id is not None:  # the old cage no longer surrounds the repacked models
+                scene.models.pop(cage_id, None)
+                scene.cage = None
+            return self._scene_json(scene)
+
+    def _op_pack_and_cage(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        if not data.has("models"):
+            raise bad_body("$.models", "is required")
+        packing = data.raw("packing_type")
+        if isinstance(packing, dict):
+            packing_type = Body(packing, "$.packing_type").choice(
+                "packing_type", _PACKING_TYPES, "PACK_VOLUME"
+            )
+        else:
+            packing_type = data.choice("packing_type", _PACKING_TYPES, "PACK_VOLUME")
+        label = data.string("cage_label") or ""
+        data.boolean("generate_mesh_label")
+        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        data.number("bar_spacing_mm", minimum=0.0)
+        thickness = data.number("bar_thickness_mm", DEFAULT_CAGE_BAR_MM, minimum=1.0)
+        bar = data.number("bar_width_mm", thickness, minimum=1.0) or DEFAULT_CAGE_BAR_MM
+        distance = data.number("distance_to_cage_mm", DEFAULT_DISTANCE_TO_CAGE_MM, minimum=0.0)
+        distance = distance or 0.0
+        data.boolean("enable_round_edges")
+        data.boolean("enable_square_bars")
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLS", "pack-and-cage")
+            old_cage = (scene.cage or {}).get("model_id")
+            models = [m for m in scene.select(data.selection()) if m.id != old_cage]
+            if not models:
+                raise bad_body("$.models", "selects no models to cage")
+            volume = self._machine(scene).build_volume_mm
+            moves: dict[str, Move] = {}
+            if packing_type != "PACK_NONE":
+                moves = pack_in_volume(
+                    models, volume, spacing=spacing, inset=bar + distance,
+                    allow_rotation=not any(m.lock in _ROTATION_LOCKED for m in models),
+                )
+            cage = build_cage(models, moves, volume, bar_mm=bar, distance_mm=distance, label=label)
+            if old_cage is not None:
+                scene.models.pop(old_cage, None)
+            self._apply(scene, moves)
+            scene.models[cage.id] = cage
+            scene.cage = {
+                "model_id": cage.id,
+                "label": label,
+                "bar_width_mm": bar,
+                "distance_to_cage_mm": distance,
+                "packing_type": packing_type,
+                "models": [m.id for m in models],
+            }
+            return self._scene_json(scene)
+
+    # -- analysis -------------------------------------------------------------------------------
+
+    def _op_get_print_validation(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        return self.scenes.read(
+            self._scene_id(params), lambda s: estimates.print_validation(s, self.catalogue)
+        )
+
+    def _op_estimate_print_time(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        return self.scenes.read(
+            self._scene_id(params), lambda s: estimates.estimate_print_time(s, self.catalogue)
+        )
+
+    def _op_get_scene_interferences(
+        self, params: dict[str, str], body: Any, progress: Any
+    ) -> list[list[str]]:
+        data = Body(body, required=False)
+        gap = data.number("collision_offset_mm", 0.0, minimum=0.0) or 0.0
+
+        def pairs(scene: Scene) -> list[list[str]]:
+            boxes = [(m.id, m.bounds()) for m in scene.models.values()]
+            found = []
+            for i, (first, box_a) in enumerate(boxes):
+                for second, box_b in boxes[i + 1 :]:
+                    if boxes_overlap(box_a, box_b, gap):
+                        found.append([first, second])
+            return found
+
+        return self.scenes.read(self._scene_id(params), pairs)
+
+    # -- hollow, drain holes, labels ------------------------------------------------------------
+
+    def _op_hollow_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLA", "hollow")
+            return hollow_models(scene, data)
+
+    def _op_add_drain_holes(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            self._require(scene, "SLA", "add-drain-holes")
+            return add_drain_holes(scene, data)
+
+    def _op_label_part(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        with self.scenes.use(self._scene_id(params)) as scene:
+            return label_model(scene, data)
+
+    # -- devices and printing -------------------------------------------------------------------
+
+    def _device_bodies(self, include_groups: bool) -> list[Json]:
+        return device_bodies(self.fleet, include_groups=include_groups)
+
+    def _op_get_devices(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        devices = self._device_bodies(include_groups=self.logged_in)
+        if str(params.get("can_print", "")).lower() in ("true", "1"):
+            devices = [d for d in devices if d["is_connected"]]
+        return {"count": len(devices), "devices": devices}
+
+    def _op_get_device(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        wanted = params.get("id", "")
+        for device in self._device_bodies(include_groups=self.logged_in):
+            if wanted in (device["id"], device["ip_address"], device.get("dashboard_queue_id")):
+                return device
+        raise SimError(400, "DEVICE_NOT_FOUND", f"no discovered device {wanted!r}")
+
+    def _op_discover_devices(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body, required=False)
+        data.integer("timeout_seconds", minimum=0)
+        address = data.string("ip_address")
+        devices = self._device_bodies(include_groups=False)
+        if address is not None:
+            devices = [d for d in devices if d["ip_address"] == address]
+            if not devices:
+                raise SimError(
+                    400, "PRINTER_IP_NOT_FOUND", f"no printer answered at IP address {address}"
+                )
+        return {"count": len(devices), "devices": devices}
+
+    def _op_upload_firmware(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        data = Body(body)
+        name = data.req_string("printer")
+        path = existing_file(data.req_string("file_path"), "$.file_path")
+        if path.suffix.lower() not in _FIRMWARE_SUFFIXES:
+            raise SimError(
+                400, "INVALID_FIRMWARE_FILE", f"{path.name} is not a .formware/.formware2 file"
+            )
+        target = self.fleet.find(name)
+        if not isinstance(target, SimPrinter):
+            raise SimError(400, "PRINTER_NOT_FOUND", f"no printer {name!r} to update")
+        updated = self.fleet.update_printer(target.serial, firmware_version=path.stem)
+        return {"count": 1, "devices": [printer_status(updated)]}
+
+    def _op_print(
+        self, params: dict[str, str], body: Any, progress: ProgressCallback | None
+    ) -> Json:
+        data = Body(body)
+        name = data.req_string("printer")
+        job_name = data.req_string("job_name", empty_ok=True)
+        data.integer("find_printer_timeout_seconds", 30, minimum=0)
+        print_now = data.boolean("print_now")
+        target = find_target(self.fleet, name, logged_in=self.logged_in)
+        scene_id = self._scene_id(params)
+        with self.scenes.use(scene_id) as scene:
+            job = job_record(
+                scene, self.catalogue, self.fleet, target, job_name=job_name, print_now=print_now
+            )
+        _progress(progress, 1, 2)
+        self.fleet.record_job(job)
+        _progress(progress, 2, 2)
+        return {"job_id": job["job_id"]}

@@ -1,0 +1,214 @@
+"""The simulated printer fleet: a state directory shared with the Dashboard simulator.
+
+Layout of the fleet directory (all JSON, UTF-8, written atomically: temp file + ``os.replace``)::
+
+    <fleet_dir>/
+      printers.json        {"format": FLEET_FORMAT, "version": 1,
+                            "printers": [printer, ...], "groups": [group, ...]}
+      jobs/<job_id>.json   one file per print job (see :func:`FleetState.record_job`)
+
+A printer: ``serial``, ``machine_type_id``, ``product_name``, ``ip_address``,
+``connection_type``, ``status``, ``firmware_version``, ``ready_to_print_now``,
+``is_remote_print_enabled``, ``material_code``, ``tank_id``,
+``estimated_print_time_remaining_ms``. A Fleet Control group: ``group_id``, ``queue_id``,
+``printers`` (serials), ``queue_paused``. Missing optional fields take the defaults below, so
+another tool may write a smaller file. When the directory holds no ``printers.json`` the
+default fleet (:data:`DEFAULT_PRINTERS`, :data:`DEFAULT_GROUPS`) is written on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.logging import get_logger
+
+from .protocol import Json, SimError
+from .scene import atomic_write_bytes
+
+__all__ = [
+    "DEFAULT_GROUPS",
+    "DEFAULT_PRINTERS",
+    "FLEET_FORMAT",
+    "JOB_FORMAT",
+    "FleetState",
+    "SimGroup",
+    "SimPrinter",
+    "utc_now_iso",
+]
+
+log = get_logger(__name__)
+
+FLEET_FORMAT: Final = "preform-pipeline-simulated-fleet"
+JOB_FORMAT: Final = "preform-pipeline-simulated-job"
+_VERSION: Final = 1
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SimPrinter:
+    """One simulated printer as printers.json stores it."""
+
+    serial: str
+    machine_type_id: str
+    product_name: str
+    ip_address: str
+    material_code: str
+    connection_type: str = "WIFI"
+    status: str = "IDLE"
+    firmware_version: str = "1.9.0-sim"
+    ready_to_print_now: bool = True
+    is_remote_print_enabled: bool = True
+    tank_id: str = ""
+    estimated_print_time_remaining_ms: int = 0
+
+    @classmethod
+    def from_json(cls, data: Json) -> SimPrinter:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class SimGroup:
+    """A Fleet Control printer group with its print queue."""
+
+    group_id: str
+    queue_id: str
+    printers: tuple[str, ...] = field(default_factory=tuple)
+    queue_paused: bool = False
+
+    @classmethod
+    def from_json(cls, data: Json) -> SimGroup:
+        return cls(
+            group_id=str(data["group_id"]),
+            queue_id=str(data["queue_id"]),
+            printers=tuple(str(s) for s in data.get("printers", ())),
+            queue_paused=bool(data.get("queue_paused", False)),
+        )
+
+    def to_json(self) -> Json:
+        return {**asdict(self), "printers": list(self.printers)}
+
+
+# Addresses from TEST-NET-1 (RFC 5737): documentation-only, never a real device.
+DEFAULT_PRINTERS: Final = (
+    SimPrinter("SimulatedForm4-1", "FORM-4-0", "Form 4", "192.0.2.11", "FLGPGR05"),
+    SimPrinter("SimulatedForm4-2", "FORM-4-0", "Form 4", "192.0.2.12", "FLGPBK05"),
+    SimPrinter("SimulatedForm4B-1", "FORM-4B-0", "Form 4B", "192.0.2.13", "FLDMGR01"),
+    SimPrinter("SimulatedForm4L-1", "FORM-4L-0", "Form 4L", "192.0.2.14", "FLGPGR05"),
+    SimPrinter("SimulatedForm3-1", "FORM-3-1", "Form 3+", "192.0.2.15", "FLGPGR04"),
+    SimPrinter("SimulatedFuse1-1", "FS30-1-0", "Fuse 1+ 30W", "192.0.2.16", "FLP12G01"),
+)
+DEFAULT_GROUPS: Final = (
+    SimGroup(
+        "SimulatedGroup-Form4", "SimulatedQueue-Form4", ("SimulatedForm4-1", "SimulatedForm4-2")
+    ),
+)
+
+
+class FleetState:
+    """Reads and writes the fleet directory. Every read goes to disk, so changes another
+    process (the Dashboard simulator) makes are seen at once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+
+    @property
+    def printers_path(self) -> Path:
+        return self.root / "printers.json"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def _write_json(self, path: Path, data: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        atomic_write_bytes(path, text.encode("utf-8"))
+
+    def _load(self) -> tuple[list[SimPrinter], list[SimGroup]]:
+        with self._lock:
+            if not self.printers_path.is_file():
+                self._write_json(
+                    self.printers_path,
+                    {
+                        "format": FLEET_FORMAT,
+                        "version": _VERSION,
+                        "printers": [asdict(p) for p in DEFAULT_PRINTERS],
+                        "groups": [g.to_json() for g in DEFAULT_GROUPS],
+                    },
+                )
+                log.info("fleet_created", fleet_dir=str(self.root), printers=len(DEFAULT_PRINTERS))
+            try:
+                data = json.loads(self.printers_path.read_text(encoding="utf-8"))
+                printers = [SimPrinter.from_json(p) for p in data.get("printers", [])]
+                groups = [SimGroup.from_json(g) for g in data.get("groups", [])]
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise SimError(
+                    500, "FLEET_STATE_UNREADABLE", f"{self.printers_path} is unreadable: {exc}"
+                ) from exc
+        return printers, groups
+
+    def printers(self) -> list[SimPrinter]:
+        return self._load()[0]
+
+    def groups(self) -> list[SimGroup]:
+        return self._load()[1]
+
+    def find(self, name: str) -> SimPrinter | SimGroup | None:
+        """A printer by serial or IP address, or a group by group id or queue id."""
+        printers, groups = self._load()
+        for printer in printers:
+            if name in (printer.serial, printer.ip_address):
+                return printer
+        for group in groups:
+            if name in (group.group_id, group.queue_id):
+                return group
+        return None
+
+    def update_printer(self, serial: str, **changes: Any) -> SimPrinter:
+        printers, groups = self._load()
+        with self._lock:
+            updated = None
+            for i, printer in enumerate(printers):
+                if printer.serial == serial:
+                    updated = printers[i] = replace(printer, **changes)
+            if updated is None:
+                raise SimError(400, "PRINTER_NOT_FOUND", f"no simulated printer {serial!r}")
+            self._write_json(
+                self.printers_path,
+                {
+                    "format": FLEET_FORMAT,
+                    "version": _VERSION,
+                    "printers": [asdict(p) for p in printers],
+                    "groups": [g.to_json() for g in groups],
+                },
+            )
+        return updated
+
+    def record_job(self, job: Json) -> Path:
+        """Write ``jobs/<job_id>.json``; ``job`` must carry ``job_id``."""
+        path = self.jobs_dir / f"{job['job_id']}.json"
+        self._write_json(path, {"format": JOB_FORMAT, "version": _VERSION, **job})
+        log.info("job_recorded", job_id=job["job_id"], printer=job.get("printer"))
+        return path
+
+    def jobs(self) -> list[Json]:
+        """Every recorded job, oldest first."""
+        if not self.jobs_dir.is_dir():
+            return []
+        found = []
+        for path in self.jobs_dir.glob("*.json"):
+            try:
+                found.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue  # a job file another tool is replacing right now
+        return sorted(found, key=lambda j: (str(j.get("created_at", "")), str(j.get("job_id"))))

@@ -1,0 +1,182 @@
+"""The simulator's own .form format: what save-form writes and load-form reads back.
+
+Real .form files are PreForm's private format; the simulator does not read or write them. Its
+``.form`` is a zip archive:
+
+``manifest.json``
+    ``{"format": FORM_FORMAT, "version": 1, "scene": {...}, "models": [...]}``: the scene
+    settings and cage, and per model its id, name, original file, units, scale, orientation,
+    position, lock, visibility, supports (flag and options), hollowing, drain holes, labels,
+    scan-to-model record, the file name of its mesh and the SHA-256 of its triangles.
+``meshes/<sha256>.stl``
+    Each distinct mesh exactly as imported (file units, untransformed) as binary STL, named by
+    its hash and stored once however many models share it (duplicates); float32 coordinates
+    survive the round trip bit for bit, so the hashes match after loading.
+
+A loaded scene is equivalent to the saved one: same model ids, meshes, transforms and flags.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import Mesh, read_mesh_bytes, write_stl
+
+from .protocol import Json, SimError
+from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_write_bytes
+
+__all__ = ["FORM_FORMAT", "FORM_VERSION", "INVALID_FORM_FILE", "load_form", "save_form"]
+
+FORM_FORMAT: Final = "preform-pipeline-simulated-form"
+FORM_VERSION: Final = 1
+INVALID_FORM_FILE: Final = "INVALID_FORM_FILE"
+_MANIFEST: Final = "manifest.json"
+
+
+def _stl_bytes(model: SimModel) -> bytes:
+    # write_stl writes files; a scratch folder keeps the archive free of half-written entries.
+    with tempfile.TemporaryDirectory(prefix="preform-sim-form-") as scratch:
+        path = Path(scratch) / "model.stl"
+        write_stl(path, model.mesh.triangles, name=model.name[:60])
+        return path.read_bytes()
+
+
+def _mesh_name(model: SimModel) -> str:
+    return f"meshes/{model.raw_mesh_hash}.stl"
+
+
+def _model_record(model: SimModel) -> Json:
+    return {
+        "id": model.id,
+        "name": model.name,
+        "mesh": _mesh_name(model),
+        "raw_mesh_hash": model.raw_mesh_hash,
+        "original_file": model.original_file,
+        "units": model.units,
+        "scale": model.scale,
+        "orientation": list(model.orientation),
+        "position": list(model.position),
+        "lock": model.lock,
+        "visible": model.visible,
+        "has_supports": model.has_supports,
+        "support": model.support,
+        "hollow": model.hollow,
+        "drain_holes": model.drain_holes,
+        "labels": model.labels,
+        "scan": model.scan,
+    }
+
+
+def save_form(scene: Scene, path: Path) -> None:
+    """Write ``scene`` to ``path`` atomically (readers never see a partial archive)."""
+    manifest = {
+        "format": FORM_FORMAT,
+        "version": FORM_VERSION,
+        "scene": {"id": scene.id, "scene_settings": scene.settings.to_json(), "cage": scene.cage},
+        "models": [_model_record(m) for m in scene.models.values()],
+    }
+    buffer = io.BytesIO()
+    # Level 1: float coordinates barely compress; speed matters more for big scenes.
+    with zipfile.ZipFile(
+        buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+    ) as archive:
+        archive.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+        written: set[str] = set()
+        for model in scene.models.values():
+            if _mesh_name(model) not in written:
+                archive.writestr(_mesh_name(model), _stl_bytes(model))
+                written.add(_mesh_name(model))
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as exc:
+        raise SimError(400, "FILE_WRITE_FAILED", f"cannot write {path}: {exc}") from exc
+
+
+def _invalid(path: Path, reason: str) -> SimError:
+    return SimError(
+        400,
+        INVALID_FORM_FILE,
+        f"{path}: {reason}; the simulator reads only .form files it wrote itself",
+    )
+
+
+def _triple(value: Any, what: str, path: Path) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise _invalid(path, f"{what} is not three numbers")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def load_form(path: Path, scene_id: str) -> Scene:
+    """Read a simulator .form into a new scene with id ``scene_id`` (model ids are kept)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                manifest = json.loads(archive.read(_MANIFEST))
+            except KeyError:
+                raise _invalid(path, "no manifest.json in the archive") from None
+            if not isinstance(manifest, dict) or manifest.get("format") != FORM_FORMAT:
+                raise _invalid(path, "manifest.json is not a simulator manifest")
+            if manifest.get("version") != FORM_VERSION:
+                raise _invalid(path, f"unsupported version {manifest.get('version')!r}")
+            scene_record = manifest["scene"]
+            settings_json = scene_record["scene_settings"]
+            settings = SceneSettings(
+                machine_type=str(settings_json["machine_type"]),
+                material_code=str(settings_json["material_code"]),
+                layer_thickness_mm=settings_json["layer_thickness_mm"],
+                print_setting=str(settings_json.get("print_setting", "DEFAULT")),
+                custom_print_setting_id=settings_json.get("custom_print_setting_id"),
+            )
+            scene = Scene(id=scene_id, settings=settings, cage=scene_record.get("cage"))
+            meshes: dict[str, Mesh] = {}
+            for record in manifest["models"]:
+                scene.models[record["id"]] = _load_model(archive, record, path, meshes)
+            scene.share_shapes()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise _invalid(path, f"not a readable zip archive ({exc})") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _invalid(path, f"manifest.json is incomplete ({exc!r})") from exc
+    return scene
+
+
+def _load_model(
+    archive: zipfile.ZipFile, record: Json, path: Path, meshes: dict[str, Mesh]
+) -> SimModel:
+    """One model; ``meshes`` shares each mesh file between the models that use it."""
+    name = str(record["mesh"])
+    if name not in meshes:
+        try:
+            meshes[name] = read_mesh_bytes(archive.read(name), ".stl", name=Path(name).stem)
+        except ModelFileError as exc:
+            raise _invalid(path, f"mesh {name} is unreadable: {exc.reason}") from exc
+    mesh = meshes[name]
+    lock = record.get("lock", "FREE")
+    if lock not in LOCKS:
+        raise _invalid(path, f"model {record['id']} has an unknown lock {lock!r}")
+    model = SimModel(
+        model_id=str(record["id"]),
+        name=str(record["name"]),
+        mesh=mesh,
+        original_file=str(record.get("original_file", "")),
+        units=str(record.get("units", "MILLIMETERS")),
+        scale=float(record.get("scale", 1.0)),
+        orientation=_triple(record["orientation"], "orientation", path),
+        position=_triple(record["position"], "position", path),
+        lock=lock,
+    )
+    if model.raw_mesh_hash != record.get("raw_mesh_hash"):
+        raise _invalid(path, f"mesh of model {record['id']} does not match its recorded hash")
+    model.visible = bool(record.get("visible", True))
+    model.has_supports = bool(record.get("has_supports", False))
+    model.support = dict(record.get("support") or {})
+    model.hollow = record.get("hollow")
+    model.drain_holes = list(record.get("drain_holes") or [])
+    model.labels = list(record.get("labels") or [])
+    model.scan = record.get("scan")
+    return model

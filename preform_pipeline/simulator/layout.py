@@ -1,0 +1,268 @@
+"""Where auto-layout (SLA platform) and auto-pack / pack-and-cage (SLS volume) put models.
+
+Both compute new transforms first and return them; the engine applies them only when every
+model found a place, so a failed layout leaves the scene exactly as it was.
+
+* Platform layout: each model's footprint is its placed bounding box in x/y (grown by a raft
+  border when it has supports and rafts may not overlap), packed with
+  :func:`preform_pipeline.plan.packing.pack` onto the platform (or the requested custom
+  bounds) with the requested spacing. A model the packer turned is rotated 90 degrees about z.
+* Volume packing (SLS): models are packed in horizontal layers. The first layer starts at the
+  chamber floor; the packer fills it with as many footprints as fit; the next layer starts
+  above the tallest model of the previous one plus the spacing; and so on until every model
+  is placed, or a layer would reach above the build volume (then nothing fits).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from preform_pipeline.errors import PlanningError
+from preform_pipeline.geometry import Mesh, best_flat_orientation, euler_matrix, matrix_to_euler
+from preform_pipeline.plan.packing import Rect, pack
+
+from .meshops import box_frame_triangles
+from .protocol import SimError
+from .scene import SimModel, new_id
+
+__all__ = [
+    "DEFAULT_LAYOUT_MARGIN_MM",
+    "DEFAULT_RAFT_BORDER_MM",
+    "MODELS_DO_NOT_FIT",
+    "Bounds2D",
+    "Move",
+    "boxes_overlap",
+    "build_cage",
+    "dental_rotation",
+    "orient_rotation",
+    "layout_on_platform",
+    "pack_in_volume",
+]
+
+MODELS_DO_NOT_FIT: Final = "MODELS_DO_NOT_FIT"
+#: Gap kept between footprints and the edge of the layout area.
+DEFAULT_LAYOUT_MARGIN_MM: Final = 0.0
+#: How far a raft reaches beyond the model's footprint on each side.
+DEFAULT_RAFT_BORDER_MM: Final = 2.0
+_QUARTER_TURN: Final = euler_matrix(0.0, 0.0, 90.0)
+
+
+@dataclass(frozen=True)
+class Bounds2D:
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+    @property
+    def size(self) -> tuple[float, float]:
+        return self.x_max - self.x_min, self.y_max - self.y_min
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.x_min + self.x_max) / 2.0, (self.y_min + self.y_max) / 2.0
+
+
+@dataclass(frozen=True)
+class Move:
+    """A model's new transform."""
+
+    orientation: tuple[float, float, float]
+    position: tuple[float, float, float]
+
+
+def _turned(model: SimModel, rotated: bool) -> tuple[float, float, float]:
+    if not rotated:
+        return model.orientation
+    return matrix_to_euler(_QUARTER_TURN @ euler_matrix(*model.orientation))
+
+
+def _footprints(models: Sequence[SimModel], border: float) -> list[Rect]:
+    rects = []
+    for model in models:
+        low, high = model.bounds()
+        grow = 2.0 * border if model.has_supports else 0.0
+        width = max(float(high[0] - low[0]), 1e-3) + grow
+        depth = max(float(high[1] - low[1]), 1e-3) + grow
+        rects.append(Rect(model.id, width, depth))
+    return rects
+
+
+def _too_big(models: Sequence[SimModel], unplaced: Sequence[str], where: str) -> SimError:
+    names = [m.name for m in models if m.id in set(unplaced)]
+    listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    return SimError(
+        400,
+        MODELS_DO_NOT_FIT,
+        f"{len(names)} of {len(models)} models do not fit {where} ({listed}); "
+        "the scene is unchanged",
+    )
+
+
+def layout_on_platform(
+    models: Sequence[SimModel],
+    area: Bounds2D,
+    *,
+    spacing: float,
+    allow_rotation: bool,
+    raft_border: float,
+) -> dict[str, Move]:
+    """New transforms placing every model inside ``area``, or 400 MODELS_DO_NOT_FIT."""
+    if not models:
+        return {}
+    rects = _footprints(models, raft_border)
+    try:
+        result = pack(
+            rects, area.size, spacing=spacing, margin=DEFAULT_LAYOUT_MARGIN_MM,
+            allow_rotation=allow_rotation,
+        )
+    except PlanningError as exc:
+        raise SimError(400, MODELS_DO_NOT_FIT, str(exc)) from exc
+    if result.unplaced:
+        raise _too_big(models, result.unplaced, "on the build platform")
+    cx, cy = area.centre
+    by_id = {m.id: m for m in models}
+    moves = {}
+    for placement in result.placements:
+        model = by_id[placement.key]
+        moves[model.id] = Move(
+            _turned(model, placement.rotated),
+            (cx + placement.x, cy + placement.y, model.position[2]),
+        )
+    return moves
+
+
+def pack_in_volume(
+    models: Sequence[SimModel],
+    volume: tuple[float, float, float],
+    *,
+    spacing: float,
+    allow_rotation: bool,
+    inset: float = 0.0,
+) -> dict[str, Move]:
+    """New transforms stacking every model in layers inside the build volume (less ``inset``
+    on every side, e.g. for a cage), or 400 MODELS_DO_NOT_FIT."""
+    if not models:
+        return {}
+    bx, by, bz = volume
+    area = (bx - 2 * inset, by - 2 * inset)
+    if min(area) <= 0:
+        raise SimError(400, MODELS_DO_NOT_FIT, "the cage leaves no room inside the build volume")
+    heights = {m.id: float(m.bounds()[1][2] - m.bounds()[0][2]) for m in models}
+    remaining = list(models)
+    floor = inset
+    moves: dict[str, Move] = {}
+    while remaining:
+        rects = _footprints(remaining, 0.0)
+        try:
+            result = pack(
+                rects, area, spacing=spacing, margin=DEFAULT_LAYOUT_MARGIN_MM,
+                allow_rotation=allow_rotation,
+            )
+        except PlanningError as exc:
+            raise SimError(400, MODELS_DO_NOT_FIT, str(exc)) from exc
+        if not result.placements:
+            raise _too_big(models, result.unplaced, "in the build volume")
+        layer_height = max(heights[p.key] for p in result.placements)
+        if floor + layer_height > bz - inset + 1e-9:
+            left = [p.key for p in result.placements] + list(result.unplaced)
+            raise _too_big(models, left, "in the build volume")
+        by_id = {m.id: m for m in remaining}
+        for placement in result.placements:
+            model = by_id[placement.key]
+            moves[model.id] = Move(
+                _turned(model, placement.rotated), (placement.x, placement.y, floor)
+            )
+        floor += layer_height + spacing
+        left_over = set(result.unplaced)
+        remaining = [m for m in remaining if m.id in left_over]
+    return moves
+
+
+_Box = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def boxes_overlap(a: _Box, b: _Box, gap: float) -> bool:
+    """Axis-aligned boxes closer than ``gap`` (touching counts when ``gap`` > 0)."""
+    (alo, ahi), (blo, bhi) = a, b
+    return bool(np.all(alo - gap < bhi) and np.all(blo - gap < ahi))
+
+
+
+def dental_rotation(base_down: Mesh, tilt_deg: float) -> npt.NDArray[np.float64]:
+    """Dental rule, applied once the base is down: turn the arch so its widest extent (the
+    principal axis of the surface in x/y, area-weighted so tessellation does not matter)
+    runs along x, then tilt the occlusal plane by ``tilt_deg`` about x."""
+    t = base_down.triangles.astype(np.float64)
+    area = np.linalg.norm(np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]), axis=1) / 2.0
+    total = float(area.sum())
+    xy = t[:, :, :2]
+    if total <= 0:
+        return euler_matrix(float(tilt_deg), 0.0, 0.0)
+    # Exact second moment of each triangle: A/12 * (sum of v v^T + s s^T), s = vertex sum.
+    s = xy.sum(axis=1)
+    second = np.einsum("nvi,nvj->nij", xy, xy) + np.einsum("ni,nj->nij", s, s)
+    moment = np.einsum("n,nij->ij", area / 12.0, second) / total
+    mean = np.einsum("n,ni->i", area, s / 3.0) / total
+    cov = moment - np.outer(mean, mean)
+    angle = 0.5 * math.degrees(math.atan2(2 * cov[0, 1], cov[0, 0] - cov[1, 1]))
+    return euler_matrix(float(tilt_deg), 0.0, 0.0) @ euler_matrix(0.0, 0.0, -angle)
+
+
+def orient_rotation(model: SimModel, *, dental: bool, tilt_deg: float) -> npt.NDArray[np.float64]:
+    """The model's new rotation. Standard rule: the largest flat face down (ties: the lower
+    height, then wider in x), :func:`~preform_pipeline.geometry.best_flat_orientation` applied
+    to the model as it stands. DENTAL: the same, then :func:`dental_rotation`."""
+    current = euler_matrix(*model.orientation)
+    shaped = model.mesh.transformed(model.linear())
+    best = best_flat_orientation(shaped)
+    rotation: npt.NDArray[np.float64] = best @ current
+    if dental:
+        rotation = dental_rotation(shaped.transformed(best), tilt_deg) @ rotation
+    return rotation
+
+
+def build_cage(
+    models: Sequence[SimModel],
+    moves: dict[str, Move],
+    volume: tuple[float, float, float],
+    *,
+    bar_mm: float,
+    distance_mm: float,
+    label: str,
+) -> SimModel:
+    """A part cage around ``models`` as ``moves`` will place them: square bars of ``bar_mm``
+    along the edges of their bounding box grown by ``distance_mm`` plus the bar, or 400
+    MODELS_DO_NOT_FIT when that box leaves the build volume."""
+    placed = [m.copy(m.id) for m in models]  # copies: nothing changes until all is known
+    for model in placed:
+        if model.id in moves:
+            model.orientation = moves[model.id].orientation
+            model.position = moves[model.id].position
+    grow = bar_mm + distance_mm
+    low = np.min([m.bounds()[0] for m in placed], axis=0) - grow
+    high = np.max([m.bounds()[1] for m in placed], axis=0) + grow
+    low[2] = max(0.0, float(low[2]))
+    lo = (float(low[0]), float(low[1]), float(low[2]))
+    hi = (float(high[0]), float(high[1]), float(high[2]))
+    cage = SimModel(
+        model_id=new_id(),
+        name=f"Cage {label}".strip(),
+        mesh=Mesh(box_frame_triangles(lo, hi, bar_mm).astype(np.float32), "cage"),
+        original_file="",
+        position=((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2]),
+        lock="FULLY_LOCKED",
+    )
+    if not cage.in_bounds(volume):
+        raise SimError(
+            400,
+            MODELS_DO_NOT_FIT,
+            "the cage around the models does not fit the build volume; the scene is unchanged",
+        )
+    return cage

@@ -1,0 +1,540 @@
+"""Scene state of the simulated PreFormServer and the LRU cache that holds it.
+
+A :class:`Scene` is its settings (machine, material, layer thickness) plus its models; a
+:class:`SimModel` keeps the mesh exactly as read from its file and the transform the Local API
+describes (units, scale, Euler orientation, position). The placed ("world") mesh is derived:
+
+    world = R(orientation) * scale * unit_factor * raw, then translated so that the bounding
+    box's x/y centre lands on ``position.x/y`` and its lowest point on ``position.z``.
+
+So ``position`` is "where the model's footprint centre is, and how high its bottom floats"
+(0 on the platform, the support height when supported); changing the orientation keeps the
+model where it stands.
+
+:class:`SceneStore` keeps at most ``capacity`` scenes in memory, like PreFormServer's
+``--scene-cache-size``; the least recently used ones are pickled to ``work_dir`` and read back
+on their next use. Scenes in use (pinned) are never evicted, so the cache may briefly exceed
+its capacity while every cached scene is busy.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness, MachineType, Material
+from preform_pipeline.geometry import INCH_MM, Mesh, euler_matrix
+from preform_pipeline.logging import get_logger
+
+from .protocol import Json, SimError
+
+__all__ = [
+    "DEFAULT_SCENE_ID",
+    "DEFAULT_SCENE_SETTINGS",
+    "IN_BOUNDS_TOLERANCE_MM",
+    "LOCKS",
+    "Scene",
+    "SceneSettings",
+    "SceneStore",
+    "SimModel",
+    "atomic_write_bytes",
+    "new_id",
+]
+
+log = get_logger(__name__)
+
+#: The path segment that names PreFormServer's single global scene.
+DEFAULT_SCENE_ID: Final = "default"
+#: A model may stick out of the build volume by this much (float noise of packing, STL
+#: float32 rounding) and still count as in bounds.
+IN_BOUNDS_TOLERANCE_MM: Final = 1e-3
+LOCKS: Final = (
+    "FREE",
+    "LOCKED_XY_ROTATION_FREE_TRANSLATION",
+    "LOCKED_ROTATION_FREE_TRANSLATION",
+    "FULLY_LOCKED",
+)
+_PICKLE_SUFFIX: Final = ".scene.pickle"
+T = TypeVar("T")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class SceneSettings:
+    """A scene's printing setup, as the contract's "Manual" SceneTypeModel spells it."""
+
+    machine_type: str
+    material_code: str
+    layer_thickness_mm: LayerThickness
+    print_setting: str = "DEFAULT"
+    custom_print_setting_id: str | None = None
+
+    def to_json(self) -> Json:
+        out: Json = {
+            "machine_type": self.machine_type,
+            "material_code": self.material_code,
+            "print_setting": self.print_setting,
+            "layer_thickness_mm": self.layer_thickness_mm,
+        }
+        if self.custom_print_setting_id is not None:
+            out["custom_print_setting_id"] = self.custom_print_setting_id
+        return out
+
+    def machine(self, catalogue: Catalogue) -> MachineType:
+        machine = catalogue.machine(self.machine_type)
+        if machine is None:  # settings are validated on the way in; a changed catalogue
+            raise SimError(400, "UNKNOWN_MACHINE_TYPE", f"unknown machine {self.machine_type}")
+        return machine
+
+    def material(self, catalogue: Catalogue) -> Material:
+        material = self.machine(catalogue).material(self.material_code)
+        if material is None:
+            raise SimError(400, "UNKNOWN_MATERIAL", f"unknown material {self.material_code}")
+        return material
+
+    def thickness_for_estimates(self, adaptive_average_mm: float) -> float:
+        if self.layer_thickness_mm == ADAPTIVE:
+            return adaptive_average_mm
+        return float(self.layer_thickness_mm)
+
+
+#: What the default scene and a deleted default scene start as.
+DEFAULT_SCENE_SETTINGS: Final = SceneSettings("FORM-4-0", "FLGPGR05", 0.1)
+
+
+class SimModel:
+    """One model in a scene: raw mesh, Local API transform, and the edits applied to it."""
+
+    def __init__(
+        self,
+        *,
+        model_id: str,
+        name: str,
+        mesh: Mesh,
+        original_file: str,
+        units: str = "MILLIMETERS",
+        scale: float = 1.0,
+        orientation: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        position: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        lock: str = "FREE",
+    ) -> None:
+        self.id = model_id
+        self.name = name
+        self.mesh = mesh
+        self.original_file = original_file
+        self.units = units
+        self.scale = scale
+        self.orientation = orientation
+        self.position = position
+        self.lock = lock
+        self.visible = True
+        self.has_supports = False
+        #: Auto-support options in force (raft thickness, height above raft, density...).
+        self.support: Json = {}
+        #: Hollowing in force: wall thickness and the options it was made with.
+        self.hollow: Json | None = None
+        self.drain_holes: list[Json] = []
+        self.labels: list[Json] = []
+        #: How scan-to-model built this model (cutoff, extrusion, hollowing), if it did.
+        self.scan: Json | None = None
+        self.raw_mesh_hash = hashlib.sha256(mesh.triangles.tobytes()).hexdigest()
+        self._shape_cache: _Derived | None = None
+        self._world_cache: _Derived | None = None
+
+    # Caches are derived data: keep pickles (eviction, .form) small and independent of them.
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_shape_cache"] = None
+        state["_world_cache"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    @property
+    def unit_factor(self) -> float:
+        return INCH_MM if self.units == "INCHES" else 1.0
+
+    def linear(self) -> npt.NDArray[np.float64]:
+        """The 3x3 map from file coordinates to scene orientation and size (no translation)."""
+        rotation = euler_matrix(*self.orientation)
+        return rotation * (self.scale * self.unit_factor)
+
+    def _shape(self) -> _Derived:
+        """The mesh oriented and sized (not yet placed); recomputed when the shape changes."""
+        key = (self.units, self.scale, self.orientation, id(self.mesh))
+        cache = self._shape_cache
+        if cache is None or cache.key != key:
+            shaped = self.mesh.transformed(self.linear())
+            cache = self._shape_cache = _Derived(key, shaped, shaped.bounds)
+        return cache
+
+    def _offset(self) -> npt.NDArray[np.float64]:
+        low, high = self._shape().bounds
+        px, py, pz = self.position
+        return np.array(
+            [px - (low[0] + high[0]) / 2.0, py - (low[1] + high[1]) / 2.0, pz - low[2]]
+        )
+
+    def world_mesh(self) -> Mesh:
+        """The mesh as placed in the scene (millimetres, platform frame). Cached per transform."""
+        shape = self._shape()
+        key = (*shape.key, self.position)
+        cache = self._world_cache
+        if cache is None or cache.key != key:
+            offset = self._offset()
+            world = shape.mesh.translated(float(offset[0]), float(offset[1]), float(offset[2]))
+            low, high = shape.bounds
+            cache = self._world_cache = _Derived(key, world, (low + offset, high + offset))
+        return cache.mesh
+
+    def bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Placed bounding box ``(min_xyz, max_xyz)``, without building the placed mesh."""
+        low, high = self._shape().bounds
+        offset = self._offset()
+        return low + offset, high + offset
+
+    def size(self) -> tuple[float, float, float]:
+        """Extent of the placed model along x, y and z."""
+        low, high = self._shape().bounds
+        return float(high[0] - low[0]), float(high[1] - low[1]), float(high[2] - low[2])
+
+    def shape_measure(self, name: str, measure: Callable[[Mesh], float]) -> float:
+        """``measure`` of the oriented, sized mesh, remembered until the shape changes; for
+        measures that moving the model does not change (volume, surface area)."""
+        memo = self._shape().memo
+        if name not in memo:
+            memo[name] = measure(self._shape().mesh)
+        return memo[name]
+
+    def placed_measure(self, name: str, measure: Callable[[Mesh], float]) -> float:
+        """``measure`` of the placed mesh, remembered until the model moves or changes."""
+        self.world_mesh()
+        assert self._world_cache is not None
+        memo = self._world_cache.memo
+        if name not in memo:
+            memo[name] = measure(self._world_cache.mesh)
+        return memo[name]
+
+    def canonical_hash(self) -> str:
+        transform = json.dumps(
+            {
+                "units": self.units,
+                "scale": round(self.scale, 9),
+                "orientation": [round(v, 6) for v in self.orientation],
+                "position": [round(v, 6) for v in self.position],
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256((self.raw_mesh_hash + transform).encode("ascii")).hexdigest()
+
+    def in_bounds(self, build_volume_mm: tuple[float, float, float]) -> bool:
+        """Bounding box inside the build volume: platform centred on (0, 0), z from 0 up."""
+        low, high = self.bounds()
+        bx, by, bz = build_volume_mm
+        tol = IN_BOUNDS_TOLERANCE_MM
+        return bool(
+            low[0] >= -bx / 2 - tol
+            and high[0] <= bx / 2 + tol
+            and low[1] >= -by / 2 - tol
+            and high[1] <= by / 2 + tol
+            and low[2] >= -tol
+            and high[2] <= bz + tol
+        )
+
+    def set_mesh(self, mesh: Mesh) -> None:
+        """Swap the geometry (replace-model) keeping name, transform and edits."""
+        self.mesh = mesh
+        self.raw_mesh_hash = hashlib.sha256(mesh.triangles.tobytes()).hexdigest()
+        self._shape_cache = None
+        self._world_cache = None
+
+    def clear_supports(self) -> None:
+        """Supports no longer match a re-oriented or re-scaled model: drop them (as PreForm
+        does) and let the model down onto the platform."""
+        if self.has_supports:
+            self.has_supports = False
+            self.support = {}
+            self.position = (self.position[0], self.position[1], 0.0)
+
+    def copy(self, model_id: str) -> SimModel:
+        """A twin with its own id and edits; meshes are immutable values and are shared."""
+        twin = copy.copy(self)  # goes through __getstate__, which drops the caches...
+        twin._shape_cache, twin._world_cache = self._shape_cache, self._world_cache  # ...share
+        twin.id = model_id
+        twin.support = copy.deepcopy(self.support)
+        twin.hollow = copy.deepcopy(self.hollow)
+        twin.drain_holes = copy.deepcopy(self.drain_holes)
+        twin.labels = copy.deepcopy(self.labels)
+        twin.scan = copy.deepcopy(self.scan)
+        return twin
+
+    def to_json(self, build_volume_mm: tuple[float, float, float]) -> Json:
+        low, high = self.bounds()
+        return {
+            "id": self.id,
+            "name": self.name,
+            "position": _xyz(self.position),
+            "orientation": _xyz(self.orientation),
+            "scale": self.scale,
+            "units": self.units,
+            "bounding_box": {"min_corner": _xyz(low), "max_corner": _xyz(high)},
+            "original_file": self.original_file,
+            "visible": self.visible,
+            "has_supports": self.has_supports,
+            "in_bounds": self.in_bounds(build_volume_mm),
+            "raw_mesh_hash": self.raw_mesh_hash,
+            "canonical_model_hash": self.canonical_hash(),
+            "lock": self.lock,
+        }
+
+
+@dataclass
+class _Derived:
+    """A mesh derived from a model for one ``key`` (its transform), with measures of it."""
+
+    key: tuple[Any, ...]
+    mesh: Mesh
+    bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    memo: dict[str, float] = field(default_factory=dict)
+
+
+def _xyz(values: Any) -> Json:
+    return {"x": float(values[0]), "y": float(values[1]), "z": float(values[2])}
+
+
+@dataclass
+class Scene:
+    """A job being prepared: settings plus models in insertion order."""
+
+    id: str
+    settings: SceneSettings
+    models: dict[str, SimModel] = field(default_factory=dict)
+    #: The part cage pack-and-cage built: its model id and the options it was made with.
+    cage: Json | None = None
+
+    def model(self, model_id: str) -> SimModel:
+        found = self.models.get(model_id)
+        if found is None:
+            raise SimError(
+                404, "MODEL_NOT_FOUND", f"scene {self.id} has no model with id {model_id!r}"
+            )
+        return found
+
+    def share_shapes(self) -> None:
+        """Let models with the same mesh object and shape share one oriented mesh and its
+        measures (duplicates after a reload would otherwise each compute their own)."""
+        first: dict[tuple[Any, ...], SimModel] = {}
+        for model in self.models.values():
+            key = (id(model.mesh), model.units, model.scale, model.orientation)
+            if key in first:
+                model._shape_cache = first[key]._shape()
+            else:
+                first[key] = model
+
+    def select(self, ids: list[str] | None) -> list[SimModel]:
+        """The models a ModelsSelectionModel names (``None`` = all), unknown ids refused."""
+        if ids is None:
+            return list(self.models.values())
+        return [self.model(model_id) for model_id in dict.fromkeys(ids)]
+
+
+@dataclass
+class _Entry:
+    scene: Scene
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    pins: int = 0
+
+
+class SceneStore:
+    """At most ``capacity`` scenes in memory; the rest pickled in ``work_dir`` (LRU order)."""
+
+    def __init__(self, capacity: int, work_dir: Path | None) -> None:
+        if capacity < 1:
+            raise ValueError(f"scene cache size must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._work_dir = work_dir
+        self._lock = threading.Lock()
+        self._memory: OrderedDict[str, _Entry] = OrderedDict()
+        self._on_disk: set[str] = set()
+        #: Every scene id in creation order (what get-all-scenes lists).
+        self._order: dict[str, None] = {}
+        self.last_created: str | None = None
+
+    # -- bookkeeping --------------------------------------------------------------------------
+
+    def _spill_dir(self) -> Path:
+        if self._work_dir is None:
+            self._work_dir = Path(tempfile.mkdtemp(prefix="preform-sim-"))
+        folder = self._work_dir / "scenes"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _spill_path(self, scene_id: str) -> Path:
+        return self._spill_dir() / f"{scene_id}{_PICKLE_SUFFIX}"
+
+    def __contains__(self, scene_id: str) -> bool:
+        with self._lock:
+            return scene_id in self._order
+
+    def ids(self) -> list[str]:
+        with self._lock:
+            return list(self._order)
+
+    def in_memory(self) -> list[str]:
+        """Ids held in memory, least recently used first (for tests and the latency model)."""
+        with self._lock:
+            return list(self._memory)
+
+    def on_disk(self) -> list[str]:
+        with self._lock:
+            return sorted(self._on_disk)
+
+    def peek_triangles(self, scene_id: str) -> tuple[int, int]:
+        """``(triangles, models)`` of a scene in memory without touching its LRU position."""
+        with self._lock:
+            entry = self._memory.get(scene_id)
+            if entry is None:
+                return 0, 0
+            models = list(entry.scene.models.values())
+        return sum(m.mesh.triangle_count for m in models), len(models)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def add(self, scene: Scene, *, replace: bool = False) -> None:
+        with self._lock:
+            if scene.id in self._order and not replace:
+                raise ValueError(f"scene {scene.id} exists")
+            self._drop_locked(scene.id)
+            self._memory[scene.id] = _Entry(scene)
+            self._order[scene.id] = None
+            self.last_created = scene.id
+            self._evict_locked()
+
+    def remove(self, scene_id: str) -> None:
+        with self._lock:
+            if scene_id not in self._order:
+                raise _not_found(scene_id)
+            self._drop_locked(scene_id)
+            if self.last_created == scene_id:
+                self.last_created = next(reversed(self._order), None)
+
+    def _drop_locked(self, scene_id: str) -> None:
+        self._memory.pop(scene_id, None)
+        self._order.pop(scene_id, None)
+        if scene_id in self._on_disk:
+            self._on_disk.discard(scene_id)
+            self._spill_path(scene_id).unlink(missing_ok=True)
+
+    @contextmanager
+    def use(self, scene_id: str) -> Iterator[Scene]:
+        """The scene, loaded if evicted, locked against other threads while the block runs."""
+        with self._lock:
+            entry = self._load_locked(scene_id)
+            entry.pins += 1
+            self._memory.move_to_end(scene_id)
+        try:
+            with entry.lock:
+                yield entry.scene
+        finally:
+            with self._lock:
+                entry.pins -= 1
+                self._evict_locked()
+
+    def read(self, scene_id: str, render: Callable[[Scene], T]) -> T:
+        """``render(scene)`` under the scene's lock; evicted scenes are read from disk without
+        being promoted, so listing every scene does not thrash the cache."""
+        with self._lock:
+            entry = self._memory.get(scene_id)
+            if entry is None:
+                if scene_id not in self._on_disk:
+                    raise _not_found(scene_id)
+                spilled = self._read_spilled(scene_id)
+            else:
+                entry.pins += 1
+        if entry is None:
+            return render(spilled)
+        try:
+            with entry.lock:
+                return render(entry.scene)
+        finally:
+            with self._lock:
+                entry.pins -= 1
+
+    def _load_locked(self, scene_id: str) -> _Entry:
+        entry = self._memory.get(scene_id)
+        if entry is not None:
+            return entry
+        if scene_id not in self._on_disk:
+            raise _not_found(scene_id)
+        scene = self._read_spilled(scene_id)
+        self._on_disk.discard(scene_id)
+        self._spill_path(scene_id).unlink(missing_ok=True)
+        entry = _Entry(scene)
+        self._memory[scene_id] = entry
+        log.debug("scene_reloaded", scene_id=scene_id)
+        self._evict_locked(keep=scene_id)
+        return entry
+
+    def _read_spilled(self, scene_id: str) -> Scene:
+        path = self._spill_path(scene_id)
+        try:
+            with path.open("rb") as handle:
+                scene = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
+            raise SimError(
+                500,
+                "SCENE_CACHE_CORRUPT",
+                f"cached scene {scene_id} in {path} is unreadable: {exc}",
+            ) from exc
+        if not isinstance(scene, Scene):
+            raise SimError(500, "SCENE_CACHE_CORRUPT", f"cached scene {scene_id} is unreadable")
+        scene.share_shapes()
+        return scene
+
+    def _evict_locked(self, keep: str | None = None) -> None:
+        while len(self._memory) > self.capacity:
+            victim = next(
+                (sid for sid, e in self._memory.items() if e.pins == 0 and sid != keep), None
+            )
+            if victim is None:
+                return  # everything cached is in use; evict once they are released
+            entry = self._memory.pop(victim)
+            data = pickle.dumps(entry.scene, protocol=pickle.HIGHEST_PROTOCOL)
+            atomic_write_bytes(self._spill_path(victim), data)
+            self._on_disk.add(victim)
+            log.debug("scene_evicted", scene_id=victim, bytes=len(data))
+
+
+def _not_found(scene_id: str) -> SimError:
+    return SimError(404, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")

@@ -1,0 +1,143 @@
+"""Scene settings: checking a SceneTypeModel body against the catalogue, and .fps files.
+
+A scene is created from either the "Manual" settings (machine type, material code, layer
+thickness, print setting) or an ``fps_file``. The simulator's ``.fps`` is its own JSON, what
+save-fps-file writes::
+
+    {"format": FPS_FORMAT, "version": 1, "scene_settings": {<Manual SceneTypeModel>}}
+
+Unknown machine types, materials, thicknesses and print settings are refused with 400 and a
+message listing what is valid, so a recipe author sees the choices.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness
+
+from .bodies import Body, bad_body, existing_file
+from .protocol import SimError
+from .scene import SceneSettings, atomic_write_bytes
+
+__all__ = [
+    "FPS_FORMAT",
+    "INVALID_FPS_FILE",
+    "MANUAL_KEYS",
+    "read_fps",
+    "resolve_settings",
+    "validate_settings",
+    "write_fps",
+]
+
+FPS_FORMAT: Final = "preform-pipeline-simulated-fps"
+INVALID_FPS_FILE: Final = "INVALID_FPS_FILE"
+MANUAL_KEYS: Final = (
+    "machine_type",
+    "material_code",
+    "print_setting",
+    "layer_thickness_mm",
+    "custom_print_setting_id",
+)
+
+
+def _thickness(body: Body) -> LayerThickness:
+    value: Any = body.raw("layer_thickness_mm")
+    if value == ADAPTIVE:
+        return ADAPTIVE
+    number = body.number("layer_thickness_mm", required=True, exclusive_minimum=0.0)
+    assert number is not None
+    return number
+
+
+def validate_settings(settings: SceneSettings, catalogue: Catalogue) -> SceneSettings:
+    """``settings`` if the catalogue offers that machine/material/thickness, else 400."""
+    machine = catalogue.machine(settings.machine_type)
+    if machine is None:
+        raise SimError(
+            400,
+            "UNKNOWN_MACHINE_TYPE",
+            f"unknown machine_type {settings.machine_type!r}; valid: "
+            + ", ".join(catalogue.type_ids),
+        )
+    material = machine.material(settings.material_code)
+    if material is None:
+        raise SimError(
+            400,
+            "UNKNOWN_MATERIAL",
+            f"material {settings.material_code!r} is not available on {machine.label}; valid: "
+            + ", ".join(m.code for m in machine.materials),
+        )
+    if not material.supports_thickness(settings.layer_thickness_mm):
+        raise SimError(
+            400,
+            "UNSUPPORTED_LAYER_THICKNESS",
+            f"{material.label} on {machine.label} cannot print at layer_thickness_mm="
+            f"{settings.layer_thickness_mm!r}; valid: "
+            + ", ".join(str(t) for t in material.thicknesses),
+        )
+    known = {s.print_setting for s in material.settings}
+    if settings.print_setting not in known:
+        raise SimError(
+            400,
+            "UNKNOWN_PRINT_SETTING",
+            f"print_setting {settings.print_setting!r} is not offered for {material.label}; "
+            "valid: " + ", ".join(sorted(known)),
+        )
+    return settings
+
+
+def resolve_settings(data: Any, catalogue: Catalogue) -> SceneSettings:
+    """Settings from a SceneTypeModel body: the Manual form or ``{"fps_file": path}``."""
+    body = Body(data)
+    if body.has("fps_file"):
+        body.only(("fps_file",))
+        path = existing_file(body.req_string("fps_file"), "$.fps_file")
+        return validate_settings(read_fps(path), catalogue)
+    body.only(MANUAL_KEYS)
+    settings = SceneSettings(
+        machine_type=body.req_string("machine_type"),
+        material_code=body.req_string("material_code"),
+        layer_thickness_mm=_thickness(body),
+        print_setting=body.string("print_setting") or "DEFAULT",
+        custom_print_setting_id=body.string("custom_print_setting_id"),
+    )
+    return validate_settings(settings, catalogue)
+
+
+def write_fps(settings: SceneSettings, path: Path) -> None:
+    document = {"format": FPS_FORMAT, "version": 1, "scene_settings": settings.to_json()}
+    data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise SimError(400, "FILE_WRITE_FAILED", f"cannot write {path}: {exc}") from exc
+
+
+def read_fps(path: Path) -> SceneSettings:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SimError(
+            400,
+            INVALID_FPS_FILE,
+            f"{path}: not a readable .fps ({exc}); the simulator reads .fps files it wrote",
+        ) from exc
+    if not isinstance(document, dict) or document.get("format") != FPS_FORMAT:
+        raise SimError(
+            400, INVALID_FPS_FILE, f"{path}: not a simulator .fps file (wrong or missing format)"
+        )
+    inner = Body(document.get("scene_settings"), "fps.scene_settings")
+    try:
+        inner.only(MANUAL_KEYS)
+        return SceneSettings(
+            machine_type=inner.req_string("machine_type"),
+            material_code=inner.req_string("material_code"),
+            layer_thickness_mm=_thickness(inner),
+            print_setting=inner.string("print_setting") or "DEFAULT",
+            custom_print_setting_id=inner.string("custom_print_setting_id"),
+        )
+    except SimError as exc:
+        raise bad_body(str(path), exc.error_message, INVALID_FPS_FILE) from exc

@@ -1,0 +1,137 @@
+"""``python -m preform_pipeline.simulator`` as a real process: start-up, ports, stopping.
+
+Signal tests send POSIX signals (SIGINT/SIGTERM); on Windows ``terminate`` cannot be caught,
+so those two tests only hold on macOS and Linux, where CI runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from preform_pipeline.errors import PortInUseError, ServerProcessError
+from preform_pipeline.simulator.cli import EXIT_FAILURE, EXIT_OK, READY_LINE
+from preform_pipeline.simulator.testing import launch_simulator, start_simulator
+
+#: Bound for every wait on the simulator process.
+WAIT_S = 30.0
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port another socket listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+class TestStartUp:
+    """It starts like PreFormServer: a few lines, then READY FOR INPUT, then it serves."""
+
+    def test_prints_start_up_lines_then_ready_and_answers(self) -> None:
+        with start_simulator(timeout=WAIT_S) as sim:
+            lines = sim.stdout_lines
+            assert lines[-1] == READY_LINE
+            assert any("starting HTTP server" in line for line in lines[:-1])
+            assert f"HTTP server listening on port {sim.port}" in lines
+            assert sim.port and sim.port > 0
+            with httpx.Client(base_url=sim.url, timeout=WAIT_S) as client:
+                version = client.get("/")
+                operations = client.get("/operations/")
+            assert version.status_code == 200 and isinstance(version.json()["version"], str)
+            assert operations.json() == {"count": 0, "operations": []}
+
+    def test_binds_loopback_by_default(self) -> None:
+        with start_simulator(timeout=WAIT_S) as sim:
+            assert "Listening on 127.0.0.1..." in sim.stdout_lines
+
+    def test_request_logs_go_to_stderr_not_stdout(self) -> None:
+        with start_simulator(timeout=WAIT_S) as sim:
+            httpx.get(sim.url + "/missing/", timeout=WAIT_S)
+            before = len(sim.stdout_lines)
+            sim.stop()
+        assert len(sim.stdout_lines) == before
+        logged = [line for line in sim.stderr_lines if "http_exchange" in line]
+        assert logged and "/missing/" in logged[0] and "404" in logged[0]
+
+    def test_log_file_gets_json_lines_and_stderr_only_warnings(self, tmp_path: Path) -> None:
+        log_file = tmp_path / "sim.jsonl"
+        with start_simulator("--log-file", str(log_file), timeout=WAIT_S) as sim:
+            httpx.get(sim.url + "/", timeout=WAIT_S)
+            sim.stop()
+        events = [json.loads(line) for line in log_file.read_text().splitlines()]
+        exchanges = [e for e in events if e["event"] == "http_exchange"]
+        assert exchanges[0]["path"] == "/" and exchanges[0]["status"] == 200
+        assert not any("http_exchange" in line for line in sim.stderr_lines)
+
+    def test_slow_start_delays_ready(self) -> None:
+        delay = 1.0
+        sim = launch_simulator("--slow-start", str(delay))
+        try:
+            sim.wait_for_line("starting HTTP server", WAIT_S)
+            started = time.monotonic()
+            sim.wait_ready(WAIT_S)
+            assert time.monotonic() - started >= delay * 0.95
+            assert httpx.get(sim.url + "/", timeout=WAIT_S).status_code == 200
+        finally:
+            sim.stop()
+
+    def test_an_engine_that_cannot_load_fails_start_up_loudly(self) -> None:
+        sim = launch_simulator("--engine", "no_such_module_here:Engine")
+        try:
+            with pytest.raises(ServerProcessError) as caught:
+                sim.wait_ready(WAIT_S)
+            assert caught.value.exit_code == EXIT_FAILURE
+            assert READY_LINE not in sim.stdout_lines
+            assert "no_such_module_here" in "\n".join(sim.stderr_lines)
+        finally:
+            sim.stop()
+
+
+class TestPortInUse:
+    """A taken port is reported like PreFormServer does, with a non-zero exit."""
+
+    def test_prints_address_in_use_and_exits_non_zero(self, taken_port: int) -> None:
+        sim = launch_simulator(port=taken_port)
+        try:
+            with pytest.raises(PortInUseError) as caught:
+                sim.wait_ready(WAIT_S)
+            assert caught.value.exit_code == EXIT_FAILURE
+            assert any("address is already in use" in line for line in sim.stdout_lines)
+            assert READY_LINE not in sim.stdout_lines
+        finally:
+            sim.stop()
+
+    def test_start_simulator_raises_port_in_use(self, taken_port: int) -> None:
+        with pytest.raises(PortInUseError), start_simulator(port=taken_port, timeout=WAIT_S):
+            pass
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals; Windows terminate is a kill")
+class TestStopping:
+    """SIGTERM and SIGINT stop it cleanly with status 0."""
+
+    @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+    def test_a_stop_signal_exits_zero(self, signum: int) -> None:
+        with start_simulator(timeout=WAIT_S) as sim:
+            sim.process.send_signal(signum)
+            assert sim.wait_exit(WAIT_S) == EXIT_OK
+        assert any("server_stopped" in line for line in sim.stderr_lines)
+
+    def test_a_signal_during_slow_start_exits_zero(self) -> None:
+        sim = launch_simulator("--slow-start", "60")
+        try:
+            sim.wait_for_line("starting HTTP server", WAIT_S)
+            sim.process.send_signal(signal.SIGTERM)
+            assert sim.wait_exit(WAIT_S) == EXIT_OK
+        finally:
+            sim.stop()

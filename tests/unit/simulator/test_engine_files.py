@@ -1,0 +1,271 @@
+"""SimEngine files: .form save/load round trip, PNG screenshots, .fps settings."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.meshops import box_triangles
+from preform_pipeline.simulator.protocol import SimError
+from preform_pipeline.simulator.screenshot import PNG_SIGNATURE
+
+FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.05}
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> SimEngine:
+    return SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+
+
+def error_of(engine: SimEngine, op: str, params: dict[str, str], body: Any) -> SimError:
+    with pytest.raises(SimError) as caught:
+        engine.call(op, params, body)
+    return caught.value
+
+
+@pytest.fixture
+def prepared(engine: SimEngine, tmp_path: Path) -> dict[str, str]:
+    """A scene with a supported, turned, labelled cube and a plain bar: its ``scene_id``."""
+    scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+    cube, bar = tmp_path / "cube.stl", tmp_path / "bar.stl"
+    write_stl(cube, box_triangles((0, 0, 0), (20, 20, 20)))
+    write_stl(bar, box_triangles((0, 0, 0), (60, 10, 10)))
+    first = engine.call(
+        "import_model",
+        scene,
+        {
+            "file": str(cube),
+            "orientation": {"x": 0, "y": 0, "z": 30},
+            "lock": "LOCKED_ROTATION_FREE_TRANSLATION",
+        },
+    )
+    engine.call("import_model", scene, {"file": str(bar), "name": "Bar"})
+    engine.call("auto_layout", scene, {})
+    engine.call("auto_support", scene, {"models": [first["id"]], "density": 1.5})
+    engine.call(
+        "label_part",
+        scene,
+        {
+            "model_id": first["id"],
+            "orientation": {"x": 0, "y": 0, "z": 0},
+            "position": engine.call("get_model", {**scene, "id": first["id"]}, None)["position"],
+            "label": "7",
+            "font_size_mm": 4,
+            "depth_mm": 0.5,
+        },
+    )
+    return scene
+
+
+class TestFormFiles:
+    """save-form writes our zip format; load-form reads it back into an equivalent scene."""
+
+    def test_a_saved_scene_loads_back_equivalent(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "job.form"
+        assert engine.call("save_form_file", prepared, {"file": str(path)}) == {}
+        original = engine.call("get_scene", prepared, None)
+        loaded = engine.call("load_form_file", {}, {"file": str(path)})
+        assert loaded["id"] != original["id"]
+        assert loaded["scene_settings"] == original["scene_settings"]
+        assert loaded["models"] == original["models"]
+        assert loaded["material_usage"] == pytest.approx(original["material_usage"])
+        assert loaded["layer_count"] == original["layer_count"]
+        with engine.scenes.use(loaded["id"]) as scene:
+            labelled = next(m for m in scene.models.values() if m.labels)
+            assert labelled.labels[0]["label"] == "7"
+            assert labelled.support["density"] == 1.5
+
+    def test_the_file_is_a_zip_with_a_manifest_and_binary_stls(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "job.form"
+        engine.call("save_form_file", prepared, {"file": str(path)})
+        with zipfile.ZipFile(path) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            assert manifest["format"] == "preform-pipeline-simulated-form"
+            for record in manifest["models"]:
+                stl = archive.read(record["mesh"])
+                assert len(stl) == 84 + 50 * int.from_bytes(stl[80:84], "little")
+
+    def test_duplicates_share_one_mesh_in_the_file(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        first = engine.call("get_scene", prepared, None)["models"][0]["id"]
+        engine.call("duplicate_model", {**prepared, "id": first}, {"count": 3})
+        path = tmp_path / "dupes.form"
+        engine.call("save_form_file", prepared, {"file": str(path)})
+        with zipfile.ZipFile(path) as archive:
+            meshes = [n for n in archive.namelist() if n.endswith(".stl")]
+        assert len(meshes) == 2  # cube and bar, however many copies
+        loaded = engine.call("load_form_file", {}, {"file": str(path)})
+        assert len(loaded["models"]) == 5
+
+    def test_saving_into_a_missing_folder_is_an_invalid_path(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        body = {"file": str(tmp_path / "no" / "such" / "job.form")}
+        assert error_of(engine, "save_form_file", prepared, body).code == "INVALID_PATH"
+
+    def test_a_zip_that_is_not_ours_is_an_invalid_form_file(
+        self, engine: SimEngine, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "preform.form"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("scene.json", "{}")
+        error = error_of(engine, "load_form_file", {}, {"file": str(path)})
+        assert (error.status, error.code) == (400, "INVALID_FORM_FILE")
+
+    def test_a_file_that_is_not_a_zip_is_an_invalid_form_file(
+        self, engine: SimEngine, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "text.form"
+        path.write_text("hello", encoding="ascii")
+        assert error_of(engine, "load_form_file", {}, {"file": str(path)}).code == (
+            "INVALID_FORM_FILE"
+        )
+
+    def test_a_tampered_mesh_is_refused(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path, tampered = tmp_path / "job.form", tmp_path / "tampered.form"
+        engine.call("save_form_file", prepared, {"file": str(path)})
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(tampered, "w") as target:
+            for item in source.infolist():
+                data = source.read(item)
+                if item.filename.endswith(".stl"):
+                    # Byte 100 lies in the first triangle's vertices (after the 84-byte
+                    # header and its 12-byte normal).
+                    data = data[:100] + bytes([data[100] ^ 0xFF]) + data[101:]
+                target.writestr(item, data)
+        assert error_of(engine, "load_form_file", {}, {"file": str(tampered)}).code == (
+            "INVALID_FORM_FILE"
+        )
+
+    def test_loading_a_missing_file_is_not_found(self, engine: SimEngine, tmp_path: Path) -> None:
+        body = {"file": str(tmp_path / "gone.form")}
+        assert error_of(engine, "load_form_file", {}, body).code == "FILE_NOT_FOUND"
+
+
+def read_png(path: Path) -> tuple[int, int, np.ndarray]:
+    """Width, height and RGB pixels of an 8-bit RGB, filter-0 PNG (what the simulator writes)."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    offset, chunks = 8, {}
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
+        chunks.setdefault(kind, b"")
+        chunks[kind] += body
+        offset += 12 + length
+    width, height, depth, colour, _, _, _ = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+    assert (depth, colour) == (8, 2)
+    raw = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
+    assert np.all(raw[:, 0] == 0)
+    return width, height, raw[:, 1:].reshape(height, width, 3)
+
+
+class TestScreenshots:
+    """save-screenshot writes a real PNG of the scene from the requested camera."""
+
+    def test_the_png_is_valid_and_sized_as_asked(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "shot.png"
+        assert (
+            engine.call("save_screenshot", prepared, {"file": str(path), "image_size_px": 300})
+            == {}
+        )
+        width, height, pixels = read_png(path)
+        assert max(width, height) == 300
+        assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 3  # background, platform, shades
+
+    def test_the_full_build_volume_view_shows_more_platform_than_a_zoom(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        def model_share(view: str) -> float:
+            path = tmp_path / f"{view}.png"
+            body = {
+                "file": str(path),
+                "view_type": view,
+                "pitch": 90,
+                "yaw": 0,
+                "image_size_px": 200,
+            }
+            engine.call("save_screenshot", prepared, body)
+            _, _, pixels = read_png(path)
+            blue = pixels[..., 2] > pixels[..., 0] + 40
+            return float(blue.mean())
+
+        assert model_share("ZOOM_ON_MODELS") > model_share("FULL_BUILD_VOLUME")
+
+    def test_only_selected_models_are_drawn(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        ids = [m["id"] for m in engine.call("get_scene", prepared, None)["models"]]
+        shares = []
+        for models in (ids, ids[:1]):
+            path = tmp_path / "sel.png"
+            body = {
+                "file": str(path),
+                "models": models,
+                "view_type": "FULL_PLATFORM_WIDTH",
+                "pitch": 90,
+                "image_size_px": 200,
+            }
+            engine.call("save_screenshot", prepared, body)
+            _, _, pixels = read_png(path)
+            shares.append(float((pixels[..., 2] > pixels[..., 0] + 40).mean()))
+        assert shares[0] > shares[1] > 0
+
+    def test_webp_is_not_written(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        body = {"file": str(tmp_path / "shot.webp")}
+        assert (
+            error_of(engine, "save_screenshot", prepared, body).code == "UNSUPPORTED_IMAGE_FORMAT"
+        )
+
+    @pytest.mark.parametrize(
+        "change",
+        [{"file": "shot.gif"}, {"view_type": "FISHEYE"}, {"image_size_px": 0}, {"pitch": 120}],
+    )
+    def test_bad_options_are_invalid(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path, change: dict[str, Any]
+    ) -> None:
+        body = {"file": str(tmp_path / "shot.png"), **change}
+        if "file" in change:
+            body["file"] = str(tmp_path / change["file"])
+        assert error_of(engine, "save_screenshot", prepared, body).code == "INVALID_BODY"
+
+    def test_an_empty_scene_shows_the_platform(self, engine: SimEngine, tmp_path: Path) -> None:
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        path = tmp_path / "empty.png"
+        engine.call("save_screenshot", scene, {"file": str(path), "image_size_px": 64})
+        width, height, _ = read_png(path)
+        assert max(width, height) == 64
+
+
+class TestFpsFiles:
+    """save-fps-file writes the scene settings as our JSON .fps."""
+
+    def test_the_fps_file_holds_the_settings(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "grey.fps"
+        assert engine.call("save_fps_file", prepared, {"file": str(path)}) == {}
+        document = json.loads(path.read_text(encoding="utf-8"))
+        assert document["scene_settings"] == {**FORM4, "print_setting": "DEFAULT"}

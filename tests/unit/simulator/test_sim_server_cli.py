@@ -1,0 +1,158 @@
+"""The simulator's command line: flags, checks and the immediate exits."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.simulator.cli import (
+    DEFAULT_PORT,
+    DEFAULT_SCENE_CACHE_SIZE,
+    EXIT_INJECTED_FAULT,
+    EXIT_USAGE,
+    _default_work_dir,
+    default_fleet_dir,
+    parse_args,
+    run,
+)
+from preform_pipeline.simulator.faults import FaultPlan
+from preform_pipeline.simulator.server import load_engine
+from preform_pipeline.simulator.testing import STAND_IN_ENGINE, StandInEngine
+
+
+class TestParseArgs:
+    """Every flag lands in the configuration; nonsense is a usage error."""
+
+    def test_defaults_match_preformserver(self) -> None:
+        config = parse_args([])
+        assert (config.host, config.port) == ("127.0.0.1", DEFAULT_PORT)
+        assert config.scene_cache_size == DEFAULT_SCENE_CACHE_SIZE
+        assert (config.latency, config.time_scale) == ("instant", 1.0)
+        assert config.faults == FaultPlan()
+        assert config.fleet_dir is None and config.work_dir is None
+
+    def test_server_and_latency_flags(self, tmp_path: Path) -> None:
+        config = parse_args(
+            [
+                "--port", "0", "--host", "0.0.0.0", "--scene-cache-size", "7",
+                "--fleet-dir", str(tmp_path / "f"), "--work-dir", str(tmp_path / "w"),
+                "--latency", "realistic", "--time-scale", "0.01",
+                "--log-file", str(tmp_path / "log.jsonl"),
+            ]
+        )  # fmt: skip
+        assert (config.port, config.host, config.scene_cache_size) == (0, "0.0.0.0", 7)
+        assert (config.fleet_dir, config.work_dir) == (tmp_path / "f", tmp_path / "w")
+        assert (config.latency, config.time_scale) == ("realistic", 0.01)
+        assert config.log_file == tmp_path / "log.jsonl"
+
+    def test_fault_flags(self) -> None:
+        config = parse_args(
+            [
+                "--exit-after-requests", "5", "--exit-during", "auto_support",
+                "--hang", "estimatePrintTime", "--error-rate", "0.25", "--seed", "42",
+                "--slow-start", "1.5", "--fail-start",
+            ]
+        )  # fmt: skip
+        assert config.faults == FaultPlan(
+            exit_after_requests=5,
+            exit_during="auto_support",
+            hang="estimate_print_time",
+            error_rate=0.25,
+            seed=42,
+            slow_start_s=1.5,
+            fail_start=True,
+        )
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["--hang", "auto_magic"],
+            ["--exit-during", "get_operation"],
+            ["--error-rate", "1.5"],
+            ["--port", "70000"],
+            ["--latency", "sluggish"],
+            ["--slow-start", "-1"],
+            ["--exit-after-requests", "-3"],
+        ],
+        ids=" ".join,
+    )
+    def test_nonsense_is_a_usage_error(
+        self, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit) as caught:
+            parse_args(argv)
+        assert caught.value.code == EXIT_USAGE
+        assert "error:" in capsys.readouterr().err
+
+
+class TestRun:
+    """``run`` returns exit statuses instead of exiting."""
+
+    def test_fail_start_prints_an_error_and_exits_with_the_fault_status(self) -> None:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert run(["--fail-start"], stdout, stderr) == EXIT_INJECTED_FAULT
+        assert "simulated start-up failure" in stderr.getvalue()
+        assert "READY FOR INPUT" not in stdout.getvalue()
+
+    def test_a_usage_error_is_status_two(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert run(["--port", "x"], io.StringIO(), io.StringIO()) == EXIT_USAGE
+
+
+class TestDefaultFleetDir:
+    """The default fleet directory is per user, under the platform's data directory."""
+
+    def test_it_is_below_the_home_or_data_directory(self) -> None:
+        path = default_fleet_dir()
+        assert path.parts[-3:] == ("preform-pipeline", "simulator", "fleet")
+        assert path.is_absolute()
+
+
+class TestLoadEngine:
+    """The engine is built lazily with the agreed keyword constructor."""
+
+    def test_the_options_reach_the_engine_constructor(self, tmp_path: Path) -> None:
+        engine = load_engine(
+            scene_cache_size=7,
+            fleet_dir=tmp_path / "fleet",
+            work_dir=tmp_path / "work",
+            factory=STAND_IN_ENGINE,
+        )
+        assert isinstance(engine, StandInEngine)
+        assert (engine.scene_cache_size, engine.fleet_dir, engine.work_dir) == (
+            7,
+            tmp_path / "fleet",
+            tmp_path / "work",
+        )
+
+    def test_the_default_is_the_real_engine(self, tmp_path: Path) -> None:
+        engine = load_engine(scene_cache_size=3, fleet_dir=tmp_path, work_dir=tmp_path)
+        assert type(engine).__name__ == "SimEngine"
+        assert engine.call("get_api_version", {}, None)["version"]
+
+    def test_a_missing_engine_module_raises(self, tmp_path: Path) -> None:
+        with pytest.raises(ModuleNotFoundError):
+            load_engine(
+                scene_cache_size=1, fleet_dir=None, work_dir=tmp_path, factory="nowhere_x:Engine"
+            )
+
+
+class TestDefaultWorkDir:
+    """Without --work-dir each simulator gets a fresh directory; dead ones' are swept."""
+
+    def test_a_start_removes_work_dirs_of_dead_processes_only(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        monkeypatch.setenv("USER", "tester")
+        root = tmp_path / "preform-pipeline-tester" / "simulator" / "work"
+        dead = root / "999999999-abc"
+        alive = root / f"{os.getpid()}-def"
+        for folder in (dead, alive):
+            folder.mkdir(parents=True)
+        fresh = _default_work_dir()
+        assert not dead.exists() and alive.exists()
+        assert fresh.parent == root and fresh.name.startswith(f"{os.getpid()}-")

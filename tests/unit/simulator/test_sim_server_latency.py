@@ -1,0 +1,151 @@
+"""Latency profiles price operations by their size and spend the price waiting."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+from sim_server_support import WAIT_S, RecordingEngine
+
+from preform_pipeline.simulator.latency import (
+    FALLBACK_COST,
+    REALISTIC_COSTS,
+    LatencyProfile,
+    OperationCost,
+    latency_profile,
+    spend,
+)
+from preform_pipeline.simulator.protocol import WorkEstimate
+from preform_pipeline.simulator.routes import ENGINE_OPERATION_IDS
+from preform_pipeline.simulator.server import LATENCY_PROGRESS_SHARE, SimulatorServer
+
+BIG = WorkEstimate(triangles=2_000_000, models=10)
+SMALL = WorkEstimate(triangles=10_000, models=1)
+
+
+class FakeTime:
+    """A clock that moves only when ``wait`` is called."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.now += seconds
+        return False
+
+
+class TestProfiles:
+    """``instant`` costs nothing; ``realistic`` grows with models and triangles."""
+
+    def test_instant_costs_nothing_whatever_the_size(self) -> None:
+        profile = latency_profile("instant")
+        assert all(profile.cost_seconds(op, BIG) == 0 for op in ENGINE_OPERATION_IDS)
+
+    def test_realistic_prices_every_engine_operation_explicitly(self) -> None:
+        assert set(ENGINE_OPERATION_IDS) <= set(REALISTIC_COSTS)
+
+    def test_realistic_cost_grows_with_the_work(self) -> None:
+        profile = latency_profile("realistic")
+        assert profile.cost_seconds("auto_support", BIG) > profile.cost_seconds(
+            "auto_support", SMALL
+        )
+
+    def test_the_formula_is_base_plus_per_model_plus_per_mtri(self) -> None:
+        cost = OperationCost(base_s=1.0, per_model_s=0.5, per_mtri_s=2.0)
+        assert cost.seconds(WorkEstimate(triangles=3_000_000, models=4)) == pytest.approx(9.0)
+
+    def test_support_and_layout_are_expensive_and_reading_a_scene_cheap(self) -> None:
+        profile = latency_profile("realistic")
+        cheap = profile.cost_seconds("get_scene", BIG)
+        assert profile.cost_seconds("auto_support", BIG) > 20 * cheap
+        assert profile.cost_seconds("auto_layout", BIG) > 20 * cheap
+
+    def test_time_scale_multiplies_every_cost(self) -> None:
+        normal = latency_profile("realistic").cost_seconds("auto_layout", BIG)
+        fast = latency_profile("realistic", time_scale=0.01).cost_seconds("auto_layout", BIG)
+        assert fast == pytest.approx(normal / 100)
+
+    def test_an_unpriced_operation_costs_the_fallback(self) -> None:
+        profile = latency_profile("realistic")
+        assert profile.cost_seconds("brand_new_op", SMALL) == FALLBACK_COST.seconds(SMALL)
+
+    def test_the_user_documentation_shows_this_cost_table(self, repo_root: Path) -> None:
+        text = (repo_root / "docs" / "simulator.md").read_text(encoding="utf-8")
+        rows = re.findall(r"^\| `(\w+)` \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M)
+        documented = {op: OperationCost(*map(float, costs)) for op, *costs in rows}
+        assert documented == dict(REALISTIC_COSTS)
+
+    def test_unknown_profiles_and_negative_scales_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="unknown latency profile"):
+            latency_profile("sluggish")
+        with pytest.raises(ValueError, match="time scale"):
+            latency_profile("realistic", time_scale=-1)
+
+
+class TestSpend:
+    """Spending waits in slices and reports the elapsed fraction after each."""
+
+    def test_progress_rises_to_one_in_slices(self) -> None:
+        fake = FakeTime()
+        reported: list[float] = []
+        stopped = spend(1.0, reported.append, fake.wait, slice_s=0.25, clock=fake.clock)
+        assert not stopped
+        assert reported == [0.25, 0.5, 0.75, 1.0, 1.0]
+        assert sum(fake.waits) == pytest.approx(1.0)
+
+    def test_nothing_to_spend_reports_nothing(self) -> None:
+        fake = FakeTime()
+        reported: list[float] = []
+        assert not spend(0.0, reported.append, fake.wait, clock=fake.clock)
+        assert reported == [] and fake.waits == []
+
+    def test_a_stop_abandons_the_wait(self) -> None:
+        stop = threading.Event()
+        stop.set()
+        assert spend(60.0, None, stop.wait, clock=time.monotonic)
+
+
+class TestServerLatency:
+    """The server spends the price before the engine runs, reporting progress meanwhile."""
+
+    def profile(self, seconds: float) -> LatencyProfile:
+        costs = MappingProxyType({"get_scene": OperationCost(seconds)})
+        return LatencyProfile("realistic", costs, OperationCost(seconds))
+
+    def test_a_synchronous_call_takes_at_least_its_price(
+        self, sim_server_factory: Callable[..., SimulatorServer]
+    ) -> None:
+        server = sim_server_factory(latency=self.profile(0.15))
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            started = time.monotonic()
+            assert client.get("/scene/s/").status_code == 200
+            assert time.monotonic() - started >= 0.15
+        assert server.exchanges[-1].elapsed_s >= 0.15
+
+    def test_async_progress_moves_during_the_wait(
+        self, sim_server_factory: Callable[..., SimulatorServer], sim_engine: RecordingEngine
+    ) -> None:
+        server = sim_server_factory(latency=self.profile(0.6))
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            op = client.post("/scene/s/auto-support/?async=true", json={}).json()["operationId"]
+            deadline = time.monotonic() + WAIT_S
+            pause = threading.Event()
+            while True:
+                body = client.get(f"/operations/{op}/").json()
+                if 0 < body["progress"] < LATENCY_PROGRESS_SHARE:
+                    break
+                assert body["status"] == "IN_PROGRESS", "finished before progress was seen"
+                assert time.monotonic() < deadline
+                pause.wait(0.01)
+            assert sim_engine.calls == []  # the engine runs after the wait
