@@ -195,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(code) if 400 <= code < 600 else 400
         text = message or explain or "malformed HTTP request"
         payload = json.dumps(error_body(BAD_REQUEST if status < 500 else INTERNAL_ERROR, text))
+        # Logged before answering, as in SimulatorServer._dispatch.
+        _log.info(
+            "http_exchange", method=self.command, path=getattr(self, "path", None), status=status
+        )
         try:
             self.send_response(status, message)
             self.send_header("Content-Type", "application/json")
@@ -205,9 +209,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload.encode())
         except OSError:
             pass
-        _log.info(
-            "http_exchange", method=self.command, path=getattr(self, "path", None), status=status
-        )
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # every exchange is logged once, structured, by the dispatcher
@@ -384,8 +385,8 @@ class SimulatorServer:
         with self._lock:
             # Recorded before answering: a test that got its answer finds the exchange here.
             self._exchanges.append(exchange)
-        self._send(handler, status, encoded, headers)
-        answered.set()
+        # Logged before answering too: once the client has its answer the event must already
+        # exist, or a reader that stops listening then (capture_logs) misses it.
         _log.info(
             "http_exchange",
             method=method,
@@ -395,6 +396,8 @@ class SimulatorServer:
             operation=operation_id,
             async_operation=async_id,
         )
+        self._send(handler, status, encoded, headers)
+        answered.set()
 
     def _send(
         self, handler: _Handler, status: int, encoded: bytes, headers: dict[str, str]

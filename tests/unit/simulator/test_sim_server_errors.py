@@ -179,3 +179,23 @@ class TestExchangeLog:
             ("GET", "/missing/", 404),
         ]
         assert all(e["elapsed_ms"] >= 0 for e in events)
+
+    def test_the_event_and_the_record_exist_before_the_answer_is_sent(
+        self, sim_server: SimulatorServer, sim_client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A client may stop listening for logs the moment its answer arrives; whatever the
+        # server logs or records after sending can be missed. Look at the moment of sending.
+        seen_at_send: list[tuple[int, int]] = []
+        send = sim_server._send
+
+        def observing_send(*args: Any) -> None:
+            logged = sum(1 for e in logs if e["event"] == "http_exchange")
+            seen_at_send.append((logged, len(sim_server.exchanges)))
+            send(*args)
+
+        monkeypatch.setattr(sim_server, "_send", observing_send)
+        with capture_logs() as logs:
+            sim_client.get("/")
+            sim_client.get("/missing/")
+
+        assert seen_at_send == [(1, 1), (2, 2)]
