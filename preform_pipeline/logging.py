@@ -20,6 +20,7 @@ __all__ = [
     "REDACTED",
     "SECRET_KEY_PATTERN",
     "capture_logs",
+    "DEFAULT_LIBRARY_LOG_LEVEL",
     "configure_logging",
     "get_logger",
     "redact_secrets",
@@ -129,6 +130,17 @@ def configure_logging(
     )
 
 
+#: Where events go when nobody configured logging (the package used as a library).
+DEFAULT_LIBRARY_LOG_LEVEL = "WARNING"
+
+
 def get_logger(name: str, **initial: Any) -> Any:
-    """A structlog logger for a module; ``initial`` values are bound to every event."""
+    """A structlog logger for a module; ``initial`` values are bound to every event.
+
+    Used as a library with structlog left unconfigured, the package would otherwise print every
+    debug event on stdout (structlog's default); route them through stdlib logging to stderr
+    at WARNING instead. An application that configures structlog itself keeps its setup.
+    """
+    if not structlog.is_configured():
+        configure_logging(level=DEFAULT_LIBRARY_LOG_LEVEL)
     return structlog.get_logger(name, **initial)
