@@ -29,6 +29,8 @@ PipelineError
  │    └── PoolExhaustedError          every server of the pool is retired (reasons per server)
  ├── LeaseTimeoutError                no server of the pool became free before the lease timeout
  ├── StoreError                       the job store cannot be read or written
+ │    ├── InvalidTransitionError      the state table forbids this change (names both states)
+ │    └── StoreConflictError          compare-and-set lost: the state changed meanwhile
  └── CloudError                       talking to the Formlabs Web API failed (request, status, body)
       ├── CloudAuthError               credentials or access token refused
       ├── CloudRateLimitError          request budget exhausted and the caller would not wait
@@ -54,6 +56,7 @@ __all__ = [
     "CloudUnavailableError",
     "ConfigError",
     "ImportNotAppliedError",
+    "InvalidTransitionError",
     "LeaseTimeoutError",
     "ModelFileError",
     "ModelTooLargeError",
@@ -73,6 +76,7 @@ __all__ = [
     "ServerTimeoutError",
     "ServerUnreachableError",
     "StepGraphError",
+    "StoreConflictError",
     "StoreError",
     "TemplateError",
     "TransientApiError",
@@ -304,6 +308,37 @@ class LeaseTimeoutError(PipelineError):
 
 class StoreError(PipelineError):
     """The job store cannot be opened, migrated, read or written."""
+
+
+class InvalidTransitionError(StoreError):
+    """The state table does not allow moving a job (or build) from one state to another."""
+
+    def __init__(
+        self, what: str, from_state: str, to_state: str, *, hint: str | None = None
+    ) -> None:
+        super().__init__(f"{what}: cannot go from {from_state} to {to_state}", hint=hint)
+        self.what = what
+        self.from_state = from_state
+        self.to_state = to_state
+
+
+class StoreConflictError(StoreError):
+    """A compare-and-set transition lost: the job (or build) is no longer in the expected state.
+
+    Someone else (the daemon, a ``jobs`` command) changed it first; re-read it and decide again.
+    """
+
+    def __init__(
+        self, what: str, expected: Sequence[str], actual: str, *, hint: str | None = None
+    ) -> None:
+        wanted = " or ".join(expected)
+        super().__init__(
+            f"{what} is {actual}, expected {wanted}",
+            hint=hint or "it changed meanwhile; read it again and decide again",
+        )
+        self.what = what
+        self.expected = tuple(expected)
+        self.actual = actual
 
 
 class CloudError(PipelineError):

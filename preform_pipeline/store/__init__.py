@@ -1,0 +1,109 @@
+"""The job store: durable jobs, builds and their audit trail, shared by the hot folder, the
+print verifier and the ``jobs`` command.
+
+Write the state first, then act (move the file, send the print): a crash at any point leaves a
+state from which the pipeline resumes without losing a file or printing twice. See
+docs/jobs.md for the state table and the restart rules.
+
+```python
+from preform_pipeline.store import JobState, SqliteJobStore, embed_key
+
+with SqliteJobStore(path) as store:
+    job = store.create_job(recipe="dental", source_path=inbox / "arch.stl")
+    ...
+    build = store.transition_build(
+        build.id, JobState.PRINT_SENDING, "sending the print", expect=JobState.PREPARED
+    )
+    client.print(scene, job_name=embed_key("case 7", build.job_key))
+```
+"""
+
+from __future__ import annotations
+
+from preform_pipeline.store.keys import (
+    DEFAULT_MAX_JOB_NAME_LENGTH,
+    KEY_PREFIX,
+    embed_key,
+    extract_key,
+    is_key,
+    new_key,
+    normalize_key,
+)
+from preform_pipeline.store.model import (
+    ACTIVE_STATES,
+    ALLOWED_TRANSITIONS,
+    BUILD_ALLOWED_TRANSITIONS,
+    BUILD_DRIVEN_STATES,
+    BUILD_STATES,
+    CANCELLABLE_STATES,
+    FINAL_STATES,
+    INITIAL_STATES,
+    INTERRUPTED_STATES,
+    PRINT_PENDING_STATES,
+    PRINT_SENT_STATES,
+    RETRYABLE_STATES,
+    STATE_DESCRIPTIONS,
+    TERMINAL_STATES,
+    VERIFIED_STATES,
+    Build,
+    Job,
+    JobState,
+    Transition,
+    parse_state,
+)
+from preform_pipeline.store.protocol import (
+    BUILD_FIELDS,
+    BUILD_MIRRORED_FIELDS,
+    JOB_FIELDS,
+    Clock,
+    JobStore,
+    StateFilter,
+)
+from preform_pipeline.store.sqlite import (
+    DEFAULT_BUSY_TIMEOUT_S,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Migration,
+    SqliteJobStore,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "ALLOWED_TRANSITIONS",
+    "BUILD_ALLOWED_TRANSITIONS",
+    "BUILD_DRIVEN_STATES",
+    "BUILD_FIELDS",
+    "BUILD_MIRRORED_FIELDS",
+    "BUILD_STATES",
+    "CANCELLABLE_STATES",
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "DEFAULT_MAX_JOB_NAME_LENGTH",
+    "FINAL_STATES",
+    "INITIAL_STATES",
+    "INTERRUPTED_STATES",
+    "JOB_FIELDS",
+    "KEY_PREFIX",
+    "MIGRATIONS",
+    "PRINT_PENDING_STATES",
+    "PRINT_SENT_STATES",
+    "RETRYABLE_STATES",
+    "SCHEMA_VERSION",
+    "STATE_DESCRIPTIONS",
+    "TERMINAL_STATES",
+    "VERIFIED_STATES",
+    "Build",
+    "Clock",
+    "Job",
+    "JobState",
+    "JobStore",
+    "Migration",
+    "SqliteJobStore",
+    "StateFilter",
+    "Transition",
+    "embed_key",
+    "extract_key",
+    "is_key",
+    "new_key",
+    "normalize_key",
+    "parse_state",
+]

@@ -1,0 +1,260 @@
+"""The :class:`JobStore` protocol: what the hot folder, the verifier and ``jobs`` rely on.
+
+Rules every implementation keeps (the SQLite one in :mod:`preform_pipeline.store.sqlite`):
+
+- **Durable on return.** When a method that writes returns, the change survives a crash of
+  the process (and, for SQLite with ``synchronous=FULL``, a power cut). Callers write the
+  state first, then act: ``transition_build(b, PRINT_SENDING, ...)`` returns, *then* the print
+  request goes out.
+- **Atomic.** A transition updates the row(s) and appends the audit rows in one transaction;
+  ``transition_build`` moves the build and its jobs together.
+- **Compare-and-set.** ``expect=`` names the state(s) the caller believes the job is in; if it
+  is in another one, nothing changes and :class:`~preform_pipeline.errors.StoreConflictError`
+  is raised. Of two processes racing the same transition, exactly one wins.
+- **The table holds.** A change the state table does not allow raises
+  :class:`~preform_pipeline.errors.InvalidTransitionError` naming both states.
+- **Readers never block the writer** and never see half a transition.
+
+Field updates (``**fields``) accept only the names listed in :data:`JOB_FIELDS` and
+:data:`BUILD_FIELDS`; ``None`` clears a field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Protocol, runtime_checkable
+
+from preform_pipeline.store.model import Build, Job, JobState, Transition
+
+__all__ = [
+    "BUILD_FIELDS",
+    "BUILD_MIRRORED_FIELDS",
+    "JOB_FIELDS",
+    "Clock",
+    "JobStore",
+    "StateFilter",
+]
+
+#: One state or several (``list_jobs(state=...)``, ``expect=``).
+StateFilter = JobState | Collection[JobState]
+
+#: Job fields a transition or ``update_job`` may set, and the types they take. ``build_id``
+#: may only be cleared (``None``): jobs join builds through ``create_build``.
+JOB_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
+    "source_path": (str, Path),
+    "content_hash": (str, type(None)),
+    "case_id": (str, type(None)),
+    "priority": (int,),
+    "fields": (Mapping,),
+    "build_id": (type(None),),
+    "print_job_id": (str, type(None)),
+    "printer": (str, type(None)),
+    "verified_status": (str, type(None)),
+    "verified_message": (str, type(None)),
+}
+
+#: Build fields ``transition_build`` or ``update_build`` may set.
+BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
+    "server": (str, type(None)),
+    "form_path": (str, Path, type(None)),
+    "print_job_id": (str, type(None)),
+    "printer": (str, type(None)),
+    "job_name": (str, type(None)),
+    "verified_status": (str, type(None)),
+    "verified_message": (str, type(None)),
+}
+
+#: Build fields ``transition_build`` also writes onto the build's jobs.
+BUILD_MIRRORED_FIELDS: Final = frozenset(
+    {"print_job_id", "printer", "verified_status", "verified_message"}
+)
+
+
+class Clock(Protocol):
+    """Where the store reads the time of a transition (``cloud.clock.SystemClock`` fits)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable jobs, builds and their audit trail. See the module docstring for the rules."""
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def create_job(
+        self,
+        *,
+        recipe: str,
+        source_path: Path | str,
+        original_name: str | None = None,
+        content_hash: str | None = None,
+        case_id: str | None = None,
+        priority: int = 0,
+        fields: Mapping[str, Any] | None = None,
+        state: JobState = JobState.DISCOVERED,
+        reason: str = "created",
+    ) -> Job:
+        """Record a new job (with a new job key) in one of the INITIAL_STATES.
+
+        ``original_name`` defaults to the file name of ``source_path``; ``fields`` must be
+        JSON-serialisable. The audit trail gets a first row (from None).
+        """
+        ...
+
+    def get_job(self, job_id: int) -> Job:
+        """The job; StoreError when there is none with that id."""
+        ...
+
+    def find_by_key(self, job_key: str) -> Job | None:
+        """The job with this key (any case; ``O``/``I``/``L`` read as digits), or None."""
+        ...
+
+    def find_by_hash(self, content_hash: str, *, recipe: str | None = None) -> tuple[Job, ...]:
+        """Every job with this content hash (optionally for one recipe), newest first."""
+        ...
+
+    def find_by_path(self, source_path: Path | str) -> Job | None:
+        """The newest job whose ``source_path`` is this path, or None."""
+        ...
+
+    def list_jobs(
+        self,
+        *,
+        state: StateFilter | None = None,
+        recipe: str | None = None,
+        since: datetime | None = None,
+        build_id: int | None = None,
+        limit: int | None = None,
+    ) -> tuple[Job, ...]:
+        """Jobs in creation order, filtered; ``since``: changed at or after that time;
+        ``limit``: only the most recent N (still in creation order)."""
+        ...
+
+    def transition(
+        self,
+        job_id: int,
+        to_state: JobState,
+        reason: str,
+        *,
+        expect: StateFilter | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Move one job to ``to_state``, set ``fields``, append the audit row; returns the job.
+
+        A job that belongs to a build reaches BUILD_DRIVEN_STATES only via ``transition_build``.
+        Moving to QUEUED (a retry) clears its build and print fields. Cancelling a job whose
+        build is PREPARING or PREPARED sends that build (and its other jobs) back to
+        PROCESSING, so the cancelled model is never printed: prepare the build again.
+        """
+        ...
+
+    def update_job(self, job_id: int, **fields: Any) -> Job:
+        """Set fields without changing the state (no audit row): e.g. the new ``source_path``
+        after moving a finished job's file to done/."""
+        ...
+
+    def history(self, job_id: int) -> tuple[Transition, ...]:
+        """The job's audit trail, oldest first; StoreError when there is no such job."""
+        ...
+
+    def interrupted_jobs(self) -> tuple[Job, ...]:
+        """Jobs in INTERRUPTED_STATES (PREPARING, PRINT_SENDING), oldest first."""
+        ...
+
+    # --- builds ------------------------------------------------------------------------------
+
+    def create_build(
+        self,
+        *,
+        recipe: str,
+        job_ids: Collection[int] = (),
+        server: str | None = None,
+        reason: str = "batched",
+    ) -> Build:
+        """Batch PROCESSING jobs that have no build into a new PROCESSING build (new key).
+
+        Each job gets ``build_id`` and an audit row saying so; a job in another state or
+        already batched raises StoreError and nothing is written.
+        """
+        ...
+
+    def get_build(self, build_id: int) -> Build:
+        """The build; StoreError when there is none with that id."""
+        ...
+
+    def find_build_by_key(self, job_key: str) -> Build | None:
+        """The build whose print carries this key (from ``extract_key(print name)``), or None."""
+        ...
+
+    def list_builds(
+        self,
+        *,
+        state: StateFilter | None = None,
+        recipe: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+    ) -> tuple[Build, ...]:
+        """Builds in creation order, filtered like ``list_jobs``."""
+        ...
+
+    def transition_build(
+        self,
+        build_id: int,
+        to_state: JobState,
+        reason: str,
+        *,
+        expect: StateFilter | None = None,
+        **fields: Any,
+    ) -> Build:
+        """Move a build, and each of its jobs that is in the build's current state, together.
+
+        Fields in BUILD_MIRRORED_FIELDS are written onto those jobs too. Entering
+        PRINT_SENDING sets ``print_sent_at``; entering a VERIFIED_STATE sets ``verified_at``;
+        jobs entering PREPARING count an attempt.
+        """
+        ...
+
+    def build_members(self, build_id: int) -> tuple[Job, ...]:
+        """The jobs that travel with the build now: its jobs in the build's own state.
+
+        Prepare and print exactly these, read *after* the transition that starts the work
+        (a job cancelled or failed on its own has left; a job of an older build is not here).
+        """
+        ...
+
+    def update_build(self, build_id: int, **fields: Any) -> Build:
+        """Set build fields without changing the state (no audit row)."""
+        ...
+
+    def build_history(self, build_id: int) -> tuple[Transition, ...]:
+        """The build's own audit trail (rows with ``job_id`` None), oldest first."""
+        ...
+
+    def pending_prints(self) -> tuple[Build, ...]:
+        """Builds whose print the poller watches (PRINT_SENT, VERIFYING), oldest send first."""
+        ...
+
+    def interrupted_builds(self) -> tuple[Build, ...]:
+        """Builds in INTERRUPTED_STATES (PREPARING, PRINT_SENDING), oldest first."""
+        ...
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the store; further calls raise StoreError. Closing twice is fine."""
+        ...
+
+    def __enter__(self) -> JobStore: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -1,0 +1,195 @@
+"""Opening a store: migrations from a real v1 file, and the files the store must refuse."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import SCHEMA_VERSION, JobState, Migration, SqliteJobStore
+from preform_pipeline.store import sqlite as sqlite_store
+from tests.unit.store.conftest import ManualClock
+
+# The schema as version 1 of preform-pipeline wrote it, kept verbatim: the migration code must
+# keep upgrading stores created from exactly this, even if someone edits the v1 migration.
+V1_DDL = """
+CREATE TABLE builds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
+    state TEXT NOT NULL, server TEXT, form_path TEXT, print_job_id TEXT, printer TEXT,
+    job_name TEXT, verified_status TEXT, verified_message TEXT,
+    reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    print_sent_at TEXT);
+CREATE INDEX builds_state ON builds(state);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
+    source_path TEXT NOT NULL, original_name TEXT NOT NULL, content_hash TEXT, case_id TEXT,
+    priority INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL,
+    build_id INTEGER REFERENCES builds(id), reason TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    print_job_id TEXT, printer TEXT, verified_status TEXT, verified_message TEXT);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE INDEX jobs_updated_at ON jobs(updated_at);
+CREATE INDEX jobs_source_path ON jobs(source_path);
+CREATE INDEX jobs_build ON jobs(build_id);
+CREATE TABLE build_jobs (
+    build_id INTEGER NOT NULL REFERENCES builds(id), job_id INTEGER NOT NULL REFERENCES jobs(id),
+    position INTEGER NOT NULL, PRIMARY KEY (build_id, job_id));
+CREATE TABLE transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER REFERENCES jobs(id),
+    build_id INTEGER REFERENCES builds(id), from_state TEXT, to_state TEXT NOT NULL,
+    at TEXT NOT NULL, reason TEXT NOT NULL,
+    CHECK (job_id IS NOT NULL OR build_id IS NOT NULL));
+CREATE INDEX transitions_job ON transitions(job_id, id);
+CREATE INDEX transitions_build ON transitions(build_id, id);
+INSERT INTO builds VALUES (1, 'PP-0000000001', 'dental', 'print_sent', 'server-1', '/out/b1.form',
+    'pj-1', 'Form4-A', 'case 7 PP-0000000001', NULL, NULL, 'accepted',
+    '2024-05-01T08:00:00.000000+00:00', '2024-05-01T08:05:00.000000+00:00',
+    '2024-05-01T08:04:00.000000+00:00');
+INSERT INTO jobs VALUES (1, 'PP-00000000AA', 'dental', '/hot/processing/arch.stl', 'arch.stl',
+    'sha256:ab', 'case-7', 0, '{"patient": "Ann"}', 'print_sent', 1, 'accepted', 1,
+    '2024-05-01T07:59:00.000000+00:00', '2024-05-01T08:05:00.000000+00:00', 'pj-1', 'Form4-A',
+    NULL, NULL);
+INSERT INTO build_jobs VALUES (1, 1, 0);
+INSERT INTO transitions (job_id, build_id, from_state, to_state, at, reason) VALUES
+    (1, NULL, NULL, 'discovered', '2024-05-01T07:59:00.000000+00:00', 'discovered'),
+    (1, 1, 'print_sending', 'print_sent', '2024-05-01T08:05:00.000000+00:00', 'accepted');
+PRAGMA user_version = 1;
+"""
+
+
+def _columns(path: Path, table: str) -> set[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _user_version(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+@pytest.fixture
+def v1_store(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "v1.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(V1_DDL)
+    yield path
+
+
+class TestMigrations:
+    """A store written by an older version is upgraded in place, its jobs intact."""
+
+    def test_the_current_code_writes_the_latest_version(self, tmp_path: Path) -> None:
+        path = tmp_path / "new.sqlite3"
+        SqliteJobStore(path).close()
+        assert _user_version(path) == SCHEMA_VERSION == 2
+
+    def test_a_v1_store_is_migrated_and_its_jobs_stay_readable(
+        self, v1_store: Path, clock: ManualClock
+    ) -> None:
+        assert "verified_at" not in _columns(v1_store, "jobs")
+        with SqliteJobStore(v1_store, clock=clock) as store:
+            job = store.get_job(1)
+            assert (job.state, job.printer, dict(job.fields), job.verified_at) == (
+                JobState.PRINT_SENT, "Form4-A", {"patient": "Ann"}, None
+            )
+            assert [t.reason for t in store.history(1)] == ["discovered", "accepted"]
+            assert [b.id for b in store.pending_prints()] == [1]
+            build = store.transition_build(1, JobState.FINISHED, "feed says FINISHED",
+                                           verified_status="FINISHED")
+            assert build.verified_at == clock.now()
+            assert store.get_job(1).verified_at == clock.now()
+        assert _user_version(v1_store) == 2
+        assert "verified_at" in _columns(v1_store, "builds")
+
+    def test_opening_an_up_to_date_store_again_changes_nothing(self, v1_store: Path) -> None:
+        SqliteJobStore(v1_store).close()
+        SqliteJobStore(v1_store).close()
+        assert _user_version(v1_store) == 2
+
+    def test_a_migration_failing_halfway_leaves_the_previous_version(
+        self, v1_store: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def half(conn: sqlite3.Connection) -> None:
+            conn.execute("ALTER TABLE jobs ADD COLUMN verified_at TEXT")
+            conn.execute("ALTER TABLE no_such_table ADD COLUMN x TEXT")
+
+        broken = (*sqlite_store.MIGRATIONS[:1], Migration(2, "broken", half))
+        monkeypatch.setattr(sqlite_store, "MIGRATIONS", broken)
+        with pytest.raises(StoreError, match="migrating to schema version 2"):
+            SqliteJobStore(v1_store)
+        assert _user_version(v1_store) == 1
+        assert "verified_at" not in _columns(v1_store, "jobs")
+
+
+class TestRefusedFiles:
+    """Files the store cannot use are refused with the path and what to do."""
+
+    def test_a_store_from_a_newer_version_is_refused(self, tmp_path: Path) -> None:
+        path = tmp_path / "future.sqlite3"
+        SqliteJobStore(path).close()
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version = 99")
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        text = str(caught.value)
+        assert str(path) in text and "schema version 99" in text
+        assert "upgrade preform-pipeline" in text
+
+    @pytest.mark.parametrize(
+        "content",
+        [b"this is a text file, not a database\n" * 40,
+         b"SQLite format 3\x00" + b"\xff" * 4080],
+        ids=["text", "damaged-header"],
+    )
+    def test_a_damaged_file_is_a_store_error_naming_it(
+        self, tmp_path: Path, content: bytes
+    ) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        path.write_bytes(content)
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        text = str(caught.value)
+        assert str(path) in text and "move it aside" in text
+        assert path.read_bytes() == content  # the evidence is left as it was
+
+    def test_another_programs_database_is_not_taken_over(self, tmp_path: Path) -> None:
+        path = tmp_path / "other.db"
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER)")
+            conn.commit()
+        with pytest.raises(StoreError, match=r"not a preform-pipeline job store .*invoices"):
+            SqliteJobStore(path)
+
+    def test_a_missing_store_is_not_created_when_asked_not_to(self, tmp_path: Path) -> None:
+        path = tmp_path / "absent.sqlite3"
+        with pytest.raises(StoreError, match="no job store here"):
+            SqliteJobStore(path, create=False)
+        assert not path.exists()
+
+    def test_a_store_locked_longer_than_the_timeout_is_a_store_error(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(path, busy_timeout_s=0.2) as store:
+            job = store.create_job(recipe="r", source_path="/a.stl")
+            holder = sqlite3.connect(path, isolation_level=None)
+            try:
+                holder.execute("BEGIN IMMEDIATE")  # another process's long write
+                with pytest.raises(StoreError) as caught:
+                    store.transition(job.id, JobState.QUEUED, "complete")
+            finally:
+                holder.close()
+            assert "stayed locked" in str(caught.value) and str(path) in str(caught.value)
+            assert store.transition(job.id, JobState.QUEUED, "complete").state is (
+                JobState.QUEUED
+            )
+
+    def test_the_store_uses_wal(self, tmp_path: Path) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        SqliteJobStore(path).close()
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
