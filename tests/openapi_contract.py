@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema.exceptions import ValidationError
-from openapi_schema_validator import OAS30Validator
+from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
@@ -30,6 +30,9 @@ __all__ = [
 SPEC_DIR_ENV = "PREFORM_PIPELINE_SPEC_DIR"
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Marks which way a schema is read (OpenAPI extension keys are ignored by validators).
+_DIRECTION = "x-preform-pipeline-direction"
 
 
 def spec_dir() -> Path | None:
@@ -59,12 +62,14 @@ class Contract:
             raise KeyError(f"the contract has no {method.upper()} {path}") from None
         return op
 
-    def request_schema(self, path: str, method: str) -> dict[str, Any] | None:
+    def request_schema(
+        self, path: str, method: str, media_type: str = "application/json"
+    ) -> dict[str, Any] | None:
         body = self.operation(path, method).get("requestBody")
         if body is None:
             return None
-        schema: dict[str, Any] = body["content"]["application/json"]["schema"]
-        return schema
+        schema: dict[str, Any] = body["content"][media_type]["schema"]
+        return {**schema, _DIRECTION: "request"}
 
     def response_schema(self, path: str, method: str, status: int) -> dict[str, Any] | None:
         responses = self.operation(path, method)["responses"]
@@ -75,16 +80,26 @@ class Contract:
         if not content:
             return None
         schema: dict[str, Any] = content["application/json"]["schema"]
-        return schema
+        return {**schema, _DIRECTION: "response"}
 
     def component(self, name: str) -> dict[str, Any]:
         schema: dict[str, Any] = self.document["components"]["schemas"][name]
         return schema
 
     def errors(self, instance: Any, schema: dict[str, Any]) -> list[ValidationError]:
-        """Every way ``instance`` breaks ``schema`` (empty when it conforms)."""
-        wrapped = {**schema, "$id": self.uri + "#inline"} if "$ref" not in schema else schema
-        validator = OAS30Validator(
+        """Every way ``instance`` breaks ``schema`` (empty when it conforms).
+
+        Response bodies are read-direction: ``readOnly`` properties are present and required
+        there (most of the Web API's required fields are readOnly; the plain OAS 3.0 validator
+        would skip them). Request bodies are write-direction. A schema from
+        :meth:`response_schema` or :meth:`request_schema` carries its direction; any other
+        schema (a component) is checked as a response.
+        """
+        direction = schema.get(_DIRECTION, "response")
+        bare = {k: v for k, v in schema.items() if k != _DIRECTION}
+        wrapped = {**bare, "$id": self.uri + "#inline"} if "$ref" not in bare else bare
+        validator_class = OAS30WriteValidator if direction == "request" else OAS30ReadValidator
+        validator = validator_class(
             {"components": self.document.get("components", {}), **wrapped},
             registry=self._registry,
         )

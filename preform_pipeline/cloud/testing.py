@@ -25,6 +25,7 @@ import httpx
 from preform_pipeline.cloud.auth import REVOKE_PATH, TOKEN_PATH
 from preform_pipeline.cloud.client import API_PREFIX
 from preform_pipeline.cloud.models import parse_datetime
+from preform_pipeline.simulator.cloud import records
 
 __all__ = [
     "DEFAULT_FAKE_BASE_URL",
@@ -339,149 +340,123 @@ def _filter_events(
 
 
 # -- sample records ----------------------------------------------------------------------------
+# The shapes come from preform_pipeline.simulator.cloud.records, shared with the Dashboard
+# simulator; only the values below are this fake's own.
 
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_GROUP = {"id": "5b1f6c1e-8f0a-4c5e-9d57-2f4d2a3c9e01", "name": "Production"}
-_USER = {"id": 7, "username": "lab-bot", "first_name": "Lab", "last_name": "Bot"}
+_GROUP = records.group_ref("5b1f6c1e-8f0a-4c5e-9d57-2f4d2a3c9e01", "Production")
+_USER = records.basic_user(7, "lab-bot", "Lab", "Bot")
 
 
 def sample_print_run(**overrides: Any) -> dict[str, Any]:
     """A finished Form 4 print run as the prints feed lists it."""
     guid = overrides.get("guid", "0c7a0a57-5d5a-4f0b-9f38-5b8f8f0f6a11")
     created = overrides.pop("created", _EPOCH)
-    record: dict[str, Any] = {
-        "guid": guid,
-        "name": "crowns-batch-0001",
-        "printer": "Form4-SweetMatcha",
-        "status": "FINISHED",
-        "using_open_mode": False,
-        "z_height_offset_mm": 0.0,
-        "print_started_at": _iso(created + timedelta(minutes=2)),
-        "print_finished_at": _iso(created + timedelta(hours=1)),
-        "layer_count": 400,
-        "volume_ml": 12.5,
-        "material": "FLGPGR05",
-        "layer_thickness_mm": 0.05,
-        "currently_printing_layer": 400,
-        "estimated_duration_ms": 3_480_000,
-        "elapsed_duration_ms": 3_500_000,
-        "estimated_time_remaining_ms": 0,
-        "created_at": _iso(created),
-        "print_run_success": {
-            "print_run": guid,
-            "print_run_success": "SUCCESS",
-            "created_at": _iso(created + timedelta(hours=2)),
-        },
-        "firmware_version": "1.9.1",
-        "cartridge": None,
-        "front_cartridge": "CartFront-1",
-        "back_cartridge": None,
-        "tank": "Tank-Blue-1",
-        "cylinder": None,
-        "note": {
-            "print_run": guid,
-            "note": "",
-            "author": _USER,
-            "updated_at": _iso(created),
-        },
-        "print_thumbnail": {"thumbnail": "https://thumbnails.example.com/print.png"},
-        "post_print_photo_url": None,
-        "user": _USER,
-        "user_custom_label": "",
-        "group": dict(_GROUP),
-        "adaptive_thickness": False,
-        "message": None,
-        "print_job": "a1b2c3d4-0000-4000-8000-000000000001",
-        "material_name": "Grey V5",
-        "print_settings_name": "Default",
-        "print_settings_code": "DEFAULT",
-        "cloud_queue_item": None,
-        "form_auto_serial": None,
-        "form_auto_fw_version": None,
-        # The contract's enum does not admit null here (nullable beside allOf), so samples
-        # carry the "unknown" value rather than the null a printer without Form Auto may send.
-        "harvest_status": "FORM_CELL_HARVEST_UNKNOWN",
-        "parts": [
-            {
-                "id": 1,
-                "guid": "7e57aa00-1111-4222-8333-444455556666",
-                "display_name": "crown_11",
-                "end_layer": 380,
-                "name": "crown_11.stl",
-                "raw_mesh_hash": None,
-                "start_layer": 0,
-                "volume_ml": 1.2,
-                "prepared_scene": "scene-1",
-            }
+    record = records.print_run_record(
+        guid=guid,
+        name="crowns-batch-0001",
+        printer="Form4-SweetMatcha",
+        status="FINISHED",
+        created_at=records.iso(created),
+        print_started_at=records.iso(created + timedelta(minutes=2)),
+        print_finished_at=records.iso(created + timedelta(hours=1)),
+        layer_count=400,
+        volume_ml=12.5,
+        material="FLGPGR05",
+        material_name="Grey V5",
+        layer_thickness_mm=0.05,
+        currently_printing_layer=400,
+        estimated_duration_ms=3_480_000,
+        elapsed_duration_ms=3_500_000,
+        estimated_time_remaining_ms=0,
+        success=records.print_run_success(
+            guid, "SUCCESS", records.iso(created + timedelta(hours=2))
+        ),
+        firmware_version="1.9.1",
+        cartridge=None,
+        front_cartridge="CartFront-1",
+        back_cartridge=None,
+        tank="Tank-Blue-1",
+        cylinder=None,
+        note=records.print_note(guid, "", _USER, records.iso(created)),
+        thumbnail_url="https://thumbnails.example.com/print.png",
+        user=_USER,
+        group=dict(_GROUP),
+        message=None,
+        print_job="a1b2c3d4-0000-4000-8000-000000000001",
+        print_settings_name="Default",
+        print_settings_code="DEFAULT",
+        parts=[
+            records.print_part(
+                id=1,
+                guid="7e57aa00-1111-4222-8333-444455556666",
+                display_name="crown_11",
+                end_layer=380,
+                name="crown_11.stl",
+                raw_mesh_hash=None,
+                start_layer=0,
+                volume_ml=1.2,
+                prepared_scene="scene-1",
+            )
         ],
-    }
+    )
     record.update(overrides)
     return record
 
 
 def _current_run(**overrides: Any) -> dict[str, Any]:
     """A print run as nested in a printer's status (no queue item, no parts)."""
-    record = sample_print_run(**overrides)
-    del record["cloud_queue_item"]
-    del record["parts"]
-    return record
+    return records.nested_print_run(sample_print_run(**overrides))
 
 
 def sample_tank(**overrides: Any) -> dict[str, Any]:
     """A resin tank as the tanks list shows it."""
-    record: dict[str, Any] = {
-        "serial": "Tank-Blue-1",
-        "material": "FLGPGR05",
-        "layers_printed": 12_000,
-        "print_time_ms": 36_000_000,
-        "heatmap": "",
-        "heatmap_gif": None,
-        "mechanical_version": "3",
-        "manufacture_date": _iso(_EPOCH - timedelta(days=90)),
-        "manufacturer": "Formlabs",
-        "display_name": "Grey tank",
-        "lot_number": "L-0001",
-        "layer_count": 12_000,
-        "last_modified": _iso(_EPOCH),
-        "inside_printer": "Form4-SweetMatcha",
-        "write_count": 40,
-        "tank_type": "FORM4_LT",
-        "connected_group": _GROUP["id"],
-        "first_fill_date": _iso(_EPOCH - timedelta(days=60)),
-        "created_at": _iso(_EPOCH - timedelta(days=60)),
-        "last_print_date": _iso(_EPOCH),
-    }
+    record = records.tank_record(
+        serial="Tank-Blue-1",
+        material="FLGPGR05",
+        layers_printed=12_000,
+        print_time_ms=36_000_000,
+        mechanical_version="3",
+        manufacture_date=records.iso(_EPOCH - timedelta(days=90)),
+        manufacturer="Formlabs",
+        display_name="Grey tank",
+        lot_number="L-0001",
+        layer_count=12_000,
+        last_modified=records.iso(_EPOCH),
+        inside_printer="Form4-SweetMatcha",
+        write_count=40,
+        tank_type="FORM4_LT",
+        connected_group=_GROUP["id"],
+        first_fill_date=records.iso(_EPOCH - timedelta(days=60)),
+        created_at=records.iso(_EPOCH - timedelta(days=60)),
+        last_print_date=records.iso(_EPOCH),
+    )
     record.update(overrides)
     return record
 
 
 def sample_cartridge(**overrides: Any) -> dict[str, Any]:
     """A resin cartridge as the cartridges list shows it."""
-    record: dict[str, Any] = {
-        "serial": "CartFront-1",
-        "consumable_type": "RESIN_CARTRIDGE",
-        "machine_type_id": "FORM-4-0",
-        "material": "FLGPGR05",
-        "initial_volume_ml": 1000.0,
-        "volume_dispensed_ml": 250.0,
-        "dispense_count": 120,
-        "write_count": 30,
-        "mechanical_version": "2",
-        "manufacture_date": _iso(_EPOCH - timedelta(days=120)),
-        "manufacturer": "Formlabs",
-        "display_name": "Grey V5",
-        "lot_number": "C-0001",
-        "last_modified": _iso(_EPOCH),
-        "is_empty": False,
-        "inside_printer": "Form4-SweetMatcha",
-        "connected_group": _GROUP["id"],
-        "created_at": _iso(_EPOCH - timedelta(days=30)),
-        "last_print_date": _iso(_EPOCH),
-    }
+    record = records.cartridge_record(
+        serial="CartFront-1",
+        consumable_type="RESIN_CARTRIDGE",
+        machine_type_id="FORM-4-0",
+        material="FLGPGR05",
+        initial_volume_ml=1000.0,
+        volume_dispensed_ml=250.0,
+        dispense_count=120,
+        write_count=30,
+        mechanical_version="2",
+        manufacture_date=records.iso(_EPOCH - timedelta(days=120)),
+        manufacturer="Formlabs",
+        display_name="Grey V5",
+        lot_number="C-0001",
+        last_modified=records.iso(_EPOCH),
+        is_empty=False,
+        inside_printer="Form4-SweetMatcha",
+        connected_group=_GROUP["id"],
+        created_at=records.iso(_EPOCH - timedelta(days=30)),
+        last_print_date=records.iso(_EPOCH),
+    )
     record.update(overrides)
     return record
 
@@ -489,115 +464,92 @@ def sample_cartridge(**overrides: Any) -> dict[str, Any]:
 def sample_printer(**overrides: Any) -> dict[str, Any]:
     """A Form 4 on the account, idle after a finished print."""
     serial = overrides.get("serial", "Form4-SweetMatcha")
-    tank = sample_tank(inside_printer=serial)
-    for key in ("mechanical_version", "manufacture_date", "manufacturer", "lot_number",
-                "last_modified", "write_count"):
-        del tank[key]
-    cartridge = {
-        key: value
-        for key, value in sample_cartridge(inside_printer=serial).items()
-        if key in {"serial", "material", "consumable_type", "initial_volume_ml",
-                   "volume_dispensed_ml", "display_name", "is_empty", "inside_printer",
-                   "connected_group", "created_at", "last_print_date", "machine_type_id"}
-    }
-    record: dict[str, Any] = {
-        "serial": serial,
-        "alias": "Sweet Matcha",
-        "machine_type_id": "FORM-4-0",
-        "printer_status": {
-            "status": "IDLE",
-            "last_pinged_at": _iso(_EPOCH),
-            "hopper_level": 80,
-            "material_credit": None,
-            "hopper_material": "FLGPGR05",
-            "last_modified": _iso(_EPOCH),
-            "current_temperature": 31.5,
-            "current_print_run": _current_run(printer=serial),
-            "form_cell": {
-                "serial": "",
-                "firmware_version": "",
-                "status": "",
-                "rotation": "",
-            },
-            "last_printer_cooldown_started": None,
-            "build_platform_contents": "BUILD_PLATFORM_CONTENTS_CONFIRMED_CLEAR",
-            "tank_mixer_state": "TANK_MIXER_STATE_PRESENT",
-            "ready_to_print": "READY_TO_PRINT_READY",
-            "printer_capabilities": [],
-            "printernet_capabilities": None,
-            "camera_status": "ENABLED",
-        },
-        "cartridge_status": {
-            "cartridge": cartridge,
-            "last_modified": _iso(_EPOCH),
-            "cartridge_slot": "FRONT",
-        },
-        "tank_status": {"tank": tank, "last_modified": _iso(_EPOCH)},
-        "group": dict(_GROUP),
-        "previous_print_run": {},
-        "firmware_version": "1.9.1",
-        "location": "Lab 2",
-    }
+    record = records.printer_record(
+        serial=serial,
+        alias="Sweet Matcha",
+        machine_type_id="FORM-4-0",
+        status=records.printer_status(
+            status="IDLE",
+            last_pinged_at=records.iso(_EPOCH),
+            hopper_level=80,
+            material_credit=None,
+            hopper_material="FLGPGR05",
+            last_modified=records.iso(_EPOCH),
+            current_temperature=31.5,
+            current_print_run=_current_run(printer=serial),
+            build_platform_contents="BUILD_PLATFORM_CONTENTS_CONFIRMED_CLEAR",
+            tank_mixer_state="TANK_MIXER_STATE_PRESENT",
+            ready_to_print="READY_TO_PRINT_READY",
+            camera_status="ENABLED",
+        ),
+        cartridge=records.cartridge_status(
+            records.nested_cartridge(sample_cartridge(inside_printer=serial)),
+            records.iso(_EPOCH),
+        ),
+        tank=records.tank_status(
+            records.nested_tank(sample_tank(inside_printer=serial)), records.iso(_EPOCH)
+        ),
+        group=dict(_GROUP),
+        previous_print_run={},
+        firmware_version="1.9.1",
+        location="Lab 2",
+    )
     record.update(overrides)
     return record
 
 
 def sample_event(**overrides: Any) -> dict[str, Any]:
     """A print-finished event."""
-    record: dict[str, Any] = {
-        "id": 1,
-        "printer": "Form4-SweetMatcha",
-        "created_at": _iso(_EPOCH + timedelta(hours=1)),
-        "print_run": _current_run(),
-        "tank": "Tank-Blue-1",
-        "cartridge": "CartFront-1",
-        "type": "PRINT_FINISHED",
-        "type_label": "Print finished",
-        "action": "",
-        "message": "crowns-batch-0001 finished",
-        "was_read": False,
-        "group": dict(_GROUP),
-    }
+    record = records.event_record(
+        id=1,
+        printer="Form4-SweetMatcha",
+        created_at=records.iso(_EPOCH + timedelta(hours=1)),
+        print_run=_current_run(),
+        tank="Tank-Blue-1",
+        cartridge="CartFront-1",
+        type="PRINT_FINISHED",
+        type_label="Print finished",
+        message="crowns-batch-0001 finished",
+        group=dict(_GROUP),
+    )
     record.update(overrides)
     return record
 
 
 def sample_group(**overrides: Any) -> dict[str, Any]:
     """A Fleet Control printer group with one admin."""
-    record: dict[str, Any] = {
-        "id": _GROUP["id"],
-        "name": _GROUP["name"],
-        "remote_print_enabled_override": True,
-        "created_at": _iso(_EPOCH - timedelta(days=365)),
-        "memberships": [
-            {
-                "is_admin": True,
-                "user": "lab-bot",
-                "email": "lab-bot@example.com",
-                "first_name": "Lab",
-                "last_name": "Bot",
-            }
+    record = records.workgroup_record(
+        id=_GROUP["id"],
+        name=_GROUP["name"],
+        created_at=records.iso(_EPOCH - timedelta(days=365)),
+        memberships=[
+            records.group_membership(
+                is_admin=True,
+                user="lab-bot",
+                email="lab-bot@example.com",
+                first_name="Lab",
+                last_name="Bot",
+            )
         ],
-        "printers": ["Form4-SweetMatcha"],
-        "invitations": [],
-        "has_fleet_control": True,
-        "has_fleet_control_updated_by": 7,
-        "settings": {"group": _GROUP["id"], "update_mode": "AUTOMATIC"},
-    }
+        printers=["Form4-SweetMatcha"],
+        has_fleet_control=True,
+        has_fleet_control_updated_by=7,
+        update_mode="AUTOMATIC",
+    )
     record.update(overrides)
     return record
 
 
 def sample_queue_item(**overrides: Any) -> dict[str, Any]:
     """A job waiting in a Fleet Control queue."""
-    record: dict[str, Any] = {
-        "id": "9d0c6c64-2f7e-4a4b-8a8e-0e1f2a3b4c5d",
-        "name": "crowns-batch-0002",
-        "volume_ml": 8.25,
-        "material_name": "Grey V5",
-        "created_at": _iso(_EPOCH),
-        "username": "lab-bot",
-        "allowed_machine_type_ids": ["FORM-4-0"],
-    }
+    record = records.queue_item_record(
+        id="9d0c6c64-2f7e-4a4b-8a8e-0e1f2a3b4c5d",
+        name="crowns-batch-0002",
+        volume_ml=8.25,
+        material_name="Grey V5",
+        created_at=records.iso(_EPOCH),
+        username="lab-bot",
+        allowed_machine_type_ids=["FORM-4-0"],
+    )
     record.update(overrides)
     return record

@@ -46,6 +46,7 @@ __all__ = [
     "STAND_IN_ENGINE",
     "RunningSimulator",
     "StandInEngine",
+    "launch_module",
     "launch_simulator",
     "start_simulator",
 ]
@@ -290,7 +291,27 @@ def launch_simulator(
             arguments += ["--fleet-dir", str(fleet_dir or base / "fleet")]
         if not named("--work-dir"):
             arguments += ["--work-dir", str(work_dir or base / "work")]
-    command = [python or sys.executable, "-m", "preform_pipeline.simulator", *arguments]
+    return launch_module(
+        "preform_pipeline.simulator", arguments, python=python, env=env, cwd=cwd, cleanup=cleanup
+    )
+
+
+def launch_module(
+    module: str,
+    arguments: Sequence[str],
+    *,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    cleanup: Sequence[Path] = (),
+) -> RunningSimulator:
+    """Start ``python -m MODULE ARGUMENTS`` with its output read by background threads.
+
+    The package is put on the child's ``PYTHONPATH``; ``cleanup`` folders are removed when the
+    process is stopped. Shared by every simulator that talks the start-up handshake (the
+    Dashboard simulator's helpers use it too).
+    """
+    command = [python or sys.executable, "-m", module, *arguments]
     environment = {**os.environ, **(env or {})}
     environment.setdefault("PYTHONIOENCODING", "utf-8")
     # The package must be importable from the child even when it is not installed.

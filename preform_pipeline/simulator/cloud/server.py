@@ -1,0 +1,626 @@
+"""The Dashboard simulator's HTTP server: stdlib ``ThreadingHTTPServer`` speaking the Web API.
+
+One request goes through :meth:`DashboardServer._dispatch`:
+
+1. the body is read in full (so a keep-alive connection stays in step whatever the answer);
+2. the per-IP limit counts it (429 with ``Retry-After`` beyond it);
+3. the route table finds the endpoint (404 / 405 otherwise);
+4. the token endpoints check the application's credentials; every other endpoint needs a
+   live bearer token (401 otherwise), then the per-user hourly limit counts it (429);
+5. the answer is built from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
+   filtered and paginated as the Web API does.
+
+Errors are JSON: ``{"detail": ...}`` for the API (Django REST framework's shape), the OAuth2
+``{"error": ...}`` bodies for the token endpoints. An unexpected exception is a 500 whose
+traceback is logged and kept for :meth:`DashboardServer.check`; the server keeps serving.
+Every exchange is logged as one ``dashboard_exchange`` event and kept in memory
+(:attr:`DashboardServer.exchanges`) for tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import socket
+import socketserver
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+from preform_pipeline import __version__
+from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud.models import PRINT_STATUSES, parse_datetime
+from preform_pipeline.logging import get_logger
+from preform_pipeline.simulator.protocol import SimError
+
+from .auth import AuthFailure, TokenStore, parse_form
+from .fleet_view import FleetSnapshot, FleetView
+from .limits import RateLimits, Throttled
+from .records import Record, page_record
+
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_PER_PAGE",
+    "DEFAULT_PER_PAGE",
+    "DashboardExchange",
+    "DashboardServer",
+    "ENDPOINTS",
+]
+
+DEFAULT_HOST: Final = "127.0.0.1"
+API_PREFIX: Final = "/developer/v1"
+#: Page size when a request names none (the Web API does not document its own).
+DEFAULT_PER_PAGE: Final = 20
+#: Larger ``per_page`` values are cut to this, as Django REST framework's ``max_page_size``.
+DEFAULT_MAX_PER_PAGE: Final = 100
+#: Request bodies are small forms; anything bigger is refused.
+DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
+DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
+DEFAULT_POLL_INTERVAL_S: Final = 0.05
+DEFAULT_EXCHANGE_LOG_SIZE: Final = 10_000
+_LISTEN_BACKLOG: Final = 128
+
+# (method, path pattern) of every endpoint served; {name} is one path segment.
+ENDPOINTS: Final = (
+    ("POST", "/o/token/"),
+    ("POST", "/o/revoke_token/"),
+    ("GET", "/printers/"),
+    ("GET", "/printers/{printer_serial}/"),
+    ("GET", "/printers/{printer_serial}/prints/"),
+    ("GET", "/prints/"),
+    ("GET", "/tanks/"),
+    ("GET", "/cartridges/"),
+    ("GET", "/events/"),
+    ("GET", "/groups/"),
+    ("GET", "/groups/{group_id}/queue/"),
+)
+_DATE_ONLY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_NOT_FOUND: Final = {"detail": "Not found."}
+
+_log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DashboardExchange:
+    """One request and the answer it got (kept in :attr:`DashboardServer.exchanges`)."""
+
+    method: str
+    path: str
+    status: int
+    elapsed_s: float
+    client: str
+    user: str | None = None
+    throttled: str | None = None
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    throttled: str | None = None
+
+
+class _Refusal(Exception):
+    """An error answer raised from deep inside a handler."""
+
+    def __init__(
+        self, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status)
+        self.answer = _Answer(status, dict(body), dict(headers or {}))
+
+
+class _BadFraming(Exception):
+    """The request body cannot be read; the connection must close after the answer."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    parts: tuple[str, ...]
+
+    def match(self, segments: Sequence[str]) -> dict[str, str] | None:
+        if len(segments) != len(self.parts):
+            return None
+        params = {}
+        for part, segment in zip(self.parts, segments, strict=True):
+            if part.startswith("{"):
+                if not segment:
+                    return None
+                params[part.strip("{}")] = segment
+            elif part != segment:
+                return None
+        return params
+
+
+_ROUTES: Final = tuple(
+    _Route(method, tuple(pattern.strip("/").split("/"))) for method, pattern in ENDPOINTS
+)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = _LISTEN_BACKLOG
+    # Where SO_EXCLUSIVEADDRUSE exists (Windows), SO_REUSEADDR would let a second server bind a
+    # taken port; the port is claimed exclusively there instead.
+    allow_reuse_address = not hasattr(socket, "SO_EXCLUSIVEADDRUSE")
+
+    def __init__(self, address: tuple[str, int], app: DashboardServer) -> None:
+        self.app = app
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
+        if exclusive is not None:
+            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+        # Skip HTTPServer's reverse lookup of the host name: it can stall for seconds.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.exception("http_connection_error", client=str(client_address))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"DashboardSimulator/{__version__}"
+    timeout = DEFAULT_IDLE_TIMEOUT_S
+
+    def setup(self) -> None:
+        # Headers and body leave in separate writes: without TCP_NODELAY every keep-alive
+        # request after the first waits for a delayed ACK.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
+    def _dispatch(self) -> None:
+        self.server.app._dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Malformed request lines and headers are answered before dispatch: as JSON too.
+        self.close_connection = True
+        status = int(code) if 400 <= code < 600 else 400
+        payload = json.dumps({"detail": message or explain or "Malformed request."}).encode()
+        try:
+            self.send_response(status, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except OSError:
+            pass
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # every exchange is logged once, structured, by the dispatcher
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("http_server_message", message=format % args)
+
+
+class DashboardServer:
+    """The Web API around a :class:`FleetView`, a :class:`TokenStore` and :class:`RateLimits`.
+
+    Bound on construction; use it as a context manager (serves in a background thread) or call
+    :meth:`serve_forever`. ``clock.now()`` is the moment each answer describes; the token store
+    and the limits bring their own monotonic clocks.
+    """
+
+    def __init__(
+        self,
+        view: FleetView,
+        tokens: TokenStore,
+        *,
+        limits: RateLimits | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        clock: Clock = SYSTEM_CLOCK,
+        default_per_page: int = DEFAULT_PER_PAGE,
+        max_per_page: int = DEFAULT_MAX_PER_PAGE,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
+    ) -> None:
+        if not 1 <= default_per_page <= max_per_page:
+            raise ValueError("need 1 <= default_per_page <= max_per_page")
+        self.view = view
+        self.tokens = tokens
+        self.limits = limits if limits is not None else RateLimits()
+        self.clock = clock
+        self.default_per_page = default_per_page
+        self.max_per_page = max_per_page
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._exchanges: deque[DashboardExchange] = deque(maxlen=exchange_log_size)
+        self._failures: list[BaseException] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._httpd = _HTTPServer((host, port), self)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a Web API client (the API lives under ``/developer/v1``)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever(poll_interval=self.poll_interval)
+
+    def start(self) -> DashboardServer:
+        """Serve in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.serve_forever, name=f"dashboard-http-{self.port}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    # -- what happened -----------------------------------------------------------------------
+
+    @property
+    def exchanges(self) -> list[DashboardExchange]:
+        with self._lock:
+            return list(self._exchanges)
+
+    def check(self) -> None:
+        """Re-raise the first unexpected server-side exception (as pytest-httpserver does)."""
+        with self._lock:
+            failures = list(self._failures)
+        if failures:
+            raise failures[0]
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _dispatch(self, handler: _Handler) -> None:
+        started = time.monotonic()
+        method = handler.command.upper()
+        target = urlsplit(handler.path)
+        client = str(handler.client_address[0])
+        try:
+            body = _read_body(handler)
+            answer = self._answer(handler, method, target.path or "/", target.query, body, client)
+        except _BadFraming as exc:
+            handler.close_connection = True
+            answer = _Answer(400, {"detail": str(exc)}, {"Connection": "close"})
+        except Exception as exc:
+            with self._lock:
+                self._failures.append(exc)
+            _log.error(
+                "internal_error",
+                method=method,
+                path=target.path,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            answer = _Answer(500, {"detail": f"simulator failed: {type(exc).__name__}: {exc}"})
+        elapsed = time.monotonic() - started
+        exchange = DashboardExchange(
+            method, handler.path, answer.status, elapsed, client, answer.user, answer.throttled
+        )
+        with self._lock:
+            # Recorded before answering: a test that got its answer finds the exchange here.
+            self._exchanges.append(exchange)
+        self._send(handler, answer)
+        _log.info(
+            "dashboard_exchange",
+            method=method,
+            path=handler.path,
+            status=answer.status,
+            elapsed_ms=round(elapsed * 1000, 2),
+            user=answer.user,
+            throttled=answer.throttled,
+        )
+
+    def _answer(
+        self, handler: _Handler, method: str, path: str, query: str, body: bytes, client: str
+    ) -> _Answer:
+        throttled = self.limits.take_ip(client)
+        if throttled is not None:
+            return _throttled(throttled)
+        try:
+            route, params = self._route(method, path)
+        except _Refusal as refusal:
+            return refusal.answer
+        authorization = handler.headers.get("Authorization")
+        try:
+            if route.parts == ("o", "token"):
+                return self._token(parse_form(body), authorization)
+            if route.parts == ("o", "revoke_token"):
+                self.tokens.revoke(parse_form(body), authorization)
+                return _Answer(200, None)
+            user = self.tokens.authenticate(authorization)
+        except AuthFailure as exc:
+            headers = {"WWW-Authenticate": 'Bearer realm="api"'} if "detail" in exc.body else {}
+            return _Answer(exc.status, exc.body, headers)
+        throttled = self.limits.take_user(user)
+        if throttled is not None:
+            answer = _throttled(throttled)
+            answer.user = user
+            return answer
+        try:
+            snapshot = self.view.snapshot(self.clock.now())
+            status, payload = 200, self._get(route, params, parse_qs(query), snapshot, handler)
+        except _Refusal as refusal:
+            refusal.answer.user = user
+            return refusal.answer
+        except SimError as exc:  # the fleet directory cannot be read
+            status, payload = exc.status, {"detail": exc.error_message}
+        return _Answer(status, payload, user=user)
+
+    def _route(self, method: str, path: str) -> tuple[_Route, dict[str, str]]:
+        if not path.startswith(API_PREFIX + "/"):
+            raise _Refusal(404, _NOT_FOUND)
+        # Split the raw path: a serial holding an encoded "/" is one segment, not two.
+        segments = [unquote(s) for s in path[len(API_PREFIX) + 1 :].strip("/").split("/")]
+        allowed = []
+        for route in _ROUTES:
+            params = route.match(segments)
+            if params is None:
+                continue
+            if route.method == method:
+                return route, params
+            allowed.append(route.method)
+        if allowed:
+            raise _Refusal(
+                405,
+                {"detail": f'Method "{method}" not allowed.'},
+                {"Allow": ", ".join(sorted(set(allowed)))},
+            )
+        raise _Refusal(404, _NOT_FOUND)
+
+    def _token(self, form: Mapping[str, str], authorization: str | None) -> _Answer:
+        self.tokens.check_grant(form)
+        user = self.tokens.authenticate_client(form, authorization)
+        throttled = self.limits.take_user(user)
+        if throttled is not None:
+            answer = _throttled(throttled)
+            answer.user = user
+            return answer
+        grant = self.tokens.issue(user)
+        return _Answer(200, self.tokens.answer(grant), {"Cache-Control": "no-store"}, user=user)
+
+    def _get(
+        self,
+        route: _Route,
+        params: Mapping[str, str],
+        query: Mapping[str, list[str]],
+        snapshot: FleetSnapshot,
+        handler: _Handler,
+    ) -> Any:
+        resource = route.parts[0]
+        if resource == "printers" and len(route.parts) == 1:
+            return snapshot.printers
+        if resource == "printers":
+            serial = params["printer_serial"]
+            printer = snapshot.printer(serial)
+            if printer is None:
+                raise _Refusal(404, _NOT_FOUND)
+            if len(route.parts) == 2:
+                return printer
+            runs = _filter_runs(snapshot, snapshot.runs_of(serial), query)
+            return self._page(runs, query, handler)
+        if resource == "prints":
+            return self._page(_filter_runs(snapshot, snapshot.runs, query), query, handler)
+        if resource == "tanks":
+            return self._page(snapshot.tanks, query, handler)
+        if resource == "cartridges":
+            return self._page(snapshot.cartridges, query, handler)
+        if resource == "events":
+            return self._page(_filter_events(snapshot.events, query), query, handler)
+        if len(route.parts) == 1:
+            return snapshot.groups
+        group = snapshot.resolve_group(params["group_id"])
+        if group is None:
+            raise _Refusal(404, _NOT_FOUND)
+        return snapshot.queue(group)
+
+    def _page(
+        self, items: Sequence[Record], query: Mapping[str, list[str]], handler: _Handler
+    ) -> Record:
+        """One page as Django REST framework's page-number pagination answers it."""
+        per_page = self.default_per_page
+        wanted = _last(query, "per_page")
+        if wanted is not None and wanted.strip().isdigit() and int(wanted) > 0:
+            per_page = min(int(wanted), self.max_per_page)
+        pages = max(1, math.ceil(len(items) / per_page))
+        page_text = _last(query, "page") or "1"
+        if page_text == "last":
+            page = pages
+        elif page_text.strip().isdigit():
+            page = int(page_text)
+        else:
+            raise _Refusal(404, {"detail": "Invalid page."})
+        if not 1 <= page <= pages:
+            raise _Refusal(404, {"detail": "Invalid page."})
+        host = handler.headers.get("Host") or f"{self.host}:{self.port}"
+        path = urlsplit(handler.path).path
+
+        def link(number: int) -> str:
+            kept = [(k, v) for k, values in query.items() if k != "page" for v in values]
+            if number > 1:  # the link to page 1 names no page, as DRF's does
+                kept.append(("page", str(number)))
+            encoded = urlencode(kept, quote_via=quote)
+            return f"http://{host}{path}" + (f"?{encoded}" if encoded else "")
+
+        chunk = items[(page - 1) * per_page : page * per_page]
+        return page_record(
+            len(items),
+            link(page + 1) if page < pages else None,
+            link(page - 1) if page > 1 else None,
+            chunk,
+        )
+
+    def _send(self, handler: _Handler, answer: _Answer) -> None:
+        encoded = b"" if answer.body is None else json.dumps(answer.body).encode()
+        try:
+            handler.send_response(answer.status)
+            if answer.body is not None:
+                handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(encoded)))
+            for name, value in answer.headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            if handler.command != "HEAD":
+                handler.wfile.write(encoded)
+        except OSError as exc:  # the client went away
+            handler.close_connection = True
+            _log.info("http_client_gone", path=handler.path, error=str(exc))
+
+
+def _throttled(throttled: Throttled) -> _Answer:
+    return _Answer(
+        429,
+        {"detail": throttled.detail()},
+        {"Retry-After": str(throttled.retry_after_s)},
+        throttled=throttled.scope,
+    )
+
+
+def _last(query: Mapping[str, list[str]], key: str) -> str | None:
+    values = [v for v in query.get(key, []) if v != ""]
+    return values[-1] if values else None
+
+
+def _when(query: Mapping[str, list[str]], key: str) -> datetime | str | None:
+    """A date filter: an aware datetime, a ``YYYY-MM-DD`` day, or None when absent."""
+    text = _last(query, key)
+    if text is None:
+        return None
+    if _DATE_ONLY.match(text.strip()):
+        return text.strip()
+    parsed = parse_datetime(text)
+    if parsed is None:
+        raise _Refusal(400, {key: ["Enter a valid date/time."]})
+    return parsed
+
+
+def _time_matches(created: Any, query: Mapping[str, list[str]], exact_key: str | None) -> bool:
+    when = parse_datetime(created)
+    keys = ("date__gt", "date__lt") if exact_key is None else (exact_key, "date__gt", "date__lt")
+    for key in keys:
+        bound = _when(query, key)
+        if bound is None:
+            continue
+        if when is None:
+            return False
+        if isinstance(bound, str):  # a whole day, in UTC
+            day = when.date().isoformat()
+            if (key == "date" and day != bound) or (key == "date__gt" and day <= bound) or (
+                key == "date__lt" and day >= bound
+            ):
+                return False
+        elif (key == "date" and when != bound) or (key == "date__gt" and not when > bound) or (
+            key == "date__lt" and not when < bound
+        ):
+            return False
+    return True
+
+
+def _filter_runs(
+    snapshot: FleetSnapshot, runs: Sequence[Record], query: Mapping[str, list[str]]
+) -> list[Record]:
+    """The documented print filters: dates on ``created_at``, exact ``printer``, ``status``
+    and ``material``, any of several ``machine_type_id``, ``name`` as a substring."""
+    status = _last(query, "status")
+    if status is not None and status not in PRINT_STATUSES:
+        raise _Refusal(
+            400,
+            {"status": [f"Select a valid choice. {status} is not one of the available choices."]},
+        )
+    for key in ("date", "date__gt", "date__lt"):
+        _when(query, key)  # refuse a bad value even when nothing is listed
+    machine_types = {v for v in query.get("machine_type_id", []) if v}
+    exact = {k: _last(query, k) for k in ("printer", "status", "material")}
+    name = _last(query, "name")
+
+    def keep(run: Record) -> bool:
+        if not _time_matches(run.get("created_at"), query, "date"):
+            return False
+        if any(value is not None and run.get(key) != value for key, value in exact.items()):
+            return False
+        if name is not None and name not in str(run.get("name") or ""):
+            return False
+        return not machine_types or snapshot.machine_type_of(run) in machine_types
+
+    return [run for run in runs if keep(run)]
+
+
+def _filter_events(events: Sequence[Record], query: Mapping[str, list[str]]) -> list[Record]:
+    """The documented event filters: serials, print run id, type, ``created_at`` bounds."""
+    for key in ("date__gt", "date__lt"):
+        _when(query, key)
+    exact = {k: _last(query, k) for k in ("printer", "tank", "cartridge", "type")}
+    print_run = _last(query, "print_run")
+
+    def keep(event: Record) -> bool:
+        if not _time_matches(event.get("created_at"), query, None):
+            return False
+        if any(value is not None and event.get(key) != value for key, value in exact.items()):
+            return False
+        return print_run is None or (event.get("print_run") or {}).get("guid") == print_run
+
+    return [event for event in events if keep(event)]
+
+
+def _read_body(handler: _Handler) -> bytes:
+    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+        raise _BadFraming("chunked request bodies are not accepted; send Content-Length")
+    length_text = handler.headers.get("Content-Length")
+    if length_text is None:
+        return b""
+    try:
+        length = int(length_text)
+    except ValueError:
+        raise _BadFraming(f"Content-Length {length_text!r} is not a number") from None
+    if not 0 <= length <= DEFAULT_MAX_BODY_BYTES:
+        raise _BadFraming(f"Content-Length {length} is outside 0..{DEFAULT_MAX_BODY_BYTES}")
+    data = handler.rfile.read(length)
+    if len(data) != length:
+        raise _BadFraming(f"body ended after {len(data)} of {length} bytes")
+    return data

@@ -1,0 +1,225 @@
+"""Forced outcomes: prints that fail or are aborted, printers that go offline, the file format."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from dashboard_support import T0, at, make_view, printer_of, run_named
+
+from preform_pipeline.errors import ConfigError
+from preform_pipeline.logging import capture_logs
+from preform_pipeline.simulator.cloud.outcomes import (
+    DEFAULT_ABORTED_MESSAGE,
+    Outcome,
+    OutcomePlan,
+    OutcomeRule,
+    OutcomesFile,
+    PrinterOutage,
+    load_outcomes,
+    parse_outcomes,
+)
+from preform_pipeline.simulator.cloud.records import iso
+from preform_pipeline.simulator.cloud.testing import write_job
+from preform_pipeline.simulator.fleet import FleetState
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    return tmp_path / "fleet"
+
+
+def plan(**data: object) -> OutcomePlan:
+    return parse_outcomes(data)
+
+
+class TestForcedErrors:
+    """A print named by an ERROR or ABORTED rule ends that way, at the fraction given."""
+
+    def test_an_error_ends_the_run_at_its_fraction_with_the_message(self, fleet: Path) -> None:
+        write_job(fleet, name="crowns-fail-1", created_at=T0)
+        outcomes = plan(
+            jobs=[{"name": "*-fail-*", "outcome": "ERROR", "at": 0.65, "message": "Resin low"}]
+        )
+        view = make_view(fleet, outcomes=outcomes)
+
+        before = run_named(view.snapshot(at(649)), "crowns-fail-1")
+        failed = run_named(view.snapshot(at(2000)), "crowns-fail-1")
+
+        assert before["status"] == "PRINTING"
+        assert before["message"] is None
+        assert failed["status"] == "ERROR"
+        assert failed["message"] == "Resin low"
+        assert failed["print_finished_at"] == iso(at(650))
+        assert failed["currently_printing_layer"] == 51
+        assert failed["elapsed_duration_ms"] == 650_000
+
+    def test_an_abort_has_a_default_message(self, fleet: Path) -> None:
+        write_job(fleet, name="to-abort", created_at=T0)
+        view = make_view(fleet, outcomes=plan(jobs=[{"name": "to-*", "outcome": "ABORTED"}]))
+
+        run = run_named(view.snapshot(at(600)), "to-abort")
+
+        assert run["status"] == "ABORTED"
+        assert run["message"] == DEFAULT_ABORTED_MESSAGE
+        assert run["print_finished_at"] == iso(at(500))
+
+    def test_the_next_job_starts_when_the_failed_one_stopped(self, fleet: Path) -> None:
+        write_job(fleet, name="fails", created_at=T0)
+        write_job(fleet, name="next", created_at=at(1))
+        view = make_view(fleet, outcomes=plan(jobs=[{"name": "fails", "outcome": "ERROR"}]))
+
+        assert run_named(view.snapshot(at(600)), "next")["print_started_at"] == iso(at(500))
+
+    def test_a_job_id_rule_names_one_job_and_the_first_match_wins(self, fleet: Path) -> None:
+        chosen = write_job(fleet, name="same-name", printer="SimulatedForm4-1", created_at=T0)
+        write_job(fleet, name="same-name", printer="SimulatedForm4-2", created_at=T0)
+        outcomes = plan(
+            jobs=[
+                {"job_id": chosen, "outcome": "ABORTED", "at": 0.1},
+                {"name": "same-*", "outcome": "ERROR", "at": 0.2},
+            ]
+        )
+
+        runs = make_view(fleet, outcomes=outcomes).snapshot(at(5000)).runs
+
+        assert {r["guid"] == chosen: r["status"] for r in runs} == {True: "ABORTED", False: "ERROR"}
+
+    def test_unmatched_jobs_finish(self, fleet: Path) -> None:
+        write_job(fleet, name="fine", created_at=T0)
+        view = make_view(fleet, outcomes=plan(jobs=[{"name": "*-fail-*", "outcome": "ERROR"}]))
+
+        assert run_named(view.snapshot(at(1000)), "fine")["status"] == "FINISHED"
+
+
+class TestOfflinePrinters:
+    """A printer that goes offline freezes its print as last reported and starts nothing."""
+
+    def test_a_running_print_freezes_when_its_printer_goes_offline(self, fleet: Path) -> None:
+        write_job(fleet, name="interrupted", created_at=T0)
+        write_job(fleet, name="never", created_at=at(1))
+        outcomes = plan(printers={"SimulatedForm4-1": {"offline_after_s": 650}})
+        view = make_view(fleet, outcomes=outcomes)
+
+        snapshot = view.snapshot(at(50_000))
+
+        frozen = run_named(snapshot, "interrupted")
+        assert frozen["status"] == "PRINTING"
+        assert frozen["currently_printing_layer"] == 51
+        assert frozen["print_finished_at"] is None
+        assert run_named(snapshot, "never")["status"] == "QUEUED"
+        status = printer_of(snapshot, "SimulatedForm4-1")["printer_status"]
+        assert status["status"] == "OFFLINE"
+        assert status["ready_to_print"] == "READY_TO_PRINT_NOT_READY"
+        assert status["last_pinged_at"] == iso(at(650))
+        assert [e["type"] for e in snapshot.events] == ["PRINTER_OFFLINE", "PRINT_STARTED"]
+
+    def test_it_is_online_until_then(self, fleet: Path) -> None:
+        outcomes = plan(printers={"SimulatedForm4-1": {"offline_at": "2025-03-03T09:10:00Z"}})
+        view = make_view(fleet, outcomes=outcomes)
+
+        before = printer_of(view.snapshot(at(599)), "SimulatedForm4-1")["printer_status"]
+        after = printer_of(view.snapshot(at(600)), "SimulatedForm4-1")["printer_status"]
+
+        assert before["status"] == "IDLE"
+        assert after["status"] == "OFFLINE"
+
+    def test_a_queue_skips_an_offline_member(self, fleet: Path) -> None:
+        outcomes = plan(printers={"SimulatedForm4-1": {"offline_after_s": 0}})
+        write_job(
+            fleet, name="queued", printer="SimulatedGroup-Form4", target_kind="group",
+            created_at=at(1),
+        )
+
+        run = run_named(make_view(fleet, outcomes=outcomes).snapshot(at(2)), "queued")
+
+        assert run["printer"] == "SimulatedForm4-2"
+
+    def test_offline_in_printers_json_counts_from_when_the_file_was_written(
+        self, fleet: Path
+    ) -> None:
+        FleetState(fleet).update_printer("SimulatedForm4-2", status="OFFLINE")
+        now = datetime.now(timezone.utc)
+        write_job(fleet, name="sent-anyway", printer="SimulatedForm4-2", created_at=now)
+
+        snapshot = make_view(fleet).snapshot(now)
+
+        assert printer_of(snapshot, "SimulatedForm4-2")["printer_status"]["status"] == "OFFLINE"
+        assert run_named(snapshot, "sent-anyway")["status"] == "QUEUED"
+
+
+class TestOutcomesFile:
+    """The outcomes file is JSON or YAML, checked, and re-read when it changes."""
+
+    def test_json_and_yaml_say_the_same(self, tmp_path: Path) -> None:
+        data = {
+            "jobs": [{"name": "*x*", "outcome": "ERROR", "at": 0.25, "message": "boom"}],
+            "printers": {"P-1": {"offline_after_s": 3}},
+        }
+        as_json = tmp_path / "outcomes.json"
+        as_json.write_text(json.dumps(data), encoding="utf-8")
+        as_yaml = tmp_path / "outcomes.yaml"
+        as_yaml.write_text(
+            "jobs:\n  - name: '*x*'\n    outcome: ERROR\n    at: 0.25\n    message: boom\n"
+            "printers:\n  P-1:\n    offline_after_s: 3\n",
+            encoding="utf-8",
+        )
+
+        expected = OutcomePlan(
+            rules=(OutcomeRule(Outcome("ERROR", 0.25, "boom"), name="*x*"),),
+            outages=(PrinterOutage("P-1", offline_after_s=3.0),),
+        )
+        assert load_outcomes(as_json) == load_outcomes(as_yaml) == expected
+
+    @pytest.mark.parametrize(
+        ("data", "complaint"),
+        [
+            ({"jobs": [{"name": "a", "outcome": "EXPLODED"}]}, "$.jobs[0].outcome"),
+            ({"jobs": [{"outcome": "ERROR"}]}, "exactly one of 'name'"),
+            ({"jobs": [{"name": "a", "job_id": "b", "outcome": "ERROR"}]}, "exactly one"),
+            ({"jobs": [{"name": "a", "outcome": "ERROR", "at": 1.5}]}, "$.jobs[0].at"),
+            ({"jobs": [{"name": "a", "outcome": "ERROR", "when": 1}]}, "unknown key"),
+            ({"printers": {"P": {"offline_after_s": -1}}}, "offline_after_s"),
+            ({"printers": {"P": {"offline_at": "soon"}}}, "offline_at"),
+            ({"extra": 1}, "unknown key"),
+        ],
+    )
+    def test_a_wrong_file_is_refused_saying_where(self, data: object, complaint: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            parse_outcomes(data, "outcomes.yaml")
+
+        assert complaint in str(caught.value)
+        assert "outcomes.yaml" in str(caught.value)
+
+    def test_a_change_is_picked_up_and_a_broken_one_ignored(self, tmp_path: Path) -> None:
+        path = tmp_path / "outcomes.json"
+        path.write_text("{}", encoding="utf-8")
+        source = OutcomesFile(path)
+        assert source.current() == OutcomePlan()
+
+        path.write_text('{"jobs": [{"name": "x", "outcome": "ABORTED"}]}', encoding="utf-8")
+        changed = source.current()
+        path.write_text('{"jobs": [', encoding="utf-8")
+        with capture_logs() as logs:
+            kept = source.current()
+
+        assert changed.outcome_for("id", "x").status == "ABORTED"
+        assert kept == changed
+        assert [e["event"] for e in logs] == ["outcomes_reload_failed"]
+
+    def test_the_view_reads_the_current_plan_for_every_snapshot(
+        self, tmp_path: Path, fleet: Path
+    ) -> None:
+        path = tmp_path / "outcomes.json"
+        path.write_text("{}", encoding="utf-8")
+        view = make_view(fleet)
+        view.outcomes = OutcomesFile(path)
+        write_job(fleet, name="decided-late", created_at=T0)
+
+        first = run_named(view.snapshot(at(2000)), "decided-late")["status"]
+        path.write_text('{"jobs": [{"name": "decided-*", "outcome": "ERROR"}]}', "utf-8")
+        second = run_named(view.snapshot(at(2000)), "decided-late")["status"]
+
+        assert (first, second) == ("FINISHED", "ERROR")
