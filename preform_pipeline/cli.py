@@ -24,7 +24,10 @@ __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.validate",
     "preform_pipeline.commands.plan",
+    "preform_pipeline.commands.run",
     "preform_pipeline.commands.demo",
+    "preform_pipeline.commands.jobs",
+    "preform_pipeline.commands.watch",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,292 @@
+"""Telling a person how a run goes: progress bars on a terminal, plain lines anywhere else.
+
+The runner calls a :class:`Reporter` from its worker threads; every implementation here is
+thread-safe. :func:`make_reporter` picks :class:`RichReporter` (one bar per running build plus
+an overall bar) when the stream is a terminal and :class:`PlainReporter` (one line per event,
+good for logs and CI) otherwise. :class:`NullReporter` says nothing (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Protocol, TextIO
+
+from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.plan.builds import BuildPlan
+
+__all__ = [
+    "NullReporter",
+    "PlainReporter",
+    "Reporter",
+    "RichReporter",
+    "make_reporter",
+]
+
+
+class Reporter(Protocol):
+    """Receives the events of a run; called from several threads at once."""
+
+    def run_started(
+        self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
+    ) -> None: ...
+
+    def build_added(self, build: BuildPlan, *, parent: str) -> None: ...
+
+    def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None: ...
+
+    def step_started(self, build: str, step: str, *, index: int, total: int) -> None: ...
+
+    def step_progress(self, build: str, step: str, fraction: float) -> None: ...
+
+    def build_retry(self, build: str, *, attempt: int, reason: str) -> None: ...
+
+    def build_finished(self, outcome: BuildOutcome) -> None: ...
+
+    def run_finished(self, result: RunResult) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullReporter:
+    """Says nothing; for tests and benchmarks."""
+
+    def run_started(
+        self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
+    ) -> None:
+        return None
+
+    def build_added(self, build: BuildPlan, *, parent: str) -> None:
+        return None
+
+    def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None:
+        return None
+
+    def step_started(self, build: str, step: str, *, index: int, total: int) -> None:
+        return None
+
+    def step_progress(self, build: str, step: str, fraction: float) -> None:
+        return None
+
+    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
+        return None
+
+    def build_finished(self, outcome: BuildOutcome) -> None:
+        return None
+
+    def run_finished(self, result: RunResult) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _finished_text(outcome: BuildOutcome) -> str:
+    where = f" on {outcome.server}" if outcome.server else ""
+    tries = len(outcome.attempts)
+    attempts = f", {tries} attempts" if tries > 1 else ""
+    text = f"{outcome.status.value}{where}{attempts} in {outcome.duration_s:.1f} s"
+    if outcome.status is BuildStatus.SPLIT:
+        text += f" into {', '.join(outcome.children)}"
+    elif outcome.reason:
+        text += f": {outcome.reason}"
+    return text
+
+
+class PlainReporter:
+    """One line per event, for output that is not a terminal (a log file, CI, a pipe)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._total = 0
+        self._done = 0
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def run_started(
+        self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
+    ) -> None:
+        with self._lock:
+            self._total = len(builds)
+        models = sum(len(b.models) for b in builds)
+        self._say(
+            f"run {run_id}: {len(builds)} builds, {models} models on {servers} "
+            f"{'simulated ' if simulated else ''}server{'s' if servers != 1 else ''}"
+        )
+
+    def build_added(self, build: BuildPlan, *, parent: str) -> None:
+        with self._lock:
+            self._total += 1
+        self._say(f"[{build.name}] split from {parent}: {len(build.models)} models")
+
+    def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None:
+        again = f" (attempt {attempt})" if attempt > 1 else ""
+        self._say(f"[{build}] started on {server}{again}: {steps} steps")
+
+    def step_started(self, build: str, step: str, *, index: int, total: int) -> None:
+        self._say(f"[{build}] step {index}/{total} {step}")
+
+    def step_progress(self, build: str, step: str, fraction: float) -> None:
+        return None  # too chatty for a log; the terminal reporter draws it
+
+    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
+        self._say(f"[{build}] retrying (attempt {attempt}) on another server: {reason}")
+
+    def build_finished(self, outcome: BuildOutcome) -> None:
+        with self._lock:
+            self._done += 1
+            done, total = self._done, self._total
+        self._say(f"[{outcome.name}] {_finished_text(outcome)} ({done}/{total} builds done)")
+
+    def run_finished(self, result: RunResult) -> None:
+        ok = sum(1 for o in result.outcomes if o.status is BuildStatus.SUCCEEDED)
+        self._say(
+            f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
+            f"{len(result.outcomes)} builds succeeded"
+            + (" (interrupted)" if result.cancelled else "")
+        )
+
+    def close(self) -> None:
+        return None
+
+
+class RichReporter:
+    """A bar per running build and one for the whole run, drawn with rich on a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._console = Console(file=stream)
+        self._progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[status]}", markup=False),
+            TimeElapsedColumn(),
+            console=self._console,
+            transient=False,
+        )
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskID] = {}
+        self._steps: dict[str, int] = {}
+        self._overall: TaskID | None = None
+        self._started = False
+
+    def __enter__(self) -> RichReporter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        if not self._started:
+            self._progress.start()
+            self._started = True
+
+    def run_started(
+        self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
+    ) -> None:
+        with self._lock:
+            self._start()
+            label = f"run {run_id}" + (" (SIMULATED)" if simulated else "")
+            self._overall = self._progress.add_task(label, total=len(builds), status="")
+
+    def build_added(self, build: BuildPlan, *, parent: str) -> None:
+        with self._lock:
+            if self._overall is not None:
+                total = self._progress.tasks[self._overall_index()].total or 0
+                self._progress.update(self._overall, total=total + 1)
+
+    def _overall_index(self) -> int:
+        for i, task in enumerate(self._progress.tasks):
+            if task.id == self._overall:
+                return i
+        return 0
+
+    def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None:
+        with self._lock:
+            status = f"{server}" + (f" attempt {attempt}" if attempt > 1 else "")
+            task = self._tasks.get(build)
+            if task is None:
+                self._tasks[build] = self._progress.add_task(build, total=steps, status=status)
+            else:
+                self._progress.update(task, completed=0, total=steps, status=status)
+            self._steps[build] = steps
+
+    def step_started(self, build: str, step: str, *, index: int, total: int) -> None:
+        with self._lock:
+            task = self._tasks.get(build)
+            if task is not None:
+                self._progress.update(task, completed=index - 1, total=total, status=step)
+
+    def step_progress(self, build: str, step: str, fraction: float) -> None:
+        with self._lock:
+            task = self._tasks.get(build)
+            if task is None:
+                return
+            current = self._progress.tasks[self._index(task)]
+            done = int(current.completed)
+            self._progress.update(task, completed=done + min(max(fraction, 0.0), 0.999))
+
+    def _index(self, task: Any) -> int:
+        for i, item in enumerate(self._progress.tasks):
+            if item.id == task:
+                return i
+        return 0
+
+    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
+        with self._lock:
+            task = self._tasks.get(build)
+            if task is not None:
+                self._progress.update(task, status=f"retrying: {reason[:60]}")
+
+    def build_finished(self, outcome: BuildOutcome) -> None:
+        with self._lock:
+            task = self._tasks.pop(outcome.name, None)
+            if task is not None:
+                self._progress.update(task, visible=False)
+            if self._overall is not None:
+                self._progress.advance(self._overall)
+            self._progress.console.print(
+                f"{outcome.name}: {_finished_text(outcome)}", markup=False, highlight=False
+            )
+
+    def run_finished(self, result: RunResult) -> None:
+        with self._lock:
+            if self._overall is not None:
+                self._progress.update(
+                    self._overall, status="interrupted" if result.cancelled else "done"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._started:
+                self._progress.stop()
+                self._started = False
+
+
+def make_reporter(stream: TextIO, *, quiet: bool = False) -> Reporter:
+    """Bars on a terminal, plain lines otherwise; nothing when ``quiet``."""
+    if quiet:
+        return NullReporter()
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        return RichReporter(stream)
+    return PlainReporter(stream)

@@ -1,0 +1,1003 @@
+"""Running planned builds on the server pool: a thread per running build, retries by error class.
+
+One build, one attempt::
+
+    lease a server ──► create scene, import models    (or: load the last checkpoint .form)
+                       │
+                       ▼ for each step of the graph (TopologicalSorter get_ready / done):
+                       run it ── after an expensive step (auto_support, hollow): save a
+                       │         checkpoint .form and record it in the build's journal
+                       ▼
+                     release the server (healthy) ──► outcome
+
+How an attempt can end, and what follows:
+
+==============================================  ===============================================
+what happened                                   what the runner does
+==============================================  ===============================================
+TransientApiError, ServerProcessError           report the failure to the pool (it checks and
+(server died, connection reset, 5xx, timeout)   restarts the server), lease *another* server,
+                                                resume from the last checkpoint or from
+                                                scratch; at most ``max_build_attempts``
+PermanentApiError, template / label problems,   the build fails with the reason; the others go
+validation findings, estimate limits            on
+layout "does not fit" after the recipe's        ``on_overflow: split``: halve the build into two
+layout attempts                                 new builds (from scratch); ``fail``, or a single
+                                                model: the build fails at once
+print request without an answer                 ``print_unconfirmed``: never resent (the job may
+                                                exist); see docs/running.md
+Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running steps get
+                                                ``cancel_grace_s`` to end, then the pool closes
+==============================================  ===============================================
+
+Operations on one scene are never sent in parallel: a build's steps run one at a time in
+its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
+has servers, largest first (so the last round is short and the servers stay busy).
+
+Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
+(structlog contextvars).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import httpx
+from structlog.contextvars import bound_contextvars
+
+from preform_pipeline.api import DEFAULT_REQUEST_TIMEOUT_S, PollPolicy, PreFormClient
+from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
+from preform_pipeline.errors import (
+    ConfigError,
+    LeaseTimeoutError,
+    PermanentApiError,
+    PipelineError,
+    PoolExhaustedError,
+    ServerProcessError,
+    TransientApiError,
+)
+from preform_pipeline.executor.progress import NullReporter, Reporter
+from preform_pipeline.executor.state import AttemptRecord, BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.executor.steps import (
+    DEFAULT_MIN_LAYOUT_SPACING_MM,
+    BuildFacts,
+    StepContext,
+    StepFailure,
+    import_names,
+    preflight,
+    run_step,
+    shared_values,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.recipes.model import Recipe, Step
+from preform_pipeline.recipes.templates import sanitize_component
+from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
+
+__all__ = [
+    "CHECKPOINT_FOLDER",
+    "DEFAULT_CANCEL_GRACE_S",
+    "DEFAULT_CHECKPOINT_KINDS",
+    "DEFAULT_MAX_BUILD_ATTEMPTS",
+    "DEFAULT_STEP_TIMEOUT_S",
+    "BuildJournal",
+    "LeaseLike",
+    "RunOptions",
+    "Runner",
+    "ServerSource",
+    "build_values",
+    "new_run_id",
+    "run_plan",
+    "run_values",
+    "split_build",
+]
+
+#: Attempts per build, the first included: two servers failing the same build is bad luck,
+#: three is a pattern worth stopping for.
+DEFAULT_MAX_BUILD_ATTEMPTS: Final = 3
+#: Longest a single step may take before its server counts as hung (the client's own default
+#: for asynchronous operations).
+DEFAULT_STEP_TIMEOUT_S: Final = 900.0
+#: Steps whose result is worth a checkpoint .form: redoing them on another server costs more
+#: than saving the scene.
+DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "hollow"})
+#: After Ctrl-C, how long running steps may take to finish before the servers are stopped.
+DEFAULT_CANCEL_GRACE_S: Final = 10.0
+#: Checkpoints and build journals live here, below the output root.
+CHECKPOINT_FOLDER: Final = ".checkpoints"
+# The waiting main thread wakes this often, so Ctrl-C is seen at once on every platform.
+_WAIT_SLICE_S: Final = 0.2
+# Scenes of finished builds are deleted to free the server's memory; that must not hold a
+# build up when the server is slow.
+_CLEANUP_TIMEOUT_S: Final = 10.0
+
+log = get_logger(__name__)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``20240131-142501-3fa2c1``: sortable by start time, unique across machines."""
+    moment = now or datetime.now()
+    return f"{moment:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+class LeaseLike(Protocol):
+    """What the runner needs of a lease (:class:`preform_pipeline.servers.Lease`)."""
+
+    server: PoolServer
+
+    def release(self, healthy: bool = True, builds: int = 1) -> None: ...
+
+    def report_failure(self, exc: BaseException | None = None) -> None: ...
+
+
+class ServerSource(Protocol):
+    """What the runner needs of a pool (:class:`preform_pipeline.servers.ServerPool`)."""
+
+    @property
+    def simulated(self) -> bool: ...
+
+    def lease(self, timeout: float | None = None) -> LeaseLike: ...
+
+    def status(self) -> tuple[ServerStatus, ...]: ...
+
+    def wait_for(
+        self, predicate: Callable[[tuple[ServerStatus, ...]], bool], timeout: float
+    ) -> tuple[ServerStatus, ...]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where outputs go, retries, deadlines, checkpoints.
+
+    ``output_root`` must exist or be creatable; outputs, checkpoints and build reports go
+    below it. ``started_at`` fixes the run's ``date`` and ``time`` template fields.
+    """
+
+    output_root: Path
+    run_id: str = field(default_factory=new_run_id)
+    dry_run: bool = False
+    max_build_attempts: int = DEFAULT_MAX_BUILD_ATTEMPTS
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    lease_timeout_s: float | None = None
+    checkpoint_kinds: frozenset[str] = DEFAULT_CHECKPOINT_KINDS
+    keep_checkpoints: bool = False
+    cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S
+    min_layout_spacing_mm: float = DEFAULT_MIN_LAYOUT_SPACING_MM
+    poll_policy: PollPolicy = DEFAULT_POLL_POLICY
+    started_at: datetime = field(default_factory=datetime.now)
+    write_build_reports: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_build_attempts < 1:
+            raise ValueError(f"max_build_attempts must be >= 1, got {self.max_build_attempts}")
+        if self.step_timeout_s <= 0:
+            raise ValueError(f"step_timeout_s must be > 0, got {self.step_timeout_s}")
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.output_root / CHECKPOINT_FOLDER / self.run_id
+
+
+def run_values(recipe: Recipe, started_at: datetime) -> dict[str, object]:
+    """The run's template fields: ``recipe``, ``date``, ``time``, ``machine``, ``material``."""
+    return {
+        "recipe": recipe.name,
+        "date": f"{started_at:%Y-%m-%d}",
+        "time": f"{started_at:%H%M%S}",
+        "machine": recipe.scene.machine_type or "",
+        "material": recipe.scene.material_code or "",
+    }
+
+
+def build_values(run: Mapping[str, object], build: BuildPlan) -> dict[str, object]:
+    return {**run, "build": build.name}
+
+
+class BuildJournal:
+    """A build's durable state: last checkpoint, steps it holds, and the print's state.
+
+    Written (atomically: temp file, then rename) before the action it describes, so a runner
+    that dies at any point leaves a journal saying whether a print may have gone out.
+    """
+
+    def __init__(self, folder: Path, build: str, run_id: str) -> None:
+        self.folder = folder
+        self.path = folder / "journal.json"
+        self._lock = threading.Lock()
+        self._data: dict[str, Any] = {
+            "build": build,
+            "run_id": run_id,
+            "checkpoint": None,
+            "checkpoint_step": None,
+            "completed": [],
+            "model_names": [],
+            "print": {"state": "not_sent"},
+        }
+
+    @property
+    def checkpoint(self) -> Path | None:
+        value = self._data["checkpoint"]
+        return Path(value) if value else None
+
+    @property
+    def checkpoint_step(self) -> str | None:
+        step: str | None = self._data["checkpoint_step"]
+        return step
+
+    @property
+    def completed(self) -> frozenset[str]:
+        return frozenset(self._data["completed"])
+
+    @property
+    def print_state(self) -> str:
+        state: str = self._data["print"]["state"]
+        return state
+
+    def _write(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(self._data, indent=2, default=str), encoding="utf-8")
+        os.replace(temporary, self.path)
+
+    def checkpoint_saved(
+        self, path: Path, step: str, completed: Iterable[str], names: Sequence[str]
+    ) -> None:
+        with self._lock:
+            old = self.checkpoint
+            self._data.update(
+                checkpoint=str(path),
+                checkpoint_step=step,
+                completed=sorted(completed),
+                model_names=list(names),
+            )
+            self._write()
+        if old is not None and old != path:
+            old.unlink(missing_ok=True)
+
+    def _print(self, **values: Any) -> None:
+        with self._lock:
+            self._data["print"] = {**values, "at": datetime.now().isoformat(timespec="seconds")}
+            self._write()
+
+    def print_sending(self, job_name: str, printer: str) -> None:
+        self._print(state="sending", job_name=job_name, printer=printer)
+
+    def print_sent(self, job_id: str | None) -> None:
+        with self._lock:
+            previous = dict(self._data["print"])
+        self._print(**{**previous, "state": "sent", "job_id": job_id})
+
+    def print_refused(self, reason: str) -> None:
+        with self._lock:
+            previous = dict(self._data["print"])
+        self._print(**{**previous, "state": "refused", "reason": reason})
+
+    def print_unconfirmed(self, reason: str) -> None:
+        with self._lock:
+            previous = dict(self._data["print"])
+        self._print(**{**previous, "state": "unconfirmed", "reason": reason})
+
+    def discard_checkpoints(self) -> None:
+        """Remove the build's checkpoint files (the journal itself stays)."""
+        for path in self.folder.glob("*.form"):
+            path.unlink(missing_ok=True)
+
+
+def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
+    """Halve a build that does not fit: two new builds (``NAME.1``, ``NAME.2``) from scratch.
+
+    With ``keep_cases_together`` the cut goes at the case boundary nearest the middle, so a
+    case stays in one build where it can; otherwise, or when the build is a single case, it
+    goes in the middle.
+    """
+    models = build.models
+    if len(models) < 2:
+        raise ValueError("a build of one model cannot be split")
+    middle = len(models) / 2
+    cuts = [
+        i for i in range(1, len(models))
+        if models[i].case_id is None or models[i].case_id != models[i - 1].case_id
+    ] if recipe.batching.keep_cases_together else []
+    cut = min(cuts, key=lambda i: (abs(i - middle), i)) if cuts else len(models) // 2
+    halves = (models[:cut], models[cut:])
+    ratio = build.estimated_volume_ml / max(
+        sum(m.volume_mm3 for m in models), 1e-9
+    )
+    children = []
+    for number, part in enumerate(halves, start=1):
+        children.append(
+            BuildPlan(
+                index=first_index + number - 1,
+                name=f"{build.name}.{number}",
+                models=part,
+                placements=(),
+                fill_ratio=0.0,
+                estimated_volume_ml=sum(m.volume_mm3 for m in part) * ratio,
+                graph=compile_graph(recipe, part),
+            )
+        )
+    return children[0], children[1]
+
+
+def _transport(url: str) -> httpx.HTTPTransport | None:
+    """A plain-HTTP transport for ``http://`` servers (PreFormServer speaks no TLS): building
+    httpx's default one loads the CA bundle, about 20 ms of CPU per build attempt."""
+    if url.startswith("http://"):
+        return httpx.HTTPTransport(verify=False)
+    return None
+
+
+class _Cancelled(Exception):
+    """The run was cancelled; the build stops where it is."""
+
+
+@dataclass
+class _Attempt:
+    number: int
+    server: str
+    started: float
+    resumed_from: str | None = None
+
+
+class _BuildWorker:
+    """Runs one build to its outcome, across attempts; lives in one worker thread."""
+
+    def __init__(self, runner: Runner, build: BuildPlan, parent: str | None) -> None:
+        self.runner = runner
+        self.build = build
+        self.parent = parent
+        self.options = runner.options
+        self.recipe = runner.plan.recipe
+        self.facts = BuildFacts()
+        self.journal = BuildJournal(
+            self.options.checkpoint_root / sanitize_component(build.name),
+            build.name,
+            self.options.run_id,
+        )
+        self.attempts: list[AttemptRecord] = []
+        self.steps_done: list[str] = []
+        self.failed_servers: set[str] = set()
+        self.values = shared_values(build, build_values(runner.values, build))
+        self.steps_by_id: dict[str, Step] = {s.id: s for s in self.recipe.steps}
+        self.started = time.monotonic()
+        self.server: str | None = None
+        self._current_step: str | None = None
+
+    # -- outcome --------------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        status: BuildStatus,
+        reason: str | None = None,
+        *,
+        children: Sequence[str] = (),
+    ) -> BuildOutcome:
+        facts = self.facts
+        return BuildOutcome(
+            name=self.build.name,
+            index=self.build.index,
+            status=status,
+            models=tuple(m.path.name for m in self.build.models),
+            source_files=tuple(str(m.path) for m in self.build.models),
+            reason=reason,
+            material_ml=facts.material_ml,
+            print_time_s=facts.print_time_s,
+            job_id=facts.job_id,
+            server=self.server,
+            attempts=tuple(self.attempts),
+            steps_done=tuple(self.steps_done),
+            outputs=tuple(facts.outputs),
+            warnings=tuple(facts.warnings),
+            parent=self.parent,
+            children=tuple(children),
+            layout_calls=facts.layout_calls,
+            estimated_volume_ml=self.build.estimated_volume_ml,
+            verify=facts.verify,
+            dry_run=self.options.dry_run,
+            duration_s=time.monotonic() - self.started,
+        )
+
+    # -- the attempt loop -----------------------------------------------------------------------
+
+    def run(self) -> BuildOutcome:
+        with bound_contextvars(run_id=self.options.run_id, build=self.build.name):
+            log.info(
+                "build_started",
+                models=len(self.build.models),
+                steps=len(self.build.graph),
+                parent=self.parent,
+            )
+            outcome = self._run()
+            log.info(
+                "build_finished",
+                status=outcome.status.value,
+                reason=outcome.reason,
+                attempts=len(outcome.attempts),
+                server=outcome.server,
+                job_id=outcome.job_id,
+                duration_s=round(outcome.duration_s, 3),
+            )
+            return outcome
+
+    def _run(self) -> BuildOutcome:
+        try:
+            preflight(self.recipe, self.build, self.values)
+        except PipelineError as exc:
+            log.warning("build_failed", reason=str(exc), error_type=type(exc).__name__)
+            return self._outcome(BuildStatus.FAILED, str(exc))
+        last_error = ""
+        for number in range(1, self.options.max_build_attempts + 1):
+            if self.runner.cancelled:
+                return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+            try:
+                lease = self.runner.lease_avoiding(self.failed_servers)
+            except PoolExhaustedError as exc:
+                return self._outcome(BuildStatus.FAILED, f"no server left: {exc.message}")
+            except LeaseTimeoutError as exc:
+                return self._outcome(BuildStatus.FAILED, str(exc))
+            except (_Cancelled, PipelineError):
+                # A closing pool refuses leases: only happens when the run is being stopped.
+                return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+            result = self._attempt(lease, number)
+            if isinstance(result, BuildOutcome):
+                return result
+            last_error = result
+            if number < self.options.max_build_attempts and not self.runner.cancelled:
+                self.runner.reporter.build_retry(
+                    self.build.name, attempt=number + 1, reason=last_error
+                )
+        if self.runner.cancelled:
+            return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+        return self._outcome(
+            BuildStatus.FAILED,
+            f"gave up after {self.options.max_build_attempts} attempts; last: {last_error}",
+        )
+
+    def _attempt(self, lease: LeaseLike, number: int) -> BuildOutcome | str:
+        """One attempt on one server: an outcome, or the error text of a retryable failure."""
+        server = lease.server
+        self.server = server.name
+        attempt = _Attempt(number, server.name, time.monotonic())
+        client = PreFormClient(
+            server.url,
+            transport=_transport(server.url),
+            path_mapper=server.path_mapper.to_server,
+            timeout=self.options.request_timeout_s,
+            operation_timeout=self.options.step_timeout_s,
+            poll_policy=self.options.poll_policy,
+            verify_imports=False,
+        )
+        quick = PreFormClient(
+            server.url,
+            transport=_transport(server.url),
+            path_mapper=server.path_mapper.to_server,
+            timeout=self.options.request_timeout_s,
+            operation_timeout=self.options.step_timeout_s,
+            async_operations=False,
+            # The first call of ``client`` (create_scene) checks the server's API version.
+            check_version_on_first_use=False,
+            verify_imports=False,
+        )
+        ctx = self._context(client, quick)
+        with bound_contextvars(server=server.name):
+            try:
+                self._steps(ctx, attempt)
+                self._cleanup(ctx)
+            except (TransientApiError, ServerProcessError) as exc:
+                lease.report_failure(exc)
+                self.failed_servers.add(server.name)
+                text = f"{type(exc).__name__}: {exc}"
+                self._record(attempt, exc)
+                if self.runner.cancelled:
+                    return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+                log.warning(
+                    "build_attempt_failed",
+                    attempt=number,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    checkpoint=self.journal.checkpoint_step,
+                )
+                return text
+            except StepFailure as exc:
+                if exc.kind != "print_unconfirmed":
+                    self._cleanup(ctx)
+                return self._step_failure(lease, attempt, exc)
+            except _Cancelled:
+                lease.release(healthy=True, builds=0)
+                self._record(attempt, None)
+                return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+            except (PermanentApiError, PipelineError, ValueError) as exc:
+                # The input is wrong (4xx, FAILED operation, a template, a label that cannot
+                # fit, an option the contract forbids): no server can do better.
+                self._cleanup(ctx)
+                lease.release(healthy=True)
+                self._record(attempt, exc)
+                reason = self._reason(exc)
+                log.warning("build_failed", reason=reason, error_type=type(exc).__name__)
+                return self._outcome(BuildStatus.FAILED, reason)
+            except Exception as exc:
+                lease.release(healthy=True)
+                self._record(attempt, exc)
+                log.exception("build_internal_error")
+                return self._outcome(
+                    BuildStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+                )
+            finally:
+                client.close()
+                quick.close()
+            lease.release(healthy=True)
+            self._record(attempt, None)
+            if not self.options.keep_checkpoints:
+                self.journal.discard_checkpoints()
+            return self._outcome(BuildStatus.SUCCEEDED)
+
+    @staticmethod
+    def _reason(exc: BaseException) -> str:
+        if isinstance(exc, PermanentApiError):
+            what = exc.request.operation if exc.request and exc.request.operation else "request"
+            detail = exc.server_message or exc.message
+            code = f"{exc.code}: " if exc.code else ""
+            return f"{what} refused: {code}{detail}"
+        if isinstance(exc, ConfigError):
+            return f"path mapping: {exc}"
+        return str(exc)
+
+    def _record(self, attempt: _Attempt, exc: BaseException | None) -> None:
+        self.attempts.append(
+            AttemptRecord(
+                number=attempt.number,
+                server=attempt.server,
+                busy_s=time.monotonic() - attempt.started,
+                error=str(exc) if exc is not None else None,
+                error_type=type(exc).__name__ if exc is not None else None,
+                resumed_from=attempt.resumed_from,
+            )
+        )
+
+    def _step_failure(self, lease: LeaseLike, attempt: _Attempt, exc: StepFailure) -> BuildOutcome:
+        if exc.kind == "print_unconfirmed":
+            # No answer to the print: the server may be dead; have the pool look at it.
+            lease.report_failure(exc.cause)
+            self._record(attempt, exc)
+            log.error("print_unconfirmed", reason=exc.reason)
+            return self._outcome(BuildStatus.PRINT_UNCONFIRMED, exc.reason)
+        lease.release(healthy=True)
+        self._record(attempt, exc)
+        if exc.kind == "overflow":
+            return self._overflow(exc)
+        log.warning("build_failed", reason=exc.reason)
+        return self._outcome(BuildStatus.FAILED, exc.reason)
+
+    def _overflow(self, exc: StepFailure) -> BuildOutcome:
+        models = self.build.models
+        if len(models) == 1:
+            reason = f"{models[0].path.name} does not fit an empty platform: {exc.reason}"
+            log.warning("model_does_not_fit", reason=reason)
+            return self._outcome(BuildStatus.FAILED, reason)
+        if self.recipe.batching.on_overflow != "split":
+            return self._outcome(
+                BuildStatus.FAILED, f"{exc.reason} (the recipe says on_overflow: fail)"
+            )
+        if self.runner.cancelled:
+            return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+        children = self.runner.split(self.build)
+        log.info(
+            "build_split",
+            reason=exc.reason,
+            children=[c.name for c in children],
+            models=[len(c.models) for c in children],
+        )
+        return self._outcome(
+            BuildStatus.SPLIT, exc.reason, children=[c.name for c in children]
+        )
+
+    # -- inside one attempt ---------------------------------------------------------------------
+
+    def _context(self, client: PreFormClient, quick: PreFormClient) -> StepContext:
+        build = self.build
+
+        def progress(fraction: float) -> None:
+            step = self._current_step
+            if step is not None:
+                self.runner.reporter.step_progress(build.name, step, fraction)
+
+        self._current_step = None
+        return StepContext(
+            client=client,
+            recipe=self.recipe,
+            build=build,
+            values=self.values,
+            output_root=self.options.output_root,
+            facts=self.facts,
+            journal=self.journal,
+            dry_run=self.options.dry_run,
+            step_timeout_s=self.options.step_timeout_s,
+            min_layout_spacing_mm=self.options.min_layout_spacing_mm,
+            progress=progress,
+            quick_client=quick,
+        )
+
+    def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
+        """Load the last checkpoint into a new scene; the steps it already holds."""
+        checkpoint = self.journal.checkpoint
+        if checkpoint is None or not checkpoint.is_file():
+            return frozenset()
+        try:
+            scene = ctx.client.load_form(checkpoint, deadline=ctx.deadline())
+        except PermanentApiError as exc:
+            # This server cannot read the checkpoint (another machine's path, another
+            # PreForm version): starting over is slower but still right.
+            log.warning("checkpoint_unusable", checkpoint=str(checkpoint), error=str(exc))
+            return frozenset()
+        assert scene.id is not None
+        ctx.scene_id = scene.id
+        by_name = {m.name: m.id for m in scene.models if m.name}
+        names = import_names(self.build)
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            # A checkpoint that does not hold the build's models is useless: start over.
+            log.warning("checkpoint_unusable", checkpoint=str(checkpoint), missing=missing[:5])
+            return frozenset()
+        ctx.model_ids.clear()
+        ctx.model_ids.update({i: by_name[name] for i, name in enumerate(names)})
+        attempt.resumed_from = self.journal.checkpoint_step
+        log.info(
+            "build_resumed",
+            checkpoint=str(checkpoint),
+            after_step=self.journal.checkpoint_step,
+            attempt=attempt.number,
+        )
+        return self.journal.completed
+
+    def _steps(self, ctx: StepContext, attempt: _Attempt) -> None:
+        graph = self.build.graph
+        completed = self._resume(ctx, attempt) if attempt.number > 1 else frozenset()
+        total = len(graph)
+        self.runner.reporter.build_started(
+            self.build.name, server=attempt.server, attempt=attempt.number, steps=total
+        )
+        done_here: list[str] = []
+        sorter = graph.sorter()
+        index = 0
+        while sorter.is_active():
+            # Ready steps run one after another: one operation at a time on a scene.
+            for node_id in sorter.get_ready():
+                index += 1
+                node = graph[node_id]
+                skip = node_id in completed or (
+                    node.kind == "print" and self.journal.print_state == "sent"
+                )
+                if not skip:
+                    if self.runner.cancelled:
+                        raise _Cancelled()
+                    self._run_node(ctx, node_id, index, total)
+                    done_here.append(node_id)
+                    skipped = self.options.dry_run and node.kind in ("print", "verify")
+                    if node_id not in self.steps_done and not skipped:
+                        self.steps_done.append(node_id)
+                    if node.kind in self.options.checkpoint_kinds and index < total:
+                        self._checkpoint(ctx, node_id, completed | set(done_here))
+                sorter.done(node_id)
+
+    def _run_node(self, ctx: StepContext, node_id: str, index: int, total: int) -> None:
+        node = self.build.graph[node_id]
+        self._current_step = node_id
+        self.runner.reporter.step_started(self.build.name, node_id, index=index, total=total)
+        started = time.monotonic()
+        with bound_contextvars(step=node_id):
+            log.info("step_started", kind=node.kind, index=index, of=total)
+            try:
+                run_step(ctx, node, self.steps_by_id.get(node_id))
+            except BaseException as exc:
+                log.info(
+                    "step_failed",
+                    kind=node.kind,
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    elapsed_s=round(time.monotonic() - started, 3),
+                )
+                raise
+            log.info(
+                "step_finished", kind=node.kind, elapsed_s=round(time.monotonic() - started, 3)
+            )
+        self._current_step = None
+
+    def _checkpoint(
+        self, ctx: StepContext, node_id: str, completed: set[str] | frozenset[str]
+    ) -> None:
+        path = (self.journal.folder / f"after-{sanitize_component(node_id)}.form").resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with bound_contextvars(step=node_id):
+            ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline())
+            self.journal.checkpoint_saved(path, node_id, completed, import_names(self.build))
+            log.info("checkpoint_saved", checkpoint=str(path), after_step=node_id)
+
+    def _cleanup(self, ctx: StepContext) -> None:
+        """Delete the finished scene: a server keeps only so many in memory."""
+        if ctx.scene_id is None:
+            return
+        try:
+            ctx.client.delete_scene(ctx.scene_id, timeout=min(_CLEANUP_TIMEOUT_S,
+                                                              self.options.step_timeout_s))
+        except PipelineError as exc:
+            log.debug("scene_cleanup_failed", scene_id=ctx.scene_id, error=str(exc))
+
+
+class Runner:
+    """Runs a plan's builds on a pool; see the module docstring.
+
+    ``run()`` may be called once. ``cancel()`` (from a signal handler or another thread) stops
+    it: no new build or step starts; running steps get ``options.cancel_grace_s`` to end; then
+    the pool is closed so no server outlives the run, and ``run()`` returns a result whose
+    unfinished builds are ``cancelled``.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        pool: ServerSource,
+        *,
+        options: RunOptions,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.plan = plan
+        self.pool = pool
+        self.options = options
+        self.reporter: Reporter = reporter if reporter is not None else NullReporter()
+        self.values = run_values(plan.recipe, options.started_at)
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._futures: set[Future[BuildOutcome]] = set()
+        self._outcomes: dict[str, BuildOutcome] = {}
+        self._builds: dict[str, tuple[BuildPlan, str | None]] = {}
+        self._next_index = max((b.index for b in plan.builds), default=0) + 1
+        self._executor: ThreadPoolExecutor | None = None
+        self._server_count = max(1, len(pool.status()))
+
+    # -- control --------------------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self) -> None:
+        if not self._cancel.is_set():
+            log.warning("run_cancel_requested", run_id=self.options.run_id)
+        self._cancel.set()
+
+    # -- leases ---------------------------------------------------------------------------------
+
+    def lease_avoiding(self, avoid: set[str]) -> LeaseLike:
+        """A lease, preferably on a server not in ``avoid`` (those failed this build).
+
+        If the pool hands out an avoided server while another one is still in service, it is
+        given back and the runner waits until one of the others is idle; only when every other
+        server is retired does the build go back to a server that failed it.
+        """
+        deadline = (
+            None if self.options.lease_timeout_s is None
+            else time.monotonic() + self.options.lease_timeout_s
+        )
+        while True:
+            if self.cancelled:
+                raise _Cancelled()
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            lease = self.pool.lease(timeout=remaining)
+            if lease.server.name not in avoid:
+                return lease
+            others = [
+                s for s in self.pool.status()
+                if s.name not in avoid and s.state is not ServerState.RETIRED
+            ]
+            if not others:
+                return lease
+            lease.release(healthy=True, builds=0)
+
+            def other_idle(statuses: tuple[ServerStatus, ...]) -> bool:
+                return self.cancelled or any(
+                    s.name not in avoid and s.state is ServerState.IDLE for s in statuses
+                ) or all(
+                    s.state is ServerState.RETIRED for s in statuses if s.name not in avoid
+                )
+
+            while True:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                try:
+                    self.pool.wait_for(other_idle, _WAIT_SLICE_S * 5)
+                    break
+                except TimeoutError:
+                    if self.cancelled:
+                        raise _Cancelled() from None
+
+    # -- builds ---------------------------------------------------------------------------------
+
+    def _submit(self, build: BuildPlan, parent: str | None) -> None:
+        with self._lock:
+            executor = self._executor
+            self._builds[build.name] = (build, parent)
+            if executor is None or self.cancelled:
+                return
+            future = executor.submit(self._run_build, build, parent)
+            self._futures.add(future)
+
+    def _run_build(self, build: BuildPlan, parent: str | None) -> BuildOutcome:
+        outcome = _BuildWorker(self, build, parent).run()
+        with self._lock:
+            self._outcomes[build.name] = outcome
+        if self.options.write_build_reports:
+            self._write_build_report(outcome)
+        self.reporter.build_finished(outcome)
+        return outcome
+
+    def _write_build_report(self, outcome: BuildOutcome) -> None:
+        from preform_pipeline.report import write_build_report
+
+        try:
+            write_build_report(
+                outcome,
+                self.plan.recipe.outputs.report,
+                build_values(self.values, self._builds[outcome.name][0]),
+                self.options.output_root,
+                run_id=self.options.run_id,
+            )
+        except (PipelineError, OSError) as exc:
+            log.warning("build_report_failed", build=outcome.name, error=str(exc))
+
+    def split(self, build: BuildPlan) -> tuple[BuildPlan, BuildPlan]:
+        """Halve ``build`` and queue both halves (called from its worker thread)."""
+        with self._lock:
+            first = self._next_index
+            self._next_index += 2
+        children = split_build(self.plan.recipe, build, first)
+        for child in children:
+            self.reporter.build_added(child, parent=build.name)
+            self._submit(child, build.name)
+        return children
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        builds = sorted(self.plan.builds, key=lambda b: (-len(b.models), b.index))
+        self.reporter.run_started(
+            self.options.run_id,
+            self.plan.builds,
+            servers=self._server_count,
+            simulated=self.pool.simulated,
+        )
+        log.info(
+            "run_started",
+            run_id=self.options.run_id,
+            recipe=self.plan.recipe.name,
+            builds=len(builds),
+            models=self.plan.model_count,
+            rejected=len(self.plan.rejected),
+            servers=self._server_count,
+            simulated=self.pool.simulated,
+            dry_run=self.options.dry_run,
+        )
+        executor = ThreadPoolExecutor(
+            max_workers=self._server_count, thread_name_prefix="build"
+        )
+        with self._lock:
+            self._executor = executor
+        try:
+            for build in builds:
+                self._submit(build, None)
+            self._wait_all()
+        except KeyboardInterrupt:
+            self.cancel()
+            self._wind_down()
+        finally:
+            executor.shutdown(wait=False, cancel_futures=True)
+            with self._lock:
+                self._executor = None
+        if self.cancelled:
+            self._wind_down()
+        result = self._result(time.monotonic() - started)
+        log.info(
+            "run_finished",
+            run_id=self.options.run_id,
+            ok=result.ok,
+            cancelled=result.cancelled,
+            builds=len(result.outcomes),
+            succeeded=len(result.by_status(BuildStatus.SUCCEEDED)),
+            failed=len(result.by_status(BuildStatus.FAILED)),
+            wall_s=round(result.wall_s, 3),
+        )
+        self.reporter.run_finished(result)
+        return result
+
+    def _pending(self) -> set[Future[BuildOutcome]]:
+        with self._lock:
+            return {f for f in self._futures if not f.done()}
+
+    def _wait_all(self) -> None:
+        while True:
+            pending = self._pending()
+            if not pending:
+                return
+            if self.cancelled:
+                self._wind_down()
+                return
+            wait(pending, timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+
+    def _wind_down(self) -> None:
+        """After cancel: let running steps end within the grace period, then stop the pool
+        (which ends any step still running) and wait for the workers to notice."""
+        grace_until = time.monotonic() + self.options.cancel_grace_s
+        try:
+            while self._pending() and time.monotonic() < grace_until:
+                wait(self._pending(), timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            log.warning("run_cancel_forced", run_id=self.options.run_id)
+        self.pool.close()
+        stop_waiting = time.monotonic() + max(self.options.cancel_grace_s, 5.0)
+        while self._pending() and time.monotonic() < stop_waiting:
+            try:
+                wait(self._pending(), timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                break
+
+    def _result(self, wall_s: float) -> RunResult:
+        with self._lock:
+            builds = dict(self._builds)
+            outcomes = dict(self._outcomes)
+        ordered: list[BuildOutcome] = []
+        for name, (build, parent) in builds.items():
+            outcome = outcomes.get(name)
+            if outcome is None:
+                outcome = BuildOutcome(
+                    name=build.name,
+                    index=build.index,
+                    status=BuildStatus.CANCELLED,
+                    models=tuple(m.path.name for m in build.models),
+                    source_files=tuple(str(m.path) for m in build.models),
+                    reason="the run was interrupted before this build finished",
+                    parent=parent,
+                    estimated_volume_ml=build.estimated_volume_ml,
+                    dry_run=self.options.dry_run,
+                )
+            ordered.append(outcome)
+        ordered.sort(key=lambda o: o.index)
+        mode = getattr(self.pool, "mode", None)
+        return RunResult(
+            run_id=self.options.run_id,
+            recipe=self.plan.recipe.name,
+            simulated=self.pool.simulated,
+            dry_run=self.options.dry_run,
+            outcomes=tuple(ordered),
+            rejected=self.plan.rejected,
+            cancelled=self.cancelled,
+            wall_s=wall_s,
+            server_count=self._server_count,
+            pool_mode=str(getattr(mode, "value", mode or "")),
+            output_root=self.options.output_root,
+            warnings=self.plan.warnings,
+        )
+
+
+def run_plan(
+    plan: Plan,
+    pool: ServerSource,
+    *,
+    options: RunOptions,
+    reporter: Reporter | None = None,
+) -> RunResult:
+    """Run every build of ``plan`` on ``pool`` (started); see :class:`Runner`."""
+    return Runner(plan, pool, options=options, reporter=reporter).run()

@@ -1,0 +1,145 @@
+"""What a run produced: one frozen :class:`BuildOutcome` per build and the :class:`RunResult`.
+
+Statuses of a build (:class:`BuildStatus`):
+
+``succeeded``
+    Every step ran (with ``--dry-run``: every step but ``print``, which is recorded as skipped).
+``failed``
+    A step failed for a reason retrying will not fix (the server refused this input, a
+    validation finding the recipe lists, a layout that cannot fit), or the retries ran out.
+    ``reason`` says which.
+``print_unconfirmed``
+    The print request was sent and no answer came back: the job may or may not be queued.
+    It is never resent automatically (see docs/running.md); check the printer or its queue.
+``split``
+    The models did not fit one platform after the recipe's layout attempts; the build was
+    halved into two new builds (``children``), which have outcomes of their own.
+``cancelled``
+    The run was interrupted (Ctrl-C) before the build finished.
+
+Models the planner refused up front (too large for the machine, unreadable) are not builds;
+the run result carries them as ``rejected``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from preform_pipeline.plan.builds import Rejection
+
+__all__ = ["OK_STATUSES", "AttemptRecord", "BuildOutcome", "BuildStatus", "RunResult"]
+
+
+class BuildStatus(str, Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PRINT_UNCONFIRMED = "print_unconfirmed"
+    SPLIT = "split"
+    CANCELLED = "cancelled"
+
+
+#: Statuses that do not make a run fail: a split build's models live on in its children.
+OK_STATUSES: frozenset[BuildStatus] = frozenset({BuildStatus.SUCCEEDED, BuildStatus.SPLIT})
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One attempt of a build on one server: how long the server was held, and how it ended.
+
+    ``resumed_from`` names the checkpoint step the attempt started after (None: from scratch).
+    ``busy_s`` is the time the server was leased to this build.
+    """
+
+    number: int
+    server: str
+    busy_s: float
+    error: str | None = None
+    error_type: str | None = None
+    resumed_from: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """How one build ended, with the figures the run report lists."""
+
+    name: str
+    index: int
+    status: BuildStatus
+    models: tuple[str, ...]
+    source_files: tuple[str, ...]
+    reason: str | None = None
+    material_ml: float | None = None
+    print_time_s: float | None = None
+    job_id: str | None = None
+    server: str | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+    steps_done: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
+    warnings: tuple[str, ...] = ()
+    #: Build this one was split from, and the builds it was split into.
+    parent: str | None = None
+    children: tuple[str, ...] = ()
+    #: Layout (or pack) calls made for this build, the failed ones included.
+    layout_calls: int = 0
+    estimated_volume_ml: float | None = None
+    #: ``pending`` when a verify step waits for a later issue's Web API check.
+    verify: str | None = None
+    dry_run: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in OK_STATUSES
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds servers were leased to this build, over every attempt."""
+        return sum(a.busy_s for a in self.attempts)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything one run did: its builds (splits included), and the models refused up front."""
+
+    run_id: str
+    recipe: str
+    simulated: bool
+    dry_run: bool
+    outcomes: tuple[BuildOutcome, ...]
+    rejected: tuple[Rejection, ...] = ()
+    cancelled: bool = False
+    wall_s: float = 0.0
+    server_count: int = 0
+    pool_mode: str = ""
+    output_root: Path | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True only when every build succeeded (splits count through their children),
+        nothing was rejected and the run was not interrupted."""
+        return (
+            not self.cancelled
+            and not self.rejected
+            and bool(self.outcomes)
+            and all(o.ok for o in self.outcomes)
+        )
+
+    def outcome(self, name: str) -> BuildOutcome:
+        for outcome in self.outcomes:
+            if outcome.name == name:
+                return outcome
+        raise KeyError(name)
+
+    def by_status(self, status: BuildStatus) -> tuple[BuildOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status is status)
+
+    @property
+    def layout_calls(self) -> int:
+        return sum(o.layout_calls for o in self.outcomes)
+
+    @property
+    def busy_s(self) -> float:
+        return sum(o.busy_s for o in self.outcomes)

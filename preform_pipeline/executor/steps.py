@@ -1,0 +1,814 @@
+"""One small function per step kind: recipe step options in, Local API calls out.
+
+Every step function takes the :class:`StepContext` of the build (client, scene, models, output
+root, figures gathered so far) and the step's :class:`~preform_pipeline.plan.graph.StepNode`.
+Options reach the client as its option dataclasses, built from
+:meth:`~preform_pipeline.recipes.model.Step.api_options` (pipeline-only keys dropped, the few
+renamed keys renamed), so a value the contract forbids fails before anything is sent.
+
+Templates (label text, job name, print target, cage label, output paths) are rendered with
+the build's fields: the run fields (``recipe``, ``date``, ``time``, ``machine``,
+``material``), ``build``, and every model field (``case_id``, ``stem``, sidecar fields...)
+that all models of the build share. Label text is rendered per model with that model's own
+fields.
+
+A step ends in one of four ways: it returns (done); an ``ApiError`` escapes (the runner decides
+by its class); or it raises :class:`StepFailure` with a ``kind``: ``permanent`` (this build
+cannot succeed: a validation finding, a limit, a label that does not fit), ``overflow`` (the
+layout does not fit the platform after the recipe's attempts; the runner splits or fails the
+build), or ``print_unconfirmed`` (the print request got no answer; never resent).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+
+from preform_pipeline.api import (
+    ALL_MODELS,
+    AutoLayoutOptions,
+    AutoOrientOptions,
+    AutoPackOptions,
+    AutoSupportOptions,
+    CameraAngle,
+    CustomBounds,
+    DirectionVectors,
+    DrainHole,
+    DrainHoleOptions,
+    EulerAngles,
+    FlyaroundTransform,
+    FpsSettings,
+    HollowOptions,
+    ImportOptions,
+    LabelOptions,
+    ModelUpdate,
+    Orientation,
+    PackAndCageOptions,
+    Position,
+    PreFormClient,
+    PrintOptions,
+    ScanToModelOptions,
+    Scene,
+    SceneSettings,
+    ScreenshotOptions,
+    SlaMaterialUsage,
+    TransformMatrix,
+)
+from preform_pipeline.errors import ApiError, ImportNotAppliedError, PermanentApiError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
+from preform_pipeline.plan.labels import label_request
+from preform_pipeline.recipes.model import (
+    DEFAULT_JOB_NAME,
+    DEFAULT_SPACING_MM,
+    Recipe,
+    Step,
+)
+from preform_pipeline.recipes.templates import render_output_path, render_template
+
+__all__ = [
+    "DEFAULT_DRAIN_COUNT",
+    "DEFAULT_DRAIN_INSET_MM",
+    "DEFAULT_MIN_LAYOUT_SPACING_MM",
+    "LAYOUT_KINDS",
+    "LAYOUT_OVERFLOW_CODES",
+    "STEP_FUNCTIONS",
+    "BuildFacts",
+    "PrintJournal",
+    "StepContext",
+    "StepFailure",
+    "StepFunction",
+    "drain_hole_positions",
+    "import_names",
+    "is_layout_overflow",
+    "model_values",
+    "preflight",
+    "run_step",
+    "shared_values",
+]
+
+log = get_logger(__name__)
+
+#: Steps that arrange models and can answer "does not fit".
+LAYOUT_KINDS: Final[frozenset[str]] = frozenset({"auto_layout", "auto_pack", "pack_and_cage"})
+#: Error codes meaning "the models do not fit": the simulator's, and PreFormServer's as far as
+#: known. Messages saying "do(es) not fit" count too (see :func:`is_layout_overflow`).
+LAYOUT_OVERFLOW_CODES: Final[frozenset[str]] = frozenset({"MODELS_DO_NOT_FIT"})
+#: A layout retry halves the spacing between models, but never below this: closer parts fuse
+#: or cannot be separated after printing.
+DEFAULT_MIN_LAYOUT_SPACING_MM: Final = 0.5
+#: Drain holes per model when the placement rule does not say, and their distance from the
+#: edges of the face.
+DEFAULT_DRAIN_COUNT: Final = 2
+DEFAULT_DRAIN_INSET_MM: Final = 3.0
+
+_OVERFLOW_TEXT = re.compile(r"\bdo(es)? not fit\b", re.IGNORECASE)
+
+FailureKind = Literal["permanent", "overflow", "print_unconfirmed"]
+
+
+class StepFailure(Exception):
+    """A step ended the build attempt in a way the runner acts on (see the module docstring).
+
+    Deliberately not a PipelineError: it never leaves the executor; the build's outcome
+    carries ``reason`` instead.
+    """
+
+    def __init__(self, kind: FailureKind, reason: str, *, cause: BaseException | None = None):
+        super().__init__(reason)
+        self.kind: FailureKind = kind
+        self.reason = reason
+        self.cause = cause
+
+
+def is_layout_overflow(exc: BaseException) -> bool:
+    """True when a layout/pack error says the models do not fit."""
+    if not isinstance(exc, PermanentApiError):
+        return False
+    if exc.code in LAYOUT_OVERFLOW_CODES:
+        return True
+    return bool(_OVERFLOW_TEXT.search(exc.server_message or exc.message))
+
+
+@dataclass
+class BuildFacts:
+    """What a build's steps found out; survives retries (one per build, owned by its thread)."""
+
+    material_ml: float | None = None
+    print_time_s: float | None = None
+    job_id: str | None = None
+    verify: str | None = None
+    layout_calls: int = 0
+    outputs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add_output(self, path: Path) -> None:
+        if path not in self.outputs:
+            self.outputs.append(path)
+
+
+class PrintJournal(Protocol):
+    """Durable record of a build's print, written *before* the request goes out (the
+    runner's ``BuildJournal`` keeps it in a JSON file next to the build's checkpoints)."""
+
+    def print_sending(self, job_name: str, printer: str) -> None: ...
+
+    def print_sent(self, job_id: str | None) -> None: ...
+
+    def print_refused(self, reason: str) -> None: ...
+
+    def print_unconfirmed(self, reason: str) -> None: ...
+
+
+@dataclass
+class StepContext:
+    """Everything a step needs; one per build attempt, used by one thread only.
+
+    ``model_ids[i]`` is the server's id of ``build.models[i]`` (filled by the import, or from
+    a loaded checkpoint). ``values`` are the build's template fields.
+
+    ``client`` sends long operations asynchronously (progress, deadline while polling);
+    ``quick_client`` (the same server) sends the short per-model ones (import, label, drain
+    holes) as single blocking requests bounded by the same deadline: one request per model
+    instead of a start and two or more polls, which is most of the runner's CPU per model.
+    """
+
+    client: PreFormClient
+    recipe: Recipe
+    build: BuildPlan
+    values: Mapping[str, object]
+    output_root: Path
+    facts: BuildFacts
+    journal: PrintJournal
+    dry_run: bool = False
+    step_timeout_s: float = 900.0
+    min_layout_spacing_mm: float = DEFAULT_MIN_LAYOUT_SPACING_MM
+    progress: Callable[[float], None] = lambda _fraction: None
+    scene_id: str | None = None
+    model_ids: dict[int, str] = field(default_factory=dict)
+    quick_client: PreFormClient | None = None
+
+    @property
+    def quick(self) -> PreFormClient:
+        return self.quick_client if self.quick_client is not None else self.client
+
+    def deadline(self) -> float:
+        return self.client.deadline_in(self.step_timeout_s)
+
+    @property
+    def scene(self) -> str:
+        if self.scene_id is None:
+            raise RuntimeError("no scene yet: create_scene or a checkpoint must come first")
+        return self.scene_id
+
+    def server_ids(self) -> list[str]:
+        return [self.model_ids[i] for i in sorted(self.model_ids)]
+
+    def read_scene(self) -> Scene:
+        return self.client.get_scene(self.scene, timeout=self.step_timeout_s)
+
+
+StepFunction = Callable[[StepContext, StepNode, Mapping[str, Any]], None]
+
+
+# -- template values ------------------------------------------------------------------------------
+
+
+def model_values(model: ModelInfo, build_values: Mapping[str, object]) -> dict[str, object]:
+    """Template fields of one model: the build's, its file's stem and name, case id, sidecar."""
+    values: dict[str, object] = dict(build_values)
+    values["stem"] = model.path.stem
+    values["model"] = model.path.name
+    if model.case_id is not None:
+        values["case_id"] = model.case_id
+    values.update(model.fields)
+    return values
+
+
+def shared_values(build: BuildPlan, build_values: Mapping[str, object]) -> dict[str, object]:
+    """The build's fields plus every model field all of its models agree on."""
+    per_model = [model_values(m, build_values) for m in build.models]
+    values: dict[str, object] = dict(build_values)
+    if per_model:
+        first = per_model[0]
+        for key, value in first.items():
+            if key not in values and all(v.get(key) == value for v in per_model[1:]):
+                values[key] = value
+    return values
+
+
+def import_names(build: BuildPlan) -> tuple[str, ...]:
+    """A unique scene name per model (its file stem, ``-2``... on repeats), so that the models
+    of a loaded checkpoint can be matched to their files by name."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for model in build.models:
+        base = model.path.stem or "model"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        names.append(name)
+    return tuple(names)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _orientation(data: Mapping[str, Any]) -> Orientation:
+    if "linear" in data:
+        rows = [[float(v) for v in row] for row in data["linear"]]
+        return TransformMatrix(tuple((r[0], r[1], r[2]) for r in rows))
+    if "z_direction" in data:
+        z = tuple(float(v) for v in data["z_direction"])
+        x = tuple(float(v) for v in data["x_direction"])
+        return DirectionVectors((z[0], z[1], z[2]), (x[0], x[1], x[2]))
+    return EulerAngles(float(data["x"]), float(data["y"]), float(data["z"]))
+
+
+def _position(data: Mapping[str, Any]) -> Position:
+    return Position(float(data["x"]), float(data["y"]), float(data["z"]))
+
+
+def _bounds(scene: Scene) -> dict[str, tuple[tuple[float, float, float], ...]]:
+    found: dict[str, tuple[tuple[float, float, float], ...]] = {}
+    for model in scene.models:
+        box = model.bounding_box
+        if box is not None:
+            lo, hi = box.min_corner, box.max_corner
+            found[model.id] = ((lo.x, lo.y, lo.z), (hi.x, hi.y, hi.z))
+    return found
+
+
+def _model_bounds(
+    ctx: StepContext, scene: Scene, index: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    model_id = ctx.model_ids[index]
+    box = _bounds(scene).get(model_id)
+    if box is None:
+        raise StepFailure(
+            "permanent",
+            f"the server reported no bounding box for {ctx.build.models[index].path.name} "
+            f"(model {model_id}); labels and drain holes are placed from it",
+        )
+    return box[0], box[1]
+
+
+# -- scene and import -----------------------------------------------------------------------------
+
+
+def create_scene(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    fps = options.get("fps_file")
+    settings: SceneSettings | FpsSettings
+    if fps is not None:
+        path = Path(str(fps))
+        settings = FpsSettings(path if path.is_absolute() else ctx.recipe.base_dir / path)
+    else:
+        settings = SceneSettings(
+            machine_type=str(options["machine_type"]),
+            material_code=str(options["material_code"]),
+            layer_thickness_mm=options["layer_thickness_mm"],
+            print_setting=options.get("print_setting"),
+        )
+    scene = ctx.client.create_scene(settings, timeout=ctx.step_timeout_s)
+    ctx.scene_id = scene.id
+    ctx.model_ids.clear()
+
+
+def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Import every model file, then check once that the scene holds all of them.
+
+    One check for the whole build (instead of the client's before/after read per file) keeps
+    the cost per model at one request plus polling; a missing model is the same transient
+    ``ImportNotAppliedError`` the client would raise.
+    """
+    names = import_names(ctx.build)
+    total = len(ctx.build.models)
+    for index, model in enumerate(ctx.build.models):
+        import_options = ImportOptions(
+            repair_behavior=options.get("repair_behavior", "ERROR"),
+            units=options.get("units", "DETECTED"),
+            scale=float(options["scale"]) if "scale" in options else ImportOptions().scale,
+            lock=options["lock"] if "lock" in options else ImportOptions().lock,
+            name=names[index],
+        )
+        info = ctx.quick.import_model(
+            ctx.scene, model.path.resolve(), import_options, deadline=ctx.deadline()
+        )
+        ctx.model_ids[index] = info.id
+        ctx.progress((index + 1) / total)
+    scene = ctx.read_scene()
+    missing = [
+        ctx.build.models[i].path.name
+        for i, model_id in ctx.model_ids.items()
+        if model_id not in scene.model_ids
+    ]
+    if missing:
+        raise ImportNotAppliedError(
+            f"the server answered success for {len(missing)} import(s) but scene {ctx.scene} "
+            f"lacks them: {', '.join(missing[:5])}",
+            hint="the build is retried, on another server if it happens again",
+        )
+
+
+def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Turn each dental scan into a solid model, one request per file, named like imports."""
+    names = import_names(ctx.build)
+    scan_options = ScanToModelOptions(
+        **{k: v for k, v in options.items() if k not in ("files", "file")}
+    )
+    total = len(ctx.build.models)
+    for index, model in enumerate(ctx.build.models):
+        before = set(ctx.model_ids.values())
+        result = ctx.client.scan_to_model(
+            ctx.scene, model.path.resolve(), scan_options, deadline=ctx.deadline()
+        )
+        added = [mid for mid in result.scene.model_ids if mid not in before]
+        if len(added) != 1:
+            raise ImportNotAppliedError(
+                f"scan-to-model of {model.path.name} added {len(added)} models, expected 1",
+                hint="the build is retried, on another server if it happens again",
+            )
+        ctx.client.update_model(
+            ctx.scene, added[0], ModelUpdate(name=names[index]), timeout=ctx.step_timeout_s
+        )
+        ctx.model_ids[index] = added[0]
+        ctx.progress((index + 1) / total)
+
+
+# -- job preparation ------------------------------------------------------------------------------
+
+
+def auto_orient(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    ctx.client.auto_orient(
+        ctx.scene, AutoOrientOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
+    )
+
+
+def auto_support(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    ctx.client.auto_support(
+        ctx.scene, AutoSupportOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
+    )
+
+
+def hollow(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    report = ctx.client.hollow(
+        ctx.scene, HollowOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
+    )
+    ctx.facts.warnings.extend(report.warnings)
+
+
+_FACE_AXES: Final[Mapping[str, tuple[int, float, int, int]]] = {
+    # face: (normal axis, normal sign, spread axis, height axis)
+    "front": (1, -1.0, 0, 2),
+    "back": (1, 1.0, 0, 2),
+    "left": (0, -1.0, 1, 2),
+    "right": (0, 1.0, 1, 2),
+    "top": (2, 1.0, 0, 1),
+    "bottom": (2, -1.0, 0, 1),
+}
+
+
+def drain_hole_positions(
+    bounds_min: Sequence[float],
+    bounds_max: Sequence[float],
+    face: str,
+    count: int = DEFAULT_DRAIN_COUNT,
+    inset_mm: float = DEFAULT_DRAIN_INSET_MM,
+) -> list[tuple[tuple[float, float, float], tuple[float, float, float]]]:
+    """``count`` drain holes on a face of the bounding box: ``(position, outward normal)``.
+
+    Holes are spread evenly along the face's horizontal extent, ``inset_mm`` from its ends,
+    and sit ``inset_mm`` above the lower edge of a side face (resin drains downwards when the
+    part is lifted out) or on the centre line of the top or bottom face. ``largest_side`` is the
+    larger vertical face (front when the model is at least as wide as deep, else right).
+    """
+    lo = [float(v) for v in bounds_min]
+    hi = [float(v) for v in bounds_max]
+    size = [h - low for low, h in zip(lo, hi, strict=True)]
+    if face == "largest_side":
+        face = "front" if size[0] >= size[1] else "right"
+    if face not in _FACE_AXES:
+        raise ValueError(f"drain hole face {face!r} is not one of {', '.join(_FACE_AXES)}")
+    normal_axis, sign, spread, height = _FACE_AXES[face]
+    inset = min(max(inset_mm, 0.0), size[spread] / 2)
+    span = size[spread] - 2 * inset
+    holes = []
+    for k in range(count):
+        point = [0.0, 0.0, 0.0]
+        fraction = 0.5 if count == 1 else k / (count - 1)
+        point[spread] = lo[spread] + inset + span * fraction
+        if height == 2:
+            point[height] = lo[height] + min(max(inset_mm, 0.0), size[height] / 2)
+        else:
+            point[height] = (lo[height] + hi[height]) / 2
+        point[normal_axis] = hi[normal_axis] if sign > 0 else lo[normal_axis]
+        normal = [0.0, 0.0, 0.0]
+        normal[normal_axis] = sign
+        holes.append(((point[0], point[1], point[2]), (normal[0], normal[1], normal[2])))
+    return holes
+
+
+def _perpendicular(normal: tuple[float, float, float]) -> tuple[float, float, float]:
+    return (0.0, 1.0, 0.0) if abs(normal[0]) > 0.5 else (1.0, 0.0, 0.0)
+
+
+def add_drain_holes(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Drain holes per model: from the placement rule, or explicit holes given to the model
+    whose bounding box is nearest each hole."""
+    placement = node.options.get("placement")
+    common: dict[str, Any] = {
+        "diameter_mm": float(options["diameter_mm"]),
+        "depth_mm": options.get("depth_mm", "AUTO"),
+        "create_plug": bool(options.get("create_plug", False)),
+    }
+    for key in ("outset_mm", "max_search_distance"):
+        if key in options:
+            common[key] = float(options[key])
+    scene = ctx.read_scene()
+    per_model: dict[int, list[DrainHole]] = {}
+    if placement is not None:
+        for index in sorted(ctx.model_ids):
+            low, high = _model_bounds(ctx, scene, index)
+            holes = drain_hole_positions(
+                low,
+                high,
+                str(placement["face"]),
+                int(placement.get("count", DEFAULT_DRAIN_COUNT)),
+                float(placement.get("inset_mm", DEFAULT_DRAIN_INSET_MM)),
+            )
+            per_model[index] = [
+                DrainHole(
+                    position=Position(*point),
+                    orientation=DirectionVectors(normal, _perpendicular(normal)),
+                    **common,
+                )
+                for point, normal in holes
+            ]
+    else:
+        boxes = {i: _model_bounds(ctx, scene, i) for i in sorted(ctx.model_ids)}
+        for raw in options.get("drain_holes", []):
+            position = _position(raw["position"])
+            nearest = min(boxes, key=lambda i: _box_distance(boxes[i], position))
+            hole = {**common, **{k: v for k, v in raw.items() if k not in ("position",)}}
+            hole["orientation"] = _orientation(raw["orientation"])
+            per_model.setdefault(nearest, []).append(DrainHole(position=position, **hole))
+    for done, (index, model_holes) in enumerate(per_model.items(), start=1):
+        result = ctx.quick.add_drain_holes(
+            ctx.scene,
+            DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
+            deadline=ctx.deadline(),
+        )
+        ctx.facts.warnings.extend(result.warnings)
+        ctx.progress(done / max(len(per_model), 1))
+
+
+def _box_distance(
+    box: tuple[tuple[float, float, float], tuple[float, float, float]], point: Position
+) -> float:
+    lo, hi = box
+    deltas = [
+        max(lo[i] - p, 0.0, p - hi[i]) for i, p in enumerate((point.x, point.y, point.z))
+    ]
+    return math.sqrt(sum(d * d for d in deltas))
+
+
+def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """One label per model: text rendered with the model's fields, placed by the recipe's
+    rule (:func:`preform_pipeline.plan.labels.place_label`) or at its explicit position."""
+    scene = ctx.read_scene()
+    total = len(ctx.model_ids)
+    for done, index in enumerate(sorted(ctx.model_ids), start=1):
+        model = ctx.build.models[index]
+        low, high = _model_bounds(ctx, scene, index)
+        body = label_request(
+            node.options,
+            model_id=ctx.model_ids[index],
+            bounds_min=low,
+            bounds_max=high,
+            values=model_values(model, ctx.values),
+        )
+        request = LabelOptions(
+            model_id=body["model_id"],
+            label=body["label"],
+            position=_position(body["position"]),
+            orientation=_orientation(body["orientation"]),
+            font_size_mm=float(body["font_size_mm"]),
+            depth_mm=float(body["depth_mm"]),
+            application_mode=body.get("application_mode", "EMBOSS"),
+        )
+        report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
+        ctx.facts.warnings.extend(report.warnings)
+        ctx.progress(done / total)
+
+
+def _layout_call(ctx: StepContext, kind: str, options: dict[str, Any]) -> None:
+    if kind == "auto_layout":
+        if isinstance(options.get("custom_bounds"), Mapping):
+            options["custom_bounds"] = CustomBounds(**options["custom_bounds"])
+        ctx.client.auto_layout(
+            ctx.scene, AutoLayoutOptions(**options), deadline=ctx.deadline(),
+            progress=ctx.progress,
+        )
+    elif kind == "auto_pack":
+        ctx.client.auto_pack(
+            ctx.scene, AutoPackOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
+        )
+    else:
+        packing = options.get("packing_type")
+        if isinstance(packing, Mapping):
+            options["packing_type"] = packing.get("packing_type")
+        if "cage_label" in options:
+            options["cage_label"] = render_template(str(options["cage_label"]), ctx.values)
+        ctx.client.pack_and_cage(PackAndCageOptions(**options), timeout=ctx.step_timeout_s)
+
+
+def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """auto_layout / auto_pack / pack_and_cage with the recipe's layout attempts.
+
+    When the server says the models do not fit, the next attempt halves ``model_spacing_mm``
+    (from the step's value, or the server's 2 mm default), never below
+    :data:`DEFAULT_MIN_LAYOUT_SPACING_MM`. A failed layout leaves the scene as it was, so the
+    retry uses the same scene. After the last attempt (or once the spacing cannot shrink any
+    more) :class:`StepFailure` ``overflow`` hands the build back to the runner, which splits
+    it or fails it as the recipe says.
+    """
+    attempts = max(1, ctx.recipe.batching.layout_attempts)
+    spacing = float(options.get("model_spacing_mm", DEFAULT_SPACING_MM))
+    floor = min(ctx.min_layout_spacing_mm, spacing)
+    current = dict(options)
+    for attempt in range(1, attempts + 1):
+        ctx.facts.layout_calls += 1
+        try:
+            _layout_call(ctx, node.kind, dict(current))
+            return
+        except PermanentApiError as exc:
+            if not is_layout_overflow(exc):
+                raise
+            shrunk = max(floor, spacing / 2)
+            if attempt == attempts or shrunk >= spacing:
+                raise StepFailure(
+                    "overflow",
+                    f"{len(ctx.build.models)} models do not fit after {attempt} layout "
+                    f"attempt{'s' if attempt != 1 else ''} (last spacing {spacing:g} mm): "
+                    f"{exc.server_message or exc.message}",
+                    cause=exc,
+                ) from exc
+            log.info(
+                "layout_retry",
+                attempt=attempt + 1,
+                of=attempts,
+                spacing_mm=shrunk,
+                previous_spacing_mm=spacing,
+                reason=exc.server_message or exc.message,
+            )
+            spacing = shrunk
+            current["model_spacing_mm"] = spacing
+
+
+# -- checks, estimates, outputs -------------------------------------------------------------------
+
+
+def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Print validation (and interferences, bounds): fail on the findings ``fail_on`` lists;
+    the others are recorded as warnings."""
+    fail_on = set(node.options.get("fail_on") or ())
+    names = {ctx.model_ids[i]: ctx.build.models[i].path.name for i in ctx.model_ids}
+    findings: dict[str, list[str]] = {}
+    validation = ctx.client.get_print_validation(ctx.scene, deadline=ctx.deadline())
+    for model_id, result in validation.per_model_results.items():
+        name = names.get(model_id, model_id)
+        if result.undersupported:
+            findings.setdefault("undersupported", []).append(name)
+        if result.unsupported_minima:
+            findings.setdefault("unsupported_minima", []).append(name)
+        if result.cups:
+            findings.setdefault("cups", []).append(name)
+    ctx.progress(0.5)
+    if "interferences" in fail_on:
+        offset = node.options.get("collision_offset_mm")
+        pairs = ctx.client.get_interferences(
+            ctx.scene,
+            **({"collision_offset_mm": float(offset)} if offset is not None else {}),
+            timeout=ctx.step_timeout_s,
+        )
+        for a, b in pairs:
+            findings.setdefault("interferences", []).append(
+                f"{names.get(a, a)} / {names.get(b, b)}"
+            )
+    scene = ctx.read_scene()
+    for model in scene.models:
+        if model.in_bounds is False:
+            findings.setdefault("out_of_bounds", []).append(names.get(model.id, model.id))
+    failing = {k: v for k, v in findings.items() if k in fail_on}
+    for kind, items in findings.items():
+        if kind not in failing:
+            ctx.facts.warnings.append(f"validation: {kind}: {', '.join(items[:10])}")
+    if failing:
+        text = "; ".join(
+            f"{kind}: {', '.join(items[:5])}{' ...' if len(items) > 5 else ''}"
+            for kind, items in sorted(failing.items())
+        )
+        raise StepFailure("permanent", f"validation failed ({text})")
+
+
+def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Print time and material; a recipe limit (max_print_time_s, max_material_ml) that is
+    exceeded fails the build."""
+    result = ctx.client.estimate_print_time(ctx.scene, deadline=ctx.deadline())
+    ctx.facts.print_time_s = result.total_print_time_s
+    usage = ctx.read_scene().material_usage
+    if isinstance(usage, SlaMaterialUsage):
+        ctx.facts.material_ml = usage.volume_ml
+    elif usage is not None:
+        ctx.facts.material_ml = usage.total_sintered_powder_ml
+    limit_time = node.options.get("max_print_time_s")
+    limit_ml = node.options.get("max_material_ml")
+    problems = []
+    time_s = ctx.facts.print_time_s
+    if limit_time is not None and time_s is not None and time_s > float(limit_time):
+        problems.append(f"estimated print time {time_s:.0f} s exceeds {float(limit_time):g} s")
+    volume = ctx.facts.material_ml
+    if limit_ml is not None and volume is not None and volume > float(limit_ml):
+        problems.append(f"material {volume:.1f} ml exceeds {float(limit_ml):g} ml")
+    if problems:
+        raise StepFailure("permanent", "; ".join(problems))
+
+
+def _output(ctx: StepContext, template: str) -> Path:
+    path = render_output_path(template, ctx.values, ctx.output_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    path = _output(ctx, ctx.recipe.outputs.form)
+    ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+    ctx.facts.add_output(path)
+
+
+def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    values = dict(options)
+    fly = values.get("flyaround_transform")
+    if isinstance(fly, Mapping):
+        values["flyaround_transform"] = FlyaroundTransform(
+            transform=[CameraAngle(float(a["yaw"]), float(a["pitch"])) for a in fly["transform"]],
+            **{k: v for k, v in fly.items() if k != "transform"},
+        )
+    if values.get("models", ALL_MODELS) != ALL_MODELS:
+        values["models"] = ALL_MODELS
+    path = _output(ctx, ctx.recipe.outputs.screenshot)
+    ctx.client.save_screenshot(
+        ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
+        progress=ctx.progress,
+    )
+    ctx.facts.add_output(path)
+
+
+def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Send the build to its printer, durable before acting.
+
+    The journal records "sending" before the request goes out. A refusal (4xx, FAILED) means
+    nothing was queued; any other failure after that point means the job may exist, so the
+    build becomes ``print_unconfirmed`` and is never resent automatically.
+    """
+    if ctx.dry_run:
+        ctx.facts.warnings.append("print skipped (--dry-run)")
+        log.info("print_skipped", reason="dry run")
+        return
+    target = str(options["printer"])
+    printer = render_template(target, ctx.values)
+    job_name = render_template(str(options.get("job_name", DEFAULT_JOB_NAME)), ctx.values)
+    request = PrintOptions(
+        printer=printer,
+        job_name=job_name,
+        **{
+            k: options[k]
+            for k in ("print_now", "find_printer_timeout_seconds")
+            if k in options
+        },
+    )
+    ctx.journal.print_sending(job_name, printer)
+    log.info("print_sending", printer=printer, job_name=job_name)
+    try:
+        result = ctx.client.print_scene(ctx.scene, request, deadline=ctx.deadline())
+    except PermanentApiError as exc:
+        ctx.journal.print_refused(str(exc))
+        raise
+    except (ApiError, OSError) as exc:
+        reason = (
+            f"the print request to {printer} got no answer ({type(exc).__name__}: {exc}); "
+            "the job may have been queued: check the printer before sending it again"
+        )
+        ctx.journal.print_unconfirmed(reason)
+        raise StepFailure("print_unconfirmed", reason, cause=exc) from exc
+    ctx.facts.job_id = result.job_id
+    ctx.journal.print_sent(result.job_id)
+    log.info("print_sent", printer=printer, job_name=job_name, job_id=result.job_id)
+
+
+def verify(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
+    """Recorded as pending: following the print through the Web API is a later issue's job."""
+    ctx.facts.verify = "skipped" if ctx.dry_run else "pending"
+
+
+def preflight(recipe: Recipe, build: BuildPlan, values: Mapping[str, object]) -> None:
+    """Render every template the build will need (label text per model, job name and print
+    target, cage label, output paths) before a server is leased, so that a missing field
+    fails the build at once instead of after its expensive steps.
+
+    Raises :class:`~preform_pipeline.errors.TemplateError` naming the template and field.
+    """
+    for node in build.graph:
+        if node.kind == "label":
+            for model in build.models:
+                render_template(str(node.options["text"]), model_values(model, values))
+        elif node.kind == "print":
+            for key in ("printer", "printer_ip", "fleet_group"):
+                if key in node.options:
+                    render_template(str(node.options[key]), values)
+            render_template(str(node.options.get("job_name", DEFAULT_JOB_NAME)), values)
+        elif node.kind == "pack_and_cage" and "cage_label" in node.options:
+            render_template(str(node.options["cage_label"]), values)
+        elif node.kind in ("save_form", "screenshot"):
+            template = recipe.outputs.form if node.kind == "save_form" else (
+                recipe.outputs.screenshot
+            )
+            render_template(template, values)
+
+
+#: The function that runs each step kind (synthetic nodes included).
+STEP_FUNCTIONS: Final[Mapping[str, StepFunction]] = {
+    CREATE_SCENE: create_scene,
+    IMPORT_MODELS: import_models,
+    SCAN_TO_MODEL: scan_to_model,
+    "auto_orient": auto_orient,
+    "auto_support": auto_support,
+    "hollow": hollow,
+    "add_drain_holes": add_drain_holes,
+    "label": label,
+    "auto_layout": layout,
+    "auto_pack": layout,
+    "pack_and_cage": layout,
+    "validate": validate,
+    "estimate": estimate,
+    "save_form": save_form,
+    "screenshot": screenshot,
+    "print": print_build,
+    "verify": verify,
+}
+
+
+def run_step(ctx: StepContext, node: StepNode, step: Step | None) -> None:
+    """Run one node of the build's graph. ``step`` is the recipe step it came from (None for
+    the synthetic nodes), whose :meth:`~Step.api_options` become the request options."""
+    function = STEP_FUNCTIONS.get(node.kind)
+    if function is None:
+        raise StepFailure("permanent", f"step {node.id!r}: unknown step kind {node.kind!r}")
+    options: Mapping[str, Any] = step.api_options() if step is not None else dict(node.options)
+    function(ctx, node, options)

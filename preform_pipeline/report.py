@@ -1,0 +1,223 @@
+"""Run reports: what every build did, as JSON (for tools) and CSV (for spreadsheets).
+
+One row per build: build, models, source files, material volume, estimated print time,
+status, reason, job id, server, attempts; plus one row per model refused up front (status
+``rejected``, with its size). The JSON report adds the run: id, recipe, ``simulated`` (true
+whenever the built-in simulator stood in for PreFormServer), dry run, interrupted, wall time,
+and per build its outputs, warnings and attempts.
+
+Each build also gets a small JSON report of its own at the recipe's ``outputs.report`` path
+(:func:`write_build_report`), written as soon as the build finishes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline import __version__
+from preform_pipeline.executor.state import BuildOutcome, RunResult
+from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.recipes.templates import render_output_path
+
+__all__ = [
+    "CSV_COLUMNS",
+    "REPORT_FORMAT",
+    "REPORT_VERSION",
+    "build_to_dict",
+    "csv_rows",
+    "rejection_to_dict",
+    "result_to_dict",
+    "write_build_report",
+    "write_csv_report",
+    "write_json_report",
+    "write_run_report",
+]
+
+REPORT_FORMAT: Final = "preform-pipeline-run-report"
+REPORT_VERSION: Final = 1
+
+#: Columns of the CSV report, in order. Lists (models, files) are joined with ``;``.
+CSV_COLUMNS: Final[tuple[str, ...]] = (
+    "build",
+    "status",
+    "reason",
+    "models",
+    "source_files",
+    "material_ml",
+    "estimated_print_time_s",
+    "job_id",
+    "server",
+    "attempts",
+    "layout_calls",
+    "estimated_volume_ml",
+    "parent",
+    "outputs",
+    "simulated",
+    "dry_run",
+)
+
+_LIST_SEPARATOR: Final = ";"
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
+    """One build as JSON-compatible data."""
+    return {
+        "build": outcome.name,
+        "index": outcome.index,
+        "status": outcome.status.value,
+        "reason": outcome.reason,
+        "models": list(outcome.models),
+        "source_files": list(outcome.source_files),
+        "material_ml": _round(outcome.material_ml),
+        "estimated_print_time_s": _round(outcome.print_time_s, 1),
+        "job_id": outcome.job_id,
+        "server": outcome.server,
+        "attempts": len(outcome.attempts),
+        "attempt_details": [
+            {
+                "number": a.number,
+                "server": a.server,
+                "busy_s": round(a.busy_s, 3),
+                "error": a.error,
+                "error_type": a.error_type,
+                "resumed_from": a.resumed_from,
+            }
+            for a in outcome.attempts
+        ],
+        "steps_done": list(outcome.steps_done),
+        "outputs": [str(p) for p in outcome.outputs],
+        "warnings": list(outcome.warnings),
+        "parent": outcome.parent,
+        "children": list(outcome.children),
+        "layout_calls": outcome.layout_calls,
+        "estimated_volume_ml": _round(outcome.estimated_volume_ml),
+        "verify": outcome.verify,
+        "dry_run": outcome.dry_run,
+        "duration_s": round(outcome.duration_s, 3),
+    }
+
+
+def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
+    return {
+        "path": str(rejection.path),
+        "reason": rejection.reason,
+        "size_mm": [round(v, 3) for v in rejection.size_mm] if rejection.size_mm else None,
+        "build_volume_mm": list(rejection.build_volume_mm) if rejection.build_volume_mm else None,
+    }
+
+
+def result_to_dict(result: RunResult) -> dict[str, Any]:
+    """The whole run as JSON-compatible data (what the JSON report holds)."""
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_VERSION,
+        "generator": f"preform-pipeline {__version__}",
+        "run_id": result.run_id,
+        "recipe": result.recipe,
+        "simulated": result.simulated,
+        "dry_run": result.dry_run,
+        "interrupted": result.cancelled,
+        "ok": result.ok,
+        "pool_mode": result.pool_mode,
+        "servers": result.server_count,
+        "wall_s": round(result.wall_s, 3),
+        "output_root": str(result.output_root) if result.output_root else None,
+        "counts": counts,
+        "builds": [build_to_dict(o) for o in result.outcomes],
+        "rejected": [rejection_to_dict(r) for r in result.rejected],
+        "warnings": list(result.warnings),
+    }
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return _LIST_SEPARATOR.join(str(v) for v in value)
+    return str(value)
+
+
+def csv_rows(result: RunResult) -> list[dict[str, str]]:
+    """The CSV report's rows: builds, then rejected models."""
+    rows: list[dict[str, str]] = []
+    for outcome in result.outcomes:
+        data = build_to_dict(outcome)
+        data["simulated"] = result.simulated
+        rows.append({column: _cell(data.get(column)) for column in CSV_COLUMNS})
+    for rejection in result.rejected:
+        size = (
+            " x ".join(f"{v:.1f}" for v in rejection.size_mm) + " mm"
+            if rejection.size_mm
+            else ""
+        )
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(
+            build="",
+            status="rejected",
+            reason=rejection.reason + (f" (size {size})" if size else ""),
+            models=rejection.path.name,
+            source_files=str(rejection.path),
+            simulated=_cell(result.simulated),
+            dry_run=_cell(result.dry_run),
+        )
+        rows.append(row)
+    return rows
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(text, encoding="utf-8", newline="")
+    os.replace(temporary, path)
+
+
+def write_json_report(result: RunResult, path: Path) -> Path:
+    _atomic_write(path, json.dumps(result_to_dict(result), indent=2) + "\n")
+    return path
+
+
+def write_csv_report(result: RunResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        writer.writerows(csv_rows(result))
+    os.replace(temporary, path)
+    return path
+
+
+def write_run_report(result: RunResult, folder: Path) -> tuple[Path, Path]:
+    """``<folder>/<run id>.json`` and ``.csv``; returns both paths."""
+    json_path = write_json_report(result, folder / f"{result.run_id}.json")
+    csv_path = write_csv_report(result, folder / f"{result.run_id}.csv")
+    return json_path, csv_path
+
+
+def write_build_report(
+    outcome: BuildOutcome,
+    template: str,
+    values: Mapping[str, object],
+    root: Path,
+    *,
+    run_id: str,
+) -> Path:
+    """One build's report at ``template`` (the recipe's ``outputs.report``) below ``root``."""
+    path = render_output_path(template, values, root)
+    data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome)}
+    _atomic_write(path, json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,307 @@
+"""Helpers for the executor's unit tests: in-process simulators behind a small pool.
+
+The runner's seams are the pool (``ServerSource``: lease / status / wait_for / close) and the
+servers' HTTP. Here the servers are real simulator HTTP servers with the real engine, in this
+process on port 0; the pool is :class:`FakePool`, which leases them like the real pool does
+(exclusive, longest idle first) and records every lease and reported failure. Request-level
+faults come from :class:`ScriptedFaults` (a 500 for the first N calls of an operation, or an
+operation that hangs until shutdown), which takes the place of the simulator's random
+injector.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+from structlog.contextvars import merge_contextvars
+from structlog.testing import LogCapture
+
+from preform_pipeline.errors import PipelineError, PoolExhaustedError
+from preform_pipeline.executor import NullReporter, RunOptions, RunResult, run_plan
+from preform_pipeline.geometry.stl import write_stl
+from preform_pipeline.plan.builds import Plan, plan_builds, read_models
+from preform_pipeline.recipes import load_recipe
+from preform_pipeline.servers.pathmap import PathMapper
+from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
+from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.meshops import box_triangles
+from preform_pipeline.simulator.protocol import ProgressCallback, SimError
+from preform_pipeline.simulator.server import SimulatorServer
+
+__all__ = [
+    "WAIT_S",
+    "capture_bound_logs",
+    "write_box",
+    "write_mushroom",
+    "FakeLease",
+    "FakePool",
+    "ScriptedFaults",
+    "SimFarm",
+    "plan_for",
+    "run",
+    "write_recipe",
+]
+
+#: Upper bound of every wait in these tests; reached only when something is broken.
+WAIT_S = 20.0
+
+RECIPE_HEAD = """\
+name: unit
+scene:
+  machine_type: FORM-4-0
+  material_code: FLGPGR05
+  layer_thickness_mm: 0.1
+import:
+  units: MILLIMETERS
+  repair_behavior: REPAIR
+"""
+
+
+def write_box(folder: Path, name: str, sx: float, sy: float, sz: float) -> Path:
+    """A closed box model file ``name``.stl of ``sx`` x ``sy`` x ``sz`` mm."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.stl"
+    write_stl(path, box_triangles((0.0, 0.0, 0.0), (sx, sy, sz)), name=name)
+    return path
+
+
+def write_mushroom(folder: Path, name: str) -> Path:
+    """A 10 mm pillar under a 30 mm plate: the plate's underside overhangs, so without
+    supports print validation calls the model undersupported."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.stl"
+    pillar = box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0))
+    plate = box_triangles((-10.0, -10.0, 10.0), (20.0, 20.0, 14.0))
+    write_stl(path, np.concatenate([pillar, plate]), name=name)
+    return path
+
+
+def write_recipe(folder: Path, body: str, head: str = RECIPE_HEAD) -> Path:
+    """A recipe file: the standard head (scene, import) plus ``body`` (steps, batching...)."""
+    path = folder / "recipe.yaml"
+    path.write_text(head + body, encoding="utf-8")
+    return path
+
+
+def plan_for(recipe_path: Path, models: Sequence[Path]) -> Plan:
+    recipe = load_recipe(recipe_path)
+    return plan_builds(recipe, read_models(models, import_spec=recipe.import_options))
+
+
+@dataclass
+class ScriptedFaults:
+    """Request-level faults for an in-process simulator (the ``faults`` attribute).
+
+    ``fail[op] = n``: the first ``n`` requests starting ``op`` answer 500 (a transient server
+    fault). ``hang`` operations never finish until the server shuts down.
+    """
+
+    fail: dict[str, int] = field(default_factory=dict)
+    hang: frozenset[str] = frozenset()
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_request(self, method: str, path: str) -> None:
+        return None
+
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        with self.lock:
+            self.seen.append(operation_id)
+            left = self.fail.get(operation_id, 0)
+            if left <= 0:
+                return None
+            self.fail[operation_id] = left - 1
+        return SimError(500, "SCRIPTED_FAULT", f"scripted fault in {operation_id}")
+
+    def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
+        if operation_id in self.hang:
+            self.stop.wait()
+            raise SimError(503, "SHUTTING_DOWN", "hung operation released at shutdown")
+
+
+class SimFarm:
+    """In-process simulator servers sharing one fleet folder; shut down by :meth:`close`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.servers: list[SimulatorServer] = []
+        self.faults: list[ScriptedFaults] = []
+
+    @property
+    def fleet_dir(self) -> Path:
+        return self.folder / "fleet"
+
+    def add(self, faults: ScriptedFaults | None = None) -> SimulatorServer:
+        index = len(self.servers)
+        engine = SimEngine(
+            scene_cache_size=100, fleet_dir=self.fleet_dir, work_dir=self.folder / f"work{index}"
+        )
+        server = SimulatorServer(engine, port=0, poll_interval=0.01)
+        scripted = faults or ScriptedFaults()
+        scripted.stop = server.stopping
+        server.faults = scripted  # type: ignore[assignment]
+        server.start()
+        self.servers.append(server)
+        self.faults.append(scripted)
+        return server
+
+    def jobs(self) -> list[dict[str, Any]]:
+        import json
+
+        folder = self.fleet_dir / "jobs"
+        if not folder.is_dir():
+            return []
+        return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+
+
+class FakeLease:
+    def __init__(self, pool: FakePool, server: PoolServer) -> None:
+        self.pool = pool
+        self.server = server
+        self.released = False
+
+    def release(self, healthy: bool = True, builds: int = 1) -> None:
+        if not self.released:
+            self.released = True
+            self.pool._give_back(self.server.name, None)
+
+    def report_failure(self, exc: BaseException | None = None) -> None:
+        if not self.released:
+            self.released = True
+            self.pool._give_back(self.server.name, exc or RuntimeError("reported"))
+
+
+class FakePool:
+    """Leases in-process servers like the real pool: exclusive, longest idle first.
+
+    ``leases`` lists the names handed out in order; ``failures`` the (name, error type)
+    reports. ``retire(name)`` takes a server out for good.
+    """
+
+    simulated = True
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self._cond = threading.Condition()
+        self._tick = itertools.count()
+        self._slots: dict[str, dict[str, Any]] = {
+            f"server-{i + 1}": {"url": url, "state": ServerState.IDLE, "idle": next(self._tick)}
+            for i, url in enumerate(urls)
+        }
+        self.leases: list[str] = []
+        self.failures: list[tuple[str, str]] = []
+        self.closed = False
+
+    def lease(self, timeout: float | None = None) -> FakeLease:
+        deadline = time.monotonic() + (WAIT_S if timeout is None else timeout)
+        with self._cond:
+            while True:
+                if self.closed:
+                    raise PipelineError("the server pool is closed")
+                idle = [n for n, s in self._slots.items() if s["state"] is ServerState.IDLE]
+                if idle:
+                    name = min(idle, key=lambda n: self._slots[n]["idle"])
+                    self._slots[name]["state"] = ServerState.LEASED
+                    self.leases.append(name)
+                    return FakeLease(self, self._server(name))
+                if all(s["state"] is ServerState.RETIRED for s in self._slots.values()):
+                    raise PoolExhaustedError("every server is retired")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no server became free")
+                self._cond.wait(min(remaining, 0.05))
+
+    def _server(self, name: str) -> PoolServer:
+        return PoolServer(
+            name=name,
+            url=self._slots[name]["url"],
+            path_mapper=PathMapper(),
+            simulated=True,
+            remote=False,
+            port=None,
+            pid=None,
+            generation=1,
+        )
+
+    def _give_back(self, name: str, error: BaseException | None) -> None:
+        with self._cond:
+            if error is not None:
+                self.failures.append((name, type(error).__name__))
+            slot = self._slots[name]
+            if slot["state"] is ServerState.LEASED:
+                slot["state"] = ServerState.IDLE
+                slot["idle"] = next(self._tick)
+            self._cond.notify_all()
+
+    def retire(self, name: str) -> None:
+        with self._cond:
+            self._slots[name]["state"] = ServerState.RETIRED
+            self._cond.notify_all()
+
+    def status(self) -> tuple[ServerStatus, ...]:
+        with self._cond:
+            return tuple(
+                ServerStatus(
+                    name=name, state=slot["state"], url=slot["url"], port=None, pid=None,
+                    remote=False, builds=0, total_builds=0, restarts=0, generation=1,
+                    retired_reason=None, last_error=None,
+                )
+                for name, slot in self._slots.items()
+            )
+
+    def wait_for(
+        self, predicate: Callable[[tuple[ServerStatus, ...]], bool], timeout: float
+    ) -> tuple[ServerStatus, ...]:
+        deadline = time.monotonic() + timeout
+        while True:
+            snapshot = self.status()
+            if predicate(snapshot):
+                return snapshot
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("pool did not reach the expected state")
+            with self._cond:
+                self._cond.wait(min(remaining, 0.05))
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+def run(plan: Plan, pool: FakePool, output: Path, **options: Any) -> RunResult:
+    """Run ``plan`` with test-sized options (short step deadline unless given)."""
+    options.setdefault("step_timeout_s", 10.0)
+    options.setdefault("cancel_grace_s", 2.0)
+    return run_plan(plan, pool, options=RunOptions(output_root=output, **options),
+                    reporter=NullReporter())
+
+
+@contextmanager
+def capture_bound_logs() -> Iterator[list[dict[str, Any]]]:
+    """Like ``structlog.testing.capture_logs``, with the contextvars (run_id, build, server,
+    step) merged into each captured event."""
+    capture = LogCapture()
+    old = structlog.get_config()
+    structlog.configure(processors=[merge_contextvars, capture])
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(**old)
+
+
+def iter_events(logs: Sequence[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
+    return (e for e in logs if e.get("event") == name)

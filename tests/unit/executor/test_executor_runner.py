@@ -1,0 +1,454 @@
+"""The runner drives builds across servers: steps in order, retries by error class, splits."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+from executor_support import (
+    WAIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    plan_for,
+    run,
+    write_box,
+    write_mushroom,
+    write_recipe,
+)
+from structlog.testing import capture_logs
+
+from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions
+
+FULL_STEPS = """\
+steps:
+  - auto_orient
+  - auto_support
+  - auto_layout
+  - validate:
+      fail_on: [out_of_bounds]
+  - estimate
+  - save_form
+  - screenshot
+  - print:
+      printer: SimulatedForm4-1
+      job_name: "{recipe}-{build}"
+batching:
+  max_models_per_build: 3
+  keep_cases_together: false
+"""
+
+
+def pool_of(farm: SimFarm, *faults: ScriptedFaults | None) -> FakePool:
+    for fault in faults:
+        farm.add(fault)
+    return FakePool([s.url for s in farm.servers])
+
+
+class TestHappyPath:
+    """Every build runs its whole graph on one server and is printed once."""
+
+    def test_every_build_runs_every_step_and_prints_once(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:6])
+        pool = pool_of(farm, None, None)
+        result = run(plan, pool, tmp_path / "out")
+        assert result.ok
+        assert [o.status for o in result.outcomes] == [BuildStatus.SUCCEEDED] * 2
+        for outcome, build in zip(result.outcomes, plan.builds, strict=True):
+            assert outcome.steps_done == build.graph.ids
+            assert len(outcome.attempts) == 1
+            assert outcome.material_ml and outcome.material_ml > 0
+            assert outcome.print_time_s and outcome.print_time_s > 0
+            suffixes = sorted(p.suffix for p in outcome.outputs)
+            assert suffixes == [".form", ".png"]
+            assert all(p.is_file() for p in outcome.outputs)
+        jobs = farm.jobs()
+        assert sorted(j["job_name"] for j in jobs) == ["unit-unit-001", "unit-unit-002"]
+        assert {j["job_id"] for j in jobs} == {o.job_id for o in result.outcomes}
+
+    def test_each_build_gets_its_own_report_next_to_its_form(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        result = run(plan, pool_of(farm, None), tmp_path / "out")
+        form = next(p for p in result.outcomes[0].outputs if p.suffix == ".form")
+        report = json.loads(form.with_suffix(".json").read_text(encoding="utf-8"))
+        assert report["build"] == "unit-001"
+        assert report["status"] == "succeeded"
+        assert report["run_id"] == result.run_id
+
+    def test_log_events_carry_run_build_server_and_step(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        with capture_bound_logs() as logs:
+            result = run(plan, pool_of(farm, None), tmp_path / "out")
+        started = list(iter_events(logs, "step_started"))
+        assert [e["step"] for e in started] == list(plan.builds[0].graph.ids)
+        for event in started:
+            assert event["run_id"] == result.run_id
+            assert event["build"] == "unit-001"
+            assert event["server"] == "server-1"
+
+    def test_a_dry_run_prepares_everything_but_never_prints(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        result = run(plan, pool_of(farm, None), tmp_path / "out", dry_run=True)
+        assert result.ok and result.dry_run
+        outcome = result.outcomes[0]
+        assert outcome.job_id is None
+        assert "print skipped (--dry-run)" in outcome.warnings
+        assert farm.jobs() == []
+        assert any(p.suffix == ".form" for p in outcome.outputs)
+
+    def test_the_largest_builds_start_first(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:7])
+        assert [len(b.models) for b in plan.builds] == [3, 3, 1]
+        with capture_bound_logs() as logs:
+            run(plan, pool_of(farm, None), tmp_path / "out")
+        order = [e["build"] for e in iter_events(logs, "build_started")]
+        assert order[-1] == "unit-003"
+
+
+class TestPerModelSteps:
+    """Labels and drain holes are placed on each model from the bounding box the server
+    reports."""
+
+    def test_each_model_gets_its_own_label_and_drain_holes(
+        self, tmp_path: Path, farm: SimFarm, sample_models_dir: Path
+    ) -> None:
+        arches = [sample_models_dir / "dental" / f"arch_{n}.stl" for n in ("upper", "lower")]
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_orient\n  - hollow:\n      wall_thickness_mm: 2\n"
+            "  - add_drain_holes:\n      diameter_mm: 2\n      placement:\n"
+            "        face: back\n        count: 2\n        inset_mm: 4\n"
+            "  - label:\n      text: \"{stem}\"\n      font_size_mm: 3\n"
+            "      depth_mm: 0.5\n      placement:\n        face: front\n"
+            "  - auto_layout\n  - save_form\n",
+        )
+        result = run(plan_for(recipe, arches), pool_of(farm, None), tmp_path / "out")
+        assert result.ok, result.outcomes[0].reason
+        form = result.outcomes[0].outputs[0]
+        with zipfile.ZipFile(form) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        by_name = {m["name"]: m for m in manifest["models"]}
+        assert [lab["label"] for lab in by_name["arch_upper"]["labels"]] == ["arch_upper"]
+        assert [lab["label"] for lab in by_name["arch_lower"]["labels"]] == ["arch_lower"]
+        assert all(len(m["drain_holes"]) == 2 for m in by_name.values())
+
+
+class TestTransientFailures:
+    """A server fault moves the build to another server, from its checkpoint if it has one."""
+
+    def test_a_fault_after_the_checkpoint_resumes_from_it_on_another_server(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(fail={"auto_layout": 1}), None)
+        result = run(plan, pool, tmp_path / "out")
+        outcome = result.outcomes[0]
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
+        assert outcome.attempts[0].error_type == "ServerInternalError"
+        assert outcome.attempts[1].resumed_from == "auto_support"
+        second = farm.faults[1].seen
+        assert "load_form_file" in second
+        assert "import_model" not in second and "auto_support" not in second
+        assert pool.failures == [("server-1", "ServerInternalError")]
+        assert len(farm.jobs()) == 1
+
+    def test_a_fault_before_any_checkpoint_starts_over(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(fail={"auto_orient": 1}), None)
+        outcome = run(plan, pool, tmp_path / "out").outcomes[0]
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert outcome.attempts[1].resumed_from is None
+        assert farm.faults[1].seen.count("import_model") == 3
+
+    def test_a_hung_operation_hits_the_step_deadline_and_moves_on(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(hang=frozenset({"auto_support"})), None)
+        outcome = run(plan, pool, tmp_path / "out", step_timeout_s=1.0).outcomes[0]
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert outcome.attempts[0].error_type == "ServerTimeoutError"
+        assert outcome.attempts[1].server == "server-2"
+
+    def test_attempts_are_bounded(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(
+            farm, ScriptedFaults(fail={"auto_orient": 99}), ScriptedFaults(fail={"auto_orient": 99})
+        )
+        outcome = run(plan, pool, tmp_path / "out", max_build_attempts=3).outcomes[0]
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason and outcome.reason.startswith("gave up after 3 attempts")
+        assert len(outcome.attempts) == 3
+
+    def test_the_server_that_failed_a_build_is_used_again_only_when_no_other_is_left(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(fail={"auto_orient": 1}), None)
+        pool.retire("server-2")
+        outcome = run(plan, pool, tmp_path / "out").outcomes[0]
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-1"]
+
+    def test_a_pool_with_every_server_retired_fails_the_builds_with_the_reason(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, None)
+        pool.retire("server-1")
+        outcome = run(plan, pool, tmp_path / "out").outcomes[0]
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason and outcome.reason.startswith("no server left")
+
+
+class TestPermanentFailures:
+    """A refused input fails its build with the reason; the other builds finish."""
+
+    def test_an_invalid_model_fails_its_build_only(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path], sample_models_dir: Path
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path,
+            FULL_STEPS.replace("max_models_per_build: 3", "max_models_per_build: 2"),
+            head=(
+                "name: unit\nscene:\n  machine_type: FORM-4-0\n  material_code: FLGPGR05\n"
+                "  layer_thickness_mm: 0.1\nimport:\n  units: MILLIMETERS\n"
+                "  repair_behavior: ERROR\n"
+            ),
+        )
+        open_scan = sample_models_dir / "dental" / "arch_scan_open.stl"
+        plan = plan_for(recipe, [open_scan, *parts[:3]])
+        result = run(plan, pool_of(farm, None, None), tmp_path / "out")
+        failed = result.by_status(BuildStatus.FAILED)
+        assert len(failed) == 1
+        assert "arch_scan_open.stl" in failed[0].models
+        assert failed[0].reason and "MODEL_NOT_WATERTIGHT" in failed[0].reason
+        assert len(failed[0].attempts) == 1
+        assert len(result.by_status(BuildStatus.SUCCEEDED)) == len(plan.builds) - 1
+        assert not result.ok
+
+    def test_a_validation_finding_the_recipe_lists_fails_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        floating = write_mushroom(tmp_path / "m", "mushroom")
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_layout\n  - validate:\n      fail_on: [undersupported]\n"
+            "  - save_form\n",
+        )
+        outcome = run(plan_for(recipe, [floating]), pool_of(farm, None), tmp_path / "out")
+        assert outcome.outcomes[0].status is BuildStatus.FAILED
+        assert outcome.outcomes[0].reason == "validation failed (undersupported: mushroom.stl)"
+
+    def test_an_estimate_above_the_recipe_limit_fails_the_build(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n"
+        )
+        outcome = run(plan_for(recipe, parts[:2]), pool_of(farm, None), tmp_path / "out")
+        assert outcome.outcomes[0].status is BuildStatus.FAILED
+        assert "exceeds 1 s" in (outcome.outcomes[0].reason or "")
+
+    def test_a_template_field_no_model_has_fails_before_any_server_is_used(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_orient\n  - label:\n      text: \"{case_id}\"\n"
+            "      font_size_mm: 3\n      depth_mm: 0.5\n      placement:\n"
+            "        face: front\n  - auto_layout\n",
+        )
+        pool = pool_of(farm, None)
+        outcome = run(plan_for(recipe, parts[:2]), pool, tmp_path / "out").outcomes[0]
+        assert outcome.status is BuildStatus.FAILED
+        assert "no value for field {case_id}" in (outcome.reason or "")
+        assert outcome.attempts == ()
+        assert pool.leases == [] and farm.faults[0].seen == []
+
+    def test_a_refused_print_is_not_retried(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path, FULL_STEPS.replace("SimulatedForm4-1", "NoSuchPrinter")
+        )
+        outcome = run(plan_for(recipe, parts[:2]), pool_of(farm, None, None), tmp_path / "out")
+        only = outcome.outcomes[0]
+        assert only.status is BuildStatus.FAILED
+        assert "PRINTER_NOT_FOUND" in (only.reason or "")
+        assert len(only.attempts) == 1
+
+
+class TestPrintIsNeverSentTwice:
+    """The print is journaled before it is sent; without an answer it is never resent."""
+
+    def test_a_print_without_an_answer_is_unconfirmed_and_not_resent(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(fail={"print": 1}), None)
+        result = run(plan, pool, tmp_path / "out")
+        outcome = result.outcomes[0]
+        assert outcome.status is BuildStatus.PRINT_UNCONFIRMED
+        assert len(outcome.attempts) == 1
+        assert "may have been queued" in (outcome.reason or "")
+        assert farm.faults[1].seen == []
+        journal = tmp_path / "out" / ".checkpoints" / result.run_id / "unit-001" / "journal.json"
+        assert json.loads(journal.read_text(encoding="utf-8"))["print"]["state"] == "unconfirmed"
+        assert not result.ok
+
+    def test_a_build_that_fails_after_printing_resumes_without_printing_again(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        steps = FULL_STEPS.replace("  - screenshot\n", "").replace(
+            '      job_name: "{recipe}-{build}"\n',
+            '      job_name: "{recipe}-{build}"\n  - screenshot\n',
+        )
+        plan = plan_for(write_recipe(tmp_path, steps), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(fail={"save_screenshot": 1}), None)
+        outcome = run(plan, pool, tmp_path / "out").outcomes[0]
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert len(outcome.attempts) == 2
+        assert len(farm.jobs()) == 1
+        assert "print" not in farm.faults[1].seen
+
+
+class TestLayoutOverflow:
+    """Layouts that do not fit retry with less spacing, then split; one part fails at once."""
+
+    BOXES = """\
+steps:
+  - auto_support
+  - auto_layout:
+      model_spacing_mm: 2
+  - save_form
+batching:
+  spacing_mm: 2
+  margin_mm: 0
+  layout_attempts: {attempts}
+  on_overflow: {overflow}
+"""
+
+    def test_a_tight_layout_fits_once_the_spacing_is_halved(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # With supports (a 2 mm raft border each side) two 95.4 mm boxes need
+        # 99.4 + spacing + 99.4 mm of the 200 mm platform: 2 mm is too much, 1 mm fits.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 95.4, 70, 10) for i in range(2)]
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
+            "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 2\n"
+            "  margin_mm: 0\n  allow_rotation: false\n  layout_attempts: 2\n",
+        )
+        plan = plan_for(recipe, boxes)
+        assert len(plan.builds) == 1
+        with capture_logs() as logs:
+            result = run(plan, pool_of(farm, None), tmp_path / "out")
+        assert result.outcomes[0].status is BuildStatus.SUCCEEDED
+        assert result.outcomes[0].layout_calls == 2
+        assert [e["spacing_mm"] for e in iter_events(logs, "layout_retry")] == [1.0]
+
+    def test_a_build_that_does_not_fit_is_split_in_two(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 50, 10) for i in range(4)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
+        plan = plan_for(recipe, boxes)
+        assert len(plan.builds) == 1
+        result = run(plan, pool_of(farm, None, None), tmp_path / "out")
+        parent = result.outcome("unit-001")
+        assert parent.status is BuildStatus.SPLIT
+        assert parent.children == ("unit-001.1", "unit-001.2")
+        children = [result.outcome(name) for name in parent.children]
+        assert all(c.status is BuildStatus.SUCCEEDED for c in children)
+        assert sorted(m for c in children for m in c.models) == sorted(parent.models)
+        assert all(c.parent == "unit-001" for c in children)
+        assert result.ok
+
+    def test_on_overflow_fail_fails_the_build(self, tmp_path: Path, farm: SimFarm) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 50, 10) for i in range(4)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="fail"))
+        result = run(plan_for(recipe, boxes), pool_of(farm, None), tmp_path / "out")
+        assert [o.status for o in result.outcomes] == [BuildStatus.FAILED]
+        assert "on_overflow: fail" in (result.outcomes[0].reason or "")
+
+    def test_a_single_part_that_cannot_fit_fails_at_once(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # 198 mm fits the 200 mm platform, but not with its supports' raft around it.
+        box = write_box(tmp_path / "m", "wide", 198, 60, 10)
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=3, overflow="split"))
+        result = run(plan_for(recipe, [box]), pool_of(farm, None), tmp_path / "out")
+        assert [o.status for o in result.outcomes] == [BuildStatus.FAILED]
+        outcome = result.outcomes[0]
+        assert "does not fit an empty platform" in (outcome.reason or "")
+        assert outcome.layout_calls == 3
+        assert len(outcome.attempts) == 1
+
+
+class TestCancel:
+    """Cancelling stops new work, closes the pool, and marks unfinished builds cancelled."""
+
+    def test_cancelling_before_the_run_starts_runs_nothing(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:6])
+        pool = pool_of(farm, None)
+        runner = Runner(
+            plan, pool, options=RunOptions(output_root=tmp_path / "out", cancel_grace_s=0.5),
+            reporter=NullReporter(),
+        )
+        runner.cancel()
+        result = runner.run()
+        assert result.cancelled and not result.ok
+        assert {o.status for o in result.outcomes} == {BuildStatus.CANCELLED}
+        assert pool.closed
+
+    def test_cancelling_mid_step_lets_the_step_end_and_starts_no_other(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, ScriptedFaults(hang=frozenset({"auto_support"})))
+        runner = Runner(
+            plan, pool,
+            options=RunOptions(
+                output_root=tmp_path / "out", cancel_grace_s=0.5, step_timeout_s=2.0
+            ),
+            reporter=NullReporter(),
+        )
+        box: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: box.setdefault("result", runner.run()))
+        thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while "auto_support" not in farm.faults[0].seen and time.monotonic() < deadline:
+            thread.join(0.02)
+        runner.cancel()
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+        result = box["result"]
+        assert getattr(result, "cancelled", False)
+        outcome = result.outcomes[0]  # type: ignore[attr-defined]
+        assert outcome.status is BuildStatus.CANCELLED
+        assert "auto_layout" not in farm.faults[0].seen
+        assert pool.closed
