@@ -62,6 +62,7 @@ from preform_pipeline.servers.process import (
 )
 
 __all__ = [
+    "SIMULATOR_DEFAULT_ARGS",
     "SUPERVISOR_TICK_S",
     "SYSTEM_CLOCK",
     "TERMINATING_SIGNALS",
@@ -75,6 +76,8 @@ __all__ = [
     "SystemClock",
 ]
 
+#: Arguments every simulated server of the pool gets before the caller's own.
+SIMULATOR_DEFAULT_ARGS: Final = ("--adopt-unknown-printers",)
 #: The supervisor wakes at least this often to notice dead idle servers and due restarts.
 SUPERVISOR_TICK_S: Final = 0.25
 # Joins are sliced so that Ctrl-C (KeyboardInterrupt) is seen promptly on every platform.
@@ -502,7 +505,10 @@ class ServerPool:
         if not self.simulated:
             return ()
         args = self._simulator_args
-        return args(name) if callable(args) else args
+        chosen = args(name) if callable(args) else args
+        # The embedded simulator rehearses recipes: their print steps name the user's real
+        # printers, which the simulated fleet adopts instead of refusing.
+        return (*SIMULATOR_DEFAULT_ARGS, *chosen)
 
     def _spawn(
         self, work: Callable[[_Slot, str], None], slot: _Slot, reason: str

@@ -148,6 +148,7 @@ class SimulatorConfig:
     log_level: str = "INFO"
     faults: FaultPlan = field(default_factory=FaultPlan)
     engine: str | None = None
+    adopt_unknown_printers: bool = False
 
 
 def _operation_id(text: str) -> str:
@@ -224,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory of fleet state shared by simulators (default: per-user data dir)",
     )
     server.add_argument(
+        "--adopt-unknown-printers", action="store_true",
+        help="a print to a printer the fleet lacks adds it (rehearsing recipes that name real "
+        "printers) instead of answering PRINTER_NOT_FOUND",
+    )
+    server.add_argument(
         "--work-dir", type=Path, default=None,
         help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
     )
@@ -287,6 +293,7 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
         host=args.host,
         port=args.port,
         scene_cache_size=args.scene_cache_size,
+        adopt_unknown_printers=args.adopt_unknown_printers,
         fleet_dir=args.fleet_dir,
         work_dir=args.work_dir,
         latency=args.latency,
@@ -421,6 +428,7 @@ def _serve_in(
             fleet_dir=fleet_dir,
             work_dir=work_dir,
             factory=config.engine,
+            options={"adopt_unknown_printers": True} if config.adopt_unknown_printers else None,
         )
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))

@@ -143,8 +143,13 @@ class SimEngine:
         fleet_dir: Path | None = None,
         work_dir: Path | None = None,
         catalogue: Catalogue = DEFAULT_CATALOGUE,
+        adopt_unknown_printers: bool = False,
     ) -> None:
         self.catalogue = catalogue
+        # Rehearsal mode: a print to a printer the simulated fleet lacks adds that printer
+        # instead of answering PRINTER_NOT_FOUND, so recipes naming the user's real printers
+        # run end to end without them.
+        self.adopt_unknown_printers = adopt_unknown_printers
         self.work_dir = work_dir
         self.scenes = SceneStore(scene_cache_size, work_dir / "scene-cache" if work_dir else None)
         self._fleet_dir = fleet_dir
@@ -833,8 +838,25 @@ class SimEngine:
         job_name = data.req_string("job_name", empty_ok=True)
         data.integer("find_printer_timeout_seconds", 30, minimum=0)
         print_now = data.boolean("print_now")
-        target = find_target(self.fleet, name, logged_in=self.logged_in)
         scene_id = self._scene_id(params)
+        if self.adopt_unknown_printers and self.fleet.find(name) is None:
+            with self.scenes.use(scene_id) as scene:
+                machine = scene.settings.machine(self.catalogue)
+                material = scene.settings.material_code or ""
+            adopted = self.fleet.adopt_printer(
+                name,
+                machine_type_id=scene.settings.machine_type,
+                product_name=machine.label,
+                material_code=material,
+            )
+            log.warning(
+                "printer_adopted",
+                printer=adopted.serial,
+                ip_address=adopted.ip_address,
+                machine_type=adopted.machine_type_id,
+                reason="unknown printer named by a print request (--adopt-unknown-printers)",
+            )
+        target = find_target(self.fleet, name, logged_in=self.logged_in)
         with self.scenes.use(scene_id) as scene:
             job = job_record(
                 scene, self.catalogue, self.fleet, target, job_name=job_name, print_now=print_now

@@ -106,6 +106,16 @@ DEFAULT_PRINTERS: Final = (
     SimPrinter("SimulatedForm3-1", "FORM-3-1", "Form 3+", "192.0.2.15", "FLGPGR04"),
     SimPrinter("SimulatedFuse1-1", "FS30-1-0", "Fuse 1+ 30W", "192.0.2.16", "FLP12G01"),
 )
+# Adopted printers take addresses from the same documentation-only range, above the defaults.
+ADOPTED_ADDRESS_PREFIX: Final = "192.0.2."
+ADOPTED_ADDRESS_FIRST: Final = 100
+
+
+def _looks_like_ipv4(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) == 4 and all(p.isdigit() and 0 <= int(p) <= 255 for p in parts)
+
+
 DEFAULT_GROUPS: Final = (
     SimGroup(
         "SimulatedGroup-Form4", "SimulatedQueue-Form4", ("SimulatedForm4-1", "SimulatedForm4-2")
@@ -193,6 +203,42 @@ class FleetState:
                 },
             )
         return updated
+
+    def adopt_printer(
+        self, name: str, *, machine_type_id: str, product_name: str, material_code: str
+    ) -> SimPrinter:
+        """Add a ready printer called ``name`` (a serial, or an IP address) to the fleet.
+
+        An IP address becomes the printer's address with a serial derived from it; a serial
+        gets the next free documentation-only address. Adding a name that exists returns it.
+        """
+        printers, groups = self._load()
+        with self._lock:
+            for printer in printers:
+                if name in (printer.serial, printer.ip_address):
+                    return printer
+            taken = {p.ip_address for p in printers}
+            if _looks_like_ipv4(name):
+                serial, address = f"Adopted-{name}", name
+            else:
+                serial = name
+                address = next(
+                    f"{ADOPTED_ADDRESS_PREFIX}{n}"
+                    for n in range(ADOPTED_ADDRESS_FIRST, 255)
+                    if f"{ADOPTED_ADDRESS_PREFIX}{n}" not in taken
+                )
+            adopted = SimPrinter(serial, machine_type_id, product_name, address, material_code)
+            printers.append(adopted)
+            self._write_json(
+                self.printers_path,
+                {
+                    "format": FLEET_FORMAT,
+                    "version": _VERSION,
+                    "printers": [asdict(p) for p in printers],
+                    "groups": [g.to_json() for g in groups],
+                },
+            )
+        return adopted
 
     def record_job(self, job: Json) -> Path:
         """Write ``jobs/<job_id>.json``; ``job`` must carry ``job_id``."""

@@ -569,12 +569,19 @@ def _flag(query: dict[str, list[str]], name: str) -> bool:
 
 
 def load_engine(
-    *, scene_cache_size: int, fleet_dir: Any, work_dir: Any, factory: str | None = None
+    *,
+    scene_cache_size: int,
+    fleet_dir: Any,
+    work_dir: Any,
+    factory: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> SceneEngine:
     """Import and build the engine lazily (``preform_pipeline.simulator.engine.SimEngine``).
 
     ``factory`` (``"package.module:Name"``) swaps in another engine class with the same
     constructor, for tests; import errors propagate so a broken engine fails start-up loudly.
+    ``options`` are further keyword arguments, passed only when given so that a stand-in
+    engine needs just the three common ones.
     """
     import importlib
 
@@ -584,6 +591,6 @@ def load_engine(
     module = importlib.import_module(module_name)
     engine_class = getattr(module, attr or "SimEngine")
     engine: SceneEngine = engine_class(
-        scene_cache_size=scene_cache_size, fleet_dir=fleet_dir, work_dir=work_dir
+        scene_cache_size=scene_cache_size, fleet_dir=fleet_dir, work_dir=work_dir, **(options or {})
     )
     return engine

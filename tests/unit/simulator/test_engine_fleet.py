@@ -153,6 +153,30 @@ class TestPrinting:
         assert (error.status, error.code) == (400, "PRINTER_NOT_FOUND")
         assert engine.fleet.jobs() == []
 
+    def test_a_rehearsing_engine_adopts_an_unknown_printer_of_the_scenes_type(
+        self, tmp_path: Path, fleet_dir: Path
+    ) -> None:
+        engine = SimEngine(
+            work_dir=tmp_path / "work", fleet_dir=fleet_dir, adopt_unknown_printers=True
+        )
+        path = tmp_path / "cube.stl"
+        write_stl(path, box_triangles((0, 0, 0), (20, 20, 20)))
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        engine.call("import_model", scene, {"file": str(path)})
+        with capture_logs() as logs:
+            engine.call("print", scene, {"printer": "Form4-InTheLab", "job_name": "a"})
+            engine.call("print", scene, {"printer": "192.168.7.9", "job_name": "b"})
+            engine.call("print", scene, {"printer": "Form4-InTheLab", "job_name": "c"})
+        adopted = {p.serial: p for p in engine.fleet.printers()}
+        assert adopted["Form4-InTheLab"].machine_type_id == "FORM-4-0"
+        assert adopted["Adopted-192.168.7.9"].ip_address == "192.168.7.9"
+        assert sorted(j["printer"] for j in engine.fleet.jobs()) == [
+            "Adopted-192.168.7.9", "Form4-InTheLab", "Form4-InTheLab"
+        ]
+        assert [e["printer"] for e in logs if e["event"] == "printer_adopted"] == [
+            "Form4-InTheLab", "Adopted-192.168.7.9"
+        ]
+
     def test_a_printer_of_another_type_is_refused(
         self, engine: SimEngine, ready_scene: dict[str, str]
     ) -> None:
