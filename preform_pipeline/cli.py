@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.demo",
     "preform_pipeline.commands.jobs",
     "preform_pipeline.commands.watch",
+    "preform_pipeline.commands.verify",
 )
 
 EXIT_OK = 0

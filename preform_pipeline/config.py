@@ -26,6 +26,7 @@ import difflib
 import json
 import os
 import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -37,6 +38,13 @@ import jsonschema
 import yaml
 
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.hotfolder.settings import HotFolderSettings, read_hotfolder_settings
+from preform_pipeline.verify.settings import (
+    CloudSettings,
+    VerifySettings,
+    read_cloud_settings,
+    read_verify_settings,
+)
 
 __all__ = [
     "DEFAULT_BASE_PORT",
@@ -55,15 +63,19 @@ __all__ = [
     "DEFAULT_SERVER_COUNT",
     "DEFAULT_STARTUP_TIMEOUT_S",
     "DEFAULT_STOP_TIMEOUT_S",
+    "DEFAULT_STORE_FILENAME",
     "ENVIRONMENT_VARIABLES",
     "ENV_PREFIX",
     "SETTINGS_ENV",
+    "STORE_PATH_ENV",
     "EnvironmentVariable",
     "LoggingSettings",
     "PathMapping",
     "RemoteServer",
     "ServerSettings",
     "Settings",
+    "StoreSettings",
+    "default_store_path",
     "load_settings",
     "settings_schema",
 ]
@@ -100,6 +112,11 @@ DEFAULT_RESTART_BACKOFF_S: Final = 1.0
 DEFAULT_RESTART_BACKOFF_MAX_S: Final = 30.0
 DEFAULT_OUTPUT_ROOT: Final = Path("out")
 DEFAULT_LOG_LEVEL: Final = "INFO"
+#: The job store's file name inside the user's data folder (see :func:`default_store_path`).
+DEFAULT_STORE_FILENAME: Final = "jobs.sqlite3"
+#: Environment variable naming the job store file (``store.path``).
+STORE_PATH_ENV: Final = ENV_PREFIX + "STORE_PATH"
+_APP_DIR_NAME: Final = "preform-pipeline"
 
 _SCHEMA_RESOURCE: Final = "settings.schema.json"
 
@@ -159,6 +176,32 @@ class LoggingSettings:
     file: Path | None = None
 
 
+def default_store_path(
+    env: Mapping[str, str] = os.environ, platform: str = sys.platform
+) -> Path:
+    """Where the job store lives unless configured: the user's data folder.
+
+    Windows ``%LOCALAPPDATA%\\preform-pipeline``, macOS ``~/Library/Application Support/
+    preform-pipeline``, elsewhere ``$XDG_DATA_HOME/preform-pipeline`` (``~/.local/share``).
+    A local folder on purpose: SQLite's locking is unreliable on network shares.
+    """
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    if platform.startswith("win"):
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else home / ".local" / "share"
+    return base / _APP_DIR_NAME / DEFAULT_STORE_FILENAME
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The job store (hot folders, print verification, ``preform-pipeline jobs``)."""
+
+    path: Path = field(default_factory=default_store_path)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run is configured with; ``source`` is the settings file, if any."""
@@ -168,6 +211,10 @@ class Settings:
     output_root: Path = DEFAULT_OUTPUT_ROOT
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: Path | None = None
+    store: StoreSettings = field(default_factory=StoreSettings)
+    hotfolders: HotFolderSettings = field(default_factory=HotFolderSettings)
+    cloud: CloudSettings = field(default_factory=CloudSettings)
+    verify: VerifySettings = field(default_factory=VerifySettings)
 
     @property
     def log_file(self) -> Path | None:
@@ -227,6 +274,7 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
     EnvironmentVariable(ENV_PREFIX + "OUTPUT_ROOT", ("output_root",), "path", "output folder"),
     EnvironmentVariable(ENV_PREFIX + "LOG_LEVEL", ("logging", "level"), "level", "log level"),
     EnvironmentVariable(ENV_PREFIX + "LOG_FILE", ("logging", "file"), "path", "JSON-lines log"),
+    EnvironmentVariable(STORE_PATH_ENV, ("store", "path"), "path", "job store file (SQLite)"),
 )
 
 
@@ -463,6 +511,7 @@ def _build_settings(
     output_root = raw.get("output_root")
     log = raw.get("logging", {})
     log_file = log.get("file")
+    store_path = raw.get("store", {}).get("path")
     return Settings(
         servers=servers,
         remotes=remotes,
@@ -474,6 +523,14 @@ def _build_settings(
             file=_resolve(log_file, base_dir(["logging", "file"])) if log_file else None,
         ),
         source=source,
+        store=StoreSettings(path=_resolve(store_path, base_dir(["store", "path"])))
+        if store_path
+        else StoreSettings(),
+        hotfolders=read_hotfolder_settings(
+            raw.get("hotfolders", {}), base_dir(["hotfolders"]), source_of
+        ),
+        cloud=read_cloud_settings(raw.get("cloud", {}), base_dir(["cloud"]), source_of),
+        verify=read_verify_settings(raw.get("verify", {}), base_dir(["verify"]), source_of),
     )
 
 

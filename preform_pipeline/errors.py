@@ -10,8 +10,10 @@ PipelineError
  ├── RecipeError                      a recipe is invalid (carries every problem at once)
  ├── TemplateError                    an output template is unsafe or names an unknown field
  ├── ModelFileError                   a model file cannot be read (truncated, malformed, missing)
+ ├── SidecarError                     a hot-folder sidecar (.json/.yaml) is unreadable or invalid
  ├── PlanningError                    models cannot be grouped into builds
- │    └── ModelTooLargeError          a model does not fit an empty build platform
+ │    ├── ModelTooLargeError          a model does not fit an empty build platform
+ │    └── LabelDoesNotFitError        a label's text does not fit the face its rule names
  ├── StepGraphError                   a step graph has a cycle or a missing dependency
  ├── ApiError                         talking to a PreFormServer (Local API) failed
  │    ├── TransientApiError           retry elsewhere: the server, not the input, is at fault
@@ -31,10 +33,12 @@ PipelineError
  ├── StoreError                       the job store cannot be read or written
  │    ├── InvalidTransitionError      the state table forbids this change (names both states)
  │    └── StoreConflictError          compare-and-set lost: the state changed meanwhile
- └── CloudError                       talking to the Formlabs Web API failed (request, status, body)
-      ├── CloudAuthError               credentials or access token refused
-      ├── CloudRateLimitError          request budget exhausted and the caller would not wait
-      └── CloudUnavailableError        network failure or the Web API answered 5xx
+ ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
+ │    ├── CloudAuthError               credentials or access token refused
+ │    ├── CloudRateLimitError          request budget exhausted and the caller would not wait
+ │    └── CloudUnavailableError        network failure or the Web API answered 5xx
+ ├── PrinterSelectionError            no printer fits the `printer: auto` policy (why, per printer)
+ └── PrintLookupError                 an interrupted send cannot be looked up: never resent blindly
 ```
 
 `TransientApiError` versus `PermanentApiError` is the distinction the executor acts on: the
@@ -57,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ImportNotAppliedError",
     "InvalidTransitionError",
+    "LabelDoesNotFitError",
     "LeaseTimeoutError",
     "ModelFileError",
     "ModelTooLargeError",
@@ -66,6 +71,8 @@ __all__ = [
     "PlanningError",
     "PoolExhaustedError",
     "PortInUseError",
+    "PrintLookupError",
+    "PrinterSelectionError",
     "Problem",
     "RecipeError",
     "RequestInfo",
@@ -75,6 +82,7 @@ __all__ = [
     "ServerStartTimeoutError",
     "ServerTimeoutError",
     "ServerUnreachableError",
+    "SidecarError",
     "StepGraphError",
     "StoreConflictError",
     "StoreError",
@@ -160,6 +168,16 @@ class ModelFileError(PipelineError):
         self.reason = reason
 
 
+class SidecarError(PipelineError):
+    """A hot-folder sidecar file (``part.json``/``part.yaml`` beside ``part.stl``) cannot be used:
+    unreadable, not a mapping, an unknown field, a value of the wrong type."""
+
+    def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = Path(path)
+        self.reason = reason
+
+
 class PlanningError(PipelineError):
     """Models cannot be grouped into builds as the recipe asks."""
 
@@ -185,6 +203,11 @@ class ModelTooLargeError(PlanningError):
         self.size_mm = size_mm
         self.build_volume_mm = build_volume_mm
         self.machine_type = machine_type
+
+
+class LabelDoesNotFitError(PlanningError):
+    """A label's text is wider or taller than the face its placement rule names, even at the
+    smallest font the rule allows; the recipe's ``fit`` decides whether that fails the model."""
 
 
 class StepGraphError(PipelineError):
@@ -388,3 +411,58 @@ class CloudRateLimitError(CloudError):
 
 class CloudUnavailableError(CloudError):
     """The Web API could not be reached, timed out, or answered with a 5xx status."""
+
+
+class PrinterSelectionError(PipelineError):
+    """No printer fits the ``printer: auto`` policy; ``reasons`` says what each one lacked.
+
+    ``reasons`` maps a printer (serial or device id) to why it was passed over: another machine
+    type, another material loaded, offline, printing, not ready.
+    """
+
+    def __init__(
+        self,
+        machine_type: str,
+        material_code: str,
+        reasons: Sequence[tuple[str, str]],
+        *,
+        source: str = "",
+        hint: str | None = None,
+    ) -> None:
+        where = f" ({source})" if source else ""
+        if reasons:
+            listed = "; ".join(f"{name}: {why}" for name, why in reasons)
+            text = (
+                f"no printer can take a {machine_type} print in {material_code} now{where}: "
+                f"{listed}"
+            )
+        else:
+            text = (
+                f"no printer can take a {machine_type} print in {material_code}{where}: "
+                "no printers are listed"
+            )
+        super().__init__(
+            text,
+            hint=hint
+            or "load the material or free a printer of that type, or name a printer or a "
+            "Fleet Control group (fleet_group:) in the recipe's print step",
+        )
+        self.machine_type = machine_type
+        self.material_code = material_code
+        self.reasons = tuple(reasons)
+
+
+class PrintLookupError(PipelineError):
+    """A send was interrupted and whether the print exists cannot be found out.
+
+    The print is never sent again blindly: a person checks the printer (or Dashboard) first.
+    """
+
+    def __init__(self, job_key: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"{job_key}: {message}",
+            hint=hint
+            or "check the printer or Formlabs Dashboard for a job named with this key; configure "
+            "Web API credentials so the pipeline can look it up itself",
+        )
+        self.job_key = job_key

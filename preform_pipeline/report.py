@@ -59,6 +59,8 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "outputs",
     "simulated",
     "dry_run",
+    "verify",
+    "verify_message",
 )
 
 _LIST_SEPARATOR: Final = ";"
@@ -101,6 +103,7 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "layout_calls": outcome.layout_calls,
         "estimated_volume_ml": _round(outcome.estimated_volume_ml),
         "verify": outcome.verify,
+        "verify_message": outcome.verify_message,
         "dry_run": outcome.dry_run,
         "duration_s": round(outcome.duration_s, 3),
     }
@@ -138,6 +141,7 @@ def result_to_dict(result: RunResult) -> dict[str, Any]:
         "builds": [build_to_dict(o) for o in result.outcomes],
         "rejected": [rejection_to_dict(r) for r in result.rejected],
         "warnings": list(result.warnings),
+        "verification": dict(result.verification) if result.verification is not None else None,
     }
 
 

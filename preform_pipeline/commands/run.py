@@ -57,6 +57,11 @@ from preform_pipeline.recipes import load_recipe, render_template, validate_reci
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_run_report
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.verify.tracking import (
+    tracking_for_run,
+    verification_failed,
+    verification_lines,
+)
 
 __all__ = [
     "EXIT_FAILURE",
@@ -307,8 +312,19 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     _configure_logging(settings, log_file.resolve(), args.log_level, stderr)
 
+    # Web API credentials are checked before anything else: refused ones print nothing.
+    try:
+        tracking = tracking_for_run(
+            recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run
+        )
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        print(f"{args.recipe}: nothing was run", file=stderr)
+        return EXIT_FAILURE
     plan = _plan(args, recipe, stderr)
     if plan is None:
+        if tracking is not None:
+            tracking.close()
         return EXIT_FAILURE
     _print_rejections(plan.rejected, stdout)
     for warning in plan.warnings:
@@ -328,6 +344,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         step_timeout_s=args.step_timeout,
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,
+        print_tracking=tracking,
     )
     log.info(
         "run_configured",
@@ -355,13 +372,17 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     finally:
         reporter.close()
         pool.close()
+        if tracking is not None:
+            tracking.close()
 
     json_path, csv_path = write_run_report(result, root / "reports")
     _print_summary(result, stdout)
+    for line in verification_lines(result):
+        print(line, file=stdout)
     if result.simulated:
         print(SIMULATED_LINE, file=stdout)
     print(f"report: {json_path} and {csv_path.name}; log: {log_file}", file=stdout)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok else EXIT_FAILURE
+    return EXIT_OK if result.ok and not verification_failed(result) else EXIT_FAILURE

@@ -84,6 +84,7 @@ from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
+from preform_pipeline.verify.hooks import PrintHooks
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -180,6 +181,9 @@ class RunOptions:
     poll_policy: PollPolicy = DEFAULT_POLL_POLICY
     started_at: datetime = field(default_factory=datetime.now)
     write_build_reports: bool = True
+    #: Job keys in job names, ``printer: auto``, job-store writes around the send, and the
+    #: shared verification poller after the run (``preform_pipeline.verify``); None: none.
+    print_tracking: PrintHooks | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -368,6 +372,8 @@ class _BuildWorker:
             build.name,
             self.options.run_id,
         )
+        tracking = self.options.print_tracking
+        self.print_hooks = tracking.for_build(build) if tracking is not None else None
         self.attempts: list[AttemptRecord] = []
         self.steps_done: list[str] = []
         self.failed_servers: set[str] = set()
@@ -629,6 +635,7 @@ class _BuildWorker:
             min_layout_spacing_mm=self.options.min_layout_spacing_mm,
             progress=progress,
             quick_client=quick,
+            print_hooks=self.print_hooks,
         )
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
@@ -910,6 +917,10 @@ class Runner:
         if self.cancelled:
             self._wind_down()
         result = self._result(time.monotonic() - started)
+        tracking = self.options.print_tracking
+        if tracking is not None and not self.cancelled and not self.options.dry_run:
+            # Every build is sent: one shared poller verifies their prints (recipe `verify`).
+            result = tracking.after_run(result, self._cancel)
         log.info(
             "run_finished",
             run_id=self.options.run_id,

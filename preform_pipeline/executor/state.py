@@ -23,9 +23,11 @@ the run result carries them as ``rejected``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from preform_pipeline.plan.builds import Rejection
 
@@ -84,8 +86,13 @@ class BuildOutcome:
     #: Layout (or pack) calls made for this build, the failed ones included.
     layout_calls: int = 0
     estimated_volume_ml: float | None = None
-    #: ``pending`` when a verify step waits for a later issue's Web API check.
+    #: The recipe's ``verify`` step: ``pending`` while its print waits for the shared poller,
+    #: then the job state it ended in (``finished``, ``print_error``, ``aborted``,
+    #: ``unverified``), or ``skipped (...)`` with the reason.
     verify: str | None = None
+    #: The printer's message for a print that ended (``Resin level too low``), or why
+    #: verification stopped.
+    verify_message: str | None = None
     dry_run: bool = False
     duration_s: float = 0.0
 
@@ -115,6 +122,9 @@ class RunResult:
     pool_mode: str = ""
     output_root: Path | None = None
     warnings: tuple[str, ...] = field(default=())
+    #: What verifying the run's prints cost and found (prints, polls, requests, budget), when
+    #: the recipe verifies; None otherwise.
+    verification: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:

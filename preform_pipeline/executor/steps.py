@@ -58,7 +58,12 @@ from preform_pipeline.api import (
     SlaMaterialUsage,
     TransformMatrix,
 )
-from preform_pipeline.errors import ApiError, ImportNotAppliedError, PermanentApiError
+from preform_pipeline.errors import (
+    ApiError,
+    ImportNotAppliedError,
+    LabelDoesNotFitError,
+    PermanentApiError,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
@@ -70,6 +75,12 @@ from preform_pipeline.recipes.model import (
     Step,
 )
 from preform_pipeline.recipes.templates import render_output_path, render_template
+from preform_pipeline.verify.hooks import (
+    VERIFY_PENDING,
+    VERIFY_SKIPPED_DRY_RUN,
+    VERIFY_SKIPPED_NO_CREDENTIALS,
+    BuildPrintHooks,
+)
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",
@@ -192,6 +203,8 @@ class StepContext:
     scene_id: str | None = None
     model_ids: dict[int, str] = field(default_factory=dict)
     quick_client: PreFormClient | None = None
+    #: Job key, printer policy, job store and verification of the print (None: none).
+    print_hooks: BuildPrintHooks | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -526,13 +539,22 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     for done, index in enumerate(sorted(ctx.model_ids), start=1):
         model = ctx.build.models[index]
         low, high = _model_bounds(ctx, scene, index)
-        body = label_request(
-            node.options,
-            model_id=ctx.model_ids[index],
-            bounds_min=low,
-            bounds_max=high,
-            values=model_values(model, ctx.values),
-        )
+        try:
+            body = label_request(
+                node.options,
+                model_id=ctx.model_ids[index],
+                bounds_min=low,
+                bounds_max=high,
+                values=model_values(model, ctx.values),
+            )
+        except LabelDoesNotFitError as exc:
+            if _label_fit(node.options) != "skip":
+                raise
+            # The recipe prefers an unlabelled part to a failed build; say which one.
+            ctx.facts.warnings.append(f"{model.path.name} left unlabelled: {exc.message}")
+            log.warning("label_skipped", model=str(model.path), reason=exc.message)
+            ctx.progress(done / total)
+            continue
         request = LabelOptions(
             model_id=body["model_id"],
             label=body["label"],
@@ -545,6 +567,11 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
         report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
         ctx.facts.warnings.extend(report.warnings)
         ctx.progress(done / total)
+
+
+def _label_fit(options: Mapping[str, Any]) -> str:
+    placement = options.get("placement")
+    return str(placement.get("fit", "shrink")) if isinstance(placement, Mapping) else "shrink"
 
 
 def _layout_call(ctx: StepContext, kind: str, options: dict[str, Any]) -> None:
@@ -724,6 +751,17 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
     target = str(options["printer"])
     printer = render_template(target, ctx.values)
     job_name = render_template(str(options.get("job_name", DEFAULT_JOB_NAME)), ctx.values)
+    hooks = ctx.print_hooks
+    if hooks is not None:
+        # printer: auto, the job key in the name, the job store written before the send.
+        printer = hooks.resolve_printer(printer, ctx.recipe, ctx.client)
+        job_name = hooks.job_name(job_name)
+        found = hooks.before_send(job_name, printer)
+        if found is not None:  # an earlier, interrupted send did reach the printer
+            ctx.facts.job_id = found
+            ctx.journal.print_sent(found)
+            log.info("print_found", printer=printer, job_name=job_name, job_id=found)
+            return
     request = PrintOptions(
         printer=printer,
         job_name=job_name,
@@ -739,6 +777,8 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         result = ctx.client.print_scene(ctx.scene, request, deadline=ctx.deadline())
     except PermanentApiError as exc:
         ctx.journal.print_refused(str(exc))
+        if hooks is not None:
+            hooks.refused(str(exc))
         raise
     except (ApiError, OSError) as exc:
         reason = (
@@ -746,15 +786,25 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             "the job may have been queued: check the printer before sending it again"
         )
         ctx.journal.print_unconfirmed(reason)
+        if hooks is not None:
+            hooks.unconfirmed(reason)
         raise StepFailure("print_unconfirmed", reason, cause=exc) from exc
     ctx.facts.job_id = result.job_id
+    if hooks is not None:
+        hooks.sent(result.job_id, printer)
     ctx.journal.print_sent(result.job_id)
     log.info("print_sent", printer=printer, job_name=job_name, job_id=result.job_id)
 
 
 def verify(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
-    """Recorded as pending: following the print through the Web API is a later issue's job."""
-    ctx.facts.verify = "skipped" if ctx.dry_run else "pending"
+    """Recorded as pending: once every build is sent, the run's shared poller follows the
+    print through the Web API (``print_hooks.after_run``); without credentials, skipped."""
+    if ctx.dry_run:
+        ctx.facts.verify = VERIFY_SKIPPED_DRY_RUN
+    elif ctx.print_hooks is None or not ctx.print_hooks.verifies:
+        ctx.facts.verify = VERIFY_SKIPPED_NO_CREDENTIALS
+    else:
+        ctx.facts.verify = VERIFY_PENDING
 
 
 def preflight(recipe: Recipe, build: BuildPlan, values: Mapping[str, object]) -> None:

@@ -24,7 +24,8 @@ for top and bottom).
 Whether the text fits is estimated, since the server renders the font: a glyph is taken to be
 :data:`DEFAULT_CHAR_WIDTH_EM` font sizes wide. With ``fit: shrink`` (the default) a label too
 large for its face gets a smaller font, down to ``min_font_size_mm``; below that, or with
-``fit: fail``, :class:`~preform_pipeline.errors.PlanningError` says which label does not fit.
+``fit: fail``, :class:`~preform_pipeline.errors.LabelDoesNotFitError` says which label does not
+fit. ``fit: skip`` shrinks the same way and lets the caller leave that one model unlabelled.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from preform_pipeline.errors import PlanningError
+from preform_pipeline.errors import LabelDoesNotFitError, PlanningError
 from preform_pipeline.recipes.templates import render_template
 
 __all__ = [
@@ -145,6 +146,9 @@ def place_label(
     offset = float(rule.get("offset_mm", 0.0))
     margin = float(rule.get("margin_mm", DEFAULT_LABEL_MARGIN_MM))
     fit = str(rule.get("fit", "shrink"))
+    # "skip" shrinks like "shrink"; only what happens when even that fails differs (the
+    # caller catches LabelDoesNotFitError and leaves the model unlabelled).
+    shrinks = fit in ("shrink", "skip")
     smallest = float(rule.get("min_font_size_mm", MIN_FONT_SIZE_MM))
 
     face_w, face_h = size[face.width_axis], size[face.height_axis]
@@ -155,16 +159,16 @@ def place_label(
     width, height = _text_extent(text, font)
     if width > room_w or height > room_h:
         fitted = 0.0
-        if fit == "shrink" and room_w > 0 and room_h > 0:
+        if shrinks and room_w > 0 and room_h > 0:
             # Largest font that fits both ways, floored to 0.01 mm so it stays inside.
             per_mm_w, per_mm_h = _text_extent(text, 1.0)
             fitted = math.floor(min(room_w / per_mm_w, room_h / per_mm_h) * 100) / 100
-        if fit != "shrink" or fitted < smallest:
-            raise PlanningError(
+        if not shrinks or fitted < smallest:
+            raise LabelDoesNotFitError(
                 f"label {text!r} ({width:.1f} x {height:.1f} mm at font {font:g} mm) does not "
                 f"fit the {name} face ({face_w:.1f} x {face_h:.1f} mm, margin {margin:g} mm, "
                 f"offset {offset:g} mm)"
-                + ("" if fit != "shrink" else f" even at the {smallest:g} mm minimum font"),
+                + ("" if not shrinks else f" even at the {smallest:g} mm minimum font"),
                 hint="shorten the text, lower font_size_mm / min_font_size_mm, or use a "
                 "larger face",
             )

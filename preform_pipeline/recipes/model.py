@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 
 __all__ = [
     "API_OPTION_NAMES",
+    "AUTO_PRINTER",
     "DEFAULT_JOB_NAME",
     "DEFAULT_LAYOUT_ATTEMPTS",
     "DEFAULT_MARGIN_MM",
@@ -127,6 +128,10 @@ SUPPORT_FINDINGS: Final[frozenset[str]] = frozenset(
 )
 
 DEFAULT_JOB_NAME: Final = "{recipe}-{build}"
+#: ``print: {printer: auto}``: no printer named; at print time the first printer ready to print,
+#: of the scene's machine type and with its material loaded, is chosen from printer status
+#: (``preform_pipeline.verify.targets``). Matched without regard to case.
+AUTO_PRINTER: Final = "auto"
 DEFAULT_SPACING_MM: Final = 2.0
 DEFAULT_MARGIN_MM: Final = 5.0
 DEFAULT_LAYOUT_ATTEMPTS: Final = 3

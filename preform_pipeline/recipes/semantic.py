@@ -18,6 +18,7 @@ from preform_pipeline.catalogue import ADAPTIVE, Catalogue, MachineType, Materia
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.loader import Document, JsonPath
 from preform_pipeline.recipes.model import (
+    AUTO_PRINTER,
     SLA_ONLY_STEPS,
     SLS_ONLY_STEPS,
     STEP_KINDS,
@@ -410,7 +411,7 @@ def check_label(ctx: Context) -> Iterator[Problem]:
         if min_font is not None and placement.get("fit") == "fail":
             yield ctx.problem(
                 step.option_path("placement", "min_font_size_mm"),
-                "min_font_size_mm applies only with fit: shrink",
+                "min_font_size_mm applies only with fit: shrink or skip",
             )
         if placement.get("face") == "bottom" and supported:
             yield ctx.problem(
@@ -556,6 +557,21 @@ def check_print_target(ctx: Context) -> Iterator[Problem]:
             )
 
 
+def check_auto_printer(ctx: Context) -> Iterator[Problem]:
+    """``printer: auto`` chooses by the scene's machine type and material, so it needs both."""
+    for step in ctx.of_kind("print"):
+        printer = _str(step.options.get("printer"))
+        if printer is None or printer.strip().lower() != AUTO_PRINTER:
+            continue
+        scene = ctx.scene
+        if _str(scene.get("machine_type")) is None or _str(scene.get("material_code")) is None:
+            yield ctx.problem(
+                step.option_path("printer"),
+                "printer: auto chooses a printer by the scene's machine_type and material_code; "
+                "name both in scene (an fps_file does not say which material is loaded)",
+            )
+
+
 def check_screenshot(ctx: Context) -> Iterator[Problem]:
     """A fly-around is an animation, which the server writes as .webp only."""
     outputs = _map(ctx.data.get("outputs"))
@@ -631,6 +647,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     check_layout,
     check_validation_findings,
     check_print_target,
+    check_auto_printer,
     check_screenshot,
     check_fields,
     check_templates,

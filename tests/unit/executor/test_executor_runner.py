@@ -148,6 +148,27 @@ class TestPerModelSteps:
         assert all(len(m["drain_holes"]) == 2 for m in by_name.values())
 
 
+    def test_fit_skip_leaves_a_too_small_model_unlabelled_and_the_build_succeeds(
+        self, tmp_path: Path, farm: SimFarm, sample_models_dir: Path
+    ) -> None:
+        arch = sample_models_dir / "dental" / "arch_upper.stl"
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - label:\n      text: \"{stem}-with-a-name-far-too-long-for-any-face\"\n"
+            "      font_size_mm: 5\n      depth_mm: 0.5\n      placement:\n"
+            "        face: front\n        fit: skip\n        min_font_size_mm: 4\n"
+            "  - auto_layout\n  - save_form\n",
+        )
+        with capture_logs() as logs:
+            result = run(plan_for(recipe, [arch]), pool_of(farm, None), tmp_path / "out")
+        assert result.ok, result.outcomes[0].reason
+        with zipfile.ZipFile(result.outcomes[0].outputs[0]) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        assert [m["labels"] for m in manifest["models"]] == [[]]
+        skipped = [e for e in logs if e["event"] == "label_skipped"]
+        assert [Path(e["model"]).name for e in skipped] == ["arch_upper.stl"]
+
+
 class TestTransientFailures:
     """A server fault moves the build to another server, from its checkpoint if it has one."""
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from preform_pipeline.errors import PlanningError, TemplateError
+from preform_pipeline.errors import LabelDoesNotFitError, PlanningError, TemplateError
 from preform_pipeline.plan.labels import label_request, place_label
 from preform_pipeline.recipes.model import frozen_mapping
 from tests.openapi_contract import local_api_contract
@@ -105,6 +105,21 @@ class TestFit:
             place_label(LOW, HIGH, rule, "CASE-000123456", font_size_mm=5)
         assert "'CASE-000123456'" in str(caught.value)
         assert f"{rule['face']} face" in str(caught.value)
+
+    def test_skip_shrinks_like_shrink_while_the_text_can_fit(self) -> None:
+        text = "CASE-0001"
+        shrunk = place_label(LOW, HIGH, {"face": "front", "fit": "shrink"}, text, font_size_mm=9)
+        skipped = place_label(LOW, HIGH, {"face": "front", "fit": "skip"}, text, font_size_mm=9)
+        assert skipped == shrunk
+        assert float(skipped["font_size_mm"]) < 9
+
+    @pytest.mark.parametrize("fit", ["shrink", "skip", "fail"])
+    def test_a_label_that_cannot_fit_is_a_label_does_not_fit_error(self, fit: str) -> None:
+        rule = {"face": "front", "fit": fit, "min_font_size_mm": 4.8}
+        if fit == "fail":
+            rule.pop("min_font_size_mm")
+        with pytest.raises(LabelDoesNotFitError):
+            place_label(LOW, HIGH, rule, "CASE-000123456", font_size_mm=5)
 
     def test_empty_text_is_refused(self) -> None:
         with pytest.raises(PlanningError, match="empty"):

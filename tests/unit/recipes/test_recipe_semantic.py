@@ -232,7 +232,7 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
             f"      placement: {{face: back, fit: fail, min_font_size_mm: 5}} {MARK}\n"
         ),
         "$.steps[0].label.placement.min_font_size_mm",
-        "min_font_size_mm applies only with fit: shrink",
+        "min_font_size_mm applies only with fit: shrink or skip",
         None,
     ),
     (

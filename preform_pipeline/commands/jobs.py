@@ -1,0 +1,516 @@
+"""``preform-pipeline jobs``: list the job store's jobs, show one's history, retry or cancel.
+
+::
+
+    preform-pipeline jobs [--state S[,S...]] [--recipe R] [--since WHEN] [--limit N]
+    preform-pipeline jobs show JOB
+    preform-pipeline jobs retry JOB
+    preform-pipeline jobs cancel JOB
+
+JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case). ``--state`` takes states
+(``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
+``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
+time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
+changed since then. Every action takes ``--store PATH`` (default: the settings' ``store.path``)
+and ``--format text|json``.
+
+The command is safe while the hot-folder daemon runs: the store is read and written in short
+transactions, and retry and cancel are compare-and-set changes that fail cleanly, changing
+nothing, if the daemon moved the job first.
+
+Exit status: 0 done; 1 no such job, a change the job's state does not allow, or a store that
+cannot be read; 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from preform_pipeline.config import load_settings
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import (
+    ACTIVE_STATES,
+    CANCELLABLE_STATES,
+    FINAL_STATES,
+    INTERRUPTED_STATES,
+    PRINT_PENDING_STATES,
+    PRINT_SENT_STATES,
+    RETRYABLE_STATES,
+    STATE_DESCRIPTIONS,
+    TERMINAL_STATES,
+    Build,
+    Job,
+    JobState,
+    SqliteJobStore,
+    Transition,
+    normalize_key,
+    parse_state,
+)
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "FORMATS",
+    "HELP",
+    "NAME",
+    "RETRY_REASON",
+    "CANCEL_REASON",
+    "STATE_GROUPS",
+    "add_arguments",
+    "job_to_dict",
+    "parse_since",
+    "parse_state_filter",
+    "run",
+]
+
+NAME = "jobs"
+HELP = "List the job store's jobs (hot folders, prints); show, retry or cancel one."
+FORMATS = ("text", "json")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+#: The list shows the most recent jobs only, unless --limit says otherwise (0: all).
+DEFAULT_LIMIT: Final = 100
+RETRY_REASON: Final = "retried by user"
+CANCEL_REASON: Final = "cancelled by user"
+
+#: Names ``--state`` accepts besides single states.
+STATE_GROUPS: Final[Mapping[str, frozenset[JobState]]] = {
+    "active": ACTIVE_STATES,
+    "terminal": TERMINAL_STATES,
+    "interrupted": INTERRUPTED_STATES,
+    "pending": PRINT_PENDING_STATES,
+    "retryable": RETRYABLE_STATES,
+}
+
+_AGE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+# --- argument parsing ------------------------------------------------------------------------
+
+
+def parse_state_filter(text: str) -> frozenset[JobState]:
+    """``failed,print-sent`` or a group name → the states; ArgumentTypeError when unknown."""
+    states: set[JobState] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        group = STATE_GROUPS.get(part.lower())
+        if group is not None:
+            states |= group
+            continue
+        try:
+            states.add(parse_state(part))
+        except ValueError as exc:
+            groups = ", ".join(STATE_GROUPS)
+            raise argparse.ArgumentTypeError(f"{exc}; groups: {groups}") from None
+    if not states:
+        raise argparse.ArgumentTypeError("no state given")
+    return frozenset(states)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """An age (``12h``, ``1d``) before ``now``, or an ISO date/time (local time if no zone)."""
+    now = now or datetime.now(timezone.utc)
+    match = _AGE.match(text)
+    if match:
+        return now - timedelta(seconds=float(match[1]) * _AGE_UNITS[match[2].lower()])
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an age (30m, 12h, 1d, 2w) nor a date/time (2024-05-01, "
+            "2024-05-01T08:00)"
+        ) from None
+    # A date without a zone is the user's local time, as they read clocks.
+    return moment if moment.tzinfo else moment.astimezone()
+
+
+def _since(text: str) -> datetime:
+    return parse_since(text)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; 0 means all")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands repeat the common options with SUPPRESS defaults, so `jobs --store X show 3`
+    # and `jobs show 3 --store X` both work and neither resets the other.
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--store", type=Path, metavar="PATH", default=default(None),
+        help="job store file (default: store.path from the settings, "
+        "PREFORM_PIPELINE_STORE_PATH, or jobs.sqlite3 in the user's data folder)",
+    )
+    parser.add_argument(
+        "--settings", type=Path, metavar="FILE", default=default(None),
+        help="settings YAML file (for store.path)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default=default("text"),
+        help="text (default) or json",
+    )
+
+
+def _filters(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--state", type=parse_state_filter, action="append", metavar="S[,S...]",
+        default=default(None),
+        help="only jobs in these states (repeatable); also active, terminal, interrupted, "
+        "pending, retryable",
+    )
+    parser.add_argument("--recipe", metavar="R", default=default(None), help="only this recipe")
+    parser.add_argument(
+        "--since", type=_since, metavar="WHEN", default=default(None),
+        help="only jobs changed since: an age (30m, 12h, 1d, 2w) or a date/time "
+        "(2024-05-01, 2024-05-01T08:00; local time unless a zone is given)",
+    )
+    parser.add_argument(
+        "--limit", type=_count, metavar="N", default=default(DEFAULT_LIMIT),
+        help=f"show the N most recent matching jobs (default {DEFAULT_LIMIT}; 0: all)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser, suppress=False)
+    _filters(parser, suppress=False)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    listing = actions.add_parser("list", help="list jobs (the default action)")
+    _common(listing, suppress=True)
+    _filters(listing, suppress=True)
+    for name, text in (
+        ("show", "show one job, its build and print, and its history"),
+        ("retry", "queue a failed, aborted, errored, unverified, cancelled or skipped job again"),
+        ("cancel", "cancel a job whose print has not been sent"),
+    ):
+        sub = actions.add_parser(name, help=text, description=text)
+        sub.add_argument("job", metavar="JOB", help="job id or job key (PP-...)")
+        _common(sub, suppress=True)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """A job as JSON-compatible data (what ``--format json`` prints)."""
+    return {
+        "id": job.id,
+        "job_key": job.job_key,
+        "state": job.state.value,
+        "recipe": job.recipe,
+        "source_path": str(job.source_path),
+        "original_name": job.original_name,
+        "content_hash": job.content_hash,
+        "case_id": job.case_id,
+        "priority": job.priority,
+        "fields": dict(job.fields),
+        "build_id": job.build_id,
+        "reason": job.reason,
+        "attempts": job.attempts,
+        "created_at": _iso(job.created_at),
+        "updated_at": _iso(job.updated_at),
+        "print_job_id": job.print_job_id,
+        "printer": job.printer,
+        "verified_status": job.verified_status,
+        "verified_message": job.verified_message,
+        "verified_at": _iso(job.verified_at),
+    }
+
+
+def _build_to_dict(build: Build) -> dict[str, Any]:
+    return {
+        "id": build.id,
+        "job_key": build.job_key,
+        "state": build.state.value,
+        "recipe": build.recipe,
+        "job_ids": list(build.job_ids),
+        "server": build.server,
+        "form_path": str(build.form_path) if build.form_path else None,
+        "print_job_id": build.print_job_id,
+        "printer": build.printer,
+        "job_name": build.job_name,
+        "verified_status": build.verified_status,
+        "verified_message": build.verified_message,
+        "reason": build.reason,
+        "created_at": _iso(build.created_at),
+        "updated_at": _iso(build.updated_at),
+        "print_sent_at": _iso(build.print_sent_at),
+        "verified_at": _iso(build.verified_at),
+    }
+
+
+def _transition_to_dict(t: Transition) -> dict[str, Any]:
+    return {
+        "at": _iso(t.at),
+        "from_state": t.from_state.value if t.from_state else None,
+        "to_state": t.to_state.value,
+        "reason": t.reason,
+        "build_id": t.build_id,
+    }
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
+
+
+def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [cell.rjust(w) if i == 0 else cell.ljust(w) for i, (cell, w) in
+                 enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells).rstrip(), file=out)
+
+
+def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
+    if not jobs:
+        print("no jobs", file=out)
+        return
+    rows = [("ID", "STATE", "RECIPE", "FILE", "UPDATED (UTC)", "KEY", "REASON")]
+    rows += [
+        (str(j.id), j.state.value, j.recipe, j.original_name, _when(j.updated_at), j.job_key,
+         j.reason)
+        for j in jobs
+    ]
+    _table(rows, out)
+    count = len(jobs)
+    note = f"{count} job{'s' if count != 1 else ''}"
+    if limit is not None and count == limit:
+        note += f" (the {limit} most recent; --limit 0 shows all)"
+    print(note, file=out)
+
+
+def _write_show(job: Job, build: Build | None, history: Sequence[Transition], out: TextIO) -> None:
+    print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
+    print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    lines: list[tuple[str, str]] = [
+        ("recipe", job.recipe),
+        ("file", str(job.source_path)),
+        ("dropped as", job.original_name),
+    ]
+    if job.content_hash:
+        lines.append(("content", job.content_hash))
+    if job.case_id:
+        lines.append(("case", job.case_id))
+    lines += [("priority", str(job.priority)), ("attempts", str(job.attempts))]
+    if job.fields:
+        lines.append(("fields", json.dumps(dict(job.fields), ensure_ascii=False)))
+    if build is not None:
+        where = f" on {build.server}" if build.server else ""
+        lines.append(("build", f"{build.id}  {build.job_key}  {build.state.value}{where}"))
+        if build.form_path:
+            lines.append(("form", str(build.form_path)))
+    if job.print_job_id or job.printer or (build is not None and build.job_name):
+        sent = f"job {job.print_job_id or '?'} on {job.printer or '?'}"
+        if build is not None and build.job_name:
+            sent += f", named {build.job_name!r}"
+        if build is not None and build.print_sent_at:
+            sent += f", sent {_when(build.print_sent_at)}"
+        lines.append(("print", sent))
+    if job.verified_status or job.verified_at:
+        verified = job.verified_status or "-"
+        if job.verified_at:
+            verified += f" at {_when(job.verified_at)}"
+        if job.verified_message:
+            verified += f": {job.verified_message}"
+        lines.append(("verified", verified))
+    lines += [
+        ("reason", job.reason or "-"),
+        ("created", _when(job.created_at)),
+        ("updated", _when(job.updated_at)),
+    ]
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label.ljust(width)}  {value}", file=out)
+    print(file=out)
+    print("history", file=out)
+    rows = [
+        (
+            _when(t.at),
+            f"{t.from_state.value if t.from_state else '(new)'} -> {t.to_state.value}",
+            t.reason,
+        )
+        for t in history
+    ]
+    width_at = max(len(r[0]) for r in rows)
+    width_move = max(len(r[1]) for r in rows)
+    for at, move, reason in rows:
+        print(f"  {at.ljust(width_at)}  {move.ljust(width_move)}  {reason}".rstrip(), file=out)
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+def _store_path(args: argparse.Namespace) -> Path:
+    if args.store is not None:
+        return Path(args.store)
+    return load_settings(args.settings).store.path
+
+
+def _find(store: SqliteJobStore, text: str) -> Job:
+    cleaned = text.strip()
+    if cleaned.isdigit():
+        return store.get_job(int(cleaned))
+    if normalize_key(cleaned) is None:
+        raise StoreError(
+            f"{text!r} is neither a job id nor a job key",
+            hint="give the number or the PP-... key that `preform-pipeline jobs` lists",
+        )
+    job = store.find_by_key(cleaned)
+    if job is None:
+        raise StoreError(
+            f"{store.path}: no job with key {normalize_key(cleaned)}",
+            hint="`preform-pipeline jobs` lists the jobs",
+        )
+    return job
+
+
+def _list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+    limit = args.limit or None
+    states: frozenset[JobState] | None = None
+    if args.state:
+        states = frozenset().union(*args.state)
+    if not path.exists():
+        # Nothing has run yet: an empty answer, not an error, so scripts can poll.
+        if args.format == "json":
+            _dump({"store": str(path), "jobs": []}, out)
+        else:
+            print(f"no jobs (no job store at {path} yet)", file=out)
+        return EXIT_OK
+    with SqliteJobStore(path, create=False) as store:
+        jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
+    if args.format == "json":
+        _dump({"store": str(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
+    else:
+        _write_list(jobs, limit, out)
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+    with SqliteJobStore(path, create=False) as store:
+        job = _find(store, args.job)
+        build = store.get_build(job.build_id) if job.build_id is not None else None
+        history = store.history(job.id)
+    if args.format == "json":
+        _dump(
+            {
+                "job": job_to_dict(job),
+                "build": _build_to_dict(build) if build else None,
+                "history": [_transition_to_dict(t) for t in history],
+            },
+            out,
+        )
+    else:
+        _write_show(job, build, history, out)
+    return EXIT_OK
+
+
+def _changed(args: argparse.Namespace, job: Job, before: JobState, text: str, out: TextIO) -> int:
+    if args.format == "json":
+        _dump({"job": job_to_dict(job), "previous_state": before.value}, out)
+    else:
+        print(text, file=out)
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
+    with SqliteJobStore(path, create=False) as store:
+        job = _find(store, args.job)
+        before = job.state
+        name = f"job {job.id} ({job.job_key})"
+        if before not in RETRYABLE_STATES:
+            retryable = ", ".join(sorted(s.value for s in RETRYABLE_STATES))
+            if before in FINAL_STATES:
+                why = "it completed; drop the file into the hot folder again for a new job"
+            else:
+                why = "it is still being worked on"
+            print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
+                  "retried.", file=err)
+            return EXIT_FAILURE
+        if before is JobState.UNVERIFIED:
+            printer = f" on {job.printer}" if job.printer else ""
+            print(
+                f"note: the earlier print of {name}{printer} was never verified; if it did "
+                f"print, cancel this retry: preform-pipeline jobs cancel {job.id}",
+                file=err,
+            )
+        job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
+    return _changed(
+        args, job, before,
+        f"{name} queued again (was {before.value}); the hot folder picks it up", out,
+    )
+
+
+def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
+    with SqliteJobStore(path, create=False) as store:
+        job = _find(store, args.job)
+        before = job.state
+        name = f"job {job.id} ({job.job_key})"
+        if before is JobState.CANCELLED:
+            return _changed(args, job, before, f"{name} is already cancelled", out)
+        if before in PRINT_SENT_STATES:
+            build = store.get_build(job.build_id) if job.build_id is not None else None
+            key = build.job_key if build else job.job_key
+            printer = job.printer or (build.printer if build else None) or "its printer"
+            when = "is being sent" if before is JobState.PRINT_SENDING else "was sent"
+            print(
+                f"error: {name} cannot be cancelled here: its print {when} to {printer} "
+                f"(print key {key}). Cancel the print on the printer or in Formlabs Dashboard; "
+                "verification then records the job as aborted.",
+                file=err,
+            )
+            return EXIT_FAILURE
+        if before not in CANCELLABLE_STATES:
+            print(f"error: {name} is {before.value}: it is over, there is nothing to cancel",
+                  file=err)
+            return EXIT_FAILURE
+        build_note = ""
+        if job.build_id is not None:
+            build = store.get_build(job.build_id)
+            if build.state in (JobState.PREPARING, JobState.PREPARED):
+                build_note = f"; build {build.id} will be prepared again without it"
+        job = store.transition(job.id, JobState.CANCELLED, CANCEL_REASON, expect=before)
+    return _changed(args, job, before, f"{name} cancelled (was {before.value}){build_note}", out)
+
+
+_ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path, TextIO, TextIO], int]]] = {
+    "list": lambda a, p, o, e: _list(a, p, o),
+    "show": lambda a, p, o, e: _show(a, p, o),
+    "retry": _retry,
+    "cancel": _cancel,
+}
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    path = _store_path(args)
+    return _ACTIONS[args.action or "list"](args, path, stdout, stderr)

@@ -1,0 +1,218 @@
+"""``preform-pipeline verify``: did the prints of earlier runs finish? Ask the Web API.
+
+::
+
+    preform-pipeline verify [--settings FILE] [--store PATH] [--wait] [--format text|json]
+
+Reads the job store's prints that are still pending (``print_sent``, ``verifying``; and
+``unverified`` ones of the last week, which a late final status may still settle), looks up
+builds whose send was interrupted (``print_sending``: found → ``print_sent``, proven not sent →
+``prepared``), then polls the Formlabs prints feed once, or with ``--wait`` until every print
+ended or passed its deadline (``verify.deadline_s``). Results go into the store (``finished``,
+``aborted``, ``print_error``, ``unverified``, with the printer's message) and the summary.
+One poll costs a few requests however many prints wait (docs/verification.md).
+
+Credentials come from ``PREFORM_PIPELINE_CLIENT_ID`` / ``_SECRET`` (or their ``_FILE`` forms)
+or the settings' ``cloud`` section; refused credentials are reported before anything else.
+
+Exit status: 0 checked (whatever the prints' outcomes: see the summary or ``--format json``);
+1 no credentials, refused credentials, an unusable store or an unreachable Web API; 2 usage
+errors; 130 interrupted (Ctrl-C; what was learnt so far is stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Final, TextIO
+
+from preform_pipeline.config import Settings, load_settings
+from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
+from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.verify.lookup import PrintLookup
+from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
+from preform_pipeline.verify.settings import (
+    check_credentials,
+    credentials_configured,
+    load_cloud_credentials,
+    make_notifier,
+    make_web_client,
+)
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "FORMATS",
+    "HELP",
+    "NAME",
+    "add_arguments",
+    "format_report",
+    "run",
+]
+
+NAME = "verify"
+HELP = "Check the prints of earlier runs in the Formlabs prints feed and record how they ended."
+FORMATS = ("text", "json")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+_HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
+    parser.add_argument(
+        "--store", type=Path, metavar="PATH",
+        help="job store file (default: the settings' store.path)",
+    )
+    parser.add_argument(
+        "--wait", action="store_true",
+        help="poll until every pending print ended or passed its deadline (default: poll once)",
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    try:
+        settings = load_settings(args.settings)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    path = Path(args.store) if args.store is not None else settings.store.path
+    if not path.exists():
+        _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
+        return EXIT_OK
+    try:
+        store = SqliteJobStore(path, create=False)
+    except StoreError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    with store:
+        now = datetime.now(timezone.utc)
+        sending = [b for b in store.interrupted_builds() if b.state is JobState.PRINT_SENDING]
+        if not pending_prints(store, now=now) and not sending:
+            _nothing(args, path, "no pending prints: nothing to verify", stdout)
+            return EXIT_OK
+        return _verify(args, settings, store, path, stdout, stderr)
+
+
+def _verify(
+    args: argparse.Namespace,
+    settings: Settings,
+    store: SqliteJobStore,
+    path: Path,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    cloud = settings.cloud
+    if not credentials_configured(cloud, os.environ):
+        print(
+            "error: no Web API credentials: set PREFORM_PIPELINE_CLIENT_ID and "
+            "PREFORM_PIPELINE_CLIENT_SECRET (or their _FILE forms, or the settings' cloud "
+            "section); create them on the Dashboard's Developer Tools page",
+            file=stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        credentials = load_cloud_credentials(cloud, os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    notifier = make_notifier(settings.verify.notifications)
+    stop = threading.Event()
+    try:
+        with make_web_client(cloud, credentials) as client:
+            check_credentials(client)
+            lookup = PrintLookup(client, grace_s=settings.verify.lookup_grace_s)
+            report = verify_pending(
+                store,
+                client,
+                wait=args.wait,
+                interval_s=settings.verify.interval_s,
+                deadline_s=settings.verify.deadline_s,
+                requests_per_hour=settings.verify.requests_per_hour,
+                lookup=lookup,
+                notifier=notifier,
+                stop=stop,
+            )
+    except CloudAuthError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except CloudError as exc:
+        print(f"error: cannot verify: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if notifier is not None:
+            notifier.close()
+    if args.format == "json":
+        data = {"store": str(path), **report.as_dict()}
+        print(json.dumps(data, indent=2), file=stdout)
+    else:
+        for line in format_report(report):
+            print(line, file=stdout)
+    if report.interrupted:
+        print("interrupted: the prints still pending are checked on the next verify",
+              file=stderr)
+        return EXIT_INTERRUPTED
+    if report.errors:
+        for error in report.errors:
+            print(f"error: the prints feed could not be read: {error}", file=stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _nothing(args: argparse.Namespace, path: Path, text: str, stdout: TextIO) -> None:
+    if args.format == "json":
+        print(json.dumps({"store": str(path), "builds": [], "interrupted_sends": []}, indent=2),
+              file=stdout)
+    else:
+        print(text, file=stdout)
+
+
+def format_report(report: VerifyReport) -> list[str]:
+    """The text summary: interrupted sends, one line per print, then the totals and budget."""
+    lines: list[str] = []
+    for settled in report.settled:
+        lines.append(
+            f"interrupted send {settled.build.job_key}: {settled.decision.replace('_', ' ')} "
+            f"({settled.reason}); now {settled.build.state.value}"
+        )
+    rows = [
+        (
+            b.job_key,
+            b.state.value,
+            b.status,
+            b.printer or "-",
+            b.job_name or "-",
+            (b.message or "")[:80],
+        )
+        for b in report.builds
+    ]
+    if rows:
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths, strict=True)).rstrip())
+        for row in rows:
+            lines.append(
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            )
+    counts = Counter(b.state.value for b in report.builds)
+    summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
+    budget = report.budget
+    plural = "s" if len(report.builds) != 1 else ""
+    lines.append(
+        f"{len(report.builds)} print{plural} checked: {summary}; {report.requests} Web API "
+        f"requests in {report.polls} poll{'s' if report.polls != 1 else ''} "
+        f"({budget.remaining} of {budget.limit} left this hour)"
+    )
+    return lines

@@ -1,0 +1,514 @@
+"""One shared poller that verifies every pending print through the Web API prints feed.
+
+However many prints wait, one poll is a handful of requests::
+
+    GET /prints/?date__gt=<oldest pending send - overlap>&per_page=100            newest first
+    GET /prints/?date__gt=...&page=2 ...   only while the page's oldest run is still inside
+                                           the window and some pending print is unmatched
+
+Each run is matched to a pending print by the job key in its name (``extract_key(run.name)``;
+the executor appends the key with ``embed_key``), or by the print job id the Local API
+returned. A run in ``FINISHED``, ``ABORTED`` or ``ERROR`` ends the print's verification with
+the run's message; a print without a final status ``deadline_s`` after it was sent becomes
+``UNVERIFIED``. Nothing older than the window is read: the history of the account does not
+make a poll more expensive, only the prints still waiting do.
+
+The interval between polls adapts (:meth:`VerificationPoller.next_interval`): it follows the
+soonest estimated finish the feed reports (``estimated_time_remaining_ms``), within
+``min_interval_s`` .. ``max_interval_s``, and never spends more than ``requests_per_hour``
+on verification: a poll that needed five pages waits five times as long as one that needed
+one. That keeps verification far under the hourly budget the client's limiter enforces
+(which still holds everything else back if it must). Every poll logs one ``verify_poll``
+event with the requests it spent and the budget left.
+
+Time comes from ``clock`` and waiting from ``sleep`` (tests pass a
+:class:`~preform_pipeline.cloud.testing.ManualClock` and its ``sleep``), so a simulated day
+runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Final
+
+from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, PrintRun, WebApiClient
+from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
+from preform_pipeline.cloud.clock import Sleep
+from preform_pipeline.errors import CloudAuthError, CloudError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store import JobState, extract_key
+
+__all__ = [
+    "DEFAULT_FEED_OVERLAP_S",
+    "DEFAULT_FINISH_MARGIN_S",
+    "DEFAULT_MAX_POLL_INTERVAL_S",
+    "DEFAULT_MIN_POLL_INTERVAL_S",
+    "DEFAULT_POLL_INTERVAL_S",
+    "DEFAULT_POLL_REQUESTS_PER_HOUR",
+    "DEFAULT_VERIFY_DEADLINE_S",
+    "PendingPrint",
+    "PendingSource",
+    "PollOutcome",
+    "PrintProgress",
+    "VerificationPoller",
+    "VerificationResult",
+    "VerifiedStatus",
+    "describe_duration",
+]
+
+log = get_logger(__name__)
+
+#: Interval between polls while nothing says otherwise (no estimate in the feed yet).
+DEFAULT_POLL_INTERVAL_S: Final = 120.0
+#: Never poll more often than this, however close a print is to finishing: a printer reports
+#: its status to the Dashboard every few seconds, but a finish a minute late costs nothing.
+DEFAULT_MIN_POLL_INTERVAL_S: Final = 30.0
+#: Never wait longer than this between polls, however far the next finish: estimates drift,
+#: and prints fail early.
+DEFAULT_MAX_POLL_INTERVAL_S: Final = 900.0
+#: A print without a final status this long after it was sent is marked ``unverified``.
+#: Long prints (a Form 4L platform) take 15 hours and more, and a print may first wait in a
+#: printer's queue behind another; a later ``preform-pipeline verify`` still settles it.
+DEFAULT_VERIFY_DEADLINE_S: Final = 24 * 3600.0
+#: The feed window starts this long before the oldest pending send (``date__gt``): the
+#: Dashboard stamps ``created_at`` with its own clock, which may be behind this machine's.
+DEFAULT_FEED_OVERLAP_S: Final = 600.0
+#: Most Web API requests verification spends in an hour (each page counts); at 1,500 requests
+#: an hour for the whole account, 60 leaves the rest to everything else.
+DEFAULT_POLL_REQUESTS_PER_HOUR: Final = 60.0
+#: Poll this long after the soonest estimated finish: the printer needs a moment to report it.
+DEFAULT_FINISH_MARGIN_S: Final = 15.0
+
+#: Print statuses after which nothing changes (the Web API's own terminal statuses).
+_TERMINAL: Final[frozenset[str]] = frozenset({"FINISHED", "ABORTED", "ERROR"})
+
+
+class VerifiedStatus(str, Enum):
+    """How a print's verification ended."""
+
+    FINISHED = "FINISHED"
+    ABORTED = "ABORTED"
+    ERROR = "ERROR"
+    UNVERIFIED = "UNVERIFIED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def job_state(self) -> JobState:
+        """The job store state this outcome moves a build (and its jobs) to."""
+        return _STATE_OF[self]
+
+    @property
+    def ok(self) -> bool:
+        return self is VerifiedStatus.FINISHED
+
+
+_STATE_OF: Final[dict[VerifiedStatus, JobState]] = {
+    VerifiedStatus.FINISHED: JobState.FINISHED,
+    VerifiedStatus.ABORTED: JobState.ABORTED,
+    VerifiedStatus.ERROR: JobState.PRINT_ERROR,
+    VerifiedStatus.UNVERIFIED: JobState.UNVERIFIED,
+}
+
+
+@dataclass(frozen=True)
+class PendingPrint:
+    """A print that was sent and whose outcome is not known yet.
+
+    ``key`` is the job key embedded in its name; ``sent_at`` (aware) is when the send started,
+    from which the deadline counts. ``expires=False`` keeps a print from being marked
+    ``unverified`` again (a later ``verify`` of one that already is). The other fields are
+    carried through to the result for reports: the build's store id or name, the name it was
+    sent with, the Local API's print job id and the target printer.
+    """
+
+    key: str
+    sent_at: datetime
+    name: str | None = None
+    build_id: int | None = None
+    job_name: str | None = None
+    print_job_id: str | None = None
+    printer: str | None = None
+    expires: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sent_at.tzinfo is None:
+            raise ValueError(f"sent_at of {self.key} has no time zone")
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """The end of one print's verification: its final status and the printer's message."""
+
+    pending: PendingPrint
+    status: VerifiedStatus
+    message: str | None
+    at: datetime
+    run: PrintRun | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> str:
+        return self.pending.key
+
+    @property
+    def printer(self) -> str | None:
+        if self.run is not None and self.run.printer:
+            return self.run.printer
+        return self.pending.printer
+
+    @property
+    def print_guid(self) -> str | None:
+        return self.run.guid if self.run is not None and self.run.guid else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "job_key": self.key,
+            "name": self.pending.name,
+            "build_id": self.pending.build_id,
+            "status": self.status.value,
+            "state": self.status.job_state.value,
+            "message": self.message,
+            "printer": self.printer,
+            "print_guid": self.print_guid,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class PrintProgress:
+    """A pending print seen in the feed, not finished yet (``QUEUED``, ``PRINTING``...)."""
+
+    pending: PendingPrint
+    run: PrintRun
+
+    @property
+    def remaining_s(self) -> float | None:
+        ms = self.run.estimated_time_remaining_ms
+        return None if ms is None else max(0.0, ms / 1000.0)
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """What one poll found, what it cost, and when the next one should be."""
+
+    results: tuple[VerificationResult, ...]
+    in_progress: tuple[PrintProgress, ...]
+    unseen: tuple[PendingPrint, ...]
+    requests: int
+    pages: int
+    next_interval_s: float
+    budget: BudgetSnapshot
+    error: str | None = None
+
+
+#: The pending prints to verify: a fixed list, or a function asked before every poll (a daemon
+#: whose prints come and go reads them from the job store).
+PendingSource = Sequence[PendingPrint] | Callable[[], Sequence[PendingPrint]]
+
+
+def describe_duration(seconds: float) -> str:
+    """``12 h``, ``1.5 h``, ``20 min``, ``45 s``: for messages, not for parsing."""
+    if seconds >= 3600:
+        hours = seconds / 3600
+        return f"{hours:.0f} h" if hours == int(hours) else f"{hours:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
+
+
+class VerificationPoller:
+    """Verifies many pending prints with one shared poll per interval (module docstring).
+
+    ``poll(pending)`` does one poll and returns everything it learnt; ``poll_once(pending)``
+    only the prints that ended; ``run_until(pending, stop_event)`` polls until every print
+    ended (or ``stop_event`` is set). Thread-safe for one caller at a time.
+    """
+
+    def __init__(
+        self,
+        client: WebApiClient,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        sleep: Sleep | None = None,
+        interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        min_interval_s: float = DEFAULT_MIN_POLL_INTERVAL_S,
+        max_interval_s: float = DEFAULT_MAX_POLL_INTERVAL_S,
+        deadline_s: float = DEFAULT_VERIFY_DEADLINE_S,
+        overlap_s: float = DEFAULT_FEED_OVERLAP_S,
+        requests_per_hour: float = DEFAULT_POLL_REQUESTS_PER_HOUR,
+        finish_margin_s: float = DEFAULT_FINISH_MARGIN_S,
+        per_page: int = DEFAULT_PER_PAGE,
+    ) -> None:
+        for name, value in (
+            ("interval_s", interval_s),
+            ("deadline_s", deadline_s),
+            ("requests_per_hour", requests_per_hour),
+            ("max_interval_s", max_interval_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be more than 0, not {value}")
+        if overlap_s < 0 or min_interval_s < 0 or finish_margin_s < 0:
+            raise ValueError("overlap_s, min_interval_s and finish_margin_s must not be negative")
+        self.client = client
+        self.clock = clock
+        self.interval_s = float(interval_s)
+        # A caller asking for a short interval (a test, a small lab) gets it as the floor too;
+        # the request budget below still bounds what that costs.
+        self.min_interval_s = min(float(min_interval_s), self.interval_s)
+        self.max_interval_s = max(float(max_interval_s), self.interval_s)
+        self.deadline_s = float(deadline_s)
+        self.overlap_s = float(overlap_s)
+        self.requests_per_hour = float(requests_per_hour)
+        # Never later than a base interval after the estimate (a short test interval too).
+        self.finish_margin_s = min(float(finish_margin_s), self.interval_s)
+        self.per_page = per_page
+        self._sleep = sleep
+        self._failures = 0
+        self._lock = threading.Lock()
+        #: Polls made and requests they spent since this poller was made (for reports).
+        self.polls = 0
+        self.requests = 0
+
+    # -- one poll -----------------------------------------------------------------------------
+
+    def poll_once(self, pending: Sequence[PendingPrint]) -> list[VerificationResult]:
+        """One poll; the prints it found ended (or whose deadline passed)."""
+        return list(self.poll(pending).results)
+
+    def poll(self, pending: Sequence[PendingPrint]) -> PollOutcome:
+        """One shared poll for every print in ``pending`` (see the module docstring).
+
+        A Web API failure other than refused credentials does not raise: the prints whose
+        deadline passed are still marked, the failure is in ``error``, and the next interval
+        backs off. Refused credentials (:class:`~preform_pipeline.errors.CloudAuthError`)
+        raise, because no later poll can succeed.
+        """
+        with self._lock:
+            return self._poll(list(pending))
+
+    def _poll(self, pending: list[PendingPrint]) -> PollOutcome:
+        if not pending:
+            return PollOutcome((), (), (), 0, 0, self.interval_s, self.client.budget())
+        before = self.client.budget().total
+        matched: dict[str, PrintRun] = {}
+        error: str | None = None
+        pages = 0
+        try:
+            pages = self._read_feed(pending, matched)
+            self._failures = 0
+        except CloudAuthError:
+            raise
+        except CloudError as exc:
+            self._failures += 1
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("verify_poll_failed", error=error, failures=self._failures)
+        now = self.clock.now()
+        results: list[VerificationResult] = []
+        progress: list[PrintProgress] = []
+        unseen: list[PendingPrint] = []
+        for item in pending:
+            run = matched.get(item.key)
+            if run is not None and run.status in _TERMINAL:
+                status = VerifiedStatus(run.status)
+                results.append(VerificationResult(item, status, _message(run), now, run))
+                continue
+            if item.expires and now >= item.sent_at + timedelta(seconds=self.deadline_s):
+                results.append(
+                    VerificationResult(
+                        item, VerifiedStatus.UNVERIFIED, self._overdue(run), now, run
+                    )
+                )
+                continue
+            if run is not None:
+                progress.append(PrintProgress(item, run))
+            else:
+                unseen.append(item)
+        budget = self.client.budget()
+        spent = max(0, budget.total - before)
+        self.polls += 1
+        self.requests += spent
+        interval = self.next_interval(
+            progress, unseen, requests=spent, budget=budget, now=now, failed=error is not None
+        )
+        log.info(
+            "verify_poll",
+            pending=len(pending),
+            finished=len(results),
+            in_progress=len(progress),
+            unseen=len(unseen),
+            requests=spent,
+            pages=pages,
+            budget_spent=budget.spent,
+            budget_left=budget.remaining,
+            budget_limit=budget.limit,
+            next_interval_s=round(interval, 1),
+            error=error,
+        )
+        return PollOutcome(
+            tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error
+        )
+
+    def _read_feed(self, pending: list[PendingPrint], matched: dict[str, PrintRun]) -> int:
+        """Read newest-first pages of the window; fill ``matched`` (key -> newest run)."""
+        by_key = {p.key: p for p in pending}
+        by_job_id = {p.print_job_id: p for p in pending if p.print_job_id}
+        window_start = min(p.sent_at for p in pending) - timedelta(seconds=self.overlap_s)
+        page_number: int | None = 1
+        pages = 0
+        while page_number is not None:
+            page = self.client.list_prints_page(
+                page_number, self.per_page, date__gt=window_start
+            )
+            pages += 1
+            oldest: datetime | None = None
+            for run in page.items:
+                if run.created_at is not None and (oldest is None or run.created_at < oldest):
+                    oldest = run.created_at
+                item = _match(run, by_key, by_job_id)
+                if item is None:
+                    continue
+                if item.key in matched:
+                    if matched[item.key].guid != run.guid:
+                        # Two prints carry one key: the print was sent twice.
+                        log.warning(
+                            "verify_duplicate_print",
+                            job_key=item.key,
+                            newest=matched[item.key].guid,
+                            other=run.guid,
+                        )
+                    continue
+                matched[item.key] = run  # newest first: the first one seen is the newest
+            if len(matched) == len(by_key):
+                break  # everything waiting is accounted for
+            if oldest is not None and oldest <= window_start:
+                break  # the server ignored date__gt: stop at the window's edge anyway
+            page_number = page.next_page
+        return pages
+
+    def _overdue(self, run: PrintRun | None) -> str:
+        waited = describe_duration(self.deadline_s)
+        if run is None:
+            return f"no final status within {waited}: the print never showed in the prints feed"
+        where = f" on {run.printer}" if run.printer else ""
+        return f"no final status within {waited}: last seen {run.status}{where}"
+
+    # -- pacing -------------------------------------------------------------------------------
+
+    def next_interval(
+        self,
+        progress: Sequence[PrintProgress],
+        unseen: Sequence[PendingPrint],
+        *,
+        requests: int,
+        budget: BudgetSnapshot,
+        now: datetime,
+        failed: bool = False,
+    ) -> float:
+        """Seconds until the next poll.
+
+        The soonest estimated finish (plus a margin), within the min/max interval; sooner if a
+        deadline falls earlier; never sooner than ``requests_per_hour`` allows for a poll of
+        ``requests`` requests; the longest interval while the hourly budget is nearly spent;
+        doubling after failures.
+        """
+        if failed:
+            backoff = self.interval_s * 2.0 ** min(self._failures, 10)
+            return min(self.max_interval_s, max(self.min_interval_s, backoff))
+        estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
+        unknown = len(estimates) < len(progress) or bool(unseen)
+        wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s
+        if unknown:
+            wanted = min(wanted, self.interval_s)
+        interval = min(self.max_interval_s, max(self.min_interval_s, wanted))
+        deadlines = [
+            (item.sent_at + timedelta(seconds=self.deadline_s) - now).total_seconds()
+            for item in [*(p.pending for p in progress), *unseen]
+            if item.expires
+        ]
+        if deadlines:
+            interval = min(interval, max(self.min_interval_s, min(deadlines)))
+        # Budget: a poll of N requests waits N times the per-request share of the hour.
+        interval = max(interval, requests * 3600.0 / self.requests_per_hour)
+        if budget.remaining < max(1, requests) * 2:
+            interval = max(interval, self.max_interval_s)
+        return interval
+
+    # -- until done ---------------------------------------------------------------------------
+
+    def run_until(
+        self,
+        pending: PendingSource,
+        stop_event: threading.Event | None = None,
+        *,
+        on_result: Callable[[VerificationResult], None] | None = None,
+        on_progress: Callable[[PrintProgress], None] | None = None,
+        keep_running: bool = False,
+    ) -> list[VerificationResult]:
+        """Poll until every pending print ended, or ``stop_event`` is set.
+
+        ``pending`` is a list, or a function returning the prints pending now (read before
+        every poll). ``on_result`` and ``on_progress`` are called from this thread as results
+        and sightings come in. With ``keep_running`` (a daemon) an empty list does not end
+        the loop; only ``stop_event`` does. Returns every result, in the order found.
+        """
+        stop = stop_event if stop_event is not None else threading.Event()
+        fixed: list[PendingPrint] | None = None if callable(pending) else list(pending)
+
+        def current_source() -> Iterable[PendingPrint]:
+            if fixed is not None:
+                return fixed
+            assert callable(pending)
+            return pending()
+
+        settled: set[str] = set()
+        found: list[VerificationResult] = []
+        while not stop.is_set():
+            current = [p for p in current_source() if p.key not in settled]
+            if not current and not keep_running:
+                break
+            outcome = self.poll(current)
+            for result in outcome.results:
+                settled.add(result.key)
+                found.append(result)
+                if on_result is not None:
+                    on_result(result)
+            if on_progress is not None:
+                for sighting in outcome.in_progress:
+                    on_progress(sighting)
+            if fixed is not None and len(settled) >= len({p.key for p in fixed}):
+                break
+            self._wait(outcome.next_interval_s, stop)
+        return found
+
+    def _wait(self, seconds: float, stop: threading.Event) -> None:
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            stop.wait(seconds)
+
+
+def _match(
+    run: PrintRun,
+    by_key: dict[str, PendingPrint],
+    by_job_id: dict[str, PendingPrint],
+) -> PendingPrint | None:
+    key = extract_key(run.name) if run.name else None
+    if key is not None and key in by_key:
+        return by_key[key]
+    for job_id in (run.print_job, run.guid):
+        if job_id and job_id in by_job_id:
+            return by_job_id[job_id]
+    return None
+
+
+def _message(run: PrintRun) -> str | None:
+    text = (run.message or "").strip()
+    return text or None

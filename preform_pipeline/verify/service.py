@@ -1,0 +1,318 @@
+"""Verifying the job store's pending prints: the glue between the poller and the store.
+
+:func:`verify_pending` is what ``preform-pipeline verify`` (and a daemon) runs:
+
+1. settle builds left in ``print_sending`` by a crash (:func:`~.lookup.settle_interrupted_sends`:
+   found → ``print_sent``; not found after the grace period → ``prepared``, safe to resend);
+2. read the pending prints (``print_sent``, ``verifying``; and ``unverified`` ones sent within
+   ``unverified_lookback_s``, which a late final status may still settle);
+3. poll once, or until every one ended (``wait=True``), writing each result to the store as it
+   comes: ``verifying`` when first seen in the feed, then ``finished``, ``aborted``,
+   ``print_error`` or ``unverified`` with the printer's message, on the build and its jobs;
+4. notify (webhook / command) of each print that ended, without waiting for delivery.
+
+Every store write is a compare-and-set: if someone else moved the build meanwhile (a user
+retried it), the result is logged and skipped, never forced.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, WebApiClient
+from preform_pipeline.cloud.clock import Sleep
+from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store import Build, JobState, JobStore
+from preform_pipeline.verify.lookup import PrintLookup, SettledSend, settle_interrupted_sends
+from preform_pipeline.verify.notify import Notifier, notification_for_status
+from preform_pipeline.verify.poller import (
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_POLL_REQUESTS_PER_HOUR,
+    DEFAULT_VERIFY_DEADLINE_S,
+    PendingPrint,
+    PrintProgress,
+    VerificationPoller,
+    VerificationResult,
+    VerifiedStatus,
+)
+
+__all__ = [
+    "DEFAULT_UNVERIFIED_LOOKBACK_S",
+    "BuildVerification",
+    "VerifyReport",
+    "apply_result",
+    "mark_in_progress",
+    "pending_prints",
+    "verify_pending",
+]
+
+log = get_logger(__name__)
+
+#: ``unverified`` builds sent within this long are looked at again by ``verify``: a print that
+#: outlived its deadline (a long queue) still gets its final status recorded.
+DEFAULT_UNVERIFIED_LOOKBACK_S: Final = 7 * 24 * 3600.0
+
+_ACTIVE: Final = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.UNVERIFIED)
+
+
+@dataclass(frozen=True)
+class BuildVerification:
+    """One build's line in the ``verify`` summary."""
+
+    build_id: int
+    job_key: str
+    job_name: str | None
+    state: JobState
+    status: str
+    message: str | None
+    printer: str | None
+    print_job_id: str | None
+    changed: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "build_id": self.build_id,
+            "job_key": self.job_key,
+            "job_name": self.job_name,
+            "state": self.state.value,
+            "status": self.status,
+            "message": self.message,
+            "printer": self.printer,
+            "print_job_id": self.print_job_id,
+            "changed": self.changed,
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a :func:`verify_pending` call did."""
+
+    builds: tuple[BuildVerification, ...]
+    settled: tuple[SettledSend, ...]
+    polls: int
+    requests: int
+    budget: BudgetSnapshot
+    interrupted: bool = False
+    errors: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "builds": [b.as_dict() for b in self.builds],
+            "interrupted_sends": [
+                {"build_id": s.build.id, "job_key": s.build.job_key, "decision": s.decision,
+                 "reason": s.reason, "state": s.build.state.value}
+                for s in self.settled
+            ],
+            "polls": self.polls,
+            "requests": self.requests,
+            "budget": self.budget.as_dict(),
+            "interrupted": self.interrupted,
+            "errors": list(self.errors),
+        }
+
+
+def pending_prints(
+    store: JobStore,
+    *,
+    now: datetime,
+    unverified_lookback_s: float = DEFAULT_UNVERIFIED_LOOKBACK_S,
+) -> list[PendingPrint]:
+    """The store's builds whose print is watched, as the poller's pending prints."""
+    found: list[PendingPrint] = []
+    for build in store.pending_prints():
+        found.append(_pending(build, expires=True))
+    if unverified_lookback_s > 0:
+        horizon = now - timedelta(seconds=unverified_lookback_s)
+        for build in store.list_builds(state=JobState.UNVERIFIED):
+            sent = build.print_sent_at or build.updated_at
+            if sent >= horizon:
+                found.append(_pending(build, expires=False))
+    return found
+
+
+def _pending(build: Build, *, expires: bool) -> PendingPrint:
+    return PendingPrint(
+        key=build.job_key,
+        sent_at=build.print_sent_at or build.updated_at,
+        name=build.job_name or build.job_key,
+        build_id=build.id,
+        job_name=build.job_name,
+        print_job_id=build.print_job_id,
+        printer=build.printer,
+        expires=expires,
+    )
+
+
+def apply_result(store: JobStore, result: VerificationResult) -> Build | None:
+    """Write one print's final status onto its build (and jobs); None if it moved meanwhile.
+
+    ``unverified`` over ``unverified`` is no change (the build is returned as it is).
+    """
+    build_id = result.pending.build_id
+    if build_id is None:
+        return None
+    target = result.status.job_state
+    reason = f"print {result.status.value}"
+    if result.message:
+        reason += f": {result.message}"
+    if result.printer:
+        reason += f" (on {result.printer})"
+    try:
+        current = store.get_build(build_id)
+        if current.state is target:
+            return current
+        return store.transition_build(
+            build_id,
+            target,
+            reason,
+            expect=_ACTIVE,
+            verified_status=result.status.value,
+            verified_message=result.message,
+            printer=result.printer or current.printer,
+        )
+    except StoreConflictError as exc:
+        log.info("verify_result_skipped", build=build_id, job_key=result.key, error=str(exc))
+        return None
+
+
+def mark_in_progress(store: JobStore, progress: PrintProgress) -> Build | None:
+    """A print first seen in the feed: ``print_sent`` (or ``unverified``) → ``verifying``."""
+    build_id = progress.pending.build_id
+    if build_id is None:
+        return None
+    try:
+        current = store.get_build(build_id)
+        if current.state not in (JobState.PRINT_SENT, JobState.UNVERIFIED):
+            return current
+        where = f" on {progress.run.printer}" if progress.run.printer else ""
+        return store.transition_build(
+            build_id,
+            JobState.VERIFYING,
+            f"in the prints feed: {progress.run.status}{where}",
+            expect=current.state,
+            printer=progress.run.printer or current.printer,
+        )
+    except StoreConflictError as exc:
+        log.info("verify_progress_skipped", build=build_id, error=str(exc))
+        return None
+
+
+def verify_pending(
+    store: JobStore,
+    client: WebApiClient,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Sleep | None = None,
+    wait: bool = False,
+    interval_s: float = DEFAULT_POLL_INTERVAL_S,
+    deadline_s: float = DEFAULT_VERIFY_DEADLINE_S,
+    requests_per_hour: float = DEFAULT_POLL_REQUESTS_PER_HOUR,
+    lookup: PrintLookup | None = None,
+    notifier: Notifier | None = None,
+    stop: threading.Event | None = None,
+    unverified_lookback_s: float = DEFAULT_UNVERIFIED_LOOKBACK_S,
+    poller: VerificationPoller | None = None,
+) -> VerifyReport:
+    """Settle interrupted sends, then verify the store's pending prints (module docstring).
+
+    One poll, or with ``wait`` polls until every print ended (or ``stop`` is set).
+    Refused credentials raise :class:`~preform_pipeline.errors.CloudAuthError`.
+    """
+    stop = stop if stop is not None else threading.Event()
+    poller = poller or VerificationPoller(
+        client,
+        clock=clock,
+        sleep=sleep,
+        interval_s=interval_s,
+        deadline_s=deadline_s,
+        requests_per_hour=requests_per_hour,
+    )
+    settled = tuple(settle_interrupted_sends(store, lookup)) if lookup is not None else ()
+    pending = pending_prints(store, now=clock.now(), unverified_lookback_s=unverified_lookback_s)
+    before = {p.build_id: store.get_build(p.build_id).state for p in pending if p.build_id}
+    polls_before, requests_before = poller.polls, poller.requests
+    errors: list[str] = []
+    seen: dict[int, VerificationResult | PrintProgress] = {}
+
+    def on_result(result: VerificationResult) -> None:
+        apply_result(store, result)
+        if result.pending.build_id is not None:
+            seen[result.pending.build_id] = result
+        if notifier is not None and not (
+            result.status is VerifiedStatus.UNVERIFIED and not result.pending.expires
+        ):
+            notifier.notify(
+                notification_for_status(
+                    result.status.value,
+                    job_key=result.key,
+                    name=result.pending.job_name,
+                    message=result.message,
+                    printer=result.printer,
+                    print_job_id=result.pending.print_job_id or result.print_guid,
+                )
+            )
+
+    def on_progress(progress: PrintProgress) -> None:
+        mark_in_progress(store, progress)
+        if progress.pending.build_id is not None:
+            seen[progress.pending.build_id] = progress
+
+    interrupted = False
+    if pending:
+        if wait:
+            try:
+                poller.run_until(pending, stop, on_result=on_result, on_progress=on_progress)
+            except KeyboardInterrupt:
+                interrupted = True
+        else:
+            outcome = poller.poll(pending)
+            for result in outcome.results:
+                on_result(result)
+            for progress in outcome.in_progress:
+                on_progress(progress)
+            if outcome.error:
+                errors.append(outcome.error)
+    interrupted = interrupted or stop.is_set()
+    rows = tuple(_row(store, p, before.get(p.build_id), seen.get(p.build_id or -1))
+                 for p in pending if p.build_id is not None)
+    return VerifyReport(
+        builds=rows,
+        settled=settled,
+        polls=poller.polls - polls_before,
+        requests=poller.requests - requests_before,
+        budget=client.budget(),
+        interrupted=interrupted,
+        errors=tuple(errors),
+    )
+
+
+def _row(
+    store: JobStore,
+    pending: PendingPrint,
+    before: JobState | None,
+    seen: VerificationResult | PrintProgress | None,
+) -> BuildVerification:
+    assert pending.build_id is not None
+    build = store.get_build(pending.build_id)
+    if isinstance(seen, VerificationResult):
+        status, message = seen.status.value, seen.message
+    elif isinstance(seen, PrintProgress):
+        status, message = seen.run.status, None
+    else:
+        status = build.verified_status or "not in the prints feed yet"
+        message = build.verified_message
+    return BuildVerification(
+        build_id=build.id,
+        job_key=build.job_key,
+        job_name=build.job_name,
+        state=build.state,
+        status=status,
+        message=message,
+        printer=build.printer,
+        print_job_id=build.print_job_id,
+        changed=before is not None and before is not build.state,
+    )

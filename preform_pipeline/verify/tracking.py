@@ -1,0 +1,557 @@
+"""Printing and verifying a run's builds: the implementation of :mod:`.hooks`.
+
+:class:`PrintTracking` is handed to the executor (``RunOptions(print_tracking=...)``). Per
+build it
+
+* gives the build a **job key** and embeds it in the print's job name (``embed_key``): the key
+  of the build's job-store build when a store is in use, the build's name when that is a key
+  (the hot folder names builds so), else a new one for this run;
+* resolves ``printer: auto`` through :func:`~.targets.select_printer` (Web API printer status
+  when a client is configured, else the build's PreFormServer's device list), never picking
+  the same printer for two builds of one run;
+* with a job store, makes the send **durable before acting**: ``print_sending`` (with job name
+  and printer) before the request, ``print_sent`` (with the job id) after the answer,
+  ``failed`` on a refusal; a build already in ``print_sending`` (an earlier send interrupted by
+  a crash) is looked up first (:class:`~.lookup.PrintLookup`) and only resent when the lookup
+  proves it was never accepted; a build already sent is never sent again.
+
+After the run, :meth:`PrintTracking.after_run` verifies every print sent, with one shared
+poller (:class:`~.poller.VerificationPoller`), until each ended or passed its deadline, and
+fills each build's ``verify`` status and message in the run result (and the store). Builds
+that failed are notified too.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from preform_pipeline.cloud import SYSTEM_CLOCK, Clock, WebApiClient
+from preform_pipeline.errors import (
+    CloudAuthError,
+    CloudError,
+    PipelineError,
+    PrintLookupError,
+    StoreError,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store import JobState, JobStore, embed_key, is_key, new_key
+from preform_pipeline.verify.hooks import VERIFY_PENDING
+from preform_pipeline.verify.lookup import PrintLookup
+from preform_pipeline.verify.notify import Notification, Notifier, notification_for_status
+from preform_pipeline.verify.poller import (
+    PendingPrint,
+    PrintProgress,
+    VerificationPoller,
+    VerificationResult,
+    VerifiedStatus,
+)
+from preform_pipeline.verify.service import apply_result, mark_in_progress
+from preform_pipeline.verify.settings import (
+    CloudSettings,
+    VerifySettings,
+    check_credentials,
+    credentials_configured,
+    load_cloud_credentials,
+    make_notifier,
+    make_web_client,
+)
+from preform_pipeline.verify.targets import LocalApiDevices, WebApiPrinters, is_auto_target
+from preform_pipeline.verify.targets import select_printer as _select
+
+if TYPE_CHECKING:
+    from preform_pipeline.api import PreFormClient
+    from preform_pipeline.executor.state import BuildOutcome, RunResult
+    from preform_pipeline.plan.builds import BuildPlan
+    from preform_pipeline.recipes.model import Recipe
+
+__all__ = [
+    "FAILED_VERIFY_STATES",
+    "BuildTracker",
+    "PrintTracking",
+    "SentPrint",
+    "tracking_for_run",
+    "verification_failed",
+    "verification_lines",
+]
+
+log = get_logger(__name__)
+
+UNVERIFIED = VerifiedStatus.UNVERIFIED
+
+#: ``verify`` values of a build whose print did not finish: the run did not do its job.
+FAILED_VERIFY_STATES: frozenset[str] = frozenset(
+    {JobState.ABORTED.value, JobState.PRINT_ERROR.value, JobState.UNVERIFIED.value}
+)
+
+_ALREADY_SENT = frozenset({JobState.PRINT_SENT, JobState.VERIFYING}) | (
+    frozenset({JobState.FINISHED, JobState.ABORTED, JobState.PRINT_ERROR, JobState.UNVERIFIED})
+)
+_NOT_PREPARED_YET = (JobState.PROCESSING, JobState.PREPARING)
+
+
+@dataclass(frozen=True)
+class SentPrint:
+    """A print this run sent (or found already sent), as the poller will need it."""
+
+    build: str
+    key: str
+    sent_at: datetime
+    job_name: str
+    printer: str
+    job_id: str | None
+    build_id: int | None = None
+
+
+class PrintTracking:
+    """Job keys, printer policy, durable sends and verification for one run (module docstring).
+
+    ``client``: the Web API (None: no verification, ``auto`` reads the Local API, an
+    interrupted send cannot be looked up). ``store`` and ``build_ids`` (executor build name →
+    store build id): the job store to write sends into. ``poller`` verifies after the run
+    (None: prints are not verified); ``lookup`` settles interrupted sends; ``notifier`` reports
+    ends and failures. ``recipe`` and ``run_id`` go into notifications.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: WebApiClient | None = None,
+        store: JobStore | None = None,
+        build_ids: Mapping[str, int] | None = None,
+        poller: VerificationPoller | None = None,
+        lookup: PrintLookup | None = None,
+        notifier: Notifier | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        recipe: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.build_ids = dict(build_ids or {})
+        self.poller = poller
+        self.lookup = lookup
+        self.notifier = notifier
+        self.clock = clock
+        self.recipe = recipe
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._claimed: dict[str, str] = {}  # printer -> build that chose it
+        self._sent: dict[str, SentPrint] = {}
+
+    @property
+    def verifies(self) -> bool:
+        return self.poller is not None
+
+    def close(self) -> None:
+        """Deliver queued notifications (briefly) and close the Web API client."""
+        if self.notifier is not None:
+            self.notifier.close()
+        if self.client is not None:
+            self.client.close()
+
+    @property
+    def sent(self) -> tuple[SentPrint, ...]:
+        with self._lock:
+            return tuple(self._sent.values())
+
+    def for_build(self, build: BuildPlan) -> BuildTracker:
+        build_id = self.build_ids.get(build.name)
+        key: str | None = None
+        if build_id is not None and self.store is not None:
+            key = self.store.get_build(build_id).job_key
+        elif is_key(build.name):
+            key = build.name  # the hot folder names its builds by their store key
+        return BuildTracker(self, build.name, key or new_key(), build_id)
+
+    # -- used by the build trackers (their threads) ------------------------------------------
+
+    def choose_printer(self, build: str, recipe: Recipe, client: PreFormClient) -> str:
+        machine_type = recipe.scene.machine_type
+        material = recipe.scene.material_code
+        if not machine_type or not material:
+            raise PipelineError(
+                "printer: auto needs the scene's machine_type and material_code",
+                hint="name both in the recipe's scene, or name a printer",
+            )
+        source = (
+            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
+        )
+        with self._lock:
+            taken = {p for p, owner in self._claimed.items() if owner != build}
+            chosen = _select(source, machine_type, material, exclude=taken)
+            self._claimed[chosen.name] = build
+        return chosen.name
+
+    def record(self, sent: SentPrint) -> None:
+        with self._lock:
+            self._sent[sent.build] = sent
+
+    def notify(self, event: str, **fields: Any) -> None:
+        if self.notifier is not None:
+            self.notifier.notify(
+                Notification(event=event, recipe=self.recipe, run_id=self.run_id, **fields)
+            )
+
+    # -- after the run ------------------------------------------------------------------------
+
+    def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
+        """Verify what the run printed; see :meth:`~.hooks.PrintHooks.after_run`."""
+        for outcome in result.outcomes:
+            self._notify_failure(outcome)
+        sent = {s.build: s for s in self.sent}
+        pending = [
+            PendingPrint(
+                key=s.key,
+                sent_at=s.sent_at,
+                name=s.build,
+                build_id=s.build_id,
+                job_name=s.job_name,
+                print_job_id=s.job_id,
+                printer=s.printer,
+            )
+            for o in result.outcomes
+            if o.verify == VERIFY_PENDING and (s := sent.get(o.name)) is not None
+        ]
+        if self.poller is None or not pending:
+            return result
+        results: dict[str, VerificationResult] = {}
+        interrupted = False
+        error: str | None = None
+        polls, requests = self.poller.polls, self.poller.requests
+        try:
+            for found in self.poller.run_until(
+                pending, stop, on_result=self._on_result, on_progress=self._on_progress
+            ):
+                results[found.pending.name or found.key] = found
+        except KeyboardInterrupt:
+            stop.set()
+        except CloudError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("verification_failed", error=error)
+            self.notify("verification_failed", message=error)
+        interrupted = stop.is_set() and len(results) < len(pending)
+        outcomes = [self._outcome(o, results.get(o.name), error) for o in result.outcomes]
+        summary: dict[str, Any] = {
+            "prints": len(pending),
+            "verified": sum(1 for r in results.values() if r.status is not UNVERIFIED),
+            "unverified": sum(1 for r in results.values() if r.status is UNVERIFIED),
+            "pending": len(pending) - len(results),
+            "polls": self.poller.polls - polls,
+            "requests": self.poller.requests - requests,
+            "error": error,
+        }
+        if self.client is not None:
+            summary["budget"] = self.client.budget().as_dict()
+        log.info("run_verified", **{k: v for k, v in summary.items() if k != "budget"})
+        return replace(
+            result,
+            outcomes=tuple(outcomes),
+            verification=summary,
+            cancelled=result.cancelled or interrupted,
+        )
+
+    def _outcome(
+        self, outcome: BuildOutcome, found: VerificationResult | None, error: str | None
+    ) -> BuildOutcome:
+        if outcome.verify != VERIFY_PENDING or outcome.name not in {s.build for s in self.sent}:
+            return outcome
+        if found is not None:
+            return replace(
+                outcome, verify=found.status.job_state.value, verify_message=found.message
+            )
+        why = f"verification stopped ({error})" if error else "verification was interrupted"
+        if self.store is not None:
+            why += "; `preform-pipeline verify` checks it later"
+        return replace(outcome, verify_message=why)
+
+    def _on_result(self, result: VerificationResult) -> None:
+        if self.store is not None and result.pending.build_id is not None:
+            try:
+                apply_result(self.store, result)
+            except StoreError as exc:
+                log.error("verify_result_unrecorded", job_key=result.key, error=str(exc))
+        self._notify(result)
+
+    def _on_progress(self, progress: PrintProgress) -> None:
+        if self.store is not None and progress.pending.build_id is not None:
+            try:
+                mark_in_progress(self.store, progress)
+            except StoreError as exc:
+                log.warning("verify_progress_unrecorded", job_key=progress.pending.key,
+                            error=str(exc))
+
+    def _notify(self, result: VerificationResult) -> None:
+        if self.notifier is None:
+            return
+        self.notifier.notify(
+            notification_for_status(
+                result.status.value,
+                job_key=result.key,
+                name=result.pending.name,
+                message=result.message,
+                printer=result.printer,
+                print_job_id=result.pending.print_job_id or result.print_guid,
+                recipe=self.recipe,
+                run_id=self.run_id,
+            )
+        )
+
+    def _notify_failure(self, outcome: BuildOutcome) -> None:
+        status = outcome.status.value
+        if status not in ("failed", "print_unconfirmed"):
+            return
+        sent = {s.build: s for s in self.sent}.get(outcome.name)
+        self.notify(
+            "build_failed" if status == "failed" else "print_unconfirmed",
+            job_key=sent.key if sent is not None else None,
+            name=outcome.name,
+            status=status,
+            message=outcome.reason,
+        )
+
+
+class BuildTracker:
+    """One build's hooks (:class:`~.hooks.BuildPrintHooks`); used from the build's thread."""
+
+    def __init__(
+        self, tracking: PrintTracking, build: str, key: str, build_id: int | None
+    ) -> None:
+        self.tracking = tracking
+        self.build = build
+        self._key = key
+        self.build_id = build_id
+        self._pending_send: tuple[str, str, datetime] | None = None
+
+    def __repr__(self) -> str:
+        return f"BuildTracker({self.build!r}, key={self._key!r}, build_id={self.build_id})"
+
+    @property
+    def job_key(self) -> str:
+        return self._key
+
+    @property
+    def verifies(self) -> bool:
+        return self.tracking.verifies
+
+    def resolve_printer(self, printer: str, recipe: Recipe, client: PreFormClient) -> str:
+        if not is_auto_target(printer):
+            return printer
+        return self.tracking.choose_printer(self.build, recipe, client)
+
+    def job_name(self, name: str) -> str:
+        return embed_key(name, self._key)
+
+    # -- the send -----------------------------------------------------------------------------
+
+    def before_send(self, job_name: str, printer: str) -> str | None:
+        now = self.tracking.clock.now()
+        self._pending_send = (job_name, printer, now)
+        store = self.tracking.store
+        if store is None or self.build_id is None:
+            return None
+        build = store.get_build(self.build_id)
+        if build.state in _NOT_PREPARED_YET:
+            # The caller did not record the preparation; the print step proves it happened.
+            if build.state is JobState.PROCESSING:
+                build = store.transition_build(
+                    build.id, JobState.PREPARING, "being prepared", expect=JobState.PROCESSING
+                )
+            build = store.transition_build(
+                build.id, JobState.PREPARED, "prepared", expect=JobState.PREPARING
+            )
+        if build.state is JobState.PRINT_SENDING:
+            found = self._look_up(build.print_sent_at or build.updated_at, build.printer)
+            if found is not None:
+                return found
+            build = store.get_build(self.build_id)
+        if build.state in _ALREADY_SENT:
+            log.warning("print_already_sent", job_key=self._key, state=build.state.value,
+                        job_id=build.print_job_id)
+            self._record(build.print_job_id, build.printer or printer,
+                         build.print_sent_at or now, build.job_name or job_name)
+            return build.print_job_id or self._key
+        if build.state is not JobState.PREPARED:
+            raise PipelineError(
+                f"build {self._key} is {build.state.value} in the job store; it is not printed",
+                hint="a user or another process changed it; see `preform-pipeline jobs show "
+                f"{self._key}`",
+            )
+        store.transition_build(
+            build.id,
+            JobState.PRINT_SENDING,
+            f"sending the print to {printer}",
+            expect=JobState.PREPARED,
+            job_name=job_name,
+            printer=printer,
+        )
+        return None
+
+    def _look_up(self, sent_at: datetime, printer: str | None) -> str | None:
+        """An earlier send of this build was interrupted: found → print_sent, its job id;
+        proven not sent → back to prepared (None: send); undecidable → PrintLookupError."""
+        store = self.tracking.store
+        assert store is not None and self.build_id is not None
+        lookup = self.tracking.lookup
+        if lookup is None:
+            raise PrintLookupError(
+                self._key,
+                "an earlier send of this build was interrupted and there are no Web API "
+                "credentials to look it up; it is not sent again",
+            )
+        try:
+            found = lookup.wait_for(self._key, sent_at=sent_at, printer=printer)
+        except CloudError as exc:
+            raise PrintLookupError(
+                self._key,
+                f"an earlier send of this build was interrupted and the lookup failed: {exc}",
+            ) from exc
+        if found is None:
+            store.transition_build(
+                self.build_id,
+                JobState.PREPARED,
+                "an interrupted send was not found in the prints feed, a Fleet Control queue "
+                "or the printer's status: safe to send again",
+                expect=JobState.PRINT_SENDING,
+            )
+            return None
+        job_id = found.job_id or self._key
+        build = store.transition_build(
+            self.build_id,
+            JobState.PRINT_SENT,
+            f"found in {found.where} after an interrupted send; not sent again",
+            expect=JobState.PRINT_SENDING,
+            print_job_id=found.job_id,
+            printer=found.printer or printer,
+        )
+        log.warning("print_found_not_resent", job_key=self._key, where=found.where,
+                    job_id=found.job_id)
+        self._record(found.job_id, build.printer or "", sent_at, build.job_name or found.name)
+        return job_id
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        job_name, _, sent_at = self._pending_send or (
+            self._key, printer, self.tracking.clock.now()
+        )
+        self._record(job_id, printer, sent_at, job_name)
+        store = self.tracking.store
+        if store is None or self.build_id is None:
+            return
+        try:
+            store.transition_build(
+                self.build_id,
+                JobState.PRINT_SENT,
+                f"accepted by {printer}" + (f" as job {job_id}" if job_id else ""),
+                expect=JobState.PRINT_SENDING,
+                print_job_id=job_id,
+                printer=printer,
+            )
+        except StoreError as exc:
+            # The print exists; failing the build now would only hide it. The store still says
+            # print_sending, so the next start looks the key up instead of resending.
+            log.error("print_sent_unrecorded", job_key=self._key, job_id=job_id, error=str(exc))
+
+    def refused(self, reason: str) -> None:
+        self._set_state(JobState.FAILED, f"the server refused the print: {reason}")
+
+    def unconfirmed(self, reason: str) -> None:
+        # Left in print_sending on purpose: `verify` (or the next start) looks the key up.
+        log.warning("print_left_sending", job_key=self._key, reason=reason)
+
+    def _set_state(self, state: JobState, reason: str) -> None:
+        store = self.tracking.store
+        if store is None or self.build_id is None:
+            return
+        try:
+            store.transition_build(self.build_id, state, reason, expect=JobState.PRINT_SENDING)
+        except StoreError as exc:
+            log.warning("print_state_unrecorded", job_key=self._key, state=state.value,
+                        error=str(exc))
+
+    def _record(
+        self, job_id: str | None, printer: str, sent_at: datetime, job_name: str
+    ) -> None:
+        self.tracking.record(
+            SentPrint(self.build, self._key, sent_at, job_name, printer, job_id, self.build_id)
+        )
+
+
+def tracking_for_run(
+    recipe: Recipe,
+    cloud: CloudSettings,
+    verify: VerifySettings,
+    *,
+    run_id: str | None = None,
+    dry_run: bool = False,
+    env: Mapping[str, str] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> PrintTracking | None:
+    """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
+
+    Needed when the recipe prints (not a dry run) and verifies or uses ``printer: auto``. With
+    Web API credentials configured they are checked *now*, so refused ones fail the run before
+    anything is printed (:class:`~preform_pipeline.errors.CloudAuthError`); a Web API that
+    cannot be reached now is only logged (the poller retries). Without credentials, ``verify``
+    is skipped and ``auto`` reads the PreFormServer's device list.
+    """
+    prints = [s for s in recipe.steps if s.kind == "print"]
+    if not prints or dry_run:
+        return None
+    verify_step = next((s for s in recipe.steps if s.kind == "verify"), None)
+    auto = any(is_auto_target(str(s.options.get("printer", ""))) for s in prints)
+    if verify_step is None and not auto:
+        return None
+    environment = os.environ if env is None else env
+    client: WebApiClient | None = None
+    if credentials_configured(cloud, environment):
+        client = make_web_client(cloud, load_cloud_credentials(cloud, environment), clock=clock)
+        try:
+            check_credentials(client)
+        except CloudAuthError:
+            client.close()
+            raise
+        except CloudError as exc:
+            log.warning("web_api_unreachable_at_start", error=str(exc))
+    poller: VerificationPoller | None = None
+    if client is not None and verify_step is not None:
+        options = verify_step.options
+        poller = VerificationPoller(
+            client,
+            clock=clock,
+            interval_s=float(options.get("poll_interval_s", verify.interval_s)),
+            deadline_s=float(options.get("timeout_s", verify.deadline_s)),
+            requests_per_hour=verify.requests_per_hour,
+        )
+    return PrintTracking(
+        client=client,
+        poller=poller,
+        lookup=PrintLookup(client, clock=clock, grace_s=verify.lookup_grace_s)
+        if client is not None
+        else None,
+        notifier=make_notifier(verify.notifications),
+        clock=clock,
+        recipe=recipe.name,
+        run_id=run_id,
+    )
+
+
+def verification_lines(result: RunResult) -> list[str]:
+    """One line per verified build for the run's summary: status, message, printer."""
+    lines: list[str] = []
+    for outcome in result.outcomes:
+        if outcome.verify is None:
+            continue
+        text = f"verify {outcome.name}: {outcome.verify}"
+        if outcome.verify_message:
+            text += f": {outcome.verify_message}"
+        lines.append(text)
+    return lines
+
+
+def verification_failed(result: RunResult) -> bool:
+    """True when a print the run verified was aborted, failed or never confirmed."""
+    return any(o.verify in FAILED_VERIFY_STATES for o in result.outcomes)

@@ -1,0 +1,121 @@
+"""``preform-pipeline verify`` against the Dashboard simulator process, over real HTTP.
+
+The store holds builds whose prints were sent by an earlier run; the fleet folder holds their
+jobs as the PreFormServer simulator wrote them. The Dashboard simulator runs as its own
+process (``python -m preform_pipeline.simulator.cloud``) with prints sped up and access
+tokens that live one second, so they expire while ``verify --wait`` polls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from preform_pipeline.simulator.cloud.testing import (
+    RunningDashboard,
+    start_dashboard,
+    write_job,
+)
+from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "verify-command-secret"
+TIMEOUT_S = 60.0
+
+
+def _sent(store: SqliteJobStore, fleet: Path, label: str) -> Build:
+    job = store.create_job(recipe="r", source_path=f"{label}.stl", state=JobState.PROCESSING)
+    build = store.create_build(recipe="r", job_ids=[job.id])
+    for state in (JobState.PREPARING, JobState.PREPARED):
+        store.transition_build(build.id, state, "earlier run")
+    name = embed_key(label, build.job_key)
+    store.transition_build(build.id, JobState.PRINT_SENDING, "earlier run", job_name=name)
+    printer = "SimulatedForm4-1" if label == "good" else "SimulatedForm4-2"
+    job_id = write_job(fleet, name=name, printer=printer, estimated_print_time_s=1000.0)
+    return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
+                                  print_job_id=job_id, printer=printer)
+
+
+def _verify(tmp_path: Path, dashboard: RunningDashboard, *args: str,
+            secret: str = SECRET) -> subprocess.CompletedProcess[str]:
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        f"cloud: {{base_url: '{dashboard.url}'}}\n"
+        "verify: {interval_s: 0.5, requests_per_hour: 1500}\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env.update(PYTHONPATH=str(REPO), PREFORM_PIPELINE_CLIENT_ID=dashboard.credentials.client_id,
+               PREFORM_PIPELINE_CLIENT_SECRET=secret)
+    return subprocess.run(
+        [sys.executable, "-m", "preform_pipeline", "verify", "--settings", str(settings),
+         "--store", str(tmp_path / "jobs.sqlite3"), *args],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def _store_with_two_prints(tmp_path: Path) -> tuple[Build, Build]:
+    with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+        return _sent(store, tmp_path / "fleet", "good"), _sent(store, tmp_path / "fleet", "bad")
+
+
+def _dashboard(tmp_path: Path, *args: str) -> RunningDashboard:
+    outcomes = tmp_path / "outcomes.yaml"
+    outcomes.write_text(
+        "jobs:\n  - {name: 'bad *', outcome: ERROR, at: 0.5, message: Resin level too low}\n",
+        encoding="utf-8",
+    )
+    return start_dashboard(  # type: ignore[return-value]
+        "--outcomes", str(outcomes), "--log-file", str(tmp_path / "dashboard.jsonl"), *args,
+        fleet_dir=tmp_path / "fleet", client_secret=SECRET,
+    )
+
+
+class TestVerifyWait:
+    """--wait polls until each print ended, across expiring tokens, and records the outcomes."""
+
+    def test_prints_are_followed_to_their_end_across_expiring_tokens(
+        self, tmp_path: Path
+    ) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        with _dashboard(tmp_path, "--time-scale", "0.003", "--token-lifetime", "1") as dash:
+            done = _verify(tmp_path, dash, "--wait")
+        assert done.returncode == 0, done.stderr
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+            finished, failed = store.get_build(good.id), store.get_build(bad.id)
+            assert finished.state is JobState.FINISHED
+            assert (failed.state, failed.verified_message) == (JobState.PRINT_ERROR,
+                                                               "Resin level too low")
+            assert {j.state for j in store.list_jobs(build_id=bad.id)} == {JobState.PRINT_ERROR}
+        assert "Resin level too low" in done.stdout
+        assert "2 prints checked: 1 finished, 1 print_error" in done.stdout
+        log = (tmp_path / "dashboard.jsonl").read_text(encoding="utf-8")
+        issued = [line for line in log.splitlines() if "dashboard_token_issued" in line]
+        assert len(issued) >= 2, "the token never expired during the run"
+        assert SECRET not in done.stdout + done.stderr + log
+
+
+class TestVerifyOnce:
+    """Without --wait one poll is made; refused credentials change nothing."""
+
+    def test_json_output_and_refused_credentials(self, tmp_path: Path) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        with _dashboard(tmp_path, "--time-scale", "0") as dash:
+            refused = _verify(tmp_path, dash, secret="wrong")
+            with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+                untouched = {store.get_build(b.id).state for b in (good, bad)}
+            done = _verify(tmp_path, dash, "--format", "json")
+        assert refused.returncode == 1
+        assert "invalid_grant" in refused.stderr and "wrong" not in refused.stderr
+        assert untouched == {JobState.PRINT_SENT}
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        states = {row["job_key"]: (row["state"], row["message"]) for row in data["builds"]}
+        assert states == {good.job_key: ("finished", None),
+                          bad.job_key: ("print_error", "Resin level too low")}
+        assert (data["polls"], data["requests"]) == (1, 1)  # one poll, one page
+        assert data["budget"]["spent"] == 3  # with the token and the credentials check

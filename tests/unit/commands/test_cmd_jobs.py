@@ -1,0 +1,308 @@
+"""``preform-pipeline jobs``: list with filters, show a history, retry and cancel by the rules."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.cli import run
+from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
+
+S = JobState
+NOW = datetime.now(timezone.utc)
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+
+def invoke(*argv: str) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run(["jobs", *argv], stdout, stderr)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+class Lab:
+    """A store with jobs in telling states; ``clock`` is three days ago unless moved."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.clock = Clock(NOW - timedelta(days=3))
+        self.store = SqliteJobStore(path, clock=self.clock)
+
+    def job(self, name: str, *moves: tuple[JobState, str], recipe: str = "dental") -> Job:
+        job = self.store.create_job(recipe=recipe, source_path=f"/hot/inbox/{name}",
+                                    reason="seen in inbox")
+        for state, reason in moves:
+            job = self.store.transition(job.id, state, reason)
+        return job
+
+    def build(
+        self, name: str, *states: JobState, printer: str | None = None
+    ) -> tuple[Job, Build]:
+        job = self.store.create_job(recipe="dental", source_path=f"/hot/processing/{name}",
+                                    state=S.PROCESSING)
+        build = self.store.create_build(recipe="dental", job_ids=[job.id])
+        for state in states:
+            build = self.store.transition_build(build.id, state, f"to {state}", printer=printer)
+        return self.store.get_job(job.id), build
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    lab = Lab(tmp_path / "jobs.sqlite3")
+    yield lab
+    lab.store.close()
+
+
+def _ids(out: str) -> list[int]:
+    return [j["id"] for j in json.loads(out)["jobs"]]
+
+
+class TestList:
+    """Jobs are listed with their state, newest last, filtered as asked."""
+
+    def test_every_job_is_listed_with_its_state_and_reason(self, lab: Lab) -> None:
+        failed = lab.job("a.stl", (S.FAILED, "unreadable: truncated STL"))
+        queued = lab.job("b.stl", (S.QUEUED, "size stable"))
+        code, out, err = invoke("--store", str(lab.path))
+        assert (code, err) == (0, "")
+        lines = out.splitlines()
+        assert lines[0].split() == ["ID", "STATE", "RECIPE", "FILE", "UPDATED", "(UTC)", "KEY",
+                                    "REASON"]
+        assert lines[1].split()[:4] == [str(failed.id), "failed", "dental", "a.stl"]
+        assert lines[1].endswith("unreadable: truncated STL")
+        assert failed.job_key in lines[1]
+        assert lines[2].split()[:2] == [str(queued.id), "queued"]
+        assert lines[-1] == "2 jobs"
+
+    def test_states_and_state_groups_filter_the_list(self, lab: Lab) -> None:
+        failed = lab.job("a.stl", (S.FAILED, "bad"))
+        queued = lab.job("b.stl", (S.QUEUED, "ok"))
+        cancelled = lab.job("c.stl", (S.CANCELLED, "cancelled by user"))
+        store = str(lab.path)
+        assert _ids(invoke("--store", store, "--state", "failed", "--format", "json")[1]) == [
+            failed.id
+        ]
+        assert _ids(invoke("--store", store, "--state", "failed,cancelled", "--format",
+                           "json")[1]) == [failed.id, cancelled.id]
+        assert _ids(invoke("--store", store, "--state", "active", "--format", "json")[1]) == [
+            queued.id
+        ]
+        assert _ids(invoke("list", "--store", store, "--state", "retryable", "--state",
+                           "QUEUED", "--format", "json")[1]) == [failed.id, queued.id,
+                                                                 cancelled.id]
+
+    def test_recipe_and_since_filter_the_list(self, lab: Lab) -> None:
+        old = lab.job("old.stl")
+        lab.clock.current = NOW - timedelta(hours=2)
+        recent = lab.job("recent.stl")
+        other = lab.job("other.stl", recipe="models")
+        store = str(lab.path)
+        assert _ids(invoke("--store", store, "--since", "1d", "--format", "json")[1]) == [
+            recent.id, other.id
+        ]
+        assert _ids(invoke("--store", store, "--since", "4d", "--recipe", "dental", "--format",
+                           "json")[1]) == [old.id, recent.id]
+        day = (NOW - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert _ids(invoke("--store", store, "--since", day, "--format", "json")[1]) == [
+            recent.id, other.id
+        ]
+
+    def test_limit_keeps_the_most_recent_and_says_so(self, lab: Lab) -> None:
+        jobs = [lab.job(f"{i}.stl") for i in range(4)]
+        code, out, _ = invoke("--store", str(lab.path), "--limit", "2")
+        assert code == 0
+        assert [line.split()[0] for line in out.splitlines()[1:3]] == [
+            str(jobs[2].id), str(jobs[3].id)
+        ]
+        assert out.splitlines()[-1] == "2 jobs (the 2 most recent; --limit 0 shows all)"
+        assert len(_ids(invoke("--store", str(lab.path), "--limit", "0", "--format",
+                               "json")[1])) == 4
+
+    def test_a_store_that_does_not_exist_yet_lists_no_jobs(self, tmp_path: Path) -> None:
+        path = tmp_path / "never.sqlite3"
+        assert invoke("--store", str(path)) == (0, f"no jobs (no job store at {path} yet)\n", "")
+        assert not path.exists()
+
+    def test_the_store_comes_from_the_environment_or_the_settings_file(
+        self, lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        job = lab.job("a.stl")
+        monkeypatch.delenv("PREFORM_PIPELINE_SETTINGS", raising=False)
+        monkeypatch.setenv("PREFORM_PIPELINE_STORE_PATH", str(lab.path))
+        assert _ids(invoke("--format", "json")[1]) == [job.id]
+        monkeypatch.delenv("PREFORM_PIPELINE_STORE_PATH")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"store:\n  path: {lab.path.name}\n", encoding="utf-8")
+        assert _ids(invoke("--settings", str(settings), "--format", "json")[1]) == [job.id]
+
+    def test_bad_filters_are_usage_errors(
+        self, lab: Lab, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # argparse reports usage errors on the process's stderr, not the injected stream.
+        assert invoke("--store", str(lab.path), "--state", "printed")[0] == 2
+        assert "unknown state 'printed'" in capsys.readouterr().err
+        assert invoke("--store", str(lab.path), "--since", "yesterday")[0] == 2
+        assert "neither an age" in capsys.readouterr().err
+
+
+class TestShow:
+    """One job in full, with its build, its print and its history."""
+
+    def test_the_history_lists_every_transition_with_its_reason(self, lab: Lab) -> None:
+        job = lab.job("arch.stl", (S.QUEUED, "size stable for 2 s"),
+                      (S.PROCESSING, "moved to processing/"))
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert out.splitlines()[0] == f"job {job.id}  {job.job_key}  processing"
+        history = out.split("history\n", 1)[1].splitlines()
+        assert [line.split("  ")[-1].strip() for line in history] == [
+            "seen in inbox", "size stable for 2 s", "moved to processing/"
+        ]
+        assert "queued -> processing" in history[2]
+
+    def test_a_job_is_found_by_its_key_in_any_case(self, lab: Lab) -> None:
+        job = lab.job("arch.stl")
+        code, out, _ = invoke("show", job.job_key.lower(), "--store", str(lab.path),
+                              "--format", "json")
+        assert code == 0
+        data = json.loads(out)
+        assert (data["job"]["id"], data["build"]) == (job.id, None)
+        assert [h["to_state"] for h in data["history"]] == ["discovered"]
+
+    def test_a_printed_job_shows_its_build_print_and_verification(self, lab: Lab) -> None:
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.PRINT_SENDING, "sending",
+                                   job_name=f"case 7 {build.job_key}")
+        lab.store.transition_build(build.id, S.PRINT_SENT, "accepted", printer="Form4-A",
+                                   print_job_id="pj-9")
+        lab.store.transition_build(build.id, S.PRINT_ERROR, "feed says ERROR",
+                                   verified_status="ERROR", verified_message="tank empty")
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert f"build       {build.id}  {build.job_key}  print_error" in out
+        assert f"job pj-9 on Form4-A, named 'case 7 {build.job_key}'" in out
+        assert "verified    ERROR at " in out and ": tank empty" in out
+
+    def test_an_unknown_job_is_an_error(self, lab: Lab) -> None:
+        lab.job("a.stl")
+        code, out, err = invoke("show", "42", "--store", str(lab.path))
+        assert (code, out) == (1, "")
+        assert "no job 42" in err
+        code, _, err = invoke("show", "PP-0000000000", "--store", str(lab.path))
+        assert code == 1 and "no job with key PP-0000000000" in err
+        code, _, err = invoke("show", "arch", "--store", str(lab.path))
+        assert code == 1 and "neither a job id nor a job key" in err
+
+    def test_show_never_creates_a_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "absent.sqlite3"
+        code, _, err = invoke("show", "1", "--store", str(path))
+        assert code == 1 and "no job store here" in err and not path.exists()
+
+
+class TestRetry:
+    """Retry queues a job that ended badly, and only such a job."""
+
+    @pytest.mark.parametrize("state", [S.FAILED, S.CANCELLED, S.DUPLICATE_SKIPPED])
+    def test_a_job_that_ended_badly_is_queued_again(self, lab: Lab, state: JobState) -> None:
+        job = lab.job("a.stl", (state, "it went wrong"))
+        code, out, err = invoke("retry", str(job.id), "--store", str(lab.path))
+        assert (code, err) == (0, "")
+        assert out == f"job {job.id} ({job.job_key}) queued again (was {state}); the hot " \
+                      "folder picks it up\n"
+        last = lab.store.history(job.id)[-1]
+        assert (last.from_state, last.to_state, last.reason) == (state, S.QUEUED,
+                                                                 "retried by user")
+
+    def test_a_print_that_failed_is_retried_without_its_old_build(self, lab: Lab) -> None:
+        job, _ = lab.build("a.stl", S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT,
+                           S.ABORTED)
+        code, out, _ = invoke("retry", job.job_key, "--store", str(lab.path), "--format", "json")
+        data = json.loads(out)
+        assert (code, data["previous_state"], data["job"]["state"], data["job"]["build_id"]) == (
+            0, "aborted", "queued", None
+        )
+
+    def test_an_unverified_retry_warns_that_the_print_may_exist(self, lab: Lab) -> None:
+        job, _ = lab.build("a.stl", S.PREPARING, S.PREPARED, S.PRINT_SENDING)
+        lab.store.transition_build(job.build_id or 0, S.UNVERIFIED, "deadline passed")
+        code, _, err = invoke("retry", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert "never verified" in err and f"jobs cancel {job.id}" in err
+
+    @pytest.mark.parametrize(
+        ("moves", "why"),
+        [
+            ([(S.QUEUED, "ok")], "still being worked on"),
+            ([(S.QUEUED, "ok"), (S.PROCESSING, "ok")], "still being worked on"),
+        ],
+    )
+    def test_an_active_job_is_not_retried(
+        self, lab: Lab, moves: list[tuple[JobState, str]], why: str
+    ) -> None:
+        job = lab.job("a.stl", *moves)
+        code, out, err = invoke("retry", str(job.id), "--store", str(lab.path))
+        assert (code, out) == (1, "")
+        assert why in err and "Only aborted, cancelled" in err
+        assert lab.store.get_job(job.id).state is moves[-1][0]
+
+    def test_a_finished_job_is_not_retried(self, lab: Lab) -> None:
+        job, _ = lab.build("a.stl", S.PREPARING, S.DONE)
+        code, _, err = invoke("retry", str(job.id), "--store", str(lab.path))
+        assert code == 1 and "is done: it completed" in err
+        assert lab.store.get_job(job.id).state is S.DONE
+
+
+class TestCancel:
+    """Cancel stops a job whose print has not gone out, and explains when it has."""
+
+    @pytest.mark.parametrize("state", [S.DISCOVERED, S.QUEUED])
+    def test_a_job_not_yet_printed_is_cancelled(self, lab: Lab, state: JobState) -> None:
+        job = lab.job("a.stl", *([(S.QUEUED, "ok")] if state is S.QUEUED else []))
+        code, out, _ = invoke("cancel", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert out == f"job {job.id} ({job.job_key}) cancelled (was {state})\n"
+        last = lab.store.history(job.id)[-1]
+        assert (last.to_state, last.reason) == (S.CANCELLED, "cancelled by user")
+
+    def test_cancelling_a_job_of_a_prepared_build_prepares_the_build_again(
+        self, lab: Lab
+    ) -> None:
+        job, build = lab.build("a.stl", S.PREPARING, S.PREPARED)
+        code, out, _ = invoke("cancel", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert f"build {build.id} will be prepared again without it" in out
+        assert lab.store.get_build(build.id).state is S.PROCESSING
+
+    @pytest.mark.parametrize("state", [S.PRINT_SENDING, S.PRINT_SENT, S.VERIFYING])
+    def test_a_job_whose_print_was_sent_is_not_cancelled_here(
+        self, lab: Lab, state: JobState
+    ) -> None:
+        path = [S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT, S.VERIFYING]
+        job, build = lab.build("a.stl", *path[: path.index(state) + 1], printer="Form4-A")
+        code, out, err = invoke("cancel", str(job.id), "--store", str(lab.path))
+        assert (code, out) == (1, "")
+        assert "cannot be cancelled here" in err and "Form4-A" in err
+        assert build.job_key in err and "Formlabs Dashboard" in err
+        assert lab.store.get_job(job.id).state is state
+
+    def test_cancelling_twice_is_harmless(self, lab: Lab) -> None:
+        job = lab.job("a.stl", (S.CANCELLED, "cancelled by user"))
+        code, out, _ = invoke("cancel", str(job.id), "--store", str(lab.path))
+        assert (code, out) == (0, f"job {job.id} ({job.job_key}) is already cancelled\n")
+        assert len(lab.store.history(job.id)) == 2
+
+    def test_a_job_that_is_over_cannot_be_cancelled(self, lab: Lab) -> None:
+        job = lab.job("a.stl", (S.FAILED, "bad"))
+        code, _, err = invoke("cancel", str(job.id), "--store", str(lab.path))
+        assert code == 1 and "is failed: it is over" in err

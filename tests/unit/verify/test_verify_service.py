@@ -1,0 +1,149 @@
+"""The job store's pending prints verified: states, messages, compare-and-set, notifications."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from verify_support import run_record
+
+from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.cloud.testing import FakeWebApi, ManualClock
+from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
+from preform_pipeline.verify import Notifier, PrintLookup, verify_pending
+
+
+def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
+    """A build whose print was accepted (print_sent), with ``jobs`` model files."""
+    ids = [
+        store.create_job(recipe="dental", source_path=f"{name}-{n}.stl",
+                         state=JobState.PROCESSING).id
+        for n in range(jobs)
+    ]
+    build = store.create_build(recipe="dental", job_ids=ids)
+    for state in (JobState.PREPARING, JobState.PREPARED):
+        store.transition_build(build.id, state, "test")
+    store.transition_build(build.id, JobState.PRINT_SENDING, "sending",
+                           job_name=embed_key(name, build.job_key), printer="Form4-Lab")
+    return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
+                                  print_job_id=f"job-{name}")
+
+
+class TestVerifyPending:
+    """One poll writes every print's outcome onto its build and jobs."""
+
+    def test_outcomes_and_messages_land_on_builds_and_jobs(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        done, failed, running = (_sent_build(store, n) for n in ("done", "failed", "running"))
+        fake_api.prints = [
+            run_record(done.job_name or "", status="FINISHED", created=clock.now(), guid="a"),
+            run_record(failed.job_name or "", status="ERROR", message="Resin level too low",
+                       created=clock.now(), guid="b"),
+            run_record(running.job_name or "", status="PRINTING", remaining_s=900,
+                       created=clock.now(), guid="c"),
+        ]
+        report = verify_pending(store, client, clock=clock)
+        states = {b.job_key: b.state for b in report.builds}
+        assert states == {done.job_key: JobState.FINISHED, failed.job_key: JobState.PRINT_ERROR,
+                          running.job_key: JobState.VERIFYING}
+        error_build = store.get_build(failed.id)
+        assert (error_build.verified_status, error_build.verified_message) == (
+            "ERROR", "Resin level too low"
+        )
+        for job in store.list_jobs(build_id=failed.id):
+            assert (job.state, job.verified_message) == (JobState.PRINT_ERROR,
+                                                         "Resin level too low")
+        assert report.polls == 1 and report.requests == 2
+        assert all(b.changed for b in report.builds)
+
+    def test_waiting_polls_until_the_last_print_ended_or_expired(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        build = _sent_build(store, "slow")
+        record = run_record(build.job_name or "", status="PRINTING", remaining_s=600,
+                            created=clock.now())
+        fake_api.prints = [record]
+
+        def sleep(seconds: float) -> None:
+            clock.sleep(seconds)
+            record.update(status="ABORTED", message="Aborted on the printer")
+
+        report = verify_pending(store, client, clock=clock, sleep=sleep, wait=True,
+                                requests_per_hour=3600)
+        [row] = report.builds
+        assert (row.state, row.message) == (JobState.ABORTED, "Aborted on the printer")
+        assert report.polls == 2
+
+    def test_a_print_past_its_deadline_is_unverified_and_a_later_verify_can_settle_it(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        build = _sent_build(store, "lost")
+        clock.advance(timedelta(hours=25).total_seconds())
+        verify_pending(store, client, clock=clock)
+        assert store.get_build(build.id).state is JobState.UNVERIFIED
+        fake_api.prints = [run_record(build.job_name or "", status="FINISHED",
+                                      created=clock.now())]
+        verify_pending(store, client, clock=clock)
+        assert store.get_build(build.id).state is JobState.FINISHED
+
+    def test_a_build_someone_else_moved_is_left_alone(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        build = _sent_build(store, "raced")
+        fake_api.prints = [run_record(build.job_name or "", status="FINISHED",
+                                      created=clock.now())]
+
+        class Racing:
+            """The store, where another process finishes the build just before our write."""
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(store, name)
+
+            def transition_build(self, build_id: int, *args: object, **kwargs: object) -> Build:
+                if store.get_build(build_id).state is JobState.PRINT_SENT:
+                    store.transition_build(build_id, JobState.PRINT_ERROR, "someone else")
+                return store.transition_build(build_id, *args, **kwargs)  # type: ignore[arg-type]
+
+        verify_pending(Racing(), client, clock=clock)  # type: ignore[arg-type]
+        assert store.get_build(build.id).state is JobState.PRINT_ERROR
+
+    def test_interrupted_sends_are_settled_first(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
+        build = store.create_build(recipe="dental", job_ids=[job.id])
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build.id, state, "test")
+        name = embed_key("crash", build.job_key)
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
+        fake_api.prints = [run_record(name, status="FINISHED", created=clock.now(), guid="g")]
+        lookup = PrintLookup(client, clock=clock, sleep=clock.sleep)
+        report = verify_pending(store, client, clock=clock, lookup=lookup)
+        assert [s.decision for s in report.settled] == ["found"]
+        assert store.get_build(build.id).state is JobState.FINISHED
+
+    def test_each_print_that_ended_is_notified(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        build = _sent_build(store, "notified")
+        fake_api.prints = [run_record(build.job_name or "", status="ERROR", message="Jam",
+                                      created=clock.now())]
+        posted: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            posted.append(request)
+            return httpx.Response(200)
+
+        with Notifier(webhook_url="https://hooks.example.com/x",
+                      transport=httpx.MockTransport(answer)) as notifier:
+            verify_pending(store, client, clock=clock, notifier=notifier)
+            assert notifier.flush(5)
+        [request] = posted
+        assert b'"event": "print_error"' in request.content and b"Jam" in request.content
