@@ -1,0 +1,162 @@
+"""Moving files between the inbox and the outcome folders: atomic, never overwriting.
+
+* :func:`move_file` renames with ``os.replace`` (atomic on one file system: the file is either
+  here or there, never half in both). Across file systems (an outcome folder configured on
+  another disk) it copies to a hidden temporary name beside the target, flushes it to disk,
+  renames it into place, and only then removes the source: a crash leaves the source intact
+  and at most a hidden ``.partial`` file behind.
+* :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
+  counts as taken when the file or one of its notes (``.error.txt``, ``.report.json``) exists,
+  so a new file never inherits an old file's note.
+* :func:`write_text_atomic` writes notes and reports (temporary file, then rename).
+
+Nothing here deletes a user's file: the only removals are a source after its copy is safely
+in place, and empty folders the daemon itself emptied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "ERROR_SUFFIX",
+    "NOTE_SUFFIXES",
+    "REPORT_SUFFIX",
+    "free_path",
+    "move_file",
+    "prune_empty_tree",
+    "remove_empty_dirs",
+    "write_text_atomic",
+]
+
+#: ``part.stl.error.txt`` beside a failed ``part.stl``: what went wrong and what to do.
+ERROR_SUFFIX: Final = ".error.txt"
+#: ``part.stl.report.json`` beside a done ``part.stl``.
+REPORT_SUFFIX: Final = ".report.json"
+NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
+# Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
+_WINDOWS_NOT_SAME_DEVICE: Final = 17
+_MAX_SUFFIX: Final = 100_000
+
+
+def _taken(path: Path) -> bool:
+    if path.exists() or path.is_symlink():
+        return True
+    return any(path.with_name(path.name + s).exists() for s in NOTE_SUFFIXES)
+
+
+def free_path(target: Path) -> Path:
+    """``target``, or ``stem (N)suffix`` with the smallest N >= 2 whose name is free."""
+    if not _taken(target):
+        return target
+    stem, suffix = target.stem, target.suffix
+    if target.name.startswith(".") and target.suffix == target.name:
+        stem, suffix = target.name, ""
+    for n in range(2, _MAX_SUFFIX):
+        candidate = target.with_name(f"{stem} ({n}){suffix}")
+        if not _taken(candidate):
+            return candidate
+    raise FileExistsError(f"{target}: no free name up to ({_MAX_SUFFIX})")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); Windows has no directory handles to flush."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cross_device(exc: OSError) -> bool:
+    return exc.errno == errno.EXDEV or getattr(exc, "winerror", None) == _WINDOWS_NOT_SAME_DEVICE
+
+
+def _copy_then_remove(src: Path, dst: Path) -> None:
+    temporary = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    try:
+        with src.open("rb") as reader, temporary.open("wb") as writer:
+            shutil.copyfileobj(reader, writer, 1024 * 1024)
+            writer.flush()
+            os.fsync(writer.fileno())
+        shutil.copystat(src, temporary)
+        if dst.exists():
+            raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
+        os.replace(temporary, dst)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    src.unlink()
+
+
+def move_file(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst`` (whose folder is created); see the module docstring.
+
+    ``dst`` must not exist (pick it with :func:`free_path`): FileExistsError otherwise, so a
+    race never overwrites a file.
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        raise FileExistsError(errno.EEXIST, "will not overwrite", str(dst))
+    try:
+        # No directory flush after the rename: the store names the destination first, so a
+        # rename lost in a power cut is simply done again on the next start.
+        os.replace(src, dst)
+    except OSError as exc:
+        if not _cross_device(exc):
+            raise
+        _copy_then_remove(src, dst)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (temporary file, flush, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w", encoding="utf-8", newline="\n") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def remove_empty_dirs(folder: Path, stop: Path) -> None:
+    """Remove ``folder`` and its parents while they are empty, up to (not including) ``stop``."""
+    try:
+        folder.relative_to(stop)
+    except ValueError:
+        return
+    current = folder
+    while current != stop:
+        try:
+            current.rmdir()
+        except OSError:
+            return  # not empty (or gone, or not ours to remove): stop here
+        current = current.parent
+
+
+def prune_empty_tree(root: Path) -> None:
+    """Remove empty folders below ``root`` (deepest first), then ``root`` if empty too.
+
+    Only folders are removed, and only empty ones: a dropped case folder whose files were all
+    taken leaves nothing behind in the inbox.
+    """
+    if not root.is_dir():
+        return
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):  # not empty: keep it
+            folder.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()

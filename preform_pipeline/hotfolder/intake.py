@@ -1,0 +1,637 @@
+"""Taking files: store first, then move; and every later move of a job's file.
+
+Taking one complete model file (:meth:`Intake.take`)::
+
+    hash it ─► create the job (QUEUED) ─► duplicate? ─► transition QUEUED → PROCESSING with
+               (or find the one a crash      │ skip       source_path = processing/<key>/<name>
+                left behind: same path)      ▼            (durable) ─► os.replace into it
+                                     DUPLICATE_SKIPPED, to failed/
+
+Every move of a job's file follows one rule: **the store says where the file is going before
+it goes**. The job's ``source_path`` is set to the destination and its previous place is kept
+in the job's ``_hotfolder`` field in the same write; then the file moves. After a crash a job
+whose ``source_path`` does not exist yet has its file at the recorded previous place, and
+:meth:`Intake.finish_move` completes the move. Files in ``processing/`` sit in a folder named
+by the job key, so each one maps to its job even if the store write that named its next place
+never happened.
+
+A dropped folder is one case: its model files are taken together (one batch item, so one
+build when they fit), with the folder name as case id unless a sidecar gives one. A sidecar
+that cannot be used rejects the whole case to ``failed/`` with the reason; so do files that
+are not models. Sidecars travel with their model (``attachments``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from preform_pipeline.errors import SidecarError
+from preform_pipeline.hotfolder.files import (
+    ERROR_SUFFIX,
+    REPORT_SUFFIX,
+    free_path,
+    move_file,
+    prune_empty_tree,
+    remove_empty_dirs,
+    write_text_atomic,
+)
+from preform_pipeline.hotfolder.settings import DuplicatePolicy, InboxSettings
+from preform_pipeline.hotfolder.sidecar import (
+    SIDECAR_SUFFIX_ORDER,
+    SidecarValues,
+    find_folder_sidecar,
+    find_sidecar,
+    merge_values,
+    read_sidecar,
+)
+from preform_pipeline.hotfolder.stability import FileKind, kind_of
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store import Job, JobState, JobStore
+
+__all__ = [
+    "DUPLICATE_STATES",
+    "HOTFOLDER_FIELD",
+    "OUTCOME_DONE_STATES",
+    "OUTCOME_FAILED_STATES",
+    "Drop",
+    "Intake",
+    "JobPlace",
+    "TakeResult",
+    "content_hash",
+    "error_note",
+    "place_of",
+    "template_fields",
+]
+
+log = get_logger(__name__)
+
+#: The job field that holds the hot folder's own bookkeeping (never a template value).
+HOTFOLDER_FIELD: Final = "_hotfolder"
+_HASH_CHUNK: Final = 1024 * 1024
+
+#: A file whose content matches a job in one of these states is a duplicate: it was (or is
+#: being) prepared or printed. Failed, cancelled, aborted and errored jobs do not count: the
+#: user may well want those again.
+DUPLICATE_STATES: Final = frozenset(
+    {
+        JobState.QUEUED,
+        JobState.PROCESSING,
+        JobState.PREPARING,
+        JobState.PREPARED,
+        JobState.PRINT_SENDING,
+        JobState.PRINT_SENT,
+        JobState.VERIFYING,
+        JobState.FINISHED,
+        JobState.DONE,
+        JobState.UNVERIFIED,
+    }
+)
+#: Where a job's file ends, by state: done/ ...
+OUTCOME_DONE_STATES: Final = frozenset(
+    {
+        JobState.DONE,
+        JobState.PRINT_SENT,
+        JobState.VERIFYING,
+        JobState.FINISHED,
+        JobState.ABORTED,
+        JobState.PRINT_ERROR,
+    }
+)
+#: ... or failed/.
+OUTCOME_FAILED_STATES: Final = frozenset(
+    {
+        JobState.FAILED,
+        JobState.UNVERIFIED,
+        JobState.CANCELLED,
+        JobState.DUPLICATE_SKIPPED,
+    }
+)
+
+
+def content_hash(path: Path) -> str:
+    """``sha256:<hex>`` of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that travels with a job's model file (its sidecar)."""
+
+    rel: str
+    at: str
+    previous: str | None = None
+
+
+@dataclass(frozen=True)
+class JobPlace:
+    """The hot folder's bookkeeping of one job (stored in its ``_hotfolder`` field).
+
+    ``rel`` is the file's path relative to the inbox as dropped (``C-1042/upper.stl``); the
+    outcome folders mirror it. ``previous`` is where the file was before its last (possibly
+    unfinished) move.
+    """
+
+    inbox: Path
+    rel: str
+    previous: Path | None = None
+    attachments: tuple[Attachment, ...] = ()
+    duplicate_of: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inbox": str(self.inbox),
+            "rel": self.rel,
+            "previous": str(self.previous) if self.previous is not None else None,
+            "attachments": [
+                {"rel": a.rel, "at": a.at, "previous": a.previous} for a in self.attachments
+            ],
+            "duplicate_of": self.duplicate_of,
+        }
+
+
+def place_of(job: Job) -> JobPlace | None:
+    raw = job.fields.get(HOTFOLDER_FIELD)
+    if not isinstance(raw, Mapping) or "inbox" not in raw or "rel" not in raw:
+        return None
+    previous = raw.get("previous")
+    return JobPlace(
+        inbox=Path(str(raw["inbox"])),
+        rel=str(raw["rel"]),
+        previous=Path(str(previous)) if previous else None,
+        attachments=tuple(
+            Attachment(str(a["rel"]), str(a["at"]), a.get("previous"))
+            for a in raw.get("attachments") or ()
+            if isinstance(a, Mapping)
+        ),
+        duplicate_of=raw.get("duplicate_of"),
+    )
+
+
+def template_fields(job: Job) -> dict[str, str]:
+    """The job's sidecar values for templates (the bookkeeping field left out)."""
+    return {
+        k: str(v) for k, v in job.fields.items() if k != HOTFOLDER_FIELD and v is not None
+    }
+
+
+def _with_place(job: Job, place: JobPlace) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        k: v for k, v in job.fields.items() if k != HOTFOLDER_FIELD
+    }
+    values[HOTFOLDER_FIELD] = place.to_json()
+    return values
+
+
+def error_note(
+    *,
+    what: str,
+    where: str,
+    todo: str,
+    file: str,
+    job: Job | None = None,
+    details: Sequence[str] = (),
+) -> str:
+    """The text of ``<name>.error.txt``: what failed, where, what to do."""
+    lines = [
+        f"What failed: {what}",
+        f"Where: {where}",
+        f"File: {file}",
+    ]
+    if job is not None:
+        lines.append(f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})")
+    lines.extend(details)
+    lines.append(f"What to do: {todo}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """One dropped file or case folder, complete, ready to take.
+
+    ``models`` are its model files (one for a file drop); ``others`` its files that cannot be
+    prepared (unsupported types, sidecars without a model), which go to failed/.
+    ``reasons`` says why each model counted as complete (for the job's audit trail).
+    """
+
+    inbox: InboxSettings
+    root: Path
+    recipe: str | None
+    is_case: bool
+    models: tuple[Path, ...] = ()
+    others: tuple[Path, ...] = ()
+    reasons: Mapping[Path, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Why the whole drop cannot be taken (no recipe for this place), or None.
+    rejection: str | None = None
+    rejection_hint: str = ""
+
+
+@dataclass(frozen=True)
+class TakeResult:
+    """Jobs taken into processing/ (PROCESSING, in drop order), and jobs sent to failed/."""
+
+    taken: tuple[Job, ...] = ()
+    rejected: tuple[Job, ...] = ()
+    case_id: str | None = None
+    priority: int = 0
+
+
+class Intake:
+    """Moves job files in and out of ``processing/`` under the store-first rule.
+
+    ``inboxes`` maps inbox folders to their settings (a job's inbox that is no longer
+    configured keeps the default outcome folder names); ``extra_fields`` gives a recipe's own
+    sidecar field names.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        inboxes: Sequence[InboxSettings],
+        *,
+        duplicates: DuplicatePolicy = "skip",
+        extra_fields: Callable[[str], Collection[str]] = lambda _recipe: (),
+    ) -> None:
+        self.store = store
+        self.inboxes = {i.path: i for i in inboxes}
+        self.duplicates = duplicates
+        self.extra_fields = extra_fields
+
+    # -- places ---------------------------------------------------------------------------------
+
+    def inbox_of(self, place: JobPlace) -> InboxSettings:
+        return self.inboxes.get(place.inbox) or InboxSettings(path=place.inbox)
+
+    def processing_path(self, job: Job, place: JobPlace | None = None) -> Path:
+        place = place or place_of(job)
+        inbox = self.inbox_of(place) if place else None
+        folder = inbox.folder("processing") if inbox else job.source_path.parent
+        return folder / job.job_key / job.original_name
+
+    # -- taking ---------------------------------------------------------------------------------
+
+    def _sidecar_values(
+        self, drop: Drop, recipe: str
+    ) -> tuple[dict[Path, SidecarValues], dict[Path, list[Path]]]:
+        """Values per model and the sidecar files attached to each (SidecarError if bad)."""
+        extra = self.extra_fields(recipe)
+        base = SidecarValues()
+        attached: dict[Path, list[Path]] = {m: [] for m in drop.models}
+        folder_sidecar = find_folder_sidecar(drop.root) if drop.is_case else None
+        if folder_sidecar is not None:
+            base = read_sidecar(folder_sidecar, extra_fields=extra)
+            if drop.models:
+                attached[drop.models[0]].append(folder_sidecar)
+        values: dict[Path, SidecarValues] = {}
+        for model in drop.models:
+            own = find_sidecar(model)
+            merged = base
+            if own is not None and own != folder_sidecar:
+                merged = merge_values(base, read_sidecar(own, extra_fields=extra))
+                attached[model].append(own)
+            values[model] = merged
+        return values, attached
+
+    def _rel(self, drop: Drop, path: Path) -> str:
+        return path.relative_to(drop.inbox.path).as_posix()
+
+    def _existing(self, path: Path) -> Job | None:
+        """The job a crash left behind for this inbox file, if any."""
+        job = self.store.find_by_path(path)
+        if job is None or job.state not in (JobState.DISCOVERED, JobState.QUEUED):
+            return None
+        return job
+
+    def _new_job(
+        self,
+        drop: Drop,
+        recipe: str,
+        model: Path,
+        *,
+        digest: str | None,
+        case_id: str | None,
+        priority: int,
+        fields: Mapping[str, str],
+        attachments: Sequence[Path],
+        reason: str,
+    ) -> Job:
+        existing = self._existing(model)
+        if existing is not None:
+            if existing.state is JobState.DISCOVERED:
+                existing = self.store.transition(
+                    existing.id, JobState.QUEUED, reason, expect=JobState.DISCOVERED
+                )
+            return existing
+        place = JobPlace(
+            inbox=drop.inbox.path,
+            rel=self._rel(drop, model),
+            attachments=tuple(
+                Attachment(self._rel(drop, a), str(a)) for a in attachments
+            ),
+        )
+        return self.store.create_job(
+            recipe=recipe,
+            source_path=model,
+            content_hash=digest,
+            case_id=case_id,
+            priority=priority,
+            fields={**fields, HOTFOLDER_FIELD: place.to_json()},
+            state=JobState.QUEUED,
+            reason=reason,
+        )
+
+    def take(self, drop: Drop) -> TakeResult:
+        """Take a complete drop: jobs into the store, files into processing/ (see above)."""
+        recipe = drop.recipe
+        if recipe is None or drop.rejection is not None:
+            return self._reject_all(
+                drop, recipe or "(none)", drop.rejection or "no recipe for this folder",
+                drop.rejection_hint or "drop the file into a folder that has a recipe",
+            )
+        try:
+            values, attached = self._sidecar_values(drop, recipe)
+        except SidecarError as exc:
+            return self._reject_all(
+                drop, recipe, f"bad sidecar: {exc.message}",
+                "fix the sidecar"
+                + (f" ({exc.hint})" if exc.hint else "")
+                + ", then drop the "
+                + ("whole case folder" if drop.is_case else "file and its sidecar")
+                + " into the inbox again",
+                sidecars=True,
+            )
+        case_default = drop.root.name if drop.is_case else None
+        taken: list[Job] = []
+        rejected: list[Job] = []
+        case_id: str | None = None
+        priority = 0
+        for model in drop.models:
+            value = values[model]
+            job_case = value.case_id or case_default
+            case_id = case_id or job_case
+            priority = max(priority, value.priority or 0)
+            try:
+                digest = content_hash(model)
+            except OSError as exc:
+                log.warning("file_unreadable", path=str(model), error=str(exc))
+                continue  # gone or locked: the next look decides again
+            job = self._new_job(
+                drop, recipe, model,
+                digest=digest, case_id=job_case, priority=value.priority or 0,
+                fields=value.fields, attachments=attached.get(model, ()),
+                reason=f"complete ({drop.reasons.get(model, 'taken')})",
+            )
+            duplicate = self._duplicate_of(job)
+            if duplicate is not None and self.duplicates == "skip":
+                job = self.store.transition(
+                    job.id, JobState.DUPLICATE_SKIPPED,
+                    f"same content as job {duplicate.job_key} ({duplicate.state.value})",
+                    expect=JobState.QUEUED,
+                )
+                rejected.append(self._duplicate_note(job, duplicate))
+                continue
+            if duplicate is not None:
+                log.warning("duplicate_printed_again", job_key=job.job_key,
+                            duplicate_of=duplicate.job_key, path=str(model))
+            taken.append(self._into_processing(job, duplicate_of=duplicate))
+        for other in drop.others:
+            rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other)))
+        if drop.is_case:
+            prune_empty_tree(drop.root)
+        return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
+
+    def _duplicate_of(self, job: Job) -> Job | None:
+        if job.content_hash is None:
+            return None
+        for other in self.store.find_by_hash(job.content_hash, recipe=job.recipe):
+            if other.id != job.id and other.state in DUPLICATE_STATES:
+                return other
+        return None
+
+    def _duplicate_note(self, job: Job, duplicate: Job) -> Job:
+        note = error_note(
+            what=f"the same content was already taken as job {duplicate.job_key} "
+            f"({duplicate.original_name}, now {duplicate.state.value}); this copy was "
+            "skipped (settings: hotfolders.duplicates: skip)",
+            where="taking the file from the inbox",
+            todo=f"nothing, if it was dropped twice by mistake. To print it again: "
+            f"preform-pipeline jobs retry {job.job_key}, or set hotfolders.duplicates: print",
+            file=job.original_name,
+            job=job,
+        )
+        return self.settle(job, ok=False, note=note)
+
+    def _into_processing(self, job: Job, *, duplicate_of: Job | None = None) -> Job:
+        """QUEUED → PROCESSING: the store names processing/<key>/<name>, then the file moves."""
+        place = place_of(job)
+        assert place is not None
+        source = job.source_path
+        target = self.processing_path(job, place)
+        attachments = tuple(
+            Attachment(a.rel, str(target.parent / Path(a.at).name), a.at)
+            for a in place.attachments
+        )
+        new_place = JobPlace(
+            place.inbox, place.rel, source, attachments,
+            duplicate_of.job_key if duplicate_of is not None else place.duplicate_of,
+        )
+        job = self.store.transition(
+            job.id, JobState.PROCESSING, "taken into processing/", expect=JobState.QUEUED,
+            source_path=str(target), fields=_with_place(job, new_place),
+        )
+        self._move(job, source, target, attachments)
+        return job
+
+    def _move(
+        self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
+    ) -> None:
+        if target.exists() and not source.exists():
+            return  # done before a crash
+        move_file(source, target)
+        for attachment in attachments:
+            src = Path(attachment.previous) if attachment.previous else None
+            dst = Path(attachment.at)
+            if src is None or not src.exists() or dst.exists():
+                continue
+            try:
+                move_file(src, dst)
+            except OSError as exc:
+                log.warning("attachment_not_moved", job_key=job.job_key, path=str(src),
+                            error=str(exc))
+        log.debug("file_moved", job_key=job.job_key, source=str(source), target=str(target))
+
+    # -- rejecting at intake --------------------------------------------------------------------
+
+    def _reject_all(
+        self, drop: Drop, recipe: str, reason: str, todo: str, *, sidecars: bool = False
+    ) -> TakeResult:
+        rejected: list[Job] = []
+        extra: list[Path] = []
+        if sidecars:
+            found = _sidecars_of(drop.root.parent, drop.root.name) if drop.is_case else []
+            if drop.is_case:
+                found += _sidecars_of(drop.root, drop.root.name)
+            for model in drop.models:
+                found += _sidecars_of(model.parent, model.stem)
+            for path in found:
+                if path not in extra:
+                    extra.append(path)
+        for index, model in enumerate(drop.models):
+            rejected.append(
+                self._reject_file(
+                    drop, recipe, model, reason, todo,
+                    attachments=extra if index == 0 else (),
+                )
+            )
+        for other in drop.others:
+            rejected.append(self._reject_file(drop, recipe, other, reason, todo))
+        if drop.is_case:
+            prune_empty_tree(drop.root)
+        log.warning("drop_rejected", root=str(drop.root), reason=reason, files=len(rejected))
+        return TakeResult((), tuple(rejected))
+
+    def _reject_file(
+        self,
+        drop: Drop,
+        recipe: str,
+        path: Path,
+        reason: str,
+        todo: str,
+        *,
+        attachments: Sequence[Path] = (),
+    ) -> Job:
+        job = self._existing(path)
+        if job is None:
+            place = JobPlace(
+                drop.inbox.path, self._rel(drop, path),
+                attachments=tuple(Attachment(self._rel(drop, a), str(a)) for a in attachments),
+            )
+            job = self.store.create_job(
+                recipe=recipe, source_path=path,
+                fields={HOTFOLDER_FIELD: place.to_json()},
+                case_id=drop.root.name if drop.is_case else None,
+                state=JobState.QUEUED, reason="found in the inbox",
+            )
+        job = self.store.transition(job.id, JobState.FAILED, reason,
+                                    expect=(JobState.QUEUED, JobState.DISCOVERED))
+        note = error_note(
+            what=reason, where="taking the file from the inbox", todo=todo,
+            file=str(path), job=job,
+        )
+        return self.settle(job, ok=False, note=note)
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def settle(
+        self, job: Job, *, ok: bool, note: str | None = None, report: str | None = None
+    ) -> Job:
+        """Move a job's file to done/ (``ok``) or failed/, beside its report or error note.
+
+        The note is written first, then the store names the destination, then the file moves;
+        a crash anywhere leaves a state :meth:`finish_move` completes. A job already in an
+        outcome folder stays where it is.
+        """
+        place = place_of(job)
+        if place is None:
+            log.warning("job_without_place", job_key=job.job_key, path=str(job.source_path))
+            return job
+        inbox = self.inbox_of(place)
+        current = job.source_path
+        done, failed = inbox.folder("done"), inbox.folder("failed")
+        if _inside(current, done) or _inside(current, failed):
+            if not current.exists():
+                self.finish_move(job)
+            return job
+        if not current.exists():
+            log.error("file_missing", job_key=job.job_key, path=str(current))
+            return job
+        folder = done if ok else failed
+        target = free_path(folder / place.rel)
+        attachments = tuple(
+            Attachment(a.rel, str(free_path(folder / a.rel)), a.at) for a in place.attachments
+        )
+        text = report if ok else note
+        if text is not None:
+            write_text_atomic(
+                target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX)), text
+            )
+        new_place = JobPlace(place.inbox, place.rel, current, attachments, place.duplicate_of)
+        job = self.store.update_job(job.id, source_path=str(target),
+                                    fields=_with_place(job, new_place))
+        self._move(job, current, target, attachments)
+        processing = inbox.folder("processing")
+        if _inside(current, processing):
+            remove_empty_dirs(current.parent, processing)
+        log.info("file_settled", job_key=job.job_key, state=job.state.value,
+                 outcome="done" if ok else "failed", path=str(target))
+        return job
+
+    def finish_move(self, job: Job) -> bool:
+        """Complete a move a crash interrupted; False when the file is nowhere to be found."""
+        target = job.source_path
+        place = place_of(job)
+        if target.exists():
+            return True
+        if place is None or place.previous is None or not place.previous.exists():
+            log.error("file_lost", job_key=job.job_key, path=str(target),
+                      previous=str(place.previous) if place and place.previous else None)
+            return False
+        self._move(job, place.previous, target, place.attachments)
+        inbox = self.inbox_of(place)
+        processing = inbox.folder("processing")
+        if _inside(place.previous, processing):
+            remove_empty_dirs(place.previous.parent, processing)
+        log.info("move_completed", job_key=job.job_key, source=str(place.previous),
+                 target=str(target))
+        return True
+
+    def requeue(self, job: Job) -> Job:
+        """A retried job (QUEUED, file in done/ or failed/) back into processing/."""
+        if not job.source_path.exists() and not self.finish_move(job):
+            return self.store.transition(
+                job.id, JobState.FAILED, "its file is gone; cannot retry",
+                expect=JobState.QUEUED,
+            )
+        return self._into_processing(job)
+
+    def in_drop_area(self, path: Path) -> bool:
+        """True when ``path`` is in an inbox and not in one of its outcome folders."""
+        for inbox in self.inboxes.values():
+            if _inside(path, inbox.path):
+                rel = path.relative_to(inbox.path)
+                return bool(rel.parts) and rel.parts[0] not in inbox.reserved_names
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _other_reason(path: Path) -> tuple[str, str]:
+    if kind_of(path) is FileKind.SIDECAR:
+        return (
+            f"sidecar {path.name} has no model file or case folder of the same name",
+            "drop the sidecar together with its model (write the sidecar first, or drop "
+            "both in a case folder)",
+        )
+    return (
+        f"{path.suffix or 'a file without extension'} is not a model file "
+        "(preform-pipeline prepares .stl, .obj and .3mf)",
+        "convert it to STL, OBJ or 3MF and drop it again",
+    )
+
+
+def _sidecars_of(folder: Path, stem: str) -> list[Path]:
+    return [p for p in (folder / f"{stem}{s}" for s in SIDECAR_SUFFIX_ORDER) if p.is_file()]

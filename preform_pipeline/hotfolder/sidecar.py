@@ -1,0 +1,234 @@
+"""Sidecar files: values that come with a dropped model (case id, priority, printer, label...).
+
+``part.stl`` takes its values from ``part.json``, ``part.yaml`` or ``part.yml`` beside it. A
+dropped case folder ``C-1042/`` takes values for all its files from ``C-1042.json`` (or
+``.yaml``) beside the folder or inside it; a file's own sidecar wins over the folder's.
+
+```yaml
+case_id: C-1042
+priority: 5            # higher first; default 0
+printer: Form4-Lab2    # for a print target template such as "{printer}"
+label_text: "C-1042 L"
+due_date: 2024-06-01
+```
+
+Known names: :data:`~preform_pipeline.recipes.templates.HOTFOLDER_SIDECAR_FIELDS` plus the
+names the recipe lists under ``fields:``. A sidecar that cannot be read, is not a mapping,
+names an unknown field or gives a value of the wrong type raises
+:class:`~preform_pipeline.errors.SidecarError`; the daemon then rejects the whole case to
+``failed/`` with that reason, since printing it without its values (the wrong label, the
+wrong printer) would be worse than not printing it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import yaml
+
+from preform_pipeline.errors import SidecarError
+from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
+from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
+
+__all__ = [
+    "MAX_SIDECAR_BYTES",
+    "PRIORITY_RANGE",
+    "SIDECAR_SUFFIX_ORDER",
+    "SidecarValues",
+    "find_folder_sidecar",
+    "find_sidecar",
+    "merge_values",
+    "read_sidecar",
+]
+
+#: Looked for in this order; two sidecars for one model are an error (which one is meant?).
+SIDECAR_SUFFIX_ORDER: Final = (".json", ".yaml", ".yml")
+#: A sidecar holds a handful of values; anything larger is not one (and is not read whole).
+MAX_SIDECAR_BYTES: Final = 256 * 1024
+#: Priorities outside this range are almost certainly typos (a date, an order number).
+PRIORITY_RANGE: Final = (-1000, 1000)
+
+
+def _empty() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class SidecarValues:
+    """What sidecars say about one model: ``fields`` are template values (all text)."""
+
+    case_id: str | None = None
+    priority: int | None = None
+    fields: Mapping[str, str] = field(default_factory=_empty)
+    sources: tuple[Path, ...] = ()
+
+
+def _candidates(folder: Path, stem: str) -> list[Path]:
+    return [folder / f"{stem}{suffix}" for suffix in SIDECAR_SUFFIX_ORDER]
+
+
+def _single(found: list[Path], what: str) -> Path | None:
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise SidecarError(
+            found[0].parent,
+            f"{what} has {len(found)} sidecars ({names}); which one is meant is unclear",
+            hint="keep one sidecar per model or case",
+        )
+    return found[0] if found else None
+
+
+def find_sidecar(model: Path) -> Path | None:
+    """The sidecar beside ``model`` (same stem), or None; SidecarError if there are several."""
+    found = [p for p in _candidates(model.parent, model.stem) if p.is_file()]
+    return _single(found, model.name)
+
+
+def find_folder_sidecar(folder: Path) -> Path | None:
+    """The sidecar of a case folder: ``<folder>.json`` beside it or inside it, or None."""
+    found = [
+        p
+        for p in (*_candidates(folder.parent, folder.name), *_candidates(folder, folder.name))
+        if p.is_file()
+    ]
+    return _single(found, f"case folder {folder.name}")
+
+
+def _text(value: Any, key: str, path: Path) -> str:
+    if isinstance(value, bool) or value is None or isinstance(value, (Mapping, list, tuple)):
+        kind = "null" if value is None else type(value).__name__
+        raise SidecarError(
+            path,
+            f"{key}: expected text or a number, got {kind}",
+            hint=f"write {key} as a single value, e.g. {key}: ABC-123",
+        )
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _priority(value: Any, path: Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            value = int(value.strip())
+        else:
+            raise SidecarError(
+                path,
+                f"priority: expected a whole number, got {value!r}",
+                hint="priority: 0 is normal; higher numbers are prepared first",
+            )
+    low, high = PRIORITY_RANGE
+    if not low <= value <= high:
+        raise SidecarError(
+            path, f"priority: {value} is outside {low}..{high}", hint="use a small number"
+        )
+    return int(value)
+
+
+def _load(path: Path) -> Any:
+    try:
+        size = path.stat().st_size
+        if size > MAX_SIDECAR_BYTES:
+            raise SidecarError(
+                path,
+                f"is {size} bytes; a sidecar holds a few values (at most {MAX_SIDECAR_BYTES})",
+                hint="is this really the model's sidecar?",
+            )
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SidecarError(path, f"is not UTF-8 text ({exc.reason})",
+                           hint="save it as UTF-8") from None
+    except OSError as exc:
+        raise SidecarError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SidecarError(
+                path,
+                f"line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}",
+                hint="fix the JSON (a validator shows where), then drop the case again",
+            ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SidecarError(
+            path,
+            f"{where}not valid YAML: {problem}",
+            hint="fix the YAML, then drop the case again",
+        ) from None
+
+
+def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarValues:
+    """Read and check one sidecar; ``extra_fields`` are the recipe's own field names.
+
+    Raises SidecarError naming the file, the key and what is wrong.
+    """
+    if path.suffix.lower() not in SIDECAR_SUFFIXES:
+        raise SidecarError(path, "is not a .json, .yaml or .yml file")
+    data = _load(path)
+    if data is None:
+        return SidecarValues(sources=(path,))
+    if not isinstance(data, Mapping):
+        raise SidecarError(
+            path,
+            f"expected a mapping of field names to values, got {type(data).__name__}",
+            hint="write one `name: value` per line (YAML) or a JSON object",
+        )
+    known = sorted(HOTFOLDER_SIDECAR_FIELDS | set(extra_fields))
+    case_id: str | None = None
+    priority: int | None = None
+    values: dict[str, str] = {}
+    for raw_key, value in data.items():
+        key = str(raw_key)
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else "add it to the recipe's `fields:` list to use it in templates"
+            )
+            raise SidecarError(
+                path, f"unknown field {key!r}; known fields: {', '.join(known)}", hint=hint
+            )
+        if key == "priority":
+            priority = _priority(value, path)
+            values[key] = str(priority)
+            continue
+        text = _text(value, key, path)
+        if key == "case_id":
+            if not text.strip():
+                raise SidecarError(path, "case_id: is empty", hint="give the case a name")
+            case_id = text.strip()
+            text = case_id
+        values[key] = text
+    return SidecarValues(
+        case_id=case_id,
+        priority=priority,
+        fields=MappingProxyType(values),
+        sources=(path,),
+    )
+
+
+def merge_values(base: SidecarValues, override: SidecarValues) -> SidecarValues:
+    """``override``'s values win (a file's own sidecar over its case folder's)."""
+    return SidecarValues(
+        case_id=override.case_id if override.case_id is not None else base.case_id,
+        priority=override.priority if override.priority is not None else base.priority,
+        fields=MappingProxyType({**base.fields, **override.fields}),
+        sources=(*base.sources, *override.sources),
+    )

@@ -1,0 +1,240 @@
+"""When is a dropped file complete? Format rules first, then a quiet period.
+
+A file copied into an inbox appears long before its last byte: the daemon must take it only
+when it is whole. The rules, by kind (:func:`kind_of`):
+
+=========  ============================================================================
+STL        binary: size is exactly ``84 + 50 x`` the triangle count in its header;
+           ASCII: the last line ends the solid (``endsolid``)
+3MF        the zip's central directory (written last) is intact and names a model part
+other      OBJ files, sidecars and unknown files: size and mtime unchanged for the
+           inbox's quiet period
+=========  ============================================================================
+
+An STL or 3MF that never satisfies its rule (a truncated upload) is *stalled* once it has
+not changed for ``incomplete_timeout_s``: it is taken anyway, so it ends in ``failed/`` with
+the reader's reason instead of sitting in the inbox for ever. An STL of 84 bytes or less
+has no triangles yet (some writers patch the count in last), so it gets the quiet period.
+In polling mode (network shares, where a copy may preallocate the final size) a file that
+passes its rule must also look the same on two observations in a row.
+
+Temporary and hidden files (``.tmp``, ``.part``, ``~`` and dotfiles) are ignored: editors and
+copy tools write those and rename them when done.
+
+Time comes from an injected :class:`Clock` (monotonic seconds), so tests drive it by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Final, Protocol
+
+from preform_pipeline.geometry import stl_completeness, threemf_completeness
+
+__all__ = [
+    "BINARY_STL_HEADER_BYTES",
+    "BINARY_STL_TRIANGLE_BYTES",
+    "IGNORED_PREFIXES",
+    "IGNORED_SUFFIXES",
+    "MODEL_SUFFIXES",
+    "SIDECAR_SUFFIXES",
+    "Check",
+    "Clock",
+    "FileKind",
+    "StabilityTracker",
+    "Verdict",
+    "is_ignored_name",
+    "kind_of",
+]
+
+BINARY_STL_HEADER_BYTES: Final = 84
+BINARY_STL_TRIANGLE_BYTES: Final = 50
+MODEL_SUFFIXES: Final = frozenset({".stl", ".obj", ".3mf"})
+SIDECAR_SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
+#: Names of files still being written by some tool, or not meant for anyone.
+IGNORED_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
+IGNORED_PREFIXES: Final = (".", "~")
+
+
+class Clock(Protocol):
+    """Monotonic seconds (``time.monotonic`` in production)."""
+
+    def monotonic(self) -> float: ...
+
+
+class FileKind(str, Enum):
+    STL = "stl"
+    THREEMF = "3mf"
+    OBJ = "obj"
+    SIDECAR = "sidecar"
+    OTHER = "other"
+
+
+class Verdict(str, Enum):
+    """What to do with a file now."""
+
+    COMPLETE = "complete"  # take it
+    WAIT = "wait"  # look again later
+    STALLED = "stalled"  # never became complete: take it, it will fail with the reason
+    IGNORE = "ignore"  # temporary or hidden: never take it
+    GONE = "gone"  # it disappeared (renamed, deleted, taken by someone else)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One look at one file: the verdict and a reason a person can read."""
+
+    verdict: Verdict
+    reason: str
+    size: int = 0
+    #: WAIT only on time (a quiet period, a confirming look), not on content still missing:
+    #: the file will be taken soon without anything else happening.
+    settling: bool = False
+
+    @property
+    def takeable(self) -> bool:
+        return self.verdict in (Verdict.COMPLETE, Verdict.STALLED)
+
+
+def is_ignored_name(name: str) -> bool:
+    """True for temporary and hidden names (``.x``, ``~x``, ``x.tmp``, ``x.part``, ``x~``)."""
+    lower = name.lower()
+    return name.startswith(IGNORED_PREFIXES) or lower.endswith(IGNORED_SUFFIXES)
+
+
+def kind_of(path: Path) -> FileKind:
+    suffix = path.suffix.lower()
+    if suffix == ".stl":
+        return FileKind.STL
+    if suffix == ".3mf":
+        return FileKind.THREEMF
+    if suffix == ".obj":
+        return FileKind.OBJ
+    if suffix in SIDECAR_SUFFIXES:
+        return FileKind.SIDECAR
+    return FileKind.OTHER
+
+
+def _binary_count(path: Path) -> int | None:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(80)
+            raw = handle.read(4)
+    except OSError:
+        return None
+    return struct.unpack("<I", raw)[0] if len(raw) == 4 else None
+
+
+def _stl_reason(path: Path, size: int) -> str:
+    count = _binary_count(path)
+    if count is not None and size == BINARY_STL_HEADER_BYTES + BINARY_STL_TRIANGLE_BYTES * count:
+        return f"binary STL: size {size} = 84 + 50 x {count} triangles"
+    return "ASCII STL: ends with endsolid"
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    first_seen: float
+    changed_at: float
+    looks: int = 1
+
+
+class StabilityTracker:
+    """Remembers what each file looked like, and judges it on every :meth:`check`.
+
+    Not thread-safe: one thread (the daemon's loop) checks files.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        quiet_period_s: float,
+        incomplete_timeout_s: float,
+        confirm_unchanged: bool = False,
+    ) -> None:
+        self.clock = clock
+        self.quiet_period_s = quiet_period_s
+        self.incomplete_timeout_s = incomplete_timeout_s
+        self.confirm_unchanged = confirm_unchanged
+        self._seen: dict[Path, _Seen] = {}
+
+    def forget(self, path: Path) -> None:
+        self._seen.pop(path, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _observe(self, path: Path) -> tuple[_Seen, bool] | None:
+        """Record what the file looks like now; (record, unchanged since the last look)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._seen.pop(path, None)
+            return None
+        now = self.clock.monotonic()
+        seen = self._seen.get(path)
+        if seen is None:
+            seen = _Seen(st.st_size, st.st_mtime_ns, now, now)
+            self._seen[path] = seen
+            return seen, False
+        unchanged = (seen.size, seen.mtime_ns) == (st.st_size, st.st_mtime_ns)
+        if not unchanged:
+            seen.size, seen.mtime_ns, seen.changed_at = st.st_size, st.st_mtime_ns, now
+        seen.looks += 1
+        return seen, unchanged
+
+    def quiet_for(self, path: Path) -> float:
+        """Seconds since the file last changed (0 when never seen)."""
+        seen = self._seen.get(path)
+        return 0.0 if seen is None else self.clock.monotonic() - seen.changed_at
+
+    def check(self, path: Path) -> Check:
+        """Look at ``path`` now and judge it (see the module docstring)."""
+        if is_ignored_name(path.name):
+            return Check(Verdict.IGNORE, "temporary or hidden file")
+        observed = self._observe(path)
+        if observed is None:
+            return Check(Verdict.GONE, "the file is no longer there")
+        seen, unchanged = observed
+        quiet = self.clock.monotonic() - seen.changed_at
+        kind = kind_of(path)
+        if kind in (FileKind.STL, FileKind.THREEMF) and not (
+            kind is FileKind.STL and seen.size <= BINARY_STL_HEADER_BYTES
+        ):
+            whole = stl_completeness(path) if kind is FileKind.STL else threemf_completeness(path)
+            if whole:
+                if self.confirm_unchanged and not unchanged:
+                    return Check(Verdict.WAIT, "complete; confirming it stays unchanged",
+                                 seen.size, settling=True)
+                reason = (
+                    _stl_reason(path, seen.size)
+                    if kind is FileKind.STL
+                    else "3MF: zip directory intact"
+                )
+                return Check(Verdict.COMPLETE, reason, seen.size)
+            if quiet >= self.incomplete_timeout_s:
+                what = "STL" if kind is FileKind.STL else "3MF"
+                return Check(
+                    Verdict.STALLED,
+                    f"{what} still incomplete after {quiet:.0f} s without change "
+                    f"(size {seen.size} bytes)",
+                    seen.size,
+                )
+            return Check(Verdict.WAIT, "still being written", seen.size)
+        if quiet >= self.quiet_period_s and seen.looks > 1:
+            return Check(
+                Verdict.COMPLETE,
+                f"size and mtime unchanged for {quiet:.1f} s",
+                seen.size,
+            )
+        return Check(
+            Verdict.WAIT, f"waiting for {self.quiet_period_s:g} s of quiet", seen.size,
+            settling=True,
+        )

@@ -1,0 +1,194 @@
+"""Test helpers that ship with the package: a manual clock, tiny model files, settings files
+for simulated hot folders, waiting on conditions, and reading a simulated fleet.
+
+```python
+clock = ManualClock()
+tracker = StabilityTracker(clock, quiet_period_s=5, incomplete_timeout_s=60)
+clock.advance(5.0)
+```
+
+Used by the hot folder's own tests and benchmarks; handy for anyone testing a setup.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_WAIT_INTERVAL_S",
+    "ManualClock",
+    "fleet_jobs",
+    "tetra_stl_bytes",
+    "wait_for",
+    "write_hotfolder_settings",
+    "write_recipe",
+]
+
+DEFAULT_WAIT_INTERVAL_S: Final = 0.02
+
+#: A resin recipe with nothing expensive: import, (optionally) print; tiny models fit many to
+#: a platform.
+_RECIPE: Final = """\
+name: {name}
+scene:
+  machine_type: FORM-4-0
+  material_code: FLGPGR05
+  layer_thickness_mm: 0.1
+import:
+  units: MILLIMETERS
+  repair_behavior: IGNORE
+steps:
+{steps}
+batching:
+  max_models_per_build: {per_build}
+  keep_cases_together: true
+outputs:
+  root: {root}
+"""
+
+
+class ManualClock:
+    """Monotonic and wall time that move only when told (:meth:`advance`)."""
+
+    def __init__(
+        self,
+        start: float = 1000.0,
+        wall: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
+    ) -> None:
+        self._mono = start
+        self._wall = wall
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def now(self) -> datetime:
+        return self._wall
+
+    def advance(self, seconds: float) -> None:
+        self._mono += seconds
+        self._wall += timedelta(seconds=seconds)
+
+    def set_wall(self, wall: datetime) -> None:
+        """Jump the wall clock (the monotonic clock moves by the same amount if forward)."""
+        delta = (wall - self._wall).total_seconds()
+        self._wall = wall
+        if delta > 0:
+            self._mono += delta
+
+
+def tetra_stl_bytes(seed: int = 0, *, size_mm: float = 2.0, copies: int = 1) -> bytes:
+    """A binary STL of ``copies`` closed tetrahedra, ``size_mm`` wide; ``seed`` shifts the
+    corners by a hair so every seed gives different content (no duplicates)."""
+    shift = (seed % 100_000) * 1e-5
+    s = size_mm
+    a, b, c, d = (shift, 0.0, 0.0), (s, 0.0, 0.0), (0.0, s, 0.0), (0.0, 0.0, s)
+    faces = [(a, c, b), (a, b, d), (a, d, c), (b, c, d)]
+    body = bytearray()
+    count = 0
+    for copy in range(copies):
+        dx = copy * (s + 1.0)
+        for face in faces:
+            body += struct.pack("<3f", 0.0, 0.0, 0.0)
+            for x, y, z in face:
+                body += struct.pack("<3f", x + dx, y, z)
+            body += b"\x00\x00"
+            count += 1
+    header = b"preform-pipeline test solid".ljust(80, b" ")
+    return header + struct.pack("<I", count) + bytes(body)
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout: float,
+    *,
+    interval: float = DEFAULT_WAIT_INTERVAL_S,
+    what: str = "condition",
+) -> None:
+    """Poll ``predicate`` until it is true; TimeoutError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not reached within {timeout:g} s")
+        time.sleep(interval)
+
+
+def fleet_jobs(fleet_dir: Path) -> list[dict[str, Any]]:
+    """Every print a simulated fleet accepted (``<fleet>/jobs/*.json``)."""
+    folder = fleet_dir / "jobs"
+    if not folder.is_dir():
+        return []
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+
+
+def write_recipe(
+    folder: Path,
+    *,
+    name: str = "hot",
+    printer: str | None = "SimulatedForm4-1",
+    per_build: int = 100,
+    extra_steps: Sequence[str] = (),
+) -> Path:
+    """A fast recipe file (see :data:`_RECIPE`); ``printer`` None: no print step."""
+    steps = [f"  - {s}" for s in extra_steps]
+    if printer is not None:
+        steps.append(f"  - print:\n      printer: {printer}")
+    if not steps:
+        steps = ["  - estimate"]  # a recipe needs a step; this one is cheap
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        _RECIPE.format(name=name, steps="\n".join(steps), per_build=per_build,
+                    root=(folder / "out").as_posix()),
+        encoding="utf-8",
+    )
+    return path
+
+
+def write_hotfolder_settings(
+    folder: Path,
+    recipe: Path,
+    *,
+    fleet_dir: Path | None = None,
+    servers: int = 1,
+    inbox: Mapping[str, Any] | None = None,
+    hotfolders: Mapping[str, Any] | None = None,
+    simulator_args: Sequence[str] = ("--latency", "instant"),
+) -> Path:
+    """A settings file: simulated servers (``simulator_args``: instant latency; a shared
+    fleet folder), a store in ``folder``, one inbox ``folder/inbox`` bound to ``recipe``."""
+    extra = list(simulator_args)
+    if fleet_dir is not None:
+        extra += ["--fleet-dir", str(fleet_dir)]
+    data: dict[str, Any] = {
+        "servers": {
+            "count": servers,
+            "base_port": 0,
+            "startup_timeout_s": 30,
+            "stop_timeout_s": 2,
+            "health_interval_s": 0,
+            "restart_backoff_s": 0.05,
+            "restart_backoff_max_s": 0.2,
+            "recycle_after_builds": 0,
+            "extra_args": extra,
+        },
+        "store": {"path": str(folder / "jobs.sqlite3")},
+        "hotfolders": {
+            "inboxes": [
+                {"path": str(folder / "inbox"), "recipe": str(recipe), "quiet_period_s": 0.5,
+                 **(inbox or {})}
+            ],
+            "batching": {"window_s": 0.5},
+            "stop_deadline_s": 20,
+            **(hotfolders or {}),
+        },
+    }
+    path = folder / "settings.yaml"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return path

@@ -1,0 +1,196 @@
+"""Watching inboxes: watchdog observers turn file system activity into candidate paths.
+
+Two modes per inbox:
+
+* ``native``: the operating system's notifications (inotify, FSEvents, ReadDirectoryChangesW)
+  through watchdog's ``Observer``; immediate and cheap on local disks.
+* ``polling``: watchdog's polling observer lists the folder every ``poll_interval_s``. Network
+  shares (SMB, NFS) often deliver no events to the machine that watches them, so polling is
+  the only reliable way there. The outcome folders inside the inbox are left out of the
+  listing, since ``done/`` grows for months.
+
+The watcher only *reports* paths (files and folders that were created, written, or moved in);
+whether a path is a complete drop is decided by the daemon (:mod:`.stability`). Events are
+coalesced there, so a file written in many chunks costs one check per look, not per chunk.
+:func:`scan` lists an inbox completely: on start (files that arrived while the daemon was
+down) and every ``rescan_interval_s`` as a safety net for lost events.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserverVFS
+
+from preform_pipeline.hotfolder.settings import InboxSettings, WatchMode
+from preform_pipeline.hotfolder.stability import is_ignored_name
+from preform_pipeline.logging import get_logger
+
+__all__ = [
+    "DEFAULT_OBSERVER_STOP_TIMEOUT_S",
+    "InboxWatcher",
+    "WatchRoot",
+    "scan",
+]
+
+log = get_logger(__name__)
+
+#: Observers stop within a poll interval; this bounds the wait on shutdown.
+DEFAULT_OBSERVER_STOP_TIMEOUT_S: Final = 5.0
+
+_REPORTED: Final = frozenset(
+    {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
+)
+
+
+@dataclass(frozen=True)
+class WatchRoot:
+    """One watched folder: how to watch it and which top-level names are not drops."""
+
+    path: Path
+    mode: WatchMode = "native"
+    poll_interval_s: float = 2.0
+    reserved: frozenset[str] = frozenset()
+
+    @classmethod
+    def for_inbox(cls, inbox: InboxSettings) -> WatchRoot:
+        return cls(inbox.path, inbox.mode, inbox.poll_interval_s, inbox.reserved_names)
+
+    def wanted(self, path: Path) -> bool:
+        """False for paths outside the root, in a reserved folder, or hidden/temporary."""
+        try:
+            rel = path.relative_to(self.path)
+        except ValueError:
+            return False
+        if not rel.parts:
+            return False
+        if rel.parts[0] in self.reserved:
+            return False
+        return not any(is_ignored_name(part) for part in rel.parts)
+
+
+def scan(root: WatchRoot) -> Iterator[Path]:
+    """Every wanted file below the root (outcome folders and hidden entries skipped), and
+    every wanted folder, parents before children."""
+
+    def walk(folder: Path, top: bool) -> Iterator[Path]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("inbox_unreadable", folder=str(folder), error=str(exc))
+            return
+        for entry in entries:
+            if is_ignored_name(entry.name) or (top and entry.name in root.reserved):
+                continue
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            yield path
+            if is_dir:
+                yield from walk(path, False)
+
+    if root.path.is_dir():
+        yield from walk(root.path, True)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: WatchRoot, on_path: Callable[[Path], None]) -> None:
+        self.root = root
+        self.on_path = on_path
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _REPORTED:
+            return
+        raw = event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path
+        if not raw:
+            return
+        path = Path(os.fsdecode(raw))
+        if self.root.wanted(path):
+            self.on_path(path)
+
+
+def _listing_without(root: WatchRoot) -> Callable[[str | None], Iterator[os.DirEntry[str]]]:
+    top = os.path.normcase(os.path.abspath(root.path))
+
+    def listdir(folder: str | None) -> Iterator[os.DirEntry[str]]:
+        at_top = folder is not None and os.path.normcase(os.path.abspath(folder)) == top
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if at_top and entry.name in root.reserved:
+                    continue
+                yield entry
+
+    return listdir
+
+
+class InboxWatcher:
+    """Observers for a set of roots; ``on_path`` is called from observer threads.
+
+    ``start()`` creates missing inbox folders (a share mounted late is reported and retried
+    by the daemon's rescans instead of failing the start).
+    """
+
+    def __init__(self, roots: Sequence[WatchRoot], on_path: Callable[[Path], None]) -> None:
+        self.roots = tuple(roots)
+        self.on_path = on_path
+        self._observers: list[BaseObserver] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._observers:
+                return
+            native: BaseObserver | None = None
+            for root in self.roots:
+                try:
+                    root.path.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    log.error("inbox_unavailable", inbox=str(root.path), error=str(exc))
+                    continue
+                handler = _Handler(root, self.on_path)
+                if root.mode == "polling":
+                    observer: BaseObserver = PollingObserverVFS(
+                        os.stat, _listing_without(root), polling_interval=root.poll_interval_s
+                    )
+                    observer.schedule(handler, str(root.path), recursive=True)
+                    self._observers.append(observer)
+                else:
+                    if native is None:
+                        native = Observer()
+                        self._observers.append(native)
+                    native.schedule(handler, str(root.path), recursive=True)
+                log.info("inbox_watched", inbox=str(root.path), mode=root.mode,
+                         poll_interval_s=root.poll_interval_s if root.mode == "polling" else None)
+            for observer in self._observers:
+                observer.daemon = True
+                observer.start()
+
+    def stop(self, timeout: float = DEFAULT_OBSERVER_STOP_TIMEOUT_S) -> None:
+        with self._lock:
+            observers, self._observers = self._observers, []
+        for observer in observers:
+            observer.stop()
+        for observer in observers:
+            observer.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        with self._lock:
+            return any(o.is_alive() for o in self._observers)

@@ -1,0 +1,159 @@
+"""``preform-pipeline watch`` as a real subprocess: --once, bad settings, graceful SIGTERM.
+
+Linux-specific only in sending SIGTERM (Windows services stop it with Ctrl-Break instead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from preform_pipeline.store import JobState, SqliteJobStore
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 60.0
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def watch(settings: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "preform_pipeline", "watch", str(settings), *extra]
+
+
+def setup(
+    tmp_path: Path, *, simulator_args: tuple[str, ...] = ("--latency", "instant"),
+    steps: tuple[str, ...] = (), **hotfolders: object,
+) -> tuple[Path, Path]:
+    recipe = write_recipe(tmp_path, extra_steps=steps)
+    fleet = tmp_path / "fleet"
+    return write_hotfolder_settings(tmp_path, recipe, fleet_dir=fleet,
+                                    hotfolders=hotfolders or None,
+                                    simulator_args=simulator_args), fleet
+
+
+class TestOnce:
+    """--once processes what is there and exits 0."""
+
+    def test_once_prints_and_exits(self, tmp_path: Path) -> None:
+        settings, fleet = setup(tmp_path)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+        (inbox / "b.stl").write_bytes(tetra_stl_bytes(2)[:120])  # still "being written"
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "SIMULATED" in done.stdout
+        assert (inbox / "done" / "a.stl").exists()
+        assert (inbox / "b.stl").exists()  # left for the next run
+        assert len(fleet_jobs(fleet)) == 1
+
+
+class TestBadSettings:
+    """Settings or recipes that cannot be used stop it at once with exit status 1."""
+
+    def test_no_hotfolders_section(self, tmp_path: Path) -> None:
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(json.dumps({"store": {"path": str(tmp_path / "j.sqlite3")}}),
+                            encoding="utf-8")
+        done = subprocess.run(watch(settings), env=environment(), capture_output=True,
+                              text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 1
+        assert "hotfolders" in done.stderr
+
+    def test_an_invalid_recipe_is_listed(self, tmp_path: Path) -> None:
+        settings, _ = setup(tmp_path)
+        (tmp_path / "hot.yaml").write_text("name: hot\nsteps: 3\n", encoding="utf-8")
+        done = subprocess.run(watch(settings), env=environment(), capture_output=True,
+                              text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 1
+        assert "hot.yaml" in done.stderr and "nothing was taken" in done.stderr
+
+
+class TestGracefulStop:
+    """SIGTERM: what is in flight finishes, the servers stop, the exit status is 0."""
+
+    def test_sigterm_stops_cleanly(self, tmp_path: Path) -> None:
+        settings, fleet = setup(tmp_path)
+        inbox = tmp_path / "inbox"
+        process = subprocess.Popen(watch(settings), env=environment(), cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: (inbox / "done").is_dir(), TIMEOUT_S, what="the daemon to start")
+            for i in range(3):
+                (inbox / f"p{i}.stl").write_bytes(tetra_stl_bytes(i))
+            wait_for(lambda: len(list((inbox / "done").glob("*.stl"))) == 3, TIMEOUT_S,
+                     what="three files done")
+            children = psutil.Process(process.pid).children(recursive=True)
+            assert children, "the pool's simulator should be running"
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err
+        assert "stopping" in err
+        assert "stopped after" in out
+        _gone, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            assert {j.state for j in store.list_jobs()} == {JobState.PRINT_SENT}
+        assert len(fleet_jobs(fleet)) == 1
+
+    def test_a_batch_past_the_deadline_is_resumed_on_the_next_start(
+        self, tmp_path: Path
+    ) -> None:
+        # Slow servers: support and layout take seconds; the deadline is shorter.
+        settings, fleet = setup(
+            tmp_path, simulator_args=("--latency", "realistic", "--time-scale", "0.15"),
+            steps=("auto_orient", "auto_support", "auto_layout"), stop_deadline_s=0.5,
+        )
+        inbox = tmp_path / "inbox"
+        process = subprocess.Popen(watch(settings), env=environment(), cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        store_path = tmp_path / "jobs.sqlite3"
+
+        def preparing() -> bool:
+            if not store_path.exists():
+                return False
+            with SqliteJobStore(store_path) as store:
+                return bool(store.list_builds(state=JobState.PREPARING))
+
+        try:
+            wait_for(lambda: (inbox / "done").is_dir(), TIMEOUT_S, what="the daemon to start")
+            for i in range(2):
+                (inbox / f"p{i}.stl").write_bytes(tetra_stl_bytes(i, size_mm=10))
+            wait_for(preparing, TIMEOUT_S, what="a build being prepared")
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err
+        with SqliteJobStore(store_path) as store:
+            states = {j.state for j in store.list_jobs()}
+        assert states == {JobState.PROCESSING}  # waiting in processing/ for the next start
+        assert len(list((inbox / "processing").rglob("*.stl"))) == 2
+        assert fleet_jobs(fleet) == []
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr
+        assert sorted(p.name for p in (inbox / "done").glob("*.stl")) == ["p0.stl", "p1.stl"]
+        assert len(fleet_jobs(fleet)) == 1

@@ -1,0 +1,197 @@
+"""Helpers for the daemon's unit tests: a scripted runner at the executor seam.
+
+The daemon's seams are the store (a real SQLite file here), the pool factory and the
+executor factory. :class:`ScriptedRunner` stands in for the executor: it walks each build
+through the reporter the way the real runner does (``step_started`` of the ``print`` step
+right before "sending"), records what the store said at that moment, "prints" by writing a
+job file into a fleet folder (the simulator's format, so :class:`FleetDirLookup` finds it),
+and answers a RunResult. Scripts make a build fail, split, or never finish until cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from preform_pipeline.config import Settings
+from preform_pipeline.executor import (
+    BuildOutcome,
+    BuildStatus,
+    Reporter,
+    RunOptions,
+    RunResult,
+    split_build,
+)
+from preform_pipeline.executor.runner import build_values, run_values
+from preform_pipeline.executor.steps import shared_values
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.lookup import PrintLookup
+from preform_pipeline.hotfolder.settings import (
+    BatchingSettings,
+    HotFolderSettings,
+    InboxSettings,
+)
+from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.recipes import render_template
+from preform_pipeline.store import JobStore, SqliteJobStore
+
+__all__ = ["DummyPool", "Script", "ScriptedRunner", "make_daemon", "run_daemon_once"]
+
+
+class DummyPool:
+    """The pool seam: nothing to lease (the scripted runner needs no servers)."""
+
+    simulated = True
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class Script:
+    """What the scripted runner does, and what it saw."""
+
+    fleet_dir: Path
+    fail: Callable[[BuildPlan], str | None] = lambda _build: None
+    split_first: bool = False
+    block: threading.Event | None = None
+    seen_states: list[tuple[str, str, str | None]] = field(default_factory=list)
+    runs: list[tuple[str, ...]] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    store: JobStore | None = None
+
+
+class ScriptedRunner:
+    """Runs a plan through the reporter without servers (see the module docstring)."""
+
+    def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                 reporter: Reporter) -> None:
+        self.script = script
+        self.plan = plan
+        self.options = options
+        self.reporter = reporter
+
+    def cancel(self) -> None:
+        self.script.cancelled.set()
+
+    def _print(self, build: BuildPlan) -> str | None:
+        """The executor's print step, through the same hooks, without a server."""
+        recipe = self.plan.recipe
+        step = recipe.step("print")
+        if step is None or self.options.dry_run:
+            return None
+        values = shared_values(build, build_values(run_values(recipe, self.options.started_at),
+                                                   build))
+        job_name = render_template(str(step.options["job_name"]), values)
+        printer = render_template(str(step.options["printer"]), values)
+        tracking = self.options.print_tracking
+        assert tracking is not None, "a printing recipe runs with print hooks"
+        hooks = tracking.for_build(build)
+        job_name = hooks.job_name(job_name)
+        found = hooks.before_send(job_name, printer)
+        if found is not None:
+            return found
+        store = self.script.store
+        assert store is not None
+        stored = next(b for b in store.list_builds() if b.job_key == hooks.job_key)
+        self.script.seen_states.append((build.name, stored.state.value, stored.job_name))
+        job_id = str(uuid.uuid4())
+        jobs = self.script.fleet_dir / "jobs"
+        jobs.mkdir(parents=True, exist_ok=True)
+        (jobs / f"{job_id}.json").write_text(json.dumps(
+            {"job_id": job_id, "job_name": job_name, "printer": printer,
+             "created_at": datetime.now(timezone.utc).isoformat()}), encoding="utf-8")
+        hooks.sent(job_id, printer)
+        return job_id
+
+    def _outcome(self, build: BuildPlan, status: BuildStatus, reason: str | None = None,
+                 job_id: str | None = None, children: tuple[str, ...] = ()) -> BuildOutcome:
+        return BuildOutcome(
+            name=build.name, index=build.index, status=status,
+            models=tuple(m.path.name for m in build.models),
+            source_files=tuple(str(m.path) for m in build.models),
+            reason=reason, job_id=job_id, server="server-1", children=children,
+        )
+
+    def run(self) -> RunResult:
+        self.script.runs.append(tuple(b.name for b in self.plan.builds))
+        outcomes: list[BuildOutcome] = []
+        todo = list(self.plan.builds)
+        index = len(todo)
+        while todo:
+            build = todo.pop(0)
+            if self.script.block is not None:
+                while not self.script.cancelled.is_set() and not self.script.block.is_set():
+                    self.script.block.wait(0.05)
+            if self.script.cancelled.is_set():
+                outcomes.append(self._outcome(build, BuildStatus.CANCELLED, "interrupted"))
+                continue
+            if self.script.split_first and len(build.models) > 1 and "." not in build.name:
+                halves = split_build(self.plan.recipe, build, index + 1)
+                index += 2
+                for half in halves:
+                    self.reporter.build_added(half, parent=build.name)
+                todo.extend(halves)
+                outcomes.append(self._outcome(build, BuildStatus.SPLIT, "did not fit",
+                                              children=tuple(h.name for h in halves)))
+                continue
+            reason = self.script.fail(build)
+            if reason is not None:
+                outcomes.append(self._outcome(build, BuildStatus.FAILED, reason))
+                continue
+            job_id = self._print(build)
+            outcomes.append(self._outcome(build, BuildStatus.SUCCEEDED, job_id=job_id))
+        return RunResult(
+            run_id=self.options.run_id, recipe=self.plan.recipe.name, simulated=True,
+            dry_run=self.options.dry_run, outcomes=tuple(outcomes), rejected=self.plan.rejected,
+            cancelled=self.script.cancelled.is_set(), wall_s=0.0, server_count=1,
+            pool_mode="simulated", output_root=self.options.output_root,
+        )
+
+
+def make_daemon(
+    tmp_path: Path,
+    store: SqliteJobStore,
+    script: Script,
+    recipe: Path,
+    *,
+    lookup: PrintLookup | None = None,
+    batching: BatchingSettings | None = None,
+    inbox: dict[str, Any] | None = None,
+    stop_deadline_s: float = 5.0,
+    duplicates: str = "skip",
+) -> HotFolderDaemon:
+    script.store = store
+    settings = Settings(
+        hotfolders=HotFolderSettings(
+            inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
+                                   quiet_period_s=0.2, **(inbox or {})),),
+            batching=batching or BatchingSettings(window_s=0.1),
+            duplicates=duplicates,  # type: ignore[arg-type]
+            stop_deadline_s=stop_deadline_s,
+            output_root=tmp_path / "out",
+        )
+    )
+
+    def executor(plan: Plan, pool: Any, *, options: RunOptions,
+                 reporter: Reporter | None = None) -> ScriptedRunner:
+        assert reporter is not None
+        return ScriptedRunner(script, plan, options, reporter)
+
+    def pool() -> Any:
+        return DummyPool()
+
+    return HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup)
+
+
+def run_daemon_once(daemon: HotFolderDaemon) -> None:
+    assert daemon.run(once=True) == 0
