@@ -492,11 +492,13 @@ def tracking_for_run(
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
-    Needed when the recipe prints (not a dry run) and verifies or uses ``printer: auto``. With
-    Web API credentials configured they are checked *now*, so refused ones fail the run before
-    anything is printed (:class:`~preform_pipeline.errors.CloudAuthError`); a Web API that
-    cannot be reached now is only logged (the poller retries). Without credentials, ``verify``
-    is skipped and ``auto`` reads the PreFormServer's device list.
+    Every run that prints gets one, so every print's job name carries its build's job key
+    (the Dashboard feed maps it back later, also for runs that do not verify). With Web API
+    credentials configured and a ``verify`` step or ``printer: auto``, they are checked *now*,
+    so refused ones fail the run before anything is printed
+    (:class:`~preform_pipeline.errors.CloudAuthError`); a Web API that cannot be reached now
+    is only logged (the poller retries). Without credentials, ``verify`` is skipped and
+    ``auto`` reads the PreFormServer's device list.
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
@@ -504,7 +506,16 @@ def tracking_for_run(
     verify_step = next((s for s in recipe.steps if s.kind == "verify"), None)
     auto = any(is_auto_target(str(s.options.get("printer", ""))) for s in prints)
     if verify_step is None and not auto:
-        return None
+        # Keys only: no Web API work is needed for this run.
+        return PrintTracking(
+            client=None,
+            poller=None,
+            lookup=None,
+            notifier=make_notifier(verify.notifications),
+            clock=clock,
+            recipe=recipe.name,
+            run_id=run_id,
+        )
     environment = os.environ if env is None else env
     client: WebApiClient | None = None
     if credentials_configured(cloud, environment):

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from preform_pipeline.store import extract_key
+
 __all__ = [
     "REPO_ROOT",
     "RunOutcome",
     "command",
+    "printed_name",
     "environment",
     "fleet_jobs",
     "full_steps",
@@ -164,6 +167,14 @@ def run_cli(folder: Path, argv: list[str], timeout: float = RUN_TIMEOUT_S) -> Ru
     )
     out = folder / "out"
     return RunOutcome(done.returncode, done.stdout, done.stderr, _report(out), _events(out), out)
+
+
+def printed_name(job: dict[str, Any]) -> str:
+    """A printed job's name without the job key every print carries (which must be there)."""
+    name = str(job["job_name"])
+    key = extract_key(name)
+    assert key is not None, f"print {name!r} carries no job key"
+    return name.replace(f" {key}", "")
 
 
 def fleet_jobs(folder: Path) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from run_e2e_support import (
     command,
     fleet_jobs,
     full_steps,
+    printed_name,
     run_cli,
     write_recipe,
     write_settings,
@@ -20,6 +21,7 @@ from run_e2e_support import (
 from preform_pipeline.commands.run import SIMULATED_LINE
 from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
+from preform_pipeline.store import extract_key
 
 
 def thirty_models(sample_models_dir: Path) -> list[Path]:
@@ -57,7 +59,8 @@ class TestThirtyModelsOnThreeServers:
         jobs = fleet_jobs(tmp_path)
         assert len(jobs) == len(expected)
         assert {j["job_id"] for j in jobs} == {b["job_id"] for b in run.builds()}
-        assert sorted(j["job_name"] for j in jobs) == sorted(f"e2e-{name}" for name in expected)
+        assert len({extract_key(j["job_name"]) for j in jobs}) == len(jobs)  # one key each
+        assert sorted(printed_name(j) for j in jobs) == sorted(f"e2e-{n}" for n in expected)
         assert len({b["server"] for b in run.builds()}) == 3
 
         for build in run.builds():

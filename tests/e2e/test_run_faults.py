@@ -14,6 +14,7 @@ from run_e2e_support import (
     command,
     fleet_jobs,
     full_steps,
+    printed_name,
     run_cli,
     write_recipe,
     write_settings,
@@ -50,7 +51,7 @@ class TestServerKilledDuringAutoSupport:
             assert first["error_type"] == "ServerUnreachableError"
             assert rest[-1]["server"] == "server-2" and rest[-1]["error"] is None
         jobs = fleet_jobs(tmp_path)
-        assert Counter(j["job_name"] for j in jobs) == {f"e2e-{b['build']}": 1 for b in builds}
+        assert Counter(printed_name(j) for j in jobs) == {f"e2e-{b['build']}": 1 for b in builds}
         # The pool heard of the failure and scheduled server-1's restart.
         reported = run.events_named("server_failure_reported")
         assert {e["server"] for e in reported} == {"server-1"}
