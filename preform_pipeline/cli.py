@@ -25,7 +25,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.validate",
     "preform_pipeline.commands.plan",
     "preform_pipeline.commands.run",
-    "preform_pipeline.commands.demo",
     "preform_pipeline.commands.jobs",
     "preform_pipeline.commands.watch",
     "preform_pipeline.commands.verify",
