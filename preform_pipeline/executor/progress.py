@@ -145,9 +145,13 @@ class PlainReporter:
 
     def run_finished(self, result: RunResult) -> None:
         ok = sum(1 for o in result.outcomes if o.status is BuildStatus.SUCCEEDED)
+        split = sum(1 for o in result.outcomes if o.status is BuildStatus.SPLIT)
+        # A split build is replaced by the builds it was split into, so it is not one of the
+        # builds that can succeed or fail: counting it would make a clean run read as failed.
         self._say(
             f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
-            f"{len(result.outcomes)} builds succeeded"
+            f"{len(result.outcomes) - split} builds succeeded"
+            + (f" ({split} split into smaller builds)" if split else "")
             + (" (interrupted)" if result.cancelled else "")
         )
 

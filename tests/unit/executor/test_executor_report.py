@@ -125,6 +125,16 @@ class _Terminal(io.StringIO):
 class TestProgress:
     """Plain lines when the output is not a terminal, bars when it is."""
 
+    def test_a_split_build_is_not_counted_as_a_build_that_failed(self) -> None:
+        stream = io.StringIO()
+        builds = (
+            outcome("r-001", BuildStatus.SPLIT, children=("r-001.1", "r-001.2")),
+            outcome("r-001.1", BuildStatus.SUCCEEDED, parent="r-001"),
+            outcome("r-001.2", BuildStatus.SUCCEEDED, parent="r-001"),
+        )
+        PlainReporter(stream).run_finished(RunResult("run-1", "r", True, False, builds))
+        assert "2 of 2 builds succeeded (1 split into smaller builds)" in stream.getvalue()
+
     def test_a_pipe_gets_plain_lines(self, tmp_path: Path, sample_models_dir: Path) -> None:
         stream = io.StringIO()
         reporter = make_reporter(stream)
