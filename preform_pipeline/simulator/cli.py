@@ -16,26 +16,20 @@ Ctrl+Break on Windows) stop the server cleanly with exit status 0.
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
 import os
-import re
 import shutil
-import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 import psutil
 
 from preform_pipeline import __version__
-from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
 from preform_pipeline.simulator.latency import (
     DEFAULT_TIME_SCALE,
@@ -45,6 +39,20 @@ from preform_pipeline.simulator.latency import (
 )
 from preform_pipeline.simulator.routes import ENGINE_OPERATION_IDS, snake_case
 from preform_pipeline.simulator.server import DEFAULT_HOST, SimulatorServer, load_engine
+from preform_pipeline.simulator.startup import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    LISTENING_PATTERN,
+    PORT_IN_USE_TEXT,
+    READY_LINE,
+    add_logging_arguments,
+    configure_cli_logging,
+    report_bind_failure,
+    say,
+    serve_until_stopped,
+    stop_on_signals,
+)
 
 __all__ = [
     "DEFAULT_PORT",
@@ -64,33 +72,10 @@ __all__ = [
     "run",
 ]
 
-EXIT_OK: Final = 0
-#: Start-up failed: port taken, engine cannot be loaded, host cannot be bound.
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 2
-
 #: PreFormServer's own port (the contract's server URL); pools pass ``--port`` anyway.
 DEFAULT_PORT = 44388
 #: Scenes PreFormServer keeps in memory unless told otherwise.
 DEFAULT_SCENE_CACHE_SIZE = 100
-
-READY_LINE: Final = "READY FOR INPUT"
-#: Matches the stdout line that names the bound port (useful with ``--port 0``).
-LISTENING_PATTERN: Final = re.compile(r"listening on port (\d+)")
-#: Part of the stdout line printed when the port is taken.
-PORT_IN_USE_TEXT: Final = "address is already in use"
-
-# How often the main thread wakes while waiting for a stop signal. A plain Event.wait()
-# without timeout cannot be interrupted by Ctrl+C on Windows.
-_SIGNAL_POLL_S = 0.25
-
-# errno of a taken port: EADDRINUSE on POSIX, WSAEADDRINUSE on Windows. Windows also answers
-# WSAEACCES for ports held exclusively by another process or reserved (Hyper-V ranges); a pool
-# must react to both by choosing another port, so both are reported as "in use" there.
-_ADDRESS_IN_USE = frozenset(
-    {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", 10048)}
-    | ({getattr(errno, "WSAEACCES", 10013)} if sys.platform == "win32" else set())
-)
 
 _log = get_logger(__name__)
 
@@ -233,14 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--work-dir", type=Path, default=None,
         help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
     )
-    server.add_argument(
-        "--log-file", type=Path, default=None,
-        help="write the structured log as JSON lines here; stderr then shows warnings only",
-    )
-    server.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level (default INFO: one line per request)",
-    )
+    add_logging_arguments(server)
     server.add_argument(
         "--engine", default=None, metavar="MODULE:CLASS",
         help="engine class to use instead of the built-in one (tests, experiments)",
@@ -313,43 +291,6 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
     )
 
 
-def _say(stdout: TextIO, line: str) -> None:
-    # A pool reads these lines through a pipe: flush each at once.
-    stdout.write(line + "\n")
-    stdout.flush()
-
-
-def _configure_logging(config: SimulatorConfig, stderr: TextIO) -> None:
-    configure_logging(level=config.log_level, json_file=config.log_file, console=stderr)
-    if config.log_file is not None:
-        # The file gets everything; stderr only what a person must see.
-        for handler in logging.getLogger("preform_pipeline").handlers:
-            if not isinstance(handler, logging.FileHandler):
-                handler.setLevel(logging.WARNING)
-
-
-@contextmanager
-def _stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
-    """Route SIGINT/SIGTERM (and SIGBREAK on Windows) to ``on_signal`` while inside."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals can only be handled on the main thread (run() called from a test)
-        return
-    names = ("SIGINT", "SIGTERM", "SIGBREAK")
-    numbers = [getattr(signal, n) for n in names if hasattr(signal, n)]
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        on_signal(signum)
-
-    previous: dict[int, Any] = {}
-    for number in numbers:
-        previous[number] = signal.signal(number, handler)
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
-
-
 def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:
     """(fleet dir, work dir, temporary dir to remove at exit)."""
     fleet_dir = config.fleet_dir
@@ -381,16 +322,9 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
                      f"{EXIT_INJECTED_FAULT}\n")
         stderr.flush()
         return EXIT_INJECTED_FAULT
-    _configure_logging(config, stderr)
-
+    configure_cli_logging(config.log_level, config.log_file, stderr)
     stop = threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stop.set()
-
-    with _stop_signals(on_signal):
+    with stop_on_signals(stop) as received:
         return _serve(config, stdout, stop, received)
 
 
@@ -398,7 +332,7 @@ def _serve(
     config: SimulatorConfig, stdout: TextIO, stop: threading.Event, received: list[int]
 ) -> int:
     plan = config.faults
-    _say(stdout, f"PreForm simulator (preform-pipeline {__version__}): starting HTTP server")
+    say(stdout, f"PreForm simulator (preform-pipeline {__version__}): starting HTTP server")
     if plan.slow_start_s and stop.wait(plan.slow_start_s):
         _log.info("server_stopped", reason="signal during slow start", signal=received[:1])
         return EXIT_OK
@@ -442,37 +376,16 @@ def _serve_in(
             faults=config.faults,
         )
     except OSError as exc:
-        where = f"{config.host}:{config.port}"
-        if exc.errno in _ADDRESS_IN_USE:
-            _say(stdout, f"HTTP server failed to start on {where}: {PORT_IN_USE_TEXT}")
-            _log.error("start_failed", reason="port in use", host=config.host, port=config.port)
-        else:
-            _say(stdout, f"HTTP server failed to start on {where}: {exc}")
-            _log.error("start_failed", reason="cannot bind", address=where, error=str(exc))
-        return EXIT_FAILURE
-    try:
-        _say(stdout, f"Listening on {server.host}...")
-        _say(stdout, f"HTTP server listening on port {server.port}")
-        _log.info(
-            "server_started",
-            url=server.url,
-            pid=os.getpid(),
-            latency=config.latency,
-            time_scale=config.time_scale,
-            scene_cache_size=config.scene_cache_size,
-            fleet_dir=str(fleet_dir),
-            work_dir=str(work_dir),
-            faults=config.faults.active(),
-        )
-        server.start()
-        _say(stdout, READY_LINE)
-        while not stop.wait(_SIGNAL_POLL_S):
-            pass
-        _log.info("server_stopping", signal=received[0] if received else None)
-    finally:
-        server.shutdown()
-    _log.info("server_stopped", port=server.port)
-    return EXIT_OK
+        return report_bind_failure(stdout, config.host, config.port, exc)
+    started = {
+        "latency": config.latency,
+        "time_scale": config.time_scale,
+        "scene_cache_size": config.scene_cache_size,
+        "fleet_dir": str(fleet_dir),
+        "work_dir": str(work_dir),
+        "faults": config.faults.active(),
+    }
+    return serve_until_stopped(server, stdout, stop, received, started=started)
 
 
 def main() -> NoReturn:

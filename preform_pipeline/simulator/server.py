@@ -22,21 +22,25 @@ Every exchange is logged as one structured ``http_exchange`` event and kept in m
 from __future__ import annotations
 
 import json
-import socket
-import socketserver
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Final, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 from preform_pipeline import __version__
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.faults import FaultInjector, FaultPlan, hard_exit
+from preform_pipeline.simulator.http import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_POLL_INTERVAL_S,
+    BadFraming,
+    JsonRequestHandler,
+    ThreadedHTTPApp,
+    read_body,
+)
 from preform_pipeline.simulator.latency import LatencyProfile, latency_profile, spend
 from preform_pipeline.simulator.operations import OperationRegistry
 from preform_pipeline.simulator.protocol import Json, ProgressCallback, SceneEngine, SimError
@@ -85,13 +89,6 @@ SERVER_SHUTTING_DOWN: Final = "SERVER_SHUTTING_DOWN"
 #: Request bodies are small JSON documents (paths, settings); anything bigger is a mistake.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
-#: An idle keep-alive connection is closed after this long, so forgotten clients do not pin
-#: a thread each for the life of the process.
-DEFAULT_IDLE_TIMEOUT_S = 120.0
-
-#: How often the serving loop checks for shutdown: bounds how long stopping takes.
-DEFAULT_POLL_INTERVAL_S = 0.05
-
 #: Exchanges kept in memory for :attr:`SimulatorServer.exchanges`.
 DEFAULT_EXCHANGE_LOG_SIZE = 10_000
 
@@ -101,9 +98,6 @@ ACCEPT_BEFORE_START_S = 5.0
 #: Part of an operation's progress bar spent on simulated latency when it has any; the engine's
 #: own progress fills the rest.
 LATENCY_PROGRESS_SHARE = 0.8
-
-# Pending connections the listening socket queues: a pool's executor may open many at once.
-_LISTEN_BACKLOG = 128
 
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
@@ -138,91 +132,26 @@ class ServerFailure:
     exception: BaseException
 
 
-class _BadFraming(Exception):
-    """The request body cannot be read; the connection must close after the answer."""
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = _LISTEN_BACKLOG
-    # Windows lets a second socket bind a port held by another with SO_REUSEADDR; there the
-    # port is claimed exclusively instead, so "address already in use" is reported as it
-    # would be on macOS and Linux.
-    allow_reuse_address = not hasattr(socket, "SO_EXCLUSIVEADDRUSE")
-
-    def __init__(self, address: tuple[str, int], app: SimulatorServer) -> None:
-        self.app = app
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
-        if exclusive is not None:
-            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
-        # HTTPServer.server_bind would also resolve the host's FQDN, which can stall for
-        # seconds on machines with slow reverse DNS; the name is not needed.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _log.exception("http_connection_error", client=str(client_address))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonRequestHandler):
     server_version = f"PreFormSimulator/{__version__}"
-    timeout = DEFAULT_IDLE_TIMEOUT_S
 
-    def setup(self) -> None:
-        # Headers and body leave in separate writes; with Nagle's algorithm and delayed ACKs
-        # every keep-alive request after the first would then wait ~40 ms for nothing.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().setup()
-
-    def _dispatch(self) -> None:
-        self.server.app._dispatch(self)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _dispatch
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Malformed request lines and headers are answered by http.server before dispatch;
-        # answer those with an ErrorModel too, never an HTML page.
-        self.close_connection = True
-        status = int(code) if 400 <= code < 600 else 400
-        text = message or explain or "malformed HTTP request"
-        payload = json.dumps(error_body(BAD_REQUEST if status < 500 else INTERNAL_ERROR, text))
+    def error_payload(self, status: int, text: str) -> bytes:
+        payload = _encode(error_body(BAD_REQUEST if status < 500 else INTERNAL_ERROR, text))
         # Logged before answering, as in SimulatorServer._dispatch.
         _log.info(
             "http_exchange", method=self.command, path=getattr(self, "path", None), status=status
         )
-        try:
-            self.send_response(status, message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(payload.encode())))
-            self.end_headers()
-            if self.command != "HEAD" and status >= 200 and status not in (204, 304):
-                self.wfile.write(payload.encode())
-        except OSError:
-            pass
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # every exchange is logged once, structured, by the dispatcher
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug("http_server_message", message=format % args)
+        return payload
 
 
-class SimulatorServer:
+class SimulatorServer(ThreadedHTTPApp):
     """A Local API server around a :class:`SceneEngine`, bound on construction.
 
     Use it as a context manager (serves in a background thread, like pytest-httpserver's
     ``HTTPServer``) or call :meth:`serve_forever` from the main thread (``cli.py`` does).
     """
+
+    thread_name_prefix = "sim-http"
 
     def __init__(
         self,
@@ -238,7 +167,6 @@ class SimulatorServer:
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     ) -> None:
         self.engine = engine
-        self.poll_interval = poll_interval
         self.latency = latency if latency is not None else latency_profile("instant")
         self.stopping = threading.Event()
         self.faults = FaultInjector(faults or FaultPlan(), stop=self.stopping, exit=exit)
@@ -248,63 +176,18 @@ class SimulatorServer:
         self._lock = threading.Lock()
         self._exchanges: deque[Exchange] = deque(maxlen=exchange_log_size)
         self._failures: list[ServerFailure] = []
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._httpd = _HTTPServer((host, port), self)
+        super().__init__(host=host, port=port, handler=_Handler, poll_interval=poll_interval)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    @property
-    def host(self) -> str:
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=self.poll_interval)
-
-    def start(self) -> SimulatorServer:
-        """Serve in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.serve_forever, name=f"sim-http-{self.port}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        """Stop accepting requests, release hung operations and close the socket."""
-        if self._closed:
-            return
-        self._closed = True
+    def _on_shutdown(self) -> None:
+        # Release hung operations and simulated latency before the serving loop stops.
         self.stopping.set()
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
 
     def stop_serving(self) -> None:
         """Make :meth:`serve_forever` return (call from another thread than the one serving)."""
         self.stopping.set()
         self._httpd.shutdown()
-
-    def __enter__(self) -> SimulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
 
     # -- what happened -----------------------------------------------------------------------
 
@@ -326,7 +209,7 @@ class SimulatorServer:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _dispatch(self, handler: _Handler) -> None:
+    def _dispatch(self, handler: JsonRequestHandler) -> None:
         started = self._clock()
         method = handler.command.upper()
         target = urlsplit(handler.path)
@@ -339,7 +222,7 @@ class SimulatorServer:
         status: int
         payload: Any
         try:
-            raw = _read_body(handler)
+            raw = read_body(handler, DEFAULT_MAX_BODY_BYTES, accept_chunked=True)
             match = self.router.resolve(method, path)
             operation_id = match.operation_id
             injected = self.faults.simulated_error(operation_id)
@@ -365,7 +248,7 @@ class SimulatorServer:
                 status, payload = 200, self._execute(operation_id, params, body, None)
             # Serialise inside the try: an engine answer JSON cannot express is an engine bug.
             encoded = json.dumps(payload).encode()
-        except _BadFraming as exc:
+        except BadFraming as exc:
             handler.close_connection = True
             headers["Connection"] = "close"
             status, encoded = 400, _encode(error_body(BAD_REQUEST, str(exc)))
@@ -400,7 +283,7 @@ class SimulatorServer:
         answered.set()
 
     def _send(
-        self, handler: _Handler, status: int, encoded: bytes, headers: dict[str, str]
+        self, handler: JsonRequestHandler, status: int, encoded: bytes, headers: dict[str, str]
     ) -> None:
         try:
             handler.send_response(status)
@@ -498,46 +381,6 @@ def _encode(payload: Json) -> bytes:
 def _internal_message(operation_id: str | None, exc: BaseException) -> str:
     where = operation_id or "request"
     return f"simulator failed in {where}: {type(exc).__name__}: {exc}"
-
-
-def _read_body(handler: _Handler) -> bytes:
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        return _read_chunked(handler)
-    length_text = handler.headers.get("Content-Length")
-    if length_text is None:
-        return b""
-    try:
-        length = int(length_text)
-    except ValueError:
-        raise _BadFraming(f"Content-Length {length_text!r} is not a number") from None
-    if length < 0 or length > DEFAULT_MAX_BODY_BYTES:
-        raise _BadFraming(
-            f"Content-Length {length} is outside 0..{DEFAULT_MAX_BODY_BYTES} bytes"
-        )
-    data = handler.rfile.read(length)
-    if len(data) != length:
-        raise _BadFraming(f"body ended after {len(data)} of {length} bytes")
-    return data
-
-
-def _read_chunked(handler: _Handler) -> bytes:
-    parts: list[bytes] = []
-    total = 0
-    while True:
-        line = handler.rfile.readline(1024)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise _BadFraming("malformed chunked transfer encoding") from None
-        if size == 0:
-            while handler.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                pass  # trailers carry nothing the simulator uses
-            return b"".join(parts)
-        total += size
-        if total > DEFAULT_MAX_BODY_BYTES:
-            raise _BadFraming(f"chunked body exceeds {DEFAULT_MAX_BODY_BYTES} bytes")
-        parts.append(handler.rfile.read(size))
-        handler.rfile.readline(1024)
 
 
 def _parse_json(raw: bytes) -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from preform_pipeline.store import extract_key
+from tests.recipe_texts import full_steps
 
 __all__ = [
     "REPO_ROOT",
@@ -46,31 +47,6 @@ import:
   units: MILLIMETERS
   repair_behavior: REPAIR
 """
-
-#: Orient, support, lay out, check, estimate, save, screenshot, print: a whole job.
-FULL_STEPS = """\
-steps:
-  - auto_orient
-  - auto_support
-  - auto_layout
-  - validate:
-      fail_on: [out_of_bounds]
-  - estimate
-  - save_form
-  - screenshot
-  - print:
-      printer: SimulatedForm4-1
-      job_name: "{recipe}-{build}"
-batching:
-  max_models_per_build: PER_BUILD
-  keep_cases_together: false
-"""
-
-
-def full_steps(per_build: int) -> str:
-    """:data:`FULL_STEPS` with at most ``per_build`` models per build."""
-    return FULL_STEPS.replace("PER_BUILD", str(per_build))
-
 
 def write_recipe(folder: Path, body: str) -> Path:
     path = folder / "recipe.yaml"

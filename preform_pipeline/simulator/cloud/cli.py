@@ -24,30 +24,29 @@ line, where every user of the machine can read it.
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
 import os
-import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType
-from typing import Any, Final, NoReturn, TextIO
+from typing import Final, NoReturn, TextIO
 
 from preform_pipeline import __version__
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.logging import configure_logging, get_logger
-from preform_pipeline.simulator.cli import (
+from preform_pipeline.logging import get_logger
+from preform_pipeline.simulator.cli import default_fleet_dir
+from preform_pipeline.simulator.startup import (
     EXIT_FAILURE,
-    EXIT_OK,
     EXIT_USAGE,
-    PORT_IN_USE_TEXT,
     READY_LINE,
-    default_fleet_dir,
+    add_logging_arguments,
+    configure_cli_logging,
+    report_bind_failure,
+    say,
+    serve_until_stopped,
+    stop_on_signals,
 )
 
 from .auth import DEFAULT_TOKEN_LIFETIME_S, TokenStore
@@ -77,16 +76,6 @@ ENV_SIM_CLIENT_SECRET: Final = "PREFORM_PIPELINE_SIM_CLIENT_SECRET"
 #: Used when neither flags nor environment name the application: fine on 127.0.0.1 only.
 DEFAULT_CLIENT_ID: Final = "preform-pipeline-simulator"
 DEFAULT_CLIENT_SECRET: Final = "preform-pipeline-simulator-secret"
-
-# How often the main thread wakes while waiting for a stop signal (Ctrl+C on Windows cannot
-# interrupt a plain Event.wait()).
-_SIGNAL_POLL_S: Final = 0.25
-# errno of a taken port: EADDRINUSE, WSAEADDRINUSE, and on Windows WSAEACCES for ports held
-# exclusively or reserved, which a caller must also treat as "choose another port".
-_ADDRESS_IN_USE: Final = frozenset(
-    {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", 10048)}
-    | ({getattr(errno, "WSAEACCES", 10013)} if sys.platform == "win32" else set())
-)
 
 _log = get_logger(__name__)
 
@@ -179,14 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--outcomes", type=Path, default=None, metavar="FILE",
         help="JSON/YAML file forcing print errors, aborts and offline printers (re-read on change)",
     )
-    parser.add_argument(
-        "--log-file", type=Path, default=None,
-        help="write the structured log as JSON lines here; stderr then shows warnings only",
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="log level (default INFO: one line per request)",
-    )
+    add_logging_arguments(parser)
     return parser
 
 
@@ -234,31 +216,6 @@ def resolve_credentials(
     return client_id or DEFAULT_CLIENT_ID, secret or DEFAULT_CLIENT_SECRET, defaulted
 
 
-def _say(stdout: TextIO, line: str) -> None:
-    # Read through a pipe by whoever started us: flush each line at once.
-    stdout.write(line + "\n")
-    stdout.flush()
-
-
-@contextmanager
-def _stop_signals(on_signal: Callable[[int], None]) -> Iterator[None]:
-    """Route SIGINT/SIGTERM (and SIGBREAK on Windows) to ``on_signal`` while inside."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may handle signals (run() called from a test)
-        return
-    numbers = [getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGBREAK") if hasattr(signal, n)]
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        on_signal(signum)
-
-    previous: dict[int, Any] = {n: signal.signal(n, handler) for n in numbers}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
-
-
 def run(
     argv: Sequence[str],
     stdout: TextIO,
@@ -272,11 +229,7 @@ def run(
         config = parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    configure_logging(level=config.log_level, json_file=config.log_file, console=stderr)
-    if config.log_file is not None:
-        for handler in logging.getLogger("preform_pipeline").handlers:
-            if not isinstance(handler, logging.FileHandler):
-                handler.setLevel(logging.WARNING)
+    configure_cli_logging(config.log_level, config.log_file, stderr)
     try:
         client_id, secret, defaulted = resolve_credentials(
             config, os.environ if environ is None else environ
@@ -294,13 +247,7 @@ def run(
             "--client-secret-file) to require your own",
         )
     stopping = stop if stop is not None else threading.Event()
-    received: list[int] = []
-
-    def on_signal(signum: int) -> None:
-        received.append(signum)
-        stopping.set()
-
-    with _stop_signals(on_signal):
+    with stop_on_signals(stopping) as received:
         return _serve(config, stdout, stopping, received, client_id, secret, outcomes)
 
 
@@ -313,12 +260,12 @@ def _serve(
     secret: str,
     outcomes: OutcomeSource | None,
 ) -> int:
-    _say(stdout, f"Dashboard simulator (preform-pipeline {__version__}): starting HTTP server")
+    say(stdout, f"Dashboard simulator (preform-pipeline {__version__}): starting HTTP server")
     fleet_dir = config.fleet_dir if config.fleet_dir is not None else default_fleet_dir()
     try:
         fleet_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        _say(stdout, f"cannot create the fleet directory {fleet_dir}: {exc}")
+        say(stdout, f"cannot create the fleet directory {fleet_dir}: {exc}")
         _log.error("start_failed", reason="cannot create fleet directory", error=str(exc))
         return EXIT_FAILURE
     fleet_dir = fleet_dir.resolve()
@@ -333,40 +280,21 @@ def _serve(
     try:
         server = DashboardServer(view, tokens, limits=limits, host=config.host, port=config.port)
     except OSError as exc:
-        where = f"{config.host}:{config.port}"
-        if exc.errno in _ADDRESS_IN_USE:
-            _say(stdout, f"HTTP server failed to start on {where}: {PORT_IN_USE_TEXT}")
-            _log.error("start_failed", reason="port in use", host=config.host, port=config.port)
-        else:
-            _say(stdout, f"HTTP server failed to start on {where}: {exc}")
-            _log.error("start_failed", reason="cannot bind", address=where, error=str(exc))
-        return EXIT_FAILURE
-    try:
-        _say(stdout, f"Listening on {server.host}...")
-        _say(stdout, f"HTTP server listening on port {server.port}")
-        _say(stdout, f"Web API base URL: {server.url}")
-        _say(stdout, f"Fleet directory: {fleet_dir}")
-        _say(stdout, f"Client id: {client_id}")
-        _log.info(
-            "server_started",
-            url=server.url,
-            pid=os.getpid(),
-            fleet_dir=str(fleet_dir),
-            time_scale=config.time_scale,
-            access_lifetime_s=config.token_lifetime_s,
-            hourly_limit=config.hourly_limit,
-            per_second_limit=config.per_second_limit,
-            outcomes=None if config.outcomes is None else str(config.outcomes),
-        )
-        server.start()
-        _say(stdout, READY_LINE)
-        while not stop.wait(_SIGNAL_POLL_S):
-            pass
-        _log.info("server_stopping", signal=received[0] if received else None)
-    finally:
-        server.shutdown()
-    _log.info("server_stopped", port=server.port)
-    return EXIT_OK
+        return report_bind_failure(stdout, config.host, config.port, exc)
+    lines = (
+        f"Web API base URL: {server.url}",
+        f"Fleet directory: {fleet_dir}",
+        f"Client id: {client_id}",
+    )
+    started = {
+        "fleet_dir": str(fleet_dir),
+        "time_scale": config.time_scale,
+        "access_lifetime_s": config.token_lifetime_s,
+        "hourly_limit": config.hourly_limit,
+        "per_second_limit": config.per_second_limit,
+        "outcomes": None if config.outcomes is None else str(config.outcomes),
+    }
+    return serve_until_stopped(server, stdout, stop, received, extra_lines=lines, started=started)
 
 
 def main() -> NoReturn:

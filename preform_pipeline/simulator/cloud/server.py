@@ -22,16 +22,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import socket
-import socketserver
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -39,6 +35,13 @@ from preform_pipeline import __version__
 from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.models import PRINT_STATUSES, parse_datetime
 from preform_pipeline.logging import get_logger
+from preform_pipeline.simulator.http import (
+    DEFAULT_POLL_INTERVAL_S,
+    BadFraming,
+    JsonRequestHandler,
+    ThreadedHTTPApp,
+    read_body,
+)
 from preform_pipeline.simulator.protocol import SimError
 
 from .auth import AuthFailure, TokenStore, parse_form
@@ -64,10 +67,7 @@ DEFAULT_PER_PAGE: Final = 20
 DEFAULT_MAX_PER_PAGE: Final = 100
 #: Request bodies are small forms; anything bigger is refused.
 DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
-DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
-DEFAULT_POLL_INTERVAL_S: Final = 0.05
 DEFAULT_EXCHANGE_LOG_SIZE: Final = 10_000
-_LISTEN_BACKLOG: Final = 128
 
 # (method, path pattern) of every endpoint served; {name} is one path segment.
 ENDPOINTS: Final = (
@@ -121,10 +121,6 @@ class _Refusal(Exception):
         self.answer = _Answer(status, dict(body), dict(headers or {}))
 
 
-class _BadFraming(Exception):
-    """The request body cannot be read; the connection must close after the answer."""
-
-
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -149,80 +145,24 @@ _ROUTES: Final = tuple(
 )
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = _LISTEN_BACKLOG
-    # Where SO_EXCLUSIVEADDRUSE exists (Windows), SO_REUSEADDR would let a second server bind a
-    # taken port; the port is claimed exclusively there instead.
-    allow_reuse_address = not hasattr(socket, "SO_EXCLUSIVEADDRUSE")
-
-    def __init__(self, address: tuple[str, int], app: DashboardServer) -> None:
-        self.app = app
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
-        if exclusive is not None:
-            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
-        # Skip HTTPServer's reverse lookup of the host name: it can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        _log.exception("http_connection_error", client=str(client_address))
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonRequestHandler):
     server_version = f"DashboardSimulator/{__version__}"
-    timeout = DEFAULT_IDLE_TIMEOUT_S
+    default_error_text = "Malformed request."
 
-    def setup(self) -> None:
-        # Headers and body leave in separate writes: without TCP_NODELAY every keep-alive
-        # request after the first waits for a delayed ACK.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().setup()
-
-    def _dispatch(self) -> None:
-        self.server.app._dispatch(self)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        # Malformed request lines and headers are answered before dispatch: as JSON too.
-        self.close_connection = True
-        status = int(code) if 400 <= code < 600 else 400
-        payload = json.dumps({"detail": message or explain or "Malformed request."}).encode()
-        try:
-            self.send_response(status, message)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
-        except OSError:
-            pass
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # every exchange is logged once, structured, by the dispatcher
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug("http_server_message", message=format % args)
+    def error_payload(self, status: int, text: str) -> bytes:
+        return json.dumps({"detail": text}).encode()
 
 
-class DashboardServer:
+class DashboardServer(ThreadedHTTPApp):
     """The Web API around a :class:`FleetView`, a :class:`TokenStore` and :class:`RateLimits`.
 
     Bound on construction; use it as a context manager (serves in a background thread) or call
     :meth:`serve_forever`. ``clock.now()`` is the moment each answer describes; the token store
-    and the limits bring their own monotonic clocks.
+    and the limits bring their own monotonic clocks. :attr:`url` is the base URL to give a Web
+    API client (the API lives under ``/developer/v1``).
     """
+
+    thread_name_prefix = "dashboard-http"
 
     def __init__(
         self,
@@ -246,61 +186,10 @@ class DashboardServer:
         self.clock = clock
         self.default_per_page = default_per_page
         self.max_per_page = max_per_page
-        self.poll_interval = poll_interval
         self._lock = threading.Lock()
         self._exchanges: deque[DashboardExchange] = deque(maxlen=exchange_log_size)
         self._failures: list[BaseException] = []
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._httpd = _HTTPServer((host, port), self)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        return str(self._httpd.server_address[0])
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The base URL to give a Web API client (the API lives under ``/developer/v1``)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def serve_forever(self) -> None:
-        self._httpd.serve_forever(poll_interval=self.poll_interval)
-
-    def start(self) -> DashboardServer:
-        """Serve in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self.serve_forever, name=f"dashboard-http-{self.port}", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def shutdown(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.server_close()
-
-    def __enter__(self) -> DashboardServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.shutdown()
+        super().__init__(host=host, port=port, handler=_Handler, poll_interval=poll_interval)
 
     # -- what happened -----------------------------------------------------------------------
 
@@ -318,15 +207,17 @@ class DashboardServer:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def _dispatch(self, handler: _Handler) -> None:
+    def _dispatch(self, handler: JsonRequestHandler) -> None:
         started = time.monotonic()
         method = handler.command.upper()
         target = urlsplit(handler.path)
         client = str(handler.client_address[0])
         try:
-            body = _read_body(handler)
+            body = read_body(
+                handler, DEFAULT_MAX_BODY_BYTES, accept_chunked=False, limit_unit=""
+            )
             answer = self._answer(handler, method, target.path or "/", target.query, body, client)
-        except _BadFraming as exc:
+        except BadFraming as exc:
             handler.close_connection = True
             answer = _Answer(400, {"detail": str(exc)}, {"Connection": "close"})
         except Exception as exc:
@@ -358,7 +249,13 @@ class DashboardServer:
         )
 
     def _answer(
-        self, handler: _Handler, method: str, path: str, query: str, body: bytes, client: str
+        self,
+        handler: JsonRequestHandler,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        client: str,
     ) -> _Answer:
         throttled = self.limits.take_ip(client)
         if throttled is not None:
@@ -431,7 +328,7 @@ class DashboardServer:
         params: Mapping[str, str],
         query: Mapping[str, list[str]],
         snapshot: FleetSnapshot,
-        handler: _Handler,
+        handler: JsonRequestHandler,
     ) -> Any:
         resource = route.parts[0]
         if resource == "printers" and len(route.parts) == 1:
@@ -461,7 +358,7 @@ class DashboardServer:
         return snapshot.queue(group)
 
     def _page(
-        self, items: Sequence[Record], query: Mapping[str, list[str]], handler: _Handler
+        self, items: Sequence[Record], query: Mapping[str, list[str]], handler: JsonRequestHandler
     ) -> Record:
         """One page as Django REST framework's page-number pagination answers it."""
         per_page = self.default_per_page
@@ -496,7 +393,7 @@ class DashboardServer:
             chunk,
         )
 
-    def _send(self, handler: _Handler, answer: _Answer) -> None:
+    def _send(self, handler: JsonRequestHandler, answer: _Answer) -> None:
         encoded = b"" if answer.body is None else json.dumps(answer.body).encode()
         try:
             handler.send_response(answer.status)
@@ -606,21 +503,3 @@ def _filter_events(events: Sequence[Record], query: Mapping[str, list[str]]) -> 
         return print_run is None or (event.get("print_run") or {}).get("guid") == print_run
 
     return [event for event in events if keep(event)]
-
-
-def _read_body(handler: _Handler) -> bytes:
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        raise _BadFraming("chunked request bodies are not accepted; send Content-Length")
-    length_text = handler.headers.get("Content-Length")
-    if length_text is None:
-        return b""
-    try:
-        length = int(length_text)
-    except ValueError:
-        raise _BadFraming(f"Content-Length {length_text!r} is not a number") from None
-    if not 0 <= length <= DEFAULT_MAX_BODY_BYTES:
-        raise _BadFraming(f"Content-Length {length} is outside 0..{DEFAULT_MAX_BODY_BYTES}")
-    data = handler.rfile.read(length)
-    if len(data) != length:
-        raise _BadFraming(f"body ended after {len(data)} of {length} bytes")
-    return data

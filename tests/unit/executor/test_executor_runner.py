@@ -24,24 +24,9 @@ from executor_support import (
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions
+from tests.recipe_texts import full_steps
 
-FULL_STEPS = """\
-steps:
-  - auto_orient
-  - auto_support
-  - auto_layout
-  - validate:
-      fail_on: [out_of_bounds]
-  - estimate
-  - save_form
-  - screenshot
-  - print:
-      printer: SimulatedForm4-1
-      job_name: "{recipe}-{build}"
-batching:
-  max_models_per_build: 3
-  keep_cases_together: false
-"""
+FULL_STEPS = full_steps(3)
 
 
 def pool_of(farm: SimFarm, *faults: ScriptedFaults | None) -> FakePool:

@@ -1,0 +1,273 @@
+"""HTTP plumbing shared by the two simulators' servers (PreFormServer and Dashboard).
+
+Both speak JSON over stdlib ``ThreadingHTTPServer``; what they share lives here:
+
+* :class:`JsonHTTPServer`: a threaded server that binds without a reverse DNS lookup, claims
+  its port exclusively where SO_REUSEADDR would let a second server share it (Windows), and
+  hands every request to one ``dispatch`` callable;
+* :class:`JsonRequestHandler`: keep-alive HTTP/1.1 with Nagle off, an idle timeout, and a JSON
+  answer (never an HTML page) to requests too malformed to dispatch;
+* :func:`read_body`: a request body read in full, or :class:`BadFraming`;
+* :class:`ThreadedHTTPApp`: bound on construction, served in a background thread or the
+  caller's, stopped once.
+
+What differs between the simulators (server name, error body shape, body size limit, thread
+name, exchange logging) stays with each server, as overrides and arguments.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from preform_pipeline.logging import get_logger
+
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT_S",
+    "DEFAULT_POLL_INTERVAL_S",
+    "BadFraming",
+    "JsonHTTPServer",
+    "JsonRequestHandler",
+    "ThreadedHTTPApp",
+    "read_body",
+]
+
+#: An idle keep-alive connection is closed after this long, so forgotten clients do not pin
+#: a thread each for the life of the process.
+DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
+
+#: How often the serving loop checks for shutdown: bounds how long stopping takes.
+DEFAULT_POLL_INTERVAL_S: Final = 0.05
+
+# Pending connections the listening socket queues: a pool's executor may open many at once.
+_LISTEN_BACKLOG: Final = 128
+
+# Longest line of chunked transfer framing (size line, trailer) read at once.
+_CHUNK_LINE_LIMIT: Final = 1024
+
+_log = get_logger(__name__)
+
+_App = TypeVar("_App", bound="ThreadedHTTPApp")
+
+
+class BadFraming(Exception):
+    """The request body cannot be read; the connection must close after the answer."""
+
+
+class JsonHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that passes every request to ``dispatch``."""
+
+    daemon_threads = True
+    request_queue_size = _LISTEN_BACKLOG
+    # Windows lets a second socket bind a port held by another with SO_REUSEADDR; there the
+    # port is claimed exclusively instead, so "address already in use" is reported as it
+    # would be on macOS and Linux.
+    allow_reuse_address = not hasattr(socket, "SO_EXCLUSIVEADDRUSE")
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[JsonRequestHandler],
+        dispatch: Callable[[JsonRequestHandler], None],
+    ) -> None:
+        self.dispatch = dispatch
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        exclusive = getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
+        if exclusive is not None:
+            self.socket.setsockopt(socket.SOL_SOCKET, exclusive, 1)
+        # HTTPServer.server_bind would also resolve the host's FQDN, which can stall for
+        # seconds on machines with slow reverse DNS; the name is not needed.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = str(host)
+        self.server_port = int(port)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        _log.exception("http_connection_error", client=str(client_address))
+
+
+class JsonRequestHandler(BaseHTTPRequestHandler):
+    """Keep-alive request handler; subclasses name the server and shape error bodies."""
+
+    server: JsonHTTPServer
+    protocol_version = "HTTP/1.1"
+    timeout = DEFAULT_IDLE_TIMEOUT_S
+    #: Message of a malformed-request answer when http.server gives none.
+    default_error_text = "malformed HTTP request"
+
+    def setup(self) -> None:
+        # Headers and body leave in separate writes; with Nagle's algorithm and delayed ACKs
+        # every keep-alive request after the first would then wait ~40 ms for nothing.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
+    def _dispatch(self) -> None:
+        self.server.dispatch(self)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _dispatch
+
+    def error_payload(self, status: int, text: str) -> bytes:
+        """The JSON body answering a request http.server refused before dispatch."""
+        raise NotImplementedError
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # Malformed request lines and headers are answered by http.server before dispatch;
+        # answer those with JSON too, never an HTML page.
+        self.close_connection = True
+        status = int(code) if 400 <= code < 600 else 400
+        payload = self.error_payload(status, message or explain or self.default_error_text)
+        try:
+            self.send_response(status, message)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+        except OSError:
+            pass
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # every exchange is logged once, structured, by the dispatcher
+
+    def log_message(self, format: str, *args: Any) -> None:
+        _log.debug("http_server_message", message=format % args)
+
+
+def read_body(
+    handler: BaseHTTPRequestHandler,
+    max_bytes: int,
+    *,
+    accept_chunked: bool,
+    limit_unit: str = " bytes",
+) -> bytes:
+    """The request body in full (empty without one); :class:`BadFraming` when it cannot be read.
+
+    ``limit_unit`` follows the limit in the out-of-range message (each server keeps its text).
+    """
+    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
+        if not accept_chunked:
+            raise BadFraming("chunked request bodies are not accepted; send Content-Length")
+        return _read_chunked(handler, max_bytes)
+    length_text = handler.headers.get("Content-Length")
+    if length_text is None:
+        return b""
+    try:
+        length = int(length_text)
+    except ValueError:
+        raise BadFraming(f"Content-Length {length_text!r} is not a number") from None
+    if not 0 <= length <= max_bytes:
+        raise BadFraming(f"Content-Length {length} is outside 0..{max_bytes}{limit_unit}")
+    data = handler.rfile.read(length)
+    if len(data) != length:
+        raise BadFraming(f"body ended after {len(data)} of {length} bytes")
+    return data
+
+
+def _read_chunked(handler: BaseHTTPRequestHandler, max_bytes: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = handler.rfile.readline(_CHUNK_LINE_LIMIT)
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BadFraming("malformed chunked transfer encoding") from None
+        if size == 0:
+            while handler.rfile.readline(_CHUNK_LINE_LIMIT) not in (b"\r\n", b"\n", b""):
+                pass  # trailers carry nothing the simulators use
+            return b"".join(parts)
+        total += size
+        if total > max_bytes:
+            raise BadFraming(f"chunked body exceeds {max_bytes} bytes")
+        parts.append(handler.rfile.read(size))
+        handler.rfile.readline(_CHUNK_LINE_LIMIT)
+
+
+class ThreadedHTTPApp:
+    """An HTTP app bound on construction (``super().__init__`` last, once ready to dispatch).
+
+    Use it as a context manager (serves in a background thread, like pytest-httpserver's
+    ``HTTPServer``) or call :meth:`serve_forever` from the main thread. Subclasses answer
+    requests in :meth:`_dispatch`.
+    """
+
+    #: Name of the serving thread, before ``-<port>``.
+    thread_name_prefix = "http"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        handler: type[JsonRequestHandler],
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+    ) -> None:
+        self.poll_interval = poll_interval
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._httpd = JsonHTTPServer((host, port), handler, self._dispatch)
+
+    def _dispatch(self, handler: JsonRequestHandler) -> None:
+        raise NotImplementedError
+
+    def _on_shutdown(self) -> None:
+        """Called once as :meth:`shutdown` begins, before the serving loop is stopped."""
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever(poll_interval=self.poll_interval)
+
+    def start(self: _App) -> _App:
+        """Serve in a background thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self.serve_forever,
+                name=f"{self.thread_name_prefix}-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        """Stop accepting requests and close the socket (again: nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._on_shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+
+    def __enter__(self: _App) -> _App:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
