@@ -37,7 +37,14 @@ from enum import Enum
 from typing import Final
 
 from preform_pipeline.backoff import backoff
-from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, PrintRun, WebApiClient
+from preform_pipeline.cloud import (
+    SYSTEM_CLOCK,
+    BudgetSnapshot,
+    Clock,
+    PrintFilter,
+    PrintRun,
+    WebApiClient,
+)
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.errors import CloudAuthError, CloudError
@@ -366,7 +373,7 @@ class VerificationPoller:
         pages = 0
         while page_number is not None:
             page = self.client.list_prints_page(
-                page_number, self.per_page, date__gt=window_start
+                page_number, self.per_page, where=PrintFilter(date__gt=window_start)
             )
             pages += 1
             oldest: datetime | None = None
