@@ -55,7 +55,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
-from preform_pipeline.report import write_run_report
+from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.verify.tracking import (
     tracking_for_run,
@@ -345,6 +345,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,
         print_tracking=tracking,
+        build_report=write_build_report,
     )
     log.info(
         "run_configured",
