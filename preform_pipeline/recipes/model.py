@@ -306,9 +306,6 @@ class Recipe:
                 return step
         return None
 
-    def steps_of(self, kind: str) -> tuple[Step, ...]:
-        return tuple(s for s in self.steps if s.kind == kind)
-
     def has_step(self, kind: str) -> bool:
         return self.step(kind) is not None
 

@@ -94,10 +94,6 @@ class JobState(str, Enum):
     def retryable(self) -> bool:
         return self in RETRYABLE_STATES
 
-    @property
-    def cancellable(self) -> bool:
-        return self in CANCELLABLE_STATES
-
     def can_become(self, other: JobState) -> bool:
         """True when the job table allows ``self → other``."""
         return other in ALLOWED_TRANSITIONS[self]
