@@ -15,6 +15,12 @@ from collections.abc import Sequence
 from typing import Protocol, TextIO
 
 from preform_pipeline import __version__
+from preform_pipeline.commands._common import (
+    DEFAULT_CONSOLE_LOG_LEVEL,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+)
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import configure_logging
 
@@ -30,14 +36,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.verify",
 )
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
-#: Console log level for commands that do not set their own: stdout stays for results.
-DEFAULT_CONSOLE_LOG_LEVEL = "WARNING"
-
-
 class Command(Protocol):
     NAME: str
     HELP: str
@@ -48,17 +46,8 @@ class Command(Protocol):
 
 
 def _commands() -> list[Command]:
-    loaded: list[Command] = []
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # A command whose module is not written yet is simply not offered.
-            if exc.name == name:
-                continue
-            raise
-        loaded.append(module)
-    return loaded
+    # Every listed command exists: a missing module is a packaging bug and fails loudly.
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
@@ -93,7 +82,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from preform_pipeline.cloud.auth import AccessToken, ClientCredentialsAuth
 from preform_pipeline.cloud.client import DEFAULT_WEB_API_URL, WebApiClient, format_datetime
 from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, SystemClock
 from preform_pipeline.cloud.credentials import Credentials, load_credentials
+from preform_pipeline.cloud.filters import PrintFilter
 from preform_pipeline.cloud.models import (
     PRINT_STATUSES,
     TERMINAL_PRINT_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "GroupMember",
     "GroupRef",
     "Page",
+    "PrintFilter",
     "PrintPart",
     "PrintRun",
     "Printer",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -36,8 +36,8 @@ from preform_pipeline.cloud.auth import (
 )
 from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.credentials import Credentials
+from preform_pipeline.cloud.filters import PrintFilter, format_datetime
 from preform_pipeline.cloud.models import (
-    PRINT_STATUSES,
     Cartridge,
     Event,
     Page,
@@ -86,23 +86,6 @@ _BODY_QUOTE_CHARS = 2000
 
 R = TypeVar("R")
 Params = list[tuple[str, str]]
-
-
-def format_datetime(value: datetime) -> str:
-    """A filter timestamp as the Web API expects: ISO 8601 in UTC with a ``Z`` suffix.
-
-    Naive datetimes are refused: the server would read them in its own zone, which silently
-    shifts the window a verification poll looks at.
-    """
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{value!r} has no timezone; pass an aware datetime (e.g. datetime.now(timezone.utc))"
-        )
-    utc = value.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}"
-    return text + "Z"
 
 
 class _MeteredTransport(httpx.BaseTransport):
@@ -293,26 +276,14 @@ class WebApiClient:
     # -- prints -------------------------------------------------------------------------------
 
     def iter_prints(
-        self,
-        *,
-        date: datetime | None = None,
-        date__gt: datetime | None = None,
-        date__lt: datetime | None = None,
-        machine_type_id: str | Sequence[str] | None = None,
-        material: str | None = None,
-        name: str | None = None,
-        printer: str | None = None,
-        status: str | None = None,
-        per_page: int | None = None,
+        self, where: PrintFilter | None = None, *, per_page: int | None = None, **criteria: Any
     ) -> Iterator[PrintRun]:
-        """Every print on the account matching the filters, newest first, fetched lazily.
+        """Every print on the account matching the filter, newest first, fetched lazily.
 
-        ``name`` matches a substring; ``status`` is one of :data:`PRINT_STATUSES`;
-        ``machine_type_id`` may name several machine types.
+        The filter is ``where`` or, for short, :class:`PrintFilter`'s fields as keywords
+        (``name`` matches a substring; ``machine_type_id`` may name several machine types).
         """
-        params = _print_filters(
-            date, date__gt, date__lt, machine_type_id, material, name, printer, status
-        )
+        params = _print_filter(where, criteria).params()
         return self._iterate(f"{API_PREFIX}/prints/", params, per_page, PrintRun.from_json)
 
     def list_prints_page(
@@ -320,39 +291,23 @@ class WebApiClient:
         page: int = 1,
         per_page: int | None = None,
         *,
-        date: datetime | None = None,
-        date__gt: datetime | None = None,
-        date__lt: datetime | None = None,
-        machine_type_id: str | Sequence[str] | None = None,
-        material: str | None = None,
-        name: str | None = None,
-        printer: str | None = None,
-        status: str | None = None,
+        where: PrintFilter | None = None,
+        **criteria: Any,
     ) -> Page[PrintRun]:
         """One page of :meth:`iter_prints` (pages count from 1)."""
-        params = _print_filters(
-            date, date__gt, date__lt, machine_type_id, material, name, printer, status
-        )
+        params = _print_filter(where, criteria).params()
         return self._page(f"{API_PREFIX}/prints/", params, page, per_page, PrintRun.from_json)
 
     def iter_printer_prints(
         self,
         printer_serial: str,
+        where: PrintFilter | None = None,
         *,
-        date: datetime | None = None,
-        date__gt: datetime | None = None,
-        date__lt: datetime | None = None,
-        machine_type_id: str | Sequence[str] | None = None,
-        material: str | None = None,
-        name: str | None = None,
-        printer: str | None = None,
-        status: str | None = None,
         per_page: int | None = None,
+        **criteria: Any,
     ) -> Iterator[PrintRun]:
         """The prints of one printer, same filters as :meth:`iter_prints`, fetched lazily."""
-        params = _print_filters(
-            date, date__gt, date__lt, machine_type_id, material, name, printer, status
-        )
+        params = _print_filter(where, criteria).params()
         path = f"{API_PREFIX}/printers/{_segment(printer_serial)}/prints/"
         return self._iterate(path, params, per_page, PrintRun.from_json)
 
@@ -362,19 +317,11 @@ class WebApiClient:
         page: int = 1,
         per_page: int | None = None,
         *,
-        date: datetime | None = None,
-        date__gt: datetime | None = None,
-        date__lt: datetime | None = None,
-        machine_type_id: str | Sequence[str] | None = None,
-        material: str | None = None,
-        name: str | None = None,
-        printer: str | None = None,
-        status: str | None = None,
+        where: PrintFilter | None = None,
+        **criteria: Any,
     ) -> Page[PrintRun]:
         """One page of :meth:`iter_printer_prints`."""
-        params = _print_filters(
-            date, date__gt, date__lt, machine_type_id, material, name, printer, status
-        )
+        params = _print_filter(where, criteria).params()
         path = f"{API_PREFIX}/printers/{_segment(printer_serial)}/prints/"
         return self._page(path, params, page, per_page, PrintRun.from_json)
 
@@ -589,36 +536,13 @@ def _linked_page(link: str | None, default: int) -> int | None:
         return default
 
 
-def _print_filters(
-    date: datetime | None,
-    date__gt: datetime | None,
-    date__lt: datetime | None,
-    machine_type_id: str | Sequence[str] | None,
-    material: str | None,
-    name: str | None,
-    printer: str | None,
-    status: str | None,
-) -> Params:
-    params: Params = []
-    for key, when in (("date", date), ("date__gt", date__gt), ("date__lt", date__lt)):
-        if when is not None:
-            params.append((key, format_datetime(when)))
-    if machine_type_id is not None:
-        # Documented as an exploded array: one machine_type_id=... per value.
-        ids = [machine_type_id] if isinstance(machine_type_id, str) else list(machine_type_id)
-        params.extend(("machine_type_id", str(item)) for item in ids)
-    if status is not None and status not in PRINT_STATUSES:
-        known = ", ".join(sorted(PRINT_STATUSES))
-        raise ValueError(f"unknown print status {status!r}; the Web API knows {known}")
-    for key, text in (
-        ("material", material),
-        ("name", name),
-        ("printer", printer),
-        ("status", status),
-    ):
-        if text is not None:
-            params.append((key, text))
-    return params
+def _print_filter(where: PrintFilter | None, criteria: dict[str, Any]) -> PrintFilter:
+    """The filter given as a value or as its fields' keywords (not both)."""
+    if where is None:
+        return PrintFilter(**criteria)
+    if criteria:
+        raise TypeError(f"pass either a PrintFilter or filter keywords, not both: {criteria}")
+    return where
 
 
 def _event_filters(

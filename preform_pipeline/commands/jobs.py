@@ -32,6 +32,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.config import load_settings
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import (
@@ -74,8 +75,6 @@ NAME = "jobs"
 HELP = "List the job store's jobs (hot folders, prints); show, retry or cancel one."
 FORMATS = ("text", "json")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 #: The list shows the most recent jobs only, unless --limit says otherwise (0: all).
 DEFAULT_LIMIT: Final = 100

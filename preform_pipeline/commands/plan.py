@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
@@ -37,8 +38,6 @@ NAME = "plan"
 HELP = "Group model files into builds and show each build's step graph (no server needed)."
 FORMATS = ("text", "mermaid", "json")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

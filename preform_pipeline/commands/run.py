@@ -24,16 +24,22 @@ were stopped.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_console_level_argument,
+    configure_command_logging,
+    load_command_settings,
+)
 from preform_pipeline.commands.validate import format_text
-from preform_pipeline.config import Settings, load_settings
-from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
+from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
     DEFAULT_STEP_TIMEOUT_S,
@@ -45,7 +51,7 @@ from preform_pipeline.executor import (
     new_run_id,
 )
 from preform_pipeline.executor.runner import run_values
-from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
     Plan,
     Rejection,
@@ -55,7 +61,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
-from preform_pipeline.report import write_run_report
+from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.verify.tracking import (
     tracking_for_run,
@@ -80,15 +86,8 @@ __all__ = [
 NAME = "run"
 HELP = "Prepare model files in builds on a pool of PreFormServers (or the simulator) and print."
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_INTERRUPTED = 130
-
 #: Printed first on every run that uses the built-in simulator.
 SIMULATED_LINE = "SIMULATED: no PreFormServer configured, running on the built-in simulator"
-
-#: The console shows warnings and errors; everything at the settings' level goes to the file.
-DEFAULT_CONSOLE_LOG_LEVEL = "WARNING"
 
 #: Given to simulated servers before the user's ``--simulator-arg``s (which may override it):
 #: their per-request log lines would only cost the runner CPU (the pool reads every line) and
@@ -123,12 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--log-file", type=Path, metavar="PATH",
         help="JSON-lines log (default: <output>/logs/<run id>.jsonl)",
     )
-    parser.add_argument(
-        "--log-level", default=DEFAULT_CONSOLE_LOG_LEVEL,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help=f"log level on the console (default {DEFAULT_CONSOLE_LOG_LEVEL}); the file "
-        "gets the settings' level",
-    )
+    add_console_level_argument(parser, "the file gets the settings' level")
     parser.add_argument(
         "--simulator-arg", action="append", default=[], metavar="[SERVER:]ARG",
         help="flag for simulated servers, e.g. --simulator-arg=--latency=realistic or "
@@ -178,16 +172,6 @@ def output_root(recipe: Recipe, override: Path | None, started_at: datetime) -> 
     if not rendered.is_absolute():
         rendered = recipe.base_dir / rendered
     return rendered.resolve()
-
-
-def _configure_logging(
-    settings: Settings, log_file: Path, console_level: str, err: TextIO
-) -> None:
-    configure_logging(level=settings.logging.level, json_file=log_file, console=err)
-    level = logging.getLevelName(console_level)
-    for handler in logging.getLogger("preform_pipeline").handlers:
-        if not isinstance(handler, logging.FileHandler) and isinstance(level, int):
-            handler.setLevel(level)
 
 
 def _size(size: tuple[float, float, float] | None) -> str:
@@ -282,10 +266,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        settings = load_settings(args.settings)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=stderr)
+    settings = load_command_settings(args.settings, stderr)
+    if settings is None:
         return EXIT_FAILURE
     if args.servers is not None:
         if args.servers < 1:
@@ -310,7 +292,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at)
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
-    _configure_logging(settings, log_file.resolve(), args.log_level, stderr)
+    configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
 
     # Web API credentials are checked before anything else: refused ones print nothing.
     try:
@@ -345,6 +327,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,
         print_tracking=tracking,
+        build_report=write_build_report,
     )
     log.info(
         "run_configured",

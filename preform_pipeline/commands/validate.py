@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.recipes.validate import (
     DEFAULT_SERVER_TIMEOUT_S,
     ValidationReport,
@@ -33,8 +34,6 @@ NAME = "validate"
 HELP = "Check recipe files and report every problem with its file, line and column."
 FORMATS = ("text", "json")
 
-EXIT_OK = 0
-EXIT_INVALID = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,4 +82,4 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         for report in reports:
             for line in format_text(report):
                 print(line, file=stdout)
-    return EXIT_OK if all(r.valid for r in reports) else EXIT_INVALID
+    return EXIT_OK if all(r.valid for r in reports) else EXIT_FAILURE

@@ -31,7 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, TextIO
 
-from preform_pipeline.config import Settings, load_settings
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    load_command_settings,
+)
+from preform_pipeline.config import Settings
 from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.lookup import PrintLookup
@@ -60,9 +66,6 @@ NAME = "verify"
 HELP = "Check the prints of earlier runs in the Formlabs prints feed and record how they ended."
 FORMATS = ("text", "json")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_INTERRUPTED = 130
 
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
 
@@ -81,10 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        settings = load_settings(args.settings)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=stderr)
+    settings = load_command_settings(args.settings, stderr)
+    if settings is None:
         return EXIT_FAILURE
     path = Path(args.store) if args.store is not None else settings.store.path
     if not path.exists():

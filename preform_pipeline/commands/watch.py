@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -25,12 +24,18 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from preform_pipeline.config import Settings, load_settings
-from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_console_level_argument,
+    configure_command_logging,
+    load_command_settings,
+)
+from preform_pipeline.config import Settings
+from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.lookup import FleetDirLookup, NoLookup, PrintLookup
-from preform_pipeline.logging import configure_logging
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.lookup import PrintLookup as WebLookup
@@ -56,11 +61,8 @@ __all__ = [
 NAME = "watch"
 HELP = "Watch hot folders: prepare (and print) model files dropped into them."
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
 
 SIMULATED_LINE = "SIMULATED: no PreFormServer configured, the hot folder runs on the simulator"
-DEFAULT_CONSOLE_LOG_LEVEL = "WARNING"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="process what is in the inboxes now, then exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="prepare builds (save .form files) but do not print")
-    parser.add_argument(
-        "--log-level", default=DEFAULT_CONSOLE_LOG_LEVEL,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help=f"log level on the console (default {DEFAULT_CONSOLE_LOG_LEVEL}); the settings' "
-        "logging.file gets the settings' level",
-    )
+    add_console_level_argument(parser, "the settings' logging.file gets the settings' level")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -138,17 +135,10 @@ def _install_signals(daemon: HotFolderDaemon, err: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        settings = load_settings(args.settings)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=stderr)
+    settings = load_command_settings(args.settings, stderr)
+    if settings is None:
         return EXIT_FAILURE
-    configure_logging(level=settings.logging.level, json_file=settings.logging.file,
-                      console=stderr)
-    level = logging.getLevelName(args.log_level)
-    for handler in logging.getLogger("preform_pipeline").handlers:
-        if not isinstance(handler, logging.FileHandler) and isinstance(level, int):
-            handler.setLevel(level)
+    configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
     try:
         store = SqliteJobStore(settings.store.path)

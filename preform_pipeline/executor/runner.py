@@ -67,7 +67,13 @@ from preform_pipeline.errors import (
     TransientApiError,
 )
 from preform_pipeline.executor.progress import NullReporter, Reporter
-from preform_pipeline.executor.state import AttemptRecord, BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.executor.state import (
+    AttemptRecord,
+    BuildOutcome,
+    BuildReportWriter,
+    BuildStatus,
+    RunResult,
+)
 from preform_pipeline.executor.steps import (
     DEFAULT_MIN_LAYOUT_SPACING_MM,
     BuildFacts,
@@ -180,7 +186,9 @@ class RunOptions:
     min_layout_spacing_mm: float = DEFAULT_MIN_LAYOUT_SPACING_MM
     poll_policy: PollPolicy = DEFAULT_POLL_POLICY
     started_at: datetime = field(default_factory=datetime.now)
-    write_build_reports: bool = True
+    #: Writes each build's own report as soon as it finishes (``report.write_build_report``,
+    #: handed in by the commands); None: no build reports.
+    build_report: BuildReportWriter | None = None
     #: Job keys in job names, ``printer: auto``, job-store writes around the send, and the
     #: shared verification poller after the run (``preform_pipeline.verify``); None: none.
     print_tracking: PrintHooks | None = None
@@ -846,16 +854,14 @@ class Runner:
         outcome = _BuildWorker(self, build, parent).run()
         with self._lock:
             self._outcomes[build.name] = outcome
-        if self.options.write_build_reports:
-            self._write_build_report(outcome)
+        if self.options.build_report is not None:
+            self._write_build_report(self.options.build_report, outcome)
         self.reporter.build_finished(outcome)
         return outcome
 
-    def _write_build_report(self, outcome: BuildOutcome) -> None:
-        from preform_pipeline.report import write_build_report
-
+    def _write_build_report(self, write: BuildReportWriter, outcome: BuildOutcome) -> None:
         try:
-            write_build_report(
+            write(
                 outcome,
                 self.plan.recipe.outputs.report,
                 build_values(self.values, self._builds[outcome.name][0]),

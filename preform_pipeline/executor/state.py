@@ -27,11 +27,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from preform_pipeline.plan.builds import Rejection
 
-__all__ = ["OK_STATUSES", "AttemptRecord", "BuildOutcome", "BuildStatus", "RunResult"]
+__all__ = [
+    "OK_STATUSES",
+    "AttemptRecord",
+    "BuildOutcome",
+    "BuildReportWriter",
+    "BuildStatus",
+    "RunResult",
+]
 
 
 class BuildStatus(str, Enum):
@@ -153,3 +160,21 @@ class RunResult:
     @property
     def busy_s(self) -> float:
         return sum(o.busy_s for o in self.outcomes)
+
+
+class BuildReportWriter(Protocol):
+    """Writes one finished build's own report (``report.write_build_report``).
+
+    Handed to the executor through ``RunOptions.build_report``, so the executor, a lower
+    layer than the reports, never imports them.
+    """
+
+    def __call__(
+        self,
+        outcome: BuildOutcome,
+        template: str,
+        values: Mapping[str, object],
+        root: Path,
+        *,
+        run_id: str,
+    ) -> object: ...

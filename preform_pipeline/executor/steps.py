@@ -219,9 +219,6 @@ class StepContext:
             raise RuntimeError("no scene yet: create_scene or a checkpoint must come first")
         return self.scene_id
 
-    def server_ids(self) -> list[str]:
-        return [self.model_ids[i] for i in sorted(self.model_ids)]
-
     def read_scene(self) -> Scene:
         return self.client.get_scene(self.scene, timeout=self.step_timeout_s)
 

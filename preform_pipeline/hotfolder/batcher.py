@@ -158,10 +158,6 @@ class Batcher:
     def pending_items(self) -> int:
         return sum(len(q.fresh) + len(q.held) for q in self._queues.values())
 
-    @property
-    def pending_models(self) -> int:
-        return sum(q.models() for q in self._queues.values())
-
     def _cutoff_age(self) -> float | None:
         """Seconds since the most recent cutoff, or None without a cutoff."""
         cutoff = self.settings.cutoff_time

@@ -92,7 +92,7 @@ from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.recipes import load_recipe, render_template
 from preform_pipeline.recipes.model import Recipe
-from preform_pipeline.report import build_to_dict, write_run_report
+from preform_pipeline.report import build_to_dict, write_build_report, write_run_report
 from preform_pipeline.store import Build, Job, JobState, JobStore, extract_key
 from preform_pipeline.verify.hooks import BuildPrintHooks
 from preform_pipeline.verify.tracking import PrintTracking
@@ -1082,6 +1082,7 @@ class HotFolderDaemon:
             dry_run=self.dry_run,
             started_at=started_at,
             print_tracking=_HotPrintHooks(tracking) if tracking is not None else None,
+            build_report=write_build_report,
             **self.run_options,
         )
         run = _BatchRun(recipe, options, tracking)

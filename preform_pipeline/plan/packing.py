@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import PlanningError
+from ..recipes.model import DEFAULT_SPACING_MM
 
 __all__ = [
     "DEFAULT_MARGIN_MM",
@@ -33,8 +34,6 @@ __all__ = [
     "pack_into_bins",
 ]
 
-#: Minimum gap between two footprints: room for supports' base and for the part to be cut off.
-DEFAULT_SPACING_MM: Final = 2.0
 #: Minimum gap between a footprint and the platform edge.
 DEFAULT_MARGIN_MM: Final = 3.0
 # Comparisons tolerate float noise of this size (mm), e.g. items exactly filling the platform.

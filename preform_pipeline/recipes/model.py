@@ -132,6 +132,8 @@ DEFAULT_JOB_NAME: Final = "{recipe}-{build}"
 #: of the scene's machine type and with its material loaded, is chosen from printer status
 #: (``preform_pipeline.verify.targets``). Matched without regard to case.
 AUTO_PRINTER: Final = "auto"
+#: Minimum gap between two footprints: room for supports' base and for the part to be cut off
+#: (the recipe's layout default; the planner packs with it too).
 DEFAULT_SPACING_MM: Final = 2.0
 DEFAULT_MARGIN_MM: Final = 5.0
 DEFAULT_LAYOUT_ATTEMPTS: Final = 3
@@ -303,9 +305,6 @@ class Recipe:
             if step.kind == kind:
                 return step
         return None
-
-    def steps_of(self, kind: str) -> tuple[Step, ...]:
-        return tuple(s for s in self.steps if s.kind == kind)
 
     def has_step(self, kind: str) -> bool:
         return self.step(kind) is not None

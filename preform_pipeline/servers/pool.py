@@ -40,6 +40,7 @@ from types import FrameType, TracebackType
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
+from preform_pipeline.backoff import backoff
 from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     ConfigError,
@@ -656,17 +657,16 @@ class ServerPool:
                 remaining=[s.name for s in self._slots if s.state is not ServerState.RETIRED],
             )
         else:
-            backoff = min(
-                cfg.restart_backoff_s * 2 ** (slot.consecutive_failures - 1),
-                cfg.restart_backoff_max_s,
+            delay = backoff(
+                slot.consecutive_failures - 1, cfg.restart_backoff_s, cfg.restart_backoff_max_s
             )
             slot.state = ServerState.RESTARTING
-            slot.next_attempt_at = now + backoff
+            slot.next_attempt_at = now + delay
             _log.warning(
                 "server_restart_scheduled",
                 server=slot.name,
                 reason=reason,
-                backoff_s=backoff,
+                backoff_s=delay,
                 failures_in_window=len(slot.failures),
             )
         self._cond.notify_all()

@@ -184,11 +184,6 @@ class SimulatorServer(ThreadedHTTPApp):
         # Release hung operations and simulated latency before the serving loop stops.
         self.stopping.set()
 
-    def stop_serving(self) -> None:
-        """Make :meth:`serve_forever` return (call from another thread than the one serving)."""
-        self.stopping.set()
-        self._httpd.shutdown()
-
     # -- what happened -----------------------------------------------------------------------
 
     @property

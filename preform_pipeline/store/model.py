@@ -94,10 +94,6 @@ class JobState(str, Enum):
     def retryable(self) -> bool:
         return self in RETRYABLE_STATES
 
-    @property
-    def cancellable(self) -> bool:
-        return self in CANCELLABLE_STATES
-
     def can_become(self, other: JobState) -> bool:
         """True when the job table allows ``self → other``."""
         return other in ALLOWED_TRANSITIONS[self]
@@ -205,7 +201,7 @@ ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProx
 BUILD_STATES: Final = frozenset(JobState) - {S.DISCOVERED, S.QUEUED, S.DUPLICATE_SKIPPED}
 
 #: The build table: the job table without the file-level states and retries (a retried job is
-#: batched into a new build with a new print key).
+#: batched into a new build with a new job key).
 BUILD_ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProxyType(
     {state: ALLOWED_TRANSITIONS[state] & BUILD_STATES for state in BUILD_STATES}
 )

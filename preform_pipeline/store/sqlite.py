@@ -853,7 +853,7 @@ class SqliteJobStore:
         key = normalize_key(job_key)
         if key is None:
             return None
-        with self._transaction("looking up a print key", write=False) as conn:
+        with self._transaction("looking up a job key", write=False) as conn:
             row = conn.execute("SELECT * FROM builds WHERE job_key = ?", (key,)).fetchone()
             return self._build(conn, row) if row is not None else None
 

@@ -34,6 +34,7 @@ from typing import Any, Final
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.backoff import backoff
 from preform_pipeline.logging import get_logger
 
 __all__ = [
@@ -289,8 +290,8 @@ class Notifier:
     def _with_retries(
         self, channel: str, send: Any, body: bytes, notification: Notification
     ) -> None:
-        delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
+            delay = backoff(attempt - 1, self.backoff_s, self.max_backoff_s)
             error = send(body)
             if error is None:
                 self.delivered[channel] += 1
@@ -311,7 +312,6 @@ class Notifier:
             )
             if last or self._closing.wait(delay):
                 break
-            delay = min(self.max_backoff_s, delay * 2)
         self.failed[channel] += 1
         log.error("notify_gave_up", channel=channel, notification=notification.event,
                   job_key=notification.job_key, target=self._target(channel))

@@ -36,7 +36,15 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Final
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, PrintRun, WebApiClient
+from preform_pipeline.backoff import backoff
+from preform_pipeline.cloud import (
+    SYSTEM_CLOCK,
+    BudgetSnapshot,
+    Clock,
+    PrintFilter,
+    PrintRun,
+    WebApiClient,
+)
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.errors import CloudAuthError, CloudError
@@ -85,6 +93,8 @@ DEFAULT_POLL_REQUESTS_PER_HOUR: Final = 60.0
 DEFAULT_FINISH_MARGIN_S: Final = 15.0
 
 #: Print statuses after which nothing changes (the Web API's own terminal statuses).
+# After ten failed polls in a row the interval stops doubling (it is at its cap long before).
+_MAX_FAILURE_DOUBLINGS: Final = 10
 _TERMINAL: Final[frozenset[str]] = frozenset({"FINISHED", "ABORTED", "ERROR"})
 
 
@@ -363,7 +373,7 @@ class VerificationPoller:
         pages = 0
         while page_number is not None:
             page = self.client.list_prints_page(
-                page_number, self.per_page, date__gt=window_start
+                page_number, self.per_page, where=PrintFilter(date__gt=window_start)
             )
             pages += 1
             oldest: datetime | None = None
@@ -418,8 +428,8 @@ class VerificationPoller:
         doubling after failures.
         """
         if failed:
-            backoff = self.interval_s * 2.0 ** min(self._failures, 10)
-            return min(self.max_interval_s, max(self.min_interval_s, backoff))
+            return backoff(self._failures, self.interval_s, self.max_interval_s,
+                           floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)
         estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
         unknown = len(estimates) < len(progress) or bool(unseen)
         wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s

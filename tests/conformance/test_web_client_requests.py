@@ -30,9 +30,10 @@ from preform_pipeline.cloud import (
     WebApiClient,
 )
 from preform_pipeline.cloud.auth import TOKEN_PATH
-from preform_pipeline.cloud.testing import (
+from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.simulator.cloud.testing import (
     FakeWebApi,
-    ManualClock,
     sample_cartridge,
     sample_event,
     sample_group,
@@ -41,7 +42,6 @@ from preform_pipeline.cloud.testing import (
     sample_queue_item,
     sample_tank,
 )
-from preform_pipeline.errors import CloudAuthError
 from tests.openapi_contract import Contract, web_api_contract
 
 UTC = timezone.utc

@@ -4,7 +4,7 @@
 token, printers, prints, tanks, cartridges, events and groups endpoints from the fleet
 directory the PreFormServer simulator prints into (see ``docs/dashboard-simulator.md``).
 Importing this package loads nothing heavy: :mod:`.records` is shared with the in-process
-``FakeWebApi`` of :mod:`preform_pipeline.cloud.testing`.
+``FakeWebApi`` of :mod:`preform_pipeline.simulator.cloud.fake`.
 """
 
 __all__: list[str] = []

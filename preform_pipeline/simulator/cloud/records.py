@@ -1,7 +1,7 @@
 """The Web API's record shapes, built in one place for every fake of the Web API.
 
-Both fakes of the Dashboard, the in-process :class:`~preform_pipeline.cloud.testing.FakeWebApi`
-(its ``sample_*`` records) and the Dashboard simulator (records derived from the fleet
+Both fakes of the Dashboard, the in-process :class:`~.fake.FakeWebApi` (its ``sample_*``
+records) and the Dashboard simulator (records derived from the fleet
 directory), build their answers here, so the two cannot drift apart in which keys a record has,
 how records nest, or how timestamps are written. Each builder takes every value of the record
 as a keyword argument (the fakes differ in values, never in shape) and returns a fresh ``dict``

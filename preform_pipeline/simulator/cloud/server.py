@@ -21,19 +21,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from preform_pipeline import __version__
 from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud.models import PRINT_STATUSES, parse_datetime
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.http import (
     DEFAULT_POLL_INTERVAL_S,
@@ -45,6 +42,7 @@ from preform_pipeline.simulator.http import (
 from preform_pipeline.simulator.protocol import SimError
 
 from .auth import AuthFailure, TokenStore, parse_form
+from .filtering import BadFilter, filter_events, filter_prints, last_value
 from .fleet_view import FleetSnapshot, FleetView
 from .limits import RateLimits, Throttled
 from .records import Record, page_record
@@ -83,7 +81,6 @@ ENDPOINTS: Final = (
     ("GET", "/groups/"),
     ("GET", "/groups/{group_id}/queue/"),
 )
-_DATE_ONLY: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NOT_FOUND: Final = {"detail": "Not found."}
 
 _log = get_logger(__name__)
@@ -340,16 +337,19 @@ class DashboardServer(ThreadedHTTPApp):
                 raise _Refusal(404, _NOT_FOUND)
             if len(route.parts) == 2:
                 return printer
-            runs = _filter_runs(snapshot, snapshot.runs_of(serial), query)
+            runs = _filter_prints(snapshot.runs_of(serial), query, snapshot)
             return self._page(runs, query, handler)
         if resource == "prints":
-            return self._page(_filter_runs(snapshot, snapshot.runs, query), query, handler)
+            return self._page(_filter_prints(snapshot.runs, query, snapshot), query, handler)
         if resource == "tanks":
             return self._page(snapshot.tanks, query, handler)
         if resource == "cartridges":
             return self._page(snapshot.cartridges, query, handler)
         if resource == "events":
-            return self._page(_filter_events(snapshot.events, query), query, handler)
+            try:
+                return self._page(filter_events(snapshot.events, query), query, handler)
+            except BadFilter as refused:
+                raise _Refusal(400, refused.body) from None
         if len(route.parts) == 1:
             return snapshot.groups
         group = snapshot.resolve_group(params["group_id"])
@@ -362,11 +362,11 @@ class DashboardServer(ThreadedHTTPApp):
     ) -> Record:
         """One page as Django REST framework's page-number pagination answers it."""
         per_page = self.default_per_page
-        wanted = _last(query, "per_page")
+        wanted = last_value(query, "per_page")
         if wanted is not None and wanted.strip().isdigit() and int(wanted) > 0:
             per_page = min(int(wanted), self.max_per_page)
         pages = max(1, math.ceil(len(items) / per_page))
-        page_text = _last(query, "page") or "1"
+        page_text = last_value(query, "page") or "1"
         if page_text == "last":
             page = pages
         elif page_text.strip().isdigit():
@@ -419,87 +419,10 @@ def _throttled(throttled: Throttled) -> _Answer:
     )
 
 
-def _last(query: Mapping[str, list[str]], key: str) -> str | None:
-    values = [v for v in query.get(key, []) if v != ""]
-    return values[-1] if values else None
-
-
-def _when(query: Mapping[str, list[str]], key: str) -> datetime | str | None:
-    """A date filter: an aware datetime, a ``YYYY-MM-DD`` day, or None when absent."""
-    text = _last(query, key)
-    if text is None:
-        return None
-    if _DATE_ONLY.match(text.strip()):
-        return text.strip()
-    parsed = parse_datetime(text)
-    if parsed is None:
-        raise _Refusal(400, {key: ["Enter a valid date/time."]})
-    return parsed
-
-
-def _time_matches(created: Any, query: Mapping[str, list[str]], exact_key: str | None) -> bool:
-    when = parse_datetime(created)
-    keys = ("date__gt", "date__lt") if exact_key is None else (exact_key, "date__gt", "date__lt")
-    for key in keys:
-        bound = _when(query, key)
-        if bound is None:
-            continue
-        if when is None:
-            return False
-        if isinstance(bound, str):  # a whole day, in UTC
-            day = when.date().isoformat()
-            if (key == "date" and day != bound) or (key == "date__gt" and day <= bound) or (
-                key == "date__lt" and day >= bound
-            ):
-                return False
-        elif (key == "date" and when != bound) or (key == "date__gt" and not when > bound) or (
-            key == "date__lt" and not when < bound
-        ):
-            return False
-    return True
-
-
-def _filter_runs(
-    snapshot: FleetSnapshot, runs: Sequence[Record], query: Mapping[str, list[str]]
+def _filter_prints(
+    runs: Sequence[Record], query: Mapping[str, list[str]], snapshot: FleetSnapshot
 ) -> list[Record]:
-    """The documented print filters: dates on ``created_at``, exact ``printer``, ``status``
-    and ``material``, any of several ``machine_type_id``, ``name`` as a substring."""
-    status = _last(query, "status")
-    if status is not None and status not in PRINT_STATUSES:
-        raise _Refusal(
-            400,
-            {"status": [f"Select a valid choice. {status} is not one of the available choices."]},
-        )
-    for key in ("date", "date__gt", "date__lt"):
-        _when(query, key)  # refuse a bad value even when nothing is listed
-    machine_types = {v for v in query.get("machine_type_id", []) if v}
-    exact = {k: _last(query, k) for k in ("printer", "status", "material")}
-    name = _last(query, "name")
-
-    def keep(run: Record) -> bool:
-        if not _time_matches(run.get("created_at"), query, "date"):
-            return False
-        if any(value is not None and run.get(key) != value for key, value in exact.items()):
-            return False
-        if name is not None and name not in str(run.get("name") or ""):
-            return False
-        return not machine_types or snapshot.machine_type_of(run) in machine_types
-
-    return [run for run in runs if keep(run)]
-
-
-def _filter_events(events: Sequence[Record], query: Mapping[str, list[str]]) -> list[Record]:
-    """The documented event filters: serials, print run id, type, ``created_at`` bounds."""
-    for key in ("date__gt", "date__lt"):
-        _when(query, key)
-    exact = {k: _last(query, k) for k in ("printer", "tank", "cartridge", "type")}
-    print_run = _last(query, "print_run")
-
-    def keep(event: Record) -> bool:
-        if not _time_matches(event.get("created_at"), query, None):
-            return False
-        if any(value is not None and event.get(key) != value for key, value in exact.items()):
-            return False
-        return print_run is None or (event.get("print_run") or {}).get("guid") == print_run
-
-    return [event for event in events if keep(event)]
+    try:
+        return filter_prints(runs, query, snapshot.machine_type_of)
+    except BadFilter as refused:
+        raise _Refusal(400, refused.body) from None

@@ -13,6 +13,9 @@ the application's credentials and makes Web API clients for it. Share a fleet di
 
 :func:`dashboard_server` is the same server in-process, on a clock the test controls, and
 :func:`write_job` puts a job file into a fleet directory without printing a scene.
+
+:class:`FakeWebApi` (from :mod:`.fake`) is a lighter fake still: the Web API in-process behind
+``httpx.MockTransport``, filled with ``sample_*`` records, for unit tests of the client.
 """
 
 from __future__ import annotations
@@ -39,6 +42,19 @@ from preform_pipeline.simulator.testing import (
 
 from .auth import DEFAULT_TOKEN_LIFETIME_S, TokenStore
 from .cli import ENV_SIM_CLIENT_ID, ENV_SIM_CLIENT_SECRET
+from .fake import (
+    DEFAULT_FAKE_BASE_URL,
+    DEFAULT_FAKE_PER_PAGE,
+    FakeWebApi,
+    ScriptedAnswer,
+    sample_cartridge,
+    sample_event,
+    sample_group,
+    sample_print_run,
+    sample_printer,
+    sample_queue_item,
+    sample_tank,
+)
 from .fleet_view import DEFAULT_TIME_SCALE, FleetView, OutcomeSource
 from .limits import DEFAULT_HOURLY_LIMIT, DEFAULT_PER_SECOND_LIMIT, RateLimits
 from .outcomes import OutcomePlan
@@ -47,10 +63,21 @@ from .server import DashboardServer
 
 __all__ = [
     "DASHBOARD_MODULE",
+    "DEFAULT_FAKE_BASE_URL",
+    "DEFAULT_FAKE_PER_PAGE",
     "TEST_CLIENT_ID",
+    "FakeWebApi",
     "RunningDashboard",
+    "ScriptedAnswer",
     "dashboard_server",
     "launch_dashboard",
+    "sample_cartridge",
+    "sample_event",
+    "sample_group",
+    "sample_print_run",
+    "sample_printer",
+    "sample_queue_item",
+    "sample_tank",
     "start_dashboard",
     "write_job",
 ]

@@ -15,13 +15,14 @@ from preform_pipeline.cloud.auth import (
     REVOKE_PATH,
     TOKEN_PATH,
 )
-from preform_pipeline.cloud.testing import FakeWebApi, ManualClock, ScriptedAnswer
+from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
     CloudRateLimitError,
     CloudUnavailableError,
 )
+from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
 
 PRINTERS = "/developer/v1/printers/"
 ClientFactory = Callable[..., WebApiClient]

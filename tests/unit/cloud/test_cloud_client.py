@@ -14,18 +14,18 @@ from structlog.testing import capture_logs
 from preform_pipeline.cloud import Credentials, RateLimiter, WebApiClient, format_datetime
 from preform_pipeline.cloud.auth import TOKEN_PATH
 from preform_pipeline.cloud.ratelimit import DEFAULT_RETRY_AFTER_S
-from preform_pipeline.cloud.testing import (
-    FakeWebApi,
-    ManualClock,
-    ScriptedAnswer,
-    sample_event,
-    sample_print_run,
-    sample_printer,
-)
+from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import (
     CloudError,
     CloudRateLimitError,
     CloudUnavailableError,
+)
+from preform_pipeline.simulator.cloud.testing import (
+    FakeWebApi,
+    ScriptedAnswer,
+    sample_event,
+    sample_print_run,
+    sample_printer,
 )
 
 ClientFactory = Callable[..., WebApiClient]

@@ -17,7 +17,7 @@ from preform_pipeline.cloud.models import (
     Tank,
     parse_datetime,
 )
-from preform_pipeline.cloud.testing import (
+from preform_pipeline.simulator.cloud.testing import (
     sample_cartridge,
     sample_event,
     sample_group,

@@ -30,6 +30,7 @@ from preform_pipeline.executor import NullReporter, RunOptions, RunResult, run_p
 from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.plan.builds import Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
+from preform_pipeline.report import write_build_report
 from preform_pipeline.servers.pathmap import PathMapper
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
 from preform_pipeline.simulator.engine import SimEngine
@@ -283,8 +284,10 @@ class FakePool:
 
 
 def run(plan: Plan, pool: FakePool, output: Path, **options: Any) -> RunResult:
-    """Run ``plan`` with test-sized options (short step deadline unless given)."""
+    """Run ``plan`` with test-sized options (short step deadline unless given), writing each
+    build's report as the commands do."""
     options.setdefault("step_timeout_s", 10.0)
+    options.setdefault("build_report", write_build_report)
     options.setdefault("cancel_grace_s", 2.0)
     return run_plan(plan, pool, options=RunOptions(output_root=output, **options),
                     reporter=NullReporter())

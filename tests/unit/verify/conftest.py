@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.testing import FakeWebApi, ManualClock
+from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import SqliteJobStore
 
 ClientFactory = Callable[..., WebApiClient]

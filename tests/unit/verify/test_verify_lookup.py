@@ -8,18 +8,18 @@ import pytest
 from verify_support import minutes, run_record
 
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.cloud.testing import (
+from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.errors import CloudUnavailableError
+from preform_pipeline.hotfolder.lookup import LookupStatus
+from preform_pipeline.simulator.cloud import records
+from preform_pipeline.simulator.cloud.testing import (
     FakeWebApi,
-    ManualClock,
     ScriptedAnswer,
     sample_group,
     sample_print_run,
     sample_printer,
     sample_queue_item,
 )
-from preform_pipeline.errors import CloudUnavailableError
-from preform_pipeline.hotfolder.lookup import LookupStatus
-from preform_pipeline.simulator.cloud import records
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
 from preform_pipeline.verify import (
     PrintLookup,

@@ -12,16 +12,16 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.cloud.testing import (
+from preform_pipeline.errors import PrinterSelectionError
+from preform_pipeline.recipes import validate_recipe
+from preform_pipeline.simulator.cloud import records
+from preform_pipeline.simulator.cloud.testing import (
     FakeWebApi,
     sample_cartridge,
     sample_print_run,
     sample_printer,
     sample_tank,
 )
-from preform_pipeline.errors import PrinterSelectionError
-from preform_pipeline.recipes import validate_recipe
-from preform_pipeline.simulator.cloud import records
 from preform_pipeline.simulator.devices import group_status, printer_status
 from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 from preform_pipeline.verify import LocalApiDevices, WebApiPrinters, select_printer

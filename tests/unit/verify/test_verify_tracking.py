@@ -12,10 +12,11 @@ import pytest
 from verify_support import run_record
 
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.cloud.testing import FakeWebApi, ManualClock, sample_printer
+from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import PipelineError, PrintLookupError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.recipes.model import SceneSpec
+from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_printer
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
 from preform_pipeline.verify import (
     VERIFY_PENDING,

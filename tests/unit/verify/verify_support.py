@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from preform_pipeline.cloud.testing import sample_print_run
+from preform_pipeline.simulator.cloud.testing import sample_print_run
 
 __all__ = ["minutes", "newest_first", "run_record"]
 

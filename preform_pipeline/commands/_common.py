@@ -1,0 +1,67 @@
+"""What every command does the same way: exit codes, the console log level, loading settings.
+
+Written once here so the commands cannot drift apart: ``0`` is success, ``1`` a failure the
+command explained on stderr, ``2`` a refused command line, ``130`` an interrupt (as shells
+report SIGINT). The console shows
+log events from ``--log-level`` up, while the JSON log file gets the settings' level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Final, TextIO
+
+from preform_pipeline.config import Settings, load_settings
+from preform_pipeline.errors import ConfigError
+from preform_pipeline.logging import configure_logging
+
+__all__ = [
+    "CONSOLE_LOG_LEVELS",
+    "DEFAULT_CONSOLE_LOG_LEVEL",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_console_level_argument",
+    "configure_command_logging",
+    "load_command_settings",
+]
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_INTERRUPTED: Final = 130
+#: argparse refused the command line (its own exit status for usage errors).
+EXIT_USAGE: Final = 2
+
+CONSOLE_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_CONSOLE_LOG_LEVEL: Final = "WARNING"
+
+
+def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:
+    """``--log-level`` for the console; ``file_note`` says what the log file gets instead."""
+    parser.add_argument(
+        "--log-level", default=DEFAULT_CONSOLE_LOG_LEVEL, choices=CONSOLE_LOG_LEVELS,
+        help=f"log level on the console (default {DEFAULT_CONSOLE_LOG_LEVEL}); {file_note}",
+    )
+
+
+def configure_command_logging(
+    settings: Settings, console_level: str, err: TextIO, *, json_file: Path | None
+) -> None:
+    """Logging at the settings' level (to ``json_file`` when given), the console at its own."""
+    configure_logging(level=settings.logging.level, json_file=json_file, console=err)
+    level = logging.getLevelName(console_level)
+    for handler in logging.getLogger("preform_pipeline").handlers:
+        if not isinstance(handler, logging.FileHandler) and isinstance(level, int):
+            handler.setLevel(level)
+
+
+def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
+    """The settings at ``path`` (defaults when None); None after saying on ``err`` why not."""
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=err)
+        return None

@@ -1,0 +1,60 @@
+"""What every command shares: exit codes, console log level, loading settings."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import logging
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.commands._common import (
+    configure_command_logging,
+    load_command_settings,
+)
+from preform_pipeline.config import load_settings
+
+
+class TestLoadCommandSettings:
+    """Settings a command cannot read are explained on stderr, not raised."""
+
+    def test_a_readable_file_gives_its_settings(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  count: 3\n", encoding="utf-8")
+        settings = load_command_settings(path, io.StringIO())
+        assert settings is not None
+        assert settings.servers.count == 3
+
+    def test_a_broken_file_is_explained_and_gives_none(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  count: many\n", encoding="utf-8")
+        err = io.StringIO()
+        assert load_command_settings(path, err) is None
+        assert err.getvalue().startswith("error: ")
+        assert "count" in err.getvalue()
+
+
+class TestConsoleLevel:
+    """The console shows events from --log-level up while the file keeps the settings' level."""
+
+    def test_the_console_handler_takes_the_console_level(self, tmp_path: Path) -> None:
+        settings = load_settings(None, env={})
+        log_file = tmp_path / "log.jsonl"
+        configure_command_logging(settings, "ERROR", io.StringIO(), json_file=log_file)
+        handlers = logging.getLogger("preform_pipeline").handlers
+        levels = {type(h).__name__: h.level for h in handlers}
+        assert levels["StreamHandler"] == logging.ERROR
+        assert levels["FileHandler"] != logging.ERROR
+        for handler in handlers:
+            handler.close()
+
+
+class TestCommandModules:
+    """Every command the CLI lists exists (a missing one is no longer skipped quietly)."""
+
+    @pytest.mark.parametrize("name", COMMAND_MODULES)
+    def test_each_listed_command_module_imports(self, name: str) -> None:
+        module = importlib.import_module(name)
+        assert module.NAME and callable(module.run)
