@@ -153,6 +153,9 @@ class BuildFacts:
     material_ml: float | None = None
     print_time_s: float | None = None
     job_id: str | None = None
+    printer: str | None = None
+    job_name: str | None = None
+    job_key: str | None = None
     verify: str | None = None
     layout_calls: int = 0
     outputs: list[Path] = field(default_factory=list)
@@ -756,6 +759,8 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         # printer: auto, the job key in the name, the job store written before the send.
         printer = hooks.resolve_printer(printer, ctx.recipe, ctx.client)
         job_name = hooks.job_name(job_name)
+        ctx.facts.job_key = hooks.job_key
+        ctx.facts.printer, ctx.facts.job_name = printer, job_name
         found = hooks.before_send(job_name, printer)
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found
@@ -771,6 +776,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             if k in options
         },
     )
+    ctx.facts.printer, ctx.facts.job_name = printer, job_name
     ctx.journal.print_sending(job_name, printer)
     log.info("print_sending", printer=printer, job_name=job_name)
     try:
