@@ -64,6 +64,13 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
 )
+from preform_pipeline.legend import (
+    DEFAULT_PITCH_DEG,
+    DEFAULT_YAW_DEG,
+    CameraView,
+    ModelMark,
+    add_legend,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
@@ -737,7 +744,42 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
         ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
         progress=ctx.progress,
     )
+    if path.suffix.lower() == ".png" and "flyaround_transform" not in values:
+        _add_legend(ctx, path, values)
     ctx.facts.add_output(path)
+
+
+def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> None:
+    """Number the models on the screenshot and add the legend strip (:mod:`..legend`).
+
+    A screenshot without a legend is still useful: a failure here is a warning, not a
+    failed build.
+    """
+    try:
+        boxes = {m.id: m.bounding_box for m in ctx.read_scene().models}
+        marks = []
+        for i, model in enumerate(ctx.build.models):
+            box = boxes.get(ctx.model_ids.get(i, ""))
+            name = model.path.name
+            marks.append(ModelMark(
+                number=i + 1,
+                text=f"{model.case_id} / {name}" if model.case_id else name,
+                box=None if box is None else (
+                    (box.min_corner.x, box.min_corner.y, box.min_corner.z),
+                    (box.max_corner.x, box.max_corner.y, box.max_corner.z),
+                ),
+            ))
+        view = CameraView(
+            yaw_deg=float(options.get("yaw", DEFAULT_YAW_DEG)),
+            pitch_deg=float(options.get("pitch", DEFAULT_PITCH_DEG)),
+            view_type=str(options.get("view_type", "ZOOM_ON_MODELS")),
+            crop_to_models=bool(options.get("crop_to_models", True)),
+        )
+        add_legend(path, title=ctx.build.name, subtitle=str(ctx.values.get("date", "")),
+                   marks=marks, view=view)
+    except (OSError, ApiError, ValueError) as exc:
+        ctx.facts.warnings.append(f"screenshot legend not drawn: {exc}")
+        log.warning("screenshot_legend_failed", path=str(path), error=str(exc))
 
 
 def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
