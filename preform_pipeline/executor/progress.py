@@ -335,6 +335,7 @@ class RichReporter:
                 self._verify = self._progress.add_task(line, total=None, status="")
             else:
                 self._progress.update(self._verify, description=line)
+            self._progress.refresh()  # a wait is long: show it now, not at the next tick
 
     def run_finished(self, result: RunResult) -> None:
         with self._lock:
