@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from pathlib import Path
 
-from executor_support import plan_for, write_recipe
+from executor_support import FakePool, SimFarm, plan_for, run, write_box, write_recipe
 
 from preform_pipeline.cloud import BudgetSnapshot
 from preform_pipeline.executor import (
@@ -89,3 +91,37 @@ class TestVerifyStatus:
         reporter.close()
         text = stream.getvalue()
         assert "verify: 1 print pending, next poll in 30 s" in text
+
+
+class _SlowVerification:
+    """Print hooks whose verification takes a known while (what the Web API wait costs)."""
+
+    VERIFY_S = 0.3
+
+    def __init__(self) -> None:
+        self.ended_at = 0.0
+
+    def for_build(self, build: BuildPlan) -> object:
+        return None
+
+    def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
+        threading.Event().wait(self.VERIFY_S)  # the modelled duration, not a wait for a state
+        self.ended_at = time.monotonic()
+        return result
+
+
+class TestRunTime:
+    """The run's time is the person's wait: verification included."""
+
+    def test_wall_time_includes_verification(self, tmp_path: Path, farm: SimFarm) -> None:
+        write_box(tmp_path / "models", "cube", 10, 10, 10)
+        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_layout\n"),
+                        [tmp_path / "models" / "cube.stl"])
+        farm.add()
+        hooks = _SlowVerification()
+        started = time.monotonic()
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                     print_tracking=hooks)
+        assert result.ok
+        assert result.wall_s >= hooks.VERIFY_S
+        assert result.wall_s <= hooks.ended_at - started + 0.5
