@@ -10,9 +10,10 @@ the ``screenshot`` step saved:
 
 Where a model appears follows from the Local API's camera: orthographic, ``yaw`` 0 looking
 down the negative x axis, positive ``pitch`` looking down onto the platform, and
-``ZOOM_ON_MODELS`` with ``crop_to_models`` framing the models' bounding boxes with a small
-margin. Other views (the whole build volume, the platform width, an uncropped zoom) get the
-strip without the marks on the models, since their framing is not the models' own.
+``ZOOM_ON_MODELS`` with ``crop_to_models`` framing the box around all models with a small
+margin; a supported model's frame reaches down to the platform and out over its raft. Other
+views (the whole build volume, the platform width, an uncropped zoom) get the strip without
+the marks on the models, since their framing is not the models' own.
 
 Images are read and written with Pillow (any PNG a server writes: palette, alpha, 16-bit,
 interlaced), and text is drawn with Pillow's built-in font, so nothing depends on fonts
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_PITCH_DEG",
     "DEFAULT_YAW_DEG",
     "MARK_COLOUR",
+    "RAFT_BORDER_MM",
     "CameraView",
     "ModelMark",
     "add_legend",
@@ -46,6 +48,9 @@ DEFAULT_YAW_DEG: Final = 45.0
 DEFAULT_PITCH_DEG: Final = 35.264
 #: The margin ZOOM_ON_MODELS leaves around the models, as a share of the larger extent.
 _FRAME_MARGIN: Final = 0.05
+#: How far a raft reaches beyond its model's footprint (an estimate: it shifts the framing,
+#: so the marks, by a fraction of it).
+RAFT_BORDER_MM: Final = 1.5
 #: Discs (on the models and in the strip): a colour no model, support or platform has.
 MARK_COLOUR: Final = (255, 120, 0)
 _MARK_TEXT: Final = (0, 0, 0)
@@ -61,11 +66,23 @@ _MAX_TEXT_PX: Final = 28
 @dataclass(frozen=True)
 class ModelMark:
     """One model in the legend: its number, what to call it, its bounding box in scene
-    millimetres (``(min_xyz, max_xyz)``; None when the server did not say)."""
+    millimetres (``(min_xyz, max_xyz)``; None when the server did not say), and whether it
+    stands on supports (which the screenshot shows, down to the platform)."""
 
     number: int
     text: str
     box: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    supported: bool = False
+
+    def frame_box(
+        self,
+    ) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
+        """The box the screenshot frames for this model: with its supports and raft."""
+        if self.box is None or not self.supported:
+            return self.box
+        (x0, y0, _), (x1, y1, z1) = self.box
+        border = RAFT_BORDER_MM
+        return (x0 - border, y0 - border, 0.0), (x1 + border, y1 + border, z1)
 
 
 @dataclass(frozen=True)
@@ -100,14 +117,16 @@ def mark_positions(
 ) -> dict[int, tuple[float, float]]:
     """Pixel ``(column, row)`` of each model's mark in an image of ``size`` (width, height)
     taken with ``view``; empty when the view does not frame the models or a box is unknown."""
-    boxes = [m.box for m in marks]
+    boxes = [m.frame_box() for m in marks]
     if not view.frames_models or not marks or any(b is None for b in boxes):
         return {}
+    # The view frames the box around all models (its corners, not each model's).
+    known = [b for b in boxes if b is not None]
+    lows = [min(b[0][k] for b in known) for k in range(3)]
+    highs = [max(b[1][k] for b in known) for k in range(3)]
     corners = [
         _screen(view, (x, y, z))
-        for box in boxes if box is not None
-        for x in (box[0][0], box[1][0]) for y in (box[0][1], box[1][1])
-        for z in (box[0][2], box[1][2])
+        for x in (lows[0], highs[0]) for y in (lows[1], highs[1]) for z in (lows[2], highs[2])
     ]
     us, vs = [c[0] for c in corners], [c[1] for c in corners]
     margin = _FRAME_MARGIN * max(max(us) - min(us), max(vs) - min(vs))

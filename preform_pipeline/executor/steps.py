@@ -756,10 +756,11 @@ def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> Non
     failed build.
     """
     try:
-        boxes = {m.id: m.bounding_box for m in ctx.read_scene().models}
+        placed = {m.id: m for m in ctx.read_scene().models}
         marks = []
         for i, model in enumerate(ctx.build.models):
-            box = boxes.get(ctx.model_ids.get(i, ""))
+            info = placed.get(ctx.model_ids.get(i, ""))
+            box = None if info is None else info.bounding_box
             name = model.path.name
             marks.append(ModelMark(
                 number=i + 1,
@@ -768,6 +769,7 @@ def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> Non
                     (box.min_corner.x, box.min_corner.y, box.min_corner.z),
                     (box.max_corner.x, box.max_corner.y, box.max_corner.z),
                 ),
+                supported=bool(info is not None and info.has_supports),
             ))
         view = CameraView(
             yaw_deg=float(options.get("yaw", DEFAULT_YAW_DEG)),

@@ -227,9 +227,11 @@ def _label_geometry(
     lo, hi = centre.copy(), centre.copy()
     surface = high[axis] if outward > 0 else low[axis]
     lo[axis], hi[axis] = sorted((surface, surface + outward * relief))
-    lo[along], hi[along] = centre[along] - plate.width_mm / 2, centre[along] + plate.width_mm / 2
-    lo[across] = centre[across] - plate.height_mm / 2
-    hi[across] = centre[across] + plate.height_mm / 2
+    # Embossed text stays on its face: a plate longer than the face is drawn as long as it.
+    lo[along] = max(low[along], centre[along] - plate.width_mm / 2)
+    hi[along] = min(high[along], centre[along] + plate.width_mm / 2)
+    lo[across] = max(low[across], centre[across] - plate.height_mm / 2)
+    hi[across] = min(high[across], centre[across] + plate.height_mm / 2)
     return _boxes(lo[None, :], hi[None, :])
 
 

@@ -53,7 +53,7 @@ class TestScreenshotLegend:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         case = tmp_path / "models" / "case-42"
-        sizes = ((30, 20, 10), (15, 15, 25), (20, 10, 8))
+        sizes = ((30, 20, 10), (15, 15, 25), (20, 10, 8), (12, 12, 40), (25, 25, 5), (10, 30, 15))
         for i, size in enumerate(sizes):
             write_box(case, f"part_{i}", *size)
         plan = plan_for(write_recipe(tmp_path, STEPS), [case])
@@ -81,9 +81,11 @@ class TestScreenshotLegend:
         first_disc_row = min(box[0] for box in in_strip)
         assert dark[:first_disc_row].any(), "no title line above the entries"
 
-        # Each mark sits on or right next to a model (blue, shaded), never on empty floor.
+        # Each mark sits on its model (a box's top face, blue): its rim touches model pixels
+        # all round, so a mark off by a model's width would fail.
         model = (shot[..., 2] - shot[..., 0] > 60) & (shot[..., 2] > 100)
         for r0, c0, r1, c1 in on_image:
-            reach = max(r1 - r0, c1 - c0)
-            around = model[max(0, r0 - reach):r1 + reach, max(0, c0 - reach):c1 + reach]
-            assert around.sum() > 50, f"the mark at row {r0}, column {c0} is not on a model"
+            rows, cols = slice(max(0, r0 - 3), r1 + 4), slice(max(0, c0 - 3), c1 + 4)
+            ring = model[rows, cols]
+            assert ring[:4].any() and ring[-4:].any() and ring[:, :4].any() and \
+                ring[:, -4:].any(), f"the mark at row {r0}, column {c0} is not on a model"
