@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.jobs",
     "preform_pipeline.commands.watch",
     "preform_pipeline.commands.verify",
+    "preform_pipeline.commands.service",
 )
 
 class Command(Protocol):

@@ -71,6 +71,17 @@ def redact_secrets(
     return event_dict
 
 
+class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
+    """structlog's console lines, but a value with spaces is quoted, not repr()'d: a Windows
+    path (``C:\\parts\\a b.stl``) must read as the user wrote it, not with doubled
+    backslashes."""
+
+    def _repr(self, val: Any) -> str:
+        if isinstance(val, str) and set(val) & {" ", "\t", "=", "\r", "\n", '"', "'"}:
+            return '"' + val.replace('"', '\\"').replace("\n", " ") + '"'
+        return super()._repr(val)
+
+
 def configure_logging(
     *,
     level: str = "INFO",
@@ -94,7 +105,7 @@ def configure_logging(
         structlog.stdlib.ProcessorFormatter(
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.dev.ConsoleRenderer(colors=False),
+                _ConsoleRenderer(colors=False),
             ],
             foreign_pre_chain=shared,
         )

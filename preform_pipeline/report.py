@@ -1,10 +1,12 @@
 """Run reports: what every build did, as JSON (for tools) and CSV (for spreadsheets).
 
 One row per build: build, models, source files, material volume, estimated print time,
-status, reason, job id, server, attempts; plus one row per model refused up front (status
-``rejected``, with its size). The JSON report adds the run: id, recipe, ``simulated`` (true
-whenever the built-in simulator stood in for PreFormServer), dry run, interrupted, wall time,
-and per build its outputs, warnings and attempts.
+status, the full reason, job id, server, attempts, the files written, the verification
+outcome, the printer, job name and job key the print was sent with, the case ids and the
+warnings; plus one row per model refused up front (status ``rejected``, with its size). The
+JSON report adds the run: id, recipe, ``simulated`` (true whenever the built-in simulator
+stood in for PreFormServer), dry run, interrupted, wall time (verification included), and per
+build its steps and attempts.
 
 Each build also gets a small JSON report of its own at the recipe's ``outputs.report`` path
 (:func:`write_build_report`), written as soon as the build finishes.
@@ -61,6 +63,11 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "dry_run",
     "verify",
     "verify_message",
+    "printer",
+    "job_name",
+    "job_key",
+    "case_ids",
+    "warnings",
 )
 
 _LIST_SEPARATOR: Final = ";"
@@ -106,6 +113,10 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "verify_message": outcome.verify_message,
         "dry_run": outcome.dry_run,
         "duration_s": round(outcome.duration_s, 3),
+        "printer": outcome.printer,
+        "job_name": outcome.job_name,
+        "job_key": outcome.job_key,
+        "case_ids": list(outcome.case_ids),
     }
 
 

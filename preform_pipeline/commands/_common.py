@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "add_console_level_argument",
     "configure_command_logging",
@@ -31,7 +32,9 @@ __all__ = [
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
+#: Ctrl-C (SIGINT) and SIGTERM, as shells report them: 128 + the signal number.
 EXIT_INTERRUPTED: Final = 130
+EXIT_TERMINATED: Final = 143
 #: argparse refused the command line (its own exit status for usage errors).
 EXIT_USAGE: Final = 2
 

@@ -17,8 +17,9 @@ to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``)
 flags with their value joined by ``=``.
 
 Exit status: 0 only when every build succeeded and no model was rejected; 1 otherwise (or
-when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), after the servers
-were stopped.
+when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), 143 when stopped
+by SIGTERM, both after the servers were stopped and the report written. The summary is
+:mod:`preform_pipeline.commands._console`'s; its last line explains the exit status.
 """
 
 from __future__ import annotations
@@ -34,23 +35,32 @@ from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+)
+from preform_pipeline.commands._console import (
+    exit_code,
+    make_console,
+    print_summary,
+    quiet_build_warnings,
+    route_logs,
+    servers_line,
 )
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
     DEFAULT_STEP_TIMEOUT_S,
-    BuildStatus,
     Runner,
     RunOptions,
-    RunResult,
     make_reporter,
     new_run_id,
 )
+from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import run_values
+from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
     Plan,
@@ -63,15 +73,12 @@ from preform_pipeline.recipes import load_recipe, render_template, validate_reci
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
-from preform_pipeline.verify.tracking import (
-    tracking_for_run,
-    verification_failed,
-    verification_lines,
-)
+from preform_pipeline.verify.tracking import tracking_for_run
 
 __all__ = [
     "EXIT_FAILURE",
     "EXIT_INTERRUPTED",
+    "EXIT_TERMINATED",
     "DEFAULT_SIMULATOR_ARGS",
     "EXIT_OK",
     "HELP",
@@ -199,73 +206,20 @@ def _plan(args: argparse.Namespace, recipe: Recipe, err: TextIO) -> Plan | None:
         return None
 
 
-def _hours(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
-
-
-def _summary_rows(result: RunResult) -> list[tuple[str, ...]]:
-    rows: list[tuple[str, ...]] = []
-    for o in result.outcomes:
-        rows.append(
-            (
-                o.name,
-                o.status.value,
-                str(len(o.models)),
-                "-" if o.material_ml is None else f"{o.material_ml:.1f}",
-                _hours(o.print_time_s),
-                o.job_id or "-",
-                o.server or "-",
-                str(len(o.attempts)),
-                (o.reason or "")[:80] if o.status is not BuildStatus.SUCCEEDED else "",
-            )
-        )
-    return rows
-
-
-_SUMMARY_HEADERS = (
-    "build", "status", "models", "material ml", "print h:mm", "job id", "server", "attempts",
-    "reason",
-)
-
-
-def _print_summary(result: RunResult, out: TextIO) -> None:
-    rows = _summary_rows(result)
-    isatty = getattr(out, "isatty", None)
-    if callable(isatty) and isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=f"run {result.run_id}", title_justify="left")
-        for header in _SUMMARY_HEADERS:
-            # Names, statuses and job ids are what people copy: never wrap those.
-            table.add_column(header, no_wrap=header in ("build", "status", "job id", "server"))
-        for row in rows:
-            table.add_row(*row)
-        Console(file=out).print(table)
-        return
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-        for i, h in enumerate(_SUMMARY_HEADERS)
-    ]
-    print("  ".join(h.ljust(w) for h, w in zip(_SUMMARY_HEADERS, widths, strict=True)), file=out)
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        return _run(args, stdout, stderr)
-    except KeyboardInterrupt:
-        # Interrupted outside the build loop (planning, start-up): the pool, if any, was
-        # closed on the way out.
-        print("interrupted", file=stderr)
-        return EXIT_INTERRUPTED
+    with sigterm_as_interrupt() as termination:
+        try:
+            return _run(args, stdout, stderr, termination)
+        except KeyboardInterrupt:
+            # Interrupted outside the build loop (planning, start-up): the pool, if any, was
+            # closed on the way out.
+            print("interrupted", file=stderr)
+            return EXIT_TERMINATED if termination.received else EXIT_INTERRUPTED
 
 
-def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+def _run(
+    args: argparse.Namespace, stdout: TextIO, stderr: TextIO, termination: Termination
+) -> int:
     settings = load_command_settings(args.settings, stderr)
     if settings is None:
         return EXIT_FAILURE
@@ -342,30 +296,30 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     )
     print(f"run {run_id}: {len(plan.builds)} builds, output in {root}", file=stdout, flush=True)
     reporter = make_reporter(stdout, quiet=args.quiet)
+    quiet_build_warnings()
+    unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
+    if tracking is not None:
+        tracking.on_poll = reporter.verify_waiting
     try:
         if plan.builds:
             pool.start()
-            servers = ", ".join(
-                f"{s.name} (pid {s.pid}, {s.url})" if s.pid else f"{s.name} ({s.url})"
-                for s in pool.status()
-            )
-            print(f"servers started: {servers}", file=stdout, flush=True)
+            print(servers_line(pool.status()), file=stdout, flush=True)
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
     finally:
+        termination.settle()
         reporter.close()
         pool.close()
         if tracking is not None:
             tracking.close()
+        if unroute is not None:
+            unroute()
 
     json_path, csv_path = write_run_report(result, root / "reports")
-    _print_summary(result, stdout)
-    for line in verification_lines(result):
-        print(line, file=stdout)
-    if result.simulated:
-        print(SIMULATED_LINE, file=stdout)
-    print(f"report: {json_path} and {csv_path.name}; log: {log_file}", file=stdout)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok and not verification_failed(result) else EXIT_FAILURE
+    code = exit_code(result, terminated=termination.received)
+    extra = [SIMULATED_LINE] if result.simulated else []
+    extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
+    print_summary(result, make_console(stdout), code=code, extra=extra)
+    return code

@@ -4,24 +4,37 @@ The runner calls a :class:`Reporter` from its worker threads; every implementati
 thread-safe. :func:`make_reporter` picks :class:`RichReporter` (one bar per running build plus
 an overall bar) when the stream is a terminal and :class:`PlainReporter` (one line per event,
 good for logs and CI) otherwise. :class:`NullReporter` says nothing (tests, benchmarks).
+
+Counts are the summary's (:attr:`RunResult.counted`): a build that is split is replaced by
+its halves, so it leaves the total instead of counting as done. While the run waits for its
+prints to be verified, :meth:`VerifyingReporter.verify_waiting` keeps a status line: what is
+pending, when the next poll is, how much of the hourly request budget is spent.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from types import TracebackType
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
+    "BudgetStatus",
+    "PollStatus",
     "NullReporter",
     "PlainReporter",
     "Reporter",
     "RichReporter",
+    "VerifyingReporter",
     "make_reporter",
+    "run_line",
+    "verify_line",
 ]
 
 
@@ -47,6 +60,12 @@ class Reporter(Protocol):
     def run_finished(self, result: RunResult) -> None: ...
 
     def close(self) -> None: ...
+
+
+class VerifyingReporter(Reporter, Protocol):
+    """A reporter that also shows a run waiting for its prints to be verified."""
+
+    def verify_waiting(self, outcome: PollStatus, pending: int) -> None: ...
 
 
 class NullReporter:
@@ -75,11 +94,67 @@ class NullReporter:
     def build_finished(self, outcome: BuildOutcome) -> None:
         return None
 
+    def verify_waiting(self, outcome: PollStatus, pending: int) -> None:
+        return None
+
     def run_finished(self, result: RunResult) -> None:
         return None
 
     def close(self) -> None:
         return None
+
+
+def run_line(result: RunResult) -> str:
+    """The run's closing line: how long it took and how many of its builds succeeded."""
+    counted = result.counted
+    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED)
+    split = len(result.outcomes) - len(counted)
+    return (
+        f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
+        f"{len(counted)} builds succeeded"
+        + (f" ({split} split into smaller builds)" if split else "")
+        + (" (interrupted)" if result.cancelled else "")
+    )
+
+
+class BudgetStatus(Protocol):
+    """How much of the Web API's hourly request budget is spent."""
+
+    @property
+    def spent(self) -> int: ...
+
+    @property
+    def limit(self) -> int: ...
+
+
+class PollStatus(Protocol):
+    """What a verify poll reports to the progress display (the poller's ``PollOutcome``);
+    a protocol, so the executor's display needs nothing from verify."""
+
+    @property
+    def in_progress(self) -> Sized: ...
+
+    @property
+    def next_interval_s(self) -> float: ...
+
+    @property
+    def budget(self) -> BudgetStatus: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+def verify_line(outcome: PollStatus, pending: int) -> str:
+    """``verify: 2 prints pending (1 printing), next poll in 30 s, 4/1500 requests this
+    hour``: what a run waiting for its prints is doing."""
+    printing = len(outcome.in_progress)
+    seen = f" ({printing} printing)" if printing else ""
+    budget = outcome.budget
+    text = (
+        f"verify: {pending} print{'s' if pending != 1 else ''} pending{seen}, next poll in "
+        f"{outcome.next_interval_s:.0f} s, {budget.spent}/{budget.limit} requests this hour"
+    )
+    return text + (f" (last poll failed: {outcome.error})" if outcome.error else "")
 
 
 def _finished_text(outcome: BuildOutcome) -> str:
@@ -139,21 +214,18 @@ class PlainReporter:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:
-            self._done += 1
+            if outcome.status is BuildStatus.SPLIT:
+                self._total -= 1  # its halves were added in its place
+            else:
+                self._done += 1
             done, total = self._done, self._total
         self._say(f"[{outcome.name}] {_finished_text(outcome)} ({done}/{total} builds done)")
 
+    def verify_waiting(self, outcome: PollStatus, pending: int) -> None:
+        self._say(verify_line(outcome, pending))
+
     def run_finished(self, result: RunResult) -> None:
-        ok = sum(1 for o in result.outcomes if o.status is BuildStatus.SUCCEEDED)
-        split = sum(1 for o in result.outcomes if o.status is BuildStatus.SPLIT)
-        # A split build is replaced by the builds it was split into, so it is not one of the
-        # builds that can succeed or fail: counting it would make a clean run read as failed.
-        self._say(
-            f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
-            f"{len(result.outcomes) - split} builds succeeded"
-            + (f" ({split} split into smaller builds)" if split else "")
-            + (" (interrupted)" if result.cancelled else "")
-        )
+        self._say(run_line(result))
 
     def close(self) -> None:
         return None
@@ -186,7 +258,14 @@ class RichReporter:
         self._tasks: dict[str, TaskID] = {}
         self._steps: dict[str, int] = {}
         self._overall: TaskID | None = None
+        self._verify: TaskID | None = None
         self._started = False
+
+    @property
+    def console(self) -> Console:
+        """The console the bars are drawn on: print through it (or log into it, see
+        :func:`preform_pipeline.commands._console.route_logs`) and lines appear above the bars."""
+        return self._console
 
     def __enter__(self) -> RichReporter:
         return self
@@ -267,13 +346,28 @@ class RichReporter:
             if task is not None:
                 self._progress.update(task, visible=False)
             if self._overall is not None:
-                self._progress.advance(self._overall)
+                if outcome.status is BuildStatus.SPLIT:
+                    total = self._progress.tasks[self._overall_index()].total or 1
+                    self._progress.update(self._overall, total=total - 1)
+                else:
+                    self._progress.advance(self._overall)
             self._progress.console.print(
                 f"{outcome.name}: {_finished_text(outcome)}", markup=False, highlight=False
             )
 
+    def verify_waiting(self, outcome: PollStatus, pending: int) -> None:
+        with self._lock:
+            line = verify_line(outcome, pending)
+            if self._verify is None:
+                self._verify = self._progress.add_task(line, total=None, status="")
+            else:
+                self._progress.update(self._verify, description=line)
+            self._progress.refresh()  # a wait is long: show it now, not at the next tick
+
     def run_finished(self, result: RunResult) -> None:
         with self._lock:
+            if self._verify is not None:
+                self._progress.update(self._verify, visible=False)
             if self._overall is not None:
                 self._progress.update(
                     self._overall, status="interrupted" if result.cancelled else "done"
@@ -286,7 +380,7 @@ class RichReporter:
                 self._started = False
 
 
-def make_reporter(stream: TextIO, *, quiet: bool = False) -> Reporter:
+def make_reporter(stream: TextIO, *, quiet: bool = False) -> VerifyingReporter:
     """Bars on a terminal, plain lines otherwise; nothing when ``quiet``."""
     if quiet:
         return NullReporter()

@@ -47,7 +47,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -104,6 +104,7 @@ __all__ = [
     "Runner",
     "ServerSource",
     "build_values",
+    "default_job_name",
     "new_run_id",
     "run_plan",
     "run_values",
@@ -216,7 +217,18 @@ def run_values(recipe: Recipe, started_at: datetime) -> dict[str, object]:
 
 
 def build_values(run: Mapping[str, object], build: BuildPlan) -> dict[str, object]:
-    return {**run, "build": build.name}
+    return {**run, "build": build.name, "job": default_job_name(build)}
+
+
+def _case_ids(build: BuildPlan) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(m.case_id for m in build.models if m.case_id))
+
+
+def default_job_name(build: BuildPlan) -> str:
+    """The build's case ids (``case-7+case-9``), else its name: build names already start
+    with the recipe's name (``{recipe}-002``), so the default never repeats it."""
+    cases = _case_ids(build)
+    return "+".join(cases) if cases else build.name
 
 
 class BuildJournal:
@@ -423,6 +435,10 @@ class _BuildWorker:
             verify=facts.verify,
             dry_run=self.options.dry_run,
             duration_s=time.monotonic() - self.started,
+            printer=facts.printer,
+            job_name=facts.job_name,
+            job_key=facts.job_key,
+            case_ids=_case_ids(self.build),
         )
 
     # -- the attempt loop -----------------------------------------------------------------------
@@ -927,6 +943,8 @@ class Runner:
         if tracking is not None and not self.cancelled and not self.options.dry_run:
             # Every build is sent: one shared poller verifies their prints (recipe `verify`).
             result = tracking.after_run(result, self._cancel)
+            # The run's time is the person's wait: verification included.
+            result = replace(result, wall_s=time.monotonic() - started)
         log.info(
             "run_finished",
             run_id=self.options.run_id,
@@ -989,6 +1007,7 @@ class Runner:
                     parent=parent,
                     estimated_volume_ml=build.estimated_volume_ml,
                     dry_run=self.options.dry_run,
+                    case_ids=_case_ids(build),
                 )
             ordered.append(outcome)
         ordered.sort(key=lambda o: o.index)

@@ -102,6 +102,13 @@ class BuildOutcome:
     verify_message: str | None = None
     dry_run: bool = False
     duration_s: float = 0.0
+    #: What the print step sent: the printer (after ``auto`` was resolved), the job name as
+    #: sent (with its key) and the job key; None when nothing was sent (dry run, failure).
+    printer: str | None = None
+    job_name: str | None = None
+    job_key: str | None = None
+    #: The case ids of the build's models (a case's files share a build), in model order.
+    case_ids: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -149,6 +156,12 @@ class RunResult:
             if outcome.name == name:
                 return outcome
         raise KeyError(name)
+
+    @property
+    def counted(self) -> tuple[BuildOutcome, ...]:
+        """The builds that can succeed or fail: a split build is replaced by its halves, so
+        every count a person reads (progress, summary, exit line) leaves it out."""
+        return tuple(o for o in self.outcomes if o.status is not BuildStatus.SPLIT)
 
     def by_status(self, status: BuildStatus) -> tuple[BuildOutcome, ...]:
         return tuple(o for o in self.outcomes if o.status is status)

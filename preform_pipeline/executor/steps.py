@@ -64,6 +64,13 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
 )
+from preform_pipeline.legend import (
+    DEFAULT_PITCH_DEG,
+    DEFAULT_YAW_DEG,
+    CameraView,
+    ModelMark,
+    add_legend,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
@@ -153,6 +160,9 @@ class BuildFacts:
     material_ml: float | None = None
     print_time_s: float | None = None
     job_id: str | None = None
+    printer: str | None = None
+    job_name: str | None = None
+    job_key: str | None = None
     verify: str | None = None
     layout_calls: int = 0
     outputs: list[Path] = field(default_factory=list)
@@ -731,7 +741,44 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
         ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
         progress=ctx.progress,
     )
+    if path.suffix.lower() == ".png" and "flyaround_transform" not in values:
+        _add_legend(ctx, path, values)
     ctx.facts.add_output(path)
+
+
+def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> None:
+    """Number the models on the screenshot and add the legend strip (:mod:`..legend`).
+
+    A screenshot without a legend is still useful: a failure here is a warning, not a
+    failed build.
+    """
+    try:
+        placed = {m.id: m for m in ctx.read_scene().models}
+        marks = []
+        for i, model in enumerate(ctx.build.models):
+            info = placed.get(ctx.model_ids.get(i, ""))
+            box = None if info is None else info.bounding_box
+            name = model.path.name
+            marks.append(ModelMark(
+                number=i + 1,
+                text=f"{model.case_id} / {name}" if model.case_id else name,
+                box=None if box is None else (
+                    (box.min_corner.x, box.min_corner.y, box.min_corner.z),
+                    (box.max_corner.x, box.max_corner.y, box.max_corner.z),
+                ),
+                supported=bool(info is not None and info.has_supports),
+            ))
+        view = CameraView(
+            yaw_deg=float(options.get("yaw", DEFAULT_YAW_DEG)),
+            pitch_deg=float(options.get("pitch", DEFAULT_PITCH_DEG)),
+            view_type=str(options.get("view_type", "ZOOM_ON_MODELS")),
+            crop_to_models=bool(options.get("crop_to_models", True)),
+        )
+        add_legend(path, title=ctx.build.name, subtitle=str(ctx.values.get("date", "")),
+                   marks=marks, view=view)
+    except (OSError, ApiError, ValueError) as exc:
+        ctx.facts.warnings.append(f"screenshot legend not drawn: {exc}")
+        log.warning("screenshot_legend_failed", path=str(path), error=str(exc))
 
 
 def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
@@ -753,6 +800,8 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         # printer: auto, the job key in the name, the job store written before the send.
         printer = hooks.resolve_printer(printer, ctx.recipe, ctx.client)
         job_name = hooks.job_name(job_name)
+        ctx.facts.job_key = hooks.job_key
+        ctx.facts.printer, ctx.facts.job_name = printer, job_name
         found = hooks.before_send(job_name, printer)
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found
@@ -768,6 +817,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             if k in options
         },
     )
+    ctx.facts.printer, ctx.facts.job_name = printer, job_name
     ctx.journal.print_sending(job_name, printer)
     log.info("print_sending", printer=printer, job_name=job_name)
     try:

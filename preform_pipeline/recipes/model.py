@@ -127,7 +127,7 @@ SUPPORT_FINDINGS: Final[frozenset[str]] = frozenset(
     {"undersupported", "unsupported_minima", "cups"}
 )
 
-DEFAULT_JOB_NAME: Final = "{recipe}-{build}"
+DEFAULT_JOB_NAME: Final = "{job}"
 #: ``print: {printer: auto}``: no printer named; at print time the first printer ready to print,
 #: of the scene's machine type and with its material loaded, is chosen from printer status
 #: (``preform_pipeline.verify.targets``). Matched without regard to case.

@@ -53,7 +53,9 @@ __all__ = [
 Scope = Literal["run", "build", "model"]
 
 RUN_FIELDS: Final[frozenset[str]] = frozenset({"recipe", "date", "time", "machine", "material"})
-BUILD_FIELDS: Final[frozenset[str]] = RUN_FIELDS | {"build"}
+#: ``job``: the default print job name, the build's case ids or else its name (which already
+#: starts with the recipe's name, so ``{recipe}-{build}`` would say the recipe twice).
+BUILD_FIELDS: Final[frozenset[str]] = RUN_FIELDS | {"build", "job"}
 MODEL_FIELDS: Final[frozenset[str]] = BUILD_FIELDS | {"stem", "model"}
 TEMPLATE_FIELDS_BUILTIN: Final[frozenset[str]] = MODEL_FIELDS
 

@@ -56,6 +56,11 @@ def _distance_to_box(model: SimModel, point: tuple[float, float, float]) -> floa
     return float(np.linalg.norm(outside))
 
 
+def _low_corner(model: SimModel) -> tuple[float, float, float]:
+    low = model.bounds()[0]
+    return float(low[0]), float(low[1]), float(low[2])
+
+
 def _xyz(values: tuple[float, float, float]) -> Json:
     return {"x": values[0], "y": values[1], "z": values[2]}
 
@@ -225,6 +230,8 @@ def label_model(scene: Scene, data: Body) -> Json:
             "depth_mm": depth,
             "position": _xyz(position),
             "orientation": _xyz(angles),
+            # Where the model was: a layout moves the model, and its labels go with it.
+            "model_min_corner": _xyz(_low_corner(model)),
         }
     )
     return {"warnings": [], "infos": []}

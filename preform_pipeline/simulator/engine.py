@@ -78,8 +78,8 @@ from .screenshot import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
     MAX_IMAGE_SIZE_PX,
-    RenderItem,
     View,
+    item_for,
     render,
     write_png,
 )
@@ -428,11 +428,7 @@ class SimEngine:
         )
         with self.scenes.use(self._scene_id(params)) as scene:
             volume = self._machine(scene).build_volume_mm
-            items = [
-                RenderItem(m.world_mesh().triangles, m.in_bounds(volume))
-                for m in scene.select(data.selection())
-                if m.visible
-            ]
+            items = [item_for(m, volume) for m in scene.select(data.selection()) if m.visible]
         image = render(items, volume, view)
         try:
             write_png(path, image)

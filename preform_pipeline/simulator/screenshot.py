@@ -10,6 +10,12 @@ Rendering uses a depth buffer and point splatting: every triangle is sampled wit
 a few samples per covered pixel (large triangles are rasterised exactly), the nearest sample
 wins each pixel, and flat shading comes from the angle between the face normal and a light
 over the viewer's left shoulder. Out-of-bounds models are drawn red, the platform grey.
+
+A supported model stands on what PreForm would give it (:func:`support_geometry`): a raft
+under its footprint (tan) and a pillar (pale yellow) under each patch of its down-facing
+surface; each label is a dark plate on the face it was placed on, as long as its text and as
+high as its font (:class:`LabelPlate`). Nobody can read a flat solid's screenshot, so these
+are what make one build's image tell its models apart from another's.
 """
 
 from __future__ import annotations
@@ -25,18 +31,23 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .scene import atomic_write_bytes
+from .editing import LABEL_CHAR_WIDTH
+from .estimates import DEFAULT_RAFT_THICKNESS_MM
+from .scene import SimModel, atomic_write_bytes
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE_PX",
     "DEFAULT_PITCH_DEG",
     "DEFAULT_YAW_DEG",
+    "LabelPlate",
     "MAX_IMAGE_SIZE_PX",
     "PNG_SIGNATURE",
     "RenderItem",
     "View",
     "encode_png",
+    "item_for",
     "render",
+    "support_geometry",
     "write_png",
 ]
 
@@ -56,16 +67,190 @@ _BACKGROUND: Final = (246, 246, 246)
 _PLATFORM: Final = (196, 198, 204)
 _MODEL: Final = (70, 130, 200)
 _OUT_OF_BOUNDS: Final = (210, 70, 60)
+_RAFT: Final = (200, 160, 90)
+_SUPPORT: Final = (235, 220, 150)
+_LABEL: Final = (30, 30, 40)
+#: One pillar per cell of this size under the model's down-facing surface.
+_PILLAR_SPACING_MM: Final = 3.0
+_PILLAR_WIDTH_MM: Final = 0.8
+#: How far the raft reaches beyond the model's footprint, and the thinnest raft drawn.
+_RAFT_BORDER_MM: Final = 1.5
+_MIN_RAFT_MM: Final = 0.5
+#: A face counts as down-facing (needs support) when its normal points this far down.
+_DOWN_FACING: Final = -0.3
+#: Bound on the points sampled to place pillars, so a huge mesh costs bounded time.
+_MAX_SUPPORT_POINTS: Final = 200_000
+#: Labels are drawn at least this proud of their face, so an engraved one shows too.
+_MIN_LABEL_RELIEF_MM: Final = 0.3
 _AMBIENT: Final = 0.35
 _DIFFUSE: Final = 0.65
 
 
 @dataclass(frozen=True)
+class LabelPlate:
+    """A label as drawn: centred on ``centre`` (on the model's surface), ``width_mm`` along
+    the face, ``height_mm`` across it, ``relief_mm`` out of it."""
+
+    centre: tuple[float, float, float]
+    width_mm: float
+    height_mm: float
+    relief_mm: float
+
+
+@dataclass(frozen=True)
 class RenderItem:
-    """Triangles to draw ``(N, 3, 3)`` in platform coordinates, and whether they fit."""
+    """Triangles to draw ``(N, 3, 3)`` in platform coordinates, whether they fit, and what
+    stands with them: supports on a raft of ``raft_thickness_mm``, labels."""
 
     triangles: npt.NDArray[np.float32]
     in_bounds: bool = True
+    supported: bool = False
+    raft_thickness_mm: float = 0.0
+    labels: tuple[LabelPlate, ...] = ()
+
+
+def item_for(model: SimModel, build_volume: tuple[float, float, float]) -> RenderItem:
+    """What a scene's model draws: its placed mesh, supports if it has them, its labels."""
+    raft = float(model.support.get("raft_thickness_mm", DEFAULT_RAFT_THICKNESS_MM))
+    low = model.bounds()[0]
+    plates: list[LabelPlate] = []
+    for label in model.labels:
+        centre = np.array([float(label["position"][k]) for k in "xyz"])
+        then = label.get("model_min_corner")
+        if isinstance(then, dict):  # the model moved since it was labelled: so did the label
+            centre += low - np.array([float(then[k]) for k in "xyz"])
+        font = float(label["font_size_mm"])
+        plates.append(LabelPlate(
+            centre=(float(centre[0]), float(centre[1]), float(centre[2])),
+            width_mm=len(str(label["label"])) * LABEL_CHAR_WIDTH * font,
+            height_mm=font,
+            relief_mm=float(label["depth_mm"]),
+        ))
+    return RenderItem(
+        model.world_mesh().triangles,
+        model.in_bounds(build_volume),
+        supported=model.has_supports,
+        raft_thickness_mm=raft,
+        labels=tuple(plates),
+    )
+
+
+def _boxes(lows: npt.NDArray[np.float64], highs: npt.NDArray[np.float64]) -> npt.NDArray[
+    np.float64
+]:
+    """The triangles of many axis-aligned boxes at once, ``(12 * len(lows), 3, 3)``."""
+    corners = np.stack(
+        [np.where(np.array(bits, dtype=bool), highs, lows) for bits in _CORNER_BITS], axis=1
+    )
+    return corners[:, _BOX_FACES].reshape(-1, 3, 3)
+
+
+#: Box corners as (x, y, z) high/low choices, and the 12 triangles over them.
+_CORNER_BITS: Final = tuple((x, y, z) for z in (0, 1) for y in (0, 1) for x in (0, 1))
+_BOX_FACES: Final = np.array(
+    [
+        (0, 3, 1), (0, 2, 3), (4, 5, 7), (4, 7, 6), (0, 1, 5), (0, 5, 4),
+        (1, 3, 7), (1, 7, 5), (3, 2, 6), (3, 6, 7), (2, 0, 4), (2, 4, 6),
+    ]
+)
+
+
+def support_geometry(
+    triangles: npt.NDArray[np.float64], raft_thickness_mm: float
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The raft and the pillars under a supported model: ``(raft, pillars)`` triangles.
+
+    The raft covers the model's footprint plus a border; a pillar rises from the raft to the
+    lowest point of each :data:`_PILLAR_SPACING_MM` cell of down-facing surface.
+    """
+    raft_top = max(raft_thickness_mm, _MIN_RAFT_MM)
+    points = triangles.reshape(-1, 3)
+    low, high = points.min(axis=0), points.max(axis=0)
+    raft = _boxes(
+        np.array([[low[0] - _RAFT_BORDER_MM, low[1] - _RAFT_BORDER_MM, 0.0]]),
+        np.array([[high[0] + _RAFT_BORDER_MM, high[1] + _RAFT_BORDER_MM, raft_top]]),
+    )
+    normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    lengths = np.linalg.norm(normals, axis=1)
+    down = normals[:, 2] < _DOWN_FACING * np.where(lengths > 0, lengths, np.inf)
+    centres = _surface_points(triangles[down], lengths[down] / 2)
+    centres = centres[centres[:, 2] > raft_top + 0.1]
+    if len(centres) == 0:
+        return raft, np.zeros((0, 3, 3))
+    cells = np.floor(centres[:, :2] / _PILLAR_SPACING_MM).astype(np.int64)
+    order = np.lexsort((centres[:, 2], cells[:, 1], cells[:, 0]))
+    cells, centres = cells[order], centres[order]
+    first = np.ones(len(cells), dtype=bool)
+    first[1:] = np.any(cells[1:] != cells[:-1], axis=1)  # lowest point of each cell
+    tips = centres[first]
+    half = _PILLAR_WIDTH_MM / 2
+    pillars = _boxes(
+        np.column_stack([tips[:, 0] - half, tips[:, 1] - half, np.full(len(tips), raft_top)]),
+        np.column_stack([tips[:, 0] + half, tips[:, 1] + half, tips[:, 2]]),
+    )
+    return raft, pillars
+
+
+def _surface_points(
+    triangles: npt.NDArray[np.float64], areas: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """Points spread over ``triangles``, a few per pillar cell, so a large flat underside
+    gets a pillar in every cell and not only where its two triangles' centres happen to be."""
+    if len(triangles) == 0:
+        return np.zeros((0, 3))
+    counts = np.ceil(areas / _PILLAR_SPACING_MM**2 * 4).astype(np.int64) + 1
+    total = int(counts.sum())
+    if total > _MAX_SUPPORT_POINTS:
+        counts = np.maximum(1, (counts * (_MAX_SUPPORT_POINTS / total)).astype(np.int64))
+    index = np.repeat(np.arange(len(triangles)), counts)
+    rng = np.random.default_rng(1)  # fixed: the same scene gets the same pillars
+    r1, r2 = np.sqrt(rng.random(len(index))), rng.random(len(index))
+    tri = triangles[index]
+    return (
+        (1.0 - r1)[:, None] * tri[:, 0]
+        + (r1 * (1.0 - r2))[:, None] * tri[:, 1]
+        + (r1 * r2)[:, None] * tri[:, 2]
+    )
+
+
+def _label_geometry(
+    plate: LabelPlate, low: npt.NDArray[np.float64], high: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """A label's plate on the model's bounding-box face nearest its centre."""
+    centre = np.array(plate.centre, dtype=np.float64)
+    distances = np.concatenate([np.abs(centre - low), np.abs(high - centre)])
+    face = int(np.argmin(distances))
+    axis, outward = face % 3, (1.0 if face >= 3 else -1.0)
+    along = 1 if axis == 0 else 0  # the text runs along x, or along y on an x face
+    across = 1 if axis == 2 else 2  # and is as high as the font along z, or y on top/bottom
+    relief = max(plate.relief_mm, _MIN_LABEL_RELIEF_MM)
+    lo, hi = centre.copy(), centre.copy()
+    surface = high[axis] if outward > 0 else low[axis]
+    lo[axis], hi[axis] = sorted((surface, surface + outward * relief))
+    # Embossed text stays on its face: a plate longer than the face is drawn as long as it.
+    lo[along] = max(low[along], centre[along] - plate.width_mm / 2)
+    hi[along] = min(high[along], centre[along] + plate.width_mm / 2)
+    lo[across] = max(low[across], centre[across] - plate.height_mm / 2)
+    hi[across] = min(high[across], centre[across] + plate.height_mm / 2)
+    return _boxes(lo[None, :], hi[None, :])
+
+
+def _item_layers(
+    item: RenderItem,
+) -> list[tuple[npt.NDArray[np.float64], tuple[int, int, int]]]:
+    """What one item draws, as (triangles, colour): the model, its raft, pillars, labels."""
+    triangles = item.triangles.astype(np.float64)
+    layers = [(triangles, _MODEL if item.in_bounds else _OUT_OF_BOUNDS)]
+    if triangles.size == 0:
+        return layers
+    if item.supported:
+        raft, pillars = support_geometry(triangles, item.raft_thickness_mm)
+        layers += [(raft, _RAFT), (pillars, _SUPPORT)]
+    if item.labels:
+        points = triangles.reshape(-1, 3)
+        low, high = points.min(axis=0), points.max(axis=0)
+        layers += [(_label_geometry(plate, low, high), _LABEL) for plate in item.labels]
+    return layers
 
 
 @dataclass(frozen=True)
@@ -96,7 +281,7 @@ def _box_corners(low: Sequence[float], high: Sequence[float]) -> npt.NDArray[np.
 
 
 def _frame(
-    items: Sequence[RenderItem],
+    items: Sequence[npt.NDArray[np.float64]],
     build_volume: tuple[float, float, float],
     view: View,
     axes: tuple[npt.NDArray[np.float64], ...],
@@ -109,7 +294,7 @@ def _frame(
     elif view.view_type == "FULL_PLATFORM_WIDTH" or not items:
         points = _box_corners((-bx / 2, -by / 2, 0.0), (bx / 2, by / 2, 0.0))
     else:
-        stacked = np.concatenate([i.triangles.reshape(-1, 3) for i in items]).astype(np.float64)
+        stacked = np.concatenate([t.reshape(-1, 3) for t in items])
         low, high = stacked.min(axis=0), stacked.max(axis=0)
         if view.crop_to_models:
             points = _box_corners(low, high)
@@ -126,7 +311,11 @@ def render(
 ) -> npt.NDArray[np.uint8]:
     """An ``(height, width, 3)`` RGB image of ``items`` on the platform."""
     axes = _camera(view)
-    u0, v0, u1, v1 = _frame(items, build_volume, view, axes)
+    drawn = [layer for item in items for layer in _item_layers(item)]
+    # The frame holds everything drawn: a raft reaches past its model's footprint.
+    u0, v0, u1, v1 = _frame(
+        [t for t, _ in drawn if t.size], build_volume, view, axes
+    )
     span_u, span_v = max(u1 - u0, 1e-6), max(v1 - v0, 1e-6)
     pad = _PADDING * max(span_u, span_v)
     u0, v0, span_u, span_v = u0 - pad, v0 - pad, span_u + 2 * pad, span_v + 2 * pad
@@ -142,9 +331,7 @@ def render(
         # The platform is drawn slightly behind coincident model faces so models win ties.
         (platform, _PLATFORM, 1e-3)
     ]
-    for item in items:
-        colour = _MODEL if item.in_bounds else _OUT_OF_BOUNDS
-        layers.append((item.triangles.astype(np.float64), colour, 0.0))
+    layers.extend((triangles, colour, 0.0) for triangles, colour in drawn)
 
     depth = np.full(width * height, np.inf)
     image = np.empty((width * height, 3), dtype=np.float64)
@@ -196,8 +383,10 @@ def _splat(
     facing = np.abs(normals @ light) / np.where(lengths > 0, lengths, 1.0)
     shades = _AMBIENT + _DIFFUSE * facing
     large = area_px > _EXACT_RASTER_MIN_AREA_PX
-    parts = [_raster(screen[i], float(shades[i]), size) for i in np.flatnonzero(large)]
-    parts.append(_sample(screen[~large], area_px[~large], shades[~large], size, budget))
+    parts = [
+        _raster(screen[large], shades[large], size),
+        _sample(screen[~large], area_px[~large], shades[~large], size, budget),
+    ]
     return (
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]),
@@ -205,28 +394,40 @@ def _splat(
     )
 
 
-def _raster(tri: npt.NDArray[np.float64], shade: float, size: tuple[int, int]) -> _Samples:
-    """Pixels whose centres lie in one screen triangle, with interpolated depth."""
+def _raster(
+    tris: npt.NDArray[np.float64], shades: npt.NDArray[np.float64], size: tuple[int, int]
+) -> _Samples:
+    """Pixels whose centres lie in each screen triangle, with interpolated depth: every
+    triangle's bounding-box pixels at once (one array pass, not a loop per triangle; a
+    supported model brings hundreds of pillar faces)."""
     width, height = size
-    x0 = max(0, math.floor(tri[:, 0].min()))
-    x1 = min(width - 1, math.ceil(tri[:, 0].max()))
-    y0 = max(0, math.floor(tri[:, 1].min()))
-    y1 = min(height - 1, math.ceil(tri[:, 1].max()))
-    if x0 > x1 or y0 > y1:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-    gx, gy = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
-    cx, cy = gx.ravel() + 0.5, gy.ravel() + 0.5
-    (ax, ay, ad), (bx, by, bd), (qx, qy, qd) = tri
+    empty: _Samples = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    if len(tris) == 0:
+        return empty
+    x0 = np.maximum(0, np.floor(tris[:, :, 0].min(axis=1))).astype(np.int64)
+    x1 = np.minimum(width - 1, np.ceil(tris[:, :, 0].max(axis=1))).astype(np.int64)
+    y0 = np.maximum(0, np.floor(tris[:, :, 1].min(axis=1))).astype(np.int64)
+    y1 = np.minimum(height - 1, np.ceil(tris[:, :, 1].max(axis=1))).astype(np.int64)
+    (ax, ay, ad), (bx, by, bd), (qx, qy, qd) = (tris[:, k].T for k in range(3))
     det = (by - qy) * (ax - qx) + (qx - bx) * (ay - qy)
-    if abs(det) < 1e-12:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+    w, h = x1 - x0 + 1, y1 - y0 + 1
+    counts = np.where((w > 0) & (h > 0) & (np.abs(det) >= 1e-12), w * h, 0)
+    total = int(counts.sum())
+    if total == 0:
+        return empty
+    index = np.repeat(np.arange(len(tris)), counts)
+    local = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    gx = x0[index] + local % w[index]
+    gy = y0[index] + local // w[index]
+    cx, cy = gx + 0.5, gy + 0.5
+    ax, ay, ad, bx, by, bd = ax[index], ay[index], ad[index], bx[index], by[index], bd[index]
+    qx, qy, qd, det = qx[index], qy[index], qd[index], det[index]
     wa = ((by - qy) * (cx - qx) + (qx - bx) * (cy - qy)) / det
     wb = ((qy - ay) * (cx - qx) + (ax - qx) * (cy - qy)) / det
     wc = 1.0 - wa - wb
     inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
     depth = wa * ad + wb * bd + wc * qd
-    pixels = (gy.ravel() * width + gx.ravel())[inside].astype(np.int64)
-    return pixels, depth[inside], np.full(int(inside.sum()), shade)
+    return (gy * width + gx)[inside], depth[inside], shades[index][inside]
 
 
 def _sample(

@@ -459,13 +459,16 @@ class VerificationPoller:
         on_result: Callable[[VerificationResult], None] | None = None,
         on_progress: Callable[[PrintProgress], None] | None = None,
         keep_running: bool = False,
+        on_poll: Callable[[PollOutcome, int], None] | None = None,
     ) -> list[VerificationResult]:
         """Poll until every pending print ended, or ``stop_event`` is set.
 
         ``pending`` is a list, or a function returning the prints pending now (read before
         every poll). ``on_result`` and ``on_progress`` are called from this thread as results
         and sightings come in. With ``keep_running`` (a daemon) an empty list does not end
-        the loop; only ``stop_event`` does. Returns every result, in the order found.
+        the loop; only ``stop_event`` does. ``on_poll`` gets each poll's outcome and the
+        number of prints still pending after it, before the wait for the next poll (a live
+        status line). Returns every result, in the order found.
         """
         stop = stop_event if stop_event is not None else threading.Event()
         fixed: list[PendingPrint] | None = None if callable(pending) else list(pending)
@@ -493,6 +496,8 @@ class VerificationPoller:
                     on_progress(sighting)
             if fixed is not None and len(settled) >= len({p.key for p in fixed}):
                 break
+            if on_poll is not None:
+                on_poll(outcome, len([p for p in current if p.key not in settled]))
             self._wait(outcome.next_interval_s, stop)
         return found
 

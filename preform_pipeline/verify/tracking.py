@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +45,7 @@ from preform_pipeline.verify.lookup import PrintLookup
 from preform_pipeline.verify.notify import Notification, Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
     PendingPrint,
+    PollOutcome,
     PrintProgress,
     VerificationPoller,
     VerificationResult,
@@ -142,6 +143,8 @@ class PrintTracking:
         self._lock = threading.Lock()
         self._claimed: dict[str, str] = {}  # printer -> build that chose it
         self._sent: dict[str, SentPrint] = {}
+        #: Told after every poll while the run waits for its prints (a live status line).
+        self.on_poll: Callable[[PollOutcome, int], None] | None = None
 
     @property
     def verifies(self) -> bool:
@@ -225,7 +228,11 @@ class PrintTracking:
         polls, requests = self.poller.polls, self.poller.requests
         try:
             for found in self.poller.run_until(
-                pending, stop, on_result=self._on_result, on_progress=self._on_progress
+                pending,
+                stop,
+                on_result=self._on_result,
+                on_progress=self._on_progress,
+                on_poll=self.on_poll,
             ):
                 results[found.pending.name or found.key] = found
         except KeyboardInterrupt:

@@ -1,9 +1,10 @@
-"""Ctrl-C (SIGINT) to a running ``preform-pipeline run`` leaves no server process behind.
+"""Ctrl-C (SIGINT) or SIGTERM to a running ``preform-pipeline run`` leaves no server behind.
 
 The run uses the simulator's realistic latency, so it is still busy when the signal comes.
 The simulators' pids are read from the runner's children (psutil) once it says its servers
-started; after the signal the runner must exit 130 and none of them may be left. POSIX only:
-the test sends SIGINT to a child process, which Windows has no way to do.
+started; after the signal the runner must write its report and summary, exit 130 (SIGINT) or
+143 (SIGTERM, what a service manager sends), and none of its servers may be left. POSIX only:
+the test sends signals to a child process, which Windows has no way to do.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from run_e2e_support import command, environment, full_steps, write_recipe, write_settings
 
 from preform_pipeline.servers.process import process_tree_alive
@@ -36,10 +38,13 @@ def _lines(stream: object, sink: queue.Queue[str | None]) -> threading.Thread:
 
 
 class TestInterrupt:
-    """SIGINT stops the run cleanly: exit 130, a report saying so, no orphaned servers."""
+    """SIGINT and SIGTERM stop the run cleanly: a report and summary, no orphaned servers."""
 
-    def test_sigint_stops_the_run_and_every_server(
-        self, tmp_path: Path, sample_models_dir: Path
+    @pytest.mark.parametrize(
+        ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+    )
+    def test_a_signal_stops_the_run_and_every_server(
+        self, tmp_path: Path, sample_models_dir: Path, signum: signal.Signals, status: int
     ) -> None:
         models = sorted((sample_models_dir / "batch").glob("*.stl"))[:12]
         recipe = write_recipe(tmp_path, full_steps(3))
@@ -74,13 +79,18 @@ class TestInterrupt:
                     break
             servers = [c.pid for c in psutil.Process(process.pid).children(recursive=True)]
             assert len(servers) >= 2
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=WAIT_S) == 130
+            process.send_signal(signum)
+            assert process.wait(timeout=WAIT_S) == status
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
         assert process_tree_alive(servers) == []
+        rest: list[str] = []
+        while (line := lines.get(timeout=WAIT_S)) is not None:
+            rest.append(line)
+        assert rest[-1].startswith(f"exit {status}: ")
+        assert "builds succeeded" in rest[-2] and "(interrupted)" in rest[-2]
         report = json.loads(next((tmp_path / "out" / "reports").glob("*.json")).read_text())
         assert report["interrupted"] is True and report["ok"] is False
         assert {b["status"] for b in report["builds"]} <= {"succeeded", "cancelled"}

@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 #: Layers, lowest first: a part imports only from its own layer or below.
 LAYERS: tuple[frozenset[str], ...] = (
     # "config" is the settings layer until part 2 of issue 10 turns it into settings/.
-    frozenset({"", "errors", "clock", "config", "settings", "logging", "catalogue", "backoff"}),
-    frozenset({"geometry", "recipes", "api", "cloud", "store"}),
+    frozenset({"", "errors", "clock", "config", "settings", "logging", "catalogue", "backoff",
+               "interrupts"}),
+    # legend draws numbered marks and a legend strip onto a screenshot: image work only.
+    frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),
     frozenset({"executor", "dispatch", "verify", "notify"}),
     frozenset({"hotfolder", "report"}),

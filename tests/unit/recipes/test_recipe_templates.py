@@ -76,7 +76,9 @@ class TestFieldScopes:
     """Which fields a template may use depends on how often it is rendered."""
 
     def test_builtin_fields_are_the_documented_ones(self) -> None:
-        assert {"recipe", "build", "date", "time", "stem", "model", "machine", "material"} == set(
+        assert {
+            "recipe", "build", "job", "date", "time", "stem", "model", "machine", "material"
+        } == set(
             TEMPLATE_FIELDS_BUILTIN
         )
         assert {"case_id", "priority", "printer"} <= HOTFOLDER_SIDECAR_FIELDS

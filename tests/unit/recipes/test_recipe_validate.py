@@ -130,7 +130,7 @@ class TestModel:
         ]
         print_step = recipe.step("print")
         assert print_step is not None
-        assert print_step.api_options() == {"printer": "q-1", "job_name": "{recipe}-{build}"}
+        assert print_step.api_options() == {"printer": "q-1", "job_name": "{job}"}
         label = recipe.step("label")
         assert label is not None
         assert label.api_options() == {

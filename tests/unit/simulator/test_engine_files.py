@@ -212,6 +212,60 @@ class TestScreenshots:
 
         assert model_share("ZOOM_ON_MODELS") > model_share("FULL_BUILD_VOLUME")
 
+    def test_supports_rafts_and_labels_are_drawn(
+        self, engine: SimEngine, tmp_path: Path
+    ) -> None:
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        cube = tmp_path / "cube.stl"
+        write_stl(cube, box_triangles((0, 0, 0), (20, 20, 20)))
+        model = engine.call("import_model", scene, {"file": str(cube)})["id"]
+
+        def shares() -> dict[str, float]:
+            path = tmp_path / "shot.png"
+            engine.call("save_screenshot", scene, {"file": str(path), "image_size_px": 300})
+            _, _, pixels = read_png(path)
+            rgb = pixels.astype(np.float64)
+            r = np.maximum(rgb[..., 0], 1.0)
+            g, b = rgb[..., 1] / r, rgb[..., 2] / r
+            lit = rgb[..., 0] > 60
+            return {
+                # Shading scales a colour, so each part is told by its channel ratios.
+                "raft": float((lit & (g > 0.72) & (g < 0.88) & (b > 0.35) & (b < 0.55)).mean()),
+                "support": float((lit & (g > 0.88) & (g < 1.0) & (b > 0.55) & (b < 0.75)).mean()),
+                "label": float(np.all(rgb < 46, axis=2).mean()),
+            }
+
+        bare = shares()
+        assert bare == {"raft": 0.0, "support": 0.0, "label": 0.0}
+        engine.call("auto_support", scene, {"models": [model]})
+        box = engine.call("get_model", {**scene, "id": model}, None)["bounding_box"]
+        low, high = box["min_corner"], box["max_corner"]
+        # On the +y face, which the default camera (yaw 45, looking towards -x -y) sees.
+        side = {"x": (low["x"] + high["x"]) / 2, "y": high["y"], "z": (low["z"] + high["z"]) / 2}
+        engine.call("label_part", scene, {
+            "model_id": model, "orientation": {"x": 0, "y": 0, "z": 0}, "position": side,
+            "label": "CASE7", "font_size_mm": 3, "depth_mm": 0.5,
+        })
+        dressed = shares()
+        assert dressed["raft"] > 0.01 and dressed["support"] > 0.0005
+        assert dressed["label"] > 0.001
+
+    def test_files_are_written_with_the_umask_not_0600(  # POSIX file modes
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        import os
+
+        old = os.umask(0o022)
+        try:
+            path = tmp_path / "shot.png"
+            engine.call("save_screenshot", prepared, {"file": str(path), "image_size_px": 50})
+            form = tmp_path / "job.form"
+            engine.call("save_form_file", prepared, {"file": str(form)})
+        finally:
+            os.umask(old)
+        assert path.stat().st_mode & 0o777 == 0o644
+        assert form.stat().st_mode & 0o777 == 0o644
+
     def test_only_selected_models_are_drawn(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
     ) -> None:

@@ -14,6 +14,7 @@ from verify_support import minutes, newest_first, run_record
 from preform_pipeline.cloud import RateLimiter, WebApiClient, format_datetime
 from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.executor.progress import verify_line
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
 from preform_pipeline.store import embed_key, new_key
 from preform_pipeline.verify import (
@@ -316,6 +317,27 @@ class TestRunUntil:
         assert seen == [item.key]
         assert poller.polls == 2  # once at the start, once just after the estimated finish
         assert clock.slept == pytest.approx(615)
+
+    def test_a_waiting_loop_reports_what_is_pending_the_next_poll_and_the_budget(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = PendingPrint(key=new_key(), sent_at=clock.now())
+        record = run_record(embed_key("a", item.key), status="PRINTING", remaining_s=600,
+                            created=item.sent_at)
+        fake_api.prints = [record]
+
+        def sleep(seconds: float) -> None:
+            clock.sleep(seconds)
+            record.update(status="FINISHED", estimated_time_remaining_ms=0)
+
+        poller = VerificationPoller(client, clock=clock, sleep=sleep, requests_per_hour=3600)
+        lines: list[str] = []
+        poller.run_until([item], on_poll=lambda outcome, pending: lines.append(
+            verify_line(outcome, pending)
+        ))
+        # One wait (between the two polls), announced before it began; none after the end.
+        assert lines == ["verify: 1 print pending (1 printing), next poll in 615 s, "
+                         "2/1200 requests this hour"]
 
     def test_a_stop_event_ends_the_loop(
         self, client: WebApiClient, clock: ManualClock

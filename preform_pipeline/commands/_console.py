@@ -1,0 +1,347 @@
+"""What ``run`` prints when it ends: a summary that reads well from 60 to 200 columns.
+
+On a terminal the summary is a table when the table fits the width, and one block per build
+otherwise (a narrow window never squeezes a column to nothing, and nothing is cut: reasons
+wrap). In a log (not a terminal) it is the block form, one line per fact, never wrapped. Both
+end the same way: the warnings grouped per build (``6 labels skipped: part_10, part_13, …
+(see report)``), the verification lines, the closing line (``3 of 3 builds succeeded``, from
+:func:`~preform_pipeline.executor.progress.run_line`, so progress and summary count alike),
+and last the exit status with its reasons (``exit 1: 1 model rejected, 2 builds
+succeeded``).
+
+It also owns the run's other console lines that had faults: the servers started (a server
+that never started says so instead of ``(None)``; a remote one says ``REMOTE``), and the
+log lines on a terminal, which go through the progress display's console so they appear
+above the bars instead of inside them (:func:`route_logs`). A build's warnings are not logged
+to the console at all while it runs: they are collected in its outcome and shown grouped here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+)
+from preform_pipeline.executor.progress import run_line
+from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.servers.pool import ServerStatus
+from preform_pipeline.verify.tracking import (
+    FAILED_VERIFY_STATES,
+    verification_failed,
+    verification_lines,
+)
+
+__all__ = [
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+    "MAX_NAMES_PER_WARNING",
+    "WarningGroup",
+    "exit_code",
+    "exit_line",
+    "group_warnings",
+    "make_console",
+    "print_summary",
+    "quiet_build_warnings",
+    "route_logs",
+    "servers_line",
+]
+
+#: A grouped warning names this many models, then says how many more (the report has all).
+MAX_NAMES_PER_WARNING: Final = 5
+#: Width of the block layout's indent under a build's name.
+_INDENT: Final = 4
+#: The reason column never gets narrower than this; below it the block layout is used.
+_MIN_REASON_WIDTH: Final = 24
+
+_HEADERS: Final = (
+    "build", "status", "models", "material ml", "print h:mm", "job id", "server", "attempts",
+    "reason",
+)
+_LABEL_SKIPPED: Final = re.compile(r"^(?P<name>.+?) left unlabelled: ")
+_VALIDATION: Final = re.compile(r"^validation: (?P<kind>[^:]+): (?P<items>.*)$")
+
+
+# -- consoles -----------------------------------------------------------------------------------
+
+
+def make_console(stream: TextIO) -> Console:
+    """A rich console on ``stream``: its terminal's width there, and plain, never-wrapped
+    lines without colour or markup anywhere else (a log, a pipe, CI)."""
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and isatty():
+        return Console(file=stream, highlight=False)
+    return Console(
+        file=stream, force_terminal=False, no_color=True, highlight=False, soft_wrap=True,
+        width=10_000,
+    )
+
+
+class _BuildWarningFilter(logging.Filter):
+    """Drops warning events logged inside a build: the build collects them and the summary
+    shows them grouped, so they need not interrupt the progress display one by one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = record.msg
+        return not (
+            record.levelno == logging.WARNING and isinstance(event, dict) and "build" in event
+        )
+
+
+def _console_handlers() -> list[logging.StreamHandler[TextIO]]:
+    return [
+        h for h in logging.getLogger("preform_pipeline").handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
+
+
+def quiet_build_warnings() -> None:
+    """Keep the builds' own warnings off the console handlers (the log file keeps them)."""
+    for handler in _console_handlers():
+        if not any(isinstance(f, _BuildWarningFilter) for f in handler.filters):
+            handler.addFilter(_BuildWarningFilter())
+
+
+class _ConsoleStream:
+    """A text stream that prints through a rich console, so a live display stays intact."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def write(self, text: str) -> int:
+        self._console.print(text.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def route_logs(console: Console) -> Callable[[], None]:
+    """Send the console log lines through ``console`` (the progress display's): rich then
+    prints them above its bars instead of into their lines. Returns what undoes it (call it
+    once the display has stopped)."""
+    previous = [(h, h.setStream(_ConsoleStream(console))) for h in _console_handlers()]  # type: ignore[arg-type]
+
+    def undo() -> None:
+        for handler, stream in previous:
+            if stream is not None:
+                handler.setStream(stream)
+
+    return undo
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+def servers_line(statuses: Iterable[ServerStatus]) -> str:
+    """``servers started: server-1 (pid 41, http://127.0.0.1:44388), prep-1 (REMOTE,
+    http://prep:44388)``; a server that did not start says why instead of ``(None)``."""
+    parts: list[str] = []
+    for s in statuses:
+        if s.remote:
+            where = f"REMOTE, {s.url}" if s.url else "REMOTE, unreachable"
+        elif s.url is None:
+            where = "not started" + (f": {s.last_error}" if s.last_error else "")
+        else:
+            where = f"pid {s.pid}, {s.url}" if s.pid else s.url
+        parts.append(f"{s.name} ({where})")
+    return "servers started: " + (", ".join(parts) if parts else "none")
+
+
+# -- warnings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarningGroup:
+    """Warnings of one kind in one build: ``14 labels skipped: part_02, … (see report)``."""
+
+    what: str
+    names: tuple[str, ...]
+
+    def text(self, limit: int = MAX_NAMES_PER_WARNING) -> str:
+        if not self.names:
+            return self.what
+        shown = ", ".join(self.names[:limit])
+        more = len(self.names) - limit
+        tail = f", … (+{more}, see report)" if more > 0 else ""
+        return f"{len(self.names)} {self.what}: {shown}{tail}"
+
+
+def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
+    """A build's warnings grouped by kind, in the order each kind first appeared."""
+    labels: list[str] = []
+    validation: dict[str, list[str]] = {}
+    other: list[str] = []
+    for warning in warnings:
+        if (match := _LABEL_SKIPPED.match(warning)) is not None:
+            labels.append(match["name"].rsplit(".", 1)[0])
+        elif (match := _VALIDATION.match(warning)) is not None:
+            items = [i.strip() for i in match["items"].split(",") if i.strip()]
+            validation.setdefault(match["kind"], []).extend(items)
+        else:
+            other.append(warning)
+    groups: list[WarningGroup] = []
+    if labels:
+        groups.append(WarningGroup("labels skipped" if len(labels) != 1 else "label skipped",
+                                   tuple(labels)))
+    for kind, items in validation.items():
+        groups.append(WarningGroup(f"validation {kind.replace('_', ' ')}", tuple(items)))
+    groups.extend(WarningGroup(text, ()) for text in dict.fromkeys(other))
+    return groups
+
+
+# -- exit status --------------------------------------------------------------------------------
+
+
+def exit_code(result: RunResult, *, terminated: bool = False) -> int:
+    """0 only when every build succeeded, nothing was rejected and every verified print
+    ended well; 130 (SIGINT) or 143 (SIGTERM) when interrupted; 1 otherwise."""
+    if result.cancelled:
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    return EXIT_OK if result.ok and not verification_failed(result) else EXIT_FAILURE
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def exit_line(result: RunResult, code: int) -> str:
+    """``exit 1: 1 model rejected, 2 builds succeeded``: the status and what made it."""
+    counted = result.counted
+    reasons: list[str] = []
+    if code == EXIT_TERMINATED:
+        reasons.append("stopped by SIGTERM")
+    elif code == EXIT_INTERRUPTED:
+        reasons.append("interrupted")
+    by_status = {s: sum(1 for o in counted if o.status is s) for s in BuildStatus}
+    if by_status[BuildStatus.FAILED]:
+        reasons.append(_plural(by_status[BuildStatus.FAILED], "build") + " failed")
+    if by_status[BuildStatus.PRINT_UNCONFIRMED]:
+        reasons.append(
+            _plural(by_status[BuildStatus.PRINT_UNCONFIRMED], "print") + " unconfirmed"
+        )
+    if by_status[BuildStatus.CANCELLED]:
+        reasons.append(_plural(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
+    if result.rejected:
+        reasons.append(_plural(len(result.rejected), "model") + " rejected")
+    bad_prints = sum(1 for o in counted if o.verify in FAILED_VERIFY_STATES)
+    if bad_prints:
+        reasons.append(_plural(bad_prints, "print") + " did not finish well")
+    if not counted and not result.cancelled:
+        reasons.append("nothing to run")
+    reasons.append(
+        f"{by_status[BuildStatus.SUCCEEDED]} of {_plural(len(counted), 'build')} succeeded"
+    )
+    return f"exit {code}: " + ", ".join(reasons)
+
+
+# -- the summary --------------------------------------------------------------------------------
+
+
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def _cells(o: BuildOutcome) -> tuple[str, ...]:
+    return (
+        o.name,
+        o.status.value,
+        str(len(o.models)),
+        "-" if o.material_ml is None else f"{o.material_ml:.1f}",
+        _hours(o.print_time_s),
+        o.job_id or "-",
+        o.server or "-",
+        str(len(o.attempts)),
+        "" if o.status is BuildStatus.SUCCEEDED else (o.reason or ""),
+    )
+
+
+def _table_width(result: RunResult) -> int:
+    """Columns the table needs with every column but the reason at its full width."""
+    rows = [_cells(o) for o in result.outcomes]
+    fixed = sum(
+        max(len(header), *(len(row[i]) for row in rows)) if rows else len(header)
+        for i, header in enumerate(_HEADERS[:-1])
+    )
+    # Each column has a space of padding either side and a rule after it, plus the first rule.
+    return fixed + _MIN_REASON_WIDTH + 3 * len(_HEADERS) + 1
+
+
+def _table(result: RunResult) -> Table:
+    table = Table(title=f"run {result.run_id}", title_justify="left", expand=False)
+    for header in _HEADERS:
+        if header == "reason":
+            table.add_column(header, min_width=_MIN_REASON_WIDTH, overflow="fold", ratio=1)
+        else:
+            # Names, statuses and ids are what people copy: they never wrap or shrink.
+            table.add_column(header, no_wrap=True, min_width=len(header))
+    for outcome in result.outcomes:
+        table.add_row(*_cells(outcome))
+    return table
+
+
+def _blocks(result: RunResult) -> Group:
+    """One block per build: name and status, then the figures it has, then the full reason."""
+    parts: list[RenderableType] = [Text(f"run {result.run_id}")]
+    for o in result.outcomes:
+        parts.append(Text(f"{o.name}  {o.status.value}"))
+        figures = [_plural(len(o.models), "model")]
+        if o.material_ml is not None:
+            figures.append(f"{o.material_ml:.1f} ml")
+        if o.print_time_s is not None:
+            figures.append(f"print {_hours(o.print_time_s)}")
+        if o.server:
+            figures.append(f"on {o.server}")
+        figures.append(_plural(len(o.attempts), "attempt"))
+        if o.job_id:
+            figures.append(f"job {o.job_id}")
+        parts.append(_indented(", ".join(figures)))
+        if o.status is BuildStatus.SPLIT:
+            parts.append(_indented("split into " + ", ".join(o.children)))
+        if o.status is not BuildStatus.SUCCEEDED and o.reason:
+            parts.append(_indented(f"reason: {o.reason}"))
+    return Group(*parts)
+
+
+def _indented(text: str) -> Padding:
+    return Padding(Text(text), (0, 0, 0, _INDENT), expand=False)
+
+
+def _summary(result: RunResult, console: Console) -> RenderableType:
+    if not console.is_terminal:
+        return _blocks(result)
+    # A table squeezed below its columns' widths would cut names and ids: stack instead.
+    if _table_width(result) > console.width:
+        return _blocks(result)
+    return _table(result)
+
+
+def print_summary(
+    result: RunResult, console: Console, *, code: int, extra: Sequence[str] = ()
+) -> None:
+    """The run's summary, its grouped warnings, verification, ``extra`` lines (where the
+    report is), the closing line and, last, the exit line."""
+    console.print(_summary(result, console), markup=False, highlight=False)
+    # A split build's warnings come again from its halves, which redo its steps.
+    for outcome in result.counted:
+        for group in group_warnings(outcome.warnings):
+            console.print(f"{outcome.name}: {group.text()}", markup=False, highlight=False)
+    for line in [*verification_lines(result), *extra, run_line(result), exit_line(result, code)]:
+        console.print(line, markup=False, highlight=False)

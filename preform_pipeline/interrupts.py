@@ -1,0 +1,57 @@
+"""SIGTERM handled the way Ctrl-C is: a service manager's stop is an interrupt, not a kill.
+
+Python turns SIGINT into :class:`KeyboardInterrupt`, which the runner already answers by
+cancelling its builds, stopping its servers and reporting. SIGTERM (what systemd, launchd,
+``kill`` and container runtimes send) would otherwise end the process at once: no report, no
+summary, and servers left to the orphan reaper. :func:`sigterm_as_interrupt` raises the same
+:class:`KeyboardInterrupt` for SIGTERM and remembers that it came, so the command can exit
+with 143 (128 + 15) instead of 130.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["Termination", "sigterm_as_interrupt"]
+
+
+class Termination:
+    """Whether SIGTERM arrived; after :meth:`settle`, a later one is only recorded (the
+    command is already writing its report and summary, which must not be cut short)."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._settled = False
+
+    def settle(self) -> None:
+        self._settled = True
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        first = not self.received
+        self.received = True
+        if first and not self._settled:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[Termination]:
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread (once; a second
+    SIGTERM while winding down is ignored, as the first is being honoured). Outside the main
+    thread, or where the platform has no SIGTERM handler to set, nothing changes."""
+    termination = Termination()
+    if threading.current_thread() is not threading.main_thread():
+        yield termination
+        return
+    try:
+        previous = signal.signal(signal.SIGTERM, termination._handle)
+    except (ValueError, OSError):  # no such signal handling here
+        yield termination
+        return
+    try:
+        yield termination
+    finally:
+        signal.signal(signal.SIGTERM, previous)

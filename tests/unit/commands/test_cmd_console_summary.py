@@ -1,0 +1,218 @@
+"""The run's closing console output at 60 to 200 columns, on a terminal and in a log."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+import structlog
+from rich.console import Console
+
+from preform_pipeline.commands._console import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    exit_code,
+    exit_line,
+    group_warnings,
+    make_console,
+    print_summary,
+    quiet_build_warnings,
+    servers_line,
+)
+from preform_pipeline.executor import AttemptRecord, BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.servers.pool import ServerState, ServerStatus
+
+WIDTHS = (60, 80, 120, 200)
+JOB_ID = "c258e1ae-8bfe-41e5-b8fb-8f4263f68187"
+LONG_REASON = (
+    "24 models do not fit after 3 layout attempts (last spacing 0.75 mm): 2 of 24 models do "
+    "not fit on the build platform (part_21_left_bracket, part_24_right_bracket)"
+)
+
+
+def _outcome(name: str, status: BuildStatus, **extra: object) -> BuildOutcome:
+    values: dict[str, object] = {
+        "name": name,
+        "index": 1,
+        "status": status,
+        "models": tuple(f"part_{i:02d}.stl" for i in range(12)),
+        "source_files": (),
+        "attempts": (AttemptRecord(1, "server-1", 1.5),),
+        "server": "server-1",
+    }
+    values.update(extra)
+    return BuildOutcome(**values)  # type: ignore[arg-type]
+
+
+def _result(cancelled: bool = False) -> RunResult:
+    skipped = tuple(
+        f"part_{i:02d}.stl left unlabelled: label 'part_{i:02d}' does not fit the front face"
+        for i in range(14)
+    )
+    return RunResult(
+        run_id="20261203-063700-767419",
+        recipe="engineering-grey-form4",
+        simulated=True,
+        dry_run=False,
+        outcomes=(
+            _outcome("engineering-grey-form4-001", BuildStatus.SPLIT, reason=LONG_REASON,
+                     children=("engineering-grey-form4-001.1", "engineering-grey-form4-001.2")),
+            _outcome("engineering-grey-form4-001.1", BuildStatus.SUCCEEDED, job_id=JOB_ID,
+                     material_ml=125.0, print_time_s=3600.0, warnings=skipped),
+            _outcome("engineering-grey-form4-001.2", BuildStatus.FAILED, reason=LONG_REASON),
+        ),
+        rejected=(Rejection(__import__("pathlib").Path("/m/huge.stl"), "too large"),),
+        cancelled=cancelled,
+        wall_s=61.5,
+    )
+
+
+def _render(result: RunResult, width: int, *, terminal: bool = True) -> str:
+    console = Console(
+        file=io.StringIO(), width=width, record=True, force_terminal=terminal, color_system=None
+    )
+    print_summary(result, console, code=exit_code(result), extra=["report: r.json and r.csv"])
+    return console.export_text()
+
+
+class TestWidths:
+    """Every width from 60 to 200 columns keeps the names, counts, reasons and closing lines."""
+
+    @pytest.mark.parametrize("width", WIDTHS)
+    def test_nothing_that_matters_is_lost(self, width: int) -> None:
+        text = _render(_result(), width)
+        lines = text.rstrip("\n").splitlines()
+        assert max(len(line) for line in lines) <= width
+        flat = " ".join(text.split())  # lines wrapped at narrow widths, joined again
+        assert flat.endswith(
+            "1 of 2 builds succeeded (1 split into smaller builds) "
+            "exit 1: 1 build failed, 1 model rejected, 1 of 2 builds succeeded"
+        )
+        for name in ("engineering-grey-form4-001.1", "engineering-grey-form4-001.2", JOB_ID):
+            assert name in flat, f"{name} is missing at {width} columns"
+        # The reason is wrapped, never cut: both model names survive.
+        compact = "".join(text.split())
+        assert "part_21_left_bracket,part_24_right_bracket" in compact
+
+    @pytest.mark.parametrize("width", WIDTHS)
+    def test_model_counts_stay_visible(self, width: int) -> None:
+        text = _render(_result(), width)
+        assert "12 models" in text or " 12 " in text
+
+    def test_a_wide_terminal_gets_a_table_and_a_narrow_one_blocks(self) -> None:
+        assert "┃ build" in _render(_result(), 200)
+        narrow = _render(_result(), 80)
+        assert "┃" not in narrow
+        assert "engineering-grey-form4-001.2  failed" in narrow
+
+    def test_a_log_gets_plain_unwrapped_lines(self) -> None:
+        stream = io.StringIO()
+        result = _result()
+        print_summary(result, make_console(stream), code=exit_code(result))
+        text = stream.getvalue()
+        assert "\x1b[" not in text and "┃" not in text
+        assert f"    reason: {LONG_REASON}\n" in text
+        assert text.endswith(
+            "exit 1: 1 build failed, 1 model rejected, 1 of 2 builds succeeded\n"
+        )
+
+
+class TestWarnings:
+    """A build's warnings are grouped by kind and name a few models."""
+
+    def test_skipped_labels_are_one_line_per_build(self) -> None:
+        text = _render(_result(), 200)
+        assert (
+            "engineering-grey-form4-001.1: 14 labels skipped: part_00, part_01, part_02, "
+            "part_03, part_04, … (+9, see report)"
+        ) in text
+        assert "left unlabelled" not in text
+
+    def test_validation_findings_and_other_warnings_are_grouped_apart(self) -> None:
+        groups = group_warnings([
+            "validation: undersupported: a, b",
+            "validation: undersupported: c",
+            "print skipped (--dry-run)",
+            "print skipped (--dry-run)",
+        ])
+        assert [g.text() for g in groups] == [
+            "3 validation undersupported: a, b, c",
+            "print skipped (--dry-run)",
+        ]
+
+    def test_a_builds_warning_events_stay_off_the_console_but_reach_the_file(
+        self, tmp_path: object
+    ) -> None:
+        from pathlib import Path
+
+        stream = io.StringIO()
+        log_file = Path(str(tmp_path)) / "run.jsonl"
+        configure_logging(level="INFO", json_file=log_file, console=stream)
+        try:
+            quiet_build_warnings()
+            log = get_logger("preform_pipeline.test")
+            with structlog.contextvars.bound_contextvars(build="b-1"):
+                log.warning("label_skipped", model="a.stl")
+            log.warning("pool_degraded", servers=1)
+        finally:
+            configure_logging(level="WARNING", console=io.StringIO())
+            logging.getLogger("preform_pipeline").handlers.clear()
+        assert "label_skipped" not in stream.getvalue()
+        assert "pool_degraded" in stream.getvalue()
+        assert "label_skipped" in log_file.read_text(encoding="utf-8")
+
+
+class TestExitLine:
+    """The last line names the exit status and what made it."""
+
+    def test_a_clean_run_exits_0(self) -> None:
+        run = RunResult("r", "x", True, False, (_outcome("b", BuildStatus.SUCCEEDED),))
+        assert exit_code(run) == EXIT_OK
+        assert exit_line(run, EXIT_OK) == "exit 0: 1 of 1 build succeeded"
+
+    def test_a_rejected_model_explains_exit_1(self) -> None:
+        run = RunResult(
+            "r", "x", True, False,
+            (_outcome("b", BuildStatus.SUCCEEDED), _outcome("c", BuildStatus.SUCCEEDED)),
+            rejected=(Rejection(__import__("pathlib").Path("/m/x.stl"), "too large"),),
+        )
+        assert exit_code(run) == EXIT_FAILURE
+        assert exit_line(run, EXIT_FAILURE) == (
+            "exit 1: 1 model rejected, 2 of 2 builds succeeded"
+        )
+
+    def test_sigint_and_sigterm_have_their_own_status(self) -> None:
+        run = _result(cancelled=True)
+        assert exit_code(run) == EXIT_INTERRUPTED
+        assert exit_code(run, terminated=True) == EXIT_TERMINATED
+        assert exit_line(run, EXIT_TERMINATED).startswith("exit 143: stopped by SIGTERM, ")
+
+
+def _status(name: str, *, url: str | None, pid: int | None, remote: bool,
+            error: str | None = None) -> ServerStatus:
+    return ServerStatus(
+        name=name, state=ServerState.IDLE, url=url, port=None, pid=pid, remote=remote,
+        builds=0, total_builds=0, restarts=0, generation=0, retired_reason=None,
+        last_error=error,
+    )
+
+
+class TestServersLine:
+    """The servers line names remote servers and never prints ``None``."""
+
+    def test_local_remote_and_unstarted_servers(self) -> None:
+        line = servers_line([
+            _status("server-1", url="http://127.0.0.1:44388", pid=41, remote=False),
+            _status("prep-1", url="http://prep:44388", pid=None, remote=True),
+            _status("server-2", url=None, pid=None, remote=False, error="port in use"),
+        ])
+        assert line == (
+            "servers started: server-1 (pid 41, http://127.0.0.1:44388), "
+            "prep-1 (REMOTE, http://prep:44388), server-2 (not started: port in use)"
+        )
+        assert "None" not in line

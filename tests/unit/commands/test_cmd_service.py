@@ -1,0 +1,121 @@
+"""``preform-pipeline service``: the definitions it writes per platform, and what it refuses."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import pytest
+
+from preform_pipeline import cli
+from preform_pipeline.commands.service import METHODS, Host, describe, plan_service
+from preform_pipeline.errors import ConfigError
+
+GOLDEN = Path(__file__).parent / "golden"
+#: Set to rewrite the golden files from the current output (then review the diff).
+UPDATE = os.environ.get("PREFORM_PIPELINE_UPDATE_GOLDEN") == "1"
+
+LINUX = Host(
+    platform="linux", user="lab", home=PurePosixPath("/home/lab"), uid=1000,
+    executable=PurePosixPath("/opt/preform-pipeline/venv/bin/preform-pipeline"), is_admin=True,
+)
+MACOS = Host(
+    platform="macos", user="lab", home=PurePosixPath("/Users/lab"), uid=501,
+    executable=PurePosixPath("/Users/lab/preform/venv/bin/preform-pipeline"), is_admin=False,
+)
+WINDOWS = Host(
+    platform="windows", user="lab", home=PureWindowsPath(r"C:\Users\lab"), uid=None,
+    executable=PureWindowsPath(r"C:\preform-pipeline\venv\Scripts\preform-pipeline.exe"),
+    is_admin=True,
+)
+POSIX_SETTINGS = PurePosixPath("/etc/preform-pipeline/settings.yaml")
+CASES = {
+    "linux-systemd": (LINUX, "systemd", POSIX_SETTINGS),
+    "macos-launchd": (MACOS, "launchd", PurePosixPath("/Users/lab/preform/settings.yaml")),
+    "windows-nssm": (WINDOWS, "nssm", PureWindowsPath(r"C:\preform-pipeline\settings.yaml")),
+    "windows-schtasks": (
+        WINDOWS, "schtasks", PureWindowsPath(r"C:\preform-pipeline\settings.yaml")
+    ),
+}
+
+
+def _golden(name: str, text: str) -> str:
+    path = GOLDEN / f"service-{name}.txt"
+    if UPDATE:
+        path.write_text(text, encoding="utf-8", newline="\n")
+    return path.read_text(encoding="utf-8")
+
+
+class TestGoldenDefinitions:
+    """``service install --dry-run`` shows the same definition and commands for each platform."""
+
+    @pytest.mark.parametrize("case", sorted(CASES))
+    def test_install_dry_run_matches_the_golden_file(self, case: str) -> None:
+        host, method, settings = CASES[case]
+        text = describe(plan_service("install", settings, host, method=method), "install")
+        assert text == _golden(case, text)
+
+    @pytest.mark.parametrize("case", sorted(CASES))
+    def test_uninstall_removes_what_install_wrote(self, case: str) -> None:
+        host, method, settings = CASES[case]
+        installed = plan_service("install", settings, host, method=method)
+        removed = plan_service("uninstall", settings, host, method=method)
+        assert [path for path, _ in installed.writes] == list(removed.removes)
+        assert removed.commands
+
+    def test_a_user_unit_needs_no_root_and_names_no_user(self) -> None:
+        plan = plan_service("install", POSIX_SETTINGS, LINUX, method="systemd", scope="user")
+        (path, unit), = plan.writes
+        assert path == PurePosixPath("/home/lab/.config/systemd/user/preform-pipeline.service")
+        assert "User=" not in unit and "WantedBy=default.target" in unit
+        assert all(command[:2] == ("systemctl", "--user") for command in plan.commands)
+
+    def test_a_method_the_platform_lacks_is_refused(self) -> None:
+        with pytest.raises(ConfigError, match="not available on macos"):
+            plan_service("install", POSIX_SETTINGS, MACOS, method="nssm")
+
+
+class TestCommandLine:
+    """The command checks its input, and changes nothing unless confirmed."""
+
+    def _run(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.run(["service", *argv], out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    def test_a_dry_run_shows_this_platforms_definition_and_writes_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("PREFORM_PIPELINE_CLIENT_SECRET", "s3cret-value")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        code, out, _ = self._run("install", str(settings), "--dry-run", "--scope", "user")
+        assert code == 0
+        method = out.splitlines()[0].rsplit("(", 1)[1].rstrip(")")
+        assert method in {m for methods in METHODS.values() for m in methods}
+        assert f"watch {settings}" in out or str(settings) in out
+        assert "s3cret-value" not in out
+        assert not (tmp_path / "home").exists()
+
+    def test_without_confirmation_nothing_is_installed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # not a terminal: never asked
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        code, _, err = self._run("install", str(settings), "--scope", "user")
+        assert code == 1
+        assert "nothing changed" in err
+        assert not (tmp_path / "home").exists()
+
+    def test_a_missing_or_invalid_settings_file_is_an_error(self, tmp_path: Path) -> None:
+        code, _, err = self._run("install", str(tmp_path / "nope.yaml"), "--dry-run")
+        assert code == 1 and "no such settings file" in err
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("servers: {count: many}\n", encoding="utf-8")
+        code, _, err = self._run("install", str(bad), "--dry-run")
+        assert code == 1 and "error:" in err
+        assert "Traceback" not in err

@@ -1,0 +1,91 @@
+"""The screenshot step's PNG names its build and numbers every model, next to the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from executor_support import FakePool, SimFarm, plan_for, run, write_box, write_recipe
+from PIL import Image
+
+from preform_pipeline.legend import MARK_COLOUR
+
+STEPS = """\
+steps:
+  - auto_orient
+  - auto_support
+  - auto_layout
+  - save_form
+  - screenshot
+"""
+
+Mask = npt.NDArray[np.bool_]
+
+
+def _components(mask: Mask) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (row0, col0, row1, col1) of the 4-connected regions of ``mask``."""
+    seen = np.zeros_like(mask)
+    boxes: list[tuple[int, int, int, int]] = []
+    for start in zip(*np.nonzero(mask), strict=True):
+        if seen[start]:
+            continue
+        stack, rows, cols = [start], [], []
+        seen[start] = True
+        while stack:
+            r, c = stack.pop()
+            rows.append(r)
+            cols.append(c)
+            for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+                inside = 0 <= nr < mask.shape[0] and 0 <= nc < mask.shape[1]
+                if inside and mask[nr, nc] and not seen[nr, nc]:
+                    seen[nr, nc] = True
+                    stack.append((nr, nc))
+        if len(rows) > 20:  # a disc, not a stray anti-aliased pixel
+            boxes.append((min(rows), min(cols), max(rows), max(cols)))
+    return boxes
+
+
+class TestScreenshotLegend:
+    """Marks on the models and a legend strip with the build, the date and every model."""
+
+    def test_every_model_is_numbered_on_the_image_and_in_the_strip(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        case = tmp_path / "models" / "case-42"
+        sizes = ((30, 20, 10), (15, 15, 25), (20, 10, 8), (12, 12, 40), (25, 25, 5), (10, 30, 15))
+        for i, size in enumerate(sizes):
+            write_box(case, f"part_{i}", *size)
+        plan = plan_for(write_recipe(tmp_path, STEPS), [case])
+        farm.add()
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        assert result.ok, result.outcomes[0].reason
+        png = next(p for p in result.outcomes[0].outputs if p.suffix == ".png")
+        with Image.open(png) as image:
+            pixels = np.asarray(image.convert("RGB")).astype(np.int16)
+
+        # The strip is pure white; the simulator's background is a light grey.
+        white = np.all(pixels[:, :4] == 255, axis=(1, 2))
+        strip_top = int(np.flatnonzero(~white)[-1]) + 1
+        assert pixels.shape[0] - strip_top > 40, "no legend strip below the image"
+        shot, strip = pixels[:strip_top], pixels[strip_top:]
+
+        orange = np.all(np.abs(pixels - np.array(MARK_COLOUR)) < 40, axis=2)
+        on_image = _components(orange[:strip_top])
+        in_strip = _components(orange[strip_top:])
+        assert len(on_image) == len(sizes)
+        assert len(in_strip) == len(sizes)
+        # Title and names: dark text in the strip, above and beside the discs.
+        dark = np.all(strip < 80, axis=2)
+        assert dark.sum() > 200
+        first_disc_row = min(box[0] for box in in_strip)
+        assert dark[:first_disc_row].any(), "no title line above the entries"
+
+        # Each mark sits on its model (a box's top face, blue): its rim touches model pixels
+        # all round, so a mark off by a model's width would fail.
+        model = (shot[..., 2] - shot[..., 0] > 60) & (shot[..., 2] > 100)
+        for r0, c0, r1, c1 in on_image:
+            rows, cols = slice(max(0, r0 - 3), r1 + 4), slice(max(0, c0 - 3), c1 + 4)
+            ring = model[rows, cols]
+            assert ring[:4].any() and ring[-4:].any() and ring[:, :4].any() and \
+                ring[:, -4:].any(), f"the mark at row {r0}, column {c0} is not on a model"
