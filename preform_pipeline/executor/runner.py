@@ -81,6 +81,7 @@ from preform_pipeline.executor.steps import (
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
@@ -212,10 +213,10 @@ def build_values(run: Mapping[str, object], build: BuildPlan) -> dict[str, objec
 
 
 class BuildJournal:
-    """A build's durable state: last checkpoint, steps it holds, and the print's state.
+    """A build's checkpoints: the last saved .form and the steps it holds.
 
-    Written (atomically: temp file, then rename) before the action it describes, so a runner
-    that dies at any point leaves a journal saying whether a print may have gone out.
+    Written atomically (temp file, then rename). The print's state is not kept here: the job
+    store owns it (:mod:`preform_pipeline.printing`), so there is one record of a send.
     """
 
     def __init__(self, folder: Path, build: str, run_id: str) -> None:
@@ -229,7 +230,6 @@ class BuildJournal:
             "checkpoint_step": None,
             "completed": [],
             "model_names": [],
-            "print": {"state": "not_sent"},
         }
 
     @property
@@ -245,11 +245,6 @@ class BuildJournal:
     @property
     def completed(self) -> frozenset[str]:
         return frozenset(self._data["completed"])
-
-    @property
-    def print_state(self) -> str:
-        state: str = self._data["print"]["state"]
-        return state
 
     def _write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -272,33 +267,19 @@ class BuildJournal:
         if old is not None and old != path:
             old.unlink(missing_ok=True)
 
-    def _print(self, **values: Any) -> None:
-        with self._lock:
-            self._data["print"] = {**values, "at": datetime.now().isoformat(timespec="seconds")}
-            self._write()
-
-    def print_sending(self, job_name: str, printer: str) -> None:
-        self._print(state="sending", job_name=job_name, printer=printer)
-
-    def print_sent(self, job_id: str | None) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "sent", "job_id": job_id})
-
-    def print_refused(self, reason: str) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "refused", "reason": reason})
-
-    def print_unconfirmed(self, reason: str) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "unconfirmed", "reason": reason})
-
     def discard_checkpoints(self) -> None:
         """Remove the build's checkpoint files (the journal itself stays)."""
         for path in self.folder.glob("*.form"):
             path.unlink(missing_ok=True)
+
+
+def _holder_of(server: PoolServer, request_timeout_s: float) -> SendHolder | None:
+    """Who holds a send made on ``server``: its process, or the remote server."""
+    if server.remote:
+        return SendHolder(server=server.url, request_timeout_s=request_timeout_s, remote=True)
+    if server.pid is None:
+        return None
+    return SendHolder.local(server.name, server.pid, request_timeout_s)
 
 
 def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
@@ -498,7 +479,7 @@ class _BuildWorker:
             check_version_on_first_use=False,
             verify_imports=False,
         )
-        ctx = self._context(client, quick)
+        ctx = self._context(client, quick, _holder_of(server, self.options.request_timeout_s))
         with bound_contextvars(server=server.name):
             try:
                 self._steps(ctx, attempt)
@@ -613,7 +594,9 @@ class _BuildWorker:
 
     # -- inside one attempt ---------------------------------------------------------------------
 
-    def _context(self, client: PreFormClient, quick: PreFormClient) -> StepContext:
+    def _context(
+        self, client: PreFormClient, quick: PreFormClient, holder: SendHolder | None
+    ) -> StepContext:
         build = self.build
 
         def progress(fraction: float) -> None:
@@ -629,13 +612,13 @@ class _BuildWorker:
             values=self.values,
             output_root=self.options.output_root,
             facts=self.facts,
-            journal=self.journal,
             dry_run=self.options.dry_run,
             step_timeout_s=self.options.step_timeout_s,
             min_layout_spacing_mm=self.options.min_layout_spacing_mm,
             progress=progress,
             quick_client=quick,
             print_hooks=self.print_hooks,
+            send_holder=holder,
         )
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
@@ -686,7 +669,7 @@ class _BuildWorker:
                 index += 1
                 node = graph[node_id]
                 skip = node_id in completed or (
-                    node.kind == "print" and self.journal.print_state == "sent"
+                    node.kind == "print" and self.facts.printed
                 )
                 if not skip:
                     if self.runner.cancelled:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 from preform_pipeline.api import (
     ALL_MODELS,
@@ -68,6 +68,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
 from preform_pipeline.plan.labels import label_request
+from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import (
     DEFAULT_JOB_NAME,
     DEFAULT_SPACING_MM,
@@ -90,7 +91,6 @@ __all__ = [
     "LAYOUT_OVERFLOW_CODES",
     "STEP_FUNCTIONS",
     "BuildFacts",
-    "PrintJournal",
     "StepContext",
     "StepFailure",
     "StepFunction",
@@ -153,6 +153,8 @@ class BuildFacts:
     material_ml: float | None = None
     print_time_s: float | None = None
     job_id: str | None = None
+    #: The print went out (or an earlier send was found): a retry never sends it again.
+    printed: bool = False
     verify: str | None = None
     layout_calls: int = 0
     outputs: list[Path] = field(default_factory=list)
@@ -161,19 +163,6 @@ class BuildFacts:
     def add_output(self, path: Path) -> None:
         if path not in self.outputs:
             self.outputs.append(path)
-
-
-class PrintJournal(Protocol):
-    """Durable record of a build's print, written *before* the request goes out (the
-    runner's ``BuildJournal`` keeps it in a JSON file next to the build's checkpoints)."""
-
-    def print_sending(self, job_name: str, printer: str) -> None: ...
-
-    def print_sent(self, job_id: str | None) -> None: ...
-
-    def print_refused(self, reason: str) -> None: ...
-
-    def print_unconfirmed(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -195,7 +184,6 @@ class StepContext:
     values: Mapping[str, object]
     output_root: Path
     facts: BuildFacts
-    journal: PrintJournal
     dry_run: bool = False
     step_timeout_s: float = 900.0
     min_layout_spacing_mm: float = DEFAULT_MIN_LAYOUT_SPACING_MM
@@ -205,6 +193,8 @@ class StepContext:
     quick_client: PreFormClient | None = None
     #: Job key, printer policy, job store and verification of the print (None: none).
     print_hooks: BuildPrintHooks | None = None
+    #: The server this attempt holds, recorded with a send so recovery can prove it is over.
+    send_holder: SendHolder | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -740,9 +730,10 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
 def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Send the build to its printer, durable before acting.
 
-    The journal records "sending" before the request goes out. A refusal (4xx, FAILED) means
-    nothing was queued; any other failure after that point means the job may exist, so the
-    build becomes ``print_unconfirmed`` and is never resent automatically.
+    The print hooks (the job store, through :mod:`preform_pipeline.printing`) record "sending"
+    before the request goes out. A refusal (4xx, FAILED) means nothing was queued; any other
+    failure after that point means the job may exist, so the build becomes
+    ``print_unconfirmed`` and is never resent automatically.
     """
     if ctx.dry_run:
         ctx.facts.warnings.append("print skipped (--dry-run)")
@@ -756,10 +747,10 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         # printer: auto, the job key in the name, the job store written before the send.
         printer = hooks.resolve_printer(printer, ctx.recipe, ctx.client)
         job_name = hooks.job_name(job_name)
-        found = hooks.before_send(job_name, printer)
+        found = hooks.before_send(job_name, printer, holder=ctx.send_holder)
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found
-            ctx.journal.print_sent(found)
+            ctx.facts.printed = True
             log.info("print_found", printer=printer, job_name=job_name, job_id=found)
             return
     request = PrintOptions(
@@ -771,12 +762,10 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             if k in options
         },
     )
-    ctx.journal.print_sending(job_name, printer)
     log.info("print_sending", printer=printer, job_name=job_name)
     try:
         result = ctx.client.print_scene(ctx.scene, request, deadline=ctx.deadline())
     except PermanentApiError as exc:
-        ctx.journal.print_refused(str(exc))
         if hooks is not None:
             hooks.refused(str(exc))
         raise
@@ -785,14 +774,14 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             f"the print request to {printer} got no answer ({type(exc).__name__}: {exc}); "
             "the job may have been queued: check the printer before sending it again"
         )
-        ctx.journal.print_unconfirmed(reason)
+        ctx.facts.printed = True  # may exist: never sent again by a retry
         if hooks is not None:
             hooks.unconfirmed(reason)
         raise StepFailure("print_unconfirmed", reason, cause=exc) from exc
     ctx.facts.job_id = result.job_id
     if hooks is not None:
         hooks.sent(result.job_id, printer)
-    ctx.journal.print_sent(result.job_id)
+    ctx.facts.printed = True
     log.info("print_sent", printer=printer, job_name=job_name, job_id=result.job_id)
 
 

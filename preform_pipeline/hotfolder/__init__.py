@@ -11,7 +11,6 @@ watcher       watchdog observers (native or polling) and full scans
 sidecar       ``part.json`` / ``part.yaml`` values for a model or a case
 intake        taking files: store first, then move; outcome folders
 batcher       which taken files are prepared together, and when
-lookup        finding a print a crash interrupted, instead of sending it twice
 files         atomic, never-overwriting moves; notes
 daemon        the loop, the worker, recovery and graceful stop
 ============  ======================================================================
@@ -36,13 +35,6 @@ if TYPE_CHECKING:
         load_recipes,
     )
     from preform_pipeline.hotfolder.intake import Drop, Intake, TakeResult
-    from preform_pipeline.hotfolder.lookup import (
-        FleetDirLookup,
-        LookupResult,
-        LookupStatus,
-        NoLookup,
-        PrintLookup,
-    )
     from preform_pipeline.hotfolder.settings import (
         BatchingSettings,
         HotFolderSettings,
@@ -62,18 +54,13 @@ __all__ = [
     "Check",
     "Drop",
     "ExecutorFactory",
-    "FleetDirLookup",
     "HotFolderDaemon",
     "HotFolderSettings",
     "InboxSettings",
     "InboxWatcher",
     "Intake",
-    "LookupResult",
-    "LookupStatus",
-    "NoLookup",
     "OutcomeFolders",
     "PoolFactory",
-    "PrintLookup",
     "RunnerLike",
     "SidecarValues",
     "StabilityTracker",
@@ -90,7 +77,6 @@ _HOMES = {
     "daemon": ("ExecutorFactory", "HotFolderDaemon", "PoolFactory", "RunnerLike",
                "load_recipes"),
     "intake": ("Drop", "Intake", "TakeResult"),
-    "lookup": ("FleetDirLookup", "LookupResult", "LookupStatus", "NoLookup", "PrintLookup"),
     "settings": ("BatchingSettings", "HotFolderSettings", "InboxSettings", "OutcomeFolders",
                  "read_hotfolder_settings"),
     "sidecar": ("SidecarValues", "read_sidecar"),

@@ -44,7 +44,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -74,7 +74,6 @@ from preform_pipeline.hotfolder.intake import (
     place_of,
     template_fields,
 )
-from preform_pipeline.hotfolder.lookup import LookupStatus, NoLookup, PrintLookup
 from preform_pipeline.hotfolder.settings import HotFolderSettings, InboxSettings
 from preform_pipeline.hotfolder.sidecar import SIDECAR_SUFFIX_ORDER
 from preform_pipeline.hotfolder.stability import (
@@ -90,6 +89,7 @@ from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot, scan
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
+from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, render_template
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import build_to_dict, write_run_report
@@ -199,8 +199,10 @@ class _HotBuildHooks:
             return name
         return self.inner.job_name(name)
 
-    def before_send(self, job_name: str, printer: str) -> str | None:
-        return self.inner.before_send(job_name, printer)
+    def before_send(
+        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+    ) -> str | None:
+        return self.inner.before_send(job_name, printer, holder=holder)
 
     def sent(self, job_id: str | None, printer: str) -> None:
         self.inner.sent(job_id, printer)
@@ -310,8 +312,10 @@ class HotFolderDaemon:
 
     ``pool_factory`` returns a started server pool (called once, on the first batch);
     ``executor`` makes the runner of a batch (default :class:`Runner`); ``clock`` gives
-    monotonic and wall time (tests pass a manual one); ``print_lookup`` finds interrupted
-    prints (default: answers "unknown", so such builds become UNVERIFIED); ``reporter``
+    monotonic and wall time (tests pass a manual one); ``print_lookup``: the places that can
+    show an interrupted print (:class:`~preform_pipeline.printing.PrintLocator`; none: such
+    builds become UNVERIFIED), resolved by ``print_owner`` (default: one over the store and
+    these locators, on the system clock); ``reporter``
     receives the runner's progress. ``dry_run`` prepares without printing.
     ``batch_workers``: batches prepared at once (default: the pool's server count).
     """
@@ -324,7 +328,8 @@ class HotFolderDaemon:
         executor: ExecutorFactory = Runner,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        print_lookup: PrintLookup | None = None,
+        print_lookup: PrintLocator | Sequence[PrintLocator] | None = None,
+        print_owner: PrintOwner | None = None,
         reporter: Reporter | None = None,
         dry_run: bool = False,
         recipes: Mapping[str, Recipe] | None = None,
@@ -342,7 +347,14 @@ class HotFolderDaemon:
         self.pool_factory = pool_factory
         self.executor = executor
         self.clock = clock
-        self.print_lookup: PrintLookup = print_lookup if print_lookup is not None else NoLookup()
+        if print_lookup is None:
+            locators: tuple[PrintLocator, ...] = ()
+        elif isinstance(print_lookup, Sequence):
+            locators = tuple(print_lookup)
+        else:
+            locators = (print_lookup,)
+        #: The one owner of every send's life; interrupted sends are resolved only through it.
+        self.owner = print_owner if print_owner is not None else PrintOwner(store, locators)
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         self.dry_run = dry_run
         self.run_options = dict(run_options or {})
@@ -910,49 +922,25 @@ class HotFolderDaemon:
     # -- interrupted prints -------------------------------------------------------------------
 
     def _resolve_print(self, build: Build, *, after_restart: bool) -> None:
-        """Decide a build found in PRINT_SENDING by looking its print up."""
-        result = self.print_lookup.find(build)
-        if result.status is LookupStatus.FOUND:
-            build = self.store.transition_build(
-                build.id, JobState.PRINT_SENT, f"print found: {result.detail}",
-                expect=JobState.PRINT_SENDING,
-                print_job_id=result.job_id, printer=build.printer or result.printer,
-            )
+        """Decide a build found in PRINT_SENDING through the print owner (one rule)."""
+        answer = self.owner.resolve(build)
+        build = answer.build or self.store.get_build(build.id)
+        if answer.pending:
+            # The answer may still change (a surviving server may deliver it late): look again.
+            assert answer.recheck_in_s is not None
             with self._unresolved_lock:
-                self._unresolved.pop(build.id, None)
-            self._settle_build(build, None)
-            return
-        if result.status is LookupStatus.NOT_FOUND:
-            sent_at = build.print_sent_at or build.updated_at
-            age = (datetime.now(timezone.utc) - sent_at).total_seconds()
-            if age < self.print_lookup.settle_s:
-                # A request still on its way may land: look again once it cannot any more.
-                with self._unresolved_lock:
-                    self._unresolved[build.id] = self.clock.monotonic() + (
-                        self.print_lookup.settle_s - age
-                    )
-                self._wake.set()
-                return
-            with self._unresolved_lock:
-                self._unresolved.pop(build.id, None)
-            build = self.store.transition_build(
-                build.id, JobState.PREPARED,
-                f"print not sent ({result.detail}); preparing it again",
-                expect=JobState.PRINT_SENDING,
-            )
-            jobs = self._dissolve(build, "its print never went out; batched again")
-            self._enqueue_later(jobs)
+                self._unresolved[build.id] = self.clock.monotonic() + answer.recheck_in_s
+            self._wake.set()
             return
         with self._unresolved_lock:
             self._unresolved.pop(build.id, None)
-        reason = (
-            "the print request was interrupted"
-            + (" by a restart" if after_restart else "")
-            + f" and cannot be confirmed: {result.detail}"
-        )
-        build = self.store.transition_build(
-            build.id, JobState.UNVERIFIED, reason, expect=JobState.PRINT_SENDING
-        )
+        if answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED:
+            jobs = self._dissolve(build, "its print never went out; batched again")
+            self._enqueue_later(jobs)
+            return
+        log.info("interrupted_print_settled", build_id=build.id, job_key=build.job_key,
+                 evidence=answer.evidence.value, state=build.state.value,
+                 after_restart=after_restart)
         self._settle_build(build, None)
 
     def _recheck_unresolved(self) -> None:
@@ -1075,7 +1063,8 @@ class HotFolderDaemon:
         if recipe.has_step("print") and not self.dry_run:
             # Store writes around every send; build ids are filled in below (and for the
             # halves of split builds, by the reporter) before the runner asks for them.
-            tracking = PrintTracking(store=store, recipe=recipe.name, run_id=run_id)
+            tracking = PrintTracking(store=store, locators=self.owner.locators,
+                                     recipe=recipe.name, run_id=run_id)
         options = RunOptions(
             output_root=self._output_root(recipe, started_at),
             run_id=run_id,

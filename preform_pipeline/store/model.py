@@ -119,7 +119,8 @@ STATE_DESCRIPTIONS: Final[Mapping[JobState, str]] = MappingProxyType(
         S.FINISHED: "the print finished",
         S.ABORTED: "the print was aborted on the printer",
         S.PRINT_ERROR: "the printer reported an error",
-        S.UNVERIFIED: "no final print status before the verification deadline",
+        S.UNVERIFIED: "no final print status before the verification deadline, or an "
+        "interrupted send that could not be settled: a person checks (`jobs resolve`)",
         S.DONE: "prepared; the recipe does not print",
         S.FAILED: "preparation failed, or the file could not be used",
         S.CANCELLED: "cancelled by the user before its print was sent",
@@ -189,8 +190,10 @@ ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProx
         | frozenset({S.PRINT_SENT, S.VERIFYING, S.PREPARED, S.FAILED}),
         S.PRINT_SENT: _PRINT_OUTCOMES | frozenset({S.VERIFYING}),
         S.VERIFYING: _PRINT_OUTCOMES,
-        # A later `verify` may still find the print; a user may retry.
-        S.UNVERIFIED: VERIFIED_STATES | frozenset({S.VERIFYING, S.QUEUED}),
+        # A later `verify` may still find the print; a user may retry, or settle it
+        # (`jobs resolve`: printed → PRINT_SENT, not printed → FAILED).
+        S.UNVERIFIED: VERIFIED_STATES | frozenset({S.VERIFYING, S.QUEUED, S.PRINT_SENT,
+                                                   S.FAILED}),
         S.ABORTED: frozenset({S.QUEUED}),
         S.PRINT_ERROR: frozenset({S.QUEUED}),
         S.FAILED: frozenset({S.QUEUED}),
@@ -317,6 +320,9 @@ class Build:
     reason: str = ""
     print_sent_at: datetime | None = None
     verified_at: datetime | None = None
+    #: Who held the last send (server pid and start time, host, remote?, request timeout), as
+    #: written by :mod:`preform_pipeline.printing`; None when not recorded.
+    send_holder: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

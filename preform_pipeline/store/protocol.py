@@ -65,6 +65,8 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
     "job_name": (str, type(None)),
     "verified_status": (str, type(None)),
     "verified_message": (str, type(None)),
+    #: Who held the send (``printing.SendHolder.to_json``): lets recovery prove it is over.
+    "send_holder": (Mapping, type(None)),
 }
 
 #: Build fields ``transition_build`` also writes onto the build's jobs.

@@ -154,6 +154,10 @@ _V2_STATEMENTS: Final = (
     "CREATE INDEX jobs_content_hash ON jobs(content_hash)",
 )
 
+# v3: who held a print's send (server pid and start time, or a remote server), so recovery can
+# prove that nothing can still send an interrupted print before it concludes "not printed".
+_V3_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN send_holder TEXT",)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -177,6 +181,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "jobs, builds, build membership, audit trail", _statements(_V1_STATEMENTS)),
     Migration(2, "verified_at on jobs and builds; index on content hash",
               _statements(_V2_STATEMENTS)),
+    Migration(3, "who held a print's send, on builds", _statements(_V3_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
@@ -289,6 +294,7 @@ def _build_from_row(row: sqlite3.Row, job_ids: Sequence[int]) -> Build:
         reason=row["reason"],
         print_sent_at=_dt(row["print_sent_at"]),
         verified_at=_dt(row["verified_at"]),
+        send_holder=json.loads(row["send_holder"]) if row["send_holder"] else None,
     )
 
 

@@ -31,17 +31,23 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.lookup import PrintLookup
 from preform_pipeline.hotfolder.settings import (
     BatchingSettings,
     HotFolderSettings,
     InboxSettings,
 )
 from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
 from preform_pipeline.store import JobStore, SqliteJobStore
 
-__all__ = ["DummyPool", "Script", "ScriptedRunner", "make_daemon", "run_daemon_once"]
+__all__ = [
+    "DummyPool",
+    "Script",
+    "ScriptedRunner",
+    "make_daemon",
+    "run_daemon_once",
+]
 
 
 class DummyPool:
@@ -164,7 +170,7 @@ def make_daemon(
     script: Script,
     recipe: Path,
     *,
-    lookup: PrintLookup | None = None,
+    lookup: PrintLocator | None = None,
     batching: BatchingSettings | None = None,
     inbox: dict[str, Any] | None = None,
     stop_deadline_s: float = 5.0,
