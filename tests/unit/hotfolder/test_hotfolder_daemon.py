@@ -165,8 +165,8 @@ class TestRestart:
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
         build_id = self.sending_build(tmp_path, store, reaped_holder())
-        run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                    lookup=FleetFolderLocator(script.fleet_dir, report_delay_s=0.0)))
+        locator = FleetFolderLocator(script.fleet_dir, report_delay_s=0.0)
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe, lookup=locator))
         assert store.get_build(build_id).state is JobState.CANCELLED
         assert len(script.runs) == 1
         assert len(fleet_jobs(script.fleet_dir)) == 1
