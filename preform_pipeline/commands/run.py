@@ -16,6 +16,13 @@ or the recipe's ``outputs.root`` (relative to the recipe's folder). The run repo
 to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``); write
 flags with their value joined by ``=``.
 
+Every run that is not a dry run records its jobs, builds and prints in the job store
+(``--store``, else the settings' ``store.path``, by default under the user's data folder), so
+``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model whose content was
+already printed, or is being prepared or printed (by another run or the hot folder), is skipped
+and listed, under the hot folder's duplicates rule; ``--reprint`` takes it anyway. Sends a
+dead earlier run left are settled first through the print owner (docs/printing.md).
+
 Exit status: 0 only when every build succeeded and no model was rejected; 1 otherwise (or
 when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), after the servers
 were stopped.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.commands.validate import format_text
+from preform_pipeline.commands.watch import print_lookup_for
 from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import (
@@ -44,6 +53,7 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
+from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.runner import run_values
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.plan.builds import (
@@ -53,10 +63,12 @@ from preform_pipeline.plan.builds import (
     plan_builds,
     read_models,
 )
+from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_run_report
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import (
     tracking_for_run,
     verification_failed,
@@ -148,6 +160,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the checkpoint .form files of successful builds",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--store", type=Path, metavar="PATH",
+        help="job store to record the run in (default: the settings' store.path)",
+    )
+    parser.add_argument(
+        "--reprint", action="store_true",
+        help="take models even when the same content was already printed or is in flight",
+    )
 
 
 def parse_simulator_args(
@@ -202,12 +222,22 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
 
 
-def _plan(args: argparse.Namespace, recipe: Recipe, err: TextIO) -> Plan | None:
+def _plan(
+    args: argparse.Namespace,
+    recipe: Recipe,
+    err: TextIO,
+    ledger: RunLedger | None = None,
+    out: TextIO | None = None,
+) -> Plan | None:
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found", file=err)
         return None
     unreadable: list[Rejection] = []
     models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    if ledger is not None:
+        models, skipped = ledger.claim(models)
+        for skip in skipped:
+            print(skip.describe(), file=out or err)
     try:
         return plan_builds(recipe, models, rejected=unreadable)
     except PipelineError as exc:
@@ -312,20 +342,77 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     _configure_logging(settings, log_file.resolve(), args.log_level, stderr)
 
+    store: SqliteJobStore | None = None
+    if not args.dry_run:
+        path = args.store if args.store is not None else settings.store.path
+        try:
+            store = SqliteJobStore(path.expanduser())
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            print(f"{args.recipe}: nothing was run", file=stderr)
+            return EXIT_FAILURE
+    try:
+        return _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
+                             stdout, stderr)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _with_fleet_args(settings: Settings, simulator_args: Sequence[str]) -> Settings:
+    """The settings as the simulated servers will see them: ``--simulator-arg`` flags that
+    apply to every server (``--fleet-dir`` above all) appended to ``servers.extra_args``."""
+    common = [a for a in simulator_args if a.startswith("-")]
+    if not common:
+        return settings
+    extra = (*settings.servers.extra_args, *common)
+    return replace(settings, servers=replace(settings.servers, extra_args=extra))
+
+
+def _run_recorded(
+    args: argparse.Namespace,
+    settings: Settings,
+    recipe: Recipe,
+    store: SqliteJobStore | None,
+    started_at: datetime,
+    run_id: str,
+    root: Path,
+    log_file: Path,
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    locators = print_lookup_for(_with_fleet_args(settings, args.simulator_arg))
     # Web API credentials are checked before anything else: refused ones print nothing.
     try:
         tracking = tracking_for_run(
-            recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run
+            recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
+            store=store, locators=locators,
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         print(f"{args.recipe}: nothing was run", file=stderr)
         return EXIT_FAILURE
-    plan = _plan(args, recipe, stderr)
+    ledger: RunLedger | None = None
+    if store is not None:
+        owner = tracking.owner if tracking is not None else None
+        ledger = RunLedger(
+            store,
+            owner or PrintOwner(store, locators),
+            recipe.name,
+            run_id,
+            SendHolder.local("run", os.getpid(), 0.0),
+            reprint=args.reprint or settings.hotfolders.duplicates == "print",
+            build_ids=tracking.build_ids if tracking is not None else None,
+        )
+        for line in ledger.recover():
+            print(line, file=stdout)
+    plan = _plan(args, recipe, stderr, ledger, stdout)
     if plan is None:
         if tracking is not None:
             tracking.close()
         return EXIT_FAILURE
+    if ledger is not None:
+        ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=stdout)
@@ -345,6 +432,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,
         print_tracking=tracking,
+        request_timeout_s=settings.servers.request_timeout_s,
+        on_split=ledger.on_split if ledger is not None else None,
     )
     log.info(
         "run_configured",
@@ -369,6 +458,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             print(f"servers started: {servers}", file=stdout, flush=True)
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
+        if ledger is not None:
+            ledger.finish(result)
     finally:
         reporter.close()
         pool.close()

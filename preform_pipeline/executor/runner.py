@@ -94,6 +94,7 @@ __all__ = [
     "DEFAULT_MAX_BUILD_ATTEMPTS",
     "DEFAULT_STEP_TIMEOUT_S",
     "BuildJournal",
+    "SplitCallback",
     "LeaseLike",
     "RunOptions",
     "Runner",
@@ -131,6 +132,10 @@ def new_run_id(now: datetime | None = None) -> str:
     """``20240131-142501-3fa2c1``: sortable by start time, unique across machines."""
     moment = now or datetime.now()
     return f"{moment:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+#: ``on_split(build, (first_half, second_half))``.
+SplitCallback = Callable[[BuildPlan, tuple[BuildPlan, BuildPlan]], None]
 
 
 class LeaseLike(Protocol):
@@ -185,6 +190,9 @@ class RunOptions:
     #: Job keys in job names, ``printer: auto``, job-store writes around the send, and the
     #: shared verification poller after the run (``preform_pipeline.verify``); None: none.
     print_tracking: PrintHooks | None = None
+    #: Called with a build and its two halves when it is split, before the halves run
+    #: (a job store moves the build's jobs onto two new builds); None: nothing to tell.
+    on_split: SplitCallback | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -854,6 +862,9 @@ class Runner:
             first = self._next_index
             self._next_index += 2
         children = split_build(self.plan.recipe, build, first)
+        if self.options.on_split is not None:
+            # Before the halves run: whoever records builds gives them theirs first.
+            self.options.on_split(build, children)
         for child in children:
             self.reporter.build_added(child, parent=build.name)
             self._submit(child, build.name)

@@ -357,7 +357,9 @@ class HotFolderDaemon:
         self.owner = print_owner if print_owner is not None else PrintOwner(store, locators)
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         self.dry_run = dry_run
-        self.run_options = dict(run_options or {})
+        # The servers' request timeout also bounds the grace period of an interrupted print.
+        self.run_options = {"request_timeout_s": settings.servers.request_timeout_s,
+                            **dict(run_options or {})}
         self.recipes: dict[str, Recipe] = dict(
             recipes if recipes is not None else load_recipes(self.hot)
         )

@@ -40,6 +40,7 @@ __all__ = [
     "BUILD_DRIVEN_STATES",
     "BUILD_STATES",
     "CANCELLABLE_STATES",
+    "DUPLICATE_STATES",
     "FINAL_STATES",
     "INITIAL_STATES",
     "INTERRUPTED_STATES",
@@ -163,6 +164,24 @@ PRINT_PENDING_STATES: Final = frozenset({S.PRINT_SENT, S.VERIFYING})
 
 #: A print may exist on a printer: the pipeline cannot take it back.
 PRINT_SENT_STATES: Final = frozenset({S.PRINT_SENDING, S.PRINT_SENT, S.VERIFYING})
+
+#: The duplicates rule of the hot folder and of ``run``: content that matches a job in one of
+#: these states was (or is being) prepared or printed. Failed, cancelled, aborted and errored
+#: jobs do not count: the user may well want those again.
+DUPLICATE_STATES: Final = frozenset(
+    {
+        S.QUEUED,
+        S.PROCESSING,
+        S.PREPARING,
+        S.PREPARED,
+        S.PRINT_SENDING,
+        S.PRINT_SENT,
+        S.VERIFYING,
+        S.FINISHED,
+        S.DONE,
+        S.UNVERIFIED,
+    }
+)
 
 #: ``jobs retry`` moves these back to QUEUED.
 RETRYABLE_STATES: Final = frozenset(

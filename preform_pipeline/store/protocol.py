@@ -109,6 +109,20 @@ class JobStore(Protocol):
         """
         ...
 
+    def claim_job(
+        self,
+        *,
+        recipe: str,
+        source_path: Path | str,
+        content_hash: str,
+        taken: Collection[JobState],
+        reason: str = "claimed",
+        fields: Mapping[str, Any] | None = None,
+    ) -> tuple[Job | None, Job | None]:
+        """Atomically: a new PROCESSING job for this content, unless a job of ``recipe`` with
+        the same content is in a ``taken`` state (then ``(None, that job)``)."""
+        ...
+
     def get_job(self, job_id: int) -> Job:
         """The job; StoreError when there is none with that id."""
         ...

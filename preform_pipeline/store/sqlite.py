@@ -623,6 +623,49 @@ class SqliteJobStore:
                  source_path=str(path))
         return job
 
+    def claim_job(
+        self,
+        *,
+        recipe: str,
+        source_path: Path | str,
+        content_hash: str,
+        taken: Collection[JobState],
+        reason: str = "claimed",
+        fields: Mapping[str, Any] | None = None,
+    ) -> tuple[Job | None, Job | None]:
+        """Create a PROCESSING job for ``content_hash`` unless a job of ``recipe`` with that
+        content is in one of the ``taken`` states: (new job, None) or (None, that job).
+
+        Look and create happen in one write transaction, so two processes that claim the same
+        content at once never both get it.
+        """
+        path = Path(source_path)
+        states = sorted(JobState(s).value for s in taken)
+        with self._transaction("claiming a job", write=True) as conn:
+            marks = ", ".join("?" for _ in states)
+            row = conn.execute(
+                f"SELECT * FROM jobs WHERE content_hash = ? AND recipe = ? AND state IN ({marks}) "
+                "ORDER BY id DESC LIMIT 1",
+                (content_hash, recipe, *states),
+            ).fetchone() if states else None
+            if row is not None:
+                return None, _job_from_row(row)
+            now = self._now()
+            job_id, key = self._insert_with_key(
+                conn,
+                "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
+                "case_id, priority, fields, state, reason, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (recipe, str(path), path.name, content_hash, None, 0, _fields_json(fields or {}),
+                 JobState.PROCESSING.value, reason, now, now),
+            )
+            self._audit(conn, job_id=job_id, build_id=None, from_state=None,
+                        to_state=JobState.PROCESSING, at=now, reason=reason)
+            job = _job_from_row(self._job_row(conn, job_id))
+        log.info("job_claimed", job_id=job_id, job_key=key, recipe=recipe,
+                 source_path=str(path))
+        return job, None
+
     def get_job(self, job_id: int) -> Job:
         with self._transaction(f"reading job {job_id}", write=False) as conn:
             return _job_from_row(self._job_row(conn, job_id))

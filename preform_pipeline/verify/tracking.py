@@ -442,6 +442,8 @@ def tracking_for_run(
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    store: JobStore | None = None,
+    locators: Sequence[PrintLocator] = (),
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
@@ -451,7 +453,9 @@ def tracking_for_run(
     so refused ones fail the run before anything is printed
     (:class:`~preform_pipeline.errors.CloudAuthError`); a Web API that cannot be reached now
     is only logged (the poller retries). Without credentials, ``verify`` is skipped and
-    ``auto`` reads the PreFormServer's device list.
+    ``auto`` reads the PreFormServer's device list. ``store``: the job store every send is
+    written to (through the print owner); ``locators``: where interrupted sends are found,
+    besides the Web API.
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
@@ -462,6 +466,8 @@ def tracking_for_run(
         # Keys only: no Web API work is needed for this run.
         return PrintTracking(
             client=None,
+            store=store,
+            locators=locators,
             poller=None,
             notifier=make_notifier(verify.notifications),
             clock=clock,
@@ -492,7 +498,8 @@ def tracking_for_run(
     return PrintTracking(
         client=client,
         poller=poller,
-        locators=web_locators(client, verify),
+        store=store,
+        locators=(*locators, *web_locators(client, verify)),
         notifier=make_notifier(verify.notifications),
         clock=clock,
         recipe=recipe.name,
