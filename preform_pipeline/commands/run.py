@@ -238,6 +238,9 @@ def _plan(
         models, skipped = ledger.claim(models)
         for skip in skipped:
             print(skip.describe(), file=out or err)
+        if skipped and not models:
+            # A repeat from cron with nothing new: not an error.
+            return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
     try:
         return plan_builds(recipe, models, rejected=unreadable)
     except PipelineError as exc:
@@ -476,4 +479,10 @@ def _run_recorded(
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok and not verification_failed(result) else EXIT_FAILURE
+    # A repeat from cron whose every model was skipped did its job: nothing was due.
+    nothing_due = (
+        ledger is not None and bool(ledger.skipped) and not result.outcomes
+        and not result.rejected
+    )
+    ok = result.ok or nothing_due
+    return EXIT_OK if ok and not verification_failed(result) else EXIT_FAILURE

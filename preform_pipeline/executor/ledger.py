@@ -91,6 +91,8 @@ class RunLedger:
         self.build_ids: MutableMapping[str, int] = build_ids if build_ids is not None else {}
         self._jobs_of: dict[Path, Job] = {}
         self._lock = threading.Lock()
+        #: Models the claims skipped, in order.
+        self.skipped: list[Skipped] = []
 
     # -- before the run -------------------------------------------------------------------------
 
@@ -140,6 +142,7 @@ class RunLedger:
             else:
                 assert other is not None
                 skipped.append(Skipped(model.path, other))
+        self.skipped.extend(skipped)
         return taken, skipped
 
     def record(self, plan: Plan) -> None:
