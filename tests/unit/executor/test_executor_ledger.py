@@ -107,7 +107,7 @@ class TestDeadRuns:
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
         dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
+        dead.claim(models[:2])
         build = store.create_build(recipe="recipe", job_ids=[
             j.id for j in store.list_jobs(state=JobState.PROCESSING)])
         fresh = _ledger(store, _me())
