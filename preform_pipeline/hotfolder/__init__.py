@@ -12,7 +12,10 @@ sidecar       ``part.json`` / ``part.yaml`` values for a model or a case
 intake        taking files: store first, then move; outcome folders
 batcher       which taken files are prepared together, and when
 files         atomic, never-overwriting moves; notes
-daemon        the loop, the worker, recovery and graceful stop
+daemon        the watch loop: drops, batches, worker threads, graceful stop
+worker        one batch: plan, then store builds, then run (split callback, outcomes)
+recovery      resuming after a restart; interrupted prints through the print owner
+outcomes      settling files into done/ or failed/ with reports and notes
 ============  ======================================================================
 
 ``config.load_settings`` imports :mod:`.settings`, so this package imports its other

@@ -168,20 +168,7 @@ PRINT_SENT_STATES: Final = frozenset({S.PRINT_SENDING, S.PRINT_SENT, S.VERIFYING
 #: The duplicates rule of the hot folder and of ``run``: content that matches a job in one of
 #: these states was (or is being) prepared or printed. Failed, cancelled, aborted and errored
 #: jobs do not count: the user may well want those again.
-DUPLICATE_STATES: Final = frozenset(
-    {
-        S.QUEUED,
-        S.PROCESSING,
-        S.PREPARING,
-        S.PREPARED,
-        S.PRINT_SENDING,
-        S.PRINT_SENT,
-        S.VERIFYING,
-        S.FINISHED,
-        S.DONE,
-        S.UNVERIFIED,
-    }
-)
+DUPLICATE_STATES: Final = (ACTIVE_STATES - {S.DISCOVERED}) | {S.FINISHED, S.DONE, S.UNVERIFIED}
 
 #: ``jobs retry`` moves these back to QUEUED.
 RETRYABLE_STATES: Final = frozenset(

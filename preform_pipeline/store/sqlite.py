@@ -607,21 +607,28 @@ class SqliteJobStore:
         name = original_name if original_name is not None else path.name
         fields_text = _fields_json(fields or {})
         with self._transaction("creating a job", write=True) as conn:
-            now = self._now()
-            job_id, key = self._insert_with_key(
-                conn,
-                "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
-                "case_id, priority, fields, state, reason, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (recipe, str(path), name, content_hash, case_id, priority, fields_text,
-                 state.value, reason, now, now),
-            )
-            self._audit(conn, job_id=job_id, build_id=None, from_state=None, to_state=state,
-                        at=now, reason=reason)
-            job = _job_from_row(self._job_row(conn, job_id))
-        log.info("job_created", job_id=job_id, job_key=key, recipe=recipe, state=state.value,
-                 source_path=str(path))
+            job = self._insert_job(conn, (recipe, str(path), name, content_hash, case_id,
+                                          priority, fields_text), state, reason)
+        log.info("job_created", job_id=job.id, job_key=job.job_key, recipe=recipe,
+                 state=state.value, source_path=str(path))
         return job
+
+    def _insert_job(
+        self, conn: sqlite3.Connection, values: tuple[Any, ...], state: JobState, reason: str
+    ) -> Job:
+        """Insert a job (``values``: recipe, source path, original name, content hash, case,
+        priority, fields JSON) with its first audit row, inside the caller's transaction."""
+        now = self._now()
+        job_id, _ = self._insert_with_key(
+            conn,
+            "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
+            "case_id, priority, fields, state, reason, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, state.value, reason, now, now),
+        )
+        self._audit(conn, job_id=job_id, build_id=None, from_state=None, to_state=state,
+                    at=now, reason=reason)
+        return _job_from_row(self._job_row(conn, job_id))
 
     def claim_job(
         self,
@@ -640,6 +647,7 @@ class SqliteJobStore:
         content at once never both get it.
         """
         path = Path(source_path)
+        fields_text = _fields_json(fields or {})
         states = sorted(JobState(s).value for s in taken)
         with self._transaction("claiming a job", write=True) as conn:
             marks = ", ".join("?" for _ in states)
@@ -650,19 +658,9 @@ class SqliteJobStore:
             ).fetchone() if states else None
             if row is not None:
                 return None, _job_from_row(row)
-            now = self._now()
-            job_id, key = self._insert_with_key(
-                conn,
-                "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
-                "case_id, priority, fields, state, reason, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (recipe, str(path), path.name, content_hash, None, 0, _fields_json(fields or {}),
-                 JobState.PROCESSING.value, reason, now, now),
-            )
-            self._audit(conn, job_id=job_id, build_id=None, from_state=None,
-                        to_state=JobState.PROCESSING, at=now, reason=reason)
-            job = _job_from_row(self._job_row(conn, job_id))
-        log.info("job_claimed", job_id=job_id, job_key=key, recipe=recipe,
+            job = self._insert_job(conn, (recipe, str(path), path.name, content_hash, None, 0,
+                                          fields_text), JobState.PROCESSING, reason)
+        log.info("job_claimed", job_id=job.id, job_key=job.job_key, recipe=recipe,
                  source_path=str(path))
         return job, None
 

@@ -26,12 +26,12 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
+
+from crash_support import wait_until_sending
 
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -64,31 +64,6 @@ def environment() -> dict[str, str]:
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sending_now(store: Path) -> bool:
-    """True while a build's row says its print request is on its way (read-only look)."""
-    if not store.exists():
-        return False
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True,
-                                                timeout=1)) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM builds WHERE state = 'print_sending'").fetchone()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
-
-
-def wait_until_sending(store: Path, process: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Poll until a send starts, the daemon exits, or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        if sending_now(store):
-            return True
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.005)
-    return False
 
 
 class TestCrashes:

@@ -10,13 +10,12 @@ unsent builds are released) and then claims the models by content.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import sqlite3
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
+
+from crash_support import wait_until_sending
 
 from preform_pipeline.store import JobState, SqliteJobStore
 from tests.e2e.run_e2e_support import (
@@ -31,19 +30,6 @@ from tests.e2e.run_e2e_support import (
 
 SEND_WAIT_S = 60.0
 REQUEST_TIMEOUT_S = 5.0
-
-
-def sending_now(store: Path) -> bool:
-    if not store.exists():
-        return False
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True,
-                                                timeout=1)) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM builds WHERE state = 'print_sending'").fetchone()
-    except sqlite3.Error:
-        return False
-    return bool(row and row[0])
 
 
 class TestRunKilledMidSend:
@@ -62,11 +48,7 @@ class TestRunKilledMidSend:
 
         first = subprocess.Popen(argv, cwd=tmp_path, env=environment(),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + SEND_WAIT_S
-        while not sending_now(store_path) and first.poll() is None:
-            assert time.monotonic() < deadline, "the run never started to send"
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                first.wait(timeout=0.005)
+        assert wait_until_sending(store_path, first, SEND_WAIT_S), "no send was interrupted"
         assert first.poll() is None, "the run ended before a send could be interrupted"
         first.send_signal(signal.SIGKILL)  # the run only: its server lives on
         first.wait(10)

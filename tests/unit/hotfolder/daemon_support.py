@@ -144,6 +144,9 @@ class ScriptedRunner:
             if self.script.split_first and len(build.models) > 1 and "." not in build.name:
                 halves = split_build(self.plan.recipe, build, index + 1)
                 index += 2
+                # As the real runner does: the split callback first, then the reporter.
+                if self.options.on_split is not None:
+                    self.options.on_split(build, halves)
                 for half in halves:
                     self.reporter.build_added(half, parent=build.name)
                 todo.extend(halves)
