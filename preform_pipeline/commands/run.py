@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.commands.validate import format_text
-from preform_pipeline.commands.watch import print_lookup_for
+from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import (
@@ -63,7 +63,7 @@ from preform_pipeline.plan.builds import (
     plan_builds,
     read_models,
 )
-from preform_pipeline.printing import PrintOwner, SendHolder
+from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_run_report
@@ -384,7 +384,12 @@ def _run_recorded(
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
-    locators = print_lookup_for(_with_fleet_args(settings, args.simulator_arg))
+    # Where an interrupted send is found: the simulators' fleet folder here; the Web API
+    # locator comes with the print tracking (its client is the run's).
+    as_served = _with_fleet_args(settings, args.simulator_arg)
+    locators: tuple[PrintLocator, ...] = (
+        (FleetFolderLocator(fleet_dir_of(as_served)),) if as_served.simulated else ()
+    )
     # Web API credentials are checked before anything else: refused ones print nothing.
     try:
         tracking = tracking_for_run(

@@ -124,19 +124,33 @@ class RunLedger:
             log.warning("run_release_failed", build_id=build.id, error=str(exc))
 
     def claim(self, models: Sequence[ModelInfo]) -> tuple[list[ModelInfo], list[Skipped]]:
-        """Claim each model by content; the models this run may take, and those it skips."""
+        """Claim each model by content; the models this run may take, and those it skips.
+
+        Only work of others (earlier runs, overlapping runs, the hot folder) makes a model a
+        duplicate: identical files named in this run are all taken.
+        """
         taken: list[ModelInfo] = []
         skipped: list[Skipped] = []
+        mine: set[str] = set()
+        reason = f"taken by run {self.run_id}"
+        fields = {RUN_FIELD: self.me.to_json()}
         for model in models:
-            job, other = self.store.claim_job(
-                recipe=self.recipe,
-                source_path=model.path,
-                content_hash=content_hash(model.path),
-                taken=() if self.reprint else DUPLICATE_STATES,
-                reason=f"taken by run {self.run_id}",
-                fields={RUN_FIELD: self.me.to_json()},
-            )
+            digest = content_hash(model.path)
+            other: Job | None = None
+            if digest in mine:
+                # Copies named in this very run are wanted, each of them.
+                job: Job | None = self.store.create_job(
+                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    fields=fields, state=JobState.PROCESSING, reason=reason,
+                )
+            else:
+                job, other = self.store.claim_job(
+                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    taken=() if self.reprint else DUPLICATE_STATES, reason=reason,
+                    fields=fields,
+                )
             if job is not None:
+                mine.add(digest)
                 self._jobs_of[model.path] = job
                 taken.append(model)
             else:

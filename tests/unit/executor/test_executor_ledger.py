@@ -73,9 +73,18 @@ class TestClaims:
     ) -> None:
         copy = tmp_path / "copy.stl"
         copy.write_bytes(models[0].path.read_bytes())
-        taken, skipped = _ledger(store, _me()).claim([models[0], _model(copy)])
-        assert [m.path for m in taken] == [models[0].path]
+        _ledger(store, _me()).claim([models[0]])
+        taken, skipped = _ledger(store, _me()).claim([_model(copy)])
+        assert taken == []
         assert [s.path for s in skipped] == [copy]
+
+    def test_copies_named_in_one_run_are_all_taken(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        copy = tmp_path / "copy.stl"
+        copy.write_bytes(models[0].path.read_bytes())
+        taken, skipped = _ledger(store, _me()).claim([models[0], _model(copy)])
+        assert ([m.path for m in taken], skipped) == ([models[0].path, copy], [])
 
     def test_two_overlapping_runs_never_take_the_same_model(
         self, tmp_path: Path, models: list[ModelInfo]
