@@ -113,9 +113,12 @@ class ScriptedRunner:
         job_id = str(uuid.uuid4())
         jobs = self.script.fleet_dir / "jobs"
         jobs.mkdir(parents=True, exist_ok=True)
-        (jobs / f"{job_id}.json").write_text(json.dumps(
+        # Written whole, then renamed, as the simulator does: a reader never sees half a file.
+        partial = jobs / f".{job_id}.json.tmp"
+        partial.write_text(json.dumps(
             {"job_id": job_id, "job_name": job_name, "printer": printer,
              "created_at": datetime.now(timezone.utc).isoformat()}), encoding="utf-8")
+        partial.replace(jobs / f"{job_id}.json")
         hooks.sent(job_id, printer)
         return job_id
 
