@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_CRASH_WINDOW_S",
     "DEFAULT_HEALTH_INTERVAL_S",
     "DEFAULT_HEALTH_TIMEOUT_S",
+    "DEFAULT_SERVER_REQUEST_TIMEOUT_S",
     "DEFAULT_LOG_LEVEL",
     "DEFAULT_MAX_RESTARTS",
     "DEFAULT_OUTPUT_ROOT",
@@ -104,6 +105,9 @@ DEFAULT_RECYCLE_RSS_MB: Final = 0.0
 DEFAULT_HEALTH_INTERVAL_S: Final = 15.0
 #: ``GET /`` is instant on a live server; no answer within this is a hung server.
 DEFAULT_HEALTH_TIMEOUT_S: Final = 5.0
+#: Seconds one Local API request may take; an interrupted print is concluded "not printed" no
+#: earlier than this after its send started (docs/printing.md).
+DEFAULT_SERVER_REQUEST_TIMEOUT_S: Final = 610.0
 #: A server may restart this often within the crash window; the next failure retires it.
 DEFAULT_MAX_RESTARTS: Final = 3
 DEFAULT_CRASH_WINDOW_S: Final = 300.0
@@ -151,6 +155,7 @@ class ServerSettings:
     recycle_rss_mb: float = DEFAULT_RECYCLE_RSS_MB
     health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
+    request_timeout_s: float = DEFAULT_SERVER_REQUEST_TIMEOUT_S
     max_restarts: int = DEFAULT_MAX_RESTARTS
     crash_window_s: float = DEFAULT_CRASH_WINDOW_S
     restart_backoff_s: float = DEFAULT_RESTART_BACKOFF_S
@@ -260,6 +265,7 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
     _server_var("recycle_rss_mb", "number", "restart above this memory in MiB (0: never)"),
     _server_var("health_interval_s", "number", "seconds between health checks (0: never)"),
     _server_var("health_timeout_s", "number", "seconds a health check waits for an answer"),
+    _server_var("request_timeout_s", "number", "seconds one Local API request may take"),
     _server_var("max_restarts", "int", "restarts allowed within the crash window"),
     _server_var("crash_window_s", "number", "crash-loop window in seconds"),
     _server_var("restart_backoff_s", "number", "first restart delay in seconds"),
@@ -544,7 +550,8 @@ def _read_servers(
     whole = ("count", "base_port", "port_attempts", "scene_cache_size", "recycle_after_builds",
              "max_restarts")
     real = ("startup_timeout_s", "stop_timeout_s", "recycle_rss_mb", "health_interval_s",
-            "health_timeout_s", "crash_window_s", "restart_backoff_s", "restart_backoff_max_s")
+            "health_timeout_s", "crash_window_s", "restart_backoff_s", "restart_backoff_max_s",
+            "request_timeout_s")
     plain: dict[str, Any] = {key: int(raw[key]) for key in whole if key in raw}
     plain.update({key: float(raw[key]) for key in real if key in raw})
     settings = ServerSettings(

@@ -26,3 +26,15 @@ def sample_models_dir() -> Path:
 def python_exe() -> str:
     """The interpreter running the tests, for starting real subprocesses."""
     return sys.executable
+
+
+@pytest.fixture(autouse=True)
+def own_data_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test gets its own user data folder: `run` records into the default job store
+    there, so tests never share (or skip each other's) prints, nor touch the real one."""
+    folder = tmp_path_factory.mktemp("data-home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder))
+    monkeypatch.setenv("LOCALAPPDATA", str(folder))
+    return folder

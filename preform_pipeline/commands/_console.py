@@ -207,12 +207,14 @@ def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
 # -- exit status --------------------------------------------------------------------------------
 
 
-def exit_code(result: RunResult, *, terminated: bool = False) -> int:
+def exit_code(result: RunResult, *, terminated: bool = False, nothing_due: bool = False) -> int:
     """0 only when every build succeeded, nothing was rejected and every verified print
-    ended well; 130 (SIGINT) or 143 (SIGTERM) when interrupted; 1 otherwise."""
+    ended well (or, ``nothing_due``, every model had already been printed); 130 (SIGINT) or
+    143 (SIGTERM) when interrupted; 1 otherwise."""
     if result.cancelled:
         return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
-    return EXIT_OK if result.ok and not verification_failed(result) else EXIT_FAILURE
+    ok = result.ok or nothing_due
+    return EXIT_OK if ok and not verification_failed(result) else EXIT_FAILURE
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:

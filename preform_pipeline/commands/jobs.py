@@ -6,8 +6,13 @@
     preform-pipeline jobs show JOB
     preform-pipeline jobs retry JOB
     preform-pipeline jobs cancel JOB
+    preform-pipeline jobs resolve JOB --printed | --not-printed
 
-JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case). ``--state`` takes states
+JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case); ``resolve`` also takes the
+print key of a build. ``resolve`` is how a person settles an unverified print (an interrupted
+send nobody could prove printed or not, docs/printing.md): ``--printed`` records the print as
+sent, ``--not-printed`` as failed (``jobs retry`` then prints it again); either writes an
+audit row. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
@@ -34,7 +39,8 @@ from typing import Any, Final, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.config import load_settings
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.printing import PrintOwner
 from preform_pipeline.store import (
     ACTIVE_STATES,
     CANCELLABLE_STATES,
@@ -72,7 +78,7 @@ __all__ = [
 ]
 
 NAME = "jobs"
-HELP = "List the job store's jobs (hot folders, prints); show, retry or cancel one."
+HELP = "List the job store's jobs (hot folders, prints); show, retry, cancel or resolve one."
 FORMATS = ("text", "json")
 
 
@@ -202,10 +208,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("show", "show one job, its build and print, and its history"),
         ("retry", "queue a failed, aborted, errored, unverified, cancelled or skipped job again"),
         ("cancel", "cancel a job whose print has not been sent"),
+        ("resolve", "settle an unverified print by hand: --printed or --not-printed"),
     ):
         sub = actions.add_parser(name, help=text, description=text)
         sub.add_argument("job", metavar="JOB", help="job id or job key (PP-...)")
         _common(sub, suppress=True)
+        if name == "resolve":
+            answer = sub.add_mutually_exclusive_group(required=True)
+            answer.add_argument("--printed", dest="printed", action="store_true",
+                                default=None, help="the print exists on the printer")
+            answer.add_argument("--not-printed", dest="printed", action="store_false",
+                                help="the print does not exist; `jobs retry` prints it again")
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -502,11 +515,36 @@ def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> i
     return _changed(args, job, before, f"{name} cancelled (was {before.value}){build_note}", out)
 
 
+def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
+    with SqliteJobStore(path, create=False) as store:
+        build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
+        if build is None:
+            job = _find(store, args.job)
+            if job.build_id is None:
+                print(f"error: job {job.id} ({job.job_key}) has no print to settle", file=err)
+                return EXIT_FAILURE
+            build = store.get_build(job.build_id)
+        before = build.state
+        try:
+            build = PrintOwner(store).settle_by_person(build, printed=bool(args.printed))
+        except PipelineError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_FAILURE
+    verdict = "printed" if args.printed else "not printed"
+    if args.format == "json":
+        _dump({"build": _build_to_dict(build), "previous_state": before.value}, out)
+    else:
+        print(f"print {build.job_key} settled as {verdict}: {build.state.value} "
+              f"(was {before.value})", file=out)
+    return EXIT_OK
+
+
 _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path, TextIO, TextIO], int]]] = {
     "list": lambda a, p, o, e: _list(a, p, o),
     "show": lambda a, p, o, e: _show(a, p, o),
     "retry": _retry,
     "cancel": _cancel,
+    "resolve": _resolve,
 }
 
 

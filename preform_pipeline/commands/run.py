@@ -16,6 +16,13 @@ or the recipe's ``outputs.root`` (relative to the recipe's folder). The run repo
 to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``); write
 flags with their value joined by ``=``.
 
+Every run that is not a dry run records its jobs, builds and prints in the job store
+(``--store``, else the settings' ``store.path``, by default under the user's data folder), so
+``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model whose content was
+already printed, or is being prepared or printed (by another run or the hot folder), is skipped
+and listed, under the hot folder's duplicates rule; ``--reprint`` takes it anyway. Sends a
+dead earlier run left are settled first through the print owner (docs/printing.md).
+
 Exit status: 0 only when every build succeeded and no model was rejected; 1 otherwise (or
 when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), 143 when stopped
 by SIGTERM, both after the servers were stopped and the report written. The summary is
@@ -25,6 +32,7 @@ by SIGTERM, both after the servers were stopped and the report written. The summ
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -49,6 +57,8 @@ from preform_pipeline.commands._console import (
     servers_line,
 )
 from preform_pipeline.commands.validate import format_text
+from preform_pipeline.commands.watch import fleet_dir_of
+from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
@@ -58,6 +68,7 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
+from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import run_values
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
@@ -69,10 +80,12 @@ from preform_pipeline.plan.builds import (
     plan_builds,
     read_models,
 )
+from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
 
 __all__ = [
@@ -149,6 +162,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the checkpoint .form files of successful builds",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--store", type=Path, metavar="PATH",
+        help="job store to record the run in (default: the settings' store.path)",
+    )
+    parser.add_argument(
+        "--reprint", action="store_true",
+        help="take models even when the same content was already printed or is in flight",
+    )
 
 
 def parse_simulator_args(
@@ -193,12 +214,25 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
 
 
-def _plan(args: argparse.Namespace, recipe: Recipe, err: TextIO) -> Plan | None:
+def _plan(
+    args: argparse.Namespace,
+    recipe: Recipe,
+    err: TextIO,
+    ledger: RunLedger | None = None,
+    out: TextIO | None = None,
+) -> Plan | None:
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found", file=err)
         return None
     unreadable: list[Rejection] = []
     models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    if ledger is not None:
+        models, skipped = ledger.claim(models)
+        for skip in skipped:
+            print(skip.describe(), file=out or err)
+        if skipped and not models:
+            # A repeat from cron with nothing new: not an error.
+            return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
     try:
         return plan_builds(recipe, models, rejected=unreadable)
     except PipelineError as exc:
@@ -248,20 +282,83 @@ def _run(
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
 
+    store: SqliteJobStore | None = None
+    if not args.dry_run:
+        path = args.store if args.store is not None else settings.store.path
+        try:
+            store = SqliteJobStore(path.expanduser())
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            print(f"{args.recipe}: nothing was run", file=stderr)
+            return EXIT_FAILURE
+    try:
+        return _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
+                             stdout, stderr, termination)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _with_fleet_args(settings: Settings, simulator_args: Sequence[str]) -> Settings:
+    """The settings as the simulated servers will see them: ``--simulator-arg`` flags that
+    apply to every server (``--fleet-dir`` above all) appended to ``servers.extra_args``."""
+    common = [a for a in simulator_args if a.startswith("-")]
+    if not common:
+        return settings
+    extra = (*settings.servers.extra_args, *common)
+    return replace(settings, servers=replace(settings.servers, extra_args=extra))
+
+
+def _run_recorded(
+    args: argparse.Namespace,
+    settings: Settings,
+    recipe: Recipe,
+    store: SqliteJobStore | None,
+    started_at: datetime,
+    run_id: str,
+    root: Path,
+    log_file: Path,
+    stdout: TextIO,
+    stderr: TextIO,
+    termination: Termination,
+) -> int:
+    # Where an interrupted send is found: the simulators' fleet folder here; the Web API
+    # locator comes with the print tracking (its client is the run's).
+    as_served = _with_fleet_args(settings, args.simulator_arg)
+    locators: tuple[PrintLocator, ...] = (
+        (FleetFolderLocator(fleet_dir_of(as_served)),) if as_served.simulated else ()
+    )
     # Web API credentials are checked before anything else: refused ones print nothing.
     try:
         tracking = tracking_for_run(
-            recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run
+            recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
+            store=store, locators=locators,
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         print(f"{args.recipe}: nothing was run", file=stderr)
         return EXIT_FAILURE
-    plan = _plan(args, recipe, stderr)
+    ledger: RunLedger | None = None
+    if store is not None:
+        owner = tracking.owner if tracking is not None else None
+        ledger = RunLedger(
+            store,
+            owner or PrintOwner(store, locators),
+            recipe.name,
+            run_id,
+            SendHolder.local("run", os.getpid(), 0.0),
+            reprint=args.reprint or settings.hotfolders.duplicates == "print",
+            build_ids=tracking.build_ids if tracking is not None else None,
+        )
+        for line in ledger.recover():
+            print(line, file=stdout)
+    plan = _plan(args, recipe, stderr, ledger, stdout)
     if plan is None:
         if tracking is not None:
             tracking.close()
         return EXIT_FAILURE
+    if ledger is not None:
+        ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
     for warning in plan.warnings:
         print(f"warning: {warning}", file=stdout)
@@ -282,6 +379,8 @@ def _run(
         started_at=started_at,
         print_tracking=tracking,
         build_report=write_build_report,
+        request_timeout_s=settings.servers.request_timeout_s,
+        on_split=ledger.on_split if ledger is not None else None,
     )
     log.info(
         "run_configured",
@@ -306,6 +405,8 @@ def _run(
             print(servers_line(pool.status()), file=stdout, flush=True)
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
+        if ledger is not None:
+            ledger.finish(result)
     finally:
         termination.settle()
         reporter.close()
@@ -318,7 +419,12 @@ def _run(
     json_path, csv_path = write_run_report(result, root / "reports")
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
-    code = exit_code(result, terminated=termination.received)
+    # A repeat from cron whose every model was skipped did its job: nothing was due.
+    nothing_due = (
+        ledger is not None and bool(ledger.skipped) and not result.outcomes
+        and not result.rejected
+    )
+    code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated else []
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)

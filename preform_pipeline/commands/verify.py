@@ -40,7 +40,6 @@ from preform_pipeline.commands._common import (
 from preform_pipeline.config import Settings
 from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
 from preform_pipeline.store import JobState, SqliteJobStore
-from preform_pipeline.verify.lookup import PrintLookup
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.settings import (
     check_credentials,
@@ -49,6 +48,7 @@ from preform_pipeline.verify.settings import (
     make_notifier,
     make_web_client,
 )
+from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [
     "EXIT_FAILURE",
@@ -132,7 +132,6 @@ def _verify(
     try:
         with make_web_client(cloud, credentials) as client:
             check_credentials(client)
-            lookup = PrintLookup(client, grace_s=settings.verify.lookup_grace_s)
             report = verify_pending(
                 store,
                 client,
@@ -140,7 +139,7 @@ def _verify(
                 interval_s=settings.verify.interval_s,
                 deadline_s=settings.verify.deadline_s,
                 requests_per_hour=settings.verify.requests_per_hour,
-                lookup=lookup,
+                locators=web_locators(client, settings.verify),
                 notifier=notifier,
                 stop=stop,
             )

@@ -35,16 +35,15 @@ from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.lookup import FleetDirLookup, NoLookup, PrintLookup
+from preform_pipeline.printing import FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.store import SqliteJobStore
-from preform_pipeline.verify.lookup import PrintLookup as WebLookup
-from preform_pipeline.verify.lookup import WebApiBuildLookup
 from preform_pipeline.verify.settings import (
     credentials_configured,
     load_cloud_credentials,
     make_web_client,
 )
+from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [
     "EXIT_FAILURE",
@@ -90,16 +89,18 @@ def fleet_dir_of(settings: Settings) -> Path:
     return default_fleet_dir()
 
 
-def print_lookup_for(settings: Settings, env: Mapping[str, str] = os.environ) -> PrintLookup:
-    """How interrupted prints are looked up: in the simulator's fleet folder when simulated;
-    through the Web API (prints feed, queues, printer status) when credentials are
-    configured; otherwise not at all (such builds become UNVERIFIED)."""
+def print_lookup_for(
+    settings: Settings, env: Mapping[str, str] = os.environ
+) -> tuple[PrintLocator, ...]:
+    """Where interrupted prints are looked for: the simulator's fleet folder when simulated;
+    the Web API (prints feed, queues, the printer's runs) when credentials are configured;
+    otherwise nowhere (such builds become UNVERIFIED)."""
     if settings.simulated:
-        return FleetDirLookup(fleet_dir_of(settings))
+        return (FleetFolderLocator(fleet_dir_of(settings)),)
     if credentials_configured(settings.cloud, env):
         client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env))
-        return WebApiBuildLookup(WebLookup(client, grace_s=settings.verify.lookup_grace_s))
-    return NoLookup()
+        return web_locators(client, settings.verify)
+    return ()
 
 
 def _pool_factory(settings: Settings) -> ServerPool:

@@ -87,6 +87,7 @@ from preform_pipeline.executor.steps import (
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
@@ -99,6 +100,7 @@ __all__ = [
     "DEFAULT_MAX_BUILD_ATTEMPTS",
     "DEFAULT_STEP_TIMEOUT_S",
     "BuildJournal",
+    "SplitCallback",
     "LeaseLike",
     "RunOptions",
     "Runner",
@@ -137,6 +139,10 @@ def new_run_id(now: datetime | None = None) -> str:
     """``20240131-142501-3fa2c1``: sortable by start time, unique across machines."""
     moment = now or datetime.now()
     return f"{moment:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+#: ``on_split(build, (first_half, second_half))``.
+SplitCallback = Callable[[BuildPlan, tuple[BuildPlan, BuildPlan]], None]
 
 
 class LeaseLike(Protocol):
@@ -193,6 +199,9 @@ class RunOptions:
     #: Job keys in job names, ``printer: auto``, job-store writes around the send, and the
     #: shared verification poller after the run (``preform_pipeline.verify``); None: none.
     print_tracking: PrintHooks | None = None
+    #: Called with a build and its two halves when it is split, before the halves run
+    #: (a job store moves the build's jobs onto two new builds); None: nothing to tell.
+    on_split: SplitCallback | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -232,10 +241,10 @@ def default_job_name(build: BuildPlan) -> str:
 
 
 class BuildJournal:
-    """A build's durable state: last checkpoint, steps it holds, and the print's state.
+    """A build's checkpoints: the last saved .form and the steps it holds.
 
-    Written (atomically: temp file, then rename) before the action it describes, so a runner
-    that dies at any point leaves a journal saying whether a print may have gone out.
+    Written atomically (temp file, then rename). The print's state is not kept here: the job
+    store owns it (:mod:`preform_pipeline.printing`), so there is one record of a send.
     """
 
     def __init__(self, folder: Path, build: str, run_id: str) -> None:
@@ -249,7 +258,6 @@ class BuildJournal:
             "checkpoint_step": None,
             "completed": [],
             "model_names": [],
-            "print": {"state": "not_sent"},
         }
 
     @property
@@ -265,11 +273,6 @@ class BuildJournal:
     @property
     def completed(self) -> frozenset[str]:
         return frozenset(self._data["completed"])
-
-    @property
-    def print_state(self) -> str:
-        state: str = self._data["print"]["state"]
-        return state
 
     def _write(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -292,33 +295,19 @@ class BuildJournal:
         if old is not None and old != path:
             old.unlink(missing_ok=True)
 
-    def _print(self, **values: Any) -> None:
-        with self._lock:
-            self._data["print"] = {**values, "at": datetime.now().isoformat(timespec="seconds")}
-            self._write()
-
-    def print_sending(self, job_name: str, printer: str) -> None:
-        self._print(state="sending", job_name=job_name, printer=printer)
-
-    def print_sent(self, job_id: str | None) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "sent", "job_id": job_id})
-
-    def print_refused(self, reason: str) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "refused", "reason": reason})
-
-    def print_unconfirmed(self, reason: str) -> None:
-        with self._lock:
-            previous = dict(self._data["print"])
-        self._print(**{**previous, "state": "unconfirmed", "reason": reason})
-
     def discard_checkpoints(self) -> None:
         """Remove the build's checkpoint files (the journal itself stays)."""
         for path in self.folder.glob("*.form"):
             path.unlink(missing_ok=True)
+
+
+def _holder_of(server: PoolServer, request_timeout_s: float) -> SendHolder | None:
+    """Who holds a send made on ``server``: its process, or the remote server."""
+    if server.remote:
+        return SendHolder(server=server.url, request_timeout_s=request_timeout_s, remote=True)
+    if server.pid is None:
+        return None
+    return SendHolder.local(server.name, server.pid, request_timeout_s)
 
 
 def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
@@ -522,7 +511,7 @@ class _BuildWorker:
             check_version_on_first_use=False,
             verify_imports=False,
         )
-        ctx = self._context(client, quick)
+        ctx = self._context(client, quick, _holder_of(server, self.options.request_timeout_s))
         with bound_contextvars(server=server.name):
             try:
                 self._steps(ctx, attempt)
@@ -637,7 +626,9 @@ class _BuildWorker:
 
     # -- inside one attempt ---------------------------------------------------------------------
 
-    def _context(self, client: PreFormClient, quick: PreFormClient) -> StepContext:
+    def _context(
+        self, client: PreFormClient, quick: PreFormClient, holder: SendHolder | None
+    ) -> StepContext:
         build = self.build
 
         def progress(fraction: float) -> None:
@@ -653,13 +644,13 @@ class _BuildWorker:
             values=self.values,
             output_root=self.options.output_root,
             facts=self.facts,
-            journal=self.journal,
             dry_run=self.options.dry_run,
             step_timeout_s=self.options.step_timeout_s,
             min_layout_spacing_mm=self.options.min_layout_spacing_mm,
             progress=progress,
             quick_client=quick,
             print_hooks=self.print_hooks,
+            send_holder=holder,
         )
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
@@ -710,7 +701,7 @@ class _BuildWorker:
                 index += 1
                 node = graph[node_id]
                 skip = node_id in completed or (
-                    node.kind == "print" and self.journal.print_state == "sent"
+                    node.kind == "print" and self.facts.printed
                 )
                 if not skip:
                     if self.runner.cancelled:
@@ -893,6 +884,9 @@ class Runner:
             first = self._next_index
             self._next_index += 2
         children = split_build(self.plan.recipe, build, first)
+        if self.options.on_split is not None:
+            # Before the halves run: whoever records builds gives them theirs first.
+            self.options.on_split(build, children)
         for child in children:
             self.reporter.build_added(child, parent=build.name)
             self._submit(child, build.name)

@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
 from preform_pipeline.api import (
     ALL_MODELS,
@@ -75,6 +75,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import CREATE_SCENE, IMPORT_MODELS, SCAN_TO_MODEL, StepNode
 from preform_pipeline.plan.labels import label_request
+from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import (
     DEFAULT_JOB_NAME,
     DEFAULT_SPACING_MM,
@@ -97,7 +98,6 @@ __all__ = [
     "LAYOUT_OVERFLOW_CODES",
     "STEP_FUNCTIONS",
     "BuildFacts",
-    "PrintJournal",
     "StepContext",
     "StepFailure",
     "StepFunction",
@@ -163,6 +163,8 @@ class BuildFacts:
     printer: str | None = None
     job_name: str | None = None
     job_key: str | None = None
+    #: The print went out (or an earlier send was found): a retry never sends it again.
+    printed: bool = False
     verify: str | None = None
     layout_calls: int = 0
     outputs: list[Path] = field(default_factory=list)
@@ -171,19 +173,6 @@ class BuildFacts:
     def add_output(self, path: Path) -> None:
         if path not in self.outputs:
             self.outputs.append(path)
-
-
-class PrintJournal(Protocol):
-    """Durable record of a build's print, written *before* the request goes out (the
-    runner's ``BuildJournal`` keeps it in a JSON file next to the build's checkpoints)."""
-
-    def print_sending(self, job_name: str, printer: str) -> None: ...
-
-    def print_sent(self, job_id: str | None) -> None: ...
-
-    def print_refused(self, reason: str) -> None: ...
-
-    def print_unconfirmed(self, reason: str) -> None: ...
 
 
 @dataclass
@@ -205,7 +194,6 @@ class StepContext:
     values: Mapping[str, object]
     output_root: Path
     facts: BuildFacts
-    journal: PrintJournal
     dry_run: bool = False
     step_timeout_s: float = 900.0
     min_layout_spacing_mm: float = DEFAULT_MIN_LAYOUT_SPACING_MM
@@ -215,6 +203,8 @@ class StepContext:
     quick_client: PreFormClient | None = None
     #: Job key, printer policy, job store and verification of the print (None: none).
     print_hooks: BuildPrintHooks | None = None
+    #: The server this attempt holds, recorded with a send so recovery can prove it is over.
+    send_holder: SendHolder | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -784,9 +774,10 @@ def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> Non
 def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Send the build to its printer, durable before acting.
 
-    The journal records "sending" before the request goes out. A refusal (4xx, FAILED) means
-    nothing was queued; any other failure after that point means the job may exist, so the
-    build becomes ``print_unconfirmed`` and is never resent automatically.
+    The print hooks (the job store, through :mod:`preform_pipeline.printing`) record "sending"
+    before the request goes out. A refusal (4xx, FAILED) means nothing was queued; any other
+    failure after that point means the job may exist, so the build becomes
+    ``print_unconfirmed`` and is never resent automatically.
     """
     if ctx.dry_run:
         ctx.facts.warnings.append("print skipped (--dry-run)")
@@ -802,10 +793,10 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         job_name = hooks.job_name(job_name)
         ctx.facts.job_key = hooks.job_key
         ctx.facts.printer, ctx.facts.job_name = printer, job_name
-        found = hooks.before_send(job_name, printer)
+        found = hooks.before_send(job_name, printer, holder=ctx.send_holder)
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found
-            ctx.journal.print_sent(found)
+            ctx.facts.printed = True
             log.info("print_found", printer=printer, job_name=job_name, job_id=found)
             return
     request = PrintOptions(
@@ -818,12 +809,10 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         },
     )
     ctx.facts.printer, ctx.facts.job_name = printer, job_name
-    ctx.journal.print_sending(job_name, printer)
     log.info("print_sending", printer=printer, job_name=job_name)
     try:
         result = ctx.client.print_scene(ctx.scene, request, deadline=ctx.deadline())
     except PermanentApiError as exc:
-        ctx.journal.print_refused(str(exc))
         if hooks is not None:
             hooks.refused(str(exc))
         raise
@@ -832,14 +821,14 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             f"the print request to {printer} got no answer ({type(exc).__name__}: {exc}); "
             "the job may have been queued: check the printer before sending it again"
         )
-        ctx.journal.print_unconfirmed(reason)
+        ctx.facts.printed = True  # may exist: never sent again by a retry
         if hooks is not None:
             hooks.unconfirmed(reason)
         raise StepFailure("print_unconfirmed", reason, cause=exc) from exc
     ctx.facts.job_id = result.job_id
     if hooks is not None:
         hooks.sent(result.job_id, printer)
-    ctx.journal.print_sent(result.job_id)
+    ctx.facts.printed = True
     log.info("print_sent", printer=printer, job_name=job_name, job_id=result.job_id)
 
 

@@ -11,9 +11,11 @@ watcher       watchdog observers (native or polling) and full scans
 sidecar       ``part.json`` / ``part.yaml`` values for a model or a case
 intake        taking files: store first, then move; outcome folders
 batcher       which taken files are prepared together, and when
-lookup        finding a print a crash interrupted, instead of sending it twice
 files         atomic, never-overwriting moves; notes
-daemon        the loop, the worker, recovery and graceful stop
+daemon        the watch loop: drops, batches, worker threads, graceful stop
+worker        one batch: plan, then store builds, then run (split callback, outcomes)
+recovery      resuming after a restart; interrupted prints through the print owner
+outcomes      settling files into done/ or failed/ with reports and notes
 ============  ======================================================================
 
 ``config.load_settings`` imports :mod:`.settings`, so this package imports its other
@@ -36,13 +38,6 @@ if TYPE_CHECKING:
         load_recipes,
     )
     from preform_pipeline.hotfolder.intake import Drop, Intake, TakeResult
-    from preform_pipeline.hotfolder.lookup import (
-        FleetDirLookup,
-        LookupResult,
-        LookupStatus,
-        NoLookup,
-        PrintLookup,
-    )
     from preform_pipeline.hotfolder.settings import (
         BatchingSettings,
         HotFolderSettings,
@@ -62,18 +57,13 @@ __all__ = [
     "Check",
     "Drop",
     "ExecutorFactory",
-    "FleetDirLookup",
     "HotFolderDaemon",
     "HotFolderSettings",
     "InboxSettings",
     "InboxWatcher",
     "Intake",
-    "LookupResult",
-    "LookupStatus",
-    "NoLookup",
     "OutcomeFolders",
     "PoolFactory",
-    "PrintLookup",
     "RunnerLike",
     "SidecarValues",
     "StabilityTracker",
@@ -90,7 +80,6 @@ _HOMES = {
     "daemon": ("ExecutorFactory", "HotFolderDaemon", "PoolFactory", "RunnerLike",
                "load_recipes"),
     "intake": ("Drop", "Intake", "TakeResult"),
-    "lookup": ("FleetDirLookup", "LookupResult", "LookupStatus", "NoLookup", "PrintLookup"),
     "settings": ("BatchingSettings", "HotFolderSettings", "InboxSettings", "OutcomeFolders",
                  "read_hotfolder_settings"),
     "sidecar": ("SidecarValues", "read_sidecar"),

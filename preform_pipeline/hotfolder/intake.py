@@ -23,7 +23,6 @@ are not models. Sidecars travel with their model (``attachments``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,8 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, kind_of
 from preform_pipeline.logging import get_logger
-from preform_pipeline.store import Job, JobState, JobStore
+from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
+from preform_pipeline.store.content import content_hash
 
 __all__ = [
     "DUPLICATE_STATES",
@@ -72,25 +72,7 @@ log = get_logger(__name__)
 
 #: The job field that holds the hot folder's own bookkeeping (never a template value).
 HOTFOLDER_FIELD: Final = "_hotfolder"
-_HASH_CHUNK: Final = 1024 * 1024
 
-#: A file whose content matches a job in one of these states is a duplicate: it was (or is
-#: being) prepared or printed. Failed, cancelled, aborted and errored jobs do not count: the
-#: user may well want those again.
-DUPLICATE_STATES: Final = frozenset(
-    {
-        JobState.QUEUED,
-        JobState.PROCESSING,
-        JobState.PREPARING,
-        JobState.PREPARED,
-        JobState.PRINT_SENDING,
-        JobState.PRINT_SENT,
-        JobState.VERIFYING,
-        JobState.FINISHED,
-        JobState.DONE,
-        JobState.UNVERIFIED,
-    }
-)
 #: Where a job's file ends, by state: done/ ...
 OUTCOME_DONE_STATES: Final = frozenset(
     {
@@ -111,15 +93,6 @@ OUTCOME_FAILED_STATES: Final = frozenset(
         JobState.DUPLICATE_SKIPPED,
     }
 )
-
-
-def content_hash(path: Path) -> str:
-    """``sha256:<hex>`` of the file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ with SqliteJobStore(path) as store:
 
 from __future__ import annotations
 
+from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.keys import (
     DEFAULT_MAX_JOB_NAME_LENGTH,
     KEY_PREFIX,
@@ -36,6 +37,7 @@ from preform_pipeline.store.model import (
     BUILD_DRIVEN_STATES,
     BUILD_STATES,
     CANCELLABLE_STATES,
+    DUPLICATE_STATES,
     FINAL_STATES,
     INITIAL_STATES,
     INTERRUPTED_STATES,
@@ -76,6 +78,7 @@ __all__ = [
     "BUILD_MIRRORED_FIELDS",
     "BUILD_STATES",
     "CANCELLABLE_STATES",
+    "DUPLICATE_STATES",
     "DEFAULT_BUSY_TIMEOUT_S",
     "DEFAULT_MAX_JOB_NAME_LENGTH",
     "FINAL_STATES",
@@ -100,6 +103,7 @@ __all__ = [
     "SqliteJobStore",
     "StateFilter",
     "Transition",
+    "content_hash",
     "embed_key",
     "extract_key",
     "is_key",

@@ -40,6 +40,7 @@ __all__ = [
     "BUILD_DRIVEN_STATES",
     "BUILD_STATES",
     "CANCELLABLE_STATES",
+    "DUPLICATE_STATES",
     "FINAL_STATES",
     "INITIAL_STATES",
     "INTERRUPTED_STATES",
@@ -115,7 +116,8 @@ STATE_DESCRIPTIONS: Final[Mapping[JobState, str]] = MappingProxyType(
         S.FINISHED: "the print finished",
         S.ABORTED: "the print was aborted on the printer",
         S.PRINT_ERROR: "the printer reported an error",
-        S.UNVERIFIED: "no final print status before the verification deadline",
+        S.UNVERIFIED: "no final print status before the verification deadline, or an "
+        "interrupted send that could not be settled: a person checks (`jobs resolve`)",
         S.DONE: "prepared; the recipe does not print",
         S.FAILED: "preparation failed, or the file could not be used",
         S.CANCELLED: "cancelled by the user before its print was sent",
@@ -159,6 +161,11 @@ PRINT_PENDING_STATES: Final = frozenset({S.PRINT_SENT, S.VERIFYING})
 #: A print may exist on a printer: the pipeline cannot take it back.
 PRINT_SENT_STATES: Final = frozenset({S.PRINT_SENDING, S.PRINT_SENT, S.VERIFYING})
 
+#: The duplicates rule of the hot folder and of ``run``: content that matches a job in one of
+#: these states was (or is being) prepared or printed. Failed, cancelled, aborted and errored
+#: jobs do not count: the user may well want those again.
+DUPLICATE_STATES: Final = (ACTIVE_STATES - {S.DISCOVERED}) | {S.FINISHED, S.DONE, S.UNVERIFIED}
+
 #: ``jobs retry`` moves these back to QUEUED.
 RETRYABLE_STATES: Final = frozenset(
     {S.FAILED, S.ABORTED, S.PRINT_ERROR, S.UNVERIFIED, S.CANCELLED, S.DUPLICATE_SKIPPED}
@@ -185,8 +192,10 @@ ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProx
         | frozenset({S.PRINT_SENT, S.VERIFYING, S.PREPARED, S.FAILED}),
         S.PRINT_SENT: _PRINT_OUTCOMES | frozenset({S.VERIFYING}),
         S.VERIFYING: _PRINT_OUTCOMES,
-        # A later `verify` may still find the print; a user may retry.
-        S.UNVERIFIED: VERIFIED_STATES | frozenset({S.VERIFYING, S.QUEUED}),
+        # A later `verify` may still find the print; a user may retry, or settle it
+        # (`jobs resolve`: printed → PRINT_SENT, not printed → FAILED).
+        S.UNVERIFIED: VERIFIED_STATES | frozenset({S.VERIFYING, S.QUEUED, S.PRINT_SENT,
+                                                   S.FAILED}),
         S.ABORTED: frozenset({S.QUEUED}),
         S.PRINT_ERROR: frozenset({S.QUEUED}),
         S.FAILED: frozenset({S.QUEUED}),
@@ -313,6 +322,9 @@ class Build:
     reason: str = ""
     print_sent_at: datetime | None = None
     verified_at: datetime | None = None
+    #: Who held the last send (server pid and start time, host, remote?, request timeout), as
+    #: written by :mod:`preform_pipeline.printing`; None when not recorded.
+    send_holder: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,8 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
     "job_name": (str, type(None)),
     "verified_status": (str, type(None)),
     "verified_message": (str, type(None)),
+    #: Who held the send (``printing.SendHolder.to_json``): lets recovery prove it is over.
+    "send_holder": (Mapping, type(None)),
 }
 
 #: Build fields ``transition_build`` also writes onto the build's jobs.
@@ -105,6 +107,20 @@ class JobStore(Protocol):
         ``original_name`` defaults to the file name of ``source_path``; ``fields`` must be
         JSON-serialisable. The audit trail gets a first row (from None).
         """
+        ...
+
+    def claim_job(
+        self,
+        *,
+        recipe: str,
+        source_path: Path | str,
+        content_hash: str,
+        taken: Collection[JobState],
+        reason: str = "claimed",
+        fields: Mapping[str, Any] | None = None,
+    ) -> tuple[Job | None, Job | None]:
+        """Atomically: a new PROCESSING job for this content, unless a job of ``recipe`` with
+        the same content is in a ``taken`` state (then ``(None, that job)``)."""
         ...
 
     def get_job(self, job_id: int) -> Job:

@@ -154,6 +154,10 @@ _V2_STATEMENTS: Final = (
     "CREATE INDEX jobs_content_hash ON jobs(content_hash)",
 )
 
+# v3: who held a print's send (server pid and start time, or a remote server), so recovery can
+# prove that nothing can still send an interrupted print before it concludes "not printed".
+_V3_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN send_holder TEXT",)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -177,6 +181,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "jobs, builds, build membership, audit trail", _statements(_V1_STATEMENTS)),
     Migration(2, "verified_at on jobs and builds; index on content hash",
               _statements(_V2_STATEMENTS)),
+    Migration(3, "who held a print's send, on builds", _statements(_V3_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
@@ -289,6 +294,7 @@ def _build_from_row(row: sqlite3.Row, job_ids: Sequence[int]) -> Build:
         reason=row["reason"],
         print_sent_at=_dt(row["print_sent_at"]),
         verified_at=_dt(row["verified_at"]),
+        send_holder=json.loads(row["send_holder"]) if row["send_holder"] else None,
     )
 
 
@@ -601,21 +607,62 @@ class SqliteJobStore:
         name = original_name if original_name is not None else path.name
         fields_text = _fields_json(fields or {})
         with self._transaction("creating a job", write=True) as conn:
-            now = self._now()
-            job_id, key = self._insert_with_key(
-                conn,
-                "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
-                "case_id, priority, fields, state, reason, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (recipe, str(path), name, content_hash, case_id, priority, fields_text,
-                 state.value, reason, now, now),
-            )
-            self._audit(conn, job_id=job_id, build_id=None, from_state=None, to_state=state,
-                        at=now, reason=reason)
-            job = _job_from_row(self._job_row(conn, job_id))
-        log.info("job_created", job_id=job_id, job_key=key, recipe=recipe, state=state.value,
-                 source_path=str(path))
+            job = self._insert_job(conn, (recipe, str(path), name, content_hash, case_id,
+                                          priority, fields_text), state, reason)
+        log.info("job_created", job_id=job.id, job_key=job.job_key, recipe=recipe,
+                 state=state.value, source_path=str(path))
         return job
+
+    def _insert_job(
+        self, conn: sqlite3.Connection, values: tuple[Any, ...], state: JobState, reason: str
+    ) -> Job:
+        """Insert a job (``values``: recipe, source path, original name, content hash, case,
+        priority, fields JSON) with its first audit row, inside the caller's transaction."""
+        now = self._now()
+        job_id, _ = self._insert_with_key(
+            conn,
+            "INSERT INTO jobs (job_key, recipe, source_path, original_name, content_hash, "
+            "case_id, priority, fields, state, reason, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*values, state.value, reason, now, now),
+        )
+        self._audit(conn, job_id=job_id, build_id=None, from_state=None, to_state=state,
+                    at=now, reason=reason)
+        return _job_from_row(self._job_row(conn, job_id))
+
+    def claim_job(
+        self,
+        *,
+        recipe: str,
+        source_path: Path | str,
+        content_hash: str,
+        taken: Collection[JobState],
+        reason: str = "claimed",
+        fields: Mapping[str, Any] | None = None,
+    ) -> tuple[Job | None, Job | None]:
+        """Create a PROCESSING job for ``content_hash`` unless a job of ``recipe`` with that
+        content is in one of the ``taken`` states: (new job, None) or (None, that job).
+
+        Look and create happen in one write transaction, so two processes that claim the same
+        content at once never both get it.
+        """
+        path = Path(source_path)
+        fields_text = _fields_json(fields or {})
+        states = sorted(JobState(s).value for s in taken)
+        with self._transaction("claiming a job", write=True) as conn:
+            marks = ", ".join("?" for _ in states)
+            row = conn.execute(
+                f"SELECT * FROM jobs WHERE content_hash = ? AND recipe = ? AND state IN ({marks}) "
+                "ORDER BY id DESC LIMIT 1",
+                (content_hash, recipe, *states),
+            ).fetchone() if states else None
+            if row is not None:
+                return None, _job_from_row(row)
+            job = self._insert_job(conn, (recipe, str(path), path.name, content_hash, None, 0,
+                                          fields_text), JobState.PROCESSING, reason)
+        log.info("job_claimed", job_id=job.id, job_key=job.job_key, recipe=recipe,
+                 source_path=str(path))
+        return job, None
 
     def get_job(self, job_id: int) -> Job:
         with self._transaction(f"reading job {job_id}", write=False) as conn:

@@ -5,7 +5,7 @@ Modules, one concern each:
 ============  ======================================================================
 poller        one shared poll of the Web API prints feed for every pending print
 service       the job store's pending prints through the poller (``verify`` command)
-lookup        an interrupted send: found in the feed / queue / printer, or safe to resend
+lookup        sends left in print_sending, settled through the print owner (printing/)
 targets       ``printer: auto``: the first ready printer of the machine type and material
 notify        webhook / command notifications, retried in the background
 tracking      the executor's print hooks: job keys, policy, durable sends, verification
@@ -28,11 +28,7 @@ from preform_pipeline.verify.hooks import (
 )
 from preform_pipeline.verify.lookup import (
     DEFAULT_LOOKUP_GRACE_S,
-    DEFAULT_LOOKUP_RETRY_S,
-    FoundPrint,
-    PrintLookup,
     SettledSend,
-    WebApiBuildLookup,
     settle_interrupted_sends,
 )
 from preform_pipeline.verify.notify import Notification, Notifier, redact_url
@@ -71,7 +67,6 @@ __all__ = [
     "AUTO_PRINTER",
     "DEFAULT_FEED_OVERLAP_S",
     "DEFAULT_LOOKUP_GRACE_S",
-    "DEFAULT_LOOKUP_RETRY_S",
     "DEFAULT_MAX_POLL_INTERVAL_S",
     "DEFAULT_MIN_POLL_INTERVAL_S",
     "DEFAULT_POLL_INTERVAL_S",
@@ -82,7 +77,6 @@ __all__ = [
     "VERIFY_SKIPPED_NO_CREDENTIALS",
     "BuildPrintHooks",
     "CloudSettings",
-    "FoundPrint",
     "LocalApiDevices",
     "Notification",
     "NotificationSettings",
@@ -90,7 +84,6 @@ __all__ = [
     "PendingPrint",
     "PollOutcome",
     "PrintHooks",
-    "PrintLookup",
     "PrintProgress",
     "PrintTracking",
     "PrinterCandidate",
@@ -101,7 +94,6 @@ __all__ = [
     "VerifiedStatus",
     "VerifySettings",
     "VerifyReport",
-    "WebApiBuildLookup",
     "WebApiPrinters",
     "make_web_client",
     "redact_url",

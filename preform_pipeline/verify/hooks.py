@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from preform_pipeline.api import PreFormClient
     from preform_pipeline.executor.state import RunResult
     from preform_pipeline.plan.builds import BuildPlan
+    from preform_pipeline.printing.holder import SendHolder
     from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
@@ -59,10 +60,13 @@ class BuildPrintHooks(Protocol):
         """``name`` with the job key embedded (``embed_key``)."""
         ...
 
-    def before_send(self, job_name: str, printer: str) -> str | None:
+    def before_send(
+        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+    ) -> str | None:
         """Called right before the print request, after which it must be durable that a send
-        is under way. Returns None to send, or the job id of a print that already exists (an
-        earlier, interrupted send that the lookup found): then nothing is sent."""
+        is under way, held by ``holder`` (the server the request goes to). Returns None to
+        send, or the job id of a print that already exists (an earlier, interrupted send that
+        was found): then nothing is sent."""
         ...
 
     def sent(self, job_id: str | None, printer: str) -> None:

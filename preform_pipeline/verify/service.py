@@ -18,16 +18,19 @@ retried it), the result is logged and skipped, never forced.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, WebApiClient
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
 from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.store import Build, JobState, JobStore
-from preform_pipeline.verify.lookup import PrintLookup, SettledSend, settle_interrupted_sends
+from preform_pipeline.verify.lookup import SettledSend, settle_interrupted_sends
 from preform_pipeline.verify.notify import Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
     DEFAULT_POLL_INTERVAL_S,
@@ -211,7 +214,7 @@ def verify_pending(
     interval_s: float = DEFAULT_POLL_INTERVAL_S,
     deadline_s: float = DEFAULT_VERIFY_DEADLINE_S,
     requests_per_hour: float = DEFAULT_POLL_REQUESTS_PER_HOUR,
-    lookup: PrintLookup | None = None,
+    locators: Sequence[PrintLocator] | None = None,
     notifier: Notifier | None = None,
     stop: threading.Event | None = None,
     unverified_lookback_s: float = DEFAULT_UNVERIFIED_LOOKBACK_S,
@@ -231,7 +234,11 @@ def verify_pending(
         deadline_s=deadline_s,
         requests_per_hour=requests_per_hour,
     )
-    settled = tuple(settle_interrupted_sends(store, lookup)) if lookup is not None else ()
+    settled = (
+        tuple(settle_interrupted_sends(store, PrintOwner(store, locators, clock=clock)))
+        if locators is not None
+        else ()
+    )
     pending = pending_prints(store, now=clock.now(), unverified_lookback_s=unverified_lookback_s)
     before = {p.build_id: store.get_build(p.build_id).state for p in pending if p.build_id}
     polls_before, requests_before = poller.polls, poller.requests

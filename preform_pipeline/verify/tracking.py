@@ -9,11 +9,12 @@ build it
 * resolves ``printer: auto`` through :func:`~.targets.select_printer` (Web API printer status
   when a client is configured, else the build's PreFormServer's device list), never picking
   the same printer for two builds of one run;
-* with a job store, makes the send **durable before acting**: ``print_sending`` (with job name
-  and printer) before the request, ``print_sent`` (with the job id) after the answer,
+* with a job store, hands every step of the send to the print owner
+  (:class:`~preform_pipeline.printing.PrintOwner`): ``print_sending`` (with job name, printer and
+  the server that holds the send) before the request, ``print_sent`` after the answer,
   ``failed`` on a refusal; a build already in ``print_sending`` (an earlier send interrupted by
-  a crash) is looked up first (:class:`~.lookup.PrintLookup`) and only resent when the lookup
-  proves it was never accepted; a build already sent is never sent again.
+  a crash) is resolved first and only resent when it is proven absent; a build already sent
+  is never sent again.
 
 After the run, :meth:`PrintTracking.after_run` verifies every print sent, with one shared
 poller (:class:`~.poller.VerificationPoller`), until each ended or passed its deadline, and
@@ -25,12 +26,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, Clock, WebApiClient
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -39,9 +41,10 @@ from preform_pipeline.errors import (
     StoreError,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.store import JobState, JobStore, embed_key, is_key, new_key
 from preform_pipeline.verify.hooks import VERIFY_PENDING
-from preform_pipeline.verify.lookup import PrintLookup
 from preform_pipeline.verify.notify import Notification, Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
     PendingPrint,
@@ -78,6 +81,7 @@ __all__ = [
     "tracking_for_run",
     "verification_failed",
     "verification_lines",
+    "web_locators",
 ]
 
 log = get_logger(__name__)
@@ -114,7 +118,7 @@ class PrintTracking:
     ``client``: the Web API (None: no verification, ``auto`` reads the Local API, an
     interrupted send cannot be looked up). ``store`` and ``build_ids`` (executor build name →
     store build id): the job store to write sends into. ``poller`` verifies after the run
-    (None: prints are not verified); ``lookup`` settles interrupted sends; ``notifier`` reports
+    (None: prints are not verified); ``locators`` find interrupted sends; ``notifier`` reports
     ends and failures. ``recipe`` and ``run_id`` go into notifications.
     """
 
@@ -125,7 +129,7 @@ class PrintTracking:
         store: JobStore | None = None,
         build_ids: Mapping[str, int] | None = None,
         poller: VerificationPoller | None = None,
-        lookup: PrintLookup | None = None,
+        locators: Sequence[PrintLocator] = (),
         notifier: Notifier | None = None,
         clock: Clock = SYSTEM_CLOCK,
         recipe: str | None = None,
@@ -135,7 +139,9 @@ class PrintTracking:
         self.store = store
         self.build_ids = dict(build_ids or {})
         self.poller = poller
-        self.lookup = lookup
+        self.locators = tuple(locators)
+        #: The one owner of the sends (None without a store: nothing to record).
+        self.owner = PrintOwner(store, self.locators, clock=clock) if store is not None else None
         self.notifier = notifier
         self.clock = clock
         self.recipe = recipe
@@ -355,11 +361,14 @@ class BuildTracker:
 
     # -- the send -----------------------------------------------------------------------------
 
-    def before_send(self, job_name: str, printer: str) -> str | None:
+    def before_send(
+        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+    ) -> str | None:
         now = self.tracking.clock.now()
         self._pending_send = (job_name, printer, now)
         store = self.tracking.store
-        if store is None or self.build_id is None:
+        owner = self.tracking.owner
+        if store is None or owner is None or self.build_id is None:
             return None
         build = store.get_build(self.build_id)
         if build.state in _NOT_PREPARED_YET:
@@ -372,10 +381,14 @@ class BuildTracker:
                 build.id, JobState.PREPARED, "prepared", expect=JobState.PREPARING
             )
         if build.state is JobState.PRINT_SENDING:
-            found = self._look_up(build.print_sent_at or build.updated_at, build.printer)
-            if found is not None:
-                return found
-            build = store.get_build(self.build_id)
+            # An earlier send was interrupted: the owner settles it before anything is sent.
+            answer = owner.resolve_waiting(build)
+            build = answer.build or store.get_build(self.build_id)
+            if answer.evidence is Evidence.UNKNOWN:
+                raise PrintLookupError(self._key, f"an earlier send was interrupted and cannot "
+                                       f"be settled: {answer.reason}; it is not sent again")
+            if answer.evidence is Evidence.FOUND:
+                log.warning("print_found_not_resent", job_key=self._key, reason=answer.reason)
         if build.state in _ALREADY_SENT:
             log.warning("print_already_sent", job_key=self._key, state=build.state.value,
                         job_id=build.print_job_id)
@@ -388,96 +401,36 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
-        store.transition_build(
-            build.id,
-            JobState.PRINT_SENDING,
-            f"sending the print to {printer}",
-            expect=JobState.PREPARED,
-            job_name=job_name,
-            printer=printer,
-        )
+        owner.begin(build.id, job_name, printer, holder)
         return None
-
-    def _look_up(self, sent_at: datetime, printer: str | None) -> str | None:
-        """An earlier send of this build was interrupted: found → print_sent, its job id;
-        proven not sent → back to prepared (None: send); undecidable → PrintLookupError."""
-        store = self.tracking.store
-        assert store is not None and self.build_id is not None
-        lookup = self.tracking.lookup
-        if lookup is None:
-            raise PrintLookupError(
-                self._key,
-                "an earlier send of this build was interrupted and there are no Web API "
-                "credentials to look it up; it is not sent again",
-            )
-        try:
-            found = lookup.wait_for(self._key, sent_at=sent_at, printer=printer)
-        except CloudError as exc:
-            raise PrintLookupError(
-                self._key,
-                f"an earlier send of this build was interrupted and the lookup failed: {exc}",
-            ) from exc
-        if found is None:
-            store.transition_build(
-                self.build_id,
-                JobState.PREPARED,
-                "an interrupted send was not found in the prints feed, a Fleet Control queue "
-                "or the printer's status: safe to send again",
-                expect=JobState.PRINT_SENDING,
-            )
-            return None
-        job_id = found.job_id or self._key
-        build = store.transition_build(
-            self.build_id,
-            JobState.PRINT_SENT,
-            f"found in {found.where} after an interrupted send; not sent again",
-            expect=JobState.PRINT_SENDING,
-            print_job_id=found.job_id,
-            printer=found.printer or printer,
-        )
-        log.warning("print_found_not_resent", job_key=self._key, where=found.where,
-                    job_id=found.job_id)
-        self._record(found.job_id, build.printer or "", sent_at, build.job_name or found.name)
-        return job_id
 
     def sent(self, job_id: str | None, printer: str) -> None:
         job_name, _, sent_at = self._pending_send or (
             self._key, printer, self.tracking.clock.now()
         )
         self._record(job_id, printer, sent_at, job_name)
-        store = self.tracking.store
-        if store is None or self.build_id is None:
+        owner = self.tracking.owner
+        if owner is None or self.build_id is None:
             return
         try:
-            store.transition_build(
-                self.build_id,
-                JobState.PRINT_SENT,
-                f"accepted by {printer}" + (f" as job {job_id}" if job_id else ""),
-                expect=JobState.PRINT_SENDING,
-                print_job_id=job_id,
-                printer=printer,
-            )
+            owner.sent(self.build_id, job_id, printer)
         except StoreError as exc:
             # The print exists; failing the build now would only hide it. The store still says
             # print_sending, so the next start looks the key up instead of resending.
             log.error("print_sent_unrecorded", job_key=self._key, job_id=job_id, error=str(exc))
 
     def refused(self, reason: str) -> None:
-        self._set_state(JobState.FAILED, f"the server refused the print: {reason}")
-
-    def unconfirmed(self, reason: str) -> None:
-        # Left in print_sending on purpose: `verify` (or the next start) looks the key up.
-        log.warning("print_left_sending", job_key=self._key, reason=reason)
-
-    def _set_state(self, state: JobState, reason: str) -> None:
-        store = self.tracking.store
-        if store is None or self.build_id is None:
+        owner = self.tracking.owner
+        if owner is None or self.build_id is None:
             return
         try:
-            store.transition_build(self.build_id, state, reason, expect=JobState.PRINT_SENDING)
+            owner.refused(self.build_id, reason)
         except StoreError as exc:
-            log.warning("print_state_unrecorded", job_key=self._key, state=state.value,
-                        error=str(exc))
+            log.warning("print_state_unrecorded", job_key=self._key, error=str(exc))
+
+    def unconfirmed(self, reason: str) -> None:
+        if self.tracking.owner is not None and self.build_id is not None:
+            self.tracking.owner.unconfirmed(self.build_id, reason)
 
     def _record(
         self, job_id: str | None, printer: str, sent_at: datetime, job_name: str
@@ -496,6 +449,8 @@ def tracking_for_run(
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    store: JobStore | None = None,
+    locators: Sequence[PrintLocator] = (),
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
@@ -505,7 +460,9 @@ def tracking_for_run(
     so refused ones fail the run before anything is printed
     (:class:`~preform_pipeline.errors.CloudAuthError`); a Web API that cannot be reached now
     is only logged (the poller retries). Without credentials, ``verify`` is skipped and
-    ``auto`` reads the PreFormServer's device list.
+    ``auto`` reads the PreFormServer's device list. ``store``: the job store every send is
+    written to (through the print owner); ``locators``: where interrupted sends are found,
+    besides the Web API.
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
@@ -516,8 +473,9 @@ def tracking_for_run(
         # Keys only: no Web API work is needed for this run.
         return PrintTracking(
             client=None,
+            store=store,
+            locators=locators,
             poller=None,
-            lookup=None,
             notifier=make_notifier(verify.notifications),
             clock=clock,
             recipe=recipe.name,
@@ -547,14 +505,20 @@ def tracking_for_run(
     return PrintTracking(
         client=client,
         poller=poller,
-        lookup=PrintLookup(client, clock=clock, grace_s=verify.lookup_grace_s)
-        if client is not None
-        else None,
+        store=store,
+        locators=(*locators, *web_locators(client, verify)),
         notifier=make_notifier(verify.notifications),
         clock=clock,
         recipe=recipe.name,
         run_id=run_id,
     )
+
+
+def web_locators(client: WebApiClient | None, verify: VerifySettings) -> tuple[PrintLocator, ...]:
+    """The Web API as a place to find interrupted sends (none without a client)."""
+    if client is None:
+        return ()
+    return (WebApiLocator(client, report_delay_s=verify.lookup_grace_s),)
 
 
 def verification_lines(result: RunResult) -> list[str]:

@@ -27,10 +27,11 @@ from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import plan_builds, read_models
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.store import Build, JobState, SqliteJobStore
-from preform_pipeline.verify import PrintLookup, PrintTracking
+from preform_pipeline.verify import PrintTracking
 
 RECIPE = """\
 name: once
@@ -92,7 +93,7 @@ def main(argv: list[str]) -> int:
             client=client,
             store=store,
             build_ids={build_plan.name: stored.id},
-            lookup=PrintLookup(client, grace_s=10, retry_s=0.5),
+            locators=[WebApiLocator(client, report_delay_s=10, recheck_s=0.5)],
         )
         options = RunOptions(output_root=work / "out", print_tracking=tracking)
         result = Runner(plan, pool, options=options, reporter=NullReporter()).run()

@@ -1,15 +1,19 @@
-"""The hot-folder daemon killed with SIGKILL at seeded random moments, again and again.
+"""The hot-folder daemon killed with SIGKILL at seeded moments, again and again.
 
 Each iteration drops a few more files (single files and case folders) into the inbox, starts
 ``preform-pipeline watch`` as a real subprocess on simulated servers (realistic latency,
-scaled: a print takes about half a second; one shared fleet folder), lets it run for a random
-moment, and kills it with SIGKILL together with its simulators (as a power cut would). A
-final ``watch --once`` finishes what is left.
-Then:
+scaled: a print takes about half a second; one shared fleet folder), and kills the daemon's
+process (its PID only) with SIGKILL: at a seeded random moment, or, every other iteration,
+the instant a build's store row enters ``print_sending`` (the request is on its way). The
+servers it started are left as a power cut of the daemon alone leaves them: a surviving one
+may finish the print seconds later. The next start must find such a late print (its grace
+period is the servers' request timeout) instead of preparing the models again. A final
+``watch --once`` finishes what is left. Then:
 
-* every dropped file is in done/ exactly once (by content), none in the inbox or processing/;
-* every model was printed exactly once: across all print jobs the fleet folder holds, each
-  model appears once, and each print belongs to one build the store says was printed.
+* every dropped file is in done/ or failed/ exactly once, byte-identical;
+* every model was printed exactly once, counted in the fleet folder; a model whose print
+  could not be settled (UNVERIFIED, its file in failed/) was never sent a second time;
+* no store row is left mid-way (only printed, unverified, or dissolved builds).
 
 Linux-specific only in that SIGKILL does not exist on Windows (the daemon is not).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import random
 import signal
@@ -26,7 +31,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import psutil
+from crash_support import wait_until_sending
 
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -38,31 +43,23 @@ from preform_pipeline.store import JobState, SqliteJobStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("HOTFOLDER_CRASH_SEED", "20240501"))
-ITERATIONS = 10
-#: Kill moments, seconds after the start: from "still importing" to "printing".
-KILL_AFTER_S = (0.2, 3.0)
+ITERATIONS = 6
+#: Kill moments of the random iterations, seconds after the start: importing to printing.
+KILL_AFTER_S = (0.5, 3.0)
+#: How long a targeted iteration waits for a send to start before killing anyway.
+SEND_WAIT_S = 8.0
 FINAL_TIMEOUT_S = 90.0
 SIMULATOR_ARGS = ("--latency", "realistic", "--time-scale", "0.3")
+#: The servers' request timeout: the grace period after which a send nobody can prove absent
+#: is UNVERIFIED. Several times a scaled print, so late prints land well within it.
+REQUEST_TIMEOUT_S = 6.0
+MID_WAY = {"processing", "preparing", "prepared", "print_sending"}
 
 
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-def kill_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the daemon, then the simulators it started (orphans after a power cut die too)."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(children, timeout=10)
 
 
 def digest(data: bytes) -> str:
@@ -72,17 +69,19 @@ def digest(data: bytes) -> str:
 class TestCrashes:
     """Whatever moment the daemon dies at, no file is lost and nothing prints twice."""
 
-    def test_sigkill_at_random_moments(self, tmp_path: Path) -> None:
+    def test_sigkill_at_seeded_moments_and_mid_send(self, tmp_path: Path) -> None:
         rng = random.Random(SEED)
         fleet = tmp_path / "fleet"
         recipe = write_recipe(tmp_path, per_build=6)
         settings = write_hotfolder_settings(
             tmp_path, recipe, fleet_dir=fleet,
             hotfolders={"batching": {"window_s": 0.3, "max_models": 6}},
-            # Operations take time (a print about 0.5 s), so kills land inside them too,
-            # the send of a print included.
             simulator_args=SIMULATOR_ARGS,
         )
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["servers"]["request_timeout_s"] = REQUEST_TIMEOUT_S
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        store_path = tmp_path / "jobs.sqlite3"
         inbox = tmp_path / "inbox"
         staging = tmp_path / "staging"
         staging.mkdir()
@@ -91,58 +90,72 @@ class TestCrashes:
         command = [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"]
         log = (tmp_path / "daemon.log").open("ab")
         seed = 0
+        mid_send_kills = 0
         for iteration in range(ITERATIONS):
-            for _ in range(rng.randint(2, 5)):
+            for _ in range(rng.randint(2, 4)):
                 seed += 1
-                data = tetra_stl_bytes(seed)
+                content = tetra_stl_bytes(seed)
                 if rng.random() < 0.25:
                     case = staging / f"case{seed}"
                     case.mkdir()
-                    (case / f"m{seed}a.stl").write_bytes(data)
+                    (case / f"m{seed}a.stl").write_bytes(content)
                     other = tetra_stl_bytes(seed + 50_000)
                     (case / f"m{seed}b.stl").write_bytes(other)
-                    dropped[f"m{seed}a"], dropped[f"m{seed}b"] = digest(data), digest(other)
+                    dropped[f"m{seed}a"], dropped[f"m{seed}b"] = digest(content), digest(other)
                     case.rename(inbox / case.name)
                 else:
-                    (staging / f"m{seed}.stl").write_bytes(data)
-                    dropped[f"m{seed}"] = digest(data)
+                    (staging / f"m{seed}.stl").write_bytes(content)
+                    dropped[f"m{seed}"] = digest(content)
                     (staging / f"m{seed}.stl").rename(inbox / f"m{seed}.stl")
             process = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=log,
                                        stderr=log)
-            moment = rng.uniform(*KILL_AFTER_S)
-            # The random moment: the daemon never exits on its own, so this always times out.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=moment)
+            if iteration % 2 == 1:
+                mid_send_kills += wait_until_sending(store_path, process, SEND_WAIT_S)
+            else:
+                # The random moment: the daemon never exits on its own, so this times out.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=rng.uniform(*KILL_AFTER_S))
             if process.poll() is not None:
                 log.flush()
                 tail = (tmp_path / "daemon.log").read_text(encoding="utf-8")[-3000:]
                 raise AssertionError(f"iteration {iteration}: the daemon exited early:\n{tail}")
-            kill_tree(process)
+            process.send_signal(signal.SIGKILL)  # the daemon only: its servers live on
+            process.wait(10)
 
         final = subprocess.run([*command, "--once"], cwd=tmp_path, env=environment(),
                                stdout=log, stderr=log, timeout=FINAL_TIMEOUT_S, check=False)
         log.close()
         context = f"seed {SEED}; log: {tmp_path / 'daemon.log'}"
         assert final.returncode == 0, context
+        assert mid_send_kills >= 1, f"no kill landed mid-send; {context}"
 
-        # Every file in done/ exactly once, nothing left behind.
-        done = [p for p in (inbox / "done").rglob("*.stl")]
-        failed = [p for p in (inbox / "failed").rglob("*.stl")]
-        assert failed == [], context
-        assert sorted(digest(p.read_bytes()) for p in done) == sorted(dropped.values()), context
+        # Every file in done/ or failed/ exactly once, byte-identical; nothing left behind.
+        settled = [*(inbox / "done").rglob("*.stl"), *(inbox / "failed").rglob("*.stl")]
+        assert sorted(digest(p.read_bytes()) for p in settled) == sorted(dropped.values()), (
+            context)
         assert [p for p in (inbox / "processing").rglob("*") if p.is_file()] == [], context
         leftovers = [p for p in inbox.iterdir() if p.name not in ("done", "failed", "processing")]
         assert leftovers == [], context
 
-        # Every model printed exactly once, each print a printed build of the store.
-        prints = fleet_jobs(fleet)
-        printed_models = Counter(m["name"] for job in prints for m in job["models"])
-        assert printed_models == Counter(dropped.keys()), context
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
-            builds = {b.job_name: b for b in store.list_builds(state=JobState.PRINT_SENT)}
+        with SqliteJobStore(store_path) as store:
             jobs = store.list_jobs()
+            builds = store.list_builds()
+        assert len(jobs) == len(dropped), context
+        assert {j.state for j in jobs} <= {JobState.PRINT_SENT, JobState.UNVERIFIED}, context
+        assert not [b for b in builds if b.state.value in MID_WAY], context
+        unverified = {Path(j.original_name).stem for j in jobs if j.state is JobState.UNVERIFIED}
+
+        # Every model printed exactly once; an unsettled one never a second time.
+        prints = fleet_jobs(fleet)
+        printed = Counter(m["name"] for job in prints for m in job["models"])
+        for stem in dropped:
+            if stem in unverified:
+                assert printed[stem] <= 1, f"{stem} unverified yet resent; {context}"
+            else:
+                assert printed[stem] == 1, f"{stem} printed {printed[stem]} times; {context}"
+        assert set(printed) <= set(dropped), context
+        sent = {b.job_name for b in builds if b.state is JobState.PRINT_SENT}
         names = [job["job_name"] for job in prints]
         assert len(names) == len(set(names)), context
-        assert set(names) == set(builds), context
-        assert {j.state for j in jobs} == {JobState.PRINT_SENT}, context
-        assert len(jobs) == len(dropped), context
+        assert set(names) <= sent | {b.job_name for b in builds
+                                     if b.state is JobState.UNVERIFIED}, context

@@ -19,7 +19,6 @@ import pytest
 
 from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.lookup import FleetDirLookup
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -27,6 +26,7 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
+from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.store import JobState, SqliteJobStore
 
@@ -51,7 +51,7 @@ def daemon_running(
     settings = load_settings(path, env={})
     store = SqliteJobStore(settings.store.path)
     daemon = HotFolderDaemon(settings, store, lambda: started_pool(settings),
-                             print_lookup=FleetDirLookup(fleet))
+                             print_lookup=FleetFolderLocator(fleet))
     thread = threading.Thread(target=daemon.run, name="daemon")
     thread.start()
     try:

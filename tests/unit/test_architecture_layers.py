@@ -44,9 +44,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         # part 2: the settings package).
         ("preform_pipeline.config", "preform_pipeline.hotfolder.settings"),
         ("preform_pipeline.config", "preform_pipeline.verify.settings"),
-        # hotfolder <-> verify: the interrupted-send lookup reaches up into the hot folder
-        # (issue 10, part 2, with the one PrintLookup).
-        ("preform_pipeline.verify.lookup", "preform_pipeline.hotfolder.lookup"),
         # executor <-> verify: the executor calls the print hooks defined in verify, which use
         # the executor's outcome types (the print owner of issue 9 takes the hooks over).
         ("preform_pipeline.executor.runner", "preform_pipeline.verify.hooks"),

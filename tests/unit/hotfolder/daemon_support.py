@@ -31,17 +31,23 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.lookup import PrintLookup
 from preform_pipeline.hotfolder.settings import (
     BatchingSettings,
     HotFolderSettings,
     InboxSettings,
 )
 from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
 from preform_pipeline.store import JobStore, SqliteJobStore
 
-__all__ = ["DummyPool", "Script", "ScriptedRunner", "make_daemon", "run_daemon_once"]
+__all__ = [
+    "DummyPool",
+    "Script",
+    "ScriptedRunner",
+    "make_daemon",
+    "run_daemon_once",
+]
 
 
 class DummyPool:
@@ -107,9 +113,12 @@ class ScriptedRunner:
         job_id = str(uuid.uuid4())
         jobs = self.script.fleet_dir / "jobs"
         jobs.mkdir(parents=True, exist_ok=True)
-        (jobs / f"{job_id}.json").write_text(json.dumps(
+        # Written whole, then renamed, as the simulator does: a reader never sees half a file.
+        partial = jobs / f".{job_id}.json.tmp"
+        partial.write_text(json.dumps(
             {"job_id": job_id, "job_name": job_name, "printer": printer,
              "created_at": datetime.now(timezone.utc).isoformat()}), encoding="utf-8")
+        partial.replace(jobs / f"{job_id}.json")
         hooks.sent(job_id, printer)
         return job_id
 
@@ -138,6 +147,9 @@ class ScriptedRunner:
             if self.script.split_first and len(build.models) > 1 and "." not in build.name:
                 halves = split_build(self.plan.recipe, build, index + 1)
                 index += 2
+                # As the real runner does: the split callback first, then the reporter.
+                if self.options.on_split is not None:
+                    self.options.on_split(build, halves)
                 for half in halves:
                     self.reporter.build_added(half, parent=build.name)
                 todo.extend(halves)
@@ -164,7 +176,7 @@ def make_daemon(
     script: Script,
     recipe: Path,
     *,
-    lookup: PrintLookup | None = None,
+    lookup: PrintLocator | None = None,
     batching: BatchingSettings | None = None,
     inbox: dict[str, Any] | None = None,
     stop_deadline_s: float = 5.0,

@@ -10,7 +10,6 @@ import pytest
 from daemon_support import Script, make_daemon, run_daemon_once
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.hotfolder.lookup import FleetDirLookup, NoLookup
 from preform_pipeline.hotfolder.settings import BatchingSettings
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -18,6 +17,8 @@ from preform_pipeline.hotfolder.testing import (
     wait_for,
     write_recipe,
 )
+from preform_pipeline.printing import FleetFolderLocator, SendHolder
+from preform_pipeline.printing.testing import reaped_holder
 from preform_pipeline.store import JobState, SqliteJobStore
 
 
@@ -123,8 +124,10 @@ class TestOnce:
 class TestRestart:
     """Work a crash interrupted resumes from what the store says."""
 
-    def sending_build(self, tmp_path: Path, store: SqliteJobStore) -> int:
-        """A job in processing/ whose build was caught in PRINT_SENDING."""
+    def sending_build(
+        self, tmp_path: Path, store: SqliteJobStore, holder: SendHolder | None = None
+    ) -> int:
+        """A job in processing/ whose build was caught in PRINT_SENDING (held by ``holder``)."""
         inbox = tmp_path / "inbox"
         job = store.create_job(
             recipe="hot", source_path=inbox / "p.stl", state=JobState.PROCESSING,
@@ -138,7 +141,8 @@ class TestRestart:
         for state in (JobState.PREPARING, JobState.PREPARED):
             store.transition_build(build.id, state, "test")
         store.transition_build(build.id, JobState.PRINT_SENDING, "test",
-                               job_name=f"hot-{build.job_key}", printer="SimulatedForm4-1")
+                               job_name=f"hot-{build.job_key}", printer="SimulatedForm4-1",
+                               send_holder=holder.to_json() if holder is not None else None)
         return build.id
 
     def test_a_print_that_went_out_is_found_not_resent(
@@ -151,7 +155,7 @@ class TestRestart:
             f'{{"job_id": "j1", "job_name": "hot-{key}", "printer": "SimulatedForm4-1"}}',
             encoding="utf-8")
         run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                    lookup=FleetDirLookup(script.fleet_dir)))
+                                    lookup=FleetFolderLocator(script.fleet_dir)))
         build = store.get_build(build_id)
         assert build.state is JobState.PRINT_SENT and build.print_job_id == "j1"
         assert script.runs == []
@@ -160,9 +164,9 @@ class TestRestart:
     def test_a_print_proven_unsent_is_prepared_and_sent_once(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        build_id = self.sending_build(tmp_path, store)
-        run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                    lookup=FleetDirLookup(script.fleet_dir, settle_s=0.0)))
+        build_id = self.sending_build(tmp_path, store, reaped_holder())
+        locator = FleetFolderLocator(script.fleet_dir, report_delay_s=0.0)
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe, lookup=locator))
         assert store.get_build(build_id).state is JobState.CANCELLED
         assert len(script.runs) == 1
         assert len(fleet_jobs(script.fleet_dir)) == 1
@@ -173,7 +177,7 @@ class TestRestart:
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
         build_id = self.sending_build(tmp_path, store)
-        run_daemon_once(make_daemon(tmp_path, store, script, recipe, lookup=NoLookup()))
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe, lookup=None))
         assert store.get_build(build_id).state is JobState.UNVERIFIED
         note = (tmp_path / "inbox" / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
         assert "SimulatedForm4-1" in note and "jobs retry" in note

@@ -9,9 +9,10 @@ from verify_support import run_record
 
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
-from preform_pipeline.verify import Notifier, PrintLookup, verify_pending
+from preform_pipeline.verify import Notifier, verify_pending
 
 
 def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
@@ -124,8 +125,7 @@ class TestVerifyPending:
         name = embed_key("crash", build.job_key)
         store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
         fake_api.prints = [run_record(name, status="FINISHED", created=clock.now(), guid="g")]
-        lookup = PrintLookup(client, clock=clock, sleep=clock.sleep)
-        report = verify_pending(store, client, clock=clock, lookup=lookup)
+        report = verify_pending(store, client, clock=clock, locators=[WebApiLocator(client)])
         assert [s.decision for s in report.settled] == ["found"]
         assert store.get_build(build.id).state is JobState.FINISHED
 

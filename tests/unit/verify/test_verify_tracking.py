@@ -15,13 +15,15 @@ from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import PipelineError, PrintLookupError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.printing import SendHolder
+from preform_pipeline.printing.testing import reaped_holder
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes.model import SceneSpec
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_printer
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
 from preform_pipeline.verify import (
     VERIFY_PENDING,
     Notifier,
-    PrintLookup,
     PrintTracking,
     VerificationPoller,
 )
@@ -115,11 +117,14 @@ class TestDurableSend:
 class TestInterruptedSend:
     """A build left in print_sending is looked up before anything is sent."""
 
-    def _sending(self, store: SqliteJobStore) -> tuple[int, str]:
+    def _sending(
+        self, store: SqliteJobStore, holder: SendHolder | None = None
+    ) -> tuple[int, str]:
         build_id = _prepared_build(store)
         key = store.get_build(build_id).job_key
         store.transition_build(build_id, JobState.PRINT_SENDING, "crashed after this",
-                               job_name=f"case {key}", printer="Form4-Lab")
+                               job_name=f"case {key}", printer="Form4-Lab",
+                               send_holder=holder.to_json() if holder is not None else None)
         return build_id, f"case {key}"
 
     def test_a_print_found_in_the_feed_is_not_sent_again(
@@ -130,7 +135,7 @@ class TestInterruptedSend:
         fake_api.prints = [run_record(name, status="PRINTING", guid="job-3",
                                       created=clock.now())]
         tracking = PrintTracking(store=store, build_ids={"b-001": build_id},
-                                 lookup=PrintLookup(client, clock=clock, sleep=clock.sleep))
+                                 locators=[WebApiLocator(client)], clock=clock)
         tracker = _tracker(tracking)
         assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") == "job-3"
         build = store.get_build(build_id)
@@ -140,10 +145,10 @@ class TestInterruptedSend:
     def test_a_print_missing_after_the_grace_period_is_sent_again(
         self, store: SqliteJobStore, client: WebApiClient, clock: ManualClock
     ) -> None:
-        build_id, _ = self._sending(store)
+        build_id, _ = self._sending(store, reaped_holder())
         clock.advance(3600)
         tracking = PrintTracking(store=store, build_ids={"b-001": build_id},
-                                 lookup=PrintLookup(client, clock=clock, sleep=clock.sleep))
+                                 locators=[WebApiLocator(client)], clock=clock)
         tracker = _tracker(tracking)
         assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") is None
         history = [t.to_state for t in store.build_history(build_id)]
@@ -156,7 +161,7 @@ class TestInterruptedSend:
         tracker = _tracker(PrintTracking(store=store, build_ids={"b-001": build_id}))
         with pytest.raises(PrintLookupError, match="not sent again"):
             tracker.before_send("case", "Form4-Lab")
-        assert store.get_build(build_id).state is JobState.PRINT_SENDING
+        assert store.get_build(build_id).state is JobState.UNVERIFIED
 
 
 class TestPrinterPolicy:

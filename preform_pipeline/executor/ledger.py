@@ -1,0 +1,229 @@
+"""A ``run`` recorded in the job store: its jobs, builds and prints, safe to repeat from cron.
+
+::
+
+    start ──► settle what a dead earlier run left (its sends through the print owner; work it
+              never sent is released) ──► claim each model by content (atomically) ──► plan
+              the claimed ones ──► one store build per planned build (and per split half)
+              ──► run (the print owner writes every send) ──► settle each build's outcome
+
+Claims follow the one duplicates rule of the hot folder (:data:`~preform_pipeline.store.
+DUPLICATE_STATES`): a model whose content was printed, or is being prepared or printed by
+another run or the hot folder, is skipped and said so; ``reprint`` claims it anyway. A claim
+looks and creates in one write transaction, so two overlapping runs never take the same model.
+
+Each job remembers the run process that claimed it (pid and start time): a later run releases
+the unsent work of a run that died, and resolves its interrupted sends through the print owner
+(found, absent, or unknown → UNVERIFIED, never resent automatically).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
+from preform_pipeline.printing import Evidence, PrintOwner, SendHolder, holder_gone
+from preform_pipeline.store import (
+    DUPLICATE_STATES,
+    Build,
+    Job,
+    JobState,
+    JobStore,
+    content_hash,
+)
+
+__all__ = ["RUN_FIELD", "RunLedger", "Skipped"]
+
+log = get_logger(__name__)
+
+#: The job field naming the run process that claimed the job.
+RUN_FIELD: Final = "_run"
+_UNSENT: Final = (JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A model a run did not take, and the job that already has its content."""
+
+    path: Path
+    other: Job
+
+    def describe(self) -> str:
+        verb = {
+            JobState.PRINT_SENT: "already printed",
+            JobState.VERIFYING: "already printed",
+            JobState.FINISHED: "already printed",
+            JobState.DONE: "already prepared",
+            JobState.UNVERIFIED: "sent before, unverified (settle it: jobs resolve)",
+        }.get(self.other.state, "being prepared or printed")
+        return (f"skipped {self.path.name}: {verb} as job {self.other.job_key} "
+                f"({self.other.state.value}); --reprint prints it again")
+
+
+class RunLedger:
+    """Writes one run's jobs and builds; ``build_ids`` (build name → store id) is shared with
+    the print hooks so every send of the run is written by the print owner."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        owner: PrintOwner,
+        recipe: str,
+        run_id: str,
+        me: SendHolder,
+        *,
+        reprint: bool = False,
+        build_ids: MutableMapping[str, int] | None = None,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.recipe = recipe
+        self.run_id = run_id
+        self.me = me
+        self.reprint = reprint
+        self.build_ids: MutableMapping[str, int] = build_ids if build_ids is not None else {}
+        self._jobs_of: dict[Path, Job] = {}
+        self._lock = threading.Lock()
+        #: Models the claims skipped, in order.
+        self.skipped: list[Skipped] = []
+
+    # -- before the run -------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Settle what earlier runs that died left behind; one line per build settled."""
+        lines: list[str] = []
+        for build in self.store.list_builds(state=[*_UNSENT, JobState.PRINT_SENDING]):
+            members = self.store.build_members(build.id)
+            runner = next((SendHolder.from_json(j.fields.get(RUN_FIELD)) for j in members
+                           if RUN_FIELD in j.fields), None)
+            if runner is None or not holder_gone(runner):
+                continue  # the hot folder's, or a run that is still going
+            if build.state is JobState.PRINT_SENDING:
+                answer = self.owner.resolve(build)
+                if answer.evidence is Evidence.ABSENT and answer.build is not None:
+                    self._release(answer.build, "proven not printed after its run died")
+                lines.append(f"interrupted send {build.job_key}: {answer.evidence.value} "
+                             f"({answer.reason})")
+            else:
+                self._release(build, "its run died before printing it")
+                lines.append(f"released {build.job_key}: its run died before printing it")
+        return lines
+
+    def _release(self, build: Build, reason: str) -> None:
+        """Unsent work of a dead run: the build and its jobs fail, so the content is free."""
+        try:
+            self.store.transition_build(build.id, JobState.FAILED, reason, expect=build.state)
+        except StoreError as exc:
+            log.warning("run_release_failed", build_id=build.id, error=str(exc))
+
+    def claim(self, models: Sequence[ModelInfo]) -> tuple[list[ModelInfo], list[Skipped]]:
+        """Claim each model by content; the models this run may take, and those it skips.
+
+        Only work of others (earlier runs, overlapping runs, the hot folder) makes a model a
+        duplicate: identical files named in this run are all taken.
+        """
+        taken: list[ModelInfo] = []
+        skipped: list[Skipped] = []
+        mine: set[str] = set()
+        reason = f"taken by run {self.run_id}"
+        fields = {RUN_FIELD: self.me.to_json()}
+        for model in models:
+            digest = content_hash(model.path)
+            other: Job | None = None
+            if digest in mine:
+                # Copies named in this very run are wanted, each of them.
+                job: Job | None = self.store.create_job(
+                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    fields=fields, state=JobState.PROCESSING, reason=reason,
+                )
+            else:
+                job, other = self.store.claim_job(
+                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    taken=() if self.reprint else DUPLICATE_STATES, reason=reason,
+                    fields=fields,
+                )
+            if job is not None:
+                mine.add(digest)
+                self._jobs_of[model.path] = job
+                taken.append(model)
+            else:
+                assert other is not None
+                skipped.append(Skipped(model.path, other))
+        self.skipped.extend(skipped)
+        return taken, skipped
+
+    def record(self, plan: Plan) -> None:
+        """A store build for every planned build; models the planner refused fail."""
+        for build in plan.builds:
+            self._add(build, f"planned by run {self.run_id}")
+        for rejection in plan.rejected:
+            job = self._jobs_of.get(rejection.path)
+            if job is not None:
+                self.store.transition(job.id, JobState.FAILED, rejection.reason)
+
+    def _add(self, build: BuildPlan, reason: str) -> Build:
+        ids = [self._jobs_of[m.path].id for m in build.models if m.path in self._jobs_of]
+        stored = self.store.create_build(recipe=self.recipe, job_ids=ids, reason=reason)
+        with self._lock:
+            self.build_ids[build.name] = stored.id
+        return stored
+
+    def on_split(self, build: BuildPlan, halves: tuple[BuildPlan, BuildPlan]) -> None:
+        """The runner split ``build``: its jobs leave it, each half gets a store build."""
+        build_id = self.build_ids.get(build.name)
+        if build_id is None:
+            return
+        parent = self.store.get_build(build_id)
+        if parent.state in (JobState.PREPARING, JobState.PREPARED):
+            parent = self.store.transition_build(parent.id, JobState.PROCESSING,
+                                                 "split: the models did not fit one platform",
+                                                 expect=parent.state)
+        if parent.state is JobState.PROCESSING:
+            for job in self.store.list_jobs(build_id=parent.id, state=JobState.PROCESSING):
+                self.store.update_job(job.id, build_id=None)
+            self.store.transition_build(parent.id, JobState.CANCELLED,
+                                        f"split into {halves[0].name} and {halves[1].name}",
+                                        expect=JobState.PROCESSING)
+        for half in halves:
+            self._add(half, f"half of build {parent.job_key}")
+
+    # -- after the run --------------------------------------------------------------------------
+
+    def finish(self, result: RunResult) -> None:
+        """Settle each build's store state from its outcome; builds that never ran are freed."""
+        outcomes = {o.name: o for o in result.outcomes}
+        for name, build_id in list(self.build_ids.items()):
+            outcome = outcomes.get(name)
+            try:
+                self._finish(self.store.get_build(build_id), outcome)
+            except StoreError as exc:
+                log.error("run_build_unrecorded", build=name, error=str(exc))
+
+    def _finish(self, build: Build, outcome: BuildOutcome | None) -> None:
+        state = build.state
+        if state is JobState.PRINT_SENDING:
+            # No answer, or stopped mid-send: the owner decides; never resent blindly.
+            self.owner.resolve(build)
+            return
+        if state not in _UNSENT:
+            return  # sent (the owner recorded it), or already settled
+        status = outcome.status if outcome is not None else BuildStatus.CANCELLED
+        if status is BuildStatus.SPLIT:
+            return
+        if status is BuildStatus.SUCCEEDED:
+            if state is JobState.PROCESSING:
+                build = self.store.transition_build(build.id, JobState.PREPARING, "prepared",
+                                                    expect=state)
+            self.store.transition_build(build.id, JobState.DONE, "prepared (not printed)",
+                                        expect=build.state)
+            return
+        reason = (outcome.reason if outcome is not None else None) or status.value
+        target = JobState.CANCELLED if status is BuildStatus.CANCELLED else JobState.FAILED
+        self.store.transition_build(build.id, target, reason, expect=state)

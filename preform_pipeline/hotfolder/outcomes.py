@@ -1,0 +1,243 @@
+"""Settling outcome folders: a job's file goes to done/ or failed/ as its state says.
+
+A finished job's file moves to ``done/`` beside a JSON report, a failed (or cancelled, skipped,
+unverified) one to ``failed/`` beside a ``.error.txt`` note saying what happened, where, and
+what to do. Settling is idempotent and serialised by :attr:`OutcomeFolders.lock`: the worker
+settles the builds it ran, the loop sweeps ``processing/`` for jobs whose outcome was decided
+elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.executor import BuildOutcome
+from preform_pipeline.hotfolder.intake import (
+    OUTCOME_DONE_STATES,
+    OUTCOME_FAILED_STATES,
+    Intake,
+    JobPlace,
+    error_note,
+    place_of,
+    template_fields,
+)
+from preform_pipeline.hotfolder.settings import HotFolderSettings, InboxSettings
+from preform_pipeline.hotfolder.stability import is_ignored_name
+from preform_pipeline.logging import get_logger
+from preform_pipeline.report import build_to_dict
+from preform_pipeline.store import Build, Job, JobState, JobStore
+
+__all__ = ["ActiveBuilds", "OutcomeFolders"]
+
+log = get_logger(__name__)
+
+_REPORT_FORMAT: Final = "preform-pipeline-hotfolder-job"
+
+
+class ActiveBuilds:
+    """Store builds of the batches being run: their worker settles their files itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: set[int] = set()
+
+    def __contains__(self, build_id: object) -> bool:
+        with self._lock:
+            return build_id in self._ids
+
+    def add(self, build_id: int) -> None:
+        with self._lock:
+            self._ids.add(build_id)
+
+    def discard(self, build_ids: Iterable[int]) -> None:
+        with self._lock:
+            self._ids.difference_update(build_ids)
+
+
+class OutcomeFolders:
+    """Moves jobs' files into the outcome folders, with reports and notes (module docstring)."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        intake: Intake,
+        hot: HotFolderSettings,
+        *,
+        dry_run: bool = False,
+        active: ActiveBuilds | None = None,
+    ) -> None:
+        self.store = store
+        self.intake = intake
+        self.hot = hot
+        self.dry_run = dry_run
+        self.active = active if active is not None else ActiveBuilds()
+        #: Held while a job's outcome is decided and its file moved.
+        self.lock = threading.RLock()
+
+    def settle_processing_folders(self) -> None:
+        """Files in processing/ whose jobs are over go to done/ or failed/; strays too."""
+        for inbox in self.hot.inboxes:
+            folder = inbox.folder("processing")
+            if not folder.is_dir():
+                continue
+            for entry in sorted(folder.iterdir()):
+                if not entry.is_dir() or is_ignored_name(entry.name):
+                    continue
+                job = self.store.find_by_key(entry.name)
+                if job is None:
+                    self._stray(inbox, entry)
+                    continue
+                active = job.build_id is not None and job.build_id in self.active
+                if not active and (
+                    job.state in OUTCOME_DONE_STATES or job.state in OUTCOME_FAILED_STATES
+                ):
+                    self.settle_job(job.id)
+
+    def _stray(self, inbox: InboxSettings, folder: Path) -> None:
+        """Files in processing/ that no job claims (a store replaced or reset): failed/."""
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            rel = path.relative_to(folder).as_posix()
+            job = self.store.create_job(
+                recipe="(unknown)", source_path=path,
+                fields={"_hotfolder": JobPlace(inbox.path, rel).to_json()},
+                state=JobState.QUEUED, reason="found in processing/ without a job",
+            )
+            job = self.store.transition(job.id, JobState.FAILED,
+                                        "found in processing/ without a job record")
+            note = error_note(
+                what="this file was in processing/ but the job store has no job for it "
+                f"(folder {folder.name}); it may or may not have been printed",
+                where="starting the hot folder", file=str(path), job=job,
+                todo="check whether it printed (Dashboard, printer history); if not, drop it "
+                "into the inbox again",
+            )
+            with self.lock:
+                self.intake.settle(job, ok=False, note=note)
+
+    def settle_build(
+        self, build: Build, outcome: BuildOutcome | None, report_path: Path | None = None
+    ) -> None:
+        for job in self.store.list_jobs(build_id=build.id):
+            self.settle_job(job.id, build=build, outcome=outcome, report_path=report_path)
+
+    def fail_job(self, job: Job, reason: str, todo: str, *,
+                  where: str = "preparing the batch") -> None:
+        try:
+            job = self.store.transition(job.id, JobState.FAILED, reason,
+                                        expect=JobState.PROCESSING)
+        except StoreConflictError:
+            job = self.store.get_job(job.id)
+        self.settle_job(job.id, reason=reason, todo=todo, where=where)
+
+    def settle_job(
+        self,
+        job_id: int,
+        *,
+        build: Build | None = None,
+        outcome: BuildOutcome | None = None,
+        report_path: Path | None = None,
+        reason: str | None = None,
+        todo: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        """Move one job's file to done/ or failed/ as its state says (idempotent)."""
+        with self.lock:
+            job = self.store.get_job(job_id)
+            if job.state in OUTCOME_DONE_STATES:
+                ok = True
+            elif job.state in OUTCOME_FAILED_STATES:
+                ok = False
+            else:
+                return
+            if build is None and job.build_id is not None:
+                build = self.store.get_build(job.build_id)
+            if ok:
+                text = self._report_text(job, build, outcome, report_path)
+                self.intake.settle(job, ok=True, report=text)
+            else:
+                note = self._error_text(job, build, outcome, reason, todo, where)
+                self.intake.settle(job, ok=False, note=note)
+
+    def _report_text(
+        self,
+        job: Job,
+        build: Build | None,
+        outcome: BuildOutcome | None,
+        report_path: Path | None,
+    ) -> str:
+        place = place_of(job)
+        data: dict[str, Any] = {
+            "format": _REPORT_FORMAT,
+            "job_key": job.job_key,
+            "recipe": job.recipe,
+            "state": job.state.value,
+            "file": job.original_name,
+            "dropped_as": place.rel if place else None,
+            "case_id": job.case_id,
+            "priority": job.priority,
+            "fields": template_fields(job),
+            "content_hash": job.content_hash,
+            "duplicate_of": place.duplicate_of if place else None,
+            "dry_run": self.dry_run,
+        }
+        if build is not None:
+            data["build"] = {
+                "job_key": build.job_key,
+                "state": build.state.value,
+                "print_job_id": build.print_job_id,
+                "printer": build.printer,
+                "job_name": build.job_name,
+                "print_sent_at": build.print_sent_at.isoformat() if build.print_sent_at
+                else None,
+            }
+        if outcome is not None:
+            data["outcome"] = build_to_dict(outcome)
+        if report_path is not None:
+            data["run_report"] = str(report_path)
+        return json.dumps(data, indent=2, default=str) + "\n"
+
+    def _error_text(
+        self,
+        job: Job,
+        build: Build | None,
+        outcome: BuildOutcome | None,
+        reason: str | None,
+        todo: str | None,
+        where: str | None,
+    ) -> str:
+        what = reason or (outcome.reason if outcome and outcome.reason else job.reason)
+        details: list[str] = []
+        if job.state is JobState.UNVERIFIED and build is not None:
+            target = build.printer or "the printer"
+            where = where or f"sending the print of build {build.job_key} to {target}"
+            todo = todo or (
+                f"check {target} (its queue, or Formlabs Dashboard) for a job named "
+                f"{build.job_name or build.job_key!r}. If it is there, nothing to do. If it "
+                f"is not, print it again: preform-pipeline jobs retry {job.job_key}"
+            )
+        elif job.state is JobState.CANCELLED:
+            where = where or "cancelled by a user (preform-pipeline jobs cancel)"
+            todo = todo or f"nothing; to prepare it after all: preform-pipeline jobs retry " \
+                           f"{job.job_key}"
+        elif build is not None:
+            server = f" on {outcome.server}" if outcome and outcome.server else ""
+            where = where or f"preparing build {build.job_key}{server}"
+            todo = todo or (
+                "read the reason above: fix the model or the recipe, then drop the file "
+                f"again or run: preform-pipeline jobs retry {job.job_key}"
+            )
+            if outcome is not None and outcome.steps_done:
+                details.append(f"Steps done: {', '.join(outcome.steps_done)}")
+        return error_note(
+            what=what,
+            where=where or "the hot folder",
+            todo=todo or f"fix the cause, then: preform-pipeline jobs retry {job.job_key}",
+            file=job.original_name,
+            job=job,
+            details=details,
+        )

@@ -1,0 +1,214 @@
+"""Recovery: resuming from what the store says, and settling interrupted prints.
+
+On start (:meth:`Recovery.recover`), interrupted work resumes: unfinished moves are
+completed; builds that were being prepared are dissolved and their jobs batched again
+(nothing was printed); builds caught in PRINT_SENDING go to the print owner
+(:class:`~preform_pipeline.printing.PrintOwner`) and are never resent blindly: found →
+PRINT_SENT; proven absent → batched again; unknown → looked at again while the grace period
+runs (:meth:`Recovery.recheck_due`), then UNVERIFIED. Files whose outcome was decided are
+settled. Periodically (:meth:`Recovery.maintenance`), jobs a user retried come back in.
+
+Jobs to batch again are handed back: to the loop's batcher directly (the lists returned), or
+from any thread through ``give_back`` (the loop takes them on its next pass).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.batcher import BatchItem, Clock
+from preform_pipeline.hotfolder.intake import Intake, place_of
+from preform_pipeline.hotfolder.outcomes import OutcomeFolders
+from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import Evidence, PrintOwner
+from preform_pipeline.store import Build, Job, JobState, JobStore
+
+__all__ = ["DEFAULT_RECENT_SETTLED", "GiveBack", "Recovery"]
+
+log = get_logger(__name__)
+
+#: On start, the most recent failed and skipped jobs are checked for a move a crash cut short
+#: (a crash can only interrupt the last few moves).
+DEFAULT_RECENT_SETTLED: Final = 500
+
+#: ``give_back(items, held)``: batch items for the loop (``held``: wait for min_fill).
+GiveBack = Callable[[tuple[BatchItem, ...], bool], None]
+
+
+class Recovery:
+    """Resumes interrupted work and owns the interrupted prints still being looked at."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        intake: Intake,
+        outcomes: OutcomeFolders,
+        owner: PrintOwner,
+        clock: Clock,
+        *,
+        give_back: GiveBack,
+        wake: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.intake = intake
+        self.outcomes = outcomes
+        self.owner = owner
+        self.clock = clock
+        self.give_back = give_back
+        self.wake = wake
+        self._unresolved_lock = threading.Lock()
+        #: Build id → monotonic time to look at its interrupted print again.
+        self._unresolved: dict[int, float] = {}
+
+    def has_unresolved(self) -> bool:
+        """True while an interrupted print waits to be looked at again."""
+        with self._unresolved_lock:
+            return bool(self._unresolved)
+
+    def recover(self) -> list[Job]:
+        """Resume from the store after a crash or a stop (module docstring); the jobs that
+        wait in processing/ to be batched again (the loop batches them)."""
+        store = self.store
+        resumed: list[Job] = []
+        for build in store.list_builds(state=[JobState.PROCESSING, JobState.PREPARING,
+                                              JobState.PREPARED]):
+            self.dissolve(build, "the daemon restarted before the build was printed; "
+                                  "its jobs are batched again")
+        for build in store.list_builds(state=JobState.PRINT_SENDING):
+            self.resolve_print(build, after_restart=True)
+        for job in store.list_jobs(state=[JobState.DISCOVERED, JobState.QUEUED]):
+            if job.source_path.exists() and self.intake.in_drop_area(job.source_path):
+                continue  # still in the inbox: the scan takes it (and reuses the job)
+            with self.outcomes.lock:
+                requeued = self.intake.requeue(job)
+            if requeued.state is JobState.PROCESSING:
+                resumed.append(requeued)
+        for job in store.list_jobs(state=JobState.PROCESSING):
+            if job.build_id is not None:
+                continue
+            if not job.source_path.exists() and not self.intake.finish_move(job):
+                self._fail_lost(job)
+                continue
+            resumed.append(job)
+        self.outcomes.settle_processing_folders()
+        for job in store.list_jobs(
+            state=[JobState.FAILED, JobState.DUPLICATE_SKIPPED, JobState.CANCELLED,
+                   JobState.DONE, JobState.PRINT_SENT, JobState.UNVERIFIED],
+            limit=DEFAULT_RECENT_SETTLED,
+        ):
+            place = place_of(job)
+            if place is None:
+                continue
+            if job.source_path.exists():
+                if self.intake.in_drop_area(job.source_path):
+                    self.outcomes.settle_job(job.id)  # decided, but the move never started
+            elif place.previous is not None and place.previous.exists():
+                with self.outcomes.lock:
+                    self.intake.finish_move(job)
+        log.info("hotfolder_recovered", resumed_jobs=len(resumed))
+        return resumed
+
+    def _fail_lost(self, job: Job) -> None:
+        try:
+            self.store.transition(job.id, JobState.FAILED,
+                                  f"its file is gone (last known at {job.source_path})")
+        except StoreError as exc:
+            log.error("job_fail_failed", job_key=job.job_key, error=str(exc))
+
+    def items_for(self, jobs: Iterable[Job]) -> list[BatchItem]:
+        """Batch items for jobs that wait in processing/: a case's jobs as one item."""
+        groups: dict[tuple[str, str], list[Job]] = {}
+        for job in jobs:
+            key = (job.recipe, f"case:{job.case_id}" if job.case_id else f"job:{job.id}")
+            groups.setdefault(key, []).append(job)
+        now = self.clock.monotonic()
+        return [
+            BatchItem(
+                key=f"job:{members[0].id}",
+                recipe=recipe,
+                job_ids=tuple(j.id for j in members),
+                arrived=now,
+                priority=max(j.priority for j in members),
+                case_id=members[0].case_id,
+            )
+            for (recipe, _), members in groups.items()
+        ]
+
+    def maintenance(self) -> list[Job]:
+        """Periodic: retried jobs (``jobs retry``) back in (returned, for the loop to batch),
+        cancelled jobs' files out."""
+        retried = [
+            j for j in self.store.list_jobs(state=JobState.QUEUED)
+            if not (j.source_path.exists() and self.intake.in_drop_area(j.source_path))
+        ]
+        resumed: list[Job] = []
+        for job in retried:
+            try:
+                with self.outcomes.lock:
+                    job = self.intake.requeue(job)
+            except (StoreError, OSError) as exc:
+                log.warning("requeue_failed", job_key=job.job_key, error=str(exc))
+                continue
+            if job.state is JobState.PROCESSING:
+                log.info("job_requeued", job_key=job.job_key)
+                resumed.append(job)
+        self.outcomes.settle_processing_folders()
+        return resumed
+    def resolve_print(self, build: Build, *, after_restart: bool) -> None:
+        """Decide a build found in PRINT_SENDING through the print owner (one rule)."""
+        answer = self.owner.resolve(build)
+        build = answer.build or self.store.get_build(build.id)
+        if answer.pending:
+            # The answer may still change (a surviving server may deliver it late): look again.
+            assert answer.recheck_in_s is not None
+            with self._unresolved_lock:
+                self._unresolved[build.id] = self.clock.monotonic() + answer.recheck_in_s
+            self.wake()
+            return
+        with self._unresolved_lock:
+            self._unresolved.pop(build.id, None)
+        if answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED:
+            jobs = self.dissolve(build, "its print never went out; batched again")
+            self.enqueue_later(jobs)
+            return
+        log.info("interrupted_print_settled", build_id=build.id, job_key=build.job_key,
+                 evidence=answer.evidence.value, state=build.state.value,
+                 after_restart=after_restart)
+        self.outcomes.settle_build(build, None)
+
+    def recheck_due(self) -> None:
+        now = self.clock.monotonic()
+        with self._unresolved_lock:
+            due = [b for b, when in self._unresolved.items() if when <= now]
+        for build_id in due:
+            build = self.store.get_build(build_id)
+            if build.state is JobState.PRINT_SENDING:
+                self.resolve_print(build, after_restart=True)
+            else:
+                with self._unresolved_lock:
+                    self._unresolved.pop(build_id, None)
+
+    def dissolve(self, build: Build, reason: str) -> list[Job]:
+        """Take a build that printed nothing apart: its jobs wait for a new build."""
+        store = self.store
+        if build.state in (JobState.PREPARING, JobState.PREPARED):
+            build = store.transition_build(build.id, JobState.PROCESSING, reason,
+                                           expect=build.state)
+        if build.state is not JobState.PROCESSING:
+            return []
+        jobs = []
+        for job in store.list_jobs(build_id=build.id, state=JobState.PROCESSING):
+            jobs.append(store.update_job(job.id, build_id=None))
+        store.transition_build(build.id, JobState.CANCELLED, reason,
+                               expect=JobState.PROCESSING)
+        log.info("build_dissolved", build_id=build.id, job_key=build.job_key,
+                 jobs=len(jobs), reason=reason)
+        return jobs
+
+    def enqueue_later(self, jobs: Sequence[Job]) -> None:
+        """Batch jobs again from any thread (the loop picks them up)."""
+        if jobs:
+            self.give_back(tuple(self.items_for(jobs)), False)

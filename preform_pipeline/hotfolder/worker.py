@@ -1,0 +1,445 @@
+"""The worker: one batch at a time, plan, then store builds, then run.
+
+A worker thread takes a released batch, plans its models into builds (models the planner
+refuses fail with a note), holds builds below the batching's ``min_fill`` back for the loop,
+records one store build per planned build (PREPARING), and hands the plan to the executor with
+the print hooks (every send is written by the print owner) and the split callback (the halves
+of a build that did not fit get store builds of their own before they run). When the run
+ends, each build's outcome decides its store state and its files are settled.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.executor import (
+    BuildOutcome,
+    BuildStatus,
+    Reporter,
+    RunOptions,
+    RunResult,
+    ServerSource,
+    new_run_id,
+)
+from preform_pipeline.executor.runner import run_values
+from preform_pipeline.hotfolder.batcher import Batch
+from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
+from preform_pipeline.hotfolder.outcomes import OutcomeFolders
+from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
+from preform_pipeline.hotfolder.settings import HotFolderSettings
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
+from preform_pipeline.plan.builds import read_models as plan_read_models
+from preform_pipeline.printing import PrintOwner, SendHolder
+from preform_pipeline.recipes import render_template
+from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.report import write_build_report, write_run_report
+from preform_pipeline.store import Job, JobState, JobStore, extract_key
+from preform_pipeline.verify.hooks import BuildPrintHooks
+from preform_pipeline.verify.tracking import PrintTracking
+
+__all__ = [
+    "DEFAULT_START_RETRY_S",
+    "BatchWorker",
+    "ExecutorFactory",
+    "PoolFactory",
+    "RunnerLike",
+]
+
+log = get_logger(__name__)
+
+#: When the server pool cannot start, the batch waits this long before the next try.
+DEFAULT_START_RETRY_S: Final = 10.0
+
+
+class RunnerLike(Protocol):
+    """What the daemon needs of a runner (:class:`preform_pipeline.executor.Runner`)."""
+
+    def run(self) -> RunResult: ...
+
+    def cancel(self) -> None: ...
+
+
+class ExecutorFactory(Protocol):
+    """Makes the runner of one batch; :class:`~preform_pipeline.executor.Runner` fits."""
+
+    def __call__(
+        self,
+        plan: Plan,
+        pool: ServerSource,
+        *,
+        options: RunOptions,
+        reporter: Reporter | None = None,
+    ) -> RunnerLike: ...
+
+
+class _HotBuildHooks:
+    """One build's print hooks: :class:`PrintTracking`'s, except that a job name that already
+    carries the build's key (the hot folder names builds by key, so ``{recipe}-{build}``
+    does) is sent as it is instead of getting the key twice."""
+
+    def __init__(self, inner: BuildPrintHooks) -> None:
+        self.inner = inner
+
+    @property
+    def job_key(self) -> str:
+        return self.inner.job_key
+
+    @property
+    def verifies(self) -> bool:
+        return self.inner.verifies
+
+    def resolve_printer(self, printer: str, recipe: Recipe, client: Any) -> str:
+        return self.inner.resolve_printer(printer, recipe, client)
+
+    def job_name(self, name: str) -> str:
+        if extract_key(name) == self.inner.job_key:
+            return name
+        return self.inner.job_name(name)
+
+    def before_send(
+        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+    ) -> str | None:
+        return self.inner.before_send(job_name, printer, holder=holder)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        self.inner.sent(job_id, printer)
+
+    def refused(self, reason: str) -> None:
+        self.inner.refused(reason)
+
+    def unconfirmed(self, reason: str) -> None:
+        self.inner.unconfirmed(reason)
+
+
+class _HotPrintHooks:
+    """The run's print hooks (``RunOptions.print_tracking``): job store writes around every
+    send through :class:`PrintTracking`; no verification poll inside the batch (the daemon
+    must not wait hours for prints to end: ``preform-pipeline verify`` follows them)."""
+
+    def __init__(self, tracking: PrintTracking) -> None:
+        self.tracking = tracking
+
+    def for_build(self, build: BuildPlan) -> _HotBuildHooks:
+        return _HotBuildHooks(self.tracking.for_build(build))
+
+    def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
+        return self.tracking.after_run(result, stop)
+
+
+@dataclass
+class _Tracked:
+    """A build the runner is working on: its store id and its plan."""
+
+    build_id: int
+    plan: BuildPlan
+    job_ids: tuple[int, ...]
+
+
+@dataclass
+class _BatchRun:
+    """The state shared by the worker and the reporter hook during one batch."""
+
+    recipe: Recipe
+    tracking: PrintTracking | None = None
+    tracked: dict[str, _Tracked] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+#: Returns a *started* pool (servers up); called on the worker thread for the first batch.
+PoolFactory = Callable[[], ServerSource]
+
+
+class BatchWorker:
+    """Runs batches (from any number of worker threads) on one shared server pool."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        hot: HotFolderSettings,
+        recipes: Mapping[str, Recipe],
+        outcomes: OutcomeFolders,
+        recovery: Recovery,
+        owner: PrintOwner,
+        pool_factory: PoolFactory,
+        executor: ExecutorFactory,
+        *,
+        reporter: Reporter,
+        run_options: Mapping[str, Any],
+        dry_run: bool,
+        stop: threading.Event,
+        stop_now: threading.Event,
+        give_back: GiveBack,
+    ) -> None:
+        self.store = store
+        self.hot = hot
+        self.recipes = recipes
+        self.outcomes = outcomes
+        self.recovery = recovery
+        self.owner = owner
+        self.pool_factory = pool_factory
+        self.executor = executor
+        self.reporter = reporter
+        self.run_options = dict(run_options)
+        self.dry_run = dry_run
+        self.stop_event = stop
+        self.stop_now = stop_now
+        self.give_back = give_back
+        self._runner_lock = threading.Lock()
+        self._runners: set[RunnerLike] = set()
+        self._pool_lock = threading.Lock()
+        self._pool: ServerSource | None = None
+
+    def cancel_all(self) -> int:
+        """Cancel every running batch's runner; how many there were."""
+        with self._runner_lock:
+            runners = list(self._runners)
+        for runner in runners:
+            runner.cancel()
+        return len(runners)
+
+    def close_pool(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def _ensure_pool(self) -> ServerSource | None:
+        with self._pool_lock:
+            while self._pool is None and not self.stop_event.is_set():
+                try:
+                    self._pool = self.pool_factory()
+                except (PipelineError, OSError) as exc:
+                    log.error("pool_start_failed", error=str(exc),
+                              retry_in_s=DEFAULT_START_RETRY_S)
+                    self.stop_event.wait(DEFAULT_START_RETRY_S)
+            return self._pool
+
+    def _output_root(self, recipe: Recipe, started_at: datetime) -> Path:
+        if self.hot.output_root is not None:
+            return self.hot.output_root
+        rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
+        return (rendered if rendered.is_absolute() else recipe.base_dir / rendered).resolve()
+
+    def run_batch(self, batch: Batch) -> None:
+        store = self.store
+        recipe = self.recipes.get(batch.recipe)
+        jobs = [store.get_job(i) for i in batch.job_ids]
+        live = [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
+        for job in jobs:
+            if job not in live and job.state in OUTCOME_FAILED_STATES:
+                self.outcomes.settle_job(job.id)
+        if not live:
+            return
+        if recipe is None:
+            for job in live:
+                self.outcomes.fail_job(job, f"recipe {batch.recipe!r} is no longer configured",
+                               "add the recipe back to an inbox and retry the job")
+            return
+        by_path = {job.source_path: job for job in live}
+        rejected: list[Rejection] = []
+        models = plan_read_models(
+            list(by_path),
+            import_spec=recipe.import_options,
+            case_ids={job.source_path: job.case_id for job in live},
+            fields={job.source_path: self._model_fields(job) for job in live},
+            rejected=rejected,
+        )
+        try:
+            plan = plan_builds(recipe, models, rejected=rejected)
+        except PipelineError as exc:
+            for job in live:
+                self.outcomes.fail_job(job, f"planning failed: {exc}",
+                               "fix the recipe or send fewer models at once, then retry")
+            return
+        for rejection in plan.rejected:
+            rejected_job = by_path.get(rejection.path)
+            if rejected_job is not None:
+                self.outcomes.fail_job(rejected_job, rejection.reason,
+                               "check the file (open it in PreForm); fix or re-export it and "
+                               "drop it again", where="reading and planning the model")
+        builds = list(plan.builds)
+        min_fill = self.hot.batching.min_fill
+        if min_fill > 0 and not batch.forced:
+            builds = self._hold_underfilled(batch, builds, by_path, min_fill)
+        if not builds:
+            return
+        pool = self._ensure_pool()
+        if pool is None:
+            return
+        started_at = datetime.now()
+        run_id = new_run_id(started_at)
+        tracking: PrintTracking | None = None
+        if recipe.has_step("print") and not self.dry_run:
+            # Store writes around every send; build ids are filled in below (and for the
+            # halves of split builds, by the reporter) before the runner asks for them.
+            tracking = PrintTracking(store=store, locators=self.owner.locators,
+                                     recipe=recipe.name, run_id=run_id)
+        run = _BatchRun(recipe, tracking)
+        options = RunOptions(
+            output_root=self._output_root(recipe, started_at),
+            run_id=run_id,
+            dry_run=self.dry_run,
+            started_at=started_at,
+            print_tracking=_HotPrintHooks(tracking) if tracking is not None else None,
+            # A split build's halves get store builds before they run.
+            on_split=functools.partial(self._split, run),
+            build_report=write_build_report,
+            **self.run_options,
+        )
+        named: list[BuildPlan] = []
+        for build in builds:
+            job_ids = tuple(by_path[m.path].id for m in build.models)
+            stored = store.create_build(recipe=recipe.name, job_ids=job_ids,
+                                        reason=f"batched ({batch.reason})")
+            build = replace(build, name=stored.job_key)
+            store.transition_build(stored.id, JobState.PREPARING,
+                                   f"sent to the server pool (run {options.run_id})",
+                                   expect=JobState.PROCESSING)
+            run.tracked[build.name] = _Tracked(stored.id, build, job_ids)
+            if tracking is not None:
+                tracking.build_ids[build.name] = stored.id
+            self.outcomes.active.add(stored.id)
+            named.append(build)
+        plan = replace(plan, builds=tuple(named))
+        runner = self.executor(plan, pool, options=options, reporter=self.reporter)
+        with self._runner_lock:
+            self._runners.add(runner)
+        if self.stop_now.is_set():
+            runner.cancel()
+        try:
+            result = runner.run()
+        finally:
+            with self._runner_lock:
+                self._runners.discard(runner)
+        report_path: Path | None = None
+        try:
+            report_path, _ = write_run_report(result, options.output_root / "reports")
+        except OSError as exc:
+            log.warning("run_report_failed", error=str(exc))
+        try:
+            for outcome in result.outcomes:
+                tracked = run.tracked.get(outcome.name)
+                if tracked is not None and outcome.status is not BuildStatus.SPLIT:
+                    try:
+                        self._finish_build(tracked, outcome, report_path)
+                    except (StoreError, OSError) as exc:
+                        log.error("build_finish_failed", build=outcome.name, error=str(exc))
+        finally:
+            self.outcomes.active.discard(t.build_id for t in run.tracked.values())
+
+    def _model_fields(self, job: Job) -> dict[str, str]:
+        values = template_fields(job)
+        # The file sits in processing/<key>/ under its dropped name, so stem and model
+        # already read as dropped; the job key is there for templates too.
+        values.setdefault("job_key", job.job_key)
+        return values
+
+    def _hold_underfilled(
+        self,
+        batch: Batch,
+        builds: list[BuildPlan],
+        by_path: Mapping[Path, Job],
+        min_fill: float,
+    ) -> list[BuildPlan]:
+        under = [b for b in builds if b.fill_ratio < min_fill]
+        if not under:
+            return builds
+        held_jobs = {by_path[m.path].id for b in under for m in b.models}
+        held_items = tuple(i for i in batch.items if held_jobs & set(i.job_ids))
+        held_all = {j for i in held_items for j in i.job_ids}
+        keep = [b for b in builds if not ({by_path[m.path].id for m in b.models} & held_all)]
+        log.info("builds_held_for_fill", recipe=batch.recipe, held_items=len(held_items),
+                 fill=[round(b.fill_ratio, 3) for b in under], min_fill=min_fill)
+        self.give_back(held_items, True)
+        return keep
+
+    def _split(self, run: _BatchRun, build: BuildPlan,
+               halves: tuple[BuildPlan, BuildPlan]) -> None:
+        """The runner's split callback: ``build``'s jobs leave it, each half gets a store
+        build (called on the build's thread before the halves run)."""
+        for half in halves:
+            self._split_half(run, half, build.name)
+
+    def _split_half(self, run: _BatchRun, child: BuildPlan, parent: str) -> None:
+        """A build split in two: its jobs leave it and each half gets a store build."""
+        with run.lock:
+            owner = run.tracked.get(parent)
+            if owner is None:
+                return
+            store = self.store
+            parent_build = store.get_build(owner.build_id)
+            if parent_build.state is not JobState.CANCELLED:
+                self.recovery.dissolve(parent_build, f"split: the models did not fit one platform "
+                                             f"({child.name} and its sibling)")
+            job_of = {}
+            for job_id in owner.job_ids:
+                job = store.get_job(job_id)
+                job_of[job.source_path] = job
+            ids = tuple(job_of[m.path].id for m in child.models if m.path in job_of)
+            stored = store.create_build(recipe=parent_build.recipe, job_ids=ids,
+                                        reason=f"half of build {parent_build.job_key}")
+            store.transition_build(stored.id, JobState.PREPARING, "split half sent to the pool",
+                                   expect=JobState.PROCESSING)
+            # The runner knows the half by its own name; the store by its new key.
+            run.tracked[child.name] = _Tracked(stored.id, child, ids)
+            self.outcomes.active.add(stored.id)
+            if run.tracking is not None:
+                run.tracking.build_ids[child.name] = stored.id
+
+    def _finish_build(
+        self, tracked: _Tracked, outcome: BuildOutcome, report_path: Path | None
+    ) -> None:
+        # Under the settle lock: the loop's periodic sweep of processing/ must not settle
+        # these files first (with a report that lacks the build's outcome).
+        with self.outcomes.lock:
+            self._finish_build_locked(tracked, outcome, report_path)
+
+    def _finish_build_locked(
+        self, tracked: _Tracked, outcome: BuildOutcome, report_path: Path | None
+    ) -> None:
+        store = self.store
+        build = store.get_build(tracked.build_id)
+        status = outcome.status
+        state = build.state
+        if state is JobState.PRINT_SENDING and (
+            outcome.job_id is not None or status is BuildStatus.SUCCEEDED
+        ):
+            build = store.transition_build(
+                build.id, JobState.PRINT_SENT,
+                f"print accepted (job {outcome.job_id})" if outcome.job_id else "print sent",
+                expect=JobState.PRINT_SENDING, print_job_id=outcome.job_id,
+            )
+        elif status is BuildStatus.SUCCEEDED and state in (JobState.PREPARING,
+                                                           JobState.PREPARED):
+            build = store.transition_build(
+                build.id, JobState.DONE,
+                "prepared (dry run: not printed)" if self.dry_run else "prepared",
+                expect=state,
+            )
+        elif state is JobState.PRINT_SENDING and status in (BuildStatus.PRINT_UNCONFIRMED,
+                                                            BuildStatus.CANCELLED):
+            # The request may or may not have reached the printer: look it up.
+            self.recovery.resolve_print(build, after_restart=False)
+            return
+        elif status is BuildStatus.CANCELLED and state in (JobState.PREPARING,
+                                                           JobState.PREPARED):
+            self.recovery.dissolve(build, "stopped before it was printed; prepared again on the "
+                                  "next start")
+            return
+        elif status is BuildStatus.FAILED and state in (JobState.PREPARING, JobState.PREPARED,
+                                                        JobState.PRINT_SENDING):
+            build = store.transition_build(build.id, JobState.FAILED,
+                                           outcome.reason or "failed", expect=state)
+        elif state is JobState.PROCESSING:
+            # Sent back by a cancelled job (``jobs cancel``): the others are batched again.
+            self.recovery.enqueue_later(self.recovery.dissolve(
+                build, "a job was cancelled; batched again without it"))
+        self.outcomes.settle_build(build, outcome, report_path)

@@ -1,0 +1,49 @@
+"""``preform-pipeline run`` repeated over the same inputs (from cron): nothing prints twice.
+
+Real subprocesses: the command line, its pool, simulator processes sharing a fleet folder in
+the test's folder, and the job store in the test's own user data folder (the default store).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from run_e2e_support import command, fleet_jobs, full_steps, run_cli, write_recipe, write_settings
+
+from preform_pipeline.config import default_store_path
+from preform_pipeline.store import JobState, SqliteJobStore
+
+
+class TestRepeatedRuns:
+    """A second run skips what the first printed and says so; --reprint prints it again."""
+
+    def test_a_repeat_skips_printed_models_and_reprint_overrides(
+        self, tmp_path: Path, sample_models_dir: Path
+    ) -> None:
+        models = sorted((sample_models_dir / "batch").glob("*.stl"))[:4]
+        recipe = write_recipe(tmp_path, full_steps(2))
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, models, "--settings", str(settings), "--quiet")
+
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stderr[-3000:]
+        printed = len(fleet_jobs(tmp_path))
+        assert printed == 2
+        with SqliteJobStore(default_store_path()) as store:
+            jobs = store.list_jobs()
+            assert sorted(j.original_name for j in jobs) == sorted(m.name for m in models)
+            assert {j.state for j in jobs} == {JobState.PRINT_SENT}
+            assert len(store.list_builds(state=JobState.PRINT_SENT)) == 2
+
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stderr[-3000:]
+        skipped = sorted(line.split(":")[0].removeprefix("skipped ")
+                         for line in second.stdout.splitlines() if line.startswith("skipped "))
+        assert skipped == sorted(m.name for m in models)
+        assert "already printed" in second.stdout
+        assert len(fleet_jobs(tmp_path)) == printed
+
+        again = run_cli(tmp_path, [*argv, "--reprint"])
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "skipped" not in again.stdout
+        assert len(fleet_jobs(tmp_path)) == 2 * printed

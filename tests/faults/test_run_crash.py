@@ -1,0 +1,68 @@
+"""``preform-pipeline run`` killed with SIGKILL the instant a print is being sent, then run
+again over the same inputs: nothing prints twice, and the second run says what it skipped.
+
+The first run's store row enters ``print_sending`` right before its request goes out; the test
+waits for that moment (a read-only look at the SQLite file) and kills the run's process only.
+Its simulated server lives on and may finish that print a moment later (realistic latency). The
+second run settles the dead run's work first (a send is found, still unknown, or proven absent;
+unsent builds are released) and then claims the models by content.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+from crash_support import wait_until_sending
+
+from preform_pipeline.store import JobState, SqliteJobStore
+from tests.e2e.run_e2e_support import (
+    command,
+    environment,
+    fleet_jobs,
+    full_steps,
+    run_cli,
+    write_recipe,
+    write_settings,
+)
+
+SEND_WAIT_S = 60.0
+REQUEST_TIMEOUT_S = 5.0
+
+
+class TestRunKilledMidSend:
+    """A run killed while sending, run again: each model printed at most once, skips said."""
+
+    def test_a_rerun_after_a_kill_mid_send_prints_nothing_twice(
+        self, tmp_path: Path, sample_models_dir: Path
+    ) -> None:
+        models = sorted((sample_models_dir / "batch").glob("*.stl"))[:4]
+        recipe = write_recipe(tmp_path, full_steps(2))
+        settings = write_settings(tmp_path, count=1, request_timeout_s=REQUEST_TIMEOUT_S)
+        store_path = tmp_path / "jobs.sqlite3"
+        argv = command(tmp_path, recipe, models, "--settings", str(settings), "--quiet",
+                       "--store", str(store_path),
+                       simulator_args=("--latency=realistic", "--time-scale=0.3"))
+
+        first = subprocess.Popen(argv, cwd=tmp_path, env=environment(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_until_sending(store_path, first, SEND_WAIT_S), "no send was interrupted"
+        assert first.poll() is None, "the run ended before a send could be interrupted"
+        first.send_signal(signal.SIGKILL)  # the run only: its server lives on
+        first.wait(10)
+
+        second = run_cli(tmp_path, argv)
+        assert second.returncode in (0, 1), second.stderr[-3000:]
+        assert "skipped " in second.stdout, second.stdout
+
+        printed = Counter(m["name"] for job in fleet_jobs(tmp_path) for m in job["models"])
+        assert all(count == 1 for count in printed.values()), printed
+        with SqliteJobStore(store_path) as store:
+            jobs = store.list_jobs()
+        unsettled = {Path(j.original_name).stem for j in jobs
+                     if j.state in (JobState.PRINT_SENDING, JobState.UNVERIFIED)}
+        for model in models:
+            if model.stem not in unsettled:
+                assert printed[model.stem] == 1, (model.stem, printed, second.stdout)

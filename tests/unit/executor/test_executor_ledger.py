@@ -1,0 +1,136 @@
+"""A run recorded in the job store: claims by content, overlapping runs, dead runs' work."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.executor.ledger import RunLedger
+from preform_pipeline.plan.builds import ModelInfo
+from preform_pipeline.printing import FleetFolderLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.testing import reaped_holder
+from preform_pipeline.store import JobState, SqliteJobStore
+
+
+def _model(path: Path) -> ModelInfo:
+    return ModelInfo(path=path, name=path.stem, size_mm=(10, 10, 10), footprint_mm=(10, 10),
+                     volume_mm3=1000.0, support_estimate_mm3=0.0, triangle_count=12)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
+    with SqliteJobStore(tmp_path / "jobs.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def models(tmp_path: Path) -> list[ModelInfo]:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    paths = []
+    for index in range(4):
+        path = folder / f"m{index}.stl"
+        path.write_bytes(f"solid m{index}\nendsolid\n".encode())
+        paths.append(path)
+    return [_model(p) for p in paths]
+
+
+def _ledger(store: SqliteJobStore, me: SendHolder, *, reprint: bool = False) -> RunLedger:
+    owner = PrintOwner(store, [FleetFolderLocator(Path(store.path).parent / "fleet")])
+    return RunLedger(store, owner, "recipe", "run-1", me, reprint=reprint)
+
+
+def _me() -> SendHolder:
+    return SendHolder.local("run", os.getpid(), 0.0)
+
+
+class TestClaims:
+    """A model is taken once by content; a repeat skips it and says why."""
+
+    def test_a_repeat_over_the_same_inputs_skips_what_is_in_flight(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        taken, skipped = _ledger(store, _me()).claim(models)
+        assert (len(taken), skipped) == (4, [])
+        again, skipped = _ledger(store, _me()).claim(models)
+        assert again == []
+        assert [s.path for s in skipped] == [m.path for m in models]
+        assert "being prepared or printed" in skipped[0].describe()
+
+    def test_reprint_takes_them_anyway(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        _ledger(store, _me()).claim(models)
+        taken, skipped = _ledger(store, _me(), reprint=True).claim(models)
+        assert (len(taken), skipped) == (4, [])
+
+    def test_a_copy_under_another_name_is_the_same_model(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        copy = tmp_path / "copy.stl"
+        copy.write_bytes(models[0].path.read_bytes())
+        _ledger(store, _me()).claim([models[0]])
+        taken, skipped = _ledger(store, _me()).claim([_model(copy)])
+        assert taken == []
+        assert [s.path for s in skipped] == [copy]
+
+    def test_copies_named_in_one_run_are_all_taken(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        copy = tmp_path / "copy.stl"
+        copy.write_bytes(models[0].path.read_bytes())
+        taken, skipped = _ledger(store, _me()).claim([models[0], _model(copy)])
+        assert ([m.path for m in taken], skipped) == ([models[0].path, copy], [])
+
+    def test_two_overlapping_runs_never_take_the_same_model(
+        self, tmp_path: Path, models: list[ModelInfo]
+    ) -> None:
+        path = tmp_path / "jobs.db"
+        SqliteJobStore(path).close()
+        results: list[list[ModelInfo]] = []
+        start = threading.Barrier(4)
+
+        def one_run() -> None:
+            with SqliteJobStore(path) as own:  # its own connection, as another process has
+                start.wait(timeout=10)
+                taken, _ = _ledger(own, _me()).claim(models)
+                results.append(taken)
+
+        threads = [threading.Thread(target=one_run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        claimed = [m.path for taken in results for m in taken]
+        assert sorted(claimed) == sorted(m.path for m in models)
+
+
+class TestDeadRuns:
+    """What a run that died left is released or resolved by the next run."""
+
+    def test_unsent_work_of_a_dead_run_is_released_and_taken_again(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        dead = _ledger(store, reaped_holder())
+        dead.claim(models[:2])
+        build = store.create_build(recipe="recipe", job_ids=[
+            j.id for j in store.list_jobs(state=JobState.PROCESSING)])
+        fresh = _ledger(store, _me())
+        lines = fresh.recover()
+        assert store.get_build(build.id).state is JobState.FAILED
+        assert lines and "died" in lines[0]
+        again, skipped = fresh.claim(models[:2])
+        assert (len(again), skipped) == (2, [])
+
+    def test_work_of_a_live_run_is_left_alone(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        _ledger(store, _me()).claim(models[:1])
+        build = store.create_build(recipe="recipe", job_ids=[
+            j.id for j in store.list_jobs(state=JobState.PROCESSING)])
+        assert _ledger(store, _me()).recover() == []
+        assert store.get_build(build.id).state is JobState.PROCESSING
