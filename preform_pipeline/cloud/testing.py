@@ -1,7 +1,5 @@
 """Test helpers for code that uses the Web API client (shipped in the package, like structlog's).
 
-- :class:`ManualClock`: a clock that only moves when told to; its :meth:`~ManualClock.sleep`
-  advances it, so code that waits for a rate limit runs instantly and deterministically.
 - :class:`FakeWebApi`: an in-process Web API behind ``httpx.MockTransport``: issues and checks
   tokens, paginates lists, applies the print filters, records every request, and answers
   with scripted failures (429, 401, 5xx) on demand.
@@ -31,7 +29,6 @@ __all__ = [
     "DEFAULT_FAKE_BASE_URL",
     "DEFAULT_FAKE_PER_PAGE",
     "FakeWebApi",
-    "ManualClock",
     "ScriptedAnswer",
     "sample_cartridge",
     "sample_event",
@@ -50,36 +47,6 @@ _EXACT_PRINT_FILTERS = ("printer", "status", "material")
 _EXACT_EVENT_FILTERS = ("printer", "tank", "cartridge", "type")
 _UNAUTHENTICATED = {"detail": "Authentication credentials were not provided."}
 _INVALID_GRANT = {"error": "invalid_grant", "error_description": "Invalid credentials given."}
-
-
-class ManualClock:
-    """A monotonic and a wall clock that move together, only through advance() and sleep()."""
-
-    def __init__(self, *, start: float = 1_000.0, wall: datetime = _EPOCH) -> None:
-        self._monotonic = start
-        self._start = start
-        self._wall = wall
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self._monotonic
-
-    def now(self) -> datetime:
-        return self._wall + timedelta(seconds=self._monotonic - self._start)
-
-    def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a clock does not go backwards")
-        self._monotonic += seconds
-
-    def sleep(self, seconds: float) -> None:
-        """Record the sleep and move time forward by it (the ``sleep=`` seam)."""
-        self.sleeps.append(seconds)
-        self.advance(max(0.0, seconds))
-
-    @property
-    def slept(self) -> float:
-        return sum(self.sleeps)
 
 
 @dataclass

@@ -48,7 +48,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, StoreConflictError, StoreError
 from preform_pipeline.executor import (
@@ -63,7 +63,7 @@ from preform_pipeline.executor import (
     new_run_id,
 )
 from preform_pipeline.executor.runner import run_values
-from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem, Clock
+from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.intake import (
     OUTCOME_DONE_STATES,
     OUTCOME_FAILED_STATES,

@@ -37,9 +37,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from types import FrameType, TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     ConfigError,
@@ -64,16 +65,13 @@ from preform_pipeline.servers.process import (
 __all__ = [
     "SIMULATOR_DEFAULT_ARGS",
     "SUPERVISOR_TICK_S",
-    "SYSTEM_CLOCK",
     "TERMINATING_SIGNALS",
-    "Clock",
     "Lease",
     "PoolMode",
     "PoolServer",
     "ServerPool",
     "ServerState",
     "ServerStatus",
-    "SystemClock",
 ]
 
 #: Arguments every simulated server of the pool gets before the caller's own.
@@ -89,20 +87,6 @@ TERMINATING_SIGNALS: Final = tuple(
 )
 
 _log = get_logger(__name__)
-
-
-class Clock(Protocol):
-    """Where the pool reads time for backoff, crash windows and health intervals."""
-
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-SYSTEM_CLOCK: Final = SystemClock()
 
 
 class PoolMode(str, Enum):

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, Clock, WebApiClient
-from preform_pipeline.cloud.clock import Sleep
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import CloudAuthError, CloudError, StoreConflictError
 from preform_pipeline.hotfolder.lookup import LookupResult, LookupStatus
 from preform_pipeline.logging import get_logger

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, BudgetSnapshot, Clock, WebApiClient
-from preform_pipeline.cloud.clock import Sleep
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store import Build, JobState, JobStore

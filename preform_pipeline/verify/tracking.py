@@ -30,7 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from preform_pipeline.cloud import SYSTEM_CLOCK, Clock, WebApiClient
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import (
     Cartridge,
     Credentials,
@@ -32,7 +33,6 @@ from preform_pipeline.cloud import (
 from preform_pipeline.cloud.auth import TOKEN_PATH
 from preform_pipeline.cloud.testing import (
     FakeWebApi,
-    ManualClock,
     sample_cartridge,
     sample_event,
     sample_group,

@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from verify_support import minutes, run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.cloud.testing import (
     FakeWebApi,
-    ManualClock,
     ScriptedAnswer,
     sample_group,
     sample_print_run,

@@ -11,8 +11,9 @@ import pytest
 from structlog.testing import capture_logs
 from verify_support import minutes, newest_first, run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import RateLimiter, WebApiClient, format_datetime
-from preform_pipeline.cloud.testing import FakeWebApi, ManualClock, ScriptedAnswer
+from preform_pipeline.cloud.testing import FakeWebApi, ScriptedAnswer
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.store import embed_key, new_key
 from preform_pipeline.verify import (
