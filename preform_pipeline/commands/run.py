@@ -57,6 +57,7 @@ from preform_pipeline.recipes import load_recipe, render_template, validate_reci
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_run_report
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.verify.tracking import (
     tracking_for_run,
     verification_failed,
@@ -367,6 +368,8 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 for s in pool.status()
             )
             print(f"servers started: {servers}", file=stdout, flush=True)
+            if pool.reaped:
+                print(describe_reaped(pool.reaped), file=stdout, flush=True)
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
     finally:
