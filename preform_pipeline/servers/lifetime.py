@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_PARENT_GONE",
     "EXIT_TIE_FAILED",
     "LAUNCHER_THREAD_NAME",
+    "parent_death_tie",
     "popen_tied",
     "run_on_launcher",
 ]
@@ -109,8 +110,9 @@ def run_on_launcher(work: Callable[[], _T]) -> _T:
     return _LAUNCHER.run(work)
 
 
-def _pdeathsig_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """The function the Linux child runs before exec; None when prctl cannot be found."""
+def parent_death_tie(parent_pid: int) -> Callable[[], None] | None:
+    """What a Linux child runs between fork and exec to die with ``parent_pid`` (SIGKILL on
+    its death; exit :data:`EXIT_PARENT_GONE` if it is already gone); None without prctl."""
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -203,7 +205,7 @@ def popen_tied(
 
     def start() -> subprocess.Popen[str]:
         if die_with_parent and sys.platform.startswith("linux"):
-            tie = _pdeathsig_preexec(os.getpid())
+            tie = parent_death_tie(os.getpid())
             if tie is None:
                 _log.warning("server_tie_unavailable", reason="prctl not found")
             else:
