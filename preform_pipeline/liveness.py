@@ -51,7 +51,8 @@ class ProcessIdentity:
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
             return cls(pid=pid, create_time=process.create_time(), host=this_host())
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            # Denied: another user's process, so not one we started or could stop.
             return None
 
     @property
@@ -64,6 +65,13 @@ class ProcessIdentity:
         here."""
         if not self.on_this_host:
             return False
+        try:
+            if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                return False
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return False
+        except psutil.AccessDenied:
+            return True  # cannot tell: assume it runs, so nothing of it is taken or killed
         return self.matches(ProcessIdentity.of_running(self.pid))
 
     def matches(self, other: ProcessIdentity | None) -> bool:

@@ -113,6 +113,8 @@ def run_on_launcher(work: Callable[[], _T]) -> _T:
 def parent_death_tie(parent_pid: int) -> Callable[[], None] | None:
     """What a Linux child runs between fork and exec to die with ``parent_pid`` (SIGKILL on
     its death; exit :data:`EXIT_PARENT_GONE` if it is already gone); None without prctl."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
@@ -161,8 +163,19 @@ if sys.platform == "win32":
         ]
 
     _kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    # Declared in full: without argtypes a 64-bit handle would be passed as a C int.
+    _kernel32.CreateJobObjectW.argtypes = (wintypes.LPVOID, wintypes.LPCWSTR)
     _kernel32.CreateJobObjectW.restype = wintypes.HANDLE
+    _kernel32.SetInformationJobObject.argtypes = (
+        wintypes.HANDLE, ctypes.c_int, wintypes.LPVOID, wintypes.DWORD
+    )
+    _kernel32.SetInformationJobObject.restype = wintypes.BOOL
+    _kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
     _kernel32.OpenProcess.restype = wintypes.HANDLE
+    _kernel32.AssignProcessToJobObject.argtypes = (wintypes.HANDLE, wintypes.HANDLE)
+    _kernel32.AssignProcessToJobObject.restype = wintypes.BOOL
+    _kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    _kernel32.CloseHandle.restype = wintypes.BOOL
     _job_lock = threading.Lock()
     _job_handle: list[int] = []  # the one job of this process, never closed on purpose
 

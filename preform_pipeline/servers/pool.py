@@ -58,7 +58,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     TransientApiError,
 )
-from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.liveness import ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.health import check_health
 from preform_pipeline.servers.pathmap import PathMapper
@@ -564,8 +564,9 @@ class ServerPool:
 
     def _forget(self, process: ServerProcess) -> None:
         """``on_stopped`` of every server: a stopped server needs no record."""
-        self._records.discard(self._records.folder / ServerRecord.file_name_of(
-            process.pid, ProcessIdentity.current().host))
+        self._records.discard(
+            self._records.folder / ServerRecord.file_name_of(process.pid, this_host())
+        )
 
     def _bring_up(self, slot: _Slot, reason: str) -> None:
         """Start (or for a remote: check) one slot; on failure record it."""

@@ -15,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.cli import run
+from preform_pipeline.clock import DEFAULT_MANUAL_START, ManualClock
 from preform_pipeline.errors import StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
 from preform_pipeline.liveness import this_host
@@ -124,6 +125,12 @@ class TestRelease:
         with capture_logs() as logs, DaemonLock(store):
             pass
         assert logs == []
+
+    def test_the_lock_says_since_when_by_the_daemon_clock(self, store: Path) -> None:
+        clock = ManualClock()
+        with DaemonLock(store, clock=clock):
+            held = json.loads(lock_path_of(store).read_text())
+        assert held["acquired_at"] == DEFAULT_MANUAL_START.isoformat()
 
     def test_release_keeps_a_lock_someone_else_took(self, store: Path) -> None:
         lock = DaemonLock(store)
