@@ -1,9 +1,11 @@
-"""No server outlives its owner: ``preform-pipeline run`` killed with SIGKILL takes its servers.
+"""No server outlives its owner: ``run`` or ``watch`` killed with SIGKILL takes its servers.
 
-Each test starts the real command line as a subprocess (its own process group) on two
-simulated servers with the simulator's realistic latency, so the servers are busy when the
-owner dies; it reads the servers' PIDs from the pool's state folder, kills the owner with
-SIGKILL (its PID only, or its whole process group), and waits for every server to be gone.
+Each test starts the real command line (``preform-pipeline run`` on sample models, or
+``preform-pipeline watch`` on an inbox with files in it) as a subprocess in its own process
+group, on two simulated servers with the simulator's realistic latency, so the servers are
+busy when the owner dies. It reads the servers' PIDs from the pool's state folder, kills the
+owner with SIGKILL (its PID only, or its whole process group), and waits for every server to
+be gone.
 The test never stops a server itself: if one is still running at the end, it is killed as
 a safety net and the test fails.
 
@@ -26,7 +28,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from preform_pipeline.hotfolder.testing import wait_for
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+    write_recipe,
+)
 from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.records import ServerRecords
 from tests.recipe_texts import full_steps
@@ -40,6 +47,8 @@ START_TIMEOUT_S = 60.0
 #: How long the servers may take to follow their owner: the signal is immediate.
 GONE_TIMEOUT_S = 5.0
 SERVERS = 2
+#: Operations take as long as on a real server, so the servers are busy when the owner dies.
+REALISTIC = ("--latency=realistic", "--time-scale=1")
 RECIPE = """\
 name: lifetime
 scene:
@@ -71,16 +80,8 @@ def _settings(folder: Path) -> Path:
 class Owner:
     """A running ``preform-pipeline run`` in its own process group, and its stdout lines."""
 
-    def __init__(self, folder: Path, models: list[Path]) -> None:
+    def __init__(self, argv: list[str], folder: Path) -> None:
         self.state_dir = folder / "state"
-        recipe = folder / "recipe.yaml"
-        recipe.write_text(RECIPE + full_steps(2), encoding="utf-8")
-        argv = [
-            sys.executable, "-m", "preform_pipeline", "run", str(recipe), *map(str, models),
-            "--settings", str(_settings(folder)), "--output", str(folder / "out"),
-            f"--simulator-arg=--fleet-dir={folder / 'fleet'}",
-            "--simulator-arg=--latency=realistic", "--simulator-arg=--time-scale=1",
-        ]
         self.process = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             encoding="utf-8", env=_environment(self.state_dir), cwd=folder,
@@ -97,14 +98,12 @@ class Owner:
         self.lines.put(None)
 
     def wait_until_busy(self) -> None:
-        """Until the servers are up and a build is being imported: the servers are at work."""
-        started = False
+        """Until a build is being imported: the servers are up and at work."""
         while True:
             line = self.lines.get(timeout=START_TIMEOUT_S)
             assert line is not None, "the run ended early:\n" + "\n".join(self.seen)
             self.seen.append(line)
-            started = started or line.startswith("servers started:")
-            if started and " step " in line and "import_models" in line:
+            if " step " in line and "import_models" in line:
                 return
 
     def server_pids(self) -> list[int]:
@@ -118,10 +117,39 @@ class Owner:
         return recorded
 
 
-@pytest.fixture
-def owner(tmp_path: Path, sample_models_dir: Path) -> Iterator[Owner]:
-    models = sorted((sample_models_dir / "batch").glob("*.stl"))[:8]
-    started = Owner(tmp_path, models)
+def _run_argv(folder: Path, models: list[Path]) -> list[str]:
+    recipe = folder / "recipe.yaml"
+    recipe.write_text(RECIPE + full_steps(2), encoding="utf-8")
+    return [
+        sys.executable, "-m", "preform_pipeline", "run", str(recipe), *map(str, models),
+        "--settings", str(_settings(folder)), "--output", str(folder / "out"),
+        f"--simulator-arg=--fleet-dir={folder / 'fleet'}",
+        *(f"--simulator-arg={arg}" for arg in REALISTIC),
+    ]
+
+
+def _watch_argv(folder: Path) -> list[str]:
+    settings = write_hotfolder_settings(
+        folder, write_recipe(folder, per_build=2), fleet_dir=folder / "fleet",
+        servers=SERVERS, simulator_args=REALISTIC,
+    )
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    for seed in range(6):
+        (inbox / f"m{seed}.stl").write_bytes(tetra_stl_bytes(seed))
+    return [sys.executable, "-m", "preform_pipeline", "watch", str(settings)]
+
+
+@pytest.fixture(params=["run", "watch"])
+def owner(
+    request: pytest.FixtureRequest, tmp_path: Path, sample_models_dir: Path
+) -> Iterator[Owner]:
+    if request.param == "run":
+        models = sorted((sample_models_dir / "batch").glob("*.stl"))[:8]
+        argv = _run_argv(tmp_path, models)
+    else:
+        argv = _watch_argv(tmp_path)
+    started = Owner(argv, tmp_path)
     yield started
     with contextlib.suppress(ProcessLookupError):
         os.killpg(started.process.pid, signal.SIGKILL)
