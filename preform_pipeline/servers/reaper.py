@@ -116,7 +116,8 @@ def reap_orphans(
         done, why = _reap_one(record, timeout_s)
         if done is not None:
             reaped.append(done)
-            _log.warning(
+            # Info, not warning: the commands already say it on the console in a plain line.
+            _log.info(
                 "server_reaped", server=done.name, pid=done.pid, port=done.port,
                 owner_pid=done.owner_pid, killed=list(done.killed),
             )
@@ -137,4 +138,6 @@ def describe_reaped(reaped: Sequence[ReapedServer]) -> str:
         f"pid {r.pid} on port {r.port} (owner pid {r.owner_pid})" for r in reaped
     )
     noun = "server" if len(reaped) == 1 else "servers"
-    return f"stopped {len(reaped)} {noun} left running by a run that had died: {servers}"
+    return (
+        f"stopped {len(reaped)} {noun} left running by a run or daemon that had died: {servers}"
+    )
