@@ -120,9 +120,12 @@ def parent_death_tie(parent_pid: int) -> Callable[[], None] | None:
     except (OSError, AttributeError):
         return None
 
+    # prctl is variadic: its arguments are unsigned longs, made here, before the fork.
+    signal_number, unused = ctypes.c_ulong(int(signal.SIGKILL)), ctypes.c_ulong(0)
+
     def tie() -> None:
         # Runs in the forked child: no logging, no locks, nothing but these calls.
-        if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+        if prctl(_PR_SET_PDEATHSIG, signal_number, unused, unused, unused) != 0:
             os._exit(EXIT_TIE_FAILED)
         if os.getppid() != parent_pid:
             os._exit(EXIT_PARENT_GONE)  # the parent died before the tie: no one owns us
