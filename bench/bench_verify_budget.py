@@ -41,8 +41,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.testing import (

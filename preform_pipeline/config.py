@@ -161,6 +161,9 @@ class ServerSettings:
     restart_backoff_s: float = DEFAULT_RESTART_BACKOFF_S
     restart_backoff_max_s: float = DEFAULT_RESTART_BACKOFF_MAX_S
     path_map: tuple[PathMapping, ...] = ()
+    #: Where the pool records the servers it runs, so that a later run reaps what a killed one
+    #: left (None: ``servers/`` in the user's data folder).
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,7 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
     _server_var("restart_backoff_s", "number", "first restart delay in seconds"),
     _server_var("restart_backoff_max_s", "number", "longest restart delay in seconds"),
     _server_var("path_map", "json", "JSON object: local folder -> the server's folder"),
+    _server_var("state_dir", "path", "folder recording running servers, for orphan reaping"),
     EnvironmentVariable(
         ENV_PREFIX + "REMOTES",
         ("remotes",),
@@ -564,6 +568,9 @@ def _read_servers(
             raw.get("path_map", {}), ["servers", "path_map"],
             source_of(["servers", "path_map"]),
         ),
+        state_dir=_resolve(raw["state_dir"], base_dir(["servers", "state_dir"]))
+        if raw.get("state_dir")
+        else None,
         **plain,
     )
     if settings.restart_backoff_max_s < settings.restart_backoff_s:

@@ -32,7 +32,8 @@ PipelineError
  ├── LeaseTimeoutError                no server of the pool became free before the lease timeout
  ├── StoreError                       the job store cannot be read or written
  │    ├── InvalidTransitionError      the state table forbids this change (names both states)
- │    └── StoreConflictError          compare-and-set lost: the state changed meanwhile
+ │    ├── StoreConflictError          compare-and-set lost: the state changed meanwhile
+ │    └── StoreLockedError            another daemon holds the store (names its host and PID)
  ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
  │    ├── CloudAuthError               credentials or access token refused
  │    ├── CloudRateLimitError          request budget exhausted and the caller would not wait
@@ -86,6 +87,7 @@ __all__ = [
     "StepGraphError",
     "StoreConflictError",
     "StoreError",
+    "StoreLockedError",
     "TemplateError",
     "TransientApiError",
     "UnsupportedApiVersionError",
@@ -362,6 +364,18 @@ class StoreConflictError(StoreError):
         self.what = what
         self.expected = tuple(expected)
         self.actual = actual
+
+
+class StoreLockedError(StoreError):
+    """Another daemon holds the store's lock; names the holder so a person can find it."""
+
+    def __init__(
+        self, message: str, *, lock_path: Path, host: str, pid: int, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.lock_path = lock_path
+        self.host = host
+        self.pid = pid
 
 
 class CloudError(PipelineError):

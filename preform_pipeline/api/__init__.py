@@ -14,9 +14,7 @@ from preform_pipeline.api.client import (
     DEFAULT_OPERATION_TIMEOUT_S,
     DEFAULT_PORT,
     DEFAULT_REQUEST_TIMEOUT_S,
-    Clock,
     PreFormClient,
-    Sleep,
 )
 from preform_pipeline.api.enums import (
     ApplicationMode,
@@ -126,7 +124,6 @@ __all__ = [
     "AutoSupportOptions",
     "BoundingBox",
     "CameraAngle",
-    "Clock",
     "CustomBounds",
     "Device",
     "DirectionVectors",
@@ -175,7 +172,6 @@ __all__ = [
     "ScreenshotOptions",
     "SlaMaterialUsage",
     "SlsMaterialUsage",
-    "Sleep",
     "TransformMatrix",
     "Units",
     "UnsetType",

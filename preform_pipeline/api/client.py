@@ -11,9 +11,9 @@ Long operations
     label, drain holes, print validation, print-time estimate, print and device discovery are
     sent with ``?async=true`` (unless the client was built with ``async_operations=False``) and
     polled on ``/operations/{id}/`` (see :mod:`preform_pipeline.api.operations`).
-    ``deadline`` is an **absolute time on the client's clock** (``time.monotonic`` unless a
-    clock was injected) so that one build deadline can be passed to every step;
-    ``client.deadline_in(seconds)`` makes one. ``None`` means
+    ``deadline`` is an **absolute time on the client's clock** (the monotonic clock of the
+    injected :class:`~preform_pipeline.clock.Clock`) so that one build deadline can be passed
+    to every step; ``client.deadline_in(seconds)`` makes one. ``None`` means
     :data:`DEFAULT_OPERATION_TIMEOUT_S` from the call. Past the deadline the call raises
     ``ServerTimeoutError``. ``progress`` receives 0.0-1.0 values in order.
 
@@ -40,7 +40,6 @@ never send two operations on one scene at the same time.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from os import PathLike
 from types import TracebackType
@@ -102,6 +101,7 @@ from preform_pipeline.api.versions import (
     VersionRange,
     require_supported,
 )
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
     ImportNotAppliedError,
     RequestInfo,
@@ -116,9 +116,7 @@ __all__ = [
     "DEFAULT_OPERATION_TIMEOUT_S",
     "DEFAULT_PORT",
     "DEFAULT_REQUEST_TIMEOUT_S",
-    "Clock",
     "PreFormClient",
-    "Sleep",
 ]
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -133,9 +131,6 @@ DEFAULT_REQUEST_TIMEOUT_S: Final = 610.0
 #: Asynchronous operations are not bound by the server's 600 s request limit, so a long
 #: auto-support may legitimately run past it; a hung one is still noticed in 15 minutes.
 DEFAULT_OPERATION_TIMEOUT_S: Final = 900.0
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
 
 _T = TypeVar("_T")
 
@@ -159,8 +154,8 @@ class PreFormClient:
     """Typed client for one PreFormServer's Local API (contract 0.9.12).
 
     ``transport`` is any ``httpx.BaseTransport`` (tests pass ``httpx.MockTransport``);
-    ``clock`` and ``sleep`` drive deadlines and polling and are replaced in tests so nothing
-    really waits.
+    ``clock`` drives deadlines and polling (its ``monotonic`` and ``sleep``); tests pass a
+    :class:`~preform_pipeline.clock.ManualClock` so nothing really waits.
     """
 
     def __init__(
@@ -177,12 +172,11 @@ class PreFormClient:
         check_version_on_first_use: bool = True,
         verify_imports: bool = True,
         transient_failure_codes: Collection[str] = DEFAULT_TRANSIENT_FAILURE_CODES,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if timeout <= 0 or operation_timeout <= 0:
             raise ValueError("timeout and operation_timeout must be positive numbers of seconds")
-        self._http = HttpSession(base_url, transport=transport, clock=clock)
+        self._http = HttpSession(base_url, transport=transport, clock=clock.monotonic)
         self._timeout = timeout
         self._operation_timeout = operation_timeout
         self._path_mapper = path_mapper
@@ -192,8 +186,8 @@ class PreFormClient:
         self._check_on_first_use = check_version_on_first_use
         self._verify_imports = verify_imports
         self._transient_codes = frozenset(transient_failure_codes)
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock.monotonic
+        self._sleep = clock.sleep
         self._version_lock = threading.Lock()
         self._api_version: ApiVersion | None = None
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from preform_pipeline.cloud.auth import AccessToken, ClientCredentialsAuth
 from preform_pipeline.cloud.client import DEFAULT_WEB_API_URL, WebApiClient, format_datetime
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, SystemClock
 from preform_pipeline.cloud.credentials import Credentials, load_credentials
 from preform_pipeline.cloud.filters import PrintFilter
 from preform_pipeline.cloud.models import (
@@ -30,13 +29,11 @@ from preform_pipeline.cloud.ratelimit import BudgetSnapshot, RateLimiter, parse_
 __all__ = [
     "DEFAULT_WEB_API_URL",
     "PRINT_STATUSES",
-    "SYSTEM_CLOCK",
     "TERMINAL_PRINT_STATUSES",
     "AccessToken",
     "BudgetSnapshot",
     "Cartridge",
     "ClientCredentialsAuth",
-    "Clock",
     "Credentials",
     "Event",
     "GroupMember",
@@ -49,7 +46,6 @@ __all__ = [
     "PrinterGroup",
     "QueueItem",
     "RateLimiter",
-    "SystemClock",
     "Tank",
     "WebApiClient",
     "format_datetime",

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
 from preform_pipeline.cloud.ratelimit import parse_retry_after
 from preform_pipeline.errors import (

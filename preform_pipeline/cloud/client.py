@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
     REVOKE_PATH,
     TOKEN_PATH,
     ClientCredentialsAuth,
 )
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.filters import PrintFilter, format_datetime
 from preform_pipeline.cloud.models import (

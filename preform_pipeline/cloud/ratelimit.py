@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
 from preform_pipeline.logging import get_logger
 

@@ -85,6 +85,7 @@ from preform_pipeline.recipes import load_recipe, render_template, validate_reci
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
 
@@ -403,6 +404,8 @@ def _run_recorded(
         if plan.builds:
             pool.start()
             print(servers_line(pool.status()), file=stdout, flush=True)
+            if pool.reaped:
+                print(describe_reaped(pool.reaped), file=stdout, flush=True)
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:

@@ -9,8 +9,12 @@ SIGTERM or Ctrl-C stops it gracefully: no new file is taken, the running batch g
 ``hotfolders.stop_deadline_s`` to finish (then it is stopped and resumed on the next start),
 the servers are stopped, and the exit status is 0. A second signal skips the wait.
 
+One daemon per store: the daemon holds the store's lock file while it runs (a second one is
+refused, naming the holder's host and PID), and on start it stops the servers a killed
+predecessor left running.
+
 Exit status: 0 after a graceful stop (or ``--once`` done); 1 when the settings, a recipe or
-the store cannot be used; 2 for usage errors.
+the store cannot be used (another daemon holds it included); 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
+from preform_pipeline.servers.records import ServerRecords, state_dir_of
 from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store.daemon_lock import DaemonLock
 from preform_pipeline.verify.settings import (
     credentials_configured,
     load_cloud_credentials,
@@ -141,6 +148,25 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
+    lock = DaemonLock(settings.store.path)
+    try:
+        lock.acquire()
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    try:
+        return _run_locked(args, settings, reporter, stdout, stderr)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    args: argparse.Namespace, settings: Settings, reporter: Reporter, stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    reaped = describe_reaped(reap_orphans(ServerRecords(state_dir_of(settings.servers))))
+    if reaped:
+        print(reaped, file=stdout, flush=True)
     try:
         store = SqliteJobStore(settings.store.path)
     except PipelineError as exc:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -57,6 +56,7 @@ from structlog.contextvars import bound_contextvars
 
 from preform_pipeline.api import DEFAULT_REQUEST_TIMEOUT_S, PollPolicy, PreFormClient
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
     ConfigError,
     LeaseTimeoutError,
@@ -388,7 +388,7 @@ class _BuildWorker:
         self.failed_servers: set[str] = set()
         self.values = shared_values(build, build_values(runner.values, build))
         self.steps_by_id: dict[str, Step] = {s.id: s for s in self.recipe.steps}
-        self.started = time.monotonic()
+        self.started = self.runner.clock.monotonic()
         self.server: str | None = None
         self._current_step: str | None = None
 
@@ -423,7 +423,7 @@ class _BuildWorker:
             estimated_volume_ml=self.build.estimated_volume_ml,
             verify=facts.verify,
             dry_run=self.options.dry_run,
-            duration_s=time.monotonic() - self.started,
+            duration_s=self.runner.clock.monotonic() - self.started,
             printer=facts.printer,
             job_name=facts.job_name,
             job_key=facts.job_key,
@@ -490,7 +490,7 @@ class _BuildWorker:
         """One attempt on one server: an outcome, or the error text of a retryable failure."""
         server = lease.server
         self.server = server.name
-        attempt = _Attempt(number, server.name, time.monotonic())
+        attempt = _Attempt(number, server.name, self.runner.clock.monotonic())
         client = PreFormClient(
             server.url,
             transport=_transport(server.url),
@@ -580,7 +580,7 @@ class _BuildWorker:
             AttemptRecord(
                 number=attempt.number,
                 server=attempt.server,
-                busy_s=time.monotonic() - attempt.started,
+                busy_s=self.runner.clock.monotonic() - attempt.started,
                 error=str(exc) if exc is not None else None,
                 error_type=type(exc).__name__ if exc is not None else None,
                 resumed_from=attempt.resumed_from,
@@ -719,7 +719,7 @@ class _BuildWorker:
         node = self.build.graph[node_id]
         self._current_step = node_id
         self.runner.reporter.step_started(self.build.name, node_id, index=index, total=total)
-        started = time.monotonic()
+        started = self.runner.clock.monotonic()
         with bound_contextvars(step=node_id):
             log.info("step_started", kind=node.kind, index=index, of=total)
             try:
@@ -730,12 +730,11 @@ class _BuildWorker:
                     kind=node.kind,
                     error=str(exc),
                     error_type=type(exc).__name__,
-                    elapsed_s=round(time.monotonic() - started, 3),
+                    elapsed_s=round(self.runner.clock.monotonic() - started, 3),
                 )
                 raise
-            log.info(
-                "step_finished", kind=node.kind, elapsed_s=round(time.monotonic() - started, 3)
-            )
+            elapsed_s = round(self.runner.clock.monotonic() - started, 3)
+            log.info("step_finished", kind=node.kind, elapsed_s=elapsed_s)
         self._current_step = None
 
     def _checkpoint(
@@ -775,10 +774,13 @@ class Runner:
         *,
         options: RunOptions,
         reporter: Reporter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.plan = plan
         self.pool = pool
         self.options = options
+        #: Every duration, lease and grace period of the run is read from this clock.
+        self.clock = clock
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         self.values = run_values(plan.recipe, options.started_at)
         self._cancel = threading.Event()
@@ -812,12 +814,12 @@ class Runner:
         """
         deadline = (
             None if self.options.lease_timeout_s is None
-            else time.monotonic() + self.options.lease_timeout_s
+            else self.clock.monotonic() + self.options.lease_timeout_s
         )
         while True:
             if self.cancelled:
                 raise _Cancelled()
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = None if deadline is None else max(0.0, deadline - self.clock.monotonic())
             lease = self.pool.lease(timeout=remaining)
             if lease.server.name not in avoid:
                 return lease
@@ -837,7 +839,7 @@ class Runner:
                 )
 
             while True:
-                if deadline is not None and time.monotonic() >= deadline:
+                if deadline is not None and self.clock.monotonic() >= deadline:
                     break
                 try:
                     self.pool.wait_for(other_idle, _WAIT_SLICE_S * 5)
@@ -895,7 +897,7 @@ class Runner:
     # -- running --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        started = time.monotonic()
+        started = self.clock.monotonic()
         builds = sorted(self.plan.builds, key=lambda b: (-len(b.models), b.index))
         self.reporter.run_started(
             self.options.run_id,
@@ -932,13 +934,13 @@ class Runner:
                 self._executor = None
         if self.cancelled:
             self._wind_down()
-        result = self._result(time.monotonic() - started)
+        result = self._result(self.clock.monotonic() - started)
         tracking = self.options.print_tracking
         if tracking is not None and not self.cancelled and not self.options.dry_run:
             # Every build is sent: one shared poller verifies their prints (recipe `verify`).
             result = tracking.after_run(result, self._cancel)
             # The run's time is the person's wait: verification included.
-            result = replace(result, wall_s=time.monotonic() - started)
+            result = replace(result, wall_s=self.clock.monotonic() - started)
         log.info(
             "run_finished",
             run_id=self.options.run_id,
@@ -969,15 +971,15 @@ class Runner:
     def _wind_down(self) -> None:
         """After cancel: let running steps end within the grace period, then stop the pool
         (which ends any step still running) and wait for the workers to notice."""
-        grace_until = time.monotonic() + self.options.cancel_grace_s
+        grace_until = self.clock.monotonic() + self.options.cancel_grace_s
         try:
-            while self._pending() and time.monotonic() < grace_until:
+            while self._pending() and self.clock.monotonic() < grace_until:
                 wait(self._pending(), timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
         except KeyboardInterrupt:
             log.warning("run_cancel_forced", run_id=self.options.run_id)
         self.pool.close()
-        stop_waiting = time.monotonic() + max(self.options.cancel_grace_s, 5.0)
-        while self._pending() and time.monotonic() < stop_waiting:
+        stop_waiting = self.clock.monotonic() + max(self.options.cancel_grace_s, 5.0)
+        while self._pending() and self.clock.monotonic() < stop_waiting:
             try:
                 wait(self._pending(), timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:
@@ -1028,6 +1030,7 @@ def run_plan(
     *,
     options: RunOptions,
     reporter: Reporter | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunResult:
     """Run every build of ``plan`` on ``pool`` (started); see :class:`Runner`."""
-    return Runner(plan, pool, options=options, reporter=reporter).run()
+    return Runner(plan, pool, options=options, reporter=reporter, clock=clock).run()

@@ -30,29 +30,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Final, Literal, Protocol
+from typing import Final, Literal
 
+from preform_pipeline.clock import Clock
 from preform_pipeline.hotfolder.settings import BatchingSettings
 
 __all__ = [
     "Batch",
     "BatchItem",
     "Batcher",
-    "Clock",
     "ReleaseReason",
     "last_cutoff",
 ]
 
 ReleaseReason = Literal["full", "window", "cutoff", "held", "flush"]
 _FORCED: Final = frozenset({"cutoff", "held", "flush"})
-
-
-class Clock(Protocol):
-    """Monotonic seconds for waiting, wall time (timezone-aware) for the cutoff."""
-
-    def monotonic(self) -> float: ...
-
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
@@ -60,7 +60,7 @@ from preform_pipeline.executor import (
     Reporter,
     Runner,
 )
-from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem, Clock
+from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,

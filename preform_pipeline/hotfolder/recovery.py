@@ -18,8 +18,9 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
+from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
-from preform_pipeline.hotfolder.batcher import BatchItem, Clock
+from preform_pipeline.hotfolder.batcher import BatchItem
 from preform_pipeline.hotfolder.intake import Intake, place_of
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger

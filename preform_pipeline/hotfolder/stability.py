@@ -31,8 +31,9 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
+from preform_pipeline.clock import Clock
 from preform_pipeline.geometry import stl_completeness, threemf_completeness
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "MODEL_SUFFIXES",
     "SIDECAR_SUFFIXES",
     "Check",
-    "Clock",
     "FileKind",
     "StabilityTracker",
     "Verdict",
@@ -58,12 +58,6 @@ SIDECAR_SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names of files still being written by some tool, or not meant for anyone.
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
 IGNORED_PREFIXES: Final = (".", "~")
-
-
-class Clock(Protocol):
-    """Monotonic seconds (``time.monotonic`` in production)."""
-
-    def monotonic(self) -> float: ...
 
 
 class FileKind(str, Enum):

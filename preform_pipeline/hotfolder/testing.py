@@ -1,5 +1,6 @@
-"""Test helpers that ship with the package: a manual clock, tiny model files, settings files
-for simulated hot folders, waiting on conditions, and reading a simulated fleet.
+"""Test helpers that ship with the package: tiny model files, settings files for simulated
+hot folders, waiting on conditions, and reading a simulated fleet (the manual clock is
+:class:`preform_pipeline.clock.ManualClock`).
 
 ```python
 clock = ManualClock()
@@ -16,13 +17,11 @@ import json
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
     "DEFAULT_WAIT_INTERVAL_S",
-    "ManualClock",
     "fleet_jobs",
     "tetra_stl_bytes",
     "wait_for",
@@ -51,35 +50,6 @@ batching:
 outputs:
   root: {root}
 """
-
-
-class ManualClock:
-    """Monotonic and wall time that move only when told (:meth:`advance`)."""
-
-    def __init__(
-        self,
-        start: float = 1000.0,
-        wall: datetime = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
-    ) -> None:
-        self._mono = start
-        self._wall = wall
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def now(self) -> datetime:
-        return self._wall
-
-    def advance(self, seconds: float) -> None:
-        self._mono += seconds
-        self._wall += timedelta(seconds=seconds)
-
-    def set_wall(self, wall: datetime) -> None:
-        """Jump the wall clock (the monotonic clock moves by the same amount if forward)."""
-        delta = (wall - self._wall).total_seconds()
-        self._wall = wall
-        if delta > 0:
-            self._mono += delta
 
 
 def tetra_stl_bytes(seed: int = 0, *, size_mm: float = 2.0, copies: int = 1) -> bytes:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from preform_pipeline.servers.health import HealthResult, check_health
 from preform_pipeline.servers.pathmap import PathMapper
 from preform_pipeline.servers.pool import (
-    Clock,
     Lease,
     PoolMode,
     PoolServer,
@@ -20,7 +19,6 @@ from preform_pipeline.servers.pool import (
 from preform_pipeline.servers.process import ServerProcess, server_command
 
 __all__ = [
-    "Clock",
     "HealthResult",
     "Lease",
     "PathMapper",

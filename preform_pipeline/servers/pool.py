@@ -20,9 +20,15 @@ never started, restarted, recycled or stopped.
 
 Threads: ``start()`` starts every server in parallel; a supervisor thread schedules restarts
 and health checks of idle servers; slow work (start, stop, health check) runs in short-lived
-worker threads, never under the pool lock. ``close()`` stops every process tree (interrupt →
-terminate → kill), is idempotent, and is registered with ``atexit`` so that no server outlives
-the runner, also on Ctrl-C.
+worker threads, never under the pool lock (every server process itself is started on the
+one long-lived launcher thread, see lifetime.py). ``close()`` stops every process tree
+(interrupt → terminate → kill), is idempotent, and is registered with ``atexit`` so that no
+server outlives the runner, also on Ctrl-C.
+
+A runner killed without cleanup takes its servers with it where the operating system allows
+(lifetime.py). Everywhere, the pool records each server it starts in its state folder
+(records.py), and ``start()`` first reaps the servers that a dead runner left (reaper.py);
+``reaped`` says what it stopped.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from preform_pipeline.backoff import backoff
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     ConfigError,
@@ -51,6 +59,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     TransientApiError,
 )
+from preform_pipeline.liveness import ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.health import check_health
 from preform_pipeline.servers.pathmap import PathMapper
@@ -61,20 +70,19 @@ from preform_pipeline.servers.process import (
     start_server_process,
     stop_all,
 )
+from preform_pipeline.servers.reaper import ReapedServer, reap_orphans
+from preform_pipeline.servers.records import ServerRecord, ServerRecords, state_dir_of
 
 __all__ = [
     "SIMULATOR_DEFAULT_ARGS",
     "SUPERVISOR_TICK_S",
-    "SYSTEM_CLOCK",
     "TERMINATING_SIGNALS",
-    "Clock",
     "Lease",
     "PoolMode",
     "PoolServer",
     "ServerPool",
     "ServerState",
     "ServerStatus",
-    "SystemClock",
 ]
 
 #: Arguments every simulated server of the pool gets before the caller's own.
@@ -90,20 +98,6 @@ TERMINATING_SIGNALS: Final = tuple(
 )
 
 _log = get_logger(__name__)
-
-
-class Clock(Protocol):
-    """Where the pool reads time for backoff, crash windows and health intervals."""
-
-    def monotonic(self) -> float: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-SYSTEM_CLOCK: Final = SystemClock()
 
 
 class PoolMode(str, Enum):
@@ -279,6 +273,9 @@ class ServerPool:
     With ``handle_signals`` (the default), a pool started on the main thread turns SIGTERM,
     SIGHUP and SIGBREAK into ``SystemExit(128 + signal)`` while it runs (only where no handler
     was installed), so a runner stopped by a service manager still stops its servers.
+
+    ``state_dir`` overrides ``servers.state_dir`` (where servers are recorded for reaping);
+    ``die_with_parent=False`` starts servers untied to this process (a seam for reaper tests).
     """
 
     def __init__(
@@ -289,8 +286,16 @@ class ServerPool:
         simulator_args: Sequence[str] | Callable[[str], Sequence[str]] = (),
         port_probe: Callable[[int], bool] | None = None,
         handle_signals: bool = True,
+        state_dir: Path | None = None,
+        die_with_parent: bool = True,
     ) -> None:
         self.settings = settings
+        self._records = ServerRecords(
+            state_dir if state_dir is not None else state_dir_of(settings.servers)
+        )
+        self._die_with_parent = die_with_parent
+        #: The orphans of dead runners that ``start()`` stopped.
+        self.reaped: tuple[ReapedServer, ...] = ()
         self._handle_signals = handle_signals
         self._signals_held = False
         self._server_settings: ServerSettings = settings.servers
@@ -362,6 +367,7 @@ class ServerPool:
                 raise PipelineError("the server pool is closed", hint="create a new ServerPool")
             self._started = True
         self._preflight()
+        self.reaped = reap_orphans(self._records)
         atexit.register(self.close)
         self._install_signal_handlers()
         _log.info(
@@ -536,6 +542,32 @@ class ServerPool:
             if self._closing:
                 raise ServerProcessError(f"{process.name}: the pool is closing")
             self._processes.add(process)
+        self._record(process)
+
+    def _record(self, process: ServerProcess) -> None:
+        """Write the server's record, so a later runner can reap it if we die uncleanly."""
+        if process.create_time is None:
+            return  # already gone: nothing to reap
+        owner = ProcessIdentity.current()
+        record = ServerRecord(
+            server=ProcessIdentity(process.pid, process.create_time, owner.host),
+            owner=owner,
+            name=process.name,
+            port=process.port,
+            command=process.command,
+            started_at=self._clock.now(),
+        )
+        try:
+            self._records.add(record)
+        except OSError as exc:  # the tie (lifetime.py) still holds where the OS offers one
+            _log.warning("server_record_failed", server=process.name,
+                         folder=str(self._records.folder), error=str(exc))
+
+    def _forget(self, process: ServerProcess) -> None:
+        """``on_stopped`` of every server: a stopped server needs no record."""
+        self._records.discard(
+            self._records.folder / ServerRecord.file_name_of(process.pid, this_host())
+        )
 
     def _bring_up(self, slot: _Slot, reason: str) -> None:
         """Start (or for a remote: check) one slot; on failure record it."""
@@ -557,6 +589,8 @@ class ServerPool:
                 startup_timeout_s=cfg.startup_timeout_s,
                 stop_timeout_s=cfg.stop_timeout_s,
                 on_launch=register,
+                on_stopped=self._forget,
+                die_with_parent=self._die_with_parent,
             )
 
         try:

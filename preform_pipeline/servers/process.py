@@ -11,6 +11,10 @@ whole process tree (psutil, recursively: wine and helper processes included). PO
 run in their own session, so the interrupt reaches the group and a terminal's Ctrl-C reaches
 only the runner, which then stops its servers in order. Windows servers run in their own
 process group and are interrupted with CTRL_BREAK_EVENT.
+
+A server never outlives the process that started it: it is tied to it where the platform
+allows (lifetime.py: Linux parent-death signal, Windows kill-on-close job), and the pool
+records it so that the next runner reaps it everywhere else (records.py, reaper.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import psutil
 from preform_pipeline.config import DEFAULT_STOP_TIMEOUT_S, ServerSettings
 from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.servers.lifetime import popen_tied
 from preform_pipeline.servers.ports import LOOPBACK
 
 __all__ = [
@@ -121,8 +126,10 @@ class ServerProcess:
         port: int,
         command: Sequence[str],
         tail_lines: int = DEFAULT_OUTPUT_TAIL_LINES,
+        on_stopped: Callable[[ServerProcess], None] | None = None,
     ) -> None:
         self._popen = popen
+        self._on_stopped = on_stopped
         self.name = name
         self.port = port
         self.command = tuple(command)
@@ -141,8 +148,11 @@ class ServerProcess:
         self._tree_lock = threading.Lock()
         try:
             self._root: psutil.Process | None = psutil.Process(popen.pid)
+            #: The start time that, with the PID, names this process in the pool's records.
+            self.create_time: float | None = self._root.create_time()
         except psutil.NoSuchProcess:
             self._root = None
+            self.create_time = None
         self._readers = [
             threading.Thread(
                 target=self._read, args=(stream, label), name=f"{name}-{label}", daemon=True
@@ -164,9 +174,13 @@ class ServerProcess:
         port: int,
         env: Mapping[str, str] | None = None,
         tail_lines: int = DEFAULT_OUTPUT_TAIL_LINES,
+        die_with_parent: bool = True,
+        on_stopped: Callable[[ServerProcess], None] | None = None,
     ) -> ServerProcess:
         """Start ``command`` without waiting for readiness; see :meth:`wait_ready`.
 
+        The process dies with this one where the platform allows (``die_with_parent=False``
+        is a seam for tests of the reaper); ``on_stopped`` runs once :meth:`stop` is done.
         Raises :class:`ServerProcessError` when the program cannot be run at all.
         """
         child_env = dict(os.environ if env is None else env)
@@ -179,8 +193,9 @@ class ServerProcess:
             options["start_new_session"] = True
         _log.info("server_starting", server=name, port=port, command=list(command))
         try:
-            popen = subprocess.Popen(
+            popen = popen_tied(
                 list(command),
+                die_with_parent=die_with_parent,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -197,7 +212,10 @@ class ServerProcess:
                 hint="check servers.executable and servers.command_prefix "
                 "(PREFORM_PIPELINE_SERVER_EXECUTABLE)",
             ) from exc
-        return cls(popen, name=name, port=port, command=command, tail_lines=tail_lines)
+        return cls(
+            popen, name=name, port=port, command=command, tail_lines=tail_lines,
+            on_stopped=on_stopped,
+        )
 
     def _read(self, stream: IO[str], label: str) -> None:
         try:
@@ -359,6 +377,8 @@ class ServerProcess:
             self._popen.poll()
             self._drain()
             self._stopped_how = how
+            if self._on_stopped is not None:
+                self._on_stopped(self)
         log = _log.warning if how == "survived" else _log.info
         log(
             "server_stopped",
@@ -434,14 +454,19 @@ def start_server_process(
     startup_timeout_s: float,
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S,
     on_launch: Callable[[ServerProcess], None] | None = None,
+    on_stopped: Callable[[ServerProcess], None] | None = None,
     env: Mapping[str, str] | None = None,
+    die_with_parent: bool = True,
 ) -> ServerProcess:
     """Launch ``command`` and wait for READY FOR INPUT; on any failure stop its tree, re-raise.
 
     ``on_launch`` sees the process before the wait (the pool records it so that ``close()``
     can stop a server that is still starting); if it raises, the process is stopped.
     """
-    process = ServerProcess.launch(command, name=name, port=port, env=env)
+    process = ServerProcess.launch(
+        command, name=name, port=port, env=env, die_with_parent=die_with_parent,
+        on_stopped=on_stopped,
+    )
     try:
         if on_launch is not None:
             on_launch(process)

@@ -57,7 +57,6 @@ from preform_pipeline.store.protocol import (
     BUILD_FIELDS,
     BUILD_MIRRORED_FIELDS,
     JOB_FIELDS,
-    Clock,
     JobStore,
     StateFilter,
 )
@@ -95,7 +94,6 @@ __all__ = [
     "TERMINAL_STATES",
     "VERIFIED_STATES",
     "Build",
-    "Clock",
     "Job",
     "JobState",
     "JobStore",

@@ -33,7 +33,6 @@ __all__ = [
     "BUILD_FIELDS",
     "BUILD_MIRRORED_FIELDS",
     "JOB_FIELDS",
-    "Clock",
     "JobStore",
     "StateFilter",
 ]
@@ -73,14 +72,6 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
 BUILD_MIRRORED_FIELDS: Final = frozenset(
     {"print_job_id", "printer", "verified_status", "verified_message"}
 )
-
-
-class Clock(Protocol):
-    """Where the store reads the time of a transition (``cloud.clock.SystemClock`` fits)."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware."""
-        ...
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Final
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
     InvalidTransitionError,
     StoreConflictError,
@@ -56,7 +57,6 @@ from preform_pipeline.store.protocol import (
     BUILD_FIELDS,
     BUILD_MIRRORED_FIELDS,
     JOB_FIELDS,
-    Clock,
     StateFilter,
 )
 
@@ -188,11 +188,6 @@ SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 
 # --- value conversion ------------------------------------------------------------------------
-
-
-class _UtcClock:
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
 
 
 def _ts(moment: datetime) -> str:
@@ -338,7 +333,7 @@ class SqliteJobStore:
     ) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
-        self._clock: Clock = clock if clock is not None else _UtcClock()
+        self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(create)

@@ -22,7 +22,7 @@ one. That keeps verification far under the hourly budget the client's limiter en
 event with the requests it spent and the budget left.
 
 Time comes from ``clock`` and waiting from ``sleep`` (tests pass a
-:class:`~preform_pipeline.cloud.testing.ManualClock` and its ``sleep``), so a simulated day
+:class:`~preform_pipeline.clock.ManualClock` and its ``sleep``), so a simulated day
 runs in seconds.
 """
 
@@ -37,16 +37,9 @@ from enum import Enum
 from typing import Final
 
 from preform_pipeline.backoff import backoff
-from preform_pipeline.cloud import (
-    SYSTEM_CLOCK,
-    BudgetSnapshot,
-    Clock,
-    PrintFilter,
-    PrintRun,
-    WebApiClient,
-)
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun, WebApiClient
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
-from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.errors import CloudAuthError, CloudError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store import JobState, extract_key

@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
-from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintLocator, PrintOwner

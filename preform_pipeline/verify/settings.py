@@ -33,16 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud import (
     DEFAULT_WEB_API_URL,
-    SYSTEM_CLOCK,
-    Clock,
     Credentials,
     RateLimiter,
     WebApiClient,
     load_credentials,
 )
-from preform_pipeline.cloud.clock import Sleep
 from preform_pipeline.cloud.credentials import (
     ENV_CLIENT_ID,
     ENV_CLIENT_ID_FILE,

@@ -26,8 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.simulator.cloud.fleet_view import group_uuid
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.server import DashboardServer

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import (
     Cartridge,
     Credentials,
@@ -30,7 +31,6 @@ from preform_pipeline.cloud import (
     WebApiClient,
 )
 from preform_pipeline.cloud.auth import TOKEN_PATH
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.simulator.cloud.testing import (
     FakeWebApi,

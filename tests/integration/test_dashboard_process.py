@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from preform_pipeline.api import ImportOptions, PreFormClient, PrintOptions
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, PrintRun, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudAuthError, CloudRateLimitError, PortInUseError
 from preform_pipeline.simulator.cloud.testing import (
     RunningDashboard,

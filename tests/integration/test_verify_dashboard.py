@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server, write_job

@@ -30,7 +30,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from preform_pipeline import __version__
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.http import (
     DEFAULT_POLL_INTERVAL_S,

@@ -30,8 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.simulator.fleet import FleetState
 from preform_pipeline.simulator.testing import (
     DEFAULT_START_TIMEOUT_S,
@@ -246,7 +246,7 @@ def dashboard_server(
 ) -> Iterator[DashboardServer]:
     """The Dashboard simulator in-process on port 0, every clock read from ``clock``.
 
-    With a :class:`~preform_pipeline.cloud.testing.ManualClock` a test moves prints, token
+    With a :class:`~preform_pipeline.clock.ManualClock` a test moves prints, token
     expiry and rate-limit windows forward by advancing it. ``credentials`` default to
     :data:`TEST_CLIENT_ID` and a fixed test secret.
     """

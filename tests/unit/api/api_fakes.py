@@ -11,7 +11,6 @@ import httpx
 
 __all__ = [
     "BASE_URL",
-    "FakeClock",
     "ScriptedServer",
     "Sent",
     "accepted",
@@ -34,24 +33,6 @@ class Sent:
     path: str
     params: dict[str, str]
     body: Any
-
-
-class FakeClock:
-    """Monotonic time that only moves when the code under test sleeps (or a test says so)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class ScriptedServer:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from preform_pipeline.api import PreFormClient
-from tests.unit.api.api_fakes import BASE_URL, FakeClock, ScriptedServer
+from preform_pipeline.clock import ManualClock
+from tests.unit.api.api_fakes import BASE_URL, ScriptedServer
 
 
 @pytest.fixture
@@ -17,18 +18,19 @@ def server() -> ScriptedServer:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def make_client(server: ScriptedServer, clock: FakeClock) -> Iterator[Callable[..., PreFormClient]]:
+def make_client(
+    server: ScriptedServer, clock: ManualClock
+) -> Iterator[Callable[..., PreFormClient]]:
     made: list[PreFormClient] = []
 
     def make(**kwargs: Any) -> PreFormClient:
         kwargs.setdefault("transport", server.transport())
         kwargs.setdefault("clock", clock)
-        kwargs.setdefault("sleep", clock.sleep)
         client = PreFormClient(BASE_URL, **kwargs)
         made.append(client)
         return client

@@ -15,6 +15,7 @@ from preform_pipeline.api import (
     PollPolicy,
     PreFormClient,
 )
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import (
     OperationFailedError,
     PermanentApiError,
@@ -23,7 +24,7 @@ from preform_pipeline.errors import (
     TransientApiError,
 )
 from tests.unit.api.api_cases import CASES, LONG_OPERATIONS, Case, windows_mapper
-from tests.unit.api.api_fakes import FakeClock, ScriptedServer, accepted, error, ok, op_status
+from tests.unit.api.api_fakes import ScriptedServer, accepted, error, ok, op_status
 
 SUPPORT = "/scene/scene-1/auto-support/"
 OP = "/operations/op-1/"
@@ -119,7 +120,7 @@ class TestPolling:
     """The poll interval starts small and grows modestly to a ceiling; nothing really sleeps."""
 
     def test_intervals_grow_from_the_initial_value_to_the_ceiling(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         server.on("POST", SUPPORT, accepted("op-1"))
         server.on(
@@ -135,7 +136,7 @@ class TestPolling:
         assert len(clock.sleeps) == 12
 
     def test_a_custom_policy_is_honoured(
-        self, server: ScriptedServer, clock: FakeClock, make_client: Callable[..., PreFormClient]
+        self, server: ScriptedServer, clock: ManualClock, make_client: Callable[..., PreFormClient]
     ) -> None:
         server.on("POST", SUPPORT, accepted("op-1"))
         server.on(
@@ -156,7 +157,7 @@ class TestDeadline:
     """A deadline bounds the whole operation, including each request's own timeout."""
 
     def test_an_operation_still_running_at_its_deadline_raises_server_timeout(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         server.on("POST", SUPPORT, accepted("op-1"))
         server.on("GET", OP, op_status("op-1", "IN_PROGRESS", 0.4))
@@ -169,22 +170,22 @@ class TestDeadline:
         assert "op-1" in str(caught.value) and "40%" in str(caught.value)
         assert caught.value.request is not None
         assert caught.value.request.operation == "autoSupport"
-        assert clock.now == pytest.approx(deadline)
+        assert clock.monotonic() == pytest.approx(deadline)
 
     def test_without_a_deadline_the_default_operation_timeout_applies(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         server.on("POST", SUPPORT, accepted("op-1"))
         server.on("GET", OP, op_status("op-1", "IN_PROGRESS"))
-        start = clock.now
+        start = clock.monotonic()
 
         with pytest.raises(ServerTimeoutError):
             client.auto_support("scene-1")
 
-        assert clock.now - start == pytest.approx(DEFAULT_OPERATION_TIMEOUT_S)
+        assert clock.monotonic() - start == pytest.approx(DEFAULT_OPERATION_TIMEOUT_S)
 
     def test_an_operation_that_finishes_exactly_at_the_deadline_succeeds(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         deadline = client.deadline_in(0.05)
         server.on("POST", SUPPORT, accepted("op-1"))
@@ -192,20 +193,20 @@ class TestDeadline:
 
         client.auto_support("scene-1", deadline=deadline)
 
-        assert clock.now == pytest.approx(deadline)
+        assert clock.monotonic() == pytest.approx(deadline)
 
     def test_a_deadline_already_passed_sends_nothing(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         client.check_version()
 
         with pytest.raises(ServerTimeoutError, match="deadline passed before the request"):
-            client.auto_support("scene-1", deadline=clock.now - 1)
+            client.auto_support("scene-1", deadline=clock.monotonic() - 1)
 
         assert server.calls() == []
 
     def test_each_request_timeout_ends_at_the_deadline(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         timeouts: list[float] = []
 
@@ -224,13 +225,13 @@ class TestDeadline:
             record(op_status("op-1", "SUCCEEDED")),
         )
 
-        client.auto_support("scene-1", deadline=clock.now + 30, timeout=60)
+        client.auto_support("scene-1", deadline=clock.monotonic() + 30, timeout=60)
 
         assert timeouts[0] == pytest.approx(30)
         assert all(t <= 30 for t in timeouts)
 
     def test_in_blocking_mode_the_deadline_caps_the_request_timeout(
-        self, server: ScriptedServer, clock: FakeClock, make_client: Callable[..., PreFormClient]
+        self, server: ScriptedServer, clock: ManualClock, make_client: Callable[..., PreFormClient]
     ) -> None:
         def slow(request: httpx.Request) -> httpx.Response:
             assert request.extensions["timeout"]["read"] == pytest.approx(5)
@@ -240,7 +241,7 @@ class TestDeadline:
         client = make_client(async_operations=False)
 
         with pytest.raises(ServerTimeoutError):
-            client.auto_support("scene-1", deadline=clock.now + 5)
+            client.auto_support("scene-1", deadline=clock.monotonic() + 5)
 
         assert "async" not in server.calls("POST")[0].params
 

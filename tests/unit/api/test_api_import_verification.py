@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.api import PreFormClient
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import (
     ImportNotAppliedError,
     RequestInfo,
@@ -16,7 +17,6 @@ from preform_pipeline.errors import (
 )
 from tests.unit.api.api_fakes import (
     BASE_URL,
-    FakeClock,
     ScriptedServer,
     accepted,
     ok,
@@ -95,14 +95,14 @@ class TestImportVerification:
     def test_a_deadline_already_passed_times_out_before_anything_is_sent(
         self,
         server: ScriptedServer,
-        clock: FakeClock,
+        clock: ManualClock,
         client: PreFormClient,
         model_file: Path,
     ) -> None:
         client.check_version()
 
         with pytest.raises(ServerTimeoutError):
-            client.import_model("scene-1", model_file, deadline=clock.now)
+            client.import_model("scene-1", model_file, deadline=clock.monotonic())
 
         assert server.calls() == []
 

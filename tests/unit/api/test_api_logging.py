@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from preform_pipeline.api import PreFormClient
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import RequestRejectedError, ServerUnreachableError
 from preform_pipeline.logging import capture_logs
-from tests.unit.api.api_fakes import FakeClock, ScriptedServer, ok, scene_json
+from tests.unit.api.api_fakes import ScriptedServer, ok, scene_json
 
 PASSWORD = "hunter2-correct-horse"
 TOKEN = "eyJhbGciOi.secret-token-value"
@@ -20,7 +21,7 @@ class TestRequestEvents:
     """One api_request event per exchange: method, path, operation, status, elapsed_ms."""
 
     def test_a_successful_request_logs_its_status_and_duration(
-        self, server: ScriptedServer, clock: FakeClock, client: PreFormClient
+        self, server: ScriptedServer, clock: ManualClock, client: PreFormClient
     ) -> None:
         def slow(request: httpx.Request) -> httpx.Response:
             clock.advance(0.25)

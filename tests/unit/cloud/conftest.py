@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, RateLimiter, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
 
 ClientFactory = Callable[..., WebApiClient]

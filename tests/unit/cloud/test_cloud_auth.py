@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
     REVOKE_PATH,
     TOKEN_PATH,
 )
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,

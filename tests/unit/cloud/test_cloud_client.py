@@ -11,10 +11,10 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, RateLimiter, WebApiClient, format_datetime
 from preform_pipeline.cloud.auth import TOKEN_PATH
 from preform_pipeline.cloud.ratelimit import DEFAULT_RETRY_AFTER_S
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import (
     CloudError,
     CloudRateLimitError,

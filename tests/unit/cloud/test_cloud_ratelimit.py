@@ -8,6 +8,7 @@ from email.utils import format_datetime
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud.ratelimit import (
     DEFAULT_HOURLY_BUDGET_SHARE,
     DEFAULT_MAX_PER_SECOND,
@@ -18,7 +19,6 @@ from preform_pipeline.cloud.ratelimit import (
     RateLimiter,
     parse_retry_after,
 )
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
 
 

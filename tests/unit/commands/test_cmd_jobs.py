@@ -11,18 +11,11 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import run
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 S = JobState
 NOW = datetime.now(timezone.utc)
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
 
 
 def invoke(*argv: str) -> tuple[int, str, str]:
@@ -36,7 +29,7 @@ class Lab:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.clock = Clock(NOW - timedelta(days=3))
+        self.clock = ManualClock(wall=NOW - timedelta(days=3))
         self.store = SqliteJobStore(path, clock=self.clock)
 
     def job(self, name: str, *moves: tuple[JobState, str], recipe: str = "dental") -> Job:
@@ -104,7 +97,7 @@ class TestList:
 
     def test_recipe_and_since_filter_the_list(self, lab: Lab) -> None:
         old = lab.job("old.stl")
-        lab.clock.current = NOW - timedelta(hours=2)
+        lab.clock.advance((timedelta(days=3) - timedelta(hours=2)).total_seconds())
         recent = lab.job("recent.stl")
         other = lab.job("other.stl", recipe="models")
         store = str(lab.path)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, time, timezone
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.batcher import Batcher, BatchItem
 from preform_pipeline.hotfolder.settings import BatchingSettings
-from preform_pipeline.hotfolder.testing import ManualClock
 
 
 def item(key: int, clock: ManualClock, *, models: int = 1, priority: int = 0,

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.stability import (
     StabilityTracker,
     Verdict,
     is_ignored_name,
 )
-from preform_pipeline.hotfolder.testing import ManualClock, tetra_stl_bytes
+from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 
 QUIET = 5.0
 STALL = 60.0

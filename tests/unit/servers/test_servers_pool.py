@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import ConfigError, PipelineError, PoolExhaustedError
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
 
 WAIT_S = 10.0
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self._lock = threading.Lock()
-
-    def monotonic(self) -> float:
-        with self._lock:
-            return self.now
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 def _dead_url() -> str:
@@ -92,7 +76,7 @@ class TestCrashLoop:
         )
 
     def test_failures_spread_wider_than_the_window_never_retire(self) -> None:
-        clock = FakeClock()
+        clock = ManualClock()
         servers = ServerSettings(
             max_restarts=1, crash_window_s=10, restart_backoff_s=1, restart_backoff_max_s=4,
             health_timeout_s=1, health_interval_s=0,

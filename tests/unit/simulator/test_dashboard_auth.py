@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from preform_pipeline.cloud.testing import ManualClock
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.logging import capture_logs
 from preform_pipeline.simulator.cloud.auth import AuthFailure, TokenStore
 from preform_pipeline.simulator.cloud.limits import RateLimits, SlidingWindow

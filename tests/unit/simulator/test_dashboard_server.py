@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitError
 from preform_pipeline.simulator.cloud.fleet_view import group_uuid
 from preform_pipeline.simulator.cloud.server import DashboardServer

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import (
     ALLOWED_TRANSITIONS,
     BUILD_ALLOWED_TRANSITIONS,
@@ -23,23 +24,9 @@ from preform_pipeline.store import (
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
 
 
-class ManualClock:
-    """A clock that moves only when told to; every reading is remembered."""
-
-    def __init__(self, start: datetime = CLOCK_START) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, seconds: float) -> datetime:
-        self.current += timedelta(seconds=seconds)
-        return self.current
-
-
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(wall=CLOCK_START)
 
 
 @pytest.fixture

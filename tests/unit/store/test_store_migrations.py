@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import SCHEMA_VERSION, JobState, Migration, SqliteJobStore
 from preform_pipeline.store import sqlite as sqlite_store
-from tests.unit.store.conftest import ManualClock
 
 # The schema as version 1 of preform-pipeline wrote it, kept verbatim: the migration code must
 # keep upgrading stores created from exactly this, even if someone edits the v1 migration.

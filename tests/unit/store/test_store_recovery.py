@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import INTERRUPTED_STATES, JobState, SqliteJobStore, extract_key
 from tests.conftest import REPO_ROOT
-from tests.unit.store.conftest import ManualClock, build_in_state, job_in_state
+from tests.unit.store.conftest import build_in_state, job_in_state
 
 S = JobState
 

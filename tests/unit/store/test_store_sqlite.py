@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import InvalidTransitionError, StoreConflictError, StoreError
 from preform_pipeline.store import (
     JobState,
@@ -18,7 +19,7 @@ from preform_pipeline.store import (
     extract_key,
     is_key,
 )
-from tests.unit.store.conftest import CLOCK_START, ManualClock, build_in_state, job_in_state
+from tests.unit.store.conftest import CLOCK_START, build_in_state, job_in_state
 
 S = JobState
 
@@ -70,8 +71,8 @@ class TestAuditTrail:
             )
 
     def test_a_clock_without_a_zone_is_refused(self, store_path: Path) -> None:
-        class Naive:
-            def now(self):  # type: ignore[no-untyped-def]
+        class Naive(ManualClock):
+            def now(self) -> datetime:
                 return CLOCK_START.replace(tzinfo=None)
 
         with SqliteJobStore(store_path, clock=Naive()) as store, pytest.raises(

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import SqliteJobStore
 

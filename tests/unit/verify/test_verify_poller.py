@@ -11,8 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 from verify_support import minutes, newest_first, run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import RateLimiter, WebApiClient, format_datetime
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.executor.progress import verify_line
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer

@@ -7,8 +7,8 @@ from datetime import timedelta
 import httpx
 from verify_support import run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key

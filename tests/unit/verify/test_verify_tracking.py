@@ -11,8 +11,8 @@ import httpx
 import pytest
 from verify_support import run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.cloud.testing import ManualClock
 from preform_pipeline.errors import PipelineError, PrintLookupError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing import SendHolder

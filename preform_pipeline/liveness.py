@@ -1,0 +1,99 @@
+"""Which process is this, and is it still that process: a PID, its start time, its host.
+
+A PID alone names a process only while it runs: once it exits, the operating system hands the
+number to the next process. The start time (``psutil``'s ``create_time``) tells the two apart,
+so a record that outlives its process (a server record, a daemon's lock) never makes us kill,
+or wait for, an unrelated program that happens to have the same number. Liveness can only be
+checked on the host the process ran on; elsewhere :meth:`ProcessIdentity.is_running` says
+nothing and callers decide (see :meth:`ProcessIdentity.on_this_host`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psutil
+
+__all__ = ["CREATE_TIME_TOLERANCE_S", "ProcessIdentity", "this_host"]
+
+#: Start times are read back from the operating system in its own resolution (Linux: clock
+#: ticks after boot); two readings of one process differ by less than this.
+CREATE_TIME_TOLERANCE_S: Final = 0.05
+
+
+def this_host() -> str:
+    """The name of this machine, as written into records and locks."""
+    return socket.gethostname()
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """One process: its PID and start time (seconds since the epoch) on ``host``."""
+
+    pid: int
+    create_time: float
+    host: str
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        """This process."""
+        return cls(pid=os.getpid(), create_time=psutil.Process().create_time(), host=this_host())
+
+    @classmethod
+    def of_running(cls, pid: int) -> ProcessIdentity | None:
+        """The running process with ``pid`` on this host; None when there is none."""
+        try:
+            process = psutil.Process(pid)
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return cls(pid=pid, create_time=process.create_time(), host=this_host())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            # Denied: another user's process, so not one we started or could stop.
+            return None
+
+    @property
+    def on_this_host(self) -> bool:
+        return self.host == this_host()
+
+    def is_running(self) -> bool:
+        """True while this very process runs (a zombie has ended; a recycled PID is another
+        process). Only meaningful on this host: a process of another host is never running
+        here."""
+        if not self.on_this_host:
+            return False
+        try:
+            if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:
+                return False
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            return False
+        except psutil.AccessDenied:
+            return True  # cannot tell: assume it runs, so nothing of it is taken or killed
+        return self.matches(ProcessIdentity.of_running(self.pid))
+
+    def matches(self, other: ProcessIdentity | None) -> bool:
+        """True when ``other`` is this process (same host, PID and start time)."""
+        return (
+            other is not None
+            and other.host == self.host
+            and other.pid == self.pid
+            and abs(other.create_time - self.create_time) <= CREATE_TIME_TOLERANCE_S
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "create_time": self.create_time, "host": self.host}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProcessIdentity:
+        """Read what :meth:`to_json` wrote; raises ValueError when it does not fit."""
+        pid, created, host = data.get("pid"), data.get("create_time"), data.get("host")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            raise ValueError(f"not a process id: {pid!r}")
+        if not isinstance(created, (int, float)) or isinstance(created, bool):
+            raise ValueError(f"not a start time: {created!r}")
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"not a host name: {host!r}")
+        return cls(pid=pid, create_time=float(created), host=host)

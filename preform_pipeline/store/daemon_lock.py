@@ -1,0 +1,187 @@
+"""One daemon per store: a lock file beside the store names the daemon that holds it.
+
+Two daemons on one store would both take the same files and both recover the same
+interrupted prints. ``watch`` therefore takes ``<store file>.daemon.lock`` before it starts,
+and keeps it until it stops. The file holds the holder's host, PID and process start time.
+
+- No lock file: the lock is created with its content in one step (a hard link on POSIX, a
+  rename on Windows, both fail when the file exists), so no reader sees an empty lock.
+- A holder on this host that still runs (same PID *and* start time): refused with
+  :class:`StoreLockedError` naming the host and PID.
+- A holder on this host that has died (kill -9, power cut) or a lock file that cannot be
+  read: the lock is taken over and the takeover logged (``store_lock_taken_over``).
+- A holder on another host cannot be checked from here: refused, and the message says which
+  file to delete once that daemon is known to be gone.
+
+Release removes the file only while it still names this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.errors import StoreError, StoreLockedError
+from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.logging import get_logger
+
+__all__ = ["LOCK_SUFFIX", "MAX_TAKEOVER_ATTEMPTS", "DaemonLock", "LockHolder", "lock_path_of"]
+
+LOCK_SUFFIX: Final = ".daemon.lock"
+#: Each attempt either takes the lock, meets a live holder, or removes one dead holder; more
+#: than a few in a row means other daemons are racing for it.
+MAX_TAKEOVER_ATTEMPTS: Final = 5
+
+_log = get_logger(__name__)
+
+
+def lock_path_of(store_path: Path) -> Path:
+    """The lock file of the store at ``store_path``."""
+    return store_path.with_name(store_path.name + LOCK_SUFFIX)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a store's lock, and since when."""
+
+    process: ProcessIdentity
+    acquired_at: str
+
+    def to_text(self) -> str:
+        return json.dumps({**self.process.to_json(), "acquired_at": self.acquired_at}) + "\n"
+
+    @classmethod
+    def from_text(cls, text: str) -> LockHolder:
+        """Read a lock file's content; raises ValueError when it is not a lock."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a lock record")
+        return cls(ProcessIdentity.from_json(data), str(data.get("acquired_at", "")))
+
+
+class DaemonLock:
+    """The daemon lock of one store; use as a context manager around the daemon's life."""
+
+    def __init__(self, store_path: Path, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store_path = store_path
+        self._clock = clock
+        self.path = lock_path_of(store_path)
+        self._mine: LockHolder | None = None
+
+    def acquire(self) -> LockHolder | None:
+        """Take the lock; returns the dead holder it took over from, if any.
+
+        Raises StoreLockedError while another daemon holds it, StoreError when the lock file
+        cannot be written.
+        """
+        me = LockHolder(ProcessIdentity.current(), self._clock.now().isoformat())
+        taken_over: LockHolder | None = None
+        for _ in range(MAX_TAKEOVER_ATTEMPTS):
+            if self._create(me):
+                self._mine = me
+                return taken_over
+            holder = self._read()
+            if holder is not None and holder.process == me.process:
+                self._mine = me  # this process took it already
+                return taken_over
+            if holder is not None and not holder.process.on_this_host:
+                raise self._locked(holder, "on another host; it cannot be checked from here",
+                                   hint=f"if that daemon is gone, delete {self.path}")
+            if holder is not None and holder.process.is_running():
+                raise self._locked(holder, "still running",
+                                   hint="stop that daemon first, or use another store")
+            if self._remove_stale(holder):
+                taken_over = holder
+        raise StoreError(
+            f"{self.path}: could not take the daemon lock after {MAX_TAKEOVER_ATTEMPTS} "
+            "attempts: other daemons are starting on this store at the same time",
+            hint="start one daemon per store",
+        )
+
+    def release(self) -> None:
+        """Give the lock up (only while the file still names this process)."""
+        mine, self._mine = self._mine, None
+        if mine is None:
+            return
+        holder = self._read()
+        if holder is not None and holder.process == mine.process:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    def __enter__(self) -> DaemonLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _locked(self, holder: LockHolder, state: str, *, hint: str) -> StoreLockedError:
+        process = holder.process
+        return StoreLockedError(
+            f"{self.store_path}: another daemon holds this store: pid {process.pid} on host "
+            f"{process.host} (since {holder.acquired_at}), {state}",
+            lock_path=self.path, host=process.host, pid=process.pid, hint=hint,
+        )
+
+    def _create(self, me: LockHolder) -> bool:
+        """Create the lock file with ``me`` in it, atomically; False when it exists."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f"{self.path.name}.{me.process.pid}.tmp")
+            temporary.write_text(me.to_text(), encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot write the daemon lock: {exc}",
+                             hint="check the permissions of the store's folder") from exc
+        try:
+            if sys.platform == "win32":
+                os.rename(temporary, self.path)  # refuses an existing target on Windows
+            else:
+                os.link(temporary, self.path)  # refuses an existing target
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+    def _read(self) -> LockHolder | None:
+        """The holder in the lock file; None when it is gone or unreadable (not a lock)."""
+        try:
+            return LockHolder.from_text(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            _log.warning("store_lock_unreadable", path=str(self.path), error=str(exc))
+            return None
+
+    def _remove_stale(self, holder: LockHolder | None) -> bool:
+        """Remove a dead holder's lock; False when there was nothing (left) to remove."""
+        # Read once more right before removing: a daemon that took the lock meanwhile keeps it.
+        if not self.path.exists() or self._read() != holder:
+            return False
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            return False
+        _log.warning(
+            "store_lock_taken_over",
+            path=str(self.path),
+            previous_pid=holder.process.pid if holder else None,
+            previous_host=holder.process.host if holder else None,
+            reason="holder not running" if holder else "lock file unreadable",
+        )
+        return True

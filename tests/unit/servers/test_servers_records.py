@@ -1,0 +1,74 @@
+"""The pool's server records: where they live, what they hold, and what a reader skips."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from preform_pipeline.config import load_settings
+from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.servers.records import (
+    RECORD_SUFFIX,
+    ServerRecord,
+    ServerRecords,
+    default_state_dir,
+    state_dir_of,
+)
+
+OWNER = ProcessIdentity(pid=100, create_time=1_700_000_000.25, host="lab-pc")
+SERVER = ProcessIdentity(pid=101, create_time=1_700_000_001.5, host="lab-pc")
+
+
+def _record(port: int = 44388) -> ServerRecord:
+    return ServerRecord(
+        server=SERVER, owner=OWNER, name="server-1", port=port,
+        command=("python", "-m", "preform_pipeline.simulator", "--port", str(port)),
+        started_at=datetime(2024, 5, 1, 12, tzinfo=timezone.utc),
+    )
+
+
+class TestStateFolder:
+    """The state folder is configurable, and by default in the user's data folder."""
+
+    def test_default_per_platform(self) -> None:
+        home = {"HOME": "/home/ann", "LOCALAPPDATA": "C:\\Users\\ann\\AppData\\Local"}
+        assert default_state_dir(home, "linux") == Path(
+            "/home/ann/.local/share/preform-pipeline/servers"
+        )
+        assert default_state_dir(home, "darwin") == Path(
+            "/home/ann/Library/Application Support/preform-pipeline/servers"
+        )
+        assert default_state_dir(home, "win32").parts[-2:] == ("preform-pipeline", "servers")
+
+    def test_a_relative_setting_is_resolved_beside_the_settings_file(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  state_dir: run-state\n", encoding="utf-8")
+        assert state_dir_of(load_settings(path, env={}).servers) == tmp_path / "run-state"
+
+
+class TestRecords:
+    """A record written is read back the same; files that are not records are skipped."""
+
+    def test_round_trip_and_removal(self, tmp_path: Path) -> None:
+        records = ServerRecords(tmp_path / "state")
+        path = records.add(_record())
+        assert path.name == f"lab-pc-101{RECORD_SUFFIX}"
+        assert records.read_all() == [(path, _record())]
+        records.remove(_record())
+        records.remove(_record())  # already gone: fine
+        assert records.read_all() == []
+
+    def test_an_unreadable_record_is_reported_not_trusted(self, tmp_path: Path) -> None:
+        (tmp_path / f"junk{RECORD_SUFFIX}").write_text('{"version": 1, "port": "x"}')
+        with capture_logs() as logs:
+            assert ServerRecords(tmp_path).read_all() == [
+                (tmp_path / f"junk{RECORD_SUFFIX}", None)
+            ]
+        assert [e["event"] for e in logs] == ["server_record_unreadable"]
+
+    def test_a_missing_folder_holds_no_records(self, tmp_path: Path) -> None:
+        assert ServerRecords(tmp_path / "nowhere").read_all() == []
