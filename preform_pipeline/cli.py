@@ -20,8 +20,9 @@ from typing import Protocol, TextIO
 from preform_pipeline import __version__
 from preform_pipeline.config import default_store_path
 from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write_full_message
-from preform_pipeline.errors import PipelineError
+from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.recipes.settings_check import position_settings_error
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -134,6 +135,10 @@ def _crash_folder() -> Path:
 
 
 def _report_known(exc: PipelineError, stderr: TextIO) -> int:
+    if isinstance(exc, ConfigError):
+        # Settings problems name their line and column, as `validate --settings` does.
+        with contextlib.suppress(PipelineError, OSError):
+            exc = position_settings_error(exc)
     text = str(exc)
     short = shorten(text)
     if short != text:

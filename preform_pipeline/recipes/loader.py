@@ -32,6 +32,7 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
+from preform_pipeline.yamlerrors import describe_yaml_error
 
 __all__ = [
     "EXTENDS_KEY",
@@ -270,14 +271,9 @@ def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Problem]]:
     """The node tree of one YAML document, and the problems found reading it."""
     try:
         composed = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        line = int(mark.line) + 1 if mark is not None else None
-        column = int(mark.column) + 1 if mark is not None else None
-        return None, [Problem(file, line, column, "$", f"YAML syntax error: {what}")]
     except yaml.YAMLError as exc:
-        return None, [Problem(file, None, None, "$", f"YAML error: {exc}")]
+        line, column, message = describe_yaml_error(exc, text)
+        return None, [Problem(file, line, column, "$", message)]
     if composed is None:
         return None, [Problem(file, 1, 1, "$", "the file is empty; a recipe is a YAML mapping")]
     builder = _Builder(file)
