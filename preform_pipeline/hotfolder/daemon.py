@@ -83,6 +83,7 @@ from preform_pipeline.hotfolder.stability import (
     FileKind,
     StabilityTracker,
     Verdict,
+    drop_refusal,
     is_ignored_name,
     kind_of,
 )
@@ -629,6 +630,10 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
+        refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
+        if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
+            return Drop(unit.inbox, root, unit.recipe, refusal.is_case, others=refusal.paths,
+                        rejection=refusal.reason, rejection_hint=refusal.todo)
         if root.is_dir():
             return self._judge_folder(unit, tracker)
         check = tracker.check(root)

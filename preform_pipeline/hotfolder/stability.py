@@ -18,6 +18,11 @@ has no triangles yet (some writers patch the count in last), so it gets the quie
 In polling mode (network shares, where a copy may preallocate the final size) a file that
 passes its rule must also look the same on two observations in a row.
 
+Before any of that, :func:`drop_refusal` refuses what must not be read at all: a symbolic
+link out of the inbox (unless ``hotfolders.follow_symlinks`` allows it), a link to a folder,
+and pipes, sockets and devices (opening a pipe would block the daemon for ever). Such a drop
+goes to ``failed/`` with a note and is never opened.
+
 Temporary and hidden files (``.tmp``, ``.part``, ``~`` and dotfiles) are ignored: editors and
 copy tools write those and rename them when done.
 
@@ -27,6 +32,7 @@ Time comes from an injected :class:`Clock` (monotonic seconds), so tests drive i
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from enum import Enum
@@ -45,8 +51,11 @@ __all__ = [
     "Check",
     "Clock",
     "FileKind",
+    "Refusal",
     "StabilityTracker",
     "Verdict",
+    "drop_refusal",
+    "entry_refusal",
     "is_ignored_name",
     "kind_of",
 ]
@@ -238,3 +247,78 @@ class StabilityTracker:
             Verdict.WAIT, f"waiting for {self.quiet_period_s:g} s of quiet", seen.size,
             settling=True,
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a drop is not read: a sentence, what to do, and every path it holds."""
+
+    reason: str
+    todo: str
+    paths: tuple[Path, ...]
+    is_case: bool = False
+
+
+_FOLLOW_HINT = "drop the file itself, or set hotfolders.follow_symlinks: true in the settings"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def entry_refusal(path: Path, inbox: Path, *, follow_symlinks: bool) -> tuple[str, str] | None:
+    """``(reason, what to do)`` when ``path`` must not be opened, else None.
+
+    A link whose target is missing is not refused here: it looks like a file that is gone.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = path.resolve(strict=True)
+            info = os.stat(path)
+        except (OSError, RuntimeError):
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            if not follow_symlinks or _inside(path.absolute(), target):
+                return (f"is a symbolic link to the folder {target}; linked folders are not "
+                        "followed", "drop the folder itself")
+        elif not follow_symlinks and not _inside(target, inbox.resolve()):
+            return (f"is a symbolic link to {target}, outside the inbox; links out of the "
+                    "inbox are not followed", _FOLLOW_HINT)
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return None
+    return ("is not a regular file (a pipe, socket or device)", "drop ordinary files only")
+
+
+def drop_refusal(root: Path, inbox: Path, *, follow_symlinks: bool) -> Refusal | None:
+    """A :class:`Refusal` when the drop at ``root`` (a file or a case folder) holds an entry
+    that must not be opened (:func:`entry_refusal`); the whole drop is refused then."""
+    found = entry_refusal(root, inbox, follow_symlinks=follow_symlinks)
+    if found is not None:
+        return Refusal(found[0], found[1], (root,))
+    if root.is_symlink() or not root.is_dir():
+        return None
+    entries: list[Path] = []
+    first: tuple[str, str] | None = None
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if is_ignored_name(name):
+                continue
+            problem = entry_refusal(path, inbox, follow_symlinks=follow_symlinks)
+            if problem is not None and first is None:
+                rel = path.relative_to(root).as_posix()
+                first = (f"{rel} {problem[0]}", problem[1])
+            if name in files or path.is_symlink():
+                entries.append(path)
+    if first is None:
+        return None
+    return Refusal(f"the case folder holds an entry that is not read: {first[0]}", first[1],
+                   tuple(entries), is_case=True)
