@@ -24,7 +24,8 @@ from typing import Final
 
 __all__ = [
     "CRASH_DIR_ENV",
-    "DEFAULT_MESSAGE_CHARS",
+    "DEFAULT_LINE_CHARS",
+    "DEFAULT_MESSAGE_LINES",
     "crash_dir",
     "shorten",
     "write_crash_report",
@@ -33,19 +34,31 @@ __all__ = [
 
 #: Environment variable naming the folder crash reports are written to.
 CRASH_DIR_ENV: Final = "PREFORM_PIPELINE_CRASH_DIR"
-#: A message longer than this is cut: about eight lines of a terminal.
-DEFAULT_MESSAGE_CHARS: Final = 600
+#: A message line longer than this is cut: about three lines of a terminal.
+DEFAULT_LINE_CHARS: Final = 300
+#: A message with more lines than this shows the first ones only.
+DEFAULT_MESSAGE_LINES: Final = 40
 _CRASH_FOLDER_NAME: Final = "crash-reports"
 
 
-def shorten(text: str, limit: int = DEFAULT_MESSAGE_CHARS) -> str:
-    """``text`` if short enough, else its head and tail with the count of characters cut."""
-    if len(text) <= limit:
-        return text
+def _cut_line(line: str, limit: int) -> str:
+    if len(line) <= limit:
+        return line
     tail = max(limit // 5, 20)
     head = max(limit - tail - 40, 20)
-    cut = len(text) - head - tail
-    return f"{text[:head]} [... {cut} characters cut ...] {text[-tail:]}"
+    return f"{line[:head]} [... {len(line) - head - tail} characters cut ...] {line[-tail:]}"
+
+
+def shorten(
+    text: str, limit: int = DEFAULT_LINE_CHARS, max_lines: int = DEFAULT_MESSAGE_LINES
+) -> str:
+    """``text`` with each line cut to ``limit`` characters and at most ``max_lines`` lines,
+    saying how much was cut; unchanged when it is short enough."""
+    lines = text.splitlines() or [text]
+    shown = [_cut_line(line, limit) for line in lines[:max_lines]]
+    if len(lines) > max_lines:
+        shown.append(f"[... {len(lines) - max_lines} more lines ...]")
+    return "\n".join(shown)
 
 
 def crash_dir(data_dir: Path | None, env: Mapping[str, str] = os.environ) -> Path:

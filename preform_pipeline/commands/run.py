@@ -53,6 +53,7 @@ from preform_pipeline.plan.builds import (
     plan_builds,
     read_models,
 )
+from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_run_report
@@ -309,6 +310,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at)
+    check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     _configure_logging(settings, log_file.resolve(), args.log_level, stderr)
 

@@ -31,6 +31,7 @@ from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.lookup import FleetDirLookup, NoLookup, PrintLookup
 from preform_pipeline.logging import configure_logging
+from preform_pipeline.preflight import check_paths, watch_paths
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.lookup import PrintLookup as WebLookup
@@ -143,6 +144,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
+    # Unusable inboxes, outcome folders, store or output folder stop us here, named.
+    check_paths(watch_paths(
+        [(i.path, [i.folder("processing"), i.folder("done"), i.folder("failed")])
+         for i in settings.hotfolders.inboxes],
+        store=settings.store.path, output_root=settings.hotfolders.output_root,
+    ))
     configure_logging(level=settings.logging.level, json_file=settings.logging.file,
                       console=stderr)
     level = logging.getLevelName(args.log_level)

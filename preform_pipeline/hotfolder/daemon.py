@@ -91,6 +91,7 @@ from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot, scan
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
+from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.recipes import load_recipe, render_template
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import build_to_dict, write_run_report
@@ -334,6 +335,7 @@ class HotFolderDaemon:
     ) -> None:
         self.settings = settings
         self.hot = settings.hotfolders
+        self._folder_monitor = FolderMonitor(i.path for i in self.hot.inboxes)
         if not self.hot.inboxes:
             raise PipelineError(
                 "the settings name no hot folders",
@@ -528,6 +530,7 @@ class HotFolderDaemon:
     # -- finding drops -------------------------------------------------------------------------
 
     def _rescan(self) -> None:
+        self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):
