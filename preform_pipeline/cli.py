@@ -162,6 +162,10 @@ def _report_crash(exc: Exception, argv: Sequence[str], stderr: TextIO) -> int:
 
 def main() -> None:
     status = run(sys.argv[1:], sys.stdout, sys.stderr)
+    try:
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is noticed now
+    except BrokenPipeError:
+        status = EXIT_BROKEN_PIPE
     if status == EXIT_BROKEN_PIPE:
         # Python flushes stdout once more at exit; with the reader gone that flush would print
         # "Exception ignored ... BrokenPipeError". Point stdout at nothing first.
@@ -169,7 +173,6 @@ def main() -> None:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
     sys.exit(status)
-
 
 if __name__ == "__main__":
     main()

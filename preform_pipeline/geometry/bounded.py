@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import stat
 import zipfile
 from collections.abc import Callable
@@ -58,9 +59,10 @@ def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
     except FileNotFoundError:
         raise ModelFileError(path, "file not found", hint="check the path") from None
     except OSError as exc:
-        raise ModelFileError(
-            path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
-        ) from None
+        hint = "check file permissions"
+        if exc.errno == errno.ELOOP:
+            hint = "the symbolic links loop; replace the link with the file itself"
+        raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})", hint=hint) from None
     if stat.S_ISDIR(info.st_mode):
         raise ModelFileError(
             path,
@@ -81,7 +83,14 @@ def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
         )
     try:
         with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+            # read(n) allocates n bytes first: ask for what stat() saw (plus one byte to
+            # notice growth), never for the whole limit.
+            data = handle.read(min(info.st_size, max_bytes) + 1)
+            while len(data) > info.st_size and len(data) <= max_bytes:
+                more = handle.read(_CHUNK)  # it is growing: follow it in chunks
+                if not more:
+                    break
+                data += more
     except OSError as exc:
         raise ModelFileError(
             path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"

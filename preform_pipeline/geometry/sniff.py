@@ -44,15 +44,15 @@ _MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
     (b"OggS", "an audio or video file"),
     (b"fLaC", "an audio file"),
     (b"ID3", "an MP3 audio file"),
-    (b"glTF", "a binary glTF model (convert it to STL, OBJ or 3MF)"),
+    (b"glTF", "a binary glTF model"),
 )
 # Text signatures, matched case-insensitively after leading blanks (and a UTF-8 BOM).
 _TEXT_MAGIC: Final[tuple[tuple[bytes, str], ...]] = (
-    (b"iso-10303-21", "a STEP CAD file (convert it to a mesh: STL, OBJ or 3MF)"),
+    (b"iso-10303-21", "a STEP CAD file"),
     (b"<!doctype html", "an HTML page"),
     (b"<html", "an HTML page"),
     (b"{\\rtf", "an RTF document"),
-    (b"ply", "a PLY model (convert it to STL, OBJ or 3MF)"),
+    (b"ply", "a PLY model"),
     (b"<svg", "an SVG drawing"),
     (b"#!", "a script"),
 )
