@@ -112,5 +112,5 @@ class TestMeshDefects:
 
     def test_an_oversized_file_is_refused_before_reading(self, tmp_path: Path) -> None:
         write_stl(tmp_path / "big.stl", np.repeat(tetra(), 50, axis=0))
-        with pytest.raises(ModelFileError, match="over the .* limit"):
+        with pytest.raises(ModelFileError, match=r"over the .* limit"):
             read_mesh(tmp_path / "big.stl", max_bytes=1000)
