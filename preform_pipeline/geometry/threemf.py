@@ -215,7 +215,8 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         obj = objects[object_id]
         if obj.has_mesh:
             m, t = transform
-            pieces.append(mesh_of(object_id) @ m + t)
+            with np.errstate(all="ignore"):  # inf x 0 in a transform: caught as non-finite
+                pieces.append(mesh_of(object_id) @ m + t)
         for component_id, component_transform in obj.components:
             inner = _parse_transform(component_transform, origin)
             collect(component_id, _compose(transform, inner), depth + 1)
@@ -229,8 +230,10 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         for object_id, obj in objects.items():
             if obj.has_mesh:
                 collect(object_id, (np.eye(3), np.zeros(3)), 0)
-    combined = np.concatenate(pieces) * UNIT_TO_MM[unit] if pieces else np.zeros((0, 3, 3))
-    return checked_mesh(combined.astype(np.float32), origin, name, source)
+    with np.errstate(all="ignore"):  # overflow to inf is reported by checked_mesh
+        combined = np.concatenate(pieces) * UNIT_TO_MM[unit] if pieces else np.zeros((0, 3, 3))
+        triangles = combined.astype(np.float32)
+    return checked_mesh(triangles, origin, name, source)
 
 
 def _object_mesh(
