@@ -155,7 +155,8 @@ def _report_crash(exc: Exception, argv: Sequence[str], stderr: TextIO) -> int:
         where = f"; details in {write_crash_report(exc, argv, _crash_folder())}"
     except OSError:
         where = "; no crash report could be written"
-    _log.error("command_crashed", error_type=type(exc).__name__)
+    # Info, not error: the console (WARNING) shows only the line below; log files keep it.
+    _log.info("command_crashed", error_type=type(exc).__name__, crash_report=where)
     _print_safely(f"error: unexpected failure ({what}){where}; please report it", stderr)
     return EXIT_CRASH
 
