@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TextIO
 
 from preform_pipeline.config import Settings, load_settings
-from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
+from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.lookup import FleetDirLookup, NoLookup, PrintLookup
@@ -139,11 +139,8 @@ def _install_signals(daemon: HotFolderDaemon, err: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    try:
-        settings = load_settings(args.settings)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=stderr)
-        return EXIT_FAILURE
+    # A ConfigError goes to the cli's handler, which adds each problem's line and column.
+    settings = load_settings(args.settings)
     # Unusable inboxes, outcome folders, store or output folder stop us here, named.
     check_paths(watch_paths(
         [(i.path, [i.folder("processing"), i.folder("done"), i.folder("failed")])

@@ -64,6 +64,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.executor.runner import run_values
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem, Clock
+from preform_pipeline.hotfolder.files import set_aside_unstorable
 from preform_pipeline.hotfolder.intake import (
     OUTCOME_DONE_STATES,
     OUTCOME_FAILED_STATES,
@@ -633,6 +634,10 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
+        if set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed")):
+            log.warning("drop_set_aside", root=str(root).encode("utf-8", "replace").decode(),
+                        reason="name is not valid UTF-8")
+            return None
         refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
         if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
             return Drop(unit.inbox, root, unit.recipe, refusal.is_case, others=refusal.paths,

@@ -151,5 +151,6 @@ def position_settings_error(exc: ConfigError) -> ConfigError:
         problems = _positioned(problems, key_paths, file, root)
     order = sorted(range(len(problems)),
                    key=lambda i: (problems[i].file, problems[i].line or 0, problems[i].column or 0))
-    return SettingsError([problems[i] for i in order], [key_paths[i] for i in order],
-                         hint=exc.hint or None)
+    # A single ConfigError's hint is already part of its problem's text.
+    hint = exc.hint or None if isinstance(exc, SettingsError) else None
+    return SettingsError([problems[i] for i in order], [key_paths[i] for i in order], hint=hint)
