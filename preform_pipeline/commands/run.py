@@ -56,6 +56,7 @@ from preform_pipeline.plan.builds import (
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.report import write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.verify.tracking import (
@@ -286,7 +287,7 @@ def _run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     try:
         settings = load_settings(args.settings)
     except ConfigError as exc:
-        print(f"error: {exc}", file=stderr)
+        print(f"error: {position_settings_error(exc)}", file=stderr)  # file:line:col each
         return EXIT_FAILURE
     if args.servers is not None:
         if args.servers < 1:

@@ -262,14 +262,6 @@ class Refusal:
 _FOLLOW_HINT = "drop the file itself, or set hotfolders.follow_symlinks: true in the settings"
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
 def entry_refusal(path: Path, inbox: Path, *, follow_symlinks: bool) -> tuple[str, str] | None:
     """``(reason, what to do)`` when ``path`` must not be opened, else None.
 
@@ -286,10 +278,10 @@ def entry_refusal(path: Path, inbox: Path, *, follow_symlinks: bool) -> tuple[st
         except (OSError, RuntimeError):
             return None
         if stat.S_ISDIR(info.st_mode):
-            if not follow_symlinks or _inside(path.absolute(), target):
+            if not follow_symlinks or path.absolute().is_relative_to(target):
                 return (f"is a symbolic link to the folder {target}; linked folders are not "
                         "followed", "drop the folder itself")
-        elif not follow_symlinks and not _inside(target, inbox.resolve()):
+        elif not follow_symlinks and not target.is_relative_to(inbox.resolve()):
             return (f"is a symbolic link to {target}, outside the inbox; links out of the "
                     "inbox are not followed", _FOLLOW_HINT)
     if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):

@@ -7,11 +7,12 @@ with them. Linux-specific only in the corpus entries that need POSIX (fifos, byt
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from test_hotfolder_watch_command import environment
 
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
@@ -20,14 +21,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from tests.hostile_corpus import write_corpus
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240.0
-
-
-def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 def every_file(folder: Path) -> set[str]:
