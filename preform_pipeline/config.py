@@ -370,6 +370,10 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         line, column, message = describe_yaml_error(exc, text)
         raise SettingsError([Problem(str(path), line, column, "$", message)]) from None
+    except RecursionError:  # the pure-Python parser recurses per nesting level
+        raise SettingsError(
+            [Problem(str(path), None, None, "$", "YAML nests too deeply to be settings")]
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

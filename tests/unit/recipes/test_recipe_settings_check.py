@@ -97,3 +97,16 @@ class TestReportTemplate:
         assert code == 1
         assert re.search(r"r\.yaml:4:\d+: \$\.outputs\.report: field \{case_id\}", out)
         assert "report is filled with run and build fields only" in out
+
+
+class TestDeepSettings:
+    """Settings nested thousands of levels deep are a settings error, not a crash."""
+
+    def test_deep_nesting(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+        code, _, err = invoke("jobs", "--settings", str(path), "list")
+        assert code == 1
+        assert "Traceback" not in err and "nests too deeply" in err
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1 and "nesting depth" in out
