@@ -15,6 +15,9 @@ An STL or 3MF that never satisfies its rule (a truncated upload) is *stalled* on
 not changed for ``incomplete_timeout_s``: it is taken anyway, so it ends in ``failed/`` with
 the reader's reason instead of sitting in the inbox for ever. An STL of 84 bytes or less
 has no triangles yet (some writers patch the count in last), so it gets the quiet period.
+An STL or 3MF whose first bytes show it is something else (a PNG, a PDF, plain notes) would
+never pass its rule either; it gets the quiet period like any other file, and then fails with
+what it really is.
 In polling mode (network shares, where a copy may preallocate the final size) a file that
 passes its rule must also look the same on two observations in a row.
 
@@ -39,7 +42,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Final, Protocol
 
-from preform_pipeline.geometry import stl_completeness, threemf_completeness
+from preform_pipeline.geometry import impostor, stl_completeness, threemf_completeness
+from preform_pipeline.geometry.sniff import SNIFF_BYTES
 
 __all__ = [
     "BINARY_STL_HEADER_BYTES",
@@ -67,6 +71,8 @@ SIDECAR_SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names of files still being written by some tool, or not meant for anyone.
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
 IGNORED_PREFIXES: Final = (".", "~")
+# Leading bytes that decide whether an STL without "solid" is text (and so not an STL).
+_TEXT_PROBE_BYTES: Final = 512
 
 
 class Clock(Protocol):
@@ -145,6 +151,23 @@ def _stl_reason(path: Path, size: int) -> str:
     return "ASCII STL: ends with endsolid"
 
 
+def _other_content(path: Path, kind: FileKind) -> bool:
+    """True when the file's first bytes show it is not the model its name says (a PNG named
+    ``.stl``, notes in a ``.stl``): it will never pass the format's completeness rule, so it
+    gets the quiet period instead of waiting out the incomplete timeout before it fails."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    if impostor(head, "." + kind.value) is not None:
+        return True
+    if kind is FileKind.STL and head.lstrip()[:5].lower() != b"solid":
+        sample = head[:_TEXT_PROBE_BYTES]
+        return all(32 <= b < 127 or b in (9, 10, 13) for b in sample)  # text, yet not STL
+    return False
+
+
 @dataclass
 class _Seen:
     size: int
@@ -216,7 +239,7 @@ class StabilityTracker:
         kind = kind_of(path)
         if kind in (FileKind.STL, FileKind.THREEMF) and not (
             kind is FileKind.STL and seen.size <= BINARY_STL_HEADER_BYTES
-        ):
+        ) and not _other_content(path, kind):
             whole = stl_completeness(path) if kind is FileKind.STL else threemf_completeness(path)
             if whole:
                 if self.confirm_unchanged and not unchanged:

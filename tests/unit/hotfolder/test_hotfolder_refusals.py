@@ -80,3 +80,19 @@ class TestUnstorableNames:
         assert not set_aside_unstorable(case, inbox, inbox / "failed")
         assert (case / "good.stl").exists()
         assert (inbox / "failed" / "case" / os.fsdecode(b"bad\xff.stl")).exists()
+
+
+class TestImpostorsAreNotWaitedFor:
+    """A PNG named .stl is taken after the quiet period, not after the incomplete timeout."""
+
+    def test_png_named_stl_gets_the_quiet_period(self, inbox: Path) -> None:
+        from preform_pipeline.clock import ManualClock
+        from preform_pipeline.hotfolder.stability import StabilityTracker, Verdict
+
+        clock = ManualClock()
+        tracker = StabilityTracker(clock, quiet_period_s=1.0, incomplete_timeout_s=600.0)
+        path = inbox / "photo.stl"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(500))
+        assert tracker.check(path).verdict is Verdict.WAIT
+        clock.advance(2.0)
+        assert tracker.check(path).verdict is Verdict.COMPLETE
