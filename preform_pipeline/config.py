@@ -67,6 +67,7 @@ __all__ = [
     "DEFAULT_STORE_FILENAME",
     "ENVIRONMENT_VARIABLES",
     "ENV_PREFIX",
+    "MAX_SETTINGS_FILE_BYTES",
     "SETTINGS_ENV",
     "STORE_PATH_ENV",
     "EnvironmentVariable",
@@ -120,6 +121,8 @@ STORE_PATH_ENV: Final = ENV_PREFIX + "STORE_PATH"
 _APP_DIR_NAME: Final = "preform-pipeline"
 
 _SCHEMA_RESOURCE: Final = "settings.schema.json"
+#: A settings file is a page of YAML; a larger one is the wrong file.
+MAX_SETTINGS_FILE_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -356,6 +359,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
 
 def _read_settings_file(path: Path) -> dict[str, Any]:
     try:
+        if path.is_dir():
+            raise ConfigError("is a folder, not a settings file", source=str(path))
+        if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
+            raise ConfigError(f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a "
+                              "page of YAML", source=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(

@@ -36,6 +36,7 @@ from preform_pipeline.yamlerrors import describe_yaml_error
 
 __all__ = [
     "EXTENDS_KEY",
+    "MAX_RECIPE_BYTES",
     "MAX_NODES",
     "Document",
     "JsonPath",
@@ -52,6 +53,8 @@ EXTENDS_KEY: Final = "extends"
 NOT_INHERITED: Final[frozenset[str]] = frozenset({"name", EXTENDS_KEY})
 #: Upper bound on nodes built from one file, after aliases are expanded (stops alias bombs).
 MAX_NODES: Final = 100_000
+#: A recipe is a page of YAML; a file larger than this is the wrong file.
+MAX_RECIPE_BYTES: Final = 1024 * 1024
 #: Upper bound on the length of an ``extends`` chain.
 MAX_EXTENDS_DEPTH: Final = 16
 
@@ -331,9 +334,16 @@ def _load_chain(
     via: Problem | None,
 ) -> YamlNode | None:
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            state.fail(Problem(shown, None, None, "$",
+                               f"is over {MAX_RECIPE_BYTES} bytes; a recipe is a page of YAML"))
+            return None
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         state.fail(via or Problem(shown, None, None, "$", "file not found"))
+        return None
+    except IsADirectoryError:
+        state.fail(via or Problem(shown, None, None, "$", "is a folder, not a recipe file"))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -16,20 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.config import load_settings
+from preform_pipeline.config import MAX_SETTINGS_FILE_BYTES, load_settings
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
 
 __all__ = [
-    "MAX_SETTINGS_BYTES",
     "SETTINGS_CHECKED_AGAINST",
     "position_settings_error",
     "validate_settings",
 ]
 
-#: A settings file is a page of YAML; anything far larger is the wrong file.
-MAX_SETTINGS_BYTES: Final = 1024 * 1024
 #: What the summary line says a settings file was checked against.
 SETTINGS_CHECKED_AGAINST: Final = "settings schema"
 _PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
@@ -48,10 +45,10 @@ def _read(path: Path) -> tuple[str | None, Problem | None]:
         size = path.stat().st_size
         if path.is_dir():
             return None, Problem(str(path), None, None, "$", "is a folder, not a settings file")
-        if size > MAX_SETTINGS_BYTES:
+        if size > MAX_SETTINGS_FILE_BYTES:
             return None, Problem(
                 str(path), None, None, "$",
-                f"is {size} bytes; a settings file is under {MAX_SETTINGS_BYTES} bytes",
+                f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a page of YAML",
             )
         return path.read_text(encoding="utf-8-sig"), None
     except FileNotFoundError:

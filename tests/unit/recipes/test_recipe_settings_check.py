@@ -110,3 +110,20 @@ class TestDeepSettings:
         assert "Traceback" not in err and "nests too deeply" in err
         code, out, _ = invoke("validate", "--settings", str(path))
         assert code == 1 and "nesting depth" in out
+
+
+class TestWrongKindOfPath:
+    """A folder or an oversized file named as a recipe or settings file is said to be one."""
+
+    def test_folders(self, tmp_path: Path) -> None:
+        folder = tmp_path / "x.yaml"
+        folder.mkdir()
+        _, out, _ = invoke("validate", str(folder), "--settings", str(folder))
+        assert "is a folder, not a recipe file" in out
+        assert "is a folder, not a settings file" in out
+
+    def test_oversized(self, tmp_path: Path) -> None:
+        big = tmp_path / "big.yaml"
+        big.write_text("# " + "x" * (1024 * 1024 + 10), encoding="utf-8")
+        _, out, _ = invoke("validate", str(big), "--settings", str(big))
+        assert out.count("a page of YAML") == 2
