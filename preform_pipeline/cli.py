@@ -9,20 +9,28 @@ streams.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, TextIO
 
 from preform_pipeline import __version__
 from preform_pipeline.commands._common import (
     DEFAULT_CONSOLE_LOG_LEVEL,
+    EXIT_BROKEN_PIPE,
+    EXIT_CRASH,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
 )
-from preform_pipeline.errors import PipelineError
-from preform_pipeline.logging import configure_logging
+from preform_pipeline.config import default_store_path
+from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write_full_message
+from preform_pipeline.errors import ConfigError, PipelineError
+from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.recipes.settings_check import position_settings_error
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -36,6 +44,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.verify",
     "preform_pipeline.commands.service",
 )
+
+_log = get_logger(__name__)
+
 
 class Command(Protocol):
     NAME: str
@@ -68,7 +79,13 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
 
 
 def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
-    """Run one command line; returns the exit status instead of exiting."""
+    """Run one command line; returns the exit status instead of exiting.
+
+    This is the one place errors meet the user: a :class:`PipelineError` prints its message
+    (cut to a readable length, the full text kept in a file); anything else prints one line
+    naming a crash report that holds the traceback; a closed output pipe (``| head``) ends
+    quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
+    """
     try:
         args, command = parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
@@ -79,16 +96,72 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     try:
         return command.run(args, stdout, stderr)
     except PipelineError as exc:
-        print(f"error: {exc}", file=stderr)
-        return EXIT_FAILURE
+        return _report_known(exc, stderr)
     except KeyboardInterrupt:
-        print("interrupted", file=stderr)
+        _print_safely("interrupted", stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # the one top-level handler: no traceback reaches the screen
+        return _report_crash(exc, argv, stderr)
+
+
+def _print_safely(text: str, stream: TextIO) -> None:
+    try:
+        print(text, file=stream)
+        stream.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass  # nowhere left to say it
+
+
+def _crash_folder() -> Path:
+    try:
+        data_dir: Path | None = default_store_path().parent
+    except (KeyError, RuntimeError, OSError):  # no home folder: the temporary folder then
+        data_dir = None
+    return crash_dir(data_dir)
+
+
+def _report_known(exc: PipelineError, stderr: TextIO) -> int:
+    if isinstance(exc, ConfigError):
+        # Settings problems name their line and column, as `validate --settings` does.
+        with contextlib.suppress(PipelineError, OSError):
+            exc = position_settings_error(exc)
+    text = str(exc)
+    short = shorten(text)
+    if short != text:
+        with contextlib.suppress(OSError):
+            short += f"\n(full message in {write_full_message(text, _crash_folder())})"
+    _print_safely(f"error: {short}", stderr)
+    return EXIT_FAILURE
+
+
+def _report_crash(exc: Exception, argv: Sequence[str], stderr: TextIO) -> int:
+    what = shorten(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else
+                   type(exc).__name__, 200)
+    try:
+        where = f"; details in {write_crash_report(exc, argv, _crash_folder())}"
+    except OSError:
+        where = "; no crash report could be written"
+    # Info, not error: the console (WARNING) shows only the line below; log files keep it.
+    _log.info("command_crashed", error_type=type(exc).__name__, crash_report=where)
+    _print_safely(f"error: unexpected failure ({what}){where}; please report it", stderr)
+    return EXIT_CRASH
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
-
+    status = run(sys.argv[1:], sys.stdout, sys.stderr)
+    try:
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is noticed now
+    except BrokenPipeError:
+        status = EXIT_BROKEN_PIPE
+    if status == EXIT_BROKEN_PIPE:
+        # Python flushes stdout once more at exit; with the reader gone that flush would print
+        # "Exception ignored ... BrokenPipeError". Point stdout at nothing first.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(status)
 
 if __name__ == "__main__":
     main()

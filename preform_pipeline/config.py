@@ -37,7 +37,7 @@ from typing import Any, Final
 import jsonschema
 import yaml
 
-from preform_pipeline.errors import ConfigError
+from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.hotfolder.settings import HotFolderSettings, read_hotfolder_settings
 from preform_pipeline.verify.settings import (
     CloudSettings,
@@ -45,6 +45,7 @@ from preform_pipeline.verify.settings import (
     read_cloud_settings,
     read_verify_settings,
 )
+from preform_pipeline.yamlerrors import describe_yaml_error
 
 __all__ = [
     "DEFAULT_BASE_PORT",
@@ -67,6 +68,7 @@ __all__ = [
     "DEFAULT_STORE_FILENAME",
     "ENVIRONMENT_VARIABLES",
     "ENV_PREFIX",
+    "MAX_SETTINGS_FILE_BYTES",
     "SETTINGS_ENV",
     "STORE_PATH_ENV",
     "EnvironmentVariable",
@@ -123,6 +125,8 @@ STORE_PATH_ENV: Final = ENV_PREFIX + "STORE_PATH"
 _APP_DIR_NAME: Final = "preform-pipeline"
 
 _SCHEMA_RESOURCE: Final = "settings.schema.json"
+#: A settings file is a page of YAML; a larger one is the wrong file.
+MAX_SETTINGS_FILE_BYTES: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
 
 def _read_settings_file(path: Path) -> dict[str, Any]:
     try:
+        if path.is_dir():
+            raise ConfigError("is a folder, not a settings file", source=str(path))
+        if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
+            raise ConfigError(f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a "
+                              "page of YAML", source=str(path))
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
@@ -377,10 +386,12 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML: {problem}", source=where) from exc
+        line, column, message = describe_yaml_error(exc, text)
+        raise SettingsError([Problem(str(path), line, column, "$", message)]) from None
+    except RecursionError:  # the pure-Python parser recurses per nesting level
+        raise SettingsError(
+            [Problem(str(path), None, None, "$", "YAML nests too deeply to be settings")]
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -426,7 +437,7 @@ def _json_path(parts: Sequence[str | int]) -> str:
 
 def _validate(raw: dict[str, Any], source_of: Callable[[Sequence[str | int]], str]) -> None:
     validator = jsonschema.Draft202012Validator(settings_schema())
-    problems: list[tuple[str, str, str]] = []
+    problems: list[tuple[str, list[str | int], str]] = []
     for error in validator.iter_errors(raw):
         parts: list[str | int] = list(error.absolute_path)
         message = error.message
@@ -439,23 +450,22 @@ def _validate(raw: dict[str, Any], source_of: Callable[[Sequence[str | int]], st
                     if close
                     else f"unknown key; known keys: {', '.join(allowed)}"
                 )
-                problems.append((source_of(parts), _json_path([*parts, str(key)]), text))
+                problems.append((source_of(parts), [*parts, str(key)], text))
             continue
         if error.validator == "oneOf" and error.context:
             # "null or a path": the non-null branch's complaint is the useful one.
             message = next(
                 (c.message for c in error.context if c.validator != "type"), error.message
             )
-        problems.append((source_of(parts), _json_path(parts), message))
+        problems.append((source_of(parts), parts, message))
     if problems:
-        problems.sort()
-        sources = sorted({p[0] for p in problems})
-        lines = [f"{path}: {message}" for _, path, message in problems]
-        if len(sources) == 1:
-            raise ConfigError("; ".join(lines), source=sources[0],
-                              hint="see docs/settings.md for every setting")
-        lines = [f"{src}: {path}: {message}" for src, path, message in problems]
-        raise ConfigError("; ".join(lines), hint="see docs/settings.md for every setting")
+        problems.sort(key=lambda p: (p[0], _json_path(p[1]), p[2]))
+        raise SettingsError(
+            [Problem(source, None, None, _json_path(parts), message)
+             for source, parts, message in problems],
+            [tuple(parts) for _, parts, _ in problems],
+            hint="see docs/settings.md for every setting",
+        )
 
 
 def _resolve(text: str, base: Path) -> Path:

@@ -7,6 +7,8 @@ server answered, the exit code and last words of a process.
 ```
 PipelineError
  ├── ConfigError                      settings file / environment is wrong
+ │    └── SettingsError               several problems in the settings, one per line, positioned
+ ├── UnusablePathError                an inbox, output folder or store path cannot be used
  ├── RecipeError                      a recipe is invalid (carries every problem at once)
  ├── TemplateError                    an output template is unsafe or names an unknown field
  ├── ModelFileError                   a model file cannot be read (truncated, malformed, missing)
@@ -83,6 +85,7 @@ __all__ = [
     "ServerStartTimeoutError",
     "ServerTimeoutError",
     "ServerUnreachableError",
+    "SettingsError",
     "SidecarError",
     "StepGraphError",
     "StoreConflictError",
@@ -91,6 +94,7 @@ __all__ = [
     "TemplateError",
     "TransientApiError",
     "UnsupportedApiVersionError",
+    "UnusablePathError",
 ]
 
 
@@ -116,6 +120,51 @@ class ConfigError(PipelineError):
     def __init__(self, message: str, *, source: str | None = None, hint: str | None = None):
         super().__init__(f"{source}: {message}" if source else message, hint=hint)
         self.source = source
+
+
+class SettingsError(ConfigError):
+    """The settings have several problems: every one found, one per line.
+
+    ``key_paths[i]`` is the key path of ``problems[i]`` as parts (``("servers", "count")``),
+    so a caller holding the YAML node tree can fill in lines and columns
+    (:meth:`with_problems`).
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[Problem],
+        key_paths: Sequence[tuple[str | int, ...]] = (),
+        *,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = tuple(problems)
+        self.key_paths = tuple(key_paths) or tuple(() for _ in self.problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in settings"
+        super().__init__(head + ":\n" + "\n".join(str(p) for p in self.problems), hint=hint)
+
+    def with_problems(self, problems: Sequence[Problem]) -> SettingsError:
+        """The same error with ``problems`` (e.g. positioned) in place of its own."""
+        return SettingsError(problems, self.key_paths, hint=self.hint or None)
+
+
+class UnusablePathError(PipelineError):
+    """Folders or files a command needs cannot be used; checked before anything starts.
+
+    ``problems`` holds ``(role, path, what is wrong)`` for every such path, e.g.
+    ``("inbox", Path("/srv/inbox"), "is a file, not a folder")``.
+    """
+
+    def __init__(
+        self, problems: Sequence[tuple[str, Path, str]], *, hint: str | None = None
+    ) -> None:
+        self.problems = tuple(problems)
+        lines = [f"{role} {path}: {what}" for role, path, what in self.problems]
+        text = lines[0] if len(lines) == 1 else "\n".join(
+            [f"{len(lines)} paths cannot be used:", *lines]
+        )
+        super().__init__(text, hint=hint or "fix the path in the settings (or the folder "
+                         "itself), then start again")
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,19 @@ log events from ``--log-level`` up, while the JSON log file gets the settings' l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from typing import Final, TextIO
 
 from preform_pipeline.config import Settings, load_settings
-from preform_pipeline.errors import ConfigError
+from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.logging import configure_logging
+from preform_pipeline.recipes.settings_check import position_settings_error
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_CRASH",
     "CONSOLE_LOG_LEVELS",
     "DEFAULT_CONSOLE_LOG_LEVEL",
     "EXIT_FAILURE",
@@ -37,6 +41,10 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_TERMINATED: Final = 143
 #: argparse refused the command line (its own exit status for usage errors).
 EXIT_USAGE: Final = 2
+#: An unexpected failure (a bug): sysexits' EX_SOFTWARE.
+EXIT_CRASH: Final = 70
+#: The reader of our output went away (``| head``): 128 + SIGPIPE, as shells report it.
+EXIT_BROKEN_PIPE: Final = 141
 
 CONSOLE_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_CONSOLE_LOG_LEVEL: Final = "WARNING"
@@ -66,5 +74,8 @@ def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
     try:
         return load_settings(path)
     except ConfigError as exc:
+        # Each problem with its file:line:col, as `validate --settings` prints it.
+        with contextlib.suppress(PipelineError, OSError):
+            exc = position_settings_error(exc)
         print(f"error: {exc}", file=err)
         return None

@@ -389,9 +389,17 @@ def _store_path(args: argparse.Namespace) -> Path:
     return load_settings(args.settings).store.path
 
 
+_MAX_JOB_ID = 2**63 - 1
+
+
 def _find(store: SqliteJobStore, text: str) -> Job:
     cleaned = text.strip()
     if cleaned.isdigit():
+        if int(cleaned) > _MAX_JOB_ID:  # SQLite ids are 64-bit: such a job cannot exist
+            raise StoreError(
+                f"{store.path}: no job with id {cleaned[:30]}",
+                hint="`preform-pipeline jobs` lists the jobs",
+            )
         return store.get_job(int(cleaned))
     if normalize_key(cleaned) is None:
         raise StoreError(

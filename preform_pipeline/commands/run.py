@@ -80,6 +80,7 @@ from preform_pipeline.plan.builds import (
     plan_builds,
     read_models,
 )
+from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
 from preform_pipeline.recipes.model import Recipe
@@ -280,6 +281,7 @@ def _run(
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at)
+    check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
 

@@ -1,4 +1,4 @@
-"""``preform-pipeline validate RECIPE...``: check recipes without preparing anything.
+"""``preform-pipeline validate RECIPE... [--settings FILE]``: check recipes and settings.
 
 Every problem in every file is reported at once, one per line, as
 ``file:line:col: $.json.path: message (did you mean 'x'?)``, followed by a summary line per
@@ -7,9 +7,13 @@ prints the same as a list of objects for tools (editor plugins, CI annotations).
 
 ``--server URL`` checks machine types, materials and layer thicknesses against what a running
 PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the server cannot be
-reached, the shipped catalogue is used and the summary says so.
+reached, the shipped catalogue is used: a warning on stderr and the summary line say so, and
+``--require-server`` turns that fallback into a failure (exit 1).
 
-Exit status: 0 when every recipe is valid, 1 otherwise, 2 for usage errors.
+``--settings FILE`` checks a settings file the same way (every problem at once, positioned);
+environment variables are not applied to it.
+
+Exit status: 0 when every file is valid, 1 otherwise, 2 for usage errors.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
     DEFAULT_SERVER_TIMEOUT_S,
     ValidationReport,
@@ -31,13 +36,21 @@ from preform_pipeline.recipes.validate import (
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "format_text", "run"]
 
 NAME = "validate"
-HELP = "Check recipe files and report every problem with its file, line and column."
+HELP = "Check recipe and settings files; report every problem with its file, line and column."
 FORMATS = ("text", "json")
 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipes", type=Path, nargs="+", metavar="RECIPE", help="recipe YAML files")
+    parser.add_argument("recipes", type=Path, nargs="*", metavar="RECIPE", help="recipe YAML files")
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="check this settings file (repeatable); environment variables are not applied",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -57,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"how long to wait for --server (default {DEFAULT_SERVER_TIMEOUT_S:g} s)",
     )
+    parser.add_argument(
+        "--require-server",
+        action="store_true",
+        help="fail (exit 1) when --server cannot be used, instead of falling back to the "
+        "shipped catalogue",
+    )
 
 
 def format_text(report: ValidationReport) -> list[str]:
@@ -69,12 +88,20 @@ def format_text(report: ValidationReport) -> list[str]:
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if not args.recipes and not args.settings:
+        print("error: name at least one RECIPE or --settings FILE", file=stderr)
+        return EXIT_USAGE
     catalogue: Catalogue = DEFAULT_CATALOGUE
+    fell_back = False
     if args.server:
         catalogue = catalogue_from_server(args.server, timeout=args.server_timeout)
-        if catalogue.source.startswith(DEFAULT_CATALOGUE.source):
-            print(f"note: using the {catalogue.source}", file=stderr)
+        fell_back = catalogue.source.startswith(DEFAULT_CATALOGUE.source)
+        if fell_back:
+            verdict = "failing because of --require-server" if args.require_server else (
+                "machines and materials were not checked against that server")
+            print(f"note: using the {catalogue.source}; {verdict}", file=stderr)
     reports = [validate_recipe(path, catalogue=catalogue) for path in args.recipes]
+    reports += [validate_settings(path) for path in args.settings]
     if args.format == "json":
         json.dump([r.to_json() for r in reports], stdout, indent=2)
         stdout.write("\n")
@@ -82,4 +109,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         for report in reports:
             for line in format_text(report):
                 print(line, file=stdout)
+    if fell_back and args.require_server:
+        return EXIT_FAILURE
     return EXIT_OK if all(r.valid for r in reports) else EXIT_FAILURE

@@ -39,6 +39,7 @@ from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.preflight import check_paths, watch_paths
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
@@ -146,6 +147,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = load_command_settings(args.settings, stderr)
     if settings is None:
         return EXIT_FAILURE
+    # Unusable inboxes, outcome folders, store or output folder stop us here, named.
+    check_paths(watch_paths(
+        [(i.path, [i.folder("processing"), i.folder("done"), i.folder("failed")])
+         for i in settings.hotfolders.inboxes],
+        store=settings.store.path, output_root=settings.hotfolders.output_root,
+    ))
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
     lock = DaemonLock(settings.store.path)

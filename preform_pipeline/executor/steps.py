@@ -546,7 +546,9 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             )
         except LabelDoesNotFitError as exc:
             if _label_fit(node.options) != "skip":
-                raise
+                # Name the model: the build may hold many, each with its own text.
+                raise LabelDoesNotFitError(f"{model.path.name}: {exc.message}",
+                                           hint=exc.hint) from None
             # The recipe prefers an unlabelled part to a failed build; say which one.
             ctx.facts.warnings.append(f"{model.path.name} left unlabelled: {exc.message}")
             log.warning("label_skipped", model=str(model.path), reason=exc.message)

@@ -10,7 +10,28 @@ import numpy.typing as npt
 from ..errors import ModelFileError
 from .mesh import Mesh
 
-__all__ = ["checked_mesh", "line_number"]
+__all__ = [
+    "DEFECT_CHECK_MAX_TRIANGLES",
+    "FLAT_FRACTION",
+    "ZERO_AREA_FRACTION",
+    "checked_mesh",
+    "line_number",
+    "mesh_defects",
+    "sane_mesh",
+]
+
+#: A triangle whose area is below this fraction of the squared model size is degenerate
+#: (float32 noise on a model a few hundred millimetres across is far smaller).
+ZERO_AREA_FRACTION = 1e-12
+#: A mesh whose vertices all lie within this fraction of its size from one plane is flat: a
+#: surface, not a solid (it encloses no volume).
+FLAT_FRACTION = 1e-6
+#: Larger meshes are not checked for open edges or inverted normals (see mesh_defects).
+DEFECT_CHECK_MAX_TRIANGLES = 200_000
+# Triangles measured at a time while looking for one with area.
+_CHUNK_TRIANGLES = 4096
+# Every this many-th vertex is looked at first when deciding whether a mesh is flat.
+_FLAT_SAMPLE_STEP = 97
 
 
 def line_number(data: bytes, offset: int) -> int:
@@ -38,3 +59,89 @@ def checked_mesh(
             hint="repair the mesh (e.g. in PreForm or Meshmixer) and export it again",
         )
     return Mesh(triangles, name, source)
+
+
+def sane_mesh(mesh: Mesh, origin: Path) -> Mesh:
+    """``mesh`` when it can print; refuses meshes of zero-area triangles or zero volume.
+
+    Parsers stop at structure (:func:`checked_mesh`); the entry points that hand a model to
+    the pipeline (:func:`~preform_pipeline.geometry.read_mesh`) also call this. Cheap on real
+    models: it stops at the first chunk holding a triangle with area, then measures every
+    vertex's distance from that triangle's plane in one pass (a flat mesh has volume 0).
+    """
+    triangles = mesh.triangles
+    extent = max(mesh.size)
+    normal = _first_area(triangles, extent)
+    if normal is None:
+        raise ModelFileError(
+            origin,
+            f"all {triangles.shape[0]:,} triangles have zero area (their corners lie on a line "
+            "or a point), so there is no surface to print",
+            hint="the export failed or the model was scaled to nothing; export it again",
+        )
+    # Every vertex's height along that triangle's normal: all equal for a flat mesh. A sparse
+    # sample settles it for almost every real model; only (nearly) flat ones pay a full pass.
+    points = triangles.reshape(-1, 3)
+    tolerance = FLAT_FRACTION * extent
+    sample = points[::_FLAT_SAMPLE_STEP] @ normal
+    if float(sample.max()) - float(sample.min()) > tolerance:
+        return mesh
+    heights = points @ normal
+    if float(heights.max()) - float(heights.min()) <= tolerance:
+        raise ModelFileError(
+            origin,
+            "the mesh encloses no volume: it is flat (a surface, not a solid)",
+            hint="export the model as a closed solid; give a surface a thickness first",
+        )
+    return mesh
+
+
+def _first_area(
+    triangles: npt.NDArray[np.float32], extent: float
+) -> npt.NDArray[np.float32] | None:
+    """Unit normal of the first triangle with area, looked for chunk by chunk."""
+    threshold = 2 * ZERO_AREA_FRACTION * extent**2
+    for start in range(0, triangles.shape[0], _CHUNK_TRIANGLES):
+        t = triangles[start:start + _CHUNK_TRIANGLES].astype(np.float64)
+        cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+        double_area = np.linalg.norm(cross, axis=1)
+        found = np.flatnonzero(double_area > threshold)
+        if found.size and extent > 0:
+            first = int(found[0])
+            unit: npt.NDArray[np.float32] = (cross[first] / double_area[first]).astype(np.float32)
+            return unit
+    return None
+
+
+def _vertex_ids(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    """Per corner, an id shared by corners with the same coordinates (exact, via a 64-bit hash
+    of the float bits: a collision needs two of a few million vertices to hash alike)."""
+    bits = (triangles.reshape(-1, 3) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    key = (bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (
+        bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (bits[:, 2] * np.uint64(0x165667B19E3779F9))
+    _, inverse = np.unique(key, return_inverse=True)
+    return inverse.reshape(-1, 3).astype(np.int64)
+
+
+def mesh_defects(mesh: Mesh) -> tuple[str, ...]:
+    """Defects PreForm can often repair but a user should know about, one phrase each.
+
+    Meshes over :data:`DEFECT_CHECK_MAX_TRIANGLES` are not checked (the edge count costs a sort
+    of every corner); an empty tuple then means "not checked", not "no defects".
+    """
+    if mesh.triangle_count > DEFECT_CHECK_MAX_TRIANGLES:
+        return ()
+    faces = _vertex_ids(mesh.triangles)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges.sort(axis=1)
+    codes = edges[:, 0] * np.int64(faces.max() + 1) + edges[:, 1]
+    _, counts = np.unique(codes, return_counts=True)
+    if not bool(np.all(counts == 2)):
+        return ("the mesh is open or non-manifold (some edges are not shared by exactly two "
+                "triangles)",)
+    t = mesh.triangles.astype(np.float64)
+    t -= t.reshape(-1, 3).mean(axis=0)
+    signed = float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
+    if signed < 0:
+        return ("the triangles face inwards (the mesh is inside out)",)
+    return ()

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
 from .mesh import Mesh, weld_vertices
+from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = ["read_obj_bytes", "write_obj"]
 
@@ -30,6 +31,11 @@ _HINT = "the OBJ file is damaged; export it again"
 
 def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
     """Parse OBJ bytes into a triangle mesh; ``origin`` names the file in errors."""
+    require_format(data[:SNIFF_BYTES], ".obj", origin)
+    if b"\x00" in data[:SNIFF_BYTES]:
+        raise ModelFileError(
+            origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
+        )
     vertices = _parse_vertices(data, origin)
     bodies = _FACE_LINE.findall(data)
     if not bodies:

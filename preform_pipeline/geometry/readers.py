@@ -6,6 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ModelFileError
+from ..logging import get_logger
+from ._checks import mesh_defects, sane_mesh
+from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, read_file_bounded
 from .mesh import Mesh
 from .obj import read_obj_bytes
 from .stl import read_stl_bytes
@@ -21,6 +24,7 @@ _READERS: dict[str, _Reader] = {
 }
 #: Lower-case file suffixes :func:`read_mesh` understands.
 SUPPORTED_SUFFIXES: tuple[str, ...] = tuple(_READERS)
+_log = get_logger(__name__)
 
 
 def _reader_for(suffix: str, origin: Path) -> _Reader:
@@ -35,29 +39,28 @@ def _reader_for(suffix: str, origin: Path) -> _Reader:
     return reader
 
 
-def read_mesh(path: Path | str, *, name: str | None = None) -> Mesh:
+def read_mesh(
+    path: Path | str, *, name: str | None = None, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES
+) -> Mesh:
     """Read an STL (binary or ASCII), OBJ or 3MF file; the name defaults to the file's stem.
 
     Raises :class:`~preform_pipeline.errors.ModelFileError` with the path and a reason for a
-    missing, empty, truncated, malformed or unsupported file.
+    missing, empty, oversized, truncated, malformed, degenerate or unsupported file, and for a
+    file that is something else under a mesh's name ("this is a PNG image, not an STL").
+    Repairable defects (an open mesh, inverted normals) are logged as ``mesh_defect``.
     """
     path = Path(path)
     reader = _reader_for(path.suffix, path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(path, "file not found", hint="check the path") from None
-    except IsADirectoryError:
-        raise ModelFileError(path, "is a directory, not a model file") from None
-    except OSError as exc:
-        raise ModelFileError(
-            path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
-        ) from None
+    data = read_file_bounded(path, max_bytes)
     if not data:
         raise ModelFileError(
-            path, "file is empty (0 bytes)", hint="wait until it is written, or export it again"
+            path, "file is empty (0 bytes)", hint="copy or export the model again"
         )
-    return reader(data, origin=path, name=path.stem if name is None else name, source=path)
+    parsed = reader(data, origin=path, name=path.stem if name is None else name, source=path)
+    mesh = sane_mesh(parsed, path)
+    for defect in mesh_defects(mesh):
+        _log.warning("mesh_defect", path=str(path), defect=defect)
+    return mesh
 
 
 def read_mesh_bytes(data: bytes, suffix: str, *, name: str) -> Mesh:
@@ -66,4 +69,4 @@ def read_mesh_bytes(data: bytes, suffix: str, *, name: str) -> Mesh:
     reader = _reader_for(suffix, origin)
     if not data:
         raise ModelFileError(origin, "file is empty (0 bytes)", hint="export it again")
-    return reader(bytes(data), origin=origin, name=name, source=None)
+    return sane_mesh(reader(bytes(data), origin=origin, name=name, source=None), origin)

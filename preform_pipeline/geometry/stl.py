@@ -19,6 +19,7 @@ import numpy.typing as npt
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
 from .mesh import Mesh
+from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
     "BINARY_HEADER_BYTES",
@@ -36,6 +37,9 @@ BINARY_RECORD_DTYPE = np.dtype(
 # How many leading bytes decide "is this text?" and how far from the end "endsolid" may sit.
 _TEXT_PROBE_BYTES = 512
 _ENDSOLID_TAIL_BYTES = 4096
+# Records sampled to tell a damaged binary STL from a file that is not an STL at all.
+_PLAUSIBILITY_RECORDS = 64
+_PLAUSIBLE_COORDINATE = 1e7
 _TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
 
 _NUMBER = rb"(\S+)"
@@ -73,40 +77,92 @@ def _is_binary(data: bytes) -> bool:
 
 def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
     """Parse binary or ASCII STL bytes; ``origin`` names the file in errors."""
+    exact_binary = len(data) >= BINARY_HEADER_BYTES and len(data) == (
+        BINARY_HEADER_BYTES + 50 * _binary_count(data)
+    )
+    if not exact_binary:
+        require_format(data[:SNIFF_BYTES], ".stl", origin)
     if _is_binary(data):
         return _read_binary(data, origin, name, source)
     return _read_ascii(data, origin, name, source)
 
 
+def _plausible_records(data: bytes) -> bool:
+    """Do the complete 50-byte records after the header look like triangles?
+
+    Real binary STL records hold finite coordinates of modest size and unit (or zero)
+    normals; random bytes (a renamed document, an image) almost never do across many records.
+    """
+    available = max(0, (len(data) - BINARY_HEADER_BYTES) // 50)
+    count = min(available, _PLAUSIBILITY_RECORDS)
+    if count == 0:
+        return len(data) <= BINARY_HEADER_BYTES and not _looks_like_text(data)
+    records = np.frombuffer(data, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
+    with np.errstate(all="ignore"):
+        coordinates = records["vertices"].astype(np.float64)
+        normals = records["normal"].astype(np.float64)
+        sane = np.isfinite(coordinates).all() and bool(
+            (np.abs(coordinates) < _PLAUSIBLE_COORDINATE).all()
+        )
+        lengths = np.linalg.norm(normals, axis=1)
+    unit_or_zero = (np.abs(lengths - 1.0) < 0.01) | (lengths < 1e-6)
+    return bool(sane and np.isfinite(lengths).all() and unit_or_zero.mean() >= 0.9)
+
+
 def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
     if len(data) < BINARY_HEADER_BYTES:
+        if _looks_like_text(data):
+            _raise_not_stl_text(data, origin)
         raise ModelFileError(
             origin,
             f"binary STL is {len(data)} bytes, shorter than its {BINARY_HEADER_BYTES}-byte "
             "header",
-            hint="the file is truncated; copy or export it again",
+            hint="the file was cut short; copy or export it again",
         )
     count = _binary_count(data)
     expected = BINARY_HEADER_BYTES + 50 * count
     if len(data) != expected:
-        state = "truncated" if len(data) < expected else "longer than its header says"
-        raise ModelFileError(
-            origin,
-            f"binary STL is {state}: header declares {count} triangles, so expected "
-            f"{expected} bytes, but the file has {len(data)} bytes",
-            hint="wait until the file is completely written, or export it again",
-        )
+        if _looks_like_text(data):
+            _raise_not_stl_text(data, origin)
+        if not _plausible_records(data):
+            raise ModelFileError(
+                origin,
+                "this is not a mesh: neither ASCII STL text nor binary STL triangles",
+                hint=EXPORT_HINT,
+            )
+        room = (len(data) - BINARY_HEADER_BYTES) // 50
+        if len(data) < expected:
+            state = (
+                f"is truncated: its header declares {count} triangles, so expected {expected} "
+                f"bytes, but the file has {len(data)} bytes (room for {room} triangles)"
+            )
+            hint = "the file was cut short; copy or export it again"
+        else:
+            state = (
+                f"is longer than its header says: it declares {count} triangles, so expected "
+                f"{expected} bytes, but the file has {len(data)} bytes (room for {room})"
+            )
+            hint = "the header's triangle count is wrong; export the model again"
+        raise ModelFileError(origin, f"binary STL {state}", hint=hint)
     records = np.frombuffer(data, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
     triangles = np.ascontiguousarray(records["vertices"])
     return checked_mesh(triangles, origin, name, source)
+
+
+def _raise_not_stl_text(data: bytes, origin: Path) -> None:
+    raise ModelFileError(
+        origin,
+        "this is a text file that is not an STL (an ASCII STL starts with 'solid')",
+        hint=EXPORT_HINT,
+    )
 
 
 def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
     if not _ends_with_endsolid(data[-_ENDSOLID_TAIL_BYTES:]):
         raise ModelFileError(
             origin,
-            f"ASCII STL has no 'endsolid' (file ends at line {line_number(data, len(data))})",
-            hint="the file is truncated or still being written; wait or export it again",
+            f"ASCII STL ends without 'endsolid' (at line {line_number(data, len(data))})",
+            hint="the file was cut short; copy or export it again",
         )
     matches = _FACET.findall(data)
     keywords = len(_FACET_KEYWORD.findall(data))

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
-from xml.etree import ElementTree as ET
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
 from ._checks import checked_mesh
+from .bounded import parse_xml, read_zip_member
 from .mesh import Mesh, weld_vertices
+from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
     "CORE_NAMESPACE",
@@ -45,6 +48,7 @@ UNIT_TO_MM = {
 }
 # Component references nest; deeper than this is treated as a cycle.
 _MAX_COMPONENT_DEPTH = 32
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _HINT = "the 3MF package is damaged or incomplete; export it again"
 
 Affine = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]  # (3x3 row-vector matrix, t)
@@ -74,62 +78,129 @@ def _compose(outer: Affine, inner: Affine) -> Affine:
     return mi @ mo, ti @ mo + to
 
 
-def _model_part_name(archive: zipfile.ZipFile) -> str | None:
+def _model_part_name(archive: zipfile.ZipFile, origin: Path) -> str | None:
     names = {n.lower(): n for n in archive.namelist()}
     rels = names.get("_rels/.rels")
     if rels is not None:
+        targets: list[str] = []
+
+        def relationship(tag: str, attributes: dict[str, str]) -> None:
+            if tag == f"{{{_RELS_NS}}}Relationship" and attributes.get("Type") == _MODEL_REL_TYPE:
+                targets.append((attributes.get("Target") or "").lstrip("/").lower())
+
         try:
-            root = ET.fromstring(archive.read(rels))
-        except ET.ParseError:
-            root = None
-        if root is not None:
-            for rel in root.iter(f"{{{_RELS_NS}}}Relationship"):
-                if rel.get("Type") == _MODEL_REL_TYPE:
-                    target = (rel.get("Target") or "").lstrip("/").lower()
-                    if target in names:
-                        return names[target]
+            parse_xml(read_zip_member(archive, rels, origin), origin, rels, relationship)
+        except ModelFileError:
+            targets = []  # a damaged relationships part: fall back to the usual name
+        for target in targets:
+            if target in names:
+                return names[target]
     if DEFAULT_MODEL_PART.lower() in names:
         return names[DEFAULT_MODEL_PART.lower()]
     models = sorted(n for low, n in names.items() if low.endswith(".model"))
     return models[0] if models else None
 
 
+@dataclass
+class _Object:
+    """One ``<object>`` as read: vertex and triangle attribute texts, components."""
+
+    vertices: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+    triangles: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
+    has_mesh: bool = False
+    components: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@dataclass
+class _ModelPart:
+    """What the reader keeps of a model part: unit, objects by id, build items."""
+
+    root: str | None = None
+    unit: str = "millimeter"
+    objects: dict[str, _Object] = field(default_factory=dict)
+    items: list[tuple[str, str | None]] = field(default_factory=list)
+    has_build: bool = False
+
+
+def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
+    model = _ModelPart()
+    current: list[_Object] = []
+    tags = {_q(t): t for t in ("model", "object", "mesh", "vertex", "triangle", "component",
+                              "item", "build")}
+
+    def start(tag: str, attributes: dict[str, str]) -> None:
+        if model.root is None:
+            model.root = tag
+            model.unit = attributes.get("unit", "millimeter")
+            return
+        kind = tags.get(tag)
+        if kind == "object":
+            obj = _Object()
+            current[:] = [obj]
+            object_id = attributes.get("id")
+            if object_id is not None:
+                model.objects[object_id] = obj
+        elif kind == "vertex" and current:
+            current[0].vertices.append(
+                (attributes.get("x"), attributes.get("y"), attributes.get("z"))
+            )
+        elif kind == "triangle" and current:
+            current[0].triangles.append(
+                (attributes.get("v1"), attributes.get("v2"), attributes.get("v3"))
+            )
+        elif kind == "mesh" and current:
+            current[0].has_mesh = True
+        elif kind == "component" and current:
+            current[0].components.append(
+                (attributes.get("objectid", ""), attributes.get("transform"))
+            )
+        elif kind == "build":
+            model.has_build = True
+            current.clear()
+        elif kind == "item":
+            model.items.append((attributes.get("objectid", ""), attributes.get("transform")))
+
+    parse_xml(xml, origin, part, start)
+    return model
+
+
 def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
     """Parse a 3MF package into one mesh holding every build item, in millimetres."""
+    if not data.startswith(_ZIP_SIGNATURES):
+        require_format(data[:SNIFF_BYTES], ".3mf", origin)
+        raise ModelFileError(
+            origin, "this is not a 3MF package (a 3MF file is a ZIP archive)", hint=EXPORT_HINT
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            part = _model_part_name(archive)
+            part = _model_part_name(archive, origin)
             if part is None:
                 raise ModelFileError(
                     origin,
-                    f"3MF package has no model part (expected {DEFAULT_MODEL_PART})",
-                    hint=_HINT,
+                    "this ZIP archive has no model part (a 3MF package has "
+                    f"{DEFAULT_MODEL_PART}), so it is not a 3MF",
+                    hint=EXPORT_HINT,
                 )
-            xml = archive.read(part)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+            xml = read_zip_member(archive, part, origin)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError,
+            NotImplementedError, OSError, zlib.error) as exc:
         raise ModelFileError(
             origin, f"3MF package is not a readable zip archive ({exc})", hint=_HINT
         ) from None
-    try:
-        root = ET.fromstring(xml)
-    except ET.ParseError as exc:
-        raise ModelFileError(origin, f"{part}: XML is malformed ({exc})", hint=_HINT) from None
-    if root.tag != _q("model"):
+    model = _read_model_part(xml, origin, part)
+    if model.root != _q("model"):
         raise ModelFileError(
-            origin, f"{part}: root element is {root.tag!r}, not a 3MF core model", hint=_HINT
+            origin, f"{part}: root element is {model.root!r}, not a 3MF core model", hint=_HINT
         )
-    unit = root.get("unit", "millimeter")
+    unit = model.unit
     if unit not in UNIT_TO_MM:
         raise ModelFileError(origin, f"{part}: unknown unit {unit!r}", hint=_HINT)
-
-    objects = {
-        obj.get("id", ""): obj for obj in root.iter(_q("object")) if obj.get("id") is not None
-    }
+    objects = model.objects
     meshes: dict[str, npt.NDArray[np.float64]] = {}
 
     def mesh_of(object_id: str) -> npt.NDArray[np.float64]:
         if object_id not in meshes:
-            meshes[object_id] = _object_mesh(objects[object_id], origin, part)
+            meshes[object_id] = _object_mesh(object_id, objects[object_id], origin, part)
         return meshes[object_id]
 
     pieces: list[npt.NDArray[np.float64]] = []
@@ -142,42 +213,34 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         if depth > _MAX_COMPONENT_DEPTH:
             raise ModelFileError(origin, f"{part}: component references form a cycle", hint=_HINT)
         obj = objects[object_id]
-        if obj.find(_q("mesh")) is not None:
+        if obj.has_mesh:
             m, t = transform
-            pieces.append(mesh_of(object_id) @ m + t)
-        components = obj.find(_q("components"))
-        if components is not None:
-            for comp in components.iter(_q("component")):
-                inner = _parse_transform(comp.get("transform"), origin)
-                collect(comp.get("objectid", ""), _compose(transform, inner), depth + 1)
+            with np.errstate(all="ignore"):  # inf x 0 in a transform: caught as non-finite
+                pieces.append(mesh_of(object_id) @ m + t)
+        for component_id, component_transform in obj.components:
+            inner = _parse_transform(component_transform, origin)
+            collect(component_id, _compose(transform, inner), depth + 1)
 
-    build = root.find(_q("build"))
-    items = [] if build is None else list(build.iter(_q("item")))
-    if items:
-        for item in items:
-            collect(
-                item.get("objectid", ""), _parse_transform(item.get("transform"), origin), 0
-            )
+    if model.items:
+        for object_id, item_transform in model.items:
+            collect(object_id, _parse_transform(item_transform, origin), 0)
     else:
         # A package without build items is not printable as-is; take every mesh object so the
         # user still sees the geometry they exported.
         for object_id, obj in objects.items():
-            if obj.find(_q("mesh")) is not None:
+            if obj.has_mesh:
                 collect(object_id, (np.eye(3), np.zeros(3)), 0)
-    combined = np.concatenate(pieces) * UNIT_TO_MM[unit] if pieces else np.zeros((0, 3, 3))
-    return checked_mesh(combined.astype(np.float32), origin, name, source)
+    with np.errstate(all="ignore"):  # overflow to inf is reported by checked_mesh
+        combined = np.concatenate(pieces) * UNIT_TO_MM[unit] if pieces else np.zeros((0, 3, 3))
+        triangles = combined.astype(np.float32)
+    return checked_mesh(triangles, origin, name, source)
 
 
-def _object_mesh(obj: ET.Element, origin: Path, part: str) -> npt.NDArray[np.float64]:
-    mesh = obj.find(_q("mesh"))
-    assert mesh is not None
-    vertex_elements = mesh.iter(_q("vertex"))
-    triangle_elements = mesh.iter(_q("triangle"))
-    object_id = obj.get("id")
+def _object_mesh(
+    object_id: str, obj: _Object, origin: Path, part: str
+) -> npt.NDArray[np.float64]:
     try:
-        vertices = np.array(
-            [(v.get("x"), v.get("y"), v.get("z")) for v in vertex_elements], dtype=np.float64
-        ).reshape(-1, 3)
+        vertices = np.array(obj.vertices, dtype=np.float64).reshape(-1, 3)
     except (TypeError, ValueError):
         raise ModelFileError(
             origin,
@@ -185,10 +248,8 @@ def _object_mesh(obj: ET.Element, origin: Path, part: str) -> npt.NDArray[np.flo
             hint=_HINT,
         ) from None
     try:
-        faces = np.array(
-            [(t.get("v1"), t.get("v2"), t.get("v3")) for t in triangle_elements], dtype=np.int64
-        ).reshape(-1, 3)
-    except (TypeError, ValueError):
+        faces = np.array(obj.triangles, dtype=np.int64).reshape(-1, 3)
+    except (TypeError, ValueError, OverflowError):
         raise ModelFileError(
             origin,
             f"{part}: object {object_id}: a triangle has a missing or non-integer index",
@@ -257,6 +318,6 @@ def threemf_completeness(path: Path | str) -> bool:
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            return _model_part_name(archive) is not None
+            return _model_part_name(archive, Path(path)) is not None
     except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError):
         return False

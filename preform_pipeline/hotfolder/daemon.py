@@ -61,6 +61,7 @@ from preform_pipeline.executor import (
     Runner,
 )
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
+from preform_pipeline.hotfolder.files import set_aside_unstorable
 from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
@@ -75,6 +76,7 @@ from preform_pipeline.hotfolder.stability import (
     FileKind,
     StabilityTracker,
     Verdict,
+    drop_refusal,
     is_ignored_name,
     kind_of,
 )
@@ -87,6 +89,7 @@ from preform_pipeline.hotfolder.worker import (
     RunnerLike,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
@@ -189,6 +192,7 @@ class HotFolderDaemon:
     ) -> None:
         self.settings = settings
         self.hot = settings.hotfolders
+        self._folder_monitor = FolderMonitor(i.path for i in self.hot.inboxes)
         if not self.hot.inboxes:
             raise PipelineError(
                 "the settings name no hot folders",
@@ -391,6 +395,7 @@ class HotFolderDaemon:
     # -- finding drops -------------------------------------------------------------------------
 
     def _rescan(self) -> None:
+        self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):
@@ -493,6 +498,14 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
+        if set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed")):
+            log.warning("drop_set_aside", root=str(root).encode("utf-8", "replace").decode(),
+                        reason="name is not valid UTF-8")
+            return None
+        refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
+        if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
+            return Drop(unit.inbox, root, unit.recipe, refusal.is_case, others=refusal.paths,
+                        rejection=refusal.reason, rejection_hint=refusal.todo)
         if root.is_dir():
             return self._judge_folder(unit, tracker)
         check = tracker.check(root)

@@ -10,6 +10,10 @@
   so a new file never inherits an old file's note.
 * :func:`write_text_atomic` writes notes and reports (temporary file, then rename).
 
+* :func:`set_aside_unstorable` moves files whose names are not valid UTF-8 (possible on POSIX,
+  where names are bytes) straight to ``failed/`` with a note: the job store records paths as
+  text and cannot hold such a name, so they never become jobs.
+
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
 in place, and empty folders the daemon itself emptied.
 """
@@ -31,6 +35,8 @@ __all__ = [
     "move_file",
     "prune_empty_tree",
     "remove_empty_dirs",
+    "set_aside_unstorable",
+    "storable",
     "write_text_atomic",
 ]
 
@@ -160,3 +166,50 @@ def prune_empty_tree(root: Path) -> None:
             folder.rmdir()
     with contextlib.suppress(OSError):
         root.rmdir()
+
+
+def storable(path: Path) -> bool:
+    """True when ``path`` can be written as UTF-8 text (the store keeps paths as text)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: str | Path) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> bool:
+    """Move every entry at or below ``root`` whose name is not UTF-8 into ``failed``.
+
+    Each one keeps its place relative to the inbox and gets an ``.error.txt`` note. Returns
+    True when ``root`` itself was moved (nothing is left to judge).
+    """
+    if storable(root):
+        if root.is_symlink() or not root.is_dir():
+            return False
+        bad = [p for p in root.rglob("*") if not storable(p.relative_to(inbox))]
+        for path in sorted(bad, key=lambda p: len(p.parts)):
+            if path.exists() or path.is_symlink():
+                _set_aside(path, inbox, failed)
+        return False
+    _set_aside(root, inbox, failed)
+    return True
+
+
+def _set_aside(path: Path, inbox: Path, failed: Path) -> None:
+    # Imported here: intake builds on this module, and only this rare path needs its notes.
+    from preform_pipeline.hotfolder.intake import error_note
+
+    target = free_path(failed / path.relative_to(inbox))
+    note = error_note(
+        what=f"the name {_shown(path.name)!r} is not valid UTF-8 text, so the job store "
+        "cannot record it",
+        where="taking the file from the inbox",
+        todo="rename it (letters, digits, - and _ are safe) and drop it again",
+        file=_shown(path),
+    )
+    write_text_atomic(target.with_name(target.name + ERROR_SUFFIX), note)
+    move_file(path, target)

@@ -149,6 +149,8 @@ class HotFolderSettings:
     duplicates: DuplicatePolicy = DEFAULT_DUPLICATES
     stop_deadline_s: float = DEFAULT_STOP_DEADLINE_S
     rescan_interval_s: float = DEFAULT_RESCAN_INTERVAL_S
+    #: Take links that point outside the inbox (off: they go to failed/ with a note).
+    follow_symlinks: bool = False
     output_root: Path | None = None
 
 
@@ -267,5 +269,6 @@ def read_hotfolder_settings(
         duplicates=raw.get("duplicates", DEFAULT_DUPLICATES),
         stop_deadline_s=float(raw.get("stop_deadline_s", DEFAULT_STOP_DEADLINE_S)),
         rescan_interval_s=float(raw.get("rescan_interval_s", DEFAULT_RESCAN_INTERVAL_S)),
+        follow_symlinks=bool(raw.get("follow_symlinks", False)),
         output_root=_resolve(str(output_root), base).absolute() if output_root else None,
     )

@@ -154,6 +154,9 @@ def _load(path: Path) -> Any:
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
+        except RecursionError:  # both decoders recurse per nesting level
+            raise SidecarError(path, "nests too deeply for a sidecar",
+                               hint="a sidecar is a flat list of values") from None
         except json.JSONDecodeError as exc:
             raise SidecarError(
                 path,
@@ -162,6 +165,9 @@ def _load(path: Path) -> Any:
             ) from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise SidecarError(path, "nests too deeply for a sidecar",
+                           hint="a sidecar is a flat list of values") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""

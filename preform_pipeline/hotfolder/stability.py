@@ -15,8 +15,16 @@ An STL or 3MF that never satisfies its rule (a truncated upload) is *stalled* on
 not changed for ``incomplete_timeout_s``: it is taken anyway, so it ends in ``failed/`` with
 the reader's reason instead of sitting in the inbox for ever. An STL of 84 bytes or less
 has no triangles yet (some writers patch the count in last), so it gets the quiet period.
+An STL or 3MF whose first bytes show it is something else (a PNG, a PDF, plain notes) would
+never pass its rule either; it gets the quiet period like any other file, and then fails with
+what it really is.
 In polling mode (network shares, where a copy may preallocate the final size) a file that
 passes its rule must also look the same on two observations in a row.
+
+Before any of that, :func:`drop_refusal` refuses what must not be read at all: a symbolic
+link out of the inbox (unless ``hotfolders.follow_symlinks`` allows it), a link to a folder,
+and pipes, sockets and devices (opening a pipe would block the daemon for ever). Such a drop
+goes to ``failed/`` with a note and is never opened.
 
 Temporary and hidden files (``.tmp``, ``.part``, ``~`` and dotfiles) are ignored: editors and
 copy tools write those and rename them when done.
@@ -27,6 +35,7 @@ Time comes from an injected :class:`Clock` (monotonic seconds), so tests drive i
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from enum import Enum
@@ -34,7 +43,8 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.clock import Clock
-from preform_pipeline.geometry import stl_completeness, threemf_completeness
+from preform_pipeline.geometry import impostor, stl_completeness, threemf_completeness
+from preform_pipeline.geometry.sniff import SNIFF_BYTES
 
 __all__ = [
     "BINARY_STL_HEADER_BYTES",
@@ -45,8 +55,11 @@ __all__ = [
     "SIDECAR_SUFFIXES",
     "Check",
     "FileKind",
+    "Refusal",
     "StabilityTracker",
     "Verdict",
+    "drop_refusal",
+    "entry_refusal",
     "is_ignored_name",
     "kind_of",
 ]
@@ -58,6 +71,8 @@ SIDECAR_SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names of files still being written by some tool, or not meant for anyone.
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
 IGNORED_PREFIXES: Final = (".", "~")
+# Leading bytes that decide whether an STL without "solid" is text (and so not an STL).
+_TEXT_PROBE_BYTES: Final = 512
 
 
 class FileKind(str, Enum):
@@ -128,6 +143,23 @@ def _stl_reason(path: Path, size: int) -> str:
     if count is not None and size == BINARY_STL_HEADER_BYTES + BINARY_STL_TRIANGLE_BYTES * count:
         return f"binary STL: size {size} = 84 + 50 x {count} triangles"
     return "ASCII STL: ends with endsolid"
+
+
+def _other_content(path: Path, kind: FileKind) -> bool:
+    """True when the file's first bytes show it is not the model its name says (a PNG named
+    ``.stl``, notes in a ``.stl``): it will never pass the format's completeness rule, so it
+    gets the quiet period instead of waiting out the incomplete timeout before it fails."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError:
+        return False
+    if impostor(head, "." + kind.value) is not None:
+        return True
+    if kind is FileKind.STL and head.lstrip()[:5].lower() != b"solid":
+        sample = head[:_TEXT_PROBE_BYTES]
+        return all(32 <= b < 127 or b in (9, 10, 13) for b in sample)  # text, yet not STL
+    return False
 
 
 @dataclass
@@ -201,7 +233,7 @@ class StabilityTracker:
         kind = kind_of(path)
         if kind in (FileKind.STL, FileKind.THREEMF) and not (
             kind is FileKind.STL and seen.size <= BINARY_STL_HEADER_BYTES
-        ):
+        ) and not _other_content(path, kind):
             whole = stl_completeness(path) if kind is FileKind.STL else threemf_completeness(path)
             if whole:
                 if self.confirm_unchanged and not unchanged:
@@ -232,3 +264,70 @@ class StabilityTracker:
             Verdict.WAIT, f"waiting for {self.quiet_period_s:g} s of quiet", seen.size,
             settling=True,
         )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a drop is not read: a sentence, what to do, and every path it holds."""
+
+    reason: str
+    todo: str
+    paths: tuple[Path, ...]
+    is_case: bool = False
+
+
+_FOLLOW_HINT = "drop the file itself, or set hotfolders.follow_symlinks: true in the settings"
+
+
+def entry_refusal(path: Path, inbox: Path, *, follow_symlinks: bool) -> tuple[str, str] | None:
+    """``(reason, what to do)`` when ``path`` must not be opened, else None.
+
+    A link whose target is missing is not refused here: it looks like a file that is gone.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            target = path.resolve(strict=True)
+            info = os.stat(path)
+        except (OSError, RuntimeError):
+            return None
+        if stat.S_ISDIR(info.st_mode):
+            if not follow_symlinks or path.absolute().is_relative_to(target):
+                return (f"is a symbolic link to the folder {target}; linked folders are not "
+                        "followed", "drop the folder itself")
+        elif not follow_symlinks and not target.is_relative_to(inbox.resolve()):
+            return (f"is a symbolic link to {target}, outside the inbox; links out of the "
+                    "inbox are not followed", _FOLLOW_HINT)
+    if stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode):
+        return None
+    return ("is not a regular file (a pipe, socket or device)", "drop ordinary files only")
+
+
+def drop_refusal(root: Path, inbox: Path, *, follow_symlinks: bool) -> Refusal | None:
+    """A :class:`Refusal` when the drop at ``root`` (a file or a case folder) holds an entry
+    that must not be opened (:func:`entry_refusal`); the whole drop is refused then."""
+    found = entry_refusal(root, inbox, follow_symlinks=follow_symlinks)
+    if found is not None:
+        return Refusal(found[0], found[1], (root,))
+    if root.is_symlink() or not root.is_dir():
+        return None
+    entries: list[Path] = []
+    first: tuple[str, str] | None = None
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if is_ignored_name(name):
+                continue
+            problem = entry_refusal(path, inbox, follow_symlinks=follow_symlinks)
+            if problem is not None and first is None:
+                rel = path.relative_to(root).as_posix()
+                first = (f"{rel} {problem[0]}", problem[1])
+            if name in files or path.is_symlink():
+                entries.append(path)
+    if first is None:
+        return None
+    return Refusal(f"the case folder holds an entry that is not read: {first[0]}", first[1],
+                   tuple(entries), is_case=True)

@@ -107,6 +107,17 @@ def _face_name(rule_face: str, size: Vector) -> str:
     return rule_face
 
 
+# How much of a label's text an error message quotes.
+_BRIEF_CHARS = 40
+
+
+def _brief(text: str) -> str:
+    """The label's text for a message: quoted, and cut when long (a label can be pages)."""
+    if len(text) <= _BRIEF_CHARS:
+        return repr(text)
+    return f"{text[:_BRIEF_CHARS]!r}... ({len(text)} characters)"
+
+
 def _text_extent(text: str, font_size_mm: float) -> tuple[float, float]:
     lines = text.splitlines() or [text]
     width = max(len(line) for line in lines) * font_size_mm * DEFAULT_CHAR_WIDTH_EM
@@ -165,9 +176,9 @@ def place_label(
             fitted = math.floor(min(room_w / per_mm_w, room_h / per_mm_h) * 100) / 100
         if not shrinks or fitted < smallest:
             raise LabelDoesNotFitError(
-                f"label {text!r} ({width:.1f} x {height:.1f} mm at font {font:g} mm) does not "
-                f"fit the {name} face ({face_w:.1f} x {face_h:.1f} mm, margin {margin:g} mm, "
-                f"offset {offset:g} mm)"
+                f"label {_brief(text)} ({width:.1f} x {height:.1f} mm at font {font:g} mm) "
+                f"does not fit the {name} face ({face_w:.1f} x {face_h:.1f} mm, "
+                f"margin {margin:g} mm, offset {offset:g} mm)"
                 + ("" if not shrinks else f" even at the {smallest:g} mm minimum font"),
                 hint="shorten the text, lower font_size_mm / min_font_size_mm, or use a "
                 "larger face",

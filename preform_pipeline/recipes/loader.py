@@ -32,9 +32,11 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
+from preform_pipeline.yamlerrors import describe_yaml_error
 
 __all__ = [
     "EXTENDS_KEY",
+    "MAX_RECIPE_BYTES",
     "MAX_NODES",
     "Document",
     "JsonPath",
@@ -51,6 +53,8 @@ EXTENDS_KEY: Final = "extends"
 NOT_INHERITED: Final[frozenset[str]] = frozenset({"name", EXTENDS_KEY})
 #: Upper bound on nodes built from one file, after aliases are expanded (stops alias bombs).
 MAX_NODES: Final = 100_000
+#: A recipe is a page of YAML; a file larger than this is the wrong file.
+MAX_RECIPE_BYTES: Final = 1024 * 1024
 #: Upper bound on the length of an ``extends`` chain.
 MAX_EXTENDS_DEPTH: Final = 16
 
@@ -270,14 +274,9 @@ def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Problem]]:
     """The node tree of one YAML document, and the problems found reading it."""
     try:
         composed = yaml.compose(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        line = int(mark.line) + 1 if mark is not None else None
-        column = int(mark.column) + 1 if mark is not None else None
-        return None, [Problem(file, line, column, "$", f"YAML syntax error: {what}")]
     except yaml.YAMLError as exc:
-        return None, [Problem(file, None, None, "$", f"YAML error: {exc}")]
+        line, column, message = describe_yaml_error(exc, text)
+        return None, [Problem(file, line, column, "$", message)]
     if composed is None:
         return None, [Problem(file, 1, 1, "$", "the file is empty; a recipe is a YAML mapping")]
     builder = _Builder(file)
@@ -335,9 +334,16 @@ def _load_chain(
     via: Problem | None,
 ) -> YamlNode | None:
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            state.fail(Problem(shown, None, None, "$",
+                               f"is over {MAX_RECIPE_BYTES} bytes; a recipe is a page of YAML"))
+            return None
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         state.fail(via or Problem(shown, None, None, "$", "file not found"))
+        return None
+    except IsADirectoryError:
+        state.fail(via or Problem(shown, None, None, "$", "is a folder, not a recipe file"))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

@@ -607,8 +607,12 @@ def check_templates(ctx: Context) -> Iterator[Problem]:
         (("outputs", "root"), outputs.get("root"), "run",
          "the output root is fixed for a whole run", False),
     ]
-    for key in ("form", "screenshot", "report"):
+    for key in ("form", "screenshot"):
         targets.append((("outputs", key), outputs.get(key), per_build, build_reason, True))
+    # A build's report is written with the build's fields only, even when the build holds one
+    # model: a model or sidecar field there would leave every report unwritten.
+    targets.append((("outputs", "report"), outputs.get("report"), "build",
+                    "the per-build report is filled with run and build fields only", True))
     for step in ctx.steps:
         if step.kind == "label":
             targets.append(

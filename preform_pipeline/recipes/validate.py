@@ -255,7 +255,7 @@ def catalogue_from_server(
         if not isinstance(body, Mapping) or not body.get("printer_types"):
             raise ValueError("the answer lists no printer types")
         catalogue = Catalogue.from_list_materials(body, source=f"server {url}")
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.HTTPError, ValueError, RecursionError) as exc:
         reason = _reason(exc)
         log.warning("catalogue_server_unreachable", url=endpoint, reason=reason)
         return dataclasses.replace(

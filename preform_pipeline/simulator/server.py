@@ -35,10 +35,12 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.faults import FaultInjector, FaultPlan, hard_exit
 from preform_pipeline.simulator.http import (
     DEFAULT_IDLE_TIMEOUT_S,
+    DEFAULT_MAX_JSON_DEPTH,
     DEFAULT_POLL_INTERVAL_S,
     BadFraming,
     JsonRequestHandler,
     ThreadedHTTPApp,
+    json_depth,
     read_body,
 )
 from preform_pipeline.simulator.latency import LatencyProfile, latency_profile, spend
@@ -381,9 +383,13 @@ def _internal_message(operation_id: str | None, exc: BaseException) -> str:
 def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return None
+    if json_depth(raw) > DEFAULT_MAX_JSON_DEPTH:
+        raise SimError(
+            400, INVALID_JSON, f"request body nests deeper than {DEFAULT_MAX_JSON_DEPTH} levels"
+        )
     try:
         body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise SimError(400, INVALID_JSON, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise SimError(

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 LAYERS: tuple[frozenset[str], ...] = (
     # "config" is the settings layer until part 2 of issue 10 turns it into settings/.
     frozenset({"", "errors", "clock", "config", "settings", "logging", "catalogue", "backoff",
-               "interrupts"}),
+               "interrupts", "crash", "preflight", "yamlerrors",
+               "liveness"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),

@@ -224,7 +224,7 @@ class TestErrors:
 
     def test_invalid_yaml_gives_line_and_column(self, tmp_path: Path) -> None:
         text = _error(tmp_path, "servers:\n  count: [1\n")
-        assert re.search(r"settings\.yaml:\d+:\d+: not valid YAML", text)
+        assert re.search(r"settings\.yaml:\d+:\d+: \$: YAML syntax error", text)
 
     def test_a_file_that_is_not_a_mapping_is_an_error(self, tmp_path: Path) -> None:
         assert "expected a mapping of sections" in _error(tmp_path, "- servers\n")

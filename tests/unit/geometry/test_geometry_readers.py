@@ -20,6 +20,8 @@ from preform_pipeline.geometry import (
     write_obj,
     write_stl,
 )
+from preform_pipeline.geometry.obj import read_obj_bytes
+from preform_pipeline.geometry.stl import read_stl_bytes
 
 SHAPE = box_triangles(12.5, 3.25, 7.125, (-4.0, 1.0 / 3.0, 0.1))
 
@@ -93,7 +95,8 @@ class TestStl:
             "  vertex 0 1.0e1 -0.0\r\n endloop\r\nendfacet\r\n"
         )
         text = f"solid a\r\n{facet}endsolid a\r\nsolid b\r\n{facet}{facet}endsolid b\r\n"
-        mesh = read_mesh(_write(tmp_path, "multi.stl", text))
+        # A flat mesh: parsed by the STL parser alone (read_mesh refuses zero volume).
+        mesh = read_stl_bytes(text.encode(), origin=tmp_path / "multi.stl", name="m", source=None)
         assert mesh.triangle_count == 3
         assert mesh.size == (10.0, 10.0, 0.0)
 
@@ -113,7 +116,7 @@ class TestObj:
             "# a unit square and a triangle\nv 0 0 0\nv 1 0 0\nv 1 1 0\nv 0 1 0 0.5 0.5 0.5\n"
             "vt 0 0\nvn 0 0 1\nf 1/1/1 2/1/1 3//1 4/1\n\nf -4 -3 -2  # relative\n"
         )
-        mesh = read_mesh(_write(tmp_path, "q.obj", text))
+        mesh = read_obj_bytes(text.encode(), origin=tmp_path / "q.obj", name="q", source=None)
         assert mesh.triangle_count == 3
         assert mesh.triangles[0].tolist() == [[0, 0, 0], [1, 0, 0], [1, 1, 0]]
         assert mesh.triangles[1].tolist() == [[0, 0, 0], [1, 1, 0], [0, 1, 0]]
@@ -124,14 +127,15 @@ class TestObj:
         self, tmp_path: Path
     ) -> None:
         text = "v 0 0 0\nv 1 0 0\nv 0 1 0\nf -3 -2 -1\nv 0 0 5\nf -4 -3 -1\n"
-        mesh = read_mesh(_write(tmp_path, "n.obj", text))
+        mesh = read_obj_bytes(text.encode(), origin=tmp_path / "n.obj", name="n", source=None)
         assert mesh.triangles[0].tolist() == [[0, 0, 0], [1, 0, 0], [0, 1, 0]]
         assert mesh.triangles[1].tolist() == [[0, 0, 0], [1, 0, 0], [0, 0, 5]]
 
 
     def test_positive_indices_may_refer_to_vertices_defined_later(self, tmp_path: Path) -> None:
         text = "f 1 2 3\nv 0 0 0\nv 2 0 0\nv 0 2 0 1.0\n"
-        assert read_mesh(_write(tmp_path, "fwd.obj", text)).surface_area() == pytest.approx(2.0)
+        mesh = read_obj_bytes(text.encode(), origin=tmp_path / "fwd.obj", name="f", source=None)
+        assert mesh.surface_area() == pytest.approx(2.0)
 
 
 class TestThreeMf:

@@ -1,0 +1,208 @@
+"""Reading model bytes with limits, so a hostile file costs a clear error, not the machine.
+
+* :func:`read_file_bounded`: a regular file of at most ``max_bytes`` (folders, devices and
+  pipes are refused by name: a symlink to ``/dev/zero`` must not be read for ever);
+* :func:`read_zip_member`: one zip member, refused when its size or its compression ratio is
+  beyond the limits *before* it is inflated, and read in chunks that stop at the limit even
+  when the archive's directory lies (a "zip bomb" costs milliseconds and little memory);
+* :func:`parse_xml`: expat driven with no DTD at all (so no entity can expand, "billion
+  laughs" and external entities included) and an element nesting limit.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+from xml.parsers import expat
+
+from ..errors import ModelFileError
+
+__all__ = [
+    "DEFAULT_MAX_COMPRESSION_RATIO",
+    "DEFAULT_MAX_MODEL_FILE_BYTES",
+    "DEFAULT_MAX_XML_DEPTH",
+    "DEFAULT_MAX_ZIP_MEMBER_BYTES",
+    "RATIO_CHECK_MIN_BYTES",
+    "parse_xml",
+    "read_file_bounded",
+    "read_zip_member",
+]
+
+_MIB: Final = 1024 * 1024
+#: Largest model file read: a binary STL of about 10 million triangles. Larger files are
+#: almost always scans that need decimating before they can print.
+DEFAULT_MAX_MODEL_FILE_BYTES: Final = 512 * _MIB
+#: Largest 3MF model part (XML) inflated: about 4 million triangles.
+DEFAULT_MAX_ZIP_MEMBER_BYTES: Final = 256 * _MIB
+#: Model XML deflates 5 to 30 times; deflate itself cannot exceed about 1030. A member
+#: inflating more than this is a bomb, not a model.
+DEFAULT_MAX_COMPRESSION_RATIO: Final = 200
+#: Members smaller than this are not ratio-checked: a tiny highly repetitive part is harmless.
+RATIO_CHECK_MIN_BYTES: Final = 1 * _MIB
+#: A 3MF model nests 5 levels (model, resources, object, mesh, vertices); extensions add a few.
+DEFAULT_MAX_XML_DEPTH: Final = 64
+_CHUNK: Final = 1 * _MIB
+
+
+def _mib(size: int) -> str:
+    return f"{size / _MIB:.1f} MiB" if size >= _MIB else f"{size} bytes"
+
+
+def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, or :class:`ModelFileError` saying why not."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(path, "file not found", hint="check the path") from None
+    except OSError as exc:
+        hint = "check file permissions"
+        if exc.errno == errno.ELOOP:
+            hint = "the symbolic links loop; replace the link with the file itself"
+        raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})", hint=hint) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelFileError(
+            path,
+            "is a folder, not a model file",
+            hint="rename the folder, or put model files inside it",
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelFileError(
+            path,
+            "is not a regular file (a device, pipe or socket)",
+            hint="copy the model into an ordinary file",
+        )
+    if info.st_size > max_bytes:
+        raise ModelFileError(
+            path,
+            f"file is {_mib(info.st_size)}, over the {_mib(max_bytes)} limit for model files",
+            hint="reduce (decimate) the mesh or split the model",
+        )
+    try:
+        with path.open("rb") as handle:
+            # read(n) allocates n bytes first: ask for what stat() saw (plus one byte to
+            # notice growth), never for the whole limit.
+            data = handle.read(min(info.st_size, max_bytes) + 1)
+            while len(data) > info.st_size and len(data) <= max_bytes:
+                more = handle.read(_CHUNK)  # it is growing: follow it in chunks
+                if not more:
+                    break
+                data += more
+    except OSError as exc:
+        raise ModelFileError(
+            path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
+        ) from None
+    if len(data) > max_bytes:  # it grew after stat()
+        raise ModelFileError(
+            path,
+            f"file is over the {_mib(max_bytes)} limit for model files",
+            hint="reduce (decimate) the mesh or split the model",
+        )
+    return data
+
+
+def read_zip_member(
+    archive: zipfile.ZipFile,
+    name: str,
+    origin: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_ZIP_MEMBER_BYTES,
+    max_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO,
+) -> bytes:
+    """The inflated bytes of member ``name``, refusing bombs before inflating them."""
+    info = archive.getinfo(name)
+    hint = "the 3MF package is damaged or not a model; export it again"
+    if info.file_size > max_bytes:
+        raise ModelFileError(
+            origin,
+            f"{name} would inflate to {_mib(info.file_size)}, over the {_mib(max_bytes)} limit",
+            hint="reduce (decimate) the mesh or split the model",
+        )
+    if info.file_size >= RATIO_CHECK_MIN_BYTES and info.file_size > max_ratio * max(
+        info.compress_size, 1
+    ):
+        raise ModelFileError(
+            origin,
+            f"{name} would inflate {info.file_size / max(info.compress_size, 1):.0f} times "
+            f"(to {_mib(info.file_size)}); a model part inflates at most {max_ratio:.0f} "
+            "times, so this is a zip bomb or a damaged archive",
+            hint=hint,
+        )
+    parts: list[bytes] = []
+    total = 0
+    # zipfile stops at the declared size, but read in chunks anyway so a lying directory
+    # entry can never make one read() allocate more than the limit.
+    with archive.open(info) as stream:
+        while True:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > max_bytes:
+                raise ModelFileError(
+                    origin, f"{name} inflates to over {_mib(max_bytes)}", hint=hint
+                )
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+StartHandler = Callable[[str, dict[str, str]], None]
+
+
+def parse_xml(
+    data: bytes,
+    origin: Path,
+    part: str,
+    on_start: StartHandler,
+    *,
+    max_depth: int = DEFAULT_MAX_XML_DEPTH,
+) -> None:
+    """Feed every element of ``data`` to ``on_start(tag, attributes)``, in document order.
+
+    Tags come as ``{namespace}local`` (ElementTree's form). A document type declaration
+    (where entities are declared) is refused outright: model files never need one. Errors
+    raised by ``on_start`` propagate; XML errors become :class:`ModelFileError`.
+    """
+    parser = expat.ParserCreate(namespace_separator="}")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    depth = 0
+
+    def refuse_dtd(*_: object) -> None:
+        raise ModelFileError(
+            origin,
+            f"{part}: has a document type declaration (DTD); model files never need one, and "
+            "its entities could expand without bound",
+            hint="export the model again from a 3MF-capable program",
+        )
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > max_depth:
+            raise ModelFileError(
+                origin,
+                f"{part}: elements nest deeper than {max_depth} levels",
+                hint="the 3MF package is damaged or not a model; export it again",
+            )
+        on_start("{" + name if "}" in name else name, attributes)
+
+    def end(_: str) -> None:
+        nonlocal depth
+        depth -= 1
+
+    parser.StartDoctypeDeclHandler = refuse_dtd
+    parser.EntityDeclHandler = refuse_dtd
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as exc:
+        raise ModelFileError(
+            origin,
+            f"{part}: XML is malformed ({expat.ErrorString(exc.code)} at line {exc.lineno}, "
+            f"column {exc.offset + 1})",
+            hint="the 3MF package is damaged or incomplete; export it again",
+        ) from None

@@ -1,0 +1,153 @@
+"""Checking a settings file the way recipes are checked: every problem, each with its position.
+
+``config.load_settings`` knows what is wrong (schema and semantic checks) and the key path of
+each problem; the recipe loader knows where every key is written. :func:`validate_settings`
+puts the two together for ``preform-pipeline validate --settings FILE``, and
+:func:`position_settings_error` does the same for an error raised while a command loads its
+settings, so ``run`` and ``watch`` print ``file:line:col: $.path: message`` too.
+
+The file is checked on its own: ``PREFORM_PIPELINE_*`` environment variables are not applied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from preform_pipeline.config import MAX_SETTINGS_FILE_BYTES, load_settings
+from preform_pipeline.errors import ConfigError, Problem, SettingsError
+from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
+from preform_pipeline.recipes.validate import ValidationReport
+
+__all__ = [
+    "SETTINGS_CHECKED_AGAINST",
+    "position_settings_error",
+    "validate_settings",
+]
+
+#: What the summary line says a settings file was checked against.
+SETTINGS_CHECKED_AGAINST: Final = "settings schema"
+_PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
+_PATH_PREFIX = re.compile(r"(\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\]|\['(?:[^'\\]|\\.)*'\])*): ")
+
+
+def _parts(json_path: str) -> JsonPath:
+    parts: list[str | int] = []
+    for name, index, quoted in _PATH_PART.findall(json_path):
+        parts.append(name or (int(index) if index else quoted))
+    return tuple(parts)
+
+
+def _read(path: Path) -> tuple[str | None, Problem | None]:
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            return None, Problem(str(path), None, None, "$", "is a folder, not a settings file")
+        if size > MAX_SETTINGS_FILE_BYTES:
+            return None, Problem(
+                str(path), None, None, "$",
+                f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a page of YAML",
+            )
+        return path.read_text(encoding="utf-8-sig"), None
+    except FileNotFoundError:
+        return None, Problem(str(path), None, None, "$", "file not found")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return None, Problem(str(path), None, None, "$", f"cannot read the file: {reason}")
+
+
+def _positioned(
+    problems: Sequence[Problem], key_paths: Sequence[JsonPath], file: str, root: YamlNode
+) -> list[Problem]:
+    document = Document(root, [], [], file)
+    out: list[Problem] = []
+    for problem, parts in zip(problems, key_paths, strict=True):
+        if problem.file != file or problem.line is not None:
+            out.append(problem)
+            continue
+        # An unknown key is best shown at the key itself.
+        pos = document.position(parts, key=problem.message.startswith("unknown key"))
+        out.append(Problem(problem.file, pos.line, pos.column, problem.json_path,
+                           problem.message, problem.suggestion))
+    return out
+
+
+def _single(exc: ConfigError, file: str) -> tuple[Problem, JsonPath]:
+    """One ConfigError as a Problem: its ``$.key.path: `` prefix becomes the json path."""
+    text = exc.message
+    if exc.source and text.startswith(exc.source + ": "):
+        text = text[len(exc.source) + 2:]
+    if exc.hint:
+        text += f" ({exc.hint})"
+    match = _PATH_PREFIX.match(text)
+    if match is None:
+        return Problem(exc.source or file, None, None, "$", text), ()
+    json_path = match.group(1)
+    return (
+        Problem(exc.source or file, None, None, json_path, text[match.end():]),
+        _parts(json_path),
+    )
+
+
+def validate_settings(path: Path | str, *, display: str | None = None) -> ValidationReport:
+    """Every problem of the settings file at ``path``, positioned where it is written."""
+    path = Path(path)
+    file = str(path.expanduser().absolute())
+    shown = display if display is not None else str(path)
+    text, unreadable = _read(path)
+    problems: list[Problem]
+    if unreadable is not None or text is None:
+        problems = [unreadable] if unreadable is not None else []
+    else:
+        root, problems = parse_yaml(text, file)
+        if root is not None and not problems:
+            problems = sorted(_load(path, file, root),
+                              key=lambda p: (p.file, p.line or 0, p.column or 0))
+    renamed = [
+        Problem(shown if p.file == file else p.file, p.line, p.column, p.json_path, p.message,
+                p.suggestion)
+        for p in problems
+    ]
+    return ValidationReport(tuple(renamed), SETTINGS_CHECKED_AGAINST, None, file=shown)
+
+
+def _load(path: Path, file: str, root: YamlNode) -> list[Problem]:
+    try:
+        load_settings(path, env={})
+    except SettingsError as exc:
+        return _positioned(exc.problems, exc.key_paths, file, root)
+    except ConfigError as exc:
+        problem, parts = _single(exc, file)
+        return _positioned([problem], [parts], file, root)
+    return []
+
+
+def position_settings_error(exc: ConfigError) -> ConfigError:
+    """``exc`` with lines and columns filled in from the settings file its problems name.
+
+    Returns ``exc`` itself when nothing can be positioned (the file is gone, the problem came
+    from an environment variable).
+    """
+    if isinstance(exc, SettingsError):
+        problems, key_paths = list(exc.problems), list(exc.key_paths)
+    else:
+        problem, parts = _single(exc, exc.source or "")
+        problems, key_paths = [problem], [parts]
+    files = {p.file for p in problems if p.line is None and Path(p.file).is_file()}
+    if not files:
+        return exc
+    for file in files:
+        text, unreadable = _read(Path(file))
+        if text is None or unreadable is not None:
+            continue
+        root, syntax = parse_yaml(text, file)
+        if root is None or syntax:
+            continue
+        problems = _positioned(problems, key_paths, file, root)
+    order = sorted(range(len(problems)),
+                   key=lambda i: (problems[i].file, problems[i].line or 0, problems[i].column or 0))
+    # A single ConfigError's hint is already part of its problem's text.
+    hint = exc.hint or None if isinstance(exc, SettingsError) else None
+    return SettingsError([problems[i] for i in order], [key_paths[i] for i in order], hint=hint)

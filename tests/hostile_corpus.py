@@ -1,0 +1,288 @@
+"""A corpus of hostile model files, generated at test time, each with the message it must get.
+
+:func:`write_corpus` writes every entry into a folder and returns the :class:`Entry` list.
+Nothing here is committed as a binary: images, documents, zip bombs and XML bombs are built
+from their published signatures and structures in a few milliseconds each (the 1.5 GiB zip
+bomb repeats one flushed deflate block, so it costs about 1.5 MB and half a second).
+
+Entries marked ``reader=False`` are only meaningful in a hot folder (a link out of the inbox
+reads fine on its own); ``hotfolder=False`` ones are left out of hot-folder runs (a folder
+named ``x.stl`` is a case folder there, a looping link cannot be moved).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from preform_pipeline.geometry import write_stl
+
+__all__ = ["Entry", "tetra", "write_corpus"]
+
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+
+# Message classes: a regular expression the error's reason must match.
+IMPOSTOR = r"this is (a|an) [^,]+, not (an STL|an OBJ|a 3MF)"
+NOT_MESH = r"not a mesh|text file that is not an STL|binary file, not an OBJ|not a 3MF package"
+TRUNCATED = r"truncated|ends without 'endsolid'|shorter than its 84-byte header"
+EMPTY = r"empty \(0 bytes\)"
+NON_FINITE = r"NaN or infinite"
+ZERO_AREA = r"zero area"
+FLAT = r"encloses no volume"
+NO_TRIANGLES = r"contains no triangles"
+MALFORMED = r"malformed|not a number|out of range|not a readable zip|missing or non-numeric"
+BOMB = r"would inflate|inflates to over"
+DTD = r"document type declaration"
+DEPTH = r"nest deeper than"
+NO_MODEL_PART = r"has no model part"
+WRONG_COUNT = r"longer than its header says"
+FOLDER = r"is a folder, not a model file"
+NOT_REGULAR = r"not a regular file"
+UNREADABLE = r"cannot be read"
+OUTSIDE = r"outside the inbox"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One hostile input: its file name, the message class it must get, where it applies."""
+
+    name: str
+    expect: str
+    reader: bool = True
+    hotfolder: bool = True
+    #: The message class in a hot folder, where it differs from the reader's.
+    hot_expect: str | None = None
+
+
+def tetra(scale: float = 10.0) -> np.ndarray:
+    """A closed tetrahedron with outward-facing triangles."""
+    a, b, c, d = (np.array(p, dtype=np.float64) * scale
+                  for p in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    return np.array([[a, c, b], [a, b, d], [a, d, c], [b, c, d]], dtype=np.float32)
+
+
+def _stl(triangles: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    tri = np.asarray(triangles, dtype=np.float32).reshape(-1, 3, 3)
+    records = np.zeros(tri.shape[0], dtype=[("n", "<f4", (3,)), ("v", "<f4", (3, 3)),
+                                            ("a", "<u2")])
+    records["v"] = tri
+    buffer.write(b"hostile".ljust(80, b" ") + struct.pack("<I", tri.shape[0]))
+    buffer.write(records.tobytes())
+    return buffer.getvalue()
+
+
+def _valid_stl() -> bytes:
+    return _stl(tetra())
+
+
+def _ascii(facets: str, *, end: bool = True) -> bytes:
+    return ("solid x\n" + facets + ("endsolid x\n" if end else "")).encode()
+
+
+def _facet(*vertices: tuple[str, str, str]) -> str:
+    body = "".join(f"    vertex {x} {y} {z}\n" for x, y, z in vertices)
+    return f"  facet normal 0 0 1\n   outer loop\n{body}   endloop\n  endfacet\n"
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _model(body: str, prolog: str = "") -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n{prolog}'
+            f'<model unit="millimeter" xmlns="{CORE}">{body}</model>').encode()
+
+
+def _mesh_model(vertices: str, triangles: str) -> bytes:
+    return _model(f'<resources><object id="1" type="model"><mesh><vertices>{vertices}'
+                  f'</vertices><triangles>{triangles}</triangles></mesh></object></resources>'
+                  '<build><item objectid="1"/></build>')
+
+
+def _threemf(model: bytes) -> bytes:
+    return _zip({"[Content_Types].xml": b"<Types/>", "3D/3dmodel.model": model})
+
+
+def _billion_laughs() -> bytes:
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    return _threemf(_model("&lol9;", f"<!DOCTYPE model [{entities}]>\n"))
+
+
+def _xxe() -> bytes:
+    return _threemf(_model("&x;", '<!DOCTYPE model [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n'))
+
+
+def _deep() -> bytes:
+    return _threemf(_model("<a>" * 5000 + "</a>" * 5000))
+
+
+def _raw_zip(name: str, deflated: bytes, size: int, crc: int) -> bytes:
+    """A one-member zip written by hand, so the member can hold pre-built deflate data."""
+    encoded = name.encode()
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(deflated),
+                        size, len(encoded), 0) + encoded
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc,
+                          len(deflated), size, len(encoded), 0, 0, 0, 0, 0, 0) + encoded
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central),
+                      len(local) + len(deflated), 0)
+    return local + deflated + central + end
+
+
+_BOMB_BLOCK = 1024 * 1024
+_BOMB_BLOCKS = 1536
+
+
+@cache
+def _bomb_stream() -> tuple[bytes, int]:
+    """About 1.5 MB of raw deflate inflating to 1.5 GiB of zeros, and the zeros' CRC-32."""
+    block, count = _BOMB_BLOCK, _BOMB_BLOCKS
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = compressor.compress(b"\0" * block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    # After a full flush the compressor starts afresh, so every further block is this chunk.
+    again = compressor.compress(b"\0" * block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    zeros = b"\0" * block
+    for _ in range(count):
+        crc = zlib.crc32(zeros, crc)
+    return chunk + again * (count - 1) + b"\x03\x00", crc  # an empty final block ends it
+
+
+def _zip_bomb(*, lie: bool) -> bytes:
+    """The 1.5 GiB bomb, declaring its true size or (``lie``) a harmless 1 KB."""
+    stream, crc = _bomb_stream()
+    return _raw_zip("3D/3dmodel.model", stream, 1024 if lie else _BOMB_BLOCK * _BOMB_BLOCKS, crc)
+
+
+def _ratio_bomb() -> bytes:
+    return _threemf(b" " * (16 * 1024 * 1024))
+
+
+def _png() -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+
+
+_WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
+    # STL impostors and damage
+    "photo.stl": (IMPOSTOR, _png),
+    "scan.stl": (IMPOSTOR, lambda: b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(300)),
+    "drawing.stl": (IMPOSTOR, lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + b"1 0 obj\n" * 40),
+    "page.stl": (IMPOSTOR, lambda: b"<!DOCTYPE html><html><body>404</body></html>"),
+    "archive.stl": (IMPOSTOR, lambda: _zip({"part.stl": _valid_stl()})),
+    "cad.stl": (IMPOSTOR, lambda: b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('x'),'2;1');\n"),
+    "anim.stl": (IMPOSTOR, lambda: b"GIF89a" + bytes(200)),
+    "packed.stl": (IMPOSTOR, lambda: b"\x1f\x8b\x08\x00" + bytes(200)),
+    "program.stl": (IMPOSTOR, lambda: b"\x7fELF\x02\x01\x01" + bytes(300)),
+    "empty.stl": (EMPTY, lambda: b""),
+    "one-byte.stl": (TRUNCATED, lambda: b"\x00"),
+    "cut.stl": (TRUNCATED, lambda: _valid_stl()[:-30]),
+    "huge-count.stl": (TRUNCATED, lambda: _valid_stl()[:80] + struct.pack("<I", 2**32 - 1)
+                       + _valid_stl()[84:]),
+    "wrong-count.stl": (WRONG_COUNT, lambda: _valid_stl()[:80] + struct.pack("<I", 2)
+                        + _valid_stl()[84:]),
+    "no-endsolid.stl": (TRUNCATED, lambda: _ascii(_facet(("0", "0", "0"), ("1", "0", "0"),
+                                                         ("0", "1", "0")), end=False)),
+    "nan.stl": (NON_FINITE, lambda: _ascii(_facet(("nan", "0", "0"), ("1", "0", "0"),
+                                                  ("0", "1", "0")))),
+    "inf.stl": (NON_FINITE, lambda: _stl(np.where(np.arange(36).reshape(4, 3, 3) == 5,
+                                                  np.inf, tetra()))),
+    "zero-area.stl": (ZERO_AREA, lambda: _stl(np.repeat(
+        np.array([[[0, 0, 0], [1, 1, 1], [2, 2, 2]]], np.float32), 5, axis=0))),
+    "points.stl": (ZERO_AREA, lambda: _stl(np.ones((3, 3, 3), np.float32))),
+    "flat.stl": (FLAT, lambda: _stl(np.array([[[0, 0, 0], [9, 0, 0], [0, 9, 0]],
+                                              [[9, 0, 0], [9, 9, 0], [0, 9, 0]]], np.float32))),
+    "no-triangles.stl": (NO_TRIANGLES, lambda: _stl(np.zeros((0, 3, 3), np.float32))),
+    "no-facets.stl": (NO_TRIANGLES, lambda: _ascii("")),
+    "noise.stl": (NOT_MESH, lambda: np.random.default_rng(13).bytes(4000)),
+    "notes.stl": (NOT_MESH, lambda: b"this is a text file with notes about the part\n" * 20),
+    "bad-number.stl": (MALFORMED, lambda: _ascii(_facet(("0", "0", "0"), ("1", "x1", "0"),
+                                                        ("0", "1", "0")))),
+    # OBJ
+    "photo.obj": (IMPOSTOR, _png),
+    "drawing.obj": (IMPOSTOR, lambda: b"%PDF-1.4\n" + b"stream\n" * 20),
+    "page.obj": (IMPOSTOR, lambda: b"<html><head></head><body></body></html>"),
+    "noise.obj": (NOT_MESH, lambda: b"\x01\x00" + np.random.default_rng(5).bytes(3000)),
+    "empty.obj": (EMPTY, lambda: b""),
+    "no-faces.obj": (NO_TRIANGLES, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\n"),
+    "bad-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n"),
+    "nan.obj": (NON_FINITE, lambda: b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
+    "line.obj": (ZERO_AREA, lambda: b"v 0 0 0\nv 1 1 1\nv 2 2 2\nf 1 2 3\nf 3 2 1\n"),
+    "flat.obj": (FLAT, lambda: b"v 0 0 0\nv 5 0 0\nv 5 5 0\nv 0 5 0\nf 1 2 3 4\n"),
+    # 3MF
+    "bomb.3mf": (BOMB, lambda: _zip_bomb(lie=False)),
+    "lying-bomb.3mf": (MALFORMED, lambda: _zip_bomb(lie=True)),
+    "ratio-bomb.3mf": (BOMB, _ratio_bomb),
+    "laughs.3mf": (DTD, _billion_laughs),
+    "xxe.3mf": (DTD, _xxe),
+    "deep.3mf": (DEPTH, _deep),
+    "no-model.3mf": (NO_MODEL_PART, lambda: _zip({"readme.txt": b"hello"})),
+    "photo.3mf": (IMPOSTOR, _png),
+    "drawing.3mf": (IMPOSTOR, lambda: b"%PDF-1.5\n" + bytes(100)),
+    "notes.3mf": (NOT_MESH, lambda: b"just some text\n"),
+    "empty.3mf": (EMPTY, lambda: b""),
+    "cut.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/>', '<triangle v1="0" v2="0" v3="0"/>'))[:-40]),
+    "bad-xml.3mf": (MALFORMED, lambda: _threemf(b"<model xmlns='" + CORE.encode() + b"'><res")),
+    "bad-vertex.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
+        '<vertex x="zero" y="0" z="0"/>', ""))),
+    "nan.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
+        '<vertex x="nan" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
+        '<triangle v1="0" v2="1" v3="2"/>'))),
+    "no-triangles.3mf": (NO_TRIANGLES, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/>', ""))),
+}
+
+
+def write_corpus(folder: Path, outside: Path | None = None) -> list[Entry]:
+    """Write every hostile input into ``folder``; ``outside`` is a folder for link targets.
+
+    Returns the entries written (special ones depend on what the platform supports).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    entries: list[Entry] = []
+    for name, (expect, make) in _WRITERS.items():
+        (folder / name).write_bytes(make())
+        entries.append(Entry(name, expect))
+    (folder / "folder.stl").mkdir()
+    entries.append(Entry("folder.stl", FOLDER, hotfolder=False))
+    # A file whose name is not valid UTF-8 (POSIX file names are bytes).
+    if os.name == "posix":
+        odd = os.fsdecode(b"caf\xe9-photo.stl")
+        (folder / odd).write_bytes(_png())
+        entries.append(Entry(odd, IMPOSTOR, hot_expect=r"is not valid UTF-8"))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(folder / "pipe.stl")
+        entries.append(Entry("pipe.stl", NOT_REGULAR))
+    try:
+        (folder / "loop-a.stl").symlink_to(folder / "loop-b.stl")
+        (folder / "loop-b.stl").symlink_to(folder / "loop-a.stl")
+        entries.append(Entry("loop-a.stl", UNREADABLE, hotfolder=False))
+        if outside is not None:
+            outside.mkdir(parents=True, exist_ok=True)
+            write_stl(outside / "elsewhere.stl", tetra())
+            (folder / "link-out.stl").symlink_to(outside / "elsewhere.stl")
+            entries.append(Entry("link-out.stl", OUTSIDE, reader=False))
+            case = folder / "case-loop"
+            case.mkdir()
+            (case / "part.stl").write_bytes(_valid_stl())
+            (case / "again").symlink_to(case)
+            entries.append(Entry("case-loop", r"linked folders are not followed", reader=False))
+    except OSError:  # no symlink privilege (Windows without developer mode)
+        pass
+    return entries

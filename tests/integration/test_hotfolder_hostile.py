@@ -1,0 +1,92 @@
+"""The hostile corpus dropped into a real hot folder (``watch --once`` in a subprocess).
+
+Every hostile file ends in failed/ beside an .error.txt saying why, no file is lost, links
+out of the inbox are never followed, and the daemon goes on to prepare a good file dropped
+with them. Linux-specific only in the corpus entries that need POSIX (fifos, byte names).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from test_hotfolder_watch_command import environment
+
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from tests.hostile_corpus import write_corpus
+
+TIMEOUT_S = 240.0
+
+
+def every_file(folder: Path) -> set[str]:
+    return {
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink() or not p.is_dir()) and not p.name.endswith(".txt")
+    }
+
+
+class TestHostileDrops:
+    """Hostile files go to failed/ with a true note; good files still print."""
+
+    def test_corpus_in_the_inbox(self, tmp_path: Path) -> None:
+        recipe = write_recipe(tmp_path, printer=None)
+        settings = write_hotfolder_settings(
+            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
+            # Several entries share content (the same PNG under three names): take them all.
+            hotfolders={"duplicates": "print"},
+        )
+        inbox = tmp_path / "inbox"
+        entries = [e for e in write_corpus(inbox, tmp_path / "outside") if e.hotfolder]
+        # Entries meant for readers only stay out of the inbox.
+        for name in ("folder.stl", "loop-a.stl", "loop-b.stl"):
+            path = inbox / name
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.is_dir():
+                path.rmdir()
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(3))
+        outside_before = sorted(p.name for p in (tmp_path / "outside").iterdir())
+
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+            env=environment(), cwd=tmp_path, capture_output=True, text=True,
+            timeout=TIMEOUT_S, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+
+        failed, finished = inbox / "failed", inbox / "done"
+        assert (finished / "good.stl").exists(), done.stderr[-3000:]
+        wrong: list[str] = []
+        for entry in entries:
+            if entry.name == "case-loop":
+                notes = list((failed / "case-loop").glob("*.error.txt"))
+                text = "".join(n.read_text(encoding="utf-8") for n in notes)
+            else:
+                moved = failed / entry.name
+                note = failed / (entry.name + ".error.txt")
+                if not (moved.exists() or moved.is_symlink()) or not note.exists():
+                    wrong.append(f"{entry.name}: not in failed/ with a note")
+                    continue
+                text = note.read_text(encoding="utf-8", errors="replace")
+            expect = entry.hot_expect or entry.expect
+            if not re.search(expect, text):
+                wrong.append(f"{entry.name}: note does not match {expect!r}: {text[:300]}")
+            if "wait until" in text:
+                wrong.append(f"{entry.name}: false advice to wait")
+        assert not wrong, "\n".join(wrong)
+        # Nothing lost: every file dropped is in done/ or failed/, and the inbox is empty.
+        left = [p.name for p in inbox.iterdir() if p.name not in ("done", "failed",
+                                                                  "processing")]
+        assert left == []
+        assert len(every_file(failed)) + len(every_file(finished)) >= len(entries) + 1
+        # The link's target was never moved or changed.
+        assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == outside_before

@@ -1,0 +1,129 @@
+"""`validate --settings`: every settings problem at once as file:line:col: path: message."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from preform_pipeline.cli import run
+
+BAD_SETTINGS = """\
+servers:
+  count: "two"
+  base_prot: 4000
+output_root: 5
+logging:
+  level: loud
+"""
+
+LINE = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): (?P<path>\$\S*): (?P<msg>.+)$")
+
+
+def invoke(*argv: str) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run(list(argv), stdout, stderr)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+class TestValidateSettings:
+    """Each problem on its own line, positioned, in file order, with a summary."""
+
+    def test_every_problem_positioned(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text(BAD_SETTINGS, encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1
+        lines = out.strip().splitlines()
+        found = [LINE.match(line) for line in lines[:-1]]
+        assert all(found), lines
+        where = [(m["path"], int(m["line"]), int(m["col"])) for m in found if m]
+        assert where == [
+            ("$.servers.count", 2, 10),
+            ("$.servers.base_prot", 3, 3),
+            ("$.output_root", 4, 14),
+            ("$.logging.level", 6, 10),
+        ]
+        assert "did you mean 'base_port'" in out
+        assert lines[-1] == f"{path}: 4 problems (checked against settings schema)"
+
+    def test_a_valid_settings_file_is_ok(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  count: 1\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 0
+        assert out.strip().endswith("OK (checked against settings schema)")
+
+    def test_a_tab_is_named_as_a_tab(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n\tcount: 1\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1
+        assert re.search(r":2:1: \$: YAML syntax error: a tab character", out)
+
+    def test_a_semantic_problem_is_positioned(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  count: 0\n", encoding="utf-8")
+        _, out, _ = invoke("validate", "--settings", str(path))
+        assert re.search(r"settings\.yaml:2:\d+: \$\.servers\.count: is 0", out)
+
+
+class TestCommandsPositionSettingsErrors:
+    """A command that loads bad settings prints the same positioned lines, not one long line."""
+
+    def test_jobs_with_bad_settings(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text(BAD_SETTINGS, encoding="utf-8")
+        code, _, err = invoke("jobs", "--settings", str(path), "list")
+        assert code == 1
+        assert ";" not in err.splitlines()[1]
+        assert f"{path}:2:10: $.servers.count:" in err
+        assert f"{path}:6:10: $.logging.level:" in err
+
+
+class TestReportTemplate:
+    """A per-build report template may use build fields only, even with one model per build."""
+
+    def test_a_model_field_in_the_report_template_is_an_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "r.yaml"
+        path.write_text(
+            "scene: {machine_type: FORM-4-0, material_code: FLGPGR05, layer_thickness_mm: 0.1}\n"
+            "batching: {max_models_per_build: 1}\n"
+            "outputs:\n  report: '{date}/{case_id}.json'\n"
+            "steps: [auto_layout]\n",
+            encoding="utf-8",
+        )
+        code, out, _ = invoke("validate", str(path))
+        assert code == 1
+        assert re.search(r"r\.yaml:4:\d+: \$\.outputs\.report: field \{case_id\}", out)
+        assert "report is filled with run and build fields only" in out
+
+
+class TestDeepSettings:
+    """Settings nested thousands of levels deep are a settings error, not a crash."""
+
+    def test_deep_nesting(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers: " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+        code, _, err = invoke("jobs", "--settings", str(path), "list")
+        assert code == 1
+        assert "Traceback" not in err and "nests too deeply" in err
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1 and "nesting depth" in out
+
+
+class TestWrongKindOfPath:
+    """A folder or an oversized file named as a recipe or settings file is said to be one."""
+
+    def test_folders(self, tmp_path: Path) -> None:
+        folder = tmp_path / "x.yaml"
+        folder.mkdir()
+        _, out, _ = invoke("validate", str(folder), "--settings", str(folder))
+        assert "is a folder, not a recipe file" in out
+        assert "is a folder, not a settings file" in out
+
+    def test_oversized(self, tmp_path: Path) -> None:
+        big = tmp_path / "big.yaml"
+        big.write_text("# " + "x" * (1024 * 1024 + 10), encoding="utf-8")
+        _, out, _ = invoke("validate", str(big), "--settings", str(big))
+        assert out.count("a page of YAML") == 2
