@@ -52,7 +52,6 @@ from .editing import (
 from .fleet import FleetState, SimPrinter
 from .formfile import load_form, save_form
 from .layout import (
-    DEFAULT_RAFT_BORDER_MM,
     Bounds2D,
     Move,
     boxes_overlap,
@@ -112,6 +111,11 @@ _PACKING_TYPES = ("PACK_NORMAL", "PACK_VOLUME", "PACK_HEIGHT", "PACK_NONE")
 _FIRMWARE_SUFFIXES = (".formware", ".formware2")
 _OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROTATION_LOCKED = ("LOCKED_ROTATION_FREE_TRANSLATION", "FULLY_LOCKED")
+#: Operations on the one model named in the path: priced by that model alone.
+_ONE_MODEL_OPERATIONS = frozenset(
+    {"get_model", "update_model", "delete_model", "duplicate_model", "label_part",
+     "add_drain_holes"}
+)
 
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
 
@@ -200,7 +204,13 @@ class SimEngine:
         scene_id = params.get("scene_id")
         if scene_id is None:
             return WorkEstimate()
-        triangles, models = self.scenes.peek_triangles(scene_id)
+        # An operation on some models (orient or support one new model) costs those models,
+        # not the whole scene; an operation on one model (its id in the path) costs that one.
+        selection = data.get("models")
+        if operation_id in _ONE_MODEL_OPERATIONS and "id" in params:
+            selection = [params["id"]]
+        chosen = selection if isinstance(selection, list) else None
+        triangles, models = self.scenes.peek_triangles(scene_id, chosen)
         return WorkEstimate(triangles=triangles, models=models)
 
     # -- shared helpers -----------------------------------------------------------------------
@@ -643,7 +653,7 @@ class SimEngine:
                 spacing=spacing or 0.0,
                 allow_rotation=not lock_rotation
                 and not any(m.lock in _ROTATION_LOCKED for m in models),
-                raft_border=0.0 if overlap else DEFAULT_RAFT_BORDER_MM,
+                rafts=not overlap,
             )
             self._apply(scene, moves)
             return self._scene_json(scene)
