@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_CELL_MM",
     "DEFAULT_SEARCH_S_PER_MODEL",
     "DEFAULT_TURN_STEP_DEG",
+    "MIN_SEARCH_S",
     "NestedBin",
     "NestedPlacement",
     "Outline",
@@ -52,13 +53,18 @@ __all__ = [
 DEFAULT_CELL_MM: Final = 2.0
 #: Turns about z tried per model (24 turns at 15 degrees).
 DEFAULT_TURN_STEP_DEG: Final = 15.0
-#: Local-search time per model; planning of 200 models searches for at most 0.1 s.
-DEFAULT_SEARCH_S_PER_MODEL: Final = 0.0005
+#: Local-search time per model; planning of 200 models searches for at most 0.4 s.
+DEFAULT_SEARCH_S_PER_MODEL: Final = 0.002
+#: Local-search time at least, however few the models: a few passes over a small batch.
+MIN_SEARCH_S: Final = 0.15
 #: Platforms kept open for the greedy pass: later models rarely fit further back.
 _OPEN_BINS: Final = 3
 #: Orders tried by the local search at most, whatever the budget.
-_MAX_ORDERS: Final = 12
+_MAX_ORDERS: Final = 16
 _BIG: Final = 1e12
+#: In the "lowest top" rule, how much a millimetre of mean waste height weighs against a
+#: millimetre of top: enough to prefer the open side up when tops are equal.
+_LOW_WASTE_WEIGHT: Final = 0.05
 
 _Array = npt.NDArray[np.float64]
 
@@ -164,8 +170,9 @@ class _Platform:
         self.skyline, self.hull = state[0], state[2]
         del self.placed[state[1] :]
 
-    def best(self, turns: _Turns, cell: float) -> tuple[int, int, float] | None:
-        """The (turn, offset, lift) wasting least area under the model, or None."""
+    def best(self, turns: _Turns, cell: float, low: bool) -> tuple[int, int, float] | None:
+        """The (turn, offset, lift) wasting least area under the model (``low``: leaving the
+        lowest top, then wasting least), or None."""
         width = turns.lo.shape[1]
         padded = np.concatenate([self.skyline, np.full(width, _BIG)])
         windows = sliding_window_view(padded, width)[: len(self.skyline)]  # (offsets, width)
@@ -177,7 +184,12 @@ class _Platform:
             return None
         finite = np.isfinite(turns.lo)
         under = np.where(finite[:, None, :], lift[:, :, None] - gaps, 0.0).sum(axis=2)
-        score = np.where(fits, under * cell + peak * 1e-3, np.inf)
+        if low:
+            # Mean height of the waste, weighted lightly: a tie-break between equal tops.
+            span = (turns.width * cell)[:, None]
+            score = np.where(fits, peak + _LOW_WASTE_WEIGHT * under * cell / span, np.inf)
+        else:
+            score = np.where(fits, under * cell + peak * 1e-3, np.inf)
         t, o = np.unravel_index(int(np.argmin(score)), score.shape)
         return int(t), int(o), float(lift[t, o])
 
@@ -204,9 +216,15 @@ class _Nester:
     def __init__(
         self, outlines: Sequence[Outline], platform: tuple[float, float], margin: float,
         allow_rotation: bool, cell: float, turn_step: float, max_items: int | None,
-        spill: float,
+        spill: float, swap: bool = False, low: bool = False,
     ) -> None:
+        """``swap``: columns run along y and models stack along x (the packer works on
+        mirrored coordinates and mirrors the result back); ``low``: the lowest-top rule."""
+        self.swap = swap
+        self.low = low
         self.platform = platform
+        if swap:
+            platform = (platform[1], platform[0])
         self.cell = cell
         self.max_items = max_items
         # Grown shadows include half the spacing: that half may reach past the margin.
@@ -226,7 +244,8 @@ class _Nester:
         for o in outlines:
             ident = (o.points.tobytes(), o.grow)
             if ident not in cache:
-                cache[ident] = _profiles(o, angles, cell)
+                mirrored = Outline(o.key, o.points[:, ::-1], o.grow, o.hull_mm2) if swap else o
+                cache[ident] = _profiles(mirrored, angles, cell)
             self.turns[o.key] = cache[ident]
 
     def empty(self) -> _Platform:
@@ -240,7 +259,7 @@ class _Nester:
         state = target.snapshot()
         for outline in unit.outlines:
             turns = self.turns[outline.key]
-            choice = target.best(turns, self.cell)
+            choice = target.best(turns, self.cell, self.low)
             if choice is None:
                 target.restore(state)
                 return False
@@ -268,14 +287,14 @@ class _Nester:
         for key, t, o, lift, turns in platform.placed:
             shift_x = o * self.cell - float(turns.origin[t])
             x0, x1, y0, y1 = (float(v) for v in turns.box[t])
-            out.append(NestedPlacement(
-                key=key,
-                x=self.corner[0] + shift_x + (x0 + x1) / 2,
-                y=self.corner[1] + lift + (y0 + y1) / 2,
-                angle_deg=turns.angles[t],
-                width=x1 - x0,
-                depth=y1 - y0,
-            ))
+            x = self.corner[0] + shift_x + (x0 + x1) / 2
+            y = self.corner[1] + lift + (y0 + y1) / 2
+            angle = turns.angles[t]
+            if self.swap:
+                # Mirroring about x = y turns a counter-clockwise turn into a clockwise one.
+                out.append(NestedPlacement(key, y, x, (360.0 - angle) % 360.0, y1 - y0, x1 - x0))
+            else:
+                out.append(NestedPlacement(key, x, y, angle, x1 - x0, y1 - y0))
         return NestedBin(tuple(out), platform.hull, self.platform)
 
 
@@ -368,27 +387,40 @@ def nest(
     def score(result: list[_Platform]) -> tuple[int, float]:
         return len(result), min(p.hull for p in result)
 
-    orders = [
-        sorted(units, key=lambda u: (-u.hull, u.outlines[0].key)),
-        sorted(units, key=lambda u: (-_span(u), -u.hull, u.outlines[0].key)),
+    by_hull = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    by_span = sorted(units, key=lambda u: (-_span(u), -u.hull, u.outlines[0].key))
+    # Other rules, other stacking directions, and quarter turns only (rows of like parts
+    # often tile better square than turned a little).
+    nesters = [nester] + [
+        _Nester(outlines, platform, margin, allow_rotation, cell, step, max_items,
+                spill, swap=swap, low=low)
+        for step, swap, low in (
+            (turn_step_deg, False, True), (90.0, False, False), (90.0, False, True),
+            (turn_step_deg, True, False),
+            (turn_step_deg, True, True), (90.0, True, True),
+        )
     ]
-    best = nester.run(orders[0])
-    deadline = time.perf_counter() + search_s_per_model * len(outlines)
+    best_nester, best = nester, nester.run(by_hull)
+    deadline = time.perf_counter() + max(
+        search_s_per_model * len(outlines), MIN_SEARCH_S
+    )
     rng = random.Random(len(outlines))
+    plans = [(n, by_hull) for n in nesters[1:]] + [(n, by_span) for n in nesters]
     tried = 1
     while len(best) > bound and tried < _MAX_ORDERS and time.perf_counter() < deadline:
-        if tried < len(orders):
-            order = orders[tried]
+        if tried <= len(plans):
+            candidate_nester, order = plans[tried - 1]
         else:
-            order = list(orders[0])
+            candidate_nester, order = best_nester, list(by_hull)
             for _ in range(max(1, len(order) // 8) if len(order) > 1 else 0):
                 i = rng.randrange(len(order) - 1)
                 order[i], order[i + 1] = order[i + 1], order[i]
         tried += 1
-        candidate = nester.run(order)
+        candidate = candidate_nester.run(order)
         if score(candidate) < score(best):
-            best = candidate
-    return [nester.result(p) for p in best]
+            best_nester, best = candidate_nester, candidate
+    return [best_nester.result(p) for p in best]
+
 
 
 def _grown_area(outline: Outline) -> float:
