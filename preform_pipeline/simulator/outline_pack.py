@@ -12,7 +12,8 @@ planner (which must not be able to agree with it by construction):
   offset, lands as low as the skyline (the highest occupied point per column) lets it, and
   takes the turn and offset that leave its top lowest (ties: the leftmost);
 * the whole layout is tried stacking along y, then along x, with fine turns, then with
-  quarter turns only; the first that places every model wins. Nothing is changed unless everything fits (the engine applies the result).
+  quarter turns only; the first that places every model wins. Nothing is changed unless
+  everything fits (the engine applies the result).
 """
 
 from __future__ import annotations
