@@ -21,9 +21,10 @@ TransientApiError, ServerProcessError           report the failure to the pool (
                                                 scratch; at most ``max_build_attempts``
 PermanentApiError, template / label problems,   the build fails with the reason; the others go
 validation findings, estimate limits            on
-layout "does not fit" after the recipe's        ``on_overflow: split``: halve the build into two
-layout attempts                                 new builds (from scratch); ``fail``, or a single
-                                                model: the build fails at once
+layout "does not fit" after the recipe's        ``on_overflow: split``: take the overflow out of
+layout attempts                                 the scene, go on with the rest, queue a build of
+                                                the overflow only (executor/overflow.py);
+                                                ``fail``, or a single model: the build fails
 print request without an answer                 ``print_unconfirmed``: never resent (the job may
                                                 exist); see docs/running.md
 Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running steps get
@@ -47,7 +48,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -66,6 +67,7 @@ from preform_pipeline.errors import (
     ServerProcessError,
     TransientApiError,
 )
+from preform_pipeline.executor.overflow import carry_build, shed_overflow
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.state import AttemptRecord, BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.executor.steps import (
@@ -636,6 +638,7 @@ class _BuildWorker:
             progress=progress,
             quick_client=quick,
             print_hooks=self.print_hooks,
+            shed=shed_overflow,
         )
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
@@ -843,7 +846,8 @@ class Runner:
             self._futures.add(future)
 
     def _run_build(self, build: BuildPlan, parent: str | None) -> BuildOutcome:
-        outcome = _BuildWorker(self, build, parent).run()
+        worker = _BuildWorker(self, build, parent)
+        outcome = self._carry(worker.build, worker.facts.carried, worker.run())
         with self._lock:
             self._outcomes[build.name] = outcome
         if self.options.write_build_reports:
@@ -875,6 +879,29 @@ class Runner:
             self.reporter.build_added(child, parent=build.name)
             self._submit(child, build.name)
         return children
+
+    def _carry(
+        self, build: BuildPlan, carried: Sequence[int], outcome: BuildOutcome
+    ) -> BuildOutcome:
+        """Queue a build of the models the layout carried on (executor/overflow.py); the
+        outcome then lists only the models that stayed."""
+        if not carried or outcome.status is BuildStatus.CANCELLED:
+            return outcome
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+        stayed, carry = carry_build(self.plan.recipe, build, carried, index)
+        log.info("overflow_build_added", build=build.name, carry=carry.name,
+                 models=len(carry.models))
+        self.reporter.build_added(carry, parent=build.name)
+        self._submit(carry, build.name)
+        return replace(
+            outcome,
+            models=tuple(m.path.name for m in stayed.models),
+            source_files=tuple(str(m.path) for m in stayed.models),
+            children=(*outcome.children, carry.name),
+            estimated_volume_ml=stayed.estimated_volume_ml,
+        )
 
     # -- running --------------------------------------------------------------------------------
 

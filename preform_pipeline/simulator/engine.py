@@ -148,8 +148,12 @@ class SimEngine:
         work_dir: Path | None = None,
         catalogue: Catalogue = DEFAULT_CATALOGUE,
         adopt_unknown_printers: bool = False,
+        raft_border_mm: float | None = None,
     ) -> None:
         self.catalogue = catalogue
+        # A full raft's reach in layouts; another value than PreForm's models a server that
+        # disagrees with the planner (tests of carrying overflow on).
+        self.raft_border_mm = raft_border_mm
         # Rehearsal mode: a print to a printer the simulated fleet lacks adds that printer
         # instead of answering PRINTER_NOT_FOUND, so recipes naming the user's real printers
         # run end to end without them.
@@ -654,6 +658,7 @@ class SimEngine:
                 allow_rotation=not lock_rotation
                 and not any(m.lock in _ROTATION_LOCKED for m in models),
                 rafts=not overlap,
+                full_raft_mm=self.raft_border_mm,
             )
             self._apply(scene, moves)
             return self._scene_json(scene)

@@ -91,17 +91,22 @@ def _turned(model: SimModel, angle_deg: float) -> tuple[float, float, float]:
     return matrix_to_euler(euler_matrix(0.0, 0.0, angle_deg) @ euler_matrix(*model.orientation))
 
 
-def raft_border(model: SimModel) -> float:
-    """How far the model's raft reaches beyond its shadow: by raft type, 0 when unsupported."""
+def raft_border(model: SimModel, full_raft_mm: float | None = None) -> float:
+    """How far the model's raft reaches beyond its shadow: by raft type (``full_raft_mm``
+    overrides the full raft's), 0 when unsupported."""
     if not model.has_supports:
         return 0.0
     kind = str(model.support.get("raft_type", "FULL_RAFT"))
+    if kind == "FULL_RAFT" and full_raft_mm is not None:
+        return full_raft_mm
     return RAFT_BORDERS_MM.get(kind, DEFAULT_RAFT_BORDER_MM)
 
 
-def _shapes(models: Sequence[SimModel], spacing: float, rafts: bool) -> list[Shape]:
+def _shapes(
+    models: Sequence[SimModel], spacing: float, rafts: bool, full_raft_mm: float | None = None
+) -> list[Shape]:
     return [
-        Shape(m.id, m.shadow(), spacing / 2.0 + (raft_border(m) if rafts else 0.0))
+        Shape(m.id, m.shadow(), spacing / 2.0 + (raft_border(m, full_raft_mm) if rafts else 0.0))
         for m in models
     ]
 
@@ -160,6 +165,7 @@ def layout_on_platform(
     spacing: float,
     allow_rotation: bool,
     rafts: bool,
+    full_raft_mm: float | None = None,
 ) -> dict[str, Move]:
     """New transforms placing every model's shadow (grown by its raft border when ``rafts``)
     inside ``area``, at least ``spacing`` apart, or 400 MODELS_DO_NOT_FIT."""
@@ -168,7 +174,7 @@ def layout_on_platform(
     # Half the spacing may reach past the area's edge: only the gap between models counts.
     width, depth = area.size
     placed, unplaced = pack_shapes(
-        _shapes(models, spacing, rafts), (width + spacing, depth + spacing),
+        _shapes(models, spacing, rafts, full_raft_mm), (width + spacing, depth + spacing),
         allow_rotation=allow_rotation,
     )
     if unplaced:
