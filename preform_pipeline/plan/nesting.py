@@ -203,6 +203,14 @@ class _Platform:
         self.hull += hull
 
 
+class _NoRoom(Exception):
+    """A unit does not fit an empty platform under this nester's rules."""
+
+    def __init__(self, unit: _Unit) -> None:
+        super().__init__(unit)
+        self.unit = unit
+
+
 @dataclass(frozen=True)
 class _Unit:
     outlines: tuple[Outline, ...]
@@ -275,7 +283,7 @@ class _Nester:
             else:
                 fresh = self.empty()
                 if not self.place(fresh, unit):
-                    raise _too_large(unit, self.platform)
+                    raise _NoRoom(unit)
                 platforms.append(fresh)
         return platforms
 
@@ -400,10 +408,12 @@ def nest(
             (turn_step_deg, True, True), (90.0, True, True),
         )
     ]
-    best_nester, best = nester, nester.run(by_hull)
-    deadline = time.perf_counter() + max(
-        search_s_per_model * len(outlines), MIN_SEARCH_S
-    )
+    try:
+        best_nester, best = nester, nester.run(by_hull)
+    except _NoRoom as exc:
+        raise _too_large(exc.unit, platform) from None
+    budget = search_s_per_model * len(outlines)
+    deadline = time.perf_counter() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
     rng = random.Random(len(outlines))
     plans = [(n, by_hull) for n in nesters[1:]] + [(n, by_span) for n in nesters]
     tried = 1
@@ -416,7 +426,10 @@ def nest(
                 i = rng.randrange(len(order) - 1)
                 order[i], order[i + 1] = order[i + 1], order[i]
         tried += 1
-        candidate = candidate_nester.run(order)
+        try:
+            candidate = candidate_nester.run(order)
+        except _NoRoom:
+            continue  # quarter turns, say, leave no room for a part the fine turns place
         if score(candidate) < score(best):
             best_nester, best = candidate_nester, candidate
     return [best_nester.result(p) for p in best]

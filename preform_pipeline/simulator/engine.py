@@ -36,7 +36,6 @@ from preform_pipeline.geometry import (
     read_mesh,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.packing import DEFAULT_SPACING_MM
 
 from . import estimates
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
@@ -52,6 +51,7 @@ from .editing import (
 from .fleet import FleetState, SimPrinter
 from .formfile import load_form, save_form
 from .layout import (
+    DEFAULT_MODEL_SPACING_MM,
     Bounds2D,
     Move,
     boxes_overlap,
@@ -555,7 +555,7 @@ class SimEngine:
             for k in range(1, count + 1):
                 twin = original.copy(new_id())
                 # Copies go in a row to the right; auto-layout arranges them properly.
-                twin.position = (x + k * (width + DEFAULT_SPACING_MM), y, z)
+                twin.position = (x + k * (width + DEFAULT_MODEL_SPACING_MM), y, z)
                 scene.models[twin.id] = twin
             return self._scene_json(scene)
 
@@ -639,7 +639,7 @@ class SimEngine:
     def _op_auto_layout(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         data = Body(body)
         data.choice("mode", ("DENTAL",))
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0)
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0)
         overlap = bool(data.boolean("allow_overlapping_supports", False))
         lock_rotation = bool(data.boolean("lock_rotation", False))
         data.boolean("build_platform_2_optimized")
@@ -684,7 +684,7 @@ class SimEngine:
 
     def _op_auto_pack(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         data = Body(body, required=False)
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0) or 0.0
         with self.scenes.use(self._scene_id(params)) as scene:
             self._require(scene, "SLS", "auto-pack")
             cage_id = (scene.cage or {}).get("model_id")
@@ -716,7 +716,7 @@ class SimEngine:
             packing_type = data.choice("packing_type", _PACKING_TYPES, "PACK_VOLUME")
         label = data.string("cage_label") or ""
         data.boolean("generate_mesh_label")
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0) or 0.0
         data.number("bar_spacing_mm", minimum=0.0)
         thickness = data.number("bar_thickness_mm", DEFAULT_CAGE_BAR_MM, minimum=1.0)
         bar = data.number("bar_width_mm", thickness, minimum=1.0) or DEFAULT_CAGE_BAR_MM

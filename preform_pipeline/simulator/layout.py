@@ -3,10 +3,10 @@
 Both compute new transforms first and return them; the engine applies them only when every
 model found a place, so a failed layout leaves the scene exactly as it was.
 
-* Platform layout: each model's footprint is its placed bounding box in x/y (grown by a raft
-  border when it has supports and rafts may not overlap), packed with
-  :func:`preform_pipeline.plan.packing.pack` onto the platform (or the requested custom
-  bounds) with the requested spacing. A model the packer turned is rotated 90 degrees about z.
+* Platform layout: each model's footprint is its shadow on the platform (grown by its raft
+  border when it has supports and rafts may not overlap), placed by the simulator's own
+  packer (:mod:`.outline_pack`) onto the platform (or the requested custom bounds) with the
+  requested spacing; a model the packer turned is rotated about z.
 * Volume packing (SLS): models are packed in horizontal layers. The first layer starts at the
   chamber floor; the packer fills it with as many footprints as fit; the next layer starts
   above the tallest model of the previous one plus the spacing; and so on until every model
@@ -33,6 +33,7 @@ from .scene import SimModel, new_id
 
 __all__ = [
     "DEFAULT_LAYOUT_MARGIN_MM",
+    "DEFAULT_MODEL_SPACING_MM",
     "DEFAULT_RAFT_BORDER_MM",
     "RAFT_BORDERS_MM",
     "MODELS_DO_NOT_FIT",
@@ -48,6 +49,8 @@ __all__ = [
 ]
 
 MODELS_DO_NOT_FIT: Final = "MODELS_DO_NOT_FIT"
+#: The server's ``model_spacing_mm`` when a request gives none (and the gap between copies).
+DEFAULT_MODEL_SPACING_MM: Final = 2.0
 #: Gap kept between footprints and the edge of the layout area.
 DEFAULT_LAYOUT_MARGIN_MM: Final = 0.0
 #: How far a full raft reaches beyond the model's shadow on each side. PreForm draws the raft
