@@ -11,8 +11,10 @@ support again for every model. Now:
    is asked again (a failed layout leaves the scene unchanged). The models that stay keep
    their import, orientation and supports; the build goes on with them.
 2. :func:`carry_build` makes a new build of only the removed models (``NAME+1``,
-   ``NAME+2`` for a carry of a carry, ...), which the runner queues like any other: only
-   those models are imported, oriented and supported again.
+   ``NAME+2`` for a carry of a carry, ...); :func:`join_waiting` first offers them to the
+   least filled planned build that has not started yet (so a carry does not add a build when
+   the plan's last builds have room; if it overflows there, it is carried on again). Either
+   way only the carried models are imported, oriented and supported again.
 
 The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
 a retry of the build from a checkpoint sheds again and records each model once.
@@ -36,7 +38,14 @@ from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.recipes.model import Recipe
 
-__all__ = ["CARRY_SUFFIX", "carry_build", "carry_name", "overflow_names", "shed_overflow"]
+__all__ = [
+    "CARRY_SUFFIX",
+    "carry_build",
+    "carry_name",
+    "join_waiting",
+    "overflow_names",
+    "shed_overflow",
+]
 
 log = get_logger(__name__)
 
@@ -150,3 +159,25 @@ def carry_build(
         graph=compile_graph(recipe, moved),
     )
     return stayed, carry
+
+
+def join_waiting(
+    recipe: Recipe, carry: BuildPlan, waiting: Sequence[BuildPlan]
+) -> BuildPlan | None:
+    """The least filled waiting build with the carried models added (same name and index),
+    or None when no build waits or the recipe caps models per build below the sum."""
+    cap = recipe.batching.max_models_per_build
+    fitting = [b for b in waiting if cap is None or len(b.models) + len(carry.models) <= cap]
+    if not fitting:
+        return None
+    target = min(fitting, key=lambda b: (b.fill_ratio, len(b.models), b.index))
+    models = (*target.models, *carry.models)
+    return BuildPlan(
+        index=target.index,
+        name=target.name,
+        models=models,
+        placements=target.placements,
+        fill_ratio=target.fill_ratio,
+        estimated_volume_ml=target.estimated_volume_ml + carry.estimated_volume_ml,
+        graph=compile_graph(recipe, models),
+    )

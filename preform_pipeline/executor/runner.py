@@ -67,7 +67,7 @@ from preform_pipeline.errors import (
     ServerProcessError,
     TransientApiError,
 )
-from preform_pipeline.executor.overflow import carry_build, shed_overflow
+from preform_pipeline.executor.overflow import carry_build, join_waiting, shed_overflow
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.state import AttemptRecord, BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.executor.steps import (
@@ -774,6 +774,7 @@ class Runner:
         self._futures: set[Future[BuildOutcome]] = set()
         self._outcomes: dict[str, BuildOutcome] = {}
         self._builds: dict[str, tuple[BuildPlan, str | None]] = {}
+        self._started: set[str] = set()
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._server_count = max(1, len(pool.status()))
@@ -846,6 +847,10 @@ class Runner:
             self._futures.add(future)
 
     def _run_build(self, build: BuildPlan, parent: str | None) -> BuildOutcome:
+        with self._lock:
+            # A carry may have joined this build while it waited (executor/overflow.py).
+            build = self._builds.get(build.name, (build, parent))[0]
+            self._started.add(build.name)
         worker = _BuildWorker(self, build, parent)
         outcome = self._carry(worker.build, worker.facts.carried, worker.run())
         with self._lock:
@@ -890,7 +895,21 @@ class Runner:
         with self._lock:
             index = self._next_index
             self._next_index += 1
+            waiting = [b for name, (b, _) in self._builds.items() if name not in self._started]
         stayed, carry = carry_build(self.plan.recipe, build, carried, index)
+        target = join_waiting(self.plan.recipe, carry, waiting)
+        if target is not None:
+            with self._lock:
+                if target.name not in self._started:
+                    self._builds[target.name] = (target, self._builds[target.name][1])
+                    log.info("overflow_joined_build", build=build.name, into=target.name,
+                             models=len(carry.models))
+                    return replace(
+                        outcome,
+                        models=tuple(m.path.name for m in stayed.models),
+                        source_files=tuple(str(m.path) for m in stayed.models),
+                        estimated_volume_ml=stayed.estimated_volume_ml,
+                    )
         log.info("overflow_build_added", build=build.name, carry=carry.name,
                  models=len(carry.models))
         self.reporter.build_added(carry, parent=build.name)

@@ -400,6 +400,25 @@ batching:
         assert operations.count("delete_model") == len(carry.models)
         assert operations.count("auto_support") == 2  # one per build, each on its own scene
 
+    def test_a_carry_joins_a_planned_build_that_has_not_started(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
+        plan = plan_without_rafts(recipe, boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        with capture_logs() as logs:
+            result = run(plan, pool_of(farm, None), tmp_path / "out")  # one server: in turn
+        assert result.ok
+        joined = iter_events(logs, "overflow_joined_build")
+        assert [(e["build"], e["into"]) for e in joined][:1] == [("unit-001", "unit-002")]
+        files = sorted(f for o in result.outcomes for f in o.source_files)
+        assert files == sorted(str(p) for p in boxes)  # every model in exactly one build
+        carried = sum(e["models"] for e in iter_events(logs, "overflow_joined_build")) + sum(
+            e["models"] for e in iter_events(logs, "overflow_build_added"))
+        operations = [e.operation_id for s in farm.servers for e in s.exchanges]
+        assert operations.count("import_model") == 5 + carried
+
     def test_on_overflow_fail_fails_the_build(self, tmp_path: Path, farm: SimFarm) -> None:
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="fail"))
