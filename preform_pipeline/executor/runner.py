@@ -926,7 +926,13 @@ class Runner:
 
     def run(self) -> RunResult:
         started = time.monotonic()
-        builds = sorted(self.plan.builds, key=lambda b: (-len(b.models), b.index))
+        # Largest first, but the least filled build last: models a server cannot fit are
+        # carried into a build that has not started (executor/overflow.py), and that one has
+        # the most room.
+        roomiest = min(self.plan.builds, key=lambda b: (b.fill_ratio, b.index), default=None)
+        builds = sorted(
+            self.plan.builds, key=lambda b: (b is roomiest, -len(b.models), b.index)
+        )
         self.reporter.run_started(
             self.options.run_id,
             self.plan.builds,
