@@ -130,6 +130,8 @@ def _moves(
     placed: Sequence[PackedShape],
     corner: tuple[float, float],
     z: dict[str, float],
+    inside: Bounds2D | None = None,
+    borders: dict[str, float] | None = None,
 ) -> dict[str, Move]:
     """Turn each packed shape into the model's new orientation and footprint centre.
 
@@ -152,8 +154,20 @@ def _moves(
         went = (c * before[0] - s * before[1], s * before[0] + c * before[1])
         x = corner[0] + item.dx + after[0] - went[0]
         y = corner[1] + item.dy + after[1] - went[1]
+        if inside is not None:
+            # The shadow's points are a sample: a turned corner may poke out of the area by
+            # a fraction of a millimetre. Keep the model and its raft inside.
+            border = (borders or {}).get(model.id, 0.0)
+            half = (raw @ turned.T)[:, :2]
+            hx, hy = (float(v) for v in (half.max(axis=0) - half.min(axis=0)) / 2.0 + border)
+            x = _clamp(x, inside.x_min + hx, inside.x_max - hx)
+            y = _clamp(y, inside.y_min + hy, inside.y_max - hy)
         moves[model.id] = Move(orientation, (x, y, z[model.id]))
     return moves
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return float(value if low > high else min(max(value, low), high))
 
 
 def _box_centre(points: npt.NDArray[np.float64]) -> tuple[float, float]:
@@ -183,7 +197,8 @@ def layout_on_platform(
     if unplaced:
         raise _too_big(models, unplaced, "on the build platform")
     corner = (area.x_min - spacing / 2.0, area.y_min - spacing / 2.0)
-    return _moves(models, placed, corner, {m.id: m.position[2] for m in models})
+    borders = {m.id: raft_border(m, full_raft_mm) if rafts else 0.0 for m in models}
+    return _moves(models, placed, corner, {m.id: m.position[2] for m in models}, area, borders)
 
 
 def pack_in_volume(
@@ -218,7 +233,8 @@ def pack_in_volume(
         if floor + layer_height > bz - inset + 1e-9:
             left = [p.key for p in placed] + list(unplaced)
             raise _too_big(models, left, "in the build volume")
-        moves.update(_moves(remaining, placed, corner, {m.id: floor for m in remaining}))
+        moves.update(_moves(remaining, placed, corner, {m.id: floor for m in remaining},
+                            Bounds2D(-area[0] / 2, area[0] / 2, -area[1] / 2, area[1] / 2)))
         floor += layer_height + spacing
         left_over = set(unplaced)
         remaining = [m for m in remaining if m.id in left_over]

@@ -56,6 +56,14 @@ class TestOutlineLayout:
             # Shadows are sampled every millimetre: the gap holds to a few tenths of a mm.
             assert gap >= 2.0 + 2 * 2.0 - 0.25
 
+    def test_turned_models_stay_inside_the_platform(self, sample_models_dir: Path) -> None:
+        engine = SimEngine()
+        parts = sorted((sample_models_dir / "batch").glob("part_*.stl"))[:12]
+        scene, _ = scene_with(engine, parts)
+        engine.call("auto_layout", {"scene_id": scene}, {"models": "ALL"})
+        with engine.scenes.use(scene) as state:
+            assert all(m.in_bounds((200.0, 125.0, 210.0)) for m in state.models.values())
+
     def test_a_layout_that_does_not_fit_leaves_the_scene_unchanged(
         self, sample_models_dir: Path
     ) -> None:
