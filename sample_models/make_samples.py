@@ -331,7 +331,7 @@ def build_all() -> dict[str, tuple[Writer, npt.NDArray[np.float32]]]:
     files["dental/arch_upper_palate.stl"] = (
         _stl,
         _finish(
-            dental_arch(56.0, 48.0, 10.0, 12.0, 7.0, 14, along=120, across=20, palate=True)
+            dental_arch(52.0, 44.0, 10.0, 12.0, 7.0, 14, along=120, across=20, palate=True)
         ),
     )
     files["dental/arch_scan_open.stl"] = (
