@@ -256,7 +256,7 @@ def _mean_density(builds: list[list[ModelInfo]]) -> float:
 
 
 def run_pipeline(
-    plan: Plan, infos: dict[str, ModelInfo], servers: int, work: Path, scale: float
+    plan: Plan, infos: dict[str, ModelInfo], servers: int, work: Path, scale: float, log: Path
 ) -> dict[str, Any]:
     tag = f"pipeline{servers}"
     pool_size = min(servers, max(1, len(plan.builds)))
@@ -274,7 +274,7 @@ def run_pipeline(
         raise SystemExit(f"pipeline run on {servers} servers failed: {bad}")
     done = [o for o in result.outcomes if o.status is BuildStatus.SUCCEEDED]
     builds = [[infos[f] for f in o.source_files] for o in done]
-    discarded = _discarded(result, infos, scale)
+    discarded = _discarded(result, infos, scale, log)
     requests = _operations(work, tag)
     models = plan.model_count
     return {
@@ -295,18 +295,34 @@ def run_pipeline(
     }
 
 
-def _discarded(result: RunResult, infos: dict[str, ModelInfo], scale: float) -> float:
+def _carried(log: Path, run_id: str) -> dict[str, list[str]]:
+    """Per build, the file names its layout carried on (the runner's ``overflow_carried``
+    events; the last one of a build lists them all)."""
+    carried: dict[str, list[str]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "overflow_carried" and event.get("run_id") == run_id:
+            carried[str(event.get("build"))] = list(event.get("carried", []))
+    return carried
+
+
+def _discarded(
+    result: RunResult, infos: dict[str, ModelInfo], scale: float, log: Path
+) -> float:
     """Server time thrown away: the carried models' preparation in the build they left, and
     the layout calls that did not fit (priced by the latency table)."""
     total = 0.0
-    by_name = {o.name: o for o in result.outcomes}
+    by_file = {Path(f).name: m for f, m in infos.items()}
+    carried = _carried(log, result.run_id)
     for outcome in result.outcomes:
-        carried = [infos[f] for child in outcome.children if child in by_name
-                   for f in by_name[child].source_files]
-        if not carried:
+        moved = [by_file[name] for name in carried.get(outcome.name, [])]
+        if not moved:
             continue
-        total += sum(_prep_price(m, scale) for m in carried)
-        everyone = [infos[f] for f in outcome.source_files] + carried
+        total += sum(_prep_price(m, scale) for m in moved)
+        everyone = [infos[f] for f in outcome.source_files] + moved
         failed_layouts = max(0, outcome.layout_calls - 1)
         total += failed_layouts * _price(
             "auto_layout", len(everyone), sum(m.triangle_count for m in everyone), scale
@@ -318,7 +334,7 @@ def _discarded(result: RunResult, infos: dict[str, ModelInfo], scale: float) -> 
 
 
 def bench_set(name: str, counts: list[int], work: Path, scale: float,
-              baseline: bool) -> dict[str, Any]:
+              baseline: bool | dict[str, Any]) -> dict[str, Any]:
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
     recipe_path.write_text(RECIPE, encoding="utf-8")
@@ -344,11 +360,15 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
     print(f"{name}: {len(models)} models, {len(plan.builds)} planned builds (bound {bound})",
           file=sys.stderr, flush=True)
     for count in counts:
-        run = run_pipeline(plan, infos, count, work / f"{name}-p{count}", scale)
+        run = run_pipeline(plan, infos, count, work / f"{name}-p{count}", scale,
+                           work / "bench.jsonl")
         print(f"  pipeline {count}: {run}", file=sys.stderr, flush=True)
         data["pipeline"].append(run)
     if baseline:
-        base = run_baseline(models, work / f"{name}-base", scale)
+        base = (
+            baseline if isinstance(baseline, dict)
+            else run_baseline(models, work / f"{name}-base", scale)
+        )
         print(f"  baseline: {base}", file=sys.stderr, flush=True)
         data["baseline"] = base
         for run in data["pipeline"]:
@@ -415,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--output", default="builds", help="results file stem")
+    parser.add_argument(
+        "--baseline-from", type=Path, default=None,
+        help="reuse the baselines of an earlier results JSON (same sets and time scale)",
+    )
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.servers.split(",") if c]
     work = Path(tempfile.mkdtemp(prefix="bench-builds-"))
@@ -424,8 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         for handler in logging.getLogger("preform_pipeline").handlers:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.ERROR)
+        earlier: dict[str, Any] = {}
+        if args.baseline_from is not None:
+            saved = json.loads(args.baseline_from.read_text(encoding="utf-8"))
+            earlier = {s["set"]: s["baseline"] for s in saved["sets"] if "baseline" in s}
         for name in [s for s in args.sets.split(",") if s]:
-            results.append(bench_set(name, counts, work, args.time_scale, not args.no_baseline))
+            baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
+            results.append(bench_set(name, counts, work, args.time_scale, baseline))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {
