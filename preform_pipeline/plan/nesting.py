@@ -399,15 +399,20 @@ def nest(
     by_span = sorted(units, key=lambda u: (-_span(u), -u.hull, u.outlines[0].key))
     # Other rules, other stacking directions, and quarter turns only (rows of like parts
     # often tile better square than turned a little).
-    nesters = [nester] + [
-        _Nester(outlines, platform, margin, allow_rotation, cell, step, max_items,
-                spill, swap=swap, low=low)
-        for step, swap, low in (
-            (turn_step_deg, False, True), (90.0, False, False), (90.0, False, True),
-            (turn_step_deg, True, False),
-            (turn_step_deg, True, True), (90.0, True, True),
-        )
-    ]
+    rules = (
+        (turn_step_deg, False, True), (90.0, False, False), (90.0, False, True),
+        (turn_step_deg, True, False), (turn_step_deg, True, True), (90.0, True, True),
+    )
+    made: dict[int, _Nester] = {0: nester}
+
+    def nester_for(rule: int) -> _Nester:
+        # Built on first use: a batch that reaches its bound at once pays for one rule only.
+        if rule not in made:
+            step, swap, low = rules[rule - 1]
+            made[rule] = _Nester(outlines, platform, margin, allow_rotation, cell, step,
+                                 max_items, spill, swap=swap, low=low)
+        return made[rule]
+
     try:
         best_nester, best = nester, nester.run(by_hull)
     except _NoRoom as exc:
@@ -415,11 +420,14 @@ def nest(
     budget = search_s_per_model * len(outlines)
     deadline = time.perf_counter() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
     rng = random.Random(len(outlines))
-    plans = [(n, by_hull) for n in nesters[1:]] + [(n, by_span) for n in nesters]
+    plans = [(r, by_hull) for r in range(1, len(rules) + 1)] + [
+        (r, by_span) for r in range(len(rules) + 1)
+    ]
     tried = 1
     while len(best) > bound and tried < _MAX_ORDERS and time.perf_counter() < deadline:
         if tried <= len(plans):
-            candidate_nester, order = plans[tried - 1]
+            rule, order = plans[tried - 1]
+            candidate_nester = nester_for(rule)
         else:
             candidate_nester, order = best_nester, list(by_hull)
             for _ in range(max(1, len(order) // 8) if len(order) > 1 else 0):
@@ -433,7 +441,6 @@ def nest(
         if score(candidate) < score(best):
             best_nester, best = candidate_nester, candidate
     return [best_nester.result(p) for p in best]
-
 
 
 def _grown_area(outline: Outline) -> float:
