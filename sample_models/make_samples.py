@@ -154,11 +154,15 @@ def dental_arch(
     along: int,
     across: int,
     closed: bool = True,
+    palate: bool = False,
 ) -> Array:
     """A horseshoe-shaped arch with a tooth bump per tooth position.
 
     Closed: a flat-bottomed model with end caps, as printed for dental models. Open: only the
-    upper surface, like an intra-oral scan before it is turned into a model.
+    upper surface, like an intra-oral scan before it is turned into a model. ``palate`` (closed
+    only) adds the roof of the mouth of an upper model: a plate filling the inside of the
+    horseshoe up to the line between the last molars, half as high as the base, merged into
+    the ridge (a second closed shell overlapping it, as scans are often exported).
     """
     t = np.linspace(-0.56 * math.pi, 0.56 * math.pi, along)
     centre = np.column_stack([width / 2.0 * np.sin(t), depth * np.cos(t) - depth / 2.0])
@@ -201,7 +205,46 @@ def dental_arch(
                 a, b = int(ring_idx[j]), int(ring_idx[(j + 1) % m])
                 faces.append([c, a, b] if flip else [c, b, a])
         vertices = np.concatenate([vertices, np.array(ends)])
-    return _soup(vertices, np.array(faces)).astype(np.float64)
+    arch = _soup(vertices, np.array(faces)).astype(np.float64)
+    if not (palate and closed):
+        return arch
+    # The plate's outline runs along the ridge's inner half, then straight across the back.
+    inner = centre - 0.25 * half * lateral
+    plate = prism(inner[::-1] if _clockwise(inner) else inner, base_height * 0.5)
+    return np.concatenate([arch, plate])
+
+
+def _clockwise(outline: Array) -> bool:
+    x, y = outline[:, 0], outline[:, 1]
+    return bool(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)) < 0)
+
+
+def arch_variant(index: int, *, palate: bool) -> Array:
+    """Arch number ``index`` of a lab's day: adult and child sizes varied deterministically
+    (width 42-60 mm, depth 33-53 mm, base 9-15 mm), uppers with a palate when asked."""
+    rng = np.random.default_rng(index)
+    width = float(rng.uniform(42.0, 60.0))
+    depth = width * float(rng.uniform(0.78, 0.88))
+    ridge = float(rng.uniform(8.0, 12.0))
+    base = float(rng.uniform(9.0, 15.0))
+    crown = float(rng.uniform(5.0, 8.0))
+    teeth = 14 if width > 48.0 else 10
+    return dental_arch(width, depth, ridge, base, crown, teeth, along=120, across=20,
+                       palate=palate)
+
+
+def write_arches(folder: Path, count: int, *, palate_every: int = 2) -> list[Path]:
+    """``count`` distinct arches as binary STL in ``folder`` (every ``palate_every``-th one
+    with a palate); for benchmarks that need more arches than the repository keeps."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        palate = palate_every > 0 and i % palate_every == 0
+        path = folder / f"arch_{i + 1:03d}{'_palate' if palate else ''}.stl"
+        if not path.exists():
+            _stl(path, _finish(arch_variant(i + 1, palate=palate)))
+        paths.append(path)
+    return paths
 
 
 # -- checks and output ----------------------------------------------------------------------
@@ -284,6 +327,12 @@ def build_all() -> dict[str, tuple[Writer, npt.NDArray[np.float32]]]:
     files["dental/arch_child.stl"] = (
         _stl,
         _finish(dental_arch(36.0, 30.0, 8.0, 10.0, 5.0, 10, along=90, across=22)),
+    )
+    files["dental/arch_upper_palate.stl"] = (
+        _stl,
+        _finish(
+            dental_arch(52.0, 44.0, 10.0, 12.0, 7.0, 14, along=120, across=20, palate=True)
+        ),
     )
     files["dental/arch_scan_open.stl"] = (
         _stl,

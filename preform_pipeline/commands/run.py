@@ -369,6 +369,7 @@ def _run_recorded(
     pool = ServerPool(
         settings,
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
+        count=len(plan.builds),  # right-sized: no idle servers for a small batch
     )
     if pool.simulated:
         print(SIMULATED_LINE, file=stdout, flush=True)

@@ -21,9 +21,10 @@ TransientApiError, ServerProcessError           report the failure to the pool (
                                                 scratch; at most ``max_build_attempts``
 PermanentApiError, template / label problems,   the build fails with the reason; the others go
 validation findings, estimate limits            on
-layout "does not fit" after the recipe's        ``on_overflow: split``: halve the build into two
-layout attempts                                 new builds (from scratch); ``fail``, or a single
-                                                model: the build fails at once
+layout "does not fit" after the recipe's        ``on_overflow: split``: take the overflow out of
+layout attempts                                 the scene, go on with the rest, queue a build of
+                                                the overflow only (executor/overflow.py);
+                                                ``fail``, or a single model: the build fails
 print request without an answer                 ``print_unconfirmed``: never resent (the job may
                                                 exist); see docs/running.md
 Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running steps get
@@ -66,6 +67,7 @@ from preform_pipeline.errors import (
     ServerProcessError,
     TransientApiError,
 )
+from preform_pipeline.executor.overflow import carry_build, join_waiting, shed_overflow
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.state import (
     AttemptRecord,
@@ -651,6 +653,7 @@ class _BuildWorker:
             quick_client=quick,
             print_hooks=self.print_hooks,
             send_holder=holder,
+            shed=shed_overflow,
         )
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
@@ -788,6 +791,7 @@ class Runner:
         self._futures: set[Future[BuildOutcome]] = set()
         self._outcomes: dict[str, BuildOutcome] = {}
         self._builds: dict[str, tuple[BuildPlan, str | None]] = {}
+        self._started: set[str] = set()
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._server_count = max(1, len(pool.status()))
@@ -860,7 +864,12 @@ class Runner:
             self._futures.add(future)
 
     def _run_build(self, build: BuildPlan, parent: str | None) -> BuildOutcome:
-        outcome = _BuildWorker(self, build, parent).run()
+        with self._lock:
+            # A carry may have joined this build while it waited (executor/overflow.py).
+            build = self._builds.get(build.name, (build, parent))[0]
+            self._started.add(build.name)
+        worker = _BuildWorker(self, build, parent)
+        outcome = self._carry(worker.build, worker.facts.carried, worker.run())
         with self._lock:
             self._outcomes[build.name] = outcome
         if self.options.build_report is not None:
@@ -894,11 +903,54 @@ class Runner:
             self._submit(child, build.name)
         return children
 
+    def _carry(
+        self, build: BuildPlan, carried: Sequence[int], outcome: BuildOutcome
+    ) -> BuildOutcome:
+        """Queue a build of the models the layout carried on (executor/overflow.py); the
+        outcome then lists only the models that stayed."""
+        if not carried or outcome.status is BuildStatus.CANCELLED:
+            return outcome
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+            waiting = [b for name, (b, _) in self._builds.items() if name not in self._started]
+        stayed, carry = carry_build(self.plan.recipe, build, carried, index)
+        target = join_waiting(self.plan.recipe, carry, waiting)
+        if target is not None:
+            with self._lock:
+                if target.name not in self._started:
+                    self._builds[target.name] = (target, self._builds[target.name][1])
+                    log.info("overflow_joined_build", build=build.name, into=target.name,
+                             models=len(carry.models))
+                    return replace(
+                        outcome,
+                        models=tuple(m.path.name for m in stayed.models),
+                        source_files=tuple(str(m.path) for m in stayed.models),
+                        estimated_volume_ml=stayed.estimated_volume_ml,
+                    )
+        log.info("overflow_build_added", build=build.name, carry=carry.name,
+                 models=len(carry.models))
+        self.reporter.build_added(carry, parent=build.name)
+        self._submit(carry, build.name)
+        return replace(
+            outcome,
+            models=tuple(m.path.name for m in stayed.models),
+            source_files=tuple(str(m.path) for m in stayed.models),
+            children=(*outcome.children, carry.name),
+            estimated_volume_ml=stayed.estimated_volume_ml,
+        )
+
     # -- running --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         started = self.clock.monotonic()
-        builds = sorted(self.plan.builds, key=lambda b: (-len(b.models), b.index))
+        # Largest first, but the least filled build last: models a server cannot fit are
+        # carried into a build that has not started (executor/overflow.py), and that one has
+        # the most room.
+        roomiest = min(self.plan.builds, key=lambda b: (b.fill_ratio, b.index), default=None)
+        builds = sorted(
+            self.plan.builds, key=lambda b: (b is roomiest, -len(b.models), b.index)
+        )
         self.reporter.run_started(
             self.options.run_id,
             self.plan.builds,

@@ -167,6 +167,9 @@ class BuildFacts:
     printed: bool = False
     verify: str | None = None
     layout_calls: int = 0
+    #: Models taken out of the scene because the layout did not fit them (indices into the
+    #: build's models), to be carried on to a new build (executor/overflow.py).
+    carried: list[int] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -205,6 +208,10 @@ class StepContext:
     print_hooks: BuildPrintHooks | None = None
     #: The server this attempt holds, recorded with a send so recovery can prove it is over.
     send_holder: SendHolder | None = None
+    #: What to do when the layout still does not fit after the recipe's attempts and the
+    #: recipe says ``on_overflow: split``: take models out and retry (None: hand the whole
+    #: build back to the runner as an ``overflow`` failure).
+    shed: Callable[[StepContext, PermanentApiError, Callable[[], None]], None] | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -594,6 +601,15 @@ def _layout_call(ctx: StepContext, kind: str, options: dict[str, Any]) -> None:
         ctx.client.pack_and_cage(PackAndCageOptions(**options), timeout=ctx.step_timeout_s)
 
 
+def _may_shed(ctx: StepContext, kind: str) -> bool:
+    return (
+        ctx.shed is not None
+        and kind == "auto_layout"
+        and ctx.recipe.batching.on_overflow == "split"
+        and len(ctx.model_ids) > 1
+    )
+
+
 def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """auto_layout / auto_pack / pack_and_cage with the recipe's layout attempts.
 
@@ -601,8 +617,9 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
     (from the step's value, or the server's 2 mm default), never below
     :data:`DEFAULT_MIN_LAYOUT_SPACING_MM`. A failed layout leaves the scene as it was, so the
     retry uses the same scene. After the last attempt (or once the spacing cannot shrink any
-    more) :class:`StepFailure` ``overflow`` hands the build back to the runner, which splits
-    it or fails it as the recipe says.
+    more) an auto_layout with ``on_overflow: split`` takes models out of the scene until the
+    rest fits (``ctx.shed``, :mod:`preform_pipeline.executor.overflow`); otherwise
+    :class:`StepFailure` ``overflow`` hands the build back to the runner, which fails it.
     """
     attempts = max(1, ctx.recipe.batching.layout_attempts)
     spacing = float(options.get("model_spacing_mm", DEFAULT_SPACING_MM))
@@ -618,6 +635,11 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
                 raise
             shrunk = max(floor, spacing / 2)
             if attempt == attempts or shrunk >= spacing:
+                if _may_shed(ctx, node.kind):
+                    assert ctx.shed is not None
+                    # At the recipe's own spacing: carrying models on beats crowding them.
+                    ctx.shed(ctx, exc, lambda: _layout_call(ctx, node.kind, dict(options)))
+                    return
                 raise StepFailure(
                     "overflow",
                     f"{len(ctx.build.models)} models do not fit after {attempt} layout "

@@ -36,6 +36,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
 from preform_pipeline.errors import ModelFileError, ModelTooLargeError, PlanningError
 from preform_pipeline.geometry import (
@@ -46,8 +49,9 @@ from preform_pipeline.geometry import (
     support_volume_estimate,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
-from preform_pipeline.plan.packing import PackResult, Rect, pack, pack_into_bins
+from preform_pipeline.plan.nesting import NestedBin, Outline, nest
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 
 __all__ = [
@@ -100,6 +104,9 @@ class ModelInfo:
     fields: Mapping[str, str] = field(default_factory=_empty_fields)
     #: Units the file was read in after detection (``MILLIMETERS`` or ``INCHES``).
     units: str = "MILLIMETERS"
+    #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
+    #: the info was made by hand: planning then uses the footprint box.
+    shadow: Shadow | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class ModelPlacement:
     width_mm: float
     depth_mm: float
     rotated: bool
+    #: The planned turn about z in degrees (counter-clockwise); ``rotated`` is ``!= 0``.
+    angle_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,13 @@ def read_model(
     factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
     sx, sy, sz = (v * factor for v in mesh.size)
     cube = factor**3
+    measured = measure_shadow(mesh)
+    shadow = Shadow(
+        measured.as_is * factor,
+        measured.flat * factor,
+        measured.as_is_hull_mm2 * factor**2,
+        measured.flat_hull_mm2 * factor**2,
+    )
     return ModelInfo(
         path=path,
         name=mesh.name,
@@ -243,6 +259,7 @@ def read_model(
         case_id=case_id,
         fields=MappingProxyType(dict(fields or {})),
         units=units,
+        shadow=shadow,
     )
 
 
@@ -360,18 +377,62 @@ def _units_of(models: Sequence[ModelInfo], grouped: Collection[str]) -> list[lis
     return units
 
 
-def _rects(
-    models: Sequence[ModelInfo], indices: Iterable[int], grouped: Collection[str]
-) -> list[Rect]:
-    return [
-        Rect(
+def _box_points(width: float, depth: float) -> npt.NDArray[np.float64]:
+    """A box's boundary, sampled every millimetre, for models known only by their size."""
+    xs = np.linspace(-width / 2, width / 2, max(2, math.ceil(width) + 1))
+    ys = np.linspace(-depth / 2, depth / 2, max(2, math.ceil(depth) + 1))
+    return np.concatenate([
+        np.column_stack([xs, np.full_like(xs, -depth / 2)]),
+        np.column_stack([xs, np.full_like(xs, depth / 2)]),
+        np.column_stack([np.full_like(ys, -width / 2), ys]),
+        np.column_stack([np.full_like(ys, width / 2), ys]),
+    ])
+
+
+def _footprint(recipe: Recipe, model: ModelInfo, machine: MachineType) -> Footprint:
+    shadow = model.shadow
+    if shadow is None:
+        box = _box_points(*model.footprint_mm)
+        area = model.footprint_mm[0] * model.footprint_mm[1]
+        shadow = Shadow(box, box, area, area)
+    supported = machine.technology == "SLA" and recipe.has_step("auto_support")
+    return predict(shadow, recipe, supported=supported)
+
+
+def _nest(
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    indices: Iterable[int],
+    machine: MachineType,
+    grouped: Collection[str],
+    unfit: list[str] | None = None,
+) -> list[NestedBin]:
+    batching = recipe.batching
+    bx, by, _ = machine.build_volume_mm
+    outlines = []
+    spill = 0.0
+    for i in indices:
+        footprint = _footprint(recipe, models[i], machine)
+        outlines.append(Outline(
             key=str(i),
-            width=models[i].footprint_mm[0],
-            depth=models[i].footprint_mm[1],
+            points=footprint.points,
+            grow=footprint.grow_mm,
+            hull_mm2=footprint.hull_mm2,
             group=models[i].case_id if models[i].case_id in grouped else None,
-        )
-        for i in indices
-    ]
+        ))
+        # The margin is kept from the model; its raft may lie in the margin, never past the
+        # edge; half the spacing belongs to the neighbour and may reach past the edge.
+        half = footprint.spacing_mm / 2.0
+        spill = half + min(footprint.grow_mm - half, batching.margin_mm)
+    return nest(
+        outlines,
+        (bx, by),
+        margin=batching.margin_mm,
+        spill=spill,
+        max_items=batching.max_models_per_build,
+        allow_rotation=batching.allow_rotation,
+        unfit=unfit,
+    )
 
 
 def _grouped_cases(
@@ -407,16 +468,8 @@ def _grouped_cases(
                     f"{total / MM3_PER_ML:.0f} ml of parts, more than one build takes "
                     f"({capacity / MM3_PER_ML:.0f} ml at packing density {density:g})"
                 )
-        else:
-            result = pack(
-                _rects(models, unit, ()),
-                (bx, by),
-                spacing=batching.spacing_mm,
-                margin=batching.margin_mm,
-                allow_rotation=batching.allow_rotation,
-            )
-            if result.unplaced:
-                reason = f"too large together for one {bx:g} x {by:g} mm platform"
+        elif len(_nest(recipe, models, unit, machine, ())) > 1:
+            reason = f"too large together for one {bx:g} x {by:g} mm platform"
         if reason:
             split.add(case)
             warnings.append(
@@ -427,18 +480,26 @@ def _grouped_cases(
 
 
 def _group_sla(
-    recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType, grouped: Collection[str]
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    machine: MachineType,
+    grouped: Collection[str],
+    refused: list[Rejection],
 ) -> list[tuple[list[int], tuple[ModelPlacement, ...], float]]:
-    batching = recipe.batching
-    bx, by, _ = machine.build_volume_mm
-    results: list[PackResult] = pack_into_bins(
-        _rects(models, range(len(models)), grouped),
-        (bx, by),
-        spacing=batching.spacing_mm,
-        margin=batching.margin_mm,
-        max_items=batching.max_models_per_build,
-        allow_rotation=batching.allow_rotation,
-    )
+    """Nest the predicted footprints; a model whose footprint with its raft border and
+    spacing fits no empty platform is refused (its box alone may still have fitted)."""
+    unfit: list[str] = []
+    results = _nest(recipe, models, range(len(models)), machine, grouped, unfit)
+    bx, by, bz = machine.build_volume_mm
+    for key in unfit:
+        model = models[int(key)]
+        reason = (
+            f"{model.path}: footprint with raft border and spacing does not fit the "
+            f"{bx:g} x {by:g} mm platform inside the recipe's {recipe.batching.margin_mm:g} mm "
+            "margin (reduce batching.margin_mm or the layout spacing, or scale the model)"
+        )
+        log.warning("model_rejected", path=str(model.path), reason=reason)
+        refused.append(Rejection(model.path, reason, model.size_mm, (bx, by, bz)))
     groups = []
     for result in results:
         placements = tuple(
@@ -448,11 +509,13 @@ def _group_sla(
                 y_mm=p.y,
                 width_mm=p.width,
                 depth_mm=p.depth,
-                rotated=p.rotated,
+                rotated=p.angle_deg != 0.0,
+                angle_deg=p.angle_deg,
             )
             for p in result.placements
         )
-        groups.append(([int(p.key) for p in result.placements], placements, result.fill_ratio))
+        indices = sorted(int(p.key) for p in result.placements)
+        groups.append((indices, placements, result.density))
     return groups
 
 
@@ -515,7 +578,7 @@ def plan_builds(
     if machine.technology == "SLS":
         groups = _group_sls(recipe, fitting, machine, grouped, sls_packing_density)
     else:
-        groups = _group_sla(recipe, fitting, machine, grouped)
+        groups = _group_sla(recipe, fitting, machine, grouped, refused)
 
     if recipe.batching.on_overflow == "fail" and len(groups) > 1:
         raise PlanningError(

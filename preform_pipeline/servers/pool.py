@@ -269,6 +269,8 @@ class ServerPool:
     ``simulator_args`` are appended to the simulator's command line (only when the simulator
     runs): one sequence for every server, or a function of the server name (``server-1``...)
     for per-server fault injection. ``port_probe`` replaces the free-port probe (tests).
+    ``count`` caps the local servers started below ``servers.count`` (a run with three builds
+    starts three at most); remote endpoints are not counted.
 
     With ``handle_signals`` (the default), a pool started on the main thread turns SIGTERM,
     SIGHUP and SIGBREAK into ``SystemExit(128 + signal)`` while it runs (only where no handler
@@ -288,6 +290,7 @@ class ServerPool:
         handle_signals: bool = True,
         state_dir: Path | None = None,
         die_with_parent: bool = True,
+        count: int | None = None,
     ) -> None:
         self.settings = settings
         self._records = ServerRecords(
@@ -309,6 +312,9 @@ class ServerPool:
         cfg = settings.servers
         self._allocator = PortAllocator(cfg.base_port, cfg.port_attempts, probe=port_probe)
         local_count = cfg.count if (cfg.executable is not None or not settings.remotes) else 0
+        if count is not None:
+            # Right-sized: no more local servers than the run has builds for.
+            local_count = min(local_count, max(1, count))
         self._slots: list[_Slot] = [
             _Slot(f"server-{i + 1}", PathMapper(cfg.path_map, f"server-{i + 1}"), None)
             for i in range(local_count)

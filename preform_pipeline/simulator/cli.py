@@ -24,7 +24,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import psutil
 
@@ -134,6 +134,17 @@ class SimulatorConfig:
     faults: FaultPlan = field(default_factory=FaultPlan)
     engine: str | None = None
     adopt_unknown_printers: bool = False
+    #: Raft reach beyond a full raft's model (None: the engine's default, 2 mm).
+    raft_border_mm: float | None = None
+
+
+def _engine_options(config: SimulatorConfig) -> dict[str, Any] | None:
+    options: dict[str, Any] = {}
+    if config.adopt_unknown_printers:
+        options["adopt_unknown_printers"] = True
+    if config.raft_border_mm is not None:
+        options["raft_border_mm"] = config.raft_border_mm
+    return options or None
 
 
 def _operation_id(text: str) -> str:
@@ -215,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
         "printers) instead of answering PRINTER_NOT_FOUND",
     )
     server.add_argument(
+        "--raft-border-mm", type=float, default=None, metavar="MM",
+        help="how far a full raft reaches beyond its model in layouts (default 2; another "
+        "value models a server that disagrees with the planner)",
+    )
+    server.add_argument(
         "--work-dir", type=Path, default=None,
         help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
     )
@@ -272,6 +288,7 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
         port=args.port,
         scene_cache_size=args.scene_cache_size,
         adopt_unknown_printers=args.adopt_unknown_printers,
+        raft_border_mm=args.raft_border_mm,
         fleet_dir=args.fleet_dir,
         work_dir=args.work_dir,
         latency=args.latency,
@@ -362,7 +379,7 @@ def _serve_in(
             fleet_dir=fleet_dir,
             work_dir=work_dir,
             factory=config.engine,
-            options={"adopt_unknown_printers": True} if config.adopt_unknown_printers else None,
+            options=_engine_options(config),
         )
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))

@@ -17,9 +17,9 @@ from typing import Any, Final
 import numpy as np
 
 from preform_pipeline.geometry import INCH_MM, Mesh, detect_units, read_mesh
-from preform_pipeline.plan.packing import DEFAULT_SPACING_MM
 
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix
+from .layout import DEFAULT_MODEL_SPACING_MM
 from .meshops import cylinder_triangles, scan_to_solid
 from .protocol import Json, SimError
 from .scene import Scene, SimModel, new_id
@@ -136,7 +136,8 @@ def _plug(hole: Json, model: SimModel) -> SimModel:
     wall = float((model.hollow or {}).get("wall_thickness_mm", DEFAULT_HOLLOW_WALL_MM))
     height = float(depth) if depth != "AUTO" and float(depth) > 0 else wall
     low, high = model.bounds()
-    position = (float(high[0]) + DEFAULT_SPACING_MM + radius, float(low[1] + high[1]) / 2, 0.0)
+    beside = float(high[0]) + DEFAULT_MODEL_SPACING_MM + radius
+    position = (beside, float(low[1] + high[1]) / 2, 0.0)
     mesh = Mesh(cylinder_triangles(radius, height).astype(np.float32), "plug")
     return SimModel(
         model_id=new_id(),

@@ -36,7 +36,6 @@ from preform_pipeline.geometry import (
     read_mesh,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.packing import DEFAULT_SPACING_MM
 
 from . import estimates
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
@@ -52,7 +51,7 @@ from .editing import (
 from .fleet import FleetState, SimPrinter
 from .formfile import load_form, save_form
 from .layout import (
-    DEFAULT_RAFT_BORDER_MM,
+    DEFAULT_MODEL_SPACING_MM,
     Bounds2D,
     Move,
     boxes_overlap,
@@ -112,6 +111,11 @@ _PACKING_TYPES = ("PACK_NORMAL", "PACK_VOLUME", "PACK_HEIGHT", "PACK_NONE")
 _FIRMWARE_SUFFIXES = (".formware", ".formware2")
 _OPERATION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROTATION_LOCKED = ("LOCKED_ROTATION_FREE_TRANSLATION", "FULLY_LOCKED")
+#: Operations on the one model named in the path: priced by that model alone.
+_ONE_MODEL_OPERATIONS = frozenset(
+    {"get_model", "update_model", "delete_model", "duplicate_model", "label_part",
+     "add_drain_holes"}
+)
 
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
 
@@ -144,8 +148,12 @@ class SimEngine:
         work_dir: Path | None = None,
         catalogue: Catalogue = DEFAULT_CATALOGUE,
         adopt_unknown_printers: bool = False,
+        raft_border_mm: float | None = None,
     ) -> None:
         self.catalogue = catalogue
+        # A full raft's reach in layouts; another value than PreForm's models a server that
+        # disagrees with the planner (tests of carrying overflow on).
+        self.raft_border_mm = raft_border_mm
         # Rehearsal mode: a print to a printer the simulated fleet lacks adds that printer
         # instead of answering PRINTER_NOT_FOUND, so recipes naming the user's real printers
         # run end to end without them.
@@ -200,7 +208,13 @@ class SimEngine:
         scene_id = params.get("scene_id")
         if scene_id is None:
             return WorkEstimate()
-        triangles, models = self.scenes.peek_triangles(scene_id)
+        # An operation on some models (orient or support one new model) costs those models,
+        # not the whole scene; an operation on one model (its id in the path) costs that one.
+        selection = data.get("models")
+        if operation_id in _ONE_MODEL_OPERATIONS and "id" in params:
+            selection = [params["id"]]
+        chosen = selection if isinstance(selection, list) else None
+        triangles, models = self.scenes.peek_triangles(scene_id, chosen)
         return WorkEstimate(triangles=triangles, models=models)
 
     # -- shared helpers -----------------------------------------------------------------------
@@ -537,7 +551,7 @@ class SimEngine:
             for k in range(1, count + 1):
                 twin = original.copy(new_id())
                 # Copies go in a row to the right; auto-layout arranges them properly.
-                twin.position = (x + k * (width + DEFAULT_SPACING_MM), y, z)
+                twin.position = (x + k * (width + DEFAULT_MODEL_SPACING_MM), y, z)
                 scene.models[twin.id] = twin
             return self._scene_json(scene)
 
@@ -621,7 +635,7 @@ class SimEngine:
     def _op_auto_layout(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         data = Body(body)
         data.choice("mode", ("DENTAL",))
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0)
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0)
         overlap = bool(data.boolean("allow_overlapping_supports", False))
         lock_rotation = bool(data.boolean("lock_rotation", False))
         data.boolean("build_platform_2_optimized")
@@ -639,7 +653,8 @@ class SimEngine:
                 spacing=spacing or 0.0,
                 allow_rotation=not lock_rotation
                 and not any(m.lock in _ROTATION_LOCKED for m in models),
-                raft_border=0.0 if overlap else DEFAULT_RAFT_BORDER_MM,
+                rafts=not overlap,
+                full_raft_mm=self.raft_border_mm,
             )
             self._apply(scene, moves)
             return self._scene_json(scene)
@@ -665,7 +680,7 @@ class SimEngine:
 
     def _op_auto_pack(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         data = Body(body, required=False)
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0) or 0.0
         with self.scenes.use(self._scene_id(params)) as scene:
             self._require(scene, "SLS", "auto-pack")
             cage_id = (scene.cage or {}).get("model_id")
@@ -697,7 +712,7 @@ class SimEngine:
             packing_type = data.choice("packing_type", _PACKING_TYPES, "PACK_VOLUME")
         label = data.string("cage_label") or ""
         data.boolean("generate_mesh_label")
-        spacing = data.number("model_spacing_mm", DEFAULT_SPACING_MM, minimum=0.0) or 0.0
+        spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0) or 0.0
         data.number("bar_spacing_mm", minimum=0.0)
         thickness = data.number("bar_thickness_mm", DEFAULT_CAGE_BAR_MM, minimum=1.0)
         bar = data.number("bar_width_mm", thickness, minimum=1.0) or DEFAULT_CAGE_BAR_MM

@@ -3,10 +3,10 @@
 Both compute new transforms first and return them; the engine applies them only when every
 model found a place, so a failed layout leaves the scene exactly as it was.
 
-* Platform layout: each model's footprint is its placed bounding box in x/y (grown by a raft
-  border when it has supports and rafts may not overlap), packed with
-  :func:`preform_pipeline.plan.packing.pack` onto the platform (or the requested custom
-  bounds) with the requested spacing. A model the packer turned is rotated 90 degrees about z.
+* Platform layout: each model's footprint is its shadow on the platform (grown by its raft
+  border when it has supports and rafts may not overlap), placed by the simulator's own
+  packer (:mod:`.outline_pack`) onto the platform (or the requested custom bounds) with the
+  requested spacing; a model the packer turned is rotated about z.
 * Volume packing (SLS): models are packed in horizontal layers. The first layer starts at the
   chamber floor; the packer fills it with as many footprints as fit; the next layer starts
   above the tallest model of the previous one plus the spacing; and so on until every model
@@ -18,22 +18,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-from preform_pipeline.errors import PlanningError
 from preform_pipeline.geometry import Mesh, best_flat_orientation, euler_matrix, matrix_to_euler
-from preform_pipeline.plan.packing import Rect, pack
 
 from .meshops import box_frame_triangles
+from .outline_pack import PackedShape, Shape, pack_shapes
 from .protocol import SimError
 from .scene import SimModel, new_id
 
 __all__ = [
     "DEFAULT_LAYOUT_MARGIN_MM",
+    "DEFAULT_MODEL_SPACING_MM",
     "DEFAULT_RAFT_BORDER_MM",
+    "RAFT_BORDERS_MM",
     "MODELS_DO_NOT_FIT",
     "Bounds2D",
     "Move",
@@ -43,14 +45,23 @@ __all__ = [
     "orient_rotation",
     "layout_on_platform",
     "pack_in_volume",
+    "raft_border",
 ]
 
 MODELS_DO_NOT_FIT: Final = "MODELS_DO_NOT_FIT"
+#: The server's ``model_spacing_mm`` when a request gives none (and the gap between copies).
+DEFAULT_MODEL_SPACING_MM: Final = 2.0
 #: Gap kept between footprints and the edge of the layout area.
 DEFAULT_LAYOUT_MARGIN_MM: Final = 0.0
-#: How far a raft reaches beyond the model's footprint on each side.
+#: How far a full raft reaches beyond the model's shadow on each side. PreForm draws the raft
+#: under the support roots with a sloped rim; the Local API contract states no figure, so the
+#: simulator takes the rim as wide as the default raft is thick (2 mm, 45-degree slope).
 DEFAULT_RAFT_BORDER_MM: Final = 2.0
-_QUARTER_TURN: Final = euler_matrix(0.0, 0.0, 90.0)
+#: Raft border by raft type: mini rafts hug the part; rafts on the platform per support
+#: root reach out only by a root's radius.
+RAFT_BORDERS_MM: Final = MappingProxyType(
+    {"FULL_RAFT": DEFAULT_RAFT_BORDER_MM, "MINI_RAFT": 1.0, "MINI_RAFTS_ON_BP": 0.5}
+)
 
 
 @dataclass(frozen=True)
@@ -77,21 +88,30 @@ class Move:
     position: tuple[float, float, float]
 
 
-def _turned(model: SimModel, rotated: bool) -> tuple[float, float, float]:
-    if not rotated:
+def _turned(model: SimModel, angle_deg: float) -> tuple[float, float, float]:
+    if angle_deg == 0.0:
         return model.orientation
-    return matrix_to_euler(_QUARTER_TURN @ euler_matrix(*model.orientation))
+    return matrix_to_euler(euler_matrix(0.0, 0.0, angle_deg) @ euler_matrix(*model.orientation))
 
 
-def _footprints(models: Sequence[SimModel], border: float) -> list[Rect]:
-    rects = []
-    for model in models:
-        low, high = model.bounds()
-        grow = 2.0 * border if model.has_supports else 0.0
-        width = max(float(high[0] - low[0]), 1e-3) + grow
-        depth = max(float(high[1] - low[1]), 1e-3) + grow
-        rects.append(Rect(model.id, width, depth))
-    return rects
+def raft_border(model: SimModel, full_raft_mm: float | None = None) -> float:
+    """How far the model's raft reaches beyond its shadow: by raft type (``full_raft_mm``
+    overrides the full raft's), 0 when unsupported."""
+    if not model.has_supports:
+        return 0.0
+    kind = str(model.support.get("raft_type", "FULL_RAFT"))
+    if kind == "FULL_RAFT" and full_raft_mm is not None:
+        return full_raft_mm
+    return RAFT_BORDERS_MM.get(kind, DEFAULT_RAFT_BORDER_MM)
+
+
+def _shapes(
+    models: Sequence[SimModel], spacing: float, rafts: bool, full_raft_mm: float | None = None
+) -> list[Shape]:
+    return [
+        Shape(m.id, m.shadow(), spacing / 2.0 + (raft_border(m, full_raft_mm) if rafts else 0.0))
+        for m in models
+    ]
 
 
 def _too_big(models: Sequence[SimModel], unplaced: Sequence[str], where: str) -> SimError:
@@ -105,37 +125,80 @@ def _too_big(models: Sequence[SimModel], unplaced: Sequence[str], where: str) ->
     )
 
 
+def _moves(
+    models: Sequence[SimModel],
+    placed: Sequence[PackedShape],
+    corner: tuple[float, float],
+    z: dict[str, float],
+    inside: Bounds2D | None = None,
+    borders: dict[str, float] | None = None,
+) -> dict[str, Move]:
+    """Turn each packed shape into the model's new orientation and footprint centre.
+
+    Shadow points are relative to the footprint centre; after the turn, the new footprint
+    centre is the centre of the turned mesh's box, found exactly from the turned vertices.
+    """
+    by_id = {m.id: m for m in models}
+    moves: dict[str, Move] = {}
+    for item in placed:
+        model = by_id[item.key]
+        orientation = _turned(model, item.angle_deg)
+        raw = model.mesh.triangles.reshape(-1, 3).astype(np.float64)
+        before = _box_centre(raw @ model.linear().T)
+        turned = euler_matrix(*orientation) * (model.scale * model.unit_factor)
+        after = _box_centre(raw @ turned.T)
+        # The packer turned the shadow about the old footprint centre; the turned model's
+        # footprint centre sits (after - turn(before)) away from where that centre went.
+        a = math.radians(item.angle_deg)
+        c, s = math.cos(a), math.sin(a)
+        went = (c * before[0] - s * before[1], s * before[0] + c * before[1])
+        x = corner[0] + item.dx + after[0] - went[0]
+        y = corner[1] + item.dy + after[1] - went[1]
+        if inside is not None:
+            # The shadow's points are a sample: a turned corner may poke out of the area by
+            # a fraction of a millimetre. Keep the model and its raft inside.
+            border = (borders or {}).get(model.id, 0.0)
+            half = (raw @ turned.T)[:, :2]
+            hx, hy = (float(v) for v in (half.max(axis=0) - half.min(axis=0)) / 2.0 + border)
+            x = _clamp(x, inside.x_min + hx, inside.x_max - hx)
+            y = _clamp(y, inside.y_min + hy, inside.y_max - hy)
+        moves[model.id] = Move(orientation, (x, y, z[model.id]))
+    return moves
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return float(value if low > high else min(max(value, low), high))
+
+
+def _box_centre(points: npt.NDArray[np.float64]) -> tuple[float, float]:
+    low, high = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return float(low[0] + high[0]) / 2.0, float(low[1] + high[1]) / 2.0
+
+
 def layout_on_platform(
     models: Sequence[SimModel],
     area: Bounds2D,
     *,
     spacing: float,
     allow_rotation: bool,
-    raft_border: float,
+    rafts: bool,
+    full_raft_mm: float | None = None,
 ) -> dict[str, Move]:
-    """New transforms placing every model inside ``area``, or 400 MODELS_DO_NOT_FIT."""
+    """New transforms placing every model's shadow (grown by its raft border when ``rafts``)
+    inside ``area``, at least ``spacing`` apart, or 400 MODELS_DO_NOT_FIT."""
     if not models:
         return {}
-    rects = _footprints(models, raft_border)
-    try:
-        result = pack(
-            rects, area.size, spacing=spacing, margin=DEFAULT_LAYOUT_MARGIN_MM,
-            allow_rotation=allow_rotation,
-        )
-    except PlanningError as exc:
-        raise SimError(400, MODELS_DO_NOT_FIT, str(exc)) from exc
-    if result.unplaced:
-        raise _too_big(models, result.unplaced, "on the build platform")
-    cx, cy = area.centre
-    by_id = {m.id: m for m in models}
-    moves = {}
-    for placement in result.placements:
-        model = by_id[placement.key]
-        moves[model.id] = Move(
-            _turned(model, placement.rotated),
-            (cx + placement.x, cy + placement.y, model.position[2]),
-        )
-    return moves
+    # Half the spacing may reach past the area's edge: only the gap between models counts.
+    width, depth = area.size
+    placed, unplaced = pack_shapes(
+        _shapes(models, spacing, rafts, full_raft_mm), (width + spacing, depth + spacing),
+        allow_rotation=allow_rotation,
+    )
+    if unplaced:
+        raise _too_big(models, unplaced, "on the build platform")
+    corner = (area.x_min - spacing / 2.0, area.y_min - spacing / 2.0)
+    borders = {m.id: raft_border(m, full_raft_mm) if rafts else 0.0 for m in models}
+    return _moves(models, placed, corner, {m.id: m.position[2] for m in models}, area, borders)
 
 
 def pack_in_volume(
@@ -158,29 +221,22 @@ def pack_in_volume(
     remaining = list(models)
     floor = inset
     moves: dict[str, Move] = {}
+    corner = (-area[0] / 2.0 - spacing / 2.0, -area[1] / 2.0 - spacing / 2.0)
     while remaining:
-        rects = _footprints(remaining, 0.0)
-        try:
-            result = pack(
-                rects, area, spacing=spacing, margin=DEFAULT_LAYOUT_MARGIN_MM,
-                allow_rotation=allow_rotation,
-            )
-        except PlanningError as exc:
-            raise SimError(400, MODELS_DO_NOT_FIT, str(exc)) from exc
-        if not result.placements:
-            raise _too_big(models, result.unplaced, "in the build volume")
-        layer_height = max(heights[p.key] for p in result.placements)
+        placed, unplaced = pack_shapes(
+            _shapes(remaining, spacing, False), (area[0] + spacing, area[1] + spacing),
+            allow_rotation=allow_rotation,
+        )
+        if not placed:
+            raise _too_big(models, unplaced, "in the build volume")
+        layer_height = max(heights[p.key] for p in placed)
         if floor + layer_height > bz - inset + 1e-9:
-            left = [p.key for p in result.placements] + list(result.unplaced)
+            left = [p.key for p in placed] + list(unplaced)
             raise _too_big(models, left, "in the build volume")
-        by_id = {m.id: m for m in remaining}
-        for placement in result.placements:
-            model = by_id[placement.key]
-            moves[model.id] = Move(
-                _turned(model, placement.rotated), (placement.x, placement.y, floor)
-            )
+        moves.update(_moves(remaining, placed, corner, {m.id: floor for m in remaining},
+                            Bounds2D(-area[0] / 2, area[0] / 2, -area[1] / 2, area[1] / 2)))
         floor += layer_height + spacing
-        left_over = set(result.unplaced)
+        left_over = set(unplaced)
         remaining = [m for m in remaining if m.id in left_over]
     return moves
 

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness, MachineType, Material
 from preform_pipeline.geometry import INCH_MM, Mesh, euler_matrix
+from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
 from .protocol import Json, SimError
@@ -239,6 +240,16 @@ class SimModel:
             memo[name] = measure(self._shape().mesh)
         return memo[name]
 
+    def shadow(self) -> npt.NDArray[np.float64]:
+        """``(N, 2)`` boundary points of the oriented model's shadow on the platform, relative
+        to its footprint centre (``position`` x/y); remembered until the shape changes."""
+        shape = self._shape()
+        if shape.shadow is None:
+            low, high = shape.bounds
+            centre = np.array([(low[0] + high[0]) / 2.0, (low[1] + high[1]) / 2.0])
+            shape.shadow = projected_points(shape.mesh) - centre
+        return shape.shadow
+
     def placed_measure(self, name: str, measure: Callable[[Mesh], float]) -> float:
         """``measure`` of the placed mesh, remembered until the model moves or changes."""
         self.world_mesh()
@@ -329,6 +340,8 @@ class _Derived:
     mesh: Mesh
     bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
     memo: dict[str, float] = field(default_factory=dict)
+    #: The shadow's boundary points on the platform, relative to the footprint centre.
+    shadow: npt.NDArray[np.float64] | None = None
 
 
 def _xyz(values: Any) -> Json:
@@ -422,13 +435,19 @@ class SceneStore:
         with self._lock:
             return sorted(self._on_disk)
 
-    def peek_triangles(self, scene_id: str) -> tuple[int, int]:
-        """``(triangles, models)`` of a scene in memory without touching its LRU position."""
+    def peek_triangles(
+        self, scene_id: str, model_ids: list[str] | None = None
+    ) -> tuple[int, int]:
+        """``(triangles, models)`` of a scene in memory (of the ``model_ids`` in it, when
+        given) without touching its LRU position."""
         with self._lock:
             entry = self._memory.get(scene_id)
             if entry is None:
                 return 0, 0
             models = list(entry.scene.models.values())
+            if model_ids is not None:
+                wanted = set(model_ids)
+                models = [m for m in models if m.id in wanted]
         return sum(m.mesh.triangle_count for m in models), len(models)
 
     # -- life cycle ---------------------------------------------------------------------------

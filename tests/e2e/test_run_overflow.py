@@ -1,8 +1,10 @@
-"""``preform-pipeline run`` splits a build whose models do not fit the platform after all.
+"""``preform-pipeline run`` carries on the models of a build that does not fit after all.
 
-The planner packs bare footprints; the server's layout also keeps room for each supported
-model's raft (2 mm around it). Four 90 x 50 mm boxes fit one platform bare but not with
-rafts, so the build is split in two, and each half fits.
+The planner leaves room for each supported model's raft as PreForm draws it (2 mm around
+it); these simulated servers draw wider rafts (5 mm, ``--raft-border-mm``), so they disagree
+with the plan: four 90 x 50 mm boxes planned onto one platform do not fit there. The build
+takes the models that do not fit out of its scene and goes on; a new build prepares only
+those.
 """
 
 from __future__ import annotations
@@ -39,26 +41,30 @@ def boxes(folder: Path, count: int) -> list[Path]:
 
 
 class TestLayoutOverflow:
-    """After the recipe's layout attempts a build that does not fit is split and both halves
-    are prepared."""
+    """After the recipe's layout attempts, a build that does not fit keeps its prepared models
+    and carries only the overflow on to a new build."""
 
-    def test_the_build_is_split_and_every_model_is_prepared_once(self, tmp_path: Path) -> None:
+    def test_the_overflow_is_carried_on_and_the_rest_is_prepared_once(
+        self, tmp_path: Path
+    ) -> None:
         models = boxes(tmp_path / "models", 4)
         recipe = write_recipe(tmp_path, STEPS)
-        settings = write_settings(tmp_path, count=2)
+        settings = write_settings(tmp_path, count=2, extra_args='["--raft-border-mm", "5"]')
         run = run_cli(tmp_path, command(tmp_path, recipe, models, "--settings", str(settings)))
 
         assert run.returncode == 0, run.stderr[-3000:]
         by_name = {b["build"]: b for b in run.builds()}
         parent = by_name["e2e-001"]
-        assert parent["status"] == "split"
-        assert parent["layout_calls"] == 2  # the recipe's two layout attempts
-        assert parent["outputs"] == []
-        assert parent["children"] == ["e2e-001.1", "e2e-001.2"]
-        children = [by_name[name] for name in parent["children"]]
-        assert all(c["status"] == "succeeded" and c["parent"] == "e2e-001" for c in children)
-        assert sorted(f for c in children for f in c["source_files"]) == sorted(map(str, models))
-        forms = sorted(Path(p).name for c in children for p in c["outputs"])
-        assert forms == ["e2e-001.1.form", "e2e-001.2.form"]
+        assert parent["status"] == "succeeded"
+        assert parent["layout_calls"] == 3  # the recipe's two attempts, then one after shedding
+        assert parent["children"] == ["e2e-001+1"]
+        carry = by_name["e2e-001+1"]
+        assert carry["status"] == "succeeded" and carry["parent"] == "e2e-001"
+        files = [*parent["source_files"], *carry["source_files"]]
+        assert sorted(files) == sorted(map(str, models))
+        forms = sorted(Path(p).name for b in (parent, carry) for p in b["outputs"])
+        assert forms == ["e2e-001+1.form", "e2e-001.form"]
         assert [e["spacing_mm"] for e in run.events_named("layout_retry")] == [1.0]
-        assert [e["build"] for e in run.events_named("build_split")] == ["e2e-001"]
+        carried = run.events_named("overflow_carried")
+        assert carried and carried[-1]["staying"] == len(parent["source_files"])
+        assert run.events_named("build_split") == []

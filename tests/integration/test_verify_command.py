@@ -82,7 +82,9 @@ class TestVerifyWait:
         self, tmp_path: Path
     ) -> None:
         good, bad = _store_with_two_prints(tmp_path)
-        with _dashboard(tmp_path, "--time-scale", "0.003", "--token-lifetime", "1") as dash:
+        # Prints of 1,000 s at 0.008: about 8 s of real time from their start, so a verify that
+        # starts late on a loaded machine still polls across more than one 1-second token.
+        with _dashboard(tmp_path, "--time-scale", "0.008", "--token-lifetime", "1") as dash:
             done = _verify(tmp_path, dash, "--wait")
         assert done.returncode == 0, done.stderr
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:

@@ -49,10 +49,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         # the executor's outcome types (the print owner of issue 9 takes the hooks over).
         ("preform_pipeline.executor.runner", "preform_pipeline.verify.hooks"),
         ("preform_pipeline.executor.steps", "preform_pipeline.verify.hooks"),
-        # The simulator borrows the planner's packing (issue 11: the simulator's own layout).
-        ("preform_pipeline.simulator.editing", "preform_pipeline.plan.packing"),
-        ("preform_pipeline.simulator.engine", "preform_pipeline.plan.packing"),
-        ("preform_pipeline.simulator.layout", "preform_pipeline.plan.packing"),
     }
 )
 

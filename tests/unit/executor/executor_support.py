@@ -98,6 +98,20 @@ def plan_for(recipe_path: Path, models: Sequence[Path]) -> Plan:
     return plan_builds(recipe, read_models(models, import_spec=recipe.import_options))
 
 
+def plan_without_rafts(recipe_path: Path, models: Sequence[Path]) -> Plan:
+    """A plan made as if the models had no raft (so the server's layout disagrees with it),
+    to be run with the recipe as written (supports, rafts and all)."""
+    from dataclasses import replace
+
+    from preform_pipeline.plan.graph import compile_graph
+
+    recipe = load_recipe(recipe_path)
+    bare = replace(recipe, steps=tuple(s for s in recipe.steps if s.kind != "auto_support"))
+    plan = plan_builds(bare, read_models(models, import_spec=recipe.import_options))
+    builds = tuple(replace(b, graph=compile_graph(recipe, b.models)) for b in plan.builds)
+    return replace(plan, recipe=recipe, builds=builds)
+
+
 @dataclass
 class ScriptedFaults:
     """Request-level faults for an in-process simulator (the ``faults`` attribute).

@@ -16,6 +16,7 @@ from executor_support import (
     capture_bound_logs,
     iter_events,
     plan_for,
+    plan_without_rafts,
     run,
     write_box,
     write_mushroom,
@@ -338,7 +339,8 @@ class TestPrintIsNeverSentTwice:
 
 
 class TestLayoutOverflow:
-    """Layouts that do not fit retry with less spacing, then split; one part fails at once."""
+    """Layouts that do not fit retry with less spacing, then carry the overflow on to a new
+    build without preparing the models that stayed again; one part fails at once."""
 
     BOXES = """\
 steps:
@@ -356,16 +358,16 @@ batching:
     def test_a_tight_layout_fits_once_the_spacing_is_halved(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        # With supports (a 2 mm raft border each side) two 95.4 mm boxes need
-        # 99.4 + spacing + 99.4 mm of the 200 mm platform: 2 mm is too much, 1 mm fits.
-        boxes = [write_box(tmp_path / "m", f"box{i}", 95.4, 70, 10) for i in range(2)]
+        # Two 150 x 57.8 mm boxes in two rows: with a 2 mm raft border each side they need
+        # 2 x (57.8 + 4) mm plus the spacing of the 125 mm platform: 2 mm is too much, 1 fits.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 150, 57.8, 10) for i in range(2)]
         recipe = write_recipe(
             tmp_path,
             "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
             "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 2\n"
             "  margin_mm: 0\n  allow_rotation: false\n  layout_attempts: 2\n",
         )
-        plan = plan_for(recipe, boxes)
+        plan = plan_without_rafts(recipe, boxes)
         assert len(plan.builds) == 1
         with capture_logs() as logs:
             result = run(plan, pool_of(farm, None), tmp_path / "out")
@@ -373,42 +375,75 @@ batching:
         assert result.outcomes[0].layout_calls == 2
         assert [e["spacing_mm"] for e in iter_events(logs, "layout_retry")] == [1.0]
 
-    def test_a_build_that_does_not_fit_is_split_in_two(
+    def test_the_overflow_is_carried_on_and_nothing_is_prepared_twice(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 50, 10) for i in range(4)]
+        # Four 90 x 60 mm boxes fit one platform in two rows bare, not with their rafts.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
-        plan = plan_for(recipe, boxes)
+        plan = plan_without_rafts(recipe, boxes)
         assert len(plan.builds) == 1
         result = run(plan, pool_of(farm, None, None), tmp_path / "out")
         parent = result.outcome("unit-001")
-        assert parent.status is BuildStatus.SPLIT
-        assert parent.children == ("unit-001.1", "unit-001.2")
-        children = [result.outcome(name) for name in parent.children]
-        assert all(c.status is BuildStatus.SUCCEEDED for c in children)
-        assert sorted(m for c in children for m in c.models) == sorted(parent.models)
-        assert all(c.parent == "unit-001" for c in children)
+        assert parent.status is BuildStatus.SUCCEEDED
+        assert parent.children == ("unit-001+1",)
+        carry = result.outcome("unit-001+1")
+        assert carry.status is BuildStatus.SUCCEEDED and carry.parent == "unit-001"
+        assert sorted([*parent.models, *carry.models]) == sorted(p.name for p in boxes)
+        assert parent.models and carry.models
         assert result.ok
+        # Only the carried models were imported a second time; the others stayed prepared.
+        operations = [e.operation_id for s in farm.servers for e in s.exchanges]
+        assert operations.count("import_model") == 4 + len(carry.models)
+        assert operations.count("delete_model") == len(carry.models)
+        assert operations.count("auto_support") == 2  # one per build, each on its own scene
+
+    def test_a_carry_joins_a_planned_build_that_has_not_started(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
+        plan = plan_without_rafts(recipe, boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        with capture_logs() as logs:
+            result = run(plan, pool_of(farm, None), tmp_path / "out")  # one server: in turn
+        assert result.ok
+        joined = iter_events(logs, "overflow_joined_build")
+        assert [(e["build"], e["into"]) for e in joined][:1] == [("unit-001", "unit-002")]
+        files = sorted(f for o in result.outcomes for f in o.source_files)
+        assert files == sorted(str(p) for p in boxes)  # every model in exactly one build
+        carried = sum(e["models"] for e in iter_events(logs, "overflow_joined_build")) + sum(
+            e["models"] for e in iter_events(logs, "overflow_build_added"))
+        operations = [e.operation_id for s in farm.servers for e in s.exchanges]
+        assert operations.count("import_model") == 5 + carried
 
     def test_on_overflow_fail_fails_the_build(self, tmp_path: Path, farm: SimFarm) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 50, 10) for i in range(4)]
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="fail"))
-        result = run(plan_for(recipe, boxes), pool_of(farm, None), tmp_path / "out")
+        result = run(plan_without_rafts(recipe, boxes), pool_of(farm, None), tmp_path / "out")
         assert [o.status for o in result.outcomes] == [BuildStatus.FAILED]
         assert "on_overflow: fail" in (result.outcomes[0].reason or "")
 
     def test_a_single_part_that_cannot_fit_fails_at_once(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        # 198 mm fits the 200 mm platform, but not with its supports' raft around it.
-        box = write_box(tmp_path / "m", "wide", 198, 60, 10)
+        # 197 mm fits the 200 mm platform, but not with its supports' raft around it.
+        box = write_box(tmp_path / "m", "wide", 197, 60, 10)
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=3, overflow="split"))
-        result = run(plan_for(recipe, [box]), pool_of(farm, None), tmp_path / "out")
+        result = run(plan_without_rafts(recipe, [box]), pool_of(farm, None), tmp_path / "out")
         assert [o.status for o in result.outcomes] == [BuildStatus.FAILED]
         outcome = result.outcomes[0]
         assert "does not fit an empty platform" in (outcome.reason or "")
         assert outcome.layout_calls == 3
         assert len(outcome.attempts) == 1
+
+    def test_the_planner_now_leaves_room_for_rafts(self, tmp_path: Path, farm: SimFarm) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
+        plan = plan_for(recipe, boxes)
+        assert len(plan.builds) == 2
+        result = run(plan, pool_of(farm, None, None), tmp_path / "out")
+        assert result.ok and all(not o.children for o in result.outcomes)
 
 
 class TestCancel:

@@ -6,6 +6,7 @@ import itertools
 import random
 from typing import Any
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -23,6 +24,43 @@ from tests.unit.plan.planning_factories import make_model, make_recipe, make_ste
 
 FORM4 = (200.0, 125.0, 210.0)
 FUSE = (165.0, 165.0, 300.0)
+
+
+def _turned_rectangle(
+    size: tuple[float, float], angle_deg: float, centre: tuple[float, float]
+) -> np.ndarray:
+    """Corners of a ``size`` box turned ``angle_deg`` about its centre, then moved so its
+    bounding box is centred on ``centre``."""
+    w, d = size
+    corners = np.array([[-w / 2, -d / 2], [w / 2, -d / 2], [w / 2, d / 2], [-w / 2, d / 2]])
+    a = np.radians(angle_deg)
+    points = corners @ np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    middle = (points.min(axis=0) + points.max(axis=0)) / 2
+    return points - middle + np.asarray(centre)
+
+
+def _separated(a: np.ndarray, b: np.ndarray) -> bool:
+    """Convex polygons with a separating axis among their edge normals (they do not meet)."""
+    for poly in (a, b):
+        edges = np.roll(poly, -1, axis=0) - poly
+        for nx, ny in np.column_stack([-edges[:, 1], edges[:, 0]]):
+            pa, pb = a @ (nx, ny), b @ (nx, ny)
+            if pa.max() < pb.min() or pb.max() < pa.min():
+                return True
+    return False
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between two separated convex polygons: nearest corner to the other's edges."""
+    best = np.inf
+    for p, q in ((a, b), (b, a)):
+        start, end = q, np.roll(q, -1, axis=0)
+        seg = end - start
+        for point in p:
+            t = np.clip(((point - start) * seg).sum(axis=1) / (seg**2).sum(axis=1), 0, 1)
+            nearest = start + t[:, None] * seg
+            best = min(best, float(np.sqrt(((nearest - point) ** 2).sum(axis=1)).min()))
+    return best
 
 
 def _all_paths(plan: Plan) -> list[str]:
@@ -114,17 +152,21 @@ class TestPlatformGrouping:
         for build in plan.builds:
             assert max_models is None or len(build.models) <= max_models
             assert len(build.placements) == len(build.models)
-            boxes = []
-            for p in build.placements:
-                x0, x1 = p.x_mm - p.width_mm / 2, p.x_mm + p.width_mm / 2
-                y0, y1 = p.y_mm - p.depth_mm / 2, p.y_mm + p.depth_mm / 2
-                assert x0 >= -bx / 2 + margin - 1e-6 and x1 <= bx / 2 - margin + 1e-6
-                assert y0 >= -by / 2 + margin - 1e-6 and y1 <= by / 2 - margin + 1e-6
-                boxes.append((x0, y0, x1, y1))
-            for a, b in itertools.combinations(boxes, 2):
-                apart_x = a[2] + 2.0 <= b[0] + 1e-6 or b[2] + 2.0 <= a[0] + 1e-6
-                apart_y = a[3] + 2.0 <= b[1] + 1e-6 or b[3] + 2.0 <= a[1] + 1e-6
-                assert apart_x or apart_y, "footprints closer than the spacing"
+            sizes = {str(m.path): m.footprint_mm for m in build.models}
+            outlines = [
+                _turned_rectangle(sizes[str(p.path)], p.angle_deg, (p.x_mm, p.y_mm))
+                for p in build.placements
+            ]
+            for points in outlines:
+                # The model keeps the margin; its 2 mm raft stays inside it.
+                assert points[:, 0].min() >= -bx / 2 + margin - 1e-6
+                assert points[:, 0].max() <= bx / 2 - margin + 1e-6
+                assert points[:, 1].min() >= -by / 2 + margin - 1e-6
+                assert points[:, 1].max() <= by / 2 - margin + 1e-6
+            for a, b in itertools.combinations(outlines, 2):
+                # Spacing 2 mm between rafts reaching 2 mm beyond each model.
+                assert _separated(a, b), "footprints overlap"
+                assert _gap(a, b) >= 2.0 + 2 * 2.0 - 1e-6, "footprints closer than spacing"
             assert 0 < build.fill_ratio <= 1
 
     def test_builds_are_numbered_and_named_after_the_recipe(self) -> None:

@@ -43,6 +43,13 @@ class TestMode:
         pool = ServerPool(Settings(remotes=(RemoteServer("http://h:1", name="h"),)))
         assert [s.name for s in pool.status()] == ["h"]
 
+    @pytest.mark.parametrize(("builds", "servers"), [(1, 1), (2, 2), (4, 4), (9, 4), (0, 1)])
+    def test_a_right_sized_pool_has_no_more_servers_than_builds(
+        self, builds: int, servers: int
+    ) -> None:
+        pool = ServerPool(Settings(servers=ServerSettings(count=4)), count=builds)
+        assert [s.name for s in pool.status()] == [f"server-{i + 1}" for i in range(servers)]
+
     def test_remote_names_default_to_host_and_port_and_stay_unique(self) -> None:
         remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"))
         pool = ServerPool(Settings(remotes=remotes))

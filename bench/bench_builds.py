@@ -1,0 +1,475 @@
+"""Benchmark: planned builds against the vendor's documented batching strategy.
+
+Both sides prepare the same models on simulated PreFormServers with the *realistic* latency
+profile (``--time-scale``, 0.02 by default), supports with full rafts, no build-size cap:
+
+* **baseline** (one server; the strategy of Formlabs' batching example, written here with
+  this project's own client): import one model; orient and support that model; lay out the
+  whole scene; when the layout does not fit, delete that model, save the scene as a build,
+  and start the next scene with it (import, orient, support again);
+* **pipeline**: plan by predicted footprints and outline nesting, then run the builds on 1
+  and 4 servers (the pool right-sized to the builds): create scene, import, auto_orient,
+  auto_support (checkpoint), auto_layout (overflow carried on, never halved), save_form.
+
+Sets: ``mixed200`` (copies of the 24 batch parts and the small sample parts), ``arches64``
+(64 distinct generated dental arches, half with a palate, written to ``bench/.data/``), and
+``mixed800``.
+
+Measures per set: wall time (servers already started) and its ratio to the baseline; builds
+against the baseline's and the lower bound ``ceil(sum of hull areas / platform area) + 1``;
+mean convex-hull XY density of the builds; the share of server time spent on discarded work
+(priced by the simulator's own latency table); Local API requests per model (counted from the
+simulators' request logs); the runner's CPU per model while running (planning apart); and
+parallel efficiency, busy server time / servers / wall.
+
+    python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
+
+Writes bench/results/builds.json and bench/results/builds.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
+
+from make_samples import write_arches
+
+from preform_pipeline.api import (
+    AutoLayoutOptions,
+    AutoOrientOptions,
+    AutoSupportOptions,
+    ImportOptions,
+    ImportUnits,
+    PreFormClient,
+    SceneSettings,
+)
+from preform_pipeline.config import ServerSettings, Settings
+from preform_pipeline.errors import PermanentApiError
+from preform_pipeline.executor import NullReporter, Runner, RunOptions
+from preform_pipeline.executor.state import BuildStatus, RunResult
+from preform_pipeline.executor.steps import is_layout_overflow
+from preform_pipeline.logging import configure_logging
+from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
+from preform_pipeline.recipes import load_recipe
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.simulator.latency import REALISTIC_COSTS
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+DATA = Path(__file__).resolve().parent / ".data"
+DEFAULT_TIME_SCALE = 0.02
+PLATFORM_MM2 = 200.0 * 125.0
+
+RECIPE = """\
+name: bench
+scene:
+  machine_type: FORM-4-0
+  material_code: FLGPGR05
+  layer_thickness_mm: 0.1
+import:
+  units: MILLIMETERS
+  repair_behavior: REPAIR
+steps:
+  - auto_orient
+  - auto_support
+  - auto_layout
+  - save_form
+batching:
+  keep_cases_together: false
+  margin_mm: 0
+  layout_attempts: 1
+"""
+
+SCENE = SceneSettings("FORM-4-0", "FLGPGR05", 0.1, "DEFAULT")
+IMPORT = ImportOptions(units=ImportUnits.MILLIMETERS)
+
+
+def _settings(count: int) -> Settings:
+    return Settings(
+        servers=replace(
+            ServerSettings(), count=count, base_port=0, health_interval_s=0.0,
+            recycle_after_builds=0, startup_timeout_s=120.0, stop_timeout_s=5.0,
+        )
+    )
+
+
+def _simulator_args(work: Path, time_scale: float, tag: str) -> Any:
+    def args(name: str) -> tuple[str, ...]:
+        return (
+            "--latency", "realistic", "--time-scale", str(time_scale),
+            "--fleet-dir", str(work / "fleet"),
+            "--log-file", str(work / "logs" / f"{tag}-{name}.jsonl"), "--log-level", "INFO",
+        )
+
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def _operations(work: Path, tag: str) -> Counter[str]:
+    """Requests the simulators of run ``tag`` answered, by operation (polls included)."""
+    counts: Counter[str] = Counter()
+    for path in (work / "logs").glob(f"{tag}-*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "http_exchange":
+                counts[str(event.get("operation") or "other")] += 1
+    return counts
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def _mixed(folder: Path, count: int) -> list[Path]:
+    sources = sorted((ROOT / "sample_models" / "batch").glob("part_*.stl")) + [
+        ROOT / "sample_models" / "parts" / name
+        for name in ("l_bracket.stl", "cube_with_hole.stl", "cylinder_ascii.stl")
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        path = folder / f"model_{i + 1:03d}{source.suffix}"
+        shutil.copyfile(source, path)
+        paths.append(path)
+    return paths
+
+
+def _models(name: str, work: Path) -> list[Path]:
+    if name.startswith("arches"):
+        return write_arches(DATA / "arches", int(name.removeprefix("arches")))
+    return _mixed(work / name, int(name.removeprefix("mixed")))
+
+
+# -- pricing --------------------------------------------------------------------------------
+
+
+def _price(operation: str, models: int, triangles: int, scale: float) -> float:
+    cost = REALISTIC_COSTS[operation]
+    return (cost.base_s + cost.per_model_s * models + cost.per_mtri_s * triangles / 1e6) * scale
+
+
+def _prep_price(model: ModelInfo, scale: float) -> float:
+    """Import, orient and support of one model, by the latency table."""
+    tri = model.triangle_count
+    return (
+        _price("import_model", 1, tri, scale)
+        + _price("auto_orient", 1, tri, scale)
+        + _price("auto_support", 1, tri, scale)
+    )
+
+
+def _hull(model: ModelInfo) -> float:
+    assert model.shadow is not None
+    return model.shadow.flat_hull_mm2
+
+
+# -- baseline -------------------------------------------------------------------------------
+
+
+def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str, Any]:
+    """The vendor example's strategy on one server, with this project's client."""
+    scenes: list[list[ModelInfo]] = []
+    discarded = 0.0
+    out = work / "out-baseline"
+    out.mkdir(parents=True)
+    with ServerPool(_settings(1), simulator_args=_simulator_args(work, scale, "baseline")) as pool:
+        lease = pool.lease(timeout=120)
+        client = PreFormClient(lease.server.url, path_mapper=lease.server.path_mapper.to_server,
+                               verify_imports=False)
+
+        def prepare(scene: str, model: ModelInfo) -> str:
+            info = client.import_model(scene, model.path.resolve(), IMPORT)
+            assert info.id is not None
+            client.auto_orient(scene, AutoOrientOptions(models=[info.id]))
+            client.auto_support(scene, AutoSupportOptions(models=[info.id]))
+            return info.id
+
+        def finish(scene: str, number: int) -> None:
+            client.save_form(scene, out / f"scene-{number:03d}.form")
+
+        started = time.perf_counter()
+        scene = client.create_scene(SCENE).id
+        assert scene is not None
+        current: list[ModelInfo] = []
+        for model in models:
+            model_id = prepare(scene, model)
+            current.append(model)
+            try:
+                client.auto_layout(scene, AutoLayoutOptions())
+                continue
+            except PermanentApiError as exc:
+                if not is_layout_overflow(exc) or len(current) == 1:
+                    raise
+            # The failed layout and this model's preparation are thrown away.
+            discarded += _price("auto_layout", len(current), sum(
+                m.triangle_count for m in current), scale) + _prep_price(model, scale)
+            client.delete_model(scene, model_id)
+            current.pop()
+            finish(scene, len(scenes) + 1)
+            scenes.append(current)
+            scene = client.create_scene(SCENE).id
+            assert scene is not None
+            prepare(scene, model)
+            current = [model]
+            client.auto_layout(scene, AutoLayoutOptions())
+        finish(scene, len(scenes) + 1)
+        scenes.append(current)
+        wall = time.perf_counter() - started
+        client.close()
+        lease.release()
+    requests = sum(_operations(work, "baseline").values())
+    return {
+        "builds": len(scenes),
+        "wall_s": round(wall, 3),
+        "server_s": round(wall, 3),
+        "discarded_share": round(discarded / wall, 4),
+        "density": round(_mean_density(scenes), 4),
+        "requests_per_model": round(requests / len(models), 2),
+    }
+
+
+def _mean_density(builds: list[list[ModelInfo]]) -> float:
+    return sum(sum(_hull(m) for m in b) / PLATFORM_MM2 for b in builds) / max(1, len(builds))
+
+
+# -- pipeline -------------------------------------------------------------------------------
+
+
+def run_pipeline(
+    plan: Plan, infos: dict[str, ModelInfo], servers: int, work: Path, scale: float, log: Path
+) -> dict[str, Any]:
+    tag = f"pipeline{servers}"
+    pool_size = min(servers, max(1, len(plan.builds)))
+    with ServerPool(_settings(servers), simulator_args=_simulator_args(work, scale, tag),
+                    count=pool_size) as pool:
+        runner = Runner(plan, pool, options=RunOptions(output_root=work / f"out-{tag}"),
+                        reporter=NullReporter())
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        result = runner.run()
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_before
+    if not result.ok:
+        bad = [(o.name, o.status.value, o.reason) for o in result.outcomes if not o.ok]
+        raise SystemExit(f"pipeline run on {servers} servers failed: {bad}")
+    done = [o for o in result.outcomes if o.status is BuildStatus.SUCCEEDED]
+    builds = [[infos[f] for f in o.source_files] for o in done]
+    discarded = _discarded(result, infos, scale, log)
+    requests = _operations(work, tag)
+    models = plan.model_count
+    return {
+        "servers": servers,
+        "pool": pool_size,
+        "builds": len(done),
+        "carried_builds": sum(1 for o in done if o.parent is not None),
+        "wall_s": round(wall, 3),
+        "busy_s": round(result.busy_s, 3),
+        "parallel_efficiency": round((result.busy_s / pool_size) / wall, 3),
+        "parallel_efficiency_vs_configured": round((result.busy_s / servers) / wall, 3),
+        "discarded_share": round(discarded / max(result.busy_s, 1e-9), 4),
+        "density": round(_mean_density(builds), 4),
+        "layout_calls": result.layout_calls,
+        "requests_per_model": round(sum(requests.values()) / models, 2),
+        "requests": dict(requests.most_common()),
+        "runner_cpu_ms_per_model": round(cpu * 1000.0 / models, 3),
+    }
+
+
+def _carried(log: Path, run_id: str) -> dict[str, list[str]]:
+    """Per build, the file names its layout carried on (the runner's ``overflow_carried``
+    events; the last one of a build lists them all)."""
+    carried: dict[str, list[str]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == "overflow_carried" and event.get("run_id") == run_id:
+            carried[str(event.get("build"))] = list(event.get("carried", []))
+    return carried
+
+
+def _discarded(
+    result: RunResult, infos: dict[str, ModelInfo], scale: float, log: Path
+) -> float:
+    """Server time thrown away: the carried models' preparation in the build they left, and
+    the layout calls that did not fit (priced by the latency table)."""
+    total = 0.0
+    by_file = {Path(f).name: m for f, m in infos.items()}
+    carried = _carried(log, result.run_id)
+    for outcome in result.outcomes:
+        moved = [by_file[name] for name in carried.get(outcome.name, [])]
+        if not moved:
+            continue
+        total += sum(_prep_price(m, scale) for m in moved)
+        everyone = [infos[f] for f in outcome.source_files] + moved
+        failed_layouts = max(0, outcome.layout_calls - 1)
+        total += failed_layouts * _price(
+            "auto_layout", len(everyone), sum(m.triangle_count for m in everyone), scale
+        )
+    return total
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def bench_set(name: str, counts: list[int], work: Path, scale: float,
+              baseline: bool | dict[str, Any]) -> dict[str, Any]:
+    paths = _models(name, work / "models")
+    recipe_path = work / "recipe.yaml"
+    recipe_path.write_text(RECIPE, encoding="utf-8")
+    recipe = load_recipe(recipe_path)
+    cpu = time.process_time()
+    models = read_models(paths, import_spec=recipe.import_options)
+    read_cpu = time.process_time() - cpu
+    cpu = time.process_time()
+    plan = plan_builds(recipe, models)
+    plan_cpu = time.process_time() - cpu
+    infos = {str(m.path): m for m in models}
+    bound = math.ceil(sum(_hull(m) for m in models) / PLATFORM_MM2) + 1
+    data: dict[str, Any] = {
+        "set": name,
+        "models": len(models),
+        "planned_builds": len(plan.builds),
+        "lower_bound_plus_1": bound,
+        "planned_density": round(sum(b.fill_ratio for b in plan.builds) / len(plan.builds), 4),
+        "read_cpu_ms_per_model": round(read_cpu * 1000 / len(models), 3),
+        "plan_cpu_ms_per_model": round(plan_cpu * 1000 / len(models), 3),
+        "pipeline": [],
+    }
+    print(f"{name}: {len(models)} models, {len(plan.builds)} planned builds (bound {bound})",
+          file=sys.stderr, flush=True)
+    for count in counts:
+        run = run_pipeline(plan, infos, count, work / f"{name}-p{count}", scale,
+                           work / "bench.jsonl")
+        print(f"  pipeline {count}: {run}", file=sys.stderr, flush=True)
+        data["pipeline"].append(run)
+    if baseline:
+        base = (
+            baseline if isinstance(baseline, dict)
+            else run_baseline(models, work / f"{name}-base", scale)
+        )
+        print(f"  baseline: {base}", file=sys.stderr, flush=True)
+        data["baseline"] = base
+        for run in data["pipeline"]:
+            run["speedup"] = round(base["wall_s"] / run["wall_s"], 2)
+    return data
+
+
+def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Builds: planned by predicted footprint against the vendor's batching strategy",
+        "",
+        f"Simulated servers, latency `realistic` at time scale {meta['time_scale']}, Form 4, "
+        "supports with full rafts (2 mm border), no build-size cap. Machine: "
+        f"{meta['cpu_count']} cores shared with other work while this ran (wall times are "
+        "noisy; builds, density, requests and priced server time are not), "
+        f"{meta['platform']}, Python {meta['python']}.",
+        "",
+        "| set | run | builds (bound) | density | wall s | vs baseline | discarded | "
+        "requests/model | runner CPU ms/model | efficiency |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        base = r.get("baseline")
+        if base:
+            lines.append(
+                f"| {r['set']} | baseline (1 server) | {base['builds']} "
+                f"({r['lower_bound_plus_1']}) | {base['density']:.0%} | {base['wall_s']:.1f} "
+                f"| 1.0x | {base['discarded_share']:.1%} | {base['requests_per_model']} | - | - |"
+            )
+        for run in r["pipeline"]:
+            lines.append(
+                f"| {r['set']} | pipeline, {run['servers']} server(s) (pool {run['pool']}) "
+                f"| {run['builds']} ({r['lower_bound_plus_1']}) | {run['density']:.0%} "
+                f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
+                f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
+                f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} |"
+            )
+    lines += ["", "Planning (runner process, before the run):", ""]
+    for r in results:
+        lines.append(
+            f"- {r['set']}: reading {r['read_cpu_ms_per_model']:.2f} ms/model, planning "
+            f"{r['plan_cpu_ms_per_model']:.2f} ms/model, {r['planned_builds']} planned builds, "
+            f"planned density {r['planned_density']:.0%}."
+        )
+    lines += [
+        "",
+        "Density is the sum of the convex-hull areas of the models' predicted footprints over "
+        "the platform area, averaged over builds. Discarded work is priced by the simulator's "
+        "latency table: the carried models' import, orient and support in the build they "
+        "left plus the layouts that did not fit (baseline: the failed layout and the removed "
+        "model's preparation). Efficiency is busy server time / pool servers / wall time. "
+        "Requests count every HTTP exchange with the simulators, polls included.",
+        "",
+        "Reproduce: `nice python bench/bench_builds.py` (see the module docstring for options).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default="mixed200,arches64")
+    parser.add_argument("--servers", default="1,4")
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--output", default="builds", help="results file stem")
+    parser.add_argument(
+        "--baseline-from", type=Path, default=None,
+        help="reuse the baselines of an earlier results JSON (same sets and time scale)",
+    )
+    args = parser.parse_args(argv)
+    counts = [int(c) for c in args.servers.split(",") if c]
+    work = Path(tempfile.mkdtemp(prefix="bench-builds-"))
+    results = []
+    try:
+        configure_logging(level="INFO", json_file=work / "bench.jsonl", console=sys.stderr)
+        for handler in logging.getLogger("preform_pipeline").handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.ERROR)
+        earlier: dict[str, Any] = {}
+        if args.baseline_from is not None:
+            saved = json.loads(args.baseline_from.read_text(encoding="utf-8"))
+            earlier = {s["set"]: s["baseline"] for s in saved["sets"] if "baseline" in s}
+        for name in [s for s in args.sets.split(",") if s]:
+            baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
+            results.append(bench_set(name, counts, work, args.time_scale, baseline))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    meta = {
+        "time_scale": args.time_scale,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.output}.json").write_text(
+        json.dumps({"benchmark": "builds", **meta, "sets": results}, indent=2) + "\n", "utf-8"
+    )
+    (RESULTS / f"{args.output}.md").write_text(_markdown(results, meta), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

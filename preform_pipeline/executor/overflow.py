@@ -1,0 +1,183 @@
+"""When a build does not fit after all: keep the work done, carry only the overflow on.
+
+The planner predicts footprints, but the server has the last word. When its layout answers
+"does not fit" for a build of several models (and the recipe says ``on_overflow: split``),
+earlier versions halved the build and prepared both halves from scratch: import, orient and
+support again for every model. Now:
+
+1. :func:`shed_overflow` takes models out of the scene until the layout fits: the models the
+   server's answer names when it names any (the simulator and PreForm list them), else the
+   one with the largest predicted footprint. Each removal is one delete request; the layout
+   is asked again (a failed layout leaves the scene unchanged). The models that stay keep
+   their import, orientation and supports; the build goes on with them.
+2. :func:`carry_build` makes a new build of only the removed models (``NAME+1``,
+   ``NAME+2`` for a carry of a carry, ...); :func:`join_waiting` first offers them to the
+   least filled planned build that has not started yet (so a carry does not add a build when
+   the plan's last builds have room; if it overflows there, it is carried on again). Either
+   way only the carried models are imported, oriented and supported again.
+
+The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
+a retry of the build from a checkpoint sheds again and records each model once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from preform_pipeline.errors import PermanentApiError
+from preform_pipeline.executor.steps import (
+    StepContext,
+    StepFailure,
+    import_names,
+    is_layout_overflow,
+)
+from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.recipes.model import Recipe
+
+__all__ = [
+    "CARRY_SUFFIX",
+    "carry_build",
+    "carry_name",
+    "join_waiting",
+    "overflow_names",
+    "shed_overflow",
+]
+
+log = get_logger(__name__)
+
+#: Separates a build's name from its carry number: ``bench-003+1``.
+CARRY_SUFFIX: Final = "+"
+# "... do not fit on the build platform (a, b, c ...); ..." -> "a, b, c"
+_NAMED: Final = re.compile(r"\(([^()]*)\)")
+
+
+def overflow_names(message: str, known: Sequence[str]) -> list[str]:
+    """Model names from ``known`` that a "does not fit" message lists, in message order."""
+    wanted = set(known)
+    names: list[str] = []
+    for group in _NAMED.findall(message):
+        for part in group.split(","):
+            name = part.strip().removesuffix("...").strip()
+            if name in wanted and name not in names:
+                names.append(name)
+    return names
+
+
+def _hull(model: ModelInfo) -> float:
+    shadow = model.shadow
+    if shadow is None:
+        return model.footprint_mm[0] * model.footprint_mm[1]
+    return max(shadow.flat_hull_mm2, shadow.as_is_hull_mm2)
+
+
+def _choose(ctx: StepContext, error: PermanentApiError) -> list[int]:
+    names = import_names(ctx.build)
+    present = {names[i]: i for i in ctx.model_ids}
+    named = overflow_names(error.server_message or error.message, list(present))
+    chosen = [present[n] for n in named]
+    if len(chosen) >= len(ctx.model_ids):
+        chosen = chosen[: len(ctx.model_ids) - 1]
+    if chosen:
+        return chosen
+    largest = max(ctx.model_ids, key=lambda i: (_hull(ctx.build.models[i]), i))
+    return [largest]
+
+
+def shed_overflow(
+    ctx: StepContext, error: PermanentApiError, retry: Callable[[], None]
+) -> None:
+    """Remove models from the scene until ``retry()`` (the layout) fits; see the module.
+
+    Raises :class:`StepFailure` ``permanent`` when one model is left and still does not fit
+    (the models carried so far are still carried on).
+    """
+    while True:
+        if len(ctx.model_ids) <= 1:
+            last = ctx.build.models[next(iter(ctx.model_ids))].path.name
+            raise StepFailure(
+                "permanent",
+                f"{last} does not fit an empty platform: "
+                f"{error.server_message or error.message}",
+                cause=error,
+            )
+        for index in _choose(ctx, error):
+            ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(index),
+                                   timeout=ctx.step_timeout_s)
+            if index not in ctx.facts.carried:
+                ctx.facts.carried.append(index)
+        log.info(
+            "overflow_carried",
+            carried=[ctx.build.models[i].path.name for i in ctx.facts.carried],
+            staying=len(ctx.model_ids),
+        )
+        ctx.facts.layout_calls += 1
+        try:
+            retry()
+            return
+        except PermanentApiError as exc:
+            if not is_layout_overflow(exc):
+                raise
+            error = exc
+
+
+def carry_name(build: BuildPlan) -> str:
+    """``NAME+1`` for a planned build, ``NAME+2`` for the carry of ``NAME+1``, ..."""
+    base, sep, number = build.name.rpartition(CARRY_SUFFIX)
+    if sep and number.isdigit():
+        return f"{base}{CARRY_SUFFIX}{int(number) + 1}"
+    return f"{build.name}{CARRY_SUFFIX}1"
+
+
+def carry_build(
+    recipe: Recipe, build: BuildPlan, carried: Sequence[int], index: int
+) -> tuple[BuildPlan, BuildPlan]:
+    """The build as it ran (without the carried models) and the new build of the carried
+    models, numbered ``index``."""
+    moved = tuple(build.models[i] for i in sorted(carried))
+    kept = tuple(m for i, m in enumerate(build.models) if i not in set(carried))
+    share = build.estimated_volume_ml / max(sum(m.volume_mm3 for m in build.models), 1e-9)
+    stayed = BuildPlan(
+        index=build.index,
+        name=build.name,
+        models=kept,
+        placements=tuple(p for p in build.placements if p.path in {m.path for m in kept}),
+        fill_ratio=build.fill_ratio,
+        estimated_volume_ml=sum(m.volume_mm3 for m in kept) * share,
+        graph=build.graph,
+    )
+    carry = BuildPlan(
+        index=index,
+        name=carry_name(build),
+        models=moved,
+        placements=(),
+        fill_ratio=0.0,
+        estimated_volume_ml=sum(m.volume_mm3 for m in moved) * share,
+        graph=compile_graph(recipe, moved),
+    )
+    return stayed, carry
+
+
+def join_waiting(
+    recipe: Recipe, carry: BuildPlan, waiting: Sequence[BuildPlan]
+) -> BuildPlan | None:
+    """The least filled waiting build with the carried models added (same name and index),
+    or None when no build waits or the recipe caps models per build below the sum."""
+    cap = recipe.batching.max_models_per_build
+    fitting = [b for b in waiting if cap is None or len(b.models) + len(carry.models) <= cap]
+    if not fitting:
+        return None
+    target = min(fitting, key=lambda b: (b.fill_ratio, len(b.models), b.index))
+    models = (*target.models, *carry.models)
+    return BuildPlan(
+        index=target.index,
+        name=target.name,
+        models=models,
+        placements=target.placements,
+        fill_ratio=target.fill_ratio,
+        estimated_volume_ml=target.estimated_volume_ml + carry.estimated_volume_ml,
+        graph=compile_graph(recipe, models),
+    )

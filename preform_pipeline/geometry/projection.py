@@ -1,0 +1,122 @@
+"""A mesh's shadow on the platform, as points: what layout and packing need of its outline.
+
+:func:`projected_points` samples every triangle's projection onto the xy plane densely enough
+that no gap between samples is wider than ``step`` millimetres, then keeps one point per
+``step / 2`` grid cell. Packing code turns the points into column profiles or rasters at any
+rotation about z without touching the triangles again; concave outlines (a dental arch's
+horseshoe) keep their shape, which a bounding box or convex hull would fill in.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from .mesh import Mesh
+
+__all__ = ["DEFAULT_PROJECTION_STEP_MM", "MAX_SUBDIVISIONS", "convex_hull", "hull_area",
+           "projected_points"]
+
+#: Largest gap between samples of the shadow: fine enough for 1-2 mm packing cells.
+DEFAULT_PROJECTION_STEP_MM: Final = 1.0
+#: Cap on subdivisions per triangle edge, so one huge triangle cannot explode the sample count
+#: (a 200 mm triangle at 1 mm is 200; its corners and edges are still sampled exactly).
+MAX_SUBDIVISIONS: Final = 256
+# Column width for thinning points before the hull: far below any packing tolerance.
+_HULL_COLUMN_MM: Final = 0.25
+
+
+def _barycentric(k: int) -> npt.NDArray[np.float64]:
+    """Weights of the ``(k+1)(k+2)/2`` points of a triangle's regular grid with ``k`` steps."""
+    ij = [(i, j) for i in range(k + 1) for j in range(k + 1 - i)]
+    w = np.array(ij, dtype=np.float64) / k
+    return np.column_stack([1.0 - w[:, 0] - w[:, 1], w[:, 0], w[:, 1]])
+
+
+def projected_points(
+    mesh: Mesh, step: float = DEFAULT_PROJECTION_STEP_MM
+) -> npt.NDArray[np.float64]:
+    """``(N, 2)`` xy points covering the mesh's shadow, at most ``step`` mm apart.
+
+    Only the boundary is kept: the two extreme samples of every ``step / 2`` slice along x
+    and along y (a few hundred points for a dental arch), which is what outlines, profiles and
+    hulls need at any rotation. The points' bounding box is the mesh's (the extremes are
+    vertices). An empty mesh gives an empty array.
+    """
+    if step <= 0 or not math.isfinite(step):
+        raise ValueError(f"step must be a positive number of mm, got {step}")
+    if mesh.triangle_count == 0:
+        return np.zeros((0, 2))
+    xy = mesh.triangles[:, :, :2].astype(np.float64)
+    edges = np.stack(
+        [xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 1], xy[:, 0] - xy[:, 2]], axis=1
+    )
+    longest = np.sqrt((edges**2).sum(axis=2)).max(axis=1)
+    splits = np.clip(np.ceil(longest / step), 1, MAX_SUBDIVISIONS).astype(np.int64)
+    samples = [xy.reshape(-1, 2)]
+    for k in np.unique(splits):
+        if k <= 1:
+            continue
+        tri = xy[splits == k]
+        weights = _barycentric(int(k))
+        samples.append(np.einsum("pv,nvd->npd", weights, tri).reshape(-1, 2))
+    points = np.concatenate(samples)
+    cell = step / 2.0
+    return np.unique(
+        np.concatenate([_extremes_along(points, 0, cell), _extremes_along(points, 1, cell)]),
+        axis=0,
+    )
+
+
+def _extremes_along(
+    points: npt.NDArray[np.float64], axis: int, width: float
+) -> npt.NDArray[np.float64]:
+    """The two extreme points (along the other axis) of every ``width`` slice along ``axis``:
+    the shadow's boundary as seen along that axis, holes and pockets included."""
+    other = 1 - axis
+    band = np.floor(points[:, axis] / width)
+    low = points[:, other].min()
+    spread = float(points[:, other].max() - low) + 1.0
+    order = np.argsort((band - band.min()) * spread + (points[:, other] - low))
+    ordered = band[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(order)] - 1
+    picked: npt.NDArray[np.float64] = points[np.concatenate([order[starts], order[ends]])]
+    return picked
+
+
+def convex_hull(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Counter-clockwise convex hull of ``(N, 2)`` points (Andrew's monotone chain)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) >= 3:
+        # Every hull vertex is a column extreme: thin first, the chain below is a Python loop.
+        pts = _extremes_along(pts, 0, _HULL_COLUMN_MM)
+    pts = np.unique(np.round(pts, 9), axis=0)
+    if len(pts) < 3:
+        return pts
+
+    def half(seq: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+        chain: list[npt.NDArray[np.float64]] = []
+        for p in seq:
+            while len(chain) >= 2:
+                a, b = chain[-2], chain[-1]
+                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) > 0:
+                    break
+                chain.pop()
+            chain.append(p)
+        return chain
+
+    lower, upper = half(pts), half(pts[::-1])
+    return np.array(lower[:-1] + upper[:-1])
+
+
+def hull_area(points: npt.NDArray[np.float64]) -> float:
+    """Area (mm^2) of the convex hull of ``(N, 2)`` points; 0 for fewer than three."""
+    hull = convex_hull(points)
+    if len(hull) < 3:
+        return 0.0
+    x, y = hull[:, 0], hull[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)

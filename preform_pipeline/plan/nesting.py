@@ -1,0 +1,449 @@
+"""Nesting model outlines into as few builds as the platform allows.
+
+Each model is its predicted shadow (:mod:`preform_pipeline.plan.footprint`): boundary points
+grown by raft border and half the spacing. The packer cuts a shadow, at every turn about z it
+may take (every :data:`DEFAULT_TURN_STEP_DEG` degrees), into columns :data:`DEFAULT_CELL_MM`
+wide and keeps per column the lowest and highest grown point. A platform is a skyline: per
+column, the highest point occupied so far, measured from the front. A model drops onto the
+skyline from the back; what it may not cross is the skyline, so a horseshoe's open side, or
+the hollow between two arches, takes the next model's convex side: arches nest.
+
+**Greedy.** Models go largest hull first (the units of a case together); each goes to the
+first open platform where it fits, at the turn and column offset that wastes the least area
+under it (ties: the lower top, then the left). Only the last few platforms stay open, so the
+cost per model does not grow with the batch.
+
+**Local search.** Within a time budget that scales with the model count
+(:data:`DEFAULT_SEARCH_S_PER_MODEL`), other orders are tried (longest side first, then
+seeded swaps of neighbours) and the result with the fewest platforms, then the emptiest last
+platform, is kept; the search stops early when it reaches the lower bound of grown area over
+usable area.
+
+Coordinates: ``(0, 0)`` is the platform centre, x right, y away from the user; a placement
+gives the centre of the turned shadow's bounding box and the turn (counter-clockwise).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from preform_pipeline.errors import PlanningError
+
+__all__ = [
+    "DEFAULT_CELL_MM",
+    "DEFAULT_SEARCH_S_PER_MODEL",
+    "DEFAULT_TURN_STEP_DEG",
+    "MIN_SEARCH_S",
+    "NestedBin",
+    "NestedPlacement",
+    "Outline",
+    "nest",
+]
+
+#: Column width: models lose at most this much per row against their exact outline.
+DEFAULT_CELL_MM: Final = 2.0
+#: Turns about z tried per model (24 turns at 15 degrees).
+DEFAULT_TURN_STEP_DEG: Final = 15.0
+#: Local-search time per model; planning of 200 models searches for at most 0.4 s.
+DEFAULT_SEARCH_S_PER_MODEL: Final = 0.002
+#: Local-search time at least, however few the models: a few passes over a small batch.
+MIN_SEARCH_S: Final = 0.15
+#: Platforms kept open for the greedy pass: later models rarely fit further back.
+_OPEN_BINS: Final = 3
+#: Orders tried by the local search at most, whatever the budget.
+_MAX_ORDERS: Final = 16
+_BIG: Final = 1e12
+#: In the "lowest top" rule, how much a millimetre of mean waste height weighs against a
+#: millimetre of top: enough to prefer the open side up when tops are equal.
+_LOW_WASTE_WEIGHT: Final = 0.05
+
+_Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class Outline:
+    """One model: shadow boundary points (mm, any origin), growth per side, hull area."""
+
+    key: str
+    points: _Array
+    grow: float
+    hull_mm2: float
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class NestedPlacement:
+    """Where a model goes: the centre of its turned shadow's box, the turn, its box size."""
+
+    key: str
+    x: float
+    y: float
+    angle_deg: float
+    width: float
+    depth: float
+
+
+@dataclass(frozen=True)
+class NestedBin:
+    """One platform: placements in placing order and the sum of the models' hull areas."""
+
+    placements: tuple[NestedPlacement, ...]
+    hull_mm2: float
+    platform: tuple[float, float]
+
+    @property
+    def density(self) -> float:
+        """Convex-hull XY density: hull areas over platform area."""
+        return self.hull_mm2 / (self.platform[0] * self.platform[1])
+
+
+@dataclass(frozen=True)
+class _Turns:
+    """Column profiles of one outline at every turn, padded to one width."""
+
+    angles: tuple[float, ...]
+    lo: _Array  # (turns, width): lowest grown point per column, +inf where empty
+    hi: _Array  # highest grown point per column, -inf where empty
+    top: _Array  # (turns,) highest grown point
+    width: npt.NDArray[np.int64]  # (turns,) columns used
+    origin: _Array  # (turns,) shadow-frame x of column 0's left edge
+    box: _Array  # (turns, 4): turned shadow's x_min, x_max, y_min, y_max (not grown)
+
+
+def _profiles(outline: Outline, angles: Sequence[float], cell: float) -> _Turns:
+    """All turns at once: one rotation product and one scatter-min/max over all of them."""
+    k = math.ceil(outline.grow / cell) if outline.grow > 0 else 0
+    rad = np.radians(np.asarray(angles, dtype=np.float64))
+    c, s = np.cos(rad), np.sin(rad)
+    px, py = outline.points[:, 0], outline.points[:, 1]
+    x = c[:, None] * px[None, :] - s[:, None] * py[None, :]  # (turns, points)
+    y = s[:, None] * px[None, :] + c[:, None] * py[None, :]
+    start = x.min(axis=1)
+    cols = np.floor((x - start[:, None]) / cell).astype(np.int64)
+    used = cols.max(axis=1) + 1
+    width = int(used.max()) + 2 * k
+    turns = len(angles)
+    flat = (np.arange(turns)[:, None] * width + cols + k).ravel()
+    low_flat = np.full(turns * width, np.inf)
+    high_flat = np.full(turns * width, -np.inf)
+    np.minimum.at(low_flat, flat, y.ravel())
+    np.maximum.at(high_flat, flat, y.ravel())
+    base_lo = low_flat.reshape(turns, width)
+    base_hi = high_flat.reshape(turns, width)
+    lo, hi = base_lo - outline.grow, base_hi + outline.grow
+    for d in range(-k, k + 1):
+        if d == 0:
+            continue
+        # A point may lie anywhere in its column: |d| - 1 cells is the nearest it can be to
+        # column c + d, so the grown disc reaches at least this far over there.
+        gap = (abs(d) - 1) * cell
+        reach = math.sqrt(max(outline.grow**2 - gap * gap, 0.0))
+        np.minimum(lo, np.roll(base_lo, d, axis=1) - reach, out=lo)
+        np.maximum(hi, np.roll(base_hi, d, axis=1) + reach, out=hi)
+    box = np.column_stack([start, x.max(axis=1), y.min(axis=1), y.max(axis=1)])
+    return _Turns(
+        tuple(float(a) for a in angles), lo, hi, hi.max(axis=1),
+        (used + 2 * k).astype(np.int64), start - k * cell, box,
+    )
+
+
+@dataclass
+class _Platform:
+    skyline: _Array
+    depth: float
+    placed: list[tuple[str, int, int, float, _Turns]] = field(default_factory=list)
+    hull: float = 0.0
+
+    def snapshot(self) -> tuple[_Array, int, float]:
+        return self.skyline.copy(), len(self.placed), self.hull
+
+    def restore(self, state: tuple[_Array, int, float]) -> None:
+        self.skyline, self.hull = state[0], state[2]
+        del self.placed[state[1] :]
+
+    def best(self, turns: _Turns, cell: float, low: bool) -> tuple[int, int, float] | None:
+        """The (turn, offset, lift) wasting least area under the model (``low``: leaving the
+        lowest top, then wasting least), or None."""
+        width = turns.lo.shape[1]
+        padded = np.concatenate([self.skyline, np.full(width, _BIG)])
+        windows = sliding_window_view(padded, width)[: len(self.skyline)]  # (offsets, width)
+        gaps = windows[None, :, :] - turns.lo[:, None, :]  # (turns, offsets, width)
+        lift = gaps.max(axis=2)
+        peak = lift + turns.top[:, None]
+        fits = peak <= self.depth + 1e-9
+        if not fits.any():
+            return None
+        finite = np.isfinite(turns.lo)
+        under = np.where(finite[:, None, :], lift[:, :, None] - gaps, 0.0).sum(axis=2)
+        if low:
+            # Mean height of the waste, weighted lightly: a tie-break between equal tops.
+            span = (turns.width * cell)[:, None]
+            score = np.where(fits, peak + _LOW_WASTE_WEIGHT * under * cell / span, np.inf)
+        else:
+            score = np.where(fits, under * cell + peak * 1e-3, np.inf)
+        t, o = np.unravel_index(int(np.argmin(score)), score.shape)
+        return int(t), int(o), float(lift[t, o])
+
+    def put(self, key: str, turns: _Turns, t: int, o: int, lift: float, hull: float) -> None:
+        w = int(turns.width[t])
+        hi = turns.hi[t, :w]
+        finite = np.isfinite(hi)
+        segment = self.skyline[o : o + w]
+        segment[finite] = np.maximum(segment[finite], lift + hi[finite])
+        self.placed.append((key, t, o, lift, turns))
+        self.hull += hull
+
+
+class _NoRoom(Exception):
+    """A unit does not fit an empty platform under this nester's rules."""
+
+    def __init__(self, unit: _Unit) -> None:
+        super().__init__(unit)
+        self.unit = unit
+
+
+@dataclass(frozen=True)
+class _Unit:
+    outlines: tuple[Outline, ...]
+
+    @property
+    def hull(self) -> float:
+        return sum(o.hull_mm2 for o in self.outlines)
+
+
+class _Nester:
+    def __init__(
+        self, outlines: Sequence[Outline], platform: tuple[float, float], margin: float,
+        allow_rotation: bool, cell: float, turn_step: float, max_items: int | None,
+        spill: float, swap: bool = False, low: bool = False,
+    ) -> None:
+        """``swap``: columns run along y and models stack along x (the packer works on
+        mirrored coordinates and mirrors the result back); ``low``: the lowest-top rule."""
+        self.swap = swap
+        self.low = low
+        self.platform = platform
+        if swap:
+            platform = (platform[1], platform[0])
+        self.cell = cell
+        self.max_items = max_items
+        # Grown shadows include half the spacing: that half may reach past the margin.
+        self.spill = spill
+        width = platform[0] - 2 * margin + 2 * self.spill
+        self.depth = platform[1] - 2 * margin + 2 * self.spill
+        self.columns = max(0, math.floor(width / cell + 1e-9))
+        self.corner = (-platform[0] / 2 + margin - self.spill,
+                       -platform[1] / 2 + margin - self.spill)
+        angles = (
+            tuple(float(a) for a in np.arange(0.0, 360.0, turn_step)) if allow_rotation
+            else (0.0,)
+        )
+        # Copies of one file share their profiles: key them by the shadow's bytes.
+        cache: dict[tuple[bytes, float], _Turns] = {}
+        self.turns: dict[str, _Turns] = {}
+        for o in outlines:
+            ident = (o.points.tobytes(), o.grow)
+            if ident not in cache:
+                mirrored = Outline(o.key, o.points[:, ::-1], o.grow, o.hull_mm2) if swap else o
+                cache[ident] = _profiles(mirrored, angles, cell)
+            self.turns[o.key] = cache[ident]
+
+    def empty(self) -> _Platform:
+        return _Platform(np.zeros(self.columns), self.depth)
+
+    def place(self, target: _Platform, unit: _Unit) -> bool:
+        if self.max_items is not None and len(target.placed) + len(unit.outlines) > (
+            self.max_items
+        ):
+            return False
+        state = target.snapshot()
+        for outline in unit.outlines:
+            turns = self.turns[outline.key]
+            choice = target.best(turns, self.cell, self.low)
+            if choice is None:
+                target.restore(state)
+                return False
+            target.put(outline.key, turns, *choice, outline.hull_mm2)
+        return True
+
+    def run(self, units: Sequence[_Unit]) -> list[_Platform]:
+        platforms: list[_Platform] = []
+        for unit in units:
+            for target in platforms[-_OPEN_BINS:]:
+                if self.place(target, unit):
+                    break
+            else:
+                fresh = self.empty()
+                if not self.place(fresh, unit):
+                    raise _NoRoom(unit)
+                platforms.append(fresh)
+        return platforms
+
+    def fits_alone(self, outline: Outline) -> bool:
+        return self.place(self.empty(), _Unit((outline,)))
+
+    def result(self, platform: _Platform) -> NestedBin:
+        out = []
+        for key, t, o, lift, turns in platform.placed:
+            shift_x = o * self.cell - float(turns.origin[t])
+            x0, x1, y0, y1 = (float(v) for v in turns.box[t])
+            x = self.corner[0] + shift_x + (x0 + x1) / 2
+            y = self.corner[1] + lift + (y0 + y1) / 2
+            angle = turns.angles[t]
+            if self.swap:
+                # Mirroring about x = y turns a counter-clockwise turn into a clockwise one.
+                out.append(NestedPlacement(key, y, x, (360.0 - angle) % 360.0, y1 - y0, x1 - x0))
+            else:
+                out.append(NestedPlacement(key, x, y, angle, x1 - x0, y1 - y0))
+        return NestedBin(tuple(out), platform.hull, self.platform)
+
+
+def _too_large(unit: _Unit, platform: tuple[float, float]) -> PlanningError:
+    keys = ", ".join(o.key for o in unit.outlines)
+    what = f"model {keys}" if len(unit.outlines) == 1 else f"group of {keys}"
+    return PlanningError(
+        f"{what} does not fit an empty {platform[0]:g} x {platform[1]:g} mm platform with its "
+        "raft border and spacing",
+        hint="scale or split the model, or use a machine with a larger platform",
+    )
+
+
+def _units(outlines: Sequence[Outline]) -> list[_Unit]:
+    groups: dict[str, list[Outline]] = {}
+    units: list[_Unit] = []
+    for outline in outlines:
+        if outline.group is None:
+            units.append(_Unit((outline,)))
+        else:
+            groups.setdefault(outline.group, []).append(outline)
+    units.extend(
+        _Unit(tuple(sorted(m, key=lambda o: (-o.hull_mm2, o.key)))) for m in groups.values()
+    )
+    return units
+
+
+def _span(unit: _Unit) -> float:
+    return max(float(np.ptp(o.points, axis=0).max()) + 2 * o.grow for o in unit.outlines)
+
+
+def nest(
+    outlines: Sequence[Outline],
+    platform: tuple[float, float],
+    *,
+    margin: float = 0.0,
+    spill: float = 0.0,
+    max_items: int | None = None,
+    allow_rotation: bool = True,
+    unfit: list[str] | None = None,
+    cell: float = DEFAULT_CELL_MM,
+    turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+    search_s_per_model: float = DEFAULT_SEARCH_S_PER_MODEL,
+) -> list[NestedBin]:
+    """Every outline on as few platforms as the search finds; see the module docstring.
+
+    ``margin`` shrinks the platform on every side; ``spill`` is how far each grown outline
+    may still reach past that line (the caller's rule for spacing, rafts and margins). Outlines
+    sharing a ``group`` share a platform. A model that does not fit an empty platform is
+    left out and its key appended to ``unfit`` when that list is given. Raises
+    :class:`~preform_pipeline.errors.PlanningError` naming a model (or group) that does not
+    fit an empty platform (without ``unfit``), or a group larger than ``max_items``.
+    """
+    if not all(math.isfinite(v) and v > 0 for v in platform):
+        raise ValueError(f"platform size must be two positive numbers, got {platform}")
+    seen: set[str] = set()
+    for outline in outlines:
+        if outline.key in seen:
+            raise PlanningError(f"item key {outline.key!r} appears more than once",
+                                hint="give every model copy its own key")
+        seen.add(outline.key)
+        if len(outline.points) == 0 or not np.isfinite(outline.points).all():
+            raise PlanningError(f"model {outline.key!r} has no usable outline",
+                                hint="check the model file")
+    nester = _Nester(
+        outlines, platform, margin, allow_rotation, cell, turn_step_deg, max_items, spill
+    )
+    if unfit is not None:
+        kept = []
+        for outline in outlines:
+            if nester.fits_alone(outline):
+                kept.append(outline)
+            else:
+                unfit.append(outline.key)
+        outlines = kept
+    if not outlines:
+        return []
+    units = _units(outlines)
+    for unit in units:
+        if max_items is not None and len(unit.outlines) > max_items:
+            raise PlanningError(
+                f"group {unit.outlines[0].group!r} has {len(unit.outlines)} models, more than "
+                f"{max_items} per build", hint="raise max_models_per_build or split the group")
+    usable = nester.columns * nester.cell * nester.depth
+    grown = sum(_grown_area(o) for o in outlines)
+    bound = max(1, math.ceil(grown / usable)) if usable > 0 else 1
+    if max_items is not None:
+        bound = max(bound, math.ceil(len(outlines) / max_items))
+
+    def score(result: list[_Platform]) -> tuple[int, float]:
+        return len(result), min(p.hull for p in result)
+
+    by_hull = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    by_span = sorted(units, key=lambda u: (-_span(u), -u.hull, u.outlines[0].key))
+    # Other rules, other stacking directions, and quarter turns only (rows of like parts
+    # often tile better square than turned a little).
+    rules = (
+        (turn_step_deg, False, True), (90.0, False, False), (90.0, False, True),
+        (turn_step_deg, True, False), (turn_step_deg, True, True), (90.0, True, True),
+    )
+    made: dict[int, _Nester] = {0: nester}
+
+    def nester_for(rule: int) -> _Nester:
+        # Built on first use: a batch that reaches its bound at once pays for one rule only.
+        if rule not in made:
+            step, swap, low = rules[rule - 1]
+            made[rule] = _Nester(outlines, platform, margin, allow_rotation, cell, step,
+                                 max_items, spill, swap=swap, low=low)
+        return made[rule]
+
+    try:
+        best_nester, best = nester, nester.run(by_hull)
+    except _NoRoom as exc:
+        raise _too_large(exc.unit, platform) from None
+    budget = search_s_per_model * len(outlines)
+    deadline = time.perf_counter() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
+    rng = random.Random(len(outlines))
+    plans = [(r, by_hull) for r in range(1, len(rules) + 1)] + [
+        (r, by_span) for r in range(len(rules) + 1)
+    ]
+    tried = 1
+    while len(best) > bound and tried < _MAX_ORDERS and time.perf_counter() < deadline:
+        if tried <= len(plans):
+            rule, order = plans[tried - 1]
+            candidate_nester = nester_for(rule)
+        else:
+            candidate_nester, order = best_nester, list(by_hull)
+            for _ in range(max(1, len(order) // 8) if len(order) > 1 else 0):
+                i = rng.randrange(len(order) - 1)
+                order[i], order[i + 1] = order[i + 1], order[i]
+        tried += 1
+        try:
+            candidate = candidate_nester.run(order)
+        except _NoRoom:
+            continue  # quarter turns, say, leave no room for a part the fine turns place
+        if score(candidate) < score(best):
+            best_nester, best = candidate_nester, candidate
+    return [best_nester.result(p) for p in best]
+
+
+def _grown_area(outline: Outline) -> float:
+    span = np.ptp(outline.points, axis=0)
+    perimeter = 2 * float(span[0] + span[1])
+    return outline.hull_mm2 + outline.grow * perimeter * 0.8

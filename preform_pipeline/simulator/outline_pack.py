@@ -1,0 +1,188 @@
+"""The simulated server's own packer: model shadows placed bottom-left on a skyline.
+
+This is the simulator's model of PreForm's auto-layout, written independently of the
+planner (which must not be able to agree with it by construction):
+
+* each model is its shadow on the platform (:func:`~preform_pipeline.geometry.projection.
+  projected_points`), grown by its raft border and half the model spacing, so two grown
+  shadows that do not overlap are at least the spacing apart;
+* a shadow is cut into columns ``cell`` mm wide; per column it occupies one interval (from
+  its lowest to its highest point), so a horseshoe's opening stays free for the next model;
+* models go largest shadow first; each tries every allowed turn about z and every column
+  offset, lands as low as the skyline (the highest occupied point per column) lets it, and
+  takes the turn and offset that leave its top lowest (ties: the leftmost);
+* the whole layout is tried stacking along y, then along x, with fine turns, then with
+  quarter turns only; the first that places every model wins. Nothing is changed unless
+  everything fits (the engine applies the result).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+__all__ = [
+    "DEFAULT_LAYOUT_CELL_MM",
+    "DEFAULT_TURN_STEP_DEG",
+    "PackedShape",
+    "Shape",
+    "pack_shapes",
+]
+
+#: Column width of the skyline: finer is denser and slower; 1.5 mm loses at most that much
+#: per model and row against the exact outline.
+DEFAULT_LAYOUT_CELL_MM: Final = 1.5
+#: Turns about z tried for each model when rotation is allowed.
+DEFAULT_TURN_STEP_DEG: Final = 10.0
+
+_Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One model to place: its shadow's boundary points (xy, any origin) and how far to grow
+    it on every side (raft border plus half the spacing)."""
+
+    key: str
+    points: _Array
+    grow: float
+
+
+@dataclass(frozen=True)
+class PackedShape:
+    """Where a shape went: turned ``angle_deg`` about z (counter-clockwise) about the origin of
+    its points, then moved by ``(dx, dy)``."""
+
+    key: str
+    angle_deg: float
+    dx: float
+    dy: float
+
+
+@dataclass(frozen=True)
+class _Profile:
+    lo: _Array  # lowest grown point per column (+inf: column empty)
+    hi: _Array  # highest grown point per column (-inf: column empty)
+    origin: float  # coordinate (along the columns) of column 0's left edge, shape frame
+
+
+def _rotate(points: _Array, angle_deg: float) -> _Array:
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    turned: _Array = points @ np.array([[c, s], [-s, c]])
+    return turned
+
+
+def _profile(points: _Array, along: int, cell: float, grow: float) -> _Profile:
+    """Columns across axis ``along`` (0: columns over x, stacking in y), grown by ``grow``."""
+    across = 1 - along
+    u, v = points[:, along], points[:, across]
+    start = float(u.min())
+    cols = np.floor((u - start) / cell).astype(np.int64)
+    n = int(cols.max()) + 1
+    lo = np.full(n, np.inf)
+    hi = np.full(n, -np.inf)
+    np.minimum.at(lo, cols, v)
+    np.maximum.at(hi, cols, v)
+    k = math.ceil(grow / cell) if grow > 0 else 0
+    if k:
+        glo = np.full(n + 2 * k, np.inf)
+        ghi = np.full(n + 2 * k, -np.inf)
+        for d in range(-k, k + 1):
+            # A point in column c may lie anywhere in it: the nearest it can be to column
+            # c + d is (|d| - 1) cells, so the disc reaches at least this far there.
+            gap = max(abs(d) - 1, 0) * cell
+            reach = math.sqrt(max(grow * grow - gap * gap, 0.0))
+            glo[k + d : k + d + n] = np.minimum(glo[k + d : k + d + n], lo - reach)
+            ghi[k + d : k + d + n] = np.maximum(ghi[k + d : k + d + n], hi + reach)
+        lo, hi = glo, ghi
+    return _Profile(lo, hi, start - k * cell)
+
+
+def _try(
+    shapes: Sequence[Shape],
+    size: tuple[float, float],
+    along: int,
+    cell: float,
+    turns: Sequence[float],
+) -> tuple[list[PackedShape], list[str]]:
+    width, depth = size[along], size[1 - along]
+    columns = math.floor(width / cell + 1e-9)
+    skyline = np.zeros(columns)
+    placed: list[PackedShape] = []
+    unplaced: list[str] = []
+    for shape in shapes:
+        best: tuple[float, int, float, int, float, _Profile] | None = None
+        for turn in turns:
+            prof = _profile(_rotate(shape.points, turn), along, cell, shape.grow)
+            w = len(prof.lo)
+            if w > columns:
+                continue
+            windows = sliding_window_view(skyline, w)
+            lift = (windows - prof.lo).max(axis=1)
+            top = lift + float(prof.hi.max())
+            offset = int(np.argmin(top))
+            low_edge = float(-prof.lo.min())
+            y = max(float(lift[offset]), low_edge)
+            peak = y + float(prof.hi.max())
+            if peak > depth + 1e-9:
+                continue
+            if best is None or (peak, offset) < (best[0], best[1]):
+                best = (peak, offset, y, w, turn, prof)
+        if best is None:
+            unplaced.append(shape.key)
+            continue
+        _, offset, y, w, turn, prof = best
+        finite = np.isfinite(prof.hi)
+        segment = skyline[offset : offset + w]
+        segment[finite] = np.maximum(segment[finite], y + prof.hi[finite])
+        shift_along = offset * cell - prof.origin
+        d_along, d_across = shift_along, y
+        dx, dy = (d_along, d_across) if along == 0 else (d_across, d_along)
+        placed.append(PackedShape(shape.key, turn, dx, dy))
+    return placed, unplaced
+
+
+def pack_shapes(
+    shapes: Sequence[Shape],
+    size: tuple[float, float],
+    *,
+    allow_rotation: bool,
+    cell: float = DEFAULT_LAYOUT_CELL_MM,
+    turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+) -> tuple[list[PackedShape], list[str]]:
+    """Place ``shapes`` in a ``size = (width, depth)`` area whose corner is ``(0, 0)``.
+
+    Returns the placements (the grown shadows inside the area, not overlapping) and the keys
+    that found no place, from the better of the two stacking directions (every shape placed
+    wins; else the one placing more).
+    """
+    if not shapes:
+        return [], []
+    order = sorted(shapes, key=lambda s: (-_extent_area(s), s.key))
+    fine = (
+        tuple(float(a) for a in np.arange(0.0, 360.0, turn_step_deg)) if allow_rotation
+        else (0.0,)
+    )
+    square = (0.0, 90.0, 180.0, 270.0) if allow_rotation else (0.0,)
+    best: tuple[list[PackedShape], list[str]] | None = None
+    # Fine turns first; rows of like parts often tile better in quarter turns.
+    for turns, along in ((fine, 0), (fine, 1), (square, 0), (square, 1)):
+        placed, unplaced = _try(order, size, along, cell, turns)
+        if not unplaced:
+            return placed, unplaced
+        if best is None or len(unplaced) < len(best[1]):
+            best = (placed, unplaced)
+    assert best is not None
+    return best
+
+
+def _extent_area(shape: Shape) -> float:
+    span = shape.points.max(axis=0) - shape.points.min(axis=0)
+    return float((span[0] + 2 * shape.grow) * (span[1] + 2 * shape.grow))
