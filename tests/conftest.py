@@ -8,12 +8,14 @@ registered is listed and fails the run, so no test can quietly stop running.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Final
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.openapi_contract import (
     CONTRACT_SKIP_REASON,
@@ -34,6 +36,19 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
     ),
     "POSIX signals": "SIGINT/SIGTERM handling has no equivalent on Windows",
 }
+
+# mutmut (docs/testing.md) runs pytest several times in one process and must see the same
+# examples for a mutant as for the clean run: fixed examples, no example database, and no
+# complaint that a test ran under several executors.
+settings.register_profile(
+    "mutation",
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow],
+)
+if "MUTANT_UNDER_TEST" in os.environ:
+    settings.load_profile("mutation")
+
 
 @pytest.fixture
 def repo_root() -> Path:

@@ -104,6 +104,16 @@ class TestWhatTheResultSays:
         assert result.version is None
         assert 0 < result.elapsed_s < 5
 
+    def test_a_hung_server_is_false_after_the_timeout(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            result = check_health(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout_s=0.2)
+        assert (result.healthy, result.detail, result.version) == (
+            False, "no answer within 0.2 s (hung)", None
+        )
+        assert 0.2 <= result.elapsed_s < 5
+
     def test_an_error_status_is_false_with_a_time(
         self, status_server: ThreadingHTTPServer
     ) -> None:
