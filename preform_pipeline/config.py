@@ -363,14 +363,22 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
             hint=f"create it, or unset {SETTINGS_ENV} to run with defaults",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read settings file: {exc}", source=str(path)) from exc
+        raise ConfigError(f"cannot read settings file: {exc}", source=str(path),
+                          hint="check the path and its permissions") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded)", source=str(path),
+            hint="save the settings file as UTF-8 text",
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML: {problem}", source=where) from exc
+        raise ConfigError(f"not valid YAML: {problem}", source=where,
+                          hint="fix the YAML syntax there; docs/settings.md shows the format"
+                          ) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

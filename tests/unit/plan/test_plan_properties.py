@@ -2,8 +2,8 @@
 
 Tested through ``plan_builds`` only (the packer behind it may change): every model ends in
 exactly one build or one rejection; every planned footprint lies on the platform inside the
-recipe's margin and covers the model; no two footprints of a build overlap; a build never holds more models than
-the recipe allows.
+recipe's margin and covers the model; no two footprints of a build overlap; a build never
+holds more models than the recipe allows.
 """
 
 from __future__ import annotations
