@@ -1,7 +1,8 @@
 """The suite's own rules on skips, checked by running pytest on a tiny test folder.
 
-Each case starts a real ``python -m pytest`` with this suite's conftest loaded as a plugin,
-over a two-test folder written into tmp_path, with the spec folder pointed somewhere empty.
+The subprocess cases start a real ``python -m pytest`` with this suite's conftest loaded as a
+plugin, over a two-test folder written into tmp_path, with the spec folder pointed somewhere
+empty.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.openapi_contract import REQUIRE_SPECS_ENV, SPEC_DIR_ENV
+from tests.openapi_contract import REQUIRE_SPECS_ENV, SPEC_DIR_ENV, specs_required
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 120
@@ -62,12 +63,10 @@ def run_pytest(folder: Path, source: str, **env: str) -> subprocess.CompletedPro
 class TestMissingSpecs:
     """A missing spec folder is an error naming it in CI; locally, one summary line says so."""
 
-    @pytest.mark.parametrize("env", [{REQUIRE_SPECS_ENV: "1"}, {"CI": "true"}],
-                             ids=["require-specs", "ci"])
     def test_required_specs_that_are_missing_fail_the_run_naming_the_folder(
-        self, tmp_path: Path, env: dict[str, str]
+        self, tmp_path: Path
     ) -> None:
-        result = run_pytest(tmp_path, CONTRACT_TEST, **env)
+        result = run_pytest(tmp_path, CONTRACT_TEST, **{REQUIRE_SPECS_ENV: "1"})
         assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
         folder = str((tmp_path / "no-specs-here").resolve())
         assert f"missing from the spec folder {folder}" in result.stdout
@@ -83,9 +82,26 @@ class TestMissingSpecs:
             f"or {REQUIRE_SPECS_ENV}=1 to make this an error"
         ]
 
-    def test_require_specs_set_to_zero_does_not_require_them(self, tmp_path: Path) -> None:
-        result = run_pytest(tmp_path, CONTRACT_TEST, **{REQUIRE_SPECS_ENV: "0", "CI": "false"})
-        assert result.returncode == pytest.ExitCode.OK, result.stdout
+    @pytest.mark.parametrize(
+        ("env", "required"),
+        [
+            ({"CI": "true"}, True),
+            ({"CI": "1"}, True),
+            ({REQUIRE_SPECS_ENV: "1"}, True),
+            ({REQUIRE_SPECS_ENV: "yes", "CI": "false"}, True),
+            ({REQUIRE_SPECS_ENV: "0", "CI": "false"}, False),
+            ({"CI": ""}, False),
+            ({}, False),
+        ],
+    )
+    def test_ci_or_the_variable_make_the_specs_required(
+        self, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], required: bool
+    ) -> None:
+        for name in ("CI", REQUIRE_SPECS_ENV):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert specs_required() is required
 
 
 class TestSkipRegistry:
