@@ -3,6 +3,7 @@
     nice -n 15 python -m tests.mutation_scope preform_pipeline/servers/health.py [...]
     nice -n 15 python -m tests.mutation_scope --changed [--base main]
     nice -n 15 python -m tests.mutation_scope --all
+    nice -n 15 python -m tests.mutation_scope MODULE --mutants 'preform_pipeline.x.x_name*'
 
 The core modules are ``only_mutate`` of ``[tool.mutmut]`` in pyproject.toml (plain
 ``mutmut run`` uses that table as it is). A scoped run copies the project into
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="main")
     parser.add_argument("--all", action="store_true", help="every core module (long)")
     parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--mutants", nargs="+", default=[], metavar="GLOB",
+                        help="only these mutant names, e.g. 'preform_pipeline.recipes.semantic"
+                        ".x__supports*' (mutmut run's own selection)")
     args = parser.parse_args(argv)
     modules = _all_core() if args.all else _changed(args.base) if args.changed else args.modules
     outside = [m for m in modules if not _is_core(m)]
@@ -136,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     work = WORK_ROOT / scope
     _prepare(work, modules)
     run = subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children)],
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+         *args.mutants],
         cwd=work, check=False,
     )
     if run.returncode != 0:
