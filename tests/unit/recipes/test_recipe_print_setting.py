@@ -13,8 +13,8 @@ THICKNESS_PATH = "$.scene.layer_thickness_mm"
 
 
 def _catalogue() -> Catalogue:
-    """The shipped catalogue, with Grey V5 on Form 4 offering 0.05 mm only as FAST and
-    0.1 mm only as DEFAULT (as a server's /list-materials/ answer may)."""
+    """The shipped catalogue, with Grey V5 on Form 4 offering 0.05 mm only as FAST, 0.1 mm
+    and adaptive layers only as DEFAULT (as a server's /list-materials/ answer may)."""
     machines = []
     for machine in DEFAULT_CATALOGUE.machines:
         if "FORM-4-0" in machine.type_ids:
@@ -22,6 +22,7 @@ def _catalogue() -> Catalogue:
                 dataclasses.replace(m, settings=(
                     MaterialSetting("0.1 mm", 0.1, "DEFAULT"),
                     MaterialSetting("0.05 mm fast", 0.05, "FAST"),
+                    MaterialSetting("Adaptive", "ADAPTIVE", "DEFAULT"),
                 )) if m.code == MATERIAL else m
                 for m in machine.materials
             )
@@ -77,3 +78,35 @@ class TestPrintSetting:
         self, tmp_path: Path
     ) -> None:
         assert _validate(tmp_path, "0.1", "DEFAULT").valid
+
+
+class TestLayerCheckDetails:
+    """The problem lists what is offered; adaptive layers and rounding are judged right."""
+
+    def test_the_problem_names_the_material_machine_setting_source_and_offer(
+        self, tmp_path: Path
+    ) -> None:
+        [message] = _thickness_problems(_validate(tmp_path, "0.05", "DEFAULT"))
+        assert message == (
+            "Grey V5 (FLGPGR05) on Form 4 does not offer 0.05 mm with print setting DEFAULT "
+            "in the server http://127.0.0.1:1; offered: 0.1 mm, 0.05 mm, ADAPTIVE"
+        )
+
+    def test_adaptive_layers_follow_the_setting_too(self, tmp_path: Path) -> None:
+        assert _validate(tmp_path, "ADAPTIVE", "DEFAULT").valid
+        [message] = _thickness_problems(_validate(tmp_path, "ADAPTIVE", "FAST"))
+        assert "does not offer ADAPTIVE with print setting FAST" in message
+
+    def test_a_thickness_within_rounding_of_an_offered_one_is_accepted(
+        self, tmp_path: Path
+    ) -> None:
+        assert _validate(tmp_path, "0.0500004", "FAST").valid
+        [message] = _thickness_problems(_validate(tmp_path, "0.050002", "FAST"))
+        assert "does not offer 0.050002 mm" in message
+
+    def test_a_thickness_that_is_not_a_number_is_left_to_the_schema(
+        self, tmp_path: Path
+    ) -> None:
+        for value in ("thick", "true"):
+            messages = _thickness_problems(_validate(tmp_path, value, "DEFAULT"))
+            assert not any("does not offer" in m for m in messages), messages
