@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                         ".x__supports*' (mutmut run's own selection)")
     args = parser.parse_args(argv)
     modules = _all_core() if args.all else _changed(args.base) if args.changed else args.modules
+    if args.changed and not modules:
+        print(f"no core module changed since {args.base}: nothing to mutate")
+        return 0
     outside = [m for m in modules if not _is_core(m)]
     if outside or not modules:
         print(f"not core modules (see [tool.mutmut] only_mutate): {outside or 'none given'}")
