@@ -32,11 +32,11 @@ class TestTrailingBytes:
         path = _binary(tmp_path, b"\x00" * extra)
         with pytest.raises(ModelFileError) as caught:
             read_mesh(path)
-        reason = caught.value.reason
-        assert "longer than its header says" in reason
-        assert f"{DECLARED} triangles" in reason
-        assert f"expected {EXPECTED_BYTES} bytes" in reason
-        assert f"the file has {EXPECTED_BYTES + extra} bytes" in reason
+        assert caught.value.reason == (
+            f"binary STL is longer than its header says: header declares {DECLARED} "
+            f"triangles, so expected {EXPECTED_BYTES} bytes, but the file has "
+            f"{EXPECTED_BYTES + extra} bytes"
+        )
         assert caught.value.path == path
         assert caught.value.hint
 
