@@ -149,3 +149,14 @@ class TestWriting:
         assert path.read_bytes()[:80] == b"binary STL ".ljust(80)
         write_stl(path, TRIANGLE, name="crown")
         assert path.read_bytes()[:80] == b"binary STL crown".ljust(80)
+
+    def test_names_outside_ascii_and_line_breaks_are_written_safely(
+        self, tmp_path: Path
+    ) -> None:
+        binary, text = tmp_path / "b.stl", tmp_path / "a.stl"
+        write_stl(binary, TRIANGLE, name="cr\u00f4ne 12")
+        assert binary.read_bytes()[:80] == b"binary STL cr?ne 12".ljust(80)
+        write_stl(text, TRIANGLE, ascii=True, name="cr\u00f4ne\n12")
+        lines = text.read_text(encoding="ascii").splitlines()
+        assert (lines[0], lines[-1]) == ("solid cr?ne 12", "endsolid cr?ne 12")
+        assert read_mesh(text).triangles.shape == (1, 3, 3)
