@@ -33,7 +33,7 @@ __all__ = ["core_patterns", "main", "narrowed_config", "test_dirs_for"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORK_ROOT = REPO_ROOT / ".mutation"
-_COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "pyproject.toml")
+_COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "pyproject.toml")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 
 
