@@ -32,7 +32,9 @@ documents = st.dictionaries(
     max_size=5,
 )
 PROPERTY_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[
+        *settings().suppress_health_check, HealthCheck.function_scoped_fixture
+    ]
 )
 
 

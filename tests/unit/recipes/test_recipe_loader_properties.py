@@ -31,7 +31,9 @@ values = st.recursive(
 documents = st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), values,
                             max_size=6)
 PROPERTY_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, suppress_health_check=[
+        *settings().suppress_health_check, HealthCheck.function_scoped_fixture
+    ]
 )
 
 

@@ -227,7 +227,7 @@ StoreStateMachine.TestCase.settings = settings(
     max_examples=25,
     stateful_step_count=25,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+    suppress_health_check=[*settings().suppress_health_check, HealthCheck.too_slow],
 )
 
 
