@@ -110,3 +110,18 @@ class TestLayerCheckDetails:
         for value in ("thick", "true"):
             messages = _thickness_problems(_validate(tmp_path, value, "DEFAULT"))
             assert not any("does not offer" in m for m in messages), messages
+
+    def test_an_unknown_machine_lists_the_known_ones(self, tmp_path: Path) -> None:
+        path = tmp_path / "recipe.yaml"
+        path.write_text(
+            "scene:\n  machine_type: FORM-4-9\n  material_code: FLGPGR05\n"
+            "  layer_thickness_mm: 0.1\nsteps:\n  - auto_orient\n",
+            encoding="utf-8",
+        )
+        report = validate_recipe(path, catalogue=_catalogue())
+        [problem] = [p for p in report.problems if p.json_path == "$.scene.machine_type"]
+        known = problem.message.split("; known: ", 1)[1].split(", ")
+        assert "FORM-4-0" in known and "FORM-4L-0" in known
+        assert problem.message.startswith(
+            "unknown machine type 'FORM-4-9' (checked against the server http://127.0.0.1:1)"
+        )
