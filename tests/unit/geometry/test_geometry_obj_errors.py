@@ -60,3 +60,41 @@ class TestFaceIndexErrors:
     def test_a_file_without_faces_names_itself(self, tmp_path: Path) -> None:
         error = _error(tmp_path, VERTICES)
         assert "no triangles" in error.reason
+
+
+class TestFaceAndVertexEdges:
+    """The face or vertex at fault is the one reported, even at line and face boundaries."""
+
+    def test_the_short_face_is_reported_not_an_earlier_triangle(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, VERTICES + "f 1 2 3\nf 1 2\n")
+        assert error.reason == "line 6: a face needs at least 3 vertices, found 2"
+
+    def test_a_bad_first_token_of_a_face_names_that_face(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, VERTICES + "f 1 2 3\nf x 2 3\n")
+        assert error.reason == "line 6: 'x' is not a vertex index"
+
+    def test_an_out_of_range_first_index_of_a_face_names_that_face(
+        self, tmp_path: Path
+    ) -> None:
+        error = _error(tmp_path, VERTICES + "f 1 2 3\nf 9 2 3\n")
+        assert error.reason == (
+            "line 6: vertex index 9 is out of range (the file defines 4 vertices)"
+        )
+
+    def test_a_punctuation_token_counts_as_a_vertex_token(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, VERTICES + "f 1 2 !\n")
+        assert error.reason == "line 5: '!' is not a vertex index"
+
+    def test_faces_without_any_vertex_lines_are_out_of_range(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, "f 1 2 3\n")
+        assert error.reason == (
+            "line 1: vertex index 1 is out of range (the file defines 0 vertices)"
+        )
+
+    def test_a_bad_x_coordinate_is_named(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, "v x 0 0\n" + VERTICES + "f 2 3 4\n")
+        assert error.reason == "line 1: 'x' is not a number"
+
+    def test_a_mesh_that_fails_its_checks_names_the_file(self, tmp_path: Path) -> None:
+        error = _error(tmp_path, "v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+        assert "NaN or infinite" in error.reason
