@@ -382,7 +382,13 @@ def _read_settings_file(path: Path) -> dict[str, Any]:
             hint=f"create it, or unset {SETTINGS_ENV} to run with defaults",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read settings file: {exc}", source=str(path)) from exc
+        raise ConfigError(f"cannot read settings file: {exc}", source=str(path),
+                          hint="check the path and its permissions") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded)", source=str(path),
+            hint="save the settings file as UTF-8 text",
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -1,15 +1,53 @@
-"""Fixtures shared by every test package."""
+"""Fixtures shared by every test package, and the suite's account of its skips.
+
+Every skip the suite may take is listed in :data:`SKIP_REGISTRY` with why it is acceptable.
+The terminal summary counts the skips per registered reason (the contract tests' skip, when
+the official specs are absent, is one line that names the folder); a skip whose reason is not
+registered is listed and fails the run, so no test can quietly stop running.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections import Counter
 from pathlib import Path
+from typing import Final
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.openapi_contract import (
+    CONTRACT_SKIP_REASON,
+    REQUIRE_SPECS_ENV,
+    SPEC_DIR_ENV,
+    expected_spec_dir,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
 RECIPES = REPO_ROOT / "recipes"
+
+#: How a skip reason starts -> why that skip is acceptable. The only skips the suite allows.
+SKIP_REGISTRY: Final[dict[str, str]] = {
+    CONTRACT_SKIP_REASON: (
+        "the official OpenAPI specs are reference data outside the project; a checkout "
+        f"without them cannot check conformance (CI and {REQUIRE_SPECS_ENV}=1 make it an error)"
+    ),
+    "POSIX signals": "SIGINT/SIGTERM handling has no equivalent on Windows",
+}
+
+# mutmut (docs/testing.md) runs pytest several times in one process and must see the same
+# examples for a mutant as for the clean run: fixed examples, no example database, and no
+# complaint that a test ran under several executors.
+settings.register_profile(
+    "mutation",
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow],
+)
+if "MUTANT_UNDER_TEST" in os.environ:
+    settings.load_profile("mutation")
 
 
 @pytest.fixture
@@ -38,3 +76,62 @@ def own_data_folder(
     monkeypatch.setenv("XDG_DATA_HOME", str(folder))
     monkeypatch.setenv("LOCALAPPDATA", str(folder))
     return folder
+
+
+def registered_reason(reason: str) -> str | None:
+    """The registry entry ``reason`` falls under, or None."""
+    return next((prefix for prefix in SKIP_REGISTRY if reason.startswith(prefix)), None)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return text.removeprefix("Skipped: ")
+
+
+class SkipLedger:
+    """Records every skip of the run; reports them per reason; fails on unregistered ones."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    @property
+    def unregistered(self) -> list[str]:
+        return [r for r in self.reasons if registered_reason(r) is None]
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # xfail outcomes also report as skipped, but carry ``wasxfail``: they are not skips.
+        if report.skipped and not hasattr(report, "wasxfail"):
+            self.reasons.append(_skip_reason(report))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.unregistered and exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        by_entry = Counter(registered_reason(r) for r in self.reasons)
+        contract = by_entry.pop(CONTRACT_SKIP_REASON, 0)
+        if contract:
+            terminalreporter.write_line(
+                f"contract tests skipped ({contract}): no official specs in "
+                f"{expected_spec_dir()}; set {SPEC_DIR_ENV}, or {REQUIRE_SPECS_ENV}=1 to make "
+                "this an error",
+                yellow=True,
+            )
+        for entry, count in sorted(by_entry.items(), key=lambda kv: str(kv[0])):
+            if entry is not None:
+                terminalreporter.write_line(
+                    f"skipped ({count}): {entry}: {SKIP_REGISTRY[entry]}"
+                )
+        if self.unregistered:
+            terminalreporter.write_line(
+                f"{len(self.unregistered)} skip(s) whose reason is not in SKIP_REGISTRY "
+                "(tests/conftest.py) fail the run:",
+                red=True,
+            )
+            for reason, count in sorted(Counter(self.unregistered).items()):
+                terminalreporter.write_line(f"  unregistered skip ({count}): {reason}", red=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")

@@ -1,7 +1,10 @@
 """Reading the official OpenAPI contracts from ``../shared/formlabs-api`` for conformance tests.
 
 The specs are reference data that stays outside the project: tests locate them beside the
-checkout and skip, saying so, where they are absent.
+checkout (or in ``$PREFORM_PIPELINE_SPEC_DIR``, which then is the only place looked at). Where
+they are absent, a contract test fails naming the folder in CI (``CI`` set to a true value) or
+with ``PREFORM_PIPELINE_REQUIRE_SPECS=1``; elsewhere it skips, and ``tests/conftest.py`` sums
+those skips up in one line of the terminal summary.
 """
 
 from __future__ import annotations
@@ -19,31 +22,54 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 __all__ = [
-    "Contract",
+    "CONTRACT_SKIP_REASON",
+    "REQUIRE_SPECS_ENV",
     "SPEC_DIR_ENV",
+    "Contract",
+    "expected_spec_dir",
     "local_api_contract",
     "spec_dir",
+    "specs_required",
     "web_api_contract",
 ]
 
 #: Environment variable that points the tests at another copy of the specs.
 SPEC_DIR_ENV = "PREFORM_PIPELINE_SPEC_DIR"
+#: Environment variable that turns a missing spec folder into a failure (as CI does).
+REQUIRE_SPECS_ENV = "PREFORM_PIPELINE_REQUIRE_SPECS"
+#: How every contract skip's reason starts (tests/conftest.py counts skips by it).
+CONTRACT_SKIP_REASON = "official specs not found"
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+_TRUE = frozenset({"1", "true", "yes", "on"})
 
 # Marks which way a schema is read (OpenAPI extension keys are ignored by validators).
 _DIRECTION = "x-preform-pipeline-direction"
 
 
-def spec_dir() -> Path | None:
-    """``../shared/formlabs-api`` next to the checkout, or ``$PREFORM_PIPELINE_SPEC_DIR``."""
+def expected_spec_dir() -> Path:
+    """Where the specs must be: ``$PREFORM_PIPELINE_SPEC_DIR``, else ``../shared/formlabs-api``.
+
+    An override that points nowhere is not silently replaced by the default folder: whoever
+    set it meant that copy.
+    """
     override = os.environ.get(SPEC_DIR_ENV)
-    candidates = [Path(override)] if override else []
-    candidates.append(_REPO_ROOT.parent / "shared" / "formlabs-api")
-    for candidate in candidates:
-        if (candidate / "local-api-openapi.yaml").is_file():
-            return candidate
-    return None
+    if override:
+        return Path(override).resolve()
+    return (_REPO_ROOT.parent / "shared" / "formlabs-api").resolve()
+
+
+def spec_dir() -> Path | None:
+    """:func:`expected_spec_dir` when it holds the specs, else None."""
+    folder = expected_spec_dir()
+    return folder if (folder / "local-api-openapi.yaml").is_file() else None
+
+
+def specs_required() -> bool:
+    """True in CI (``CI`` set to a true value) or with ``PREFORM_PIPELINE_REQUIRE_SPECS=1``."""
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUE for name in ("CI", REQUIRE_SPECS_ENV)
+    )
 
 
 class Contract:
@@ -115,23 +141,24 @@ class Contract:
 
 
 @functools.cache
-def _load(name: str) -> Contract | None:
-    folder = spec_dir()
-    if folder is None:
-        return None
-    path = folder / name
+def _load(path: Path) -> Contract:
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return Contract(document, path.resolve().as_uri())
+    return Contract(document, path.as_uri())
 
 
 def _contract(name: str) -> Contract:
-    contract = _load(name)
-    if contract is None:
-        pytest.skip(
-            f"official spec {name} not found beside the checkout (../shared/formlabs-api) "
-            f"nor in ${SPEC_DIR_ENV}: conformance cannot be checked here"
+    folder = expected_spec_dir()
+    path = folder / name
+    if path.is_file():
+        return _load(path)
+    if specs_required():
+        pytest.fail(
+            f"{name} is missing from the spec folder {folder}: the contract tests cannot run. "
+            f"Put the official specs there or point ${SPEC_DIR_ENV} at them (required in CI "
+            f"and with {REQUIRE_SPECS_ENV}=1)",
+            pytrace=False,
         )
-    return contract
+    pytest.skip(f"{CONTRACT_SKIP_REASON} in {folder} ({name}): conformance is not checked here")
 
 
 def local_api_contract() -> Contract:

@@ -238,7 +238,8 @@ def write_stl(
         header = (f"binary STL {name}".encode("ascii", "replace") + b" " * 80)[:80]
         path.write_bytes(header + tri.shape[0].to_bytes(4, "little") + records.tobytes())
         return
-    label = name.replace("\n", " ")
+    # ASCII STL is ASCII: a name outside it is written with "?" (as in the binary header).
+    label = name.replace("\n", " ").encode("ascii", "replace").decode("ascii")
     facet = (
         "  facet normal %.9g %.9g %.9g\n    outer loop\n"
         "      vertex %.9g %.9g %.9g\n      vertex %.9g %.9g %.9g\n"

@@ -261,6 +261,12 @@ class FakePool:
                 slot["idle"] = next(self._tick)
             self._cond.notify_all()
 
+    def wait_for_failures(self, count: int, timeout: float = WAIT_S) -> None:
+        """Block until ``count`` failures were reported (AssertionError after ``timeout``)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.failures) >= count, timeout):
+                raise AssertionError(f"{count} failure report(s) expected, got {self.failures}")
+
     def retire(self, name: str) -> None:
         with self._cond:
             self._slots[name]["state"] = ServerState.RETIRED

@@ -114,7 +114,8 @@ class TestMutatedRecipes:
     @settings(
         max_examples=300,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        suppress_health_check=[*settings().suppress_health_check,
+                               HealthCheck.function_scoped_fixture],
     )
     @given(data=st.data())
     def test_problems_point_at_the_mutated_line(self, recipes_copy: Path, data: Any) -> None:

@@ -1,0 +1,161 @@
+"""Mutation testing of a few core modules, each mutant against the tests of its own area.
+
+    nice -n 15 python -m tests.mutation_scope preform_pipeline/servers/health.py [...]
+    nice -n 15 python -m tests.mutation_scope --changed [--base main]
+    nice -n 15 python -m tests.mutation_scope --all
+    nice -n 15 python -m tests.mutation_scope MODULE --mutants 'preform_pipeline.x.x_name*'
+
+The core modules are ``only_mutate`` of ``[tool.mutmut]`` in pyproject.toml (plain
+``mutmut run`` uses that table as it is). A scoped run copies the project into
+``.mutation/<scope>/`` with that table narrowed to the chosen modules and to the tests of
+their packages (``tests/unit/<package>/``: the tests mirror the package), runs mutmut there,
+and prints killed / survived / no tests / timeout per module. docs/testing.md records the
+scores and explains the surviving mutants that are equivalent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # mutmut brings ``toml`` on Python 3.10
+    import toml as tomllib
+
+__all__ = ["core_patterns", "main", "narrowed_config", "test_dirs_for"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORK_ROOT = REPO_ROOT / ".mutation"
+_COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "pyproject.toml")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def core_patterns() -> list[str]:
+    patterns: list[str] = _pyproject()["tool"]["mutmut"]["only_mutate"]
+    return patterns
+
+
+def _is_core(module: str) -> bool:
+    return any(fnmatch.fnmatch(module, p) for p in core_patterns())
+
+
+def test_dirs_for(modules: list[str]) -> list[str]:
+    """``tests/unit/<package>`` for each module's package, in first-seen order."""
+    dirs = [f"tests/unit/{Path(m).parent.name}" for m in modules]
+    return list(dict.fromkeys(d for d in dirs if (REPO_ROOT / d).is_dir()))
+
+
+def narrowed_config(text: str, modules: list[str]) -> str:
+    """pyproject.toml ``text`` with [tool.mutmut]'s modules and test selection narrowed."""
+    out: list[str] = []
+    skipping = False
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if key in ("only_mutate", "pytest_add_cli_args_test_selection"):
+            values = modules if key == "only_mutate" else test_dirs_for(modules)
+            out.append(f"{key} = [" + ", ".join(f'"{v}"' for v in values) + "]")
+            skipping = not line.rstrip().endswith("]")
+            continue
+        if skipping:
+            skipping = not line.strip().startswith("]")
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _changed(base: str) -> list[str]:
+    names = subprocess.run(
+        ["git", "diff", "--name-only", f"{base}...HEAD", "--", "preform_pipeline"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    return [n for n in names if n.endswith(".py") and _is_core(n)]
+
+
+def _all_core() -> list[str]:
+    found = (
+        p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.glob("preform_pipeline/**/*.py")
+    )
+    return sorted(m for m in found if _is_core(m) and not m.endswith("__init__.py"))
+
+
+def _prepare(work: Path, modules: list[str]) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    for name in _COPIED:
+        source = REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=_IGNORED)
+        else:
+            shutil.copy2(source, work / name)
+    config = narrowed_config((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"), modules)
+    (work / "pyproject.toml").write_text(config, encoding="utf-8")
+
+
+def _scores(work: Path) -> dict[str, Counter[str]]:
+    listing = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=work, capture_output=True, text=True, check=True,
+    ).stdout
+    by_module: dict[str, Counter[str]] = defaultdict(Counter)
+    for line in listing.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if not name:
+            continue
+        module = name.split(".x_")[0].split(".xǁ")[0]
+        by_module[module][status] += 1
+    return by_module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation_scope")
+    parser.add_argument("modules", nargs="*",
+                        help="core modules, e.g. preform_pipeline/servers/health.py")
+    parser.add_argument("--changed", action="store_true",
+                        help="the core modules changed since --base")
+    parser.add_argument("--base", default="main")
+    parser.add_argument("--all", action="store_true", help="every core module (long)")
+    parser.add_argument("--max-children", type=int, default=2)
+    parser.add_argument("--mutants", nargs="+", default=[], metavar="GLOB",
+                        help="only these mutant names, e.g. 'preform_pipeline.recipes.semantic"
+                        ".x__supports*' (mutmut run's own selection)")
+    args = parser.parse_args(argv)
+    modules = _all_core() if args.all else _changed(args.base) if args.changed else args.modules
+    if args.changed and not modules:
+        print(f"no core module changed since {args.base}: nothing to mutate")
+        return 0
+    outside = [m for m in modules if not _is_core(m)]
+    if outside or not modules:
+        print(f"not core modules (see [tool.mutmut] only_mutate): {outside or 'none given'}")
+        return 2
+    scope = "all" if args.all else "-".join(Path(m).stem for m in modules)[:80]
+    work = WORK_ROOT / scope
+    _prepare(work, modules)
+    run = subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.max_children),
+         *args.mutants],
+        cwd=work, check=False,
+    )
+    if run.returncode != 0:
+        return run.returncode
+    for module, counts in sorted(_scores(work).items()):
+        total = sum(counts.values())
+        print(f"{module}: {counts.get('killed', 0)}/{total} killed; "
+              + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if k != "killed"))
+    print(f"survivors: cd {work} && {sys.executable} -m mutmut results")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

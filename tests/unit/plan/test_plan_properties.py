@@ -1,0 +1,96 @@
+"""Properties any correct planner keeps, whatever the models and batching settings.
+
+Tested through ``plan_builds`` only (the packer behind it may change): every model ends in
+exactly one build or one rejection; every planned footprint lies on the platform inside the
+recipe's margin and covers the model; no two footprints of a build overlap; a build never
+holds more models than the recipe allows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from planning_factories import make_model, make_recipe
+
+from preform_pipeline.catalogue import DEFAULT_CATALOGUE
+from preform_pipeline.plan.builds import BuildPlan, ModelPlacement, plan_builds
+from preform_pipeline.recipes.model import Recipe
+
+#: Rounding slack for positions computed in floating point (mm).
+EPS_MM = 1e-6
+SLA_MACHINES = ("FORM-4-0", "FORM-4L-0")
+
+sizes = st.tuples(
+    st.floats(1.0, 420.0, allow_nan=False), st.floats(1.0, 420.0, allow_nan=False),
+    st.floats(1.0, 400.0, allow_nan=False),
+)
+model_lists = st.lists(st.tuples(sizes, st.sampled_from([None, "case-a", "case-b"])),
+                       max_size=24)
+recipes = st.builds(
+    lambda machine, per_build, spacing, margin, rotate, cases: make_recipe(
+        machine=machine, max_models_per_build=per_build, spacing_mm=spacing, margin_mm=margin,
+        allow_rotation=rotate, keep_cases_together=cases,
+    ),
+    machine=st.sampled_from(SLA_MACHINES),
+    per_build=st.one_of(st.none(), st.integers(1, 8)),
+    spacing=st.floats(0.0, 6.0),
+    margin=st.floats(0.0, 12.0),
+    rotate=st.booleans(),
+    cases=st.booleans(),
+)
+
+
+def _platform(recipe: Recipe) -> tuple[float, float]:
+    machine = DEFAULT_CATALOGUE.machine(str(recipe.scene.machine_type))
+    assert machine is not None
+    return machine.build_volume_mm[0], machine.build_volume_mm[1]
+
+
+def _bounds(p: ModelPlacement) -> tuple[float, float, float, float]:
+    return (p.x_mm - p.width_mm / 2, p.y_mm - p.depth_mm / 2,
+            p.x_mm + p.width_mm / 2, p.y_mm + p.depth_mm / 2)
+
+
+def _assert_laid_out(build: BuildPlan, recipe: Recipe) -> None:
+    width, depth = _platform(recipe)
+    margin = recipe.batching.margin_mm
+    assert sorted(p.path for p in build.placements) == sorted(build.paths)
+    footprints = {m.path: m.footprint_mm for m in build.models}
+    boxes = []
+    for placement in build.placements:
+        fx, fy = footprints[placement.path]
+        # The placed area covers the model (a packer may add room, e.g. for supports).
+        need_x, need_y = (fy, fx) if placement.rotated else (fx, fy)
+        assert placement.width_mm >= need_x - EPS_MM and placement.depth_mm >= need_y - EPS_MM
+        assert recipe.batching.allow_rotation or not placement.rotated
+        left, front, right, back = _bounds(placement)
+        assert left >= -width / 2 + margin - EPS_MM and right <= width / 2 - margin + EPS_MM
+        assert front >= -depth / 2 + margin - EPS_MM and back <= depth / 2 - margin + EPS_MM
+        boxes.append((left, front, right, back))
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            apart = (a[2] <= b[0] + EPS_MM or b[2] <= a[0] + EPS_MM
+                     or a[3] <= b[1] + EPS_MM or b[3] <= a[1] + EPS_MM)
+            assert apart, f"footprints overlap: {a} and {b}"
+
+
+class TestPlanProperties:
+    """Random models and batching settings give complete, valid plans."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(recipe=recipes, specs=model_lists)
+    def test_every_model_is_planned_once_on_the_platform_without_overlap(
+        self, recipe: Recipe, specs: list[tuple[tuple[float, float, float], str | None]]
+    ) -> None:
+        models = [make_model(f"m{n}", size, case=case) for n, (size, case) in enumerate(specs)]
+        plan = plan_builds(recipe, models)
+        seen = Counter(p for b in plan.builds for p in b.paths)
+        seen.update(r.path for r in plan.rejected)
+        assert seen == Counter(m.path for m in models)
+        limit = recipe.batching.max_models_per_build
+        for build in plan.builds:
+            assert build.models, "an empty build"
+            assert limit is None or len(build.models) <= limit
+            _assert_laid_out(build, recipe)
