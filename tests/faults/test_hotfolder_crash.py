@@ -2,13 +2,15 @@
 
 Each iteration drops a few more files (single files and case folders) into the inbox, starts
 ``preform-pipeline watch`` as a real subprocess on simulated servers (realistic latency,
-scaled: a print takes about half a second; one shared fleet folder), and kills the daemon's
-process (its PID only) with SIGKILL: at a seeded random moment, or, every other iteration,
-the instant a build's store row enters ``print_sending`` (the request is on its way). The
-servers it started are left as a power cut of the daemon alone leaves them: a surviving one
-may finish the print seconds later. The next start must find such a late print (its grace
-period is the servers' request timeout) instead of preparing the models again. A final
-``watch --once`` finishes what is left. Then:
+scaled: a print takes about half a second; one shared fleet folder), and kills it with
+SIGKILL: its PID only or its whole process group (seeded), at a seeded random moment or,
+every other iteration, the instant a build's store row enters ``print_sending`` (the request
+is on its way). Some iterations first kill one of its servers alone, which the pool must
+replace. The test never stops a server itself: once the next daemon has started, no server
+of the killed one may be left (they die with their owner, or the next start reaps them).
+A server that survived long enough to finish a send (where the platform cannot tie it to
+its owner) would be found by the next start within the grace period, instead of the models
+being prepared again. A final ``watch --once`` finishes what is left. Then:
 
 * every dropped file is in done/ or failed/ exactly once, byte-identical;
 * every model was printed exactly once, counted in the fleet folder; a model whose print
@@ -31,14 +33,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import psutil
 from crash_support import wait_until_sending
 
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
+    wait_for,
     write_hotfolder_settings,
     write_recipe,
 )
+from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.store import JobState, SqliteJobStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,12 +59,44 @@ SIMULATOR_ARGS = ("--latency", "realistic", "--time-scale", "0.3")
 #: is UNVERIFIED. Several times a scaled print, so late prints land well within it.
 REQUEST_TIMEOUT_S = 6.0
 MID_WAY = {"processing", "preparing", "prepared", "print_sending"}
+#: How long the servers of a killed daemon may take to go once the next one has started.
+ORPHANS_GONE_S = 15.0
 
 
-def environment() -> dict[str, str]:
+def environment(state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PREFORM_PIPELINE_SERVER_STATE_DIR"] = str(state_dir)
     return env
+
+
+def server_processes(daemon: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The daemon's descendants: its servers (and anything they started)."""
+    try:
+        return psutil.Process(daemon.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_gone_without_help(servers: list[psutil.Process], context: str) -> None:
+    """Every server of a killed daemon is gone; the test never stops one itself (a survivor
+    is killed here only so it does not outlive the test, and the test fails)."""
+    pids = [p.pid for p in servers]
+
+    def still() -> list[psutil.Process]:
+        return [p for p in servers if p.is_running()]  # is_running checks pid + start time
+
+    try:
+        wait_for(lambda: not still(), ORPHANS_GONE_S, what="the killed daemon's servers gone")
+    except TimeoutError:
+        left = still()
+        for proc in left:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        raise AssertionError(
+            f"servers outlived their killed daemon: {[p.pid for p in left]} of {pids}; "
+            f"{context}") from None
+    assert not process_tree_alive([p.pid for p in servers if p.is_running()]), context
 
 
 def digest(data: bytes) -> str:
@@ -89,8 +126,12 @@ class TestCrashes:
         dropped: dict[str, str] = {}  # stem -> content digest
         command = [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"]
         log = (tmp_path / "daemon.log").open("ab")
+        env = environment(tmp_path / "server-state")
         seed = 0
         mid_send_kills = 0
+        group_kills = 0
+        server_kills = 0
+        killed_servers: list[psutil.Process] = []
         for iteration in range(ITERATIONS):
             for _ in range(rng.randint(2, 4)):
                 seed += 1
@@ -107,8 +148,21 @@ class TestCrashes:
                     (staging / f"m{seed}.stl").write_bytes(content)
                     dropped[f"m{seed}"] = digest(content)
                     (staging / f"m{seed}.stl").rename(inbox / f"m{seed}.stl")
-            process = subprocess.Popen(command, cwd=tmp_path, env=environment(), stdout=log,
-                                       stderr=log)
+            # Its own process group, so a group kill reaches the daemon and nothing else.
+            process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log,
+                                       stderr=log, start_new_session=True)
+            context = f"iteration {iteration}, seed {SEED}; log: {tmp_path / 'daemon.log'}"
+            if killed_servers:  # the previous daemon's servers, now that this one started
+                assert_gone_without_help(killed_servers, context)
+            if iteration % 3 == 2:
+                # One server dies alone first (the pool replaces it), then the daemon.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=rng.uniform(*KILL_AFTER_S))
+                servers = server_processes(process)
+                if servers:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        rng.choice(servers).kill()
+                    server_kills += 1
             if iteration % 2 == 1:
                 mid_send_kills += wait_until_sending(store_path, process, SEND_WAIT_S)
             else:
@@ -119,15 +173,23 @@ class TestCrashes:
                 log.flush()
                 tail = (tmp_path / "daemon.log").read_text(encoding="utf-8")[-3000:]
                 raise AssertionError(f"iteration {iteration}: the daemon exited early:\n{tail}")
-            process.send_signal(signal.SIGKILL)  # the daemon only: its servers live on
+            killed_servers = server_processes(process)
+            if rng.random() < 0.5:
+                os.killpg(process.pid, signal.SIGKILL)  # the daemon's whole group
+                group_kills += 1
+            else:
+                process.send_signal(signal.SIGKILL)  # the daemon only
             process.wait(10)
 
-        final = subprocess.run([*command, "--once"], cwd=tmp_path, env=environment(),
+        final = subprocess.run([*command, "--once"], cwd=tmp_path, env=env,
                                stdout=log, stderr=log, timeout=FINAL_TIMEOUT_S, check=False)
         log.close()
         context = f"seed {SEED}; log: {tmp_path / 'daemon.log'}"
+        assert_gone_without_help(killed_servers, context)
         assert final.returncode == 0, context
         assert mid_send_kills >= 1, f"no kill landed mid-send; {context}"
+        assert group_kills >= 1 and group_kills < ITERATIONS, f"kill modes not mixed; {context}"
+        assert server_kills >= 1, f"no server was killed alone; {context}"
 
         # Every file in done/ or failed/ exactly once, byte-identical; nothing left behind.
         settled = [*(inbox / "done").rglob("*.stl"), *(inbox / "failed").rglob("*.stl")]
