@@ -444,18 +444,15 @@ class WebApiClient:
         path = f"{API_PREFIX}/groups/{_segment(group_id)}/members/"
         self._change("DELETE", path, _member_body(user, None))
 
-    def move_printers_to_group(self, group_id: str, serials: Sequence[str]) -> Printer:
-        """Move printers (by serial) into a group, out of whichever group held them.
-
-        The Web API answers with one printer record (200), returned as it came.
-        """
+    def move_printers_to_group(self, group_id: str, serials: Sequence[str]) -> None:
+        """Move printers (by serial) into a group, out of whichever group held them (200, no
+        body); re-read the groups or printers to see them there."""
         if isinstance(serials, str) or not serials:
             raise ValueError("move_printers_to_group needs a non-empty list of serials")
         if not group_id:
             raise ValueError("a group id must not be empty")
         path = f"{API_PREFIX}/groups/bulk-add-printers/"
-        body = {"target_group": group_id, "printers": list(serials)}
-        return Printer.from_json(self._object(path, self._change("POST", path, body)))
+        self._change("POST", path, {"target_group": group_id, "printers": list(serials)})
 
     # -- plumbing -----------------------------------------------------------------------------
 

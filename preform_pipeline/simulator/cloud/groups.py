@@ -76,6 +76,8 @@ def _invalid(field: str, message: str) -> GroupRefusal:
 
 def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
     """A request body as a mapping: JSON or a form, the two encodings the simulator reads."""
+    if not body:
+        return {}  # a body-less request (deleting a group): the rules say what is missing
     kind = (content_type or "").partition(";")[0].strip().lower()
     if kind == _FORM:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -83,7 +85,7 @@ def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
     if kind != "application/json":
         raise GroupRefusal(415, {"detail": f'Unsupported media type "{kind}" in request.'})
     try:
-        data = json.loads(body or b"{}")
+        data = json.loads(body)
     except ValueError as exc:
         raise GroupRefusal(400, {"detail": f"JSON parse error - {exc}"}) from None
     if not isinstance(data, dict):
