@@ -530,33 +530,25 @@ class WebApiClient:
 
     def _get_json(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
         request = self._http.build_request("GET", path, params=list(params))
+        return self._exchange(request, empty_ok=False)
+
+    def _change(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
+        """Send one change with a JSON body; the decoded answer (None for an empty one)."""
+        request = self._http.build_request(method, path, json=body)
+        return self._exchange(request, empty_ok=True)
+
+    def _exchange(self, request: httpx.Request, *, empty_ok: bool) -> Any:
+        """Send an authenticated request; its decoded JSON answer, or the mapped error."""
         response = self._send(request, authenticate=True)
         if response.status_code // 100 != 2:
             raise _status_error(response, self._clock.now())
+        if empty_ok and not response.content:
+            return None  # 204, or a 200 the contract documents without a body
         try:
             return response.json()
         except ValueError:
             raise CloudError(
                 "the Web API answered with something that is not JSON",
-                request=_info(request),
-                status_code=response.status_code,
-                body=response.text[:_BODY_QUOTE_CHARS],
-                hint="check that the base URL points at the Formlabs Web API",
-            ) from None
-
-    def _change(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
-        """Send one change with a JSON body; the decoded answer (None for an empty one)."""
-        request = self._http.build_request(method, path, json=body)
-        response = self._send(request, authenticate=True)
-        if response.status_code // 100 != 2:
-            raise _status_error(response, self._clock.now())
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise CloudError(
-                "the Web API answered a change with something that is not JSON",
                 request=_info(request),
                 status_code=response.status_code,
                 body=response.text[:_BODY_QUOTE_CHARS],

@@ -226,12 +226,20 @@ def add_member(groups: Sequence[Record], group_id: str, body: Mapping[str, Any])
     return member
 
 
-def update_member(groups: Sequence[Record], group_id: str, body: Mapping[str, Any]) -> Record:
-    """Change a member's administrator right; the ``WorkgroupMembership`` after."""
+def _named_member(
+    groups: Sequence[Record], group_id: str, body: Mapping[str, Any]
+) -> tuple[Record, Record]:
+    """The group and the existing membership the body's ``user`` names (404 when absent)."""
     group = find_group(groups, group_id)
     member = _membership(group, _member_email(body))
     if member is None:
         raise GroupRefusal(404, _NOT_FOUND)
+    return group, member
+
+
+def update_member(groups: Sequence[Record], group_id: str, body: Mapping[str, Any]) -> Record:
+    """Change a member's administrator right; the ``WorkgroupMembership`` after."""
+    group, member = _named_member(groups, group_id, body)
     is_admin = _flag(body, "is_admin")
     if is_admin is False:
         _keeps_an_admin(group, member)
@@ -241,10 +249,7 @@ def update_member(groups: Sequence[Record], group_id: str, body: Mapping[str, An
 
 
 def remove_member(groups: Sequence[Record], group_id: str, body: Mapping[str, Any]) -> None:
-    group = find_group(groups, group_id)
-    member = _membership(group, _member_email(body))
-    if member is None:
-        raise GroupRefusal(404, _NOT_FOUND)
+    group, member = _named_member(groups, group_id, body)
     _keeps_an_admin(group, member)
     group["memberships"].remove(member)
 
