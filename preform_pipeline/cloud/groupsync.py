@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from preform_pipeline.cloud.models import GroupMember, NewGroup, Printer, PrinterGroup
@@ -236,18 +236,24 @@ def apply_plan(
 ) -> int:
     """Take the plan's steps in order; ``done`` hears of each one taken. The number taken.
 
+    A group this plan creates starts with the application's user as its administrator, whom
+    the plan could not know: once the groups are created they are read again (one request),
+    and a declared member who is that user is not added twice (only their right is set).
     A refusal stops the sync there with a CloudError naming the step; the steps before it
     stay applied, and planning again shows what is left.
     """
     created: dict[str, str] = {}
+    members: dict[str, dict[str, GroupMember]] | None = None
     for count, step in enumerate(plan.steps):
-        group_id = step.group_id or created.get(step.group)
         try:
             if step.action == "create":
                 created[step.group] = api.create_group(step.group).id
             else:
-                assert group_id is not None, f"no id for group {step.group!r}"
-                _apply_one(api, step, group_id)
+                if created and members is None:
+                    members = _members_of(api, set(created.values()))
+                group_id = step.group_id or created[step.group]
+                present = (members or {}).get(group_id, {})
+                _apply_one(api, _as_needed(step, present), group_id)
         except CloudError as exc:
             exc.hint = (
                 f"{count} of {len(plan.steps)} changes were applied before this one "
@@ -257,6 +263,24 @@ def apply_plan(
         log.info("fleet_sync_step", action=step.action, group=step.group)
         done(step)
     return len(plan.steps)
+
+
+def _members_of(api: GroupApi, ids: set[str]) -> dict[str, dict[str, GroupMember]]:
+    return {
+        g.id: {m.email.lower(): m for m in g.memberships} for g in api.list_groups() if g.id in ids
+    }
+
+
+def _as_needed(step: SyncStep, present: dict[str, GroupMember]) -> SyncStep:
+    """An add_member step for someone already in a new group becomes a right change, or none."""
+    if step.action != "add_member" or step.member is None:
+        return step
+    member = present.get(step.member.lower())
+    if member is None:
+        return step
+    if step.admin is None or bool(member.is_admin) == step.admin:
+        return replace(step, action="none")
+    return replace(step, action="set_admin")
 
 
 def _apply_one(api: GroupApi, step: SyncStep, group_id: str) -> None:
@@ -275,5 +299,7 @@ def _apply_one(api: GroupApi, step: SyncStep, group_id: str) -> None:
         api.move_printers_to_group(group_id, step.printers)
     elif step.action == "delete":
         api.delete_group(group_id)
+    elif step.action == "none":
+        return
     else:  # pragma: no cover - ACTIONS and this function change together
         raise ValueError(f"unknown sync action {step.action!r}")

@@ -80,6 +80,40 @@ class TestPlanning:
             "lab-bot@example.com": True, "tech@lab.example": True, "nurse@lab.example": False,
         }
 
+    @pytest.mark.parametrize("admin", [True, None])
+    def test_the_creator_listed_as_a_member_of_a_new_group_is_not_added_twice(
+        self, client: WebApiClient, account: FakeWebApi, admin: bool | None
+    ) -> None:
+        # lab-bot is the fake's application user: the creator, and administrator, of every
+        # group it creates.
+        wanted = fleet(FleetGroup("Dental", members=(
+            FleetMember("lab-bot@example.com", admin=admin),
+            FleetMember("tech@lab.example", admin=True),
+        )))
+        apply_plan(client, plan_sync(client, wanted))
+
+        dental = next(g for g in account.groups if g["name"] == "Dental")
+        assert [m["email"] for m in dental["memberships"]] == [
+            "lab-bot@example.com", "tech@lab.example"
+        ]
+        assert plan_sync(client, wanted).empty
+
+    def test_a_creator_declared_as_no_administrator_of_a_new_group_is_demoted(
+        self, client: WebApiClient, account: FakeWebApi
+    ) -> None:
+        wanted = fleet(FleetGroup("Dental", members=(
+            FleetMember("tech@lab.example", admin=True),
+            FleetMember("lab-bot@example.com", admin=False),
+        )))
+
+        apply_plan(client, plan_sync(client, wanted))
+
+        dental = next(g for g in account.groups if g["name"] == "Dental")
+        assert {m["email"]: m["is_admin"] for m in dental["memberships"]} == {
+            "lab-bot@example.com": False, "tech@lab.example": True,
+        }
+        assert plan_sync(client, wanted).empty
+
     def test_a_declared_admin_right_is_changed_and_an_absent_one_left_alone(
         self, client: WebApiClient, account: FakeWebApi
     ) -> None:
