@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.watch",
     "preform_pipeline.commands.verify",
     "preform_pipeline.commands.service",
+    "preform_pipeline.commands.fleet",
 )
 
 _log = get_logger(__name__)

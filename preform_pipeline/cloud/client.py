@@ -10,6 +10,11 @@ Every request goes through three layers, outermost first:
    :class:`~preform_pipeline.cloud.ratelimit.RateLimiter`, repeats it after a 429 once the
    server's ``Retry-After`` has passed, and logs one ``web_api_request`` event per exchange.
 
+Group changes (create, update, delete, members, bulk-add printers) send JSON bodies shaped as
+the Web API's request schemas and parse the documented answers; a refusal (400 with one message
+list per field, 404 for an unknown group or member) is a ``CloudError`` carrying the status and
+the server's messages. Every change goes through the same three layers, rate budget included.
+
 Paginated lists are generators: a page is fetched when the caller reaches it, never before.
 The server's ``next`` link is read for its query only and the request goes to this client's own
 base URL, so a link naming another host (or ``http`` behind a TLS proxy) never receives the
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
@@ -40,6 +45,8 @@ from preform_pipeline.cloud.filters import PrintFilter, format_datetime
 from preform_pipeline.cloud.models import (
     Cartridge,
     Event,
+    GroupMember,
+    NewGroup,
     Page,
     Printer,
     PrinterGroup,
@@ -387,6 +394,66 @@ class WebApiClient:
         path = f"{API_PREFIX}/groups/{_segment(group_id)}/queue/"
         return self._get_array(path, (), QueueItem.from_json)
 
+    def create_group(self, name: str) -> NewGroup:
+        """Create a group administered by the application's user (201 ``NewWorkgroup``)."""
+        answer = self._change("POST", f"{API_PREFIX}/groups/", {"name": name})
+        return NewGroup.from_json(self._object(f"{API_PREFIX}/groups/", answer))
+
+    def update_group(
+        self,
+        group_id: str,
+        *,
+        name: str | None = None,
+        remote_print_enabled_override: bool | None = None,
+    ) -> PrinterGroup:
+        """Rename a group and/or set its remote-print override (PATCH: only what is given).
+
+        The request schema types the override as text while answers carry a boolean, so it is
+        sent as ``"true"`` / ``"false"``, which the server reads as that boolean.
+        """
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if remote_print_enabled_override is not None:
+            body["remote_print_enabled_override"] = _flag_text(remote_print_enabled_override)
+        if not body:
+            raise ValueError("update_group needs a name or a remote_print_enabled_override")
+        path = f"{API_PREFIX}/groups/{_segment(group_id)}/"
+        return PrinterGroup.from_json(self._object(path, self._change("PATCH", path, body)))
+
+    def delete_group(self, group_id: str) -> None:
+        """Delete a group administered by the application's user (204)."""
+        self._change("DELETE", f"{API_PREFIX}/groups/{_segment(group_id)}/", None)
+
+    def add_group_member(
+        self, group_id: str, user: str, *, is_admin: bool | None = None
+    ) -> GroupMember:
+        """Invite a user (by email) into a group; the new membership (201)."""
+        path = f"{API_PREFIX}/groups/{_segment(group_id)}/members/"
+        answer = self._change("POST", path, _member_body(user, is_admin))
+        return GroupMember.from_json(self._object(path, answer))
+
+    def update_group_member(self, group_id: str, user: str, *, is_admin: bool) -> GroupMember:
+        """Replace a member's administrator right (PUT); the membership after (200)."""
+        path = f"{API_PREFIX}/groups/{_segment(group_id)}/members/"
+        answer = self._change("PUT", path, _member_body(user, is_admin))
+        return GroupMember.from_json(self._object(path, answer))
+
+    def remove_group_member(self, group_id: str, user: str) -> None:
+        """Remove a member (by email) from a group (204)."""
+        path = f"{API_PREFIX}/groups/{_segment(group_id)}/members/"
+        self._change("DELETE", path, _member_body(user, None))
+
+    def move_printers_to_group(self, group_id: str, serials: Sequence[str]) -> None:
+        """Move printers (by serial) into a group, out of whichever group held them (200, no
+        body); re-read the groups or printers to see them there."""
+        if isinstance(serials, str) or not serials:
+            raise ValueError("move_printers_to_group needs a non-empty list of serials")
+        if not group_id:
+            raise ValueError("a group id must not be empty")
+        path = f"{API_PREFIX}/groups/bulk-add-printers/"
+        self._change("POST", path, {"target_group": group_id, "printers": list(serials)})
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _iterate(
@@ -463,9 +530,20 @@ class WebApiClient:
 
     def _get_json(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
         request = self._http.build_request("GET", path, params=list(params))
+        return self._exchange(request, empty_ok=False)
+
+    def _change(self, method: str, path: str, body: Mapping[str, Any] | None) -> Any:
+        """Send one change with a JSON body; the decoded answer (None for an empty one)."""
+        request = self._http.build_request(method, path, json=body)
+        return self._exchange(request, empty_ok=True)
+
+    def _exchange(self, request: httpx.Request, *, empty_ok: bool) -> Any:
+        """Send an authenticated request; its decoded JSON answer, or the mapped error."""
         response = self._send(request, authenticate=True)
         if response.status_code // 100 != 2:
             raise _status_error(response, self._clock.now())
+        if empty_ok and not response.content:
+            return None  # 204, or a 200 the contract documents without a body
         try:
             return response.json()
         except ValueError:
@@ -476,6 +554,11 @@ class WebApiClient:
                 body=response.text[:_BODY_QUOTE_CHARS],
                 hint="check that the base URL points at the Formlabs Web API",
             ) from None
+
+    def _object(self, path: str, answer: Any) -> dict[str, Any]:
+        if not isinstance(answer, dict):
+            raise self._shape_error(path, "an object", answer)
+        return answer
 
     def _send(self, request: httpx.Request, *, authenticate: bool) -> httpx.Response:
         if self._http.is_closed:
@@ -516,6 +599,31 @@ def _segment(value: str) -> str:
     if not value:
         raise ValueError("a serial or id in a path must not be empty")
     return urllib.parse.quote(value, safe="")
+
+
+def _flag_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _member_body(user: str, is_admin: bool | None) -> dict[str, Any]:
+    if not user:
+        raise ValueError("a member's email must not be empty")
+    body: dict[str, Any] = {"user": user}
+    if is_admin is not None:
+        body["is_admin"] = is_admin
+    return body
+
+
+def _refusal_text(body: Any) -> str:
+    """A Django REST framework refusal body as one line: ``field: message; ...``."""
+    if not isinstance(body, dict):
+        return ""
+    parts = []
+    for field, messages in body.items():
+        listed = messages if isinstance(messages, list) else [messages]
+        text = " ".join(str(m) for m in listed)
+        parts.append(text if field in ("detail", "non_field_errors") else f"{field}: {text}")
+    return "; ".join(parts)
 
 
 def _page_size(per_page: int | None, default: int) -> int:
@@ -605,11 +713,14 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
             hint="the Web API is having trouble; try again later",
         )
     hints: dict[int, str] = {
+        httpx.codes.BAD_REQUEST: "the Web API said what it refused; correct that and try again",
         httpx.codes.FORBIDDEN: "the application's user has no access to this resource",
-        httpx.codes.NOT_FOUND: "check the printer serial or group id; it is not on this account",
+        httpx.codes.NOT_FOUND: "check the printer serial, group id or member; it is not on "
+        "this account",
     }
+    said = _refusal_text(body)
     return CloudError(
-        "the Web API refused the request",
+        "the Web API refused the request" + (f": {said}" if said else ""),
         request=request,
         status_code=status,
         body=body,

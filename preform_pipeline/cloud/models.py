@@ -23,6 +23,7 @@ __all__ = [
     "Event",
     "GroupMember",
     "GroupRef",
+    "NewGroup",
     "Page",
     "PrintPart",
     "PrintRun",
@@ -487,6 +488,27 @@ class PrinterGroup:
             has_fleet_control=_opt_bool(data, "has_fleet_control"),
             remote_print_enabled_override=_opt_bool(data, "remote_print_enabled_override"),
             memberships=_objects(data.get("memberships"), GroupMember.from_json),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class NewGroup:
+    """A group just created (``NewWorkgroup``): no printers and only its creator as member."""
+
+    id: str
+    name: str
+    created_at: datetime | None
+    has_fleet_control: bool | None
+    raw: Json = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> NewGroup:
+        return cls(
+            id=_str(data, "id"),
+            name=_str(data, "name"),
+            created_at=_opt_time(data, "created_at"),
+            has_fleet_control=_opt_bool(data, "has_fleet_control"),
             raw=data,
         )
 

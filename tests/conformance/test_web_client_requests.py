@@ -1,9 +1,10 @@
 """The Web API client against the official Web API contract.
 
-Every request the client sends (path, method, query parameter names and values, form bodies,
-bearer header) is checked against the spec, and answers that conform to the spec's response
-schemas (full sample records and minimal ones holding only the required fields) parse into the
-typed results.
+Every request the client sends (path, method, query parameter names and values, form and JSON
+bodies, bearer header) is checked against the spec, and answers that conform to the spec's
+response schemas (full sample records and minimal ones holding only the required fields) parse
+into the typed results. Group changes are sent to the fake, which applies the Dashboard
+simulator's rules, so each call also gets a real answer.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from preform_pipeline.cloud import (
     Cartridge,
     Credentials,
     Event,
+    GroupMember,
+    NewGroup,
     Printer,
     PrinterGroup,
     PrintRun,
@@ -107,6 +110,23 @@ CALLS: dict[str, Call] = {
     "list_groups": lambda c: c.list_groups(),
     "list_group_queue": lambda c: c.list_group_queue(GROUP_ID),
     "revoke": lambda c: (c.list_printers(), c.revoke()),
+    "create_group": lambda c: c.create_group("Dental lab"),
+    "update_group": lambda c: c.update_group(
+        GROUP_ID, name="Production B", remote_print_enabled_override=False
+    ),
+    "delete_group": lambda c: c.delete_group(c.create_group("Short-lived").id),
+    "add_group_member": lambda c: c.add_group_member(GROUP_ID, "tech@lab.example", is_admin=True),
+    "update_group_member": lambda c: (
+        c.add_group_member(GROUP_ID, "nurse@lab.example"),
+        c.update_group_member(GROUP_ID, "nurse@lab.example", is_admin=True),
+    ),
+    "remove_group_member": lambda c: (
+        c.add_group_member(GROUP_ID, "temp@lab.example"),
+        c.remove_group_member(GROUP_ID, "temp@lab.example"),
+    ),
+    "move_printers_to_group": lambda c: c.move_printers_to_group(
+        c.create_group("Night shift").id, [SERIAL]
+    ),
 }
 
 
@@ -192,6 +212,18 @@ def _check_request(contract: Contract, request: httpx.Request) -> None:
         assert "Authorization" not in request.headers, f"{what}: needless Authorization header"
 
 
+def _endpoints_used(contract: Contract) -> set[tuple[str, str]]:
+    """(spec path, method) of every request that all of CALLS send together."""
+    api = _populated_api()
+    with _client(api) as client:
+        for call in CALLS.values():
+            call(client)
+    return {
+        (_spec_path(contract, r.url.raw_path.decode().partition("?")[0]), r.method.lower())
+        for r in api.requests
+    }
+
+
 def _json(request: httpx.Request) -> Any:
     return json.loads(request.content)
 
@@ -217,6 +249,10 @@ class TestRequests:
                 call(client)
         sent: dict[str, set[str]] = {}
         for request in api.requests:
+            if request.method not in ("GET", "POST") or (
+                request.method == "POST" and "/o/" not in request.url.path
+            ):
+                continue  # changes take no query parameters
             template = _spec_path(contract, request.url.raw_path.decode().partition("?")[0])
             sent.setdefault(template, set()).update(request.url.params.keys())
         for template, names in sent.items():
@@ -226,14 +262,7 @@ class TestRequests:
 
     def test_every_read_endpoint_is_covered(self) -> None:
         contract = web_api_contract()
-        api = _populated_api()
-        with _client(api) as client:
-            for call in CALLS.values():
-                call(client)
-        used = {
-            (_spec_path(contract, r.url.raw_path.decode().partition("?")[0]), r.method.lower())
-            for r in api.requests
-        }
+        used = _endpoints_used(contract)
         reads = {
             (path, method)
             for path, item in contract.document["paths"].items()
@@ -241,6 +270,18 @@ class TestRequests:
             if method == "get"
         }
         assert reads <= used, f"not covered: {sorted(reads - used)}"
+
+    def test_every_group_change_is_covered(self) -> None:
+        contract = web_api_contract()
+        used = _endpoints_used(contract)
+        changes = {
+            (path, method)
+            for path, item in contract.document["paths"].items()
+            if "/groups/" in path
+            for method in item
+            if method in ("post", "put", "patch", "delete")
+        }
+        assert changes <= used, f"not covered: {sorted(changes - used)}"
 
 
 # -- answers -----------------------------------------------------------------------------------
@@ -390,3 +431,49 @@ class TestAnswers:
         ) as caught:
             client.list_printers()
         assert example["error"] in str(caught.value)
+
+
+CHANGE_ANSWERS: list[tuple[str, str, Call, type | None]] = [
+    ("/developer/v1/groups/", "post", lambda c: c.create_group("Dental lab"), NewGroup),
+    ("/developer/v1/groups/{group_id}/", "patch",
+     lambda c: c.update_group(GROUP_ID, name="Renamed"), PrinterGroup),
+    ("/developer/v1/groups/{group_id}/", "delete", lambda c: c.delete_group(GROUP_ID), None),
+    ("/developer/v1/groups/{group_id}/members/", "post",
+     lambda c: c.add_group_member(GROUP_ID, "tech@lab.example"), GroupMember),
+    ("/developer/v1/groups/{group_id}/members/", "put",
+     lambda c: c.update_group_member(GROUP_ID, "tech@lab.example", is_admin=True), GroupMember),
+    ("/developer/v1/groups/{group_id}/members/", "delete",
+     lambda c: c.remove_group_member(GROUP_ID, "tech@lab.example"), None),
+    ("/developer/v1/groups/bulk-add-printers/", "post",
+     lambda c: c.move_printers_to_group(GROUP_ID, [SERIAL]), None),
+]
+
+
+class TestChangeAnswers:
+    """The documented answers to group changes, down to their required fields, parse."""
+
+    @pytest.mark.parametrize(("template", "method", "call", "kind"), CHANGE_ANSWERS,
+                             ids=[f"{a[1]} {a[0]}" for a in CHANGE_ANSWERS])
+    def test_minimal_answers_parse(
+        self, template: str, method: str, call: Call, kind: type | None
+    ) -> None:
+        contract = web_api_contract()
+        (status,) = (int(code) for code in contract.operation(template, method)["responses"])
+        schema = contract.response_schema(template, method, status)
+        answer = None if schema is None else _minimal(contract, schema)
+        api = FakeWebApi()
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            if request.url.path == TOKEN_PATH:
+                return api.handle(request)
+            return httpx.Response(status, json=answer) if answer is not None else (
+                httpx.Response(status)
+            )
+
+        with _client(api, httpx.MockTransport(handle)) as client:
+            result = call(client)
+        if kind is None:
+            assert (schema, result) == (None, None)
+        else:
+            assert isinstance(result, kind)
+            assert result.raw == answer  # type: ignore[attr-defined]

@@ -3,8 +3,10 @@
 :class:`FakeWebApi` answers through ``httpx.MockTransport``: it issues and checks tokens,
 paginates lists, applies the list filters exactly as the Dashboard simulator does (both read
 them through :mod:`.filtering`), records every request, and answers with scripted failures
-(429, 401, 5xx) on demand. The ``sample_*`` functions build records shaped as the Web API's
-answers (through :mod:`.records`, like the simulator), overridable per field.
+(429, 401, 5xx) on demand. Group changes (create, update, delete, members, bulk-add printers)
+apply the Dashboard simulator's own rules (:mod:`.groups`) to ``groups``. The ``sample_*``
+functions build records shaped as the Web API's answers (through :mod:`.records`, like the
+simulator), overridable per field.
 
 This is not the Dashboard simulator (a real HTTP server); it exercises the client in-process.
 Tests import it from :mod:`preform_pipeline.simulator.cloud.testing`.
@@ -22,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from . import groups as group_rules
 from . import records
 from .filtering import BadFilter, Query, filter_events, filter_prints
 from .server import API_PREFIX
@@ -140,7 +143,7 @@ class FakeWebApi:
         if not self._authorised(request):
             return httpx.Response(401, json=_UNAUTHENTICATED)
         if request.method != "GET":
-            return httpx.Response(405, json={"detail": f"Method {request.method} not allowed."})
+            return self._change(request, path)
         return self._route(request, path)
 
     def _token(self, request: httpx.Request) -> httpx.Response:
@@ -213,6 +216,49 @@ class FakeWebApi:
                 return httpx.Response(200, json=self.queues.get(group_id, []))
         return _not_found()
 
+    def _change(self, request: httpx.Request, path: str) -> httpx.Response:
+        """A group change, by the rules the Dashboard simulator applies."""
+        parts = path[len(API_PREFIX) + 1 :].strip("/").split("/")
+        method = request.method
+        try:
+            body = group_rules.parse_body(request.headers.get("Content-Type"), request.content)
+            match parts, method:
+                case ["groups"], "POST":
+                    creator = {k: v for k, v in _MEMBER.items() if k != "is_admin"}
+                    made = group_rules.create_group(
+                        self.groups, body, now=records.iso(_EPOCH), creator=creator
+                    )
+                    return httpx.Response(201, json=made)
+                case ["groups", "bulk-add-printers"], "POST":
+                    serials = {p.get("serial") for p in self.printers}
+                    moved = group_rules.move_printers(self.groups, body, serials.__contains__)
+                    target = group_rules.find_group(self.groups, str(body["target_group"]))
+                    for printer in self.printers:
+                        if printer.get("serial") in moved:
+                            printer["group"] = records.group_ref(target["id"], target["name"])
+                    return httpx.Response(200)
+                case ["groups", group_id], "PATCH":
+                    return httpx.Response(
+                        200, json=group_rules.update_group(self.groups, group_id, body)
+                    )
+                case ["groups", group_id], "DELETE":
+                    group_rules.delete_group(self.groups, group_id)
+                    return httpx.Response(204)
+                case ["groups", group_id, "members"], "POST":
+                    return httpx.Response(
+                        201, json=group_rules.add_member(self.groups, group_id, body)
+                    )
+                case ["groups", group_id, "members"], "PUT":
+                    return httpx.Response(
+                        200, json=group_rules.update_member(self.groups, group_id, body)
+                    )
+                case ["groups", group_id, "members"], "DELETE":
+                    group_rules.remove_member(self.groups, group_id, body)
+                    return httpx.Response(204)
+        except group_rules.GroupRefusal as refused:
+            return httpx.Response(refused.status, json=refused.body)
+        return httpx.Response(405, json={"detail": f'Method "{method}" not allowed.'})
+
     def _filtered(
         self, request: httpx.Request, select: Callable[[Query], list[dict[str, Any]]]
     ) -> httpx.Response:
@@ -272,6 +318,9 @@ def _form(request: httpx.Request) -> dict[str, str]:
 
 _GROUP = records.group_ref("5b1f6c1e-8f0a-4c5e-9d57-2f4d2a3c9e01", "Production")
 _USER = records.basic_user(7, "lab-bot", "Lab", "Bot")
+_MEMBER = records.group_membership(
+    is_admin=True, user="lab-bot", email="lab-bot@example.com", first_name="Lab", last_name="Bot"
+)
 
 
 def sample_print_run(**overrides: Any) -> dict[str, Any]:
@@ -449,15 +498,7 @@ def sample_group(**overrides: Any) -> dict[str, Any]:
         id=_GROUP["id"],
         name=_GROUP["name"],
         created_at=records.iso(_EPOCH - timedelta(days=365)),
-        memberships=[
-            records.group_membership(
-                is_admin=True,
-                user="lab-bot",
-                email="lab-bot@example.com",
-                first_name="Lab",
-                last_name="Bot",
-            )
-        ],
+        memberships=[dict(_MEMBER)],
         printers=["Form4-SweetMatcha"],
         has_fleet_control=True,
         has_fleet_control_updated_by=7,

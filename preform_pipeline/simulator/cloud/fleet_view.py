@@ -14,10 +14,12 @@ it and answers "what does the Dashboard show at ``now``?" as Web API records
 * printers report their status (``IDLE``, ``PRINTING``, ``OFFLINE``), loaded material,
   readiness, current and previous print; tanks and cartridges count what was printed.
 
-Nothing is written back: the fleet directory stays the PreFormServer simulator's. Times in
-records are wall-clock times; durations (``*_duration_ms``, ``estimated_time_remaining_ms``)
-are on the same scaled clock, so ``print_started_at + estimated_duration_ms`` is when the run
-ends.
+Nothing is written back: the fleet directory stays the PreFormServer simulator's. Groups a
+client changed through the Web API are the one exception: they live in the Dashboard's own
+``dashboard-groups.json`` beside it (:mod:`.groups`), which then decides every printer's group.
+Times in records are wall-clock times; durations (``*_duration_ms``,
+``estimated_time_remaining_ms``) are on the same scaled clock, so ``print_started_at +
+estimated_duration_ms`` is when the run ends.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from preform_pipeline.simulator.estimates import (
 from preform_pipeline.simulator.fleet import FleetState, SimGroup, SimPrinter
 
 from . import records
+from .groups import GROUP_NAME_MAX, GroupTable
 from .outcomes import OutcomePlan
 from .records import Record
 from .timeline import (
@@ -61,6 +64,7 @@ __all__ = [
     "DEFAULT_TIME_SCALE",
     "SIM_EPOCH",
     "SIM_USER",
+    "SIM_USER_EMAIL",
     "SIM_USERNAME",
     "FleetSnapshot",
     "FleetView",
@@ -77,12 +81,10 @@ DEFAULT_TIME_SCALE: Final = 1.0
 SIM_EPOCH: Final = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SIM_USERNAME: Final = "simulated-user"
 SIM_USER: Final = records.basic_user(1, SIM_USERNAME, "Simulated", "User")
-_SIM_EMAIL: Final = "simulated-user@example.com"
+SIM_USER_EMAIL: Final = "simulated-user@example.com"
 #: Printers outside every Fleet Control group belong to the account's own group.
 DEFAULT_GROUP_NAME: Final = "Simulated printers"
 _DEFAULT_GROUP_KEY: Final = "__account__"
-# The contract caps a group name at 40 characters.
-_GROUP_NAME_MAX: Final = 40
 _OFFLINE: Final = "OFFLINE"
 _CARTRIDGE_ML: Final = 1000.0
 # Thumbnails are not served; the reserved .invalid domain says so to anyone who follows one.
@@ -225,6 +227,7 @@ class FleetView:
             _FixedOutcomes(outcomes) if isinstance(outcomes, OutcomePlan) else outcomes
         )
         self.catalogue = catalogue
+        self.group_table = GroupTable(fleet_dir)
 
     def snapshot(self, now: datetime) -> FleetSnapshot:
         """The whole fleet as the Dashboard shows it at ``now`` (an aware datetime)."""
@@ -232,6 +235,7 @@ class FleetView:
             raise ValueError("now must be timezone-aware")
         entries = self.fleet.printers()
         groups = self.fleet.groups()
+        table = self.group_table.read()
         plan = self.outcomes.current()
         marked_offline = self._marked_offline_at()
         printers = {}
@@ -243,7 +247,7 @@ class FleetView:
             printers[entry.serial] = _Printer(
                 entry=entry,
                 technology=machine.technology if machine is not None else "SLA",
-                group=_group_ref_of(entry.serial, groups),
+                group=_group_ref_of(entry.serial, groups, table),
                 availability=PrinterAvailability(
                     entry.serial,
                     entry.machine_type_id,
@@ -260,7 +264,7 @@ class FleetView:
             time_scale=self.time_scale,
             preprint_s=self._preprint_s,
         )
-        return FleetSnapshot(self, now, printers, groups, plan_of_runs)
+        return FleetSnapshot(self, now, printers, groups, plan_of_runs, table)
 
     def _marked_offline_at(self) -> datetime:
         # printers.json says OFFLINE without saying since when: since it was last written.
@@ -287,10 +291,15 @@ class FleetView:
         return material.label if material is not None else code
 
 
-def _group_ref_of(serial: str, groups: list[SimGroup]) -> Record:
+def _group_ref_of(serial: str, groups: list[SimGroup], table: list[Record] | None) -> Record:
+    if table is not None:
+        for record in table:
+            if serial in record["printers"]:
+                return records.group_ref(record["id"], record["name"])
+        return records.group_ref(group_uuid(_DEFAULT_GROUP_KEY), DEFAULT_GROUP_NAME)
     for group in groups:
         if serial in group.printers:
-            return records.group_ref(group_uuid(group.group_id), group.group_id[:_GROUP_NAME_MAX])
+            return records.group_ref(group_uuid(group.group_id), group.group_id[:GROUP_NAME_MAX])
     return records.group_ref(group_uuid(_DEFAULT_GROUP_KEY), DEFAULT_GROUP_NAME)
 
 
@@ -308,12 +317,14 @@ class FleetSnapshot:
         printers: Mapping[str, _Printer],
         groups: list[SimGroup],
         plan: Schedule,
+        table: list[Record] | None = None,
     ) -> None:
         self.view = view
         self.now = now
         self._printers = printers
         self._groups = groups
         self._schedule = plan
+        self._table = table
 
     # -- print runs ---------------------------------------------------------------------------
 
@@ -630,11 +641,29 @@ class FleetSnapshot:
 
     @cached_property
     def groups(self) -> list[Record]:
+        """The Dashboard's groups: its own table once a client changed it, else
+        :attr:`fleet_groups`."""
+        if self._table is None:
+            return self.fleet_groups
+        shown = [dict(g) for g in self._table]
+        placed = {s for g in shown for s in g["printers"]}
+        unplaced = [s for s in self._printers if s not in placed]
+        if unplaced:  # printers added to the fleet since: the account's own group takes them
+            own = group_uuid(_DEFAULT_GROUP_KEY)
+            home = next((g for g in shown if g["id"] == own), None)
+            if home is None:
+                home = {**self.fleet_groups[-1], "printers": []}
+                shown.append(home)
+            home["printers"] = [*home["printers"], *unplaced]
+        return shown
+
+    @cached_property
+    def fleet_groups(self) -> list[Record]:
         """The Fleet Control groups of printers.json, then the account's own group."""
         member = records.group_membership(
             is_admin=True,
             user=SIM_USERNAME,
-            email=_SIM_EMAIL,
+            email=SIM_USER_EMAIL,
             first_name=SIM_USER["first_name"],
             last_name=SIM_USER["last_name"],
         )
@@ -642,7 +671,7 @@ class FleetSnapshot:
         found = [
             records.workgroup_record(
                 id=group_uuid(g.group_id),
-                name=g.group_id[:_GROUP_NAME_MAX],
+                name=g.group_id[:GROUP_NAME_MAX],
                 created_at=records.iso(SIM_EPOCH),
                 memberships=[member],
                 printers=list(g.printers),
@@ -671,8 +700,8 @@ class FleetSnapshot:
         for group in self._groups:
             if name in (group.group_id, group.queue_id, group_uuid(group.group_id)):
                 return group_uuid(group.group_id)
-        default = group_uuid(_DEFAULT_GROUP_KEY)
-        return default if name == default else None
+        known = {g["id"] for g in self.groups} | {group_uuid(_DEFAULT_GROUP_KEY)}
+        return name if name in known else None
 
     def queue(self, dashboard_group_id: str) -> list[Record]:
         """The jobs waiting in a group's queue now, next to print first."""

@@ -7,8 +7,10 @@ One request goes through :meth:`DashboardServer._dispatch`:
 3. the route table finds the endpoint (404 / 405 otherwise);
 4. the token endpoints check the application's credentials; every other endpoint needs a
    live bearer token (401 otherwise), then the per-user hourly limit counts it (429);
-5. the answer is built from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
-   filtered and paginated as the Web API does.
+5. a read is answered from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
+   filtered and paginated as the Web API does; a group change (create, update, delete,
+   members, bulk-add printers) runs one rule of :mod:`.groups` on the Dashboard's group table
+   and answers with the documented status (201, 200, 204) and body.
 
 Errors are JSON: ``{"detail": ...}`` for the API (Django REST framework's shape), the OAuth2
 ``{"error": ...}`` bodies for the token endpoints. An unexpected exception is a 500 whose
@@ -19,6 +21,7 @@ Every exchange is logged as one ``dashboard_exchange`` event and kept in memory
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -41,9 +44,12 @@ from preform_pipeline.simulator.http import (
 )
 from preform_pipeline.simulator.protocol import SimError
 
+from . import groups as group_rules
+from . import records
 from .auth import AuthFailure, TokenStore, parse_form
 from .filtering import BadFilter, filter_events, filter_prints, last_value
-from .fleet_view import FleetSnapshot, FleetView
+from .fleet_view import SIM_USER, SIM_USER_EMAIL, FleetSnapshot, FleetView
+from .groups import GroupRefusal
 from .limits import RateLimits, Throttled
 from .records import Record, page_record
 
@@ -79,6 +85,13 @@ ENDPOINTS: Final = (
     ("GET", "/cartridges/"),
     ("GET", "/events/"),
     ("GET", "/groups/"),
+    ("POST", "/groups/"),
+    ("POST", "/groups/bulk-add-printers/"),
+    ("PATCH", "/groups/{group_id}/"),
+    ("DELETE", "/groups/{group_id}/"),
+    ("POST", "/groups/{group_id}/members/"),
+    ("PUT", "/groups/{group_id}/members/"),
+    ("DELETE", "/groups/{group_id}/members/"),
     ("GET", "/groups/{group_id}/queue/"),
 )
 _NOT_FOUND: Final = {"detail": "Not found."}
@@ -279,10 +292,16 @@ class DashboardServer(ThreadedHTTPApp):
             return answer
         try:
             snapshot = self.view.snapshot(self.clock.now())
-            status, payload = 200, self._get(route, params, parse_qs(query), snapshot, handler)
+            if method == "GET":
+                status, payload = 200, self._get(route, params, parse_qs(query), snapshot, handler)
+            else:
+                content_type = handler.headers.get("Content-Type")
+                status, payload = self._change_group(route, params, content_type, body, snapshot)
         except _Refusal as refusal:
             refusal.answer.user = user
             return refusal.answer
+        except GroupRefusal as refused:
+            status, payload = refused.status, refused.body
         except SimError as exc:  # the fleet directory cannot be read
             status, payload = exc.status, {"detail": exc.error_message}
         return _Answer(status, payload, user=user)
@@ -356,6 +375,55 @@ class DashboardServer(ThreadedHTTPApp):
         if group is None:
             raise _Refusal(404, _NOT_FOUND)
         return snapshot.queue(group)
+
+    def _change_group(
+        self,
+        route: _Route,
+        params: Mapping[str, str],
+        content_type: str | None,
+        body: bytes,
+        snapshot: FleetSnapshot,
+    ) -> tuple[int, Any]:
+        """One group change on the Dashboard's table: (status, answer body)."""
+        method = route.method
+        table = self.view.group_table
+        group_id = params.get("group_id", "")
+
+        def seed() -> list[Record]:
+            return copy.deepcopy(snapshot.groups)
+
+        if route.parts == ("groups", "{group_id}") and method == "DELETE":
+            table.change(seed, lambda groups: group_rules.delete_group(groups, group_id))
+            return 204, None
+        data = group_rules.parse_body(content_type, body)
+        if route.parts == ("groups",):
+            creator = {"user": SIM_USER["username"], "email": SIM_USER_EMAIL,
+                       "first_name": SIM_USER["first_name"], "last_name": SIM_USER["last_name"]}
+            now = records.iso(self.clock.now())
+            return 201, table.change(
+                seed, lambda groups: group_rules.create_group(groups, data, now=now,
+                                                              creator=creator)
+            )
+        if route.parts == ("groups", "bulk-add-printers"):
+            table.change(
+                seed,
+                lambda groups: group_rules.move_printers(
+                    groups, data, lambda s: snapshot.printer(s) is not None
+                ),
+            )
+            return 200, None  # the contract documents no body for this answer
+        if route.parts == ("groups", "{group_id}"):
+            return 200, table.change(
+                seed, lambda groups: group_rules.update_group(groups, group_id, data)
+            )
+        rules = {
+            "POST": (201, group_rules.add_member),
+            "PUT": (200, group_rules.update_member),
+            "DELETE": (204, group_rules.remove_member),
+        }
+        status, rule = rules[method]
+        answer = table.change(seed, lambda groups: rule(groups, group_id, data))
+        return status, answer
 
     def _page(
         self, items: Sequence[Record], query: Mapping[str, list[str]], handler: JsonRequestHandler

@@ -1,0 +1,98 @@
+"""``preform-pipeline fleet sync``: the Dashboard's printer groups as the settings declare them.
+
+::
+
+    preform-pipeline fleet sync SETTINGS [--dry-run]
+
+Reads the settings' ``fleet`` section, reads the Dashboard's groups and printers through the
+Web API, prints the plan (one line per change: ``+`` create or add, ``~`` update, ``>`` move
+printers in, ``-`` remove or delete; then notes on what stays as it is) and, unless
+``--dry-run``, applies it and says how many changes were made. docs/fleet.md has the details.
+
+Credentials come from ``PREFORM_PIPELINE_CLIENT_ID`` / ``_SECRET`` (or their ``_FILE`` forms)
+or the settings' ``cloud`` section, never from the command line.
+
+Exit status: 0 the Dashboard matches (or would, after a dry run's plan); 1 settings without a
+``fleet`` section, no or refused credentials, a printer the account lacks, a refused change or
+an unreachable Web API; 2 usage errors; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TextIO
+
+from preform_pipeline.cloud.groupsync import SyncStep, apply_plan, plan_sync
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    load_command_settings,
+)
+from preform_pipeline.errors import CloudError, ConfigError
+from preform_pipeline.verify.settings import load_cloud_credentials, make_web_client
+
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
+NAME = "fleet"
+HELP = "Manage the Dashboard's printer groups as the settings declare them (fleet sync)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="fleet_action", required=True, metavar="ACTION")
+    sync = actions.add_parser(
+        "sync",
+        help="make the Dashboard's groups match the settings' fleet section, plan first",
+        description="Show the changes that make the Dashboard's printer groups match the "
+        "settings' fleet section, then apply them (unless --dry-run).",
+    )
+    sync.add_argument("settings", type=Path, metavar="SETTINGS", help="settings YAML file")
+    sync.add_argument(
+        "--dry-run", action="store_true", help="show the plan and change nothing"
+    )
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    settings = load_command_settings(args.settings, stderr)
+    if settings is None:
+        return EXIT_FAILURE
+    if not settings.fleet.declared:
+        print(
+            f"error: {args.settings} has no fleet section: nothing to sync "
+            "(see docs/fleet.md for fleet: groups: ...)",
+            file=stderr,
+        )
+        return EXIT_FAILURE
+    try:
+        credentials = load_cloud_credentials(settings.cloud, os.environ)
+        with make_web_client(settings.cloud, credentials) as client:
+            plan = plan_sync(client, settings.fleet)
+            if plan.empty:
+                print("No difference: the Dashboard's groups match the settings.", file=stdout)
+                for line in plan.lines():
+                    print(line, file=stdout)
+                return EXIT_OK
+            print(f"Plan ({len(plan.steps)} changes):", file=stdout)
+            for line in plan.lines():
+                print(f"  {line}", file=stdout)
+            if args.dry_run:
+                print("Dry run: nothing was changed.", file=stdout)
+                return EXIT_OK
+
+            def taken(step: SyncStep) -> None:
+                print(f"done: {step.describe()}", file=stdout)
+
+            count = apply_plan(client, plan, done=taken)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except CloudError as exc:
+        print(f"error: fleet sync stopped: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted: run fleet sync again to see what is left", file=stderr)
+        return EXIT_INTERRUPTED
+    print(f"Applied {count} changes.", file=stdout)
+    return EXIT_OK

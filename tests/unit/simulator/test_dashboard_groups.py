@@ -1,0 +1,227 @@
+"""The Dashboard simulator's group changes over real HTTP: validation, refusals, persistence."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud import Credentials
+from preform_pipeline.simulator.cloud.groups import GROUPS_FILE
+from preform_pipeline.simulator.cloud.server import DashboardServer
+from preform_pipeline.simulator.cloud.testing import dashboard_server
+from preform_pipeline.simulator.fleet import FleetState
+
+API = "/developer/v1"
+CREDENTIALS = Credentials("groups-client", "groups-secret")
+UNKNOWN = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    return tmp_path / "fleet"
+
+
+def _serve(fleet: Path) -> AbstractContextManager[DashboardServer]:
+    return dashboard_server(fleet, clock=ManualClock(), credentials=CREDENTIALS,
+                            poll_interval=0.005)
+
+
+@contextmanager
+def _client(server: DashboardServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + API, timeout=10.0) as client:
+        answer = client.post("/o/token/", data={
+            "grant_type": "client_credentials",
+            "client_id": CREDENTIALS.client_id,
+            "client_secret": CREDENTIALS.client_secret,
+        })
+        client.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+        yield client
+
+
+@pytest.fixture
+def http(fleet: Path) -> Iterator[httpx.Client]:
+    with _serve(fleet) as server, _client(server) as client:
+        yield client
+        server.check()
+
+
+def group_named(http: httpx.Client, name: str) -> dict[str, Any]:
+    found = [g for g in http.get("/groups/").json() if g["name"] == name]
+    assert len(found) == 1, f"expected one group {name!r}, found {len(found)}"
+    group: dict[str, Any] = found[0]
+    return group
+
+
+class TestValidation:
+    """Bad bodies are 400s naming the field, as Django REST framework words them."""
+
+    @pytest.mark.parametrize(
+        ("body", "answer"),
+        [
+            ({}, {"name": ["This field is required."]}),
+            ({"name": "  "}, {"name": ["This field may not be blank."]}),
+            ({"name": "x" * 41}, {"name": ["Ensure this field has no more than 40 characters."]}),
+            ({"name": 7}, {"name": ["Not a valid string."]}),
+        ],
+    )
+    def test_a_bad_create_body(
+        self, http: httpx.Client, body: dict[str, Any], answer: dict[str, Any]
+    ) -> None:
+        refused = http.post("/groups/", json=body)
+
+        assert (refused.status_code, refused.json()) == (400, answer)
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"printers": ["SimulatedForm4-1"]}, "target_group"),
+            ({"target_group": "not-a-uuid", "printers": ["SimulatedForm4-1"]}, "target_group"),
+            ({"target_group": UNKNOWN}, "printers"),
+            ({"target_group": UNKNOWN, "printers": "SimulatedForm4-1"}, "printers"),
+            ({"target_group": UNKNOWN, "printers": ["NoSuchPrinter"]}, "printers"),
+        ],
+    )
+    def test_a_bad_bulk_add_body(
+        self, http: httpx.Client, body: dict[str, Any], field: str
+    ) -> None:
+        refused = http.post("/groups/bulk-add-printers/", json=body)
+
+        assert refused.status_code == 400
+        assert list(refused.json()) == [field]
+
+    def test_a_member_needs_an_email(self, http: httpx.Client) -> None:
+        group = group_named(http, "SimulatedGroup-Form4")["id"]
+
+        refused = http.post(f"/groups/{group}/members/", json={"user": "not an email"})
+
+        assert (refused.status_code, refused.json()) == (
+            400, {"user": ["Enter a valid email address."]}
+        )
+
+    def test_a_body_neither_json_nor_form_is_415(self, http: httpx.Client) -> None:
+        refused = http.post("/groups/", content=b"name=x", headers={"Content-Type": "text/plain"})
+
+        assert refused.status_code == 415
+
+    def test_a_form_body_is_read_like_json(self, http: httpx.Client) -> None:
+        made = http.post("/groups/", data={"name": "From a form"})
+
+        assert made.status_code == 201
+        assert group_named(http, "From a form")["id"] == made.json()["id"]
+
+
+class TestRefusals:
+    """Unknown groups and members are 404s; changes the Dashboard refuses are 400s."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("PATCH", "/groups/{id}/", {"name": "x"}),
+            ("DELETE", "/groups/{id}/", None),
+            ("POST", "/groups/{id}/members/", {"user": "a@lab.example"}),
+            ("PUT", "/groups/{id}/members/", {"user": "a@lab.example", "is_admin": True}),
+            ("DELETE", "/groups/{id}/members/", {"user": "a@lab.example"}),
+        ],
+    )
+    def test_an_unknown_group_is_404(
+        self, http: httpx.Client, method: str, path: str, body: dict[str, Any] | None
+    ) -> None:
+        refused = http.request(method, path.format(id=UNKNOWN), json=body)
+
+        assert (refused.status_code, refused.json()) == (404, {"detail": "Not found."})
+
+    def test_an_unknown_member_is_404(self, http: httpx.Client) -> None:
+        group = group_named(http, "SimulatedGroup-Form4")["id"]
+
+        refused = http.request("DELETE", f"/groups/{group}/members/",
+                               json={"user": "nobody@lab.example"})
+
+        assert refused.status_code == 404
+
+    def test_a_group_holding_printers_is_not_deleted(self, http: httpx.Client) -> None:
+        group = group_named(http, "SimulatedGroup-Form4")
+
+        refused = http.delete(f"/groups/{group['id']}/")
+
+        assert refused.status_code == 400
+        assert "holds printers" in refused.json()["detail"]
+        assert group_named(http, "SimulatedGroup-Form4") == group
+
+    def test_the_last_administrator_stays(self, http: httpx.Client) -> None:
+        group = group_named(http, "SimulatedGroup-Form4")
+        admin = group["memberships"][0]["email"]
+
+        demoted = http.put(f"/groups/{group['id']}/members/",
+                           json={"user": admin, "is_admin": False})
+        removed = http.request("DELETE", f"/groups/{group['id']}/members/", json={"user": admin})
+
+        assert (demoted.status_code, removed.status_code) == (400, 400)
+        assert group_named(http, "SimulatedGroup-Form4") == group
+
+    def test_a_member_is_added_once(self, http: httpx.Client) -> None:
+        group = group_named(http, "SimulatedGroup-Form4")["id"]
+        http.post(f"/groups/{group}/members/", json={"user": "tech@lab.example"})
+
+        again = http.post(f"/groups/{group}/members/", json={"user": "TECH@lab.example"})
+
+        assert again.status_code == 400
+        assert list(again.json()) == ["user"]
+
+
+class TestPersistence:
+    """A change shows in every later read: groups, printers, and a restarted simulator."""
+
+    def test_moved_printers_name_their_new_group(self, http: httpx.Client) -> None:
+        made = http.post("/groups/", json={"name": "Dental"}).json()
+        http.post("/groups/bulk-add-printers/",
+                  json={"target_group": made["id"], "printers": ["SimulatedForm4-1"]})
+
+        printer = http.get("/printers/SimulatedForm4-1/").json()
+
+        assert printer["group"] == {"id": made["id"], "name": "Dental"}
+        assert group_named(http, "Dental")["printers"] == ["SimulatedForm4-1"]
+        assert group_named(http, "SimulatedGroup-Form4")["printers"] == ["SimulatedForm4-2"]
+
+    def test_a_restarted_simulator_shows_the_changes(self, fleet: Path) -> None:
+        with _serve(fleet) as server, _client(server) as http:
+            made = http.post("/groups/", json={"name": "Dental"}).json()
+            http.patch(f"/groups/{made['id']}/", json={"remote_print_enabled_override": "false"})
+        stored = json.loads((fleet / GROUPS_FILE).read_text(encoding="utf-8"))
+        assert "Dental" in [g["name"] for g in stored["groups"]]
+
+        with _serve(fleet) as server, _client(server) as http:
+            dental = group_named(http, "Dental")
+            server.check()
+
+        assert dental["id"] == made["id"]
+        assert dental["remote_print_enabled_override"] is False
+
+    def test_a_refused_change_leaves_the_table_unwritten(self, fleet: Path) -> None:
+        with _serve(fleet) as server, _client(server) as http:
+            http.post("/groups/", json={})
+            server.check()
+
+        assert not (fleet / GROUPS_FILE).exists()
+
+    def test_printers_added_to_the_fleet_later_join_the_accounts_group(
+        self, fleet: Path
+    ) -> None:
+        with _serve(fleet) as server, _client(server) as http:
+            http.post("/groups/", json={"name": "Dental"})
+            FleetState(fleet).adopt_printer(
+                "LateForm4", machine_type_id="FORM-4-0", product_name="Form 4",
+                material_code="FLGPGR05",
+            )
+            home = group_named(http, "Simulated printers")
+            printer = http.get("/printers/LateForm4/").json()
+            server.check()
+
+        assert "LateForm4" in home["printers"]
+        assert printer["group"]["id"] == home["id"]
