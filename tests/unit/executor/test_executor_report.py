@@ -11,7 +11,7 @@ from pathlib import Path
 from executor_support import plan_for, write_recipe
 
 from preform_pipeline import cli
-from preform_pipeline.commands.run import output_root, parse_simulator_args
+from preform_pipeline.commands.run import parse_simulator_args
 from preform_pipeline.executor import (
     AttemptRecord,
     BuildOutcome,
@@ -21,6 +21,7 @@ from preform_pipeline.executor import (
     RunResult,
     make_reporter,
 )
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.report import CSV_COLUMNS, result_to_dict, write_run_report
 

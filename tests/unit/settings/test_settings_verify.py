@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.config import load_settings
+from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.verify.settings import (
-    credentials_configured,
-    load_cloud_credentials,
-    make_notifier,
-    make_web_client,
-)
+from preform_pipeline.settings import load_settings
+from preform_pipeline.verify.notify import make_notifier
 
 
 def _settings(tmp_path: Path, text: str) -> Path:
