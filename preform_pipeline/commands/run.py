@@ -382,7 +382,7 @@ def _run_recorded(
         log_file=str(log_file),
         simulated=pool.simulated,
         pool_mode=pool.mode.value,
-        servers=settings.servers.count,
+        servers=settings.pool.size,
         dry_run=args.dry_run,
     )
     print(f"run {run_id}: {len(plan.builds)} builds, output in {root}", file=stdout, flush=True)

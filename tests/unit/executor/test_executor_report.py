@@ -199,6 +199,15 @@ class TestRunCommandHelpers:
         assert root == (tmp_path / "output" / "unit").resolve()
         assert output_root(plan.recipe, tmp_path / "o", datetime(2024, 5, 6)) == tmp_path / "o"
 
+    def test_the_settings_output_root_comes_after_the_override_and_before_the_recipe(
+        self, tmp_path: Path
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_layout\n"), [])
+        started = datetime(2024, 5, 6)
+        configured = tmp_path / "from-settings"
+        assert output_root(plan.recipe, None, started, configured) == configured
+        assert output_root(plan.recipe, tmp_path / "o", started, configured) == tmp_path / "o"
+
     def test_an_invalid_recipe_is_reported_like_validate_does_and_nothing_runs(
         self, tmp_path: Path, sample_models_dir: Path
     ) -> None:
