@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from preform_pipeline.cloud import credentials_configured, load_cloud_credentials
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.settings import load_settings
-
-
-def _settings(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "settings.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+from preform_pipeline.settings import CloudSettings
 
 
 class TestCredentials:
     """The environment wins; half a pair is an error; none at all means no Web API."""
 
-    def test_the_environment_counts_as_configured_and_wins(self, tmp_path: Path) -> None:
-        path = _settings(tmp_path, "cloud: {client_id: from-file, client_secret: file-secret}\n")
-        cloud = load_settings(path, env={}).cloud
+    def test_the_environment_counts_as_configured_and_wins(self) -> None:
+        cloud = CloudSettings(client_id="from-file", client_secret="file-secret")
         env = {"PREFORM_PIPELINE_CLIENT_ID": "from-env",
                "PREFORM_PIPELINE_CLIENT_SECRET": "env-secret"}
         assert credentials_configured(cloud, env)
         assert load_cloud_credentials(cloud, env).client_id == "from-env"
 
     def test_a_missing_secret_names_the_variables_to_set(self) -> None:
-        cloud = load_settings(None, env={}).cloud
+        cloud = CloudSettings()
         env = {"PREFORM_PIPELINE_CLIENT_ID": "only-the-id"}
         assert credentials_configured(cloud, env)
         with pytest.raises(ConfigError, match="PREFORM_PIPELINE_CLIENT_SECRET"):
