@@ -58,7 +58,6 @@ from preform_pipeline.api import (
     PreFormClient,
     SceneSettings,
 )
-from preform_pipeline.config import ServerSettings, Settings
 from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.executor.state import BuildStatus, RunResult
@@ -67,6 +66,7 @@ from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import ServerSettings, Settings
 from preform_pipeline.simulator.latency import REALISTIC_COSTS
 
 __all__ = ["main"]
@@ -192,7 +192,7 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
     discarded = 0.0
     out = work / "out-baseline"
     out.mkdir(parents=True)
-    with ServerPool(_settings(1), simulator_args=_simulator_args(work, scale, "baseline")) as pool:
+    with ServerPool(_settings(1).pool, simulator_args=_simulator_args(work, scale, "baseline")) as pool:
         lease = pool.lease(timeout=120)
         client = PreFormClient(lease.server.url, path_mapper=lease.server.path_mapper.to_server,
                                verify_imports=False)
@@ -260,7 +260,7 @@ def run_pipeline(
 ) -> dict[str, Any]:
     tag = f"pipeline{servers}"
     pool_size = min(servers, max(1, len(plan.builds)))
-    with ServerPool(_settings(servers), simulator_args=_simulator_args(work, scale, tag),
+    with ServerPool(_settings(servers).pool, simulator_args=_simulator_args(work, scale, tag),
                     count=pool_size) as pool:
         runner = Runner(plan, pool, options=RunOptions(output_root=work / f"out-{tag}"),
                         reporter=NullReporter())

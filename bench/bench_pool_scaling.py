@@ -47,7 +47,6 @@ from preform_pipeline.api import (
     PreFormClient,
     SceneSettings,
 )
-from preform_pipeline.config import ServerSettings, Settings
 from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.executor.steps import is_layout_overflow
@@ -55,6 +54,7 @@ from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import ServerSettings, Settings
 
 __all__ = ["main"]
 
@@ -134,7 +134,7 @@ def run_pipeline(
     recipe = load_recipe(recipe_path)
     plan = plan_builds(recipe, read_models(models, import_spec=recipe.import_options))
     with ServerPool(
-        _settings(servers), simulator_args=_simulator_args(work, time_scale)
+        _settings(servers).pool, simulator_args=_simulator_args(work, time_scale)
     ) as pool:
         runner = Runner(
             plan,
@@ -170,7 +170,7 @@ def run_baseline(models: list[Path], work: Path, time_scale: float) -> dict[str,
     scenes = 0
     out = work / "out-baseline"
     out.mkdir(parents=True)
-    with ServerPool(_settings(1), simulator_args=_simulator_args(work, time_scale)) as pool:
+    with ServerPool(_settings(1).pool, simulator_args=_simulator_args(work, time_scale)) as pool:
         lease = pool.lease(timeout=60)
         client = PreFormClient(
             lease.server.url, path_mapper=lease.server.path_mapper.to_server,

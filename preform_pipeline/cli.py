@@ -26,11 +26,11 @@ from preform_pipeline.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
 )
-from preform_pipeline.config import default_store_path
 from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write_full_message
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
+from preform_pipeline.settings import default_store_path
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import urllib.parse
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +25,7 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "redact_secrets",
+    "redact_url",
 ]
 
 REDACTED = "[redacted]"
@@ -69,6 +71,20 @@ def redact_secrets(
         else:
             event_dict[key] = _scrub(value)
     return event_dict
+
+
+def redact_url(url: str) -> str:
+    """``https://hooks.example.com/[redacted]``: scheme and host only, never path or query
+    (a webhook URL's path is its secret)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "[unparseable URL]"
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    rest = "/[redacted]" if (parts.path.strip("/") or parts.query or parts.fragment) else ""
+    return f"{parts.scheme}://{host}{rest}"
 
 
 class _ConsoleRenderer(structlog.dev.ConsoleRenderer):

@@ -1,4 +1,5 @@
-"""Saying plainly what PyYAML's syntax errors mean, for recipes and settings alike.
+"""Saying plainly what PyYAML's syntax errors mean, for recipes and settings alike, and
+writing the key path of a problem the way both show it (:func:`format_json_path`).
 
 PyYAML reports a tab used for indentation as "found character '\\t' that cannot start any
 token", which users do not read as "you typed a tab". :func:`describe_yaml_error` turns a
@@ -7,11 +8,25 @@ token", which users do not read as "you typed a tab". :func:`describe_yaml_error
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import yaml
 
-__all__ = ["describe_yaml_error"]
+__all__ = ["describe_yaml_error", "format_json_path"]
+
+
+def format_json_path(path: Sequence[str | int]) -> str:
+    """``("steps", 2, "auto_support")`` -> ``$.steps[2].auto_support``."""
+    out = "$"
+    for elem in path:
+        if isinstance(elem, int):
+            out += f"[{elem}]"
+        elif elem.isidentifier():
+            out += f".{elem}"
+        else:
+            out += "[" + repr(elem) + "]"
+    return out
 
 _TAB: Final = "a tab character; YAML indents with spaces only (replace the tab with spaces)"
 _EXPLAINED: Final[tuple[tuple[str, str], ...]] = (

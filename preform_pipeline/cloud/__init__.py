@@ -6,8 +6,14 @@
 from __future__ import annotations
 
 from preform_pipeline.cloud.auth import AccessToken, ClientCredentialsAuth
-from preform_pipeline.cloud.client import DEFAULT_WEB_API_URL, WebApiClient, format_datetime
+from preform_pipeline.cloud.client import WebApiClient, format_datetime
 from preform_pipeline.cloud.credentials import Credentials, load_credentials
+from preform_pipeline.cloud.factory import (
+    check_credentials,
+    credentials_configured,
+    load_cloud_credentials,
+    make_web_client,
+)
 from preform_pipeline.cloud.filters import PrintFilter
 from preform_pipeline.cloud.models import (
     PRINT_STATUSES,
@@ -26,6 +32,7 @@ from preform_pipeline.cloud.models import (
     Tank,
 )
 from preform_pipeline.cloud.ratelimit import BudgetSnapshot, RateLimiter, parse_retry_after
+from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 
 __all__ = [
     "DEFAULT_WEB_API_URL",
@@ -51,6 +58,10 @@ __all__ = [
     "Tank",
     "WebApiClient",
     "format_datetime",
+    "check_credentials",
+    "credentials_configured",
+    "load_cloud_credentials",
     "load_credentials",
+    "make_web_client",
     "parse_retry_after",
 ]

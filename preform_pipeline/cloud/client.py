@@ -69,19 +69,18 @@ from preform_pipeline.errors import (
     RequestInfo,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 
 __all__ = [
     "API_PREFIX",
     "DEFAULT_PER_PAGE",
     "DEFAULT_TIMEOUT_S",
-    "DEFAULT_WEB_API_URL",
     "WebApiClient",
     "format_datetime",
 ]
 
 log = get_logger(__name__)
 
-DEFAULT_WEB_API_URL = "https://api.formlabs.com"
 API_PREFIX = "/developer/v1"
 #: Seconds to wait for connect, send and each read; the Web API answers lists in well under it.
 DEFAULT_TIMEOUT_S = 30.0

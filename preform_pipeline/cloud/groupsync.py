@@ -1,6 +1,6 @@
 """Make the Dashboard's printer groups match the groups the settings declare.
 
-:func:`plan_sync` compares the declared groups (:class:`~preform_pipeline.config.FleetSettings`)
+:func:`plan_sync` compares the declared groups (:class:`~preform_pipeline.settings.FleetSettings`)
 with the Dashboard's groups and printers, read once, and returns a :class:`SyncPlan`: the steps
 that would make them match, in the order :func:`apply_plan` takes them (create groups, set
 their remote-print override, add / update / remove members, move printers in, delete groups).
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Protocol
 
 from preform_pipeline.cloud.models import GroupMember, NewGroup, Printer, PrinterGroup
-from preform_pipeline.config import FleetGroup, FleetSettings
 from preform_pipeline.errors import CloudError, ConfigError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings import FleetGroup, FleetSettings
 
 __all__ = [
     "ACTIONS",

@@ -32,13 +32,12 @@ from typing import Any
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT_MAX_PER_SECOND
 
 __all__ = [
     "DEFAULT_BUDGET_WARN_FRACTION",
     "DEFAULT_BURST",
-    "DEFAULT_HOURLY_BUDGET_SHARE",
     "DEFAULT_MAX_429_RETRIES",
-    "DEFAULT_MAX_PER_SECOND",
     "DEFAULT_RETRY_AFTER_S",
     "HOURLY_WINDOW_S",
     "WEB_API_MAX_PER_HOUR",
@@ -55,12 +54,8 @@ WEB_API_MAX_PER_SECOND = 100
 WEB_API_MAX_PER_HOUR = 1500
 HOURLY_WINDOW_S = 3600.0
 
-#: A fifth of the per-IP limit: other programs on the same machine or NAT share that limit.
-DEFAULT_MAX_PER_SECOND = 20.0
 #: Requests that may leave back to back after a quiet spell, on top of the steady rate.
 DEFAULT_BURST = 5
-#: Share of the hourly allowance this pipeline spends; the rest stays for the user's other tools.
-DEFAULT_HOURLY_BUDGET_SHARE = 0.8
 #: Times one request is repeated after a 429 before the caller gets the 429 as an error.
 DEFAULT_MAX_429_RETRIES = 3
 #: Wait after a 429 whose Retry-After is missing or unreadable.

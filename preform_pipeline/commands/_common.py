@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import Final, TextIO
 
-from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.recipes.settings_check import position_settings_error
+from preform_pipeline.settings import Settings, load_settings
 
 __all__ = [
     "EXIT_BROKEN_PIPE",

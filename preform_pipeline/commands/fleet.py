@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
+from preform_pipeline.cloud.factory import load_cloud_credentials, make_web_client
 from preform_pipeline.cloud.groupsync import SyncStep, apply_plan, plan_sync
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
@@ -32,7 +33,6 @@ from preform_pipeline.commands._common import (
     load_command_settings,
 )
 from preform_pipeline.errors import CloudError, ConfigError
-from preform_pipeline.verify.settings import load_cloud_credentials, make_web_client
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 

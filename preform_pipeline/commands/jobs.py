@@ -9,7 +9,7 @@
     preform-pipeline jobs resolve JOB --printed | --not-printed
 
 JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case); ``resolve`` also takes the
-print key of a build. ``resolve`` is how a person settles an unverified print (an interrupted
+job key of a build. ``resolve`` is how a person settles an unverified print (an interrupted
 send nobody could prove printed or not, docs/printing.md): ``--printed`` records the print as
 sent, ``--not-printed`` as failed (``jobs retry`` then prints it again); either writes an
 audit row. ``--state`` takes states
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
-from preform_pipeline.config import load_settings
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.printing import PrintOwner
+from preform_pipeline.settings import load_settings
 from preform_pipeline.store import (
     ACTIVE_STATES,
     CANCELLABLE_STATES,
@@ -505,7 +505,7 @@ def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> i
             when = "is being sent" if before is JobState.PRINT_SENDING else "was sent"
             print(
                 f"error: {name} cannot be cancelled here: its print {when} to {printer} "
-                f"(print key {key}). Cancel the print on the printer or in Formlabs Dashboard; "
+                f"(job key {key}). Cancel the print on the printer or in Formlabs Dashboard; "
                 "verification then records the job as aborted.",
                 file=err,
             )

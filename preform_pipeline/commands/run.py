@@ -58,7 +58,6 @@ from preform_pipeline.commands._console import (
 )
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
-from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
@@ -70,7 +69,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
-from preform_pipeline.executor.runner import run_values
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
@@ -82,11 +81,12 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
-from preform_pipeline.recipes import load_recipe, render_template, validate_recipe
+from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
+from preform_pipeline.settings import Settings
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
 
@@ -100,7 +100,6 @@ __all__ = [
     "NAME",
     "SIMULATED_LINE",
     "add_arguments",
-    "output_root",
     "parse_simulator_args",
     "run",
 ]
@@ -194,16 +193,6 @@ def parse_simulator_args(
     return for_server
 
 
-def output_root(recipe: Recipe, override: Path | None, started_at: datetime) -> Path:
-    """``--output``, or the recipe's ``outputs.root`` rendered with the run's fields."""
-    if override is not None:
-        return override.expanduser().resolve()
-    rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
-    if not rendered.is_absolute():
-        rendered = recipe.base_dir / rendered
-    return rendered.resolve()
-
-
 def _size(size: tuple[float, float, float] | None) -> str:
     return "?" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
 
@@ -280,7 +269,7 @@ def _run(
 
     started_at = datetime.now()
     run_id = new_run_id(started_at)
-    root = output_root(recipe, args.output, started_at)
+    root = output_root(recipe, args.output, started_at, settings.output_root)
     check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
@@ -367,7 +356,7 @@ def _run_recorded(
         print(f"warning: {warning}", file=stdout)
 
     pool = ServerPool(
-        settings,
+        settings.pool,
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
         count=len(plan.builds),  # right-sized: no idle servers for a small batch
     )
@@ -394,7 +383,7 @@ def _run_recorded(
         log_file=str(log_file),
         simulated=pool.simulated,
         pool_mode=pool.mode.value,
-        servers=settings.servers.count,
+        servers=settings.pool.size,
         dry_run=args.dry_run,
     )
     print(f"run {run_id}: {len(plan.builds)} builds, output in {root}", file=stdout, flush=True)

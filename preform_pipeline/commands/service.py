@@ -42,8 +42,8 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Final, Literal, TextIO
 from xml.sax.saxutils import escape
 
-from preform_pipeline.config import load_settings
 from preform_pipeline.errors import ConfigError, PipelineError
+from preform_pipeline.settings import load_settings
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",

@@ -31,23 +31,23 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, TextIO
 
+from preform_pipeline.cloud import (
+    check_credentials,
+    credentials_configured,
+    load_cloud_credentials,
+    make_web_client,
+)
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     load_command_settings,
 )
-from preform_pipeline.config import Settings
 from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
+from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
-from preform_pipeline.verify.settings import (
-    check_credentials,
-    credentials_configured,
-    load_cloud_credentials,
-    make_notifier,
-    make_web_client,
-)
 from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -35,7 +36,6 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
-from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -44,13 +44,9 @@ from preform_pipeline.printing import FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecords, state_dir_of
+from preform_pipeline.settings import Settings
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
-from preform_pipeline.verify.settings import (
-    credentials_configured,
-    load_cloud_credentials,
-    make_web_client,
-)
 from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [
@@ -112,7 +108,7 @@ def print_lookup_for(
 
 
 def _pool_factory(settings: Settings) -> ServerPool:
-    pool = ServerPool(settings, handle_signals=False)
+    pool = ServerPool(settings.pool, handle_signals=False)
     try:
         pool.start()
     except BaseException:

@@ -67,6 +67,7 @@ from preform_pipeline.errors import (
     ServerProcessError,
     TransientApiError,
 )
+from preform_pipeline.executor.hooks import PrintHooks
 from preform_pipeline.executor.overflow import carry_build, join_waiting, shed_overflow
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.state import (
@@ -91,9 +92,8 @@ from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
-from preform_pipeline.recipes.templates import sanitize_component
+from preform_pipeline.recipes.templates import render_template, sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
-from preform_pipeline.verify.hooks import PrintHooks
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -111,6 +111,7 @@ __all__ = [
     "default_job_name",
     "new_run_id",
     "run_plan",
+    "output_root",
     "run_values",
     "split_build",
 ]
@@ -225,6 +226,21 @@ def run_values(recipe: Recipe, started_at: datetime) -> dict[str, object]:
         "machine": recipe.scene.machine_type or "",
         "material": recipe.scene.material_code or "",
     }
+
+
+def output_root(
+    recipe: Recipe, override: Path | None, started_at: datetime, configured: Path | None = None
+) -> Path:
+    """A run's output folder: ``override`` (``--output``, or a hot folder's ``output_root``),
+    else ``configured`` (the settings' ``output_root``), else the recipe's ``outputs.root``
+    rendered with the run's fields, relative to the recipe's folder."""
+    chosen = override if override is not None else configured
+    if chosen is not None:
+        return chosen.expanduser().resolve()
+    rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
+    if not rendered.is_absolute():
+        rendered = recipe.base_dir / rendered
+    return rendered.resolve()
 
 
 def build_values(run: Mapping[str, object], build: BuildPlan) -> dict[str, object]:

@@ -64,6 +64,12 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
 )
+from preform_pipeline.executor.hooks import (
+    VERIFY_PENDING,
+    VERIFY_SKIPPED_DRY_RUN,
+    VERIFY_SKIPPED_NO_CREDENTIALS,
+    BuildPrintHooks,
+)
 from preform_pipeline.legend import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
@@ -83,12 +89,6 @@ from preform_pipeline.recipes.model import (
     Step,
 )
 from preform_pipeline.recipes.templates import render_output_path, render_template
-from preform_pipeline.verify.hooks import (
-    VERIFY_PENDING,
-    VERIFY_SKIPPED_DRY_RUN,
-    VERIFY_SKIPPED_NO_CREDENTIALS,
-    BuildPrintHooks,
-)
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",

@@ -33,7 +33,7 @@ from datetime import datetime, time, timedelta
 from typing import Final, Literal
 
 from preform_pipeline.clock import Clock
-from preform_pipeline.hotfolder.settings import BatchingSettings
+from preform_pipeline.settings.hotfolder import BatchingSettings
 
 __all__ = [
     "Batch",

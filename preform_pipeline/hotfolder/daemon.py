@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.config import Settings
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     NullReporter,
@@ -68,7 +67,6 @@ from preform_pipeline.hotfolder.intake import (
 )
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import DEFAULT_RECENT_SETTLED, Recovery
-from preform_pipeline.hotfolder.settings import HotFolderSettings, InboxSettings
 from preform_pipeline.hotfolder.sidecar import SIDECAR_SUFFIX_ORDER
 from preform_pipeline.hotfolder.stability import (
     MODEL_SUFFIXES,
@@ -93,6 +91,8 @@ from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.settings import HotFolderSettings, Settings
+from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobStore
 
 __all__ = [
@@ -116,13 +116,6 @@ _MAX_WAIT_S: Final = 1.0
 #: During a long pass of taking files, due batches are released this often.
 _RELEASE_CHECK_S: Final = 0.5
 
-
-
-def _pool_size(settings: Settings) -> int:
-    """How many servers the pool will have (as ServerPool counts them)."""
-    cfg = settings.servers
-    local = cfg.count if (cfg.executable is not None or not settings.remotes) else 0
-    return max(1, local + len(settings.remotes))
 
 
 def load_recipes(hot: HotFolderSettings) -> dict[str, Recipe]:
@@ -261,7 +254,9 @@ class HotFolderDaemon:
             queue.SimpleQueue()
         )
         self._workers: list[threading.Thread] = []
-        self.batch_workers = batch_workers if batch_workers is not None else _pool_size(settings)
+        self.batch_workers = (
+            batch_workers if batch_workers is not None else max(1, settings.pool.size)
+        )
         self._outstanding = 0
         self._outstanding_lock = threading.Lock()
         self._quiet_waiting = 0
@@ -277,7 +272,7 @@ class HotFolderDaemon:
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,
             dry_run=dry_run, stop=self._stop, stop_now=self._stop_now,
-            give_back=self._give_back,
+            give_back=self._give_back, output_root=settings.output_root,
         )
 
     # -- control ------------------------------------------------------------------------------

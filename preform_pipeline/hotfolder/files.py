@@ -24,13 +24,17 @@ import contextlib
 import errno
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
+
+from preform_pipeline.store import Job
 
 __all__ = [
     "ERROR_SUFFIX",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
+    "error_note",
     "free_path",
     "move_file",
     "prune_empty_tree",
@@ -200,9 +204,6 @@ def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> bool:
 
 
 def _set_aside(path: Path, inbox: Path, failed: Path) -> None:
-    # Imported here: intake builds on this module, and only this rare path needs its notes.
-    from preform_pipeline.hotfolder.intake import error_note
-
     target = free_path(failed / path.relative_to(inbox))
     note = error_note(
         what=f"the name {_shown(path.name)!r} is not valid UTF-8 text, so the job store "
@@ -213,3 +214,25 @@ def _set_aside(path: Path, inbox: Path, failed: Path) -> None:
     )
     write_text_atomic(target.with_name(target.name + ERROR_SUFFIX), note)
     move_file(path, target)
+
+
+def error_note(
+    *,
+    what: str,
+    where: str,
+    todo: str,
+    file: str,
+    job: Job | None = None,
+    details: Sequence[str] = (),
+) -> str:
+    """The text of ``<name>.error.txt``: what failed, where, what to do."""
+    lines = [
+        f"What failed: {what}",
+        f"Where: {where}",
+        f"File: {file}",
+    ]
+    if job is not None:
+        lines.append(f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})")
+    lines.extend(details)
+    lines.append(f"What to do: {todo}")
+    return "\n".join(lines) + "\n"

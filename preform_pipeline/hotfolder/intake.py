@@ -33,13 +33,13 @@ from preform_pipeline.errors import SidecarError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     REPORT_SUFFIX,
+    error_note,
     free_path,
     move_file,
     prune_empty_tree,
     remove_empty_dirs,
     write_text_atomic,
 )
-from preform_pipeline.hotfolder.settings import DuplicatePolicy, InboxSettings
 from preform_pipeline.hotfolder.sidecar import (
     SIDECAR_SUFFIX_ORDER,
     SidecarValues,
@@ -50,6 +50,7 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, kind_of
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
 
@@ -63,7 +64,6 @@ __all__ = [
     "JobPlace",
     "TakeResult",
     "content_hash",
-    "error_note",
     "place_of",
     "template_fields",
 ]
@@ -162,28 +162,6 @@ def _with_place(job: Job, place: JobPlace) -> dict[str, Any]:
     }
     values[HOTFOLDER_FIELD] = place.to_json()
     return values
-
-
-def error_note(
-    *,
-    what: str,
-    where: str,
-    todo: str,
-    file: str,
-    job: Job | None = None,
-    details: Sequence[str] = (),
-) -> str:
-    """The text of ``<name>.error.txt``: what failed, where, what to do."""
-    lines = [
-        f"What failed: {what}",
-        f"Where: {where}",
-        f"File: {file}",
-    ]
-    if job is not None:
-        lines.append(f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})")
-    lines.extend(details)
-    lines.append(f"What to do: {todo}")
-    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

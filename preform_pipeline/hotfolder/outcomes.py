@@ -17,19 +17,20 @@ from typing import Any, Final
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.executor import BuildOutcome
+from preform_pipeline.hotfolder.files import error_note
 from preform_pipeline.hotfolder.intake import (
     OUTCOME_DONE_STATES,
     OUTCOME_FAILED_STATES,
     Intake,
     JobPlace,
-    error_note,
     place_of,
     template_fields,
 )
-from preform_pipeline.hotfolder.settings import HotFolderSettings, InboxSettings
 from preform_pipeline.hotfolder.stability import is_ignored_name
 from preform_pipeline.logging import get_logger
 from preform_pipeline.report import build_to_dict
+from preform_pipeline.settings import HotFolderSettings
+from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
 
 __all__ = ["ActiveBuilds", "OutcomeFolders"]
@@ -214,7 +215,7 @@ class OutcomeFolders:
         details: list[str] = []
         if job.state is JobState.UNVERIFIED and build is not None:
             target = build.printer or "the printer"
-            where = where or f"sending the print of build {build.job_key} to {target}"
+            where = where or f"sending the print with job key {build.job_key} to {target}"
             todo = todo or (
                 f"check {target} (its queue, or Formlabs Dashboard) for a job named "
                 f"{build.job_name or build.job_key!r}. If it is there, nothing to do. If it "

@@ -37,9 +37,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from preform_pipeline.hotfolder.settings import InboxSettings, WatchMode
 from preform_pipeline.hotfolder.stability import is_ignored_name
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.hotfolder import InboxSettings, WatchMode
 
 __all__ = [
     "DEFAULT_OBSERVER_STOP_TIMEOUT_S",

@@ -28,21 +28,20 @@ from preform_pipeline.executor import (
     ServerSource,
     new_run_id,
 )
-from preform_pipeline.executor.runner import run_values
+from preform_pipeline.executor.hooks import BuildPrintHooks
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.batcher import Batch
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
-from preform_pipeline.hotfolder.settings import HotFolderSettings
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
-from preform_pipeline.recipes import render_template
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
+from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.store import Job, JobState, JobStore, extract_key
-from preform_pipeline.verify.hooks import BuildPrintHooks
 from preform_pipeline.verify.tracking import PrintTracking
 
 __all__ = [
@@ -177,6 +176,7 @@ class BatchWorker:
         stop: threading.Event,
         stop_now: threading.Event,
         give_back: GiveBack,
+        output_root: Path | None = None,
     ) -> None:
         self.store = store
         self.hot = hot
@@ -192,6 +192,8 @@ class BatchWorker:
         self.stop_event = stop
         self.stop_now = stop_now
         self.give_back = give_back
+        #: The settings' ``output_root``; the hot folders' own comes first.
+        self.output_root = output_root
         self._runner_lock = threading.Lock()
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
@@ -221,12 +223,6 @@ class BatchWorker:
                               retry_in_s=DEFAULT_START_RETRY_S)
                     self.stop_event.wait(DEFAULT_START_RETRY_S)
             return self._pool
-
-    def _output_root(self, recipe: Recipe, started_at: datetime) -> Path:
-        if self.hot.output_root is not None:
-            return self.hot.output_root
-        rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
-        return (rendered if rendered.is_absolute() else recipe.base_dir / rendered).resolve()
 
     def run_batch(self, batch: Batch) -> None:
         store = self.store
@@ -284,7 +280,7 @@ class BatchWorker:
                                      recipe=recipe.name, run_id=run_id)
         run = _BatchRun(recipe, tracking)
         options = RunOptions(
-            output_root=self._output_root(recipe, started_at),
+            output_root=output_root(recipe, self.hot.output_root, started_at, self.output_root),
             run_id=run_id,
             dry_run=self.dry_run,
             started_at=started_at,

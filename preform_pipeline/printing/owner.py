@@ -259,8 +259,8 @@ class PrintOwner:
         """
         if build.state not in (JobState.UNVERIFIED, JobState.PRINT_SENDING):
             raise PipelineError(
-                f"build {build.job_key} is {build.state.value}: only an unverified (or "
-                "interrupted) print can be settled by hand",
+                f"the build with job key {build.job_key} is {build.state.value}: only an "
+                "unverified (or interrupted) print can be settled by hand",
                 hint=f"see `preform-pipeline jobs show {build.job_key}`",
             )
         extra = f" ({note})" if note else ""

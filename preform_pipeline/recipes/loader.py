@@ -32,7 +32,7 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
-from preform_pipeline.yamlerrors import describe_yaml_error
+from preform_pipeline.yamlerrors import describe_yaml_error, format_json_path
 
 __all__ = [
     "EXTENDS_KEY",
@@ -41,7 +41,6 @@ __all__ = [
     "Document",
     "JsonPath",
     "YamlNode",
-    "format_json_path",
     "load_document",
     "parse_yaml",
 ]
@@ -63,19 +62,6 @@ _TYPED_SCALAR_TAGS: Final = frozenset(_CORE + t for t in ("null", "bool", "int",
 _TEXT_SCALAR_TAGS: Final = frozenset({_CORE + "str", _CORE + "timestamp", "!"})
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
-
-
-def format_json_path(path: Sequence[str | int]) -> str:
-    """``("steps", 2, "auto_support")`` -> ``$.steps[2].auto_support``."""
-    out = "$"
-    for elem in path:
-        if isinstance(elem, int):
-            out += f"[{elem}]"
-        elif elem.isidentifier():
-            out += f".{elem}"
-        else:
-            out += "[" + repr(elem) + "]"
-    return out
 
 
 @dataclass(eq=False)

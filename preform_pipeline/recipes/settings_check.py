@@ -1,6 +1,6 @@
 """Checking a settings file the way recipes are checked: every problem, each with its position.
 
-``config.load_settings`` knows what is wrong (schema and semantic checks) and the key path of
+``settings.load_settings`` knows what is wrong (schema and semantic checks) and the key path of
 each problem; the recipe loader knows where every key is written. :func:`validate_settings`
 puts the two together for ``preform-pipeline validate --settings FILE``, and
 :func:`position_settings_error` does the same for an error raised while a command loads its
@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.config import MAX_SETTINGS_FILE_BYTES, load_settings
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
+from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, load_settings
 
 __all__ = [
     "SETTINGS_CHECKED_AGAINST",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from preform_pipeline.config import DEFAULT_HEALTH_TIMEOUT_S
+from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
 __all__ = ["HealthResult", "check_health"]
 

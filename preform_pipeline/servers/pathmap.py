@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 
-from preform_pipeline.config import PathMapping
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings import PathMapping
 
 __all__ = ["PathMapper", "server_path_style"]
 

@@ -49,7 +49,6 @@ from urllib.parse import urlsplit
 
 from preform_pipeline.backoff import backoff
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     ConfigError,
     LeaseTimeoutError,
@@ -72,6 +71,7 @@ from preform_pipeline.servers.process import (
 )
 from preform_pipeline.servers.reaper import ReapedServer, reap_orphans
 from preform_pipeline.servers.records import ServerRecord, ServerRecords, state_dir_of
+from preform_pipeline.settings import PoolMode, PoolSettings, RemoteServer, ServerSettings
 
 __all__ = [
     "SIMULATOR_DEFAULT_ARGS",
@@ -98,15 +98,6 @@ TERMINATING_SIGNALS: Final = tuple(
 )
 
 _log = get_logger(__name__)
-
-
-class PoolMode(str, Enum):
-    """What the pool runs; the runner prints SIMULATED on every simulated run."""
-
-    SIMULATED = "SIMULATED"
-    LOCAL = "LOCAL"
-    REMOTE = "REMOTE"
-    MIXED = "LOCAL+REMOTE"
 
 
 class ServerState(str, Enum):
@@ -282,7 +273,7 @@ class ServerPool:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PoolSettings,
         *,
         clock: Clock = SYSTEM_CLOCK,
         simulator_args: Sequence[str] | Callable[[str], Sequence[str]] = (),
@@ -311,7 +302,7 @@ class ServerPool:
         self._supervisor: threading.Thread | None = None
         cfg = settings.servers
         self._allocator = PortAllocator(cfg.base_port, cfg.port_attempts, probe=port_probe)
-        local_count = cfg.count if (cfg.executable is not None or not settings.remotes) else 0
+        local_count = settings.local_count
         if count is not None:
             # Right-sized: no more local servers than the run has builds for.
             local_count = min(local_count, max(1, count))
@@ -334,15 +325,12 @@ class ServerPool:
 
     @property
     def mode(self) -> PoolMode:
-        cfg = self._server_settings
-        if cfg.executable is None:
-            return PoolMode.REMOTE if self.settings.remotes else PoolMode.SIMULATED
-        return PoolMode.MIXED if self.settings.remotes else PoolMode.LOCAL
+        return self.settings.mode
 
     @property
     def simulated(self) -> bool:
         """True when the pool runs the built-in simulator: every run must say SIMULATED."""
-        return self.mode is PoolMode.SIMULATED
+        return self.settings.simulated
 
     def __enter__(self) -> ServerPool:
         try:

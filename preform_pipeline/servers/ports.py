@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Final, TypeVar
 
-from preform_pipeline.config import DEFAULT_PORT_ATTEMPTS
 from preform_pipeline.errors import PortInUseError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.servers import DEFAULT_PORT_ATTEMPTS
 
 __all__ = ["LOOPBACK", "PortAllocator", "port_is_free", "start_on_free_port"]
 

@@ -32,11 +32,12 @@ from typing import IO, Any, Final
 
 import psutil
 
-from preform_pipeline.config import DEFAULT_STOP_TIMEOUT_S, ServerSettings
 from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.lifetime import popen_tied
 from preform_pipeline.servers.ports import LOOPBACK
+from preform_pipeline.settings import ServerSettings
+from preform_pipeline.settings.servers import DEFAULT_STOP_TIMEOUT_S
 
 __all__ = [
     "DEFAULT_OUTPUT_TAIL_LINES",

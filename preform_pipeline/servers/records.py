@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.config import ServerSettings, default_store_path
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings import ServerSettings, default_store_path
 
 __all__ = [
     "RECORD_SUFFIX",

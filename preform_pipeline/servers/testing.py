@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.config import ServerSettings, Settings
+from preform_pipeline.settings import ServerSettings, Settings
 
 __all__ = ["STANDIN_SOURCE", "standin_settings", "write_standin_server"]
 

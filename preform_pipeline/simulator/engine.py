@@ -9,7 +9,7 @@ server provides ``?async=true`` on top.
 The rules each operation follows (geometry, estimates, fleet files) are documented in
 ``docs/simulator-engine.md``; the pieces live in sibling modules: :mod:`.scene` (state and the
 LRU scene cache), :mod:`.estimates`, :mod:`.layout`, :mod:`.meshops`, :mod:`.formfile`,
-:mod:`.screenshot`, :mod:`.settings`, :mod:`.fleet`, :mod:`.devices`.
+:mod:`.screenshot`, :mod:`.options`, :mod:`.fleet`, :mod:`.devices`.
 
 Thread safety: each scene has its own lock (held for the whole operation on it), the scene
 cache, the account and the fleet files have theirs; operations on different scenes run in
@@ -61,6 +61,7 @@ from .layout import (
     pack_in_volume,
 )
 from .meshops import close_holes
+from .options import resolve_settings, validate_settings, write_fps
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
 from .scene import (
@@ -82,7 +83,6 @@ from .screenshot import (
     render,
     write_png,
 )
-from .settings import resolve_settings, validate_settings, write_fps
 
 __all__ = [
     "DEFAULT_CAGE_BAR_MM",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Literal
 
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.logging import get_logger
@@ -24,7 +24,6 @@ from preform_pipeline.printing import Evidence, PrintOwner, Resolution
 from preform_pipeline.store import Build, JobState, JobStore
 
 __all__ = [
-    "DEFAULT_LOOKUP_GRACE_S",
     "Decision",
     "SettledSend",
     "settle_interrupted_sends",
@@ -32,9 +31,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: How long after a send a Dashboard-connected printer has to show a job it accepted (the
-#: Web API locator's report delay). A minute of a slow link is covered several times over.
-DEFAULT_LOOKUP_GRACE_S: Final = 300.0
 
 Decision = Literal["found", "not_sent", "undecided", "unverified"]
 

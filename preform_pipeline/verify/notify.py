@@ -19,12 +19,9 @@ show only the scheme and host (:func:`redact_url`); commands are logged by their
 from __future__ import annotations
 
 import json
-import os
 import queue
-import shlex
 import subprocess
 import threading
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,7 +32,8 @@ import httpx
 
 from preform_pipeline import __version__
 from preform_pipeline.backoff import backoff
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import get_logger, redact_url
+from preform_pipeline.settings.verify import NotificationSettings, split_command
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT_S",
@@ -48,9 +46,8 @@ __all__ = [
     "NOTIFICATION_EVENTS",
     "Notification",
     "Notifier",
+    "make_notifier",
     "notification_for_status",
-    "redact_url",
-    "split_command",
 ]
 
 log = get_logger(__name__)
@@ -119,27 +116,6 @@ class Notification:
             "at": self.at.isoformat(),
             "source": f"preform-pipeline {__version__}",
         }
-
-
-def redact_url(url: str) -> str:
-    """``https://hooks.example.com/[redacted]``: scheme and host only, never path or query."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "[unparseable URL]"
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
-    rest = "/[redacted]" if (parts.path.strip("/") or parts.query or parts.fragment) else ""
-    return f"{parts.scheme}://{host}{rest}"
-
-
-def split_command(command: str | Sequence[str]) -> tuple[str, ...]:
-    """A command as its argument list: a list as given, a string split as a shell would (on
-    Windows with Windows quoting rules off, so backslashes in paths survive)."""
-    if isinstance(command, str):
-        return tuple(shlex.split(command, posix=os.name != "nt"))
-    return tuple(str(part) for part in command)
 
 
 class Notifier:
@@ -363,3 +339,10 @@ def notification_for_status(status: str, **fields: Any) -> Notification:
         "UNVERIFIED": "print_unverified",
     }[status]
     return Notification(event=event, status=status, **fields)
+
+
+def make_notifier(settings: NotificationSettings, **options: Any) -> Notifier | None:
+    """A :class:`Notifier` for the configured channels, or None when none is configured."""
+    if not settings.enabled:
+        return None
+    return Notifier(webhook_url=settings.webhook_url, command=settings.command or None, **options)

@@ -42,6 +42,11 @@ from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun, WebApi
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.errors import CloudAuthError, CloudError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.verify import (
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_POLL_REQUESTS_PER_HOUR,
+    DEFAULT_VERIFY_DEADLINE_S,
+)
 from preform_pipeline.store import JobState, extract_key
 
 __all__ = [
@@ -49,9 +54,6 @@ __all__ = [
     "DEFAULT_FINISH_MARGIN_S",
     "DEFAULT_MAX_POLL_INTERVAL_S",
     "DEFAULT_MIN_POLL_INTERVAL_S",
-    "DEFAULT_POLL_INTERVAL_S",
-    "DEFAULT_POLL_REQUESTS_PER_HOUR",
-    "DEFAULT_VERIFY_DEADLINE_S",
     "PendingPrint",
     "PendingSource",
     "PollOutcome",
@@ -64,24 +66,15 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: Interval between polls while nothing says otherwise (no estimate in the feed yet).
-DEFAULT_POLL_INTERVAL_S: Final = 120.0
 #: Never poll more often than this, however close a print is to finishing: a printer reports
 #: its status to the Dashboard every few seconds, but a finish a minute late costs nothing.
 DEFAULT_MIN_POLL_INTERVAL_S: Final = 30.0
 #: Never wait longer than this between polls, however far the next finish: estimates drift,
 #: and prints fail early.
 DEFAULT_MAX_POLL_INTERVAL_S: Final = 900.0
-#: A print without a final status this long after it was sent is marked ``unverified``.
-#: Long prints (a Form 4L platform) take 15 hours and more, and a print may first wait in a
-#: printer's queue behind another; a later ``preform-pipeline verify`` still settles it.
-DEFAULT_VERIFY_DEADLINE_S: Final = 24 * 3600.0
 #: The feed window starts this long before the oldest pending send (``date__gt``): the
 #: Dashboard stamps ``created_at`` with its own clock, which may be behind this machine's.
 DEFAULT_FEED_OVERLAP_S: Final = 600.0
-#: Most Web API requests verification spends in an hour (each page counts); at 1,500 requests
-#: an hour for the whole account, 60 leaves the rest to everything else.
-DEFAULT_POLL_REQUESTS_PER_HOUR: Final = 60.0
 #: Poll this long after the soonest estimated finish: the printer needs a moment to report it.
 DEFAULT_FINISH_MARGIN_S: Final = 15.0
 

@@ -28,13 +28,15 @@ from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintLocator, PrintOwner
+from preform_pipeline.settings.verify import (
+    DEFAULT_POLL_INTERVAL_S,
+    DEFAULT_POLL_REQUESTS_PER_HOUR,
+    DEFAULT_VERIFY_DEADLINE_S,
+)
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.lookup import SettledSend, settle_interrupted_sends
 from preform_pipeline.verify.notify import Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
-    DEFAULT_POLL_INTERVAL_S,
-    DEFAULT_POLL_REQUESTS_PER_HOUR,
-    DEFAULT_VERIFY_DEADLINE_S,
     PendingPrint,
     PrintProgress,
     VerificationPoller,

@@ -29,10 +29,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.cloud import (
+    WebApiClient,
+    check_credentials,
+    credentials_configured,
+    load_cloud_credentials,
+    make_web_client,
+)
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -40,12 +47,21 @@ from preform_pipeline.errors import (
     PrintLookupError,
     StoreError,
 )
+from preform_pipeline.executor.hooks import VERIFY_PENDING
+from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.printing.web import WebApiLocator
+from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.settings import CloudSettings, VerifySettings
 from preform_pipeline.store import JobState, JobStore, embed_key, is_key, new_key
-from preform_pipeline.verify.hooks import VERIFY_PENDING
-from preform_pipeline.verify.notify import Notification, Notifier, notification_for_status
+from preform_pipeline.verify.notify import (
+    Notification,
+    Notifier,
+    make_notifier,
+    notification_for_status,
+)
 from preform_pipeline.verify.poller import (
     PendingPrint,
     PollOutcome,
@@ -55,23 +71,8 @@ from preform_pipeline.verify.poller import (
     VerifiedStatus,
 )
 from preform_pipeline.verify.service import apply_result, mark_in_progress
-from preform_pipeline.verify.settings import (
-    CloudSettings,
-    VerifySettings,
-    check_credentials,
-    credentials_configured,
-    load_cloud_credentials,
-    make_notifier,
-    make_web_client,
-)
 from preform_pipeline.verify.targets import LocalApiDevices, WebApiPrinters, is_auto_target
 from preform_pipeline.verify.targets import select_printer as _select
-
-if TYPE_CHECKING:
-    from preform_pipeline.api import PreFormClient
-    from preform_pipeline.executor.state import BuildOutcome, RunResult
-    from preform_pipeline.plan.builds import BuildPlan
-    from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
     "FAILED_VERIFY_STATES",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, full_steps, run_cli, write_recipe, write_settings
 
-from preform_pipeline.config import default_store_path
+from preform_pipeline.settings import default_store_path
 from preform_pipeline.store import JobState, SqliteJobStore
 
 

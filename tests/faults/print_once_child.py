@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from preform_pipeline.cloud import Credentials, WebApiClient
-from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import RemoteServer, ServerSettings, Settings
 from preform_pipeline.store import Build, JobState, SqliteJobStore
 from preform_pipeline.verify import PrintTracking
 
@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     credentials = Credentials(os.environ["PREFORM_PIPELINE_CLIENT_ID"],
                               os.environ["PREFORM_PIPELINE_CLIENT_SECRET"])
     with WebApiClient(credentials, base_url=dashboard_url) as client, ServerPool(
-        settings, handle_signals=False
+        settings.pool, handle_signals=False
     ) as pool:
         tracking = PrintTracking(
             client=client,

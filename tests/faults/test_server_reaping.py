@@ -24,13 +24,13 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.config import ServerSettings, Settings
 from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecord, ServerRecords
+from preform_pipeline.settings import ServerSettings, Settings
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -108,7 +108,7 @@ class TestOrphanReaped:
                 count=1, base_port=0, startup_timeout_s=30, health_interval_s=0,
                 stop_timeout_s=2,
             ))
-            with capture_logs() as logs, ServerPool(settings, state_dir=state_dir) as pool:
+            with capture_logs() as logs, ServerPool(settings.pool, state_dir=state_dir) as pool:
                 reaped = pool.reaped
                 wait_for(lambda: not process_tree_alive(orphans), GONE_TIMEOUT_S,
                          what="the orphan gone")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from preform_pipeline.config import ServerSettings, Settings
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import ServerSettings, Settings
 
 __all__ = ["main"]
 
@@ -20,7 +20,7 @@ def main(state_dir: Path) -> None:
     settings = Settings(servers=ServerSettings(
         count=1, base_port=0, startup_timeout_s=30, health_interval_s=0, stop_timeout_s=2,
     ))
-    pool = ServerPool(settings, state_dir=state_dir, die_with_parent=False)
+    pool = ServerPool(settings.pool, state_dir=state_dir, die_with_parent=False)
     pool.start()
     print("ready", flush=True)
     sys.stdin.read()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -28,13 +27,14 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 TIMEOUT_S = 60.0
 
 
 def started_pool(settings: Settings) -> ServerPool:
-    pool = ServerPool(settings, handle_signals=False)
+    pool = ServerPool(settings.pool, handle_signals=False)
     pool.start()
     return pool
 

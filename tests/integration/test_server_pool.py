@@ -25,7 +25,6 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.api import PreFormClient, PrintOptions, SceneSettings
-from preform_pipeline.config import PathMapping, RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     LeaseTimeoutError,
     PipelineError,
@@ -43,6 +42,7 @@ from preform_pipeline.servers.process import (
     start_server_process,
 )
 from preform_pipeline.servers.testing import standin_settings, write_standin_server
+from preform_pipeline.settings import PathMapping, RemoteServer, ServerSettings, Settings
 from preform_pipeline.simulator.meshops import box_triangles
 
 StartRunner = Callable[[str], "tuple[subprocess.Popen[str], list[int]]"]
@@ -91,7 +91,7 @@ def pool_factory(sim_args: tuple[str, ...]) -> Iterator[Callable[..., ServerPool
         simulator_args: Sequence[str] | Callable[[str], Sequence[str]] = sim_args,
         **kwargs: Any,
     ) -> ServerPool:
-        pool = ServerPool(settings, simulator_args=simulator_args, **kwargs)
+        pool = ServerPool(settings.pool, simulator_args=simulator_args, **kwargs)
         pools.append(pool)
         pool.start()
         return pool
@@ -421,14 +421,14 @@ class TestStopping:
 
 RUNNER = """
 import json, sys
-from preform_pipeline.config import ServerSettings, Settings
+from preform_pipeline.settings import ServerSettings, Settings
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.servers import ServerPool
 
 configure_logging(level="INFO", console=sys.stderr)  # stdout carries only the pid line
 settings = Settings(servers=ServerSettings(count=2, base_port=0, health_interval_s=0,
                                            stop_timeout_s=2.0))
-pool = ServerPool(settings, simulator_args=("--fleet-dir", sys.argv[2]))
+pool = ServerPool(settings.pool, simulator_args=("--fleet-dir", sys.argv[2]))
 if sys.argv[1] == "exit-without-close":
     pool.start()
     print(json.dumps([s.pid for s in pool.status()]), flush=True)

@@ -7,8 +7,8 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.cloud.groupsync import SyncStep, apply_plan, plan_sync
-from preform_pipeline.config import FleetGroup, FleetMember, FleetSettings
 from preform_pipeline.errors import CloudError, ConfigError
+from preform_pipeline.settings import FleetGroup, FleetMember, FleetSettings
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_group, sample_printer
 
 PRODUCTION = sample_group()["id"]

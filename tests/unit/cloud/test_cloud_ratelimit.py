@@ -10,8 +10,6 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud.ratelimit import (
-    DEFAULT_HOURLY_BUDGET_SHARE,
-    DEFAULT_MAX_PER_SECOND,
     HOURLY_WINDOW_S,
     WEB_API_MAX_PER_HOUR,
     WEB_API_MAX_PER_SECOND,
@@ -20,6 +18,7 @@ from preform_pipeline.cloud.ratelimit import (
     parse_retry_after,
 )
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
+from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT_MAX_PER_SECOND
 
 
 def _limiter(clock: ManualClock, **options: float) -> RateLimiter:

@@ -14,7 +14,7 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
-from preform_pipeline.config import load_settings
+from preform_pipeline.settings import load_settings
 
 
 class TestLoadCommandSettings:

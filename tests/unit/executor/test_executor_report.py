@@ -11,7 +11,7 @@ from pathlib import Path
 from executor_support import plan_for, write_recipe
 
 from preform_pipeline import cli
-from preform_pipeline.commands.run import output_root, parse_simulator_args
+from preform_pipeline.commands.run import parse_simulator_args
 from preform_pipeline.executor import (
     AttemptRecord,
     BuildOutcome,
@@ -21,6 +21,7 @@ from preform_pipeline.executor import (
     RunResult,
     make_reporter,
 )
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.report import CSV_COLUMNS, result_to_dict, write_run_report
 
@@ -197,6 +198,15 @@ class TestRunCommandHelpers:
         root = output_root(plan.recipe, None, datetime(2024, 5, 6))
         assert root == (tmp_path / "output" / "unit").resolve()
         assert output_root(plan.recipe, tmp_path / "o", datetime(2024, 5, 6)) == tmp_path / "o"
+
+    def test_the_settings_output_root_comes_after_the_override_and_before_the_recipe(
+        self, tmp_path: Path
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_layout\n"), [])
+        started = datetime(2024, 5, 6)
+        configured = tmp_path / "from-settings"
+        assert output_root(plan.recipe, None, started, configured) == configured
+        assert output_root(plan.recipe, tmp_path / "o", started, configured) == tmp_path / "o"
 
     def test_an_invalid_recipe_is_reported_like_validate_does_and_nothing_runs(
         self, tmp_path: Path, sample_models_dir: Path

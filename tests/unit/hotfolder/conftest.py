@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.hotfolder.settings import InboxSettings
+from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import SqliteJobStore
 
 

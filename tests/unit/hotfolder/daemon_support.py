@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from preform_pipeline.config import Settings
 from preform_pipeline.executor import (
     BuildOutcome,
     BuildStatus,
@@ -31,14 +30,11 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.settings import (
-    BatchingSettings,
-    HotFolderSettings,
-    InboxSettings,
-)
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
+from preform_pipeline.settings import HotFolderSettings, Settings
+from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobStore, SqliteJobStore
 
 __all__ = [

@@ -6,7 +6,7 @@ from datetime import datetime, time, timezone
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.batcher import Batcher, BatchItem
-from preform_pipeline.hotfolder.settings import BatchingSettings
+from preform_pipeline.settings.hotfolder import BatchingSettings
 
 
 def item(key: int, clock: ManualClock, *, models: int = 1, priority: int = 0,

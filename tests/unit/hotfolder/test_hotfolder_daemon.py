@@ -10,7 +10,6 @@ import pytest
 from daemon_support import Script, make_daemon, run_daemon_once
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.hotfolder.settings import BatchingSettings
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -19,6 +18,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.printing import FleetFolderLocator, SendHolder
 from preform_pipeline.printing.testing import reaped_holder
+from preform_pipeline.settings.hotfolder import BatchingSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 

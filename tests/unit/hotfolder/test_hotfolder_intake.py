@@ -15,8 +15,8 @@ from preform_pipeline.hotfolder.intake import (
     place_of,
     template_fields,
 )
-from preform_pipeline.hotfolder.settings import InboxSettings
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 

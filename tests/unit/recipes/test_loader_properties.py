@@ -12,10 +12,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preform_pipeline.config import load_settings
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.recipes import validate_recipe
 from preform_pipeline.recipes.settings_check import validate_settings
+from preform_pipeline.settings import load_settings
 
 FAST = settings(
     max_examples=50,

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preform_pipeline.recipes.loader import format_json_path
 from preform_pipeline.recipes.schema import recipe_schema
 from preform_pipeline.recipes.validate import validate_recipe
+from preform_pipeline.yamlerrors import format_json_path
 from tests.conftest import RECIPES
 
 EXAMPLES = sorted(p.relative_to(RECIPES).as_posix() for p in RECIPES.rglob("*.yaml"))

@@ -12,7 +12,6 @@ import threading
 
 import pytest
 
-from preform_pipeline.config import ServerSettings
 from preform_pipeline.servers.lifetime import (
     EXIT_PARENT_GONE,
     LAUNCHER_THREAD_NAME,
@@ -21,6 +20,7 @@ from preform_pipeline.servers.lifetime import (
 )
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.servers.process import ServerProcess, server_command
+from preform_pipeline.settings import ServerSettings
 
 WAIT_S = 30.0
 linux_only = pytest.mark.skipif(

@@ -7,9 +7,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
 
-from preform_pipeline.config import PathMapping
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.servers.pathmap import PathMapper, server_path_style
+from preform_pipeline.settings import PathMapping
 
 SHARE = PathMapping(PurePosixPath("/mnt/share"), "Z:\\")
 

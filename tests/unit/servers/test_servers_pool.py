@@ -8,10 +8,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.config import RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import ConfigError, PipelineError, PoolExhaustedError
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
+from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 
 WAIT_S = 10.0
 
@@ -35,24 +35,25 @@ class TestMode:
     def test_mode(
         self, executable: Path | None, remotes: tuple[RemoteServer, ...], mode: PoolMode
     ) -> None:
-        pool = ServerPool(Settings(servers=ServerSettings(executable=executable), remotes=remotes))
+        servers = ServerSettings(executable=executable)
+        pool = ServerPool(PoolSettings(servers=servers, remotes=remotes))
         assert pool.mode is mode
         assert pool.simulated is (mode is PoolMode.SIMULATED)
 
     def test_remotes_without_an_executable_start_no_local_servers(self) -> None:
-        pool = ServerPool(Settings(remotes=(RemoteServer("http://h:1", name="h"),)))
+        pool = ServerPool(PoolSettings(remotes=(RemoteServer("http://h:1", name="h"),)))
         assert [s.name for s in pool.status()] == ["h"]
 
     @pytest.mark.parametrize(("builds", "servers"), [(1, 1), (2, 2), (4, 4), (9, 4), (0, 1)])
     def test_a_right_sized_pool_has_no_more_servers_than_builds(
         self, builds: int, servers: int
     ) -> None:
-        pool = ServerPool(Settings(servers=ServerSettings(count=4)), count=builds)
+        pool = ServerPool(PoolSettings(servers=ServerSettings(count=4)), count=builds)
         assert [s.name for s in pool.status()] == [f"server-{i + 1}" for i in range(servers)]
 
     def test_remote_names_default_to_host_and_port_and_stay_unique(self) -> None:
         remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"))
-        pool = ServerPool(Settings(remotes=remotes))
+        pool = ServerPool(PoolSettings(remotes=remotes))
         assert [s.name for s in pool.status()] == ["h:1", "h:1-2"]
 
 
@@ -61,14 +62,14 @@ class TestMisuse:
 
     def test_no_servers_at_all_is_a_config_error(self) -> None:
         with pytest.raises(ConfigError, match="no servers"):
-            ServerPool(Settings(servers=ServerSettings(count=0)))
+            ServerPool(PoolSettings(servers=ServerSettings(count=0)))
 
     def test_leasing_before_start_says_how_to_start(self) -> None:
         with pytest.raises(PipelineError, match="not started"):
-            ServerPool(Settings()).lease(timeout=0)
+            ServerPool(PoolSettings()).lease(timeout=0)
 
     def test_a_missing_server_program_fails_at_start(self, tmp_path: Path) -> None:
-        settings = Settings(servers=ServerSettings(executable=tmp_path / "PreFormServer"))
+        settings = PoolSettings(servers=ServerSettings(executable=tmp_path / "PreFormServer"))
         with pytest.raises(PipelineError, match="cannot find the server program"):  # noqa: SIM117
             with ServerPool(settings):
                 pass
@@ -88,7 +89,7 @@ class TestCrashLoop:
             max_restarts=1, crash_window_s=10, restart_backoff_s=1, restart_backoff_max_s=4,
             health_timeout_s=1, health_interval_s=0,
         )
-        pool = ServerPool(Settings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
                           clock=clock)
         with capture_logs() as logs:
             pool.start()

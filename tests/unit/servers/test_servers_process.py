@@ -13,7 +13,6 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.config import ServerSettings
 from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
 from preform_pipeline.servers.health import check_health
 from preform_pipeline.servers.ports import PortAllocator
@@ -23,6 +22,7 @@ from preform_pipeline.servers.process import (
     server_command,
     start_server_process,
 )
+from preform_pipeline.settings import ServerSettings
 
 
 def _command(script: Path, port: int, *flags: str) -> list[str]:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from preform_pipeline.config import load_settings
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.servers.records import (
     RECORD_SUFFIX,
@@ -16,6 +15,7 @@ from preform_pipeline.servers.records import (
     default_state_dir,
     state_dir_of,
 )
+from preform_pipeline.settings import load_settings
 
 OWNER = ProcessIdentity(pid=100, create_time=1_700_000_000.25, host="lab-pc")
 SERVER = ProcessIdentity(pid=101, create_time=1_700_000_001.5, host="lab-pc")

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.verify import Notification, Notifier, redact_url
-from preform_pipeline.verify.notify import split_command
+from preform_pipeline.logging import redact_url
+from preform_pipeline.settings.verify import split_command
+from preform_pipeline.verify import Notification, Notifier
 
 HOOK = "https://hooks.example.com/services/T000/B000/s3cr3tpath?token=hunter2"
 FAST: dict[str, Any] = {"backoff_s": 0.01, "max_backoff_s": 0.04}

@@ -14,6 +14,7 @@ from verify_support import run_record
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError, PrintLookupError
+from preform_pipeline.executor.hooks import VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing import SendHolder
 from preform_pipeline.printing.testing import reaped_holder
@@ -21,12 +22,7 @@ from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes.model import SceneSpec
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_printer
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
-from preform_pipeline.verify import (
-    VERIFY_PENDING,
-    Notifier,
-    PrintTracking,
-    VerificationPoller,
-)
+from preform_pipeline.verify import Notifier, PrintTracking, VerificationPoller
 from preform_pipeline.verify.tracking import BuildTracker
 
 

@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.config import load_settings
+from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.verify.settings import (
-    credentials_configured,
-    load_cloud_credentials,
-    make_notifier,
-    make_web_client,
-)
+from preform_pipeline.settings import load_settings
+from preform_pipeline.verify.notify import make_notifier
 
 
 def _settings(tmp_path: Path, text: str) -> Path:
@@ -91,22 +87,3 @@ verify: {notifications: {webhook_url: "https://hooks.example.com/T0/xyz?token=ab
     ) -> None:
         with pytest.raises(ConfigError, match=re.escape(where)):
             load_settings(_settings(tmp_path, text), env={})
-
-
-class TestCredentials:
-    """The environment wins; half a pair is an error; none at all means no Web API."""
-
-    def test_the_environment_counts_as_configured_and_wins(self, tmp_path: Path) -> None:
-        path = _settings(tmp_path, "cloud: {client_id: from-file, client_secret: file-secret}\n")
-        cloud = load_settings(path, env={}).cloud
-        env = {"PREFORM_PIPELINE_CLIENT_ID": "from-env",
-               "PREFORM_PIPELINE_CLIENT_SECRET": "env-secret"}
-        assert credentials_configured(cloud, env)
-        assert load_cloud_credentials(cloud, env).client_id == "from-env"
-
-    def test_a_missing_secret_names_the_variables_to_set(self) -> None:
-        cloud = load_settings(None, env={}).cloud
-        env = {"PREFORM_PIPELINE_CLIENT_ID": "only-the-id"}
-        assert credentials_configured(cloud, env)
-        with pytest.raises(ConfigError, match="PREFORM_PIPELINE_CLIENT_SECRET"):
-            load_cloud_credentials(cloud, env)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.config import FleetGroup, FleetMember, FleetSettings, load_settings
 from preform_pipeline.errors import ConfigError, SettingsError
+from preform_pipeline.settings import FleetGroup, FleetMember, FleetSettings, load_settings
 
 
 def load(tmp_path: Path, text: str) -> FleetSettings:

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.config import load_settings
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.hotfolder.settings import (
+from preform_pipeline.settings import HotFolderSettings, load_settings
+from preform_pipeline.settings.hotfolder import (
     DEFAULT_QUIET_PERIOD_S,
     DEFAULT_WINDOW_S,
-    HotFolderSettings,
     InboxSettings,
     OutcomeFolders,
 )

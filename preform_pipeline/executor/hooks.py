@@ -1,24 +1,25 @@
 """The seam between the executor and printing/verification: what a print step may ask.
 
+Defined here, by the executor that calls it, so that the executor never imports ``verify``.
+
 The executor stays ignorant of job keys, the job store, printer policies and the Web API; it
 calls these hooks at four points of the ``print`` step (choose the printer, name the job,
 before sending, after the answer), reads :attr:`BuildPrintHooks.verifies` in the ``verify``
 step, and hands the run's result to :meth:`PrintHooks.after_run` once every build is done.
 :class:`preform_pipeline.verify.tracking.PrintTracking` is the implementation; tests may
-pass their own. This module imports nothing heavy, so the executor can depend on it.
+pass their own.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 
-if TYPE_CHECKING:
-    from preform_pipeline.api import PreFormClient
-    from preform_pipeline.executor.state import RunResult
-    from preform_pipeline.plan.builds import BuildPlan
-    from preform_pipeline.printing.holder import SendHolder
-    from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.api import PreFormClient
+from preform_pipeline.executor.state import RunResult
+from preform_pipeline.plan.builds import BuildPlan
+from preform_pipeline.printing.holder import SendHolder
+from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
     "VERIFY_PENDING",

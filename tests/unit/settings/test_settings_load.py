@@ -13,9 +13,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from preform_pipeline.config import (
-    DEFAULT_BASE_PORT,
-    DEFAULT_SERVER_COUNT,
+from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings import (
     ENVIRONMENT_VARIABLES,
     SETTINGS_ENV,
     PathMapping,
@@ -24,7 +23,7 @@ from preform_pipeline.config import (
     load_settings,
     settings_schema,
 )
-from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings.servers import DEFAULT_BASE_PORT, DEFAULT_SERVER_COUNT
 
 FULL = """\
 servers:
@@ -75,7 +74,7 @@ class TestDefaults:
         assert settings.servers.count == DEFAULT_SERVER_COUNT
         assert settings.servers.base_port == DEFAULT_BASE_PORT
         assert settings.remotes == ()
-        assert settings.output_root.is_absolute()
+        assert settings.output_root is None  # each recipe's outputs.root
         assert settings.source is None
 
     def test_an_empty_file_gives_the_defaults(self, tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from preform_pipeline.config import ENVIRONMENT_VARIABLES, load_settings, settings_schema
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings import ENVIRONMENT_VARIABLES, load_settings, settings_schema
 
 SECTIONS = sorted(settings_schema().get("properties", {}))
 scalars = st.one_of(

@@ -15,20 +15,21 @@ hotfolders:
 ```
 
 Values are frozen dataclasses with ``DEFAULT_*`` constants; :func:`read_hotfolder_settings`
-turns the raw (schema-validated) mapping into them. ``config.load_settings`` calls it, so the
-section arrives as ``Settings.hotfolders``. The schema lives in
+turns the raw (schema-validated) mapping into them. :func:`preform_pipeline.settings.load_settings`
+calls it, so the section arrives as ``Settings.hotfolders``. The schema lives in
 ``schemas/settings.schema.json`` (``$defs.hotfolders``); docs/hotfolder.md explains each key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings.reading import SourceOf, resolve_path, unknown_source
 
 __all__ = [
     "DEFAULT_DUPLICATES",
@@ -163,20 +164,15 @@ def parse_time_of_day(text: str) -> time:
     return time(numbers[0], numbers[1], numbers[2])
 
 
-def _resolve(text: str, base: Path) -> Path:
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else (base / path)
-
-
 def _inbox(
     index: int,
     raw: Mapping[str, Any],
     base: Path,
-    source_of: Callable[[Sequence[str | int]], str],
+    source_of: SourceOf,
 ) -> InboxSettings:
     where: list[str | int] = ["hotfolders", "inboxes", index]
     recipe = raw.get("recipe")
-    routes = tuple(_resolve(str(r), base) for r in raw.get("routes", ()))
+    routes = tuple(resolve_path(str(r), base) for r in raw.get("routes", ()))
     if recipe is None and not routes:
         raise ConfigError(
             f"$.hotfolders.inboxes[{index}]: names no recipe and no routes, so nothing it "
@@ -198,8 +194,8 @@ def _inbox(
             source=source_of([*where, "folders"]),
         )
     inbox = InboxSettings(
-        path=_resolve(str(raw["path"]), base).absolute(),
-        recipe=_resolve(str(recipe), base).absolute() if recipe is not None else None,
+        path=resolve_path(str(raw["path"]), base).absolute(),
+        recipe=resolve_path(str(recipe), base).absolute() if recipe is not None else None,
         routes=tuple(r.absolute() for r in routes),
         mode=raw.get("mode", DEFAULT_MODE),
         poll_interval_s=float(raw.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
@@ -222,7 +218,7 @@ def _inbox(
 def read_hotfolder_settings(
     raw: Mapping[str, Any],
     base: Path,
-    source_of: Callable[[Sequence[str | int]], str] = lambda _path: "settings",
+    source_of: SourceOf = unknown_source,
 ) -> HotFolderSettings:
     """The section from its raw mapping (already valid against the schema).
 
@@ -270,5 +266,5 @@ def read_hotfolder_settings(
         stop_deadline_s=float(raw.get("stop_deadline_s", DEFAULT_STOP_DEADLINE_S)),
         rescan_interval_s=float(raw.get("rescan_interval_s", DEFAULT_RESCAN_INTERVAL_S)),
         follow_symlinks=bool(raw.get("follow_symlinks", False)),
-        output_root=_resolve(str(output_root), base).absolute() if output_root else None,
+        output_root=resolve_path(str(output_root), base).absolute() if output_root else None,
     )

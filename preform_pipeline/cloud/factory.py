@@ -1,0 +1,84 @@
+"""A Web API client made from the ``cloud`` settings section, and its credentials.
+
+Beside the client on purpose: the settings stay plain values, and what is built from them is
+built where it lives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
+from preform_pipeline.cloud.client import WebApiClient
+from preform_pipeline.cloud.credentials import (
+    ENV_CLIENT_ID,
+    ENV_CLIENT_ID_FILE,
+    ENV_CLIENT_SECRET,
+    ENV_CLIENT_SECRET_FILE,
+    Credentials,
+    load_credentials,
+)
+from preform_pipeline.cloud.ratelimit import RateLimiter
+from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.settings.cloud import CloudSettings
+
+__all__ = [
+    "check_credentials",
+    "credentials_configured",
+    "load_cloud_credentials",
+    "make_web_client",
+]
+
+_CREDENTIAL_ENV: Final = (
+    ENV_CLIENT_ID, ENV_CLIENT_ID_FILE, ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE
+)
+
+
+def credentials_configured(cloud: CloudSettings, env: Mapping[str, str] = os.environ) -> bool:
+    """True when any source names a client id or secret (so a missing half is an error, and
+    none at all means: no Web API)."""
+    return any(env.get(name) for name in _CREDENTIAL_ENV) or bool(cloud.credentials_section())
+
+
+def load_cloud_credentials(
+    cloud: CloudSettings, env: Mapping[str, str] = os.environ
+) -> Credentials:
+    """The client id and secret from the environment or this section (ConfigError if absent)."""
+    return load_credentials(cloud.credentials_section(), env, settings_source=cloud.source)
+
+
+def make_web_client(
+    cloud: CloudSettings,
+    credentials: Credentials,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Sleep = time.sleep,
+    **options: Any,
+) -> WebApiClient:
+    """A Web API client with the section's base URL, request rate and hourly budget share."""
+    limiter = RateLimiter(
+        max_per_second=cloud.max_requests_per_second,
+        hourly_share=cloud.hourly_budget_share,
+        clock=clock,
+        sleep=sleep,
+    )
+    return WebApiClient(
+        credentials, base_url=cloud.base_url, limiter=limiter, clock=clock, sleep=sleep, **options
+    )
+
+
+def check_credentials(client: WebApiClient) -> None:
+    """Fetch a token and read one record now, so refused credentials fail before anything is
+    sent, not hours later; raises :class:`~preform_pipeline.errors.CloudAuthError`."""
+    try:
+        client.list_prints_page(1, per_page=1)
+    except CloudAuthError as exc:
+        exc.hint = (
+            "check the client id and secret (PREFORM_PIPELINE_CLIENT_ID / _SECRET, their _FILE "
+            "forms, or the settings' cloud section) on the Dashboard's Developer Tools page; "
+            "nothing was sent to a printer"
+        )
+        raise

@@ -1,0 +1,61 @@
+"""Reading a settings file: bounded in size, YAML errors with their line and column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from preform_pipeline.errors import ConfigError, Problem, SettingsError
+from preform_pipeline.settings.environment import SETTINGS_ENV
+from preform_pipeline.yamlerrors import describe_yaml_error
+
+__all__ = ["MAX_SETTINGS_FILE_BYTES", "read_settings_file"]
+
+#: A settings file is a page of YAML; a larger one is the wrong file.
+MAX_SETTINGS_FILE_BYTES: Final = 1024 * 1024
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The file's top-level mapping ({} for an empty file); ConfigError or SettingsError with
+    the line and column of a YAML mistake."""
+    try:
+        if path.is_dir():
+            raise ConfigError("is a folder, not a settings file", source=str(path))
+        if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
+            raise ConfigError(f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a "
+                              "page of YAML", source=str(path))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "settings file not found",
+            source=str(path),
+            hint=f"create it, or unset {SETTINGS_ENV} to run with defaults",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file: {exc}", source=str(path),
+                          hint="check the path and its permissions") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded)", source=str(path),
+            hint="save the settings file as UTF-8 text",
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        line, column, message = describe_yaml_error(exc, text)
+        raise SettingsError([Problem(str(path), line, column, "$", message)]) from None
+    except RecursionError:  # the pure-Python parser recurses per nesting level
+        raise SettingsError(
+            [Problem(str(path), None, None, "$", "YAML nests too deeply to be settings")]
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"$: expected a mapping of sections, got {type(data).__name__}",
+            source=str(path),
+            hint="start the file with a section such as `servers:`",
+        )
+    return data

@@ -1,0 +1,62 @@
+"""The ``store`` settings section: where the job store file lives.
+
+```yaml
+store:
+  path: /var/lib/preform-pipeline/jobs.sqlite3   # unset: the user's data folder
+```
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.settings.reading import resolve_path
+
+__all__ = [
+    "DEFAULT_STORE_FILENAME",
+    "StoreSettings",
+    "default_store_path",
+    "read_store_settings",
+]
+
+#: The job store's file name inside the user's data folder (see :func:`default_store_path`).
+DEFAULT_STORE_FILENAME: Final = "jobs.sqlite3"
+#: The folder of this program inside the user's data folder.
+_APP_DIR_NAME: Final = "preform-pipeline"
+
+
+def default_store_path(
+    env: Mapping[str, str] = os.environ, platform: str = sys.platform
+) -> Path:
+    """Where the job store lives unless configured: the user's data folder.
+
+    Windows ``%LOCALAPPDATA%\\preform-pipeline``, macOS ``~/Library/Application Support/
+    preform-pipeline``, elsewhere ``$XDG_DATA_HOME/preform-pipeline`` (``~/.local/share``).
+    A local folder on purpose: SQLite's locking is unreliable on network shares.
+    """
+    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    if platform.startswith("win"):
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else home / ".local" / "share"
+    return base / _APP_DIR_NAME / DEFAULT_STORE_FILENAME
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The job store (hot folders, print verification, ``preform-pipeline jobs``)."""
+
+    path: Path = field(default_factory=default_store_path)
+
+
+def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
+    """The section from its raw mapping (already valid against the schema)."""
+    path = raw.get("path")
+    return StoreSettings(path=resolve_path(path, base)) if path else StoreSettings()
