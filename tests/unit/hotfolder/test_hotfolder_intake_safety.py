@@ -15,8 +15,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
-from preform_pipeline.hotfolder import Drop, InboxSettings, Intake
+from preform_pipeline.hotfolder import Drop, Intake
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 #: Short, so that a write blocked by another process's lock fails fast (a real StoreError).

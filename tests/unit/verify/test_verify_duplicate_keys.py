@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from preform_pipeline.cloud.testing import FakeWebApi, ManualClock
 from structlog.testing import capture_logs
 from verify_support import minutes, newest_first, run_record
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import embed_key, new_key
 from preform_pipeline.verify import PendingPrint, VerificationPoller, VerifiedStatus
 
