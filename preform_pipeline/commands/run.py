@@ -87,6 +87,7 @@ from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import Settings
+from preform_pipeline.settings.store import rehearsal_store_path
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
 
@@ -276,7 +277,12 @@ def _run(
 
     store: SqliteJobStore | None = None
     if not args.dry_run:
-        path = args.store if args.store is not None else settings.store.path
+        path = args.store if args.store is not None else rehearsal_store_path(
+            settings.store.path, simulated=settings.simulated
+        )
+        if path != settings.store.path and args.store is None and not args.quiet:
+            print(f"simulated: recording in the rehearsal store {path} (jobs --store shows it)",
+                  file=stdout)
         try:
             store = SqliteJobStore(path.expanduser())
         except PipelineError as exc:

@@ -19,13 +19,18 @@ from preform_pipeline.settings.reading import resolve_path
 
 __all__ = [
     "DEFAULT_STORE_FILENAME",
+    "REHEARSAL_STORE_FILENAME",
     "StoreSettings",
     "default_store_path",
+    "rehearsal_store_path",
     "read_store_settings",
 ]
 
 #: The job store's file name inside the user's data folder (see :func:`default_store_path`).
 DEFAULT_STORE_FILENAME: Final = "jobs.sqlite3"
+#: Where simulated runs that name no store record their jobs, beside the default store: a
+#: rehearsal's prints are not real prints, so they must never make a real run skip a model.
+REHEARSAL_STORE_FILENAME: Final = "rehearsal-jobs.sqlite3"
 #: The folder of this program inside the user's data folder.
 _APP_DIR_NAME: Final = "preform-pipeline"
 
@@ -47,6 +52,14 @@ def default_store_path(
     else:
         base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else home / ".local" / "share"
     return base / _APP_DIR_NAME / DEFAULT_STORE_FILENAME
+
+
+def rehearsal_store_path(store: Path, *, simulated: bool) -> Path:
+    """The store a run records into: ``store``, except that a simulated run using the default
+    store records into the rehearsal store beside it (a store chosen on purpose is kept)."""
+    if simulated and store == default_store_path():
+        return store.with_name(REHEARSAL_STORE_FILENAME)
+    return store
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """``preform-pipeline run`` repeated over the same inputs (from cron): nothing prints twice.
 
 Real subprocesses: the command line, its pool, simulator processes sharing a fleet folder in
-the test's folder, and the job store in the test's own user data folder (the default store).
+the test's folder, and the job store in the test's own user data folder (the default store's
+folder: a simulated run records into the rehearsal store beside it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from run_e2e_support import command, fleet_jobs, full_steps, run_cli, write_recipe, write_settings
 
 from preform_pipeline.settings import default_store_path
+from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import JobState, SqliteJobStore
 
 
@@ -29,7 +31,9 @@ class TestRepeatedRuns:
         assert first.returncode == 0, first.stderr[-3000:]
         printed = len(fleet_jobs(tmp_path))
         assert printed == 2
-        with SqliteJobStore(default_store_path()) as store:
+        # A rehearsal's prints are kept apart: a later real run must not skip these models.
+        assert not default_store_path().exists()
+        with SqliteJobStore(default_store_path().with_name(REHEARSAL_STORE_FILENAME)) as store:
             jobs = store.list_jobs()
             assert sorted(j.original_name for j in jobs) == sorted(m.name for m in models)
             assert {j.state for j in jobs} == {JobState.PRINT_SENT}
