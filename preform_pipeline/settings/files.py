@@ -45,10 +45,14 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line, column, message = describe_yaml_error(exc, text)
-        raise SettingsError([Problem(str(path), line, column, "$", message)]) from None
+        raise SettingsError(
+            [Problem(str(path), line, column, "$", message)],
+            hint="fix the YAML syntax there; docs/settings.md shows the format",
+        ) from None
     except RecursionError:  # the pure-Python parser recurses per nesting level
         raise SettingsError(
-            [Problem(str(path), None, None, "$", "YAML nests too deeply to be settings")]
+            [Problem(str(path), None, None, "$", "YAML nests too deeply to be settings")],
+            hint="settings nest a few levels at most; see docs/settings.md",
         ) from None
     if data is None:
         return {}

@@ -158,6 +158,10 @@ class TestCrashes:
                 # One server dies alone first (the pool replaces it), then the daemon.
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=rng.uniform(*KILL_AFTER_S))
+                # On a loaded machine the servers may still be starting: wait for them.
+                with contextlib.suppress(TimeoutError):
+                    wait_for(lambda: bool(server_processes(process)), SEND_WAIT_S,
+                             what="the daemon's servers started")
                 servers = server_processes(process)
                 if servers:
                     with contextlib.suppress(psutil.NoSuchProcess):

@@ -9,9 +9,15 @@ import pytest
 
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import read_mesh, stl_completeness, write_stl
-from preform_pipeline.geometry.stl import BINARY_RECORD_DTYPE
+from preform_pipeline.geometry.stl import BINARY_RECORD_DTYPE, read_stl_bytes
 
-TRIANGLE = np.array([[[0, 0, 0], [2, 0, 0], [0, 3, 0]]], dtype=np.float32)
+#: A closed solid (a tetrahedron): the reader refuses flat meshes, so size errors use this.
+TETRA = np.array(
+    [[[0, 0, 0], [2, 0, 0], [0, 3, 0]], [[0, 0, 0], [0, 3, 0], [0, 0, 4]],
+     [[0, 0, 0], [0, 0, 4], [2, 0, 0]], [[2, 0, 0], [0, 0, 4], [0, 3, 0]]],
+    dtype=np.float32,
+)
+TRIANGLE = TETRA[:1]
 DAMAGED_HINT = "the ASCII STL is damaged; export it again, preferably as binary STL"
 FACET = ("facet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nvertex 0 1 0\n"
          "endloop\nendfacet\n")
@@ -25,9 +31,15 @@ def _error(tmp_path: Path, data: bytes | str, name: str = "part.stl") -> ModelFi
     return caught.value
 
 
+def _parsed(path: Path) -> np.ndarray:
+    """The triangles as parsed, before the reader's sanity checks (which refuse the single flat
+    triangles these tests are about)."""
+    return read_stl_bytes(path.read_bytes(), origin=path, name=path.stem, source=path).triangles
+
+
 def _binary(tmp_path: Path, header: bytes = b"") -> bytes:
     path = tmp_path / "source.stl"
-    write_stl(path, TRIANGLE)
+    write_stl(path, TETRA)
     data = path.read_bytes()
     return header.ljust(80, b" ")[:80] + data[80:] if header else data
 
@@ -38,15 +50,15 @@ class TestBinaryErrors:
     def test_a_file_shorter_than_the_header(self, tmp_path: Path) -> None:
         error = _error(tmp_path, b"\x01" * 83)
         assert error.reason == "binary STL is 83 bytes, shorter than its 84-byte header"
-        assert error.hint == "the file is truncated; copy or export it again"
+        assert error.hint == "the file was cut short; copy or export it again"
 
     def test_a_truncated_file(self, tmp_path: Path) -> None:
         error = _error(tmp_path, _binary(tmp_path)[:-1])
         assert error.reason == (
-            "binary STL is truncated: header declares 1 triangles, so expected 134 bytes, "
-            "but the file has 133 bytes"
+            "binary STL is truncated: its header declares 4 triangles, so expected 284 bytes, "
+            "but the file has 283 bytes (room for 3 triangles)"
         )
-        assert error.hint == "wait until the file is completely written, or export it again"
+        assert error.hint == "the file was cut short; copy or export it again"
 
     def test_a_header_starting_with_solid_does_not_make_a_cut_binary_file_ascii(
         self, tmp_path: Path
@@ -58,7 +70,7 @@ class TestBinaryErrors:
         self, tmp_path: Path
     ) -> None:
         error = _error(tmp_path, "hello\n" + FACET + "endsolid x\n")
-        assert error.reason.startswith("binary STL is")
+        assert error.reason.startswith("this is a text file that is not an STL")
 
     def test_a_header_only_file_is_binary_with_no_triangles(self, tmp_path: Path) -> None:
         path = tmp_path / "empty.stl"
@@ -77,13 +89,13 @@ class TestAsciiDetails:
         path = tmp_path / "a.stl"
         path.write_text("\n   solid x\n" + FACET + "endsolid x\n", encoding="ascii")
         assert stl_completeness(path)
-        assert read_mesh(path).triangles.shape == (1, 3, 3)
+        assert _parsed(path).shape == (1, 3, 3)
 
     def test_an_indented_endsolid_line_ends_the_file(self, tmp_path: Path) -> None:
         path = tmp_path / "a.stl"
         path.write_text("solid x\n" + FACET + "    endsolid x\n", encoding="ascii")
         assert stl_completeness(path)
-        assert read_mesh(path).triangles.shape == (1, 3, 3)
+        assert _parsed(path).shape == (1, 3, 3)
 
     def test_text_that_is_not_an_stl_is_not_complete(self, tmp_path: Path) -> None:
         path = tmp_path / "notes.stl"
@@ -92,10 +104,8 @@ class TestAsciiDetails:
 
     def test_a_single_line_without_endsolid_is_reported(self, tmp_path: Path) -> None:
         error = _error(tmp_path, "solid x")
-        assert error.reason == "ASCII STL has no 'endsolid' (file ends at line 1)"
-        assert error.hint == (
-            "the file is truncated or still being written; wait or export it again"
-        )
+        assert error.reason == "ASCII STL ends without 'endsolid' (at line 1)"
+        assert error.hint
 
     def test_a_malformed_facet_after_a_good_one_is_named_by_its_line(
         self, tmp_path: Path
@@ -118,7 +128,7 @@ class TestAsciiDetails:
         path = tmp_path / "a.stl"
         path.write_text("solid x\n" + FACET.replace("vertex 1 0 0", "vertex 0.1 0 0")
                         + "endsolid x\n", encoding="ascii")
-        triangles = read_mesh(path).triangles
+        triangles = _parsed(path)
         assert triangles.dtype == np.float32
         assert triangles[0, 1, 0] == np.float32(0.1)
 
@@ -159,4 +169,4 @@ class TestWriting:
         write_stl(text, TRIANGLE, ascii=True, name="cr\u00f4ne\n12")
         lines = text.read_text(encoding="ascii").splitlines()
         assert (lines[0], lines[-1]) == ("solid cr?ne 12", "endsolid cr?ne 12")
-        assert read_mesh(text).triangles.shape == (1, 3, 3)
+        assert _parsed(text).shape == (1, 3, 3)

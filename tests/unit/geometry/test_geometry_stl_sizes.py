@@ -32,10 +32,11 @@ class TestTrailingBytes:
         path = _binary(tmp_path, b"\x00" * extra)
         with pytest.raises(ModelFileError) as caught:
             read_mesh(path)
+        room = (EXPECTED_BYTES + extra - 84) // 50
         assert caught.value.reason == (
-            f"binary STL is longer than its header says: header declares {DECLARED} "
+            f"binary STL is longer than its header says: it declares {DECLARED} "
             f"triangles, so expected {EXPECTED_BYTES} bytes, but the file has "
-            f"{EXPECTED_BYTES + extra} bytes"
+            f"{EXPECTED_BYTES + extra} bytes (room for {room})"
         )
         assert caught.value.path == path
         assert caught.value.hint
