@@ -160,7 +160,7 @@ class TestCrashes:
                     process.wait(timeout=rng.uniform(*KILL_AFTER_S))
                 # On a loaded machine the servers may still be starting: wait for them.
                 with contextlib.suppress(TimeoutError):
-                    wait_for(lambda: bool(server_processes(process)), SEND_WAIT_S,
+                    wait_for(lambda daemon=process: bool(server_processes(daemon)), SEND_WAIT_S,
                              what="the daemon's servers started")
                 servers = server_processes(process)
                 if servers:
