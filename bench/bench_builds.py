@@ -192,7 +192,8 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
     discarded = 0.0
     out = work / "out-baseline"
     out.mkdir(parents=True)
-    with ServerPool(_settings(1).pool, simulator_args=_simulator_args(work, scale, "baseline")) as pool:
+    baseline_args = _simulator_args(work, scale, "baseline")
+    with ServerPool(_settings(1).pool, simulator_args=baseline_args) as pool:
         lease = pool.lease(timeout=120)
         client = PreFormClient(lease.server.url, path_mapper=lease.server.path_mapper.to_server,
                                verify_imports=False)
