@@ -49,6 +49,7 @@ from preform_pipeline.store.daemon_lock import DaemonLock
 from preform_pipeline.verify.settings import (
     credentials_configured,
     load_cloud_credentials,
+    make_notifier,
     make_web_client,
 )
 from preform_pipeline.verify.tracking import web_locators
@@ -182,6 +183,11 @@ def _run_locked(
     with store:
         try:
             lookup = print_lookup_for(settings)
+            web_client = (
+                make_web_client(settings.cloud, load_cloud_credentials(settings.cloud))
+                if credentials_configured(settings.cloud, os.environ) else None
+            )
+            notifier = make_notifier(settings.verify.notifications)
             daemon = HotFolderDaemon(
                 settings,
                 store,
@@ -189,6 +195,8 @@ def _run_locked(
                 print_lookup=lookup,
                 reporter=reporter,
                 dry_run=args.dry_run,
+                web_client=web_client,
+                notifier=notifier,
             )
         except RecipeError as exc:
             for problem in exc.problems:
@@ -205,7 +213,11 @@ def _run_locked(
         print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
               flush=True)
         _install_signals(daemon, stderr)
-        status = daemon.run(once=args.once)
+        try:
+            status = daemon.run(once=args.once)
+        finally:
+            if notifier is not None:
+                notifier.close()
     print(f"stopped after {daemon.batches_run} batches", file=stdout, flush=True)
     return status
 

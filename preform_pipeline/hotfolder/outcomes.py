@@ -154,7 +154,8 @@ class OutcomeFolders:
                 ok = False
             else:
                 return
-            if build is None and job.build_id is not None:
+            if job.build_id is not None:
+                # Read again: verification may have moved the build on since the caller's read.
                 build = self.store.get_build(job.build_id)
             if ok:
                 text = self._report_text(job, build, outcome, report_path)
@@ -195,6 +196,11 @@ class OutcomeFolders:
                 "print_sent_at": build.print_sent_at.isoformat() if build.print_sent_at
                 else None,
             }
+            if build.verified_status is not None:
+                # Verified before its files were settled (a print that ended at once).
+                data["verification"] = {"status": build.verified_status,
+                                        "message": build.verified_message,
+                                        "printer": build.printer}
         if outcome is not None:
             data["outcome"] = build_to_dict(outcome)
         if report_path is not None:

@@ -28,6 +28,7 @@ from preform_pipeline.executor import (
     ServerSource,
     new_run_id,
 )
+from preform_pipeline.executor.feasibility import case_problems
 from preform_pipeline.executor.runner import run_values
 from preform_pipeline.hotfolder.batcher import Batch
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
@@ -35,7 +36,7 @@ from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.hotfolder.settings import HotFolderSettings
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes import render_template
@@ -252,6 +253,7 @@ class BatchWorker:
             fields={job.source_path: self._model_fields(job) for job in live},
             rejected=rejected,
         )
+        models = self._drop_infeasible_cases(recipe, models, live)
         try:
             plan = plan_builds(recipe, models, rejected=rejected)
         except PipelineError as exc:
@@ -334,6 +336,39 @@ class BatchWorker:
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
+
+    def _drop_infeasible_cases(
+        self, recipe: Recipe, models: list[ModelInfo], live: list[Job]
+    ) -> list[ModelInfo]:
+        """Fail every case that cannot be done (:mod:`~preform_pipeline.executor.feasibility`),
+        all of its jobs with its own reason; the other cases' models go on to planning."""
+        by_path = {job.source_path: job for job in live}
+        cases: dict[str, list[ModelInfo]] = {}
+        for model in models:
+            job = by_path.get(model.path)
+            if job is None:
+                continue
+            cases.setdefault(job.case_id or f"job:{job.id}", []).append(model)
+        run = run_values(recipe, datetime.now())
+        failed: set[Path] = set()
+        for case, members in cases.items():
+            problems = case_problems(recipe, members, run)
+            if not problems:
+                continue
+            first = problems[0]
+            case_jobs = [j for j in live if (j.case_id or f"job:{j.id}") == case]
+            log.warning("case_infeasible", case_id=first.case_id, model=first.model,
+                        step=first.step, reason=first.reason, jobs=len(case_jobs))
+            for job in case_jobs:
+                failed.add(job.source_path)
+                self.outcomes.fail_job(
+                    job, first.message,
+                    (first.hint + "; then " if first.hint else "")
+                    + "drop the case again (its other cases were not affected)",
+                    where=f"checking case {first.case_id or job.original_name} before "
+                    "batching",
+                )
+        return [m for m in models if m.path not in failed]
 
     def _model_fields(self, job: Job) -> dict[str, str]:
         values = template_fields(job)
