@@ -64,6 +64,7 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
 )
+from preform_pipeline.executor.outputs import claim_output, release_output
 from preform_pipeline.legend import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
@@ -707,14 +708,19 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
 
 
 def _output(ctx: StepContext, template: str) -> Path:
+    """A free output path, claimed (:mod:`.outputs`): an existing file is never replaced."""
     path = render_output_path(template, ctx.values, ctx.output_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.resolve()
+    return claim_output(path.resolve())
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     path = _output(ctx, ctx.recipe.outputs.form)
-    ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+    try:
+        ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+    except BaseException:
+        release_output(path)
+        raise
     ctx.facts.add_output(path)
 
 
@@ -729,10 +735,14 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
     if values.get("models", ALL_MODELS) != ALL_MODELS:
         values["models"] = ALL_MODELS
     path = _output(ctx, ctx.recipe.outputs.screenshot)
-    ctx.client.save_screenshot(
-        ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
-        progress=ctx.progress,
-    )
+    try:
+        ctx.client.save_screenshot(
+            ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
+            progress=ctx.progress,
+        )
+    except BaseException:
+        release_output(path)
+        raise
     if path.suffix.lower() == ".png" and "flyaround_transform" not in values:
         _add_legend(ctx, path, values)
     ctx.facts.add_output(path)
