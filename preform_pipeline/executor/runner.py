@@ -91,6 +91,7 @@ from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
+from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
 from preform_pipeline.verify.hooks import PrintHooks
 
 __all__ = [
@@ -237,7 +238,33 @@ def default_job_name(build: BuildPlan) -> str:
     """The build's case ids (``case-7+case-9``), else its name: build names already start
     with the recipe's name (``{recipe}-002``), so the default never repeats it."""
     cases = _case_ids(build)
-    return "+".join(cases) if cases else build.name
+    return _fit_cases(cases, JOB_NAME_ROOM) if cases else build.name
+
+
+#: Room for the name in front of the job key (``<name> PP-XXXXXXXXXX``) within the job-name
+#: length the pipeline keeps to (the Local API's ``job_name`` has no documented maximum; the
+#: printers and the Dashboard show names in narrow places).
+JOB_NAME_ROOM: Final = DEFAULT_MAX_JOB_NAME_LENGTH - len(KEY_PREFIX) - KEY_LENGTH - 1
+
+
+def _fit_cases(cases: Sequence[str], room: int) -> str:
+    """``C-1+C-2+C-3``, or as many whole case ids as fit before ``+N more``: a name cut
+    in the middle of a case id would name a case that does not exist."""
+    joined = "+".join(cases)
+    if len(joined) <= room:
+        return joined
+    kept: list[str] = []
+    for index, case in enumerate(cases):
+        tail = f"+{len(cases) - index - 1} more" if index < len(cases) - 1 else ""
+        candidate = "+".join([*kept, case])
+        if len(candidate) + len(tail) > room:
+            break
+        kept.append(case)
+    if not kept:
+        # One case id longer than the room: embed_key shortens it (never the key).
+        kept.append(cases[0])
+    rest = len(cases) - len(kept)
+    return "+".join(kept) + (f"+{rest} more" if rest else "")
 
 
 class BuildJournal:

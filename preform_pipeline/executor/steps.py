@@ -254,12 +254,15 @@ def shared_values(build: BuildPlan, build_values: Mapping[str, object]) -> dict[
 
 
 def import_names(build: BuildPlan) -> tuple[str, ...]:
-    """A unique scene name per model (its file stem, ``-2``... on repeats), so that the models
-    of a loaded checkpoint can be matched to their files by name."""
+    """A unique scene name per model, so that the models of a loaded checkpoint can be matched
+    to their files by name, and a person looking at the scene sees whose part each one is:
+    the file stem, after the case id when there is one (``C-1042 upper``), ``-2``... on
+    repeats."""
     names: list[str] = []
     taken: set[str] = set()
     for model in build.models:
-        base = model.path.stem or "model"
+        stem = model.path.stem or "model"
+        base = f"{model.case_id} {stem}" if model.case_id else stem
         name, n = base, 2
         while name in taken:
             name, n = f"{base}-{n}", n + 1
