@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from preform_pipeline.errors import LabelDoesNotFitError, PipelineError
-from preform_pipeline.executor.steps import model_values
+from preform_pipeline.executor.steps import case_step_message, model_values
 from preform_pipeline.plan.builds import ModelInfo
 from preform_pipeline.plan.labels import place_label
 from preform_pipeline.recipes.model import DEFAULT_JOB_NAME, Recipe
@@ -50,8 +50,7 @@ class CaseProblem:
 
     @property
     def message(self) -> str:
-        case = f"case {self.case_id}: " if self.case_id else ""
-        return f"{case}model {self.model}: step {self.step}: {self.reason}"
+        return case_step_message(self.case_id, self.model, self.step, self.reason)
 
 
 def _faces(size: tuple[float, float, float], oriented: bool) -> list[tuple[float, ...]]:

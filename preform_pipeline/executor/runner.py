@@ -85,7 +85,7 @@ from preform_pipeline.executor.steps import (
     shared_values,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
@@ -203,6 +203,9 @@ class RunOptions:
     #: Called with a build and its two halves when it is split, before the halves run
     #: (a job store moves the build's jobs onto two new builds); None: nothing to tell.
     on_split: SplitCallback | None = None
+    #: ``on_model_dropped(build, path, reason)``: a model left its build with its case
+    #: (``on_model_failure: drop_case``), called on the build's thread as it happens.
+    on_model_dropped: Callable[[str, Path, str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -455,6 +458,7 @@ class _BuildWorker:
             job_name=facts.job_name,
             job_key=facts.job_key,
             case_ids=_case_ids(self.build),
+            dropped=tuple(facts.dropped.items()),
         )
 
     # -- the attempt loop -----------------------------------------------------------------------
@@ -678,7 +682,12 @@ class _BuildWorker:
             quick_client=quick,
             print_hooks=self.print_hooks,
             send_holder=holder,
+            on_drop=self._on_drop,
         )
+
+    def _on_drop(self, model: ModelInfo, reason: str) -> None:
+        if self.options.on_model_dropped is not None:
+            self.options.on_model_dropped(self.build.name, model.path, reason)
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
         """Load the last checkpoint into a new scene; the steps it already holds."""
@@ -695,14 +704,18 @@ class _BuildWorker:
         assert scene.id is not None
         ctx.scene_id = scene.id
         by_name = {m.name: m.id for m in scene.models if m.name}
-        names = import_names(self.build)
-        missing = [n for n in names if n not in by_name]
+        # Models dropped with their case are not in the checkpoint, and need not be.
+        names_of = {
+            i: n for i, n in enumerate(import_names(self.build))
+            if str(self.build.models[i].path) not in self.facts.dropped
+        }
+        missing = [n for n in names_of.values() if n not in by_name]
         if missing:
             # A checkpoint that does not hold the build's models is useless: start over.
             log.warning("checkpoint_unusable", checkpoint=str(checkpoint), missing=missing[:5])
             return frozenset()
         ctx.model_ids.clear()
-        ctx.model_ids.update({i: by_name[name] for i, name in enumerate(names)})
+        ctx.model_ids.update({i: by_name[name] for i, name in names_of.items()})
         attempt.resumed_from = self.journal.checkpoint_step
         log.info(
             "build_resumed",

@@ -103,6 +103,8 @@ __all__ = [
     "StepFailure",
     "StepFunction",
     "drain_hole_positions",
+    "case_step_message",
+    "drop_case_of",
     "import_names",
     "is_layout_overflow",
     "model_values",
@@ -170,6 +172,9 @@ class BuildFacts:
     layout_calls: int = 0
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Models taken out of the build with their case (``on_model_failure: drop_case``), by
+    #: path, with the reason; a retry does not import them again.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def add_output(self, path: Path) -> None:
         if path not in self.outputs:
@@ -206,6 +211,8 @@ class StepContext:
     print_hooks: BuildPrintHooks | None = None
     #: The server this attempt holds, recorded with a send so recovery can prove it is over.
     send_holder: SendHolder | None = None
+    #: Told of each model dropped with its case (the hot folder fails its job at once).
+    on_drop: Callable[[ModelInfo, str], None] | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -344,6 +351,8 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     names = import_names(ctx.build)
     total = len(ctx.build.models)
     for index, model in enumerate(ctx.build.models):
+        if str(model.path) in ctx.facts.dropped:
+            continue  # taken out with its case on an earlier attempt
         import_options = ImportOptions(
             repair_behavior=options.get("repair_behavior", "ERROR"),
             units=options.get("units", "DETECTED"),
@@ -513,11 +522,18 @@ def add_drain_holes(ctx: StepContext, node: StepNode, options: Mapping[str, Any]
             hole["orientation"] = _orientation(raw["orientation"])
             per_model.setdefault(nearest, []).append(DrainHole(position=position, **hole))
     for done, (index, model_holes) in enumerate(per_model.items(), start=1):
-        result = ctx.quick.add_drain_holes(
-            ctx.scene,
-            DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
-            deadline=ctx.deadline(),
-        )
+        if index not in ctx.model_ids:
+            continue  # dropped with its case meanwhile
+        try:
+            result = ctx.quick.add_drain_holes(
+                ctx.scene,
+                DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
+                deadline=ctx.deadline(),
+            )
+        except PermanentApiError as exc:
+            if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
+                continue
+            raise
         ctx.facts.warnings.extend(result.warnings)
         ctx.progress(done / max(len(per_model), 1))
 
@@ -538,6 +554,8 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     scene = ctx.read_scene()
     total = len(ctx.model_ids)
     for done, index in enumerate(sorted(ctx.model_ids), start=1):
+        if index not in ctx.model_ids:
+            continue  # dropped with its case meanwhile
         model = ctx.build.models[index]
         low, high = _model_bounds(ctx, scene, index)
         try:
@@ -550,6 +568,8 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             )
         except LabelDoesNotFitError as exc:
             if _label_fit(node.options) != "skip":
+                if drop_case_of(ctx, index, node.id, exc.message):
+                    continue
                 # Name the model: the build may hold many, each with its own text.
                 raise LabelDoesNotFitError(f"{model.path.name}: {exc.message}",
                                            hint=exc.hint) from None
@@ -567,9 +587,47 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             depth_mm=float(body["depth_mm"]),
             application_mode=body.get("application_mode", "EMBOSS"),
         )
-        report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
+        try:
+            report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
+        except PermanentApiError as exc:
+            if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
+                continue
+            raise
         ctx.facts.warnings.extend(report.warnings)
         ctx.progress(done / total)
+
+
+def case_step_message(case_id: str | None, model: str, step: str, reason: str) -> str:
+    """Why a case cannot be done, naming the case, the model and the step."""
+    case = f"case {case_id}: " if case_id else ""
+    return f"{case}model {model}: step {step}: {reason}"
+
+
+def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
+    """Take the case of model ``index`` out of the build after it failed ``step``
+    (``on_model_failure: drop_case``): its models leave the scene, the build goes on.
+
+    False when the recipe says ``fail_build``, or when no other case would be left (the
+    caller then fails the build as before).
+    """
+    failed = ctx.build.models[index]
+    members = [
+        i for i in ctx.model_ids
+        if (ctx.build.models[i].case_id == failed.case_id if failed.case_id else i == index)
+    ]
+    if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.model_ids):
+        return False
+    message = case_step_message(failed.case_id, failed.path.name, step, reason)
+    for i in members:
+        model = ctx.build.models[i]
+        ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(i), timeout=ctx.step_timeout_s)
+        ctx.facts.dropped[str(model.path)] = message
+        if ctx.on_drop is not None:
+            ctx.on_drop(model, message)
+    ctx.facts.warnings.append(f"dropped from the build: {message}")
+    log.warning("case_dropped", case_id=failed.case_id, model=failed.path.name, step=step,
+                reason=reason, models=len(members), left=len(ctx.model_ids))
+    return True
 
 
 def _label_fit(options: Mapping[str, Any]) -> str:

@@ -293,6 +293,8 @@ class BatchWorker:
             print_tracking=_HotPrintHooks(tracking) if tracking is not None else None,
             # A split build's halves get store builds before they run.
             on_split=functools.partial(self._split, run),
+            # A case dropped from its build (on_model_failure: drop_case) fails at once.
+            on_model_dropped=functools.partial(self._dropped, run),
             build_report=write_build_report,
             **self.run_options,
         )
@@ -395,6 +397,23 @@ class BatchWorker:
                  fill=[round(b.fill_ratio, 3) for b in under], min_fill=min_fill)
         self.give_back(held_items, True)
         return keep
+
+    def _dropped(self, run: _BatchRun, build: str, path: Path, reason: str) -> None:
+        """The runner's drop callback: the model's job leaves its build as FAILED now (its
+        file is settled with the build's other files when the run ends)."""
+        with run.lock:
+            tracked = run.tracked.get(build)
+            job_ids = tracked.job_ids if tracked is not None else ()
+        for job_id in job_ids:
+            job = self.store.get_job(job_id)
+            if job.source_path != path:
+                continue
+            try:
+                self.store.transition(job.id, JobState.FAILED, reason,
+                                      expect=(JobState.PREPARING, JobState.PREPARED))
+            except StoreError as exc:
+                log.error("dropped_job_not_failed", job_key=job.job_key, error=str(exc))
+            return
 
     def _split(self, run: _BatchRun, build: BuildPlan,
                halves: tuple[BuildPlan, BuildPlan]) -> None:
