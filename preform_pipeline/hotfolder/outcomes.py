@@ -203,6 +203,10 @@ class OutcomeFolders:
                                         "printer": build.printer}
         if outcome is not None:
             data["outcome"] = build_to_dict(outcome)
+            # The files as written (a taken name got a -2 suffix): never the template's guess.
+            data["files_written"] = [str(p) for p in outcome.outputs]
+        elif build is not None and build.form_path is not None:
+            data["files_written"] = [str(build.form_path)]
         if report_path is not None:
             data["run_report"] = str(report_path)
         return json.dumps(data, indent=2, default=str) + "\n"

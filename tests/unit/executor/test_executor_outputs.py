@@ -5,6 +5,15 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from tests.unit.executor.executor_support import (
+    FakePool,
+    SimFarm,
+    plan_for,
+    run,
+    write_box,
+    write_recipe,
+)
+
 from preform_pipeline.executor.outputs import claim_output, release_output
 
 
@@ -47,3 +56,21 @@ class TestClaimOutput:
         written.write_bytes(b"data")
         release_output(written)
         assert written.read_bytes() == b"data"
+
+
+class TestSameDayRuns:
+    """Two runs of one day with the shipped ``{date}/{build}.form`` template keep both files."""
+
+    def test_the_second_run_writes_beside_the_first_and_reports_its_own_file(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        model = write_box(tmp_path / "models", "part", 20, 20, 10)
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n")
+        farm.add()
+        pool = FakePool([s.url for s in farm.servers])
+        first = run(plan_for(recipe, [model]), pool, tmp_path / "out").outcomes[0]
+        second = run(plan_for(recipe, [model]), pool, tmp_path / "out").outcomes[0]
+        [a] = [p for p in first.outputs if p.suffix == ".form"]
+        [b] = [p for p in second.outputs if p.suffix == ".form"]
+        assert b == a.with_name(f"{a.stem}-2.form")
+        assert a.stat().st_size > 0 and b.stat().st_size > 0
