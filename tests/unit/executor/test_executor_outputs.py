@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from preform_pipeline.executor.outputs import claim_output, release_output
 from tests.unit.executor.executor_support import (
     FakePool,
     SimFarm,
@@ -13,8 +14,6 @@ from tests.unit.executor.executor_support import (
     write_box,
     write_recipe,
 )
-
-from preform_pipeline.executor.outputs import claim_output, release_output
 
 
 class TestClaimOutput:
