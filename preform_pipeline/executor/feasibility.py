@@ -8,7 +8,8 @@ the planner already read of each model (its size) and the recipe, without a serv
   with the model's fields (a sidecar without ``label_text`` when the label needs it);
 - **label**: the rendered text fits a face of the model at the smallest font the rule allows
   (any face when the recipe orients the model, since the orientation is not known yet);
-- **drain holes**: the hole is narrower than the model's thinnest dimension.
+- **drain holes** (placed by a rule): the hole is narrower than the model's thinnest
+  dimension.
 
 Each :class:`CaseProblem` names the case, the model and the step, so the note in
 ``failed/`` is about that case only.
@@ -84,6 +85,10 @@ def _label_problem(
 
 def _drain_problem(step_id: str, options: Mapping[str, Any], model: ModelInfo
                    ) -> CaseProblem | None:
+    if not isinstance(options.get("placement"), Mapping):
+        # Explicit holes go to the model nearest each one: which that is, only the scene
+        # tells (on_model_failure handles a refusal there).
+        return None
     diameter = float(options.get("diameter_mm", 0.0))
     thinnest = min(model.size_mm)
     if diameter < thinnest:

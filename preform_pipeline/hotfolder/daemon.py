@@ -280,6 +280,7 @@ class HotFolderDaemon:
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
         self.outcomes = OutcomeFolders(store, self.intake, self.hot, dry_run=dry_run)
+        self.followup.settle_lock = self.outcomes.lock
         self.recovery = Recovery(store, self.intake, self.outcomes, self.owner, clock,
                                  give_back=self._give_back, wake=self._wake.set)
         self.worker = BatchWorker(

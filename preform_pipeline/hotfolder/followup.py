@@ -69,6 +69,10 @@ class FollowUp:
         self.notifier = notifier
         self.verify = verify if verify is not None else VerifySettings()
         self.clock = clock
+        #: Held while a report is rewritten: the lock under which files are settled (the
+        #: daemon passes its outcome folders' own), so a report written from a state read
+        #: before verification is always rewritten after it.
+        self.settle_lock: threading.RLock = threading.RLock()
         self._notified: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -158,6 +162,10 @@ class FollowUp:
 
     def refresh_reports(self, build: Build) -> None:
         """Add the print's outcome to the report beside each of the build's files in done/."""
+        with self.settle_lock:
+            self._refresh_reports(build)
+
+    def _refresh_reports(self, build: Build) -> None:
         for job in self.store.list_jobs(build_id=build.id):
             path = job.source_path.with_name(job.source_path.name + REPORT_SUFFIX)
             try:

@@ -24,11 +24,21 @@ import pytest
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.config import load_settings
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes, wait_for, write_hotfolder_settings
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+)
 from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import (
+    DEFAULT_MAX_JOB_NAME_LENGTH,
+    JobState,
+    SqliteJobStore,
+    extract_key,
+)
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.settings import CloudSettings, VerifySettings, make_web_client
 
@@ -218,4 +228,13 @@ class TestWorkingDay:
         assert case_failed == sorted([BAD_SIDECAR_CASE, LONG_CASE, THIN_CASE]), case_failed
         finished_keys = {n["job_key"] for n in received if n["event"] == "print_finished"}
         assert finished_keys == {b.job_key for b in printed}
+        # Each print's job name starts with whole case ids and ends with its key.
+        sent = fleet_jobs(fleet)
+        assert len(sent) == len(printed)
+        names = {extract_key(j["job_name"]): j["job_name"] for j in sent}
+        assert set(names) == {b.job_key for b in printed}
+        for name in names.values():
+            first = name.split("+")[0].split(" ")[0]
+            assert first in {j.case_id for j in finished}, name
+            assert len(name) <= DEFAULT_MAX_JOB_NAME_LENGTH
         store.close()

@@ -73,3 +73,10 @@ class TestCaseProblems:
             "diameter_mm: 4.0", "diameter_mm: 1.0")) == []
         assert len(_problems(tmp_path, (60.0, 60.0, 3.0), label, steps=STEPS.replace(
             "diameter_mm: 4.0", "diameter_mm: 1.0"))) == 1
+
+    def test_explicit_drain_holes_are_left_to_the_scene(self, tmp_path: Path) -> None:
+        steps = STEPS.replace("      placement: {face: back, count: 1}\n", (
+            "      drain_holes:\n"
+            "        - position: {x: 0, y: 0, z: 1}\n"
+            "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"))
+        assert _problems(tmp_path, (30.0, 2.0, 30.0), "C-4", steps=steps) == []
