@@ -117,6 +117,7 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "job_name": outcome.job_name,
         "job_key": outcome.job_key,
         "case_ids": list(outcome.case_ids),
+        "dropped": [{"file": f, "reason": r} for f, r in outcome.dropped],
     }
 
 

@@ -3,12 +3,15 @@
 ::
 
     preform-pipeline jobs [--state S[,S...]] [--recipe R] [--since WHEN] [--limit N]
-    preform-pipeline jobs show JOB
-    preform-pipeline jobs retry JOB
-    preform-pipeline jobs cancel JOB
+    preform-pipeline jobs show JOB|CASE
+    preform-pipeline jobs retry JOB|CASE
+    preform-pipeline jobs cancel JOB|CASE
     preform-pipeline jobs resolve JOB --printed | --not-printed
 
-JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case); ``resolve`` also takes the
+JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case); ``show``, ``retry`` and
+``cancel`` also take a case id (``C-1042``, or ``case:1042`` for one that looks like a job id)
+and act on every job of the case. The list shows each job's case and printer. ``resolve``
+also takes the
 job key of a build. ``resolve`` is how a person settles an unverified print (an interrupted
 send nobody could prove printed or not, docs/printing.md): ``--printed`` records the print as
 sent, ``--not-printed`` as failed (``jobs retry`` then prints it again); either writes an
@@ -69,6 +72,7 @@ __all__ = [
     "NAME",
     "RETRY_REASON",
     "CANCEL_REASON",
+    "CASE_PREFIX",
     "STATE_GROUPS",
     "add_arguments",
     "job_to_dict",
@@ -86,6 +90,8 @@ FORMATS = ("text", "json")
 DEFAULT_LIMIT: Final = 100
 RETRY_REASON: Final = "retried by user"
 CANCEL_REASON: Final = "cancelled by user"
+#: Names a case explicitly where its id could be read as a job id (``case:1042``).
+CASE_PREFIX: Final = "case:"
 
 #: Names ``--state`` accepts besides single states.
 STATE_GROUPS: Final[Mapping[str, frozenset[JobState]]] = {
@@ -211,7 +217,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("resolve", "settle an unverified print by hand: --printed or --not-printed"),
     ):
         sub = actions.add_parser(name, help=text, description=text)
-        sub.add_argument("job", metavar="JOB", help="job id or job key (PP-...)")
+        sub.add_argument("job", metavar="JOB",
+                         help="job id, job key (PP-...) or case id (case:ID if it could be "
+                         "read as an id)" if name != "resolve" else "job id or job key (PP-...)")
         _common(sub, suppress=True)
         if name == "resolve":
             answer = sub.add_mutually_exclusive_group(required=True)
@@ -308,10 +316,11 @@ def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
     if not jobs:
         print("no jobs", file=out)
         return
-    rows = [("ID", "STATE", "RECIPE", "FILE", "UPDATED (UTC)", "KEY", "REASON")]
+    rows = [("ID", "STATE", "CASE", "PRINTER", "RECIPE", "FILE", "UPDATED (UTC)", "KEY",
+             "REASON")]
     rows += [
-        (str(j.id), j.state.value, j.recipe, j.original_name, _when(j.updated_at), j.job_key,
-         j.reason)
+        (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
+         j.original_name, _when(j.updated_at), j.job_key, j.reason)
         for j in jobs
     ]
     _table(rows, out)
@@ -415,6 +424,43 @@ def _find(store: SqliteJobStore, text: str) -> Job:
     return job
 
 
+def _case_jobs(store: SqliteJobStore, case_id: str) -> list[Job]:
+    return [j for j in store.list_jobs() if j.case_id == case_id]
+
+
+def _find_all(store: SqliteJobStore, text: str) -> list[Job]:
+    """The jobs ``text`` names: one (an id or a key), or every job of a case.
+
+    ``case:C-1042`` is always a case; a number is a job id when such a job exists, else a
+    case id; a key is a key; anything else is a case id.
+    """
+    cleaned = text.strip()
+    if cleaned.lower().startswith(CASE_PREFIX):
+        case_id = cleaned[len(CASE_PREFIX):].strip()
+    else:
+        if normalize_key(cleaned) is not None:
+            return [_find(store, cleaned)]
+        if cleaned.isdigit():
+            try:
+                return [_find(store, cleaned)]
+            except StoreError as exc:
+                # Not a job id: maybe a case named by a number.
+                return _case_jobs(store, cleaned) or _raise(exc)
+        case_id = cleaned
+    jobs = _case_jobs(store, case_id)
+    if not jobs:
+        raise StoreError(
+            f"{store.path}: {text.strip()!r} is neither a job id nor a job key, and no job "
+            f"has case id {case_id!r}",
+            hint="`preform-pipeline jobs` lists the jobs with their keys and case ids",
+        )
+    return jobs
+
+
+def _raise(exc: StoreError) -> list[Job]:
+    raise exc
+
+
 def _list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
     limit = args.limit or None
     states: frozenset[JobState] | None = None
@@ -437,90 +483,118 @@ def _list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
 
 
 def _show(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+    shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
     with SqliteJobStore(path, create=False) as store:
-        job = _find(store, args.job)
-        build = store.get_build(job.build_id) if job.build_id is not None else None
-        history = store.history(job.id)
+        for job in _find_all(store, args.job):
+            build = store.get_build(job.build_id) if job.build_id is not None else None
+            shown.append((job, build, tuple(store.history(job.id))))
     if args.format == "json":
-        _dump(
+        views = [
             {
                 "job": job_to_dict(job),
                 "build": _build_to_dict(build) if build else None,
                 "history": [_transition_to_dict(t) for t in history],
-            },
-            out,
-        )
+            }
+            for job, build, history in shown
+        ]
+        _dump(views[0] if len(views) == 1 else {"jobs": views}, out)
     else:
-        _write_show(job, build, history, out)
+        for index, (job, build, history) in enumerate(shown):
+            if index:
+                print(file=out)
+            _write_show(job, build, history, out)
     return EXIT_OK
 
 
-def _changed(args: argparse.Namespace, job: Job, before: JobState, text: str, out: TextIO) -> int:
+def _each(
+    args: argparse.Namespace, path: Path, out: TextIO, err: TextIO,
+    one: Callable[[SqliteJobStore, Job, TextIO], tuple[Job, JobState, str] | None],
+) -> int:
+    """``one`` for every job ``args.job`` names (a case: all its jobs); 1 if any failed."""
+    done: list[tuple[Job, JobState, str]] = []
+    failed = 0
+    with SqliteJobStore(path, create=False) as store:
+        for job in _find_all(store, args.job):
+            changed = one(store, job, err)
+            if changed is None:
+                failed += 1
+            else:
+                done.append(changed)
     if args.format == "json":
-        _dump({"job": job_to_dict(job), "previous_state": before.value}, out)
+        rows = [{"job": job_to_dict(j), "previous_state": b.value} for j, b, _ in done]
+        if len(rows) == 1 and not failed:
+            _dump(rows[0], out)
+        elif rows or failed:
+            _dump({"jobs": rows, "refused": failed}, out)
     else:
-        print(text, file=out)
-    return EXIT_OK
+        for _, _, text in done:
+            print(text, file=out)
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _retry(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
-        job = _find(store, args.job)
-        before = job.state
-        name = f"job {job.id} ({job.job_key})"
-        if before not in RETRYABLE_STATES:
-            retryable = ", ".join(sorted(s.value for s in RETRYABLE_STATES))
-            if before in FINAL_STATES:
-                why = "it completed; drop the file into the hot folder again for a new job"
-            else:
-                why = "it is still being worked on"
-            print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
-                  "retried.", file=err)
-            return EXIT_FAILURE
-        if before is JobState.UNVERIFIED:
-            printer = f" on {job.printer}" if job.printer else ""
-            print(
-                f"note: the earlier print of {name}{printer} was never verified; if it did "
-                f"print, cancel this retry: preform-pipeline jobs cancel {job.id}",
-                file=err,
-            )
-        job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
-    return _changed(
-        args, job, before,
-        f"{name} queued again (was {before.value}); the hot folder picks it up", out,
-    )
+    return _each(args, path, out, err, _retry_one)
+
+
+def _retry_one(
+    store: SqliteJobStore, job: Job, err: TextIO
+) -> tuple[Job, JobState, str] | None:
+    before = job.state
+    name = f"job {job.id} ({job.job_key})"
+    if before not in RETRYABLE_STATES:
+        retryable = ", ".join(sorted(s.value for s in RETRYABLE_STATES))
+        if before in FINAL_STATES:
+            why = "it completed; drop the file into the hot folder again for a new job"
+        else:
+            why = "it is still being worked on"
+        print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
+              "retried.", file=err)
+        return None
+    if before is JobState.UNVERIFIED:
+        printer = f" on {job.printer}" if job.printer else ""
+        print(
+            f"note: the earlier print of {name}{printer} was never verified; if it did "
+            f"print, cancel this retry: preform-pipeline jobs cancel {job.id}",
+            file=err,
+        )
+    job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
+    return job, before, f"{name} queued again (was {before.value}); the hot folder picks it up"
 
 
 def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
-        job = _find(store, args.job)
-        before = job.state
-        name = f"job {job.id} ({job.job_key})"
-        if before is JobState.CANCELLED:
-            return _changed(args, job, before, f"{name} is already cancelled", out)
-        if before in PRINT_SENT_STATES:
-            build = store.get_build(job.build_id) if job.build_id is not None else None
-            key = build.job_key if build else job.job_key
-            printer = job.printer or (build.printer if build else None) or "its printer"
-            when = "is being sent" if before is JobState.PRINT_SENDING else "was sent"
-            print(
-                f"error: {name} cannot be cancelled here: its print {when} to {printer} "
-                f"(job key {key}). Cancel the print on the printer or in Formlabs Dashboard; "
-                "verification then records the job as aborted.",
-                file=err,
-            )
-            return EXIT_FAILURE
-        if before not in CANCELLABLE_STATES:
-            print(f"error: {name} is {before.value}: it is over, there is nothing to cancel",
-                  file=err)
-            return EXIT_FAILURE
-        build_note = ""
-        if job.build_id is not None:
-            build = store.get_build(job.build_id)
-            if build.state in (JobState.PREPARING, JobState.PREPARED):
-                build_note = f"; build {build.id} will be prepared again without it"
-        job = store.transition(job.id, JobState.CANCELLED, CANCEL_REASON, expect=before)
-    return _changed(args, job, before, f"{name} cancelled (was {before.value}){build_note}", out)
+    return _each(args, path, out, err, _cancel_one)
+
+
+def _cancel_one(
+    store: SqliteJobStore, job: Job, err: TextIO
+) -> tuple[Job, JobState, str] | None:
+    before = job.state
+    name = f"job {job.id} ({job.job_key})"
+    if before is JobState.CANCELLED:
+        return job, before, f"{name} is already cancelled"
+    if before in PRINT_SENT_STATES:
+        build = store.get_build(job.build_id) if job.build_id is not None else None
+        key = build.job_key if build else job.job_key
+        printer = job.printer or (build.printer if build else None) or "its printer"
+        when = "is being sent" if before is JobState.PRINT_SENDING else "was sent"
+        print(
+            f"error: {name} cannot be cancelled here: its print {when} to {printer} "
+            f"(job key {key}). Cancel the print on the printer or in Formlabs Dashboard; "
+            "verification then records the job as aborted.",
+            file=err,
+        )
+        return None
+    if before not in CANCELLABLE_STATES:
+        print(f"error: {name} is {before.value}: it is over, there is nothing to cancel",
+              file=err)
+        return None
+    build_note = ""
+    if job.build_id is not None:
+        build = store.get_build(job.build_id)
+        if build.state in (JobState.PREPARING, JobState.PREPARED):
+            build_note = f"; build {build.id} will be prepared again without it"
+    job = store.transition(job.id, JobState.CANCELLED, CANCEL_REASON, expect=before)
+    return job, before, f"{name} cancelled (was {before.value}){build_note}"
 
 
 def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:

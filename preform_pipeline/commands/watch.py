@@ -47,6 +47,7 @@ from preform_pipeline.servers.records import ServerRecords, state_dir_of
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
+from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [
@@ -178,6 +179,11 @@ def _run_locked(
     with store:
         try:
             lookup = print_lookup_for(settings)
+            web_client = (
+                make_web_client(settings.cloud, load_cloud_credentials(settings.cloud))
+                if credentials_configured(settings.cloud, os.environ) else None
+            )
+            notifier = make_notifier(settings.verify.notifications)
             daemon = HotFolderDaemon(
                 settings,
                 store,
@@ -185,6 +191,8 @@ def _run_locked(
                 print_lookup=lookup,
                 reporter=reporter,
                 dry_run=args.dry_run,
+                web_client=web_client,
+                notifier=notifier,
             )
         except RecipeError as exc:
             for problem in exc.problems:
@@ -201,7 +209,11 @@ def _run_locked(
         print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
               flush=True)
         _install_signals(daemon, stderr)
-        status = daemon.run(once=args.once)
+        try:
+            status = daemon.run(once=args.once)
+        finally:
+            if notifier is not None:
+                notifier.close()
     print(f"stopped after {daemon.batches_run} batches", file=stdout, flush=True)
     return status
 

@@ -88,12 +88,13 @@ from preform_pipeline.executor.steps import (
     shared_values,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
+from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -205,6 +206,9 @@ class RunOptions:
     #: Called with a build and its two halves when it is split, before the halves run
     #: (a job store moves the build's jobs onto two new builds); None: nothing to tell.
     on_split: SplitCallback | None = None
+    #: ``on_model_dropped(build, path, reason)``: a model left its build with its case
+    #: (``on_model_failure: drop_case``), called on the build's thread as it happens.
+    on_model_dropped: Callable[[str, Path, str], None] | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -255,7 +259,33 @@ def default_job_name(build: BuildPlan) -> str:
     """The build's case ids (``case-7+case-9``), else its name: build names already start
     with the recipe's name (``{recipe}-002``), so the default never repeats it."""
     cases = _case_ids(build)
-    return "+".join(cases) if cases else build.name
+    return _fit_cases(cases, JOB_NAME_ROOM) if cases else build.name
+
+
+#: Room for the name in front of the job key (``<name> PP-XXXXXXXXXX``) within the job-name
+#: length the pipeline keeps to (the Local API's ``job_name`` has no documented maximum; the
+#: printers and the Dashboard show names in narrow places).
+JOB_NAME_ROOM: Final = DEFAULT_MAX_JOB_NAME_LENGTH - len(KEY_PREFIX) - KEY_LENGTH - 1
+
+
+def _fit_cases(cases: Sequence[str], room: int) -> str:
+    """``C-1+C-2+C-3``, or as many whole case ids as fit before ``+N more``: a name cut
+    in the middle of a case id would name a case that does not exist."""
+    joined = "+".join(cases)
+    if len(joined) <= room:
+        return joined
+    kept: list[str] = []
+    for index, case in enumerate(cases):
+        tail = f"+{len(cases) - index - 1} more" if index < len(cases) - 1 else ""
+        candidate = "+".join([*kept, case])
+        if len(candidate) + len(tail) > room:
+            break
+        kept.append(case)
+    if not kept:
+        # One case id longer than the room: embed_key shortens it (never the key).
+        kept.append(cases[0])
+    rest = len(cases) - len(kept)
+    return "+".join(kept) + (f"+{rest} more" if rest else "")
 
 
 class BuildJournal:
@@ -446,6 +476,7 @@ class _BuildWorker:
             job_name=facts.job_name,
             job_key=facts.job_key,
             case_ids=_case_ids(self.build),
+            dropped=tuple(facts.dropped.items()),
         )
 
     # -- the attempt loop -----------------------------------------------------------------------
@@ -670,7 +701,12 @@ class _BuildWorker:
             print_hooks=self.print_hooks,
             send_holder=holder,
             shed=shed_overflow,
+            on_drop=self._on_drop,
         )
+
+    def _on_drop(self, model: ModelInfo, reason: str) -> None:
+        if self.options.on_model_dropped is not None:
+            self.options.on_model_dropped(self.build.name, model.path, reason)
 
     def _resume(self, ctx: StepContext, attempt: _Attempt) -> frozenset[str]:
         """Load the last checkpoint into a new scene; the steps it already holds."""
@@ -687,14 +723,18 @@ class _BuildWorker:
         assert scene.id is not None
         ctx.scene_id = scene.id
         by_name = {m.name: m.id for m in scene.models if m.name}
-        names = import_names(self.build)
-        missing = [n for n in names if n not in by_name]
+        # Models dropped with their case are not in the checkpoint, and need not be.
+        names_of = {
+            i: n for i, n in enumerate(import_names(self.build))
+            if str(self.build.models[i].path) not in self.facts.dropped
+        }
+        missing = [n for n in names_of.values() if n not in by_name]
         if missing:
             # A checkpoint that does not hold the build's models is useless: start over.
             log.warning("checkpoint_unusable", checkpoint=str(checkpoint), missing=missing[:5])
             return frozenset()
         ctx.model_ids.clear()
-        ctx.model_ids.update({i: by_name[name] for i, name in enumerate(names)})
+        ctx.model_ids.update({i: by_name[name] for i, name in names_of.items()})
         attempt.resumed_from = self.journal.checkpoint_step
         log.info(
             "build_resumed",

@@ -109,6 +109,9 @@ class BuildOutcome:
     job_key: str | None = None
     #: The case ids of the build's models (a case's files share a build), in model order.
     case_ids: tuple[str, ...] = ()
+    #: Models taken out of the build with their case (``on_model_failure: drop_case``):
+    #: (source file, reason naming the case, the model and the step).
+    dropped: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -70,6 +70,7 @@ from preform_pipeline.executor.hooks import (
     VERIFY_SKIPPED_NO_CREDENTIALS,
     BuildPrintHooks,
 )
+from preform_pipeline.executor.outputs import claim_output, release_output
 from preform_pipeline.legend import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
@@ -102,6 +103,8 @@ __all__ = [
     "StepFailure",
     "StepFunction",
     "drain_hole_positions",
+    "case_step_message",
+    "drop_case_of",
     "import_names",
     "is_layout_overflow",
     "model_values",
@@ -172,6 +175,9 @@ class BuildFacts:
     carried: list[int] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Models taken out of the build with their case (``on_model_failure: drop_case``), by
+    #: path, with the reason; a retry does not import them again.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     def add_output(self, path: Path) -> None:
         if path not in self.outputs:
@@ -212,6 +218,8 @@ class StepContext:
     #: recipe says ``on_overflow: split``: take models out and retry (None: hand the whole
     #: build back to the runner as an ``overflow`` failure).
     shed: Callable[[StepContext, PermanentApiError, Callable[[], None]], None] | None = None
+    #: Told of each model dropped with its case (the hot folder fails its job at once).
+    on_drop: Callable[[ModelInfo, str], None] | None = None
 
     @property
     def quick(self) -> PreFormClient:
@@ -260,12 +268,15 @@ def shared_values(build: BuildPlan, build_values: Mapping[str, object]) -> dict[
 
 
 def import_names(build: BuildPlan) -> tuple[str, ...]:
-    """A unique scene name per model (its file stem, ``-2``... on repeats), so that the models
-    of a loaded checkpoint can be matched to their files by name."""
+    """A unique scene name per model, so that the models of a loaded checkpoint can be matched
+    to their files by name, and a person looking at the scene sees whose part each one is:
+    the file stem, after the case id when there is one (``C-1042 upper``), ``-2``... on
+    repeats."""
     names: list[str] = []
     taken: set[str] = set()
     for model in build.models:
-        base = model.path.stem or "model"
+        stem = model.path.stem or "model"
+        base = f"{model.case_id} {stem}" if model.case_id else stem
         name, n = base, 2
         while name in taken:
             name, n = f"{base}-{n}", n + 1
@@ -347,6 +358,8 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     names = import_names(ctx.build)
     total = len(ctx.build.models)
     for index, model in enumerate(ctx.build.models):
+        if str(model.path) in ctx.facts.dropped:
+            continue  # taken out with its case on an earlier attempt
         import_options = ImportOptions(
             repair_behavior=options.get("repair_behavior", "ERROR"),
             units=options.get("units", "DETECTED"),
@@ -516,11 +529,18 @@ def add_drain_holes(ctx: StepContext, node: StepNode, options: Mapping[str, Any]
             hole["orientation"] = _orientation(raw["orientation"])
             per_model.setdefault(nearest, []).append(DrainHole(position=position, **hole))
     for done, (index, model_holes) in enumerate(per_model.items(), start=1):
-        result = ctx.quick.add_drain_holes(
-            ctx.scene,
-            DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
-            deadline=ctx.deadline(),
-        )
+        if index not in ctx.model_ids:
+            continue  # dropped with its case meanwhile
+        try:
+            result = ctx.quick.add_drain_holes(
+                ctx.scene,
+                DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
+                deadline=ctx.deadline(),
+            )
+        except PermanentApiError as exc:
+            if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
+                continue
+            raise
         ctx.facts.warnings.extend(result.warnings)
         ctx.progress(done / max(len(per_model), 1))
 
@@ -541,6 +561,8 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     scene = ctx.read_scene()
     total = len(ctx.model_ids)
     for done, index in enumerate(sorted(ctx.model_ids), start=1):
+        if index not in ctx.model_ids:
+            continue  # dropped with its case meanwhile
         model = ctx.build.models[index]
         low, high = _model_bounds(ctx, scene, index)
         try:
@@ -553,6 +575,8 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             )
         except LabelDoesNotFitError as exc:
             if _label_fit(node.options) != "skip":
+                if drop_case_of(ctx, index, node.id, exc.message):
+                    continue
                 # Name the model: the build may hold many, each with its own text.
                 raise LabelDoesNotFitError(f"{model.path.name}: {exc.message}",
                                            hint=exc.hint) from None
@@ -570,9 +594,47 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             depth_mm=float(body["depth_mm"]),
             application_mode=body.get("application_mode", "EMBOSS"),
         )
-        report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
+        try:
+            report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
+        except PermanentApiError as exc:
+            if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
+                continue
+            raise
         ctx.facts.warnings.extend(report.warnings)
         ctx.progress(done / total)
+
+
+def case_step_message(case_id: str | None, model: str, step: str, reason: str) -> str:
+    """Why a case cannot be done, naming the case, the model and the step."""
+    case = f"case {case_id}: " if case_id else ""
+    return f"{case}model {model}: step {step}: {reason}"
+
+
+def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
+    """Take the case of model ``index`` out of the build after it failed ``step``
+    (``on_model_failure: drop_case``): its models leave the scene, the build goes on.
+
+    False when the recipe says ``fail_build``, or when no other case would be left (the
+    caller then fails the build as before).
+    """
+    failed = ctx.build.models[index]
+    members = [
+        i for i in ctx.model_ids
+        if (ctx.build.models[i].case_id == failed.case_id if failed.case_id else i == index)
+    ]
+    if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.model_ids):
+        return False
+    message = case_step_message(failed.case_id, failed.path.name, step, reason)
+    for i in members:
+        model = ctx.build.models[i]
+        ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(i), timeout=ctx.step_timeout_s)
+        ctx.facts.dropped[str(model.path)] = message
+        if ctx.on_drop is not None:
+            ctx.on_drop(model, message)
+    ctx.facts.warnings.append(f"dropped from the build: {message}")
+    log.warning("case_dropped", case_id=failed.case_id, model=failed.path.name, step=step,
+                reason=reason, models=len(members), left=len(ctx.model_ids))
+    return True
 
 
 def _label_fit(options: Mapping[str, Any]) -> str:
@@ -729,14 +791,19 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
 
 
 def _output(ctx: StepContext, template: str) -> Path:
+    """A free output path, claimed (:mod:`.outputs`): an existing file is never replaced."""
     path = render_output_path(template, ctx.values, ctx.output_root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.resolve()
+    return claim_output(path.resolve())
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     path = _output(ctx, ctx.recipe.outputs.form)
-    ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+    try:
+        ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+    except BaseException:
+        release_output(path)
+        raise
     ctx.facts.add_output(path)
 
 
@@ -751,10 +818,14 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
     if values.get("models", ALL_MODELS) != ALL_MODELS:
         values["models"] = ALL_MODELS
     path = _output(ctx, ctx.recipe.outputs.screenshot)
-    ctx.client.save_screenshot(
-        ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
-        progress=ctx.progress,
-    )
+    try:
+        ctx.client.save_screenshot(
+            ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
+            progress=ctx.progress,
+        )
+    except BaseException:
+        release_output(path)
+        raise
     if path.suffix.lower() == ".png" and "flyaround_transform" not in values:
         _add_legend(ctx, path, values)
     ctx.facts.add_output(path)

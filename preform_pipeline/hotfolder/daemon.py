@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     NullReporter,
@@ -61,6 +62,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.files import set_aside_unstorable
+from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
@@ -94,6 +96,7 @@ from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobStore
+from preform_pipeline.verify.notify import Notifier
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
@@ -182,6 +185,8 @@ class HotFolderDaemon:
         recipes: Mapping[str, Recipe] | None = None,
         run_options: Mapping[str, Any] | None = None,
         batch_workers: int | None = None,
+        web_client: WebApiClient | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.hot = settings.hotfolders
@@ -224,11 +229,15 @@ class HotFolderDaemon:
             )
             for inbox in self.hot.inboxes
         }
+        #: Verification of its own prints (with ``web_client``) and notifications.
+        self.followup = FollowUp(store, client=web_client, notifier=notifier,
+                                 verify=settings.verify, clock=clock)
         self.intake = Intake(
             store,
             self.hot.inboxes,
             duplicates=self.hot.duplicates,
             extra_fields=lambda name: self.recipes[name].fields if name in self.recipes else (),
+            on_failed=self.followup.case_failed,
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {
@@ -266,6 +275,7 @@ class HotFolderDaemon:
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
         self.outcomes = OutcomeFolders(store, self.intake, self.hot, dry_run=dry_run)
+        self.followup.settle_lock = self.outcomes.lock
         self.recovery = Recovery(store, self.intake, self.outcomes, self.owner, clock,
                                  give_back=self._give_back, wake=self._wake.set)
         self.worker = BatchWorker(
@@ -310,6 +320,7 @@ class HotFolderDaemon:
             worker.start()
         try:
             self.recover()
+            self.followup.start()
             if not once:
                 self.watcher.start()
             self._rescan()
@@ -708,4 +719,5 @@ class HotFolderDaemon:
             for worker in self._workers:
                 worker.join()
         self.worker.close_pool()
+        self.followup.stop()
 

@@ -210,8 +210,11 @@ class Intake:
         *,
         duplicates: DuplicatePolicy = "skip",
         extra_fields: Callable[[str], Collection[str]] = lambda _recipe: (),
+        on_failed: Callable[[Job], None] | None = None,
     ) -> None:
         self.store = store
+        #: Told of every job whose file goes to failed/ (the daemon's notifications).
+        self.on_failed = on_failed
         self.inboxes = {i.path: i for i in inboxes}
         self.duplicates = duplicates
         self.extra_fields = extra_fields
@@ -523,6 +526,8 @@ class Intake:
             remove_empty_dirs(current.parent, processing)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
+        if not ok and self.on_failed is not None:
+            self.on_failed(job)
         return job
 
     def finish_move(self, job: Job) -> bool:

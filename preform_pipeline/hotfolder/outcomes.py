@@ -155,7 +155,8 @@ class OutcomeFolders:
                 ok = False
             else:
                 return
-            if build is None and job.build_id is not None:
+            if job.build_id is not None:
+                # Read again: verification may have moved the build on since the caller's read.
                 build = self.store.get_build(job.build_id)
             if ok:
                 text = self._report_text(job, build, outcome, report_path)
@@ -196,8 +197,17 @@ class OutcomeFolders:
                 "print_sent_at": build.print_sent_at.isoformat() if build.print_sent_at
                 else None,
             }
+            if build.verified_status is not None:
+                # Verified before its files were settled (a print that ended at once).
+                data["verification"] = {"status": build.verified_status,
+                                        "message": build.verified_message,
+                                        "printer": build.printer}
         if outcome is not None:
             data["outcome"] = build_to_dict(outcome)
+            # The files as written (a taken name got a -2 suffix): never the template's guess.
+            data["files_written"] = [str(p) for p in outcome.outputs]
+        elif build is not None and build.form_path is not None:
+            data["files_written"] = [str(build.form_path)]
         if report_path is not None:
             data["run_report"] = str(report_path)
         return json.dumps(data, indent=2, default=str) + "\n"

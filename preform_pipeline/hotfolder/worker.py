@@ -28,14 +28,15 @@ from preform_pipeline.executor import (
     ServerSource,
     new_run_id,
 )
+from preform_pipeline.executor.feasibility import case_problems
 from preform_pipeline.executor.hooks import BuildPrintHooks
-from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.hotfolder.batcher import Batch
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, Plan, Rejection, plan_builds
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, Rejection, plan_builds
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import Recipe
@@ -248,6 +249,7 @@ class BatchWorker:
             fields={job.source_path: self._model_fields(job) for job in live},
             rejected=rejected,
         )
+        models = self._drop_infeasible_cases(recipe, models, live)
         try:
             plan = plan_builds(recipe, models, rejected=rejected)
         except PipelineError as exc:
@@ -287,6 +289,8 @@ class BatchWorker:
             print_tracking=_HotPrintHooks(tracking) if tracking is not None else None,
             # A split build's halves get store builds before they run.
             on_split=functools.partial(self._split, run),
+            # A case dropped from its build (on_model_failure: drop_case) fails at once.
+            on_model_dropped=functools.partial(self._dropped, run),
             build_report=write_build_report,
             **self.run_options,
         )
@@ -331,6 +335,39 @@ class BatchWorker:
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
 
+    def _drop_infeasible_cases(
+        self, recipe: Recipe, models: list[ModelInfo], live: list[Job]
+    ) -> list[ModelInfo]:
+        """Fail every case that cannot be done (:mod:`~preform_pipeline.executor.feasibility`),
+        all of its jobs with its own reason; the other cases' models go on to planning."""
+        by_path = {job.source_path: job for job in live}
+        cases: dict[str, list[ModelInfo]] = {}
+        for model in models:
+            job = by_path.get(model.path)
+            if job is None:
+                continue
+            cases.setdefault(job.case_id or f"job:{job.id}", []).append(model)
+        run = run_values(recipe, datetime.now())
+        failed: set[Path] = set()
+        for case, members in cases.items():
+            problems = case_problems(recipe, members, run)
+            if not problems:
+                continue
+            first = problems[0]
+            case_jobs = [j for j in live if (j.case_id or f"job:{j.id}") == case]
+            log.warning("case_infeasible", case_id=first.case_id, model=first.model,
+                        step=first.step, reason=first.reason, jobs=len(case_jobs))
+            for job in case_jobs:
+                failed.add(job.source_path)
+                self.outcomes.fail_job(
+                    job, first.message,
+                    (first.hint + "; then " if first.hint else "")
+                    + "drop the case again (its other cases were not affected)",
+                    where=f"checking case {first.case_id or job.original_name} before "
+                    "batching",
+                )
+        return [m for m in models if m.path not in failed]
+
     def _model_fields(self, job: Job) -> dict[str, str]:
         values = template_fields(job)
         # The file sits in processing/<key>/ under its dropped name, so stem and model
@@ -356,6 +393,23 @@ class BatchWorker:
                  fill=[round(b.fill_ratio, 3) for b in under], min_fill=min_fill)
         self.give_back(held_items, True)
         return keep
+
+    def _dropped(self, run: _BatchRun, build: str, path: Path, reason: str) -> None:
+        """The runner's drop callback: the model's job leaves its build as FAILED now (its
+        file is settled with the build's other files when the run ends)."""
+        with run.lock:
+            tracked = run.tracked.get(build)
+            job_ids = tracked.job_ids if tracked is not None else ()
+        for job_id in job_ids:
+            job = self.store.get_job(job_id)
+            if job.source_path != path:
+                continue
+            try:
+                self.store.transition(job.id, JobState.FAILED, reason,
+                                      expect=(JobState.PREPARING, JobState.PREPARED))
+            except StoreError as exc:
+                log.error("dropped_job_not_failed", job_key=job.job_key, error=str(exc))
+            return
 
     def _split(self, run: _BatchRun, build: BuildPlan,
                halves: tuple[BuildPlan, BuildPlan]) -> None:

@@ -298,6 +298,9 @@ class Recipe:
     description: str = ""
     #: Files the recipe was merged from, the base first and ``source`` last.
     extends_chain: tuple[Path, ...] = field(default=())
+    #: A model failing a per-model step: ``drop_case`` (its case leaves the build, which goes
+    #: on) or ``fail_build``.
+    on_model_failure: Literal["drop_case", "fail_build"] = "drop_case"
 
     def step(self, kind: str) -> Step | None:
         """The first step of ``kind``, or None."""

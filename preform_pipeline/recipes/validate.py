@@ -210,6 +210,9 @@ def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
         technology=technology,
         description=str(data.get("description", "")),
         extends_chain=tuple(file for file, _ in doc.chain),
+        on_model_failure=(
+            "fail_build" if data.get("on_model_failure") == "fail_build" else "drop_case"
+        ),
     )
 
 

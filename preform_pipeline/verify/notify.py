@@ -76,6 +76,10 @@ NOTIFICATION_EVENTS: Final[frozenset[str]] = frozenset(
         "build_failed",
         "print_unconfirmed",
         "verification_failed",
+        # The hot folder's own events (no Web API needed): a case in failed/, a prepared
+        # build waiting longer than the limit for a free printer.
+        "case_failed",
+        "build_waiting",
     }
 )
 
@@ -95,6 +99,7 @@ class Notification:
     print_job_id: str | None = None
     recipe: str | None = None
     run_id: str | None = None
+    case_id: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def __post_init__(self) -> None:
@@ -113,6 +118,7 @@ class Notification:
             "print_job_id": self.print_job_id,
             "recipe": self.recipe,
             "run_id": self.run_id,
+            "case_id": self.case_id,
             "at": self.at.isoformat(),
             "source": f"preform-pipeline {__version__}",
         }

@@ -213,7 +213,8 @@ class TestCrashes:
 
         # Every model printed exactly once; an unsettled one never a second time.
         prints = fleet_jobs(fleet)
-        printed = Counter(m["name"] for job in prints for m in job["models"])
+        # Scene names are "<case id> <stem>" for a case's files, the stem otherwise.
+        printed = Counter(m["name"].rsplit(" ", 1)[-1] for job in prints for m in job["models"])
         for stem in dropped:
             if stem in unverified:
                 assert printed[stem] <= 1, f"{stem} unverified yet resent; {context}"

@@ -70,9 +70,9 @@ class TestList:
         code, out, err = invoke("--store", str(lab.path))
         assert (code, err) == (0, "")
         lines = out.splitlines()
-        assert lines[0].split() == ["ID", "STATE", "RECIPE", "FILE", "UPDATED", "(UTC)", "KEY",
-                                    "REASON"]
-        assert lines[1].split()[:4] == [str(failed.id), "failed", "dental", "a.stl"]
+        assert lines[0].split() == ["ID", "STATE", "CASE", "PRINTER", "RECIPE", "FILE",
+                                    "UPDATED", "(UTC)", "KEY", "REASON"]
+        assert lines[1].split()[:6] == [str(failed.id), "failed", "-", "-", "dental", "a.stl"]
         assert lines[1].endswith("unreadable: truncated STL")
         assert failed.job_key in lines[1]
         assert lines[2].split()[:2] == [str(queued.id), "queued"]
@@ -299,3 +299,58 @@ class TestCancel:
         job = lab.job("a.stl", (S.FAILED, "bad"))
         code, _, err = invoke("cancel", str(job.id), "--store", str(lab.path))
         assert code == 1 and "is failed: it is over" in err
+
+
+class TestCases:
+    """A case id names every job of the case: listed, shown, retried and cancelled together."""
+
+    def _case(self, lab: Lab, case_id: str, *names: str, state: JobState = S.FAILED
+              ) -> list[Job]:
+        jobs = []
+        for name in names:
+            job = lab.store.create_job(recipe="dental", source_path=f"/in/{case_id}/{name}",
+                                       case_id=case_id, state=S.QUEUED)
+            if state is not S.QUEUED:
+                job = lab.store.transition(job.id, state, "label does not fit")
+            jobs.append(job)
+        return jobs
+
+    def test_the_list_shows_each_jobs_case_and_printer(self, lab: Lab) -> None:
+        self._case(lab, "C-1042", "upper.stl")
+        job, _ = lab.build("b.stl", S.PREPARING, S.PREPARED, S.PRINT_SENDING,
+                           printer="Form4-Lab2")
+        code, out, _ = invoke("--store", str(lab.path))
+        lines = out.splitlines()
+        assert code == 0
+        assert lines[1].split()[:4] == ["1", "failed", "C-1042", "-"]
+        assert lines[2].split()[:4] == [str(job.id), "print_sending", "-", "Form4-Lab2"]
+
+    def test_retry_by_case_queues_every_job_of_the_case_and_no_other(self, lab: Lab) -> None:
+        upper, lower = self._case(lab, "C-1042", "upper.stl", "lower.stl")
+        [other] = self._case(lab, "C-7", "upper.stl")
+        code, out, err = invoke("retry", "C-1042", "--store", str(lab.path))
+        assert (code, err) == (0, "")
+        assert out.count("queued again") == 2
+        states = {j.id: j.state for j in lab.store.list_jobs()}
+        assert (states[upper.id], states[lower.id], states[other.id]) == (
+            S.QUEUED, S.QUEUED, S.FAILED
+        )
+
+    def test_show_and_cancel_by_case_cover_every_job_of_the_case(self, lab: Lab) -> None:
+        self._case(lab, "C-9", "upper.stl", "lower.stl", state=S.QUEUED)
+        code, out, _ = invoke("show", "C-9", "--store", str(lab.path), "--format", "json")
+        assert code == 0 and len(json.loads(out)["jobs"]) == 2
+        code, out, _ = invoke("cancel", "C-9", "--store", str(lab.path))
+        assert code == 0 and out.count("cancelled (was queued)") == 2
+
+    def test_a_case_named_by_a_number_is_reached_with_the_case_prefix(self, lab: Lab) -> None:
+        lab.job("a.stl", (S.FAILED, "bad"))  # job id 1
+        [job] = self._case(lab, "1", "upper.stl")
+        code, out, _ = invoke("show", "case:1", "--store", str(lab.path), "--format", "json")
+        assert code == 0 and json.loads(out)["job"]["id"] == job.id
+        code, out, _ = invoke("show", "1", "--store", str(lab.path), "--format", "json")
+        assert code == 0 and json.loads(out)["job"]["id"] == 1
+
+    def test_an_unknown_case_is_an_error_naming_it(self, lab: Lab) -> None:
+        code, _, err = invoke("retry", "C-404", "--store", str(lab.path))
+        assert code == 1 and "no job has case id 'C-404'" in err

@@ -52,6 +52,11 @@ class TestImportNames:
         build = build_of(model("/a/part.stl"), model("/b/part.stl"), model("/c/gear.obj"))
         assert import_names(build) == ("part", "part-2", "gear")
 
+    def test_a_models_case_id_comes_first_so_the_scene_shows_whose_part_it_is(self) -> None:
+        build = build_of(model("/in/C-7/upper.stl", "C-7"),
+                         model("/in/C-9/upper.stl", "C-9"))
+        assert import_names(build) == ("C-7 upper", "C-9 upper")
+
 
 class TestTemplateValues:
     """Model fields reach a build's templates only when every model of the build agrees."""

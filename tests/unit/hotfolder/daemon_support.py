@@ -65,6 +65,9 @@ class Script:
     fleet_dir: Path
     fail: Callable[[BuildPlan], str | None] = lambda _build: None
     split_first: bool = False
+    #: Models to take out of a build with their case during preparation (the real runner
+    #: does so under ``on_model_failure: drop_case``): (path, reason) pairs.
+    drop: Callable[[BuildPlan], list[tuple[Path, str]]] = lambda _build: []
     block: threading.Event | None = None
     seen_states: list[tuple[str, str, str | None]] = field(default_factory=list)
     runs: list[tuple[str, ...]] = field(default_factory=list)
@@ -156,6 +159,9 @@ class ScriptedRunner:
             if reason is not None:
                 outcomes.append(self._outcome(build, BuildStatus.FAILED, reason))
                 continue
+            for path, why in self.script.drop(build):
+                if self.options.on_model_dropped is not None:
+                    self.options.on_model_dropped(build.name, path, why)
             job_id = self._print(build)
             outcomes.append(self._outcome(build, BuildStatus.SUCCEEDED, job_id=job_id))
         return RunResult(

@@ -1,0 +1,51 @@
+"""Output files are never overwritten: each one claims a free name before it is written.
+
+A rendered output path that exists already (the previous run of the day, with the shipped
+``{date}/{build}.form`` templates) gets a suffix, ``-2``, ``-3``..., before its extension.
+The name is claimed by creating the file exclusively (``O_CREAT | O_EXCL``), so two builds or
+two processes rendering the same path never get the same name; the server then writes into
+the claimed file, and reports name the path actually written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Final
+
+__all__ = [
+    "MAX_OUTPUT_SUFFIX",
+    "claim_output",
+    "release_output",
+]
+
+#: Beyond this many files of one name something is wrong (a template without any variable
+#: part in a loop); fail instead of searching for ever.
+MAX_OUTPUT_SUFFIX: Final = 10_000
+
+
+def _candidate(path: Path, n: int) -> Path:
+    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def claim_output(path: Path) -> Path:
+    """``path``, or the first free ``stem-N.suffix``, created empty and now ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, MAX_OUTPUT_SUFFIX):
+        candidate = _candidate(path, n)
+        try:
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"{path}: no free name up to -{MAX_OUTPUT_SUFFIX}")
+
+
+def release_output(path: Path) -> None:
+    """Give back a claimed name that was never written (the write failed): an empty file
+    left behind would read as an output."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            path.unlink()

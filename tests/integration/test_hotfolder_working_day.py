@@ -1,0 +1,240 @@
+"""A working day of the hot folder: thirty cases in, each printed and verified or failed alone.
+
+The daemon runs in a thread of the test process on simulated PreFormServer subprocesses that
+write every accepted print into a fleet folder; the Dashboard simulator (in this process,
+real HTTP on 127.0.0.1, prints ending the moment they are sent) serves the Web API from that
+folder, and the daemon verifies its own prints through it. A real HTTP server on 127.0.0.1
+receives the webhook notifications. The fleet is the simulator's, with printers always free;
+``PRINTER`` and ``_recipe`` are the places to change for a larger or busier fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud.factory import make_web_client
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+)
+from preform_pipeline.printing import FleetFolderLocator
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
+from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
+from preform_pipeline.store import (
+    DEFAULT_MAX_JOB_NAME_LENGTH,
+    JobState,
+    SqliteJobStore,
+    extract_key,
+)
+from preform_pipeline.verify.notify import Notifier
+
+SECRET = "working-day-secret"
+PRINTER = "SimulatedForm4-1"
+CASES = 30
+TIMEOUT_S = 90.0
+LONG_CASE = "C-" + "0123456789" * 6
+BAD_SIDECAR_CASE = "C-BADSIDECAR"
+THIN_CASE = "C-THIN"
+
+
+def _recipe(folder: Path) -> Path:
+    path = folder / "day.yaml"
+    path.write_text(
+        f"""\
+name: day
+scene: {{machine_type: FORM-4-0, material_code: FLGPGR05, layer_thickness_mm: 0.1}}
+import: {{units: MILLIMETERS, repair_behavior: IGNORE}}
+steps:
+  - hollow: {{wall_thickness_mm: 0.5}}
+  - add_drain_holes:
+      diameter_mm: 3.0
+      placement: {{face: back, count: 1, inset_mm: 2}}
+  - label:
+      text: "{{case_id}}"
+      font_size_mm: 2
+      depth_mm: 0.4
+      placement: {{face: front, margin_mm: 0.5, fit: fail}}
+  - print:
+      printer: {PRINTER}
+batching: {{max_models_per_build: 100, keep_cases_together: true}}
+outputs: {{root: {(folder / 'out').as_posix()}}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _slab_stl(width: float, depth: float, height: float) -> bytes:
+    """A closed box ``width`` x ``depth`` x ``height`` mm (twelve triangles)."""
+    x, y, z = width, depth, height
+    v = [(0, 0, 0), (x, 0, 0), (x, y, 0), (0, y, 0), (0, 0, z), (x, 0, z), (x, y, z), (0, y, z)]
+    faces = [(0, 2, 1), (0, 3, 2), (4, 5, 6), (4, 6, 7), (0, 1, 5), (0, 5, 4),
+             (1, 2, 6), (1, 6, 5), (2, 3, 7), (2, 7, 6), (3, 0, 4), (3, 4, 7)]
+    body = bytearray()
+    for face in faces:
+        body += struct.pack("<3f", 0.0, 0.0, 0.0)
+        for index in face:
+            body += struct.pack("<3f", *v[index])
+        body += b"\x00\x00"
+    return b"slab".ljust(80, b" ") + struct.pack("<I", len(faces)) + bytes(body)
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    received: list[dict[str, Any]] = []
+    server.received = received  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _stage_cases(staging: Path) -> list[Path]:
+    """Thirty case folders: 27 good, one bad sidecar, one label too long, one too thin."""
+    folders: list[Path] = []
+    for n in range(CASES - 3):
+        folder = staging / f"C-{n + 1:03d}"
+        folder.mkdir(parents=True)
+        (folder / "upper.stl").write_bytes(tetra_stl_bytes(n, size_mm=20.0))
+        folders.append(folder)
+    bad = staging / BAD_SIDECAR_CASE
+    bad.mkdir()
+    (bad / "upper.stl").write_bytes(tetra_stl_bytes(900, size_mm=20.0))
+    (bad / "upper.json").write_text('{"priorty": 3}', encoding="utf-8")
+    long = staging / "long-case"
+    long.mkdir()
+    (long / "upper.stl").write_bytes(tetra_stl_bytes(901, size_mm=20.0))
+    (long / "upper.json").write_text(json.dumps({"case_id": LONG_CASE}), encoding="utf-8")
+    thin = staging / THIN_CASE
+    thin.mkdir()
+    (thin / "plate.stl").write_bytes(_slab_stl(20.0, 20.0, 1.0))
+    return [*folders, bad, long, thin]
+
+
+class TestWorkingDay:
+    """Thirty cases: three fail alone with their own reasons, the rest print and verify."""
+
+    def test_each_case_prints_and_verifies_or_fails_alone(
+        self, tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]
+    ) -> None:
+        url, received = webhook
+        fleet = tmp_path / "fleet"
+        path = write_hotfolder_settings(
+            tmp_path, _recipe(tmp_path), fleet_dir=fleet, servers=2,
+            hotfolders={"batching": {"window_s": 1.0, "max_models": 50}},
+        )
+        settings = load_settings(path, env={})
+        settings = replace(settings, verify=VerifySettings(interval_s=0.2,
+                                                           requests_per_hour=1500))
+        credentials = Credentials(TEST_CLIENT_ID, SECRET)
+        store = SqliteJobStore(settings.store.path)
+        with dashboard_server(fleet, credentials=credentials, time_scale=0.0) as dashboard:
+            client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
+            notifier = Notifier(webhook_url=url)
+
+            def pool() -> ServerPool:
+                started = ServerPool(settings.pool, handle_signals=False)
+                started.start()
+                return started
+
+            daemon = HotFolderDaemon(settings, store, pool, web_client=client,
+                                     notifier=notifier, print_lookup=FleetFolderLocator(fleet))
+            thread = threading.Thread(target=daemon.run, name="daemon")
+            thread.start()
+            inbox = tmp_path / "inbox"
+            try:
+                wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
+                for folder in _stage_cases(tmp_path / "staging"):
+                    folder.rename(inbox / folder.name)
+
+                def verified() -> bool:
+                    jobs = store.list_jobs()
+                    return len(jobs) >= CASES and all(
+                        j.state in (JobState.FINISHED, JobState.FAILED) for j in jobs
+                    )
+
+                wait_for(verified, TIMEOUT_S, interval=0.2, what="every case to end")
+                wait_for(lambda: sum(1 for n in received if n["event"] == "print_finished")
+                         >= len(store.list_builds(state=JobState.FINISHED)),
+                         10, what="the print notifications")
+            finally:
+                daemon.stop()
+                thread.join(TIMEOUT_S)
+                notifier.close()
+            dashboard.check()
+        assert not thread.is_alive()
+
+        jobs = store.list_jobs()
+        failed = {j.case_id or j.original_name: j for j in jobs if j.state is JobState.FAILED}
+        finished = [j for j in jobs if j.state is JobState.FINISHED]
+        assert set(failed) == {BAD_SIDECAR_CASE, LONG_CASE, THIN_CASE}
+        assert len(finished) == CASES - 3
+        # Each failed case carries its own reason, naming its own model and step.
+        notes = {
+            name: j.source_path.with_name(j.source_path.name + ".error.txt")
+            for name, j in failed.items()
+        }
+        assert all(n.is_file() and (inbox / "failed") in n.parents for n in notes.values())
+        assert "priorty" in failed[BAD_SIDECAR_CASE].reason
+        assert f"case {LONG_CASE}: model upper.stl: step label" in failed[LONG_CASE].reason
+        assert f"case {THIN_CASE}: model plate.stl: step add_drain_holes" in (
+            failed[THIN_CASE].reason
+        )
+        for name, note in notes.items():
+            others = set(failed) - {name}
+            assert not any(other in note.read_text(encoding="utf-8") for other in others)
+        # Every print was verified FINISHED, and each case's report says so.
+        builds = store.list_builds()
+        printed = [b for b in builds if b.print_job_id is not None]
+        assert printed and all(b.state is JobState.FINISHED for b in printed)
+        for job in finished:
+            report = json.loads(job.source_path.with_name(
+                job.source_path.name + ".report.json").read_text(encoding="utf-8"))
+            assert report["state"] == "finished"
+            assert report["verification"]["status"] == "FINISHED"
+        # The webhook heard of each failed case once, and of each finished print.
+        case_failed = sorted(n["case_id"] or "" for n in received if n["event"] == "case_failed")
+        assert case_failed == sorted([BAD_SIDECAR_CASE, LONG_CASE, THIN_CASE]), case_failed
+        finished_keys = {n["job_key"] for n in received if n["event"] == "print_finished"}
+        assert finished_keys == {b.job_key for b in printed}
+        # Each print's job name starts with whole case ids and ends with its key.
+        sent = fleet_jobs(fleet)
+        assert len(sent) == len(printed)
+        names = {extract_key(j["job_name"]): j["job_name"] for j in sent}
+        assert set(names) == {b.job_key for b in printed}
+        for name in names.values():
+            first = name.split("+")[0].split(" ")[0]
+            assert first in {j.case_id for j in finished}, name
+            assert len(name) <= DEFAULT_MAX_JOB_NAME_LENGTH
+        store.close()

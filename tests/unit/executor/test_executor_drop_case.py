@@ -1,0 +1,75 @@
+"""``on_model_failure``: a case whose model fails a per-model step leaves the build, or fails it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preform_pipeline.executor import BuildStatus
+from preform_pipeline.simulator.formfile import load_form
+from tests.unit.executor.executor_support import (
+    FakePool,
+    SimFarm,
+    plan_for,
+    run,
+    write_box,
+    write_recipe,
+)
+
+STEPS = """\
+on_model_failure: {policy}
+steps:
+  - label:
+      text: "{{case_id}}"
+      font_size_mm: 3
+      depth_mm: 0.5
+      placement: {{face: front, margin_mm: 1, fit: fail}}
+  - auto_layout
+  - save_form
+batching:
+  max_models_per_build: 10
+"""
+LONG = "case-" + "x" * 40
+
+
+def _plan(tmp_path: Path, policy: str):  # type: ignore[no-untyped-def]
+    root = tmp_path / "models"
+    write_box(root / "case-1", "upper", 30, 20, 15)
+    write_box(root / "case-2", "upper", 30, 20, 15)
+    write_box(root / LONG, "upper", 30, 20, 15)
+    write_box(root / LONG, "lower", 30, 20, 15)
+    return plan_for(write_recipe(tmp_path, STEPS.format(policy=policy)),
+                    [root / "case-1", root / "case-2", root / LONG])
+
+
+class TestOnModelFailure:
+    """The failing case is named, and only its models leave the build."""
+
+    def test_drop_case_takes_the_whole_case_out_and_the_build_goes_on(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = _plan(tmp_path, "drop_case")
+        assert len(plan.builds) == 1
+        farm.add()
+        dropped: list[tuple[str, Path, str]] = []
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                     on_model_dropped=lambda b, p, r: dropped.append((b, p, r)))
+        [outcome] = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert sorted(Path(p).name for p, _ in outcome.dropped) == ["lower.stl", "upper.stl"]
+        assert all(Path(p).parent.name == LONG for p, _ in outcome.dropped)
+        reason = outcome.dropped[0][1]
+        assert reason.startswith(f"case {LONG}: model ") and ": step label: " in reason
+        assert sorted(p.name for _, p, _ in dropped) == ["lower.stl", "upper.stl"]
+        # The saved scene holds the other two cases only.
+        [form] = [p for p in outcome.outputs if p.suffix == ".form"]
+        scene = load_form(form, "check")
+        assert sorted(m.name for m in scene.models.values()) == ["case-1 upper", "case-2 upper"]
+
+    def test_fail_build_fails_the_build_naming_the_model(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = _plan(tmp_path, "fail_build")
+        farm.add()
+        [outcome] = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out").outcomes
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason and "does not fit" in outcome.reason and outcome.dropped == ()
