@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path, PurePath, PureWindowsPath
+from types import MappingProxyType
 from typing import Any, Final
 
 import jsonschema
@@ -65,17 +66,21 @@ __all__ = [
     "DEFAULT_SERVER_COUNT",
     "DEFAULT_STARTUP_TIMEOUT_S",
     "DEFAULT_STOP_TIMEOUT_S",
+    "DEFAULT_DISPATCH_NOTIFY_AFTER_S",
+    "DEFAULT_DISPATCH_POLL_INTERVAL_S",
     "DEFAULT_STORE_FILENAME",
     "ENVIRONMENT_VARIABLES",
     "ENV_PREFIX",
     "MAX_SETTINGS_FILE_BYTES",
     "SETTINGS_ENV",
     "STORE_PATH_ENV",
+    "DispatchSettings",
     "EnvironmentVariable",
     "LoggingSettings",
     "PathMapping",
     "RemoteServer",
     "ServerSettings",
+    "SimulatedPrinterSettings",
     "Settings",
     "StoreSettings",
     "default_store_path",
@@ -214,6 +219,47 @@ class StoreSettings:
     path: Path = field(default_factory=default_store_path)
 
 
+# --- Fleet Control login, declared simulated fleet, dispatch (issue 12a) ---------------------
+
+#: A build waiting for a printer longer than this notifies (once).
+DEFAULT_DISPATCH_NOTIFY_AFTER_S: Final = 3600.0
+#: How often printer readiness is read while builds wait.
+DEFAULT_DISPATCH_POLL_INTERVAL_S: Final = 5.0
+
+
+@dataclass(frozen=True)
+class SimulatedPrinterSettings:
+    """One printer of the declared simulated fleet (``simulator.fleet``)."""
+
+    name: str
+    machine_type: str
+    material: str
+    tank: str | None = None
+    ip_address: str | None = None
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """Builds waiting for a free printer (docs/dispatch.md)."""
+
+    notify_after_s: float = DEFAULT_DISPATCH_NOTIFY_AFTER_S
+    poll_interval_s: float = DEFAULT_DISPATCH_POLL_INTERVAL_S
+
+
+def _read_fleet_control(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The sections of issue 12a, as keyword arguments of :class:`Settings`."""
+    dispatch = raw.get("dispatch", {})
+    return {
+        # Secrets stay unread here: the pool reads them (environment or files) when it starts.
+        "dashboard_login": MappingProxyType(dict(raw.get("dashboard_login", {}))),
+        "dashboard_login_base": base,
+        "simulated_fleet": tuple(
+            SimulatedPrinterSettings(**p) for p in raw.get("simulator", {}).get("fleet", ())
+        ),
+        "dispatch": DispatchSettings(**{k: float(v) for k, v in dispatch.items()}),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run is configured with; ``source`` is the settings file, if any."""
@@ -227,6 +273,12 @@ class Settings:
     hotfolders: HotFolderSettings = field(default_factory=HotFolderSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    #: ``dashboard_login`` as written (no secrets: those come from files or the environment).
+    dashboard_login: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    dashboard_login_base: Path | None = None
+    #: ``simulator.fleet``; empty: the simulator's default fleet.
+    simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
 
     @property
     def log_file(self) -> Path | None:
@@ -551,6 +603,7 @@ def _build_settings(
         ),
         cloud=read_cloud_settings(raw.get("cloud", {}), base_dir(["cloud"]), source_of),
         verify=read_verify_settings(raw.get("verify", {}), base_dir(["verify"]), source_of),
+        **_read_fleet_control(raw, base_dir(["dashboard_login"])),
     )
 
 

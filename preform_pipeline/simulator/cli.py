@@ -16,6 +16,7 @@ Ctrl+Break on Windows) stop the server cleanly with exit status 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -24,7 +25,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import psutil
 
@@ -133,7 +134,32 @@ class SimulatorConfig:
     log_level: str = "INFO"
     faults: FaultPlan = field(default_factory=FaultPlan)
     engine: str | None = None
-    adopt_unknown_printers: bool = False
+    #: ``--fleet-printers``: the declared fleet (None: the fleet folder's, or the default).
+    fleet_printers: tuple[dict[str, Any], ...] | None = None
+    print_time_scale: float | None = None
+
+
+def _fleet_printers(text: str) -> tuple[dict[str, Any], ...]:
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise argparse.ArgumentTypeError("not a non-empty JSON array of printer objects")
+    return tuple(items)
+
+
+def _engine_options(config: SimulatorConfig) -> dict[str, Any] | None:
+    """Engine keywords beyond the common three; None when every one is the default."""
+    scale = config.print_time_scale
+    if scale is None:
+        scale = config.time_scale if config.latency != INSTANT else 0.0
+    options: dict[str, Any] = {}
+    if config.fleet_printers is not None:
+        options["declared_printers"] = config.fleet_printers
+    if scale:
+        options["print_time_scale"] = scale
+    return options or None
 
 
 def _operation_id(text: str) -> str:
@@ -210,9 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory of fleet state shared by simulators (default: per-user data dir)",
     )
     server.add_argument(
-        "--adopt-unknown-printers", action="store_true",
-        help="a print to a printer the fleet lacks adds it (rehearsing recipes that name real "
-        "printers) instead of answering PRINTER_NOT_FOUND",
+        "--fleet-printers", type=_fleet_printers, default=None, metavar="JSON",
+        help="the declared fleet: a JSON array of printers (serial, machine_type_id, "
+        "product_name, ip_address, material_code); replaces the fleet folder's printers",
+    )
+    server.add_argument(
+        "--print-time-scale", type=_non_negative_float, default=None, metavar="F",
+        help="a printer is busy for a print's estimated time times F (default: --time-scale "
+        "with --latency realistic, else 0: free at once)",
     )
     server.add_argument(
         "--work-dir", type=Path, default=None,
@@ -271,7 +302,8 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
         host=args.host,
         port=args.port,
         scene_cache_size=args.scene_cache_size,
-        adopt_unknown_printers=args.adopt_unknown_printers,
+        fleet_printers=args.fleet_printers,
+        print_time_scale=args.print_time_scale,
         fleet_dir=args.fleet_dir,
         work_dir=args.work_dir,
         latency=args.latency,
@@ -362,7 +394,7 @@ def _serve_in(
             fleet_dir=fleet_dir,
             work_dir=work_dir,
             factory=config.engine,
-            options={"adopt_unknown_printers": True} if config.adopt_unknown_printers else None,
+            options=_engine_options(config),
         )
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))
