@@ -24,7 +24,6 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.api import PreFormClient, PrintOptions, SceneSettings
 from preform_pipeline.config import PathMapping, RemoteServer, ServerSettings, Settings
 from preform_pipeline.errors import (
     LeaseTimeoutError,
@@ -33,7 +32,6 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from preform_pipeline.geometry import write_stl
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.servers.process import (
@@ -43,7 +41,6 @@ from preform_pipeline.servers.process import (
     start_server_process,
 )
 from preform_pipeline.servers.testing import standin_settings, write_standin_server
-from preform_pipeline.simulator.meshops import box_triangles
 
 StartRunner = Callable[[str], "tuple[subprocess.Popen[str], list[int]]"]
 WAIT_S = 20.0  # upper bound for anything the pool does in these tests; normally < 2 s
