@@ -256,6 +256,9 @@ def _read_fleet_control(raw: Mapping[str, Any], base: Path) -> dict[str, Any]:
         "simulated_fleet": tuple(
             SimulatedPrinterSettings(**p) for p in raw.get("simulator", {}).get("fleet", ())
         ),
+        "simulated_print_time_scale": float(
+            raw.get("simulator", {}).get("print_time_scale", 0.0)
+        ),
         "dispatch": DispatchSettings(**{k: float(v) for k, v in dispatch.items()}),
     }
 
@@ -278,6 +281,9 @@ class Settings:
     dashboard_login_base: Path | None = None
     #: ``simulator.fleet``; empty: the simulator's default fleet.
     simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
+    #: ``simulator.print_time_scale``: simulated printers are busy for a print's estimated
+    #: time times this (0: free again at once).
+    simulated_print_time_scale: float = 0.0
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
 
     @property

@@ -16,10 +16,17 @@ from typing import Final
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.config import Settings, SimulatedPrinterSettings
 
-__all__ = ["FLEET_ARGUMENT", "FleetEntry", "declared_fleet_argument", "simulated_fleet"]
+__all__ = [
+    "FLEET_ARGUMENT",
+    "PRINT_TIME_ARGUMENT",
+    "FleetEntry",
+    "declared_fleet_argument",
+    "simulated_fleet",
+]
 
 #: The simulator's command-line option that takes the declared fleet.
 FLEET_ARGUMENT: Final = "--fleet-printers"
+PRINT_TIME_ARGUMENT: Final = "--print-time-scale"
 # Declared printers without an address get one from TEST-NET-1 (RFC 5737): never a real device.
 _ADDRESS_PREFIX: Final = "192.0.2."
 _ADDRESS_FIRST: Final = 100
@@ -54,11 +61,15 @@ def _printer_json(index: int, printer: SimulatedPrinterSettings, catalogue: Cata
 def declared_fleet_argument(
     settings: Settings, catalogue: Catalogue = DEFAULT_CATALOGUE
 ) -> tuple[str, ...]:
-    """The simulator arguments that declare ``settings``' fleet (none when it declares none)."""
+    """The simulator arguments that declare ``settings``' fleet and how long its printers stay
+    busy (none for what the settings leave to the simulator's defaults)."""
+    args: tuple[str, ...] = ()
+    if settings.simulated_print_time_scale:
+        args = (PRINT_TIME_ARGUMENT, repr(settings.simulated_print_time_scale))
     if not settings.simulated_fleet:
-        return ()
+        return args
     printers = [_printer_json(i, p, catalogue) for i, p in enumerate(settings.simulated_fleet)]
-    return (FLEET_ARGUMENT, json.dumps(printers, separators=(",", ":")))
+    return (*args, FLEET_ARGUMENT, json.dumps(printers, separators=(",", ":")))
 
 
 def simulated_fleet(settings: Settings) -> Sequence[FleetEntry]:

@@ -136,7 +136,7 @@ class SimulatorConfig:
     engine: str | None = None
     #: ``--fleet-printers``: the declared fleet (None: the fleet folder's, or the default).
     fleet_printers: tuple[dict[str, Any], ...] | None = None
-    print_time_scale: float | None = None
+    print_time_scale: float = 0.0
 
 
 def _fleet_printers(text: str) -> tuple[dict[str, Any], ...]:
@@ -151,9 +151,8 @@ def _fleet_printers(text: str) -> tuple[dict[str, Any], ...]:
 
 def _engine_options(config: SimulatorConfig) -> dict[str, Any] | None:
     """Engine keywords beyond the common three; None when every one is the default."""
-    scale = config.print_time_scale
-    if scale is None:
-        scale = config.time_scale if config.latency != INSTANT else 0.0
+    # Off unless asked: a hot folder rehearsal would otherwise wait hours for busy printers.
+    scale = config.print_time_scale or 0.0
     options: dict[str, Any] = {}
     if config.fleet_printers is not None:
         options["declared_printers"] = config.fleet_printers
@@ -242,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument(
         "--print-time-scale", type=_non_negative_float, default=None, metavar="F",
-        help="a printer is busy for a print's estimated time times F (default: --time-scale "
-        "with --latency realistic, else 0: free at once)",
+        help="a printer is busy for a print's estimated time times F (default 0: free again "
+        "at once; 1: as long as the print would take)",
     )
     server.add_argument(
         "--work-dir", type=Path, default=None,
@@ -303,7 +302,7 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
         port=args.port,
         scene_cache_size=args.scene_cache_size,
         fleet_printers=args.fleet_printers,
-        print_time_scale=args.print_time_scale,
+        print_time_scale=args.print_time_scale or 0.0,
         fleet_dir=args.fleet_dir,
         work_dir=args.work_dir,
         latency=args.latency,
