@@ -11,15 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any
 
-from preform_pipeline.recipes.model import AUTO_PRINTER
-from preform_pipeline.verify.targets import PrinterCandidate
+from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR
 
-__all__ = ["LIST_SEPARATOR", "PrintTarget"]
+if TYPE_CHECKING:  # verify imports this module: a type only, never a cycle at load
+    from preform_pipeline.verify.targets import PrinterCandidate
 
-#: How a list of printers travels through the one-string print option (names never hold it).
-LIST_SEPARATOR: Final = ","
+__all__ = ["PrintTarget"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class PrintTarget:
         cls, text: str | Sequence[str], *, machine_type: str | None, material: str | None
     ) -> PrintTarget:
         """From a print option: ``auto``, ``A``, ``A,B`` or a list ``[A, B]``."""
-        items = text.split(LIST_SEPARATOR) if isinstance(text, str) else list(text)
+        items = text.split(PRINTER_LIST_SEPARATOR) if isinstance(text, str) else list(text)
         names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
         if len(names) == 1 and names[0].lower() == AUTO_PRINTER:
             return cls((), True, machine_type, material)

@@ -171,6 +171,16 @@ class Recovery:
             return
         with self._unresolved_lock:
             self._unresolved.pop(build.id, None)
+        if (answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED
+                and build.print_target is not None and build.form_path is not None
+                and build.form_path.is_file()):
+            # A dispatched send proven absent: its saved .form waits again, not re-prepared.
+            self.owner.wait_for_printer(
+                build.id, build.print_target, job_name=build.job_name or build.job_key,
+                priority=build.priority, describe="its send never went out",
+            )
+            self.wake()
+            return
         if answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED:
             jobs = self.dissolve(build, "its print never went out; batched again")
             self.enqueue_later(jobs)

@@ -79,6 +79,8 @@ NOTIFICATION_EVENTS: Final[frozenset[str]] = frozenset(
         "build_failed",
         "print_unconfirmed",
         "verification_failed",
+        # dispatch: a prepared build waited longer than dispatch.notify_after_s for a printer
+        "build_waiting",
     }
 )
 
