@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from preform_pipeline.dispatch.target import PrintTarget
 from preform_pipeline.dispatch.waiting import waiting_order
+from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, SqliteJobStore
 
 __all__ = ["waiting_rows", "write_waiting"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
-from preform_pipeline.dispatch.known import known_printers
+from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (

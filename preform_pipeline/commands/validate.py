@@ -29,7 +29,7 @@ from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
-from preform_pipeline.dispatch.known import known_printers
+from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
     DEFAULT_SERVER_TIMEOUT_S,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.dispatch.target import PrintTarget
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
 

@@ -16,13 +16,13 @@ from collections.abc import Callable
 
 from preform_pipeline.config import Settings
 from preform_pipeline.dispatch.sender import CombinedReadiness, FormSender, PoolDevices
-from preform_pipeline.dispatch.target import PrintTarget
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
+from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.notify import Notification, Notifier
 from preform_pipeline.verify.settings import (

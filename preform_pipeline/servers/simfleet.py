@@ -9,8 +9,6 @@ never adopted: a typo in a recipe must fail the rehearsal, not pass it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
@@ -19,9 +17,8 @@ from preform_pipeline.config import Settings, SimulatedPrinterSettings
 __all__ = [
     "FLEET_ARGUMENT",
     "PRINT_TIME_ARGUMENT",
-    "FleetEntry",
     "declared_fleet_argument",
-    "simulated_fleet",
+    "printer_json",
 ]
 
 #: The simulator's command-line option that takes the declared fleet.
@@ -32,19 +29,10 @@ _ADDRESS_PREFIX: Final = "192.0.2."
 _ADDRESS_FIRST: Final = 100
 
 
-@dataclass(frozen=True)
-class FleetEntry:
-    """One name a print may target in the simulated fleet: a printer (or its address) or a
-    Fleet Control queue; ``machine_types`` empty for a queue."""
-
-    name: str
-    kind: str  # "printer", "address" or "queue"
-    machine_types: tuple[str, ...] = ()
-
-
-def _printer_json(index: int, printer: SimulatedPrinterSettings, catalogue: Catalogue) -> dict[
-    str, str
-]:
+def printer_json(
+    index: int, printer: SimulatedPrinterSettings, catalogue: Catalogue = DEFAULT_CATALOGUE
+) -> dict[str, str]:
+    """One declared printer as the simulator's fleet file holds it (``--fleet-printers``)."""
     machine = catalogue.machine(printer.machine_type)
     body = {
         "serial": printer.name,
@@ -68,28 +56,5 @@ def declared_fleet_argument(
         args = (PRINT_TIME_ARGUMENT, repr(settings.simulated_print_time_scale))
     if not settings.simulated_fleet:
         return args
-    printers = [_printer_json(i, p, catalogue) for i, p in enumerate(settings.simulated_fleet)]
+    printers = [printer_json(i, p, catalogue) for i, p in enumerate(settings.simulated_fleet)]
     return (*args, FLEET_ARGUMENT, json.dumps(printers, separators=(",", ":")))
-
-
-def simulated_fleet(settings: Settings) -> Sequence[FleetEntry]:
-    """Every name a simulated print may target: the declared printers (or the default fleet's)
-    by serial and address, and the default Fleet Control queues."""
-    from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
-
-    entries: list[FleetEntry] = []
-    if settings.simulated_fleet:
-        for i, declared in enumerate(settings.simulated_fleet):
-            body = _printer_json(i, declared, DEFAULT_CATALOGUE)
-            types = (declared.machine_type,)
-            entries.append(FleetEntry(declared.name, "printer", types))
-            entries.append(FleetEntry(body["ip_address"], "address", types))
-    else:
-        for printer in DEFAULT_PRINTERS:
-            types = (printer.machine_type_id,)
-            entries.append(FleetEntry(printer.serial, "printer", types))
-            entries.append(FleetEntry(printer.ip_address, "address", types))
-    for group in DEFAULT_GROUPS:
-        entries.append(FleetEntry(group.group_id, "queue"))
-        entries.append(FleetEntry(group.queue_id, "queue"))
-    return tuple(entries)

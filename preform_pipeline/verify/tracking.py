@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.dispatch.target import PrintTarget
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -45,6 +44,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR
 from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key

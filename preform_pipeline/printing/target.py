@@ -11,14 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR
 
-if TYPE_CHECKING:  # verify imports this module: a type only, never a cycle at load
-    from preform_pipeline.verify.targets import PrinterCandidate
 
-__all__ = ["PrintTarget"]
+class PrinterCandidate(Protocol):
+    """What a match needs of a printer (``verify.targets.PrinterCandidate`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def machine_types(self) -> tuple[str, ...]: ...
+    @property
+    def materials(self) -> tuple[str, ...]: ...
+
+__all__ = ["PrintTarget", "PrinterCandidate"]
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ from preform_pipeline.config import Settings, load_settings
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.servers.simfleet import simulated_fleet
+from preform_pipeline.servers.simfleet import printer_json
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 
-__all__ = ["known_printers", "printers_of_fleet", "printers_of_server"]
+__all__ = ["known_printers", "printers_of_fleet", "printers_of_server", "simulated_fleet"]
 
 log = get_logger(__name__)
 
@@ -29,9 +30,7 @@ def printers_of_fleet(settings: Settings) -> KnownPrinters:
         if settings.simulated_fleet
         else "the default simulated fleet"
     )
-    return KnownPrinters(
-        tuple(KnownPrinter(e.name, e.machine_types) for e in simulated_fleet(settings)), source
-    )
+    return KnownPrinters(simulated_fleet(settings), source)
 
 
 def printers_of_server(
@@ -75,3 +74,23 @@ def known_printers(
     except PipelineError:
         return None
     return printers_of_fleet(settings) if settings.simulated else None
+
+
+def simulated_fleet(settings: Settings) -> tuple[KnownPrinter, ...]:
+    """Every name a simulated print may target: the declared printers (or the default fleet's)
+    by serial and address, and the default Fleet Control queues (any machine type)."""
+    known: list[KnownPrinter] = []
+    if settings.simulated_fleet:
+        for i, declared in enumerate(settings.simulated_fleet):
+            types = (declared.machine_type,)
+            known.append(KnownPrinter(declared.name, types))
+            known.append(KnownPrinter(printer_json(i, declared)["ip_address"], types))
+    else:
+        for printer in DEFAULT_PRINTERS:
+            types = (printer.machine_type_id,)
+            known.append(KnownPrinter(printer.serial, types))
+            known.append(KnownPrinter(printer.ip_address, types))
+    for group in DEFAULT_GROUPS:
+        known.append(KnownPrinter(group.group_id))
+        known.append(KnownPrinter(group.queue_id))
+    return tuple(known)
