@@ -60,6 +60,7 @@ class DispatchLoop:
         self.pool = pool
         self.stop = stop
         self.wake = threading.Event()
+        self._closing = threading.Event()  # the daemon's loop ended (``--once`` sets no stop)
         self._dispatcher: Dispatcher | None = None
         self._notifier: Notifier | None = make_notifier(settings.verify.notifications)
         self._thread: threading.Thread | None = None
@@ -73,6 +74,7 @@ class DispatchLoop:
         self._thread.start()
 
     def close(self) -> None:
+        self._closing.set()
         self.wake.set()
         if self._thread is not None:
             self._thread.join()
@@ -81,7 +83,7 @@ class DispatchLoop:
 
     def _main(self) -> None:
         interval = self.settings.dispatch.poll_interval_s
-        while not self.stop.is_set():
+        while not (self.stop.is_set() or self._closing.is_set()):
             try:
                 if self.waiting():
                     dispatcher = self._ready()
