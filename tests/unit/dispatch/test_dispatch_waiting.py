@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.dispatch.sender import CombinedReadiness
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PermanentApiError, PipelineError
 from preform_pipeline.printing import PrintOwner
@@ -171,3 +172,24 @@ class TestLateWaits:
         build = waiting_build(store, owner, clock)
         assert Dispatcher(store, Down(), Recorder(owner, Down())).dispatch_once() == ()
         assert store.get_build(build.id).state is JobState.WAITING_FOR_PRINTER
+
+
+class TestReadiness:
+    """The Web API feed answers while its budget lasts; the Local API devices otherwise."""
+
+    def test_the_feed_is_used_within_the_budget_and_the_devices_answer_beyond_it(self) -> None:
+        local, web = Printers("local-1"), Printers("web-1")
+        budget = {"left": True}
+        readiness = CombinedReadiness(local, web, lambda: budget["left"])
+        assert [p.name for p in readiness.printer_candidates()] == ["web-1"]
+        budget["left"] = False
+        assert [p.name for p in readiness.printer_candidates()] == ["local-1"]
+        assert (local.reads, web.reads) == (1, 1)
+
+    def test_a_feed_that_fails_leaves_the_answer_to_the_devices(self) -> None:
+        class Down(Printers):
+            def printer_candidates(self) -> Sequence[PrinterCandidate]:
+                raise PipelineError("feed down")
+
+        readiness = CombinedReadiness(Printers("local-1"), Down(), lambda: True)
+        assert [p.name for p in readiness.printer_candidates()] == ["local-1"]
