@@ -209,13 +209,18 @@ class FleetState:
             )
         return updated
 
-    def declare(self, printers: tuple[SimPrinter, ...]) -> None:
-        """Replace the printers with the declared fleet (``simulator.fleet`` in the settings).
+    def declare(
+        self, printers: tuple[SimPrinter, ...], groups: tuple[SimGroup, ...] | None = None
+    ) -> None:
+        """Replace the printers (and, when given, the groups) with the declared fleet
+        (``simulator.fleet`` in the settings).
 
-        Groups are kept; recorded jobs too (they are the fleet's history). A printer that is not
-        declared is gone: a print to it answers PRINTER_NOT_FOUND, as on a real network.
+        Groups not given are kept; recorded jobs too (they are the fleet's history). A printer
+        that is not declared is gone: a print to it answers PRINTER_NOT_FOUND, as on a real
+        network.
         """
-        _, groups = self._load()
+        kept = self._load()[1]
+        groups = tuple(kept) if groups is None else groups
         with self._lock:
             self._write_json(
                 self.printers_path,
