@@ -156,6 +156,11 @@ class Recovery:
             if job.state is JobState.PROCESSING:
                 log.info("job_requeued", job_key=job.job_key)
                 resumed.append(job)
+        for build in self.store.list_builds(state=JobState.PROCESSING):
+            if build.print_target is not None and build.id not in self.outcomes.active:
+                # A job of a waiting build was cancelled: the others get a new build.
+                resumed.extend(self.dissolve(build, "a job was cancelled while the build "
+                                             "waited for a printer; batched again without it"))
         self.outcomes.settle_processing_folders()
         return resumed
     def resolve_print(self, build: Build, *, after_restart: bool) -> None:

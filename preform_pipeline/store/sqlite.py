@@ -818,7 +818,8 @@ class SqliteJobStore:
         """
         build = self._build_row(conn, build_id)
         state = JobState(build["state"])
-        if state not in (JobState.PREPARING, JobState.PREPARED):
+        # A waiting build's .form holds the model too: it must never be dispatched as it is.
+        if state not in (JobState.PREPARING, JobState.PREPARED, JobState.WAITING_FOR_PRINTER):
             return
         reason = f"job {job_id} was cancelled: prepare the build again without it"
         self._update(conn, "builds", build_id,

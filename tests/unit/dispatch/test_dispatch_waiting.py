@@ -193,3 +193,25 @@ class TestReadiness:
 
         readiness = CombinedReadiness(Printers("local-1"), Down(), lambda: True)
         assert [p.name for p in readiness.printer_candidates()] == ["local-1"]
+
+
+class TestCancelWhileWaiting:
+    """Cancelling a job of a waiting build takes the build back: its .form is never sent."""
+
+    def test_the_build_leaves_the_queue_and_its_other_jobs_are_prepared_again(
+        self, store: SqliteJobStore, clock: ManualClock
+    ) -> None:
+        owner = PrintOwner(store, clock=clock)
+        jobs = [store.create_job(recipe="r", source_path=f"/in/{n}.stl",
+                                 state=JobState.PROCESSING) for n in range(2)]
+        build = store.create_build(recipe="r", job_ids=[j.id for j in jobs])
+        store.transition_build(build.id, JobState.PREPARING, "preparing")
+        store.transition_build(build.id, JobState.PREPARED, "prepared")
+        owner.wait_for_printer(build.id, PrintTarget(auto=True).to_json(), job_name="x",
+                               priority=0, describe="any")
+        store.transition(jobs[0].id, JobState.CANCELLED, "cancelled by user")
+        printers = Printers("A")
+        send = Recorder(owner, printers)
+        assert Dispatcher(store, printers, send, clock=clock).dispatch_once() == ()
+        assert store.get_build(build.id).state is JobState.PROCESSING
+        assert store.get_job(jobs[1].id).state is JobState.PROCESSING
