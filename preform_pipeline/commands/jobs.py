@@ -525,7 +525,8 @@ def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> i
         build_note = ""
         if job.build_id is not None:
             build = store.get_build(job.build_id)
-            if build.state in (JobState.PREPARING, JobState.PREPARED):
+            if build.state in (JobState.PREPARING, JobState.PREPARED,
+                               JobState.WAITING_FOR_PRINTER):
                 build_note = f"; build {build.id} will be prepared again without it"
         job = store.transition(job.id, JobState.CANCELLED, CANCEL_REASON, expect=before)
     return _changed(args, job, before, f"{name} cancelled (was {before.value}){build_note}", out)
