@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import run
+from preform_pipeline.simulator.testing import start_simulator
 
 RECIPE = """\
 scene:
@@ -91,3 +92,19 @@ class TestMistypedPrinters:
                             str(sample_models_dir / "parts"))
         assert code == 1
         assert "unknown printer 'SimulatedForm4-11'" in text
+
+
+class TestAgainstAServer:
+    """With ``--server``, the server's devices are what counts (a real simulator process)."""
+
+    def test_the_servers_devices_decide(self, tmp_path: Path) -> None:
+        declared = json.dumps([{"serial": "Shop-Form4", "machine_type_id": "FORM-4-0",
+                                "product_name": "Form 4", "ip_address": "192.0.2.7",
+                                "material_code": "FLGPGR05"}])
+        with start_simulator("--fleet-printers", declared, fleet_dir=tmp_path / "fleet") as sim:
+            ok = invoke("validate", str(recipe(tmp_path, "192.0.2.7")), "--server", sim.url)
+            code, text = invoke("validate", str(recipe(tmp_path, "Shop-From4")),
+                                "--server", sim.url)
+        assert ok[0] == 0, ok[1]
+        assert code == 1
+        assert f"(not in the devices of {sim.url}) (did you mean 'Shop-Form4'?)" in text
