@@ -7,6 +7,7 @@
     preform-pipeline jobs retry JOB|CASE
     preform-pipeline jobs cancel JOB|CASE
     preform-pipeline jobs resolve JOB --printed | --not-printed
+    preform-pipeline jobs waiting
 
 JOB is a job id (``12``) or job key (``PP-4K7QX0M2ZD``, any case); ``show``, ``retry`` and
 ``cancel`` also take a case id (``C-1042``, or ``case:1042`` for one that looks like a job id)
@@ -15,7 +16,8 @@ also takes the
 job key of a build. ``resolve`` is how a person settles an unverified print (an interrupted
 send nobody could prove printed or not, docs/printing.md): ``--printed`` records the print as
 sent, ``--not-printed`` as failed (``jobs retry`` then prints it again); either writes an
-audit row. ``--state`` takes states
+audit row. ``waiting`` lists the builds waiting for a free printer (docs/dispatch.md): for
+which printers, since when, in the order they go out. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
+from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.settings import load_settings
@@ -215,11 +218,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("retry", "queue a failed, aborted, errored, unverified, cancelled or skipped job again"),
         ("cancel", "cancel a job whose print has not been sent"),
         ("resolve", "settle an unverified print by hand: --printed or --not-printed"),
+        ("waiting", "list the builds waiting for a free printer, in the order they go out"),
     ):
         sub = actions.add_parser(name, help=text, description=text)
-        sub.add_argument("job", metavar="JOB",
-                         help="job id, job key (PP-...) or case id (case:ID if it could be "
-                         "read as an id)" if name != "resolve" else "job id or job key (PP-...)")
+        if name != "waiting":
+            sub.add_argument(
+                "job", metavar="JOB",
+                help="job id, job key (PP-...) or case id (case:ID if it could be read as an id)"
+                if name != "resolve" else "job id or job key (PP-...)",
+            )
         _common(sub, suppress=True)
         if name == "resolve":
             answer = sub.add_mutually_exclusive_group(required=True)
@@ -287,6 +294,9 @@ def _build_to_dict(build: Build) -> dict[str, Any]:
         "updated_at": _iso(build.updated_at),
         "print_sent_at": _iso(build.print_sent_at),
         "verified_at": _iso(build.verified_at),
+        "print_target": dict(build.print_target) if build.print_target else None,
+        "waiting_since": _iso(build.waiting_since),
+        "priority": build.priority,
     }
 
 
@@ -591,7 +601,8 @@ def _cancel_one(
     build_note = ""
     if job.build_id is not None:
         build = store.get_build(job.build_id)
-        if build.state in (JobState.PREPARING, JobState.PREPARED):
+        if build.state in (JobState.PREPARING, JobState.PREPARED,
+                           JobState.WAITING_FOR_PRINTER):
             build_note = f"; build {build.id} will be prepared again without it"
     job = store.transition(job.id, JobState.CANCELLED, CANCEL_REASON, expect=before)
     return job, before, f"{name} cancelled (was {before.value}){build_note}"
@@ -627,6 +638,7 @@ _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path, TextIO, TextIO]
     "retry": _retry,
     "cancel": _cancel,
     "resolve": _resolve,
+    "waiting": lambda a, p, o, e: write_waiting(p, a.format, o),
 }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
+from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
@@ -55,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="text (default): builds, models and steps; mermaid: one flowchart per build; "
         "json: the whole plan",
+    )
+    parser.add_argument(
+        "--server", metavar="URL", default=None,
+        help="check print targets against this PreFormServer's devices (default: the "
+        "simulated fleet, when no PreFormServer is configured)",
     )
 
 
@@ -233,7 +239,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     # otherwise print to stdout, breaking --format json) go to stderr and only for errors.
     configure_logging(level="ERROR", console=stderr)
     try:
-        recipe = load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe, printers=known_printers(server=args.server))
     except RecipeError as exc:
         for problem in exc.problems:
             print(str(problem), file=stderr)

@@ -56,6 +56,7 @@ from preform_pipeline.commands._console import (
     route_logs,
     servers_line,
 )
+from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.errors import PipelineError, RecipeError
@@ -255,14 +256,16 @@ def _run(
             return EXIT_FAILURE
         settings = replace(settings, servers=replace(settings.servers, count=args.servers))
 
-    report = validate_recipe(args.recipe)
+    # Simulated: print targets outside the declared fleet fail now, not after preparing.
+    printers = printers_of_fleet(settings) if settings.simulated else None
+    report = validate_recipe(args.recipe, printers=printers)
     if not report.valid:
         for line in format_text(report):  # exactly what `preform-pipeline validate` prints
             print(line, file=stderr)
         print(f"{args.recipe}: recipe is invalid, nothing was run", file=stderr)
         return EXIT_FAILURE
     try:
-        recipe = load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe, printers=printers)
     except RecipeError as exc:
         for problem in exc.problems:
             print(str(problem), file=stderr)

@@ -10,6 +10,10 @@ PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the ser
 reached, the shipped catalogue is used: a warning on stderr and the summary line say so, and
 ``--require-server`` turns that fallback into a failure (exit 1).
 
+Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
+``--server``, else, when the settings run simulated, against the declared simulated fleet: an
+unknown name is a problem with a "did you mean" (docs/dispatch.md).
+
 ``--settings FILE`` checks a settings file the same way (every problem at once, positioned);
 environment variables are not applied to it.
 
@@ -25,6 +29,7 @@ from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
     DEFAULT_SERVER_TIMEOUT_S,
@@ -100,7 +105,13 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             verdict = "failing because of --require-server" if args.require_server else (
                 "machines and materials were not checked against that server")
             print(f"note: using the {catalogue.source}; {verdict}", file=stderr)
-    reports = [validate_recipe(path, catalogue=catalogue) for path in args.recipes]
+    # The first --settings file (else the usual settings) says whether the fleet is simulated.
+    printers = known_printers(
+        args.settings[0] if args.settings else None, args.server, timeout_s=args.server_timeout
+    ) if args.recipes else None
+    reports = [
+        validate_recipe(path, catalogue=catalogue, printers=printers) for path in args.recipes
+    ]
     reports += [validate_settings(path) for path in args.settings]
     if args.format == "json":
         json.dump([r.to_json() for r in reports], stdout, indent=2)

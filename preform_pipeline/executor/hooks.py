@@ -13,15 +13,19 @@ pass their own.
 from __future__ import annotations
 
 import threading
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from preform_pipeline.api import PreFormClient
-from preform_pipeline.executor.state import RunResult
-from preform_pipeline.plan.builds import BuildPlan
-from preform_pipeline.printing.holder import SendHolder
-from preform_pipeline.recipes.model import Recipe
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from preform_pipeline.api import PreFormClient
+    from preform_pipeline.executor.state import RunResult
+    from preform_pipeline.plan.builds import BuildPlan
+    from preform_pipeline.printing.holder import SendHolder
+    from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
+    "PRINT_WAITING",
     "VERIFY_PENDING",
     "VERIFY_SKIPPED_DRY_RUN",
     "VERIFY_SKIPPED_NO_CREDENTIALS",
@@ -31,6 +35,8 @@ __all__ = [
 
 #: ``verify`` in a build's outcome while its print waits for the shared poller.
 VERIFY_PENDING: Final = "pending"
+#: ``before_send``'s answer when the build was handed to dispatch: it waits for a free printer.
+PRINT_WAITING: Final = "waiting for a free printer"
 #: ``verify`` when no Web API credentials are configured: nothing can be verified.
 VERIFY_SKIPPED_NO_CREDENTIALS: Final = "skipped (no Web API credentials)"
 #: ``verify`` of a dry run: nothing was printed.
@@ -62,12 +68,18 @@ class BuildPrintHooks(Protocol):
         ...
 
     def before_send(
-        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+        self,
+        job_name: str,
+        printer: str,
+        *,
+        holder: SendHolder | None = None,
+        form_path: Path | None = None,
     ) -> str | None:
         """Called right before the print request, after which it must be durable that a send
         is under way, held by ``holder`` (the server the request goes to). Returns None to
         send, or the job id of a print that already exists (an earlier, interrupted send that
-        was found): then nothing is sent."""
+        was found): then nothing is sent; or :data:`PRINT_WAITING`: the build (saved as
+        ``form_path``) waits in the job store for a free printer and dispatch sends it."""
         ...
 
     def sent(self, job_id: str | None, printer: str) -> None:

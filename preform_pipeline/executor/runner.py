@@ -349,15 +349,6 @@ class BuildJournal:
             path.unlink(missing_ok=True)
 
 
-def _holder_of(server: PoolServer, request_timeout_s: float) -> SendHolder | None:
-    """Who holds a send made on ``server``: its process, or the remote server."""
-    if server.remote:
-        return SendHolder(server=server.url, request_timeout_s=request_timeout_s, remote=True)
-    if server.pid is None:
-        return None
-    return SendHolder.local(server.name, server.pid, request_timeout_s)
-
-
 def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
     """Halve a build that does not fit: two new builds (``NAME.1``, ``NAME.2``) from scratch.
 
@@ -560,7 +551,8 @@ class _BuildWorker:
             check_version_on_first_use=False,
             verify_imports=False,
         )
-        ctx = self._context(client, quick, _holder_of(server, self.options.request_timeout_s))
+        holder = SendHolder.of_server(server, self.options.request_timeout_s)
+        ctx = self._context(client, quick, holder)
         with bound_contextvars(server=server.name):
             try:
                 self._steps(ctx, attempt)

@@ -65,6 +65,7 @@ from preform_pipeline.errors import (
     PermanentApiError,
 )
 from preform_pipeline.executor.hooks import (
+    PRINT_WAITING,
     VERIFY_PENDING,
     VERIFY_SKIPPED_DRY_RUN,
     VERIFY_SKIPPED_NO_CREDENTIALS,
@@ -86,6 +87,7 @@ from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import (
     DEFAULT_JOB_NAME,
     DEFAULT_SPACING_MM,
+    PRINTER_LIST_SEPARATOR,
     Recipe,
     Step,
 )
@@ -878,8 +880,10 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         ctx.facts.warnings.append("print skipped (--dry-run)")
         log.info("print_skipped", reason="dry run")
         return
-    target = str(options["printer"])
-    printer = render_template(target, ctx.values)
+    target = options["printer"]
+    if isinstance(target, (list, tuple)):  # any of several printers: one string on the way
+        target = PRINTER_LIST_SEPARATOR.join(str(t) for t in target)
+    printer = render_template(str(target), ctx.values)
     job_name = render_template(str(options.get("job_name", DEFAULT_JOB_NAME)), ctx.values)
     hooks = ctx.print_hooks
     if hooks is not None:
@@ -888,7 +892,14 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         job_name = hooks.job_name(job_name)
         ctx.facts.job_key = hooks.job_key
         ctx.facts.printer, ctx.facts.job_name = printer, job_name
-        found = hooks.before_send(job_name, printer, holder=ctx.send_holder)
+        form = next((p for p in reversed(ctx.facts.outputs) if p.suffix.lower() == ".form"),
+                    None)
+        found = hooks.before_send(job_name, printer, holder=ctx.send_holder, form_path=form)
+        if found == PRINT_WAITING:  # dispatch sends it when a matching printer is free
+            ctx.facts.warnings.append(f"waiting for a free printer ({printer}); sent by "
+                                      "dispatch when one is free")
+            log.info("print_waiting", printer=printer, job_name=job_name)
+            return
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found
             ctx.facts.printed = True

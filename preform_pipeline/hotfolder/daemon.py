@@ -59,8 +59,10 @@ from preform_pipeline.executor import (
     NullReporter,
     Reporter,
     Runner,
+    ServerSource,
 )
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
+from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import set_aside_unstorable
 from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
@@ -278,11 +280,17 @@ class HotFolderDaemon:
         self.followup.settle_lock = self.outcomes.lock
         self.recovery = Recovery(store, self.intake, self.outcomes, self.owner, clock,
                                  give_back=self._give_back, wake=self._wake.set)
+        #: Prints wait in the store and go out as printers free up (none in a dry run).
+        self.dispatch: DispatchLoop | None = None
+        if not dry_run:
+            self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
+                                         self._dispatch_pool, self._stop)
         self.worker = BatchWorker(
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,
             dry_run=dry_run, stop=self._stop, stop_now=self._stop_now,
             give_back=self._give_back, output_root=settings.output_root,
+            on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
         )
 
     # -- control ------------------------------------------------------------------------------
@@ -318,6 +326,8 @@ class HotFolderDaemon:
         ]
         for worker in self._workers:
             worker.start()
+        if self.dispatch is not None:
+            self.dispatch.start()  # builds that waited before a restart go out first
         try:
             self.recover()
             self.followup.start()
@@ -369,6 +379,7 @@ class HotFolderDaemon:
             and outstanding == 0
             and self._returned.empty()
             and not unresolved
+            and (self.dispatch is None or self.dispatch.waiting() == 0)
         )
 
     def _wait(self, next_rescan: float) -> None:
@@ -692,8 +703,13 @@ class HotFolderDaemon:
 
     # -- stopping -----------------------------------------------------------------------------
 
+    def _dispatch_pool(self) -> ServerSource | None:
+        return self.worker.ensure_pool()
+
     def _shutdown(self) -> None:
         self.watcher.stop()
+        if self.dispatch is not None:
+            self.dispatch.close()  # a send under way finishes; waiting builds stay waiting
         # Batches not started keep their jobs in processing/: the next start batches them.
         while True:
             try:

@@ -156,6 +156,11 @@ class Recovery:
             if job.state is JobState.PROCESSING:
                 log.info("job_requeued", job_key=job.job_key)
                 resumed.append(job)
+        for build in self.store.list_builds(state=JobState.PROCESSING):
+            if build.print_target is not None and build.id not in self.outcomes.active:
+                # A job of a waiting build was cancelled: the others get a new build.
+                resumed.extend(self.dissolve(build, "a job was cancelled while the build "
+                                             "waited for a printer; batched again without it"))
         self.outcomes.settle_processing_folders()
         return resumed
     def resolve_print(self, build: Build, *, after_restart: bool) -> None:
@@ -171,6 +176,16 @@ class Recovery:
             return
         with self._unresolved_lock:
             self._unresolved.pop(build.id, None)
+        if (answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED
+                and build.print_target is not None and build.form_path is not None
+                and build.form_path.is_file()):
+            # A dispatched send proven absent: its saved .form waits again, not re-prepared.
+            self.owner.wait_for_printer(
+                build.id, build.print_target, job_name=build.job_name or build.job_key,
+                priority=build.priority, describe="its send never went out",
+            )
+            self.wake()
+            return
         if answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED:
             jobs = self.dissolve(build, "its print never went out; batched again")
             self.enqueue_later(jobs)

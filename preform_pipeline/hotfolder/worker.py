@@ -105,9 +105,14 @@ class _HotBuildHooks:
         return self.inner.job_name(name)
 
     def before_send(
-        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+        self,
+        job_name: str,
+        printer: str,
+        *,
+        holder: SendHolder | None = None,
+        form_path: Path | None = None,
     ) -> str | None:
-        return self.inner.before_send(job_name, printer, holder=holder)
+        return self.inner.before_send(job_name, printer, holder=holder, form_path=form_path)
 
     def sent(self, job_id: str | None, printer: str) -> None:
         self.inner.sent(job_id, printer)
@@ -178,8 +183,12 @@ class BatchWorker:
         stop_now: threading.Event,
         give_back: GiveBack,
         output_root: Path | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
+        #: With it, every print waits in the store for the daemon's dispatch loop, which is
+        #: told through it (None: builds send their own prints).
+        self.on_wait = on_wait
         self.hot = hot
         self.recipes = recipes
         self.outcomes = outcomes
@@ -213,6 +222,10 @@ class BatchWorker:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.close()
+
+    def ensure_pool(self) -> ServerSource | None:
+        """The shared pool, started now if no batch started it yet (None: stopping)."""
+        return self._ensure_pool()
 
     def _ensure_pool(self) -> ServerSource | None:
         with self._pool_lock:
@@ -279,7 +292,8 @@ class BatchWorker:
             # Store writes around every send; build ids are filled in below (and for the
             # halves of split builds, by the reporter) before the runner asks for them.
             tracking = PrintTracking(store=store, locators=self.owner.locators,
-                                     recipe=recipe.name, run_id=run_id)
+                                     recipe=recipe.name, run_id=run_id,
+                                     dispatch=self.on_wait is not None, on_wait=self.on_wait)
         run = _BatchRun(recipe, tracking)
         options = RunOptions(
             output_root=output_root(recipe, self.hot.output_root, started_at, self.output_root),

@@ -21,6 +21,7 @@ import psutil
 
 __all__ = [
     "CREATE_TIME_TOLERANCE_S",
+    "HeldServer",
     "HolderProbe",
     "SendHolder",
     "holder_gone",
@@ -40,6 +41,19 @@ def process_create_time(pid: int) -> float | None:
         return None
     except psutil.AccessDenied:
         return None
+
+
+class HeldServer(Protocol):
+    """What a send's holder is taken from: a pool's leased server (``servers.PoolServer``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def remote(self) -> bool: ...
+    @property
+    def pid(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,16 @@ class SendHolder:
         """A server process of this machine, identified by pid and start time."""
         return cls(server=server, request_timeout_s=request_timeout_s, pid=pid,
                    create_time=process_create_time(pid), host=socket.gethostname())
+
+    @classmethod
+    def of_server(cls, server: HeldServer, request_timeout_s: float) -> SendHolder | None:
+        """Who holds a send made on a pool's ``server``: its process, or the remote server
+        (None: a local server whose process id is unknown)."""
+        if server.remote:
+            return cls(server=server.url, request_timeout_s=request_timeout_s, remote=True)
+        if server.pid is None:
+            return None
+        return cls.local(server.name, server.pid, request_timeout_s)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -2,6 +2,8 @@
 
 ::
 
+    PREPARED ─wait_for_printer─► WAITING_FOR_PRINTER (dispatch sends it when a printer is free)
+        │                               │
     PREPARED ─begin─► PRINT_SENDING ─sent──────► PRINT_SENT
     (store written     (with the server that     refused ───► FAILED
      before the         held the send)           unconfirmed: stays PRINT_SENDING, resolved
@@ -29,10 +31,10 @@ a person settles it with ``preform-pipeline jobs resolve KEY --printed | --not-p
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError, PrintLookupError, StoreConflictError
@@ -105,15 +107,37 @@ class PrintOwner:
 
     # -- the send -------------------------------------------------------------------------------
 
+    def wait_for_printer(
+        self,
+        build_id: int,
+        target: Mapping[str, Any],
+        *,
+        job_name: str,
+        priority: int,
+        describe: str,
+    ) -> Build:
+        """PREPARED → WAITING_FOR_PRINTER: prepared, sent later by dispatch when one of
+        ``target``'s printers is free (``describe`` says which, for people)."""
+        return self.store.transition_build(
+            build_id,
+            JobState.WAITING_FOR_PRINTER,
+            f"waiting for a free printer: {describe}",
+            expect=JobState.PREPARED,
+            print_target=target,
+            job_name=job_name,
+            priority=priority,
+        )
+
     def begin(
         self, build_id: int, job_name: str, printer: str, holder: SendHolder | None
     ) -> Build:
-        """PREPARED → PRINT_SENDING, with who holds the send: durable before the request."""
+        """PREPARED (or WAITING_FOR_PRINTER) → PRINT_SENDING, with who holds the send: durable
+        before the request."""
         return self.store.transition_build(
             build_id,
             JobState.PRINT_SENDING,
             f"sending the print to {printer}",
-            expect=JobState.PREPARED,
+            expect=(JobState.PREPARED, JobState.WAITING_FOR_PRINTER),
             job_name=job_name,
             printer=printer,
             send_holder=holder.to_json() if holder is not None else None,

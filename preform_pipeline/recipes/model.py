@@ -18,6 +18,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "API_OPTION_NAMES",
     "AUTO_PRINTER",
+    "PRINTER_LIST_SEPARATOR",
     "DEFAULT_JOB_NAME",
     "DEFAULT_LAYOUT_ATTEMPTS",
     "DEFAULT_MARGIN_MM",
@@ -132,6 +133,9 @@ DEFAULT_JOB_NAME: Final = "{job}"
 #: of the scene's machine type and with its material loaded, is chosen from printer status
 #: (``preform_pipeline.verify.targets``). Matched without regard to case.
 AUTO_PRINTER: Final = "auto"
+#: Joins a ``printer`` list (any of these printers) into the one print-target string the
+#: executor hands on; serial names and addresses never contain it.
+PRINTER_LIST_SEPARATOR: Final = ","
 #: Minimum gap between two footprints: room for supports' base and for the part to be cut off
 #: (the recipe's layout default; the planner packs with it too).
 DEFAULT_SPACING_MM: Final = 2.0

@@ -37,6 +37,7 @@ from preform_pipeline.recipes.model import (
     Step,
     frozen_mapping,
 )
+from preform_pipeline.recipes.printers import KnownPrinters, check_printer_names
 from preform_pipeline.recipes.schema import schema_problems
 from preform_pipeline.recipes.semantic import (
     Context,
@@ -96,11 +97,16 @@ class ValidationReport:
 
 
 def validate_recipe(
-    path: Path | str, *, catalogue: Catalogue | None = None, display: str | None = None
+    path: Path | str,
+    *,
+    catalogue: Catalogue | None = None,
+    display: str | None = None,
+    printers: KnownPrinters | None = None,
 ) -> ValidationReport:
     """Every problem in the recipe at ``path`` (and the files it extends).
 
-    ``display`` is how problems name the file (default: ``path`` as given).
+    ``display`` is how problems name the file (default: ``path`` as given). ``printers``: the
+    printers that exist, to check print targets against (None: not checked).
     """
     cat = catalogue if catalogue is not None else DEFAULT_CATALOGUE
     doc = load_document(path, display=display)
@@ -114,16 +120,24 @@ def validate_recipe(
         # A value the schema rejected is not judged again (-1 mm is not also "not offered").
         rejected = {p.json_path for p in found}
         problems.extend(p for p in semantic_problems(ctx) if p.json_path not in rejected)
+        if printers is not None:
+            problems.extend(
+                p for p in check_printer_names(ctx, printers) if p.json_path not in rejected
+            )
         if not problems:
             recipe = _build_recipe(Path(path), doc, ctx)
     return ValidationReport(_ordered(problems, doc), cat.source, recipe, file=doc.display)
 
 
 def load_recipe(
-    path: Path | str, *, catalogue: Catalogue | None = None, display: str | None = None
+    path: Path | str,
+    *,
+    catalogue: Catalogue | None = None,
+    display: str | None = None,
+    printers: KnownPrinters | None = None,
 ) -> Recipe:
     """The recipe at ``path``; raises :class:`RecipeError` carrying every problem."""
-    report = validate_recipe(path, catalogue=catalogue, display=display)
+    report = validate_recipe(path, catalogue=catalogue, display=display, printers=printers)
     if report.recipe is None:
         raise RecipeError(report.problems)
     return report.recipe

@@ -34,12 +34,13 @@ A runner killed without cleanup takes its servers with it where the operating sy
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -49,6 +50,7 @@ from urllib.parse import urlsplit
 
 from preform_pipeline.backoff import backoff
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud.login import load_dashboard_login
 from preform_pipeline.errors import (
     ConfigError,
     LeaseTimeoutError,
@@ -61,6 +63,7 @@ from preform_pipeline.errors import (
 from preform_pipeline.liveness import ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.health import check_health
+from preform_pipeline.servers.login import log_in
 from preform_pipeline.servers.pathmap import PathMapper
 from preform_pipeline.servers.ports import PortAllocator, start_on_free_port
 from preform_pipeline.servers.process import (
@@ -71,10 +74,10 @@ from preform_pipeline.servers.process import (
 )
 from preform_pipeline.servers.reaper import ReapedServer, reap_orphans
 from preform_pipeline.servers.records import ServerRecord, ServerRecords, state_dir_of
+from preform_pipeline.servers.simfleet import declared_fleet_argument
 from preform_pipeline.settings import PoolMode, PoolSettings, RemoteServer, ServerSettings
 
 __all__ = [
-    "SIMULATOR_DEFAULT_ARGS",
     "SUPERVISOR_TICK_S",
     "TERMINATING_SIGNALS",
     "Lease",
@@ -85,8 +88,6 @@ __all__ = [
     "ServerStatus",
 ]
 
-#: Arguments every simulated server of the pool gets before the caller's own.
-SIMULATOR_DEFAULT_ARGS: Final = ("--adopt-unknown-printers",)
 #: The supervisor wakes at least this often to notice dead idle servers and due restarts.
 SUPERVISOR_TICK_S: Final = 0.25
 # Joins are sliced so that Ctrl-C (KeyboardInterrupt) is seen promptly on every platform.
@@ -269,6 +270,9 @@ class ServerPool:
 
     ``state_dir`` overrides ``servers.state_dir`` (where servers are recorded for reaping);
     ``die_with_parent=False`` starts servers untied to this process (a seam for reaper tests).
+    ``env`` is where the Dashboard login (``dashboard_login``, docs/dispatch.md) is looked up
+    (default: the process environment); with one, every server is logged in after each start
+    and restart, so Fleet Control queue prints are accepted.
     """
 
     def __init__(
@@ -282,8 +286,15 @@ class ServerPool:
         state_dir: Path | None = None,
         die_with_parent: bool = True,
         count: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        # Read now, so a missing password file fails before any server starts.
+        self._login = load_dashboard_login(
+            settings.dashboard_login,
+            os.environ if env is None else env,
+            base_dir=settings.dashboard_login_base,
+        )
         self._records = ServerRecords(
             state_dir if state_dir is not None else state_dir_of(settings.servers)
         )
@@ -507,9 +518,8 @@ class ServerPool:
             return ()
         args = self._simulator_args
         chosen = args(name) if callable(args) else args
-        # The embedded simulator rehearses recipes: their print steps name the user's real
-        # printers, which the simulated fleet adopts instead of refusing.
-        return (*SIMULATOR_DEFAULT_ARGS, *chosen)
+        # The embedded simulator rehearses recipes on the declared fleet (or its default one).
+        return (*declared_fleet_argument(self.settings), *chosen)
 
     def _spawn(
         self, work: Callable[[_Slot, str], None], slot: _Slot, reason: str
@@ -596,6 +606,7 @@ class ServerPool:
                 if not self._closing:
                     self._record_failure(slot, exc.message, exc.output_tail)
             return
+        self._log_in(slot.name, process.url)
         with self._cond:
             self._processes.difference_update(p for p in launched if p is not process)
             if not self._closing:
@@ -610,6 +621,10 @@ class ServerPool:
                 self._cond.notify_all()
                 return
         self._discard(process)  # close() ran while we started
+
+    def _log_in(self, name: str, url: str) -> None:
+        if self._login is not None:
+            log_in(name, url, self._login, timeout_s=self._server_settings.request_timeout_s)
 
     def _discard(self, process: ServerProcess | None) -> None:
         if process is None:
@@ -634,6 +649,8 @@ class ServerPool:
             return
         assert url is not None
         result = check_health(url, timeout_s=self._server_settings.health_timeout_s)
+        if result.healthy and slot.remote is not None and reason in ("start", "restart"):
+            self._log_in(slot.name, url)  # a remote that was down forgot its login
         with self._cond:
             if self._closing:
                 return

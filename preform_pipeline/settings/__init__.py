@@ -45,9 +45,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from preform_pipeline.settings.cloud import CloudSettings, read_cloud_settings
+from preform_pipeline.settings.dispatch import DispatchSettings, read_dispatch_settings
 from preform_pipeline.settings.environment import (
     ENV_PREFIX,
     ENVIRONMENT_VARIABLES,
@@ -73,35 +75,38 @@ from preform_pipeline.settings.servers import (
     PoolSettings,
     RemoteServer,
     ServerSettings,
+    SimulatedPrinterSettings,
     read_pool_settings,
 )
 from preform_pipeline.settings.store import StoreSettings, default_store_path, read_store_settings
 from preform_pipeline.settings.verify import VerifySettings, read_verify_settings
 
 __all__ = [
+    "CloudSettings",
+    "DispatchSettings",
+    "ENVIRONMENT_VARIABLES",
+    "ENV_PREFIX",
+    "EnvironmentVariable",
     "FleetGroup",
     "FleetMember",
     "FleetSettings",
-    "read_fleet_settings",
-    "ENVIRONMENT_VARIABLES",
-    "ENV_PREFIX",
-    "MAX_SETTINGS_FILE_BYTES",
-    "SETTINGS_ENV",
-    "STORE_PATH_ENV",
-    "CloudSettings",
-    "EnvironmentVariable",
     "HotFolderSettings",
     "LoggingSettings",
+    "MAX_SETTINGS_FILE_BYTES",
     "PathMapping",
     "PoolMode",
     "PoolSettings",
     "RemoteServer",
+    "SETTINGS_ENV",
+    "STORE_PATH_ENV",
     "ServerSettings",
     "Settings",
+    "SimulatedPrinterSettings",
     "StoreSettings",
     "VerifySettings",
     "default_store_path",
     "load_settings",
+    "read_fleet_settings",
     "settings_schema",
 ]
 
@@ -124,11 +129,26 @@ class Settings:
     cloud: CloudSettings = field(default_factory=CloudSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    #: ``dashboard_login`` as written (no secrets) and the folder its paths are relative to.
+    dashboard_login: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    dashboard_login_base: Path | None = None
+    #: ``simulator.fleet`` (empty: the simulator's default fleet) and its print-time scale.
+    simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
+    simulated_print_time_scale: float = 0.0
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
 
     @property
     def pool(self) -> PoolSettings:
-        """The slice the server pool gets: the servers section and the remotes."""
-        return PoolSettings(servers=self.servers, remotes=self.remotes)
+        """The slice the server pool gets: the servers section, the remotes, the Dashboard
+        login and the simulated fleet."""
+        return PoolSettings(
+            servers=self.servers,
+            remotes=self.remotes,
+            dashboard_login=self.dashboard_login,
+            dashboard_login_base=self.dashboard_login_base,
+            simulated_fleet=self.simulated_fleet,
+            simulated_print_time_scale=self.simulated_print_time_scale,
+        )
 
     @property
     def log_file(self) -> Path | None:
@@ -177,11 +197,16 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
 def _build_settings(
     raw: Mapping[str, Any], *, source: Path | None, base_dir: BaseDir, source_of: SourceOf
 ) -> Settings:
-    pool = read_pool_settings(raw.get("servers", {}), raw.get("remotes", []), base_dir, source_of)
+    pool = read_pool_settings(raw, base_dir, source_of)
     output_root = raw.get("output_root")
     return Settings(
         servers=pool.servers,
         remotes=pool.remotes,
+        dashboard_login=pool.dashboard_login,
+        dashboard_login_base=pool.dashboard_login_base,
+        simulated_fleet=pool.simulated_fleet,
+        simulated_print_time_scale=pool.simulated_print_time_scale,
+        dispatch=read_dispatch_settings(raw.get("dispatch", {})),
         output_root=resolve_path(output_root, base_dir(["output_root"])) if output_root else None,
         logging=read_logging_settings(raw.get("logging", {}), base_dir(["logging", "file"])),
         source=source,

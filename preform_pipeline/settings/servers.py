@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path, PurePath, PureWindowsPath
+from types import MappingProxyType
 from typing import Any, Final
 
 from preform_pipeline.errors import ConfigError
@@ -49,6 +50,7 @@ __all__ = [
     "PoolSettings",
     "RemoteServer",
     "ServerSettings",
+    "SimulatedPrinterSettings",
     "read_pool_settings",
 ]
 
@@ -146,8 +148,21 @@ class PoolMode(str, Enum):
 
 
 @dataclass(frozen=True)
+class SimulatedPrinterSettings:
+    """One printer of the declared simulated fleet (``simulator.fleet``)."""
+
+    name: str
+    machine_type: str
+    material: str
+    tank: str | None = None
+    ip_address: str | None = None
+
+
+@dataclass(frozen=True)
 class PoolSettings:
-    """The servers section and the remotes: the slice of the settings the server pool gets.
+    """The servers section and the remotes: the slice of the settings the server pool gets,
+    with what it needs to start and log in its servers (the Dashboard login, the simulated
+    fleet).
 
     The one place that says how many servers they make and what kind: without an executable
     and with remotes, no local server runs; without both, the built-in simulator does.
@@ -155,6 +170,15 @@ class PoolSettings:
 
     servers: ServerSettings = field(default_factory=ServerSettings)
     remotes: tuple[RemoteServer, ...] = ()
+    #: ``dashboard_login`` as written (no secrets: those come from files or the environment,
+    #: read by the pool when it starts), and the folder its relative paths are relative to.
+    dashboard_login: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    dashboard_login_base: Path | None = None
+    #: ``simulator.fleet``; empty: the simulator's default fleet.
+    simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
+    #: ``simulator.print_time_scale``: simulated printers are busy for a print's estimated
+    #: time times this (0: free again at once).
+    simulated_print_time_scale: float = 0.0
 
     @property
     def local_count(self) -> int:
@@ -256,16 +280,26 @@ def _read_remote(index: int, raw: Mapping[str, Any], source_of: SourceOf) -> Rem
 
 
 def read_pool_settings(
-    servers: Mapping[str, Any],
-    remotes: list[Mapping[str, Any]],
+    raw: Mapping[str, Any],
     base_dir: BaseDir,
     source_of: SourceOf,
 ) -> PoolSettings:
-    """The ``servers`` and ``remotes`` sections from their raw values (valid against the
-    schema); ConfigError when they make no server at all, or two remotes share a name."""
+    """The ``servers``, ``remotes``, ``dashboard_login`` and ``simulator`` sections from the
+    raw settings (valid against the schema); ConfigError when they make no server at all, or
+    two remotes share a name."""
+    simulator = raw.get("simulator", {})
     pool = PoolSettings(
-        servers=_read_servers(servers, base_dir, source_of),
-        remotes=tuple(_read_remote(i, item, source_of) for i, item in enumerate(remotes)),
+        servers=_read_servers(raw.get("servers", {}), base_dir, source_of),
+        remotes=tuple(
+            _read_remote(i, item, source_of) for i, item in enumerate(raw.get("remotes", []))
+        ),
+        # Secrets stay unread here: the pool reads them (environment or files) when it starts.
+        dashboard_login=MappingProxyType(dict(raw.get("dashboard_login", {}))),
+        dashboard_login_base=base_dir(["dashboard_login"]),
+        simulated_fleet=tuple(
+            SimulatedPrinterSettings(**p) for p in simulator.get("fleet", ())
+        ),
+        simulated_print_time_scale=float(simulator.get("print_time_scale", 0.0)),
     )
     if pool.simulated and pool.size == 0:  # a real executable fails later, in the pool
         raise ConfigError(

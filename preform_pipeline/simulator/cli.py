@@ -16,6 +16,7 @@ Ctrl+Break on Windows) stop the server cleanly with exit status 0.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -133,15 +134,32 @@ class SimulatorConfig:
     log_level: str = "INFO"
     faults: FaultPlan = field(default_factory=FaultPlan)
     engine: str | None = None
-    adopt_unknown_printers: bool = False
     #: Raft reach beyond a full raft's model (None: the engine's default, 2 mm).
     raft_border_mm: float | None = None
+    #: ``--fleet-printers``: the declared fleet (None: the fleet folder's, or the default).
+    fleet_printers: tuple[dict[str, Any], ...] | None = None
+    print_time_scale: float = 0.0
+
+
+def _fleet_printers(text: str) -> tuple[dict[str, Any], ...]:
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise argparse.ArgumentTypeError("not a non-empty JSON array of printer objects")
+    return tuple(items)
 
 
 def _engine_options(config: SimulatorConfig) -> dict[str, Any] | None:
+    """Engine keywords beyond the common three; None when every one is the default."""
+    # Off unless asked: a hot folder rehearsal would otherwise wait hours for busy printers.
+    scale = config.print_time_scale or 0.0
     options: dict[str, Any] = {}
-    if config.adopt_unknown_printers:
-        options["adopt_unknown_printers"] = True
+    if config.fleet_printers is not None:
+        options["declared_printers"] = config.fleet_printers
+    if scale:
+        options["print_time_scale"] = scale
     if config.raft_border_mm is not None:
         options["raft_border_mm"] = config.raft_border_mm
     return options or None
@@ -221,9 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory of fleet state shared by simulators (default: per-user data dir)",
     )
     server.add_argument(
-        "--adopt-unknown-printers", action="store_true",
-        help="a print to a printer the fleet lacks adds it (rehearsing recipes that name real "
-        "printers) instead of answering PRINTER_NOT_FOUND",
+        "--fleet-printers", type=_fleet_printers, default=None, metavar="JSON",
+        help="the declared fleet: a JSON array of printers (serial, machine_type_id, "
+        "product_name, ip_address, material_code); replaces the fleet folder's printers",
+    )
+    server.add_argument(
+        "--print-time-scale", type=_non_negative_float, default=None, metavar="F",
+        help="a printer is busy for a print's estimated time times F (default 0: free again "
+        "at once; 1: as long as the print would take)",
     )
     server.add_argument(
         "--raft-border-mm", type=float, default=None, metavar="MM",
@@ -287,8 +310,9 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
         host=args.host,
         port=args.port,
         scene_cache_size=args.scene_cache_size,
-        adopt_unknown_printers=args.adopt_unknown_printers,
         raft_border_mm=args.raft_border_mm,
+        fleet_printers=args.fleet_printers,
+        print_time_scale=args.print_time_scale or 0.0,
         fleet_dir=args.fleet_dir,
         work_dir=args.work_dir,
         latency=args.latency,

@@ -22,7 +22,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -147,17 +147,21 @@ class SimEngine:
         fleet_dir: Path | None = None,
         work_dir: Path | None = None,
         catalogue: Catalogue = DEFAULT_CATALOGUE,
-        adopt_unknown_printers: bool = False,
         raft_border_mm: float | None = None,
+        declared_printers: Sequence[Json] | None = None,
+        print_time_scale: float = 0.0,
     ) -> None:
         self.catalogue = catalogue
         # A full raft's reach in layouts; another value than PreForm's models a server that
         # disagrees with the planner (tests of carrying overflow on).
         self.raft_border_mm = raft_border_mm
-        # Rehearsal mode: a print to a printer the simulated fleet lacks adds that printer
-        # instead of answering PRINTER_NOT_FOUND, so recipes naming the user's real printers
-        # run end to end without them.
-        self.adopt_unknown_printers = adopt_unknown_printers
+        #: The fleet the settings declare (None: the fleet folder's, or the default fleet).
+        self.declared_printers = (
+            None if declared_printers is None
+            else tuple(SimPrinter.from_json(p) for p in declared_printers)
+        )
+        #: A printer is busy for a print's estimated time times this (0: free at once).
+        self.print_time_scale = print_time_scale
         self.work_dir = work_dir
         self.scenes = SceneStore(scene_cache_size, work_dir / "scene-cache" if work_dir else None)
         self._fleet_dir = fleet_dir
@@ -229,6 +233,8 @@ class SimEngine:
                     root = base / "fleet"
                 root.mkdir(parents=True, exist_ok=True)
                 self._fleet = FleetState(root)
+                if self.declared_printers is not None:
+                    self._fleet.declare(self.declared_printers)
             return self._fleet
 
     def _scene_id(self, params: dict[str, str]) -> str:
@@ -799,7 +805,9 @@ class SimEngine:
     # -- devices and printing -------------------------------------------------------------------
 
     def _device_bodies(self, include_groups: bool) -> list[Json]:
-        return device_bodies(self.fleet, include_groups=include_groups)
+        return device_bodies(
+            self.fleet, include_groups=include_groups, print_time_scale=self.print_time_scale
+        )
 
     def _op_get_devices(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         devices = self._device_bodies(include_groups=self.logged_in)
@@ -850,24 +858,9 @@ class SimEngine:
         data.integer("find_printer_timeout_seconds", 30, minimum=0)
         print_now = data.boolean("print_now")
         scene_id = self._scene_id(params)
-        if self.adopt_unknown_printers and self.fleet.find(name) is None:
-            with self.scenes.use(scene_id) as scene:
-                machine = scene.settings.machine(self.catalogue)
-                material = scene.settings.material_code or ""
-            adopted = self.fleet.adopt_printer(
-                name,
-                machine_type_id=scene.settings.machine_type,
-                product_name=machine.label,
-                material_code=material,
-            )
-            log.warning(
-                "printer_adopted",
-                printer=adopted.serial,
-                ip_address=adopted.ip_address,
-                machine_type=adopted.machine_type_id,
-                reason="unknown printer named by a print request (--adopt-unknown-printers)",
-            )
-        target = find_target(self.fleet, name, logged_in=self.logged_in)
+        target = find_target(
+            self.fleet, name, logged_in=self.logged_in, print_time_scale=self.print_time_scale
+        )
         with self.scenes.use(scene_id) as scene:
             job = job_record(
                 scene, self.catalogue, self.fleet, target, job_name=job_name, print_now=print_now

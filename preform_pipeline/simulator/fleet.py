@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
@@ -105,20 +105,25 @@ DEFAULT_PRINTERS: Final = (
     SimPrinter("SimulatedForm4L-1", "FORM-4L-0", "Form 4L", "192.0.2.14", "FLGPGR05"),
     SimPrinter("SimulatedForm3-1", "FORM-3-1", "Form 3+", "192.0.2.15", "FLGPGR04"),
     SimPrinter("SimulatedFuse1-1", "FS30-1-0", "Fuse 1+ 30W", "192.0.2.16", "FLP12G01"),
+    # The printers and queues the shipped recipes name, so they rehearse end to end.
+    SimPrinter("Form4-CapableClam", "FORM-4-0", "Form 4", "192.0.2.21", "FLGPGR05"),
+    SimPrinter("Form4-DentalLab01", "FORM-4-0", "Form 4", "192.0.2.22", "FLDMGR01"),
+    SimPrinter("Form4L-LargeParts", "FORM-4L-0", "Form 4L", "192.168.10.41", "FLTO2K02"),
+    SimPrinter("Fuse1-Nylon12", "FS30-1-0", "Fuse 1+ 30W", "192.0.2.24", "FLP12G01"),
 )
-# Adopted printers take addresses from the same documentation-only range, above the defaults.
-ADOPTED_ADDRESS_PREFIX: Final = "192.0.2."
-ADOPTED_ADDRESS_FIRST: Final = 100
-
-
-def _looks_like_ipv4(name: str) -> bool:
-    parts = name.split(".")
-    return len(parts) == 4 and all(p.isdigit() and 0 <= int(p) <= 255 for p in parts)
 
 
 DEFAULT_GROUPS: Final = (
     SimGroup(
         "SimulatedGroup-Form4", "SimulatedQueue-Form4", ("SimulatedForm4-1", "SimulatedForm4-2")
+    ),
+    SimGroup(
+        "6f1c2d3e-0000-4000-8000-00000000d3a1", "6f1c2d3e-0000-4000-8000-00000000d3a2",
+        ("Form4-DentalLab01", "Form4-CapableClam"),
+    ),
+    SimGroup(
+        "6f1c2d3e-0000-4000-8000-0000000f05e1", "6f1c2d3e-0000-4000-8000-0000000f05e2",
+        ("Fuse1-Nylon12",),
     ),
 )
 
@@ -204,31 +209,19 @@ class FleetState:
             )
         return updated
 
-    def adopt_printer(
-        self, name: str, *, machine_type_id: str, product_name: str, material_code: str
-    ) -> SimPrinter:
-        """Add a ready printer called ``name`` (a serial, or an IP address) to the fleet.
+    def declare(
+        self, printers: tuple[SimPrinter, ...], groups: tuple[SimGroup, ...] | None = None
+    ) -> None:
+        """Replace the printers (and, when given, the groups) with the declared fleet
+        (``simulator.fleet`` in the settings).
 
-        An IP address becomes the printer's address with a serial derived from it; a serial
-        gets the next free documentation-only address. Adding a name that exists returns it.
+        Groups not given are kept; recorded jobs too (they are the fleet's history). A printer
+        that is not declared is gone: a print to it answers PRINTER_NOT_FOUND, as on a real
+        network.
         """
-        printers, groups = self._load()
+        kept = self._load()[1]
+        groups = tuple(kept) if groups is None else groups
         with self._lock:
-            for printer in printers:
-                if name in (printer.serial, printer.ip_address):
-                    return printer
-            taken = {p.ip_address for p in printers}
-            if _looks_like_ipv4(name):
-                serial, address = f"Adopted-{name}", name
-            else:
-                serial = name
-                address = next(
-                    f"{ADOPTED_ADDRESS_PREFIX}{n}"
-                    for n in range(ADOPTED_ADDRESS_FIRST, 255)
-                    if f"{ADOPTED_ADDRESS_PREFIX}{n}" not in taken
-                )
-            adopted = SimPrinter(serial, machine_type_id, product_name, address, material_code)
-            printers.append(adopted)
             self._write_json(
                 self.printers_path,
                 {
@@ -238,7 +231,26 @@ class FleetState:
                     "groups": [g.to_json() for g in groups],
                 },
             )
-        return adopted
+        log.info("fleet_declared", fleet_dir=str(self.root), printers=len(printers))
+
+    def busy_until(self, scale: float) -> dict[str, datetime]:
+        """When each printer finishes the prints sent to it: each job takes its estimated print
+        time times ``scale``, one after another per printer (0: printers are free at once)."""
+        ends: dict[str, datetime] = {}
+        if scale <= 0:
+            return ends
+        for job in self.jobs():
+            printer = str(job.get("printer", ""))
+            if job.get("target_kind", "printer") != "printer" or not printer:
+                continue
+            try:
+                created = datetime.fromisoformat(str(job["created_at"]).replace("Z", "+00:00"))
+                took = float(job.get("estimated_print_time_s") or 0.0) * scale
+            except (KeyError, ValueError, TypeError):
+                continue
+            start = max(created, ends.get(printer, created))
+            ends[printer] = start + timedelta(seconds=took)
+        return ends
 
     def record_job(self, job: Json) -> Path:
         """Write ``jobs/<job_id>.json``; ``job`` must carry ``job_id``."""

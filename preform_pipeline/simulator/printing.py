@@ -8,8 +8,11 @@ Dashboard simulator needs: target, scene settings, layer count, volume, estimate
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
 
 from preform_pipeline.catalogue import Catalogue
 
@@ -19,13 +22,31 @@ from .fleet import FleetState, SimGroup, SimPrinter, utc_now_iso
 from .protocol import Json, SimError
 from .scene import Scene
 
-__all__ = ["device_bodies", "find_target", "job_record"]
+__all__ = ["device_bodies", "find_target", "job_record", "live_printers"]
 
 
-def device_bodies(fleet: FleetState, *, include_groups: bool) -> list[Json]:
+def live_printers(fleet: FleetState, print_time_scale: float) -> list[SimPrinter]:
+    """The fleet's printers as they are now: one still printing a job (its estimated print time
+    times ``print_time_scale`` after it started) is PRINTING and not ready to print."""
+    ends = fleet.busy_until(print_time_scale)
+    now = datetime.now(timezone.utc)
+    live = []
+    for printer in fleet.printers():
+        end = ends.get(printer.serial)
+        if end is not None and end > now and printer.status != "OFFLINE":
+            left_ms = int((end - now).total_seconds() * 1000)
+            printer = replace(printer, status="PRINTING", ready_to_print_now=False,
+                              estimated_print_time_remaining_ms=max(left_ms, 1))
+        live.append(printer)
+    return live
+
+
+def device_bodies(
+    fleet: FleetState, *, include_groups: bool, print_time_scale: float = 0.0
+) -> list[Json]:
     """DeviceStatusModel bodies of every printer, and of every group when ``include_groups``
     (Fleet Control queues are visible to a logged-in user only)."""
-    printers = fleet.printers()
+    printers = live_printers(fleet, print_time_scale)
     bodies = [printer_status(p) for p in printers]
     if include_groups:
         by_serial = {p.serial: p for p in printers}
@@ -35,15 +56,25 @@ def device_bodies(fleet: FleetState, *, include_groups: bool) -> list[Json]:
     return bodies
 
 
-def find_target(fleet: FleetState, name: str, *, logged_in: bool) -> SimPrinter | SimGroup:
-    """The printer (serial or IP) or Fleet Control queue (group or queue id) called ``name``."""
+def find_target(
+    fleet: FleetState, name: str, *, logged_in: bool, print_time_scale: float = 0.0
+) -> SimPrinter | SimGroup:
+    """The printer (serial or IP) or Fleet Control queue (group or queue id) called ``name``,
+    a printer as it is now (:func:`live_printers`)."""
     target = fleet.find(name)
+    if isinstance(target, SimPrinter):
+        target = next(
+            p for p in live_printers(fleet, print_time_scale) if p.serial == target.serial
+        )
     if target is None:
+        known = [p.serial for p in fleet.printers()]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
         raise SimError(
             400,
             "PRINTER_NOT_FOUND",
-            f"no printer or Fleet Control queue {name!r}; known printers: "
-            + ", ".join(p.serial for p in fleet.printers()),
+            f"no printer or Fleet Control queue {name!r}; {hint}known printers: "
+            + ", ".join(known),
         )
     if isinstance(target, SimGroup) and not logged_in:
         raise SimError(

@@ -11,7 +11,10 @@ States (:class:`JobState`), in the order a job normally passes them::
     DISCOVERED ─► QUEUED ─► PROCESSING ─► PREPARING ─► PREPARED ─► PRINT_SENDING ─► PRINT_SENT
         (inbox)   (to take)  (in processing/,  (on a      (.form     (written BEFORE      │
                               batched into     server)    saved)     the print request)   ▼
-                              a build)                                               VERIFYING
+                              a build)                       │             ▲         VERIFYING
+                                                             ▼             │
+                                                      WAITING_FOR_PRINTER ─┘
+                                                      (no matching printer free yet)
                                                    │           │                          │
                                                    └─► DONE ◄──┘   FINISHED | ABORTED | PRINT_ERROR
                                                    (no print wanted)          | UNVERIFIED
@@ -66,6 +69,7 @@ class JobState(str, Enum):
     PROCESSING = "processing"
     PREPARING = "preparing"
     PREPARED = "prepared"
+    WAITING_FOR_PRINTER = "waiting_for_printer"
     PRINT_SENDING = "print_sending"
     PRINT_SENT = "print_sent"
     VERIFYING = "verifying"
@@ -110,6 +114,8 @@ STATE_DESCRIPTIONS: Final[Mapping[JobState, str]] = MappingProxyType(
         S.PROCESSING: "in processing/; waiting for a build, or batched into one not yet started",
         S.PREPARING: "its build is being prepared on a PreFormServer",
         S.PREPARED: "its build is prepared (.form saved); the print is not sent yet",
+        S.WAITING_FOR_PRINTER: "prepared (.form saved); waits for a matching printer to be "
+        "free, then is sent (priority, then oldest first)",
         S.PRINT_SENDING: "the print request is being sent; a crash here is looked up, never resent",
         S.PRINT_SENT: "the printer (or queue) accepted the print; not yet seen in the prints feed",
         S.VERIFYING: "the print is in the prints feed and not finished yet",
@@ -140,6 +146,7 @@ ACTIVE_STATES: Final = frozenset(
         S.PROCESSING,
         S.PREPARING,
         S.PREPARED,
+        S.WAITING_FOR_PRINTER,
         S.PRINT_SENDING,
         S.PRINT_SENT,
         S.VERIFYING,
@@ -184,7 +191,12 @@ ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProx
         S.PROCESSING: frozenset({S.PREPARING, S.DUPLICATE_SKIPPED, S.FAILED, S.CANCELLED}),
         # Back to PROCESSING: the server died or was lost, prepare again (on another server).
         S.PREPARING: frozenset({S.PREPARED, S.DONE, S.PROCESSING, S.FAILED, S.CANCELLED}),
-        S.PREPARED: frozenset({S.PRINT_SENDING, S.DONE, S.PROCESSING, S.FAILED, S.CANCELLED}),
+        S.PREPARED: frozenset({S.PRINT_SENDING, S.WAITING_FOR_PRINTER, S.DONE, S.PROCESSING,
+                               S.FAILED, S.CANCELLED}),
+        # Dispatch sends it (through the print owner) when a matching printer is free; its
+        # .form lost: prepared again.
+        S.WAITING_FOR_PRINTER: frozenset({S.PRINT_SENDING, S.PROCESSING, S.FAILED,
+                                          S.CANCELLED}),
         # After a crash the prints feed decides: found (sent / verifying / already over), proven
         # not sent (back to PREPARED, may be sent again), refused for good (FAILED), or
         # undecidable (UNVERIFIED: a person looks). Never CANCELLED: the print may exist.
@@ -222,6 +234,7 @@ BUILD_DRIVEN_STATES: Final = frozenset(
         S.PROCESSING,
         S.PREPARING,
         S.PREPARED,
+        S.WAITING_FOR_PRINTER,
         S.PRINT_SENDING,
         S.PRINT_SENT,
         S.VERIFYING,
@@ -325,6 +338,14 @@ class Build:
     #: Who held the last send (server pid and start time, host, remote?, request timeout), as
     #: written by :mod:`preform_pipeline.printing`; None when not recorded.
     send_holder: Mapping[str, Any] | None = None
+    #: Where a waiting build may print (``dispatch.PrintTarget.to_json``); None: not waiting.
+    print_target: Mapping[str, Any] | None = None
+    #: When the build began WAITING_FOR_PRINTER (dispatch sends oldest first, by priority).
+    waiting_since: datetime | None = None
+    #: The highest priority of its jobs, when it began waiting.
+    priority: int = 0
+    #: When a "waiting too long" notification went out (at most one per wait).
+    wait_notified_at: datetime | None = None
 
 
 @dataclass(frozen=True)

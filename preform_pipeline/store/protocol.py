@@ -66,6 +66,10 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
     "verified_message": (str, type(None)),
     #: Who held the send (``printing.SendHolder.to_json``): lets recovery prove it is over.
     "send_holder": (Mapping, type(None)),
+    #: Dispatch: where a waiting build may print, its priority, the one late notification.
+    "print_target": (Mapping, type(None)),
+    "priority": (int,),
+    "wait_notified_at": (str, type(None)),
 }
 
 #: Build fields ``transition_build`` also writes onto the build's jobs.

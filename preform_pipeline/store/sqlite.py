@@ -158,6 +158,15 @@ _V2_STATEMENTS: Final = (
 # prove that nothing can still send an interrupted print before it concludes "not printed".
 _V3_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN send_holder TEXT",)
 
+# v4: builds waiting for a free printer (dispatch): where they may print, since when, their
+# priority, and whether the "waiting too long" notification went out.
+_V4_STATEMENTS: Final = (
+    "ALTER TABLE builds ADD COLUMN print_target TEXT",
+    "ALTER TABLE builds ADD COLUMN waiting_since TEXT",
+    "ALTER TABLE builds ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE builds ADD COLUMN wait_notified_at TEXT",
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -182,6 +191,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(2, "verified_at on jobs and builds; index on content hash",
               _statements(_V2_STATEMENTS)),
     Migration(3, "who held a print's send, on builds", _statements(_V3_STATEMENTS)),
+    Migration(4, "builds waiting for a printer: target, since, priority",
+              _statements(_V4_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
@@ -290,6 +301,10 @@ def _build_from_row(row: sqlite3.Row, job_ids: Sequence[int]) -> Build:
         print_sent_at=_dt(row["print_sent_at"]),
         verified_at=_dt(row["verified_at"]),
         send_holder=json.loads(row["send_holder"]) if row["send_holder"] else None,
+        print_target=json.loads(row["print_target"]) if row["print_target"] else None,
+        waiting_since=_dt(row["waiting_since"]),
+        priority=row["priority"],
+        wait_notified_at=_dt(row["wait_notified_at"]),
     )
 
 
@@ -803,7 +818,8 @@ class SqliteJobStore:
         """
         build = self._build_row(conn, build_id)
         state = JobState(build["state"])
-        if state not in (JobState.PREPARING, JobState.PREPARED):
+        # A waiting build's .form holds the model too: it must never be dispatched as it is.
+        if state not in (JobState.PREPARING, JobState.PREPARED, JobState.WAITING_FOR_PRINTER):
             return
         reason = f"job {job_id} was cancelled: prepare the build again without it"
         self._update(conn, "builds", build_id,
@@ -938,6 +954,9 @@ class SqliteJobStore:
                                       "updated_at": now}
             if to_state is JobState.PRINT_SENDING:
                 values["print_sent_at"] = now
+            if to_state is JobState.WAITING_FOR_PRINTER:
+                values["waiting_since"] = now
+                values["wait_notified_at"] = None
             if to_state in VERIFIED_STATES:
                 values["verified_at"] = now
             self._update(conn, "builds", build_id, values)

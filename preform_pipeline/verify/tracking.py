@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from preform_pipeline.api import PreFormClient
@@ -44,18 +45,20 @@ from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
     PipelineError,
+    PrinterSelectionError,
     PrintLookupError,
     StoreError,
 )
-from preform_pipeline.executor.hooks import VERIFY_PENDING
+from preform_pipeline.executor.hooks import PRINT_WAITING, VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.printing.web import WebApiLocator
-from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe
 from preform_pipeline.settings import CloudSettings, VerifySettings
-from preform_pipeline.store import JobState, JobStore, embed_key, is_key, new_key
+from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key
 from preform_pipeline.verify.notify import (
     Notification,
     Notifier,
@@ -71,7 +74,13 @@ from preform_pipeline.verify.poller import (
     VerifiedStatus,
 )
 from preform_pipeline.verify.service import apply_result, mark_in_progress
-from preform_pipeline.verify.targets import LocalApiDevices, WebApiPrinters, is_auto_target
+from preform_pipeline.verify.targets import (
+    LocalApiDevices,
+    PrinterCandidate,
+    PrinterSource,
+    WebApiPrinters,
+    is_auto_target,
+)
 from preform_pipeline.verify.targets import select_printer as _select
 
 __all__ = [
@@ -135,8 +144,14 @@ class PrintTracking:
         clock: Clock = SYSTEM_CLOCK,
         recipe: str | None = None,
         run_id: str | None = None,
+        dispatch: bool = False,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
+        #: Every print waits in the store for dispatch (the hot folder daemon) instead of
+        #: being sent by the build; ``on_wait`` is told each time one begins waiting.
+        self.dispatch = dispatch
+        self.on_wait = on_wait
         self.store = store
         self.build_ids = dict(build_ids or {})
         self.poller = poller
@@ -180,7 +195,10 @@ class PrintTracking:
 
     # -- used by the build trackers (their threads) ------------------------------------------
 
-    def choose_printer(self, build: str, recipe: Recipe, client: PreFormClient) -> str:
+    def choose_printer(
+        self, build: str, recipe: Recipe, client: PreFormClient, among: Sequence[str] = ()
+    ) -> str:
+        """The first free printer that fits (of ``among`` when given: a list of printers)."""
         machine_type = recipe.scene.machine_type
         material = recipe.scene.material_code
         if not machine_type or not material:
@@ -188,14 +206,22 @@ class PrintTracking:
                 "printer: auto needs the scene's machine_type and material_code",
                 hint="name both in the recipe's scene, or name a printer",
             )
-        source = (
+        source: PrinterSource = (
             WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
         )
+        if among:
+            source = _Among(source, among)
         with self._lock:
             taken = {p for p, owner in self._claimed.items() if owner != build}
             chosen = _select(source, machine_type, material, exclude=taken)
             self._claimed[chosen.name] = build
         return chosen.name
+
+    def others_waiting(self) -> bool:
+        """True when builds wait for a printer already (a new one queues behind them)."""
+        if self.store is None:
+            return False
+        return bool(self.store.list_builds(state=JobState.WAITING_FOR_PRINTER, limit=1))
 
     def record(self, sent: SentPrint) -> None:
         with self._lock:
@@ -329,6 +355,18 @@ class PrintTracking:
         )
 
 
+class _Among:
+    """Only the named printers of another source (a ``printer`` list: any of these)."""
+
+    def __init__(self, source: PrinterSource, names: Sequence[str]) -> None:
+        self.source = source
+        self.names = frozenset(names)
+        self.description = source.description
+
+    def printer_candidates(self) -> Sequence[PrinterCandidate]:
+        return [c for c in self.source.printer_candidates() if c.name in self.names]
+
+
 class BuildTracker:
     """One build's hooks (:class:`~.hooks.BuildPrintHooks`); used from the build's thread."""
 
@@ -340,6 +378,7 @@ class BuildTracker:
         self._key = key
         self.build_id = build_id
         self._pending_send: tuple[str, str, datetime] | None = None
+        self._scene: tuple[str | None, str | None] = (None, None)
 
     def __repr__(self) -> str:
         return f"BuildTracker({self.build!r}, key={self._key!r}, build_id={self.build_id})"
@@ -353,9 +392,20 @@ class BuildTracker:
         return self.tracking.verifies
 
     def resolve_printer(self, printer: str, recipe: Recipe, client: PreFormClient) -> str:
-        if not is_auto_target(printer):
-            return printer
-        return self.tracking.choose_printer(self.build, recipe, client)
+        self._scene = (recipe.scene.machine_type, recipe.scene.material_code)
+        among = [p.strip() for p in printer.split(PRINTER_LIST_SEPARATOR) if p.strip()]
+        if len(among) <= 1 and not is_auto_target(printer):
+            return printer  # one named printer (or queue): its own queue orders the jobs
+        if self.tracking.dispatch and self.tracking.others_waiting():
+            return printer  # builds wait already: this one queues behind them
+        try:
+            return self.tracking.choose_printer(
+                self.build, recipe, client, among if len(among) > 1 else ()
+            )
+        except PrinterSelectionError:
+            if not self.tracking.dispatch:
+                raise
+            return printer  # none free now: the build waits (before_send)
 
     def job_name(self, name: str) -> str:
         return embed_key(name, self._key)
@@ -363,7 +413,12 @@ class BuildTracker:
     # -- the send -----------------------------------------------------------------------------
 
     def before_send(
-        self, job_name: str, printer: str, *, holder: SendHolder | None = None
+        self,
+        job_name: str,
+        printer: str,
+        *,
+        holder: SendHolder | None = None,
+        form_path: Path | None = None,
     ) -> str | None:
         now = self.tracking.clock.now()
         self._pending_send = (job_name, printer, now)
@@ -402,8 +457,35 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
+        if self.tracking.dispatch and self._undecided(printer):
+            return self._wait(build, job_name, printer, form_path)
         owner.begin(build.id, job_name, printer, holder)
         return None
+
+    @staticmethod
+    def _undecided(printer: str) -> bool:
+        """``auto`` or a list: :meth:`resolve_printer` left the choice to dispatch."""
+        return is_auto_target(printer) or PRINTER_LIST_SEPARATOR in printer
+
+    def _wait(self, build: Build, job_name: str, printer: str, form_path: Path | None) -> str:
+        """Hand a PREPARED build to dispatch: it waits in the store for a free printer."""
+        store, owner = self.tracking.store, self.tracking.owner
+        assert store is not None and owner is not None
+        if form_path is None:
+            raise PipelineError(
+                f"build {self._key} cannot wait for a printer: no .form was saved before the "
+                "print step",
+                hint="add a save_form step before print (the saved .form is what is sent)",
+            )
+        machine_type, material = self._scene
+        target = PrintTarget.parse(printer, machine_type=machine_type, material=material)
+        priority = max((j.priority for j in store.build_members(build.id)), default=0)
+        store.update_build(build.id, form_path=form_path)
+        owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
+                               priority=priority, describe=target.describe())
+        if self.tracking.on_wait is not None:
+            self.tracking.on_wait()
+        return PRINT_WAITING
 
     def sent(self, job_id: str | None, printer: str) -> None:
         job_name, _, sent_at = self._pending_send or (

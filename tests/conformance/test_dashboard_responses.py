@@ -32,6 +32,7 @@ from preform_pipeline.simulator.cloud.fleet_view import group_uuid
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import dashboard_server, write_job
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS, FleetState
 from tests.openapi_contract import Contract, web_api_contract
 
 API = "/developer/v1"
@@ -55,6 +56,8 @@ SERIALS = (
 def _fleet(root: Path, clock: ManualClock) -> None:
     """A print in every state; every printer has printed by the time the fleet is served."""
     t0 = clock.now()
+    # The six printers below only (the default fleet holds more): each of them prints.
+    FleetState(root).declare(tuple(p for p in DEFAULT_PRINTERS if p.serial in SERIALS))
 
     def sent(seconds: float) -> Any:
         return t0 + timedelta(seconds=seconds)

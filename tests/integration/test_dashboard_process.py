@@ -29,6 +29,7 @@ from preform_pipeline.simulator.cloud.testing import (
     start_dashboard,
     write_job,
 )
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS, FleetState
 from preform_pipeline.simulator.testing import start_simulator
 
 #: Upper bound of every wait below; reached only when something is broken.
@@ -47,6 +48,11 @@ def sent_at() -> datetime:
 def feed_fleet(tmp_path_factory: pytest.TempPathFactory, sent_at: datetime) -> Path:
     """Five finished prints from an hour ago and two still printing, on three printers."""
     fleet = tmp_path_factory.mktemp("dashboard-feed") / "fleet"
+    # The six Simulated* printers and their one group (the default fleet holds more).
+    FleetState(fleet).declare(
+        tuple(p for p in DEFAULT_PRINTERS if p.serial.startswith("Simulated")),
+        (DEFAULT_GROUPS[0],),
+    )
     hour_ago = sent_at - timedelta(hours=1)
     for index in range(5):
         write_job(
@@ -136,7 +142,7 @@ class TestLimits:
             printers = [client.list_printers() for _ in range(3)]
             took = time.monotonic() - started
 
-        assert all(len(p) == 6 for p in printers)
+        assert all(len(p) == len(DEFAULT_PRINTERS) for p in printers)
         assert took >= 1.0  # the server's Retry-After: 1 was waited out
         assert any("status=429" in line for line in dash.stderr_lines)
 
@@ -173,7 +179,7 @@ class TestTokenExpiry:
                 pause.wait(POLL_S)
             printers = client.list_printers()
 
-        assert len(printers) == 6
+        assert len(printers) == len(DEFAULT_PRINTERS)
         assert client.auth.tokens_fetched == 2
         assert any("dashboard_token_expired" in line for line in dash.stderr_lines)
 

@@ -24,7 +24,6 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.api import PreFormClient, PrintOptions, SceneSettings
 from preform_pipeline.errors import (
     LeaseTimeoutError,
     PipelineError,
@@ -32,7 +31,6 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from preform_pipeline.geometry import write_stl
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.servers.process import (
@@ -43,7 +41,6 @@ from preform_pipeline.servers.process import (
 )
 from preform_pipeline.servers.testing import standin_settings, write_standin_server
 from preform_pipeline.settings import PathMapping, RemoteServer, ServerSettings, Settings
-from preform_pipeline.simulator.meshops import box_triangles
 
 StartRunner = Callable[[str], "tuple[subprocess.Popen[str], list[int]]"]
 WAIT_S = 20.0  # upper bound for anything the pool does in these tests; normally < 2 s
@@ -133,23 +130,6 @@ class TestSimulatedPool:
         for status in statuses:
             assert status.url is not None
             assert "version" in httpx.get(status.url + "/", timeout=5, trust_env=False).json()
-
-    def test_simulated_servers_adopt_the_printers_a_recipe_names(
-        self, pool_factory: Callable[..., ServerPool], tmp_path: Path
-    ) -> None:
-        pool = pool_factory(_settings(count=1))
-        model = tmp_path / "cube.stl"
-        write_stl(model, box_triangles((0, 0, 0), (10, 10, 10)))
-        with pool.lease(timeout=10) as lease, PreFormClient(lease.server.url) as client:
-            scene = client.create_scene(
-                SceneSettings("FORM-4-0", "FLGPGR05", 0.1, print_setting="DEFAULT")
-            )
-            client.import_model(scene.id, model)
-            job = client.print_scene(scene.id, PrintOptions(printer="Form4-InTheLab", job_name="j"))
-        fleet = json.loads((tmp_path / "fleet" / "printers.json").read_text(encoding="utf-8"))
-        adopted = [p for p in fleet["printers"] if p["serial"] == "Form4-InTheLab"]
-        assert [p["machine_type_id"] for p in adopted] == ["FORM-4-0"]
-        assert job.job_id
 
     def test_a_lease_is_exclusive_until_released(
         self, pool_factory: Callable[..., ServerPool]

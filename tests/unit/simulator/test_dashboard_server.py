@@ -16,6 +16,7 @@ from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitEr
 from preform_pipeline.simulator.cloud.fleet_view import group_uuid
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import dashboard_server, write_job
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 
 API = "/developer/v1"
 CREDENTIALS = Credentials("unit-client", "unit-secret")
@@ -288,7 +289,7 @@ class TestTokens:
             clock.advance(31)  # only the server's clock: the client still trusts its token
             printers = client.list_printers()
 
-        assert len(printers) == 6
+        assert len(printers) == len(DEFAULT_PRINTERS)
         assert server.tokens.issued == 2
         assert [e.status for e in server.exchanges if e.path.startswith(f"{API}/printers")] == [
             200, 401, 200

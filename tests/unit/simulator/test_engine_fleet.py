@@ -13,7 +13,7 @@ import pytest
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.logging import capture_logs
 from preform_pipeline.simulator.engine import SimEngine
-from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError
 
@@ -101,8 +101,9 @@ class TestDevices:
         before = engine.call("get_devices", {}, None)["count"]
         engine.call("login", {}, {"username": "lab", "password": SECRET})
         devices = engine.call("get_devices", {}, None)["devices"]
-        assert len(devices) == before + 1
-        assert devices[-1]["dashboard_queue_id"] == "SimulatedQueue-Form4"
+        assert len(devices) == before + len(DEFAULT_GROUPS)
+        queues = [d["dashboard_queue_id"] for d in devices if "dashboard_queue_id" in d]
+        assert queues == [g.queue_id for g in DEFAULT_GROUPS]
 
     def test_can_print_leaves_out_offline_printers(
         self, engine: SimEngine, fleet_dir: Path
@@ -153,29 +154,25 @@ class TestPrinting:
         assert (error.status, error.code) == (400, "PRINTER_NOT_FOUND")
         assert engine.fleet.jobs() == []
 
-    def test_a_rehearsing_engine_adopts_an_unknown_printer_of_the_scenes_type(
+    def test_an_unknown_printer_is_never_adopted_and_the_error_names_the_closest(
+        self, engine: SimEngine, ready_scene: dict[str, str]
+    ) -> None:
+        body = {"printer": "SimulatedFrom4-1", "job_name": "x"}
+        error = error_of(engine, "print", ready_scene, body)
+        assert error.code == "PRINTER_NOT_FOUND"
+        assert "did you mean 'SimulatedForm4-1'?" in error.message
+        assert "SimulatedFrom4-1" not in {p.serial for p in engine.fleet.printers()}
+
+    def test_a_declared_fleet_replaces_the_fleet_folders_printers(
         self, tmp_path: Path, fleet_dir: Path
     ) -> None:
+        SimEngine(work_dir=tmp_path / "w1", fleet_dir=fleet_dir).fleet.printers()  # default
+        declared = [{"serial": "Lab-1", "machine_type_id": "FORM-4-0", "product_name": "Form 4",
+                     "ip_address": "192.0.2.200", "material_code": "FLGPGR05"}]
         engine = SimEngine(
-            work_dir=tmp_path / "work", fleet_dir=fleet_dir, adopt_unknown_printers=True
+            work_dir=tmp_path / "w2", fleet_dir=fleet_dir, declared_printers=declared
         )
-        path = tmp_path / "cube.stl"
-        write_stl(path, box_triangles((0, 0, 0), (20, 20, 20)))
-        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
-        engine.call("import_model", scene, {"file": str(path)})
-        with capture_logs() as logs:
-            engine.call("print", scene, {"printer": "Form4-InTheLab", "job_name": "a"})
-            engine.call("print", scene, {"printer": "192.168.7.9", "job_name": "b"})
-            engine.call("print", scene, {"printer": "Form4-InTheLab", "job_name": "c"})
-        adopted = {p.serial: p for p in engine.fleet.printers()}
-        assert adopted["Form4-InTheLab"].machine_type_id == "FORM-4-0"
-        assert adopted["Adopted-192.168.7.9"].ip_address == "192.168.7.9"
-        assert sorted(j["printer"] for j in engine.fleet.jobs()) == [
-            "Adopted-192.168.7.9", "Form4-InTheLab", "Form4-InTheLab"
-        ]
-        assert [e["printer"] for e in logs if e["event"] == "printer_adopted"] == [
-            "Form4-InTheLab", "Adopted-192.168.7.9"
-        ]
+        assert [p.serial for p in engine.fleet.printers()] == ["Lab-1"]
 
     def test_a_printer_of_another_type_is_refused(
         self, engine: SimEngine, ready_scene: dict[str, str]
@@ -208,6 +205,28 @@ class TestPrinting:
         assert error_of(engine, "print", ready_scene, body).code == "PRINTER_NOT_READY"
         queued = engine.call("print", ready_scene, {**body, "print_now": False})
         assert engine.fleet.jobs()[0]["job_id"] == queued["job_id"]
+
+    def test_a_printer_is_busy_while_it_prints_on_the_scaled_estimate(
+        self, tmp_path: Path, engine: SimEngine, fleet_dir: Path
+    ) -> None:
+        busy = SimEngine(work_dir=tmp_path / "busy", fleet_dir=fleet_dir, print_time_scale=1.0)
+        ready_scene = {"scene_id": busy.call("create_scene", {}, FORM4)["id"]}
+        path = tmp_path / "cube.stl"
+        write_stl(path, box_triangles((0, 0, 0), (20, 20, 20)))
+        busy.call("import_model", ready_scene, {"file": str(path)})
+        busy.call("print", ready_scene, {"printer": "SimulatedForm4-1", "job_name": "x"})
+        (job,) = busy.fleet.jobs()
+        devices = {d["id"]: d for d in busy.call("get_devices", {}, None)["devices"]}
+        printing = devices["SimulatedForm4-1"]
+        assert (printing["status"], printing["ready_to_print_now"]) == ("PRINTING", False)
+        left_s = printing["estimated_print_time_remaining_ms"] / 1000
+        assert 0 < left_s <= job["estimated_print_time_s"]
+        assert devices["SimulatedForm4-2"]["ready_to_print_now"] is True
+        body = {"printer": "SimulatedForm4-1", "job_name": "y", "print_now": True}
+        assert error_of(busy, "print", ready_scene, body).code == "PRINTER_NOT_READY"
+        # The engine without a print time scale sees the same job as over at once.
+        free = {d["id"]: d for d in engine.call("get_devices", {}, None)["devices"]}
+        assert free["SimulatedForm4-1"]["ready_to_print_now"] is True
 
     def test_a_fleet_control_queue_needs_a_login(
         self, engine: SimEngine, ready_scene: dict[str, str]

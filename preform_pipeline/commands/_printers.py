@@ -1,0 +1,96 @@
+"""Which printers exist: the declared simulated fleet, or a reachable server's device list.
+
+``validate`` and ``plan`` check a recipe's print targets against these
+(:func:`preform_pipeline.recipes.printers.check_printer_names`), so a misspelt printer name
+fails before anything is prepared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preform_pipeline.api import PreFormClient
+from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
+from preform_pipeline.servers.simfleet import printer_json
+from preform_pipeline.settings import Settings, load_settings
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
+
+__all__ = ["known_printers", "printers_of_fleet", "printers_of_server", "simulated_fleet"]
+
+log = get_logger(__name__)
+
+
+def printers_of_fleet(settings: Settings) -> KnownPrinters:
+    """The declared simulated fleet (or the default one) with its queues."""
+    source = (
+        "the declared simulated fleet (simulator.fleet)"
+        if settings.simulated_fleet
+        else "the default simulated fleet"
+    )
+    return KnownPrinters(simulated_fleet(settings), source)
+
+
+def printers_of_server(
+    url: str, *, timeout_s: float, catalogue: Catalogue = DEFAULT_CATALOGUE
+) -> KnownPrinters | None:
+    """The devices the server at ``url`` lists (by id, and by address), None if unreachable."""
+    try:
+        with PreFormClient(url, timeout=timeout_s, check_version_on_first_use=False) as client:
+            devices = client.get_devices(timeout=timeout_s)
+    except PipelineError as exc:
+        log.warning("devices_unavailable", url=url, error=str(exc))
+        return None
+    known: list[KnownPrinter] = []
+    for device in devices:
+        machine = next(
+            (m for m in catalogue.machines if device.product_name in m.product_names), None
+        )
+        types = tuple(machine.type_ids) if machine is not None else ()
+        known.append(KnownPrinter(device.id, types))
+        if device.ip_address:
+            known.append(KnownPrinter(device.ip_address, types))
+        queue = device.raw.get("dashboard_queue_id")
+        if isinstance(queue, str) and queue:
+            known.append(KnownPrinter(queue))
+    return KnownPrinters(tuple(known), f"the devices of {url}")
+
+
+def known_printers(
+    settings_path: Path | None = None, server: str | None = None, *, timeout_s: float = 5.0
+) -> KnownPrinters | None:
+    """The printers to check print targets against: the devices of ``server`` when it answers,
+    else the simulated fleet when the settings (``settings_path``, else the usual ones) run
+    simulated; None: nothing to check against. Settings that cannot be read are left to the
+    commands that use them (``validate --settings`` reports their problems)."""
+    if server:
+        found = printers_of_server(server, timeout_s=timeout_s)
+        if found is not None:
+            return found
+    try:
+        settings = load_settings(settings_path)
+    except PipelineError:
+        return None
+    return printers_of_fleet(settings) if settings.simulated else None
+
+
+def simulated_fleet(settings: Settings) -> tuple[KnownPrinter, ...]:
+    """Every name a simulated print may target: the declared printers (or the default fleet's)
+    by serial and address, and the default Fleet Control queues (any machine type)."""
+    known: list[KnownPrinter] = []
+    if settings.simulated_fleet:
+        for i, declared in enumerate(settings.simulated_fleet):
+            types = (declared.machine_type,)
+            known.append(KnownPrinter(declared.name, types))
+            known.append(KnownPrinter(printer_json(i, declared)["ip_address"], types))
+    else:
+        for printer in DEFAULT_PRINTERS:
+            types = (printer.machine_type_id,)
+            known.append(KnownPrinter(printer.serial, types))
+            known.append(KnownPrinter(printer.ip_address, types))
+    for group in DEFAULT_GROUPS:
+        known.append(KnownPrinter(group.group_id))
+        known.append(KnownPrinter(group.queue_id))
+    return tuple(known)

@@ -1,0 +1,149 @@
+"""Sending a waiting build: its saved .form is loaded onto a leased server, then printed.
+
+A waiting build is prepared: its .form was saved before it began waiting. Sending it, now or
+after a restart, loads that file onto any server of the pool (never prepares the models again)
+and hands the send to the print owner, which writes PRINT_SENDING (with the server that holds
+the send) before the request and PRINT_SENT, FAILED (refused) or nothing (no answer: resolved
+later, never resent blindly) after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from preform_pipeline.api import PreFormClient, PrintOptions
+from preform_pipeline.errors import ApiError, PermanentApiError, PipelineError
+from preform_pipeline.executor.runner import ServerSource
+from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import PrintOwner, SendHolder
+from preform_pipeline.store import Build
+from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
+
+__all__ = ["DEFAULT_LEASE_TIMEOUT_S", "CombinedReadiness", "FormSender", "PoolDevices"]
+
+log = get_logger(__name__)
+
+#: How long a send waits for a free server (all may be busy preparing).
+DEFAULT_LEASE_TIMEOUT_S: Final = 600.0
+
+
+class FormSender:
+    """:class:`~.waiting.Send` for a pool: load the build's .form, print it (module docstring).
+
+    ``after_send`` is told about every build whose state the send changed (the hot folder
+    settles its files then).
+    """
+
+    def __init__(
+        self,
+        pool: ServerSource,
+        owner: PrintOwner,
+        *,
+        request_timeout_s: float,
+        lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S,
+        after_send: Callable[[Build], None] | None = None,
+    ) -> None:
+        self.pool = pool
+        self.owner = owner
+        self.request_timeout_s = request_timeout_s
+        self.lease_timeout_s = lease_timeout_s
+        self.after_send = after_send
+
+    def __call__(self, build: Build, printer: str) -> None:
+        if build.form_path is None:
+            raise PipelineError(
+                f"build {build.job_key} waits for a printer but has no saved .form",
+                hint="retry its jobs (`preform-pipeline jobs retry`): they are prepared again",
+            )
+        job_name = build.job_name or build.job_key
+        lease = self.pool.lease(timeout=self.lease_timeout_s)
+        try:
+            server = lease.server
+            with PreFormClient(
+                server.url, path_mapper=server.path_mapper.to_server,
+                timeout=self.request_timeout_s, check_version_on_first_use=False,
+            ) as client:
+                scene_id = client.load_form(build.form_path).id
+                if scene_id is None:
+                    raise PipelineError(f"{server.name} loaded {build.form_path} without a "
+                                        "scene id", hint="dispatch tries again")
+                holder = SendHolder.of_server(server, self.request_timeout_s)
+                self.owner.begin(build.id, job_name, printer, holder)
+                try:
+                    result = client.print_scene(
+                        scene_id, PrintOptions(printer=printer, job_name=job_name)
+                    )
+                except PermanentApiError as exc:
+                    self._told(self.owner.refused(build.id, str(exc)))
+                    raise
+                except (ApiError, OSError) as exc:
+                    # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
+                    self.owner.unconfirmed(build.id, f"{type(exc).__name__}: {exc}")
+                    return
+                finally:
+                    _forget_scene(client, scene_id)
+        finally:
+            lease.release()
+        self._told(self.owner.sent(build.id, result.job_id, printer))
+
+    def _told(self, build: Build) -> None:
+        if self.after_send is not None:
+            self.after_send(build)
+
+
+def _forget_scene(client: PreFormClient, scene_id: str) -> None:
+    try:
+        client.delete_scene(scene_id)
+    except ApiError as exc:  # the server drops it on restart anyway
+        log.info("scene_not_deleted", scene_id=scene_id, error=str(exc))
+
+
+class PoolDevices:
+    """Printer readiness from the Local API of any running server of the pool (``/devices/``).
+
+    Reading devices is not a scene operation, so it needs no lease and never waits for a build.
+    """
+
+    description = "Local API devices"
+
+    def __init__(self, pool: ServerSource, *, request_timeout_s: float) -> None:
+        self.pool = pool
+        self.request_timeout_s = request_timeout_s
+
+    def printer_candidates(self) -> tuple[PrinterCandidate, ...]:
+        from preform_pipeline.verify.targets import LocalApiDevices
+
+        urls = [s.url for s in self.pool.status() if s.url and s.retired_reason is None]
+        if not urls:
+            raise PipelineError("no server is running to read printer status from",
+                                hint="the pool restarts its servers; dispatch tries again")
+        with PreFormClient(urls[0], timeout=self.request_timeout_s,
+                           check_version_on_first_use=False) as client:
+            return tuple(LocalApiDevices(client).printer_candidates())
+
+
+class CombinedReadiness:
+    """The Web API printers feed when its request budget allows, else the Local API devices."""
+
+    def __init__(self, local: PrinterSource, web: PrinterSource | None,
+                 has_budget: Callable[[], bool]) -> None:
+        self.local = local
+        self.web = web
+        self.has_budget = has_budget
+
+    @property
+    def description(self) -> str:
+        return self.local.description if self.web is None else (
+            f"{self.web.description}, else {self.local.description}")
+
+    def printer_candidates(self) -> tuple[PrinterCandidate, ...]:
+        if self.web is not None and self.has_budget():
+            try:
+                return tuple(self.web.printer_candidates())
+            except PipelineError as exc:
+                log.warning("web_printers_unavailable", error=str(exc))
+        return tuple(self.local.printer_candidates())
+
+
+

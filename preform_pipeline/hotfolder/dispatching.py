@@ -1,0 +1,134 @@
+"""The hot folder's dispatch loop: waiting builds go out as matching printers free up.
+
+Every print of the daemon waits in the store first (``waiting_for_printer``, after its .form is
+saved); this loop, on its own thread, sends them through the print owner in priority order,
+oldest first (:class:`~preform_pipeline.dispatch.waiting.Dispatcher`). Because the waits are
+in the store, a restarted daemon resumes them: each is loaded from its saved .form and sent
+once, never prepared again. A sent build's files are settled (done/) at once; a build waiting
+longer than ``dispatch.notify_after_s`` notifies once and keeps waiting.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from preform_pipeline.cloud.factory import (
+    credentials_configured,
+    load_cloud_credentials,
+    make_web_client,
+)
+from preform_pipeline.dispatch.sender import CombinedReadiness, FormSender, PoolDevices
+from preform_pipeline.dispatch.waiting import Dispatcher
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.executor.runner import ServerSource
+from preform_pipeline.hotfolder.outcomes import OutcomeFolders
+from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import PrintOwner
+from preform_pipeline.printing.target import PrintTarget
+from preform_pipeline.settings import Settings
+from preform_pipeline.store import Build, JobState, JobStore
+from preform_pipeline.verify.notify import Notification, Notifier, make_notifier
+from preform_pipeline.verify.targets import PrinterSource, WebApiPrinters
+
+__all__ = ["WEB_READINESS_RESERVE", "DispatchLoop"]
+
+log = get_logger(__name__)
+
+#: Web API requests kept in reserve for verification: readiness uses the feed only above it.
+WEB_READINESS_RESERVE = 100
+
+
+class DispatchLoop:
+    """Runs a :class:`Dispatcher` for the daemon (module docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        owner: PrintOwner,
+        outcomes: OutcomeFolders,
+        pool: Callable[[], ServerSource | None],
+        stop: threading.Event,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.owner = owner
+        self.outcomes = outcomes
+        self.pool = pool
+        self.stop = stop
+        self.wake = threading.Event()
+        self._closing = threading.Event()  # the daemon's loop ended (``--once`` sets no stop)
+        self._dispatcher: Dispatcher | None = None
+        self._notifier: Notifier | None = make_notifier(settings.verify.notifications)
+        self._thread: threading.Thread | None = None
+
+    def waiting(self) -> int:
+        return len(self.store.list_builds(state=JobState.WAITING_FOR_PRINTER))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="hotfolder-dispatch",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.wake.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._notifier is not None:
+            self._notifier.close()
+
+    def _main(self) -> None:
+        interval = self.settings.dispatch.poll_interval_s
+        while not (self.stop.is_set() or self._closing.is_set()):
+            try:
+                if self.waiting():
+                    dispatcher = self._ready()
+                    if dispatcher is not None:
+                        dispatcher.dispatch_once()
+            except PipelineError as exc:
+                log.error("dispatch_pass_failed", error=str(exc))
+            self.wake.wait(interval)
+            self.wake.clear()
+
+    def _ready(self) -> Dispatcher | None:
+        if self._dispatcher is None:
+            pool = self.pool()
+            if pool is None:
+                return None
+            timeout = self.settings.servers.request_timeout_s
+            self._dispatcher = Dispatcher(
+                self.store,
+                self._readiness(pool, timeout),
+                FormSender(pool, self.owner, request_timeout_s=timeout,
+                           after_send=self._settle),
+                notify_after_s=self.settings.dispatch.notify_after_s,
+                on_late=self._late,
+            )
+        return self._dispatcher
+
+    def _readiness(self, pool: ServerSource, timeout: float) -> PrinterSource:
+        local = PoolDevices(pool, request_timeout_s=timeout)
+        cloud = self.settings.cloud
+        if not credentials_configured(cloud, os.environ):
+            return local
+        client = make_web_client(cloud, load_cloud_credentials(cloud, os.environ))
+        return CombinedReadiness(
+            local, WebApiPrinters(client),
+            lambda: client.budget().remaining > WEB_READINESS_RESERVE,
+        )
+
+    def _settle(self, build: Build) -> None:
+        self.outcomes.settle_build(build, None)
+
+    def _late(self, build: Build, waited_s: float) -> None:
+        if self._notifier is None:
+            return
+        target = PrintTarget.from_json(build.print_target)
+        self._notifier.notify(Notification(
+            event="build_waiting", job_key=build.job_key, name=build.job_name,
+            status=JobState.WAITING_FOR_PRINTER.value, recipe=build.recipe,
+            message=f"waiting {waited_s / 60:.0f} min for {target.describe()}",
+        ))

@@ -1,0 +1,110 @@
+"""``validate`` and ``plan`` check print targets against the simulated fleet (or a server)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.cli import run
+from preform_pipeline.simulator.testing import start_simulator
+
+RECIPE = """\
+scene:
+  machine_type: FORM-4-0
+  material_code: FLGPGR05
+  layer_thickness_mm: 0.1
+batching:
+  max_models_per_build: 1
+steps:
+  - save_form
+  - print:
+      printer: {printer}
+"""
+
+
+def invoke(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue() + err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def no_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PREFORM_PIPELINE_SETTINGS", "PREFORM_PIPELINE_SERVER_EXECUTABLE",
+                 "PREFORM_PIPELINE_REMOTES"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def recipe(tmp_path: Path, printer: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(RECIPE.format(printer=printer), encoding="utf-8")
+    return path
+
+
+def fleet_settings(tmp_path: Path) -> Path:
+    path = tmp_path / "settings.yaml"
+    path.write_text(json.dumps({"simulator": {"fleet": [
+        {"name": "Lab-Form4-A", "machine_type": "FORM-4-0", "material": "FLGPGR05"},
+        {"name": "Lab-Form4L", "machine_type": "FORM-4L-0", "material": "FLGPGR05"},
+    ]}}), encoding="utf-8")
+    return path
+
+
+class TestMistypedPrinters:
+    """A printer name outside the fleet is a problem with a "did you mean"."""
+
+    def test_a_typo_of_a_default_fleet_printer_is_rejected_with_the_name_meant(
+        self, tmp_path: Path
+    ) -> None:
+        code, text = invoke("validate", str(recipe(tmp_path, "Form4-CapabelClam")))
+        assert code == 1
+        assert "$.steps[1].print.printer: unknown printer 'Form4-CapabelClam'" in text
+        assert "did you mean 'Form4-CapableClam'?" in text
+
+    def test_the_declared_fleet_is_what_counts(self, tmp_path: Path) -> None:
+        settings = str(fleet_settings(tmp_path))
+        assert invoke("validate", str(recipe(tmp_path, "Lab-Form4-A")), "--settings",
+                      settings)[0] == 0
+        code, text = invoke("validate", str(recipe(tmp_path, "Form4-CapableClam")),
+                            "--settings", settings)
+        assert code == 1 and "the declared simulated fleet" in text
+
+    def test_each_name_of_a_list_is_checked_and_a_wrong_machine_type_is_named(
+        self, tmp_path: Path
+    ) -> None:
+        path = recipe(tmp_path, "[Lab-Form4-A, Lab-Form4-B, Lab-Form4L]")
+        code, text = invoke("validate", str(path), "--settings", str(fleet_settings(tmp_path)))
+        assert code == 1
+        assert "printer[1]: unknown printer 'Lab-Form4-B'" in text
+        assert "did you mean 'Lab-Form4-A'?" in text
+        assert "printer[2]: printer 'Lab-Form4L' is a FORM-4L-0, not a FORM-4-0" in text
+
+    def test_auto_templates_and_queues_pass(self, tmp_path: Path) -> None:
+        for target in ("auto", "'{printer}'", "SimulatedQueue-Form4"):
+            code, text = invoke("validate", str(recipe(tmp_path, target)))
+            assert code == 0, (target, text)
+
+    def test_plan_refuses_the_typo_too(self, tmp_path: Path, sample_models_dir: Path) -> None:
+        code, text = invoke("plan", str(recipe(tmp_path, "SimulatedForm4-11")),
+                            str(sample_models_dir / "parts"))
+        assert code == 1
+        assert "unknown printer 'SimulatedForm4-11'" in text
+
+
+class TestAgainstAServer:
+    """With ``--server``, the server's devices are what counts (a real simulator process)."""
+
+    def test_the_servers_devices_decide(self, tmp_path: Path) -> None:
+        declared = json.dumps([{"serial": "Shop-Form4", "machine_type_id": "FORM-4-0",
+                                "product_name": "Form 4", "ip_address": "192.0.2.7",
+                                "material_code": "FLGPGR05"}])
+        with start_simulator("--fleet-printers", declared, fleet_dir=tmp_path / "fleet") as sim:
+            ok = invoke("validate", str(recipe(tmp_path, "192.0.2.7")), "--server", sim.url)
+            code, text = invoke("validate", str(recipe(tmp_path, "Shop-From4")),
+                                "--server", sim.url)
+        assert ok[0] == 0, ok[1]
+        assert code == 1
+        assert f"(not in the devices of {sim.url}) (did you mean 'Shop-Form4'?)" in text
