@@ -88,7 +88,7 @@ from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import Settings
-from preform_pipeline.settings.store import rehearsal_store_path
+from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
 
@@ -283,9 +283,6 @@ def _run(
         path = args.store if args.store is not None else rehearsal_store_path(
             settings.store.path, simulated=settings.simulated
         )
-        if path != settings.store.path and args.store is None and not args.quiet:
-            print(f"simulated: recording in the rehearsal store {path} (jobs --store shows it)",
-                  file=stdout)
         try:
             store = SqliteJobStore(path.expanduser())
         except PipelineError as exc:
@@ -430,6 +427,8 @@ def _run_recorded(
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated else []
+    if store is not None and store.path.name == REHEARSAL_STORE_FILENAME:
+        extra.append(f"jobs recorded in the rehearsal store {store.path} (jobs --store shows them)")
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
     return code

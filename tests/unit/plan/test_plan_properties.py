@@ -8,6 +8,7 @@ holds more models than the recipe allows.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from hypothesis import given, settings
@@ -61,8 +62,11 @@ def _assert_laid_out(build: BuildPlan, recipe: Recipe) -> None:
     boxes = []
     for placement in build.placements:
         fx, fy = footprints[placement.path]
-        # The placed area covers the model (a packer may add room, e.g. for supports).
-        need_x, need_y = (fy, fx) if placement.rotated else (fx, fy)
+        # The placed area covers the model turned by its angle (a packer may add room, e.g.
+        # for supports): the bounding box of the footprint rectangle at that angle.
+        turn = math.radians(placement.angle_deg)
+        cos, sin = abs(math.cos(turn)), abs(math.sin(turn))
+        need_x, need_y = fx * cos + fy * sin, fx * sin + fy * cos
         assert placement.width_mm >= need_x - EPS_MM and placement.depth_mm >= need_y - EPS_MM
         assert recipe.batching.allow_rotation or not placement.rotated
         left, front, right, back = _bounds(placement)
