@@ -35,6 +35,7 @@ from preform_pipeline.geometry import (
     detect_units,
     read_mesh,
 )
+from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
 from . import estimates
@@ -62,6 +63,7 @@ from .layout import (
 )
 from .meshops import close_holes
 from .options import resolve_settings, validate_settings, write_fps
+from .outline_pack import shadows_overlap
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
 from .scene import (
@@ -773,12 +775,24 @@ class SimEngine:
         gap = data.number("collision_offset_mm", 0.0, minimum=0.0) or 0.0
 
         def pairs(scene: Scene) -> list[list[str]]:
-            boxes = [(m.id, m.bounds()) for m in scene.models.values()]
+            # Boxes first (cheap); where they meet, the placed shadows decide, so parts
+            # nested by the layout (an arch around another, a pin in a washer) are apart.
+            models = list(scene.models.values())
+            boxes = [(m, m.bounds()) for m in models]
+            shadows: dict[str, Any] = {}
+
+            def shadow(model: SimModel) -> Any:
+                if model.id not in shadows:
+                    shadows[model.id] = projected_points(model.world_mesh())
+                return shadows[model.id]
+
             found = []
             for i, (first, box_a) in enumerate(boxes):
                 for second, box_b in boxes[i + 1 :]:
-                    if boxes_overlap(box_a, box_b, gap):
-                        found.append([first, second])
+                    if boxes_overlap(box_a, box_b, gap) and shadows_overlap(
+                        shadow(first), shadow(second), gap
+                    ):
+                        found.append([first.id, second.id])
             return found
 
         return self.scenes.read(self._scene_id(params), pairs)

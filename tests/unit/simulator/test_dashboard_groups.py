@@ -16,7 +16,7 @@ from preform_pipeline.cloud import Credentials
 from preform_pipeline.simulator.cloud.groups import GROUPS_FILE
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import dashboard_server
-from preform_pipeline.simulator.fleet import FleetState
+from preform_pipeline.simulator.fleet import FleetState, SimPrinter
 
 API = "/developer/v1"
 CREDENTIALS = Credentials("groups-client", "groups-secret")
@@ -215,10 +215,11 @@ class TestPersistence:
     ) -> None:
         with _serve(fleet) as server, _client(server) as http:
             http.post("/groups/", json={"name": "Dental"})
-            FleetState(fleet).adopt_printer(
-                "LateForm4", machine_type_id="FORM-4-0", product_name="Form 4",
-                material_code="FLGPGR05",
-            )
+            state = FleetState(fleet)  # the fleet declared again, with one printer more
+            state.declare((*state.printers(), SimPrinter(
+                serial="LateForm4", machine_type_id="FORM-4-0", product_name="Form 4",
+                ip_address="192.0.2.250", material_code="FLGPGR05",
+            )))
             home = group_named(http, "Simulated printers")
             printer = http.get("/printers/LateForm4/").json()
             server.check()
