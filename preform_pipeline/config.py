@@ -61,6 +61,7 @@ __all__ = [
     "DEFAULT_RECYCLE_RSS_MB",
     "DEFAULT_RESTART_BACKOFF_MAX_S",
     "DEFAULT_RESTART_BACKOFF_S",
+    "DEFAULT_REMOTE_WAIT_S",
     "DEFAULT_SCENE_CACHE_SIZE",
     "DEFAULT_SERVER_COUNT",
     "DEFAULT_STARTUP_TIMEOUT_S",
@@ -75,6 +76,7 @@ __all__ = [
     "LoggingSettings",
     "PathMapping",
     "RemoteServer",
+    "RunSettings",
     "ServerSettings",
     "Settings",
     "StoreSettings",
@@ -125,6 +127,8 @@ STORE_PATH_ENV: Final = ENV_PREFIX + "STORE_PATH"
 _APP_DIR_NAME: Final = "preform-pipeline"
 
 _SCHEMA_RESOURCE: Final = "settings.schema.json"
+#: A remote PreFormServer restarting (Windows update, a crash) is back within a few minutes.
+DEFAULT_REMOTE_WAIT_S: Final = 300.0
 #: A settings file is a page of YAML; a larger one is the wrong file.
 MAX_SETTINGS_FILE_BYTES: Final = 1024 * 1024
 
@@ -160,6 +164,8 @@ class ServerSettings:
     health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
     request_timeout_s: float = DEFAULT_SERVER_REQUEST_TIMEOUT_S
+    #: How long a build waits for a remote server that is down or restarting before it fails.
+    remote_wait_s: float = DEFAULT_REMOTE_WAIT_S
     max_restarts: int = DEFAULT_MAX_RESTARTS
     crash_window_s: float = DEFAULT_CRASH_WINDOW_S
     restart_backoff_s: float = DEFAULT_RESTART_BACKOFF_S
@@ -215,6 +221,23 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """``preform-pipeline run`` (cron-friendly): which files it takes, what it keeps.
+
+    A model file is taken once its format rule says it is whole (STL size or ``endsolid``,
+    3MF zip directory) or, for other formats, once it has not changed for
+    ``quiet_period_s``; a whole-looking rule failing for ``incomplete_timeout_s`` takes it
+    anyway so it fails with the reader's reason. ``retention_days`` prunes the output
+    folder's reports, logs and checkpoints (and .form outputs) older than that many days
+    at the start of each run; None keeps everything.
+    """
+
+    quiet_period_s: float = 5.0
+    incomplete_timeout_s: float = 600.0
+    retention_days: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a run is configured with; ``source`` is the settings file, if any."""
 
@@ -227,6 +250,7 @@ class Settings:
     hotfolders: HotFolderSettings = field(default_factory=HotFolderSettings)
     cloud: CloudSettings = field(default_factory=CloudSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    run: RunSettings = field(default_factory=RunSettings)
 
     @property
     def log_file(self) -> Path | None:
@@ -551,6 +575,19 @@ def _build_settings(
         ),
         cloud=read_cloud_settings(raw.get("cloud", {}), base_dir(["cloud"]), source_of),
         verify=read_verify_settings(raw.get("verify", {}), base_dir(["verify"]), source_of),
+        run=_read_run(raw.get("run", {})),
+    )
+
+
+def _read_run(raw: Mapping[str, Any]) -> RunSettings:
+    defaults = RunSettings()
+    days = raw.get("retention_days", defaults.retention_days)
+    return RunSettings(
+        quiet_period_s=float(raw.get("quiet_period_s", defaults.quiet_period_s)),
+        incomplete_timeout_s=float(
+            raw.get("incomplete_timeout_s", defaults.incomplete_timeout_s)
+        ),
+        retention_days=None if days is None else float(days),
     )
 
 
@@ -565,7 +602,7 @@ def _read_servers(
              "max_restarts")
     real = ("startup_timeout_s", "stop_timeout_s", "recycle_rss_mb", "health_interval_s",
             "health_timeout_s", "crash_window_s", "restart_backoff_s", "restart_backoff_max_s",
-            "request_timeout_s")
+            "request_timeout_s", "remote_wait_s")
     plain: dict[str, Any] = {key: int(raw[key]) for key in whole if key in raw}
     plain.update({key: float(raw[key]) for key in real if key in raw})
     settings = ServerSettings(

@@ -68,6 +68,7 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "job_key",
     "case_ids",
     "warnings",
+    "units",
 )
 
 _LIST_SEPARATOR: Final = ";"
@@ -117,6 +118,7 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "job_name": outcome.job_name,
         "job_key": outcome.job_key,
         "case_ids": list(outcome.case_ids),
+        "units": list(outcome.units),
     }
 
 

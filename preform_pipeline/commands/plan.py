@@ -29,6 +29,7 @@ from preform_pipeline.plan.builds import (
     expand_model_paths,
     plan_builds,
     read_models,
+    recipe_machine,
 )
 from preform_pipeline.recipes import load_recipe
 
@@ -104,6 +105,7 @@ def _build_to_dict(build: BuildPlan) -> dict[str, Any]:
                 "volume_ml": round(m.volume_mm3 / 1000.0, 3),
                 "support_estimate_ml": round(m.support_estimate_mm3 / 1000.0, 3),
                 "units": m.units,
+                "units_source": m.units_source,
             }
             for m in build.models
         ],
@@ -155,7 +157,9 @@ def _write_text(plan: Plan, out: TextIO) -> None:
         print("  models:", file=out)
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
-            print(f"    {m.path}  {_size(m.size_mm)}{case}", file=out)
+            print(
+                f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}", file=out
+            )
         print("  steps:", file=out)
         for line in build.graph.to_text().splitlines():
             print(f"  {line}", file=out)
@@ -190,13 +194,14 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
             title_justify="left",
         )
         table.add_column("model", overflow="fold")
-        for column in ("case", "size (mm)", f"{what} (ml)"):
+        for column in ("case", "size (mm)", "units", f"{what} (ml)"):
             table.add_column(column)
         for m in build.models:
             table.add_row(
                 str(m.path),
                 m.case_id or "",
                 _size(m.size_mm).removesuffix(" mm"),
+                f"{m.units} ({m.units_source})",
                 f"{m.volume_mm3 / 1000.0:.1f}",
             )
         console.print(table)
@@ -244,7 +249,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
         return EXIT_FAILURE
-    models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    models = read_models(
+        args.models, import_spec=recipe.import_options, rejected=unreadable,
+        machine=recipe_machine(recipe),
+    )
     try:
         plan = plan_builds(recipe, models, rejected=unreadable)
     except PipelineError as exc:

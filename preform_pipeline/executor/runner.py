@@ -410,6 +410,7 @@ class _BuildWorker:
             status=status,
             models=tuple(m.path.name for m in self.build.models),
             source_files=tuple(str(m.path) for m in self.build.models),
+            units=self.build.units,
             reason=reason,
             material_ml=facts.material_ml,
             print_time_s=facts.print_time_s,
@@ -926,6 +927,7 @@ class Runner:
                         outcome,
                         models=tuple(m.path.name for m in stayed.models),
                         source_files=tuple(str(m.path) for m in stayed.models),
+                        units=stayed.units,
                         estimated_volume_ml=stayed.estimated_volume_ml,
                     )
         log.info("overflow_build_added", build=build.name, carry=carry.name,
@@ -936,6 +938,7 @@ class Runner:
             outcome,
             models=tuple(m.path.name for m in stayed.models),
             source_files=tuple(str(m.path) for m in stayed.models),
+            units=stayed.units,
             children=(*outcome.children, carry.name),
             estimated_volume_ml=stayed.estimated_volume_ml,
         )
@@ -1051,6 +1054,7 @@ class Runner:
                     status=BuildStatus.CANCELLED,
                     models=tuple(m.path.name for m in build.models),
                     source_files=tuple(str(m.path) for m in build.models),
+                    units=build.units,
                     reason="the run was interrupted before this build finished",
                     parent=parent,
                     estimated_volume_ml=build.estimated_volume_ml,

@@ -109,6 +109,8 @@ class BuildOutcome:
     job_key: str | None = None
     #: The case ids of the build's models (a case's files share a build), in model order.
     case_ids: tuple[str, ...] = ()
+    #: Each model's units and where they came from (``part.stl: INCHES (recipe)``).
+    units: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

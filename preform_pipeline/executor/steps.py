@@ -44,6 +44,7 @@ from preform_pipeline.api import (
     FpsSettings,
     HollowOptions,
     ImportOptions,
+    ImportUnits,
     LabelOptions,
     ModelUpdate,
     Orientation,
@@ -349,7 +350,8 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     for index, model in enumerate(ctx.build.models):
         import_options = ImportOptions(
             repair_behavior=options.get("repair_behavior", "ERROR"),
-            units=options.get("units", "DETECTED"),
+            # The units the planner decided (stated or judged), never the server's own guess.
+            units=ImportUnits(model.units),
             scale=float(options["scale"]) if "scale" in options else ImportOptions().scale,
             lock=options["lock"] if "lock" in options else ImportOptions().lock,
             name=names[index],

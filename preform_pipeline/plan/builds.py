@@ -3,8 +3,11 @@
 Planning works on what the model files say, as imported (no auto-orientation is simulated):
 
 1. **Read** (:func:`read_models`): every file is read once; its size, footprint, volume and a
-   support-volume estimate are kept in a :class:`ModelInfo`, in millimetres after the recipe's
-   import units (``DETECTED`` guesses inches for small unitless files) and ``scale``.
+   support-volume estimate are kept in a :class:`ModelInfo`, in millimetres after its units
+   and the recipe's ``scale``. Units are stated (3MF file, sidecar, recipe) or judged against
+   the machine (:func:`preform_pipeline.geometry.decide_units`): a guess is a plan warning, a
+   model that could be either is rejected (held) with the reason; the import is sent the
+   units decided here, so planner and server agree.
 2. **Reject up front** (:func:`plan_builds`): a model larger than the machine's build volume
    (x, y, z; the footprint may turn 90 degrees about z) can never print, and one that does not
    fit the platform inside the recipe's margin cannot be laid out. Each becomes a
@@ -44,7 +47,10 @@ from preform_pipeline.errors import ModelFileError, ModelTooLargeError, Planning
 from preform_pipeline.geometry import (
     INCH_MM,
     SUPPORTED_SUFFIXES,
-    detect_units,
+    Units,
+    UnitsSource,
+    decide_units,
+    parse_units,
     read_mesh,
     support_volume_estimate,
 )
@@ -64,8 +70,10 @@ __all__ = [
     "Rejection",
     "expand_model_paths",
     "plan_builds",
+    "recipe_machine",
     "read_model",
     "read_models",
+    "units_label",
 ]
 
 log = get_logger(__name__)
@@ -102,8 +110,12 @@ class ModelInfo:
     case_id: str | None = None
     #: Values for output templates that came with the file (e.g. from a sidecar); read-only.
     fields: Mapping[str, str] = field(default_factory=_empty_fields)
-    #: Units the file was read in after detection (``MILLIMETERS`` or ``INCHES``).
+    #: Units the file was read in (``MILLIMETERS`` or ``INCHES``); the import is sent these.
     units: str = "MILLIMETERS"
+    #: Where the units came from: ``file`` (3MF), ``recipe``, ``sidecar`` or ``guess``.
+    units_source: str = "recipe"
+    #: Set when the units were guessed: names the model, both sizes and the setting.
+    units_warning: str | None = None
     #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
     #: the info was made by hand: planning then uses the footprint box.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
@@ -158,6 +170,11 @@ class BuildPlan:
     @property
     def paths(self) -> tuple[Path, ...]:
         return tuple(m.path for m in self.models)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Each model's units and their source: ``part.stl: INCHES (recipe)``."""
+        return tuple(units_label(m) for m in self.models)
 
 
 @dataclass(frozen=True)
@@ -219,25 +236,88 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
     return found
 
 
+def units_label(model: ModelInfo) -> str:
+    """``part.stl: INCHES (recipe)``: a model's units and where they came from."""
+    return f"{model.path.name}: {model.units} ({model.units_source})"
+
+
+def recipe_machine(
+    recipe: Recipe, catalogue: Catalogue = DEFAULT_CATALOGUE
+) -> MachineType | None:
+    """The recipe's machine, whose build volume judges units; None for a recipe that names
+    none (an .fps file) or an unknown one (planning reports that)."""
+    try:
+        return _machine(recipe, catalogue)
+    except PlanningError:
+        return None
+
+
+def _largest_machine(catalogue: Catalogue) -> MachineType:
+    return max(catalogue.machines, key=lambda m: math.prod(m.build_volume_mm))
+
+
+def _stated_units(
+    path: Path, import_spec: ImportSpec, fields: Mapping[str, str]
+) -> tuple[Units, UnitsSource] | None:
+    """Units stated for an unitless file: its sidecar first, then the recipe."""
+    if "units" in fields:
+        units = parse_units(fields["units"])
+        if units is None:
+            raise ModelFileError(
+                path,
+                f"the sidecar says units {fields['units']!r}",
+                hint="write units: MILLIMETERS or units: INCHES (mm and in also work)",
+            )
+        return (units, "sidecar")
+    stated = import_spec.stated_units(path)
+    return None if stated is None else (parse_units(stated) or "MILLIMETERS", "recipe")
+
+
 def read_model(
     path: Path | str,
     *,
     import_spec: ImportSpec,
     case_id: str | None = None,
     fields: Mapping[str, str] | None = None,
+    machine: MachineType | None = None,
 ) -> ModelInfo:
     """Read one model file and measure it in millimetres, as the import will bring it in.
 
-    ``import_spec.units``: ``MILLIMETERS`` / ``INCHES`` apply to unitless files (STL, OBJ);
-    ``DETECTED`` guesses with :func:`preform_pipeline.geometry.detect_units`. 3MF files state
-    their unit and are always millimetres once read. ``import_spec.scale`` multiplies after.
-    Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read.
+    Units (:mod:`preform_pipeline.geometry.units`): a 3MF file states its own; for STL and OBJ
+    a sidecar's ``units`` wins, then the recipe's ``import.units_by_path`` and ``import.units``;
+    otherwise both readings are judged against ``machine``'s build volume (the largest in the
+    catalogue when None) and ``import.min_feature_mm``. ``import_spec.scale`` multiplies after.
+    Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read or
+    whose units cannot be decided (both readings could print and the recipe names none).
     """
     path = Path(path)
+    values = dict(fields or {})
     mesh = read_mesh(path)
-    units = "MILLIMETERS"
-    if path.suffix.lower() not in _FILE_UNITS_KNOWN:
-        units = detect_units(mesh) if import_spec.units == "DETECTED" else import_spec.units
+    units: Units = "MILLIMETERS"
+    source: UnitsSource = "file"
+    warning: str | None = None
+    if path.suffix.lower() not in _FILE_UNITS_KNOWN and mesh.triangle_count:
+        target = machine or _largest_machine(DEFAULT_CATALOGUE)
+        ambiguous = parse_units(import_spec.ambiguous_units)
+        decision = decide_units(
+            path.name,
+            mesh.size,
+            stated=_stated_units(path, import_spec, values),
+            build_volume_mm=target.build_volume_mm,
+            scale=float(import_spec.scale),
+            min_feature_mm=import_spec.min_feature_mm,
+            assume=ambiguous,
+            machine=target.label,
+        )
+        if decision.units is None or decision.source is None:
+            raise ModelFileError(
+                path,
+                decision.reason or "units not stated",
+                hint="say which units the file is in; nothing was guessed",
+            )
+        units, source, warning = decision.units, decision.source, decision.warning
+        if warning is not None:
+            log.warning("units_guessed", path=str(path), units=units)
     factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
     sx, sy, sz = (v * factor for v in mesh.size)
     cube = factor**3
@@ -259,6 +339,8 @@ def read_model(
         case_id=case_id,
         fields=MappingProxyType(dict(fields or {})),
         units=units,
+        units_source=source,
+        units_warning=warning,
         shadow=shadow,
     )
 
@@ -270,6 +352,7 @@ def read_models(
     case_ids: Mapping[Path, str | None] | None = None,
     fields: Mapping[Path, Mapping[str, str]] | None = None,
     rejected: list[Rejection] | None = None,
+    machine: MachineType | None = None,
 ) -> list[ModelInfo]:
     """Read every model named by ``paths`` (files, or folders expanded with their case ids).
 
@@ -289,6 +372,7 @@ def read_models(
                     import_spec=import_spec,
                     case_id=case_id,
                     fields=(fields or {}).get(path),
+                    machine=machine,
                 )
             )
         except ModelFileError as exc:
@@ -610,4 +694,5 @@ def plan_builds(
         models=len(fitting),
         rejected=len(refused) + len(rejected),
     )
-    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, warnings)
+    guessed = tuple(m.units_warning for m in models if m.units_warning)
+    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, (*guessed, *warnings))
