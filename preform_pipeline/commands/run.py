@@ -308,6 +308,10 @@ def _run(
     check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
+    if settings.run.retention_days is not None:
+        # First, so a night with nothing new still prunes; this run's log is kept.
+        pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
+        print(pruned.describe(root), file=stdout)
 
     store: SqliteJobStore | None = None
     if not args.dry_run:
@@ -455,10 +459,6 @@ def _run_recorded(
             unroute()
 
     json_path, csv_path = write_run_report(result, root / "reports")
-    if settings.run.retention_days is not None:
-        pruned = prune_outputs(root, settings.run.retention_days,
-                               keep=(json_path, csv_path, log_file))
-        print(pruned.describe(root), file=stdout)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     # A repeat from cron whose every model was skipped did its job: nothing was due.

@@ -76,6 +76,26 @@ class TestEmptyFolder:
         quiet = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--quiet"))
         assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
 
+    def test_a_night_with_nothing_new_still_prunes_old_outputs(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        old = tmp_path / "out" / "reports" / "run-old.json"
+        old.parent.mkdir(parents=True)
+        old.write_text("{}", encoding="utf-8")
+        long_ago = time.time() - 10 * 86400
+        os.utime(old, (long_ago, long_ago))
+        recent = old.with_name("run-recent.json")
+        recent.write_text("{}", encoding="utf-8")
+        settings = write_settings(tmp_path, count=1)
+        with settings.open("a", encoding="utf-8") as handle:
+            handle.write("run:\n  retention_days: 7\n")
+        recipe = write_recipe(tmp_path, STEPS)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings)))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "retention: removed 1 file older than 7 days" in run.stdout
+        assert "reports/run-old.json" in run.stdout
+        assert not old.exists() and recent.exists()
+
 
 class TestFileBeingWritten:
     """A file still being written is left with a message, and the next run takes it."""
