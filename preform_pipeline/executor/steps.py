@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -106,6 +106,7 @@ __all__ = [
     "import_names",
     "is_layout_overflow",
     "model_values",
+    "named_by_file",
     "preflight",
     "run_step",
     "shared_values",
@@ -419,7 +420,24 @@ def hollow(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
     report = ctx.client.hollow(
         ctx.scene, HollowOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
     )
-    ctx.facts.warnings.extend(report.warnings)
+    ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
+
+
+def named_by_file(ctx: StepContext, warnings: Iterable[str]) -> list[str]:
+    """The server's warnings with every model id it names replaced by the model's file name
+    (``Failed to hollow model with ID 3f2c...`` names ``bracket.stl``): a reason a person can
+    act on names the file."""
+    names = {
+        model_id: ctx.build.models[index].path.name
+        for index, model_id in ctx.model_ids.items()
+        if model_id
+    }
+    out: list[str] = []
+    for warning in warnings:
+        for model_id, name in names.items():
+            warning = warning.replace(model_id, name)
+        out.append(warning)
+    return out
 
 
 _FACE_AXES: Final[Mapping[str, tuple[int, float, int, int]]] = {
@@ -523,7 +541,7 @@ def add_drain_holes(ctx: StepContext, node: StepNode, options: Mapping[str, Any]
             DrainHoleOptions(model_id=ctx.model_ids[index], drain_holes=model_holes),
             deadline=ctx.deadline(),
         )
-        ctx.facts.warnings.extend(result.warnings)
+        ctx.facts.warnings.extend(named_by_file(ctx, result.warnings))
         ctx.progress(done / max(len(per_model), 1))
 
 
@@ -573,7 +591,7 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             application_mode=body.get("application_mode", "EMBOSS"),
         )
         report = ctx.quick.label(ctx.scene, request, deadline=ctx.deadline())
-        ctx.facts.warnings.extend(report.warnings)
+        ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
         ctx.progress(done / total)
 
 
