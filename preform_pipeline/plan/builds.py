@@ -47,12 +47,18 @@ from preform_pipeline.errors import ModelFileError, ModelTooLargeError, Planning
 from preform_pipeline.geometry import (
     INCH_MM,
     SUPPORTED_SUFFIXES,
+    Mesh,
     Units,
     UnitsSource,
     decide_units,
     parse_units,
     read_mesh,
     support_volume_estimate,
+)
+from preform_pipeline.geometry.orientation import (
+    ORIENTATION_PHRASES,
+    orientation_fault,
+    reoriented,
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
@@ -116,6 +122,8 @@ class ModelInfo:
     units_source: str = "recipe"
     #: Set when the units were guessed: names the model, both sizes and the setting.
     units_warning: str | None = None
+    #: Set when the triangles faced the wrong way: names the model and what was done.
+    normals_warning: str | None = None
     #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
     #: the info was made by hand: planning then uses the footprint box.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
@@ -273,6 +281,27 @@ def _stated_units(
     return None if stated is None else (parse_units(stated) or "MILLIMETERS", "recipe")
 
 
+def _checked_normals(path: Path, mesh: Mesh, repair: str) -> tuple[Mesh, str | None]:
+    """The mesh as the import will bring it in, and a warning when its triangles face the
+    wrong way: re-oriented under ``repair_behavior: REPAIR`` (the server does the same on
+    import), left as is under ``IGNORE``, refused under ``ERROR``."""
+    fault = orientation_fault(mesh)
+    if fault is None:
+        return mesh, None
+    what = ORIENTATION_PHRASES[fault]
+    if repair == "ERROR":
+        raise ModelFileError(
+            path, what,
+            hint="set import.repair_behavior: REPAIR to re-orient the faces, or export it again",
+        )
+    if repair == "REPAIR":
+        fixed, turned = reoriented(mesh)
+        return fixed, (f"{path.name}: {what}; {turned} triangles re-oriented on import "
+                       "(import.repair_behavior: REPAIR)")
+    return mesh, (f"{path.name}: {what}; imported as it is (import.repair_behavior: IGNORE); "
+                  "set REPAIR to re-orient the faces")
+
+
 def read_model(
     path: Path | str,
     *,
@@ -318,6 +347,7 @@ def read_model(
         units, source, warning = decision.units, decision.source, decision.warning
         if warning is not None:
             log.warning("units_guessed", path=str(path), units=units)
+    mesh, normals_warning = _checked_normals(path, mesh, import_spec.repair_behavior)
     factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
     sx, sy, sz = (v * factor for v in mesh.size)
     cube = factor**3
@@ -341,6 +371,7 @@ def read_model(
         units=units,
         units_source=source,
         units_warning=warning,
+        normals_warning=normals_warning,
         shadow=shadow,
     )
 
@@ -694,5 +725,5 @@ def plan_builds(
         models=len(fitting),
         rejected=len(refused) + len(rejected),
     )
-    guessed = tuple(m.units_warning for m in models if m.units_warning)
+    guessed = tuple(w for m in models for w in (m.units_warning, m.normals_warning) if w)
     return Plan(recipe, tuple(builds), (*rejected, *refused), machine, (*guessed, *warnings))
