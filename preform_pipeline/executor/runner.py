@@ -479,8 +479,11 @@ class _BuildWorker:
                 return result
             last_error = result
             if number < self.options.max_build_attempts and not self.runner.cancelled:
+                where = self.runner.retry_destination(self.failed_servers)
+                log.info("build_retrying", build=self.build.name, attempt=number + 1,
+                         where=where, reason=last_error)
                 self.runner.reporter.build_retry(
-                    self.build.name, attempt=number + 1, reason=last_error
+                    self.build.name, attempt=number + 1, reason=last_error, where=where
                 )
         if self.runner.cancelled:
             return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
@@ -809,6 +812,18 @@ class Runner:
         self._cancel.set()
 
     # -- leases ---------------------------------------------------------------------------------
+
+    def retry_destination(self, avoid: set[str]) -> str:
+        """Where a retry goes, in words: ``on another server`` while one is in service, else
+        back ``on server-1`` (``after restart`` while it is coming back)."""
+        statuses = self.pool.status()
+        if any(s.name not in avoid and s.state is not ServerState.RETIRED for s in statuses):
+            return "on another server"
+        back = [s for s in statuses if s.state is not ServerState.RETIRED]
+        if not back:
+            return "when a server is back"
+        coming = (ServerState.RESTARTING, ServerState.STARTING, ServerState.CHECKING)
+        return f"on {back[0].name}" + (" after restart" if back[0].state in coming else "")
 
     def lease_avoiding(self, avoid: set[str]) -> LeaseLike:
         """A lease, preferably on a server not in ``avoid`` (those failed this build).
