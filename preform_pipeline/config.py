@@ -164,7 +164,8 @@ class ServerSettings:
     health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
     request_timeout_s: float = DEFAULT_SERVER_REQUEST_TIMEOUT_S
-    #: How long a build waits for a remote server that is down or restarting before it fails.
+    #: How long a remote server may stay down or restarting before it is given up (its builds
+    #: then fail); 0 counts its failures like a local server's (max_restarts, crash_window_s).
     remote_wait_s: float = DEFAULT_REMOTE_WAIT_S
     max_restarts: int = DEFAULT_MAX_RESTARTS
     crash_window_s: float = DEFAULT_CRASH_WINDOW_S

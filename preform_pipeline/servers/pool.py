@@ -686,9 +686,10 @@ class ServerPool:
         slot.consecutive_failures += 1
         old = slot.process
         slot.process = None
-        if slot.remote is not None:
+        if slot.remote is not None and cfg.remote_wait_s > 0:
             # A remote server restarting (an update, a crash) is waited for, by time rather
-            # than by count: servers.remote_wait_s from the start of this outage.
+            # than by count: servers.remote_wait_s from the start of this outage (0: counted
+            # like a local server's crashes).
             slot.down_since = now if slot.down_since is None else slot.down_since
             down = now - slot.down_since
             give_up = down > cfg.remote_wait_s
