@@ -34,7 +34,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +62,7 @@ from preform_pipeline.commands._console import (
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.config import RunSettings, Settings
-from preform_pipeline.errors import PipelineError, RecipeError
+from preform_pipeline.errors import PipelineError, RecipeError, SidecarError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
     DEFAULT_STEP_TIMEOUT_S,
@@ -74,6 +74,13 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import run_values
+from preform_pipeline.hotfolder.sidecar import (
+    SidecarValues,
+    find_folder_sidecar,
+    find_sidecar,
+    merge_values,
+    read_sidecar,
+)
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
@@ -224,6 +231,31 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
 
 
+def _sidecars(
+    found: Mapping[Path, str | None], extra_fields: Sequence[str]
+) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
+    """Sidecar values of each model, as the hot folder reads them (a case folder's sidecar,
+    then the file's own): template fields (``units`` among them) and case ids. A model
+    whose sidecar cannot be used is rejected with the reason, as the hot folder does."""
+    fields: dict[Path, Mapping[str, str]] = {}
+    case_ids: dict[Path, str | None] = {}
+    rejected: list[Rejection] = []
+    for path, case in found.items():
+        try:
+            values = SidecarValues()
+            folder = find_folder_sidecar(path.parent) if case is not None else None
+            own = find_sidecar(path) if path.parent.is_dir() else None
+            for sidecar in (folder, own):
+                if sidecar is not None:
+                    values = merge_values(values, read_sidecar(sidecar, extra_fields=extra_fields))
+        except SidecarError as exc:
+            rejected.append(Rejection(path, f"{path}: {exc}"))
+            continue
+        fields[path] = values.fields
+        case_ids[path] = values.case_id if values.case_id is not None else case
+    return fields, case_ids, rejected
+
+
 def _plan(
     args: argparse.Namespace,
     recipe: Recipe,
@@ -243,10 +275,13 @@ def _plan(
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
+    fields, case_ids, bad = _sidecars(sources.models, recipe.fields)
+    unreadable.extend(bad)
+    taken = [p for p in sources.models if p in case_ids]
     models = read_models(
-        list(sources.models), import_spec=recipe.import_options, rejected=unreadable,
-        case_ids=sources.models, machine=recipe_machine(recipe),
-    )
+        taken, import_spec=recipe.import_options, rejected=unreadable,
+        case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
+    ) if taken else []
     if ledger is not None:
         models, skipped = ledger.claim(models)
         for skip in skipped:
