@@ -84,10 +84,14 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: Highest share of an SLS chamber's volume that a build's parts may fill. Denser powder beds
-#: hold more heat and risk warped or fused parts; the server's own packer decides the final
-#: arrangement, this only decides how many parts are offered to one build.
-DEFAULT_SLS_PACKING_DENSITY: Final = 0.15
+#: Share of an SLS chamber's volume that a build's parts may fill, unless the recipe's
+#: ``batching.packing_density`` says otherwise. The server's packer decides the final
+#: arrangement and a build it cannot pack is split through the overflow (its answer, not
+#: this share, decides); this only decides how many parts are offered to one build. 0.2 is
+#: below what the simulator's packer reaches with the mixed sample parts (0.24 measured,
+#: docs/planning.md) and within the 10-25 % Formlabs quotes for typical Fuse builds, so a
+#: build offered this much normally packs at the first attempt.
+DEFAULT_SLS_PACKING_DENSITY: Final = 0.20
 
 MM3_PER_ML: Final = 1000.0
 
@@ -124,6 +128,8 @@ class ModelInfo:
     units_warning: str | None = None
     #: Set when the triangles faced the wrong way: names the model and what was done.
     normals_warning: str | None = None
+    #: Surface area in mm^2 (a hollowed part's material is about its surface times the wall).
+    surface_mm2: float = 0.0
     #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
     #: the info was made by hand: planning then uses the footprint box.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
@@ -372,6 +378,7 @@ def read_model(
         units_source=source,
         units_warning=warning,
         normals_warning=normals_warning,
+        surface_mm2=mesh.surface_area() * factor**2,
         shadow=shadow,
     )
 
@@ -472,8 +479,25 @@ def _reject_oversized(
     return keep, rejected
 
 
-def _resin_mm3(model: ModelInfo, with_supports: bool) -> float:
-    return model.volume_mm3 + (model.support_estimate_mm3 if with_supports else 0.0)
+#: PreFormServer's hollowing wall when the recipe's ``hollow`` step names none.
+DEFAULT_HOLLOW_WALL_MM: Final = 2.0
+
+
+def _hollow_wall_mm(recipe: Recipe) -> float | None:
+    """The wall of the recipe's ``hollow`` step, or None when it hollows nothing."""
+    step = recipe.step("hollow")
+    if step is None:
+        return None
+    return float(step.options.get("wall_thickness_mm", DEFAULT_HOLLOW_WALL_MM))
+
+
+def _resin_mm3(model: ModelInfo, with_supports: bool, wall_mm: float | None = None) -> float:
+    """A model's material: solid, or for a hollowed one its shell (surface x wall, never more
+    than solid: a part too thin to hollow stays solid), plus supports when asked."""
+    solid = model.volume_mm3
+    if wall_mm is not None and model.surface_mm2 > 0:
+        solid = min(solid, model.surface_mm2 * wall_mm)
+    return solid + (model.support_estimate_mm3 if with_supports else 0.0)
 
 
 def _units_of(models: Sequence[ModelInfo], grouped: Collection[str]) -> list[list[int]]:
@@ -685,6 +709,8 @@ def plan_builds(
     """
     if not 0 < sls_packing_density <= 1:
         raise ValueError(f"sls_packing_density must be in (0, 1], got {sls_packing_density}")
+    if recipe.batching.packing_density is not None:
+        sls_packing_density = recipe.batching.packing_density
     machine = _machine(recipe, catalogue)
     # Compile once before grouping so a broken graph is reported even when nothing fits.
     compile_graph(recipe)
@@ -703,10 +729,11 @@ def plan_builds(
         )
 
     with_supports = machine.technology == "SLA" and recipe.has_step("auto_support")
+    wall = _hollow_wall_mm(recipe)
     builds = []
     for number, (indices, placements, fill) in enumerate(groups, start=1):
         members = tuple(fitting[i] for i in indices)
-        volume = sum(_resin_mm3(m, with_supports) for m in members) / MM3_PER_ML
+        volume = sum(_resin_mm3(m, with_supports, wall) for m in members) / MM3_PER_ML
         builds.append(
             BuildPlan(
                 index=number,

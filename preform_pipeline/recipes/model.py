@@ -285,6 +285,8 @@ class BatchingSpec:
     on_overflow: Literal["split", "fail"] = "split"
     keep_cases_together: bool = True
     allow_rotation: bool = True
+    #: SLS: share of the chamber a build's parts may fill; None: the planner's default.
+    packing_density: float | None = None
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,10 @@ def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
             batching.get("keep_cases_together", defaults.keep_cases_together)
         ),
         allow_rotation=bool(batching.get("allow_rotation", defaults.allow_rotation)),
+        packing_density=(
+            None if batching.get("packing_density") is None
+            else float(batching["packing_density"])
+        ),
     )
     outputs = _map(data.get("outputs"))
     output_spec = OutputSpec(
