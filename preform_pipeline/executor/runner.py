@@ -414,6 +414,7 @@ class _BuildWorker:
             reason=reason,
             material_ml=facts.material_ml,
             print_time_s=facts.print_time_s,
+            sls=dict(facts.sls) if facts.sls is not None else None,
             job_id=facts.job_id,
             server=self.server,
             attempts=tuple(self.attempts),

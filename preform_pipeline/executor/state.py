@@ -111,6 +111,8 @@ class BuildOutcome:
     case_ids: tuple[str, ...] = ()
     #: Each model's units and where they came from (``part.stl: INCHES (recipe)``).
     units: tuple[str, ...] = ()
+    #: SLS builds: packing density, powder and cooling figures from the server's estimate.
+    sls: Mapping[str, float] | None = None
 
     @property
     def ok(self) -> bool:

@@ -52,11 +52,13 @@ from preform_pipeline.api import (
     Position,
     PreFormClient,
     PrintOptions,
+    PrintTimeEstimate,
     ScanToModelOptions,
     Scene,
     SceneSettings,
     ScreenshotOptions,
     SlaMaterialUsage,
+    SlsMaterialUsage,
     TransformMatrix,
 )
 from preform_pipeline.errors import (
@@ -107,6 +109,7 @@ __all__ = [
     "is_layout_overflow",
     "model_values",
     "named_by_file",
+    "sls_figures",
     "preflight",
     "run_step",
     "shared_values",
@@ -161,6 +164,8 @@ class BuildFacts:
 
     material_ml: float | None = None
     print_time_s: float | None = None
+    #: SLS builds: the server's powder and cooling figures (see :func:`sls_figures`).
+    sls: dict[str, float] | None = None
     job_id: str | None = None
     printer: str | None = None
     job_name: str | None = None
@@ -725,6 +730,31 @@ def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         raise StepFailure("permanent", f"validation failed ({text})")
 
 
+def sls_figures(usage: SlsMaterialUsage, times: PrintTimeEstimate) -> dict[str, float]:
+    """A powder build's figures as reports give them: packing density by volume (sintered
+    over the whole bed) and by mass, total and sintered powder (ml and kg), print time, and
+    cooling in the printer until the build can be removed and on to room temperature."""
+    figures = {
+        "packing_density": (
+            usage.total_sintered_powder_ml / usage.total_powder_ml
+            if usage.total_powder_ml > 0 else 0.0
+        ),
+        "mass_packing_density": usage.mass_packing_density,
+        "total_powder_ml": usage.total_powder_ml,
+        "total_powder_kg": usage.total_powder_kg,
+        "sintered_powder_ml": usage.total_sintered_powder_ml,
+        "sintered_powder_kg": usage.total_sintered_powder_kg,
+    }
+    for key, value in (
+        ("print_time_s", times.total_print_time_s),
+        ("cool_to_removal_s", times.cool_to_removal_time_s),
+        ("cool_to_room_temperature_s", times.additional_cool_to_room_temp_time_s),
+    ):
+        if value is not None:
+            figures[key] = value
+    return figures
+
+
 def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Print time and material; a recipe limit (max_print_time_s, max_material_ml) that is
     exceeded fails the build."""
@@ -735,6 +765,7 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         ctx.facts.material_ml = usage.volume_ml
     elif usage is not None:
         ctx.facts.material_ml = usage.total_sintered_powder_ml
+        ctx.facts.sls = sls_figures(usage, result)
     limit_time = node.options.get("max_print_time_s")
     limit_ml = node.options.get("max_material_ml")
     problems = []
