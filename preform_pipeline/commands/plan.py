@@ -15,6 +15,7 @@ recipe is invalid, or the batch cannot be planned (``on_overflow: fail``), 2 for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +32,7 @@ from preform_pipeline.plan.builds import (
     read_models,
     recipe_machine,
 )
+from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
@@ -119,6 +121,7 @@ def _build_to_dict(build: BuildPlan) -> dict[str, Any]:
             for p in build.placements
         ],
         "graph": build.graph.to_dict(),
+        "powder": dataclasses.asdict(build.powder) if build.powder is not None else None,
     }
 
 
@@ -129,6 +132,17 @@ def _rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
         "size_mm": list(rejection.size_mm) if rejection.size_mm else None,
         "build_volume_mm": list(rejection.build_volume_mm) if rejection.build_volume_mm else None,
     }
+
+
+def _powder_text(p: PowderEstimate) -> str:
+    """One line of an SLS build's planned figures."""
+    return (
+        f"powder: packing density {p.packing_density:.0%}, bed {p.bed_height_mm:.0f} mm, "
+        f"total {p.total_powder_ml:.0f} ml ({p.total_powder_kg:.2f} kg), sintered "
+        f"{p.sintered_powder_ml:.0f} ml ({p.sintered_powder_kg:.2f} kg), print "
+        f"{p.print_time_s / 3600:.1f} h, cooling {p.cool_to_removal_s / 3600:.1f} h to "
+        f"removal + {p.cool_to_room_temperature_s / 3600:.1f} h to room temperature"
+    )
 
 
 def _summary(plan: Plan) -> str:
@@ -154,6 +168,8 @@ def _write_text(plan: Plan, out: TextIO) -> None:
             f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml",
             file=out,
         )
+        if build.powder is not None:
+            print(f"  {_powder_text(build.powder)}", file=out)
         print("  models:", file=out)
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
@@ -205,6 +221,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
                 f"{m.volume_mm3 / 1000.0:.1f}",
             )
         console.print(table)
+        if build.powder is not None:
+            console.print(_powder_text(build.powder), markup=False, highlight=False)
         console.print(build.graph.to_text(), markup=False, highlight=False)
     for warning in plan.warnings:
         console.print(f"warning: {warning}", markup=False)

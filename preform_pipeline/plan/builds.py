@@ -64,6 +64,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.plan.nesting import NestedBin, Outline, nest
+from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 
 __all__ = [
@@ -180,6 +181,8 @@ class BuildPlan:
     fill_ratio: float
     estimated_volume_ml: float
     graph: StepGraph
+    #: SLS builds: bed, powder, print and cooling figures as planned; None for resin.
+    powder: PowderEstimate | None = None
 
     @property
     def paths(self) -> tuple[Path, ...]:
@@ -692,6 +695,23 @@ def _group_sls(
     ]
 
 
+def _powder(
+    recipe: Recipe, machine: MachineType, members: Sequence[ModelInfo], density: float
+) -> PowderEstimate | None:
+    if machine.technology != "SLS":
+        return None
+    material = machine.material(recipe.scene.material_code or "")
+    layer = recipe.scene.layer_thickness_mm
+    return estimate_powder(
+        machine,
+        [m.volume_mm3 for m in members],
+        [min(m.size_mm) for m in members],
+        packing_density=density,
+        material_density_g_ml=material.density_g_ml if material is not None else 1.0,
+        layer_mm=float(layer) if isinstance(layer, (int, float)) else 0.1,
+    )
+
+
 def plan_builds(
     recipe: Recipe,
     models: Sequence[ModelInfo],
@@ -743,6 +763,7 @@ def plan_builds(
                 fill_ratio=fill,
                 estimated_volume_ml=volume,
                 graph=compile_graph(recipe, members),
+                powder=_powder(recipe, machine, members, sls_packing_density),
             )
         )
     log.info(

@@ -52,3 +52,28 @@ class TestPackingDensity:
         dense = replace(base, batching=replace(base.batching, packing_density=0.4))
         assert len(plan_builds(sparse, models).builds) == 4
         assert len(plan_builds(dense, models).builds) == 1
+
+
+class TestPowderEstimate:
+    """An SLS build's plan carries its bed, powder, print and cooling figures."""
+
+    def test_the_figures_are_consistent(self, tmp_path: Path) -> None:
+        path = tmp_path / "cube.stl"
+        write_stl(path, box_triangles(50, 50, 50))
+        model = read_model(path, import_spec=MM)
+        models = [replace(model, path=tmp_path / f"cube_{i}.stl") for i in range(10)]
+        recipe = make_recipe(machine="FS30-1-0", material="FLP12G01", steps=("auto_pack",),
+                             technology="SLS")
+        recipe = replace(recipe, batching=replace(recipe.batching, packing_density=0.2))
+        (build,) = plan_builds(recipe, models).builds
+        powder = build.powder
+        assert powder is not None
+        assert powder.sintered_powder_ml == pytest.approx(1250.0)
+        assert powder.sintered_powder_kg == pytest.approx(1.25 * 1.01)
+        # 1250 ml at 0.2 of a 165 x 165 mm floor: a bed about 230 mm high.
+        assert powder.bed_height_mm == pytest.approx(1250e3 / (165 * 165 * 0.2))
+        assert powder.packing_density == pytest.approx(0.2)
+        assert powder.total_powder_kg > powder.sintered_powder_kg
+        assert powder.cool_to_removal_s > 0 and powder.cool_to_room_temperature_s > 0
+        assert powder.print_time_s > 0
+        assert plan_builds(make_recipe(), [model]).builds[0].powder is None
