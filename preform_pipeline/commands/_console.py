@@ -256,7 +256,8 @@ def exit_line(result: RunResult, code: int) -> str:
 
 def error_lines(result: RunResult, code: int) -> list[str]:
     """What ``run --quiet`` prints when something went wrong: each rejected model, each
-    build that did not succeed (with its reason and models), and the exit line."""
+    build that did not succeed (with its reason and models), each print that did not finish
+    well, and the exit line."""
     lines = [f"rejected: {r.reason}" for r in result.rejected]
     for outcome in result.counted:
         if not outcome.ok:
@@ -264,6 +265,9 @@ def error_lines(result: RunResult, code: int) -> list[str]:
                 f"{outcome.name} {outcome.status.value}: {outcome.reason or '-'} "
                 f"(models: {', '.join(outcome.models)})"
             )
+        if outcome.verify in FAILED_VERIFY_STATES:
+            message = f": {outcome.verify_message}" if outcome.verify_message else ""
+            lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
     lines.append(exit_line(result, code))
     return lines
 
