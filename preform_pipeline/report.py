@@ -27,6 +27,7 @@ from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
 
 __all__ = [
+    "SLS_COLUMNS",
     "CSV_COLUMNS",
     "REPORT_FORMAT",
     "REPORT_VERSION",
@@ -42,6 +43,18 @@ __all__ = [
 
 REPORT_FORMAT: Final = "preform-pipeline-run-report"
 REPORT_VERSION: Final = 1
+
+#: SLS builds' figures (empty for resin builds), as CSV columns and JSON keys under "sls".
+SLS_COLUMNS: Final[tuple[str, ...]] = (
+    "packing_density",
+    "mass_packing_density",
+    "total_powder_ml",
+    "total_powder_kg",
+    "sintered_powder_ml",
+    "sintered_powder_kg",
+    "cool_to_removal_s",
+    "cool_to_room_temperature_s",
+)
 
 #: Columns of the CSV report, in order. Lists (models, files) are joined with ``;``.
 CSV_COLUMNS: Final[tuple[str, ...]] = (
@@ -68,6 +81,8 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "job_key",
     "case_ids",
     "warnings",
+    "units",
+    *SLS_COLUMNS,
 )
 
 _LIST_SEPARATOR: Final = ";"
@@ -118,6 +133,10 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "job_key": outcome.job_key,
         "case_ids": list(outcome.case_ids),
         "dropped": [{"file": f, "reason": r} for f, r in outcome.dropped],
+        "units": list(outcome.units),
+        "sls": (
+            {k: round(v, 4) for k, v in outcome.sls.items()} if outcome.sls is not None else None
+        ),
     }
 
 
@@ -173,6 +192,7 @@ def csv_rows(result: RunResult) -> list[dict[str, str]]:
     for outcome in result.outcomes:
         data = build_to_dict(outcome)
         data["simulated"] = result.simulated
+        data.update({k: (data["sls"] or {}).get(k) for k in SLS_COLUMNS})
         rows.append({column: _cell(data.get(column)) for column in CSV_COLUMNS})
     for rejection in result.rejected:
         size = (

@@ -37,6 +37,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.executor.progress import run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.plan.builds import Plan
 from preform_pipeline.servers.pool import ServerStatus
 from preform_pipeline.verify.tracking import (
     FAILED_VERIFY_STATES,
@@ -58,7 +59,9 @@ __all__ = [
     "print_summary",
     "quiet_build_warnings",
     "route_logs",
+    "error_lines",
     "servers_line",
+    "units_line",
 ]
 
 #: A grouped warning names this many models, then says how many more (the report has all).
@@ -249,6 +252,35 @@ def exit_line(result: RunResult, code: int) -> str:
         f"{by_status[BuildStatus.SUCCEEDED]} of {_plural(len(counted), 'build')} succeeded"
     )
     return f"exit {code}: " + ", ".join(reasons)
+
+
+def error_lines(result: RunResult, code: int) -> list[str]:
+    """What ``run --quiet`` prints when something went wrong: each rejected model, each
+    build that did not succeed (with its reason and models), each print that did not finish
+    well, and the exit line."""
+    lines = [f"rejected: {r.reason}" for r in result.rejected]
+    for outcome in result.counted:
+        if not outcome.ok:
+            lines.append(
+                f"{outcome.name} {outcome.status.value}: {outcome.reason or '-'} "
+                f"(models: {', '.join(outcome.models)})"
+            )
+        if outcome.verify in FAILED_VERIFY_STATES:
+            message = f": {outcome.verify_message}" if outcome.verify_message else ""
+            lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
+    lines.append(exit_line(result, code))
+    return lines
+
+
+def units_line(plan: Plan) -> str:
+    """``units: 3 MILLIMETERS (recipe), 1 INCHES (sidecar)``: how the planned models were
+    read (each model's units are in the plan and the reports)."""
+    counts: dict[str, int] = {}
+    for build in plan.builds:
+        for model in build.models:
+            key = f"{model.units} ({model.units_source})"
+            counts[key] = counts.get(key, 0) + 1
+    return "units: " + ", ".join(f"{n} {key}" for key, n in sorted(counts.items()))
 
 
 # -- the summary --------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ recipe is invalid, or the batch cannot be planned (``on_overflow: fail``), 2 for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -30,7 +31,9 @@ from preform_pipeline.plan.builds import (
     expand_model_paths,
     plan_builds,
     read_models,
+    recipe_machine,
 )
+from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
@@ -110,6 +113,7 @@ def _build_to_dict(build: BuildPlan) -> dict[str, Any]:
                 "volume_ml": round(m.volume_mm3 / 1000.0, 3),
                 "support_estimate_ml": round(m.support_estimate_mm3 / 1000.0, 3),
                 "units": m.units,
+                "units_source": m.units_source,
             }
             for m in build.models
         ],
@@ -123,6 +127,7 @@ def _build_to_dict(build: BuildPlan) -> dict[str, Any]:
             for p in build.placements
         ],
         "graph": build.graph.to_dict(),
+        "powder": dataclasses.asdict(build.powder) if build.powder is not None else None,
     }
 
 
@@ -133,6 +138,17 @@ def _rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
         "size_mm": list(rejection.size_mm) if rejection.size_mm else None,
         "build_volume_mm": list(rejection.build_volume_mm) if rejection.build_volume_mm else None,
     }
+
+
+def _powder_text(p: PowderEstimate) -> str:
+    """One line of an SLS build's planned figures."""
+    return (
+        f"powder: packing density {p.packing_density:.0%}, bed {p.bed_height_mm:.0f} mm, "
+        f"total {p.total_powder_ml:.0f} ml ({p.total_powder_kg:.2f} kg), sintered "
+        f"{p.sintered_powder_ml:.0f} ml ({p.sintered_powder_kg:.2f} kg), print "
+        f"{p.print_time_s / 3600:.1f} h, cooling {p.cool_to_removal_s / 3600:.1f} h to "
+        f"removal + {p.cool_to_room_temperature_s / 3600:.1f} h to room temperature"
+    )
 
 
 def _summary(plan: Plan) -> str:
@@ -158,10 +174,14 @@ def _write_text(plan: Plan, out: TextIO) -> None:
             f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml",
             file=out,
         )
+        if build.powder is not None:
+            print(f"  {_powder_text(build.powder)}", file=out)
         print("  models:", file=out)
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
-            print(f"    {m.path}  {_size(m.size_mm)}{case}", file=out)
+            print(
+                f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}", file=out
+            )
         print("  steps:", file=out)
         for line in build.graph.to_text().splitlines():
             print(f"  {line}", file=out)
@@ -196,16 +216,19 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
             title_justify="left",
         )
         table.add_column("model", overflow="fold")
-        for column in ("case", "size (mm)", f"{what} (ml)"):
+        for column in ("case", "size (mm)", "units", f"{what} (ml)"):
             table.add_column(column)
         for m in build.models:
             table.add_row(
                 str(m.path),
                 m.case_id or "",
                 _size(m.size_mm).removesuffix(" mm"),
+                f"{m.units} ({m.units_source})",
                 f"{m.volume_mm3 / 1000.0:.1f}",
             )
         console.print(table)
+        if build.powder is not None:
+            console.print(_powder_text(build.powder), markup=False, highlight=False)
         console.print(build.graph.to_text(), markup=False, highlight=False)
     for warning in plan.warnings:
         console.print(f"warning: {warning}", markup=False)
@@ -250,7 +273,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
         return EXIT_FAILURE
-    models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    models = read_models(
+        args.models, import_spec=recipe.import_options, rejected=unreadable,
+        machine=recipe_machine(recipe),
+    )
     try:
         plan = plan_builds(recipe, models, rejected=unreadable)
     except PipelineError as exc:

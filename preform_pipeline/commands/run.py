@@ -32,8 +32,9 @@ by SIGTERM, both after the servers were stopped and the report written. The summ
 from __future__ import annotations
 
 import argparse
+import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -49,17 +50,19 @@ from preform_pipeline.commands._common import (
     load_command_settings,
 )
 from preform_pipeline.commands._console import (
+    error_lines,
     exit_code,
     make_console,
     print_summary,
     quiet_build_warnings,
     route_logs,
     servers_line,
+    units_line,
 )
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
-from preform_pipeline.errors import PipelineError, RecipeError
+from preform_pipeline.errors import PipelineError, RecipeError, SidecarError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
     DEFAULT_STEP_TIMEOUT_S,
@@ -71,23 +74,32 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.hotfolder.sidecar import (
+    SidecarValues,
+    find_folder_sidecar,
+    find_sidecar,
+    merge_values,
+    read_sidecar,
+)
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
     Plan,
     Rejection,
-    expand_model_paths,
     plan_builds,
     read_models,
+    recipe_machine,
 )
+from preform_pipeline.plan.sources import find_sources
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
+from preform_pipeline.retention import prune_outputs
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
-from preform_pipeline.settings import Settings
+from preform_pipeline.settings import RunSettings, Settings
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import tracking_for_run
@@ -164,7 +176,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-checkpoints", action="store_true",
         help="keep the checkpoint .form files of successful builds",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="print nothing when all is well, only the errors when not (for cron)",
+    )
     parser.add_argument(
         "--store", type=Path, metavar="PATH",
         help="job store to record the run in (default: the settings' store.path)",
@@ -207,18 +222,57 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
 
 
+def _sidecars(
+    found: Mapping[Path, str | None], extra_fields: Sequence[str]
+) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
+    """Sidecar values of each model, as the hot folder reads them (a case folder's sidecar,
+    then the file's own): template fields (``units`` among them) and case ids. A model
+    whose sidecar cannot be used is rejected with the reason, as the hot folder does."""
+    fields: dict[Path, Mapping[str, str]] = {}
+    case_ids: dict[Path, str | None] = {}
+    rejected: list[Rejection] = []
+    for path, case in found.items():
+        try:
+            values = SidecarValues()
+            folder = find_folder_sidecar(path.parent) if case is not None else None
+            own = find_sidecar(path) if path.parent.is_dir() else None
+            for sidecar in (folder, own):
+                if sidecar is not None:
+                    values = merge_values(values, read_sidecar(sidecar, extra_fields=extra_fields))
+        except SidecarError as exc:
+            rejected.append(Rejection(path, f"{path}: {exc}"))
+            continue
+        fields[path] = values.fields
+        case_ids[path] = values.case_id if values.case_id is not None else case
+    return fields, case_ids, rejected
+
+
 def _plan(
     args: argparse.Namespace,
     recipe: Recipe,
     err: TextIO,
     ledger: RunLedger | None = None,
     out: TextIO | None = None,
+    settings: RunSettings | None = None,
 ) -> Plan | None:
-    if not expand_model_paths(args.models):
-        print("error: no model files (.stl, .obj, .3mf) found", file=err)
-        return None
-    unreadable: list[Rejection] = []
-    models = read_models(args.models, import_spec=recipe.import_options, rejected=unreadable)
+    """The plan of the complete model files; an empty plan (no builds, nothing rejected)
+    when there is nothing to do; None after an error was printed."""
+    rules = settings or RunSettings()
+    sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
+                           incomplete_timeout_s=rules.incomplete_timeout_s)
+    for path, why in sources.waiting:
+        print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
+    # Unsupported files are rejections: listed with what to do, in the report, exit 1.
+    unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
+    if not sources.models:
+        return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
+    fields, case_ids, bad = _sidecars(sources.models, recipe.fields)
+    unreadable.extend(bad)
+    taken = [p for p in sources.models if p in case_ids]
+    models = read_models(
+        taken, import_spec=recipe.import_options, rejected=unreadable,
+        case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
+    ) if taken else []
     if ledger is not None:
         models, skipped = ledger.claim(models)
         for skip in skipped:
@@ -234,6 +288,11 @@ def _plan(
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.quiet:
+        # Cron mails whatever a job prints: nothing when all is well; errors go to stderr
+        # as they happen, and the failed builds and rejected models once at the end.
+        stdout = io.StringIO()
+        args.log_level = "ERROR"
     with sigterm_as_interrupt() as termination:
         try:
             return _run(args, stdout, stderr, termination)
@@ -277,6 +336,10 @@ def _run(
     check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
+    if settings.run.retention_days is not None:
+        # First, so a night with nothing new still prunes; this run's log is kept.
+        pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
+        print(pruned.describe(root), file=stdout)
 
     store: SqliteJobStore | None = None
     if not args.dry_run:
@@ -350,11 +413,17 @@ def _run_recorded(
         )
         for line in ledger.recover():
             print(line, file=stdout)
-    plan = _plan(args, recipe, stderr, ledger, stdout)
-    if plan is None:
+    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run)
+    nothing = plan is not None and not plan.builds and not plan.rejected
+    if plan is None or (nothing and not (ledger is not None and ledger.skipped)):
         if tracking is not None:
             tracking.close()
-        return EXIT_FAILURE
+        if plan is None:
+            return EXIT_FAILURE
+        # An empty folder from cron is not an error.
+        print(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
+              f"{', '.join(str(p) for p in args.models)}", file=stdout)
+        return EXIT_OK
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
@@ -393,6 +462,8 @@ def _run_recorded(
         dry_run=args.dry_run,
     )
     print(f"run {run_id}: {len(plan.builds)} builds, output in {root}", file=stdout, flush=True)
+    if plan.builds:
+        print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)
     quiet_build_warnings()
     unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
@@ -431,4 +502,7 @@ def _run_recorded(
         extra.append(f"jobs recorded in the rehearsal store {store.path} (jobs --store shows them)")
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
+    if args.quiet and code != EXIT_OK:
+        for line in error_lines(result, code):
+            print(line, file=stderr)
     return code

@@ -53,7 +53,9 @@ class Reporter(Protocol):
 
     def step_progress(self, build: str, step: str, fraction: float) -> None: ...
 
-    def build_retry(self, build: str, *, attempt: int, reason: str) -> None: ...
+    def build_retry(
+        self, build: str, *, attempt: int, reason: str, where: str = "on another server"
+    ) -> None: ...
 
     def build_finished(self, outcome: BuildOutcome) -> None: ...
 
@@ -88,7 +90,9 @@ class NullReporter:
     def step_progress(self, build: str, step: str, fraction: float) -> None:
         return None
 
-    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
+    def build_retry(
+        self, build: str, *, attempt: int, reason: str, where: str = "on another server"
+    ) -> None:
         return None
 
     def build_finished(self, outcome: BuildOutcome) -> None:
@@ -209,8 +213,10 @@ class PlainReporter:
     def step_progress(self, build: str, step: str, fraction: float) -> None:
         return None  # too chatty for a log; the terminal reporter draws it
 
-    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
-        self._say(f"[{build}] retrying (attempt {attempt}) on another server: {reason}")
+    def build_retry(
+        self, build: str, *, attempt: int, reason: str, where: str = "on another server"
+    ) -> None:
+        self._say(f"[{build}] retrying (attempt {attempt}) {where}: {reason}")
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:
@@ -334,11 +340,13 @@ class RichReporter:
                 return i
         return 0
 
-    def build_retry(self, build: str, *, attempt: int, reason: str) -> None:
+    def build_retry(
+        self, build: str, *, attempt: int, reason: str, where: str = "on another server"
+    ) -> None:
         with self._lock:
             task = self._tasks.get(build)
             if task is not None:
-                self._progress.update(task, status=f"retrying: {reason[:60]}")
+                self._progress.update(task, status=f"retrying {where}: {reason[:60]}")
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:

@@ -447,9 +447,11 @@ class _BuildWorker:
             status=status,
             models=tuple(m.path.name for m in self.build.models),
             source_files=tuple(str(m.path) for m in self.build.models),
+            units=self.build.units,
             reason=reason,
             material_ml=facts.material_ml,
             print_time_s=facts.print_time_s,
+            sls=dict(facts.sls) if facts.sls is not None else None,
             job_id=facts.job_id,
             server=self.server,
             attempts=tuple(self.attempts),
@@ -516,8 +518,11 @@ class _BuildWorker:
                 return result
             last_error = result
             if number < self.options.max_build_attempts and not self.runner.cancelled:
+                where = self.runner.retry_destination(self.failed_servers)
+                log.info("build_retrying", build=self.build.name, attempt=number + 1,
+                         where=where, reason=last_error)
                 self.runner.reporter.build_retry(
-                    self.build.name, attempt=number + 1, reason=last_error
+                    self.build.name, attempt=number + 1, reason=last_error, where=where
                 )
         if self.runner.cancelled:
             return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
@@ -857,6 +862,18 @@ class Runner:
 
     # -- leases ---------------------------------------------------------------------------------
 
+    def retry_destination(self, avoid: set[str]) -> str:
+        """Where a retry goes, in words: ``on another server`` while one is in service, else
+        back ``on server-1`` (``after restart`` while it is coming back)."""
+        statuses = self.pool.status()
+        if any(s.name not in avoid and s.state is not ServerState.RETIRED for s in statuses):
+            return "on another server"
+        back = [s for s in statuses if s.state is not ServerState.RETIRED]
+        if not back:
+            return "when a server is back"
+        coming = (ServerState.RESTARTING, ServerState.STARTING, ServerState.CHECKING)
+        return f"on {back[0].name}" + (" after restart" if back[0].state in coming else "")
+
     def lease_avoiding(self, avoid: set[str]) -> LeaseLike:
         """A lease, preferably on a server not in ``avoid`` (those failed this build).
 
@@ -974,6 +991,7 @@ class Runner:
                         outcome,
                         models=tuple(m.path.name for m in stayed.models),
                         source_files=tuple(str(m.path) for m in stayed.models),
+                        units=stayed.units,
                         estimated_volume_ml=stayed.estimated_volume_ml,
                     )
         log.info("overflow_build_added", build=build.name, carry=carry.name,
@@ -984,6 +1002,7 @@ class Runner:
             outcome,
             models=tuple(m.path.name for m in stayed.models),
             source_files=tuple(str(m.path) for m in stayed.models),
+            units=stayed.units,
             children=(*outcome.children, carry.name),
             estimated_volume_ml=stayed.estimated_volume_ml,
         )
@@ -1099,6 +1118,7 @@ class Runner:
                     status=BuildStatus.CANCELLED,
                     models=tuple(m.path.name for m in build.models),
                     source_files=tuple(str(m.path) for m in build.models),
+                    units=build.units,
                     reason="the run was interrupted before this build finished",
                     parent=parent,
                     estimated_volume_ml=build.estimated_volume_ml,

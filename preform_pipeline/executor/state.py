@@ -112,6 +112,10 @@ class BuildOutcome:
     #: Models taken out of the build with their case (``on_model_failure: drop_case``):
     #: (source file, reason naming the case, the model and the step).
     dropped: tuple[tuple[str, str], ...] = ()
+    #: Each model's units and where they came from (``part.stl: INCHES (recipe)``).
+    units: tuple[str, ...] = ()
+    #: SLS builds: packing density, powder and cooling figures from the server's estimate.
+    sls: Mapping[str, float] | None = None
 
     @property
     def ok(self) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -44,6 +44,7 @@ from preform_pipeline.api import (
     FpsSettings,
     HollowOptions,
     ImportOptions,
+    ImportUnits,
     LabelOptions,
     ModelUpdate,
     Orientation,
@@ -51,11 +52,13 @@ from preform_pipeline.api import (
     Position,
     PreFormClient,
     PrintOptions,
+    PrintTimeEstimate,
     ScanToModelOptions,
     Scene,
     SceneSettings,
     ScreenshotOptions,
     SlaMaterialUsage,
+    SlsMaterialUsage,
     TransformMatrix,
 )
 from preform_pipeline.errors import (
@@ -110,6 +113,8 @@ __all__ = [
     "import_names",
     "is_layout_overflow",
     "model_values",
+    "named_by_file",
+    "sls_figures",
     "preflight",
     "run_step",
     "shared_values",
@@ -164,6 +169,8 @@ class BuildFacts:
 
     material_ml: float | None = None
     print_time_s: float | None = None
+    #: SLS builds: the server's powder and cooling figures (see :func:`sls_figures`).
+    sls: dict[str, float] | None = None
     job_id: str | None = None
     printer: str | None = None
     job_name: str | None = None
@@ -364,7 +371,8 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
             continue  # taken out with its case on an earlier attempt
         import_options = ImportOptions(
             repair_behavior=options.get("repair_behavior", "ERROR"),
-            units=options.get("units", "DETECTED"),
+            # The units the planner decided (stated or judged), never the server's own guess.
+            units=ImportUnits(model.units),
             scale=float(options["scale"]) if "scale" in options else ImportOptions().scale,
             lock=options["lock"] if "lock" in options else ImportOptions().lock,
             name=names[index],
@@ -432,7 +440,24 @@ def hollow(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
     report = ctx.client.hollow(
         ctx.scene, HollowOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
     )
-    ctx.facts.warnings.extend(report.warnings)
+    ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
+
+
+def named_by_file(ctx: StepContext, warnings: Iterable[str]) -> list[str]:
+    """The server's warnings with every model id it names replaced by the model's file name
+    (``Failed to hollow model with ID 3f2c...`` names ``bracket.stl``): a reason a person can
+    act on names the file."""
+    names = {
+        model_id: ctx.build.models[index].path.name
+        for index, model_id in ctx.model_ids.items()
+        if model_id
+    }
+    out: list[str] = []
+    for warning in warnings:
+        for model_id, name in names.items():
+            warning = warning.replace(model_id, name)
+        out.append(warning)
+    return out
 
 
 _FACE_AXES: Final[Mapping[str, tuple[int, float, int, int]]] = {
@@ -543,7 +568,7 @@ def add_drain_holes(ctx: StepContext, node: StepNode, options: Mapping[str, Any]
             if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
                 continue
             raise
-        ctx.facts.warnings.extend(result.warnings)
+        ctx.facts.warnings.extend(named_by_file(ctx, result.warnings))
         ctx.progress(done / max(len(per_model), 1))
 
 
@@ -602,7 +627,7 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
             if drop_case_of(ctx, index, node.id, exc.server_message or exc.message):
                 continue
             raise
-        ctx.facts.warnings.extend(report.warnings)
+        ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
         ctx.progress(done / total)
 
 
@@ -769,6 +794,31 @@ def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         raise StepFailure("permanent", f"validation failed ({text})")
 
 
+def sls_figures(usage: SlsMaterialUsage, times: PrintTimeEstimate) -> dict[str, float]:
+    """A powder build's figures as reports give them: packing density by volume (sintered
+    over the whole bed) and by mass, total and sintered powder (ml and kg), print time, and
+    cooling in the printer until the build can be removed and on to room temperature."""
+    figures = {
+        "packing_density": (
+            usage.total_sintered_powder_ml / usage.total_powder_ml
+            if usage.total_powder_ml > 0 else 0.0
+        ),
+        "mass_packing_density": usage.mass_packing_density,
+        "total_powder_ml": usage.total_powder_ml,
+        "total_powder_kg": usage.total_powder_kg,
+        "sintered_powder_ml": usage.total_sintered_powder_ml,
+        "sintered_powder_kg": usage.total_sintered_powder_kg,
+    }
+    for key, value in (
+        ("print_time_s", times.total_print_time_s),
+        ("cool_to_removal_s", times.cool_to_removal_time_s),
+        ("cool_to_room_temperature_s", times.additional_cool_to_room_temp_time_s),
+    ):
+        if value is not None:
+            figures[key] = value
+    return figures
+
+
 def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Print time and material; a recipe limit (max_print_time_s, max_material_ml) that is
     exceeded fails the build."""
@@ -779,6 +829,7 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         ctx.facts.material_ml = usage.volume_ml
     elif usage is not None:
         ctx.facts.material_ml = usage.total_sintered_powder_ml
+        ctx.facts.sls = sls_figures(usage, result)
     limit_time = node.options.get("max_print_time_s")
     limit_ml = node.options.get("max_material_ml")
     problems = []

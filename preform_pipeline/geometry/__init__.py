@@ -36,7 +36,17 @@ from .sniff import impostor
 from .stl import stl_completeness, write_stl
 from .threemf import threemf_completeness, write_3mf
 from .transforms import AXIS_ALIGNED_ROTATIONS, euler_matrix, matrix_to_euler
-from .units import DEFAULT_INCH_DETECTION_MAX_EXTENT, INCH_MM, Units, detect_units
+from .units import (
+    DEFAULT_INCH_DETECTION_MAX_EXTENT,
+    DEFAULT_MIN_FEATURE_MM,
+    INCH_MM,
+    Units,
+    UnitsDecision,
+    UnitsSource,
+    decide_units,
+    detect_units,
+    parse_units,
+)
 
 __all__ = [
     "AXIS_ALIGNED_ROTATIONS",
@@ -46,6 +56,7 @@ __all__ = [
     "DEFAULT_MAX_MODEL_FILE_BYTES",
     "DEFAULT_MAX_XML_DEPTH",
     "DEFAULT_MAX_ZIP_MEMBER_BYTES",
+    "DEFAULT_MIN_FEATURE_MM",
     "DEFAULT_OVERHANG_ANGLE_DEG",
     "DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM",
     "DEFAULT_SUPPORT_FILL_FACTOR",
@@ -53,8 +64,12 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "Mesh",
     "Units",
+    "UnitsDecision",
+    "UnitsSource",
     "best_flat_orientation",
+    "decide_units",
     "detect_units",
+    "parse_units",
     "downward_area",
     "euler_matrix",
     "footprint",

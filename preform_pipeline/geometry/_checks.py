@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from ..errors import ModelFileError
 from .mesh import Mesh
+from .orientation import ORIENTATION_PHRASES, orientation_fault
 
 __all__ = [
     "DEFECT_CHECK_MAX_TRIANGLES",
@@ -139,9 +140,5 @@ def mesh_defects(mesh: Mesh) -> tuple[str, ...]:
     if not bool(np.all(counts == 2)):
         return ("the mesh is open or non-manifold (some edges are not shared by exactly two "
                 "triangles)",)
-    t = mesh.triangles.astype(np.float64)
-    t -= t.reshape(-1, 3).mean(axis=0)
-    signed = float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
-    if signed < 0:
-        return ("the triangles face inwards (the mesh is inside out)",)
-    return ()
+    fault = orientation_fault(mesh)
+    return () if fault is None else (ORIENTATION_PHRASES[fault],)

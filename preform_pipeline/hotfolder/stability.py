@@ -43,8 +43,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.clock import Clock
-from preform_pipeline.geometry import impostor, stl_completeness, threemf_completeness
-from preform_pipeline.geometry.sniff import SNIFF_BYTES
+from preform_pipeline.geometry.completeness import BINARY_STL_HEADER_BYTES, format_completeness
 
 __all__ = [
     "BINARY_STL_HEADER_BYTES",
@@ -64,15 +63,12 @@ __all__ = [
     "kind_of",
 ]
 
-BINARY_STL_HEADER_BYTES: Final = 84
 BINARY_STL_TRIANGLE_BYTES: Final = 50
 MODEL_SUFFIXES: Final = frozenset({".stl", ".obj", ".3mf"})
 SIDECAR_SUFFIXES: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names of files still being written by some tool, or not meant for anyone.
 IGNORED_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download", "~")
 IGNORED_PREFIXES: Final = (".", "~")
-# Leading bytes that decide whether an STL without "solid" is text (and so not an STL).
-_TEXT_PROBE_BYTES: Final = 512
 
 
 class FileKind(str, Enum):
@@ -145,23 +141,6 @@ def _stl_reason(path: Path, size: int) -> str:
     return "ASCII STL: ends with endsolid"
 
 
-def _other_content(path: Path, kind: FileKind) -> bool:
-    """True when the file's first bytes show it is not the model its name says (a PNG named
-    ``.stl``, notes in a ``.stl``): it will never pass the format's completeness rule, so it
-    gets the quiet period instead of waiting out the incomplete timeout before it fails."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(SNIFF_BYTES)
-    except OSError:
-        return False
-    if impostor(head, "." + kind.value) is not None:
-        return True
-    if kind is FileKind.STL and head.lstrip()[:5].lower() != b"solid":
-        sample = head[:_TEXT_PROBE_BYTES]
-        return all(32 <= b < 127 or b in (9, 10, 13) for b in sample)  # text, yet not STL
-    return False
-
-
 @dataclass
 class _Seen:
     size: int
@@ -231,10 +210,8 @@ class StabilityTracker:
         seen, unchanged = observed
         quiet = self.clock.monotonic() - seen.changed_at
         kind = kind_of(path)
-        if kind in (FileKind.STL, FileKind.THREEMF) and not (
-            kind is FileKind.STL and seen.size <= BINARY_STL_HEADER_BYTES
-        ) and not _other_content(path, kind):
-            whole = stl_completeness(path) if kind is FileKind.STL else threemf_completeness(path)
+        whole = format_completeness(path, seen.size)
+        if whole is not None:
             if whole:
                 if self.confirm_unchanged and not unchanged:
                     return Check(Verdict.WAIT, "complete; confirming it stays unchanged",

@@ -3,8 +3,11 @@
 Planning works on what the model files say, as imported (no auto-orientation is simulated):
 
 1. **Read** (:func:`read_models`): every file is read once; its size, footprint, volume and a
-   support-volume estimate are kept in a :class:`ModelInfo`, in millimetres after the recipe's
-   import units (``DETECTED`` guesses inches for small unitless files) and ``scale``.
+   support-volume estimate are kept in a :class:`ModelInfo`, in millimetres after its units
+   and the recipe's ``scale``. Units are stated (3MF file, sidecar, recipe) or judged against
+   the machine (:func:`preform_pipeline.geometry.decide_units`): a guess is a plan warning, a
+   model that could be either is rejected (held) with the reason; the import is sent the
+   units decided here, so planner and server agree.
 2. **Reject up front** (:func:`plan_builds`): a model larger than the machine's build volume
    (x, y, z; the footprint may turn 90 degrees about z) can never print, and one that does not
    fit the platform inside the recipe's margin cannot be laid out. Each becomes a
@@ -44,14 +47,24 @@ from preform_pipeline.errors import ModelFileError, ModelTooLargeError, Planning
 from preform_pipeline.geometry import (
     INCH_MM,
     SUPPORTED_SUFFIXES,
-    detect_units,
+    Mesh,
+    Units,
+    UnitsSource,
+    decide_units,
+    parse_units,
     read_mesh,
     support_volume_estimate,
+)
+from preform_pipeline.geometry.orientation import (
+    ORIENTATION_PHRASES,
+    orientation_fault,
+    reoriented,
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.plan.nesting import NestedBin, Outline, nest
+from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 
 __all__ = [
@@ -64,16 +77,22 @@ __all__ = [
     "Rejection",
     "expand_model_paths",
     "plan_builds",
+    "recipe_machine",
     "read_model",
     "read_models",
+    "units_label",
 ]
 
 log = get_logger(__name__)
 
-#: Highest share of an SLS chamber's volume that a build's parts may fill. Denser powder beds
-#: hold more heat and risk warped or fused parts; the server's own packer decides the final
-#: arrangement, this only decides how many parts are offered to one build.
-DEFAULT_SLS_PACKING_DENSITY: Final = 0.15
+#: Share of an SLS chamber's volume that a build's parts may fill, unless the recipe's
+#: ``batching.packing_density`` says otherwise. The server's packer decides the final
+#: arrangement and a build it cannot pack is split through the overflow (its answer, not
+#: this share, decides); this only decides how many parts are offered to one build. 0.2 is
+#: below what the simulator's packer reaches with the mixed sample parts (0.24 measured,
+#: docs/planning.md) and within the 10-25 % Formlabs quotes for typical Fuse builds, so a
+#: build offered this much normally packs at the first attempt.
+DEFAULT_SLS_PACKING_DENSITY: Final = 0.20
 
 MM3_PER_ML: Final = 1000.0
 
@@ -102,8 +121,16 @@ class ModelInfo:
     case_id: str | None = None
     #: Values for output templates that came with the file (e.g. from a sidecar); read-only.
     fields: Mapping[str, str] = field(default_factory=_empty_fields)
-    #: Units the file was read in after detection (``MILLIMETERS`` or ``INCHES``).
+    #: Units the file was read in (``MILLIMETERS`` or ``INCHES``); the import is sent these.
     units: str = "MILLIMETERS"
+    #: Where the units came from: ``file`` (3MF), ``recipe``, ``sidecar`` or ``guess``.
+    units_source: str = "recipe"
+    #: Set when the units were guessed: names the model, both sizes and the setting.
+    units_warning: str | None = None
+    #: Set when the triangles faced the wrong way: names the model and what was done.
+    normals_warning: str | None = None
+    #: Surface area in mm^2 (a hollowed part's material is about its surface times the wall).
+    surface_mm2: float = 0.0
     #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
     #: the info was made by hand: planning then uses the footprint box.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
@@ -154,10 +181,17 @@ class BuildPlan:
     fill_ratio: float
     estimated_volume_ml: float
     graph: StepGraph
+    #: SLS builds: bed, powder, print and cooling figures as planned; None for resin.
+    powder: PowderEstimate | None = None
 
     @property
     def paths(self) -> tuple[Path, ...]:
         return tuple(m.path for m in self.models)
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Each model's units and their source: ``part.stl: INCHES (recipe)``."""
+        return tuple(units_label(m) for m in self.models)
 
 
 @dataclass(frozen=True)
@@ -219,25 +253,110 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
     return found
 
 
+def units_label(model: ModelInfo) -> str:
+    """``part.stl: INCHES (recipe)``: a model's units and where they came from."""
+    return f"{model.path.name}: {model.units} ({model.units_source})"
+
+
+def recipe_machine(
+    recipe: Recipe, catalogue: Catalogue = DEFAULT_CATALOGUE
+) -> MachineType | None:
+    """The recipe's machine, whose build volume judges units; None for a recipe that names
+    none (an .fps file) or an unknown one (planning reports that)."""
+    try:
+        return _machine(recipe, catalogue)
+    except PlanningError:
+        return None
+
+
+def _largest_machine(catalogue: Catalogue) -> MachineType:
+    return max(catalogue.machines, key=lambda m: math.prod(m.build_volume_mm))
+
+
+def _stated_units(
+    path: Path, import_spec: ImportSpec, fields: Mapping[str, str]
+) -> tuple[Units, UnitsSource] | None:
+    """Units stated for an unitless file: its sidecar first, then the recipe."""
+    if "units" in fields:
+        units = parse_units(fields["units"])
+        if units is None:
+            raise ModelFileError(
+                path,
+                f"the sidecar says units {fields['units']!r}",
+                hint="write units: MILLIMETERS or units: INCHES (mm and in also work)",
+            )
+        return (units, "sidecar")
+    stated = import_spec.stated_units(path)
+    return None if stated is None else (parse_units(stated) or "MILLIMETERS", "recipe")
+
+
+def _checked_normals(path: Path, mesh: Mesh, repair: str) -> tuple[Mesh, str | None]:
+    """The mesh as the import will bring it in, and a warning when its triangles face the
+    wrong way: re-oriented under ``repair_behavior: REPAIR`` (the server does the same on
+    import), left as is under ``IGNORE``, refused under ``ERROR``."""
+    fault = orientation_fault(mesh)
+    if fault is None:
+        return mesh, None
+    what = ORIENTATION_PHRASES[fault]
+    if repair == "ERROR":
+        raise ModelFileError(
+            path, what,
+            hint="set import.repair_behavior: REPAIR to re-orient the faces, or export it again",
+        )
+    if repair == "REPAIR":
+        fixed, turned = reoriented(mesh)
+        return fixed, (f"{path.name}: {what}; {turned} triangles re-oriented on import "
+                       "(import.repair_behavior: REPAIR)")
+    return mesh, (f"{path.name}: {what}; imported as it is (import.repair_behavior: IGNORE); "
+                  "set REPAIR to re-orient the faces")
+
+
 def read_model(
     path: Path | str,
     *,
     import_spec: ImportSpec,
     case_id: str | None = None,
     fields: Mapping[str, str] | None = None,
+    machine: MachineType | None = None,
 ) -> ModelInfo:
     """Read one model file and measure it in millimetres, as the import will bring it in.
 
-    ``import_spec.units``: ``MILLIMETERS`` / ``INCHES`` apply to unitless files (STL, OBJ);
-    ``DETECTED`` guesses with :func:`preform_pipeline.geometry.detect_units`. 3MF files state
-    their unit and are always millimetres once read. ``import_spec.scale`` multiplies after.
-    Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read.
+    Units (:mod:`preform_pipeline.geometry.units`): a 3MF file states its own; for STL and OBJ
+    a sidecar's ``units`` wins, then the recipe's ``import.units_by_path`` and ``import.units``;
+    otherwise both readings are judged against ``machine``'s build volume (the largest in the
+    catalogue when None) and ``import.min_feature_mm``. ``import_spec.scale`` multiplies after.
+    Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read or
+    whose units cannot be decided (both readings could print and the recipe names none).
     """
     path = Path(path)
+    values = dict(fields or {})
     mesh = read_mesh(path)
-    units = "MILLIMETERS"
-    if path.suffix.lower() not in _FILE_UNITS_KNOWN:
-        units = detect_units(mesh) if import_spec.units == "DETECTED" else import_spec.units
+    units: Units = "MILLIMETERS"
+    source: UnitsSource = "file"
+    warning: str | None = None
+    if path.suffix.lower() not in _FILE_UNITS_KNOWN and mesh.triangle_count:
+        target = machine or _largest_machine(DEFAULT_CATALOGUE)
+        ambiguous = parse_units(import_spec.ambiguous_units)
+        decision = decide_units(
+            path.name,
+            mesh.size,
+            stated=_stated_units(path, import_spec, values),
+            build_volume_mm=target.build_volume_mm,
+            scale=float(import_spec.scale),
+            min_feature_mm=import_spec.min_feature_mm,
+            assume=ambiguous,
+            machine=target.label,
+        )
+        if decision.units is None or decision.source is None:
+            raise ModelFileError(
+                path,
+                decision.reason or "units not stated",
+                hint="say which units the file is in; nothing was guessed",
+            )
+        units, source, warning = decision.units, decision.source, decision.warning
+        if warning is not None:
+            log.warning("units_guessed", path=str(path), units=units)
+    mesh, normals_warning = _checked_normals(path, mesh, import_spec.repair_behavior)
     factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
     sx, sy, sz = (v * factor for v in mesh.size)
     cube = factor**3
@@ -259,6 +378,10 @@ def read_model(
         case_id=case_id,
         fields=MappingProxyType(dict(fields or {})),
         units=units,
+        units_source=source,
+        units_warning=warning,
+        normals_warning=normals_warning,
+        surface_mm2=mesh.surface_area() * factor**2,
         shadow=shadow,
     )
 
@@ -270,6 +393,7 @@ def read_models(
     case_ids: Mapping[Path, str | None] | None = None,
     fields: Mapping[Path, Mapping[str, str]] | None = None,
     rejected: list[Rejection] | None = None,
+    machine: MachineType | None = None,
 ) -> list[ModelInfo]:
     """Read every model named by ``paths`` (files, or folders expanded with their case ids).
 
@@ -289,6 +413,7 @@ def read_models(
                     import_spec=import_spec,
                     case_id=case_id,
                     fields=(fields or {}).get(path),
+                    machine=machine,
                 )
             )
         except ModelFileError as exc:
@@ -357,8 +482,25 @@ def _reject_oversized(
     return keep, rejected
 
 
-def _resin_mm3(model: ModelInfo, with_supports: bool) -> float:
-    return model.volume_mm3 + (model.support_estimate_mm3 if with_supports else 0.0)
+#: PreFormServer's hollowing wall when the recipe's ``hollow`` step names none.
+DEFAULT_HOLLOW_WALL_MM: Final = 2.0
+
+
+def _hollow_wall_mm(recipe: Recipe) -> float | None:
+    """The wall of the recipe's ``hollow`` step, or None when it hollows nothing."""
+    step = recipe.step("hollow")
+    if step is None:
+        return None
+    return float(step.options.get("wall_thickness_mm", DEFAULT_HOLLOW_WALL_MM))
+
+
+def _resin_mm3(model: ModelInfo, with_supports: bool, wall_mm: float | None = None) -> float:
+    """A model's material: solid, or for a hollowed one its shell (surface x wall, never more
+    than solid: a part too thin to hollow stays solid), plus supports when asked."""
+    solid = model.volume_mm3
+    if wall_mm is not None and model.surface_mm2 > 0:
+        solid = min(solid, model.surface_mm2 * wall_mm)
+    return solid + (model.support_estimate_mm3 if with_supports else 0.0)
 
 
 def _units_of(models: Sequence[ModelInfo], grouped: Collection[str]) -> list[list[int]]:
@@ -553,6 +695,23 @@ def _group_sls(
     ]
 
 
+def _powder(
+    recipe: Recipe, machine: MachineType, members: Sequence[ModelInfo], density: float
+) -> PowderEstimate | None:
+    if machine.technology != "SLS":
+        return None
+    material = machine.material(recipe.scene.material_code or "")
+    layer = recipe.scene.layer_thickness_mm
+    return estimate_powder(
+        machine,
+        [m.volume_mm3 for m in members],
+        [min(m.size_mm) for m in members],
+        packing_density=density,
+        material_density_g_ml=material.density_g_ml if material is not None else 1.0,
+        layer_mm=float(layer) if isinstance(layer, (int, float)) else 0.1,
+    )
+
+
 def plan_builds(
     recipe: Recipe,
     models: Sequence[ModelInfo],
@@ -570,6 +729,8 @@ def plan_builds(
     """
     if not 0 < sls_packing_density <= 1:
         raise ValueError(f"sls_packing_density must be in (0, 1], got {sls_packing_density}")
+    if recipe.batching.packing_density is not None:
+        sls_packing_density = recipe.batching.packing_density
     machine = _machine(recipe, catalogue)
     # Compile once before grouping so a broken graph is reported even when nothing fits.
     compile_graph(recipe)
@@ -588,10 +749,11 @@ def plan_builds(
         )
 
     with_supports = machine.technology == "SLA" and recipe.has_step("auto_support")
+    wall = _hollow_wall_mm(recipe)
     builds = []
     for number, (indices, placements, fill) in enumerate(groups, start=1):
         members = tuple(fitting[i] for i in indices)
-        volume = sum(_resin_mm3(m, with_supports) for m in members) / MM3_PER_ML
+        volume = sum(_resin_mm3(m, with_supports, wall) for m in members) / MM3_PER_ML
         builds.append(
             BuildPlan(
                 index=number,
@@ -601,6 +763,7 @@ def plan_builds(
                 fill_ratio=fill,
                 estimated_volume_ml=volume,
                 graph=compile_graph(recipe, members),
+                powder=_powder(recipe, machine, members, sls_packing_density),
             )
         )
     log.info(
@@ -610,4 +773,5 @@ def plan_builds(
         models=len(fitting),
         rejected=len(refused) + len(rejected),
     )
-    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, warnings)
+    guessed = tuple(w for m in models for w in (m.units_warning, m.normals_warning) if w)
+    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, (*guessed, *warnings))

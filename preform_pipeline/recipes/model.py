@@ -9,6 +9,7 @@ the recipe names differently and dropping the pipeline-only ones).
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,27 @@ class ImportSpec:
     scan_to_model: Mapping[str, Any] | None = None
     #: Orientation constraint that auto-pack (SLS) respects; ``FREE`` is the server's default.
     lock: str = "FREE"
+    #: ``(pattern, units)`` pairs: the first pattern matching a file states its units.
+    units_by_path: tuple[tuple[str, str], ...] = ()
+    #: What a unitless file is read as when both readings could print; ``HOLD`` holds it.
+    ambiguous_units: str = "HOLD"
+    #: Thinnest side (mm) a part may have for a units reading to count as printable.
+    min_feature_mm: float = 0.3
+
+    def stated_units(self, path: Path) -> str | None:
+        """The units the recipe states for ``path``: the first ``units_by_path`` pattern that
+        matches its path, its name or the name of one of its folders, else ``units`` unless
+        it is ``DETECTED``; None when the recipe leaves it to judgement."""
+        whole = path.as_posix()
+        for pattern, units in self.units_by_path:
+            if (
+                fnmatch.fnmatchcase(whole, pattern)
+                or fnmatch.fnmatchcase(whole, f"*/{pattern}")
+                or fnmatch.fnmatchcase(path.name, pattern)
+                or any(fnmatch.fnmatchcase(part, pattern) for part in path.parent.parts)
+            ):
+                return units
+        return None if self.units == "DETECTED" else self.units
 
     @property
     def uses_scan_to_model(self) -> bool:
@@ -267,6 +289,8 @@ class BatchingSpec:
     on_overflow: Literal["split", "fail"] = "split"
     keep_cases_together: bool = True
     allow_rotation: bool = True
+    #: SLS: share of the chamber a build's parts may fill; None: the planner's default.
+    packing_density: float | None = None
 
 
 @dataclass(frozen=True)

@@ -636,6 +636,30 @@ def check_templates(ctx: Context) -> Iterator[Problem]:
                 yield ctx.problem(path, issue.message, issue.suggestion)
 
 
+def check_units_by_path(ctx: Context) -> Iterator[Problem]:
+    """Units patterns are written with ``/`` and each names one set of files once."""
+    entries = _map(ctx.data.get("import")).get("units_by_path")
+    if not isinstance(entries, list):
+        return
+    seen: dict[str, int] = {}
+    for n, entry in enumerate(entries):
+        pattern = _str(_map(entry).get("match"))
+        if pattern is None:
+            continue
+        path: JsonPath = ("import", "units_by_path", n, "match")
+        if "\\" in pattern:
+            yield ctx.problem(
+                path, f"pattern {pattern!r} uses \\; separate folders with /",
+                pattern.replace("\\", "/"),
+            )
+        if pattern in seen:
+            yield ctx.problem(
+                path, f"pattern {pattern!r} is already listed at entry {seen[pattern]}; "
+                "the first match wins, so this one never applies",
+            )
+        seen.setdefault(pattern, n)
+
+
 Check = Callable[[Context], Iterator[Problem]]
 
 #: Every semantic check, in the order their problems are reported.
@@ -655,6 +679,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     check_screenshot,
     check_fields,
     check_templates,
+    check_units_by_path,
 )
 
 

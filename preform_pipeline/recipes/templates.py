@@ -72,6 +72,7 @@ HOTFOLDER_SIDECAR_FIELDS: Final[frozenset[str]] = frozenset(
         "label_text",
         "due_date",
         "operator",
+        "units",
     }
 )
 

@@ -189,6 +189,13 @@ def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
         scale=float(imp.get("scale", 1.0)),
         scan_to_model=frozen_mapping(scan) if isinstance(scan, Mapping) else None,
         lock=imp.get("lock", "FREE"),
+        units_by_path=tuple(
+            (str(entry["match"]), str(entry["units"]))
+            for entry in imp.get("units_by_path", ())
+            if isinstance(entry, Mapping)
+        ),
+        ambiguous_units=imp.get("ambiguous_units", "HOLD"),
+        min_feature_mm=float(imp.get("min_feature_mm", 0.3)),
     )
     batching = _map(data.get("batching"))
     defaults = BatchingSpec()
@@ -202,6 +209,10 @@ def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
             batching.get("keep_cases_together", defaults.keep_cases_together)
         ),
         allow_rotation=bool(batching.get("allow_rotation", defaults.allow_rotation)),
+        packing_density=(
+            None if batching.get("packing_density") is None
+            else float(batching["packing_density"])
+        ),
     )
     outputs = _map(data.get("outputs"))
     output_spec = OutputSpec(

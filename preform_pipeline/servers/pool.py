@@ -169,6 +169,8 @@ class _Slot:
         self.idle_since = 0.0
         self.retired_reason: str | None = None
         self.last_error: str | None = None
+        #: A remote's outage: when its current run of failures began (None while up).
+        self.down_since: float | None = None
 
     def status(self) -> ServerStatus:
         process = self.process
@@ -662,6 +664,10 @@ class ServerPool:
                 if slot.remote is not None and reason in ("start", "restart"):
                     # A remote that was down may have restarted: its scenes are gone.
                     slot.generation += 1
+                if slot.down_since is not None:
+                    _log.warning("remote_server_back", server=slot.name, url=url,
+                                 down_s=round(now - slot.down_since, 1))
+                    slot.down_since = None
                 slot.state = ServerState.IDLE
                 self._cond.notify_all()
                 return
@@ -685,11 +691,21 @@ class ServerPool:
         slot.consecutive_failures += 1
         old = slot.process
         slot.process = None
-        if len(slot.failures) > cfg.max_restarts:
+        if slot.remote is not None and cfg.remote_wait_s > 0:
+            # A remote server restarting (an update, a crash) is waited for, by time rather
+            # than by count: servers.remote_wait_s from the start of this outage (0: counted
+            # like a local server's crashes).
+            slot.down_since = now if slot.down_since is None else slot.down_since
+            down = now - slot.down_since
+            give_up = down > cfg.remote_wait_s
+            why = (f"unreachable for {down:.0f} s, longer than servers.remote_wait_s "
+                   f"({cfg.remote_wait_s:g} s); last: {reason}")
+        else:
+            give_up = len(slot.failures) > cfg.max_restarts
+            why = f"{len(slot.failures)} failures within {cfg.crash_window_s:g} s; last: {reason}"
+        if give_up:
             slot.state = ServerState.RETIRED
-            slot.retired_reason = (
-                f"{len(slot.failures)} failures within {cfg.crash_window_s:g} s; last: {reason}"
-            )
+            slot.retired_reason = why
             slot.next_attempt_at = None
             _log.warning(
                 "server_retired",
@@ -707,6 +723,16 @@ class ServerPool:
             )
             slot.state = ServerState.RESTARTING
             slot.next_attempt_at = now + delay
+            if slot.remote is not None and slot.down_since is not None:
+                _log.warning(
+                    "remote_server_waiting",
+                    server=slot.name,
+                    url=slot.url,
+                    reason=reason,
+                    waited_s=round(now - slot.down_since, 1),
+                    wait_limit_s=cfg.remote_wait_s,
+                    next_check_s=round(delay, 1),
+                )
             _log.warning(
                 "server_restart_scheduled",
                 server=slot.name,

@@ -68,6 +68,7 @@ from preform_pipeline.settings.fleet import (
 from preform_pipeline.settings.hotfolder import HotFolderSettings, read_hotfolder_settings
 from preform_pipeline.settings.logging import LoggingSettings, read_logging_settings
 from preform_pipeline.settings.reading import BaseDir, SourceOf, resolve_path
+from preform_pipeline.settings.run import RunSettings, read_run_settings
 from preform_pipeline.settings.schema import settings_schema, validate_settings
 from preform_pipeline.settings.servers import (
     PathMapping,
@@ -97,6 +98,7 @@ __all__ = [
     "PoolMode",
     "PoolSettings",
     "RemoteServer",
+    "RunSettings",
     "SETTINGS_ENV",
     "STORE_PATH_ENV",
     "ServerSettings",
@@ -136,6 +138,7 @@ class Settings:
     simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
     simulated_print_time_scale: float = 0.0
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    run: RunSettings = field(default_factory=RunSettings)
 
     @property
     def pool(self) -> PoolSettings:
@@ -207,6 +210,7 @@ def _build_settings(
         simulated_fleet=pool.simulated_fleet,
         simulated_print_time_scale=pool.simulated_print_time_scale,
         dispatch=read_dispatch_settings(raw.get("dispatch", {})),
+        run=read_run_settings(raw.get("run", {})),
         output_root=resolve_path(output_root, base_dir(["output_root"])) if output_root else None,
         logging=read_logging_settings(raw.get("logging", {}), base_dir(["logging", "file"])),
         source=source,

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RESTART_BACKOFF_S",
     "DEFAULT_SCENE_CACHE_SIZE",
     "DEFAULT_SERVER_COUNT",
+    "DEFAULT_REMOTE_WAIT_S",
     "DEFAULT_SERVER_REQUEST_TIMEOUT_S",
     "DEFAULT_STARTUP_TIMEOUT_S",
     "DEFAULT_STOP_TIMEOUT_S",
@@ -77,6 +78,8 @@ DEFAULT_HEALTH_TIMEOUT_S: Final = 5.0
 #: Seconds one Local API request may take; an interrupted print is concluded "not printed" no
 #: earlier than this after its send started (docs/printing.md).
 DEFAULT_SERVER_REQUEST_TIMEOUT_S: Final = 610.0
+#: A remote PreFormServer restarting (Windows update, a crash) is back within a few minutes.
+DEFAULT_REMOTE_WAIT_S: Final = 300.0
 #: A server may restart this often within the crash window; the next failure retires it.
 DEFAULT_MAX_RESTARTS: Final = 3
 DEFAULT_CRASH_WINDOW_S: Final = 300.0
@@ -116,6 +119,9 @@ class ServerSettings:
     health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
     request_timeout_s: float = DEFAULT_SERVER_REQUEST_TIMEOUT_S
+    #: How long a remote server may stay down or restarting before it is given up (its builds
+    #: then fail); 0 counts its failures like a local server's (max_restarts, crash_window_s).
+    remote_wait_s: float = DEFAULT_REMOTE_WAIT_S
     max_restarts: int = DEFAULT_MAX_RESTARTS
     crash_window_s: float = DEFAULT_CRASH_WINDOW_S
     restart_backoff_s: float = DEFAULT_RESTART_BACKOFF_S
@@ -244,7 +250,7 @@ def _read_servers(raw: Mapping[str, Any], base_dir: BaseDir, source_of: SourceOf
              "max_restarts")
     real = ("startup_timeout_s", "stop_timeout_s", "recycle_rss_mb", "health_interval_s",
             "health_timeout_s", "crash_window_s", "restart_backoff_s", "restart_backoff_max_s",
-            "request_timeout_s")
+            "request_timeout_s", "remote_wait_s")
     plain: dict[str, Any] = {key: int(raw[key]) for key in whole if key in raw}
     plain.update({key: float(raw[key]) for key in real if key in raw})
     settings = ServerSettings(

@@ -30,6 +30,7 @@ __all__ = [
     "bad_body",
     "euler_of",
     "existing_file",
+    "mount_drives",
     "orientation_matrix",
     "writable_target",
 ]
@@ -218,8 +219,32 @@ class Body:
         return list(value)
 
 
+#: Drive letters this simulator process plays as mounted (``Z:`` → a local folder); set once
+#: at start-up by ``--drive`` (a process plays one machine, so this is process-wide).
+_DRIVES: dict[str, Path] = {}
+
+
+def mount_drives(drives: Mapping[str, Path]) -> None:
+    """Play a Windows machine with ``drives`` mounted (``{"Z:": Path("/srv/share")}``)."""
+    _DRIVES.clear()
+    _DRIVES.update({letter.upper(): folder for letter, folder in drives.items()})
+
+
+def _on_drive(text: str) -> Path | None:
+    """The local path of ``Z:\\models\\a.stl`` when ``Z:`` is mounted, else None."""
+    windows = PureWindowsPath(text)
+    folder = _DRIVES.get(windows.drive.upper()) if windows.drive else None
+    if folder is None or not windows.root:
+        return None
+    return folder.joinpath(*windows.parts[1:])
+
+
 def absolute_path(text: str, where: str) -> Path:
-    """A server-side path: must be absolute on this machine (the contract refuses relative)."""
+    """A server-side path: must be absolute on this machine (the contract refuses relative).
+    A path on a mounted drive (``--drive``) is that drive's local folder."""
+    mounted = _on_drive(text)
+    if mounted is not None:
+        return mounted
     path = Path(text)
     if not text or not path.is_absolute():
         windows = PureWindowsPath(text).is_absolute()

@@ -31,6 +31,7 @@ import psutil
 
 from preform_pipeline import __version__
 from preform_pipeline.logging import get_logger
+from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
 from preform_pipeline.simulator.latency import (
     DEFAULT_TIME_SCALE,
@@ -136,6 +137,9 @@ class SimulatorConfig:
     engine: str | None = None
     #: Raft reach beyond a full raft's model (None: the engine's default, 2 mm).
     raft_border_mm: float | None = None
+    #: Drives this "machine" has mounted (``Z:`` → a local folder): Windows paths sent by a
+    #: pipeline with a path map are read and written there.
+    drives: tuple[tuple[str, Path], ...] = ()
     #: ``--fleet-printers``: the declared fleet (None: the fleet folder's, or the default).
     fleet_printers: tuple[dict[str, Any], ...] | None = None
     print_time_scale: float = 0.0
@@ -254,6 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
         "value models a server that disagrees with the planner)",
     )
     server.add_argument(
+        "--drive", action="append", type=_drive, default=[], metavar="LETTER:=FOLDER",
+        help="play a Windows machine with this drive mounted: Z:=/srv/share reads and writes "
+        "Z:\\... paths in /srv/share (repeatable; rehearses a remote server's path map)",
+    )
+    server.add_argument(
         "--work-dir", type=Path, default=None,
         help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
     )
@@ -329,7 +338,16 @@ def parse_args(argv: Sequence[str]) -> SimulatorConfig:
             fail_start=args.fail_start,
         ),
         engine=args.engine,
+        drives=tuple(args.drive),
     )
+
+
+def _drive(text: str) -> tuple[str, Path]:
+    letter, sep, folder = text.partition("=")
+    letter = letter.rstrip("\\/").upper()
+    if not sep or len(letter) != 2 or not letter[0].isalpha() or letter[1] != ":" or not folder:
+        raise argparse.ArgumentTypeError(f"expected LETTER:=FOLDER (Z:=/srv/share), got {text!r}")
+    return letter, Path(folder).expanduser().resolve()
 
 
 def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:
@@ -364,6 +382,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         stderr.flush()
         return EXIT_INJECTED_FAULT
     configure_cli_logging(config.log_level, config.log_file, stderr)
+    mount_drives(dict(config.drives))
     stop = threading.Event()
     with stop_on_signals(stop) as received:
         return _serve(config, stdout, stop, received)

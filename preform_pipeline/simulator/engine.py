@@ -35,6 +35,7 @@ from preform_pipeline.geometry import (
     detect_units,
     read_mesh,
 )
+from preform_pipeline.geometry.orientation import reoriented
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
@@ -282,6 +283,10 @@ class SimEngine:
 
     def _read_model_file(self, path: Path, repair: str, warnings: list[str]) -> Mesh:
         mesh = read_mesh(path)
+        if repair == "REPAIR":
+            mesh, turned = reoriented(mesh)
+            if turned:
+                warnings.append(f"Re-oriented {turned} triangle(s) in {path.name}")
         if mesh.is_closed():
             return mesh
         if repair == "ERROR":

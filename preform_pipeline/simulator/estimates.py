@@ -143,14 +143,19 @@ def material_usage(scene: Scene, catalogue: Catalogue) -> Json:
     if machine.technology == "SLA":
         supports_ml = sum(support_volume_ml(m) for m in scene.models.values())
         return {"volume_ml": parts_ml + supports_ml, "unsupported_volume_ml": parts_ml}
-    # SLS: the whole chamber cross-section is filled with powder up to the build height.
+    # SLS: the whole chamber cross-section is filled with powder up to the build height. The
+    # parts take part of that bed as solid material; the rest is loose powder. Mass is kept
+    # consistent: sintered powder is the parts' volume at the material's solid density, the
+    # bed's mass is that plus the loose powder around it, so the mass packing density (sintered
+    # over total) is at most 1 and the sintered volume never falls below the parts' volume.
     bx, by, _ = machine.build_volume_mm
-    powder_ml = bx * by * top_z(scene) / _MM3_PER_ML
-    powder_kg = powder_ml * SLS_POWDER_BULK_DENSITY_G_ML / _G_PER_KG
+    bed_ml = max(bx * by * top_z(scene) / _MM3_PER_ML, parts_ml)
     density = scene.settings.material(catalogue).density_g_ml
     sintered_kg = parts_ml * density / _G_PER_KG
+    loose_kg = (bed_ml - parts_ml) * SLS_POWDER_BULK_DENSITY_G_ML / _G_PER_KG
+    powder_kg = sintered_kg + loose_kg
     return {
-        "total_powder_ml": powder_ml,
+        "total_powder_ml": bed_ml,
         "total_powder_kg": powder_kg,
         "total_sintered_powder_ml": parts_ml,
         "total_sintered_powder_kg": sintered_kg,

@@ -25,7 +25,7 @@ class TestRepeatedRuns:
         models = sorted((sample_models_dir / "batch").glob("*.stl"))[:4]
         recipe = write_recipe(tmp_path, full_steps(2))
         settings = write_settings(tmp_path, count=1)
-        argv = command(tmp_path, recipe, models, "--settings", str(settings), "--quiet")
+        argv = command(tmp_path, recipe, models, "--settings", str(settings))
 
         first = run_cli(tmp_path, argv)
         assert first.returncode == 0, first.stderr[-3000:]

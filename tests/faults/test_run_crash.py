@@ -42,7 +42,7 @@ class TestRunKilledMidSend:
         recipe = write_recipe(tmp_path, full_steps(2))
         settings = write_settings(tmp_path, count=1, request_timeout_s=REQUEST_TIMEOUT_S)
         store_path = tmp_path / "jobs.sqlite3"
-        argv = command(tmp_path, recipe, models, "--settings", str(settings), "--quiet",
+        argv = command(tmp_path, recipe, models, "--settings", str(settings),
                        "--store", str(store_path),
                        simulator_args=("--latency=realistic", "--time-scale=0.3"))
 

@@ -518,7 +518,9 @@ class TestRemoteServers:
         self, pool_factory: Callable[..., ServerPool]
     ) -> None:
         dead = f"http://127.0.0.1:{PortAllocator(0).acquire()}"
-        settings = replace(_settings(max_restarts=1), remotes=(RemoteServer(dead),))
+        # remote_wait_s 0: retired by its failures, not after the default wait for a restart.
+        settings = replace(_settings(max_restarts=1, remote_wait_s=0),
+                           remotes=(RemoteServer(dead),))
         pool = pool_factory(settings)
         with pytest.raises(PoolExhaustedError, match="unreachable"):
             pool.lease(timeout=WAIT_S)

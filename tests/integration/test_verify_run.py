@@ -102,7 +102,7 @@ def _run(
     done = subprocess.run(
         [sys.executable, "-m", "preform_pipeline", "run", str(recipe),
          *(str(PARTS / f"part_0{n + 1}.stl") for n in range(models)),
-         "--settings", str(settings), "--output", str(out), "--quiet",
+         "--settings", str(settings), "--output", str(out),
          f"--simulator-arg=--fleet-dir={tmp_path / 'fleet'}"],
         capture_output=True, text=True, encoding="utf-8", env=env, cwd=tmp_path,
         timeout=RUN_TIMEOUT_S, check=False,

@@ -24,7 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),
     frozenset({"executor", "dispatch", "verify", "notify"}),
-    frozenset({"hotfolder", "report"}),
+    frozenset({"hotfolder", "report", "retention"}),
     frozenset({"web", "commands", "cli", "__main__", "simulator"}),
 )
 

@@ -36,7 +36,7 @@ class TestUnits:
         [
             (MM, (10.0, 20.0, 30.0), (10.0, 20.0, 30.0), "MILLIMETERS"),
             (DETECT, (10.0, 20.0, 30.0), (10.0, 20.0, 30.0), "MILLIMETERS"),
-            (DETECT, (2.0, 1.0, 0.5), (50.8, 25.4, 12.7), "INCHES"),
+            (DETECT, (2.0, 1.0, 0.2), (50.8, 25.4, 5.08), "INCHES"),
             (ImportSpec(units="INCHES"), (2.0, 1.0, 0.5), (50.8, 25.4, 12.7), "INCHES"),
             (ImportSpec(units="MILLIMETERS"), (2.0, 1.0, 0.5), (2.0, 1.0, 0.5), "MILLIMETERS"),
             (ImportSpec(units="MILLIMETERS", scale=2.0), (10.0, 20.0, 5.0), (20.0, 40.0, 10.0),

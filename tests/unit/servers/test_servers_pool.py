@@ -75,6 +75,37 @@ class TestMisuse:
                 pass
 
 
+class TestRemoteWait:
+    """A remote server that is down is waited for by time, however often it fails."""
+
+    def test_it_retires_only_after_remote_wait_s(self) -> None:
+        clock = ManualClock()
+        servers = ServerSettings(
+            max_restarts=1, crash_window_s=1000, restart_backoff_s=1, restart_backoff_max_s=4,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=150,
+        )
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        with capture_logs() as logs:
+            pool.start()
+            try:
+                for n in (1, 2, 3):  # more failures in the window than max_restarts allows
+                    pool.wait_for(lambda s, n=n: s[0].restarts == n - 1
+                                  and s[0].state is ServerState.RESTARTING, WAIT_S)
+                    clock.advance(40)
+                pool.wait_for(lambda s: s[0].restarts == 3
+                              and s[0].state is ServerState.RESTARTING, WAIT_S)
+                clock.advance(40)  # 160 s down: longer than remote_wait_s
+                pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+                with pytest.raises(PoolExhaustedError, match=r"servers\.remote_wait_s"):
+                    pool.lease(timeout=1)
+            finally:
+                pool.close()
+        waiting = [e for e in logs if e["event"] == "remote_server_waiting"]
+        assert [e["waited_s"] for e in waiting] == [0, 40, 80, 120]
+        assert {e["wait_limit_s"] for e in waiting} == {150}
+
+
 class TestCrashLoop:
     """Only failures within the crash window count towards retirement; backoff doubles."""
 
@@ -85,9 +116,10 @@ class TestCrashLoop:
 
     def test_failures_spread_wider_than_the_window_never_retire(self) -> None:
         clock = ManualClock()
+        # remote_wait_s 0: the remote's failures count like a local server's.
         servers = ServerSettings(
             max_restarts=1, crash_window_s=10, restart_backoff_s=1, restart_backoff_max_s=4,
-            health_timeout_s=1, health_interval_s=0,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=0,
         )
         pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
                           clock=clock)

@@ -134,14 +134,26 @@ class TestMaterialUsage:
         usage = engine.call("get_scene", scene, None)["material_usage"]
         powder_ml = 165 * 165 * 20 / 1000
         assert usage["total_powder_ml"] == pytest.approx(powder_ml)
+        # The bed: the part's solid mass plus the loose powder around it.
         assert usage["total_powder_kg"] == pytest.approx(
-            powder_ml * estimates.SLS_POWDER_BULK_DENSITY_G_ML / 1000
+            8.0 * 1.01 / 1000 + (powder_ml - 8.0) * estimates.SLS_POWDER_BULK_DENSITY_G_ML / 1000
         )
         assert usage["total_sintered_powder_ml"] == pytest.approx(8.0)
         assert usage["total_sintered_powder_kg"] == pytest.approx(8.0 * 1.01 / 1000)
         assert usage["mass_packing_density"] == pytest.approx(
             usage["total_sintered_powder_kg"] / usage["total_powder_kg"]
         )
+
+    def test_sls_numbers_are_physically_consistent(
+        self, engine: SimEngine, tmp_path: Path
+    ) -> None:
+        # A part filling most of its bed: the density stays below 1, sintered >= parts.
+        scene = scene_with(engine, tmp_path, FUSE, (160, 160, 20))
+        usage = engine.call("get_scene", scene, None)["material_usage"]
+        assert usage["total_sintered_powder_ml"] >= 160 * 160 * 20 / 1000 - 1e-6
+        assert usage["total_powder_ml"] >= usage["total_sintered_powder_ml"]
+        assert 0 < usage["mass_packing_density"] <= 1
+        assert usage["total_powder_kg"] >= usage["total_sintered_powder_kg"]
 
 
 class TestPrintValidation:

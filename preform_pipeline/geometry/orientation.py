@@ -1,0 +1,134 @@
+"""Which way a closed mesh's triangles face, and turning the wrong ones round.
+
+A solid's triangles list their corners counter-clockwise seen from outside, so every edge is
+walked once in each direction by the two triangles that share it. Two faults break that:
+
+- **inconsistent**: some triangles are flipped relative to their neighbours (an edge is
+  walked twice in the same direction);
+- **inverted**: all are consistent, but they face inwards (the signed volume is negative).
+
+:func:`orientation_fault` names the fault; :func:`reoriented` returns the mesh with every
+triangle of each connected shell turned to agree with the shell's first triangle, and each
+shell turned outwards (positive signed volume). Open or non-manifold meshes are not judged
+here (:func:`preform_pipeline.geometry.mesh_defects` reports them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .mesh import Mesh, weld_vertices
+
+__all__ = [
+    "ORIENTATION_CHECK_MAX_TRIANGLES",
+    "ORIENTATION_PHRASES",
+    "OrientationFault",
+    "orientation_fault",
+    "reoriented",
+]
+
+#: Larger meshes are not judged (the edge bookkeeping costs a sort of every corner).
+ORIENTATION_CHECK_MAX_TRIANGLES: Final = 200_000
+
+OrientationFault = Literal["inverted", "inconsistent"]
+#: Each fault as a user reads it.
+ORIENTATION_PHRASES: Final[dict[str, str]] = {
+    "inverted": "the triangles face inwards (the mesh is inside out)",
+    "inconsistent": "some triangles face the wrong way (inconsistent normals)",
+}
+
+
+def _faces(mesh: Mesh) -> npt.NDArray[np.int64]:
+    _, faces = weld_vertices(mesh.triangles)
+    return faces.astype(np.int64)
+
+
+def _directed_codes(faces: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    n = np.int64(faces.max() + 1)
+    a = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    b = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    codes: npt.NDArray[np.int64] = a * n + b
+    return codes
+
+
+def _manifold(faces: npt.NDArray[np.int64]) -> bool:
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    edges.sort(axis=1)
+    codes = edges[:, 0] * np.int64(faces.max() + 1) + edges[:, 1]
+    _, counts = np.unique(codes, return_counts=True)
+    return bool(np.all(counts == 2))
+
+
+def _signed_volume(triangles: npt.NDArray[np.float64]) -> float:
+    t = triangles - triangles.reshape(-1, 3).mean(axis=0)
+    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
+
+
+def orientation_fault(mesh: Mesh) -> OrientationFault | None:
+    """``inconsistent``, ``inverted`` or None (consistent and outward, or not judged: empty,
+    open, non-manifold, or over :data:`ORIENTATION_CHECK_MAX_TRIANGLES`)."""
+    if not 0 < mesh.triangle_count <= ORIENTATION_CHECK_MAX_TRIANGLES:
+        return None
+    faces = _faces(mesh)
+    if not _manifold(faces):
+        return None
+    codes = _directed_codes(faces)
+    if np.unique(codes).size != codes.size:
+        return "inconsistent"
+    if _signed_volume(mesh.triangles.astype(np.float64)) < 0:
+        return "inverted"
+    return None
+
+
+def reoriented(mesh: Mesh) -> tuple[Mesh, int]:
+    """The mesh with consistent, outward-facing triangles, and how many were turned.
+
+    Each connected shell is walked breadth-first from its first triangle: a neighbour that
+    walks the shared edge in the same direction is flipped. A shell whose signed volume is
+    then negative is flipped whole. A mesh :func:`orientation_fault` does not judge is
+    returned as it is.
+    """
+    if orientation_fault(mesh) is None:
+        return mesh, 0
+    faces = _faces(mesh)
+    count = faces.shape[0]
+    flip = np.zeros(count, dtype=bool)
+    seen = np.zeros(count, dtype=bool)
+    # Undirected edge -> the (one or two) triangles holding it, with the edge's direction.
+    holders: dict[tuple[int, int], list[tuple[int, bool]]] = {}
+    for index, (a, b, c) in enumerate(faces.tolist()):
+        for u, v in ((a, b), (b, c), (c, a)):
+            holders.setdefault((min(u, v), max(u, v)), []).append((index, u < v))
+    shells: list[list[int]] = []
+    for start in range(count):
+        if seen[start]:
+            continue
+        seen[start] = True
+        shell = [start]
+        queue = deque([start])
+        while queue:
+            face = queue.popleft()
+            a, b, c = faces[face].tolist()
+            for u, v in ((a, b), (b, c), (c, a)):
+                forward = (u < v) != bool(flip[face])
+                for other, other_forward in holders[(min(u, v), max(u, v))]:
+                    if other == face or seen[other]:
+                        continue
+                    # Neighbours must walk the shared edge in opposite directions.
+                    flip[other] = other_forward == forward
+                    seen[other] = True
+                    shell.append(other)
+                    queue.append(other)
+        shells.append(shell)
+    triangles = mesh.triangles.copy()
+    triangles[flip] = triangles[flip][:, ::-1]
+    for shell in shells:
+        members = np.asarray(shell)
+        if _signed_volume(triangles[members].astype(np.float64)) < 0:
+            triangles[members] = triangles[members][:, ::-1]
+            flip[members] = ~flip[members]
+    return Mesh(triangles, mesh.name, mesh.source), int(flip.sum())

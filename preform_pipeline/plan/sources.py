@@ -1,0 +1,124 @@
+"""Which files a one-shot ``run`` takes: complete model files, and a word for every other one.
+
+A folder is walked like :func:`preform_pipeline.plan.builds.expand_model_paths` (each file's
+case is the folder that holds it), but nothing is passed over in silence:
+
+- a model file still being written (judged in one look by
+  :func:`preform_pipeline.geometry.completeness.judge_at_rest`: the hot folder's format
+  rules, or a quiet period since its last change) is *waiting*: left for the next run;
+- a file in a format the server does not import is *unsupported*, with what to do
+  (``.step: export as STL, OBJ or 3MF``);
+- a copy tool's temporary name (``.part``, ``.tmp``, ``.crdownload``, ``~``) is *waiting*;
+- hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
+  over, since they are not models.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from preform_pipeline.geometry import SUPPORTED_SUFFIXES
+from preform_pipeline.geometry.completeness import judge_at_rest
+
+__all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "unsupported_hint"]
+
+#: CAD formats: the part must be exported to a mesh first.
+CAD_SUFFIXES: Final = frozenset({
+    ".step", ".stp", ".iges", ".igs", ".sldprt", ".sldasm", ".f3d", ".ipt", ".iam", ".prt",
+    ".catpart", ".x_t", ".x_b", ".3dm", ".skp", ".dwg", ".dxf", ".sat", ".par", ".asm",
+})
+#: Mesh formats PreFormServer does not import: convert them.
+_OTHER_MESHES: Final = frozenset({
+    ".ply", ".amf", ".off", ".fbx", ".dae", ".gltf", ".glb", ".wrl", ".vrml", ".3ds", ".x3d",
+})
+_NOT_MODELS: Final = frozenset({".json", ".yaml", ".yml"})
+#: Names copy tools and browsers give a file until it is complete.
+_IN_PROGRESS_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download")
+
+
+def unsupported_hint(path: Path) -> str:
+    """What to do with a file of a format the server does not import."""
+    suffix = path.suffix.lower() or "(no extension)"
+    if suffix in CAD_SUFFIXES:
+        return f"{suffix}: export as STL, OBJ or 3MF"
+    if suffix in _OTHER_MESHES:
+        return f"{suffix}: not imported by PreFormServer; convert to STL, OBJ or 3MF"
+    if suffix == ".form":
+        return ".form: a PreForm job; open it in PreForm, or give the model files instead"
+    if suffix == ".zip":
+        return ".zip: unpack it into the folder"
+    return f"{suffix}: not a model file; only .stl, .obj and .3mf are imported"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a run found: ``models`` (complete, with case ids), ``waiting`` and
+    ``unsupported`` files each with a sentence saying why."""
+
+    models: dict[Path, str | None]
+    waiting: tuple[tuple[Path, str], ...] = ()
+    unsupported: tuple[tuple[Path, str], ...] = ()
+
+
+def _in_progress(name: str) -> bool:
+    return name.lower().endswith(_IN_PROGRESS_SUFFIXES) or name.endswith("~")
+
+
+def find_sources(
+    paths: Iterable[Path | str],
+    *,
+    quiet_period_s: float,
+    incomplete_timeout_s: float,
+    now: float | None = None,
+) -> Sources:
+    """Sort the files named by ``paths`` (files, or folders walked recursively) into complete
+    models, files still being written and unsupported files. ``now`` is wall-clock seconds
+    (file modification times are wall-clock too). A named file that does not exist is kept as
+    a model, so reading it reports the problem."""
+    moment = time.time() if now is None else now
+    models: dict[Path, str | None] = {}
+    waiting: list[tuple[Path, str]] = []
+    unsupported: list[tuple[Path, str]] = []
+
+    def judge(file: Path, case: str | None) -> None:
+        name = file.name
+        if _in_progress(name):
+            waiting.append((file, "still being written (a temporary name)"))
+            return
+        if name.startswith(".") or file.suffix.lower() in _NOT_MODELS:
+            return
+        if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+            unsupported.append((file, unsupported_hint(file)))
+            return
+        try:
+            info = os.stat(file)
+        except OSError:
+            models.setdefault(file, case)
+            return
+        verdict = judge_at_rest(
+            file,
+            age_s=max(0.0, moment - info.st_mtime),
+            size=info.st_size,
+            quiet_period_s=quiet_period_s,
+            incomplete_timeout_s=incomplete_timeout_s,
+        )
+        if verdict.takeable:
+            models.setdefault(file, case)
+        else:
+            waiting.append((file, verdict.reason))
+
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                judge(file, file.parent.name)
+        elif path.exists():
+            judge(path, None)
+        else:
+            models.setdefault(path, None)
+    return Sources(models, tuple(waiting), tuple(unsupported))

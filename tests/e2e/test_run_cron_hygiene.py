@@ -1,0 +1,144 @@
+"""``preform-pipeline run`` from cron: quiet when well, only complete files, no silent skips.
+
+Real subprocesses: the command line, its pool and simulator processes; the job store is the
+test's own default store (see ``conftest``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from run_e2e_support import command, fleet_jobs, full_steps, run_cli, write_recipe, write_settings
+
+from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.meshops import box_triangles
+
+STEPS = """\
+steps:
+  - save_form
+  - print:
+      printer: SimulatedForm4-1
+"""
+
+
+def _box(path: Path, size: float = 20.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_stl(path, box_triangles((0.0, 0.0, 0.0), (size, size, size)))
+    return path
+
+
+class TestQuiet:
+    """``--quiet`` prints nothing on success, and only the errors on failure."""
+
+    def test_a_good_run_prints_nothing(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                                        "--quiet"))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert (run.stdout, run.stderr) == ("", "")
+        assert len(fleet_jobs(tmp_path)) == 1
+
+    def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        (inbox / "bracket.step").write_text("ISO-10303-21;\n", encoding="utf-8")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                                        "--quiet"))
+        assert run.returncode == 1
+        assert run.stdout == ""
+        lines = run.stderr.splitlines()
+        assert any("bracket.step" in line and ".step: export as STL, OBJ or 3MF" in line
+                   for line in lines), run.stderr
+        assert lines[-1].startswith("exit 1: 1 model rejected")
+        # The good model was still printed, and the report lists the rejection.
+        assert len(fleet_jobs(tmp_path)) == 1
+        assert [Path(r["path"]).name for r in run.report["rejected"]] == ["bracket.step"]
+
+
+class TestEmptyFolder:
+    """An empty folder is not an error."""
+
+    def test_it_exits_0_with_nothing_to_do(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        recipe = write_recipe(tmp_path, full_steps(2))
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox]))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "nothing to do" in run.stdout
+        quiet = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--quiet"))
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    def test_a_night_with_nothing_new_still_prunes_old_outputs(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        old = tmp_path / "out" / "reports" / "run-old.json"
+        old.parent.mkdir(parents=True)
+        old.write_text("{}", encoding="utf-8")
+        long_ago = time.time() - 10 * 86400
+        os.utime(old, (long_ago, long_ago))
+        recent = old.with_name("run-recent.json")
+        recent.write_text("{}", encoding="utf-8")
+        settings = write_settings(tmp_path, count=1)
+        with settings.open("a", encoding="utf-8") as handle:
+            handle.write("run:\n  retention_days: 7\n")
+        recipe = write_recipe(tmp_path, STEPS)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings)))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "retention: removed 1 file older than 7 days" in run.stdout
+        assert "reports/run-old.json" in run.stdout
+        assert not old.exists() and recent.exists()
+
+
+class TestFileBeingWritten:
+    """A file still being written is left with a message, and the next run takes it."""
+
+    def test_a_half_copied_stl_waits_for_the_next_run(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        _box(inbox / "done.stl")
+        whole = _box(tmp_path / "source" / "late.stl", 30.0).read_bytes()
+        # A copy in progress: the header promises 12 triangles, half the bytes are there.
+        (inbox / "late.stl").write_bytes(whole[: len(whole) // 2])
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings))
+
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stderr[-3000:]
+        waiting = [line for line in first.stdout.splitlines() if "late.stl" in line]
+        assert waiting and waiting[0].startswith("not taken yet:"), first.stdout
+        assert "next run" in waiting[0]
+        assert [Path(b["source_files"][0]).name for b in first.builds()] == ["done.stl"]
+
+        (inbox / "late.stl").write_bytes(whole)
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert [Path(f).name for b in second.builds() for f in b["source_files"]] == [
+            "late.stl"
+        ]
+        assert len(fleet_jobs(tmp_path)) == 2
+
+    def test_an_obj_waits_for_its_quiet_period(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        source = Path(__file__).resolve().parents[2] / "sample_models" / "parts"
+        obj = next(iter(sorted(source.glob("*.obj"))))
+        copied = Path(shutil.copy(obj, inbox / obj.name))
+        now = time.time()
+        os.utime(copied, (now, now))
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        with settings.open("a", encoding="utf-8") as handle:
+            handle.write("run:\n  quiet_period_s: 600\n")  # far longer than the run's start
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--dry-run",
+                                        "--settings", str(settings)))
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert f"not taken yet: {copied}" in run.stdout
+        assert "nothing to do" in run.stdout

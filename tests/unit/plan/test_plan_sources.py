@@ -1,0 +1,66 @@
+"""A run's files: complete models taken, files being written left, unsupported ones listed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from preform_pipeline.geometry import write_obj, write_stl
+from preform_pipeline.plan.sources import find_sources
+from tests.unit.plan.planning_factories import box_triangles
+
+NOW = 2_000_000_000.0
+
+
+def _aged(path: Path, seconds: float) -> Path:
+    os.utime(path, (NOW - seconds, NOW - seconds))
+    return path
+
+
+class TestSources:
+    """Each file is taken, left for later or listed with what to do; none is dropped."""
+
+    def test_files_are_sorted_with_reasons(self, tmp_path: Path) -> None:
+        case = tmp_path / "C-1"
+        case.mkdir()
+        stl = case / "whole.stl"
+        write_stl(stl, box_triangles(10, 10, 10))
+        _aged(stl, 1)  # just written, but the format says it is complete
+        half = case / "half.stl"
+        half.write_bytes(stl.read_bytes()[:300])
+        _aged(half, 1)
+        stalled = case / "stalled.stl"
+        stalled.write_bytes(stl.read_bytes()[:300])
+        _aged(stalled, 3600)
+        fresh_obj = case / "fresh.obj"
+        write_obj(fresh_obj, box_triangles(10, 10, 10))
+        _aged(fresh_obj, 1)
+        old_obj = case / "old.obj"
+        write_obj(old_obj, box_triangles(10, 10, 10))
+        _aged(old_obj, 60)
+        (case / "bracket.STEP").write_text("ISO-10303-21;", encoding="utf-8")
+        (case / "scan.ply").write_text("ply", encoding="utf-8")
+        (case / "big.stl.part").write_bytes(b"x")
+        (case / "C-1.json").write_text("{}", encoding="utf-8")
+        (case / ".DS_Store").write_bytes(b"x")
+
+        found = find_sources([tmp_path], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {
+            old_obj: "C-1", stalled: "C-1", stl: "C-1",
+        }
+        waiting = {p.name: why for p, why in found.waiting}
+        assert set(waiting) == {"half.stl", "fresh.obj", "big.stl.part"}
+        assert "STL is incomplete" in waiting["half.stl"]
+        assert "5 s without change" in waiting["fresh.obj"]
+        unsupported = {p.name: why for p, why in found.unsupported}
+        assert unsupported == {
+            "bracket.STEP": ".step: export as STL, OBJ or 3MF",
+            "scan.ply": ".ply: not imported by PreFormServer; convert to STL, OBJ or 3MF",
+        }
+
+    def test_a_named_missing_file_is_kept_for_the_reader_to_report(
+        self, tmp_path: Path
+    ) -> None:
+        missing = tmp_path / "gone.stl"
+        found = find_sources([missing], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {missing: None}
