@@ -16,6 +16,7 @@ import pytest
 
 from preform_pipeline.cli import run as cli_run
 from preform_pipeline.simulator.cloud.testing import RunningDashboard, start_dashboard
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS, FleetState
 
 SYNC_TIMEOUT_S = 60.0
 
@@ -23,6 +24,11 @@ SYNC_TIMEOUT_S = 60.0
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningDashboard]:
     fleet = tmp_path_factory.mktemp("fleet-sync") / "fleet"
+    # The six Simulated* printers and their one group (the default fleet holds more).
+    FleetState(fleet).declare(
+        tuple(p for p in DEFAULT_PRINTERS if p.serial.startswith("Simulated")),
+        (DEFAULT_GROUPS[0],),
+    )
     with start_dashboard(fleet_dir=fleet) as running:
         yield running
 

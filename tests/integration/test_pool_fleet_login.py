@@ -49,7 +49,7 @@ def start_pool(tmp_path: Path) -> Iterator[Callable[..., ServerPool]]:
 
     def start(settings: Settings, env: dict[str, str]) -> ServerPool:
         pool = ServerPool(
-            settings, env=env, simulator_args=("--fleet-dir", str(tmp_path / "fleet"))
+            settings.pool, env=env, simulator_args=("--fleet-dir", str(tmp_path / "fleet"))
         )
         pools.append(pool)
         pool.start()
@@ -108,7 +108,7 @@ class TestFleetControlLogin:
 
     def test_a_password_without_a_username_fails_before_any_server_starts(self) -> None:
         with pytest.raises(ConfigError, match="username"):
-            ServerPool(_settings(), env={ENV_DASHBOARD_PASSWORD: PASSWORD})
+            ServerPool(_settings().pool, env={ENV_DASHBOARD_PASSWORD: PASSWORD})
 
     def test_a_password_file_named_in_the_settings_is_read(
         self, start_pool: Callable[..., ServerPool], model: Path, tmp_path: Path
