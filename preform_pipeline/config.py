@@ -212,6 +212,14 @@ class StoreSettings:
     """The job store (hot folders, print verification, ``preform-pipeline jobs``)."""
 
     path: Path = field(default_factory=default_store_path)
+    #: ``postgresql://user@host/db``: a PostgreSQL store shared by several nodes instead of
+    #: the file (docs/multi-node.md). Never holds the password in practice: see store.pgurl.
+    url: str | None = None
+
+    @property
+    def location(self) -> str | Path:
+        """What ``store.open_store`` opens: the URL when set, else the file."""
+        return self.url if self.url else self.path
 
 
 @dataclass(frozen=True)
@@ -289,6 +297,8 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
     EnvironmentVariable(ENV_PREFIX + "LOG_LEVEL", ("logging", "level"), "level", "log level"),
     EnvironmentVariable(ENV_PREFIX + "LOG_FILE", ("logging", "file"), "path", "JSON-lines log"),
     EnvironmentVariable(STORE_PATH_ENV, ("store", "path"), "path", "job store file (SQLite)"),
+    EnvironmentVariable(ENV_PREFIX + "STORE_URL", ("store", "url"), "string",
+                        "PostgreSQL job store URL (postgresql://user@host/db)"),
 )
 
 
@@ -532,6 +542,7 @@ def _build_settings(
     log = raw.get("logging", {})
     log_file = log.get("file")
     store_path = raw.get("store", {}).get("path")
+    store_url = raw.get("store", {}).get("url")
     return Settings(
         servers=servers,
         remotes=remotes,
@@ -543,9 +554,11 @@ def _build_settings(
             file=_resolve(log_file, base_dir(["logging", "file"])) if log_file else None,
         ),
         source=source,
-        store=StoreSettings(path=_resolve(store_path, base_dir(["store", "path"])))
-        if store_path
-        else StoreSettings(),
+        store=StoreSettings(
+            path=_resolve(store_path, base_dir(["store", "path"])) if store_path
+            else default_store_path(),
+            url=store_url or None,
+        ),
         hotfolders=read_hotfolder_settings(
             raw.get("hotfolders", {}), base_dir(["hotfolders"]), source_of
         ),

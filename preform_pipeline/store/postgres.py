@@ -20,6 +20,9 @@ module supplies PostgreSQL's plumbing:
 - **A lost connection** (the server restarted, a network blip) fails the call in flight with
   a StoreError; the next call connects again.
 
+It also keeps the nodes, build claims and fences of several nodes
+(:mod:`preform_pipeline.store.leases`).
+
 One :class:`PostgresJobStore` holds one connection, shared by a process's threads under a lock.
 """
 
@@ -36,8 +39,9 @@ from typing import TYPE_CHECKING, Any, Final
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.pgurl import redact_url, store_password
-from preform_pipeline.store.sqlcore import Connection, Cursor, SqlStoreCore
+from preform_pipeline.store.sqlcore import Connection, Cursor
 
 if TYPE_CHECKING:
     import psycopg
@@ -115,7 +119,7 @@ class _Connection:
         return cursor
 
 
-class PostgresJobStore(SqlStoreCore):
+class PostgresJobStore(LeasingStore):
     """A :class:`~preform_pipeline.store.protocol.JobStore` in a PostgreSQL database.
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); the password comes from
@@ -261,6 +265,18 @@ class PostgresJobStore(SqlStoreCore):
                 conn.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
             else:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield conn
+            except BaseException:
+                self._rollback(conn)
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _claim_transaction(self, action: str) -> Iterator[_Connection]:
+        with self._lock, self._errors(action):
+            conn = self._connection()
+            conn.execute("BEGIN")
             try:
                 yield conn
             except BaseException:

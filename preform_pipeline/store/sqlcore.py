@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePath
@@ -680,10 +680,26 @@ class SqlStoreCore(ABC):
         expect: StateFilter | None = None,
         **fields: Any,
     ) -> Build:
+        return self._move_build(build_id, to_state, reason, expect, fields, guard=None)
+
+    def _move_build(
+        self,
+        build_id: int,
+        to_state: JobState,
+        reason: str,
+        expect: StateFilter | None,
+        fields: Mapping[str, Any],
+        *,
+        guard: Callable[[Connection], None] | None,
+    ) -> Build:
+        """``transition_build``; ``guard`` runs first inside the same write transaction and
+        raises to refuse the move (the PostgreSQL store's lease fence)."""
         to_state = JobState(to_state)
         updates = _check_fields(BUILD_FIELDS, fields, f"build {build_id}")
         what = f"build {build_id}"
         with self._transaction(f"moving build {build_id} to {to_state}", write=True) as conn:
+            if guard is not None:
+                guard(conn)
             row = self._build_row(conn, build_id)
             current = JobState(row["state"])
             self._check_expect(what, current, expect)

@@ -25,6 +25,7 @@ from preform_pipeline.store import (
     JobStore,
     SqliteJobStore,
 )
+from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 #: Where the manual clock starts: a fixed, timezone-aware moment.
@@ -68,14 +69,31 @@ def store(
         with SqliteJobStore(store_path, clock=clock) as opened:
             yield opened
         return
-    from preform_pipeline.store.postgres import PostgresJobStore
-
     url, empty = request.getfixturevalue("conformance_db")
     with PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as opened:
         try:
             yield opened
         finally:
             empty()
+
+
+@pytest.fixture
+def pg_store(
+    conformance_db: tuple[str, Callable[[], None]], clock: ManualClock
+) -> Iterator[PostgresJobStore]:
+    """The PostgreSQL store alone, for what only it does (nodes, claims, fences)."""
+    url, empty = conformance_db
+    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as opened:
+        try:
+            yield opened
+        finally:
+            empty()
+
+
+@pytest.fixture
+def pg_url(conformance_db: tuple[str, Callable[[], None]]) -> str:
+    """The URL of the database ``pg_store`` uses, for more connections (other nodes)."""
+    return conformance_db[0]
 
 
 def driver_error(store: JobStore, text: str) -> Exception:
