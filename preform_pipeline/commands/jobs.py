@@ -54,11 +54,12 @@ from preform_pipeline.store import (
     Build,
     Job,
     JobState,
-    SqliteJobStore,
+    JobStore,
     Transition,
     normalize_key,
     parse_state,
 )
+from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -161,8 +162,9 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--store", type=Path, metavar="PATH", default=default(None),
-        help="job store file (default: store.path from the settings, "
+        "--store", metavar="PATH|URL", default=default(None),
+        help="job store file or postgresql:// URL (default: store.url or store.path from the "
+        "settings, "
         "PREFORM_PIPELINE_STORE_PATH, or jobs.sqlite3 in the user's data folder)",
     )
     parser.add_argument(
@@ -383,21 +385,21 @@ def _write_show(job: Job, build: Build | None, history: Sequence[Transition], ou
 # --- actions ---------------------------------------------------------------------------------
 
 
-def _store_path(args: argparse.Namespace) -> Path:
+def _store_path(args: argparse.Namespace) -> Path | str:
     if args.store is not None:
-        return Path(args.store)
-    return load_settings(args.settings).store.path
+        return str(args.store) if is_shared_store(str(args.store)) else Path(args.store)
+    return load_settings(args.settings).store.location
 
 
 _MAX_JOB_ID = 2**63 - 1
 
 
-def _find(store: SqliteJobStore, text: str) -> Job:
+def _find(store: JobStore, text: str) -> Job:
     cleaned = text.strip()
     if cleaned.isdigit():
         if int(cleaned) > _MAX_JOB_ID:  # SQLite ids are 64-bit: such a job cannot exist
             raise StoreError(
-                f"{store.path}: no job with id {cleaned[:30]}",
+                f"no job with id {cleaned[:30]}",
                 hint="`preform-pipeline jobs` lists the jobs",
             )
         return store.get_job(int(cleaned))
@@ -409,35 +411,35 @@ def _find(store: SqliteJobStore, text: str) -> Job:
     job = store.find_by_key(cleaned)
     if job is None:
         raise StoreError(
-            f"{store.path}: no job with key {normalize_key(cleaned)}",
+            f"no job with key {normalize_key(cleaned)}",
             hint="`preform-pipeline jobs` lists the jobs",
         )
     return job
 
 
-def _list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     limit = args.limit or None
     states: frozenset[JobState] | None = None
     if args.state:
         states = frozenset().union(*args.state)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         # Nothing has run yet: an empty answer, not an error, so scripts can poll.
         if args.format == "json":
-            _dump({"store": str(path), "jobs": []}, out)
+            _dump({"store": describe_store(path), "jobs": []}, out)
         else:
             print(f"no jobs (no job store at {path} yet)", file=out)
         return EXIT_OK
-    with SqliteJobStore(path, create=False) as store:
+    with open_store(path, create=False) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
     if args.format == "json":
-        _dump({"store": str(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
+        _dump({"store": describe_store(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
     else:
         _write_list(jobs, limit, out)
     return EXIT_OK
 
 
-def _show(args: argparse.Namespace, path: Path, out: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
+def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
+    with open_store(path, create=False) as store:
         job = _find(store, args.job)
         build = store.get_build(job.build_id) if job.build_id is not None else None
         history = store.history(job.id)
@@ -463,8 +465,8 @@ def _changed(args: argparse.Namespace, job: Job, before: JobState, text: str, ou
     return EXIT_OK
 
 
-def _retry(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
+def _retry(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
+    with open_store(path, create=False) as store:
         job = _find(store, args.job)
         before = job.state
         name = f"job {job.id} ({job.job_key})"
@@ -491,8 +493,8 @@ def _retry(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> in
     )
 
 
-def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
+def _cancel(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
+    with open_store(path, create=False) as store:
         job = _find(store, args.job)
         before = job.state
         name = f"job {job.id} ({job.job_key})"
@@ -523,8 +525,8 @@ def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> i
     return _changed(args, job, before, f"{name} cancelled (was {before.value}){build_note}", out)
 
 
-def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
+def _resolve(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
+    with open_store(path, create=False) as store:
         build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
         if build is None:
             job = _find(store, args.job)
@@ -547,7 +549,7 @@ def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> 
     return EXIT_OK
 
 
-_ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path, TextIO, TextIO], int]]] = {
+_ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, TextIO], int]]] = {
     "list": lambda a, p, o, e: _list(a, p, o),
     "show": lambda a, p, o, e: _show(a, p, o),
     "retry": _retry,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import itertools
 from pathlib import Path
 
@@ -66,6 +67,16 @@ class TestMigrate:
             assert new.pending_prints() == old.pending_prints()
             later = new.create_job(recipe="dental", source_path="/hot/inbox/new.stl")
             assert later.id == max(j.id for j in old.list_jobs()) + 1
+
+    def test_jobs_reads_the_migrated_store_by_its_url(self, source: Path, target: str) -> None:
+        assert invoke("migrate", "--to", target, "--store", str(source))[0] == 0
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = run(["jobs", "--store", target, "--format", "json"], stdout, stderr)
+        assert (code, stderr.getvalue()) == (0, "")
+        listed = json.loads(stdout.getvalue())
+        with SqliteJobStore(source) as old:
+            assert [j["id"] for j in listed["jobs"]] == [j.id for j in old.list_jobs()]
+        assert listed["store"] == target
 
     def test_a_target_with_jobs_is_refused_and_left_as_it_was(
         self, source: Path, target: str
