@@ -7,7 +7,8 @@ after Kleppmann's fencing tokens ("How to do distributed locking", 2016):
   beats; the database's clock (``now()``) stamps every beat, so nodes' clocks never matter.
 - **A build is claimed** with ``SELECT … FOR UPDATE SKIP LOCKED``: nodes never wait on each
   other's claims. A claim sets the owner, increments the build's **epoch** and sets a lease
-  ending at ``now() + lease`` on the database's clock.
+  ending at ``now() + lease`` on the database's clock, which the node working the build
+  renews (:meth:`LeasingStore.renew`) while it works.
 - **Every later move is fenced**: the same transaction first runs an UPDATE whose WHERE
   clause requires this owner, this epoch and an unexpired lease; if it touches no row, the
   move is refused with :class:`~preform_pipeline.errors.LeaseLostError` and nothing changes.
@@ -141,19 +142,23 @@ class LeasingStore(SqlStoreCore):
                 (node.id, node.host, node.version, node.pid, json.dumps(list(node.printers)),
                  json.dumps(list(node.machine_types))),
             )
+            # A node starting afresh holds nothing: what its id still holds is its previous
+            # life's (killed mid-build). Let it run out now so any node may recover it, rather
+            # than this node's beats keeping alive claims nobody works on.
+            conn.execute("UPDATE builds SET lease_until = now() WHERE owner = ? "
+                         "AND lease_until > now()", (node.id,))
         log.info("node_registered", node=node.id, host=node.host, version=node.version)
 
-    def heartbeat(self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S) -> int:
-        """Beat, and extend every lease this node holds; returns how many it holds."""
+    def heartbeat(self, node_id: str) -> None:
+        """Record that the node is alive (``nodes`` shows the beat's age).
+
+        A beat does not extend leases: the thread working a build renews that build's lease
+        (:meth:`renew`), so a build a live node has dropped (after an error) runs out and is
+        recovered, instead of being kept alive by beats while nobody works on it.
+        """
         with self._claim_transaction(f"heartbeat of node {node_id}") as conn:
             self._known_node(conn, node_id)
             conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ?", (node_id,))
-            held = conn.execute(
-                "UPDATE builds SET lease_until = now() + make_interval(secs => ?) "
-                "WHERE owner = ? AND lease_until > now()",
-                (lease_s, node_id),
-            ).rowcount
-        return held
 
     def node_stopped(self, node_id: str) -> None:
         """A clean stop: mark the node and give its claims back at once (no lease to wait)."""

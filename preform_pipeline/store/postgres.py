@@ -17,6 +17,8 @@ module supplies PostgreSQL's plumbing:
   ``preform_schema`` holds the applied version. All of them run in one transaction under an
   advisory lock, so two nodes starting at once migrate once. A database newer than this code,
   or one holding other tables, is refused.
+- **A node frozen inside a transaction** is cut off by the server after
+  ``stall_timeout_s`` (``idle_in_transaction_session_timeout``), releasing its locks.
 - **A lost connection** (the server restarted, a network blip) fails the call in flight with
   a StoreError; the next call connects again.
 
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_STALL_TIMEOUT_S",
     "PG_MIGRATIONS",
     "PG_SCHEMA_VERSION",
     "PgMigration",
@@ -58,6 +61,10 @@ log = get_logger(__name__)
 
 #: Seconds to wait for the server when connecting; a store that cannot be reached says so.
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10
+#: A session that sits inside a transaction this long (a node frozen mid-write: a paused VM, a
+#: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
+#: whole farm up. Transactions here last milliseconds.
+DEFAULT_STALL_TIMEOUT_S: Final = 10.0
 #: Advisory lock keys (one 64-bit space per database): store writes, schema migrations.
 _WRITE_LOCK: Final = 0x70_70_5354_0001
 _MIGRATE_LOCK: Final = 0x70_70_5354_0002
@@ -135,8 +142,10 @@ class PostgresJobStore(LeasingStore):
         clock: Clock | None = None,
         password: str | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         super().__init__(clock=clock)
+        self.stall_timeout_s = stall_timeout_s
         self.url = url
         self.location = redact_url(url)
         self.connect_timeout_s = connect_timeout_s
@@ -163,7 +172,8 @@ class PostgresJobStore(LeasingStore):
                 autocommit=True,  # transactions are begun and ended explicitly
                 row_factory=dict_row,
                 connect_timeout=max(1, int(self.connect_timeout_s)),
-                options="-c TimeZone=UTC",
+                options="-c TimeZone=UTC -c idle_in_transaction_session_timeout="
+                f"{max(1, int(self.stall_timeout_s * 1000))}",
                 application_name="preform-pipeline",
                 **extra,
             )

@@ -1,8 +1,8 @@
 """A node's presence on a shared store: register, beat in the background, stop cleanly.
 
 The hot-folder daemon holds one :class:`NodePresence` while it runs on a PostgreSQL store.
-The beat extends the leases the node holds; a node that stops beating (killed, stalled,
-cut off) is ``silent`` after one lease and its builds become claimable by other nodes.
+A node that stops beating (killed, stalled, cut off) shows as ``silent`` after one lease; the
+builds it held become claimable as their leases (renewed only by the work itself) run out.
 
 Until the daemon takes build claims itself, one daemon works a shared store at a time:
 :meth:`NodePresence.start` refuses when another node is alive on it (see docs/multi-node.md).
@@ -73,7 +73,7 @@ class NodePresence:
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / _BEATS_PER_LEASE):
             try:
-                self.store.heartbeat(self.node.id, lease_s=self.lease_s)
+                self.store.heartbeat(self.node.id)
             except StoreError as exc:
                 # The database is away (restarting?): keep trying; leases may run out meanwhile.
                 log.warning("node_heartbeat_failed", node=self.node.id, error=str(exc))

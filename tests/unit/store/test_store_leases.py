@@ -65,6 +65,19 @@ class TestNodes:
         assert {s.info.id: s.health() for s in other.list_nodes()} == {
             "pc-1": "stopped", "pc-2": "alive"}
 
+    def test_a_restarted_node_lets_its_previous_life_s_claims_be_recovered(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        build = build_in_state(pg_store, S.PREPARED)
+        pg_store.register_node(_node("pc-1"))
+        before = pg_store.claim_build("pc-1")
+        assert before is not None
+        pg_store.register_node(_node("pc-1"))  # killed, started again
+        again = pg_store.claim_build("pc-1")
+        assert again is not None
+        assert (again.build_id, again.epoch, again.previous_owner) == (
+            build.id, before.epoch + 1, "pc-1")
+
     def test_an_unknown_node_cannot_claim(self, pg_store: PostgresJobStore) -> None:
         build_in_state(pg_store, S.PROCESSING)
         with pytest.raises(StoreError, match="no node 'ghost'"):
@@ -184,12 +197,16 @@ class TestFencing:
         with pytest.raises(LeaseLostError):
             pg_store.transition_build_fenced(lease, S.FAILED, "late")
 
-    def test_a_heartbeat_extends_the_leases_the_node_holds(
+    def test_renewing_extends_the_lease_a_heartbeat_does_not(
         self, pg_store: PostgresJobStore
     ) -> None:
         lease = self._claimed(pg_store, lease_s=5.0)
-        assert pg_store.heartbeat("pc-1", lease_s=600.0) == 1
-        pg_store.transition_build_fenced(lease, S.PRINT_SENDING, "send", min_left_s=300)
+        pg_store.heartbeat("pc-1")
+        with pytest.raises(LeaseLostError):
+            pg_store.transition_build_fenced(lease, S.PRINT_SENDING, "send", min_left_s=300)
+        renewed = pg_store.renew(lease, lease_s=600.0)
+        assert renewed.until > lease.until
+        pg_store.transition_build_fenced(renewed, S.PRINT_SENDING, "send", min_left_s=300)
 
     def test_a_released_build_is_free_for_the_next_claim_at_a_new_epoch(
         self, pg_store: PostgresJobStore
