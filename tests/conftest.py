@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.pg_cluster import PgCluster, pg_unavailable_reason
+from tests.pg_cluster import PgCluster, require_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -44,10 +43,6 @@ def own_data_folder(
     return folder
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """A real PostgreSQL server for the whole session (see tests/pg_cluster.py).
@@ -55,11 +50,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     Where PostgreSQL is not installed the tests that need it skip with the reason, except in
     CI (``CI`` set), where .ci/run installs it: there a missing server is a failure.
     """
-    reason = pg_unavailable_reason()
-    if reason is not None:
-        if _in_ci():
-            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
-        pytest.skip(reason)
+    require_postgres()
     cluster = PgCluster.create()
     try:
         yield cluster

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["PgCluster", "find_pg_bin", "pg_unavailable_reason"]
+__all__ = ["PgCluster", "find_pg_bin", "pg_unavailable_reason", "require_postgres"]
 
 #: The superuser the tests connect as, and its password (a test cluster's, nowhere else).
 PG_USER = "pipeline"
@@ -57,6 +57,19 @@ def pg_unavailable_reason() -> str | None:
     except ImportError:
         return "psycopg is not installed: pip install -e '.[test]' to run the PostgreSQL tests"
     return None
+
+
+def require_postgres() -> None:
+    """Skip the calling test when PostgreSQL cannot run here, with the reason; but fail it in
+    CI (``CI`` set), where .ci/run installs PostgreSQL: a missing server there is a bug."""
+    import pytest
+
+    reason = pg_unavailable_reason()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+    pytest.skip(reason)
 
 
 def _free_port() -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -266,27 +266,23 @@ class PostgresJobStore(LeasingStore):
             except self._psycopg.Error:
                 conn.raw.close()  # unusable: the next call connects again
 
-    @contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[_Connection]:
-        with self._lock, self._errors(action):
-            conn = self._connection()
-            if write:
-                conn.execute("BEGIN")
-                conn.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
-            else:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                yield conn
-            except BaseException:
-                self._rollback(conn)
-                raise
-            conn.execute("COMMIT")
+    def _transaction(
+        self, action: str, *, write: bool
+    ) -> AbstractContextManager[_Connection]:
+        if write:
+            return self._begun(action, "BEGIN", f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+        return self._begun(action, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _claim_transaction(self, action: str) -> AbstractContextManager[_Connection]:
+        return self._begun(action, "BEGIN")
 
     @contextmanager
-    def _claim_transaction(self, action: str) -> Iterator[_Connection]:
+    def _begun(self, action: str, *opening: str) -> Iterator[_Connection]:
+        """A transaction opened with ``opening``, committed on success, else rolled back."""
         with self._lock, self._errors(action):
             conn = self._connection()
-            conn.execute("BEGIN")
+            for statement in opening:
+                conn.execute(statement)
             try:
                 yield conn
             except BaseException:

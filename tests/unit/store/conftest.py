@@ -69,12 +69,7 @@ def store(
         with SqliteJobStore(store_path, clock=clock) as opened:
             yield opened
         return
-    url, empty = request.getfixturevalue("conformance_db")
-    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as opened:
-        try:
-            yield opened
-        finally:
-            empty()
+    yield request.getfixturevalue("pg_store")
 
 
 @pytest.fixture
