@@ -17,11 +17,12 @@ to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``)
 flags with their value joined by ``=``.
 
 Every run that is not a dry run records its jobs, builds and prints in the job store
-(``--store``, else the settings' ``store.path``, by default under the user's data folder), so
-``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model whose content was
-already printed, or is being prepared or printed (by another run or the hot folder), is skipped
-and listed, under the hot folder's duplicates rule; ``--reprint`` takes it anyway. Sends a
-dead earlier run left are settled first through the print owner (docs/printing.md).
+(``--store``, else the settings' ``store.url`` or ``store.path``, by default under the user's
+data folder), so ``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model
+whose content was already printed, or is being prepared or printed (by another run or the hot
+folder), is skipped and listed, under the hot folder's duplicates rule; ``--reprint`` takes it
+anyway. Sends a dead earlier run left are settled first through the print owner
+(docs/printing.md).
 
 Exit status: 0 only when every build succeeded and no model was rejected; 1 otherwise (or
 when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), 143 when stopped
@@ -89,7 +90,8 @@ from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import Settings
 from preform_pipeline.settings.store import rehearsal_store_path
-from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store import JobStore
+from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 
 __all__ = [
@@ -278,16 +280,20 @@ def _run(
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
 
-    store: SqliteJobStore | None = None
+    store: JobStore | None = None
     if not args.dry_run:
-        path = args.store if args.store is not None else rehearsal_store_path(
-            settings.store.path, simulated=settings.simulated
-        )
-        if path != settings.store.path and args.store is None and not args.quiet:
-            print(f"simulated: recording in the rehearsal store {path} (jobs --store shows it)",
-                  file=stdout)
+        location: Path | str
+        if args.store is not None:
+            location = args.store.expanduser()
+        elif settings.store.url:
+            location = settings.store.url  # a shared store is chosen on purpose: kept
+        else:
+            location = rehearsal_store_path(settings.store.path, simulated=settings.simulated)
+            if location != settings.store.path and not args.quiet:
+                print(f"simulated: recording in the rehearsal store {location} "
+                      "(jobs --store shows it)", file=stdout)
         try:
-            store = SqliteJobStore(path.expanduser())
+            store = open_store(location)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             print(f"{args.recipe}: nothing was run", file=stderr)
@@ -314,7 +320,7 @@ def _run_recorded(
     args: argparse.Namespace,
     settings: Settings,
     recipe: Recipe,
-    store: SqliteJobStore | None,
+    store: JobStore | None,
     started_at: datetime,
     run_id: str,
     root: Path,
