@@ -44,6 +44,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.verify",
     "preform_pipeline.commands.service",
     "preform_pipeline.commands.fleet",
+    "preform_pipeline.commands.nodes",
+    "preform_pipeline.commands.store",
 )
 
 _log = get_logger(__name__)

@@ -65,6 +65,7 @@ __all__ = [
     "ImportNotAppliedError",
     "InvalidTransitionError",
     "LabelDoesNotFitError",
+    "LeaseLostError",
     "LeaseTimeoutError",
     "ModelFileError",
     "ModelTooLargeError",
@@ -414,6 +415,21 @@ class StoreConflictError(StoreError):
         self.expected = tuple(expected)
         self.actual = actual
 
+
+
+class LeaseLostError(StoreError):
+    """A node's claim on a build is gone: its lease ran out (on the database's clock), or
+    another node reclaimed the build at a newer epoch. The node must stop that build now."""
+
+    def __init__(self, build_id: int, owner: str, epoch: int, *, why: str) -> None:
+        super().__init__(
+            f"build {build_id}: node {owner} no longer holds it (epoch {epoch}): {why}",
+            hint="stop working on the build and give its server back; the node that holds "
+            "it now (see `preform-pipeline nodes`) carries on",
+        )
+        self.build_id = build_id
+        self.owner = owner
+        self.epoch = epoch
 
 class StoreLockedError(StoreError):
     """Another daemon holds the store's lock; names the holder so a person can find it."""

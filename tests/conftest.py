@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -23,6 +24,7 @@ from tests.openapi_contract import (
     SPEC_DIR_ENV,
     expected_spec_dir,
 )
+from tests.pg_cluster import PgCluster, require_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -35,6 +37,14 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         f"without them cannot check conformance (CI and {REQUIRE_SPECS_ENV}=1 make it an error)"
     ),
     "POSIX signals": "SIGINT/SIGTERM handling has no equivalent on Windows",
+    "PostgreSQL server binaries": (
+        "the PostgreSQL store tests start a real server from initdb/pg_ctl; a machine without "
+        "them cannot run it (CI installs it, and there a missing server fails instead)"
+    ),
+    "psycopg is not installed": (
+        "the PostgreSQL driver is an optional extra; without it the PostgreSQL store tests "
+        "cannot connect (CI installs it, and there it fails instead)"
+    ),
 }
 
 # mutmut (docs/testing.md) runs pytest several times in one process and must see the same
@@ -135,3 +145,18 @@ class SkipLedger:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A real PostgreSQL server for the whole session (see tests/pg_cluster.py).
+
+    Where PostgreSQL is not installed the tests that need it skip with the reason, except in
+    CI (``CI`` set), where .ci/run installs it: there a missing server is a failure.
+    """
+    require_postgres()
+    cluster = PgCluster.create()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

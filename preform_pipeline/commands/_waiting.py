@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.printing.target import PrintTarget
-from preform_pipeline.store import Build, JobState, SqliteJobStore
+from preform_pipeline.store import Build, JobState
+from preform_pipeline.store.opening import describe_store, open_store
 
 __all__ = ["waiting_rows", "write_waiting"]
 
@@ -43,15 +44,16 @@ def waiting_rows(builds: Sequence[Build], now: datetime) -> list[dict[str, Any]]
     return rows
 
 
-def write_waiting(path: Path, fmt: str, out: TextIO) -> int:
-    """Print the waiting builds of the store at ``path`` (``fmt``: text or json); exit 0."""
+def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
+    """Print the waiting builds of the store at ``path`` (a file or a PostgreSQL URL;
+    ``fmt``: text or json); exit 0."""
     builds: Sequence[Build] = ()
-    if path.exists():
-        with SqliteJobStore(path, create=False) as store:
+    if not isinstance(path, Path) or path.exists():
+        with open_store(path, create=False) as store:
             builds = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
     rows = waiting_rows(builds, datetime.now(timezone.utc))
     if fmt == "json":
-        print(json.dumps({"store": str(path), "waiting": rows}, indent=2), file=out)
+        print(json.dumps({"store": describe_store(path), "waiting": rows}, indent=2), file=out)
         return 0
     if not rows:
         print("no builds waiting for a printer", file=out)

@@ -60,11 +60,12 @@ from preform_pipeline.store import (
     Build,
     Job,
     JobState,
-    SqliteJobStore,
+    JobStore,
     Transition,
     normalize_key,
     parse_state,
 )
+from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -170,8 +171,9 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--store", type=Path, metavar="PATH", default=default(None),
-        help="job store file (default: store.path from the settings, "
+        "--store", metavar="PATH|URL", default=default(None),
+        help="job store file or postgresql:// URL (default: store.url or store.path from the "
+        "settings, "
         "PREFORM_PIPELINE_STORE_PATH, or jobs.sqlite3 in the user's data folder)",
     )
     parser.add_argument(
@@ -402,21 +404,21 @@ def _write_show(job: Job, build: Build | None, history: Sequence[Transition], ou
 # --- actions ---------------------------------------------------------------------------------
 
 
-def _store_path(args: argparse.Namespace) -> Path:
+def _store_path(args: argparse.Namespace) -> Path | str:
     if args.store is not None:
-        return Path(args.store)
-    return load_settings(args.settings).store.path
+        return str(args.store) if is_shared_store(str(args.store)) else Path(args.store)
+    return load_settings(args.settings).store.location
 
 
 _MAX_JOB_ID = 2**63 - 1
 
 
-def _find(store: SqliteJobStore, text: str) -> Job:
+def _find(store: JobStore, text: str) -> Job:
     cleaned = text.strip()
     if cleaned.isdigit():
         if int(cleaned) > _MAX_JOB_ID:  # SQLite ids are 64-bit: such a job cannot exist
             raise StoreError(
-                f"{store.path}: no job with id {cleaned[:30]}",
+                f"no job with id {cleaned[:30]}",
                 hint="`preform-pipeline jobs` lists the jobs",
             )
         return store.get_job(int(cleaned))
@@ -428,17 +430,17 @@ def _find(store: SqliteJobStore, text: str) -> Job:
     job = store.find_by_key(cleaned)
     if job is None:
         raise StoreError(
-            f"{store.path}: no job with key {normalize_key(cleaned)}",
+            f"no job with key {normalize_key(cleaned)}",
             hint="`preform-pipeline jobs` lists the jobs",
         )
     return job
 
 
-def _case_jobs(store: SqliteJobStore, case_id: str) -> list[Job]:
+def _case_jobs(store: JobStore, case_id: str) -> list[Job]:
     return [j for j in store.list_jobs() if j.case_id == case_id]
 
 
-def _find_all(store: SqliteJobStore, text: str) -> list[Job]:
+def _find_all(store: JobStore, text: str) -> list[Job]:
     """The jobs ``text`` names: one (an id or a key), or every job of a case.
 
     ``case:C-1042`` is always a case; a number is a job id when such a job exists, else a
@@ -460,7 +462,7 @@ def _find_all(store: SqliteJobStore, text: str) -> list[Job]:
     jobs = _case_jobs(store, case_id)
     if not jobs:
         raise StoreError(
-            f"{store.path}: {text.strip()!r} is neither a job id nor a job key, and no job "
+            f"{text.strip()!r} is neither a job id nor a job key, and no job "
             f"has case id {case_id!r}",
             hint="`preform-pipeline jobs` lists the jobs with their keys and case ids",
         )
@@ -471,30 +473,30 @@ def _raise(exc: StoreError) -> list[Job]:
     raise exc
 
 
-def _list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     limit = args.limit or None
     states: frozenset[JobState] | None = None
     if args.state:
         states = frozenset().union(*args.state)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         # Nothing has run yet: an empty answer, not an error, so scripts can poll.
         if args.format == "json":
-            _dump({"store": str(path), "jobs": []}, out)
+            _dump({"store": describe_store(path), "jobs": []}, out)
         else:
             print(f"no jobs (no job store at {path} yet)", file=out)
         return EXIT_OK
-    with SqliteJobStore(path, create=False) as store:
+    with open_store(path, create=False) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
     if args.format == "json":
-        _dump({"store": str(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
+        _dump({"store": describe_store(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
     else:
         _write_list(jobs, limit, out)
     return EXIT_OK
 
 
-def _show(args: argparse.Namespace, path: Path, out: TextIO) -> int:
+def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
-    with SqliteJobStore(path, create=False) as store:
+    with open_store(path, create=False) as store:
         for job in _find_all(store, args.job):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
@@ -517,13 +519,13 @@ def _show(args: argparse.Namespace, path: Path, out: TextIO) -> int:
 
 
 def _each(
-    args: argparse.Namespace, path: Path, out: TextIO, err: TextIO,
-    one: Callable[[SqliteJobStore, Job, TextIO], tuple[Job, JobState, str] | None],
+    args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO,
+    one: Callable[[JobStore, Job, TextIO], tuple[Job, JobState, str] | None],
 ) -> int:
     """``one`` for every job ``args.job`` names (a case: all its jobs); 1 if any failed."""
     done: list[tuple[Job, JobState, str]] = []
     failed = 0
-    with SqliteJobStore(path, create=False) as store:
+    with open_store(path, create=False) as store:
         for job in _find_all(store, args.job):
             changed = one(store, job, err)
             if changed is None:
@@ -542,12 +544,12 @@ def _each(
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _retry(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
+def _retry(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
     return _each(args, path, out, err, _retry_one)
 
 
 def _retry_one(
-    store: SqliteJobStore, job: Job, err: TextIO
+    store: JobStore, job: Job, err: TextIO
 ) -> tuple[Job, JobState, str] | None:
     before = job.state
     name = f"job {job.id} ({job.job_key})"
@@ -571,12 +573,12 @@ def _retry_one(
     return job, before, f"{name} queued again (was {before.value}); the hot folder picks it up"
 
 
-def _cancel(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
+def _cancel(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
     return _each(args, path, out, err, _cancel_one)
 
 
 def _cancel_one(
-    store: SqliteJobStore, job: Job, err: TextIO
+    store: JobStore, job: Job, err: TextIO
 ) -> tuple[Job, JobState, str] | None:
     before = job.state
     name = f"job {job.id} ({job.job_key})"
@@ -608,8 +610,8 @@ def _cancel_one(
     return job, before, f"{name} cancelled (was {before.value}){build_note}"
 
 
-def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> int:
-    with SqliteJobStore(path, create=False) as store:
+def _resolve(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
+    with open_store(path, create=False) as store:
         build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
         if build is None:
             job = _find(store, args.job)
@@ -632,7 +634,7 @@ def _resolve(args: argparse.Namespace, path: Path, out: TextIO, err: TextIO) -> 
     return EXIT_OK
 
 
-_ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path, TextIO, TextIO], int]]] = {
+_ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, TextIO], int]]] = {
     "list": lambda a, p, o, e: _list(a, p, o),
     "show": lambda a, p, o, e: _show(a, p, o),
     "retry": _retry,

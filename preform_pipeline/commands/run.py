@@ -17,11 +17,12 @@ to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``)
 flags with their value joined by ``=``.
 
 Every run that is not a dry run records its jobs, builds and prints in the job store
-(``--store``, else the settings' ``store.path``, by default under the user's data folder), so
-``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model whose content was
-already printed, or is being prepared or printed (by another run or the hot folder), is skipped
-and listed, under the hot folder's duplicates rule; ``--reprint`` takes it anyway. Sends a
-dead earlier run left are settled first through the print owner (docs/printing.md).
+(``--store``, else the settings' ``store.url`` or ``store.path``, by default under the user's
+data folder), so ``jobs`` and ``verify`` see them. It is safe to repeat from cron: a model
+whose content was already printed, or is being prepared or printed (by another run or the hot
+folder), is skipped and listed, under the hot folder's duplicates rule; ``--reprint`` takes it
+anyway. Sends a dead earlier run left are settled first through the print owner
+(docs/printing.md).
 
 Exit status: 0 only when every build succeeded and no model was rejected; 1 otherwise (or
 when nothing could run); 2 for usage errors; 130 when interrupted (Ctrl-C), 143 when stopped
@@ -101,7 +102,8 @@ from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
-from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 
 __all__ = [
@@ -341,13 +343,18 @@ def _run(
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
         print(pruned.describe(root), file=stdout)
 
-    store: SqliteJobStore | None = None
+    store: JobStore | None = None
     if not args.dry_run:
-        path = args.store if args.store is not None else rehearsal_store_path(
-            settings.store.path, simulated=settings.simulated
-        )
+        location: Path | str
+        if args.store is not None:
+            location = args.store.expanduser()
+        elif settings.store.url:
+            location = settings.store.url  # a shared store is chosen on purpose: kept
+        else:
+            # A rehearsal's prints go to the rehearsal store (named in the closing lines).
+            location = rehearsal_store_path(settings.store.path, simulated=settings.simulated)
         try:
-            store = SqliteJobStore(path.expanduser())
+            store = open_store(location)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             print(f"{args.recipe}: nothing was run", file=stderr)
@@ -374,7 +381,7 @@ def _run_recorded(
     args: argparse.Namespace,
     settings: Settings,
     recipe: Recipe,
-    store: SqliteJobStore | None,
+    store: JobStore | None,
     started_at: datetime,
     run_id: str,
     root: Path,
@@ -498,7 +505,7 @@ def _run_recorded(
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated else []
-    if store is not None and store.path.name == REHEARSAL_STORE_FILENAME:
+    if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(f"jobs recorded in the rehearsal store {store.path} (jobs --store shows them)")
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)

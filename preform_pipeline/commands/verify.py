@@ -45,7 +45,8 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
 from preform_pipeline.settings import Settings
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import JobState, JobStore
+from preform_pipeline.store.opening import describe_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
         "--store", type=Path, metavar="PATH",
-        help="job store file (default: the settings' store.path)",
+        help="job store file (default: the settings' store.url or store.path)",
     )
     parser.add_argument(
         "--wait", action="store_true",
@@ -87,12 +88,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = load_command_settings(args.settings, stderr)
     if settings is None:
         return EXIT_FAILURE
-    path = Path(args.store) if args.store is not None else settings.store.path
-    if not path.exists():
+    path = Path(args.store) if args.store is not None else settings.store.location
+    if isinstance(path, Path) and not path.exists():
         _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
         return EXIT_OK
     try:
-        store = SqliteJobStore(path, create=False)
+        store = open_store(path, create=False)
     except StoreError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
@@ -108,8 +109,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def _verify(
     args: argparse.Namespace,
     settings: Settings,
-    store: SqliteJobStore,
-    path: Path,
+    store: JobStore,
+    path: Path | str,
     stdout: TextIO,
     stderr: TextIO,
 ) -> int:
@@ -156,7 +157,7 @@ def _verify(
         if notifier is not None:
             notifier.close()
     if args.format == "json":
-        data = {"store": str(path), **report.as_dict()}
+        data = {"store": describe_store(path), **report.as_dict()}
         print(json.dumps(data, indent=2), file=stdout)
     else:
         for line in format_report(report):
@@ -172,10 +173,12 @@ def _verify(
     return EXIT_OK
 
 
-def _nothing(args: argparse.Namespace, path: Path, text: str, stdout: TextIO) -> None:
+def _nothing(
+    args: argparse.Namespace, path: Path | str, text: str, stdout: TextIO
+) -> None:
     if args.format == "json":
-        print(json.dumps({"store": str(path), "builds": [], "interrupted_sends": []}, indent=2),
-              file=stdout)
+        empty = {"store": describe_store(path), "builds": [], "interrupted_sends": []}
+        print(json.dumps(empty, indent=2), file=stdout)
     else:
         print(text, file=stdout)
 

@@ -9,6 +9,10 @@ SIGTERM or Ctrl-C stops it gracefully: no new file is taken, the running batch g
 ``hotfolders.stop_deadline_s`` to finish (then it is stopped and resumed on the next start),
 the servers are stopped, and the exit status is 0. A second signal skips the wait.
 
+On a PostgreSQL store (``store.url``) the daemon registers as a node and beats
+(``preform-pipeline nodes`` lists it); for now it refuses to start while another node is
+alive on that store (docs/multi-node.md).
+
 One daemon per store: the daemon holds the store's lock file while it runs (a second one is
 refused, naming the holder's host and PID), and on start it stops the servers a killed
 predecessor left running.
@@ -45,8 +49,9 @@ from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecords, state_dir_of
 from preform_pipeline.settings import Settings
-from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store import JobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
+from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.tracking import web_locators
 
@@ -164,6 +169,23 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         lock.release()
 
 
+def _presence(store: JobStore) -> contextlib.AbstractContextManager[object]:
+    """On a shared (PostgreSQL) store the daemon registers as a node and beats."""
+    from preform_pipeline.store.postgres import PostgresJobStore
+
+    if not isinstance(store, PostgresJobStore):
+        return contextlib.nullcontext()
+    from preform_pipeline.store.presence import NodePresence
+
+    presence = NodePresence.for_this_pc(store)
+    try:
+        presence.start()
+    except PipelineError:
+        store.close()
+        raise
+    return contextlib.closing(presence)
+
+
 def _run_locked(
     args: argparse.Namespace, settings: Settings, reporter: Reporter, stdout: TextIO,
     stderr: TextIO,
@@ -172,11 +194,12 @@ def _run_locked(
     if reaped:
         print(reaped, file=stdout, flush=True)
     try:
-        store = SqliteJobStore(settings.store.path)
+        store = open_store(settings.store.location)
+        presence = _presence(store)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
-    with store:
+    with store, presence:
         try:
             lookup = print_lookup_for(settings)
             web_client = (

@@ -78,6 +78,12 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
     EnvironmentVariable(ENV_PREFIX + "LOG_LEVEL", ("logging", "level"), "level", "log level"),
     EnvironmentVariable(ENV_PREFIX + "LOG_FILE", ("logging", "file"), "path", "JSON-lines log"),
     EnvironmentVariable(STORE_PATH_ENV, ("store", "path"), "path", "job store file (SQLite)"),
+    EnvironmentVariable(
+        ENV_PREFIX + "STORE_URL",
+        ("store", "url"),
+        "string",
+        "PostgreSQL job store URL (postgresql://user@host/db)",
+    ),
 )
 
 

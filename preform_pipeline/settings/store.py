@@ -1,9 +1,13 @@
-"""The ``store`` settings section: where the job store file lives.
+"""The ``store`` settings section: where the job store lives (a file, or a shared PostgreSQL).
 
 ```yaml
 store:
   path: /var/lib/preform-pipeline/jobs.sqlite3   # unset: the user's data folder
+  url: postgresql://pipeline@db.example:5432/jobs  # set: several nodes share this store
 ```
+
+The URL never carries the password in practice: store.pgurl reads it from
+``PREFORM_PIPELINE_STORE_PASSWORD``/``_FILE`` or libpq's own sources (docs/multi-node.md).
 """
 
 from __future__ import annotations
@@ -67,9 +71,20 @@ class StoreSettings:
     """The job store (hot folders, print verification, ``preform-pipeline jobs``)."""
 
     path: Path = field(default_factory=default_store_path)
+    #: ``postgresql://user@host/db``: a PostgreSQL store shared by several nodes instead of
+    #: the file (docs/multi-node.md). Never holds the password in practice: see store.pgurl.
+    url: str | None = None
+
+    @property
+    def location(self) -> str | Path:
+        """What ``store.open_store`` opens: the URL when set, else the file."""
+        return self.url if self.url else self.path
 
 
 def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
     """The section from its raw mapping (already valid against the schema)."""
     path = raw.get("path")
-    return StoreSettings(path=resolve_path(path, base)) if path else StoreSettings()
+    return StoreSettings(
+        path=resolve_path(path, base) if path else default_store_path(),
+        url=raw.get("url") or None,
+    )

@@ -1,9 +1,14 @@
-"""Fixtures for the job store tests: a manual clock, a store on a real file, state drivers."""
+"""Fixtures for the job store tests: a manual clock, the stores, state drivers.
+
+``store`` is each JobStore implementation in turn (SQLite on a real file, PostgreSQL on a
+real server), so the tests that take it are the conformance suite both must pass.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,8 +22,11 @@ from preform_pipeline.store import (
     Build,
     Job,
     JobState,
+    JobStore,
     SqliteJobStore,
 )
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 #: Where the manual clock starts: a fixed, timezone-aware moment.
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -34,10 +42,62 @@ def store_path(tmp_path: Path) -> Path:
     return tmp_path / "store" / "jobs.sqlite3"
 
 
+@pytest.fixture(scope="session")
+def conformance_db(pg_cluster: PgCluster) -> Iterator[tuple[str, Callable[[], None]]]:
+    """One database for the conformance runs and a way to empty it after each test (much
+    faster than a new database per test)."""
+    import psycopg
+
+    url = pg_cluster.create_database("conformance")
+    with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as conn:
+
+        def empty() -> None:
+            # DELETE, not TRUNCATE: on a few rows it is far cheaper; tests never rely on ids.
+            with conn.transaction():
+                for table in ("transitions", "build_jobs", "jobs", "builds", "inbox_claims",
+                              "nodes"):
+                    conn.execute(f"DELETE FROM {table}")
+
+        yield url, empty
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[JobStore]:
+    if request.param == "sqlite":
+        with SqliteJobStore(store_path, clock=clock) as opened:
+            yield opened
+        return
+    yield request.getfixturevalue("pg_store")
+
+
 @pytest.fixture
-def store(store_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(store_path, clock=clock) as opened:
-        yield opened
+def pg_store(
+    conformance_db: tuple[str, Callable[[], None]], clock: ManualClock
+) -> Iterator[PostgresJobStore]:
+    """The PostgreSQL store alone, for what only it does (nodes, claims, fences)."""
+    url, empty = conformance_db
+    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as opened:
+        try:
+            yield opened
+        finally:
+            empty()
+
+
+@pytest.fixture
+def pg_url(conformance_db: tuple[str, Callable[[], None]]) -> str:
+    """The URL of the database ``pg_store`` uses, for more connections (other nodes)."""
+    return conformance_db[0]
+
+
+def driver_error(store: JobStore, text: str) -> Exception:
+    """The error the store's database driver raises for a failing disk, with ``text``."""
+    if isinstance(store, SqliteJobStore):
+        return sqlite3.OperationalError(text)
+    import psycopg
+
+    return psycopg.errors.DiskFull(text)
 
 
 def _shortest_path(
@@ -59,7 +119,7 @@ def _shortest_path(
     raise AssertionError(f"{goal} cannot be reached")
 
 
-def job_in_state(store: SqliteJobStore, state: JobState, *, recipe: str = "dental") -> Job:
+def job_in_state(store: JobStore, state: JobState, *, recipe: str = "dental") -> Job:
     """A new job without a build, driven through the job table into ``state``."""
     path = _shortest_path(ALLOWED_TRANSITIONS, INITIAL_STATES, state)
     job = store.create_job(recipe=recipe, source_path=f"/hot/inbox/{state.value}.stl",
@@ -71,7 +131,7 @@ def job_in_state(store: SqliteJobStore, state: JobState, *, recipe: str = "denta
 
 
 def build_in_state(
-    store: SqliteJobStore, state: JobState, *, jobs: int = 2, recipe: str = "dental"
+    store: JobStore, state: JobState, *, jobs: int = 2, recipe: str = "dental"
 ) -> Build:
     """A new build of ``jobs`` new PROCESSING jobs, driven through the build table to ``state``."""
     members = [

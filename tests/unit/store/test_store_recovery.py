@@ -6,7 +6,13 @@ import subprocess
 from pathlib import Path
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.store import INTERRUPTED_STATES, JobState, SqliteJobStore, extract_key
+from preform_pipeline.store import (
+    INTERRUPTED_STATES,
+    JobState,
+    JobStore,
+    SqliteJobStore,
+    extract_key,
+)
 from tests.conftest import REPO_ROOT
 from tests.unit.store.conftest import build_in_state, job_in_state
 
@@ -48,7 +54,7 @@ class TestInterruptedAfterACrash:
             assert {j.state for j in store.interrupted_jobs()} == INTERRUPTED_STATES
             assert [j.build_id for j in store.interrupted_jobs()] == [sending.id, preparing.id]
 
-    def test_a_resolved_send_is_no_longer_interrupted(self, store: SqliteJobStore) -> None:
+    def test_a_resolved_send_is_no_longer_interrupted(self, store: JobStore) -> None:
         build = build_in_state(store, S.PRINT_SENDING, jobs=1)
         store.transition_build(build.id, S.VERIFYING, "found in the prints feed",
                                expect=S.PRINT_SENDING, verified_status="PRINTING")

@@ -20,7 +20,7 @@ from preform_pipeline.store import (
     STATE_DESCRIPTIONS,
     TERMINAL_STATES,
     JobState,
-    SqliteJobStore,
+    JobStore,
     parse_state,
 )
 from tests.unit.store.conftest import build_in_state, job_in_state
@@ -108,7 +108,7 @@ class TestAllowedJobTransitions:
 
     @pytest.mark.parametrize(("before", "after"), JOB_EDGES, ids=lambda s: s.value)
     def test_the_store_accepts_the_edge(
-        self, store: SqliteJobStore, before: JobState, after: JobState
+        self, store: JobStore, before: JobState, after: JobState
     ) -> None:
         job = job_in_state(store, before)
         moved = store.transition(job.id, after, "edge under test", expect=before)
@@ -116,7 +116,7 @@ class TestAllowedJobTransitions:
         last = store.history(job.id)[-1]
         assert (last.from_state, last.to_state, last.reason) == (before, after, "edge under test")
 
-    def test_jobs_may_start_in_each_initial_state_only(self, store: SqliteJobStore) -> None:
+    def test_jobs_may_start_in_each_initial_state_only(self, store: JobStore) -> None:
         for state in INITIAL_STATES:
             assert store.create_job(recipe="r", source_path="/a.stl", state=state).state is state
         with pytest.raises(InvalidTransitionError, match=r"new job: cannot go from \(new\)"):
@@ -128,7 +128,7 @@ class TestAllowedBuildTransitions:
 
     @pytest.mark.parametrize(("before", "after"), BUILD_EDGES, ids=lambda s: s.value)
     def test_the_store_accepts_the_edge(
-        self, store: SqliteJobStore, before: JobState, after: JobState
+        self, store: JobStore, before: JobState, after: JobState
     ) -> None:
         build = build_in_state(store, before)
         moved = store.transition_build(build.id, after, "edge under test", expect=before)
@@ -141,7 +141,7 @@ class TestForbiddenTransitions:
 
     @pytest.mark.parametrize(("before", "after"), FORBIDDEN, ids=lambda s: s.value)
     def test_a_job_refuses_the_edge(
-        self, store: SqliteJobStore, before: JobState, after: JobState
+        self, store: JobStore, before: JobState, after: JobState
     ) -> None:
         job = job_in_state(store, before)
         rows = len(store.history(job.id))
@@ -152,19 +152,19 @@ class TestForbiddenTransitions:
         assert store.get_job(job.id).state is before
         assert len(store.history(job.id)) == rows
 
-    def test_an_invalid_transition_is_a_store_error(self, store: SqliteJobStore) -> None:
+    def test_an_invalid_transition_is_a_store_error(self, store: JobStore) -> None:
         job = job_in_state(store, S.FINISHED)
         with pytest.raises(StoreError, match="finished is final"):
             store.transition(job.id, S.QUEUED, "again")
 
-    def test_a_build_refuses_a_retry(self, store: SqliteJobStore) -> None:
+    def test_a_build_refuses_a_retry(self, store: JobStore) -> None:
         build = build_in_state(store, S.FAILED)
         with pytest.raises(InvalidTransitionError, match=f"build {build.id}: cannot go from "
                            "failed to queued"):
             store.transition_build(build.id, S.QUEUED, "again")
 
     def test_a_batched_job_follows_its_build_into_print_states(
-        self, store: SqliteJobStore
+        self, store: JobStore
     ) -> None:
         build = build_in_state(store, S.PRINT_SENT, jobs=1)
         (job_id,) = build.job_ids

@@ -1,0 +1,68 @@
+"""``preform-pipeline store migrate --to postgresql://…``: move a SQLite job store to PostgreSQL.
+
+Copies the SQLite store (``--store PATH``, default the settings' ``store.path``) into an empty
+PostgreSQL database with every job, build, job key and audit row, keeping their ids; the
+target must be empty and is left empty if anything fails. The password comes from
+``PREFORM_PIPELINE_STORE_PASSWORD`` (or its ``_FILE``) or libpq's own sources; the URL is
+printed without it. Stop the hot-folder daemon first, then point ``store.url`` at the target.
+
+Exit status: 0 copied; 1 the source or target cannot be used (said why); 2 usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TextIO
+
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.store.pgurl import is_postgres_url, redact_url
+
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
+NAME = "store"
+HELP = "Job store maintenance: move a SQLite store into PostgreSQL (store migrate --to URL)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True)
+    migrate = actions.add_parser(
+        "migrate", help="copy the SQLite store, with its history, into an empty PostgreSQL one")
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="postgresql://user@host:5432/database (no password in it)")
+    migrate.add_argument("--store", type=Path, metavar="PATH",
+                         help="the SQLite store to copy (default: store.path of the settings)")
+    migrate.add_argument("--settings", type=Path, metavar="FILE",
+                         help="settings YAML file (for store.path)")
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if not is_postgres_url(args.to):
+        print(f"error: --to must be a postgresql:// URL, got {redact_url(args.to)!r}",
+              file=stderr)
+        return EXIT_FAILURE
+    source: Path
+    if args.store is not None:
+        source = args.store
+    else:
+        settings = load_command_settings(args.settings, stderr)
+        if settings is None:
+            return EXIT_FAILURE
+        source = settings.store.path
+    # Imported here: psycopg is an optional dependency, needed only for this action.
+    from preform_pipeline.store.migrate import migrate_sqlite_to_postgres
+    from preform_pipeline.store.postgres import PostgresJobStore
+
+    try:
+        with PostgresJobStore(args.to) as target:
+            report = migrate_sqlite_to_postgres(source, target)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    rows = report.rows
+    print(f"copied {rows['jobs']} jobs, {rows['builds']} builds and {rows['transitions']} "
+          f"audit rows from {report.source} to {report.target}", file=stdout)
+    print("next: set store.url (or PREFORM_PIPELINE_STORE_URL) to that URL on every node",
+          file=stdout)
+    return EXIT_OK

@@ -1,0 +1,314 @@
+"""Nodes, build claims and fencing on the shared PostgreSQL store.
+
+Several nodes (preparation PCs, each with its own PreFormServers) share one store. The rules,
+after Kleppmann's fencing tokens ("How to do distributed locking", 2016):
+
+- **A node registers** (id, host, version, the printers and machine types it can reach) and
+  beats; the database's clock (``now()``) stamps every beat, so nodes' clocks never matter.
+- **A build is claimed** with ``SELECT … FOR UPDATE SKIP LOCKED``: nodes never wait on each
+  other's claims. A claim sets the owner, increments the build's **epoch** and sets a lease
+  ending at ``now() + lease`` on the database's clock, which the node working the build
+  renews (:meth:`LeasingStore.renew`) while it works.
+- **Every later move is fenced**: the same transaction first runs an UPDATE whose WHERE
+  clause requires this owner, this epoch and an unexpired lease; if it touches no row, the
+  move is refused with :class:`~preform_pipeline.errors.LeaseLostError` and nothing changes.
+  A node that paused (GC, SIGSTOP, a sleeping laptop) past its lease therefore writes nothing
+  when it wakes: a newer epoch holds the build.
+- **The move to sending a print** also requires the lease to last at least the print
+  request's own deadline (``min_left_s``), so a send is never started on a lease that could
+  run out while the request is in flight.
+- **Recovery**: a build whose lease ran out is claimable again (at a new epoch); the claim
+  says whose it was, and the claimant follows the print owner's rules (docs/printing.md)
+  before any print step.
+- **A shared inbox**: a file is taken by the node whose row in ``inbox_claims`` goes in first
+  (the claim in the database comes before the move).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import abstractmethod
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.errors import LeaseLostError, StoreError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store.model import INTERRUPTED_STATES, Build, JobState
+from preform_pipeline.store.protocol import StateFilter
+from preform_pipeline.store.sqlcore import Connection, SqlStoreCore
+
+__all__ = [
+    "CLAIMABLE_STATES",
+    "DEFAULT_LEASE_S",
+    "Lease",
+    "LeasingStore",
+    "NodeInfo",
+    "NodeStatus",
+]
+
+log = get_logger(__name__)
+
+#: How long a claim lasts unless renewed. A node renews at a third of it; a node silent for
+#: this long is taken as dead and its builds are reclaimed.
+DEFAULT_LEASE_S: Final = 60.0
+#: A node whose last beat is older than this many leases shows as "silent" in `nodes`.
+_SILENT_AFTER_LEASES: Final = 1.0
+
+#: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
+#: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
+#: VERIFYING belong to the poller.
+CLAIMABLE_STATES: Final = (
+    frozenset({JobState.PROCESSING, JobState.PREPARED, JobState.WAITING_FOR_PRINTER})
+    | INTERRUPTED_STATES
+)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node says about itself when it registers."""
+
+    id: str
+    host: str
+    version: str
+    pid: int | None = None
+    printers: tuple[str, ...] = ()
+    machine_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """A registered node as ``preform-pipeline nodes`` shows it (ages on the database clock)."""
+
+    info: NodeInfo
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age_s: float
+    stopped: bool
+    held_builds: tuple[int, ...]
+
+    def health(self, lease_s: float = DEFAULT_LEASE_S) -> str:
+        """``stopped``, ``silent`` (no beat for a lease: presumed dead) or ``alive``."""
+        if self.stopped:
+            return "stopped"
+        return "silent" if self.heartbeat_age_s > lease_s * _SILENT_AFTER_LEASES else "alive"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A node's claim on a build: valid while the owner and epoch match and it has not run out.
+
+    ``previous_owner`` is set when the claim took the build over from another node (or from
+    this node's earlier life): the claimant must reconcile before acting (docs/printing.md).
+    """
+
+    build_id: int
+    owner: str
+    epoch: int
+    until: datetime
+    state: JobState
+    previous_owner: str | None = None
+
+    @property
+    def recovered(self) -> bool:
+        return self.previous_owner is not None
+
+
+def _lease_from(row: Any) -> Lease:
+    return Lease(build_id=int(row["id"]), owner=row["owner"], epoch=int(row["epoch"]),
+                 until=row["lease_until"], state=JobState(row["state"]),
+                 previous_owner=row.get("previous_owner"))
+
+
+class LeasingStore(SqlStoreCore):
+    """The node, claim and fence operations; PostgreSQL only (``now()``, SKIP LOCKED)."""
+
+    @abstractmethod
+    def _claim_transaction(self, action: str) -> AbstractContextManager[Connection]:
+        """A write transaction that does not queue behind the store's writers: claims and
+        beats touch only their own rows, under row locks."""
+
+    # --- nodes -------------------------------------------------------------------------------
+
+    def register_node(self, node: NodeInfo) -> None:
+        """Record (or re-record, after a restart) this node and its first beat."""
+        with self._claim_transaction(f"registering node {node.id}") as conn:
+            conn.execute(
+                "INSERT INTO nodes (id, host, version, pid, printers, machine_types, "
+                "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, now(), now(), "
+                "NULL) ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, "
+                "version = EXCLUDED.version, pid = EXCLUDED.pid, printers = EXCLUDED.printers, "
+                "machine_types = EXCLUDED.machine_types, started_at = now(), "
+                "heartbeat_at = now(), stopped_at = NULL",
+                (node.id, node.host, node.version, node.pid, json.dumps(list(node.printers)),
+                 json.dumps(list(node.machine_types))),
+            )
+            # A node starting afresh holds nothing: what its id still holds is its previous
+            # life's (killed mid-build). Let it run out now so any node may recover it, rather
+            # than this node's beats keeping alive claims nobody works on.
+            conn.execute("UPDATE builds SET lease_until = now() WHERE owner = ? "
+                         "AND lease_until > now()", (node.id,))
+        log.info("node_registered", node=node.id, host=node.host, version=node.version)
+
+    def heartbeat(self, node_id: str) -> None:
+        """Record that the node is alive (``nodes`` shows the beat's age).
+
+        A beat does not extend leases: the thread working a build renews that build's lease
+        (:meth:`renew`), so a build a live node has dropped (after an error) runs out and is
+        recovered, instead of being kept alive by beats while nobody works on it.
+        """
+        with self._claim_transaction(f"heartbeat of node {node_id}") as conn:
+            self._known_node(conn, node_id)
+            conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ?", (node_id,))
+
+    def node_stopped(self, node_id: str) -> None:
+        """A clean stop: mark the node and give its claims back at once (no lease to wait)."""
+        with self._claim_transaction(f"stopping node {node_id}") as conn:
+            conn.execute("UPDATE nodes SET stopped_at = now() WHERE id = ?", (node_id,))
+            conn.execute("UPDATE builds SET lease_until = now() WHERE owner = ? "
+                         "AND lease_until > now()", (node_id,))
+        log.info("node_stopped", node=node_id)
+
+    def list_nodes(self) -> tuple[NodeStatus, ...]:
+        """Every registered node with its beat's age and the builds it holds under a lease."""
+        with self._claim_transaction("listing nodes") as conn:
+            rows = conn.execute(
+                "SELECT n.*, extract(epoch FROM now() - n.heartbeat_at) AS age_s, "
+                "COALESCE(array_agg(b.id ORDER BY b.id) FILTER (WHERE b.id IS NOT NULL), "
+                "'{}') AS held FROM nodes n LEFT JOIN builds b ON b.owner = n.id "
+                "AND b.lease_until > now() GROUP BY n.id ORDER BY n.id"
+            ).fetchall()
+        return tuple(
+            NodeStatus(
+                info=NodeInfo(id=r["id"], host=r["host"], version=r["version"], pid=r["pid"],
+                              printers=tuple(r["printers"]),
+                              machine_types=tuple(r["machine_types"])),
+                started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
+                heartbeat_age_s=float(r["age_s"]), stopped=r["stopped_at"] is not None,
+                held_builds=tuple(int(b) for b in r["held"]),
+            )
+            for r in rows
+        )
+
+    def _known_node(self, conn: Connection, node_id: str) -> None:
+        if conn.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone() is None:
+            raise StoreError(f"{self.location}: no node {node_id!r} is registered",
+                             hint="a node registers when its daemon starts")
+
+    # --- claims ------------------------------------------------------------------------------
+
+    def claim_build(
+        self,
+        node_id: str,
+        *,
+        states: Collection[JobState] = CLAIMABLE_STATES,
+        lease_s: float = DEFAULT_LEASE_S,
+        recipes: Collection[str] | None = None,
+    ) -> Lease | None:
+        """Claim the oldest build in ``states`` that nobody holds (or whose lease ran out).
+
+        Returns None when there is none free. Builds another node is claiming at this very
+        moment are skipped, not waited for.
+        """
+        values: list[Any] = [s.value for s in states]
+        where = f"state IN ({', '.join('?' for _ in values)})"
+        if recipes is not None:
+            where += f" AND recipe IN ({', '.join('?' for _ in recipes)})"
+            values.extend(recipes)
+        with self._claim_transaction(f"claiming a build for node {node_id}") as conn:
+            self._known_node(conn, node_id)
+            row = conn.execute(
+                "WITH pick AS (SELECT id, owner AS previous_owner FROM builds "
+                f"WHERE {where} AND (owner IS NULL OR lease_until IS NULL "
+                "OR lease_until <= now()) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "UPDATE builds AS b SET owner = ?, epoch = b.epoch + 1, "
+                "lease_until = now() + make_interval(secs => ?) FROM pick WHERE b.id = pick.id "
+                "RETURNING b.id, b.owner, b.epoch, b.lease_until, b.state, pick.previous_owner",
+                (*values, node_id, lease_s),
+            ).fetchone()
+        if row is None:
+            return None
+        lease = _lease_from(row)
+        log.info("build_claimed", build_id=lease.build_id, node=node_id, epoch=lease.epoch,
+                 state=lease.state.value, previous_owner=lease.previous_owner)
+        return lease
+
+    def renew(self, lease: Lease, *, lease_s: float = DEFAULT_LEASE_S) -> Lease:
+        """Extend a lease that still holds; LeaseLostError (and the build must stop) if not."""
+        with self._claim_transaction(f"renewing the lease on build {lease.build_id}") as conn:
+            row = conn.execute(
+                "UPDATE builds SET lease_until = now() + make_interval(secs => ?) "
+                "WHERE id = ? AND owner = ? AND epoch = ? AND lease_until > now() "
+                "RETURNING id, owner, epoch, lease_until, state",
+                (lease_s, lease.build_id, lease.owner, lease.epoch),
+            ).fetchone()
+        if row is None:
+            self._lost(lease, "its lease ran out or another node took it over")
+        return _lease_from(row)
+
+    def release(self, lease: Lease) -> bool:
+        """Give the build back (the node is done with it, or gave up); False if it was lost."""
+        with self._claim_transaction(f"releasing build {lease.build_id}") as conn:
+            released = conn.execute(
+                "UPDATE builds SET owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND owner = ? AND epoch = ?",
+                (lease.build_id, lease.owner, lease.epoch),
+            ).rowcount
+        return released == 1
+
+    def transition_build_fenced(
+        self,
+        lease: Lease,
+        to_state: JobState,
+        reason: str,
+        *,
+        expect: StateFilter | None = None,
+        min_left_s: float = 0.0,
+        **fields: Any,
+    ) -> Build:
+        """``transition_build``, refused (LeaseLostError, nothing written) unless ``lease``
+        still holds with at least ``min_left_s`` to run on the database's clock."""
+
+        def fence(conn: Connection) -> None:
+            # The fence is the WHERE clause of an UPDATE in the move's own transaction: it
+            # locks the row, so the lease cannot be reclaimed between the check and the move.
+            touched = conn.execute(
+                "UPDATE builds SET lease_until = lease_until WHERE id = ? AND owner = ? "
+                "AND epoch = ? AND lease_until > now() + make_interval(secs => ?)",
+                (lease.build_id, lease.owner, lease.epoch, min_left_s),
+            ).rowcount
+            if touched != 1:
+                why = ("its lease ran out or another node took it over" if min_left_s <= 0
+                       else f"its lease has less than {min_left_s:g} s left, or is gone")
+                self._lost(lease, why)
+
+        return self._move_build(lease.build_id, to_state, reason, expect, fields, guard=fence)
+
+    def _lost(self, lease: Lease, why: str) -> Any:
+        log.warning("lease_lost", build_id=lease.build_id, node=lease.owner,
+                    epoch=lease.epoch, why=why)
+        raise LeaseLostError(lease.build_id, lease.owner, lease.epoch, why=why)
+
+    # --- a shared inbox ----------------------------------------------------------------------
+
+    def claim_inbox_file(self, node_id: str, source_path: Path | str, content_hash: str) -> bool:
+        """True when this node takes the file (first to claim this path with this content)."""
+        with self._claim_transaction("claiming an inbox file") as conn:
+            row = conn.execute(
+                "INSERT INTO inbox_claims (source_path, content_hash, node, claimed_at) "
+                "VALUES (?, ?, ?, now()) ON CONFLICT DO NOTHING RETURNING node",
+                (str(source_path), content_hash, node_id),
+            ).fetchone()
+        taken = row is not None
+        log.info("inbox_file_claim", node=node_id, source_path=str(source_path), taken=taken)
+        return taken
+
+    def inbox_claims(self) -> Sequence[tuple[str, str, str]]:
+        """(source path, content hash, node) of every claimed inbox file, oldest first."""
+        with self._claim_transaction("listing inbox claims") as conn:
+            rows = conn.execute("SELECT source_path, content_hash, node FROM inbox_claims "
+                                "ORDER BY claimed_at, source_path").fetchall()
+        return tuple((r["source_path"], r["content_hash"], r["node"]) for r in rows)

@@ -1,0 +1,37 @@
+"""Open the job store the settings name: a PostgreSQL URL, or (the default) a SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preform_pipeline.clock import Clock
+from preform_pipeline.store.pgurl import is_postgres_url, redact_url
+from preform_pipeline.store.protocol import JobStore
+from preform_pipeline.store.sqlite import SqliteJobStore
+
+__all__ = ["describe_store", "is_shared_store", "open_store"]
+
+
+def is_shared_store(location: str | Path) -> bool:
+    """True when ``location`` is a PostgreSQL URL (a store several nodes share)."""
+    return isinstance(location, str) and is_postgres_url(location)
+
+
+def describe_store(location: str | Path) -> str:
+    """How to name the store in output and logs: the file, or the URL without its password."""
+    return redact_url(str(location)) if is_shared_store(location) else str(location)
+
+
+def open_store(
+    location: str | Path, *, create: bool = True, clock: Clock | None = None
+) -> JobStore:
+    """The store at ``location`` (``settings.store.location``, or ``--store``).
+
+    A SQLite file is created unless ``create`` is False; a PostgreSQL database must exist
+    (its tables are created and migrated on first use either way).
+    """
+    if is_shared_store(location):
+        from preform_pipeline.store.postgres import PostgresJobStore
+
+        return PostgresJobStore(str(location), clock=clock)
+    return SqliteJobStore(location, clock=clock, create=create)

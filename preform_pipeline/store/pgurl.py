@@ -1,0 +1,77 @@
+"""PostgreSQL store URLs: recognising them, printing them without a password, finding the password.
+
+A password never needs to be in the URL (and should not be: settings files get shared). It
+comes, in this order, from ``PREFORM_PIPELINE_STORE_PASSWORD``, from the file named by
+``PREFORM_PIPELINE_STORE_PASSWORD_FILE`` (a Docker/Kubernetes secret, a file only the service
+account reads), or from libpq's own ``PGPASSWORD`` / ``PGPASSFILE`` (``~/.pgpass``,
+``%APPDATA%\\postgresql\\pgpass.conf`` on Windows). A URL that does carry one is only ever
+shown through :func:`redact_url`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from preform_pipeline.errors import StoreError
+
+__all__ = [
+    "PASSWORD_ENV",
+    "PASSWORD_FILE_ENV",
+    "is_postgres_url",
+    "redact_url",
+    "store_password",
+]
+
+PASSWORD_ENV: Final = "PREFORM_PIPELINE_STORE_PASSWORD"
+PASSWORD_FILE_ENV: Final = "PREFORM_PIPELINE_STORE_PASSWORD_FILE"
+_SCHEMES: Final = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(text: str) -> bool:
+    """True for ``postgresql://…`` and ``postgres://…`` (any case)."""
+    return text.strip().lower().startswith(_SCHEMES)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (user, host, port and database kept)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+    if parts.password is None and "password" not in parts.query.lower():
+        return url
+    netloc = parts.netloc.rpartition("@")
+    host = netloc[2]
+    user = parts.username or ""
+    login = f"{user}:***@" if netloc[1] else ""
+    query = "&".join(
+        "password=***" if item.lower().startswith("password=") else item
+        for item in parts.query.split("&")
+    ) if parts.query else ""
+    return urlunsplit((parts.scheme, f"{login}{host}", parts.path, query, parts.fragment))
+
+
+def store_password(environ: Mapping[str, str] | None = None) -> str | None:
+    """The store's password from the environment or its file; None leaves it to libpq.
+
+    A named file that cannot be read is a StoreError naming the file (never its content).
+    """
+    env = os.environ if environ is None else environ
+    direct = env.get(PASSWORD_ENV)
+    if direct:
+        return direct
+    named = env.get(PASSWORD_FILE_ENV)
+    if not named:
+        return None
+    try:
+        # One trailing newline is how editors and `echo` end a secret file; it is not part of it.
+        return Path(named).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the store password file {named} ({exc.strerror})",
+            hint=f"{PASSWORD_FILE_ENV} must name a file this account can read",
+        ) from exc

@@ -1,0 +1,318 @@
+"""The PostgreSQL job store: one database shared by several nodes (``store.url: postgresql://…``).
+
+The rules are :mod:`preform_pipeline.store.sqlcore`'s, the same as the SQLite store's; this
+module supplies PostgreSQL's plumbing:
+
+- **Writers take one transaction-level advisory lock** before their first read, the
+  counterpart of SQLite's ``BEGIN IMMEDIATE``: a compare-and-set is never overtaken between
+  its read and its write, and two nodes claiming the same content never both get it.
+  Transitions take milliseconds, so writers queue briefly; the lock goes with the transaction
+  (a node that dies mid-write frees it with its connection).
+- **Readers** use one REPEATABLE READ, READ ONLY snapshot per call: they never block a writer
+  and never see half a transition.
+- **Durable on return**: COMMIT returns after the WAL is flushed (``synchronous_commit`` on,
+  PostgreSQL's default; keep it on for a store).
+- **Times** are ``timestamptz``; sidecar fields and send holders are ``jsonb``.
+- **Migrations** are the numbered plain-SQL files in ``postgres_sql/``; the table
+  ``preform_schema`` holds the applied version. All of them run in one transaction under an
+  advisory lock, so two nodes starting at once migrate once. A database newer than this code,
+  or one holding other tables, is refused.
+- **A node frozen inside a transaction** is cut off by the server after
+  ``stall_timeout_s`` (``idle_in_transaction_session_timeout``), releasing its locks.
+- **A lost connection** (the server restarted, a network blip) fails the call in flight with
+  a StoreError; the next call connects again.
+
+It also keeps the nodes, build claims and fences of several nodes
+(:mod:`preform_pipeline.store.leases`).
+
+One :class:`PostgresJobStore` holds one connection, shared by a process's threads under a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any, Final
+
+from preform_pipeline.clock import Clock
+from preform_pipeline.errors import StoreError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store.leases import LeasingStore
+from preform_pipeline.store.pgurl import redact_url, store_password
+from preform_pipeline.store.sqlcore import Connection, Cursor
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT_S",
+    "DEFAULT_STALL_TIMEOUT_S",
+    "PG_MIGRATIONS",
+    "PG_SCHEMA_VERSION",
+    "PgMigration",
+    "PostgresJobStore",
+]
+
+log = get_logger(__name__)
+
+#: Seconds to wait for the server when connecting; a store that cannot be reached says so.
+DEFAULT_CONNECT_TIMEOUT_S: Final = 10
+#: A session that sits inside a transaction this long (a node frozen mid-write: a paused VM, a
+#: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
+#: whole farm up. Transactions here last milliseconds.
+DEFAULT_STALL_TIMEOUT_S: Final = 10.0
+#: Advisory lock keys (one 64-bit space per database): store writes, schema migrations.
+_WRITE_LOCK: Final = 0x70_70_5354_0001
+_MIGRATE_LOCK: Final = 0x70_70_5354_0002
+_VERSION_TABLE: Final = "preform_schema"
+_OWN_TABLES: Final = frozenset(
+    {"builds", "jobs", "build_jobs", "transitions", "nodes", "inbox_claims", _VERSION_TABLE}
+)
+
+
+@dataclass(frozen=True)
+class PgMigration:
+    """One schema step: a numbered SQL file of ``postgres_sql/``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def _load_migrations() -> tuple[PgMigration, ...]:
+    folder = resources.files("preform_pipeline.store").joinpath("postgres_sql")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            number, _, rest = entry.name.partition("_")
+            found.append(PgMigration(int(number), rest.removesuffix(".sql"),
+                                     entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    if [m.version for m in found] != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"postgres_sql/ migrations are not numbered 1..n: {found}")
+    return tuple(found)
+
+
+#: Every schema step, oldest first. Never edit a released file: add the next number.
+PG_MIGRATIONS: Final = _load_migrations()
+#: The schema version this code writes; a database with a higher one is refused.
+PG_SCHEMA_VERSION: Final = PG_MIGRATIONS[-1].version
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise StoreError(
+            "store.url names a PostgreSQL store, but psycopg is not installed",
+            hint="pip install 'preform-pipeline[postgresql]' (or psycopg[binary])",
+        ) from exc
+    return psycopg
+
+
+class _Connection:
+    """A psycopg connection that reads the rules' ``?`` placeholders as ``%s``."""
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        # The rules' SQL holds no literal '?' or '%': placeholders are the only ones.
+        cursor: Cursor = self.raw.execute(sql.replace("?", "%s"), tuple(parameters))
+        return cursor
+
+
+class PostgresJobStore(LeasingStore):
+    """A :class:`~preform_pipeline.store.protocol.JobStore` in a PostgreSQL database.
+
+    ``url`` is a libpq URL (``postgresql://user@host:5432/db``); the password comes from
+    ``password``, else :func:`~preform_pipeline.store.pgurl.store_password`, else libpq's own
+    sources. Opening connects and applies pending migrations; every failure is a StoreError
+    naming the URL (without its password) and what to do.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        password: str | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.stall_timeout_s = stall_timeout_s
+        self.url = url
+        self.location = redact_url(url)
+        self.connect_timeout_s = connect_timeout_s
+        self._password = password if password is not None else store_password()
+        self._psycopg = _psycopg()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._conn: _Connection | None = None
+        with self._lock:
+            self._conn = self._connect()
+            self._migrate(self._conn)
+
+    # --- connecting and migrating ------------------------------------------------------------
+
+    def _connect(self) -> _Connection:
+        from psycopg.rows import dict_row
+
+        extra: dict[str, Any] = {}
+        if self._password is not None:
+            extra["password"] = self._password
+        with self._errors("connecting"):
+            raw = self._psycopg.connect(
+                self.url,
+                autocommit=True,  # transactions are begun and ended explicitly
+                row_factory=dict_row,
+                connect_timeout=max(1, int(self.connect_timeout_s)),
+                options="-c TimeZone=UTC -c idle_in_transaction_session_timeout="
+                f"{max(1, int(self.stall_timeout_s * 1000))}",
+                application_name="preform-pipeline",
+                **extra,
+            )
+        return _Connection(raw)
+
+    def _migrate(self, conn: _Connection) -> None:
+        with self._errors("migrating the schema"):
+            conn.execute("BEGIN")
+            try:
+                conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
+                version = self._schema_version(conn)
+                if version > PG_SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.location}: the job store has schema version {version}, newer "
+                        f"than the {PG_SCHEMA_VERSION} this preform-pipeline knows",
+                        hint="upgrade preform-pipeline on this node: a newer one migrated "
+                        "the shared store",
+                    )
+                applied = [m for m in PG_MIGRATIONS if m.version > version]
+                for migration in applied:
+                    conn.raw.execute(migration.sql)
+                if applied:
+                    conn.execute(f"UPDATE {_VERSION_TABLE} SET version = ?",
+                                 (PG_SCHEMA_VERSION,))
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+        for migration in applied:
+            log.info("store_migrated", store=self.location, version=migration.version,
+                     description=migration.name)
+
+    def _schema_version(self, conn: _Connection) -> int:
+        tables = {
+            row["table_name"]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            ).fetchall()
+        }
+        if _VERSION_TABLE in tables:
+            return int(conn.execute(f"SELECT version FROM {_VERSION_TABLE}").fetchone()["version"])
+        if tables:
+            raise StoreError(
+                f"{self.location}: not a preform-pipeline job store (it has tables "
+                f"{', '.join(sorted(tables))} but no schema version)",
+                hint="give the job store a database (or schema) of its own",
+            )
+        conn.execute(f"CREATE TABLE {_VERSION_TABLE} (version INTEGER NOT NULL)")
+        conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
+        return 0
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn psycopg errors into StoreErrors that name the store and say what to do."""
+        psycopg = self._psycopg
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            raise StoreError(
+                f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
+                f"{_first_line(exc)}",
+                hint="check that the database server runs and is reachable from this node, "
+                "and the user, database and password (PREFORM_PIPELINE_STORE_PASSWORD or "
+                "its _FILE); the next call connects again",
+            ) from exc
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"{self.location}: the job store failed while {action}: {_first_line(exc)}",
+                hint="see docs/multi-node.md; the database log has the details",
+            ) from exc
+
+    def _connection(self) -> _Connection:
+        if self._closed:
+            raise StoreError(f"{self.location}: the job store is closed")
+        conn = self._conn
+        if conn is None or conn.raw.closed or conn.raw.broken:
+            if conn is not None:
+                log.warning("store_reconnecting", store=self.location)
+                conn.raw.close()
+            self._conn = conn = self._connect()
+        return conn
+
+    def _rollback(self, conn: _Connection) -> None:
+        if not conn.raw.closed and not conn.raw.broken:
+            try:
+                conn.raw.execute("ROLLBACK")
+            except self._psycopg.Error:
+                conn.raw.close()  # unusable: the next call connects again
+
+    def _transaction(
+        self, action: str, *, write: bool
+    ) -> AbstractContextManager[_Connection]:
+        if write:
+            return self._begun(action, "BEGIN", f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+        return self._begun(action, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def _claim_transaction(self, action: str) -> AbstractContextManager[_Connection]:
+        return self._begun(action, "BEGIN")
+
+    @contextmanager
+    def _begun(self, action: str, *opening: str) -> Iterator[_Connection]:
+        """A transaction opened with ``opening``, committed on success, else rolled back."""
+        with self._lock, self._errors(action):
+            conn = self._connection()
+            for statement in opening:
+                conn.execute(statement)
+            try:
+                yield conn
+            except BaseException:
+                self._rollback(conn)
+                raise
+            conn.execute("COMMIT")
+
+    def _stamp(self, moment: datetime) -> datetime:
+        return moment
+
+    def _insert_id(self, conn: Connection, sql: str, values: Sequence[Any]) -> int | None:
+        row = conn.execute(f"{sql} ON CONFLICT (job_key) DO NOTHING RETURNING id",
+                           values).fetchone()
+        return None if row is None else int(row["id"])
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                with self._errors("closing"):
+                    conn.raw.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"PostgresJobStore({self.location!r}, {state})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,84 @@
+"""``preform-pipeline watch`` on a PostgreSQL store (store.url): real subprocess, real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from preform_pipeline.store import JobState
+from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 90.0
+
+
+@pytest.fixture
+def shared(pg_cluster: PgCluster, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return pg_cluster.create_database(f"watch_{request.node.name[-20:].lower()}")
+
+
+def _settings(tmp_path: Path, url: str) -> tuple[Path, Path]:
+    fleet = tmp_path / "fleet"
+    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["store"]["url"] = url
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path, fleet
+
+
+def _watch_once(settings: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    secret = tmp_path / "store-password"
+    secret.write_text(PG_PASSWORD + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFORM_PIPELINE_", "PG"))}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env[PASSWORD_FILE_ENV] = str(secret)
+    return subprocess.run(
+        [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+class TestWatchOnPostgres:
+    """The daemon records into the shared store and registers as a node."""
+
+    def test_once_prints_records_and_leaves_a_stopped_node(
+        self, tmp_path: Path, shared: str
+    ) -> None:
+        settings, fleet = _settings(tmp_path, shared)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+        done = _watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert PG_PASSWORD not in done.stdout + done.stderr
+        assert (inbox / "done" / "a.stl").exists()
+        assert len(fleet_jobs(fleet)) == 1
+        with PostgresJobStore(shared, password=PG_PASSWORD) as store:
+            (job,) = store.list_jobs()
+            assert job.state in (JobState.PRINT_SENT, JobState.VERIFYING, JobState.FINISHED)
+            (node,) = store.list_nodes()
+            assert node.health() == "stopped"
+
+    def test_a_second_node_is_refused_while_another_is_alive(
+        self, tmp_path: Path, shared: str
+    ) -> None:
+        settings, _ = _settings(tmp_path, shared)
+        (tmp_path / "inbox").mkdir()
+        with PostgresJobStore(shared, password=PG_PASSWORD) as store:
+            store.register_node(NodeInfo("other-pc", "other-pc", "0.1.0"))
+        done = _watch_once(settings, tmp_path)
+        assert done.returncode == 1
+        assert "node other-pc is working this store" in done.stderr
