@@ -31,9 +31,11 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 from crash_support import wait_until_sending
 
 from preform_pipeline.hotfolder.testing import (
@@ -103,10 +105,25 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The daemons this test starts: one still running when the test ends (it failed half
+    way) is stopped with its process group, so a failure leaves nothing running."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
 class TestCrashes:
     """Whatever moment the daemon dies at, no file is lost and nothing prints twice."""
 
-    def test_sigkill_at_seeded_moments_and_mid_send(self, tmp_path: Path) -> None:
+    def test_sigkill_at_seeded_moments_and_mid_send(
+        self, tmp_path: Path, daemons: list[subprocess.Popen[bytes]]
+    ) -> None:
         rng = random.Random(SEED)
         fleet = tmp_path / "fleet"
         recipe = write_recipe(tmp_path, per_build=6)
@@ -151,6 +168,7 @@ class TestCrashes:
             # Its own process group, so a group kill reaches the daemon and nothing else.
             process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log,
                                        stderr=log, start_new_session=True)
+            daemons.append(process)
             context = f"iteration {iteration}, seed {SEED}; log: {tmp_path / 'daemon.log'}"
             if killed_servers:  # the previous daemon's servers, now that this one started
                 assert_gone_without_help(killed_servers, context)
