@@ -36,7 +36,14 @@ from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fi
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, Rejection, plan_builds
+from preform_pipeline.plan.builds import (
+    BuildPlan,
+    ModelInfo,
+    Plan,
+    Rejection,
+    plan_builds,
+    recipe_machine,
+)
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import Recipe
@@ -261,6 +268,8 @@ class BatchWorker:
             case_ids={job.source_path: job.case_id for job in live},
             fields={job.source_path: self._model_fields(job) for job in live},
             rejected=rejected,
+            # Units are judged against the recipe's own machine, as `run` and `plan` do.
+            machine=recipe_machine(recipe),
         )
         models = self._drop_infeasible_cases(recipe, models, live)
         try:
