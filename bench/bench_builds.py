@@ -40,13 +40,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
 
+from bench_support import bench_settings
 from make_samples import write_arches
 
 from preform_pipeline.api import (
@@ -66,7 +66,7 @@ from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
-from preform_pipeline.settings import ServerSettings, Settings
+from preform_pipeline.settings import Settings
 from preform_pipeline.simulator.latency import REALISTIC_COSTS
 
 __all__ = ["main"]
@@ -102,12 +102,7 @@ IMPORT = ImportOptions(units=ImportUnits.MILLIMETERS)
 
 
 def _settings(count: int) -> Settings:
-    return Settings(
-        servers=replace(
-            ServerSettings(), count=count, base_port=0, health_interval_s=0.0,
-            recycle_after_builds=0, startup_timeout_s=120.0, stop_timeout_s=5.0,
-        )
-    )
+    return bench_settings(count, startup_timeout_s=120.0)
 
 
 def _simulator_args(work: Path, time_scale: float, tag: str) -> Any:

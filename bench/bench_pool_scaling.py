@@ -33,11 +33,12 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_support import bench_settings
 
 from preform_pipeline.api import (
     AutoLayoutOptions,
@@ -54,7 +55,7 @@ from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
-from preform_pipeline.settings import ServerSettings, Settings
+from preform_pipeline.settings import Settings
 
 __all__ = ["main"]
 
@@ -96,17 +97,7 @@ IMPORT = ImportOptions(units=ImportUnits.MILLIMETERS)
 
 
 def _settings(count: int) -> Settings:
-    return Settings(
-        servers=replace(
-            ServerSettings(),
-            count=count,
-            base_port=0,
-            health_interval_s=0.0,
-            recycle_after_builds=0,
-            startup_timeout_s=60.0,
-            stop_timeout_s=5.0,
-        )
-    )
+    return bench_settings(count, startup_timeout_s=60.0)
 
 
 def _models(folder: Path, count: int) -> list[Path]:
