@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
-from .mesh import Mesh
+from .mesh import Mesh, triangle_chunks
 from .orientation import ORIENTATION_PHRASES, orientation_fault
 
 __all__ = [
@@ -50,13 +50,24 @@ def checked_mesh(
             "the file contains no triangles",
             hint="re-export the model; the exporter wrote an empty mesh",
         )
-    finite = np.isfinite(triangles).reshape(triangles.shape[0], 9).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
+    first_bad: int | None = None
+    bad = 0
+    start = 0
+    for chunk in triangle_chunks(triangles):
+        if np.isfinite(chunk).all():  # the usual case, without a reduction per triangle
+            start += chunk.shape[0]
+            continue
+        finite = np.isfinite(chunk).reshape(chunk.shape[0], 9).all(axis=1)
+        if not finite.all():
+            bad += int((~finite).sum())
+            if first_bad is None:
+                first_bad = start + int(np.flatnonzero(~finite)[0])
+        start += chunk.shape[0]
+    if first_bad is not None:
         raise ModelFileError(
             origin,
-            f"triangle {bad + 1} of {triangles.shape[0]} has a NaN or infinite coordinate "
-            f"({int((~finite).sum())} such triangles)",
+            f"triangle {first_bad + 1} of {triangles.shape[0]} has a NaN or infinite coordinate "
+            f"({bad} such triangles)",
             hint="repair the mesh (e.g. in PreForm or Meshmixer) and export it again",
         )
     return Mesh(triangles, name, source)

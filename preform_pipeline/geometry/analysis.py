@@ -1,5 +1,7 @@
 """Print-oriented measurements: footprint, overhangs, a support-volume estimate, and a
-simple axis-aligned auto-orientation. All O(N) numpy over the triangles.
+simple axis-aligned auto-orientation. All O(N) numpy over the triangles, slice by slice
+(:func:`~preform_pipeline.geometry.mesh.triangle_chunks`), so a scan of millions of triangles
+costs a few MB of temporaries, not gigabytes.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .mesh import Mesh
+from .mesh import Columns, Mesh, face_cross, row_max, row_norms, triangle_chunks
 from .transforms import AXIS_ALIGNED_ROTATIONS
 
 __all__ = [
@@ -46,28 +48,34 @@ def footprint(mesh: Mesh) -> tuple[float, float]:
 
 def _face_data(
     triangles: npt.NDArray[np.float32],
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per face: area-weighted normal (cross product), area, and z of the centroid."""
+) -> tuple[Columns, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per face: area-weighted normal (cross product, as columns), area, and z of the
+    centroid."""
     t = triangles.astype(np.float64)
-    cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    area = np.linalg.norm(cross, axis=1) / 2.0
-    return cross, area, t[:, :, 2].mean(axis=1)
+    cross = face_cross(t)
+    area = row_norms(cross) / 2.0
+    return cross, area, (t[:, 0, 2] + t[:, 1, 2] + t[:, 2, 2]) / 3.0
 
 
 def _overhang_mask(
     triangles: npt.NDArray[np.float32],
-    cross: npt.NDArray[np.float64],
+    cross: Columns,
     area: npt.NDArray[np.float64],
     max_angle_deg: float,
+    platform: float,
 ) -> npt.NDArray[np.bool_]:
+    """Overhang faces of one slice; ``platform`` is the whole mesh's lowest z."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        nz = np.where(area > 0, cross[:, 2] / (2.0 * area), 0.0)
+        nz = np.where(area > 0, cross[2] / (2.0 * area), 0.0)
     # Tilt from horizontal of a downward face = angle between its normal and -z.
     downward = -nz > math.cos(math.radians(max_angle_deg))
-    z = triangles[:, :, 2].astype(np.float64)
-    platform = z.min() if z.size else 0.0
-    on_platform = z.max(axis=1) <= platform + DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
+    top = row_max(triangles[:, :, 2]).astype(np.float64)
+    on_platform = top <= platform + DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
     return np.asarray(downward & ~on_platform)
+
+
+def _lowest_z(mesh: Mesh) -> float:
+    return float(mesh.bounds[0][2])
 
 
 def downward_area(mesh: Mesh, *, max_angle_deg: float = DEFAULT_OVERHANG_ANGLE_DEG) -> float:
@@ -75,8 +83,12 @@ def downward_area(mesh: Mesh, *, max_angle_deg: float = DEFAULT_OVERHANG_ANGLE_D
     horizontal, excluding faces lying on the platform (the model's lowest z)."""
     if mesh.triangle_count == 0:
         return 0.0
-    cross, area, _ = _face_data(mesh.triangles)
-    return float(area[_overhang_mask(mesh.triangles, cross, area, max_angle_deg)].sum())
+    platform = _lowest_z(mesh)
+    total = 0.0
+    for chunk in triangle_chunks(mesh.triangles):
+        cross, area, _ = _face_data(chunk)
+        total += float(area[_overhang_mask(chunk, cross, area, max_angle_deg, platform)].sum())
+    return total
 
 
 def support_volume_estimate(
@@ -95,11 +107,15 @@ def support_volume_estimate(
     """
     if mesh.triangle_count == 0:
         return 0.0
-    cross, area, centroid_z = _face_data(mesh.triangles)
-    mask = _overhang_mask(mesh.triangles, cross, area, max_angle_deg)
-    projected = np.abs(cross[mask, 2]) / 2.0
-    height = centroid_z[mask] - float(mesh.bounds[0][2])
-    columns = float((projected * height).sum()) * fill_factor
+    platform = _lowest_z(mesh)
+    column_sum = 0.0
+    for chunk in triangle_chunks(mesh.triangles):
+        cross, area, centroid_z = _face_data(chunk)
+        mask = _overhang_mask(chunk, cross, area, max_angle_deg, platform)
+        projected = np.abs(cross[2][mask]) / 2.0
+        height = centroid_z[mask] - platform
+        column_sum += float((projected * height).sum())
+    columns = column_sum * fill_factor
     fx, fy = footprint(mesh)
     return columns + fx * fy * max(0.0, raft_thickness_mm)
 
@@ -110,17 +126,29 @@ def platform_contact_area(
     """Area of downward flat faces lying at the model's lowest z (what touches the platform)."""
     if mesh.triangle_count == 0:
         return 0.0
-    return _contact_area(mesh.triangles.astype(np.float64), flat_angle_deg)
+    platform = _lowest_z(mesh)
+    flat_cos = math.cos(math.radians(flat_angle_deg))
+    total = 0.0
+    for chunk in triangle_chunks(mesh.triangles):
+        t = chunk.astype(np.float64)
+        total += _contact_double_area(face_cross(t), t[:, :, 2], 2, 1.0, flat_cos, platform)
+    return total / 2.0
 
 
-def _contact_area(t: npt.NDArray[np.float64], flat_angle_deg: float) -> float:
-    cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    double_area = np.linalg.norm(cross, axis=1)
-    flat_down = -cross[:, 2] > double_area * math.cos(math.radians(flat_angle_deg))
-    z = t[:, :, 2]
-    low = z.min()
-    touching = z.max(axis=1) <= low + DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
-    return float(double_area[flat_down & touching].sum() / 2.0)
+def _contact_double_area(
+    cross: Columns,
+    heights: npt.NDArray[np.float64],
+    up_axis: int,
+    sign: float,
+    flat_cos: float,
+    lowest: float,
+) -> float:
+    """Twice the area of one slice's faces that face down (along ``sign`` times ``up_axis``)
+    within the flat angle and lie within the contact tolerance of ``lowest``."""
+    double_area = row_norms(cross)
+    flat_down = -cross[up_axis] * sign > double_area * flat_cos
+    touching = row_max(heights) <= lowest + DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
+    return float(double_area[flat_down & touching].sum())
 
 
 def best_flat_orientation(mesh: Mesh) -> npt.NDArray[np.float64]:
@@ -135,25 +163,33 @@ def best_flat_orientation(mesh: Mesh) -> npt.NDArray[np.float64]:
     """
     if mesh.triangle_count == 0:
         return np.eye(3)
-    t = mesh.triangles.astype(np.float64)
-    cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-    double_area = np.linalg.norm(cross, axis=1)
     flat_cos = math.cos(math.radians(DEFAULT_FLAT_FACE_ANGLE_DEG))
     low, high = mesh.bounds
     extent = high - low
-    contact_by_up: dict[tuple[int, float], float] = {}
+    ups = []
+    for rotation in AXIS_ALIGNED_ROTATIONS:
+        axis = int(np.abs(rotation[2]).argmax())
+        up = (axis, float(rotation[2, axis]))
+        if up not in ups:
+            ups.append(up)
+    doubled = dict.fromkeys(ups, 0.0)
+    for chunk in triangle_chunks(mesh.triangles):
+        t = chunk.astype(np.float64)
+        cross = face_cross(t)
+        for axis, sign in ups:
+            # The lowest point along the up direction: the bounds, exactly (the float32
+            # coordinates widened to float64, as the slice's are).
+            lowest = float(low[axis]) if sign > 0 else -float(high[axis])
+            heights = t[:, :, axis] * sign
+            doubled[(axis, sign)] += _contact_double_area(
+                cross, heights, axis, sign, flat_cos, lowest
+            )
     best: tuple[float, float, float, int] | None = None
     best_index = 0
     for index, rotation in enumerate(AXIS_ALIGNED_ROTATIONS):
         axes = np.abs(rotation).argmax(axis=1)  # model axis that lands on scene x, y, z
         up_axis = int(axes[2])
-        sign = float(rotation[2, up_axis])
-        if (up_axis, sign) not in contact_by_up:
-            z = t[:, :, up_axis] * sign
-            flat_down = -cross[:, up_axis] * sign > double_area * flat_cos
-            touching = z.max(axis=1) <= z.min() + DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
-            contact_by_up[(up_axis, sign)] = float(double_area[flat_down & touching].sum() / 2)
-        contact = contact_by_up[(up_axis, sign)]
+        contact = doubled[(up_axis, float(rotation[2, up_axis]))] / 2
         sx, sy, sz = (float(extent[a]) for a in axes)
         # Round so float noise between equivalent rotations does not decide.
         score = (-round(contact, 6), round(sz, 6), 0.0 if sx + 1e-9 >= sy else 1.0, index)

@@ -2,6 +2,7 @@
 
 * :func:`read_file_bounded`: a regular file of at most ``max_bytes`` (folders, devices and
   pipes are refused by name: a symlink to ``/dev/zero`` must not be read for ever);
+  :func:`checked_file_size` is the same check for readers that stream the file;
 * :func:`read_zip_member`: one zip member, refused when its size or its compression ratio is
   beyond the limits *before* it is inflated, and read in chunks that stop at the limit even
   when the archive's directory lies (a "zip bomb" costs milliseconds and little memory);
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_XML_DEPTH",
     "DEFAULT_MAX_ZIP_MEMBER_BYTES",
     "RATIO_CHECK_MIN_BYTES",
+    "checked_file_size",
     "parse_xml",
     "read_file_bounded",
     "read_zip_member",
@@ -52,8 +54,9 @@ def _mib(size: int) -> str:
     return f"{size / _MIB:.1f} MiB" if size >= _MIB else f"{size} bytes"
 
 
-def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> bytes:
-    """The bytes of the regular file ``path``, or :class:`ModelFileError` saying why not."""
+def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> int:
+    """The size of the regular file ``path``, or :class:`ModelFileError` saying why it is not
+    one a reader may open (missing, unreadable, a folder, a device, over ``max_bytes``)."""
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -81,12 +84,18 @@ def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
             f"file is {_mib(info.st_size)}, over the {_mib(max_bytes)} limit for model files",
             hint="reduce (decimate) the mesh or split the model",
         )
+    return info.st_size
+
+
+def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, or :class:`ModelFileError` saying why not."""
+    size = checked_file_size(path, max_bytes)
     try:
         with path.open("rb") as handle:
             # read(n) allocates n bytes first: ask for what stat() saw (plus one byte to
             # notice growth), never for the whole limit.
-            data = handle.read(min(info.st_size, max_bytes) + 1)
-            while len(data) > info.st_size and len(data) <= max_bytes:
+            data = handle.read(min(size, max_bytes) + 1)
+            while len(data) > size and len(data) <= max_bytes:
                 more = handle.read(_CHUNK)  # it is growing: follow it in chunks
                 if not more:
                     break

@@ -6,19 +6,52 @@ otherwise; 3MF units are converted to millimetres on reading). Keeping the soup 
 indexed mesh makes reading binary STL a single ``np.frombuffer`` and keeps every measurement a
 vectorised reduction; the few operations that need connectivity (:meth:`Mesh.is_closed`, the
 OBJ and 3MF writers) weld vertices on demand with :func:`weld_vertices`.
+
+Measurements and transforms walk the triangles in slices of :data:`CHUNK_TRIANGLES`
+(:func:`triangle_chunks`): a float64 temporary of a 6-million-triangle scan would be over
+400 MB per array, a slice's is a few MB. A mesh of one slice is measured exactly as before
+(the same arithmetic on the same array); larger ones sum their slices in float64.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Mesh", "weld_vertices"]
+__all__ = [
+    "CHUNK_TRIANGLES",
+    "Columns",
+    "Mesh",
+    "face_cross",
+    "row_max",
+    "row_norms",
+    "transformed_triangles",
+    "triangle_chunks",
+    "weld_vertices",
+]
 
 FloatArray = npt.NDArray[np.floating]
+
+#: Triangles measured at a time: float64 temporaries of a slice stay a few MB.
+CHUNK_TRIANGLES: Final = 1 << 16
+
+
+def triangle_chunks(
+    triangles: npt.NDArray[np.float32], size: int = CHUNK_TRIANGLES
+) -> Iterator[npt.NDArray[np.float32]]:
+    """Consecutive slices (views, not copies) of at most ``size`` triangles; one slice, the
+    whole array, when it is no larger."""
+    count = triangles.shape[0]
+    if count <= size:
+        yield triangles
+        return
+    for start in range(0, count, size):
+        yield triangles[start:start + size]
 
 
 def weld_vertices(
@@ -42,6 +75,47 @@ def weld_vertices(
     vertices = tri[first]
     faces = inverse.reshape(-1, 3).astype(np.int64)
     return vertices, faces
+
+
+Columns = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def face_cross(t: npt.NDArray[np.float64]) -> Columns:
+    """Per triangle of ``(N, 3, 3)`` float64 corners, ``(v1 - v0) x (v2 - v0)`` as its x, y
+    and z columns: the normal scaled by twice the area. The same products and differences as
+    ``np.cross``, column by column, which numpy runs several times faster."""
+    a0, a1, a2 = (t[:, 1, i] - t[:, 0, i] for i in range(3))
+    b0, b1, b2 = (t[:, 2, i] - t[:, 0, i] for i in range(3))
+    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
+
+
+def row_norms(v: Columns) -> npt.NDArray[np.float64]:
+    """Length of every row given as x, y, z columns: ``sqrt((x*x + y*y) + z*z)``, the sum
+    ``np.linalg.norm(v, axis=1)`` makes, without its slow reduction along rows of three."""
+    x, y, z = v
+    norms: npt.NDArray[np.float64] = np.sqrt(x * x + y * y + z * z)
+    return norms
+
+
+def row_max(v: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
+    """The largest of every row of ``(N, 3)`` ``v`` (``v.max(axis=1)``, faster)."""
+    largest: npt.NDArray[np.floating] = np.maximum(np.maximum(v[:, 0], v[:, 1]), v[:, 2])
+    return largest
+
+
+def transformed_triangles(
+    triangles: npt.NDArray[np.float32],
+    matrix: npt.NDArray[np.float64],
+    translation: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float32]:
+    """``matrix @ p + translation`` for every vertex, in float64 slice by slice, stored as a new
+    float32 array: the only full-size array made is the result."""
+    moved = np.empty(triangles.shape, dtype=np.float32)
+    start = 0
+    for chunk in triangle_chunks(triangles):
+        moved[start:start + chunk.shape[0]] = chunk.astype(np.float64) @ matrix.T + translation
+        start += chunk.shape[0]
+    return moved
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +146,17 @@ class Mesh:
     @property
     def bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """``(min_xyz, max_xyz)`` as float64; zeros for an empty mesh."""
+        # Measured once: a mesh is a value (its array is never changed in place) and every
+        # analysis of a large mesh asks for its bounds; callers get their own copies.
+        cached: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = (
+            self.__dict__.get("_bounds")
+        )
+        if cached is None:
+            cached = self._measure_bounds()
+            self.__dict__["_bounds"] = cached
+        return cached[0].copy(), cached[1].copy()
+
+    def _measure_bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         if self.triangle_count == 0:
             return np.zeros(3), np.zeros(3)
         points = self.triangles.reshape(-1, 3)
@@ -90,11 +175,19 @@ class Mesh:
 
     # -- measurements -------------------------------------------------------------------------
 
-    def _centred64(self) -> npt.NDArray[np.float64]:
+    def signed_volume(self) -> float:
+        """``sum(v0 . (v1 x v2)) / 6``: positive when the triangles face outwards."""
+        if self.triangle_count == 0:
+            return 0.0
         # Measuring relative to the bounding-box centre keeps float64 sums accurate for meshes
         # placed far from the origin (scanner coordinates often are).
         low, high = self.bounds
-        return self.triangles.astype(np.float64) - (low + high) / 2.0
+        centre = (low + high) / 2.0
+        total = 0.0
+        for chunk in triangle_chunks(self.triangles):
+            t = chunk.astype(np.float64) - centre
+            total += float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum())
+        return total / 6.0
 
     def volume(self) -> float:
         """Enclosed volume in cubic units: ``|sum(v0 . (v1 x v2)) / 6|`` (divergence theorem).
@@ -102,19 +195,14 @@ class Mesh:
         Meaningful for closed meshes; for an open surface it is the volume of the cone the
         surface spans to the bounding-box centre.
         """
-        if self.triangle_count == 0:
-            return 0.0
-        t = self._centred64()
-        signed = np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0
-        return float(abs(signed))
+        return abs(self.signed_volume())
 
     def surface_area(self) -> float:
         """Total triangle area in square units."""
-        if self.triangle_count == 0:
-            return 0.0
-        t = self.triangles.astype(np.float64)
-        cross = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-        return float(np.linalg.norm(cross, axis=1).sum() / 2.0)
+        total = 0.0
+        for chunk in triangle_chunks(self.triangles):
+            total += float(row_norms(face_cross(chunk.astype(np.float64))).sum())
+        return total / 2.0
 
     def is_closed(self) -> bool:
         """True when every edge is shared by exactly two triangles (vertices welded exactly)."""
@@ -139,8 +227,7 @@ class Mesh:
         if m.shape != (3, 3):
             raise ValueError(f"matrix must be 3x3, got {m.shape}")
         t = np.asarray(translation, dtype=np.float64).reshape(3)
-        moved = self.triangles.astype(np.float64) @ m.T + t
-        return Mesh(moved.astype(np.float32), self.name, self.source)
+        return Mesh(transformed_triangles(self.triangles, m, t), self.name, self.source)
 
     def scaled(self, factor: float) -> Mesh:
         """Uniformly scaled about the origin."""

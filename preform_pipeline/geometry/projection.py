@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from .mesh import Mesh
+from .mesh import Mesh, transformed_triangles, triangle_chunks
 
 __all__ = ["DEFAULT_PROJECTION_STEP_MM", "MAX_SUBDIVISIONS", "convex_hull", "hull_area",
            "projected_points"]
@@ -36,25 +36,16 @@ def _barycentric(k: int) -> npt.NDArray[np.float64]:
     return np.column_stack([1.0 - w[:, 0] - w[:, 1], w[:, 0], w[:, 1]])
 
 
-def projected_points(
-    mesh: Mesh, step: float = DEFAULT_PROJECTION_STEP_MM
-) -> npt.NDArray[np.float64]:
-    """``(N, 2)`` xy points covering the mesh's shadow, at most ``step`` mm apart.
-
-    Only the boundary is kept: the two extreme samples of every ``step / 2`` slice along x
-    and along y (a few hundred points for a dental arch), which is what outlines, profiles and
-    hulls need at any rotation. The points' bounding box is the mesh's (the extremes are
-    vertices). An empty mesh gives an empty array.
-    """
-    if step <= 0 or not math.isfinite(step):
-        raise ValueError(f"step must be a positive number of mm, got {step}")
-    if mesh.triangle_count == 0:
-        return np.zeros((0, 2))
-    xy = mesh.triangles[:, :, :2].astype(np.float64)
-    edges = np.stack(
-        [xy[:, 1] - xy[:, 0], xy[:, 2] - xy[:, 1], xy[:, 0] - xy[:, 2]], axis=1
-    )
-    longest = np.sqrt((edges**2).sum(axis=2)).max(axis=1)
+def _samples(xy: npt.NDArray[np.float64], step: float) -> npt.NDArray[np.float64]:
+    """The corners of ``(N, 3, 2)`` projected triangles and, for triangles with an edge
+    longer than ``step``, the points of a regular grid over them at most ``step`` apart."""
+    # sqrt is monotonic and correctly rounded: the root of the longest squared edge is the
+    # longest edge, exactly, for a third of the square roots.
+    squared = [
+        (xy[:, b, 0] - xy[:, a, 0]) ** 2 + (xy[:, b, 1] - xy[:, a, 1]) ** 2
+        for a, b in ((0, 1), (1, 2), (2, 0))
+    ]
+    longest = np.sqrt(np.maximum(np.maximum(squared[0], squared[1]), squared[2]))
     splits = np.clip(np.ceil(longest / step), 1, MAX_SUBDIVISIONS).astype(np.int64)
     samples = [xy.reshape(-1, 2)]
     for k in np.unique(splits):
@@ -63,12 +54,107 @@ def projected_points(
         tri = xy[splits == k]
         weights = _barycentric(int(k))
         samples.append(np.einsum("pv,nvd->npd", weights, tri).reshape(-1, 2))
-    points = np.concatenate(samples)
+    return np.concatenate(samples)
+
+
+def projected_points(
+    mesh: Mesh,
+    step: float = DEFAULT_PROJECTION_STEP_MM,
+    *,
+    rotation: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """``(N, 2)`` xy points covering the mesh's shadow, at most ``step`` mm apart.
+
+    Only the boundary is kept: the two extreme samples of every ``step / 2`` slice along x
+    and along y (a few hundred points for a dental arch), which is what outlines, profiles and
+    hulls need at any rotation. The points' bounding box is the mesh's (the extremes are
+    vertices). An empty mesh gives an empty array. With ``rotation`` (3x3), the shadow of
+    ``mesh.transformed(rotation)``, without making that mesh.
+
+    A mesh larger than one slice of triangles is sampled slice by slice, each slice's samples
+    folded into the running extremes of every band (:class:`_BandExtremes`), so the samples
+    of a whole scan never exist at once. Where two samples tie for a band's extreme, either
+    may be kept: both lie on the boundary.
+    """
+    if step <= 0 or not math.isfinite(step):
+        raise ValueError(f"step must be a positive number of mm, got {step}")
+    if mesh.triangle_count == 0:
+        return np.zeros((0, 2))
     cell = step / 2.0
-    return np.unique(
-        np.concatenate([_extremes_along(points, 0, cell), _extremes_along(points, 1, cell)]),
-        axis=0,
-    )
+    along_x, along_y = _BandExtremes(0, cell), _BandExtremes(1, cell)
+    for chunk in triangle_chunks(mesh.triangles):
+        if rotation is not None:
+            chunk = transformed_triangles(chunk, rotation, np.zeros(3))
+        points = _samples(chunk[:, :, :2].astype(np.float64), step)
+        if chunk.shape[0] == mesh.triangle_count:  # one slice: the exact extremes at once
+            return np.unique(
+                np.concatenate([_extremes_along(points, 0, cell),
+                                _extremes_along(points, 1, cell)]),
+                axis=0,
+            )
+        along_x.add(points)
+        along_y.add(points)
+    return np.unique(np.concatenate([along_x.points(), along_y.points()]), axis=0)
+
+
+class _BandExtremes:
+    """Running extremes of a shadow's samples: for every ``width`` band along ``axis``, the
+    sample with the lowest and the one with the highest other coordinate seen so far."""
+
+    def __init__(self, axis: int, width: float) -> None:
+        self._axis, self._width = axis, width
+        self._base = 0
+        self._low = np.zeros(0)
+        self._high = np.zeros(0)
+        self._low_points = np.zeros((0, 2))
+        self._high_points = np.zeros((0, 2))
+
+    def _cover(self, first: int, last: int) -> None:
+        """Grow the band arrays to hold bands ``first`` to ``last``."""
+        if self._low.size == 0:
+            self._base = first
+        before = max(0, self._base - first)
+        after = max(0, last - (self._base + self._low.size - 1))
+        if self._low.size and not before and not after:
+            return
+        if self._low.size == 0:
+            after = last - first + 1
+        self._low = np.pad(self._low, (before, after), constant_values=np.inf)
+        self._high = np.pad(self._high, (before, after), constant_values=-np.inf)
+        self._low_points = np.pad(self._low_points, ((before, after), (0, 0)))
+        self._high_points = np.pad(self._high_points, ((before, after), (0, 0)))
+        self._base -= before
+
+    def add(self, points: npt.NDArray[np.float64]) -> None:
+        band = np.floor(points[:, self._axis] / self._width).astype(np.int64)
+        self._cover(int(band.min()), int(band.max()))
+        index = band - self._base
+        other = points[:, 1 - self._axis]
+        _fold(index, other, points, self._low, self._low_points, np.minimum, np.inf)
+        _fold(index, other, points, self._high, self._high_points, np.maximum, -np.inf)
+
+    def points(self) -> npt.NDArray[np.float64]:
+        seen = np.isfinite(self._low)
+        return np.concatenate([self._low_points[seen], self._high_points[seen]])
+
+
+def _fold(
+    index: npt.NDArray[np.int64],
+    other: npt.NDArray[np.float64],
+    points: npt.NDArray[np.float64],
+    best: npt.NDArray[np.float64],
+    best_points: npt.NDArray[np.float64],
+    pick: np.ufunc,
+    start: float,
+) -> None:
+    """Fold one slice's samples into the running per-band extremes ``best`` (in place)."""
+    slice_best = np.full(best.size, start)
+    pick.at(slice_best, index, other)
+    better = pick(slice_best, best) != best
+    winners = np.flatnonzero(better[index] & (other == slice_best[index]))
+    bands, first = np.unique(index[winners], return_index=True)
+    best[bands] = slice_best[bands]
+    best_points[bands] = points[winners[first]]
 
 
 def _extremes_along(

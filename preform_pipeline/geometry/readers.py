@@ -8,10 +8,10 @@ from pathlib import Path
 from ..errors import ModelFileError
 from ..logging import get_logger
 from ._checks import mesh_defects, sane_mesh
-from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, read_file_bounded
+from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, checked_file_size, read_file_bounded
 from .mesh import Mesh
 from .obj import read_obj_bytes
-from .stl import read_stl_bytes
+from .stl import read_stl_bytes, read_stl_file
 from .threemf import read_3mf_bytes
 
 __all__ = ["SUPPORTED_SUFFIXES", "read_mesh", "read_mesh_bytes"]
@@ -51,12 +51,18 @@ def read_mesh(
     """
     path = Path(path)
     reader = _reader_for(path.suffix, path)
-    data = read_file_bounded(path, max_bytes)
-    if not data:
-        raise ModelFileError(
-            path, "file is empty (0 bytes)", hint="copy or export the model again"
-        )
-    parsed = reader(data, origin=path, name=path.stem if name is None else name, source=path)
+    label = path.stem if name is None else name
+    size = checked_file_size(path, max_bytes)
+    if size and reader is read_stl_bytes:
+        # STL is streamed: a large binary file never sits in memory as bytes.
+        parsed = read_stl_file(path, size, max_bytes=max_bytes, name=label, source=path)
+    else:
+        data = read_file_bounded(path, max_bytes)
+        if not data:
+            raise ModelFileError(
+                path, "file is empty (0 bytes)", hint="copy or export the model again"
+            )
+        parsed = reader(data, origin=path, name=label, source=path)
     mesh = sane_mesh(parsed, path)
     for defect in mesh_defects(mesh):
         _log.warning("mesh_defect", path=str(path), defect=defect)

@@ -6,25 +6,36 @@ the word ``solid``, so the format is decided by the size first: a file whose siz
 ``84 + 50 * count`` is binary whatever its first bytes say; otherwise a file that starts with
 ``solid`` and whose first bytes are text is ASCII; anything else is a binary file of the wrong
 size (truncated or padded), reported with expected and actual byte counts.
+
+:func:`read_stl_file` decides all of that from the file's size and its first few kilobytes,
+then streams a binary STL: fixed-size slices of the 50-byte records are read into one reused
+buffer and their vertices copied into the mesh's array, so a 300 MB file costs its vertex
+array (216 MB) and a few MB more, never the file's bytes as well. ASCII STL is text to parse
+as a whole and is read as a whole (within the reader's size limit).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
+from typing import Final, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
+from .bounded import read_file_bounded
 from .mesh import Mesh
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
     "BINARY_HEADER_BYTES",
     "BINARY_RECORD_DTYPE",
+    "STREAM_RECORDS",
     "read_stl_bytes",
+    "read_stl_file",
     "stl_completeness",
     "write_stl",
 ]
@@ -41,6 +52,13 @@ _ENDSOLID_TAIL_BYTES = 4096
 _PLAUSIBILITY_RECORDS = 64
 _PLAUSIBLE_COORDINATE = 1e7
 _TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+#: Binary records read at a time while streaming (3.2 MB of file per read).
+STREAM_RECORDS: Final = 1 << 16
+# The leading bytes every decision about a file's layout needs: the sniffed head, the text
+# probe, the header and the records the plausibility check samples.
+_HEAD_BYTES: Final = max(
+    SNIFF_BYTES, _TEXT_PROBE_BYTES, BINARY_HEADER_BYTES + 50 * _PLAUSIBILITY_RECORDS
+)
 
 _NUMBER = rb"(\S+)"
 _WS = rb"\s+"
@@ -87,17 +105,18 @@ def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     return _read_ascii(data, origin, name, source)
 
 
-def _plausible_records(data: bytes) -> bool:
+def _plausible_records(head: bytes, size: int) -> bool:
     """Do the complete 50-byte records after the header look like triangles?
 
+    ``head`` is the file's first bytes (at least the sampled records), ``size`` its length.
     Real binary STL records hold finite coordinates of modest size and unit (or zero)
     normals; random bytes (a renamed document, an image) almost never do across many records.
     """
-    available = max(0, (len(data) - BINARY_HEADER_BYTES) // 50)
+    available = max(0, (size - BINARY_HEADER_BYTES) // 50)
     count = min(available, _PLAUSIBILITY_RECORDS)
     if count == 0:
-        return len(data) <= BINARY_HEADER_BYTES and not _looks_like_text(data)
-    records = np.frombuffer(data, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
+        return size <= BINARY_HEADER_BYTES and not _looks_like_text(head)
+    records = np.frombuffer(head, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
     with np.errstate(all="ignore"):
         coordinates = records["vertices"].astype(np.float64)
         normals = records["normal"].astype(np.float64)
@@ -110,46 +129,110 @@ def _plausible_records(data: bytes) -> bool:
 
 
 def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
-    if len(data) < BINARY_HEADER_BYTES:
-        if _looks_like_text(data):
-            _raise_not_stl_text(data, origin)
-        raise ModelFileError(
-            origin,
-            f"binary STL is {len(data)} bytes, shorter than its {BINARY_HEADER_BYTES}-byte "
-            "header",
-            hint="the file was cut short; copy or export it again",
-        )
-    count = _binary_count(data)
-    expected = BINARY_HEADER_BYTES + 50 * count
-    if len(data) != expected:
-        if _looks_like_text(data):
-            _raise_not_stl_text(data, origin)
-        if not _plausible_records(data):
-            raise ModelFileError(
-                origin,
-                "this is not a mesh: neither ASCII STL text nor binary STL triangles",
-                hint=EXPORT_HINT,
-            )
-        room = (len(data) - BINARY_HEADER_BYTES) // 50
-        if len(data) < expected:
-            state = (
-                f"is truncated: its header declares {count} triangles, so expected {expected} "
-                f"bytes, but the file has {len(data)} bytes (room for {room} triangles)"
-            )
-            hint = "the file was cut short; copy or export it again"
-        else:
-            state = (
-                f"is longer than its header says: it declares {count} triangles, so expected "
-                f"{expected} bytes, but the file has {len(data)} bytes (room for {room})"
-            )
-            hint = "the header's triangle count is wrong; export the model again"
-        raise ModelFileError(origin, f"binary STL {state}", hint=hint)
-    records = np.frombuffer(data, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
+    if len(data) < BINARY_HEADER_BYTES or len(data) != (
+        BINARY_HEADER_BYTES + 50 * _binary_count(data)
+    ):
+        _raise_bad_binary(data[:_HEAD_BYTES], len(data), origin)
+    records = np.frombuffer(
+        data, dtype=BINARY_RECORD_DTYPE, count=_binary_count(data), offset=84
+    )
     triangles = np.ascontiguousarray(records["vertices"])
     return checked_mesh(triangles, origin, name, source)
 
 
-def _raise_not_stl_text(data: bytes, origin: Path) -> None:
+def _raise_bad_binary(head: bytes, size: int, origin: Path) -> NoReturn:
+    """Say why a file taken for binary STL, of ``size`` bytes starting with ``head``, is not
+    one: too short for the header, text, not triangles at all, truncated, or too long."""
+    if size < BINARY_HEADER_BYTES:
+        if _looks_like_text(head):
+            _raise_not_stl_text(head, origin)
+        raise ModelFileError(
+            origin,
+            f"binary STL is {size} bytes, shorter than its {BINARY_HEADER_BYTES}-byte "
+            "header",
+            hint="the file was cut short; copy or export it again",
+        )
+    count = _binary_count(head)
+    expected = BINARY_HEADER_BYTES + 50 * count
+    if _looks_like_text(head):
+        _raise_not_stl_text(head, origin)
+    if not _plausible_records(head, size):
+        raise ModelFileError(
+            origin,
+            "this is not a mesh: neither ASCII STL text nor binary STL triangles",
+            hint=EXPORT_HINT,
+        )
+    room = (size - BINARY_HEADER_BYTES) // 50
+    if size < expected:
+        state = (
+            f"is truncated: its header declares {count} triangles, so expected {expected} "
+            f"bytes, but the file has {size} bytes (room for {room} triangles)"
+        )
+        hint = "the file was cut short; copy or export it again"
+    else:
+        state = (
+            f"is longer than its header says: it declares {count} triangles, so expected "
+            f"{expected} bytes, but the file has {size} bytes (room for {room})"
+        )
+        hint = "the header's triangle count is wrong; export the model again"
+    raise ModelFileError(origin, f"binary STL {state}", hint=hint)
+
+
+def read_stl_file(
+    path: Path, size: int, *, max_bytes: int, name: str, source: Path | None
+) -> Mesh:
+    """Read the STL file ``path`` of ``size`` bytes (as its checked ``stat`` said).
+
+    An exact binary STL is streamed (see the module docstring); an ASCII one is read whole
+    within ``max_bytes``; anything else gets the error :func:`read_stl_bytes` would give,
+    decided from the size and the first bytes only.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+            if size >= BINARY_HEADER_BYTES and len(head) >= BINARY_HEADER_BYTES and size == (
+                BINARY_HEADER_BYTES + 50 * _binary_count(head)
+            ):
+                return _stream_binary(handle, head, path, name, source)
+    except OSError as exc:
+        raise ModelFileError(
+            path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
+        ) from None
+    require_format(head[:SNIFF_BYTES], ".stl", path)
+    stripped = head.lstrip()
+    if len(stripped) < 5 or (stripped[:5].lower() == b"solid" and _looks_like_text(head)):
+        # Text (or blanks running past the head): ASCII STL is parsed as a whole.
+        return read_stl_bytes(
+            read_file_bounded(path, max_bytes), origin=path, name=name, source=source
+        )
+    _raise_bad_binary(head, size, path)
+
+
+def _stream_binary(
+    handle: io.BufferedReader, head: bytes, origin: Path, name: str, source: Path | None
+) -> Mesh:
+    """The triangles of an exact binary STL, read ``STREAM_RECORDS`` records at a time into
+    one buffer; a file that shrinks or grows while being read gets the size errors."""
+    count = _binary_count(head)
+    triangles = np.empty((count, 3, 3), dtype=np.float32)
+    buffer = bytearray(50 * min(count, STREAM_RECORDS))
+    handle.seek(BINARY_HEADER_BYTES)
+    done = 0
+    while done < count:
+        wanted = min(STREAM_RECORDS, count - done)
+        got = handle.readinto(memoryview(buffer)[: 50 * wanted])
+        if got != 50 * wanted:  # it shrank after stat()
+            _raise_bad_binary(head, BINARY_HEADER_BYTES + 50 * done + got, origin)
+        records = np.frombuffer(buffer, dtype=BINARY_RECORD_DTYPE, count=wanted)
+        triangles[done:done + wanted] = records["vertices"]
+        done += wanted
+    if handle.read(1):  # it grew after stat()
+        handle.seek(0, 2)
+        _raise_bad_binary(head, handle.tell(), origin)
+    return checked_mesh(triangles, origin, name, source)
+
+
+def _raise_not_stl_text(data: bytes, origin: Path) -> NoReturn:
     raise ModelFileError(
         origin,
         "this is a text file that is not an STL (an ASCII STL starts with 'solid')",

@@ -90,7 +90,7 @@ def measure_shadow(mesh: Mesh) -> Shadow:
     # Turns about z only turn the shadow: the packer tries turns itself.
     if np.allclose(np.abs(rotation[2]), [0.0, 0.0, 1.0]):
         return Shadow(as_is, as_is, as_is_hull, as_is_hull)
-    flat = _centred(projected_points(mesh.transformed(rotation)))
+    flat = _centred(projected_points(mesh, rotation=rotation))
     return Shadow(as_is, flat, as_is_hull, hull_area(flat))
 
 
