@@ -42,10 +42,12 @@ CHUNK_TRIANGLES: Final = 1 << 16
 
 
 def triangle_chunks(
-    triangles: npt.NDArray[np.float32], size: int = CHUNK_TRIANGLES
+    triangles: npt.NDArray[np.float32], size: int | None = None
 ) -> Iterator[npt.NDArray[np.float32]]:
-    """Consecutive slices (views, not copies) of at most ``size`` triangles; one slice, the
-    whole array, when it is no larger."""
+    """Consecutive slices (views, not copies) of at most ``size`` triangles (default
+    :data:`CHUNK_TRIANGLES`, looked up at each call); one slice, the whole array, when it is
+    no larger."""
+    size = CHUNK_TRIANGLES if size is None else size
     count = triangles.shape[0]
     if count <= size:
         yield triangles
