@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
-from .mesh import Mesh, triangle_chunks
+from .mesh import Mesh, triangle_chunks, vertex_keys
 from .orientation import ORIENTATION_PHRASES, orientation_fault
 
 __all__ = [
@@ -128,10 +128,7 @@ def _first_area(
 def _vertex_ids(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
     """Per corner, an id shared by corners with the same coordinates (exact, via a 64-bit hash
     of the float bits: a collision needs two of a few million vertices to hash alike)."""
-    bits = (triangles.reshape(-1, 3) + np.float32(0.0)).view(np.uint32).astype(np.uint64)
-    key = (bits[:, 0] * np.uint64(0x9E3779B97F4A7C15)) ^ (
-        bits[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (bits[:, 2] * np.uint64(0x165667B19E3779F9))
-    _, inverse = np.unique(key, return_inverse=True)
+    _, inverse = np.unique(vertex_keys(triangles.reshape(-1, 3)), return_inverse=True)
     return inverse.reshape(-1, 3).astype(np.int64)
 
 

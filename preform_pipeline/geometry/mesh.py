@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 __all__ = [
     "CHUNK_TRIANGLES",
+    "EXACT_WELD_MAX_TRIANGLES",
     "Columns",
     "Mesh",
     "face_cross",
@@ -32,6 +33,7 @@ __all__ = [
     "row_norms",
     "transformed_triangles",
     "triangle_chunks",
+    "vertex_keys",
     "weld_vertices",
 ]
 
@@ -54,6 +56,40 @@ def triangle_chunks(
         return
     for start in range(0, count, size):
         yield triangles[start:start + size]
+
+
+#: Larger meshes are checked for closure by hashed edges (see :meth:`Mesh.is_closed`).
+EXACT_WELD_MAX_TRIANGLES: Final = 1_000_000
+_KEY_MULTIPLIERS: Final = (
+    np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
+)
+
+
+def vertex_keys(points: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """Per ``(V, 3)`` float32 point, a 64-bit hash of its coordinates' bits (``-0.0`` taken as
+    ``0.0``): equal points get equal keys; different points almost never do."""
+    bits = (points + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    a, b, c = _KEY_MULTIPLIERS
+    keys: npt.NDArray[np.uint64] = (bits[:, 0] * a) ^ (bits[:, 1] * b) ^ (bits[:, 2] * c)
+    return keys
+
+
+def _closed_by_edge_keys(triangles: npt.NDArray[np.float32]) -> bool:
+    """Every undirected edge, as a hash of its two corners' keys, occurs exactly twice."""
+    keys = np.empty(3 * triangles.shape[0], dtype=np.uint64)
+    start = 0
+    with np.errstate(over="ignore"):  # the hashes wrap around by design
+        for chunk in triangle_chunks(triangles):
+            corners = vertex_keys(np.ascontiguousarray(chunk).reshape(-1, 3)).reshape(-1, 3)
+            for side, (u, v) in enumerate(((0, 1), (1, 2), (2, 0))):
+                low = np.minimum(corners[:, u], corners[:, v])
+                high = np.maximum(corners[:, u], corners[:, v])
+                at = 3 * start + side * chunk.shape[0]
+                keys[at:at + chunk.shape[0]] = low * _KEY_MULTIPLIERS[0] + high
+            start += chunk.shape[0]
+    keys.sort()  # in place: no second array of keys
+    pairs_equal = bool(np.array_equal(keys[0::2], keys[1::2]))
+    return pairs_equal and not bool((keys[1:-1:2] == keys[2::2]).any())
 
 
 def weld_vertices(
@@ -207,9 +243,17 @@ class Mesh:
         return total / 2.0
 
     def is_closed(self) -> bool:
-        """True when every edge is shared by exactly two triangles (vertices welded exactly)."""
+        """True when every edge is shared by exactly two triangles (vertices welded exactly).
+
+        Meshes over :data:`EXACT_WELD_MAX_TRIANGLES` compare edges by 64-bit hashes of their
+        corners' coordinates (:func:`vertex_keys`) sorted in place, rather than welding: no
+        index arrays of millions of entries. Two different edges would have to hash alike to
+        change the answer.
+        """
         if self.triangle_count == 0:
             return False
+        if self.triangle_count > EXACT_WELD_MAX_TRIANGLES:
+            return _closed_by_edge_keys(self.triangles)
         vertices, faces = weld_vertices(self.triangles)
         edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
         edges.sort(axis=1)

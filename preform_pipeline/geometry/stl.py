@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import IO, Final, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,7 @@ import numpy.typing as npt
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
 from .bounded import read_file_bounded
-from .mesh import Mesh
+from .mesh import Mesh, triangle_chunks
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "read_stl_bytes",
     "read_stl_file",
     "stl_completeness",
+    "write_binary_stl",
     "write_stl",
 ]
 
@@ -303,6 +304,19 @@ def _normals(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return unit.astype(np.float32)
 
 
+def write_binary_stl(handle: IO[bytes], triangles: npt.ArrayLike, *, name: str = "") -> None:
+    """Write ``(N, 3, 3)`` triangles to an open binary stream as binary STL, normals computed,
+    a slice of records at a time (a 300 MB file never sits in memory as bytes)."""
+    tri = np.ascontiguousarray(np.asarray(triangles, dtype=np.float32).reshape(-1, 3, 3))
+    header = (f"binary STL {name}".encode("ascii", "replace") + b" " * 80)[:80]
+    handle.write(header + tri.shape[0].to_bytes(4, "little"))
+    for chunk in triangle_chunks(tri):
+        records = np.zeros(chunk.shape[0], dtype=BINARY_RECORD_DTYPE)
+        records["normal"] = _normals(chunk)
+        records["vertices"] = chunk
+        handle.write(records.tobytes())
+
+
 def write_stl(
     path: Path | str, triangles: npt.ArrayLike, *, ascii: bool = False, name: str = ""
 ) -> None:
@@ -312,15 +326,12 @@ def write_stl(
     bit-identical.
     """
     tri = np.ascontiguousarray(np.asarray(triangles, dtype=np.float32).reshape(-1, 3, 3))
-    normals = _normals(tri)
     path = Path(path)
     if not ascii:
-        records = np.zeros(tri.shape[0], dtype=BINARY_RECORD_DTYPE)
-        records["normal"] = normals
-        records["vertices"] = tri
-        header = (f"binary STL {name}".encode("ascii", "replace") + b" " * 80)[:80]
-        path.write_bytes(header + tri.shape[0].to_bytes(4, "little") + records.tobytes())
+        with path.open("wb") as handle:
+            write_binary_stl(handle, tri, name=name)
         return
+    normals = _normals(tri)
     # ASCII STL is ASCII: a name outside it is written with "?" (as in the binary header).
     label = name.replace("\n", " ").encode("ascii", "replace").decode("ascii")
     facet = (

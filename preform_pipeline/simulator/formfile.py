@@ -18,18 +18,17 @@ A loaded scene is equivalent to the saved one: same model ids, meshes, transform
 
 from __future__ import annotations
 
-import io
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import Mesh, read_mesh_bytes, write_stl
+from preform_pipeline.geometry import Mesh, read_mesh_bytes
+from preform_pipeline.geometry.stl import write_binary_stl
 
 from .protocol import Json, SimError
-from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_write_bytes
+from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_writer
 
 __all__ = ["FORM_FORMAT", "FORM_VERSION", "INVALID_FORM_FILE", "load_form", "save_form"]
 
@@ -37,14 +36,8 @@ FORM_FORMAT: Final = "preform-pipeline-simulated-form"
 FORM_VERSION: Final = 1
 INVALID_FORM_FILE: Final = "INVALID_FORM_FILE"
 _MANIFEST: Final = "manifest.json"
-
-
-def _stl_bytes(model: SimModel) -> bytes:
-    # write_stl writes files; a scratch folder keeps the archive free of half-written entries.
-    with tempfile.TemporaryDirectory(prefix="preform-sim-form-") as scratch:
-        path = Path(scratch) / "model.stl"
-        write_stl(path, model.mesh.triangles, name=model.name[:60])
-        return path.read_bytes()
+# Archive members this large need the zip64 format (decided before writing a streamed one).
+_ZIP64: Final = 1 << 31
 
 
 def _mesh_name(model: SimModel) -> str:
@@ -81,19 +74,23 @@ def save_form(scene: Scene, path: Path) -> None:
         "scene": {"id": scene.id, "scene_settings": scene.settings.to_json(), "cage": scene.cage},
         "models": [_model_record(m) for m in scene.models.values()],
     }
-    buffer = io.BytesIO()
-    # Level 1: float coordinates barely compress; speed matters more for big scenes.
-    with zipfile.ZipFile(
-        buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
-    ) as archive:
-        archive.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
-        written: set[str] = set()
-        for model in scene.models.values():
-            if _mesh_name(model) not in written:
-                archive.writestr(_mesh_name(model), _stl_bytes(model))
-                written.add(_mesh_name(model))
     try:
-        atomic_write_bytes(path, buffer.getvalue())
+        # Streamed into the archive, the archive into a temporary file renamed at the end:
+        # neither the STL bytes nor the archive sit in memory beside the meshes.
+        with atomic_writer(path) as handle, zipfile.ZipFile(
+            # Level 1: float coordinates barely compress; speed matters more for big scenes.
+            handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
+        ) as archive:
+            archive.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+            written: set[str] = set()
+            for model in scene.models.values():
+                if _mesh_name(model) not in written:
+                    triangles = model.mesh.triangles
+                    with archive.open(
+                        _mesh_name(model), "w", force_zip64=84 + 50 * len(triangles) >= _ZIP64
+                    ) as entry:
+                        write_binary_stl(entry, triangles, name=model.name[:60])
+                    written.add(_mesh_name(model))
     except OSError as exc:
         raise SimError(400, "FILE_WRITE_FAILED", f"cannot write {path}: {exc}") from exc
 

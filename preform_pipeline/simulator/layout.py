@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from preform_pipeline.geometry import Mesh, best_flat_orientation, euler_matrix, matrix_to_euler
+from preform_pipeline.geometry.mesh import triangle_chunks
 
 from .meshops import box_frame_triangles
 from .outline_pack import PackedShape, Shape, pack_shapes
@@ -143,10 +144,10 @@ def _moves(
     for item in placed:
         model = by_id[item.key]
         orientation = _turned(model, item.angle_deg)
-        raw = model.mesh.triangles.reshape(-1, 3).astype(np.float64)
-        before = _box_centre(raw @ model.linear().T)
+        before = _box_centre(_turned_box(model.mesh.triangles, model.linear()))
         turned = euler_matrix(*orientation) * (model.scale * model.unit_factor)
-        after = _box_centre(raw @ turned.T)
+        turned_box = _turned_box(model.mesh.triangles, turned)
+        after = _box_centre(turned_box)
         # The packer turned the shadow about the old footprint centre; the turned model's
         # footprint centre sits (after - turn(before)) away from where that centre went.
         a = math.radians(item.angle_deg)
@@ -158,8 +159,8 @@ def _moves(
             # The shadow's points are a sample: a turned corner may poke out of the area by
             # a fraction of a millimetre. Keep the model and its raft inside.
             border = (borders or {}).get(model.id, 0.0)
-            half = (raw @ turned.T)[:, :2]
-            hx, hy = (float(v) for v in (half.max(axis=0) - half.min(axis=0)) / 2.0 + border)
+            low, high = turned_box
+            hx, hy = (float(v) for v in (high - low) / 2.0 + border)
             x = _clamp(x, inside.x_min + hx, inside.x_max - hx)
             y = _clamp(y, inside.y_min + hy, inside.y_max - hy)
         moves[model.id] = Move(orientation, (x, y, z[model.id]))
@@ -170,8 +171,23 @@ def _clamp(value: float, low: float, high: float) -> float:
     return float(value if low > high else min(max(value, low), high))
 
 
-def _box_centre(points: npt.NDArray[np.float64]) -> tuple[float, float]:
-    low, high = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+_Box2D = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def _turned_box(triangles: npt.NDArray[np.float32], linear: npt.NDArray[np.float64]) -> _Box2D:
+    """The xy box ``(low, high)`` of the vertices mapped by ``linear``, slice by slice (a
+    float64 copy of a scan's vertices would be twice the mesh)."""
+    low = np.full(2, np.inf)
+    high = np.full(2, -np.inf)
+    for chunk in triangle_chunks(triangles):
+        points = chunk.reshape(-1, 3).astype(np.float64) @ linear.T
+        low = np.minimum(low, points[:, :2].min(axis=0))
+        high = np.maximum(high, points[:, :2].max(axis=0))
+    return low, high
+
+
+def _box_centre(box: _Box2D) -> tuple[float, float]:
+    low, high = box
     return float(low[0] + high[0]) / 2.0, float(low[1] + high[1]) / 2.0
 
 

@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness, MachineType, Material
 from preform_pipeline.geometry import INCH_MM, Mesh, euler_matrix
+from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunks
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
@@ -54,7 +55,10 @@ __all__ = [
     "SceneStore",
     "SimModel",
     "atomic_write_bytes",
+    "atomic_writer",
+    "mesh_hash",
     "new_id",
+    "placed_triangles",
 ]
 
 log = get_logger(__name__)
@@ -78,18 +82,26 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
+    """A binary stream to ``path`` that readers see whole or not at all: written to a
+    temporary name beside it and renamed over it when the block ends without an error."""
     # Not mkstemp: its files are 0600 whatever the umask, and a .form or .png is for sharing.
     tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
 
 
 @dataclass(frozen=True)
@@ -170,7 +182,7 @@ class SimModel:
         self.labels: list[Json] = []
         #: How scan-to-model built this model (cutoff, extrusion, hollowing), if it did.
         self.scan: Json | None = None
-        self.raw_mesh_hash = hashlib.sha256(mesh.triangles.tobytes()).hexdigest()
+        self.raw_mesh_hash = mesh_hash(mesh)
         self._shape_cache: _Derived | None = None
         self._world_cache: _Derived | None = None
 
@@ -194,13 +206,30 @@ class SimModel:
         return rotation * (self.scale * self.unit_factor)
 
     def _shape(self) -> _Derived:
-        """The mesh oriented and sized (not yet placed); recomputed when the shape changes."""
+        """The mesh oriented and sized (not yet placed): its bounds and measures, recomputed
+        when the shape changes. Its mesh may have been let go (see :meth:`world_mesh`)."""
         key = (self.units, self.scale, self.orientation, id(self.mesh))
         cache = self._shape_cache
         if cache is None or cache.key != key:
-            shaped = self.mesh.transformed(self.linear())
+            shaped = self._shaped_mesh()
             cache = self._shape_cache = _Derived(key, shaped, shaped.bounds)
         return cache
+
+    def _shaped_mesh(self) -> Mesh:
+        linear = self.linear()
+        if np.array_equal(linear, np.eye(3)):
+            return self.mesh  # as imported: the same values, no second copy
+        return self.mesh.transformed(linear)
+
+    def _shape_mesh(self) -> Mesh:
+        """The oriented, sized mesh, made again if it was let go for the placed one (a model
+        holds at most one derived copy of its mesh besides the mesh itself)."""
+        shape = self._shape()
+        if shape.mesh is None:
+            if self._world_cache is not None:
+                self._world_cache.mesh = None
+            shape.mesh = self._shaped_mesh()
+        return shape.mesh
 
     def _offset(self) -> npt.NDArray[np.float64]:
         low, high = self._shape().bounds
@@ -210,15 +239,26 @@ class SimModel:
         )
 
     def world_mesh(self) -> Mesh:
-        """The mesh as placed in the scene (millimetres, platform frame). Cached per transform."""
+        """The mesh as placed in the scene (millimetres, platform frame). Cached per transform;
+        while it is held, the oriented mesh is not (it is made again when asked for), so a
+        model holds its mesh and at most one copy derived from it."""
         shape = self._shape()
         key = (*shape.key, self.position)
         cache = self._world_cache
-        if cache is None or cache.key != key:
+        if cache is None or cache.key != key or cache.mesh is None:
             offset = self._offset()
-            world = shape.mesh.translated(float(offset[0]), float(offset[1]), float(offset[2]))
-            low, high = shape.bounds
-            cache = self._world_cache = _Derived(key, world, (low + offset, high + offset))
+            if shape.mesh is not None and shape.mesh is not self.mesh:
+                shape.mesh = None  # let the oriented copy go before the placed one is made
+            world = Mesh(
+                placed_triangles(self.mesh.triangles, self.linear(), offset),
+                self.mesh.name, self.mesh.source,
+            )
+            if cache is not None and cache.key == key:
+                cache.mesh = world
+            else:
+                low, high = shape.bounds
+                cache = self._world_cache = _Derived(key, world, (low + offset, high + offset))
+        assert cache.mesh is not None
         return cache.mesh
 
     def bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -237,7 +277,7 @@ class SimModel:
         measures that moving the model does not change (volume, surface area)."""
         memo = self._shape().memo
         if name not in memo:
-            memo[name] = measure(self._shape().mesh)
+            memo[name] = measure(self._shape_mesh())
         return memo[name]
 
     def shadow(self) -> npt.NDArray[np.float64]:
@@ -247,16 +287,16 @@ class SimModel:
         if shape.shadow is None:
             low, high = shape.bounds
             centre = np.array([(low[0] + high[0]) / 2.0, (low[1] + high[1]) / 2.0])
-            shape.shadow = projected_points(shape.mesh) - centre
+            shape.shadow = projected_points(self._shape_mesh()) - centre
         return shape.shadow
 
     def placed_measure(self, name: str, measure: Callable[[Mesh], float]) -> float:
         """``measure`` of the placed mesh, remembered until the model moves or changes."""
-        self.world_mesh()
+        world = self.world_mesh()
         assert self._world_cache is not None
         memo = self._world_cache.memo
         if name not in memo:
-            memo[name] = measure(self._world_cache.mesh)
+            memo[name] = measure(world)
         return memo[name]
 
     def canonical_hash(self) -> str:
@@ -288,7 +328,7 @@ class SimModel:
     def set_mesh(self, mesh: Mesh) -> None:
         """Swap the geometry (replace-model) keeping name, transform and edits."""
         self.mesh = mesh
-        self.raw_mesh_hash = hashlib.sha256(mesh.triangles.tobytes()).hexdigest()
+        self.raw_mesh_hash = mesh_hash(mesh)
         self._shape_cache = None
         self._world_cache = None
 
@@ -337,11 +377,35 @@ class _Derived:
     """A mesh derived from a model for one ``key`` (its transform), with measures of it."""
 
     key: tuple[Any, ...]
-    mesh: Mesh
+    #: None once let go to keep one derived copy per model; made again on demand.
+    mesh: Mesh | None
     bounds: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
     memo: dict[str, float] = field(default_factory=dict)
     #: The shadow's boundary points on the platform, relative to the footprint centre.
     shadow: npt.NDArray[np.float64] | None = None
+
+
+def mesh_hash(mesh: Mesh) -> str:
+    """SHA-256 of the mesh's float32 triangles, hashed from the array's own memory (the
+    bytes ``tobytes()`` would copy)."""
+    return hashlib.sha256(np.ascontiguousarray(mesh.triangles).data).hexdigest()
+
+
+def placed_triangles(
+    triangles: npt.NDArray[np.float32],
+    linear: npt.NDArray[np.float64],
+    offset: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float32]:
+    """The triangles oriented and sized by ``linear``, stored as float32, then moved by
+    ``offset`` (the two roundings ``transformed(linear).translated(offset)`` makes), slice
+    by slice: the oriented copy never exists whole."""
+    placed = np.empty(triangles.shape, dtype=np.float32)
+    start = 0
+    for chunk in triangle_chunks(triangles):
+        shaped = transformed_triangles(chunk, linear, np.zeros(3))
+        placed[start:start + chunk.shape[0]] = transformed_triangles(shaped, np.eye(3), offset)
+        start += chunk.shape[0]
+    return placed
 
 
 def _xyz(values: Any) -> Json:
