@@ -211,3 +211,63 @@ class TestSliceBySliceMeasurements:
         assert sliced.min(axis=0) == pytest.approx(whole.min(axis=0), abs=1e-9)
         assert sliced.max(axis=0) == pytest.approx(whole.max(axis=0), abs=1e-9)
         assert hull_area(sliced) == pytest.approx(hull_area(whole)) == pytest.approx(144.0)
+
+
+def grid_of_boxes(count: int, seed: int) -> npt.NDArray[np.float32]:
+    """``count`` closed boxes of random sizes side by side (a closed, outward mesh)."""
+    rng = np.random.default_rng(seed)
+    boxes = []
+    for k in range(count):
+        size = rng.uniform(0.5, 5.0, 3)
+        low = np.array([k * 6.0, 0.0, 0.0])
+        corners = np.array([[i, j, m] for i in (0, 1) for j in (0, 1) for m in (0, 1)], float)
+        v = low + corners * size
+        faces = [(0, 1, 3), (0, 3, 2), (4, 6, 7), (4, 7, 5), (0, 4, 5), (0, 5, 1),
+                 (2, 3, 7), (2, 7, 6), (0, 2, 6), (0, 6, 4), (1, 5, 7), (1, 7, 3)]
+        boxes.append([[v[a], v[b], v[c]] for a, b, c in faces])
+    return np.array(boxes, dtype=np.float32).reshape(-1, 3, 3)
+
+
+class TestClosureOfLargeMeshes:
+    """Edge hashes (large meshes) and welded vertices (small ones) judge closure alike."""
+
+    @FEW
+    @given(st.integers(0, 2**32 - 1), st.integers(1, 6), st.sampled_from(
+        ["closed", "one_missing", "two_missing", "doubled", "flipped", "moved_corner"]
+    ))
+    def test_both_rules_agree(
+        self, monkeypatch: pytest.MonkeyPatch, seed: int, boxes: int, edit: str
+    ) -> None:
+        triangles = grid_of_boxes(boxes, seed)
+        if edit == "one_missing":
+            triangles = triangles[1:]
+        elif edit == "two_missing":
+            triangles = np.delete(triangles, [0, 7], axis=0)
+        elif edit == "doubled":
+            triangles = np.concatenate([triangles, triangles[:12]])
+        elif edit == "flipped":
+            triangles[3] = triangles[3][::-1]
+        elif edit == "moved_corner":
+            triangles[5, 1] += np.float32(0.25)
+        welded = Mesh(triangles, "m").is_closed()
+        monkeypatch.setattr(mesh_module, "EXACT_WELD_MAX_TRIANGLES", 0)
+        monkeypatch.setattr(mesh_module, "CHUNK_TRIANGLES", 5)
+        hashed = Mesh(triangles, "m").is_closed()
+        assert hashed == welded == (edit in ("closed", "flipped"))
+
+
+class TestStreamedStlWriter:
+    """Binary STL written a slice at a time is byte for byte what one slice writes."""
+
+    @FEW
+    @given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+    def test_same_bytes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, count: int
+    ) -> None:
+        triangles = random_triangles(seed, count)
+        whole, sliced = tmp_path / f"whole_{seed}.stl", tmp_path / f"sliced_{seed}.stl"
+        write_stl(whole, triangles, name="part")
+        monkeypatch.setattr(mesh_module, "CHUNK_TRIANGLES", 3)
+        write_stl(sliced, triangles, name="part")
+        assert sliced.read_bytes() == whole.read_bytes()
+        assert len(whole.read_bytes()) == 84 + 50 * count
