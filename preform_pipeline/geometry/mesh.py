@@ -28,7 +28,9 @@ __all__ = [
     "EXACT_WELD_MAX_TRIANGLES",
     "Columns",
     "Mesh",
+    "edge_keys",
     "face_cross",
+    "pairs_only",
     "row_max",
     "row_norms",
     "transformed_triangles",
@@ -74,22 +76,41 @@ def vertex_keys(points: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
     return keys
 
 
+def edge_keys(
+    corners: npt.NDArray[np.uint64], *, directed: bool
+) -> tuple[npt.NDArray[np.uint64], ...]:
+    """Per side of every triangle (``corners``: its three vertex keys, ``(N, 3)``), a 64-bit
+    key of the edge: the same for both walks of an edge unless ``directed``."""
+    multiplier = _KEY_MULTIPLIERS[0]
+    keys = []
+    for u, v in ((0, 1), (1, 2), (2, 0)):
+        a, b = corners[:, u], corners[:, v]
+        if not directed:
+            a, b = np.minimum(a, b), np.maximum(a, b)
+        keys.append(a * multiplier + b)  # wraps around: a hash, by design
+    return tuple(keys)
+
+
+def pairs_only(keys: npt.NDArray[np.uint64]) -> bool:
+    """Whether sorted ``keys`` hold every value exactly twice."""
+    if keys.size % 2:
+        return False
+    return bool(np.array_equal(keys[0::2], keys[1::2])) and not bool(
+        (keys[1:-1:2] == keys[2::2]).any()
+    )
+
+
 def _closed_by_edge_keys(triangles: npt.NDArray[np.float32]) -> bool:
     """Every undirected edge, as a hash of its two corners' keys, occurs exactly twice."""
     keys = np.empty(3 * triangles.shape[0], dtype=np.uint64)
-    start = 0
-    with np.errstate(over="ignore"):  # the hashes wrap around by design
-        for chunk in triangle_chunks(triangles):
-            corners = vertex_keys(np.ascontiguousarray(chunk).reshape(-1, 3)).reshape(-1, 3)
-            for side, (u, v) in enumerate(((0, 1), (1, 2), (2, 0))):
-                low = np.minimum(corners[:, u], corners[:, v])
-                high = np.maximum(corners[:, u], corners[:, v])
-                at = 3 * start + side * chunk.shape[0]
-                keys[at:at + chunk.shape[0]] = low * _KEY_MULTIPLIERS[0] + high
-            start += chunk.shape[0]
+    at = 0
+    for chunk in triangle_chunks(triangles):
+        corners = vertex_keys(np.ascontiguousarray(chunk).reshape(-1, 3)).reshape(-1, 3)
+        for side in edge_keys(corners, directed=False):
+            keys[at:at + side.size] = side
+            at += side.size
     keys.sort()  # in place: no second array of keys
-    pairs_equal = bool(np.array_equal(keys[0::2], keys[1::2]))
-    return pairs_equal and not bool((keys[1:-1:2] == keys[2::2]).any())
+    return pairs_only(keys)
 
 
 def weld_vertices(
@@ -214,7 +235,14 @@ class Mesh:
     # -- measurements -------------------------------------------------------------------------
 
     def signed_volume(self) -> float:
-        """``sum(v0 . (v1 x v2)) / 6``: positive when the triangles face outwards."""
+        """``sum(v0 . (v1 x v2)) / 6``: positive when the triangles face outwards. Measured
+        once per mesh (the normals check and the volume both ask)."""
+        cached: float | None = self.__dict__.get("_signed_volume")
+        if cached is None:
+            cached = self.__dict__["_signed_volume"] = self._measure_signed_volume()
+        return cached
+
+    def _measure_signed_volume(self) -> float:
         if self.triangle_count == 0:
             return 0.0
         # Measuring relative to the bounding-box centre keeps float64 sums accurate for meshes

@@ -305,6 +305,10 @@ def _checked_normals(path: Path, mesh: Mesh, repair: str) -> tuple[Mesh, str | N
         )
     if repair == "REPAIR":
         fixed, turned = reoriented(mesh)
+        if not turned:  # too large to re-orient face by face here (geometry.orientation)
+            return mesh, (f"{path.name}: {what}; measured as it is ({mesh.triangle_count:,} "
+                          "triangles are too many to re-orient before planning); the import "
+                          "repairs it (import.repair_behavior: REPAIR)")
         return fixed, (f"{path.name}: {what}; {turned} triangles re-oriented on import "
                        "(import.repair_behavior: REPAIR)")
     return mesh, (f"{path.name}: {what}; imported as it is (import.repair_behavior: IGNORE); "

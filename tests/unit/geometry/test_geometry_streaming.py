@@ -25,10 +25,14 @@ from preform_pipeline.geometry import (
     write_stl,
 )
 from preform_pipeline.geometry import mesh as mesh_module
+from preform_pipeline.geometry import orientation as orientation_module
 from preform_pipeline.geometry import stl as stl_module
+from preform_pipeline.geometry.orientation import orientation_fault, reoriented
 from preform_pipeline.geometry.projection import hull_area, projected_points
 from preform_pipeline.geometry.stl import read_stl_bytes
 from preform_pipeline.geometry.transforms import AXIS_ALIGNED_ROTATIONS
+from preform_pipeline.plan.builds import read_model
+from preform_pipeline.recipes.model import ImportSpec
 
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -271,3 +275,69 @@ class TestStreamedStlWriter:
         write_stl(sliced, triangles, name="part")
         assert sliced.read_bytes() == whole.read_bytes()
         assert len(whole.read_bytes()) == 84 + 50 * count
+
+
+def edited_grid(edit: str, seed: int) -> npt.NDArray[np.float32]:
+    """A grid of 60 boxes, closed and outward unless ``edit`` says otherwise."""
+    triangles = grid_of_boxes(60, seed)
+    if edit == "inverted":
+        triangles = triangles[:, ::-1].copy()
+    elif edit == "one_flipped":
+        triangles[13] = triangles[13][::-1]
+    elif edit == "many_flipped":  # one triangle in each box: 180 edges walked twice alike
+        triangles[::12] = triangles[::12][:, ::-1]
+    elif edit == "open":
+        triangles = triangles[1:]
+    return triangles
+
+
+class TestNormalsOfLargeMeshes:
+    """Meshes over the exact check's size are judged on a sample of their edges."""
+
+    @pytest.fixture
+    def large(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(orientation_module, "ORIENTATION_CHECK_MAX_TRIANGLES", 10)
+        monkeypatch.setattr(mesh_module, "CHUNK_TRIANGLES", 64)
+
+    @pytest.mark.parametrize("edit", ["none", "inverted", "one_flipped", "many_flipped", "open"])
+    def test_every_edge_sampled_judges_as_the_exact_check(
+        self, monkeypatch: pytest.MonkeyPatch, edit: str
+    ) -> None:
+        triangles = edited_grid(edit, 2)
+        exact = orientation_fault(Mesh(triangles, "m"))
+        monkeypatch.setattr(orientation_module, "ORIENTATION_CHECK_MAX_TRIANGLES", 10)
+        monkeypatch.setattr(orientation_module, "_SAMPLE_LIMIT", np.uint64(2**64 - 1))
+        assert orientation_fault(Mesh(triangles, "m")) == exact
+        assert exact == {"inverted": "inverted", "one_flipped": "inconsistent",
+                         "many_flipped": "inconsistent"}.get(edit)
+
+    @pytest.mark.parametrize(("edit", "fault"), [
+        ("none", None), ("inverted", "inverted"), ("many_flipped", "inconsistent"),
+    ])
+    def test_a_sixteenth_of_the_edges_finds_inverted_meshes_and_flipped_patches(
+        self, large: None, edit: str, fault: str | None
+    ) -> None:
+        assert orientation_fault(Mesh(edited_grid(edit, 3), "m")) == fault
+
+    def test_inverted_is_turned_whole_inconsistent_left_to_the_import(self, large: None) -> None:
+        inverted = Mesh(edited_grid("inverted", 4), "m")
+        fixed, turned = reoriented(inverted)
+        assert turned == 720 and orientation_fault(fixed) is None
+        assert np.array_equal(fixed.triangles, edited_grid("none", 4))
+        inconsistent = Mesh(edited_grid("many_flipped", 4), "m")
+        assert reoriented(inconsistent) == (inconsistent, 0)
+
+    def test_the_plan_says_what_it_did_with_a_large_file(
+        self, large: None, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "scan.stl"
+        write_stl(path, edited_grid("many_flipped", 5))
+        repair = ImportSpec(units="MILLIMETERS", repair_behavior="REPAIR")
+        warning = read_model(path, import_spec=repair).normals_warning
+        assert warning is not None and warning.startswith("scan.stl: some triangles face")
+        assert "too many to re-orient before planning" in warning
+        write_stl(path, edited_grid("inverted", 5))
+        warning = read_model(path, import_spec=repair).normals_warning
+        assert warning is not None and "720 triangles re-oriented" in warning
+        with pytest.raises(ModelFileError, match="inside out"):
+            read_model(path, import_spec=ImportSpec(units="MILLIMETERS"))
