@@ -51,6 +51,14 @@ DEFAULT_TRIANGLES = 6_000_000
 TARGET_S = 5.0
 TARGET_MB = 700.0
 _MIB = 1024 * 1024
+#: The same file, recipe and command on main before streaming (commit 8eea169), measured once
+#: on this machine on 2026-12-03 at a load average of about 6 (`/usr/bin/time -v`): kept here
+#: so every regenerated report shows what changed.
+BEFORE = (
+    "Before streaming (main at 8eea169, one run each, same file and command, load about 6): "
+    "`plan` 15.0 s CPU (9.1 user + 5.9 sys), 34.3 s wall, peak RSS 1,634 MiB; the simulator "
+    "engine 1,379 MiB after the import, 1,821 MiB after layout and save (25.9 s CPU)."
+)
 
 _CHECKS_CHILD = """
 import json, resource, sys
@@ -202,32 +210,37 @@ def _markdown(result: dict[str, Any]) -> str:
         "",
         f"`{' '.join(plan['command_display'])}`",
         "",
-        "| run | wall s | CPU s (user + sys) | peak RSS MB |",
+        "| run | wall s | CPU s (user + sys) | peak RSS MiB |",
         "|---|---|---|---|",
         *(f"| {i + 1} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']} |"
           for i, r in enumerate(plan["runs"])),
         "",
         f"Median CPU {plan['median_cpu_s']} s, median wall {plan['median_wall_s']} s, highest "
-        f"peak RSS {plan['max_peak_rss_mb']} MB. Targets < {TARGET_S:g} s on one core and "
+        f"peak RSS {plan['max_peak_rss_mb']} MiB. Targets < {TARGET_S:g} s on one core and "
         f"< {TARGET_MB:g} MB: memory {'met' if plan['memory_met'] else 'NOT met'}; time "
         f"{'met' if plan['cpu_met'] else 'NOT met'} as CPU time, "
         f"{'met' if plan['wall_met'] else 'NOT met'} as wall time on this loaded machine.",
         "",
         "## What `run` does to the file first (completeness rule, content hash)",
         "",
-        *(f"- run {i + 1}: peak RSS {r['peak_mb']} MB (baseline {r['baseline_mb']} MB), "
+        *(f"- run {i + 1}: peak RSS {r['peak_mb']} MiB (baseline {r['baseline_mb']} MiB), "
           f"{r['cpu_s']} s CPU" for i, r in enumerate(checks["runs"])),
         "",
         "## Simulator: import, auto_layout, save_form (engine in a fresh process)",
         "",
-        f"One copy of the mesh is {mesh_mb:.0f} MB (float32 triangles). Peak RSS after each "
-        "step, and above the process's baseline in copies of the mesh:",
+        f"One copy of the mesh is {mesh_mb:.0f} MiB (float32 triangles). Peak RSS (MiB) after "
+        "each step, and above the process's baseline in copies of the mesh:",
         "",
-        "| run | baseline MB | import MB | layout MB | save MB | peak above baseline (copies) |",
-        "|---|---|---|---|---|---|",
-        *(f"| {i + 1} | {r['baseline_mb']} | {r['import_mb']} | {r['layout_mb']} | "
-          f"{r['save_mb']} | {(r['save_mb'] - r['baseline_mb']) / mesh_mb:.2f} |"
+        "| run | load before | baseline | import | layout | save | above baseline (copies) |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {i + 1} | {r['load_avg_1min_before']} | {r['baseline_mb']} | {r['import_mb']} | "
+          f"{r['layout_mb']} | {r['save_mb']} | "
+          f"{(r['save_mb'] - r['baseline_mb']) / mesh_mb:.2f} |"
           for i, r in enumerate(sim["runs"])),
+        "",
+        "## Before",
+        "",
+        BEFORE,
         "",
         "Regenerate: `nice -n 10 python bench/bench_large_stl.py` (generates the file on first "
         "use).",
