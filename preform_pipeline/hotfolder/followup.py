@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import VerifySettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notification, Notifier
-from preform_pipeline.verify.poller import VerificationPoller
+from preform_pipeline.verify.poller import PrintsFeed, VerificationPoller, describe_duration
 from preform_pipeline.verify.service import verify_pending
 
 __all__ = [
@@ -59,7 +58,7 @@ class FollowUp:
         self,
         store: JobStore,
         *,
-        client: WebApiClient | None = None,
+        client: PrintsFeed | None = None,
         notifier: Notifier | None = None,
         verify: VerifySettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -104,14 +103,17 @@ class FollowUp:
         ))
 
     def build_waiting(self, build: Build, waited_s: float, printers: str = "") -> None:
-        """A prepared build has waited ``waited_s`` for a free printer (dispatch calls it)."""
+        """A prepared build has waited ``waited_s`` for a free printer: the one place that
+        sends ``build_waiting`` (the dispatch loop calls it once per wait)."""
         if self.notifier is None:
             return
-        target = f" for {printers}" if printers else ""
+        target = f" for {printers}" if printers else " for a free printer"
+        cases = sorted({j.case_id for j in self.store.build_members(build.id) if j.case_id})
         self.notifier.notify(Notification(
             event="build_waiting", job_key=build.job_key, name=build.job_name,
-            status=build.state.value, recipe=build.recipe,
-            message=f"waiting {waited_s:.0f} s{target} for a free printer",
+            status=JobState.WAITING_FOR_PRINTER.value, recipe=build.recipe,
+            message=f"waiting {describe_duration(round(waited_s))}{target}",
+            case_id=", ".join(cases) or None,
         ))
 
     # -- verification -----------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """A working day of the hot folder: thirty cases in, each printed and verified or failed alone.
 
 The daemon runs in a thread of the test process on simulated PreFormServer subprocesses that
-write every accepted print into a fleet folder; the Dashboard simulator (in this process,
-real HTTP on 127.0.0.1, prints ending the moment they are sent) serves the Web API from that
-folder, and the daemon verifies its own prints through it. A real HTTP server on 127.0.0.1
-receives the webhook notifications. The fleet is the simulator's, with printers always free;
-``PRINTER`` and ``_recipe`` are the places to change for a larger or busier fleet.
+write every accepted print into a fleet folder. The fleet is four Form 4 printers, each busy
+for a print's estimated time times ``SCALE`` (the simulator's clock), so prepared builds wait
+in ``waiting_for_printer`` and go out as printers free up (``printer: auto``). The Dashboard
+simulator (in this process, real HTTP on 127.0.0.1, on the same time scale) serves the Web API
+from that folder, and the daemon verifies its own prints through it. A real HTTP server on
+127.0.0.1 receives the webhook notifications.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 import threading
@@ -43,8 +45,13 @@ from preform_pipeline.store import (
 from preform_pipeline.verify.notify import Notifier
 
 SECRET = "working-day-secret"
-PRINTER = "SimulatedForm4-1"
+PRINTERS = tuple(f"Form4-Day{n}" for n in range(1, 5))
+#: Real seconds per simulated second of printing: a 20 mm part (about 1,700 s) takes ~3.4 s.
+SCALE = 0.002
+#: A build waiting longer than this notifies (once), and keeps waiting.
+NOTIFY_AFTER_S = 1.0
 CASES = 30
+PER_BUILD = 3
 TIMEOUT_S = 90.0
 LONG_CASE = "C-" + "0123456789" * 6
 BAD_SIDECAR_CASE = "C-BADSIDECAR"
@@ -68,9 +75,10 @@ steps:
       font_size_mm: 2
       depth_mm: 0.4
       placement: {{face: front, margin_mm: 0.5, fit: fail}}
+  - save_form: {{}}
   - print:
-      printer: {PRINTER}
-batching: {{max_models_per_build: 100, keep_cases_together: true}}
+      printer: auto
+batching: {{max_models_per_build: {PER_BUILD}, keep_cases_together: true}}
 outputs: {{root: {(folder / 'out').as_posix()}}}
 """,
         encoding="utf-8",
@@ -142,6 +150,16 @@ def _stage_cases(staging: Path) -> list[Path]:
     return [*folders, bad, long, thin]
 
 
+def _waits(store: SqliteJobStore, build_id: int) -> float | None:
+    """How long a build waited for a printer (None: it never waited)."""
+    history = store.build_history(build_id)
+    for n, step in enumerate(history):
+        if step.to_state is JobState.WAITING_FOR_PRINTER:
+            later = history[n + 1].at if n + 1 < len(history) else step.at
+            return (later - step.at).total_seconds()
+    return None
+
+
 class TestWorkingDay:
     """Thirty cases: three fail alone with their own reasons, the rest print and verify."""
 
@@ -154,12 +172,20 @@ class TestWorkingDay:
             tmp_path, _recipe(tmp_path), fleet_dir=fleet, servers=2,
             hotfolders={"batching": {"window_s": 1.0, "max_models": 50}},
         )
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["simulator"] = {
+            "print_time_scale": SCALE,
+            "fleet": [{"name": p, "machine_type": "FORM-4-0", "material": "FLGPGR05"}
+                      for p in PRINTERS],
+        }
+        data["dispatch"] = {"notify_after_s": NOTIFY_AFTER_S, "poll_interval_s": 0.2}
+        path.write_text(json.dumps(data), encoding="utf-8")
         settings = load_settings(path, env={})
         settings = replace(settings, verify=VerifySettings(interval_s=0.2,
                                                            requests_per_hour=1500))
         credentials = Credentials(TEST_CLIENT_ID, SECRET)
         store = SqliteJobStore(settings.store.path)
-        with dashboard_server(fleet, credentials=credentials, time_scale=0.0) as dashboard:
+        with dashboard_server(fleet, credentials=credentials, time_scale=SCALE) as dashboard:
             client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
             notifier = Notifier(webhook_url=url)
 
@@ -223,13 +249,29 @@ class TestWorkingDay:
                 job.source_path.name + ".report.json").read_text(encoding="utf-8"))
             assert report["state"] == "finished"
             assert report["verification"]["status"] == "FINISHED"
+        # The prints went out across the fleet as printers freed up: several printers were
+        # used, builds waited for one, and no printer ever took two prints at once.
+        sent = fleet_jobs(fleet)
+        used = {j["printer"] for j in sent}
+        assert used <= set(PRINTERS) and len(used) > 1, used
+        waits = {b.job_key: _waits(store, b.id) for b in printed}
+        waited = {k for k, w in waits.items() if w is not None}
+        assert waited, "no build waited for a printer"
+        for printer in used:
+            spans = sorted((j["started_at"], j["ends_at"]) for j in sent
+                           if j["printer"] == printer)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), (printer, spans)
+        # A build that waited past the limit notified once; one that did not wait, never.
+        late = [n["job_key"] for n in received if n["event"] == "build_waiting"]
+        assert len(late) == len(set(late)) and set(late) <= waited, (late, waits)
+        assert {k for k, w in waits.items() if w is not None and w >= NOTIFY_AFTER_S + 1.0} <= (
+            set(late)), (late, waits)
         # The webhook heard of each failed case once, and of each finished print.
         case_failed = sorted(n["case_id"] or "" for n in received if n["event"] == "case_failed")
         assert case_failed == sorted([BAD_SIDECAR_CASE, LONG_CASE, THIN_CASE]), case_failed
         finished_keys = {n["job_key"] for n in received if n["event"] == "print_finished"}
         assert finished_keys == {b.job_key for b in printed}
         # Each print's job name starts with whole case ids and ends with its key.
-        sent = fleet_jobs(fleet)
         assert len(sent) == len(printed)
         names = {extract_key(j["job_name"]): j["job_name"] for j in sent}
         assert set(names) == {b.job_key for b in printed}
