@@ -15,13 +15,9 @@ import itertools
 import json
 import struct
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.factory import make_web_client
@@ -99,33 +95,6 @@ def _slab_stl(width: float, depth: float, height: float) -> bytes:
             body += struct.pack("<3f", *v[index])
         body += b"\x00\x00"
     return b"slab".ljust(80, b" ") + struct.pack("<I", len(faces)) + bytes(body)
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    received: list[dict[str, Any]] = []
-    server.received = received  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _stage_cases(staging: Path) -> list[Path]:
