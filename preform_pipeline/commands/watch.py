@@ -40,6 +40,7 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
+from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -228,6 +229,7 @@ def _run_locked(
                 dry_run=args.dry_run,
                 web_client=web_client,
                 notifier=notifier,
+                known_printers=printers_of_fleet(settings) if settings.simulated else None,
             )
         except RecipeError as exc:
             for problem in exc.problems:

@@ -94,6 +94,7 @@ from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobStore
@@ -172,6 +173,8 @@ class HotFolderDaemon:
     ``batch_workers``: batches prepared at once (default: the pool's server count).
     ``web_client``: the prints feed the daemon verifies its own prints by (the Web API client,
     or a simulated fleet folder's :class:`~preform_pipeline.printing.FleetFolderFeed`).
+    ``known_printers``: the names a sidecar's ``printer:`` may use (None: not checked before
+    the print is sent).
     """
 
     def __init__(
@@ -191,6 +194,7 @@ class HotFolderDaemon:
         batch_workers: int | None = None,
         web_client: PrintsFeed | None = None,
         notifier: Notifier | None = None,
+        known_printers: KnownPrinters | None = None,
     ) -> None:
         self.settings = settings
         self.hot = settings.hotfolders
@@ -294,6 +298,7 @@ class HotFolderDaemon:
             dry_run=dry_run, stop=self._stop, stop_now=self._stop_now,
             give_back=self._give_back, output_root=settings.output_root,
             on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
+            known_printers=known_printers,
         )
 
     # -- control ------------------------------------------------------------------------------
