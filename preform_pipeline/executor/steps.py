@@ -978,8 +978,9 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
                     None)
         found = hooks.before_send(job_name, printer, holder=ctx.send_holder, form_path=form)
         if found == PRINT_WAITING:  # dispatch sends it when a matching printer is free
-            ctx.facts.warnings.append(f"waiting for a free printer ({printer}); sent by "
-                                      "dispatch when one is free")
+            ctx.facts.warnings.append(f"waiting in the job store for a free printer "
+                                      f"({printer}); sent from its saved .form when one is "
+                                      "free (by watch, or by the next run)")
             log.info("print_waiting", printer=printer, job_name=job_name)
             return
         if found is not None:  # an earlier, interrupted send did reach the printer
