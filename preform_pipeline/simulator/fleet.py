@@ -301,7 +301,8 @@ class FleetState:
         took = max(0.0, float(job.get("estimated_print_time_s") or 0.0) * max(scale, 0.0))
         ends = start + timedelta(seconds=took * outcome.at)
         return {**job, "started_at": _iso(start), "ends_at": _iso(ends),
-                "outcome": outcome.status, "outcome_message": outcome.message}
+                "outcome": outcome.status, "outcome_message": outcome.message,
+                "print_time_scale": max(scale, 0.0)}
 
     def record_job(self, job: Json) -> Path:
         """Write ``jobs/<job_id>.json``; ``job`` must carry ``job_id``."""
