@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, run_cli, write_recipe
 
 from preform_pipeline.geometry import write_stl
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import wait_for
+from preform_pipeline.printing import FleetFolderLocator
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import load_settings
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import JobState, SqliteJobStore
 
@@ -34,7 +40,11 @@ def _settings(folder: Path, *, scale: float, run_wait_s: float) -> Path:
     path = folder / "settings.json"
     path.write_text(json.dumps({
         "servers": {"count": 2, "base_port": 0, "startup_timeout_s": 30, "stop_timeout_s": 2,
-                    "health_interval_s": 0, "recycle_after_builds": 0},
+                    "health_interval_s": 0, "recycle_after_builds": 0,
+                    "extra_args": ["--fleet-dir", str(folder / "fleet")]},
+        "store": {"path": str(folder / "jobs.db")},
+        "hotfolders": {"inboxes": [{"path": str(folder / "hot"),
+                                    "recipe": str(folder / "recipe.yaml")}]},
         "simulator": {"print_time_scale": scale, "fleet": [
             {"name": PRINTER, "machine_type": "FORM-4-0", "material": "FLGPGR05"}]},
         "dispatch": {"run_wait_s": run_wait_s, "poll_interval_s": 0.2},
@@ -106,3 +116,43 @@ class TestRunWaitsForAPrinter:
         third = run_cli(tmp_path, argv)  # nothing waits any more: nothing is sent again
         assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
         assert len(fleet_jobs(tmp_path)) == 2
+
+    def test_watch_on_the_same_store_sends_a_build_a_run_left_waiting(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        store_path = tmp_path / "jobs.db"
+        settings = _settings(tmp_path, scale=0.004, run_wait_s=0.5)
+        first = run_cli(tmp_path, command(tmp_path, recipe, [_models(tmp_path)], "--settings",
+                                          str(settings), "--store", str(store_path)))
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        with SqliteJobStore(store_path) as store:
+            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+
+        loaded = load_settings(settings, env={})
+        store = SqliteJobStore(store_path)
+
+        def pool() -> ServerPool:
+            started = ServerPool(loaded.pool, handle_signals=False)
+            started.start()
+            return started
+
+        daemon = HotFolderDaemon(loaded, store, pool,
+                                 print_lookup=FleetFolderLocator(tmp_path / "fleet"))
+        thread = threading.Thread(target=daemon.run, name="daemon")
+        thread.start()
+        try:
+            wait_for(lambda: store.get_build(waiting.id).state is not
+                     JobState.WAITING_FOR_PRINTER, 60, interval=0.2,
+                     what="the waiting build to be sent by watch")
+        finally:
+            daemon.stop()
+            thread.join(60)
+        assert not thread.is_alive()
+        build = store.get_build(waiting.id)
+        history = [t.to_state for t in store.build_history(build.id)]
+        store.close()
+        assert build.state is JobState.PRINT_SENT, build.state
+        assert history.count(JobState.PREPARING) == 1, history
+        jobs = fleet_jobs(tmp_path)
+        assert sum(waiting.job_key in j["job_name"] for j in jobs) == 1 and len(jobs) == 2
