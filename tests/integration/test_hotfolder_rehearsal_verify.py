@@ -25,7 +25,7 @@ from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
 
 PRINTERS = ("Form4-RehearsalA", "Form4-RehearsalB")
-SCALE = 0.001  # a 20 mm part (about 1,700 s) prints in ~1.7 s
+SCALE = 0.002  # a 20 mm part (about 1,700 s) prints in ~3.4 s: longer than preparing one
 ERROR_CASE = "C-ERR"
 BAD_CASE = "C-BAD"
 GOOD_CASES = ("C-1", "C-2", "C-3", "C-4")

@@ -42,8 +42,9 @@ from preform_pipeline.verify.notify import Notifier
 
 SECRET = "working-day-secret"
 PRINTERS = tuple(f"Form4-Day{n}" for n in range(1, 5))
-#: Real seconds per simulated second of printing: a 20 mm part (about 1,700 s) takes ~3.4 s.
-SCALE = 0.002
+#: Real seconds per simulated second of printing: a 20 mm part (about 1,700 s) takes ~5 s,
+#: longer than preparing a build even on a loaded machine, so builds do wait.
+SCALE = 0.003
 #: A build waiting longer than this notifies (once), and keeps waiting.
 NOTIFY_AFTER_S = 1.0
 CASES = 30
