@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, run_cli, write_recipe
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.testing import wait_for
+from preform_pipeline.hotfolder.testing import pool_factory, running_daemon, wait_for
 from preform_pipeline.printing import FleetFolderLocator
-from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import load_settings
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import JobState, SqliteJobStore
@@ -132,23 +130,12 @@ class TestRunWaitsForAPrinter:
         loaded = load_settings(settings, env={})
         store = SqliteJobStore(store_path)
 
-        def pool() -> ServerPool:
-            started = ServerPool(loaded.pool, handle_signals=False)
-            started.start()
-            return started
-
-        daemon = HotFolderDaemon(loaded, store, pool,
+        daemon = HotFolderDaemon(loaded, store, pool_factory(loaded.pool),
                                  print_lookup=FleetFolderLocator(tmp_path / "fleet"))
-        thread = threading.Thread(target=daemon.run, name="daemon")
-        thread.start()
-        try:
+        with running_daemon(daemon):
             wait_for(lambda: store.get_build(waiting.id).state is not
                      JobState.WAITING_FOR_PRINTER, 60, interval=0.2,
                      what="the waiting build to be sent by watch")
-        finally:
-            daemon.stop()
-            thread.join(60)
-        assert not thread.is_alive()
         build = store.get_build(waiting.id)
         history = [t.to_state for t in store.build_history(build.id)]
         store.close()

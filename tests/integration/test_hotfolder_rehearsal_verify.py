@@ -10,16 +10,21 @@ hears of the failed case, the late wait, the finished prints and the print error
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes, wait_for, write_hotfolder_settings
+from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
+    pool_factory,
+    running_daemon,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+)
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator
-from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import load_settings
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
@@ -54,16 +59,10 @@ outputs: {{root: {(folder / 'out').as_posix()}}}
 def _settings(tmp_path: Path, fleet: Path) -> Path:
     path = write_hotfolder_settings(tmp_path, _recipe(tmp_path), fleet_dir=fleet, servers=2,
                                     hotfolders={"batching": {"window_s": 0.5}})
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["simulator"] = {
-        "print_time_scale": SCALE,
-        "fleet": [{"name": p, "machine_type": "FORM-4-0", "material": "FLGPGR05"}
-                  for p in PRINTERS],
-    }
-    data["dispatch"] = {"notify_after_s": 0.5, "poll_interval_s": 0.2}
-    data["verify"] = {"interval_s": 0.2}
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
+    return declare_fleet(path, PRINTERS, print_time_scale=SCALE, sections={
+        "dispatch": {"notify_after_s": 0.5, "poll_interval_s": 0.2},
+        "verify": {"interval_s": 0.2},
+    })
 
 
 class TestRehearsalVerification:
@@ -82,43 +81,34 @@ class TestRehearsalVerification:
         store = SqliteJobStore(settings.store.path)
         notifier = Notifier(webhook_url=url)
 
-        def pool() -> ServerPool:
-            started = ServerPool(settings.pool, handle_signals=False)
-            started.start()
-            return started
-
-        daemon = HotFolderDaemon(settings, store, pool, web_client=FleetFolderFeed(fleet),
-                                 notifier=notifier, print_lookup=FleetFolderLocator(fleet))
+        daemon = HotFolderDaemon(settings, store, pool_factory(settings.pool),
+                                 web_client=FleetFolderFeed(fleet), notifier=notifier,
+                                 print_lookup=FleetFolderLocator(fleet))
         inbox = tmp_path / "inbox"
         with capture_logs() as logs:
-            thread = threading.Thread(target=daemon.run, name="daemon")
-            thread.start()
             try:
-                wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
-                staging = tmp_path / "staging"
-                for n, case in enumerate((*GOOD_CASES, ERROR_CASE, BAD_CASE)):
-                    folder = staging / case
-                    folder.mkdir(parents=True)
-                    (folder / "upper.stl").write_bytes(tetra_stl_bytes(n, size_mm=20.0))
-                (staging / BAD_CASE / "upper.json").write_text('{"prority": 1}',
-                                                               encoding="utf-8")
-                for folder in sorted(staging.iterdir()):
-                    folder.rename(inbox / folder.name)
+                with running_daemon(daemon, timeout=TIMEOUT_S):
+                    staging = tmp_path / "staging"
+                    for n, case in enumerate((*GOOD_CASES, ERROR_CASE, BAD_CASE)):
+                        folder = staging / case
+                        folder.mkdir(parents=True)
+                        (folder / "upper.stl").write_bytes(tetra_stl_bytes(n, size_mm=20.0))
+                    (staging / BAD_CASE / "upper.json").write_text('{"prority": 1}',
+                                                                   encoding="utf-8")
+                    for folder in sorted(staging.iterdir()):
+                        folder.rename(inbox / folder.name)
 
-                def ended() -> bool:
-                    jobs = store.list_jobs()
-                    return len(jobs) == 6 and all(
-                        j.state in (JobState.FINISHED, JobState.PRINT_ERROR, JobState.FAILED)
-                        for j in jobs)
+                    def ended() -> bool:
+                        jobs = store.list_jobs()
+                        return len(jobs) == 6 and all(
+                            j.state in (JobState.FINISHED, JobState.PRINT_ERROR,
+                                        JobState.FAILED) for j in jobs)
 
-                wait_for(ended, TIMEOUT_S, interval=0.2, what="every case to end")
-                wait_for(lambda: sum(n["event"] in ("print_finished", "print_error")
-                                     for n in received) >= 5, 10, what="the notifications")
+                    wait_for(ended, TIMEOUT_S, interval=0.2, what="every case to end")
+                    wait_for(lambda: sum(n["event"] in ("print_finished", "print_error")
+                                         for n in received) >= 5, 10, what="the notifications")
             finally:
-                daemon.stop()
-                thread.join(TIMEOUT_S)
                 notifier.close()
-        assert not thread.is_alive()
 
         states = {j.case_id: j.state for j in store.list_jobs()}
         assert states == {**dict.fromkeys(GOOD_CASES, JobState.FINISHED),

@@ -7,7 +7,6 @@ three Form 4s; what each print was sent to is read from the fleet folder the sim
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -15,14 +14,16 @@ from structlog.testing import capture_logs
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
     fleet_jobs,
+    pool_factory,
+    running_daemon,
     tetra_stl_bytes,
     wait_for,
     write_hotfolder_settings,
     write_recipe,
 )
 from preform_pipeline.printing import FleetFolderLocator
-from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import load_settings
 from preform_pipeline.store import JobState, SqliteJobStore
 
@@ -45,46 +46,29 @@ class TestSidecarPrinter:
         fleet = tmp_path / "fleet"
         recipe = write_recipe(tmp_path, printer=PRINTERS[0], per_build=10,
                               extra_steps=["save_form: {}"])
-        path = write_hotfolder_settings(tmp_path, recipe, fleet_dir=fleet)
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["simulator"] = {"fleet": [
-            {"name": p, "machine_type": "FORM-4-0", "material": "FLGPGR05"} for p in PRINTERS]}
-        data["dispatch"] = {"poll_interval_s": 0.2}
-        path.write_text(json.dumps(data), encoding="utf-8")
+        path = declare_fleet(write_hotfolder_settings(tmp_path, recipe, fleet_dir=fleet),
+                             PRINTERS, sections={"dispatch": {"poll_interval_s": 0.2}})
         settings = load_settings(path, env={})
         store = SqliteJobStore(settings.store.path)
-
-        def pool() -> ServerPool:
-            started = ServerPool(settings.pool, handle_signals=False)
-            started.start()
-            return started
-
-        daemon = HotFolderDaemon(settings, store, pool, print_lookup=FleetFolderLocator(fleet),
+        daemon = HotFolderDaemon(settings, store, pool_factory(settings.pool),
+                                 print_lookup=FleetFolderLocator(fleet),
                                  known_printers=printers_of_fleet(settings))
         inbox = tmp_path / "inbox"
-        with capture_logs() as logs:
-            thread = threading.Thread(target=daemon.run, name="daemon")
-            thread.start()
-            try:
-                wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
-                staging = tmp_path / "staging"
-                for n, (case, printer) in enumerate(CASES.items()):
-                    folder = staging / case
-                    folder.mkdir(parents=True)
-                    (folder / "part.stl").write_bytes(tetra_stl_bytes(n, size_mm=10.0))
-                    if printer is not None:
-                        (folder / "part.json").write_text(json.dumps({"printer": printer}),
-                                                          encoding="utf-8")
-                for folder in sorted(staging.iterdir()):
-                    folder.rename(inbox / folder.name)
-                wait_for(lambda: len(store.list_jobs()) == len(CASES) and all(
-                    j.state in (JobState.PRINT_SENT, JobState.FAILED)
-                    for j in store.list_jobs()), TIMEOUT_S, interval=0.1,
-                    what="every case sent or failed")
-            finally:
-                daemon.stop()
-                thread.join(TIMEOUT_S)
-        assert not thread.is_alive()
+        with capture_logs() as logs, running_daemon(daemon, timeout=TIMEOUT_S):
+            staging = tmp_path / "staging"
+            for n, (case, printer) in enumerate(CASES.items()):
+                folder = staging / case
+                folder.mkdir(parents=True)
+                (folder / "part.stl").write_bytes(tetra_stl_bytes(n, size_mm=10.0))
+                if printer is not None:
+                    (folder / "part.json").write_text(json.dumps({"printer": printer}),
+                                                      encoding="utf-8")
+            for folder in sorted(staging.iterdir()):
+                folder.rename(inbox / folder.name)
+            wait_for(lambda: len(store.list_jobs()) == len(CASES) and all(
+                j.state in (JobState.PRINT_SENT, JobState.FAILED)
+                for j in store.list_jobs()), TIMEOUT_S, interval=0.1,
+                what="every case sent or failed")
 
         printed = {}
         for job in fleet_jobs(fleet):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import json
 import struct
-import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,15 @@ from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.factory import make_web_client
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
     fleet_jobs,
+    pool_factory,
+    running_daemon,
     tetra_stl_bytes,
     wait_for,
     write_hotfolder_settings,
 )
 from preform_pipeline.printing import FleetFolderLocator
-from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
 from preform_pipeline.store import (
@@ -142,54 +143,38 @@ class TestWorkingDay:
             tmp_path, _recipe(tmp_path), fleet_dir=fleet, servers=2,
             hotfolders={"batching": {"window_s": 1.0, "max_models": 50}},
         )
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["simulator"] = {
-            "print_time_scale": SCALE,
-            "fleet": [{"name": p, "machine_type": "FORM-4-0", "material": "FLGPGR05"}
-                      for p in PRINTERS],
-        }
-        data["dispatch"] = {"notify_after_s": NOTIFY_AFTER_S, "poll_interval_s": 0.2}
-        path.write_text(json.dumps(data), encoding="utf-8")
+        declare_fleet(path, PRINTERS, print_time_scale=SCALE, sections={
+            "dispatch": {"notify_after_s": NOTIFY_AFTER_S, "poll_interval_s": 0.2}})
         settings = load_settings(path, env={})
         settings = replace(settings, verify=VerifySettings(interval_s=0.2,
                                                            requests_per_hour=1500))
         credentials = Credentials(TEST_CLIENT_ID, SECRET)
         store = SqliteJobStore(settings.store.path)
+        inbox = tmp_path / "inbox"
         with dashboard_server(fleet, credentials=credentials, time_scale=SCALE) as dashboard:
             client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
             notifier = Notifier(webhook_url=url)
-
-            def pool() -> ServerPool:
-                started = ServerPool(settings.pool, handle_signals=False)
-                started.start()
-                return started
-
-            daemon = HotFolderDaemon(settings, store, pool, web_client=client,
-                                     notifier=notifier, print_lookup=FleetFolderLocator(fleet))
-            thread = threading.Thread(target=daemon.run, name="daemon")
-            thread.start()
-            inbox = tmp_path / "inbox"
+            daemon = HotFolderDaemon(settings, store, pool_factory(settings.pool),
+                                     web_client=client, notifier=notifier,
+                                     print_lookup=FleetFolderLocator(fleet))
             try:
-                wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
-                for folder in _stage_cases(tmp_path / "staging"):
-                    folder.rename(inbox / folder.name)
+                with running_daemon(daemon, timeout=TIMEOUT_S):
+                    for folder in _stage_cases(tmp_path / "staging"):
+                        folder.rename(inbox / folder.name)
 
-                def verified() -> bool:
-                    jobs = store.list_jobs()
-                    return len(jobs) >= CASES and all(
-                        j.state in (JobState.FINISHED, JobState.FAILED) for j in jobs
-                    )
+                    def verified() -> bool:
+                        jobs = store.list_jobs()
+                        return len(jobs) >= CASES and all(
+                            j.state in (JobState.FINISHED, JobState.FAILED) for j in jobs
+                        )
 
-                wait_for(verified, TIMEOUT_S, interval=0.2, what="every case to end")
-                wait_for(lambda: sum(1 for n in received if n["event"] == "print_finished")
-                         >= len(store.list_builds(state=JobState.FINISHED)),
-                         10, what="the print notifications")
+                    wait_for(verified, TIMEOUT_S, interval=0.2, what="every case to end")
+                    wait_for(lambda: sum(1 for n in received if n["event"] == "print_finished")
+                             >= len(store.list_builds(state=JobState.FINISHED)),
+                             10, what="the print notifications")
             finally:
-                daemon.stop()
-                thread.join(TIMEOUT_S)
                 notifier.close()
             dashboard.check()
-        assert not thread.is_alive()
 
         jobs = store.list_jobs()
         failed = {j.case_id or j.original_name: j for j in jobs if j.state is JobState.FAILED}
