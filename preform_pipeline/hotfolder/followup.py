@@ -1,17 +1,18 @@
 """What the hot-folder service does after a case leaves its hands: verify and tell.
 
-The daemon follows its own prints (no ``preform-pipeline verify`` beside it): when a Web API
-client is configured, a thread polls the prints feed through the shared poller
-(:func:`preform_pipeline.verify.service.verify_pending`, one poll each ``interval_s`` within
-the request budget), writes finished, error or aborted onto each build and its cases in the
-store, and adds the outcome to each case's report in ``done/``. Without a client the builds
-stay PRINT_SENT and the reports say the print was sent, not how it ended (the simulated fleet
-folder has no print outcomes to read).
+The daemon follows its own prints (no ``preform-pipeline verify`` beside it): given a prints
+feed (the Web API client, or in a rehearsal the simulated fleet folder's
+:class:`~preform_pipeline.printing.FleetFolderFeed`), a thread polls it through the shared
+poller (:func:`preform_pipeline.verify.service.verify_pending`, one poll each ``interval_s``
+within the request budget), writes finished, error or aborted onto each build and its cases
+in the store, and adds the outcome to each case's report in ``done/``. Without one the builds
+stay PRINT_SENT and the reports say the print was sent, not how it ended.
 
-Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out for what the daemon
-sees itself, credentials or not: a case that lands in ``failed/`` (``case_failed``, once per
-case and reason), a build waiting too long for a printer (``build_waiting``, called by
-dispatch); and, from the poller, prints that finished or failed.
+Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out from here only, for
+what the daemon sees itself, credentials or not: a case that lands in ``failed/``
+(``case_failed``, once per case and reason), a build waiting too long for a printer
+(``build_waiting``, once per wait: the dispatch loop calls :meth:`FollowUp.build_waiting`);
+and, from the poller, prints that finished or failed.
 """
 
 from __future__ import annotations
