@@ -54,7 +54,11 @@ from preform_pipeline.plan.builds import (
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
-from preform_pipeline.recipes.printers import KnownPrinters, unknown_printer_message
+from preform_pipeline.recipes.printers import (
+    KnownPrinters,
+    machine_type_mismatch,
+    unknown_printer_message,
+)
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.store import Job, JobState, JobStore, extract_key
@@ -109,9 +113,9 @@ def target_problem(target: str, known: KnownPrinters, machine_type: str | None) 
         found = known.find(name)
         if found is None:
             return unknown_printer_message(name, known)
-        if machine_type and found.machine_types and machine_type not in found.machine_types:
-            return (f"printer {name!r} is a {'/'.join(found.machine_types)}, not a "
-                    f"{machine_type} ({known.source})")
+        mismatch = machine_type_mismatch(found, machine_type, known)
+        if mismatch is not None:
+            return mismatch
     return None
 
 
