@@ -217,11 +217,7 @@ class PrintTracking:
                 "printer: auto needs the scene's machine_type and material_code",
                 hint="name both in the recipe's scene, or name a printer",
             )
-        source: PrinterSource = (
-            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
-        )
-        if among:
-            source = _Among(source, among)
+        source = self.readiness(client, among)
         with self._lock:
             # A printer another build of this run chose is not free for this one, until that
             # build's print was sent: then the printer's own status says when it is free.
@@ -230,6 +226,21 @@ class PrintTracking:
             chosen = _select(source, machine_type, material, exclude=taken)
             self._claimed[chosen.name] = build
         return chosen.name
+
+    def readiness(self, client: PreFormClient, among: Sequence[str] = ()) -> PrinterSource:
+        """Where printer status comes from: the Web API with a client, else the server's
+        devices; only the printers ``among`` when given."""
+        source: PrinterSource = (
+            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
+        )
+        return _Among(source, among) if among else source
+
+    def could_print(self, recipe: Recipe, client: PreFormClient,
+                    among: Sequence[str] = ()) -> bool:
+        """True when some printer (of ``among``) prints the scene's machine type with its
+        material loaded, free or not: waiting for it can end."""
+        fits = PrintTarget((), True, recipe.scene.machine_type, recipe.scene.material_code)
+        return any(fits.matches(c) for c in self.readiness(client, among).printer_candidates())
 
     def others_waiting(self) -> bool:
         """True when builds wait for a printer already (a new one queues behind them)."""
@@ -432,10 +443,12 @@ class BuildTracker:
     ) -> str | None:
         """``run``: read readiness every ``wait_interval_s`` until a matching printer is
         free (its name) or ``wait_s`` passed (None). Without a bound or a store to wait in,
-        the refusal stands."""
+        or when no printer could ever take the print, the refusal stands."""
         tracking = self.tracking
         if tracking.wait_s <= 0 or tracking.store is None or self.build_id is None:
             raise refusal
+        if not tracking.could_print(recipe, client, among):
+            raise refusal  # no printer of that kind at all: waiting would never end
         target = PrintTarget.parse(printer, machine_type=recipe.scene.machine_type,
                                    material=recipe.scene.material_code)
         clock = tracking.clock
