@@ -63,6 +63,7 @@ from preform_pipeline.commands._console import (
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
+from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
 from preform_pipeline.errors import PipelineError, RecipeError, SidecarError
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
@@ -102,7 +103,7 @@ from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
-from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 
@@ -400,7 +401,8 @@ def _run_recorded(
     try:
         tracking = tracking_for_run(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
-            store=store, locators=locators,
+            store=store, locators=locators, dispatch=settings.dispatch,
+            on_waiting=lambda line: print(line, file=stdout, flush=True),
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
@@ -422,7 +424,10 @@ def _run_recorded(
             print(line, file=stdout)
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run)
     nothing = plan is not None and not plan.builds and not plan.rejected
-    if plan is None or (nothing and not (ledger is not None and ledger.skipped)):
+    # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
+    left = store is not None and not args.dry_run and any(
+        is_run_build(store, b) for b in store.list_builds(state=JobState.WAITING_FOR_PRINTER))
+    if plan is None or (nothing and not left and not (ledger is not None and ledger.skipped)):
         if tracking is not None:
             tracking.close()
         if plan is None:
@@ -440,7 +445,7 @@ def _run_recorded(
     pool = ServerPool(
         settings.pool,
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
-        count=len(plan.builds),  # right-sized: no idle servers for a small batch
+        count=max(len(plan.builds), int(left)),  # right-sized: no idle servers
     )
     if pool.simulated:
         print(SIMULATED_LINE, file=stdout, flush=True)
@@ -477,11 +482,20 @@ def _run_recorded(
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
-        if plan.builds:
+        if plan.builds or left:
             pool.start()
             print(servers_line(pool.status()), file=stdout, flush=True)
             if pool.reaped:
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
+        if left and store is not None:
+            owner = tracking.owner if tracking is not None else None
+            send_left_waiting(
+                store, pool, owner or PrintOwner(store, locators),
+                wait_s=settings.dispatch.run_wait_s,
+                poll_interval_s=settings.dispatch.poll_interval_s,
+                request_timeout_s=settings.servers.request_timeout_s,
+                say=lambda line: print(line, file=stdout, flush=True),
+            )
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:

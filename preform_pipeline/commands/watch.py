@@ -40,11 +40,12 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
+from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.preflight import check_paths, watch_paths
-from preform_pipeline.printing import FleetFolderLocator, PrintLocator
+from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecords, state_dir_of
@@ -53,6 +54,7 @@ from preform_pipeline.store import JobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
 from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.notify import make_notifier
+from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "add_arguments",
     "fleet_dir_of",
     "print_lookup_for",
+    "prints_feed_for",
     "run",
 ]
 
@@ -111,6 +114,19 @@ def print_lookup_for(
         client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env))
         return web_locators(client, settings.verify)
     return ()
+
+
+def prints_feed_for(
+    settings: Settings, env: Mapping[str, str] = os.environ
+) -> PrintsFeed | None:
+    """What the daemon verifies its prints by: the Web API prints feed when credentials are
+    configured; in a rehearsal without them, the simulated fleet folder (its job files record
+    how each print ends on the simulator's clock); otherwise nothing."""
+    if credentials_configured(settings.cloud, env):
+        return make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env))
+    if settings.simulated:
+        return FleetFolderFeed(fleet_dir_of(settings))
+    return None
 
 
 def _pool_factory(settings: Settings) -> ServerPool:
@@ -202,10 +218,7 @@ def _run_locked(
     with store, presence:
         try:
             lookup = print_lookup_for(settings)
-            web_client = (
-                make_web_client(settings.cloud, load_cloud_credentials(settings.cloud))
-                if credentials_configured(settings.cloud, os.environ) else None
-            )
+            web_client = prints_feed_for(settings)
             notifier = make_notifier(settings.verify.notifications)
             daemon = HotFolderDaemon(
                 settings,
@@ -216,6 +229,7 @@ def _run_locked(
                 dry_run=args.dry_run,
                 web_client=web_client,
                 notifier=notifier,
+                known_printers=printers_of_fleet(settings) if settings.simulated else None,
             )
         except RecipeError as exc:
             for problem in exc.problems:

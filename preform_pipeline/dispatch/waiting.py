@@ -66,7 +66,8 @@ class Dispatcher:
     """Sends waiting builds as printers free up (module docstring).
 
     ``readiness`` lists printers with their status; ``send`` sends one build; ``on_late`` is
-    told once per wait about a build waiting longer than ``notify_after_s``.
+    told once per wait about a build waiting longer than ``notify_after_s``; ``only`` narrows
+    the builds it sends (a ``run`` sends the builds of runs).
     """
 
     def __init__(
@@ -79,8 +80,11 @@ class Dispatcher:
         notify_after_s: float | None = None,
         on_late: Callable[[Build, float], None] | None = None,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+        only: Callable[[Build], bool] | None = None,
     ) -> None:
         self.store = store
+        #: Which waiting builds this dispatcher sends (None: all of them).
+        self.only = only
         self.readiness = readiness
         self.send = send
         self.clock = clock
@@ -91,7 +95,8 @@ class Dispatcher:
         self.wake = threading.Event()
 
     def waiting(self) -> list[Build]:
-        return waiting_order(self.store.list_builds(state=JobState.WAITING_FOR_PRINTER))
+        builds = self.store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        return waiting_order([b for b in builds if self.only is None or self.only(b)])
 
     def dispatch_once(self) -> tuple[Dispatched, ...]:
         """One pass: notify late waits, read readiness once, send what can go now."""

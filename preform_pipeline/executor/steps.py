@@ -437,10 +437,41 @@ def auto_support(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -
 
 
 def hollow(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
-    report = ctx.client.hollow(
-        ctx.scene, HollowOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
-    )
-    ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
+    """Hollow the scene's models in one call (the Local API hollows a selection).
+
+    When the server answers that the operation failed for some models (its ``failures``),
+    nothing was hollowed: under ``on_model_failure: drop_case`` each failing model's case
+    leaves the build and the call is made again for the models left; otherwise (or when no
+    other case would be left) the build fails as before. A model the server could hollow
+    only partly comes back as a warning, named by its file, and stays in the build.
+    """
+    while True:
+        try:
+            report = ctx.client.hollow(
+                ctx.scene, HollowOptions(**options), deadline=ctx.deadline(),
+                progress=ctx.progress,
+            )
+        except PermanentApiError as exc:
+            failing = _failing_models(ctx, exc)
+            reason = exc.server_message or exc.message
+            if not failing or not all(
+                index not in ctx.model_ids or drop_case_of(ctx, index, node.id, reason)
+                for index in failing
+            ):
+                raise
+            continue  # the failing cases are out of the scene: hollow the rest
+        ctx.facts.warnings.extend(named_by_file(ctx, report.warnings))
+        return
+
+
+def _failing_models(ctx: StepContext, exc: PermanentApiError) -> list[int]:
+    """The build's model indexes an operation's error answer lists under ``failures``."""
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    ids = body.get("failures")
+    if not isinstance(ids, list):
+        return []
+    named = {str(i) for i in ids}
+    return [index for index, model_id in ctx.model_ids.items() if model_id in named]
 
 
 def named_by_file(ctx: StepContext, warnings: Iterable[str]) -> list[str]:
@@ -947,8 +978,9 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
                     None)
         found = hooks.before_send(job_name, printer, holder=ctx.send_holder, form_path=form)
         if found == PRINT_WAITING:  # dispatch sends it when a matching printer is free
-            ctx.facts.warnings.append(f"waiting for a free printer ({printer}); sent by "
-                                      "dispatch when one is free")
+            ctx.facts.warnings.append(f"waiting in the job store for a free printer "
+                                      f"({printer}); sent from its saved .form when one is "
+                                      "free (by watch, or by the next run)")
             log.info("print_waiting", printer=printer, job_name=job_name)
             return
         if found is not None:  # an earlier, interrupted send did reach the printer

@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     NullReporter,
@@ -95,10 +94,12 @@ from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobStore
 from preform_pipeline.verify.notify import Notifier
+from preform_pipeline.verify.poller import PrintsFeed
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
@@ -170,6 +171,10 @@ class HotFolderDaemon:
     these locators, on the system clock); ``reporter``
     receives the runner's progress. ``dry_run`` prepares without printing.
     ``batch_workers``: batches prepared at once (default: the pool's server count).
+    ``web_client``: the prints feed the daemon verifies its own prints by (the Web API client,
+    or a simulated fleet folder's :class:`~preform_pipeline.printing.FleetFolderFeed`).
+    ``known_printers``: the names a sidecar's ``printer:`` may use (None: not checked before
+    the print is sent).
     """
 
     def __init__(
@@ -187,8 +192,9 @@ class HotFolderDaemon:
         recipes: Mapping[str, Recipe] | None = None,
         run_options: Mapping[str, Any] | None = None,
         batch_workers: int | None = None,
-        web_client: WebApiClient | None = None,
+        web_client: PrintsFeed | None = None,
         notifier: Notifier | None = None,
+        known_printers: KnownPrinters | None = None,
     ) -> None:
         self.settings = settings
         self.hot = settings.hotfolders
@@ -284,13 +290,15 @@ class HotFolderDaemon:
         self.dispatch: DispatchLoop | None = None
         if not dry_run:
             self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
-                                         self._dispatch_pool, self._stop)
+                                         self._dispatch_pool, self._stop,
+                                         on_late=self.followup.build_waiting)
         self.worker = BatchWorker(
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,
             dry_run=dry_run, stop=self._stop, stop_now=self._stop_now,
             give_back=self._give_back, output_root=settings.output_root,
             on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
+            known_printers=known_printers,
         )
 
     # -- control ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ saved); this loop, on its own thread, sends them through the print owner in prio
 oldest first (:class:`~preform_pipeline.dispatch.waiting.Dispatcher`). Because the waits are
 in the store, a restarted daemon resumes them: each is loaded from its saved .form and sent
 once, never prepared again. A sent build's files are settled (done/) at once; a build waiting
-longer than ``dispatch.notify_after_s`` notifies once and keeps waiting.
+longer than ``dispatch.notify_after_s`` is told to ``on_late`` once (the daemon's follow-up,
+which sends the one ``build_waiting`` notification) and keeps waiting.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import Build, JobState, JobStore
-from preform_pipeline.verify.notify import Notification, Notifier, make_notifier
 from preform_pipeline.verify.targets import PrinterSource, WebApiPrinters
 
 __all__ = ["WEB_READINESS_RESERVE", "DispatchLoop"]
@@ -51,6 +51,8 @@ class DispatchLoop:
         outcomes: OutcomeFolders,
         pool: Callable[[], ServerSource | None],
         stop: threading.Event,
+        *,
+        on_late: Callable[[Build, float, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,7 +63,7 @@ class DispatchLoop:
         self.wake = threading.Event()
         self._closing = threading.Event()  # the daemon's loop ended (``--once`` sets no stop)
         self._dispatcher: Dispatcher | None = None
-        self._notifier: Notifier | None = make_notifier(settings.verify.notifications)
+        self._on_late = on_late
         self._thread: threading.Thread | None = None
 
     def waiting(self) -> int:
@@ -77,8 +79,6 @@ class DispatchLoop:
         self.wake.set()
         if self._thread is not None:
             self._thread.join()
-        if self._notifier is not None:
-            self._notifier.close()
 
     def _main(self) -> None:
         interval = self.settings.dispatch.poll_interval_s
@@ -124,11 +124,5 @@ class DispatchLoop:
         self.outcomes.settle_build(build, None)
 
     def _late(self, build: Build, waited_s: float) -> None:
-        if self._notifier is None:
-            return
-        target = PrintTarget.from_json(build.print_target)
-        self._notifier.notify(Notification(
-            event="build_waiting", job_key=build.job_key, name=build.job_name,
-            status=JobState.WAITING_FOR_PRINTER.value, recipe=build.recipe,
-            message=f"waiting {waited_s / 60:.0f} min for {target.describe()}",
-        ))
+        if self._on_late is not None:
+            self._on_late(build, waited_s, PrintTarget.from_json(build.print_target).describe())

@@ -1,17 +1,18 @@
 """What the hot-folder service does after a case leaves its hands: verify and tell.
 
-The daemon follows its own prints (no ``preform-pipeline verify`` beside it): when a Web API
-client is configured, a thread polls the prints feed through the shared poller
-(:func:`preform_pipeline.verify.service.verify_pending`, one poll each ``interval_s`` within
-the request budget), writes finished, error or aborted onto each build and its cases in the
-store, and adds the outcome to each case's report in ``done/``. Without a client the builds
-stay PRINT_SENT and the reports say the print was sent, not how it ended (the simulated fleet
-folder has no print outcomes to read).
+The daemon follows its own prints (no ``preform-pipeline verify`` beside it): given a prints
+feed (the Web API client, or in a rehearsal the simulated fleet folder's
+:class:`~preform_pipeline.printing.FleetFolderFeed`), a thread polls it through the shared
+poller (:func:`preform_pipeline.verify.service.verify_pending`, one poll each ``interval_s``
+within the request budget), writes finished, error or aborted onto each build and its cases
+in the store, and adds the outcome to each case's report in ``done/``. Without one the builds
+stay PRINT_SENT and the reports say the print was sent, not how it ended.
 
-Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out for what the daemon
-sees itself, credentials or not: a case that lands in ``failed/`` (``case_failed``, once per
-case and reason), a build waiting too long for a printer (``build_waiting``, called by
-dispatch); and, from the poller, prints that finished or failed.
+Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out from here only, for
+what the daemon sees itself, credentials or not: a case that lands in ``failed/``
+(``case_failed``, once per case and reason), a build waiting too long for a printer
+(``build_waiting``, once per wait: the dispatch loop calls :meth:`FollowUp.build_waiting`);
+and, from the poller, prints that finished or failed.
 """
 
 from __future__ import annotations
@@ -23,14 +24,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import VerifySettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notification, Notifier
-from preform_pipeline.verify.poller import VerificationPoller
+from preform_pipeline.verify.poller import PrintsFeed, VerificationPoller, describe_duration
 from preform_pipeline.verify.service import verify_pending
 
 __all__ = [
@@ -59,7 +59,7 @@ class FollowUp:
         self,
         store: JobStore,
         *,
-        client: WebApiClient | None = None,
+        client: PrintsFeed | None = None,
         notifier: Notifier | None = None,
         verify: VerifySettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -104,14 +104,17 @@ class FollowUp:
         ))
 
     def build_waiting(self, build: Build, waited_s: float, printers: str = "") -> None:
-        """A prepared build has waited ``waited_s`` for a free printer (dispatch calls it)."""
+        """A prepared build has waited ``waited_s`` for a free printer: the one place that
+        sends ``build_waiting`` (the dispatch loop calls it once per wait)."""
         if self.notifier is None:
             return
-        target = f" for {printers}" if printers else ""
+        target = f" for {printers}" if printers else " for a free printer"
+        cases = sorted({j.case_id for j in self.store.build_members(build.id) if j.case_id})
         self.notifier.notify(Notification(
             event="build_waiting", job_key=build.job_key, name=build.job_name,
-            status=build.state.value, recipe=build.recipe,
-            message=f"waiting {waited_s:.0f} s{target} for a free printer",
+            status=JobState.WAITING_FOR_PRINTER.value, recipe=build.recipe,
+            message=f"waiting {describe_duration(round(waited_s))}{target}",
+            case_id=", ".join(cases) or None,
         ))
 
     # -- verification -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ dropped case folder ``C-1042/`` takes values for all its files from ``C-1042.jso
 ```yaml
 case_id: C-1042
 priority: 5            # higher first; default 0
-printer: Form4-Lab2    # for a print target template such as "{printer}"
+printer: Form4-Lab2    # where the case prints: a printer, [A, B], auto, or a queue id
 label_text: "C-1042 L"
 due_date: 2024-06-01
 ```
@@ -214,6 +214,10 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
         if key == "priority":
             priority = _priority(value, path)
             values[key] = str(priority)
+            continue
+        if key == "printer" and isinstance(value, (list, tuple)) and value:
+            # Any of several printers: one target, as a recipe writes a list.
+            values[key] = ",".join(_text(v, key, path).strip() for v in value)
             continue
         text = _text(value, key, path)
         if key == "case_id":

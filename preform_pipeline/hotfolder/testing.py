@@ -15,14 +15,25 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.settings import PoolSettings
+
+if TYPE_CHECKING:  # the daemon imports this package's modules; only its type is needed here
+    from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 
 __all__ = [
     "DEFAULT_WAIT_INTERVAL_S",
+    "declare_fleet",
     "fleet_jobs",
+    "pool_factory",
+    "running_daemon",
     "tetra_stl_bytes",
     "wait_for",
     "write_hotfolder_settings",
@@ -162,3 +173,52 @@ def write_hotfolder_settings(
     path = folder / "settings.yaml"
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
     return path
+
+
+def declare_fleet(
+    settings: Path,
+    printers: Sequence[str],
+    *,
+    print_time_scale: float = 0.0,
+    machine_type: str = "FORM-4-0",
+    material: str = "FLGPGR05",
+    sections: Mapping[str, Any] | None = None,
+) -> Path:
+    """Add a declared simulated fleet (``printers``, busy for a print's estimated time times
+    ``print_time_scale``) and other ``sections`` to a settings file of
+    :func:`write_hotfolder_settings`; the path."""
+    data = json.loads(settings.read_text(encoding="utf-8"))
+    data["simulator"] = {
+        "print_time_scale": print_time_scale,
+        "fleet": [{"name": p, "machine_type": machine_type, "material": material}
+                  for p in printers],
+    }
+    data.update(sections or {})
+    settings.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return settings
+
+
+def pool_factory(settings: PoolSettings) -> Callable[[], ServerPool]:
+    """The daemon's pool factory for ``settings``: a started pool, signals left alone."""
+
+    def start() -> ServerPool:
+        pool = ServerPool(settings, handle_signals=False)
+        pool.start()
+        return pool
+
+    return start
+
+
+@contextmanager
+def running_daemon(daemon: HotFolderDaemon, *, timeout: float = 60.0) -> Iterator[None]:
+    """Run ``daemon`` on a thread until the block ends (its watcher running first), then stop
+    it and wait for the thread; AssertionError if it does not end within ``timeout``."""
+    thread = threading.Thread(target=daemon.run, name="daemon")
+    thread.start()
+    try:
+        wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
+        yield
+    finally:
+        daemon.stop()
+        thread.join(timeout)
+    assert not thread.is_alive(), "the daemon did not stop"

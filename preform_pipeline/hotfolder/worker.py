@@ -6,6 +6,12 @@ records one store build per planned build (PREPARING), and hands the plan to the
 the print hooks (every send is written by the print owner) and the split callback (the halves
 of a build that did not fit get store builds of their own before they run). When the run
 ends, each build's outcome decides its store state and its files are settled.
+
+A case whose sidecar names a ``printer`` (a printer, a comma-separated list, ``auto``, or a
+Fleet Control queue) prints there instead of where the recipe's ``print`` step says: the
+batch's jobs are split by that target (a build goes to one target), each part runs with the
+recipe's print step pointed at it, and a name the fleet does not know fails the case alone,
+with the same "did you mean" as ``validate``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.feasibility import case_problems
 from preform_pipeline.executor.hooks import BuildPrintHooks
 from preform_pipeline.executor.runner import output_root, run_values
+from preform_pipeline.executor.steps import case_step_message
 from preform_pipeline.hotfolder.batcher import Batch
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
@@ -46,7 +53,12 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.printing import PrintOwner, SendHolder
-from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
+from preform_pipeline.recipes.printers import (
+    KnownPrinters,
+    machine_type_mismatch,
+    unknown_printer_message,
+)
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.store import Job, JobState, JobStore, extract_key
@@ -58,12 +70,53 @@ __all__ = [
     "ExecutorFactory",
     "PoolFactory",
     "RunnerLike",
+    "SIDECAR_PRINTER_FIELD",
+    "recipe_printing_to",
+    "sidecar_target",
+    "target_problem",
 ]
 
 log = get_logger(__name__)
 
 #: When the server pool cannot start, the batch waits this long before the next try.
 DEFAULT_START_RETRY_S: Final = 10.0
+#: The sidecar field that chooses a case's print target.
+SIDECAR_PRINTER_FIELD: Final = "printer"
+#: The print step's options that name its target (one of them, in a recipe).
+_TARGET_OPTIONS: Final = ("printer", "printer_ip", "fleet_group")
+
+
+def sidecar_target(job: Job) -> str | None:
+    """The print target a job's sidecar chooses (None: the recipe's)."""
+    value = job.fields.get(SIDECAR_PRINTER_FIELD)
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def recipe_printing_to(recipe: Recipe, target: str) -> Recipe:
+    """``recipe`` with its print steps sent to ``target`` instead of their own target."""
+    steps: list[Step] = []
+    for step in recipe.steps:
+        if step.kind == "print":
+            options = {k: v for k, v in step.options.items() if k not in _TARGET_OPTIONS}
+            step = replace(step, options={**options, "printer": target})
+        steps.append(step)
+    return replace(recipe, steps=tuple(steps))
+
+
+def target_problem(target: str, known: KnownPrinters, machine_type: str | None) -> str | None:
+    """Why a sidecar's print target cannot be used (None: it can): an unknown name, with
+    "did you mean", or a printer of another machine type. ``auto`` always can."""
+    for name in (n.strip() for n in target.split(PRINTER_LIST_SEPARATOR)):
+        if not name or name.lower() == AUTO_PRINTER:
+            continue
+        found = known.find(name)
+        if found is None:
+            return unknown_printer_message(name, known)
+        mismatch = machine_type_mismatch(found, machine_type, known)
+        if mismatch is not None:
+            return mismatch
+    return None
 
 
 class RunnerLike(Protocol):
@@ -191,8 +244,11 @@ class BatchWorker:
         give_back: GiveBack,
         output_root: Path | None = None,
         on_wait: Callable[[], None] | None = None,
+        known_printers: KnownPrinters | None = None,
     ) -> None:
         self.store = store
+        #: The printers a sidecar's ``printer`` may name (None: the server checks when sent).
+        self.known_printers = known_printers
         #: With it, every print waits in the store for the daemon's dispatch loop, which is
         #: told through it (None: builds send their own prints).
         self.on_wait = on_wait
@@ -260,6 +316,40 @@ class BatchWorker:
                 self.outcomes.fail_job(job, f"recipe {batch.recipe!r} is no longer configured",
                                "add the recipe back to an inbox and retry the job")
             return
+        by_target: dict[str | None, list[Job]] = {}
+        for job in live:
+            target = sidecar_target(job) if recipe.has_step("print") else None
+            by_target.setdefault(target, []).append(job)
+        for target, jobs_of_target in by_target.items():
+            if target is None:
+                self._run_jobs(batch, recipe, jobs_of_target)
+                continue
+            usable = self._check_target(recipe, target, jobs_of_target)
+            if usable:
+                self._run_jobs(batch, recipe_printing_to(recipe, target), usable)
+
+    def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
+        """The jobs whose sidecar target can be used; the others fail, each case alone."""
+        known = self.known_printers
+        problem = None if known is None else target_problem(
+            target, known, recipe.scene.machine_type)
+        if problem is None:
+            return jobs
+        for job in jobs:
+            log.warning("case_target_unknown", case_id=job.case_id, target=target,
+                        reason=problem)
+            self.outcomes.fail_job(
+                job, case_step_message(job.case_id, job.original_name, "print",
+                                       f"sidecar printer: {problem}"),
+                "correct the sidecar's `printer:` and drop the case again (its other cases "
+                "were not affected)",
+                where=f"checking case {job.case_id or job.original_name} before batching",
+            )
+        return []
+
+    def _run_jobs(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
+        """Plan ``live`` (jobs of one print target) into builds and run them."""
+        store = self.store
         by_path = {job.source_path: job for job in live}
         rejected: list[Rejection] = []
         models = plan_read_models(

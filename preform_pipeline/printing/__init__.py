@@ -7,6 +7,7 @@ found / absent / unknown, with one rule for unknown (UNVERIFIED, never resent au
 
 from __future__ import annotations
 
+from preform_pipeline.printing.fleetfolder import FleetFolderFeed
 from preform_pipeline.printing.holder import HolderProbe, SendHolder, holder_gone
 from preform_pipeline.printing.locators import (
     FleetFolderLocator,
@@ -18,6 +19,7 @@ from preform_pipeline.printing.owner import Evidence, PrintOwner, Resolution
 
 __all__ = [
     "Evidence",
+    "FleetFolderFeed",
     "FleetFolderLocator",
     "HolderProbe",
     "PrintLocator",

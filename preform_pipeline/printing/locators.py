@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final, Protocol
 
 from preform_pipeline.errors import PrintLookupError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.printing.fleetfolder import fleet_job_status
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.store import Build, extract_key
 
@@ -130,7 +131,7 @@ class FleetFolderLocator:
                     where=self.name,
                     job_id=str(job_id) if job_id else None,
                     printer=str(printer) if printer else None,
-                    status="QUEUED",
+                    status=fleet_job_status(data, datetime.now(timezone.utc))[0],
                     name=str(data.get("job_name", "")),
                 )
         return None

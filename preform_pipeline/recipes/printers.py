@@ -23,6 +23,7 @@ __all__ = [
     "KnownPrinter",
     "KnownPrinters",
     "check_printer_names",
+    "machine_type_mismatch",
     "print_target_names",
     "unknown_printer_message",
 ]
@@ -76,6 +77,19 @@ def unknown_printer_message(name: str, known: KnownPrinters) -> str:
     return f"unknown printer {name!r} (not in {known.source}){hint}"
 
 
+def machine_type_mismatch(
+    found: KnownPrinter, machine_type: object, known: KnownPrinters
+) -> str | None:
+    """The one wording of a known printer of another machine type (None: it fits, or the
+    machine type of either is not known)."""
+    if not isinstance(machine_type, str) or not machine_type or not found.machine_types:
+        return None
+    if machine_type in found.machine_types:
+        return None
+    return (f"printer {found.name!r} is a {'/'.join(found.machine_types)}, not a "
+            f"{machine_type} ({known.source})")
+
+
 def check_printer_names(ctx: Context, known: KnownPrinters) -> Iterator[Problem]:
     """Every literal print target exists in ``known`` and prints the scene's machine type."""
     machine_type = ctx.scene.get("machine_type")
@@ -88,13 +102,7 @@ def check_printer_names(ctx: Context, known: KnownPrinters) -> Iterator[Problem]
                     f"unknown printer {name!r} (not in {known.source})",
                     known.suggestion(name),
                 )
-            elif (
-                isinstance(machine_type, str)
-                and found.machine_types
-                and machine_type not in found.machine_types
-            ):
-                yield ctx.problem(
-                    step.option_path(*path),
-                    f"printer {name!r} is a {'/'.join(found.machine_types)}, not a "
-                    f"{machine_type} ({known.source})",
-                )
+            else:
+                mismatch = machine_type_mismatch(found, machine_type, known)
+                if mismatch is not None:
+                    yield ctx.problem(step.option_path(*path), mismatch)

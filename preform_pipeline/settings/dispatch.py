@@ -9,6 +9,7 @@ from typing import Any, Final
 __all__ = [
     "DEFAULT_DISPATCH_NOTIFY_AFTER_S",
     "DEFAULT_DISPATCH_POLL_INTERVAL_S",
+    "DEFAULT_RUN_WAIT_S",
     "DispatchSettings",
     "read_dispatch_settings",
 ]
@@ -17,6 +18,8 @@ __all__ = [
 DEFAULT_DISPATCH_NOTIFY_AFTER_S: Final = 3600.0
 #: How often printer readiness is read while builds wait.
 DEFAULT_DISPATCH_POLL_INTERVAL_S: Final = 5.0
+#: How long ``run`` waits for a free printer before leaving the build waiting in the store.
+DEFAULT_RUN_WAIT_S: Final = 600.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class DispatchSettings:
 
     notify_after_s: float = DEFAULT_DISPATCH_NOTIFY_AFTER_S
     poll_interval_s: float = DEFAULT_DISPATCH_POLL_INTERVAL_S
+    run_wait_s: float = DEFAULT_RUN_WAIT_S
 
 
 def read_dispatch_settings(raw: Mapping[str, Any]) -> DispatchSettings:

@@ -70,13 +70,24 @@ def _xyz(values: tuple[float, float, float]) -> Json:
 
 def hollow_models(scene: Scene, data: Body) -> Json:
     """Hollow the selected models. A model thinner than two walls plus the feature size cannot
-    be hollowed: it keeps its solid and the answer carries a warning naming it."""
+    be hollowed: it keeps its solid and the answer carries a warning naming it. An open mesh
+    (imported with holes) has no inside to hollow: the operation fails (400, ``failures``
+    listing those models, as the contract's answer does) and no model is hollowed."""
     wall = data.number("wall_thickness_mm", DEFAULT_HOLLOW_WALL_MM, minimum=0.1)
     feature = data.number("feature_size_mm", DEFAULT_HOLLOW_FEATURE_SIZE_MM, minimum=0.05)
     accuracy = data.number("accuracy", 0.5, minimum=0.0, maximum=1.0)
     assert wall is not None and feature is not None
+    selected = scene.select(data.selection())
+    open_models = [m.id for m in selected if not m.mesh.is_closed()]
+    if open_models:
+        raise SimError(
+            400, "HOLLOW_FAILED",
+            f"cannot hollow {len(open_models)} model(s) with open meshes: "
+            + ", ".join(open_models[:10]),
+            extra={"failures": open_models},
+        )
     warnings: list[str] = []
-    for model in scene.select(data.selection()):
+    for model in selected:
         thinnest = min(model.size())
         if thinnest <= 2 * wall + feature:
             warnings.append(

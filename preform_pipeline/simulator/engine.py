@@ -885,6 +885,6 @@ class SimEngine:
                 scene, self.catalogue, self.fleet, target, job_name=job_name, print_now=print_now
             )
         _progress(progress, 1, 2)
-        self.fleet.record_job(job)
+        self.fleet.record_job(self.fleet.schedule(job, self.print_time_scale))
         _progress(progress, 2, 2)
         return {"job_id": job["job_id"]}

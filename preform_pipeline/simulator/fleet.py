@@ -6,6 +6,15 @@ Layout of the fleet directory (all JSON, UTF-8, written atomically: temp file + 
       printers.json        {"format": FLEET_FORMAT, "version": 1,
                             "printers": [printer, ...], "groups": [group, ...]}
       jobs/<job_id>.json   one file per print job (see :func:`FleetState.record_job`)
+      outcomes.yaml        optional: prints forced to end in ERROR or ABORTED, in the Dashboard
+                           simulator's outcomes format (docs/dashboard-simulator.md)
+
+Every job file records how its print goes on the simulator's clock (each print takes its
+estimated time times ``print_time_scale``, one after another per printer): ``started_at``,
+``ends_at``, and ``outcome`` (``FINISHED``, ``ERROR``, ``ABORTED``) with ``outcome_message``.
+Its status at any moment follows from them (queued before ``started_at``, printing until
+``ends_at``, then its outcome), so a reader of the folder alone (no Dashboard, no credentials)
+sees each print queued, printing, then ended.
 
 A printer: ``serial``, ``machine_type_id``, ``product_name``, ``ip_address``,
 ``connection_type``, ``status``, ``firmware_version``, ``ready_to_print_now``,
@@ -25,8 +34,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
 
+from .cloud.outcomes import Outcome, load_outcomes
 from .protocol import Json, SimError
 from .scene import atomic_write_bytes
 
@@ -49,7 +60,18 @@ _VERSION: Final = 1
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(timezone.utc))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,10 @@ class FleetState:
     def jobs_dir(self) -> Path:
         return self.root / "jobs"
 
+    @property
+    def outcomes_path(self) -> Path:
+        return self.root / "outcomes.yaml"
+
     def _write_json(self, path: Path, data: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -235,13 +261,18 @@ class FleetState:
 
     def busy_until(self, scale: float) -> dict[str, datetime]:
         """When each printer finishes the prints sent to it: each job takes its estimated print
-        time times ``scale``, one after another per printer (0: printers are free at once)."""
+        time times ``scale``, one after another per printer (0: printers are free at once); a
+        job that recorded its end (``ends_at``: an error or abort ends it early) ends then."""
         ends: dict[str, datetime] = {}
         if scale <= 0:
             return ends
         for job in self.jobs():
             printer = str(job.get("printer", ""))
             if job.get("target_kind", "printer") != "printer" or not printer:
+                continue
+            recorded = _parse_time(job["ends_at"]) if job.get("ends_at") else None
+            if recorded is not None:
+                ends[printer] = max(recorded, ends.get(printer, recorded))
                 continue
             try:
                 created = datetime.fromisoformat(str(job["created_at"]).replace("Z", "+00:00"))
@@ -251,6 +282,27 @@ class FleetState:
             start = max(created, ends.get(printer, created))
             ends[printer] = start + timedelta(seconds=took)
         return ends
+
+    def schedule(self, job: Json, scale: float) -> Json:
+        """``job`` with when its print starts and ends on the simulator's clock and how it
+        ends (the fleet's ``outcomes.yaml``, else FINISHED): after the prints already sent to
+        its printer, taking its estimated time times ``scale`` (0: it ends as it starts)."""
+        created = _parse_time(job.get("created_at")) or datetime.now(timezone.utc)
+        start = created
+        if job.get("target_kind", "printer") == "printer":
+            start = max(created, self.busy_until(scale).get(str(job.get("printer")), created))
+        outcome = Outcome()
+        if self.outcomes_path.is_file():  # the Dashboard simulator's format: one for both
+            try:
+                plan = load_outcomes(self.outcomes_path)
+            except ConfigError as exc:
+                raise SimError(500, "FLEET_OUTCOMES_UNREADABLE", str(exc)) from exc
+            outcome = plan.outcome_for(str(job["job_id"]), str(job.get("job_name", "")))
+        took = max(0.0, float(job.get("estimated_print_time_s") or 0.0) * max(scale, 0.0))
+        ends = start + timedelta(seconds=took * outcome.at)
+        return {**job, "started_at": _iso(start), "ends_at": _iso(ends),
+                "outcome": outcome.status, "outcome_message": outcome.message,
+                "print_time_scale": max(scale, 0.0)}
 
     def record_job(self, job: Json) -> Path:
         """Write ``jobs/<job_id>.json``; ``job`` must carry ``job_id``."""

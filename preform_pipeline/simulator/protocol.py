@@ -27,14 +27,16 @@ class ProgressCallback(Protocol):
 class SimError(PipelineError):
     """An error answer of the simulated server: HTTP status plus an ErrorModel code/message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, extra: Json | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.error_message = message
+        #: Fields the operation's own error answer adds (hollow's ``failures``).
+        self.extra: Json = dict(extra or {})
 
     def body(self) -> Json:
-        return {"error": {"code": self.code, "message": self.error_message}}
+        return {"error": {"code": self.code, "message": self.error_message}, **self.extra}
 
 
 @dataclass(frozen=True)

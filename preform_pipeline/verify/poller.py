@@ -34,12 +34,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Final
+from typing import Final, Protocol
 
 from preform_pipeline.backoff import backoff
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
-from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun, WebApiClient
+from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
+from preform_pipeline.cloud.models import Page
 from preform_pipeline.errors import CloudAuthError, CloudError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.verify import (
@@ -58,6 +59,7 @@ __all__ = [
     "PendingSource",
     "PollOutcome",
     "PrintProgress",
+    "PrintsFeed",
     "VerificationPoller",
     "VerificationResult",
     "VerifiedStatus",
@@ -82,6 +84,18 @@ DEFAULT_FINISH_MARGIN_S: Final = 15.0
 # After ten failed polls in a row the interval stops doubling (it is at its cap long before).
 _MAX_FAILURE_DOUBLINGS: Final = 10
 _TERMINAL: Final[frozenset[str]] = frozenset({"FINISHED", "ABORTED", "ERROR"})
+
+
+class PrintsFeed(Protocol):
+    """What the poller reads: pages of the prints feed and the request budget. The Web API
+    client is one; a simulated fleet folder read directly
+    (:class:`~preform_pipeline.printing.FleetFolderFeed`) is another."""
+
+    def budget(self) -> BudgetSnapshot: ...
+
+    def list_prints_page(
+        self, page: int = 1, per_page: int | None = None, *, where: PrintFilter | None = None
+    ) -> Page[PrintRun]: ...
 
 
 class VerifiedStatus(str, Enum):
@@ -228,7 +242,7 @@ class VerificationPoller:
 
     def __init__(
         self,
-        client: WebApiClient,
+        client: PrintsFeed,
         *,
         clock: Clock = SYSTEM_CLOCK,
         sleep: Sleep | None = None,

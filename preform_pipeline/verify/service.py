@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
-from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
+from preform_pipeline.cloud import BudgetSnapshot
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintLocator, PrintOwner
@@ -39,6 +39,7 @@ from preform_pipeline.verify.notify import Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
     PendingPrint,
     PrintProgress,
+    PrintsFeed,
     VerificationPoller,
     VerificationResult,
     VerifiedStatus,
@@ -207,7 +208,7 @@ def mark_in_progress(store: JobStore, progress: PrintProgress) -> Build | None:
 
 def verify_pending(
     store: JobStore,
-    client: WebApiClient,
+    client: PrintsFeed,
     *,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Sleep | None = None,

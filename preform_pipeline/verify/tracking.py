@@ -58,6 +58,7 @@ from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe
 from preform_pipeline.settings import CloudSettings, VerifySettings
+from preform_pipeline.settings.dispatch import DEFAULT_DISPATCH_POLL_INTERVAL_S, DispatchSettings
 from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key
 from preform_pipeline.verify.notify import (
     Notification,
@@ -72,6 +73,7 @@ from preform_pipeline.verify.poller import (
     VerificationPoller,
     VerificationResult,
     VerifiedStatus,
+    describe_duration,
 )
 from preform_pipeline.verify.service import apply_result, mark_in_progress
 from preform_pipeline.verify.targets import (
@@ -146,8 +148,17 @@ class PrintTracking:
         run_id: str | None = None,
         dispatch: bool = False,
         on_wait: Callable[[], None] | None = None,
+        wait_s: float = 0.0,
+        wait_interval_s: float = DEFAULT_DISPATCH_POLL_INTERVAL_S,
+        on_waiting: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
+        #: ``run``: how long a build waits for a free printer of its list or ``auto`` before
+        #: it is left waiting in the store (0: it fails at once, as without a store); how
+        #: often readiness is read meanwhile; ``on_waiting`` tells the console.
+        self.wait_s = wait_s
+        self.wait_interval_s = wait_interval_s
+        self.on_waiting = on_waiting
         #: Every print waits in the store for dispatch (the hot folder daemon) instead of
         #: being sent by the build; ``on_wait`` is told each time one begins waiting.
         self.dispatch = dispatch
@@ -206,16 +217,30 @@ class PrintTracking:
                 "printer: auto needs the scene's machine_type and material_code",
                 hint="name both in the recipe's scene, or name a printer",
             )
-        source: PrinterSource = (
-            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
-        )
-        if among:
-            source = _Among(source, among)
+        source = self.readiness(client, among)
         with self._lock:
-            taken = {p for p, owner in self._claimed.items() if owner != build}
+            # A printer another build of this run chose is not free for this one, until that
+            # build's print was sent: then the printer's own status says when it is free.
+            taken = {p for p, owner in self._claimed.items()
+                     if owner != build and owner not in self._sent}
             chosen = _select(source, machine_type, material, exclude=taken)
             self._claimed[chosen.name] = build
         return chosen.name
+
+    def readiness(self, client: PreFormClient, among: Sequence[str] = ()) -> PrinterSource:
+        """Where printer status comes from: the Web API with a client, else the server's
+        devices; only the printers ``among`` when given."""
+        source: PrinterSource = (
+            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
+        )
+        return _Among(source, among) if among else source
+
+    def could_print(self, recipe: Recipe, client: PreFormClient,
+                    among: Sequence[str] = ()) -> bool:
+        """True when some printer (of ``among``) prints the scene's machine type with its
+        material loaded, free or not: waiting for it can end."""
+        fits = PrintTarget((), True, recipe.scene.machine_type, recipe.scene.material_code)
+        return any(fits.matches(c) for c in self.readiness(client, among).printer_candidates())
 
     def others_waiting(self) -> bool:
         """True when builds wait for a printer already (a new one queues behind them)."""
@@ -379,6 +404,8 @@ class BuildTracker:
         self.build_id = build_id
         self._pending_send: tuple[str, str, datetime] | None = None
         self._scene: tuple[str | None, str | None] = (None, None)
+        #: ``run`` waited its bound for a free printer: the build waits in the store instead.
+        self._left_waiting = False
 
     def __repr__(self) -> str:
         return f"BuildTracker({self.build!r}, key={self._key!r}, build_id={self.build_id})"
@@ -398,14 +425,56 @@ class BuildTracker:
             return printer  # one named printer (or queue): its own queue orders the jobs
         if self.tracking.dispatch and self.tracking.others_waiting():
             return printer  # builds wait already: this one queues behind them
+        choice = among if len(among) > 1 else ()
         try:
-            return self.tracking.choose_printer(
-                self.build, recipe, client, among if len(among) > 1 else ()
-            )
-        except PrinterSelectionError:
-            if not self.tracking.dispatch:
-                raise
-            return printer  # none free now: the build waits (before_send)
+            return self.tracking.choose_printer(self.build, recipe, client, choice)
+        except PrinterSelectionError as exc:
+            if self.tracking.dispatch:
+                return printer  # none free now: the build waits (before_send)
+            found = self._wait_for_printer(printer, recipe, client, choice, exc)
+            if found is not None:
+                return found
+            self._left_waiting = True  # the bound passed: it waits in the store
+            return printer
+
+    def _wait_for_printer(
+        self, printer: str, recipe: Recipe, client: PreFormClient, among: Sequence[str],
+        refusal: PrinterSelectionError,
+    ) -> str | None:
+        """``run``: read readiness every ``wait_interval_s`` until a matching printer is
+        free (its name) or ``wait_s`` passed (None). Without a bound or a store to wait in,
+        or when no printer could ever take the print, the refusal stands."""
+        tracking = self.tracking
+        if tracking.wait_s <= 0 or tracking.store is None or self.build_id is None:
+            raise refusal
+        if not tracking.could_print(recipe, client, among):
+            raise refusal  # no printer of that kind at all: waiting would never end
+        target = PrintTarget.parse(printer, machine_type=recipe.scene.machine_type,
+                                   material=recipe.scene.material_code)
+        clock = tracking.clock
+        deadline = clock.monotonic() + tracking.wait_s
+        log.info("printer_wait_started", job_key=self._key, target=target.describe(),
+                 wait_s=tracking.wait_s)
+        if tracking.on_waiting is not None:
+            tracking.on_waiting(
+                f"{self.build}: no free printer; waiting up to {describe_duration(tracking.wait_s)}"
+                f" for {target.describe()}")
+        while clock.monotonic() < deadline:
+            clock.sleep(min(tracking.wait_interval_s, max(0.0, deadline - clock.monotonic())))
+            try:
+                chosen = tracking.choose_printer(self.build, recipe, client, among)
+            except PrinterSelectionError:
+                continue
+            log.info("printer_wait_ended", job_key=self._key, printer=chosen)
+            return chosen
+        log.warning("printer_wait_bound_passed", job_key=self._key, target=target.describe(),
+                    wait_s=tracking.wait_s)
+        if tracking.on_waiting is not None:
+            tracking.on_waiting(
+                f"{self.build}: still no free printer after {describe_duration(tracking.wait_s)}"
+                f"; its saved .form waits in the job store ({self._key}) and the next run or "
+                "watch sends it")
+        return None
 
     def job_name(self, name: str) -> str:
         return embed_key(name, self._key)
@@ -457,7 +526,7 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
-        if self.tracking.dispatch and self._undecided(printer):
+        if (self.tracking.dispatch or self._left_waiting) and self._undecided(printer):
             return self._wait(build, job_name, printer, form_path)
         owner.begin(build.id, job_name, printer, holder)
         return None
@@ -534,6 +603,8 @@ def tracking_for_run(
     clock: Clock = SYSTEM_CLOCK,
     store: JobStore | None = None,
     locators: Sequence[PrintLocator] = (),
+    dispatch: DispatchSettings | None = None,
+    on_waiting: Callable[[str], None] | None = None,
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
@@ -545,11 +616,16 @@ def tracking_for_run(
     is only logged (the poller retries). Without credentials, ``verify`` is skipped and
     ``auto`` reads the PreFormServer's device list. ``store``: the job store every send is
     written to (through the print owner); ``locators``: where interrupted sends are found,
-    besides the Web API.
+    besides the Web API. ``dispatch``: how long a build of a printer list or ``auto`` waits for
+    a free printer (``run_wait_s``, readiness read every ``poll_interval_s``; with a store,
+    after that it waits there for the next run or watch), ``on_waiting`` telling the console.
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
         return None
+    waiting: dict[str, Any] = {"on_waiting": on_waiting}
+    if dispatch is not None:
+        waiting |= {"wait_s": dispatch.run_wait_s, "wait_interval_s": dispatch.poll_interval_s}
     verify_step = next((s for s in recipe.steps if s.kind == "verify"), None)
     auto = any(is_auto_target(str(s.options.get("printer", ""))) for s in prints)
     if verify_step is None and not auto:
@@ -563,6 +639,7 @@ def tracking_for_run(
             clock=clock,
             recipe=recipe.name,
             run_id=run_id,
+            **waiting,
         )
     environment = os.environ if env is None else env
     client: WebApiClient | None = None
@@ -594,6 +671,7 @@ def tracking_for_run(
         clock=clock,
         recipe=recipe.name,
         run_id=run_id,
+        **waiting,
     )
 
 

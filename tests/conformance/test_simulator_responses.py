@@ -391,6 +391,22 @@ class TestErrorAnswers:
             )
         contract.assert_valid(caught.value.body(), contract.component("ErrorModel"), op)
 
+    def test_a_failed_hollow_lists_its_models_as_the_contract_says(
+        self, contract: Contract, tmp_path: Path
+    ) -> None:
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        scene = engine.call("create_scene", {}, FORM4)["id"]
+        path = tmp_path / "open.stl"
+        write_stl(path, box_triangles((0.0, 0.0, 0.0), (20.0, 20.0, 20.0))[:-1])
+        model = engine.call("import_model", {"scene_id": scene},
+                            {"file": str(path), "repair_behavior": "IGNORE"})["id"]
+        with pytest.raises(SimError) as caught:
+            engine.call("hollow_model", {"scene_id": scene}, {"wall_thickness_mm": 1.0})
+        assert (caught.value.status, caught.value.body()["failures"]) == (400, [model])
+        contract.assert_valid(caught.value.body(),
+                              contract.response_schema("/scene/{scene_id}/hollow/", "post", 400),
+                              "hollow_model")
+
     def test_a_missing_scene_is_an_error_model_too(self, contract: Contract) -> None:
         with pytest.raises(SimError) as caught:
             SimEngine().call("get_scene", {"scene_id": "missing"}, None)

@@ -61,6 +61,8 @@ SIMULATOR_ARGS = ("--latency", "realistic", "--time-scale", "0.3")
 #: is UNVERIFIED. Several times a scaled print, so late prints land well within it.
 REQUEST_TIMEOUT_S = 6.0
 MID_WAY = {"processing", "preparing", "prepared", "print_sending"}
+#: A sent build: a daemon also follows its print in the fleet folder, so it may have ended.
+_SENT = {JobState.PRINT_SENT, JobState.VERIFYING, JobState.FINISHED}
 #: How long the servers of a killed daemon may take to go once the next one has started.
 ORPHANS_GONE_S = 15.0
 
@@ -225,7 +227,8 @@ class TestCrashes:
             jobs = store.list_jobs()
             builds = store.list_builds()
         assert len(jobs) == len(dropped), context
-        assert {j.state for j in jobs} <= {JobState.PRINT_SENT, JobState.UNVERIFIED}, context
+        # Sent (or seen ending since, in the fleet folder), or unsettled.
+        assert {j.state for j in jobs} <= {*_SENT, JobState.UNVERIFIED}, context
         assert not [b for b in builds if b.state.value in MID_WAY], context
         unverified = {Path(j.original_name).stem for j in jobs if j.state is JobState.UNVERIFIED}
 
@@ -239,7 +242,7 @@ class TestCrashes:
             else:
                 assert printed[stem] == 1, f"{stem} printed {printed[stem]} times; {context}"
         assert set(printed) <= set(dropped), context
-        sent = {b.job_name for b in builds if b.state is JobState.PRINT_SENT}
+        sent = {b.job_name for b in builds if b.state in _SENT}
         names = [job["job_name"] for job in prints]
         assert len(names) == len(set(names)), context
         assert set(names) <= sent | {b.job_name for b in builds

@@ -1,37 +1,36 @@
 """A working day of the hot folder: thirty cases in, each printed and verified or failed alone.
 
 The daemon runs in a thread of the test process on simulated PreFormServer subprocesses that
-write every accepted print into a fleet folder; the Dashboard simulator (in this process,
-real HTTP on 127.0.0.1, prints ending the moment they are sent) serves the Web API from that
-folder, and the daemon verifies its own prints through it. A real HTTP server on 127.0.0.1
-receives the webhook notifications. The fleet is the simulator's, with printers always free;
-``PRINTER`` and ``_recipe`` are the places to change for a larger or busier fleet.
+write every accepted print into a fleet folder. The fleet is four Form 4 printers, each busy
+for a print's estimated time times ``SCALE`` (the simulator's clock), so prepared builds wait
+in ``waiting_for_printer`` and go out as printers free up (``printer: auto``). The Dashboard
+simulator (in this process, real HTTP on 127.0.0.1, on the same time scale) serves the Web API
+from that folder, and the daemon verifies its own prints through it. A real HTTP server on
+127.0.0.1 receives the webhook notifications.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
-import threading
-from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.factory import make_web_client
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
     fleet_jobs,
+    pool_factory,
+    running_daemon,
     tetra_stl_bytes,
     wait_for,
     write_hotfolder_settings,
 )
 from preform_pipeline.printing import FleetFolderLocator
-from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
 from preform_pipeline.store import (
@@ -43,8 +42,14 @@ from preform_pipeline.store import (
 from preform_pipeline.verify.notify import Notifier
 
 SECRET = "working-day-secret"
-PRINTER = "SimulatedForm4-1"
+PRINTERS = tuple(f"Form4-Day{n}" for n in range(1, 5))
+#: Real seconds per simulated second of printing: a 20 mm part (about 1,700 s) takes ~5 s,
+#: longer than preparing a build even on a loaded machine, so builds do wait.
+SCALE = 0.003
+#: A build waiting longer than this notifies (once), and keeps waiting.
+NOTIFY_AFTER_S = 1.0
 CASES = 30
+PER_BUILD = 3
 TIMEOUT_S = 90.0
 LONG_CASE = "C-" + "0123456789" * 6
 BAD_SIDECAR_CASE = "C-BADSIDECAR"
@@ -68,9 +73,10 @@ steps:
       font_size_mm: 2
       depth_mm: 0.4
       placement: {{face: front, margin_mm: 0.5, fit: fail}}
+  - save_form: {{}}
   - print:
-      printer: {PRINTER}
-batching: {{max_models_per_build: 100, keep_cases_together: true}}
+      printer: auto
+batching: {{max_models_per_build: {PER_BUILD}, keep_cases_together: true}}
 outputs: {{root: {(folder / 'out').as_posix()}}}
 """,
         encoding="utf-8",
@@ -91,33 +97,6 @@ def _slab_stl(width: float, depth: float, height: float) -> bytes:
             body += struct.pack("<3f", *v[index])
         body += b"\x00\x00"
     return b"slab".ljust(80, b" ") + struct.pack("<I", len(faces)) + bytes(body)
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]]
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", "0"))
-        self.server.received.append(json.loads(self.rfile.read(length)))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    received: list[dict[str, Any]] = []
-    server.received = received  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _stage_cases(staging: Path) -> list[Path]:
@@ -142,6 +121,16 @@ def _stage_cases(staging: Path) -> list[Path]:
     return [*folders, bad, long, thin]
 
 
+def _waits(store: SqliteJobStore, build_id: int) -> float | None:
+    """How long a build waited for a printer (None: it never waited)."""
+    history = store.build_history(build_id)
+    for n, step in enumerate(history):
+        if step.to_state is JobState.WAITING_FOR_PRINTER:
+            later = history[n + 1].at if n + 1 < len(history) else step.at
+            return (later - step.at).total_seconds()
+    return None
+
+
 class TestWorkingDay:
     """Thirty cases: three fail alone with their own reasons, the rest print and verify."""
 
@@ -154,46 +143,38 @@ class TestWorkingDay:
             tmp_path, _recipe(tmp_path), fleet_dir=fleet, servers=2,
             hotfolders={"batching": {"window_s": 1.0, "max_models": 50}},
         )
+        declare_fleet(path, PRINTERS, print_time_scale=SCALE, sections={
+            "dispatch": {"notify_after_s": NOTIFY_AFTER_S, "poll_interval_s": 0.2}})
         settings = load_settings(path, env={})
         settings = replace(settings, verify=VerifySettings(interval_s=0.2,
                                                            requests_per_hour=1500))
         credentials = Credentials(TEST_CLIENT_ID, SECRET)
         store = SqliteJobStore(settings.store.path)
-        with dashboard_server(fleet, credentials=credentials, time_scale=0.0) as dashboard:
+        inbox = tmp_path / "inbox"
+        with dashboard_server(fleet, credentials=credentials, time_scale=SCALE) as dashboard:
             client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
             notifier = Notifier(webhook_url=url)
-
-            def pool() -> ServerPool:
-                started = ServerPool(settings.pool, handle_signals=False)
-                started.start()
-                return started
-
-            daemon = HotFolderDaemon(settings, store, pool, web_client=client,
-                                     notifier=notifier, print_lookup=FleetFolderLocator(fleet))
-            thread = threading.Thread(target=daemon.run, name="daemon")
-            thread.start()
-            inbox = tmp_path / "inbox"
+            daemon = HotFolderDaemon(settings, store, pool_factory(settings.pool),
+                                     web_client=client, notifier=notifier,
+                                     print_lookup=FleetFolderLocator(fleet))
             try:
-                wait_for(lambda: daemon.watcher.running, 10, what="the watcher to start")
-                for folder in _stage_cases(tmp_path / "staging"):
-                    folder.rename(inbox / folder.name)
+                with running_daemon(daemon, timeout=TIMEOUT_S):
+                    for folder in _stage_cases(tmp_path / "staging"):
+                        folder.rename(inbox / folder.name)
 
-                def verified() -> bool:
-                    jobs = store.list_jobs()
-                    return len(jobs) >= CASES and all(
-                        j.state in (JobState.FINISHED, JobState.FAILED) for j in jobs
-                    )
+                    def verified() -> bool:
+                        jobs = store.list_jobs()
+                        return len(jobs) >= CASES and all(
+                            j.state in (JobState.FINISHED, JobState.FAILED) for j in jobs
+                        )
 
-                wait_for(verified, TIMEOUT_S, interval=0.2, what="every case to end")
-                wait_for(lambda: sum(1 for n in received if n["event"] == "print_finished")
-                         >= len(store.list_builds(state=JobState.FINISHED)),
-                         10, what="the print notifications")
+                    wait_for(verified, TIMEOUT_S, interval=0.2, what="every case to end")
+                    wait_for(lambda: sum(1 for n in received if n["event"] == "print_finished")
+                             >= len(store.list_builds(state=JobState.FINISHED)),
+                             10, what="the print notifications")
             finally:
-                daemon.stop()
-                thread.join(TIMEOUT_S)
                 notifier.close()
             dashboard.check()
-        assert not thread.is_alive()
 
         jobs = store.list_jobs()
         failed = {j.case_id or j.original_name: j for j in jobs if j.state is JobState.FAILED}
@@ -223,13 +204,29 @@ class TestWorkingDay:
                 job.source_path.name + ".report.json").read_text(encoding="utf-8"))
             assert report["state"] == "finished"
             assert report["verification"]["status"] == "FINISHED"
+        # The prints went out across the fleet as printers freed up: several printers were
+        # used, builds waited for one, and no printer ever took two prints at once.
+        sent = fleet_jobs(fleet)
+        used = {j["printer"] for j in sent}
+        assert used <= set(PRINTERS) and len(used) > 1, used
+        waits = {b.job_key: _waits(store, b.id) for b in printed}
+        waited = {k for k, w in waits.items() if w is not None}
+        assert waited, "no build waited for a printer"
+        for printer in used:
+            spans = sorted((j["started_at"], j["ends_at"]) for j in sent
+                           if j["printer"] == printer)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), (printer, spans)
+        # A build that waited past the limit notified once; one that did not wait, never.
+        late = [n["job_key"] for n in received if n["event"] == "build_waiting"]
+        assert len(late) == len(set(late)) and set(late) <= waited, (late, waits)
+        assert {k for k, w in waits.items() if w is not None and w >= NOTIFY_AFTER_S + 1.0} <= (
+            set(late)), (late, waits)
         # The webhook heard of each failed case once, and of each finished print.
         case_failed = sorted(n["case_id"] or "" for n in received if n["event"] == "case_failed")
         assert case_failed == sorted([BAD_SIDECAR_CASE, LONG_CASE, THIN_CASE]), case_failed
         finished_keys = {n["job_key"] for n in received if n["event"] == "print_finished"}
         assert finished_keys == {b.job_key for b in printed}
         # Each print's job name starts with whole case ids and ends with its key.
-        sent = fleet_jobs(fleet)
         assert len(sent) == len(printed)
         names = {extract_key(j["job_name"]): j["job_name"] for j in sent}
         assert set(names) == {b.job_key for b in printed}

@@ -107,6 +107,9 @@ class Job:
     volume_ml: float
     estimated_print_time_s: float
     models: tuple[JobModel, ...] = ()
+    #: How the PreFormServer simulator recorded the print to end (the fleet's outcomes file):
+    #: its status and message, and the fraction of the print after which it ends.
+    recorded: Outcome | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Job:
@@ -148,7 +151,26 @@ class Job:
                 for m in models
                 if isinstance(m, Mapping)
             ),
+            recorded=_recorded_outcome(data),
         )
+
+
+def _recorded_outcome(data: Mapping[str, Any]) -> Outcome | None:
+    """The end the job file records when it is not a plain finish (None: finish, or a file
+    written before outcomes were recorded)."""
+    status = data.get("outcome")
+    if status not in (ERROR, ABORTED):
+        return None
+    started, ends = parse_datetime(data.get("started_at")), parse_datetime(data.get("ends_at"))
+    took = float(data.get("estimated_print_time_s") or 0.0)
+    at = 1.0
+    if started is not None and ends is not None and took > 0:
+        # The recorded span is on the simulator's clock; as a fraction it holds on any scale.
+        scale = data.get("print_time_scale")
+        if isinstance(scale, (int, float)) and scale > 0:
+            at = min(1.0, max(0.0, (ends - started).total_seconds() / (took * float(scale))))
+    message = data.get("outcome_message")
+    return Outcome(status=str(status), at=at, message=str(message) if message else None)
 
 
 def _required_text(data: Mapping[str, Any], key: str) -> str:
@@ -332,6 +354,13 @@ class _Group:
     paused: bool
 
 
+def _outcome(plan: OutcomePlan, job: Job) -> Outcome:
+    outcome = plan.outcome_for(job.job_id, job.name)
+    if outcome.status == FINISHED and job.recorded is not None:
+        return job.recorded
+    return outcome
+
+
 def schedule(
     jobs: Iterable[Job],
     printers: Sequence[PrinterAvailability],
@@ -373,7 +402,8 @@ def schedule(
             start=start,
             preprint_s=min(preprint_s(job.machine_type) * time_scale, total / 2),
             duration_s=total,
-            outcome=plan.outcome_for(job.job_id, job.name),
+            # The Dashboard's own outcomes file first; else what the fleet folder recorded.
+            outcome=_outcome(plan, job),
             offline_at=None if printer is None else printer.offline_at,
             queue_group=group,
         )

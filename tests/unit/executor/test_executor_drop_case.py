@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from preform_pipeline.executor import BuildStatus
+from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.simulator.formfile import load_form
+from preform_pipeline.simulator.meshops import box_triangles
 from tests.unit.executor.executor_support import (
+    RECIPE_HEAD,
     FakePool,
     SimFarm,
     plan_for,
@@ -73,3 +78,58 @@ class TestOnModelFailure:
         [outcome] = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out").outcomes
         assert outcome.status is BuildStatus.FAILED
         assert outcome.reason and "does not fit" in outcome.reason and outcome.dropped == ()
+
+
+HOLLOW_STEPS = """\
+on_model_failure: {policy}
+steps:
+  - hollow: {{wall_thickness_mm: 1.0}}
+  - auto_layout
+  - save_form
+batching:
+  max_models_per_build: 10
+"""
+
+
+def _hollow_plan(tmp_path: Path, policy: str):  # type: ignore[no-untyped-def]
+    """Three cases; case-open's part is a box with its top missing (an open mesh the server
+    cannot hollow), imported as it is."""
+    root = tmp_path / "models"
+    write_box(root / "case-1", "upper", 30, 20, 15)
+    write_box(root / "case-2", "upper", 30, 20, 15)
+    (root / "case-open").mkdir(parents=True)
+    closed = box_triangles((0.0, 0.0, 0.0), (30.0, 20.0, 15.0))
+    write_stl(root / "case-open" / "upper.stl", [t for t in closed if min(p[2] for p in t) < 15])
+    head = RECIPE_HEAD.replace("repair_behavior: REPAIR", "repair_behavior: IGNORE")
+    return plan_for(write_recipe(tmp_path, HOLLOW_STEPS.format(policy=policy), head),
+                    [root / "case-1", root / "case-2", root / "case-open"])
+
+
+class TestHollowFailure:
+    """A model the server cannot hollow takes only its own case out of the build."""
+
+    def test_drop_case_hollows_the_others_and_the_build_goes_on(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = _hollow_plan(tmp_path, "drop_case")
+        assert len(plan.builds) == 1
+        farm.add()
+        with capture_logs() as logs:
+            [outcome] = run(plan, FakePool([s.url for s in farm.servers]),
+                            tmp_path / "out").outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        [(path, reason)] = outcome.dropped
+        assert Path(path).parent.name == "case-open"
+        assert reason.startswith("case case-open: model upper.stl: step hollow: ")
+        [form] = [p for p in outcome.outputs if p.suffix == ".form"]
+        scene = load_form(form, "check")
+        assert sorted(m.name for m in scene.models.values()) == ["case-1 upper", "case-2 upper"]
+        assert all(m.hollow is not None for m in scene.models.values())
+        assert [e["case_id"] for e in logs if e["event"] == "case_dropped"] == ["case-open"]
+
+    def test_fail_build_still_fails_the_build(self, tmp_path: Path, farm: SimFarm) -> None:
+        plan = _hollow_plan(tmp_path, "fail_build")
+        farm.add()
+        [outcome] = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out").outcomes
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.dropped == () and outcome.reason and "hollow" in outcome.reason

@@ -39,6 +39,10 @@ class TestReading:
         assert values.fields["order_id"] == "7781"
         assert values.sources == (path,)
 
+    def test_a_printer_list_is_one_target(self, tmp_path: Path) -> None:
+        path = sidecar(tmp_path, "part.yaml", "printer: [Form4-A, Form4-B]\n")
+        assert read_sidecar(path).fields["printer"] == "Form4-A,Form4-B"
+
     def test_json_is_read_too(self, tmp_path: Path) -> None:
         path = sidecar(tmp_path, "part.json", '{"case_id": 12, "priority": "-3"}')
         values = read_sidecar(path)
@@ -62,7 +66,8 @@ class TestRejecting:
             ("p.yaml", "colour: red\n", "unknown field 'colour'"),
             ("p.yaml", "priority: soon\n", "priority: expected a whole number"),
             ("p.yaml", "priority: 99999\n", "outside"),
-            ("p.yaml", "printer: [a, b]\n", "printer: expected text or a number"),
+            ("p.yaml", "label_text: [a, b]\n", "label_text: expected text or a number"),
+            ("p.yaml", "printer: [[a], b]\n", "printer: expected text or a number"),
             ("p.yaml", "case_id: ''\n", "case_id: is empty"),
             ("p.yaml", "- just\n- a list\n", "expected a mapping"),
             ("p.yaml", "case_id: [unclosed\n", "not valid YAML"),

@@ -223,3 +223,25 @@ class TestOutcomesFile:
         second = run_named(view.snapshot(at(2000)), "decided-late")["status"]
 
         assert (first, second) == ("FINISHED", "ERROR")
+
+
+class TestOutcomesRecordedInTheFleet:
+    """Without its own outcomes file the Dashboard shows the end the fleet folder recorded."""
+
+    def test_a_recorded_error_ends_the_run_as_the_job_file_says(self, fleet: Path) -> None:
+        (fleet).mkdir(parents=True)
+        (fleet / "outcomes.yaml").write_text(
+            'jobs:\n  - name: "*-resin-*"\n    outcome: ERROR\n    at: 0.5\n'
+            '    message: "Resin level too low"\n', encoding="utf-8")
+        state = FleetState(fleet)
+        job_id = write_job(fleet, name="crown-resin-1", created_at=T0)
+        path = state.jobs_dir / f"{job_id}.json"
+        job = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()  # recorded again below, scheduled as the printing server records it
+        state.record_job(state.schedule(job, 1.0))
+        view = make_view(fleet)  # no outcomes of its own
+
+        assert run_named(view.snapshot(at(400)), "crown-resin-1")["status"] == "PRINTING"
+        failed = run_named(view.snapshot(at(2000)), "crown-resin-1")
+        assert (failed["status"], failed["message"]) == ("ERROR", "Resin level too low")
+        assert failed["print_finished_at"] == iso(at(500))

@@ -1,0 +1,145 @@
+"""``run`` with ``printer: auto`` and no free printer: it waits, then leaves the build waiting.
+
+Real subprocesses: the command line, its pool and simulator processes. The declared fleet is
+one Form 4 that is busy while it prints (``simulator.print_time_scale``), so the second of two
+one-model builds finds it busy. Within ``dispatch.run_wait_s`` the run waits and sends it;
+past that the prepared build waits in the job store and the next run sends it once, from its
+saved .form.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from run_e2e_support import command, fleet_jobs, run_cli, write_recipe
+
+from preform_pipeline.geometry import write_stl
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import pool_factory, running_daemon, wait_for
+from preform_pipeline.printing import FleetFolderLocator
+from preform_pipeline.settings import load_settings
+from preform_pipeline.simulator.meshops import box_triangles
+from preform_pipeline.store import JobState, SqliteJobStore
+
+PRINTER = "Form4-Only"
+STEPS = """\
+steps:
+  - save_form
+  - print:
+      printer: auto
+batching:
+  max_models_per_build: 1
+"""
+
+
+def _settings(folder: Path, *, scale: float, run_wait_s: float) -> Path:
+    path = folder / "settings.json"
+    path.write_text(json.dumps({
+        "servers": {"count": 2, "base_port": 0, "startup_timeout_s": 30, "stop_timeout_s": 2,
+                    "health_interval_s": 0, "recycle_after_builds": 0,
+                    "extra_args": ["--fleet-dir", str(folder / "fleet")]},
+        "store": {"path": str(folder / "jobs.db")},
+        "hotfolders": {"inboxes": [{"path": str(folder / "hot"),
+                                    "recipe": str(folder / "recipe.yaml")}]},
+        "simulator": {"print_time_scale": scale, "fleet": [
+            {"name": PRINTER, "machine_type": "FORM-4-0", "material": "FLGPGR05"}]},
+        "dispatch": {"run_wait_s": run_wait_s, "poll_interval_s": 0.2},
+    }), encoding="utf-8")
+    return path
+
+
+def _models(folder: Path) -> Path:
+    inbox = folder / "inbox"
+    for name in ("a", "b"):
+        (inbox).mkdir(parents=True, exist_ok=True)
+        write_stl(inbox / f"{name}.stl", box_triangles((0.0, 0.0, 0.0), (20.0, 20.0, 20.0)))
+    return inbox
+
+
+class TestRunWaitsForAPrinter:
+    """No free printer never fails a case: the run waits, or the store does."""
+
+    def test_the_second_build_waits_and_goes_out_when_the_printer_is_free(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = _settings(tmp_path, scale=0.002, run_wait_s=60)  # a print takes ~3.4 s
+        run = run_cli(tmp_path, command(tmp_path, recipe, [_models(tmp_path)], "--settings",
+                                        str(settings), "--store", str(tmp_path / "jobs.db")))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "no free printer; waiting up to 1 min for any ready FORM-4-0 FLGPGR05 " \
+            "printer (auto)" in run.stdout
+        jobs = fleet_jobs(tmp_path)
+        assert [j["printer"] for j in jobs] == [PRINTER, PRINTER]
+        spans = sorted((j["started_at"], j["ends_at"]) for j in jobs)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+        assert len(run.events_named("printer_wait_started")) == 1
+        assert [e["printer"] for e in run.events_named("printer_wait_ended")] == [PRINTER]
+
+    def test_past_the_bound_the_build_waits_in_the_store_and_the_next_run_sends_it(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        store_path = tmp_path / "jobs.db"
+        inbox = _models(tmp_path)
+        settings = _settings(tmp_path, scale=0.004, run_wait_s=0.5)  # a print takes ~7 s
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                       "--store", str(store_path))
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        assert "its saved .form waits in the job store" in first.stdout
+        assert len(first.events_named("printer_wait_bound_passed")) == 1
+        assert len(fleet_jobs(tmp_path)) == 1
+        with SqliteJobStore(store_path) as store:
+            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+            assert waiting.form_path is not None and waiting.form_path.is_file()
+
+        _settings(tmp_path, scale=0.004, run_wait_s=60)
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        assert f"waiting since an earlier run: {waiting.job_key}" in second.stdout
+        assert f"sent {waiting.job_key} to {PRINTER} from its saved .form" in second.stdout
+        assert second.stdout.count("skipped ") == 2  # both models were taken by the first run
+        jobs = fleet_jobs(tmp_path)
+        assert [j["printer"] for j in jobs] == [PRINTER, PRINTER]
+        assert sum(waiting.job_key in j["job_name"] for j in jobs) == 1
+        with SqliteJobStore(store_path) as store:
+            build = store.get_build(waiting.id)
+            history = [t.to_state for t in store.build_history(build.id)]
+        assert build.state is JobState.PRINT_SENT
+        assert history.count(JobState.PREPARING) == 1, history
+
+        third = run_cli(tmp_path, argv)  # nothing waits any more: nothing is sent again
+        assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+        assert len(fleet_jobs(tmp_path)) == 2
+
+    def test_watch_on_the_same_store_sends_a_build_a_run_left_waiting(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        store_path = tmp_path / "jobs.db"
+        settings = _settings(tmp_path, scale=0.004, run_wait_s=0.5)
+        first = run_cli(tmp_path, command(tmp_path, recipe, [_models(tmp_path)], "--settings",
+                                          str(settings), "--store", str(store_path)))
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        with SqliteJobStore(store_path) as store:
+            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+
+        loaded = load_settings(settings, env={})
+        store = SqliteJobStore(store_path)
+
+        daemon = HotFolderDaemon(loaded, store, pool_factory(loaded.pool),
+                                 print_lookup=FleetFolderLocator(tmp_path / "fleet"))
+        with running_daemon(daemon):
+            wait_for(lambda: store.get_build(waiting.id).state is not
+                     JobState.WAITING_FOR_PRINTER, 60, interval=0.2,
+                     what="the waiting build to be sent by watch")
+        build = store.get_build(waiting.id)
+        history = [t.to_state for t in store.build_history(build.id)]
+        store.close()
+        assert build.state is JobState.PRINT_SENT, build.state
+        assert history.count(JobState.PREPARING) == 1, history
+        jobs = fleet_jobs(tmp_path)
+        assert sum(waiting.job_key in j["job_name"] for j in jobs) == 1 and len(jobs) == 2
