@@ -54,9 +54,10 @@ from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.printing.web import WebApiLocator
-from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe
+from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe, requires_approval
 from preform_pipeline.settings import CloudSettings, VerifySettings
 from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key
 from preform_pipeline.verify.notify import (
@@ -379,6 +380,8 @@ class BuildTracker:
         self.build_id = build_id
         self._pending_send: tuple[str, str, datetime] | None = None
         self._scene: tuple[str | None, str | None] = (None, None)
+        #: The recipe wants an operator's approval: held (docs/web.md), then dispatched.
+        self._approval = False
 
     def __repr__(self) -> str:
         return f"BuildTracker({self.build!r}, key={self._key!r}, build_id={self.build_id})"
@@ -393,9 +396,12 @@ class BuildTracker:
 
     def resolve_printer(self, printer: str, recipe: Recipe, client: PreFormClient) -> str:
         self._scene = (recipe.scene.machine_type, recipe.scene.material_code)
+        self._approval = requires_approval(recipe)
         among = [p.strip() for p in printer.split(PRINTER_LIST_SEPARATOR) if p.strip()]
         if len(among) <= 1 and not is_auto_target(printer):
             return printer  # one named printer (or queue): its own queue orders the jobs
+        if self._approval and self.tracking.dispatch:
+            return printer  # held for approval first: dispatch chooses once it is approved
         if self.tracking.dispatch and self.tracking.others_waiting():
             return printer  # builds wait already: this one queues behind them
         try:
@@ -457,7 +463,7 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
-        if self.tracking.dispatch and self._undecided(printer):
+        if self.tracking.dispatch and (self._approval or self._undecided(printer)):
             return self._wait(build, job_name, printer, form_path)
         owner.begin(build.id, job_name, printer, holder)
         return None
@@ -481,6 +487,10 @@ class BuildTracker:
         target = PrintTarget.parse(printer, machine_type=machine_type, material=material)
         priority = max((j.priority for j in store.build_members(build.id)), default=0)
         store.update_build(build.id, form_path=form_path)
+        if self._approval:
+            hold_for_approval(store, build.id, target.to_json(), job_name=job_name,
+                              priority=priority, describe=target.describe())
+            return PRINT_WAITING
         owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
                                priority=priority, describe=target.describe())
         if self.tracking.on_wait is not None:
