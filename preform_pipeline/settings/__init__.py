@@ -199,11 +199,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
         return Path.cwd() if from_variable else file_dir
 
     validate_settings(raw, source_of)
-    return _build_settings(raw, source=path, base_dir=base_dir, source_of=source_of)
+    return _build_settings(raw, source=path, base_dir=base_dir, source_of=source_of, env=env)
 
 
 def _build_settings(
-    raw: Mapping[str, Any], *, source: Path | None, base_dir: BaseDir, source_of: SourceOf
+    raw: Mapping[str, Any], *, source: Path | None, base_dir: BaseDir, source_of: SourceOf,
+    env: Mapping[str, str] = os.environ,
 ) -> Settings:
     pool = read_pool_settings(raw, base_dir, source_of)
     output_root = raw.get("output_root")
@@ -226,5 +227,5 @@ def _build_settings(
         cloud=read_cloud_settings(raw.get("cloud", {}), base_dir(["cloud"]), source_of),
         verify=read_verify_settings(raw.get("verify", {}), source_of),
         fleet=read_fleet_settings(raw.get("fleet"), source_of),
-        web=read_web_settings(raw.get("web", {}), base_dir, source_of),
+        web=read_web_settings(raw.get("web", {}), base_dir, source_of, env),
     )

@@ -259,19 +259,16 @@ class PrinterRow:
 
 
 def _tank(raw: Any) -> str:
-    """The tank the printer reports, when its status says (the APIs name it differently)."""
-    if not isinstance(raw, dict):
+    """The tank the printer reports (the Local API's device keeps its JSON in ``raw``; the Web
+    API's printer status nests it), or "" when its status does not say."""
+    data = getattr(raw, "raw", raw)
+    if not isinstance(data, Mapping):
         return ""
-    for key in ("tank_status", "tank", "resin_tank"):
-        value = raw.get(key)
-        if isinstance(value, dict):
-            parts = [str(value[k]) for k in ("material", "serial", "layers_printed",
-                                             "print_time_ms") if value.get(k) is not None]
-            return " ".join(parts) or json.dumps(value)[:80]
-        if value:
-            return str(value)
-    status = raw.get("printer_status")
-    return _tank(status) if isinstance(status, dict) else ""
+    named = [str(data[k]) for k in ("tank_id", "tank_material_code") if data.get(k)]
+    if named:
+        return " · ".join(named)
+    status = data.get("printer_status")
+    return _tank(status) if isinstance(status, Mapping) else str(data.get("tank") or "")
 
 
 def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow], str]:

@@ -290,12 +290,15 @@ class TestDashboardFlow:
             _login(page, lab.url, "victor", VIEWER_SECRET)
             page.goto(f"{lab.url}/failed")
             assert page.locator("button[data-test^=retry]").count() == 0
-            token = page.get_attribute("body", "data-refresh-ms")
-            assert token == "1000"
+            assert page.get_attribute("body", "data-refresh-ms") == "1000"
+            token = page.get_attribute("meta[name=csrf-token]", "content")
             answer = page.request.post(f"{lab.url}/cases/retry",
-                                       form={"target": "case:C-200", "csrf": ""},
+                                       form={"target": "case:C-200", "csrf": token},
                                        headers={"Origin": lab.url})
             assert answer.status == 403
+            with lab.store() as store:
+                assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
+                    JobState.FAILED}
         finally:
             context.close()
 

@@ -23,7 +23,7 @@ def _session(served: Served, name: str, secret: str) -> tuple[httpx.Client, str]
     answer = client.post("/login", data={"name": name, "secret": secret, "next": "/"})
     assert answer.status_code == 303, answer.text
     page = client.get(f"/builds/{served.held_id}")
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
     return client, found.group(1) if found else ""
 
 
