@@ -42,35 +42,36 @@ def case_jobs(store: JobStore, target: str) -> list[Job]:
     return jobs
 
 
-def retry_case(store: JobStore, target: str, user: str) -> int:
-    """Queue every retryable job of the case again; how many were."""
+def _move_case(
+    store: JobStore, target: str, user: str, *, movable: frozenset[JobState], to: JobState,
+    action: str, verb: str, hint: str,
+) -> int:
+    """Move every job of the case that is in ``movable`` to ``to``; how many moved."""
     count = 0
     for job in case_jobs(store, target):
-        if job.state in RETRYABLE_STATES:
-            store.transition(job.id, JobState.QUEUED, f"retried {_by(user)}", expect=job.state)
+        if job.state in movable:
+            store.transition(job.id, to, f"{verb} {_by(user)}", expect=job.state)
             count += 1
     if not count:
-        raise PipelineError(f"{target}: nothing to retry",
-                            hint="only failed, aborted, errored, unverified, cancelled or "
-                            "skipped jobs can be retried")
-    log.info("web_case_retried", target=target, user=user, jobs=count)
+        raise PipelineError(f"{target}: nothing to {action}", hint=hint)
+    log.info("web_case_moved", target=target, user=user, jobs=count, to_state=to.value)
     return count
+
+
+def retry_case(store: JobStore, target: str, user: str) -> int:
+    """Queue every retryable job of the case again; how many were."""
+    return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
+                      action="retry", verb="retried",
+                      hint="only failed, aborted, errored, unverified, cancelled or skipped "
+                      "jobs can be retried")
 
 
 def cancel_case(store: JobStore, target: str, user: str) -> int:
     """Cancel every job of the case whose print was not sent; how many were."""
-    count = 0
-    for job in case_jobs(store, target):
-        if job.state in CANCELLABLE_STATES:
-            store.transition(job.id, JobState.CANCELLED, f"cancelled {_by(user)}",
-                             expect=job.state)
-            count += 1
-    if not count:
-        raise PipelineError(f"{target}: nothing to cancel",
-                            hint="a print that was sent is cancelled on the printer or in "
-                            "Formlabs Dashboard")
-    log.info("web_case_cancelled", target=target, user=user, jobs=count)
-    return count
+    return _move_case(store, target, user, movable=CANCELLABLE_STATES, to=JobState.CANCELLED,
+                      action="cancel", verb="cancelled",
+                      hint="a print that was sent is cancelled on the printer or in Formlabs "
+                      "Dashboard")
 
 
 def settle_print(store: JobStore, build_id: int, user: str, *, printed: bool) -> Build:

@@ -94,3 +94,24 @@ class TestTank:
         assert _tank(device) == "T-9 · FLGPGR05"
         assert _tank({"printer_status": {"tank": "T-7"}}) == "T-7"
         assert _tank({"status": "IDLE"}) == "" and _tank(None) == ""
+
+
+class TestCaseActions:
+    """Retry and cancel act on every job of a case their state allows, naming the user."""
+
+    def test_cancel_then_retry_a_case_and_nothing_to_do_is_said(self, served: Served) -> None:
+        from preform_pipeline.errors import PipelineError
+        from preform_pipeline.web.actions import cancel_case, retry_case
+
+        store = served.store
+        assert cancel_case(store, "case:C-7", "olivia") == 1
+        job = store.list_jobs()[0]
+        assert job.state is JobState.CANCELLED and job.reason == "cancelled by olivia (web)"
+        try:
+            cancel_case(store, "case:C-7", "olivia")
+        except PipelineError as exc:
+            assert "nothing to cancel" in str(exc)
+        else:
+            raise AssertionError("a second cancel was accepted")
+        assert retry_case(store, job.job_key, "olivia") == 1
+        assert store.get_job(job.id).state is JobState.QUEUED
