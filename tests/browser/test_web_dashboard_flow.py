@@ -203,6 +203,7 @@ class TestDashboardFlow:
         self, lab: Lab, browser: Any, tmp_path: Path
     ) -> None:
         context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
         page = context.new_page()
         try:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
@@ -246,8 +247,9 @@ class TestDashboardFlow:
             note = lab.inbox / "failed" / "lower.stl.error.txt"
             wait_for(lambda: note.is_file() and (lab.inbox / "failed" / "lower.stl").is_file(),
                      WAIT_S, what="the rejected case in failed/")
-            assert "rejected by olivia (web): crown margin is cut by a support" in (
-                note.read_text(encoding="utf-8"))
+            text = note.read_text(encoding="utf-8")
+            assert "rejected by olivia (web): crown margin is cut by a support" in text
+            assert f"approval of build {rejected.job_key}" in text
             assert not any(extract_key(j["job_name"]) == rejected.job_key
                            for j in fleet_jobs(lab.fleet))
             page.goto(f"{lab.url}/failed")
@@ -285,6 +287,7 @@ class TestDashboardFlow:
         self, lab: Lab, browser: Any
     ) -> None:
         context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
         page = context.new_page()
         try:
             _login(page, lab.url, "victor", VIEWER_SECRET)
@@ -299,6 +302,28 @@ class TestDashboardFlow:
             with lab.store() as store:
                 assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
                     JobState.FAILED}
+        finally:
+            context.close()
+
+    def test_metrics_and_health_show_the_daemons_pool_and_prints(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        context = browser.new_context()
+        context.set_default_timeout(WAIT_S * 1000)
+        try:
+            metrics = context.request.get(
+                f"{lab.url}/metrics",
+                headers={"Authorization": f"Bearer victor:{VIEWER_SECRET}"})
+            assert metrics.status == 200
+            text = metrics.text()
+            assert re.search(r"^preform_pipeline_prints_sent 1$", text, re.M)
+            assert re.search(r'^preform_pipeline_cases\{state="failed"\} 1$', text, re.M)
+            assert re.search(r'^preform_pipeline_pool_servers\{state="\w+"\} 1$', text, re.M)
+            health = context.request.get(f"{lab.url}/healthz").json()
+            assert health["status"] == "ok" and health["servers_up"] == 1
+            assert context.request.get(
+                f"{lab.url}/metrics", headers={"Authorization": "Bearer victor:wrong"}
+            ).status == 401
         finally:
             context.close()
 
