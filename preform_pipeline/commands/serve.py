@@ -98,5 +98,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             return EXIT_FAILURE
         print(f"dashboard on http://{web.host}:{web.port} ({len(web.users)} users)",
               file=stdout, flush=True)
-        server.serve_forever()
+        try:
+            server.serve_forever()
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            return EXIT_FAILURE
+    print("dashboard stopped", file=stdout, flush=True)
     return EXIT_OK

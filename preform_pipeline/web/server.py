@@ -8,8 +8,10 @@ structured events (logins, refusals, actions with the user's name), never a secr
 from __future__ import annotations
 
 import contextlib
+import signal
 import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Final, TextIO
 
 import uvicorn
@@ -83,9 +85,25 @@ class WebServer:
             idle.wait(0.05)  # uvicorn offers no event for "listening"
 
     def serve_forever(self) -> None:
-        """Run in this thread until interrupted (Ctrl-C or SIGTERM)."""
-        log.info("web_starting", host=self.web.host, port=self.web.port)
-        self._server.run()
+        """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it)."""
+        stop = threading.Event()
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            number = getattr(signal, name, None)
+            if number is not None:
+                with contextlib.suppress(ValueError, OSError):  # not the main thread
+                    signal.signal(number, handler)
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                if self._thread is None or not self._thread.is_alive():
+                    raise PipelineError("the web dashboard stopped on its own",
+                                        hint="see the log for why")
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         self._server.should_exit = True
