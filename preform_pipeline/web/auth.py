@@ -78,7 +78,8 @@ class Gate:
         """A new session id and session for a right name and secret, else None."""
         user = self._check(name, secret)
         if user is None:
-            log.warning("web_login_refused", user=name[:64])
+            # A name no user has may be a password typed into the wrong field: not logged.
+            log.warning("web_login_refused", user=name if name in self.users else "(unknown)")
             return None
         session = Session(user, secrets.token_urlsafe(32))
         sid = secrets.token_urlsafe(32)
@@ -129,7 +130,8 @@ class Gate:
         name, sep, secret = token.partition(":")
         user = self._check(name, secret) if sep else None
         if user is None:
-            log.warning("web_token_refused", user=name[:64] if sep else None)
+            log.warning("web_token_refused",
+                        user=name if sep and name in self.users else "(unknown)")
             return None
         with self._lock:
             self._tokens[digest] = user.name

@@ -131,6 +131,9 @@ class TestLogs:
             httpx.get(served.url + "/metrics", headers=_bearer("olivia", "guessed-secret-1"))
             httpx.post(served.url + "/login", data={"name": "victor",
                                                      "secret": "guessed-secret-2"})
+            # A password typed into the name field is not logged either.
+            httpx.post(served.url + "/login", data={"name": "guessed-secret-3",
+                                                     "secret": ""})
             client, csrf = _session(served, "olivia", OPERATOR_SECRET)
             with closing(client):
                 cookie = client.cookies["pp_session"]
@@ -138,7 +141,7 @@ class TestLogs:
                             data={"csrf": csrf, "reason": "margin cut", "next": "/"})
         text = repr(events)
         for secret in (OPERATOR_SECRET, VIEWER_SECRET, "guessed-secret-1", "guessed-secret-2",
-                       cookie, csrf):
+                       "guessed-secret-3", cookie, csrf):
             assert secret not in text
         names = [e["event"] for e in events]
         assert "web_token_refused" in names and "web_login_refused" in names
