@@ -396,11 +396,12 @@ class BuildTracker:
 
     def resolve_printer(self, printer: str, recipe: Recipe, client: PreFormClient) -> str:
         self._scene = (recipe.scene.machine_type, recipe.scene.material_code)
-        self._approval = requires_approval(recipe)
+        # Only the hot folder holds builds: `run` is a person's own command, it prints.
+        self._approval = self.tracking.dispatch and requires_approval(recipe)
         among = [p.strip() for p in printer.split(PRINTER_LIST_SEPARATOR) if p.strip()]
         if len(among) <= 1 and not is_auto_target(printer):
             return printer  # one named printer (or queue): its own queue orders the jobs
-        if self._approval and self.tracking.dispatch:
+        if self._approval:
             return printer  # held for approval first: dispatch chooses once it is approved
         if self.tracking.dispatch and self.tracking.others_waiting():
             return printer  # builds wait already: this one queues behind them
