@@ -91,11 +91,7 @@ class Lab:
 
 def _settings(root: Path) -> Path:
     recipe = write_recipe(root, printer="SimulatedForm4-1", per_build=1,
-                          extra_steps=["estimate", "save_form", "screenshot"])
-    text = recipe.read_text(encoding="utf-8")
-    recipe.write_text(text.replace("printer: SimulatedForm4-1",
-                                   "printer: SimulatedForm4-1\n      approval: required"),
-                      encoding="utf-8")
+                          extra_steps=["estimate", "save_form", "screenshot"], approval=True)
     path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet",
                                     hotfolders={"batching": {"window_s": 0.3},
                                                 "rescan_interval_s": 0.5})

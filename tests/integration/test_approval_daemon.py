@@ -38,11 +38,7 @@ def _environment() -> dict[str, str]:
 
 def _settings(root: Path) -> Path:
     recipe = write_recipe(root, printer="SimulatedForm4-1", per_build=1,
-                          extra_steps=["save_form", "screenshot"])
-    text = recipe.read_text(encoding="utf-8")
-    recipe.write_text(text.replace("printer: SimulatedForm4-1",
-                                   "printer: SimulatedForm4-1\n      approval: required"),
-                      encoding="utf-8")
+                          extra_steps=["save_form", "screenshot"], approval=True)
     path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet",
                                     hotfolders={"batching": {"window_s": 0.3}})
     data = json.loads(path.read_text(encoding="utf-8"))
