@@ -46,6 +46,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "preform_pipeline.commands.fleet",
     "preform_pipeline.commands.nodes",
     "preform_pipeline.commands.store",
+    "preform_pipeline.commands.serve",
 )
 
 _log = get_logger(__name__)

@@ -41,6 +41,11 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "the PostgreSQL store tests start a real server from initdb/pg_ctl; a machine without "
         "them cannot run it (CI installs it, and there a missing server fails instead)"
     ),
+    "Chromium is not installed": (
+        "the dashboard's browser tests drive Debian's chromium package (never a downloaded "
+        "browser); a machine without it cannot run them (CI installs it, and there a missing "
+        "browser fails instead)"
+    ),
     "psycopg is not installed": (
         "the PostgreSQL driver is an optional extra; without it the PostgreSQL store tests "
         "cannot connect (CI installs it, and there it fails instead)"

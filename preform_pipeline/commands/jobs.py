@@ -35,6 +35,7 @@ cannot be read; 2 usage errors.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.printing import PrintOwner
+from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings import load_settings
 from preform_pipeline.store import (
     ACTIVE_STATES,
@@ -221,6 +223,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("cancel", "cancel a job whose print has not been sent"),
         ("resolve", "settle an unverified print by hand: --printed or --not-printed"),
         ("waiting", "list the builds waiting for a free printer, in the order they go out"),
+        ("approve", "approve a build held for approval: it is then sent when its printer is "
+         "free"),
+        ("reject", "reject a build held for approval (--reason): its cases fail"),
     ):
         sub = actions.add_parser(name, help=text, description=text)
         if name != "waiting":
@@ -230,6 +235,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                 if name != "resolve" else "job id or job key (PP-...)",
             )
         _common(sub, suppress=True)
+        if name == "reject":
+            sub.add_argument("--reason", required=True,
+                             help="what is wrong (written into each case's error note)")
         if name == "resolve":
             answer = sub.add_mutually_exclusive_group(required=True)
             answer.add_argument("--printed", dest="printed", action="store_true",
@@ -634,6 +642,30 @@ def _resolve(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextI
     return EXIT_OK
 
 
+def _decide(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
+    """``jobs approve|reject``: the held build of a key, job or case, decided by this user."""
+    user = f"{getpass.getuser()} (cli)"
+    with open_store(path, create=False) as store:
+        build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
+        builds = [build] if build is not None else [
+            store.get_build(i) for i in dict.fromkeys(
+                j.build_id for j in _find_all(store, args.job) if j.build_id is not None)]
+        held = [b for b in builds if b.state is JobState.AWAITING_APPROVAL]
+        if not held:
+            print(f"error: {args.job!r} has no build awaiting approval", file=err)
+            return EXIT_FAILURE
+        for b in held:
+            try:
+                done = (approve(store, b.id, user) if args.action == "approve"
+                        else reject(store, b.id, user, args.reason))
+            except PipelineError as exc:
+                print(f"error: {exc}", file=err)
+                return EXIT_FAILURE
+            verb = "approved" if args.action == "approve" else "rejected"
+            print(f"build {done.job_key} {verb}: {done.state.value}", file=out)
+    return EXIT_OK
+
+
 _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, TextIO], int]]] = {
     "list": lambda a, p, o, e: _list(a, p, o),
     "show": lambda a, p, o, e: _show(a, p, o),
@@ -641,6 +673,8 @@ _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, T
     "cancel": _cancel,
     "resolve": _resolve,
     "waiting": lambda a, p, o, e: write_waiting(p, a.format, o),
+    "approve": _decide,
+    "reject": _decide,
 }
 
 

@@ -56,6 +56,7 @@ from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
+from preform_pipeline.web.server import serving
 
 __all__ = [
     "EXIT_FAILURE",
@@ -86,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prepare builds (save .form files) but do not print")
     add_console_level_argument(parser, "the settings' logging.file gets the settings' level")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--serve", action="store_true",
+                        help="also serve the web dashboard (the settings' web: section; "
+                        "docs/web.md)")
 
 
 def fleet_dir_of(settings: Settings) -> Path:
@@ -247,7 +251,11 @@ def _run_locked(
               flush=True)
         _install_signals(daemon, stderr)
         try:
-            status = daemon.run(once=args.once)
+            with serving(args.serve, daemon, web_client, stdout):
+                status = daemon.run(once=args.once)
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            return EXIT_FAILURE
         finally:
             if notifier is not None:
                 notifier.close()

@@ -235,6 +235,11 @@ class OutcomeFolders:
             where = where or "cancelled by a user (preform-pipeline jobs cancel)"
             todo = todo or f"nothing; to prepare it after all: preform-pipeline jobs retry " \
                            f"{job.job_key}"
+        elif build is not None and (build.approval or {}).get("decision") == "rejected":
+            # An operator looked at the build's screenshot and said no (docs/web.md).
+            where = where or f"approval of build {build.job_key} (its screenshot was rejected)"
+            todo = todo or ("fix what the reason names, then drop the file again or run: "
+                            f"preform-pipeline jobs retry {job.job_key}")
         elif build is not None:
             server = f" on {outcome.server}" if outcome and outcome.server else ""
             where = where or f"preparing build {build.job_key}{server}"

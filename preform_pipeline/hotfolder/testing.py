@@ -116,11 +116,14 @@ def write_recipe(
     printer: str | None = "SimulatedForm4-1",
     per_build: int = 100,
     extra_steps: Sequence[str] = (),
+    approval: bool = False,
 ) -> Path:
-    """A fast recipe file (see :data:`_RECIPE`); ``printer`` None: no print step."""
+    """A fast recipe file (see :data:`_RECIPE`); ``printer`` None: no print step;
+    ``approval``: the print waits for an operator's approval (docs/web.md)."""
     steps = [f"  - {s}" for s in extra_steps]
     if printer is not None:
-        steps.append(f"  - print:\n      printer: {printer}")
+        held = "\n      approval: required" if approval else ""
+        steps.append(f"  - print:\n      printer: {printer}{held}")
     if not steps:
         steps = ["  - estimate"]  # a recipe needs a step; this one is cheap
     path = folder / f"{name}.yaml"

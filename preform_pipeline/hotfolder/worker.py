@@ -286,6 +286,10 @@ class BatchWorker:
         if pool is not None:
             pool.close()
 
+    def current_pool(self) -> ServerSource | None:
+        """The shared pool if a batch (or dispatch) started it; never starts one."""
+        return self._pool
+
     def ensure_pool(self) -> ServerSource | None:
         """The shared pool, started now if no batch started it yet (None: stopping)."""
         return self._ensure_pool()

@@ -17,6 +17,8 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 __all__ = [
+    "APPROVAL_REQUIRED",
+    "requires_approval",
     "API_OPTION_NAMES",
     "AUTO_PRINTER",
     "PRINTER_LIST_SEPARATOR",
@@ -93,6 +95,7 @@ PIPELINE_OPTION_KEYS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
         "validate": frozenset({"fail_on", "collision_offset_mm"}),
         "estimate": frozenset({"max_print_time_s", "max_material_ml"}),
         "verify": frozenset({"timeout_s", "poll_interval_s"}),
+        "print": frozenset({"approval"}),
     }
 )
 
@@ -130,6 +133,17 @@ SUPPORT_FINDINGS: Final[frozenset[str]] = frozenset(
 )
 
 DEFAULT_JOB_NAME: Final = "{job}"
+#: ``print: {approval: required}``: the hot folder holds the prepared build (its .form saved)
+#: until an operator approves it on the web dashboard or with ``jobs approve`` (docs/web.md).
+APPROVAL_REQUIRED: Final = "required"
+
+
+def requires_approval(recipe: Recipe) -> bool:
+    """True when the recipe's print step asks for a person's approval before it prints."""
+    return any(
+        s.kind == "print" and s.options.get("approval") == APPROVAL_REQUIRED
+        for s in recipe.steps
+    )
 #: ``print: {printer: auto}``: no printer named; at print time the first printer ready to print,
 #: of the scene's machine type and with its material loaded, is chosen from printer status
 #: (``preform_pipeline.verify.targets``). Matched without regard to case.

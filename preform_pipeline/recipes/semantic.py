@@ -572,6 +572,24 @@ def check_auto_printer(ctx: Context) -> Iterator[Problem]:
             )
 
 
+def check_approval(ctx: Context) -> Iterator[Problem]:
+    """A build held for approval is approved from its screenshot and later sent from its saved
+    .form, so both are made before the print; dispatch sends it to a printer by name."""
+    for step in ctx.of_kind("print"):
+        if step.options.get("approval") != "required":
+            continue
+        before = {s.kind for s in ctx.steps[: ctx.steps.index(step)]}
+        for kind, why in (("save_form", "the held build is sent later from its saved .form"),
+                          ("screenshot", "the operator approves it from its screenshot")):
+            if kind not in before:
+                yield ctx.problem(step.option_path("approval"),
+                                  f"approval: required needs a {kind} step before print: {why}")
+        if "printer" not in step.options:
+            yield ctx.problem(step.option_path("approval"),
+                              "approval: required needs printer: (a name, a list or auto); an "
+                              "approved build waits for that printer like any other")
+
+
 def check_screenshot(ctx: Context) -> Iterator[Problem]:
     """A fly-around is an animation, which the server writes as .webp only."""
     outputs = _map(ctx.data.get("outputs"))
@@ -676,6 +694,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     check_validation_findings,
     check_print_target,
     check_auto_printer,
+    check_approval,
     check_screenshot,
     check_fields,
     check_templates,

@@ -81,6 +81,7 @@ from preform_pipeline.settings.servers import (
 )
 from preform_pipeline.settings.store import StoreSettings, default_store_path, read_store_settings
 from preform_pipeline.settings.verify import VerifySettings, read_verify_settings
+from preform_pipeline.settings.web import WebSettings, WebUser, read_web_settings
 
 __all__ = [
     "CloudSettings",
@@ -106,6 +107,8 @@ __all__ = [
     "SimulatedPrinterSettings",
     "StoreSettings",
     "VerifySettings",
+    "WebSettings",
+    "WebUser",
     "default_store_path",
     "load_settings",
     "read_fleet_settings",
@@ -139,6 +142,8 @@ class Settings:
     simulated_print_time_scale: float = 0.0
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    #: The web dashboard (``serve``, ``watch --serve``): address and users (docs/web.md).
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def pool(self) -> PoolSettings:
@@ -194,11 +199,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
         return Path.cwd() if from_variable else file_dir
 
     validate_settings(raw, source_of)
-    return _build_settings(raw, source=path, base_dir=base_dir, source_of=source_of)
+    return _build_settings(raw, source=path, base_dir=base_dir, source_of=source_of, env=env)
 
 
 def _build_settings(
-    raw: Mapping[str, Any], *, source: Path | None, base_dir: BaseDir, source_of: SourceOf
+    raw: Mapping[str, Any], *, source: Path | None, base_dir: BaseDir, source_of: SourceOf,
+    env: Mapping[str, str] = os.environ,
 ) -> Settings:
     pool = read_pool_settings(raw, base_dir, source_of)
     output_root = raw.get("output_root")
@@ -221,4 +227,5 @@ def _build_settings(
         cloud=read_cloud_settings(raw.get("cloud", {}), base_dir(["cloud"]), source_of),
         verify=read_verify_settings(raw.get("verify", {}), source_of),
         fleet=read_fleet_settings(raw.get("fleet"), source_of),
+        web=read_web_settings(raw.get("web", {}), base_dir, source_of, env),
     )

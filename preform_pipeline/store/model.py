@@ -15,6 +15,10 @@ States (:class:`JobState`), in the order a job normally passes them::
                                                              ▼             │
                                                       WAITING_FOR_PRINTER ─┘
                                                       (no matching printer free yet)
+                                                             ▲
+                                                      AWAITING_APPROVAL (the recipe wants a
+                                                      person to approve it first; rejected:
+                                                      FAILED)
                                                    │           │                          │
                                                    └─► DONE ◄──┘   FINISHED | ABORTED | PRINT_ERROR
                                                    (no print wanted)          | UNVERIFIED
@@ -70,6 +74,7 @@ class JobState(str, Enum):
     PREPARING = "preparing"
     PREPARED = "prepared"
     WAITING_FOR_PRINTER = "waiting_for_printer"
+    AWAITING_APPROVAL = "awaiting_approval"
     PRINT_SENDING = "print_sending"
     PRINT_SENT = "print_sent"
     VERIFYING = "verifying"
@@ -116,6 +121,8 @@ STATE_DESCRIPTIONS: Final[Mapping[JobState, str]] = MappingProxyType(
         S.PREPARED: "its build is prepared (.form saved); the print is not sent yet",
         S.WAITING_FOR_PRINTER: "prepared (.form saved); waits for a matching printer to be "
         "free, then is sent (priority, then oldest first)",
+        S.AWAITING_APPROVAL: "prepared (.form saved); the recipe requires approval: waits "
+        "until an operator approves it (then dispatched) or rejects it (failed)",
         S.PRINT_SENDING: "the print request is being sent; a crash here is looked up, never resent",
         S.PRINT_SENT: "the printer (or queue) accepted the print; not yet seen in the prints feed",
         S.VERIFYING: "the print is in the prints feed and not finished yet",
@@ -147,6 +154,7 @@ ACTIVE_STATES: Final = frozenset(
         S.PREPARING,
         S.PREPARED,
         S.WAITING_FOR_PRINTER,
+        S.AWAITING_APPROVAL,
         S.PRINT_SENDING,
         S.PRINT_SENT,
         S.VERIFYING,
@@ -191,8 +199,12 @@ ALLOWED_TRANSITIONS: Final[Mapping[JobState, frozenset[JobState]]] = MappingProx
         S.PROCESSING: frozenset({S.PREPARING, S.DUPLICATE_SKIPPED, S.FAILED, S.CANCELLED}),
         # Back to PROCESSING: the server died or was lost, prepare again (on another server).
         S.PREPARING: frozenset({S.PREPARED, S.DONE, S.PROCESSING, S.FAILED, S.CANCELLED}),
-        S.PREPARED: frozenset({S.PRINT_SENDING, S.WAITING_FOR_PRINTER, S.DONE, S.PROCESSING,
-                               S.FAILED, S.CANCELLED}),
+        S.PREPARED: frozenset({S.PRINT_SENDING, S.WAITING_FOR_PRINTER, S.AWAITING_APPROVAL,
+                               S.DONE, S.PROCESSING, S.FAILED, S.CANCELLED}),
+        # Approved: waits for its printer like any other print (dispatch sends it); rejected:
+        # FAILED with the operator's reason; its .form lost: prepared again.
+        S.AWAITING_APPROVAL: frozenset({S.WAITING_FOR_PRINTER, S.PROCESSING, S.FAILED,
+                                        S.CANCELLED}),
         # Dispatch sends it (through the print owner) when a matching printer is free; its
         # .form lost: prepared again.
         S.WAITING_FOR_PRINTER: frozenset({S.PRINT_SENDING, S.PROCESSING, S.FAILED,
@@ -235,6 +247,7 @@ BUILD_DRIVEN_STATES: Final = frozenset(
         S.PREPARING,
         S.PREPARED,
         S.WAITING_FOR_PRINTER,
+        S.AWAITING_APPROVAL,
         S.PRINT_SENDING,
         S.PRINT_SENT,
         S.VERIFYING,
@@ -346,6 +359,9 @@ class Build:
     priority: int = 0
     #: When a "waiting too long" notification went out (at most one per wait).
     wait_notified_at: datetime | None = None
+    #: A person's decision on a build held for approval: ``decision`` (approved / rejected),
+    #: ``by`` (the user), ``at`` and ``reason``; None: none asked or taken yet.
+    approval: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,8 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
     "print_target": (Mapping, type(None)),
     "priority": (int,),
     "wait_notified_at": (str, type(None)),
+    #: Approval: who approved or rejected a held build, when, and why.
+    "approval": (Mapping, type(None)),
 }
 
 #: Build fields ``transition_build`` also writes onto the build's jobs.

@@ -200,6 +200,7 @@ def _build_from_row(row: Row, job_ids: Sequence[int]) -> Build:
         waiting_since=_dt(row["waiting_since"]),
         priority=row["priority"],
         wait_notified_at=_dt(row["wait_notified_at"]),
+        approval=_json(row["approval"]) or None,
     )
 
 
@@ -565,8 +566,9 @@ class SqlStoreCore(ABC):
         """
         build = self._build_row(conn, build_id)
         state = JobState(build["state"])
-        # A waiting build's .form holds the model too: it must never be dispatched as it is.
-        if state not in (JobState.PREPARING, JobState.PREPARED, JobState.WAITING_FOR_PRINTER):
+        # A waiting (or held) build's .form holds the model too: never dispatch it as it is.
+        if state not in (JobState.PREPARING, JobState.PREPARED, JobState.WAITING_FOR_PRINTER,
+                         JobState.AWAITING_APPROVAL):
             return
         reason = f"job {job_id} was cancelled: prepare the build again without it"
         self._update(conn, "builds", build_id,

@@ -143,6 +143,10 @@ _V4_STATEMENTS: Final = (
     "ALTER TABLE builds ADD COLUMN wait_notified_at TEXT",
 )
 
+# v5: builds held for approval (the recipe's ``print: {approval: required}``): who approved or
+# rejected one, when and why (JSON), read by the web dashboard and ``jobs``.
+_V5_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN approval TEXT",)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -169,6 +173,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(3, "who held a print's send, on builds", _statements(_V3_STATEMENTS)),
     Migration(4, "builds waiting for a printer: target, since, priority",
               _statements(_V4_STATEMENTS)),
+    Migration(5, "approval of held builds: who decided, when, why",
+              _statements(_V5_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

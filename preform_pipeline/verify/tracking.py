@@ -54,9 +54,10 @@ from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
+from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.printing.web import WebApiLocator
-from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe
+from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe, requires_approval
 from preform_pipeline.settings import CloudSettings, VerifySettings
 from preform_pipeline.settings.dispatch import DEFAULT_DISPATCH_POLL_INTERVAL_S, DispatchSettings
 from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key
@@ -406,6 +407,8 @@ class BuildTracker:
         self._scene: tuple[str | None, str | None] = (None, None)
         #: ``run`` waited its bound for a free printer: the build waits in the store instead.
         self._left_waiting = False
+        #: The recipe wants an operator's approval: held (docs/web.md), then dispatched.
+        self._approval = False
 
     def __repr__(self) -> str:
         return f"BuildTracker({self.build!r}, key={self._key!r}, build_id={self.build_id})"
@@ -420,9 +423,13 @@ class BuildTracker:
 
     def resolve_printer(self, printer: str, recipe: Recipe, client: PreFormClient) -> str:
         self._scene = (recipe.scene.machine_type, recipe.scene.material_code)
+        # Only the hot folder holds builds: `run` is a person's own command, it prints.
+        self._approval = self.tracking.dispatch and requires_approval(recipe)
         among = [p.strip() for p in printer.split(PRINTER_LIST_SEPARATOR) if p.strip()]
         if len(among) <= 1 and not is_auto_target(printer):
             return printer  # one named printer (or queue): its own queue orders the jobs
+        if self._approval:
+            return printer  # held for approval first: dispatch chooses once it is approved
         if self.tracking.dispatch and self.tracking.others_waiting():
             return printer  # builds wait already: this one queues behind them
         choice = among if len(among) > 1 else ()
@@ -526,7 +533,9 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
-        if (self.tracking.dispatch or self._left_waiting) and self._undecided(printer):
+        if (self.tracking.dispatch and self._approval) or (
+            (self.tracking.dispatch or self._left_waiting) and self._undecided(printer)
+        ):
             return self._wait(build, job_name, printer, form_path)
         owner.begin(build.id, job_name, printer, holder)
         return None
@@ -550,6 +559,10 @@ class BuildTracker:
         target = PrintTarget.parse(printer, machine_type=machine_type, material=material)
         priority = max((j.priority for j in store.build_members(build.id)), default=0)
         store.update_build(build.id, form_path=form_path)
+        if self._approval:
+            hold_for_approval(store, build.id, target.to_json(), job_name=job_name,
+                              priority=priority, describe=target.describe())
+            return PRINT_WAITING
         owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
                                priority=priority, describe=target.describe())
         if self.tracking.on_wait is not None:

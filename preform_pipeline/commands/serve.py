@@ -1,0 +1,107 @@
+"""``preform-pipeline serve SETTINGS``: the web dashboard on the job store (docs/web.md).
+
+It shows the queue, builds (with their labelled screenshots), printers, history and failed
+cases, and lets operators approve or reject held builds, retry or cancel cases and settle
+unverified prints. It runs beside ``watch`` (or inside it: ``watch --serve``); the daemon does
+the printing, the dashboard only moves states in the store.
+
+``serve --hash-secret`` reads a password or token from stdin (never from the command line)
+and prints the ``secret_hash`` to put into the settings' ``web.users``.
+
+Exit status: 0 after Ctrl-C or SIGTERM; 1 when the settings or the store cannot be used or the
+port is taken; 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_console_level_argument,
+    configure_command_logging,
+    load_command_settings,
+)
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.settings import Settings
+from preform_pipeline.settings.web import WebSettings, hash_secret
+from preform_pipeline.store.opening import open_store
+from preform_pipeline.verify.targets import WebApiPrinters
+from preform_pipeline.web import LiveSources, WebServer
+
+__all__ = ["HELP", "NAME", "add_arguments", "run", "web_settings_of"]
+
+NAME = "serve"
+HELP = "Serve the web dashboard: queue, builds, printers, approval, metrics."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("settings", type=Path, metavar="SETTINGS", nargs="?",
+                        help="settings YAML file (its `web:` section names the users)")
+    parser.add_argument("--host", help="address to bind (default: web.host, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: web.port, else 8765)")
+    parser.add_argument("--hash-secret", action="store_true",
+                        help="read a password or token from stdin and print its secret_hash")
+    add_console_level_argument(parser, "the settings' logging.file gets the settings' level")
+
+
+def web_settings_of(settings: Settings, host: str | None, port: int | None) -> WebSettings:
+    """The settings' ``web`` section with ``--host`` / ``--port`` applied."""
+    web = settings.web
+    return WebSettings(host=host or web.host, port=web.port if port is None else port,
+                       refresh_s=web.refresh_s, users=web.users)
+
+
+def _hash_from_stdin(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    secret = (getpass.getpass("secret: ", stream=stderr) if stdin.isatty()
+              else stdin.readline()).strip()
+    if len(secret) < 12:
+        print("error: use a secret of at least 12 characters", file=stderr)
+        return EXIT_FAILURE
+    print(hash_secret(secret), file=stdout)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.hash_secret:
+        return _hash_from_stdin(sys.stdin, stdout, stderr)
+    if args.settings is None:
+        print("error: name the settings file (its web: section lists the users)", file=stderr)
+        return EXIT_FAILURE
+    settings = load_command_settings(args.settings, stderr)
+    if settings is None:
+        return EXIT_FAILURE
+    configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
+    web = web_settings_of(settings, args.host, args.port)
+    try:
+        store = open_store(settings.store.location)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    sources = LiveSources()
+    if credentials_configured(settings.cloud, os.environ):
+        client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud))
+        printers = WebApiPrinters(client)
+        sources = LiveSources(printers=lambda: printers, budget=client.budget)
+    with store:
+        try:
+            server = WebServer(store, web, sources)
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            return EXIT_FAILURE
+        print(f"dashboard on http://{web.host}:{web.port} ({len(web.users)} users)",
+              file=stdout, flush=True)
+        try:
+            server.serve_forever()
+        except PipelineError as exc:
+            print(f"error: {exc}", file=stderr)
+            return EXIT_FAILURE
+    print("dashboard stopped", file=stdout, flush=True)
+    return EXIT_OK

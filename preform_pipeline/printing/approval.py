@@ -1,0 +1,99 @@
+"""Builds held for a person's approval before they print (``print: {approval: required}``).
+
+::
+
+    PREPARED ─hold─► AWAITING_APPROVAL ─approve─► WAITING_FOR_PRINTER ─dispatch─► PRINT_SENDING
+     (.form saved,      (its screenshot      └─reject──► FAILED (the cases go to failed/ with
+      screenshot)        is what is judged)               the operator's reason)
+
+Approving does not print: the build joins the printers' waiting line with the target it was
+held with, and the daemon's dispatch loop sends it through the print owner like any other, so
+"at most one print per build" holds unchanged. Every decision is one compare-and-set in the
+store with an audit row naming the user, and ``Build.approval`` records who, when and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.store import Build, JobState, JobStore
+
+__all__ = ["APPROVED", "REJECTED", "approve", "hold_for_approval", "reject"]
+
+log = get_logger(__name__)
+
+APPROVED: Final = "approved"
+REJECTED: Final = "rejected"
+#: A rejection's reason is shown on the dashboard and written into each case's error note.
+MAX_REASON_CHARS: Final = 500
+
+
+def hold_for_approval(
+    store: JobStore,
+    build_id: int,
+    target: Mapping[str, Any],
+    *,
+    job_name: str,
+    priority: int,
+    describe: str,
+) -> Build:
+    """PREPARED → AWAITING_APPROVAL, with where it will print once approved."""
+    build = store.transition_build(
+        build_id,
+        JobState.AWAITING_APPROVAL,
+        f"prepared; waits for an operator's approval, then for {describe}",
+        expect=JobState.PREPARED,
+        print_target=target,
+        job_name=job_name,
+        priority=priority,
+    )
+    log.info("build_held_for_approval", build_id=build_id, job_key=build.job_key)
+    return build
+
+
+def _held(store: JobStore, build_id: int) -> Build:
+    build = store.get_build(build_id)
+    if build.state is not JobState.AWAITING_APPROVAL:
+        raise PipelineError(
+            f"build {build.job_key} is {build.state.value}, not awaiting approval",
+            hint="someone decided already, or it was cancelled; reload the page or see "
+            f"`preform-pipeline jobs show {build.job_key}`",
+        )
+    return build
+
+
+def _record(clock: Clock, decision: str, user: str, reason: str) -> dict[str, Any]:
+    return {"decision": decision, "by": user, "at": clock.now().isoformat(),
+            "reason": reason}
+
+
+def approve(store: JobStore, build_id: int, user: str, *, clock: Clock = SYSTEM_CLOCK) -> Build:
+    """AWAITING_APPROVAL → WAITING_FOR_PRINTER: dispatch sends it when its printer is free."""
+    _held(store, build_id)
+    build = store.transition_build(
+        build_id, JobState.WAITING_FOR_PRINTER, f"approved by {user}",
+        expect=JobState.AWAITING_APPROVAL, approval=_record(clock, APPROVED, user, ""),
+    )
+    log.info("build_approved", build_id=build_id, job_key=build.job_key, user=user)
+    return build
+
+
+def reject(
+    store: JobStore, build_id: int, user: str, reason: str, *, clock: Clock = SYSTEM_CLOCK
+) -> Build:
+    """AWAITING_APPROVAL → FAILED with the operator's reason (its cases go to failed/)."""
+    text = " ".join(reason.split())[:MAX_REASON_CHARS]
+    if not text:
+        raise PipelineError("a rejection needs a reason",
+                            hint="say what is wrong, e.g. 'crown 3 overlaps the raft'")
+    _held(store, build_id)
+    build = store.transition_build(
+        build_id, JobState.FAILED, f"rejected by {user}: {text}",
+        expect=JobState.AWAITING_APPROVAL, approval=_record(clock, REJECTED, user, text),
+    )
+    log.info("build_rejected", build_id=build_id, job_key=build.job_key, user=user)
+    return build

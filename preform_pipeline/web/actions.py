@@ -1,0 +1,90 @@
+"""What an operator can do from the dashboard; each is a store transition naming the user.
+
+Approve and reject go through :mod:`preform_pipeline.printing.approval`, settling an
+UNVERIFIED print through the print owner (:meth:`PrintOwner.settle_by_person`), and retry and
+cancel through the store's state machine with the same rules as ``jobs retry`` / ``jobs
+cancel`` (:data:`RETRYABLE_STATES`, :data:`CANCELLABLE_STATES`). The audit row of every change
+says who did it ("… by alice (web)").
+"""
+
+from __future__ import annotations
+
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import PrintOwner
+from preform_pipeline.printing.approval import approve, reject
+from preform_pipeline.store import Build, Job, JobState, JobStore
+from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
+
+__all__ = ["approve_build", "cancel_case", "case_jobs", "reject_build", "retry_case",
+           "settle_print"]
+
+log = get_logger(__name__)
+
+_CASE_PREFIX = "case:"
+
+
+def _by(user: str) -> str:
+    return f"by {user} (web)"
+
+
+def case_jobs(store: JobStore, target: str) -> list[Job]:
+    """The jobs of ``case:ID``, or the one job with key ``PP-…``."""
+    if target.startswith(_CASE_PREFIX):
+        case_id = target[len(_CASE_PREFIX):]
+        jobs = [j for j in store.list_jobs() if j.case_id == case_id]
+    else:
+        job = store.find_by_key(target)
+        jobs = [job] if job is not None else []
+    if not jobs:
+        raise PipelineError(f"no case or job {target!r} in the job store",
+                            hint="reload the page: it may have been removed")
+    return jobs
+
+
+def _move_case(
+    store: JobStore, target: str, user: str, *, movable: frozenset[JobState], to: JobState,
+    action: str, verb: str, hint: str,
+) -> int:
+    """Move every job of the case that is in ``movable`` to ``to``; how many moved."""
+    count = 0
+    for job in case_jobs(store, target):
+        if job.state in movable:
+            store.transition(job.id, to, f"{verb} {_by(user)}", expect=job.state)
+            count += 1
+    if not count:
+        raise PipelineError(f"{target}: nothing to {action}", hint=hint)
+    log.info("web_case_moved", target=target, user=user, jobs=count, to_state=to.value)
+    return count
+
+
+def retry_case(store: JobStore, target: str, user: str) -> int:
+    """Queue every retryable job of the case again; how many were."""
+    return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
+                      action="retry", verb="retried",
+                      hint="only failed, aborted, errored, unverified, cancelled or skipped "
+                      "jobs can be retried")
+
+
+def cancel_case(store: JobStore, target: str, user: str) -> int:
+    """Cancel every job of the case whose print was not sent; how many were."""
+    return _move_case(store, target, user, movable=CANCELLABLE_STATES, to=JobState.CANCELLED,
+                      action="cancel", verb="cancelled",
+                      hint="a print that was sent is cancelled on the printer or in Formlabs "
+                      "Dashboard")
+
+
+def settle_print(store: JobStore, build_id: int, user: str, *, printed: bool) -> Build:
+    """An UNVERIFIED print settled by a person: printed, or not printed."""
+    build = PrintOwner(store).settle_by_person(store.get_build(build_id), printed=printed,
+                                              note=_by(user))
+    log.info("web_print_settled", build_id=build_id, user=user, printed=printed)
+    return build
+
+
+def approve_build(store: JobStore, build_id: int, user: str) -> Build:
+    return approve(store, build_id, f"{user} (web)")
+
+
+def reject_build(store: JobStore, build_id: int, user: str, reason: str) -> Build:
+    return reject(store, build_id, f"{user} (web)", reason)

@@ -1,0 +1,282 @@
+"""The dashboard's routes: pages, actions, ``/metrics`` and ``/healthz`` (docs/web.md).
+
+Pages are rendered on the server from Jinja2 templates; there is no JavaScript build step. A
+page's live part (``<main id="live">``) is fetched again every ``web.refresh_s`` seconds by a
+few lines of plain JavaScript (``static/live.js``): the same URL with ``X-Live: 1`` answers
+only that part. Every action is a POST form, checked by :mod:`preform_pipeline.web.auth`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.web import WebSettings, WebUser
+from preform_pipeline.store import JobState, JobStore
+from preform_pipeline.store.model import STATE_DESCRIPTIONS
+from preform_pipeline.web import actions, views
+from preform_pipeline.web.auth import (
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    Access,
+    Gate,
+    cross_site_reason,
+    csrf_matches,
+)
+from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
+from preform_pipeline.web.sources import LiveSources
+
+__all__ = ["create_app"]
+
+log = get_logger(__name__)
+
+_HERE: Final = Path(__file__).parent
+_T = TypeVar("_T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+#: The pages, in the navigation's order: (path, title).
+NAVIGATION: Final = (("/", "Queue"), ("/printers", "Printers"), ("/history", "History"),
+                     ("/failed", "Failed cases"))
+
+
+class Dashboard:
+    """The app's state: the store, the users, the live sources, the templates."""
+
+    def __init__(self, store: JobStore, web: WebSettings, sources: LiveSources) -> None:
+        self.store = store
+        self.web = web
+        self.sources = sources
+        self.gate = Gate(web.users)
+        self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
+                                          refresh_ms=int(web.refresh_s * 1000))
+
+    async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await run_in_threadpool(fn, self.store, *args)
+
+    # -- access ---------------------------------------------------------------------------------
+
+    def access(self, request: Request) -> Access:
+        return self.gate.authenticate(request.headers, request.cookies)
+
+    def page(self, render: Callable[[Request, WebUser, Access], Awaitable[Response]]) -> Handler:
+        async def handler(request: Request) -> Response:
+            access = self.access(request)
+            if access.user is None:
+                if access.refused:
+                    return _unauthorised()
+                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+            return await render(request, access.user, access)
+        return handler
+
+    def action(self, act: Callable[[Request, WebUser, dict[str, str]], Awaitable[str]]
+               ) -> Handler:
+        async def handler(request: Request) -> Response:
+            access = self.access(request)
+            if access.user is None:
+                return _unauthorised()
+            form = {k: str(v) for k, v in (await request.form()).items()}
+            refusal = cross_site_reason(request.headers, request.url.scheme)
+            if refusal is None and not csrf_matches(access.session, form.get("csrf")):
+                refusal = "the form's CSRF token is missing or wrong"
+            if refusal is not None:
+                log.warning("web_cross_site_refused", path=request.url.path, reason=refusal,
+                            user=access.user.name)
+                return PlainTextResponse(f"refused: {refusal}", status_code=403)
+            if not access.user.operator:
+                log.warning("web_action_forbidden", path=request.url.path,
+                            user=access.user.name)
+                return PlainTextResponse("refused: viewers cannot act; ask an operator",
+                                         status_code=403)
+            try:
+                message = await act(request, access.user, form)
+            except (PipelineError, ValueError) as exc:
+                hint = getattr(exc, "hint", None)
+                return self.render(request, "error.html", access, status_code=409,
+                                   message=str(exc), hint=hint)
+            log.info("web_action", path=request.url.path, user=access.user.name,
+                     result=message)
+            return RedirectResponse(_local(form.get("next")), status_code=303)
+        return handler
+
+    def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
+               **context: Any) -> Response:
+        live = request.headers.get("x-live") == "1"
+        return self.templates.TemplateResponse(
+            request, name,
+            {"user": access.user, "csrf": access.session.csrf if access.session else "",
+             "live_only": live, "path": request.url.path,
+             "query": str(request.url.query), **context},
+            status_code=status_code,
+            headers={"Cache-Control": "no-store"},
+        )
+
+
+def _unauthorised() -> Response:
+    return PlainTextResponse("unauthorised: a valid login or token is needed", status_code=401,
+                             headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
+
+
+def _local(target: str | None) -> str:
+    """Where to go after an action: a path on this site only (never another host)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _build_id(request: Request) -> int:
+    return int(request.path_params["build_id"])
+
+
+def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = None
+               ) -> Starlette:
+    """The dashboard on ``store``, for ``web.users``, with optional live sources."""
+    d = Dashboard(store, web, sources or LiveSources())
+
+    async def queue(request: Request, user: WebUser, access: Access) -> Response:
+        flt = views.QueueFilter.parse(request.query_params)
+        cases = await d.read(views.case_rows, flt)
+        builds, prints = await d.read(views.queue_builds, flt)
+        recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
+        return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
+                        prints=prints, filters=views.FILTERS, recipes=recipes)
+
+    async def build(request: Request, user: WebUser, access: Access) -> Response:
+        try:
+            page = await d.read(views.build_page, _build_id(request))
+        except StoreError:
+            return d.render(request, "error.html", access, status_code=404,
+                            message="no such build", hint="it may have been removed")
+        return d.render(request, "build.html", access, page=page)
+
+    async def screenshot(request: Request, user: WebUser, access: Access) -> Response:
+        try:
+            found = await d.read(lambda s, i: views.screenshot_of(s.get_build(i)),
+                                 _build_id(request))
+        except StoreError:
+            found = None
+        if found is None:
+            return PlainTextResponse("no screenshot for this build", status_code=404)
+        return FileResponse(found, headers={"Cache-Control": "no-store"})
+
+    async def printers(request: Request, user: WebUser, access: Access) -> Response:
+        rows, note = await d.read(views.printer_rows, d.sources)
+        return d.render(request, "printers.html", access, printers=rows, note=note)
+
+    async def history(request: Request, user: WebUser, access: Access) -> Response:
+        flt = views.QueueFilter.parse(request.query_params, default="all")
+        rows = await d.read(views.history_rows, flt)
+        return d.render(request, "history.html", access, rows=rows, flt=flt,
+                        filters=views.FILTERS)
+
+    async def failed(request: Request, user: WebUser, access: Access) -> Response:
+        rows = await d.read(views.failed_cases)
+        return d.render(request, "failed.html", access, cases=rows,
+                        unverified=JobState.UNVERIFIED)
+
+    async def metrics(request: Request) -> Response:
+        access = d.access(request)
+        if access.user is None:
+            return _unauthorised()
+        text = await d.read(render_metrics, d.sources)
+        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await d.read(lambda s: s.list_builds(limit=1))
+        except PipelineError as exc:
+            return JSONResponse({"status": "unhealthy", "store": str(exc)}, status_code=503)
+        pool = d.sources.pool()
+        servers = None if pool is None else sum(
+            1 for s in pool.status() if s.retired_reason is None and s.url)
+        return JSONResponse({"status": "ok", "store": "ok", "servers_up": servers})
+
+    async def login_page(request: Request) -> Response:
+        return d.render(request, "login.html", Access(None), failed=False,
+                        next=_local(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        refusal = cross_site_reason(request.headers, request.url.scheme)
+        if refusal is not None:
+            return PlainTextResponse(f"refused: {refusal}", status_code=403)
+        found = d.gate.login(form.get("name", ""), form.get("secret", ""))
+        if found is None:
+            return d.render(request, "login.html", Access(None), status_code=401, failed=True,
+                            next=_local(form.get("next")))
+        sid, _ = found
+        response = RedirectResponse(_local(form.get("next")), status_code=303)
+        response.set_cookie(SESSION_COOKIE, sid, max_age=int(SESSION_TTL_S), httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    async def logout(request: Request) -> Response:
+        if cross_site_reason(request.headers, request.url.scheme) is None:
+            d.gate.logout(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    async def approve(request: Request, user: WebUser, form: dict[str, str]) -> str:
+        b = await d.read(actions.approve_build, _build_id(request), user.name)
+        return f"approved {b.job_key}"
+
+    async def reject(request: Request, user: WebUser, form: dict[str, str]) -> str:
+        b = await d.read(actions.reject_build, _build_id(request), user.name,
+                         form.get("reason", ""))
+        return f"rejected {b.job_key}"
+
+    async def settle(request: Request, user: WebUser, form: dict[str, str]) -> str:
+        printed = form.get("printed")
+        if printed not in ("yes", "no"):
+            raise ValueError("say whether it printed: printed=yes or printed=no")
+        b = await d.read(partial(actions.settle_print, printed=printed == "yes"),
+                         _build_id(request), user.name)
+        return f"settled {b.job_key}: {b.state.value}"
+
+    async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
+        count = await d.read(actions.retry_case, form.get("target", ""), user.name)
+        return f"{count} job(s) queued again"
+
+    async def cancel(request: Request, user: WebUser, form: dict[str, str]) -> str:
+        count = await d.read(actions.cancel_case, form.get("target", ""), user.name)
+        return f"{count} job(s) cancelled"
+
+    routes = [
+        Route("/", d.page(queue)),
+        Route("/builds/{build_id:int}", d.page(build)),
+        Route("/builds/{build_id:int}/screenshot", d.page(screenshot)),
+        Route("/printers", d.page(printers)),
+        Route("/history", d.page(history)),
+        Route("/failed", d.page(failed)),
+        Route("/metrics", metrics),
+        Route("/healthz", healthz),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/builds/{build_id:int}/approve", d.action(approve), methods=["POST"]),
+        Route("/builds/{build_id:int}/reject", d.action(reject), methods=["POST"]),
+        Route("/builds/{build_id:int}/settle", d.action(settle), methods=["POST"]),
+        Route("/cases/retry", d.action(retry), methods=["POST"]),
+        Route("/cases/cancel", d.action(cancel), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,131 @@
+"""Running the dashboard: uvicorn on its own thread (``watch --serve``) or in front (``serve``).
+
+The server binds ``web.host`` (127.0.0.1 unless the settings say otherwise). uvicorn's own
+access log is off: request lines may carry query strings, and the dashboard logs its own
+structured events (logins, refusals, actions with the user's name), never a secret.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Final, TextIO
+
+import uvicorn
+
+from preform_pipeline.clock import SYSTEM_CLOCK
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.web import WebSettings
+from preform_pipeline.store import JobStore
+from preform_pipeline.web.app import create_app
+from preform_pipeline.web.sources import LiveSources, daemon_sources
+
+if TYPE_CHECKING:
+    from preform_pipeline.cloud.client import WebApiClient
+    from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+
+__all__ = ["STARTUP_TIMEOUT_S", "WebServer", "serving"]
+
+log = get_logger(__name__)
+
+#: How long starting may take before it counts as failed (binding a port is quick).
+STARTUP_TIMEOUT_S: Final = 20.0
+
+
+class WebServer:
+    """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it."""
+
+    def __init__(self, store: JobStore, web: WebSettings,
+                 sources: LiveSources | None = None) -> None:
+        self.web = web
+        config = uvicorn.Config(create_app(store, web, sources), host=web.host, port=web.port,
+                                log_config=None, access_log=False, lifespan="off",
+                                server_header=False)
+        self._server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the one chosen when ``web.port`` is 0)."""
+        for server in self._server.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return self.web.port
+
+    @property
+    def url(self) -> str:
+        host = self.web.host if ":" not in self.web.host else f"[{self.web.host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        if not self.web.users:
+            log.warning("web_no_users", hint="add users under web: to let anyone log in")
+        self._thread = threading.Thread(target=self._server.run, name="web-dashboard",
+                                        daemon=True)
+        self._thread.start()
+        self._wait_started()
+        log.info("web_started", url=self.url, users=len(self.web.users))
+
+    def _wait_started(self) -> None:
+        deadline = SYSTEM_CLOCK.monotonic() + STARTUP_TIMEOUT_S
+        idle = threading.Event()
+        while not self._server.started:
+            if self._thread is not None and not self._thread.is_alive():
+                raise PipelineError(
+                    f"the web dashboard could not listen on {self.web.host}:{self.web.port}",
+                    hint="is the port taken? choose another web.port in the settings",
+                )
+            if SYSTEM_CLOCK.monotonic() > deadline:
+                raise PipelineError("the web dashboard did not start in time",
+                                    hint="see the log for why")
+            idle.wait(0.05)  # uvicorn offers no event for "listening"
+
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it)."""
+        stop = threading.Event()
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+            number = getattr(signal, name, None)
+            if number is not None:
+                with contextlib.suppress(ValueError, OSError):  # not the main thread
+                    signal.signal(number, handler)
+        self.start()
+        try:
+            while not stop.wait(0.5):
+                if self._thread is None or not self._thread.is_alive():
+                    raise PipelineError("the web dashboard stopped on its own",
+                                        hint="see the log for why")
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(STARTUP_TIMEOUT_S)
+            self._thread = None
+        log.info("web_stopped")
+
+
+
+@contextlib.contextmanager
+def serving(
+    enabled: bool, daemon: HotFolderDaemon, web_client: WebApiClient | None, out: TextIO
+) -> Iterator[WebServer | None]:
+    """``watch --serve``: the dashboard on the daemon's store while the daemon runs."""
+    if not enabled:
+        yield None
+        return
+    server = WebServer(daemon.store, daemon.settings.web, daemon_sources(daemon, web_client))
+    server.start()
+    print(f"dashboard on {server.url}", file=out, flush=True)
+    try:
+        yield server
+    finally:
+        server.stop()

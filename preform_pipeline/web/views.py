@@ -1,0 +1,335 @@
+"""What each page shows, read from the job store (and the live sources): plain values.
+
+The templates only lay these out; every rule about what a state means or why something waits
+comes from :mod:`preform_pipeline.store.model` and the rows' own reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.printing.target import PrintTarget
+from preform_pipeline.store import Build, Job, JobState, JobStore, Transition
+from preform_pipeline.store.model import (
+    ACTIVE_STATES,
+    CANCELLABLE_STATES,
+    PRINT_SENT_STATES,
+    RETRYABLE_STATES,
+    STATE_DESCRIPTIONS,
+    VERIFIED_STATES,
+)
+from preform_pipeline.web.sources import LiveSources
+
+__all__ = [
+    "FAILED_STATES",
+    "FILTERS",
+    "BuildPage",
+    "CaseRow",
+    "PrinterRow",
+    "QueueFilter",
+    "build_page",
+    "case_rows",
+    "failed_cases",
+    "history_rows",
+    "printer_rows",
+    "queue_builds",
+    "screenshot_of",
+]
+
+#: How many recent jobs and builds a page reads (the newest first).
+PAGE_ROWS: Final = 300
+#: Screenshot formats the server writes (a fly-around is .webp).
+_IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
+#: Cases on the "Failed cases" page: the pipeline stopped, a person decides.
+FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.ABORTED,
+                                  JobState.PRINT_ERROR, JobState.UNVERIFIED})
+_PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
+
+#: The queue's state filter: name → (label, states).
+FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {
+    "active": ("In progress", frozenset(ACTIVE_STATES)),
+    "approval": ("Awaiting approval", frozenset({JobState.AWAITING_APPROVAL})),
+    "waiting": ("Waiting for a printer", frozenset({JobState.WAITING_FOR_PRINTER})),
+    "printing": ("Printing", frozenset(_PRINT_STATES)),
+    "failed": ("Failed", FAILED_STATES),
+    "all": ("All", frozenset(JobState)),
+}
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """The queue's filters, from the query string."""
+
+    state: str = "active"
+    recipe: str = ""
+    text: str = ""
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], default: str = "active") -> QueueFilter:
+        state = query.get("state", default)
+        return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
+                   query.get("q", "").strip())
+
+    @property
+    def states(self) -> frozenset[JobState]:
+        return FILTERS[self.state][1]
+
+    def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
+        if state not in self.states or (self.recipe and recipe != self.recipe):
+            return False
+        needle = self.text.lower()
+        return not needle or any(needle in (t or "").lower() for t in texts)
+
+
+def why(state: JobState, reason: str) -> str:
+    """What the state means, then the row's own reason (why it is there)."""
+    meaning = STATE_DESCRIPTIONS[state]
+    return f"{meaning} — {reason}" if reason and reason not in meaning else meaning
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One case (the jobs with one case id; a job without one is a case of its own)."""
+
+    case: str
+    recipe: str
+    jobs: tuple[Job, ...]
+    state: JobState
+    why: str
+
+    @property
+    def files(self) -> str:
+        return ", ".join(j.original_name for j in self.jobs)
+
+    @property
+    def target(self) -> str:
+        """What the case actions are sent (a case id, or the one job's key)."""
+        return f"case:{self.case}" if self.jobs[0].case_id else self.jobs[0].job_key
+
+    @property
+    def can_retry(self) -> bool:
+        return any(j.state in RETRYABLE_STATES for j in self.jobs)
+
+    @property
+    def can_cancel(self) -> bool:
+        return any(j.state in CANCELLABLE_STATES for j in self.jobs)
+
+    @property
+    def build_ids(self) -> tuple[int, ...]:
+        return tuple(dict.fromkeys(j.build_id for j in self.jobs if j.build_id is not None))
+
+
+#: Which of a case's states speaks for it: the one furthest from done.
+_STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
+
+
+def _group(jobs: Iterable[Job]) -> list[CaseRow]:
+    cases: dict[str, list[Job]] = {}
+    for job in jobs:
+        cases.setdefault(job.case_id or job.job_key, []).append(job)
+    rows: list[CaseRow] = []
+    for case, members in cases.items():
+        lead = min(members, key=lambda j: (j.state not in FAILED_STATES, _STATE_ORDER[j.state]))
+        rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
+                            why(lead.state, lead.reason)))
+    rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
+    return rows
+
+
+def case_rows(store: JobStore, flt: QueueFilter) -> list[CaseRow]:
+    jobs = store.list_jobs(limit=PAGE_ROWS)
+    kept = [j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id, j.original_name,
+                                         j.job_key)]
+    return _group(kept)
+
+
+def failed_cases(store: JobStore) -> list[CaseRow]:
+    return _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))
+
+
+@dataclass(frozen=True)
+class BuildRow:
+    build: Build
+    cases: tuple[str, ...]
+    why: str
+    target: str
+
+
+def _target_text(build: Build) -> str:
+    if build.printer:
+        return build.printer
+    if build.print_target:
+        return PrintTarget.from_json(build.print_target).describe()
+    return ""
+
+
+def _build_row(store: JobStore, build: Build) -> BuildRow:
+    members = store.list_jobs(build_id=build.id)
+    cases = tuple(dict.fromkeys(j.case_id or j.original_name for j in members))
+    return BuildRow(build, cases, why(build.state, build.reason), _target_text(build))
+
+
+def queue_builds(store: JobStore, flt: QueueFilter) -> tuple[list[BuildRow], list[BuildRow]]:
+    """(builds, prints): the builds the filter keeps, and those of them that have a print."""
+    builds = [b for b in reversed(store.list_builds(limit=PAGE_ROWS))
+              if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)]
+    rows = [_build_row(store, b) for b in builds]
+    prints = [r for r in rows if r.build.state in _PRINT_STATES]
+    return rows, prints
+
+
+@dataclass(frozen=True)
+class BuildPage:
+    """Everything the build page shows."""
+
+    build: Build
+    members: tuple[Job, ...]
+    history: tuple[Transition, ...]
+    screenshot: Path | None
+    report: dict[str, Any] = field(default_factory=dict)
+    target: str = ""
+    material: str | None = None
+    machine_type: str | None = None
+
+    @property
+    def awaiting(self) -> bool:
+        return self.build.state is JobState.AWAITING_APPROVAL
+
+    @property
+    def unverified(self) -> bool:
+        return self.build.state is JobState.UNVERIFIED
+
+
+def _siblings(build: Build) -> list[Path]:
+    """Files the recipe wrote beside the build's .form (the default outputs are siblings)."""
+    form = build.form_path
+    if form is None or not form.parent.is_dir():
+        return []
+    return sorted(p for p in form.parent.iterdir() if p.stem == form.stem and p != form)
+
+
+def screenshot_of(build: Build) -> Path | None:
+    return next((p for p in _siblings(build) if p.suffix.lower() in _IMAGE_SUFFIXES), None)
+
+
+def _report_of(build: Build) -> dict[str, Any]:
+    for path in _siblings(build):
+        if path.suffix.lower() != ".json":
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("job_key") in (None, build.job_key):
+            return data
+    return {}
+
+
+def build_page(store: JobStore, build_id: int) -> BuildPage:
+    build = store.get_build(build_id)
+    target = PrintTarget.from_json(build.print_target) if build.print_target else None
+    return BuildPage(
+        build=build,
+        members=store.list_jobs(build_id=build.id),
+        history=store.build_history(build.id),
+        screenshot=screenshot_of(build),
+        report=_report_of(build),
+        target=_target_text(build),
+        material=target.material if target else None,
+        machine_type=target.machine_type if target else None,
+    )
+
+
+@dataclass(frozen=True)
+class PrinterRow:
+    """One printer: live status when a source says, and what the store holds for it."""
+
+    name: str
+    status: str
+    machine_types: str = ""
+    materials: str = ""
+    tank: str = ""
+    current: tuple[Build, ...] = ()
+    waiting: tuple[Build, ...] = ()
+
+
+def _tank(raw: Any) -> str:
+    """The tank the printer reports (the Local API's device keeps its JSON in ``raw``; the Web
+    API's printer status nests it), or "" when its status does not say."""
+    data = getattr(raw, "raw", raw)
+    if not isinstance(data, Mapping):
+        return ""
+    named = [str(data[k]) for k in ("tank_id", "tank_material_code") if data.get(k)]
+    if named:
+        return " · ".join(named)
+    status = data.get("printer_status")
+    return _tank(status) if isinstance(status, Mapping) else str(data.get("tank") or "")
+
+
+def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow], str]:
+    """Every printer a source or the store knows, and a note about the live source."""
+    printing = [b for b in store.list_builds(state=(JobState.PRINT_SENT, JobState.VERIFYING,
+                                                    JobState.PRINT_SENDING))]
+    waiting = [b for b in store.list_builds(state=(JobState.WAITING_FOR_PRINTER,
+                                                   JobState.AWAITING_APPROVAL))]
+    note = ""
+    candidates: Sequence[Any] = ()
+    source = sources.printers()
+    if source is None:
+        note = ("no live printer status here: run `watch --serve`, or give Web API "
+                "credentials (cloud:), to see each printer's status")
+    else:
+        try:
+            candidates = source.printer_candidates()
+            note = f"live status from {source.description}"
+        except PipelineError as exc:
+            note = f"printer status could not be read: {exc}"
+    rows: dict[str, PrinterRow] = {}
+    for c in candidates:
+        status = "offline" if not c.online else (c.busy or (
+            "ready" if c.ready else f"not ready{f' ({c.ready_detail})' if c.ready_detail else ''}"
+            if c.ready is False else "online"))
+        rows[c.name] = PrinterRow(c.name, status, ", ".join(c.machine_types),
+                                  ", ".join(c.materials), _tank(c.raw))
+    for b in printing:
+        if b.printer and b.printer not in rows:
+            rows[b.printer] = PrinterRow(b.printer, "not known here")
+    result: list[PrinterRow] = []
+    for name, row in sorted(rows.items()):
+        current = tuple(b for b in printing if b.printer == name)
+        waits = tuple(b for b in waiting if _may_take(b, name, row))
+        result.append(PrinterRow(row.name, row.status, row.machine_types, row.materials,
+                                 row.tank, current, waits))
+    return result, note
+
+
+def _may_take(build: Build, name: str, row: PrinterRow) -> bool:
+    target = PrintTarget.from_json(build.print_target)
+    if target.names:
+        return name in target.names
+    if not target.auto:
+        return False
+    return (not target.machine_type or target.machine_type in row.machine_types) and (
+        not target.material or target.material in row.materials)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    case: CaseRow
+    trail: tuple[Transition, ...]
+
+
+def history_rows(store: JobStore, flt: QueueFilter, limit: int = 60) -> list[HistoryRow]:
+    """The most recently changed cases, each with its jobs' audit trail (oldest first)."""
+    rows = [r for r in _group(store.list_jobs(limit=PAGE_ROWS))
+            if flt.keeps(r.state, r.recipe, r.case, r.files)][:limit]
+    out: list[HistoryRow] = []
+    for row in rows:
+        trail = sorted((t for j in row.jobs for t in store.history(j.id)), key=lambda t: t.id)
+        out.append(HistoryRow(row, tuple(trail)))
+    return out

@@ -1,0 +1,333 @@
+"""The dashboard in a real browser, on a real daemon: cases dropped into a hot folder appear
+live, a build held for approval is approved from its labelled screenshot and prints on the
+simulated fleet, another is rejected and its case lands in failed/ with the reason, and a
+forged cross-site POST is refused.
+
+``watch --serve`` runs as a subprocess on simulated PreFormServers; headless Chromium (Debian's
+package) drives the pages through Playwright. Pictures of every page are taken on the way;
+with ``UPDATE_DOC_IMAGES=1`` they replace docs/images/web-*.png.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from preform_pipeline.legend import MARK_COLOUR
+from preform_pipeline.store import JobState, SqliteJobStore, extract_key
+from tests.browser.conftest import TABLET
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOC_IMAGES = REPO_ROOT / "docs" / "images"
+WAIT_S = 60.0
+OPERATOR_SECRET = "op-secret-for-the-browser-test"
+VIEWER_SECRET = "viewer-secret-for-the-browser-test"
+VIEWER_ENV = "DASHBOARD_TEST_VIEWER_SECRET"
+
+
+@dataclass
+class Lab:
+    """A running ``watch --serve`` and its folders."""
+
+    root: Path
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    json_log: Path
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def fleet(self) -> Path:
+        return self.root / "fleet"
+
+    def store(self) -> SqliteJobStore:
+        return SqliteJobStore(self.root / "jobs.sqlite3", create=False)
+
+    def drop(self, name: str, case_id: str, seed: int) -> None:
+        staging = self.root / "staging"
+        staging.mkdir(exist_ok=True)
+        (self.inbox / f"{name}.json").write_text(json.dumps({"case_id": case_id}),
+                                                 encoding="utf-8")
+        (staging / f"{name}.stl").write_bytes(tetra_stl_bytes(seed, size_mm=6.0))
+        (staging / f"{name}.stl").rename(self.inbox / f"{name}.stl")
+
+    def build_of(self, case_id: str) -> Any:
+        with self.store() as store:
+            jobs = [j for j in store.list_jobs() if j.case_id == case_id]
+            if not jobs or jobs[-1].build_id is None:
+                return None
+            return store.get_build(jobs[-1].build_id)
+
+    def held(self, case_id: str) -> bool:
+        build = self.build_of(case_id)
+        return build is not None and build.state is JobState.AWAITING_APPROVAL
+
+
+def _settings(root: Path) -> Path:
+    recipe = write_recipe(root, printer="SimulatedForm4-1", per_build=1,
+                          extra_steps=["estimate", "save_form", "screenshot"], approval=True)
+    path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet",
+                                    hotfolders={"batching": {"window_s": 0.3},
+                                                "rescan_interval_s": 0.5})
+    (root / "operator.secret").write_text(OPERATOR_SECRET + "\n", encoding="utf-8")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["dispatch"] = {"poll_interval_s": 0.2}
+    data["logging"] = {"level": "DEBUG", "file": str(root / "daemon.jsonl")}
+    data["web"] = {"port": 0, "refresh_s": 1, "users": [
+        {"name": "olivia", "role": "operator", "secret_file": "operator.secret"},
+        {"name": "victor", "role": "viewer", "secret_env": VIEWER_ENV},
+    ]}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("lab")
+    (root / "inbox").mkdir()
+    settings = _settings(root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env[VIEWER_ENV] = VIEWER_SECRET
+    log = root / "daemon.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--serve",
+             "--quiet"], cwd=root, env=env, stdout=out, stderr=out)
+    try:
+        found: dict[str, str] = {}
+
+        def listening() -> bool:
+            match = re.search(r"dashboard on (http://127\.0\.0\.1:\d+)",
+                              log.read_text(encoding="utf-8", errors="replace"))
+            if match:
+                found["url"] = match.group(1)
+            return bool(match) or process.poll() is not None
+
+        wait_for(listening, WAIT_S, what="the dashboard to listen")
+        assert "url" in found, log.read_text(encoding="utf-8", errors="replace")
+        yield Lab(root, found["url"], process, log, root / "daemon.jsonl")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def _picture(page: Any, name: str, tmp: Path) -> None:
+    """A picture of the page for the docs (replaced only with UPDATE_DOC_IMAGES=1)."""
+    shot = tmp / f"web-{name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("UPDATE_DOC_IMAGES") == "1":
+        DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOC_IMAGES / shot.name)
+
+
+def _login(page: Any, url: str, name: str, secret: str) -> None:
+    page.goto(f"{url}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=secret]", secret)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+
+
+def _marked_pixels(png: bytes) -> int:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    return int(np.all(pixels == np.array(MARK_COLOUR, dtype=np.uint8), axis=-1).sum())
+
+
+class _ForgingSite:
+    """Another origin on this host (another port) serving a page that posts to the dashboard."""
+
+    def __init__(self, page_html: str) -> None:
+        body = page_html.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class TestDashboardFlow:
+    """An operator works a held build through the pages; a viewer only looks."""
+
+    def test_cases_appear_a_held_build_is_approved_and_prints_another_is_rejected(
+        self, lab: Lab, browser: Any, tmp_path: Path
+    ) -> None:
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "olivia", OPERATOR_SECRET)
+            # Dropped while the queue is open: the rows appear without a reload.
+            lab.drop("upper", "C-100", 1)
+            lab.drop("lower", "C-200", 2)
+            for case in ("C-100", "C-200"):
+                page.wait_for_selector(f"#cases tr[data-case='{case}']",
+                                       timeout=WAIT_S * 1000)
+            wait_for(lambda: lab.held("C-100") and lab.held("C-200"), WAIT_S,
+                     what="both builds held for approval")
+            page.wait_for_function(
+                "document.querySelectorAll('#builds .state-awaiting_approval').length === 2",
+                timeout=WAIT_S * 1000)
+            _picture(page, "queue", tmp_path)
+
+            # The held build: its screenshot carries the pipeline's marks and legend.
+            approved = lab.build_of("C-100")
+            page.click(f"#builds tr[data-build='{approved.job_key}'] a")
+            page.wait_for_selector("#screenshot")
+            page.wait_for_function(
+                "document.getElementById('screenshot').naturalWidth > 0")
+            image = page.request.get(f"{lab.url}/builds/{approved.id}/screenshot")
+            assert image.ok and _marked_pixels(image.body()) > 0
+            assert "C-100" in page.inner_text("#members")
+            _picture(page, "build", tmp_path)
+            assert fleet_jobs(lab.fleet) == []  # nothing printed before the approval
+            page.click("#approve")
+            wait_for(lambda: any(extract_key(j["job_name"]) == approved.job_key
+                                 for j in fleet_jobs(lab.fleet)), WAIT_S,
+                     what="the approved build printed on the simulated fleet")
+            page.goto(f"{lab.url}/builds/{approved.id}")
+            page.wait_for_selector(".state-print_sent", timeout=WAIT_S * 1000)
+            assert "approved by olivia (web)" in page.inner_text(".trail")
+
+            # The other is rejected with a reason: its case lands in failed/ with it.
+            rejected = lab.build_of("C-200")
+            page.goto(f"{lab.url}/builds/{rejected.id}")
+            page.fill("#reject-reason", "crown margin is cut by a support")
+            page.click("#reject")
+            note = lab.inbox / "failed" / "lower.stl.error.txt"
+            wait_for(lambda: note.is_file() and (lab.inbox / "failed" / "lower.stl").is_file(),
+                     WAIT_S, what="the rejected case in failed/")
+            text = note.read_text(encoding="utf-8")
+            assert "rejected by olivia (web): crown margin is cut by a support" in text
+            assert f"approval of build {rejected.job_key}" in text
+            assert not any(extract_key(j["job_name"]) == rejected.job_key
+                           for j in fleet_jobs(lab.fleet))
+            page.goto(f"{lab.url}/failed")
+            assert "crown margin is cut by a support" in page.inner_text(
+                "#failed tr[data-case='C-200']")
+            _picture(page, "failed", tmp_path)
+            page.goto(f"{lab.url}/printers")
+            page.wait_for_selector(".printer")
+            _picture(page, "printers", tmp_path)
+            page.goto(f"{lab.url}/history")
+            page.click("details[data-case='C-100'] summary")
+            _picture(page, "history", tmp_path)
+
+            # A page on another origin posts to the dashboard with the session's cookie (same
+            # site, so SameSite lets it through) and even the right CSRF token: refused.
+            page.goto(f"{lab.url}/failed")
+            token = page.get_attribute("input[name=csrf]", "value")
+            forger = _ForgingSite(
+                f"<form id=f method=post action='{lab.url}/cases/retry'>"
+                f"<input name=csrf value='{token}'><input name=target value='case:C-200'>"
+                "</form><script>document.getElementById('f').submit()</script>")
+            try:
+                page.goto(forger.url)
+                page.wait_for_url(f"{lab.url}/cases/retry")
+                assert "refused" in page.inner_text("body")
+            finally:
+                forger.close()
+            with lab.store() as store:
+                assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
+                    JobState.FAILED}
+        finally:
+            context.close()
+
+    def test_a_viewer_sees_the_pages_but_cannot_act(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            page.goto(f"{lab.url}/failed")
+            assert page.locator("button[data-test^=retry]").count() == 0
+            assert page.get_attribute("body", "data-refresh-ms") == "1000"
+            token = page.get_attribute("meta[name=csrf-token]", "content")
+            answer = page.request.post(f"{lab.url}/cases/retry",
+                                       form={"target": "case:C-200", "csrf": token},
+                                       headers={"Origin": lab.url})
+            assert answer.status == 403
+            with lab.store() as store:
+                assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
+                    JobState.FAILED}
+        finally:
+            context.close()
+
+    def test_metrics_and_health_show_the_daemons_pool_and_prints(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        context = browser.new_context()
+        context.set_default_timeout(WAIT_S * 1000)
+        try:
+            metrics = context.request.get(
+                f"{lab.url}/metrics",
+                headers={"Authorization": f"Bearer victor:{VIEWER_SECRET}"})
+            assert metrics.status == 200
+            text = metrics.text()
+            assert re.search(r"^preform_pipeline_prints_sent 1$", text, re.M)
+            assert re.search(r'^preform_pipeline_cases\{state="failed"\} 1$', text, re.M)
+            assert re.search(r'^preform_pipeline_pool_servers\{state="\w+"\} 1$', text, re.M)
+            health = context.request.get(f"{lab.url}/healthz").json()
+            assert health["status"] == "ok" and health["servers_up"] == 1
+            assert context.request.get(
+                f"{lab.url}/metrics", headers={"Authorization": "Bearer victor:wrong"}
+            ).status == 401
+        finally:
+            context.close()
+
+    def test_no_secret_reaches_the_daemons_logs(self, lab: Lab) -> None:
+        text = lab.log.read_text(encoding="utf-8", errors="replace")
+        structured = lab.json_log.read_text(encoding="utf-8", errors="replace")
+        events = [json.loads(line) for line in structured.splitlines() if line.strip()]
+        assert any(e.get("event") == "web_login" and e.get("user") == "olivia" for e in events)
+        for secret in (OPERATOR_SECRET, VIEWER_SECRET):
+            assert secret not in text and secret not in structured
+        assert "pp_session=" not in structured

@@ -1,0 +1,101 @@
+"""``preform-pipeline serve``: hashing a secret from stdin, and serving until SIGTERM (a real
+subprocess on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from preform_pipeline.cli import run
+from preform_pipeline.hotfolder.testing import wait_for
+from preform_pipeline.settings.web import check_secret
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TestHashSecret:
+    """The secret comes from stdin, never the command line; the hash checks against it."""
+
+    def test_a_secret_on_stdin_gives_its_scrypt_hash(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("a-long-enough-secret\n"))
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["serve", "--hash-secret"], out, err) == 0
+        encoded = out.getvalue().strip()
+        assert encoded.startswith("scrypt$") and check_secret("a-long-enough-secret", encoded)
+
+    def test_a_short_secret_is_refused(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["serve", "--hash-secret"], out, err) == 1
+        assert "at least 12 characters" in err.getvalue() and out.getvalue() == ""
+
+
+class TestServe:
+    """``serve SETTINGS`` answers on loopback and stops cleanly on SIGTERM."""
+
+    def test_it_serves_healthz_and_exits_0_on_sigterm(self, tmp_path: Path) -> None:
+        port = _free_port()
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(json.dumps({"store": {"path": str(tmp_path / "jobs.sqlite3")},
+                                        "web": {"port": port}}), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "serve", str(settings)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def healthy() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return process.poll() is not None
+
+            wait_for(healthy, 30.0, what="the dashboard to answer")
+            assert process.poll() is None
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 0
+        assert f"dashboard on http://127.0.0.1:{port}" in out
+
+    def test_a_port_in_use_is_a_clear_error(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            settings = tmp_path / "settings.yaml"
+            settings.write_text(json.dumps({"store": {"path": str(tmp_path / "j.sqlite3")},
+                                            "web": {"port": port}}), encoding="utf-8")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+            env["PYTHONPATH"] = str(REPO_ROOT)
+            done = subprocess.run(
+                [sys.executable, "-m", "preform_pipeline", "serve", str(settings)],
+                env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert f"could not listen on 127.0.0.1:{port}" in done.stderr
+        assert "Traceback" not in done.stderr
+
+    def test_without_settings_it_says_what_is_missing(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["serve"], out, err) == 1
+        assert "name the settings file" in err.getvalue()

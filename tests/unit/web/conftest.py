@@ -1,0 +1,61 @@
+"""Fixtures of the dashboard tests: a real SQLite store with a held build, and the dashboard
+served by uvicorn on 127.0.0.1 (a free port) with an operator and a viewer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.printing.approval import hold_for_approval
+from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.web import WebServer
+
+OPERATOR_SECRET = "operator-secret-0123"
+VIEWER_SECRET = "viewer-secret-4567"
+TARGET = {"names": ["Bench-A"], "auto": False, "machine_type": "FORM-4-0",
+          "material": "FLGPGR05"}
+
+
+@dataclass
+class Served:
+    """A running dashboard, its store, and a build held for approval on it."""
+
+    url: str
+    store: JobStore
+    held_id: int
+    case_id: str
+
+
+def held_build(store: JobStore, tmp: Path, case_id: str) -> int:
+    job = store.create_job(recipe="crowns", source_path=tmp / f"{case_id}.stl",
+                           case_id=case_id, state=JobState.PROCESSING)
+    build = store.create_build(recipe="crowns", job_ids=[job.id])
+    store.transition_build(build.id, JobState.PREPARING, "on a server")
+    store.transition_build(build.id, JobState.PREPARED, "prepared",
+                           form_path=tmp / f"{build.job_key}.form")
+    hold_for_approval(store, build.id, TARGET, job_name=f"{case_id} {build.job_key}",
+                      priority=0, describe="Bench-A")
+    return build.id
+
+
+@pytest.fixture(scope="module")
+def users() -> tuple[WebUser, ...]:
+    return (WebUser("olivia", "operator", hash_secret(OPERATOR_SECRET)),
+            WebUser("victor", "viewer", hash_secret(VIEWER_SECRET)))
+
+
+@pytest.fixture
+def served(tmp_path: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    held = held_build(store, tmp_path, "C-7")
+    server = WebServer(store, WebSettings(port=0, users=users))
+    server.start()
+    try:
+        yield Served(server.url, store, held, "C-7")
+    finally:
+        server.stop()
+        store.close()

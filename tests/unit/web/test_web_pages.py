@@ -1,0 +1,117 @@
+"""What the pages and /metrics say about the store: states, reasons, waits and counts."""
+
+from __future__ import annotations
+
+import httpx
+
+from preform_pipeline.store import JobState
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served
+
+AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
+
+
+def _metric(text: str, line_start: str) -> float:
+    line = next(ln for ln in text.splitlines() if ln.startswith(line_start + " "))
+    return float(line.rsplit(" ", 1)[1])
+
+
+class TestMetrics:
+    """/metrics reads the store at each scrape, in Prometheus text."""
+
+    def test_cases_builds_and_prints_are_counted_by_state(self, served: Served) -> None:
+        answer = httpx.get(served.url + "/metrics", headers=AUTH)
+        assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = answer.text
+        assert _metric(text, 'preform_pipeline_cases{state="awaiting_approval"}') == 1
+        assert _metric(text, 'preform_pipeline_builds{state="awaiting_approval"}') == 1
+        assert _metric(text, "preform_pipeline_builds_prepared") == 1
+        assert _metric(text, "preform_pipeline_prints_sent") == 0
+        # serve without the daemon has no pool and no Web API client: no made-up zeros.
+        assert "pool_servers" not in text and "web_api_requests_used" not in text
+
+    def test_a_settled_print_moves_the_counts(self, served: Served) -> None:
+        store = served.store
+        build = store.transition_build(served.held_id, JobState.WAITING_FOR_PRINTER, "ok")
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", printer="Bench-A")
+        store.transition_build(build.id, JobState.PRINT_SENT, "sent")
+        store.transition_build(build.id, JobState.PRINT_ERROR, "tank error")
+        text = httpx.get(served.url + "/metrics", headers=AUTH).text
+        assert _metric(text, "preform_pipeline_prints_sent") == 1
+        assert _metric(text, "preform_pipeline_prints_failed") == 1
+        assert _metric(text, "preform_pipeline_prints_verified") == 1
+
+
+class TestPages:
+    """Each page shows the store's rows with why they wait."""
+
+    def test_the_queue_shows_the_case_its_state_and_why_it_waits(
+        self, served: Served
+    ) -> None:
+        page = httpx.get(served.url + "/", headers=AUTH).text
+        assert "C-7" in page and "awaiting approval" in page
+        assert "waits for an operator&#39;s approval, then for Bench-A" in page
+
+    def test_the_queue_filters_by_state_and_text(self, served: Served) -> None:
+        assert "C-7" in httpx.get(served.url + "/?state=approval", headers=AUTH).text
+        assert "C-7" not in httpx.get(served.url + "/?state=failed", headers=AUTH).text
+        assert "C-7" not in httpx.get(served.url + "/?q=C-8", headers=AUTH).text
+
+    def test_a_live_request_gets_only_the_live_part(self, served: Served) -> None:
+        part = httpx.get(served.url + "/", headers={**AUTH, "X-Live": "1"}).text
+        assert "C-7" in part and "<html" not in part
+
+    def test_printers_without_a_live_source_say_so_and_list_what_waits(
+        self, served: Served
+    ) -> None:
+        page = httpx.get(served.url + "/printers", headers=AUTH).text
+        assert "no live printer status here" in page
+
+    def test_failed_cases_show_the_operators_reason_and_history_the_trail(
+        self, served: Served
+    ) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        answer = httpx.post(f"{served.url}/builds/{served.held_id}/reject",
+                            data={"reason": "margin cut"}, headers=operator)
+        assert answer.status_code == 303
+        failed = httpx.get(served.url + "/failed", headers=AUTH).text
+        assert "rejected by olivia (web): margin cut" in failed
+        history = httpx.get(served.url + "/history", headers=AUTH).text
+        assert "awaiting approval" in history and "rejected by olivia (web)" in history
+
+    def test_a_missing_build_is_a_404_page(self, served: Served) -> None:
+        assert httpx.get(served.url + "/builds/999", headers=AUTH).status_code == 404
+
+
+class TestTank:
+    """The tank shown for a printer comes from whichever status describes it."""
+
+    def test_the_local_api_device_and_a_nested_status_both_name_the_tank(self) -> None:
+        from preform_pipeline.api.models import Device
+        from preform_pipeline.web.views import _tank
+
+        device = Device.from_json({"id": "Bench-A", "tank_id": "T-9",
+                                   "tank_material_code": "FLGPGR05"})
+        assert _tank(device) == "T-9 · FLGPGR05"
+        assert _tank({"printer_status": {"tank": "T-7"}}) == "T-7"
+        assert _tank({"status": "IDLE"}) == "" and _tank(None) == ""
+
+
+class TestCaseActions:
+    """Retry and cancel act on every job of a case their state allows, naming the user."""
+
+    def test_cancel_then_retry_a_case_and_nothing_to_do_is_said(self, served: Served) -> None:
+        from preform_pipeline.errors import PipelineError
+        from preform_pipeline.web.actions import cancel_case, retry_case
+
+        store = served.store
+        assert cancel_case(store, "case:C-7", "olivia") == 1
+        job = store.list_jobs()[0]
+        assert job.state is JobState.CANCELLED and job.reason == "cancelled by olivia (web)"
+        try:
+            cancel_case(store, "case:C-7", "olivia")
+        except PipelineError as exc:
+            assert "nothing to cancel" in str(exc)
+        else:
+            raise AssertionError("a second cancel was accepted")
+        assert retry_case(store, job.job_key, "olivia") == 1
+        assert store.get_job(job.id).state is JobState.QUEUED

@@ -1,0 +1,149 @@
+"""The dashboard's access rules over real HTTP on 127.0.0.1: tokens, sessions, roles, cross-site
+requests, and what reaches the logs."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+
+import httpx
+from structlog.testing import capture_logs
+
+from preform_pipeline.store import JobState
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served
+
+
+def _bearer(name: str, secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {name}:{secret}"}
+
+
+def _session(served: Served, name: str, secret: str) -> tuple[httpx.Client, str]:
+    """A logged-in client and the CSRF token its pages carry."""
+    client = httpx.Client(base_url=served.url, follow_redirects=False)
+    answer = client.post("/login", data={"name": name, "secret": secret, "next": "/"})
+    assert answer.status_code == 303, answer.text
+    page = client.get(f"/builds/{served.held_id}")
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    return client, found.group(1) if found else ""
+
+
+class TestTokens:
+    """Only a right token (or session) reads anything but /healthz."""
+
+    def test_a_wrong_token_gets_401_everywhere(self, served: Served) -> None:
+        for path in ("/metrics", "/", f"/builds/{served.held_id}", "/failed"):
+            answer = httpx.get(served.url + path, headers=_bearer("olivia", "wrong-secret"))
+            assert answer.status_code == 401, path
+        assert httpx.get(served.url + "/metrics",
+                         headers={"Authorization": "Basic b2xpdmlh"}).status_code == 401
+
+    def test_no_credential_is_sent_to_the_login_page_and_metrics_says_401(
+        self, served: Served
+    ) -> None:
+        page = httpx.get(served.url + "/failed")
+        assert page.status_code == 303 and page.headers["location"].startswith("/login")
+        assert httpx.get(served.url + "/metrics").status_code == 401
+
+    def test_a_right_token_reads_metrics_and_healthz_needs_none(self, served: Served) -> None:
+        answer = httpx.get(served.url + "/metrics", headers=_bearer("victor", VIEWER_SECRET))
+        assert answer.status_code == 200
+        assert httpx.get(served.url + "/healthz").json()["status"] == "ok"
+
+    def test_a_wrong_password_on_the_login_page_gets_401_and_no_cookie(
+        self, served: Served
+    ) -> None:
+        answer = httpx.post(served.url + "/login",
+                            data={"name": "olivia", "secret": "not-her-password"})
+        assert answer.status_code == 401 and "pp_session" not in answer.headers.get(
+            "set-cookie", "")
+
+    def test_the_server_listens_on_loopback_by_default(self, served: Served) -> None:
+        assert served.url.startswith("http://127.0.0.1:")
+
+
+class TestRoles:
+    """A viewer looks; an operator acts, and the audit row names them."""
+
+    def test_a_viewer_cannot_approve(self, served: Served) -> None:
+        answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+                            headers=_bearer("victor", VIEWER_SECRET))
+        assert answer.status_code == 403
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_viewer_session_cannot_cancel_even_with_its_csrf_token(
+        self, served: Served
+    ) -> None:
+        client, csrf = _session(served, "victor", VIEWER_SECRET)
+        with closing(client):
+            answer = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7"})
+        assert answer.status_code == 403
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_an_operator_approves_and_the_audit_row_names_them(self, served: Served) -> None:
+        client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post(f"/builds/{served.held_id}/approve",
+                                 data={"csrf": csrf, "next": "/"})
+        assert answer.status_code == 303
+        build = served.store.get_build(served.held_id)
+        assert build.state is JobState.WAITING_FOR_PRINTER
+        assert served.store.build_history(build.id)[-1].reason == "approved by olivia (web)"
+
+
+class TestCrossSite:
+    """A POST that did not come from the dashboard's own pages changes nothing."""
+
+    def test_a_post_without_the_csrf_token_is_refused(self, served: Served) -> None:
+        client, _ = _session(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post(f"/builds/{served.held_id}/approve", data={"next": "/"})
+        assert answer.status_code == 403
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_post_from_another_origin_is_refused_even_with_the_token(
+        self, served: Served
+    ) -> None:
+        client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            for headers in ({"Origin": "http://evil.example"},
+                            {"Sec-Fetch-Site": "cross-site"},
+                            {"Sec-Fetch-Site": "same-site"},
+                            {"Origin": "null"}):
+                answer = client.post(f"/builds/{served.held_id}/reject",
+                                     data={"csrf": csrf, "reason": "forged"}, headers=headers)
+                assert answer.status_code == 403, headers
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_the_session_cookie_is_http_only_and_same_site_strict(
+        self, served: Served
+    ) -> None:
+        answer = httpx.post(served.url + "/login",
+                            data={"name": "olivia", "secret": OPERATOR_SECRET})
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+class TestLogs:
+    """Logins, refusals and actions are logged by user name; no secret is."""
+
+    def test_no_secret_token_or_cookie_appears_in_any_event(self, served: Served) -> None:
+        with capture_logs() as events:
+            httpx.get(served.url + "/metrics", headers=_bearer("olivia", "guessed-secret-1"))
+            httpx.post(served.url + "/login", data={"name": "victor",
+                                                     "secret": "guessed-secret-2"})
+            # A password typed into the name field is not logged either.
+            httpx.post(served.url + "/login", data={"name": "guessed-secret-3",
+                                                     "secret": ""})
+            client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+            with closing(client):
+                cookie = client.cookies["pp_session"]
+                client.post(f"/builds/{served.held_id}/reject",
+                            data={"csrf": csrf, "reason": "margin cut", "next": "/"})
+        text = repr(events)
+        for secret in (OPERATOR_SECRET, VIEWER_SECRET, "guessed-secret-1", "guessed-secret-2",
+                       "guessed-secret-3", cookie, csrf):
+            assert secret not in text
+        names = [e["event"] for e in events]
+        assert "web_token_refused" in names and "web_login_refused" in names
+        assert any(e["event"] == "web_action" and e["user"] == "olivia" for e in events)
+        assert served.store.get_build(served.held_id).state is JobState.FAILED
