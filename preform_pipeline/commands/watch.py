@@ -33,6 +33,7 @@ from types import FrameType
 from typing import TextIO
 
 from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
+from preform_pipeline.cloud.client import WebApiClient
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -251,7 +252,10 @@ def _run_locked(
               flush=True)
         _install_signals(daemon, stderr)
         try:
-            with serving(args.serve, daemon, web_client, stdout):
+            # The dashboard's printers and budget come from the Web API only; a rehearsal's
+            # fleet-folder feed has neither, so the dashboard reads the simulated devices.
+            cloud = web_client if isinstance(web_client, WebApiClient) else None
+            with serving(args.serve, daemon, cloud, stdout):
                 status = daemon.run(once=args.once)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
