@@ -45,6 +45,7 @@ the next start), stops the servers and returns.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,6 +70,7 @@ from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
 )
+from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import DEFAULT_RECENT_SETTLED, Recovery
 from preform_pipeline.hotfolder.sidecar import SIDECAR_SUFFIX_ORDER
@@ -189,8 +191,11 @@ class HotFolderDaemon:
         batch_workers: int | None = None,
         web_client: WebApiClient | None = None,
         notifier: Notifier | None = None,
+        node: NodeRole | None = None,
     ) -> None:
         self.settings = settings
+        #: One node of several on a shared store (:mod:`.nodes`); None: the only daemon.
+        self.node = node
         self.hot = settings.hotfolders
         self._folder_monitor = FolderMonitor(i.path for i in self.hot.inboxes)
         if not self.hot.inboxes:
@@ -278,8 +283,9 @@ class HotFolderDaemon:
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
         self.outcomes = OutcomeFolders(store, self.intake, self.hot, dry_run=dry_run)
         self.followup.settle_lock = self.outcomes.lock
-        self.recovery = Recovery(store, self.intake, self.outcomes, self.owner, clock,
-                                 give_back=self._give_back, wake=self._wake.set)
+        self.recovery = (node.recovery if node is not None else functools.partial(
+            Recovery, store))(self.intake, self.outcomes, self.owner, clock,
+                              give_back=self._give_back, wake=self._wake.set)
         #: Prints wait in the store and go out as printers free up (none in a dry run).
         self.dispatch: DispatchLoop | None = None
         if not dry_run:
@@ -292,6 +298,8 @@ class HotFolderDaemon:
             give_back=self._give_back, output_root=settings.output_root,
             on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
         )
+        if node is not None:
+            node.stop_batches = self.worker.cancel_all
 
     # -- control ------------------------------------------------------------------------------
 
@@ -621,6 +629,8 @@ class HotFolderDaemon:
         elif drop.recipe not in self.recipes:
             drop = replace(drop, rejection=f"recipe {drop.recipe!r} is not loaded")
         try:
+            if self.node is not None and not self.node.claim_drop(drop):
+                return  # another node's claim came first: that node takes it
             # No settle lock: taking only ever settles the jobs it creates itself.
             result = self.intake.take(drop)
         except (StoreError, OSError) as exc:

@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(level="INFO", json_file=args.log, console=sys.stderr)
     with _open_when_up(args.url, stall_s=args.lease) as store:
         node = NodeInfo(id=args.node_id, host="sim", version="sim", pid=os.getpid())
-        with NodePresence(store, node, lease_s=args.lease, exclusive=False):
+        with NodePresence(store, node, lease_s=args.lease):
             finished = SimNode(store, args.node_id, args.fleet, lease_s=args.lease,
                                work_s=args.work, send_s=args.send).run()
     print(f"node {args.node_id} finished {finished} builds", flush=True)
