@@ -281,7 +281,9 @@ class HotFolderDaemon:
         self._behind_since = float("inf")
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
-        self.outcomes = OutcomeFolders(store, self.intake, self.hot, dry_run=dry_run)
+        self.outcomes = OutcomeFolders(
+            store, self.intake, self.hot, dry_run=dry_run,
+            active=node.active_builds() if node is not None else None)
         self.followup.settle_lock = self.outcomes.lock
         self.recovery = (node.recovery if node is not None else functools.partial(
             Recovery, store))(self.intake, self.outcomes, self.owner, clock,

@@ -32,7 +32,7 @@ from typing import Final
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
 from preform_pipeline.hotfolder.intake import Drop, Intake
-from preform_pipeline.hotfolder.outcomes import OutcomeFolders
+from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
@@ -48,6 +48,7 @@ __all__ = [
     "FarmMembership",
     "NodeRecovery",
     "NodeRole",
+    "SharedActiveBuilds",
     "drop_hash",
     "join_farm",
 ]
@@ -87,6 +88,9 @@ class NodeRole:
         raises StoreError (the drop is looked at again) when the database cannot say."""
         try:
             digest = drop_hash(drop)
+        except FileNotFoundError:
+            log.info("drop_left_to_other_node", root=str(drop.root), why="moved meanwhile")
+            return False
         except OSError as exc:
             raise StoreError(f"{drop.root}: cannot read it to claim it: {exc}",
                              hint="it is looked at again") from exc
@@ -104,11 +108,35 @@ class NodeRole:
         return NodeRecovery(self.store, intake, outcomes, owner, clock, give_back=give_back,
                             wake=wake)
 
+    def active_builds(self) -> SharedActiveBuilds:
+        """The daemon's set of builds its sweep of processing/ leaves alone."""
+        return SharedActiveBuilds(self.store)
+
     def lease_lost(self, build_id: int) -> None:
         """A build's lease is gone: stop working at once (the fence refuses its writes)."""
         stopped = self.stop_batches() if self.stop_batches is not None else 0
         log.warning("node_stopped_lost_build", build_id=build_id, batches_cancelled=stopped,
                     node=self.store.node_id)
+
+
+class SharedActiveBuilds(ActiveBuilds):
+    """The builds whose files are not for this node's sweep of processing/ to settle: its
+    own running ones, and any build another node holds or has just moved (that node settles
+    its files itself; the sweep settles only what a gone node left decided)."""
+
+    def __init__(self, store: NodeJobStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def __contains__(self, build_id: object) -> bool:
+        if super().__contains__(build_id):
+            return True
+        if not isinstance(build_id, int):
+            return False
+        try:
+            return self.store.build_busy(build_id, grace_s=self.store.lease_s)
+        except StoreError:
+            return True  # cannot tell: leave the files where they are for now
 
 
 class NodeRecovery(Recovery):

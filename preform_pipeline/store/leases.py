@@ -353,6 +353,17 @@ class LeasingStore(SqlStoreCore):
             log.info("orphan_jobs_adopted", node=node_id, jobs=list(adopted))
         return adopted
 
+    def build_busy(self, build_id: int, *, grace_s: float) -> bool:
+        """True while some node holds the build under a lease, or moved it less than
+        ``grace_s`` ago (its holder may be settling its files right now)."""
+        with self._claim_transaction(f"reading the holder of build {build_id}") as conn:
+            row = conn.execute(
+                "SELECT (owner IS NOT NULL AND lease_until > now()) "
+                "OR updated_at > now() - make_interval(secs => ?) AS busy "
+                "FROM builds WHERE id = ?", (grace_s, build_id),
+            ).fetchone()
+        return row is not None and bool(row["busy"])
+
     def _lost(self, lease: Lease, why: str) -> Any:
         log.warning("lease_lost", build_id=lease.build_id, node=lease.owner,
                     epoch=lease.epoch, why=why)
