@@ -51,7 +51,7 @@ def wait_until(what: str, condition: Callable[[], bool], timeout_s: float) -> fl
 class FarmTiming:
     """The knobs that set how fast a farm works and fails over."""
 
-    def __init__(self, *, lease_s: float = 3.0, request_timeout_s: float = 4.0,
+    def __init__(self, *, lease_s: float = 6.0, request_timeout_s: float = 4.0,
                  time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0) -> None:
         self.lease_s = lease_s
         self.request_timeout_s = request_timeout_s
@@ -153,6 +153,11 @@ class DaemonFarm:
                 proc.kill()
                 proc.wait(timeout=10)
         self.store.close()
+
+    def reconnect(self) -> None:
+        """A new session for the test's own looks (after the database restarted)."""
+        self.store.close()
+        self.store = PostgresJobStore(self.url, password=PG_PASSWORD)
 
     # --- what the store and the folders say ------------------------------------------------
 

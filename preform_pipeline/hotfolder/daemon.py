@@ -300,8 +300,6 @@ class HotFolderDaemon:
             give_back=self._give_back, output_root=settings.output_root,
             on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
         )
-        if node is not None:
-            node.stop_batches = self.worker.cancel_all
 
     # -- control ------------------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ module adds what the daemon does differently on a shared store:
   yet batched are adopted (their inbox claims move here, one node each) and batched here.
   Nothing of a live node is touched: the single-node recovery (which takes every interrupted
   build as its own) is not run.
-- **A lost lease** (:meth:`NodeRole.lease_lost`) stops the node's running batches at once,
-  which gives their servers back; their builds' later writes are refused by the fence, and
-  the node holding the build now carries on.
+- **A lost lease** (:meth:`NodeRole.lease_lost`): the build's next write is refused by the
+  fence, which ends that build's attempt (its server goes back to the pool); nothing of it is
+  sent or settled, and the node holding the build now carries on. (The executor cannot yet
+  cancel one build of a running batch, so the server finishes the step in hand first.)
 """
 
 from __future__ import annotations
@@ -80,8 +81,19 @@ class NodeRole:
 
     def __init__(self, store: NodeJobStore) -> None:
         self.store = store
-        #: Set by the daemon: stops its running batches (gives their servers back).
-        self.stop_batches: Callable[[], int] | None = None
+        self._active: SharedActiveBuilds | None = None
+        self._recovery: NodeRecovery | None = None
+        store.in_use = self.in_use
+
+    def in_use(self, build_id: int, state: JobState) -> bool:
+        """Whether this node still works on a build it holds: a batch runs it, it waits for
+        a printer here (the dispatch loop's), or recovery is settling it. Anything else it
+        holds was dropped by an error, and is let go so it is recovered."""
+        if state is JobState.WAITING_FOR_PRINTER:
+            return True
+        if self._active is not None and self._active.running(build_id):
+            return True
+        return self._recovery is not None and self._recovery.working_on(build_id)
 
     def claim_drop(self, drop: Drop) -> bool:
         """True when this node takes ``drop`` (its claim came first, or its claimant is gone);
@@ -105,18 +117,20 @@ class NodeRole:
         give_back: GiveBack, wake: Callable[[], None],
     ) -> NodeRecovery:
         """The daemon's recovery on a shared store (:class:`NodeRecovery`)."""
-        return NodeRecovery(self.store, intake, outcomes, owner, clock, give_back=give_back,
-                            wake=wake)
+        self._recovery = NodeRecovery(self.store, intake, outcomes, owner, clock,
+                                      give_back=give_back, wake=wake)
+        return self._recovery
 
     def active_builds(self) -> SharedActiveBuilds:
         """The daemon's set of builds its sweep of processing/ leaves alone."""
-        return SharedActiveBuilds(self.store)
+        self._active = SharedActiveBuilds(self.store)
+        return self._active
 
     def lease_lost(self, build_id: int) -> None:
-        """A build's lease is gone: stop working at once (the fence refuses its writes)."""
-        stopped = self.stop_batches() if self.stop_batches is not None else 0
-        log.warning("node_stopped_lost_build", build_id=build_id, batches_cancelled=stopped,
-                    node=self.store.node_id)
+        """A build's lease is gone: the node holding it now carries on. This node's work on
+        it stops at its next store write (the fence refuses it: no state, no send, no file
+        moved), and its server goes back to the pool as that build's attempt ends."""
+        log.warning("node_lost_build", build_id=build_id, node=self.store.node_id)
 
 
 class SharedActiveBuilds(ActiveBuilds):
@@ -127,6 +141,10 @@ class SharedActiveBuilds(ActiveBuilds):
     def __init__(self, store: NodeJobStore) -> None:
         super().__init__()
         self.store = store
+
+    def running(self, build_id: int) -> bool:
+        """True while one of this node's batches runs the build."""
+        return super().__contains__(build_id)
 
     def __contains__(self, build_id: object) -> bool:
         if super().__contains__(build_id):
@@ -148,6 +166,16 @@ class NodeRecovery(Recovery):
     ) -> None:
         super().__init__(store, intake, outcomes, owner, clock, give_back=give_back, wake=wake)
         self.node_store = store
+        #: Builds claimed whose taking up failed part way (the database went away): it is
+        #: tried again on the next pass, under the same claim.
+        self._retry: set[int] = set()
+
+    def working_on(self, build_id: int) -> bool:
+        """True while this node settles a recovered build (its print, or taking it apart)."""
+        with self._unresolved_lock:
+            if build_id in self._unresolved:
+                return True
+        return build_id in self._retry
 
     def recover(self) -> list[Job]:
         """On start: this node's previous life's unbatched jobs, then :meth:`adopt`."""
@@ -157,12 +185,11 @@ class NodeRecovery(Recovery):
         log.info("hotfolder_recovered", resumed_jobs=len(resumed), node=self.node_store.node_id)
         return resumed
 
-    def maintenance(self) -> list[Job]:
-        return super().maintenance() + self.adopt()
-
     def adopt(self) -> list[Job]:
         """Claim builds whose lease ran out and take them up; adopt gone nodes' jobs."""
         resumed: list[Job] = []
+        for build_id in sorted(self._retry):
+            resumed += self._take_up_once(build_id, None)
         for _ in range(MAX_CLAIMS_PER_PASS):
             try:
                 node = self.node_store
@@ -174,17 +201,25 @@ class NodeRecovery(Recovery):
             if lease is None:
                 break
             self.node_store.hold(lease)
-            try:
-                resumed += self._take_up(lease.build_id, lease.previous_owner)
-            except LeaseLostError:
-                continue  # stalled meanwhile: the node that holds it now carries on
-            except StoreError as exc:
-                log.warning("build_recovery_failed", build_id=lease.build_id, error=str(exc))
+            resumed += self._take_up_once(lease.build_id, lease.previous_owner)
         try:
             resumed += self._adopt_orphans(own=False)
         except StoreError as exc:
             log.warning("orphan_adoption_failed", error=str(exc))
         return resumed
+
+    def _take_up_once(self, build_id: int, previous: str | None) -> list[Job]:
+        self._retry.add(build_id)
+        try:
+            jobs = self._take_up(build_id, previous)
+        except LeaseLostError:
+            self._retry.discard(build_id)  # stalled meanwhile: its new holder goes on
+            return []
+        except StoreError as exc:
+            log.warning("build_recovery_failed", build_id=build_id, error=str(exc))
+            return []
+        self._retry.discard(build_id)
+        return jobs
 
     def _take_up(self, build_id: int, previous: str | None) -> list[Job]:
         build = self.store.get_build(build_id)
@@ -194,20 +229,53 @@ class NodeRecovery(Recovery):
             # The print owner's rules: found, absent or unknown; never resent blindly.
             self.resolve_print(build, after_restart=True)
             return []
-        if build.state in _PREPARE_AGAIN:
-            jobs = self.dissolve(build, f"recovered from node {previous or '?'} before its "
-                                        "print: prepared again")
-            self.node_store.adopt_jobs(self.node_store.node_id, [j.id for j in jobs])
-            return jobs
+        if build.state in CLAIMABLE_STATES and self.node_store.held(build_id) is None:
+            raise LeaseLostError(build_id, self.node_store.node_id, 0,
+                                 why="taken over while this node was taking it up")
+        if build.state in _PREPARE_AGAIN or build.state is JobState.CANCELLED:
+            if build.state is not JobState.CANCELLED:  # (else: a retry after the last step)
+                # Its jobs become this node's first, so no node adopts them as orphans
+                # while the build is taken apart (or if that is cut short and tried again).
+                self.node_store.adopt_jobs(self.node_store.node_id, build.job_ids)
+                self.dissolve(build, f"recovered from node {previous or '?'} before its "
+                                     "print: prepared again")
+            jobs = [self.store.get_job(i) for i in build.job_ids]
+            return [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
         # Waiting for a printer: it stays held here, and this node's dispatch loop sends it.
         self.wake()
         return []
 
     def _adopt_orphans(self, *, own: bool) -> list[Job]:
         node = self.node_store
-        ids = node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own)
-        jobs = [self.store.get_job(i) for i in ids]
-        return [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
+        resumed: list[Job] = []
+        for job_id in node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own):
+            job = self.store.get_job(job_id)
+            if job.state is not JobState.PROCESSING:
+                # Cut off while being taken: still in the inbox, the scan takes it again
+                # (and reuses the job); else the move is finished here.
+                if job.source_path.exists() and self.intake.in_drop_area(job.source_path):
+                    continue
+                with self.outcomes.lock:
+                    job = self.intake.requeue(job)
+            elif not job.source_path.exists() and not self.intake.finish_move(job):
+                self._fail_lost(job)
+                continue
+            if job.state is JobState.PROCESSING and job.build_id is None:
+                resumed.append(job)
+        return resumed
+
+    def maintenance(self) -> list[Job]:
+        try:
+            return super().maintenance() + self.adopt()
+        except StoreError as exc:  # the database is away: the next pass tries again
+            log.warning("maintenance_failed", error=str(exc))
+            return []
+
+    def recheck_due(self) -> None:
+        try:
+            super().recheck_due()
+        except StoreError as exc:
+            log.warning("print_recheck_failed", error=str(exc))
 
 
 class FarmMembership:

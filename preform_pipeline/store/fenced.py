@@ -15,9 +15,11 @@ lease book:
   landed), and keeps it that long while the build is being sent. Moves of builds past the
   claimable states (sent, verifying: the poller's) are plain.
 - **A build that leaves the claimable states is released** (the lease is given back).
-- **The leases are renewed** by a background thread every third of a lease; a renewal that
-  finds the lease gone drops the build from the book and calls ``on_lost`` (the daemon stops
-  that build at once and gives its server back).
+- **The leases are renewed** by a background thread every third of a lease, while the
+  build is in use (``in_use``: a batch runs it, the dispatch loop waits with it, recovery
+  works on it). A build the node dropped (an error cut its work short) is let go after a
+  lease without use, so any node recovers it, this one included. A renewal that finds the
+  lease gone drops the build from the book and calls ``on_lost``.
 - **What the node may act on**: listings of builds in claimable states show only the builds
   this node holds (the dispatch loop sends only its own waiting builds; other nodes' builds
   are theirs until their leases run out and this node claims them).
@@ -26,7 +28,9 @@ lease book:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -69,6 +73,10 @@ class NodeJobStore(PostgresJobStore):
         self.send_deadline_s = send_deadline_s
         self.on_lost = on_lost
         self._book: dict[int, Lease] = {}
+        #: Monotonic time of each held build's last claim or move.
+        self._touched: dict[int, float] = {}
+        #: ``in_use(build_id, state)``: whether the node still works on a held build.
+        self.in_use: Callable[[int, JobState], bool] | None = None
         #: Builds being sent: their leases run for the send's deadline plus a lease.
         self._sending: set[int] = set()
         self._book_lock = threading.Lock()
@@ -81,6 +89,7 @@ class NodeJobStore(PostgresJobStore):
         """Keep ``lease`` (a claim this node made) renewed and use it to fence moves."""
         with self._book_lock:
             self._book[lease.build_id] = lease
+            self._touched[lease.build_id] = time.monotonic()
 
     def held(self, build_id: int) -> Lease | None:
         with self._book_lock:
@@ -93,6 +102,7 @@ class NodeJobStore(PostgresJobStore):
     def _forget(self, build_id: int, *, release: bool) -> None:
         with self._book_lock:
             lease = self._book.pop(build_id, None)
+            self._touched.pop(build_id, None)
             self._sending.discard(build_id)
         if lease is not None and release:
             try:
@@ -120,8 +130,17 @@ class NodeJobStore(PostgresJobStore):
     def renew_all(self) -> None:
         """One renewal pass over the book (lost leases are dropped and reported)."""
         with self._book_lock:
-            leases = [(lease, self._length(lease.build_id)) for lease in self._book.values()]
-        for lease, length in leases:
+            # Idle for longer than its lease (a send: its deadline too) and not in use: let go.
+            leases = [(lease, self._length(lease.build_id),
+                       self._touched[lease.build_id] + self._length(lease.build_id))
+                      for lease in self._book.values()]
+        for lease, length, idle_until in leases:
+            if (self.in_use is not None and time.monotonic() > idle_until
+                    and not self.in_use(lease.build_id, lease.state)):
+                log.warning("build_let_go", build_id=lease.build_id, node=self.node_id,
+                            state=lease.state.value)
+                self._forget(lease.build_id, release=True)
+                continue
             try:
                 renewed = self.renew(lease, lease_s=length)
             except LeaseLostError:
@@ -133,7 +152,7 @@ class NodeJobStore(PostgresJobStore):
                 continue
             with self._book_lock:
                 if lease.build_id in self._book:
-                    self._book[lease.build_id] = renewed
+                    self._book[lease.build_id] = replace(renewed, state=lease.state)
 
     def _length(self, build_id: int) -> float:
         """How long to renew a held build's lease for (book lock held)."""
@@ -213,9 +232,11 @@ class NodeJobStore(PostgresJobStore):
             raise
         if build.state not in CLAIMABLE_STATES:
             self._forget(build_id, release=True)
-        elif build.state is not JobState.PRINT_SENDING:
-            with self._book_lock:
+            return build
+        with self._book_lock:
+            if build.state is not JobState.PRINT_SENDING:
                 self._sending.discard(build_id)
+        self.hold(replace(lease, state=build.state))
         return build
 
     def update_build(self, build_id: int, **fields: Any) -> Build:

@@ -335,15 +335,17 @@ class LeasingStore(SqlStoreCore):
         self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False
     ) -> tuple[int, ...]:
         """Jobs taken from a shared inbox by a node that is gone (stopped, or silent for a
-        lease) before they joined a build: their inbox claims move to ``node_id``, and their
-        ids are returned for it to batch. Row locks make the move exclusive: of two nodes
+        lease) before they joined a build (being taken, or waiting to be batched): their
+        inbox claims move to ``node_id``, and their ids are returned for it to take up.
+        Row locks make the move exclusive: of two nodes
         adopting at once, one gets each job. ``own``: this node's previous life's jobs too
         (a node starting afresh holds none in memory)."""
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
             rows = conn.execute(
                 "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j "
-                "WHERE j.content_hash = c.content_hash AND j.state = 'processing' "
+                "WHERE j.content_hash = c.content_hash "
+                "AND j.state IN ('processing', 'queued', 'discovered') "
                 "AND j.build_id IS NULL AND (c.node <> ? OR ?) "
                 f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING j.id",
                 (node_id, node_id, own, node_id, lease_s),
