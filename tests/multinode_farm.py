@@ -180,9 +180,13 @@ class DaemonFarm:
         return found
 
     def left_in(self) -> list[Path]:
-        """Model files still in the inbox or in processing/."""
-        top = [p for p in self.inbox.glob("*.stl")]
-        return top + list((self.inbox / "processing").rglob("*.stl"))
+        """Model files still in the inbox or in processing/ (a folder the daemons are
+        emptying this very moment counts as not empty yet)."""
+        try:
+            top = list(self.inbox.glob("*.stl"))
+            return top + list((self.inbox / "processing").rglob("*.stl"))
+        except FileNotFoundError as exc:
+            return [Path(str(exc.filename))]
 
     def active(self) -> bool:
         return bool(self.store.list_builds(state=ACTIVE_STATES)) or bool(

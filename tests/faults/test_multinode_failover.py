@@ -9,7 +9,8 @@ exactly once (the fleet's print records), nothing is stuck, and no move of a bui
 under an epoch older than one already seen for it (the stalled node's late writes changed
 nothing).
 
-``FAILOVER_FILES`` sets the inbox's size (default 300, the issue's number).
+``FAILOVER_FILES`` sets the inbox's size: 150 by default, to stay within the suite's time;
+``FAILOVER_FILES=300`` is the issue's full size (about 100 s on a loaded 2-core machine).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from preform_pipeline.store.leases import CLAIMABLE_STATES
 from tests.multinode_farm import DaemonFarm, printed_models, wait_until
 from tests.pg_cluster import PgCluster, require_postgres
 
-FILES = int(os.environ.get("FAILOVER_FILES", "300"))
-TIMEOUT_S = 120.0
+FILES = int(os.environ.get("FAILOVER_FILES", "150"))
+#: Each wait's limit; the test's own limit leaves room for the assertions after a late one.
+TIMEOUT_S = 90.0
 S = JobState
 NODES = ("node-1", "node-2", "node-3")
 _EPOCH = re.compile(r"\[(node-\d), epoch (\d+)\]")
@@ -72,6 +74,7 @@ class TestDaemonFailover:
     """Killed, stalled and cut-off daemons lose no file and print no model twice."""
 
     @pytest.mark.slow
+    @pytest.mark.timeout(TIMEOUT_S * 3)
     def test_kills_a_stall_and_a_database_restart(
         self, farm: DaemonFarm, cluster: PgCluster
     ) -> None:
@@ -103,9 +106,9 @@ class TestDaemonFailover:
         cluster.restart()
         farm.reconnect()
 
-        wait_until("every file settled", lambda: sum(farm.settled().values()) >= FILES
-                   and not farm.left_in(), TIMEOUT_S)
-        wait_until("no work left", lambda: not farm.builds(*CLAIMABLE_STATES), TIMEOUT_S)
+        wait_until("the farm idle (no file left, no build to work on)",
+                   lambda: not farm.left_in() and not farm.builds(*CLAIMABLE_STATES),
+                   TIMEOUT_S)
         codes = farm.stop_all()
         assert codes == dict.fromkeys(NODES, 0), codes
 
