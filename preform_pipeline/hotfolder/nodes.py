@@ -135,8 +135,9 @@ class NodeRole:
 
 class SharedActiveBuilds(ActiveBuilds):
     """The builds whose files are not for this node's sweep of processing/ to settle: its
-    own running ones, and any build another node holds or has just moved (that node settles
-    its files itself; the sweep settles only what a gone node left decided)."""
+    own running ones, any build a node holds or has just moved (that node settles its files
+    itself), and builds whose jobs' inbox claims are another live node's (its sweep settles
+    them). The sweep settles what this node took, and what a gone node left decided."""
 
     def __init__(self, store: NodeJobStore) -> None:
         super().__init__()
@@ -151,8 +152,10 @@ class SharedActiveBuilds(ActiveBuilds):
             return True
         if not isinstance(build_id, int):
             return False
+        store = self.store
         try:
-            return self.store.build_busy(build_id, grace_s=self.store.lease_s)
+            return store.build_busy(build_id, grace_s=store.lease_s) or not store.may_settle(
+                store.node_id, build_id, lease_s=store.lease_s)
         except StoreError:
             return True  # cannot tell: leave the files where they are for now
 
@@ -169,6 +172,8 @@ class NodeRecovery(Recovery):
         #: Builds claimed whose taking up failed part way (the database went away): it is
         #: tried again on the next pass, under the same claim.
         self._retry: set[int] = set()
+        #: This node's previous life's unbatched jobs are still to be adopted.
+        self._own_pending = True
 
     def working_on(self, build_id: int) -> bool:
         """True while this node settles a recovered build (its print, or taking it apart)."""
@@ -178,16 +183,25 @@ class NodeRecovery(Recovery):
         return build_id in self._retry
 
     def recover(self) -> list[Job]:
-        """On start: this node's previous life's unbatched jobs, then :meth:`adopt`."""
-        resumed = self._adopt_orphans(own=True)
-        self.outcomes.settle_processing_folders()
-        resumed += self.adopt()
+        """On start: this node's previous life's unbatched jobs, then :meth:`adopt` (what
+        the database does not answer now, the next maintenance pass does)."""
+        resumed = self.adopt()
+        try:
+            self.outcomes.settle_processing_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("maintenance_failed", error=str(exc))
         log.info("hotfolder_recovered", resumed_jobs=len(resumed), node=self.node_store.node_id)
         return resumed
 
     def adopt(self) -> list[Job]:
         """Claim builds whose lease ran out and take them up; adopt gone nodes' jobs."""
         resumed: list[Job] = []
+        if self._own_pending:
+            try:
+                resumed += self._adopt_orphans(own=True)
+                self._own_pending = False
+            except (StoreError, OSError) as exc:
+                log.warning("orphan_adoption_failed", error=str(exc))
         for build_id in sorted(self._retry):
             resumed += self._take_up_once(build_id, None)
         for _ in range(MAX_CLAIMS_PER_PASS):
@@ -204,7 +218,7 @@ class NodeRecovery(Recovery):
             resumed += self._take_up_once(lease.build_id, lease.previous_owner)
         try:
             resumed += self._adopt_orphans(own=False)
-        except StoreError as exc:
+        except (StoreError, OSError) as exc:
             log.warning("orphan_adoption_failed", error=str(exc))
         return resumed
 
@@ -267,8 +281,8 @@ class NodeRecovery(Recovery):
     def maintenance(self) -> list[Job]:
         try:
             return super().maintenance() + self.adopt()
-        except StoreError as exc:  # the database is away: the next pass tries again
-            log.warning("maintenance_failed", error=str(exc))
+        except (StoreError, OSError) as exc:  # the database or the share is away: the
+            log.warning("maintenance_failed", error=str(exc))  # next pass tries again
             return []
 
     def recheck_due(self) -> None:

@@ -366,6 +366,23 @@ class LeasingStore(SqlStoreCore):
             ).fetchone()
         return row is not None and bool(row["busy"])
 
+    def may_settle(self, node_id: str, build_id: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
+        """Whether ``node_id`` may move the files of ``build_id``'s jobs out of processing/:
+        it holds their inbox claims (their claimant's claims move to it first when that node
+        is gone). Of several nodes sweeping processing/ at once, one settles each file."""
+        with self._claim_transaction(f"taking the files of build {build_id}") as conn:
+            conn.execute(
+                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j WHERE j.build_id = ? "
+                f"AND j.content_hash = c.content_hash AND c.node <> ? AND NOT {_NODE_ALIVE}",
+                (node_id, build_id, node_id, lease_s),
+            )
+            row = conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM jobs AS j JOIN inbox_claims AS c "
+                "ON c.content_hash = j.content_hash WHERE j.build_id = ? AND c.node <> ?) "
+                "AS mine", (build_id, node_id),
+            ).fetchone()
+        return bool(row["mine"])
+
     def _lost(self, lease: Lease, why: str) -> Any:
         log.warning("lease_lost", build_id=lease.build_id, node=lease.owner,
                     epoch=lease.epoch, why=why)
