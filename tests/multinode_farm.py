@@ -51,7 +51,7 @@ def wait_until(what: str, condition: Callable[[], bool], timeout_s: float) -> fl
 class FarmTiming:
     """The knobs that set how fast a farm works and fails over."""
 
-    def __init__(self, *, lease_s: float = 6.0, request_timeout_s: float = 4.0,
+    def __init__(self, *, lease_s: float = 10.0, request_timeout_s: float = 4.0,
                  time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0) -> None:
         self.lease_s = lease_s
         self.request_timeout_s = request_timeout_s

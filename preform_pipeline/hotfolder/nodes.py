@@ -119,6 +119,9 @@ class NodeRole:
         """The daemon's recovery on a shared store (:class:`NodeRecovery`)."""
         self._recovery = NodeRecovery(self.store, intake, outcomes, owner, clock,
                                       give_back=give_back, wake=wake)
+        active = outcomes.active
+        if isinstance(active, SharedActiveBuilds):
+            self._recovery.running_builds = active.running_ids
         return self._recovery
 
     def active_builds(self) -> SharedActiveBuilds:
@@ -147,6 +150,10 @@ class SharedActiveBuilds(ActiveBuilds):
         """True while one of this node's batches runs the build."""
         return super().__contains__(build_id)
 
+    def running_ids(self) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._ids)
+
     def __contains__(self, build_id: object) -> bool:
         if super().__contains__(build_id):
             return True
@@ -174,6 +181,8 @@ class NodeRecovery(Recovery):
         self._retry: set[int] = set()
         #: This node's previous life's unbatched jobs are still to be adopted.
         self._own_pending = True
+        #: The builds this node's batches run now (never claimed again under their nose).
+        self.running_builds: Callable[[], frozenset[int]] = frozenset
 
     def working_on(self, build_id: int) -> bool:
         """True while this node settles a recovered build (its print, or taking it apart)."""
@@ -208,7 +217,7 @@ class NodeRecovery(Recovery):
             try:
                 node = self.node_store
                 lease = node.claim_build(node.node_id, states=CLAIMABLE_STATES,
-                                         lease_s=node.lease_s)
+                                         lease_s=node.lease_s, exclude=self.running_builds())
             except StoreError as exc:
                 log.warning("build_recovery_failed", error=str(exc))
                 break

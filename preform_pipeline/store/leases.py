@@ -214,17 +214,22 @@ class LeasingStore(SqlStoreCore):
         states: Collection[JobState] = CLAIMABLE_STATES,
         lease_s: float = DEFAULT_LEASE_S,
         recipes: Collection[str] | None = None,
+        exclude: Collection[int] = (),
     ) -> Lease | None:
         """Claim the oldest build in ``states`` that nobody holds (or whose lease ran out).
 
         Returns None when there is none free. Builds another node is claiming at this very
-        moment are skipped, not waited for.
+        moment are skipped, not waited for; so are ``exclude`` (builds this node's own lost
+        attempt still runs: it ends at its next write, then the build is claimable here too).
         """
         values: list[Any] = [s.value for s in states]
         where = f"state IN ({', '.join('?' for _ in values)})"
         if recipes is not None:
             where += f" AND recipe IN ({', '.join('?' for _ in recipes)})"
             values.extend(recipes)
+        if exclude:
+            where += " AND NOT (id = ANY(?))"
+            values.append(list(exclude))
         with self._claim_transaction(f"claiming a build for node {node_id}") as conn:
             self._known_node(conn, node_id)
             row = conn.execute(
