@@ -704,6 +704,11 @@ class HotFolderDaemon:
                     # batched again on the next start.)
                     self.worker.run_batch(batch)
                     self.batches_run += 1
+            except StoreError as exc:
+                # The store went away before the batch made its builds: its jobs wait in
+                # processing/ and are batched again (not only after a restart).
+                log.warning("batch_postponed", recipe=batch.recipe, error=str(exc))
+                self._give_back(batch.items, False)
             except Exception:
                 log.exception("batch_failed", recipe=batch.recipe, jobs=len(batch.job_ids))
             finally:
