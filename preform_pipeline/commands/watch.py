@@ -45,6 +45,7 @@ from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.preflight import check_paths, watch_paths
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
@@ -53,7 +54,7 @@ from preform_pipeline.servers.records import ServerRecords, state_dir_of
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
-from preform_pipeline.store.opening import open_store
+from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
@@ -178,6 +179,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     ))
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
+    if is_shared_store(settings.store.location):
+        # Several nodes share it: each claims its own work (docs/multi-node.md).
+        return _run_locked(args, settings, reporter, stdout, stderr)
     lock = DaemonLock(settings.store.path)
     try:
         lock.acquire()
@@ -190,23 +194,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         lock.release()
 
 
-def _presence(store: JobStore) -> contextlib.AbstractContextManager[object]:
-    """On a shared (PostgreSQL) store the daemon registers as a node and beats."""
-    from preform_pipeline.store.postgres import PostgresJobStore
-
-    if not isinstance(store, PostgresJobStore):
-        return contextlib.nullcontext()
-    from preform_pipeline.store.presence import NodePresence
-
-    presence = NodePresence.for_this_pc(store)
-    try:
-        presence.start()
-    except PipelineError:
-        store.close()
-        raise
-    return contextlib.closing(presence)
-
-
 def _run_locked(
     args: argparse.Namespace, settings: Settings, reporter: Reporter, stdout: TextIO,
     stderr: TextIO,
@@ -214,13 +201,17 @@ def _run_locked(
     reaped = describe_reaped(reap_orphans(ServerRecords(state_dir_of(settings.servers))))
     if reaped:
         print(reaped, file=stdout, flush=True)
+    farm: FarmMembership | None = None
     try:
-        store = open_store(settings.store.location)
-        presence = _presence(store)
+        if is_shared_store(settings.store.location):
+            farm = join_farm(settings)
+            store: JobStore = farm.store
+        else:
+            store = open_store(settings.store.location)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
-    with store, presence:
+    with contextlib.closing(farm) if farm is not None else store:
         try:
             lookup = print_lookup_for(settings)
             web_client = prints_feed_for(settings)
@@ -235,6 +226,7 @@ def _run_locked(
                 web_client=web_client,
                 notifier=notifier,
                 known_printers=printers_of_fleet(settings) if settings.simulated else None,
+                node=farm.role if farm is not None else None,
             )
         except RecipeError as exc:
             for problem in exc.problems:

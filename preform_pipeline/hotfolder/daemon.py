@@ -45,6 +45,7 @@ the next start), stops the servers and returns.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,6 +69,7 @@ from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
 )
+from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import DEFAULT_RECENT_SETTLED, Recovery
 from preform_pipeline.hotfolder.sidecar import SIDECAR_SUFFIX_ORDER
@@ -195,8 +197,11 @@ class HotFolderDaemon:
         web_client: PrintsFeed | None = None,
         notifier: Notifier | None = None,
         known_printers: KnownPrinters | None = None,
+        node: NodeRole | None = None,
     ) -> None:
         self.settings = settings
+        #: One node of several on a shared store (:mod:`.nodes`); None: the only daemon.
+        self.node = node
         self.hot = settings.hotfolders
         self._folder_monitor = FolderMonitor(i.path for i in self.hot.inboxes)
         if not self.hot.inboxes:
@@ -282,10 +287,13 @@ class HotFolderDaemon:
         self._behind_since = float("inf")
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
-        self.outcomes = OutcomeFolders(store, self.intake, self.hot, dry_run=dry_run)
+        self.outcomes = OutcomeFolders(
+            store, self.intake, self.hot, dry_run=dry_run,
+            active=node.active_builds() if node is not None else None)
         self.followup.settle_lock = self.outcomes.lock
-        self.recovery = Recovery(store, self.intake, self.outcomes, self.owner, clock,
-                                 give_back=self._give_back, wake=self._wake.set)
+        self.recovery = (node.recovery if node is not None else functools.partial(
+            Recovery, store))(self.intake, self.outcomes, self.owner, clock,
+                              give_back=self._give_back, wake=self._wake.set)
         #: Prints wait in the store and go out as printers free up (none in a dry run).
         self.dispatch: DispatchLoop | None = None
         if not dry_run:
@@ -629,6 +637,8 @@ class HotFolderDaemon:
         elif drop.recipe not in self.recipes:
             drop = replace(drop, rejection=f"recipe {drop.recipe!r} is not loaded")
         try:
+            if self.node is not None and not self.node.claim_drop(drop):
+                return  # another node's claim came first: that node takes it
             # No settle lock: taking only ever settles the jobs it creates itself.
             result = self.intake.take(drop)
         except (StoreError, OSError) as exc:
@@ -702,6 +712,11 @@ class HotFolderDaemon:
                     # batched again on the next start.)
                     self.worker.run_batch(batch)
                     self.batches_run += 1
+            except StoreError as exc:
+                # The store went away before the batch made its builds: its jobs wait in
+                # processing/ and are batched again (not only after a restart).
+                log.warning("batch_postponed", recipe=batch.recipe, error=str(exc))
+                self._give_back(batch.items, False)
             except Exception:
                 log.exception("batch_failed", recipe=batch.recipe, jobs=len(batch.job_ids))
             finally:

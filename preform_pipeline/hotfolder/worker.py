@@ -412,19 +412,23 @@ class BatchWorker:
             **self.run_options,
         )
         named: list[BuildPlan] = []
-        for build in builds:
-            job_ids = tuple(by_path[m.path].id for m in build.models)
-            stored = store.create_build(recipe=recipe.name, job_ids=job_ids,
-                                        reason=f"batched ({batch.reason})")
-            build = replace(build, name=stored.job_key)
-            store.transition_build(stored.id, JobState.PREPARING,
-                                   f"sent to the server pool (run {options.run_id})",
-                                   expect=JobState.PROCESSING)
-            run.tracked[build.name] = _Tracked(stored.id, build, job_ids)
-            if tracking is not None:
-                tracking.build_ids[build.name] = stored.id
-            self.outcomes.active.add(stored.id)
-            named.append(build)
+        try:
+            for build in builds:
+                job_ids = tuple(by_path[m.path].id for m in build.models)
+                stored = store.create_build(recipe=recipe.name, job_ids=job_ids,
+                                            reason=f"batched ({batch.reason})")
+                build = replace(build, name=stored.job_key)
+                store.transition_build(stored.id, JobState.PREPARING,
+                                       f"sent to the server pool (run {options.run_id})",
+                                       expect=JobState.PROCESSING)
+                run.tracked[build.name] = _Tracked(stored.id, build, job_ids)
+                if tracking is not None:
+                    tracking.build_ids[build.name] = stored.id
+                self.outcomes.active.add(stored.id)
+                named.append(build)
+        except StoreError as exc:
+            self._batch_taken_over(run, live, exc)
+            return
         plan = replace(plan, builds=tuple(named))
         runner = self.executor(plan, pool, options=options, reporter=self.reporter)
         with self._runner_lock:
@@ -451,6 +455,26 @@ class BatchWorker:
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
+
+    def _batch_taken_over(self, run: _BatchRun, live: list[Job], exc: StoreError) -> None:
+        """Some jobs of the batch were batched elsewhere meanwhile (another node of a shared
+        store adopted them: docs/multi-node.md), or the store failed: the builds made so far
+        are taken apart and every job still free is batched again; nothing was sent."""
+        log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
+        for tracked in run.tracked.values():
+            try:
+                self.recovery.dissolve(self.store.get_build(tracked.build_id),
+                                       "its batch was abandoned before it ran")
+            except StoreError as again:
+                log.error("build_not_dissolved", build_id=tracked.build_id, error=str(again))
+        self.outcomes.active.discard(t.build_id for t in run.tracked.values())
+        try:
+            free = [j for j in (self.store.get_job(job.id) for job in live)
+                    if j.state is JobState.PROCESSING and j.build_id is None]
+        except StoreError as again:
+            log.error("batch_not_given_back", error=str(again))
+            return
+        self.recovery.enqueue_later(free)
 
     def _drop_infeasible_cases(
         self, recipe: Recipe, models: list[ModelInfo], live: list[Job]

@@ -12,15 +12,13 @@ proven gone from here: such a send is never concluded absent automatically.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
-import psutil
+from preform_pipeline.liveness import ProcessIdentity, this_host
 
 __all__ = [
-    "CREATE_TIME_TOLERANCE_S",
     "HeldServer",
     "HolderProbe",
     "SendHolder",
@@ -28,19 +26,10 @@ __all__ = [
     "process_create_time",
 ]
 
-#: psutil reports a process's start time rounded to the clock tick: allow that much slack
-#: when telling the recorded process from a new one that reused its pid.
-CREATE_TIME_TOLERANCE_S: Final = 0.05
-
-
 def process_create_time(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), or None when it is gone."""
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.AccessDenied:
-        return None
+    running = ProcessIdentity.of_running(pid)
+    return running.create_time if running is not None else None
 
 
 class HeldServer(Protocol):
@@ -76,7 +65,7 @@ class SendHolder:
     def local(cls, server: str, pid: int, request_timeout_s: float) -> SendHolder:
         """A server process of this machine, identified by pid and start time."""
         return cls(server=server, request_timeout_s=request_timeout_s, pid=pid,
-                   create_time=process_create_time(pid), host=socket.gethostname())
+                   create_time=process_create_time(pid), host=this_host())
 
     @classmethod
     def of_server(cls, server: HeldServer, request_timeout_s: float) -> SendHolder | None:
@@ -134,16 +123,7 @@ def holder_gone(holder: SendHolder) -> bool:
     start time no longer runs on this host. Remote or unidentified holders are never gone."""
     if holder.remote or holder.pid is None or holder.create_time is None:
         return False
-    if holder.host and holder.host != socket.gethostname():
-        return False
-    started = process_create_time(holder.pid)
-    if started is None:
-        return True
-    if abs(started - holder.create_time) > CREATE_TIME_TOLERANCE_S:
-        return True  # the pid was reused by another process: ours is over
-    try:
-        return psutil.Process(holder.pid).status() == psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return True
-    except psutil.AccessDenied:
-        return False
+    process = ProcessIdentity(holder.pid, holder.create_time, holder.host or this_host())
+    # Another host's process cannot be checked from here: never gone. Here: gone unless
+    # that very process (pid and start time) still runs (one rule: liveness.py).
+    return process.on_this_host and not process.is_running()

@@ -84,6 +84,10 @@ ENVIRONMENT_VARIABLES: Final[tuple[EnvironmentVariable, ...]] = (
         "string",
         "PostgreSQL job store URL (postgresql://user@host/db)",
     ),
+    EnvironmentVariable(ENV_PREFIX + "NODE_ID", ("store", "node_id"), "string",
+                        "this node's name on a shared store"),
+    EnvironmentVariable(ENV_PREFIX + "NODE_LEASE_S", ("store", "lease_s"), "number",
+                        "seconds a node's claim on a build lasts unless renewed"),
 )
 
 

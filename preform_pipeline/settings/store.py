@@ -74,6 +74,10 @@ class StoreSettings:
     #: ``postgresql://user@host/db``: a PostgreSQL store shared by several nodes instead of
     #: the file (docs/multi-node.md). Never holds the password in practice: see store.pgurl.
     url: str | None = None
+    #: This node's name on a shared store (None: the PC's name; docs/multi-node.md).
+    node_id: str | None = None
+    #: A node's claim on a build lasts this long unless renewed (None: the store's default).
+    lease_s: float | None = None
 
     @property
     def location(self) -> str | Path:
@@ -87,4 +91,6 @@ def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
     return StoreSettings(
         path=resolve_path(path, base) if path else default_store_path(),
         url=raw.get("url") or None,
+        node_id=raw.get("node_id") or None,
+        lease_s=float(raw["lease_s"]) if raw.get("lease_s") is not None else None,
     )

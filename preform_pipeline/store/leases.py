@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from abc import abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +57,13 @@ log = get_logger(__name__)
 DEFAULT_LEASE_S: Final = 60.0
 #: A node whose last beat is older than this many leases shows as "silent" in `nodes`.
 _SILENT_AFTER_LEASES: Final = 1.0
+
+#: "The node named by ``c.node`` is alive" (one ``?``: the lease in seconds): not stopped,
+#: and beating within a lease.
+_NODE_ALIVE: Final = (
+    "EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node AND n.stopped_at IS NULL "
+    "AND n.heartbeat_at > now() - make_interval(secs => ?))"
+)
 
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
@@ -207,17 +214,22 @@ class LeasingStore(SqlStoreCore):
         states: Collection[JobState] = CLAIMABLE_STATES,
         lease_s: float = DEFAULT_LEASE_S,
         recipes: Collection[str] | None = None,
+        exclude: Collection[int] = (),
     ) -> Lease | None:
         """Claim the oldest build in ``states`` that nobody holds (or whose lease ran out).
 
         Returns None when there is none free. Builds another node is claiming at this very
-        moment are skipped, not waited for.
+        moment are skipped, not waited for; so are ``exclude`` (builds this node's own lost
+        attempt still runs: it ends at its next write, then the build is claimable here too).
         """
         values: list[Any] = [s.value for s in states]
         where = f"state IN ({', '.join('?' for _ in values)})"
         if recipes is not None:
             where += f" AND recipe IN ({', '.join('?' for _ in recipes)})"
             values.extend(recipes)
+        if exclude:
+            where += " AND NOT (id = ANY(?))"
+            values.append(list(exclude))
         with self._claim_transaction(f"claiming a build for node {node_id}") as conn:
             self._known_node(conn, node_id)
             row = conn.execute(
@@ -272,6 +284,43 @@ class LeasingStore(SqlStoreCore):
         """``transition_build``, refused (LeaseLostError, nothing written) unless ``lease``
         still holds with at least ``min_left_s`` to run on the database's clock."""
 
+        return self._move_build(lease.build_id, to_state, reason, expect, fields,
+                                guard=self._fence(lease, min_left_s))
+
+    def update_build_fenced(self, lease: Lease, **fields: Any) -> Build:
+        """``update_build``, refused (LeaseLostError, nothing written) unless ``lease`` holds."""
+        return self._update_build(lease.build_id, fields, guard=self._fence(lease, 0.0))
+
+    def create_claimed_build(
+        self,
+        node_id: str,
+        *,
+        recipe: str,
+        job_ids: Collection[int] = (),
+        lease_s: float = DEFAULT_LEASE_S,
+        server: str | None = None,
+        reason: str = "batched",
+    ) -> tuple[Build, Lease]:
+        """``create_build`` and its claim by ``node_id`` in one transaction: no other node
+        can claim the new build between the two (there is no between)."""
+        ids = list(job_ids)
+        if len(set(ids)) != len(ids):
+            raise StoreError(f"a build lists a job twice: {ids}")
+        with self._transaction("creating a claimed build", write=True) as conn:
+            self._known_node(conn, node_id)
+            build = self._create_build_in(conn, recipe, ids, server, reason)
+            row = conn.execute(
+                "UPDATE builds SET owner = ?, epoch = epoch + 1, "
+                "lease_until = now() + make_interval(secs => ?) WHERE id = ? "
+                "RETURNING id, owner, epoch, lease_until, state",
+                (node_id, lease_s, build.id),
+            ).fetchone()
+        lease = _lease_from(row)
+        log.info("build_created", build_id=build.id, job_key=build.job_key, recipe=recipe,
+                 jobs=ids, node=node_id, epoch=lease.epoch)
+        return build, lease
+
+    def _fence(self, lease: Lease, min_left_s: float) -> Callable[[Connection], None]:
         def fence(conn: Connection) -> None:
             # The fence is the WHERE clause of an UPDATE in the move's own transaction: it
             # locks the row, so the lease cannot be reclaimed between the check and the move.
@@ -285,7 +334,59 @@ class LeasingStore(SqlStoreCore):
                        else f"its lease has less than {min_left_s:g} s left, or is gone")
                 self._lost(lease, why)
 
-        return self._move_build(lease.build_id, to_state, reason, expect, fields, guard=fence)
+        return fence
+
+    def adopt_orphan_jobs(
+        self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False
+    ) -> tuple[int, ...]:
+        """Jobs taken from a shared inbox by a node that is gone (stopped, or silent for a
+        lease) before they joined a build (being taken, or waiting to be batched): their
+        inbox claims move to ``node_id``, and their ids are returned for it to take up.
+        Row locks make the move exclusive: of two nodes
+        adopting at once, one gets each job. ``own``: this node's previous life's jobs too
+        (a node starting afresh holds none in memory)."""
+        with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
+            self._known_node(conn, node_id)
+            rows = conn.execute(
+                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j "
+                "WHERE j.content_hash = c.content_hash "
+                "AND j.state IN ('processing', 'queued', 'discovered') "
+                "AND j.build_id IS NULL AND (c.node <> ? OR ?) "
+                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING j.id",
+                (node_id, node_id, own, node_id, lease_s),
+            ).fetchall()
+        adopted = tuple(sorted({int(r["id"]) for r in rows}))
+        if adopted:
+            log.info("orphan_jobs_adopted", node=node_id, jobs=list(adopted))
+        return adopted
+
+    def build_busy(self, build_id: int, *, grace_s: float) -> bool:
+        """True while some node holds the build under a lease, or moved it less than
+        ``grace_s`` ago (its holder may be settling its files right now)."""
+        with self._claim_transaction(f"reading the holder of build {build_id}") as conn:
+            row = conn.execute(
+                "SELECT (owner IS NOT NULL AND lease_until > now()) "
+                "OR updated_at > now() - make_interval(secs => ?) AS busy "
+                "FROM builds WHERE id = ?", (grace_s, build_id),
+            ).fetchone()
+        return row is not None and bool(row["busy"])
+
+    def may_settle(self, node_id: str, build_id: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
+        """Whether ``node_id`` may move the files of ``build_id``'s jobs out of processing/:
+        it holds their inbox claims (their claimant's claims move to it first when that node
+        is gone). Of several nodes sweeping processing/ at once, one settles each file."""
+        with self._claim_transaction(f"taking the files of build {build_id}") as conn:
+            conn.execute(
+                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j WHERE j.build_id = ? "
+                f"AND j.content_hash = c.content_hash AND c.node <> ? AND NOT {_NODE_ALIVE}",
+                (node_id, build_id, node_id, lease_s),
+            )
+            row = conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM jobs AS j JOIN inbox_claims AS c "
+                "ON c.content_hash = j.content_hash WHERE j.build_id = ? AND c.node <> ?) "
+                "AS mine", (build_id, node_id),
+            ).fetchone()
+        return bool(row["mine"])
 
     def _lost(self, lease: Lease, why: str) -> Any:
         log.warning("lease_lost", build_id=lease.build_id, node=lease.owner,
@@ -294,17 +395,34 @@ class LeasingStore(SqlStoreCore):
 
     # --- a shared inbox ----------------------------------------------------------------------
 
-    def claim_inbox_file(self, node_id: str, source_path: Path | str, content_hash: str) -> bool:
-        """True when this node takes the file (first to claim this path with this content)."""
+    def claim_inbox_file(
+        self, node_id: str, source_path: Path | str, content_hash: str, *,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> bool:
+        """True when this node takes the file: the first to claim this path with this
+        content, or again the node that claimed it, or any node once the claimant is gone
+        (stopped, or silent for ``lease_s``: it died between its claim and its move)."""
         with self._claim_transaction("claiming an inbox file") as conn:
             row = conn.execute(
-                "INSERT INTO inbox_claims (source_path, content_hash, node, claimed_at) "
-                "VALUES (?, ?, ?, now()) ON CONFLICT DO NOTHING RETURNING node",
-                (str(source_path), content_hash, node_id),
+                "INSERT INTO inbox_claims AS c (source_path, content_hash, node, claimed_at) "
+                "VALUES (?, ?, ?, now()) ON CONFLICT (source_path, content_hash) DO UPDATE "
+                "SET node = EXCLUDED.node, claimed_at = now() "
+                f"WHERE c.node = EXCLUDED.node OR NOT {_NODE_ALIVE} RETURNING node",
+                (str(source_path), content_hash, node_id, lease_s),
             ).fetchone()
         taken = row is not None
         log.info("inbox_file_claim", node=node_id, source_path=str(source_path), taken=taken)
         return taken
+
+    def adopt_jobs(self, node_id: str, job_ids: Collection[int]) -> None:
+        """Move the inbox claims of ``job_ids`` to ``node_id`` (it recovered their build and
+        batches them now: no other node may adopt them as orphans)."""
+        with self._claim_transaction(f"adopting jobs for node {node_id}") as conn:
+            conn.execute(
+                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j "
+                "WHERE j.id = ANY(?) AND j.content_hash = c.content_hash",
+                (node_id, list(job_ids)),
+            )
 
     def inbox_claims(self) -> Sequence[tuple[str, str, str]]:
         """(source path, content hash, node) of every claimed inbox file, oldest first."""

@@ -4,8 +4,8 @@ The hot-folder daemon holds one :class:`NodePresence` while it runs on a Postgre
 A node that stops beating (killed, stalled, cut off) shows as ``silent`` after one lease; the
 builds it held become claimable as their leases (renewed only by the work itself) run out.
 
-Until the daemon takes build claims itself, one daemon works a shared store at a time:
-:meth:`NodePresence.start` refuses when another node is alive on it (see docs/multi-node.md).
+Any number of nodes may be present at once: each claims its own builds
+(:mod:`preform_pipeline.store.fenced`). Two daemons must not share one node id.
 """
 
 from __future__ import annotations
@@ -40,32 +40,23 @@ class NodePresence:
 
     def __init__(
         self, store: PostgresJobStore, node: NodeInfo, *, lease_s: float = DEFAULT_LEASE_S,
-        exclusive: bool = True,
     ) -> None:
         self.store = store
         self.node = node
         self.lease_s = lease_s
-        self.exclusive = exclusive
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_this_pc(cls, store: PostgresJobStore, *, printers: tuple[str, ...] = (),
+    def for_this_pc(cls, store: PostgresJobStore, *, node_id: str | None = None,
+                    lease_s: float = DEFAULT_LEASE_S, printers: tuple[str, ...] = (),
                     machine_types: tuple[str, ...] = ()) -> NodePresence:
-        node = NodeInfo(id=default_node_id(), host=socket.gethostname(), version=__version__,
-                        pid=os.getpid(), printers=printers, machine_types=machine_types)
-        return cls(store, node)
+        node = NodeInfo(id=node_id or default_node_id(), host=socket.gethostname(),
+                        version=__version__, pid=os.getpid(), printers=printers,
+                        machine_types=machine_types)
+        return cls(store, node, lease_s=lease_s)
 
     def start(self) -> None:
-        if self.exclusive:
-            others = [n.info.id for n in self.store.list_nodes()
-                      if n.info.id != self.node.id and n.health(self.lease_s) == "alive"]
-            if others:
-                raise StoreError(
-                    f"{self.store.location}: node {', '.join(others)} is working this store",
-                    hint="the hot-folder daemon does not share a store between nodes yet: "
-                    "stop the other node first (docs/multi-node.md)",
-                )
         self.store.register_node(self.node)
         self._thread = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
         self._thread.start()

@@ -620,38 +620,45 @@ class SqlStoreCore(ABC):
         if len(set(ids)) != len(ids):
             raise StoreError(f"a build lists a job twice: {ids}")
         with self._transaction("creating a build", write=True) as conn:
-            for job_id in ids:
-                row = self._job_row(conn, job_id)
-                if row["state"] != JobState.PROCESSING.value or row["build_id"] is not None:
-                    where = f" in build {row['build_id']}" if row["build_id"] is not None else ""
-                    raise StoreError(
-                        f"job {job_id} is {row['state']}{where}: only processing jobs without "
-                        "a build can be batched",
-                        hint="re-read the jobs; another process may have moved them",
-                    )
-            now = self._now()
-            build_id, key = self._insert_with_key(
-                conn,
-                "INSERT INTO builds (job_key, recipe, state, server, reason, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (recipe, JobState.PROCESSING.value, server, reason, now, now),
-            )
-            self._audit(conn, job_id=None, build_id=build_id, from_state=None,
-                        to_state=JobState.PROCESSING, at=now, reason=reason)
-            note = f"{reason}: build {build_id} ({key})"
-            for position, job_id in enumerate(ids):
-                conn.execute(
-                    "INSERT INTO build_jobs (build_id, job_id, position) VALUES (?, ?, ?)",
-                    (build_id, job_id, position),
-                )
-                self._update(conn, "jobs", job_id,
-                             {"build_id": build_id, "reason": note, "updated_at": now})
-                self._audit(conn, job_id=job_id, build_id=build_id,
-                            from_state=JobState.PROCESSING, to_state=JobState.PROCESSING,
-                            at=now, reason=note)
-            build = self._build(conn, self._build_row(conn, build_id))
-        log.info("build_created", build_id=build_id, job_key=key, recipe=recipe, jobs=ids)
+            build = self._create_build_in(conn, recipe, ids, server, reason)
+        log.info("build_created", build_id=build.id, job_key=build.job_key, recipe=recipe,
+                 jobs=ids)
         return build
+
+    def _create_build_in(
+        self, conn: Connection, recipe: str, ids: Sequence[int], server: str | None, reason: str
+    ) -> Build:
+        """``create_build``'s writes, inside the caller's write transaction."""
+        for job_id in ids:
+            row = self._job_row(conn, job_id)
+            if row["state"] != JobState.PROCESSING.value or row["build_id"] is not None:
+                where = f" in build {row['build_id']}" if row["build_id"] is not None else ""
+                raise StoreError(
+                    f"job {job_id} is {row['state']}{where}: only processing jobs without "
+                    "a build can be batched",
+                    hint="re-read the jobs; another process may have moved them",
+                )
+        now = self._now()
+        build_id, key = self._insert_with_key(
+            conn,
+            "INSERT INTO builds (job_key, recipe, state, server, reason, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (recipe, JobState.PROCESSING.value, server, reason, now, now),
+        )
+        self._audit(conn, job_id=None, build_id=build_id, from_state=None,
+                    to_state=JobState.PROCESSING, at=now, reason=reason)
+        note = f"{reason}: build {build_id} ({key})"
+        for position, job_id in enumerate(ids):
+            conn.execute(
+                "INSERT INTO build_jobs (build_id, job_id, position) VALUES (?, ?, ?)",
+                (build_id, job_id, position),
+            )
+            self._update(conn, "jobs", job_id,
+                         {"build_id": build_id, "reason": note, "updated_at": now})
+            self._audit(conn, job_id=job_id, build_id=build_id,
+                        from_state=JobState.PROCESSING, to_state=JobState.PROCESSING,
+                        at=now, reason=note)
+        return self._build(conn, self._build_row(conn, build_id))
 
     def get_build(self, build_id: int) -> Build:
         with self._transaction(f"reading build {build_id}", write=False) as conn:
@@ -759,8 +766,17 @@ class SqlStoreCore(ABC):
             return tuple(_job_from_row(r) for r in rows)
 
     def update_build(self, build_id: int, **fields: Any) -> Build:
+        return self._update_build(build_id, fields, guard=None)
+
+    def _update_build(
+        self, build_id: int, fields: Mapping[str, Any], *,
+        guard: Callable[[Connection], None] | None,
+    ) -> Build:
+        """``update_build``; ``guard`` as for :meth:`_move_build`."""
         updates = _check_fields(BUILD_FIELDS, fields, f"build {build_id}")
         with self._transaction(f"updating build {build_id}", write=True) as conn:
+            if guard is not None:
+                guard(conn)
             self._build_row(conn, build_id)
             if updates:
                 self._update(conn, "builds", build_id, {**updates, "updated_at": self._now()})

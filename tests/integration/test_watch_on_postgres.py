@@ -17,6 +17,7 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.store import JobState
+from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -72,13 +73,24 @@ class TestWatchOnPostgres:
             (node,) = store.list_nodes()
             assert node.health() == "stopped"
 
-    def test_a_second_node_is_refused_while_another_is_alive(
+    def test_a_second_node_works_beside_a_live_one_and_leaves_its_files_alone(
         self, tmp_path: Path, shared: str
     ) -> None:
-        settings, _ = _settings(tmp_path, shared)
-        (tmp_path / "inbox").mkdir()
+        settings, fleet = _settings(tmp_path, shared)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "mine.stl").write_bytes(tetra_stl_bytes(2))
+        (inbox / "theirs.stl").write_bytes(tetra_stl_bytes(3))
         with PostgresJobStore(shared, password=PG_PASSWORD) as store:
             store.register_node(NodeInfo("other-pc", "other-pc", "0.1.0"))
+            # The other node claimed this file first (it is about to move it).
+            assert store.claim_inbox_file("other-pc", inbox / "theirs.stl",
+                                          content_hash(inbox / "theirs.stl"))
         done = _watch_once(settings, tmp_path)
-        assert done.returncode == 1
-        assert "node other-pc is working this store" in done.stderr
+        assert done.returncode == 0, done.stderr
+        assert (inbox / "done" / "mine.stl").exists()
+        assert (inbox / "theirs.stl").exists()
+        assert len(fleet_jobs(fleet)) == 1
+        with PostgresJobStore(shared, password=PG_PASSWORD) as store:
+            assert {n.info.id for n in store.list_nodes()} >= {"other-pc"}
+            assert [j.original_name for j in store.list_jobs()] == ["mine.stl"]

@@ -245,6 +245,20 @@ class TestSharedInbox:
         self, pg_store: PostgresJobStore
     ) -> None:
         pg_store.register_node(_node("pc-1"))
+        pg_store.register_node(_node("pc-2"))
         assert pg_store.claim_inbox_file("pc-1", "//nas/inbox/a.stl", "h1")
-        assert not pg_store.claim_inbox_file("pc-1", "//nas/inbox/a.stl", "h1")
-        assert pg_store.claim_inbox_file("pc-1", "//nas/inbox/a.stl", "h2")
+        assert not pg_store.claim_inbox_file("pc-2", "//nas/inbox/a.stl", "h1")
+        assert pg_store.claim_inbox_file("pc-2", "//nas/inbox/a.stl", "h2")
+
+    def test_the_claimant_may_claim_again_and_a_gone_claimant_is_taken_over(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        pg_store.register_node(_node("pc-1"))
+        pg_store.register_node(_node("pc-2"))
+        assert pg_store.claim_inbox_file("pc-1", "//nas/inbox/a.stl", "h1")
+        # Its own retry (after a failed take) is still its file.
+        assert pg_store.claim_inbox_file("pc-1", "//nas/inbox/a.stl", "h1")
+        assert not pg_store.claim_inbox_file("pc-2", "//nas/inbox/a.stl", "h1", lease_s=60)
+        pg_store.node_stopped("pc-1")  # it stopped between its claim and its move
+        assert pg_store.claim_inbox_file("pc-2", "//nas/inbox/a.stl", "h1", lease_s=60)
+        assert pg_store.inbox_claims() == (("//nas/inbox/a.stl", "h1", "pc-2"),)

@@ -1,0 +1,344 @@
+"""The hot-folder daemon as one node of several on a shared (PostgreSQL) store.
+
+The daemon works the store through a :class:`~preform_pipeline.store.fenced.NodeJobStore`:
+the builds it creates are claimed as they are created, every move is fenced by its lease,
+leases are renewed while it works, and its dispatch loop sees only the builds it holds. This
+module adds what the daemon does differently on a shared store:
+
+- **A shared inbox** (:meth:`NodeRole.claim_drop`): a drop is taken by the node whose claim
+  row (path plus content hash) goes into the database first; only then does that node move
+  it out of the inbox. Other nodes leave it alone (a claimant that dies before its move is
+  taken over once it is silent for a lease).
+- **Recovery** (:class:`NodeRecovery`): on start and then periodically, the node claims builds
+  whose lease ran out (their node died, stalled or lost the database) at a new epoch, and
+  follows the print owner's rules before any print step: cut off before its print, a build is
+  prepared again; cut off while sending, it is looked up (found: recorded; absent or unknown:
+  UNVERIFIED after the grace period, never resent: from another PC the first sender cannot be
+  proven gone); waiting for a printer, it waits on here. Jobs a gone node had taken but not
+  yet batched are adopted (their inbox claims move here, one node each) and batched here.
+  Nothing of a live node is touched: the single-node recovery (which takes every interrupted
+  build as its own) is not run.
+- **A lost lease** (:meth:`NodeRole.lease_lost`): the build's next write is refused by the
+  fence, which ends that build's attempt (its server goes back to the pool); nothing of it is
+  sent or settled, and the node holding the build now carries on. (The executor cannot yet
+  cancel one build of a running batch, so the server finishes the step in hand first.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Final
+
+from preform_pipeline.clock import Clock
+from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
+from preform_pipeline.hotfolder.intake import Drop, Intake
+from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
+from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
+from preform_pipeline.logging import get_logger
+from preform_pipeline.printing import PrintOwner
+from preform_pipeline.settings import Settings
+from preform_pipeline.store import Job, JobState
+from preform_pipeline.store.content import content_hash
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.leases import CLAIMABLE_STATES, DEFAULT_LEASE_S
+from preform_pipeline.store.presence import NodePresence, default_node_id
+
+__all__ = [
+    "MAX_CLAIMS_PER_PASS",
+    "FarmMembership",
+    "NodeRecovery",
+    "NodeRole",
+    "SharedActiveBuilds",
+    "drop_hash",
+    "join_farm",
+]
+
+log = get_logger(__name__)
+
+#: Builds recovered in one pass at most: the rest wait for the next pass (or other nodes).
+MAX_CLAIMS_PER_PASS: Final = 20
+_PREPARE_AGAIN: Final = frozenset(
+    {JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED}
+)
+
+
+def drop_hash(drop: Drop) -> str:
+    """The content identity a drop is claimed under: a file's own hash (the job's), or for a
+    case folder one hash over its files' names and hashes."""
+    files = sorted({*drop.models, *drop.others})
+    if not drop.is_case and len(files) == 1 and files[0] == drop.root:
+        return content_hash(drop.root)
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(drop.root.parent).as_posix()}\0"
+                      f"{content_hash(path)}\0".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+class NodeRole:
+    """This daemon's part in the farm: claiming drops and reacting to a lost lease."""
+
+    def __init__(self, store: NodeJobStore) -> None:
+        self.store = store
+        self._active: SharedActiveBuilds | None = None
+        self._recovery: NodeRecovery | None = None
+        store.in_use = self.in_use
+
+    def in_use(self, build_id: int, state: JobState) -> bool:
+        """Whether this node still works on a build it holds: a batch runs it, it waits for
+        a printer here (the dispatch loop's), or recovery is settling it. Anything else it
+        holds was dropped by an error, and is let go so it is recovered."""
+        if state is JobState.WAITING_FOR_PRINTER:
+            return True
+        if self._active is not None and self._active.running(build_id):
+            return True
+        return self._recovery is not None and self._recovery.working_on(build_id)
+
+    def claim_drop(self, drop: Drop) -> bool:
+        """True when this node takes ``drop`` (its claim came first, or its claimant is gone);
+        raises StoreError (the drop is looked at again) when the database cannot say."""
+        try:
+            digest = drop_hash(drop)
+        except FileNotFoundError:
+            log.info("drop_left_to_other_node", root=str(drop.root), why="moved meanwhile")
+            return False
+        except OSError as exc:
+            raise StoreError(f"{drop.root}: cannot read it to claim it: {exc}",
+                             hint="it is looked at again") from exc
+        taken = self.store.claim_inbox_file(self.store.node_id, drop.root, digest,
+                                            lease_s=self.store.lease_s)
+        if not taken:
+            log.info("drop_left_to_other_node", root=str(drop.root))
+        return taken
+
+    def recovery(
+        self, intake: Intake, outcomes: OutcomeFolders, owner: PrintOwner, clock: Clock, *,
+        give_back: GiveBack, wake: Callable[[], None],
+    ) -> NodeRecovery:
+        """The daemon's recovery on a shared store (:class:`NodeRecovery`)."""
+        self._recovery = NodeRecovery(self.store, intake, outcomes, owner, clock,
+                                      give_back=give_back, wake=wake)
+        active = outcomes.active
+        if isinstance(active, SharedActiveBuilds):
+            self._recovery.running_builds = active.running_ids
+        return self._recovery
+
+    def active_builds(self) -> SharedActiveBuilds:
+        """The daemon's set of builds its sweep of processing/ leaves alone."""
+        self._active = SharedActiveBuilds(self.store)
+        return self._active
+
+    def lease_lost(self, build_id: int) -> None:
+        """A build's lease is gone: the node holding it now carries on. This node's work on
+        it stops at its next store write (the fence refuses it: no state, no send, no file
+        moved), and its server goes back to the pool as that build's attempt ends."""
+        log.warning("node_lost_build", build_id=build_id, node=self.store.node_id)
+
+
+class SharedActiveBuilds(ActiveBuilds):
+    """The builds whose files are not for this node's sweep of processing/ to settle: its
+    own running ones, any build a node holds or has just moved (that node settles its files
+    itself), and builds whose jobs' inbox claims are another live node's (its sweep settles
+    them). The sweep settles what this node took, and what a gone node left decided."""
+
+    def __init__(self, store: NodeJobStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def running(self, build_id: int) -> bool:
+        """True while one of this node's batches runs the build."""
+        return super().__contains__(build_id)
+
+    def running_ids(self) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._ids)
+
+    def __contains__(self, build_id: object) -> bool:
+        if super().__contains__(build_id):
+            return True
+        if not isinstance(build_id, int):
+            return False
+        store = self.store
+        try:
+            return store.build_busy(build_id, grace_s=store.lease_s) or not store.may_settle(
+                store.node_id, build_id, lease_s=store.lease_s)
+        except StoreError:
+            return True  # cannot tell: leave the files where they are for now
+
+
+class NodeRecovery(Recovery):
+    """:class:`Recovery` for one node of several (module docstring)."""
+
+    def __init__(
+        self, store: NodeJobStore, intake: Intake, outcomes: OutcomeFolders, owner: PrintOwner,
+        clock: Clock, *, give_back: GiveBack, wake: Callable[[], None],
+    ) -> None:
+        super().__init__(store, intake, outcomes, owner, clock, give_back=give_back, wake=wake)
+        self.node_store = store
+        #: Builds claimed whose taking up failed part way (the database went away): it is
+        #: tried again on the next pass, under the same claim.
+        self._retry: set[int] = set()
+        #: This node's previous life's unbatched jobs are still to be adopted.
+        self._own_pending = True
+        #: The builds this node's batches run now (never claimed again under their nose).
+        self.running_builds: Callable[[], frozenset[int]] = frozenset
+
+    def working_on(self, build_id: int) -> bool:
+        """True while this node settles a recovered build (its print, or taking it apart)."""
+        with self._unresolved_lock:
+            if build_id in self._unresolved:
+                return True
+        return build_id in self._retry
+
+    def recover(self) -> list[Job]:
+        """On start: this node's previous life's unbatched jobs, then :meth:`adopt` (what
+        the database does not answer now, the next maintenance pass does)."""
+        resumed = self.adopt()
+        try:
+            self.outcomes.settle_processing_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("maintenance_failed", error=str(exc))
+        log.info("hotfolder_recovered", resumed_jobs=len(resumed), node=self.node_store.node_id)
+        return resumed
+
+    def adopt(self) -> list[Job]:
+        """Claim builds whose lease ran out and take them up; adopt gone nodes' jobs."""
+        resumed: list[Job] = []
+        if self._own_pending:
+            try:
+                resumed += self._adopt_orphans(own=True)
+                self._own_pending = False
+            except (StoreError, OSError) as exc:
+                log.warning("orphan_adoption_failed", error=str(exc))
+        for build_id in sorted(self._retry):
+            resumed += self._take_up_once(build_id, None)
+        for _ in range(MAX_CLAIMS_PER_PASS):
+            try:
+                node = self.node_store
+                lease = node.claim_build(node.node_id, states=CLAIMABLE_STATES,
+                                         lease_s=node.lease_s, exclude=self.running_builds())
+            except StoreError as exc:
+                log.warning("build_recovery_failed", error=str(exc))
+                break
+            if lease is None:
+                break
+            self.node_store.hold(lease)
+            resumed += self._take_up_once(lease.build_id, lease.previous_owner)
+        try:
+            resumed += self._adopt_orphans(own=False)
+        except (StoreError, OSError) as exc:
+            log.warning("orphan_adoption_failed", error=str(exc))
+        return resumed
+
+    def _take_up_once(self, build_id: int, previous: str | None) -> list[Job]:
+        self._retry.add(build_id)
+        try:
+            jobs = self._take_up(build_id, previous)
+        except LeaseLostError:
+            self._retry.discard(build_id)  # stalled meanwhile: its new holder goes on
+            return []
+        except StoreError as exc:
+            log.warning("build_recovery_failed", build_id=build_id, error=str(exc))
+            return []
+        self._retry.discard(build_id)
+        return jobs
+
+    def _take_up(self, build_id: int, previous: str | None) -> list[Job]:
+        build = self.store.get_build(build_id)
+        log.info("build_recovered", build_id=build.id, job_key=build.job_key,
+                 state=build.state.value, previous_owner=previous, node=self.node_store.node_id)
+        if build.state is JobState.PRINT_SENDING:
+            # The print owner's rules: found, absent or unknown; never resent blindly.
+            self.resolve_print(build, after_restart=True)
+            return []
+        if build.state in CLAIMABLE_STATES and self.node_store.held(build_id) is None:
+            raise LeaseLostError(build_id, self.node_store.node_id, 0,
+                                 why="taken over while this node was taking it up")
+        if build.state in _PREPARE_AGAIN or build.state is JobState.CANCELLED:
+            if build.state is not JobState.CANCELLED:  # (else: a retry after the last step)
+                # Its jobs become this node's first, so no node adopts them as orphans
+                # while the build is taken apart (or if that is cut short and tried again).
+                self.node_store.adopt_jobs(self.node_store.node_id, build.job_ids)
+                self.dissolve(build, f"recovered from node {previous or '?'} before its "
+                                     "print: prepared again")
+            jobs = [self.store.get_job(i) for i in build.job_ids]
+            return [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
+        # Waiting for a printer: it stays held here, and this node's dispatch loop sends it.
+        self.wake()
+        return []
+
+    def _adopt_orphans(self, *, own: bool) -> list[Job]:
+        node = self.node_store
+        resumed: list[Job] = []
+        for job_id in node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own):
+            job = self.store.get_job(job_id)
+            if job.state is not JobState.PROCESSING:
+                # Cut off while being taken: still in the inbox, the scan takes it again
+                # (and reuses the job); else the move is finished here.
+                if job.source_path.exists() and self.intake.in_drop_area(job.source_path):
+                    continue
+                with self.outcomes.lock:
+                    job = self.intake.requeue(job)
+            elif not job.source_path.exists() and not self.intake.finish_move(job):
+                self._fail_lost(job)
+                continue
+            if job.state is JobState.PROCESSING and job.build_id is None:
+                resumed.append(job)
+        return resumed
+
+    def maintenance(self) -> list[Job]:
+        try:
+            return super().maintenance() + self.adopt()
+        except (StoreError, OSError) as exc:  # the database or the share is away: the
+            log.warning("maintenance_failed", error=str(exc))  # next pass tries again
+            return []
+
+    def recheck_due(self) -> None:
+        try:
+            super().recheck_due()
+        except StoreError as exc:
+            log.warning("print_recheck_failed", error=str(exc))
+
+
+class FarmMembership:
+    """A daemon's membership of a farm: its fenced store, its role and its presence.
+
+    :func:`join_farm` makes one; :meth:`close` leaves (the node is marked stopped and its
+    claims go back at once), then closes the store.
+    """
+
+    def __init__(self, store: NodeJobStore, role: NodeRole, presence: NodePresence) -> None:
+        self.store = store
+        self.role = role
+        self.presence = presence
+
+    def close(self) -> None:
+        try:
+            self.presence.close()
+        finally:
+            self.store.close()
+
+
+def join_farm(settings: Settings) -> FarmMembership:
+    """Open the shared store named by ``settings`` as this node, register it and start its
+    heartbeat and lease renewals (StoreError when the store cannot be reached)."""
+    lease_s = settings.store.lease_s or DEFAULT_LEASE_S
+    node_id = settings.store.node_id or default_node_id()
+    holder: list[NodeRole] = []
+    store = NodeJobStore(
+        str(settings.store.location), node_id=node_id, lease_s=lease_s,
+        send_deadline_s=settings.servers.request_timeout_s,
+        on_lost=lambda build_id: holder[0].lease_lost(build_id) if holder else None,
+    )
+    role = NodeRole(store)
+    holder.append(role)
+    presence = NodePresence.for_this_pc(store, node_id=node_id, lease_s=lease_s)
+    try:
+        presence.start()
+    except PipelineError:
+        store.close()
+        raise
+    store.start_renewing()
+    log.info("node_joined", node=node_id, lease_s=lease_s)
+    return FarmMembership(store, role, presence)

@@ -1,0 +1,226 @@
+"""A farm of real ``preform-pipeline watch`` daemons on one PostgreSQL store, for the failover
+test and the multi-node benchmark.
+
+Each node is a real daemon process with its own settings file, its own simulated servers
+(the realistic latency profile at a fast time scale, so preparing and sending take a moment
+a signal can land in) and its own node id; all of them watch one shared inbox, print to one
+shared simulated fleet (``<root>/fleet``, whose ``jobs/*.json`` are the print records) and
+write their .form files into one shared output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Final
+
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from preform_pipeline.store import ACTIVE_STATES, Build, JobState, extract_key
+from preform_pipeline.store.pgurl import PASSWORD_ENV
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
+
+__all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until"]
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+_POLL_S: Final = 0.05
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout_s: float) -> float:
+    """Poll ``condition`` until true; the seconds it took (AssertionError on timeout)."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(_POLL_S)
+    return time.monotonic() - start
+
+
+class FarmTiming:
+    """The knobs that set how fast a farm works and fails over."""
+
+    def __init__(self, *, lease_s: float = 10.0, request_timeout_s: float = 4.0,
+                 time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0) -> None:
+        self.lease_s = lease_s
+        self.request_timeout_s = request_timeout_s
+        self.time_scale = time_scale
+        self.per_build = per_build
+        self.window_s = window_s
+
+
+class DaemonFarm:
+    """Daemons named ``node-1`` … on the store at ``url``, under ``root``."""
+
+    def __init__(self, root: Path, url: str, timing: FarmTiming | None = None) -> None:
+        self.root, self.url = root, url
+        self.timing = timing or FarmTiming()
+        self.inbox = root / "inbox"
+        self.fleet = root / "fleet"
+        self.logs = root / "logs"
+        for folder in (self.inbox, self.fleet, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.recipe = write_recipe(root, per_build=self.timing.per_build)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.lives: Counter[str] = Counter()
+        self.store = PostgresJobStore(url, password=PG_PASSWORD)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("PREFORM_PIPELINE_", "PG"))}
+        self.env[PASSWORD_ENV] = PG_PASSWORD
+        self.env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + self.env.get("PYTHONPATH", "")
+
+    # --- the inbox ------------------------------------------------------------------------
+
+    def drop(self, count: int, *, first: int = 0) -> list[str]:
+        """``count`` tiny, distinct STL files into the inbox (written aside, then renamed in,
+        so no node sees half a file); their names."""
+        names = []
+        staging = self.root / "staging"
+        staging.mkdir(exist_ok=True)
+        for i in range(first, first + count):
+            name = f"m{i:04d}.stl"
+            (staging / name).write_bytes(tetra_stl_bytes(i + 1))
+            os.replace(staging / name, self.inbox / name)
+            names.append(name)
+        return names
+
+    # --- the daemons ----------------------------------------------------------------------
+
+    def _settings(self, node: str) -> Path:
+        folder = self.root / node
+        folder.mkdir(exist_ok=True)
+        t = self.timing
+        path = write_hotfolder_settings(
+            folder, self.recipe, fleet_dir=self.fleet,
+            simulator_args=("--latency", "realistic", "--time-scale", str(t.time_scale)),
+            hotfolders={"batching": {"window_s": t.window_s, "max_models": t.per_build},
+                        "rescan_interval_s": 1.0},
+        )
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["hotfolders"]["inboxes"][0]["path"] = str(self.inbox)
+        data["store"] = {"url": self.url, "node_id": node, "lease_s": t.lease_s}
+        data["servers"]["request_timeout_s"] = t.request_timeout_s
+        data["servers"]["state_dir"] = str(folder / "servers")
+        data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
+        path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        return path
+
+    def start(self, *nodes: str) -> None:
+        for node in nodes:
+            self.lives[node] += 1
+            settings = self._settings(node)
+            with (self.logs / f"{node}-{self.lives[node]}.out").open("ab") as out:
+                self.procs[node] = subprocess.Popen(
+                    [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"],
+                    env=self.env, cwd=self.root / node, stdout=out, stderr=subprocess.STDOUT)
+
+    def signal(self, node: str, number: int) -> None:
+        self.procs[node].send_signal(number)
+        if number == signal.SIGKILL:
+            self.procs[node].wait(timeout=30)
+
+    def stop_all(self, timeout_s: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM (after SIGCONT) every daemon; their exit codes (None: had to be killed)."""
+        codes: dict[str, int | None] = {}
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        for node, proc in self.procs.items():
+            try:
+                codes[node] = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+                codes[node] = None
+        return codes
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait(timeout=10)
+        self.store.close()
+
+    def reconnect(self) -> None:
+        """A new session for the test's own looks (after the database restarted)."""
+        self.store.close()
+        self.store = PostgresJobStore(self.url, password=PG_PASSWORD)
+
+    # --- what the store and the folders say ------------------------------------------------
+
+    def builds(self, *states: JobState) -> tuple[Build, ...]:
+        return self.store.list_builds(state=states or None)
+
+    def owned_in(self, node: str, state: JobState) -> list[Build]:
+        """Builds ``node`` holds (per the nodes listing) that are in ``state`` now."""
+        held = {b for n in self.store.list_nodes() if n.info.id == node
+                for b in n.held_builds}
+        return [b for b in self.builds(state) if b.id in held]
+
+    def settled(self) -> Counter[str]:
+        """How often each dropped file name is in done/ or failed/ (case folders aside)."""
+        found: Counter[str] = Counter()
+        for outcome in ("done", "failed"):
+            folder = self.inbox / outcome
+            if folder.is_dir():
+                found.update(p.name for p in folder.rglob("*.stl"))
+        return found
+
+    def left_in(self) -> list[Path]:
+        """Model files still in the inbox or in processing/ (a folder the daemons are
+        emptying this very moment counts as not empty yet)."""
+        try:
+            top = list(self.inbox.glob("*.stl"))
+            return top + list((self.inbox / "processing").rglob("*.stl"))
+        except FileNotFoundError as exc:
+            return [Path(str(exc.filename))]
+
+    def active(self) -> bool:
+        return bool(self.store.list_builds(state=ACTIVE_STATES)) or bool(
+            self.store.list_jobs(state=ACTIVE_STATES))
+
+    def prints(self) -> list[dict[str, Any]]:
+        return fleet_jobs(self.fleet)
+
+    def events(self, *names: str) -> list[dict[str, Any]]:
+        """Every logged event of the daemons (all lives) named ``names``, in file order."""
+        wanted = set(names)
+        found = []
+        for path in sorted(self.logs.glob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by SIGKILL
+                if event.get("event") in wanted:
+                    found.append(event)
+        return found
+
+
+def printed_models(farm: DaemonFarm) -> Counter[str]:
+    """How often each dropped model was printed: each fleet print names its build's job key;
+    the build's members are the models."""
+    counts: Counter[str] = Counter()
+    for record in farm.prints():
+        key = extract_key(str(record.get("job_name") or ""))
+        build = farm.store.find_build_by_key(key) if key is not None else None
+        assert build is not None, f"a print names no build of the store: {record}"
+        counts.update(j.original_name for j in _members_ever(farm, build))
+    return counts
+
+
+def _members_ever(farm: DaemonFarm, build: Build) -> Iterable[Any]:
+    return [farm.store.get_job(i) for i in build.job_ids]

@@ -1,0 +1,197 @@
+"""The shared store as one node sees it (NodeJobStore): claimed creation, fenced moves,
+renewals, a lost lease, what the node may act on, and orphaned jobs (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from preform_pipeline.errors import LeaseLostError
+from preform_pipeline.store import Job, JobState
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
+
+S = JobState
+NodeFactory = Callable[..., NodeJobStore]
+
+
+@pytest.fixture
+def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
+    """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
+    opened: list[NodeJobStore] = []
+
+    def make(name: str, **options: object) -> NodeJobStore:
+        store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
+                             **options)  # type: ignore[arg-type]
+        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def _jobs(store: PostgresJobStore, count: int, *, tag: str = "m") -> list[Job]:
+    return [store.create_job(recipe="dental", source_path=f"/nas/processing/{tag}{i}.stl",
+                             content_hash=f"sha256:{tag}{i}", state=S.PROCESSING)
+            for i in range(count)]
+
+
+class TestCreatedBuildsAreClaimed:
+    """A build a node creates is its own from the first moment."""
+
+    def test_no_other_node_can_claim_a_build_just_created(self, node: NodeFactory) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 2)])
+        assert a.held(build.id) is not None
+        assert b.claim_build("pc-b") is None
+        assert {n.info.id: n.held_builds for n in a.list_nodes()}["pc-a"] == (build.id,)
+
+
+class TestFencedMoves:
+    """Every move of a claimable build goes through the node's lease."""
+
+    def test_a_held_build_moves_and_the_audit_names_node_and_epoch(
+        self, node: NodeFactory
+    ) -> None:
+        a = node("pc-a")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        a.transition_build(build.id, S.PREPARING, "preparing")
+        assert a.build_history(build.id)[-1].reason.endswith("[pc-a, epoch 1]")
+
+    def test_a_build_the_node_does_not_hold_is_refused_and_nothing_is_written(
+        self, node: NodeFactory
+    ) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        history = a.build_history(build.id)
+        with pytest.raises(LeaseLostError, match="does not hold"):
+            b.transition_build(build.id, S.PREPARING, "not mine")
+        with pytest.raises(LeaseLostError):
+            b.update_build(build.id, server="127.0.0.1:1")
+        assert b.build_history(build.id) == history
+        assert b.get_build(build.id).server is None
+
+    def test_leaving_the_claimable_states_gives_the_lease_back(self, node: NodeFactory) -> None:
+        a = node("pc-a")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        a.transition_build(build.id, S.PREPARING, "preparing")
+        a.transition_build(build.id, S.FAILED, "the server refused it")
+        assert a.held(build.id) is None
+        assert a.list_nodes()[0].held_builds == ()
+
+    def test_a_send_extends_the_lease_by_the_print_request_s_deadline(
+        self, node: NodeFactory
+    ) -> None:
+        a = node("pc-a", lease_s=30.0, send_deadline_s=600.0)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING):
+            a.transition_build(build.id, step, str(step))
+        sending = a.held(build.id)
+        assert sending is not None
+        a.renew_all()  # renewals while sending keep the long lease
+        renewed = a.held(build.id)
+        assert renewed is not None and renewed.until >= sending.until
+        assert (renewed.until - a.get_build(build.id).updated_at).total_seconds() > 600
+
+
+class TestRenewalsAndLoss:
+    """Leases are renewed while held; a lost one is reported and fences the node out."""
+
+    def test_renewal_extends_every_held_lease(self, node: NodeFactory) -> None:
+        a = node("pc-a", lease_s=30.0)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        before = a.held(build.id)
+        assert before is not None
+        a.renew_all()
+        after = a.held(build.id)
+        assert after is not None and after.until > before.until
+
+    def test_a_lease_taken_over_is_reported_and_the_late_move_writes_nothing(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        # A zero lease runs out as soon as it is granted: the node "stalled" at once.
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        b = node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        taken = b.claim_build("pc-b", states=[S.PROCESSING])
+        assert taken is not None and taken.build_id == build.id and taken.epoch == 2
+        b.hold(taken)
+        history = b.build_history(build.id)
+        a.renew_all()
+        assert lost == [build.id]
+        assert a.held(build.id) is None
+        with pytest.raises(LeaseLostError):
+            a.transition_build(build.id, S.PREPARING, "late")
+        assert b.build_history(build.id) == history
+        b.transition_build(build.id, S.PREPARING, "the new holder goes on")
+
+    def test_a_failing_fenced_move_reports_the_loss_too(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        with pytest.raises(LeaseLostError):
+            a.transition_build(build.id, S.PREPARING, "late")
+        assert lost == [build.id]
+
+
+class TestWhatANodeActsOn:
+    """Listings of claimable builds show the node's own; later states show everyone's."""
+
+    def test_other_nodes_waiting_builds_are_not_listed_but_sent_ones_are(
+        self, node: NodeFactory
+    ) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        mine = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1, tag="a")])
+        theirs = b.create_build(recipe="dental", job_ids=[j.id for j in _jobs(b, 1, tag="b")])
+        sent = b.create_build(recipe="dental", job_ids=[j.id for j in _jobs(b, 1, tag="c")])
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            b.transition_build(sent.id, step, str(step))
+        listed = {x.id for x in a.list_builds()}
+        assert mine.id in listed and sent.id in listed and theirs.id not in listed
+        assert [x.id for x in a.list_builds(state=S.PROCESSING, limit=1)] == [mine.id]
+
+
+class TestOrphanedJobs:
+    """Jobs a gone node took but never batched are adopted by one node each."""
+
+    def test_a_stopped_node_s_unbatched_jobs_go_to_one_adopter_each(
+        self, node: NodeFactory
+    ) -> None:
+        gone, b, c = node("pc-gone"), node("pc-b"), node("pc-c")
+        jobs = _jobs(gone, 6)
+        for job in jobs:
+            assert gone.claim_inbox_file("pc-gone", f"/nas/inbox/{job.id}.stl",
+                                         str(job.content_hash))
+        batched = gone.create_build(recipe="dental", job_ids=[jobs[0].id])
+        assert b.adopt_orphan_jobs("pc-b") == ()  # its node is alive: they are its own
+        gone.node_stopped("pc-gone")
+        won: dict[str, tuple[int, ...]] = {}
+
+        def adopt(store: NodeJobStore) -> None:
+            won[store.node_id] = store.adopt_orphan_jobs(store.node_id)
+
+        threads = [threading.Thread(target=adopt, args=(s,)) for s in (b, c)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        adopted = sorted(won["pc-b"] + won["pc-c"])
+        assert adopted == sorted(j.id for j in jobs if j.id != jobs[0].id)
+        assert batched.id not in adopted
+        assert b.adopt_orphan_jobs("pc-b") == () and c.adopt_orphan_jobs("pc-c") == ()
+
+    def test_a_restarted_node_adopts_its_own_previous_life_s_jobs(
+        self, node: NodeFactory
+    ) -> None:
+        a = node("pc-a")
+        (job,) = _jobs(a, 1)
+        a.claim_inbox_file("pc-a", "/nas/inbox/x.stl", str(job.content_hash))
+        assert a.adopt_orphan_jobs("pc-a") == ()
+        assert a.adopt_orphan_jobs("pc-a", own=True) == (job.id,)
