@@ -33,7 +33,8 @@ Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running step
 
 Operations on one scene are never sent in parallel: a build's steps run one at a time in
 its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
-has servers, largest first (so the last round is short and the servers stay busy).
+has servers, longest first (so the last round is short and the servers stay busy), the
+roomiest of the last round last (:func:`run_order`).
 
 Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
 (structlog contextvars).
@@ -123,6 +124,7 @@ __all__ = [
     "build_values",
     "default_job_name",
     "new_run_id",
+    "run_order",
     "run_plan",
     "output_root",
     "run_values",
@@ -397,9 +399,26 @@ def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[Bui
     return children[0], children[1]
 
 
-def _roomiest(builds: Sequence[BuildPlan]) -> BuildPlan | None:
-    """The least filled planned build: it runs last and takes carried models."""
-    return min(builds, key=lambda b: (b.fill_ratio, b.index), default=None)
+#: A build's fixed requests (scene, orient, support, layout, saves) cost about as much
+#: server time as this many model imports: the weight of a build in :func:`run_order`.
+_BUILD_WORK_MODELS: Final = 4.0
+
+
+def _work(build: BuildPlan) -> float:
+    """Server time a build takes, roughly: per model, more for heavier meshes."""
+    return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
+
+
+def run_order(builds: Sequence[BuildPlan], servers: int) -> list[BuildPlan]:
+    """The order builds start in: longest first (the last round is short and the servers
+    stay busy), except that the roomiest build of the last round starts last: it is the
+    final build, which takes the models other builds carry on (executor/overflow.py)."""
+    order = sorted(builds, key=lambda b: (-_work(b), b.index))
+    if len(order) > 1:
+        final = min(order[-max(1, servers):], key=lambda b: (b.fill_ratio, b.index))
+        order.remove(final)
+        order.append(final)
+    return order
 
 
 def _transport(url: str) -> httpx.HTTPTransport | None:
@@ -919,12 +938,11 @@ class Runner:
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._server_count = max(1, len(pool.status()))
-        #: The roomiest planned build runs last and takes carried models before its layout.
-        final = _roomiest(plan.builds)
+        self._order = run_order(plan.builds, self._server_count)
+        #: The build that starts last takes carried models before its layout.
         self.intake = FinalIntake(
-            final.name
-            if final is not None and len(plan.builds) > 1 and FinalIntake.qualifies(plan.recipe)
-            else None
+            self._order[-1].name
+            if len(self._order) > 1 and FinalIntake.qualifies(plan.recipe) else None
         )
 
     # -- control --------------------------------------------------------------------------------
@@ -1105,13 +1123,7 @@ class Runner:
 
     def run(self) -> RunResult:
         started = self.clock.monotonic()
-        # Largest first, but the least filled build last: models a server cannot fit are
-        # carried into a build that has not started (executor/overflow.py), and that one has
-        # the most room.
-        roomiest = _roomiest(self.plan.builds)
-        builds = sorted(
-            self.plan.builds, key=lambda b: (b is roomiest, -len(b.models), b.index)
-        )
+        builds = self._order
         self.reporter.run_started(
             self.options.run_id,
             self.plan.builds,
