@@ -33,8 +33,8 @@ Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running step
 
 Operations on one scene are never sent in parallel: a build's steps run one at a time in
 its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
-has servers, longest first (so the last round is short and the servers stay busy), the
-roomiest of the last round last (:func:`run_order`).
+has servers, longest first (so the last round is short and the servers stay busy), a
+roomy final build last (:func:`run_order`).
 
 Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
 (structlog contextvars).
@@ -43,6 +43,7 @@ Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step`
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 import uuid
@@ -409,13 +410,23 @@ def _work(build: BuildPlan) -> float:
     return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
 
 
+#: On several servers the final build (started last) is chosen among builds at most this
+#: much longer than the average: a long build started last would hold the run up.
+_FINAL_WORK_LIMIT: Final = 1.25
+
+
 def run_order(builds: Sequence[BuildPlan], servers: int) -> list[BuildPlan]:
     """The order builds start in: longest first (the last round is short and the servers
-    stay busy), except that the roomiest build of the last round starts last: it is the
-    final build, which takes the models other builds carry on (executor/overflow.py)."""
+    stay busy), except the final build, which starts last and takes the models other
+    builds carry on (executor/overflow.py): the roomiest build, on several servers the
+    roomiest of those not much longer than the average."""
     order = sorted(builds, key=lambda b: (-_work(b), b.index))
     if len(order) > 1:
-        final = min(order[-max(1, servers):], key=lambda b: (b.fill_ratio, b.index))
+        limit = math.inf
+        if servers > 1:
+            limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in order) / len(order)
+        final = min((b for b in order if _work(b) <= limit),
+                    key=lambda b: (b.fill_ratio, b.index))
         order.remove(final)
         order.append(final)
     return order
@@ -889,7 +900,8 @@ class _BuildWorker:
         path = (self.journal.folder / f"after-{sanitize_component(node_id)}.form").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         with bound_contextvars(step=node_id):
-            ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline())
+            ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
+                                deadline=ctx.deadline())
             self.journal.checkpoint_saved(path, node_id, completed, import_names(self.build))
             log.info("checkpoint_saved", checkpoint=str(path), after_step=node_id)
 

@@ -861,7 +861,9 @@ def _output(ctx: StepContext, template: str) -> Path:
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     path = _output(ctx, ctx.recipe.outputs.form)
     try:
-        ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+        # Writing the file is short: one blocking request, no polls (bounded by the step).
+        ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
+                            deadline=ctx.deadline(), progress=ctx.progress)
     except BaseException:
         release_output(path)
         raise
