@@ -17,8 +17,9 @@ support again for every model. Now:
    way only the carried models are imported, oriented and supported again.
 
 3. When no planned build waits any more (on several servers the last round starts at once),
-   the run's **final build** (the roomiest planned one, started last) still takes them while
-   it has not laid out: :class:`FinalIntake`. Before its layout the final build waits until
+   the run's **final build** (a roomy one of the last rounds, see
+   :func:`~preform_pipeline.executor.runner.run_order`) still takes them while it has not
+   laid out: :class:`FinalIntake`. Before its layout the final build waits until
    every other build on a server has passed its own layout (the last round's builds reach it
    at about the same time), then imports, orients and supports only the carried models in
    its scene and lays everything out together. Only a recipe whose steps before the layout

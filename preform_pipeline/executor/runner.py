@@ -33,8 +33,8 @@ Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running step
 
 Operations on one scene are never sent in parallel: a build's steps run one at a time in
 its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
-has servers, longest first (so the last round is short and the servers stay busy), a
-roomy final build last (:func:`run_order`).
+has servers, longest first (so the last round is short and the servers stay busy); a
+roomy final build of the last rounds takes carried models (:func:`run_order`).
 
 Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
 (structlog contextvars).
@@ -43,7 +43,6 @@ Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step`
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import uuid
@@ -410,26 +409,36 @@ def _work(build: BuildPlan) -> float:
     return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
 
 
-#: On several servers the final build (started last) is chosen among builds at most this
-#: much longer than the average: a long build started last would hold the run up.
+#: On several servers the final build is chosen among builds at most this much longer than
+#: the average: a long build started late would hold the run up.
 _FINAL_WORK_LIMIT: Final = 1.25
 
 
-def run_order(builds: Sequence[BuildPlan], servers: int) -> list[BuildPlan]:
-    """The order builds start in: longest first (the last round is short and the servers
-    stay busy), except the final build, which starts last and takes the models other
-    builds carry on (executor/overflow.py): the roomiest build, on several servers the
-    roomiest of those not much longer than the average."""
+def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan], str | None]:
+    """The order builds start in, and the final build (executor/overflow.py).
+
+    Longest first (by :func:`_work`), so the last round is short and the servers stay busy.
+    The final build takes the models other builds carry on, so it is roomy and lays out
+    after the others: on one server the roomiest build, moved to the end; on several, the
+    roomiest of the builds that start after the first round (all of them when there is only
+    one round), not much longer than average, left in its place (it waits before its layout
+    for the builds still before theirs).
+    """
     order = sorted(builds, key=lambda b: (-_work(b), b.index))
-    if len(order) > 1:
-        limit = math.inf
-        if servers > 1:
-            limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in order) / len(order)
-        final = min((b for b in order if _work(b) <= limit),
-                    key=lambda b: (b.fill_ratio, b.index))
+    if len(order) < 2:
+        return order, None
+
+    def roomiest(candidates: Sequence[BuildPlan]) -> BuildPlan:
+        return min(candidates, key=lambda b: (b.fill_ratio, b.index))
+
+    if servers <= 1:
+        final = roomiest(order)
         order.remove(final)
-        order.append(final)
-    return order
+        return [*order, final], final.name
+    later = order[servers:] if len(order) > servers else order
+    limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in order) / len(order)
+    short = [b for b in later if _work(b) <= limit]
+    return order, roomiest(short or later).name
 
 
 def _transport(url: str) -> httpx.HTTPTransport | None:
@@ -950,12 +959,9 @@ class Runner:
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._server_count = max(1, len(pool.status()))
-        self._order = run_order(plan.builds, self._server_count)
-        #: The build that starts last takes carried models before its layout.
-        self.intake = FinalIntake(
-            self._order[-1].name
-            if len(self._order) > 1 and FinalIntake.qualifies(plan.recipe) else None
-        )
+        self._order, final = run_order(plan.builds, self._server_count)
+        #: The final build takes carried models before its layout.
+        self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None)
 
     # -- control --------------------------------------------------------------------------------
 

@@ -26,19 +26,27 @@ def _build(index: int, models: int, fill: float) -> BuildPlan:
 
 
 class TestRunOrder:
-    """Longest builds start first; a roomy build that is not long starts last."""
+    """Longest builds start first; a roomy build of the later rounds is the final build."""
 
-    def test_longest_first_and_a_roomy_build_of_average_length_last(self) -> None:
+    def test_longest_first_and_the_roomiest_later_build_is_final(self) -> None:
         builds = [_build(1, 16, 0.63), _build(2, 46, 0.39), _build(3, 30, 0.45),
                   _build(4, 35, 0.41), _build(5, 19, 0.50), _build(6, 23, 0.49),
                   _build(7, 31, 0.46)]
-        order = [b.name for b in run_order(builds, servers=4)]
-        # b2 is the roomiest but the longest by far: b4, the roomiest of the rest, ends.
-        assert order == ["b2", "b7", "b3", "b6", "b5", "b1", "b4"]
+        order, final = run_order(builds, servers=4)
+        assert [b.name for b in order] == ["b2", "b4", "b7", "b3", "b6", "b5", "b1"]
+        # The first round (b2 b4 b7 b3) is out; of b6 b5 b1, b6 has the most room.
+        assert final == "b6"
 
     def test_one_server_ends_with_the_roomiest_build(self) -> None:
         builds = [_build(1, 5, 0.5), _build(2, 9, 0.3), _build(3, 7, 0.4)]
-        assert [b.name for b in run_order(builds, servers=1)] == ["b3", "b1", "b2"]
+        order, final = run_order(builds, servers=1)
+        assert [b.name for b in order] == ["b3", "b1", "b2"] and final == "b2"
 
-    def test_a_single_build_stays(self) -> None:
-        assert [b.name for b in run_order([_build(1, 3, 0.2)], servers=4)] == ["b1"]
+    def test_one_round_takes_the_roomiest_build_not_much_longer_than_average(self) -> None:
+        builds = [_build(1, 40, 0.1), _build(2, 10, 0.5), _build(3, 12, 0.6)]
+        order, final = run_order(builds, servers=4)
+        assert [b.name for b in order] == ["b1", "b3", "b2"] and final == "b2"
+
+    def test_a_single_build_has_no_final_build(self) -> None:
+        order, final = run_order([_build(1, 3, 0.2)], servers=4)
+        assert [b.name for b in order] == ["b1"] and final is None
