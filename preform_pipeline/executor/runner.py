@@ -409,6 +409,9 @@ def _work(build: BuildPlan) -> float:
     return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
 
 
+#: The final build waits at most this long for other builds to pass their layouts: a build
+#: later than that (a hung operation, a much longer build) carries to a build of its own.
+_INTAKE_WAIT_S: Final = 120.0
 #: On several servers the final build is chosen among builds at most this much longer than
 #: the average: a long build started late would hold the run up.
 _FINAL_WORK_LIMIT: Final = 1.25
@@ -843,7 +846,8 @@ class _BuildWorker:
         builds carried into it (executor/overflow.py), in its own scene."""
         if self.build.name != self.runner.intake.final or self.laid_out:
             return
-        late = self.runner.intake.take(self.options.step_timeout_s, lambda: self.runner.cancelled)
+        late = self.runner.intake.take(min(self.options.step_timeout_s, _INTAKE_WAIT_S),
+                                       lambda: self.runner.cancelled)
         if not late:
             return
         start = len(self.build.models)
