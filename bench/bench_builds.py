@@ -203,6 +203,7 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
         def finish(scene: str, number: int) -> None:
             client.save_form(scene, out / f"scene-{number:03d}.form")
 
+        load_before = _load()
         started = time.perf_counter()
         scene = client.create_scene(SCENE).id
         assert scene is not None
@@ -241,7 +242,13 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
         "discarded_share": round(discarded / wall, 4),
         "density": round(_mean_density(scenes), 4),
         "requests_per_model": round(requests / len(models), 2),
+        "load": [load_before, _load()],
     }
+
+
+def _load() -> float:
+    """The machine's 1-minute load average (other people's work shares these cores)."""
+    return round(os.getloadavg()[0], 2)
 
 
 def _mean_density(builds: list[list[ModelInfo]]) -> float:
@@ -260,6 +267,7 @@ def run_pipeline(
                     count=pool_size) as pool:
         runner = Runner(plan, pool, options=RunOptions(output_root=work / f"out-{tag}"),
                         reporter=NullReporter())
+        load_before = _load()
         cpu_before = time.process_time()
         started = time.perf_counter()
         result = runner.run()
@@ -288,6 +296,7 @@ def run_pipeline(
         "requests_per_model": round(sum(requests.values()) / models, 2),
         "requests": dict(requests.most_common()),
         "runner_cpu_ms_per_model": round(cpu * 1000.0 / models, 3),
+        "load": [load_before, _load()],
     }
 
 
@@ -372,6 +381,11 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
     return data
 
 
+def _loads(run: dict[str, Any]) -> str:
+    load = run.get("load")
+    return f"{load[0]:g} -> {load[1]:g}" if load else "-"
+
+
 def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         "# Builds: planned by predicted footprint against the vendor's batching strategy",
@@ -383,8 +397,8 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['platform']}, Python {meta['python']}.",
         "",
         "| set | run | builds (bound) | density | wall s | vs baseline | discarded | "
-        "requests/model | runner CPU ms/model | efficiency |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "requests/model | runner CPU ms/model | efficiency | load |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         base = r.get("baseline")
@@ -392,7 +406,8 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['set']} | baseline (1 server) | {base['builds']} "
                 f"({r['lower_bound_plus_1']}) | {base['density']:.0%} | {base['wall_s']:.1f} "
-                f"| 1.0x | {base['discarded_share']:.1%} | {base['requests_per_model']} | - | - |"
+                f"| 1.0x | {base['discarded_share']:.1%} | {base['requests_per_model']} | - | - "
+                f"| {_loads(base)} |"
             )
         for run in r["pipeline"]:
             lines.append(
@@ -400,7 +415,8 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {run['builds']} ({r['lower_bound_plus_1']}) | {run['density']:.0%} "
                 f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
                 f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
-                f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} |"
+                f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} "
+                f"| {_loads(run)} |"
             )
     lines += ["", "Planning (runner process, before the run):", ""]
     for r in results:
@@ -416,7 +432,8 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "latency table: the carried models' import, orient and support in the build they "
         "left plus the layouts that did not fit (baseline: the failed layout and the removed "
         "model's preparation). Efficiency is busy server time / pool servers / wall time. "
-        "Requests count every HTTP exchange with the simulators, polls included.",
+        "Requests count every HTTP exchange with the simulators, polls included. Load is the "
+        "machine's 1-minute load average before and after the run (2 cores).",
         "",
         "Reproduce: `nice python bench/bench_builds.py` (see the module docstring for options).",
         "",

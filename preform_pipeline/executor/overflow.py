@@ -16,6 +16,17 @@ support again for every model. Now:
    the plan's last builds have room; if it overflows there, it is carried on again). Either
    way only the carried models are imported, oriented and supported again.
 
+3. When no planned build waits any more (on several servers the last round starts at once),
+   the run's **final build** (a roomy one of the last rounds, see
+   :func:`~preform_pipeline.executor.runner.run_order`) still takes them while it has not
+   laid out: :class:`FinalIntake`. Before its layout the final build waits until
+   every other build on a server has passed its own layout (the last round's builds reach it
+   at about the same time), then imports, orients and supports only the carried models in
+   its scene and lays everything out together. Only a recipe whose steps before the layout
+   are import, orient and support qualifies (a label or drain hole step would have to be
+   repeated for the newcomers); otherwise, or once the final build has laid out, a carry is
+   a build of its own.
+
 The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
 a retry of the build from a checkpoint sheds again and records each model once.
 """
@@ -23,6 +34,8 @@ a retry of the build from a checkpoint sheds again and records each model once.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -40,6 +53,8 @@ from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
     "CARRY_SUFFIX",
+    "INTAKE_STEP_KINDS",
+    "FinalIntake",
     "carry_build",
     "carry_name",
     "join_waiting",
@@ -49,6 +64,9 @@ __all__ = [
 
 log = get_logger(__name__)
 
+#: Step kinds the final build can repeat for carried models alone before its layout.
+INTAKE_STEP_KINDS: Final = frozenset({"create_scene", "import_models", "auto_orient",
+                                      "auto_support"})
 #: Separates a build's name from its carry number: ``bench-003+1``.
 CARRY_SUFFIX: Final = "+"
 # "... do not fit on the build platform (a, b, c ...); ..." -> "a, b, c"
@@ -181,3 +199,63 @@ def join_waiting(
         estimated_volume_ml=target.estimated_volume_ml + carry.estimated_volume_ml,
         graph=compile_graph(recipe, models),
     )
+
+
+class FinalIntake:
+    """The final build's intake of carried models (item 3 of the module docstring).
+
+    Thread-safe: builds report here when they hold a server, when they have passed their
+    layout, and when they end; carries are offered from their builds' threads.
+    """
+
+    def __init__(self, final: str | None) -> None:
+        self.final = final
+        self._cond = threading.Condition()
+        self._open = final is not None
+        self._started = False
+        self._pending: list[ModelInfo] = []
+        self._busy: set[str] = set()
+
+    @staticmethod
+    def qualifies(recipe: Recipe) -> bool:
+        """Whether the recipe's steps before its auto_layout can be repeated for newcomers."""
+        kinds = [s.kind for s in recipe.steps]
+        if "auto_layout" not in kinds or recipe.batching.on_overflow != "split":
+            return False
+        before = kinds[: kinds.index("auto_layout")]
+        return all(k in INTAKE_STEP_KINDS for k in before)
+
+    def holding(self, build: str, busy: bool) -> None:
+        """``build`` holds a server and has not laid out yet (or no longer does)."""
+        with self._cond:
+            if busy and build != self.final:
+                self._busy.add(build)
+            else:
+                self._busy.discard(build)
+            if build == self.final and busy:
+                self._started = True
+            self._cond.notify_all()
+
+    def offer(self, models: Sequence[ModelInfo]) -> bool:
+        """Take carried models into the final build, if it is running and still open."""
+        with self._cond:
+            if not (self._open and self._started):
+                return False
+            self._pending.extend(models)
+            self._cond.notify_all()
+            return True
+
+    def take(self, timeout_s: float, cancelled: Callable[[], bool]) -> list[ModelInfo]:
+        """For the final build, just before its layout: wait until no other build on a server
+        is still before its layout (at most ``timeout_s``), close the intake and return what
+        was carried into it."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._open and self._busy and not cancelled():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.5))
+            self._open = False
+            taken, self._pending = self._pending, []
+            return taken

@@ -33,7 +33,8 @@ Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running step
 
 Operations on one scene are never sent in parallel: a build's steps run one at a time in
 its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
-has servers, largest first (so the last round is short and the servers stay busy).
+has servers, longest first (so the last round is short and the servers stay busy); a
+roomy final build of the last rounds takes carried models (:func:`run_order`).
 
 Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
 (structlog contextvars).
@@ -55,7 +56,13 @@ from typing import Any, Final, Protocol
 import httpx
 from structlog.contextvars import bound_contextvars
 
-from preform_pipeline.api import DEFAULT_REQUEST_TIMEOUT_S, PollPolicy, PreFormClient
+from preform_pipeline.api import (
+    DEFAULT_REQUEST_TIMEOUT_S,
+    AutoOrientOptions,
+    AutoSupportOptions,
+    PollPolicy,
+    PreFormClient,
+)
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
@@ -68,7 +75,12 @@ from preform_pipeline.errors import (
     TransientApiError,
 )
 from preform_pipeline.executor.hooks import PrintHooks
-from preform_pipeline.executor.overflow import carry_build, join_waiting, shed_overflow
+from preform_pipeline.executor.overflow import (
+    FinalIntake,
+    carry_build,
+    join_waiting,
+    shed_overflow,
+)
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.state import (
     AttemptRecord,
@@ -83,13 +95,14 @@ from preform_pipeline.executor.steps import (
     StepContext,
     StepFailure,
     import_names,
+    import_some,
     preflight,
     run_step,
     shared_values,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
-from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.plan.builds import MM3_PER_ML, BuildPlan, ModelInfo, Plan, units_label
+from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
@@ -111,6 +124,7 @@ __all__ = [
     "build_values",
     "default_job_name",
     "new_run_id",
+    "run_order",
     "run_plan",
     "output_root",
     "run_values",
@@ -385,6 +399,51 @@ def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[Bui
     return children[0], children[1]
 
 
+#: A build's fixed requests (scene, orient, support, layout, saves) cost about as much
+#: server time as this many model imports: the weight of a build in :func:`run_order`.
+_BUILD_WORK_MODELS: Final = 4.0
+
+
+def _work(build: BuildPlan) -> float:
+    """Server time a build takes, roughly: per model, more for heavier meshes."""
+    return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
+
+
+#: The final build waits at most this long for other builds to pass their layouts: a build
+#: later than that (a hung operation, a much longer build) carries to a build of its own.
+_INTAKE_WAIT_S: Final = 120.0
+#: On several servers the final build is chosen among builds at most this much longer than
+#: the average: a long build started late would hold the run up.
+_FINAL_WORK_LIMIT: Final = 1.25
+
+
+def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan], str | None]:
+    """The order builds start in, and the final build (executor/overflow.py).
+
+    Longest first (by :func:`_work`), so the last round is short and the servers stay busy.
+    The final build takes the models other builds carry on, so it is roomy and lays out
+    after the others: on one server the roomiest build, moved to the end; on several, the
+    roomiest of the builds that start after the first round (all of them when there is only
+    one round), not much longer than average, left in its place (it waits before its layout
+    for the builds still before theirs).
+    """
+    order = sorted(builds, key=lambda b: (-_work(b), b.index))
+    if len(order) < 2:
+        return order, None
+
+    def roomiest(candidates: Sequence[BuildPlan]) -> BuildPlan:
+        return min(candidates, key=lambda b: (b.fill_ratio, b.index))
+
+    if servers <= 1:
+        final = roomiest(order)
+        order.remove(final)
+        return [*order, final], final.name
+    later = order[servers:] if len(order) > servers else order
+    limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in order) / len(order)
+    short = [b for b in later if _work(b) <= limit]
+    return order, roomiest(short or later).name
+
+
 def _transport(url: str) -> httpx.HTTPTransport | None:
     """A plain-HTTP transport for ``http://`` servers (PreFormServer speaks no TLS): building
     httpx's default one loads the CA bundle, about 20 ms of CPU per build attempt."""
@@ -430,6 +489,10 @@ class _BuildWorker:
         self.started = self.runner.clock.monotonic()
         self.server: str | None = None
         self._current_step: str | None = None
+        #: The build has passed its layout once (a retry does not hold the final build up).
+        self.laid_out = False
+        #: Where the models its layout carried on went: (build name, a new build?).
+        self.carried_to: tuple[str, bool] | None = None
 
     # -- outcome --------------------------------------------------------------------------------
 
@@ -558,6 +621,8 @@ class _BuildWorker:
         )
         holder = SendHolder.of_server(server, self.options.request_timeout_s)
         ctx = self._context(client, quick, holder)
+        intake = self.runner.intake
+        intake.holding(self.build.name, not self.laid_out)
         with bound_contextvars(server=server.name):
             try:
                 self._steps(ctx, attempt)
@@ -602,6 +667,7 @@ class _BuildWorker:
                     BuildStatus.FAILED, f"internal error: {type(exc).__name__}: {exc}"
                 )
             finally:
+                intake.holding(self.build.name, False)
                 client.close()
                 quick.close()
             lease.release(healthy=True)
@@ -762,7 +828,11 @@ class _BuildWorker:
                 if not skip:
                     if self.runner.cancelled:
                         raise _Cancelled()
+                    if node.kind == "auto_layout":
+                        self._take_carried(ctx, graph)
                     self._run_node(ctx, node_id, index, total)
+                    if node.kind == "auto_layout":
+                        self._after_layout()
                     done_here.append(node_id)
                     skipped = self.options.dry_run and node.kind in ("print", "verify")
                     if node_id not in self.steps_done and not skipped:
@@ -770,6 +840,50 @@ class _BuildWorker:
                     if node.kind in self.options.checkpoint_kinds and index < total:
                         self._checkpoint(ctx, node_id, completed | set(done_here))
                 sorter.done(node_id)
+
+    def _take_carried(self, ctx: StepContext, graph: StepGraph) -> None:
+        """The final build, before its layout: import, orient and support the models other
+        builds carried into it (executor/overflow.py), in its own scene."""
+        if self.build.name != self.runner.intake.final or self.laid_out:
+            return
+        late = self.runner.intake.take(min(self.options.step_timeout_s, _INTAKE_WAIT_S),
+                                       lambda: self.runner.cancelled)
+        if not late:
+            return
+        start = len(self.build.models)
+        models = (*self.build.models, *late)
+        self.build = replace(
+            self.build,
+            models=models,
+            estimated_volume_ml=self.build.estimated_volume_ml
+            + sum(m.volume_mm3 for m in late) / MM3_PER_ML,
+            graph=compile_graph(self.recipe, models),
+        )
+        ctx.build = self.build
+        self.runner.update_build(self.build)
+        log.info("overflow_taken_in", models=[m.path.name for m in late])
+        indices = list(range(start, len(models)))
+        import_some(ctx, graph["import_models"].options, indices)
+        chosen = [ctx.model_ids[i] for i in indices if i in ctx.model_ids]
+        for node in graph:
+            if node.kind == "auto_layout":
+                break
+            step = self.steps_by_id.get(node.id)
+            options = {**(step.api_options() if step else node.options), "models": chosen}
+            if node.kind == "auto_orient":
+                ctx.client.auto_orient(ctx.scene, AutoOrientOptions(**options),
+                                       deadline=ctx.deadline())
+            elif node.kind == "auto_support":
+                ctx.client.auto_support(ctx.scene, AutoSupportOptions(**options),
+                                        deadline=ctx.deadline())
+
+    def _after_layout(self) -> None:
+        """The layout is done: its carried models go on now (a waiting build, the final
+        build, or a new one), and the final build need not wait for this one any more."""
+        self.laid_out = True
+        if self.facts.carried and self.carried_to is None:
+            self.carried_to = self.runner.place_carry(self.build, self.facts.carried)
+        self.runner.intake.holding(self.build.name, False)
 
     def _run_node(self, ctx: StepContext, node_id: str, index: int, total: int) -> None:
         node = self.build.graph[node_id]
@@ -799,7 +913,8 @@ class _BuildWorker:
         path = (self.journal.folder / f"after-{sanitize_component(node_id)}.form").resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         with bound_contextvars(step=node_id):
-            ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline())
+            ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
+                                deadline=ctx.deadline())
             self.journal.checkpoint_saved(path, node_id, completed, import_names(self.build))
             log.info("checkpoint_saved", checkpoint=str(path), after_step=node_id)
 
@@ -848,6 +963,9 @@ class Runner:
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._server_count = max(1, len(pool.status()))
+        self._order, final = run_order(plan.builds, self._server_count)
+        #: The final build takes carried models before its layout.
+        self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None)
 
     # -- control --------------------------------------------------------------------------------
 
@@ -934,7 +1052,7 @@ class Runner:
             build = self._builds.get(build.name, (build, parent))[0]
             self._started.add(build.name)
         worker = _BuildWorker(self, build, parent)
-        outcome = self._carry(worker.build, worker.facts.carried, worker.run())
+        outcome = self._carried(worker, worker.run())
         with self._lock:
             self._outcomes[build.name] = outcome
         if self.options.build_report is not None:
@@ -968,18 +1086,20 @@ class Runner:
             self._submit(child, build.name)
         return children
 
-    def _carry(
-        self, build: BuildPlan, carried: Sequence[int], outcome: BuildOutcome
-    ) -> BuildOutcome:
-        """Queue a build of the models the layout carried on (executor/overflow.py); the
-        outcome then lists only the models that stayed."""
-        if not carried or outcome.status is BuildStatus.CANCELLED:
-            return outcome
+    def update_build(self, build: BuildPlan) -> None:
+        """A running build took more models (the final build's intake)."""
+        with self._lock:
+            self._builds[build.name] = (build, self._builds[build.name][1])
+
+    def place_carry(self, build: BuildPlan, carried: Sequence[int]) -> tuple[str, bool]:
+        """Send the models a build's layout carried on to a planned build that has not
+        started, else into the final build, else to a new build (executor/overflow.py).
+        Called right after that layout; returns (build name, whether it is a new build)."""
         with self._lock:
             index = self._next_index
             self._next_index += 1
             waiting = [b for name, (b, _) in self._builds.items() if name not in self._started]
-        stayed, carry = carry_build(self.plan.recipe, build, carried, index)
+        _, carry = carry_build(self.plan.recipe, build, carried, index)
         target = join_waiting(self.plan.recipe, carry, waiting)
         if target is not None:
             with self._lock:
@@ -987,37 +1107,45 @@ class Runner:
                     self._builds[target.name] = (target, self._builds[target.name][1])
                     log.info("overflow_joined_build", build=build.name, into=target.name,
                              models=len(carry.models))
-                    return replace(
-                        outcome,
-                        models=tuple(m.path.name for m in stayed.models),
-                        source_files=tuple(str(m.path) for m in stayed.models),
-                        units=stayed.units,
-                        estimated_volume_ml=stayed.estimated_volume_ml,
-                    )
+                    return target.name, False
+        final = self.intake.final
+        if final is not None and final != build.name and self.intake.offer(carry.models):
+            log.info("overflow_joined_build", build=build.name, into=final,
+                     models=len(carry.models))
+            return final, False
         log.info("overflow_build_added", build=build.name, carry=carry.name,
                  models=len(carry.models))
         self.reporter.build_added(carry, parent=build.name)
         self._submit(carry, build.name)
+        return carry.name, True
+
+    def _carried(self, worker: _BuildWorker, outcome: BuildOutcome) -> BuildOutcome:
+        """The outcome of a build whose layout carried models on lists only those that
+        stayed (and the new build, when they went to one)."""
+        build, carried = worker.build, worker.facts.carried
+        if not carried:
+            return outcome
+        if worker.carried_to is None:
+            if outcome.status is BuildStatus.CANCELLED:
+                return outcome
+            worker.carried_to = self.place_carry(build, carried)
+        stayed = [m for i, m in enumerate(build.models) if i not in set(carried)]
+        share = build.estimated_volume_ml / max(sum(m.volume_mm3 for m in build.models), 1e-9)
+        name, added = worker.carried_to
         return replace(
             outcome,
-            models=tuple(m.path.name for m in stayed.models),
-            source_files=tuple(str(m.path) for m in stayed.models),
-            units=stayed.units,
-            children=(*outcome.children, carry.name),
-            estimated_volume_ml=stayed.estimated_volume_ml,
+            models=tuple(m.path.name for m in stayed),
+            source_files=tuple(str(m.path) for m in stayed),
+            units=tuple(units_label(m) for m in stayed),
+            children=(*outcome.children, name) if added else outcome.children,
+            estimated_volume_ml=sum(m.volume_mm3 for m in stayed) * share,
         )
 
     # -- running --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         started = self.clock.monotonic()
-        # Largest first, but the least filled build last: models a server cannot fit are
-        # carried into a build that has not started (executor/overflow.py), and that one has
-        # the most room.
-        roomiest = min(self.plan.builds, key=lambda b: (b.fill_ratio, b.index), default=None)
-        builds = sorted(
-            self.plan.builds, key=lambda b: (b is roomiest, -len(b.models), b.index)
-        )
+        builds = self._order
         self.reporter.run_started(
             self.options.run_id,
             self.plan.builds,

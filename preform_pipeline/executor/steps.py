@@ -111,6 +111,7 @@ __all__ = [
     "case_step_message",
     "drop_case_of",
     "import_names",
+    "import_some",
     "is_layout_overflow",
     "model_values",
     "named_by_file",
@@ -364,9 +365,16 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     the cost per model at one request plus polling; a missing model is the same transient
     ``ImportNotAppliedError`` the client would raise.
     """
+    import_some(ctx, options, range(len(ctx.build.models)))
+
+
+def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[int]) -> None:
+    """Import the build's models at ``indices`` (the import step's options), then check once
+    that the scene holds them (the final build's intake imports only the carried models)."""
     names = import_names(ctx.build)
-    total = len(ctx.build.models)
-    for index, model in enumerate(ctx.build.models):
+    total = len(indices)
+    for done, index in enumerate(indices, start=1):
+        model = ctx.build.models[index]
         if str(model.path) in ctx.facts.dropped:
             continue  # taken out with its case on an earlier attempt
         import_options = ImportOptions(
@@ -381,12 +389,12 @@ def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
             ctx.scene, model.path.resolve(), import_options, deadline=ctx.deadline()
         )
         ctx.model_ids[index] = info.id
-        ctx.progress((index + 1) / total)
+        ctx.progress(done / total)
     scene = ctx.read_scene()
     missing = [
         ctx.build.models[i].path.name
-        for i, model_id in ctx.model_ids.items()
-        if model_id not in scene.model_ids
+        for i in indices
+        if i in ctx.model_ids and ctx.model_ids[i] not in scene.model_ids
     ]
     if missing:
         raise ImportNotAppliedError(
@@ -884,7 +892,9 @@ def _output(ctx: StepContext, template: str) -> Path:
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     path = _output(ctx, ctx.recipe.outputs.form)
     try:
-        ctx.client.save_form(ctx.scene, path, deadline=ctx.deadline(), progress=ctx.progress)
+        # Writing the file is short: one blocking request, no polls (bounded by the step).
+        ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
+                            deadline=ctx.deadline(), progress=ctx.progress)
     except BaseException:
         release_output(path)
         raise

@@ -614,7 +614,9 @@ def _grouped_cases(
                     f"{total / MM3_PER_ML:.0f} ml of parts, more than one build takes "
                     f"({capacity / MM3_PER_ML:.0f} ml at packing density {density:g})"
                 )
-        elif len(_nest(recipe, models, unit, machine, ())) > 1:
+        # A model that fits no platform on its own is left out here: it is rejected with
+        # its reason when the batch is nested, not raised from this check.
+        elif len(_nest(recipe, models, unit, machine, (), unfit=[])) > 1:
             reason = f"too large together for one {bx:g} x {by:g} mm platform"
         if reason:
             split.add(case)

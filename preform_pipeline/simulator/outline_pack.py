@@ -41,9 +41,9 @@ __all__ = [
 #: cell, coarser than the shadows' point spacing, so no column of a shape is left empty.
 DEFAULT_CONTACT_CELL_MM: Final = 1.0
 
-#: Column width of the skyline: finer is denser and slower; 1.5 mm loses at most that much
+#: Column width of the skyline: finer is denser and slower; 1 mm loses at most that much
 #: per model and row against the exact outline.
-DEFAULT_LAYOUT_CELL_MM: Final = 1.5
+DEFAULT_LAYOUT_CELL_MM: Final = 1.0
 #: Turns about z tried for each model when rotation is allowed.
 DEFAULT_TURN_STEP_DEG: Final = 10.0
 

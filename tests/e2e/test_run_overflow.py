@@ -68,3 +68,35 @@ class TestLayoutOverflow:
         carried = run.events_named("overflow_carried")
         assert carried and carried[-1]["staying"] == len(parent["source_files"])
         assert run.events_named("build_split") == []
+
+
+class TestOverflowIntoTheFinalBuild:
+    """On several servers the last builds start together; models one of them carries on
+    join the final (roomiest) build before its layout instead of opening a build."""
+
+    def test_the_carried_model_joins_the_running_final_build(self, tmp_path: Path) -> None:
+        # Planned: four boxes on one platform (2 mm rafts), a small cube alone. The servers'
+        # 5 mm rafts fit only three boxes: one is carried on while the cube's build runs.
+        models = boxes(tmp_path / "models", 4)
+        cube = tmp_path / "models" / "cube.stl"
+        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (30.0, 30.0, 10.0)))
+        models.append(cube)
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=2, extra_args='["--raft-border-mm", "5"]')
+        run = run_cli(tmp_path, command(tmp_path, recipe, models, "--settings", str(settings)))
+
+        assert run.returncode == 0, run.stderr[-3000:]
+        builds = run.builds()
+        assert sorted(b["build"] for b in builds) == ["e2e-001", "e2e-002"]
+        by_name = {b["build"]: b for b in builds}
+        assert all(b["status"] == "succeeded" for b in builds)
+        assert by_name["e2e-001"]["children"] == []
+        assert len(by_name["e2e-001"]["source_files"]) == 3
+        assert len(by_name["e2e-002"]["source_files"]) == 2
+        files = [f for b in builds for f in b["source_files"]]
+        assert sorted(files) == sorted(map(str, models))
+        taken = run.events_named("overflow_taken_in")
+        carried = run.events_named("overflow_carried")[-1]["carried"]
+        assert [e["models"] for e in taken] == [carried]
+        # Bound on builds: ceil(sum of hull areas / platform area) + 1.
+        assert len(builds) <= -(-(4 * 90 * 50 + 30 * 30) // (200 * 125)) + 1

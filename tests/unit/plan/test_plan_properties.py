@@ -54,12 +54,37 @@ def _bounds(p: ModelPlacement) -> tuple[float, float, float, float]:
             p.x_mm + p.width_mm / 2, p.y_mm + p.depth_mm / 2)
 
 
+def _corners(p: ModelPlacement, size: tuple[float, float]) -> list[tuple[float, float]]:
+    """The model's footprint rectangle turned by its angle about the placement centre."""
+    turn = math.radians(p.angle_deg)
+    cos, sin = math.cos(turn), math.sin(turn)
+    half_x, half_y = size[0] / 2, size[1] / 2
+    return [(p.x_mm + cos * x - sin * y, p.y_mm + sin * x + cos * y)
+            for x, y in ((-half_x, -half_y), (half_x, -half_y), (half_x, half_y),
+                         (-half_x, half_y))]
+
+
+def _separated(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> bool:
+    """Two convex outlines are apart when some edge direction separates them."""
+    for shape in (a, b):
+        for i in range(len(shape)):
+            (x0, y0), (x1, y1) = shape[i], shape[(i + 1) % len(shape)]
+            nx, ny = y0 - y1, x1 - x0
+            span_a = [nx * x + ny * y for x, y in a]
+            span_b = [nx * x + ny * y for x, y in b]
+            scale = math.hypot(nx, ny)
+            if (max(span_a) <= min(span_b) + EPS_MM * scale
+                    or max(span_b) <= min(span_a) + EPS_MM * scale):
+                return True
+    return False
+
+
 def _assert_laid_out(build: BuildPlan, recipe: Recipe) -> None:
     width, depth = _platform(recipe)
     margin = recipe.batching.margin_mm
     assert sorted(p.path for p in build.placements) == sorted(build.paths)
     footprints = {m.path: m.footprint_mm for m in build.models}
-    boxes = []
+    outlines: list[list[tuple[float, float]]] = []
     for placement in build.placements:
         fx, fy = footprints[placement.path]
         # The placed area covers the model turned by its angle (a packer may add room, e.g.
@@ -72,12 +97,11 @@ def _assert_laid_out(build: BuildPlan, recipe: Recipe) -> None:
         left, front, right, back = _bounds(placement)
         assert left >= -width / 2 + margin - EPS_MM and right <= width / 2 - margin + EPS_MM
         assert front >= -depth / 2 + margin - EPS_MM and back <= depth / 2 - margin + EPS_MM
-        boxes.append((left, front, right, back))
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
-            apart = (a[2] <= b[0] + EPS_MM or b[2] <= a[0] + EPS_MM
-                     or a[3] <= b[1] + EPS_MM or b[3] <= a[1] + EPS_MM)
-            assert apart, f"footprints overlap: {a} and {b}"
+        # Outlines nest: turned parts may share box corners, never area.
+        outlines.append(_corners(placement, (fx, fy)))
+    for i, a in enumerate(outlines):
+        for b in outlines[i + 1:]:
+            assert _separated(a, b), f"footprints overlap: {a} and {b}"
 
 
 class TestPlanProperties:

@@ -1,0 +1,82 @@
+"""The final build's intake of carried models: when it takes them, and when it stops."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from preform_pipeline.executor.overflow import FinalIntake
+from preform_pipeline.plan.builds import ModelInfo
+from tests.unit.plan.planning_factories import make_recipe
+
+
+def _model(name: str) -> ModelInfo:
+    return ModelInfo(
+        path=Path("models") / f"{name}.stl", name=name, size_mm=(10.0, 10.0, 10.0),
+        footprint_mm=(10.0, 10.0), volume_mm3=1000.0, support_estimate_mm3=0.0,
+        triangle_count=12,
+    )
+
+
+def _never() -> bool:
+    return False
+
+
+class TestFinalIntake:
+    """Carried models join the final build only while it runs and has not laid out."""
+
+    def test_nothing_is_taken_before_the_final_build_holds_a_server(self) -> None:
+        intake = FinalIntake("b2")
+        assert not intake.offer([_model("a")])
+        intake.holding("b2", True)
+        assert intake.offer([_model("a")])
+
+    def test_take_returns_the_carried_models_once_and_closes(self) -> None:
+        intake = FinalIntake("b2")
+        intake.holding("b2", True)
+        first, second = _model("a"), _model("b")
+        assert intake.offer([first]) and intake.offer([second])
+        assert intake.take(5.0, _never) == [first, second]
+        assert not intake.offer([_model("c")])
+        assert intake.take(5.0, _never) == []
+
+    def test_take_waits_until_no_other_build_is_before_its_layout(self) -> None:
+        intake = FinalIntake("b2")
+        intake.holding("b2", True)
+        intake.holding("b1", True)
+        taken: list[list[ModelInfo]] = []
+        done = threading.Event()
+
+        def final() -> None:
+            taken.append(intake.take(30.0, _never))
+            done.set()
+
+        thread = threading.Thread(target=final)
+        thread.start()
+        assert not done.wait(0.3)  # b1 has not laid out: the final build waits
+        carried = _model("late")
+        assert intake.offer([carried])
+        intake.holding("b1", False)  # b1's layout is done (its carry offered first)
+        assert done.wait(10.0)
+        thread.join(10.0)
+        assert taken == [[carried]]
+
+    def test_no_final_build_takes_nothing(self) -> None:
+        intake = FinalIntake(None)
+        intake.holding("b1", True)
+        assert not intake.offer([_model("a")])
+
+
+class TestIntakeQualifies:
+    """Only recipes whose steps before the layout can be repeated for newcomers qualify."""
+
+    def test_orient_and_support_before_the_layout_qualify(self) -> None:
+        assert FinalIntake.qualifies(make_recipe())
+
+    def test_a_label_before_the_layout_does_not(self) -> None:
+        recipe = make_recipe(steps=("auto_orient", "label", "auto_support", "auto_layout"))
+        assert not FinalIntake.qualifies(recipe)
+
+    def test_without_a_layout_or_with_on_overflow_fail_nothing_qualifies(self) -> None:
+        assert not FinalIntake.qualifies(make_recipe(steps=("auto_orient", "auto_support")))
+        assert not FinalIntake.qualifies(make_recipe(on_overflow="fail"))

@@ -1,0 +1,52 @@
+"""The order a run starts its builds in, and which build takes carried models last."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preform_pipeline.executor.runner import run_order
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import StepGraph
+
+
+def _model(name: str) -> ModelInfo:
+    return ModelInfo(
+        path=Path("models") / f"{name}.stl", name=name, size_mm=(10.0, 10.0, 10.0),
+        footprint_mm=(10.0, 10.0), volume_mm3=1000.0, support_estimate_mm3=0.0,
+        triangle_count=12,
+    )
+
+
+def _build(index: int, models: int, fill: float) -> BuildPlan:
+    return BuildPlan(
+        index=index, name=f"b{index}",
+        models=tuple(_model(f"b{index}-{n}") for n in range(models)),
+        placements=(), fill_ratio=fill, estimated_volume_ml=0.0, graph=StepGraph(nodes=()),
+    )
+
+
+class TestRunOrder:
+    """Longest builds start first; a roomy build of the later rounds is the final build."""
+
+    def test_longest_first_and_the_roomiest_later_build_is_final(self) -> None:
+        builds = [_build(1, 16, 0.63), _build(2, 46, 0.39), _build(3, 30, 0.45),
+                  _build(4, 35, 0.41), _build(5, 19, 0.50), _build(6, 23, 0.49),
+                  _build(7, 31, 0.46)]
+        order, final = run_order(builds, servers=4)
+        assert [b.name for b in order] == ["b2", "b4", "b7", "b3", "b6", "b5", "b1"]
+        # The first round (b2 b4 b7 b3) is out; of b6 b5 b1, b6 has the most room.
+        assert final == "b6"
+
+    def test_one_server_ends_with_the_roomiest_build(self) -> None:
+        builds = [_build(1, 5, 0.5), _build(2, 9, 0.3), _build(3, 7, 0.4)]
+        order, final = run_order(builds, servers=1)
+        assert [b.name for b in order] == ["b3", "b1", "b2"] and final == "b2"
+
+    def test_one_round_takes_the_roomiest_build_not_much_longer_than_average(self) -> None:
+        builds = [_build(1, 40, 0.1), _build(2, 10, 0.5), _build(3, 12, 0.6)]
+        order, final = run_order(builds, servers=4)
+        assert [b.name for b in order] == ["b1", "b3", "b2"] and final == "b2"
+
+    def test_a_single_build_has_no_final_build(self) -> None:
+        order, final = run_order([_build(1, 3, 0.2)], servers=4)
+        assert [b.name for b in order] == ["b1"] and final is None
