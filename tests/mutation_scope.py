@@ -47,6 +47,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/hotfolder/intake.py": (
         "tests/unit/hotfolder/test_hotfolder_intake.py",
         "tests/unit/hotfolder/test_hotfolder_intake_safety.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
     ),
 }
 

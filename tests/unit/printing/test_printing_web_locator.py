@@ -82,14 +82,15 @@ class TestSettings:
     def test_negative_or_zero_timings_are_refused(
         self, make_client: Callable[..., WebApiClient], options: dict[str, float]
     ) -> None:
-        with pytest.raises(ValueError, match="report_delay_s and overlap_s must be >= 0"):
+        with pytest.raises(ValueError, match=r"^report_delay_s and overlap_s must be >= 0, "
+                           r"recheck_s > 0$"):
             WebApiLocator(make_client(), **options)
 
     def test_zero_delay_and_overlap_are_allowed(
         self, make_client: Callable[..., WebApiClient]
     ) -> None:
-        located = WebApiLocator(make_client(), report_delay_s=0, recheck_s=2, overlap_s=0)
-        assert (located.report_delay_s, located.recheck_s, located.overlap_s) == (0.0, 2.0, 0.0)
+        located = WebApiLocator(make_client(), report_delay_s=0, recheck_s=0.5, overlap_s=0)
+        assert (located.report_delay_s, located.recheck_s, located.overlap_s) == (0.0, 0.5, 0.0)
 
     def test_the_defaults_are_five_minutes_fifteen_seconds_and_ten_minutes(
         self, locator: WebApiLocator
@@ -135,6 +136,13 @@ class TestPrintsFeed:
                            guid="g-5")]
         assert locator.locate(_send(clock, printer=None)) is None
 
+    def test_the_feed_is_asked_for_this_key_only(
+        self, locator: WebApiLocator, api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        locator.locate(_send(clock, printer=None))
+        (feed,) = [r for r in api.api_requests() if r.url.path.rstrip("/").endswith("/prints")]
+        assert feed.url.params["name"] == KEY
+
     def test_a_print_of_another_key_is_not_this_send(
         self, locator: WebApiLocator, api: FakeWebApi, clock: ManualClock
     ) -> None:
@@ -171,6 +179,15 @@ class TestFleetControlQueues:
         assert locator.locate(_send(clock, printer=None)) is None
         assert "queue" not in _api_paths(api)
 
+    def test_a_group_without_fleet_control_does_not_stop_the_search(
+        self, locator: WebApiLocator, api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        api.groups = [sample_group(id="plain", has_fleet_control=False),
+                      sample_group(id="grp-6", name="Queue")]
+        api.queues = {"grp-6": [sample_queue_item(id="q-6", name=NAME)]}
+        sighting = locator.locate(_send(clock))
+        assert sighting is not None and sighting.job_id == "q-6"
+
     def test_a_group_gone_since_it_was_listed_is_passed_over(
         self, locator: WebApiLocator, api: FakeWebApi, clock: ManualClock
     ) -> None:
@@ -190,7 +207,8 @@ class TestFleetControlQueues:
         with pytest.raises(PrintLookupError, match="the Web API could not be asked") as caught:
             locator.locate(_send(clock))
         assert KEY in str(caught.value)
-        assert caught.value.hint and "the lookup is repeated" in caught.value.hint
+        assert caught.value.hint == (
+            "the lookup is repeated; check the network and the Dashboard")
 
 
 class TestTargetPrinter:
