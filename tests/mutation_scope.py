@@ -49,6 +49,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_safety.py",
         "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
     ),
+    "preform_pipeline/servers/pool.py": (
+        "tests/unit/servers/test_servers_pool.py",
+        "tests/unit/servers/test_servers_pool_leases.py",
+    ),
 }
 
 
