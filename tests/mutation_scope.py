@@ -53,6 +53,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool.py",
         "tests/unit/servers/test_servers_pool_leases.py",
     ),
+    # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
+    "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
 }
 
 
