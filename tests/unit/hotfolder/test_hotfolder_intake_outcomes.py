@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.hotfolder import Drop, Intake
 from preform_pipeline.hotfolder.intake import (
     HOTFOLDER_FIELD,
@@ -16,7 +18,7 @@ from preform_pipeline.hotfolder.intake import (
     template_fields,
 )
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
-from preform_pipeline.settings.hotfolder import InboxSettings
+from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 
@@ -359,13 +361,16 @@ class TestSettlingOutcomes:
         # The crash: the store names done/ but the file never left processing/.
         processing_file.parent.mkdir(parents=True)
         job.source_path.rename(processing_file)
+        sidecar = inbox.folder("done") / "C-1" / "upper.yaml"
+        sidecar.rename(processing_file.parent / "upper.yaml")
         with capture_logs() as logs:
             again = intake.settle(job, ok=True)
         assert again.source_path.read_bytes() == tetra_stl_bytes(1)
         assert not processing_file.exists()
+        assert sidecar.read_text(encoding="utf-8") == "label_text: U\n"
         (event,) = _events(logs, "move_completed")
-        assert (event["source"], event["target"]) == (str(processing_file),
-                                                       str(job.source_path))
+        assert (event["job_key"], event["source"], event["target"]) == (
+            job.job_key, str(processing_file), str(job.source_path))
 
     def test_finishing_a_move_that_is_done_changes_nothing(
         self, store: SqliteJobStore, inbox: InboxSettings
@@ -413,3 +418,142 @@ class TestSettlingOutcomes:
         job = Intake(store, []).settle(job, ok=True)
         assert job.source_path == inbox.folder("done") / "C-1" / "upper.stl"
         assert job.source_path.exists()
+
+
+class TestRetriesAndRaces:
+    """A retry moves the right files, and one that lost a race with another change moves
+    nothing."""
+
+    def test_retrying_the_second_model_of_a_rejected_case_leaves_the_sidecars_alone(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-4", {"upper.stl": 1, "lower.stl": 2, "upper.yaml": b"priorty: 1\n"})
+        intake = Intake(store, [inbox])
+        rejected = intake.take(drop).rejected
+        second = next(j for j in rejected if j.original_name == drop.models[1].name)
+        again = intake.requeue(store.transition(second.id, JobState.QUEUED, "retry"))
+        assert [p.name for p in again.source_path.parent.iterdir()] == [second.original_name]
+        assert (inbox.folder("failed") / "C-4" / "upper.yaml").exists()
+
+    def test_a_retry_that_lost_a_race_with_cancel_moves_nothing(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "x"), ok=False)
+        stale = store.transition(job.id, JobState.QUEUED, "retry")
+        store.transition(job.id, JobState.CANCELLED, "the user cancelled it meanwhile")
+        with pytest.raises(StoreConflictError):
+            intake.requeue(stale)
+        assert stale.source_path.exists()
+        assert store.get_job(job.id).state is JobState.CANCELLED
+
+    def test_a_retry_of_a_lost_file_that_lost_a_race_changes_nothing(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "x"), ok=False)
+        job.source_path.unlink()
+        stale = store.transition(job.id, JobState.QUEUED, "retry")
+        store.transition(job.id, JobState.CANCELLED, "the user cancelled it meanwhile")
+        with pytest.raises(StoreConflictError):
+            intake.requeue(stale)
+        assert store.get_job(job.id).state is JobState.CANCELLED
+
+    def test_a_rejected_file_a_crash_left_queued_keeps_its_job(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        path = _file(inbox, "scan.pdf", b"%PDF")
+        left = store.create_job(
+            recipe="r", source_path=path, state=JobState.QUEUED,
+            fields={HOTFOLDER_FIELD: JobPlace(inbox.path, "scan.pdf").to_json()})
+        (job,) = Intake(store, [inbox]).take(Drop(inbox, path, "r", False, others=(path,))).rejected
+        assert job.id == left.id and len(store.list_jobs()) == 1
+
+    def test_a_rejected_file_is_recorded_as_queued_then_failed(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        path = _file(inbox, "scan.pdf", b"%PDF")
+        (job,) = Intake(store, [inbox]).take(Drop(inbox, path, "r", False, others=(path,))).rejected
+        assert [t.to_state for t in store.history(job.id)] == [JobState.QUEUED, JobState.FAILED]
+
+
+class TestPlacesAndNames:
+    """Where files go follows the inbox's folder names, and only true sidecars are read."""
+
+    def test_custom_outcome_folders_are_used(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        inbox = InboxSettings(path=tmp_path / "in", recipe=tmp_path / "r.yaml",
+                              folders=OutcomeFolders(processing="work", done="ok", failed="no"))
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        assert job.source_path == tmp_path / "in" / "work" / job.job_key / "a.stl"
+        assert intake.processing_path(job) == job.source_path
+        assert intake.settle(job, ok=True).source_path == tmp_path / "in" / "ok" / "a.stl"
+
+    def test_a_job_outside_the_hot_folder_is_prepared_beside_its_file(
+        self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
+    ) -> None:
+        job = store.create_job(recipe="r", source_path=tmp_path / "run" / "m.stl",
+                               state=JobState.PROCESSING)
+        assert Intake(store, [inbox]).processing_path(job) == (
+            tmp_path / "run" / job.job_key / "m.stl")
+
+    def test_a_single_files_priority_comes_from_its_sidecar(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _single(inbox, "a.stl")
+        (inbox.path / "a.yaml").write_text("priority: 3\n", encoding="utf-8")
+        result = Intake(store, [inbox]).take(drop)
+        assert (result.taken[0].priority, result.priority) == (3, 3)
+
+    def test_a_file_named_after_the_models_full_name_is_not_its_sidecar(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        (inbox.path / "a.stl.yaml").write_text("priority: 3\n", encoding="utf-8")
+        (taken,) = Intake(store, [inbox]).take(_single(inbox, "a.stl")).taken
+        assert taken.priority == 0
+        (inbox.path / "b.yaml").write_text("priorty: 1\n", encoding="utf-8")
+        (inbox.path / "b.stl.json").write_text("{}", encoding="utf-8")
+        Intake(store, [inbox]).take(_single(inbox, "b.stl", seed=2))
+        assert (inbox.path / "a.stl.yaml").exists() and (inbox.path / "b.stl.json").exists()
+        assert (inbox.folder("failed") / "b.yaml").exists()
+
+    def test_a_queued_job_has_no_previous_place(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        job = store.create_job(
+            recipe="r", source_path=inbox.path / "a.stl", state=JobState.QUEUED,
+            fields={HOTFOLDER_FIELD: JobPlace(inbox.path, "a.stl").to_json()})
+        place = place_of(job)
+        assert place is not None and place.previous is None
+
+
+class TestNothingToSettle:
+    """Settling a job the hot folder does not know, or whose file is gone, moves nothing and
+    says so."""
+
+    def test_a_job_without_bookkeeping_is_left_as_it_is(
+        self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
+    ) -> None:
+        job = store.create_job(recipe="r", source_path=tmp_path / "m.stl",
+                               state=JobState.PROCESSING)
+        with capture_logs() as logs:
+            assert Intake(store, [inbox]).settle(job, ok=True) == job
+        assert _events(logs, "job_without_place") == [{
+            "event": "job_without_place", "job_key": job.job_key,
+            "path": str(tmp_path / "m.stl"), "log_level": "warning"}]
+
+    def test_a_missing_file_is_logged_and_the_job_left_as_it_is(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        job.source_path.unlink()
+        with capture_logs() as logs:
+            assert intake.settle(job, ok=True) == job
+        assert _events(logs, "file_missing") == [{
+            "event": "file_missing", "job_key": job.job_key, "path": str(job.source_path),
+            "log_level": "error"}]
