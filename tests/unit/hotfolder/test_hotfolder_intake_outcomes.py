@@ -132,7 +132,8 @@ class TestRejectedDrops:
         assert {j.case_id for j in result.rejected} == {"C-9"}
         assert {j.recipe for j in result.rejected} == {"r"}
         note = _note(failed / "C-9", "scan.pdf")
-        assert "What failed: bad sidecar: " in note and "whole case folder" in note
+        assert "What failed: bad sidecar: " in note
+        assert note.endswith("), then drop the whole case folder into the inbox again\n")
         assert len(told.keys) == 3
         assert not (inbox.path / "C-9").exists()
 
@@ -220,7 +221,8 @@ class TestTakenJobs:
             result = Intake(store, [inbox]).take(drop)
         assert [j.original_name for j in result.taken] == ["good.stl"]
         (event,) = _events(logs, "file_unreadable")
-        assert event["path"] == str(root / "odd.stl") and event["error"]
+        assert event["path"] == str(root / "odd.stl")
+        assert "Is a directory" in event["error"]
 
     def test_a_recipes_own_sidecar_fields_are_read_from_case_and_model_sidecars(
         self, store: SqliteJobStore, inbox: InboxSettings
