@@ -146,6 +146,31 @@ class TestLeasing:
         status = _one(pool, second.server.name)
         assert (status.builds, status.total_builds) == (3, 3)
 
+    def test_builds_add_up_over_leases(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        pool.lease(timeout=1).release(builds=2)
+        pool.lease(timeout=1).release(builds=3)
+        assert (_one(pool, "r1").builds, _one(pool, "r1").total_builds) == (5, 5)
+
+    def test_a_stale_lease_released_again_does_not_free_the_next_holders_server(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        first = pool.lease(timeout=1)
+        first.release()
+        second = pool.lease(timeout=1)
+        first.release(builds=4)
+        first.report_failure()
+        status = _one(pool, "r1")
+        assert (status.state, status.builds) == (ServerState.LEASED, 1)
+        second.release()
+
     def test_releasing_twice_counts_once(
         self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
@@ -164,13 +189,14 @@ class TestLeasing:
         self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
     ) -> None:
-        pool = _pool(pools, [*endpoints(1), "http://127.0.0.1:9"], clock)
+        pool = _pool(pools, [*endpoints(2), "http://127.0.0.1:9"], clock)
         pool.start()
+        pool.lease(timeout=1)
         pool.lease(timeout=1)
         with pytest.raises(LeaseTimeoutError) as caught:
             pool.lease(timeout=0.05)
         assert caught.value.message == (
-            "no server became free within 0.05 s (1 leased, 1 restarting)")
+            "no server became free within 0.05 s (2 leased, 1 restarting)")
         assert caught.value.hint == "raise the lease timeout or servers.count"
 
 
