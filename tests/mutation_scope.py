@@ -55,6 +55,13 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
+    # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
+    # under mutmut's test runner: "called from multiple different executors").
+    "preform_pipeline/geometry/threemf.py": (
+        "tests/unit/geometry/test_geometry_readers.py",
+        "tests/unit/geometry/test_geometry_hostile.py",
+        "tests/unit/geometry/test_geometry_samples.py",
+    ),
 }
 
 
