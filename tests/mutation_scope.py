@@ -61,6 +61,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_readers.py",
         "tests/unit/geometry/test_geometry_hostile.py",
         "tests/unit/geometry/test_geometry_samples.py",
+        "tests/unit/geometry/test_geometry_threemf_parts.py",
     ),
 }
 
