@@ -7,10 +7,10 @@
 
 The core modules are ``only_mutate`` of ``[tool.mutmut]`` in pyproject.toml (plain
 ``mutmut run`` uses that table as it is). A scoped run copies the project into
-``.mutation/<scope>/`` with that table narrowed to the chosen modules and to the tests of
-their packages (``tests/unit/<package>/``: the tests mirror the package), runs mutmut there,
-and prints killed / survived / no tests / timeout per module. docs/testing.md records the
-scores and explains the surviving mutants that are equivalent.
+``.mutation/<scope>/`` with that table narrowed to the chosen modules and to the fast tests of
+their area (:data:`AREA_TESTS`, else ``tests/unit/<package>/``: the tests mirror the package),
+runs mutmut there, and prints killed / survived / no tests / timeout per module.
+docs/testing.md records the scores and explains the surviving mutants that are equivalent.
 """
 
 from __future__ import annotations
@@ -29,12 +29,41 @@ if sys.version_info >= (3, 11):
 else:  # mutmut brings ``toml`` on Python 3.10
     import toml as tomllib
 
-__all__ = ["core_patterns", "main", "narrowed_config", "test_dirs_for"]
+__all__ = ["AREA_TESTS", "core_patterns", "main", "narrowed_config", "test_dirs_for"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORK_ROOT = REPO_ROOT / ".mutation"
 _COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "pyproject.toml")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
+
+#: The tests each mutant of a module (path prefix) may run, where its package folder alone is
+#: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
+#: the executor's daemon and end-to-end tests start real servers and would make every mutant
+#: run for minutes, so only their fast files are named. mutmut then runs, per mutant, only the
+#: named tests that execute the mutated function.
+AREA_TESTS: dict[str, tuple[str, ...]] = {
+    "preform_pipeline/printing/": ("tests/unit/printing", "tests/unit/verify",
+                                   "tests/unit/dispatch"),
+    "preform_pipeline/hotfolder/intake.py": (
+        "tests/unit/hotfolder/test_hotfolder_intake.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_safety.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
+    ),
+    "preform_pipeline/servers/pool.py": (
+        "tests/unit/servers/test_servers_pool.py",
+        "tests/unit/servers/test_servers_pool_leases.py",
+    ),
+    # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
+    "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
+    # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
+    # under mutmut's test runner: "called from multiple different executors").
+    "preform_pipeline/geometry/threemf.py": (
+        "tests/unit/geometry/test_geometry_readers.py",
+        "tests/unit/geometry/test_geometry_hostile.py",
+        "tests/unit/geometry/test_geometry_samples.py",
+        "tests/unit/geometry/test_geometry_threemf_parts.py",
+    ),
+}
 
 
 def _pyproject() -> dict[str, Any]:
@@ -50,10 +79,18 @@ def _is_core(module: str) -> bool:
     return any(fnmatch.fnmatch(module, p) for p in core_patterns())
 
 
+def _area_tests(module: str) -> tuple[str, ...]:
+    for prefix, tests in AREA_TESTS.items():
+        if module.startswith(prefix):
+            return tests
+    return (f"tests/unit/{Path(module).parent.name}",)
+
+
 def test_dirs_for(modules: list[str]) -> list[str]:
-    """``tests/unit/<package>`` for each module's package, in first-seen order."""
-    dirs = [f"tests/unit/{Path(m).parent.name}" for m in modules]
-    return list(dict.fromkeys(d for d in dirs if (REPO_ROOT / d).is_dir()))
+    """The area tests of each module (:data:`AREA_TESTS`, else ``tests/unit/<package>``) that
+    exist, in first-seen order."""
+    dirs = [t for m in modules for t in _area_tests(m)]
+    return list(dict.fromkeys(d for d in dirs if (REPO_ROOT / d).exists()))
 
 
 def narrowed_config(text: str, modules: list[str]) -> str:

@@ -257,10 +257,13 @@ def _object_mesh(
         ) from None
     if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
         bad = int(np.flatnonzero((faces < 0).any(1) | (faces >= vertices.shape[0]).any(1))[0])
+        row = faces[bad]
+        # Name the index that is out of range (a negative one is not the row's largest).
+        wrong = int(row[(row < 0) | (row >= vertices.shape[0])][0])
         raise ModelFileError(
             origin,
             f"{part}: object {object_id}: triangle {bad + 1} uses vertex index "
-            f"{int(faces[bad].max())}, but the object has {vertices.shape[0]} vertices",
+            f"{wrong}, but the object has {vertices.shape[0]} vertices",
             hint=_HINT,
         )
     return vertices[faces]

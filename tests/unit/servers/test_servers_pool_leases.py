@@ -1,0 +1,445 @@
+"""Leasing, failures, restarts and closing, on remote endpoints served over loopback HTTP."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import (
+    LeaseTimeoutError,
+    PipelineError,
+    PoolExhaustedError,
+    ServerInternalError,
+    ServerTimeoutError,
+)
+from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
+from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
+
+WAIT_S = 10.0
+
+
+class Endpoint:
+    """A loopback HTTP server answering ``GET /`` like a PreFormServer, healthy or not."""
+
+    def __init__(self) -> None:
+        self.healthy = True
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                status, body = (200, b'{"version": "3.50.0"}') if endpoint.healthy else (
+                    500, b"{}")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=WAIT_S)
+
+
+@pytest.fixture
+def endpoints() -> Iterator[Callable[[int], list[Endpoint]]]:
+    made: list[Endpoint] = []
+
+    def make(n: int) -> list[Endpoint]:
+        made.extend(Endpoint() for _ in range(n))
+        return made[-n:]
+
+    yield make
+    for endpoint in made:
+        endpoint.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def pools() -> Iterator[list[ServerPool]]:
+    made: list[ServerPool] = []
+    yield made
+    for pool in made:
+        pool.close()
+
+
+def _pool(pools: list[ServerPool], targets: Sequence[Endpoint | str], clock: ManualClock,
+          **overrides: Any) -> ServerPool:
+    servers = ServerSettings(**{
+        "count": 0, "health_interval_s": 0.0, "health_timeout_s": 2.0, "remote_wait_s": 0.0,
+        "max_restarts": 2, "crash_window_s": 100.0, "restart_backoff_s": 1.0,
+        "restart_backoff_max_s": 4.0, **overrides})
+    remotes = tuple(
+        RemoteServer(t if isinstance(t, str) else t.url + "/", name=f"r{i + 1}")
+        for i, t in enumerate(targets))
+    pool = ServerPool(PoolSettings(servers=servers, remotes=remotes), clock=clock,
+                      handle_signals=False)
+    pools.append(pool)
+    return pool
+
+
+def _one(pool: ServerPool, name: str) -> ServerStatus:
+    return next(s for s in pool.status() if s.name == name)
+
+
+def _state(name: str, state: ServerState) -> Callable[[tuple[ServerStatus, ...]], bool]:
+    return lambda statuses: any(s.name == name and s.state is state for s in statuses)
+
+
+def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+class TestLeasing:
+    """A lease holds one remote exclusively; the server idle longest goes first."""
+
+    def test_a_remote_lease_says_where_to_send_and_that_it_is_remote(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = _pool(pools, [endpoint], clock)
+        with capture_logs() as logs:
+            pool.start()
+        lease = pool.lease(timeout=1)
+        server = lease.server
+        assert (server.name, server.url, server.remote, server.simulated) == (
+            "r1", endpoint.url, True, False)
+        assert (server.port, server.pid, server.generation) == (None, None, 1)
+        assert _one(pool, "r1").state is ServerState.LEASED
+        assert _events(logs, "pool_starting")[0]["servers"] == ["r1"]
+        started = _events(logs, "pool_started")[0]
+        assert (started["ready"], started["total"], started["mode"]) == (["r1"], 1, "REMOTE")
+
+    def test_builds_are_counted_and_the_server_idle_longest_is_leased_next(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(2), clock)
+        pool.start()
+        first = pool.lease(timeout=1)
+        second = pool.lease(timeout=1)
+        clock.advance(1)
+        second.release(builds=3)
+        clock.advance(1)
+        first.release()
+        assert pool.lease(timeout=1).server.name == second.server.name
+        status = _one(pool, second.server.name)
+        assert (status.builds, status.total_builds) == (3, 3)
+
+    def test_builds_add_up_over_leases(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        pool.lease(timeout=1).release(builds=2)
+        pool.lease(timeout=1).release(builds=3)
+        assert (_one(pool, "r1").builds, _one(pool, "r1").total_builds) == (5, 5)
+
+    def test_a_stale_lease_released_again_does_not_free_the_next_holders_server(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        first = pool.lease(timeout=1)
+        first.release()
+        second = pool.lease(timeout=1)
+        first.release(builds=4)
+        first.report_failure()
+        status = _one(pool, "r1")
+        assert (status.state, status.builds) == (ServerState.LEASED, 1)
+        second.release()
+
+    def test_releasing_twice_counts_once(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        lease = pool.lease(timeout=1)
+        assert not lease.released
+        lease.release()
+        lease.release()
+        lease.report_failure()
+        assert lease.released
+        assert (_one(pool, "r1").builds, _one(pool, "r1").state) == (1, ServerState.IDLE)
+
+    def test_no_free_server_in_time_says_what_the_servers_are_doing(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, [*endpoints(2), "http://127.0.0.1:9"], clock)
+        pool.start()
+        pool.lease(timeout=1)
+        pool.lease(timeout=1)
+        with pytest.raises(LeaseTimeoutError) as caught:
+            pool.lease(timeout=0.05)
+        assert caught.value.message == (
+            "no server became free within 0.05 s (2 leased, 1 restarting)")
+        assert caught.value.hint == "raise the lease timeout or servers.count"
+
+
+class TestFailuresOfARemote:
+    """A failure has the remote checked; a hung operation restarts it; too many retire it."""
+
+    def test_a_failure_reported_by_a_build_has_the_server_checked_and_back_in_rotation(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        with capture_logs() as logs:
+            with pool.lease(timeout=1):
+                pass  # one build done
+            lease = pool.lease(timeout=1)
+            lease.report_failure(ServerInternalError("support: HTTP 500"))
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        (reported,) = _events(logs, "server_failure_reported")
+        assert (reported["server"], reported["error"], reported["error_type"]) == (
+            "r1", "support: HTTP 500", "ServerInternalError")
+        status = _one(pool, "r1")
+        assert (status.builds, status.restarts, status.generation) == (1, 0, 1)
+
+    def test_an_error_leaving_the_with_block_reports_the_failure(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        with capture_logs() as logs:
+            with pytest.raises(ServerInternalError), pool.lease(timeout=1):
+                raise ServerInternalError("orient: HTTP 503")
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        assert [e["error_type"] for e in _events(logs, "server_failure_reported")] == [
+            "ServerInternalError"]
+        assert _one(pool, "r1").builds == 0
+
+    def test_an_input_error_leaving_the_with_block_releases_as_healthy(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        with capture_logs() as logs, pytest.raises(ValueError), pool.lease(timeout=1):
+            raise ValueError("bad model")
+        assert not _events(logs, "server_failure_reported")
+        assert (_one(pool, "r1").state, _one(pool, "r1").builds) == (ServerState.IDLE, 1)
+
+    def test_a_hung_operation_restarts_the_server_after_its_backoff(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        stale = pool.lease(timeout=1)
+        with capture_logs() as logs:
+            stale.report_failure(ServerTimeoutError("hollow: no answer within 600 s"))
+            status = _one(pool, "r1")
+            assert status.state is ServerState.RESTARTING
+            assert status.last_error == "operation hung: hollow: no answer within 600 s"
+            clock.advance(1)
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        status = _one(pool, "r1")
+        assert (status.restarts, status.generation) == (1, 2)
+        (scheduled,) = _events(logs, "server_restart_scheduled")
+        assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (1.0, 1)
+        assert _events(logs, "server_restarting")[0]["restarts"] == 1
+
+    def test_a_remote_that_stays_down_is_retired_with_the_count_and_window(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = _pool(pools, [endpoint], clock, max_restarts=1)
+        pool.start()
+        endpoint.healthy = False
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure(ServerInternalError("boom"))
+            pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
+            clock.advance(1)
+            pool.wait_for(_state("r1", ServerState.RETIRED), WAIT_S)
+        reason = "2 failures within 100 s; last: health check failed: GET / answered HTTP 500"
+        assert _one(pool, "r1").retired_reason == reason
+        (retired,) = _events(logs, "server_retired")
+        assert (retired["failures"], retired["window_s"], retired["remaining"]) == (2, 100.0, [])
+        assert retired["last_error"] == "health check failed: GET / answered HTTP 500"
+        unhealthy = _events(logs, "server_unhealthy")
+        assert unhealthy[0]["reason"] == "GET / answered HTTP 500"
+        assert unhealthy[0]["url"] == endpoint.url
+        with pytest.raises(PoolExhaustedError) as caught:
+            pool.lease(timeout=1)
+        assert caught.value.message == f"every server of the pool is retired (r1: {reason})"
+        assert caught.value.hint is not None and "server_retired" in caught.value.hint
+
+
+class TestARemoteComingBack:
+    """A remote that was down is waited for by time, then counts as a new server."""
+
+    def test_a_remote_back_within_remote_wait_s_is_leased_again_as_a_new_generation(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = _pool(pools, [endpoint], clock, remote_wait_s=60.0, max_restarts=0)
+        pool.start()
+        endpoint.healthy = False
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure()
+            pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
+            clock.advance(1)
+            pool.wait_for(lambda s: s[0].restarts == 1
+                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+            endpoint.healthy = True
+            clock.advance(2)
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        waiting = _events(logs, "remote_server_waiting")
+        assert [(e["waited_s"], e["next_check_s"]) for e in waiting] == [(0.0, 1.0), (1.0, 2.0)]
+        assert {(e["url"], e["wait_limit_s"]) for e in waiting} == {(endpoint.url, 60.0)}
+        (back,) = _events(logs, "remote_server_back")
+        assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.0)
+        assert pool.lease(timeout=1).server.generation == 2
+
+    def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
+        self, pools: list[ServerPool], clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, ["http://127.0.0.1:9"], clock, remote_wait_s=2.0)
+        pool.start()
+        clock.advance(1)
+        pool.wait_for(lambda s: s[0].restarts == 1
+                      and s[0].state is ServerState.RESTARTING, WAIT_S)
+        clock.advance(2)
+        pool.wait_for(_state("r1", ServerState.RETIRED), WAIT_S)
+        reason = _one(pool, "r1").retired_reason
+        assert reason is not None and reason.startswith(
+            "unreachable for 3 s, longer than servers.remote_wait_s (2 s); last: health check "
+            "failed: unreachable: ")
+
+
+class TestPeriodicChecks:
+    """An idle remote is checked every health_interval_s; one that stopped answering is
+    taken out of rotation."""
+
+    def test_an_idle_remote_that_stopped_answering_is_restarted(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = _pool(pools, [endpoint], clock, health_interval_s=5.0)
+        pool.start()
+        endpoint.healthy = False
+        clock.advance(4)
+        assert _one(pool, "r1").state is ServerState.IDLE
+        clock.advance(1)
+        pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
+        assert _one(pool, "r1").last_error == "health check failed: GET / answered HTTP 500"
+
+
+class TestClosing:
+    """A closed pool stops everything once and cannot be used or started again."""
+
+    def test_a_closed_pool_refuses_leases_and_a_new_start(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(2), clock)
+        pool.start()
+        with capture_logs() as logs:
+            pool.close()
+            pool.close()
+        assert [s.state for s in pool.status()] == [ServerState.STOPPED] * 2
+        assert len(_events(logs, "pool_closed")) == 1
+        with pytest.raises(PipelineError, match="the server pool is closed"):
+            pool.lease(timeout=1)
+        fresh = _pool(pools, endpoints(1), clock)
+        fresh.close()
+        with pytest.raises(PipelineError, match="the server pool is closed") as caught:
+            fresh.start()
+        assert caught.value.hint == "create a new ServerPool"
+
+    def test_a_waiting_lease_is_woken_by_close(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        pool.start()
+        pool.lease(timeout=1)
+        errors: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                pool.lease(timeout=WAIT_S)
+            except PipelineError as exc:
+                errors.append(exc)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        pool.close()
+        waiter.join(WAIT_S)
+        assert [str(e) for e in errors] == ["the server pool is closed"]
+
+    def test_starting_twice_starts_once(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = _pool(pools, endpoints(1), clock)
+        with capture_logs() as logs:
+            pool.start()
+            pool.start()
+        assert len(_events(logs, "pool_starting")) == 1
+
+
+class TestSignals:
+    """While a pool runs on the main thread, SIGTERM ends the runner through cleanup code."""
+
+    def test_sigterm_is_turned_into_an_exit_and_restored_after_close(
+        self, endpoints: Callable[[int], list[Endpoint]], clock: ManualClock
+    ) -> None:
+        # The pool only takes over a signal nobody handles: start from the default.
+        before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            self._check_sigterm(endpoints, clock)
+        finally:
+            signal.signal(signal.SIGTERM, before)
+
+    def _check_sigterm(
+        self, endpoints: Callable[[int], list[Endpoint]], clock: ManualClock
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        settings = PoolSettings(servers=ServerSettings(count=0),
+                                remotes=(RemoteServer(endpoint.url),))
+        first, second = ServerPool(settings, clock=clock), ServerPool(settings, clock=clock)
+        try:
+            first.start()
+            second.start()
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)
+            with pytest.raises(SystemExit) as caught:
+                handler(signal.SIGTERM, None)
+            assert caught.value.code == 128 + signal.SIGTERM
+            first.close()
+            assert signal.getsignal(signal.SIGTERM) is handler  # the second pool still runs
+        finally:
+            first.close()
+            second.close()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
