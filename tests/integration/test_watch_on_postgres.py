@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,10 @@ def shared(pg_cluster: PgCluster, tmp_path: Path, request: pytest.FixtureRequest
     return pg_cluster.create_database(f"watch_{request.node.name[-20:].lower()}")
 
 
-def _settings(tmp_path: Path, url: str) -> tuple[Path, Path]:
+def _settings(tmp_path: Path, url: str, *steps: str) -> tuple[Path, Path]:
     fleet = tmp_path / "fleet"
-    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet)
+    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path, extra_steps=steps),
+                                    fleet_dir=fleet)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["store"]["url"] = url
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -94,3 +96,39 @@ class TestWatchOnPostgres:
         with PostgresJobStore(shared, password=PG_PASSWORD) as store:
             assert {n.info.id for n in store.list_nodes()} >= {"other-pc"}
             assert [j.original_name for j in store.list_jobs()] == ["mine.stl"]
+
+
+def _form_sources(root: Path) -> list[str]:
+    """The source file of every model in the .form files under ``root``, as the server
+    recorded it from its import request."""
+    found = []
+    for form in root.rglob("*.form"):
+        with zipfile.ZipFile(form) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        found += [str(m["original_file"]) for m in manifest["models"]]
+    return found
+
+
+class TestLocalCopies:
+    """A node imports a local copy of each shared file and removes it when settled."""
+
+    def test_the_server_imports_the_node_s_copy_which_is_gone_after_settling(
+        self, tmp_path: Path, shared: str
+    ) -> None:
+        settings, fleet = _settings(tmp_path, shared, "save_form")
+        cache = tmp_path / "cache"
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["hotfolders"]["local_copy_dir"] = str(cache)
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(4))
+        done = _watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert (inbox / "done" / "a.stl").exists()
+        assert len(fleet_jobs(fleet)) == 1
+        sources = _form_sources(tmp_path / "out")
+        assert sources, "no .form recorded what the server imported"
+        assert all(Path(s).is_relative_to(cache.resolve()) for s in sources), sources
+        assert all(Path(s).name == "a.stl" for s in sources)
+        assert [p for p in cache.rglob("*") if p.is_file()] == []
