@@ -3,8 +3,8 @@
 Several nodes of a farm take their files from one hot folder on a shared drive, but
 PreFormServer imports only from a path of its own PC. So a node copies each file of a batch
 into its own cache folder first, checks the copy against the content hash the file was
-claimed under (a file changed or cut short on the share fails its job alone, with that
-reason, and the file is kept), lets the servers import the copy, and removes the copies once
+claimed under (a file changed or cut short on the share fails its job, and its case, with
+that reason; the file is kept), lets the servers import the copy, and removes the copies once
 the batch's builds are settled. Copies left by a node that died are pruned when it starts.
 
 The job's identity stays its shared path: only the import reads the copy

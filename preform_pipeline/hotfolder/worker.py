@@ -367,6 +367,7 @@ class BatchWorker:
             self._run_live(batch, recipe, live)
             return
         copied: list[Job] = []
+        refused: dict[str, SourceCopyError] = {}  # by case: a case goes on whole or not
         for job in live:
             try:
                 copies.take(job)
@@ -374,8 +375,18 @@ class BatchWorker:
                 log.warning("local_copy_failed", job_key=job.job_key, reason=exc.message)
                 self.outcomes.fail_job(job, exc.message, exc.hint,
                                        where="copying the file to this node")
+                if job.case_id is not None:
+                    refused.setdefault(job.case_id, exc)
                 continue
             copied.append(job)
+        for job in [j for j in copied if j.case_id in refused]:
+            copied.remove(job)
+            copies.release([job])
+            first = refused[str(job.case_id)]
+            self.outcomes.fail_job(
+                job, case_step_message(job.case_id, job.original_name, "copy",
+                                       f"another file of the case: {first.message}"),
+                first.hint, where="copying the case's files to this node")
         try:
             if copied:
                 self._run_live(batch, recipe, copied)

@@ -153,11 +153,17 @@ def _job_named(farm: DaemonFarm, name: str) -> Job | None:
     return next((j for j in farm.store.list_jobs() if j.original_name == name), None)
 
 
+def _slow_batches(farm: DaemonFarm) -> None:
+    """Batches released only after 4 s (never full sooner): time to change a taken file."""
+    farm.timing.window_s = 4.0
+    farm.timing.per_build = 25
+
+
 class TestAChangedSharedFile:
     """A file whose content changed after it was taken fails alone, with its reason."""
 
     def test_its_copy_is_refused_and_the_other_file_prints(self, farm: DaemonFarm) -> None:
-        farm.timing.window_s = 4.0  # time to change the file before its batch runs
+        _slow_batches(farm)
         farm.start("node-1")
         good, bad = farm.drop(2)
 
@@ -177,6 +183,31 @@ class TestAChangedSharedFile:
         assert [e["job_key"] for e in farm.events("local_copy_failed")] == [failed.job_key]
         printed = [str(p.get("job_name")) for p in farm.prints()]
         assert len(printed) == 1 and failed.job_key not in printed[0]
+
+
+    def test_a_case_with_a_changed_file_fails_whole(self, farm: DaemonFarm) -> None:
+        _slow_batches(farm)
+        staging = farm.root / "case-staging" / "case7"
+        staging.mkdir(parents=True)
+        for seed, name in ((11, "upper.stl"), (12, "lower.stl")):
+            (staging / name).write_bytes(tetra_stl_bytes(seed))
+        farm.start("node-1")
+        staging.rename(farm.inbox / "case7")
+
+        def taken() -> bool:
+            job = _job_named(farm, "lower.stl")
+            return job is not None and "processing" in job.source_path.parts
+        wait_until("the case taken into processing/", taken, TIMEOUT_S)
+        job = _job_named(farm, "lower.stl")
+        assert job is not None
+        job.source_path.write_bytes(tetra_stl_bytes(999))
+        wait_until("the case settled", lambda: len(farm.settled()) == 2, TIMEOUT_S)
+        states = {j.original_name: (j.state, j.reason or "") for j in farm.store.list_jobs()}
+        assert states["lower.stl"][0] is JobState.FAILED
+        assert "content changed" in states["lower.stl"][1]
+        assert states["upper.stl"][0] is JobState.FAILED
+        assert "another file of the case" in states["upper.stl"][1]
+        assert farm.prints() == []
 
 
 class TestALostLease:
