@@ -88,6 +88,7 @@ __all__ = [
     "ServerUnreachableError",
     "SettingsError",
     "SidecarError",
+    "SourceCopyError",
     "StepGraphError",
     "StoreConflictError",
     "StoreError",
@@ -218,6 +219,11 @@ class ModelFileError(PipelineError):
         super().__init__(f"{path}: {reason}", hint=hint)
         self.path = Path(path)
         self.reason = reason
+
+
+class SourceCopyError(PipelineError):
+    """A node could not make a true local copy of a shared source file: the copy failed,
+    or its content hash is not the one the file was claimed under."""
 
 
 class SidecarError(PipelineError):

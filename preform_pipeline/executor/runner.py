@@ -223,6 +223,13 @@ class RunOptions:
     #: ``on_model_dropped(build, path, reason)``: a model left its build with its case
     #: (``on_model_failure: drop_case``), called on the build's thread as it happens.
     on_model_dropped: Callable[[str, Path, str], None] | None = None
+    #: Where the server imports a model's file from (a node's local copy of a file on a
+    #: shared drive: docs/multi-node.md); None: the model's own path.
+    import_from: Callable[[Path], Path] | None = None
+    #: ``stop_reason(build)``: why the build must stop now (its node lost the build's lease),
+    #: asked before each of its steps; None: go on. The build then ends ``cancelled`` with
+    #: that reason and its server goes back to the pool; no further request is sent for it.
+    stop_reason: Callable[[str], str | None] | None = None
 
     def __post_init__(self) -> None:
         if self.max_build_attempts < 1:
@@ -456,6 +463,14 @@ class _Cancelled(Exception):
     """The run was cancelled; the build stops where it is."""
 
 
+class _Stopped(Exception):
+    """This build (alone) must stop where it is: ``RunOptions.stop_reason`` said why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class _Attempt:
     number: int
@@ -650,6 +665,12 @@ class _BuildWorker:
                 lease.release(healthy=True, builds=0)
                 self._record(attempt, None)
                 return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
+            except _Stopped as stopped:
+                # No request more for this build: its scene is left to the server's cache.
+                lease.release(healthy=True, builds=0)
+                self._record(attempt, None)
+                log.warning("build_stopped", reason=stopped.reason, step=self._current_step)
+                return self._outcome(BuildStatus.CANCELLED, stopped.reason)
             except (PermanentApiError, PipelineError, ValueError) as exc:
                 # The input is wrong (4xx, FAILED operation, a template, a label that cannot
                 # fit, an option the contract forbids): no server can do better.
@@ -765,6 +786,7 @@ class _BuildWorker:
             send_holder=holder,
             shed=shed_overflow,
             on_drop=self._on_drop,
+            import_from=self.options.import_from,
         )
 
     def _on_drop(self, model: ModelInfo, reason: str) -> None:
@@ -828,6 +850,7 @@ class _BuildWorker:
                 if not skip:
                     if self.runner.cancelled:
                         raise _Cancelled()
+                    self._check_stop(node_id)
                     if node.kind == "auto_layout":
                         self._take_carried(ctx, graph)
                     self._run_node(ctx, node_id, index, total)
@@ -840,6 +863,15 @@ class _BuildWorker:
                     if node.kind in self.options.checkpoint_kinds and index < total:
                         self._checkpoint(ctx, node_id, completed | set(done_here))
                 sorter.done(node_id)
+
+    def _check_stop(self, node_id: str) -> None:
+        """Raise :class:`_Stopped` when the build must stop before ``node_id`` (the print
+        step included: a build whose node lost it is never sent from here)."""
+        ask = self.options.stop_reason
+        reason = ask(self.build.name) if ask is not None else None
+        if reason is not None:
+            self._current_step = node_id
+            raise _Stopped(reason)
 
     def _take_carried(self, ctx: StepContext, graph: StepGraph) -> None:
         """The final build, before its layout: import, orient and support the models other

@@ -230,6 +230,13 @@ class StepContext:
     shed: Callable[[StepContext, PermanentApiError, Callable[[], None]], None] | None = None
     #: Told of each model dropped with its case (the hot folder fails its job at once).
     on_drop: Callable[[ModelInfo, str], None] | None = None
+    #: Where the server reads a model's file from (a node's local copy of a shared file,
+    #: ``RunOptions.import_from``); None: the model's own path.
+    import_from: Callable[[Path], Path] | None = None
+
+    def source(self, path: Path) -> Path:
+        """The file the server imports for the model at ``path``."""
+        return (self.import_from(path) if self.import_from is not None else path).resolve()
 
     @property
     def quick(self) -> PreFormClient:
@@ -386,7 +393,7 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
             name=names[index],
         )
         info = ctx.quick.import_model(
-            ctx.scene, model.path.resolve(), import_options, deadline=ctx.deadline()
+            ctx.scene, ctx.source(model.path), import_options, deadline=ctx.deadline()
         )
         ctx.model_ids[index] = info.id
         ctx.progress(done / total)
@@ -414,7 +421,7 @@ def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     for index, model in enumerate(ctx.build.models):
         before = set(ctx.model_ids.values())
         result = ctx.client.scan_to_model(
-            ctx.scene, model.path.resolve(), scan_options, deadline=ctx.deadline()
+            ctx.scene, ctx.source(model.path), scan_options, deadline=ctx.deadline()
         )
         added = [mid for mid in result.scene.model_ids if mid not in before]
         if len(added) != 1:

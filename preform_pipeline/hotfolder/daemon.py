@@ -69,6 +69,7 @@ from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
 )
+from preform_pipeline.hotfolder.localcopy import LOCAL_COPIES_DIR_NAME, LocalCopies
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import DEFAULT_RECENT_SETTLED, Recovery
@@ -97,8 +98,10 @@ from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.recipes.printers import KnownPrinters
+from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
+from preform_pipeline.settings.store import default_store_path
 from preform_pipeline.store import Job, JobStore
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
@@ -307,7 +310,22 @@ class HotFolderDaemon:
             give_back=self._give_back, output_root=settings.output_root,
             on_wait=self.dispatch.wake.set if self.dispatch is not None else None,
             known_printers=known_printers,
+            local_copies=self._local_copies(node),
+            stops=node.stops if node is not None else None,
         )
+
+    def _local_copies(self, node: NodeRole | None) -> LocalCopies | None:
+        """The node's cache of local copies, when it makes them: on a shared store unless
+        ``hotfolders.local_copies`` says otherwise (docs/multi-node.md)."""
+        wanted = self.hot.local_copies
+        if not (node is not None if wanted is None else wanted):
+            return None
+        folder = self.hot.local_copy_dir
+        if folder is None:
+            name = node.store.node_id if node is not None else "local"
+            folder = (default_store_path().parent / LOCAL_COPIES_DIR_NAME
+                      / sanitize_component(name))
+        return LocalCopies(folder)
 
     # -- control ------------------------------------------------------------------------------
 
@@ -335,6 +353,8 @@ class HotFolderDaemon:
                  recipes=sorted(self.recipes), once=once, dry_run=self.dry_run)
         self._once = once
         self._prepare_folders()
+        if self.worker.local_copies is not None:
+            self.worker.local_copies.prune()  # a previous life's; no batch runs yet
         self._workers = [
             threading.Thread(target=self._worker_main, name=f"hotfolder-worker-{n + 1}",
                              daemon=True)

@@ -18,15 +18,17 @@ module adds what the daemon does differently on a shared store:
   yet batched are adopted (their inbox claims move here, one node each) and batched here.
   Nothing of a live node is touched: the single-node recovery (which takes every interrupted
   build as its own) is not run.
-- **A lost lease** (:meth:`NodeRole.lease_lost`): the build's next write is refused by the
-  fence, which ends that build's attempt (its server goes back to the pool); nothing of it is
-  sent or settled, and the node holding the build now carries on. (The executor cannot yet
-  cancel one build of a running batch, so the server finishes the step in hand first.)
+- **A lost lease** (:meth:`NodeRole.lease_lost`): the build gets a stop signal
+  (:class:`BuildStops`) that its batch's executor reads before each step, the print
+  included: the build stops before its next server request and its server goes back to the
+  pool. Nothing of it is written (the fence would refuse it anyway), sent or settled, and
+  the node holding the build now carries on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from typing import Final
 
@@ -46,6 +48,7 @@ from preform_pipeline.store.presence import NodePresence, default_node_id
 
 __all__ = [
     "MAX_CLAIMS_PER_PASS",
+    "BuildStops",
     "FarmMembership",
     "NodeRecovery",
     "NodeRole",
@@ -76,11 +79,36 @@ def drop_hash(drop: Drop) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+class BuildStops:
+    """Builds this node must stop working on now (their lease is lost), with the reason;
+    set by the lease-renewal thread (or a refused write), read by the batches' executors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[int, str] = {}
+
+    def stop(self, build_id: int, reason: str) -> None:
+        with self._lock:
+            self._reasons.setdefault(build_id, reason)
+
+    def reason(self, build_id: int) -> str | None:
+        """Why ``build_id`` must stop (None: it goes on)."""
+        with self._lock:
+            return self._reasons.get(build_id)
+
+    def clear(self, build_id: int) -> None:
+        """The build's batch is over: forget it."""
+        with self._lock:
+            self._reasons.pop(build_id, None)
+
+
 class NodeRole:
     """This daemon's part in the farm: claiming drops and reacting to a lost lease."""
 
     def __init__(self, store: NodeJobStore) -> None:
         self.store = store
+        #: The stop signals of builds whose lease this node lost.
+        self.stops = BuildStops()
         self._active: SharedActiveBuilds | None = None
         self._recovery: NodeRecovery | None = None
         store.in_use = self.in_use
@@ -131,9 +159,11 @@ class NodeRole:
 
     def lease_lost(self, build_id: int) -> None:
         """A build's lease is gone: the node holding it now carries on. This node's work on
-        it stops at its next store write (the fence refuses it: no state, no send, no file
-        moved), and its server goes back to the pool as that build's attempt ends."""
+        it stops before its next step (no request, no state, no send, no file moved), and
+        its server goes back to the pool."""
         log.warning("node_lost_build", build_id=build_id, node=self.store.node_id)
+        self.stops.stop(build_id, f"node {self.store.node_id} lost its lease on build "
+                                  f"{build_id}: the node holding it now carries on")
 
 
 class SharedActiveBuilds(ActiveBuilds):

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.errors import PipelineError, SourceCopyError, StoreError
 from preform_pipeline.executor import (
     BuildOutcome,
     BuildStatus,
@@ -40,6 +40,8 @@ from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.executor.steps import case_step_message
 from preform_pipeline.hotfolder.batcher import Batch
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
+from preform_pipeline.hotfolder.localcopy import LocalCopies
+from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.logging import get_logger
@@ -245,8 +247,14 @@ class BatchWorker:
         output_root: Path | None = None,
         on_wait: Callable[[], None] | None = None,
         known_printers: KnownPrinters | None = None,
+        local_copies: LocalCopies | None = None,
+        stops: BuildStops | None = None,
     ) -> None:
         self.store = store
+        #: Servers import local copies of the batch's files (None: the files themselves).
+        self.local_copies = local_copies
+        #: Builds to stop at once (their node lost their lease; None: the only node).
+        self.stops = stops
         #: The printers a sidecar's ``printer`` may name (None: the server checks when sent).
         self.known_printers = known_printers
         #: With it, every print waits in the store for the daemon's dispatch loop, which is
@@ -352,7 +360,48 @@ class BatchWorker:
         return []
 
     def _run_jobs(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
-        """Plan ``live`` (jobs of one print target) into builds and run them."""
+        """Plan ``live`` (jobs of one print target) into builds and run them (from local
+        copies of their files, when the node makes them)."""
+        copies = self.local_copies
+        if copies is None:
+            self._run_live(batch, recipe, live)
+            return
+        copied: list[Job] = []
+        refused: dict[str, SourceCopyError] = {}  # by case: a case goes on whole or not
+        for job in live:
+            try:
+                copies.take(job)
+            except SourceCopyError as exc:
+                log.warning("local_copy_failed", job_key=job.job_key, reason=exc.message)
+                self.outcomes.fail_job(job, exc.message, exc.hint,
+                                       where="copying the file to this node")
+                if job.case_id is not None:
+                    refused.setdefault(job.case_id, exc)
+                continue
+            copied.append(job)
+        for job in [j for j in copied if j.case_id in refused]:
+            copied.remove(job)
+            copies.release([job])
+            first = refused[str(job.case_id)]
+            self.outcomes.fail_job(
+                job, case_step_message(job.case_id, job.original_name, "copy",
+                                       f"another file of the case: {first.message}"),
+                first.hint, where="copying the case's files to this node")
+        try:
+            if copied:
+                self._run_live(batch, recipe, copied)
+        finally:
+            copies.release(copied)
+
+    def _stop_reason(self, run: _BatchRun, name: str) -> str | None:
+        """The runner's ``stop_reason``: why the build named ``name`` must stop now."""
+        with run.lock:
+            tracked = run.tracked.get(name)
+        if tracked is None or self.stops is None:
+            return None
+        return self.stops.reason(tracked.build_id)
+
+    def _run_live(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
         store = self.store
         by_path = {job.source_path: job for job in live}
         rejected: list[Rejection] = []
@@ -409,6 +458,8 @@ class BatchWorker:
             # A case dropped from its build (on_model_failure: drop_case) fails at once.
             on_model_dropped=functools.partial(self._dropped, run),
             build_report=write_build_report,
+            import_from=self.local_copies.import_from if self.local_copies else None,
+            stop_reason=functools.partial(self._stop_reason, run) if self.stops else None,
             **self.run_options,
         )
         named: list[BuildPlan] = []
@@ -588,6 +639,12 @@ class BatchWorker:
     def _finish_build(
         self, tracked: _Tracked, outcome: BuildOutcome, report_path: Path | None
     ) -> None:
+        if self.stops is not None and self.stops.reason(tracked.build_id) is not None:
+            # Its lease is lost: the node holding it now settles it; nothing is written here.
+            self.stops.clear(tracked.build_id)
+            log.info("build_left_to_new_holder", build=outcome.name,
+                     build_id=tracked.build_id, status=outcome.status.value)
+            return
         # Under the settle lock: the loop's periodic sweep of processing/ must not settle
         # these files first (with a report that lacks the build's outcome).
         with self.outcomes.lock:

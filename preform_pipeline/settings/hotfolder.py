@@ -153,6 +153,12 @@ class HotFolderSettings:
     #: Take links that point outside the inbox (off: they go to failed/ with a note).
     follow_symlinks: bool = False
     output_root: Path | None = None
+    #: Copy each source file to this node before import (None: when the node shares its
+    #: store with others, i.e. on a PostgreSQL store; docs/multi-node.md).
+    local_copies: bool | None = None
+    #: The node's cache folder for those copies (None: ``local-copies/<node>`` in the user's
+    #: data folder).
+    local_copy_dir: Path | None = None
 
 
 def parse_time_of_day(text: str) -> time:
@@ -267,4 +273,7 @@ def read_hotfolder_settings(
         rescan_interval_s=float(raw.get("rescan_interval_s", DEFAULT_RESCAN_INTERVAL_S)),
         follow_symlinks=bool(raw.get("follow_symlinks", False)),
         output_root=resolve_path(str(output_root), base).absolute() if output_root else None,
+        local_copies=bool(raw["local_copies"]) if "local_copies" in raw else None,
+        local_copy_dir=resolve_path(str(raw["local_copy_dir"]), base).absolute()
+        if raw.get("local_copy_dir") else None,
     )

@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from preform_pipeline.hotfolder.testing import (
@@ -16,11 +19,12 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
-from preform_pipeline.store import JobState
+from preform_pipeline.store import Build, Job, JobState
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
+from tests.multinode_farm import DaemonFarm, FarmTiming, wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +36,10 @@ def shared(pg_cluster: PgCluster, tmp_path: Path, request: pytest.FixtureRequest
     return pg_cluster.create_database(f"watch_{request.node.name[-20:].lower()}")
 
 
-def _settings(tmp_path: Path, url: str) -> tuple[Path, Path]:
+def _settings(tmp_path: Path, url: str, *steps: str) -> tuple[Path, Path]:
     fleet = tmp_path / "fleet"
-    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet)
+    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path, extra_steps=steps),
+                                    fleet_dir=fleet)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["store"]["url"] = url
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -94,3 +99,153 @@ class TestWatchOnPostgres:
         with PostgresJobStore(shared, password=PG_PASSWORD) as store:
             assert {n.info.id for n in store.list_nodes()} >= {"other-pc"}
             assert [j.original_name for j in store.list_jobs()] == ["mine.stl"]
+
+
+def _form_sources(root: Path) -> list[str]:
+    """The source file of every model in the .form files under ``root``, as the server
+    recorded it from its import request."""
+    found = []
+    for form in root.rglob("*.form"):
+        with zipfile.ZipFile(form) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        found += [str(m["original_file"]) for m in manifest["models"]]
+    return found
+
+
+class TestLocalCopies:
+    """A node imports a local copy of each shared file and removes it when settled."""
+
+    def test_the_server_imports_the_node_s_copy_which_is_gone_after_settling(
+        self, tmp_path: Path, shared: str
+    ) -> None:
+        settings, fleet = _settings(tmp_path, shared, "save_form")
+        cache = tmp_path / "cache"
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["hotfolders"]["local_copy_dir"] = str(cache)
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(4))
+        done = _watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert (inbox / "done" / "a.stl").exists()
+        assert len(fleet_jobs(fleet)) == 1
+        sources = _form_sources(tmp_path / "out")
+        assert sources, "no .form recorded what the server imported"
+        assert all(Path(s).is_relative_to(cache.resolve()) for s in sources), sources
+        assert all(Path(s).name == "a.stl" for s in sources)
+        assert [p for p in cache.rglob("*") if p.is_file()] == []
+
+
+@pytest.fixture
+def farm(shared: str, tmp_path: Path) -> Iterator[DaemonFarm]:
+    """One real daemon (``node-1``) on the shared store, started by the test."""
+    made = DaemonFarm(tmp_path, shared, FarmTiming(lease_s=3.0, request_timeout_s=2.0,
+                                                   time_scale=1.0, per_build=1, window_s=1.0))
+    try:
+        yield made
+    finally:
+        made.stop_all()
+        made.close()
+
+
+def _job_named(farm: DaemonFarm, name: str) -> Job | None:
+    return next((j for j in farm.store.list_jobs() if j.original_name == name), None)
+
+
+def _slow_batches(farm: DaemonFarm) -> None:
+    """Batches released only after 4 s (never full sooner): time to change a taken file."""
+    farm.timing.window_s = 4.0
+    farm.timing.per_build = 25
+
+
+class TestAChangedSharedFile:
+    """A file whose content changed after it was taken fails alone, with its reason."""
+
+    def test_its_copy_is_refused_and_the_other_file_prints(self, farm: DaemonFarm) -> None:
+        _slow_batches(farm)
+        farm.start("node-1")
+        good, bad = farm.drop(2)
+
+        def taken() -> bool:
+            job = _job_named(farm, bad)
+            return job is not None and "processing" in job.source_path.parts
+        wait_until(f"{bad} taken into processing/", taken, TIMEOUT_S)
+        job = _job_named(farm, bad)
+        assert job is not None
+        job.source_path.write_bytes(tetra_stl_bytes(999))  # changed on the share
+        wait_until("both files settled", lambda: len(farm.settled()) == 2, TIMEOUT_S)
+        assert (farm.inbox / "done" / good).exists()
+        assert (farm.inbox / "failed" / bad).read_bytes() == tetra_stl_bytes(999)
+        failed = _job_named(farm, bad)
+        assert failed is not None and failed.state is JobState.FAILED
+        assert "content changed" in (failed.reason or "")
+        assert [e["job_key"] for e in farm.events("local_copy_failed")] == [failed.job_key]
+        printed = [str(p.get("job_name")) for p in farm.prints()]
+        assert len(printed) == 1 and failed.job_key not in printed[0]
+
+
+    def test_a_case_with_a_changed_file_fails_whole(self, farm: DaemonFarm) -> None:
+        _slow_batches(farm)
+        staging = farm.root / "case-staging" / "case7"
+        staging.mkdir(parents=True)
+        for seed, name in ((11, "upper.stl"), (12, "lower.stl")):
+            (staging / name).write_bytes(tetra_stl_bytes(seed))
+        farm.start("node-1")
+        staging.rename(farm.inbox / "case7")
+
+        def taken() -> bool:
+            job = _job_named(farm, "lower.stl")
+            return job is not None and "processing" in job.source_path.parts
+        wait_until("the case taken into processing/", taken, TIMEOUT_S)
+        job = _job_named(farm, "lower.stl")
+        assert job is not None
+        job.source_path.write_bytes(tetra_stl_bytes(999))
+        wait_until("the case settled", lambda: len(farm.settled()) == 2, TIMEOUT_S)
+        states = {j.original_name: (j.state, j.reason or "") for j in farm.store.list_jobs()}
+        assert states["lower.stl"][0] is JobState.FAILED
+        assert "content changed" in states["lower.stl"][1]
+        assert states["upper.stl"][0] is JobState.FAILED
+        assert "another file of the case" in states["upper.stl"][1]
+        assert farm.prints() == []
+
+
+class TestALostLease:
+    """A node that finds a build's lease lost stops it before its next server request."""
+
+    def test_the_build_stops_at_once_and_its_work_is_done_again_under_a_new_claim(
+        self, farm: DaemonFarm, shared: str
+    ) -> None:
+        write_recipe(farm.root, per_build=1,
+                     extra_steps=["auto_orient", "auto_support", "save_form"])
+        farm.start("node-1")
+        (name,) = farm.drop(1)
+        found: list[Build] = []
+
+        def preparing() -> bool:
+            builds = farm.owned_in("node-1", JobState.PREPARING)
+            found[:] = builds
+            return bool(builds) and any(e.get("build") == builds[0].job_key
+                                        for e in farm.events("step_started"))
+        wait_until("a build preparing on node-1", preparing, TIMEOUT_S)
+        build = found[0]
+        with psycopg.connect(shared, password=PG_PASSWORD, autocommit=True) as conn:
+            conn.execute("UPDATE builds SET lease_until = now() - interval '1 second' "
+                         "WHERE id = %s", (build.id,))
+        wait_until("the build stopped", lambda: any(
+            e.get("build") == build.job_key for e in farm.events("build_stopped")), TIMEOUT_S)
+        wait_until(f"{name} settled", lambda: farm.settled()[name] == 1, TIMEOUT_S)
+
+        events = farm.events("step_started", "build_stopped", "node_lost_build")
+        stopped_at = next(i for i, e in enumerate(events) if e["event"] == "build_stopped"
+                          and e.get("build") == build.job_key)
+        assert "lost its lease" in events[stopped_at]["reason"]
+        assert any(e["event"] == "node_lost_build" and e["build_id"] == build.id
+                   for e in events[:stopped_at])
+        # No request for the build after it stopped: no step of it started again.
+        assert not [e for e in events[stopped_at:] if e["event"] == "step_started"
+                    and e.get("build") == build.job_key]
+        assert not [p for p in farm.prints() if build.job_key in str(p.get("job_name"))]
+        # Its server went back to the pool: the one server prepared the file again.
+        assert (farm.inbox / "done" / name).exists()
+        assert len(farm.prints()) == 1

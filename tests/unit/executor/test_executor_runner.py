@@ -493,3 +493,30 @@ class TestCancel:
         assert outcome.status is BuildStatus.CANCELLED
         assert "auto_layout" not in farm.faults[0].seen
         assert pool.closed
+
+
+class TestStopOneBuild:
+    """A build told to stop (its node lost its lease) sends no further request."""
+
+    def test_it_stops_before_its_next_step_and_gives_its_server_back(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
+        pool = pool_of(farm, None)
+        seen = farm.faults[0].seen
+
+        def stop_reason(build: str) -> str | None:
+            return "lease lost" if "auto_layout" in seen else None
+
+        with capture_bound_logs() as logs:
+            result = run(plan, pool, tmp_path / "out", stop_reason=stop_reason)
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.CANCELLED
+        assert outcome.reason == "lease lost"
+        assert "auto_layout" in seen and "print" not in seen
+        events = [e for e in logs if e["event"] in ("step_started", "build_stopped")]
+        assert events[-1]["event"] == "build_stopped"
+        assert events[-1]["step"] == "validate"
+        assert [e["kind"] for e in events[:-1]][-1] == "auto_layout"
+        assert pool.lease(timeout=1.0).server.name == "server-1"
+        assert farm.jobs() == []
