@@ -7,7 +7,8 @@
   and at most a hidden ``.partial`` file behind.
 * :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
   counts as taken when the file or one of its notes (``.error.txt``, ``.report.json``) exists,
-  so a new file never inherits an old file's note.
+  so a new file never inherits an old file's note (a note a cut-short settle of the same
+  job left behind does not count).
 * :func:`write_text_atomic` writes notes and reports (temporary file, then rename).
 
 * :func:`set_aside_unstorable` moves files whose names are not valid UTF-8 (possible on POSIX,
@@ -24,7 +25,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -60,16 +61,26 @@ def _taken(path: Path) -> bool:
     return any(path.with_name(path.name + s).exists() for s in NOTE_SUFFIXES)
 
 
-def free_path(target: Path) -> Path:
-    """``target``, or ``stem (N)suffix`` with the smallest N >= 2 whose name is free."""
-    if not _taken(target):
+def free_path(target: Path, *, ours: Callable[[Path], bool] | None = None) -> Path:
+    """``target``, or ``stem (N)suffix`` with the smallest N >= 2 whose name is free.
+
+    ``ours(name)``: a name whose file is absent but whose notes say they are the caller's
+    own (left by a settle cut short) counts as free for the caller.
+    """
+    def free(candidate: Path) -> bool:
+        if not _taken(candidate):
+            return True
+        return (ours is not None and not candidate.exists() and not candidate.is_symlink()
+                and ours(candidate))
+
+    if free(target):
         return target
     stem, suffix = target.stem, target.suffix
     if target.name.startswith(".") and target.suffix == target.name:
         stem, suffix = target.name, ""
     for n in range(2, _MAX_SUFFIX):
         candidate = target.with_name(f"{stem} ({n}){suffix}")
-        if not _taken(candidate):
+        if free(candidate):
             return candidate
     raise FileExistsError(f"{target}: no free name up to ({_MAX_SUFFIX})")
 

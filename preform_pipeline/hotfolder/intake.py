@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from preform_pipeline.errors import SidecarError
+from preform_pipeline.errors import SidecarError, StoreConflictError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     REPORT_SUFFIX,
@@ -508,18 +508,26 @@ class Intake:
             log.error("file_missing", job_key=job.job_key, path=str(current))
             return job
         folder = done if ok else failed
-        target = free_path(folder / place.rel)
+        target = free_path(folder / place.rel, ours=lambda name: _notes_name(name, job))
         attachments = tuple(
             Attachment(a.rel, str(free_path(folder / a.rel)), a.at) for a in place.attachments
         )
         text = report if ok else note
+        written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
         if text is not None:
-            write_text_atomic(
-                target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX)), text
-            )
+            write_text_atomic(written, text)
         new_place = JobPlace(place.inbox, place.rel, current, attachments, place.duplicate_of)
-        job = self.store.update_job(job.id, source_path=str(target),
-                                    fields=_with_place(job, new_place))
+        try:
+            # Only if its file is still where this settle found it: of two settling the
+            # same job at once (another node's sweep, a stalled node resuming), one moves it.
+            job = self.store.update_job(job.id, expect_source=current,
+                                        source_path=str(target),
+                                        fields=_with_place(job, new_place))
+        except StoreConflictError:
+            if text is not None and self.store.get_job(job.id).source_path != target:
+                written.unlink(missing_ok=True)
+            log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
+            return self.store.get_job(job.id)
         self._move(job, current, target, attachments)
         processing = inbox.folder("processing")
         if _inside(current, processing):
@@ -565,6 +573,19 @@ class Intake:
                 rel = path.relative_to(inbox.path)
                 return bool(rel.parts) and rel.parts[0] not in inbox.reserved_names
         return False
+
+
+def _notes_name(name: Path, job: Job) -> bool:
+    """Whether the notes beside ``name`` (its file absent) are ``job``'s own: a settle of it
+    was cut short (a crash, or another node's settle that lost the race) after the note."""
+    key = job.job_key
+    for suffix, mark in ((REPORT_SUFFIX, f'"job_key": "{key}"'), (ERROR_SUFFIX, f"Job: {key} ")):
+        try:
+            if mark in name.with_name(name.name + suffix).read_text(encoding="utf-8"):
+                return True
+        except (OSError, UnicodeDecodeError):
+            continue
+    return False
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -682,6 +682,13 @@ class BatchWorker:
             self.recovery.dissolve(build, "stopped before it was printed; prepared again on the "
                                   "next start")
             return
+        elif (status is BuildStatus.FAILED and state in (JobState.PREPARING, JobState.PREPARED)
+              and _store_was_away(outcome)):
+            # The job store could not be reached mid-run (a database restart): nothing is
+            # wrong with the models and nothing was sent, so they are prepared again.
+            self.recovery.enqueue_later(self.recovery.dissolve(
+                build, "the job store was away while it was prepared; batched again"))
+            return
         elif status is BuildStatus.FAILED and state in (JobState.PREPARING, JobState.PREPARED,
                                                         JobState.PRINT_SENDING):
             build = store.transition_build(build.id, JobState.FAILED,
@@ -691,3 +698,9 @@ class BatchWorker:
             self.recovery.enqueue_later(self.recovery.dissolve(
                 build, "a job was cancelled; batched again without it"))
         self.outcomes.settle_build(build, outcome, report_path)
+
+
+def _store_was_away(outcome: BuildOutcome) -> bool:
+    """Whether the build's last attempt ended on the job store being unreachable (a plain
+    StoreError; a conflict or a lost lease is a decision, not an outage)."""
+    return bool(outcome.attempts) and outcome.attempts[-1].error_type == StoreError.__name__

@@ -18,8 +18,8 @@ lease book:
 - **The leases are renewed** by a background thread every third of a lease, while the
   build is in use (``in_use``: a batch runs it, the dispatch loop waits with it, recovery
   works on it). A build the node dropped (an error cut its work short) is let go after a
-  lease without use, so any node recovers it, this one included. A renewal that finds the
-  lease gone drops the build from the book and calls ``on_lost``.
+  lease without use, so any node recovers it, this one included. A renewal (or that letting
+  go) that finds the lease gone drops the build from the book and calls ``on_lost``.
 - **What the node may act on**: listings of builds in claimable states show only the builds
   this node holds (the dispatch loop sends only its own waiting builds; other nodes' builds
   are theirs until their leases run out and this node claims them).
@@ -137,9 +137,7 @@ class NodeJobStore(PostgresJobStore):
         for lease, length, idle_until in leases:
             if (self.in_use is not None and time.monotonic() > idle_until
                     and not self.in_use(lease.build_id, lease.state)):
-                log.warning("build_let_go", build_id=lease.build_id, node=self.node_id,
-                            state=lease.state.value)
-                self._forget(lease.build_id, release=True)
+                self._let_go(lease)
                 continue
             try:
                 renewed = self.renew(lease, lease_s=length)
@@ -153,6 +151,23 @@ class NodeJobStore(PostgresJobStore):
             with self._book_lock:
                 if lease.build_id in self._book:
                     self._book[lease.build_id] = replace(renewed, state=lease.state)
+
+    def _let_go(self, lease: Lease) -> None:
+        """Give back an idle build's lease. The release is fenced like any move: if the lease
+        was taken over meanwhile (this node stalled past it), the node learns it lost the
+        build, as a renewal would have told it; if the database is away, the build stays in
+        the book and the next pass tries again."""
+        try:
+            released = self.release(lease)
+        except StoreError as exc:
+            log.warning("lease_release_failed", build_id=lease.build_id, error=str(exc))
+            return
+        if not released:
+            self._lost_now(lease.build_id)
+            return
+        log.warning("build_let_go", build_id=lease.build_id, node=self.node_id,
+                    state=lease.state.value)
+        self._forget(lease.build_id, release=False)
 
     def _length(self, build_id: int) -> float:
         """How long to renew a held build's lease for (book lock held)."""

@@ -167,9 +167,13 @@ class JobStore(Protocol):
         """
         ...
 
-    def update_job(self, job_id: int, **fields: Any) -> Job:
+    def update_job(
+        self, job_id: int, *, expect_source: Path | str | None = None, **fields: Any
+    ) -> Job:
         """Set fields without changing the state (no audit row): e.g. the new ``source_path``
-        after moving a finished job's file to done/."""
+        after moving a finished job's file to done/. ``expect_source``: only if the job's
+        ``source_path`` is still that (StoreConflictError if not: another process moved
+        its file first)."""
         ...
 
     def history(self, job_id: int) -> tuple[Transition, ...]:

@@ -587,10 +587,16 @@ class SqlStoreCore(ABC):
         log.info("build_transition", build_id=build_id, from_state=state.value,
                  to_state=JobState.PROCESSING.value, reason=reason)
 
-    def update_job(self, job_id: int, **fields: Any) -> Job:
+    def update_job(
+        self, job_id: int, *, expect_source: Path | str | None = None, **fields: Any
+    ) -> Job:
         updates = _check_fields(JOB_FIELDS, fields, f"job {job_id}")
         with self._transaction(f"updating job {job_id}", write=True) as conn:
-            self._job_row(conn, job_id)
+            row = self._job_row(conn, job_id)
+            if expect_source is not None and row["source_path"] != str(expect_source):
+                raise StoreConflictError(f"job {job_id}'s file", [str(expect_source)],
+                                         str(row["source_path"]),
+                                         hint="another process moved it first")
             if updates:
                 self._update(conn, "jobs", job_id, {**updates, "updated_at": self._now()})
             return _job_from_row(self._job_row(conn, job_id))

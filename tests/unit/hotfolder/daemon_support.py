@@ -14,12 +14,13 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from preform_pipeline.executor import (
+    AttemptRecord,
     BuildOutcome,
     BuildStatus,
     Reporter,
@@ -64,6 +65,8 @@ class Script:
 
     fleet_dir: Path
     fail: Callable[[BuildPlan], str | None] = lambda _build: None
+    #: The exception type a failure's attempt records (the real runner's AttemptRecord).
+    fail_type: str | None = None
     split_first: bool = False
     #: Models to take out of a build with their case during preparation (the real runner
     #: does so under ``on_model_failure: drop_case``): (path, reason) pairs.
@@ -157,7 +160,11 @@ class ScriptedRunner:
                 continue
             reason = self.script.fail(build)
             if reason is not None:
-                outcomes.append(self._outcome(build, BuildStatus.FAILED, reason))
+                failed = self._outcome(build, BuildStatus.FAILED, reason)
+                if self.script.fail_type is not None:
+                    failed = replace(failed, attempts=(AttemptRecord(
+                        1, "server-1", 0.0, error=reason, error_type=self.script.fail_type),))
+                outcomes.append(failed)
                 continue
             for path, why in self.script.drop(build):
                 if self.options.on_model_dropped is not None:

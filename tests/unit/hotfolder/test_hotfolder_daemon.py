@@ -95,6 +95,20 @@ class TestOnce:
         assert "LABEL_FAILED" in note and "preparing build PP-" in note
         assert fleet_jobs(script.fleet_dir) == []
 
+    def test_a_build_cut_off_by_the_job_store_going_away_is_prepared_again(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        failures = ["cannot reach the PostgreSQL job store while reading build 1"]
+        script.fail = lambda build: failures.pop() if failures else None
+        script.fail_type = "StoreError"
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert names(tmp_path / "inbox" / "failed") == []
+        assert names(tmp_path / "inbox" / "done") == ["p.stl", "p.stl.report.json"]
+        assert [b.state for b in store.list_builds()] == [JobState.CANCELLED,
+                                                         JobState.PRINT_SENT]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+
     def test_a_split_build_gets_one_store_build_per_half(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:

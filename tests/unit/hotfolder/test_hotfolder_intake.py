@@ -255,6 +255,58 @@ class TestSettling:
         assert not (inbox.folder("failed") / "part.stl").exists()
 
 
+class OvertakingStore:
+    """The store seam: the first ``update_job`` (a settle's naming of the destination, its
+    note already written) lets ``overtake`` run first, as another node's settle of the same
+    job would in that gap (that node's sweep, while this one stalled)."""
+
+    def __init__(self, inner: SqliteJobStore) -> None:
+        self.inner = inner
+        self.overtake: Any = None
+
+    def update_job(self, job_id: int, **kw: Any) -> Job:
+        overtake, self.overtake = self.overtake, None
+        if overtake is not None:
+            overtake()
+        return self.inner.update_job(job_id, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class TestTwoSettlersOfOneJob:
+    """Of two settles of one job at once, one moves its file, under its own name."""
+
+    def test_the_overtaken_settle_moves_nothing_and_the_name_stays_free_of_suffixes(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        seam = OvertakingStore(store)
+        stalled, other = Intake(seam, [inbox]), Intake(store, [inbox])  # type: ignore[arg-type]
+        (job,) = stalled.take(drop_file(inbox, "part.stl", tetra_stl_bytes(0))).taken
+        job = store.transition(job.id, JobState.FAILED, "x")  # any outcome state will do
+        report = f'{{"job_key": "{job.job_key}"}}\n'
+        settled: list[Job] = []
+        seam.overtake = lambda: settled.append(
+            other.settle(store.get_job(job.id), ok=True, report=report))
+        late = stalled.settle(job, ok=True, report=report)
+        done = inbox.folder("done")
+        assert sorted(p.name for p in done.iterdir()) == ["part.stl", "part.stl.report.json"]
+        assert (done / "part.stl").read_bytes() == tetra_stl_bytes(0)
+        assert settled[0].source_path == late.source_path == done / "part.stl"
+        assert store.get_job(job.id).source_path == done / "part.stl"
+        assert list(inbox.folder("processing").iterdir()) == []
+
+    def test_a_note_of_another_job_still_takes_its_name(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        (inbox.folder("done") / "part.stl.report.json").write_text('{"job_key": "PP-OTHER"}\n')
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(drop_file(inbox, "part.stl", tetra_stl_bytes(0))).taken
+        job = store.transition(job.id, JobState.FAILED, "x")
+        job = intake.settle(job, ok=True, report=f'{{"job_key": "{job.job_key}"}}\n')
+        assert job.source_path == inbox.folder("done") / "part (2).stl"
+
+
 @pytest.mark.parametrize("path,expected", [("inbox/a.stl", True), ("inbox/done/a.stl", False),
                                            ("elsewhere/a.stl", False)])
 def test_drop_area_is_the_inbox_without_outcome_folders(

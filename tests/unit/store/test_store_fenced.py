@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.errors import LeaseLostError
 from preform_pipeline.store import Job, JobState
@@ -139,6 +140,42 @@ class TestRenewalsAndLoss:
         with pytest.raises(LeaseLostError):
             a.transition_build(build.id, S.PREPARING, "late")
         assert lost == [build.id]
+
+
+class TestLettingIdleBuildsGo:
+    """An idle build is given back, unless it was taken over: then the node learns its loss."""
+
+    def test_an_idle_build_still_held_is_let_go_for_any_node_to_recover(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        a.in_use = lambda _build_id, _state: False
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        with capture_logs() as logs:
+            a.renew_all()
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["build_let_go"]
+        assert a.held(build.id) is None and lost == []
+        assert a.list_nodes()[0].held_builds == ()
+
+    def test_an_idle_build_taken_over_meanwhile_is_reported_lost_not_let_go(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        # A zero lease: the node "stalled" past it at once, and pc-b took the build over.
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        a.in_use = lambda _build_id, _state: False
+        b = node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        taken = b.claim_build("pc-b", states=[S.PROCESSING])
+        assert taken is not None and taken.epoch == 2
+        with capture_logs() as logs:
+            a.renew_all()
+        assert lost == [build.id]
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "build_lease_lost"]
+        assert a.held(build.id) is None
+        assert {n.info.id: n.held_builds for n in b.list_nodes()}["pc-b"] == (build.id,)
 
 
 class TestWhatANodeActsOn:

@@ -278,6 +278,17 @@ class TestLookups:
         found = store.find_by_path(Path("/hot/done/a.stl"))
         assert found is not None and found.id == job.id
 
+    def test_a_file_move_is_named_only_while_the_file_is_where_the_caller_found_it(
+        self, store: JobStore
+    ) -> None:
+        job = store.create_job(recipe="r", source_path="/hot/processing/a.stl")
+        store.update_job(job.id, expect_source=Path("/hot/processing/a.stl"),
+                         source_path=Path("/hot/done/a.stl"))
+        with pytest.raises(StoreConflictError):
+            store.update_job(job.id, expect_source="/hot/processing/a.stl",
+                             source_path=Path("/hot/done/a (2).stl"))
+        assert store.get_job(job.id).source_path == Path("/hot/done/a.stl")
+
     def test_list_filters_by_state_recipe_and_change_time(
         self, store: JobStore, clock: ManualClock
     ) -> None:
