@@ -33,22 +33,6 @@ REPORT_S = 2.0
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.db", clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    return tmp_path / "fleet"
-
-
-@pytest.fixture
 def alive() -> Iterator[SendHolder]:
     """A server process that is still running (it could still deliver the print)."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])

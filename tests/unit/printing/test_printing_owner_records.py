@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -26,22 +25,6 @@ from preform_pipeline.store import Build, JobState, SqliteJobStore
 
 TIMEOUT_S = 30.0
 REPORT_S = 2.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.db", clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    return tmp_path / "fleet"
 
 
 @pytest.fixture(scope="module")
