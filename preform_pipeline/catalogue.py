@@ -118,6 +118,9 @@ def _form4_materials(dental: bool) -> tuple[Material, ...]:
         Material("FLTO2K02", "Tough 2000 V2", "Stiff, strong engineering resin", _FORM4_FINE),
         Material("FLDUCL22", "Durable V2", "Pliable, impact-resistant resin", _FORM4_FINE),
         Material("FLFRGR01", "Fast Model", "Draft resin for fast prototypes", _settings(0.2)),
+        # Formlabs' own Local API examples create Form 4 scenes in Rigid 10K.
+        Material("FLRG1011", "Rigid 10K V1.1", "Glass-filled, very stiff engineering resin",
+                 _FORM4_FINE),
     )
     dental_materials = (
         Material(

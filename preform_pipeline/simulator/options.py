@@ -13,6 +13,7 @@ message listing what is valid, so a recipe author sees the choices.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -43,10 +44,21 @@ MANUAL_KEYS: Final = (
 )
 
 
+#: A layer thickness written as a decimal string. Formlabs' generated Python client wraps the
+#: contract's ``oneOf`` (``"ADAPTIVE"`` or a number) in a class whose examples pass ``"0.1"``, and
+#: sends it as that string; PreFormServer takes it, so the simulator does too.
+_DECIMAL_TEXT: Final = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _thickness(body: Body) -> LayerThickness:
     value: Any = body.raw("layer_thickness_mm")
     if value == ADAPTIVE:
         return ADAPTIVE
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        number = float(value)
+        if number <= 0.0:
+            raise bad_body(body.at("layer_thickness_mm"), f"{number:g} must be greater than 0")
+        return number
     number = body.number("layer_thickness_mm", required=True, exclusive_minimum=0.0)
     assert number is not None
     return number

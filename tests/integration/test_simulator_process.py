@@ -7,9 +7,13 @@ so those two tests only hold on macOS and Linux, where CI runs them.
 from __future__ import annotations
 
 import json
+import queue
+import re
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +139,40 @@ class TestStopping:
             assert sim.wait_exit(WAIT_S) == EXIT_OK
         finally:
             sim.stop()
+
+
+class TestAsAnExecutable:
+    """Installed as ``preform-simulator``, it starts as a launcher starts PreFormServer."""
+
+    def test_path_and_port_start_it_and_a_vendor_style_scene_is_created(self) -> None:
+        # Formlabs' Python library starts "<path> --port N", reads stdout up to READY FOR
+        # INPUT, and its examples send the layer thickness as the string "0.1".
+        executable = Path(sys.executable).with_name("preform-simulator")
+        assert executable.is_file(), "pip install -e . installs the preform-simulator script"
+        process = subprocess.Popen(
+            [str(executable), "--port", "0", "--latency", "instant"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(
+            target=lambda: [lines.put(line.rstrip("\n")) for line in process.stdout or ()],
+            daemon=True,
+        )
+        reader.start()
+        try:
+            seen: list[str] = []
+            while READY_LINE not in seen:
+                seen.append(lines.get(timeout=WAIT_S))
+            port = next(int(m.group(1)) for line in seen
+                        if (m := re.search(r"listening on port (\d+)", line)))
+            scene = httpx.post(
+                f"http://127.0.0.1:{port}/scene/",
+                json={"machine_type": "FORM-4-0", "material_code": "FLRG1011",
+                      "layer_thickness_mm": "0.1", "print_setting": "DEFAULT"},
+                timeout=WAIT_S,
+            )
+            assert scene.status_code == 200, scene.text
+            assert scene.json()["scene_settings"]["layer_thickness_mm"] == 0.1
+        finally:
+            process.terminate()
+            process.wait(WAIT_S)

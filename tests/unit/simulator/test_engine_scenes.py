@@ -107,6 +107,19 @@ class TestSceneCreation:
         scene = engine.call("create_scene", {}, {**FORM4, "layer_thickness_mm": "ADAPTIVE"})
         assert scene["scene_settings"]["layer_thickness_mm"] == "ADAPTIVE"
 
+    def test_a_thickness_sent_as_a_decimal_string_is_that_thickness(
+        self, engine: SimEngine
+    ) -> None:
+        # Formlabs' generated client and its examples send ``"0.1"`` (the oneOf's wrapper).
+        body = {**FORM4, "material_code": "FLRG1011", "layer_thickness_mm": "0.1"}
+        scene = engine.call("create_scene", {}, body)
+        assert scene["scene_settings"]["layer_thickness_mm"] == 0.1
+        assert scene["scene_settings"]["material_code"] == "FLRG1011"
+
+    def test_a_decimal_string_is_checked_like_the_number(self, engine: SimEngine) -> None:
+        error = error_of(engine, "create_scene", {}, {**FORM4, "layer_thickness_mm": "0.3"})
+        assert error.code == "UNSUPPORTED_LAYER_THICKNESS"
+
     def test_an_unknown_print_setting_is_refused(self, engine: SimEngine) -> None:
         body = {**FORM4, "print_setting": "TURBO"}
         assert error_of(engine, "create_scene", {}, body).code == "UNKNOWN_PRINT_SETTING"
@@ -120,6 +133,11 @@ class TestSceneCreation:
             {"machine_type": "FORM-4-0"},
             {**FORM4, "colour": "red"},
             {**FORM4, "layer_thickness_mm": "thin"},
+            {**FORM4, "layer_thickness_mm": "0"},
+            {**FORM4, "layer_thickness_mm": "-0.1"},
+            {**FORM4, "layer_thickness_mm": "nan"},
+            {**FORM4, "layer_thickness_mm": "1e-1"},
+            {**FORM4, "layer_thickness_mm": ""},
             {**FORM4, "layer_thickness_mm": -0.1},
             {**FORM4, "machine_type": 4},
         ],
