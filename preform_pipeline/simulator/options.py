@@ -55,10 +55,10 @@ def _thickness(body: Body) -> LayerThickness:
     if value == ADAPTIVE:
         return ADAPTIVE
     if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
-        number = float(value)
-        if number <= 0.0:
-            raise bad_body(body.at("layer_thickness_mm"), f"{number:g} must be greater than 0")
-        return number
+        text = float(value)
+        if text <= 0.0:
+            raise bad_body(body.at("layer_thickness_mm"), f"{text:g} must be greater than 0")
+        return text
     number = body.number("layer_thickness_mm", required=True, exclusive_minimum=0.0)
     assert number is not None
     return number
