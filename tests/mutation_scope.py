@@ -80,6 +80,19 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "preform_pipeline/executor/progress.py": (
         "tests/unit/executor/test_executor_progress_counts.py",
+        "tests/unit/executor/test_executor_progress_lines.py",
+    ),
+    # runner.py and steps.py: only the rule functions measured so far (see docs/testing.md);
+    # the step-running code is exercised by test_executor_runner.py, seconds per test.
+    "preform_pipeline/executor/runner.py": (
+        "tests/unit/executor/test_executor_runner_rules.py",
+        "tests/unit/executor/test_executor_job_names.py",
+        "tests/unit/executor/test_executor_retry_servers.py",
+    ),
+    "preform_pipeline/executor/steps.py": (
+        "tests/unit/executor/test_executor_step_names.py",
+        "tests/unit/executor/test_executor_feasibility.py",
+        "tests/unit/executor/test_executor_case_checks.py",
     ),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
