@@ -4,6 +4,7 @@ build that does not fit is halved, and how case ids make a job name."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,27 @@ class TestJobNameCases:
         long = "CASE-" + "9" * 80
         assert _fit_cases([long, "C-2", "C-3"], JOB_NAME_ROOM) == f"{long}+2 more"
         assert _fit_cases([long], JOB_NAME_ROOM) == long
+
+
+class TestLeaseTimeout:
+    """A retry waits for another server only as long as the lease timeout allows."""
+
+    def test_once_the_lease_timeout_is_spent_the_failed_server_is_used(
+        self, tmp_path: Path
+    ) -> None:
+        pool = _Pool(2)
+        busy = pool.lease(WAIT_S)  # server-1 stays busy until the end of the test
+        runner = _runner(pool, tmp_path, lease_timeout_s=0.3)
+        got: list[FakeLease] = []
+        started = time.monotonic()
+        thread = threading.Thread(target=lambda: got.append(runner.lease_avoiding({"server-2"})))
+        thread.start()
+        thread.join(WAIT_S / 2)
+        waited = time.monotonic() - started
+        busy.release()  # lets a runner that is still waiting finish
+        thread.join(WAIT_S)
+        assert waited < WAIT_S / 2, "the retry outwaited its lease timeout"
+        assert waited >= 0.3
+        assert got[0].server.name == "server-2"
+        # it waited for server-1 instead of leasing server-2 again and again
+        assert pool.leases.count("server-2") <= 3
