@@ -25,10 +25,10 @@ FIELDS = "fields: [site, patient, printer, printr]\nbatching: {max_models_per_bu
 
 
 def _problems(tmp_path: Path, body: str, size: tuple[float, float, float] = (30, 30, 20),
-              *, case_id: str | None = "C-1", fields: dict[str, str] | None = None
-              ) -> list[CaseProblem]:
+              *, case_id: str | None = "C-1", fields: dict[str, str] | None = None,
+              name: str = "upper") -> list[CaseProblem]:
     recipe = load_recipe(write_recipe(tmp_path, FIELDS + body))
-    model = read_model(write_box(tmp_path / "m", "upper", *size),
+    model = read_model(write_box(tmp_path / "m", name, *size),
                        import_spec=recipe.import_options, case_id=case_id,
                        fields=fields or {})
     return case_problems(recipe, [model], run_values(recipe, datetime(2026, 1, 2)))
@@ -131,3 +131,31 @@ class TestTemplates:
         body = "steps:\n  - print:\n      printer: \"{printr}\"\n"
         [problem] = _problems(tmp_path, body, fields={"printer": "Form4-A"})
         assert problem.hint == "did you mean {printer}?"
+
+
+class TestJobField:
+    """The job a case's label and names are checked with is its case id, else its file."""
+
+    def test_a_label_of_the_job_is_checked_with_the_case_id(self, tmp_path: Path) -> None:
+        body = ("steps:\n  - label:\n      text: \"{job}\"\n      font_size_mm: 3\n"
+                "      depth_mm: 0.5\n      placement: {face: front, margin_mm: 1, fit: fail}\n")
+        [problem] = _problems(tmp_path, body, case_id=LONG_CASE)
+        assert LONG_CASE[:12] in problem.reason
+        assert _problems(tmp_path, body, case_id="C-1") == []
+
+    def test_without_a_case_the_label_of_the_job_is_the_files_stem(
+        self, tmp_path: Path
+    ) -> None:
+        body = ("steps:\n  - label:\n      text: \"{job}\"\n      font_size_mm: 3\n"
+                "      depth_mm: 0.5\n      placement: {face: front, margin_mm: 1, fit: fail}\n")
+        assert _problems(tmp_path, body, case_id=None) == []
+        stem = "a-rather-long-file-name-for-a-part"
+        [problem] = _problems(tmp_path, body, case_id=None, name=stem)
+        assert problem.model == f"{stem}.stl"
+        assert problem.reason.startswith(f"label {stem!r} (")
+
+    def test_a_template_that_cannot_be_formatted_has_no_hint(self, tmp_path: Path) -> None:
+        body = "steps:\n  - print:\n      printer: Form4-A\n      job_name: \"{job:d}\"\n"
+        [problem] = _problems(tmp_path, body)
+        assert problem.reason.startswith("template '{job:d}': cannot format {job:d}: ")
+        assert problem.hint == ""
