@@ -6,17 +6,25 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor.ledger import RunLedger, Skipped
+from preform_pipeline.executor.ledger import RUN_FIELD, RunLedger, Skipped
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, Rejection
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.printing import FleetFolderLocator, PrintOwner, SendHolder
 from preform_pipeline.printing.testing import reaped_holder
-from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store import (
+    Build,
+    Job,
+    JobState,
+    JobStore,
+    SqliteJobStore,
+    content_hash,
+)
 from tests.unit.plan.planning_factories import make_recipe
 
 RECIPE = make_recipe()
@@ -191,6 +199,7 @@ class TestFinish:
                                   _outcome("r-002", BuildStatus.SUCCEEDED)))
         [event] = [e for e in logs if e["event"] == "run_build_unrecorded"]
         assert event["build"] == "gone" and event["log_level"] == "error"
+        assert "9999" in event["error"]
         assert _state(store, ledger, "r-002")[0] is JobState.DONE
 
 
@@ -268,3 +277,192 @@ class TestDeadRunsSends:
         build = store.create_build(recipe="recipe", job_ids=[job.id])
         assert _ledger(store).recover() == []
         assert store.get_build(build.id).state is JobState.PROCESSING
+
+
+class _AnotherWriter:
+    """The run's job store, with another connection (another process, as the hot folder or
+    a `jobs` command would be) moving a build just after the ledger read it."""
+
+    def __init__(self, store: SqliteJobStore, build_id: int, to: JobState) -> None:
+        self._store = store
+        self._build_id = build_id
+        self._to = to
+        self.moved = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def _move(self, build: Build) -> None:
+        if build.id == self._build_id and not self.moved:
+            self.moved = True
+            with SqliteJobStore(self._store.path) as other:
+                other.transition_build(build.id, self._to, "another writer",
+                                       expect=build.state)
+
+    def get_build(self, build_id: int) -> Build:
+        build = self._store.get_build(build_id)
+        self._move(build)
+        return build
+
+    def list_builds(self, **filters: Any) -> tuple[Build, ...]:
+        builds = self._store.list_builds(**filters)
+        for build in builds:
+            self._move(build)
+        return builds
+
+
+def _with_writer(ledger: RunLedger, writer: _AnotherWriter) -> RunLedger:
+    ledger.store = cast(JobStore, writer)
+    return ledger
+
+
+class TestAnotherWriter:
+    """A build another writer moved after the ledger read it keeps that writer's state."""
+
+    def test_a_failed_outcome_does_not_overwrite_a_build_moved_meanwhile(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        build_id = ledger.build_ids["r-001"]
+        writer = _AnotherWriter(store, build_id, JobState.PREPARING)
+        with capture_logs() as logs:
+            _with_writer(ledger, writer).finish(
+                _result(_outcome("r-001", BuildStatus.FAILED, "no fit")))
+        assert writer.moved
+        assert store.get_build(build_id).state is JobState.PREPARING
+        [event] = [e for e in logs if e["event"] == "run_build_unrecorded"]
+        assert event["build"] == "r-001" and "preparing" in event["error"]
+
+    def test_a_dead_runs_build_moved_meanwhile_is_not_released(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        dead = _ledger(store, reaped_holder())
+        taken, _ = dead.claim(models[:2])
+        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        build_id = dead.build_ids["r-001"]
+        writer = _AnotherWriter(store, build_id, JobState.PREPARING)
+        with capture_logs() as logs:
+            _with_writer(_ledger(store), writer).recover()
+        assert store.get_build(build_id).state is JobState.PREPARING
+        [event] = [e for e in logs if e["event"] == "run_release_failed"]
+        assert event["build_id"] == build_id and event["log_level"] == "warning"
+        assert "preparing" in event["error"]
+
+
+class TestRecordedDetails:
+    """What the store holds for each claim, split and settled build."""
+
+    def test_each_claim_records_its_content_run_and_reason(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        copy = tmp_path / "copy.stl"
+        copy.write_bytes(models[0].path.read_bytes())
+        copy_info = ModelInfo(path=copy, name="copy", size_mm=(10, 10, 10),
+                              footprint_mm=(10, 10), volume_mm3=1000.0,
+                              support_estimate_mm3=0.0, triangle_count=12)
+        me = SendHolder.local("run", os.getpid(), 0.0)
+        _ledger(store, me).claim([models[0], copy_info])
+        for path in (models[0].path, copy):
+            job = store.find_by_path(path)
+            assert job is not None
+            assert job.content_hash == content_hash(path)
+            assert (job.state, job.reason) == (JobState.PROCESSING, "taken by run run-1")
+            assert job.fields[RUN_FIELD] == me.to_json()
+
+    def test_a_ledger_shares_its_build_ids_and_skips_duplicates_by_default(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        shared: dict[str, int] = {}
+        owner = PrintOwner(store)
+        first = RunLedger(store, owner, "recipe", "run-1", SendHolder.local("run", 1, 0.0),
+                          build_ids=shared)
+        taken, _ = first.claim(models[:2])
+        first.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        assert shared == first.build_ids and set(shared) == {"r-001"}
+        second = RunLedger(store, owner, "recipe", "run-2", SendHolder.local("run", 1, 0.0))
+        again, skipped = second.claim(models[:2])
+        assert (again, len(skipped)) == ([], 2)
+
+    def test_a_split_says_why_and_a_job_that_failed_stays_with_its_build(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _ledger(store)
+        taken, _ = ledger.claim(models)
+        whole, other = _build("r-001", taken[:3]), _build("r-002", taken[3:])
+        ledger.record(Plan(recipe=RECIPE, builds=(whole, other)))
+        parent_id = ledger.build_ids["r-001"]
+        store.transition_build(parent_id, JobState.PREPARING, "step 1")
+        failed = store.build_members(parent_id)[2]
+        store.transition(failed.id, JobState.FAILED, "dropped with its case")
+        ledger.on_split(whole, (_build("r-001.1", taken[:1]), _build("r-001.2", taken[1:2])))
+        reasons = [t.reason for t in store.build_history(parent_id)]
+        assert "split: the models did not fit one platform" in reasons
+        assert store.get_job(failed.id).build_id == parent_id
+        assert [j.source_path for j in store.list_jobs(build_id=ledger.build_ids["r-002"])] == [
+            taken[3].path]
+
+    def test_a_prepared_build_records_each_step_to_done(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        ledger.finish(_result(_outcome("r-001", BuildStatus.SUCCEEDED)))
+        reasons = [t.reason for t in store.build_history(ledger.build_ids["r-001"])]
+        assert reasons[-2:] == ["prepared", "prepared (not printed)"]
+
+    def test_an_unanswered_send_at_the_end_is_settled_by_the_print_owner(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        build_id = ledger.build_ids["r-001"]
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build_id, state, "test")
+        ledger.owner.begin(build_id, "r-001", "Form4-1", reaped_holder())
+        ledger.finish(_result(_outcome("r-001", BuildStatus.PRINT_UNCONFIRMED)))
+        settled = store.get_build(build_id)
+        assert settled.state is JobState.PREPARED
+        assert settled.reason.startswith("proven not printed: ")
+
+
+class TestRecoverPicks:
+    """Recovery looks at unsent and sending builds of dead runs only, each of them."""
+
+    def test_a_dead_runs_finished_build_is_left_as_it_is(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        dead = _ledger(store, reaped_holder())
+        taken, _ = dead.claim(models[:2])
+        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead.finish(_result(_outcome("r-001", BuildStatus.SUCCEEDED)))
+        assert _ledger(store).recover() == []
+        assert store.get_build(dead.build_ids["r-001"]).state is JobState.DONE
+
+    def test_a_build_of_the_hot_folder_does_not_stop_the_look_at_the_next(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        job = store.create_job(recipe="recipe", source_path=tmp_path / "hot.stl",
+                               state=JobState.PROCESSING)
+        store.create_build(recipe="recipe", job_ids=[job.id])
+        dead = _ledger(store, reaped_holder())
+        taken, _ = dead.claim(models[:2])
+        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        [line] = _ledger(store).recover()
+        assert line.startswith("released ")
+        assert store.get_build(dead.build_ids["r-001"]).state is JobState.FAILED
+
+    def test_a_send_still_within_its_grace_period_is_left_sending(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        dead = _ledger(store, reaped_holder())
+        taken, _ = dead.claim(models[:2])
+        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        build_id = dead.build_ids["r-001"]
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build_id, state, "test")
+        dead.owner.begin(build_id, "r-001", "Form4-1", reaped_holder())
+        # The fleet folder may take a minute to report a print: too early to call it absent.
+        slow = FleetFolderLocator(Path(store.path).parent / "fleet", report_delay_s=60.0)
+        fresh = RunLedger(store, PrintOwner(store, [slow]), "recipe", "run-2",
+                          SendHolder.local("run", os.getpid(), 0.0))
+        [line] = fresh.recover()
+        assert " unknown (" in line
+        assert store.get_build(build_id).state is JobState.PRINT_SENDING
