@@ -76,7 +76,6 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/executor/overflow.py": (
         "tests/unit/executor/test_executor_final_intake.py",
         "tests/unit/executor/test_executor_overflow_rules.py",
-        "tests/unit/executor/test_executor_runner.py",
     ),
     "preform_pipeline/executor/progress.py": (
         "tests/unit/executor/test_executor_progress_counts.py",

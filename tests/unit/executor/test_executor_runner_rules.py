@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from executor_support import WAIT_S, FakeLease, FakePool
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.executor import Runner, RunOptions, split_build
 from preform_pipeline.executor.runner import JOB_NAME_ROOM, _fit_cases
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
@@ -178,8 +179,19 @@ class TestSplitBuild:
         assert _cut(make_recipe(keep_cases_together=False), "A", "A", "A", "B", "C", "C") == 3
 
     def test_a_single_model_cannot_be_halved(self) -> None:
-        with pytest.raises(ValueError, match="a build of one model cannot be split"):
+        with pytest.raises(ValueError) as caught:
             split_build(RECIPE, _plan_of(_case_models(None)), 2)
+        assert str(caught.value) == "a build of one model cannot be split"
+
+    def test_case_boundaries_count_only_when_cases_are_kept_together(self) -> None:
+        assert _cut(make_recipe(keep_cases_together=True), "A", "B", "B", "B", "B", "B") == 1
+        assert _cut(make_recipe(keep_cases_together=False), "A", "B", "B", "B", "B", "B") == 3
+
+    def test_tiny_models_share_their_resin_too(self) -> None:
+        models = tuple(make_model(f"m{i}", volume=0.25) for i in range(2))
+        first, second = split_build(RECIPE, _plan_of(models, volume_ml=0.5), 2)
+        assert first.estimated_volume_ml == pytest.approx(0.25)
+        assert second.estimated_volume_ml == pytest.approx(0.25)
 
     def test_models_without_volume_carry_no_resin(self) -> None:
         models = tuple(make_model(f"m{i}", volume=0.0) for i in range(2))
@@ -203,6 +215,14 @@ class TestJobNameCases:
         assert _fit_cases(cases, 14) == "C-1+C-2+3 more"
         assert _fit_cases(cases, 13) == "C-1+4 more"
 
+    def test_the_counts_own_width_is_reserved(self) -> None:
+        ten = [f"C-{n}" for n in range(1, 11)]
+        # "C-1+C-2" and "+8 more" fill 14 characters exactly
+        assert _fit_cases(ten, 14) == "C-1+C-2+8 more"
+        twelve = [f"C-{n}" for n in range(1, 13)]
+        # "+10 more" after "C-1+C-2" would make 15
+        assert _fit_cases(twelve, 14) == "C-1+11 more"
+
     def test_one_id_longer_than_the_room_is_kept_whole_with_the_count(self) -> None:
         long = "CASE-" + "9" * 80
         assert _fit_cases([long, "C-2", "C-3"], JOB_NAME_ROOM) == f"{long}+2 more"
@@ -211,6 +231,33 @@ class TestJobNameCases:
 
 class TestLeaseTimeout:
     """A retry waits for another server only as long as the lease timeout allows."""
+
+    def test_with_every_server_busy_the_lease_gives_up_at_the_timeout(
+        self, tmp_path: Path
+    ) -> None:
+        pool = _Pool(1)
+        busy = pool.lease(WAIT_S)
+        # The run's clock stands still: the timeout the pool is given is the whole 0.1 s.
+        runner = Runner(Plan(recipe=RECIPE, builds=()), pool,
+                        options=RunOptions(output_root=tmp_path, lease_timeout_s=0.1),
+                        clock=ManualClock())
+        errors: list[BaseException] = []
+
+        def lease() -> None:
+            try:
+                runner.lease_avoiding({"server-9"})
+            except TimeoutError as exc:
+                errors.append(exc)
+
+        started = time.monotonic()
+        thread = threading.Thread(target=lease)
+        thread.start()
+        thread.join(WAIT_S / 4)
+        waited = time.monotonic() - started
+        busy.release()  # lets a runner that is still waiting finish
+        thread.join(WAIT_S)
+        assert len(errors) == 1
+        assert 0.1 <= waited < 0.9
 
     def test_once_the_lease_timeout_is_spent_the_failed_server_is_used(
         self, tmp_path: Path
