@@ -281,3 +281,95 @@ class TestBars:
         frame = _frame(terminal)
         assert re.fullmatch(r"run run-1 \S* 0% done \d:\d\d:\d\d", frame[0])
         assert not any(line.startswith("verify:") for line in frame)
+
+
+class TestBarsInDetail:
+    """What each bar shows at each event, text shown as written, bars left on screen."""
+
+    def test_a_first_attempt_shows_its_server_and_moves_within_the_build(
+        self, terminal: _Terminal
+    ) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            reporter.build_started("b1", server="server-1", attempt=1, steps=4)
+            reporter.step_progress("b1", "import", 0.6)
+        assert re.fullmatch(r"b1 \S* 15% server-1 \d:\d\d:\d\d", _frame(terminal)[-1])
+
+    def test_a_new_attempt_counts_its_own_steps(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=2, simulated=False)
+            reporter.build_started("b1", server="server-1", attempt=1, steps=4)
+            reporter.build_started("b1", server="server-2", attempt=2, steps=5)
+            reporter.step_progress("b1", "import", 0.5)
+        assert re.fullmatch(r"b1 \S* 10% server-2 attempt 2 \d:\d\d:\d\d", _frame(terminal)[-1])
+
+    def test_a_step_brings_its_own_total(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            reporter.build_started("b1", server="server-1", attempt=1, steps=4)
+            reporter.step_started("b1", "auto_layout", index=2, total=5)
+        assert re.fullmatch(r"b1 \S* 20% auto_layout \d:\d\d:\d\d", _frame(terminal)[-1])
+
+    def test_a_split_while_another_build_runs_counts_the_run_right(
+        self, terminal: _Terminal
+    ) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 2), _plan("b2", 1)), servers=2,
+                                 simulated=False)
+            reporter.build_started("b2", server="server-2", attempt=1, steps=9)
+            reporter.build_started("b1", server="server-1", attempt=1, steps=4)
+            reporter.build_added(_plan("b1.1", 1), parent="b1")
+            reporter.build_added(_plan("b1.2", 1), parent="b1")
+            reporter.build_finished(_outcome("b1", BuildStatus.SPLIT,
+                                             children=("b1.1", "b1.2")))
+            reporter.build_finished(_outcome("b2", BuildStatus.SUCCEEDED))
+        assert re.fullmatch(r"run run-1 \S* 33% \d:\d\d:\d\d", _frame(terminal)[0])
+
+    def test_names_and_reasons_are_shown_as_written(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            reporter.build_started("[bold]b1", server="server-1", attempt=1, steps=4)
+            reporter.build_retry("[bold]b1", attempt=2, reason="[red]refused[/red]")
+            reporter.build_finished(_outcome("b2", BuildStatus.FAILED,
+                                             reason="[bold]no[/bold] fit at 1.5 mm"))
+        assert re.fullmatch(r"\[bold\]b1 \S* 0% retrying on another server: "
+                            r"\[red\]refused\[/red\] \d:\d\d:\d\d", _frame(terminal)[-1])
+        # printed plainly: no markup read, no colours added to its numbers
+        assert ("b2: failed on server-1 in 1.2 s: [bold]no[/bold] fit at 1.5 mm\n"
+                in terminal.getvalue())
+
+    def test_the_bars_stay_on_screen_after_the_run(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            reporter.build_started("b1", server="server-1", attempt=1, steps=4)
+        after_last_bar = terminal.getvalue().rsplit("━", 1)[-1]
+        assert "\x1b[1A" not in after_last_bar  # nothing goes back up to erase them
+
+    def test_the_verify_line_has_no_status_of_its_own(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            reporter.verify_waiting(_poll(0), 2)
+            waiting = _frame(terminal)
+            reporter.verify_waiting(_poll(1), 1)
+            again = _frame(terminal)
+        line = "verify: 2 prints pending, next poll in 30 s, 4/1500 requests this hour"
+        assert any(re.fullmatch(re.escape(line) + r" \S* 0% \d:\d\d:\d\d", text)
+                   for text in waiting)
+        assert any(text.startswith("verify: 1 print pending (1 printing)") for text in again)
+
+
+class TestReportersWriteToTheirStream:
+    """The reporter make_reporter picks writes where it was asked to, not to stdout."""
+
+    def test_lines_and_bars_go_to_the_given_stream(
+        self, terminal: _Terminal, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        plain = io.StringIO()
+        make_reporter(plain).run_started("run-1", (_plan("b1", 1),), servers=1,
+                                         simulated=False)
+        bars = make_reporter(terminal)
+        bars.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+        bars.close()
+        assert plain.getvalue().startswith("run run-1: 1 builds")
+        assert "run run-1" in terminal.getvalue()
+        assert capsys.readouterr().out == ""
