@@ -69,6 +69,7 @@ class TestCarryName:
 
     def test_a_plus_not_followed_by_a_number_is_part_of_the_name(self) -> None:
         assert carry_name(_build("a+b", (make_model("a"),))) == "a+b+1"
+        assert carry_name(_build("a+b-001+1", (make_model("a"),))) == "a+b-001+2"
 
 
 class TestCarryBuild:
@@ -90,6 +91,13 @@ class TestCarryBuild:
         assert carry.estimated_volume_ml == pytest.approx(10.0)
         assert carry.graph == compile_graph(RECIPE, (a, c))
         assert stayed.graph == build.graph
+
+    def test_tiny_models_carry_their_share_too(self) -> None:
+        a = make_model("a", volume=0.25)
+        b = make_model("b", volume=0.25)
+        stayed, carry = carry_build(RECIPE, _build("r-001", (a, b), volume_ml=0.5), [1], 2)
+        assert stayed.estimated_volume_ml == pytest.approx(0.25)
+        assert carry.estimated_volume_ml == pytest.approx(0.25)
 
     def test_models_without_volume_carry_no_resin(self) -> None:
         a = make_model("a", volume=0.0)
