@@ -22,11 +22,31 @@ from tests.unit.plan.planning_factories import make_model, make_recipe
 RECIPE = make_recipe()
 
 
+class _Lease(FakeLease):
+    """A lease given back as the real pool takes it: ``healthy=False`` sends the server to
+    its health check before anyone else gets it; ``builds`` count towards recycling."""
+
+    pool: _Pool
+
+    def release(self, healthy: bool = True, builds: int = 1) -> None:
+        if not self.released:
+            self.pool.served[self.server.name] += builds
+        super().release(healthy, builds)
+        if not healthy:
+            self.pool.set_state(self.server.name, ServerState.CHECKING)
+
+
 class _Pool(FakePool):
-    """The fake pool, with a server's state set as the real pool's health checks set it."""
+    """The fake pool, with a server's state set as the real pool's health checks set it,
+    and the builds each server served."""
 
     def __init__(self, count: int) -> None:
         super().__init__([f"http://127.0.0.1:{9000 + i}" for i in range(count)])
+        self.served = {name: 0 for name in self._slots}
+
+    def lease(self, timeout: float | None = None) -> _Lease:
+        lease = super().lease(timeout)
+        return _Lease(self, lease.server)
 
     def set_state(self, name: str, state: ServerState) -> None:
         with self._cond:
@@ -98,8 +118,10 @@ class TestLeaseAvoiding:
         thread.join(WAIT_S)
         assert not thread.is_alive()
         assert got[0].server.name == "server-1"
-        # server-2 was handed out and given back, never kept
+        # server-2 was handed out and given back untouched: not sent to a health check,
+        # and no build counted towards its recycling
         assert {s.name: s.state for s in pool.status()}["server-2"] is ServerState.IDLE
+        assert pool.served["server-2"] == 0
 
     def test_a_server_that_did_not_fail_is_taken_at_once(self, tmp_path: Path) -> None:
         pool = _Pool(2)
