@@ -11,6 +11,7 @@ import pytest
 from executor_support import WAIT_S, FakeLease, FakePool
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import LeaseTimeoutError
 from preform_pipeline.executor import Runner, RunOptions, split_build
 from preform_pipeline.executor.runner import JOB_NAME_ROOM, _fit_cases
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
@@ -45,7 +46,11 @@ class _Pool(FakePool):
         self.served = {name: 0 for name in self._slots}
 
     def lease(self, timeout: float | None = None) -> _Lease:
-        lease = super().lease(timeout)
+        try:
+            lease = super().lease(timeout)
+        except TimeoutError:
+            # what the real pool raises when no server became free in time
+            raise LeaseTimeoutError(f"no server became free within {timeout} s") from None
         return _Lease(self, lease.server)
 
     def set_state(self, name: str, state: ServerState) -> None:
@@ -268,7 +273,7 @@ class TestLeaseTimeout:
         def lease() -> None:
             try:
                 runner.lease_avoiding({"server-9"})
-            except TimeoutError as exc:
+            except LeaseTimeoutError as exc:
                 errors.append(exc)
 
         started = time.monotonic()
