@@ -283,16 +283,21 @@ class _AnotherWriter:
     """The run's job store, with another connection (another process, as the hot folder or
     a `jobs` command would be) moving a build just after the ledger read it."""
 
-    def __init__(self, store: SqliteJobStore, build_id: int, to: JobState) -> None:
+    def __init__(self, store: SqliteJobStore, build_id: int, to: JobState,
+                 *, after: JobState | None = None) -> None:
         self._store = store
         self._build_id = build_id
         self._to = to
+        #: Move the build once the ledger itself moved it to this state (None: once read).
+        self._after = after
         self.moved = False
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._store, name)
 
-    def _move(self, build: Build) -> None:
+    def _move(self, build: Build, *, written: bool = False) -> None:
+        if written != (self._after is not None) or (written and build.state is not self._after):
+            return
         if build.id == self._build_id and not self.moved:
             self.moved = True
             with SqliteJobStore(self._store.path) as other:
@@ -302,6 +307,12 @@ class _AnotherWriter:
     def get_build(self, build_id: int) -> Build:
         build = self._store.get_build(build_id)
         self._move(build)
+        return build
+
+    def transition_build(self, build_id: int, to: JobState, reason: str,
+                         **options: Any) -> Build:
+        build = self._store.transition_build(build_id, to, reason, **options)
+        self._move(build, written=True)
         return build
 
     def list_builds(self, **filters: Any) -> tuple[Build, ...]:
@@ -332,6 +343,34 @@ class TestAnotherWriter:
         assert store.get_build(build_id).state is JobState.PREPARING
         [event] = [e for e in logs if e["event"] == "run_build_unrecorded"]
         assert event["build"] == "r-001" and "preparing" in event["error"]
+
+    def test_a_prepared_outcome_does_not_overwrite_a_build_moved_meanwhile(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        build_id = ledger.build_ids["r-001"]
+        # between the ledger's PREPARING and its DONE, another writer takes it on
+        writer = _AnotherWriter(store, build_id, JobState.PREPARED, after=JobState.PREPARING)
+        with capture_logs() as logs:
+            _with_writer(ledger, writer).finish(
+                _result(_outcome("r-001", BuildStatus.SUCCEEDED)))
+        assert writer.moved
+        assert store.get_build(build_id).state is JobState.PREPARED
+        [event] = [e for e in logs if e["event"] == "run_build_unrecorded"]
+        assert event["error"].startswith(f"build {build_id} is prepared, expected preparing")
+
+    def test_a_build_cancelled_meanwhile_is_reported_as_changed_not_as_refused(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        build_id = ledger.build_ids["r-001"]
+        writer = _AnotherWriter(store, build_id, JobState.CANCELLED)
+        with capture_logs() as logs:
+            _with_writer(ledger, writer).finish(
+                _result(_outcome("r-001", BuildStatus.SUCCEEDED)))
+        assert store.get_build(build_id).state is JobState.CANCELLED
+        [event] = [e for e in logs if e["event"] == "run_build_unrecorded"]
+        assert event["error"].startswith(f"build {build_id} is cancelled, expected processing")
 
     def test_a_dead_runs_build_moved_meanwhile_is_not_released(
         self, store: SqliteJobStore, models: list[ModelInfo]
