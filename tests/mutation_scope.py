@@ -55,6 +55,44 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
+    # The executor: each module against the files that test it directly (the runner's own
+    # tests drive simulators for seconds each; a mutant runs only the ones that execute it).
+    "preform_pipeline/executor/feasibility.py": (
+        "tests/unit/executor/test_executor_feasibility.py",
+        "tests/unit/executor/test_executor_case_checks.py",
+    ),
+    "preform_pipeline/executor/outputs.py": (
+        "tests/unit/executor/test_executor_outputs.py",
+        "tests/unit/executor/test_executor_output_claims.py",
+    ),
+    "preform_pipeline/executor/state.py": (
+        "tests/unit/executor/test_executor_result_queries.py",
+        "tests/unit/executor/test_executor_progress_counts.py",
+    ),
+    "preform_pipeline/executor/ledger.py": (
+        "tests/unit/executor/test_executor_ledger.py",
+        "tests/unit/executor/test_executor_ledger_outcomes.py",
+    ),
+    "preform_pipeline/executor/overflow.py": (
+        "tests/unit/executor/test_executor_final_intake.py",
+        "tests/unit/executor/test_executor_overflow_rules.py",
+    ),
+    "preform_pipeline/executor/progress.py": (
+        "tests/unit/executor/test_executor_progress_counts.py",
+        "tests/unit/executor/test_executor_progress_lines.py",
+    ),
+    # runner.py and steps.py: only the rule functions measured so far (see docs/testing.md);
+    # the step-running code is exercised by test_executor_runner.py and the retry test with
+    # simulators, seconds per test (a mutant that hangs them waits for pytest's timeout).
+    "preform_pipeline/executor/runner.py": (
+        "tests/unit/executor/test_executor_runner_rules.py",
+        "tests/unit/executor/test_executor_job_names.py",
+    ),
+    "preform_pipeline/executor/steps.py": (
+        "tests/unit/executor/test_executor_step_names.py",
+        "tests/unit/executor/test_executor_feasibility.py",
+        "tests/unit/executor/test_executor_case_checks.py",
+    ),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
     "preform_pipeline/geometry/threemf.py": (

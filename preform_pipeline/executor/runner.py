@@ -1029,7 +1029,8 @@ class Runner:
 
         If the pool hands out an avoided server while another one is still in service, it is
         given back and the runner waits until one of the others is idle; only when every other
-        server is retired does the build go back to a server that failed it.
+        server is retired, or ``lease_timeout_s`` has passed, does the build go back to a
+        server that failed it.
         """
         deadline = (
             None if self.options.lease_timeout_s is None
@@ -1046,7 +1047,9 @@ class Runner:
                 s for s in self.pool.status()
                 if s.name not in avoid and s.state is not ServerState.RETIRED
             ]
-            if not others:
+            if not others or (deadline is not None and self.clock.monotonic() >= deadline):
+                # No other server in service, or the lease timeout is spent waiting for one:
+                # the server at hand (leasing and giving it back again would only spin).
                 return lease
             lease.release(healthy=True, builds=0)
 
