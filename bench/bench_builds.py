@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -303,32 +304,31 @@ def run_pipeline(
     }
 
 
-def _carried(log: Path, run_id: str) -> dict[str, list[str]]:
-    """Per build, the file names its layout carried on (the runner's ``overflow_carried``
-    events; the last one of a build lists them all)."""
-    carried: dict[str, list[str]] = {}
+def _run_events(log: Path, run_id: str, name: str) -> Iterator[dict[str, Any]]:
+    """The runner's ``name`` events of run ``run_id``, from the JSON-lines log."""
     for line in log.read_text(encoding="utf-8").splitlines():
         try:
             event = json.loads(line)
         except ValueError:
             continue
-        if event.get("event") == "overflow_carried" and event.get("run_id") == run_id:
-            carried[str(event.get("build"))] = list(event.get("carried", []))
-    return carried
+        if event.get("event") == name and event.get("run_id") == run_id:
+            yield event
+
+
+def _carried(log: Path, run_id: str) -> dict[str, list[str]]:
+    """Per build, the file names its layout carried on (the runner's ``overflow_carried``
+    events; the last one of a build lists them all)."""
+    return {
+        str(event.get("build")): list(event.get("carried", []))
+        for event in _run_events(log, run_id, "overflow_carried")
+    }
 
 
 def _waited(log: Path, run_id: str) -> float:
     """Seconds the final build held its server idle, waiting for other builds' layouts
     (the runner's ``final_build_waited`` event): leased, so in ``busy_s``, but not work."""
-    total = 0.0
-    for line in log.read_text(encoding="utf-8").splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if event.get("event") == "final_build_waited" and event.get("run_id") == run_id:
-            total += float(event.get("waited_s") or 0.0)
-    return total
+    return sum(float(event.get("waited_s") or 0.0)
+               for event in _run_events(log, run_id, "final_build_waited"))
 
 
 def _discarded(

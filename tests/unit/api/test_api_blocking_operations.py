@@ -25,6 +25,16 @@ def _read_timeout(request: httpx.Request) -> float:
     return value
 
 
+def _hang(clock: ManualClock) -> Callable[[httpx.Request], httpx.Response]:
+    """An answer that never comes: the client's read timeout passes on ``clock``."""
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        clock.advance(_read_timeout(request))
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    return hang
+
+
 class TestOneRequest:
     """A blocking client sends each operation once, waits for its answer, and never polls."""
 
@@ -84,11 +94,7 @@ class TestTimeouts:
         self, server: ScriptedServer, clock: ManualClock,
         make_client: Callable[..., PreFormClient],
     ) -> None:
-        def hang(request: httpx.Request) -> httpx.Response:
-            clock.advance(_read_timeout(request))
-            raise httpx.ReadTimeout("timed out", request=request)
-
-        server.on("POST", SUPPORT, hang)
+        server.on("POST", SUPPORT, _hang(clock))
         client = make_client(async_operations=False, timeout=600.0)
 
         with pytest.raises(ServerTimeoutError) as caught:
@@ -102,11 +108,7 @@ class TestTimeouts:
         self, server: ScriptedServer, clock: ManualClock,
         make_client: Callable[..., PreFormClient],
     ) -> None:
-        def hang(request: httpx.Request) -> httpx.Response:
-            clock.advance(_read_timeout(request))
-            raise httpx.ReadTimeout("timed out", request=request)
-
-        server.on("POST", SUPPORT, hang)
+        server.on("POST", SUPPORT, _hang(clock))
         client = make_client(async_operations=False, timeout=10.0)
 
         with pytest.raises(ServerTimeoutError) as caught:

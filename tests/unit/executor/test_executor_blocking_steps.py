@@ -8,24 +8,10 @@ from pathlib import Path
 from executor_support import FakePool, ScriptedFaults, SimFarm, plan_for, run, write_recipe
 
 from preform_pipeline.executor import BuildStatus
+from tests.recipe_texts import full_steps
 
 #: A whole job but the screenshot (slow to draw on a loaded machine), two models per build.
-RECIPE = """\
-steps:
-  - auto_orient
-  - auto_support
-  - auto_layout
-  - validate:
-      fail_on: [out_of_bounds]
-  - estimate
-  - save_form
-  - print:
-      printer: SimulatedForm4-1
-      job_name: "{recipe}-{build}"
-batching:
-  max_models_per_build: 2
-  keep_cases_together: false
-"""
+RECIPE = full_steps(2).replace("  - screenshot\n", "")
 
 
 def _polled(seen: list[str]) -> set[str]:
@@ -52,6 +38,7 @@ class TestNoPolls:
     def test_a_whole_job_sends_no_operation_polls_and_checks_the_version_once(
         self, tmp_path: Path, farm: SimFarm, parts: list[Path]
     ) -> None:
+        assert "screenshot" not in RECIPE
         plan = plan_for(write_recipe(tmp_path, RECIPE), parts[:6])
         assert len(plan.builds) == 3
         pool = _pool(farm, None)
