@@ -10,10 +10,14 @@ Long operations
     import, scan-to-model, load/save .form, screenshot, auto-orient/support/layout/pack, hollow,
     label, drain holes, print validation, print-time estimate, print and device discovery are
     sent with ``?async=true`` (unless the client was built with ``async_operations=False``) and
-    polled on ``/operations/{id}/`` (see :mod:`preform_pipeline.api.operations`).
-    ``deadline`` is an **absolute time on the client's clock** (the monotonic clock of the
-    injected :class:`~preform_pipeline.clock.Clock`) so that one build deadline can be passed
-    to every step; ``client.deadline_in(seconds)`` makes one. ``None`` means
+    polled on ``/operations/{id}/`` (see :mod:`preform_pipeline.api.operations`). Built with
+    ``async_operations=False`` the client sends each as one blocking request instead (no
+    polls: the cheapest way when progress within the operation is not needed), whose wait
+    ends at the deadline or at the request timeout, whichever comes first; the server
+    itself ends any request after 10 minutes. ``deadline`` is an **absolute time on the
+    client's clock** (the monotonic clock of the injected
+    :class:`~preform_pipeline.clock.Clock`) so that one build deadline can be passed to every
+    step; ``client.deadline_in(seconds)`` makes one. ``None`` means
     :data:`DEFAULT_OPERATION_TIMEOUT_S` from the call. Past the deadline the call raises
     ``ServerTimeoutError``. ``progress`` receives 0.0-1.0 values in order.
 
@@ -107,6 +111,7 @@ from preform_pipeline.errors import (
     RequestInfo,
     RequestRejectedError,
     ServerInternalError,
+    ServerTimeoutError,
 )
 from preform_pipeline.logging import get_logger
 
@@ -296,14 +301,27 @@ class PreFormClient:
         seconds = self._request_timeout(timeout)
         self._ensure_version(self._bounded(seconds, deadline))
         params = {"async": "true"} if self._async else None
-        response = self._http.request(
-            method,
-            path,
-            operation=operation,
-            timeout=self._bounded(seconds, deadline),
-            json_body=body,
-            params=params,
-        )
+        bounded = self._bounded(seconds, deadline)
+        try:
+            response = self._http.request(
+                method,
+                path,
+                operation=operation,
+                timeout=bounded,
+                json_body=body,
+                params=params,
+            )
+        except ServerTimeoutError as exc:
+            if self._async or not 0 < bounded < seconds or exc.status_code is not None:
+                raise
+            # A blocking call waits for the operation itself: its deadline, not the request
+            # limit, ended the wait, as it ends polling (same words, same error).
+            raise ServerTimeoutError(
+                f"{operation} was still running when its deadline passed after "
+                f"{bounded:.3g} s",
+                request=exc.request,
+                hint=exc.hint,
+            ) from exc
         if response.status_code != httpx.codes.ACCEPTED:
             # Answered synchronously (async off, or a server that ignores ?async=true).
             result = self._parse(parser, response.body, response)

@@ -53,7 +53,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import httpx
 from structlog.contextvars import bound_contextvars
 
 from preform_pipeline.api import (
@@ -72,6 +71,7 @@ from preform_pipeline.errors import (
     PipelineError,
     PoolExhaustedError,
     ServerProcessError,
+    ServerTimeoutError,
     TransientApiError,
 )
 from preform_pipeline.executor.hooks import PrintHooks
@@ -431,8 +431,11 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
     The final build takes the models other builds carry on, so it is roomy and lays out
     after the others: on one server the roomiest build, moved to the end; on several, the
     roomiest of the builds that start after the first round (all of them when there is only
-    one round), not much longer than average, left in its place (it waits before its layout
-    for the builds still before theirs).
+    one round), not much longer than average, started first of the last round. It waits
+    before its layout for the builds still before theirs: started earlier, it would hold its
+    server idle while whole rounds ran on the others (13 builds on 4 servers: a build of the
+    second round waited for the third and fourth); started with the last round, it waits
+    only for builds that started about when it did.
     """
     order = sorted(builds, key=lambda b: (-_work(b), b.index))
     if len(order) < 2:
@@ -445,18 +448,75 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
         final = roomiest(order)
         order.remove(final)
         return [*order, final], final.name
-    later = order[servers:] if len(order) > servers else order
-    limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in order) / len(order)
-    short = [b for b in later if _work(b) <= limit]
-    return order, roomiest(short or later).name
+    if len(order) <= servers:  # one round: every build starts at once
+        return order, roomiest(_not_long(order)).name
+    final = roomiest(_not_long(order[servers:], order))
+    last_round = len(order) - ((len(order) - 1) % servers + 1)
+    order.remove(final)
+    order.insert(last_round, final)
+    return order, final.name
 
 
-def _transport(url: str) -> httpx.HTTPTransport | None:
-    """A plain-HTTP transport for ``http://`` servers (PreFormServer speaks no TLS): building
-    httpx's default one loads the CA bundle, about 20 ms of CPU per build attempt."""
-    if url.startswith("http://"):
-        return httpx.HTTPTransport(verify=False)
-    return None
+def _not_long(
+    candidates: Sequence[BuildPlan], among: Sequence[BuildPlan] | None = None
+) -> Sequence[BuildPlan]:
+    """The candidates not much longer than the average build (all of them if none is)."""
+    everyone = candidates if among is None else among
+    limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in everyone) / len(everyone)
+    return [b for b in candidates if _work(b) <= limit] or candidates
+
+
+class _ServerClients:
+    """One pair of Local API clients per server, shared by the builds it runs in turn.
+
+    A new pair per build attempt cost a transport (and its connection) and a ``GET /``
+    version check every build; a server is leased to one build at a time, so its pair is
+    used by one thread at a time. Keyed by the server's name, generation and URL: a
+    restarted server gets new clients. ``drop`` forgets a server's pair after a failure.
+    """
+
+    def __init__(self, options: RunOptions) -> None:
+        self._options = options
+        self._lock = threading.Lock()
+        self._pairs: dict[tuple[str, int, str], tuple[PreFormClient, PreFormClient]] = {}
+
+    def get(self, server: PoolServer) -> tuple[PreFormClient, PreFormClient]:
+        key = (server.name, server.generation, server.url)
+        with self._lock:
+            pair = self._pairs.get(key)
+            if pair is None:
+                pair = self._pairs[key] = self._make(server)
+            return pair
+
+    def _make(self, server: PoolServer) -> tuple[PreFormClient, PreFormClient]:
+        common: dict[str, Any] = {
+            "path_mapper": server.path_mapper.to_server,
+            "timeout": self._options.request_timeout_s,
+            "operation_timeout": self._options.step_timeout_s,
+            "verify_imports": False,
+        }
+        client = PreFormClient(server.url, poll_policy=self._options.poll_policy, **common)
+        quick = PreFormClient(
+            server.url,
+            async_operations=False,
+            # The first call of ``client`` (create_scene) checks the server's API version.
+            check_version_on_first_use=False,
+            **common,
+        )
+        return client, quick
+
+    def drop(self, server: PoolServer) -> None:
+        with self._lock:
+            pair = self._pairs.pop((server.name, server.generation, server.url), None)
+        for client in pair or ():
+            client.close()
+
+    def close(self) -> None:
+        with self._lock:
+            pairs, self._pairs = list(self._pairs.values()), {}
+        for pair in pairs:
+            for client in pair:
+                client.close()
 
 
 class _Cancelled(Exception):
@@ -614,26 +674,7 @@ class _BuildWorker:
         server = lease.server
         self.server = server.name
         attempt = _Attempt(number, server.name, self.runner.clock.monotonic())
-        client = PreFormClient(
-            server.url,
-            transport=_transport(server.url),
-            path_mapper=server.path_mapper.to_server,
-            timeout=self.options.request_timeout_s,
-            operation_timeout=self.options.step_timeout_s,
-            poll_policy=self.options.poll_policy,
-            verify_imports=False,
-        )
-        quick = PreFormClient(
-            server.url,
-            transport=_transport(server.url),
-            path_mapper=server.path_mapper.to_server,
-            timeout=self.options.request_timeout_s,
-            operation_timeout=self.options.step_timeout_s,
-            async_operations=False,
-            # The first call of ``client`` (create_scene) checks the server's API version.
-            check_version_on_first_use=False,
-            verify_imports=False,
-        )
+        client, quick = self.runner.clients.get(server)
         holder = SendHolder.of_server(server, self.options.request_timeout_s)
         ctx = self._context(client, quick, holder)
         intake = self.runner.intake
@@ -644,7 +685,9 @@ class _BuildWorker:
                 self._cleanup(ctx)
             except (TransientApiError, ServerProcessError) as exc:
                 lease.report_failure(exc)
+                self.runner.clients.drop(server)
                 self.failed_servers.add(server.name)
+                self._poll_after_timeout(exc)
                 text = f"{type(exc).__name__}: {exc}"
                 self._record(attempt, exc)
                 if self.runner.cancelled:
@@ -689,13 +732,23 @@ class _BuildWorker:
                 )
             finally:
                 intake.holding(self.build.name, False)
-                client.close()
-                quick.close()
             lease.release(healthy=True)
             self._record(attempt, None)
             if not self.options.keep_checkpoints:
                 self.journal.discard_checkpoints()
             return self._outcome(BuildStatus.SUCCEEDED)
+
+    def _poll_after_timeout(self, exc: BaseException) -> None:
+        """A step sent as one blocking request timed out: when its deadline is longer than
+        the request limit (the server ends any request after 10 minutes), the limit may
+        have ended it, not the deadline; the retry polls that step kind instead."""
+        step = self._current_step
+        if (
+            isinstance(exc, ServerTimeoutError)
+            and step is not None
+            and self.options.step_timeout_s > self.options.request_timeout_s
+        ):
+            self.facts.polled.add(self.build.graph[step].kind)
 
     @staticmethod
     def _reason(exc: BaseException) -> str:
@@ -878,8 +931,12 @@ class _BuildWorker:
         builds carried into it (executor/overflow.py), in its own scene."""
         if self.build.name != self.runner.intake.final or self.laid_out:
             return
+        waiting_since = self.runner.clock.monotonic()
         late = self.runner.intake.take(min(self.options.step_timeout_s, _INTAKE_WAIT_S),
                                        lambda: self.runner.cancelled)
+        # Its server is leased but idle meanwhile: benchmarks take this off the busy time.
+        log.info("final_build_waited", waited_s=round(self.runner.clock.monotonic()
+                                                      - waiting_since, 3), taken=len(late))
         if not late:
             return
         start = len(self.build.models)
@@ -903,11 +960,11 @@ class _BuildWorker:
             step = self.steps_by_id.get(node.id)
             options = {**(step.api_options() if step else node.options), "models": chosen}
             if node.kind == "auto_orient":
-                ctx.client.auto_orient(ctx.scene, AutoOrientOptions(**options),
-                                       deadline=ctx.deadline())
+                ctx.waiting(node.kind).auto_orient(ctx.scene, AutoOrientOptions(**options),
+                                                   deadline=ctx.deadline())
             elif node.kind == "auto_support":
-                ctx.client.auto_support(ctx.scene, AutoSupportOptions(**options),
-                                        deadline=ctx.deadline())
+                ctx.waiting(node.kind).auto_support(ctx.scene, AutoSupportOptions(**options),
+                                                    deadline=ctx.deadline())
 
     def _after_layout(self) -> None:
         """The layout is done: its carried models go on now (a waiting build, the final
@@ -994,6 +1051,7 @@ class Runner:
         self._started: set[str] = set()
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
+        self.clients = _ServerClients(options)
         self._server_count = max(1, len(pool.status()))
         self._order, final = run_order(plan.builds, self._server_count)
         #: The final build takes carried models before its layout.
@@ -1216,6 +1274,7 @@ class Runner:
                 self._executor = None
         if self.cancelled:
             self._wind_down()
+        self.clients.close()
         result = self._result(self.clock.monotonic() - started)
         tracking = self.options.print_tracking
         if tracking is not None and not self.cancelled and not self.options.dry_run:

@@ -185,6 +185,9 @@ class BuildFacts:
     carried: list[int] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Step kinds whose operations are polled rather than awaited in one blocking request
+    #: (:meth:`StepContext.waiting`).
+    polled: set[str] = field(default_factory=set)
     #: Models taken out of the build with their case (``on_model_failure: drop_case``), by
     #: path, with the reason; a retry does not import them again.
     dropped: dict[str, str] = field(default_factory=dict)
@@ -201,10 +204,13 @@ class StepContext:
     ``model_ids[i]`` is the server's id of ``build.models[i]`` (filled by the import, or from
     a loaded checkpoint). ``values`` are the build's template fields.
 
-    ``client`` sends long operations asynchronously (progress, deadline while polling);
-    ``quick_client`` (the same server) sends the short per-model ones (import, label, drain
-    holes) as single blocking requests bounded by the same deadline: one request per model
-    instead of a start and two or more polls, which is most of the runner's CPU per model.
+    ``quick_client`` (the same server) sends the build's operations as single blocking
+    requests whose wait ends at the step's deadline: one request per operation instead of a
+    start and a poll every second or so, and the runner's CPU per model is mostly its
+    requests. Progress is reported per step (its start, and 1.0 when it ends).
+    ``client`` sends them with ``?async=true`` and polls: the print (which the printing
+    module follows by its own rules), and any step kind in ``facts.polled`` (a blocking call
+    of that kind ran into the request limit, which ends any request, before its deadline).
     """
 
     client: PreFormClient
@@ -241,6 +247,10 @@ class StepContext:
     @property
     def quick(self) -> PreFormClient:
         return self.quick_client if self.quick_client is not None else self.client
+
+    def waiting(self, kind: str) -> PreFormClient:
+        """The client for the long operations of a ``kind`` step (see the class docstring)."""
+        return self.client if kind in self.facts.polled else self.quick
 
     def deadline(self) -> float:
         return self.client.deadline_in(self.step_timeout_s)
@@ -420,7 +430,7 @@ def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
     total = len(ctx.build.models)
     for index, model in enumerate(ctx.build.models):
         before = set(ctx.model_ids.values())
-        result = ctx.client.scan_to_model(
+        result = ctx.waiting(node.kind).scan_to_model(
             ctx.scene, ctx.source(model.path), scan_options, deadline=ctx.deadline()
         )
         added = [mid for mid in result.scene.model_ids if mid not in before]
@@ -440,13 +450,13 @@ def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) 
 
 
 def auto_orient(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
-    ctx.client.auto_orient(
+    ctx.waiting(node.kind).auto_orient(
         ctx.scene, AutoOrientOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
     )
 
 
 def auto_support(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
-    ctx.client.auto_support(
+    ctx.waiting(node.kind).auto_support(
         ctx.scene, AutoSupportOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
     )
 
@@ -462,7 +472,7 @@ def hollow(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
     """
     while True:
         try:
-            report = ctx.client.hollow(
+            report = ctx.waiting(node.kind).hollow(
                 ctx.scene, HollowOptions(**options), deadline=ctx.deadline(),
                 progress=ctx.progress,
             )
@@ -719,12 +729,12 @@ def _layout_call(ctx: StepContext, kind: str, options: dict[str, Any]) -> None:
     if kind == "auto_layout":
         if isinstance(options.get("custom_bounds"), Mapping):
             options["custom_bounds"] = CustomBounds(**options["custom_bounds"])
-        ctx.client.auto_layout(
+        ctx.waiting(kind).auto_layout(
             ctx.scene, AutoLayoutOptions(**options), deadline=ctx.deadline(),
             progress=ctx.progress,
         )
     elif kind == "auto_pack":
-        ctx.client.auto_pack(
+        ctx.waiting(kind).auto_pack(
             ctx.scene, AutoPackOptions(**options), deadline=ctx.deadline(), progress=ctx.progress
         )
     else:
@@ -803,7 +813,7 @@ def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
     fail_on = set(node.options.get("fail_on") or ())
     names = {ctx.model_ids[i]: ctx.build.models[i].path.name for i in ctx.model_ids}
     findings: dict[str, list[str]] = {}
-    validation = ctx.client.get_print_validation(ctx.scene, deadline=ctx.deadline())
+    validation = ctx.waiting(node.kind).get_print_validation(ctx.scene, deadline=ctx.deadline())
     for model_id, result in validation.per_model_results.items():
         name = names.get(model_id, model_id)
         if result.undersupported:
@@ -868,7 +878,7 @@ def sls_figures(usage: SlsMaterialUsage, times: PrintTimeEstimate) -> dict[str, 
 def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Print time and material; a recipe limit (max_print_time_s, max_material_ml) that is
     exceeded fails the build."""
-    result = ctx.client.estimate_print_time(ctx.scene, deadline=ctx.deadline())
+    result = ctx.waiting(node.kind).estimate_print_time(ctx.scene, deadline=ctx.deadline())
     ctx.facts.print_time_s = result.total_print_time_s
     usage = ctx.read_scene().material_usage
     if isinstance(usage, SlaMaterialUsage):
@@ -920,7 +930,7 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
         values["models"] = ALL_MODELS
     path = _output(ctx, ctx.recipe.outputs.screenshot)
     try:
-        ctx.client.save_screenshot(
+        ctx.waiting(node.kind).save_screenshot(
             ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
             progress=ctx.progress,
         )

@@ -50,3 +50,21 @@ class TestRunOrder:
     def test_a_single_build_has_no_final_build(self) -> None:
         order, final = run_order([_build(1, 3, 0.2)], servers=4)
         assert [b.name for b in order] == ["b1"] and final is None
+
+    def test_the_final_build_starts_first_of_the_last_round(self) -> None:
+        # 13 similar builds on 4 servers: rounds of 4, 4, 4 and 1. Started in the second
+        # round, the roomy b7 would hold its server through the third round, waiting.
+        builds = [_build(i, 6 if i < 5 else 5, 0.6) for i in range(1, 14)]
+        builds[6] = _build(7, 5, 0.4)
+        order, final = run_order(builds, servers=4)
+        assert final == "b7"
+        assert order[-1].name == "b7"
+        assert len(order) == 13 and {b.name for b in order} == {b.name for b in builds}
+
+    def test_a_final_build_already_in_the_last_round_moves_to_its_front(self) -> None:
+        builds = [_build(i, 10 - i, 0.6) for i in range(1, 8)]
+        builds[6] = _build(7, 3, 0.3)
+        order, final = run_order(builds, servers=4)
+        # Rounds: b1 b2 b3 b4 | b5 b6 b7; b7 (the roomiest) leads the last round.
+        assert final == "b7"
+        assert [b.name for b in order] == ["b1", "b2", "b3", "b4", "b7", "b5", "b6"]
