@@ -255,6 +255,14 @@ class _Rules:
         self._args = (outlines, platform, margin, allow_rotation, cell)
         self._rest = (max_items, spill)
         self._made: dict[int, _Nester] = {}
+        self._single: dict[tuple[bytes, float], bool] = {}
+
+    def fits(self, outline: Outline) -> bool:
+        """Whether one model fits an empty platform (copies of a file are asked once)."""
+        ident = (outline.points.tobytes(), outline.grow)
+        if ident not in self._single:
+            self._single[ident] = self.alone(_Unit((outline,))) is not None
+        return self._single[ident]
 
     def nester(self, rule: int) -> _Nester:
         # Built on first use: a batch that reaches its bound at once pays for one rule only.
@@ -452,7 +460,7 @@ def nest(
                    spill)
     kept = []
     for outline in outlines:
-        if rules.alone(_Unit((outline,))) is not None:
+        if rules.fits(outline):
             kept.append(outline)
         elif unfit is not None:
             unfit.append(outline.key)
@@ -519,7 +527,7 @@ def fits_one_platform(
     group kept together on this answer always finds a platform there (groups are ignored
     here: every outline counts as one of this group)."""
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
-    kept = [o for o in outlines if rules.alone(_Unit((o,))) is not None]
+    kept = [o for o in outlines if rules.fits(o)]
     return not kept or rules.alone(_together(kept)) is not None
 
 
