@@ -10,7 +10,9 @@ planner (which must not be able to agree with it by construction):
   its lowest to its highest point), so a horseshoe's opening stays free for the next model;
 * models go largest shadow first; each tries every allowed turn about z and every column
   offset, lands as low as the skyline (the highest occupied point per column) lets it, and
-  takes the turn and offset that leave its top lowest (ties: the leftmost);
+  takes the turn and offset that leave its top lowest, a millimetre of top weighing as much
+  as 20 mm of mean empty height under the shape (so of two nearly equal tops the one that
+  wastes less wins; ties: the leftmost);
 * the whole layout is tried stacking along y, then along x, with fine turns, then with
   quarter turns only; the first that places every model wins;
 * when none does, PreForm would keep looking: the simulator tries other orders (longest
@@ -51,6 +53,9 @@ DEFAULT_CONTACT_CELL_MM: Final = 1.0
 DEFAULT_LAYOUT_CELL_MM: Final = 1.0
 #: Turns about z tried for each model when rotation is allowed.
 DEFAULT_TURN_STEP_DEG: Final = 10.0
+#: How much a millimetre of mean empty height under a shape weighs against a millimetre of
+#: its top in the lowest-top rule: a tie-break, not a second goal.
+_WASTE_PER_TOP: Final = 0.05
 #: Whole layouts tried at most before the answer is that the models do not fit (each is a
 #: few tens of milliseconds for a platform of small parts; only a crowded platform needs
 #: more than the first).
@@ -201,14 +206,15 @@ def _try(
             # Nothing may reach below the front edge of the area.
             lift = np.maximum(lift, float(-prof.lo.min()))
             top = lift + float(prof.hi.max())
+            used = np.isfinite(prof.lo)
+            waste = (lift[:, None] - (windows[:, used] - prof.lo[used])).sum(axis=1) * cell
             if fill:
                 # Empty area under the shape in its columns, plus a little for height.
-                used = np.isfinite(prof.lo)
-                gaps = lift[:, None] - (windows[:, used] - prof.lo[used])
-                rank = gaps.sum(axis=1) * cell + top * 1e-3
-                rank = np.where(top <= depth + 1e-9, rank, np.inf)
+                rank = np.where(top <= depth + 1e-9, waste + top * 1e-3, np.inf)
             else:
-                rank = top
+                # Lowest top; among (nearly) equal tops the one leaving the least empty area
+                # under it, as a mean height, weighted lightly.
+                rank = top + _WASTE_PER_TOP * waste / (int(used.sum()) * cell)
             offset = int(np.argmin(rank))
             y = float(lift[offset])
             peak = float(top[offset])
