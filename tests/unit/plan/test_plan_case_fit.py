@@ -73,9 +73,9 @@ class TestAGroupTheFirstRuleCannotPlace:
 class TestTheCheckAndTheBatchAgree:
     """Whatever the group, fitting one platform alone means the batch places it together."""
 
-    @settings(max_examples=20, deadline=None)
+    @settings(max_examples=10, deadline=None)
     @given(
-        group=st.lists(st.tuples(st.floats(10, 340), st.floats(8, 190)), min_size=2,
+        group=st.lists(st.tuples(st.floats(10, 250), st.floats(8, 150)), min_size=2,
                        max_size=4),
         others=st.lists(st.tuples(st.floats(5, 120), st.floats(5, 90)), max_size=8),
         rotate=st.booleans(),
