@@ -10,16 +10,17 @@ planner (which must not be able to agree with it by construction):
   its lowest to its highest point), so a horseshoe's opening stays free for the next model;
 * models go largest shadow first; each tries every allowed turn about z and every column
   offset, lands as low as the skyline (the highest occupied point per column) lets it, and
-  takes the turn and offset that leave its top lowest, a millimetre of top weighing as much
-  as 20 mm of mean empty height under the shape (so of two nearly equal tops the one that
-  wastes less wins; ties: the leftmost);
+  takes the turn and offset that leave its top lowest (ties: the leftmost);
 * the whole layout is tried stacking along y, then along x, with fine turns, then with
   quarter turns only; the first that places every model wins;
-* when none does, PreForm would keep looking: the simulator tries other orders (longest
-  side first, largest and smallest alternating) and a second rule for each model (the
-  place that leaves the least empty area under it, so hollows fill), up to
-  :data:`MAX_LAYOUT_TRIES` layouts in all. Nothing is changed unless everything fits (the
-  engine applies the result).
+* when none does, PreForm would keep looking: the simulator tries half turn steps, two
+  more rules for each model (the lowest top again, but of two nearly equal tops the one
+  leaving less empty area under it, a millimetre of top weighing as much as 20 mm of mean
+  empty height; and the place leaving the least empty area under it, so hollows fill) and
+  other orders (longest side first, largest and smallest alternating), up to
+  :data:`MAX_LAYOUT_TRIES` layouts in all. The first layouts are always the plain
+  lowest-top ones, so the wider search only ever adds layouts. Nothing is changed unless
+  everything fits (the engine applies the result).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ DEFAULT_CONTACT_CELL_MM: Final = 1.0
 DEFAULT_LAYOUT_CELL_MM: Final = 1.0
 #: Turns about z tried for each model when rotation is allowed.
 DEFAULT_TURN_STEP_DEG: Final = 10.0
+#: Placement rules of one layout: lowest top; lowest top with the empty area under the shape
+#: as a tie-break; least empty area under the shape.
+_LOWEST, _SNUG, _FILL = "lowest", "snug", "fill"
 #: How much a millimetre of mean empty height under a shape weighs against a millimetre of
 #: its top in the lowest-top rule: a tie-break, not a second goal.
 _WASTE_PER_TOP: Final = 0.05
@@ -183,11 +187,12 @@ def _try(
     along: int,
     cell: float,
     turns: Sequence[float],
-    fill: bool = False,
+    rule: str = _LOWEST,
     profiles: _Profiles | None = None,
 ) -> tuple[list[PackedShape], list[str]]:
-    """One layout. Each shape takes the turn and offset that leave its top lowest, or with
-    ``fill`` the one leaving the least empty area between it and the skyline below."""
+    """One layout. Each shape takes the turn and offset that leave its top lowest
+    (:data:`_SNUG`: nearly equal tops decided by the empty area under it), or with
+    :data:`_FILL` the one leaving the least empty area between it and the skyline below."""
     profiles = profiles if profiles is not None else _Profiles(cell)
     width, depth = size[along], size[1 - along]
     columns = math.floor(width / cell + 1e-9)
@@ -208,13 +213,15 @@ def _try(
             top = lift + float(prof.hi.max())
             used = np.isfinite(prof.lo)
             waste = (lift[:, None] - (windows[:, used] - prof.lo[used])).sum(axis=1) * cell
-            if fill:
+            if rule == _FILL:
                 # Empty area under the shape in its columns, plus a little for height.
                 rank = np.where(top <= depth + 1e-9, waste + top * 1e-3, np.inf)
-            else:
+            elif rule == _SNUG:
                 # Lowest top; among (nearly) equal tops the one leaving the least empty area
                 # under it, as a mean height, weighted lightly.
                 rank = top + _WASTE_PER_TOP * waste / (int(used.sum()) * cell)
+            else:
+                rank = top
             offset = int(np.argmin(rank))
             y = float(lift[offset])
             peak = float(top[offset])
@@ -273,14 +280,16 @@ def pack_shapes(
     # find the odd angle that lets a crowded platform close.
     variants = ((fine, 0), (fine, 1), (square, 0), (square, 1), (finer, 0), (finer, 1))
     tries = [
-        (order, turns, along, fill)
-        for fill in (False, True)
-        for order in (largest, longest, alternating)
+        (order, turns, along, rule)
+        for order, rule in (
+            (largest, _LOWEST), (largest, _SNUG), (longest, _LOWEST), (alternating, _LOWEST),
+            (largest, _FILL), (longest, _SNUG), (alternating, _SNUG), (longest, _FILL),
+        )
         for turns, along in variants
     ]
     profiles = _Profiles(cell)
-    for order, turns, along, fill in tries[: max(1, max_tries)]:
-        placed, unplaced = _try(order, size, along, cell, turns, fill, profiles)
+    for order, turns, along, rule in tries[: max(1, max_tries)]:
+        placed, unplaced = _try(order, size, along, cell, turns, rule, profiles)
         if not unplaced:
             return placed, unplaced
         if best is None or len(unplaced) < len(best[1]):
