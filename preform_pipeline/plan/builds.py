@@ -63,7 +63,7 @@ from preform_pipeline.geometry.orientation import (
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
-from preform_pipeline.plan.nesting import NestedBin, Outline, nest
+from preform_pipeline.plan.nesting import NestedBin, Outline, fits_one_platform, nest
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 
@@ -545,16 +545,15 @@ def _footprint(recipe: Recipe, model: ModelInfo, machine: MachineType) -> Footpr
     return predict(shadow, recipe, supported=supported)
 
 
-def _nest(
+def _outlines(
     recipe: Recipe,
     models: Sequence[ModelInfo],
     indices: Iterable[int],
     machine: MachineType,
     grouped: Collection[str],
-    unfit: list[str] | None = None,
-) -> list[NestedBin]:
-    batching = recipe.batching
-    bx, by, _ = machine.build_volume_mm
+) -> tuple[list[Outline], float]:
+    """The models' predicted outlines (keyed by index) and how far a grown outline may
+    reach past the margin."""
     outlines = []
     spill = 0.0
     for i in indices:
@@ -569,7 +568,21 @@ def _nest(
         # The margin is kept from the model; its raft may lie in the margin, never past the
         # edge; half the spacing belongs to the neighbour and may reach past the edge.
         half = footprint.spacing_mm / 2.0
-        spill = half + min(footprint.grow_mm - half, batching.margin_mm)
+        spill = half + min(footprint.grow_mm - half, recipe.batching.margin_mm)
+    return outlines, spill
+
+
+def _nest(
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    indices: Iterable[int],
+    machine: MachineType,
+    grouped: Collection[str],
+    unfit: list[str] | None = None,
+) -> list[NestedBin]:
+    batching = recipe.batching
+    bx, by, _ = machine.build_volume_mm
+    outlines, spill = _outlines(recipe, models, indices, machine, grouped)
     return nest(
         outlines,
         (bx, by),
@@ -579,6 +592,15 @@ def _nest(
         allow_rotation=batching.allow_rotation,
         unfit=unfit,
     )
+
+
+def _fits_one_platform(
+    recipe: Recipe, models: Sequence[ModelInfo], indices: Iterable[int], machine: MachineType
+) -> bool:
+    bx, by, _ = machine.build_volume_mm
+    outlines, spill = _outlines(recipe, models, indices, machine, ())
+    return fits_one_platform(outlines, (bx, by), margin=recipe.batching.margin_mm, spill=spill,
+                             allow_rotation=recipe.batching.allow_rotation)
 
 
 def _grouped_cases(
@@ -614,9 +636,9 @@ def _grouped_cases(
                     f"{total / MM3_PER_ML:.0f} ml of parts, more than one build takes "
                     f"({capacity / MM3_PER_ML:.0f} ml at packing density {density:g})"
                 )
-        # A model that fits no platform on its own is left out here: it is rejected with
-        # its reason when the batch is nested, not raised from this check.
-        elif len(_nest(recipe, models, unit, machine, (), unfit=[])) > 1:
+        # The nester's own test: a case kept together always finds a platform in the batch
+        # (a model that fits no platform on its own is left out: it is rejected later).
+        elif not _fits_one_platform(recipe, models, unit, machine):
             reason = f"too large together for one {bx:g} x {by:g} mm platform"
         if reason:
             split.add(case)

@@ -8,6 +8,12 @@ column, the highest point occupied so far, measured from the front. A model drop
 skyline from the back; what it may not cross is the skyline, so a horseshoe's open side, or
 the hollow between two arches, takes the next model's convex side: arches nest.
 
+**Fitting at all.** A unit (a model, or the models of a group) fits when some rule of the
+search places it on an empty platform (:func:`fits_one_platform` asks the same for a case
+before it is kept together). A model that fails is set aside; a group that fits but that the
+greedy pass's rule cannot place gets a platform of its own, so a group kept together never
+fails the batch.
+
 **Greedy.** Models go largest hull first (the units of a case together); each goes to the
 first open platform where it fits, at the turn and column offset that wastes the least area
 under it (ties: the lower top, then the left). Only the last few platforms stay open, so the
@@ -32,7 +38,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -50,6 +56,7 @@ __all__ = [
     "NestedBin",
     "NestedPlacement",
     "Outline",
+    "fits_one_platform",
     "nest",
 ]
 
@@ -165,6 +172,8 @@ def _profiles(outline: Outline, angles: Sequence[float], cell: float) -> _Turns:
 class _Platform:
     skyline: _Array
     depth: float
+    #: The nester whose rule (column direction, turns) this platform's placements follow.
+    nester: _Nester
     placed: list[tuple[str, int, int, float, _Turns]] = field(default_factory=list)
     hull: float = 0.0
 
@@ -208,14 +217,6 @@ class _Platform:
         self.hull += hull
 
 
-class _NoRoom(Exception):
-    """A unit does not fit an empty platform under this nester's rules."""
-
-    def __init__(self, unit: _Unit) -> None:
-        super().__init__(unit)
-        self.unit = unit
-
-
 @dataclass(frozen=True)
 class _Unit:
     outlines: tuple[Outline, ...]
@@ -223,6 +224,67 @@ class _Unit:
     @property
     def hull(self) -> float:
         return sum(o.hull_mm2 for o in self.outlines)
+
+
+def _together(members: Sequence[Outline]) -> _Unit:
+    """Outlines that share a platform, placed largest hull first."""
+    return _Unit(tuple(sorted(members, key=lambda o: (-o.hull_mm2, o.key))))
+
+
+_Alone = Callable[[_Unit], "_Platform | None"]
+
+
+class _Rules:
+    """The nester of every rule the search tries (built on first use), and the one test of
+    whether a unit fits a platform at all: some rule places it on an empty platform. A model
+    that fails it is set aside (or named); a group that passes it may be kept together, and
+    the batch then always finds it a platform, alone if need be."""
+
+    def __init__(
+        self, outlines: Sequence[Outline], platform: tuple[float, float], margin: float,
+        allow_rotation: bool, cell: float, turn_step: float, max_items: int | None,
+        spill: float,
+    ) -> None:
+        # Rule 0 first; then other rules, other stacking directions, and quarter turns only
+        # (rows of like parts often tile better square than turned a little).
+        self.variants = (
+            (turn_step, False, False), (turn_step, False, True), (90.0, False, False),
+            (90.0, False, True), (turn_step, True, False), (turn_step, True, True),
+            (90.0, True, True),
+        )
+        self._args = (outlines, platform, margin, allow_rotation, cell)
+        self._rest = (max_items, spill)
+        self._made: dict[int, _Nester] = {}
+        self._single: dict[tuple[bytes, float], bool] = {}
+
+    def fits(self, outline: Outline) -> bool:
+        """Whether one model fits an empty platform (copies of a file are asked once)."""
+        ident = (outline.points.tobytes(), outline.grow)
+        if ident not in self._single:
+            self._single[ident] = self.alone(_Unit((outline,))) is not None
+        return self._single[ident]
+
+    def nester(self, rule: int) -> _Nester:
+        # Built on first use: a batch that reaches its bound at once pays for one rule only.
+        if rule not in self._made:
+            step, swap, low = self.variants[rule]
+            self._made[rule] = _Nester(*self._args, step, *self._rest, swap=swap, low=low)
+        return self._made[rule]
+
+    def alone(self, unit: _Unit) -> _Platform | None:
+        """An empty platform holding ``unit``, from the first rule that fits it (largest
+        hull first, then longest side first), or None."""
+        orders = [unit]
+        if len(unit.outlines) > 1:
+            orders.append(_Unit(tuple(sorted(unit.outlines, key=lambda o: (-_span((o,)),
+                                                                          o.key)))))
+        for rule in range(len(self.variants)):
+            nester = self.nester(rule)
+            for order in orders:
+                target = nester.empty()
+                if nester.place(target, order):
+                    return target
+        return None
 
 
 class _Nester:
@@ -262,7 +324,7 @@ class _Nester:
             self.turns[o.key] = cache[ident]
 
     def empty(self) -> _Platform:
-        return _Platform(np.zeros(self.columns), self.depth)
+        return _Platform(np.zeros(self.columns), self.depth, self)
 
     def place(self, target: _Platform, unit: _Unit) -> bool:
         if self.max_items is not None and len(target.placed) + len(unit.outlines) > (
@@ -279,9 +341,13 @@ class _Nester:
             target.put(outline.key, turns, *choice, outline.hull_mm2)
         return True
 
-    def run(self, units: Sequence[_Unit]) -> list[_Platform]:
+    def run(self, units: Sequence[_Unit], alone: _Alone) -> list[_Platform]:
+        """Greedy pass, then reinsertion. A unit this rule cannot place on an empty platform
+        gets a platform of its own from the first rule that can (``alone``): every unit
+        given here was checked to fit alone under some rule."""
         platforms: list[_Platform] = []
         owners: list[list[_Unit]] = []
+        solos: list[_Platform] = []
         for unit in units:
             for target, owned in list(zip(platforms, owners, strict=True))[-_OPEN_BINS:]:
                 if self.place(target, unit):
@@ -289,11 +355,14 @@ class _Nester:
                     break
             else:
                 fresh = self.empty()
-                if not self.place(fresh, unit):
-                    raise _NoRoom(unit)
-                platforms.append(fresh)
-                owners.append([unit])
-        return self._drain_last(platforms, owners)
+                if self.place(fresh, unit):
+                    platforms.append(fresh)
+                    owners.append([unit])
+                    continue
+                own = alone(unit)
+                assert own is not None, "units are checked to fit alone before nesting"
+                solos.append(own)
+        return self._drain_last(platforms, owners) + solos
 
     def _drain_last(
         self, platforms: list[_Platform], owners: list[list[_Unit]]
@@ -310,10 +379,9 @@ class _Nester:
                 return platforms
         return platforms[:-1]
 
-    def fits_alone(self, outline: Outline) -> bool:
-        return self.place(self.empty(), _Unit((outline,)))
-
     def result(self, platform: _Platform) -> NestedBin:
+        if platform.nester is not self:
+            return platform.nester.result(platform)
         out = []
         for key, t, o, lift, turns in platform.placed:
             shift_x = o * self.cell - float(turns.origin[t])
@@ -347,14 +415,12 @@ def _units(outlines: Sequence[Outline]) -> list[_Unit]:
             units.append(_Unit((outline,)))
         else:
             groups.setdefault(outline.group, []).append(outline)
-    units.extend(
-        _Unit(tuple(sorted(m, key=lambda o: (-o.hull_mm2, o.key)))) for m in groups.values()
-    )
+    units.extend(_together(m) for m in groups.values())
     return units
 
 
-def _span(unit: _Unit) -> float:
-    return max(float(np.ptp(o.points, axis=0).max()) + 2 * o.grow for o in unit.outlines)
+def _span(outlines: Sequence[Outline]) -> float:
+    return max(float(np.ptp(o.points, axis=0).max()) + 2 * o.grow for o in outlines)
 
 
 def nest(
@@ -390,17 +456,17 @@ def nest(
         if len(outline.points) == 0 or not np.isfinite(outline.points).all():
             raise PlanningError(f"model {outline.key!r} has no usable outline",
                                 hint="check the model file")
-    nester = _Nester(
-        outlines, platform, margin, allow_rotation, cell, turn_step_deg, max_items, spill
-    )
-    if unfit is not None:
-        kept = []
-        for outline in outlines:
-            if nester.fits_alone(outline):
-                kept.append(outline)
-            else:
-                unfit.append(outline.key)
-        outlines = kept
+    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, max_items,
+                   spill)
+    kept = []
+    for outline in outlines:
+        if rules.fits(outline):
+            kept.append(outline)
+        elif unfit is not None:
+            unfit.append(outline.key)
+        else:
+            raise _too_large(_Unit((outline,)), platform)
+    outlines = kept
     if not outlines:
         return []
     units = _units(outlines)
@@ -409,6 +475,9 @@ def nest(
             raise PlanningError(
                 f"group {unit.outlines[0].group!r} has {len(unit.outlines)} models, more than "
                 f"{max_items} per build", hint="raise max_models_per_build or split the group")
+        if len(unit.outlines) > 1 and rules.alone(unit) is None:
+            raise _too_large(unit, platform)
+    nester = rules.nester(0)
     usable = nester.columns * nester.cell * nester.depth
     grown = sum(_grown_area(o) for o in outlines)
     bound = max(1, math.ceil(grown / usable)) if usable > 0 else 1
@@ -419,51 +488,47 @@ def nest(
         return len(result), min(p.hull for p in result)
 
     by_hull = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
-    by_span = sorted(units, key=lambda u: (-_span(u), -u.hull, u.outlines[0].key))
-    # Other rules, other stacking directions, and quarter turns only (rows of like parts
-    # often tile better square than turned a little).
-    rules = (
-        (turn_step_deg, False, True), (90.0, False, False), (90.0, False, True),
-        (turn_step_deg, True, False), (turn_step_deg, True, True), (90.0, True, True),
-    )
-    made: dict[int, _Nester] = {0: nester}
-
-    def nester_for(rule: int) -> _Nester:
-        # Built on first use: a batch that reaches its bound at once pays for one rule only.
-        if rule not in made:
-            step, swap, low = rules[rule - 1]
-            made[rule] = _Nester(outlines, platform, margin, allow_rotation, cell, step,
-                                 max_items, spill, swap=swap, low=low)
-        return made[rule]
-
-    try:
-        best_nester, best = nester, nester.run(by_hull)
-    except _NoRoom as exc:
-        raise _too_large(exc.unit, platform) from None
+    by_span = sorted(units, key=lambda u: (-_span(u.outlines), -u.hull, u.outlines[0].key))
+    best_nester, best = nester, nester.run(by_hull, rules.alone)
     budget = search_s_per_model * len(outlines)
     deadline = time.perf_counter() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
     rng = random.Random(len(outlines))
-    plans = [(r, by_hull) for r in range(1, len(rules) + 1)] + [
-        (r, by_span) for r in range(len(rules) + 1)
-    ]
+    others = range(1, len(rules.variants))
+    plans = [(r, by_hull) for r in others] + [(0, by_span)] + [(r, by_span) for r in others]
     tried = 1
     while len(best) > bound and tried < _MAX_ORDERS and time.perf_counter() < deadline:
         if tried <= len(plans):
             rule, order = plans[tried - 1]
-            candidate_nester = nester_for(rule)
+            candidate_nester = rules.nester(rule)
         else:
             candidate_nester, order = best_nester, list(by_hull)
             for _ in range(max(1, len(order) // 8) if len(order) > 1 else 0):
                 i = rng.randrange(len(order) - 1)
                 order[i], order[i + 1] = order[i + 1], order[i]
         tried += 1
-        try:
-            candidate = candidate_nester.run(order)
-        except _NoRoom:
-            continue  # quarter turns, say, leave no room for a part the fine turns place
+        candidate = candidate_nester.run(order, rules.alone)
         if score(candidate) < score(best):
             best_nester, best = candidate_nester, candidate
     return [best_nester.result(p) for p in best]
+
+
+def fits_one_platform(
+    outlines: Sequence[Outline],
+    platform: tuple[float, float],
+    *,
+    margin: float = 0.0,
+    spill: float = 0.0,
+    allow_rotation: bool = True,
+    cell: float = DEFAULT_CELL_MM,
+    turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+) -> bool:
+    """Whether ``outlines`` share one platform, leaving out any that fits none on its own
+    (:func:`nest` sets those aside): the same test :func:`nest` applies to a group, so a
+    group kept together on this answer always finds a platform there (groups are ignored
+    here: every outline counts as one of this group)."""
+    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
+    kept = [o for o in outlines if rules.fits(o)]
+    return not kept or rules.alone(_together(kept)) is not None
 
 
 def _grown_area(outline: Outline) -> float:

@@ -12,7 +12,14 @@ planner (which must not be able to agree with it by construction):
   offset, lands as low as the skyline (the highest occupied point per column) lets it, and
   takes the turn and offset that leave its top lowest (ties: the leftmost);
 * the whole layout is tried stacking along y, then along x, with fine turns, then with
-  quarter turns only; the first that places every model wins. Nothing is changed unless
+  quarter turns only; the first that places every model wins;
+* when none does, PreForm would keep looking: the simulator tries half turn steps, two
+  more rules for each model (the lowest top again, but of two nearly equal tops the one
+  leaving less empty area under it, a millimetre of top weighing as much as 20 mm of mean
+  empty height; and the place leaving the least empty area under it, so hollows fill) and
+  other orders (longest side first, largest and smallest alternating), up to
+  :data:`MAX_LAYOUT_TRIES` layouts in all. The first layouts are always the plain
+  lowest-top ones, so the wider search only ever adds layouts. Nothing is changed unless
   everything fits (the engine applies the result).
 """
 
@@ -29,6 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
     "DEFAULT_LAYOUT_CELL_MM",
+    "MAX_LAYOUT_TRIES",
     "DEFAULT_TURN_STEP_DEG",
     "PackedShape",
     "Shape",
@@ -46,6 +54,16 @@ DEFAULT_CONTACT_CELL_MM: Final = 1.0
 DEFAULT_LAYOUT_CELL_MM: Final = 1.0
 #: Turns about z tried for each model when rotation is allowed.
 DEFAULT_TURN_STEP_DEG: Final = 10.0
+#: Placement rules of one layout: lowest top; lowest top with the empty area under the shape
+#: as a tie-break; least empty area under the shape.
+_LOWEST, _SNUG, _FILL = "lowest", "snug", "fill"
+#: How much a millimetre of mean empty height under a shape weighs against a millimetre of
+#: its top in the lowest-top rule: a tie-break, not a second goal.
+_WASTE_PER_TOP: Final = 0.05
+#: Whole layouts tried at most before the answer is that the models do not fit (each is a
+#: few tens of milliseconds for a platform of small parts; only a crowded platform needs
+#: more than the first).
+MAX_LAYOUT_TRIES: Final = 24
 
 _Array = npt.NDArray[np.float64]
 
@@ -148,13 +166,34 @@ def shadows_overlap(
     return True
 
 
+class _Profiles:
+    """Column profiles by shape, turn and direction, made once per layout request: copies
+    of one model (the same points) share theirs."""
+
+    def __init__(self, cell: float) -> None:
+        self.cell = cell
+        self._made: dict[tuple[bytes, float, float, int], _Profile] = {}
+
+    def get(self, shape: Shape, turn: float, along: int) -> _Profile:
+        key = (shape.points.tobytes(), shape.grow, turn, along)
+        if key not in self._made:
+            self._made[key] = _profile(_rotate(shape.points, turn), along, self.cell, shape.grow)
+        return self._made[key]
+
+
 def _try(
     shapes: Sequence[Shape],
     size: tuple[float, float],
     along: int,
     cell: float,
     turns: Sequence[float],
+    rule: str = _LOWEST,
+    profiles: _Profiles | None = None,
 ) -> tuple[list[PackedShape], list[str]]:
+    """One layout. Each shape takes the turn and offset that leave its top lowest
+    (:data:`_SNUG`: nearly equal tops decided by the empty area under it), or with
+    :data:`_FILL` the one leaving the least empty area between it and the skyline below."""
+    profiles = profiles if profiles is not None else _Profiles(cell)
     width, depth = size[along], size[1 - along]
     columns = math.floor(width / cell + 1e-9)
     skyline = np.zeros(columns)
@@ -163,21 +202,34 @@ def _try(
     for shape in shapes:
         best: tuple[float, int, float, int, float, _Profile] | None = None
         for turn in turns:
-            prof = _profile(_rotate(shape.points, turn), along, cell, shape.grow)
+            prof = profiles.get(shape, turn, along)
             w = len(prof.lo)
             if w > columns:
                 continue
             windows = sliding_window_view(skyline, w)
             lift = (windows - prof.lo).max(axis=1)
+            # Nothing may reach below the front edge of the area.
+            lift = np.maximum(lift, float(-prof.lo.min()))
             top = lift + float(prof.hi.max())
-            offset = int(np.argmin(top))
-            low_edge = float(-prof.lo.min())
-            y = max(float(lift[offset]), low_edge)
-            peak = y + float(prof.hi.max())
+            used = np.isfinite(prof.lo)
+            waste = (lift[:, None] - (windows[:, used] - prof.lo[used])).sum(axis=1) * cell
+            if rule == _FILL:
+                # Empty area under the shape in its columns, plus a little for height.
+                rank = np.where(top <= depth + 1e-9, waste + top * 1e-3, np.inf)
+            elif rule == _SNUG:
+                # Lowest top; among (nearly) equal tops the one leaving the least empty area
+                # under it, as a mean height, weighted lightly.
+                rank = top + _WASTE_PER_TOP * waste / (int(used.sum()) * cell)
+            else:
+                rank = top
+            offset = int(np.argmin(rank))
+            y = float(lift[offset])
+            peak = float(top[offset])
             if peak > depth + 1e-9:
                 continue
-            if best is None or (peak, offset) < (best[0], best[1]):
-                best = (peak, offset, y, w, turn, prof)
+            score = float(rank[offset])
+            if best is None or (score, offset) < (best[0], best[1]):
+                best = (score, offset, y, w, turn, prof)
         if best is None:
             unplaced.append(shape.key)
             continue
@@ -199,31 +251,55 @@ def pack_shapes(
     allow_rotation: bool,
     cell: float = DEFAULT_LAYOUT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+    max_tries: int = MAX_LAYOUT_TRIES,
 ) -> tuple[list[PackedShape], list[str]]:
     """Place ``shapes`` in a ``size = (width, depth)`` area whose corner is ``(0, 0)``.
 
     Returns the placements (the grown shadows inside the area, not overlapping) and the keys
-    that found no place, from the better of the two stacking directions (every shape placed
-    wins; else the one placing more).
+    that found no place: the first of at most ``max_tries`` layouts (see the module
+    docstring) that places every shape, else the one placing most.
     """
     if not shapes:
         return [], []
-    order = sorted(shapes, key=lambda s: (-_extent_area(s), s.key))
+    largest = sorted(shapes, key=lambda s: (-_extent_area(s), s.key))
+    longest = sorted(shapes, key=lambda s: (-_extent_side(s), s.key))
+    alternating = [
+        largest[i // 2] if i % 2 == 0 else largest[-1 - i // 2] for i in range(len(largest))
+    ]
     fine = (
         tuple(float(a) for a in np.arange(0.0, 360.0, turn_step_deg)) if allow_rotation
         else (0.0,)
     )
     square = (0.0, 90.0, 180.0, 270.0) if allow_rotation else (0.0,)
+    finer = (
+        tuple(float(a) for a in np.arange(0.0, 360.0, turn_step_deg / 2)) if allow_rotation
+        else (0.0,)
+    )
     best: tuple[list[PackedShape], list[str]] | None = None
-    # Fine turns first; rows of like parts often tile better in quarter turns.
-    for turns, along in ((fine, 0), (fine, 1), (square, 0), (square, 1)):
-        placed, unplaced = _try(order, size, along, cell, turns)
+    # Fine turns first; rows of like parts often tile better in quarter turns; half steps
+    # find the odd angle that lets a crowded platform close.
+    variants = ((fine, 0), (fine, 1), (square, 0), (square, 1), (finer, 0), (finer, 1))
+    tries = [
+        (order, turns, along, rule)
+        for order, rule in (
+            (largest, _LOWEST), (largest, _SNUG), (longest, _LOWEST), (alternating, _LOWEST),
+            (largest, _FILL), (longest, _SNUG), (alternating, _SNUG), (longest, _FILL),
+        )
+        for turns, along in variants
+    ]
+    profiles = _Profiles(cell)
+    for order, turns, along, rule in tries[: max(1, max_tries)]:
+        placed, unplaced = _try(order, size, along, cell, turns, rule, profiles)
         if not unplaced:
             return placed, unplaced
         if best is None or len(unplaced) < len(best[1]):
             best = (placed, unplaced)
     assert best is not None
     return best
+
+
+def _extent_side(shape: Shape) -> float:
+    return float((shape.points.max(axis=0) - shape.points.min(axis=0)).max())
 
 
 def _extent_area(shape: Shape) -> float:

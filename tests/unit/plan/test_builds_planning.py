@@ -255,10 +255,11 @@ class TestCaseWithAnUnplaceableModel:
     """A case member that fits no platform with its raft is rejected; the case plans on."""
 
     def test_the_unplaceable_member_is_rejected_not_raised(self) -> None:
-        # 192 mm long with 2 mm rafts inside a 4 mm margin: no turn fits the platform.
-        recipe = make_recipe(margin_mm=4.0, spacing_mm=0.0, keep_cases_together=True)
+        # 197 mm long: inside the 1 mm margin (198 mm), but its 2 mm rafts may reach only
+        # 1 mm into the margin: it needs 201 mm of the 200 mm platform, at no turn.
+        recipe = make_recipe(margin_mm=1.0, spacing_mm=0.0, keep_cases_together=True)
         small = make_model("small", (1.0, 1.0, 1.0), case="case-a")
-        long = make_model("long", (26.0, 192.0, 1.0), case="case-a")
+        long = make_model("long", (26.0, 197.0, 1.0), case="case-a")
         plan = plan_builds(recipe, [small, long])
         assert [b.paths for b in plan.builds] == [(small.path,)]
         assert [r.path for r in plan.rejected] == [long.path]
