@@ -97,6 +97,26 @@ def _pool(pools: list[ServerPool], targets: Sequence[Endpoint | str], clock: Man
     return pool
 
 
+@pytest.fixture
+def start(pools: list[ServerPool], clock: ManualClock) -> Callable[..., ServerPool]:
+    """Starts a pool over ``targets`` (endpoints or URLs) with settings ``overrides``."""
+
+    def make(targets: Sequence[Endpoint | str], **overrides: Any) -> ServerPool:
+        pool = _pool(pools, targets, clock, **overrides)
+        pool.start()
+        return pool
+
+    return make
+
+
+@pytest.fixture
+def one_remote(start: Callable[..., ServerPool],
+               endpoints: Callable[[int], list[Endpoint]]) -> ServerPool:
+    """A started pool of one healthy remote, ``r1``."""
+    pool: ServerPool = start(endpoints(1))
+    return pool
+
+
 def _one(pool: ServerPool, name: str) -> ServerStatus:
     return next(s for s in pool.status() if s.name == name)
 
@@ -131,11 +151,10 @@ class TestLeasing:
         assert (started["ready"], started["total"], started["mode"]) == (["r1"], 1, "REMOTE")
 
     def test_builds_are_counted_and_the_server_idle_longest_is_leased_next(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
     ) -> None:
-        pool = _pool(pools, endpoints(2), clock)
-        pool.start()
+        pool = start(endpoints(2))
         first = pool.lease(timeout=1)
         second = pool.lease(timeout=1)
         clock.advance(1)
@@ -146,22 +165,26 @@ class TestLeasing:
         status = _one(pool, second.server.name)
         assert (status.builds, status.total_builds) == (3, 3)
 
-    def test_builds_add_up_over_leases(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
-    ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+    def test_builds_add_up_over_leases(self, one_remote: ServerPool) -> None:
+        pool = one_remote
         pool.lease(timeout=1).release(builds=2)
         pool.lease(timeout=1).release(builds=3)
         assert (_one(pool, "r1").builds, _one(pool, "r1").total_builds) == (5, 5)
 
-    def test_a_stale_lease_released_again_does_not_free_the_next_holders_server(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+    def test_a_remote_is_never_recycled_whatever_its_builds(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
     ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+        pool = start(endpoints(1), recycle_after_builds=1, recycle_rss_mb=1.0)
+        with capture_logs() as logs:
+            pool.lease(timeout=1).release(builds=3)
+        status = _one(pool, "r1")
+        assert (status.state, status.generation, status.restarts) == (ServerState.IDLE, 1, 0)
+        assert _events(logs, "server_recycled") == []
+
+    def test_a_stale_lease_released_again_does_not_free_the_next_holders_server(
+        self, one_remote: ServerPool
+    ) -> None:
+        pool = one_remote
         first = pool.lease(timeout=1)
         first.release()
         second = pool.lease(timeout=1)
@@ -171,12 +194,8 @@ class TestLeasing:
         assert (status.state, status.builds) == (ServerState.LEASED, 1)
         second.release()
 
-    def test_releasing_twice_counts_once(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
-    ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+    def test_releasing_twice_counts_once(self, one_remote: ServerPool) -> None:
+        pool = one_remote
         lease = pool.lease(timeout=1)
         assert not lease.released
         lease.release()
@@ -186,11 +205,9 @@ class TestLeasing:
         assert (_one(pool, "r1").builds, _one(pool, "r1").state) == (1, ServerState.IDLE)
 
     def test_no_free_server_in_time_says_what_the_servers_are_doing(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
     ) -> None:
-        pool = _pool(pools, [*endpoints(2), "http://127.0.0.1:9"], clock)
-        pool.start()
+        pool = start([*endpoints(2), "http://127.0.0.1:9"])
         pool.lease(timeout=1)
         pool.lease(timeout=1)
         with pytest.raises(LeaseTimeoutError) as caught:
@@ -204,11 +221,9 @@ class TestFailuresOfARemote:
     """A failure has the remote checked; a hung operation restarts it; too many retire it."""
 
     def test_a_failure_reported_by_a_build_has_the_server_checked_and_back_in_rotation(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, one_remote: ServerPool
     ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+        pool = one_remote
         with capture_logs() as logs:
             with pool.lease(timeout=1):
                 pass  # one build done
@@ -222,11 +237,9 @@ class TestFailuresOfARemote:
         assert (status.builds, status.restarts, status.generation) == (1, 0, 1)
 
     def test_an_error_leaving_the_with_block_reports_the_failure(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, one_remote: ServerPool
     ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+        pool = one_remote
         with capture_logs() as logs:
             with pytest.raises(ServerInternalError), pool.lease(timeout=1):
                 raise ServerInternalError("orient: HTTP 503")
@@ -236,22 +249,18 @@ class TestFailuresOfARemote:
         assert _one(pool, "r1").builds == 0
 
     def test_an_input_error_leaving_the_with_block_releases_as_healthy(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, one_remote: ServerPool
     ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+        pool = one_remote
         with capture_logs() as logs, pytest.raises(ValueError), pool.lease(timeout=1):
             raise ValueError("bad model")
         assert not _events(logs, "server_failure_reported")
         assert (_one(pool, "r1").state, _one(pool, "r1").builds) == (ServerState.IDLE, 1)
 
     def test_a_hung_operation_restarts_the_server_after_its_backoff(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, one_remote: ServerPool, clock: ManualClock
     ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+        pool = one_remote
         stale = pool.lease(timeout=1)
         with capture_logs() as logs:
             stale.report_failure(ServerTimeoutError("hollow: no answer within 600 s"))
@@ -267,12 +276,11 @@ class TestFailuresOfARemote:
         assert _events(logs, "server_restarting")[0]["restarts"] == 1
 
     def test_a_remote_that_stays_down_is_retired_with_the_count_and_window(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
     ) -> None:
         (endpoint,) = endpoints(1)
-        pool = _pool(pools, [endpoint], clock, max_restarts=1)
-        pool.start()
+        pool = start([endpoint], max_restarts=1)
         endpoint.healthy = False
         with capture_logs() as logs:
             pool.lease(timeout=1).report_failure(ServerInternalError("boom"))
@@ -297,12 +305,11 @@ class TestARemoteComingBack:
     """A remote that was down is waited for by time, then counts as a new server."""
 
     def test_a_remote_back_within_remote_wait_s_is_leased_again_as_a_new_generation(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
     ) -> None:
         (endpoint,) = endpoints(1)
-        pool = _pool(pools, [endpoint], clock, remote_wait_s=60.0, max_restarts=0)
-        pool.start()
+        pool = start([endpoint], remote_wait_s=60.0, max_restarts=0)
         endpoint.healthy = False
         with capture_logs() as logs:
             pool.lease(timeout=1).report_failure()
@@ -321,10 +328,9 @@ class TestARemoteComingBack:
         assert pool.lease(timeout=1).server.generation == 2
 
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
-        self, pools: list[ServerPool], clock: ManualClock,
+        self, start: Callable[..., ServerPool], clock: ManualClock,
     ) -> None:
-        pool = _pool(pools, ["http://127.0.0.1:9"], clock, remote_wait_s=2.0)
-        pool.start()
+        pool = start(["http://127.0.0.1:9"], remote_wait_s=2.0)
         clock.advance(1)
         pool.wait_for(lambda s: s[0].restarts == 1
                       and s[0].state is ServerState.RESTARTING, WAIT_S)
@@ -341,12 +347,11 @@ class TestPeriodicChecks:
     taken out of rotation."""
 
     def test_an_idle_remote_that_stopped_answering_is_restarted(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
         clock: ManualClock,
     ) -> None:
         (endpoint,) = endpoints(1)
-        pool = _pool(pools, [endpoint], clock, health_interval_s=5.0)
-        pool.start()
+        pool = start([endpoint], health_interval_s=5.0)
         endpoint.healthy = False
         clock.advance(4)
         assert _one(pool, "r1").state is ServerState.IDLE
@@ -359,11 +364,10 @@ class TestClosing:
     """A closed pool stops everything once and cannot be used or started again."""
 
     def test_a_closed_pool_refuses_leases_and_a_new_start(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        pools: list[ServerPool], clock: ManualClock,
     ) -> None:
-        pool = _pool(pools, endpoints(2), clock)
-        pool.start()
+        pool = start(endpoints(2))
         with capture_logs() as logs:
             pool.close()
             pool.close()
@@ -377,12 +381,8 @@ class TestClosing:
             fresh.start()
         assert caught.value.hint == "create a new ServerPool"
 
-    def test_a_waiting_lease_is_woken_by_close(
-        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
-        clock: ManualClock,
-    ) -> None:
-        pool = _pool(pools, endpoints(1), clock)
-        pool.start()
+    def test_a_waiting_lease_is_woken_by_close(self, one_remote: ServerPool) -> None:
+        pool = one_remote
         pool.lease(timeout=1)
         errors: list[BaseException] = []
 

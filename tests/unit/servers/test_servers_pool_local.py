@@ -1,0 +1,339 @@
+"""Local servers of the pool, fast: one real simulator process shared by the module (and a
+few short-lived ones), real ports and HTTP on loopback, the clock faked at its seam.
+
+What a user of the pool sees of its own processes: recycling after K builds or above the
+memory limit, a killed server restarted after its backoff, the simulator arguments reaching
+the simulator, the records a later runner would reap by, and the state counts of a timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import LeaseTimeoutError, ServerInternalError
+from preform_pipeline.liveness import this_host
+from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
+from preform_pipeline.servers.process import process_tree_alive
+from preform_pipeline.servers.records import ServerRecord, ServerRecords
+from preform_pipeline.servers.testing import write_standin_server
+from preform_pipeline.settings import PoolSettings, ServerSettings, SimulatedPrinterSettings
+
+WAIT_S = 20.0  # upper bound for anything the pool does here; normally well under 2 s
+BACKOFF_S = 0.5
+RECYCLE_AFTER = 2
+#: A memory limit no simulator reaches: the shared server is measured but never recycled.
+RSS_UNREACHABLE_MB = 100_000.0
+PRINTER = SimulatedPrinterSettings(name="Form4-PoolTest", machine_type="FORM-4-0",
+                                   material="FLGPGR05")
+
+
+def _servers(**overrides: Any) -> ServerSettings:
+    """One local server, sized for tests: any free port, no periodic checks, short backoff."""
+    servers = ServerSettings(
+        count=1, base_port=0, startup_timeout_s=WAIT_S, stop_timeout_s=2.0,
+        health_interval_s=0.0, health_timeout_s=5.0, recycle_after_builds=0,
+        recycle_rss_mb=0.0, max_restarts=3, crash_window_s=1000.0,
+        restart_backoff_s=BACKOFF_S, restart_backoff_max_s=4 * BACKOFF_S,
+    )
+    return replace(servers, **overrides)
+
+
+def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+def _records(folder: Path) -> dict[int, ServerRecord]:
+    """The pool's records in ``folder`` by server pid (what a later runner would reap)."""
+    found = ServerRecords(folder).read_all()
+    return {r.server.pid: r for _, r in found if r is not None}
+
+
+def _eventually(what: str, condition: Callable[[], bool], timeout_s: float = WAIT_S) -> None:
+    """Wait until ``condition()`` holds (polled), failing with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s:g} s: {what}")
+        time.sleep(0.02)
+
+
+def _rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+
+
+@dataclass(frozen=True)
+class Local:
+    """A started pool of one simulator, its clock and its folders."""
+
+    pool: ServerPool
+    clock: ManualClock
+    folder: Path
+
+    @property
+    def records(self) -> Path:
+        return self.folder / "records"
+
+    def fleet_dir(self, name: str) -> Path:
+        return self.folder / name / "fleet"
+
+    def status(self) -> ServerStatus:
+        (status,) = self.pool.status()
+        return status
+
+    def wait(self, condition: Callable[[ServerStatus], bool]) -> ServerStatus:
+        (status,) = self.pool.wait_for(lambda s: condition(s[0]), WAIT_S)
+        return status
+
+
+def _start(folder: Path, servers: ServerSettings) -> Local:
+    clock = ManualClock()
+    local = Local(ServerPool(
+        PoolSettings(servers=servers, simulated_fleet=(PRINTER,)),
+        clock=clock,
+        # A function of the server's name: each server gets its own fleet folder.
+        simulator_args=lambda name: ("--fleet-dir", str(folder / name / "fleet")),
+        handle_signals=False,
+        state_dir=folder / "records",
+    ), clock, folder)
+    local.pool.start()
+    return local
+
+
+def _standin_pool(folder: Path, *, count: int = 1, **kwargs: Any) -> ServerPool:
+    """A pool of stand-in servers (a real program, not the simulator; starts in a blink)."""
+    servers = _servers(executable=write_standin_server(folder), command_prefix=(sys.executable,),
+                       count=count)
+    return ServerPool(PoolSettings(servers=servers), handle_signals=False,
+                      state_dir=folder / "records", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    """One simulator for the module, recycled after RECYCLE_AFTER builds, measured against a
+    memory limit it never reaches. Every test leaves it idle with no builds counted."""
+    local = _start(tmp_path_factory.mktemp("pool-local"),
+                   _servers(recycle_after_builds=RECYCLE_AFTER, recycle_rss_mb=RSS_UNREACHABLE_MB))
+    yield local
+    local.pool.close()
+
+
+@pytest.fixture
+def sim(shared: Local) -> Local:
+    """The shared simulator, idle and fresh (no builds since its last start)."""
+    status = shared.wait(lambda s: s.state is ServerState.IDLE)
+    assert status.builds == 0, f"an earlier test left the shared server used: {status}"
+    return shared
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Iterator[Callable[..., Local]]:
+    """Starts pools of one simulator with other settings; closes them after the test."""
+    made: list[Local] = []
+
+    def make(**overrides: Any) -> Local:
+        made.append(_start(tmp_path, _servers(**overrides)))
+        return made[-1]
+
+    yield make
+    for local in made:
+        local.pool.close()
+
+
+class TestSimulatorArguments:
+    """The simulator gets the declared fleet and the caller's arguments for its name."""
+
+    def test_the_leased_simulator_serves_the_declared_fleet_from_its_own_folder(
+        self, sim: Local
+    ) -> None:
+        lease = sim.pool.lease(timeout=5)
+        try:
+            answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+        finally:
+            lease.release(builds=0)
+        assert answer.status_code == 200
+        assert [d["id"] for d in answer.json()["devices"]] == [PRINTER.name]
+        assert lease.server.name == "server-1"
+        assert PRINTER.name in (sim.fleet_dir("server-1") / "printers.json").read_text("utf-8")
+
+    def test_a_real_server_gets_no_simulator_arguments(self, tmp_path: Path) -> None:
+        # The stand-in refuses unknown options, as PreFormServer would: it would not start.
+        pool = _standin_pool(tmp_path, simulator_args=("--fleet-dir", str(tmp_path / "fleet")))
+        with pool:
+            assert [s.state for s in pool.status()] == [ServerState.IDLE]
+            assert not pool.simulated
+            with pool.lease(timeout=5) as lease:
+                assert not lease.server.simulated
+
+
+class TestRecords:
+    """Each running server is recorded for reaping, and only while it runs."""
+
+    def test_the_running_server_is_recorded_with_its_owner_port_and_command(
+        self, sim: Local
+    ) -> None:
+        status = sim.status()
+        records = _records(sim.records)
+        assert list(records) == [status.pid]
+        record = records[status.pid]
+        assert (record.name, record.port) == ("server-1", status.port)
+        assert record.server.host == this_host()
+        assert record.server.create_time == psutil.Process(status.pid).create_time()
+        assert (record.owner.pid, record.owner.host) == (os.getpid(), this_host())
+        assert record.command == tuple(psutil.Process(status.pid).cmdline())
+        assert record.started_at == sim.clock.now()
+        assert (sim.records / ServerRecord.file_name_of(status.pid, this_host())).is_file()
+
+    def test_closing_stops_the_servers_and_removes_their_records(self, tmp_path: Path) -> None:
+        pool = _standin_pool(tmp_path, count=2)
+        with pool:
+            pids = [s.pid for s in pool.status()]
+            assert None not in pids
+            assert sorted(_records(tmp_path / "records")) == sorted(pids)
+            with capture_logs() as logs:
+                pool.close()
+        assert process_tree_alive(p for p in pids if p is not None) == []
+        assert _records(tmp_path / "records") == {}
+        assert [s.state for s in pool.status()] == [ServerState.STOPPED] * 2
+        (closed,) = _events(logs, "pool_closed")
+        assert sorted(closed["stopped"]) == ["server-1", "server-2"]
+
+
+class TestRecyclingAfterBuilds:
+    """After RECYCLE_AFTER builds a server is replaced by a fresh process on the next lease."""
+
+    def test_builds_below_the_limit_keep_the_process_and_the_limit_recycles_it(
+        self, sim: Local
+    ) -> None:
+        before = sim.status()
+        assert before.pid is not None
+        with capture_logs() as logs:
+            sim.pool.lease(timeout=5).release()
+            kept = sim.status()
+            assert (kept.pid, kept.state, kept.builds) == (before.pid, ServerState.IDLE, 1)
+            sim.pool.lease(timeout=5).release()
+            with pytest.raises(LeaseTimeoutError) as caught:
+                sim.pool.lease(timeout=0.01)  # while it is recycled nobody gets it
+            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert "(1 recycling)" in caught.value.message
+        assert after.pid != before.pid and after.pid is not None
+        assert process_tree_alive([before.pid]) == []
+        assert (after.builds, after.total_builds - before.total_builds) == (0, 2)
+        assert (after.generation, after.restarts) == (before.generation + 1, before.restarts + 1)
+        assert after.last_error is None
+        (recycled,) = _events(logs, "server_recycled")
+        assert (recycled["server"], recycled["reason"], recycled["builds"], recycled["pid"]) == (
+            "server-1", "builds", 2, before.pid)
+        assert recycled["rss_mb"] == 0  # the build limit decided: the memory was not measured
+        assert _events(logs, "server_restart_scheduled") == []  # recycling is no failure
+        assert list(_records(sim.records)) == [after.pid]  # the old record went with it
+        lease = sim.pool.lease(timeout=5)
+        try:
+            assert (lease.server.pid, lease.server.generation) == (after.pid, after.generation)
+            assert lease.server.port == after.port
+            assert httpx.get(lease.server.url + "/", timeout=5, trust_env=False).is_success
+        finally:
+            lease.release(builds=0)
+
+    def test_one_release_counting_the_limit_at_once_recycles(self, sim: Local) -> None:
+        before = sim.status()
+        sim.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
+        assert sim.status().state is ServerState.RECYCLING
+        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert (after.generation, after.builds) == (before.generation + 1, 0)
+        assert after.total_builds == before.total_builds + RECYCLE_AFTER
+
+    def test_releasing_without_builds_never_recycles(self, sim: Local) -> None:
+        before = sim.status()
+        for _ in range(RECYCLE_AFTER + 1):
+            sim.pool.lease(timeout=5).release(builds=0)
+        after = sim.status()
+        assert (after.state, after.pid, after.generation) == (
+            ServerState.IDLE, before.pid, before.generation)
+
+    def test_a_failed_build_is_checked_not_counted_and_not_recycled(self, sim: Local) -> None:
+        before = sim.status()
+        sim.pool.lease(timeout=5).release()  # one build short of the limit
+        with capture_logs() as logs:
+            sim.pool.lease(timeout=5).report_failure(ServerInternalError("support: HTTP 500"))
+            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert (after.pid, after.generation, after.builds) == (before.pid, before.generation, 1)
+        assert _events(logs, "server_recycled") == []
+        # An unhealthy release counts what it says, but has the server checked, not recycled.
+        sim.pool.lease(timeout=5).release(healthy=False, builds=RECYCLE_AFTER)
+        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert (after.pid, after.builds) == (before.pid, 1 + RECYCLE_AFTER)
+        sim.pool.lease(timeout=5).release(builds=0)  # the count already passed the limit
+        recycled = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert (recycled.generation, recycled.builds) == (before.generation + 1, 0)
+
+
+class TestRecyclingAboveTheMemoryLimit:
+    """A server whose memory is above recycle_rss_mb after a build is recycled."""
+
+    def test_a_server_above_the_limit_is_recycled_saying_how_big_it_was(
+        self, own: Callable[..., Local]
+    ) -> None:
+        local = own(recycle_rss_mb=1.0)  # every simulator is bigger than 1 MiB
+        before = local.status()
+        assert before.pid is not None
+        size = _rss_mb(before.pid)
+        with capture_logs() as logs:
+            local.pool.lease(timeout=5).release(builds=0)
+            after = local.wait(lambda s: s.state is ServerState.IDLE)
+        assert after.pid != before.pid
+        assert (after.generation, after.restarts) == (before.generation + 1, 1)
+        (recycled,) = _events(logs, "server_recycled")
+        assert (recycled["reason"], recycled["builds"], recycled["pid"]) == ("rss", 0, before.pid)
+        assert recycled["rss_mb"] == pytest.approx(size, rel=0.25)
+        assert recycled["rss_mb"] == round(recycled["rss_mb"], 1)
+        assert list(_records(local.records)) == [after.pid]
+
+
+class TestAKilledServer:
+    """A server killed from outside is noticed while idle and restarted after its backoff."""
+
+    def test_it_is_restarted_as_a_new_generation_once_the_backoff_has_passed(
+        self, sim: Local
+    ) -> None:
+        before = sim.status()
+        assert before.pid is not None
+        with capture_logs() as logs:
+            psutil.Process(before.pid).kill()
+            waiting = sim.wait(lambda s: s.state is ServerState.RESTARTING)
+            assert waiting.pid is None
+            assert waiting.last_error == f"process exited (exit code {-signal.SIGKILL})"
+            with pytest.raises(LeaseTimeoutError) as caught:
+                sim.pool.lease(timeout=0.01)
+            sim.clock.advance(BACKOFF_S)
+            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert "(1 restarting)" in caught.value.message
+        assert after.pid not in (None, before.pid)
+        assert (after.generation, after.restarts) == (before.generation + 1, before.restarts + 1)
+        (exited,) = _events(logs, "server_exited")
+        assert (exited["server"], exited["exit_code"]) == ("server-1", -signal.SIGKILL)
+        (scheduled,) = _events(logs, "server_restart_scheduled")
+        assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (BACKOFF_S, 1)
+        (restarting,) = _events(logs, "server_restarting")
+        assert (restarting["reason"], restarting["restarts"]) == ("restart", after.restarts)
+        _eventually("the dead server's record is removed",
+                    lambda: list(_records(sim.records)) == [after.pid])
+        lease = sim.pool.lease(timeout=5)
+        try:
+            assert lease.server.pid == after.pid
+            answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+        finally:
+            lease.release(builds=0)
+        assert [d["id"] for d in answer.json()["devices"]] == [PRINTER.name]
