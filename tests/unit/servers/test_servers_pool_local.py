@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud.login import ENV_DASHBOARD_PASSWORD, ENV_DASHBOARD_USERNAME
 from preform_pipeline.errors import LeaseTimeoutError, ServerInternalError
 from preform_pipeline.liveness import this_host
 from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
@@ -30,12 +32,15 @@ from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.records import ServerRecord, ServerRecords
 from preform_pipeline.servers.testing import write_standin_server
 from preform_pipeline.settings import PoolSettings, ServerSettings, SimulatedPrinterSettings
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 
 WAIT_S = 20.0  # upper bound for anything the pool does here; normally well under 2 s
 BACKOFF_S = 0.5
 RECYCLE_AFTER = 2
 #: A memory limit no simulator reaches: the shared server is measured but never recycled.
 RSS_UNREACHABLE_MB = 100_000.0
+USERNAME = "lab@example.com"
+LOGIN_ENV = {ENV_DASHBOARD_USERNAME: USERNAME, ENV_DASHBOARD_PASSWORD: "pool-test-password"}
 PRINTER = SimulatedPrinterSettings(name="Form4-PoolTest", machine_type="FORM-4-0",
                                    material="FLGPGR05")
 
@@ -68,6 +73,26 @@ def _eventually(what: str, condition: Callable[[], bool], timeout_s: float = WAI
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout_s:g} s: {what}")
         time.sleep(0.02)
+
+
+def _logged_in_as(url: str) -> str | None:
+    """The Dashboard user the server at ``url`` is logged in as (None: nobody)."""
+    answer = httpx.get(url + "/user/", timeout=5, trust_env=False)
+    return None if answer.status_code == 404 else str(answer.json()["username"])
+
+
+def _declared_fleet_only(device_ids: Sequence[str]) -> bool:
+    """True when the simulator's printers are the declared one, not its default fleet."""
+    return PRINTER.name in device_ids and not {p.serial for p in DEFAULT_PRINTERS} & set(
+        device_ids)
+
+
+def _free_port() -> int:
+    """A port nothing listens on now (the operating system's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _rss_mb(pid: int) -> float:
@@ -107,17 +132,21 @@ def _start(folder: Path, servers: ServerSettings) -> Local:
         simulator_args=lambda name: ("--fleet-dir", str(folder / name / "fleet")),
         handle_signals=False,
         state_dir=folder / "records",
+        env=LOGIN_ENV,  # every start and restart logs the server in
     ), clock, folder)
     local.pool.start()
     return local
 
 
-def _standin_pool(folder: Path, *, count: int = 1, **kwargs: Any) -> ServerPool:
+def _standin_pool(folder: Path, *, simulator_args: Sequence[str] = (),
+                  port_probe: Callable[[int], bool] | None = None,
+                  **overrides: Any) -> ServerPool:
     """A pool of stand-in servers (a real program, not the simulator; starts in a blink)."""
     servers = _servers(executable=write_standin_server(folder), command_prefix=(sys.executable,),
-                       count=count)
+                       **overrides)
     return ServerPool(PoolSettings(servers=servers), handle_signals=False,
-                      state_dir=folder / "records", **kwargs)
+                      state_dir=folder / "records", simulator_args=simulator_args,
+                      port_probe=port_probe)
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +190,13 @@ class TestSimulatorArguments:
         lease = sim.pool.lease(timeout=5)
         try:
             answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+            user = _logged_in_as(lease.server.url)
         finally:
             lease.release(builds=0)
+        assert (lease.server.simulated, lease.server.remote) == (True, False)
+        assert user == USERNAME
         assert answer.status_code == 200
-        assert [d["id"] for d in answer.json()["devices"]] == [PRINTER.name]
+        assert _declared_fleet_only([d["id"] for d in answer.json()["devices"]])
         assert lease.server.name == "server-1"
         assert PRINTER.name in (sim.fleet_dir("server-1") / "printers.json").read_text("utf-8")
 
@@ -243,7 +275,7 @@ class TestRecyclingAfterBuilds:
         try:
             assert (lease.server.pid, lease.server.generation) == (after.pid, after.generation)
             assert lease.server.port == after.port
-            assert httpx.get(lease.server.url + "/", timeout=5, trust_env=False).is_success
+            assert _logged_in_as(lease.server.url) == USERNAME  # the new process too
         finally:
             lease.release(builds=0)
 
@@ -324,6 +356,7 @@ class TestAKilledServer:
         assert (after.generation, after.restarts) == (before.generation + 1, before.restarts + 1)
         (exited,) = _events(logs, "server_exited")
         assert (exited["server"], exited["exit_code"]) == ("server-1", -signal.SIGKILL)
+        assert "READY FOR INPUT" in exited["output_tail"]  # its last words, for the log
         (scheduled,) = _events(logs, "server_restart_scheduled")
         assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (BACKOFF_S, 1)
         (restarting,) = _events(logs, "server_restarting")
@@ -334,6 +367,61 @@ class TestAKilledServer:
         try:
             assert lease.server.pid == after.pid
             answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+            user = _logged_in_as(lease.server.url)
         finally:
             lease.release(builds=0)
-        assert [d["id"] for d in answer.json()["devices"]] == [PRINTER.name]
+        assert _declared_fleet_only([d["id"] for d in answer.json()["devices"]])
+        assert user == USERNAME
+
+
+class TestStandInServers:
+    """What needs a server that misbehaves, or many restarts, runs on the stand-in server."""
+
+    def test_a_server_that_cannot_start_is_retired_with_its_last_words_and_no_record(
+        self, tmp_path: Path
+    ) -> None:
+        pool = _standin_pool(tmp_path, max_restarts=0, extra_args=("--fail-start",))
+        with capture_logs() as logs, pool:
+            (status,) = pool.status()
+        assert status.state is ServerState.RETIRED
+        assert status.last_error is not None and "exit" in status.last_error
+        (retired,) = _events(logs, "server_retired")
+        assert "fatal: stand-in told to fail at start" in retired["output_tail"]
+        assert _records(tmp_path / "records") == {}
+
+    def test_a_recycled_server_gets_its_port_back(self, tmp_path: Path) -> None:
+        # One port only, and the probe says every port is free: only the pool's own
+        # bookkeeping decides whether the port of the stopped server may be used again.
+        port = _free_port()
+        pool = _standin_pool(tmp_path, base_port=port, port_attempts=1, recycle_after_builds=1,
+                             port_probe=lambda p: True)
+        with pool:
+            for generation in (2, 3):
+                pool.lease(timeout=5).release()
+                (status,) = pool.wait_for(lambda s, g=generation: s[0].generation == g
+                                          and s[0].state is ServerState.IDLE, WAIT_S)
+                assert status.port == port
+
+    def test_a_state_folder_that_cannot_be_written_does_not_stop_the_servers(
+        self, tmp_path: Path
+    ) -> None:
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("a file where the state folder's parent should be", "utf-8")
+        servers = _servers(executable=write_standin_server(tmp_path),
+                           command_prefix=(sys.executable,))
+        pool = ServerPool(PoolSettings(servers=servers), handle_signals=False,
+                          state_dir=blocker / "records")
+        with capture_logs() as logs, pool:
+            (status,) = pool.status()
+            assert status.pid is not None
+            with pool.lease(timeout=5) as lease:
+                assert httpx.get(lease.server.url + "/", timeout=5, trust_env=False).is_success
+        assert status.state is ServerState.IDLE
+        assert process_tree_alive([status.pid]) == []  # closing still stopped it
+        (failed,) = _events(logs, "server_record_failed")
+        assert (failed["server"], failed["folder"]) == ("server-1", str(blocker / "records"))
+        assert "Not a directory" in failed["error"]
+        (kept,) = _events(logs, "server_record_not_removed")
+        assert (kept["server"], kept["folder"]) == ("server-1", str(blocker / "records"))
+        assert [e["server"] for e in _events(logs, "server_stopped")] == ["server-1"]
+        assert [e["stopped"] for e in _events(logs, "pool_closed")] == [["server-1"]]
