@@ -298,7 +298,22 @@ class TestFailuresOfARemote:
         with pytest.raises(PoolExhaustedError) as caught:
             pool.lease(timeout=1)
         assert caught.value.message == f"every server of the pool is retired (r1: {reason})"
-        assert caught.value.hint is not None and "server_retired" in caught.value.hint
+        assert caught.value.hint == (
+            "see the server_retired log events; fix the server or its settings, "
+            "or raise servers.max_restarts")
+
+    def test_when_every_remote_is_retired_the_error_names_each_with_its_reason(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+    ) -> None:
+        down = endpoints(2)
+        for endpoint in down:
+            endpoint.healthy = False
+        pool = start(down, max_restarts=0)
+        with pytest.raises(PoolExhaustedError) as caught:
+            pool.lease(timeout=WAIT_S)
+        reason = "1 failures within 100 s; last: health check failed: GET / answered HTTP 500"
+        assert caught.value.message == (
+            f"every server of the pool is retired (r1: {reason}; r2: {reason})")
 
 
 class TestARemoteComingBack:
@@ -358,6 +373,18 @@ class TestPeriodicChecks:
         clock.advance(1)
         pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
         assert _one(pool, "r1").last_error == "health check failed: GET / answered HTTP 500"
+
+
+class TestWaitingForAState:
+    """wait_for returns the statuses once they hold, and says what it saw when they never do."""
+
+    def test_a_state_that_never_comes_times_out_naming_the_statuses(
+        self, one_remote: ServerPool
+    ) -> None:
+        (idle,) = one_remote.wait_for(lambda s: s[0].state is ServerState.IDLE, WAIT_S)
+        assert idle.name == "r1"
+        with pytest.raises(TimeoutError, match=r"pool did not reach the expected state: \(Ser"):
+            one_remote.wait_for(lambda s: s[0].state is ServerState.RETIRED, 0.05)
 
 
 class TestClosing:

@@ -1,5 +1,6 @@
-"""Local servers of the pool, fast: one real simulator process shared by the module (and a
-few short-lived ones), real ports and HTTP on loopback, the clock faked at its seam.
+"""Local servers of the pool, fast: one real simulator shared by the module for what needs the
+Local API, the stand-in server (a real program that starts in a blink) for process handling,
+real ports and HTTP on loopback, the clock faked at its seam.
 
 What a user of the pool sees of its own processes: recycling after K builds or above the
 memory limit, a killed server restarted after its backoff, the simulator arguments reaching
@@ -34,7 +35,7 @@ from preform_pipeline.servers.testing import write_standin_server
 from preform_pipeline.settings import PoolSettings, ServerSettings, SimulatedPrinterSettings
 from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 
-WAIT_S = 20.0  # upper bound for anything the pool does here; normally well under 2 s
+WAIT_S = 10.0  # upper bound for anything the pool does here; normally well under 2 s
 BACKOFF_S = 0.5
 RECYCLE_AFTER = 2
 #: A memory limit no simulator reaches: the shared server is measured but never recycled.
@@ -101,7 +102,7 @@ def _rss_mb(pid: int) -> float:
 
 @dataclass(frozen=True)
 class Local:
-    """A started pool of one simulator, its clock and its folders."""
+    """A started pool of one local server, its clock and its folders."""
 
     pool: ServerPool
     clock: ManualClock
@@ -123,7 +124,8 @@ class Local:
         return status
 
 
-def _start(folder: Path, servers: ServerSettings) -> Local:
+def _simulator_pool(folder: Path, servers: ServerSettings) -> Local:
+    """A started pool of one simulator with the declared fleet and a Dashboard login."""
     clock = ManualClock()
     local = Local(ServerPool(
         PoolSettings(servers=servers, simulated_fleet=(PRINTER,)),
@@ -140,45 +142,54 @@ def _start(folder: Path, servers: ServerSettings) -> Local:
 
 def _standin_pool(folder: Path, *, simulator_args: Sequence[str] = (),
                   port_probe: Callable[[int], bool] | None = None,
-                  **overrides: Any) -> ServerPool:
-    """A pool of stand-in servers (a real program, not the simulator; starts in a blink)."""
+                  clock: ManualClock | None = None, **overrides: Any) -> ServerPool:
+    """A pool of stand-in servers: a real program, not the simulator, that starts in a blink
+    (process handling needs no Local API)."""
     servers = _servers(executable=write_standin_server(folder), command_prefix=(sys.executable,),
                        **overrides)
     return ServerPool(PoolSettings(servers=servers), handle_signals=False,
                       state_dir=folder / "records", simulator_args=simulator_args,
-                      port_probe=port_probe)
+                      port_probe=port_probe, clock=clock if clock is not None else ManualClock())
+
+
+def _fresh(local: Local) -> Local:
+    status = local.wait(lambda s: s.state is ServerState.IDLE)
+    assert status.builds == 0, f"an earlier test left the shared server used: {status}"
+    return local
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
-    """One simulator for the module, recycled after RECYCLE_AFTER builds, measured against a
-    memory limit it never reaches. Every test leaves it idle with no builds counted."""
-    local = _start(tmp_path_factory.mktemp("pool-local"),
-                   _servers(recycle_after_builds=RECYCLE_AFTER, recycle_rss_mb=RSS_UNREACHABLE_MB))
+def shared_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    """One simulator for the module, recycled after RECYCLE_AFTER builds."""
+    local = _simulator_pool(tmp_path_factory.mktemp("pool-simulator"),
+                            _servers(recycle_after_builds=RECYCLE_AFTER))
     yield local
     local.pool.close()
 
 
 @pytest.fixture
-def sim(shared: Local) -> Local:
+def sim(shared_simulator: Local) -> Local:
     """The shared simulator, idle and fresh (no builds since its last start)."""
-    status = shared.wait(lambda s: s.state is ServerState.IDLE)
-    assert status.builds == 0, f"an earlier test left the shared server used: {status}"
-    return shared
+    return _fresh(shared_simulator)
+
+
+@pytest.fixture(scope="module")
+def shared_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
+    """One stand-in server for the module, recycled after RECYCLE_AFTER builds and measured
+    against a memory limit it never reaches."""
+    folder = tmp_path_factory.mktemp("pool-standin")
+    clock = ManualClock()
+    pool = _standin_pool(folder, clock=clock, recycle_after_builds=RECYCLE_AFTER,
+                         recycle_rss_mb=RSS_UNREACHABLE_MB)
+    pool.start()
+    yield Local(pool, clock, folder)
+    pool.close()
 
 
 @pytest.fixture
-def own(tmp_path: Path) -> Iterator[Callable[..., Local]]:
-    """Starts pools of one simulator with other settings; closes them after the test."""
-    made: list[Local] = []
-
-    def make(**overrides: Any) -> Local:
-        made.append(_start(tmp_path, _servers(**overrides)))
-        return made[-1]
-
-    yield make
-    for local in made:
-        local.pool.close()
+def standin(shared_standin: Local) -> Local:
+    """The shared stand-in server, idle and fresh. Every test leaves it so."""
+    return _fresh(shared_standin)
 
 
 class TestSimulatorArguments:
@@ -200,6 +211,24 @@ class TestSimulatorArguments:
         assert lease.server.name == "server-1"
         assert PRINTER.name in (sim.fleet_dir("server-1") / "printers.json").read_text("utf-8")
 
+    def test_a_recycled_simulator_gets_them_again_and_is_logged_in_again(
+        self, sim: Local
+    ) -> None:
+        before = sim.status()
+        sim.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
+        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        assert after.pid != before.pid and after.generation == before.generation + 1
+        lease = sim.pool.lease(timeout=5)
+        try:
+            answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+            user = _logged_in_as(lease.server.url)
+        finally:
+            lease.release(builds=0)
+        assert lease.server.pid == after.pid
+        assert _declared_fleet_only([d["id"] for d in answer.json()["devices"]])
+        assert user == USERNAME
+        assert list(_records(sim.records)) == [after.pid]
+
     def test_a_real_server_gets_no_simulator_arguments(self, tmp_path: Path) -> None:
         # The stand-in refuses unknown options, as PreFormServer would: it would not start.
         pool = _standin_pool(tmp_path, simulator_args=("--fleet-dir", str(tmp_path / "fleet")))
@@ -214,10 +243,10 @@ class TestRecords:
     """Each running server is recorded for reaping, and only while it runs."""
 
     def test_the_running_server_is_recorded_with_its_owner_port_and_command(
-        self, sim: Local
+        self, standin: Local
     ) -> None:
-        status = sim.status()
-        records = _records(sim.records)
+        status = standin.status()
+        records = _records(standin.records)
         assert list(records) == [status.pid]
         record = records[status.pid]
         assert (record.name, record.port) == ("server-1", status.port)
@@ -225,8 +254,8 @@ class TestRecords:
         assert record.server.create_time == psutil.Process(status.pid).create_time()
         assert (record.owner.pid, record.owner.host) == (os.getpid(), this_host())
         assert record.command == tuple(psutil.Process(status.pid).cmdline())
-        assert record.started_at == sim.clock.now()
-        assert (sim.records / ServerRecord.file_name_of(status.pid, this_host())).is_file()
+        assert record.started_at == standin.clock.now()
+        assert (standin.records / ServerRecord.file_name_of(status.pid, this_host())).is_file()
 
     def test_closing_stops_the_servers_and_removes_their_records(self, tmp_path: Path) -> None:
         pool = _standin_pool(tmp_path, count=2)
@@ -247,18 +276,18 @@ class TestRecyclingAfterBuilds:
     """After RECYCLE_AFTER builds a server is replaced by a fresh process on the next lease."""
 
     def test_builds_below_the_limit_keep_the_process_and_the_limit_recycles_it(
-        self, sim: Local
+        self, standin: Local
     ) -> None:
-        before = sim.status()
+        before = standin.status()
         assert before.pid is not None
         with capture_logs() as logs:
-            sim.pool.lease(timeout=5).release()
-            kept = sim.status()
+            standin.pool.lease(timeout=5).release()
+            kept = standin.status()
             assert (kept.pid, kept.state, kept.builds) == (before.pid, ServerState.IDLE, 1)
-            sim.pool.lease(timeout=5).release()
+            standin.pool.lease(timeout=5).release()
             with pytest.raises(LeaseTimeoutError) as caught:
-                sim.pool.lease(timeout=0.01)  # while it is recycled nobody gets it
-            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+                standin.pool.lease(timeout=0.01)  # while it is recycled nobody gets it
+            after = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert "(1 recycling)" in caught.value.message
         assert after.pid != before.pid and after.pid is not None
         assert process_tree_alive([before.pid]) == []
@@ -270,45 +299,45 @@ class TestRecyclingAfterBuilds:
             "server-1", "builds", 2, before.pid)
         assert recycled["rss_mb"] == 0  # the build limit decided: the memory was not measured
         assert _events(logs, "server_restart_scheduled") == []  # recycling is no failure
-        assert list(_records(sim.records)) == [after.pid]  # the old record went with it
-        lease = sim.pool.lease(timeout=5)
+        assert list(_records(standin.records)) == [after.pid]  # the old record went with it
+        lease = standin.pool.lease(timeout=5)
         try:
             assert (lease.server.pid, lease.server.generation) == (after.pid, after.generation)
             assert lease.server.port == after.port
-            assert _logged_in_as(lease.server.url) == USERNAME  # the new process too
+            assert httpx.get(lease.server.url + "/", timeout=5, trust_env=False).is_success
         finally:
             lease.release(builds=0)
 
-    def test_one_release_counting_the_limit_at_once_recycles(self, sim: Local) -> None:
-        before = sim.status()
-        sim.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
-        assert sim.status().state is ServerState.RECYCLING
-        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+    def test_one_release_counting_the_limit_at_once_recycles(self, standin: Local) -> None:
+        before = standin.status()
+        standin.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
+        assert standin.status().state is ServerState.RECYCLING
+        after = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert (after.generation, after.builds) == (before.generation + 1, 0)
         assert after.total_builds == before.total_builds + RECYCLE_AFTER
 
-    def test_releasing_without_builds_never_recycles(self, sim: Local) -> None:
-        before = sim.status()
+    def test_releasing_without_builds_never_recycles(self, standin: Local) -> None:
+        before = standin.status()
         for _ in range(RECYCLE_AFTER + 1):
-            sim.pool.lease(timeout=5).release(builds=0)
-        after = sim.status()
+            standin.pool.lease(timeout=5).release(builds=0)
+        after = standin.status()
         assert (after.state, after.pid, after.generation) == (
             ServerState.IDLE, before.pid, before.generation)
 
-    def test_a_failed_build_is_checked_not_counted_and_not_recycled(self, sim: Local) -> None:
-        before = sim.status()
-        sim.pool.lease(timeout=5).release()  # one build short of the limit
+    def test_a_failed_build_is_checked_not_counted_and_not_recycled(self, standin: Local) -> None:
+        before = standin.status()
+        standin.pool.lease(timeout=5).release()  # one build short of the limit
         with capture_logs() as logs:
-            sim.pool.lease(timeout=5).report_failure(ServerInternalError("support: HTTP 500"))
-            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+            standin.pool.lease(timeout=5).report_failure(ServerInternalError("support: HTTP 500"))
+            after = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert (after.pid, after.generation, after.builds) == (before.pid, before.generation, 1)
         assert _events(logs, "server_recycled") == []
         # An unhealthy release counts what it says, but has the server checked, not recycled.
-        sim.pool.lease(timeout=5).release(healthy=False, builds=RECYCLE_AFTER)
-        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        standin.pool.lease(timeout=5).release(healthy=False, builds=RECYCLE_AFTER)
+        after = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert (after.pid, after.builds) == (before.pid, 1 + RECYCLE_AFTER)
-        sim.pool.lease(timeout=5).release(builds=0)  # the count already passed the limit
-        recycled = sim.wait(lambda s: s.state is ServerState.IDLE)
+        standin.pool.lease(timeout=5).release(builds=0)  # the count already passed the limit
+        recycled = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert (recycled.generation, recycled.builds) == (before.generation + 1, 0)
 
 
@@ -316,41 +345,43 @@ class TestRecyclingAboveTheMemoryLimit:
     """A server whose memory is above recycle_rss_mb after a build is recycled."""
 
     def test_a_server_above_the_limit_is_recycled_saying_how_big_it_was(
-        self, own: Callable[..., Local]
+        self, tmp_path: Path
     ) -> None:
-        local = own(recycle_rss_mb=1.0)  # every simulator is bigger than 1 MiB
-        before = local.status()
-        assert before.pid is not None
-        size = _rss_mb(before.pid)
-        with capture_logs() as logs:
-            local.pool.lease(timeout=5).release(builds=0)
-            after = local.wait(lambda s: s.state is ServerState.IDLE)
+        local = Local(_standin_pool(tmp_path, recycle_rss_mb=1.0), ManualClock(), tmp_path)
+        with local.pool:  # any Python program is bigger than 1 MiB
+            before = local.status()
+            assert before.pid is not None
+            size = _rss_mb(before.pid)
+            with capture_logs() as logs:
+                local.pool.lease(timeout=5).release(builds=0)
+                after = local.wait(lambda s: s.state is ServerState.IDLE)
+            records = list(_records(local.records))
         assert after.pid != before.pid
         assert (after.generation, after.restarts) == (before.generation + 1, 1)
         (recycled,) = _events(logs, "server_recycled")
         assert (recycled["reason"], recycled["builds"], recycled["pid"]) == ("rss", 0, before.pid)
         assert recycled["rss_mb"] == pytest.approx(size, rel=0.25)
         assert recycled["rss_mb"] == round(recycled["rss_mb"], 1)
-        assert list(_records(local.records)) == [after.pid]
+        assert records == [after.pid]
 
 
 class TestAKilledServer:
     """A server killed from outside is noticed while idle and restarted after its backoff."""
 
     def test_it_is_restarted_as_a_new_generation_once_the_backoff_has_passed(
-        self, sim: Local
+        self, standin: Local
     ) -> None:
-        before = sim.status()
+        before = standin.status()
         assert before.pid is not None
         with capture_logs() as logs:
             psutil.Process(before.pid).kill()
-            waiting = sim.wait(lambda s: s.state is ServerState.RESTARTING)
+            waiting = standin.wait(lambda s: s.state is ServerState.RESTARTING)
             assert waiting.pid is None
             assert waiting.last_error == f"process exited (exit code {-signal.SIGKILL})"
             with pytest.raises(LeaseTimeoutError) as caught:
-                sim.pool.lease(timeout=0.01)
-            sim.clock.advance(BACKOFF_S)
-            after = sim.wait(lambda s: s.state is ServerState.IDLE)
+                standin.pool.lease(timeout=0.01)
+            standin.clock.advance(BACKOFF_S)
+            after = standin.wait(lambda s: s.state is ServerState.IDLE)
         assert "(1 restarting)" in caught.value.message
         assert after.pid not in (None, before.pid)
         assert (after.generation, after.restarts) == (before.generation + 1, before.restarts + 1)
@@ -362,16 +393,13 @@ class TestAKilledServer:
         (restarting,) = _events(logs, "server_restarting")
         assert (restarting["reason"], restarting["restarts"]) == ("restart", after.restarts)
         _eventually("the dead server's record is removed",
-                    lambda: list(_records(sim.records)) == [after.pid])
-        lease = sim.pool.lease(timeout=5)
+                    lambda: list(_records(standin.records)) == [after.pid])
+        lease = standin.pool.lease(timeout=5)
         try:
             assert lease.server.pid == after.pid
-            answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
-            user = _logged_in_as(lease.server.url)
+            assert httpx.get(lease.server.url + "/", timeout=5, trust_env=False).is_success
         finally:
             lease.release(builds=0)
-        assert _declared_fleet_only([d["id"] for d in answer.json()["devices"]])
-        assert user == USERNAME
 
 
 class TestStandInServers:
