@@ -167,9 +167,12 @@ class TestLeasing:
 
     def test_builds_add_up_over_leases(self, one_remote: ServerPool) -> None:
         pool = one_remote
-        pool.lease(timeout=1).release(builds=2)
-        pool.lease(timeout=1).release(builds=3)
+        with capture_logs() as logs:
+            pool.lease(timeout=1).release(builds=2)
+            pool.lease(timeout=1).release(builds=3)
         assert (_one(pool, "r1").builds, _one(pool, "r1").total_builds) == (5, 5)
+        assert [(e["server"], e["builds"]) for e in _events(logs, "server_released")] == [
+            ("r1", 2), ("r1", 5)]
 
     def test_a_remote_is_never_recycled_whatever_its_builds(
         self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
@@ -256,6 +259,42 @@ class TestFailuresOfARemote:
             raise ValueError("bad model")
         assert not _events(logs, "server_failure_reported")
         assert (_one(pool, "r1").state, _one(pool, "r1").builds) == (ServerState.IDLE, 1)
+
+    def test_an_unhealthy_release_without_an_error_reports_none(
+        self, one_remote: ServerPool
+    ) -> None:
+        with capture_logs() as logs:
+            one_remote.lease(timeout=1).release(healthy=False)
+            one_remote.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        (reported,) = _events(logs, "server_failure_reported")
+        assert (reported["server"], reported["error"], reported["error_type"]) == (
+            "r1", None, None)
+
+    def test_a_healthy_build_starts_the_backoff_again_from_its_first_step(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = start(endpoints(1), max_restarts=5)
+        with capture_logs() as logs:
+            for backoff in (1, 2):
+                pool.lease(timeout=1).report_failure(ServerTimeoutError("orient: no answer"))
+                clock.advance(backoff)
+                pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+            pool.lease(timeout=1).release()  # a build went well: the failures are behind it
+            pool.lease(timeout=1).report_failure(ServerTimeoutError("orient: no answer"))
+        scheduled = [e["backoff_s"] for e in _events(logs, "server_restart_scheduled")]
+        assert scheduled == [1.0, 2.0, 1.0]
+
+    def test_a_hung_operation_on_a_server_out_of_restarts_retires_it(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+    ) -> None:
+        pool = start(endpoints(1), max_restarts=0)
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure(ServerTimeoutError("hollow: no answer"))
+        (retired,) = _events(logs, "server_retired")
+        assert (retired["last_error"], retired["output_tail"]) == (
+            "operation hung: hollow: no answer", "")
+        assert _one(pool, "r1").state is ServerState.RETIRED
 
     def test_a_hung_operation_restarts_the_server_after_its_backoff(
         self, one_remote: ServerPool, clock: ManualClock

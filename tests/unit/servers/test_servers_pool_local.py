@@ -360,7 +360,8 @@ class TestRecyclingAboveTheMemoryLimit:
         assert (after.generation, after.restarts) == (before.generation + 1, 1)
         (recycled,) = _events(logs, "server_recycled")
         assert (recycled["reason"], recycled["builds"], recycled["pid"]) == ("rss", 0, before.pid)
-        assert recycled["rss_mb"] == pytest.approx(size, rel=0.25)
+        # Measured just before, on an idle process: the same size, to the logged 0.1 MiB.
+        assert recycled["rss_mb"] == pytest.approx(size, abs=0.06)
         assert recycled["rss_mb"] == round(recycled["rss_mb"], 1)
         assert records == [after.pid]
 
