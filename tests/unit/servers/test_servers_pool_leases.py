@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud.login import ENV_DASHBOARD_PASSWORD, ENV_DASHBOARD_USERNAME
 from preform_pipeline.errors import (
     LeaseTimeoutError,
     PipelineError,
@@ -23,16 +25,35 @@ from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 
 WAIT_S = 10.0
+LOGIN_ENV = {ENV_DASHBOARD_USERNAME: "lab@example.com", ENV_DASHBOARD_PASSWORD: "pool-test-secret"}
 
 
 class Endpoint:
-    """A loopback HTTP server answering ``GET /`` like a PreFormServer, healthy or not."""
+    """A loopback HTTP server answering ``GET /`` like a PreFormServer, healthy or not, and
+    ``POST /login/`` (recording who logged in; ``hang_login`` keeps the answer back)."""
 
     def __init__(self) -> None:
         self.healthy = True
+        self.logins: list[str] = []
+        self.hang_login = threading.Event()
+        self._stop = threading.Event()
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                username = json.loads(self.rfile.read(length))["username"]
+                if endpoint.hang_login.is_set():
+                    endpoint._stop.wait()
+                    return
+                endpoint.logins.append(username)
+                body = b'{"access_token": "a", "refresh_token": "r"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
                 status, body = (200, b'{"version": "3.50.0"}') if endpoint.healthy else (
                     500, b"{}")
@@ -51,6 +72,7 @@ class Endpoint:
         self.thread.start()
 
     def close(self) -> None:
+        self._stop.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=WAIT_S)
@@ -83,7 +105,7 @@ def pools() -> Iterator[list[ServerPool]]:
 
 
 def _pool(pools: list[ServerPool], targets: Sequence[Endpoint | str], clock: ManualClock,
-          **overrides: Any) -> ServerPool:
+          env: Mapping[str, str] | None = None, **overrides: Any) -> ServerPool:
     servers = ServerSettings(**{
         "count": 0, "health_interval_s": 0.0, "health_timeout_s": 2.0, "remote_wait_s": 0.0,
         "max_restarts": 2, "crash_window_s": 100.0, "restart_backoff_s": 1.0,
@@ -92,7 +114,7 @@ def _pool(pools: list[ServerPool], targets: Sequence[Endpoint | str], clock: Man
         RemoteServer(t if isinstance(t, str) else t.url + "/", name=f"r{i + 1}")
         for i, t in enumerate(targets))
     pool = ServerPool(PoolSettings(servers=servers, remotes=remotes), clock=clock,
-                      handle_signals=False)
+                      handle_signals=False, env=env if env is not None else {})
     pools.append(pool)
     return pool
 
@@ -164,6 +186,18 @@ class TestLeasing:
         assert pool.lease(timeout=1).server.name == second.server.name
         status = _one(pool, second.server.name)
         assert (status.builds, status.total_builds) == (3, 3)
+
+    def test_a_server_back_from_a_check_waits_behind_the_ones_idle_longer(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        pool = start(endpoints(2))
+        failed = pool.lease(timeout=1)
+        assert failed.server.name == "r1"  # both idle since the start: the first goes first
+        clock.advance(1)
+        failed.report_failure()  # checked and healthy: back in rotation, idle from now on
+        pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        assert pool.lease(timeout=1).server.name == "r2"
 
     def test_builds_add_up_over_leases(self, one_remote: ServerPool) -> None:
         pool = one_remote
@@ -331,6 +365,7 @@ class TestFailuresOfARemote:
         (retired,) = _events(logs, "server_retired")
         assert (retired["failures"], retired["window_s"], retired["remaining"]) == (2, 100.0, [])
         assert retired["last_error"] == "health check failed: GET / answered HTTP 500"
+        assert retired["output_tail"] == ""  # a remote has no output of ours to show
         unhealthy = _events(logs, "server_unhealthy")
         assert unhealthy[0]["reason"] == "GET / answered HTTP 500"
         assert unhealthy[0]["url"] == endpoint.url
@@ -355,6 +390,42 @@ class TestFailuresOfARemote:
             f"every server of the pool is retired (r1: {reason}; r2: {reason})")
 
 
+class TestRemoteLogins:
+    """With a Dashboard login, a remote is logged in when it joins and after each outage."""
+
+    def test_a_remote_is_logged_in_when_it_joins_and_when_it_comes_back_only(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint], env=LOGIN_ENV, health_interval_s=5.0)
+        assert endpoint.logins == ["lab@example.com"]
+        pool.lease(timeout=1).report_failure()  # checked, healthy: not an outage
+        pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        clock.advance(5)  # a periodic check
+        pool.wait_for(lambda s: s[0].state is ServerState.IDLE, WAIT_S)
+        assert endpoint.logins == ["lab@example.com"]
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure(ServerTimeoutError("hung"))
+            clock.advance(1)
+            pool.wait_for(lambda s: s[0].generation == 2
+                          and s[0].state is ServerState.IDLE, WAIT_S)
+        assert endpoint.logins == ["lab@example.com"] * 2
+        (logged_in,) = _events(logs, "server_logged_in")
+        assert (logged_in["server"], logged_in["username"]) == ("r1", "lab@example.com")
+
+    def test_a_remote_whose_login_hangs_joins_after_the_request_timeout(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        endpoint.hang_login.set()
+        with capture_logs() as logs:
+            pool = start([endpoint], env=LOGIN_ENV, request_timeout_s=0.2)
+        assert _one(pool, "r1").state is ServerState.IDLE
+        (failed,) = _events(logs, "server_login_failed")
+        assert failed["server"] == "r1"
+
+
 class TestARemoteComingBack:
     """A remote that was down is waited for by time, then counts as a new server."""
 
@@ -372,13 +443,16 @@ class TestARemoteComingBack:
             pool.wait_for(lambda s: s[0].restarts == 1
                           and s[0].state is ServerState.RESTARTING, WAIT_S)
             endpoint.healthy = True
-            clock.advance(2)
+            clock.advance(2.27)
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+            # Back for good: a later failure that its check clears is no new outage.
+            pool.lease(timeout=1).report_failure()
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
         waiting = _events(logs, "remote_server_waiting")
         assert [(e["waited_s"], e["next_check_s"]) for e in waiting] == [(0.0, 1.0), (1.0, 2.0)]
         assert {(e["url"], e["wait_limit_s"]) for e in waiting} == {(endpoint.url, 60.0)}
         (back,) = _events(logs, "remote_server_back")
-        assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.0)
+        assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.3)
         assert pool.lease(timeout=1).server.generation == 2
 
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
