@@ -215,9 +215,12 @@ class TestSimulatorArguments:
         self, sim: Local
     ) -> None:
         before = sim.status()
-        sim.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
-        after = sim.wait(lambda s: s.state is ServerState.IDLE)
+        with capture_logs() as logs:
+            sim.pool.lease(timeout=5).release(builds=RECYCLE_AFTER)
+            after = sim.wait(lambda s: s.state is ServerState.IDLE)
         assert after.pid != before.pid and after.generation == before.generation + 1
+        (logged_in,) = _events(logs, "server_logged_in")
+        assert (logged_in["server"], logged_in["username"]) == ("server-1", USERNAME)
         lease = sim.pool.lease(timeout=5)
         try:
             answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
@@ -228,6 +231,17 @@ class TestSimulatorArguments:
         assert _declared_fleet_only([d["id"] for d in answer.json()["devices"]])
         assert user == USERNAME
         assert list(_records(sim.records)) == [after.pid]
+
+    def test_a_sequence_of_arguments_goes_to_every_simulator(self, tmp_path: Path) -> None:
+        servers = _servers(recycle_after_builds=0)
+        with ServerPool(PoolSettings(servers=servers), handle_signals=False,
+                        simulator_args=("--fleet-dir", str(tmp_path / "fleet")),
+                        state_dir=tmp_path / "records") as pool:
+            assert [s.state for s in pool.status()] == [ServerState.IDLE]
+            with pool.lease(timeout=5) as lease:
+                answer = httpx.get(lease.server.url + "/devices/", timeout=5, trust_env=False)
+        assert answer.status_code == 200
+        assert (tmp_path / "fleet" / "printers.json").is_file()  # the simulator used it
 
     def test_a_real_server_gets_no_simulator_arguments(self, tmp_path: Path) -> None:
         # The stand-in refuses unknown options, as PreFormServer would: it would not start.
@@ -263,6 +277,8 @@ class TestRecords:
             pids = [s.pid for s in pool.status()]
             assert None not in pids
             assert sorted(_records(tmp_path / "records")) == sorted(pids)
+            with pool.lease(timeout=5) as lease:  # either one: both idle since they started
+                assert lease.server.pid in pids
             with capture_logs() as logs:
                 pool.close()
         assert process_tree_alive(p for p in pids if p is not None) == []
@@ -413,7 +429,8 @@ class TestStandInServers:
         with capture_logs() as logs, pool:
             (status,) = pool.status()
         assert status.state is ServerState.RETIRED
-        assert status.last_error is not None and "exit" in status.last_error
+        assert status.last_error is not None and status.last_error.startswith(
+            "server-1 exited during start-up (exit code 7); last output: ")
         (retired,) = _events(logs, "server_retired")
         assert "fatal: stand-in told to fail at start" in retired["output_tail"]
         assert _records(tmp_path / "records") == {}
@@ -424,12 +441,14 @@ class TestStandInServers:
         port = _free_port()
         pool = _standin_pool(tmp_path, base_port=port, port_attempts=1, recycle_after_builds=1,
                              port_probe=lambda p: True)
-        with pool:
+        with capture_logs() as logs, pool:
             for generation in (2, 3):
                 pool.lease(timeout=5).release()
                 (status,) = pool.wait_for(lambda s, g=generation: s[0].generation == g
                                           and s[0].state is ServerState.IDLE, WAIT_S)
-                assert status.port == port
+                assert (status.port, status.restarts) == (port, generation - 1)
+        # The recycled processes were stopped and forgotten: closing stops only the last.
+        assert [e["stopped"] for e in _events(logs, "pool_closed")] == [["server-1"]]
 
     def test_a_state_folder_that_cannot_be_written_does_not_stop_the_servers(
         self, tmp_path: Path
@@ -452,5 +471,44 @@ class TestStandInServers:
         assert "Not a directory" in failed["error"]
         (kept,) = _events(logs, "server_record_not_removed")
         assert (kept["server"], kept["folder"]) == ("server-1", str(blocker / "records"))
+        assert "Not a directory" in kept["error"]
         assert [e["server"] for e in _events(logs, "server_stopped")] == ["server-1"]
         assert [e["stopped"] for e in _events(logs, "pool_closed")] == [["server-1"]]
+
+    def test_a_server_slower_than_the_startup_timeout_fails_its_start(
+        self, tmp_path: Path
+    ) -> None:
+        pool = _standin_pool(tmp_path, max_restarts=0, startup_timeout_s=0.5,
+                             extra_args=("--slow-start", "5"))
+        with pool:
+            (status,) = pool.status()
+        assert status.state is ServerState.RETIRED
+        assert status.last_error is not None
+        assert "no 'READY FOR INPUT' within 0.5 s" in status.last_error
+
+    def test_a_server_that_finds_its_port_taken_is_started_on_the_next(
+        self, tmp_path: Path, held_port: int
+    ) -> None:
+        # The probe says every port is free: only the server itself can notice.
+        pool = _standin_pool(tmp_path, base_port=held_port, port_attempts=3,
+                             port_probe=lambda p: True)
+        with capture_logs() as logs, pool:
+            (status,) = pool.status()
+        assert (status.state, status.port) == (ServerState.IDLE, held_port + 1)
+        (in_use,) = _events(logs, "server_port_in_use")
+        assert (in_use["server"], in_use["port"]) == ("server-1", held_port)
+
+    def test_an_idle_server_that_stops_answering_is_checked_and_taken_out(
+        self, tmp_path: Path
+    ) -> None:
+        clock = ManualClock()
+        pool = _standin_pool(tmp_path, clock=clock, max_restarts=0, health_interval_s=5.0,
+                             health_timeout_s=0.3, extra_args=("--hang-health",))
+        with capture_logs() as logs, pool:
+            assert pool.status()[0].state is ServerState.IDLE  # ready; never asked yet
+            clock.advance(5)
+            pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        (unhealthy,) = _events(logs, "server_unhealthy")
+        assert unhealthy["server"] == "server-1" and "hung" in unhealthy["reason"]
+        (retired,) = _events(logs, "server_retired")
+        assert "READY FOR INPUT" in retired["output_tail"]
