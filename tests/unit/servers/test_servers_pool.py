@@ -52,9 +52,10 @@ class TestMode:
         assert [s.name for s in pool.status()] == [f"server-{i + 1}" for i in range(servers)]
 
     def test_remote_names_default_to_host_and_port_and_stay_unique(self) -> None:
-        remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"))
+        remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"),
+                   RemoteServer("http://h:1/x"))
         pool = ServerPool(PoolSettings(remotes=remotes))
-        assert [s.name for s in pool.status()] == ["h:1", "h:1-2"]
+        assert [s.name for s in pool.status()] == ["h:1", "h:1-2", "h:1-3"]
 
 
 class TestMisuse:

@@ -408,7 +408,8 @@ class TestAKilledServer:
         (scheduled,) = _events(logs, "server_restart_scheduled")
         assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (BACKOFF_S, 1)
         (restarting,) = _events(logs, "server_restarting")
-        assert (restarting["reason"], restarting["restarts"]) == ("restart", after.restarts)
+        assert (restarting["server"], restarting["reason"], restarting["restarts"]) == (
+            "server-1", "restart", after.restarts)
         _eventually("the dead server's record is removed",
                     lambda: list(_records(standin.records)) == [after.pid])
         lease = standin.pool.lease(timeout=5)
