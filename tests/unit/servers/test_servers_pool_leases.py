@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,6 +23,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
 )
 from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
+from preform_pipeline.servers.pool import SUPERVISOR_TICK_S
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 
 WAIT_S = 10.0
@@ -34,6 +36,9 @@ class Endpoint:
 
     def __init__(self) -> None:
         self.healthy = True
+        self.checks = 0  # GET / answered so far
+        #: While set, ``GET /`` waits until it is cleared (a health check in flight).
+        self.hold_health = threading.Event()
         self.logins: list[str] = []
         self.hang_login = threading.Event()
         self._stop = threading.Event()
@@ -55,6 +60,10 @@ class Endpoint:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
+                deadline = time.monotonic() + WAIT_S
+                while endpoint.hold_health.is_set() and time.monotonic() < deadline:
+                    endpoint._stop.wait(0.02)
+                endpoint.checks += 1
                 status, body = (200, b'{"version": "3.50.0"}') if endpoint.healthy else (
                     500, b"{}")
                 self.send_response(status)
@@ -145,6 +154,13 @@ def _one(pool: ServerPool, name: str) -> ServerStatus:
 
 def _state(name: str, state: ServerState) -> Callable[[tuple[ServerStatus, ...]], bool]:
     return lambda statuses: any(s.name == name and s.state is state for s in statuses)
+
+
+def _never(pool: ServerPool, happened: Callable[[], bool]) -> None:
+    """Assert that ``happened()`` stays false for three supervisor ticks (what the pool would
+    need to act on a due check)."""
+    with pytest.raises(TimeoutError):
+        pool.wait_for(lambda _: happened(), 3 * SUPERVISOR_TICK_S)
 
 
 def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
@@ -480,12 +496,40 @@ class TestPeriodicChecks:
     ) -> None:
         (endpoint,) = endpoints(1)
         pool = start([endpoint], health_interval_s=5.0)
+        assert endpoint.checks == 1  # when it joined
         endpoint.healthy = False
         clock.advance(4)
+        _never(pool, lambda: endpoint.checks > 1)  # not yet due
         assert _one(pool, "r1").state is ServerState.IDLE
         clock.advance(1)
         pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
         assert _one(pool, "r1").last_error == "health check failed: GET / answered HTTP 500"
+
+
+    def test_without_an_interval_an_idle_remote_is_never_asked(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint], health_interval_s=0.0)
+        clock.advance(10_000)
+        _never(pool, lambda: endpoint.checks > 1)
+        assert _one(pool, "r1").state is ServerState.IDLE
+
+    def test_a_remote_being_checked_before_its_restart_says_checking(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint])
+        pool.lease(timeout=1).report_failure(ServerTimeoutError("hung"))
+        endpoint.hold_health.set()
+        clock.advance(1)
+        pool.wait_for(_state("r1", ServerState.CHECKING), WAIT_S)
+        with pytest.raises(LeaseTimeoutError, match=r"\(1 checking\)"):
+            pool.lease(timeout=0.01)
+        endpoint.hold_health.clear()
+        pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
 
 
 class TestWaitingForAState:

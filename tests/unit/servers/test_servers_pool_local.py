@@ -503,13 +503,49 @@ class TestStandInServers:
         self, tmp_path: Path
     ) -> None:
         clock = ManualClock()
-        pool = _standin_pool(tmp_path, clock=clock, max_restarts=0, health_interval_s=5.0,
+        pool = _standin_pool(tmp_path, clock=clock, max_restarts=0, health_interval_s=1.0,
                              health_timeout_s=0.3, extra_args=("--hang-health",))
         with capture_logs() as logs, pool:
             assert pool.status()[0].state is ServerState.IDLE  # ready; never asked yet
-            clock.advance(5)
+            clock.advance(1)
             pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
         (unhealthy,) = _events(logs, "server_unhealthy")
         assert unhealthy["server"] == "server-1" and "hung" in unhealthy["reason"]
         (retired,) = _events(logs, "server_retired")
         assert "READY FOR INPUT" in retired["output_tail"]
+
+    def test_a_restarting_server_says_it_is_starting_until_it_is_ready(
+        self, tmp_path: Path
+    ) -> None:
+        clock = ManualClock()
+        pool = _standin_pool(tmp_path, clock=clock, extra_args=("--slow-start", "0.6"))
+        with pool:
+            (before,) = pool.status()
+            assert before.pid is not None
+            psutil.Process(before.pid).kill()
+            pool.wait_for(lambda s: s[0].state is ServerState.RESTARTING, WAIT_S)
+            clock.advance(BACKOFF_S)
+            pool.wait_for(lambda s: s[0].state is ServerState.STARTING, WAIT_S)
+            with pytest.raises(LeaseTimeoutError, match=r"\(1 starting\)"):
+                pool.lease(timeout=0.01)
+            pool.wait_for(lambda s: s[0].state is ServerState.IDLE, WAIT_S)
+
+
+class TestABrokenWorker:
+    """A failure inside the pool's own work never leaves a server stuck in a busy state."""
+
+    def test_a_failing_argument_function_counts_as_a_failed_start(self, tmp_path: Path) -> None:
+        def arguments(name: str) -> Sequence[str]:
+            raise ValueError(f"no arguments for {name}")
+
+        pool = ServerPool(PoolSettings(servers=_servers(max_restarts=0)), handle_signals=False,
+                          simulator_args=arguments, state_dir=tmp_path / "records")
+        with capture_logs() as logs, pool:
+            (status,) = pool.status()
+        assert status.state is ServerState.RETIRED
+        assert status.last_error == "internal error: ValueError('no arguments for server-1')"
+        (failed,) = _events(logs, "server_worker_failed")
+        assert (failed["server"], failed["work"], failed["log_level"]) == (
+            "server-1", "start", "error")
+        (retired,) = _events(logs, "server_retired")
+        assert retired["output_tail"] == ""
