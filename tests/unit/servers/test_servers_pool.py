@@ -8,7 +8,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import ConfigError, PipelineError, PoolExhaustedError
+from preform_pipeline.errors import (
+    ConfigError,
+    PipelineError,
+    PoolExhaustedError,
+    ServerProcessError,
+)
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
@@ -66,14 +71,23 @@ class TestMisuse:
             ServerPool(PoolSettings(servers=ServerSettings(count=0)))
 
     def test_leasing_before_start_says_how_to_start(self) -> None:
-        with pytest.raises(PipelineError, match="not started"):
+        with pytest.raises(PipelineError, match="not started") as caught:
             ServerPool(PoolSettings()).lease(timeout=0)
+        assert caught.value.message == "the server pool is not started"
+        assert caught.value.hint == (
+            "use `with ServerPool(settings) as pool:` or call pool.start()")
 
     def test_a_missing_server_program_fails_at_start(self, tmp_path: Path) -> None:
-        settings = PoolSettings(servers=ServerSettings(executable=tmp_path / "PreFormServer"))
-        with pytest.raises(PipelineError, match="cannot find the server program"):  # noqa: SIM117
+        program = tmp_path / "PreFormServer"
+        settings = PoolSettings(servers=ServerSettings(executable=program))
+        with pytest.raises(ServerProcessError) as caught:  # noqa: SIM117
             with ServerPool(settings):
                 pass
+        assert caught.value.message == f"cannot find the server program {str(program)!r}"
+        assert caught.value.command == (str(program),)
+        assert caught.value.hint == (
+            "set servers.executable (PREFORM_PIPELINE_SERVER_EXECUTABLE) to the PreFormServer "
+            "executable, and servers.command_prefix if it runs under wine")
 
 
 class TestRemoteWait:

@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -184,7 +186,9 @@ class TestLeasing:
             "r1", endpoint.url, True, False)
         assert (server.port, server.pid, server.generation) == (None, None, 1)
         assert _one(pool, "r1").state is ServerState.LEASED
-        assert _events(logs, "pool_starting")[0]["servers"] == ["r1"]
+        starting = _events(logs, "pool_starting")[0]
+        assert (starting["servers"], starting["mode"], starting["simulated"]) == (
+            ["r1"], "REMOTE", False)
         started = _events(logs, "pool_started")[0]
         assert (started["ready"], started["total"], started["mode"]) == (["r1"], 1, "REMOTE")
 
@@ -223,6 +227,8 @@ class TestLeasing:
         assert (_one(pool, "r1").builds, _one(pool, "r1").total_builds) == (5, 5)
         assert [(e["server"], e["builds"]) for e in _events(logs, "server_released")] == [
             ("r1", 2), ("r1", 5)]
+        assert [(e["server"], e["url"]) for e in _events(logs, "server_leased")] == [
+            ("r1", one_remote.status()[0].url)] * 2
 
     def test_a_remote_is_never_recycled_whatever_its_builds(
         self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
@@ -430,6 +436,22 @@ class TestRemoteLogins:
         (logged_in,) = _events(logs, "server_logged_in")
         assert (logged_in["server"], logged_in["username"]) == ("r1", "lab@example.com")
 
+    def test_a_password_file_named_in_the_settings_is_read_beside_them(
+        self, pools: list[ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        tmp_path: Path,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        (tmp_path / "password").write_text("pool-test-secret\n", encoding="utf-8")
+        settings = PoolSettings(
+            servers=ServerSettings(count=0, health_interval_s=0.0, remote_wait_s=0.0),
+            remotes=(RemoteServer(endpoint.url, name="r1"),),
+            dashboard_login=MappingProxyType({"username": "lab", "password_file": "password"}),
+            dashboard_login_base=tmp_path)
+        pool = ServerPool(settings, handle_signals=False, env={})
+        pools.append(pool)
+        pool.start()
+        assert endpoint.logins == ["lab"]
+
     def test_a_remote_whose_login_hangs_joins_after_the_request_timeout(
         self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
     ) -> None:
@@ -528,8 +550,9 @@ class TestPeriodicChecks:
         pool.wait_for(_state("r1", ServerState.CHECKING), WAIT_S)
         with pytest.raises(LeaseTimeoutError, match=r"\(1 checking\)"):
             pool.lease(timeout=0.01)
-        endpoint.hold_health.clear()
-        pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+        # A lease asked for now waits, and gets the server as soon as its check passes.
+        threading.Timer(0.1, endpoint.hold_health.clear).start()
+        assert pool.lease(timeout=1.0).server.generation == 2
 
 
 class TestWaitingForAState:

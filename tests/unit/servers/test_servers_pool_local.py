@@ -9,9 +9,11 @@ the simulator, the records a later runner would reap by, and the state counts of
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -529,6 +531,37 @@ class TestStandInServers:
             with pytest.raises(LeaseTimeoutError, match=r"\(1 starting\)"):
                 pool.lease(timeout=0.01)
             pool.wait_for(lambda s: s[0].state is ServerState.IDLE, WAIT_S)
+
+
+RUNNER = """
+import json, sys
+from pathlib import Path
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.testing import standin_settings
+
+pool = ServerPool(standin_settings(Path(sys.argv[1])).pool, state_dir=Path(sys.argv[2]))
+pool.start()
+print(json.dumps([s.pid for s in pool.status()]), flush=True)
+"""  # and exits without close(): the pool must not keep it alive, and atexit stops the server
+
+
+class TestARunnerExiting:
+    """A runner that ends without closing its pool still ends, and takes its servers along."""
+
+    def test_it_exits_at_once_and_leaves_no_server_or_record(self, tmp_path: Path) -> None:
+        script = tmp_path / "runner.py"
+        script.write_text(RUNNER, encoding="utf-8")
+        finished = subprocess.run(
+            [sys.executable, str(script), str(write_standin_server(tmp_path)),
+             str(tmp_path / "records")],
+            capture_output=True, text=True, timeout=WAIT_S, check=False,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        assert finished.returncode == 0, finished.stderr
+        pids = json.loads(finished.stdout)
+        assert len(pids) == 1
+        assert process_tree_alive(pids) == []
+        assert _records(tmp_path / "records") == {}
 
 
 class TestABrokenWorker:
