@@ -121,6 +121,29 @@ class TestRemoteWait:
         assert {e["wait_limit_s"] for e in waiting} == {150}
 
 
+    def test_a_remote_down_exactly_remote_wait_s_is_still_waited_for(self) -> None:
+        clock = ManualClock()
+        servers = ServerSettings(
+            max_restarts=0, crash_window_s=1000, restart_backoff_s=1, restart_backoff_max_s=1,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=1,
+        )
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        pool.start()
+        try:
+            # Waited for by time even with max_restarts 0 and a wait of a single second.
+            assert pool.status()[0].state is ServerState.RESTARTING
+            clock.advance(1)  # down for exactly remote_wait_s: not longer
+            pool.wait_for(lambda s: s[0].restarts == 1
+                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+            clock.advance(1)
+            (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        finally:
+            pool.close()
+        assert status.retired_reason is not None and status.retired_reason.startswith(
+            "unreachable for 2 s, longer than servers.remote_wait_s (1 s)")
+
+
 class TestCrashLoop:
     """Only failures within the crash window count towards retirement; backoff doubles."""
 
@@ -128,6 +151,24 @@ class TestCrashLoop:
         return pool.wait_for(
             lambda s: s[0].restarts == n and s[0].state is ServerState.RESTARTING, WAIT_S
         )
+
+    def test_a_failure_exactly_one_window_after_another_still_counts(self) -> None:
+        clock = ManualClock()
+        servers = ServerSettings(
+            max_restarts=1, crash_window_s=10, restart_backoff_s=10, restart_backoff_max_s=10,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=0,
+        )
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        pool.start()
+        try:
+            self._wait_restarts(pool, 0)
+            clock.advance(10)  # the next attempt fails exactly crash_window_s later
+            (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        finally:
+            pool.close()
+        assert status.retired_reason is not None
+        assert status.retired_reason.startswith("2 failures within 10 s")
 
     def test_failures_spread_wider_than_the_window_never_retire(self) -> None:
         clock = ManualClock()
