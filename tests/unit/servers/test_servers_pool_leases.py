@@ -385,6 +385,7 @@ class TestFailuresOfARemote:
         reason = "2 failures within 100 s; last: health check failed: GET / answered HTTP 500"
         assert _one(pool, "r1").retired_reason == reason
         (retired,) = _events(logs, "server_retired")
+        assert (retired["server"], retired["reason"]) == ("r1", reason)
         assert (retired["failures"], retired["window_s"], retired["remaining"]) == (2, 100.0, [])
         assert retired["last_error"] == "health check failed: GET / answered HTTP 500"
         assert retired["output_tail"] == ""  # a remote has no output of ours to show
@@ -472,25 +473,29 @@ class TestARemoteComingBack:
         clock: ManualClock,
     ) -> None:
         (endpoint,) = endpoints(1)
-        pool = start([endpoint], remote_wait_s=60.0, max_restarts=0)
+        pool = start([endpoint], remote_wait_s=60.0, max_restarts=0, restart_backoff_s=1.25,
+                     restart_backoff_max_s=5.0)
         endpoint.healthy = False
         with capture_logs() as logs:
             pool.lease(timeout=1).report_failure()
             pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
-            clock.advance(1)
+            clock.advance(1.26)
             pool.wait_for(lambda s: s[0].restarts == 1
                           and s[0].state is ServerState.RESTARTING, WAIT_S)
             endpoint.healthy = True
-            clock.advance(2.27)
+            clock.advance(2.5)
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
             # Back for good: a later failure that its check clears is no new outage.
             pool.lease(timeout=1).report_failure()
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
         waiting = _events(logs, "remote_server_waiting")
-        assert [(e["waited_s"], e["next_check_s"]) for e in waiting] == [(0.0, 1.0), (1.0, 2.0)]
-        assert {(e["url"], e["wait_limit_s"]) for e in waiting} == {(endpoint.url, 60.0)}
+        # Times in the log are rounded to a tenth of a second.
+        assert [(e["waited_s"], e["next_check_s"]) for e in waiting] == [(0.0, 1.2), (1.3, 2.5)]
+        assert {(e["server"], e["url"], e["wait_limit_s"]) for e in waiting} == {
+            ("r1", endpoint.url, 60.0)}
+        assert {e["reason"] for e in waiting} == {"health check failed: GET / answered HTTP 500"}
         (back,) = _events(logs, "remote_server_back")
-        assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.3)
+        assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.8)
         assert pool.lease(timeout=1).server.generation == 2
 
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
