@@ -408,6 +408,7 @@ class TestAKilledServer:
         assert (exited["server"], exited["exit_code"]) == ("server-1", -signal.SIGKILL)
         assert "READY FOR INPUT" in exited["output_tail"]  # its last words, for the log
         (scheduled,) = _events(logs, "server_restart_scheduled")
+        assert (scheduled["server"], scheduled["reason"]) == ("server-1", waiting.last_error)
         assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (BACKOFF_S, 1)
         (restarting,) = _events(logs, "server_restarting")
         assert (restarting["server"], restarting["reason"], restarting["restarts"]) == (
