@@ -311,7 +311,7 @@ class TestRecyclingAfterBuilds:
         assert process_tree_alive([before.pid]) == []
         assert (after.builds, after.total_builds - before.total_builds) == (0, 2)
         assert (after.generation, after.restarts) == (before.generation + 1, before.restarts + 1)
-        assert after.last_error is None
+        assert after.last_error == before.last_error  # recycling records no error
         (recycled,) = _events(logs, "server_recycled")
         assert (recycled["server"], recycled["reason"], recycled["builds"], recycled["pid"]) == (
             "server-1", "builds", 2, before.pid)
