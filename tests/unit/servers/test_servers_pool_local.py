@@ -513,7 +513,8 @@ class TestStandInServers:
             clock.advance(1)
             pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
         (unhealthy,) = _events(logs, "server_unhealthy")
-        assert unhealthy["server"] == "server-1" and "hung" in unhealthy["reason"]
+        assert (unhealthy["server"], unhealthy["reason"]) == (
+            "server-1", "no answer within 0.3 s (hung)")
         (retired,) = _events(logs, "server_retired")
         assert "READY FOR INPUT" in retired["output_tail"]
 
@@ -563,6 +564,21 @@ class TestARunnerExiting:
         assert len(pids) == 1
         assert process_tree_alive(pids) == []
         assert _records(tmp_path / "records") == {}
+
+
+class TestAServerKilledOnceTooOften:
+    """A server out of restarts that dies is retired, with its last words in the log."""
+
+    def test_it_is_retired_saying_how_it_ended(self, tmp_path: Path) -> None:
+        pool = _standin_pool(tmp_path, max_restarts=0)
+        with capture_logs() as logs, pool:
+            (before,) = pool.status()
+            assert before.pid is not None
+            psutil.Process(before.pid).kill()
+            (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        assert status.last_error == f"process exited (exit code {-signal.SIGKILL})"
+        (retired,) = _events(logs, "server_retired")
+        assert "READY FOR INPUT" in retired["output_tail"]
 
 
 class TestABrokenWorker:
