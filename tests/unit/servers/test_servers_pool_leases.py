@@ -549,6 +549,11 @@ class TestPeriodicChecks:
     ) -> None:
         (endpoint,) = endpoints(1)
         pool = start([endpoint])
+        endpoint.hold_health.set()
+        pool.lease(timeout=1).report_failure()  # checked at once: checking until it answers
+        assert _one(pool, "r1").state is ServerState.CHECKING
+        endpoint.hold_health.clear()
+        pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
         pool.lease(timeout=1).report_failure(ServerTimeoutError("hung"))
         endpoint.hold_health.set()
         clock.advance(1)
@@ -650,6 +655,7 @@ class TestSignals:
                 handler(signal.SIGTERM, None)
             assert caught.value.code == 128 + signal.SIGTERM
             first.close()
+            first.close()  # closing twice gives the handler back once only
             assert signal.getsignal(signal.SIGTERM) is handler  # the second pool still runs
         finally:
             first.close()
