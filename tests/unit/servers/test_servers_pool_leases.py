@@ -639,6 +639,21 @@ class TestSignals:
         finally:
             signal.signal(signal.SIGTERM, before)
 
+    def test_a_pool_told_not_to_handle_signals_leaves_them_alone(
+        self, endpoints: Callable[[int], list[Endpoint]], clock: ManualClock
+    ) -> None:
+        before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        (endpoint,) = endpoints(1)
+        settings = PoolSettings(servers=ServerSettings(count=0),
+                                remotes=(RemoteServer(endpoint.url),))
+        pool = ServerPool(settings, clock=clock, handle_signals=False)
+        try:
+            pool.start()  # on the main thread
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        finally:
+            pool.close()
+            signal.signal(signal.SIGTERM, before)
+
     def _check_sigterm(
         self, endpoints: Callable[[int], list[Endpoint]], clock: ManualClock
     ) -> None:
