@@ -596,6 +596,7 @@ class TestClosing:
         fresh.close()
         with pytest.raises(PipelineError, match="the server pool is closed") as caught:
             fresh.start()
+        assert caught.value.message == "the server pool is closed"
         assert caught.value.hint == "create a new ServerPool"
 
     def test_a_waiting_lease_is_woken_by_close(self, one_remote: ServerPool) -> None:
@@ -624,6 +625,7 @@ class TestClosing:
             pool.start()
             pool.start()
         assert len(_events(logs, "pool_starting")) == 1
+        assert pool.reaped == ()  # no runner died before it: nothing to reap
 
 
 class TestSignals:
