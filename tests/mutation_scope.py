@@ -49,9 +49,11 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_safety.py",
         "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
     ),
+    # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
         "tests/unit/servers/test_servers_pool.py",
         "tests/unit/servers/test_servers_pool_leases.py",
+        "tests/unit/servers/test_servers_pool_local.py",
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),

@@ -8,7 +8,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import ConfigError, PipelineError, PoolExhaustedError
+from preform_pipeline.errors import (
+    ConfigError,
+    PipelineError,
+    PoolExhaustedError,
+    ServerProcessError,
+)
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
@@ -52,9 +57,10 @@ class TestMode:
         assert [s.name for s in pool.status()] == [f"server-{i + 1}" for i in range(servers)]
 
     def test_remote_names_default_to_host_and_port_and_stay_unique(self) -> None:
-        remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"))
+        remotes = (RemoteServer("http://h:1"), RemoteServer("http://h:1/"),
+                   RemoteServer("http://h:1/x"))
         pool = ServerPool(PoolSettings(remotes=remotes))
-        assert [s.name for s in pool.status()] == ["h:1", "h:1-2"]
+        assert [s.name for s in pool.status()] == ["h:1", "h:1-2", "h:1-3"]
 
 
 class TestMisuse:
@@ -65,14 +71,23 @@ class TestMisuse:
             ServerPool(PoolSettings(servers=ServerSettings(count=0)))
 
     def test_leasing_before_start_says_how_to_start(self) -> None:
-        with pytest.raises(PipelineError, match="not started"):
+        with pytest.raises(PipelineError, match="not started") as caught:
             ServerPool(PoolSettings()).lease(timeout=0)
+        assert caught.value.message == "the server pool is not started"
+        assert caught.value.hint == (
+            "use `with ServerPool(settings) as pool:` or call pool.start()")
 
     def test_a_missing_server_program_fails_at_start(self, tmp_path: Path) -> None:
-        settings = PoolSettings(servers=ServerSettings(executable=tmp_path / "PreFormServer"))
-        with pytest.raises(PipelineError, match="cannot find the server program"):  # noqa: SIM117
+        program = tmp_path / "PreFormServer"
+        settings = PoolSettings(servers=ServerSettings(executable=program))
+        with pytest.raises(ServerProcessError) as caught:  # noqa: SIM117
             with ServerPool(settings):
                 pass
+        assert caught.value.message == f"cannot find the server program {str(program)!r}"
+        assert caught.value.command == (str(program),)
+        assert caught.value.hint == (
+            "set servers.executable (PREFORM_PIPELINE_SERVER_EXECUTABLE) to the PreFormServer "
+            "executable, and servers.command_prefix if it runs under wine")
 
 
 class TestRemoteWait:
@@ -106,6 +121,29 @@ class TestRemoteWait:
         assert {e["wait_limit_s"] for e in waiting} == {150}
 
 
+    def test_a_remote_down_exactly_remote_wait_s_is_still_waited_for(self) -> None:
+        clock = ManualClock()
+        servers = ServerSettings(
+            max_restarts=0, crash_window_s=1000, restart_backoff_s=1, restart_backoff_max_s=1,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=1,
+        )
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        pool.start()
+        try:
+            # Waited for by time even with max_restarts 0 and a wait of a single second.
+            assert pool.status()[0].state is ServerState.RESTARTING
+            clock.advance(1)  # down for exactly remote_wait_s: not longer
+            pool.wait_for(lambda s: s[0].restarts == 1
+                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+            clock.advance(1)
+            (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        finally:
+            pool.close()
+        assert status.retired_reason is not None and status.retired_reason.startswith(
+            "unreachable for 2 s, longer than servers.remote_wait_s (1 s)")
+
+
 class TestCrashLoop:
     """Only failures within the crash window count towards retirement; backoff doubles."""
 
@@ -113,6 +151,24 @@ class TestCrashLoop:
         return pool.wait_for(
             lambda s: s[0].restarts == n and s[0].state is ServerState.RESTARTING, WAIT_S
         )
+
+    def test_a_failure_exactly_one_window_after_another_still_counts(self) -> None:
+        clock = ManualClock()
+        servers = ServerSettings(
+            max_restarts=1, crash_window_s=10, restart_backoff_s=10, restart_backoff_max_s=10,
+            health_timeout_s=1, health_interval_s=0, remote_wait_s=0,
+        )
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(_dead_url()),)),
+                          clock=clock)
+        pool.start()
+        try:
+            self._wait_restarts(pool, 0)
+            clock.advance(10)  # the next attempt fails exactly crash_window_s later
+            (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
+        finally:
+            pool.close()
+        assert status.retired_reason is not None
+        assert status.retired_reason.startswith("2 failures within 10 s")
 
     def test_failures_spread_wider_than_the_window_never_retire(self) -> None:
         clock = ManualClock()
