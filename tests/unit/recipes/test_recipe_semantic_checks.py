@@ -243,6 +243,17 @@ BROKEN: list[tuple[str, str]] = [
      sla("  - print: {printer: P}\n  - print: {printer: Q}\n  - print: {printer: R}\n")),
     ("two verify steps",
      sla("  - print: {printer: P}\n  - verify\n  - verify\n")),
+    ("steps of unknown kinds cannot be named in after",
+     sla("  - frobnicate\n  - {frobnicate: {}}\n  - {save_form: {}, after: [frobnicate]}\n")),
+    ("items that are not steps do not hide the steps after them",
+     sla("  - 5\n  - [auto_orient]\n  - auto_support\n  - auto_orient\n")),
+    ("an unknown step does not hide the steps after it",
+     sla("  - frobnicate\n  - auto_support\n  - auto_orient\n")),
+    ("an item of two kinds does not hide the steps after it",
+     sla("  - {save_form: {}, screenshot: {}}\n  - auto_support\n  - auto_orient\n")),
+    ("ids that are not text are not ids",
+     sla("  - {id: 7, save_form: {}}\n  - {id: 7, screenshot: {}}\n"
+         "  - {id: '', estimate: {}}\n  - {id: '', estimate: {}}\n")),
     # label
     ("engraving exactly as deep as the wall",
      sla("  - hollow: {wall_thickness_mm: 2}\n  - label: {text: x, font_size_mm: 4,"
@@ -276,6 +287,8 @@ BROKEN: list[tuple[str, str]] = [
      sla("  - auto_layout:\n      custom_bounds: {x_min_mm: -101, x_max_mm: 0}\n")),
     ("model spacing on a pack step of an SLS recipe",
      sls("  - auto_pack: {model_spacing_mm: 3}\n", "batching:\n  spacing_mm: 2\n")),
+    ("custom bounds upside down in y without a machine",
+     FPS + "  - auto_layout:\n      custom_bounds: {y_min_mm: 9, y_max_mm: 1}\n"),
     # print
     ("printer auto without the material",
      FPS + "  - print: {printer: ' Auto '}\n"),
@@ -333,6 +346,61 @@ PROBLEMS: dict[str, list[str]] = {
     ],
     'two verify steps': [
         'recipe.yaml:8:5: $.steps[2]: only one verify step is allowed per recipe',
+    ],
+    'steps of unknown kinds cannot be named in after': [
+        (
+            "recipe.yaml:6:5: $.steps[0]: 'frobnicate' is not one of: auto_orient, auto_support, "
+            'hollow, add_drain_holes, label, auto_layout, auto_pack, pack_and_cage, validate, '
+            'estimate, save_form, screenshot, print, verify'
+        ),
+        (
+            "recipe.yaml:7:6: $.steps[1].frobnicate: unknown key 'frobnicate'; allowed here: id, "
+            'after, auto_orient, auto_support, hollow, add_drain_holes, label, auto_layout, '
+            'auto_pack, pack_and_cage, validate, estimate, save_form, screenshot, print, verify'
+        ),
+        "recipe.yaml:8:29: $.steps[2].after[0]: no step has the id 'frobnicate'",
+    ],
+    'items that are not steps do not hide the steps after them': [
+        (
+            "recipe.yaml:6:5: $.steps[0]: a step is a step kind's name or a mapping {kind: "
+            'options}'
+        ),
+        (
+            "recipe.yaml:7:5: $.steps[1]: a step is a step kind's name or a mapping {kind: "
+            'options}'
+        ),
+        (
+            'recipe.yaml:8:5: $.steps[2]: auto_support must come after auto_orient (listed later, '
+            'at steps[3]): supports are generated for an orientation'
+        ),
+    ],
+    'an unknown step does not hide the steps after it': [
+        (
+            "recipe.yaml:6:5: $.steps[0]: 'frobnicate' is not one of: auto_orient, auto_support, "
+            'hollow, add_drain_holes, label, auto_layout, auto_pack, pack_and_cage, validate, '
+            'estimate, save_form, screenshot, print, verify'
+        ),
+        (
+            'recipe.yaml:7:5: $.steps[1]: auto_support must come after auto_orient (listed later, '
+            'at steps[2]): supports are generated for an orientation'
+        ),
+    ],
+    'an item of two kinds does not hide the steps after it': [
+        (
+            'recipe.yaml:6:5: $.steps[0]: a step names exactly one step kind: auto_orient, '
+            'auto_support, hollow, add_drain_holes, label, auto_layout, auto_pack, pack_and_cage, '
+            'validate, estimate, save_form, screenshot, print, verify'
+        ),
+        (
+            'recipe.yaml:7:5: $.steps[1]: auto_support must come after auto_orient (listed later, '
+            'at steps[2]): supports are generated for an orientation'
+        ),
+    ],
+    'ids that are not text are not ids': [
+        'recipe.yaml:6:10: $.steps[0].id: 7 is not of type string',
+        'recipe.yaml:7:10: $.steps[1].id: 7 is not of type string',
+        'recipe.yaml:8:10: $.steps[2].id: a step id uses letters, digits and _ # . - only',
+        'recipe.yaml:9:10: $.steps[3].id: a step id uses letters, digits and _ # . - only',
     ],
     'engraving exactly as deep as the wall': [
         (
@@ -401,6 +469,12 @@ PROBLEMS: dict[str, list[str]] = {
             'recipe.yaml:6:35: $.steps[0].auto_pack.model_spacing_mm: model_spacing_mm (3) is '
             'larger than batching.spacing_mm (2): builds planned 2 mm apart may not fit when laid '
             'out 3 mm apart'
+        ),
+    ],
+    'custom bounds upside down in y without a machine': [
+        (
+            'recipe.yaml:5:33: $.steps[0].auto_layout.custom_bounds.y_min_mm: y_min_mm (9) must be '
+            'less than y_max_mm (1)'
         ),
     ],
     'printer auto without the material': [
