@@ -92,3 +92,39 @@ class TestCompleteness:
         path = tmp_path / "m.3mf"
         path.write_bytes(data[: len(data) - 10])
         assert threemf_completeness(path) is False
+
+
+class TestReferences:
+    """An item or component without an object id refers to no object, and says so."""
+
+    def test_a_build_item_without_an_object_id(self) -> None:
+        refusal = _refusal(_model(_object(TETRA, TETRA_FACES), build="<item/>"))
+        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+
+    def test_a_component_without_an_object_id(self) -> None:
+        parts = _object(TETRA, TETRA_FACES) + (
+            '<object id="2"><components><component/></components></object>')
+        refusal = _refusal(_model(parts, build='<item objectid="2"/>'))
+        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+
+
+class TestOutsideTheObjects:
+    """Only elements inside an object are its geometry; the build holds items only."""
+
+    def test_geometry_elements_in_the_build_are_not_added_to_the_last_object(self) -> None:
+        stray = ('<vertex x="50" y="50" z="50"/><triangle v1="0" v2="1" v3="2"/>'
+                 '<component objectid="1" transform="1 0 0 0 1 0 0 0 1 9 9 9"/>')
+        model = _model(_object(TETRA, TETRA_FACES), build='<item objectid="1"/>' + stray)
+        mesh = read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+        assert mesh.triangle_count == 4
+        assert [b.tolist() for b in mesh.bounds] == [[0, 0, 0], [1, 1, 1]]
+
+
+class TestMalformedXml:
+    """Malformed XML in the model part is refused naming the part, line and column."""
+
+    def test_a_model_part_cut_short(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES))
+        refusal = _refusal(model[:60])
+        assert refusal.reason.startswith(f"{PART}: XML is malformed (")
+        assert "at line 1, column" in refusal.reason
