@@ -253,7 +253,8 @@ BROKEN: list[tuple[str, str]] = [
      sla("  - {save_form: {}, screenshot: {}}\n  - auto_support\n  - auto_orient\n")),
     ("ids that are not text are not ids",
      sla("  - {id: 7, save_form: {}}\n  - {id: 7, screenshot: {}}\n"
-         "  - {id: '', estimate: {}}\n  - {id: '', estimate: {}}\n")),
+         "  - {id: '', estimate: {}}\n  - {id: '', estimate: {}}\n"
+         "  - {save_form: {}, after: [save_form, estimate]}\n")),
     # label
     ("engraving exactly as deep as the wall",
      sla("  - hollow: {wall_thickness_mm: 2}\n  - label: {text: x, font_size_mm: 4,"
