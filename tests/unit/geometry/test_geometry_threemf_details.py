@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -128,3 +129,112 @@ class TestMalformedXml:
         refusal = _refusal(model[:60])
         assert refusal.reason.startswith(f"{PART}: XML is malformed (")
         assert "at line 1, column" in refusal.reason
+
+
+def _package(parts: dict[str, str], *, compress: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+INCH = _model(_object(TETRA, TETRA_FACES), unit="inch")
+MM = _model(_object(TETRA, TETRA_FACES))
+
+
+class TestWhichPartIsRead:
+    """The usual part name wins over other parts; a relationship's target is taken as it is."""
+
+    def test_the_usual_name_wins_over_a_part_that_sorts_first(self) -> None:
+        data = _zip({"3D/0-extra.model": MM, PART: INCH})
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+    def test_a_target_in_a_folder_whose_name_starts_with_x(self) -> None:
+        rels = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                'relationships"><Relationship Target="/X/main.model" Id="r" Type="http://'
+                'schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>')
+        data = _zip({"_rels/.rels": rels, "X/main.model": INCH, PART: MM})
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+    def test_relationships_that_would_inflate_like_a_bomb_fall_back_to_the_usual_name(
+        self,
+    ) -> None:
+        bomb = "<Relationships>" + " " * 8_000_000 + "</Relationships>"
+        data = _package({"_rels/.rels": bomb, PART: INCH}, compress=True)
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+
+class TestNotAPackage:
+    """Bytes that are not a ZIP archive are refused as not a 3MF package."""
+
+    def test_text_named_3mf(self) -> None:
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(b"hello, this is text", ".3mf", name="m")
+        assert caught.value.reason == "this is not a 3MF package (a 3MF file is a ZIP archive)"
+
+    def test_a_package_without_any_mesh(self) -> None:
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(_zip({PART: _model("", build="")}), ".3mf", name="m")
+        assert caught.value.reason == "the file contains no triangles"
+
+
+def _chain(length: int, *, items: bool = True) -> str:
+    """Objects 0..length: each of the first ``length`` holds a component of the next; the
+    last is a mesh. The build has one item of object 0 (or none)."""
+    parts = "".join(
+        f'<object id="{n}"><components><component objectid="{n + 1}"/></components></object>'
+        for n in range(length))
+    return _model(parts + _object(TETRA, TETRA_FACES, object_id=str(length)),
+                  build='<item objectid="0"/>' if items else "")
+
+
+class TestNesting:
+    """Components may nest 32 levels below a build item; deeper is taken for a cycle."""
+
+    def test_32_levels_are_read(self) -> None:
+        mesh = read_mesh_bytes(_zip({PART: _chain(32)}), ".3mf", name="m")
+        assert mesh.triangle_count == 4
+
+    def test_33_levels_are_a_cycle(self) -> None:
+        assert _refusal(_chain(33)).reason == f"{PART}: component references form a cycle"
+
+    def test_without_build_items_a_mesh_object_is_read_with_its_32_levels(self) -> None:
+        shell = _object(TETRA, TETRA_FACES, object_id="top").replace(
+            "</mesh></object>", '</mesh><components><component objectid="0"/></components>'
+            "</object>")
+        chain = _chain(31, items=False).replace("<resources>", f"<resources>{shell}")
+        mesh = read_mesh_bytes(_zip({PART: chain}), ".3mf", name="m")
+        # "top" with its 32 levels down to the last mesh, and that mesh object on its own.
+        assert mesh.triangle_count == 12
+
+    def test_a_component_transform_that_is_not_twelve_numbers_is_named(self) -> None:
+        model = _chain(1).replace('<component objectid="1"/>',
+                                  '<component objectid="1" transform="1 2 3"/>')
+        assert _refusal(model).reason == "transform '1 2 3' is not 12 numbers"
+
+
+def _not_finite(model: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning would be an error here
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+    return caught.value.reason
+
+
+class TestHugeCoordinates:
+    """Coordinates that overflow are refused as not finite, without a numpy warning."""
+
+    def test_an_overflowing_transform(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES),
+                       build='<item objectid="1" transform="1e300 0 0 0 1e300 0 0 0 1e300 '
+                             '0 0 0"/>').replace('x="1"', 'x="1e300"')
+        assert _not_finite(model) == (
+            "triangle 1 of 4 has a NaN or infinite coordinate (4 such triangles)")
+
+    def test_an_overflowing_unit(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES), unit="meter").replace(
+            'x="1"', 'x="1e306"')
+        assert _not_finite(model) == (
+            "triangle 1 of 4 has a NaN or infinite coordinate (3 such triangles)")
