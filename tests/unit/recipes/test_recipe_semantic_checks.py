@@ -255,6 +255,14 @@ BROKEN: list[tuple[str, str]] = [
      sla("  - {id: 7, save_form: {}}\n  - {id: 7, screenshot: {}}\n"
          "  - {id: '', estimate: {}}\n  - {id: '', estimate: {}}\n"
          "  - {save_form: {}, after: [save_form, estimate]}\n")),
+    ("a misplaced step without options is shown at its key, on SLS",
+     sls("  - auto_layout: null\n")),
+    ("a misplaced step without options is shown at its key, on SLA",
+     sla("  - auto_pack: null\n")),
+    ("steps without options out of order are shown at their key",
+     sla("  - auto_support: null\n  - auto_orient: null\n")),
+    ("verify steps without options are shown at their key",
+     sla("  - verify: null\n  - verify: null\n")),
     # label
     ("engraving exactly as deep as the wall",
      sla("  - hollow: {wall_thickness_mm: 2}\n  - label: {text: x, font_size_mm: 4,"
@@ -402,6 +410,31 @@ PROBLEMS: dict[str, list[str]] = {
         'recipe.yaml:7:10: $.steps[1].id: 7 is not of type string',
         'recipe.yaml:8:10: $.steps[2].id: a step id uses letters, digits and _ # . - only',
         'recipe.yaml:9:10: $.steps[3].id: a step id uses letters, digits and _ # . - only',
+    ],
+    'a misplaced step without options is shown at its key, on SLS': [
+        (
+            'recipe.yaml:6:5: $.steps[0].auto_layout: auto_layout applies to SLA (resin) machines '
+            'only, not to Fuse 1+ 30W (use auto_pack or pack_and_cage)'
+        ),
+    ],
+    'a misplaced step without options is shown at its key, on SLA': [
+        (
+            'recipe.yaml:6:5: $.steps[0].auto_pack: auto_pack applies to SLS (powder) machines '
+            'only, not to Form 4 (use auto_layout)'
+        ),
+    ],
+    'steps without options out of order are shown at their key': [
+        (
+            'recipe.yaml:6:5: $.steps[0].auto_support: auto_support must come after auto_orient '
+            '(listed later, at steps[1]): supports are generated for an orientation'
+        ),
+    ],
+    'verify steps without options are shown at their key': [
+        (
+            'recipe.yaml:6:5: $.steps[0].verify: verify waits for a print, but no print step is '
+            'listed'
+        ),
+        'recipe.yaml:7:5: $.steps[1].verify: only one verify step is allowed per recipe',
     ],
     'engraving exactly as deep as the wall': [
         (
