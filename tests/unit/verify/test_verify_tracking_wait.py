@@ -44,11 +44,12 @@ class _Clock(ManualClock):
 
 
 def _printers(fake_api: FakeWebApi, *free: str, busy: tuple[str, ...] = (),
-              machine: str = "FORM-4-0") -> None:
+              machine: str = "FORM-4-0", tank: str = "FLGPGR05") -> None:
     records = []
     for serial in (*free, *busy):
         record = sample_printer(serial=serial)
         record["machine_type_id"] = machine
+        record["tank_status"]["tank"]["material"] = tank
         if serial in free:
             record["printer_status"]["current_print_run"] = None
         else:
@@ -178,6 +179,31 @@ class TestRunWaitsForAFreePrinter:
                                                LOCAL)
         assert wait_clock.slept == 0.0
 
+    def test_when_no_tank_holds_the_material_the_refusal_stands_at_once(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
+        wait_store: SqliteJobStore,
+    ) -> None:
+        _printers(fake_api, busy=("Form4-A", "Form4-B"), tank="FLGPCL05")
+        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
+                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
+        with pytest.raises(PrinterSelectionError):
+            _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
+                                               LOCAL)
+        assert wait_clock.slept == 0.0
+
+    def test_a_fitting_printer_outside_the_list_does_not_make_the_build_wait(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
+        wait_store: SqliteJobStore,
+    ) -> None:
+        _printers(fake_api, busy=("Form4-A", "Form4-B", "Form4-C"), tank="FLGPCL05")
+        fake_api.printers[2]["tank_status"]["tank"]["material"] = "FLGPGR05"  # Form4-C fits
+        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
+                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
+        with pytest.raises(PrinterSelectionError):
+            _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
+                                               LOCAL)
+        assert wait_clock.slept == 0.0
+
     @pytest.mark.parametrize("where", ["no bound", "no store", "no store build"])
     def test_without_a_bound_or_a_place_to_wait_the_refusal_stands(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
@@ -232,6 +258,18 @@ class TestDispatchWaits:
         assert build.print_target == {"names": [], "auto": True, "machine_type": "FORM-4-0",
                                       "material": "FLGPGR05"}
         assert began == [True]
+
+    def test_a_free_printer_is_chosen_when_no_build_waits(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
+        wait_store: SqliteJobStore,
+    ) -> None:
+        _printers(fake_api, "Form4-B", busy=("Form4-A",))
+        _prepared(wait_store)  # another build, prepared, not waiting
+        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
+                                 build_ids={"b-1": _prepared(wait_store)})
+        assert not tracking.others_waiting()
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        assert _tracker(tracking).resolve_printer("auto", recipe, LOCAL) == "Form4-B"
 
     def test_a_build_queues_behind_builds_already_waiting(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
