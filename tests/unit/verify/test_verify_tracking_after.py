@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -121,6 +122,58 @@ class TestEndsWithAStore:
             "pending",
             "verification was interrupted; `preform-pipeline verify` checks it later")
         assert verified.cancelled
+
+
+class TestStoreGoneDuringVerification:
+    """A store that cannot be written any more is logged per print; verification goes on."""
+
+    def test_ends_and_progress_are_logged_with_the_key(
+        self, tmp_path: Path, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock,
+    ) -> None:
+        store = SqliteJobStore(tmp_path / "gone.sqlite3", clock=clock)
+        done_id, running_id = _prepared(store), _prepared(store)
+        stop = threading.Event()
+        tracking = PrintTracking(
+            client=client, store=store, build_ids={"done": done_id, "running": running_id},
+            clock=clock, poller=VerificationPoller(client, clock=clock,
+                                                   sleep=lambda s: stop.set()))
+        done, running = _send(tracking, "done", "job-1"), _send(tracking, "running", "job-2")
+        fake_api.prints = [
+            run_record(done.job_name("done"), status="FINISHED", created=clock.now()),
+            run_record(running.job_name("running"), status="PRINTING", remaining_s=600,
+                       created=clock.now()),
+        ]
+        store.close()
+        with capture_logs() as logs:
+            verified = tracking.after_run(_pending("done", "running"), stop)
+        assert {o.name: o.verify for o in verified.outcomes} == {
+            "done": "finished", "running": "pending"}
+        unrecorded = [(e["event"], e["log_level"], e["job_key"]) for e in logs
+                      if e["event"].endswith("_unrecorded")]
+        assert unrecorded == [("verify_result_unrecorded", "error", done.job_key),
+                              ("verify_progress_unrecorded", "warning", running.job_key)]
+        assert all("the job store is closed" in e["error"] for e in logs
+                   if e["event"].endswith("_unrecorded"))
+
+
+class TestBuildsTheStoreDoesNotHold:
+    """A sent build without a store build is verified without writing to the store."""
+
+    def test_it_is_verified_and_the_store_is_not_asked(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        tracking = PrintTracking(client=client, store=store, clock=clock,
+                                 poller=VerificationPoller(client, clock=clock,
+                                                           sleep=clock.sleep))
+        tracker = _send(tracking, "loose", "job-1")
+        fake_api.prints = [run_record(tracker.job_name("loose"), status="FINISHED",
+                                      created=clock.now())]
+        with capture_logs() as logs:
+            verified = tracking.after_run(_pending("loose"), threading.Event())
+        assert [o.verify for o in verified.outcomes] == ["finished"]
+        assert not [e for e in logs if e["log_level"] in ("warning", "error")]
+        assert store.list_builds() == ()
 
 
 class TestVerificationStopped:

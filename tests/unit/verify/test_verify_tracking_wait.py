@@ -104,9 +104,10 @@ class TestRunWaitsForAFreePrinter:
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
         wait_store: SqliteJobStore,
     ) -> None:
-        _printers(fake_api, busy=("Form4-A", "Form4-B"))
-        wait_clock.on_sleep = lambda n: _printers(fake_api, "Form4-B", busy=("Form4-A",)) if (
-            n == 2) else None
+        # Form4-C is free all along, but not one of the list.
+        _printers(fake_api, "Form4-C", busy=("Form4-A", "Form4-B"))
+        wait_clock.on_sleep = lambda n: _printers(
+            fake_api, "Form4-C", "Form4-B", busy=("Form4-A",)) if n == 2 else None
         told: list[str] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
                                  build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0,
@@ -117,10 +118,13 @@ class TestRunWaitsForAFreePrinter:
         assert chosen == "Form4-B"
         assert wait_clock.slept == 60.0
         assert told == ["b-1: no free printer; waiting up to 5 min for Form4-A or Form4-B"]
-        events = [e["event"] for e in logs if e["event"].startswith("printer_wait")]
-        assert events == ["printer_wait_started", "printer_wait_ended"]
-        started = next(e for e in logs if e["event"] == "printer_wait_started")
-        assert (started["target"], started["wait_s"]) == ("Form4-A or Form4-B", 300.0)
+        key = tracking.for_build(_Plan("b-1")).job_key
+        assert [{k: v for k, v in e.items() if k not in ("log_level", "timestamp")}
+                for e in logs if e["event"].startswith("printer_wait")] == [
+            {"event": "printer_wait_started", "job_key": key, "target": "Form4-A or Form4-B",
+             "wait_s": 300.0},
+            {"event": "printer_wait_ended", "job_key": key, "printer": "Form4-B"},
+        ]
 
     def test_after_the_bound_the_build_waits_in_the_store(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
@@ -141,8 +145,9 @@ class TestRunWaitsForAFreePrinter:
         assert told[-1] == (
             f"b-1: still no free printer after 2 min; its saved .form waits in the job store "
             f"({key}) and the next run or watch sends it")
-        assert [e["event"] for e in logs if e["log_level"] == "warning"][-1] == (
-            "printer_wait_bound_passed")
+        [passed] = [e for e in logs if e["event"] == "printer_wait_bound_passed"]
+        assert (passed["log_level"], passed["job_key"], passed["target"], passed["wait_s"]) == (
+            "warning", key, "Form4-A or Form4-B", 100.0)
         form = tmp_path / "b-1.form"
         result = tracker.before_send(tracker.job_name("b-1"), chosen, form_path=form)
         assert result == PRINT_WAITING
@@ -152,6 +157,22 @@ class TestRunWaitsForAFreePrinter:
             form, 3, tracker.job_name("b-1"))
         assert build.print_target == {"names": ["Form4-A", "Form4-B"], "auto": False,
                                       "machine_type": "FORM-4-0", "material": "FLGPGR05"}
+
+    def test_a_bound_under_a_second_is_waited_out_exactly(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
+        wait_store: SqliteJobStore,
+    ) -> None:
+        _printers(fake_api, busy=("Form4-A",))
+        told: list[str] = []
+        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
+                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=0.5,
+                                 wait_interval_s=30.0, on_waiting=told.append)
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        assert _tracker(tracking).resolve_printer("auto", recipe, LOCAL) == "auto"
+        assert wait_clock.sleeps == [0.5]
+        assert told[0] == (
+            "b-1: no free printer; waiting up to 0.5 s for any ready FORM-4-0 FLGPGR05 "
+            "printer (auto)")
 
     def test_a_build_without_a_saved_form_cannot_wait(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
