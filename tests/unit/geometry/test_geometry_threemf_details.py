@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import test_geometry_readers as readers
+from test_geometry_threemf_parts import _zip
 
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import read_mesh_bytes
@@ -17,15 +18,6 @@ from preform_pipeline.geometry.threemf import threemf_completeness
 DAMAGED = "the 3MF package is damaged or incomplete; export it again"
 PART = "3D/3dmodel.model"
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
-
-
-def _zip(parts: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        for name, text in parts.items():
-            archive.writestr(name, text)
-    return buffer.getvalue()
 
 
 def _object(vertices: str, triangles: str, object_id: str = "1") -> str:

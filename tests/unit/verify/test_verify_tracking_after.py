@@ -50,6 +50,12 @@ def _revoke_credentials(fake_api: FakeWebApi) -> None:
     fake_api.invalidate_tokens()
 
 
+def _verifying(client: WebApiClient, clock: ManualClock, **options: Any) -> PrintTracking:
+    """Tracking that verifies with a poller sleeping on the manual clock."""
+    poller = VerificationPoller(client, clock=clock, sleep=clock.sleep)
+    return PrintTracking(client=client, clock=clock, poller=poller, **options)
+
+
 def _prepared(store: SqliteJobStore) -> int:
     job = store.create_job(recipe="dental", source_path="a.stl", state=JobState.PROCESSING)
     build = store.create_build(recipe="dental", job_ids=[job.id])
@@ -83,10 +89,8 @@ class TestEndsWithAStore:
     ) -> None:
         build_id = _prepared(store)
         hook = _Webhook()
-        tracking = PrintTracking(
-            client=client, store=store, build_ids={"b-1": build_id}, clock=clock,
-            poller=VerificationPoller(client, clock=clock, sleep=clock.sleep),
-            notifier=hook.notifier(), recipe="dental", run_id="run-1")
+        tracking = _verifying(client, clock, store=store, build_ids={"b-1": build_id},
+                              notifier=hook.notifier(), recipe="dental", run_id="run-1")
         tracker = _send(tracking, "b-1", "job-1")
         fake_api.prints = [run_record(tracker.job_name("b-1"), status="FINISHED", guid="g-1",
                                       created=clock.now(), printer="Form4-Lab")]
@@ -163,9 +167,7 @@ class TestBuildsTheStoreDoesNotHold:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        tracking = PrintTracking(client=client, store=store, clock=clock,
-                                 poller=VerificationPoller(client, clock=clock,
-                                                           sleep=clock.sleep))
+        tracking = _verifying(client, clock, store=store)
         tracker = _send(tracking, "loose", "job-1")
         fake_api.prints = [run_record(tracker.job_name("loose"), status="FINISHED",
                                       created=clock.now())]
@@ -185,10 +187,8 @@ class TestVerificationStopped:
     ) -> None:
         build_id = _prepared(store)
         hook = _Webhook()
-        tracking = PrintTracking(
-            client=client, store=store, build_ids={"b-1": build_id}, clock=clock,
-            poller=VerificationPoller(client, clock=clock, sleep=clock.sleep),
-            notifier=hook.notifier(), recipe="dental", run_id="run-1")
+        tracking = _verifying(client, clock, store=store, build_ids={"b-1": build_id},
+                              notifier=hook.notifier(), recipe="dental", run_id="run-1")
         _send(tracking, "b-1", "job-1")
         _revoke_credentials(fake_api)
         with capture_logs() as logs:
@@ -213,9 +213,7 @@ class TestVerificationStopped:
     def test_without_a_store_the_message_does_not_promise_a_later_check(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
-        tracking = PrintTracking(client=client, clock=clock,
-                                 poller=VerificationPoller(client, clock=clock,
-                                                           sleep=clock.sleep))
+        tracking = _verifying(client, clock)
         _send(tracking, "b-1", "job-1")
         _revoke_credentials(fake_api)
         verified = tracking.after_run(_pending("b-1"), threading.Event())
@@ -231,9 +229,7 @@ class TestNothingToVerify:
     def test_a_pending_build_this_run_did_not_send_is_left_alone(
         self, client: WebApiClient, clock: ManualClock
     ) -> None:
-        tracking = PrintTracking(client=client, clock=clock,
-                                 poller=VerificationPoller(client, clock=clock,
-                                                           sleep=clock.sleep))
+        tracking = _verifying(client, clock)
         result = _pending("never-sent")
         assert tracking.after_run(result, threading.Event()) is result
 

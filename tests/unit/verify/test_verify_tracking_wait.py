@@ -188,36 +188,18 @@ class TestRunWaitsForAFreePrinter:
             tracker.before_send("n", printer)
         assert wait_store.get_build(build_id).state is JobState.PREPARED
 
+    @pytest.mark.parametrize("why", ["another machine type", "another resin in every tank",
+                                     "only a printer outside the list fits"])
     def test_when_no_printer_could_ever_take_it_the_refusal_stands_at_once(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
-        wait_store: SqliteJobStore,
+        wait_store: SqliteJobStore, why: str,
     ) -> None:
-        _printers(fake_api, busy=("Form4-A", "Form4-B"), machine="FORM-3-0")
-        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
-                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
-        with pytest.raises(PrinterSelectionError):
-            _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
-                                               LOCAL)
-        assert wait_clock.slept == 0.0
-
-    def test_when_no_tank_holds_the_material_the_refusal_stands_at_once(
-        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
-        wait_store: SqliteJobStore,
-    ) -> None:
-        _printers(fake_api, busy=("Form4-A", "Form4-B"), tank="FLGPCL05")
-        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
-                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
-        with pytest.raises(PrinterSelectionError):
-            _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
-                                               LOCAL)
-        assert wait_clock.slept == 0.0
-
-    def test_a_fitting_printer_outside_the_list_does_not_make_the_build_wait(
-        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
-        wait_store: SqliteJobStore,
-    ) -> None:
-        _printers(fake_api, busy=("Form4-A", "Form4-B", "Form4-C"), tank="FLGPCL05")
-        fake_api.printers[2]["tank_status"]["tank"]["material"] = "FLGPGR05"  # Form4-C fits
+        if why == "another machine type":
+            _printers(fake_api, busy=("Form4-A", "Form4-B"), machine="FORM-3-0")
+        else:
+            _printers(fake_api, busy=("Form4-A", "Form4-B", "Form4-C"), tank="FLGPCL05")
+            if why == "only a printer outside the list fits":
+                fake_api.printers[2]["tank_status"]["tank"]["material"] = "FLGPGR05"
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
                                  build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
         with pytest.raises(PrinterSelectionError):
