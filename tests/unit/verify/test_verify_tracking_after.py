@@ -301,3 +301,41 @@ class TestFailuresNotified:
             "event": "print_unconfirmed", "job_key": tracker.job_key, "name": "b-1",
             "status": "print_unconfirmed", "message": "no answer"}
         tracking.close()
+
+
+class TestRunSummary:
+    """The run's verification summary counts prints, ends and requests, and is logged."""
+
+    def test_verified_unverified_and_requests_are_counted(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        poller = VerificationPoller(client, clock=clock, sleep=clock.sleep, interval_s=60,
+                                    deadline_s=600)
+        tracking = PrintTracking(client=client, clock=clock, poller=poller)
+        done = _send(tracking, "done", "job-1")
+        _send(tracking, "lost", "job-2")
+        fake_api.prints = [run_record(done.job_name("done"), status="FINISHED",
+                                      created=clock.now())]
+        spent_before = client.budget().as_dict()["spent"]
+        with capture_logs() as logs:
+            verified = tracking.after_run(_pending("done", "lost"), threading.Event())
+        assert {o.name: o.verify for o in verified.outcomes} == {
+            "done": "finished", "lost": "unverified"}
+        summary = verified.verification
+        assert summary is not None
+        assert {k: summary[k] for k in ("prints", "verified", "unverified", "pending",
+                                        "error")} == {
+            "prints": 2, "verified": 1, "unverified": 1, "pending": 0, "error": None}
+        assert summary["polls"] == poller.polls >= 2
+        assert summary["requests"] == poller.requests >= summary["polls"]
+        assert summary["budget"]["spent"] - spent_before >= summary["requests"]
+        [logged] = [e for e in logs if e["event"] == "run_verified"]
+        assert {k: v for k, v in logged.items() if k not in ("event", "log_level")} == {
+            k: v for k, v in summary.items() if k != "budget"}
+        assert not verified.cancelled
+        # A second verification with the same poller counts only its own polls and requests.
+        polls, requests = poller.polls, poller.requests
+        again = tracking.after_run(_pending("done"), threading.Event())
+        assert again.verification is not None
+        assert again.verification["polls"] == poller.polls - polls >= 1
+        assert again.verification["requests"] == poller.requests - requests >= 1
