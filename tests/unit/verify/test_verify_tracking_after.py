@@ -200,7 +200,9 @@ class TestVerificationStopped:
         assert outcome.verify_message.endswith("); `preform-pipeline verify` checks it later")
         assert verified.verification is not None
         error = verified.verification["error"]
-        assert error is not None and outcome.verify_message == (
+        assert error is not None and error.startswith("CloudAuthError: ")
+        assert [e["error"] for e in logs if e["event"] == "verification_failed"] == [error]
+        assert outcome.verify_message == (
             f"verification stopped ({error}); `preform-pipeline verify` checks it later")
         assert [e["event"] for e in logs if e["log_level"] == "error"] == [
             "verification_failed"]
@@ -339,3 +341,43 @@ class TestRunSummary:
         assert again.verification is not None
         assert again.verification["polls"] == poller.polls - polls >= 1
         assert again.verification["requests"] == poller.requests - requests >= 1
+
+    def test_each_poll_is_told_how_many_prints_are_left(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        stop = threading.Event()
+        tracking = _verifying(client, clock)
+        left: list[int] = []
+
+        def on_poll(outcome: Any, pending: int) -> None:
+            left.append(pending)
+            stop.set()  # the user stops the run after the first poll
+
+        tracking.on_poll = on_poll
+        done, running = _send(tracking, "done", "job-1"), _send(tracking, "running", "job-2")
+        fake_api.prints = [
+            run_record(done.job_name("done"), status="FINISHED", created=clock.now()),
+            run_record(running.job_name("running"), status="PRINTING", remaining_s=600,
+                       created=clock.now()),
+        ]
+        verified = tracking.after_run(_pending("done", "running"), stop)
+        assert left == [1]
+        assert {o.name: o.verify for o in verified.outcomes} == {
+            "done": "finished", "running": "pending"}
+        assert verified.cancelled
+
+    def test_a_print_never_seen_is_notified_with_the_printer_it_was_sent_to(
+        self, client: WebApiClient, clock: ManualClock
+    ) -> None:
+        hook = _Webhook()
+        poller = VerificationPoller(client, clock=clock, sleep=clock.sleep, interval_s=60,
+                                    deadline_s=300)
+        tracking = PrintTracking(client=client, clock=clock, poller=poller,
+                                 notifier=hook.notifier())
+        lost = _send(tracking, "lost", "job-2")
+        tracking.after_run(_pending("lost"), threading.Event())
+        assert tracking.notifier is not None and tracking.notifier.flush(5)
+        [body] = hook.bodies
+        assert (body["event"], body["job_key"], body["printer"], body["print_job_id"]) == (
+            "print_unverified", lost.job_key, "Form4-Lab", "job-2")
+        tracking.close()
