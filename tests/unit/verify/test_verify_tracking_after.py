@@ -381,3 +381,38 @@ class TestRunSummary:
         assert (body["event"], body["job_key"], body["printer"], body["print_job_id"]) == (
             "print_unverified", lost.job_key, "Form4-Lab", "job-2")
         tracking.close()
+
+
+class TestOtherOutcomes:
+    """A print error is notified with its message; builds that do not verify keep theirs."""
+
+    def test_a_print_error_is_notified_with_the_printers_message(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        hook = _Webhook()
+        tracking = _verifying(client, clock, notifier=hook.notifier())
+        failed = _send(tracking, "failed", "job-1")
+        fake_api.prints = [run_record(failed.job_name("failed"), status="ERROR",
+                                      message="Resin level too low", created=clock.now())]
+        tracking.after_run(_pending("failed"), threading.Event())
+        assert tracking.notifier is not None and tracking.notifier.flush(5)
+        assert [(b["event"], b["message"]) for b in hook.bodies] == [
+            ("print_error", "Resin level too low")]
+        tracking.close()
+
+    def test_a_sent_build_without_verify_is_left_as_it_is(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        tracking = _verifying(client, clock)
+        done = _send(tracking, "done", "job-1")
+        _send(tracking, "unverified-by-choice", "job-2")
+        fake_api.prints = [run_record(done.job_name("done"), status="FINISHED",
+                                      created=clock.now())]
+        plain = BuildOutcome(name="unverified-by-choice", index=2,
+                             status=BuildStatus.SUCCEEDED, models=("b.stl",),
+                             source_files=("b.stl",))
+        result = _pending("done")
+        result = RunResult(run_id="run-1", recipe="dental", simulated=True, dry_run=False,
+                           outcomes=(*result.outcomes, plain))
+        verified = tracking.after_run(result, threading.Event())
+        assert verified.outcomes[1] is plain

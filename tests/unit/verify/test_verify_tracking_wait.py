@@ -202,10 +202,13 @@ class TestRunWaitsForAFreePrinter:
                 fake_api.printers[2]["tank_status"]["tank"]["material"] = "FLGPGR05"
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
                                  build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
-        with pytest.raises(PrinterSelectionError):
+        with pytest.raises(PrinterSelectionError) as caught:
             _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
                                                LOCAL)
         assert wait_clock.slept == 0.0
+        # Only the printers of the list are named, with where their status came from.
+        assert "FLGPGR05 now (Web API printer status): Form4-A: " in str(caught.value)
+        assert "Form4-C" not in str(caught.value)
 
     @pytest.mark.parametrize("where", ["no bound", "no store", "no store build"])
     def test_without_a_bound_or_a_place_to_wait_the_refusal_stands(
