@@ -260,7 +260,7 @@ class TestAnswersTheStoreCannotTake:
         [logged] = [e for e in logs if e["log_level"] == "error"]
         assert (logged["event"], logged["job_key"], logged["job_id"]) == (
             "print_sent_unrecorded", tracker.job_key, "job-5")
-        assert logged["error"]
+        assert "is unverified, expected print_sending" in logged["error"]
         assert [(s.build, s.job_id, s.printer) for s in tracking.sent] == [
             ("b-1", "job-5", "Form4-Lab")]
 
@@ -270,7 +270,30 @@ class TestAnswersTheStoreCannotTake:
             tracker.refused("no room")
         [logged] = [e for e in logs if e["log_level"] == "warning"]
         assert (logged["event"], logged["job_key"]) == ("print_state_unrecorded", tracker.job_key)
-        assert logged["error"]
+        assert "is unverified, expected print_sending" in logged["error"]
+
+    def test_a_refusal_fails_the_build_with_the_servers_reason(
+        self, store: SqliteJobStore
+    ) -> None:
+        build_id = _prepared(store)
+        tracking = PrintTracking(store=store, build_ids={"b-1": build_id})
+        tracker = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
+        tracker.before_send(tracker.job_name("b-1"), "Form4-Lab")
+        tracker.refused("no room on the platform")
+        last = store.build_history(build_id)[-1]
+        assert (last.to_state, last.reason) == (
+            JobState.FAILED, "the server refused the print: no room on the platform")
+
+    def test_a_build_the_store_does_not_hold_records_nothing(
+        self, store: SqliteJobStore
+    ) -> None:
+        tracking = PrintTracking(store=store)
+        tracker = tracking.for_build(_Plan("loose"))  # type: ignore[arg-type]
+        tracker.before_send(tracker.job_name("loose"), "Form4-Lab")
+        with capture_logs() as logs:
+            tracker.refused("no room")
+            tracker.unconfirmed("timed out")
+        assert logs == []
 
     def test_an_unanswered_send_stays_sending(self, store: SqliteJobStore) -> None:
         build_id = _prepared(store)

@@ -157,6 +157,8 @@ class TestRunWaitsForAFreePrinter:
             form, 3, tracker.job_name("b-1"))
         assert build.print_target == {"names": ["Form4-A", "Form4-B"], "auto": False,
                                       "machine_type": "FORM-4-0", "material": "FLGPGR05"}
+        assert wait_store.build_history(build_id)[-1].reason == (
+            "waiting for a free printer: Form4-A or Form4-B")
 
     def test_a_bound_under_a_second_is_waited_out_exactly(
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
@@ -184,8 +186,11 @@ class TestRunWaitsForAFreePrinter:
                                  build_ids={"b-1": build_id}, wait_s=10.0, wait_interval_s=30.0)
         tracker = _tracker(tracking)
         printer = tracker.resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST), LOCAL)
-        with pytest.raises(PipelineError, match=r"cannot wait for a printer: no \.form was saved"):
+        with pytest.raises(PipelineError) as caught:
             tracker.before_send("n", printer)
+        assert str(caught.value) == (
+            f"build {tracker.job_key} cannot wait for a printer: no .form was saved before the "
+            "print step (add a save_form step before print (the saved .form is what is sent))")
         assert wait_store.get_build(build_id).state is JobState.PREPARED
 
     @pytest.mark.parametrize("why", ["another machine type", "another resin in every tank",
@@ -304,6 +309,22 @@ class TestDispatchWaits:
         assert tracker.before_send("n", "Form4-A", form_path=tmp_path / "b.form") is None
         assert wait_store.get_build(build_id).state is JobState.PRINT_SENDING
 
+    def test_a_build_without_jobs_waits_at_priority_zero(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
+        wait_store: SqliteJobStore,
+    ) -> None:
+        _printers(fake_api, busy=("Form4-A",))
+        build = wait_store.create_build(recipe="r", job_ids=[])
+        for step in (JobState.PREPARING, JobState.PREPARED):
+            wait_store.transition_build(build.id, step, "test")
+        tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
+                                 build_ids={"b-1": build.id})
+        tracker = _tracker(tracking)
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        printer = tracker.resolve_printer("auto", recipe, LOCAL)
+        assert tracker.before_send("n", printer, form_path=tmp_path / "b.form") == PRINT_WAITING
+        assert wait_store.get_build(build.id).priority == 0
+
     def test_without_a_store_nothing_waits(self) -> None:
         assert not PrintTracking(dispatch=True).others_waiting()
 
@@ -328,7 +349,10 @@ class TestApproval:
         assert printer == "Form4-A, Form4-B"  # dispatch chooses once it is approved
         assert tracker.before_send("n", printer, form_path=tmp_path / "b.form") == PRINT_WAITING
         build = wait_store.get_build(build_id)
-        assert (build.state, build.priority) == (JobState.AWAITING_APPROVAL, 2)
+        assert (build.state, build.priority, build.job_name) == (
+            JobState.AWAITING_APPROVAL, 2, "n")
+        assert wait_store.build_history(build_id)[-1].reason == (
+            "prepared; waits for an operator's approval, then for Form4-A or Form4-B")
         assert build.print_target is not None
         assert build.print_target["names"] == ["Form4-A", "Form4-B"]
         assert began == []
