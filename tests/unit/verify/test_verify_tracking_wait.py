@@ -5,17 +5,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError, PrinterSelectionError
 from preform_pipeline.executor.hooks import PRINT_WAITING
 from preform_pipeline.recipes import Recipe
+from preform_pipeline.recipes.model import SceneSpec
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_printer
+from preform_pipeline.simulator.devices import printer_status
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify import PrintTracking
 from preform_pipeline.verify.tracking import BuildTracker
@@ -371,3 +377,57 @@ class TestApproval:
         assert printer == "Form4-A"
         assert tracker.before_send("n", printer, form_path=tmp_path / "b.form") is None
         assert wait_store.get_build(build_id).state is JobState.PRINT_SENDING
+
+
+class TestChoosing:
+    """Choosing needs the scene's machine and material; a build keeps what it chose."""
+
+    @pytest.mark.parametrize("scene", [SceneSpec(None, None, None, fps_file="grey.fps"),
+                                       SceneSpec("FORM-4-0", None, 0.1)])
+    def test_a_scene_without_machine_type_or_material_cannot_choose(
+        self, web: WebApiClient, scene: SceneSpec
+    ) -> None:
+        recipe: Any = SimpleNamespace(scene=scene)
+        with pytest.raises(PipelineError) as caught:
+            _tracker(PrintTracking(client=web)).resolve_printer("Form4-A, Form4-B", recipe,
+                                                                LOCAL)
+        assert str(caught.value) == (
+            "printer: auto needs the scene's machine_type and material_code (name both in the "
+            "recipe's scene, or name a printer)")
+
+    def test_a_build_choosing_again_keeps_its_printer_and_a_sent_one_frees_it(
+        self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient
+    ) -> None:
+        _printers(fake_api, "Form4-A")
+        tracking = PrintTracking(client=web)
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        first = _tracker(tracking, "b-1")
+        assert first.resolve_printer("auto", recipe, LOCAL) == "Form4-A"
+        assert first.resolve_printer("auto", recipe, LOCAL) == "Form4-A"  # a retry
+        with pytest.raises(PrinterSelectionError):
+            _tracker(tracking, "b-2").resolve_printer("auto", recipe, LOCAL)
+        first.before_send(first.job_name("b-1"), "Form4-A")
+        first.sent("job-1", "Form4-A")
+        # Sent: the printer's own status says when it is free again (here: at once).
+        assert _tracker(tracking, "b-3").resolve_printer("auto", recipe, LOCAL) == "Form4-A"
+
+
+def _local_client(devices: list[dict[str, Any]]) -> PreFormClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/devices/"
+        return httpx.Response(200, json={"count": len(devices), "devices": devices})
+
+    return PreFormClient("http://127.0.0.1:44388", transport=httpx.MockTransport(answer),
+                         check_version_on_first_use=False)
+
+
+class TestWithoutTheWebApi:
+    """Without Web API credentials, auto reads the PreFormServer's device list."""
+
+    def test_auto_chooses_among_the_servers_devices(self, tmp_path: Path) -> None:
+        devices = [printer_status(p) for p in DEFAULT_PRINTERS]
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        with _local_client(devices) as local:
+            chosen = _tracker(PrintTracking()).resolve_printer("auto", recipe, local)
+        assert chosen == next(p.serial for p in DEFAULT_PRINTERS if p.machine_type_id == "FORM-4-0"
+                              and p.material_code == "FLGPGR05" and p.status == "IDLE")
