@@ -271,6 +271,11 @@ BROKEN: list[tuple[str, str]] = [
      sla("  - hollow: {wall_thickness_mm: 2}\n  - hollow: {wall_thickness_mm: 1}\n"
          "  - label: {text: x, font_size_mm: 4, depth_mm: 2.5, application_mode: ENGRAVE,"
          " placement: {face: back}}\n")),
+    ("a scan shell that is not hollowed does not limit engraving",
+     sla("  - label: {text: x, font_size_mm: 4, depth_mm: 3, application_mode: ENGRAVE,"
+         " placement: {face: back}}\n",
+         "import:\n  scan_to_model:\n    cutoff_height_mm: 5\n    hollow: false\n"
+         "    shell_thickness_mm: 2\n")),
     # drain holes
     ("a search distance on one hole of a fixed depth",
      sla("  - hollow\n  - add_drain_holes:\n      diameter_mm: 3\n      drain_holes:\n"
@@ -450,6 +455,12 @@ PROBLEMS: dict[str, list[str]] = {
         (
             'recipe.yaml:8:49: $.steps[2].label.depth_mm: engraving 2.5 mm deep cuts through the 1 '
             'mm wall that steps[1] hollows to'
+        ),
+    ],
+    'a scan shell that is not hollowed does not limit engraving': [
+        (
+            'recipe.yaml:11:5: $.import.scan_to_model.shell_thickness_mm: shell_thickness_mm '
+            'applies only with hollow: true'
         ),
     ],
     'a search distance on one hole of a fixed depth': [
