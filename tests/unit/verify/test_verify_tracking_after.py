@@ -337,20 +337,22 @@ class TestRunSummary:
         poller = VerificationPoller(client, clock=clock, sleep=clock.sleep, interval_s=60,
                                     deadline_s=600)
         tracking = PrintTracking(client=client, clock=clock, poller=poller)
-        done = _send(tracking, "done", "job-1")
+        done, also = _send(tracking, "done", "job-1"), _send(tracking, "also", "job-3")
         _send(tracking, "lost", "job-2")
-        fake_api.prints = [run_record(done.job_name("done"), status="FINISHED",
-                                      created=clock.now())]
+        fake_api.prints = [
+            run_record(done.job_name("done"), status="FINISHED", created=clock.now()),
+            run_record(also.job_name("also"), status="FINISHED", created=clock.now()),
+        ]
         spent_before = client.budget().as_dict()["spent"]
         with capture_logs() as logs:
-            verified = tracking.after_run(_pending("done", "lost"), threading.Event())
+            verified = tracking.after_run(_pending("done", "also", "lost"), threading.Event())
         assert {o.name: o.verify for o in verified.outcomes} == {
-            "done": "finished", "lost": "unverified"}
+            "done": "finished", "also": "finished", "lost": "unverified"}
         summary = verified.verification
         assert summary is not None
         assert {k: summary[k] for k in ("prints", "verified", "unverified", "pending",
                                         "error")} == {
-            "prints": 2, "verified": 1, "unverified": 1, "pending": 0, "error": None}
+            "prints": 3, "verified": 2, "unverified": 1, "pending": 0, "error": None}
         assert summary["polls"] == poller.polls >= 2
         assert summary["requests"] == poller.requests >= summary["polls"]
         assert summary["budget"]["spent"] - spent_before >= summary["requests"]

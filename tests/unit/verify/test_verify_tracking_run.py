@@ -131,6 +131,7 @@ class TestWithTheWebApi:
             assert tracking.locators[0] is given[0] and len(tracking.locators) == 2
             web = tracking.locators[1]
             assert isinstance(web, WebApiLocator) and web.report_delay_s == 33.0
+            assert web.client is tracking.client
             assert tracking.client.budget().as_dict()["spent"] >= 1  # credentials checked
         finally:
             tracking.close()
