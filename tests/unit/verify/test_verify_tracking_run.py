@@ -175,8 +175,9 @@ class TestWithTheWebApi:
         with capture_logs() as logs:
             tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock)
         assert tracking is not None and tracking.poller is not None
-        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
-            "web_api_unreachable_at_start"]
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"] == "web_api_unreachable_at_start"
+        assert cloud.base_url.removeprefix("http://") in warning["error"]
         tracking.close()
 
     def test_without_credentials_verify_is_skipped(self, tmp_path: Path) -> None:
