@@ -120,10 +120,21 @@ class TestWithTheWebApi:
         recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n"
                          "  - verify: {poll_interval_s: 90, timeout_s: 3600}\n")
         given = (FleetFolderLocator(tmp_path / "fleet"),)
-        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY,
-                                    env=ENV, clock=clock, locators=given)
+        verify = VerifySettings(interval_s=45.0, deadline_s=7200.0, requests_per_hour=90.0,
+                                lookup_grace_s=33.0, notifications=NotificationSettings(
+                                    webhook_url="https://hooks.example.com/x"))
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock)
+        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), verify,
+                                    env=ENV, clock=clock, locators=given, store=store,
+                                    run_id="run-9", on_waiting=print,
+                                    dispatch=DispatchSettings(run_wait_s=60.0,
+                                                              poll_interval_s=5.0))
         assert tracking is not None and tracking.client is not None
         try:
+            assert (tracking.store, tracking.clock, tracking.recipe, tracking.run_id) == (
+                store, clock, "shop", "run-9")
+            assert tracking.notifier is not None and tracking.on_waiting is print
+            assert (tracking.wait_s, tracking.wait_interval_s) == (60.0, 5.0)
             assert tracking.verifies and tracking.poller is not None
             assert tracking.poller.client is tracking.client and tracking.poller.clock is clock
             assert (tracking.poller.interval_s, tracking.poller.deadline_s) == (90.0, 3600.0)
@@ -135,6 +146,7 @@ class TestWithTheWebApi:
             assert tracking.client.budget().as_dict()["spent"] >= 1  # credentials checked
         finally:
             tracking.close()
+            store.close()
 
     def test_the_verify_settings_are_the_default_poll_and_deadline(
         self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
