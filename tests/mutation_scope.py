@@ -102,6 +102,18 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_hostile.py",
         "tests/unit/geometry/test_geometry_samples.py",
         "tests/unit/geometry/test_geometry_threemf_parts.py",
+        "tests/unit/geometry/test_geometry_threemf_details.py",
+    ),
+    # Every recipe load runs every check: the recipe files without hypothesis (which refuses
+    # mutmut's runner, above) and without the schema and template-file tests.
+    "preform_pipeline/recipes/semantic.py": (
+        "tests/unit/recipes/test_recipe_semantic.py",
+        "tests/unit/recipes/test_recipe_semantic_checks.py",
+        "tests/unit/recipes/test_recipe_print_setting.py",
+        "tests/unit/recipes/test_recipe_validate.py",
+        "tests/unit/recipes/test_recipe_approval.py",
+        "tests/unit/recipes/test_recipe_loader.py",
+        "tests/unit/recipes/test_recipe_settings_check.py",
     ),
 }
 

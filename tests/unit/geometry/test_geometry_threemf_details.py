@@ -1,0 +1,232 @@
+"""Odd and hostile 3MF packages: what is read from them, and what the user is told."""
+
+from __future__ import annotations
+
+import io
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import test_geometry_readers as readers
+from test_geometry_threemf_parts import _zip
+
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import read_mesh_bytes
+from preform_pipeline.geometry.threemf import threemf_completeness
+
+DAMAGED = "the 3MF package is damaged or incomplete; export it again"
+PART = "3D/3dmodel.model"
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+
+
+def _object(vertices: str, triangles: str, object_id: str = "1") -> str:
+    return (f'<object id="{object_id}" type="model"><mesh><vertices>{vertices}</vertices>'
+            f"<triangles>{triangles}</triangles></mesh></object>")
+
+
+def _vertices(*points: tuple[float, float, float]) -> str:
+    return "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>' for x, y, z in points)
+
+
+def _model(resources: str, build: str = '<item objectid="1"/>', unit: str = "") -> str:
+    unit_attribute = f' unit="{unit}"' if unit else ""
+    return (f'<model{unit_attribute} xmlns="{CORE}"><resources>{resources}</resources>'
+            f"<build>{build}</build></model>")
+
+
+TETRA = _vertices((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1))
+TETRA_FACES = ('<triangle v1="0" v2="2" v3="1"/><triangle v1="0" v2="1" v3="3"/>'
+               '<triangle v1="0" v2="3" v3="2"/><triangle v1="1" v2="2" v3="3"/>')
+
+
+def _refusal(model: str) -> ModelFileError:
+    with pytest.raises(ModelFileError) as caught:
+        read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+    assert caught.value.path == Path("m.3mf") and caught.value.hint == DAMAGED
+    assert caught.value.__suppress_context__ or caught.value.__context__ is None
+    return caught.value
+
+
+class TestBadTriangles:
+    """A triangle with a missing, non-integer or out-of-range index is named."""
+
+    @pytest.mark.parametrize("triangle", [
+        '<triangle v1="0" v2="1"/>',
+        '<triangle v1="0" v2="1" v3="two"/>',
+        '<triangle v1="0" v2="1" v3="2.5"/>',
+        '<triangle v1="0" v2="1" v3="99999999999999999999999"/>',
+    ])
+    def test_a_missing_or_non_integer_index_is_refused(self, triangle: str) -> None:
+        refusal = _refusal(_model(_object(TETRA, TETRA_FACES + triangle)))
+        assert refusal.reason == (
+            f"{PART}: object 1: a triangle has a missing or non-integer index")
+        assert str(refusal) == f"m.3mf: {refusal.reason} ({DAMAGED})"
+
+    def test_the_out_of_range_index_is_named_not_the_first_of_its_row(self) -> None:
+        five = TETRA + _vertices((1, 1, 1))
+        refusal = _refusal(_model(_object(five, '<triangle v1="4" v2="0" v3="9"/>')))
+        assert refusal.reason == (
+            f"{PART}: object 1: triangle 1 uses vertex index 9, but the object has 5 vertices")
+
+
+class TestCompleteness:
+    """A package is complete when its directory is intact and it holds a model part."""
+
+    def test_damaged_relationships_still_find_the_usual_model_part(self, tmp_path: Path) -> None:
+        path = tmp_path / "m.3mf"
+        path.write_bytes(_zip({"_rels/.rels": "<Relationships", PART: readers.TestThreeMf._model(
+            '<item objectid="1"/>')}))
+        assert threemf_completeness(path) is True
+        assert threemf_completeness(str(path)) is True
+
+    def test_a_package_cut_short_is_not_complete(self, tmp_path: Path) -> None:
+        data = _zip({PART: readers.TestThreeMf._model('<item objectid="1"/>')})
+        path = tmp_path / "m.3mf"
+        path.write_bytes(data[: len(data) - 10])
+        assert threemf_completeness(path) is False
+
+
+class TestReferences:
+    """An item or component without an object id refers to no object, and says so."""
+
+    def test_a_build_item_without_an_object_id(self) -> None:
+        refusal = _refusal(_model(_object(TETRA, TETRA_FACES), build="<item/>"))
+        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+
+    def test_a_component_without_an_object_id(self) -> None:
+        parts = _object(TETRA, TETRA_FACES) + (
+            '<object id="2"><components><component/></components></object>')
+        refusal = _refusal(_model(parts, build='<item objectid="2"/>'))
+        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+
+
+class TestOutsideTheObjects:
+    """Only elements inside an object are its geometry; the build holds items only."""
+
+    def test_geometry_elements_in_the_build_are_not_added_to_the_last_object(self) -> None:
+        stray = ('<vertex x="50" y="50" z="50"/><triangle v1="0" v2="1" v3="2"/>'
+                 '<component objectid="1" transform="1 0 0 0 1 0 0 0 1 9 9 9"/>')
+        model = _model(_object(TETRA, TETRA_FACES), build='<item objectid="1"/>' + stray)
+        mesh = read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+        assert mesh.triangle_count == 4
+        assert [b.tolist() for b in mesh.bounds] == [[0, 0, 0], [1, 1, 1]]
+
+
+class TestMalformedXml:
+    """Malformed XML in the model part is refused naming the part, line and column."""
+
+    def test_a_model_part_cut_short(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES))
+        refusal = _refusal(model[:60])
+        assert refusal.reason.startswith(f"{PART}: XML is malformed (")
+        assert "at line 1, column" in refusal.reason
+
+
+def _package(parts: dict[str, str], *, compress: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+INCH = _model(_object(TETRA, TETRA_FACES), unit="inch")
+MM = _model(_object(TETRA, TETRA_FACES))
+
+
+class TestWhichPartIsRead:
+    """The usual part name wins over other parts; a relationship's target is taken as it is."""
+
+    def test_the_usual_name_wins_over_a_part_that_sorts_first(self) -> None:
+        data = _zip({"3D/0-extra.model": MM, PART: INCH})
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+    def test_a_target_in_a_folder_whose_name_starts_with_x(self) -> None:
+        rels = ('<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+                'relationships"><Relationship Target="/X/main.model" Id="r" Type="http://'
+                'schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/></Relationships>')
+        data = _zip({"_rels/.rels": rels, "X/main.model": INCH, PART: MM})
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+    def test_relationships_that_would_inflate_like_a_bomb_fall_back_to_the_usual_name(
+        self,
+    ) -> None:
+        bomb = "<Relationships>" + " " * 8_000_000 + "</Relationships>"
+        data = _package({"_rels/.rels": bomb, PART: INCH}, compress=True)
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+
+
+class TestNotAPackage:
+    """Bytes that are not a ZIP archive are refused as not a 3MF package."""
+
+    def test_text_named_3mf(self) -> None:
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(b"hello, this is text", ".3mf", name="m")
+        assert caught.value.reason == "this is not a 3MF package (a 3MF file is a ZIP archive)"
+
+    def test_a_package_without_any_mesh(self) -> None:
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(_zip({PART: _model("", build="")}), ".3mf", name="m")
+        assert caught.value.reason == "the file contains no triangles"
+
+
+def _chain(length: int, *, items: bool = True) -> str:
+    """Objects 0..length: each of the first ``length`` holds a component of the next; the
+    last is a mesh. The build has one item of object 0 (or none)."""
+    parts = "".join(
+        f'<object id="{n}"><components><component objectid="{n + 1}"/></components></object>'
+        for n in range(length))
+    return _model(parts + _object(TETRA, TETRA_FACES, object_id=str(length)),
+                  build='<item objectid="0"/>' if items else "")
+
+
+class TestNesting:
+    """Components may nest 32 levels below a build item; deeper is taken for a cycle."""
+
+    def test_32_levels_are_read(self) -> None:
+        mesh = read_mesh_bytes(_zip({PART: _chain(32)}), ".3mf", name="m")
+        assert mesh.triangle_count == 4
+
+    def test_33_levels_are_a_cycle(self) -> None:
+        assert _refusal(_chain(33)).reason == f"{PART}: component references form a cycle"
+
+    def test_without_build_items_a_mesh_object_is_read_with_its_32_levels(self) -> None:
+        shell = _object(TETRA, TETRA_FACES, object_id="top").replace(
+            "</mesh></object>", '</mesh><components><component objectid="0"/></components>'
+            "</object>")
+        chain = _chain(31, items=False).replace("<resources>", f"<resources>{shell}")
+        mesh = read_mesh_bytes(_zip({PART: chain}), ".3mf", name="m")
+        # "top" with its 32 levels down to the last mesh, and that mesh object on its own.
+        assert mesh.triangle_count == 12
+
+    def test_a_component_transform_that_is_not_twelve_numbers_is_named(self) -> None:
+        model = _chain(1).replace('<component objectid="1"/>',
+                                  '<component objectid="1" transform="1 2 3"/>')
+        assert _refusal(model).reason == "transform '1 2 3' is not 12 numbers"
+
+
+def _not_finite(model: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning would be an error here
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+    return caught.value.reason
+
+
+class TestHugeCoordinates:
+    """Coordinates that overflow are refused as not finite, without a numpy warning."""
+
+    def test_an_overflowing_transform(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES),
+                       build='<item objectid="1" transform="1e300 0 0 0 1e300 0 0 0 1e300 '
+                             '0 0 0"/>').replace('x="1"', 'x="1e300"')
+        assert _not_finite(model) == (
+            "triangle 1 of 4 has a NaN or infinite coordinate (4 such triangles)")
+
+    def test_an_overflowing_unit(self) -> None:
+        model = _model(_object(TETRA, TETRA_FACES), unit="meter").replace(
+            'x="1"', 'x="1e306"')
+        assert _not_finite(model) == (
+            "triangle 1 of 4 has a NaN or infinite coordinate (3 such triangles)")

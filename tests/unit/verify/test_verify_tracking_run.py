@@ -1,0 +1,234 @@
+"""The tracking a ``run`` gets from its recipe and settings, and the lines its summary prints."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud import Credentials
+from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.printing.locators import FleetFolderLocator
+from preform_pipeline.printing.web import WebApiLocator
+from preform_pipeline.recipes import Recipe
+from preform_pipeline.settings import CloudSettings, VerifySettings
+from preform_pipeline.settings.dispatch import DispatchSettings
+from preform_pipeline.settings.verify import NotificationSettings
+from preform_pipeline.simulator.cloud.server import DashboardServer
+from preform_pipeline.simulator.cloud.testing import dashboard_server
+from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.verify.tracking import (
+    tracking_for_run,
+    verification_failed,
+    verification_lines,
+    web_locators,
+)
+from tests.unit.recipes.recipe_cases import SLA_RECIPE, validate_text
+
+CREDENTIALS = Credentials("tracking-client", "tracking-secret")
+ENV = {"PREFORM_PIPELINE_CLIENT_ID": CREDENTIALS.client_id,
+       "PREFORM_PIPELINE_CLIENT_SECRET": CREDENTIALS.client_secret}
+VERIFY = VerifySettings(interval_s=45.0, deadline_s=7200.0, requests_per_hour=90.0,
+                        lookup_grace_s=33.0)
+
+
+def _recipe(tmp_path: Path, steps: str) -> Recipe:
+    report = validate_text(tmp_path, "name: shop\n" + SLA_RECIPE + steps)
+    assert report.recipe is not None, [str(p) for p in report.problems]
+    return report.recipe
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, clock: ManualClock) -> Iterator[DashboardServer]:
+    with dashboard_server(tmp_path / "fleet", clock=clock, credentials=CREDENTIALS,
+                          poll_interval=0.005) as server:
+        yield server
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class TestWhenARunNeedsTracking:
+    """A run without a print step, or a dry run, needs none."""
+
+    def test_a_recipe_without_a_print_step(self, tmp_path: Path) -> None:
+        assert tracking_for_run(_recipe(tmp_path, "  - save_form\n"), CloudSettings(),
+                                VERIFY, env={}) is None
+
+    def test_a_dry_run(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n")
+        assert tracking_for_run(recipe, CloudSettings(), VERIFY, env={}, dry_run=True) is None
+
+
+class TestKeysOnly:
+    """A print to a named printer without verify gets job keys and no Web API work."""
+
+    def test_nothing_is_asked_of_the_web_api(self, tmp_path: Path, clock: ManualClock) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n")
+        locators = (FleetFolderLocator(tmp_path / "fleet"),)
+        messages: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as store:
+            tracking = tracking_for_run(
+                recipe, CloudSettings(base_url=_closed_port_url()), VERIFY, run_id="run-7",
+                env=ENV, clock=clock, store=store, locators=locators,
+                dispatch=DispatchSettings(run_wait_s=120.0, poll_interval_s=7.0),
+                on_waiting=messages.append,
+            )
+            assert tracking is not None
+            assert (tracking.client, tracking.poller, tracking.notifier) == (None, None, None)
+            assert (tracking.store, tracking.locators, tracking.clock) == (store, locators, clock)
+            assert (tracking.recipe, tracking.run_id) == ("shop", "run-7")
+            assert (tracking.wait_s, tracking.wait_interval_s) == (120.0, 7.0)
+            assert tracking.on_waiting == messages.append
+            assert not tracking.verifies
+
+    def test_without_dispatch_settings_a_build_does_not_wait(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n")
+        tracking = tracking_for_run(recipe, CloudSettings(), VERIFY, env={})
+        assert tracking is not None
+        assert tracking.wait_s == 0.0 and tracking.on_waiting is None
+
+    def test_notifications_are_sent_where_configured(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n")
+        verify = VerifySettings(notifications=NotificationSettings(
+            webhook_url="https://hooks.example.com/x"))
+        tracking = tracking_for_run(recipe, CloudSettings(), verify, env={})
+        assert tracking is not None and tracking.notifier is not None
+        tracking.close()
+
+
+class TestWithTheWebApi:
+    """verify or printer: auto use the Web API when credentials are configured."""
+
+    def test_verify_gets_a_checked_client_a_poller_and_a_locator(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n"
+                         "  - verify: {poll_interval_s: 90, timeout_s: 3600}\n")
+        given = (FleetFolderLocator(tmp_path / "fleet"),)
+        verify = VerifySettings(interval_s=45.0, deadline_s=7200.0, requests_per_hour=90.0,
+                                lookup_grace_s=33.0, notifications=NotificationSettings(
+                                    webhook_url="https://hooks.example.com/x"))
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock)
+        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), verify,
+                                    env=ENV, clock=clock, locators=given, store=store,
+                                    run_id="run-9", on_waiting=print,
+                                    dispatch=DispatchSettings(run_wait_s=60.0,
+                                                              poll_interval_s=5.0))
+        assert tracking is not None and tracking.client is not None
+        try:
+            assert (tracking.store, tracking.clock, tracking.recipe, tracking.run_id) == (
+                store, clock, "shop", "run-9")
+            assert tracking.notifier is not None and tracking.on_waiting is print
+            assert (tracking.wait_s, tracking.wait_interval_s) == (60.0, 5.0)
+            assert tracking.verifies and tracking.poller is not None
+            assert tracking.poller.client is tracking.client and tracking.poller.clock is clock
+            assert (tracking.poller.interval_s, tracking.poller.deadline_s) == (90.0, 3600.0)
+            assert tracking.poller.requests_per_hour == 90.0
+            assert tracking.locators[0] is given[0] and len(tracking.locators) == 2
+            web = tracking.locators[1]
+            assert isinstance(web, WebApiLocator) and web.report_delay_s == 33.0
+            assert web.client is tracking.client
+            assert tracking.client.budget().as_dict()["spent"] >= 1  # credentials checked
+        finally:
+            tracking.close()
+            store.close()
+
+    def test_the_verify_settings_are_the_default_poll_and_deadline(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n  - verify\n")
+        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY,
+                                    env=ENV, clock=clock)
+        assert tracking is not None and tracking.poller is not None
+        assert (tracking.poller.interval_s, tracking.poller.deadline_s) == (45.0, 7200.0)
+        tracking.close()
+
+    def test_printer_auto_gets_a_client_but_no_poller(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY,
+                                    env=ENV, clock=clock)
+        assert tracking is not None
+        assert tracking.client is not None and tracking.poller is None
+        assert len(tracking.locators) == 1
+        tracking.close()
+
+    def test_refused_credentials_fail_the_run_before_anything_is_sent(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n  - verify\n")
+        wrong = {**ENV, "PREFORM_PIPELINE_CLIENT_SECRET": "not-the-secret"}
+        with pytest.raises(CloudAuthError) as caught:
+            tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY, env=wrong,
+                             clock=clock)
+        assert "nothing was sent to a printer" in (caught.value.hint or "")
+
+    def test_an_unreachable_web_api_is_logged_and_the_run_goes_on(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n  - verify\n")
+        cloud = CloudSettings(base_url=_closed_port_url())
+        with capture_logs() as logs:
+            tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock)
+        assert tracking is not None and tracking.poller is not None
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"] == "web_api_unreachable_at_start"
+        assert cloud.base_url.removeprefix("http://") in warning["error"]
+        tracking.close()
+
+    def test_without_credentials_verify_is_skipped(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: Form4-Lab}\n  - verify\n")
+        tracking = tracking_for_run(recipe, CloudSettings(), VERIFY, env={})
+        assert tracking is not None
+        assert (tracking.client, tracking.poller, tracking.locators) == (None, None, ())
+
+
+class TestWebLocators:
+    """The Web API is a place to look for interrupted sends only with a client."""
+
+    def test_none_without_a_client(self) -> None:
+        assert web_locators(None, VERIFY) == ()
+
+
+def _outcome(name: str, verify: str | None, message: str | None = None) -> BuildOutcome:
+    return BuildOutcome(name=name, index=1, status=BuildStatus.SUCCEEDED, models=("a.stl",),
+                        source_files=("a.stl",), verify=verify, verify_message=message)
+
+
+def _result(*outcomes: BuildOutcome) -> RunResult:
+    return RunResult(run_id="r", recipe="shop", simulated=True, dry_run=False,
+                     outcomes=outcomes)
+
+
+class TestSummaryLines:
+    """One line per verified build; the run fails when a verified print did not finish."""
+
+    def test_a_line_per_verified_build_with_its_message(self) -> None:
+        result = _result(_outcome("b-1", "finished"), _outcome("b-2", None),
+                         _outcome("b-3", "print_error", "Resin level too low"))
+        assert verification_lines(result) == [
+            "verify b-1: finished", "verify b-3: print_error: Resin level too low"]
+
+    @pytest.mark.parametrize(("verify", "failed"), [
+        ("finished", False), ("pending", False), (None, False), ("skipped", False),
+        ("aborted", True), ("print_error", True), ("unverified", True),
+    ])
+    def test_which_ends_fail_the_run(self, verify: str | None, failed: bool) -> None:
+        assert verification_failed(_result(_outcome("ok", "finished"),
+                                           _outcome("b", verify))) is failed
