@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreConflictError, StoreError
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore, new_key
-from tests.unit.store.conftest import build_in_state
+from preform_pipeline.store.sqlcore import SqlStoreCore
+from tests.unit.store.conftest import build_in_state, job_in_state
 
 S = JobState
 
@@ -241,3 +242,64 @@ class TestCancelledMemberOfAPreparedBuild:
             {"event": "build_transition", "log_level": "info", "build_id": build.id,
              "from_state": "prepared", "to_state": "processing", "reason": reason}
         ]
+
+
+class TestKeysAlreadyTaken:
+    """A drawn key that is taken is drawn again; a run of taken keys is a clear error."""
+
+    def test_a_taken_key_is_drawn_again(
+        self, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = store.create_job(recipe="r", source_path="/a.stl")
+        fresh = new_key()
+        drawn = iter([first.job_key, fresh])
+        monkeypatch.setattr("preform_pipeline.store.sqlcore.new_key", lambda: next(drawn))
+        second = store.create_job(recipe="r", source_path="/b.stl")
+        assert second.job_key == fresh
+        assert [j.job_key for j in store.list_jobs()] == [first.job_key, fresh]
+
+    def test_only_taken_keys_give_up_with_a_store_error(
+        self, store: JobStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first = store.create_job(recipe="r", source_path="/a.stl")
+        monkeypatch.setattr("preform_pipeline.store.sqlcore.new_key", lambda: first.job_key)
+        with pytest.raises(StoreError, match="could not draw an unused job key"):
+            store.create_job(recipe="r", source_path="/b.stl")
+        assert store.list_jobs() == (first,)
+
+
+class TestHowAStoreShowsItself:
+    """A store's repr names where it is and whether it is open (in logs and debuggers)."""
+
+    def test_the_repr_says_open_then_closed(self, store: JobStore) -> None:
+        name = type(store).__name__
+        assert isinstance(store, SqlStoreCore)
+        where = store.location
+        assert repr(store) == f"{name}({where!r}, open)"
+        store.close()
+        assert repr(store) == f"{name}({where!r}, closed)"
+
+
+class TestWhatAJobMoveKeeps:
+    """A job's move counts preparations and keeps its print unless it starts over."""
+
+    def test_only_a_move_to_preparing_counts_an_attempt(self, store: JobStore) -> None:
+        job = job_in_state(store, S.PROCESSING)
+        counts = [job.attempts]
+        for step in (S.PREPARING, S.PREPARED, S.PROCESSING, S.PREPARING, S.FAILED):
+            counts.append(store.transition(job.id, step, f"to {step}").attempts)
+        assert counts == [0, 1, 1, 1, 2, 2]
+        assert store.get_job(job.id).attempts == 2
+
+    def test_settling_an_unverified_print_keeps_its_print(self, store: JobStore) -> None:
+        job = job_in_state(store, S.UNVERIFIED)
+        store.update_job(job.id, print_job_id="print-7", printer="Form4-A")
+        settled = store.transition(job.id, S.FINISHED, "found in the prints feed")
+        assert (settled.print_job_id, settled.printer) == ("print-7", "Form4-A")
+        assert store.get_job(job.id) == settled
+
+    def test_a_retry_starts_over_without_the_old_print(self, store: JobStore) -> None:
+        job = job_in_state(store, S.UNVERIFIED)
+        store.update_job(job.id, print_job_id="print-7", printer="Form4-A")
+        retried = store.transition(job.id, S.QUEUED, "retry")
+        assert (retried.print_job_id, retried.printer, retried.verified_at) == (None, None, None)
