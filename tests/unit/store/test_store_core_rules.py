@@ -35,6 +35,7 @@ def tables_away(store: JobStore) -> Iterator[None]:
 
         from tests.pg_cluster import PG_PASSWORD
 
+        assert isinstance(store, SqlStoreCore)
         other = psycopg.connect(store.location, password=PG_PASSWORD, autocommit=True)
         close = other.close
 
