@@ -162,9 +162,14 @@ class TestRefusedFiles:
         path = tmp_path / "other.db"
         with closing(sqlite3.connect(path)) as conn:
             conn.execute("CREATE TABLE invoices (id INTEGER)")
+            conn.execute("CREATE TABLE customers (id INTEGER)")
             conn.commit()
-        with pytest.raises(StoreError, match=r"not a preform-pipeline job store .*invoices"):
+        with pytest.raises(StoreError) as caught:
             SqliteJobStore(path)
+        assert str(caught.value).startswith(
+            f"{path}: not a preform-pipeline job store (it has tables customers, invoices but "
+            "no schema version)")
+        assert caught.value.hint == "point --store / PREFORM_PIPELINE_STORE_PATH at another file"
 
     def test_a_missing_store_is_not_created_when_asked_not_to(self, tmp_path: Path) -> None:
         path = tmp_path / "absent.sqlite3"
