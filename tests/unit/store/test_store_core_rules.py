@@ -170,6 +170,11 @@ def _calls(store: JobStore, job_id: int, build_id: int) -> list[tuple[str, Calla
         ("listing jobs", lambda: store.list_jobs()),
         (f"reading the history of job {job_id}", lambda: store.history(job_id)),
         (f"updating job {job_id}", lambda: store.update_job(job_id, priority=2)),
+        (f"moving job {job_id} to queued", lambda: store.transition(job_id, S.QUEUED, "go")),
+        ("creating a job", lambda: store.create_job(recipe="r", source_path="/c.stl")),
+        ("creating a build", lambda: store.create_build(recipe="r")),
+        (f"moving build {build_id} to preparing",
+         lambda: store.transition_build(build_id, S.PREPARING, "go")),
         ("claiming a job", lambda: store.claim_job(recipe="r", source_path="/b.stl",
                                                    content_hash="sha256:bb", taken=())),
         (f"reading build {build_id}", lambda: store.get_build(build_id)),
@@ -207,7 +212,7 @@ class TestReadersBesideAWriter:
             writer.execute("BEGIN IMMEDIATE")
             try:
                 for action, call in _calls(store, job.id, build.id):
-                    if not action.startswith(("updating", "claiming")):
+                    if action.startswith(("reading", "looking", "listing")):
                         call()
                 with pytest.raises(StoreError, match="stayed locked"):
                     store.update_job(job.id, priority=2)
