@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreConflictError, StoreError
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore, new_key
+from preform_pipeline.store import Build, JobState, JobStore, SqliteJobStore, new_key
 from preform_pipeline.store.sqlcore import SqlStoreCore
 from tests.unit.store.conftest import build_in_state, job_in_state
 
@@ -297,11 +297,15 @@ class TestWhatAJobMoveKeeps:
         assert counts == [0, 1, 1, 1, 2, 2]
         assert store.get_job(job.id).attempts == 2
 
-    def test_settling_an_unverified_print_keeps_its_print(self, store: JobStore) -> None:
+    def test_settling_an_unverified_print_keeps_its_print(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
         job = job_in_state(store, S.UNVERIFIED)
         store.update_job(job.id, print_job_id="print-7", printer="Form4-A")
+        clock.advance(30)
         settled = store.transition(job.id, S.FINISHED, "found in the prints feed")
         assert (settled.print_job_id, settled.printer) == ("print-7", "Form4-A")
+        assert settled.verified_at == clock.now()
         assert store.get_job(job.id) == settled
 
     def test_a_retry_starts_over_without_the_old_print(self, store: JobStore) -> None:
@@ -309,3 +313,33 @@ class TestWhatAJobMoveKeeps:
         store.update_job(job.id, print_job_id="print-7", printer="Form4-A")
         retried = store.transition(job.id, S.QUEUED, "retry")
         assert (retried.print_job_id, retried.printer, retried.verified_at) == (None, None, None)
+
+    def test_a_move_is_logged_with_the_job_and_both_states(self, store: JobStore) -> None:
+        job = store.create_job(recipe="r", source_path="/a.stl")
+        with capture_logs() as logs:
+            store.transition(job.id, S.QUEUED, "seen twice")
+        assert [e for e in logs if e["event"] == "job_transition"] == [
+            {"event": "job_transition", "log_level": "info", "job_id": job.id,
+             "job_key": job.job_key, "from_state": "discovered", "to_state": "queued",
+             "reason": "seen twice"}
+        ]
+
+
+def _ids(builds: tuple[Build, ...]) -> list[int]:
+    return [b.id for b in builds]
+
+
+class TestListingBuilds:
+    """Builds are listed by state, recipe, change time and the most recent N."""
+
+    def test_each_filter_narrows_the_list(self, store: JobStore, clock: ManualClock) -> None:
+        old = build_in_state(store, S.PREPARED, jobs=1, recipe="dental")
+        clock.advance(3600)
+        since = clock.now()
+        new = build_in_state(store, S.PREPARED, jobs=1, recipe="dental")
+        other = build_in_state(store, S.PROCESSING, jobs=1, recipe="models")
+        assert _ids(store.list_builds()) == [old.id, new.id, other.id]
+        assert _ids(store.list_builds(state=S.PREPARED)) == [old.id, new.id]
+        assert _ids(store.list_builds(recipe="models")) == [other.id]
+        assert _ids(store.list_builds(since=since)) == [new.id, other.id]
+        assert _ids(store.list_builds(limit=2)) == [new.id, other.id]
