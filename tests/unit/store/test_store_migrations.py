@@ -121,7 +121,7 @@ class TestMigrations:
 
         broken = (*sqlite_store.MIGRATIONS[:1], Migration(2, "broken", half))
         monkeypatch.setattr(sqlite_store, "MIGRATIONS", broken)
-        with pytest.raises(StoreError, match="migrating to schema version 2"):
+        with pytest.raises(StoreError, match="migrating to schema version 2: no such table: no_such"):
             SqliteJobStore(v1_store)
         assert _user_version(v1_store) == 1
         assert "verified_at" not in _columns(v1_store, "jobs")
