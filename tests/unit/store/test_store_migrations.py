@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
@@ -107,6 +108,15 @@ class TestMigrations:
         assert "send_holder" in _columns(v1_store, "builds")
         assert {"print_target", "waiting_since", "priority"} <= _columns(v1_store, "builds")
 
+    def test_each_step_of_a_migration_is_logged(self, v1_store: Path) -> None:
+        with capture_logs() as logs:
+            SqliteJobStore(v1_store).close()
+        assert [e for e in logs if e["event"] == "store_migrated"] == [
+            {"event": "store_migrated", "log_level": "info", "path": str(v1_store),
+             "version": m.version, "description": m.description}
+            for m in sqlite_store.MIGRATIONS[1:]
+        ]
+
     def test_opening_an_up_to_date_store_again_changes_nothing(self, v1_store: Path) -> None:
         SqliteJobStore(v1_store).close()
         SqliteJobStore(v1_store).close()
@@ -121,7 +131,7 @@ class TestMigrations:
 
         broken = (*sqlite_store.MIGRATIONS[:1], Migration(2, "broken", half))
         monkeypatch.setattr(sqlite_store, "MIGRATIONS", broken)
-        with pytest.raises(StoreError, match="migrating to schema version 2: no such table: no_such"):
+        with pytest.raises(StoreError, match="version 2: no such table: no_such_table"):
             SqliteJobStore(v1_store)
         assert _user_version(v1_store) == 1
         assert "verified_at" not in _columns(v1_store, "jobs")
