@@ -100,6 +100,14 @@ class TestClaimingContent:
         assert [(job is not None, taken) for job, taken in claims] == [(True, None)] * 4
         assert len(store.list_jobs(state=S.PROCESSING)) == 4
 
+    def test_a_claim_without_a_reason_is_recorded_as_claimed_at_priority_0(
+        self, store: JobStore
+    ) -> None:
+        job, _ = store.claim_job(recipe="dental", source_path="/a.stl", content_hash="sha256:aa",
+                                 taken=())
+        assert job is not None and job.priority == 0 and job.case_id is None
+        assert [t.reason for t in store.history(job.id)] == ["claimed"]
+
     def test_a_claim_is_logged_with_the_new_job(self, store: JobStore) -> None:
         with capture_logs() as logs:
             job, _ = store.claim_job(recipe="dental", source_path="/hot/a.stl",
@@ -165,6 +173,7 @@ def _calls(store: JobStore, job_id: int, build_id: int) -> list[tuple[str, Calla
     return [
         (f"reading job {job_id}", lambda: store.get_job(job_id)),
         ("looking up a job key", lambda: store.find_by_key(new_key())),
+        ("looking up a job key", lambda: store.find_build_by_key(new_key())),
         ("looking up a content hash", lambda: store.find_by_hash("sha256:aa")),
         ("looking up a path", lambda: store.find_by_path("/a.stl")),
         ("listing jobs", lambda: store.list_jobs()),

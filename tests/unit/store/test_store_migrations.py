@@ -149,7 +149,9 @@ class TestRefusedFiles:
             SqliteJobStore(path)
         text = str(caught.value)
         assert str(path) in text and "schema version 99" in text
-        assert "upgrade preform-pipeline" in text
+        assert caught.value.hint == (
+            "upgrade preform-pipeline (a newer version wrote this store), or point --store / "
+            "PREFORM_PIPELINE_STORE_PATH at another file")
 
     @pytest.mark.parametrize(
         "content",
