@@ -352,3 +352,30 @@ class TestListingBuilds:
         assert _ids(store.list_builds(recipe="models")) == [other.id]
         assert _ids(store.list_builds(since=since)) == [new.id, other.id]
         assert _ids(store.list_builds(limit=2)) == [new.id, other.id]
+
+
+class TestCreatingBuilds:
+    """Only processing jobs without a build are batched; a refusal says which job and why."""
+
+    def test_a_job_not_processing_or_already_batched_is_named(self, store: JobStore) -> None:
+        queued = job_in_state(store, S.QUEUED)
+        built = build_in_state(store, S.PROCESSING, jobs=1)
+        (member,) = built.job_ids
+        hint = "re-read the jobs; another process may have moved them"
+        for job_id, where in ((queued.id, "queued"), (member, f"processing in build {built.id}")):
+            with pytest.raises(StoreError) as caught:
+                store.create_build(recipe="dental", job_ids=[job_id])
+            assert str(caught.value) == (
+                f"job {job_id} is {where}: only processing jobs without a build can be batched "
+                f"({hint})")
+            assert caught.value.hint == hint
+        assert _ids(store.list_builds()) == [built.id]
+
+    def test_a_new_build_is_logged_with_its_jobs(self, store: JobStore) -> None:
+        jobs = [job_in_state(store, S.PROCESSING).id for _ in range(2)]
+        with capture_logs() as logs:
+            build = store.create_build(recipe="dental", job_ids=jobs)
+        assert [e for e in logs if e["event"] == "build_created"] == [
+            {"event": "build_created", "log_level": "info", "build_id": build.id,
+             "job_key": build.job_key, "recipe": "dental", "jobs": jobs}
+        ]
