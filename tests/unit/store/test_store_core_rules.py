@@ -14,8 +14,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import StoreConflictError, StoreError
-from preform_pipeline.store import Build, JobState, JobStore, SqliteJobStore, new_key
+from preform_pipeline.errors import InvalidTransitionError, StoreConflictError, StoreError
+from preform_pipeline.store import (
+    BUILD_ALLOWED_TRANSITIONS,
+    Build,
+    JobState,
+    JobStore,
+    SqliteJobStore,
+    new_key,
+)
 from preform_pipeline.store.sqlcore import SqlStoreCore
 from tests.unit.store.conftest import build_in_state, job_in_state
 
@@ -147,6 +154,8 @@ class TestUnknownAndUnstorable:
             (lambda: store.transition(job.id, S.QUEUED, "go", colour="red"),
              f"job {job.id} has no settable"),
             (lambda: store.update_build(build.id, colour="red"),
+             f"build {build.id} has no settable"),
+            (lambda: store.transition_build(build.id, S.PREPARING, "go", colour="red"),
              f"build {build.id} has no settable"),
         ]
         for call, message in calls:
@@ -379,3 +388,15 @@ class TestCreatingBuilds:
             {"event": "build_created", "log_level": "info", "build_id": build.id,
              "job_key": build.job_key, "recipe": "dental", "jobs": jobs}
         ]
+
+    def test_a_refused_build_move_says_where_it_may_go(self, store: JobStore) -> None:
+        build = build_in_state(store, S.PREPARED, jobs=1)
+        with pytest.raises(InvalidTransitionError) as caught:
+            store.transition_build(build.id, S.FINISHED, "too soon")
+        assert (caught.value.what, caught.value.from_state, caught.value.to_state) == (
+            f"build {build.id}", "prepared", "finished")
+        targets = sorted(s.value for s in BUILD_ALLOWED_TRANSITIONS[S.PREPARED])
+        assert caught.value.hint == f"from prepared it may go to: {', '.join(targets)}"
+        with pytest.raises(StoreConflictError, match=f"^build {build.id} is prepared, expected "):
+            store.transition_build(build.id, S.PREPARING, "again", expect=S.PROCESSING)
+        assert store.get_build(build.id).state is S.PREPARED
