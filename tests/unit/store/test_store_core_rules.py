@@ -400,3 +400,19 @@ class TestCreatingBuilds:
         with pytest.raises(StoreConflictError, match=f"^build {build.id} is prepared, expected "):
             store.transition_build(build.id, S.PREPARING, "again", expect=S.PROCESSING)
         assert store.get_build(build.id).state is S.PREPARED
+
+
+class TestUnknownIds:
+    """An id nobody has is a store error that names the store file and the id."""
+
+    def test_the_file_and_the_missing_id_are_named(
+        self, store_path: Path, clock: ManualClock
+    ) -> None:
+        with SqliteJobStore(store_path, clock=clock) as store:
+            with pytest.raises(StoreError) as job:
+                store.get_job(999)
+            with pytest.raises(StoreError) as build:
+                store.get_build(998)
+        assert str(job.value).startswith(f"{store_path}: no job 999")
+        assert job.value.hint == "`preform-pipeline jobs` lists the jobs"
+        assert str(build.value) == f"{store_path}: no build 998"
