@@ -416,3 +416,21 @@ class TestUnknownIds:
         assert str(job.value).startswith(f"{store_path}: no job 999")
         assert job.value.hint == "`preform-pipeline jobs` lists the jobs"
         assert str(build.value) == f"{store_path}: no build 998"
+
+
+class TestABuildMove:
+    """A build's move is recorded on each member and logged once."""
+
+    def test_each_member_records_the_move_and_the_build_logs_it(self, store: JobStore) -> None:
+        build = build_in_state(store, S.PREPARED, jobs=2)
+        with capture_logs() as logs:
+            store.transition_build(build.id, S.PRINT_SENDING, "sending")
+        for member in build.job_ids:
+            step = store.history(member)[-1]
+            assert (step.job_id, step.build_id, step.from_state, step.to_state, step.reason) == (
+                member, build.id, S.PREPARED, S.PRINT_SENDING, "sending")
+        assert [e for e in logs if e["event"] == "build_transition"] == [
+            {"event": "build_transition", "log_level": "info", "build_id": build.id,
+             "job_key": build.job_key, "from_state": "prepared", "to_state": "print_sending",
+             "reason": "sending"}
+        ]
