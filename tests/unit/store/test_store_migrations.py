@@ -185,9 +185,26 @@ class TestRefusedFiles:
 
     def test_a_missing_store_is_not_created_when_asked_not_to(self, tmp_path: Path) -> None:
         path = tmp_path / "absent.sqlite3"
-        with pytest.raises(StoreError, match="no job store here"):
+        with pytest.raises(StoreError, match="no job store here") as caught:
             SqliteJobStore(path, create=False)
         assert not path.exists()
+        assert caught.value.hint == (
+            "check --store, store.path or PREFORM_PIPELINE_STORE_PATH; the hot folder creates "
+            "the store when it first starts")
+
+    def test_missing_folders_are_created_with_the_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "data" / "pipeline" / "jobs.sqlite3"
+        SqliteJobStore(path).close()
+        assert path.is_file()
+
+    def test_a_folder_that_cannot_be_made_is_a_store_error(self, tmp_path: Path) -> None:
+        (tmp_path / "data").write_text("a file where the folder should be")
+        path = tmp_path / "data" / "jobs.sqlite3"
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        assert str(caught.value).startswith(f"{path}: cannot create the store's folder: ")
+        assert caught.value.hint == (
+            "choose a writable folder (store.path or PREFORM_PIPELINE_STORE_PATH)")
 
     def test_a_store_locked_longer_than_the_timeout_is_a_store_error(
         self, tmp_path: Path
