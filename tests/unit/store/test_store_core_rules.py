@@ -380,6 +380,22 @@ class TestCreatingBuilds:
             assert caught.value.hint == hint
         assert _ids(store.list_builds()) == [built.id]
 
+    def test_a_job_listed_twice_is_refused(self, store: JobStore) -> None:
+        job = job_in_state(store, S.PROCESSING)
+        with pytest.raises(StoreError) as caught:
+            store.create_build(recipe="dental", job_ids=[job.id, job.id])
+        assert str(caught.value) == f"a build lists a job twice: [{job.id}, {job.id}]"
+        assert store.list_builds() == ()
+
+    def test_each_member_records_joining_the_build(self, store: JobStore) -> None:
+        job = job_in_state(store, S.PROCESSING)
+        build = store.create_build(recipe="dental", job_ids=[job.id], reason="batched")
+        step = store.history(job.id)[-1]
+        note = f"batched: build {build.id} ({build.job_key})"
+        assert (step.job_id, step.build_id, step.from_state, step.to_state, step.reason) == (
+            job.id, build.id, S.PROCESSING, S.PROCESSING, note)
+        assert store.get_job(job.id).reason == note
+
     def test_a_new_build_is_logged_with_its_jobs(self, store: JobStore) -> None:
         jobs = [job_in_state(store, S.PROCESSING).id for _ in range(2)]
         with capture_logs() as logs:
