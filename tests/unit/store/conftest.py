@@ -37,11 +37,15 @@ from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.store.mutation_cluster import MUTATION_PG_ENV, running_cluster
 
+_HERE = Path(__file__).resolve().parent
+
 #: Where the manual clock starts: a fixed, timezone-aware moment.
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
 
 
 def _needs_postgres(item: pytest.Item) -> bool:
+    if _HERE not in item.path.resolve().parents:  # the hook sees the whole session's items
+        return False
     callspec = getattr(item, "callspec", None)
     on_postgres = callspec is not None and callspec.params.get("store") == "postgresql"
     return on_postgres or "conformance_db" in getattr(item, "fixturenames", ())
