@@ -36,6 +36,12 @@ WORK_ROOT = REPO_ROOT / ".mutation"
 _COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "pyproject.toml")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 
+_STORE_SQLITE_TESTS = tuple(
+    f"tests/unit/store/test_store_{name}.py"
+    for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
+                 "core_rules")
+)
+
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
 #: the executor's daemon and end-to-end tests start real servers and would make every mutant
@@ -95,6 +101,16 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_feasibility.py",
         "tests/unit/executor/test_executor_case_checks.py",
     ),
+    # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
+    # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
+    # the hypothesis state machine or the daemon lock, which take seconds each.
+    "preform_pipeline/store/sqlcore.py": _STORE_SQLITE_TESTS,
+    "preform_pipeline/store/sqlite.py": _STORE_SQLITE_TESTS,
+    # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
+    # the store conftest deselects every test that needs the server.
+    "preform_pipeline/store/leases.py": ("tests/unit/store/test_store_leases.py",
+                                         "tests/unit/store/test_store_fenced.py"),
+    "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
     "preform_pipeline/geometry/threemf.py": (

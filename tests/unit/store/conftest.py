@@ -2,11 +2,19 @@
 
 ``store`` is each JobStore implementation in turn (SQLite on a real file, PostgreSQL on a
 real server), so the tests that take it are the conformance suite both must pass.
+
+Under mutmut (docs/testing.md, "Mutation testing") each mutant runs in a fresh pytest session,
+which would start a new PostgreSQL cluster per mutant. So there the PostgreSQL runs are
+deselected (the rules live once in ``sqlcore``: the SQLite runs exercise them), unless
+``PREFORM_PIPELINE_MUTATION_PG_PORT`` names a running test cluster
+(``python -m tests.unit.store.mutation_cluster``), on which each session gets its own database.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -27,9 +35,30 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.store.mutation_cluster import MUTATION_PG_ENV, running_cluster
+
+_HERE = Path(__file__).resolve().parent
 
 #: Where the manual clock starts: a fixed, timezone-aware moment.
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    if _HERE not in item.path.resolve().parents:  # the hook sees the whole session's items
+        return False
+    callspec = getattr(item, "callspec", None)
+    on_postgres = callspec is not None and callspec.params.get("store") == "postgresql"
+    return on_postgres or "conformance_db" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under mutmut (``MUTANT_UNDER_TEST`` set) without a shared cluster, leave out the
+    PostgreSQL runs."""
+    if "MUTANT_UNDER_TEST" not in os.environ or MUTATION_PG_ENV in os.environ:
+        return
+    kept = [item for item in items if not _needs_postgres(item)]
+    config.hook.pytest_deselected(items=[item for item in items if _needs_postgres(item)])
+    items[:] = kept
 
 
 @pytest.fixture
@@ -43,12 +72,27 @@ def store_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def conformance_db(pg_cluster: PgCluster) -> Iterator[tuple[str, Callable[[], None]]]:
+def conformance_db(request: pytest.FixtureRequest) -> Iterator[tuple[str, Callable[[], None]]]:
     """One database for the conformance runs and a way to empty it after each test (much
-    faster than a new database per test)."""
+    faster than a new database per test). On a shared mutation cluster, a database of this
+    session's own, dropped at its end."""
     import psycopg
 
-    url = pg_cluster.create_database("conformance")
+    shared = running_cluster()
+    cluster: PgCluster = shared or request.getfixturevalue("pg_cluster")
+    name = f"conformance_{uuid.uuid4().hex[:12]}" if shared else "conformance"
+    url = cluster.create_database(name)
+    try:
+        yield from _emptied(url)
+    finally:
+        if shared is not None:
+            with psycopg.connect(shared.url(), password=PG_PASSWORD, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _emptied(url: str) -> Iterator[tuple[str, Callable[[], None]]]:
+    import psycopg
+
     with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as conn:
 
         def empty() -> None:

@@ -161,6 +161,18 @@ class TestFencing:
                                                  expect=S.PREPARED, min_left_s=30)
         assert moved.state is S.PRINT_SENDING
 
+    def test_a_stale_holder_updates_nothing_a_holder_updates_its_build(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        stale = self._claimed(pg_store, lease_s=0.0)
+        with pytest.raises(LeaseLostError):
+            pg_store.update_build_fenced(stale, server="127.0.0.1:7002")
+        assert pg_store.get_build(stale.build_id).server is None
+        lease = pg_store.claim_build("pc-1")
+        assert lease is not None and lease.build_id == stale.build_id
+        assert pg_store.update_build_fenced(lease, server="127.0.0.1:7001").server == (
+            "127.0.0.1:7001")
+
     def test_a_send_needs_the_lease_to_outlast_the_print_request(
         self, pg_store: PostgresJobStore
     ) -> None:

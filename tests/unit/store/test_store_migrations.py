@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
@@ -107,6 +108,15 @@ class TestMigrations:
         assert "send_holder" in _columns(v1_store, "builds")
         assert {"print_target", "waiting_since", "priority"} <= _columns(v1_store, "builds")
 
+    def test_each_step_of_a_migration_is_logged(self, v1_store: Path) -> None:
+        with capture_logs() as logs:
+            SqliteJobStore(v1_store).close()
+        assert [e for e in logs if e["event"] == "store_migrated"] == [
+            {"event": "store_migrated", "log_level": "info", "path": str(v1_store),
+             "version": m.version, "description": m.description}
+            for m in sqlite_store.MIGRATIONS[1:]
+        ]
+
     def test_opening_an_up_to_date_store_again_changes_nothing(self, v1_store: Path) -> None:
         SqliteJobStore(v1_store).close()
         SqliteJobStore(v1_store).close()
@@ -121,7 +131,7 @@ class TestMigrations:
 
         broken = (*sqlite_store.MIGRATIONS[:1], Migration(2, "broken", half))
         monkeypatch.setattr(sqlite_store, "MIGRATIONS", broken)
-        with pytest.raises(StoreError, match="migrating to schema version 2"):
+        with pytest.raises(StoreError, match="version 2: no such table: no_such_table"):
             SqliteJobStore(v1_store)
         assert _user_version(v1_store) == 1
         assert "verified_at" not in _columns(v1_store, "jobs")
@@ -139,7 +149,9 @@ class TestRefusedFiles:
             SqliteJobStore(path)
         text = str(caught.value)
         assert str(path) in text and "schema version 99" in text
-        assert "upgrade preform-pipeline" in text
+        assert caught.value.hint == (
+            "upgrade preform-pipeline (a newer version wrote this store), or point --store / "
+            "PREFORM_PIPELINE_STORE_PATH at another file")
 
     @pytest.mark.parametrize(
         "content",
@@ -162,15 +174,37 @@ class TestRefusedFiles:
         path = tmp_path / "other.db"
         with closing(sqlite3.connect(path)) as conn:
             conn.execute("CREATE TABLE invoices (id INTEGER)")
+            conn.execute("CREATE TABLE customers (id INTEGER)")
             conn.commit()
-        with pytest.raises(StoreError, match=r"not a preform-pipeline job store .*invoices"):
+        with pytest.raises(StoreError) as caught:
             SqliteJobStore(path)
+        assert str(caught.value).startswith(
+            f"{path}: not a preform-pipeline job store (it has tables customers, invoices but "
+            "no schema version)")
+        assert caught.value.hint == "point --store / PREFORM_PIPELINE_STORE_PATH at another file"
 
     def test_a_missing_store_is_not_created_when_asked_not_to(self, tmp_path: Path) -> None:
         path = tmp_path / "absent.sqlite3"
-        with pytest.raises(StoreError, match="no job store here"):
+        with pytest.raises(StoreError, match="no job store here") as caught:
             SqliteJobStore(path, create=False)
         assert not path.exists()
+        assert caught.value.hint == (
+            "check --store, store.path or PREFORM_PIPELINE_STORE_PATH; the hot folder creates "
+            "the store when it first starts")
+
+    def test_missing_folders_are_created_with_the_store(self, tmp_path: Path) -> None:
+        path = tmp_path / "data" / "pipeline" / "jobs.sqlite3"
+        SqliteJobStore(path).close()
+        assert path.is_file()
+
+    def test_a_folder_that_cannot_be_made_is_a_store_error(self, tmp_path: Path) -> None:
+        (tmp_path / "data").write_text("a file where the folder should be")
+        path = tmp_path / "data" / "jobs.sqlite3"
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        assert str(caught.value).startswith(f"{path}: cannot create the store's folder: ")
+        assert caught.value.hint == (
+            "choose a writable folder (store.path or PREFORM_PIPELINE_STORE_PATH)")
 
     def test_a_store_locked_longer_than_the_timeout_is_a_store_error(
         self, tmp_path: Path
