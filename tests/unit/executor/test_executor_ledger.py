@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.plan.builds import ModelInfo
@@ -21,22 +18,7 @@ def _model(path: Path) -> ModelInfo:
                      volume_mm3=1000.0, support_estimate_mm3=0.0, triangle_count=12)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.db") as opened:
-        yield opened
 
-
-@pytest.fixture
-def models(tmp_path: Path) -> list[ModelInfo]:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    paths = []
-    for index in range(4):
-        path = folder / f"m{index}.stl"
-        path.write_bytes(f"solid m{index}\nendsolid\n".encode())
-        paths.append(path)
-    return [_model(p) for p in paths]
 
 
 def _ledger(store: SqliteJobStore, me: SendHolder, *, reprint: bool = False) -> RunLedger:

@@ -4,7 +4,6 @@ each build settled from its outcome, splits and dead runs' sends accounted for."
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -30,24 +29,7 @@ from tests.unit.plan.planning_factories import make_recipe
 RECIPE = make_recipe()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.db") as opened:
-        yield opened
 
-
-@pytest.fixture
-def models(tmp_path: Path) -> list[ModelInfo]:
-    folder = tmp_path / "models"
-    folder.mkdir()
-    found = []
-    for index in range(4):
-        path = folder / f"m{index}.stl"
-        path.write_bytes(f"solid m{index}\nendsolid\n".encode())
-        found.append(ModelInfo(path=path, name=path.stem, size_mm=(10, 10, 10),
-                               footprint_mm=(10, 10), volume_mm3=1000.0,
-                               support_estimate_mm3=0.0, triangle_count=12))
-    return found
 
 
 def _ledger(store: SqliteJobStore, me: SendHolder | None = None) -> RunLedger:
@@ -61,6 +43,14 @@ def _ledger(store: SqliteJobStore, me: SendHolder | None = None) -> RunLedger:
 def _build(name: str, models: list[ModelInfo]) -> BuildPlan:
     return BuildPlan(index=1, name=name, models=tuple(models), placements=(), fill_ratio=0.5,
                      estimated_volume_ml=1.0, graph=compile_graph(RECIPE, models))
+
+
+def _dead_run_with_a_build(store: SqliteJobStore, models: list[ModelInfo]) -> RunLedger:
+    """A run whose process is gone, that claimed two models and recorded build r-001."""
+    dead = _ledger(store, reaped_holder())
+    taken, _ = dead.claim(models[:2])
+    dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+    return dead
 
 
 def _outcome(name: str, status: BuildStatus, reason: str | None = None) -> BuildOutcome:
@@ -243,9 +233,7 @@ class TestDeadRunsSends:
     def test_a_send_proven_absent_is_released(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         build_id = dead.build_ids["r-001"]
         for state in (JobState.PREPARING, JobState.PREPARED):
             store.transition_build(build_id, state, "test")
@@ -259,9 +247,7 @@ class TestDeadRunsSends:
     def test_unsent_work_of_a_dead_run_is_released_with_a_line_saying_so(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         build = store.get_build(dead.build_ids["r-001"])
         assert _ledger(store).recover() == [
             f"released {build.job_key}: its run died before printing it"]
@@ -375,9 +361,7 @@ class TestAnotherWriter:
     def test_a_dead_runs_build_moved_meanwhile_is_not_released(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         build_id = dead.build_ids["r-001"]
         writer = _AnotherWriter(store, build_id, JobState.PREPARING)
         with capture_logs() as logs:
@@ -468,9 +452,7 @@ class TestRecoverPicks:
     def test_a_dead_runs_finished_build_is_left_as_it_is(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         dead.finish(_result(_outcome("r-001", BuildStatus.SUCCEEDED)))
         assert _ledger(store).recover() == []
         assert store.get_build(dead.build_ids["r-001"]).state is JobState.DONE
@@ -481,9 +463,7 @@ class TestRecoverPicks:
         job = store.create_job(recipe="recipe", source_path=tmp_path / "hot.stl",
                                state=JobState.PROCESSING)
         store.create_build(recipe="recipe", job_ids=[job.id])
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         [line] = _ledger(store).recover()
         assert line.startswith("released ")
         assert store.get_build(dead.build_ids["r-001"]).state is JobState.FAILED
@@ -491,9 +471,7 @@ class TestRecoverPicks:
     def test_a_send_still_within_its_grace_period_is_left_sending(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
-        dead = _ledger(store, reaped_holder())
-        taken, _ = dead.claim(models[:2])
-        dead.record(Plan(recipe=RECIPE, builds=(_build("r-001", taken),)))
+        dead = _dead_run_with_a_build(store, models)
         build_id = dead.build_ids["r-001"]
         for state in (JobState.PREPARING, JobState.PREPARED):
             store.transition_build(build_id, state, "test")
