@@ -256,7 +256,16 @@ SCHEMA_CASES: list[tuple[str, str, str, int, str, str | None]] = [
         + f"  - label: {{text: x, font_size_mm: 3, depth_mm: 1}} {MARK}\n",
         "$.steps[2].label",
         5,
-        "give either placement (a rule) or both position and orientation, not both",
+        "give exactly one of placement (a rule) or position with orientation",
+        None,
+    ),
+    (
+        "drain holes without placement or positions",
+        SLA_RECIPE.replace("  - auto_support\n", "")
+        + f"  - add_drain_holes: {{diameter_mm: 3}} {MARK}\n",
+        "$.steps[2].add_drain_holes",
+        5,
+        "give exactly one of placement (a rule) or drain_holes (explicit positions)",
         None,
     ),
     (
