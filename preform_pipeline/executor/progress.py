@@ -262,7 +262,6 @@ class RichReporter:
         )
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
-        self._steps: dict[str, int] = {}
         self._overall: TaskID | None = None
         self._verify: TaskID | None = None
         self._started = False
@@ -317,7 +316,6 @@ class RichReporter:
                 self._tasks[build] = self._progress.add_task(build, total=steps, status=status)
             else:
                 self._progress.update(task, completed=0, total=steps, status=status)
-            self._steps[build] = steps
 
     def step_started(self, build: str, step: str, *, index: int, total: int) -> None:
         with self._lock:

@@ -119,7 +119,6 @@ class _ModelPart:
     unit: str = "millimeter"
     objects: dict[str, _Object] = field(default_factory=dict)
     items: list[tuple[str, str | None]] = field(default_factory=list)
-    has_build: bool = False
 
 
 def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
@@ -155,7 +154,6 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
                 (attributes.get("objectid", ""), attributes.get("transform"))
             )
         elif kind == "build":
-            model.has_build = True
             current.clear()
         elif kind == "item":
             model.items.append((attributes.get("objectid", ""), attributes.get("transform")))
