@@ -53,7 +53,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "ApiError",
@@ -390,9 +390,17 @@ class LeaseTimeoutError(PipelineError):
 class StoreError(PipelineError):
     """The job store cannot be opened, migrated, read or written."""
 
+    #: Whether the error says the store was away (a database restart, a lock held too long,
+    #: a full disk): the work it interrupted is sound and may be done again once the store
+    #: answers. The subclasses below are answers, not outages: the store was reached and said
+    #: no, so doing the work again would meet the same refusal.
+    outage: ClassVar[bool] = True
+
 
 class InvalidTransitionError(StoreError):
     """The state table does not allow moving a job (or build) from one state to another."""
+
+    outage: ClassVar[bool] = False
 
     def __init__(
         self, what: str, from_state: str, to_state: str, *, hint: str | None = None
@@ -408,6 +416,8 @@ class StoreConflictError(StoreError):
 
     Someone else (the daemon, a ``jobs`` command) changed it first; re-read it and decide again.
     """
+
+    outage: ClassVar[bool] = False
 
     def __init__(
         self, what: str, expected: Sequence[str], actual: str, *, hint: str | None = None
@@ -427,6 +437,8 @@ class LeaseLostError(StoreError):
     """A node's claim on a build is gone: its lease ran out (on the database's clock), or
     another node reclaimed the build at a newer epoch. The node must stop that build now."""
 
+    outage: ClassVar[bool] = False
+
     def __init__(self, build_id: int, owner: str, epoch: int, *, why: str) -> None:
         super().__init__(
             f"build {build_id}: node {owner} no longer holds it (epoch {epoch}): {why}",
@@ -439,6 +451,8 @@ class LeaseLostError(StoreError):
 
 class StoreLockedError(StoreError):
     """Another daemon holds the store's lock; names the holder so a person can find it."""
+
+    outage: ClassVar[bool] = False
 
     def __init__(
         self, message: str, *, lock_path: Path, host: str, pid: int, hint: str | None = None

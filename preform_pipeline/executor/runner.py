@@ -72,6 +72,7 @@ from preform_pipeline.errors import (
     PoolExhaustedError,
     ServerProcessError,
     ServerTimeoutError,
+    StoreError,
     TransientApiError,
 )
 from preform_pipeline.executor.hooks import PrintHooks
@@ -770,6 +771,7 @@ class _BuildWorker:
                 error=str(exc) if exc is not None else None,
                 error_type=type(exc).__name__ if exc is not None else None,
                 resumed_from=attempt.resumed_from,
+                store_outage=isinstance(exc, StoreError) and exc.outage,
             )
         )
 

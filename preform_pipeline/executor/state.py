@@ -67,6 +67,9 @@ class AttemptRecord:
     error: str | None = None
     error_type: str | None = None
     resumed_from: str | None = None
+    #: The attempt ended on the job store being away (``StoreError.outage``), not on the
+    #: models or a server: whoever keeps the jobs may prepare them again.
+    store_outage: bool = False
 
 
 @dataclass(frozen=True)

@@ -701,6 +701,6 @@ class BatchWorker:
 
 
 def _store_was_away(outcome: BuildOutcome) -> bool:
-    """Whether the build's last attempt ended on the job store being unreachable (a plain
-    StoreError; a conflict or a lost lease is a decision, not an outage)."""
-    return bool(outcome.attempts) and outcome.attempts[-1].error_type == StoreError.__name__
+    """Whether the build's last attempt ended on the job store being unreachable (a conflict
+    or a lost lease is the store's answer, not an outage: see ``StoreError.outage``)."""
+    return bool(outcome.attempts) and outcome.attempts[-1].store_outage

@@ -65,8 +65,9 @@ class Script:
 
     fleet_dir: Path
     fail: Callable[[BuildPlan], str | None] = lambda _build: None
-    #: The exception type a failure's attempt records (the real runner's AttemptRecord).
-    fail_type: str | None = None
+    #: A failure's attempt ended on the job store being away (the real runner records
+    #: ``AttemptRecord.store_outage`` from ``StoreError.outage``).
+    fail_store_outage: bool = False
     split_first: bool = False
     #: Models to take out of a build with their case during preparation (the real runner
     #: does so under ``on_model_failure: drop_case``): (path, reason) pairs.
@@ -161,9 +162,10 @@ class ScriptedRunner:
             reason = self.script.fail(build)
             if reason is not None:
                 failed = self._outcome(build, BuildStatus.FAILED, reason)
-                if self.script.fail_type is not None:
+                if self.script.fail_store_outage:
                     failed = replace(failed, attempts=(AttemptRecord(
-                        1, "server-1", 0.0, error=reason, error_type=self.script.fail_type),))
+                        1, "server-1", 0.0, error=reason, error_type="StoreError",
+                        store_outage=True),))
                 outcomes.append(failed)
                 continue
             for path, why in self.script.drop(build):

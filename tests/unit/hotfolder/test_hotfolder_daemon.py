@@ -100,7 +100,7 @@ class TestOnce:
     ) -> None:
         failures = ["cannot reach the PostgreSQL job store while reading build 1"]
         script.fail = lambda build: failures.pop() if failures else None
-        script.fail_type = "StoreError"
+        script.fail_store_outage = True
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         assert names(tmp_path / "inbox" / "failed") == []
