@@ -22,6 +22,7 @@ logged, so credentials sent to ``/login/`` cannot reach a log.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,7 +41,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import dropped, get_logger
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -300,6 +301,8 @@ class HttpSession:
         *,
         error: str | None = None,
     ) -> None:
+        if dropped(__name__, logging.DEBUG):
+            return
         elapsed_ms = round((self._clock() - started) * 1000.0, 1)
         extra = {"error": error} if error else {}
         log.debug(
