@@ -24,8 +24,8 @@ from preform_pipeline.errors import (
 #: How long a test waits for the other side before it fails instead of hanging.
 WAIT_S = 10.0
 
-#: One connection's conversation: the accepted socket and a reader on it.
-Handler = Callable[[socket.socket, io.BufferedReader], None]
+#: One connection's conversation: the server, the accepted socket and a reader on it.
+Handler = Callable[["LoopbackServer", socket.socket, io.BufferedReader], None]
 
 
 class LoopbackServer:
@@ -62,7 +62,7 @@ class LoopbackServer:
         reader = conn.makefile("rb")
         try:
             with contextlib.suppress(OSError):
-                handler(conn, reader)
+                handler(self, conn, reader)
         finally:
             reader.close()
             conn.close()
@@ -100,29 +100,46 @@ def answer(status: int, body: bytes, *, extra: str = "", reason: str = "OK") -> 
     ).encode() + body
 
 
-def json_answers(server_of: Callable[[], LoopbackServer]) -> Handler:
+def json_answers(server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader) -> None:
     """Answer every request on the connection with its method and target, as JSON."""
+    while (request := server.read_request(reader)) is not None:
+        method, target, _ = request.split(b"\r\n", 1)[0].decode().split(" ")
+        conn.sendall(answer(200, json.dumps({"method": method, "target": target}).encode()))
 
-    def handle(conn: socket.socket, reader: io.BufferedReader) -> None:
-        while (request := server_of().read_request(reader)) is not None:
-            method, target, _ = request.split(b"\r\n", 1)[0].decode().split(" ")
-            conn.sendall(answer(200, json.dumps({"method": method, "target": target}).encode()))
+
+def replying(*payloads: bytes) -> Handler:
+    """Read a request and send the next payload as it is, for each payload; then hang up."""
+
+    def handle(server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader) -> None:
+        for payload in payloads:
+            server.read_request(reader)
+            conn.sendall(payload)
 
     return handle
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., LoopbackServer]]:
-    started: list[LoopbackServer] = []
+    with contextlib.ExitStack() as servers:
+        yield lambda *handlers: servers.enter_context(contextlib.closing(LoopbackServer(*handlers)))
 
-    def start(*handlers: Handler) -> LoopbackServer:
-        server = LoopbackServer(*handlers)
-        started.append(server)
-        return server
 
-    yield start
-    for server in started:
-        server.close()
+@pytest.fixture
+def connect() -> Iterator[Callable[[str], PreFormClient]]:
+    """Clients on the default transport, closed after the test (before the servers)."""
+    with contextlib.ExitStack() as clients:
+        yield lambda url: clients.enter_context(
+            PreFormClient(url, check_version_on_first_use=False)
+        )
+
+
+@pytest.fixture
+def echo(
+    serve: Callable[..., LoopbackServer], connect: Callable[[str], PreFormClient]
+) -> tuple[LoopbackServer, PreFormClient]:
+    """A server that answers every request with its method and target, and a client of it."""
+    server = serve(json_answers)
+    return server, connect(server.url)
 
 
 @pytest.fixture
@@ -146,15 +163,11 @@ class TestKeepAlive:
     """Requests to one server share one connection while the server keeps it open."""
 
     def test_a_client_sends_its_requests_on_one_connection(
-        self, serve: Callable[..., LoopbackServer]
+        self, echo: tuple[LoopbackServer, PreFormClient]
     ) -> None:
-        server = serve(json_answers(lambda: server))
-        client = PreFormClient(server.url, check_version_on_first_use=False)
-        try:
-            for _ in range(5):
-                client.delete_scene("scene-1")
-        finally:
-            client.close()
+        server, client = echo
+        for _ in range(5):
+            client.delete_scene("scene-1")
 
         assert server.connections == 1
         assert len(server.requests) == 5
@@ -166,13 +179,14 @@ class TestKeepAlive:
     ) -> None:
         closed = threading.Event()
 
-        def answer_once(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(answer(200, b"{}"))
+        def answer_once(
+            server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader
+        ) -> None:
+            replying(answer(200, b"{}"))(server, conn, reader)
             conn.shutdown(socket.SHUT_RDWR)
             closed.set()
 
-        server = serve(answer_once, json_answers(lambda: server))
+        server = serve(answer_once, json_answers)
         assert exchange(transport, server).status_code == 200
         assert closed.wait(WAIT_S)
 
@@ -184,11 +198,7 @@ class TestKeepAlive:
     def test_an_answer_that_says_connection_close_is_not_reused(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def close_after(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(answer(200, b"[]", extra="Connection: close\r\n"))
-
-        server = serve(close_after)
+        server = serve(replying(answer(200, b"[]", extra="Connection: close\r\n")))
 
         assert exchange(transport, server).json() == []
         assert exchange(transport, server).json() == []
@@ -203,28 +213,20 @@ class TestBodies:
     def test_a_large_body_with_a_length_arrives_whole(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def large(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(answer(200, self.LARGE))
-
-        server = serve(large)
+        server = serve(replying(answer(200, self.LARGE)))
 
         assert exchange(transport, server).content == self.LARGE
 
     def test_a_chunked_body_is_joined(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def chunked(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            for start in range(0, len(self.LARGE), 700_000):
-                piece = self.LARGE[start:start + 700_000]
-                conn.sendall(f"{len(piece):x};note=1\r\n".encode() + piece + b"\r\n")
-            conn.sendall(b"0\r\nX-Trailer: done\r\n\r\n")
-            server.read_request(reader)  # the connection stays usable
-            conn.sendall(answer(200, b"{}"))
-
-        server = serve(chunked)
+        chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for start in range(0, len(self.LARGE), 700_000):
+            piece = self.LARGE[start:start + 700_000]
+            chunked += f"{len(piece):x};note=1\r\n".encode() + piece + b"\r\n"
+        chunked += b"0\r\nX-Trailer: done\r\n\r\n"
+        # The second answer shows the connection is still usable after the chunked one.
+        server = serve(replying(chunked, answer(200, b"{}")))
 
         assert exchange(transport, server).content == self.LARGE
         assert exchange(transport, server).json() == {}
@@ -233,36 +235,24 @@ class TestBodies:
     def test_a_body_ended_by_closing_the_connection_arrives_whole(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def until_close(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\n" + self.LARGE)
-
-        server = serve(until_close)
+        server = serve(replying(b"HTTP/1.0 200 OK\r\n\r\n" + self.LARGE))
 
         assert exchange(transport, server).content == self.LARGE
 
     def test_an_interim_answer_is_skipped(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def interim(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(201, b'{"id": "s"}'))
-
-        server = serve(interim)
+        server = serve(replying(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(201, b'{"id": "s"}')))
 
         response = exchange(transport, server)
 
         assert (response.status_code, response.json()) == (201, {"id": "s"})
 
     def test_a_json_request_body_is_sent_with_its_length_and_type(
-        self, serve: Callable[..., LoopbackServer]
+        self, echo: tuple[LoopbackServer, PreFormClient]
     ) -> None:
-        server = serve(json_answers(lambda: server))
-        client = PreFormClient(server.url, check_version_on_first_use=False)
-        try:
-            client.save_form("scene-1", "/tmp/out é.form")
-        finally:
-            client.close()
+        server, client = echo
+        client.save_form("scene-1", "/tmp/out é.form")
 
         head, _, body = server.requests[0].partition(b"\r\n\r\n")
         assert head.startswith(b"POST /scene/scene-1/save-form/?async=true HTTP/1.1")
@@ -273,14 +263,14 @@ class TestBodies:
     def test_an_empty_post_states_a_zero_length(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        server = serve(json_answers(lambda: server))
+        server = serve(json_answers)
 
         exchange(transport, server, method="POST")
 
         assert b"Content-Length: 0\r\n" in server.requests[0]
 
     def test_it_serves_httpx_as_a_transport(self, serve: Callable[..., LoopbackServer]) -> None:
-        server = serve(json_answers(lambda: server))
+        server = serve(json_answers)
 
         with httpx.Client(transport=WireTransport(), base_url=server.url) as client:
             response = client.post("/scene/a%20b/", json={"k": 1})
@@ -291,10 +281,12 @@ class TestBodies:
 class TestFailures:
     """A server that refuses, hangs, hangs up or garbles is a transient, named failure."""
 
-    def test_a_refused_connection_is_unreachable(self) -> None:
+    def test_a_refused_connection_is_unreachable(
+        self, connect: Callable[[str], PreFormClient]
+    ) -> None:
         with socket.create_server(("127.0.0.1", 0)) as probe:
             port = probe.getsockname()[1]
-        client = PreFormClient(f"http://127.0.0.1:{port}", check_version_on_first_use=False)
+        client = connect(f"http://127.0.0.1:{port}")
 
         with pytest.raises(ServerUnreachableError) as caught:
             client.get_scene("scene-1")
@@ -305,35 +297,33 @@ class TestFailures:
         assert caught.value.hint
 
     def test_no_answer_within_the_timeout_is_a_server_timeout(
-        self, serve: Callable[..., LoopbackServer]
+        self, serve: Callable[..., LoopbackServer],
+        connect: Callable[[str], PreFormClient]
     ) -> None:
         released = threading.Event()
 
-        def silent(conn: socket.socket, reader: io.BufferedReader) -> None:
+        def silent(server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader) -> None:
             server.read_request(reader)
             released.wait(WAIT_S)
 
         server = serve(silent)
-        client = PreFormClient(server.url, check_version_on_first_use=False)
+        client = connect(server.url)
         try:
             with pytest.raises(ServerTimeoutError) as caught:
                 client.get_scene("scene-1", timeout=0.2)
         finally:
             released.set()
-            client.close()
 
         assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
         assert caught.value.request is not None
         assert caught.value.request.operation == "getScene"
 
     def test_a_server_that_hangs_up_without_answering_is_unreachable(
-        self, serve: Callable[..., LoopbackServer]
+        self, serve: Callable[..., LoopbackServer],
+        connect: Callable[[str], PreFormClient]
     ) -> None:
-        def hang_up(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-
-        server = serve(hang_up)
-        client = PreFormClient(server.url, check_version_on_first_use=False)
+        server = serve(replying(b""))
+        client = connect(server.url)
 
         with pytest.raises(ServerUnreachableError) as caught:
             client.get_scene("scene-1")
@@ -341,58 +331,42 @@ class TestFailures:
         assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
 
     def test_a_body_cut_short_is_unreachable_and_the_connection_is_dropped(
-        self, serve: Callable[..., LoopbackServer]
+        self, serve: Callable[..., LoopbackServer],
+        connect: Callable[[str], PreFormClient]
     ) -> None:
-        def cut_short(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(answer(200, b'{"id": "scene-1", "models": []}')[:-10])
-
-        server = serve(cut_short, json_answers(lambda: server))
-        client = PreFormClient(server.url, check_version_on_first_use=False)
-        try:
-            with pytest.raises(ServerUnreachableError, match="closed the connection"):
-                client.get_scene("scene-1")
-            client.delete_scene("scene-1")
-        finally:
-            client.close()
+        server = serve(replying(answer(200, b'{"id": "scene-1", "models": []}')[:-10]),
+                       json_answers)
+        client = connect(server.url)
+        with pytest.raises(ServerUnreachableError, match="closed the connection"):
+            client.get_scene("scene-1")
+        client.delete_scene("scene-1")
 
         assert server.connections == 2
 
     def test_a_garbled_status_line_is_unreachable(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        def garbled(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            conn.sendall(b"SMTP ready\r\n\r\n")
-
-        server = serve(garbled)
+        server = serve(replying(b"SMTP ready\r\n\r\n"))
 
         with pytest.raises(httpx.RemoteProtocolError, match="status line"):
             exchange(transport, server)
 
     def test_an_error_answer_keeps_its_code_and_a_text_excerpt(
-        self, serve: Callable[..., LoopbackServer]
+        self, serve: Callable[..., LoopbackServer],
+        connect: Callable[[str], PreFormClient]
     ) -> None:
-        def rejecting(conn: socket.socket, reader: io.BufferedReader) -> None:
-            server.read_request(reader)
-            body = json.dumps({"error": {"code": "SCENE_NOT_FOUND", "message": "no"}}).encode()
-            conn.sendall(answer(404, body, reason="Not Found"))
-            server.read_request(reader)
-            text = "défaillance".encode("latin-1")
-            conn.sendall(
-                b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain; charset=latin-1\r\n"
-                + f"Content-Length: {len(text)}\r\n\r\n".encode() + text
-            )
-
-        server = serve(rejecting)
-        client = PreFormClient(server.url, check_version_on_first_use=False)
-        try:
-            with pytest.raises(RequestRejectedError) as rejected:
-                client.get_scene("scene-1")
-            with pytest.raises(ServerInternalError) as failed:
-                client.get_scene("scene-1")
-        finally:
-            client.close()
+        body = json.dumps({"error": {"code": "SCENE_NOT_FOUND", "message": "no"}}).encode()
+        text = "défaillance".encode("latin-1")
+        server = serve(replying(
+            answer(404, body, reason="Not Found"),
+            b"HTTP/1.1 500 Oops\r\nContent-Type: text/plain; charset=latin-1\r\n"
+            + f"Content-Length: {len(text)}\r\n\r\n".encode() + text,
+        ))
+        client = connect(server.url)
+        with pytest.raises(RequestRejectedError) as rejected:
+            client.get_scene("scene-1")
+        with pytest.raises(ServerInternalError) as failed:
+            client.get_scene("scene-1")
 
         assert (rejected.value.status_code, rejected.value.code) == (404, "SCENE_NOT_FOUND")
         assert failed.value.status_code == 500
