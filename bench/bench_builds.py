@@ -411,7 +411,12 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "supports with full rafts (2 mm border), no build-size cap. Machine: "
         f"{meta['cpu_count']} cores shared with other work while this ran (wall times are "
         "noisy; builds, density, requests and priced server time are not), "
-        f"{meta['platform']}, Python {meta['python']}.",
+        f"{meta['platform']}, Python {meta['python']}."
+        + (
+            f" The baseline rows are reused from `{meta['baseline_from']}` (same sets and "
+            "time scale), not run again."
+            if meta.get("baseline_from") else ""
+        ),
         "",
         "| set | run | builds (bound) | density | wall s | vs baseline | discarded | "
         "requests/model | runner CPU ms/model | efficiency (useful) | load |",
@@ -496,6 +501,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "baseline_from": (
+            args.baseline_from.name if args.baseline_from is not None else None
+        ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.output}.json").write_text(

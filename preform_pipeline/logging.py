@@ -23,6 +23,7 @@ __all__ = [
     "capture_logs",
     "DEFAULT_LIBRARY_LOG_LEVEL",
     "configure_logging",
+    "dropped",
     "get_logger",
     "redact_secrets",
     "redact_url",
@@ -47,7 +48,17 @@ def _scrub_text(text: str) -> str:
     )
 
 
+#: Values that can hold no secret: returned as they are without further type checks (every
+#: log event's values pass through here, most of them numbers and short strings).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def _scrub(value: Any) -> Any:
+    kind = type(value)
+    if kind is str:
+        return _scrub_text(value)
+    if kind in _PLAIN_TYPES:
+        return value
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if isinstance(k, str) and SECRET_KEY_PATTERN.search(k) else _scrub(v))
@@ -160,6 +171,24 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
+    )
+
+
+def dropped(name: str, level: int) -> bool:
+    """Whether an event at ``level`` from the logger ``name`` would be dropped before any
+    other processor runs (the level filter :func:`configure_logging` puts first).
+
+    A hot path (one debug event per HTTP request) asks first and skips building an event
+    nobody will see. False whenever structlog is set up some other way: ``capture_logs`` in
+    tests sees every event, as before.
+    """
+    config = structlog.get_config()
+    processors = config["processors"]
+    return (
+        bool(processors)
+        and processors[0] is structlog.stdlib.filter_by_level
+        and isinstance(config["logger_factory"], structlog.stdlib.LoggerFactory)
+        and not logging.getLogger(name).isEnabledFor(level)
     )
 
 

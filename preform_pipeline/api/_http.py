@@ -22,18 +22,17 @@ logged, so credentials sent to ``/login/`` cannot reach a log.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-# httpx imports httpcore only when its first transport is made; importing it here moves that
-# one-off cost (about 80 ms of CPU) to start-up instead of the first build of a run.
-import httpcore  # noqa: F401
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.api._wire import WireTransport
 from preform_pipeline.errors import (
     ApiError,
     RequestInfo,
@@ -42,7 +41,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import dropped, get_logger
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -58,6 +57,10 @@ DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
 
 #: Parsed request URLs kept for reuse (a few per scene: its import, step and scene URLs).
 _PARSED_URLS: Final = 256
+
+#: Characters a request target keeps as they are (everything else is percent-encoded, as
+#: httpx does): the client quotes ids itself, so this only guards against a stray space.
+_TARGET_SAFE: Final = "/?&=%:@!$'()*+,;~-._"
 
 #: How much of an unreadable error body an error keeps.
 _BODY_EXCERPT_CHARS: Final = 500
@@ -141,12 +144,29 @@ def error_for_transport(
     )
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(content: bytes) -> Any:
     """The JSON body, ``None`` when empty; raises ``ValueError`` when it is not JSON."""
-    content = response.content
     if not content.strip():
         return None
     return json.loads(content)
+
+
+def _text(content: bytes, content_type: str | None) -> str:
+    """A body as text for an error excerpt: its stated charset, else UTF-8 (as httpx)."""
+    charset = "utf-8"
+    for part in (content_type or "").split(";")[1:]:
+        key, _, value = part.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip("\"'")
+    try:
+        return content.decode(charset, errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def _json_bytes(body: Any) -> bytes:
+    """A request's JSON body, encoded as httpx encodes ``json=``."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 @lru_cache(maxsize=_PARSED_URLS)
@@ -156,15 +176,25 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-class HttpSession:
-    """Sends requests to one server through an httpx transport and maps every failure.
+@dataclass(frozen=True)
+class _Answer:
+    """What the session needs of an answer, whichever transport brought it."""
 
-    The Local API needs none of what ``httpx.Client.send`` adds around the transport
+    status: int
+    content: bytes
+    content_type: str | None
+
+
+class HttpSession:
+    """Sends requests to one server and maps every failure.
+
+    The Local API needs none of what ``httpx.Client.send`` adds around a transport
     (redirects, cookies, auth flows, event hooks, proxies from the environment), and those
-    layers (URL merging, cookie extraction) were most of the runner's CPU per request. So
-    each request is one ``httpx.Request`` built from the full URL and handed to the
-    transport (``transport=`` is still the seam tests use); its body is read at once and
-    the connection goes back to the transport's pool.
+    layers were most of the runner's CPU per request. By default a plain-HTTP server gets a
+    :class:`~preform_pipeline.api._wire.WireTransport`, called directly with the request's
+    method, target, headers and body. An injected ``transport=`` (the seam tests use:
+    ``httpx.MockTransport``) gets each request as one ``httpx.Request`` built from the full
+    URL, its body read at once; so does an https server, through httpx's own transport.
     """
 
     def __init__(
@@ -174,16 +204,24 @@ class HttpSession:
         transport: httpx.BaseTransport | None,
         clock: Callable[[], float],
     ) -> None:
-        self._base = str(httpx.URL(base_url)).rstrip("/")
+        parsed = httpx.URL(base_url)
+        self._base = str(parsed).rstrip("/")
+        self._wire: WireTransport | None = None
         if transport is None:
-            # PreFormServer speaks plain HTTP: loading the CA bundle for a default transport
-            # costs about 20 ms of CPU and is never used there.
-            transport = httpx.HTTPTransport(verify=not self._base.startswith("http://"))
+            if parsed.scheme == "http":
+                transport = self._wire = WireTransport()
+            else:
+                transport = httpx.HTTPTransport()
+        elif isinstance(transport, WireTransport):
+            self._wire = transport
         self._transport = transport
-        self._headers = httpx.Headers({
-            "Accept": "application/json",
-            "User-Agent": f"preform-pipeline/{__version__}",
-        })
+        self._host = parsed.host
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._prefix = parsed.raw_path.decode("ascii").rstrip("/")
+        self._wire_headers = (
+            ("Accept", "application/json"), ("User-Agent", f"preform-pipeline/{__version__}")
+        )
+        self._headers = httpx.Headers(dict(self._wire_headers))
         self._clock = clock
 
     @property
@@ -204,45 +242,55 @@ class HttpSession:
         params: Mapping[str, str] | None = None,
     ) -> ApiResponse:
         """Send one request; a 2xx answer comes back, anything else raises an ApiError."""
-        url = self._base + path
-        if params:
-            url += "?" + urlencode(params)
+        query = "?" + urlencode(params) if params else ""
+        url = self._base + path + query
         info = RequestInfo(method=method, url=url, operation=operation)
         if timeout <= 0:
             raise ServerTimeoutError(
                 "the deadline passed before the request was sent", request=info, hint=_HINT_TIMEOUT
             )
-        limits = httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT_S))
+        connect = min(timeout, DEFAULT_CONNECT_TIMEOUT_S)
+        started = self._clock()
+        try:
+            if self._wire is not None:
+                answer = self._exchange(method, path + query, json_body, timeout, connect)
+            else:
+                answer = self._send(method, url, json_body, timeout, connect)
+        except httpx.TransportError as exc:
+            self._log(info, path, None, started, error=type(exc).__name__)
+            raise error_for_transport(exc, info, timeout) from exc
+        self._log(info, path, answer.status, started)
+        return _api_response(answer, info)
+
+    def _exchange(
+        self, method: str, target: str, json_body: Any, timeout: float, connect: float
+    ) -> _Answer:
+        assert self._wire is not None
+        headers: tuple[tuple[str, str], ...] = self._wire_headers
+        body = None
+        if json_body is not None:
+            body = _json_bytes(json_body)
+            headers = (*headers, ("Content-Type", "application/json"))
+        answer = self._wire.exchange(
+            method, self._host, self._port, quote(self._prefix + target, safe=_TARGET_SAFE),
+            headers, body, timeout=timeout, connect_timeout=connect,
+        )
+        return _Answer(answer.status, answer.body, answer.header("content-type"))
+
+    def _send(
+        self, method: str, url: str, json_body: Any, timeout: float, connect: float
+    ) -> _Answer:
+        limits = httpx.Timeout(timeout, connect=connect)
         request = httpx.Request(
             method, _parsed(url), headers=self._headers, json=json_body,
             extensions={"timeout": limits.as_dict()},
         )
-        started = self._clock()
+        response = self._transport.handle_request(request)
         try:
-            response = self._transport.handle_request(request)
-            try:
-                response.read()
-            finally:
-                response.close()
-        except httpx.TransportError as exc:
-            self._log(info, path, None, started, error=type(exc).__name__)
-            raise error_for_transport(exc, info, timeout) from exc
-        self._log(info, path, response.status_code, started)
-        try:
-            body = _decode(response)
-        except ValueError:
-            body = response.text[:_BODY_EXCERPT_CHARS]
-            if response.is_success:
-                raise ServerInternalError(
-                    f"server answered {response.status_code} with a body that is not JSON",
-                    request=info,
-                    status_code=response.status_code,
-                    body=body,
-                    hint=_HINT_INTERNAL,
-                ) from None
-        if not response.is_success:
-            raise error_for_status(response.status_code, body, info)
-        return ApiResponse(response.status_code, body, info)
+            response.read()
+        finally:
+            response.close()
+        return _Answer(response.status_code, response.content, response.headers.get("content-type"))
 
     def _log(
         self,
@@ -253,6 +301,8 @@ class HttpSession:
         *,
         error: str | None = None,
     ) -> None:
+        if dropped(__name__, logging.DEBUG):
+            return
         elapsed_ms = round((self._clock() - started) * 1000.0, 1)
         extra = {"error": error} if error else {}
         log.debug(
@@ -264,3 +314,23 @@ class HttpSession:
             elapsed_ms=elapsed_ms,
             **extra,
         )
+
+
+def _api_response(answer: _Answer, info: RequestInfo) -> ApiResponse:
+    """A 2xx answer's decoded body; any other answer, or an unreadable 2xx, raises."""
+    success = 200 <= answer.status < 300
+    try:
+        body = _decode(answer.content)
+    except ValueError:
+        body = _text(answer.content, answer.content_type)[:_BODY_EXCERPT_CHARS]
+        if success:
+            raise ServerInternalError(
+                f"server answered {answer.status} with a body that is not JSON",
+                request=info,
+                status_code=answer.status,
+                body=body,
+                hint=_HINT_INTERNAL,
+            ) from None
+    if not success:
+        raise error_for_status(answer.status, body, info)
+    return ApiResponse(answer.status, body, info)

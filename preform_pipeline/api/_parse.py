@@ -28,7 +28,14 @@ class MalformedResponse(ValueError):
     """A response body does not have the shape the contract promises."""
 
 
+# Decoded JSON holds exactly dict, str, float and int: the readers test for those types
+# first (a scene's models make hundreds of these checks per answer), and fall back to the
+# general checks for anything else a caller may pass.
+
+
 def as_object(value: Any, what: str) -> Mapping[str, Any]:
+    if type(value) is dict:
+        return value
     if not isinstance(value, Mapping):
         raise MalformedResponse(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -41,6 +48,8 @@ def opt_object(data: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
 
 def opt_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
+    if type(value) is str:
+        return value
     if value is None:
         return None
     if not isinstance(value, str):
@@ -57,6 +66,8 @@ def req_str(data: Mapping[str, Any], key: str) -> str:
 
 def opt_number(data: Mapping[str, Any], key: str) -> float | None:
     value = data.get(key)
+    if type(value) is float:
+        return value
     if value is None:
         return None
     # JSON true/false arrive as bool, which Python counts as int: refuse them as numbers.

@@ -37,8 +37,8 @@ Paths
     Every file path must be absolute (``ValueError`` otherwise, before anything is sent); it is
     mapped to the server's path by ``path_mapper`` (default: the resolved local path).
 
-The client is safe to share between threads (``httpx.Client`` is), but the Local API is not:
-never send two operations on one scene at the same time.
+The client is safe to share between threads (each request in flight has its own connection),
+but the Local API is not: never send two operations on one scene at the same time.
 """
 
 from __future__ import annotations

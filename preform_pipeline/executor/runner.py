@@ -147,6 +147,9 @@ DEFAULT_CANCEL_GRACE_S: Final = 10.0
 CHECKPOINT_FOLDER: Final = ".checkpoints"
 # The waiting main thread wakes this often, so Ctrl-C is seen at once on every platform.
 _WAIT_SLICE_S: Final = 0.2
+# While builds run, the main thread wakes when one ends or the run is cancelled. A wait on
+# POSIX is interrupted by Ctrl-C; on Windows it is not, so there it also wakes every slice.
+_RUN_WAKE_S: Final = _WAIT_SLICE_S if os.name == "nt" else 5.0
 # Scenes of finished builds are deleted to free the server's memory; that must not hold a
 # build up when the server is slow.
 _CLEANUP_TIMEOUT_S: Final = 10.0
@@ -474,12 +477,15 @@ class _ServerClients:
     version check every build; a server is leased to one build at a time, so its pair is
     used by one thread at a time. Keyed by the server's name, generation and URL: a
     restarted server gets new clients. ``drop`` forgets a server's pair after a failure.
+    The server's send holder (its process and start time, read with psutil) is kept the same
+    way: it is the same for every build the server process runs.
     """
 
     def __init__(self, options: RunOptions) -> None:
         self._options = options
         self._lock = threading.Lock()
         self._pairs: dict[tuple[str, int, str], tuple[PreFormClient, PreFormClient]] = {}
+        self._holders: dict[tuple[str, int, str, int | None], SendHolder | None] = {}
 
     def get(self, server: PoolServer) -> tuple[PreFormClient, PreFormClient]:
         key = (server.name, server.generation, server.url)
@@ -488,6 +494,15 @@ class _ServerClients:
             if pair is None:
                 pair = self._pairs[key] = self._make(server)
             return pair
+
+    def holder(self, server: PoolServer) -> SendHolder | None:
+        key = (server.name, server.generation, server.url, server.pid)
+        with self._lock:
+            if key not in self._holders:
+                self._holders[key] = SendHolder.of_server(
+                    server, self._options.request_timeout_s
+                )
+            return self._holders[key]
 
     def _make(self, server: PoolServer) -> tuple[PreFormClient, PreFormClient]:
         common: dict[str, Any] = {
@@ -509,6 +524,7 @@ class _ServerClients:
     def drop(self, server: PoolServer) -> None:
         with self._lock:
             pair = self._pairs.pop((server.name, server.generation, server.url), None)
+            self._holders.pop((server.name, server.generation, server.url, server.pid), None)
         for client in pair or ():
             client.close()
 
@@ -676,7 +692,7 @@ class _BuildWorker:
         self.server = server.name
         attempt = _Attempt(number, server.name, self.runner.clock.monotonic())
         client, quick = self.runner.clients.get(server)
-        holder = SendHolder.of_server(server, self.options.request_timeout_s)
+        holder = self.runner.clients.holder(server)
         ctx = self._context(client, quick, holder)
         intake = self.runner.intake
         intake.holding(self.build.name, not self.laid_out)
@@ -1046,6 +1062,8 @@ class Runner:
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         self.values = run_values(plan.recipe, options.started_at)
         self._cancel = threading.Event()
+        #: Set when a build ends or the run is cancelled: the main thread's wake-up.
+        self._changed = threading.Event()
         self._lock = threading.Lock()
         self._futures: set[Future[BuildOutcome]] = set()
         self._outcomes: dict[str, BuildOutcome] = {}
@@ -1069,6 +1087,7 @@ class Runner:
         if not self._cancel.is_set():
             log.warning("run_cancel_requested", run_id=self.options.run_id)
         self._cancel.set()
+        self._changed.set()
 
     # -- leases ---------------------------------------------------------------------------------
 
@@ -1140,6 +1159,10 @@ class Runner:
                 return
             future = executor.submit(self._run_build, build, parent)
             self._futures.add(future)
+        future.add_done_callback(self._build_ended)
+
+    def _build_ended(self, _future: Future[BuildOutcome]) -> None:
+        self._changed.set()
 
     def _run_build(self, build: BuildPlan, parent: str | None) -> BuildOutcome:
         with self._lock:
@@ -1302,14 +1325,17 @@ class Runner:
             return {f for f in self._futures if not f.done()}
 
     def _wait_all(self) -> None:
+        # Woken by each build's end (and by cancel), not by polling: a slice of 0.2 s cost
+        # the runner five wake-ups a second, each building waiters for every future.
         while True:
+            self._changed.clear()
             pending = self._pending()
             if not pending:
                 return
             if self.cancelled:
                 self._wind_down()
                 return
-            wait(pending, timeout=_WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+            self._changed.wait(_RUN_WAKE_S)
 
     def _wind_down(self) -> None:
         """After cancel: let running steps end within the grace period, then stop the pool

@@ -1,0 +1,333 @@
+"""HTTP/1.1 over kept-alive sockets: the Local API client's default transport.
+
+A PreFormServer speaks plain HTTP/1.1 with JSON bodies on a local port, and a build sends it
+a dozen requests. httpx's own transport (httpcore and h11: connection-pool bookkeeping, an
+event state machine, header validation on every byte) cost more runner CPU per request than
+everything else a build does; this one writes the request in one ``sendall`` and reads the
+answer with a buffered reader, and keeps each connection for the next request.
+
+It is still an ``httpx.BaseTransport`` (``handle_request`` takes an ``httpx.Request``), so it
+fits wherever httpx expects a transport, and its failures are httpx's transport errors
+(``ConnectError``, ``ReadTimeout``, ``RemoteProtocolError``...), so callers map them as
+before. :class:`~preform_pipeline.api._http.HttpSession` calls :meth:`WireTransport.exchange`
+directly and skips building httpx request and response objects.
+
+What it does not do (the Local API needs none of it): TLS, proxies, HTTP/2, compressed
+bodies, upgrades. Answers may be delimited by ``Content-Length``, chunked, or by the server
+closing the connection; ``1xx`` interim answers are skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import select
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+
+__all__ = ["WireAnswer", "WireTransport"]
+
+#: Idle connections kept per server: a client sends one request at a time; a few more
+#: cover a client shared by threads.
+_IDLE_PER_SERVER: Final = 4
+#: Longest status or header line, and most header lines, accepted in an answer.
+_MAX_LINE: Final = 65_536
+_MAX_HEADERS: Final = 100
+#: Bytes read at a time from an answer that ends when the server closes the connection.
+_READ_CHUNK: Final = 65_536
+#: Methods that state an empty body (as httpx does): a server may wait for one otherwise.
+_SENDS_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+#: Statuses that never have a body.
+_NO_BODY: Final = frozenset({204, 304})
+
+
+@dataclass(frozen=True)
+class WireAnswer:
+    """A complete answer: status, header pairs (names as sent), and the whole body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+class _Connection:
+    """One socket with its buffered reader."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: io.BufferedReader = sock.makefile("rb")
+
+    def stale(self) -> bool:
+        """An idle connection the server closed (or wrote to unasked) must not be reused."""
+        try:
+            if hasattr(select, "poll"):
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return bool(poller.poll(0))
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self.sock.close()
+
+
+class WireTransport(httpx.BaseTransport):
+    """Plain-HTTP requests on kept-alive connections, one pool of idle ones per host:port.
+
+    Safe to share between threads: a connection is used by one request at a time.
+    """
+
+    def __init__(self, *, idle_per_server: int = _IDLE_PER_SERVER) -> None:
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._lock = threading.Lock()
+        self._keep = idle_per_server
+        self._closed = False
+
+    # -- httpx's seam -----------------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        url = request.url
+        if url.scheme != "http":
+            raise httpx.UnsupportedProtocol(
+                f"this transport speaks plain http, not {url.scheme!r}", request=request
+            )
+        limits = request.extensions.get("timeout", {})
+        read = limits.get("read")
+        timeout = float(read) if read is not None else None
+        connect = limits.get("connect")
+        head = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        try:
+            answer = self.exchange(
+                request.method,
+                url.host,
+                url.port or 80,
+                url.raw_path.decode("ascii"),
+                head,
+                request.read() or None,
+                timeout=timeout,
+                connect_timeout=float(connect) if connect is not None else timeout,
+            )
+        except httpx.TransportError as exc:
+            exc.request = request
+            raise
+        return httpx.Response(
+            answer.status, headers=list(answer.headers), content=answer.body, request=request
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            pools, self._idle = list(self._idle.values()), {}
+        for pool in pools:
+            for connection in pool:
+                connection.close()
+
+    # -- one exchange -----------------------------------------------------------------------
+
+    def exchange(
+        self,
+        method: str,
+        host: str,
+        port: int,
+        target: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes | None,
+        *,
+        timeout: float | None,
+        connect_timeout: float | None,
+    ) -> WireAnswer:
+        """Send one request and read its whole answer.
+
+        ``headers`` are sent as given (``Host`` is added when missing, ``Content-Length``
+        when there is a body and it is missing); ``timeout`` bounds each send and receive,
+        ``connect_timeout`` the connection. Raises httpx's transport errors.
+        """
+        lines = [f"{method} {target} HTTP/1.1"]
+        names: set[str] = set()
+        for name, value in headers:
+            names.add(name.lower())
+            lines.append(f"{name}: {value}")
+        if "host" not in names:
+            name = f"[{host}]" if ":" in host else host
+            lines.insert(1, f"Host: {name}:{port}" if port != 80 else f"Host: {name}")
+        if "content-length" not in names and (body is not None or method in _SENDS_BODY):
+            lines.append(f"Content-Length: {len(body or b'')}")
+        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if body:
+            payload += body
+        key = (host, port)
+        connection = self._checkout(key, connect_timeout)
+        try:
+            connection.sock.settimeout(timeout)
+            _send(connection, payload)
+            answer, reusable = _receive(connection, method)
+        except BaseException:
+            connection.close()
+            raise
+        self._checkin(key, connection, reusable)
+        return answer
+
+    def _checkout(self, key: tuple[str, int], connect_timeout: float | None) -> _Connection:
+        while True:
+            with self._lock:
+                pool = self._idle.get(key)
+                connection = pool.pop() if pool else None
+            if connection is None:
+                break
+            if not connection.stale():
+                return connection
+            connection.close()
+        return _connect(key, connect_timeout)
+
+    def _checkin(self, key: tuple[str, int], connection: _Connection, reusable: bool) -> None:
+        with self._lock:
+            pool = self._idle.setdefault(key, [])
+            if reusable and not self._closed and len(pool) < self._keep:
+                pool.append(connection)
+                return
+        connection.close()
+
+
+def _connect(key: tuple[str, int], timeout: float | None) -> _Connection:
+    try:
+        sock = socket.create_connection(key, timeout=timeout)
+    except TimeoutError as exc:
+        raise httpx.ConnectTimeout(f"no connection to {key[0]}:{key[1]}: {exc}") from exc
+    except OSError as exc:
+        raise httpx.ConnectError(str(exc)) from exc
+    # Requests are written whole: Nagle's delay would only hold the next one up.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return _Connection(sock)
+
+
+def _send(connection: _Connection, payload: bytes) -> None:
+    try:
+        connection.sock.sendall(payload)
+    except TimeoutError as exc:
+        raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
+    except OSError as exc:
+        raise httpx.WriteError(str(exc)) from exc
+
+
+def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
+    """The answer, and whether the connection may carry another request."""
+    try:
+        while True:
+            version, status = _status_line(connection.reader)
+            headers = _header_lines(connection.reader)
+            if not 100 <= status < 200:
+                break
+        fields = {name.lower(): value for name, value in headers}
+        persistent = _persistent(version, fields.get("connection", ""))
+        if method == "HEAD" or status in _NO_BODY:
+            body = b""
+        elif "chunked" in fields.get("transfer-encoding", "").lower():
+            body = _chunked(connection.reader)
+        elif "content-length" in fields:
+            body = _exactly(connection.reader, _length(fields["content-length"]))
+        else:
+            body = _until_closed(connection.reader)
+            persistent = False
+    except TimeoutError as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out waiting for the answer") from exc
+    except OSError as exc:
+        raise httpx.ReadError(str(exc)) from exc
+    return WireAnswer(status, tuple(headers), body), persistent
+
+
+def _line(reader: io.BufferedReader) -> bytes:
+    line = reader.readline(_MAX_LINE + 1)
+    if len(line) > _MAX_LINE:
+        raise httpx.RemoteProtocolError("the server sent a line longer than 64 KiB")
+    return line
+
+
+def _status_line(reader: io.BufferedReader) -> tuple[str, int]:
+    line = _line(reader)
+    if not line:
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    parts = line.decode("latin-1").split(None, 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {line[:80]!r}")
+    return parts[0], int(parts[1])
+
+
+def _header_lines(reader: io.BufferedReader) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    while True:
+        line = _line(reader)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if not line:
+            raise httpx.RemoteProtocolError("the server closed the connection within the headers")
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name.strip():
+            raise httpx.RemoteProtocolError(f"malformed header line: {line[:80]!r}")
+        headers.append((name.strip(), value.strip()))
+        if len(headers) > _MAX_HEADERS:
+            raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
+
+
+def _persistent(version: str, connection: str) -> bool:
+    tokens = {token.strip().lower() for token in connection.split(",")}
+    if version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
+
+
+def _length(value: str) -> int:
+    # Repeated Content-Length headers arrive joined by commas; they must agree.
+    values = {v.strip() for v in value.split(",")}
+    if len(values) != 1 or not next(iter(values)).isdigit():
+        raise httpx.RemoteProtocolError(f"bad Content-Length: {value!r}")
+    return int(values.pop())
+
+
+def _exactly(reader: io.BufferedReader, size: int) -> bytes:
+    data = reader.read(size)
+    if len(data) < size:
+        raise httpx.RemoteProtocolError(
+            f"the server closed the connection after {len(data)} of {size} body bytes"
+        )
+    return data
+
+
+def _chunked(reader: io.BufferedReader) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        line = _line(reader)
+        size_text = line.split(b";", 1)[0].strip()
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            raise httpx.RemoteProtocolError(f"bad chunk size line: {line[:80]!r}") from None
+        if size == 0:
+            break
+        parts.append(_exactly(reader, size))
+        if _line(reader) not in (b"\r\n", b"\n"):
+            raise httpx.RemoteProtocolError("a chunk did not end with CRLF")
+    _header_lines(reader)  # trailers, unused
+    return b"".join(parts)
+
+
+def _until_closed(reader: io.BufferedReader) -> bytes:
+    parts: list[bytes] = []
+    while chunk := reader.read1(_READ_CHUNK):
+        parts.append(chunk)
+    return b"".join(parts)
