@@ -109,6 +109,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
     # the store conftest deselects every test that needs the server.
     "preform_pipeline/store/leases.py": ("tests/unit/store/test_store_leases.py",
+                                         "tests/unit/store/test_store_leases_rules.py",
                                          "tests/unit/store/test_store_fenced.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
@@ -116,6 +117,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # runs never call this module, so mutmut does not give them its mutants).
     "preform_pipeline/store/postgres.py": ("tests/unit/store/test_store_postgres_plumbing.py",
                                            "tests/unit/store/test_store_leases.py",
+                                           "tests/unit/store/test_store_leases_rules.py",
                                            "tests/unit/store/test_store_fenced.py",
                                            "tests/unit/store/test_store_sqlite.py"),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
