@@ -54,6 +54,19 @@ class TestAnotherWritersLock:
             assert caught.value.hint == _LOCKED_HINT
             assert store.get_job(job.id).state is JobState.DISCOVERED
 
+    def test_an_up_to_date_store_opens_and_reads_while_another_process_writes(
+        self, tmp_path: Path, holder: sqlite3.Connection
+    ) -> None:
+        # `jobs` beside a running daemon: opening takes no write lock when nothing migrates.
+        path = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            job = store.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE jobs SET reason = 'being written'")
+        with SqliteJobStore(path, busy_timeout_s=0.3) as reader:
+            assert [(j.id, j.reason) for j in reader.list_jobs()] == [(job.id, "created")]
+        holder.execute("ROLLBACK")
+
     def test_opening_a_file_another_process_holds_exclusively_is_a_lock_error(
         self, tmp_path: Path, holder: sqlite3.Connection
     ) -> None:
