@@ -1,0 +1,245 @@
+"""A node's lease book in detail: builds in use kept, a database away, the send's longer lease
+ending with the send, plain writes past the claimable states, background renewal (real
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import LeaseLostError
+from preform_pipeline.store import Build, JobState
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
+
+S = JobState
+NodeFactory = Callable[..., NodeJobStore]
+
+
+@pytest.fixture
+def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
+    """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
+    opened: list[NodeJobStore] = []
+
+    def make(name: str, **options: object) -> NodeJobStore:
+        store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
+                             **options)  # type: ignore[arg-type]
+        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def _build(store: NodeJobStore, tag: str = "m") -> Build:
+    job = store.create_job(recipe="dental", source_path=f"/nas/processing/{tag}.stl",
+                           content_hash=f"sha256:{tag}", state=S.PROCESSING)
+    return store.create_build(recipe="dental", job_ids=[job.id])
+
+
+def _warnings(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    """The warnings, without the reconnection that follows a cut-off."""
+    return [e for e in logs
+            if e["log_level"] == "warning" and e["event"] != "store_reconnecting"]
+
+
+def _cut_off(pg_url: str) -> None:
+    """End the stores' sessions on the database (``application_name``), as a database restart
+    would, and wait (up to 30 s) until they are gone."""
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+        stores = ("FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND application_name = 'preform-pipeline'")
+        admin.execute(f"SELECT pg_terminate_backend(pid) {stores}")
+        deadline = time.monotonic() + 30
+        while admin.execute(f"SELECT count(*) {stores}").fetchone() != (0,):
+            assert time.monotonic() < deadline, "sessions still open"
+            threading.Event().wait(0.05)
+
+
+def _lease_left_s(pg_url: str, build_id: int) -> float:
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+        row = admin.execute("SELECT extract(epoch FROM lease_until - now()) FROM builds "
+                            "WHERE id = %s", (build_id,)).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+class TestBuildsInUse:
+    """A build the node still uses is renewed, never let go; one just touched is kept too."""
+
+    def test_a_build_in_use_is_renewed_and_its_loss_reported(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        asked: list[tuple[int, JobState]] = []
+        # A zero lease: idle at once, so only ``in_use`` keeps the node from letting it go;
+        # the renewal then finds the lease run out and reports it.
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+
+        def in_use(build_id: int, state: JobState) -> bool:
+            asked.append((build_id, state))
+            return True
+
+        a.in_use = in_use
+        build = _build(a)
+        with capture_logs() as logs:
+            a.renew_all()
+        assert asked == [(build.id, S.PROCESSING)]
+        assert lost == [build.id]
+        assert _warnings(logs)[-1] == {"event": "build_lease_lost", "log_level": "warning",
+                                       "build_id": build.id, "node": "pc-a"}
+        assert "build_let_go" not in [e["event"] for e in logs]
+
+    def test_a_build_touched_within_its_lease_is_renewed_not_let_go(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a", lease_s=600.0)
+        a.in_use = lambda _build_id, _state: False
+        build = _build(a)
+        with capture_logs() as logs:
+            a.renew_all()
+        assert _warnings(logs) == []
+        assert a.held(build.id) is not None
+        assert _lease_left_s(pg_url, build.id) > 500
+
+
+class TestDatabaseAway:
+    """A renewal or release that cannot reach the database keeps the lease for the next pass."""
+
+    def test_a_failed_renewal_is_logged_and_the_next_pass_renews(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=600.0, on_lost=lost.append)
+        build = _build(a)
+        _cut_off(pg_url)
+        with capture_logs() as logs:
+            a.renew_all()
+        (warning,) = _warnings(logs)
+        assert (warning["event"], warning["build_id"]) == ("lease_renewal_failed", build.id)
+        assert str(warning["error"]).startswith(f"{pg_url}: cannot reach the PostgreSQL ")
+        assert a.held(build.id) is not None and lost == []
+        a.renew_all()
+        assert a.held(build.id) is not None and lost == []
+        assert _lease_left_s(pg_url, build.id) > 500
+
+    def test_a_failed_let_go_is_logged_and_the_next_pass_lets_go(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        a.in_use = lambda _build_id, _state: False
+        build = _build(a)
+        _cut_off(pg_url)
+        with capture_logs() as logs:
+            a.renew_all()
+        (warning,) = _warnings(logs)
+        assert (warning["event"], warning["build_id"]) == ("lease_release_failed", build.id)
+        assert a.held(build.id) is not None and lost == []
+        with capture_logs() as again:
+            a.renew_all()
+        assert _warnings(again) == [{"event": "build_let_go", "log_level": "warning",
+                                     "build_id": build.id, "node": "pc-a",
+                                     "state": "processing"}]
+        assert a.held(build.id) is None and lost == []
+
+
+class TestTheSendsLease:
+    """A send runs on a lease as long as its deadline plus a lease; after it, normal again."""
+
+    def test_a_send_given_up_goes_back_to_the_normal_lease(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a", lease_s=60.0, send_deadline_s=900.0)
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING):
+            a.transition_build(build.id, step, str(step))
+        assert _lease_left_s(pg_url, build.id) > 900
+        a.renew_all()
+        assert _lease_left_s(pg_url, build.id) > 900
+        a.transition_build(build.id, S.PREPARED, "the server refused the send")
+        held = a.held(build.id)
+        assert held is not None and held.state is S.PREPARED
+        a.renew_all()
+        assert 0 < _lease_left_s(pg_url, build.id) <= 60
+
+    def test_a_send_on_a_lost_lease_is_refused_and_reported(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=60.0, send_deadline_s=300.0, on_lost=lost.append)
+        b = node("pc-b")
+        build = _build(a)
+        a.transition_build(build.id, S.PREPARING, "preparing")
+        a.transition_build(build.id, S.PREPARED, "prepared")
+        a.node_stopped("pc-a")  # its leases end at once; pc-b recovers the build
+        taken = b.claim_build("pc-b")
+        assert taken is not None and taken.build_id == build.id
+        with pytest.raises(LeaseLostError):
+            a.transition_build(build.id, S.PRINT_SENDING, "send")
+        assert lost == [build.id] and a.held(build.id) is None
+        assert b.get_build(build.id).state is S.PREPARED
+
+    def test_a_send_that_lands_releases_the_build(self, node: NodeFactory) -> None:
+        a, b = node("pc-a", send_deadline_s=300.0), node("pc-b")
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            a.transition_build(build.id, step, str(step))
+        assert a.held(build.id) is None
+        assert {n.info.id: n.held_builds for n in b.list_nodes()}["pc-a"] == ()
+
+
+class TestPlainWrites:
+    """Builds past the claimable states are written without a lease; held ones through it."""
+
+    def test_a_held_build_is_updated_through_its_lease(self, node: NodeFactory) -> None:
+        a = node("pc-a")
+        build = _build(a)
+        assert a.update_build(build.id, server="127.0.0.1:7001").server == "127.0.0.1:7001"
+
+    def test_a_sent_build_is_updated_and_moved_by_any_node(self, node: NodeFactory) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            a.transition_build(build.id, step, str(step))
+        assert b.update_build(build.id, printer="Form4-A").printer == "Form4-A"
+        moved = b.transition_build(build.id, S.VERIFYING, "the poller saw it")
+        assert moved.state is S.VERIFYING
+        assert b.build_history(build.id)[-1].reason == "the poller saw it"
+
+    def test_a_lost_lease_fails_an_update_and_is_reported(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)
+        build = _build(a)
+        with pytest.raises(LeaseLostError):
+            a.update_build(build.id, server="127.0.0.1:7001")
+        assert lost == [build.id] and a.held(build.id) is None
+        assert a.get_build(build.id).server is None
+
+
+class TestRenewingInTheBackground:
+    """Started, the renewal thread keeps a held lease alive; closing stops it."""
+
+    def test_the_lease_is_renewed_until_close(self, node: NodeFactory, pg_url: str) -> None:
+        a = node("pc-a", lease_s=3.0)
+        build = _build(a)
+        first = a.held(build.id)
+        assert first is not None
+        a.start_renewing()
+        a.start_renewing()  # a second start changes nothing
+        deadline = time.monotonic() + 30
+        while (current := a.held(build.id)) is not None and current.until == first.until:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            threading.Event().wait(0.05)
+        assert current is not None and current.until > first.until
+        renewers = [t for t in threading.enumerate() if t.name == "lease-renewal"]
+        assert len(renewers) == 1 and renewers[0].daemon
+        a.close()
+        renewers[0].join(timeout=10)
+        assert not renewers[0].is_alive()
