@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 import psycopg
@@ -16,29 +16,10 @@ from structlog.testing import capture_logs
 from preform_pipeline.errors import LeaseLostError
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.fenced import NodeJobStore
-from preform_pipeline.store.leases import NodeInfo
-from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
+from tests.unit.store.conftest import NodeFactory
 
 S = JobState
-NodeFactory = Callable[..., NodeJobStore]
-
-
-@pytest.fixture
-def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
-    """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
-    opened: list[NodeJobStore] = []
-
-    def make(name: str, **options: object) -> NodeJobStore:
-        store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
-                             **options)  # type: ignore[arg-type]
-        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def _build(store: NodeJobStore, tag: str = "m") -> Build:
