@@ -216,6 +216,16 @@ class TestLosingALease:
         assert (renewed.until - lease.until).total_seconds() > 3000
 
 
+def _claimed_files(store: PostgresJobStore, count: int) -> tuple[int, list[Job]]:
+    """Nodes pc-1 and pc-2, and a build of ``count`` jobs whose inbox files pc-1 claimed."""
+    store.register_node(_node("pc-1"))
+    store.register_node(_node("pc-2"))
+    build, jobs = _build(store, count=count)
+    for job in jobs:
+        assert store.claim_inbox_file("pc-1", job.source_path, str(job.content_hash))
+    return build, jobs
+
+
 class TestHolderAndSettling:
     """Whether a build is busy, and which node may settle its files."""
 
@@ -235,11 +245,7 @@ class TestHolderAndSettling:
     def test_the_claimant_settles_and_a_gone_claimants_files_pass_to_another(
         self, pg_store: PostgresJobStore
     ) -> None:
-        pg_store.register_node(_node("pc-1"))
-        pg_store.register_node(_node("pc-2"))
-        build, jobs = _build(pg_store, count=2)
-        for job in jobs:
-            assert pg_store.claim_inbox_file("pc-1", job.source_path, str(job.content_hash))
+        build, _ = _claimed_files(pg_store, 2)
         assert pg_store.may_settle("pc-1", build) is True
         assert pg_store.may_settle("pc-2", build, lease_s=600) is False
         assert {c[2] for c in pg_store.inbox_claims()} == {"pc-1"}
@@ -251,11 +257,7 @@ class TestHolderAndSettling:
     def test_adopted_jobs_move_their_claims_and_only_theirs(
         self, pg_store: PostgresJobStore
     ) -> None:
-        pg_store.register_node(_node("pc-1"))
-        pg_store.register_node(_node("pc-2"))
-        _, jobs = _build(pg_store, count=3)
-        for job in jobs:
-            pg_store.claim_inbox_file("pc-1", job.source_path, str(job.content_hash))
+        _, jobs = _claimed_files(pg_store, 3)
         pg_store.adopt_jobs("pc-2", [jobs[0].id, jobs[2].id])
         assert sorted(pg_store.inbox_claims()) == sorted(
             (str(j.source_path), str(j.content_hash), "pc-2" if j is not jobs[1] else "pc-1")

@@ -46,20 +46,19 @@ def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def _other_sessions(url: str) -> int:
+def _others(url: str, select: str) -> list[tuple[Any, ...]]:
+    """``select`` over the database's sessions other than the caller's."""
     with _admin(url) as admin:
-        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                            "current_database() AND pid <> pg_backend_pid()").fetchone()
-    assert row is not None
-    return int(row[0])
+        return admin.execute(f"SELECT {select} FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid()").fetchall()
 
 
 def _wait_for_sessions(url: str, count: int) -> None:
     """Wait (up to 30 s) until the database has ``count`` sessions besides the caller's: a
     backend leaves pg_stat_activity a moment after its connection ends."""
     deadline = time.monotonic() + 30
-    while _other_sessions(url) != count:
-        assert time.monotonic() < deadline, f"still {_other_sessions(url)} sessions"
+    while (found := _others(url, "count(*)")) != [(count,)]:
+        assert time.monotonic() < deadline, f"sessions: {found}"
         threading.Event().wait(0.05)
 
 
@@ -130,11 +129,7 @@ class TestConnection:
     def test_the_session_is_named_and_answers_in_utc(self, fresh_url: str) -> None:
         with _open(fresh_url) as store:
             job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
-            with _admin(fresh_url) as admin:
-                names = admin.execute(
-                    "SELECT application_name FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND pid <> pg_backend_pid()").fetchall()
-            assert names == [("preform-pipeline",)]
+            assert _others(fresh_url, "application_name") == [("preform-pipeline",)]
             assert store.get_job(job.id).created_at.utcoffset() == timedelta(0)
 
     def test_a_lost_connection_fails_one_call_and_the_next_connects_again(
@@ -142,11 +137,7 @@ class TestConnection:
     ) -> None:
         with _open(fresh_url) as store:
             job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
-            with _admin(fresh_url) as admin:
-                ended = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
-                    "current_database() AND pid <> pg_backend_pid()").fetchall()
-            assert ended == [(True,)]
+            assert _others(fresh_url, "pg_terminate_backend(pid)") == [(True,)]
             _wait_for_sessions(fresh_url, 0)
             with pytest.raises(StoreError) as caught:
                 store.get_job(job.id)
