@@ -3,6 +3,7 @@ lost connection, a failing statement, an unreachable server, closing (real Postg
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -209,3 +210,18 @@ class TestClosing:
             store.list_jobs()
         assert str(caught.value) == f"{fresh_url}: the job store is closed"
         _wait_for_sessions(fresh_url, 0)  # the connection is closed, not left to the server
+
+
+class TestWithoutTheDriver:
+    """A PostgreSQL store without psycopg installed says what to install."""
+
+    def test_a_missing_driver_is_a_store_error_with_the_install_command(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import` sees when absent
+        with pytest.raises(StoreError) as caught:
+            PostgresJobStore("postgresql://pipeline@127.0.0.1:1/jobs", password="x")
+        assert str(caught.value).startswith(
+            "store.url names a PostgreSQL store, but psycopg is not installed (")
+        assert caught.value.hint == (
+            "pip install 'preform-pipeline[postgresql]' (or psycopg[binary])")
