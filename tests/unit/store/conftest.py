@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -155,6 +157,21 @@ def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
     yield make
     for store in opened:
         store.close()
+
+
+def cut_off_stores(pg_url: str) -> None:
+    """End the stores' sessions on the database (``application_name``), as a database restart
+    would, and wait (up to 30 s) until they are gone."""
+    import psycopg
+
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+        stores = ("FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND application_name = 'preform-pipeline'")
+        admin.execute(f"SELECT pg_terminate_backend(pid) {stores}")
+        deadline = time.monotonic() + 30
+        while admin.execute(f"SELECT count(*) {stores}").fetchone() != (0,):
+            assert time.monotonic() < deadline, "sessions still open"
+            threading.Event().wait(0.05)
 
 
 def driver_error(store: JobStore, text: str) -> Exception:

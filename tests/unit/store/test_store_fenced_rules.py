@@ -17,7 +17,7 @@ from preform_pipeline.errors import LeaseLostError
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.fenced import NodeJobStore
 from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import NodeFactory
+from tests.unit.store.conftest import NodeFactory, cut_off_stores
 
 S = JobState
 
@@ -32,19 +32,6 @@ def _warnings(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, 
     """The warnings, without the reconnection that follows a cut-off."""
     return [e for e in logs
             if e["log_level"] == "warning" and e["event"] != "store_reconnecting"]
-
-
-def _cut_off(pg_url: str) -> None:
-    """End the stores' sessions on the database (``application_name``), as a database restart
-    would, and wait (up to 30 s) until they are gone."""
-    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
-        stores = ("FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND application_name = 'preform-pipeline'")
-        admin.execute(f"SELECT pg_terminate_backend(pid) {stores}")
-        deadline = time.monotonic() + 30
-        while admin.execute(f"SELECT count(*) {stores}").fetchone() != (0,):
-            assert time.monotonic() < deadline, "sessions still open"
-            threading.Event().wait(0.05)
 
 
 def _lease_left_s(pg_url: str, build_id: int) -> float:
@@ -101,7 +88,7 @@ class TestDatabaseAway:
         lost: list[int] = []
         a = node("pc-a", lease_s=600.0, on_lost=lost.append)
         build = _build(a)
-        _cut_off(pg_url)
+        cut_off_stores(pg_url)
         with capture_logs() as logs:
             a.renew_all()
         (warning,) = _warnings(logs)
@@ -119,7 +106,7 @@ class TestDatabaseAway:
         a = node("pc-a", lease_s=0.0, on_lost=lost.append)
         a.in_use = lambda _build_id, _state: False
         build = _build(a)
-        _cut_off(pg_url)
+        cut_off_stores(pg_url)
         with capture_logs() as logs:
             a.renew_all()
         (warning,) = _warnings(logs)
@@ -224,3 +211,28 @@ class TestRenewingInTheBackground:
         a.close()
         renewers[0].join(timeout=10)
         assert not renewers[0].is_alive()
+
+
+class TestNotHeld:
+    """A move of a claimable build the node does not hold says so, and is logged."""
+
+    def test_the_refusal_names_build_node_and_reason(self, node: NodeFactory) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        build = _build(a)
+        with capture_logs() as logs, pytest.raises(LeaseLostError) as caught:
+            b.transition_build(build.id, S.PREPARING, "not mine")
+        assert str(caught.value).startswith(
+            f"build {build.id}: node pc-b no longer holds it (epoch 0): this node does not "
+            "hold the build (")
+        assert _warnings(logs) == [{"event": "lease_lost", "log_level": "warning",
+                                    "build_id": build.id, "node": "pc-b", "epoch": 0,
+                                    "why": "this node does not hold the build"}]
+
+    def test_without_a_send_deadline_a_send_keeps_the_normal_lease(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a", lease_s=60.0)
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING):
+            a.transition_build(build.id, step, str(step))
+        assert 50 < _lease_left_s(pg_url, build.id) <= 60

@@ -3,7 +3,7 @@ creation, the loss messages, a build's holder and who settles its files (real Po
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,8 +12,9 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.errors import LeaseLostError, StoreError
 from preform_pipeline.store import Job, JobState
-from preform_pipeline.store.leases import NodeInfo, NodeStatus
+from preform_pipeline.store.leases import Lease, NodeInfo, NodeStatus
 from preform_pipeline.store.postgres import PostgresJobStore
+from tests.unit.store.conftest import cut_off_stores
 
 S = JobState
 _LOST = "its lease ran out or another node took it over"
@@ -288,3 +289,46 @@ class TestHolderAndSettling:
         with capture_logs() as quiet:
             assert pg_store.adopt_orphan_jobs("pc-1") == ()
         assert _events(quiet, "orphan_jobs_adopted") == []
+
+
+#: Each lease operation, and the action its StoreError names when the database is away.
+_OPERATIONS: dict[str, tuple[Callable[[PostgresJobStore, Lease], object], str]] = {
+    "register": (lambda s, _: s.register_node(_node("pc-1")), "registering node pc-1"),
+    "heartbeat": (lambda s, _: s.heartbeat("pc-1"), "heartbeat of node pc-1"),
+    "stop": (lambda s, _: s.node_stopped("pc-1"), "stopping node pc-1"),
+    "list": (lambda s, _: s.list_nodes(), "listing nodes"),
+    "claim": (lambda s, _: s.claim_build("pc-1"), "claiming a build for node pc-1"),
+    "renew": (lambda s, lease: s.renew(lease), "renewing the lease on build {build}"),
+    "release": (lambda s, lease: s.release(lease), "releasing build {build}"),
+    "orphans": (lambda s, _: s.adopt_orphan_jobs("pc-1"), "adopting orphaned jobs for node pc-1"),
+    "busy": (lambda s, lease: s.build_busy(lease.build_id, grace_s=0),
+             "reading the holder of build {build}"),
+    "settle": (lambda s, lease: s.may_settle("pc-1", lease.build_id),
+               "taking the files of build {build}"),
+    "inbox": (lambda s, _: s.claim_inbox_file("pc-1", "/nas/a.stl", "h1"),
+              "claiming an inbox file"),
+    "adopt": (lambda s, _: s.adopt_jobs("pc-1", [1]), "adopting jobs for node pc-1"),
+    "claims": (lambda s, _: s.inbox_claims(), "listing inbox claims"),
+}
+
+
+class TestDatabaseAway:
+    """Every lease operation on a lost connection fails with a StoreError naming its action;
+    the next call connects again."""
+
+    @pytest.mark.parametrize("operation", sorted(_OPERATIONS))
+    def test_the_error_names_the_action(
+        self, pg_store: PostgresJobStore, pg_url: str, operation: str
+    ) -> None:
+        build, _ = _build(pg_store)
+        pg_store.register_node(_node("pc-1"))
+        lease = pg_store.claim_build("pc-1", lease_s=600)
+        assert lease is not None
+        call, action = _OPERATIONS[operation]
+        cut_off_stores(pg_url)
+        with pytest.raises(StoreError) as caught:
+            call(pg_store, lease)
+        assert str(caught.value).startswith(
+            f"{pg_url}: cannot reach the PostgreSQL job store while "
+            f"{action.format(build=build)}: ")
+        call(pg_store, lease)
