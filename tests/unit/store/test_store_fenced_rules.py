@@ -82,22 +82,56 @@ class TestBuildsInUse:
 class TestDatabaseAway:
     """A renewal or release that cannot reach the database keeps the lease for the next pass."""
 
-    def test_a_failed_renewal_is_logged_and_the_next_pass_renews(
+    def test_a_failed_renewal_is_logged_and_the_pass_goes_on(
         self, node: NodeFactory, pg_url: str
     ) -> None:
         lost: list[int] = []
         a = node("pc-a", lease_s=600.0, on_lost=lost.append)
-        build = _build(a)
+        first, second = _build(a, "a"), _build(a, "b")
+        before = a.held(second.id)
+        assert before is not None
         cut_off_stores(pg_url)
         with capture_logs() as logs:
-            a.renew_all()
+            a.renew_all()  # the first renewal meets the cut; the second connects again
         (warning,) = _warnings(logs)
-        assert (warning["event"], warning["build_id"]) == ("lease_renewal_failed", build.id)
+        assert (warning["event"], warning["build_id"]) == ("lease_renewal_failed", first.id)
         assert str(warning["error"]).startswith(f"{pg_url}: cannot reach the PostgreSQL ")
-        assert a.held(build.id) is not None and lost == []
+        assert a.held(first.id) is not None and lost == []
+        renewed = a.held(second.id)
+        assert renewed is not None and renewed.until > before.until
         a.renew_all()
-        assert a.held(build.id) is not None and lost == []
-        assert _lease_left_s(pg_url, build.id) > 500
+        assert a.held(first.id) is not None and lost == []
+        assert _lease_left_s(pg_url, first.id) > 500
+
+    def test_a_lost_lease_is_reported_and_the_pass_goes_on(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        lost: list[int] = []
+        a, b = node("pc-a", lease_s=600.0, on_lost=lost.append), node("pc-b")
+        first, second = _build(a, "a"), _build(a, "b")
+        before = a.held(second.id)
+        assert before is not None
+        with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+            # The first build's lease runs out (pc-a stalled on it), and pc-b takes it over.
+            admin.execute("UPDATE builds SET lease_until = now() WHERE id = %s", (first.id,))
+        assert b.claim_build("pc-b") is not None
+        a.renew_all()
+        assert lost == [first.id] and a.held(first.id) is None
+        renewed = a.held(second.id)
+        assert renewed is not None and renewed.until > before.until
+
+    def test_a_lost_lease_is_not_given_back_so_the_next_claim_learns_whose_it_was(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        a, b = node("pc-a", lease_s=0.0, on_lost=lost.append), node("pc-b")
+        build = _build(a)
+        with pytest.raises(LeaseLostError):
+            a.transition_build(build.id, S.PREPARING, "late")
+        assert lost == [build.id]
+        taken = b.claim_build("pc-b")
+        assert taken is not None and taken.build_id == build.id
+        assert taken.previous_owner == "pc-a"
 
     def test_a_failed_let_go_is_logged_and_the_next_pass_lets_go(
         self, node: NodeFactory, pg_url: str
@@ -163,6 +197,20 @@ class TestTheSendsLease:
         assert {n.info.id: n.held_builds for n in b.list_nodes()}["pc-a"] == ()
 
 
+class TestCreatedBuilds:
+    """A node's new build carries the reason and server given, or the default reason."""
+
+    def test_the_reason_and_server_are_recorded(self, node: NodeFactory) -> None:
+        a = node("pc-a")
+        job = a.create_job(recipe="dental", source_path="/nas/m.stl", state=S.PROCESSING)
+        given = a.create_build(recipe="dental", job_ids=[job.id], server="127.0.0.1:7001",
+                               reason="split from build 7")
+        assert given.server == "127.0.0.1:7001"
+        assert a.build_history(given.id)[0].reason == "split from build 7"
+        plain = _build(a, "p")
+        assert a.build_history(plain.id)[0].reason == "batched"
+
+
 class TestPlainWrites:
     """Builds past the claimable states are written without a lease; held ones through it."""
 
@@ -177,6 +225,7 @@ class TestPlainWrites:
         for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
             a.transition_build(build.id, step, str(step))
         assert b.update_build(build.id, printer="Form4-A").printer == "Form4-A"
+        assert [x.id for x in b.list_builds(state=S.PRINT_SENT)] == [build.id]
         moved = b.transition_build(build.id, S.VERIFYING, "the poller saw it")
         assert moved.state is S.VERIFYING
         assert b.build_history(build.id)[-1].reason == "the poller saw it"

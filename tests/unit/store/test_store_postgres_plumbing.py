@@ -165,7 +165,9 @@ class TestConnection:
                 f"{fresh_url}: the job store failed while moving job {job.id} to queued: "
                 'relation "transitions" does not exist (see docs/multi-node.md; the '
                 "database log has the details)")
-            assert store.get_job(job.id).state is JobState.DISCOVERED  # nothing half-written
+            with capture_logs() as logs:  # rolled back, the connection goes on: no reconnect
+                assert store.get_job(job.id).state is JobState.DISCOVERED  # nothing half-written
+            assert [e for e in logs if e["event"] == "store_reconnecting"] == []
             with _admin(fresh_url) as admin:
                 admin.execute("ALTER TABLE transitions_gone RENAME TO transitions")
             assert store.transition(job.id, JobState.QUEUED, "complete").state is (
