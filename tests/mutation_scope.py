@@ -105,7 +105,13 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
     "preform_pipeline/store/sqlcore.py": _STORE_SQLITE_TESTS,
-    "preform_pipeline/store/sqlite.py": _STORE_SQLITE_TESTS,
+    # SQLite's plumbing (opening, migrating, errors, transactions): the files that test it;
+    # every store test opens a store, so the whole SQLite set made each mutant slow.
+    "preform_pipeline/store/sqlite.py": (
+        "tests/unit/store/test_store_sqlite.py",
+        "tests/unit/store/test_store_migrations.py",
+        "tests/unit/store/test_store_sqlite_plumbing.py",
+    ),
     # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
     # the store conftest deselects every test that needs the server.
     "preform_pipeline/store/leases.py": ("tests/unit/store/test_store_leases.py",
