@@ -95,6 +95,20 @@ class TestOpeningErrors:
         assert path.read_bytes() == b"not a database\n" * 300
 
 
+class TestUnknownRows:
+    """A job or build the store does not have is an error naming the store's file."""
+
+    def test_the_errors_name_the_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            with pytest.raises(StoreError) as job:
+                store.get_job(999)
+            with pytest.raises(StoreError) as build:
+                store.get_build(999)
+        assert str(job.value).startswith(f"{path}: no job 999 (")
+        assert str(build.value) == f"{path}: no build 999"
+
+
 class TestThreads:
     """One store is shared by the threads of a process."""
 
