@@ -197,6 +197,72 @@ class TestTheSendsLease:
         assert {n.info.id: n.held_builds for n in b.list_nodes()}["pc-a"] == ()
 
 
+class TestSendsAndReleases:
+    """A send needs its whole deadline of lease; a node's send flag ends with the lease; a
+    release that fails after the build left the claimable states is logged, not raised."""
+
+    def test_a_send_with_no_lease_beyond_its_deadline_is_refused(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=600.0, send_deadline_s=900.0, on_lost=lost.append)
+        build = _build(a)
+        a.transition_build(build.id, S.PREPARING, "preparing")
+        a.transition_build(build.id, S.PREPARED, "prepared")
+        # No lease beyond the deadline: the renewal grants exactly 900 s, and by the move's
+        # own transaction (a moment later on the database's clock) less than that is left.
+        a.lease_s = 0.0
+        with pytest.raises(LeaseLostError, match="less than 900 s left"):
+            a.transition_build(build.id, S.PRINT_SENDING, "send")
+        assert lost == [build.id]
+        assert a.get_build(build.id).state is S.PREPARED
+
+    def test_a_lost_send_does_not_lengthen_a_later_lease(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a", lease_s=60.0, send_deadline_s=900.0)
+        b = node("pc-b")
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING):
+            a.transition_build(build.id, step, str(step))
+        with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+            admin.execute("UPDATE builds SET lease_until = now() WHERE id = %s", (build.id,))
+        taken = b.claim_build("pc-b")
+        assert taken is not None and b.release(taken)
+        a.renew_all()  # finds its lease gone: the build leaves the book
+        assert a.held(build.id) is None
+        again = a.claim_build("pc-a", lease_s=60.0)
+        assert again is not None and again.build_id == build.id
+        a.hold(again)
+        a.renew_all()
+        assert 0 < _lease_left_s(pg_url, build.id) <= 60
+
+    def test_a_failed_release_is_logged_and_the_move_stands(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a")
+        build = _build(a)
+        with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+            # A database that refuses the release (as a full disk or a lost lock would).
+            admin.execute(
+                "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN IF NEW.owner IS NULL AND OLD.owner IS NOT NULL THEN "
+                "RAISE EXCEPTION 'release refused'; END IF; RETURN NEW; END $$")
+            admin.execute("CREATE TRIGGER refuse_release BEFORE UPDATE ON builds "
+                          "FOR EACH ROW EXECUTE FUNCTION refuse_release()")
+        try:
+            with capture_logs() as logs:
+                moved = a.transition_build(build.id, S.FAILED, "the server refused it")
+        finally:
+            with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+                admin.execute("DROP TRIGGER refuse_release ON builds")
+                admin.execute("DROP FUNCTION refuse_release()")
+        assert moved.state is S.FAILED and a.held(build.id) is None
+        (warning,) = _warnings(logs)
+        assert (warning["event"], warning["build_id"]) == ("lease_release_failed", build.id)
+        assert "release refused" in str(warning["error"])
+
+
 class TestCreatedBuilds:
     """A node's new build carries the reason and server given, or the default reason."""
 
@@ -222,10 +288,12 @@ class TestPlainWrites:
     def test_a_sent_build_is_updated_and_moved_by_any_node(self, node: NodeFactory) -> None:
         a, b = node("pc-a"), node("pc-b")
         build = _build(a)
+        own = _build(b, "own")
         for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
             a.transition_build(build.id, step, str(step))
         assert b.update_build(build.id, printer="Form4-A").printer == "Form4-A"
         assert [x.id for x in b.list_builds(state=S.PRINT_SENT)] == [build.id]
+        assert [x.id for x in b.list_builds(state=S.PROCESSING)] == [own.id]
         moved = b.transition_build(build.id, S.VERIFYING, "the poller saw it")
         assert moved.state is S.VERIFYING
         assert b.build_history(build.id)[-1].reason == "the poller saw it"
