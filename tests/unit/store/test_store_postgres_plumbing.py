@@ -128,6 +128,9 @@ class TestConnection:
     driver errors into StoreErrors that name the store and the action."""
 
     def test_the_session_is_named_and_answers_in_utc(self, fresh_url: str) -> None:
+        with _admin(fresh_url) as admin:  # a server whose own zone is not UTC
+            admin.execute(f'ALTER DATABASE "{fresh_url.rsplit("/", 1)[1]}" '
+                          "SET TimeZone = 'Asia/Tokyo'")
         with _open(fresh_url) as store:
             job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
             assert _others(fresh_url, "application_name") == [("preform-pipeline",)]
