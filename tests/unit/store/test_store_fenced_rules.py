@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import MutableMapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -145,6 +146,7 @@ class TestDatabaseAway:
             a.renew_all()
         (warning,) = _warnings(logs)
         assert (warning["event"], warning["build_id"]) == ("lease_release_failed", build.id)
+        assert str(warning["error"]).startswith(f"{pg_url}: cannot reach the PostgreSQL ")
         assert a.held(build.id) is not None and lost == []
         with capture_logs() as again:
             a.renew_all()
@@ -275,6 +277,27 @@ class TestCreatedBuilds:
         assert a.build_history(given.id)[0].reason == "split from build 7"
         plain = _build(a, "p")
         assert a.build_history(plain.id)[0].reason == "batched"
+
+
+class TestListings:
+    """A node's listings filter by recipe and time, and a limit keeps the most recent of its
+    builds, in creation order, as every store's does."""
+
+    def test_filters_and_the_limit(self, node: NodeFactory) -> None:
+        a = node("pc-a")
+        jobs = [a.create_job(recipe=r, source_path=f"/nas/{i}.stl", state=S.PROCESSING)
+                for i, r in enumerate(("dental", "ortho", "dental", "dental"))]
+        builds = [a.create_build(recipe=j.recipe, job_ids=[j.id]) for j in jobs]
+        ids = [b.id for b in builds]
+        assert [b.id for b in a.list_builds(recipe="ortho")] == [ids[1]]
+        assert [b.id for b in a.list_builds(limit=2)] == ids[2:]
+        assert [b.id for b in a.list_builds(recipe="dental", limit=2)] == [ids[2], ids[3]]
+        assert [b.id for b in a.list_builds(limit=10)] == ids
+        hour = timedelta(hours=1)
+        assert [b.id for b in a.list_builds(since=datetime.now(timezone.utc) - hour)] == ids
+        assert a.list_builds(since=datetime.now(timezone.utc) + hour) == ()
+        with pytest.raises(ValueError, match="limit must be 1 or more"):
+            a.list_builds(limit=0)
 
 
 class TestPlainWrites:
