@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import LeaseLostError
+from preform_pipeline.errors import LeaseLostError, StoreConflictError
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.fenced import NodeJobStore
 from tests.pg_cluster import PG_PASSWORD
@@ -298,6 +298,47 @@ class TestListings:
         assert a.list_builds(since=datetime.now(timezone.utc) + hour) == ()
         with pytest.raises(ValueError, match="limit must be 1 or more"):
             a.list_builds(limit=0)
+
+
+class TestMovesCarryTheirArguments:
+    """A move, fenced or plain, writes its fields, keeps to its expectation, and the book
+    follows the build's new state."""
+
+    def test_a_fenced_move_writes_fields_checks_the_expectation_and_updates_the_book(
+        self, node: NodeFactory
+    ) -> None:
+        a = node("pc-a")
+        build = _build(a)
+        with pytest.raises(StoreConflictError):
+            a.transition_build(build.id, S.PREPARING, "stale", expect=S.PREPARED)
+        moved = a.transition_build(build.id, S.PREPARING, "preparing", expect=S.PROCESSING,
+                                   server="127.0.0.1:7001")
+        assert (moved.state, moved.server) == (S.PREPARING, "127.0.0.1:7001")
+        held = a.held(build.id)
+        assert held is not None and held.state is S.PREPARING
+
+    def test_a_plain_move_writes_fields_and_checks_the_expectation(
+        self, node: NodeFactory
+    ) -> None:
+        a, b = node("pc-a"), node("pc-b")
+        build = _build(a)
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            a.transition_build(build.id, step, str(step))
+        with pytest.raises(StoreConflictError):
+            b.transition_build(build.id, S.VERIFYING, "stale", expect=S.PRINT_SENDING)
+        moved = b.transition_build(build.id, S.VERIFYING, "seen", expect=S.PRINT_SENT,
+                                   printer="Form4-B")
+        assert (moved.state, moved.printer) == (S.VERIFYING, "Form4-B")
+
+    def test_every_idle_build_is_let_go_in_one_pass(self, node: NodeFactory) -> None:
+        a = node("pc-a", lease_s=0.0)
+        a.in_use = lambda _build_id, _state: False
+        builds = [_build(a, "a"), _build(a, "b")]
+        with capture_logs() as logs:
+            a.renew_all()
+        assert sorted(e["build_id"] for e in _warnings(logs) if e["event"] == "build_let_go") == (
+            sorted(b.id for b in builds))
+        assert a.held_ids() == frozenset()
 
 
 class TestPlainWrites:
