@@ -76,7 +76,8 @@ class TestBuildsInUse:
         with capture_logs() as logs:
             a.renew_all()
         assert _warnings(logs) == []
-        assert a.held(build.id) is not None
+        held = a.held(build.id)
+        assert held is not None and held.state is S.PROCESSING
         assert _lease_left_s(pg_url, build.id) > 500
 
 
