@@ -39,7 +39,7 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutant
 _STORE_SQLITE_TESTS = tuple(
     f"tests/unit/store/test_store_{name}.py"
     for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
-                 "core_rules")
+                 "core_rules", "sqlite_plumbing")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
@@ -105,12 +105,30 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
     "preform_pipeline/store/sqlcore.py": _STORE_SQLITE_TESTS,
-    "preform_pipeline/store/sqlite.py": _STORE_SQLITE_TESTS,
+    # SQLite's plumbing (opening, migrating, errors, transactions): the files that test it;
+    # every store test opens a store, so the whole SQLite set made each mutant slow.
+    "preform_pipeline/store/sqlite.py": (
+        "tests/unit/store/test_store_sqlite.py",
+        "tests/unit/store/test_store_migrations.py",
+        "tests/unit/store/test_store_sqlite_plumbing.py",
+    ),
     # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
     # the store conftest deselects every test that needs the server.
     "preform_pipeline/store/leases.py": ("tests/unit/store/test_store_leases.py",
-                                         "tests/unit/store/test_store_fenced.py"),
-    "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",),
+                                         "tests/unit/store/test_store_leases_rules.py",
+                                         "tests/unit/store/test_store_fenced.py",
+                                         "tests/unit/store/test_store_fenced_rules.py"),
+    "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
+                                         "tests/unit/store/test_store_fenced_rules.py"),
+    # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
+    # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
+    # runs never call this module, so mutmut does not give them its mutants).
+    "preform_pipeline/store/postgres.py": ("tests/unit/store/test_store_postgres_plumbing.py",
+                                           "tests/unit/store/test_store_leases.py",
+                                           "tests/unit/store/test_store_leases_rules.py",
+                                           "tests/unit/store/test_store_fenced.py",
+                                           "tests/unit/store/test_store_fenced_rules.py",
+                                           "tests/unit/store/test_store_sqlite.py"),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
     "preform_pipeline/geometry/threemf.py": (

@@ -281,4 +281,7 @@ class NodeJobStore(PostgresJobStore):
         # The limit is applied after the filter: another node's builds must not hide ours.
         # (``interrupted_builds`` lists through here too.)
         found = self._mine(super().list_builds(state=state, recipe=recipe, since=since))
-        return found if limit is None else found[:limit]
+        if limit is None:
+            return found
+        self._check_limit(limit)
+        return found[-limit:]  # the most recent N, in creation order, as every store's limit

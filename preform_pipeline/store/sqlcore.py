@@ -480,11 +480,15 @@ class SqlStoreCore(ABC):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     @staticmethod
+    def _check_limit(limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be 1 or more (or None for all), got {limit}")
+
+    @staticmethod
     def _limited(table: str, where: str, limit: int | None) -> str:
         if limit is None:
             return f"SELECT * FROM {table}{where} ORDER BY id"
-        if limit < 1:
-            raise ValueError(f"limit must be 1 or more (or None for all), got {limit}")
+        SqlStoreCore._check_limit(limit)
         # The most recent N, handed back in creation order.
         return (
             f"SELECT * FROM (SELECT * FROM {table}{where} ORDER BY id DESC LIMIT {int(limit)}) "

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -33,11 +35,16 @@ from preform_pipeline.store import (
     JobStore,
     SqliteJobStore,
 )
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.store.mutation_cluster import MUTATION_PG_ENV, running_cluster
 
 _HERE = Path(__file__).resolve().parent
+
+#: ``node(name, **options)``: a registered NodeJobStore of that name on the conformance database.
+NodeFactory = Callable[..., NodeJobStore]
 
 #: Where the manual clock starts: a fixed, timezone-aware moment.
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
@@ -133,6 +140,38 @@ def pg_store(
 def pg_url(conformance_db: tuple[str, Callable[[], None]]) -> str:
     """The URL of the database ``pg_store`` uses, for more connections (other nodes)."""
     return conformance_db[0]
+
+
+@pytest.fixture
+def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
+    """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
+    opened: list[NodeJobStore] = []
+
+    def make(name: str, **options: object) -> NodeJobStore:
+        store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
+                             **options)  # type: ignore[arg-type]
+        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def cut_off_stores(pg_url: str) -> None:
+    """End the stores' sessions on the database (``application_name``), as a database restart
+    would, and wait (up to 30 s) until they are gone."""
+    import psycopg
+
+    with psycopg.connect(pg_url, password=PG_PASSWORD, autocommit=True) as admin:
+        stores = ("FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND application_name = 'preform-pipeline'")
+        admin.execute(f"SELECT pg_terminate_backend(pid) {stores}")
+        deadline = time.monotonic() + 30
+        while admin.execute(f"SELECT count(*) {stores}").fetchone() != (0,):
+            assert time.monotonic() < deadline, "sessions still open"
+            threading.Event().wait(0.05)
 
 
 def driver_error(store: JobStore, text: str) -> Exception:

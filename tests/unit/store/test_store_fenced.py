@@ -4,7 +4,6 @@ renewals, a lost lease, what the node may act on, and orphaned jobs (real Postgr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 
 import pytest
 from structlog.testing import capture_logs
@@ -12,29 +11,10 @@ from structlog.testing import capture_logs
 from preform_pipeline.errors import LeaseLostError
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.fenced import NodeJobStore
-from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.postgres import PostgresJobStore
-from tests.pg_cluster import PG_PASSWORD
+from tests.unit.store.conftest import NodeFactory
 
 S = JobState
-NodeFactory = Callable[..., NodeJobStore]
-
-
-@pytest.fixture
-def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
-    """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
-    opened: list[NodeJobStore] = []
-
-    def make(name: str, **options: object) -> NodeJobStore:
-        store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
-                             **options)  # type: ignore[arg-type]
-        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def _jobs(store: PostgresJobStore, count: int, *, tag: str = "m") -> list[Job]:

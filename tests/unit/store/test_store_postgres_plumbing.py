@@ -1,0 +1,232 @@
+"""The PostgreSQL store's plumbing: migrating a database, refusing a newer or foreign one, a
+lost connection, a failing statement, an unreachable server, closing (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import JobState
+from preform_pipeline.store.pgurl import PASSWORD_ENV
+from preform_pipeline.store.postgres import PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
+
+_UNREACHABLE_HINT = (
+    "check that the database server runs and is reachable from this node, and the user, "
+    "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); the next call "
+    "connects again"
+)
+
+
+def _admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, password=PG_PASSWORD, autocommit=True)
+
+
+@pytest.fixture
+def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
+    """The URL of a new, empty database on the conformance server, dropped afterwards."""
+    server_url = conformance_db[0]
+    name = f"plumbing_{uuid.uuid4().hex[:12]}"
+    with _admin(server_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with _admin(server_url) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _others(url: str, select: str) -> list[tuple[Any, ...]]:
+    """``select`` over the database's sessions other than the caller's."""
+    with _admin(url) as admin:
+        return admin.execute(f"SELECT {select} FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND pid <> pg_backend_pid()").fetchall()
+
+
+def _wait_for_sessions(url: str, count: int) -> None:
+    """Wait (up to 30 s) until the database has ``count`` sessions besides the caller's: a
+    backend leaves pg_stat_activity a moment after its connection ends."""
+    deadline = time.monotonic() + 30
+    while (found := _others(url, "count(*)")) != [(count,)]:
+        assert time.monotonic() < deadline, f"sessions: {found}"
+        threading.Event().wait(0.05)
+
+
+def _open(url: str, **options: Any) -> PostgresJobStore:
+    return PostgresJobStore(url, password=PG_PASSWORD, **options)
+
+
+class TestMigrating:
+    """An empty database gets every migration once, logged; a second opening changes nothing."""
+
+    def test_an_empty_database_is_migrated_to_the_latest_version(self, fresh_url: str) -> None:
+        with capture_logs() as logs:
+            _open(fresh_url).close()
+        migrated = [(e["version"], e["description"], e["store"]) for e in logs
+                    if e["event"] == "store_migrated"]
+        assert migrated == [(m.version, m.name, fresh_url) for m in PG_MIGRATIONS]
+        assert PG_MIGRATIONS[0].name == "jobs"
+        with _admin(fresh_url) as conn:
+            row = conn.execute("SELECT version FROM preform_schema").fetchall()
+        assert row == [(PG_SCHEMA_VERSION,)]
+        with capture_logs() as again:
+            store = _open(fresh_url)
+        try:
+            assert [e for e in again if e["event"] == "store_migrated"] == []
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            assert store.get_job(job.id).state is JobState.DISCOVERED
+        finally:
+            store.close()
+
+    def test_a_database_of_a_newer_version_is_refused_and_left_alone(
+        self, fresh_url: str
+    ) -> None:
+        _open(fresh_url).close()
+        with _admin(fresh_url) as conn:
+            conn.execute("UPDATE preform_schema SET version = %s", (PG_SCHEMA_VERSION + 1,))
+        with pytest.raises(StoreError) as caught:
+            _open(fresh_url)
+        assert str(caught.value).startswith(
+            f"{fresh_url}: the job store has schema version {PG_SCHEMA_VERSION + 1}, newer "
+            f"than the {PG_SCHEMA_VERSION} this preform-pipeline knows (")
+        assert caught.value.hint == (
+            "upgrade preform-pipeline on this node: a newer one migrated the shared store")
+        with _admin(fresh_url) as conn:
+            assert conn.execute("SELECT version FROM preform_schema").fetchall() == [
+                (PG_SCHEMA_VERSION + 1,)]
+
+    def test_another_programs_database_is_refused_and_left_alone(self, fresh_url: str) -> None:
+        with _admin(fresh_url) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER)")
+            conn.execute("CREATE TABLE customers (id INTEGER)")
+        with pytest.raises(StoreError) as caught:
+            _open(fresh_url)
+        assert str(caught.value).startswith(
+            f"{fresh_url}: not a preform-pipeline job store (it has tables customers, "
+            "invoices but no schema version) (")
+        assert caught.value.hint == "give the job store a database (or schema) of its own"
+        with _admin(fresh_url) as conn:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public' ORDER BY table_name").fetchall()
+        assert tables == [("customers",), ("invoices",)]
+
+
+class TestConnection:
+    """The store names itself to the server, reconnects after a lost connection, and turns
+    driver errors into StoreErrors that name the store and the action."""
+
+    def test_the_session_is_named_and_answers_in_utc(self, fresh_url: str) -> None:
+        with _admin(fresh_url) as admin:  # a server whose own zone is not UTC
+            admin.execute(f'ALTER DATABASE "{fresh_url.rsplit("/", 1)[1]}" '
+                          "SET TimeZone = 'Asia/Tokyo'")
+        with _open(fresh_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            assert _others(fresh_url, "application_name") == [("preform-pipeline",)]
+            assert store.get_job(job.id).created_at.utcoffset() == timedelta(0)
+
+    def test_a_lost_connection_fails_one_call_and_the_next_connects_again(
+        self, fresh_url: str
+    ) -> None:
+        with _open(fresh_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            assert _others(fresh_url, "pg_terminate_backend(pid)") == [(True,)]
+            _wait_for_sessions(fresh_url, 0)
+            with pytest.raises(StoreError) as caught:
+                store.get_job(job.id)
+            assert str(caught.value).startswith(
+                f"{fresh_url}: cannot reach the PostgreSQL job store while reading job "
+                f"{job.id}: ")
+            assert caught.value.hint == _UNREACHABLE_HINT
+            with capture_logs() as logs:
+                assert store.get_job(job.id).state is JobState.DISCOVERED
+            assert [e for e in logs if e["event"] == "store_reconnecting"] == [
+                {"event": "store_reconnecting", "log_level": "warning", "store": fresh_url}]
+
+    def test_a_failing_statement_is_rolled_back_and_the_store_goes_on(
+        self, fresh_url: str
+    ) -> None:
+        with _open(fresh_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            with _admin(fresh_url) as admin:
+                admin.execute("ALTER TABLE transitions RENAME TO transitions_gone")
+            with pytest.raises(StoreError) as caught:
+                store.transition(job.id, JobState.QUEUED, "complete")
+            # The driver's message has more lines (LINE 1: ...); only the first is kept.
+            assert str(caught.value) == (
+                f"{fresh_url}: the job store failed while moving job {job.id} to queued: "
+                'relation "transitions" does not exist (see docs/multi-node.md; the '
+                "database log has the details)")
+            with capture_logs() as logs:  # rolled back, the connection goes on: no reconnect
+                assert store.get_job(job.id).state is JobState.DISCOVERED  # nothing half-written
+            assert [e for e in logs if e["event"] == "store_reconnecting"] == []
+            with _admin(fresh_url) as admin:
+                admin.execute("ALTER TABLE transitions_gone RENAME TO transitions")
+            assert store.transition(job.id, JobState.QUEUED, "complete").state is (
+                JobState.QUEUED)
+
+    def test_an_unreachable_server_is_a_store_error_without_the_password(
+        self, fresh_url: str
+    ) -> None:
+        with _admin(fresh_url) as admin:
+            port = admin.execute("SELECT inet_server_port()").fetchone()
+        assert port is not None
+        wrong = fresh_url.replace(f":{port[0]}/", f":{port[0]}/nosuchdb_")
+        with pytest.raises(StoreError) as caught:
+            PostgresJobStore(wrong, password="hunter2-secret", connect_timeout_s=5)
+        text = str(caught.value)
+        assert text.startswith(
+            f"{wrong}: cannot reach the PostgreSQL job store while connecting: ")
+        assert "hunter2-secret" not in text
+        assert caught.value.hint == _UNREACHABLE_HINT
+
+    def test_the_password_comes_from_the_environment_when_not_given(
+        self, fresh_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        with PostgresJobStore(fresh_url) as store:
+            assert store.list_jobs() == ()
+        monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+        with pytest.raises(StoreError, match="cannot reach the PostgreSQL job store"):
+            PostgresJobStore(fresh_url)
+
+
+class TestClosing:
+    """A closed store refuses calls with a clear error, closes twice quietly, and says so."""
+
+    def test_a_closed_store_refuses_calls(self, fresh_url: str) -> None:
+        store = _open(fresh_url)
+        assert repr(store) == f"PostgresJobStore({fresh_url!r}, open)"
+        store.close()
+        store.close()
+        assert repr(store) == f"PostgresJobStore({fresh_url!r}, closed)"
+        with pytest.raises(StoreError) as caught:
+            store.list_jobs()
+        assert str(caught.value) == f"{fresh_url}: the job store is closed"
+        _wait_for_sessions(fresh_url, 0)  # the connection is closed, not left to the server
+
+
+class TestWithoutTheDriver:
+    """A PostgreSQL store without psycopg installed says what to install."""
+
+    def test_a_missing_driver_is_a_store_error_with_the_install_command(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import` sees when absent
+        with pytest.raises(StoreError) as caught:
+            PostgresJobStore("postgresql://pipeline@127.0.0.1:1/jobs", password="x")
+        assert str(caught.value).startswith(
+            "store.url names a PostgreSQL store, but psycopg is not installed (")
+        assert caught.value.hint == (
+            "pip install 'preform-pipeline[postgresql]' (or psycopg[binary])")
