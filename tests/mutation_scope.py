@@ -60,7 +60,8 @@ _EXECUTOR_RUN_TESTS = tuple(
     for name in ("runner_rules", "job_names", "run_order", "step_names", "steps", "feasibility",
                  "case_checks", "runner", "retry_servers", "blocking_steps", "drop_case",
                  "units_sent", "legend", "sls_report", "outputs", "progress_counts",
-                 "reasons_named", "report", "report_schema", "overflow_rules", "final_intake")
+                 "reasons_named", "report", "report_schema", "overflow_rules", "final_intake",
+                 "run_events", "model_edits")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is

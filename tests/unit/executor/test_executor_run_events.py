@@ -1,0 +1,269 @@
+"""What a run tells the person watching it: its log events and its progress lines, for a
+build that succeeds, one whose step fails, one that resumes from its checkpoint, one that is
+split, a cancel and a stop."""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from executor_support import (
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    plan_for,
+    write_box,
+    write_recipe,
+)
+
+from preform_pipeline.clock import SYSTEM_CLOCK
+from preform_pipeline.executor import (
+    BuildStatus,
+    NullReporter,
+    PlainReporter,
+    Runner,
+    RunOptions,
+    RunResult,
+    run_plan,
+)
+from preform_pipeline.plan.builds import Plan
+from preform_pipeline.plan.graph import compile_graph
+
+STEPS = """\
+steps:
+  - auto_support
+  - auto_layout
+  - save_form
+"""
+
+
+class TickingClock:
+    """The system clock, except that each monotonic reading is 12.3456 ms later than the
+    one before: durations then have digits below the millisecond."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 1000.0
+
+    def monotonic(self) -> float:
+        with self._lock:
+            self._now += 0.0123456
+            return self._now
+
+    def now(self) -> datetime:
+        return SYSTEM_CLOCK.now()
+
+    def sleep(self, seconds: float) -> None:
+        SYSTEM_CLOCK.sleep(seconds)
+
+
+def _run(
+    plan: Plan, farm: SimFarm, output: Path, *, clock: Any = SYSTEM_CLOCK, **options: Any
+) -> tuple[RunResult, list[str]]:
+    """Run ``plan`` on the farm's servers with the plain reporter; the result and its lines."""
+    stream = io.StringIO()
+    options.setdefault("step_timeout_s", 10.0)
+    result = run_plan(
+        plan, FakePool([s.url for s in farm.servers]),
+        options=RunOptions(output_root=output, run_id="run-1", **options),
+        reporter=PlainReporter(stream), clock=clock,
+    )
+    return result, stream.getvalue().splitlines()
+
+
+def _boxes(folder: Path, count: int, size: float = 10) -> list[Path]:
+    return [write_box(folder, f"box{i}", size, size, size) for i in range(count)]
+
+
+class TestSucceededBuild:
+    """Each step is logged and printed as it starts and ends, with the run's totals."""
+
+    def test_events_and_lines_of_a_build_that_succeeds(self, tmp_path: Path, farm: SimFarm) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, lines = _run(plan, farm, tmp_path / "out", clock=TickingClock())
+        assert result.ok
+        steps = ["create_scene", "import_models", "auto_support", "auto_layout", "save_form"]
+        assert lines[0] == "run run-1: 1 builds, 2 models on 1 simulated server"
+        assert lines[1] == "[unit-001] started on server-1: 5 steps"
+        assert lines[2:7] == [f"[unit-001] step {i}/5 {s}" for i, s in enumerate(steps, 1)]
+        (started,) = iter_events(logs, "run_started")
+        assert {k: started[k] for k in ("run_id", "recipe", "builds", "models", "rejected",
+                                        "servers", "simulated", "dry_run")} == {
+            "run_id": "run-1", "recipe": "unit", "builds": 1, "models": 2, "rejected": 0,
+            "servers": 1, "simulated": True, "dry_run": False,
+        }
+        (build,) = iter_events(logs, "build_started")
+        assert (build["models"], build["steps"], build["parent"]) == (2, 5, None)
+        begun = list(iter_events(logs, "step_started"))
+        assert [(e["kind"], e["index"], e["of"]) for e in begun] == [
+            (s, i, 5) for i, s in enumerate(steps, 1)
+        ]
+        ended = list(iter_events(logs, "step_finished"))
+        assert [e["kind"] for e in ended] == steps
+        # Durations are logged to the millisecond (the clock has finer digits).
+        assert all(e["elapsed_s"] > 0 and e["elapsed_s"] == round(e["elapsed_s"], 3)
+                   for e in ended)
+        (saved,) = iter_events(logs, "checkpoint_saved")
+        assert saved["after_step"] == "auto_support"
+        assert Path(saved["checkpoint"]).name == "after-auto_support.form"
+        (finished,) = iter_events(logs, "build_finished")
+        assert {k: finished[k] for k in ("status", "reason", "attempts", "server")} == {
+            "status": "succeeded", "reason": None, "attempts": 1, "server": "server-1",
+        }
+        assert finished["duration_s"] == round(finished["duration_s"], 3) > 0
+        (closing,) = iter_events(logs, "run_finished")
+        assert {k: closing[k] for k in ("ok", "cancelled", "builds", "succeeded", "failed")} == {
+            "ok": True, "cancelled": False, "builds": 1, "succeeded": 1, "failed": 0,
+        }
+
+    def test_a_dry_run_says_so_in_its_outcome(self, tmp_path: Path, farm: SimFarm) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
+        farm.add()
+        result, _ = _run(plan, farm, tmp_path / "out", dry_run=True)
+        assert [o.dry_run for o in result.outcomes] == [True]
+
+
+class TestFailedStep:
+    """A step that fails is logged with its kind and error, and the build with its reason."""
+
+    def test_an_estimate_over_the_limit_is_logged_as_the_failing_step(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n"
+        )
+        plan = plan_for(recipe, _boxes(tmp_path / "m", 1))
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, lines = _run(plan, farm, tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.FAILED
+        (failed,) = iter_events(logs, "step_failed")
+        assert (failed["kind"], failed["step"], failed["error_type"]) == (
+            "estimate", "estimate", "StepFailure"
+        )
+        assert failed["error"] == outcome.reason
+        (closing,) = iter_events(logs, "run_finished")
+        assert (closing["ok"], closing["succeeded"], closing["failed"]) == (False, 0, 1)
+        assert lines[-2].startswith("[unit-001] failed on server-1 in ")
+        assert lines[-2].endswith(f": {outcome.reason} (1/1 builds done)")
+
+
+class TestResumedBuild:
+    """A retry after a server fault says where it goes and that it resumed from the
+    checkpoint."""
+
+    def test_the_retry_and_the_resume_are_logged_and_printed(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, lines = _run(plan, farm, tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED
+        (failed,) = iter_events(logs, "build_attempt_failed")
+        assert (failed["attempt"], failed["error_type"], failed["checkpoint"]) == (
+            1, "ServerInternalError", "auto_support"
+        )
+        (retrying,) = iter_events(logs, "build_retrying")
+        assert (retrying["attempt"], retrying["where"]) == (2, "on another server")
+        (resumed,) = iter_events(logs, "build_resumed")
+        assert (resumed["after_step"], resumed["attempt"], resumed["server"]) == (
+            "auto_support", 2, "server-2"
+        )
+        assert Path(resumed["checkpoint"]).name == "after-auto_support.form"
+        retry_line = next(line for line in lines if "retrying" in line)
+        assert retry_line.startswith(
+            "[unit-001] retrying (attempt 2) on another server: ServerInternalError: "
+        )
+        assert "[unit-001] started on server-2 (attempt 2): 5 steps" in lines
+
+
+class TestSplitBuild:
+    """A pack that does not fit splits the build in two halves, each printed as it is
+    added."""
+
+    def test_an_overfull_pack_is_split_and_both_halves_run(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        head = (
+            "name: fuse\nscene:\n  machine_type: FS30-1-0\n  material_code: FLP12G01\n"
+            "  layer_thickness_mm: 0.11\nimport:\n  units: MILLIMETERS\n"
+            "  repair_behavior: REPAIR\n"
+        )
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_pack\n  - save_form\nbatching:\n  on_overflow: split\n",
+            head=head,
+        )
+        # Two 150 mm cubes fit the Fuse's chamber one at a time, never together.
+        plan = plan_for(recipe, _boxes(tmp_path / "m", 2, size=150))
+        models = tuple(m for b in plan.builds for m in b.models)
+        first = replace(plan.builds[0], models=models, graph=compile_graph(plan.recipe, models))
+        plan = replace(plan, builds=(first,))
+        farm.add()
+        halves: list[tuple[str, tuple[str, str]]] = []
+        with capture_bound_logs() as logs:
+            result, lines = _run(
+                plan, farm, tmp_path / "out",
+                on_split=lambda b, c: halves.append((b.name, (c[0].name, c[1].name))),
+            )
+        assert halves == [("fuse-001", ("fuse-001.1", "fuse-001.2"))]
+        parent = result.outcome("fuse-001")
+        assert parent.status is BuildStatus.SPLIT
+        assert parent.children == ("fuse-001.1", "fuse-001.2")
+        for name in parent.children:
+            child = result.outcome(name)
+            assert (child.status, child.parent, len(child.models)) == (
+                BuildStatus.SUCCEEDED, "fuse-001", 1
+            )
+        assert "[fuse-001.1] split from fuse-001: 1 models" in lines
+        assert "[fuse-001.2] split from fuse-001: 1 models" in lines
+        (split,) = iter_events(logs, "build_split")
+        assert (split["children"], split["models"]) == (["fuse-001.1", "fuse-001.2"], [1, 1])
+
+
+class TestCancelAndStop:
+    """A cancel is logged once; a stopped build logs why and where it stopped."""
+
+    def test_a_cancel_is_logged_once_with_the_run(self, tmp_path: Path, farm: SimFarm) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
+        farm.add()
+        runner = Runner(
+            plan, FakePool([s.url for s in farm.servers]),
+            options=RunOptions(output_root=tmp_path / "out", run_id="run-1", cancel_grace_s=0.5),
+            reporter=NullReporter(),
+        )
+        with capture_bound_logs() as logs:
+            runner.cancel()
+            runner.cancel()
+            result = runner.run()
+        assert result.cancelled
+        assert [e["run_id"] for e in iter_events(logs, "run_cancel_requested")] == ["run-1"]
+
+    def test_a_stopped_build_logs_the_reason_and_the_step(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
+        farm.add()
+        seen = farm.faults[0].seen
+        with capture_bound_logs() as logs:
+            result, _ = _run(
+                plan, farm, tmp_path / "out",
+                stop_reason=lambda build: "lease lost" if "auto_support" in seen else None,
+            )
+        assert [(o.status, o.reason) for o in result.outcomes] == [
+            (BuildStatus.CANCELLED, "lease lost")
+        ]
+        (stopped,) = iter_events(logs, "build_stopped")
+        assert (stopped["reason"], stopped["step"]) == ("lease lost", "auto_layout")
