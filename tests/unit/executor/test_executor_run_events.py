@@ -5,7 +5,9 @@ split, a cancel and a stop."""
 from __future__ import annotations
 
 import io
+import json
 import threading
+import zipfile
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.simulator.protocol import SimError
 
 STEPS = """\
 steps:
@@ -267,3 +270,74 @@ class TestCancelAndStop:
         ]
         (stopped,) = iter_events(logs, "build_stopped")
         assert (stopped["reason"], stopped["step"]) == ("lease lost", "auto_layout")
+
+
+class DamagingFaults(ScriptedFaults):
+    """Scripted faults that, as the first ``auto_layout`` fails, take ``model`` out of the
+    build's checkpoint file (as if the file had been saved without it)."""
+
+    def __init__(self, checkpoint: Path, model: str) -> None:
+        super().__init__(fail={"auto_layout": 1})
+        self.checkpoint = checkpoint
+        self.model = model
+
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        if operation_id == "auto_layout" and self.fail.get("auto_layout"):
+            with zipfile.ZipFile(self.checkpoint) as archive:
+                members = {n: archive.read(n) for n in archive.namelist()}
+            manifest = json.loads(members["manifest.json"])
+            manifest["models"] = [m for m in manifest["models"] if m["name"] != self.model]
+            members["manifest.json"] = json.dumps(manifest).encode()
+            with zipfile.ZipFile(self.checkpoint, "w") as archive:
+                for name, data in members.items():
+                    archive.writestr(name, data)
+        return super().simulated_error(operation_id)
+
+
+class TestUnusableCheckpoint:
+    """A checkpoint that lacks one of the build's models is not used: the retry starts over
+    and says why."""
+
+    def test_the_retry_starts_over_and_names_the_missing_model(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
+        checkpoint = tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
+        farm.add(DamagingFaults(checkpoint / "after-auto_support.form", "box1"))
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan, farm, tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.resumed_from for a in outcome.attempts] == [None, None]
+        (unusable,) = iter_events(logs, "checkpoint_unusable")
+        assert unusable["missing"] == ["box1"]
+        assert Path(unusable["checkpoint"]).name == "after-auto_support.form"
+        assert list(iter_events(logs, "build_resumed")) == []
+        assert farm.faults[1].seen.count("import_model") == 2
+
+
+class TestCarriedTwice:
+    """Builds carried on from carried builds keep their place after the build they came
+    from, in the result and its report."""
+
+    def test_carries_of_carries_come_in_order(self, tmp_path: Path, farm: SimFarm) -> None:
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
+            "  - save_form\nbatching:\n  spacing_mm: 2\n  margin_mm: 0\n"
+            "  layout_attempts: 1\n  on_overflow: split\n",
+        )
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(7)]
+        plan = plan_for(recipe, boxes)
+        models = tuple(m for b in plan.builds for m in b.models)
+        first = replace(plan.builds[0], models=models, graph=compile_graph(plan.recipe, models))
+        farm.add()
+        result, _ = _run(replace(plan, builds=(first,)), farm, tmp_path / "out")
+        # Three of these boxes fit a platform with their rafts: 3, then 3 carried, then 1.
+        assert [(o.name, o.index, len(o.models), o.children) for o in result.outcomes] == [
+            ("unit-001", 1, 3, ("unit-001+1",)),
+            ("unit-001+1", 2, 3, ("unit-001+2",)),
+            ("unit-001+2", 3, 1, ()),
+        ]
+        assert result.ok
