@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.executor.steps import drain_hole_positions
 from preform_pipeline.geometry.stl import write_stl
@@ -40,14 +42,19 @@ import:
 """
 
 
-def _models(result: RunResult) -> dict[str, dict[str, Any]]:
-    """The saved .form's models by name (the simulator's manifest)."""
+def _manifest(result: RunResult) -> dict[str, Any]:
+    """The simulator's manifest of the one build's saved .form."""
     (outcome,) = result.outcomes
     assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
     form = next(p for p in outcome.outputs if p.suffix == ".form")
     with zipfile.ZipFile(form) as archive:
-        manifest = json.loads(archive.read("manifest.json"))
-    return {m["name"]: m for m in manifest["models"]}
+        manifest: dict[str, Any] = json.loads(archive.read("manifest.json"))
+    return manifest
+
+
+def _models(result: RunResult) -> dict[str, dict[str, Any]]:
+    """The saved .form's models by name."""
+    return {m["name"]: m for m in _manifest(result)["models"]}
 
 
 def _small_first(plan: Plan) -> Plan:
@@ -82,7 +89,7 @@ class TestExplicitDrainHoles:
             "        - position: {x: -30, y: 0, z: 5}\n"
             "          orientation: {linear: [[0, 0, -1], [0, 1, 0], [1, 0, 0]]}\n"
             "        - position: {x: 0, y: 0, z: 20}\n"
-            "          orientation: {x: 0, y: 0, z: 0}\n"
+            "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"
             "          diameter_mm: 3\n"
             "  - save_form\n",
         )
@@ -101,6 +108,8 @@ class TestExplicitDrainHoles:
         # The matrix is a turn of -90 degrees about y (R_y: sin in the top right corner).
         turned = models["b-large"]["drain_holes"][0]["orientation"]
         assert {k: round(v) for k, v in turned.items()} == {"x": 0, "y": -90, "z": 0}
+        upright = models["a-small"]["drain_holes"][0]["orientation"]
+        assert {k: round(v) for k, v in upright.items()} == {"x": 0, "y": 0, "z": 0}
         assert all(h["create_plug"] for m in models.values() for h in m["drain_holes"])
         assert sorted(n for n in models if n.endswith(" plug")) == [
             "a-small plug", "b-large plug"
@@ -143,8 +152,14 @@ class TestHollowFailure:
         )
         plan = plan_for(recipe, [root / "case-1", root / "case-2", root / "case-open"])
         farm.add()
-        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        with capture_logs() as logs:
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
         (outcome,) = result.outcomes
+        (dropped,) = [e for e in logs if e["event"] == "case_dropped"]
+        assert {k: dropped[k] for k in ("case_id", "model", "step", "models", "left")} == {
+            "case_id": "case-open", "model": "lower.stl", "step": "hollow", "models": 1,
+            "left": 2,
+        }
         reason = ("case case-open: model lower.stl: step hollow: "
                   "cannot hollow 1 model(s) with open meshes: lower.stl")
         assert [(Path(p).name, r) for p, r in outcome.dropped] == [("lower.stl", reason)]
@@ -162,13 +177,16 @@ class TestImportOptions:
         head = (
             "name: unit\nscene:\n  machine_type: FORM-4-0\n  material_code: FLGPGR05\n"
             "  layer_thickness_mm: 0.1\nimport:\n  units: MILLIMETERS\n"
-            "  lock: FULLY_LOCKED\n"
+            "  lock: FULLY_LOCKED\n  scale: 2\n"
         )
         recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=head)
         farm.add()
         result = run(plan_for(recipe, boxes), FakePool([s.url for s in farm.servers]),
                      tmp_path / "out")
-        assert {m["lock"] for m in _models(result).values()} == {"FULLY_LOCKED"}
+        models = _models(result).values()
+        assert {(m["lock"], m["scale"]) for m in models} == {("FULLY_LOCKED", 2.0)}
+        scene = _manifest(result)["scene"]["scene_settings"]
+        assert (scene["machine_type"], scene["material_code"]) == ("FORM-4-0", "FLGPGR05")
 
 
 class TestScanToModel:

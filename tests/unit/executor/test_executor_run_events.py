@@ -160,6 +160,54 @@ class TestFailedStep:
         assert lines[-2].endswith(f": {outcome.reason} (1/1 builds done)")
 
 
+    def test_a_template_field_no_model_has_is_logged_with_its_error_type(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - label:\n      text: \"{case_id}\"\n      font_size_mm: 3\n"
+            "      depth_mm: 0.5\n      placement:\n        face: front\n  - auto_layout\n",
+        )
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan_for(recipe, _boxes(tmp_path / "m", 1)), farm,
+                             tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.FAILED and outcome.attempts == ()
+        (failed,) = iter_events(logs, "build_failed")
+        assert (failed["error_type"], failed["reason"]) == ("TemplateError", outcome.reason)
+
+
+class TestOneServer:
+    """On one server the builds run one after the other, and a print is logged with its
+    printer, job name and job."""
+
+    def test_the_second_build_starts_after_the_first_has_finished(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n"
+            "      job_name: \"job-{build}\"\nbatching:\n  max_models_per_build: 1\n",
+        )
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan_for(recipe, _boxes(tmp_path / "m", 2)), farm,
+                             tmp_path / "out")
+        assert result.ok
+        order = [(e["event"], e["build"]) for e in logs
+                 if e["event"] in ("build_started", "build_finished")]
+        first, second = order[0][1], order[2][1]
+        assert {first, second} == {"unit-001", "unit-002"}
+        assert order == [("build_started", first), ("build_finished", first),
+                         ("build_started", second), ("build_finished", second)]
+        sending = [(e["printer"], e["job_name"]) for e in iter_events(logs, "print_sending")]
+        assert sending == [("SimulatedForm4-1", f"job-{first}"),
+                           ("SimulatedForm4-1", f"job-{second}")]
+        sent = {e["build"]: e["job_id"] for e in iter_events(logs, "print_sent")}
+        assert sent == {o.name: o.job_id for o in result.outcomes} and all(sent.values())
+
+
 class TestResumedBuild:
     """A retry after a server fault says where it goes and that it resumed from the
     checkpoint."""
