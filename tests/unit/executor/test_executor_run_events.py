@@ -36,6 +36,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import SimError
 
 STEPS = """\
@@ -126,6 +127,9 @@ class TestSucceededBuild:
         assert {k: closing[k] for k in ("ok", "cancelled", "builds", "succeeded", "failed")} == {
             "ok": True, "cancelled": False, "builds": 1, "succeeded": 1, "failed": 0,
         }
+        # The finished build's scene is deleted: a server keeps only so many in memory.
+        engine = farm.servers[0].engine
+        assert isinstance(engine, SimEngine) and engine.scenes.ids() == []
 
     def test_a_dry_run_says_so_in_its_outcome(self, tmp_path: Path, farm: SimFarm) -> None:
         plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
