@@ -28,18 +28,11 @@ from tests.unit.executor.executor_support import (
     write_recipe,
 )
 
-FORM4_DENTAL = """\
-name: unit
-scene:
-  machine_type: FORM-4-0
-  material_code: FLGPGR05
-  layer_thickness_mm: 0.1
-import:
-  units: MILLIMETERS
-  scan_to_model:
-    cutoff_height_mm: 0.5
-    extrude_distance_mm: 3
-"""
+#: The standard head with dental scans imported through scan-to-model.
+SCANS_HEAD = RECIPE_HEAD.replace(
+    "  repair_behavior: REPAIR\n",
+    "  scan_to_model:\n    cutoff_height_mm: 0.5\n    extrude_distance_mm: 3\n",
+)
 
 
 def _manifest(result: RunResult) -> dict[str, Any]:
@@ -174,11 +167,8 @@ class TestImportOptions:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         boxes = [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)]
-        head = (
-            "name: unit\nscene:\n  machine_type: FORM-4-0\n  material_code: FLGPGR05\n"
-            "  layer_thickness_mm: 0.1\nimport:\n  units: MILLIMETERS\n"
-            "  lock: FULLY_LOCKED\n  scale: 2\n"
-        )
+        head = RECIPE_HEAD.replace("  repair_behavior: REPAIR\n",
+                                   "  lock: FULLY_LOCKED\n  scale: 2\n")
         recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=head)
         farm.add()
         result = run(plan_for(recipe, boxes), FakePool([s.url for s in farm.servers]),
@@ -198,7 +188,7 @@ class TestScanToModel:
         case = tmp_path / "scans" / "C-7"
         case.mkdir(parents=True)
         shutil.copy(sample_models_dir / "dental" / "arch_scan_open.stl", case / "upper.stl")
-        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=FORM4_DENTAL)
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=SCANS_HEAD)
         farm.add()
         result = run(plan_for(recipe, [case]), FakePool([s.url for s in farm.servers]),
                      tmp_path / "out")

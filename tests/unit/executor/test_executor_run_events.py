@@ -85,14 +85,24 @@ def _boxes(folder: Path, count: int, size: float = 10) -> list[Path]:
     return [write_box(folder, f"box{i}", size, size, size) for i in range(count)]
 
 
+def _run_logged(
+    tmp_path: Path, farm: SimFarm, steps: str, boxes: int = 1, **options: Any
+) -> tuple[RunResult, list[str], list[dict[str, Any]]]:
+    """Run ``boxes`` 10 mm boxes with the recipe ``steps`` (on one plain server unless the
+    farm has some): the result, its progress lines and its log events."""
+    plan = plan_for(write_recipe(tmp_path, steps), _boxes(tmp_path / "m", boxes))
+    if not farm.servers:
+        farm.add()
+    with capture_bound_logs() as logs:
+        result, lines = _run(plan, farm, tmp_path / "out", **options)
+    return result, lines, logs
+
+
 class TestSucceededBuild:
     """Each step is logged and printed as it starts and ends, with the run's totals."""
 
     def test_events_and_lines_of_a_build_that_succeeds(self, tmp_path: Path, farm: SimFarm) -> None:
-        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
-        farm.add()
-        with capture_bound_logs() as logs:
-            result, lines = _run(plan, farm, tmp_path / "out", clock=TickingClock())
+        result, lines, logs = _run_logged(tmp_path, farm, STEPS, 2, clock=TickingClock())
         assert result.ok
         steps = ["create_scene", "import_models", "auto_support", "auto_layout", "save_form"]
         assert lines[0] == "run run-1: 1 builds, 2 models on 1 simulated server"
@@ -144,13 +154,9 @@ class TestFailedStep:
     def test_an_estimate_over_the_limit_is_logged_as_the_failing_step(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        recipe = write_recipe(
-            tmp_path, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n"
+        result, lines, logs = _run_logged(
+            tmp_path, farm, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n"
         )
-        plan = plan_for(recipe, _boxes(tmp_path / "m", 1))
-        farm.add()
-        with capture_bound_logs() as logs:
-            result, lines = _run(plan, farm, tmp_path / "out")
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.FAILED
         (failed,) = iter_events(logs, "step_failed")
@@ -163,19 +169,14 @@ class TestFailedStep:
         assert lines[-2].startswith("[unit-001] failed on server-1 in ")
         assert lines[-2].endswith(f": {outcome.reason} (1/1 builds done)")
 
-
     def test_a_template_field_no_model_has_is_logged_with_its_error_type(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        recipe = write_recipe(
-            tmp_path,
+        result, _, logs = _run_logged(
+            tmp_path, farm,
             "steps:\n  - label:\n      text: \"{case_id}\"\n      font_size_mm: 3\n"
             "      depth_mm: 0.5\n      placement:\n        face: front\n  - auto_layout\n",
         )
-        farm.add()
-        with capture_bound_logs() as logs:
-            result, _ = _run(plan_for(recipe, _boxes(tmp_path / "m", 1)), farm,
-                             tmp_path / "out")
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.FAILED and outcome.attempts == ()
         (failed,) = iter_events(logs, "build_failed")
@@ -189,15 +190,12 @@ class TestOneServer:
     def test_the_second_build_starts_after_the_first_has_finished(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        recipe = write_recipe(
-            tmp_path,
+        result, _, logs = _run_logged(
+            tmp_path, farm,
             "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n"
             "      job_name: \"job-{build}\"\nbatching:\n  max_models_per_build: 1\n",
+            2,
         )
-        farm.add()
-        with capture_bound_logs() as logs:
-            result, _ = _run(plan_for(recipe, _boxes(tmp_path / "m", 2)), farm,
-                             tmp_path / "out")
         assert result.ok
         order = [(e["event"], e["build"]) for e in logs
                  if e["event"] in ("build_started", "build_finished")]
@@ -219,11 +217,9 @@ class TestResumedBuild:
     def test_the_retry_and_the_resume_are_logged_and_printed(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
         farm.add(ScriptedFaults(fail={"auto_layout": 1}))
         farm.add()
-        with capture_bound_logs() as logs:
-            result, lines = _run(plan, farm, tmp_path / "out")
+        result, lines, logs = _run_logged(tmp_path, farm, STEPS, 2)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED
         (failed,) = iter_events(logs, "build_attempt_failed")
@@ -309,14 +305,12 @@ class TestCancelAndStop:
     def test_a_stopped_build_logs_the_reason_and_the_step(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
         farm.add()
         seen = farm.faults[0].seen
-        with capture_bound_logs() as logs:
-            result, _ = _run(
-                plan, farm, tmp_path / "out",
-                stop_reason=lambda build: "lease lost" if "auto_support" in seen else None,
-            )
+        result, _, logs = _run_logged(
+            tmp_path, farm, STEPS,
+            stop_reason=lambda build: "lease lost" if "auto_support" in seen else None,
+        )
         assert [(o.status, o.reason) for o in result.outcomes] == [
             (BuildStatus.CANCELLED, "lease lost")
         ]
@@ -353,12 +347,10 @@ class TestUnusableCheckpoint:
     def test_the_retry_starts_over_and_names_the_missing_model(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 2))
         checkpoint = tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
         farm.add(DamagingFaults(checkpoint / "after-auto_support.form", "box1"))
         farm.add()
-        with capture_bound_logs() as logs:
-            result, _ = _run(plan, farm, tmp_path / "out")
+        result, _, logs = _run_logged(tmp_path, farm, STEPS, 2)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED
         assert [a.resumed_from for a in outcome.attempts] == [None, None]
