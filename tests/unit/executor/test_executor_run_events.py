@@ -38,6 +38,7 @@ from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import SimError
+from preform_pipeline.verify.tracking import PrintTracking
 
 STEPS = """\
 steps:
@@ -208,6 +209,22 @@ class TestOneServer:
                            ("SimulatedForm4-1", f"job-{second}")]
         sent = {e["build"]: e["job_id"] for e in iter_events(logs, "print_sent")}
         assert sent == {o.name: o.job_id for o in result.outcomes} and all(sent.values())
+
+
+    def test_the_prints_handed_to_verification_carry_the_printers_job_ids(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        tracking = PrintTracking()
+        result, _, _ = _run_logged(
+            tmp_path, farm, "steps:\n  - print:\n      printer: SimulatedForm4-1\n",
+            print_tracking=tracking,
+        )
+        (outcome,) = result.outcomes
+        assert outcome.job_id and outcome.job_key
+        assert [(p.build, p.key, p.printer, p.job_id) for p in tracking.sent] == [
+            ("unit-001", outcome.job_key, "SimulatedForm4-1", outcome.job_id)
+        ]
+        assert [j["job_id"] for j in farm.jobs()] == [outcome.job_id]
 
 
 class TestResumedBuild:
