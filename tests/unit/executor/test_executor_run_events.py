@@ -36,6 +36,7 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.report import write_build_report
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import SimError
 from preform_pipeline.verify.tracking import PrintTracking
@@ -147,6 +148,21 @@ class TestSucceededBuild:
         farm.add()
         result, _ = _run(plan, farm, tmp_path / "out", dry_run=True)
         assert [o.dry_run for o in result.outcomes] == [True]
+
+
+    def test_a_build_report_that_cannot_be_written_is_a_warning_and_the_build_stands(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # A folder where the build's report (outputs.report: {date}/{build}.json) goes.
+        (tmp_path / "out" / "2026-01-02" / "unit-001.json").mkdir(parents=True)
+        result, _, logs = _run_logged(
+            tmp_path, farm, "steps:\n  - auto_layout\n  - save_form\n",
+            started_at=datetime(2026, 1, 2, 9, 30), build_report=write_build_report,
+        )
+        assert [o.status for o in result.outcomes] == [BuildStatus.SUCCEEDED]
+        assert (tmp_path / "out" / "2026-01-02" / "unit-001.form").is_file()
+        (failed,) = iter_events(logs, "build_report_failed")
+        assert failed["build"] == "unit-001" and "unit-001.json" in failed["error"]
 
 
 class TestFailedStep:
