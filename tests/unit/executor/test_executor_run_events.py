@@ -20,12 +20,14 @@ from executor_support import (
     capture_bound_logs,
     iter_events,
     plan_for,
+    plan_without_rafts,
     write_box,
     write_recipe,
 )
 
 from preform_pipeline.clock import SYSTEM_CLOCK
 from preform_pipeline.executor import (
+    BuildOutcome,
     BuildStatus,
     NullReporter,
     PlainReporter,
@@ -46,6 +48,20 @@ steps:
   - auto_support
   - auto_layout
   - save_form
+"""
+
+#: Boxes of 90 x 60 mm: four fit a Form 4 platform bare, three with their rafts.
+CARRY_STEPS = """\
+steps:
+  - auto_support
+  - auto_layout:
+      model_spacing_mm: 2
+  - save_form
+batching:
+  spacing_mm: 2
+  margin_mm: 0
+  layout_attempts: 1
+  on_overflow: split
 """
 
 
@@ -98,6 +114,13 @@ def _run_logged(
     with capture_bound_logs() as logs:
         result, lines = _run(plan, farm, tmp_path / "out", **options)
     return result, lines, logs
+
+
+def _saved_models(outcome: BuildOutcome) -> list[str]:
+    """The names of the models in the build's saved .form (the simulator's manifest)."""
+    form = next(p for p in outcome.outputs if p.suffix == ".form")
+    with zipfile.ZipFile(form) as archive:
+        return [m["name"] for m in json.loads(archive.read("manifest.json"))["models"]]
 
 
 class TestSucceededBuild:
@@ -394,17 +417,36 @@ class TestUnusableCheckpoint:
         assert farm.faults[1].seen.count("import_model") == 2
 
 
-class TestCarriedTwice:
-    """Builds carried on from carried builds keep their place after the build they came
-    from, in the result and its report."""
+class TestCarries:
+    """Models a layout carries on go into the final build when it has room, and builds
+    carried on from carried builds keep their place after the build they came from."""
+
+    def test_a_carried_model_joins_the_final_build_running_beside(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        recipe = write_recipe(tmp_path, CARRY_STEPS)
+        # Planned without rafts: four boxes in the first build, of which three fit with
+        # their rafts; the second build (one box) is the final one and has room.
+        plan = plan_without_rafts(recipe, boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        farm.add()
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan, farm, tmp_path / "out")
+        assert result.ok
+        assert [(o.name, len(o.models), o.children) for o in result.outcomes] == [
+            ("unit-001", 3, ()), ("unit-002", 2, ()),
+        ]
+        (joined,) = iter_events(logs, "overflow_joined_build")
+        assert (joined["build"], joined["into"], joined["models"]) == ("unit-001", "unit-002", 1)
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == "unit-002" and len(taken["models"]) == 1
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(5)]
 
     def test_carries_of_carries_come_in_order(self, tmp_path: Path, farm: SimFarm) -> None:
-        recipe = write_recipe(
-            tmp_path,
-            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
-            "  - save_form\nbatching:\n  spacing_mm: 2\n  margin_mm: 0\n"
-            "  layout_attempts: 1\n  on_overflow: split\n",
-        )
+        recipe = write_recipe(tmp_path, CARRY_STEPS)
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(7)]
         plan = plan_for(recipe, boxes)
         models = tuple(m for b in plan.builds for m in b.models)
