@@ -195,7 +195,8 @@ class TestFailedStep:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         result, lines, logs = _run_logged(
-            tmp_path, farm, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n"
+            tmp_path, farm, "steps:\n  - auto_layout\n  - estimate:\n      max_print_time_s: 1\n",
+            clock=TickingClock(),
         )
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.FAILED
@@ -204,6 +205,7 @@ class TestFailedStep:
             "estimate", "estimate", "StepFailure"
         )
         assert failed["error"] == outcome.reason
+        assert failed["elapsed_s"] == round(failed["elapsed_s"], 3) > 0
         (closing,) = iter_events(logs, "run_finished")
         assert (closing["ok"], closing["succeeded"], closing["failed"]) == (False, 0, 1)
         assert lines[-2].startswith("[unit-001] failed on server-1 in ")
@@ -264,6 +266,31 @@ class TestOneServer:
             ("unit-001", outcome.job_key, "SimulatedForm4-1", outcome.job_id)
         ]
         assert [j["job_id"] for j in farm.jobs()] == [outcome.job_id]
+
+
+class TestLayoutSpacing:
+    """A layout retry never crowds models closer than the run's minimum spacing."""
+
+    def test_a_minimum_at_the_recipes_spacing_leaves_no_retry(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Two 150 x 57.8 mm boxes with rafts fit the platform at 1 mm spacing, not at 2 mm.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 150, 57.8, 10) for i in range(2)]
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
+            "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 2\n"
+            "  margin_mm: 0\n  allow_rotation: false\n  layout_attempts: 2\n"
+            "  on_overflow: fail\n",
+        )
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan_without_rafts(recipe, boxes), farm, tmp_path / "out",
+                             min_layout_spacing_mm=2.0)
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.layout_calls) == (BuildStatus.FAILED, 1)
+        assert "after 1 layout attempt (last spacing 2 mm)" in (outcome.reason or "")
+        assert list(iter_events(logs, "layout_retry")) == []
 
 
 class TestResumedBuild:
