@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import test_executor_runner as runner_tests
 from executor_support import (
     FakePool,
     ScriptedFaults,
@@ -50,19 +51,9 @@ steps:
   - save_form
 """
 
-#: Boxes of 90 x 60 mm: four fit a Form 4 platform bare, three with their rafts.
-CARRY_STEPS = """\
-steps:
-  - auto_support
-  - auto_layout:
-      model_spacing_mm: 2
-  - save_form
-batching:
-  spacing_mm: 2
-  margin_mm: 0
-  layout_attempts: 1
-  on_overflow: split
-"""
+#: Boxes of 90 x 60 mm: four fit a Form 4 platform bare, three with their rafts; one
+#: layout attempt, and what does not fit is carried on.
+CARRY_STEPS = runner_tests.TestLayoutOverflow.BOXES.format(attempts=1, overflow="split")
 
 
 class TickingClock:
@@ -276,13 +267,11 @@ class TestLayoutSpacing:
     ) -> None:
         # Two 150 x 57.8 mm boxes with rafts fit the platform at 1 mm spacing, not at 2 mm.
         boxes = [write_box(tmp_path / "m", f"box{i}", 150, 57.8, 10) for i in range(2)]
-        recipe = write_recipe(
-            tmp_path,
-            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
-            "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 2\n"
-            "  margin_mm: 0\n  allow_rotation: false\n  layout_attempts: 2\n"
-            "  on_overflow: fail\n",
-        )
+        steps = CARRY_STEPS.replace(
+            "      model_spacing_mm: 2\n", "      model_spacing_mm: 2\n      lock_rotation: true\n"
+        ).replace("  layout_attempts: 1\n  on_overflow: split\n",
+                  "  allow_rotation: false\n  layout_attempts: 2\n  on_overflow: fail\n")
+        recipe = write_recipe(tmp_path, steps)
         farm.add()
         with capture_bound_logs() as logs:
             result, _ = _run(plan_without_rafts(recipe, boxes), farm, tmp_path / "out",
