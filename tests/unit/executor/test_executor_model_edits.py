@@ -25,6 +25,7 @@ from tests.unit.executor.executor_support import (
     plan_for,
     run,
     write_box,
+    write_mushroom,
     write_recipe,
 )
 
@@ -158,6 +159,29 @@ class TestHollowFailure:
         assert [(Path(p).name, r) for p, r in outcome.dropped] == [("lower.stl", reason)]
         assert f"dropped from the build: {reason}" in outcome.warnings
         assert sorted(_models(result)) == ["case-1 upper", "case-2 upper"]
+
+
+class TestValidationWarnings:
+    """Validation findings the recipe does not fail on are kept as the build's warnings."""
+
+    def test_an_undersupported_model_is_a_warning_when_only_bounds_fail(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        mushroom = write_mushroom(tmp_path / "m", "mushroom")
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_layout\n  - validate:\n      fail_on: [out_of_bounds]\n"
+            "  - save_form\n",
+        )
+        farm.add()
+        result = run(plan_for(recipe, [mushroom]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert sorted(outcome.warnings) == [
+            "validation: undersupported: mushroom.stl",
+            "validation: unsupported_minima: mushroom.stl",
+        ]
 
 
 class TestImportOptions:

@@ -153,15 +153,20 @@ class TestSucceededBuild:
         assert {k: closing[k] for k in ("ok", "cancelled", "builds", "succeeded", "failed")} == {
             "ok": True, "cancelled": False, "builds": 1, "succeeded": 1, "failed": 0,
         }
+        # The run's time is the time it ran (the clock started at 1000 s).
+        assert 0 < result.wall_s < 100 and closing["wall_s"] == round(result.wall_s, 3)
         # The finished build's scene is deleted: a server keeps only so many in memory.
         engine = farm.servers[0].engine
         assert isinstance(engine, SimEngine) and engine.scenes.ids() == []
 
-    def test_a_dry_run_says_so_in_its_outcome(self, tmp_path: Path, farm: SimFarm) -> None:
-        plan = plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path / "m", 1))
-        farm.add()
-        result, _ = _run(plan, farm, tmp_path / "out", dry_run=True)
-        assert [o.dry_run for o in result.outcomes] == [True]
+    def test_a_dry_run_says_so_and_never_prints(self, tmp_path: Path, farm: SimFarm) -> None:
+        result, _, logs = _run_logged(
+            tmp_path, farm, "steps:\n  - print:\n      printer: SimulatedForm4-1\n",
+            dry_run=True,
+        )
+        assert [(o.dry_run, o.job_id) for o in result.outcomes] == [(True, None)]
+        assert [e["reason"] for e in iter_events(logs, "print_skipped")] == ["dry run"]
+        assert farm.jobs() == []
 
 
     def test_a_build_report_that_cannot_be_written_is_a_warning_and_the_build_stands(
@@ -214,6 +219,21 @@ class TestFailedStep:
         assert outcome.status is BuildStatus.FAILED and outcome.attempts == ()
         (failed,) = iter_events(logs, "build_failed")
         assert (failed["error_type"], failed["reason"]) == ("TemplateError", outcome.reason)
+
+
+    def test_a_form_path_no_build_can_fill_fails_before_any_server_is_used(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        result, _, _ = _run_logged(
+            tmp_path, farm,
+            "steps:\n  - auto_layout\n  - save_form\n  - screenshot\n"
+            "outputs:\n  form: \"{build}-{case_id}.form\"\n"
+            "batching:\n  max_models_per_build: 1\n",
+        )
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.attempts) == (BuildStatus.FAILED, ())
+        assert "no value for field {case_id}" in (outcome.reason or "")
+        assert farm.faults[0].seen == []
 
 
 class TestOneServer:
@@ -458,6 +478,9 @@ class TestCarries:
         assert (joined["build"], joined["into"], joined["models"]) == ("unit-001", "unit-002", 1)
         (taken,) = iter_events(logs, "overflow_taken_in")
         assert taken["build"] == "unit-002" and len(taken["models"]) == 1
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert (waited["build"], waited["taken"]) == ("unit-002", 1)
+        assert waited["waited_s"] == round(waited["waited_s"], 3) >= 0
         saved = [name for o in result.outcomes for name in _saved_models(o)]
         assert sorted(saved) == [f"box{i}" for i in range(5)]
 
