@@ -707,6 +707,8 @@ def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
     ]
     if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.model_ids):
         return False
+    # The server's reason may name models by their ids: the person reading it needs files.
+    (reason,) = named_by_file(ctx, [reason])
     message = case_step_message(failed.case_id, failed.path.name, step, reason)
     for i in members:
         model = ctx.build.models[i]
