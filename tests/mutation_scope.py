@@ -125,6 +125,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/recipes/semantic.py": (
         "tests/unit/recipes/test_recipe_semantic.py",
         "tests/unit/recipes/test_recipe_semantic_checks.py",
+        "tests/unit/recipes/test_recipe_semantic_more.py",
         "tests/unit/recipes/test_recipe_print_setting.py",
         "tests/unit/recipes/test_recipe_validate.py",
         "tests/unit/recipes/test_recipe_approval.py",
