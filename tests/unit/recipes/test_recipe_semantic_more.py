@@ -70,6 +70,39 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
             "models (set batching.max_models_per_build: 1 to use model fields)",
         ],
     ),
+    "a support finding on the second validate step of an SLS recipe": (
+        sls("  - auto_pack\n  - validate\n  - validate: {fail_on: [cups]}\n"),
+        [
+            "recipe.yaml:8:26: $.steps[2].validate.fail_on[0]: 'cups' concerns supports, which "
+            "SLS parts do not have",
+        ],
+    ),
+    "approval on a second print step sent to an address": (
+        sla("  - print: {printer: Form4-Lab}\n  - save_form\n  - screenshot\n"
+            "  - print: {printer_ip: 10.0.0.7, approval: required}\n"),
+        [
+            "recipe.yaml:9:5: $.steps[3].print: only one print step is allowed per recipe",
+            "recipe.yaml:9:45: $.steps[3].print.approval: approval: required needs printer: (a "
+            "name, a list or auto); an approved build waits for that printer like any other",
+        ],
+    ),
+    "a model field in a per-build printer address": (
+        sla("  - print: {printer_ip: '{stem}'}\n"),
+        [
+            "recipe.yaml:6:25: $.steps[0].print.printer_ip: field {stem} belongs to one model "
+            "and cannot be filled here: it is rendered once per build, which may hold several "
+            "models (set batching.max_models_per_build: 1 to use model fields)",
+        ],
+    ),
+    "a Windows pattern after an entry without a pattern": (
+        sla("  - save_form\n", "import:\n  units_by_path:\n    - {units: INCHES}\n"
+            "    - {match: 'inch\\*.stl', units: INCHES}\n"),
+        [
+            "recipe.yaml:9:7: $.import.units_by_path[0].match: missing required key 'match'",
+            "recipe.yaml:10:15: $.import.units_by_path[1].match: pattern 'inch\\\\*.stl' uses "
+            "\\; separate folders with / (did you mean 'inch/*.stl'?)",
+        ],
+    ),
 }
 
 #: Recipes just inside a rule.
@@ -78,7 +111,13 @@ ACCEPTED: dict[str, str] = {
         "  - print: {printer_ip: '{printer_address}'}\n",
         "fields: [printer_address]\nbatching:\n  max_models_per_build: 1\n",
     ),
-    # A cage label is text on the cage, not a file name: a colon is fine there.
+    # The output root may be absolute; only the paths below it must be relative.
+    "an absolute output root": sla(
+        "  - auto_orient\n", "outputs:\n  root: '/srv/prints/{date}'\n"),
+    # Label and cage texts are printed, not file names: a colon is fine there.
+    "a label text with a colon": sla(
+        "  - label: {text: 'Case: {stem}', font_size_mm: 4, depth_mm: 1,"
+        " placement: {face: back}}\n"),
     "a cage label with a colon": sls("  - pack_and_cage: {cage_label: 'Cage: {date}'}\n"),
     "a drain hole 1 mm wide": sla(
         "  - hollow\n  - add_drain_holes: {diameter_mm: 1, placement: {face: back}}\n"),

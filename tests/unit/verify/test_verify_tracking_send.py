@@ -35,6 +35,11 @@ def _build_in(store: SqliteJobStore, *states: JobState) -> int:
     return build.id
 
 
+def _prepared(store: SqliteJobStore, *then: JobState) -> int:
+    """A build its run recorded as prepared, then moved through ``then``."""
+    return _build_in(store, JobState.PREPARING, JobState.PREPARED, *then)
+
+
 def _tracking(store: SqliteJobStore, build_id: int, clock: ManualClock,
               client: WebApiClient | None = None) -> PrintTracking:
     locators = [WebApiLocator(client)] if client is not None else []
@@ -91,7 +96,7 @@ class TestTheSendItself:
     def test_the_server_holding_the_send_is_stored_with_it(
         self, store: SqliteJobStore, clock: ManualClock
     ) -> None:
-        build_id = _build_in(store, JobState.PREPARING, JobState.PREPARED)
+        build_id = _prepared(store)
         holder = SendHolder(server="http://10.0.0.7:44388", request_timeout_s=30.0, remote=True)
         tracker = _tracker(store, build_id, clock)
         assert tracker.before_send(tracker.job_name("case"), "Form4-Lab", holder=holder) is None
@@ -102,16 +107,16 @@ class TestTheSendItself:
     def test_a_cancelled_build_is_refused_saying_what_to_look_at(
         self, store: SqliteJobStore, clock: ManualClock
     ) -> None:
-        build_id = _build_in(store, JobState.PREPARING, JobState.PREPARED, JobState.CANCELLED)
+        build_id = _prepared(store, JobState.CANCELLED)
         tracker = _tracker(store, build_id, clock)
         with pytest.raises(PipelineError) as caught:
             tracker.before_send("case", "Form4-Lab")
+        assert store.get_build(build_id).state is JobState.CANCELLED
         key = tracker.job_key
         assert caught.value.message == (
             f"build {key} is cancelled in the job store; it is not printed")
         assert caught.value.hint == (
             f"a user or another process changed it; see `preform-pipeline jobs show {key}`")
-        assert store.get_build(build_id).state is JobState.CANCELLED
 
 
 class TestABuildAlreadySent:
@@ -120,7 +125,7 @@ class TestABuildAlreadySent:
     def test_the_stored_send_is_what_the_run_verifies_and_the_log_says_so(
         self, store: SqliteJobStore, clock: ManualClock
     ) -> None:
-        build_id = _build_in(store, JobState.PREPARING, JobState.PREPARED)
+        build_id = _prepared(store)
         key = store.get_build(build_id).job_key
         store.transition_build(build_id, JobState.PRINT_SENDING, "sending",
                                job_name=f"first {key}", printer="Form4-Stored")
@@ -146,7 +151,7 @@ class TestAnInterruptedSend:
     """A send interrupted by a crash is looked up: found, it is not sent again; absent, it is."""
 
     def _sending(self, store: SqliteJobStore, holder: SendHolder | None = None) -> int:
-        build_id = _build_in(store, JobState.PREPARING, JobState.PREPARED)
+        build_id = _prepared(store)
         key = store.get_build(build_id).job_key
         store.transition_build(build_id, JobState.PRINT_SENDING, "crashed after this",
                                job_name=f"case {key}", printer="Form4-Lab",
