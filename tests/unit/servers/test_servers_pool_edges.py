@@ -1,15 +1,24 @@
-"""What a lease of the pool hands its holder, at edges the other pool tests do not reach:
-the remote's path translation, on a remote endpoint served over loopback HTTP."""
+"""The pool at edges its other tests do not reach: what a lease hands its holder (a remote
+served over loopback HTTP), a fresh server's status, and a runner killed outright (real
+processes: a runner script and the stand-in server)."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers import ServerPool, ServerState
+from preform_pipeline.servers.process import process_tree_alive
+from preform_pipeline.servers.testing import write_standin_server
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 from preform_pipeline.settings.servers import PathMapping
 from tests.unit.servers.test_servers_pool_leases import Endpoint
@@ -38,3 +47,55 @@ class TestWhatALeaseHolds:
         assert not mapper.identity
         crown = tmp_path / "case-7" / "crown.stl"
         assert mapper.to_server(crown) == "Z:\\prints\\case-7\\crown.stl"
+
+    def test_a_fresh_server_reports_no_error_and_no_retirement(self, endpoint: Endpoint) -> None:
+        servers = ServerSettings(count=0, health_interval_s=0.0, health_timeout_s=2.0)
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(endpoint.url),)),
+                          clock=ManualClock(), handle_signals=False, env={})
+        with pool:
+            (status,) = pool.status()
+        assert status.state is ServerState.IDLE
+        assert (status.last_error, status.retired_reason, status.restarts) == (None, None, 0)
+
+
+#: A runner that starts a pool of one stand-in server, says its pid, and waits to be killed.
+RUNNER = """
+import json, sys, time
+from pathlib import Path
+from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.testing import standin_settings
+
+pool = ServerPool(standin_settings(Path(sys.argv[1])).pool, state_dir=Path(sys.argv[2]))
+pool.start()
+print(json.dumps([s.pid for s in pool.status()]), flush=True)
+time.sleep(60)
+"""
+
+WAIT_S = 10.0
+
+
+class TestARunnerKilledOutright:
+    """A runner killed with SIGKILL (no atexit, no close) still takes its servers along."""
+
+    def test_its_server_ends_with_it(self, tmp_path: Path) -> None:
+        script = tmp_path / "runner.py"
+        script.write_text(RUNNER, encoding="utf-8")
+        runner = subprocess.Popen(
+            [sys.executable, str(script), str(write_standin_server(tmp_path)),
+             str(tmp_path / "records")],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3],
+        )
+        try:
+            assert runner.stdout is not None
+            pids = json.loads(runner.stdout.readline())
+        finally:
+            runner.kill()
+            runner.wait(timeout=WAIT_S)
+        assert len(pids) == 1 and pids[0] is not None
+        deadline = time.monotonic() + WAIT_S
+        while process_tree_alive(pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = process_tree_alive(pids)
+        for pid in left:  # the product failed: do not leave its orphan running
+            os.kill(pid, signal.SIGKILL)
+        assert left == [], "the server outlived its runner"
