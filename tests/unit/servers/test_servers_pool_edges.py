@@ -18,7 +18,7 @@ import pytest
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.servers import ServerPool, ServerState
 from preform_pipeline.servers.process import process_tree_alive
-from preform_pipeline.servers.testing import write_standin_server
+from preform_pipeline.servers.testing import standin_settings, write_standin_server
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 from preform_pipeline.settings.servers import PathMapping
 from tests.unit.servers.test_servers_pool_leases import Endpoint
@@ -99,3 +99,20 @@ class TestARunnerKilledOutright:
         for pid in left:  # the product failed: do not leave its orphan running
             os.kill(pid, signal.SIGKILL)
         assert left == [], "the server outlived its runner"
+
+
+class TestPortAttempts:
+    """A pool tries only ``servers.port_attempts`` ports from ``base_port`` upward."""
+
+    def test_one_attempt_on_a_taken_port_fails_the_start_naming_the_port(
+        self, tmp_path: Path, held_port: int
+    ) -> None:
+        settings = standin_settings(write_standin_server(tmp_path), base_port=held_port,
+                                    port_attempts=1, max_restarts=0)
+        with ServerPool(settings.pool, handle_signals=False,
+                        state_dir=tmp_path / "records") as pool:
+            (status,) = pool.status()
+        assert status.state is ServerState.RETIRED
+        assert status.pid is None
+        assert status.last_error == (
+            f"no free port in {held_port}-{held_port} after 1 attempts")
