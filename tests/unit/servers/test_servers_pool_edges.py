@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -17,6 +18,7 @@ import pytest
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.servers import ServerPool, ServerState
+from preform_pipeline.servers.pool import SUPERVISOR_TICK_S
 from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.testing import standin_settings, write_standin_server
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
@@ -56,6 +58,41 @@ class TestWhatALeaseHolds:
             (status,) = pool.status()
         assert status.state is ServerState.IDLE
         assert (status.last_error, status.retired_reason, status.restarts) == (None, None, 0)
+
+    def test_a_lease_without_a_timeout_waits_for_the_server_to_come_free(
+        self, endpoint: Endpoint
+    ) -> None:
+        servers = ServerSettings(count=0, health_interval_s=0.0, health_timeout_s=2.0)
+        pool = ServerPool(PoolSettings(servers=servers, remotes=(RemoteServer(endpoint.url),)),
+                          clock=ManualClock(), handle_signals=False, env={})
+        got: list[object] = []
+
+        def wait_for_a_lease() -> None:
+            try:
+                lease = pool.lease()  # no timeout: as long as a server may come back
+            except Exception as exc:  # the test reports what the waiter got
+                got.append(exc)
+                return
+            got.append(lease.server.name)
+            lease.release(builds=0)
+
+        with pool:
+            first = pool.lease(timeout=5)
+            waiter = threading.Thread(target=wait_for_a_lease)
+            waiter.start()
+            # Still waiting after a few supervisor ticks: nothing was free, and it did not fail.
+            waiter.join(timeout=5 * SUPERVISOR_TICK_S)
+            assert waiter.is_alive(), f"the waiter ended while the server was leased: {got}"
+            first.release(builds=0)
+            waiter.join(timeout=WAIT_S)
+        assert not waiter.is_alive()
+        assert got == [first.server.name]
+
+    def test_a_remote_is_reached_at_its_url_without_the_trailing_slash(self) -> None:
+        # Only the slash goes: a host name that ends in the same letters keeps them.
+        remote = RemoteServer("http://PRINT-BOX/", name="lab")
+        (status,) = ServerPool(PoolSettings(remotes=(remote,)), handle_signals=False).status()
+        assert status.url == "http://PRINT-BOX"
 
 
 #: A runner that starts a pool of one stand-in server, says its pid, and waits to be killed.
