@@ -24,6 +24,7 @@ from preform_pipeline.servers.testing import standin_settings, write_standin_ser
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 from preform_pipeline.settings.servers import PathMapping
 from tests.unit.servers.test_servers_pool_leases import Endpoint
+from tests.unit.servers.test_servers_pool_local import RUNNER
 
 
 @pytest.fixture
@@ -95,33 +96,25 @@ class TestWhatALeaseHolds:
         assert status.url == "http://PRINT-BOX"
 
 
-#: A runner that starts a pool of one stand-in server, says its pid, and waits to be killed.
-RUNNER = """
-import json, sys, time
-from pathlib import Path
-from preform_pipeline.servers import ServerPool
-from preform_pipeline.servers.testing import standin_settings
-
-pool = ServerPool(standin_settings(Path(sys.argv[1])).pool, state_dir=Path(sys.argv[2]))
-pool.start()
-print(json.dumps([s.pid for s in pool.status()]), flush=True)
-time.sleep(60)
-"""
-
+#: The runner of test_servers_pool_local.py (a pool of one stand-in server that says its pid),
+#: kept alive until it is killed.
+WAITING_RUNNER = RUNNER + "import time\ntime.sleep(60)\n"
 WAIT_S = 10.0
+
+
+def _waiting_runner(folder: Path) -> subprocess.Popen[str]:
+    script = folder / "runner.py"
+    script.write_text(WAITING_RUNNER, encoding="utf-8")
+    arguments = (script, write_standin_server(folder), folder / "records")
+    return subprocess.Popen([sys.executable, *map(str, arguments)], stdout=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[3])
 
 
 class TestARunnerKilledOutright:
     """A runner killed with SIGKILL (no atexit, no close) still takes its servers along."""
 
     def test_its_server_ends_with_it(self, tmp_path: Path) -> None:
-        script = tmp_path / "runner.py"
-        script.write_text(RUNNER, encoding="utf-8")
-        runner = subprocess.Popen(
-            [sys.executable, str(script), str(write_standin_server(tmp_path)),
-             str(tmp_path / "records")],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[3],
-        )
+        runner = _waiting_runner(tmp_path)
         try:
             assert runner.stdout is not None
             pids = json.loads(runner.stdout.readline())
