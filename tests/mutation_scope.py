@@ -82,6 +82,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool.py",
         "tests/unit/servers/test_servers_pool_leases.py",
         "tests/unit/servers/test_servers_pool_local.py",
+        "tests/unit/servers/test_servers_pool_edges.py",
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
@@ -158,6 +159,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/recipes/semantic.py": (
         "tests/unit/recipes/test_recipe_semantic.py",
         "tests/unit/recipes/test_recipe_semantic_checks.py",
+        "tests/unit/recipes/test_recipe_semantic_more.py",
         "tests/unit/recipes/test_recipe_print_setting.py",
         "tests/unit/recipes/test_recipe_validate.py",
         "tests/unit/recipes/test_recipe_approval.py",
