@@ -154,6 +154,11 @@ class SkipLedger:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Under pytest-xdist the controller receives every worker's test reports and writes the
+    # summary and the exit status: the ledger lives there, not in the workers (each of which
+    # would see only its share, and whose own summaries and exit statuses nobody reads).
+    if hasattr(config, "workerinput"):
+        return
     config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")
 
 

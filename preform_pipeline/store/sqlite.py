@@ -235,11 +235,18 @@ class SqliteJobStore(SqlStoreCore):
             with self._errors("opening"):
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-                # The first read of the file: a damaged or foreign file fails here.
-                version = self._user_version(conn)
-                self._refuse_newer(version)
-                if version == 0:
-                    self._refuse_foreign(conn)
+                # The first read of the file: a damaged or foreign file fails here. The version
+                # and the table list are read in one snapshot: another process may be creating
+                # the store right now, and its tables must not be seen without its version.
+                conn.execute("BEGIN")
+                try:
+                    version = self._user_version(conn)
+                    self._refuse_newer(version)
+                    if version == 0:
+                        self._refuse_foreign(conn)
+                finally:
+                    if conn.in_transaction:  # a failed read may have ended it already
+                        conn.execute("ROLLBACK")  # nothing was written
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     # Some network file systems cannot do WAL; it still works, readers wait.

@@ -74,7 +74,7 @@ class TestDaemonFailover:
     """Killed, stalled and cut-off daemons lose no file and print no model twice."""
 
     @pytest.mark.slow
-    @pytest.mark.timeout(TIMEOUT_S * 3)
+    @pytest.mark.timeout(TIMEOUT_S * 4)
     def test_kills_a_stall_and_a_database_restart(
         self, farm: DaemonFarm, cluster: PgCluster
     ) -> None:
@@ -106,9 +106,11 @@ class TestDaemonFailover:
         cluster.restart()
         farm.reconnect()
 
+        # Most of the inbox is worked through in this last wait: twice a moment's limit, for a
+        # machine whose cores the suite's other workers (and other jobs) share.
         wait_until("the farm idle (no file left, no build to work on)",
                    lambda: not farm.left_in() and not farm.builds(*CLAIMABLE_STATES),
-                   TIMEOUT_S)
+                   2 * TIMEOUT_S)
         codes = farm.stop_all()
         assert codes == dict.fromkeys(NODES, 0), codes
 

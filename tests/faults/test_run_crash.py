@@ -55,7 +55,13 @@ class TestRunKilledMidSend:
 
         second = run_cli(tmp_path, argv)
         assert second.returncode in (0, 1), second.stderr[-3000:]
-        assert "skipped " in second.stdout, second.stdout
+        settled = [ln for ln in second.stdout.splitlines() if ln.startswith("interrupted send ")]
+        assert settled, second.stdout
+        # The second run reaps the dead run's server; on a loaded machine that can happen before
+        # the print lands. Then the send is proven absent and its models print now, once (the
+        # checks below); otherwise they are found or left unknown, and skipped.
+        if not all(": absent (" in line for line in settled):
+            assert "skipped " in second.stdout, second.stdout
 
         printed = Counter(m["name"] for job in fleet_jobs(tmp_path) for m in job["models"])
         assert all(count == 1 for count in printed.values()), printed

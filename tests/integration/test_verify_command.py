@@ -81,10 +81,13 @@ class TestVerifyWait:
     def test_prints_are_followed_to_their_end_across_expiring_tokens(
         self, tmp_path: Path
     ) -> None:
-        good, bad = _store_with_two_prints(tmp_path)
-        # Prints of 1,000 s at 0.008: about 8 s of real time from their start, so a verify that
-        # starts late on a loaded machine still polls across more than one 1-second token.
-        with _dashboard(tmp_path, "--time-scale", "0.008", "--token-lifetime", "1") as dash:
+        # Prints of 1,000 s at 0.015: about 15 s of real time from their start, so a verify that
+        # starts late on a loaded machine (its start-up alone took over 8 s with the suite's
+        # workers and other jobs sharing two cores) still polls across more than one 1-second
+        # token. The prints are written once the dashboard is up (it reads the fleet folder per
+        # request): its own start-up eats none of them.
+        with _dashboard(tmp_path, "--time-scale", "0.015", "--token-lifetime", "1") as dash:
+            good, bad = _store_with_two_prints(tmp_path)
             done = _verify(tmp_path, dash, "--wait")
         assert done.returncode == 0, done.stderr
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:

@@ -2,7 +2,8 @@
 
 The subprocess cases start a real ``python -m pytest`` with this suite's conftest loaded as a
 plugin, over a two-test folder written into tmp_path, with the spec folder pointed somewhere
-empty.
+empty; each runs serially and on two pytest-xdist workers (as the suite itself runs), where
+the skips and failures are the workers' and the summary and exit status the controller's.
 """
 
 from __future__ import annotations
@@ -44,7 +45,19 @@ def test_something_else():
 '''
 
 
-def run_pytest(folder: Path, source: str, **env: str) -> subprocess.CompletedProcess[str]:
+#: How the subprocess runs: serially, or on two xdist workers.
+PARALLELISM = {"serial": ("-n", "0"), "two-workers": ("-n", "2")}
+
+
+@pytest.fixture(params=sorted(PARALLELISM))
+def workers(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """The pytest options of one way to run: serially or on two xdist workers."""
+    return PARALLELISM[request.param]
+
+
+def run_pytest(
+    folder: Path, source: str, workers: tuple[str, ...], **env: str
+) -> subprocess.CompletedProcess[str]:
     (folder / "test_tiny.py").write_text(source, encoding="utf-8")
     environment = {
         k: v for k, v in os.environ.items() if k != "CI" and not k.startswith("PREFORM_PIPELINE_")
@@ -52,28 +65,33 @@ def run_pytest(folder: Path, source: str, **env: str) -> subprocess.CompletedPro
     environment["PYTHONPATH"] = str(REPO_ROOT)
     environment[SPEC_DIR_ENV] = str(folder / "no-specs-here")
     environment.update(env)
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-         "test_tiny.py"],
+         *workers, "test_tiny.py"],
         cwd=folder, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         check=False,
     )
+    # The tests ran where asked: xdist says so when it starts workers.
+    assert ("bringing up nodes" in result.stdout) == (workers != ("-n", "0")), result.stdout
+    return result
 
 
 class TestMissingSpecs:
     """A missing spec folder is an error naming it in CI; locally, one summary line says so."""
 
     def test_required_specs_that_are_missing_fail_the_run_naming_the_folder(
-        self, tmp_path: Path
+        self, tmp_path: Path, workers: tuple[str, ...]
     ) -> None:
-        result = run_pytest(tmp_path, CONTRACT_TEST, **{REQUIRE_SPECS_ENV: "1"})
+        result = run_pytest(tmp_path, CONTRACT_TEST, workers, **{REQUIRE_SPECS_ENV: "1"})
         assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
         folder = str((tmp_path / "no-specs-here").resolve())
         assert f"missing from the spec folder {folder}" in result.stdout
         assert "1 failed, 1 passed" in result.stdout
 
-    def test_locally_the_contract_tests_skip_with_one_summary_line(self, tmp_path: Path) -> None:
-        result = run_pytest(tmp_path, CONTRACT_TEST)
+    def test_locally_the_contract_tests_skip_with_one_summary_line(
+        self, tmp_path: Path, workers: tuple[str, ...]
+    ) -> None:
+        result = run_pytest(tmp_path, CONTRACT_TEST, workers)
         assert result.returncode == pytest.ExitCode.OK, result.stdout
         lines = [ln for ln in result.stdout.splitlines() if ln.startswith("contract tests skipped")]
         folder = str((tmp_path / "no-specs-here").resolve())
@@ -107,8 +125,10 @@ class TestMissingSpecs:
 class TestSkipRegistry:
     """A skip whose reason is not registered fails the run and is listed with its reason."""
 
-    def test_an_unregistered_skip_fails_the_run(self, tmp_path: Path) -> None:
-        result = run_pytest(tmp_path, UNREGISTERED_SKIP)
+    def test_an_unregistered_skip_fails_the_run(
+        self, tmp_path: Path, workers: tuple[str, ...]
+    ) -> None:
+        result = run_pytest(tmp_path, UNREGISTERED_SKIP, workers)
         assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout
         assert "unregistered skip (1): flaky on my machine" in result.stdout
         assert "1 passed, 1 skipped" in result.stdout
