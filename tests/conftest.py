@@ -9,6 +9,7 @@ registered is listed and fails the run, so no test can quietly stop running.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -154,6 +155,13 @@ class SkipLedger:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background command (`pytest &` in a script) with
+    # SIGINT ignored, and an ignored signal stays ignored across exec: the runs, pools and
+    # servers the signal tests start would never see their Ctrl-C. A person's Ctrl-C reaches a
+    # program started from a terminal, so the tests start theirs that way: a Python handler
+    # here (each xdist worker runs this too) is reset to the default in every child at exec.
+    if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # Under pytest-xdist the controller receives every worker's test reports and writes the
     # summary and the exit status: the ledger lives there, not in the workers (each of which
     # would see only its share, and whose own summaries and exit statuses nobody reads).
