@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["Termination", "sigterm_as_interrupt"]
+__all__ = ["Termination", "outside_the_handler", "sigterm_as_interrupt"]
 
 
 class Termination:
@@ -55,3 +55,15 @@ def sigterm_as_interrupt() -> Iterator[Termination]:
         yield termination
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def outside_the_handler(action: Callable[[], None]) -> None:
+    """Run ``action`` (setting a stop event, telling a daemon to stop) on a thread of its own.
+
+    A signal handler runs on the main thread between two bytecodes, possibly while that
+    thread is inside ``event.wait()`` holding the event's own lock, which is not reentrant:
+    an ``event.set()`` made right there would wait forever on its own thread (a simulator
+    told to stop during its slow start once hung so). On another thread, the same call waits
+    at most until the main thread lets go of the lock.
+    """
+    threading.Thread(target=action, name="signal-action", daemon=True).start()

@@ -46,6 +46,7 @@ from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
+from preform_pipeline.interrupts import outside_the_handler
 from preform_pipeline.preflight import check_paths, watch_paths
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
@@ -151,12 +152,16 @@ def _install_signals(daemon: HotFolderDaemon, err: TextIO) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         received["count"] += 1
         now = received["count"] > 1
-        print(
-            "stopping now" if now else "stopping: finishing what is in flight "
-            f"(up to {daemon.hot.stop_deadline_s:g} s; signal again to stop at once)",
-            file=err, flush=True,
-        )
-        daemon.stop(now=now)
+
+        def stop() -> None:
+            print(
+                "stopping now" if now else "stopping: finishing what is in flight "
+                f"(up to {daemon.hot.stop_deadline_s:g} s; signal again to stop at once)",
+                file=err, flush=True,
+            )
+            daemon.stop(now=now)
+
+        outside_the_handler(stop)
 
     names: Sequence[str] = ("SIGINT", "SIGTERM", "SIGBREAK", "SIGHUP")
     for name in names:

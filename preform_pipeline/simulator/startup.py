@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
+from preform_pipeline.interrupts import outside_the_handler
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.simulator.http import ThreadedHTTPApp
 
@@ -114,7 +115,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         received.append(signum)
-        stop.set()
+        outside_the_handler(stop.set)
 
     numbers = [getattr(signal, n) for n in _STOP_SIGNALS if hasattr(signal, n)]
     previous: dict[int, Any] = {n: signal.signal(n, handler) for n in numbers}

@@ -18,6 +18,7 @@ import uvicorn
 
 from preform_pipeline.clock import SYSTEM_CLOCK
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.interrupts import outside_the_handler
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.web import WebSettings
 from preform_pipeline.store import JobStore
@@ -89,7 +90,7 @@ class WebServer:
         stop = threading.Event()
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            stop.set()
+            outside_the_handler(stop.set)
 
         for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
             number = getattr(signal, name, None)

@@ -32,7 +32,8 @@ LAYERS: tuple[frozenset[str], ...] = (
 #: besides the shared base it may read model files and the public models of api/ and cloud/,
 #: never the planner or anything else of the pipeline.
 SIMULATOR_MAY_IMPORT = frozenset(
-    {"", "errors", "clock", "logging", "catalogue", "geometry", "api", "cloud", "simulator"}
+    {"", "errors", "clock", "logging", "catalogue", "interrupts", "geometry", "api", "cloud",
+     "simulator"}
 )
 
 #: Settings are a leaf: plain values and their readers, built from the file, the environment and
