@@ -145,7 +145,8 @@ DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "ho
 DEFAULT_CANCEL_GRACE_S: Final = 10.0
 #: Checkpoints and build journals live here, below the output root.
 CHECKPOINT_FOLDER: Final = ".checkpoints"
-# The waiting main thread wakes this often, so Ctrl-C is seen at once on every platform.
+# After a cancel (and on Windows, while builds run) the main thread wakes this often, so a
+# second Ctrl-C or the grace period's end is seen at once on every platform.
 _WAIT_SLICE_S: Final = 0.2
 # While builds run, the main thread wakes when one ends or the run is cancelled. A wait on
 # POSIX is interrupted by Ctrl-C; on Windows it is not, so there it also wakes every slice.
