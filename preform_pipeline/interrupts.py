@@ -15,8 +15,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any, Final
 
-__all__ = ["Termination", "outside_the_handler", "sigterm_as_interrupt"]
+__all__ = ["Termination", "outside_the_handler", "sigterm_as_interrupt", "stop_on_signals"]
 
 
 class Termination:
@@ -67,3 +68,31 @@ def outside_the_handler(action: Callable[[], None]) -> None:
     at most until the main thread lets go of the lock.
     """
     threading.Thread(target=action, name="signal-action", daemon=True).start()
+
+
+#: The signals that ask a server program (simulator, dashboard) to stop.
+_STOP_SIGNALS: Final = ("SIGINT", "SIGTERM", "SIGBREAK")
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+    """Set ``stop`` on SIGINT/SIGTERM (and SIGBREAK on Windows) while inside.
+
+    Yields the list of signals received, filled as they arrive.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signals can only be handled on the main thread (run() from a test)
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        outside_the_handler(stop.set)
+
+    numbers = [getattr(signal, n) for n in _STOP_SIGNALS if hasattr(signal, n)]
+    previous: dict[int, Any] = {n: signal.signal(n, handler) for n in numbers}
+    try:
+        yield received
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)

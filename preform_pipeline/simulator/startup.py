@@ -14,16 +14,13 @@ import errno
 import logging
 import os
 import re
-import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, Final, TextIO
 
-from preform_pipeline.interrupts import outside_the_handler
+from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.simulator.http import ThreadedHTTPApp
 
@@ -68,7 +65,6 @@ _ADDRESS_IN_USE: Final = frozenset(
     | ({getattr(errno, "WSAEACCES", 10013)} if sys.platform == "win32" else set())
 )
 
-_STOP_SIGNALS: Final = ("SIGINT", "SIGTERM", "SIGBREAK")
 
 _log = get_logger(__name__)
 
@@ -100,30 +96,6 @@ def configure_cli_logging(level: str, log_file: Path | None, stderr: TextIO) -> 
         for handler in logging.getLogger("preform_pipeline").handlers:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.WARNING)
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
-    """Set ``stop`` on SIGINT/SIGTERM (and SIGBREAK on Windows) while inside.
-
-    Yields the list of signals received, filled as they arrive.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # signals can only be handled on the main thread (run() from a test)
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        outside_the_handler(stop.set)
-
-    numbers = [getattr(signal, n) for n in _STOP_SIGNALS if hasattr(signal, n)]
-    previous: dict[int, Any] = {n: signal.signal(n, handler) for n in numbers}
-    try:
-        yield received
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
 
 
 def report_bind_failure(stdout: TextIO, host: str, port: int, exc: OSError) -> int:

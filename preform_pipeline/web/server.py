@@ -8,17 +8,15 @@ structured events (logins, refusals, actions with the user's name), never a secr
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from collections.abc import Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Final, TextIO
 
 import uvicorn
 
 from preform_pipeline.clock import SYSTEM_CLOCK
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.interrupts import outside_the_handler
+from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.web import WebSettings
 from preform_pipeline.store import JobStore
@@ -88,23 +86,15 @@ class WebServer:
     def serve_forever(self) -> None:
         """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it)."""
         stop = threading.Event()
-
-        def handler(signum: int, frame: FrameType | None) -> None:
-            outside_the_handler(stop.set)
-
-        for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
-            number = getattr(signal, name, None)
-            if number is not None:
-                with contextlib.suppress(ValueError, OSError):  # not the main thread
-                    signal.signal(number, handler)
-        self.start()
-        try:
-            while not stop.wait(0.5):
-                if self._thread is None or not self._thread.is_alive():
-                    raise PipelineError("the web dashboard stopped on its own",
-                                        hint="see the log for why")
-        finally:
-            self.stop()
+        with stop_on_signals(stop):
+            self.start()
+            try:
+                while not stop.wait(0.5):
+                    if self._thread is None or not self._thread.is_alive():
+                        raise PipelineError("the web dashboard stopped on its own",
+                                            hint="see the log for why")
+            finally:
+                self.stop()
 
     def stop(self) -> None:
         self._server.should_exit = True

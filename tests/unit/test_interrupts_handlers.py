@@ -8,8 +8,7 @@ import threading
 
 import pytest
 
-from preform_pipeline.interrupts import outside_the_handler
-from preform_pipeline.simulator.startup import stop_on_signals
+from preform_pipeline.interrupts import outside_the_handler, stop_on_signals
 
 WAIT_S = 10.0
 
@@ -30,8 +29,8 @@ class TestOutsideTheHandler:
 
 
 @posix_only
-class TestSimulatorStopSignals:
-    """The simulator's handler records the signal and stops it without touching the lock."""
+class TestStopOnSignals:
+    """The servers' stop handler records the signal and stops it without touching the lock."""
 
     def test_a_signal_while_the_stop_event_is_held_still_stops(self) -> None:
         stop = threading.Event()
