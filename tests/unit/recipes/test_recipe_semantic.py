@@ -466,7 +466,11 @@ ACCEPTED: list[tuple[str, str]] = [
         "fields: [lab_ticket]\n",
     )),
     ("an .fps file instead of scene settings", "scene:\n  fps_file: grey.fps\nsteps:\n  - auto_orient\n"),  # noqa: E501
-    ("a template printer target", sla("  - print: {printer_ip: '10.0.0.7'}\n")),
+    ("a literal printer address", sla("  - print: {printer_ip: '10.0.0.7'}\n")),
+    ("a template printer name with a build field", sla("  - print: {printer: 'Form4-{recipe}'}\n")),
+    ("a template printer name with a model field, one model per build", sla(
+        "  - print: {printer: 'Form4-{case_id}'}\n", "batching:\n  max_models_per_build: 1\n"
+    )),
     ("literal braces in a template", sla("  - save_form\n", "outputs:\n  form: '{{x}}-{build}.form'\n")),  # noqa: E501
     ("engraving shallower than the wall", sla(
         "  - hollow: {wall_thickness_mm: 2}\n  - label: {text: x, font_size_mm: 4, depth_mm: 1,"
