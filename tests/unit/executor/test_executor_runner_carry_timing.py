@@ -1,0 +1,59 @@
+"""When a layout's carried models go on: right after that layout, while the build that
+carried them still runs its later steps, not when it ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from executor_support import (
+    FakePool,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    plan_without_rafts,
+    run,
+    write_box,
+    write_recipe,
+)
+from test_executor_run_events import CARRY_STEPS
+
+from preform_pipeline.executor import BuildStatus
+
+
+class TestCarryAfterLayout:
+    """The carry is placed as soon as the layout has carried it, before the build saves."""
+
+    def test_the_new_build_is_added_before_the_build_that_carried_it_goes_on(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Four 90 x 60 mm boxes planned without rafts: one build, of which three fit with
+        # their rafts; one server, so the carry can only run after it.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        assert [len(b.models) for b in plan.builds] == [4]
+        farm.add()
+        with capture_bound_logs() as logs:
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        assert [(o.name, o.status, len(o.models), o.children) for o in result.outcomes] == [
+            ("unit-001", BuildStatus.SUCCEEDED, 3, ("unit-001+1",)),
+            ("unit-001+1", BuildStatus.SUCCEEDED, 1, ()),
+        ]
+        said = [(e["event"], e.get("build"), e.get("step")) for e in logs if e["event"] in (
+            "step_finished", "step_started", "overflow_build_added", "build_finished")
+            and e.get("build") == "unit-001"]
+        assert said == [
+            ("step_started", "unit-001", "create_scene"),
+            ("step_finished", "unit-001", "create_scene"),
+            ("step_started", "unit-001", "import_models"),
+            ("step_finished", "unit-001", "import_models"),
+            ("step_started", "unit-001", "auto_support"),
+            ("step_finished", "unit-001", "auto_support"),
+            ("step_started", "unit-001", "auto_layout"),
+            ("step_finished", "unit-001", "auto_layout"),
+            ("overflow_build_added", "unit-001", None),
+            ("step_started", "unit-001", "save_form"),
+            ("step_finished", "unit-001", "save_form"),
+            ("build_finished", "unit-001", None),
+        ]
+        (added,) = iter_events(logs, "overflow_build_added")
+        assert (added["carry"], added["models"]) == ("unit-001+1", 1)
