@@ -1,0 +1,236 @@
+"""A cancelled run on the run's clock: the steps running at the cancel get the grace period
+to end, then the servers are stopped; a second Ctrl-C during the grace period stops them at
+once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from executor_support import (
+    WAIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    plan_for,
+    write_box,
+    write_recipe,
+)
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions, RunResult
+from preform_pipeline.simulator.protocol import ProgressCallback, SimError
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals only")
+
+GRACE_S = 30.0
+
+
+class _Gate(ScriptedFaults):
+    """``auto_support`` waits until the test opens the gate (then it succeeds) or the server
+    shuts down (then it answers 503); ``reached`` is set once it waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.open = threading.Event()
+
+    def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
+        if operation_id != "auto_support":
+            return
+        self.reached.set()
+        while not self.open.wait(0.05):
+            if self.stop.is_set():
+                raise SimError(503, "SHUTTING_DOWN", "operation ended at shutdown")
+
+
+class _StoppingPool(FakePool):
+    """The fake pool, closed as the real one is: closing stops its servers (which ends
+    the operations they were running)."""
+
+    def __init__(self, farm: SimFarm) -> None:
+        super().__init__([s.url for s in farm.servers])
+        self._farm = farm
+        self.stopped = threading.Event()
+
+    def close(self) -> None:
+        super().close()
+        self.stopped.set()
+        for server in self._farm.servers:
+            server.shutdown()
+
+
+class _WatchedClock(ManualClock):
+    """A manual clock that counts the main thread's readings once armed (the run's main
+    thread reads it only to wind down: the grace period's end, then once per slice of the
+    grace loop), noting what ``look`` says at each."""
+
+    def __init__(self, look: Callable[[], bool]) -> None:
+        super().__init__()
+        self._look = look
+        self._cond = threading.Condition()
+        self._armed = False
+        self.seen: list[bool] = []
+
+    def arm(self) -> None:
+        with self._cond:
+            self._armed, self.seen = True, []
+
+    def monotonic(self) -> float:
+        if threading.current_thread() is threading.main_thread():
+            with self._cond:
+                if self._armed:
+                    self.seen.append(self._look())
+                    self._cond.notify_all()
+        return super().monotonic()
+
+    def wait_reads(self, count: int) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.seen) >= count, WAIT_S)
+
+
+def _runner(tmp_path: Path, farm: SimFarm) -> tuple[Runner, _Gate, _StoppingPool, _WatchedClock]:
+    """One build (support, then layout) whose support waits at the gate, on a pool that
+    stops its servers when closed, with a grace period and a step deadline that outlast
+    the test on the real clock."""
+    plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
+                    [write_box(tmp_path / "m", "box0", 10, 10, 10)])
+    gate = _Gate()
+    farm.add(gate)
+    pool = _StoppingPool(farm)
+    clock = _WatchedClock(lambda: pool.closed)
+    runner = Runner(
+        plan, pool,
+        options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
+                           cancel_grace_s=GRACE_S, step_timeout_s=WAIT_S * 3),
+        reporter=NullReporter(), clock=clock,
+    )
+    return runner, gate, pool, clock
+
+
+def _run_in_main(runner: Runner, gate: _Gate, actions: Callable[[], None]) -> tuple[
+    RunResult, list[dict[str, object]], list[str]
+]:
+    """Run on this (the main) thread while ``actions`` run beside it; the result, the log
+    events and what went wrong beside it (which opens the gate, so the run can end)."""
+    problems: list[str] = []
+
+    def beside() -> None:
+        try:
+            actions()
+        except AssertionError as exc:
+            problems.append(str(exc))
+            gate.open.set()
+
+    thread = threading.Thread(target=beside, daemon=True)
+    thread.start()
+    with capture_bound_logs() as logs:
+        try:
+            result = runner.run()
+        except KeyboardInterrupt:
+            pytest.fail("a Ctrl-C escaped the run")
+    thread.join(WAIT_S)
+    return result, logs, problems
+
+
+class TestGracePeriod:
+    """After a cancel, a running step may end within the grace period on the run's clock;
+    once that period has passed, the servers are stopped under it."""
+
+    def test_a_step_that_ends_within_the_grace_period_ends_normally(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        runner, gate, pool, clock = _runner(tmp_path, farm)
+
+        def cancel_then_let_the_step_end() -> None:
+            assert gate.reached.wait(WAIT_S), "auto_support never started"
+            clock.arm()
+            runner.cancel()
+            # Three readings: the grace period's end, and two turns of its loop.
+            assert clock.wait_reads(3), "the run did not wait out the grace period"
+            gate.open.set()
+
+        result, logs, problems = _run_in_main(runner, gate, cancel_then_let_the_step_end)
+        assert problems == []
+        # The pool stayed open through the grace loop's turns (the clock stood still).
+        assert clock.seen[:3] == [False, False, False]
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
+                                                    "the run was interrupted")
+        # The step ended by itself (no error), and no step was started after it.
+        assert [(a.server, a.error) for a in outcome.attempts] == [("server-1", None)]
+        assert "auto_layout" not in gate.seen
+        assert [e["kind"] for e in iter_events(logs, "step_finished")] == [
+            "create_scene", "import_models", "auto_support"]
+        assert pool.closed and result.cancelled
+
+    def test_a_step_still_running_when_the_grace_period_ends_is_stopped(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        runner, gate, pool, clock = _runner(tmp_path, farm)
+
+        def cancel_then_let_the_grace_pass() -> None:
+            assert gate.reached.wait(WAIT_S), "auto_support never started"
+            clock.arm()
+            runner.cancel()
+            assert clock.wait_reads(2), "the run did not wait out the grace period"
+            clock.advance(GRACE_S)  # exactly the grace period: it has passed
+            assert pool.stopped.wait(WAIT_S), "the grace period passed, the servers still run"
+
+        result, logs, problems = _run_in_main(runner, gate, cancel_then_let_the_grace_pass)
+        assert problems == []
+        assert not gate.open.is_set()
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
+                                                    "the run was interrupted")
+        # The stop ended the step (the server's 503 as it shut down, not the step's deadline)
+        # when the grace period had passed on the run's clock; no other attempt was made.
+        (attempt,) = outcome.attempts
+        assert attempt.error_type == "ServerInternalError"
+        assert "SHUTTING_DOWN" in (attempt.error or "")
+        assert attempt.busy_s == GRACE_S
+        assert pool.closed and pool.leases == ["server-1"]
+        assert list(iter_events(logs, "run_cancel_forced")) == []
+        assert [e["run_id"] for e in iter_events(logs, "run_cancel_requested")] == ["run-1"]
+
+
+@posix_only
+class TestSecondCtrlC:
+    """A second Ctrl-C while running steps get their grace period stops the servers at once
+    and says so; the run still returns its result."""
+
+    def test_the_second_ctrl_c_forces_the_stop_and_is_logged(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        runner, gate, pool, clock = _runner(tmp_path, farm)
+
+        def press_ctrl_c_twice() -> None:
+            assert gate.reached.wait(WAIT_S), "auto_support never started"
+            clock.arm()
+            os.kill(os.getpid(), signal.SIGINT)
+            # The run's clock stands still: only the second Ctrl-C ends the grace period.
+            assert clock.wait_reads(2), "the first Ctrl-C did not start the grace period"
+            os.kill(os.getpid(), signal.SIGINT)
+
+        result, logs, problems = _run_in_main(runner, gate, press_ctrl_c_twice)
+        assert problems == []
+        assert not gate.open.is_set()
+        assert result.cancelled and not result.ok
+        assert [(o.status, o.reason) for o in result.outcomes] == [
+            (BuildStatus.CANCELLED, "the run was interrupted")
+        ]
+        assert pool.closed
+        said = [(e["event"], e.get("run_id")) for e in logs if e["event"] in (
+            "run_cancel_requested", "run_cancel_forced", "run_finished")]
+        assert said == [("run_cancel_requested", "run-1"), ("run_cancel_forced", "run-1"),
+                        ("run_finished", "run-1")]
+        (finished,) = iter_events(logs, "run_finished")
+        assert (finished["cancelled"], finished["ok"]) == (True, False)
+        # The step that was running was ended by the stop, and no later step was sent.
+        assert "auto_layout" not in gate.seen
