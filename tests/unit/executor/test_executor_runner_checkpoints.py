@@ -1,0 +1,109 @@
+"""Which steps a build saves a checkpoint after, which checkpoint files it keeps, and which
+steps its outcome says were done (a dry run's print is not; a resumed step counts once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from executor_support import (
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    plan_for,
+    write_box,
+    write_recipe,
+)
+
+from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
+
+STEPS = "steps:\n  - auto_support\n  - auto_layout\n  - save_form\n"
+
+
+def _run(tmp_path: Path, farm: SimFarm, steps: str = STEPS, **options: Any) -> tuple[
+    BuildOutcome, list[str], Path
+]:
+    """One build of two boxes on the farm (one plain server unless it has some): its
+    outcome, the steps it saved checkpoints after, and its checkpoint folder."""
+    plan = plan_for(write_recipe(tmp_path, steps),
+                    [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
+    if not farm.servers:
+        farm.add()
+    options.setdefault("step_timeout_s", 10.0)
+    with capture_bound_logs() as logs:
+        result = run_plan(plan, FakePool([s.url for s in farm.servers]),
+                          options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
+                                             **options),
+                          reporter=NullReporter())
+    (outcome,) = result.outcomes
+    saved = [e["after_step"] for e in iter_events(logs, "checkpoint_saved")]
+    return outcome, saved, tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
+
+
+class TestCheckpointFiles:
+    """A checkpoint follows each expensive step that is not the last; the files go once the
+    build succeeded, unless they are to be kept."""
+
+    def test_a_succeeded_build_keeps_only_its_journal(self, tmp_path: Path, farm: SimFarm) -> None:
+        outcome, saved, folder = _run(tmp_path, farm)
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert saved == ["auto_support"]
+        assert sorted(p.name for p in folder.iterdir()) == ["journal.json"]
+
+    def test_kept_checkpoints_stay_after_success(self, tmp_path: Path, farm: SimFarm) -> None:
+        outcome, _, folder = _run(tmp_path, farm, keep_checkpoints=True)
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "after-auto_support.form", "journal.json"]
+
+    def test_the_chosen_kinds_are_checkpointed_but_never_after_the_last_step(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        _, saved, _ = _run(tmp_path, farm,
+                           checkpoint_kinds=frozenset({"auto_layout", "save_form"}))
+        assert saved == ["auto_layout"]
+
+    def test_no_kinds_no_checkpoint(self, tmp_path: Path, farm: SimFarm) -> None:
+        outcome, saved, folder = _run(tmp_path, farm, checkpoint_kinds=frozenset())
+        assert (outcome.status, saved, folder.exists()) == (BuildStatus.SUCCEEDED, [], False)
+
+
+class TestStepsDone:
+    """The outcome lists each step done once, in the graph's order; a dry run's print was
+    not done."""
+
+    def test_a_resumed_build_lists_each_step_once(self, tmp_path: Path, farm: SimFarm) -> None:
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        farm.add()
+        outcome, saved, _ = _run(tmp_path, farm)
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.resumed_from for a in outcome.attempts] == [None, "auto_support"]
+        assert outcome.steps_done == ("create_scene", "import_models", "auto_support",
+                                      "auto_layout", "save_form")
+        # the second attempt resumed after auto_support: nothing to save again
+        assert saved == ["auto_support"]
+
+    def test_a_step_done_again_after_the_checkpoint_is_listed_once(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # The screenshot fails on the first server: the retry resumes after auto_support
+        # and lays out again.
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        farm.add()
+        outcome, _, _ = _run(tmp_path, farm,
+                             "steps:\n  - auto_support\n  - auto_layout\n  - screenshot\n")
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.resumed_from for a in outcome.attempts] == [None, "auto_support"]
+        assert outcome.steps_done == ("create_scene", "import_models", "auto_support",
+                                      "auto_layout", "screenshot")
+
+    def test_a_dry_runs_print_is_not_done(self, tmp_path: Path, farm: SimFarm) -> None:
+        outcome, _, _ = _run(
+            tmp_path, farm,
+            "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n", dry_run=True,
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert outcome.steps_done == ("create_scene", "import_models", "auto_layout")
+        assert farm.jobs() == []
