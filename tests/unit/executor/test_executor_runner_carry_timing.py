@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from executor_support import (
     FakePool,
     SimFarm,
@@ -18,6 +19,7 @@ from executor_support import (
 from test_executor_run_events import CARRY_STEPS
 
 from preform_pipeline.executor import BuildStatus
+from preform_pipeline.plan.builds import units_label
 
 
 class TestCarryAfterLayout:
@@ -57,3 +59,23 @@ class TestCarryAfterLayout:
         ]
         (added,) = iter_events(logs, "overflow_build_added")
         assert (added["carry"], added["models"]) == ("unit-001+1", 1)
+
+    def test_the_build_that_carried_lists_only_the_models_that_stayed(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        (planned,) = plan.builds
+        farm.add()
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        parent, carry = result.outcomes
+        by_name = {m.path.name: m for m in planned.models}
+        assert len(parent.models) == 3 and len(carry.models) == 1
+        assert sorted((*parent.models, *carry.models)) == sorted(by_name)
+        stayed = [by_name[name] for name in parent.models]
+        assert parent.source_files == tuple(str(m.path) for m in stayed)
+        assert parent.units == tuple(units_label(m) for m in stayed)
+        assert carry.units == (units_label(by_name[carry.models[0]]),)
+        # The planned resin is shared by volume: equal boxes, three quarters stay.
+        assert parent.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml * 3 / 4)
+        assert carry.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml / 4)
