@@ -95,48 +95,68 @@ class _WatchedClock(ManualClock):
             return self._cond.wait_for(lambda: len(self.seen) >= count, WAIT_S)
 
 
-def _runner(tmp_path: Path, farm: SimFarm) -> tuple[Runner, _Gate, _StoppingPool, _WatchedClock]:
+class _Setup:
     """One build (support, then layout) whose support waits at the gate, on a pool that
-    stops its servers when closed, with a grace period and a step deadline that outlast
-    the test on the real clock."""
-    plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
-                    [write_box(tmp_path / "m", "box0", 10, 10, 10)])
-    gate = _Gate()
-    farm.add(gate)
-    pool = _StoppingPool(farm)
-    clock = _WatchedClock(lambda: pool.closed)
-    runner = Runner(
-        plan, pool,
-        options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                           cancel_grace_s=GRACE_S, step_timeout_s=WAIT_S * 3),
-        reporter=NullReporter(), clock=clock,
-    )
-    return runner, gate, pool, clock
+    stops its servers when closed, with a step deadline that outlasts the test; run on
+    this (the main) thread by :meth:`run` while actions run beside it."""
 
+    def __init__(self, tmp_path: Path, farm: SimFarm, grace_s: float = GRACE_S) -> None:
+        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
+                        [write_box(tmp_path / "m", "box0", 10, 10, 10)])
+        self.gate = _Gate()
+        farm.add(self.gate)
+        self.pool = _StoppingPool(farm)
+        self.clock = _WatchedClock(lambda: self.pool.closed)
+        self.runner = Runner(
+            plan, self.pool,
+            options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
+                               cancel_grace_s=grace_s, step_timeout_s=WAIT_S * 3),
+            reporter=NullReporter(), clock=self.clock,
+        )
+        self._lock = threading.Lock()
+        self._ended = threading.Event()
 
-def _run_in_main(runner: Runner, gate: _Gate, actions: Callable[[], None]) -> tuple[
-    RunResult, list[dict[str, object]], list[str]
-]:
-    """Run on this (the main) thread while ``actions`` run beside it; the result, the log
-    events and what went wrong beside it (which opens the gate, so the run can end)."""
-    problems: list[str] = []
+    def ctrl_c(self) -> None:
+        """Send this process SIGINT, unless the run has ended (the Ctrl-C would then hit
+        the test itself)."""
+        with self._lock:
+            assert not self._ended.is_set(), "the run ended before the Ctrl-C"
+            os.kill(os.getpid(), signal.SIGINT)
 
-    def beside() -> None:
-        try:
-            actions()
-        except AssertionError as exc:
-            problems.append(str(exc))
-            gate.open.set()
+    def run(self, actions: Callable[[], None]) -> tuple[
+        RunResult, list[dict[str, object]], list[str]
+    ]:
+        """Run while ``actions`` run beside it: the result, the log events and what went
+        wrong beside it. A run that does not end on its own within ``WAIT_S`` is ended
+        (gate open, the clock moved on an hour every half second), and that is a problem
+        too."""
+        problems: list[str] = []
 
-    thread = threading.Thread(target=beside, daemon=True)
-    thread.start()
-    with capture_bound_logs() as logs:
-        try:
-            result = runner.run()
-        except KeyboardInterrupt:
-            pytest.fail("a Ctrl-C escaped the run")
-    thread.join(WAIT_S)
-    return result, logs, problems
+        def beside() -> None:
+            try:
+                actions()
+            except AssertionError as exc:
+                problems.append(str(exc))
+            if not self._ended.wait(WAIT_S):
+                problems.append("the run did not end")
+                self.gate.open.set()
+                while not self._ended.wait(0.5):
+                    self.clock.advance(3600.0)
+
+        thread = threading.Thread(target=beside, daemon=True)
+        thread.start()
+        with capture_bound_logs() as logs:
+            try:
+                try:
+                    result = self.runner.run()
+                finally:
+                    with self._lock:
+                        self._ended.set()
+                # A Ctrl-C sent as the run ended is handled here, at the latest.
+                thread.join(WAIT_S * 2)
+            except KeyboardInterrupt:
+                pytest.fail("a Ctrl-C escaped the run")
+        return result, logs, problems
 
 
 class TestGracePeriod:
@@ -146,46 +166,46 @@ class TestGracePeriod:
     def test_a_step_that_ends_within_the_grace_period_ends_normally(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        runner, gate, pool, clock = _runner(tmp_path, farm)
+        setup = _Setup(tmp_path, farm)
 
         def cancel_then_let_the_step_end() -> None:
-            assert gate.reached.wait(WAIT_S), "auto_support never started"
-            clock.arm()
-            runner.cancel()
+            assert setup.gate.reached.wait(WAIT_S), "auto_support never started"
+            setup.clock.arm()
+            setup.runner.cancel()
             # Three readings: the grace period's end, and two turns of its loop.
-            assert clock.wait_reads(3), "the run did not wait out the grace period"
-            gate.open.set()
+            assert setup.clock.wait_reads(3), "the run did not wait out the grace period"
+            setup.gate.open.set()
 
-        result, logs, problems = _run_in_main(runner, gate, cancel_then_let_the_step_end)
+        result, logs, problems = setup.run(cancel_then_let_the_step_end)
         assert problems == []
         # The pool stayed open through the grace loop's turns (the clock stood still).
-        assert clock.seen[:3] == [False, False, False]
+        assert setup.clock.seen[:3] == [False, False, False]
         (outcome,) = result.outcomes
         assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
                                                     "the run was interrupted")
         # The step ended by itself (no error), and no step was started after it.
         assert [(a.server, a.error) for a in outcome.attempts] == [("server-1", None)]
-        assert "auto_layout" not in gate.seen
+        assert "auto_layout" not in setup.gate.seen
         assert [e["kind"] for e in iter_events(logs, "step_finished")] == [
             "create_scene", "import_models", "auto_support"]
-        assert pool.closed and result.cancelled
+        assert setup.pool.closed and result.cancelled
 
     def test_a_step_still_running_when_the_grace_period_ends_is_stopped(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        runner, gate, pool, clock = _runner(tmp_path, farm)
+        setup = _Setup(tmp_path, farm)
 
         def cancel_then_let_the_grace_pass() -> None:
-            assert gate.reached.wait(WAIT_S), "auto_support never started"
-            clock.arm()
-            runner.cancel()
-            assert clock.wait_reads(2), "the run did not wait out the grace period"
-            clock.advance(GRACE_S)  # exactly the grace period: it has passed
-            assert pool.stopped.wait(WAIT_S), "the grace period passed, the servers still run"
+            assert setup.gate.reached.wait(WAIT_S), "auto_support never started"
+            setup.clock.arm()
+            setup.runner.cancel()
+            assert setup.clock.wait_reads(2), "the run did not wait out the grace period"
+            setup.clock.advance(GRACE_S)  # exactly the grace period: it has passed
+            assert setup.pool.stopped.wait(WAIT_S), "the grace passed, the servers still run"
 
-        result, logs, problems = _run_in_main(runner, gate, cancel_then_let_the_grace_pass)
+        result, logs, problems = setup.run(cancel_then_let_the_grace_pass)
         assert problems == []
-        assert not gate.open.is_set()
+        assert not setup.gate.open.is_set()
         (outcome,) = result.outcomes
         assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
                                                     "the run was interrupted")
@@ -195,9 +215,29 @@ class TestGracePeriod:
         assert attempt.error_type == "ServerInternalError"
         assert "SHUTTING_DOWN" in (attempt.error or "")
         assert attempt.busy_s == GRACE_S
-        assert pool.closed and pool.leases == ["server-1"]
+        assert setup.pool.closed and setup.pool.leases == ["server-1"]
         assert list(iter_events(logs, "run_cancel_forced")) == []
         assert [e["run_id"] for e in iter_events(logs, "run_cancel_requested")] == ["run-1"]
+
+    def test_without_a_grace_period_the_run_still_waits_for_its_builds_to_end(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        setup = _Setup(tmp_path, farm, grace_s=0.0)
+
+        def cancel() -> None:
+            assert setup.gate.reached.wait(WAIT_S), "auto_support never started"
+            setup.runner.cancel()
+
+        result, _, problems = setup.run(cancel)
+        assert problems == []
+        # The servers were stopped at once; the build noticed before the run returned
+        # (the run's clock stood still, within the few seconds the run waits for that).
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
+                                                    "the run was interrupted")
+        (attempt,) = outcome.attempts
+        assert "SHUTTING_DOWN" in (attempt.error or "")
+        assert setup.pool.closed and not setup.gate.open.is_set()
 
 
 @posix_only
@@ -208,24 +248,24 @@ class TestSecondCtrlC:
     def test_the_second_ctrl_c_forces_the_stop_and_is_logged(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        runner, gate, pool, clock = _runner(tmp_path, farm)
+        setup = _Setup(tmp_path, farm)
 
         def press_ctrl_c_twice() -> None:
-            assert gate.reached.wait(WAIT_S), "auto_support never started"
-            clock.arm()
-            os.kill(os.getpid(), signal.SIGINT)
+            assert setup.gate.reached.wait(WAIT_S), "auto_support never started"
+            setup.clock.arm()
+            setup.ctrl_c()
             # The run's clock stands still: only the second Ctrl-C ends the grace period.
-            assert clock.wait_reads(2), "the first Ctrl-C did not start the grace period"
-            os.kill(os.getpid(), signal.SIGINT)
+            assert setup.clock.wait_reads(2), "the first Ctrl-C did not start the grace period"
+            setup.ctrl_c()
 
-        result, logs, problems = _run_in_main(runner, gate, press_ctrl_c_twice)
+        result, logs, problems = setup.run(press_ctrl_c_twice)
         assert problems == []
-        assert not gate.open.is_set()
+        assert not setup.gate.open.is_set()
         assert result.cancelled and not result.ok
         assert [(o.status, o.reason) for o in result.outcomes] == [
             (BuildStatus.CANCELLED, "the run was interrupted")
         ]
-        assert pool.closed
+        assert setup.pool.closed
         said = [(e["event"], e.get("run_id")) for e in logs if e["event"] in (
             "run_cancel_requested", "run_cancel_forced", "run_finished")]
         assert said == [("run_cancel_requested", "run-1"), ("run_cancel_forced", "run-1"),
@@ -233,4 +273,4 @@ class TestSecondCtrlC:
         (finished,) = iter_events(logs, "run_finished")
         assert (finished["cancelled"], finished["ok"]) == (True, False)
         # The step that was running was ended by the stop, and no later step was sent.
-        assert "auto_layout" not in gate.seen
+        assert "auto_layout" not in setup.gate.seen
