@@ -4,9 +4,11 @@ attempts, and when every attempt failed."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import structlog
 from executor_support import (
     WAIT_S,
     FakeLease,
@@ -19,6 +21,7 @@ from executor_support import (
     write_box,
     write_recipe,
 )
+from structlog.testing import LogCapture
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import LeaseTimeoutError, PoolExhaustedError
@@ -172,3 +175,51 @@ class TestBetweenAttempts:
         # one retry announced: none after the last attempt
         assert [e["attempt"] for e in iter_events(logs, "build_retrying")] == [2]
         assert [e["attempt"] for e in iter_events(logs, "build_attempt_failed")] == [1, 2]
+
+    def test_a_retry_back_on_the_only_server_says_so(self, tmp_path: Path, farm: SimFarm) -> None:
+        farm.add(ScriptedFaults(fail={"auto_orient": 1}))
+        reporter = _CancelOnRetry()  # never cancels: it has no runner
+        runner = Runner(
+            _plan(tmp_path), FakePool([s.url for s in farm.servers]),
+            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0),
+            reporter=reporter, clock=ManualClock(),
+        )
+        with capture_bound_logs() as logs:
+            outcome = _only(runner.run())
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-1"]
+        assert [(r[1], r[3]) for r in reporter.retries] == [(2, "on server-1")]
+        assert [e["where"] for e in iter_events(logs, "build_retrying")] == ["on server-1"]
+
+    def test_a_cancel_as_the_last_attempt_fails_ends_the_build_cancelled(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        farm.add(ScriptedFaults(fail={"auto_orient": 9}))
+        runner = Runner(
+            _plan(tmp_path), FakePool([s.url for s in farm.servers]),
+            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0,
+                               max_build_attempts=2, cancel_grace_s=1.0),
+            reporter=NullReporter(), clock=ManualClock(),
+        )
+
+        def ctrl_c_at_the_last_failure(
+            _logger: object, _method: str, event: MutableMapping[str, Any]
+        ) -> MutableMapping[str, Any]:
+            # A Ctrl-C that comes as the last attempt's failure is being logged.
+            if event["event"] == "build_attempt_failed" and event["attempt"] == 2:
+                runner.cancel()
+            return event
+
+        capture = LogCapture()
+        old = structlog.get_config()
+        structlog.configure(processors=[ctrl_c_at_the_last_failure, capture])
+        try:
+            result = runner.run()
+        finally:
+            structlog.configure(**old)
+        outcome = _only(result)
+        assert (outcome.status, outcome.reason) == (BuildStatus.CANCELLED,
+                                                    "the run was interrupted")
+        assert len(outcome.attempts) == 2 and result.cancelled
+        assert [e["attempt"] for e in capture.entries
+                if e["event"] == "build_attempt_failed"] == [1, 2]

@@ -52,18 +52,23 @@ class _Gate(ScriptedFaults):
 
 class _StoppingPool(FakePool):
     """The fake pool, closed as the real one is: closing stops its servers (which ends
-    the operations they were running)."""
+    the operations they were running), unless ``stops_servers`` is False (servers whose
+    stop the operation does not notice). ``closes`` counts the calls."""
 
-    def __init__(self, farm: SimFarm) -> None:
+    def __init__(self, farm: SimFarm, stops_servers: bool = True) -> None:
         super().__init__([s.url for s in farm.servers])
         self._farm = farm
+        self._stops_servers = stops_servers
         self.stopped = threading.Event()
+        self.closes = 0
 
     def close(self) -> None:
         super().close()
+        self.closes += 1
         self.stopped.set()
-        for server in self._farm.servers:
-            server.shutdown()
+        if self._stops_servers:
+            for server in self._farm.servers:
+                server.shutdown()
 
 
 class _WatchedClock(ManualClock):
@@ -100,12 +105,13 @@ class _Setup:
     stops its servers when closed, with a step deadline that outlasts the test; run on
     this (the main) thread by :meth:`run` while actions run beside it."""
 
-    def __init__(self, tmp_path: Path, farm: SimFarm, grace_s: float = GRACE_S) -> None:
+    def __init__(self, tmp_path: Path, farm: SimFarm, grace_s: float = GRACE_S,
+                 stops_servers: bool = True) -> None:
         plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
                         [write_box(tmp_path / "m", "box0", 10, 10, 10)])
         self.gate = _Gate()
         farm.add(self.gate)
-        self.pool = _StoppingPool(farm)
+        self.pool = _StoppingPool(farm, stops_servers)
         self.clock = _WatchedClock(lambda: self.pool.closed)
         self.runner = Runner(
             plan, self.pool,
@@ -238,6 +244,37 @@ class TestGracePeriod:
         (attempt,) = outcome.attempts
         assert "SHUTTING_DOWN" in (attempt.error or "")
         assert setup.pool.closed and not setup.gate.open.is_set()
+
+
+class TestAfterTheStop:
+    """Once the servers are stopped, the run waits a few seconds of its clock for its builds
+    to notice, then returns: a build still running is listed as unfinished."""
+
+    def test_the_run_waits_five_seconds_for_a_build_that_does_not_notice(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # No grace period; the server keeps the step running after the stop.
+        setup = _Setup(tmp_path, farm, grace_s=0.0, stops_servers=False)
+
+        def cancel_then_let_five_seconds_pass() -> None:
+            assert setup.gate.reached.wait(WAIT_S), "auto_support never started"
+            setup.clock.arm()
+            setup.runner.cancel()
+            # The servers are stopped; the run reads its clock while it waits for the build.
+            assert setup.clock.wait_reads(4), "the run did not wait for its build"
+            assert setup.clock.seen[-2:] == [True, True]
+            setup.clock.advance(5.0)  # exactly the wait: it is over
+            # The run winds down once more before it returns, and waits as long again
+            # (once that wait has begun, the clock moves on once more).
+            assert setup.clock.wait_reads(len(setup.clock.seen) + 5), "the run did not go on"
+            setup.clock.advance(5.0)
+
+        result, _, problems = setup.run(cancel_then_let_five_seconds_pass)
+        assert problems == []
+        (outcome,) = result.outcomes
+        assert (outcome.status, outcome.reason) == (
+            BuildStatus.CANCELLED, "the run was interrupted before this build finished")
+        assert result.cancelled and not setup.gate.open.is_set()
 
 
 @posix_only
