@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from executor_support import (
     FakePool,
+    ScriptedFaults,
     SimFarm,
     capture_bound_logs,
     iter_events,
@@ -79,3 +80,27 @@ class TestCarryAfterLayout:
         # The planned resin is shared by volume: equal boxes, three quarters stay.
         assert parent.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml * 3 / 4)
         assert carry.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml / 4)
+
+
+class TestFinalBuildRetry:
+    """A final build retried after its layout does not wait for the others again: its
+    intake closed with that layout."""
+
+    def test_the_retry_of_the_final_build_takes_no_second_intake(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        steps = CARRY_STEPS.replace("  - save_form\n", "  - save_form\n  - screenshot\n")
+        plan = plan_without_rafts(write_recipe(tmp_path, steps), boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        # Each server fails its first screenshot: both builds fail after their layouts.
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        with capture_bound_logs() as logs:
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        assert result.ok
+        assert [(o.name, len(o.models), len(o.attempts)) for o in result.outcomes] == [
+            ("unit-001", 3, 2), ("unit-002", 2, 2)]
+        # The final build waited once, before its first layout, and took the carried box.
+        waited = [(e["build"], e["taken"]) for e in iter_events(logs, "final_build_waited")]
+        assert waited == [("unit-002", 1)]
