@@ -3,10 +3,12 @@ carried them still runs its later steps, not when it ends."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from executor_support import (
+    WAIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -19,7 +21,13 @@ from executor_support import (
 )
 from test_executor_run_events import CARRY_STEPS
 
-from preform_pipeline.executor import BuildStatus
+from preform_pipeline.executor import (
+    BuildOutcome,
+    BuildStatus,
+    NullReporter,
+    RunOptions,
+    run_plan,
+)
 from preform_pipeline.plan.builds import units_label
 
 
@@ -104,3 +112,66 @@ class TestFinalBuildRetry:
         # The final build waited once, before its first layout, and took the carried box.
         waited = [(e["build"], e["taken"]) for e in iter_events(logs, "final_build_waited")]
         assert waited == [("unit-002", 1)]
+
+
+class _Finished(NullReporter):
+    """Sets ``finished[name]`` as each build ends."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.finished = {name: threading.Event() for name in names}
+
+    def build_finished(self, outcome: BuildOutcome) -> None:
+        self.finished[outcome.name].set()
+
+
+class TestFinalBuildDoesNotWaitPastALayout:
+    """The final build waits for the others only until their layouts: a build that is
+    slow after its layout does not hold it up."""
+
+    def test_the_final_build_ends_while_the_other_is_held_after_its_layout(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        farm.add()
+        farm.add()
+        held, release = threading.Event(), threading.Event()
+        asked: list[str] = []
+
+        def hold_after_layout(build: str) -> str | None:
+            # Asked before each step: unit-001's fifth step (save_form) follows its layout.
+            asked.append(build)
+            if build == "unit-001" and asked.count(build) == 5:
+                held.set()
+                release.wait(WAIT_S * 2)
+            return None
+
+        reporter = _Finished(["unit-001", "unit-002"])
+        problems: list[str] = []
+
+        def watch() -> None:
+            if not held.wait(WAIT_S):
+                problems.append("unit-001 never reached its save_form")
+            elif not reporter.finished["unit-002"].wait(WAIT_S):
+                problems.append("the final build waited for unit-001 past its layout")
+            elif reporter.finished["unit-001"].is_set():
+                problems.append("unit-001 ended while it was held")
+            release.set()
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        with capture_bound_logs() as logs:
+            result = run_plan(
+                plan, FakePool([s.url for s in farm.servers]),
+                options=RunOptions(output_root=tmp_path / "out", step_timeout_s=WAIT_S * 3,
+                                   stop_reason=hold_after_layout),
+                reporter=reporter,
+            )
+        watcher.join(WAIT_S)
+        assert problems == []
+        assert result.ok
+        assert [(o.name, len(o.models)) for o in result.outcomes] == [
+            ("unit-001", 3), ("unit-002", 2)]
+        assert [(e["build"], e["taken"]) for e in iter_events(logs, "final_build_waited")] == [
+            ("unit-002", 1)]
