@@ -99,11 +99,34 @@ class TestStepsDone:
         assert outcome.steps_done == ("create_scene", "import_models", "auto_support",
                                       "auto_layout", "screenshot")
 
-    def test_a_dry_runs_print_is_not_done(self, tmp_path: Path, farm: SimFarm) -> None:
+    def test_a_dry_runs_print_and_verify_are_not_done(self, tmp_path: Path, farm: SimFarm) -> None:
         outcome, _, _ = _run(
             tmp_path, farm,
-            "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n", dry_run=True,
+            "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n  - verify\n",
+            dry_run=True,
         )
-        assert outcome.status is BuildStatus.SUCCEEDED
+        assert (outcome.status, outcome.verify) == (BuildStatus.SUCCEEDED, "skipped")
         assert outcome.steps_done == ("create_scene", "import_models", "auto_layout")
         assert farm.jobs() == []
+
+
+class TestPrintedOnce:
+    """A build that fails after its print is retried without printing again."""
+
+    def test_a_retry_after_the_print_does_not_send_it_again(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        farm.add()
+        outcome, _, _ = _run(
+            tmp_path, farm,
+            "steps:\n  - auto_layout\n  - print:\n      printer: SimulatedForm4-1\n"
+            "  - screenshot\n",
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
+        (job,) = farm.jobs()
+        assert outcome.job_id == job["job_id"]
+        assert "print" in farm.faults[0].seen and "print" not in farm.faults[1].seen
+        assert outcome.steps_done == ("create_scene", "import_models", "auto_layout", "print",
+                                      "screenshot")
