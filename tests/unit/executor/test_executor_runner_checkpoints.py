@@ -18,6 +18,7 @@ from executor_support import (
 )
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
+from preform_pipeline.simulator.protocol import SimError
 
 STEPS = "steps:\n  - auto_support\n  - auto_layout\n  - save_form\n"
 
@@ -130,3 +131,44 @@ class TestPrintedOnce:
         assert "print" in farm.faults[0].seen and "print" not in farm.faults[1].seen
         assert outcome.steps_done == ("create_scene", "import_models", "auto_layout", "print",
                                       "screenshot")
+
+
+class _RefusesCheckpoints(ScriptedFaults):
+    """A server that cannot read a checkpoint .form (another PreForm version): it answers
+    ``load_form_file`` with a 400."""
+
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        if operation_id == "load_form_file":
+            with self.lock:
+                self.seen.append(operation_id)
+            return SimError(400, "INVALID_FORM_FILE", "the file was saved by another version")
+        return super().simulated_error(operation_id)
+
+
+class TestCheckpointRefused:
+    """A retry on a server that cannot read the checkpoint starts the build over and says
+    why."""
+
+    def test_the_retry_starts_over_and_logs_the_servers_answer(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        farm.add(_RefusesCheckpoints())
+        plan = plan_for(write_recipe(tmp_path, STEPS),
+                        [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
+        with capture_bound_logs() as logs:
+            result = run_plan(plan, FakePool([s.url for s in farm.servers]),
+                              options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
+                                                 step_timeout_s=10.0),
+                              reporter=NullReporter())
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED
+        assert [(a.server, a.resumed_from) for a in outcome.attempts] == [
+            ("server-1", None), ("server-2", None)]
+        (unusable,) = iter_events(logs, "checkpoint_unusable")
+        assert Path(unusable["checkpoint"]).name == "after-auto_support.form"
+        assert "INVALID_FORM_FILE" in unusable["error"] and unusable["server"] == "server-2"
+        assert list(iter_events(logs, "build_resumed")) == []
+        # started over: both models imported and supported again on the second server
+        assert farm.faults[1].seen.count("import_model") == 2
+        assert "auto_support" in farm.faults[1].seen
