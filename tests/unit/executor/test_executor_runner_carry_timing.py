@@ -126,7 +126,7 @@ class _Finished(NullReporter):
 
 class TestFinalBuildDoesNotWaitPastALayout:
     """The final build waits for the others only until their layouts: a build that is
-    slow after its layout does not hold it up."""
+    slow after its layout, or that ended before it, does not hold it up."""
 
     def test_the_final_build_ends_while_the_other_is_held_after_its_layout(
         self, tmp_path: Path, farm: SimFarm
@@ -175,3 +175,35 @@ class TestFinalBuildDoesNotWaitPastALayout:
             ("unit-001", 3), ("unit-002", 2)]
         assert [(e["build"], e["taken"]) for e in iter_events(logs, "final_build_waited")] == [
             ("unit-002", 1)]
+
+    def test_a_build_that_ends_before_its_layout_does_not_hold_the_final_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        farm.add()
+        farm.add()
+        asked: list[str] = []
+
+        def stop_before_layout(build: str) -> str | None:
+            # unit-001's fourth step is its layout: its node lost the build before it.
+            asked.append(build)
+            return "lease lost" if build == "unit-001" and asked.count(build) == 4 else None
+
+        reporter = _Finished(["unit-001", "unit-002"])
+        waited: list[bool] = []
+        watcher = threading.Thread(
+            target=lambda: waited.append(reporter.finished["unit-002"].wait(WAIT_S)))
+        watcher.start()
+        result = run_plan(
+            plan, FakePool([s.url for s in farm.servers]),
+            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=WAIT_S * 3,
+                               stop_reason=stop_before_layout),
+            reporter=reporter,
+        )
+        watcher.join(WAIT_S)
+        assert waited == [True], "the final build waited for a build that had ended"
+        assert [(o.name, o.status, o.reason) for o in result.outcomes] == [
+            ("unit-001", BuildStatus.CANCELLED, "lease lost"),
+            ("unit-002", BuildStatus.SUCCEEDED, None),
+        ]
