@@ -4,6 +4,7 @@ carried them still runs its later steps, not when it ends."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from preform_pipeline.executor import (
     BuildStatus,
     NullReporter,
     RunOptions,
+    RunResult,
     run_plan,
 )
 from preform_pipeline.plan.builds import units_label
@@ -124,6 +126,24 @@ class _Finished(NullReporter):
         self.finished[outcome.name].set()
 
 
+def _run_two_builds(
+    tmp_path: Path, farm: SimFarm, stop_reason: Callable[[str], str | None],
+    reporter: _Finished,
+) -> RunResult:
+    """Five boxes planned without rafts (unit-001 of four, carrying one; unit-002 the final
+    build) on two servers, each build asked ``stop_reason`` before each step; a step
+    deadline that outlasts every wait of the test."""
+    boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+    plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+    assert [len(b.models) for b in plan.builds] == [4, 1]
+    farm.add()
+    farm.add()
+    return run_plan(plan, FakePool([s.url for s in farm.servers]),
+                    options=RunOptions(output_root=tmp_path / "out", step_timeout_s=WAIT_S * 3,
+                                       stop_reason=stop_reason),
+                    reporter=reporter)
+
+
 class TestFinalBuildDoesNotWaitPastALayout:
     """The final build waits for the others only until their layouts: a build that is
     slow after its layout, or that ended before it, does not hold it up."""
@@ -131,11 +151,6 @@ class TestFinalBuildDoesNotWaitPastALayout:
     def test_the_final_build_ends_while_the_other_is_held_after_its_layout(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
-        assert [len(b.models) for b in plan.builds] == [4, 1]
-        farm.add()
-        farm.add()
         held, release = threading.Event(), threading.Event()
         asked: list[str] = []
 
@@ -162,12 +177,7 @@ class TestFinalBuildDoesNotWaitPastALayout:
         watcher = threading.Thread(target=watch)
         watcher.start()
         with capture_bound_logs() as logs:
-            result = run_plan(
-                plan, FakePool([s.url for s in farm.servers]),
-                options=RunOptions(output_root=tmp_path / "out", step_timeout_s=WAIT_S * 3,
-                                   stop_reason=hold_after_layout),
-                reporter=reporter,
-            )
+            result = _run_two_builds(tmp_path, farm, hold_after_layout, reporter)
         watcher.join(WAIT_S)
         assert problems == []
         assert result.ok
@@ -179,10 +189,6 @@ class TestFinalBuildDoesNotWaitPastALayout:
     def test_a_build_that_ends_before_its_layout_does_not_hold_the_final_build(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
-        farm.add()
-        farm.add()
         asked: list[str] = []
 
         def stop_before_layout(build: str) -> str | None:
@@ -195,12 +201,7 @@ class TestFinalBuildDoesNotWaitPastALayout:
         watcher = threading.Thread(
             target=lambda: waited.append(reporter.finished["unit-002"].wait(WAIT_S)))
         watcher.start()
-        result = run_plan(
-            plan, FakePool([s.url for s in farm.servers]),
-            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=WAIT_S * 3,
-                               stop_reason=stop_before_layout),
-            reporter=reporter,
-        )
+        result = _run_two_builds(tmp_path, farm, stop_before_layout, reporter)
         watcher.join(WAIT_S)
         assert waited == [True], "the final build waited for a build that had ended"
         assert [(o.name, o.status, o.reason) for o in result.outcomes] == [

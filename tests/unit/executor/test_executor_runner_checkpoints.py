@@ -28,6 +28,15 @@ def _run(tmp_path: Path, farm: SimFarm, steps: str = STEPS, **options: Any) -> t
 ]:
     """One build of two boxes on the farm (one plain server unless it has some): its
     outcome, the steps it saved checkpoints after, and its checkpoint folder."""
+    outcome, logs = _run_logged(tmp_path, farm, steps, **options)
+    saved = [e["after_step"] for e in iter_events(logs, "checkpoint_saved")]
+    return outcome, saved, tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
+
+
+def _run_logged(tmp_path: Path, farm: SimFarm, steps: str = STEPS, **options: Any) -> tuple[
+    BuildOutcome, list[dict[str, Any]]
+]:
+    """The same run: its outcome and its log events."""
     plan = plan_for(write_recipe(tmp_path, steps),
                     [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
     if not farm.servers:
@@ -39,8 +48,7 @@ def _run(tmp_path: Path, farm: SimFarm, steps: str = STEPS, **options: Any) -> t
                                              **options),
                           reporter=NullReporter())
     (outcome,) = result.outcomes
-    saved = [e["after_step"] for e in iter_events(logs, "checkpoint_saved")]
-    return outcome, saved, tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
+    return outcome, logs
 
 
 class TestCheckpointFiles:
@@ -154,14 +162,7 @@ class TestCheckpointRefused:
     ) -> None:
         farm.add(ScriptedFaults(fail={"auto_layout": 1}))
         farm.add(_RefusesCheckpoints())
-        plan = plan_for(write_recipe(tmp_path, STEPS),
-                        [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
-        with capture_bound_logs() as logs:
-            result = run_plan(plan, FakePool([s.url for s in farm.servers]),
-                              options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                                 step_timeout_s=10.0),
-                              reporter=NullReporter())
-        (outcome,) = result.outcomes
+        outcome, logs = _run_logged(tmp_path, farm)
         assert outcome.status is BuildStatus.SUCCEEDED
         assert [(a.server, a.resumed_from) for a in outcome.attempts] == [
             ("server-1", None), ("server-2", None)]

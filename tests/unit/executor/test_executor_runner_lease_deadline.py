@@ -15,8 +15,23 @@ from preform_pipeline.plan.builds import Plan
 from preform_pipeline.servers.pool import ServerState
 
 
-def _state(pool: _Pool, name: str) -> ServerState:
-    return {s.name: s.state for s in pool.status()}[name]
+def _waiting_retry(tmp_path: Path) -> tuple[_Pool, FakeLease, ManualClock, threading.Thread,
+                                            list[FakeLease]]:
+    """A retry of a build that server-2 failed, waiting (lease timeout 1 s on a manual clock)
+    while another build holds server-1: the pool, that build's lease, the clock, the
+    retry's thread and where its lease goes."""
+    pool = _Pool(2)
+    busy = pool.lease(WAIT_S)  # server-1: another build holds it
+    clock = ManualClock()
+    runner = Runner(Plan(recipe=RECIPE, builds=()), pool,
+                    options=RunOptions(output_root=tmp_path, lease_timeout_s=1.0), clock=clock)
+    got: list[FakeLease] = []
+    thread = threading.Thread(target=lambda: got.append(runner.lease_avoiding({"server-2"})))
+    thread.start()
+    # server-2 was handed out and given back untouched: the retry waits for another server.
+    pool.wait_for(lambda statuses: "server-2" in pool.leases and {
+        s.name: s.state for s in statuses}["server-2"] is ServerState.IDLE, WAIT_S)
+    return pool, busy, clock, thread, got
 
 
 class TestLeaseDeadlineOnTheRunsClock:
@@ -26,18 +41,7 @@ class TestLeaseDeadlineOnTheRunsClock:
     def test_the_wait_ends_when_the_clock_reaches_the_timeout_exactly(
         self, tmp_path: Path
     ) -> None:
-        pool = _Pool(2)
-        busy = pool.lease(WAIT_S)  # server-1: another build holds it to the end
-        clock = ManualClock()
-        runner = Runner(Plan(recipe=RECIPE, builds=()), pool,
-                        options=RunOptions(output_root=tmp_path, lease_timeout_s=1.0),
-                        clock=clock)
-        got: list[FakeLease] = []
-        thread = threading.Thread(target=lambda: got.append(runner.lease_avoiding({"server-2"})))
-        thread.start()
-        # server-2 (which failed the build) was handed out and given back: the retry waits.
-        pool.wait_for(lambda _: "server-2" in pool.leases
-                      and _state(pool, "server-2") is ServerState.IDLE, WAIT_S)
+        pool, busy, clock, thread, got = _waiting_retry(tmp_path)
         assert thread.is_alive()
         clock.advance(1.0)  # the run's clock now reads the lease deadline, to the instant
         thread.join(WAIT_S / 2)
@@ -51,17 +55,7 @@ class TestLeaseDeadlineOnTheRunsClock:
     def test_before_the_timeout_the_retry_keeps_waiting_for_another_server(
         self, tmp_path: Path
     ) -> None:
-        pool = _Pool(2)
-        busy = pool.lease(WAIT_S)
-        clock = ManualClock()
-        runner = Runner(Plan(recipe=RECIPE, builds=()), pool,
-                        options=RunOptions(output_root=tmp_path, lease_timeout_s=1.0),
-                        clock=clock)
-        got: list[FakeLease] = []
-        thread = threading.Thread(target=lambda: got.append(runner.lease_avoiding({"server-2"})))
-        thread.start()
-        pool.wait_for(lambda _: "server-2" in pool.leases
-                      and _state(pool, "server-2") is ServerState.IDLE, WAIT_S)
+        pool, busy, clock, thread, got = _waiting_retry(tmp_path)
         clock.advance(0.999)
         busy.release()  # server-1 is free before the timeout: the retry goes there
         thread.join(WAIT_S)
