@@ -120,7 +120,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
-                     "journal", "run_result", "checkpoints", "drop_callback")
+                     "journal", "run_result", "checkpoints", "drop_callback",
+                     "two_servers")
     ),
     "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS,
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
