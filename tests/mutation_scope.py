@@ -115,7 +115,14 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # runner.py and steps.py: every executor test file that runs builds or steps (in-process
     # simulators, up to seconds per test; about 80 s together on the loaded machine), not the
     # store, report-line and query files, which never reach them. Sampled (docs/testing.md).
-    "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS,
+    # runner.py also against its own files (test_executor_runner_*.py of session 12: the
+    # grace period, Ctrl-C, the attempt loop, lease deadlines and carries on the run's clock).
+    "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
+        f"tests/unit/executor/test_executor_runner_{name}.py"
+        for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
+                     "journal", "run_result", "checkpoints", "drop_callback",
+                     "two_servers")
+    ),
     "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS,
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
