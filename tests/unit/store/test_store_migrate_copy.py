@@ -1,0 +1,128 @@
+"""Moving a SQLite store into PostgreSQL (store/migrate.py): every row with its id, the ids
+continuing afterwards, the copy logged, and an unusable source or target refused with nothing
+copied (real SQLite file, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store.migrate import MigrationReport, migrate_sqlite_to_postgres
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.unit.store.conftest import CLOCK_START, build_in_state, job_in_state
+
+S = JobState
+NOT_EMPTY_HINT = "migrate into a new, empty database; nothing was copied"
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A SQLite store with history: a printed build, a sent one, a build waiting for a printer
+    (target, priority, notice), a failed job retried, and a job with fields and a hash."""
+    path = tmp_path / "jobs.sqlite3"
+    with SqliteJobStore(path, clock=ManualClock(wall=CLOCK_START)) as store:
+        build_in_state(store, S.FINISHED, jobs=2)
+        build_in_state(store, S.PRINT_SENT, jobs=1)
+        waiting = build_in_state(store, S.PREPARED, jobs=1)
+        store.transition_build(waiting.id, S.WAITING_FOR_PRINTER, "no printer free",
+                               print_target={"printers": ["Form4-A"]}, priority=2)
+        store.update_build(waiting.id, wait_notified_at=CLOCK_START.isoformat())
+        job = job_in_state(store, S.FAILED)
+        store.transition(job.id, S.QUEUED, "retried by user")
+        store.create_job(recipe="ortho", source_path="/hot/inbox/c.stl", case_id="case-7",
+                         content_hash="sha256:" + "ab" * 32, fields={"patient": "Ann"},
+                         priority=3)
+    return path
+
+
+def _counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("builds", "jobs", "build_jobs", "transitions")}
+
+
+class TestTheCopy:
+    """Every job, build, member and audit row arrives with its id; new rows continue after."""
+
+    def test_the_target_holds_the_same_store_and_the_report_counts_it(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        expected = _counts(source)
+        with capture_logs() as logs:
+            report = migrate_sqlite_to_postgres(source, pg_store)
+        assert report == MigrationReport(source=source, target=pg_store.location,
+                                         rows=expected)
+        assert expected["build_jobs"] == 4
+        assert [e for e in logs if e["event"] == "store_copied"] == [
+            {"event": "store_copied", "log_level": "info", "source": str(source),
+             "target": pg_store.location, **expected}]
+        with SqliteJobStore(source) as old:
+            assert pg_store.list_jobs() == old.list_jobs()
+            assert pg_store.list_builds() == old.list_builds()
+            for job in old.list_jobs():
+                assert pg_store.history(job.id) == old.history(job.id)
+            for build in old.list_builds():
+                assert pg_store.build_history(build.id) == old.build_history(build.id)
+                assert pg_store.build_members(build.id) == old.build_members(build.id)
+
+    def test_new_jobs_builds_and_audit_rows_continue_after_the_copied_ids(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        migrate_sqlite_to_postgres(source, pg_store)
+        with sqlite3.connect(source) as conn:
+            last_job, last_build, last_row = (
+                conn.execute(f"SELECT max(id) FROM {table}").fetchone()[0]
+                for table in ("jobs", "builds", "transitions"))
+        job = pg_store.create_job(recipe="dental", source_path="/hot/inbox/new.stl",
+                                  state=S.PROCESSING)
+        build = pg_store.create_build(recipe="dental", job_ids=[job.id])
+        assert (job.id, build.id) == (last_job + 1, last_build + 1)
+        assert pg_store.history(job.id)[0].id == last_row + 1
+
+    def test_an_empty_store_copies_nothing_and_ids_start_at_one(
+        self, tmp_path: Path, pg_store: PostgresJobStore
+    ) -> None:
+        path = tmp_path / "empty.sqlite3"
+        SqliteJobStore(path).close()
+        report = migrate_sqlite_to_postgres(path, pg_store)
+        assert report.rows == {"builds": 0, "jobs": 0, "build_jobs": 0, "transitions": 0}
+        assert pg_store.list_jobs() == ()
+
+
+class TestRefused:
+    """A target with rows, or a source that is no store, is refused and nothing is copied."""
+
+    def test_a_target_with_a_job_is_refused_and_kept_as_it_was(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        there = pg_store.create_job(recipe="dental", source_path="/hot/inbox/there.stl")
+        with pytest.raises(StoreError) as caught:
+            migrate_sqlite_to_postgres(source, pg_store)
+        assert caught.value.message == (
+            f"{pg_store.location}: the target store is not empty (jobs has rows)")
+        assert caught.value.hint == NOT_EMPTY_HINT
+        assert pg_store.list_jobs() == (there,)
+        assert pg_store.list_builds() == ()
+
+    def test_a_target_with_a_build_names_the_builds(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        build_in_state(pg_store, S.PROCESSING, jobs=1)
+        with pytest.raises(StoreError, match=r"not empty \(builds has rows\)"):
+            migrate_sqlite_to_postgres(source, pg_store)
+        assert len(pg_store.list_jobs()) == 1
+
+    def test_a_missing_source_is_refused_without_creating_it(
+        self, tmp_path: Path, pg_store: PostgresJobStore
+    ) -> None:
+        missing = tmp_path / "none.sqlite3"
+        with pytest.raises(StoreError, match="no job store here"):
+            migrate_sqlite_to_postgres(missing, pg_store)
+        assert not missing.exists()
+        assert pg_store.list_jobs() == ()
