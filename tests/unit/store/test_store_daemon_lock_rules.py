@@ -15,7 +15,12 @@ from preform_pipeline.cli import run
 from preform_pipeline.errors import StoreError, StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
 from preform_pipeline.liveness import ProcessIdentity, this_host
-from preform_pipeline.store.daemon_lock import DaemonLock, LockHolder, lock_path_of
+from preform_pipeline.store.daemon_lock import (
+    MAX_TAKEOVER_ATTEMPTS,
+    DaemonLock,
+    LockHolder,
+    lock_path_of,
+)
 
 SINCE = "2024-05-01T12:00:00+00:00"
 
@@ -131,6 +136,22 @@ class TestTakeover:
         assert lock.is_dir()
 
 
+class TestGivingUp:
+    """A lock that can neither be read nor replaced ends the attempts with a StoreError."""
+
+    def test_a_lock_linked_to_nothing_is_given_up_after_the_attempts(self, store: Path) -> None:
+        lock = lock_path_of(store)
+        lock.parent.mkdir(parents=True)
+        lock.symlink_to(lock.parent / "gone")
+        with pytest.raises(StoreError) as caught:
+            DaemonLock(store).acquire()
+        assert str(caught.value) == (
+            f"{lock}: could not take the daemon lock after {MAX_TAKEOVER_ATTEMPTS} attempts: "
+            "other daemons are starting on this store at the same time "
+            "(start one daemon per store)")
+        assert not isinstance(caught.value, StoreLockedError)
+
+
 class TestTheFiles:
     """The lock is written whole beside the store, in a folder made for it, and nothing else."""
 
@@ -144,6 +165,11 @@ class TestTheFiles:
         assert sorted(p.name for p in store.parent.iterdir()) == ["jobs.sqlite3.daemon.lock"]
         assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == (
             ProcessIdentity.current())
+
+    def test_the_store_s_folders_are_made_for_the_lock(self, tmp_path: Path) -> None:
+        store = tmp_path / "a" / "b" / "jobs.sqlite3"
+        with DaemonLock(store):
+            assert lock_path_of(store).is_file()
 
     def test_a_folder_that_cannot_be_made_is_a_store_error(self, tmp_path: Path) -> None:
         (tmp_path / "store").write_text("a file where the folder should be")

@@ -126,3 +126,16 @@ class TestRefused:
             migrate_sqlite_to_postgres(missing, pg_store)
         assert not missing.exists()
         assert pg_store.list_jobs() == ()
+
+    def test_a_row_the_target_refuses_fails_the_copy_and_leaves_the_target_empty(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        with sqlite3.connect(source) as conn:
+            conn.execute("UPDATE jobs SET created_at = 'a while ago' WHERE id = "
+                         "(SELECT max(id) FROM jobs)")
+        with pytest.raises(StoreError) as caught:
+            migrate_sqlite_to_postgres(source, pg_store)
+        assert caught.value.message.startswith(
+            f"{pg_store.location}: the job store failed while migrating a SQLite store in: ")
+        assert "a while ago" in caught.value.message
+        assert pg_store.list_builds() == () and pg_store.list_jobs() == ()

@@ -42,6 +42,7 @@ class TestDescribing:
 
     @pytest.mark.parametrize("location", [
         "/data/password=1/jobs.sqlite3", Path("/data/a:b@c/jobs.sqlite3"),
+        "/data/jobs?password=1.sqlite3",
     ])
     def test_a_file_is_named_as_it_is(self, location: str | Path) -> None:
         assert describe_store(location) == str(location)

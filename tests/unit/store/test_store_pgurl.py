@@ -3,6 +3,9 @@ the password comes from (store/pgurl.py)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from preform_pipeline.store.pgurl import (
 )
 
 SECRET = "hunter2-secret"
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class TestWhichTextsAreUrls:
@@ -143,3 +147,36 @@ class TestWhereThePasswordComesFrom:
         assert str(caught.value) == (
             f"cannot read the store password file {folder} (Is a directory) "
             f"({PASSWORD_FILE_ENV} must name a file this account can read)")
+
+
+class TestThePasswordFileAsText:
+    """The file is UTF-8 whatever the locale, and a file that is not is a clear error."""
+
+    def test_a_password_ending_in_letters_keeps_them(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_text("ABCX\nX\n", encoding="utf-8")
+        assert store_password({PASSWORD_FILE_ENV: str(secret)}) == "ABCX\nX"
+
+    def test_the_file_is_read_as_utf8_under_an_ascii_locale(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_bytes("pässwörd€\n".encode())
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0",
+               "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": "utf-8",
+               "PYTHONPATH": str(REPO_ROOT), PASSWORD_FILE_ENV: str(secret)}
+        env.pop(PASSWORD_ENV, None)
+        shown = subprocess.run(
+            [sys.executable, "-c", "from preform_pipeline.store.pgurl import store_password; "
+             "print(store_password())"],
+            env=env, capture_output=True, text=True, encoding="utf-8", timeout=60, check=False)
+        assert (shown.returncode, shown.stdout) == (0, "pässwörd€\n"), shown.stderr
+
+    def test_a_file_that_is_not_utf8_is_an_error_without_any_of_its_bytes(
+        self, tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret"
+        secret.write_bytes("geheim-ä\n".encode("latin-1"))
+        with pytest.raises(StoreError) as caught:
+            store_password({PASSWORD_FILE_ENV: str(secret)})
+        assert str(caught.value) == (
+            f"cannot read the store password file {secret} (it is not UTF-8 text) "
+            "(save the password file as UTF-8)")

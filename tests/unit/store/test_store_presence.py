@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +18,12 @@ from structlog.testing import capture_logs
 
 from preform_pipeline import __version__
 from preform_pipeline.store.leases import DEFAULT_LEASE_S, NodeInfo, NodeStatus
+from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.presence import NodePresence, default_node_id
 from tests.pg_cluster import PG_PASSWORD
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WAIT_S = 30.0
 #: Short enough to watch several beats (one a third of it), long enough for a loaded machine.
 LEASE_S = 1.5
@@ -103,6 +108,47 @@ class TestStopping:
             presence.close()
         assert logs == []
         assert pg_store.list_nodes() == ()
+
+
+class TestTheBeatThread:
+    """The beats run in one named background thread that ends with the presence and never
+    keeps a process alive."""
+
+    def test_the_thread_is_named_in_thread_dumps_and_ends_on_close(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        presence = NodePresence(pg_store, NodeInfo(id="pc-1", host="pc-1", version="9.9"),
+                                lease_s=LEASE_S)
+        presence.start()
+        try:
+            (beating,) = [t for t in threading.enumerate() if t.name == "node-heartbeat"]
+            assert beating.is_alive()
+        finally:
+            presence.close()
+        assert not beating.is_alive()
+        assert "node-heartbeat" not in [t.name for t in threading.enumerate()]
+
+    def test_a_process_that_never_closes_its_presence_still_exits(self, pg_url: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), PASSWORD_ENV: PG_PASSWORD}
+        script = (
+            "import sys\n"
+            "from preform_pipeline.store.leases import NodeInfo\n"
+            "from preform_pipeline.store.postgres import PostgresJobStore\n"
+            "from preform_pipeline.store.presence import NodePresence\n"
+            "store = PostgresJobStore(sys.argv[1])\n"
+            "NodePresence(store, NodeInfo(id='pc-exit', host='pc', version='9.9'),\n"
+            "             lease_s=0.3).start()\n"
+            "print('started', flush=True)\n"
+        )
+        process = subprocess.Popen([sys.executable, "-c", script, pg_url], env=env,
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.wait(WAIT_S) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(WAIT_S)
+        assert process.stdout is not None and process.stdout.read() == "started\n"
 
 
 class TestTheDatabaseAway:
