@@ -52,7 +52,7 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutant
 _STORE_SQLITE_TESTS = tuple(
     f"tests/unit/store/test_store_{name}.py"
     for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
-                 "core_rules", "sqlite_plumbing")
+                 "core_rules", "sqlite_plumbing", "core_rows")
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
@@ -160,3 +161,23 @@ class TestABuildReadBack:
         assert (joined.job_id, joined.build_id, joined.from_state, joined.to_state,
                 joined.reason) == (job.id, build.id, S.PROCESSING, S.PROCESSING,
                                    f"batched: build {build.id} ({build.job_key})")
+
+
+class TestLimits:
+    """A limit keeps the most recent rows, one at least; less than one is refused, saying so."""
+
+    def test_a_limit_of_one_keeps_the_newest_job_and_build(self, store: JobStore) -> None:
+        jobs = [store.create_job(recipe="dental", source_path=f"/hot/processing/{i}.stl",
+                                 state=S.PROCESSING) for i in range(3)]
+        builds = [store.create_build(recipe="dental", job_ids=[j.id]) for j in jobs[:2]]
+        assert [j.id for j in store.list_jobs(limit=1)] == [jobs[-1].id]
+        assert [b.id for b in store.list_builds(limit=1)] == [builds[-1].id]
+
+    @pytest.mark.parametrize("limit", [0, -1])
+    def test_a_limit_below_one_is_refused(self, store: JobStore, limit: int) -> None:
+        message = f"limit must be 1 or more (or None for all), got {limit}"
+        with pytest.raises(ValueError) as listing_jobs:
+            store.list_jobs(limit=limit)
+        with pytest.raises(ValueError) as listing_builds:
+            store.list_builds(limit=limit)
+        assert str(listing_jobs.value) == str(listing_builds.value) == message
