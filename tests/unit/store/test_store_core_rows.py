@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import InvalidTransitionError, StoreError
 from preform_pipeline.store import Build, Job, JobState, JobStore, Transition
 from tests.unit.store.conftest import CLOCK_START
 
@@ -181,3 +182,43 @@ class TestLimits:
         with pytest.raises(ValueError) as listing_builds:
             store.list_builds(limit=limit)
         assert str(listing_jobs.value) == str(listing_builds.value) == message
+
+
+class TestSince:
+    """``since`` keeps what changed at or after a moment, and must name its time zone."""
+
+    def test_rows_changed_at_or_after_the_moment_are_kept(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
+        old = store.create_job(recipe="dental", source_path="/hot/inbox/old.stl")
+        moment = _step(clock, 10)
+        new = store.create_job(recipe="dental", source_path="/hot/inbox/new.stl")
+        assert [j.id for j in store.list_jobs(since=moment)] == [new.id]
+        assert [j.id for j in store.list_jobs(since=CLOCK_START)] == [old.id, new.id]
+
+    def test_a_moment_without_a_time_zone_is_refused(self, store: JobStore) -> None:
+        with pytest.raises(ValueError) as caught:
+            store.list_builds(since=datetime(2024, 5, 1, 8, 0))
+        assert str(caught.value) == "since must be timezone-aware"
+
+
+class TestRefusedCreations:
+    """A job cannot start in a later state, and a store on a clock without a zone writes
+    nothing; both say why."""
+
+    def test_a_job_cannot_start_finished(self, store: JobStore) -> None:
+        with pytest.raises(InvalidTransitionError) as caught:
+            store.create_job(recipe="dental", source_path="/hot/inbox/a.stl", state=S.FINISHED)
+        assert str(caught.value) == (
+            "new job: cannot go from (new) to finished "
+            "(jobs start as one of discovered, processing, queued)")
+        assert store.list_jobs() == ()
+
+    def test_a_clock_without_a_time_zone_writes_nothing(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
+        clock.now = lambda: CLOCK_START.replace(tzinfo=None)  # type: ignore[method-assign]
+        with pytest.raises(StoreError) as caught:
+            store.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
+        assert str(caught.value) == "the store's clock returned a time without a time zone"
+        assert store.list_jobs() == ()
