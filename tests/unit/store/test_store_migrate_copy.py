@@ -19,6 +19,7 @@ from tests.unit.store.conftest import CLOCK_START, build_in_state, job_in_state
 
 S = JobState
 NOT_EMPTY_HINT = "migrate into a new, empty database; nothing was copied"
+_PAGE = 4096  # SQLite's default page size
 
 
 @pytest.fixture
@@ -138,4 +139,25 @@ class TestRefused:
         assert caught.value.message.startswith(
             f"{pg_store.location}: the job store failed while migrating a SQLite store in: ")
         assert "a while ago" in caught.value.message
+        assert pg_store.list_builds() == () and pg_store.list_jobs() == ()
+
+    def test_a_damaged_source_fails_the_copy_naming_it_and_leaves_the_target_empty(
+        self, source: Path, pg_store: PostgresJobStore
+    ) -> None:
+        conn = sqlite3.connect(source)
+        with conn:  # enough audit rows to fill many pages
+            conn.executemany(
+                "INSERT INTO transitions (job_id, build_id, from_state, to_state, at, reason) "
+                "VALUES ((SELECT min(id) FROM jobs), NULL, NULL, 'queued', ?, ?)",
+                [(CLOCK_START.isoformat(), "padding " * 40)] * 400)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page into the file itself
+        conn.close()
+        data = bytearray(source.read_bytes())
+        middle = len(data) // _PAGE // 2 * _PAGE  # table pages; page 1 holds the schema
+        data[middle:middle + 3 * _PAGE] = b"\xff" * (3 * _PAGE)
+        source.write_bytes(bytes(data))
+        with pytest.raises(StoreError) as caught:
+            migrate_sqlite_to_postgres(source, pg_store)
+        assert caught.value.message == (
+            f"{source}: reading the store to migrate failed: database disk image is malformed")
         assert pg_store.list_builds() == () and pg_store.list_jobs() == ()
