@@ -24,18 +24,19 @@ _PAGE = 4096  # SQLite's default page size
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
-    """A SQLite store with history: a printed build, a sent one, a build waiting for a printer
-    (target, priority, notice), a failed job retried, and a job with fields and a hash."""
+    """A SQLite store with history: builds printed, sent and held for approval (with its
+    decision), a build waiting for a printer, a failed job retried, a job with fields."""
     path = tmp_path / "jobs.sqlite3"
     with SqliteJobStore(path, clock=ManualClock(wall=CLOCK_START)) as store:
-        build_in_state(store, S.FINISHED, jobs=2)
-        build_in_state(store, S.PRINT_SENT, jobs=1)
-        waiting = build_in_state(store, S.PREPARED, jobs=1)
-        store.transition_build(waiting.id, S.WAITING_FOR_PRINTER, "no printer free",
-                               print_target={"printers": ["Form4-A"]}, priority=2)
-        store.update_build(waiting.id, wait_notified_at=CLOCK_START.isoformat())
-        job = job_in_state(store, S.FAILED)
-        store.transition(job.id, S.QUEUED, "retried by user")
+        for state, members in ((S.FINISHED, 2), (S.PRINT_SENT, 1), (S.AWAITING_APPROVAL, 1)):
+            build_in_state(store, state, jobs=members)
+        held = store.list_builds(state=S.AWAITING_APPROVAL)[0]
+        store.update_build(held.id, approval={"decision": "approved", "by": "ann"})
+        waiting = build_in_state(store, S.WAITING_FOR_PRINTER, jobs=1)
+        store.update_build(waiting.id, print_target={"printers": ["Form4-A"]}, priority=2,
+                           wait_notified_at=CLOCK_START.isoformat())
+        retried = job_in_state(store, S.FAILED)
+        store.transition(retried.id, S.QUEUED, "retried by user")
         store.create_job(recipe="ortho", source_path="/hot/inbox/c.stl", case_id="case-7",
                          content_hash="sha256:" + "ab" * 32, fields={"patient": "Ann"},
                          priority=3)
@@ -59,7 +60,7 @@ class TestTheCopy:
             report = migrate_sqlite_to_postgres(source, pg_store)
         assert report == MigrationReport(source=source, target=pg_store.location,
                                          rows=expected)
-        assert expected["build_jobs"] == 4
+        assert expected["build_jobs"] == 5
         assert [e for e in logs if e["event"] == "store_copied"] == [
             {"event": "store_copied", "log_level": "info", "source": str(source),
              "target": pg_store.location, **expected}]
