@@ -222,3 +222,16 @@ class TestRefusedCreations:
             store.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
         assert str(caught.value) == "the store's clock returned a time without a time zone"
         assert store.list_jobs() == ()
+
+
+class TestABuildsJobs:
+    """``list_jobs(build_id=...)`` lists the jobs a build holds now, and no other job."""
+
+    def test_only_the_build_s_own_jobs_are_listed(self, store: JobStore) -> None:
+        jobs = [store.create_job(recipe="dental", source_path=f"/hot/processing/{i}.stl",
+                                 state=S.PROCESSING) for i in range(4)]
+        first = store.create_build(recipe="dental", job_ids=[jobs[0].id, jobs[1].id])
+        second = store.create_build(recipe="dental", job_ids=[jobs[2].id])
+        assert [j.id for j in store.list_jobs(build_id=first.id)] == [jobs[0].id, jobs[1].id]
+        assert [j.id for j in store.list_jobs(build_id=second.id)] == [jobs[2].id]
+        assert len(store.list_jobs()) == 4
