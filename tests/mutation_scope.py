@@ -52,7 +52,7 @@ _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutant
 _STORE_SQLITE_TESTS = tuple(
     f"tests/unit/store/test_store_{name}.py"
     for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
-                 "core_rules", "sqlite_plumbing")
+                 "core_rules", "sqlite_plumbing", "core_rows")
 )
 
 _EXECUTOR_RUN_TESTS = tuple(
@@ -152,6 +152,17 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            "tests/unit/store/test_store_fenced.py",
                                            "tests/unit/store/test_store_fenced_rules.py",
                                            "tests/unit/store/test_store_sqlite.py"),
+    # The store's small modules, each against the files that test it directly (the whole
+    # store folder holds the process races and the state machine: seconds per mutant).
+    # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
+    "preform_pipeline/store/content.py": ("tests/unit/store/test_store_content_hash.py",),
+    "preform_pipeline/store/pgurl.py": ("tests/unit/store/test_store_pgurl.py",
+                                        "tests/unit/store/test_store_opening.py"),
+    "preform_pipeline/store/opening.py": ("tests/unit/store/test_store_opening.py",),
+    "preform_pipeline/store/presence.py": ("tests/unit/store/test_store_presence.py",),
+    "preform_pipeline/store/migrate.py": ("tests/unit/store/test_store_migrate_copy.py",),
+    "preform_pipeline/store/daemon_lock.py": ("tests/unit/store/test_store_daemon_lock.py",
+                                              "tests/unit/store/test_store_daemon_lock_rules.py"),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
     "preform_pipeline/geometry/threemf.py": (

@@ -177,6 +177,9 @@ class DaemonLock:
             self.path.unlink()
         except FileNotFoundError:
             return False
+        except OSError as exc:  # a folder in its place, a folder that cannot be written
+            raise StoreError(f"{self.path}: cannot remove the stale daemon lock: {exc}",
+                             hint="remove it by hand once no daemon runs on this store") from exc
         _log.warning(
             "store_lock_taken_over",
             path=str(self.path),

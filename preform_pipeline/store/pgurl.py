@@ -75,3 +75,9 @@ def store_password(environ: Mapping[str, str] | None = None) -> str | None:
             f"cannot read the store password file {named} ({exc.strerror})",
             hint=f"{PASSWORD_FILE_ENV} must name a file this account can read",
         ) from exc
+    except UnicodeDecodeError:
+        # Not the decoder's text: it quotes the byte it could not read, a part of the secret.
+        raise StoreError(
+            f"cannot read the store password file {named} (it is not UTF-8 text)",
+            hint="save the password file as UTF-8",
+        ) from None

@@ -1,0 +1,212 @@
+"""The daemon lock's rules (store/daemon_lock.py) with the holders written into the lock file:
+what a refusal says, what a takeover logs, the files left behind, releasing."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.cli import run
+from preform_pipeline.errors import StoreError, StoreLockedError
+from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
+from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.store.daemon_lock import (
+    MAX_TAKEOVER_ATTEMPTS,
+    DaemonLock,
+    LockHolder,
+    lock_path_of,
+)
+
+SINCE = "2024-05-01T12:00:00+00:00"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store" / "jobs.sqlite3"
+
+
+def _write_lock(store: Path, record: object) -> Path:
+    lock = lock_path_of(store)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps(record), encoding="utf-8")
+    return lock
+
+
+def _parent() -> ProcessIdentity:
+    """A process that runs on this host and is not this one: the test's parent."""
+    parent = ProcessIdentity.of_running(os.getppid())
+    assert parent is not None
+    return parent
+
+
+class TestRefusals:
+    """A live holder, or one on another host, is refused with who, since when, and what to do."""
+
+    def test_a_live_holder_on_this_host_is_refused_with_its_pid_and_time(
+        self, store: Path
+    ) -> None:
+        parent = _parent()
+        lock = _write_lock(store, {**parent.to_json(), "acquired_at": SINCE})
+        before = lock.read_text(encoding="utf-8")
+        with pytest.raises(StoreLockedError) as caught:
+            DaemonLock(store).acquire()
+        assert caught.value.message == (
+            f"{store}: another daemon holds this store: pid {parent.pid} on host "
+            f"{this_host()} (since {SINCE}), still running")
+        assert caught.value.hint == "stop that daemon first, or use another store"
+        assert (caught.value.lock_path, caught.value.host, caught.value.pid) == (
+            lock, this_host(), parent.pid)
+        assert lock.read_text(encoding="utf-8") == before
+        assert sorted(p.name for p in lock.parent.iterdir()) == [lock.name]
+
+    def test_a_holder_without_a_time_is_shown_without_one(self, store: Path) -> None:
+        _write_lock(store, _parent().to_json())
+        with pytest.raises(StoreLockedError, match=r"\(since \), still running \("):
+            DaemonLock(store).acquire()
+
+    def test_a_holder_on_another_host_is_refused_with_the_file_to_delete(
+        self, store: Path
+    ) -> None:
+        lock = _write_lock(store, {"pid": 4242, "create_time": 1.0, "host": "elsewhere",
+                                   "acquired_at": SINCE})
+        with pytest.raises(StoreLockedError) as caught:
+            DaemonLock(store).acquire()
+        assert str(caught.value) == (
+            f"{store}: another daemon holds this store: pid 4242 on host elsewhere "
+            f"(since {SINCE}), on another host; it cannot be checked from here "
+            f"(if that daemon is gone, delete {lock})")
+        assert lock.exists()
+
+
+class TestTakeover:
+    """A holder that no longer runs, or a file that is not a lock, is replaced and logged."""
+
+    def test_a_recycled_pid_is_a_dead_holder_and_is_taken_over(self, store: Path) -> None:
+        me = ProcessIdentity.current()
+        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host)
+        lock = _write_lock(store, {**dead.to_json(), "acquired_at": SINCE})
+        with capture_logs() as logs:
+            previous = DaemonLock(store).acquire()
+        assert previous == LockHolder(dead, SINCE)
+        assert logs == [{"event": "store_lock_taken_over", "log_level": "warning",
+                         "path": str(lock), "previous_pid": me.pid, "previous_host": me.host,
+                         "reason": "holder not running"}]
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == me
+
+    @pytest.mark.parametrize(("content", "error"), [
+        ("[4242]", "not a lock record"),
+        ('{"pid": 0, "create_time": 1.0, "host": "x"}', "not a process id: 0"),
+    ])
+    def test_a_file_that_is_not_a_lock_is_taken_over(
+        self, store: Path, content: str, error: str
+    ) -> None:
+        lock = lock_path_of(store)
+        lock.parent.mkdir(parents=True)
+        lock.write_text(content, encoding="utf-8")
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() is None
+        unreadable = {"event": "store_lock_unreadable", "log_level": "warning",
+                      "path": str(lock), "error": error}
+        assert logs[0] == unreadable
+        assert logs[-1] == {"event": "store_lock_taken_over", "log_level": "warning",
+                            "path": str(lock), "previous_pid": None, "previous_host": None,
+                            "reason": "lock file unreadable"}
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == (
+            ProcessIdentity.current())
+
+    def test_a_lock_that_is_a_folder_is_a_clear_error_and_watch_says_so(
+        self, tmp_path: Path
+    ) -> None:
+        settings = write_hotfolder_settings(tmp_path, write_recipe(tmp_path))
+        lock = lock_path_of(tmp_path / "jobs.sqlite3")
+        lock.mkdir()
+        with pytest.raises(StoreError) as caught:
+            DaemonLock(tmp_path / "jobs.sqlite3").acquire()
+        assert caught.value.message.startswith(f"{lock}: cannot remove the stale daemon lock: ")
+        assert caught.value.hint == "remove it by hand once no daemon runs on this store"
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["watch", str(settings), "--once"], out, err) == 1
+        assert f"error: {lock}: cannot remove the stale daemon lock" in err.getvalue()
+        assert "unexpected failure" not in err.getvalue()
+        assert lock.is_dir()
+
+
+class TestGivingUp:
+    """A lock that can neither be read nor replaced ends the attempts with a StoreError."""
+
+    def test_a_lock_linked_to_nothing_is_given_up_after_the_attempts(self, store: Path) -> None:
+        lock = lock_path_of(store)
+        lock.parent.mkdir(parents=True)
+        lock.symlink_to(lock.parent / "gone")
+        with pytest.raises(StoreError) as caught:
+            DaemonLock(store).acquire()
+        assert str(caught.value) == (
+            f"{lock}: could not take the daemon lock after {MAX_TAKEOVER_ATTEMPTS} attempts: "
+            "other daemons are starting on this store at the same time "
+            "(start one daemon per store)")
+        assert not isinstance(caught.value, StoreLockedError)
+
+
+class TestTheFiles:
+    """The lock is written whole beside the store, in a folder made for it, and nothing else."""
+
+    def test_the_lock_names_this_process_and_no_temporary_file_is_left(
+        self, store: Path
+    ) -> None:
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() is None
+        assert logs == []
+        lock = lock_path_of(store)
+        assert sorted(p.name for p in store.parent.iterdir()) == ["jobs.sqlite3.daemon.lock"]
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == (
+            ProcessIdentity.current())
+
+    def test_the_store_s_folders_are_made_for_the_lock(self, tmp_path: Path) -> None:
+        store = tmp_path / "a" / "b" / "jobs.sqlite3"
+        with DaemonLock(store):
+            assert lock_path_of(store).is_file()
+
+    def test_a_folder_that_cannot_be_made_is_a_store_error(self, tmp_path: Path) -> None:
+        (tmp_path / "store").write_text("a file where the folder should be")
+        store = tmp_path / "store" / "jobs.sqlite3"
+        with pytest.raises(StoreError) as caught:
+            DaemonLock(store).acquire()
+        assert caught.value.message.startswith(
+            f"{lock_path_of(store)}: cannot write the daemon lock: ")
+        assert caught.value.hint == "check the permissions of the store's folder"
+
+
+class TestReleasing:
+    """A lock is released by the process that took it, also after a failure inside it."""
+
+    def test_a_second_lock_of_the_same_process_shares_the_lock(self, store: Path) -> None:
+        first = DaemonLock(store)
+        first.acquire()
+        second = DaemonLock(store)
+        assert second.acquire() is None
+        second.release()
+        assert not lock_path_of(store).exists()
+
+    def test_a_lock_never_taken_releases_nothing(self, store: Path) -> None:
+        lock = _write_lock(store, {**ProcessIdentity.current().to_json(), "acquired_at": ""})
+        DaemonLock(store).release()
+        assert lock.exists()
+
+    def test_a_lock_file_deleted_meanwhile_is_no_error(self, store: Path) -> None:
+        held = DaemonLock(store)
+        held.acquire()
+        lock_path_of(store).unlink()
+        held.release()
+        assert not lock_path_of(store).exists()
+
+    def test_the_context_releases_when_the_body_fails(self, store: Path) -> None:
+        with pytest.raises(RuntimeError), DaemonLock(store) as held:
+            assert held.path == lock_path_of(store)
+            assert lock_path_of(store).exists()
+            raise RuntimeError("the daemon failed")
+        assert not lock_path_of(store).exists()

@@ -1,0 +1,182 @@
+"""PostgreSQL store URLs: which texts are URLs, how one is shown without its password, and where
+the password comes from (store/pgurl.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store.pgurl import (
+    PASSWORD_ENV,
+    PASSWORD_FILE_ENV,
+    is_postgres_url,
+    redact_url,
+    store_password,
+)
+
+SECRET = "hunter2-secret"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class TestWhichTextsAreUrls:
+    """Both libpq schemes in any case, around blanks; nothing else is a PostgreSQL store."""
+
+    @pytest.mark.parametrize("text", [
+        "postgresql://pipeline@db.lab:5432/jobs",
+        "postgres://pipeline@db.lab/jobs",
+        "PostgreSQL://pipeline@db.lab/jobs",
+        "POSTGRES://db.lab/jobs",
+        "  postgresql://db.lab/jobs\n",
+    ])
+    def test_a_postgresql_url_is_recognised(self, text: str) -> None:
+        assert is_postgres_url(text)
+
+    @pytest.mark.parametrize("text", [
+        "/var/lib/preform/jobs.sqlite3",
+        "jobs.sqlite3",
+        "sqlite:///jobs.db",
+        "postgresql:/db.lab/jobs",
+        "mysql://db.lab/jobs",
+        "/data/postgresql://jobs",
+        "",
+    ])
+    def test_anything_else_is_not(self, text: str) -> None:
+        assert not is_postgres_url(text)
+
+
+class TestShowingAUrl:
+    """A URL is shown with any password replaced by ``***``, everything else as it was."""
+
+    @pytest.mark.parametrize("url", [
+        "postgresql://pipeline@db.lab:5432/jobs",
+        "postgresql://pipeline@db.lab:5432/jobs?sslmode=require&connect_timeout=5",
+        "postgres://db.lab/jobs#notes",
+    ])
+    def test_a_url_without_a_password_is_shown_as_it_is(self, url: str) -> None:
+        assert redact_url(url) == url
+
+    def test_the_password_in_the_login_is_hidden_and_the_rest_kept(self) -> None:
+        url = f"postgresql://pipeline:{SECRET}@db.lab:5432/jobs?sslmode=require&x=1#part"
+        assert redact_url(url) == (
+            "postgresql://pipeline:***@db.lab:5432/jobs?sslmode=require&x=1#part")
+
+    def test_a_password_holding_an_at_sign_is_hidden_whole(self) -> None:
+        assert redact_url("postgresql://pipeline:p@ss@db.lab:5432/jobs") == (
+            "postgresql://pipeline:***@db.lab:5432/jobs")
+
+    def test_a_password_without_a_user_is_hidden(self) -> None:
+        assert redact_url(f"postgres://:{SECRET}@db.lab/jobs") == "postgres://:***@db.lab/jobs"
+
+    @pytest.mark.parametrize(("url", "shown"), [
+        (f"postgresql://db.lab/jobs?password={SECRET}", "postgresql://db.lab/jobs?password=***"),
+        (f"postgresql://db.lab/jobs?sslmode=require&PASSWORD={SECRET}&x=1",
+         "postgresql://db.lab/jobs?sslmode=require&password=***&x=1"),
+        (f"postgresql://pipeline@db.lab/jobs?Password={SECRET}",
+         "postgresql://pipeline:***@db.lab/jobs?password=***"),
+    ])
+    def test_a_password_in_the_query_is_hidden_whatever_its_case(
+        self, url: str, shown: str
+    ) -> None:
+        assert redact_url(url) == shown
+
+    def test_a_url_that_cannot_be_read_is_not_shown_at_all(self) -> None:
+        assert redact_url(f"postgresql://pipeline:{SECRET}@[db.lab/jobs") == (
+            "postgresql://(unreadable URL)")
+
+
+class TestWhereThePasswordComesFrom:
+    """The variable first, then the file it names; neither leaves the password to libpq."""
+
+    def test_the_variable_is_the_password(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_text("from-the-file\n", encoding="utf-8")
+        env = {PASSWORD_ENV: SECRET, PASSWORD_FILE_ENV: str(secret)}
+        assert store_password(env) == SECRET
+
+    def test_an_empty_variable_leaves_it_to_the_file(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_text("from-the-file\n", encoding="utf-8")
+        assert store_password({PASSWORD_ENV: "", PASSWORD_FILE_ENV: str(secret)}) == (
+            "from-the-file")
+
+    @pytest.mark.parametrize(("content", "password"), [
+        ("s3cret\n", "s3cret"),
+        ("s3cret\r\n", "s3cret"),
+        ("s3cret", "s3cret"),
+        (" two words \t\n", " two words \t"),
+        ("pässwörd€\n", "pässwörd€"),
+    ])
+    def test_the_file_holds_the_password_without_its_line_end(
+        self, tmp_path: Path, content: str, password: str
+    ) -> None:
+        secret = tmp_path / "secret"
+        secret.write_bytes(content.encode("utf-8"))
+        assert store_password({PASSWORD_FILE_ENV: str(secret)}) == password
+
+    @pytest.mark.parametrize("env", [{}, {PASSWORD_ENV: "", PASSWORD_FILE_ENV: ""}])
+    def test_neither_leaves_it_to_libpq(self, env: dict[str, str]) -> None:
+        assert store_password(env) is None
+
+    def test_without_a_mapping_the_process_environment_is_read(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv(PASSWORD_FILE_ENV, raising=False)
+        monkeypatch.setenv(PASSWORD_ENV, SECRET)
+        assert store_password() == SECRET
+        monkeypatch.delenv(PASSWORD_ENV)
+        assert store_password() is None
+
+    def test_a_missing_file_is_an_error_naming_it(self, tmp_path: Path) -> None:
+        missing = tmp_path / "no-secret"
+        with pytest.raises(StoreError) as caught:
+            store_password({PASSWORD_FILE_ENV: str(missing)})
+        assert caught.value.message == (
+            f"cannot read the store password file {missing} (No such file or directory)")
+        assert caught.value.hint == f"{PASSWORD_FILE_ENV} must name a file this account can read"
+
+    def test_a_file_that_cannot_be_read_never_shows_its_content(self, tmp_path: Path) -> None:
+        folder = tmp_path / "secret"
+        folder.mkdir()
+        with pytest.raises(StoreError) as caught:
+            store_password({PASSWORD_FILE_ENV: str(folder), PASSWORD_ENV: ""})
+        assert str(caught.value) == (
+            f"cannot read the store password file {folder} (Is a directory) "
+            f"({PASSWORD_FILE_ENV} must name a file this account can read)")
+
+
+class TestThePasswordFileAsText:
+    """The file is UTF-8 whatever the locale, and a file that is not is a clear error."""
+
+    def test_a_password_ending_in_letters_keeps_them(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_text("ABCX\nX\n", encoding="utf-8")
+        assert store_password({PASSWORD_FILE_ENV: str(secret)}) == "ABCX\nX"
+
+    def test_the_file_is_read_as_utf8_under_an_ascii_locale(self, tmp_path: Path) -> None:
+        secret = tmp_path / "secret"
+        secret.write_bytes("pässwörd€\n".encode())
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0",
+               "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": "utf-8",
+               "PYTHONPATH": str(REPO_ROOT), PASSWORD_FILE_ENV: str(secret)}
+        env.pop(PASSWORD_ENV, None)
+        shown = subprocess.run(
+            [sys.executable, "-c", "from preform_pipeline.store.pgurl import store_password; "
+             "print(store_password())"],
+            env=env, capture_output=True, text=True, encoding="utf-8", timeout=60, check=False)
+        assert (shown.returncode, shown.stdout) == (0, "pässwörd€\n"), shown.stderr
+
+    def test_a_file_that_is_not_utf8_is_an_error_without_any_of_its_bytes(
+        self, tmp_path: Path
+    ) -> None:
+        secret = tmp_path / "secret"
+        secret.write_bytes("geheim-ä\n".encode("latin-1"))
+        with pytest.raises(StoreError) as caught:
+            store_password({PASSWORD_FILE_ENV: str(secret)})
+        assert str(caught.value) == (
+            f"cannot read the store password file {secret} (it is not UTF-8 text) "
+            "(save the password file as UTF-8)")
