@@ -116,7 +116,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # simulators, up to seconds per test; about 80 s together on the loaded machine), not the
     # store, report-line and query files, which never reach them. Sampled (docs/testing.md).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS,
-    "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS,
+    "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS + tuple(
+        f"tests/unit/executor/test_executor_steps_{name}.py" for name in ("validation",)
+    ),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.

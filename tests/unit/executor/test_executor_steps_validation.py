@@ -1,0 +1,192 @@
+"""The validate step against a simulator: which findings fail a build, which are kept as
+warnings, and how the reason names the models (cups, interferences, many findings)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from preform_pipeline.executor import BuildOutcome, BuildStatus
+from tests.unit.executor.executor_support import (
+    FakePool,
+    SimFarm,
+    plan_for,
+    run,
+    write_box,
+    write_recipe,
+)
+
+#: Hollowing with 2 mm walls: a box thinner than 2 x 2 mm plus the feature size stays solid.
+HOLLOW = "  - hollow:\n      wall_thickness_mm: 2\n"
+#: Every model of a build in one scene, as the files were given.
+ONE_BUILD = "batching:\n  max_models_per_build: 20\n"
+
+
+def _run_one(tmp_path: Path, farm: SimFarm, steps: str, models: list[Path]) -> BuildOutcome:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    recipe = write_recipe(tmp_path, "steps:\n" + steps + ONE_BUILD)
+    if not farm.servers:
+        farm.add()
+    result = run(plan_for(recipe, models), FakePool([s.url for s in farm.servers]),
+                 tmp_path / "out")
+    (outcome,) = result.outcomes
+    return outcome
+
+
+class TestCups:
+    """A hollowed model without a drain hole is a cup: it fails the build when the recipe
+    fails on cups, and is a warning naming its file otherwise."""
+
+    def test_a_closed_hollow_fails_a_build_that_fails_on_cups(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        thin = write_box(tmp_path / "m", "thin", 30, 30, 4)  # too thin: stays solid
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - auto_layout\n  - validate:\n      fail_on: [cups]\n  - save_form\n",
+            [hollow, thin],
+        )
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == "validation failed (cups: hollow.stl)"
+        assert outcome.outputs == ()  # nothing saved after the failed step
+
+    def test_a_closed_hollow_is_a_warning_when_cups_do_not_fail_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - validate:\n      fail_on: [out_of_bounds]\n  - save_form\n",
+            [hollow],
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert outcome.warnings == ("validation: cups: hollow.stl",)
+
+    def test_drain_holes_open_the_hollow_and_the_build_passes(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - add_drain_holes:\n      diameter_mm: 3\n"
+            "      placement: {face: bottom, count: 1}\n"
+            "  - validate:\n      fail_on: [cups]\n  - save_form\n",
+            [hollow],
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert outcome.warnings == ()
+
+    def test_the_default_validation_of_an_sla_recipe_fails_on_cups(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        outcome = _run_one(tmp_path, farm, HOLLOW + "  - validate\n", [hollow])
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == "validation failed (cups: hollow.stl)"
+
+
+class TestManyFindings:
+    """A failure names at most five models per finding (then "..."), kinds in name order; a
+    warning names at most ten."""
+
+    def test_a_failure_names_five_models_and_says_there_are_more(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 30, 30, 20) for i in range(7)]
+        outcome = _run_one(
+            tmp_path, farm, HOLLOW + "  - auto_layout\n  - validate:\n      fail_on: [cups]\n",
+            boxes,
+        )
+        assert outcome.status is BuildStatus.FAILED
+        match = re.fullmatch(r"validation failed \(cups: (.*) \.\.\.\)", outcome.reason or "")
+        assert match is not None, outcome.reason
+        named = match.group(1).split(", ")
+        assert len(named) == 5 and set(named) <= {f"box{i}.stl" for i in range(7)}
+
+    def test_five_failing_models_are_named_without_dots(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 30, 30, 20) for i in range(5)]
+        outcome = _run_one(
+            tmp_path, farm, HOLLOW + "  - auto_layout\n  - validate:\n      fail_on: [cups]\n",
+            boxes,
+        )
+        assert outcome.status is BuildStatus.FAILED
+        match = re.fullmatch(r"validation failed \(cups: (.*)\)", outcome.reason or "")
+        assert match is not None, outcome.reason
+        assert sorted(match.group(1).split(", ")) == [f"box{i}.stl" for i in range(5)]
+
+    def test_a_warning_names_ten_models(self, tmp_path: Path, farm: SimFarm) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i:02}", 30, 30, 20) for i in range(12)]
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - validate:\n      fail_on: [out_of_bounds]\n", boxes,
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (warning,) = outcome.warnings
+        assert warning.startswith("validation: cups: ")
+        named = warning.removeprefix("validation: cups: ").split(", ")
+        assert len(named) == 10 and set(named) <= {f"box{i:02}.stl" for i in range(12)}
+
+
+class TestInterferences:
+    """Interferences are asked for with the recipe's collision offset, and each pair is
+    named by its files (a model the build did not import, such as a plug, by its id)."""
+
+    def test_the_collision_offset_reaches_the_server(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Laid out 2 mm apart: an offset of 5 mm makes them interfere, none does not.
+        boxes = [write_box(tmp_path / "m", name, 20, 20, 10) for name in ("a", "b")]
+        layout = "  - auto_layout:\n      model_spacing_mm: 2\n"
+        close = _run_one(
+            tmp_path / "close", farm,
+            layout + "  - validate:\n      fail_on: [interferences]\n"
+            "      collision_offset_mm: 5\n",
+            boxes,
+        )
+        assert close.status is BuildStatus.FAILED
+        assert close.reason in (
+            "validation failed (interferences: a.stl / b.stl)",
+            "validation failed (interferences: b.stl / a.stl)",
+        )
+        apart = _run_one(
+            tmp_path / "apart", farm,
+            layout + "  - validate:\n      fail_on: [interferences]\n", boxes,
+        )
+        assert apart.status is BuildStatus.SUCCEEDED, apart.reason
+
+    def test_overlapping_models_fail_with_every_failing_kind_in_name_order(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # No layout: both stand at the platform's centre, one inside the other.
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        pin = write_box(tmp_path / "m", "pin", 4, 4, 30)
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - validate:\n      fail_on: [interferences, cups]\n",
+            [hollow, pin],
+        )
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason in (
+            "validation failed (cups: hollow.stl; interferences: hollow.stl / pin.stl)",
+            "validation failed (cups: hollow.stl; interferences: pin.stl / hollow.stl)",
+        )
+
+    def test_a_plug_is_named_by_its_id(self, tmp_path: Path, farm: SimFarm) -> None:
+        hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - add_drain_holes:\n      diameter_mm: 3\n      create_plug: true\n"
+            "      placement: {face: bottom, count: 1}\n"
+            "  - validate:\n      fail_on: [interferences]\n      collision_offset_mm: 50\n",
+            [hollow],
+        )
+        assert outcome.status is BuildStatus.FAILED
+        match = re.fullmatch(r"validation failed \(interferences: (.*) / (.*)\)",
+                             outcome.reason or "")
+        assert match is not None, outcome.reason
+        first, second = sorted(match.groups(), key=lambda n: n != "hollow.stl")
+        assert first == "hollow.stl"
+        assert re.fullmatch(r"[0-9a-f-]{8,}", second), second
