@@ -83,7 +83,7 @@ class TestCups:
     def test_supports_do_not_drain_a_closed_hollow(
         self, engine: SimEngine, tmp_path: Path
     ) -> None:
-        scene, (block,) = scene_with_boxes(engine, tmp_path, (30, 30, 20))
+        scene, _ = scene_with_boxes(engine, tmp_path, (30, 30, 20))
         engine.call("hollow_model", scene, {})
         engine.call("auto_support", scene, {})
         (result,) = engine.call("get_print_validation", scene, None)["per_model_results"].values()
