@@ -125,6 +125,7 @@ class TestPrinterLists:
         assert waiting["job_name"].startswith("unit-001-box")
         build = store.get_build(ours)
         assert build.state is JobState.WAITING_FOR_PRINTER
+        assert build.job_name == waiting["job_name"]  # dispatch sends it under this name
         assert build.print_target is not None and build.print_target["names"] == list(LISTED)
         assert build.form_path is not None and Path(build.form_path).suffix == ".form"
 

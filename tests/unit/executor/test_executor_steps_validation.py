@@ -190,3 +190,32 @@ class TestInterferences:
         first, second = sorted(match.groups(), key=lambda n: n != "hollow.stl")
         assert first == "hollow.stl"
         assert re.fullmatch(r"[0-9a-f-]{8,}", second), second
+
+
+class TestOutOfBounds:
+    """A model the supports lift above the build volume is out of bounds: a failure or a
+    warning, as the recipe says."""
+
+    #: 205 mm tall: on its supports it rises above the Form 4's 210 mm.
+    TALL = (20, 20, 205)
+
+    def test_a_model_lifted_out_of_the_volume_fails_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        tall = write_box(tmp_path / "m", "tall", *self.TALL)
+        outcome = _run_one(
+            tmp_path, farm, "  - auto_support\n  - validate:\n      fail_on: [out_of_bounds]\n",
+            [tall],
+        )
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == "validation failed (out_of_bounds: tall.stl)"
+
+    def test_it_is_a_warning_when_bounds_do_not_fail_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        tall = write_box(tmp_path / "m", "tall", *self.TALL)
+        outcome = _run_one(
+            tmp_path, farm, "  - auto_support\n  - validate:\n      fail_on: [cups]\n", [tall]
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert outcome.warnings == ("validation: out_of_bounds: tall.stl",)
