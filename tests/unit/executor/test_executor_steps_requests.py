@@ -82,19 +82,22 @@ class ProgressRecorder(NullReporter):
             self.fractions.setdefault(step, []).append(fraction)
 
 
-@pytest.fixture
-def engine(farm: SimFarm) -> ReceivingEngine:
-    """A receiving engine behind a simulator of the farm (shut down with it)."""
-    index = len(farm.servers)
-    receiving = ReceivingEngine(
-        scene_cache_size=100, fleet_dir=farm.fleet_dir, work_dir=farm.folder / f"work{index}"
-    )
-    server = SimulatorServer(receiving, port=0, poll_interval=0.01)
+def _serve(farm: SimFarm, engine: SimEngine) -> None:
+    """Serve ``engine`` as one more simulator of the farm (shut down with it)."""
+    server = SimulatorServer(engine, port=0, poll_interval=0.01)
     faults = ScriptedFaults(stop=server.stopping)
     server.faults = faults  # type: ignore[assignment]
     server.start()
     farm.servers.append(server)
     farm.faults.append(faults)
+
+
+@pytest.fixture
+def engine(farm: SimFarm) -> ReceivingEngine:
+    """A receiving engine behind a simulator of the farm."""
+    receiving = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                                work_dir=farm.folder / f"work{len(farm.servers)}")
+    _serve(farm, receiving)
     return receiving
 
 
@@ -239,12 +242,8 @@ class TestImportRequests:
     def test_an_import_the_server_lost_fails_the_attempt_naming_the_file(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        losing = LosingEngine(
-            scene_cache_size=100, fleet_dir=farm.fleet_dir, work_dir=farm.folder / "work-lost"
-        )
-        server = SimulatorServer(losing, port=0, poll_interval=0.01)
-        server.start()
-        farm.servers.append(server)
+        losing = LosingEngine(fleet_dir=farm.fleet_dir, work_dir=farm.folder / "work-lost")
+        _serve(farm, losing)
         kept = write_box(tmp_path / "m", "kept", 10, 10, 10)
         lost = write_box(tmp_path / "m", "lost", 10, 10, 10)
         recipe = write_recipe(tmp_path, "steps:\n  - save_form\nbatching:\n"

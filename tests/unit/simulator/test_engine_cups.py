@@ -6,20 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_engine_edits import FORM4
+from test_engine_edits import HOLE as FLOOR_HOLE
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
-
-FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
-#: A drain hole in the middle of the block's floor, pointing down.
-FLOOR_HOLE = {
-    "orientation": {"x": 180, "y": 0, "z": 0},
-    "position": {"x": 0, "y": 0, "z": 0},
-    "diameter_mm": 3,
-    "depth_mm": "AUTO",
-    "create_plug": False,
-}
 
 
 @pytest.fixture
