@@ -57,10 +57,22 @@ class TestWhatIsSent:
         assert (job["printer"], job["job_name"], job["job_id"]) == (
             "SimulatedForm4-1", "unit-unit-001-box", outcome.job_id
         )
+        assert (job["print_now"], job["status"]) == (False, "QUEUED")  # the printer was free
         sending = [(e["printer"], e["job_name"]) for e in iter_events(logs, "print_sending")]
         assert sending == [("SimulatedForm4-1", "unit-unit-001-box")]
         sent = [(e["printer"], e["job_name"], e["job_id"]) for e in iter_events(logs, "print_sent")]
         assert sent == [("SimulatedForm4-1", "unit-unit-001-box", outcome.job_id)]
+
+    def test_a_printer_named_by_its_address_gets_the_job(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        outcome, logs = _run(tmp_path, farm, "  - print:\n      printer_ip: 192.0.2.11\n")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (job,) = farm.jobs()
+        assert (job["printer"], job["print_now"], job["status"]) == (
+            "SimulatedForm4-1", True, "PRINTING"
+        )
+        assert [e["printer"] for e in iter_events(logs, "print_sent")] == ["192.0.2.11"]
 
     def test_a_dry_run_sends_nothing_and_says_why(self, tmp_path: Path, farm: SimFarm) -> None:
         outcome, logs = _run(
