@@ -19,6 +19,7 @@ from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.unit.executor.executor_support import (
+    RECIPE_HEAD,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -340,3 +341,43 @@ class TestPolledAfterTheRequestLimit:
         # Of the steps' operations, only that one is polled (a checkpoint's load may be too).
         steps = {"hollow_model", "auto_layout", "save_form_file"}
         assert blocking_tests._polled(farm.faults[1].seen) & steps == {operation}
+
+
+class TestSceneRequests:
+    """The scene is made with the recipe's settings, or from its print-settings file found
+    next to the recipe."""
+
+    def test_the_recipes_scene_settings_reach_the_server(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        head = RECIPE_HEAD.replace("layer_thickness_mm: 0.1\n",
+                                   "layer_thickness_mm: 0.05\n  print_setting: DEFAULT\n")
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=head)
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("create_scene") == [{
+            "machine_type": "FORM-4-0", "material_code": "FLGPGR05",
+            "layer_thickness_mm": 0.05, "print_setting": "DEFAULT",
+        }]
+
+    def test_an_fps_file_beside_the_recipe_sets_the_scene(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        # The simulator writes the print-settings file from a scene of its own.
+        made = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
+                                                "material_code": "FLGPBK05",
+                                                "layer_thickness_mm": 0.05})
+        fps = tmp_path / "black.fps"
+        engine.call("save_fps_file", {"scene_id": made["id"]}, {"file": str(fps)})
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        head = RECIPE_HEAD.replace(
+            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n"
+        )
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=head)
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("create_scene")[-1] == {"fps_file": str(fps.resolve())}
+        (scene,) = engine.answers("create_scene")[-1:]
+        assert (scene["scene_settings"]["material_code"],
+                scene["scene_settings"]["layer_thickness_mm"]) == ("FLGPBK05", 0.05)

@@ -1,5 +1,6 @@
-"""The validate step against a simulator: which findings fail a build, which are kept as
-warnings, and how the reason names the models (cups, interferences, many findings)."""
+"""The validate and estimate steps against a simulator: which findings and limits fail a
+build, which are kept as warnings, and how the reason names the models (cups,
+interferences, bounds, many findings)."""
 
 from __future__ import annotations
 
@@ -210,3 +211,31 @@ class TestOutOfBounds:
         )
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert outcome.warnings == ("validation: out_of_bounds: tall.stl",)
+
+
+class TestEstimateLimits:
+    """The estimate records the server's print time and material; a limit the recipe sets
+    and the build exceeds fails it, each exceeded limit named."""
+
+    def test_both_limits_exceeded_are_named(self, tmp_path: Path, farm: SimFarm) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        outcome = _run_one(
+            tmp_path, farm,
+            "  - estimate:\n      max_print_time_s: 999\n      max_material_ml: 0.5\n", [box],
+        )
+        assert outcome.status is BuildStatus.FAILED
+        # 300 s before the first layer and 7 s for each of the 100 layers; 1 ml of resin.
+        assert outcome.reason == (
+            "estimated print time 1000 s exceeds 999 s; material 1.0 ml exceeds 0.5 ml"
+        )
+
+    def test_within_the_limits_the_figures_are_recorded(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        outcome = _run_one(
+            tmp_path, farm,
+            "  - estimate:\n      max_print_time_s: 1000\n      max_material_ml: 1\n", [box],
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert (outcome.print_time_s, outcome.material_ml) == (1000.0, pytest.approx(1.0))
