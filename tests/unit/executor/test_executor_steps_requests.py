@@ -381,3 +381,29 @@ class TestSceneRequests:
         (scene,) = engine.answers("create_scene")[-1:]
         assert (scene["scene_settings"]["material_code"],
                 scene["scene_settings"]["layer_thickness_mm"]) == ("FLGPBK05", 0.05)
+
+
+class TestScreenshotRequests:
+    """The screenshot's view reaches the server (of every model: the request names none),
+    and the file is the build's output."""
+
+    def test_the_view_the_recipe_sets_is_drawn_into_the_output(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - screenshot:\n      view_type: FULL_BUILD_VOLUME\n      yaw: 30\n"
+            "      pitch: 20\n      image_size_px: 320\n      crop_to_models: false\n"
+            "outputs:\n  screenshot: \"shots/{build}.png\"\n",
+        )
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (body,) = engine.bodies("save_screenshot")
+        shot = tmp_path / "out" / "shots" / "unit-001.png"
+        assert body == {
+            "file": str(shot.resolve()), "view_type": "FULL_BUILD_VOLUME", "yaw": 30.0,
+            "pitch": 20.0, "image_size_px": 320, "crop_to_models": False,
+        }
+        assert outcome.outputs == (shot.resolve(),)
+        assert shot.stat().st_size > 0
