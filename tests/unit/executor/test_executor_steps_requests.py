@@ -321,14 +321,16 @@ class TestPolledAfterTheRequestLimit:
     kind it is, and only that kind."""
 
     @pytest.mark.parametrize(("step", "operation"), [("hollow", "hollow_model"),
-                                                     ("auto_layout", "auto_layout")])
+                                                     ("auto_layout", "auto_layout"),
+                                                     ("validate", "get_print_validation")])
     def test_the_retry_polls_the_step_that_outlived_the_request_limit(
         self, tmp_path: Path, farm: SimFarm, step: str, operation: str
     ) -> None:
         boxes = [write_box(tmp_path / "m", f"box{i}", 30, 30, 20) for i in range(2)]
         recipe = write_recipe(
             tmp_path,
-            "steps:\n  - hollow:\n      wall_thickness_mm: 2\n  - auto_layout\n  - save_form\n"
+            "steps:\n  - hollow:\n      wall_thickness_mm: 2\n  - auto_layout\n"
+            "  - validate:\n      fail_on: [out_of_bounds]\n  - save_form\n"
             "batching:\n  max_models_per_build: 2\n",
         )
         farm.add(ScriptedFaults(hang=frozenset({operation})))
@@ -339,7 +341,7 @@ class TestPolledAfterTheRequestLimit:
             ("server-1", "ServerTimeoutError"), ("server-2", None)
         ]
         # Of the steps' operations, only that one is polled (a checkpoint's load may be too).
-        steps = {"hollow_model", "auto_layout", "save_form_file"}
+        steps = {"hollow_model", "auto_layout", "get_print_validation", "save_form_file"}
         assert blocking_tests._polled(farm.faults[1].seen) & steps == {operation}
 
 
