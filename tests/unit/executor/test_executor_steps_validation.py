@@ -25,9 +25,11 @@ HOLLOW = "  - hollow:\n      wall_thickness_mm: 2\n"
 ONE_BUILD = "batching:\n  max_models_per_build: 20\n"
 
 
-def _run_one(tmp_path: Path, farm: SimFarm, steps: str, models: list[Path]) -> BuildOutcome:
+def _run_one(
+    tmp_path: Path, farm: SimFarm, steps: str, models: list[Path], batching: str = ""
+) -> BuildOutcome:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    recipe = write_recipe(tmp_path, "steps:\n" + steps + ONE_BUILD)
+    recipe = write_recipe(tmp_path, "steps:\n" + steps + ONE_BUILD + batching)
     if not farm.servers:
         farm.add()
     result = run(plan_for(recipe, models), FakePool([s.url for s in farm.servers]),
@@ -93,7 +95,7 @@ class TestManyFindings:
     """A failure names at most five models per finding (then "..."), kinds in name order; a
     warning names at most ten."""
 
-    @pytest.mark.parametrize(("count", "more"), [(7, " ..."), (5, "")])
+    @pytest.mark.parametrize(("count", "more"), [(7, " ..."), (6, " ..."), (5, "")])
     def test_a_failure_names_five_models_and_says_when_there_are_more(
         self, tmp_path: Path, farm: SimFarm, count: int, more: str
     ) -> None:
@@ -166,22 +168,26 @@ class TestInterferences:
             "validation failed (cups: hollow.stl; interferences: pin.stl / hollow.stl)",
         )
 
-    def test_a_plug_is_named_by_its_id(self, tmp_path: Path, farm: SimFarm) -> None:
+    def test_plugs_are_named_by_their_ids(self, tmp_path: Path, farm: SimFarm) -> None:
+        # Two holes with plugs: the plugs stand side by side beside the model, so within
+        # 50 mm every two of the three touch, the plugs too.
         hollow = write_box(tmp_path / "m", "hollow", 30, 30, 20)
         outcome = _run_one(
             tmp_path, farm,
             HOLLOW + "  - add_drain_holes:\n      diameter_mm: 3\n      create_plug: true\n"
-            "      placement: {face: bottom, count: 1}\n"
+            "      placement: {face: bottom, count: 2}\n"
             "  - validate:\n      fail_on: [interferences]\n      collision_offset_mm: 50\n",
             [hollow],
         )
         assert outcome.status is BuildStatus.FAILED
-        match = re.fullmatch(r"validation failed \(interferences: (.*) / (.*)\)",
-                             outcome.reason or "")
+        match = re.fullmatch(r"validation failed \(interferences: (.*)\)", outcome.reason or "")
         assert match is not None, outcome.reason
-        first, second = sorted(match.groups(), key=lambda n: n != "hollow.stl")
-        assert first == "hollow.stl"
-        assert re.fullmatch(r"[0-9a-f-]{8,}", second), second
+        pairs = [pair.split(" / ") for pair in match.group(1).split(", ")]
+        assert len(pairs) == 3
+        plugs = {name for pair in pairs for name in pair} - {"hollow.stl"}
+        assert len(plugs) == 2
+        assert all(re.fullmatch(r"[0-9a-f-]{32,36}", plug) for plug in plugs), plugs
+        assert sorted(pair.count("hollow.stl") for pair in pairs) == [0, 1, 1]
 
 
 class TestOutOfBounds:
@@ -201,6 +207,23 @@ class TestOutOfBounds:
         )
         assert outcome.status is BuildStatus.FAILED
         assert outcome.reason == "validation failed (out_of_bounds: tall.stl)"
+
+    def test_a_plug_outside_the_volume_is_named_by_its_id(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # A plug stands beside its model: beside one 196 mm wide, it leaves the 200 mm platform.
+        wide = write_box(tmp_path / "m", "wide", 196, 30, 20)
+        outcome = _run_one(
+            tmp_path, farm,
+            HOLLOW + "  - add_drain_holes:\n      diameter_mm: 3\n      create_plug: true\n"
+            "      placement: {face: bottom, count: 1}\n"
+            "  - validate:\n      fail_on: [out_of_bounds]\n",
+            [wide], batching="  margin_mm: 0\n",
+        )
+        assert outcome.status is BuildStatus.FAILED
+        match = re.fullmatch(r"validation failed \(out_of_bounds: (.*)\)", outcome.reason or "")
+        assert match is not None, outcome.reason
+        assert re.fullmatch(r"[0-9a-f-]{32,36}", match.group(1)), outcome.reason
 
     def test_it_is_a_warning_when_bounds_do_not_fail_the_build(
         self, tmp_path: Path, farm: SimFarm
