@@ -260,9 +260,7 @@ def print_validation(scene: Scene, catalogue: Catalogue) -> Json:
     for model in scene.models.values():
         minima = 0
         under = False
-        cups = 0
-        if machine.technology == "SLA":
-            cups = cup_count(model)
+        cups = cup_count(model) if machine.technology == "SLA" else 0
         if machine.technology == "SLA" and not model.has_supports:
             minima = int(model.placed_measure("unsupported_minima", unsupported_minima))
             floating = float(model.bounds()[0][2]) > DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_engine_edits import FORM4
+from test_engine_edits import FORM4, open_scan
 from test_engine_edits import HOLE as FLOOR_HOLE
 
 from preform_pipeline.geometry import write_stl
@@ -95,3 +95,18 @@ class TestCups:
         engine.call("save_form_file", scene, {"file": str(form)})
         loaded = {"scene_id": engine.call("load_form_file", {}, {"file": str(form)})["id"]}
         assert list(cups(engine, loaded).values()) == [1]
+
+    @pytest.mark.parametrize(("holes", "expected"), [(0, 1), (2, 0)])
+    def test_a_hollowed_scan_is_a_cup_unless_it_got_drain_holes(
+        self, engine: SimEngine, tmp_path: Path, holes: int, expected: int
+    ) -> None:
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        body = {
+            "file": str(open_scan(tmp_path / "arch.stl")),
+            "cutoff_height_mm": 0.5,
+            "extrude_distance_mm": 5,
+            "hollow": True,
+            "drain_hole_max_count": holes,
+        }
+        (model,) = engine.call("scan_to_model", scene, body)["models"]
+        assert cups(engine, scene) == {model["id"]: expected}
