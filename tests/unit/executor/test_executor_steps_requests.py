@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import test_executor_blocking_steps as blocking_tests
+from test_executor_steps_preflight import FUSE_HEAD
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
@@ -297,23 +298,27 @@ class TestLayoutRetry:
     ) -> None:
         # Two 150 x 57.8 mm boxes in two rows: with a 2 mm raft border each side they need
         # 2 x (57.8 + 4) mm plus the spacing of the 125 mm platform: 2 mm is too much, 1 fits.
+        # At the recipe's 4 mm and at 2 mm they do not; the third attempt, at 1 mm, fits.
         boxes = [write_box(tmp_path / "m", f"box{i}", 150, 57.8, 10) for i in range(2)]
         recipe = write_recipe(
             tmp_path,
-            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 2\n"
-            "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 2\n"
+            "steps:\n  - auto_support\n  - auto_layout:\n      model_spacing_mm: 4\n"
+            "      lock_rotation: true\n  - save_form\nbatching:\n  spacing_mm: 4\n"
             "  margin_mm: 0\n  allow_rotation: false\n  layout_attempts: 3\n",
         )
         plan = plan_without_rafts(recipe, boxes)
         with capture_logs() as logs:
             outcome = _run(plan, farm, tmp_path / "out")
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
-        (retry,) = iter_events(logs, "layout_retry")
-        assert {k: retry[k] for k in ("attempt", "of", "spacing_mm", "previous_spacing_mm")} == {
-            "attempt": 2, "of": 3, "spacing_mm": 1.0, "previous_spacing_mm": 2.0
-        }
-        assert retry["reason"] == engine.refusals["auto_layout"]
-        assert [b["model_spacing_mm"] for b in engine.bodies("auto_layout")] == [2.0, 1.0]
+        retries = [{k: e[k] for k in ("attempt", "of", "spacing_mm", "previous_spacing_mm")}
+                   for e in iter_events(logs, "layout_retry")]
+        assert retries == [
+            {"attempt": 2, "of": 3, "spacing_mm": 2.0, "previous_spacing_mm": 4.0},
+            {"attempt": 3, "of": 3, "spacing_mm": 1.0, "previous_spacing_mm": 2.0},
+        ]
+        reasons = {e["reason"] for e in iter_events(logs, "layout_retry")}
+        assert reasons == {engine.refusals["auto_layout"]}
+        assert [b["model_spacing_mm"] for b in engine.bodies("auto_layout")] == [4.0, 2.0, 1.0]
 
 
 class TestPolledAfterTheRequestLimit:
@@ -409,3 +414,82 @@ class TestScreenshotRequests:
         }
         assert outcome.outputs == (shot.resolve(),)
         assert shot.stat().st_size > 0
+
+
+class DamagingEngine(ReceivingEngine):
+    """A server whose screenshots come out damaged (not an image any reader knows)."""
+
+    def call(
+        self,
+        operation_id: str,
+        params: dict[str, str],
+        body: Any,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        answer = super().call(operation_id, params, body, progress)
+        if operation_id == "save_screenshot":
+            Path(body["file"]).write_bytes(b"\x89PNG\r\n\x1a\ndamaged")
+        return answer
+
+
+class TestScreenshotFallbacks:
+    """A screenshot whose legend cannot be drawn is kept without one, and the run says why;
+    an animation's camera path reaches the server as the recipe wrote it."""
+
+    def test_a_damaged_image_is_kept_and_the_missing_legend_is_a_warning(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        _serve(farm, DamagingEngine(fleet_dir=farm.fleet_dir, work_dir=farm.folder / "work"))
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        recipe = write_recipe(tmp_path, "steps:\n  - screenshot\n"
+                              "outputs:\n  screenshot: \"{build}.png\"\n")
+        with capture_logs() as logs:
+            outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        shot = (tmp_path / "out" / "unit-001.png").resolve()
+        assert outcome.outputs == (shot,)
+        (failed,) = iter_events(logs, "screenshot_legend_failed")
+        assert failed["path"] == str(shot)
+        assert "cannot identify image file" in failed["error"]
+        assert outcome.warnings == (f"screenshot legend not drawn: {failed['error']}",)
+
+    def test_an_animations_camera_path_reaches_the_server(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - screenshot:\n      flyaround_transform:\n        transform:\n"
+            "          - {yaw: 0, pitch: 30}\n          - {yaw: 90, pitch: 45}\n"
+            "        frame_count: 12\n"
+            "outputs:\n  screenshot: \"{build}.webp\"\n",
+        )
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        # The simulator draws no animations: it refuses, after receiving the request.
+        assert outcome.status is BuildStatus.FAILED
+        assert engine.refusals["save_screenshot"] in (outcome.reason or "")
+        (body,) = engine.bodies("save_screenshot")
+        assert body["flyaround_transform"] == {
+            "transform": [{"yaw": 0.0, "pitch": 30.0}, {"yaw": 90.0, "pitch": 45.0}],
+            "frame_count": 12,
+        }
+        assert not (tmp_path / "out" / "unit-001.webp").exists()  # its claim was given back
+
+
+class TestPackAndCageRequests:
+    """The packing type reaches the server in the contract's nested form, whichever form
+    the recipe wrote it in."""
+
+    @pytest.mark.parametrize("written", ["PACK_HEIGHT", "{packing_type: PACK_HEIGHT}"])
+    def test_the_packing_type_is_sent_nested(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine, written: str
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 20, 20, 10)
+        recipe = write_recipe(
+            tmp_path, f"steps:\n  - pack_and_cage:\n      packing_type: {written}\n",
+            head=FUSE_HEAD,
+        )
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (body,) = engine.bodies("pack_and_cage")
+        assert body["packing_type"] == {"packing_type": "PACK_HEIGHT"}
