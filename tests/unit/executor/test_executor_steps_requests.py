@@ -1,5 +1,6 @@
 """What each step asks the server for: the options a recipe sets reach the request bodies the
-simulator receives (drain holes, labels, imports), and each step reports its progress."""
+simulator receives (scene, imports, drain holes, labels, layout, pack and cage, screenshots),
+each step reports its progress, and a step cut short by the request limit is polled next."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 import pytest
 import test_executor_blocking_steps as blocking_tests
-from test_executor_steps_preflight import FUSE_HEAD
 from structlog.testing import capture_logs
+from test_executor_steps_preflight import FUSE_HEAD
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
 from preform_pipeline.plan.builds import Plan
