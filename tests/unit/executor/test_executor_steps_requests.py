@@ -62,7 +62,11 @@ class ReceivingEngine(SimEngine):
             raise
         with self._lock:
             self.answered.append((operation_id, copy.deepcopy(answer)))
+        self.after(operation_id, params, body, answer)
         return answer
+
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
+        """What the server does once it has answered (nothing: a subclass's fault)."""
 
     def bodies(self, operation_id: str) -> list[Any]:
         with self._lock:
@@ -207,17 +211,9 @@ class LosingEngine(ReceivingEngine):
 
     lost = "lost.stl"
 
-    def call(
-        self,
-        operation_id: str,
-        params: dict[str, str],
-        body: Any,
-        progress: ProgressCallback | None = None,
-    ) -> Any:
-        answer = super().call(operation_id, params, body, progress)
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
         if operation_id == "import_model" and str(body["file"]).endswith(self.lost):
-            super().call("delete_model", {**params, "id": answer["id"]}, None)
-        return answer
+            self.call("delete_model", {**params, "id": answer["id"]}, None)
 
 
 class TestImportRequests:
@@ -420,17 +416,9 @@ class TestScreenshotRequests:
 class DamagingEngine(ReceivingEngine):
     """A server whose screenshots come out damaged (not an image any reader knows)."""
 
-    def call(
-        self,
-        operation_id: str,
-        params: dict[str, str],
-        body: Any,
-        progress: ProgressCallback | None = None,
-    ) -> Any:
-        answer = super().call(operation_id, params, body, progress)
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
         if operation_id == "save_screenshot":
             Path(body["file"]).write_bytes(b"\x89PNG\r\n\x1a\ndamaged")
-        return answer
 
 
 class TestScreenshotFallbacks:
