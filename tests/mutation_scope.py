@@ -64,6 +64,12 @@ _EXECUTOR_RUN_TESTS = tuple(
                  "run_events", "model_edits")
 )
 
+#: The steps' own end-to-end files (validation, print, preflight, requests, progress).
+_EXECUTOR_STEPS_TESTS = tuple(
+    f"tests/unit/executor/test_executor_steps_{name}.py"
+    for name in ("validation", "printing", "preflight", "requests")
+)
+
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
 #: the executor's daemon and end-to-end tests start real servers and would make every mutant
@@ -123,7 +129,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "journal", "run_result", "checkpoints", "drop_callback",
                      "two_servers")
     ),
-    "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS,
+    "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS,
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.

@@ -41,6 +41,7 @@ __all__ = [
     "SLS_PREPRINT_S",
     "SLS_SECONDS_PER_LAYER",
     "SceneFigures",
+    "cup_count",
     "estimate_print_time",
     "layer_count",
     "material_usage",
@@ -235,13 +236,23 @@ def unsupported_minima(mesh: Mesh, platform_z: float = 0.0) -> int:
     return int(np.unique(labels[candidate]).size)
 
 
+def cup_count(model: SimModel) -> int:
+    """Cavities of an SLA model that trap resin: the inside of a hollowed model with no drain
+    hole is one (nothing lets the uncured resin out, and the closed shell pulls on the tank
+    at every peel); a drain hole opens it. The simulator has no other cavity geometry (it
+    does not hollow the mesh itself), so a solid model, or a model that could not be
+    hollowed, has none."""
+    return 1 if model.hollow is not None and not model.drain_holes else 0
+
+
 def print_validation(scene: Scene, catalogue: Catalogue) -> Json:
     """PrintValidationResultModel, one entry per model.
 
     SLA, unsupported model: ``unsupported_minima`` counts minima above the platform and
     ``undersupported`` is true when it has overhangs (:func:`downward_area` > 0) or floats.
-    Supported models and every SLS model (powder supports the part) report none. The
-    simulator does not detect cups (resin-trapping cavities): ``cups`` is always 0, and it
+    Supported models and every SLS model (powder supports the part) report none. SLA
+    ``cups`` are counted by :func:`cup_count`, supported or not (supports do not drain a
+    closed hollow); SLS models have none (powder fills and leaves any cavity). The simulator
     has no seamlines.
     """
     machine = scene.settings.machine(catalogue)
@@ -249,12 +260,13 @@ def print_validation(scene: Scene, catalogue: Catalogue) -> Json:
     for model in scene.models.values():
         minima = 0
         under = False
+        cups = cup_count(model) if machine.technology == "SLA" else 0
         if machine.technology == "SLA" and not model.has_supports:
             minima = int(model.placed_measure("unsupported_minima", unsupported_minima))
             floating = float(model.bounds()[0][2]) > DEFAULT_PLATFORM_CONTACT_TOLERANCE_MM
             under = floating or model.shape_measure("downward_area", downward_area) > 0.0
         results[model.id] = {
-            "cups": 0,
+            "cups": cups,
             "unsupported_minima": minima,
             "undersupported": under,
             "has_seamline": False,
