@@ -269,6 +269,11 @@ def configure_logging(
     )
 
 
+#: The stdlib loggers :func:`dropped` asks, by name (``logging.getLogger`` takes the module
+#: lock each time; a logger, once made, stays the same object).
+_STDLIB_LOGGERS: dict[str, logging.Logger] = {}
+
+
 def dropped(name: str, level: int) -> bool:
     """Whether an event at ``level`` from the logger ``name`` would be dropped before any
     other processor runs (the level filter :func:`configure_logging` puts first).
@@ -279,12 +284,63 @@ def dropped(name: str, level: int) -> bool:
     """
     config = structlog.get_config()
     processors = config["processors"]
-    return (
-        bool(processors)
+    if not (
+        processors
         and processors[0] is structlog.stdlib.filter_by_level
         and isinstance(config["logger_factory"], structlog.stdlib.LoggerFactory)
-        and not logging.getLogger(name).isEnabledFor(level)
-    )
+    ):
+        return False
+    logger = _STDLIB_LOGGERS.get(name)
+    if logger is None:
+        logger = _STDLIB_LOGGERS[name] = logging.getLogger(name)
+    return not logger.isEnabledFor(level)
+
+
+class _ModuleLogger:
+    """What :func:`get_logger` returns: structlog's lazy logger, assembled once per
+    configuration instead of once per event.
+
+    structlog's proxy builds a new bound logger (and looks the stdlib logger up) for every
+    event, so that a logger made at import time follows a later ``structlog.configure``
+    (``capture_logs`` in tests, :func:`configure_logging`). This one keeps the logger it
+    built while the configuration is the same objects (``capture_logs`` changes the
+    processor list in place, which the kept logger shares), and builds a new one when it is
+    not. Bound loggers are immutable: ``bind()`` and the like return new ones.
+    """
+
+    __slots__ = ("_built", "_context", "_factory", "_processors", "_proxy", "_wrapper")
+
+    def __init__(self, name: str, initial: dict[str, Any]) -> None:
+        self._proxy: Any = structlog.get_logger(name, **initial)
+        self._built: Any = None
+        self._processors: Any = None
+        self._factory: Any = None
+        self._wrapper: Any = None
+        self._context: Any = None
+
+    def _logger(self) -> Any:
+        config = structlog.get_config()
+        built = self._built
+        if (
+            built is None
+            or config["processors"] is not self._processors
+            or config["logger_factory"] is not self._factory
+            or config["wrapper_class"] is not self._wrapper
+            or config["context_class"] is not self._context
+        ):
+            built = self._proxy.bind()
+            self._built = built
+            self._processors = config["processors"]
+            self._factory = config["logger_factory"]
+            self._wrapper = config["wrapper_class"]
+            self._context = config["context_class"]
+        return built
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger(), name)
+
+    def __repr__(self) -> str:
+        return f"<_ModuleLogger {self._proxy!r}>"
 
 
 #: Where events go when nobody configured logging (the package used as a library).
@@ -300,4 +356,4 @@ def get_logger(name: str, **initial: Any) -> Any:
     """
     if not structlog.is_configured():
         configure_logging(level=DEFAULT_LIBRARY_LOG_LEVEL)
-    return structlog.get_logger(name, **initial)
+    return _ModuleLogger(name, initial)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from structlog.contextvars import bound_contextvars
 
-from preform_pipeline.logging import REDACTED, configure_logging, get_logger
+from preform_pipeline.logging import REDACTED, capture_logs, configure_logging, get_logger
 
 LOGGER = "preform_pipeline.executor.runner"
 
@@ -150,3 +151,43 @@ class TestHandlers:
         assert line["run_id"] == "r-2"
         assert line["level"] == "warning"
         assert "r-2" in console.getvalue()
+
+
+class TestModuleLoggers:
+    """A logger made once at import follows every later configuration."""
+
+    def test_a_logger_made_before_capture_logs_is_captured_and_then_writes_again(
+        self, tmp_path: Path, console: io.StringIO
+    ) -> None:
+        log_file = tmp_path / "run.jsonl"
+        configure_logging(level="INFO", json_file=log_file, console=console)
+        log = get_logger(LOGGER)
+        log.info("before")
+
+        with capture_logs() as events:
+            log.info("during", n=1)
+        log.info("after")
+
+        assert events == [{"event": "during", "n": 1, "log_level": "info"}]
+        assert [line["event"] for line in _lines(log_file)] == ["before", "after"]
+
+    def test_a_logger_follows_a_new_processor_list(
+        self, tmp_path: Path, console: io.StringIO
+    ) -> None:
+        configure_logging(level="INFO", json_file=tmp_path / "run.jsonl", console=console)
+        log = get_logger(LOGGER)
+        log.info("configured")
+        seen: list[dict[str, Any]] = []
+
+        def keep(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+            seen.append(dict(event))
+            raise structlog.DropEvent
+
+        old = structlog.get_config()
+        structlog.configure(processors=[keep])
+        try:
+            log.warning("rerouted", n=2)
+        finally:
+            structlog.configure(**old)
+
+        assert seen == [{"event": "rerouted", "n": 2}]
