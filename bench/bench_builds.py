@@ -23,6 +23,11 @@ simulators' request logs); the runner's CPU per model while running (planning ap
 parallel efficiency, busy server time / servers / wall.
 
     python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
+        [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM]
+
+``--repeat N`` runs the pipeline N times per set and server count and reports the run of
+median runner CPU (CPU time on a shared machine varies from run to run); ``--baseline-from``
+reuses the baselines of an earlier results file instead of running them again.
 
 Writes bench/results/builds.json and bench/results/builds.md.
 """
@@ -355,8 +360,17 @@ def _discarded(
 # -- the run --------------------------------------------------------------------------------
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median runner CPU (the lower middle one of an even count), with every run's
+    CPU beside it: CPU time on a shared machine varies from run to run."""
+    ordered = sorted(runs, key=lambda run: run["runner_cpu_ms_per_model"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["runner_cpu_ms_per_model_runs"] = [run["runner_cpu_ms_per_model"] for run in runs]
+    return chosen
+
+
 def bench_set(name: str, counts: list[int], work: Path, scale: float,
-              baseline: bool | dict[str, Any]) -> dict[str, Any]:
+              baseline: bool | dict[str, Any], repeat: int = 1) -> dict[str, Any]:
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
     recipe_path.write_text(RECIPE, encoding="utf-8")
@@ -382,10 +396,13 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
     print(f"{name}: {len(models)} models, {len(plan.builds)} planned builds (bound {bound})",
           file=sys.stderr, flush=True)
     for count in counts:
-        run = run_pipeline(plan, infos, count, work / f"{name}-p{count}", scale,
-                           work / "bench.jsonl")
-        print(f"  pipeline {count}: {run}", file=sys.stderr, flush=True)
-        data["pipeline"].append(run)
+        runs = []
+        for number in range(1, repeat + 1):
+            run = run_pipeline(plan, infos, count, work / f"{name}-p{count}-{number}", scale,
+                               work / "bench.jsonl")
+            print(f"  pipeline {count} ({number}/{repeat}): {run}", file=sys.stderr, flush=True)
+            runs.append(run)
+        data["pipeline"].append(_median_run(runs) if repeat > 1 else runs[0])
     if baseline:
         base = (
             baseline if isinstance(baseline, dict)
@@ -441,6 +458,18 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"({run.get('parallel_efficiency_useful', run['parallel_efficiency']):.2f}) "
                 f"| {_loads(run)} |"
             )
+    repeated = [
+        f"{r['set']} on {run['servers']}: "
+        + ", ".join(f"{cpu:.2f}" for cpu in run["runner_cpu_ms_per_model_runs"])
+        for r in results for run in r["pipeline"] if "runner_cpu_ms_per_model_runs" in run
+    ]
+    if repeated:
+        lines += [
+            "",
+            "Each pipeline row is the run of median runner CPU among its repeats (the other "
+            "columns are that run's); runner CPU ms/model of every run, in order: "
+            + "; ".join(repeated) + ".",
+        ]
     lines += ["", "Planning (runner process, before the run):", ""]
     for r in results:
         lines.append(
@@ -475,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--output", default="builds", help="results file stem")
     parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="runs per set and server count; the row is the run of median runner CPU",
+    )
+    parser.add_argument(
         "--baseline-from", type=Path, default=None,
         help="reuse the baselines of an earlier results JSON (same sets and time scale)",
     )
@@ -493,7 +526,9 @@ def main(argv: list[str] | None = None) -> int:
             earlier = {s["set"]: s["baseline"] for s in saved["sets"] if "baseline" in s}
         for name in [s for s in args.sets.split(",") if s]:
             baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
-            results.append(bench_set(name, counts, work, args.time_scale, baseline))
+            results.append(
+                bench_set(name, counts, work, args.time_scale, baseline, max(1, args.repeat))
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {

@@ -2,17 +2,21 @@
 
 Log events are dictionaries first; the console renderer and the JSON-lines file renderer are
 two views of the same event, and tests assert on the dictionaries (``structlog.testing``).
+An event reaches the stdlib handlers of the ``preform_pipeline`` logger as one record whose
+``msg`` is the event dict (handler levels and filters apply); a plain stdlib logger's records
+pass through the same processors on their way out.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 import urllib.parse
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import structlog
 from structlog.testing import capture_logs
@@ -52,11 +56,38 @@ def _scrub_text(text: str) -> str:
 #: log event's values pass through here, most of them numbers and short strings).
 _PLAIN_TYPES = frozenset({int, float, bool, type(None)})
 
+#: Short texts already scrubbed, and keys already judged: a build's events repeat the same
+#: run id, build, server and step names, and the same few keys, in every event. Bounded:
+#: emptied when full (a dict's get and set are atomic, so threads may share it).
+_SCRUBBED: dict[str, str] = {}
+_SECRET_KEYS: dict[str, bool] = {}
+_CACHE_LIMIT = 4096
+_CACHED_TEXT_CHARS = 200
+
+
+def _scrub_new(text: str) -> str:
+    """``text`` scrubbed, kept for next time when it is short."""
+    scrubbed = _scrub_text(text)
+    if len(text) <= _CACHED_TEXT_CHARS:
+        if len(_SCRUBBED) >= _CACHE_LIMIT:
+            _SCRUBBED.clear()
+        _SCRUBBED[text] = scrubbed
+    return scrubbed
+
+
+def _judge_key(key: str) -> bool:
+    """Whether ``key``'s value is a secret (``event`` never is), kept for next time."""
+    secret = key != "event" and bool(SECRET_KEY_PATTERN.search(key))
+    if len(_SECRET_KEYS) >= _CACHE_LIMIT:
+        _SECRET_KEYS.clear()
+    _SECRET_KEYS[key] = secret
+    return secret
+
 
 def _scrub(value: Any) -> Any:
     kind = type(value)
     if kind is str:
-        return _scrub_text(value)
+        return _SCRUBBED.get(value) or _scrub_new(value)
     if kind in _PLAIN_TYPES:
         return value
     if isinstance(value, Mapping):
@@ -75,11 +106,18 @@ def redact_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: replace secret-looking keys' values and inline credentials."""
-    for key in list(event_dict):
-        value = event_dict[key]
-        if key != "event" and SECRET_KEY_PATTERN.search(key):
+    # Every event passes here: the known keys and short texts are looked up, not searched.
+    secret_keys, scrubbed = _SECRET_KEYS, _SCRUBBED
+    for key, value in event_dict.items():
+        # Only existing keys are assigned: the dict does not change size while iterated.
+        secret = secret_keys.get(key)
+        if secret is None:
+            secret = _judge_key(key)
+        if secret:
             event_dict[key] = REDACTED
-        else:
+        elif type(value) is str:
+            event_dict[key] = scrubbed.get(value) or _scrub_new(value)
+        elif type(value) not in _PLAIN_TYPES:
             event_dict[key] = _scrub(value)
     return event_dict
 
@@ -109,6 +147,76 @@ class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
         return super()._repr(val)
 
 
+#: One encoder for every JSON line: ``json.dumps(event, default=str)`` builds a new encoder
+#: per call when given ``default``; the lines are the same.
+_JSON_ENCODER = json.JSONEncoder(default=str)
+
+
+def _render_json(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
+    """The event as one JSON line (what ``JSONRenderer(default=str)`` writes)."""
+    return _JSON_ENCODER.encode(event_dict)
+
+
+#: structlog's method names and their stdlib levels.
+_LEVELS: Final[Mapping[str, int]] = {
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+    "exception": logging.ERROR,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "notset": logging.NOTSET,
+}
+_NO_FILE = "(unknown file)"
+_NO_FUNCTION = "(unknown function)"
+
+
+class _EventRecord(logging.LogRecord):
+    """A structlog event on its way to the stdlib handlers: ``msg`` is the event dict,
+    ``method`` the logger method it was logged with."""
+
+    method: str
+
+
+def _to_handlers(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """structlog's last processor: hand the event to the stdlib logger's handlers as one record.
+
+    What ``wrap_for_formatter`` and the logger's ``info()`` did, less what no handler here
+    reads: the caller lookup (a walk up the stack past structlog's frames) and the formatter's
+    copy of the record. The level was checked by ``filter_by_level`` first; the logger's own
+    filters and its handlers' levels and filters apply as before.
+    """
+    record = _EventRecord(
+        logger.name, _LEVELS[method], _NO_FILE, 0, event_dict, (), None, _NO_FUNCTION
+    )
+    record.method = method
+    logger.handle(record)
+    raise structlog.DropEvent
+
+
+class _EventFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's ProcessorFormatter, with a short way for the events of :func:`_to_handlers`:
+    their dict (copied: renderers pop keys) goes through the renderers directly. Records of
+    plain stdlib loggers take the formatter's own way (``foreign_pre_chain`` first)."""
+
+    def __init__(self, renderers: Sequence[Any], shared: Sequence[Any]) -> None:
+        super().__init__(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+            foreign_pre_chain=shared,
+        )
+        self._renderers = tuple(renderers)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if type(record) is not _EventRecord:
+            return super().format(record)
+        event: Any = dict(record.msg)  # type: ignore[arg-type]
+        for render in self._renderers:
+            event = render(None, record.method, event)
+        return str(event)
+
+
 def configure_logging(
     *,
     level: str = "INFO",
@@ -129,27 +237,14 @@ def configure_logging(
     handlers: list[logging.Handler] = []
     console_handler = logging.StreamHandler(stream)
     console_handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                _ConsoleRenderer(colors=False),
-            ],
-            foreign_pre_chain=shared,
-        )
+        _EventFormatter([_ConsoleRenderer(colors=False)], shared)
     )
     handlers.append(console_handler)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(json_file, encoding="utf-8")
         file_handler.setFormatter(
-            structlog.stdlib.ProcessorFormatter(
-                processors=[
-                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.processors.dict_tracebacks,
-                    structlog.processors.JSONRenderer(default=str),
-                ],
-                foreign_pre_chain=shared,
-            )
+            _EventFormatter([structlog.processors.dict_tracebacks, _render_json], shared)
         )
         handlers.append(file_handler)
     root = logging.getLogger("preform_pipeline")
@@ -166,12 +261,17 @@ def configure_logging(
         processors=[
             structlog.stdlib.filter_by_level,
             *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            _to_handlers,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+
+
+#: The stdlib loggers :func:`dropped` asks, by name (``logging.getLogger`` takes the module
+#: lock each time; a logger, once made, stays the same object).
+_STDLIB_LOGGERS: dict[str, logging.Logger] = {}
 
 
 def dropped(name: str, level: int) -> bool:
@@ -184,12 +284,63 @@ def dropped(name: str, level: int) -> bool:
     """
     config = structlog.get_config()
     processors = config["processors"]
-    return (
-        bool(processors)
+    if not (
+        processors
         and processors[0] is structlog.stdlib.filter_by_level
         and isinstance(config["logger_factory"], structlog.stdlib.LoggerFactory)
-        and not logging.getLogger(name).isEnabledFor(level)
-    )
+    ):
+        return False
+    logger = _STDLIB_LOGGERS.get(name)
+    if logger is None:
+        logger = _STDLIB_LOGGERS[name] = logging.getLogger(name)
+    return not logger.isEnabledFor(level)
+
+
+class _ModuleLogger:
+    """What :func:`get_logger` returns: structlog's lazy logger, assembled once per
+    configuration instead of once per event.
+
+    structlog's proxy builds a new bound logger (and looks the stdlib logger up) for every
+    event, so that a logger made at import time follows a later ``structlog.configure``
+    (``capture_logs`` in tests, :func:`configure_logging`). This one keeps the logger it
+    built while the configuration is the same objects (``capture_logs`` changes the
+    processor list in place, which the kept logger shares), and builds a new one when it is
+    not. Bound loggers are immutable: ``bind()`` and the like return new ones.
+    """
+
+    __slots__ = ("_built", "_context", "_factory", "_processors", "_proxy", "_wrapper")
+
+    def __init__(self, name: str, initial: dict[str, Any]) -> None:
+        self._proxy: Any = structlog.get_logger(name, **initial)
+        self._built: Any = None
+        self._processors: Any = None
+        self._factory: Any = None
+        self._wrapper: Any = None
+        self._context: Any = None
+
+    def _logger(self) -> Any:
+        config = structlog.get_config()
+        built = self._built
+        if (
+            built is None
+            or config["processors"] is not self._processors
+            or config["logger_factory"] is not self._factory
+            or config["wrapper_class"] is not self._wrapper
+            or config["context_class"] is not self._context
+        ):
+            built = self._proxy.bind()
+            self._built = built
+            self._processors = config["processors"]
+            self._factory = config["logger_factory"]
+            self._wrapper = config["wrapper_class"]
+            self._context = config["context_class"]
+        return built
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger(), name)
+
+    def __repr__(self) -> str:
+        return f"<_ModuleLogger {self._proxy!r}>"
 
 
 #: Where events go when nobody configured logging (the package used as a library).
@@ -205,4 +356,4 @@ def get_logger(name: str, **initial: Any) -> Any:
     """
     if not structlog.is_configured():
         configure_logging(level=DEFAULT_LIBRARY_LOG_LEVEL)
-    return structlog.get_logger(name, **initial)
+    return _ModuleLogger(name, initial)

@@ -164,9 +164,14 @@ def _text(content: bytes, content_type: str | None) -> str:
         return content.decode("utf-8", errors="replace")
 
 
+#: httpx's ``json=`` encoding, one encoder for every request (``json.dumps`` with options
+#: builds a new one per call).
+_JSON_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _json_bytes(body: Any) -> bytes:
     """A request's JSON body, encoded as httpx encodes ``json=``."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _JSON_ENCODER.encode(body).encode()
 
 
 @lru_cache(maxsize=_PARSED_URLS)

@@ -62,19 +62,22 @@ class WireAnswer:
 
 
 class _Connection:
-    """One socket with its buffered reader."""
+    """One socket with its buffered reader (and, where there is ``poll``, its poller)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader: io.BufferedReader = sock.makefile("rb")
+        # Registered once: the staleness check runs before every request on the connection.
+        self._poller: select.poll | None = None
+        if hasattr(select, "poll"):
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
 
     def stale(self) -> bool:
         """An idle connection the server closed (or wrote to unasked) must not be reused."""
         try:
-            if hasattr(select, "poll"):
-                poller = select.poll()
-                poller.register(self.sock, select.POLLIN)
-                return bool(poller.poll(0))
+            if self._poller is not None:
+                return bool(self._poller.poll(0))
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
             return True

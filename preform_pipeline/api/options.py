@@ -91,7 +91,14 @@ class _HasBody(Protocol):
     def to_body(self) -> Any: ...
 
 
+#: Values sent as they are. Tested by exact type first: most option values are plain
+#: numbers and strings, and the Protocol check below is slow (it inspects the class).
+_PLAIN_TYPES: Final = frozenset({str, int, float, bool, type(None)})
+
+
 def _json_value(value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, _HasBody):
@@ -101,12 +108,19 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+#: Field names of each option class, read once (``dataclasses.fields`` builds them per call).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _fields_body(obj: Any) -> dict[str, Any]:
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
     body: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
+    for name in names:
+        value = getattr(obj, name)
         if value is not UNSET:
-            body[f.name] = _json_value(value)
+            body[name] = _json_value(value)
     return body
 
 

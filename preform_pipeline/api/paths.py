@@ -8,11 +8,18 @@ path, for a remote server a mapping onto that machine's file system (owned by th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from os import PathLike
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
-__all__ = ["PathMapper", "default_path_mapper", "is_absolute_server_path", "to_server_path"]
+__all__ = [
+    "FolderResolver",
+    "PathMapper",
+    "default_path_mapper",
+    "is_absolute_server_path",
+    "to_server_path",
+]
 
 #: Maps an absolute local path to the path string the server should use.
 PathMapper = Callable[[Path], str]
@@ -28,7 +35,9 @@ def is_absolute_server_path(text: str) -> bool:
 
     The server may run on another OS than the client, so both path flavours count.
     """
-    return PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+    # A POSIX path is absolute exactly when it starts with "/" (checked first: it is the
+    # common case, and parsing the text as a path costs more).
+    return text.startswith("/") or PureWindowsPath(text).is_absolute()
 
 
 def to_server_path(
@@ -48,3 +57,32 @@ def to_server_path(
             "absolute path on the server; fix the server's path map"
         )
     return mapped
+
+
+class FolderResolver:
+    """``Path.resolve()`` for many files in a few folders, each folder resolved once.
+
+    A resolve checks every component of the path for a symbolic link; a build imports its
+    models from one or two folders. Here a file that is not itself a link is joined to its
+    folder's resolved path (the same path ``resolve()`` gives), and a link, a relative path
+    or a name like ``..`` is resolved whole. On Windows every path is resolved whole (there
+    ``resolve()`` also gives each name its case on disk). Keep one for a short task, such
+    as one import of a build: a folder turned into a link meanwhile is not seen.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, Path] = {}
+
+    def resolve(self, path: Path) -> Path:
+        name = path.name
+        if (
+            os.name != "posix"
+            or not path.is_absolute()
+            or name in ("", ".", "..")
+            or os.path.islink(path)
+        ):
+            return path.resolve()
+        folder = self._folders.get(path.parent)
+        if folder is None:
+            folder = self._folders[path.parent] = path.parent.resolve()
+        return folder / name

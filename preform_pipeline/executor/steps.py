@@ -61,6 +61,7 @@ from preform_pipeline.api import (
     SlsMaterialUsage,
     TransformMatrix,
 )
+from preform_pipeline.api.paths import FolderResolver
 from preform_pipeline.errors import (
     ApiError,
     ImportNotAppliedError,
@@ -239,10 +240,15 @@ class StepContext:
     #: Where the server reads a model's file from (a node's local copy of a shared file,
     #: ``RunOptions.import_from``); None: the model's own path.
     import_from: Callable[[Path], Path] | None = None
+    #: Resolves the model files' paths, each folder once per attempt (CPU per model).
+    _folders: FolderResolver = field(
+        default_factory=FolderResolver, init=False, repr=False, compare=False
+    )
 
     def source(self, path: Path) -> Path:
         """The file the server imports for the model at ``path``."""
-        return (self.import_from(path) if self.import_from is not None else path).resolve()
+        return self._folders.resolve(self.import_from(path) if self.import_from is not None
+                                     else path)
 
     @property
     def quick(self) -> PreFormClient:
