@@ -19,7 +19,9 @@ on a scene never overlap. Remote servers join the pool as slots that are health-
 never started, restarted, recycled or stopped.
 
 Threads: ``start()`` starts every server in parallel; a supervisor thread schedules restarts
-and health checks of idle servers; slow work (start, stop, health check) runs in short-lived
+and health checks of idle servers (it sleeps until a server changes state or its process
+exits, and wakes on a short tick only while a restart is pending or idle servers are due
+health checks); slow work (start, stop, health check) runs in short-lived
 worker threads, never under the pool lock (every server process itself is started on the
 one long-lived launcher thread, see lifetime.py). ``close()`` stops every process tree
 (interrupt → terminate → kill), is idempotent, and is registered with ``atexit`` so that no
@@ -88,7 +90,10 @@ __all__ = [
     "ServerStatus",
 ]
 
-#: The supervisor wakes at least this often to notice dead idle servers and due restarts.
+#: While a restart is pending or idle servers get health checks, the supervisor wakes this
+#: often to see whether one is due (it reads time through the pool's clock, which tests move by
+#: hand). Otherwise it sleeps until notified: every state change notifies, and so does each
+#: server process's exit, so a dead idle server is still noticed at once.
 SUPERVISOR_TICK_S: Final = 0.25
 # Joins are sliced so that Ctrl-C (KeyboardInterrupt) is seen promptly on every platform.
 _JOIN_SLICE_S: Final = 0.2
@@ -628,8 +633,19 @@ class ServerPool:
                 slot.last_health_at = now
                 slot.idle_since = now
                 self._cond.notify_all()
+                threading.Thread(
+                    target=self._watch_exit, args=(process,), name=f"{slot.name}-exit",
+                    daemon=True,
+                ).start()
                 return
         self._discard(process)  # close() ran while we started
+
+    def _watch_exit(self, process: ServerProcess) -> None:
+        """Wake the supervisor when ``process`` ends, so that it need not poll for deaths
+        (the thread blocks in the operating system's wait, costing no CPU meanwhile)."""
+        process.wait_exited()
+        with self._cond:
+            self._cond.notify_all()
 
     def _log_in(self, name: str, url: str) -> None:
         if self._login is not None:
@@ -793,7 +809,21 @@ class ServerPool:
                         if dead or due:
                             slot.state = ServerState.CHECKING
                             self._spawn(self._check, slot, "health")
-                self._cond.wait(SUPERVISOR_TICK_S)
+                self._cond.wait(self._supervisor_timeout())
+
+    def _supervisor_timeout(self) -> float | None:
+        """Called with the lock held: the supervisor's next sleep, None for "until notified".
+
+        Only the restart backoff and the health interval are measured in time; a dead idle
+        server is reported by its exit watcher, any other change by the notifying thread.
+        """
+        checks = self._server_settings.health_interval_s > 0
+        for slot in self._slots:
+            if slot.state is ServerState.RESTARTING and slot.next_attempt_at is not None:
+                return SUPERVISOR_TICK_S
+            if checks and slot.state is ServerState.IDLE:
+                return SUPERVISOR_TICK_S
+        return None
 
     # --- internals: leases ---------------------------------------------------------------
 

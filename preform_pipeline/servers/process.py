@@ -308,6 +308,10 @@ class ServerProcess:
     def is_running(self) -> bool:
         return self._popen.poll() is None
 
+    def wait_exited(self) -> int:
+        """Block until the process has ended (for any reason); its exit status."""
+        return self._popen.wait()
+
     def _tail_text(self) -> str:
         return "\n".join(self._tail)
 
