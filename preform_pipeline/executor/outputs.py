@@ -30,13 +30,24 @@ def _candidate(path: Path, n: int) -> Path:
 
 
 def claim_output(path: Path) -> Path:
-    """``path``, or the first free ``stem-N.suffix``, created empty and now ours."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, MAX_OUTPUT_SUFFIX):
+    """``path``, or the first free ``stem-N.suffix``, created empty and now ours (its folder
+    too, when missing)."""
+    n = 1
+    folder_made = False
+    while n < MAX_OUTPUT_SUFFIX:
         candidate = _candidate(path, n)
         try:
             fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            n += 1
+            continue
+        except (FileNotFoundError, NotADirectoryError):
+            if folder_made:
+                raise
+            # The folder is made only when missing: it usually exists (the caller made it, or
+            # an earlier build did). A folder that cannot be made raises as it always did.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folder_made = True
             continue
         os.close(fd)
         return candidate

@@ -23,7 +23,10 @@ Which fields exist, and where:
 from __future__ import annotations
 
 import difflib
+import functools
+import os
 import re
+import stat
 import string
 import unicodedata
 from collections.abc import Collection, Iterator, Mapping
@@ -98,10 +101,16 @@ class TemplateIssue:
     suggestion: str | None = None
 
 
-def _parse(template: str) -> list[tuple[str, str | None, str]]:
+def _parse(template: str) -> tuple[tuple[str, str | None, str], ...]:
     """``(literal, field, spec)`` triples; raises TemplateError for anything beyond a name."""
     if not isinstance(template, str):
         raise TemplateError(repr(template), "a template must be a string")
+    return _parse_text(template)
+
+
+# A run renders the same few templates for every build and model: parse each once.
+@functools.lru_cache(maxsize=256)
+def _parse_text(template: str) -> tuple[tuple[str, str | None, str], ...]:
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -136,7 +145,7 @@ def _parse(template: str) -> list[tuple[str, str | None, str]]:
                 hint="only widths and zero padding are allowed, e.g. {build:03d}",
             )
         out.append((literal, name, spec or ""))
-    return out
+    return tuple(out)
 
 
 def template_fields(template: str) -> set[str]:
@@ -273,20 +282,52 @@ def render_output_path(template: str, values: Mapping[str, object], root: Path) 
     Raises TemplateError when the template is unsafe or names a field without a value, and
     when the path would leave ``root``.
     """
-    for issue in check_path_template(template):
-        raise TemplateError(template, issue.message)
-    safe = {key: sanitize_component(val) for key, val in values.items()}
+    problem = _path_template_problem(template)
+    if problem is not None:
+        raise TemplateError(template, problem)
+    # Only the fields the template names are read: the others keep their keys (for the
+    # "did you mean" hint) but are not sanitised for nothing.
+    used = template_fields(template)
+    safe = {key: sanitize_component(val) if key in used else val for key, val in values.items()}
     rendered = render_template(template, safe)
     parts = [p for p in re.split(r"[\\/]+", rendered) if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
         raise TemplateError(template, f"renders to {rendered!r}, which is not a file below root")
     candidate = root.joinpath(*parts)
     resolved_root = root.resolve()
-    resolved = candidate.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
+    resolved = _resolve_below(resolved_root, parts)
+    if not resolved.is_relative_to(resolved_root):
         raise TemplateError(
             template,
             f"renders to {resolved}, outside the output root {resolved_root}",
             hint="output paths must stay inside outputs.root",
         )
     return candidate
+
+
+@functools.lru_cache(maxsize=256)
+def _path_template_problem(template: str) -> str | None:
+    """The first of :func:`check_path_template`'s problems (a template's text never changes)."""
+    return next((issue.message for issue in check_path_template(template)), None)
+
+
+def _resolve_below(resolved_root: Path, parts: list[str]) -> Path:
+    """``resolved_root.joinpath(*parts).resolve()``, without resolving the root again.
+
+    The root is resolved already, so only the parts below it are looked at: where none is a
+    symbolic link the result is the same join ``resolve()`` gives (a part that does not exist
+    ends the walk, as it ends ``resolve()``'s); at a link, or off POSIX, the rest is resolved
+    whole.
+    """
+    if os.name != "posix":
+        return resolved_root.joinpath(*parts).resolve()
+    path = str(resolved_root)
+    for i, part in enumerate(parts):
+        path = os.path.join(path, part)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return Path(path, *parts[i + 1:])
+        if stat.S_ISLNK(mode):
+            return Path(path, *parts[i + 1:]).resolve()
+    return Path(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.executor.outputs import claim_output, release_output
 from tests.unit.executor.executor_support import (
     FakePool,
@@ -29,6 +31,20 @@ class TestClaimOutput:
         (tmp_path / "b-2.form").write_bytes(b"this morning's run")
         assert claim_output(target) == tmp_path / "b-3.form"
         assert target.read_bytes() == b"yesterday's run"
+
+    def test_a_missing_folder_is_made_and_an_existing_one_reused(self, tmp_path: Path) -> None:
+        first = claim_output(tmp_path / "a" / "b" / "x.form")
+        second = claim_output(tmp_path / "a" / "b" / "x.form")
+        assert (first.name, second.name) == ("x.form", "x-2.form")
+        assert first.is_file() and second.is_file()
+
+    def test_a_folder_name_taken_by_a_file_is_an_error_and_nothing_is_made(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "day").write_bytes(b"not a folder")
+        with pytest.raises(FileExistsError):
+            claim_output(tmp_path / "day" / "x.form")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["day"]
 
     def test_claims_racing_for_one_name_all_get_different_files(self, tmp_path: Path) -> None:
         target = tmp_path / "same.form"

@@ -135,6 +135,42 @@ class TestOutputPaths:
         with pytest.raises(TemplateError, match="outside the output root"):
             render_output_path("out/{build}.form", {"build": "b"}, root)
 
+    def test_a_deeper_symlink_out_of_the_root_is_refused_too(self, tmp_path: Path) -> None:
+        root = tmp_path / "root"
+        (root / "day").mkdir(parents=True)
+        (root / "day" / "case").symlink_to(tmp_path, target_is_directory=True)
+        with pytest.raises(TemplateError, match="outside the output root"):
+            render_output_path("day/case/{build}.form", {"build": "b"}, root)
+        # A folder that does not exist yet below the link is still followed through it.
+        with pytest.raises(TemplateError, match="outside the output root"):
+            render_output_path("day/case/new/{build}.form", {"build": "b"}, root)
+
+    def test_a_symlink_within_the_root_is_followed_and_the_path_kept(
+        self, tmp_path: Path
+    ) -> None:
+        root = tmp_path / "root"
+        (root / "real").mkdir(parents=True)
+        (root / "latest").symlink_to(root / "real", target_is_directory=True)
+        path = render_output_path("latest/{build}.form", {"build": "b"}, root)
+        assert path == root / "latest" / "b.form"
+
+    def test_a_root_reached_through_a_symlink_still_holds_its_outputs(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "disk").mkdir()
+        (tmp_path / "outputs").symlink_to(tmp_path / "disk", target_is_directory=True)
+        path = render_output_path("{date}/{build}.form", {"date": "d", "build": "b"},
+                                  tmp_path / "outputs")
+        assert path == tmp_path / "outputs" / "d" / "b.form"
+
+    def test_fields_the_template_does_not_name_are_neither_needed_nor_read(
+        self, tmp_path: Path
+    ) -> None:
+        path = render_output_path("{build}.form", {"build": "b", "note": "../../x"}, tmp_path)
+        assert path == tmp_path / "b.form"
+        with pytest.raises(TemplateError, match="did you mean"):
+            render_output_path("{biuld}.form", {"build": "b", "note": "x"}, tmp_path)
+
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
