@@ -7,6 +7,7 @@ on Windows the same code sends CTRL_BREAK_EVENT and TerminateProcess.
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -162,6 +163,19 @@ class TestStop:
         psutil.Process(process.pid).kill()
         process.stop(1.0)
         assert process_tree_alive(child) == []
+
+    def test_a_process_waited_on_elsewhere_stops_the_same_and_reports_its_end(
+        self, standin: Path
+    ) -> None:
+        # The pool's exit watcher blocks in wait_exited() for the whole life of the server.
+        process = _start(standin)
+        ended: list[int] = []
+        watcher = threading.Thread(target=lambda: ended.append(process.wait_exited()))
+        watcher.start()
+        assert process.is_running() and process.exit_code is None
+        assert process.stop(1.0) == "interrupt"
+        watcher.join(timeout=5.0)
+        assert ended == [process.exit_code] and not process.is_running()
 
     def test_stop_is_idempotent(self, standin: Path) -> None:
         process = _start(standin)
