@@ -1,0 +1,88 @@
+"""A build's walk through its steps on a retry: what the checkpoint it resumes from must
+hold (not the models dropped with their case), what the resume or the start over logs, and
+what the second server is asked to do again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from executor_support import (
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    capture_bound_logs,
+    iter_events,
+    run,
+)
+from test_executor_drop_case import LONG, _plan
+from test_executor_run_events import STEPS, DamagingFaults, _run_logged
+
+from preform_pipeline.executor import BuildOutcome, BuildStatus
+from preform_pipeline.simulator.formfile import load_form
+
+
+def _dropped_then_retried(tmp_path: Path, farm: SimFarm) -> tuple[
+    BuildOutcome, list[dict[str, Any]]
+]:
+    """Three cases, one too long for its label (dropped with both its models); a checkpoint
+    after the labels; the first server fails the layout, the second finishes the build."""
+    plan = _plan(tmp_path, "drop_case")
+    farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+    farm.add()
+    with capture_bound_logs() as logs:
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                     checkpoint_kinds=frozenset({"label"}))
+    (outcome,) = result.outcomes
+    return outcome, logs
+
+
+class TestResumeAfterADroppedCase:
+    """A checkpoint saved after a case was dropped lacks that case's models, and is still
+    the one the retry resumes from."""
+
+    def test_the_retry_resumes_from_the_labels_without_the_dropped_case(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        outcome, logs = _dropped_then_retried(tmp_path, farm)
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [(a.server, a.resumed_from) for a in outcome.attempts] == [
+            ("server-1", None), ("server-2", "label")]
+        assert all(Path(p).parent.name == LONG for p, _ in outcome.dropped)
+        assert len(outcome.dropped) == 2
+        assert list(iter_events(logs, "checkpoint_unusable")) == []
+        (resumed,) = iter_events(logs, "build_resumed")
+        assert (resumed["after_step"], resumed["attempt"], resumed["server"]) == (
+            "label", 2, "server-2")
+        assert Path(resumed["checkpoint"]).name == "after-label.form"
+        # The second server loaded the checkpoint and neither imported nor labelled again.
+        asked = [op for op in farm.faults[1].seen if not op.startswith("get_")]
+        assert asked == ["load_form_file", "auto_layout", "save_form_file", "delete_scene"]
+        # The saved scene holds the two cases that stayed, with their labels' names.
+        (form,) = [p for p in outcome.outputs if p.suffix == ".form"]
+        scene = load_form(form, "check")
+        assert sorted(m.name for m in scene.models.values()) == ["case-1 upper", "case-2 upper"]
+
+
+class TestCheckpointWithoutTheModels:
+    """A checkpoint that lacks many of the build's models is not used; the warning names
+    the first five missing, not all of them."""
+
+    def test_the_warning_names_the_first_five_missing_models(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        names = [f"box{i}" for i in range(7)]
+        checkpoint = tmp_path / "out" / ".checkpoints" / "run-1" / "unit-001"
+        farm.add(DamagingFaults(checkpoint / "after-auto_support.form", *names))
+        farm.add()
+        result, _, logs = _run_logged(tmp_path, farm, STEPS, len(names))
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [a.resumed_from for a in outcome.attempts] == [None, None]
+        (unusable,) = iter_events(logs, "checkpoint_unusable")
+        assert Path(unusable["checkpoint"]).name == "after-auto_support.form"
+        # All seven are missing; the event keeps five of them, in the build's import order.
+        imported = [op for op in farm.faults[1].seen if op == "import_model"]
+        assert len(imported) == len(names)
+        assert unusable["missing"] == [Path(m).stem for m in outcome.models][:5]
+        assert list(iter_events(logs, "build_resumed")) == []
