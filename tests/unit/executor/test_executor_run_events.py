@@ -411,20 +411,20 @@ class TestCancelAndStop:
 
 
 class DamagingFaults(ScriptedFaults):
-    """Scripted faults that, as the first ``auto_layout`` fails, take ``model`` out of the
-    build's checkpoint file (as if the file had been saved without it)."""
+    """Scripted faults that, as the first ``auto_layout`` fails, take ``models`` out of the
+    build's checkpoint file (as if the file had been saved without them)."""
 
-    def __init__(self, checkpoint: Path, model: str) -> None:
+    def __init__(self, checkpoint: Path, *models: str) -> None:
         super().__init__(fail={"auto_layout": 1})
         self.checkpoint = checkpoint
-        self.model = model
+        self.models = frozenset(models)
 
     def simulated_error(self, operation_id: str) -> SimError | None:
         if operation_id == "auto_layout" and self.fail.get("auto_layout"):
             with zipfile.ZipFile(self.checkpoint) as archive:
                 members = {n: archive.read(n) for n in archive.namelist()}
             manifest = json.loads(members["manifest.json"])
-            manifest["models"] = [m for m in manifest["models"] if m["name"] != self.model]
+            manifest["models"] = [m for m in manifest["models"] if m["name"] not in self.models]
             members["manifest.json"] = json.dumps(manifest).encode()
             with zipfile.ZipFile(self.checkpoint, "w") as archive:
                 for name, data in members.items():
