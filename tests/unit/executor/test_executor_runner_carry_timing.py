@@ -107,7 +107,10 @@ class TestFinalBuildRetry:
         farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
         farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
         with capture_bound_logs() as logs:
-            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+            # The final build waits for the other's layout at most a step deadline: one that
+            # outlasts every wait keeps a loaded machine from ending that wait early.
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3)
         assert result.ok
         assert [(o.name, len(o.models), len(o.attempts)) for o in result.outcomes] == [
             ("unit-001", 3, 2), ("unit-002", 2, 2)]
