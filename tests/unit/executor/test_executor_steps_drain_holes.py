@@ -89,7 +89,8 @@ def scene_models(outcome: BuildOutcome) -> dict[str, Any]:
 
 class TestDefaults:
     """A placement that names only its face gets two holes 3 mm in from the edges, of AUTO
-    depth and without plugs, and the one model's step reports 1.0 when done."""
+    depth (a depth the recipe gives is sent as it is) and without plugs, and the one model's
+    step reports 1.0 when done."""
 
     def test_the_left_out_options_are_sent_as_their_defaults(
         self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
@@ -116,6 +117,23 @@ class TestDefaults:
             assert "outset_mm" not in hole and "max_search_distance" not in hole
         assert sorted(scene_models(outcome)) == ["box"]  # no plug was made
         assert recorder.fractions["add_drain_holes"] == [1.0]
+
+    def test_a_depth_in_millimetres_reaches_every_hole(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 40, 30, 20)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - hollow:\n      wall_thickness_mm: 2\n"
+            "  - add_drain_holes:\n      diameter_mm: 3\n      depth_mm: 1.5\n"
+            "      placement: {face: bottom}\n  - save_form\n",
+        )
+        outcome = run_one(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (body,) = engine.bodies("add_drain_holes")
+        assert [h["depth_mm"] for h in body["drain_holes"]] == [1.5, 1.5]
+        [hole, _] = scene_models(outcome)["box"].drain_holes
+        assert hole["depth_mm"] == 1.5
 
 
 class TestRefusedHoles:
