@@ -67,7 +67,7 @@ _EXECUTOR_RUN_TESTS = tuple(
 #: The steps' own end-to-end files (validation, print, preflight, requests, progress).
 _EXECUTOR_STEPS_TESTS = tuple(
     f"tests/unit/executor/test_executor_steps_{name}.py"
-    for name in ("validation", "printing", "preflight", "requests")
+    for name in ("validation", "printing", "preflight", "requests", "drain_holes", "labels")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
