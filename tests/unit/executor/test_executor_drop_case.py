@@ -70,6 +70,30 @@ class TestOnModelFailure:
         scene = load_form(form, "check")
         assert sorted(m.name for m in scene.models.values()) == ["case-1 upper", "case-2 upper"]
 
+    def test_the_cases_after_a_dropped_one_are_still_labelled(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # The case whose label does not fit comes first in the build, so the label step
+        # must go on past the drop to label the two cases after it.
+        root = tmp_path / "models"
+        first = "a-" + LONG
+        write_box(root / first, "upper", 30, 20, 15)
+        write_box(root / "case-1", "upper", 30, 20, 15)
+        write_box(root / "case-2", "upper", 30, 20, 15)
+        plan = plan_for(write_recipe(tmp_path, STEPS.format(policy="drop_case")),
+                        [root / first, root / "case-1", root / "case-2"])
+        [build] = plan.builds
+        assert build.models[0].case_id == first
+        farm.add()
+        [outcome] = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out").outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [Path(p).parent.name for p, _ in outcome.dropped] == [first]
+        [form] = [p for p in outcome.outputs if p.suffix == ".form"]
+        scene = load_form(form, "check")
+        assert sorted((m.name, tuple(lab["label"] for lab in m.labels))
+                      for m in scene.models.values()) == [
+            ("case-1 upper", ("case-1",)), ("case-2 upper", ("case-2",))]
+
     def test_fail_build_fails_the_build_naming_the_model(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
