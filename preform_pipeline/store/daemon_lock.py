@@ -171,7 +171,9 @@ class DaemonLock:
     def _remove_stale(self, holder: LockHolder | None) -> bool:
         """Remove a dead holder's lock; False when there was nothing (left) to remove."""
         # Read once more right before removing: a daemon that took the lock meanwhile keeps it.
-        if not self.path.exists() or self._read() != holder:
+        # lexists, not exists: a symbolic link to nothing in the lock's place is no lock (this
+        # class makes hard links), and following it would call it gone and retry for ever.
+        if not os.path.lexists(self.path) or self._read() != holder:
             return False
         try:
             self.path.unlink()

@@ -16,7 +16,6 @@ from preform_pipeline.errors import StoreError, StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
 from preform_pipeline.liveness import ProcessIdentity, this_host
 from preform_pipeline.store.daemon_lock import (
-    MAX_TAKEOVER_ATTEMPTS,
     DaemonLock,
     LockHolder,
     lock_path_of,
@@ -136,20 +135,22 @@ class TestTakeover:
         assert lock.is_dir()
 
 
-class TestGivingUp:
-    """A lock that can neither be read nor replaced ends the attempts with a StoreError."""
+class TestALinkToNothing:
+    """A symbolic link to nothing where the lock should be is no lock: it is taken over as an
+    unreadable lock, not mistaken for daemons racing to start."""
 
-    def test_a_lock_linked_to_nothing_is_given_up_after_the_attempts(self, store: Path) -> None:
+    def test_a_lock_linked_to_nothing_is_replaced_by_this_daemons_lock(self, store: Path) -> None:
         lock = lock_path_of(store)
         lock.parent.mkdir(parents=True)
         lock.symlink_to(lock.parent / "gone")
-        with pytest.raises(StoreError) as caught:
-            DaemonLock(store).acquire()
-        assert str(caught.value) == (
-            f"{lock}: could not take the daemon lock after {MAX_TAKEOVER_ATTEMPTS} attempts: "
-            "other daemons are starting on this store at the same time "
-            "(start one daemon per store)")
-        assert not isinstance(caught.value, StoreLockedError)
+        with capture_logs() as logs:
+            taken_over = DaemonLock(store).acquire()
+        assert taken_over is None
+        assert not lock.is_symlink()
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process.pid == os.getpid()
+        assert not (lock.parent / "gone").exists()
+        [event] = [e for e in logs if e["event"] == "store_lock_taken_over"]
+        assert event["reason"] == "lock file unreadable"
 
 
 class TestTheFiles:
