@@ -149,6 +149,9 @@ class _Setup:
                 while not self._ended.wait(0.5):
                     self.clock.advance(3600.0)
 
+        # A Ctrl-C at a terminal reaches a run through Python's default SIGINT handler: that is
+        # the handler under test, whatever an earlier test in this worker left installed.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         thread = threading.Thread(target=beside, daemon=True)
         thread.start()
         with capture_bound_logs() as logs:
@@ -162,6 +165,8 @@ class _Setup:
                 thread.join(WAIT_S * 2)
             except KeyboardInterrupt:
                 pytest.fail("a Ctrl-C escaped the run")
+            finally:
+                signal.signal(signal.SIGINT, previous)
         return result, logs, problems
 
 
