@@ -231,8 +231,11 @@ def configure_logging(
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets,
+        # After the redaction: a timestamp holds no secret, and each one is a new text that
+        # would be searched and then crowd the cache of scrubbed texts (the key order of
+        # the event, and so of its lines, is the same either way).
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     handlers: list[logging.Handler] = []
     console_handler = logging.StreamHandler(stream)

@@ -44,7 +44,7 @@ def to_server_path(
     path: str | PathLike[str], mapper: PathMapper = default_path_mapper, *, what: str = "file"
 ) -> str:
     """The server-side path for ``path``, or ``ValueError`` if either side is not absolute."""
-    local = Path(path)
+    local = path if isinstance(path, Path) else Path(path)
     if not local.is_absolute():
         raise ValueError(
             f"{what} {str(path)!r} is a relative path; the Local API needs an absolute path "

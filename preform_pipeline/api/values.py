@@ -29,6 +29,17 @@ def _triple(values: Sequence[float], what: str) -> tuple[float, float, float]:
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
+def _plain_xyz(data: Any) -> tuple[float, float, float] | None:
+    """``x``, ``y`` and ``z`` of a decoded JSON object when all three are floats (what a
+    server sends: every model of every scene answer has three such points); None for
+    anything else, which the general readers then check and explain."""
+    if type(data) is dict:
+        x, y, z = data.get("x"), data.get("y"), data.get("z")
+        if type(x) is float and type(y) is float and type(z) is float:
+            return x, y, z
+    return None
+
+
 @dataclass(frozen=True)
 class Position:
     """A point in the build volume (the contract's ScenePositionModel)."""
@@ -42,6 +53,9 @@ class Position:
 
     @classmethod
     def from_json(cls, data: Any, what: str = "position") -> Position:
+        xyz = _plain_xyz(data)
+        if xyz is not None:
+            return cls(*xyz)
         obj = as_object(data, what)
         return cls(req_number(obj, "x"), req_number(obj, "y"), req_number(obj, "z"))
 
@@ -59,6 +73,9 @@ class EulerAngles:
 
     @classmethod
     def from_json(cls, data: Any, what: str = "orientation") -> EulerAngles:
+        xyz = _plain_xyz(data)
+        if xyz is not None:
+            return cls(*xyz)
         obj = as_object(data, what)
         return cls(req_number(obj, "x"), req_number(obj, "y"), req_number(obj, "z"))
 

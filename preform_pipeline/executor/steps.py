@@ -396,6 +396,7 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
     that the scene holds them (the final build's intake imports only the carried models)."""
     names = import_names(ctx.build)
     total = len(indices)
+    unset = ImportOptions()
     for done, index in enumerate(indices, start=1):
         model = ctx.build.models[index]
         if str(model.path) in ctx.facts.dropped:
@@ -404,8 +405,8 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
             repair_behavior=options.get("repair_behavior", "ERROR"),
             # The units the planner decided (stated or judged), never the server's own guess.
             units=ImportUnits(model.units),
-            scale=float(options["scale"]) if "scale" in options else ImportOptions().scale,
-            lock=options["lock"] if "lock" in options else ImportOptions().lock,
+            scale=float(options["scale"]) if "scale" in options else unset.scale,
+            lock=options.get("lock", unset.lock),
             name=names[index],
         )
         info = ctx.quick.import_model(
@@ -413,11 +414,11 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
         )
         ctx.model_ids[index] = info.id
         ctx.progress(done / total)
-    scene = ctx.read_scene()
+    present = set(ctx.read_scene().model_ids)
     missing = [
         ctx.build.models[i].path.name
         for i in indices
-        if i in ctx.model_ids and ctx.model_ids[i] not in scene.model_ids
+        if i in ctx.model_ids and ctx.model_ids[i] not in present
     ]
     if missing:
         raise ImportNotAppliedError(

@@ -1,0 +1,170 @@
+"""Profile the runner process while it runs one benchmark set's builds (planning apart).
+
+cProfile sees one thread; the runner works in a thread per build, so every build's thread,
+and the main thread's run, gets its own profile, and the profiles are merged. The run is
+the one ``bench_builds.py`` measures (same sets, recipe, simulated pool and latency).
+
+    python bench/profile_runner.py [--set mixed800] [--servers 1] [--time-scale F]
+        [--top 40] [--sort tottime] [--dump FILE]
+
+CPU is per thread (``time.thread_time``): waits on sockets and locks cost nothing.
+Prints the runner's CPU per model (process time, as the benchmark counts it, and with
+cProfile's own overhead in it: compare shares, not the total) and the top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import gc
+import logging
+import pstats
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_builds import DEFAULT_TIME_SCALE, RECIPE, _models, _settings, _simulator_args
+
+from preform_pipeline.executor import NullReporter, Runner, RunOptions
+from preform_pipeline.logging import configure_logging
+from preform_pipeline.plan.builds import plan_builds, read_models
+from preform_pipeline.recipes import load_recipe
+from preform_pipeline.servers import ServerPool
+
+__all__ = ["main"]
+
+
+def _profiled_builds(
+    profiles: list[cProfile.Profile], build_cpu: list[float], enabled: bool
+) -> Any:
+    """Runner._run_build, each call under its own profile (one per build thread); when not
+    ``enabled``, each call's thread CPU time only."""
+    original = Runner._run_build
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def run_build(self: Runner, *args: Any) -> Any:
+        if not enabled:
+            started = time.thread_time()
+            try:
+                return original(self, *args)
+            finally:
+                with lock:
+                    build_cpu.append(time.thread_time() - started)
+        profile = cProfile.Profile(time.thread_time)
+        with lock:
+            profiles.append(profile)
+        profile.enable()
+        try:
+            return original(self, *args)
+        finally:
+            profile.disable()
+
+    return original, run_build
+
+
+class _GcTimer:
+    """Time spent in the garbage collector, by generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        generation = info["generation"]
+        self.seconds[generation] += time.perf_counter() - self._started
+        self.counts[generation] += 1
+
+
+def _thread_cpu() -> list[tuple[str, float]]:
+    """CPU seconds of each live thread of this process, by thread name (summed)."""
+    names = {t.native_id: t.name.split("_")[0] for t in threading.enumerate()}
+    total: dict[str, float] = {}
+    for thread in psutil.Process().threads():
+        name = names.get(thread.id, "(ended)")
+        total[name] = total.get(name, 0.0) + thread.user_time + thread.system_time
+    return sorted(total.items(), key=lambda item: -item[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--set", default="mixed800")
+    parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--sort", default="tottime")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="no cProfile: the build threads' CPU against the process's")
+    parser.add_argument("--dump", type=Path, default=None, help="write the merged stats here")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="profile-runner-"))
+    profiles: list[cProfile.Profile] = []
+    build_cpu: list[float] = []
+    original, patched = _profiled_builds(profiles, build_cpu, not args.no_profile)
+    try:
+        configure_logging(level="INFO", json_file=work / "run.jsonl", console=sys.stderr)
+        for handler in logging.getLogger("preform_pipeline").handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.ERROR)
+        paths = _models(args.set, work / "models")
+        recipe_path = work / "recipe.yaml"
+        recipe_path.write_text(RECIPE, encoding="utf-8")
+        recipe = load_recipe(recipe_path)
+        models = read_models(paths, import_spec=recipe.import_options)
+        plan = plan_builds(recipe, models)
+        with ServerPool(_settings(args.servers).pool,
+                        simulator_args=_simulator_args(work, args.time_scale, "profile"),
+                        count=min(args.servers, len(plan.builds))) as pool:
+            runner = Runner(plan, pool, options=RunOptions(output_root=work / "out"),
+                            reporter=NullReporter())
+            Runner._run_build = patched  # type: ignore[method-assign]
+            main_profile = cProfile.Profile(time.thread_time)
+            profiles.append(main_profile)
+            gc_timer = _GcTimer()
+            gc.callbacks.append(gc_timer)
+            cpu = time.process_time()
+            if not args.no_profile:
+                main_profile.enable()
+            result = runner.run()
+            main_profile.disable()
+            cpu = time.process_time() - cpu
+            gc.callbacks.remove(gc_timer)
+            threads = _thread_cpu()
+    finally:
+        Runner._run_build = original  # type: ignore[method-assign]
+        shutil.rmtree(work, ignore_errors=True)
+    per_model = 1000 / plan.model_count
+    print(f"{args.set} on {args.servers}: ok={result.ok}, {len(result.outcomes)} builds, "
+          f"runner CPU {cpu * per_model:.2f} ms/model"
+          + (f", build threads {sum(build_cpu) * per_model:.2f}" if args.no_profile
+             else " (profiled)"))
+    print("  gc: " + ", ".join(
+        f"gen{g} {gc_timer.counts[g]}x {gc_timer.seconds[g] * per_model:.3f} ms/model"
+        for g in range(3)) + f"; {len(gc.get_objects())} objects tracked")
+    for name, seconds in threads:
+        print(f"  thread {name}: {seconds * per_model:.3f} ms/model (whole life)")
+    if args.no_profile:
+        return 0
+    stats = pstats.Stats(*profiles)
+    if args.dump is not None:
+        stats.dump_stats(str(args.dump))
+    stats.sort_stats(args.sort).print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
