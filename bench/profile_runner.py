@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import importlib
 import gc
 import logging
 import pstats
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psutil
 
@@ -90,6 +91,67 @@ class _GcTimer:
         self.counts[generation] += 1
 
 
+#: What ``--split`` times, by (module, owner, attribute); the outer call of each is counted
+#: (a nested call of the same part is not counted twice). Requests include their answer's
+#: parsing; events are every structlog event, whoever logs it.
+_PARTS: Final = {
+    "requests": [("preform_pipeline.api.client", "PreFormClient", "_call"),
+                 ("preform_pipeline.api.client", "PreFormClient", "_long"),
+                 ("preform_pipeline.api.client", "PreFormClient", "_scene_within")],
+    "  of which the exchange": [("preform_pipeline.api._wire", "WireTransport", "exchange")],
+    "  of which send+receive": [("preform_pipeline.api._wire", None, "_send"),
+                                ("preform_pipeline.api._wire", None, "_receive")],
+    "  of which parsing": [("preform_pipeline.api.client", "PreFormClient", "_parse")],
+    "events": [("structlog._base", "BoundLoggerBase", "_proxy_to_logger")],
+    "paths": [("preform_pipeline.executor.steps", "StepContext", "source"),
+              ("preform_pipeline.api.client", "PreFormClient", "server_path")],
+    "output path": [("preform_pipeline.executor.steps", None, "_output")],
+    "journal": [("preform_pipeline.executor.runner", "BuildJournal", "checkpoint_saved"),
+                ("preform_pipeline.executor.runner", "BuildJournal", "discard_checkpoints")],
+    "leases": [("preform_pipeline.executor.runner", "Runner", "lease_avoiding")],
+}
+
+
+class _Split:
+    """Thread CPU time inside each part of :data:`_PARTS`, outermost calls only."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(_PARTS, 0.0)
+        self._depth = threading.local()
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        for part, places in _PARTS.items():
+            for module_name, owner_name, attribute in places:
+                module = importlib.import_module(module_name)
+                owner = getattr(module, owner_name) if owner_name else module
+                original = getattr(owner, attribute)
+                self._undo.append((owner, attribute, original))
+                setattr(owner, attribute, self._timed(part, original))
+
+    def remove(self) -> None:
+        for owner, attribute, original in reversed(self._undo):
+            setattr(owner, attribute, original)
+
+    def _timed(self, part: str, original: Any) -> Any:
+        depth = self._depth
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            level = getattr(depth, part, 0)
+            if level:
+                return original(*args, **kwargs)
+            setattr(depth, part, 1)
+            started = time.thread_time()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.thread_time() - started
+                setattr(depth, part, 0)
+
+        return timed
+
+
 def _thread_cpu() -> list[tuple[str, float]]:
     """CPU seconds of each live thread of this process, by thread name (summed)."""
     names = {t.native_id: t.name.split("_")[0] for t in threading.enumerate()}
@@ -109,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--no-profile", action="store_true",
                         help="no cProfile: the build threads' CPU against the process's")
+    parser.add_argument("--split", action="store_true",
+                        help="with --no-profile: thread CPU by part (requests, events...)")
     parser.add_argument("--dump", type=Path, default=None, help="write the merged stats here")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="profile-runner-"))
@@ -134,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             Runner._run_build = patched  # type: ignore[method-assign]
             main_profile = cProfile.Profile(time.thread_time)
             profiles.append(main_profile)
+            split = _Split()
+            if args.split:
+                split.install()
             gc_timer = _GcTimer()
             gc.callbacks.append(gc_timer)
             cpu = time.process_time()
@@ -143,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             main_profile.disable()
             cpu = time.process_time() - cpu
             gc.callbacks.remove(gc_timer)
+            split.remove()
             threads = _thread_cpu()
     finally:
         Runner._run_build = original  # type: ignore[method-assign]
@@ -155,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     print("  gc: " + ", ".join(
         f"gen{g} {gc_timer.counts[g]}x {gc_timer.seconds[g] * per_model:.3f} ms/model"
         for g in range(3)) + f"; {len(gc.get_objects())} objects tracked")
+    if args.split:
+        print("  parts: " + ", ".join(
+            f"{part} {seconds * per_model:.3f}" for part, seconds in split.seconds.items())
+            + " ms/model")
     for name, seconds in threads:
         print(f"  thread {name}: {seconds * per_model:.3f} ms/model (whole life)")
     if args.no_profile:
