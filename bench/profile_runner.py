@@ -5,11 +5,16 @@ and the main thread's run, gets its own profile, and the profiles are merged. Th
 the one ``bench_builds.py`` measures (same sets, recipe, simulated pool and latency).
 
     python bench/profile_runner.py [--set mixed800] [--servers 1] [--time-scale F]
-        [--top 40] [--sort tottime] [--dump FILE]
+        [--top 40] [--sort tottime] [--dump FILE] [--no-profile [--split]]
 
 CPU is per thread (``time.thread_time``): waits on sockets and locks cost nothing.
 Prints the runner's CPU per model (process time, as the benchmark counts it, and with
-cProfile's own overhead in it: compare shares, not the total) and the top functions.
+cProfile's own overhead in it: compare shares, not the total), the time spent in the
+garbage collector, each live thread's CPU, and the top functions. ``--no-profile`` runs
+without cProfile and prints the build threads' CPU beside the process's; ``--split`` adds
+the build threads' CPU by part (requests and, within them, the socket exchange and the
+answers' parsing; log events; model paths; the output path; the checkpoint journal;
+leases), outermost calls only, with the timing wrappers' own cost in it.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
-import importlib
 import gc
+import importlib
 import logging
 import pstats
 import shutil

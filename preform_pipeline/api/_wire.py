@@ -177,7 +177,10 @@ class WireTransport(httpx.BaseTransport):
         key = (host, port)
         connection = self._checkout(key, connect_timeout)
         try:
-            connection.sock.settimeout(timeout)
+            # settimeout is a system call each time (it sets the socket's blocking mode);
+            # a build's requests mostly share one timeout.
+            if connection.sock.gettimeout() != timeout:
+                connection.sock.settimeout(timeout)
             _send(connection, payload)
             answer, reusable = _receive(connection, method)
         except BaseException:
