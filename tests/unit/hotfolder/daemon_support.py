@@ -197,7 +197,7 @@ def make_daemon(
     settings = Settings(
         hotfolders=HotFolderSettings(
             inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
-                                   quiet_period_s=0.2, **(inbox or {})),),
+                                   **{"quiet_period_s": 0.2, **(inbox or {})}),),
             batching=batching or BatchingSettings(window_s=0.1),
             duplicates=duplicates,  # type: ignore[arg-type]
             stop_deadline_s=stop_deadline_s,

@@ -1,0 +1,191 @@
+"""A case folder a crash left empty is removed on the next start; no other folder is.
+
+The crash is stopped at exactly the moment of session 12's failure: every file of the case
+has been taken (the store names its place in processing/, the file is there) and the daemon
+dies before it removes the emptied folder. The intake below dies at that step (its named
+step ``_remove_case_folder``, the seam), so nothing after it runs, as with SIGKILL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from daemon_support import Script, make_daemon, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.hotfolder.intake import Drop, Intake, place_of
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    running_daemon,
+    tetra_stl_bytes,
+    wait_for,
+    write_recipe,
+)
+from preform_pipeline.settings.hotfolder import InboxSettings
+from preform_pipeline.store import JobState, SqliteJobStore
+
+
+class Killed(BaseException):
+    """The process died here: nothing after this point of the intake runs."""
+
+
+class DiesBeforeRemovingTheFolder(Intake):
+    """The intake, killed between a case's last move and the removal of its folder."""
+
+    def _remove_case_folder(self, root: Path) -> None:
+        raise Killed(root)
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    return write_recipe(tmp_path, name="hot")
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Script:
+    return Script(fleet_dir=tmp_path / "fleet")
+
+
+def drop_case(tmp_path: Path, name: str = "case8", *, sidecar: str | None = None) -> Path:
+    case = tmp_path / "inbox" / name
+    case.mkdir(parents=True)
+    (case / "m8a.stl").write_bytes(tetra_stl_bytes(8))
+    (case / "m8b.stl").write_bytes(tetra_stl_bytes(9))
+    if sidecar is not None:
+        (case / f"{name}.yaml").write_text(sidecar, encoding="utf-8")
+    return case
+
+
+def killed_while_taking(tmp_path: Path, store: SqliteJobStore, recipe: Path, case: Path) -> None:
+    """Take ``case`` as the daemon would, and die right before removing its folder."""
+    inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+    intake = DiesBeforeRemovingTheFolder(store, [inbox])
+    models = tuple(sorted(case.glob("*.stl")))
+    with pytest.raises(Killed):
+        intake.take(Drop(inbox, case, "hot", True, models=models))
+    # The moment of the failure: the folder is there, empty, and the store is ahead of it.
+    assert case.is_dir() and list(case.iterdir()) == []
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+class TestAnEmptiedCaseFolder:
+    """The restarted daemon removes the folder it emptied and finishes the case."""
+
+    def test_after_taking_the_folder_is_removed_and_the_case_prints_once(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        assert {j.state for j in store.list_jobs()} == {JobState.PROCESSING}
+        with capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert not case.exists()
+        inbox = tmp_path / "inbox"
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+        assert names(inbox / "done") == ["case8/m8a.stl", "case8/m8a.stl.report.json",
+                                         "case8/m8b.stl", "case8/m8b.stl.report.json"]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        jobs = store.list_jobs()
+        assert {j.state for j in jobs} == {JobState.PRINT_SENT}
+        assert len({j.build_id for j in jobs}) == 1  # still one case, on one build
+        removed = [e for e in logs if e["event"] == "case_folder_removed"]
+        assert [e["root"] for e in removed] == [str(case)]
+
+    def test_after_rejecting_the_case_the_folder_is_removed_too(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path, sidecar="priorty: 5\n")  # a bad sidecar rejects it all
+        killed_while_taking(tmp_path, store, recipe, case)
+        assert {j.state for j in store.list_jobs()} == {JobState.FAILED}
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert not case.exists()
+        assert names(tmp_path / "inbox" / "failed") == [
+            "case8/case8.yaml", "case8/m8a.stl", "case8/m8a.stl.error.txt", "case8/m8b.stl",
+            "case8/m8b.stl.error.txt"]
+        assert fleet_jobs(script.fleet_dir) == []
+
+    def test_its_empty_subfolders_go_with_it(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        (case / "upper").mkdir()
+        (case / "m8a.stl").rename(case / "upper" / "m8a.stl")
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+        models = (case / "m8b.stl", case / "upper" / "m8a.stl")
+        with pytest.raises(Killed):
+            DiesBeforeRemovingTheFolder(store, [inbox]).take(
+                Drop(inbox, case, "hot", True, models=models))
+        assert [p.name for p in case.iterdir()] == ["upper"]
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert not case.exists()
+        assert "case8/upper/m8a.stl" in names(tmp_path / "inbox" / "done")
+
+
+    def test_it_stays_while_its_quiet_period_runs(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        daemon = make_daemon(tmp_path, store, script, recipe,
+                             inbox={"quiet_period_s": 60.0, "incomplete_timeout_s": 60.0})
+        with running_daemon(daemon):
+            # Printed and settled: the start-up look at the folder was long before.
+            wait_for(lambda: len(names(tmp_path / "inbox" / "done")) == 4, 20,
+                     what="the case settled")
+            assert case.is_dir()
+
+
+class TestFoldersThatStay:
+    """An empty folder is removed only when it is the very case folder the daemon emptied."""
+
+    def test_a_folder_the_user_made_stays(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        made = tmp_path / "inbox" / "C-2000" / "upper"
+        made.mkdir(parents=True)
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert made.is_dir()
+
+    def test_a_folder_of_the_same_name_made_since_the_crash_stays(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        # The user removes the emptied folder and makes a new one of the same name (made
+        # first, so it cannot get the old one's inode back), about to copy into it.
+        fresh = tmp_path / "inbox" / "case8-new"
+        fresh.mkdir()
+        case.rmdir()
+        fresh.rename(case)
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert case.is_dir()
+        assert len(names(tmp_path / "inbox" / "done")) == 4  # the case itself was finished
+
+    def test_an_emptied_folder_a_copy_is_writing_into_stays_with_its_file(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        # A copy tool writes under a temporary name, and has made the folder it copies next.
+        partial = case / "m8c.stl.part"
+        partial.write_bytes(tetra_stl_bytes(10)[:100])
+        (case / "lower").mkdir()
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert partial.is_file() and (case / "lower").is_dir()
+
+    def test_the_case_of_a_job_records_its_folder(
+        self, tmp_path: Path, store: SqliteJobStore, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        places = [place_of(j) for j in store.list_jobs()]
+        assert {p.case.rel for p in places if p is not None and p.case is not None} == {
+            "case8"}
+        intake = Intake(store, [InboxSettings(path=tmp_path / "inbox", recipe=recipe)])
+        assert intake.emptied_case(case)
+        assert not intake.emptied_case(tmp_path / "inbox")
+        assert not intake.emptied_case(tmp_path / "inbox" / "processing")
