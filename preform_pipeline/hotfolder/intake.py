@@ -496,9 +496,15 @@ class Intake:
     def _move(
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
-        if target.exists() and not source.exists():
-            return  # done before a crash
-        move_file(source, target)
+        if not (target.exists() and not source.exists()):  # else moved before a crash
+            move_file(source, target)
+            log.debug("file_moved", job_key=job.job_key, source=str(source),
+                      target=str(target))
+        # Also when the model went before a crash: its sidecars must not stay behind.
+        self._move_attachments(job, attachments)
+
+    def _move_attachments(self, job: Job, attachments: Sequence[Attachment]) -> None:
+        """Each sidecar to where the store says it goes, unless it is there already."""
         for attachment in attachments:
             src = Path(attachment.previous) if attachment.previous else None
             dst = Path(attachment.at)
@@ -509,7 +515,6 @@ class Intake:
             except OSError as exc:
                 log.warning("attachment_not_moved", job_key=job.job_key, path=str(src),
                             error=str(exc))
-        log.debug("file_moved", job_key=job.job_key, source=str(source), target=str(target))
 
     # -- rejecting at intake --------------------------------------------------------------------
 
@@ -593,8 +598,7 @@ class Intake:
         current = job.source_path
         done, failed = inbox.folder("done"), inbox.folder("failed")
         if _inside(current, done) or _inside(current, failed):
-            if not current.exists():
-                self.finish_move(job)
+            self.finish_move(job)  # whatever a crash left of its move
             return job
         if not current.exists():
             log.error("file_missing", job_key=job.job_key, path=str(current))
@@ -621,9 +625,7 @@ class Intake:
             log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
             return self.store.get_job(job.id)
         self._move(job, current, target, attachments)
-        processing = inbox.folder("processing")
-        if _inside(current, processing):
-            remove_empty_dirs(current.parent, processing)
+        self._leave_processing(place, current)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
         if not ok and self.on_failed is not None:
@@ -631,23 +633,35 @@ class Intake:
         return job
 
     def finish_move(self, job: Job) -> bool:
-        """Complete a move a crash interrupted; False when the file is nowhere to be found."""
+        """Complete a move a crash interrupted: the file, then its sidecars and the
+        processing/ folder it left (a crash may come between any two); False when the file
+        is nowhere to be found. Nothing to do for a move that was whole."""
         target = job.source_path
         place = place_of(job)
-        if target.exists():
-            return True
-        if place is None or place.previous is None or not place.previous.exists():
-            log.error("file_lost", job_key=job.job_key, path=str(target),
-                      previous=str(place.previous) if place and place.previous else None)
+        if place is None:
+            if target.exists():
+                return True
+            log.error("file_lost", job_key=job.job_key, path=str(target), previous=None)
             return False
-        self._move(job, place.previous, target, place.attachments)
-        inbox = self.inbox_of(place)
-        processing = inbox.folder("processing")
-        if _inside(place.previous, processing):
-            remove_empty_dirs(place.previous.parent, processing)
-        log.info("move_completed", job_key=job.job_key, source=str(place.previous),
-                 target=str(target))
+        if not target.exists():
+            if place.previous is None or not place.previous.exists():
+                log.error("file_lost", job_key=job.job_key, path=str(target),
+                          previous=str(place.previous) if place.previous else None)
+                return False
+            self._move(job, place.previous, target, place.attachments)
+            log.info("move_completed", job_key=job.job_key, source=str(place.previous),
+                     target=str(target))
+        else:
+            self._move_attachments(job, place.attachments)
+        if place.previous is not None:
+            self._leave_processing(place, place.previous)
         return True
+
+    def _leave_processing(self, place: JobPlace, previous: Path) -> None:
+        """A file that left ``processing/<key>/`` leaves no empty folder there."""
+        processing = self.inbox_of(place).folder("processing")
+        if _inside(previous, processing):
+            remove_empty_dirs(previous.parent, processing)
 
     def requeue(self, job: Job) -> Job:
         """A retried job (QUEUED, file in done/ or failed/) back into processing/."""

@@ -1,20 +1,21 @@
-"""A case folder a crash left empty is removed on the next start; no other folder is.
+"""Crashes inside the intake's moves: the next start finishes what the crash cut short.
 
-The crash is stopped at exactly the moment of session 12's failure: every file of the case
-has been taken (the store names its place in processing/, the file is there) and the daemon
-dies before it removes the emptied folder. The intake below dies at that step (its named
-step ``_remove_case_folder``, the seam), so nothing after it runs, as with SIGKILL.
+Each test stops the intake at one exact moment, between two of its steps, as SIGKILL would:
+the intake below dies when it reaches a named step (the seam), so nothing after it runs.
+Session 12's failure was one of them: every file of a case taken (the store names its place
+in processing/, the file is there), the daemon dead before it removed the emptied folder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from daemon_support import Script, make_daemon, run_daemon_once
 from structlog.testing import capture_logs
 
-from preform_pipeline.hotfolder.intake import Drop, Intake, place_of
+from preform_pipeline.hotfolder.intake import Attachment, Drop, Intake, JobPlace, place_of
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     running_daemon,
@@ -23,7 +24,7 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.settings.hotfolder import InboxSettings
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 
 class Killed(BaseException):
@@ -35,6 +36,20 @@ class DiesBeforeRemovingTheFolder(Intake):
 
     def _remove_case_folder(self, root: Path) -> None:
         raise Killed(root)
+
+
+class DiesBeforeMovingSidecars(Intake):
+    """The intake, killed between moving a model and moving its sidecars."""
+
+    def _move_attachments(self, job: Job, attachments: Sequence[Attachment]) -> None:
+        raise Killed(job.job_key)
+
+
+class DiesBeforeLeavingProcessing(Intake):
+    """The intake, killed between settling a file and removing its processing/ folder."""
+
+    def _leave_processing(self, place: JobPlace, previous: Path) -> None:
+        raise Killed(previous)
 
 
 @pytest.fixture
@@ -189,3 +204,63 @@ class TestFoldersThatStay:
         assert intake.emptied_case(case)
         assert not intake.emptied_case(tmp_path / "inbox")
         assert not intake.emptied_case(tmp_path / "inbox" / "processing")
+
+
+def drop_with_sidecar(tmp_path: Path) -> tuple[InboxSettings, Drop]:
+    inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "hot.yaml")
+    model = inbox.path / "p.stl"
+    inbox.path.mkdir(parents=True)
+    (inbox.path / "p.yaml").write_text("operator: Ann\n", encoding="utf-8")
+    model.write_bytes(tetra_stl_bytes(3))
+    return inbox, Drop(inbox, model, "hot", False, models=(model,))
+
+
+def entries(folder: Path) -> list[str]:
+    """Everything below ``folder``, folders too."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+class TestCutShortMoves:
+    """A sidecar follows its model and processing/ is left empty, whatever moment a crash
+    came between the model's move and the rest."""
+
+    def test_a_sidecar_left_in_the_inbox_at_taking_follows_its_model(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        inbox, drop = drop_with_sidecar(tmp_path)
+        with pytest.raises(Killed):
+            DiesBeforeMovingSidecars(store, [inbox]).take(drop)
+        assert (inbox.path / "p.yaml").is_file()  # the crash's state: the model went alone
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert names(inbox.path / "done") == ["p.stl", "p.stl.report.json", "p.yaml"]
+        assert entries(inbox.path / "failed") == []
+        assert entries(inbox.path / "processing") == []
+        assert sorted(p.name for p in inbox.path.iterdir()) == ["done", "failed", "processing"]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+
+    def test_a_sidecar_left_in_processing_at_settling_follows_its_model(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        inbox, drop = drop_with_sidecar(tmp_path)
+        (taken,) = Intake(store, [inbox]).take(drop).taken
+        job = store.transition(taken.id, JobState.CANCELLED, "cancelled by a user")
+        with pytest.raises(Killed):
+            DiesBeforeMovingSidecars(store, [inbox]).settle(job, ok=False, note="cancelled\n")
+        assert [p.name for p in (inbox.path / "processing").rglob("*.yaml")] == ["p.yaml"]
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert names(inbox.path / "failed") == ["p.stl", "p.stl.error.txt", "p.yaml"]
+        assert entries(inbox.path / "processing") == []
+        assert fleet_jobs(script.fleet_dir) == []
+
+    def test_a_processing_folder_left_empty_at_settling_is_removed(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        inbox, drop = drop_with_sidecar(tmp_path)
+        (taken,) = Intake(store, [inbox]).take(drop).taken
+        job = store.transition(taken.id, JobState.CANCELLED, "cancelled by a user")
+        with pytest.raises(Killed):
+            DiesBeforeLeavingProcessing(store, [inbox]).settle(job, ok=False, note="x\n")
+        assert entries(inbox.path / "processing") == [job.job_key]
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        assert entries(inbox.path / "processing") == []
+        assert names(inbox.path / "failed") == ["p.stl", "p.stl.error.txt", "p.yaml"]
