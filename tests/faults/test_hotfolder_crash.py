@@ -1,18 +1,20 @@
 """The hot-folder daemon killed with SIGKILL at seeded moments, again and again.
 
-Each iteration drops a few more files (single files and case folders) into the inbox, starts
-``preform-pipeline watch`` as a real subprocess on simulated servers (realistic latency,
-scaled: a print takes about half a second; one shared fleet folder), and kills it with
-SIGKILL: its PID only or its whole process group (seeded), at a seeded random moment or,
-every other iteration, the instant a build's store row enters ``print_sending`` (the request
-is on its way). Some iterations first kill one of its servers alone, which the pool must
-replace. The test never stops a server itself: once the next daemon has started, no server
-of the killed one may be left (they die with their owner, or the next start reaps them).
+Each iteration drops a few more files (single files and case folders, every other one with a
+sidecar) into the inbox, starts ``preform-pipeline watch`` as a real subprocess on simulated
+servers (realistic latency, scaled: a print takes about half a second; one shared fleet
+folder), and kills it with SIGKILL: its PID only or its whole process group (seeded, both at
+least once), at a seeded random moment or, every other iteration, the instant a build's
+store row enters ``print_sending`` (the request is on its way). Some iterations first kill
+one of its servers alone, which the pool must replace. The test never stops a server
+itself: once the next daemon has started, no server of the killed one may be left (they die
+with their owner, or the next start reaps them).
 A server that survived long enough to finish a send (where the platform cannot tie it to
 its owner) would be found by the next start within the grace period, instead of the models
 being prepared again. A final ``watch --once`` finishes what is left. Then:
 
-* every dropped file is in done/ or failed/ exactly once, byte-identical;
+* every dropped file is in done/ or failed/ exactly once, byte-identical, a sidecar beside
+  its model; nothing is left in the inbox or in processing/, not even an empty folder;
 * every model was printed exactly once, counted in the fleet folder; a model whose print
   could not be settled (UNVERIFIED, its file in failed/) was never sent a second time;
 * no store row is left mid-way (only printed, unverified, or dissolved builds).
@@ -143,6 +145,7 @@ class TestCrashes:
         staging.mkdir()
         inbox.mkdir()
         dropped: dict[str, str] = {}  # stem -> content digest
+        sidecars: list[str] = []  # content digests of the sidecars dropped with them
         command = [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"]
         log = (tmp_path / "daemon.log").open("ab")
         env = environment(tmp_path / "server-state")
@@ -155,6 +158,8 @@ class TestCrashes:
             for _ in range(rng.randint(2, 4)):
                 seed += 1
                 content = tetra_stl_bytes(seed)
+                # Every other drop has a sidecar (not drawn from rng: the seeds' moments stay).
+                sidecar = f"operator: crash {seed}\n".encode() if seed % 2 else None
                 if rng.random() < 0.25:
                     case = staging / f"case{seed}"
                     case.mkdir()
@@ -162,8 +167,15 @@ class TestCrashes:
                     other = tetra_stl_bytes(seed + 50_000)
                     (case / f"m{seed}b.stl").write_bytes(other)
                     dropped[f"m{seed}a"], dropped[f"m{seed}b"] = digest(content), digest(other)
+                    if sidecar is not None:
+                        (case / f"{case.name}.yaml").write_bytes(sidecar)
+                        sidecars.append(digest(sidecar))
                     case.rename(inbox / case.name)
                 else:
+                    if sidecar is not None:
+                        (staging / f"m{seed}.yaml").write_bytes(sidecar)
+                        sidecars.append(digest(sidecar))
+                        (staging / f"m{seed}.yaml").rename(inbox / f"m{seed}.yaml")
                     (staging / f"m{seed}.stl").write_bytes(content)
                     dropped[f"m{seed}"] = digest(content)
                     (staging / f"m{seed}.stl").rename(inbox / f"m{seed}.stl")
@@ -198,7 +210,10 @@ class TestCrashes:
                 tail = (tmp_path / "daemon.log").read_text(encoding="utf-8")[-3000:]
                 raise AssertionError(f"iteration {iteration}: the daemon exited early:\n{tail}")
             killed_servers = server_processes(process)
-            if rng.random() < 0.5:
+            group = rng.random() < 0.5
+            if iteration == ITERATIONS - 1 and group_kills in (0, ITERATIONS - 1):
+                group = group_kills == 0  # both kill modes, whatever the seed drew
+            if group:
                 os.killpg(process.pid, signal.SIGKILL)  # the daemon's whole group
                 group_kills += 1
             else:
@@ -215,11 +230,15 @@ class TestCrashes:
         assert group_kills >= 1 and group_kills < ITERATIONS, f"kill modes not mixed; {context}"
         assert server_kills >= 1, f"no server was killed alone; {context}"
 
-        # Every file in done/ or failed/ exactly once, byte-identical; nothing left behind.
+        # Every file in done/ or failed/ exactly once, byte-identical, sidecars beside their
+        # models; nothing left behind, not even an empty folder in processing/.
         settled = [*(inbox / "done").rglob("*.stl"), *(inbox / "failed").rglob("*.stl")]
         assert sorted(digest(p.read_bytes()) for p in settled) == sorted(dropped.values()), (
             context)
-        assert [p for p in (inbox / "processing").rglob("*") if p.is_file()] == [], context
+        beside = [*(inbox / "done").rglob("*.yaml"), *(inbox / "failed").rglob("*.yaml")]
+        assert sorted(digest(p.read_bytes()) for p in beside) == sorted(sidecars), context
+        assert all(any(p.parent.glob("*.stl")) for p in beside), context
+        assert list((inbox / "processing").iterdir()) == [], context
         leftovers = [p for p in inbox.iterdir() if p.name not in ("done", "failed", "processing")]
         assert leftovers == [], context
 
