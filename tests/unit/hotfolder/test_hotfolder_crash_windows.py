@@ -8,6 +8,7 @@ in processing/, the file is there), the daemon dead before it removed the emptie
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from daemon_support import Script, make_daemon, run_daemon_once
 from structlog.testing import capture_logs
 
+from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import Attachment, Drop, Intake, JobPlace, place_of
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -23,6 +25,7 @@ from preform_pipeline.hotfolder.testing import (
     wait_for,
     write_recipe,
 )
+from preform_pipeline.printing import FleetFolderFeed
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
@@ -264,3 +267,41 @@ class TestCutShortMoves:
         run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         assert entries(inbox.path / "processing") == []
         assert names(inbox.path / "failed") == ["p.stl", "p.stl.error.txt", "p.yaml"]
+
+
+class TestAReportBehindItsPrint:
+    """A report a crash left saying "sent" for a print the store knows ended is rewritten."""
+
+    def test_the_next_start_writes_the_end_into_the_report(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        model = tmp_path / "inbox" / "p.stl"
+        model.parent.mkdir(parents=True)
+        model.write_bytes(tetra_stl_bytes(4))
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        report = tmp_path / "inbox" / "done" / "p.stl.report.json"
+        assert json.loads(report.read_text(encoding="utf-8"))["state"] == "print_sent"
+        # What verification writes first; then the crash, before the report is rewritten.
+        (build,) = store.list_builds()
+        store.transition_build(build.id, JobState.FINISHED, "the print finished",
+                               verified_status="FINISHED", verified_message="done")
+        followup = FollowUp(store, client=FleetFolderFeed(script.fleet_dir))
+        followup.start()
+        followup.stop()
+        data = json.loads(report.read_text(encoding="utf-8"))
+        assert data["state"] == "finished" and data["build"]["state"] == "finished"
+        assert data["verification"]["status"] == "FINISHED"
+
+    def test_reports_that_are_up_to_date_are_left_as_they_are(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        model = tmp_path / "inbox" / "p.stl"
+        model.parent.mkdir(parents=True)
+        model.write_bytes(tetra_stl_bytes(4))
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        (build,) = store.list_builds()
+        store.transition_build(build.id, JobState.FINISHED, "the print finished",
+                               verified_status="FINISHED", verified_message="done")
+        followup = FollowUp(store, client=FleetFolderFeed(script.fleet_dir))
+        assert followup.refresh_stale_reports() == 1
+        assert followup.refresh_stale_reports() == 0
