@@ -658,17 +658,18 @@ class HotFolderDaemon:
         """A folder with nothing but folders in it. One this hot folder emptied (a crash came
         between taking a case's last file and removing the folder) is removed once nothing
         has changed in it for the quiet period; any other waits for files, as a folder the
-        user just made does."""
+        user just made does. The store is asked only after the quiet period: a folder being
+        copied in has its first file by then."""
         root = unit.root
         now = self.clock.monotonic()
         if shape != unit.signature:
             unit.signature, unit.signature_at, unit.emptied = shape, now, None
+        if now - unit.signature_at < unit.inbox.quiet_period_s:
+            return True
         if unit.emptied is None:
             unit.emptied = self.intake.emptied_case(root)
         if not unit.emptied:
             return False
-        if now - unit.signature_at < unit.inbox.quiet_period_s:
-            return True
         prune_empty_tree(root)
         if root.exists():
             unit.emptied = False  # something came (or it is not ours to remove): leave it
