@@ -42,7 +42,9 @@ __all__ = [
     "DummyPool",
     "Script",
     "ScriptedRunner",
+    "drop",
     "make_daemon",
+    "names",
     "run_daemon_once",
 ]
 
@@ -218,3 +220,16 @@ def make_daemon(
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:
     assert daemon.run(once=True) == 0
+
+
+def drop(tmp_path: Path, name: str, data: bytes) -> Path:
+    """A file dropped into ``tmp_path/inbox`` (its folders made)."""
+    path = tmp_path / "inbox" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def names(folder: Path) -> list[str]:
+    """The files below ``folder``, relative to it, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())

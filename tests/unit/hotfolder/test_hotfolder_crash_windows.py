@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from daemon_support import Script, make_daemon, run_daemon_once
+from daemon_support import Script, drop, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder.followup import FollowUp
@@ -23,7 +23,6 @@ from preform_pipeline.hotfolder.testing import (
     running_daemon,
     tetra_stl_bytes,
     wait_for,
-    write_recipe,
 )
 from preform_pipeline.printing import FleetFolderFeed
 from preform_pipeline.settings.hotfolder import InboxSettings
@@ -55,16 +54,6 @@ class DiesBeforeLeavingProcessing(Intake):
         raise Killed(previous)
 
 
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    return write_recipe(tmp_path, name="hot")
-
-
-@pytest.fixture
-def script(tmp_path: Path) -> Script:
-    return Script(fleet_dir=tmp_path / "fleet")
-
-
 def drop_case(tmp_path: Path, name: str = "case8", *, sidecar: str | None = None) -> Path:
     case = tmp_path / "inbox" / name
     case.mkdir(parents=True)
@@ -84,10 +73,6 @@ def killed_while_taking(tmp_path: Path, store: SqliteJobStore, recipe: Path, cas
         intake.take(Drop(inbox, case, "hot", True, models=models))
     # The moment of the failure: the folder is there, empty, and the store is ahead of it.
     assert case.is_dir() and list(case.iterdir()) == []
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 class TestAnEmptiedCaseFolder:
@@ -218,6 +203,12 @@ def drop_with_sidecar(tmp_path: Path) -> tuple[InboxSettings, Drop]:
     return inbox, Drop(inbox, model, "hot", False, models=(model,))
 
 
+def taken_then_cancelled(store: SqliteJobStore, inbox: InboxSettings, drop: Drop) -> Job:
+    """The drop's job, taken into processing/ and cancelled: its file is to go to failed/."""
+    (taken,) = Intake(store, [inbox]).take(drop).taken
+    return store.transition(taken.id, JobState.CANCELLED, "cancelled by a user")
+
+
 def entries(folder: Path) -> list[str]:
     """Everything below ``folder``, folders too."""
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
@@ -230,9 +221,9 @@ class TestCutShortMoves:
     def test_a_sidecar_left_in_the_inbox_at_taking_follows_its_model(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        inbox, drop = drop_with_sidecar(tmp_path)
+        inbox, dropped = drop_with_sidecar(tmp_path)
         with pytest.raises(Killed):
-            DiesBeforeMovingSidecars(store, [inbox]).take(drop)
+            DiesBeforeMovingSidecars(store, [inbox]).take(dropped)
         assert (inbox.path / "p.yaml").is_file()  # the crash's state: the model went alone
         run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         assert names(inbox.path / "done") == ["p.stl", "p.stl.report.json", "p.yaml"]
@@ -244,9 +235,8 @@ class TestCutShortMoves:
     def test_a_sidecar_left_in_processing_at_settling_follows_its_model(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        inbox, drop = drop_with_sidecar(tmp_path)
-        (taken,) = Intake(store, [inbox]).take(drop).taken
-        job = store.transition(taken.id, JobState.CANCELLED, "cancelled by a user")
+        inbox, dropped = drop_with_sidecar(tmp_path)
+        job = taken_then_cancelled(store, inbox, dropped)
         with pytest.raises(Killed):
             DiesBeforeMovingSidecars(store, [inbox]).settle(job, ok=False, note="cancelled\n")
         assert [p.name for p in (inbox.path / "processing").rglob("*.yaml")] == ["p.yaml"]
@@ -258,9 +248,8 @@ class TestCutShortMoves:
     def test_a_processing_folder_left_empty_at_settling_is_removed(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        inbox, drop = drop_with_sidecar(tmp_path)
-        (taken,) = Intake(store, [inbox]).take(drop).taken
-        job = store.transition(taken.id, JobState.CANCELLED, "cancelled by a user")
+        inbox, dropped = drop_with_sidecar(tmp_path)
+        job = taken_then_cancelled(store, inbox, dropped)
         with pytest.raises(Killed):
             DiesBeforeLeavingProcessing(store, [inbox]).settle(job, ok=False, note="x\n")
         assert entries(inbox.path / "processing") == [job.job_key]
@@ -269,22 +258,28 @@ class TestCutShortMoves:
         assert names(inbox.path / "failed") == ["p.stl", "p.stl.error.txt", "p.yaml"]
 
 
+def printed_then_finished(
+    tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+) -> Path:
+    """A file printed and settled in done/, then its print's end written to the store as
+    verification writes it; the crash comes before the report is rewritten. Its report."""
+    drop(tmp_path, "p.stl", tetra_stl_bytes(4))
+    run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+    report = tmp_path / "inbox" / "done" / "p.stl.report.json"
+    assert json.loads(report.read_text(encoding="utf-8"))["state"] == "print_sent"
+    (build,) = store.list_builds()
+    store.transition_build(build.id, JobState.FINISHED, "the print finished",
+                           verified_status="FINISHED", verified_message="done")
+    return report
+
+
 class TestAReportBehindItsPrint:
     """A report a crash left saying "sent" for a print the store knows ended is rewritten."""
 
     def test_the_next_start_writes_the_end_into_the_report(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        model = tmp_path / "inbox" / "p.stl"
-        model.parent.mkdir(parents=True)
-        model.write_bytes(tetra_stl_bytes(4))
-        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
-        report = tmp_path / "inbox" / "done" / "p.stl.report.json"
-        assert json.loads(report.read_text(encoding="utf-8"))["state"] == "print_sent"
-        # What verification writes first; then the crash, before the report is rewritten.
-        (build,) = store.list_builds()
-        store.transition_build(build.id, JobState.FINISHED, "the print finished",
-                               verified_status="FINISHED", verified_message="done")
+        report = printed_then_finished(tmp_path, store, script, recipe)
         followup = FollowUp(store, client=FleetFolderFeed(script.fleet_dir))
         followup.start()
         followup.stop()
@@ -295,13 +290,7 @@ class TestAReportBehindItsPrint:
     def test_reports_that_are_up_to_date_are_left_as_they_are(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
-        model = tmp_path / "inbox" / "p.stl"
-        model.parent.mkdir(parents=True)
-        model.write_bytes(tetra_stl_bytes(4))
-        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
-        (build,) = store.list_builds()
-        store.transition_build(build.id, JobState.FINISHED, "the print finished",
-                               verified_status="FINISHED", verified_message="done")
+        printed_then_finished(tmp_path, store, script, recipe)
         followup = FollowUp(store, client=FleetFolderFeed(script.fleet_dir))
         assert followup.refresh_stale_reports() == 1
         assert followup.refresh_stale_reports() == 0
