@@ -667,7 +667,11 @@ class HotFolderDaemon:
         if now - unit.signature_at < unit.inbox.quiet_period_s:
             return True
         if unit.emptied is None:
-            unit.emptied = self.intake.emptied_case(root)
+            try:
+                unit.emptied = self.intake.emptied_case(root)
+            except StoreError as exc:  # the database is away: ask again on the next look
+                log.warning("drop_check_failed", root=str(root), error=exc.message)
+                return True
         if not unit.emptied:
             return False
         prune_empty_tree(root)

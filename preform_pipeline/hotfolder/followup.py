@@ -8,7 +8,7 @@ within the request budget), writes finished, error or aborted onto each build an
 in the store, and adds the outcome to each case's report in ``done/``. Without one the builds
 stay PRINT_SENT and the reports say the print was sent, not how it ended. The store is written
 first: a report a crash left behind its build's end is brought up to date when the daemon
-starts again (:meth:`FollowUp.start`).
+starts again (the first thing its verification thread does).
 
 Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out from here only, for
 what the daemon sees itself, credentials or not: a case that lands in ``failed/``
@@ -130,10 +130,9 @@ class FollowUp:
         return self._poller is not None
 
     def start(self) -> None:
-        """Bring reports a crash left behind up to date, then follow the prints."""
+        """Follow the prints (first bringing reports a crash left behind up to date)."""
         if self._poller is None or self._thread is not None:
             return
-        self.refresh_stale_reports()
         self._thread = threading.Thread(target=self._loop, name="hotfolder-verify",
                                         daemon=True)
         self._thread.start()
@@ -148,6 +147,12 @@ class FollowUp:
             self.notifier.flush(timeout=5.0)
 
     def _loop(self) -> None:
+        try:
+            self.refresh_stale_reports()
+        except PipelineError as exc:  # the store is away: the next start looks again
+            log.error("hotfolder_verify_failed", error=exc.message)
+        except OSError as exc:  # a report that cannot be written now: the same
+            log.error("hotfolder_verify_failed", error=str(exc))
         while not self._stop.is_set():
             try:
                 self.poll_once()

@@ -11,13 +11,22 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_support import Script, drop, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
+from preform_pipeline.errors import StoreError
 from preform_pipeline.hotfolder.followup import FollowUp
-from preform_pipeline.hotfolder.intake import Attachment, Drop, Intake, JobPlace, place_of
+from preform_pipeline.hotfolder.intake import (
+    DEFAULT_RECENT_TAKES,
+    Attachment,
+    Drop,
+    Intake,
+    JobPlace,
+    place_of,
+)
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     running_daemon,
@@ -26,7 +35,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.printing import FleetFolderFeed
 from preform_pipeline.settings.hotfolder import InboxSettings
-from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 
 class Killed(BaseException):
@@ -140,6 +149,32 @@ class TestAnEmptiedCaseFolder:
             wait_for(lambda: len(names(tmp_path / "inbox" / "done")) == 4, 20,
                      what="the case settled")
             assert case.is_dir()
+
+
+    def test_a_store_away_at_the_first_look_only_delays_it(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        killed_while_taking(tmp_path, store, recipe, case)
+        away = StoreAwayOnce(tmp_path / "jobs.sqlite3")
+        with capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, away, script, recipe))
+        away.close()
+        assert not case.exists()
+        assert "drop_check_failed" in [e["event"] for e in logs]
+
+
+class StoreAwayOnce(SqliteJobStore):
+    """The store, unreachable the first time the newest jobs are read (a database restart):
+    the store seam."""
+
+    failed = False
+
+    def list_jobs(self, **filters: Any) -> tuple[Job, ...]:
+        if filters == {"limit": DEFAULT_RECENT_TAKES} and not self.failed:
+            self.failed = True
+            raise StoreError("the job store is away", hint="it comes back")
+        return super().list_jobs(**filters)
 
 
 class TestFoldersThatStay:
@@ -294,3 +329,18 @@ class TestAReportBehindItsPrint:
         followup = FollowUp(store, client=FleetFolderFeed(script.fleet_dir))
         assert followup.refresh_stale_reports() == 1
         assert followup.refresh_stale_reports() == 0
+
+    def test_a_store_away_at_start_is_logged_not_fatal(self, tmp_path: Path) -> None:
+        with StoreAwayForBuilds(tmp_path / "jobs.sqlite3") as away:
+            followup = FollowUp(away, client=FleetFolderFeed(tmp_path / "fleet"))
+            with capture_logs() as logs:
+                followup.start()
+                followup.stop()
+        assert "hotfolder_verify_failed" in [e["event"] for e in logs]
+
+
+class StoreAwayForBuilds(SqliteJobStore):
+    """The store, unreachable when the ended builds are listed (the store seam)."""
+
+    def list_builds(self, **filters: Any) -> tuple[Build, ...]:
+        raise StoreError("the job store is away", hint="it comes back")
