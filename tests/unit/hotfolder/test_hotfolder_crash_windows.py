@@ -150,16 +150,13 @@ class TestAnEmptiedCaseFolder:
                      what="the case settled")
             assert case.is_dir()
 
-
     def test_a_store_away_at_the_first_look_only_delays_it(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
     ) -> None:
         case = drop_case(tmp_path)
         killed_while_taking(tmp_path, store, recipe, case)
-        away = StoreAwayOnce(tmp_path / "jobs.sqlite3")
-        with capture_logs() as logs:
+        with StoreAwayOnce(tmp_path / "jobs.sqlite3") as away, capture_logs() as logs:
             run_daemon_once(make_daemon(tmp_path, away, script, recipe))
-        away.close()
         assert not case.exists()
         assert "drop_check_failed" in [e["event"] for e in logs]
 
