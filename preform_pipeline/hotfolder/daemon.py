@@ -36,7 +36,9 @@ says: unfinished moves are completed; builds that were being prepared are dissol
 their jobs batched again (nothing was printed); builds caught in PRINT_SENDING are resolved by
 the print owner and never resent blindly (docs/printing.md); files whose outcome was decided
 are settled;
-then every inbox is listed, so files dropped while the daemon was down are taken.
+then every inbox is listed, so files dropped while the daemon was down are taken, and a case
+folder a crash left empty after its files were taken is removed (only the very folder the
+store says the case came from, once nothing has changed in it for the quiet period).
 
 :meth:`HotFolderDaemon.stop` (SIGTERM, Ctrl-C) stops taking files, gives the running batch
 ``stop_deadline_s`` to finish, then cancels it (unfinished builds go back to be prepared on
@@ -63,7 +65,11 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
-from preform_pipeline.hotfolder.files import set_aside_unstorable
+from preform_pipeline.hotfolder.files import (
+    empty_tree_shape,
+    prune_empty_tree,
+    set_aside_unstorable,
+)
 from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
     Drop,
@@ -163,6 +169,9 @@ class _Unit:
     #: When the latest event about it came: for a file written in chunks, about when its
     #: last byte came. It counts as arrived then (the batching window starts there).
     last_seen: float = 0.0
+    #: For a folder without files: whether the store shows a case taken from this very
+    #: folder (None: not asked since its shape last changed).
+    emptied: bool | None = None
 
 
 class HotFolderDaemon:
@@ -588,6 +597,9 @@ class HotFolderDaemon:
 
     def _judge_folder(self, unit: _Unit, tracker: StabilityTracker) -> Drop | bool | None:
         root = unit.root
+        shape = empty_tree_shape(root)
+        if shape is not None:
+            return self._judge_empty(unit, shape)
         files = sorted(
             p for p in root.rglob("*")
             if p.is_file() and not any(
@@ -639,6 +651,36 @@ class HotFolderDaemon:
             models=tuple(models), others=tuple(others),
             reasons={m: checks[m].reason for m in models},
         )
+
+    def _judge_empty(
+        self, unit: _Unit, shape: tuple[tuple[str, int, int], ...]
+    ) -> bool | None:
+        """A folder with nothing but folders in it. One this hot folder emptied (a crash came
+        between taking a case's last file and removing the folder) is removed once nothing
+        has changed in it for the quiet period; any other waits for files, as a folder the
+        user just made does. The store is asked only after the quiet period: a folder being
+        copied in has its first file by then."""
+        root = unit.root
+        now = self.clock.monotonic()
+        if shape != unit.signature:
+            unit.signature, unit.signature_at, unit.emptied = shape, now, None
+        if now - unit.signature_at < unit.inbox.quiet_period_s:
+            return True
+        if unit.emptied is None:
+            try:
+                unit.emptied = self.intake.emptied_case(root)
+            except StoreError as exc:  # the database is away: ask again on the next look
+                log.warning("drop_check_failed", root=str(root), error=exc.message)
+                return True
+        if not unit.emptied:
+            return False
+        prune_empty_tree(root)
+        if root.exists():
+            unit.emptied = False  # something came (or it is not ours to remove): leave it
+            return False
+        log.info("case_folder_removed", root=str(root),
+                 reason="its files were all taken before a restart")
+        return None
 
     def _release_due(self) -> None:
         if not self._once:

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
@@ -35,6 +36,7 @@ __all__ = [
     "ERROR_SUFFIX",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
+    "empty_tree_shape",
     "error_note",
     "free_path",
     "move_file",
@@ -181,6 +183,33 @@ def prune_empty_tree(root: Path) -> None:
             folder.rmdir()
     with contextlib.suppress(OSError):
         root.rmdir()
+
+
+def empty_tree_shape(root: Path) -> tuple[tuple[str, int, int], ...] | None:
+    """The folders of a tree that holds nothing else: ``(path relative to root's parent, 0,
+    mtime in ns)`` each, root first; None when any entry below ``root`` is not a folder (a
+    hidden or temporary file counts: a copy may be under way) or ``root`` is not a folder.
+
+    A folder's mtime changes whenever an entry is made or removed in it, so two equal shapes
+    some time apart mean nobody touched the tree in between.
+    """
+    shape: list[tuple[str, int, int]] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            info = os.lstat(folder)
+            entries = list(os.scandir(folder))
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode):
+            return None
+        shape.append((folder.relative_to(root.parent).as_posix(), 0, info.st_mtime_ns))
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                return None
+            pending.append(Path(entry.path))
+    return tuple(sorted(shape))
 
 
 def storable(path: Path) -> bool:

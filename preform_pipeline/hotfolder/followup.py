@@ -6,7 +6,9 @@ feed (the Web API client, or in a rehearsal the simulated fleet folder's
 poller (:func:`preform_pipeline.verify.service.verify_pending`, one poll each ``interval_s``
 within the request budget), writes finished, error or aborted onto each build and its cases
 in the store, and adds the outcome to each case's report in ``done/``. Without one the builds
-stay PRINT_SENT and the reports say the print was sent, not how it ended.
+stay PRINT_SENT and the reports say the print was sent, not how it ended. The store is written
+first: a report a crash left behind its build's end is brought up to date when the daemon
+starts again (the first thing its verification thread does).
 
 Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out from here only, for
 what the daemon sees itself, credentials or not: a case that lands in ``failed/``
@@ -35,6 +37,7 @@ from preform_pipeline.verify.service import verify_pending
 
 __all__ = [
     "DEFAULT_NOTIFIED_MEMORY",
+    "DEFAULT_RECENT_ENDED",
     "FINAL_PRINT_STATES",
     "FollowUp",
 ]
@@ -43,6 +46,9 @@ log = get_logger(__name__)
 
 #: How many (case, reason) pairs are remembered so a case's files notify once, not per file.
 DEFAULT_NOTIFIED_MEMORY: Final = 1000
+#: On start, the reports of this many of the newest ended builds are checked: a crash can only
+#: have cut short the rewrite of the last few.
+DEFAULT_RECENT_ENDED: Final = 200
 #: Build states in which a print's end is known.
 FINAL_PRINT_STATES: Final = frozenset(
     {JobState.FINISHED, JobState.PRINT_ERROR, JobState.ABORTED}
@@ -124,6 +130,7 @@ class FollowUp:
         return self._poller is not None
 
     def start(self) -> None:
+        """Follow the prints (first bringing reports a crash left behind up to date)."""
         if self._poller is None or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._loop, name="hotfolder-verify",
@@ -140,6 +147,12 @@ class FollowUp:
             self.notifier.flush(timeout=5.0)
 
     def _loop(self) -> None:
+        try:
+            self.refresh_stale_reports()
+        except PipelineError as exc:  # the store is away: the next start looks again
+            log.error("hotfolder_verify_failed", error=exc.message)
+        except OSError as exc:  # a report that cannot be written now: the same
+            log.error("hotfolder_verify_failed", error=str(exc))
         while not self._stop.is_set():
             try:
                 self.poll_once()
@@ -163,6 +176,17 @@ class FollowUp:
                 self.refresh_reports(self.store.get_build(row.build_id))
         return ended
 
+    def refresh_stale_reports(self) -> int:
+        """Rewrite the reports that do not show their build's end yet (the store was
+        written, then the daemon died before the report was); how many builds had one."""
+        stale = 0
+        for build in self.store.list_builds(state=FINAL_PRINT_STATES,
+                                            limit=DEFAULT_RECENT_ENDED):
+            if any(_report_behind(job) for job in self.store.list_jobs(build_id=build.id)):
+                stale += 1
+                self.refresh_reports(build)
+        return stale
+
     def refresh_reports(self, build: Build) -> None:
         """Add the print's outcome to the report beside each of the build's files in done/."""
         with self.settle_lock:
@@ -170,7 +194,7 @@ class FollowUp:
 
     def _refresh_reports(self, build: Build) -> None:
         for job in self.store.list_jobs(build_id=build.id):
-            path = job.source_path.with_name(job.source_path.name + REPORT_SUFFIX)
+            path = _report_path(job)
             try:
                 data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -188,3 +212,16 @@ class FollowUp:
             write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
             log.info("case_report_updated", job_key=job.job_key, case_id=job.case_id,
                      state=job.state.value, path=str(Path(path)))
+
+
+def _report_path(job: Job) -> Path:
+    return job.source_path.with_name(job.source_path.name + REPORT_SUFFIX)
+
+
+def _report_behind(job: Job) -> bool:
+    """True when the report beside the job's file in done/ has another state than the job."""
+    try:
+        data = json.loads(_report_path(job).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # not settled yet (settling writes the state it finds), or not ours
+    return isinstance(data, dict) and data.get("state") != job.state.value

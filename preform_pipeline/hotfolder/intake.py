@@ -19,12 +19,19 @@ A dropped folder is one case: its model files are taken together (one batch item
 build when they fit), with the folder name as case id unless a sidecar gives one. A sidecar
 that cannot be used rejects the whole case to ``failed/`` with the reason; so do files that
 are not models. Sidecars travel with their model (``attachments``).
+
+Once a case's files are all taken, its emptied folder is removed. Each job of a case records
+which folder it came from (:class:`CaseFolder`: its place, device and inode), so a folder a
+crash left empty between the last move and the removal is recognised after a restart
+(:meth:`Intake.emptied_case`), while a folder of the same name the user made since is not.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -55,10 +62,12 @@ from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
 
 __all__ = [
+    "DEFAULT_RECENT_TAKES",
     "DUPLICATE_STATES",
     "HOTFOLDER_FIELD",
     "OUTCOME_DONE_STATES",
     "OUTCOME_FAILED_STATES",
+    "CaseFolder",
     "Drop",
     "Intake",
     "JobPlace",
@@ -72,6 +81,10 @@ log = get_logger(__name__)
 
 #: The job field that holds the hot folder's own bookkeeping (never a template value).
 HOTFOLDER_FIELD: Final = "_hotfolder"
+
+#: How many of the newest jobs are looked through for the case folder an empty folder was:
+#: a crash can only have cut short the removal after the last few takes.
+DEFAULT_RECENT_TAKES: Final = 500
 
 #: Where a job's file ends, by state: done/ ...
 OUTCOME_DONE_STATES: Final = frozenset(
@@ -105,6 +118,36 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class CaseFolder:
+    """The dropped case folder a job's file was taken from: ``rel`` to the inbox, and which
+    folder it was (a folder made later under the same name has another inode)."""
+
+    rel: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, root: Path, inbox: Path) -> CaseFolder | None:
+        """``root`` as it is now; None when it cannot be told apart from a later folder of
+        the same name (gone, or a file system without inode numbers)."""
+        identity = _folder_identity(root)
+        if identity is None:
+            return None
+        return cls(root.relative_to(inbox).as_posix(), *identity)
+
+
+def _folder_identity(folder: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of a folder; None when gone, not a folder, or without an inode."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_ino == 0:
+        return None
+    return info.st_dev, info.st_ino
+
+
+@dataclass(frozen=True)
 class JobPlace:
     """The hot folder's bookkeeping of one job (stored in its ``_hotfolder`` field).
 
@@ -118,8 +161,12 @@ class JobPlace:
     previous: Path | None = None
     attachments: tuple[Attachment, ...] = ()
     duplicate_of: str | None = None
+    #: The case folder the file was dropped in (None: dropped alone, or taken before the
+    #: folder was recorded).
+    case: CaseFolder | None = None
 
     def to_json(self) -> dict[str, Any]:
+        case = self.case
         return {
             "inbox": str(self.inbox),
             "rel": self.rel,
@@ -128,6 +175,8 @@ class JobPlace:
                 {"rel": a.rel, "at": a.at, "previous": a.previous} for a in self.attachments
             ],
             "duplicate_of": self.duplicate_of,
+            "case": {"rel": case.rel, "device": case.device, "inode": case.inode}
+            if case is not None else None,
         }
 
 
@@ -146,7 +195,17 @@ def place_of(job: Job) -> JobPlace | None:
             if isinstance(a, Mapping)
         ),
         duplicate_of=raw.get("duplicate_of"),
+        case=_case_folder(raw.get("case")),
     )
+
+
+def _case_folder(raw: object) -> CaseFolder | None:
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        return CaseFolder(str(raw["rel"]), int(raw["device"]), int(raw["inode"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def template_fields(job: Job) -> dict[str, str]:
@@ -276,6 +335,7 @@ class Intake:
         fields: Mapping[str, str],
         attachments: Sequence[Path],
         reason: str,
+        case: CaseFolder | None,
     ) -> Job:
         existing = self._existing(model)
         if existing is not None:
@@ -290,6 +350,7 @@ class Intake:
             attachments=tuple(
                 Attachment(self._rel(drop, a), str(a)) for a in attachments
             ),
+            case=case,
         )
         return self.store.create_job(
             recipe=recipe,
@@ -323,6 +384,7 @@ class Intake:
                 sidecars=True,
             )
         case_default = drop.root.name if drop.is_case else None
+        case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []
         case_id: str | None = None
@@ -341,7 +403,7 @@ class Intake:
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
                 fields=value.fields, attachments=attached.get(model, ()),
-                reason=f"complete ({drop.reasons.get(model, 'taken')})",
+                reason=f"complete ({drop.reasons.get(model, 'taken')})", case=case,
             )
             duplicate = self._duplicate_of(job)
             if duplicate is not None and self.duplicates == "skip":
@@ -357,10 +419,36 @@ class Intake:
                             duplicate_of=duplicate.job_key, path=str(model))
             taken.append(self._into_processing(job, duplicate_of=duplicate))
         for other in drop.others:
-            rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other)))
+            rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other),
+                                              case=case))
         if drop.is_case:
-            prune_empty_tree(drop.root)
+            self._remove_case_folder(drop.root)
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
+
+    def _case_folder(self, drop: Drop) -> CaseFolder | None:
+        return CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None
+
+    def _remove_case_folder(self, root: Path) -> None:
+        """A case whose files were all taken leaves no folder behind (empty ones only).
+
+        A named step: a crash right before it is what :meth:`emptied_case` recognises.
+        """
+        prune_empty_tree(root)
+
+    def emptied_case(self, root: Path) -> bool:
+        """True when ``root`` is a case folder this hot folder took files from: one of the
+        newest jobs was taken from it, and it is still that very folder (its device and
+        inode), not one of the same name made since."""
+        identity = _folder_identity(root)
+        if identity is None:
+            return False
+        for job in reversed(self.store.list_jobs(limit=DEFAULT_RECENT_TAKES)):
+            place = place_of(job)
+            case = place.case if place is not None else None
+            if (place is not None and case is not None and place.inbox / case.rel == root
+                    and (case.device, case.inode) == identity):
+                return True
+        return False
 
     def _duplicate_of(self, job: Job) -> Job | None:
         if job.content_hash is None:
@@ -393,9 +481,10 @@ class Intake:
             Attachment(a.rel, str(target.parent / Path(a.at).name), a.at)
             for a in place.attachments
         )
-        new_place = JobPlace(
-            place.inbox, place.rel, source, attachments,
-            duplicate_of.job_key if duplicate_of is not None else place.duplicate_of,
+        new_place = replace(
+            place, previous=source, attachments=attachments,
+            duplicate_of=duplicate_of.job_key if duplicate_of is not None
+            else place.duplicate_of,
         )
         job = self.store.transition(
             job.id, JobState.PROCESSING, "taken into processing/", expect=JobState.QUEUED,
@@ -407,9 +496,15 @@ class Intake:
     def _move(
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
-        if target.exists() and not source.exists():
-            return  # done before a crash
-        move_file(source, target)
+        if not (target.exists() and not source.exists()):  # else moved before a crash
+            move_file(source, target)
+            log.debug("file_moved", job_key=job.job_key, source=str(source),
+                      target=str(target))
+        # Also when the model went before a crash: its sidecars must not stay behind.
+        self._move_attachments(job, attachments)
+
+    def _move_attachments(self, job: Job, attachments: Sequence[Attachment]) -> None:
+        """Each sidecar to where the store says it goes, unless it is there already."""
         for attachment in attachments:
             src = Path(attachment.previous) if attachment.previous else None
             dst = Path(attachment.at)
@@ -420,7 +515,6 @@ class Intake:
             except OSError as exc:
                 log.warning("attachment_not_moved", job_key=job.job_key, path=str(src),
                             error=str(exc))
-        log.debug("file_moved", job_key=job.job_key, source=str(source), target=str(target))
 
     # -- rejecting at intake --------------------------------------------------------------------
 
@@ -429,6 +523,7 @@ class Intake:
     ) -> TakeResult:
         rejected: list[Job] = []
         extra: list[Path] = []
+        case = self._case_folder(drop)
         if sidecars:
             found = _sidecars_of(drop.root.parent, drop.root.name) if drop.is_case else []
             if drop.is_case:
@@ -442,13 +537,13 @@ class Intake:
             rejected.append(
                 self._reject_file(
                     drop, recipe, model, reason, todo,
-                    attachments=extra if index == 0 else (),
+                    attachments=extra if index == 0 else (), case=case,
                 )
             )
         for other in drop.others:
-            rejected.append(self._reject_file(drop, recipe, other, reason, todo))
+            rejected.append(self._reject_file(drop, recipe, other, reason, todo, case=case))
         if drop.is_case:
-            prune_empty_tree(drop.root)
+            self._remove_case_folder(drop.root)
         log.warning("drop_rejected", root=str(drop.root), reason=reason, files=len(rejected))
         return TakeResult((), tuple(rejected))
 
@@ -461,12 +556,14 @@ class Intake:
         todo: str,
         *,
         attachments: Sequence[Path] = (),
+        case: CaseFolder | None = None,
     ) -> Job:
         job = self._existing(path)
         if job is None:
             place = JobPlace(
                 drop.inbox.path, self._rel(drop, path),
                 attachments=tuple(Attachment(self._rel(drop, a), str(a)) for a in attachments),
+                case=case,
             )
             job = self.store.create_job(
                 recipe=recipe, source_path=path,
@@ -501,8 +598,7 @@ class Intake:
         current = job.source_path
         done, failed = inbox.folder("done"), inbox.folder("failed")
         if _inside(current, done) or _inside(current, failed):
-            if not current.exists():
-                self.finish_move(job)
+            self.finish_move(job)  # whatever a crash left of its move
             return job
         if not current.exists():
             log.error("file_missing", job_key=job.job_key, path=str(current))
@@ -516,7 +612,7 @@ class Intake:
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
         if text is not None:
             write_text_atomic(written, text)
-        new_place = JobPlace(place.inbox, place.rel, current, attachments, place.duplicate_of)
+        new_place = replace(place, previous=current, attachments=attachments)
         try:
             # Only if its file is still where this settle found it: of two settling the
             # same job at once (another node's sweep, a stalled node resuming), one moves it.
@@ -529,9 +625,7 @@ class Intake:
             log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
             return self.store.get_job(job.id)
         self._move(job, current, target, attachments)
-        processing = inbox.folder("processing")
-        if _inside(current, processing):
-            remove_empty_dirs(current.parent, processing)
+        self._leave_processing(place, current)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
         if not ok and self.on_failed is not None:
@@ -539,23 +633,35 @@ class Intake:
         return job
 
     def finish_move(self, job: Job) -> bool:
-        """Complete a move a crash interrupted; False when the file is nowhere to be found."""
+        """Complete a move a crash interrupted: the file, then its sidecars and the
+        processing/ folder it left (a crash may come between any two); False when the file
+        is nowhere to be found. Nothing to do for a move that was whole."""
         target = job.source_path
         place = place_of(job)
-        if target.exists():
-            return True
-        if place is None or place.previous is None or not place.previous.exists():
-            log.error("file_lost", job_key=job.job_key, path=str(target),
-                      previous=str(place.previous) if place and place.previous else None)
+        if place is None:
+            if target.exists():
+                return True
+            log.error("file_lost", job_key=job.job_key, path=str(target), previous=None)
             return False
-        self._move(job, place.previous, target, place.attachments)
-        inbox = self.inbox_of(place)
-        processing = inbox.folder("processing")
-        if _inside(place.previous, processing):
-            remove_empty_dirs(place.previous.parent, processing)
-        log.info("move_completed", job_key=job.job_key, source=str(place.previous),
-                 target=str(target))
+        if not target.exists():
+            if place.previous is None or not place.previous.exists():
+                log.error("file_lost", job_key=job.job_key, path=str(target),
+                          previous=str(place.previous) if place.previous else None)
+                return False
+            self._move(job, place.previous, target, place.attachments)
+            log.info("move_completed", job_key=job.job_key, source=str(place.previous),
+                     target=str(target))
+        else:
+            self._move_attachments(job, place.attachments)
+        if place.previous is not None:
+            self._leave_processing(place, place.previous)
         return True
+
+    def _leave_processing(self, place: JobPlace, previous: Path) -> None:
+        """A file that left ``processing/<key>/`` leaves no empty folder there."""
+        processing = self.inbox_of(place).folder("processing")
+        if _inside(previous, processing):
+            remove_empty_dirs(previous.parent, processing)
 
     def requeue(self, job: Job) -> Job:
         """A retried job (QUEUED, file in done/ or failed/) back into processing/."""

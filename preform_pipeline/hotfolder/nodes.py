@@ -310,7 +310,7 @@ class NodeRecovery(Recovery):
                     continue
                 with self.outcomes.lock:
                     job = self.intake.requeue(job)
-            elif not job.source_path.exists() and not self.intake.finish_move(job):
+            elif not self.intake.finish_move(job):
                 self._fail_lost(job)
                 continue
             if job.state is JobState.PROCESSING and job.build_id is None:

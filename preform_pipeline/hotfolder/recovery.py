@@ -90,7 +90,7 @@ class Recovery:
         for job in store.list_jobs(state=JobState.PROCESSING):
             if job.build_id is not None:
                 continue
-            if not job.source_path.exists() and not self.intake.finish_move(job):
+            if not self.intake.finish_move(job):  # also its sidecars, if they stayed behind
                 self._fail_lost(job)
                 continue
             resumed.append(job)

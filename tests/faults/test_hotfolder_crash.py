@@ -1,21 +1,26 @@
 """The hot-folder daemon killed with SIGKILL at seeded moments, again and again.
 
-Each iteration drops a few more files (single files and case folders) into the inbox, starts
-``preform-pipeline watch`` as a real subprocess on simulated servers (realistic latency,
-scaled: a print takes about half a second; one shared fleet folder), and kills it with
-SIGKILL: its PID only or its whole process group (seeded), at a seeded random moment or,
-every other iteration, the instant a build's store row enters ``print_sending`` (the request
-is on its way). Some iterations first kill one of its servers alone, which the pool must
-replace. The test never stops a server itself: once the next daemon has started, no server
-of the killed one may be left (they die with their owner, or the next start reaps them).
-A server that survived long enough to finish a send (where the platform cannot tie it to
-its owner) would be found by the next start within the grace period, instead of the models
-being prepared again. A final ``watch --once`` finishes what is left. Then:
+Each iteration drops a few more files (single files and case folders, every other one with a
+sidecar) into the inbox, starts ``preform-pipeline watch`` as a real subprocess on simulated
+servers (realistic latency, scaled: a print takes about half a second; one shared fleet
+folder), and kills it with SIGKILL: its PID only or its whole process group (seeded, both at
+least once), at a seeded random moment; or a seeded few milliseconds after a file starts a
+move (its store row names processing/, or done/ or failed/; the file, its sidecars and the
+folder it leaves follow); or, every other iteration, the instant a build's store row enters
+``print_sending`` (the request is on its way). Some iterations first kill one of its
+servers alone, which the pool must replace. The test never stops a server itself: once the
+next daemon has started, no server of the killed one may be left (they die with their
+owner, or the next start reaps them). A server that survived long enough to finish a send
+(where the platform cannot tie it to its owner) would be found by the next start within the
+grace period, instead of the models being prepared again. A final ``watch --once`` finishes
+what is left. Then:
 
-* every dropped file is in done/ or failed/ exactly once, byte-identical;
+* every dropped file is in done/ or failed/ exactly once, byte-identical, a sidecar beside
+  its model; nothing is left in the inbox or in processing/, not even an empty folder;
 * every model was printed exactly once, counted in the fleet folder; a model whose print
   could not be settled (UNVERIFIED, its file in failed/) was never sent a second time;
-* no store row is left mid-way (only printed, unverified, or dissolved builds).
+* no store row is left mid-way (only printed, unverified, or dissolved builds), and a print
+  seen finishing is in its case's report.
 
 Linux-specific only in that SIGKILL does not exist on Windows (the daemon is not).
 """
@@ -36,8 +41,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from crash_support import wait_until_sending
+from crash_support import wait_until_moved, wait_until_sending
 
+from preform_pipeline.hotfolder.files import REPORT_SUFFIX
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -53,6 +59,10 @@ SEED = int(os.environ.get("HOTFOLDER_CRASH_SEED", "20240501"))
 ITERATIONS = 6
 #: Kill moments of the random iterations, seconds after the start: importing to printing.
 KILL_AFTER_S = (0.5, 3.0)
+#: Iterations that kill as a file moves (crash_support.FILE_MOMENTS) instead of at random.
+FILE_MOMENT_AT = {0: "taken", 4: "settled"}
+#: Their delay after the store row: the seeded moment scaled to milliseconds (2.5 to 15 ms).
+FILE_MOMENT_DELAY_PER_S = 0.005
 #: How long a targeted iteration waits for a send to start before killing anyway.
 SEND_WAIT_S = 8.0
 FINAL_TIMEOUT_S = 90.0
@@ -103,6 +113,14 @@ def assert_gone_without_help(servers: list[psutil.Process], context: str) -> Non
     assert not process_tree_alive([p.pid for p in servers if p.is_running()]), context
 
 
+def report_state(model: Path) -> object:
+    """The state the report beside a file in done/ shows (None: no report)."""
+    report = model.with_name(model.name + REPORT_SUFFIX)
+    if not report.exists():
+        return None
+    return json.loads(report.read_text(encoding="utf-8")).get("state")
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -143,11 +161,13 @@ class TestCrashes:
         staging.mkdir()
         inbox.mkdir()
         dropped: dict[str, str] = {}  # stem -> content digest
+        sidecars: list[str] = []  # content digests of the sidecars dropped with them
         command = [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"]
         log = (tmp_path / "daemon.log").open("ab")
         env = environment(tmp_path / "server-state")
         seed = 0
         mid_send_kills = 0
+        file_kills = 0
         group_kills = 0
         server_kills = 0
         killed_servers: list[psutil.Process] = []
@@ -155,6 +175,8 @@ class TestCrashes:
             for _ in range(rng.randint(2, 4)):
                 seed += 1
                 content = tetra_stl_bytes(seed)
+                # Every other drop has a sidecar (not drawn from rng: the seeds' moments stay).
+                sidecar = f"operator: crash {seed}\n".encode() if seed % 2 else None
                 if rng.random() < 0.25:
                     case = staging / f"case{seed}"
                     case.mkdir()
@@ -162,8 +184,15 @@ class TestCrashes:
                     other = tetra_stl_bytes(seed + 50_000)
                     (case / f"m{seed}b.stl").write_bytes(other)
                     dropped[f"m{seed}a"], dropped[f"m{seed}b"] = digest(content), digest(other)
+                    if sidecar is not None:
+                        (case / f"{case.name}.yaml").write_bytes(sidecar)
+                        sidecars.append(digest(sidecar))
                     case.rename(inbox / case.name)
                 else:
+                    if sidecar is not None:
+                        (staging / f"m{seed}.yaml").write_bytes(sidecar)
+                        sidecars.append(digest(sidecar))
+                        (staging / f"m{seed}.yaml").rename(inbox / f"m{seed}.yaml")
                     (staging / f"m{seed}.stl").write_bytes(content)
                     dropped[f"m{seed}"] = digest(content)
                     (staging / f"m{seed}.stl").rename(inbox / f"m{seed}.stl")
@@ -189,6 +218,14 @@ class TestCrashes:
                     server_kills += 1
             if iteration % 2 == 1:
                 mid_send_kills += wait_until_sending(store_path, process, SEND_WAIT_S)
+            elif iteration in FILE_MOMENT_AT:
+                # Kill a few ms after a file starts a move: between its store row and the
+                # rest (the file, its sidecars, its folder). Same draw: the seed's stream stays.
+                delay = rng.uniform(*KILL_AFTER_S) * FILE_MOMENT_DELAY_PER_S
+                file_kills += wait_until_moved(store_path, process,
+                                               FILE_MOMENT_AT[iteration], SEND_WAIT_S * 2)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=delay)
             else:
                 # The random moment: the daemon never exits on its own, so this times out.
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -198,7 +235,10 @@ class TestCrashes:
                 tail = (tmp_path / "daemon.log").read_text(encoding="utf-8")[-3000:]
                 raise AssertionError(f"iteration {iteration}: the daemon exited early:\n{tail}")
             killed_servers = server_processes(process)
-            if rng.random() < 0.5:
+            group = rng.random() < 0.5
+            if iteration == ITERATIONS - 1 and group_kills in (0, ITERATIONS - 1):
+                group = group_kills == 0  # both kill modes, whatever the seed drew
+            if group:
                 os.killpg(process.pid, signal.SIGKILL)  # the daemon's whole group
                 group_kills += 1
             else:
@@ -212,14 +252,19 @@ class TestCrashes:
         assert_gone_without_help(killed_servers, context)
         assert final.returncode == 0, context
         assert mid_send_kills >= 1, f"no kill landed mid-send; {context}"
+        assert file_kills >= 1, f"no kill landed as a file moved; {context}"
         assert group_kills >= 1 and group_kills < ITERATIONS, f"kill modes not mixed; {context}"
         assert server_kills >= 1, f"no server was killed alone; {context}"
 
-        # Every file in done/ or failed/ exactly once, byte-identical; nothing left behind.
+        # Every file in done/ or failed/ exactly once, byte-identical, sidecars beside their
+        # models; nothing left behind, not even an empty folder in processing/.
         settled = [*(inbox / "done").rglob("*.stl"), *(inbox / "failed").rglob("*.stl")]
         assert sorted(digest(p.read_bytes()) for p in settled) == sorted(dropped.values()), (
             context)
-        assert [p for p in (inbox / "processing").rglob("*") if p.is_file()] == [], context
+        beside = [*(inbox / "done").rglob("*.yaml"), *(inbox / "failed").rglob("*.yaml")]
+        assert sorted(digest(p.read_bytes()) for p in beside) == sorted(sidecars), context
+        assert all(any(p.parent.glob("*.stl")) for p in beside), context
+        assert list((inbox / "processing").iterdir()) == [], context
         leftovers = [p for p in inbox.iterdir() if p.name not in ("done", "failed", "processing")]
         assert leftovers == [], context
 
@@ -231,6 +276,11 @@ class TestCrashes:
         assert {j.state for j in jobs} <= {*_SENT, JobState.UNVERIFIED}, context
         assert not [b for b in builds if b.state.value in MID_WAY], context
         unverified = {Path(j.original_name).stem for j in jobs if j.state is JobState.UNVERIFIED}
+        # A print seen ending is in its case's report too, whenever the daemon died.
+        behind = [(j.job_key, report_state(j.source_path), j.state.value) for j in jobs
+                  if j.state is JobState.FINISHED
+                  and report_state(j.source_path) != j.state.value]
+        assert behind == [], f"reports behind their print's end: {behind}; {context}"
 
         # Every model printed exactly once; an unsettled one never a second time.
         prints = fleet_jobs(fleet)

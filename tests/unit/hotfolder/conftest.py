@@ -1,4 +1,5 @@
-"""Fixtures for the hot folder's unit tests: a real SQLite store and an inbox."""
+"""Fixtures for the hot folder's unit tests: a real SQLite store, an inbox, and for the
+daemon's tests a recipe and the scripted runner's script (daemon_support)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from daemon_support import Script
 
+from preform_pipeline.hotfolder.testing import write_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import SqliteJobStore
 
@@ -23,3 +26,15 @@ def inbox(tmp_path: Path) -> InboxSettings:
     for kind in ("processing", "done", "failed"):
         settings.folder(kind).mkdir(parents=True)
     return settings
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    """A fast recipe named ``hot`` that prints."""
+    return write_recipe(tmp_path, name="hot")
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Script:
+    """The scripted runner's script, printing into ``tmp_path/fleet``."""
+    return Script(fleet_dir=tmp_path / "fleet")

@@ -42,7 +42,9 @@ __all__ = [
     "DummyPool",
     "Script",
     "ScriptedRunner",
+    "drop",
     "make_daemon",
+    "names",
     "run_daemon_once",
 ]
 
@@ -197,7 +199,7 @@ def make_daemon(
     settings = Settings(
         hotfolders=HotFolderSettings(
             inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
-                                   quiet_period_s=0.2, **(inbox or {})),),
+                                   **{"quiet_period_s": 0.2, **(inbox or {})}),),
             batching=batching or BatchingSettings(window_s=0.1),
             duplicates=duplicates,  # type: ignore[arg-type]
             stop_deadline_s=stop_deadline_s,
@@ -218,3 +220,16 @@ def make_daemon(
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:
     assert daemon.run(once=True) == 0
+
+
+def drop(tmp_path: Path, name: str, data: bytes) -> Path:
+    """A file dropped into ``tmp_path/inbox`` (its folders made)."""
+    path = tmp_path / "inbox" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def names(folder: Path) -> list[str]:
+    """The files below ``folder``, relative to it, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())

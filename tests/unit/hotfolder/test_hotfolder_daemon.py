@@ -6,8 +6,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
-from daemon_support import Script, make_daemon, run_daemon_once
+from daemon_support import Script, drop, make_daemon, names, run_daemon_once
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.hotfolder.testing import (
@@ -20,27 +19,6 @@ from preform_pipeline.printing import FleetFolderLocator, SendHolder
 from preform_pipeline.printing.testing import reaped_holder
 from preform_pipeline.settings.hotfolder import BatchingSettings
 from preform_pipeline.store import JobState, SqliteJobStore
-
-
-@pytest.fixture
-def recipe(tmp_path: Path) -> Path:
-    return write_recipe(tmp_path, name="hot")
-
-
-@pytest.fixture
-def script(tmp_path: Path) -> Script:
-    return Script(fleet_dir=tmp_path / "fleet")
-
-
-def drop(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / "inbox" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 class TestOnce:
