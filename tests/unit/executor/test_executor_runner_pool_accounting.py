@@ -48,12 +48,12 @@ def pools() -> Iterator[list[ServerPool]]:
 
 def _run(
     tmp_path: Path, farm: SimFarm, pools: list[ServerPool],
-    stop_reason: Callable[[Runner, str], str | None] | None = None,
+    stop_reason: Callable[[Runner, str], str | None] | None = None, steps: str = STEPS,
 ) -> tuple[RunResult, ServerStatus, list[dict[str, Any]]]:
     """One build of two boxes on a started pool of one remote simulator (the farm's
     first); the run's result, the server's status after it and the run's events."""
     boxes = [write_box(tmp_path / "m", f"box{i}", 20, 20, 10) for i in range(2)]
-    plan = plan_for(write_recipe(tmp_path, STEPS), boxes)
+    plan = plan_for(write_recipe(tmp_path, steps), boxes)
     settings = ServerSettings(count=0, health_interval_s=0.0, health_timeout_s=5.0,
                               remote_wait_s=0.0)
     pool = ServerPool(
@@ -169,3 +169,29 @@ class TestBuildsNotCounted:
         assert [(a.server, a.error) for a in outcome.attempts] == [("lab", None)]
         assert (status.builds, status.total_builds) == (0, 0)
         assert list(iter_events(logs, "server_failure_reported")) == []
+
+
+class TestServerFault:
+    """A server fault (a 500) has the server health-checked with the error, is logged with
+    the attempt, the error and its type, and the retry on the checked server counts once."""
+
+    def test_a_server_fault_is_reported_with_its_error_and_the_retry_counts(
+        self, tmp_path: Path, farm: SimFarm, pools: list[ServerPool]
+    ) -> None:
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        result, status, logs = _run(tmp_path, farm, pools)
+        outcome = _only(result)
+        assert outcome.status is BuildStatus.SUCCEEDED
+        (first, second) = outcome.attempts
+        assert (first.server, first.error_type, second.error) == (
+            "lab", "ServerInternalError", None)
+        assert first.error is not None and "scripted fault in auto_layout" in first.error
+        (failed,) = iter_events(logs, "build_attempt_failed")
+        assert (failed["attempt"], failed["error"], failed["error_type"]) == (
+            1, first.error, "ServerInternalError")
+        (reported,) = iter_events(logs, "server_failure_reported")
+        assert (reported["server"], reported["error"], reported["error_type"]) == (
+            "lab", first.error, "ServerInternalError")
+        (retrying,) = iter_events(logs, "build_retrying")
+        assert retrying["reason"] == f"ServerInternalError: {first.error}"
+        assert (status.state, status.builds, status.total_builds) == (ServerState.IDLE, 1, 1)
