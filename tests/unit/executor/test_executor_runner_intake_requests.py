@@ -98,3 +98,4 @@ class TestFinalBuildIntakeRequests:
                     if op in ("import_model", "auto_orient", "auto_support", "auto_layout")]
         assert received == ["import_model", "auto_orient", "auto_support", "import_model",
                             "auto_orient", "auto_support", "auto_layout"]
+
