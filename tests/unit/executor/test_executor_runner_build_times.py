@@ -50,15 +50,16 @@ class _Steps(NullReporter):
 
 
 class TestTimesOnTheRunsClock:
-    """A build whose first attempt spent 2 s before a server fault and whose retry spent
-    5 s reports those busy times, a duration of 7 s, and step times to match."""
+    """A build whose first attempt spent 2.0004 s before a server fault and whose retry
+    spent 5.0004 s reports those busy times, their sum as its duration, and step times to
+    match, rounded to the millisecond in the events."""
 
     def test_attempts_steps_build_and_run_report_the_clocks_time(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         clock = ManualClock()
-        farm.add(_Slow(clock, {"auto_support": 2.0}, fail={"auto_layout": 1}))
-        farm.add(_Slow(clock, {"auto_layout": 5.0}))
+        farm.add(_Slow(clock, {"auto_support": 2.0004}, fail={"auto_layout": 1}))
+        farm.add(_Slow(clock, {"auto_layout": 5.0004}))
         boxes = [write_box(tmp_path / "m", f"box{i}", 20, 20, 10) for i in range(2)]
         reporter = _Steps()
         with capture_bound_logs() as logs:
@@ -70,14 +71,17 @@ class TestTimesOnTheRunsClock:
             )
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED
-        assert [(a.server, a.busy_s, a.resumed_from) for a in outcome.attempts] == [
-            ("server-1", 2.0, None), ("server-2", 5.0, "auto_support")]
-        assert outcome.duration_s == pytest.approx(7.0)
-        assert result.wall_s == pytest.approx(7.0)
+        assert [(a.server, a.resumed_from) for a in outcome.attempts] == [
+            ("server-1", None), ("server-2", "auto_support")]
+        assert [a.busy_s for a in outcome.attempts] == [pytest.approx(2.0004),
+                                                        pytest.approx(5.0004)]
+        assert outcome.duration_s == pytest.approx(7.0008)
+        assert result.wall_s == pytest.approx(7.0008)
+        # The events round to the millisecond.
         (finished,) = iter_events(logs, "build_finished")
-        assert finished["duration_s"] == 7.0
+        assert finished["duration_s"] == 7.001
         (closing,) = iter_events(logs, "run_finished")
-        assert closing["wall_s"] == 7.0
+        assert closing["wall_s"] == 7.001
         steps = [(e["event"], e["step"], e["server"], e["elapsed_s"]) for e in logs
                  if e["event"] in ("step_finished", "step_failed")]
         assert steps == [
@@ -88,6 +92,7 @@ class TestTimesOnTheRunsClock:
             ("step_finished", "auto_layout", "server-2", 5.0),
             ("step_finished", "save_form", "server-2", 0.0),
         ]
+        assert all(isinstance(e["elapsed_s"], float) for e in logs if "elapsed_s" in e)
         # Each start, numbered within the attempt's steps, for the display and the log.
         order = ["create_scene", "import_models", "auto_support", "auto_layout", "save_form"]
         assert reporter.started == [
