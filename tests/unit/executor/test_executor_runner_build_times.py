@@ -71,8 +71,9 @@ class TestTimesOnTheRunsClock:
             )
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED
-        assert [(a.server, a.resumed_from) for a in outcome.attempts] == [
-            ("server-1", None), ("server-2", "auto_support")]
+        assert [(a.number, a.server, a.error_type, a.resumed_from)
+                for a in outcome.attempts] == [
+            (1, "server-1", "ServerInternalError", None), (2, "server-2", None, "auto_support")]
         assert [a.busy_s for a in outcome.attempts] == [pytest.approx(2.0004),
                                                         pytest.approx(5.0004)]
         assert outcome.duration_s == pytest.approx(7.0008)
@@ -82,15 +83,16 @@ class TestTimesOnTheRunsClock:
         assert finished["duration_s"] == 7.001
         (closing,) = iter_events(logs, "run_finished")
         assert closing["wall_s"] == 7.001
-        steps = [(e["event"], e["step"], e["server"], e["elapsed_s"]) for e in logs
+        steps = [(e["event"], e["step"], e["kind"], e["server"], e["elapsed_s"]) for e in logs
                  if e["event"] in ("step_finished", "step_failed")]
+        # (Each step's id is its kind in this recipe.)
         assert steps == [
-            ("step_finished", "create_scene", "server-1", 0.0),
-            ("step_finished", "import_models", "server-1", 0.0),
-            ("step_finished", "auto_support", "server-1", 2.0),
-            ("step_failed", "auto_layout", "server-1", 0.0),
-            ("step_finished", "auto_layout", "server-2", 5.0),
-            ("step_finished", "save_form", "server-2", 0.0),
+            ("step_finished", "create_scene", "create_scene", "server-1", 0.0),
+            ("step_finished", "import_models", "import_models", "server-1", 0.0),
+            ("step_finished", "auto_support", "auto_support", "server-1", 2.0),
+            ("step_failed", "auto_layout", "auto_layout", "server-1", 0.0),
+            ("step_finished", "auto_layout", "auto_layout", "server-2", 5.0),
+            ("step_finished", "save_form", "save_form", "server-2", 0.0),
         ]
         assert all(isinstance(e["elapsed_s"], float) for e in logs if "elapsed_s" in e)
         # Each start, numbered within the attempt's steps, for the display and the log.
@@ -101,7 +103,6 @@ class TestTimesOnTheRunsClock:
             ("unit-001", "auto_layout", 4, 5), ("unit-001", "save_form", 5, 5)]
         starts = [(e["step"], e["kind"], e["index"], e["of"])
                   for e in iter_events(logs, "step_started")]
-        # (Each step's id is its kind in this recipe.)
         assert starts == [(step, step, index, 5) for _, step, index, _ in reporter.started]
         (failed,) = iter_events(logs, "step_failed")
         assert (failed["kind"], failed["error_type"]) == ("auto_layout", "ServerInternalError")
