@@ -19,20 +19,26 @@ from executor_support import (
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.executor import BuildStatus, NullReporter, RunOptions, run_plan
-from preform_pipeline.simulator.protocol import ProgressCallback
+from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 
 STEPS = "steps:\n  - auto_support\n  - auto_layout\n  - save_form\n"
 
 
 class _Slow(ScriptedFaults):
     """Scripted faults whose operations in ``takes`` move the run's clock on by their time,
-    as if the server had worked that long."""
+    as if the server had worked that long (before answering, or before failing)."""
 
     def __init__(self, clock: ManualClock, takes: dict[str, float],
                  fail: dict[str, int] | None = None) -> None:
         super().__init__(fail=fail or {})
         self.clock = clock
         self.takes = takes
+
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        error = super().simulated_error(operation_id)
+        if error is not None:
+            self.clock.advance(self.takes.get(operation_id, 0.0))
+        return error
 
     def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
         self.clock.advance(self.takes.get(operation_id, 0.0))
@@ -50,7 +56,7 @@ class _Steps(NullReporter):
 
 
 class TestTimesOnTheRunsClock:
-    """A build whose first attempt spent 2.0004 s before a server fault and whose retry
+    """A build whose first attempt spent 3.0008 s up to a server fault and whose retry
     spent 5.0004 s reports those busy times, their sum as its duration, and step times to
     match, rounded to the millisecond in the events."""
 
@@ -58,7 +64,8 @@ class TestTimesOnTheRunsClock:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         clock = ManualClock()
-        farm.add(_Slow(clock, {"auto_support": 2.0004}, fail={"auto_layout": 1}))
+        farm.add(_Slow(clock, {"auto_support": 2.0004, "auto_layout": 1.0004},
+                       fail={"auto_layout": 1}))
         farm.add(_Slow(clock, {"auto_layout": 5.0004}))
         boxes = [write_box(tmp_path / "m", f"box{i}", 20, 20, 10) for i in range(2)]
         reporter = _Steps()
@@ -74,15 +81,15 @@ class TestTimesOnTheRunsClock:
         assert [(a.number, a.server, a.error_type, a.resumed_from)
                 for a in outcome.attempts] == [
             (1, "server-1", "ServerInternalError", None), (2, "server-2", None, "auto_support")]
-        assert [a.busy_s for a in outcome.attempts] == [pytest.approx(2.0004),
+        assert [a.busy_s for a in outcome.attempts] == [pytest.approx(3.0008),
                                                         pytest.approx(5.0004)]
-        assert outcome.duration_s == pytest.approx(7.0008)
-        assert result.wall_s == pytest.approx(7.0008)
+        assert outcome.duration_s == pytest.approx(8.0012)
+        assert result.wall_s == pytest.approx(8.0012)
         # The events round to the millisecond.
         (finished,) = iter_events(logs, "build_finished")
-        assert finished["duration_s"] == 7.001
+        assert finished["duration_s"] == 8.001
         (closing,) = iter_events(logs, "run_finished")
-        assert closing["wall_s"] == 7.001
+        assert closing["wall_s"] == 8.001
         steps = [(e["event"], e["step"], e["kind"], e["server"], e["elapsed_s"]) for e in logs
                  if e["event"] in ("step_finished", "step_failed")]
         # (Each step's id is its kind in this recipe.)
@@ -90,7 +97,7 @@ class TestTimesOnTheRunsClock:
             ("step_finished", "create_scene", "create_scene", "server-1", 0.0),
             ("step_finished", "import_models", "import_models", "server-1", 0.0),
             ("step_finished", "auto_support", "auto_support", "server-1", 2.0),
-            ("step_failed", "auto_layout", "auto_layout", "server-1", 0.0),
+            ("step_failed", "auto_layout", "auto_layout", "server-1", 1.0),
             ("step_finished", "auto_layout", "auto_layout", "server-2", 5.0),
             ("step_finished", "save_form", "save_form", "server-2", 0.0),
         ]
