@@ -128,7 +128,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
                      "journal", "run_result", "checkpoints", "drop_callback",
-                     "two_servers", "step_walk")
+                     "two_servers", "step_walk", "intake_requests", "pool_accounting",
+                     "scene_cleanup", "build_times")
     ),
     "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS,
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
