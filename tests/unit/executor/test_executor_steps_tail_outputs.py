@@ -74,10 +74,11 @@ def _expected_legend(
     scene = engine.answers("get_scene")[-1]
     by_name = {m["name"]: m for m in scene["models"]}
     marks = []
-    for number, (model, name) in enumerate(
-        zip(build.models, import_names(build), strict=True), start=1
-    ):
+    for model, name in zip(build.models, import_names(build), strict=True):
+        if name not in by_name:
+            continue  # not on this platform (dropped with its case)
         info = by_name[name]
+        number = len(marks) + 1
         low, high = info["bounding_box"]["min_corner"], info["bounding_box"]["max_corner"]
         marks.append(ModelMark(
             number=number,
@@ -139,6 +140,40 @@ class TestLegendDrawn:
         assert got.shape == want.shape
         assert np.array_equal(got, want)
         assert got.shape[0] > _pixels(engine.kept[0]).shape[0]  # the strip was added
+
+
+class TestLegendAfterADrop:
+    """A case dropped from the build is not in its legend: the models left on the platform
+    are numbered from 1, each marked on the image."""
+
+    def test_only_the_models_on_the_platform_are_numbered_and_marked(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = KeepingEngine(tmp_path / "kept", fleet_dir=farm.fleet_dir,
+                               work_dir=farm.folder / "work")
+        _serve(farm, engine)
+        root = tmp_path / "models"
+        # The first case's name is too long for its label to fit: that case is dropped.
+        long_case = "a-case-" + "x" * 40
+        write_box(root / long_case, "upper", 30, 20, 15)
+        write_box(root / "b-case", "upper", 30, 20, 15)
+        write_box(root / "b-case", "lower", 20, 20, 10)
+        recipe = write_recipe(
+            tmp_path,
+            "on_model_failure: drop_case\nsteps:\n"
+            "  - label:\n      text: \"{case_id}\"\n      font_size_mm: 3\n      depth_mm: 0.5\n"
+            "      placement: {face: front, margin_mm: 1, fit: fail}\n"
+            "  - auto_layout\n  - screenshot:\n      image_size_px: 400\n",
+        )
+        plan = plan_for(recipe, [root / long_case, root / "b-case"])
+        outcome = _run(plan, farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [Path(p).parent.name for p, _ in outcome.dropped] == [long_case]
+        (shot,) = outcome.outputs
+        assert [w for w in outcome.warnings if "legend" in w] == []
+        expected = _expected_legend(engine, plan, shot.parent.name, CameraView(),
+                                    tmp_path)
+        assert np.array_equal(_pixels(shot), _pixels(expected))
 
 
 class TestOutputFiles:

@@ -194,6 +194,28 @@ class TestAlreadySent:
         ]
         assert list(iter_events(logs, "print_sending")) == []
 
+    def test_a_retry_after_the_found_print_does_not_ask_the_store_again(
+        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
+    ) -> None:
+        # The screenshot after the print fails once: the attempt is retried.
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        ours = _prepared_build(store)
+        key = store.get_build(ours).job_key
+        store.transition_build(ours, JobState.PRINT_SENDING, "test", job_name=f"x {key}",
+                               printer="SimulatedForm4-1")
+        store.transition_build(ours, JobState.PRINT_SENT, "test", print_job_id="job-earlier")
+        tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
+        outcome, logs = _run(
+            tmp_path, farm, "  - print:\n      printer: SimulatedForm4-1\n  - screenshot\n",
+            print_tracking=tracking,
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert len(outcome.attempts) == 2
+        assert outcome.job_id == "job-earlier"
+        assert len(list(iter_events(logs, "print_found"))) == 1
+        assert len(list(iter_events(logs, "print_already_sent"))) == 1
+        assert farm.jobs() == []
+
 
 class TestLeftWaiting:
     """A build left waiting for a free printer is sent later from the .form it saved last,
