@@ -46,7 +46,8 @@ def _prepared_build(store: SqliteJobStore) -> int:
 
 
 def _run(
-    tmp_path: Path, farm: SimFarm, steps: str, stem: str = "box", **options: Any
+    tmp_path: Path, farm: SimFarm, steps: str, stem: str = "box",
+    pool: FakePool | None = None, **options: Any,
 ) -> tuple[BuildOutcome, list[dict[str, Any]]]:
     """Run one 10 mm box named ``stem`` through ``steps`` (one model per build)."""
     box = write_box(tmp_path / "m", stem, 10, 10, 10)
@@ -55,8 +56,8 @@ def _run(
         farm.add()
     with capture_logs() as logs:
         result: RunResult = run(plan_for(recipe, [box]),
-                                OwnPidPool([s.url for s in farm.servers]), tmp_path / "out",
-                                **options)
+                                pool or OwnPidPool([s.url for s in farm.servers]),
+                                tmp_path / "out", **options)
     (outcome,) = result.outcomes
     return outcome, logs
 
@@ -148,9 +149,12 @@ class TestNoAnswer:
         farm.add(ScriptedFaults(fail={"print": 1}))
         ours = _prepared_build(store)
         tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
+        pool = OwnPidPool([s.url for s in farm.servers])
         outcome, logs = _run(tmp_path, farm, "  - print:\n      printer: SimulatedForm4-1\n",
-                             print_tracking=tracking)
+                             pool=pool, print_tracking=tracking)
         assert outcome.status is BuildStatus.PRINT_UNCONFIRMED
+        # The server may be dead: the pool is told, with the request's own error.
+        assert pool.failures == [("server-1", "ServerInternalError")]
         reason = outcome.reason or ""
         assert reason.startswith("the print request to SimulatedForm4-1 got no answer (")
         assert "scripted fault in print" in reason
