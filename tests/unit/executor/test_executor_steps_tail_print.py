@@ -250,3 +250,19 @@ class TestLeftWaiting:
         (waiting,) = iter_events(logs, "print_waiting")
         assert waiting["printer"] == "Form4-CapableClam,SimulatedForm4-1"
         assert outcome.job_id is None
+
+
+class TestRetryAfterThePrint:
+    """A step after the print that fails is retried without printing again: the printer
+    holds one job, and the outcome names it."""
+
+    def test_the_printer_gets_one_job(self, tmp_path: Path, farm: SimFarm) -> None:
+        farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
+        outcome, logs = _run(
+            tmp_path, farm, "  - print:\n      printer: SimulatedForm4-1\n  - screenshot\n"
+        )
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert len(outcome.attempts) == 2
+        (job,) = farm.jobs()
+        assert job["job_id"] == outcome.job_id
+        assert len(list(iter_events(logs, "print_sent"))) == 1
