@@ -16,6 +16,7 @@ from preform_pipeline.executor import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.verify.tracking import PrintTracking
 from tests.unit.executor.executor_support import (
     FakePool,
+    ScriptedFaults,
     SimFarm,
     plan_for,
     run,
@@ -214,3 +215,36 @@ class TestVerifyStatus:
         )
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert outcome.verify == expected
+
+
+def _polled(seen: list[str]) -> set[str]:
+    """The operations a server saw polled: each one followed by ``get_operation`` requests."""
+    polled: set[str] = set()
+    last = ""
+    for operation in seen:
+        if operation == "get_operation":
+            polled.add(last)
+        else:
+            last = operation
+    return polled
+
+
+class TestPolledAfterTheRequestLimit:
+    """An estimate or a screenshot the request limit cut short is polled on the retry, on
+    the next server, instead of being awaited in one request again."""
+
+    @pytest.mark.parametrize(
+        ("step", "operation"),
+        [("estimate", "estimate_print_time"), ("screenshot", "save_screenshot")],
+    )
+    def test_the_retry_polls_the_step_that_outlived_the_request_limit(
+        self, tmp_path: Path, farm: SimFarm, step: str, operation: str
+    ) -> None:
+        farm.add(ScriptedFaults(hang=frozenset({operation})))
+        farm.add()
+        outcome = _run(tmp_path, farm, f"steps:\n  - {step}\n", _boxes(tmp_path, "box"),
+                       request_timeout_s=2.0)
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
+        assert outcome.attempts[0].error_type == "ServerTimeoutError"
+        assert _polled(farm.faults[1].seen) == {operation}
