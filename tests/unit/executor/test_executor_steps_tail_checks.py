@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_executor_blocking_steps import _polled
 from test_executor_steps_preflight import FUSE_HEAD
-from test_executor_steps_requests import ReceivingEngine, _serve
+from test_executor_steps_requests import ReceivingEngine
+from test_executor_steps_requests import engine as engine  # the fixture
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.verify.tracking import PrintTracking
@@ -23,13 +25,6 @@ from tests.unit.executor.executor_support import (
     write_box,
     write_recipe,
 )
-
-
-def _receiving(farm: SimFarm) -> ReceivingEngine:
-    engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
-                             work_dir=farm.folder / f"work{len(farm.servers)}")
-    _serve(farm, engine)
-    return engine
 
 
 def _run(
@@ -57,9 +52,8 @@ class TestPreflightPerModel:
     before any request."""
 
     def test_label_text_of_fields_that_differ_between_models_passes(
-        self, tmp_path: Path, farm: SimFarm
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
-        engine = _receiving(farm)
         outcome = _run(
             tmp_path, farm,
             "steps:\n  - auto_layout\n  - label:\n      text: \"{stem}\"\n      font_size_mm: 3\n"
@@ -108,9 +102,8 @@ class TestEstimateLimits:
     only above it, and every exceeded limit is named in the reason."""
 
     def test_figures_and_limits_at_and_over_the_estimate(
-        self, tmp_path: Path, farm: SimFarm
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
-        engine = _receiving(farm)
         models = _boxes(tmp_path, "box")
         first = _run(tmp_path, farm, "steps:\n  - estimate\n", models)
         assert first.status is BuildStatus.SUCCEEDED, first.reason
@@ -155,9 +148,8 @@ class TestSlsFigures:
     out from them and the material counted as the sintered powder."""
 
     def test_the_outcome_carries_the_servers_powder_and_cooling_figures(
-        self, tmp_path: Path, farm: SimFarm
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
-        engine = _receiving(farm)
         outcome = _run(tmp_path, farm, "steps:\n  - auto_pack\n  - estimate\n",
                        _boxes(tmp_path, "a", "b"), head=FUSE_HEAD)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
@@ -215,18 +207,6 @@ class TestVerifyStatus:
         )
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert outcome.verify == expected
-
-
-def _polled(seen: list[str]) -> set[str]:
-    """The operations a server saw polled: each one followed by ``get_operation`` requests."""
-    polled: set[str] = set()
-    last = ""
-    for operation in seen:
-        if operation == "get_operation":
-            polled.add(last)
-        else:
-            last = operation
-    return polled
 
 
 class TestPolledAfterTheRequestLimit:

@@ -11,22 +11,15 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _serve
+from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import (
-    BuildOutcome,
     BuildStatus,
-    NullReporter,
-    RunOptions,
-    RunResult,
-    run_plan,
 )
 from preform_pipeline.executor.steps import import_names
 from preform_pipeline.legend import CameraView, ModelMark, add_legend
 from preform_pipeline.plan.builds import Plan
-from preform_pipeline.report import write_build_report
 from tests.unit.executor.executor_support import (
-    FakePool,
     ScriptedFaults,
     SimFarm,
     plan_for,
@@ -50,19 +43,6 @@ class KeepingEngine(ReceivingEngine):
             copy = self.keep / f"{len(self.kept)}-{Path(body['file']).name}"
             shutil.copyfile(body["file"], copy)
             self.kept.append(copy)
-
-
-def _run(
-    plan: Plan, farm: SimFarm, output: Path, reporter: NullReporter | None = None
-) -> BuildOutcome:
-    result: RunResult = run_plan(
-        plan, FakePool([s.url for s in farm.servers]),
-        options=RunOptions(output_root=output, step_timeout_s=10.0,
-                           build_report=write_build_report),
-        reporter=reporter or NullReporter(),
-    )
-    (outcome,) = result.outcomes
-    return outcome
 
 
 def _expected_legend(

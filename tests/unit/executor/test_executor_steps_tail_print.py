@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
-from test_executor_steps_requests import ReceivingEngine, _serve
+from test_executor_steps_printing import _prepared_build
+from test_executor_steps_requests import ReceivingEngine
+from test_executor_steps_requests import engine as engine  # the fixture
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.servers.pool import PoolServer
@@ -36,13 +38,14 @@ class OwnPidPool(FakePool):
         return replace(super()._server(name), pid=os.getpid())
 
 
-def _prepared_build(store: SqliteJobStore) -> int:
-    """A build of one job, prepared in the store (as the hot folder records it)."""
-    job = store.create_job(recipe="unit", source_path="box.stl", state=JobState.PROCESSING)
-    build = store.create_build(recipe="unit", job_ids=[job.id])
-    for state in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, state, "test")
-    return build.id
+def _sent_earlier(store: SqliteJobStore) -> tuple[int, str]:
+    """A build the store says an earlier run sent (as job ``job-earlier``), and its key."""
+    ours = _prepared_build(store)
+    key = store.get_build(ours).job_key
+    store.transition_build(ours, JobState.PRINT_SENDING, "test", job_name=f"x {key}",
+                           printer="SimulatedForm4-1")
+    store.transition_build(ours, JobState.PRINT_SENT, "test", print_job_id="job-earlier")
+    return ours, key
 
 
 def _run(
@@ -62,21 +65,13 @@ def _run(
     return outcome, logs
 
 
-def _receiving(farm: SimFarm) -> ReceivingEngine:
-    engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
-                             work_dir=farm.folder / "work")
-    _serve(farm, engine)
-    return engine
-
-
 class TestSentThroughTheStore:
     """A print sent with the job store: the printer gets the keyed name and the recipe's
     options, and the store, the outcome and the events agree on what was sent."""
 
     def test_the_send_is_recorded_everywhere_with_the_key_in_the_name(
-        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
+        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore, engine: ReceivingEngine
     ) -> None:
-        engine = _receiving(farm)
         ours = _prepared_build(store)
         key = store.get_build(ours).job_key
         tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
@@ -121,9 +116,8 @@ class TestSentThroughTheStore:
         ]
 
     def test_a_refusal_fails_the_build_in_the_store_with_the_servers_reason(
-        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
+        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore, engine: ReceivingEngine
     ) -> None:
-        engine = _receiving(farm)
         ours = _prepared_build(store)
         tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
         outcome, logs = _run(tmp_path, farm, "  - print:\n      printer: SimulatedForm4L-1\n",
@@ -174,11 +168,7 @@ class TestAlreadySent:
     def test_the_earlier_print_is_reported_and_nothing_is_sent(
         self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
     ) -> None:
-        ours = _prepared_build(store)
-        key = store.get_build(ours).job_key
-        store.transition_build(ours, JobState.PRINT_SENDING, "test", job_name=f"x {key}",
-                               printer="SimulatedForm4-1")
-        store.transition_build(ours, JobState.PRINT_SENT, "test", print_job_id="job-earlier")
+        ours, key = _sent_earlier(store)
         tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
         outcome, logs = _run(
             tmp_path, farm,
@@ -203,11 +193,7 @@ class TestAlreadySent:
     ) -> None:
         # The screenshot after the print fails once: the attempt is retried.
         farm.add(ScriptedFaults(fail={"save_screenshot": 1}))
-        ours = _prepared_build(store)
-        key = store.get_build(ours).job_key
-        store.transition_build(ours, JobState.PRINT_SENDING, "test", job_name=f"x {key}",
-                               printer="SimulatedForm4-1")
-        store.transition_build(ours, JobState.PRINT_SENT, "test", print_job_id="job-earlier")
+        ours, _ = _sent_earlier(store)
         tracking = PrintTracking(store=store, build_ids={"unit-001": ours})
         outcome, logs = _run(
             tmp_path, farm, "  - print:\n      printer: SimulatedForm4-1\n  - screenshot\n",
