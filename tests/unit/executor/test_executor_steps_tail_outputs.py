@@ -88,9 +88,10 @@ class TestLegendDrawn:
             pytest.param("      yaw: 30\n      pitch: 20\n      image_size_px: 480\n",
                          True, CameraView(yaw_deg=30.0, pitch_deg=20.0), id="own-angles"),
             pytest.param("", False, CameraView(), id="defaults"),
-            pytest.param("      view_type: FULL_BUILD_VOLUME\n      crop_to_models: false\n",
-                         True, CameraView(view_type="FULL_BUILD_VOLUME", crop_to_models=False),
-                         id="whole-volume"),
+            pytest.param("      view_type: FULL_BUILD_VOLUME\n      image_size_px: 400\n",
+                         True, CameraView(view_type="FULL_BUILD_VOLUME"), id="whole-volume"),
+            pytest.param("      crop_to_models: false\n      image_size_px: 400\n",
+                         True, CameraView(crop_to_models=False), id="uncropped"),
         ],
     )
     def test_the_image_is_the_servers_with_the_legend_of_this_build(
