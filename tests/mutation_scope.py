@@ -69,6 +69,11 @@ _EXECUTOR_STEPS_TESTS = tuple(
     f"tests/unit/executor/test_executor_steps_{name}.py"
     for name in ("validation", "printing", "preflight", "requests", "drain_holes", "labels")
 )
+#: Session 13, the printing half of the steps (print, preflight, estimate, verify, outputs).
+_EXECUTOR_STEPS_TESTS += tuple(
+    f"tests/unit/executor/test_executor_steps_tail_{name}.py"
+    for name in ("print", "checks", "outputs")
+)
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and

@@ -959,13 +959,17 @@ def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> Non
     """
     try:
         placed = {m.id: m for m in ctx.read_scene().models}
-        marks = []
+        marks: list[ModelMark] = []
         for i, model in enumerate(ctx.build.models):
-            info = placed.get(ctx.model_ids.get(i, ""))
+            if i not in ctx.model_ids:
+                # Dropped with its case: not on this platform. Listed, it had no box, and
+                # one model without a box leaves every model unmarked.
+                continue
+            info = placed.get(ctx.model_ids[i])
             box = None if info is None else info.bounding_box
             name = model.path.name
             marks.append(ModelMark(
-                number=i + 1,
+                number=len(marks) + 1,
                 text=f"{model.case_id} / {name}" if model.case_id else name,
                 box=None if box is None else (
                     (box.min_corner.x, box.min_corner.y, box.min_corner.z),
