@@ -1,0 +1,83 @@
+"""The scene half of the steps as the server sees it: what an import sends when the recipe
+leaves its options out, which model an explicit drain hole goes to, and how the scene's
+warnings and refusals name the models by their files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_executor_model_edits import _small_first
+from test_executor_steps_drain_holes import engine_options, run_one, scene_models
+from test_executor_steps_requests import ReceivingEngine, _serve
+
+from preform_pipeline.executor import BuildStatus
+from tests.unit.executor.executor_support import (
+    RECIPE_HEAD,
+    SimFarm,
+    plan_for,
+    write_box,
+    write_recipe,
+)
+
+
+def serve_receiving(farm: SimFarm) -> ReceivingEngine:
+    """A receiving engine, served as one more simulator of the farm."""
+    engine = ReceivingEngine(**engine_options(farm))
+    _serve(farm, engine)
+    return engine
+
+
+class TestImportDefaults:
+    """An import whose recipe names only the units asks the server to refuse a broken mesh
+    (``ERROR``) and sends no scale, lock, position or orientation: the server's own."""
+
+    def test_the_request_holds_only_the_file_units_repair_and_name(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = serve_receiving(farm)
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        head = RECIPE_HEAD.replace("  repair_behavior: REPAIR\n", "")
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=head)
+        outcome = run_one(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("import_model") == [{
+            "file": str(box.resolve()), "repair_behavior": "ERROR", "units": "MILLIMETERS",
+            "name": "box",
+        }]
+
+
+class TestNearestModel:
+    """An explicit hole goes to the model whose bounding box is nearest to it, measured from
+    the box's near and far sides alike, also when both are closer than a millimetre."""
+
+    def test_holes_beside_the_small_model_go_to_the_large_one_they_touch(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        farm.add()
+        # Both stand centred on the origin (no layout): the small one (10 x 10 x 20 mm, the
+        # first model) rises out of the middle of the flat large one (60 x 60 x 10 mm).
+        small = write_box(tmp_path / "m", "a-small", 10, 10, 20)
+        large = write_box(tmp_path / "m", "b-large", 60, 60, 10)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - hollow:\n      wall_thickness_mm: 2\n"
+            "  - add_drain_holes:\n      diameter_mm: 2\n      drain_holes:\n"
+            # On the large one's top, 15 mm to the right of the small one (x up to 5).
+            "        - position: {x: 20, y: 0, z: 10}\n"
+            "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"
+            # On the large one's top, half a millimetre from the small one.
+            "        - position: {x: 5.5, y: 0, z: 10}\n"
+            "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"
+            # On the small one's top, 10 mm above the large one.
+            "        - position: {x: 0, y: 0, z: 20}\n"
+            "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"
+            "  - save_form\n",
+        )
+        outcome = run_one(_small_first(plan_for(recipe, [small, large])), farm,
+                          tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        models = scene_models(outcome)
+        assert [(h["position"]["x"], h["position"]["z"])
+                for h in models["b-large"].drain_holes] == [(20.0, 10.0), (5.5, 10.0)]
+        assert [(h["position"]["x"], h["position"]["z"])
+                for h in models["a-small"].drain_holes] == [(0.0, 20.0)]
