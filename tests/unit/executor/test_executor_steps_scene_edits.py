@@ -8,11 +8,12 @@ from pathlib import Path
 
 from test_executor_model_edits import _small_first
 from test_executor_steps_drain_holes import engine_options, run_one, scene_models
-from test_executor_steps_requests import ReceivingEngine, _serve
+from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import BuildStatus
 from tests.unit.executor.executor_support import (
     RECIPE_HEAD,
+    ScriptedFaults,
     SimFarm,
     plan_for,
     write_box,
@@ -81,3 +82,52 @@ class TestNearestModel:
                 for h in models["b-large"].drain_holes] == [(20.0, 10.0), (5.5, 10.0)]
         assert [(h["position"]["x"], h["position"]["z"])
                 for h in models["a-small"].drain_holes] == [(0.0, 20.0)]
+
+
+#: Labels of the case id that fail for a long one (no room to shrink), then the save.
+DROPPING = """\
+on_model_failure: drop_case
+steps:
+  - label:
+      text: "{case_id}"
+      font_size_mm: 3
+      depth_mm: 0.5
+      placement: {face: front, margin_mm: 1, fit: fail}
+  - save_form
+batching:
+  max_models_per_build: 10
+"""
+
+
+class TestRetryAfterDrop:
+    """A retry on another server imports every model but those of a case dropped on the
+    first attempt, the ones after it too, and its bar counts the models it imported."""
+
+    def test_the_retry_skips_the_dropped_case_and_imports_the_rest(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        long_case = "case-m" + "y" * 40
+        root = tmp_path / "models"
+        write_box(root / "case-1", "upper", 30, 20, 15)
+        write_box(root / long_case, "lower", 30, 20, 15)
+        write_box(root / long_case, "upper", 30, 20, 15)
+        write_box(root / "case-z", "upper", 30, 20, 15)
+        plan = plan_for(write_recipe(tmp_path, DROPPING),
+                        [root / "case-1", root / long_case, root / "case-z"])
+        assert [m.case_id for m in plan.builds[0].models] == [
+            "case-1", long_case, long_case, "case-z"]
+        farm.add(ScriptedFaults(fail={"save_form_file": 1}))
+        retry = serve_receiving(farm)
+        recorder = ProgressRecorder()
+        outcome = _run(plan, farm, tmp_path / "out", recorder)
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
+        assert [b["name"] for b in retry.bodies("import_model")] == [
+            "case-1 upper", "case-z upper"]
+        assert sorted(Path(p).name for p, _ in outcome.dropped) == ["lower.stl", "upper.stl"]
+        models = scene_models(outcome)
+        assert sorted((name, [lab["label"] for lab in m.labels])
+                      for name, m in models.items()) == [
+            ("case-1 upper", ["case-1"]), ("case-z upper", ["case-z"])]
+        # Four models on the first attempt, then the two imported of the four.
+        assert recorder.fractions["import_models"] == [0.25, 0.5, 0.75, 1.0, 0.25, 1.0]
