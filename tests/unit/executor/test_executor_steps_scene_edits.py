@@ -4,13 +4,16 @@ warnings and refusals name the models by their files."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
-from test_executor_model_edits import _small_first
+from test_executor_model_edits import SCANS_HEAD, _small_first
 from test_executor_steps_drain_holes import engine_options, run_one, scene_models
 from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import BuildStatus
+from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.unit.executor.executor_support import (
     RECIPE_HEAD,
     ScriptedFaults,
@@ -131,3 +134,67 @@ class TestRetryAfterDrop:
             ("case-1 upper", ["case-1"]), ("case-z upper", ["case-z"])]
         # Four models on the first attempt, then the two imported of the four.
         assert recorder.fractions["import_models"] == [0.25, 0.5, 0.75, 1.0, 0.25, 1.0]
+
+
+class ScanLosingEngine(ReceivingEngine):
+    """A server whose scan-to-model answers success but keeps no model: the fault the
+    step's count of new models is there for."""
+
+    def call(
+        self,
+        operation_id: str,
+        params: dict[str, str],
+        body: Any,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        answer = super().call(operation_id, params, body, progress)
+        if operation_id == "scan_to_model":
+            made = answer["models"][-1]["id"]
+            super().call("delete_model", {**params, "id": made}, None)
+            answer = {**answer, "models": answer["models"][:-1]}
+        return answer
+
+
+class TestScans:
+    """Each scan of a case becomes one model named after its case and file, the bar moves
+    one scan at a time, and a scan the server answers without a new model fails the attempt
+    naming the file."""
+
+    def _case(self, tmp_path: Path, sample_models_dir: Path) -> Path:
+        case = tmp_path / "scans" / "C-7"
+        case.mkdir(parents=True)
+        for name in ("lower", "upper"):
+            shutil.copy(sample_models_dir / "dental" / "arch_scan_open.stl",
+                        case / f"{name}.stl")
+        return case
+
+    def test_two_scans_become_two_named_models(
+        self, tmp_path: Path, farm: SimFarm, sample_models_dir: Path
+    ) -> None:
+        engine = serve_receiving(farm)
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=SCANS_HEAD)
+        recorder = ProgressRecorder()
+        outcome = _run(plan_for(recipe, [self._case(tmp_path, sample_models_dir)]), farm,
+                       tmp_path / "out", recorder)
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [(b["file"].rsplit("/", 1)[1], b["cutoff_height_mm"])
+                for b in engine.bodies("scan_to_model")] == [
+            ("lower.stl", 0.5), ("upper.stl", 0.5)]
+        assert [b["name"] for b in engine.bodies("update_model")] == [
+            "C-7 lower", "C-7 upper"]
+        assert sorted(scene_models(outcome)) == ["C-7 lower", "C-7 upper"]
+        assert recorder.fractions["scan_to_model"] == [0.5, 1.0]
+
+    def test_a_scan_that_made_no_model_fails_the_attempt(
+        self, tmp_path: Path, farm: SimFarm, sample_models_dir: Path
+    ) -> None:
+        _serve(farm, ScanLosingEngine(**engine_options(farm)))
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\n", head=SCANS_HEAD)
+        outcome = _run(plan_for(recipe, [self._case(tmp_path, sample_models_dir)]), farm,
+                       tmp_path / "out", max_build_attempts=1)
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == (
+            "gave up after 1 attempts; last: ImportNotAppliedError: scan-to-model of "
+            "lower.stl added 0 models, expected 1 (the build is retried, on another server "
+            "if it happens again)"
+        )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from test_executor_steps_drain_holes import RefusingEngine, engine_options, run_one, scene_models
+from test_executor_steps_drain_holes import RefusingEngine, engine_options, scene_models
 from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import BuildStatus
