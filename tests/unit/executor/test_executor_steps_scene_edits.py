@@ -10,7 +10,13 @@ from typing import Any
 
 from test_executor_model_edits import SCANS_HEAD, _small_first
 from test_executor_steps_drain_holes import engine_options, run_one, scene_models
-from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
+from test_executor_steps_requests import (
+    LosingEngine,
+    ProgressRecorder,
+    ReceivingEngine,
+    _run,
+    _serve,
+)
 
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.simulator.protocol import ProgressCallback
@@ -198,3 +204,25 @@ class TestScans:
             "lower.stl added 0 models, expected 1 (the build is retried, on another server "
             "if it happens again)"
         )
+
+
+class TestLostImports:
+    """Imports the server answered but did not keep are counted, and the first five of them
+    named by file, in the attempt's error."""
+
+    def test_the_error_counts_them_and_names_the_first_five(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        _serve(farm, LosingEngine(**engine_options(farm)))
+        kept = write_box(tmp_path / "m", "kept", 10, 10, 10)
+        lost = [write_box(tmp_path / "m", f"{c}-lost", 10, 10, 10) for c in "abcdef"]
+        recipe = write_recipe(tmp_path, "steps:\n  - save_form\nbatching:\n"
+                              "  max_models_per_build: 10\n")
+        plan = _small_first(plan_for(recipe, [kept, *lost]))  # in file-name order
+        outcome = _run(plan, farm, tmp_path / "out", max_build_attempts=1)
+        assert outcome.status is BuildStatus.FAILED
+        assert ": the server answered success for 6 import(s) but scene " in (
+            outcome.reason or "")
+        assert (outcome.reason or "").endswith(
+            " lacks them: a-lost.stl, b-lost.stl, c-lost.stl, d-lost.stl, e-lost.stl (the "
+            "build is retried, on another server if it happens again)")
