@@ -7,6 +7,7 @@ reason under ``fail_build``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -14,6 +15,7 @@ from test_executor_steps_drain_holes import RefusingEngine, engine_options, scen
 from test_executor_steps_requests import ProgressRecorder, ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import BuildStatus
+from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.unit.executor.executor_support import SimFarm, plan_for, write_box, write_recipe
 
 EXPLICIT = """\
@@ -172,3 +174,45 @@ class TestRefusedUnderFailBuild:
         assert outcome.dropped == ()
         assert "Failed to create label for part" in (outcome.reason or "")
         assert engine.bodies("delete_model") == []
+
+
+class BoxlessEngine(ReceivingEngine):
+    """A server whose scene answers leave out the bounding box of the model named
+    ``boxless``: the answer the label and drain-hole rules cannot place anything from."""
+
+    def call(
+        self,
+        operation_id: str,
+        params: dict[str, str],
+        body: Any,
+        progress: ProgressCallback | None = None,
+    ) -> Any:
+        answer = super().call(operation_id, params, body, progress)
+        if operation_id == "get_scene":
+            for model in answer["models"]:
+                if model["name"] == "boxless":
+                    model.pop("bounding_box")
+        return answer
+
+
+class TestNoBoundingBox:
+    """A model the server gives no bounding box for fails the build with a reason that names
+    the file and the server's id, and says what the box is needed for."""
+
+    def test_the_reason_names_the_file_and_the_id(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = BoxlessEngine(**engine_options(farm))
+        _serve(farm, engine)
+        boxes = [write_box(tmp_path / "m", name, 30, 20, 15) for name in ("a", "boxless")]
+        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
+            policy="fail_build"))
+        outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out")
+        ids = {b["name"]: a["id"] for b, a in zip(engine.bodies("import_model"),
+                                                  engine.answers("import_model"), strict=True)}
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == (
+            f"the server reported no bounding box for boxless.stl (model {ids['boxless']}); "
+            "labels and drain holes are placed from it"
+        )
+        assert [b["label"] for b in engine.bodies("label_part")] == ["a"]
