@@ -10,6 +10,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 from test_executor_steps_drain_holes import engine_options
+from test_executor_steps_preflight import FUSE_HEAD
 from test_executor_steps_requests import ReceivingEngine, _run, _serve
 
 from preform_pipeline.executor import BuildStatus
@@ -197,3 +198,43 @@ class TestCarriedOn:
         # Two attempts at the recipe's spacing and half of it, then the rest at the
         # recipe's spacing again (and the carried build's own layout).
         assert spacings[:3] == [2.0, 1.0, 2.0]
+
+
+class TestLayoutRequests:
+    """The layout's options reach the server as the recipe writes them: a region of the
+    platform for auto_layout, and the spacing of an SLS auto_pack."""
+
+    def test_an_auto_layout_region_and_flags_are_sent(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = _receiving(farm)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - auto_layout:\n      model_spacing_mm: 1.5\n"
+            "      allow_overlapping_supports: true\n      lock_rotation: true\n"
+            "      custom_bounds: {x_min_mm: -60, x_max_mm: 60, y_min_mm: -40, y_max_mm: 40}\n"
+            "  - save_form\nbatching:\n  allow_rotation: false\n",
+        )
+        outcome = _run(plan_without_rafts(recipe, _boxes(tmp_path / "m", 1)), farm,
+                       tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        (body,) = engine.bodies("auto_layout")
+        assert body == {
+            "model_spacing_mm": 1.5, "allow_overlapping_supports": True,
+            "lock_rotation": True,
+            "custom_bounds": {"x_min_mm": -60.0, "x_max_mm": 60.0, "y_min_mm": -40.0,
+                              "y_max_mm": 40.0},
+        }
+        assert outcome.layout_calls == 1
+
+    def test_an_auto_pack_spacing_is_sent(self, tmp_path: Path, farm: SimFarm) -> None:
+        engine = _receiving(farm)
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - auto_pack:\n      model_spacing_mm: 3\n  - save_form\n",
+            head=FUSE_HEAD,
+        )
+        outcome = _run(plan_without_rafts(recipe, _boxes(tmp_path / "m", 1)), farm,
+                       tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("auto_pack") == [{"model_spacing_mm": 3.0}]
+        assert outcome.layout_calls == 1
