@@ -104,6 +104,9 @@ class TestDoesNotFit:
                           tmp_path / "out")
         assert outcome.status is BuildStatus.FAILED
         assert (outcome.reason or "").startswith(f"lower.stl: label '{LONG[:30]}")
+        # The hint of the label rules is kept: what to change in the recipe.
+        assert (outcome.reason or "").endswith(
+            "(shorten the text, lower font_size_mm / min_font_size_mm, or use a larger face)")
         assert outcome.dropped == ()
 
     def test_the_only_case_left_is_not_dropped_but_fails_the_build(
