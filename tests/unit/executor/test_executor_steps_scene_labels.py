@@ -39,11 +39,12 @@ class TestExplicitPosition:
     @pytest.mark.parametrize(
         ("written", "sent"),
         [
-            ("{x: 90, y: 0, z: 45}", {"x": 90.0, "y": 0.0, "z": 45.0}),
+            # Every component different, so that none can stand in for another.
+            ("{x: 90, y: 10, z: 45}", {"x": 90.0, "y": 10.0, "z": 45.0}),
             ("{linear: [[1, 0, 0], [0, 0, -1], [0, 1, 0]]}",
              {"linear": [[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]}),
-            ("{z_direction: [0, -1, 0], x_direction: [1, 0, 0]}",
-             {"z_direction": [0.0, -1.0, 0.0], "x_direction": [1.0, 0.0, 0.0]}),
+            ("{z_direction: [0, -0.6, 0.8], x_direction: [0.8, 0.48, 0.36]}",
+             {"z_direction": [0.0, -0.6, 0.8], "x_direction": [0.8, 0.48, 0.36]}),
         ],
     )
     def test_each_model_gets_the_recipes_position_and_rotation(
