@@ -226,3 +226,20 @@ class TestLostImports:
         assert (outcome.reason or "").endswith(
             " lacks them: a-lost.stl, b-lost.stl, c-lost.stl, d-lost.stl, e-lost.stl (the "
             "build is retried, on another server if it happens again)")
+
+
+class TestHollowRequest:
+    """The recipe's hollowing options reach the server, not its defaults (2 mm walls)."""
+
+    def test_the_walls_are_as_thick_as_the_recipe_says(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = serve_receiving(farm)
+        box = write_box(tmp_path / "m", "box", 30, 30, 20)
+        recipe = write_recipe(tmp_path, "steps:\n  - hollow:\n      wall_thickness_mm: 1.5\n"
+                              "      feature_size_mm: 0.4\n  - save_form\n")
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("hollow_model") == [
+            {"wall_thickness_mm": 1.5, "feature_size_mm": 0.4}]
+        assert scene_models(outcome)["box"].hollow["wall_thickness_mm"] == 1.5
