@@ -177,7 +177,7 @@ class TestOtherRefusals:
 class TestCarriedOn:
     """With ``on_overflow: split`` an auto_layout that still does not fit takes models out
     and lays out the rest at the recipe's own spacing, even when only two models are in the
-    build; an auto_pack is never shed (the runner splits the build instead)."""
+    build."""
 
     def test_two_models_that_do_not_fit_together_are_carried_apart(
         self, tmp_path: Path, farm: SimFarm
