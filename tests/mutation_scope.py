@@ -75,6 +75,13 @@ _EXECUTOR_STEPS_TESTS += tuple(
     for name in ("print", "checks", "outputs")
 )
 
+#: Session 13's files for the scene half of the steps (layout, labels, imports, holes, drops):
+#: every ``test_executor_steps_scene_*.py`` there is.
+_EXECUTOR_STEPS_SCENE_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_scene_*.py"))
+)
+
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
 #: the executor's daemon and end-to-end tests start real servers and would make every mutant
@@ -136,7 +143,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "two_servers", "step_walk", "intake_requests", "pool_accounting",
                      "scene_cleanup", "build_times")
     ),
-    "preform_pipeline/executor/steps.py": _EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS,
+    "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
+                                           + _EXECUTOR_STEPS_SCENE_TESTS),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
