@@ -88,6 +88,15 @@ _EXECUTOR_STEPS_SCENE_TESTS = tuple(
 #: run for minutes, so only their fast files are named. mutmut then runs, per mutant, only the
 #: named tests that execute the mutated function.
 AREA_TESTS: dict[str, tuple[str, ...]] = {
+    # Named before the printing/ prefix (the first matching entry wins). Approval: the store's
+    # approval rules and the dashboard's approve / reject pages (SQLite only under mutmut).
+    "preform_pipeline/printing/approval.py": ("tests/unit/store/test_store_approval.py",
+                                              "tests/unit/web/test_web_pages.py",
+                                              "tests/unit/web/test_web_security.py",
+                                              "tests/unit/printing/test_printing_approval_s14.py"),
+    # The fleet folder: its feed and the locator that reads it; not verify's and dispatch's
+    # end-to-end files, which reach it only through the same locator.
+    "preform_pipeline/printing/fleetfolder.py": ("tests/unit/printing",),
     "preform_pipeline/printing/": ("tests/unit/printing", "tests/unit/verify",
                                    "tests/unit/dispatch"),
     "preform_pipeline/hotfolder/intake.py": (
@@ -123,9 +132,14 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_ledger.py",
         "tests/unit/executor/test_executor_ledger_outcomes.py",
     ),
+    # overflow.py: its rules, and the fast simulator runs that shed models from a scene (the
+    # layout step's carry, the final build's intake; 2-3 s each): shed_overflow, _choose.
     "preform_pipeline/executor/overflow.py": (
         "tests/unit/executor/test_executor_final_intake.py",
         "tests/unit/executor/test_executor_overflow_rules.py",
+        "tests/unit/executor/test_executor_steps_scene_layout.py",
+        "tests/unit/executor/test_executor_runner_intake_requests.py",
+        "tests/unit/executor/test_executor_overflow_shed.py",
     ),
     "preform_pipeline/executor/progress.py": (
         "tests/unit/executor/test_executor_progress_counts.py",
