@@ -170,9 +170,9 @@ class TestUnnamedModels:
     def test_without_measured_shadows_the_footprint_box_decides(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        # Model facts made by hand (no shadow): 20 x 70 mm (1400 mm2) goes before 35 x 35 mm
-        # (1225 mm2), though it is the narrower of the two.
-        plan = _plan(tmp_path, {"square": (35.0, 35.0), "strip": (20.0, 70.0)})
+        # Model facts made by hand (no shadow): 70 x 20 mm (1400 mm2) goes before 35 x 35 mm
+        # (1225 mm2), though it is the shallower of the two.
+        plan = _plan(tmp_path, {"square": (35.0, 35.0), "strip": (70.0, 20.0)})
         (build,) = plan.builds
         bare = replace(build, models=tuple(replace(m, shadow=None) for m in build.models))
         _serve_refusing(farm, _full())
