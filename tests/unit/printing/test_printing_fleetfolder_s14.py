@@ -125,15 +125,17 @@ class TestFilesAsWritten:
         assert (runs["job-6"].status, runs["job-6"].message) == ("QUEUED", None)
         assert runs["job-5"].estimated_duration_ms is None
         assert runs["job-5"].print_started_at is None
+        assert (runs["job-5"].name, runs["job-5"].printer) == ("", "")
 
     def test_a_half_written_file_is_left_out_and_logged(self, tmp_path: Path) -> None:
-        _timed(tmp_path, "job-7", start_s=0, end_s=1)
+        for i in range(12):  # the half-written file is not the last one read
+            _timed(tmp_path, f"job-7{i:02d}", start_s=0, end_s=1)
         broken = tmp_path / "jobs" / "job-8.json"
         broken.write_text('{"job_id": "job-8", "created', encoding="utf-8")
         (tmp_path / "jobs" / "job-9.json").write_text("[1, 2]", encoding="utf-8")
         with capture_logs() as logs:
             jobs = read_fleet_jobs(tmp_path)
-        assert [j["job_id"] for j in jobs] == ["job-7"]
+        assert sorted(j["job_id"] for j in jobs) == [f"job-7{i:02d}" for i in range(12)]
         (warning,) = [e for e in logs if e["event"] == "fleet_job_unreadable"]
         assert warning["path"] == str(broken) and warning["log_level"] == "warning"
         assert "Unterminated string" in warning["error"]
@@ -168,7 +170,11 @@ class TestListing:
         page = feed.list_prints_page(1, where=PrintFilter(name="upper"))
         assert [r.guid for r in page.items] == ["job-3", "job-1"] and page.count == 2
         assert len(feed.list_prints_page(1, where=PrintFilter(name="")).items) == 5
+        # Only the name and the date are filtered here (the poller asks no more of it).
         assert len(feed.list_prints_page(1, where=PrintFilter(printer="x")).items) == 5
+        _job(tmp_path, "job-x", created_at=_iso(T0))  # a print without a name
+        for text in ("X", "None"):
+            assert feed.list_prints_page(1, where=PrintFilter(name=text)).items == ()
 
     def test_a_date_bound_is_strict_and_a_day_bounds_the_whole_day(
         self, tmp_path: Path
@@ -192,6 +198,8 @@ class TestListing:
     def test_pages_of_a_given_size_and_of_a_hundred(self, tmp_path: Path) -> None:
         self._five(tmp_path)
         feed = FleetFolderFeed(tmp_path, clock=ManualClock(wall=T0 + timedelta(hours=1)))
+        assert [r.guid for r in feed.list_prints_page().items] == [
+            "job-4", "job-3", "job-2", "job-1", "job-0"]  # the first page by default
         first, second, third = (feed.list_prints_page(n, 2) for n in (1, 2, 3))
         assert [r.guid for r in first.items] == ["job-4", "job-3"]
         assert (first.page, first.per_page, first.count, first.next_page,
