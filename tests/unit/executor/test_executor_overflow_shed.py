@@ -170,15 +170,16 @@ class TestUnnamedModels:
     def test_without_measured_shadows_the_footprint_box_decides(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        # Model facts made by hand (no shadow): 70 x 20 mm (1400 mm2) goes before 35 x 35 mm
-        # (1225 mm2), though it is the shallower of the two.
-        plan = _plan(tmp_path, {"square": (35.0, 35.0), "strip": (70.0, 20.0)})
+        # Model facts made by hand (no shadow): the 40 x 40 mm square (1600 mm2) goes first,
+        # before the longer 70 x 20 mm strip (1400) and the deeper 25 x 60 mm post (1500).
+        plan = _plan(tmp_path, {"square": (40.0, 40.0), "strip": (70.0, 20.0),
+                                "post": (25.0, 60.0)})
         (build,) = plan.builds
         bare = replace(build, models=tuple(replace(m, shadow=None) for m in build.models))
         _serve_refusing(farm, _full())
         result, _ = _run(replace(plan, builds=(bare,)), farm, tmp_path / "out")
-        assert result.outcome("unit-001").models == ("square.stl",)
-        assert result.outcome("unit-001+1").models == ("strip.stl",)
+        assert sorted(result.outcome("unit-001").models) == ["post.stl", "strip.stl"]
+        assert result.outcome("unit-001+1").models == ("square.stl",)
 
 
 class TestNothingLeftToShed:

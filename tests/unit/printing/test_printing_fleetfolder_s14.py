@@ -112,6 +112,16 @@ class TestFilesAsWritten:
         assert run.status == "PRINTING"
         assert run.estimated_time_remaining_ms == 6_000
 
+    def test_times_with_another_offset_keep_it(self, tmp_path: Path) -> None:
+        paris = timezone(timedelta(hours=1))
+        _job(tmp_path, "job-p", created_at=T0.astimezone(paris).isoformat(),
+             started_at=T0.astimezone(paris).isoformat(),
+             ends_at=(T0 + timedelta(seconds=10)).astimezone(paris).isoformat())
+        feed = FleetFolderFeed(tmp_path, clock=ManualClock(wall=T0 + timedelta(seconds=4)))
+        run = _only(feed)
+        assert run.status == "PRINTING"
+        assert run.estimated_time_remaining_ms == 6_000
+
     def test_a_file_without_an_end_has_its_own_status_or_is_queued(
         self, tmp_path: Path
     ) -> None:
@@ -191,6 +201,8 @@ class TestListing:
         assert after(T0 + timedelta(seconds=120)) == ["job-3", "job-4", "job-n", "job-t"]
         naive = (T0 + timedelta(seconds=120)).replace(tzinfo=None)
         assert after(naive) == ["job-3", "job-4", "job-n", "job-t"]
+        paris = (T0 + timedelta(seconds=120)).astimezone(timezone(timedelta(hours=1)))
+        assert after(paris) == ["job-3", "job-4", "job-n", "job-t"]
         assert after(date(2021, 3, 2)) == ["job-n", "job-t"]
         assert after(None) == sorted(["job-0", "job-1", "job-2", "job-3", "job-4", "job-n",
                                       "job-t"])
