@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import test_executor_blocking_steps as blocking_tests
 from test_executor_steps_preflight import FUSE_HEAD
+from test_executor_steps_requests import ProgressRecorder, _run
 from test_executor_steps_scene_layout import NEVER_FITS, _one_build, _receiving
 
 from preform_pipeline.executor import BuildStatus
 from tests.unit.executor.executor_support import (
     FakePool,
+    ScriptedFaults,
     SimFarm,
+    plan_for,
     plan_without_rafts,
     run,
     write_box,
@@ -71,3 +75,28 @@ class TestPackNeverCarried:
         assert (outcome.reason or "").startswith(
             "2 models do not fit after 1 layout attempt (last spacing 2 mm): ")
         assert engine.bodies("delete_model") == []
+
+
+class TestPackPolledAfterTheRequestLimit:
+    """An SLS auto_pack the request limit cut short is polled on the retry, on the next
+    server, and its bar moves while it is polled."""
+
+    def test_the_retry_polls_the_pack(self, tmp_path: Path, farm: SimFarm) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 30, 30, 20) for i in range(2)]
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - auto_pack\n  - save_form\n"
+            "batching:\n  max_models_per_build: 2\n", head=FUSE_HEAD,
+        )
+        farm.add(ScriptedFaults(hang=frozenset({"auto_pack"})))
+        farm.add()
+        recorder = ProgressRecorder()
+        outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out", recorder,
+                       request_timeout_s=2.0)
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [(a.server, a.error_type) for a in outcome.attempts] == [
+            ("server-1", "ServerTimeoutError"), ("server-2", None)
+        ]
+        steps = {"auto_pack", "save_form_file"}
+        assert blocking_tests._polled(farm.faults[1].seen) & steps == {"auto_pack"}
+        # Polled, the pack's bar reaches its end (a bar fed by the operation's own progress).
+        assert recorder.fractions.get("auto_pack", [])[-1:] == [1.0]
