@@ -144,3 +144,26 @@ class TestStillWebp:
         assert shot == (tmp_path / "out" / "unit-001.webp").resolve()
         assert shot.read_bytes() == (tmp_path / "kept.webp").read_bytes()
         assert outcome.warnings == ()
+
+
+class TestAnimationOfTooFewFrames:
+    """An animation of fewer than one frame (the recipe schema lets any positive count
+    through) fails the build with the option's own message, before the server is asked for
+    the screenshot."""
+
+    def test_the_build_fails_naming_the_frame_count(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - screenshot:\n      flyaround_transform:\n        transform:\n"
+            "          - {yaw: 0, pitch: 30}\n          - {yaw: 90, pitch: 45}\n"
+            "        frame_count: 0.5\n"
+            "outputs:\n  screenshot: \"{build}.webp\"\n",
+        )
+        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == "frame_count must be >= 1, got 0.5"
+        assert engine.bodies("save_screenshot") == []
+        assert not (tmp_path / "out" / "unit-001.webp").exists()
