@@ -81,6 +81,11 @@ _EXECUTOR_STEPS_SCENE_TESTS = tuple(
     sorted(p.relative_to(REPO_ROOT).as_posix() for p in
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_scene_*.py"))
 )
+#: Session 14's files for the functions run whole (preflight, screenshot, outputs, imports...).
+_EXECUTOR_STEPS_S14_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s14_*.py"))
+)
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
@@ -161,7 +166,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "scene_cleanup", "build_times")
     ),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
-                                           + _EXECUTOR_STEPS_SCENE_TESTS),
+                                           + _EXECUTOR_STEPS_SCENE_TESTS
+                                           + _EXECUTOR_STEPS_S14_TESTS),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
