@@ -32,6 +32,8 @@ def _run_case(tmp_path: Path, farm: SimFarm, steps: str,
     folder = tmp_path / "m" / CASE
     boxes = [write_box(folder, f"box{i}", 10, 10, 10) for i in range(2)]
     farm.add()
+    # A generous step deadline: one attempt each, even on a loaded machine.
+    options.setdefault("step_timeout_s", 30.0)
     result = run(plan_for(write_recipe(tmp_path, steps), [folder]),
                  FakePool([s.url for s in farm.servers]), tmp_path / "out", **options)
     (report,) = (tmp_path / "out").rglob("unit-001.json")

@@ -51,7 +51,7 @@ class TestCancelledAsTheCarryIsAdded:
         reporter = _CancelOnAdd()
         runner = Runner(plan, FakePool([s.url for s in farm.servers]),
                         options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                           step_timeout_s=10.0, cancel_grace_s=2.0),
+                                           step_timeout_s=30.0, cancel_grace_s=2.0),
                         reporter=reporter)
         reporter.runner = runner
         with capture_bound_logs() as logs:
