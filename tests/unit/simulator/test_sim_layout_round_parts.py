@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from layout_support import placed_points
 
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.simulator.engine import SimEngine
@@ -50,15 +51,6 @@ def _shapes() -> list[Shape]:
     )
 
 
-def _where(shape: Shape, placed: PackedShape) -> npt.NDArray[np.float64]:
-    turn = math.radians(placed.angle_deg)
-    c, s = math.cos(turn), math.sin(turn)
-    moved: npt.NDArray[np.float64] = shape.points @ np.array([[c, s], [-s, c]]) + np.array(
-        [placed.dx, placed.dy]
-    )
-    return moved
-
-
 def _assert_inside_and_apart(where: list[npt.NDArray[np.float64]], grow: float) -> None:
     for points in where:
         assert points.min() >= grow - 1e-6
@@ -89,14 +81,14 @@ class TestRoundAmongSquare:
         places.append(PackedShape("small", 0.0, x + SMALL / 2 + GROW,
                                   3 * pitch + SMALL / 2 + GROW))
         by_key = {s.key: s for s in _shapes()}
-        _assert_inside_and_apart([_where(by_key[p.key], p) for p in places], GROW)
+        _assert_inside_and_apart([placed_points(by_key[p.key], p) for p in places], GROW)
 
     def test_the_layout_places_every_one_inside_and_apart(self) -> None:
         shapes = _shapes()
         placed, unplaced = pack_shapes(shapes, AREA, allow_rotation=True)
         assert unplaced == [] and len(placed) == len(shapes)
         by_key = {s.key: s for s in shapes}
-        _assert_inside_and_apart([_where(by_key[p.key], p) for p in placed], GROW)
+        _assert_inside_and_apart([placed_points(by_key[p.key], p) for p in placed], GROW)
 
 
 class TestMixed800Build12:
