@@ -848,6 +848,7 @@ class _BuildWorker:
             build=build,
             values=self.values,
             output_root=self.options.output_root,
+            resolved_output_root=self.runner.resolved_output_root,
             facts=self.facts,
             dry_run=self.options.dry_run,
             step_timeout_s=self.options.step_timeout_s,
@@ -1062,6 +1063,8 @@ class Runner:
         self.clock = clock
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         self.values = run_values(plan.recipe, options.started_at)
+        #: The output root, resolved once: each output path resolves only its parts below it.
+        self.resolved_output_root = options.output_root.resolve()
         self._cancel = threading.Event()
         #: Set when a build ends or the run is cancelled: the main thread's wake-up.
         self._changed = threading.Event()

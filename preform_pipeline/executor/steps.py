@@ -95,7 +95,7 @@ from preform_pipeline.recipes.model import (
     Recipe,
     Step,
 )
-from preform_pipeline.recipes.templates import render_output_path, render_template
+from preform_pipeline.recipes.templates import render_template, resolved_output_path
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",
@@ -240,6 +240,8 @@ class StepContext:
     #: Where the server reads a model's file from (a node's local copy of a shared file,
     #: ``RunOptions.import_from``); None: the model's own path.
     import_from: Callable[[Path], Path] | None = None
+    #: ``output_root`` resolved (the runner resolves it once per run); None: resolved here.
+    resolved_output_root: Path | None = None
     #: Resolves the model files' paths, each folder once per attempt (CPU per model).
     _folders: FolderResolver = field(
         default_factory=FolderResolver, init=False, repr=False, compare=False
@@ -910,9 +912,9 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
 
 def _output(ctx: StepContext, template: str) -> Path:
     """A free output path, claimed (:mod:`.outputs`): an existing file is never replaced."""
-    path = render_output_path(template, ctx.values, ctx.output_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return claim_output(path.resolve())
+    # Resolved below the resolved root, as resolve() would; the claim makes a missing folder.
+    root = ctx.resolved_output_root or ctx.output_root.resolve()
+    return claim_output(resolved_output_path(template, ctx.values, root))
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

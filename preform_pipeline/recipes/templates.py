@@ -49,6 +49,7 @@ __all__ = [
     "check_template",
     "render_output_path",
     "render_template",
+    "resolved_output_path",
     "sanitize_component",
     "template_fields",
 ]
@@ -282,6 +283,21 @@ def render_output_path(template: str, values: Mapping[str, object], root: Path) 
     Raises TemplateError when the template is unsafe or names a field without a value, and
     when the path would leave ``root``.
     """
+    parts = _rendered_parts(template, values)
+    _below(template, root.resolve(), parts)
+    return root.joinpath(*parts)
+
+
+def resolved_output_path(
+    template: str, values: Mapping[str, object], resolved_root: Path
+) -> Path:
+    """``render_output_path(template, values, root).resolve()`` for a root resolved already
+    (``resolved_root``): the root is not resolved again, only the rendered parts below it.
+    Raises as :func:`render_output_path` does."""
+    return _below(template, resolved_root, _rendered_parts(template, values))
+
+
+def _rendered_parts(template: str, values: Mapping[str, object]) -> list[str]:
     problem = _path_template_problem(template)
     if problem is not None:
         raise TemplateError(template, problem)
@@ -293,8 +309,11 @@ def render_output_path(template: str, values: Mapping[str, object], root: Path) 
     parts = [p for p in re.split(r"[\\/]+", rendered) if p not in ("", ".")]
     if not parts or any(p == ".." for p in parts):
         raise TemplateError(template, f"renders to {rendered!r}, which is not a file below root")
-    candidate = root.joinpath(*parts)
-    resolved_root = root.resolve()
+    return parts
+
+
+def _below(template: str, resolved_root: Path, parts: list[str]) -> Path:
+    """The resolved path of ``parts`` below ``resolved_root``; TemplateError outside it."""
     resolved = _resolve_below(resolved_root, parts)
     if not resolved.is_relative_to(resolved_root):
         raise TemplateError(
@@ -302,7 +321,7 @@ def render_output_path(template: str, values: Mapping[str, object], root: Path) 
             f"renders to {resolved}, outside the output root {resolved_root}",
             hint="output paths must stay inside outputs.root",
         )
-    return candidate
+    return resolved
 
 
 @functools.lru_cache(maxsize=256)

@@ -8,11 +8,14 @@ planner (which must not be able to agree with it by construction):
   shadows that do not overlap are at least the spacing apart;
 * a shadow is cut into columns ``cell`` mm wide; per column it occupies one interval (from
   its lowest to its highest point), so a horseshoe's opening stays free for the next model;
-* models go largest shadow first; each tries every allowed turn about z and every column
-  offset, lands as low as the skyline (the highest occupied point per column) lets it, and
-  takes the turn and offset that leave its top lowest (ties: the leftmost);
+* models go largest first (by their grown bounding box); each tries every allowed turn about z
+  and every column offset, lands as low as the skyline (the highest occupied point per
+  column) lets it, and takes the turn and offset that leave its top lowest (ties: the
+  leftmost);
 * the whole layout is tried stacking along y, then along x, with fine turns, then with
-  quarter turns only; the first that places every model wins;
+  quarter turns only; the first that places every model wins; then the same with the models
+  ordered by the area their grown outline covers (a round part's box ranks it above a square
+  part that covers more: placed first, round parts break the rows of the squares);
 * when none does, PreForm would keep looking: the simulator tries half turn steps, two
   more rules for each model (the lowest top again, but of two nearly equal tops the one
   leaving less empty area under it, a millimetre of top weighing as much as 20 mm of mean
@@ -63,7 +66,7 @@ _WASTE_PER_TOP: Final = 0.05
 #: Whole layouts tried at most before the answer is that the models do not fit (each is a
 #: few tens of milliseconds for a platform of small parts; only a crowded platform needs
 #: more than the first).
-MAX_LAYOUT_TRIES: Final = 24
+MAX_LAYOUT_TRIES: Final = 30
 
 _Array = npt.NDArray[np.float64]
 
@@ -261,7 +264,11 @@ def pack_shapes(
     """
     if not shapes:
         return [], []
+    profiles = _Profiles(cell)
     largest = sorted(shapes, key=lambda s: (-_extent_area(s), s.key))
+    covering = sorted(
+        shapes, key=lambda s: (-_covered_area(profiles.get(s, 0.0, 0), cell), s.key)
+    )
     longest = sorted(shapes, key=lambda s: (-_extent_side(s), s.key))
     alternating = [
         largest[i // 2] if i % 2 == 0 else largest[-1 - i // 2] for i in range(len(largest))
@@ -282,13 +289,19 @@ def pack_shapes(
     tries = [
         (order, turns, along, rule)
         for order, rule in (
-            (largest, _LOWEST), (largest, _SNUG), (longest, _LOWEST), (alternating, _LOWEST),
+            (largest, _LOWEST), (covering, _LOWEST), (largest, _SNUG), (longest, _LOWEST),
+            (alternating, _LOWEST),
             (largest, _FILL), (longest, _SNUG), (alternating, _SNUG), (longest, _FILL),
         )
         for turns, along in variants
     ]
-    profiles = _Profiles(cell)
+    done: set[tuple[tuple[str, ...], tuple[float, ...], int, str]] = set()
     for order, turns, along, rule in tries[: max(1, max_tries)]:
+        # An order that ranks the models alike lays them out alike: lay it out once.
+        ident = (tuple(s.key for s in order), turns, along, rule)
+        if ident in done:
+            continue
+        done.add(ident)
         placed, unplaced = _try(order, size, along, cell, turns, rule, profiles)
         if not unplaced:
             return placed, unplaced
@@ -300,6 +313,12 @@ def pack_shapes(
 
 def _extent_side(shape: Shape) -> float:
     return float((shape.points.max(axis=0) - shape.points.min(axis=0)).max())
+
+
+def _covered_area(profile: _Profile, cell: float) -> float:
+    """The area a grown shape covers, column by column, as it lies."""
+    used = np.isfinite(profile.lo)
+    return float((profile.hi[used] - profile.lo[used]).sum()) * cell
 
 
 def _extent_area(shape: Shape) -> float:

@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import numpy.typing as npt
+from layout_support import placed_points
 
-from preform_pipeline.simulator.outline_pack import PackedShape, Shape, pack_shapes
+from preform_pipeline.simulator.outline_pack import Shape, pack_shapes
 
 AREA = (100.0, 70.0)
 GROW = 1.0
@@ -38,15 +39,6 @@ def _shape(key: str, kind: str, a: float, b: float) -> Shape:
     return Shape(key, _edge(corners), GROW)
 
 
-def _where(shape: Shape, placed: PackedShape) -> npt.NDArray[np.float64]:
-    turn = math.radians(placed.angle_deg)
-    c, s = math.cos(turn), math.sin(turn)
-    moved: npt.NDArray[np.float64] = shape.points @ np.array([[c, s], [-s, c]]) + np.array(
-        [placed.dx, placed.dy]
-    )
-    return moved
-
-
 class TestWiderSearch:
     """A crowded platform the first layouts cannot close is laid out by another order or
     rule, still inside the area and apart."""
@@ -64,7 +56,7 @@ class TestWiderSearch:
         placed, unplaced = pack_shapes(shapes, AREA, allow_rotation=True)
         assert unplaced == [] and len(placed) == len(shapes)
         by_key = {s.key: s for s in shapes}
-        where = [_where(by_key[p.key], p) for p in placed]
+        where = [placed_points(by_key[p.key], p) for p in placed]
         for points in where:
             assert points.min(axis=0).min() >= GROW - 1e-6
             assert points[:, 0].max() <= AREA[0] - GROW + 1e-6
