@@ -4,11 +4,13 @@ it waits and tries again, logging each try, up to ``store.start_wait_s``; a refu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -43,10 +45,8 @@ def stopped(cluster: PgCluster) -> Iterator[PgCluster]:
     try:
         yield cluster
     finally:
-        try:
+        with contextlib.suppress(RuntimeError):  # already down: the test left it so
             cluster.stop()
-        except RuntimeError:  # the test left it down
-            pass
         cluster.start()
 
 
@@ -76,7 +76,7 @@ def _load(path: Path) -> Settings:
     return load_settings(path, env={PASSWORD_ENV: PG_PASSWORD})
 
 
-def _waits(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def _waits(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == "store_unreachable_waiting"]
 
 
