@@ -163,7 +163,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
-                                         "tests/unit/store/test_store_fenced_rules.py"),
+                                         "tests/unit/store/test_store_fenced_rules.py",
+                                         "tests/unit/store/test_store_fenced_races.py"),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
     # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
     # runs never call this module, so mutmut does not give them its mutants).
