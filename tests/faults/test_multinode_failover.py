@@ -126,7 +126,7 @@ class TestDaemonFailover:
     """Killed, stalled and cut-off daemons lose no file and print no model twice."""
 
     @pytest.mark.slow
-    @pytest.mark.timeout(TIMEOUT_S * 5)
+    @pytest.mark.timeout(TIMEOUT_S * 8)
     def test_kills_a_stall_and_a_database_restart(
         self, farm: DaemonFarm, cluster: PgCluster
     ) -> None:
@@ -150,11 +150,13 @@ class TestDaemonFailover:
         cluster.restart()
         farm.reconnect()
 
-        # Most of the inbox is worked through in this last wait: three times a moment's limit,
-        # for a machine whose cores the suite's other workers (and other jobs) share.
+        # Most of the inbox is worked through in this last wait: five times a moment's limit.
+        # On two cores shared with the suite's other workers and other jobs (load 25-35),
+        # settling a file took seconds and the farm had 110-125 of 150 files done after
+        # 270 s, always progressing; unloaded it is idle within about a minute.
         wait_until("the farm idle (no file left, no build to work on)",
                    lambda: not farm.left_in() and not farm.builds(*CLAIMABLE_STATES),
-                   3 * TIMEOUT_S)
+                   5 * TIMEOUT_S)
         codes = farm.stop_all()
         assert codes == dict.fromkeys(NODES, 0), codes
 
