@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -126,9 +128,15 @@ class DaemonFarm:
                     env=self.env, cwd=self.root / node, stdout=out, stderr=subprocess.STDOUT)
 
     def signal(self, node: str, number: int) -> None:
-        self.procs[node].send_signal(number)
+        """Send ``number`` to the node; return once it took effect (SIGKILL: the process is
+        gone; SIGSTOP: it is frozen, so what the store shows next is what it holds)."""
+        proc = self.procs[node]
+        proc.send_signal(number)
         if number == signal.SIGKILL:
-            self.procs[node].wait(timeout=30)
+            proc.wait(timeout=30)
+        elif number == signal.SIGSTOP:
+            wait_until(f"{node} frozen", lambda: psutil.Process(proc.pid).status()
+                       == psutil.STATUS_STOPPED, 30)
 
     def stop_all(self, timeout_s: float = 30.0) -> dict[str, int | None]:
         """SIGTERM (after SIGCONT) every daemon; their exit codes (None: had to be killed)."""
@@ -163,6 +171,18 @@ class DaemonFarm:
 
     def builds(self, *states: JobState) -> tuple[Build, ...]:
         return self.store.list_builds(state=states or None)
+
+    def held_by_live(self) -> dict[int, str]:
+        """Build id → node, for the builds each running daemon holds in its current life:
+        a killed node's claims show until its next life registers (or they run out), and
+        are not that next life's."""
+        held = {}
+        for status in self.store.list_nodes():
+            proc = self.procs.get(status.info.id)
+            if proc is None or proc.poll() is not None or proc.pid != status.info.pid:
+                continue
+            held.update(dict.fromkeys(status.held_builds, status.info.id))
+        return held
 
     def owned_in(self, node: str, state: JobState) -> list[Build]:
         """Builds ``node`` holds (per the nodes listing) that are in ``state`` now."""

@@ -184,10 +184,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # the store conftest deselects every test that needs the server.
     "preform_pipeline/store/leases.py": ("tests/unit/store/test_store_leases.py",
                                          "tests/unit/store/test_store_leases_rules.py",
+                                         "tests/unit/store/test_store_inbox_claim_stall.py",
                                          "tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
-                                         "tests/unit/store/test_store_fenced_rules.py"),
+                                         "tests/unit/store/test_store_fenced_rules.py",
+                                         "tests/unit/store/test_store_fenced_races.py"),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
     # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
     # runs never call this module, so mutmut does not give them its mutants).

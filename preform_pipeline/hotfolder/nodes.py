@@ -27,16 +27,18 @@ module adds what the daemon does differently on a shared store:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections.abc import Callable
 from typing import Final
 
-from preform_pipeline.clock import Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
 from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
+from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_store
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.settings import Settings
@@ -44,6 +46,7 @@ from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import CLAIMABLE_STATES, DEFAULT_LEASE_S
+from preform_pipeline.store.opening import describe_store
 from preform_pipeline.store.presence import NodePresence, default_node_id
 
 __all__ = [
@@ -350,11 +353,25 @@ class FarmMembership:
             self.store.close()
 
 
-def join_farm(settings: Settings) -> FarmMembership:
+def join_farm(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> FarmMembership:
     """Open the shared store named by ``settings`` as this node, register it and start its
-    heartbeat and lease renewals (StoreError when the store cannot be reached)."""
+    heartbeat and lease renewals (StoreError when the store cannot be reached). While the
+    database does not accept connections yet, joining is tried again for up to
+    ``store.start_wait_s`` (:mod:`~preform_pipeline.hotfolder.storewait`)."""
     lease_s = settings.store.lease_s or DEFAULT_LEASE_S
     node_id = settings.store.node_id or default_node_id()
+    wait_s = settings.store.start_wait_s
+    membership = wait_for_store(
+        functools.partial(_join_once, settings, node_id, lease_s),
+        location=describe_store(settings.store.location),
+        wait_s=DEFAULT_START_WAIT_S if wait_s is None else wait_s, clock=clock)
+    membership.store.start_renewing()
+    log.info("node_joined", node=node_id, lease_s=lease_s)
+    return membership
+
+
+def _join_once(settings: Settings, node_id: str, lease_s: float) -> FarmMembership:
+    """One try at :func:`join_farm`: nothing is left open when it fails."""
     holder: list[NodeRole] = []
     store = NodeJobStore(
         str(settings.store.location), node_id=node_id, lease_s=lease_s,
@@ -369,6 +386,4 @@ def join_farm(settings: Settings) -> FarmMembership:
     except PipelineError:
         store.close()
         raise
-    store.start_renewing()
-    log.info("node_joined", node=node_id, lease_s=lease_s)
     return FarmMembership(store, role, presence)

@@ -78,6 +78,9 @@ class StoreSettings:
     node_id: str | None = None
     #: A node's claim on a build lasts this long unless renewed (None: the store's default).
     lease_s: float | None = None
+    #: How long a starting node waits for a database that does not accept connections yet
+    #: (None: hotfolder.storewait's default; 0: no wait).
+    start_wait_s: float | None = None
 
     @property
     def location(self) -> str | Path:
@@ -93,4 +96,6 @@ def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
         url=raw.get("url") or None,
         node_id=raw.get("node_id") or None,
         lease_s=float(raw["lease_s"]) if raw.get("lease_s") is not None else None,
+        start_wait_s=(float(raw["start_wait_s"]) if raw.get("start_wait_s") is not None
+                      else None),
     )

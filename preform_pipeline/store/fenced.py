@@ -28,7 +28,6 @@ lease book:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
@@ -89,7 +88,7 @@ class NodeJobStore(PostgresJobStore):
         """Keep ``lease`` (a claim this node made) renewed and use it to fence moves."""
         with self._book_lock:
             self._book[lease.build_id] = lease
-            self._touched[lease.build_id] = time.monotonic()
+            self._touched[lease.build_id] = self._clock.monotonic()
 
     def held(self, build_id: int) -> Lease | None:
         with self._book_lock:
@@ -135,22 +134,33 @@ class NodeJobStore(PostgresJobStore):
                        self._touched[lease.build_id] + self._length(lease.build_id))
                       for lease in self._book.values()]
         for lease, length, idle_until in leases:
-            if (self.in_use is not None and time.monotonic() > idle_until
+            if (self.in_use is not None and self._clock.monotonic() > idle_until
                     and not self.in_use(lease.build_id, lease.state)):
                 self._let_go(lease)
                 continue
             try:
                 renewed = self.renew(lease, lease_s=length)
             except LeaseLostError:
-                self._lost_now(lease.build_id)
+                # Only a lease the book still holds is lost: one the build's own work gave
+                # back meanwhile (it left the claimable states as this pass ran) is not,
+                # and a stop signal for it would leave its finished build unsettled.
+                if self._same_claim(lease):
+                    self._lost_now(lease.build_id)
                 continue
             except StoreError as exc:
                 # The database is away (restarting?): try again next pass.
                 log.warning("lease_renewal_failed", build_id=lease.build_id, error=str(exc))
                 continue
             with self._book_lock:
-                if lease.build_id in self._book:
-                    self._book[lease.build_id] = replace(renewed, state=lease.state)
+                current = self._book.get(lease.build_id)
+                if current is not None and current.epoch == renewed.epoch:
+                    # The book's state, not this pass's copy: the build may have moved on.
+                    self._book[lease.build_id] = replace(renewed, state=current.state)
+
+    def _same_claim(self, lease: Lease) -> bool:
+        """Whether the book still holds ``lease``'s claim (same build, same epoch)."""
+        current = self.held(lease.build_id)
+        return current is not None and current.epoch == lease.epoch
 
     def _let_go(self, lease: Lease) -> None:
         """Give back an idle build's lease. The release is fenced like any move: if the lease

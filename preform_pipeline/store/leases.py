@@ -403,6 +403,12 @@ class LeasingStore(SqlStoreCore):
         content, or again the node that claimed it, or any node once the claimant is gone
         (stopped, or silent for ``lease_s``: it died between its claim and its move)."""
         with self._claim_transaction("claiming an inbox file") as conn:
+            # Claiming is a sign of life: a node that just woke from a stall (or got the
+            # database back) claims before its heartbeat thread beats, and its stale beat
+            # must not let another node take this very claim over at once (both would take
+            # the file; one would skip it as a duplicate of the other's failed take).
+            conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ? "
+                         "AND stopped_at IS NULL", (node_id,))
             row = conn.execute(
                 "INSERT INTO inbox_claims AS c (source_path, content_hash, node, claimed_at) "
                 "VALUES (?, ?, ?, now()) ON CONFLICT (source_path, content_hash) DO UPDATE "

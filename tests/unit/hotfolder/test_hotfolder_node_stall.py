@@ -1,0 +1,138 @@
+"""A node that stalls while it holds a build waiting for a printer (a real PostgreSQL store, two
+nodes' stores, the dispatch queue; printer status faked at its protocol).
+
+The stall is played out step by step, with no wait: node A's lease runs out on the database
+while A does nothing (its lease is ended on the database's clock, as time would), node B claims
+the build, then A "wakes" and runs what its threads would run first: a dispatch pass read
+before the stall, or a lease renewal. A must find the lease lost, send nothing, write nothing;
+B sends the build, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.dispatch.waiting import Dispatcher
+from preform_pipeline.hotfolder.nodes import NodeRole
+from preform_pipeline.printing import PrintOwner
+from preform_pipeline.printing.target import PrintTarget
+from preform_pipeline.store import Build, JobState
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.verify.targets import PrinterCandidate
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+
+S = JobState
+FORM4, GREY = "FORM-4-0", "FLGPGR05"
+
+
+class FreePrinter:
+    """One free Form 4 (what dispatch reads printer status from)."""
+
+    description = "one free printer"
+
+    def printer_candidates(self) -> Sequence[PrinterCandidate]:
+        return [PrinterCandidate("Form4-A", (FORM4,), (GREY,), True, busy=None)]
+
+
+class Sender:
+    """Sends through the print owner, as the real sender does; remembers what went out."""
+
+    def __init__(self, owner: PrintOwner) -> None:
+        self.owner = owner
+        self.sent: list[int] = []
+
+    def __call__(self, build: Build, printer: str) -> None:
+        self.owner.begin(build.id, build.job_key, printer, None)
+        self.sent.append(build.id)
+        self.owner.sent(build.id, f"job-{build.id}", printer)
+
+
+@pytest.fixture
+def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
+    return pg_cluster.create_database(f"stall_{request.node.name[-30:].lower()}")
+
+
+@pytest.fixture
+def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
+    """Nodes ``pc-a`` and ``pc-b`` (their renewals run when a test says so, not on a thread)."""
+    roles = []
+    for name in ("pc-a", "pc-b"):
+        store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, lease_s=60.0)
+        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
+        role = NodeRole(store)
+        store.on_lost = role.lease_lost  # as join_farm wires it
+        roles.append(role)
+    yield roles[0], roles[1]
+    for role in roles:
+        role.store.close()
+
+
+def _waiting_build(store: NodeJobStore) -> Build:
+    job = store.create_job(recipe="hot", source_path="/nas/processing/m.stl",
+                           content_hash="sha256:m", state=S.PROCESSING)
+    build = store.create_build(recipe="hot", job_ids=[job.id])
+    store.transition_build(build.id, S.PREPARING, "preparing")
+    store.transition_build(build.id, S.PREPARED, "prepared")
+    target = PrintTarget(auto=True, machine_type=FORM4, material=GREY)
+    return PrintOwner(store).wait_for_printer(build.id, target.to_json(), job_name=build.job_key,
+                                              priority=0, describe=target.describe())
+
+
+def _stall_until_taken_over(url: str, a: NodeRole, b: NodeRole, build: Build) -> None:
+    """A's lease runs out while A is frozen (on the database's clock), and B claims the build."""
+    with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as admin:
+        admin.execute("UPDATE builds SET lease_until = now() WHERE id = %s", (build.id,))
+    lease = b.store.claim_build("pc-b", lease_s=60.0)
+    assert lease is not None and lease.build_id == build.id and lease.epoch == 2
+    assert lease.previous_owner == "pc-a"
+    b.store.hold(lease)
+    assert a.store.held(build.id) is not None  # A, frozen, does not know yet
+
+
+def _found_lost(logs: list[MutableMapping[str, Any]], build: Build) -> bool:
+    return any(e["event"] in ("lease_lost", "build_lease_lost") and e.get("node") == "pc-a"
+               and e["build_id"] == build.id for e in logs)
+
+
+class TestAStalledNodeWaitingForAPrinter:
+    """The node finds its lease lost when it wakes and never sends; the new holder sends once."""
+
+    @pytest.mark.parametrize("first", ["dispatch pass", "lease renewal"])
+    def test_whatever_runs_first_after_the_stall_the_build_is_sent_once_by_its_new_holder(
+        self, nodes: tuple[NodeRole, NodeRole], url: str, first: str
+    ) -> None:
+        a, b = nodes
+        build = _waiting_build(a.store)
+        a_sender = Sender(PrintOwner(a.store))
+        a_dispatch = Dispatcher(a.store, FreePrinter(), a_sender)
+        assert [w.id for w in a_dispatch.waiting()] == [build.id]  # read before the stall
+        _stall_until_taken_over(url, a, b, build)
+        history = b.store.build_history(build.id)
+
+        with capture_logs() as logs:
+            if first == "lease renewal":
+                a.store.renew_all()
+                assert a.store.held(build.id) is None
+                assert a.stops.reason(build.id) is not None
+            a_dispatch.dispatch_once()
+            a.store.renew_all()
+        assert a_sender.sent == []
+        assert _found_lost(logs, build)
+        assert b.store.build_history(build.id) == history  # A wrote nothing
+        assert a.store.held(build.id) is None
+        assert a_dispatch.waiting() == []  # nothing of it is A's to send any more
+
+        b_sender = Sender(PrintOwner(b.store))
+        Dispatcher(b.store, FreePrinter(), b_sender).dispatch_once()
+        assert b_sender.sent == [build.id]
+        sent = b.store.get_build(build.id)
+        assert sent.state is S.PRINT_SENT
+        moves = b.store.build_history(build.id)[len(history):]
+        assert [(t.to_state, t.reason.endswith("[pc-b, epoch 2]")) for t in moves] == [
+            (S.PRINT_SENDING, True), (S.PRINT_SENT, True)]

@@ -1,0 +1,162 @@
+"""A node starting while its shared database does not accept connections (hotfolder/storewait.py):
+it waits and tries again, logging each try, up to ``store.start_wait_s``; a refusal fails at once
+(a real PostgreSQL server of the test's own, stopped and started; time on the clock seam)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.nodes import join_farm
+from preform_pipeline.hotfolder.storewait import wait_for_store
+from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
+from preform_pipeline.settings import Settings, load_settings
+from preform_pipeline.store.pgurl import PASSWORD_ENV
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD, PgCluster, require_postgres
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A server of this module's own: its tests stop it, which would cut other tests off."""
+    require_postgres()
+    made = PgCluster.create()
+    made.create_database("farm")
+    try:
+        yield made
+    finally:
+        made.destroy()
+
+
+@pytest.fixture
+def stopped(cluster: PgCluster) -> Iterator[PgCluster]:
+    """The server, down for the test (up again after it, for the next test)."""
+    cluster.stop()
+    try:
+        yield cluster
+    finally:
+        with contextlib.suppress(RuntimeError):  # already down: the test left it so
+            cluster.stop()
+        cluster.start()
+
+
+class ServerStartsWhileWeWait(ManualClock):
+    """A clock whose ``after``-th sleep starts the database server (it boots meanwhile)."""
+
+    def __init__(self, cluster: PgCluster, after: int) -> None:
+        super().__init__()
+        self.cluster = cluster
+        self.after = after
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        if len(self.sleeps) == self.after:
+            self.cluster.start()
+
+
+def _settings(tmp_path: Path, cluster: PgCluster, **store: object) -> Path:
+    path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["store"] = {"url": cluster.url("farm"), "node_id": "pc-a", **store}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _load(path: Path) -> Settings:
+    return load_settings(path, env={PASSWORD_ENV: PG_PASSWORD})
+
+
+def _waits(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == "store_unreachable_waiting"]
+
+
+class TestANodeWaitsForItsDatabase:
+    """A node started before its database (or during its restart) waits, then joins."""
+
+    def test_it_tries_again_with_a_logged_event_each_time_and_joins_once_the_server_is_up(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        settings = _load(_settings(tmp_path, stopped))
+        clock = ServerStartsWhileWeWait(stopped, after=2)
+        with capture_logs() as logs:
+            farm = join_farm(settings, clock=clock)
+        try:
+            assert [n.info.id for n in farm.store.list_nodes()] == ["pc-a"]
+        finally:
+            farm.close()
+        waits = _waits(logs)
+        assert [(e["attempt"], e["retry_in_s"]) for e in waits] == [(1, 1.0), (2, 2.0)]
+        assert all("Connection refused" in str(e["error"]) for e in waits)
+        assert all(e["wait_s"] == 300.0 for e in waits)  # the default bound
+        assert [e["attempts"] for e in logs if e["event"] == "store_reachable"] == [3]
+        assert clock.slept == 3.0
+
+    def test_a_database_that_stays_away_fails_after_the_setting_s_bound_with_a_hint(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        settings = _load(_settings(tmp_path, stopped, start_wait_s=5))
+        clock = ManualClock()
+        with capture_logs() as logs, pytest.raises(StoreError) as caught:
+            join_farm(settings, clock=clock)
+        assert clock.sleeps == [1.0, 2.0, 2.0]  # backing off, the last one cut to the bound
+        assert len(_waits(logs)) == 3
+        assert "still unreachable after 5 s" in caught.value.message
+        assert "store.start_wait_s" in caught.value.hint
+        assert "Connection refused" in caught.value.message
+
+    def test_with_no_wait_set_it_fails_at_once(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        clock = ManualClock()
+        with pytest.raises(StoreError, match="Connection refused"):
+            join_farm(_load(_settings(tmp_path, stopped, start_wait_s=0)), clock=clock)
+        assert clock.sleeps == []
+
+
+class TestARefusalIsNotWaitedFor:
+    """A database that answers no (a wrong password, no such database) fails at once."""
+
+    @pytest.mark.parametrize(("database", "password", "said"), [
+        ("farm", "wrong", "password authentication failed"),
+        ("no_such_db", PG_PASSWORD, 'database "no_such_db" does not exist'),
+    ])
+    def test_the_first_error_stands_and_nothing_is_slept(
+        self, cluster: PgCluster, database: str, password: str, said: str
+    ) -> None:
+        clock = ManualClock()
+        with capture_logs() as logs, pytest.raises(StoreError, match=said):
+            wait_for_store(lambda: PostgresJobStore(cluster.url(database), password=password),
+                           location=cluster.url(database), clock=clock)
+        assert clock.sleeps == []
+        assert _waits(logs) == []
+
+
+class TestTheCommandSaysWhatFailed:
+    """``watch`` on an unreachable database exits 1 with the error and the hint, no traceback."""
+
+    def test_exit_1_names_the_store_and_the_setting(
+        self, stopped: PgCluster, tmp_path: Path
+    ) -> None:
+        settings = _settings(tmp_path, stopped, start_wait_s=0)
+        result = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"],
+            capture_output=True, text=True, timeout=60, check=False,
+            env={"PATH": "/usr/bin:/bin", PASSWORD_ENV: PG_PASSWORD,
+                 "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        )
+        assert result.returncode == 1, result.stderr
+        assert "error:" in result.stderr and "Connection refused" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
