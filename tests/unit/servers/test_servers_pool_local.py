@@ -493,14 +493,19 @@ class TestStandInServers:
     def test_a_server_that_finds_its_port_taken_is_started_on_the_next(
         self, tmp_path: Path, held_port: int
     ) -> None:
-        # The probe says every port is free: only the server itself can notice.
-        pool = _standin_pool(tmp_path, base_port=held_port, port_attempts=3,
+        # The probe says every port is free: only the server itself can notice. Other
+        # tests running alongside may hold the next port too (CI once saw exactly that),
+        # so the test asks for what a user sees: each port found taken is named, in turn,
+        # and the server runs on the first one that was not.
+        pool = _standin_pool(tmp_path, base_port=held_port, port_attempts=5,
                              port_probe=lambda p: True)
         with capture_logs() as logs, pool:
             (status,) = pool.status()
-        assert (status.state, status.port) == (ServerState.IDLE, held_port + 1)
-        (in_use,) = _events(logs, "server_port_in_use")
-        assert (in_use["server"], in_use["port"]) == ("server-1", held_port)
+        assert status.state is ServerState.IDLE and status.port is not None
+        assert held_port < status.port <= held_port + 4
+        in_use = _events(logs, "server_port_in_use")
+        assert [(e["server"], e["port"]) for e in in_use] == [
+            ("server-1", port) for port in range(held_port, status.port)]
 
     def test_an_idle_server_that_stops_answering_is_checked_and_taken_out(
         self, tmp_path: Path
