@@ -109,6 +109,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_safety.py",
         "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
         "tests/unit/hotfolder/test_hotfolder_crash_windows.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_overtaken.py",
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
