@@ -141,6 +141,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/executor/ledger.py": (
         "tests/unit/executor/test_executor_ledger.py",
         "tests/unit/executor/test_executor_ledger_outcomes.py",
+        "tests/unit/executor/test_executor_ledger_split_overtaken.py",
     ),
     # overflow.py: its rules, and the fast simulator runs that shed models from a scene (the
     # layout step's carry, the final build's intake; 2-3 s each): shed_overflow, _choose.
