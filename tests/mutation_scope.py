@@ -87,6 +87,13 @@ _EXECUTOR_STEPS_S14_TESTS = tuple(
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s14_*.py"))
 )
 
+#: The geometry files without a hypothesis test (see the readers' entries in AREA_TESTS).
+_GEOMETRY_PLAIN_TESTS = tuple(
+    f"tests/unit/geometry/test_geometry_{name}.py"
+    for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
+                 "analysis", "orientation", "threemf_parts", "threemf_details")
+)
+
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
 #: wrong: the print owner is mostly exercised through verify and dispatch; the hot folder's and
 #: the executor's daemon and end-to-end tests start real servers and would make every mutant
@@ -213,6 +220,11 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/store/migrate.py": ("tests/unit/store/test_store_migrate_copy.py",),
     "preform_pipeline/store/daemon_lock.py": ("tests/unit/store/test_store_daemon_lock.py",
                                               "tests/unit/store/test_store_daemon_lock_rules.py"),
+    # The STL and OBJ readers: every geometry file without a hypothesis test (hypothesis
+    # refuses a test method run twice in one process, as mutmut's runner does: "called from
+    # multiple different executors"; the whole folder failed mutmut's clean run in session 15).
+    "preform_pipeline/geometry/stl.py": _GEOMETRY_PLAIN_TESTS,
+    "preform_pipeline/geometry/obj.py": _GEOMETRY_PLAIN_TESTS,
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").
     "preform_pipeline/geometry/threemf.py": (
