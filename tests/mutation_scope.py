@@ -91,7 +91,7 @@ _EXECUTOR_STEPS_S14_TESTS = tuple(
 _GEOMETRY_PLAIN_TESTS = tuple(
     f"tests/unit/geometry/test_geometry_{name}.py"
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
-                 "analysis", "orientation", "threemf_parts", "threemf_details")
+                 "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
