@@ -158,13 +158,15 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # store, report-line and query files, which never reach them. Sampled (docs/testing.md).
     # runner.py also against its own files (test_executor_runner_*.py of session 12: the
     # grace period, Ctrl-C, the attempt loop, lease deadlines and carries on the run's clock;
-    # session 14's build reports and a carry cancelled as it is added).
+    # session 14's build reports and a carry cancelled as it is added; session 15's build
+    # at fault on the real pool, local copies imported, builds queued behind a stuck step).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
                      "journal", "run_result", "checkpoints", "drop_callback",
                      "two_servers", "step_walk", "intake_requests", "pool_accounting",
-                     "scene_cleanup", "build_times", "build_report", "cancelled_carry")
+                     "scene_cleanup", "build_times", "build_report", "cancelled_carry",
+                     "build_at_fault", "import_from", "queued_cancel")
     ),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
