@@ -168,14 +168,20 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # store, report-line and query files, which never reach them. Sampled (docs/testing.md).
     # runner.py also against its own files (test_executor_runner_*.py of session 12: the
     # grace period, Ctrl-C, the attempt loop, lease deadlines and carries on the run's clock;
-    # session 14's build reports and a carry cancelled as it is added).
+    # session 14's build reports and a carry cancelled as it is added; session 15's build
+    # at fault on the real pool, local copies imported, builds queued behind a stuck step,
+    # where carried models go as the result and the log say it, a step's progress by name,
+    # step options in the API's names, the send's holder;
+    # and the store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
                      "journal", "run_result", "checkpoints", "drop_callback",
                      "two_servers", "step_walk", "intake_requests", "pool_accounting",
-                     "scene_cleanup", "build_times", "build_report", "cancelled_carry")
-    ),
+                     "scene_cleanup", "build_times", "build_report", "cancelled_carry",
+                     "build_at_fault", "import_from", "queued_cancel", "carry_events",
+                     "step_progress", "step_options", "send_holder")
+    ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS),
