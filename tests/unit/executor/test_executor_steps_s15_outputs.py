@@ -1,6 +1,8 @@
-"""The form's save run whole in session 15: a save that takes longer than the request limit
-(but not than the step's deadline) still ends in one attempt, because the save is one
-blocking request bounded by the step, never polled on a retry."""
+"""The form's save and the output paths, run whole in session 15: a save that takes longer
+than the request limit (but not than the step's deadline) still ends in one attempt, because
+the save is one blocking request bounded by the step, never polled on a retry; and a run's
+outputs go below the output folder as it was when the run started, even if a link to it is
+switched while the run goes on."""
 
 from __future__ import annotations
 
@@ -67,3 +69,53 @@ class TestSaveLongerThanTheRequestLimit:
         assert outcome.outputs == (form,)
         assert form.stat().st_size > 0
         assert slow.bodies("save_form_file") == [{"file": str(form)}]
+
+
+class RelinkingEngine(ReceivingEngine):
+    """A receiving engine that, once it has made the build's scene, points the link ``link``
+    at ``then``: someone switching a ``latest`` output link while the run goes on."""
+
+    def __init__(self, link: Path, then: Path, **options: Any) -> None:
+        super().__init__(**options)
+        self.link = link
+        self.then = then
+
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
+        if operation_id == "create_scene":
+            fresh = self.link.with_name(self.link.name + ".new")
+            fresh.symlink_to(self.then, target_is_directory=True)
+            fresh.replace(self.link)
+
+
+class TestOutputRootResolvedOnce:
+    """The output root is the folder it named when the run started: a link to it switched
+    during the run does not move the build's outputs (Linux: the test makes symbolic
+    links)."""
+
+    def test_the_outputs_stay_in_the_folder_the_run_started_with(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        first, second = tmp_path / "first", tmp_path / "second"
+        first.mkdir()
+        second.mkdir()
+        link = tmp_path / "latest"
+        link.symlink_to(first, target_is_directory=True)
+        engine = RelinkingEngine(link, second, scene_cache_size=100,
+                                 fleet_dir=farm.fleet_dir, work_dir=farm.folder / "work-link")
+        _serve(farm, engine)
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - save_form\n  - screenshot\noutputs:\n"
+            "  form: \"{build}.form\"\n  screenshot: \"{build}.png\"\n",
+        )
+        result = run(plan_for(recipe, [box]), FakePool([s.url for s in farm.servers]), link)
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert link.resolve() == second.resolve()
+        made = (first.resolve() / "unit-001.form", first.resolve() / "unit-001.png")
+        assert outcome.outputs == made
+        # The build's form and picture, and nothing of them below the link's new target (the
+        # build report is written by the runner's report hook, not by these steps).
+        assert sorted(p.name for p in first.rglob("*") if p.suffix in (".form", ".png")) == [
+            "unit-001.form", "unit-001.png"]
+        assert [p.name for p in second.rglob("*") if p.suffix in (".form", ".png")] == []
