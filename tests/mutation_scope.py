@@ -86,6 +86,11 @@ _EXECUTOR_STEPS_S14_TESTS = tuple(
     sorted(p.relative_to(REPO_ROOT).as_posix() for p in
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s14_*.py"))
 )
+#: Session 15's files for the functions run whole (the save, orientation, supports...).
+_EXECUTOR_STEPS_S15_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s15_*.py"))
+)
 
 #: The geometry files without a hypothesis test (see the readers' entries in AREA_TESTS).
 _GEOMETRY_PLAIN_TESTS = tuple(
@@ -184,7 +189,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
-                                           + _EXECUTOR_STEPS_S14_TESTS),
+                                           + _EXECUTOR_STEPS_S14_TESTS
+                                           + _EXECUTOR_STEPS_S15_TESTS),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
