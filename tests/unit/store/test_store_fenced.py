@@ -122,6 +122,46 @@ class TestRenewalsAndLoss:
         assert lost == [build.id]
 
 
+class TestConfirmingALease:
+    """A node asks the database, not its book, whether it still holds a build."""
+
+    def test_a_held_build_is_confirmed_and_its_lease_extended(self, node: NodeFactory) -> None:
+        a = node("pc-a", lease_s=30.0)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        before = a.held(build.id)
+        assert before is not None
+        confirmed = a.confirm_held(build.id)
+        assert confirmed.epoch == before.epoch and confirmed.until > before.until
+        assert a.held(build.id) == confirmed
+
+    def test_a_lease_taken_over_while_the_book_still_lists_it_is_reported_lost(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)  # runs out at once: a stall
+        b = node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        taken = b.claim_build("pc-b", states=[S.PROCESSING])
+        assert taken is not None and taken.build_id == build.id
+        assert a.held(build.id) is not None  # the book does not know yet
+        with capture_logs() as logs, pytest.raises(LeaseLostError, match="ran out or another"):
+            a.confirm_held(build.id)
+        assert lost == [build.id]
+        assert a.held(build.id) is None
+        assert [e["event"] for e in logs] == ["lease_lost", "build_lease_lost"]
+
+    def test_a_build_the_node_never_held_is_refused(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        a = node("pc-a")
+        b = node("pc-b", on_lost=lost.append)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        with capture_logs() as logs, pytest.raises(LeaseLostError, match="does not hold"):
+            b.confirm_held(build.id)
+        assert lost == []  # nothing it held was lost
+        assert [(e["event"], e["node"]) for e in logs] == [("lease_lost", "pc-b")]
+        assert a.confirm_held(build.id).owner == "pc-a"
+
+
 class TestLettingIdleBuildsGo:
     """An idle build is given back, unless it was taken over: then the node learns its loss."""
 
