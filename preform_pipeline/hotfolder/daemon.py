@@ -267,6 +267,7 @@ class HotFolderDaemon:
             duplicates=self.hot.duplicates,
             extra_fields=lambda name: self.recipes[name].fields if name in self.recipes else (),
             on_failed=self.followup.case_failed,
+            failed_fields=self.followup.owed_fields,
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {
