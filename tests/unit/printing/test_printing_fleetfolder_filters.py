@@ -92,6 +92,9 @@ class TestEveryFilterFieldIsHonoured:
         naive = (T0 + timedelta(hours=2)).replace(tzinfo=None)  # read as UTC, like the files
         assert _kept(feed, date__lt=naive) == ["a-grey"]
         assert _kept(feed, date=date(2021, 3, 3), date__gt=T0) == ["a-black", "c-grey"]
+        # An exact moment is the one a job was created at, a naive one read as UTC too.
+        assert _kept(feed, date=T0) == ["a-grey"]
+        assert _kept(feed, date=T0.replace(tzinfo=None)) == ["a-grey"]
 
     def test_fields_together_keep_what_all_of_them_keep(self, feed: FleetFolderFeed) -> None:
         assert _kept(feed, printer="Form4-A", status="PRINTING") == ["a-black"]
