@@ -341,6 +341,26 @@ class TestSettlingOutcomes:
         assert not _events(logs, "attachment_not_moved")
         assert _events(logs, "file_settled")[0]["outcome"] == "failed"
 
+    def test_what_a_failure_owes_is_written_with_the_move_to_failed_and_only_then(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-2", {"upper.stl": 1, "lower.stl": 2})
+        owed: list[str] = []
+
+        def failed_fields(job: Job) -> dict[str, Any]:
+            owed.append(job.job_key)
+            return {"_owed": job.reason}
+
+        intake = Intake(store, [inbox], failed_fields=failed_fields)
+        upper, lower = intake.take(drop).taken
+        failed = intake.settle(store.transition(upper.id, JobState.FAILED, "x"), ok=False)
+        done = intake.settle(lower, ok=True)
+        assert owed == [upper.job_key]
+        assert failed.fields["_owed"] == "x" and HOTFOLDER_FIELD in failed.fields
+        assert store.get_job(upper.id).fields["_owed"] == "x"  # durable, with its place
+        assert place_of(store.get_job(upper.id)) is not None
+        assert "_owed" not in done.fields
+
     def test_a_failed_retried_and_redone_job_ends_in_done_with_its_sidecars(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
