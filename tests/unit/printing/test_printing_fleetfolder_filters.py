@@ -109,3 +109,4 @@ class TestEveryFilterFieldIsHonoured:
         assert _kept(feed, printer="Form4-A") == ["a-black", "a-grey", "bare"]
         assert "bare" not in _kept(feed, material="FLGPGR05")
         assert "bare" not in _kept(feed, machine_type_id="FORM-4-0")
+        assert _kept(feed, machine_type_id="None") == []  # no type is made up for it
