@@ -361,6 +361,23 @@ class TestSettlingOutcomes:
         assert place_of(store.get_job(upper.id)) is not None
         assert "_owed" not in done.fields
 
+    def test_a_job_another_settle_placed_meanwhile_is_left_to_it_without_a_note(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake, job = self._taken_case(store, inbox)
+        elsewhere = inbox.folder("done") / "C-1" / "upper.stl"
+        # Another node's settle named its place first; its move has not happened yet.
+        store.update_job(job.id, expect_source=job.source_path, source_path=str(elsewhere))
+        with capture_logs() as logs:
+            settled = intake.settle(job, ok=False, note="What failed: x\n")
+        assert settled.source_path == elsewhere
+        assert job.source_path.exists()  # not moved by this settle
+        # Nor its note left behind (the note's empty folder stays: nothing removes it).
+        assert [p for p in inbox.folder("failed").rglob("*") if p.is_file()] == []
+        assert _events(logs, "file_settled_elsewhere") == [{
+            "event": "file_settled_elsewhere", "job_key": job.job_key,
+            "path": str(job.source_path), "log_level": "info"}]
+
     def test_a_failed_retried_and_redone_job_ends_in_done_with_its_sidecars(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
