@@ -5,12 +5,18 @@ after a restart, loads that file onto any server of the pool (never prepares the
 and hands the send to the print owner, which writes PRINT_SENDING (with the server that holds
 the send) before the request and PRINT_SENT, FAILED (refused) or nothing (no answer: resolved
 later, never resent blindly) after it.
+
+On several nodes (a :class:`LeaseFencedStore`) the sender first asks the database whether this
+node still holds the build's lease, before it takes a server and again before it loads the
+.form: a node waking from a stall must not load a build another node now holds. A lease lost
+while the .form loads stops the send at the fenced move to PRINT_SENDING; the loaded scene is
+deleted whatever stops the send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import PreFormClient, PrintOptions
 from preform_pipeline.errors import ApiError, PermanentApiError, PipelineError
@@ -20,12 +26,28 @@ from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
 from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
 
-__all__ = ["DEFAULT_LEASE_TIMEOUT_S", "CombinedReadiness", "FormSender", "PoolDevices"]
+__all__ = [
+    "DEFAULT_LEASE_TIMEOUT_S",
+    "CombinedReadiness",
+    "FormSender",
+    "LeaseFencedStore",
+    "PoolDevices",
+]
 
 log = get_logger(__name__)
 
 #: How long a send waits for a free server (all may be busy preparing).
 DEFAULT_LEASE_TIMEOUT_S: Final = 600.0
+
+
+@runtime_checkable
+class LeaseFencedStore(Protocol):
+    """A store whose build moves are fenced by a node's lease
+    (:class:`~preform_pipeline.store.fenced.NodeJobStore`); a single node's store has none."""
+
+    def confirm_held(self, build_id: int) -> object:
+        """Whether this node holds ``build_id`` now, asked of the database (LeaseLostError)."""
+        ...
 
 
 class FormSender:
@@ -57,6 +79,9 @@ class FormSender:
                 hint="retry its jobs (`preform-pipeline jobs retry`): they are prepared again",
             )
         job_name = build.job_name or build.job_key
+        # A node that wakes from a stall with a dispatch pass read before it must not take
+        # a server, nor load the .form, for a build another node holds now.
+        self._confirm_held(build)
         lease = self.pool.lease(timeout=self.lease_timeout_s)
         try:
             server = lease.server
@@ -64,28 +89,38 @@ class FormSender:
                 server.url, path_mapper=server.path_mapper.to_server,
                 timeout=self.request_timeout_s, check_version_on_first_use=False,
             ) as client:
+                # Again: the wait for a free server may have outlasted the lease.
+                self._confirm_held(build)
                 scene_id = client.load_form(build.form_path).id
                 if scene_id is None:
                     raise PipelineError(f"{server.name} loaded {build.form_path} without a "
                                         "scene id", hint="dispatch tries again")
-                holder = SendHolder.of_server(server, self.request_timeout_s)
-                self.owner.begin(build.id, job_name, printer, holder)
                 try:
-                    result = client.print_scene(
-                        scene_id, PrintOptions(printer=printer, job_name=job_name)
-                    )
-                except PermanentApiError as exc:
-                    self._told(self.owner.refused(build.id, str(exc)))
-                    raise
-                except (ApiError, OSError) as exc:
-                    # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
-                    self.owner.unconfirmed(build.id, f"{type(exc).__name__}: {exc}")
-                    return
+                    # The move to PRINT_SENDING is fenced too: a lease lost while the .form
+                    # loaded stops here, and the loaded scene is deleted all the same.
+                    holder = SendHolder.of_server(server, self.request_timeout_s)
+                    self.owner.begin(build.id, job_name, printer, holder)
+                    try:
+                        result = client.print_scene(
+                            scene_id, PrintOptions(printer=printer, job_name=job_name)
+                        )
+                    except PermanentApiError as exc:
+                        self._told(self.owner.refused(build.id, str(exc)))
+                        raise
+                    except (ApiError, OSError) as exc:
+                        # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
+                        self.owner.unconfirmed(build.id, f"{type(exc).__name__}: {exc}")
+                        return
                 finally:
                     _forget_scene(client, scene_id)
         finally:
             lease.release()
         self._told(self.owner.sent(build.id, result.job_id, printer))
+
+    def _confirm_held(self, build: Build) -> None:
+        store = self.owner.store
+        if isinstance(store, LeaseFencedStore):
+            store.confirm_held(build.id)
 
     def _told(self, build: Build) -> None:
         if self.after_send is not None:

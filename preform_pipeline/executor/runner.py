@@ -1075,6 +1075,7 @@ class Runner:
         self._started: set[str] = set()
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
+        self._wound_down = False
         self.clients = _ServerClients(options)
         self._server_count = max(1, len(pool.status()))
         self._order, final = run_order(plan.builds, self._server_count)
@@ -1343,7 +1344,12 @@ class Runner:
 
     def _wind_down(self) -> None:
         """After cancel: let running steps end within the grace period, then stop the pool
-        (which ends any step still running) and wait for the workers to notice."""
+        (which ends any step still running) and wait for the workers to notice. Once per
+        run: ``run()`` reaches it from the wait and again at its end, and a second pass would
+        wait all over again for a build that did not notice."""
+        if self._wound_down:
+            return
+        self._wound_down = True
         grace_until = self.clock.monotonic() + self.options.cancel_grace_s
         try:
             while self._pending() and self.clock.monotonic() < grace_until:

@@ -796,10 +796,11 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
                     # At the recipe's own spacing: carrying models on beats crowding them.
                     ctx.shed(ctx, exc, lambda: _layout_call(ctx, node.kind, dict(options)))
                     return
+                count = len(ctx.build.models)
                 raise StepFailure(
                     "overflow",
-                    f"{len(ctx.build.models)} models do not fit after {attempt} layout "
-                    f"attempt{'s' if attempt != 1 else ''} (last spacing {spacing:g} mm): "
+                    f"{count} model{'s do' if count != 1 else ' does'} not fit after {attempt} "
+                    f"layout attempt{'s' if attempt != 1 else ''} (last spacing {spacing:g} mm): "
                     f"{exc.server_message or exc.message}",
                     cause=exc,
                 ) from exc

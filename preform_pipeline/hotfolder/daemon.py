@@ -31,9 +31,12 @@ The store is written before every action that changes the world:
   *before* the print request goes out, and PRINT_SENT after the answer;
 * a file's destination in done/ or failed/ is recorded before it moves there.
 
-On start (:meth:`HotFolderDaemon.recover`), interrupted work resumes from what the store
-says: unfinished moves are completed; builds that were being prepared are dissolved and
-their jobs batched again (nothing was printed); builds caught in PRINT_SENDING are resolved by
+On start, the hidden temporaries a killed process of this host left in processing/, done/
+and failed/ (a move across disks or a note cut off mid-write) are removed
+(:func:`~.files.sweep_temporaries`; never a running process's, never another host's). Then
+(:meth:`HotFolderDaemon.recover`) interrupted work resumes from what the store says:
+unfinished moves are completed; builds that were being prepared are dissolved and their jobs
+batched again (nothing was printed); builds caught in PRINT_SENDING are resolved by
 the print owner and never resent blindly (docs/printing.md); files whose outcome was decided
 are settled;
 then every inbox is listed, so files dropped while the daemon was down are taken, and a case
@@ -69,6 +72,7 @@ from preform_pipeline.hotfolder.files import (
     empty_tree_shape,
     prune_empty_tree,
     set_aside_unstorable,
+    sweep_temporaries,
 )
 from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
@@ -263,6 +267,7 @@ class HotFolderDaemon:
             duplicates=self.hot.duplicates,
             extra_fields=lambda name: self.recipes[name].fields if name in self.recipes else (),
             on_failed=self.followup.case_failed,
+            failed_fields=self.followup.owed_fields,
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {
@@ -362,6 +367,8 @@ class HotFolderDaemon:
                  recipes=sorted(self.recipes), once=once, dry_run=self.dry_run)
         self._once = once
         self._prepare_folders()
+        sweep_temporaries(inbox.folder(kind) for inbox in self.hot.inboxes
+                          for kind in ("processing", "done", "failed"))
         if self.worker.local_copies is not None:
             self.worker.local_copies.prune()  # a previous life's; no batch runs yet
         self._workers = [

@@ -10,26 +10,39 @@
   so a new file never inherits an old file's note (a note a cut-short settle of the same
   job left behind does not count).
 * :func:`write_text_atomic` writes notes and reports (temporary file, then rename).
+* Both temporaries name their writer: ``.<name>.<pid>-<host tag>.partial`` (a copy across
+  disks) and ``.<name>.<pid>-<host tag>.tmp`` (a note), the host tag being a short hash of
+  the host name. A writer that fails removes its own; one killed mid-write (a crash, a power
+  cut) cannot, so the daemon's start runs :func:`sweep_temporaries` over its folders: it
+  removes the temporaries of this host whose process is gone, never a running process's,
+  and never another host's (on a shared folder only that host can tell).
 
 * :func:`set_aside_unstorable` moves files whose names are not valid UTF-8 (possible on POSIX,
   where names are bytes) straight to ``failed/`` with a note: the job store records paths as
   text and cannot hold such a name, so they never become jobs.
 
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
-in place, and empty folders the daemon itself emptied.
+in place, empty folders the daemon itself emptied, and temporaries its own dead processes
+left.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
+import re
 import shutil
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
+import psutil
+
+from preform_pipeline.liveness import this_host
+from preform_pipeline.logging import get_logger
 from preform_pipeline.store import Job
 
 __all__ = [
@@ -44,8 +57,12 @@ __all__ = [
     "remove_empty_dirs",
     "set_aside_unstorable",
     "storable",
+    "sweep_temporaries",
+    "temporary_path",
     "write_text_atomic",
 ]
+
+log = get_logger(__name__)
 
 #: ``part.stl.error.txt`` beside a failed ``part.stl``: what went wrong and what to do.
 ERROR_SUFFIX: Final = ".error.txt"
@@ -55,6 +72,10 @@ NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
 # Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
 _WINDOWS_NOT_SAME_DEVICE: Final = 17
 _MAX_SUFFIX: Final = 100_000
+#: A temporary this module writes (module docstring): name, writer's pid, host tag, kind.
+_TEMPORARY: Final = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.(?P<kind>partial|tmp)$"
+)
 
 
 def _taken(path: Path) -> bool:
@@ -107,8 +128,49 @@ def _cross_device(exc: OSError) -> bool:
     return exc.errno == errno.EXDEV or getattr(exc, "winerror", None) == _WINDOWS_NOT_SAME_DEVICE
 
 
+def _host_tag(host: str) -> str:
+    # A hash, not the name itself: host names may be long, and may hold dots.
+    return hashlib.sha256(host.encode("utf-8")).hexdigest()[:8]
+
+
+def temporary_path(path: Path, kind: Literal["partial", "tmp"]) -> Path:
+    """The hidden temporary beside ``path`` that this process writes before the rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{_host_tag(this_host())}.{kind}")
+
+
+def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
+    """Remove, below each of ``folders``, the temporaries of this host whose writer process
+    is gone (cut off mid-move or mid-note); the paths removed.
+
+    A temporary of a running process (whatever process has that pid now: a reused pid keeps
+    it too), of another host, or not named by this module, stays.
+    """
+    mine = _host_tag(this_host())
+    removed: list[Path] = []
+    for folder in folders:
+        for parent, _, files in os.walk(folder):  # symbolic links to folders not followed
+            for name in files:
+                match = _TEMPORARY.match(name)
+                if match is None or match["host"] != mine:
+                    continue
+                pid = int(match["pid"])
+                if pid == os.getpid() or psutil.pid_exists(pid):
+                    continue
+                path = Path(parent) / name
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("temporary_not_swept", path=str(path), error=str(exc))
+                    continue
+                log.info("temporary_swept", path=str(path), pid=pid, kind=match["kind"])
+                removed.append(path)
+    return tuple(removed)
+
+
 def _copy_then_remove(src: Path, dst: Path) -> None:
-    temporary = dst.with_name(f".{dst.name}.{os.getpid()}.partial")
+    temporary = temporary_path(dst, "partial")
     try:
         with src.open("rb") as reader, temporary.open("wb") as writer:
             shutil.copyfileobj(reader, writer, 1024 * 1024)
@@ -147,12 +209,17 @@ def move_file(src: Path, dst: Path) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all (temporary file, flush, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8", newline="\n") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temporary, path)
+    temporary = temporary_path(path, "tmp")
+    try:
+        with temporary.open("w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # A full disk or text that cannot be written: no half note is left behind.
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def remove_empty_dirs(folder: Path, stop: Path) -> None:

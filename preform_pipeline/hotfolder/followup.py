@@ -15,6 +15,17 @@ what the daemon sees itself, credentials or not: a case that lands in ``failed/`
 (``case_failed``, once per case and reason), a build waiting too long for a printer
 (``build_waiting``, once per wait: the dispatch loop calls :meth:`FollowUp.build_waiting`);
 and, from the poller, prints that finished or failed.
+
+``case_failed`` is owed through the store. The store write that names a job's place in
+failed/ also records the notice it owes (:meth:`FollowUp.owed_fields`, the job's
+``_case_failed`` field: its reason, ``owed``, and this host); once the notifier delivered
+it, the field says ``told`` (for every job of that case and reason). A daemon killed (or
+stopped, or cut off from its webhook) before the notice went out sends it on its next start
+(:meth:`FollowUp.resend_owed`), once per case and reason; one whose case was already told
+is only marked. What is not promised: a daemon killed after the webhook took the notice but
+before ``told`` was written sends it again on its next start (a receiver can tell the two
+apart by ``event``, ``case_id`` and ``message``). Each host sends its own owed notices: on a
+shared store, a node that never comes back leaves its notices unsent.
 """
 
 from __future__ import annotations
@@ -22,12 +33,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.errors import PipelineError
+from preform_pipeline.errors import PipelineError, StoreConflictError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
+from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import VerifySettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
@@ -36,6 +49,7 @@ from preform_pipeline.verify.poller import PrintsFeed, VerificationPoller, descr
 from preform_pipeline.verify.service import verify_pending
 
 __all__ = [
+    "CASE_FAILED_FIELD",
     "DEFAULT_NOTIFIED_MEMORY",
     "DEFAULT_RECENT_ENDED",
     "FINAL_PRINT_STATES",
@@ -49,6 +63,10 @@ DEFAULT_NOTIFIED_MEMORY: Final = 1000
 #: On start, the reports of this many of the newest ended builds are checked: a crash can only
 #: have cut short the rewrite of the last few.
 DEFAULT_RECENT_ENDED: Final = 200
+#: The job field that records the ``case_failed`` notice a job's move to failed/ owes.
+CASE_FAILED_FIELD: Final = "_case_failed"
+_OWED: Final = "owed"
+_TOLD: Final = "told"
 #: Build states in which a print's end is known.
 FINAL_PRINT_STATES: Final = frozenset(
     {JobState.FINISHED, JobState.PRINT_ERROR, JobState.ABORTED}
@@ -92,22 +110,116 @@ class FollowUp:
 
     # -- notifications ----------------------------------------------------------------------
 
+    @property
+    def _notifies(self) -> bool:
+        return self.notifier is not None and self.notifier.enabled
+
+    def owed_fields(self, job: Job) -> dict[str, Any]:
+        """The fields the move of ``job``'s file to failed/ writes with it: the notice it
+        owes (none when nothing is sent)."""
+        if not self._notifies:
+            return {}
+        return {CASE_FAILED_FIELD: {"reason": _reason(job), "state": _OWED,
+                                    "host": this_host()}}
+
     def case_failed(self, job: Job) -> None:
         """A job's file went to failed/: tell once per case (and reason)."""
-        if self.notifier is None:
+        if not self._notifies:
             return
-        reason = job.reason or "failed"
-        key = (job.case_id or job.job_key, reason)
+        reason = _reason(job)
+        key = _key(job, reason)
+        first = self._first(key)
+        if self._told_before(key):
+            self._mark_told((job,), reason)  # its case's notice is out already
+        elif first:
+            self._send(job, reason, (job,))
+        # Else its case's notice is on its way, and its delivery marks this job too (until
+        # then the job owes it: a crash before the delivery loses nothing).
+
+    def resend_owed(self) -> int:
+        """Send the notices a previous life of this daemon (this host) owed and never saw
+        delivered, once per case and reason; how many were sent again."""
+        if not self._notifies:
+            return 0
+        owed: dict[tuple[str, str], list[Job]] = {}
+        told: set[tuple[str, str]] = set()
+        host = this_host()
+        for job in self.store.list_jobs(state=JobState.FAILED):
+            marker = _marker(job)
+            if marker is None:
+                continue
+            key = _key(job, marker["reason"])
+            if marker["state"] == _TOLD:
+                told.add(key)
+            elif marker.get("host") == host:
+                owed.setdefault(key, []).append(job)
+        sent = 0
+        for key, jobs in owed.items():
+            if not self._first(key):
+                continue  # sent in this life already (a settle during recovery)
+            if key in told:
+                self._mark_told(jobs, key[1])
+                continue
+            log.info("case_failed_resent", case_id=jobs[0].case_id, job_key=jobs[0].job_key,
+                     reason=key[1])
+            self._send(jobs[0], key[1], jobs)
+            sent += 1
+        return sent
+
+    def _first(self, key: tuple[str, str]) -> bool:
+        """Whether ``key`` is told for the first time in this life (and remember it)."""
         with self._lock:
             if key in self._notified:
-                return
+                return False
             self._notified[key] = None
             while len(self._notified) > DEFAULT_NOTIFIED_MEMORY:
                 self._notified.popitem(last=False)
+        return True
+
+    def _told_before(self, key: tuple[str, str]) -> bool:
+        """Whether another job of the case was told with this reason (in an earlier life)."""
+        return any(
+            (marker := _marker(other)) is not None and marker["state"] == _TOLD
+            and _key(other, marker["reason"]) == key
+            for other in self.store.list_jobs(state=JobState.FAILED)
+        )
+
+    def _send(self, job: Job, reason: str, jobs: Sequence[Job]) -> None:
+        assert self.notifier is not None
         self.notifier.notify(Notification(
             event="case_failed", job_key=job.job_key, name=job.original_name,
             status=job.state.value, message=reason, recipe=job.recipe, case_id=job.case_id,
-        ))
+        ), on_delivered=lambda: self._delivered(jobs, reason))
+
+    def _delivered(self, jobs: Sequence[Job], reason: str) -> None:
+        """The notice is out: it was owed by ``jobs`` and by every other job of the case
+        still owing it (one whose settle a crash cut short, finished since)."""
+        key = _key(jobs[0], reason)
+        ids = {job.id for job in jobs}
+        try:
+            others = [j for j in self.store.list_jobs(state=JobState.FAILED)
+                      if j.id not in ids and (marker := _marker(j)) is not None
+                      and marker["state"] == _OWED and _key(j, marker["reason"]) == key]
+        except PipelineError as exc:  # the store is away: the next start marks them
+            log.warning("case_failed_unrecorded", job_key=jobs[0].job_key, error=exc.message)
+            others = []
+        self._mark_told([*jobs, *others], reason)
+
+    def _mark_told(self, jobs: Sequence[Job], reason: str) -> None:
+        """Record that the notice of ``jobs`` (one case and reason) is out."""
+        for job in jobs:
+            try:
+                current = self.store.get_job(job.id)
+                # Only while its file is where it was: a retry that took it on writes its own.
+                self.store.update_job(job.id, expect_source=current.source_path, fields={
+                    **current.fields,
+                    CASE_FAILED_FIELD: {**(_marker(current) or {"reason": reason}),
+                                        "state": _TOLD},
+                })
+            except StoreConflictError:
+                continue
+            except PipelineError as exc:  # the store is away: sent again on the next start
+                log.warning("case_failed_unrecorded", job_key=job.job_key, error=exc.message)
 
     def build_waiting(self, build: Build, waited_s: float, printers: str = "") -> None:
         """A prepared build has waited ``waited_s`` for a free printer: the one place that
@@ -130,7 +242,12 @@ class FollowUp:
         return self._poller is not None
 
     def start(self) -> None:
-        """Follow the prints (first bringing reports a crash left behind up to date)."""
+        """Send the notices a previous life owed; follow the prints (first bringing reports
+        a crash left behind up to date)."""
+        try:
+            self.resend_owed()
+        except PipelineError as exc:  # the store is away: the next start looks again
+            log.error("case_failed_resend_failed", error=exc.message)
         if self._poller is None or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._loop, name="hotfolder-verify",
@@ -212,6 +329,24 @@ class FollowUp:
             write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
             log.info("case_report_updated", job_key=job.job_key, case_id=job.case_id,
                      state=job.state.value, path=str(Path(path)))
+
+
+def _reason(job: Job) -> str:
+    return job.reason or "failed"
+
+
+def _key(job: Job, reason: str) -> tuple[str, str]:
+    """What a ``case_failed`` notice is sent once for: the case (or the lone job), the reason."""
+    return (job.case_id or job.job_key, reason)
+
+
+def _marker(job: Job) -> dict[str, Any] | None:
+    """The job's ``case_failed`` record, when it has a well-formed one."""
+    marker = job.fields.get(CASE_FAILED_FIELD)
+    if (isinstance(marker, Mapping) and isinstance(marker.get("reason"), str)
+            and marker.get("state") in (_OWED, _TOLD)):
+        return dict(marker)
+    return None
 
 
 def _report_path(job: Job) -> Path:

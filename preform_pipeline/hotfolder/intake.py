@@ -259,7 +259,9 @@ class Intake:
 
     ``inboxes`` maps inbox folders to their settings (a job's inbox that is no longer
     configured keeps the default outcome folder names); ``extra_fields`` gives a recipe's own
-    sidecar field names.
+    sidecar field names. ``failed_fields(job)``: fields written in the same store write that
+    names a job's place in failed/ (the notice it owes, so a crash before ``on_failed`` ran
+    loses nothing).
     """
 
     def __init__(
@@ -270,10 +272,12 @@ class Intake:
         duplicates: DuplicatePolicy = "skip",
         extra_fields: Callable[[str], Collection[str]] = lambda _recipe: (),
         on_failed: Callable[[Job], None] | None = None,
+        failed_fields: Callable[[Job], Mapping[str, Any]] | None = None,
     ) -> None:
         self.store = store
         #: Told of every job whose file goes to failed/ (the daemon's notifications).
         self.on_failed = on_failed
+        self.failed_fields = failed_fields
         self.inboxes = {i.path: i for i in inboxes}
         self.duplicates = duplicates
         self.extra_fields = extra_fields
@@ -613,12 +617,14 @@ class Intake:
         if text is not None:
             write_text_atomic(written, text)
         new_place = replace(place, previous=current, attachments=attachments)
+        fields = _with_place(job, new_place)
+        if not ok and self.failed_fields is not None:
+            fields.update(self.failed_fields(job))
         try:
             # Only if its file is still where this settle found it: of two settling the
             # same job at once (another node's sweep, a stalled node resuming), one moves it.
             job = self.store.update_job(job.id, expect_source=current,
-                                        source_path=str(target),
-                                        fields=_with_place(job, new_place))
+                                        source_path=str(target), fields=fields)
         except StoreConflictError:
             if text is not None and self.store.get_job(job.id).source_path != target:
                 written.unlink(missing_ok=True)

@@ -4,16 +4,18 @@ A simulated PreFormServer writes one ``jobs/<job id>.json`` per accepted print, 
 print starts and ends on the simulator's clock and how it ends (``started_at``, ``ends_at``,
 ``outcome``, ``outcome_message``; docs/simulator-engine.md). :class:`FleetFolderFeed` answers
 the one question the shared verification poller asks of the Web API, a page of the prints feed
-(:meth:`list_prints_page`, newest first, ``date__gt`` honoured), from those files, so a
-rehearsal without Web API credentials verifies its prints by the very same poller and store
-writes as a real fleet. Reading a folder costs no requests: the budget never runs out.
+(:meth:`list_prints_page`, newest first, every field of a
+:class:`~preform_pipeline.cloud.PrintFilter` honoured as the Web API honours it), from those
+files, so a rehearsal without Web API credentials verifies its prints by the very same poller
+and store writes as a real fleet. Reading a folder costs no requests: the budget never runs out.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
@@ -77,9 +79,11 @@ def fleet_job_status(job: Mapping[str, Any], now: datetime) -> tuple[str, str | 
     return ("PRINTING" if now >= started else "QUEUED"), None
 
 
-def _run(job: Mapping[str, Any], now: datetime) -> PrintRun:
+def _record(job: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A job as the prints feed lists it at ``now`` (the body :class:`PrintRun` reads)."""
     status, message = fleet_job_status(job, now)
     started, ends = _time(job.get("started_at")), _time(job.get("ends_at"))
+    settings = job.get("scene_settings")
     body: dict[str, Any] = {
         "guid": job.get("job_id"),
         "print_job": job.get("job_id"),
@@ -90,6 +94,8 @@ def _run(job: Mapping[str, Any], now: datetime) -> PrintRun:
         "created_at": job.get("created_at"),
         "layer_count": job.get("layer_count"),
         "volume_ml": job.get("volume_ml"),
+        # The feed names a run's material code, as the scene was set up to print it.
+        "material": settings.get("material_code") if isinstance(settings, Mapping) else None,
     }
     if started is not None and ends is not None:
         body["estimated_duration_ms"] = int((ends - started).total_seconds() * 1000)
@@ -99,7 +105,35 @@ def _run(job: Mapping[str, Any], now: datetime) -> PrintRun:
         elif status not in ("QUEUED",):
             body["print_started_at"] = job.get("started_at")
             body["print_finished_at"] = job.get("ends_at")
-    return PrintRun.from_json(body)
+    return body
+
+
+def _machine_type(job: Mapping[str, Any]) -> str | None:
+    """The machine type a job was printed on (feed records do not carry it; the job does)."""
+    settings = job.get("scene_settings")
+    value = settings.get("machine_type") if isinstance(settings, Mapping) else None
+    return str(value) if value else None
+
+
+def _keeps(where: PrintFilter, job: Mapping[str, Any], record: Mapping[str, Any],
+           now: datetime) -> bool:
+    """Whether ``where`` keeps a job, by the one rule the Web API's fakes apply
+    (:meth:`PrintFilter.matches`), on the record as listed."""
+    # A file without a creation time counts as created now; a time without a zone is UTC.
+    created = _time(job.get("created_at")) or now
+    return where.matches({**record, "created_at": created.isoformat()}, _machine_type(job))
+
+
+def _utc_bounds(where: PrintFilter) -> PrintFilter:
+    """``where`` with naive datetime bounds read as UTC, as the folder's own times are."""
+    return replace(where, date=_utc(where.date), date__gt=_utc(where.date__gt),
+                   date__lt=_utc(where.date__lt))
+
+
+def _utc(bound: datetime | date | None) -> datetime | date | None:
+    if isinstance(bound, datetime) and bound.tzinfo is None:
+        return bound.replace(tzinfo=timezone.utc)
+    return bound
 
 
 class FleetFolderFeed:
@@ -118,30 +152,19 @@ class FleetFolderFeed:
     def list_prints_page(
         self, page: int = 1, per_page: int | None = None, *, where: PrintFilter | None = None,
     ) -> Page[PrintRun]:
-        """One page of the folder's prints, newest first (``where.date__gt`` and ``name``
-        filter them as the Web API does)."""
+        """One page of the folder's prints, newest first, kept by every field of ``where``
+        as the Web API keeps them (the status as it is at this moment)."""
         self._pages += 1
         now = self.clock.now()
-        since = _bound(where.date__gt) if where is not None else None
-        jobs = [
-            job for job in read_fleet_jobs(self.fleet_dir)
-            if (since is None or (_time(job.get("created_at")) or now) > since)
-            and (where is None or not where.name or where.name in str(job.get("job_name", "")))
-        ]
-        jobs.sort(key=lambda j: (str(j.get("created_at", "")), str(j.get("job_id"))),
-                  reverse=True)
+        wanted = _utc_bounds(where) if where is not None else None
+        listed = [(job, _record(job, now)) for job in read_fleet_jobs(self.fleet_dir)]
+        kept = [(job, record) for job, record in listed
+                if wanted is None or _keeps(wanted, job, record, now)]
+        kept.sort(key=lambda pair: (str(pair[0].get("created_at", "")),
+                                    str(pair[0].get("job_id"))), reverse=True)
         size = per_page or _PER_PAGE
         start = (page - 1) * size
-        items = tuple(_run(job, now) for job in jobs[start:start + size])
-        more = start + size < len(jobs)
-        return Page(items, page, size, len(jobs), page + 1 if more else None,
+        items = tuple(PrintRun.from_json(record) for _, record in kept[start:start + size])
+        more = start + size < len(kept)
+        return Page(items, page, size, len(kept), page + 1 if more else None,
                     page - 1 if page > 1 else None)
-
-
-def _bound(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-    if value is None:
-        return None
-    # A date bounds whole UTC days.
-    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc) + timedelta(days=1)

@@ -118,11 +118,13 @@ def _shapes(
 def _too_big(models: Sequence[SimModel], unplaced: Sequence[str], where: str) -> SimError:
     names = [m.name for m in models if m.id in set(unplaced)]
     listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+    # People read this; the client reads only the code and the names in parentheses.
+    counted = f"{len(names)} of {len(models)} model{'' if len(models) == 1 else 's'}"
+    verb = "does" if len(names) == 1 else "do"
     return SimError(
         400,
         MODELS_DO_NOT_FIT,
-        f"{len(names)} of {len(models)} models do not fit {where} ({listed}); "
-        "the scene is unchanged",
+        f"{counted} {verb} not fit {where} ({listed}); the scene is unchanged",
     )
 
 

@@ -20,6 +20,9 @@ lease book:
   works on it). A build the node dropped (an error cut its work short) is let go after a
   lease without use, so any node recovers it, this one included. A renewal (or that letting
   go) that finds the lease gone drops the build from the book and calls ``on_lost``.
+- **Before costly work outside the store** (loading a build's .form to send it) the node
+  confirms the lease on the database (:meth:`NodeJobStore.confirm_held`): its book may still
+  list a build another node took over while this one stalled.
 - **What the node may act on**: listings of builds in claimable states show only the builds
   this node holds (the dispatch loop sends only its own waiting builds; other nodes' builds
   are theirs until their leases run out and this node claims them).
@@ -156,6 +159,33 @@ class NodeJobStore(PostgresJobStore):
                 if current is not None and current.epoch == renewed.epoch:
                     # The book's state, not this pass's copy: the build may have moved on.
                     self._book[lease.build_id] = replace(renewed, state=current.state)
+
+    def confirm_held(self, build_id: int) -> Lease:
+        """Renew the lease on ``build_id`` now, on the database: the check before work that
+        costs something outside the store (loading a build's .form onto a server to send it).
+
+        The book alone cannot tell: a node that stalled past its lease still finds the build
+        in its book. LeaseLostError (and ``on_lost``) when this node does not hold it now.
+        """
+        lease = self.held(build_id)
+        if lease is None:
+            why = "this node does not hold the build"
+            log.warning("lease_lost", build_id=build_id, node=self.node_id, epoch=0, why=why)
+            raise LeaseLostError(build_id, self.node_id, 0, why=why)
+        with self._book_lock:
+            length = self._length(build_id)
+        try:
+            renewed = self.renew(lease, lease_s=length)
+        except LeaseLostError:
+            if self._same_claim(lease):
+                self._lost_now(build_id)
+            raise
+        with self._book_lock:
+            current = self._book.get(build_id)
+            if current is not None and current.epoch == renewed.epoch:
+                self._book[build_id] = replace(renewed, state=current.state)
+                self._touched[build_id] = self._clock.monotonic()
+        return renewed
 
     def _same_claim(self, lease: Lease) -> bool:
         """Whether the book still holds ``lease``'s claim (same build, same epoch)."""

@@ -12,6 +12,10 @@ attempt, ``notify_gave_up`` at the end) and dropped.
   shell would), the notification as JSON on its standard input, with a timeout. Exit status 0
   counts as delivered.
 
+A caller that must know (to record a notification as sent, so a restart does not send it
+again) passes ``on_delivered``: called from the delivery thread once every channel delivered
+it, never when one gave up.
+
 Webhook URLs often hold a secret (a token in the query, or in the path as Slack's do), so logs
 show only the scheme and host (:func:`redact_url`); commands are logged by their program name.
 """
@@ -22,7 +26,7 @@ import json
 import queue
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import TracebackType
@@ -124,6 +128,10 @@ class Notification:
         }
 
 
+#: A queued notification and who to tell once it was delivered.
+_Queued = tuple[Notification, Callable[[], None] | None]
+
+
 class Notifier:
     """Delivers notifications in the background (module docstring); ``notify`` never blocks.
 
@@ -163,7 +171,7 @@ class Notifier:
                 },
                 follow_redirects=False,
             )
-        self._queue: queue.Queue[Notification | object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[_Queued | object] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
         self._idle = threading.Condition()
         self._busy = 0
@@ -183,8 +191,10 @@ class Notifier:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def notify(self, notification: Notification) -> None:
-        """Queue ``notification`` for delivery and return at once."""
+    def notify(
+        self, notification: Notification, *, on_delivered: Callable[[], None] | None = None
+    ) -> None:
+        """Queue ``notification`` for delivery and return at once (module docstring)."""
         if not self.enabled or self._closing.is_set():
             return
         self._start()
@@ -192,7 +202,7 @@ class Notifier:
             self._busy += 1
         while True:
             try:
-                self._queue.put_nowait(notification)
+                self._queue.put_nowait((notification, on_delivered))
                 return
             except queue.Full:
                 try:
@@ -201,9 +211,10 @@ class Notifier:
                     continue
                 with self._idle:
                     self._busy -= 1
-                if isinstance(dropped, Notification):
-                    log.warning("notify_dropped", notification=dropped.event,
-                                job_key=dropped.job_key, reason="queue full")
+                if isinstance(dropped, tuple):
+                    gone: Notification = dropped[0]
+                    log.warning("notify_dropped", notification=gone.event,
+                                job_key=gone.job_key, reason="queue full")
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued notification was delivered or given up; False on timeout."""
@@ -249,29 +260,33 @@ class Notifier:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, Notification)
+            assert isinstance(item, tuple)
+            notification, on_delivered = item
             try:
-                self._deliver(item)
+                if self._deliver(notification) and on_delivered is not None:
+                    on_delivered()
             except Exception:  # a bug here must not kill the thread and strand the queue
-                log.exception("notify_internal_error", notification=item.event)
+                log.exception("notify_internal_error", notification=notification.event)
             finally:
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
 
-    def _deliver(self, notification: Notification) -> None:
+    def _deliver(self, notification: Notification) -> bool:
+        """Every channel, each with its retries; whether all of them delivered it."""
         body = json.dumps(notification.as_json()).encode("utf-8")
         channels: list[tuple[str, Any]] = []
         if self.webhook_url is not None:
             channels.append(("webhook", self._post))
         if self.command:
             channels.append(("command", self._run))
-        for channel, send in channels:
-            self._with_retries(channel, send, body, notification)
+        delivered = [self._with_retries(channel, send, body, notification)
+                     for channel, send in channels]
+        return all(delivered)
 
     def _with_retries(
         self, channel: str, send: Any, body: bytes, notification: Notification
-    ) -> None:
+    ) -> bool:
         for attempt in range(1, self.max_attempts + 1):
             delay = backoff(attempt - 1, self.backoff_s, self.max_backoff_s)
             error = send(body)
@@ -279,7 +294,7 @@ class Notifier:
                 self.delivered[channel] += 1
                 log.debug("notify_sent", channel=channel, notification=notification.event,
                           attempt=attempt, target=self._target(channel))
-                return
+                return True
             last = attempt == self.max_attempts
             log.warning(
                 "notify_failed",
@@ -297,6 +312,7 @@ class Notifier:
         self.failed[channel] += 1
         log.error("notify_gave_up", channel=channel, notification=notification.event,
                   job_key=notification.job_key, target=self._target(channel))
+        return False
 
     def _target(self, channel: str) -> str:
         if channel == "webhook" and self.webhook_url is not None:

@@ -43,7 +43,7 @@ class TestNothingToCarry:
         assert outcome.status is BuildStatus.FAILED
         # The runner names the model; the layout step's own reason follows.
         assert outcome.reason == (
-            "wide.stl does not fit an empty platform: 1 models do not fit after 2 layout "
+            "wide.stl does not fit an empty platform: 1 model does not fit after 2 layout "
             f"attempts (last spacing 1 mm): {refusal}")
         assert [b["model_spacing_mm"] for b in engine.bodies("auto_layout")] == [2.0, 1.0]
         assert outcome.children == ()

@@ -6,6 +6,7 @@ build attempt with a reason naming it."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from test_executor_steps_requests import engine as engine  # the fixture
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.executor.steps import BuildFacts, StepContext, StepFailure, run_step
+from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.plan.graph import StepNode
 from preform_pipeline.recipes.validate import load_recipe
 from preform_pipeline.simulator.protocol import ProgressCallback
@@ -147,22 +149,27 @@ class TestStillWebp:
 
 
 class TestAnimationOfTooFewFrames:
-    """An animation of fewer than one frame (the recipe schema lets any positive count
-    through) fails the build with the option's own message, before the server is asked for
-    the screenshot."""
+    """An animation of fewer than one frame (the recipe schema refuses it; a recipe made in
+    code can still carry one) fails the build with the option's own message, before the
+    server is asked for the screenshot."""
 
     def test_the_build_fails_naming_the_frame_count(
         self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
         box = write_box(tmp_path / "m", "box", 10, 10, 10)
-        recipe = write_recipe(
+        recipe = load_recipe(write_recipe(
             tmp_path,
             "steps:\n  - screenshot:\n      flyaround_transform:\n        transform:\n"
             "          - {yaw: 0, pitch: 30}\n          - {yaw: 90, pitch: 45}\n"
-            "        frame_count: 0.5\n"
+            "        frame_count: 2\n"
             "outputs:\n  screenshot: \"{build}.webp\"\n",
-        )
-        outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out")
+        ))
+        (shot,) = recipe.steps
+        fly = {**shot.options["flyaround_transform"], "frame_count": 0.5}
+        made = replace(recipe, steps=(replace(shot, options={**shot.options,
+                                                             "flyaround_transform": fly}),))
+        plan = plan_builds(made, read_models([box], import_spec=made.import_options))
+        outcome = _run(plan, farm, tmp_path / "out")
         assert outcome.status is BuildStatus.FAILED
         assert outcome.reason == "frame_count must be >= 1, got 0.5"
         assert engine.bodies("save_screenshot") == []

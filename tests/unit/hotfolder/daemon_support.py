@@ -37,6 +37,7 @@ from preform_pipeline.recipes import render_template
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.verify.notify import Notifier
 
 __all__ = [
     "DummyPool",
@@ -194,6 +195,7 @@ def make_daemon(
     inbox: dict[str, Any] | None = None,
     stop_deadline_s: float = 5.0,
     duplicates: str = "skip",
+    notifier: Notifier | None = None,
 ) -> HotFolderDaemon:
     script.store = store
     settings = Settings(
@@ -215,7 +217,8 @@ def make_daemon(
     def pool() -> Any:
         return DummyPool()
 
-    return HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup)
+    return HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
+                           notifier=notifier)
 
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:

@@ -341,6 +341,43 @@ class TestSettlingOutcomes:
         assert not _events(logs, "attachment_not_moved")
         assert _events(logs, "file_settled")[0]["outcome"] == "failed"
 
+    def test_what_a_failure_owes_is_written_with_the_move_to_failed_and_only_then(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-2", {"upper.stl": 1, "lower.stl": 2})
+        owed: list[str] = []
+
+        def failed_fields(job: Job) -> dict[str, Any]:
+            owed.append(job.job_key)
+            return {"_owed": job.reason}
+
+        intake = Intake(store, [inbox], failed_fields=failed_fields)
+        upper, lower = intake.take(drop).taken
+        failed = intake.settle(store.transition(upper.id, JobState.FAILED, "x"), ok=False)
+        done = intake.settle(lower, ok=True)
+        assert owed == [upper.job_key]
+        assert failed.fields["_owed"] == "x" and HOTFOLDER_FIELD in failed.fields
+        assert store.get_job(upper.id).fields["_owed"] == "x"  # durable, with its place
+        assert place_of(store.get_job(upper.id)) is not None
+        assert "_owed" not in done.fields
+
+    def test_a_job_another_settle_placed_meanwhile_is_left_to_it_without_a_note(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake, job = self._taken_case(store, inbox)
+        elsewhere = inbox.folder("done") / "C-1" / "upper.stl"
+        # Another node's settle named its place first; its move has not happened yet.
+        store.update_job(job.id, expect_source=job.source_path, source_path=str(elsewhere))
+        with capture_logs() as logs:
+            settled = intake.settle(job, ok=False, note="What failed: x\n")
+        assert settled.source_path == elsewhere
+        assert job.source_path.exists()  # not moved by this settle
+        # Nor its note left behind (the note's empty folder stays: nothing removes it).
+        assert [p for p in inbox.folder("failed").rglob("*") if p.is_file()] == []
+        assert _events(logs, "file_settled_elsewhere") == [{
+            "event": "file_settled_elsewhere", "job_key": job.job_key,
+            "path": str(job.source_path), "log_level": "info"}]
+
     def test_a_failed_retried_and_redone_job_ends_in_done_with_its_sidecars(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:

@@ -122,6 +122,71 @@ class TestRenewalsAndLoss:
         assert lost == [build.id]
 
 
+class TestConfirmingALease:
+    """A node asks the database, not its book, whether it still holds a build."""
+
+    def test_a_held_build_is_confirmed_and_its_lease_extended_by_a_whole_lease(
+        self, node: NodeFactory
+    ) -> None:
+        # Longer than the default lease: a renewal of the default length would shorten it.
+        a = node("pc-a", lease_s=300.0)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        before = a.held(build.id)
+        assert before is not None
+        confirmed = a.confirm_held(build.id)
+        assert confirmed.epoch == before.epoch and confirmed.until > before.until
+        assert a.held(build.id) == confirmed
+        a.in_use = lambda _build_id, _state: True
+        a.renew_all()  # the book is whole after the confirmation: renewals go on
+        renewed = a.held(build.id)
+        assert renewed is not None and renewed.until >= confirmed.until
+
+    def test_a_build_being_sent_keeps_the_send_s_long_lease(self, node: NodeFactory) -> None:
+        a = node("pc-a", lease_s=30.0, send_deadline_s=600.0)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING):
+            a.transition_build(build.id, step, str(step))
+        sending = a.held(build.id)
+        assert sending is not None
+        confirmed = a.confirm_held(build.id)
+        assert confirmed.until >= sending.until
+        assert (confirmed.until - a.get_build(build.id).updated_at).total_seconds() > 600
+
+    def test_a_lease_taken_over_while_the_book_still_lists_it_is_reported_lost(
+        self, node: NodeFactory
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=0.0, on_lost=lost.append)  # runs out at once: a stall
+        b = node("pc-b")
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        taken = b.claim_build("pc-b", states=[S.PROCESSING])
+        assert taken is not None and taken.build_id == build.id
+        assert a.held(build.id) is not None  # the book does not know yet
+        with capture_logs() as logs, pytest.raises(LeaseLostError, match="ran out or another"):
+            a.confirm_held(build.id)
+        assert lost == [build.id]
+        assert a.held(build.id) is None
+        assert [e["event"] for e in logs] == ["lease_lost", "build_lease_lost"]
+
+    def test_a_build_the_node_never_held_is_refused(self, node: NodeFactory) -> None:
+        lost: list[int] = []
+        a = node("pc-a")
+        b = node("pc-b", on_lost=lost.append)
+        build = a.create_build(recipe="dental", job_ids=[j.id for j in _jobs(a, 1)])
+        with capture_logs() as logs, pytest.raises(LeaseLostError) as refused:
+            b.confirm_held(build.id)
+        assert (refused.value.build_id, refused.value.owner, refused.value.epoch) == (
+            build.id, "pc-b", 0)
+        assert refused.value.message == (
+            f"build {build.id}: node pc-b no longer holds it (epoch 0): this node does not "
+            "hold the build")
+        assert lost == []  # nothing it held was lost
+        assert logs == [{"event": "lease_lost", "build_id": build.id, "node": "pc-b",
+                         "epoch": 0, "why": "this node does not hold the build",
+                         "log_level": "warning"}]
+        assert a.confirm_held(build.id).owner == "pc-a"
+
+
 class TestLettingIdleBuildsGo:
     """An idle build is given back, unless it was taken over: then the node learns its loss."""
 

@@ -1,0 +1,182 @@
+"""Hidden temporaries a killed process left in the outcome folders are swept at the daemon's
+start: a dead writer's of this host go, a running writer's and another host's stay.
+
+Writers are real child processes: one killed (SIGKILL) in the middle of a move across two file
+systems, others that wrote a temporary and then ended or still run.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from daemon_support import Script, make_daemon, names, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.hotfolder.files import sweep_temporaries, write_text_atomic
+from preform_pipeline.store import SqliteJobStore
+
+WAIT_S = 20.0
+
+#: Writes a temporary as the hot folder names it, says where, and runs until stdin closes.
+WRITER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from preform_pipeline.hotfolder.files import temporary_path\n"
+    "path = temporary_path(Path(sys.argv[1]), sys.argv[2])\n"
+    "path.write_bytes(b'half a file')\n"
+    "print(path, flush=True)\n"
+    "sys.stdin.read()\n"
+)
+#: Moves a file (here a named pipe that never ends) with the hot folder's move.
+MOVER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from preform_pipeline.hotfolder.files import move_file\n"
+    "move_file(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+)
+
+
+@contextmanager
+def _writer(python_exe: str, beside: Path, kind: str) -> Iterator[tuple[Path, int]]:
+    """A running process that has written its temporary beside ``beside`` (path, pid)."""
+    child = subprocess.Popen([python_exe, "-c", WRITER, str(beside), kind],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        yield Path(child.stdout.readline().strip()), child.pid
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=WAIT_S)
+
+
+def _left_by_a_dead_writer(python_exe: str, beside: Path, kind: str) -> Path:
+    with _writer(python_exe, beside, kind) as (path, _):
+        pass
+    return path
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)  # polling a condition, with a deadline
+
+
+def _another_host_s(path: Path) -> Path:
+    """The same temporary as a process of another host would name it."""
+    stem, pid_and_tag, kind = path.name.rsplit(".", 2)
+    pid = pid_and_tag.split("-")[0]
+    tag = hashlib.sha256(b"another-pc").hexdigest()[:8]
+    return path.with_name(f"{stem}.{pid}-{tag}.{kind}")
+
+
+class TestACrashInTheMiddleOfAMoveAcrossDisks:
+    """A move killed mid-copy leaves its .partial; the sweep removes it once its writer is
+    gone, and not before."""
+
+    def test_the_partial_copy_of_a_killed_mover_is_swept_and_a_running_one_s_is_kept(
+        self, tmp_path: Path, python_exe: str
+    ) -> None:
+        # Linux-specific (unavoidably: a move across disks needs a second file system, and
+        # the copy is held open by a named pipe): /dev/shm is a tmpfs.
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+            assert os.stat(other).st_dev != os.stat(tmp_path).st_dev, "need two file systems"
+            done = Path(other) / "done"
+            source = tmp_path / "crown.stl"
+            os.mkfifo(source)
+            mover = subprocess.Popen([python_exe, "-c", MOVER, str(source),
+                                      str(done / "crown.stl")])
+            try:
+                feed = _open_for_writing(source)
+                os.write(feed, b"solid crown\n")
+                _until(lambda: any(p.suffix == ".partial" for p in _listed(done)),
+                       "the copy to begin")
+                (partial,) = _listed(done)
+                assert sweep_temporaries([Path(other)]) == ()  # its mover still runs
+                assert partial.exists()
+                mover.send_signal(signal.SIGKILL)
+                mover.wait(timeout=WAIT_S)
+                os.close(feed)
+            finally:
+                if mover.poll() is None:
+                    mover.kill()
+                    mover.wait(timeout=WAIT_S)
+            with capture_logs() as logs:
+                assert sweep_temporaries([Path(other)]) == (partial,)
+            assert _listed(done) == []
+            assert [(e["event"], e["pid"], e["kind"]) for e in logs] == [
+                ("temporary_swept", mover.pid, "partial")]
+
+
+def _open_for_writing(pipe: Path) -> int:
+    """The pipe's writing end, once its reader (the mover) has opened it."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # no reader yet: polling, with a deadline
+
+
+def _listed(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+class TestTheDaemonSweepsAtStart:
+    """Dead writers' temporaries below processing/, done/ and failed/ go; nothing else does."""
+
+    def test_only_this_host_s_dead_writers_temporaries_are_removed(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path,
+        python_exe: str,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        done, failed, processing = inbox / "done", inbox / "failed", inbox / "processing"
+        for folder in (done / "case-7", failed, processing):
+            folder.mkdir(parents=True)
+        gone = [
+            _left_by_a_dead_writer(python_exe, done / "case-7" / "crown.stl", "partial"),
+            _left_by_a_dead_writer(python_exe, done / "case-7" / "crown.stl.report.json",
+                                   "tmp"),
+            _left_by_a_dead_writer(python_exe, failed / "bridge.stl.error.txt", "tmp"),
+            _left_by_a_dead_writer(python_exe, processing / "inlay.stl", "partial"),
+        ]
+        elsewhere = _another_host_s(gone[0])
+        gone[0].rename(elsewhere)
+        gone = gone[1:]
+        (done / ".crown.stl.12345.partial").write_bytes(b"an earlier version's name")
+        (done / ".DS_Store").write_bytes(b"a user's")
+        with _writer(python_exe, failed / "molar.stl", "partial") as (running, _):
+            with capture_logs() as logs:
+                run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+            assert running.exists()
+        assert not any(p.exists() for p in gone)
+        assert elsewhere.exists()
+        assert names(inbox) == sorted([
+            "done/.DS_Store", "done/.crown.stl.12345.partial",
+            elsewhere.relative_to(inbox).as_posix(), running.relative_to(inbox).as_posix()])
+        swept = [e["path"] for e in logs if e["event"] == "temporary_swept"]
+        assert sorted(swept) == sorted(str(p) for p in gone)
+
+
+class TestAFailedNoteLeavesNoTemporary:
+    """A note that cannot be written whole leaves neither the note nor its temporary."""
+
+    def test_text_that_cannot_be_encoded_leaves_the_folder_as_it_was(
+        self, tmp_path: Path
+    ) -> None:
+        with pytest.raises(UnicodeEncodeError):
+            write_text_atomic(tmp_path / "part.stl.error.txt", "What failed: \ud800\n")
+        assert list(tmp_path.iterdir()) == []
