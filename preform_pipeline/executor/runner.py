@@ -325,6 +325,9 @@ class BuildJournal:
         self.folder = folder
         self.path = folder / "journal.json"
         self._lock = threading.Lock()
+        #: The folder was made (by this journal): a build's checkpoints and journal make it
+        #: once, not once per file.
+        self._folder_made = False
         self._data: dict[str, Any] = {
             "build": build,
             "run_id": run_id,
@@ -348,8 +351,21 @@ class BuildJournal:
     def completed(self) -> frozenset[str]:
         return frozenset(self._data["completed"])
 
+    def _make_folder(self) -> None:
+        if not self._folder_made:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._folder_made = True
+
+    def checkpoint_path(self, step: str) -> Path:
+        """Where the checkpoint after ``step`` is saved, in the journal's folder (made now
+        when missing). Absolute when the folder is: the runner gives each build a folder
+        below the run's checkpoint folder, resolved once per run; the build's folder and
+        its files are new and made by the run, so there is no link left to resolve."""
+        self._make_folder()
+        return self.folder / f"after-{sanitize_component(step)}.form"
+
     def _write(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(self._data, indent=2, default=str), encoding="utf-8")
         os.replace(temporary, self.path)
@@ -371,8 +387,15 @@ class BuildJournal:
 
     def discard_checkpoints(self) -> None:
         """Remove the build's checkpoint files (the journal itself stays)."""
-        for path in self.folder.glob("*.form"):
-            path.unlink(missing_ok=True)
+        # Every *.form in the folder, as a glob would find them (a save that failed may have
+        # left one the journal does not name), read in one scan of the folder.
+        try:
+            with os.scandir(self.folder) as entries:
+                names = [e.name for e in entries if os.path.normcase(e.name).endswith(".form")]
+        except FileNotFoundError:
+            return
+        for name in names:
+            (self.folder / name).unlink(missing_ok=True)
 
 
 def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
@@ -568,7 +591,7 @@ class _BuildWorker:
         self.recipe = runner.plan.recipe
         self.facts = BuildFacts()
         self.journal = BuildJournal(
-            self.options.checkpoint_root / sanitize_component(build.name),
+            runner.resolved_checkpoint_root / sanitize_component(build.name),
             build.name,
             self.options.run_id,
         )
@@ -1019,8 +1042,7 @@ class _BuildWorker:
     def _checkpoint(
         self, ctx: StepContext, node_id: str, completed: set[str] | frozenset[str]
     ) -> None:
-        path = (self.journal.folder / f"after-{sanitize_component(node_id)}.form").resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self.journal.checkpoint_path(node_id)
         with bound_contextvars(step=node_id):
             ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
                                 deadline=ctx.deadline())
@@ -1065,6 +1087,9 @@ class Runner:
         self.values = run_values(plan.recipe, options.started_at)
         #: The output root, resolved once: each output path resolves only its parts below it.
         self.resolved_output_root = options.output_root.resolve()
+        #: The run's checkpoint folder, resolved once: each build's checkpoint path is
+        #: joined below it instead of resolving every component again (runner CPU per build).
+        self.resolved_checkpoint_root = options.checkpoint_root.resolve()
         self._cancel = threading.Event()
         #: Set when a build ends or the run is cancelled: the main thread's wake-up.
         self._changed = threading.Event()
