@@ -43,6 +43,7 @@ but the Local API is not: never send two operations on one scene at the same tim
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from os import PathLike
@@ -144,10 +145,17 @@ _HINT_CONTRACT = "the server's answer breaks the Local API contract; retry on an
 log = get_logger(__name__)
 
 
+#: The characters ``quote(..., safe="")`` never changes.
+_PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9_.\-~]+")
+
+
 def _seg(value: str) -> str:
     """One path segment: ids are quoted so that an odd id cannot change the path."""
     if not value:
         raise ValueError("an id in a request path must not be empty")
+    # An id of letters, digits and "_.-~" (every server id seen) is what quote() returns.
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 
