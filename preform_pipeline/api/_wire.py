@@ -37,6 +37,7 @@ _IDLE_PER_SERVER: Final = 4
 #: Longest status or header line, and most header lines, accepted in an answer.
 _MAX_LINE: Final = 65_536
 _MAX_HEADERS: Final = 100
+_CRLF: Final = b"\r\n"
 #: Bytes read at a time from an answer that ends when the server closes the connection.
 _READ_CHUNK: Final = 65_536
 #: Methods that state an empty body (as httpx does): a server may wait for one otherwise.
@@ -271,13 +272,15 @@ def _head(reader: io.BufferedReader) -> tuple[str, int, list[tuple[str, str]]]:
         version, status = _status_line(reader)
         return version, status, _header_lines(reader)
     lines = reader.read(end + 4)[:end].split(b"\r\n")
-    version, status = _parse_status(lines[0])
+    # Each line is passed on with the CRLF it ended with: an error quotes it as read.
+    version, status = _parse_status(lines[0] + _CRLF)
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         # _parse_header's work, inline: a call per header line is what this path saves.
         name, colon, value = line.decode("latin-1").partition(":")
         if not colon or not name.strip():
-            raise httpx.RemoteProtocolError(f"malformed header line: {line[:80]!r}")
+            quoted = (line + _CRLF)[:80]
+            raise httpx.RemoteProtocolError(f"malformed header line: {quoted!r}")
         headers.append((name.strip(), value.strip()))
         if len(headers) > _MAX_HEADERS:
             raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
