@@ -86,6 +86,7 @@ _HEADS = {
     "not HTTP": b"SPDY/3 200 OK\r\n\r\n",
     "empty status line": b"\r\n\r\n",
     "too many headers": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * (_MAX_HEADERS + 1) + b"\r\n",
+    "as many as allowed": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * _MAX_HEADERS + b"\r\n",
     "closed in the head": b"HTTP/1.1 200 OK\r\nA: 1\r\n",
     "closed at once": b"",
 }
