@@ -164,7 +164,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
                      "journal", "run_result", "checkpoints", "drop_callback",
                      "two_servers", "step_walk", "intake_requests", "pool_accounting",
-                     "scene_cleanup", "build_times", "build_report", "cancelled_carry")
+                     "scene_cleanup", "build_times", "build_report", "cancelled_carry",
+                     "checkpoint_bookkeeping")
     ),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
