@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.api._http import _TARGET_SAFE, _quoted_target
+from preform_pipeline.api._parse import MalformedResponse
 from preform_pipeline.api._wire import _MAX_HEADERS, _head, _header_lines, _status_line
 from preform_pipeline.api.client import _seg
+from preform_pipeline.api.models import ModelInfo, _plain_model
 from preform_pipeline.errors import ServerInternalError
 from tests.unit.api.api_fakes import ScriptedServer, ok, scene_json
 
@@ -162,3 +165,64 @@ class TestSceneModelIds:
 
         assert str(ids.value) == str(scene.value)
         assert ids.value.hint == scene.value.hint
+
+
+def _general(data: dict[str, Any]) -> object:
+    """What the general readers make of a model: the ModelInfo, or the error's text."""
+    try:
+        return ModelInfo._read(data)
+    except MalformedResponse as exc:
+        return str(exc)
+
+
+def _read(data: dict[str, Any]) -> object:
+    try:
+        return ModelInfo.from_json(data)
+    except MalformedResponse as exc:
+        return str(exc)
+
+
+_POINT = st.fixed_dictionaries({"x": st.floats(allow_nan=False), "y": st.floats(allow_nan=False),
+                                 "z": st.floats(allow_nan=False)})
+_ODD = st.one_of(st.none(), st.integers(-3, 3), st.booleans(), st.text(max_size=3),
+                 st.floats(allow_nan=False), st.just([]), st.just({}))
+_MODEL = st.fixed_dictionaries(
+    {"id": st.one_of(st.text(max_size=5), _ODD)},
+    optional={
+        "name": st.one_of(st.text(max_size=5), _ODD),
+        "units": st.sampled_from(["MILLIMETERS", "INCHES"]) | _ODD,
+        "original_file": st.text(max_size=5) | _ODD,
+        "raw_mesh_hash": st.text(max_size=5) | _ODD,
+        "canonical_model_hash": st.text(max_size=5) | _ODD,
+        "lock": st.sampled_from(["NONE", "FULL"]) | _ODD,
+        "visible": st.booleans() | _ODD,
+        "has_supports": st.booleans() | _ODD,
+        "in_bounds": st.booleans() | _ODD,
+        "scale": st.floats(allow_nan=False) | _ODD,
+        "position": _POINT | _ODD,
+        "orientation": _POINT | _ODD,
+        "bounding_box": st.fixed_dictionaries(
+            {}, optional={"min_corner": _POINT | _ODD, "max_corner": _POINT | _ODD}) | _ODD,
+    },
+)
+
+
+class TestPlainModels:
+    """A model read in one pass is the ModelInfo the general readers make, or the same error."""
+
+    @given(_MODEL)
+    def test_any_model_reads_as_the_general_readers_read_it(
+        self, data: dict[str, Any]
+    ) -> None:
+        got, expected = _read(data), _general(data)
+        assert got == expected
+        if isinstance(got, ModelInfo):
+            assert isinstance(expected, ModelInfo)
+            assert got.raw is data and expected.raw is data
+
+    def test_a_servers_usual_model_takes_the_one_pass(self) -> None:
+        point = {"x": 1.0, "y": 2.0, "z": 3.0}
+        data = {"id": "m-1", "name": "upper", "units": "MILLIMETERS", "scale": 1.0,
+                "position": point, "orientation": point, "visible": True,
+                "bounding_box": {"min_corner": point, "max_corner": point}}
+        assert _plain_model(data) == _general(data)
