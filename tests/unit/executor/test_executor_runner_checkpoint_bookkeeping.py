@@ -1,4 +1,4 @@
-"""A build's checkpoint bookkeeping: its paths, its journal's text and the files it removes."""
+"""A build's checkpoint bookkeeping (paths, journal text, files removed) and step context."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from executor_support import (
     write_box,
     write_recipe,
 )
+from structlog.contextvars import bound_contextvars, get_contextvars
 
 from preform_pipeline.executor import BuildStatus, NullReporter, RunOptions, run_plan
-from preform_pipeline.executor.runner import BuildJournal, _indented_json
+from preform_pipeline.executor.runner import BuildJournal, _Bound, _indented_json
 
 STEPS = "steps:\n  - auto_support\n  - auto_layout\n  - save_form\n"
 
@@ -123,3 +124,23 @@ class TestCheckpointBelowALink:
         expected = real / ".checkpoints" / "run-1" / "unit-001" / "after-auto_support.form"
         assert saved["checkpoint"] == str(expected)
         assert expected.is_file()
+
+
+class TestStepContext:
+    """A step's name is in its events' context while it runs and gone after, as
+    ``bound_contextvars`` leaves it: on an error too, and an outer value comes back."""
+
+    def test_the_step_is_bound_inside_and_the_outer_context_restored_after(self) -> None:
+        with bound_contextvars(build="unit-001", step="outer"):
+            with _Bound(step="auto_support"):
+                inside = get_contextvars()
+            after = get_contextvars()
+        assert inside == {"build": "unit-001", "step": "auto_support"}
+        assert after == {"build": "unit-001", "step": "outer"}
+        assert get_contextvars() == {}
+
+    def test_an_error_inside_unbinds_the_step(self) -> None:
+        with pytest.raises(KeyError), _Bound(step="auto_layout"):
+            assert get_contextvars() == {"step": "auto_layout"}
+            raise KeyError("x")
+        assert get_contextvars() == {}
