@@ -226,3 +226,51 @@ class TestPlainModels:
                 "position": point, "orientation": point, "visible": True,
                 "bounding_box": {"min_corner": point, "max_corner": point}}
         assert _plain_model(data) == _general(data)
+
+
+_P = {"x": 1.5, "y": -2.0, "z": 0.25}
+_USUAL = {
+    "id": "m-1", "name": "C-1 upper", "units": "MILLIMETERS", "original_file": "/a/b.stl",
+    "raw_mesh_hash": "h1", "canonical_model_hash": "h2", "lock": "NONE", "visible": True,
+    "has_supports": False, "in_bounds": True, "scale": 1.0, "position": _P,
+    "orientation": {"x": 0.0, "y": 90.0, "z": 45.0},
+    "bounding_box": {"min_corner": _P, "max_corner": {"x": 9.0, "y": 8.0, "z": 7.0}},
+}
+_MISSING = object()
+_ODD_VALUES = [_MISSING, None, 0, 2, True, False, "t", 1.5, [], {}, {"x": 1, "y": 2.0, "z": 3.0}]
+
+
+def _variants() -> list[tuple[str, dict[str, Any]]]:
+    """The usual model with one field missing or of another type (the box's corners too)."""
+    found = []
+    for key in _USUAL:
+        for odd in _ODD_VALUES:
+            data = dict(_USUAL)
+            if odd is _MISSING:
+                del data[key]
+            else:
+                data[key] = odd
+            found.append((f"{key}={odd!r}"[:40], data))
+    for corner in ("min_corner", "max_corner"):
+        for odd in _ODD_VALUES:
+            box: dict[str, Any] = dict(_USUAL["bounding_box"])  # type: ignore[arg-type]
+            if odd is _MISSING:
+                del box[corner]
+            else:
+                box[corner] = odd
+            found.append((f"{corner}={odd!r}"[:40], {**_USUAL, "bounding_box": box}))
+    return found
+
+
+class TestOneOddField:
+    """A usual model with any one field missing or odd reads as the general readers read it."""
+
+    @pytest.mark.parametrize(("name", "data"), _variants(), ids=[n for n, _ in _variants()])
+    def test_it_reads_as_the_general_readers_read_it(
+        self, name: str, data: dict[str, Any]
+    ) -> None:
+        got, expected = _read(data), _general(data)
+        assert got == expected, name
+        if isinstance(expected, ModelInfo):
+            # An integer scale is read as a float by both (equal either way, not the same).
+            assert isinstance(got, ModelInfo) and type(got.scale) is type(expected.scale)
