@@ -240,6 +240,11 @@ _MISSING = object()
 _ODD_VALUES = [_MISSING, None, 0, 2, True, False, "t", 1.5, [], {}, {"x": 1, "y": 2.0, "z": 3.0}]
 
 
+def _label(odd: object) -> str:
+    """A test id for an odd value, the same in every worker process."""
+    return "missing" if odd is _MISSING else f"{type(odd).__name__}:{odd!r}"[:30]
+
+
 def _variants() -> list[tuple[str, dict[str, Any]]]:
     """The usual model with one field missing or of another type (the box's corners too)."""
     found = []
@@ -250,7 +255,7 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
                 del data[key]
             else:
                 data[key] = odd
-            found.append((f"{key}={odd!r}"[:40], data))
+            found.append((f"{key}={_label(odd)}", data))
     for corner in ("min_corner", "max_corner"):
         for odd in _ODD_VALUES:
             box: dict[str, Any] = dict(_USUAL["bounding_box"])  # type: ignore[arg-type]
@@ -258,7 +263,7 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
                 del box[corner]
             else:
                 box[corner] = odd
-            found.append((f"{corner}={odd!r}"[:40], {**_USUAL, "bounding_box": box}))
+            found.append((f"{corner}={_label(odd)}", {**_USUAL, "bounding_box": box}))
     return found
 
 
