@@ -191,8 +191,9 @@ class _EventRecord(logging.LogRecord):
     ``method`` the logger method it was logged with.
 
     It has every attribute a LogRecord has, with the values LogRecord would give a record
-    with no caller, set here without LogRecord's work on those constants (the file and
-    module names are derived once): a record is made for every event, most of them in a
+    with no caller (computed as Python 3.11's LogRecord does; ``taskName`` from 3.12 on),
+    set here without LogRecord's work on those constants (the file and module names are
+    derived once): a record is made for every event, most of them in a
     build's thread just woken from a wait, where each line of code costs several times its
     warm cost.
     """
