@@ -14,7 +14,9 @@ garbage collector, each live thread's CPU, and the top functions. ``--no-profile
 without cProfile and prints the build threads' CPU beside the process's; ``--split`` adds
 the build threads' CPU by part (requests and, within them, the socket exchange and the
 answers' parsing; log events; model paths; the output path; the checkpoint journal;
-leases), outermost calls only, with the timing wrappers' own cost in it.
+leases; and, overlapping those, the whole checkpoint with its save request, the import
+check and the scene delete), outermost calls only, with the timing wrappers' own cost in
+it.
 """
 
 from __future__ import annotations
@@ -107,12 +109,17 @@ _PARTS: Final = {
     "  of which send+receive": [("preform_pipeline.api._wire", None, "_send"),
                                 ("preform_pipeline.api._wire", None, "_receive")],
     "  of which parsing": [("preform_pipeline.api.client", "PreFormClient", "_parse")],
-    "events": [("structlog._base", "BoundLoggerBase", "_proxy_to_logger")],
+    "events": [("preform_pipeline.logging", "_ModuleLogger", "_event"),
+               ("structlog._base", "BoundLoggerBase", "_proxy_to_logger")],
     "paths": [("preform_pipeline.executor.steps", "StepContext", "source"),
               ("preform_pipeline.api.client", "PreFormClient", "server_path")],
     "output path": [("preform_pipeline.executor.steps", None, "_output")],
     "journal": [("preform_pipeline.executor.runner", "BuildJournal", "checkpoint_saved"),
+                ("preform_pipeline.executor.runner", "BuildJournal", "checkpoint_path"),
                 ("preform_pipeline.executor.runner", "BuildJournal", "discard_checkpoints")],
+    "checkpoint (all)": [("preform_pipeline.executor.runner", "_BuildWorker", "_checkpoint")],
+    "import check": [("preform_pipeline.api.client", "PreFormClient", "get_scene_model_ids")],
+    "scene delete": [("preform_pipeline.executor.runner", "_BuildWorker", "_cleanup")],
     "leases": [("preform_pipeline.executor.runner", "Runner", "lease_avoiding")],
 }
 

@@ -9,12 +9,17 @@ pass through the same processors on their way out.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import sys
+import threading
+import time
 import urllib.parse
 from collections.abc import Mapping, MutableMapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -173,11 +178,90 @@ _NO_FILE = "(unknown file)"
 _NO_FUNCTION = "(unknown function)"
 
 
+#: What a LogRecord's ``relativeCreated`` counts from: when the logging module was loaded
+#: (kept in a private name of the stdlib; this process's first use if that ever goes).
+_LOGGING_STARTED: Final[float] = float(getattr(logging, "_startTime", time.time()))
+#: The file and module names LogRecord derives from ``_NO_FILE`` for every record.
+_NO_FILE_NAME: Final = os.path.basename(_NO_FILE)
+_NO_MODULE: Final = os.path.splitext(_NO_FILE_NAME)[0]
+
+
 class _EventRecord(logging.LogRecord):
     """A structlog event on its way to the stdlib handlers: ``msg`` is the event dict,
-    ``method`` the logger method it was logged with."""
+    ``method`` the logger method it was logged with.
+
+    It has every attribute a LogRecord has, with the values LogRecord would give a record
+    with no caller (computed as Python 3.11's LogRecord does; ``taskName`` from 3.12 on),
+    set here without LogRecord's work on those constants (the file and module names are
+    derived once): a record is made for every event, most of them in a
+    build's thread just woken from a wait, where each line of code costs several times its
+    warm cost.
+    """
 
     method: str
+
+    def __init__(self, name: str, level: int, event_dict: MutableMapping[str, Any],
+                 method: str) -> None:
+        created = time.time()
+        self.name = name
+        self.msg = event_dict
+        self.args = ()
+        self.levelname = logging.getLevelName(level)
+        self.levelno = level
+        self.pathname = _NO_FILE
+        self.filename = _NO_FILE_NAME
+        self.module = _NO_MODULE
+        self.exc_info = None
+        self.exc_text = None
+        self.stack_info = None
+        self.lineno = 0
+        self.funcName = _NO_FUNCTION
+        self.created = created
+        self.msecs = int((created - int(created)) * 1000) + 0.0
+        self.relativeCreated = (created - _LOGGING_STARTED) * 1000
+        if logging.logThreads:
+            self.thread: int | None = threading.get_ident()
+            self.threadName: str | None = threading.current_thread().name
+        else:
+            self.thread = self.threadName = None
+        self.processName: str | None = None
+        if logging.logMultiprocessing:
+            self.processName = "MainProcess"
+            multiprocessing = sys.modules.get("multiprocessing")
+            if multiprocessing is not None:
+                # As LogRecord: while multiprocessing is still loading, keep the default.
+                with contextlib.suppress(Exception):
+                    self.processName = multiprocessing.current_process().name
+        self.process: int | None = os.getpid() if logging.logProcesses else None
+        if sys.version_info >= (3, 12):
+            self.taskName = _task_name()
+        self.method = method
+
+
+def _task_name() -> str | None:
+    """The asyncio task's name, as LogRecord records it from Python 3.12 on."""
+    if not getattr(logging, "logAsyncioTasks", True):
+        return None
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return None
+    try:
+        task = asyncio.current_task()
+    except Exception:  # no running loop in this thread: no task
+        return None
+    return task.get_name() if task is not None else None
+
+
+def _hand_over(logger: logging.Logger, method: str, event_dict: MutableMapping[str, Any]) -> None:
+    """Give the event to the stdlib logger's handlers as one record (see :func:`_to_handlers`)."""
+    logger.handle(_EventRecord(logger.name, _LEVELS[method], event_dict, method))
+
+
+def _stamp(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
+    """The event's ``timestamp``: UTC, ISO 8601 with a ``Z``, what structlog's
+    ``TimeStamper(fmt="iso", utc=True)`` writes, in one call instead of three."""
+    event_dict["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return event_dict
 
 
 def _to_handlers(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
@@ -188,11 +272,7 @@ def _to_handlers(logger: Any, method: str, event_dict: MutableMapping[str, Any])
     copy of the record. The level was checked by ``filter_by_level`` first; the logger's own
     filters and its handlers' levels and filters apply as before.
     """
-    record = _EventRecord(
-        logger.name, _LEVELS[method], _NO_FILE, 0, event_dict, (), None, _NO_FUNCTION
-    )
-    record.method = method
-    logger.handle(record)
+    _hand_over(logger, method, event_dict)
     raise structlog.DropEvent
 
 
@@ -217,6 +297,60 @@ class _EventFormatter(structlog.stdlib.ProcessorFormatter):
         return str(event)
 
 
+class _Chain:
+    """The structlog configuration :func:`configure_logging` made last, as it was made.
+
+    While structlog's configuration is still exactly this one (the same objects, the
+    processor list holding the same processors), a module logger runs the event through
+    ``shared`` and hands it over itself: what structlog's bound logger does, less its layers
+    (two proxy calls, a context copy, the processor loop and the ``DropEvent`` that ends
+    it). The event, its key order and its lines are the same either way. ``capture_logs``
+    swaps the list's contents, and any other ``structlog.configure`` the objects, so events
+    then take structlog's own way, as before.
+    """
+
+    __slots__ = ("context", "factory", "processors", "shared", "snapshot", "wrapper")
+
+    def __init__(
+        self,
+        processors: list[Any],
+        shared: tuple[Any, ...],
+        factory: Any,
+        config: Mapping[str, Any],
+    ) -> None:
+        self.processors = processors
+        self.snapshot = list(processors)
+        self.shared = shared
+        self.factory = factory
+        self.wrapper = config["wrapper_class"]
+        self.context = config["context_class"]
+
+    def current(self, config: Mapping[str, Any]) -> bool:
+        """Whether structlog's configuration ``config`` is still this one."""
+        processors = config["processors"]
+        return (
+            processors is self.processors
+            and processors == self.snapshot
+            and config["logger_factory"] is self.factory
+            and config["wrapper_class"] is self.wrapper
+            and config["context_class"] is self.context
+        )
+
+
+#: Set by :func:`configure_logging`; None until then.
+_CHAIN: _Chain | None = None
+
+
+class _JsonEventFormatter(_EventFormatter):
+    """The JSON lines' formatter: an event without ``exc_info`` gives ``dict_tracebacks``
+    nothing to do and the encoder changes nothing, so it is encoded as it is, uncopied."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if type(record) is _EventRecord and "exc_info" not in record.msg:
+            return _JSON_ENCODER.encode(record.msg)
+        return super().format(record)
+
+
 def configure_logging(
     *,
     level: str = "INFO",
@@ -235,7 +369,7 @@ def configure_logging(
         # After the redaction: a timestamp holds no secret, and each one is a new text that
         # would be searched and then crowd the cache of scrubbed texts (the key order of
         # the event, and so of its lines, is the same either way).
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _stamp,
     ]
     handlers: list[logging.Handler] = []
     console_handler = logging.StreamHandler(stream)
@@ -247,7 +381,7 @@ def configure_logging(
         json_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(json_file, encoding="utf-8")
         file_handler.setFormatter(
-            _EventFormatter([structlog.processors.dict_tracebacks, _render_json], shared)
+            _JsonEventFormatter([structlog.processors.dict_tracebacks, _render_json], shared)
         )
         handlers.append(file_handler)
     root = logging.getLogger("preform_pipeline")
@@ -258,18 +392,18 @@ def configure_logging(
         root.addHandler(handler)
     root.setLevel(numeric)
     root.propagate = False
+    # Drop events below the level before any processor runs: debug events on hot paths
+    # (one per HTTP request) would otherwise cost the runner CPU only to be discarded.
+    processors: list[Any] = [structlog.stdlib.filter_by_level, *shared, _to_handlers]
+    factory = structlog.stdlib.LoggerFactory()
     structlog.configure(
-        # Drop events below the level before any processor runs: debug events on hot paths
-        # (one per HTTP request) would otherwise cost the runner CPU only to be discarded.
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            _to_handlers,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=processors,
+        logger_factory=factory,
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
+    global _CHAIN
+    _CHAIN = _Chain(processors, tuple(shared), factory, structlog.get_config())
 
 
 #: The stdlib loggers :func:`dropped` asks, by name (``logging.getLogger`` takes the module
@@ -311,9 +445,15 @@ class _ModuleLogger:
     not. Bound loggers are immutable: ``bind()`` and the like return new ones.
     """
 
-    __slots__ = ("_built", "_context", "_factory", "_processors", "_proxy", "_wrapper")
+    __slots__ = (
+        "_built", "_context", "_factory", "_initial", "_name", "_processors", "_proxy",
+        "_stdlib", "_wrapper",
+    )
 
     def __init__(self, name: str, initial: dict[str, Any]) -> None:
+        self._name = name
+        self._initial = dict(initial)
+        self._stdlib: logging.Logger | None = None
         self._proxy: Any = structlog.get_logger(name, **initial)
         self._built: Any = None
         self._processors: Any = None
@@ -338,6 +478,42 @@ class _ModuleLogger:
             self._wrapper = config["wrapper_class"]
             self._context = config["context_class"]
         return built
+
+    def _event(self, method: str, event: str | None, args: tuple[Any, ...],
+               kw: dict[str, Any]) -> Any:
+        """Log ``event`` the short way when :func:`configure_logging`'s chain is in place
+        (:class:`_Chain`), else through structlog's bound logger."""
+        chain = _CHAIN
+        if chain is None or args or not chain.current(structlog.get_config()):
+            return getattr(self._logger(), method)(event, *args, **kw)
+        logger = self._stdlib
+        if logger is None:
+            logger = self._stdlib = logging.getLogger(self._name)
+        # filter_by_level, the chain's first processor.
+        if not logger.isEnabledFor(_LEVELS[method]):
+            return None
+        event_dict: Any = {**self._initial, **kw}
+        if event is not None:
+            event_dict["event"] = event
+        try:
+            for processor in chain.shared:
+                event_dict = processor(logger, method, event_dict)
+        except structlog.DropEvent:
+            return None
+        _hand_over(logger, method, event_dict)
+        return None
+
+    def debug(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._event("debug", event, args, kw)
+
+    def info(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._event("info", event, args, kw)
+
+    def warning(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._event("warning", event, args, kw)
+
+    def error(self, event: str | None = None, *args: Any, **kw: Any) -> Any:
+        return self._event("error", event, args, kw)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._logger(), name)

@@ -176,7 +176,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # session 14's build reports and a carry cancelled as it is added; session 15's build
     # at fault on the real pool, local copies imported, builds queued behind a stuck step,
     # where carried models go as the result and the log say it, a step's progress by name,
-    # step options in the API's names, the send's holder;
+    # step options in the API's names, the send's holder, the checkpoint folder's bookkeeping;
     # and the store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
@@ -185,7 +185,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "two_servers", "step_walk", "intake_requests", "pool_accounting",
                      "scene_cleanup", "build_times", "build_report", "cancelled_carry",
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
-                     "step_progress", "step_options", "send_holder")
+                     "step_progress", "step_options", "send_holder",
+                     "checkpoint_bookkeeping")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS

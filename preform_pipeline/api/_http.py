@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -61,6 +62,10 @@ _PARSED_URLS: Final = 256
 #: Characters a request target keeps as they are (everything else is percent-encoded, as
 #: httpx does): the client quotes ids itself, so this only guards against a stray space.
 _TARGET_SAFE: Final = "/?&=%:@!$'()*+,;~-._"
+#: A target made only of characters ``quote`` keeps (its own safe set and
+#: ``_TARGET_SAFE``): quoting it would return it unchanged, so it is sent as it is (every
+#: request's target is such; quoting took four calls per request).
+_PLAIN_TARGET: Final = re.compile(r"[A-Za-z0-9/?&=%:@!$'()*+,;~\-._]*")
 
 #: How much of an unreadable error body an error keeps.
 _BODY_EXCERPT_CHARS: Final = 500
@@ -277,7 +282,7 @@ class HttpSession:
             body = _json_bytes(json_body)
             headers = (*headers, ("Content-Type", "application/json"))
         answer = self._wire.exchange(
-            method, self._host, self._port, quote(self._prefix + target, safe=_TARGET_SAFE),
+            method, self._host, self._port, _quoted_target(self._prefix + target),
             headers, body, timeout=timeout, connect_timeout=connect,
         )
         return _Answer(answer.status, answer.body, answer.header("content-type"))
@@ -319,6 +324,13 @@ class HttpSession:
             elapsed_ms=elapsed_ms,
             **extra,
         )
+
+
+def _quoted_target(target: str) -> str:
+    """``quote(target, safe=_TARGET_SAFE)``, without the call when nothing needs quoting."""
+    if _PLAIN_TARGET.fullmatch(target):
+        return target
+    return quote(target, safe=_TARGET_SAFE)
 
 
 def _api_response(answer: _Answer, info: RequestInfo) -> ApiResponse:

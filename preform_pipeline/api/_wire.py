@@ -37,6 +37,7 @@ _IDLE_PER_SERVER: Final = 4
 #: Longest status or header line, and most header lines, accepted in an answer.
 _MAX_LINE: Final = 65_536
 _MAX_HEADERS: Final = 100
+_CRLF: Final = b"\r\n"
 #: Bytes read at a time from an answer that ends when the server closes the connection.
 _READ_CHUNK: Final = 65_536
 #: Methods that state an empty body (as httpx does): a server may wait for one otherwise.
@@ -235,8 +236,7 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
     """The answer, and whether the connection may carry another request."""
     try:
         while True:
-            version, status = _status_line(connection.reader)
-            headers = _header_lines(connection.reader)
+            version, status, headers = _head(connection.reader)
             if not 100 <= status < 200:
                 break
         fields = {name.lower(): value for name, value in headers}
@@ -257,6 +257,36 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
     return WireAnswer(status, tuple(headers), body), persistent
 
 
+def _head(reader: io.BufferedReader) -> tuple[str, int, list[tuple[str, str]]]:
+    """The status line and the header lines.
+
+    An answer's head usually arrives whole in the reader's first read: then it is taken in
+    one piece and split, the same lines with the same checks as reading it line by line
+    (which is what happens otherwise: a head split across reads, or lines ended by a bare
+    LF). It is the first work after each wait for the server, where every call costs
+    several times its warm cost.
+    """
+    buffered = reader.peek(1)
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0 or buffered.count(b"\n", 0, end) != buffered.count(b"\r\n", 0, end):
+        version, status = _status_line(reader)
+        return version, status, _header_lines(reader)
+    lines = reader.read(end + 4)[:end].split(b"\r\n")
+    # Each line is passed on with the CRLF it ended with: an error quotes it as read.
+    version, status = _parse_status(lines[0] + _CRLF)
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        # _parse_header's work, inline: a call per header line is what this path saves.
+        name, colon, value = line.decode("latin-1").partition(":")
+        if not colon or not name.strip():
+            quoted = (line + _CRLF)[:80]
+            raise httpx.RemoteProtocolError(f"malformed header line: {quoted!r}")
+        headers.append((name.strip(), value.strip()))
+        if len(headers) > _MAX_HEADERS:
+            raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
+    return version, status, headers
+
+
 def _line(reader: io.BufferedReader) -> bytes:
     line = reader.readline(_MAX_LINE + 1)
     if len(line) > _MAX_LINE:
@@ -268,6 +298,10 @@ def _status_line(reader: io.BufferedReader) -> tuple[str, int]:
     line = _line(reader)
     if not line:
         raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    return _parse_status(line)
+
+
+def _parse_status(line: bytes) -> tuple[str, int]:
     parts = line.decode("latin-1").split(None, 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
         raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {line[:80]!r}")
@@ -282,12 +316,16 @@ def _header_lines(reader: io.BufferedReader) -> list[tuple[str, str]]:
             return headers
         if not line:
             raise httpx.RemoteProtocolError("the server closed the connection within the headers")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name.strip():
-            raise httpx.RemoteProtocolError(f"malformed header line: {line[:80]!r}")
-        headers.append((name.strip(), value.strip()))
+        headers.append(_parse_header(line))
         if len(headers) > _MAX_HEADERS:
             raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
+
+
+def _parse_header(line: bytes) -> tuple[str, str]:
+    name, colon, value = line.decode("latin-1").partition(":")
+    if not colon or not name.strip():
+        raise httpx.RemoteProtocolError(f"malformed header line: {line[:80]!r}")
+    return name.strip(), value.strip()
 
 
 def _persistent(version: str, connection: str) -> bool:

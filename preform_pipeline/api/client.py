@@ -43,6 +43,7 @@ but the Local API is not: never send two operations on one scene at the same tim
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from os import PathLike
@@ -53,7 +54,7 @@ from urllib.parse import quote
 import httpx
 
 from preform_pipeline.api._http import ApiResponse, HttpSession
-from preform_pipeline.api._parse import MalformedResponse, as_object
+from preform_pipeline.api._parse import MalformedResponse, as_object, req_str
 from preform_pipeline.api.enums import RepairBehavior
 from preform_pipeline.api.models import (
     ActionReport,
@@ -144,10 +145,17 @@ _HINT_CONTRACT = "the server's answer breaks the Local API contract; retry on an
 log = get_logger(__name__)
 
 
+#: The characters ``quote(..., safe="")`` never changes.
+_PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9_.\-~]+")
+
+
 def _seg(value: str) -> str:
     """One path segment: ids are quoted so that an odd id cannot change the path."""
     if not value:
         raise ValueError("an id in a request path must not be empty")
+    # An id of letters, digits and "_.-~" (every server id seen) is what quote() returns.
+    if _PLAIN_SEGMENT.fullmatch(value):
+        return value
     return quote(value, safe="")
 
 
@@ -470,6 +478,16 @@ class PreFormClient:
     def get_scene(self, scene_id: str, *, timeout: float | None = None) -> Scene:
         return self._call(
             "GET", f"/scene/{_seg(scene_id)}/", "getScene", Scene.from_json, timeout=timeout
+        )
+
+    def get_scene_model_ids(
+        self, scene_id: str, *, timeout: float | None = None
+    ) -> tuple[str, ...]:
+        """The ids of the scene's models, in the scene's order: the same request as
+        :meth:`get_scene`, with only the ids read from the answer (a check that imports
+        arrived needs no more; reading every model's fields cost the runner CPU)."""
+        return self._call(
+            "GET", f"/scene/{_seg(scene_id)}/", "getScene", _scene_model_ids, timeout=timeout
         )
 
     def get_all_scenes(self, *, timeout: float | None = None) -> tuple[Scene, ...]:
@@ -1076,6 +1094,17 @@ def _scene_with_id(data: Any) -> Scene:
 def _scene_or_empty(data: Any) -> Scene:
     """Layout and pack answer with the scene; tolerate servers that answer with no body."""
     return Scene.from_json({} if data is None else data)
+
+
+def _scene_model_ids(data: Any) -> tuple[str, ...]:
+    """The ``id`` of each of a scene answer's models; the errors :meth:`Scene.from_json`
+    gives for a scene, a model list or a model id that is not what the contract says."""
+    models = as_object(data, "scene").get("models")
+    if models is None:
+        return ()
+    if not isinstance(models, list):
+        raise MalformedResponse(f"models: expected a list, got {models!r}")
+    return tuple(req_str(as_object(model, "model"), "id") for model in models)
 
 
 def _scene_list(data: Any) -> tuple[Scene, ...]:

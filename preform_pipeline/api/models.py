@@ -200,6 +200,12 @@ class ModelInfo:
     @classmethod
     def from_json(cls, data: Any) -> ModelInfo:
         obj = as_object(data, "model")
+        plain = _plain_model(obj) if type(obj) is dict and cls is ModelInfo else None
+        return plain if plain is not None else cls._read(obj)
+
+    @classmethod
+    def _read(cls, obj: Mapping[str, Any]) -> ModelInfo:
+        """A model by the general readers, which check each field and explain an error."""
         position = obj.get("position")
         orientation = obj.get("orientation")
         box = opt_object(obj, "bounding_box")
@@ -224,6 +230,66 @@ class ModelInfo:
             lock=opt_str(obj, "lock"),
             raw=obj,
         )
+
+
+def _plain_point(data: Any) -> Position | None:
+    """A point of three floats; None for anything else (``_plain_model`` then gives up)."""
+    if type(data) is dict:
+        x, y, z = data.get("x"), data.get("y"), data.get("z")
+        if type(x) is float and type(y) is float and type(z) is float:
+            return Position(x, y, z)
+    return None
+
+
+def _plain_model(obj: dict[str, Any]) -> ModelInfo | None:
+    """The model of a usual answer, read in one pass: every text a string or missing, every
+    flag a boolean or missing, the scale and the points' coordinates floats (what servers
+    send: an import answers one, a layout five or thirty). The same ModelInfo the general
+    readers make of it, with a few calls instead of about thirty; None for anything else,
+    which the general readers then read, and explain when it is wrong."""
+    get = obj.get
+    model_id = get("id")
+    texts = (get("name"), get("units"), get("original_file"), get("raw_mesh_hash"),
+             get("canonical_model_hash"), get("lock"))
+    flags = (get("visible"), get("has_supports"), get("in_bounds"))
+    scale = get("scale")
+    if type(model_id) is not str or not (scale is None or type(scale) is float):
+        return None
+    for text in texts:
+        if text is not None and type(text) is not str:
+            return None
+    for flag in flags:
+        if flag is not None and type(flag) is not bool:
+            return None
+    position = orientation = box = None
+    raw_position = get("position")
+    if raw_position is not None:
+        position = _plain_point(raw_position)
+        if position is None:
+            return None
+    raw_orientation = get("orientation")
+    if raw_orientation is not None:
+        point = _plain_point(raw_orientation)
+        if point is None:
+            return None
+        orientation = EulerAngles(point.x, point.y, point.z)
+    raw_box = get("bounding_box")
+    if raw_box is not None:
+        if type(raw_box) is not dict:
+            return None
+        if "min_corner" in raw_box and "max_corner" in raw_box:
+            low, high = _plain_point(raw_box["min_corner"]), _plain_point(raw_box["max_corner"])
+            if low is None or high is None:
+                return None
+            box = BoundingBox(low, high)
+    name, units, original, raw_hash, canonical, lock = texts
+    visible, supports, in_bounds = flags
+    return ModelInfo(
+        id=model_id, name=name, position=position, orientation=orientation, scale=scale,
+        units=units, bounding_box=box, original_file=original, visible=visible,
+        has_supports=supports, in_bounds=in_bounds, raw_mesh_hash=raw_hash,
+        canonical_model_hash=canonical, lock=lock, raw=obj,
+    )
 
 
 def _parse_models(obj: Mapping[str, Any]) -> tuple[ModelInfo, ...]:

@@ -416,7 +416,8 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
         )
         ctx.model_ids[index] = info.id
         ctx.progress(done / total)
-    present = set(ctx.read_scene().model_ids)
+    # Only the ids are read from the scene: the rest of each model is not needed here.
+    present = set(ctx.client.get_scene_model_ids(ctx.scene, timeout=ctx.step_timeout_s))
     missing = [
         ctx.build.models[i].path.name
         for i in indices
