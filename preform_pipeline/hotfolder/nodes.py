@@ -337,8 +337,8 @@ class NodeRecovery(Recovery):
 class FarmMembership:
     """A daemon's membership of a farm: its fenced store, its role and its presence.
 
-    :func:`join_farm` makes one; :meth:`close` leaves (the node is marked stopped and its
-    claims go back at once), then closes the store.
+    :func:`join_farm` makes one; :meth:`close` leaves (a last look at the leases it holds,
+    then the node is marked stopped and its claims go back at once), then closes the store.
     """
 
     def __init__(self, store: NodeJobStore, role: NodeRole, presence: NodePresence) -> None:
@@ -348,7 +348,10 @@ class FarmMembership:
 
     def close(self) -> None:
         try:
-            self.presence.close()
+            try:
+                self.store.leave()
+            finally:
+                self.presence.close()
         finally:
             self.store.close()
 

@@ -129,6 +129,20 @@ class NodeJobStore(PostgresJobStore):
         while not self._renewing.wait(self.lease_s / RENEWALS_PER_LEASE):
             self.renew_all()
 
+    def leave(self) -> None:
+        """Stop renewing, after one last pass over the book (before the node's claims go back
+        at its stop). A node that stalled past a lease may stop before its next renewal: the
+        last pass is where it learns, and reports, that the build was taken over, instead of
+        stopping with the build still in its book as if it were its own."""
+        self._stop_renewer()
+        self.renew_all()
+
+    def _stop_renewer(self) -> None:
+        self._renewing.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=10)
+            self._renewer = None
+
     def renew_all(self) -> None:
         """One renewal pass over the book (lost leases are dropped and reported)."""
         with self._book_lock:
@@ -216,10 +230,7 @@ class NodeJobStore(PostgresJobStore):
         return self.lease_s
 
     def close(self) -> None:
-        self._renewing.set()
-        if self._renewer is not None:
-            self._renewer.join(timeout=10)
-            self._renewer = None
+        self._stop_renewer()
         super().close()
 
     # --- fenced writes -----------------------------------------------------------------------

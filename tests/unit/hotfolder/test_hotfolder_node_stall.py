@@ -18,12 +18,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.dispatch.waiting import Dispatcher
-from preform_pipeline.hotfolder.nodes import NodeRole
+from preform_pipeline.hotfolder.nodes import FarmMembership, NodeRole
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.presence import NodePresence
 from preform_pipeline.verify.targets import PrinterCandidate
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
@@ -136,3 +137,50 @@ class TestAStalledNodeWaitingForAPrinter:
         moves = b.store.build_history(build.id)[len(history):]
         assert [(t.to_state, t.reason.endswith("[pc-b, epoch 2]")) for t in moves] == [
             (S.PRINT_SENDING, True), (S.PRINT_SENT, True)]
+
+
+def _started_presence(node: NodeRole) -> NodePresence:
+    """The node's presence as ``join_farm`` starts it: registered, beating."""
+    node_id = node.store.node_id
+    presence = NodePresence(node.store, NodeInfo(id=node_id, host=node_id, version="0.1.0"),
+                            lease_s=60.0)
+    presence.start()
+    return presence
+
+
+class TestAStalledNodeThatStopsBeforeItsNextRenewal:
+    """A node woken from a stall may be stopped before its renewal thread's next pass (the
+    farm ran out of work meanwhile). Leaving the farm looks at its leases once more: it
+    reports the build lost, and its stop gives back none of the new holder's claim."""
+
+    def test_it_reports_the_build_lost_and_the_new_holder_keeps_it(
+        self, nodes: tuple[NodeRole, NodeRole], url: str
+    ) -> None:
+        a, b = nodes
+        presence = _started_presence(a)  # registers A anew: before A claims anything
+        build = _waiting_build(a.store)
+        _stall_until_taken_over(url, a, b, build)
+
+        with capture_logs() as logs:
+            FarmMembership(a.store, a, presence).close()
+        assert _found_lost(logs, build)
+        assert [e["node"] for e in logs if e["event"] == "node_stopped"] == ["pc-a"]
+        # B's claim stands: B still holds the build and may move it.
+        held = {n.info.id: n.held_builds for n in b.store.list_nodes()}
+        assert held["pc-a"] == () and held["pc-b"] == (build.id,)
+        b.store.transition_build(build.id, S.PRINT_SENDING, "sending")
+        assert b.store.get_build(build.id).state is S.PRINT_SENDING
+
+    def test_a_build_it_still_holds_is_given_back_at_its_stop_without_a_loss_reported(
+        self, nodes: tuple[NodeRole, NodeRole]
+    ) -> None:
+        a, b = nodes
+        presence = _started_presence(a)  # registers A anew: before A claims anything
+        build = _waiting_build(a.store)
+
+        with capture_logs() as logs:
+            FarmMembership(a.store, a, presence).close()
+        assert not _found_lost(logs, build)
+        lease = b.store.claim_build("pc-b", lease_s=60.0)  # claimable at once: no lease to wait
+        assert lease is not None and lease.build_id == build.id
+        assert lease.previous_owner == "pc-a"
