@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime, timezone
@@ -24,7 +25,9 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 import structlog
+import structlog.tracebacks
 from structlog.testing import capture_logs
+from structlog.typing import ExcInfo
 
 __all__ = [
     "REDACTED",
@@ -150,6 +153,31 @@ class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
         if isinstance(val, str) and set(val) & {" ", "\t", "=", "\r", "\n", '"', "'"}:
             return '"' + val.replace('"', '\\"').replace("\n", " ") + '"'
         return super()._repr(val)
+
+
+def _console_exception(sio: TextIO, exc_info: ExcInfo) -> None:
+    """An exception on the console is its type and message, scrubbed, never a traceback: the
+    people who read the console are not helped by one, and structlog's default (rich's
+    traceback, when rich is installed) prints each frame's local variables, secrets among
+    them. The JSON log keeps the frames."""
+    text = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+    sio.write("\n" + _scrub_text(text) + "\n(the JSON log, when one is set, has where it happened)")
+
+
+#: The JSON log's exceptions: type, message and frames (file, line, function), without the
+#: frames' local variables, which structlog adds by default and no redaction could vet.
+_EXCEPTION_DICTS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False))
+
+
+def _json_exception(logger: Any, method: str,
+                    event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The event's exception as dicts (:data:`_EXCEPTION_DICTS`), its messages scrubbed like
+    every other value (the redaction ran before the exception was rendered)."""
+    rendered = _EXCEPTION_DICTS(logger, method, event_dict)
+    if "exception" in rendered:
+        rendered["exception"] = _scrub(rendered["exception"])
+    return rendered
 
 
 #: One encoder for every JSON line: ``json.dumps(event, default=str)`` builds a new encoder
@@ -342,7 +370,7 @@ _CHAIN: _Chain | None = None
 
 
 class _JsonEventFormatter(_EventFormatter):
-    """The JSON lines' formatter: an event without ``exc_info`` gives ``dict_tracebacks``
+    """The JSON lines' formatter: an event without ``exc_info`` gives the exception renderer
     nothing to do and the encoder changes nothing, so it is encoded as it is, uncopied."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -374,14 +402,15 @@ def configure_logging(
     handlers: list[logging.Handler] = []
     console_handler = logging.StreamHandler(stream)
     console_handler.setFormatter(
-        _EventFormatter([_ConsoleRenderer(colors=False)], shared)
+        _EventFormatter([_ConsoleRenderer(colors=False, exception_formatter=_console_exception)],
+                        shared)
     )
     handlers.append(console_handler)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.FileHandler(json_file, encoding="utf-8")
         file_handler.setFormatter(
-            _JsonEventFormatter([structlog.processors.dict_tracebacks, _render_json], shared)
+            _JsonEventFormatter([_json_exception, _render_json], shared)
         )
         handlers.append(file_handler)
     root = logging.getLogger("preform_pipeline")

@@ -86,6 +86,30 @@ class TestJsonLines:
         assert line["exception"][0]["exc_type"] == "KeyError"
         assert "KeyError" in console.getvalue()
 
+    def test_an_exception_shows_no_local_variable_and_no_credential_anywhere(
+        self, tmp_path: Path, console: io.StringIO
+    ) -> None:
+        log_file = tmp_path / "run.jsonl"
+        configure_logging(level="INFO", json_file=log_file, console=console)
+
+        def send(client_secret: str) -> None:
+            header = f"Bearer {client_secret}"
+            raise RuntimeError(f"the cloud refused {header}")
+
+        try:
+            send("s3cr3t-from-the-settings")
+        except RuntimeError:
+            get_logger(LOGGER).exception("build_internal_error")
+
+        (line,) = _lines(log_file)
+        frames = line["exception"][0]["frames"]
+        assert [f["name"] for f in frames][-1] == "send"  # where it happened is kept
+        assert line["exception"][0]["exc_value"] == f"the cloud refused Bearer {REDACTED}"
+        shown = console.getvalue()
+        assert f"RuntimeError: the cloud refused Bearer {REDACTED}" in shown
+        assert "Traceback" not in shown and "test_logging_records.py" not in shown
+        assert "s3cr3t" not in shown and "s3cr3t" not in log_file.read_text(encoding="utf-8")
+
     def test_events_below_the_level_do_not_reach_the_file(
         self, tmp_path: Path, console: io.StringIO
     ) -> None:
