@@ -110,7 +110,8 @@ class NodeJobStore(PostgresJobStore):
             try:
                 self.release(lease)
             except StoreError as exc:  # it runs out on its own
-                log.warning("lease_release_failed", build_id=build_id, error=str(exc))
+                log.warning("lease_release_failed", build_id=build_id, node=self.node_id,
+                            error=str(exc))
 
     def _lost_now(self, build_id: int) -> None:
         self._forget(build_id, release=False)
@@ -166,7 +167,8 @@ class NodeJobStore(PostgresJobStore):
                 continue
             except StoreError as exc:
                 # The database is away (restarting?): try again next pass.
-                log.warning("lease_renewal_failed", build_id=lease.build_id, error=str(exc))
+                log.warning("lease_renewal_failed", build_id=lease.build_id, node=self.node_id,
+                            error=str(exc))
                 continue
             with self._book_lock:
                 current = self._book.get(lease.build_id)
@@ -214,7 +216,8 @@ class NodeJobStore(PostgresJobStore):
         try:
             released = self.release(lease)
         except StoreError as exc:
-            log.warning("lease_release_failed", build_id=lease.build_id, error=str(exc))
+            log.warning("lease_release_failed", build_id=lease.build_id, node=self.node_id,
+                        error=str(exc))
             return
         if not released:
             self._lost_now(lease.build_id)

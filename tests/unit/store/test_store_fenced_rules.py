@@ -96,7 +96,8 @@ class TestDatabaseAway:
         with capture_logs() as logs:
             a.renew_all()  # the first renewal meets the cut; the second connects again
         (warning,) = _warnings(logs)
-        assert (warning["event"], warning["build_id"]) == ("lease_renewal_failed", first.id)
+        assert (warning["event"], warning["build_id"], warning["node"]) == (
+            "lease_renewal_failed", first.id, "pc-a")
         assert str(warning["error"]).startswith(f"{pg_url}: cannot reach the PostgreSQL ")
         assert a.held(first.id) is not None and lost == []
         renewed = a.held(second.id)
@@ -146,7 +147,8 @@ class TestDatabaseAway:
         with capture_logs() as logs:
             a.renew_all()
         (warning,) = _warnings(logs)
-        assert (warning["event"], warning["build_id"]) == ("lease_release_failed", build.id)
+        assert (warning["event"], warning["build_id"], warning["node"]) == (
+            "lease_release_failed", build.id, "pc-a")
         assert str(warning["error"]).startswith(f"{pg_url}: cannot reach the PostgreSQL ")
         assert a.held(build.id) is not None and lost == []
         with capture_logs() as again:
@@ -262,7 +264,8 @@ class TestSendsAndReleases:
                 admin.execute("DROP FUNCTION refuse_release()")
         assert moved.state is S.FAILED and a.held(build.id) is None
         (warning,) = _warnings(logs)
-        assert (warning["event"], warning["build_id"]) == ("lease_release_failed", build.id)
+        assert (warning["event"], warning["build_id"], warning["node"]) == (
+            "lease_release_failed", build.id, "pc-a")
         assert "release refused" in str(warning["error"])
 
 
