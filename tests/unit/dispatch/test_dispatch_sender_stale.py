@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from structlog.testing import capture_logs
 
@@ -22,12 +21,17 @@ from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.printing import PrintOwner
-from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.simulator.protocol import ProgressCallback
 from preform_pipeline.store import Build, JobState
-from preform_pipeline.store.fenced import NodeJobStore
-from preform_pipeline.store.leases import NodeInfo
-from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.pg_cluster import PgCluster
+from tests.two_nodes import (
+    FORM4,
+    GREY,
+    lost_events,
+    stall_until_taken_over,
+    two_nodes,
+    waiting_build,
+)
 from tests.unit.executor.executor_support import (
     WAIT_S,
     FakePool,
@@ -37,7 +41,6 @@ from tests.unit.executor.executor_support import (
 )
 
 S = JobState
-FORM4, GREY = "FORM-4-0", "FLGPGR05"
 
 
 class StallDuring(ScriptedFaults):
@@ -61,17 +64,7 @@ def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
-    """Nodes ``pc-a`` and ``pc-b`` (their renewals run when a test says so, not on a thread)."""
-    roles = []
-    for name in ("pc-a", "pc-b"):
-        store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, lease_s=60.0)
-        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
-        role = NodeRole(store)
-        store.on_lost = role.lease_lost  # as join_farm wires it
-        roles.append(role)
-    yield roles[0], roles[1]
-    for role in roles:
-        role.store.close()
+    yield from two_nodes(url)
 
 
 @pytest.fixture
@@ -108,26 +101,6 @@ def _saved_form(url: str, tmp_path: Path) -> Path:
     return form
 
 
-def _waiting_build(store: NodeJobStore, form: Path) -> Build:
-    job = store.create_job(recipe="hot", source_path="/nas/processing/crown.stl",
-                           content_hash="sha256:crown", state=S.PROCESSING)
-    build = store.create_build(recipe="hot", job_ids=[job.id])
-    store.transition_build(build.id, S.PREPARING, "preparing")
-    store.transition_build(build.id, S.PREPARED, "prepared", form_path=form)
-    target = PrintTarget(auto=True, machine_type=FORM4, material=GREY)
-    return PrintOwner(store).wait_for_printer(build.id, target.to_json(), job_name=build.job_key,
-                                              priority=0, describe=target.describe())
-
-
-def _stall_until_taken_over(url: str, b: NodeRole, build: Build) -> None:
-    """A's lease runs out while A is frozen (on the database's clock), and B claims the build."""
-    with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as admin:
-        admin.execute("UPDATE builds SET lease_until = now() WHERE id = %s", (build.id,))
-    lease = b.store.claim_build("pc-b", lease_s=60.0)
-    assert lease is not None and lease.build_id == build.id and lease.previous_owner == "pc-a"
-    b.store.hold(lease)
-
-
 def _dispatcher(role: NodeRole, pool: FakePool) -> Dispatcher:
     owner = PrintOwner(role.store)
     return Dispatcher(role.store, PoolDevices(pool, request_timeout_s=WAIT_S),
@@ -140,8 +113,7 @@ def _scenes(url: str) -> set[str | None]:
 
 
 def _found_lost(logs: list[MutableMapping[str, Any]], build: Build) -> bool:
-    return any(e["event"] == "build_lease_lost" and e.get("node") == "pc-a"
-               and e["build_id"] == build.id for e in logs)
+    return "build_lease_lost" in lost_events(logs, build)
 
 
 class TestAStaleNodeSendingAWaitingBuild:
@@ -153,10 +125,10 @@ class TestAStaleNodeSendingAWaitingBuild:
     ) -> None:
         a, b = nodes
         server_url = farm.servers[0].url
-        build = _waiting_build(a.store, _saved_form(server_url, tmp_path))
+        build = waiting_build(a.store, "crown", _saved_form(server_url, tmp_path))
         a_dispatch = _dispatcher(a, pool)
         assert [w.id for w in a_dispatch.waiting()] == [build.id]  # read before the stall
-        _stall_until_taken_over(url, b, build)
+        stall_until_taken_over(url, b, build)
         scenes = _scenes(server_url)
 
         with capture_logs() as logs:
@@ -180,9 +152,9 @@ class TestAStaleNodeSendingAWaitingBuild:
     ) -> None:
         a, b = nodes
         server_url = farm.servers[0].url
-        build = _waiting_build(a.store, _saved_form(server_url, tmp_path))
+        build = waiting_build(a.store, "crown", _saved_form(server_url, tmp_path))
         scenes = _scenes(server_url)
-        faults.stall = lambda: _stall_until_taken_over(url, b, build)
+        faults.stall = lambda: stall_until_taken_over(url, b, build)
         history_before = len(a.store.build_history(build.id))
 
         with capture_logs() as logs:

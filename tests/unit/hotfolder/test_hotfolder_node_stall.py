@@ -13,23 +13,27 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any
 
-import psycopg
 import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.hotfolder.nodes import FarmMembership, NodeRole
 from preform_pipeline.printing import PrintOwner
-from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState
-from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.presence import NodePresence
 from preform_pipeline.verify.targets import PrinterCandidate
-from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.pg_cluster import PgCluster
+from tests.two_nodes import (
+    FORM4,
+    GREY,
+    lost_events,
+    stall_until_taken_over,
+    two_nodes,
+    waiting_build,
+)
 
 S = JobState
-FORM4, GREY = "FORM-4-0", "FLGPGR05"
 
 
 class FreePrinter:
@@ -61,44 +65,18 @@ def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
-    """Nodes ``pc-a`` and ``pc-b`` (their renewals run when a test says so, not on a thread)."""
-    roles = []
-    for name in ("pc-a", "pc-b"):
-        store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, lease_s=60.0)
-        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
-        role = NodeRole(store)
-        store.on_lost = role.lease_lost  # as join_farm wires it
-        roles.append(role)
-    yield roles[0], roles[1]
-    for role in roles:
-        role.store.close()
-
-
-def _waiting_build(store: NodeJobStore) -> Build:
-    job = store.create_job(recipe="hot", source_path="/nas/processing/m.stl",
-                           content_hash="sha256:m", state=S.PROCESSING)
-    build = store.create_build(recipe="hot", job_ids=[job.id])
-    store.transition_build(build.id, S.PREPARING, "preparing")
-    store.transition_build(build.id, S.PREPARED, "prepared")
-    target = PrintTarget(auto=True, machine_type=FORM4, material=GREY)
-    return PrintOwner(store).wait_for_printer(build.id, target.to_json(), job_name=build.job_key,
-                                              priority=0, describe=target.describe())
+    yield from two_nodes(url)
 
 
 def _stall_until_taken_over(url: str, a: NodeRole, b: NodeRole, build: Build) -> None:
-    """A's lease runs out while A is frozen (on the database's clock), and B claims the build."""
-    with psycopg.connect(url, password=PG_PASSWORD, autocommit=True) as admin:
-        admin.execute("UPDATE builds SET lease_until = now() WHERE id = %s", (build.id,))
-    lease = b.store.claim_build("pc-b", lease_s=60.0)
-    assert lease is not None and lease.build_id == build.id and lease.epoch == 2
-    assert lease.previous_owner == "pc-a"
-    b.store.hold(lease)
+    stall_until_taken_over(url, b, build)
+    held = b.store.held(build.id)
+    assert held is not None and held.epoch == 2
     assert a.store.held(build.id) is not None  # A, frozen, does not know yet
 
 
 def _found_lost(logs: list[MutableMapping[str, Any]], build: Build) -> bool:
-    return any(e["event"] in ("lease_lost", "build_lease_lost") and e.get("node") == "pc-a"
-               and e["build_id"] == build.id for e in logs)
+    return bool(lost_events(logs, build))
 
 
 class TestAStalledNodeWaitingForAPrinter:
@@ -109,7 +87,7 @@ class TestAStalledNodeWaitingForAPrinter:
         self, nodes: tuple[NodeRole, NodeRole], url: str, first: str
     ) -> None:
         a, b = nodes
-        build = _waiting_build(a.store)
+        build = waiting_build(a.store, "m")
         a_sender = Sender(PrintOwner(a.store))
         a_dispatch = Dispatcher(a.store, FreePrinter(), a_sender)
         assert [w.id for w in a_dispatch.waiting()] == [build.id]  # read before the stall
@@ -158,7 +136,7 @@ class TestAStalledNodeThatStopsBeforeItsNextRenewal:
     ) -> None:
         a, b = nodes
         presence = _started_presence(a)  # registers A anew: before A claims anything
-        build = _waiting_build(a.store)
+        build = waiting_build(a.store, "m")
         _stall_until_taken_over(url, a, b, build)
 
         with capture_logs() as logs:
@@ -176,7 +154,7 @@ class TestAStalledNodeThatStopsBeforeItsNextRenewal:
     ) -> None:
         a, b = nodes
         presence = _started_presence(a)  # registers A anew: before A claims anything
-        build = _waiting_build(a.store)
+        build = waiting_build(a.store, "m")
 
         with capture_logs() as logs:
             FarmMembership(a.store, a, presence).close()
