@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from preform_pipeline.wording import counted
+
 __all__ = [
     "ApiError",
     "CloudAuthError",
@@ -142,7 +144,7 @@ class SettingsError(ConfigError):
         self.problems = tuple(problems)
         self.key_paths = tuple(key_paths) or tuple(() for _ in self.problems)
         count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in settings"
+        head = f"{counted(count, 'problem')} in settings"
         super().__init__(head + ":\n" + "\n".join(str(p) for p in self.problems), hint=hint)
 
     def with_problems(self, problems: Sequence[Problem]) -> SettingsError:
@@ -200,7 +202,7 @@ class RecipeError(PipelineError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = tuple(problems)
         count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in recipe"
+        head = f"{counted(count, 'problem')} in recipe"
         super().__init__(head + ":\n" + "\n".join(str(p) for p in self.problems))
 
 

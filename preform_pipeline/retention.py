@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.logging import get_logger
+from preform_pipeline.wording import counted
 
 __all__ = ["OUTPUT_SUFFIXES", "SECONDS_PER_DAY", "Pruned", "prune_outputs"]
 
@@ -42,13 +43,13 @@ class Pruned:
     def describe(self, root: Path) -> str:
         """``retention: removed 3 files older than 30 days (1.2 MB): reports/a.json, ...``."""
         if not self.files:
-            return f"retention: nothing older than {self.days:g} days in {root}"
+            return f"retention: nothing older than {counted(self.days, 'day')} in {root}"
         shown = [p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p)
                  for p in self.files[:5]]
         more = f" and {len(self.files) - 5} more" if len(self.files) > 5 else ""
         return (
-            f"retention: removed {len(self.files)} file{'s' if len(self.files) != 1 else ''} "
-            f"older than {self.days:g} days ({self.bytes / 1e6:.1f} MB) from {root}: "
+            f"retention: removed {counted(len(self.files), 'file')} "
+            f"older than {counted(self.days, 'day')} ({self.bytes / 1e6:.1f} MB) from {root}: "
             f"{', '.join(shown)}{more}"
         )
 

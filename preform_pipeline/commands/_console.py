@@ -44,6 +44,7 @@ from preform_pipeline.verify.tracking import (
     verification_failed,
     verification_lines,
 )
+from preform_pipeline.wording import counted
 
 __all__ = [
     "EXIT_FAILURE",
@@ -220,36 +221,32 @@ def exit_code(result: RunResult, *, terminated: bool = False, nothing_due: bool 
     return EXIT_OK if ok and not verification_failed(result) else EXIT_FAILURE
 
 
-def _plural(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else (many or one + 's')}"
-
-
 def exit_line(result: RunResult, code: int) -> str:
     """``exit 1: 1 model rejected, 2 builds succeeded``: the status and what made it."""
-    counted = result.counted
+    settled = result.counted
     reasons: list[str] = []
     if code == EXIT_TERMINATED:
         reasons.append("stopped by SIGTERM")
     elif code == EXIT_INTERRUPTED:
         reasons.append("interrupted")
-    by_status = {s: sum(1 for o in counted if o.status is s) for s in BuildStatus}
+    by_status = {s: sum(1 for o in settled if o.status is s) for s in BuildStatus}
     if by_status[BuildStatus.FAILED]:
-        reasons.append(_plural(by_status[BuildStatus.FAILED], "build") + " failed")
+        reasons.append(counted(by_status[BuildStatus.FAILED], "build") + " failed")
     if by_status[BuildStatus.PRINT_UNCONFIRMED]:
         reasons.append(
-            _plural(by_status[BuildStatus.PRINT_UNCONFIRMED], "print") + " unconfirmed"
+            counted(by_status[BuildStatus.PRINT_UNCONFIRMED], "print") + " unconfirmed"
         )
     if by_status[BuildStatus.CANCELLED]:
-        reasons.append(_plural(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
+        reasons.append(counted(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
     if result.rejected:
-        reasons.append(_plural(len(result.rejected), "model") + " rejected")
-    bad_prints = sum(1 for o in counted if o.verify in FAILED_VERIFY_STATES)
+        reasons.append(counted(len(result.rejected), "model") + " rejected")
+    bad_prints = sum(1 for o in settled if o.verify in FAILED_VERIFY_STATES)
     if bad_prints:
-        reasons.append(_plural(bad_prints, "print") + " did not finish well")
-    if not counted and not result.cancelled:
+        reasons.append(counted(bad_prints, "print") + " did not finish well")
+    if not settled and not result.cancelled:
         reasons.append("nothing to run")
     reasons.append(
-        f"{by_status[BuildStatus.SUCCEEDED]} of {_plural(len(counted), 'build')} succeeded"
+        f"{by_status[BuildStatus.SUCCEEDED]} of {counted(len(settled), 'build')} succeeded"
     )
     return f"exit {code}: " + ", ".join(reasons)
 
@@ -336,14 +333,14 @@ def _blocks(result: RunResult) -> Group:
     parts: list[RenderableType] = [Text(f"run {result.run_id}")]
     for o in result.outcomes:
         parts.append(Text(f"{o.name}  {o.status.value}"))
-        figures = [_plural(len(o.models), "model")]
+        figures = [counted(len(o.models), "model")]
         if o.material_ml is not None:
             figures.append(f"{o.material_ml:.1f} ml")
         if o.print_time_s is not None:
             figures.append(f"print {_hours(o.print_time_s)}")
         if o.server:
             figures.append(f"on {o.server}")
-        figures.append(_plural(len(o.attempts), "attempt"))
+        figures.append(counted(len(o.attempts), "attempt"))
         if o.job_id:
             figures.append(f"job {o.job_id}")
         parts.append(_indented(", ".join(figures)))

@@ -17,6 +17,7 @@ from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.opening import describe_store, open_store
+from preform_pipeline.wording import counted
 
 __all__ = ["waiting_rows", "write_waiting"]
 
@@ -67,5 +68,5 @@ def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-    print(f"{len(rows)} build{'s' if len(rows) != 1 else ''} waiting for a printer", file=out)
+    print(f"{counted(len(rows), 'build')} waiting for a printer", file=out)
     return 0

@@ -33,6 +33,7 @@ from preform_pipeline.commands._common import (
     load_command_settings,
 )
 from preform_pipeline.errors import CloudError, ConfigError
+from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 for line in plan.lines():
                     print(line, file=stdout)
                 return EXIT_OK
-            print(f"Plan ({len(plan.steps)} changes):", file=stdout)
+            print(f"Plan ({counted(len(plan.steps), 'change')}):", file=stdout)
             for line in plan.lines():
                 print(f"  {line}", file=stdout)
             if args.dry_run:
@@ -94,5 +95,5 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:
         print("interrupted: run fleet sync again to see what is left", file=stderr)
         return EXIT_INTERRUPTED
-    print(f"Applied {count} changes.", file=stdout)
+    print(f"Applied {counted(count, 'change')}.", file=stdout)
     return EXIT_OK

@@ -68,6 +68,7 @@ from preform_pipeline.store import (
     parse_state,
 )
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
+from preform_pipeline.wording import counted
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -345,7 +346,7 @@ def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
     ]
     _table(rows, out)
     count = len(jobs)
-    note = f"{count} job{'s' if count != 1 else ''}"
+    note = counted(count, "job")
     if limit is not None and count == limit:
         note += f" (the {limit} most recent; --limit 0 shows all)"
     print(note, file=out)

@@ -35,6 +35,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
+from preform_pipeline.wording import counted
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -159,8 +160,8 @@ def _summary(plan: Plan) -> str:
     builds = len(plan.builds)
     return (
         f"recipe {recipe.name} ({recipe.source}) on {where}, material "
-        f"{recipe.scene.material_code}: {planned} model{'s' if planned != 1 else ''} in "
-        f"{builds} build{'s' if builds != 1 else ''}, {len(plan.rejected)} rejected"
+        f"{recipe.scene.material_code}: {counted(planned, 'model')} in "
+        f"{counted(builds, 'build')}, {len(plan.rejected)} rejected"
     )
 
 
@@ -170,7 +171,7 @@ def _write_text(plan: Plan, out: TextIO) -> None:
     for build in plan.builds:
         print(file=out)
         print(
-            f"build {build.index}: {build.name}: {len(build.models)} models, fill "
+            f"build {build.index}: {build.name}: {counted(len(build.models), 'model')}, fill "
             f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml",
             file=out,
         )
@@ -248,7 +249,8 @@ def _write_mermaid(plan: Plan, out: TextIO, err: TextIO) -> None:
     for number, build in enumerate(plan.builds):
         if number:
             print(file=out)
-        print(f"%% build {build.index}: {build.name} ({len(build.models)} models)", file=out)
+        models = counted(len(build.models), "model")
+        print(f"%% build {build.index}: {build.name} ({models})", file=out)
         print(build.graph.to_mermaid(), file=out)
     # Mermaid output stays parseable: warnings and rejections go to stderr.
     for warning in plan.warnings:

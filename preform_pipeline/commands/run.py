@@ -106,6 +106,7 @@ from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
+from preform_pipeline.wording import counted
 
 __all__ = [
     "EXIT_FAILURE",
@@ -220,7 +221,7 @@ def _size(size: tuple[float, float, float] | None) -> str:
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
     if not rejected:
         return
-    print(f"rejected {len(rejected)} model{'s' if len(rejected) != 1 else ''}:", file=out)
+    print(f"rejected {counted(len(rejected), 'model')}:", file=out)
     for rejection in rejected:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
 
@@ -473,7 +474,8 @@ def _run_recorded(
         servers=settings.pool.size,
         dry_run=args.dry_run,
     )
-    print(f"run {run_id}: {len(plan.builds)} builds, output in {root}", file=stdout, flush=True)
+    print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
+          file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)

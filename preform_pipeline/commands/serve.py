@@ -35,6 +35,7 @@ from preform_pipeline.settings.web import WebSettings, hash_secret
 from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.targets import WebApiPrinters
 from preform_pipeline.web import LiveSources, WebServer
+from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "NAME", "add_arguments", "run", "web_settings_of"]
 
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE
-        print(f"dashboard on http://{web.host}:{web.port} ({len(web.users)} users)",
+        print(f"dashboard on http://{web.host}:{web.port} ({counted(len(web.users), 'user')})",
               file=stdout, flush=True)
         try:
             server.serve_forever()

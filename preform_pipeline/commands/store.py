@@ -18,6 +18,7 @@ from typing import TextIO
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
+from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
@@ -61,8 +62,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
     rows = report.rows
-    print(f"copied {rows['jobs']} jobs, {rows['builds']} builds and {rows['transitions']} "
-          f"audit rows from {report.source} to {report.target}", file=stdout)
+    print(f"copied {counted(rows['jobs'], 'job')}, {counted(rows['builds'], 'build')} and "
+          f"{counted(rows['transitions'], 'audit row')} from {report.source} to "
+          f"{report.target}", file=stdout)
     print("next: set store.url (or PREFORM_PIPELINE_STORE_URL) to that URL on every node",
           file=stdout)
     return EXIT_OK

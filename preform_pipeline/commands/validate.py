@@ -37,6 +37,7 @@ from preform_pipeline.recipes.validate import (
     catalogue_from_server,
     validate_recipe,
 )
+from preform_pipeline.wording import counted
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "format_text", "run"]
 
@@ -87,7 +88,7 @@ def format_text(report: ValidationReport) -> list[str]:
     """The problem lines and the summary line of one report."""
     lines = [str(problem) for problem in report.problems]
     count = len(report.problems)
-    verdict = "OK" if report.valid else f"{count} problem{'s' if count != 1 else ''}"
+    verdict = "OK" if report.valid else counted(count, "problem")
     lines.append(f"{report.file}: {verdict} (checked against {report.catalogue_source})")
     return lines
 

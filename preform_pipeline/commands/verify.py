@@ -50,6 +50,7 @@ from preform_pipeline.store.opening import describe_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
+from preform_pipeline.wording import counted
 
 __all__ = [
     "EXIT_FAILURE",
@@ -212,10 +213,9 @@ def format_report(report: VerifyReport) -> list[str]:
     counts = Counter(b.state.value for b in report.builds)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
     budget = report.budget
-    plural = "s" if len(report.builds) != 1 else ""
     lines.append(
-        f"{len(report.builds)} print{plural} checked: {summary}; {report.requests} Web API "
-        f"requests in {report.polls} poll{'s' if report.polls != 1 else ''} "
+        f"{counted(len(report.builds), 'print')} checked: {summary}; "
+        f"{counted(report.requests, 'Web API request')} in {counted(report.polls, 'poll')} "
         f"({budget.remaining} of {budget.limit} left this hour)"
     )
     return lines

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan
+from preform_pipeline.wording import counted, noun
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -115,7 +116,7 @@ def run_line(result: RunResult) -> str:
     split = len(result.outcomes) - len(counted)
     return (
         f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
-        f"{len(counted)} builds succeeded"
+        f"{len(counted)} {noun(len(counted), 'build')} succeeded"
         + (f" ({split} split into smaller builds)" if split else "")
         + (" (interrupted)" if result.cancelled else "")
     )
@@ -155,7 +156,7 @@ def verify_line(outcome: PollStatus, pending: int) -> str:
     seen = f" ({printing} printing)" if printing else ""
     budget = outcome.budget
     text = (
-        f"verify: {pending} print{'s' if pending != 1 else ''} pending{seen}, next poll in "
+        f"verify: {counted(pending, 'print')} pending{seen}, next poll in "
         f"{outcome.next_interval_s:.0f} s, {budget.spent}/{budget.limit} requests this hour"
     )
     return text + (f" (last poll failed: {outcome.error})" if outcome.error else "")
@@ -194,18 +195,18 @@ class PlainReporter:
             self._total = len(builds)
         models = sum(len(b.models) for b in builds)
         self._say(
-            f"run {run_id}: {len(builds)} builds, {models} models on {servers} "
-            f"{'simulated ' if simulated else ''}server{'s' if servers != 1 else ''}"
+            f"run {run_id}: {counted(len(builds), 'build')}, {counted(models, 'model')} on "
+            f"{servers} {'simulated ' if simulated else ''}{noun(servers, 'server')}"
         )
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
             self._total += 1
-        self._say(f"[{build.name}] split from {parent}: {len(build.models)} models")
+        self._say(f"[{build.name}] split from {parent}: {counted(len(build.models), 'model')}")
 
     def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None:
         again = f" (attempt {attempt})" if attempt > 1 else ""
-        self._say(f"[{build}] started on {server}{again}: {steps} steps")
+        self._say(f"[{build}] started on {server}{again}: {counted(steps, 'step')}")
 
     def step_started(self, build: str, step: str, *, index: int, total: int) -> None:
         self._say(f"[{build}] step {index}/{total} {step}")
@@ -225,7 +226,10 @@ class PlainReporter:
             else:
                 self._done += 1
             done, total = self._done, self._total
-        self._say(f"[{outcome.name}] {_finished_text(outcome)} ({done}/{total} builds done)")
+        self._say(
+            f"[{outcome.name}] {_finished_text(outcome)} "
+            f"({done}/{total} {noun(total, 'build')} done)"
+        )
 
     def verify_waiting(self, outcome: PollStatus, pending: int) -> None:
         self._say(verify_line(outcome, pending))

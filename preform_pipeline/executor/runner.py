@@ -109,6 +109,7 @@ from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
 from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
+from preform_pipeline.wording import counted
 
 __all__ = [
     "CHECKPOINT_FOLDER",
@@ -749,7 +750,8 @@ class _BuildWorker:
             return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
         return self._outcome(
             BuildStatus.FAILED,
-            f"gave up after {self.options.max_build_attempts} attempts; last: {last_error}",
+            f"gave up after {counted(self.options.max_build_attempts, 'attempt')}; "
+            f"last: {last_error}",
         )
 
     def _attempt(self, lease: LeaseLike, number: int) -> BuildOutcome | str:

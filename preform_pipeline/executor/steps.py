@@ -96,6 +96,7 @@ from preform_pipeline.recipes.model import (
     Step,
 )
 from preform_pipeline.recipes.templates import render_template, resolved_output_path
+from preform_pipeline.wording import noun
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",
@@ -801,7 +802,7 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
                 raise StepFailure(
                     "overflow",
                     f"{count} model{'s do' if count != 1 else ' does'} not fit after {attempt} "
-                    f"layout attempt{'s' if attempt != 1 else ''} (last spacing {spacing:g} mm): "
+                    f"layout {noun(attempt, 'attempt')} (last spacing {spacing:g} mm): "
                     f"{exc.server_message or exc.message}",
                     cause=exc,
                 ) from exc

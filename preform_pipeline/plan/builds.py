@@ -66,6 +66,7 @@ from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.plan.nesting import NestedBin, Outline, fits_one_platform, nest
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
+from preform_pipeline.wording import counted
 
 __all__ = [
     "DEFAULT_SLS_PACKING_DENSITY",
@@ -643,7 +644,7 @@ def _grouped_cases(
         if reason:
             split.add(case)
             warnings.append(
-                f"case {case!r} ({len(unit)} models) is split over builds: {reason}"
+                f"case {case!r} ({counted(len(unit), 'model')}) is split over builds: {reason}"
             )
             log.warning("case_split", case_id=case, models=len(unit), reason=reason)
     return everything - split, tuple(warnings)
@@ -771,7 +772,8 @@ def plan_builds(
 
     if recipe.batching.on_overflow == "fail" and len(groups) > 1:
         raise PlanningError(
-            f"{recipe.source}: {len(fitting)} models need {len(groups)} builds on "
+            f"{recipe.source}: {counted(len(fitting), 'model')} need "
+            f"{counted(len(groups), 'build')} on "
             f"{machine.label}, but the recipe says batching.on_overflow: fail",
             hint="send fewer models per batch, or set batching.on_overflow: split",
         )

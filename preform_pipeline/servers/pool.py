@@ -78,6 +78,7 @@ from preform_pipeline.servers.reaper import ReapedServer, reap_orphans
 from preform_pipeline.servers.records import ServerRecord, ServerRecords, state_dir_of
 from preform_pipeline.servers.simfleet import declared_fleet_argument
 from preform_pipeline.settings import PoolMode, PoolSettings, RemoteServer, ServerSettings
+from preform_pipeline.wording import counted
 
 __all__ = [
     "SUPERVISOR_TICK_S",
@@ -725,7 +726,8 @@ class ServerPool:
                    f"({cfg.remote_wait_s:g} s); last: {reason}")
         else:
             give_up = len(slot.failures) > cfg.max_restarts
-            why = f"{len(slot.failures)} failures within {cfg.crash_window_s:g} s; last: {reason}"
+            why = (f"{counted(len(slot.failures), 'failure')} within {cfg.crash_window_s:g} s; "
+                   f"last: {reason}")
         if give_up:
             slot.state = ServerState.RETIRED
             slot.retired_reason = why

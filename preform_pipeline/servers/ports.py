@@ -16,6 +16,7 @@ from typing import Final, TypeVar
 from preform_pipeline.errors import PortInUseError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.servers import DEFAULT_PORT_ATTEMPTS
+from preform_pipeline.wording import counted
 
 __all__ = ["LOOPBACK", "PortAllocator", "port_is_free", "start_on_free_port"]
 
@@ -84,7 +85,7 @@ class PortAllocator:
             f"in {self.base_port}-{last}"
         )
         raise PortInUseError(
-            f"no free port {where} after {self.attempts} attempts",
+            f"no free port {where} after {counted(self.attempts, 'attempt')}",
             hint="set servers.base_port to a free range, or 0 to let the system choose",
         )
 

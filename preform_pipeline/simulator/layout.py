@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from preform_pipeline.geometry import Mesh, best_flat_orientation, euler_matrix, matrix_to_euler
 from preform_pipeline.geometry.mesh import triangle_chunks
+from preform_pipeline.wording import counted
 
 from .meshops import box_frame_triangles
 from .outline_pack import PackedShape, Shape, pack_shapes
@@ -119,12 +120,12 @@ def _too_big(models: Sequence[SimModel], unplaced: Sequence[str], where: str) ->
     names = [m.name for m in models if m.id in set(unplaced)]
     listed = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
     # People read this; the client reads only the code and the names in parentheses.
-    counted = f"{len(names)} of {len(models)} model{'' if len(models) == 1 else 's'}"
+    which = f"{len(names)} of {counted(len(models), 'model')}"
     verb = "does" if len(names) == 1 else "do"
     return SimError(
         400,
         MODELS_DO_NOT_FIT,
-        f"{counted} {verb} not fit {where} ({listed}); the scene is unchanged",
+        f"{which} {verb} not fit {where} ({listed}); the scene is unchanged",
     )
 
 

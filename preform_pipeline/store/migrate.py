@@ -19,6 +19,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlite import SqliteJobStore
+from preform_pipeline.wording import counted
 
 __all__ = ["MigrationReport", "migrate_sqlite_to_postgres"]
 
@@ -85,8 +86,9 @@ def migrate_sqlite_to_postgres(source: Path, target: PostgresJobStore) -> Migrat
             for table, _ in _TABLES:
                 found = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]
                 if found != counts[table]:
-                    raise StoreError(f"{target.location}: {table} holds {found} rows after "
-                                     f"the copy, expected {counts[table]}; nothing was kept")
+                    raise StoreError(f"{target.location}: {table} holds "
+                                     f"{counted(found, 'row')} after the copy, expected "
+                                     f"{counts[table]}; nothing was kept")
     except sqlite3.Error as exc:
         raise StoreError(f"{source}: reading the store to migrate failed: {exc}") from exc
     finally:

@@ -43,6 +43,7 @@ from preform_pipeline.web.auth import (
 )
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
 from preform_pipeline.web.sources import LiveSources
+from preform_pipeline.wording import counted
 
 __all__ = ["create_app"]
 
@@ -254,11 +255,11 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
         count = await d.read(actions.retry_case, form.get("target", ""), user.name)
-        return f"{count} job(s) queued again"
+        return f"{counted(count, 'job')} queued again"
 
     async def cancel(request: Request, user: WebUser, form: dict[str, str]) -> str:
         count = await d.read(actions.cancel_case, form.get("target", ""), user.name)
-        return f"{count} job(s) cancelled"
+        return f"{counted(count, 'job')} cancelled"
 
     routes = [
         Route("/", d.page(queue)),

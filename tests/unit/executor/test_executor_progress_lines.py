@@ -75,7 +75,7 @@ class TestPlainLines:
         reporter.run_started("run-2", (_plan("b1", 1),), servers=2, simulated=False)
         assert _lines(stream) == [
             "run run-1: 2 builds, 3 models on 1 simulated server",
-            "run run-2: 1 builds, 1 models on 2 servers",
+            "run run-2: 1 build, 1 model on 2 servers",
         ]
 
     def test_a_builds_start_steps_and_retries(self) -> None:
@@ -108,8 +108,8 @@ class TestPlainLines:
         reporter.build_finished(_outcome("b3", BuildStatus.FAILED, servers=(),
                                          reason="layout does not fit", duration_s=0.04))
         assert _lines(stream)[1:] == [
-            "[b1.1] split from b1: 1 models",
-            "[b1.2] split from b1: 1 models",
+            "[b1.1] split from b1: 1 model",
+            "[b1.2] split from b1: 1 model",
             "[b1] split on server-1 in 1.2 s into b1.1, b1.2 (0/4 builds done)",
             "[b2] succeeded on server-2, 2 attempts in 1.2 s (1/4 builds done)",
             "[b3] failed in 0.0 s: layout does not fit (2/4 builds done)",
@@ -124,7 +124,7 @@ class TestPlainLines:
         assert _lines(stream) == [
             "verify: 1 print pending (1 printing), next poll in 30 s, 4/1500 requests this "
             "hour (last poll failed: timed out)",
-            "run run-1 finished in 2.5 s: 1 of 1 builds succeeded",
+            "run run-1 finished in 2.5 s: 1 of 1 build succeeded",
         ]
 
 
@@ -370,6 +370,6 @@ class TestReportersWriteToTheirStream:
         bars = make_reporter(terminal)
         bars.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
         bars.close()
-        assert plain.getvalue().startswith("run run-1: 1 builds")
+        assert plain.getvalue().startswith("run run-1: 1 build")
         assert "run run-1" in terminal.getvalue()
         assert capsys.readouterr().out == ""

@@ -149,10 +149,10 @@ class TestProgress:
         reporter.step_started("unit-001", "auto_layout", index=3, total=3)
         reporter.build_finished(outcome("unit-001", BuildStatus.SUCCEEDED))
         lines = stream.getvalue().splitlines()
-        assert lines[0] == "run run-1: 1 builds, 1 models on 2 simulated servers"
+        assert lines[0] == "run run-1: 1 build, 1 model on 2 simulated servers"
         assert lines[2] == "[unit-001] step 3/3 auto_layout"
         assert lines[3].startswith("[unit-001] succeeded on server-1")
-        assert lines[3].endswith("(1/1 builds done)")
+        assert lines[3].endswith("(1/1 build done)")
 
     def test_a_terminal_gets_bars_and_a_line_per_finished_build(
         self, tmp_path: Path, sample_models_dir: Path

@@ -121,7 +121,7 @@ class TestSucceededBuild:
         result, lines, logs = _run_logged(tmp_path, farm, STEPS, 2, clock=TickingClock())
         assert result.ok
         steps = ["create_scene", "import_models", "auto_support", "auto_layout", "save_form"]
-        assert lines[0] == "run run-1: 1 builds, 2 models on 1 simulated server"
+        assert lines[0] == "run run-1: 1 build, 2 models on 1 simulated server"
         assert lines[1] == "[unit-001] started on server-1: 5 steps"
         assert lines[2:7] == [f"[unit-001] step {i}/5 {s}" for i, s in enumerate(steps, 1)]
         (started,) = iter_events(logs, "run_started")
@@ -205,7 +205,7 @@ class TestFailedStep:
         (closing,) = iter_events(logs, "run_finished")
         assert (closing["ok"], closing["succeeded"], closing["failed"]) == (False, 0, 1)
         assert lines[-2].startswith("[unit-001] failed on server-1 in ")
-        assert lines[-2].endswith(f": {outcome.reason} (1/1 builds done)")
+        assert lines[-2].endswith(f": {outcome.reason} (1/1 build done)")
 
     def test_a_template_field_no_model_has_is_logged_with_its_error_type(
         self, tmp_path: Path, farm: SimFarm
@@ -370,8 +370,8 @@ class TestSplitBuild:
             assert (child.status, child.parent, len(child.models)) == (
                 BuildStatus.SUCCEEDED, "fuse-001", 1
             )
-        assert "[fuse-001.1] split from fuse-001: 1 models" in lines
-        assert "[fuse-001.2] split from fuse-001: 1 models" in lines
+        assert "[fuse-001.1] split from fuse-001: 1 model" in lines
+        assert "[fuse-001.2] split from fuse-001: 1 model" in lines
         (split,) = iter_events(logs, "build_split")
         assert (split["children"], split["models"]) == (["fuse-001.1", "fuse-001.2"], [1, 1])
 

@@ -252,7 +252,7 @@ class TestImportRequests:
         assert outcome.status is BuildStatus.FAILED
         (scene,) = losing.answers("create_scene")
         assert outcome.reason == (
-            "gave up after 1 attempts; last: ImportNotAppliedError: the server answered "
+            "gave up after 1 attempt; last: ImportNotAppliedError: the server answered "
             f"success for 1 import(s) but scene {scene['id']} lacks them: lost.stl (the build "
             "is retried, on another server if it happens again)"
         )

@@ -145,4 +145,4 @@ class TestPortAttempts:
         assert status.state is ServerState.RETIRED
         assert status.pid is None
         assert status.last_error == (
-            f"no free port in {held_port}-{held_port} after 1 attempts")
+            f"no free port in {held_port}-{held_port} after 1 attempt")

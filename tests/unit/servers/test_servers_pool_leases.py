@@ -408,7 +408,7 @@ class TestFailuresOfARemote:
         pool = start(down, max_restarts=0)
         with pytest.raises(PoolExhaustedError) as caught:
             pool.lease(timeout=WAIT_S)
-        reason = "1 failures within 100 s; last: health check failed: GET / answered HTTP 500"
+        reason = "1 failure within 100 s; last: health check failed: GET / answered HTTP 500"
         assert caught.value.message == (
             f"every server of the pool is retired (r1: {reason}; r2: {reason})")
 

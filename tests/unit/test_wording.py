@@ -1,0 +1,38 @@
+"""`counted()`: one rule for "1 build" and "2 builds" in everything a user reads."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from preform_pipeline.wording import counted, noun
+
+
+class TestCounted:
+    """Exactly one takes the singular; every other count takes the plural."""
+
+    def test_one_is_singular(self) -> None:
+        assert counted(1, "build") == "1 build"
+
+    def test_zero_and_many_are_plural(self) -> None:
+        assert counted(0, "model") == "0 models"
+        assert counted(2, "model") == "2 models"
+
+    def test_an_irregular_plural_is_given(self) -> None:
+        assert counted(1, "copy", "copies") == "1 copy"
+        assert counted(3, "copy", "copies") == "3 copies"
+
+    def test_a_float_is_written_short(self) -> None:
+        assert counted(1.0, "day") == "1 day"
+        assert counted(30.0, "day") == "30 days"
+        assert counted(1.5, "day") == "1.5 days"
+
+    def test_a_noun_of_several_words_takes_its_plural_at_the_end(self) -> None:
+        assert counted(1, "audit row") == "1 audit row"
+        assert counted(4, "audit row") == "4 audit rows"
+
+    @given(st.integers(min_value=-5, max_value=10**9))
+    def test_the_number_is_written_whole_and_the_noun_agrees(self, count: int) -> None:
+        number, word = counted(count, "print").split(" ")
+        assert number == str(count)
+        assert word == noun(count, "print") == ("print" if count == 1 else "prints")
