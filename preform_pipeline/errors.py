@@ -9,6 +9,7 @@ PipelineError
  ├── ConfigError                      settings file / environment is wrong
  │    └── SettingsError               several problems in the settings, one per line, positioned
  ├── UnusablePathError                an inbox, output folder or store path cannot be used
+ ├── FileWriteError                   a report, note or record could not be written (also OSError)
  ├── RecipeError                      a recipe is invalid (carries every problem at once)
  ├── TemplateError                    an output template is unsafe or names an unknown field
  ├── ModelFileError                   a model file cannot be read (truncated, malformed, missing)
@@ -64,6 +65,7 @@ __all__ = [
     "CloudRateLimitError",
     "CloudUnavailableError",
     "ConfigError",
+    "FileWriteError",
     "ImportNotAppliedError",
     "InvalidTransitionError",
     "LabelDoesNotFitError",
@@ -194,6 +196,20 @@ class Problem:
         if self.suggestion:
             text += f" (did you mean {self.suggestion!r}?)"
         return text
+
+
+class FileWriteError(PipelineError, OSError):
+    """A file the pipeline writes whole or not at all (a report, a note, a record) could not be
+    written or renamed into place; nothing half-written is left behind.
+
+    Also an :class:`OSError` (with the cause's ``errno``), so code that treats a failed write
+    as an OS error, such as a daemon that logs it and carries on, keeps doing so.
+    """
+
+    def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = Path(path)
+        self.reason = reason
 
 
 class RecipeError(PipelineError):

@@ -23,7 +23,6 @@ installed on the machine.
 from __future__ import annotations
 
 import math
-import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont
+
+from preform_pipeline.atomicfile import write_atomically
 
 __all__ = [
     "DEFAULT_PITCH_DEG",
@@ -220,10 +221,8 @@ def add_legend(
 
 def _save(image: Image.Image, path: Path) -> None:
     """Written beside ``path`` and renamed over it: a reader sees the old image or the new."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        image.save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomically(
+        path,
+        lambda temporary: image.save(temporary, format="PNG"),
+        temporary=path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"),
+    )

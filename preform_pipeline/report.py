@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline import __version__
+from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
@@ -214,27 +214,21 @@ def csv_rows(result: RunResult) -> list[dict[str, str]]:
     return rows
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
-    os.replace(temporary, path)
-
-
 def write_json_report(result: RunResult, path: Path) -> Path:
-    _atomic_write(path, json.dumps(result_to_dict(result), indent=2) + "\n")
-    return path
+    """The run's JSON report at ``path``, written whole or not at all (FileWriteError)."""
+    return write_text_atomically(path, json.dumps(result_to_dict(result), indent=2) + "\n")
 
 
 def write_csv_report(result: RunResult, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(CSV_COLUMNS))
-        writer.writeheader()
-        writer.writerows(csv_rows(result))
-    os.replace(temporary, path)
-    return path
+    """The run's CSV report at ``path``, written whole or not at all (FileWriteError)."""
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", encoding="utf-8", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(CSV_COLUMNS))
+            writer.writeheader()
+            writer.writerows(csv_rows(result))
+
+    return write_atomically(path, write)
 
 
 def write_run_report(result: RunResult, folder: Path) -> tuple[Path, Path]:
@@ -255,5 +249,5 @@ def write_build_report(
     """One build's report at ``template`` (the recipe's ``outputs.report``) below ``root``."""
     path = render_output_path(template, values, root)
     data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome)}
-    _atomic_write(path, json.dumps(data, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
     return path

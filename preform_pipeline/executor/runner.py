@@ -63,6 +63,7 @@ from preform_pipeline.api import (
     PreFormClient,
 )
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
+from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
     ConfigError,
@@ -409,9 +410,7 @@ class BuildJournal:
 
     def _write(self) -> None:
         self._make_folder()
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(_indented_json(self._data), encoding="utf-8")
-        os.replace(temporary, self.path)
+        write_text_atomically(self.path, _indented_json(self._data), newline=None)
 
     def checkpoint_saved(
         self, path: Path, step: str, completed: Iterable[str], names: Sequence[str]

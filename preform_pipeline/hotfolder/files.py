@@ -41,6 +41,7 @@ from typing import Final, Literal
 
 import psutil
 
+from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store import Job
@@ -207,19 +208,13 @@ def move_file(src: Path, dst: Path) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``path`` whole or not at all (temporary file, flush, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path, "tmp")
-    try:
-        with temporary.open("w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        # A full disk or text that cannot be written: no half note is left behind.
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write ``path`` whole or not at all (temporary file, flush, rename); a failure leaves
+    no half note and no temporary behind and raises FileWriteError (an OSError too)."""
+    # The temporary carries this host's tag, so a daemon's start-up sweep can tell a dead
+    # writer's leftover from a live one's.
+    write_text_atomically(
+        path, text, temporary=temporary_path(path, "tmp"), newline="\n", durable=True
+    )
 
 
 def remove_empty_dirs(folder: Path, stop: Path) -> None:

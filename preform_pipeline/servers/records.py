@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import ServerSettings, default_store_path
@@ -120,13 +121,14 @@ class ServerRecords:
         self.folder = folder
 
     def add(self, record: ServerRecord) -> Path:
-        """Write ``record`` (atomically); raises OSError when the folder is not writable."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write ``record`` (atomically); raises FileWriteError (an OSError) when the folder
+        is not writable, leaving no temporary behind."""
         path = self.folder / record.file_name
-        temporary = path.with_name(path.name + f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(record.to_json(), indent=1), encoding="utf-8")
-        os.replace(temporary, path)
-        return path
+        return write_text_atomically(
+            path,
+            json.dumps(record.to_json(), indent=1),
+            temporary=path.with_name(path.name + f".{os.getpid()}.tmp"),
+        )
 
     def remove(self, record: ServerRecord) -> None:
         """Forget ``record``; a record already gone is fine."""

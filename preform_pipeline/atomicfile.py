@@ -1,0 +1,113 @@
+"""Files written whole or not at all: the one rule for a temporary file renamed into place.
+
+A writer fills a hidden temporary beside the target and renames it over the target, so a reader
+sees the old file or the new one, never half of one. When anything fails on the way (making
+the folder, writing, flushing, the rename itself), the temporary is removed before the error
+goes up: a full disk or a folder in the target's place leaves no ``.tmp`` behind for a person
+to find. An operating-system failure becomes :class:`~preform_pipeline.errors.FileWriteError`,
+naming the target and saying what to check; anything else (an interrupt, text that cannot be
+encoded) goes up as it is, after the same clean-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from preform_pipeline.errors import FileWriteError
+
+__all__ = ["default_temporary", "write_atomically", "write_text_atomically"]
+
+#: What to check, by the cause's errno; anything else gets ``_OTHER_HINT``.
+_HINTS: dict[int, str] = {
+    errno.ENOSPC: "the disk is full: free some space on it, then try again",
+    errno.EACCES: "permission denied: let this user write to the folder, then try again",
+    errno.EPERM: "not permitted: let this user write to the folder, then try again",
+    errno.EROFS: "the file system is read-only: write the output somewhere else",
+    errno.EISDIR: "a folder has the file's name: move or rename that folder, then try again",
+    errno.ENOTDIR: "a file stands where a folder of the path should be: move it away",
+}
+_OTHER_HINT = "check that the folder exists, is writable and has free space"
+
+
+def default_temporary(path: Path) -> Path:
+    """The hidden temporary beside ``path`` this process writes (``.name.<pid>.tmp``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomically(
+    path: Path,
+    write: Callable[[Path], None],
+    *,
+    temporary: Path | None = None,
+) -> Path:
+    """Make ``path``'s folder, let ``write`` fill ``temporary`` (by default
+    :func:`default_temporary`), then rename it over ``path``; returns ``path``.
+
+    Raises :class:`FileWriteError` (the path, the cause and a hint) when the operating system
+    refuses any of it; the temporary is gone by then, whatever failed.
+    """
+    temporary = default_temporary(path) if temporary is None else temporary
+    stage = "making its folder"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage = "writing"
+        write(temporary)
+        stage = "renaming the finished file into place"
+        os.replace(temporary, path)
+    except BaseException as exc:
+        # Removed first, whatever the failure: the user's folder keeps only whole files.
+        _remove_quietly(temporary)
+        if isinstance(exc, OSError) and not isinstance(exc, FileWriteError):
+            raise _write_error(path, stage, exc) from exc
+        raise
+    return path
+
+
+def write_text_atomically(
+    path: Path,
+    text: str,
+    *,
+    temporary: Path | None = None,
+    newline: str | None = "",
+    durable: bool = False,
+) -> Path:
+    """:func:`write_atomically` for UTF-8 text. ``newline=""`` writes the text's own line
+    ends (``None``: the platform's, as :meth:`Path.write_text` does); ``durable`` flushes it
+    to the disk before the rename (a note a crash must not lose).
+    """
+
+    def write(target: Path) -> None:
+        with target.open("w", encoding="utf-8", newline=newline) as stream:
+            stream.write(text)
+            if durable:
+                stream.flush()
+                os.fsync(stream.fileno())
+
+    return write_atomically(path, write, temporary=temporary)
+
+
+def _remove_quietly(temporary: Path) -> None:
+    # Cannot remove it either (the folder went read-only): the write's own error is the one
+    # to report; hot folders sweep what a writer leaves.
+    with contextlib.suppress(OSError):
+        temporary.unlink(missing_ok=True)
+
+
+def _write_error(path: Path, stage: str, cause: OSError) -> FileWriteError:
+    reason = cause.strerror or str(cause) or type(cause).__name__
+    if isinstance(cause, IsADirectoryError) or (path.is_dir() and not path.is_symlink()):
+        # os.replace onto a folder says EISDIR on Linux but EACCES or EEXIST elsewhere.
+        hint = _HINTS[errno.EISDIR]
+    elif stage == "making its folder" and cause.errno in (errno.EEXIST, errno.ENOTDIR):
+        # mkdir(exist_ok=True) still refuses a file that stands where the folder should be.
+        hint = _HINTS[errno.ENOTDIR]
+    else:
+        hint = _HINTS.get(cause.errno or 0, _OTHER_HINT)
+    error = FileWriteError(path, f"{stage} failed: {reason}", hint=hint)
+    error.errno = cause.errno
+    error.strerror = cause.strerror
+    return error
