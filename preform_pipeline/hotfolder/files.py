@@ -60,6 +60,8 @@ __all__ = [
     "storable",
     "sweep_temporaries",
     "temporary_path",
+    "withdraw_note",
+    "write_note",
     "write_text_atomic",
 ]
 
@@ -215,6 +217,44 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_text_atomically(
         path, text, temporary=temporary_path(path, "tmp"), newline="\n", durable=True
     )
+
+
+def write_note(note: Path, text: str, *, within: Path) -> tuple[Path, ...]:
+    """Write ``note`` (a ``.error.txt`` or ``.report.json``) whole, with
+    :func:`write_text_atomic`; the folders below ``within`` made for it, deepest first.
+
+    A write that fails removes those folders again before its error goes up: a full disk
+    must not leave an empty ``failed/<case>/`` a person has to wonder about. Folders that were
+    there before stay, empty or not: they may be the user's.
+    """
+    made: list[Path] = []
+    current = note.parent
+    while current != within and current.is_relative_to(within) and not current.exists():
+        made.append(current)
+        current = current.parent
+    try:
+        write_text_atomic(note, text)
+    except BaseException:
+        remove_made_folders(made)
+        raise
+    return tuple(made)
+
+
+def withdraw_note(note: Path, made: Sequence[Path]) -> None:
+    """Remove ``note`` and those of the folders ``made`` for it (:func:`write_note`) that it
+    leaves empty: a note whose file went elsewhere leaves nothing behind."""
+    note.unlink(missing_ok=True)
+    remove_made_folders(made)
+
+
+def remove_made_folders(made: Sequence[Path]) -> None:
+    """Remove the folders of ``made`` (deepest first) while they are empty; the first one that
+    is not (another writer put its file there meanwhile) and all above it stay."""
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def remove_empty_dirs(folder: Path, stop: Path) -> None:

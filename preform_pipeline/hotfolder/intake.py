@@ -45,7 +45,8 @@ from preform_pipeline.hotfolder.files import (
     move_file,
     prune_empty_tree,
     remove_empty_dirs,
-    write_text_atomic,
+    withdraw_note,
+    write_note,
 )
 from preform_pipeline.hotfolder.sidecar import (
     SIDECAR_SUFFIX_ORDER,
@@ -614,8 +615,7 @@ class Intake:
         )
         text = report if ok else note
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
-        if text is not None:
-            write_text_atomic(written, text)
+        made = write_note(written, text, within=folder) if text is not None else ()
         new_place = replace(place, previous=current, attachments=attachments)
         fields = _with_place(job, new_place)
         if not ok and self.failed_fields is not None:
@@ -627,7 +627,7 @@ class Intake:
                                         source_path=str(target), fields=fields)
         except StoreConflictError:
             if text is not None and self.store.get_job(job.id).source_path != target:
-                written.unlink(missing_ok=True)
+                withdraw_note(written, made)
             log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
             return self.store.get_job(job.id)
         self._move(job, current, target, attachments)

@@ -372,8 +372,8 @@ class TestSettlingOutcomes:
             settled = intake.settle(job, ok=False, note="What failed: x\n")
         assert settled.source_path == elsewhere
         assert job.source_path.exists()  # not moved by this settle
-        # Nor its note left behind (the note's empty folder stays: nothing removes it).
-        assert [p for p in inbox.folder("failed").rglob("*") if p.is_file()] == []
+        # Nor its note left behind, nor the folder made for the note.
+        assert list(inbox.folder("failed").rglob("*")) == []
         assert _events(logs, "file_settled_elsewhere") == [{
             "event": "file_settled_elsewhere", "job_key": job.job_key,
             "path": str(job.source_path), "log_level": "info"}]
