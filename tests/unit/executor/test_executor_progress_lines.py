@@ -115,6 +115,14 @@ class TestPlainLines:
             "[b3] failed in 0.0 s: layout does not fit (2/4 builds done)",
         ]
 
+    def test_a_run_of_one_build_counts_it_in_the_singular(self) -> None:
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=True)
+        reporter.build_finished(_outcome("b1", BuildStatus.SUCCEEDED))
+        assert _lines(stream)[0] == "run run-1: 1 build, 1 model on 1 simulated server"
+        assert _lines(stream)[1].endswith(" (1/1 build done)")
+
     def test_the_verify_wait_and_the_runs_end(self) -> None:
         stream = io.StringIO()
         reporter = PlainReporter(stream)
