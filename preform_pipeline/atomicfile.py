@@ -43,8 +43,10 @@ def write_atomically(
     write: Callable[[Path], None],
     *,
     temporary: Path | None = None,
+    make_folder: bool = True,
 ) -> Path:
-    """Make ``path``'s folder, let ``write`` fill ``temporary`` (by default
+    """Make ``path``'s folder (unless ``make_folder`` is false: a caller that writes the same
+    file often and made it once), let ``write`` fill ``temporary`` (by default
     :func:`default_temporary`), then rename it over ``path``; returns ``path``.
 
     Raises :class:`FileWriteError` (the path, the cause and a hint) when the operating system
@@ -53,7 +55,8 @@ def write_atomically(
     temporary = default_temporary(path) if temporary is None else temporary
     stage = "making its folder"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
         stage = "writing"
         write(temporary)
         stage = "renaming the finished file into place"
@@ -74,6 +77,7 @@ def write_text_atomically(
     temporary: Path | None = None,
     newline: str | None = "",
     durable: bool = False,
+    make_folder: bool = True,
 ) -> Path:
     """:func:`write_atomically` for UTF-8 text. ``newline=""`` writes the text's own line
     ends (``None``: the platform's, as :meth:`Path.write_text` does); ``durable`` flushes it
@@ -87,7 +91,7 @@ def write_text_atomically(
                 stream.flush()
                 os.fsync(stream.fileno())
 
-    return write_atomically(path, write, temporary=temporary)
+    return write_atomically(path, write, temporary=temporary, make_folder=make_folder)
 
 
 def _remove_quietly(temporary: Path) -> None:

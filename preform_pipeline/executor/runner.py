@@ -410,7 +410,10 @@ class BuildJournal:
 
     def _write(self) -> None:
         self._make_folder()
-        write_text_atomically(self.path, _indented_json(self._data), newline=None)
+        # The folder was made above, once per journal: no mkdir per write.
+        write_text_atomically(
+            self.path, _indented_json(self._data), newline=None, make_folder=False
+        )
 
     def checkpoint_saved(
         self, path: Path, step: str, completed: Iterable[str], names: Sequence[str]

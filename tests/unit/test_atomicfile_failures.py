@@ -11,6 +11,7 @@ import pytest
 
 from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.errors import FileWriteError
+from preform_pipeline.executor.runner import BuildJournal
 from preform_pipeline.executor.state import AttemptRecord, BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.hotfolder.files import write_text_atomic
 from preform_pipeline.liveness import ProcessIdentity
@@ -51,11 +52,15 @@ WRITERS: dict[str, Callable[[Path], object]] = {
     "hot-folder note": lambda path: write_text_atomic(path, "failed: x\n"),
     "server record": lambda path: ServerRecords(path.parent).add(RECORD),
     "text": lambda path: write_text_atomically(path, "text\n"),
+    "build journal": lambda path: BuildJournal(path.parent, "r-001", RUN.run_id).checkpoint_saved(
+        path.parent / "after-auto_support.form", "auto_support", ("auto_support",), ("a.stl",)
+    ),
 }
 
 
 def _target(folder: Path, writer: str) -> Path:
-    return folder / (RECORD.file_name if writer == "server record" else "out.json")
+    names = {"server record": RECORD.file_name, "build journal": "journal.json"}
+    return folder / names.get(writer, "out.json")
 
 
 class TestARenameThatFails:
@@ -122,3 +127,12 @@ class TestAFolderThatCannotBeMade:
         assert caught.value.reason.startswith("making its folder failed")
         assert "a file stands where a folder" in caught.value.hint
         assert [p.name for p in tmp_path.iterdir()] == ["reports"]
+
+    def test_a_caller_that_made_the_folder_once_is_not_given_a_new_one(
+        self, tmp_path: Path
+    ) -> None:
+        target = tmp_path / "gone" / "journal.json"
+        with pytest.raises(FileWriteError) as caught:
+            write_text_atomically(target, "{}", make_folder=False)
+        assert caught.value.reason.startswith("writing failed")
+        assert list(tmp_path.iterdir()) == []
