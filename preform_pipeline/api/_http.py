@@ -188,11 +188,20 @@ def _parsed(url: str) -> httpx.URL:
 
 @dataclass(frozen=True)
 class _Answer:
-    """What the session needs of an answer, whichever transport brought it."""
+    """What the session needs of an answer, whichever transport brought it: the header
+    pairs are searched for the content type only when the body is not JSON (its charset
+    decodes the error excerpt), not for every answer."""
 
     status: int
     content: bytes
-    content_type: str | None
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def content_type(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == "content-type":
+                return value
+        return None
 
 
 class HttpSession:
@@ -228,9 +237,12 @@ class HttpSession:
         self._host = parsed.host
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self._prefix = parsed.raw_path.decode("ascii").rstrip("/")
-        self._wire_headers = (
+        self._wire_headers: tuple[tuple[str, str], ...] = (
             ("Accept", "application/json"), ("User-Agent", f"preform-pipeline/{__version__}")
         )
+        # The same tuple object for every JSON request: the transport writes each header
+        # set out once per server (WireTransport._fixed_lines), not once per request.
+        self._json_headers = (*self._wire_headers, ("Content-Type", "application/json"))
         self._headers = httpx.Headers(dict(self._wire_headers))
         self._clock = clock
 
@@ -276,16 +288,16 @@ class HttpSession:
         self, method: str, target: str, json_body: Any, timeout: float, connect: float
     ) -> _Answer:
         assert self._wire is not None
-        headers: tuple[tuple[str, str], ...] = self._wire_headers
+        headers = self._wire_headers
         body = None
         if json_body is not None:
             body = _json_bytes(json_body)
-            headers = (*headers, ("Content-Type", "application/json"))
+            headers = self._json_headers
         answer = self._wire.exchange(
             method, self._host, self._port, _quoted_target(self._prefix + target),
             headers, body, timeout=timeout, connect_timeout=connect,
         )
-        return _Answer(answer.status, answer.body, answer.header("content-type"))
+        return _Answer(answer.status, answer.body, answer.headers)
 
     def _send(
         self, method: str, url: str, json_body: Any, timeout: float, connect: float
@@ -300,7 +312,9 @@ class HttpSession:
             response.read()
         finally:
             response.close()
-        return _Answer(response.status_code, response.content, response.headers.get("content-type"))
+        content_type = response.headers.get("content-type")
+        headers = (("Content-Type", content_type),) if content_type is not None else ()
+        return _Answer(response.status_code, response.content, headers)
 
     def _log(
         self,

@@ -42,8 +42,14 @@ _CRLF: Final = b"\r\n"
 _READ_CHUNK: Final = 65_536
 #: Methods that state an empty body (as httpx does): a server may wait for one otherwise.
 _SENDS_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
+#: Header sets written out and kept per transport (a client uses two or three per server).
+_HEADS_KEPT: Final = 64
 #: Statuses that never have a body.
 _NO_BODY: Final = frozenset({204, 304})
+
+
+#: A request's header lines after its request line, and whether they give Content-Length.
+_Fixed = tuple[str, bool]
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,8 @@ class WireTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
         self._keep = idle_per_server
         self._closed = False
+        #: Header lines written out, by server and header tuple (:meth:`_fixed_lines`).
+        self._heads: dict[tuple[tuple[str, int], tuple[tuple[str, str], ...]], _Fixed] = {}
 
     # -- httpx's seam -----------------------------------------------------------------------
 
@@ -162,20 +170,14 @@ class WireTransport(httpx.BaseTransport):
         when there is a body and it is missing); ``timeout`` bounds each send and receive,
         ``connect_timeout`` the connection. Raises httpx's transport errors.
         """
-        lines = [f"{method} {target} HTTP/1.1"]
-        names: set[str] = set()
-        for name, value in headers:
-            names.add(name.lower())
-            lines.append(f"{name}: {value}")
-        if "host" not in names:
-            name = f"[{host}]" if ":" in host else host
-            lines.insert(1, f"Host: {name}:{port}" if port != 80 else f"Host: {name}")
-        if "content-length" not in names and (body is not None or method in _SENDS_BODY):
-            lines.append(f"Content-Length: {len(body or b'')}")
-        payload = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        key = (host, port)
+        fixed, has_length = self._fixed_lines(key, headers)
+        head = f"{method} {target} HTTP/1.1\r\n{fixed}"
+        if not has_length and (body is not None or method in _SENDS_BODY):
+            head += f"Content-Length: {len(body or b'')}\r\n"
+        payload = (head + "\r\n").encode("latin-1")
         if body:
             payload += body
-        key = (host, port)
         connection = self._checkout(key, connect_timeout)
         try:
             # settimeout is a system call each time (it sets the socket's blocking mode);
@@ -189,6 +191,33 @@ class WireTransport(httpx.BaseTransport):
             raise
         self._checkin(key, connection, reusable)
         return answer
+
+    def _fixed_lines(
+        self, key: tuple[str, int], headers: Iterable[tuple[str, str]]
+    ) -> _Fixed:
+        """The header lines after the request line (``Host`` first when not given), and
+        whether they hold a ``Content-Length``. A client sends the same few header sets to
+        one server: a tuple of them is written out once and kept, not again per request."""
+        cacheable = isinstance(headers, tuple)
+        if cacheable:
+            known = self._heads.get((key, headers))  # type: ignore[arg-type]
+            if known is not None:
+                return known
+        lines: list[str] = []
+        names: set[str] = set()
+        for name, value in headers:
+            names.add(name.lower())
+            lines.append(f"{name}: {value}\r\n")
+        if "host" not in names:
+            host, port = key
+            name = f"[{host}]" if ":" in host else host
+            lines.insert(0, f"Host: {name}:{port}\r\n" if port != 80 else f"Host: {name}\r\n")
+        fixed = ("".join(lines), "content-length" in names)
+        if cacheable:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()  # a client with ever-new headers: keep memory bounded
+            self._heads[(key, headers)] = fixed  # type: ignore[index]
+        return fixed
 
     def _checkout(self, key: tuple[str, int], connect_timeout: float | None) -> _Connection:
         while True:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from preform_pipeline import __version__
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.api._wire import WireTransport
 from preform_pipeline.errors import (
@@ -276,6 +277,60 @@ class TestBodies:
             response = client.post("/scene/a%20b/", json={"k": 1})
 
         assert response.json() == {"method": "POST", "target": "/scene/a%20b/"}
+
+
+class TestRequestHeads:
+    """Each request's head is written whole and the same for every request, though a
+    transport writes each header set out once per server and keeps it."""
+
+    def test_a_client_s_heads_are_exact_before_and_after_a_json_request(
+        self, echo: tuple[LoopbackServer, PreFormClient]
+    ) -> None:
+        server, client = echo
+        client.delete_scene("scene-1")
+        client.save_form("scene-1", "/tmp/a.form")
+        client.delete_scene("scene-2")
+
+        heads = [r.partition(b"\r\n\r\n")[0].decode() for r in server.requests]
+        common = (f"Host: 127.0.0.1:{server.port}\r\nAccept: application/json\r\n"
+                  f"User-Agent: preform-pipeline/{__version__}")
+        body = server.requests[1].partition(b"\r\n\r\n")[2]
+        assert heads == [
+            f"DELETE /scene/scene-1/ HTTP/1.1\r\n{common}",
+            f"POST /scene/scene-1/save-form/?async=true HTTP/1.1\r\n{common}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}",
+            f"DELETE /scene/scene-2/ HTTP/1.1\r\n{common}",
+        ]
+
+    def test_one_transport_names_each_server_in_its_own_requests(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        first, second = serve(json_answers), serve(json_answers)
+        headers = (("Accept", "application/json"),)
+        for server in (first, second, first):
+            transport.exchange("GET", "127.0.0.1", server.port, "/", headers, None,
+                               timeout=WAIT_S, connect_timeout=WAIT_S)
+
+        for server in (first, second):
+            for request in server.requests:
+                assert request.startswith(
+                    f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n".encode())
+        assert (len(first.requests), len(second.requests)) == (2, 1)
+
+    def test_headers_given_as_a_list_are_sent_as_given(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        server = serve(json_answers)
+        for length in ("2", "4"):
+            transport.exchange(
+                "POST", "127.0.0.1", server.port, "/", [("Host", "printer.local"),
+                                                         ("Content-Length", length)],
+                b"{}" if length == "2" else b"{ }\n", timeout=WAIT_S, connect_timeout=WAIT_S,
+            )
+
+        heads = [r.partition(b"\r\n\r\n")[0] for r in server.requests]
+        assert heads == [b"POST / HTTP/1.1\r\nHost: printer.local\r\nContent-Length: 2",
+                         b"POST / HTTP/1.1\r\nHost: printer.local\r\nContent-Length: 4"]
 
 
 class TestFailures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from preform_pipeline.executor.runner import BuildJournal
@@ -70,3 +71,20 @@ class TestBuildJournal:
         assert [p.name for p in folder.iterdir()] == ["journal.json"]
         # the journal still says which checkpoint was last (its file is gone)
         assert journal.checkpoint == form
+
+    def test_a_temporary_file_left_by_a_crash_is_overwritten_whole(
+        self, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "unit-001"
+        folder.mkdir()
+        journal = BuildJournal(folder, "unit-001", "run-1")
+        left = folder / f".journal.json.{os.getpid()}.tmp"
+        left.write_text("x" * 4096, encoding="utf-8")
+
+        journal.checkpoint_saved(folder / "a.form", "auto_support", ["auto_support"], ["box0"])
+
+        written = journal.path.read_bytes()
+        assert json.loads(written)["checkpoint_step"] == "auto_support"
+        # the same bytes on every platform: UTF-8, lines ended by LF alone
+        assert b"\r" not in written and written.endswith(b"\n}")
+        assert [p.name for p in folder.iterdir()] == ["journal.json"]
