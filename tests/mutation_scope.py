@@ -182,7 +182,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # at fault on the real pool, local copies imported, builds queued behind a stuck step,
     # where carried models go as the result and the log say it, a step's progress by name,
     # step options in the API's names, the send's holder, the checkpoint folder's bookkeeping;
-    # session 16's checkpoint already gone when the next replaces it;
+    # session 16's checkpoint already gone when the next replaces it, and a checkpoint's save;
     # and the store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
@@ -192,7 +192,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "scene_cleanup", "build_times", "build_report", "cancelled_carry",
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
                      "step_progress", "step_options", "send_holder",
-                     "checkpoint_bookkeeping", "checkpoint_gone")
+                     "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
