@@ -91,6 +91,11 @@ _EXECUTOR_STEPS_S15_TESTS = tuple(
     sorted(p.relative_to(REPO_ROOT).as_posix() for p in
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s15_*.py"))
 )
+#: Session 16's files (a blocking request the server never answers ends at the step's limit).
+_EXECUTOR_STEPS_S16_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s16_*.py"))
+)
 
 #: The geometry files without a hypothesis test (see the readers' entries in AREA_TESTS).
 _GEOMETRY_PLAIN_TESTS = tuple(
@@ -177,6 +182,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # at fault on the real pool, local copies imported, builds queued behind a stuck step,
     # where carried models go as the result and the log say it, a step's progress by name,
     # step options in the API's names, the send's holder, the checkpoint folder's bookkeeping;
+    # session 16's checkpoint already gone when the next replaces it, and a checkpoint's save;
     # and the store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
@@ -186,12 +192,13 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "scene_cleanup", "build_times", "build_report", "cancelled_carry",
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
                      "step_progress", "step_options", "send_holder",
-                     "checkpoint_bookkeeping")
+                     "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS
-                                           + _EXECUTOR_STEPS_S15_TESTS),
+                                           + _EXECUTOR_STEPS_S15_TESTS
+                                           + _EXECUTOR_STEPS_S16_TESTS),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
