@@ -115,6 +115,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.wording import counted
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -631,8 +632,8 @@ class PreFormClient:
             if not added or model.id not in after.model_ids:
                 raise ImportNotAppliedError(
                     f"importing {body['file']} answered success (model id {model.id!r}) but scene "
-                    f"{scene_id} gained no such model ({len(before.models)} models before, "
-                    f"{len(after.models)} after)",
+                    f"{scene_id} gained no such model "
+                    f"({counted(len(before.models), 'model')} before, {len(after.models)} after)",
                     request=self._info("POST", path, "importModel"),
                     hint="retry the import, on another server if it happens again",
                 )

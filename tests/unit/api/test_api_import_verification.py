@@ -71,7 +71,7 @@ class TestImportVerification:
         assert isinstance(err, TransientApiError)
         assert err.request == RequestInfo("POST", BASE_URL + IMPORT, "importModel")
         assert "crown.stl" in str(err) and "'m-1'" in str(err)
-        assert "1 models before, 1 after" in str(err)
+        assert "1 model before, 1 after" in str(err)
 
     def test_a_returned_id_missing_from_the_scene_raises_import_not_applied(
         self, server: ScriptedServer, client: PreFormClient, model_file: Path
