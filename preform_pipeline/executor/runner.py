@@ -1147,6 +1147,9 @@ class Runner:
         self._next_index = max((b.index for b in plan.builds), default=0) + 1
         self._executor: ThreadPoolExecutor | None = None
         self._wound_down = False
+        #: Set as the run's result is read: a build that ends after it (a step stuck on a
+        #: server the pool could not stop, when a cancelled run returned) is not the run's.
+        self._books_closed = False
         self.clients = _ServerClients(options)
         self._server_count = max(1, len(pool.status()))
         self._order, final = run_order(plan.builds, self._server_count)
@@ -1249,9 +1252,17 @@ class Runner:
         outcome = self._carried(worker, worker.run())
         with self._lock:
             self._outcomes[build.name] = outcome
+            late = self._books_closed
         if self.options.build_report is not None:
             self._write_build_report(self.options.build_report, outcome)
-        self.reporter.build_finished(outcome)
+        if late:
+            # The run's result already called it unfinished and its summary is printed: a
+            # line now would follow the run's last one. The log (and its own report, if
+            # any) keep how and when it ended.
+            log.info("build_finished_after_run", run_id=self.options.run_id,
+                     build=build.name, status=outcome.status.value, reason=outcome.reason)
+        else:
+            self.reporter.build_finished(outcome)
         return outcome
 
     def _write_build_report(self, write: BuildReportWriter, outcome: BuildOutcome) -> None:
@@ -1439,6 +1450,7 @@ class Runner:
         with self._lock:
             builds = dict(self._builds)
             outcomes = dict(self._outcomes)
+            self._books_closed = True
         ordered: list[BuildOutcome] = []
         for name, (build, parent) in builds.items():
             outcome = outcomes.get(name)

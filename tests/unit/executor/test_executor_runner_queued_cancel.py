@@ -126,4 +126,7 @@ class TestQueuedBuildsOfACancelledRun:
         assert [e for e in logs if e.get("build") in queued] == []
         assert [e["build"] for e in iter_events(logs, "build_started")] == [stuck]
         assert [name for what, name in reporter.told if name in queued] == []
-        assert reporter.told[:2] == [("build_started", stuck), ("run_finished", "run-1")]
+        # The run's last word is its own: the stuck build, ending after it, is only logged.
+        assert reporter.told == [("build_started", stuck), ("run_finished", "run-1")]
+        ((late),) = iter_events(logs, "build_finished_after_run")
+        assert (late["build"], late["status"]) == (stuck, BuildStatus.CANCELLED.value)
