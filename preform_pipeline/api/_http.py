@@ -240,8 +240,7 @@ class HttpSession:
         self._wire_headers: tuple[tuple[str, str], ...] = (
             ("Accept", "application/json"), ("User-Agent", f"preform-pipeline/{__version__}")
         )
-        # The same tuple object for every JSON request: the transport writes each header
-        # set out once per server (WireTransport._fixed_lines), not once per request.
+        # Made once, not per JSON request.
         self._json_headers = (*self._wire_headers, ("Content-Type", "application/json"))
         self._headers = httpx.Headers(dict(self._wire_headers))
         self._clock = clock

@@ -42,14 +42,8 @@ _CRLF: Final = b"\r\n"
 _READ_CHUNK: Final = 65_536
 #: Methods that state an empty body (as httpx does): a server may wait for one otherwise.
 _SENDS_BODY: Final = frozenset({"POST", "PUT", "PATCH"})
-#: Header sets written out and kept per transport (a client uses two or three per server).
-_HEADS_KEPT: Final = 64
 #: Statuses that never have a body.
 _NO_BODY: Final = frozenset({204, 304})
-
-
-#: A request's header lines after its request line, and whether they give Content-Length.
-_Fixed = tuple[str, bool]
 
 
 @dataclass(frozen=True)
@@ -108,8 +102,6 @@ class WireTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
         self._keep = idle_per_server
         self._closed = False
-        #: Header lines written out, by server and header tuple (:meth:`_fixed_lines`).
-        self._heads: dict[tuple[tuple[str, int], tuple[tuple[str, str], ...]], _Fixed] = {}
 
     # -- httpx's seam -----------------------------------------------------------------------
 
@@ -171,7 +163,7 @@ class WireTransport(httpx.BaseTransport):
         ``connect_timeout`` the connection. Raises httpx's transport errors.
         """
         key = (host, port)
-        fixed, has_length = self._fixed_lines(key, headers)
+        fixed, has_length = _header_lines_for(key, headers)
         head = f"{method} {target} HTTP/1.1\r\n{fixed}"
         if not has_length and (body is not None or method in _SENDS_BODY):
             head += f"Content-Length: {len(body or b'')}\r\n"
@@ -191,33 +183,6 @@ class WireTransport(httpx.BaseTransport):
             raise
         self._checkin(key, connection, reusable)
         return answer
-
-    def _fixed_lines(
-        self, key: tuple[str, int], headers: Iterable[tuple[str, str]]
-    ) -> _Fixed:
-        """The header lines after the request line (``Host`` first when not given), and
-        whether they hold a ``Content-Length``. A client sends the same few header sets to
-        one server: a tuple of them is written out once and kept, not again per request."""
-        cacheable = isinstance(headers, tuple)
-        if cacheable:
-            known = self._heads.get((key, headers))  # type: ignore[arg-type]
-            if known is not None:
-                return known
-        lines: list[str] = []
-        names: set[str] = set()
-        for name, value in headers:
-            names.add(name.lower())
-            lines.append(f"{name}: {value}\r\n")
-        if "host" not in names:
-            host, port = key
-            name = f"[{host}]" if ":" in host else host
-            lines.insert(0, f"Host: {name}:{port}\r\n" if port != 80 else f"Host: {name}\r\n")
-        fixed = ("".join(lines), "content-length" in names)
-        if cacheable:
-            if len(self._heads) >= _HEADS_KEPT:
-                self._heads.clear()  # a client with ever-new headers: keep memory bounded
-            self._heads[(key, headers)] = fixed  # type: ignore[index]
-        return fixed
 
     def _checkout(self, key: tuple[str, int], connect_timeout: float | None) -> _Connection:
         while True:
@@ -284,6 +249,23 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
     except OSError as exc:
         raise httpx.ReadError(str(exc)) from exc
     return WireAnswer(status, tuple(headers), body), persistent
+
+
+def _header_lines_for(
+    key: tuple[str, int], headers: Iterable[tuple[str, str]]
+) -> tuple[str, bool]:
+    """The header lines after the request line (``Host`` first when not given), and whether
+    they hold a ``Content-Length``."""
+    lines: list[str] = []
+    names: set[str] = set()
+    for name, value in headers:
+        names.add(name.lower())
+        lines.append(f"{name}: {value}\r\n")
+    if "host" not in names:
+        host, port = key
+        name = f"[{host}]" if ":" in host else host
+        lines.insert(0, f"Host: {name}:{port}\r\n" if port != 80 else f"Host: {name}\r\n")
+    return "".join(lines), "content-length" in names
 
 
 def _head(reader: io.BufferedReader) -> tuple[str, int, list[tuple[str, str]]]:
