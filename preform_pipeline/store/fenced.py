@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from preform_pipeline.errors import LeaseLostError, StoreError
 from preform_pipeline.logging import get_logger
@@ -157,24 +157,35 @@ class NodeJobStore(PostgresJobStore):
                 self._let_go(lease)
                 continue
             try:
-                renewed = self.renew(lease, lease_s=length)
+                self._renew_held(lease, length, touched=False)
             except LeaseLostError:
-                # Only a lease the book still holds is lost: one the build's own work gave
-                # back meanwhile (it left the claimable states as this pass ran) is not,
-                # and a stop signal for it would leave its finished build unsettled.
-                if self._same_claim(lease):
-                    self._lost_now(lease.build_id)
                 continue
             except StoreError as exc:
                 # The database is away (restarting?): try again next pass.
                 log.warning("lease_renewal_failed", build_id=lease.build_id, node=self.node_id,
                             error=str(exc))
                 continue
-            with self._book_lock:
-                current = self._book.get(lease.build_id)
-                if current is not None and current.epoch == renewed.epoch:
-                    # The book's state, not this pass's copy: the build may have moved on.
-                    self._book[lease.build_id] = replace(renewed, state=current.state)
+
+    def _renew_held(self, lease: Lease, length: float, *, touched: bool) -> Lease:
+        """Renew one lease of the book for ``length`` seconds. The renewed lease keeps the
+        book's state (the build may have moved on meanwhile), and ``touched`` marks it used
+        now. LeaseLostError when it is gone: reported lost only while the book still holds
+        that claim (one the build's own work gave back meanwhile, as it left the claimable
+        states, is not lost, and a stop signal for it would leave its finished build
+        unsettled)."""
+        try:
+            renewed = self.renew(lease, lease_s=length)
+        except LeaseLostError:
+            if self._same_claim(lease):
+                self._lost_now(lease.build_id)
+            raise
+        with self._book_lock:
+            current = self._book.get(lease.build_id)
+            if current is not None and current.epoch == renewed.epoch:
+                self._book[lease.build_id] = replace(renewed, state=current.state)
+                if touched:
+                    self._touched[lease.build_id] = self._clock.monotonic()
+        return renewed
 
     def confirm_held(self, build_id: int) -> Lease:
         """Renew the lease on ``build_id`` now, on the database: the check before work that
@@ -185,23 +196,16 @@ class NodeJobStore(PostgresJobStore):
         """
         lease = self.held(build_id)
         if lease is None:
-            why = "this node does not hold the build"
-            log.warning("lease_lost", build_id=build_id, node=self.node_id, epoch=0, why=why)
-            raise LeaseLostError(build_id, self.node_id, 0, why=why)
+            self._not_held(build_id)
         with self._book_lock:
             length = self._length(build_id)
-        try:
-            renewed = self.renew(lease, lease_s=length)
-        except LeaseLostError:
-            if self._same_claim(lease):
-                self._lost_now(build_id)
-            raise
-        with self._book_lock:
-            current = self._book.get(build_id)
-            if current is not None and current.epoch == renewed.epoch:
-                self._book[build_id] = replace(renewed, state=current.state)
-                self._touched[build_id] = self._clock.monotonic()
-        return renewed
+        return self._renew_held(lease, length, touched=True)
+
+    def _not_held(self, build_id: int) -> NoReturn:
+        """LeaseLostError for a build this node's book does not hold (logged as lost)."""
+        why = "this node does not hold the build"
+        log.warning("lease_lost", build_id=build_id, node=self.node_id, epoch=0, why=why)
+        raise LeaseLostError(build_id, self.node_id, 0, why=why)
 
     def _same_claim(self, lease: Lease) -> bool:
         """Whether the book still holds ``lease``'s claim (same build, same epoch)."""
@@ -260,10 +264,7 @@ class NodeJobStore(PostgresJobStore):
             return lease
         current = self.get_build(build_id)
         if current.state in CLAIMABLE_STATES:
-            log.warning("lease_lost", build_id=build_id, node=self.node_id, epoch=0,
-                        why="this node does not hold the build")
-            raise LeaseLostError(build_id, self.node_id, 0,
-                                 why="this node does not hold the build")
+            self._not_held(build_id)
         return None
 
     def transition_build(
