@@ -234,6 +234,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # store folder holds the process races and the state machine: seconds per mutant).
     # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
     "preform_pipeline/store/content.py": ("tests/unit/store/test_store_content_hash.py",),
+    # Job keys: their own two files and the core rules that find a job by its key (the whole
+    # store folder would bring the process races and the hypothesis state machine, which
+    # refuses mutmut's runner).
+    "preform_pipeline/store/keys.py": ("tests/unit/store/test_store_keys.py",
+                                       "tests/unit/store/test_store_keys_edges.py",
+                                       "tests/unit/store/test_store_core_rules.py"),
     "preform_pipeline/store/pgurl.py": ("tests/unit/store/test_store_pgurl.py",
                                         "tests/unit/store/test_store_opening.py"),
     "preform_pipeline/store/opening.py": ("tests/unit/store/test_store_opening.py",),
