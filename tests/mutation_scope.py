@@ -147,6 +147,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/executor/outputs.py": (
         "tests/unit/executor/test_executor_outputs.py",
         "tests/unit/executor/test_executor_output_claims.py",
+        "tests/unit/executor/test_executor_outputs_new_folder.py",
     ),
     "preform_pipeline/executor/state.py": (
         "tests/unit/executor/test_executor_result_queries.py",
