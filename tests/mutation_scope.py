@@ -247,7 +247,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/store/presence.py": ("tests/unit/store/test_store_presence.py",),
     "preform_pipeline/store/migrate.py": ("tests/unit/store/test_store_migrate_copy.py",),
     "preform_pipeline/store/daemon_lock.py": ("tests/unit/store/test_store_daemon_lock.py",
-                                              "tests/unit/store/test_store_daemon_lock_rules.py"),
+                                              "tests/unit/store/test_store_daemon_lock_rules.py",
+                                              "tests/unit/store/test_store_daemon_lock_rounds.py"),
     # The STL and OBJ readers: every geometry file without a hypothesis test (hypothesis
     # refuses a test method run twice in one process, as mutmut's runner does: "called from
     # multiple different executors"; the whole folder failed mutmut's clean run in session 15).
