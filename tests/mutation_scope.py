@@ -210,6 +210,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/store/test_store_sqlite.py",
         "tests/unit/store/test_store_migrations.py",
         "tests/unit/store/test_store_sqlite_plumbing.py",
+        "tests/unit/store/test_store_sqlite_opened.py",
     ),
     # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
     # the store conftest deselects every test that needs the server.
@@ -221,7 +222,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_fenced_rules.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
-                                         "tests/unit/store/test_store_fenced_races.py"),
+                                         "tests/unit/store/test_store_fenced_races.py",
+                                         "tests/unit/store/test_store_fenced_confirmed.py"),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
     # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
     # runs never call this module, so mutmut does not give them its mutants).
