@@ -218,6 +218,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_leases_rules.py",
                                          "tests/unit/store/test_store_inbox_claim_stall.py",
                                          "tests/unit/store/test_store_lease_short_margin.py",
+                                         "tests/unit/store/test_store_leases_default_reason.py",
                                          "tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
