@@ -227,13 +227,15 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_fenced_confirmed.py"),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
     # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
-    # runs never call this module, so mutmut does not give them its mutants).
+    # runs never call this module, so mutmut does not give them its mutants), and
+    # test_store_core_rules.py the keys already taken (an insert that conflicts on its key).
     "preform_pipeline/store/postgres.py": ("tests/unit/store/test_store_postgres_plumbing.py",
                                            "tests/unit/store/test_store_leases.py",
                                            "tests/unit/store/test_store_leases_rules.py",
                                            "tests/unit/store/test_store_fenced.py",
                                            "tests/unit/store/test_store_fenced_rules.py",
-                                           "tests/unit/store/test_store_sqlite.py"),
+                                           "tests/unit/store/test_store_sqlite.py",
+                                           "tests/unit/store/test_store_core_rules.py"),
     # The store's small modules, each against the files that test it directly (the whole
     # store folder holds the process races and the state machine: seconds per mutant).
     # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
