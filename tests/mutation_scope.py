@@ -194,7 +194,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
                      "step_progress", "step_options", "send_holder",
                      "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save",
-                     "split_reason")
+                     "split_reason", "failure_events")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
