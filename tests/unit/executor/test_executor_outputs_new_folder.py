@@ -13,8 +13,8 @@ import pytest
 from preform_pipeline.executor.outputs import claim_output
 
 #: Builds claiming at once, and fresh folders to race for: enough rounds that a claim which
-#: fails when another build made the folder first is seen (with that fault written in, a round
-#: failed about one time in three on two busy cores, and each of eight runs of this test failed).
+#: fails when another build made the folder first is seen (with that fault written in, from one
+#: round in six to one in two failed on two busy cores, and each of 28 runs of this test failed).
 CLAIMERS = 16
 ROUNDS = 40
 
