@@ -438,7 +438,10 @@ class TestSettlingOutcomes:
         job.source_path.unlink()
         with capture_logs() as logs:
             assert intake.finish_move(job) is False
-        assert _events(logs, "file_lost")[0]["previous"] == str(place.previous)
+        # Both places a user would look: where the store says it is, and where it was.
+        assert _events(logs, "file_lost") == [{
+            "event": "file_lost", "job_key": job.job_key, "path": str(job.source_path),
+            "previous": str(place.previous), "log_level": "error"}]
 
     def test_a_retried_job_whose_file_is_gone_fails_saying_so(
         self, store: SqliteJobStore, inbox: InboxSettings
