@@ -186,26 +186,54 @@ class _Platform:
 
     def best(self, turns: _Turns, cell: float, low: bool) -> tuple[int, int, float] | None:
         """The (turn, offset, lift) wasting least area under the model (``low``: leaving the
-        lowest top, then wasting least), or None."""
-        width = turns.lo.shape[1]
+        lowest top, then wasting least), or None.
+
+        The waste of every turn and offset is first summed the fast way (a matrix product of
+        the skyline with each turn's occupied columns); only the choices whose fast score is
+        within rounding of the least are then scored exactly, column by column, so the
+        choice (ties to the first turn and offset) is the one the exact sums give.
+        """
+        lo = turns.lo
+        width = lo.shape[1]
         padded = np.concatenate([self.skyline, np.full(width, _BIG)])
         windows = sliding_window_view(padded, width)[: len(self.skyline)]  # (offsets, width)
-        gaps = windows[None, :, :] - turns.lo[:, None, :]  # (turns, offsets, width)
-        lift = gaps.max(axis=2)
+        # The highest the model must rise over the skyline, column by column: a loop over
+        # the model's columns keeps each step at (turns, offsets) instead of a cube.
+        lift = windows[None, :, 0] - lo[:, 0, None]
+        for j in range(1, width):
+            np.maximum(lift, windows[None, :, j] - lo[:, j, None], out=lift)
         peak = lift + turns.top[:, None]
         fits = peak <= self.depth + 1e-9
         if not fits.any():
             return None
-        finite = np.isfinite(turns.lo)
-        under = np.where(finite[:, None, :], lift[:, :, None] - gaps, 0.0).sum(axis=2)
+        finite = np.isfinite(lo)
+        count = finite.sum(axis=1)
+        lo_sum = np.where(finite, lo, 0.0).sum(axis=1)
+        under = count[:, None] * lift - finite.astype(np.float64) @ windows.T + lo_sum[:, None]
+        score = np.where(fits, self._scores(peak, under, turns, cell, low), np.inf)
+        least = float(score.min())
+        near = np.flatnonzero(score <= least + 1e-7 * max(1.0, abs(least)))
+        t_near, o_near = np.divmod(near, score.shape[1])
+        # Row by row as the cube's rows were summed: the same pairwise sums, bit for bit.
+        gaps = windows[o_near] - lo[t_near]
+        exact = np.where(finite[t_near], lift[t_near, o_near, None] - gaps, 0.0).sum(axis=1)
+        values = self._scores(peak[t_near, o_near], exact, turns, cell, low, t_near)
+        t, o = int(t_near[int(np.argmin(values))]), int(o_near[int(np.argmin(values))])
+        return t, o, float(lift[t, o])
+
+    @staticmethod
+    def _scores(peak: _Array, under: _Array, turns: _Turns, cell: float, low: bool,
+                turn: npt.NDArray[np.int64] | None = None) -> _Array:
+        """The rule's score of placements (lower is better): ``peak`` and ``under`` by turn
+        and offset, or, with ``turn``, one entry per placement of those turns."""
         if low:
             # Mean height of the waste, weighted lightly: a tie-break between equal tops.
-            span = (turns.width * cell)[:, None]
-            score = np.where(fits, peak + _LOW_WASTE_WEIGHT * under * cell / span, np.inf)
-        else:
-            score = np.where(fits, under * cell + peak * 1e-3, np.inf)
-        t, o = np.unravel_index(int(np.argmin(score)), score.shape)
-        return int(t), int(o), float(lift[t, o])
+            span = turns.width * cell
+            span = span[:, None] if turn is None else span[turn]
+            weighted: _Array = peak + _LOW_WASTE_WEIGHT * under * cell / span
+            return weighted
+        plain: _Array = under * cell + peak * 1e-3
+        return plain
 
     def put(self, key: str, turns: _Turns, t: int, o: int, lift: float, hull: float) -> None:
         w = int(turns.width[t])
@@ -261,7 +289,9 @@ class _Rules:
         """Whether one model fits an empty platform (copies of a file are asked once)."""
         ident = (outline.points.tobytes(), outline.grow)
         if ident not in self._single:
-            self._single[ident] = self.alone(_Unit((outline,))) is not None
+            self._single[ident] = any(
+                self.nester(rule).holds(outline) for rule in range(len(self.variants))
+            )
         return self._single[ident]
 
     def nester(self, rule: int) -> _Nester:
@@ -325,6 +355,19 @@ class _Nester:
 
     def empty(self) -> _Platform:
         return _Platform(np.zeros(self.columns), self.depth, self)
+
+    def holds(self, outline: Outline) -> bool:
+        """Whether :meth:`place` would put ``outline`` on an empty platform, without placing
+        it: on a flat skyline the model rises by its lowest grown point wherever it goes, so
+        some turn must fit the columns from the first one and the depth."""
+        if self.max_items is not None and self.max_items < 1:
+            return False
+        turns = self.turns[outline.key]
+        finite = np.isfinite(turns.lo)
+        used = turns.lo.shape[1] - np.argmax(finite[:, ::-1], axis=1)
+        lowest = np.where(finite, turns.lo, np.inf).min(axis=1)
+        return bool(np.any((used <= self.columns)
+                           & ((0.0 - lowest) + turns.top <= self.depth + 1e-9)))
 
     def place(self, target: _Platform, unit: _Unit) -> bool:
         if self.max_items is not None and len(target.placed) + len(unit.outlines) > (
