@@ -31,6 +31,15 @@ seeded swaps of neighbours) and the result with the fewest platforms, then the e
 platform, is kept; the search stops early when it reaches the lower bound of grown area over
 usable area.
 
+**Plain platforms.** The server lays each build out again by its own rule, in one pass, with
+no memory of the order or the gap-filling that packed it here. A platform that no rule's
+plain pass (largest first, from an empty platform) fills with all its models would likely
+not fit there, and the build would carry models on at run time. So each platform of the
+chosen plan is laid out again by the first rule whose plain pass places all its models; the
+models a platform's best plain pass leaves out move to another platform whose plain pass
+then takes them all (roomiest first), and only when none can does the platform stay as the
+search packed it. The number of platforms never grows.
+
 Coordinates: ``(0, 0)`` is the platform centre, x right, y away from the user; a placement
 gives the centre of the turned shadow's bounding box and the turn (counter-clockwise).
 """
@@ -557,7 +566,59 @@ def nest(
         candidate = candidate_nester.run(order, rules.alone)
         if score(candidate) < score(best):
             best_nester, best = candidate_nester, candidate
-    return [best_nester.result(p) for p in best]
+    return [best_nester.result(p) for p in _plain_platforms(rules, best, units)]
+
+
+def _plain_pass(rules: _Rules, units: Sequence[_Unit]) -> tuple[_Platform, list[_Unit]]:
+    """A platform filled by one rule's plain pass over ``units`` (largest first), and the
+    units it left out: the first rule that places them all, else the one leaving the least
+    hull out (the first such)."""
+    ordered = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    best: tuple[_Platform, list[_Unit]] | None = None
+    for rule in range(len(rules.variants)):
+        nester = rules.nester(rule)
+        platform = nester.empty()
+        left = [unit for unit in ordered if not nester.place(platform, unit)]
+        if not left:
+            return platform, left
+        if best is None or sum(u.hull for u in left) < sum(u.hull for u in best[1]):
+            best = (platform, left)
+    assert best is not None, "a rule is always tried"
+    return best
+
+
+def _plain_platforms(
+    rules: _Rules, platforms: list[_Platform], units: Sequence[_Unit]
+) -> list[_Platform]:
+    """The chosen platforms, each laid out by a plain pass where one places all its models
+    (see the module docstring); as many platforms as before, every unit on one of them."""
+    unit_of = {o.key: unit for unit in units for o in unit.outlines}
+
+    def contents(platform: _Platform) -> list[_Unit]:
+        seen: dict[int, _Unit] = {}
+        for key, *_ in platform.placed:
+            seen.setdefault(id(unit_of[key]), unit_of[key])
+        return list(seen.values())
+
+    held = [contents(p) for p in platforms]
+    laid: list[_Platform | None] = [None] * len(platforms)
+    for index, mine in enumerate(held):
+        platform, left = _plain_pass(rules, mine)
+        if not left:
+            laid[index] = platform
+            continue
+        homes = sorted((j for j in range(len(held)) if j != index),
+                       key=lambda j: (sum(u.hull for u in held[j]), j))
+        for home in homes:
+            together, still = _plain_pass(rules, held[home] + left)
+            if not still and platform.placed:
+                held[home] = held[home] + left
+                laid[home] = together
+                held[index] = [u for u in mine if u not in left]
+                laid[index] = platform
+                break
+    # A platform no plain pass fills stays as the search packed it.
+    return [p if p is not None else platforms[i] for i, p in enumerate(laid)]
 
 
 def fits_one_platform(

@@ -55,13 +55,18 @@ NINE_PARTS = [
 ]
 
 
-def nine_parts() -> list[Outline]:
+def outlines_of(parts: list[tuple[str, float, float]]) -> list[Outline]:
+    """Outlines of rectangles and ells grown by 1.5 mm, keyed ``part-<n>``."""
     outlines = []
-    for number, (kind, a, b) in enumerate(NINE_PARTS):
+    for number, (kind, a, b) in enumerate(parts):
         points = shape(kind, a, b)
         hull = float(np.ptp(points[:, 0]) * np.ptp(points[:, 1]))
         outlines.append(Outline(f"part-{number}", points, 1.5, hull))
     return outlines
+
+
+def nine_parts() -> list[Outline]:
+    return outlines_of(NINE_PARTS)
 
 
 parts = st.tuples(
@@ -166,3 +171,29 @@ class TestSearchBudget:
         monkeypatch.setattr(nesting.time, "thread_time", lambda: 1000.0 * next(ticks))
         # Each look at the budget finds it spent: only the first order is tried.
         assert len(nest(nine_parts(), (100.0, 80.0))) == 2
+
+
+#: Eleven parts on a 100 x 80 mm platform: the search packs them on two platforms, one of
+#: them by filling gaps in an order that no rule's plain pass repeats.
+ELEVEN_PARTS = [
+    ("ell", 20.0, 11.0), ("ell", 30.0, 16.8), ("ell", 15.4, 8.7), ("rect", 31.5, 9.5),
+    ("rect", 12.2, 27.9), ("rect", 26.1, 15.0), ("rect", 36.8, 27.1), ("rect", 31.2, 39.8),
+    ("rect", 11.5, 15.7), ("rect", 21.0, 31.7), ("ell", 14.5, 5.0),
+]
+
+
+class TestPlainPlatforms:
+    """Each build is one the server's own plain pass could lay out again."""
+
+    def test_every_platform_is_filled_by_some_rules_plain_pass(self) -> None:
+        outlines = outlines_of(ELEVEN_PARTS)
+        bins = nest(outlines, (100.0, 80.0), search_s_per_model=1.0)
+        by_key = {o.key: o for o in outlines}
+        rules = nesting._Rules(outlines, (100.0, 80.0), 0.0, True, 1.0, 15.0, None, 0.0)
+        assert len(bins) == 2
+        assert sorted(p.key for b in bins for p in b.placements) == sorted(by_key)
+        for bin_ in bins:
+            units = nesting._units([by_key[p.key] for p in bin_.placements])
+            _, left = nesting._plain_pass(rules, units)
+            keys = [p.key for p in bin_.placements]
+            assert left == [], f"no plain pass fills the platform of {keys}"
