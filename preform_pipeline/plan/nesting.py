@@ -23,13 +23,15 @@ cost per model does not grow with the batch.
 first, to the gaps of every earlier platform (the greedy pass keeps only the last few open);
 when they all find a place, the last platform goes.
 
-**Local search.** Within a time budget that scales with the model count
-(:data:`DEFAULT_SEARCH_S_PER_MODEL`, counted in the planning thread's own CPU time, so that
-a busy machine does not cut the search short and plan more builds), other orders are tried
-(longest side first, then
+**Local search.** Other orders are tried (longest side first, then
 seeded swaps of neighbours) and the result with the fewest platforms, then the emptiest last
 platform, is kept; the search stops early when it reaches the lower bound of grown area over
-usable area.
+usable area. Its budget is counted in work, so that a batch gets the same plan on any machine
+under any load: orders times models at most :data:`SEARCH_MODEL_ORDERS` (all 16 orders up to
+400 models, 8 for 800, at least 3), each order's cost growing with the batch. The planning
+thread's CPU time (:data:`DEFAULT_SEARCH_S_PER_MODEL`) is only a safety limit for a machine
+far slower than usual; it is never the wall clock, which a loaded machine spends without
+searching (a wall-clock budget of 2 ms per model planned mixed200 in 8 builds instead of 7).
 
 **Plain platforms.** The server lays each build out again by its own rule, in one pass, with
 no memory of the order or the gap-filling that packed it here. A platform that no rule's
@@ -64,6 +66,7 @@ __all__ = [
     "DEFAULT_SEARCH_S_PER_MODEL",
     "DEFAULT_TURN_STEP_DEG",
     "MIN_SEARCH_S",
+    "SEARCH_MODEL_ORDERS",
     "NestedBin",
     "NestedPlacement",
     "Outline",
@@ -76,11 +79,16 @@ __all__ = [
 DEFAULT_CELL_MM: Final = 1.0
 #: Turns about z tried per model (24 turns at 15 degrees).
 DEFAULT_TURN_STEP_DEG: Final = 15.0
-#: Local-search CPU time per model: 200 models search for at most 2 s, about ten orders on
-#: a 2-core machine (a build saved is hours of printer time; a second of planning is not).
-DEFAULT_SEARCH_S_PER_MODEL: Final = 0.01
-#: Local-search CPU time at least, however few the models: every order, for a small batch.
-MIN_SEARCH_S: Final = 1.0
+#: The search's work: orders tried times models, at most this (16 orders up to 400 models).
+#: A build saved is hours of printer time; a few seconds of planning are not.
+SEARCH_MODEL_ORDERS: Final = 6_400
+#: Orders the search tries at least when the bound is not reached, however many the models.
+_MIN_ORDERS: Final = 3
+#: A safety limit only, in the planning thread's CPU time per model (about four times what
+#: the orders above take on a 2-core machine of 2026): a far slower machine stops earlier.
+DEFAULT_SEARCH_S_PER_MODEL: Final = 0.05
+#: The safety limit at least, however few the models.
+MIN_SEARCH_S: Final = 5.0
 #: Platforms kept open for the greedy pass: later models rarely fit further back.
 _OPEN_BINS: Final = 3
 #: Orders tried by the local search at most, whatever the budget.
@@ -547,13 +555,14 @@ def nest(
     best_nester, best = nester, nester.run(by_hull, rules.alone)
     budget = search_s_per_model * len(outlines)
     # The thread's CPU time, not the wall clock: other processes' load must not shorten the
-    # search (under load, wall-clock budgets planned mixed200 in 8 builds instead of 7).
+    # search (see the module docstring); the order count above is the budget.
     deadline = time.thread_time() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
     rng = random.Random(len(outlines))
     others = range(1, len(rules.variants))
     plans = [(r, by_hull) for r in others] + [(0, by_span)] + [(r, by_span) for r in others]
+    orders = min(_MAX_ORDERS, max(_MIN_ORDERS, SEARCH_MODEL_ORDERS // len(outlines)))
     tried = 1
-    while len(best) > bound and tried < _MAX_ORDERS and time.thread_time() < deadline:
+    while len(best) > bound and tried < orders and time.thread_time() < deadline:
         if tried <= len(plans):
             rule, order = plans[tried - 1]
             candidate_nester = rules.nester(rule)
