@@ -20,7 +20,8 @@ against the baseline's and the lower bound ``ceil(sum of hull areas / platform a
 mean convex-hull XY density of the builds; the share of server time spent on discarded work
 (priced by the simulator's own latency table); Local API requests per model (counted from the
 simulators' request logs); the runner's CPU per model while running (planning apart); and
-parallel efficiency, busy server time / servers / wall.
+parallel efficiency, busy server time / servers / wall, and beside it the most any order
+could reach with the same builds' server times (:func:`best_makespan`).
 
     python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
         [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM]
@@ -75,7 +76,7 @@ from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import Settings
 from preform_pipeline.simulator.latency import REALISTIC_COSTS
 
-__all__ = ["main"]
+__all__ = ["best_makespan", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -299,6 +300,11 @@ def run_pipeline(
         "parallel_efficiency_vs_configured": round((result.busy_s / servers) / wall, 3),
         "final_build_wait_s": round(waited, 3),
         "parallel_efficiency_useful": round(((result.busy_s - waited) / pool_size) / wall, 3),
+        "build_busy_s": [round(o.busy_s, 3) for o in result.outcomes],
+        "efficiency_bound": round(
+            result.busy_s / pool_size
+            / max(best_makespan([o.busy_s for o in result.outcomes], pool_size), 1e-9), 3
+        ),
         "discarded_share": round(discarded / max(result.busy_s, 1e-9), 4),
         "density": round(_mean_density(builds), 4),
         "layout_calls": result.layout_calls,
@@ -307,6 +313,58 @@ def run_pipeline(
         "runner_cpu_ms_per_model": round(cpu * 1000.0 / models, 3),
         "load": [load_before, _load()],
     }
+
+
+def best_makespan(durations: list[float], servers: int, node_limit: int = 2_000_000) -> float:
+    """The least time in which ``servers`` could run builds of these ``durations``, each on
+    one server, whatever the order: the bound on wall time that no scheduler beats.
+
+    An exact branch and bound, largest first; when it runs out of ``node_limit`` the lower
+    bound is returned instead (the mean load, the longest build, and the smallest
+    ``ceil(n / servers)`` builds that one server must run), so the result is never above
+    the true optimum and the efficiency computed from it is a true upper bound.
+    """
+    items = sorted(durations, reverse=True)
+    if not items:
+        return 0.0
+    if servers <= 1 or len(items) <= servers:
+        return sum(items) if servers <= 1 else items[0]
+    per_server = -(-len(items) // servers)
+    floor = max(sum(items) / servers, items[0], sum(items[-per_server:]))
+    loads = [0.0] * servers
+    for item in items:  # longest processing time first: the first answer to beat
+        loads[loads.index(min(loads))] += item
+    best = max(loads)
+    loads = [0.0] * servers
+    nodes = 0
+
+    def place(index: int) -> bool:
+        """False when the node budget ran out."""
+        nonlocal best, nodes
+        nodes += 1
+        if nodes > node_limit:
+            return False
+        if index == len(items):
+            best = min(best, max(loads))
+            return True
+        tried: set[float] = set()
+        for server in range(servers):
+            load = loads[server]
+            if load in tried or load + items[index] >= best - 1e-12:
+                continue  # servers of equal load are the same choice
+            tried.add(load)
+            loads[server] = load + items[index]
+            finished = place(index + 1)
+            loads[server] = load
+            if not finished:
+                return False
+            if best <= floor + 1e-9:
+                return True
+        return True
+
+    if best > floor + 1e-9 and not place(0):
+        return floor
+    return best
 
 
 def _run_events(log: Path, run_id: str, name: str) -> Iterator[dict[str, Any]]:
@@ -436,7 +494,7 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ),
         "",
         "| set | run | builds (bound) | density | wall s | vs baseline | discarded | "
-        "requests/model | runner CPU ms/model | efficiency (useful) | load |",
+        "requests/model | runner CPU ms/model | efficiency (useful; best order) | load |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
@@ -455,7 +513,9 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
                 f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
                 f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} "
-                f"({run.get('parallel_efficiency_useful', run['parallel_efficiency']):.2f}) "
+                f"({run.get('parallel_efficiency_useful', run['parallel_efficiency']):.2f}"
+                + (f"; <= {run['efficiency_bound']:.2f}" if "efficiency_bound" in run else "")
+                + ") "
                 f"| {_loads(run)} |"
             )
     repeated = [
@@ -486,7 +546,11 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "model's preparation). Efficiency is busy server time / pool servers / wall time; "
         "busy is the time servers are leased to builds, which includes the final build's wait "
         "before its layout for the other builds' carries, and the useful efficiency in "
-        "brackets takes that wait off. "
+        "brackets takes that wait off. The best order's bound (after `<=`) is what any "
+        "assignment of these builds, with the server times they took, to the pool's servers "
+        "could reach at most: busy time / servers / the least possible makespan (exact, or "
+        "its lower bound when the search is cut short), so a shortfall below it is the "
+        "scheduler's and the rest is the builds' number and sizes. "
         "Requests count every HTTP exchange with the simulators, polls included. Load is the "
         "machine's 1-minute load average before and after the run (2 cores).",
         "",

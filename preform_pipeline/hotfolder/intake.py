@@ -262,7 +262,9 @@ class Intake:
     configured keeps the default outcome folder names); ``extra_fields`` gives a recipe's own
     sidecar field names. ``failed_fields(job)``: fields written in the same store write that
     names a job's place in failed/ (the notice it owes, so a crash before ``on_failed`` ran
-    loses nothing).
+    loses nothing). ``move(source, target)`` moves one file (:func:`~.files.move_file`); it is
+    the seam where a test makes the file system refuse a move, which real files cannot do to
+    a process running as root.
     """
 
     def __init__(
@@ -274,8 +276,10 @@ class Intake:
         extra_fields: Callable[[str], Collection[str]] = lambda _recipe: (),
         on_failed: Callable[[Job], None] | None = None,
         failed_fields: Callable[[Job], Mapping[str, Any]] | None = None,
+        move: Callable[[Path, Path], None] = move_file,
     ) -> None:
         self.store = store
+        self._move_file = move
         #: Told of every job whose file goes to failed/ (the daemon's notifications).
         self.on_failed = on_failed
         self.failed_fields = failed_fields
@@ -502,7 +506,7 @@ class Intake:
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
         if not (target.exists() and not source.exists()):  # else moved before a crash
-            move_file(source, target)
+            self._move_file(source, target)
             log.debug("file_moved", job_key=job.job_key, source=str(source),
                       target=str(target))
         # Also when the model went before a crash: its sidecars must not stay behind.
@@ -516,7 +520,7 @@ class Intake:
             if src is None or not src.exists() or dst.exists():
                 continue
             try:
-                move_file(src, dst)
+                self._move_file(src, dst)
             except OSError as exc:
                 log.warning("attachment_not_moved", job_key=job.job_key, path=str(src),
                             error=str(exc))

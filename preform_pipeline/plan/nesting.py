@@ -23,11 +23,24 @@ cost per model does not grow with the batch.
 first, to the gaps of every earlier platform (the greedy pass keeps only the last few open);
 when they all find a place, the last platform goes.
 
-**Local search.** Within a time budget that scales with the model count
-(:data:`DEFAULT_SEARCH_S_PER_MODEL`), other orders are tried (longest side first, then
+**Local search.** Other orders are tried (longest side first, then
 seeded swaps of neighbours) and the result with the fewest platforms, then the emptiest last
 platform, is kept; the search stops early when it reaches the lower bound of grown area over
-usable area.
+usable area. Its budget is counted in work, so that a batch gets the same plan on any machine
+under any load: orders times models at most :data:`SEARCH_MODEL_ORDERS` (all 16 orders up to
+400 models, 8 for 800, at least 3), each order's cost growing with the batch. The planning
+thread's CPU time (:data:`DEFAULT_SEARCH_S_PER_MODEL`) is only a safety limit for a machine
+far slower than usual; it is never the wall clock, which a loaded machine spends without
+searching (a wall-clock budget of 2 ms per model planned mixed200 in 8 builds instead of 7).
+
+**Plain platforms.** The server lays each build out again by its own rule, in one pass, with
+no memory of the order or the gap-filling that packed it here. A platform that no rule's
+plain pass (largest first, from an empty platform) fills with all its models would likely
+not fit there, and the build would carry models on at run time. So each platform of the
+chosen plan is laid out again by the first rule whose plain pass places all its models; the
+models a platform's best plain pass leaves out move to another platform whose plain pass
+then takes them all (roomiest first), and only when none can does the platform stay as the
+search packed it. The number of platforms never grows.
 
 Coordinates: ``(0, 0)`` is the platform centre, x right, y away from the user; a placement
 gives the centre of the turned shadow's bounding box and the turn (counter-clockwise).
@@ -53,6 +66,7 @@ __all__ = [
     "DEFAULT_SEARCH_S_PER_MODEL",
     "DEFAULT_TURN_STEP_DEG",
     "MIN_SEARCH_S",
+    "SEARCH_MODEL_ORDERS",
     "NestedBin",
     "NestedPlacement",
     "Outline",
@@ -65,10 +79,16 @@ __all__ = [
 DEFAULT_CELL_MM: Final = 1.0
 #: Turns about z tried per model (24 turns at 15 degrees).
 DEFAULT_TURN_STEP_DEG: Final = 15.0
-#: Local-search time per model; planning of 200 models searches for at most 0.4 s.
-DEFAULT_SEARCH_S_PER_MODEL: Final = 0.002
-#: Local-search time at least, however few the models: a few passes over a small batch.
-MIN_SEARCH_S: Final = 0.15
+#: The search's work: orders tried times models, at most this (16 orders up to 400 models).
+#: A build saved is hours of printer time; a few seconds of planning are not.
+SEARCH_MODEL_ORDERS: Final = 6_400
+#: Orders the search tries at least when the bound is not reached, however many the models.
+_MIN_ORDERS: Final = 3
+#: A safety limit only, in the planning thread's CPU time per model (about four times what
+#: the orders above take on a 2-core machine of 2026): a far slower machine stops earlier.
+DEFAULT_SEARCH_S_PER_MODEL: Final = 0.05
+#: The safety limit at least, however few the models.
+MIN_SEARCH_S: Final = 5.0
 #: Platforms kept open for the greedy pass: later models rarely fit further back.
 _OPEN_BINS: Final = 3
 #: Orders tried by the local search at most, whatever the budget.
@@ -186,26 +206,54 @@ class _Platform:
 
     def best(self, turns: _Turns, cell: float, low: bool) -> tuple[int, int, float] | None:
         """The (turn, offset, lift) wasting least area under the model (``low``: leaving the
-        lowest top, then wasting least), or None."""
-        width = turns.lo.shape[1]
+        lowest top, then wasting least), or None.
+
+        The waste of every turn and offset is first summed the fast way (a matrix product of
+        the skyline with each turn's occupied columns); only the choices whose fast score is
+        within rounding of the least are then scored exactly, column by column, so the
+        choice (ties to the first turn and offset) is the one the exact sums give.
+        """
+        lo = turns.lo
+        width = lo.shape[1]
         padded = np.concatenate([self.skyline, np.full(width, _BIG)])
         windows = sliding_window_view(padded, width)[: len(self.skyline)]  # (offsets, width)
-        gaps = windows[None, :, :] - turns.lo[:, None, :]  # (turns, offsets, width)
-        lift = gaps.max(axis=2)
+        # The highest the model must rise over the skyline, column by column: a loop over
+        # the model's columns keeps each step at (turns, offsets) instead of a cube.
+        lift = windows[None, :, 0] - lo[:, 0, None]
+        for j in range(1, width):
+            np.maximum(lift, windows[None, :, j] - lo[:, j, None], out=lift)
         peak = lift + turns.top[:, None]
         fits = peak <= self.depth + 1e-9
         if not fits.any():
             return None
-        finite = np.isfinite(turns.lo)
-        under = np.where(finite[:, None, :], lift[:, :, None] - gaps, 0.0).sum(axis=2)
+        finite = np.isfinite(lo)
+        count = finite.sum(axis=1)
+        lo_sum = np.where(finite, lo, 0.0).sum(axis=1)
+        under = count[:, None] * lift - finite.astype(np.float64) @ windows.T + lo_sum[:, None]
+        score = np.where(fits, self._scores(peak, under, turns, cell, low), np.inf)
+        least = float(score.min())
+        near = np.flatnonzero(score <= least + 1e-7 * max(1.0, abs(least)))
+        t_near, o_near = np.divmod(near, score.shape[1])
+        # Row by row as the cube's rows were summed: the same pairwise sums, bit for bit.
+        gaps = windows[o_near] - lo[t_near]
+        exact = np.where(finite[t_near], lift[t_near, o_near, None] - gaps, 0.0).sum(axis=1)
+        values = self._scores(peak[t_near, o_near], exact, turns, cell, low, t_near)
+        t, o = int(t_near[int(np.argmin(values))]), int(o_near[int(np.argmin(values))])
+        return t, o, float(lift[t, o])
+
+    @staticmethod
+    def _scores(peak: _Array, under: _Array, turns: _Turns, cell: float, low: bool,
+                turn: npt.NDArray[np.int64] | None = None) -> _Array:
+        """The rule's score of placements (lower is better): ``peak`` and ``under`` by turn
+        and offset, or, with ``turn``, one entry per placement of those turns."""
         if low:
             # Mean height of the waste, weighted lightly: a tie-break between equal tops.
-            span = (turns.width * cell)[:, None]
-            score = np.where(fits, peak + _LOW_WASTE_WEIGHT * under * cell / span, np.inf)
-        else:
-            score = np.where(fits, under * cell + peak * 1e-3, np.inf)
-        t, o = np.unravel_index(int(np.argmin(score)), score.shape)
-        return int(t), int(o), float(lift[t, o])
+            span = turns.width * cell
+            span = span[:, None] if turn is None else span[turn]
+            weighted: _Array = peak + _LOW_WASTE_WEIGHT * under * cell / span
+            return weighted
+        plain: _Array = under * cell + peak * 1e-3
+        return plain
 
     def put(self, key: str, turns: _Turns, t: int, o: int, lift: float, hull: float) -> None:
         w = int(turns.width[t])
@@ -261,7 +309,9 @@ class _Rules:
         """Whether one model fits an empty platform (copies of a file are asked once)."""
         ident = (outline.points.tobytes(), outline.grow)
         if ident not in self._single:
-            self._single[ident] = self.alone(_Unit((outline,))) is not None
+            self._single[ident] = any(
+                self.nester(rule).holds(outline) for rule in range(len(self.variants))
+            )
         return self._single[ident]
 
     def nester(self, rule: int) -> _Nester:
@@ -325,6 +375,19 @@ class _Nester:
 
     def empty(self) -> _Platform:
         return _Platform(np.zeros(self.columns), self.depth, self)
+
+    def holds(self, outline: Outline) -> bool:
+        """Whether :meth:`place` would put ``outline`` on an empty platform, without placing
+        it: on a flat skyline the model rises by its lowest grown point wherever it goes, so
+        some turn must fit the columns from the first one and the depth."""
+        if self.max_items is not None and self.max_items < 1:
+            return False
+        turns = self.turns[outline.key]
+        finite = np.isfinite(turns.lo)
+        used = turns.lo.shape[1] - np.argmax(finite[:, ::-1], axis=1)
+        lowest = np.where(finite, turns.lo, np.inf).min(axis=1)
+        return bool(np.any((used <= self.columns)
+                           & ((0.0 - lowest) + turns.top <= self.depth + 1e-9)))
 
     def place(self, target: _Platform, unit: _Unit) -> bool:
         if self.max_items is not None and len(target.placed) + len(unit.outlines) > (
@@ -491,12 +554,15 @@ def nest(
     by_span = sorted(units, key=lambda u: (-_span(u.outlines), -u.hull, u.outlines[0].key))
     best_nester, best = nester, nester.run(by_hull, rules.alone)
     budget = search_s_per_model * len(outlines)
-    deadline = time.perf_counter() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
+    # The thread's CPU time, not the wall clock: other processes' load must not shorten the
+    # search (see the module docstring); the order count above is the budget.
+    deadline = time.thread_time() + (max(budget, MIN_SEARCH_S) if budget > 0 else 0.0)
     rng = random.Random(len(outlines))
     others = range(1, len(rules.variants))
     plans = [(r, by_hull) for r in others] + [(0, by_span)] + [(r, by_span) for r in others]
+    orders = min(_MAX_ORDERS, max(_MIN_ORDERS, SEARCH_MODEL_ORDERS // len(outlines)))
     tried = 1
-    while len(best) > bound and tried < _MAX_ORDERS and time.perf_counter() < deadline:
+    while len(best) > bound and tried < orders and time.thread_time() < deadline:
         if tried <= len(plans):
             rule, order = plans[tried - 1]
             candidate_nester = rules.nester(rule)
@@ -509,7 +575,59 @@ def nest(
         candidate = candidate_nester.run(order, rules.alone)
         if score(candidate) < score(best):
             best_nester, best = candidate_nester, candidate
-    return [best_nester.result(p) for p in best]
+    return [best_nester.result(p) for p in _plain_platforms(rules, best, units)]
+
+
+def _plain_pass(rules: _Rules, units: Sequence[_Unit]) -> tuple[_Platform, list[_Unit]]:
+    """A platform filled by one rule's plain pass over ``units`` (largest first), and the
+    units it left out: the first rule that places them all, else the one leaving the least
+    hull out (the first such)."""
+    ordered = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    best: tuple[_Platform, list[_Unit]] | None = None
+    for rule in range(len(rules.variants)):
+        nester = rules.nester(rule)
+        platform = nester.empty()
+        left = [unit for unit in ordered if not nester.place(platform, unit)]
+        if not left:
+            return platform, left
+        if best is None or sum(u.hull for u in left) < sum(u.hull for u in best[1]):
+            best = (platform, left)
+    assert best is not None, "a rule is always tried"
+    return best
+
+
+def _plain_platforms(
+    rules: _Rules, platforms: list[_Platform], units: Sequence[_Unit]
+) -> list[_Platform]:
+    """The chosen platforms, each laid out by a plain pass where one places all its models
+    (see the module docstring); as many platforms as before, every unit on one of them."""
+    unit_of = {o.key: unit for unit in units for o in unit.outlines}
+
+    def contents(platform: _Platform) -> list[_Unit]:
+        seen: dict[int, _Unit] = {}
+        for key, *_ in platform.placed:
+            seen.setdefault(id(unit_of[key]), unit_of[key])
+        return list(seen.values())
+
+    held = [contents(p) for p in platforms]
+    laid: list[_Platform | None] = [None] * len(platforms)
+    for index, mine in enumerate(held):
+        platform, left = _plain_pass(rules, mine)
+        if not left:
+            laid[index] = platform
+            continue
+        homes = sorted((j for j in range(len(held)) if j != index),
+                       key=lambda j: (sum(u.hull for u in held[j]), j))
+        for home in homes:
+            together, still = _plain_pass(rules, held[home] + left)
+            if not still and platform.placed:
+                held[home] = held[home] + left
+                laid[home] = together
+                held[index] = [u for u in mine if u not in left]
+                laid[index] = platform
+                break
+    # A platform no plain pass fills stays as the search packed it.
+    return [p if p is not None else platforms[i] for i, p in enumerate(laid)]
 
 
 def fits_one_platform(

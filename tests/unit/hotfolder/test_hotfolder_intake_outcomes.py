@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.hotfolder import Drop, Intake
+from preform_pipeline.hotfolder.files import move_file
 from preform_pipeline.hotfolder.intake import (
     HOTFOLDER_FIELD,
     JobPlace,
@@ -438,7 +439,10 @@ class TestSettlingOutcomes:
         job.source_path.unlink()
         with capture_logs() as logs:
             assert intake.finish_move(job) is False
-        assert _events(logs, "file_lost")[0]["previous"] == str(place.previous)
+        # Both places a user would look: where the store says it is, and where it was.
+        assert _events(logs, "file_lost") == [{
+            "event": "file_lost", "job_key": job.job_key, "path": str(job.source_path),
+            "previous": str(place.previous), "log_level": "error"}]
 
     def test_a_retried_job_whose_file_is_gone_fails_saying_so(
         self, store: SqliteJobStore, inbox: InboxSettings
@@ -596,3 +600,39 @@ class TestNothingToSettle:
         assert _events(logs, "file_missing") == [{
             "event": "file_missing", "job_key": job.job_key, "path": str(job.source_path),
             "log_level": "error"}]
+
+
+class _Refusing:
+    """A mover that refuses files of one name (as a locked file or a share would), else moves."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, source: Path, target: Path) -> None:
+        if source.name == self.name:
+            raise PermissionError(13, "Permission denied", str(source))
+        move_file(source, target)
+
+
+class TestASidecarThatCannotBeMoved:
+    """A sidecar the file system refuses to move stays where it is, with a warning naming it;
+    the model and the other sidecars settle all the same."""
+
+    def test_the_warning_names_the_job_the_file_and_the_error(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-1", {"upper.stl": 1, "upper.yaml": b"label_text: U\n"})
+        (inbox.path / "C-1.json").write_text('{"priority": 1}', encoding="utf-8")
+        (job,) = Intake(store, [inbox]).take(drop).taken
+        stuck = job.source_path.parent / "upper.yaml"
+        refusing = Intake(store, [inbox], move=_Refusing("upper.yaml"))
+        with capture_logs() as logs:
+            settled = refusing.settle(job, ok=True)
+        done = inbox.folder("done")
+        assert settled.source_path == done / "C-1" / "upper.stl"
+        assert settled.source_path.exists() and (done / "C-1.json").exists()
+        assert stuck.exists() and not (done / "C-1" / "upper.yaml").exists()
+        assert _events(logs, "attachment_not_moved") == [{
+            "event": "attachment_not_moved", "job_key": job.job_key, "path": str(stuck),
+            "error": f"[Errno 13] Permission denied: '{stuck}'", "log_level": "warning"}]
+        assert _events(logs, "file_settled")[0]["outcome"] == "done"

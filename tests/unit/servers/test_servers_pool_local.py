@@ -384,6 +384,33 @@ class TestRecyclingAboveTheMemoryLimit:
         assert records == [after.pid]
 
 
+#: The stand-in's ballast for the size test: large enough that a size reported in any other
+#: unit than MiB (1,048,576 bytes) is off by more than the 0.1 MiB the event is rounded to.
+BALLAST_MB = 300
+
+
+class TestTheRecycledServersSize:
+    """The size a memory recycle reports is the server's resident memory in MiB."""
+
+    def test_a_large_server_is_reported_at_its_size_in_mebibytes(self, tmp_path: Path) -> None:
+        pool = _standin_pool(tmp_path, recycle_rss_mb=float(BALLAST_MB // 2),
+                             extra_args=("--grow-mb", str(BALLAST_MB)))
+        local = Local(pool, ManualClock(), tmp_path)
+        with local.pool:
+            before = local.status()
+            assert before.pid is not None
+            size = _rss_mb(before.pid)
+            with capture_logs() as logs:
+                local.pool.lease(timeout=5).release(builds=0)
+                local.wait(lambda s: s.state is ServerState.IDLE and s.pid != before.pid)
+        assert size > BALLAST_MB
+        (recycled,) = _events(logs, "server_recycled")
+        assert (recycled["reason"], recycled["pid"]) == ("rss", before.pid)
+        # Its ballast touched and the server idle, the size holds still between the two
+        # readings: what the log says is what psutil says, to the 0.1 MiB it is rounded to.
+        assert recycled["rss_mb"] == pytest.approx(size, abs=0.06)
+
+
 class TestAKilledServer:
     """A server killed from outside is noticed while idle and restarted after its backoff."""
 
