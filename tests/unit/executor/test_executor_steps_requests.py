@@ -253,7 +253,7 @@ class TestImportRequests:
         (scene,) = losing.answers("create_scene")
         assert outcome.reason == (
             "gave up after 1 attempt; last: ImportNotAppliedError: the server answered "
-            f"success for 1 import(s) but scene {scene['id']} lacks them: lost.stl (the build "
+            f"success for 1 import but scene {scene['id']} lacks it: lost.stl (the build "
             "is retried, on another server if it happens again)"
         )
 
