@@ -101,7 +101,8 @@ _EXECUTOR_STEPS_S16_TESTS = tuple(
 _GEOMETRY_PLAIN_TESTS = tuple(
     f"tests/unit/geometry/test_geometry_{name}.py"
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
-                 "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text")
+                 "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
+                 "counted_wording")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is

@@ -36,6 +36,23 @@ class TestDeclaredTriangles:
         assert _error(path).reason == (
             "binary STL is longer than its header says: it declares 1 triangle, so expected "
             "134 bytes, but the file has 135 bytes (room for 1)")
+        assert _error(path).hint == "the header's triangle count is wrong; export the model again"
+
+    def test_a_header_alone_that_declares_one(self, tmp_path: Path) -> None:
+        path = _binary(tmp_path, 1)
+        path.write_bytes(path.read_bytes()[:84])  # exactly the header: no record at all
+        error = _error(path)
+        assert error.reason == (
+            "binary STL is truncated: its header declares 1 triangle, so expected 134 bytes, "
+            "but the file has 84 bytes (room for 0 triangles)")
+        assert error.hint == "the file was cut short; copy or export it again"
+
+    def test_one_declared_triangle_cut_short_is_not_a_mesh(self, tmp_path: Path) -> None:
+        # Too few bytes for the record to be read as triangles at all.
+        path = _binary(tmp_path, 1)
+        path.write_bytes(path.read_bytes()[:-1])
+        assert _error(path).reason == (
+            "this is not a mesh: neither ASCII STL text nor binary STL triangles")
 
     def test_two_declared_and_room_for_one(self, tmp_path: Path) -> None:
         path = _binary(tmp_path, 2)
