@@ -4,7 +4,8 @@
   here or there, never half in both). Across file systems (an outcome folder configured on
   another disk) it copies to a hidden temporary name beside the target, flushes it to disk,
   renames it into place, and only then removes the source: a crash leaves the source intact
-  and at most a hidden ``.partial`` file behind.
+  and at most a hidden ``.partial`` file behind. A symbolic link crosses as a link (its
+  target is never read).
 * :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
   counts as taken when the file or one of its notes (``.error.txt``, ``.report.json``) exists,
   so a new file never inherits an old file's note (a note a cut-short settle of the same
@@ -177,6 +178,9 @@ def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
 
 
 def _copy_then_remove(src: Path, dst: Path) -> None:
+    if src.is_symlink():
+        _relink(src, dst)
+        return
     temporary = temporary_path(dst, "partial")
     try:
         with src.open("rb") as reader, temporary.open("wb") as writer:
@@ -185,6 +189,22 @@ def _copy_then_remove(src: Path, dst: Path) -> None:
             os.fsync(writer.fileno())
         shutil.copystat(src, temporary)
         if dst.exists():
+            raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
+        os.replace(temporary, dst)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    src.unlink()
+
+
+def _relink(src: Path, dst: Path) -> None:
+    """A link crosses file systems as a link: its target is never read (a link out of the
+    inbox may point anywhere), the same target written beside ``dst``, then renamed."""
+    temporary = temporary_path(dst, "partial")
+    try:
+        temporary.symlink_to(os.readlink(src))
+        if dst.exists() or dst.is_symlink():
             raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
         os.replace(temporary, dst)
     except BaseException:
