@@ -28,6 +28,7 @@ from preform_pipeline.cloud.models import GroupMember, NewGroup, Printer, Printe
 from preform_pipeline.errors import CloudError, ConfigError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import FleetGroup, FleetSettings
+from preform_pipeline.wording import counted, noun
 
 __all__ = [
     "ACTIONS",
@@ -256,7 +257,8 @@ def apply_plan(
                 _apply_one(api, _as_needed(step, present), group_id)
         except CloudError as exc:
             exc.hint = (
-                f"{count} of {len(plan.steps)} changes were applied before this one "
+                f"{count} of {counted(len(plan.steps), 'change')} "
+                f"{noun(count, 'was', 'were')} applied before this one "
                 f"({step.describe()}); {exc.hint or 'see the message'}"
             )
             raise

@@ -96,7 +96,7 @@ from preform_pipeline.recipes.model import (
     Step,
 )
 from preform_pipeline.recipes.templates import render_template, resolved_output_path
-from preform_pipeline.wording import noun
+from preform_pipeline.wording import counted, noun
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",
@@ -426,8 +426,8 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
     ]
     if missing:
         raise ImportNotAppliedError(
-            f"the server answered success for {len(missing)} import(s) but scene {ctx.scene} "
-            f"lacks them: {', '.join(missing[:5])}",
+            f"the server answered success for {counted(len(missing), 'import')} but scene "
+            f"{ctx.scene} lacks {noun(len(missing), 'it', 'them')}: {', '.join(missing[:5])}",
             hint="the build is retried, on another server if it happens again",
         )
 
@@ -801,8 +801,8 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
                 count = len(ctx.build.models)
                 raise StepFailure(
                     "overflow",
-                    f"{count} model{'s do' if count != 1 else ' does'} not fit after {attempt} "
-                    f"layout {noun(attempt, 'attempt')} (last spacing {spacing:g} mm): "
+                    f"{counted(count, 'model')} {noun(count, 'does', 'do')} not fit after "
+                    f"{attempt} layout {noun(attempt, 'attempt')} (last spacing {spacing:g} mm): "
                     f"{exc.server_message or exc.message}",
                     cause=exc,
                 ) from exc

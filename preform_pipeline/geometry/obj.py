@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from preform_pipeline.wording import counted
+
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
 from .mesh import Mesh, weld_vertices
@@ -81,7 +83,7 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin,
             f"line {_face_line_number(data, face)}: vertex index {int(flat[offender])} is out "
-            f"of range (the file defines {total} vertices)",
+            f"of range (the file defines {counted(total, 'vertex', 'vertices')})",
             hint=_HINT,
         )
 

@@ -24,6 +24,8 @@ from typing import IO, Final, NoReturn
 import numpy as np
 import numpy.typing as npt
 
+from preform_pipeline.wording import counted
+
 from ..errors import ModelFileError
 from ._checks import checked_mesh, line_number
 from .bounded import read_file_bounded
@@ -166,14 +168,15 @@ def _raise_bad_binary(head: bytes, size: int, origin: Path) -> NoReturn:
     room = (size - BINARY_HEADER_BYTES) // 50
     if size < expected:
         state = (
-            f"is truncated: its header declares {count} triangles, so expected {expected} "
-            f"bytes, but the file has {size} bytes (room for {room} triangles)"
+            f"is truncated: its header declares {counted(count, 'triangle')}, so expected "
+            f"{expected} bytes, but the file has {size} bytes (room for "
+            f"{counted(room, 'triangle')})"
         )
         hint = "the file was cut short; copy or export it again"
     else:
         state = (
-            f"is longer than its header says: it declares {count} triangles, so expected "
-            f"{expected} bytes, but the file has {size} bytes (room for {room})"
+            f"is longer than its header says: it declares {counted(count, 'triangle')}, so "
+            f"expected {expected} bytes, but the file has {size} bytes (room for {room})"
         )
         hint = "the header's triangle count is wrong; export the model again"
     raise ModelFileError(origin, f"binary STL {state}", hint=hint)

@@ -69,6 +69,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
+    SetAside,
     empty_tree_shape,
     prune_empty_tree,
     set_aside_unstorable,
@@ -567,10 +568,12 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
-        if set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed")):
+        set_aside = set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed"))
+        if set_aside is SetAside.MOVED:
             log.warning("drop_set_aside", root=str(root).encode("utf-8", "replace").decode(),
                         reason="name is not valid UTF-8")
-            return None
+        if set_aside is not SetAside.KEPT:
+            return None  # LEFT: files.py said why; the next rescan finds it again
         refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
         if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
             return Drop(unit.inbox, root, unit.recipe, refusal.is_case, others=refusal.paths,

@@ -4,7 +4,8 @@
   here or there, never half in both). Across file systems (an outcome folder configured on
   another disk) it copies to a hidden temporary name beside the target, flushes it to disk,
   renames it into place, and only then removes the source: a crash leaves the source intact
-  and at most a hidden ``.partial`` file behind.
+  and at most a hidden ``.partial`` file behind. A symbolic link crosses as a link (its
+  target is never read).
 * :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
   counts as taken when the file or one of its notes (``.error.txt``, ``.report.json``) exists,
   so a new file never inherits an old file's note (a note a cut-short settle of the same
@@ -19,7 +20,9 @@
 
 * :func:`set_aside_unstorable` moves files whose names are not valid UTF-8 (possible on POSIX,
   where names are bytes) straight to ``failed/`` with a note: the job store records paths as
-  text and cannot hold such a name, so they never become jobs.
+  text and cannot hold such a name, so they never become jobs. One that cannot be moved
+  (removed meanwhile, a folder that cannot cross to another disk, a full disk) stays where
+  it is, its note withdrawn, and a warning names it, the error and what helps.
 
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
 in place, empty folders the daemon itself emptied, and temporaries its own dead processes
@@ -29,6 +32,7 @@ left.
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import hashlib
 import os
@@ -50,6 +54,7 @@ __all__ = [
     "ERROR_SUFFIX",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
+    "SetAside",
     "empty_tree_shape",
     "error_note",
     "free_path",
@@ -173,6 +178,9 @@ def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
 
 
 def _copy_then_remove(src: Path, dst: Path) -> None:
+    if src.is_symlink():
+        _relink(src, dst)
+        return
     temporary = temporary_path(dst, "partial")
     try:
         with src.open("rb") as reader, temporary.open("wb") as writer:
@@ -181,6 +189,22 @@ def _copy_then_remove(src: Path, dst: Path) -> None:
             os.fsync(writer.fileno())
         shutil.copystat(src, temporary)
         if dst.exists():
+            raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
+        os.replace(temporary, dst)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+    src.unlink()
+
+
+def _relink(src: Path, dst: Path) -> None:
+    """A link crosses file systems as a link: its target is never read (a link out of the
+    inbox may point anywhere), the same target written beside ``dst``, then renamed."""
+    temporary = temporary_path(dst, "partial")
+    try:
+        temporary.symlink_to(os.readlink(src))
+        if dst.exists() or dst.is_symlink():
             raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
         os.replace(temporary, dst)
     except BaseException:
@@ -327,35 +351,109 @@ def _shown(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> bool:
+class SetAside(enum.Enum):
+    """What :func:`set_aside_unstorable` did with the root it was given."""
+
+    #: The root's own name is fine: judge it (names below it that were not are dealt with).
+    KEPT = "kept"
+    #: The root went to ``failed/`` beside its note: nothing is left to judge.
+    MOVED = "moved"
+    #: The root could not be moved (or was gone): it stays where it was, with no note, and an
+    #: event says why; the daemon's next rescan finds it again and tries once more.
+    LEFT = "left"
+
+
+#: What a user can do about a name that cannot be set aside (the event carries the error).
+_LEFT_HINT: Final = (
+    "it stays in the inbox and is tried again at the next rescan; rename it (letters, "
+    "digits, - and _ are safe), or make the failed/ folder writable with free space"
+)
+
+
+def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> SetAside:
     """Move every entry at or below ``root`` whose name is not UTF-8 into ``failed``.
 
-    Each one keeps its place relative to the inbox and gets an ``.error.txt`` note. Returns
-    True when ``root`` itself was moved (nothing is left to judge).
+    Each one keeps its place relative to the inbox and gets an ``.error.txt`` note. One that
+    cannot be moved stays where it is without a note (see :func:`_set_aside`), and the others
+    are still set aside.
     """
     if storable(root):
         if root.is_symlink() or not root.is_dir():
-            return False
+            return SetAside.KEPT
         bad = [p for p in root.rglob("*") if not storable(p.relative_to(inbox))]
         for path in sorted(bad, key=lambda p: len(p.parts)):
             if path.exists() or path.is_symlink():
                 _set_aside(path, inbox, failed)
-        return False
-    _set_aside(root, inbox, failed)
-    return True
+        return SetAside.KEPT
+    return SetAside.MOVED if _set_aside(root, inbox, failed) else SetAside.LEFT
 
 
-def _set_aside(path: Path, inbox: Path, failed: Path) -> None:
-    target = free_path(failed / path.relative_to(inbox))
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _set_aside(path: Path, inbox: Path, failed: Path) -> bool:
+    """Note first, then the move; True when ``path`` is in ``failed`` beside its note.
+
+    The note goes first so that a move is never left without its explanation. When the move
+    fails (the file removed meanwhile, a folder that cannot cross to another disk, a full
+    disk) the note is withdrawn: a note in failed/ must not name a file that is not there.
+    A note a crash left between the two names the same file in the same words, so its name
+    counts as free, and the next try makes it true.
+    """
+    shown = _shown(path)
     note = error_note(
         what=f"the name {_shown(path.name)!r} is not valid UTF-8 text, so the job store "
         "cannot record it",
         where="taking the file from the inbox",
         todo="rename it (letters, digits, - and _ are safe) and drop it again",
-        file=_shown(path),
+        file=shown,
     )
-    write_text_atomic(target.with_name(target.name + ERROR_SUFFIX), note)
-    move_file(path, target)
+
+    def left_by_a_crash(candidate: Path) -> bool:
+        try:
+            return _note_of(candidate).read_text(encoding="utf-8") == note
+        except (OSError, UnicodeDecodeError):
+            return False
+
+    target = free_path(failed / path.relative_to(inbox), ours=left_by_a_crash)
+    written = _note_of(target)
+    try:
+        made = write_note(written, note, within=failed)
+    except OSError as exc:
+        log.warning("unstorable_not_set_aside", path=shown, target=_shown(target),
+                    error=str(exc), hint=_LEFT_HINT)
+        return False
+    try:
+        move_file(path, target)
+    except OSError as exc:
+        if _present(target):
+            # Copied across disks, only the source's removal failed: the note is true of
+            # the copy in failed/, and the source is set aside again (beside it) next time.
+            log.warning("unstorable_source_not_removed", path=shown, target=_shown(target),
+                        error=str(exc), hint=_LEFT_HINT)
+            return False
+        _withdraw(written, made)
+        if not _present(path):
+            log.info("unstorable_gone", path=shown, error=str(exc))
+            return False
+        log.warning("unstorable_not_set_aside", path=shown, target=_shown(target),
+                    error=str(exc), hint=_LEFT_HINT)
+        return False
+    return True
+
+
+def _note_of(target: Path) -> Path:
+    return target.with_name(target.name + ERROR_SUFFIX)
+
+
+def _withdraw(note: Path, made: Sequence[Path]) -> None:
+    try:
+        withdraw_note(note, made)
+    except OSError as exc:
+        # Rare (the note's folder turned read-only between two calls); say so, loudly.
+        log.error("note_not_withdrawn", note=_shown(note), error=str(exc),
+                  hint=f"remove {_shown(note)} by hand: its file was not set aside")
 
 
 def error_note(

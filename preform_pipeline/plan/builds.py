@@ -310,7 +310,7 @@ def _checked_normals(path: Path, mesh: Mesh, repair: str) -> tuple[Mesh, str | N
             return mesh, (f"{path.name}: {what}; measured as it is ({mesh.triangle_count:,} "
                           "triangles are too many to re-orient before planning); the import "
                           "repairs it (import.repair_behavior: REPAIR)")
-        return fixed, (f"{path.name}: {what}; {turned} triangles re-oriented on import "
+        return fixed, (f"{path.name}: {what}; {counted(turned, 'triangle')} re-oriented on import "
                        "(import.repair_behavior: REPAIR)")
     return mesh, (f"{path.name}: {what}; imported as it is (import.repair_behavior: IGNORE); "
                   "set REPAIR to re-orient the faces")

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from preform_pipeline.geometry import euler_matrix, matrix_to_euler
+from preform_pipeline.wording import noun
 
 from .protocol import SimError
 
@@ -84,7 +85,8 @@ class Body:
         if extra:
             raise bad_body(
                 self.path,
-                f"unexpected field(s) {', '.join(extra)}; allowed: {', '.join(sorted(allowed))}",
+                f"unexpected {noun(len(extra), 'field')} {', '.join(extra)}; "
+                f"allowed: {', '.join(sorted(allowed))}",
             )
 
     def raw(self, key: str) -> Any:

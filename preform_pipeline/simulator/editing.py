@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 
 from preform_pipeline.geometry import INCH_MM, Mesh, detect_units, read_mesh
+from preform_pipeline.wording import counted, noun
 
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix
 from .layout import DEFAULT_MODEL_SPACING_MM
@@ -82,7 +83,8 @@ def hollow_models(scene: Scene, data: Body) -> Json:
     if open_models:
         raise SimError(
             400, "HOLLOW_FAILED",
-            f"cannot hollow {len(open_models)} model(s) with open meshes: "
+            f"cannot hollow {counted(len(open_models), 'model')} with "
+            f"{noun(len(open_models), 'an open mesh', 'open meshes')}: "
             + ", ".join(open_models[:10]),
             extra={"failures": open_models},
         )
@@ -378,8 +380,9 @@ def scan_models(
             }
             model.drain_holes = _scan_drain_holes(model, request)
         infos.append(
-            f"{path.name}: removed {result.removed_triangles} triangles below the cutoff and "
-            f"closed {result.holes_closed} open boundary loop(s) with walls and a base"
+            f"{path.name}: removed {counted(result.removed_triangles, 'triangle')} below the "
+            f"cutoff and closed {counted(result.holes_closed, 'open boundary loop')} with walls "
+            "and a base"
         )
         made.append(model)
         progress(index + 1, len(request.paths))

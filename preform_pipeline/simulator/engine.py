@@ -38,6 +38,7 @@ from preform_pipeline.geometry import (
 from preform_pipeline.geometry.orientation import reoriented
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
+from preform_pipeline.wording import counted
 
 from . import estimates
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
@@ -286,7 +287,7 @@ class SimEngine:
         if repair == "REPAIR":
             mesh, turned = reoriented(mesh)
             if turned:
-                warnings.append(f"Re-oriented {turned} triangle(s) in {path.name}")
+                warnings.append(f"Re-oriented {counted(turned, 'triangle')} in {path.name}")
         if mesh.is_closed():
             return mesh
         if repair == "ERROR":
@@ -298,7 +299,7 @@ class SimEngine:
             )
         if repair == "REPAIR":
             mesh, holes = close_holes(mesh)
-            warnings.append(f"Closed {holes} hole(s) in {path.name}")
+            warnings.append(f"Closed {counted(holes, 'hole')} in {path.name}")
             return mesh
         warnings.append(f"{path.name} is not watertight; imported without repair")
         return mesh

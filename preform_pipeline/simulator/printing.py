@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from preform_pipeline.catalogue import Catalogue
+from preform_pipeline.wording import counted, noun
 
 from . import estimates
 from .devices import group_status, printer_status
@@ -104,7 +105,8 @@ def job_record(
         raise SimError(
             400,
             "MODELS_OUT_OF_BOUNDS",
-            f"{len(outside)} model(s) are outside the build volume: {', '.join(outside[:10])}",
+            f"{counted(len(outside), 'model')} {noun(len(outside), 'is', 'are')} outside the "
+            f"build volume: {', '.join(outside[:10])}",
         )
     if isinstance(target, SimPrinter):
         accepted: tuple[str, ...] = (target.machine_type_id,)

@@ -154,9 +154,18 @@ class TestDaemonFailover:
         # On two cores shared with the suite's other workers and other jobs (load 25-35),
         # settling a file took seconds and the farm had 110-125 of 150 files done after
         # 270 s, always progressing; unloaded it is idle within about a minute.
-        wait_until("the farm idle (no file left, no build to work on)",
-                   lambda: not farm.left_in() and not farm.builds(*CLAIMABLE_STATES),
-                   5 * TIMEOUT_S)
+        try:
+            wait_until("the farm idle (no file left, no build to work on)",
+                       lambda: not farm.left_in() and not farm.builds(*CLAIMABLE_STATES),
+                       5 * TIMEOUT_S)
+        except AssertionError as exc:
+            # Say how far it got: a farm still progressing under load reads differently
+            # from one that is stuck (files settled against builds left, by state).
+            left = Counter(b.state.value for b in farm.builds(*CLAIMABLE_STATES))
+            raise AssertionError(
+                f"{exc}: {sum(farm.settled().values())} of {len(names)} files settled, "
+                f"{len(farm.left_in())} left in the inbox or processing/, builds to work "
+                f"on: {dict(left)}") from exc
         codes = farm.stop_all()
         assert codes == dict.fromkeys(NODES, 0), codes
 

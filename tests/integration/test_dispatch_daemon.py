@@ -31,12 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A sent build: the daemon verifies it from the fleet folder from then on.
 _SENT_OR_LATER = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.FINISHED)
 WAIT_S = 60.0
-#: Two printers; a tiny print (440 s estimated) keeps one busy for about 5 s at this scale.
+#: Two printers; a tiny print (440 s estimated) keeps one busy for about 15 s at this scale:
+#: the builds must still wait while ``jobs waiting`` (a fresh process) reads them, and the
+#: urgent one must be prepared before a printer frees. At 0.012 (about 5 s) both raced a
+#: loaded 2-core machine and ``jobs waiting`` found nothing left waiting.
 FLEET = [
     {"name": "Bench-A", "machine_type": "FORM-4-0", "material": "FLGPGR05"},
     {"name": "Bench-B", "machine_type": "FORM-4-0", "material": "FLGPGR05"},
 ]
-BUSY_SCALE = 0.012
+BUSY_SCALE = 0.035
 
 
 def _environment() -> dict[str, str]:
@@ -123,6 +126,7 @@ def _sent_order(fleet: Path) -> list[str]:
 class TestWaitingForPrinters:
     """With two printers and five builds, builds wait and go out as printers free up."""
 
+    @pytest.mark.timeout(WAIT_S * 4)
     def test_builds_wait_then_go_by_priority_then_age_and_jobs_shows_the_waits(
         self, tmp_path: Path, daemons: list[_Daemon]
     ) -> None:

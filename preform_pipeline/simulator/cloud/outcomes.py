@@ -36,6 +36,7 @@ import yaml
 from preform_pipeline.cloud.models import parse_datetime
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.wording import noun
 
 __all__ = [
     "ABORTED",
@@ -162,7 +163,8 @@ def _rule(entry: Any, source: str, where: str) -> OutcomeRule:
         raise _fail(source, where, "must be a mapping with 'name' or 'job_id' and 'outcome'")
     unknown = sorted(set(entry) - _RULE_KEYS)
     if unknown:
-        raise _fail(source, where, f"unknown key(s) {unknown}; known: {sorted(_RULE_KEYS)}")
+        raise _fail(source, where,
+                    f"unknown {noun(len(unknown), 'key')} {unknown}; known: {sorted(_RULE_KEYS)}")
     if ("name" in entry) == ("job_id" in entry):
         raise _fail(source, where, "needs exactly one of 'name' (a glob) or 'job_id'")
     status = entry.get("outcome")
@@ -187,7 +189,8 @@ def _outage(serial: Any, entry: Any, source: str, where: str) -> PrinterOutage:
         raise _fail(source, where, "must be a mapping with 'offline_after_s' or 'offline_at'")
     unknown = sorted(set(entry) - _PRINTER_KEYS)
     if unknown:
-        raise _fail(source, where, f"unknown key(s) {unknown}; known: {sorted(_PRINTER_KEYS)}")
+        raise _fail(source, where, f"unknown {noun(len(unknown), 'key')} {unknown}; "
+                    f"known: {sorted(_PRINTER_KEYS)}")
     after = entry.get("offline_after_s")
     if after is not None and (
         isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0
@@ -217,7 +220,8 @@ def parse_outcomes(data: Any, source: str = "outcomes") -> OutcomePlan:
         raise _fail(source, "$", "must be a mapping with 'jobs' and/or 'printers'")
     unknown = sorted(set(data) - {"jobs", "printers"})
     if unknown:
-        raise _fail(source, "$", f"unknown key(s) {unknown}; known: ['jobs', 'printers']")
+        raise _fail(source, "$", f"unknown {noun(len(unknown), 'key')} {unknown}; "
+                    "known: ['jobs', 'printers']")
     jobs = data.get("jobs") or []
     if not isinstance(jobs, list):
         raise _fail(source, "$.jobs", "must be a list of rules")

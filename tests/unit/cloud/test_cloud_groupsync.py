@@ -194,5 +194,18 @@ class TestBadDeclarations:
             apply_plan(client, plan)
 
         assert caught.value.status_code == 400
-        assert (caught.value.hint or "").startswith("1 of 2 changes were applied")
+        assert (caught.value.hint or "").startswith(
+            '1 of 2 changes was applied before this one (- delete group "Production")')
         assert {g["name"] for g in account.groups} == {"Production", "Dental"}
+
+    def test_the_count_of_changes_applied_agrees_when_there_are_several(
+        self, client: WebApiClient, account: FakeWebApi
+    ) -> None:
+        plan = plan_sync(client, fleet(FleetGroup("Dental"), FleetGroup("Lab"), prune=True))
+
+        with pytest.raises(CloudError) as caught:
+            apply_plan(client, plan)
+
+        assert (caught.value.hint or "").startswith(
+            '2 of 3 changes were applied before this one (- delete group "Production")')
+        assert {g["name"] for g in account.groups} == {"Production", "Dental", "Lab"}

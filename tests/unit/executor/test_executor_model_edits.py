@@ -155,7 +155,7 @@ class TestHollowFailure:
             "left": 2,
         }
         reason = ("case case-open: model lower.stl: step hollow: "
-                  "cannot hollow 1 model(s) with open meshes: lower.stl")
+                  "cannot hollow 1 model with an open mesh: lower.stl")
         assert [(Path(p).name, r) for p, r in outcome.dropped] == [("lower.stl", reason)]
         assert f"dropped from the build: {reason}" in outcome.warnings
         assert sorted(_models(result)) == ["case-1 upper", "case-2 upper"]

@@ -221,7 +221,7 @@ class TestLostImports:
         plan = _small_first(plan_for(recipe, [kept, *lost]))  # in file-name order
         outcome = _run(plan, farm, tmp_path / "out", max_build_attempts=1)
         assert outcome.status is BuildStatus.FAILED
-        assert ": the server answered success for 6 import(s) but scene " in (
+        assert ": the server answered success for 6 imports but scene " in (
             outcome.reason or "")
         assert (outcome.reason or "").endswith(
             " lacks them: a-lost.stl, b-lost.stl, c-lost.stl, d-lost.stl, e-lost.stl (the "

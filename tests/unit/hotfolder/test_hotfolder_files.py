@@ -66,6 +66,26 @@ class TestMoveFile:
             assert not src.exists()
             assert [p.name for p in dst.parent.iterdir()] == ["a.stl"]  # no .partial left
 
+    def test_a_link_crosses_file_systems_as_a_link_its_target_unread(
+        self, tmp_path: Path
+    ) -> None:
+        # A link dropped in the inbox may point anywhere: it goes to failed/ as a link.
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+            assert os.stat(other).st_dev != os.stat(tmp_path).st_dev, "need two file systems"
+            secret = tmp_path / "secret.txt"
+            secret.write_bytes(b"not for failed/")
+            os.chmod(secret, 0o000)
+            link = tmp_path / "inbox" / "part.stl"
+            link.parent.mkdir()
+            link.symlink_to(secret)
+            dst = Path(other) / "failed" / "part.stl"
+            before = os.stat(secret).st_atime_ns
+            move_file(link, dst)
+            assert dst.is_symlink() and os.readlink(dst) == str(secret)
+            assert not link.exists() and not link.is_symlink()
+            assert [p.name for p in dst.parent.iterdir()] == ["part.stl"]
+            assert os.stat(secret).st_atime_ns == before
+
 
 class TestFolders:
     """Only empty folders are removed, and only below the stop folder."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.hotfolder.files import ERROR_SUFFIX, set_aside_unstorable
+from preform_pipeline.hotfolder.files import ERROR_SUFFIX, SetAside, set_aside_unstorable
 from preform_pipeline.hotfolder.stability import drop_refusal, entry_refusal
 
 
@@ -66,7 +66,7 @@ class TestUnstorableNames:
         odd = inbox / os.fsdecode(b"caf\xe9.stl")
         odd.write_bytes(b"data")
         failed = inbox / "failed"
-        assert set_aside_unstorable(odd, inbox, failed)
+        assert set_aside_unstorable(odd, inbox, failed) is SetAside.MOVED
         moved = failed / odd.name
         assert moved.read_bytes() == b"data"
         note = (failed / (odd.name + ERROR_SUFFIX)).read_text(encoding="utf-8")
@@ -77,7 +77,7 @@ class TestUnstorableNames:
         case.mkdir()
         (case / "good.stl").write_bytes(b"g")
         (case / os.fsdecode(b"bad\xff.stl")).write_bytes(b"b")
-        assert not set_aside_unstorable(case, inbox, inbox / "failed")
+        assert set_aside_unstorable(case, inbox, inbox / "failed") is SetAside.KEPT
         assert (case / "good.stl").exists()
         assert (inbox / "failed" / "case" / os.fsdecode(b"bad\xff.stl")).exists()
 
