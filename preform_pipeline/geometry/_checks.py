@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from ..errors import ModelFileError
 from .mesh import Mesh, triangle_chunks
-from .orientation import ORIENTATION_PHRASES, corner_ids, orientation_fault
+from .orientation import ORIENTATION_PHRASES, hashed_manifold, orientation_fault
 
 __all__ = [
     "DEFECT_CHECK_MAX_TRIANGLES",
@@ -135,8 +135,7 @@ def mesh_defects(mesh: Mesh) -> tuple[str, ...]:
         return ()
     # Corners grouped by hashed coordinates, as this check always has (a collision needs two
     # of a few million vertices to hash alike); shared with the orientation check.
-    _, _, manifold = corner_ids(mesh)
-    if not manifold:
+    if not hashed_manifold(mesh):
         return ("the mesh is open or non-manifold (some edges are not shared by exactly two "
                 "triangles)",)
     fault = orientation_fault(mesh)
