@@ -115,14 +115,33 @@ def projected_points(
             chunk = transformed_triangles(chunk, rotation, np.zeros(3))
         points = _samples(chunk[:, :, :2].astype(np.float64), step)
         if chunk.shape[0] == mesh.triangle_count:  # one slice: the exact extremes at once
-            return np.unique(
+            return _unique_rows(
                 np.concatenate([_extremes_along(points, 0, cell),
-                                _extremes_along(points, 1, cell)]),
-                axis=0,
+                                _extremes_along(points, 1, cell)])
             )
         along_x.add(points)
         along_y.add(points)
-    return np.unique(np.concatenate([along_x.points(), along_y.points()]), axis=0)
+    return _unique_rows(np.concatenate([along_x.points(), along_y.points()]))
+
+
+def _unique_rows(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``np.unique(points, axis=0)`` for ``(N, 2)`` points, bit for bit, several times faster
+    on the few hundred rows of a shadow (no structured-array sort).
+
+    Rows equal as floats are equal as bits unless a coordinate is 0.0 in one and -0.0 in the
+    other (or NaN): which of those ``np.unique`` keeps depends on its sort, so such input
+    (and an empty array) goes to ``np.unique`` itself.
+    """
+    x, y = points[:, 0], points[:, 1]
+    if (not len(points) or not bool(np.isfinite(points).all())
+            or bool((np.signbit(points) & (points == 0)).any())):
+        unique: npt.NDArray[np.float64] = np.unique(points, axis=0)
+        return unique
+    order = np.lexsort((y, x))
+    xs, ys = x[order], y[order]
+    first = np.r_[True, (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])]
+    kept: npt.NDArray[np.float64] = points[order[first]]
+    return kept
 
 
 class _BandExtremes:
@@ -212,7 +231,7 @@ def convex_hull(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     if len(pts) >= 3:
         # Every hull vertex is a column extreme: thin first, the chain below is a Python loop.
         pts = _extremes_along(pts, 0, _HULL_COLUMN_MM)
-    pts = np.unique(np.round(pts, 9), axis=0)
+    pts = _unique_rows(np.round(pts, 9))
     if len(pts) < 3:
         return pts
 

@@ -14,6 +14,7 @@ from preform_pipeline.geometry.orientation import corner_ids, orientation_fault
 from preform_pipeline.geometry.projection import (
     _barycentric,
     _extremes_along,
+    _unique_rows,
     _weighted,
     convex_hull,
 )
@@ -64,6 +65,21 @@ class TestShadowSamples:
     def test_a_kept_grid_cannot_be_changed_by_a_caller(self) -> None:
         with pytest.raises(ValueError, match="read-only"):
             _barycentric(3)[0, 0] = 2.0
+
+
+class TestUniqueRows:
+    """Shadow points are de-duplicated and ordered as np.unique orders them."""
+
+    @settings(max_examples=120, deadline=None)
+    @given(st.lists(st.tuples(_COORDINATE, _COORDINATE), max_size=40))
+    def test_rows_equal_numpys_unique(self, rows: list[tuple[float, float]]) -> None:
+        points = np.array(rows, dtype=np.float64).reshape(-1, 2)
+        expected = np.unique(points, axis=0)
+        assert np.array_equal(_bits(_unique_rows(points)), _bits(expected))
+
+    def test_a_positive_and_a_negative_zero_are_left_to_numpy(self) -> None:
+        points = np.array([[0.0, 1.0], [-0.0, 1.0], [2.0, 3.0], [-0.0, 1.0]])
+        assert np.array_equal(_bits(_unique_rows(points)), _bits(np.unique(points, axis=0)))
 
 
 class TestHull:
