@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
-from .mesh import Mesh, triangle_chunks, vertex_keys
-from .orientation import ORIENTATION_PHRASES, orientation_fault
+from .mesh import Mesh, triangle_chunks
+from .orientation import ORIENTATION_PHRASES, hashed_manifold, orientation_fault
 
 __all__ = [
     "DEFECT_CHECK_MAX_TRIANGLES",
@@ -125,13 +125,6 @@ def _first_area(
     return None
 
 
-def _vertex_ids(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
-    """Per corner, an id shared by corners with the same coordinates (exact, via a 64-bit hash
-    of the float bits: a collision needs two of a few million vertices to hash alike)."""
-    _, inverse = np.unique(vertex_keys(triangles.reshape(-1, 3)), return_inverse=True)
-    return inverse.reshape(-1, 3).astype(np.int64)
-
-
 def mesh_defects(mesh: Mesh) -> tuple[str, ...]:
     """Defects PreForm can often repair but a user should know about, one phrase each.
 
@@ -140,12 +133,9 @@ def mesh_defects(mesh: Mesh) -> tuple[str, ...]:
     """
     if mesh.triangle_count > DEFECT_CHECK_MAX_TRIANGLES:
         return ()
-    faces = _vertex_ids(mesh.triangles)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges.sort(axis=1)
-    codes = edges[:, 0] * np.int64(faces.max() + 1) + edges[:, 1]
-    _, counts = np.unique(codes, return_counts=True)
-    if not bool(np.all(counts == 2)):
+    # Corners grouped by hashed coordinates, as this check always has (a collision needs two
+    # of a few million vertices to hash alike); shared with the orientation check.
+    if not hashed_manifold(mesh):
         return ("the mesh is open or non-manifold (some edges are not shared by exactly two "
                 "triangles)",)
     fault = orientation_fault(mesh)

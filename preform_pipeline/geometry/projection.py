@@ -9,6 +9,7 @@ horseshoe) keep their shape, which a bounding box or convex hull would fill in.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Final
 
@@ -27,13 +28,27 @@ DEFAULT_PROJECTION_STEP_MM: Final = 1.0
 MAX_SUBDIVISIONS: Final = 256
 # Column width for thinning points before the hull: far below any packing tolerance.
 _HULL_COLUMN_MM: Final = 0.25
+# Grids of up to this many steps per edge are built once and kept (see _barycentric).
+_KEPT_GRID_STEPS: Final = 64
 
 
 def _barycentric(k: int) -> npt.NDArray[np.float64]:
-    """Weights of the ``(k+1)(k+2)/2`` points of a triangle's regular grid with ``k`` steps."""
+    """Weights of the ``(k+1)(k+2)/2`` points of a triangle's regular grid with ``k`` steps
+    (read-only: small grids are shared between calls)."""
+    return _small_grid(k) if k <= _KEPT_GRID_STEPS else _grid(k)
+
+
+def _grid(k: int) -> npt.NDArray[np.float64]:
     ij = [(i, j) for i in range(k + 1) for j in range(k + 1 - i)]
     w = np.array(ij, dtype=np.float64) / k
-    return np.column_stack([1.0 - w[:, 0] - w[:, 1], w[:, 0], w[:, 1]])
+    weights = np.column_stack([1.0 - w[:, 0] - w[:, 1], w[:, 0], w[:, 1]])
+    weights.flags.writeable = False
+    return weights
+
+
+# Building a grid in Python cost more than sampling a small model's triangles with it; the
+# grids up to _KEPT_GRID_STEPS steps take about 1 MB together (all 256 would take 68 MB).
+_small_grid = functools.lru_cache(maxsize=None)(_grid)
 
 
 def _samples(xy: npt.NDArray[np.float64], step: float) -> npt.NDArray[np.float64]:
@@ -53,8 +68,21 @@ def _samples(xy: npt.NDArray[np.float64], step: float) -> npt.NDArray[np.float64
             continue
         tri = xy[splits == k]
         weights = _barycentric(int(k))
-        samples.append(np.einsum("pv,nvd->npd", weights, tri).reshape(-1, 2))
+        samples.append(_weighted(weights, tri).reshape(-1, 2))
     return np.concatenate(samples)
+
+
+def _weighted(weights: npt.NDArray[np.float64], tri: npt.NDArray[np.float64]
+              ) -> npt.NDArray[np.float64]:
+    """``(N, P, 2)``: every triangle's corners ``(N, 3, 2)`` weighted by each row of ``weights``
+    ``(P, 3)``, summed as ``np.einsum("pv,nvd->npd")`` sums them, bit for bit: from 0.0 (so
+    a sum of negative zeros is 0.0), adding the three products in corner order; about twice
+    as fast as the einsum, which loops in C over one product at a time."""
+    out: npt.NDArray[np.float64] = weights[None, :, 0, None] * tri[:, None, 0, :]
+    out += 0.0
+    out += weights[None, :, 1, None] * tri[:, None, 1, :]
+    out += weights[None, :, 2, None] * tri[:, None, 2, :]
+    return out
 
 
 def projected_points(
@@ -87,14 +115,33 @@ def projected_points(
             chunk = transformed_triangles(chunk, rotation, np.zeros(3))
         points = _samples(chunk[:, :, :2].astype(np.float64), step)
         if chunk.shape[0] == mesh.triangle_count:  # one slice: the exact extremes at once
-            return np.unique(
+            return _unique_rows(
                 np.concatenate([_extremes_along(points, 0, cell),
-                                _extremes_along(points, 1, cell)]),
-                axis=0,
+                                _extremes_along(points, 1, cell)])
             )
         along_x.add(points)
         along_y.add(points)
-    return np.unique(np.concatenate([along_x.points(), along_y.points()]), axis=0)
+    return _unique_rows(np.concatenate([along_x.points(), along_y.points()]))
+
+
+def _unique_rows(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``np.unique(points, axis=0)`` for ``(N, 2)`` points, bit for bit, several times faster
+    on the few hundred rows of a shadow (no structured-array sort).
+
+    Rows equal as floats are equal as bits unless a coordinate is 0.0 in one and -0.0 in the
+    other (or NaN): which of those ``np.unique`` keeps depends on its sort, so such input
+    (and an empty array) goes to ``np.unique`` itself.
+    """
+    x, y = points[:, 0], points[:, 1]
+    if (not len(points) or not bool(np.isfinite(points).all())
+            or bool((np.signbit(points) & (points == 0)).any())):
+        unique: npt.NDArray[np.float64] = np.unique(points, axis=0)
+        return unique
+    order = np.lexsort((y, x))
+    xs, ys = x[order], y[order]
+    first = np.r_[True, (xs[1:] != xs[:-1]) | (ys[1:] != ys[:-1])]
+    kept: npt.NDArray[np.float64] = points[order[first]]
+    return kept
 
 
 class _BandExtremes:
@@ -162,6 +209,10 @@ def _extremes_along(
 ) -> npt.NDArray[np.float64]:
     """The two extreme points (along the other axis) of every ``width`` slice along ``axis``:
     the shadow's boundary as seen along that axis, holes and pockets included."""
+    # One sort decides which of two samples tied for a slice's extreme is kept. A running
+    # per-slice minimum and maximum instead (session 17) was no faster: different samples
+    # tie in most slices of these shadows (straight edges; a scan's shared edges sampled
+    # from both sides), and only the sort keeps the same one as before.
     other = 1 - axis
     band = np.floor(points[:, axis] / width)
     low = points[:, other].min()
@@ -180,23 +231,29 @@ def convex_hull(points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     if len(pts) >= 3:
         # Every hull vertex is a column extreme: thin first, the chain below is a Python loop.
         pts = _extremes_along(pts, 0, _HULL_COLUMN_MM)
-    pts = np.unique(np.round(pts, 9), axis=0)
+    pts = _unique_rows(np.round(pts, 9))
     if len(pts) < 3:
         return pts
 
-    def half(seq: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
-        chain: list[npt.NDArray[np.float64]] = []
-        for p in seq:
-            while len(chain) >= 2:
-                a, b = chain[-2], chain[-1]
-                if (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) > 0:
-                    break
-                chain.pop()
-            chain.append(p)
-        return chain
-
-    lower, upper = half(pts), half(pts[::-1])
+    # Python floats, not numpy scalars: the same IEEE double products and differences (so the
+    # same hull, bit for bit), without a numpy scalar made per coordinate read.
+    rows: list[tuple[float, float]] = [(x, y) for x, y in pts.tolist()]
+    lower, upper = _half_chain(rows), _half_chain(rows[::-1])
     return np.array(lower[:-1] + upper[:-1])
+
+
+def _half_chain(seq: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """One half of Andrew's monotone chain over ``seq`` (sorted, or reversed for the upper
+    half): collinear and inward points are dropped."""
+    chain: list[tuple[float, float]] = []
+    for px, py in seq:
+        while len(chain) >= 2:
+            (ax, ay), (bx, by) = chain[-2], chain[-1]
+            if (bx - ax) * (py - ay) - (by - ay) * (px - ax) > 0:
+                break
+            chain.pop()
+        chain.append((px, py))
+    return chain
 
 
 def hull_area(points: npt.NDArray[np.float64]) -> float:
