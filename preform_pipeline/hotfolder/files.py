@@ -181,29 +181,30 @@ def _copy_then_remove(src: Path, dst: Path) -> None:
     if src.is_symlink():
         _relink(src, dst)
         return
-    temporary = temporary_path(dst, "partial")
-    try:
+
+    def copy(temporary: Path) -> None:
         with src.open("rb") as reader, temporary.open("wb") as writer:
             shutil.copyfileobj(reader, writer, 1024 * 1024)
             writer.flush()
             os.fsync(writer.fileno())
         shutil.copystat(src, temporary)
-        if dst.exists():
-            raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
-        os.replace(temporary, dst)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_dir(dst.parent)
-    src.unlink()
+
+    _written_then_remove(src, dst, copy)
 
 
 def _relink(src: Path, dst: Path) -> None:
     """A link crosses file systems as a link: its target is never read (a link out of the
     inbox may point anywhere), the same target written beside ``dst``, then renamed."""
+    _written_then_remove(src, dst, lambda temporary: temporary.symlink_to(os.readlink(src)))
+
+
+def _written_then_remove(src: Path, dst: Path, write: Callable[[Path], None]) -> None:
+    """``write`` the hidden temporary beside ``dst``, rename it into place (never over a file
+    or link that appeared meanwhile), then remove ``src``: a cut leaves ``src`` whole and at
+    most a temporary that the start-up sweep removes."""
     temporary = temporary_path(dst, "partial")
     try:
-        temporary.symlink_to(os.readlink(src))
+        write(temporary)
         if dst.exists() or dst.is_symlink():
             raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
         os.replace(temporary, dst)
