@@ -86,8 +86,13 @@ _TEMPORARY: Final = re.compile(
 )
 
 
+def _present(path: Path) -> bool:
+    """Whether ``path`` is there: a file, a folder, or a link (a dangling one too)."""
+    return path.exists() or path.is_symlink()
+
+
 def _taken(path: Path) -> bool:
-    if path.exists() or path.is_symlink():
+    if _present(path):
         return True
     return any(path.with_name(path.name + s).exists() for s in NOTE_SUFFIXES)
 
@@ -101,8 +106,7 @@ def free_path(target: Path, *, ours: Callable[[Path], bool] | None = None) -> Pa
     def free(candidate: Path) -> bool:
         if not _taken(candidate):
             return True
-        return (ours is not None and not candidate.exists() and not candidate.is_symlink()
-                and ours(candidate))
+        return ours is not None and not _present(candidate) and ours(candidate)
 
     if free(target):
         return target
@@ -205,7 +209,7 @@ def _written_then_remove(src: Path, dst: Path, write: Callable[[Path], None]) ->
     temporary = temporary_path(dst, "partial")
     try:
         write(temporary)
-        if dst.exists() or dst.is_symlink():
+        if _present(dst):
             raise FileExistsError(errno.EEXIST, "target appeared meanwhile", str(dst))
         os.replace(temporary, dst)
     except BaseException:
@@ -383,14 +387,10 @@ def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> SetAside:
             return SetAside.KEPT
         bad = [p for p in root.rglob("*") if not storable(p.relative_to(inbox))]
         for path in sorted(bad, key=lambda p: len(p.parts)):
-            if path.exists() or path.is_symlink():
+            if _present(path):
                 _set_aside(path, inbox, failed)
         return SetAside.KEPT
     return SetAside.MOVED if _set_aside(root, inbox, failed) else SetAside.LEFT
-
-
-def _present(path: Path) -> bool:
-    return path.exists() or path.is_symlink()
 
 
 def _set_aside(path: Path, inbox: Path, failed: Path) -> bool:
