@@ -25,6 +25,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobStore
+from preform_pipeline.wording import counted, noun
 
 __all__ = ["LeftWaiting", "is_run_build", "send_left_waiting"]
 
@@ -88,7 +89,8 @@ def send_left_waiting(
         clock.sleep(max(_MIN_INTERVAL_S, min(poll_interval_s, deadline - clock.monotonic())))
     keys = tuple(b.job_key for b in left)
     if keys:
-        say(f"{len(keys)} build(s) still wait for a printer: {', '.join(keys)} (the next run "
-            "or watch sends them)")
+        say(f"{counted(len(keys), 'build')} still {noun(len(keys), 'waits', 'wait')} for a "
+            f"printer: {', '.join(keys)} (the next run or watch sends "
+            f"{noun(len(keys), 'it', 'them')})")
     log.info("left_waiting_pass", sent=len(sent), still_waiting=len(keys))
     return LeftWaiting(tuple(sent), keys)

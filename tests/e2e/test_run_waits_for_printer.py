@@ -143,3 +143,24 @@ class TestRunWaitsForAPrinter:
         assert history.count(JobState.PREPARING) == 1, history
         jobs = fleet_jobs(tmp_path)
         assert sum(waiting.job_key in j["job_name"] for j in jobs) == 1 and len(jobs) == 2
+
+    def test_a_build_still_waiting_after_the_next_runs_bound_is_named_in_a_counted_line(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        inbox = _models(tmp_path)
+        # A print takes ~70 s: the printer stays busy through both runs.
+        settings = _settings(tmp_path, scale=0.04, run_wait_s=0.5)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                       "--store", str(tmp_path / "jobs.db"))
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        with SqliteJobStore(tmp_path / "jobs.db") as store:
+            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        assert (f"1 build still waits for a printer: {waiting.job_key} (the next run or "
+                "watch sends it)") in second.stdout
+        assert [e["still_waiting"] for e in second.events_named("left_waiting_pass")] == [1]
+        assert len(fleet_jobs(tmp_path)) == 1
