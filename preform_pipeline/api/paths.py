@@ -93,9 +93,8 @@ class FolderResolver:
         folder_text, _, name = text.rpartition("/")
         if (
             os.name != "posix"
-            # Not absolute, the root itself, or under "//" (a root of its own on POSIX).
+            # Not absolute, or a file at the root ("/a.stl": its folder's text is empty).
             or not folder_text.startswith("/")
-            or folder_text.startswith("//")
             or name in ("", ".", "..")
             or os.path.islink(text)
         ):

@@ -64,7 +64,7 @@ class TestJsonBodies:
         "content",
         [b'{"a":1}', b"[1,2]", b"{", b"[", b'{"a":1} x', "[\"\u00e9\"]".encode(),
          b'["\\ud800"]', b"[\xff]", "[1]".encode("utf-16-le"), "{}".encode("utf-32-le"),
-         b"{\x00}", b'{"a":\n1}\n'],
+         b"{\x00}", b'{"a":\n1}\n', b'["\xed\xa0\x80"]'],
     )
     def test_objects_and_arrays_read_the_same(self, content: bytes) -> None:
         assert _short(content) == _loads(content)
@@ -117,7 +117,9 @@ class TestFolderResolverOddPlaces:
     """A file at the root, under ``//`` or in a folder reached by ``..`` resolves as
     ``Path.resolve()`` resolves it."""
 
-    @pytest.mark.parametrize("text", ["/", "/etc", "//etc/hosts", "//etc", "/etc/../etc/hosts"])
+    @pytest.mark.parametrize(
+        "text", ["/", "/etc", "//etc/hosts", "//etc", "/etc/../etc/hosts", "/etc/.", "/etc/.."]
+    )
     def test_it_is_what_resolve_gives(self, text: str) -> None:
         assert FolderResolver().resolve(Path(text)) == Path(text).resolve()
 
