@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from preform_pipeline.api._http import _decode
-from preform_pipeline.api._wire import _length, _persistent
+from preform_pipeline.api._wire import _head, _length, _persistent
 from preform_pipeline.api.paths import FolderResolver, same_machine_path
 from preform_pipeline.servers.pathmap import PathMapper
 
@@ -87,6 +89,24 @@ class TestHeaderValues:
         assert _persistent(version, "") is (version == "HTTP/1.1")
         assert _persistent(version, "keep-alive") is True
         assert _persistent(version, "close") is False
+
+
+class TestStatusLineErrors:
+    """A status line that is not HTTP/1.x is quoted in the error as its bytes were read."""
+
+    @pytest.mark.parametrize(
+        ("data", "quoted"),
+        [(b"SPDY/3 200 OK\r\n\r\n", b"SPDY/3 200 OK\r\n"),
+         (b"\xc9T\xc9/1 200\r\n\r\n", b"\xc9T\xc9/1 200\r\n"),
+         (b"HTTP/1.1 OK\nA: 1\n\n", b"HTTP/1.1 OK\n")],
+    )
+    def test_the_error_quotes_the_bytes(self, data: bytes, quoted: bytes) -> None:
+        reader = io.BufferedReader(io.BytesIO(data))
+
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            _head(reader)
+
+        assert str(caught.value) == f"not an HTTP/1.x status line: {quoted!r}"
 
 
 #: Absolute POSIX path texts with the odd parts a path can hold.
