@@ -5,18 +5,22 @@ and the main thread's run, gets its own profile, and the profiles are merged. Th
 the one ``bench_builds.py`` measures (same sets, recipe, simulated pool and latency).
 
     python bench/profile_runner.py [--set mixed800] [--servers 1] [--time-scale F]
-        [--top 40] [--sort tottime] [--dump FILE] [--no-profile [--split]]
+        [--top 40] [--sort tottime] [--dump FILE] [--no-profile [--split]] [--calls]
 
 CPU is per thread (``time.thread_time``): waits on sockets and locks cost nothing.
 Prints the runner's CPU per model (process time, as the benchmark counts it, and with
-cProfile's own overhead in it: compare shares, not the total), the time spent in the
+cProfile's own overhead in it: compare shares, not the total), its user and system parts
+and context switches (``getrusage``, where there is one), the time spent in the
 garbage collector, each live thread's CPU, and the top functions. ``--no-profile`` runs
 without cProfile and prints the build threads' CPU beside the process's; ``--split`` adds
 the build threads' CPU by part (requests and, within them, the socket exchange and the
 answers' parsing; log events; model paths; the output path; the checkpoint journal;
 leases; and, overlapping those, the whole checkpoint with its save request, the import
 check and the scene delete), outermost calls only, with the timing wrappers' own cost in
-it.
+it. ``--calls`` counts instead of timing: every Python and C call the build threads make
+(``sys.setprofile``), per build, by the package's function nearest on the stack (all of
+``logging.py`` as one), the top ``--top`` of them: a count that the machine's load does not
+change, to compare two versions of the code where CPU time is too noisy to.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
@@ -164,6 +169,53 @@ class _Split:
         return timed
 
 
+class _CallCounter:
+    """Every call in a build thread (``sys.setprofile``), by the package's function nearest
+    on the stack (``executor/steps.py:import_some``; every function of ``logging.py`` as
+    ``logging``; ``(outside)`` when none is)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def wrap(self, original: Any) -> Any:
+        @functools.wraps(original)
+        def counted(*args: Any) -> Any:
+            sys.setprofile(self._event)
+            try:
+                return original(*args)
+            finally:
+                sys.setprofile(None)
+
+        return counted
+
+    def _event(self, frame: Any, event: str, _arg: Any) -> None:
+        if event not in ("call", "c_call"):
+            return
+        place = "(outside)"
+        while frame is not None:
+            file = frame.f_code.co_filename.replace("\\", "/")
+            if "/preform_pipeline/" in file:
+                module = file.rsplit("/preform_pipeline/", 1)[1]
+                place = "logging" if module == "logging.py" else (
+                    f"{module}:{frame.f_code.co_name}")
+                break
+            frame = frame.f_back
+        with self._lock:
+            self.counts[place] += 1
+
+
+def _usage() -> list[float]:
+    """The process's user and system CPU seconds and its voluntary and involuntary context
+    switches (``getrusage``; empty where there is none)."""
+    try:
+        import resource
+    except ImportError:
+        return []
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return [own.ru_utime, own.ru_stime, float(own.ru_nvcsw), float(own.ru_nivcsw)]
+
+
 def _thread_cpu() -> list[tuple[str, float]]:
     """CPU seconds of each live thread of this process, by thread name (summed)."""
     names = {t.native_id: t.name.split("_")[0] for t in threading.enumerate()}
@@ -186,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", action="store_true",
                         help="with --no-profile: thread CPU by part (requests, events...)")
     parser.add_argument("--dump", type=Path, default=None, help="write the merged stats here")
+    parser.add_argument("--calls", action="store_true",
+                        help="count the build threads' calls by function instead (no timing)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="profile-runner-"))
     profiles: list[cProfile.Profile] = []
@@ -207,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                         count=min(args.servers, len(plan.builds))) as pool:
             runner = Runner(plan, pool, options=RunOptions(output_root=work / "out"),
                             reporter=NullReporter())
-            Runner._run_build = patched  # type: ignore[method-assign]
+            counter = _CallCounter()
+            Runner._run_build = (  # type: ignore[method-assign]
+                counter.wrap(original) if args.calls else patched
+            )
             main_profile = cProfile.Profile(time.thread_time)
             profiles.append(main_profile)
             split = _Split()
@@ -215,12 +272,14 @@ def main(argv: list[str] | None = None) -> int:
                 split.install()
             gc_timer = _GcTimer()
             gc.callbacks.append(gc_timer)
+            usage = _usage()
             cpu = time.process_time()
-            if not args.no_profile:
+            if not args.no_profile and not args.calls:
                 main_profile.enable()
             result = runner.run()
             main_profile.disable()
             cpu = time.process_time() - cpu
+            usage = [after - before for before, after in zip(usage, _usage(), strict=True)]
             gc.callbacks.remove(gc_timer)
             split.remove()
             threads = _thread_cpu()
@@ -228,10 +287,22 @@ def main(argv: list[str] | None = None) -> int:
         Runner._run_build = original  # type: ignore[method-assign]
         shutil.rmtree(work, ignore_errors=True)
     per_model = 1000 / plan.model_count
+    if args.calls:
+        builds = len(result.outcomes)
+        total = sum(counter.counts.values())
+        print(f"{args.set} on {args.servers}: ok={result.ok}, {builds} builds, "
+              f"{total} calls in the build threads, {total / builds:.0f} per build")
+        for place, count in counter.counts.most_common(args.top):
+            print(f"  {count / builds:7.0f} per build  {place}")
+        return 0
     print(f"{args.set} on {args.servers}: ok={result.ok}, {len(result.outcomes)} builds, "
           f"runner CPU {cpu * per_model:.2f} ms/model"
           + (f", build threads {sum(build_cpu) * per_model:.2f}" if args.no_profile
              else " (profiled)"))
+    if usage:
+        print(f"  process: user {usage[0] * per_model:.2f}, system {usage[1] * per_model:.2f} "
+              f"ms/model; {usage[2]:.0f} voluntary and {usage[3]:.0f} involuntary context "
+              "switches")
     print("  gc: " + ", ".join(
         f"gen{g} {gc_timer.counts[g]}x {gc_timer.seconds[g] * per_model:.3f} ms/model"
         for g in range(3)) + f"; {len(gc.get_objects())} objects tracked")

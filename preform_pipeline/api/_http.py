@@ -149,10 +149,24 @@ def error_for_transport(
     )
 
 
+#: ``json.loads``' own decoder settings, for the answers decoded the short way.
+_JSON_DECODER: Final = json.JSONDecoder()
+#: The first bytes of a JSON object or array.
+_JSON_OPENERS: Final = (b"{", b"[")
+
+
 def _decode(content: bytes) -> Any:
-    """The JSON body, ``None`` when empty; raises ``ValueError`` when it is not JSON."""
+    """The JSON body, ``None`` when empty; raises ``ValueError`` when it is not JSON.
+
+    ``json.loads`` first works out a body's encoding from its first bytes; a body that
+    opens with ``{`` or ``[`` followed by anything but a NUL has no byte-order mark and is
+    not UTF-16 or UTF-32, so ``json.loads`` would take it as UTF-8: it is decoded as such
+    here, without those checks (every answer passes here, right after a wait).
+    """
     if not content.strip():
         return None
+    if content[:1] in _JSON_OPENERS and content[1:2] != b"\x00":
+        return _JSON_DECODER.decode(content.decode("utf-8", "surrogatepass"))
     return json.loads(content)
 
 

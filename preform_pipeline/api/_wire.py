@@ -230,10 +230,9 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
     """The answer, and whether the connection may carry another request."""
     try:
         while True:
-            version, status, headers = _head(connection.reader)
+            version, status, headers, fields = _head(connection.reader)
             if not 100 <= status < 200:
                 break
-        fields = {name.lower(): value for name, value in headers}
         persistent = _persistent(version, fields.get("connection", ""))
         if method == "HEAD" or status in _NO_BODY:
             body = b""
@@ -268,34 +267,44 @@ def _header_lines_for(
     return "".join(lines), "content-length" in names
 
 
-def _head(reader: io.BufferedReader) -> tuple[str, int, list[tuple[str, str]]]:
-    """The status line and the header lines.
+def _head(
+    reader: io.BufferedReader,
+) -> tuple[str, int, list[tuple[str, str]], dict[str, str]]:
+    """The status line, the header lines, and the headers by lower-case name (the last of a
+    repeated name; what ``_receive`` looks up).
 
     An answer's head usually arrives whole in the reader's first read: then it is taken in
-    one piece and split, the same lines with the same checks as reading it line by line
-    (which is what happens otherwise: a head split across reads, or lines ended by a bare
-    LF). It is the first work after each wait for the server, where every call costs
+    one piece, decoded once and split, the same lines with the same checks as reading it line
+    by line (which is what happens otherwise: a head split across reads, or lines ended by a
+    bare LF). It is the first work after each wait for the server, where every call costs
     several times its warm cost.
     """
     buffered = reader.peek(1)
     end = buffered.find(b"\r\n\r\n")
     if end < 0 or buffered.count(b"\n", 0, end) != buffered.count(b"\r\n", 0, end):
         version, status = _status_line(reader)
-        return version, status, _header_lines(reader)
-    lines = reader.read(end + 4)[:end].split(b"\r\n")
-    # Each line is passed on with the CRLF it ended with: an error quotes it as read.
-    version, status = _parse_status(lines[0] + _CRLF)
+        pairs = _header_lines(reader)
+        return version, status, pairs, {name.lower(): value for name, value in pairs}
+    # latin-1 maps each byte to one character and back: a line is quoted as read.
+    lines = reader.read(end + 4)[:end].decode("latin-1").split("\r\n")
+    version, status = _status_of(lines[0] + "\r\n")
     headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
+    fields: dict[str, str] = {}
+    # Checked as they come, the first one too many included: a malformed line among them is
+    # the error, as when read line by line.
+    for line in lines[1:_MAX_HEADERS + 2]:
         # _parse_header's work, inline: a call per header line is what this path saves.
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name.strip():
-            quoted = (line + _CRLF)[:80]
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            quoted = (line.encode("latin-1") + _CRLF)[:80]
             raise httpx.RemoteProtocolError(f"malformed header line: {quoted!r}")
-        headers.append((name.strip(), value.strip()))
-        if len(headers) > _MAX_HEADERS:
-            raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
-    return version, status, headers
+        value = value.strip()
+        headers.append((name, value))
+        fields[name.lower()] = value
+    if len(lines) > _MAX_HEADERS + 1:
+        raise httpx.RemoteProtocolError(f"more than {_MAX_HEADERS} header lines")
+    return version, status, headers, fields
 
 
 def _line(reader: io.BufferedReader) -> bytes:
@@ -313,9 +322,16 @@ def _status_line(reader: io.BufferedReader) -> tuple[str, int]:
 
 
 def _parse_status(line: bytes) -> tuple[str, int]:
-    parts = line.decode("latin-1").split(None, 2)
+    return _status_of(line.decode("latin-1"))
+
+
+def _status_of(line: str) -> tuple[str, int]:
+    """The version and status of a status line, as decoded from latin-1 (its CRLF, when it
+    came with one, is only quoted: the split drops it)."""
+    parts = line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-        raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {line[:80]!r}")
+        quoted = line.encode("latin-1")[:80]
+        raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {quoted!r}")
     return parts[0], int(parts[1])
 
 
@@ -340,6 +356,9 @@ def _parse_header(line: bytes) -> tuple[str, str]:
 
 
 def _persistent(version: str, connection: str) -> bool:
+    if not connection:
+        # No Connection header (the usual answer): HTTP/1.1 keeps the connection.
+        return version != "HTTP/1.0"
     tokens = {token.strip().lower() for token in connection.split(",")}
     if version == "HTTP/1.0":
         return "keep-alive" in tokens
@@ -347,6 +366,8 @@ def _persistent(version: str, connection: str) -> bool:
 
 
 def _length(value: str) -> int:
+    if value.isdigit():
+        return int(value)  # one plain length, the usual answer: what the check below finds
     # Repeated Content-Length headers arrive joined by commas; they must agree.
     values = {v.strip() for v in value.split(",")}
     if len(values) != 1 or not next(iter(values)).isdigit():

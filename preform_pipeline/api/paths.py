@@ -18,6 +18,7 @@ __all__ = [
     "PathMapper",
     "default_path_mapper",
     "is_absolute_server_path",
+    "same_machine_path",
     "to_server_path",
 ]
 
@@ -28,6 +29,18 @@ PathMapper = Callable[[Path], str]
 def default_path_mapper(path: Path) -> str:
     """The server shares this machine's file system: send the resolved local path."""
     return str(path.resolve())
+
+
+def same_machine_path(path: Path) -> str:
+    """``str(Path(os.path.abspath(path)))``: the text a server on this machine is sent for
+    ``path`` (absolute, ``..`` dropped, no link resolved), what an identity path map gives.
+
+    On POSIX ``os.path.abspath``'s text is already the one a ``Path`` would print (it is
+    normalised, and a path keeps its two leading slashes in both), so no ``Path`` is built
+    for it: every model import and every save sends one of these (runner CPU per model).
+    """
+    text = os.path.abspath(path)
+    return text if os.name == "posix" else str(Path(text))
 
 
 def is_absolute_server_path(text: str) -> bool:
@@ -71,18 +84,22 @@ class FolderResolver:
     """
 
     def __init__(self) -> None:
-        self._folders: dict[Path, Path] = {}
+        #: Resolved folders by the folder's text as given (the text before the path's last
+        #: ``/``): looked up by a string, not by a ``Path`` built for the parent.
+        self._folders: dict[str, Path] = {}
 
     def resolve(self, path: Path) -> Path:
-        name = path.name
+        text = str(path)
+        folder_text, _, name = text.rpartition("/")
         if (
             os.name != "posix"
-            or not path.is_absolute()
+            # Not absolute, or a file at the root ("/a.stl": its folder's text is empty).
+            or not folder_text.startswith("/")
             or name in ("", ".", "..")
-            or os.path.islink(path)
+            or os.path.islink(text)
         ):
             return path.resolve()
-        folder = self._folders.get(path.parent)
+        folder = self._folders.get(folder_text)
         if folder is None:
-            folder = self._folders[path.parent] = path.parent.resolve()
+            folder = self._folders[folder_text] = Path(folder_text).resolve()
         return folder / name

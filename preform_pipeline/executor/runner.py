@@ -63,6 +63,7 @@ from preform_pipeline.api import (
     PreFormClient,
 )
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
+from preform_pipeline.api.paths import same_machine_path
 from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
@@ -574,8 +575,11 @@ class _ServerClients:
             return self._holders[key]
 
     def _make(self, server: PoolServer) -> tuple[PreFormClient, PreFormClient]:
+        mapper = server.path_mapper
         common: dict[str, Any] = {
-            "path_mapper": server.path_mapper.to_server,
+            # A server on this machine is sent each path as it is (made absolute): what the
+            # identity map gives, without building and printing a Path per model and save.
+            "path_mapper": same_machine_path if mapper.identity else mapper.to_server,
             "timeout": self._options.request_timeout_s,
             "operation_timeout": self._options.step_timeout_s,
             "verify_imports": False,

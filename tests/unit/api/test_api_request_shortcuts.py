@@ -68,7 +68,10 @@ def _in_one_piece(data: bytes, buffer_size: int = io.DEFAULT_BUFFER_SIZE) -> tup
     reader = _reader(data, buffer_size)
     try:
         while True:
-            version, status, headers = _head(reader)
+            version, status, headers, fields = _head(reader)
+            # The headers by lower-case name, the last of a repeated one: what the
+            # answer's length, encoding and connection are read from.
+            assert fields == {name.lower(): value for name, value in headers}
             if not 100 <= status < 200:
                 break
         result: object = (version, status, headers)
@@ -91,6 +94,14 @@ _HEADS = {
     "too many headers": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * (_MAX_HEADERS + 1) + b"\r\n",
     "as many as allowed": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * _MAX_HEADERS + b"\r\n",
     "closed in the head": b"HTTP/1.1 200 OK\r\nA: 1\r\n",
+    "a name repeated in two cases": b"HTTP/1.1 200 OK\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+    "malformed after too many": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * (_MAX_HEADERS + 1)
+    + b"bad\r\n\r\n",
+    "malformed as the one too many": b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * _MAX_HEADERS
+    + b"bad\r\n\r\n",
+    "a status line with a latin-1 reason": b"HTTP/1.1 200 \xc9t\xe9\r\n\r\n",
+    "a latin-1 status line that is not HTTP": b"\xc9T\xc9/1 200\r\n\r\n",
+    "a latin-1 header line without a colon": b"HTTP/1.1 200 OK\r\n\xe9t\xe9\r\n\r\n",
     "closed at once": b"",
 }
 
