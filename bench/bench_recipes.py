@@ -10,7 +10,8 @@ Planning: 1,000 small binary STL files (boxes and 48-segment cylinders, 8 to 40 
 ``units: DETECTED`` reads them as millimetres, in 200 case folders of five) are written with
 :func:`preform_pipeline.geometry.write_stl`. Two
 timings per recipe: :func:`plan_builds` on models already read (grouping + step graphs), and
-end to end (:func:`read_models` over the folder, then :func:`plan_builds`).
+end to end (:func:`read_models` over the folder for the recipe's machine, as ``plan`` reads,
+then :func:`plan_builds`).
 
 Writes bench/results/recipes.json and bench/results/recipes.md.
 
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.logging import configure_logging
-from preform_pipeline.plan.builds import plan_builds, read_models
+from preform_pipeline.plan.builds import plan_builds, read_models, recipe_machine
 from preform_pipeline.recipes import load_recipe, validate_recipe
 
 __all__ = ["main"]
@@ -197,12 +198,17 @@ def _bench_planning(count: int, repeats: int) -> dict[str, Any]:
         triangles = _write_models(folder, count)
         for name in PLAN_RECIPES:
             recipe = load_recipe(REPO / "recipes" / name)
-            models = read_models([folder], import_spec=recipe.import_options)
+            # As `plan` and `run` read: units judged against the recipe's machine, and no
+            # shadows measured for a powder machine.
+            machine = recipe_machine(recipe)
+            models = read_models([folder], import_spec=recipe.import_options, machine=machine)
             plan_s, plan = _timed(lambda: plan_builds(recipe, models), repeats)  # noqa: B023
             e2e_s, _ = _timed(
                 lambda: plan_builds(
                     recipe,  # noqa: B023
-                    read_models([folder], import_spec=recipe.import_options),  # noqa: B023
+                    read_models(
+                        [folder], import_spec=recipe.import_options, machine=machine  # noqa: B023
+                    ),
                 ),
                 repeats,
             )
