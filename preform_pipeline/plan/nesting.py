@@ -248,6 +248,8 @@ class _Platform:
         lo = turns.lo
         width = lo.shape[1]
         offsets = len(self.skyline)
+        if not offsets:  # a platform narrower than one column takes nothing
+            return None
         padded = np.empty(offsets + width)
         padded[:offsets] = self.skyline
         padded[offsets:] = _BIG
@@ -260,25 +262,25 @@ class _Platform:
         for j in turns.probe[1:]:
             np.subtract(padded[None, j : j + offsets], lo[:, j, None], out=rise)
             np.maximum(lift, rise, out=lift)
-        maybe = lift + turns.top[:, None] <= self.depth + 1e-9
+        # A turn may fit only if its least bound does (adding the top rounds monotonically,
+        # so this is the same test offset by offset, in one reduction).
+        maybe = lift.min(axis=1) + turns.top <= self.depth + 1e-9
         if not maybe.any():
             return None
-        # The other columns only where the bound leaves a chance: the turns and the span of
-        # offsets that may fit. The rest keep their lower bound, which is already past the
-        # depth, so they stay out of every choice below.
-        rows = np.flatnonzero(maybe.any(axis=1))
-        spots = np.flatnonzero(maybe.any(axis=0))
-        first, last = int(spots[0]), int(spots[-1]) + 1
-        if len(rows) == len(lo):
-            part, part_lo = lift[:, first:last], lo
+        if maybe.all():
+            for j in turns.rest:
+                np.subtract(padded[None, j : j + offsets], lo[:, j, None], out=rise)
+                np.maximum(lift, rise, out=lift)
         else:
-            part, part_lo = lift[rows, first:last], lo[rows]
-        rise = np.empty_like(part)
-        for j in turns.rest:
-            np.subtract(padded[None, j + first : j + last], part_lo[:, j, None], out=rise)
-            np.maximum(part, rise, out=part)
-        if len(rows) < len(lo):
-            lift[rows, first:last] = part
+            # The other columns only for the turns that may fit; the others keep their
+            # lower bound, already past the depth, so they stay out of every choice below.
+            rows = np.flatnonzero(maybe)
+            part, part_lo = lift[rows], lo[rows]
+            rise = np.empty_like(part)
+            for j in turns.rest:
+                np.subtract(padded[None, j : j + offsets], part_lo[:, j, None], out=rise)
+                np.maximum(part, rise, out=part)
+            lift[rows] = part
         peak = lift + turns.top[:, None]
         fits = peak <= self.depth + 1e-9
         if not fits.any():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from preform_pipeline.plan import nesting
-from preform_pipeline.plan.nesting import Outline, _Nester
+from preform_pipeline.plan.nesting import Outline, _Nester, _Unit
 from tests.unit.plan.test_plan_nesting import rectangle
 
 
@@ -55,3 +55,13 @@ class TestProbeColumns:
         assert turns.probe == (0, 8, 16, 24, 32)
         assert turns.count.tolist() == [33]
         assert turns.lo_sum.tolist() == [float(np.where(turns.finite, turns.lo, 0.0).sum())]
+
+
+class TestNoColumns:
+    """A platform narrower than one column takes nothing, and says so without an error."""
+
+    def test_placing_on_a_platform_without_columns_fails_plainly(self) -> None:
+        outline = Outline("sliver", rectangle(0.2, 5.0), 0.0, 1.0)
+        nester = _Nester([outline], (0.5, 50.0), 0.0, True, 1.0, 15.0, None, 0.0)
+        assert nester.columns == 0
+        assert nester.place(nester.empty(), _Unit((outline,))) is False
