@@ -5,8 +5,9 @@ arches of ``bench_builds`` with :func:`~preform_pipeline.plan.builds.read_models
 pass by process CPU time (the machine is shared, wall time would measure the neighbours);
 median of ``--repeats`` passes. ``fingerprint``: writes a SHA-256 per model of everything
 planning keeps from reading (shadow points, hull areas, sizes, warnings) and of the checks
-(defects, orientation fault, flat orientation), and of each set's planned builds, so a
-speed-up can be shown to change nothing (compare two files with ``cmp``).
+(defects, orientation fault, flat orientation), and of each set's planned builds and
+placements under every resin recipe of ``bench_recipes``, so a speed-up can be shown to
+change nothing (compare two files with ``cmp``).
 """
 
 from __future__ import annotations
@@ -37,10 +38,13 @@ from preform_pipeline.geometry.orientation import orientation_fault  # noqa: E40
 from preform_pipeline.logging import configure_logging  # noqa: E402
 from preform_pipeline.plan.builds import ModelInfo, plan_builds, read_models  # noqa: E402
 from preform_pipeline.recipes import load_recipe  # noqa: E402
+from preform_pipeline.recipes.model import Recipe  # noqa: E402
 
 __all__ = ["main"]
 
 _RECIPE = BENCH.parent / "recipes" / PLAN_RECIPES[0]
+_RESIN_RECIPES = tuple(BENCH.parent / "recipes" / name for name in PLAN_RECIPES
+                       if name != "fuse-nylon12-sls.yaml")
 
 
 def _sets(work: Path) -> dict[str, list[Path]]:
@@ -90,16 +94,24 @@ def _fingerprint(sets: dict[str, list[Path]], work: Path) -> dict[str, Any]:
             mesh = read_mesh(path)
             checks.append(_digest(mesh_defects(mesh), orientation_fault(mesh),
                                   best_flat_orientation(mesh)))
-        plan = plan_builds(recipe, infos)
         out[name] = {
             "models": {i.path.name: _model_print(i) for i in infos},
             "checks": checks,
-            # Paths relative to the temporary folder (named anew on every run) and to the
-            # checkout (the arches are written under it), so two checkouts compare.
-            "plan": _digest(repr((plan.builds, plan.rejected))
-                            .replace(str(work), "").replace(str(BENCH.parent), "")),
+            "plan": _plan_print(recipe, infos, work),
+            # Every resin recipe of bench_recipes (cases kept together, another machine).
+            "plans": {path.name: _plan_print(load_recipe(path), infos, work)
+                      for path in _RESIN_RECIPES},
         }
     return out
+
+
+def _plan_print(recipe: Recipe, infos: list[ModelInfo], work: Path) -> str:
+    plan = plan_builds(recipe, infos)
+    # Paths relative to the temporary folder (named anew on every run) and to the checkout
+    # (the arches are written under it), so two checkouts compare. The placements are in
+    # the builds' repr.
+    return _digest(repr((plan.builds, plan.rejected))
+                   .replace(str(work), "").replace(str(BENCH.parent), ""))
 
 
 def main() -> None:

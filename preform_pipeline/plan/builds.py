@@ -133,7 +133,8 @@ class ModelInfo:
     #: Surface area in mm^2 (a hollowed part's material is about its surface times the wall).
     surface_mm2: float = 0.0
     #: The model's shadow on the platform, as it lies and flat-face down (mm); None when
-    #: the info was made by hand: planning then uses the footprint box.
+    #: the info was made by hand (planning then uses the footprint box) or read for a powder
+    #: (SLS) machine, whose builds are grouped by volume and never laid out by outline.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
 
 
@@ -330,6 +331,8 @@ def read_model(
     a sidecar's ``units`` wins, then the recipe's ``import.units_by_path`` and ``import.units``;
     otherwise both readings are judged against ``machine``'s build volume (the largest in the
     catalogue when None) and ``import.min_feature_mm``. ``import_spec.scale`` multiplies after.
+    For a powder (SLS) ``machine`` the shadow is not measured (``shadow`` is None): its builds
+    are grouped by volume, and measuring the outline was most of the reading time there.
     Raises :class:`~preform_pipeline.errors.ModelFileError` for a file that cannot be read or
     whose units cannot be decided (both readings could print and the recipe names none).
     """
@@ -365,13 +368,17 @@ def read_model(
     factor = (INCH_MM if units == "INCHES" else 1.0) * float(import_spec.scale)
     sx, sy, sz = (v * factor for v in mesh.size)
     cube = factor**3
-    measured = measure_shadow(mesh)
-    shadow = Shadow(
-        measured.as_is * factor,
-        measured.flat * factor,
-        measured.as_is_hull_mm2 * factor**2,
-        measured.flat_hull_mm2 * factor**2,
-    )
+    shadow: Shadow | None = None
+    # Outlines are only nested on resin platforms (an SLS recipe has no auto_layout step, so
+    # nothing at run time asks for a footprint either); an unknown machine keeps them.
+    if machine is None or machine.technology != "SLS":
+        measured = measure_shadow(mesh)
+        shadow = Shadow(
+            measured.as_is * factor,
+            measured.flat * factor,
+            measured.as_is_hull_mm2 * factor**2,
+            measured.flat_hull_mm2 * factor**2,
+        )
     return ModelInfo(
         path=path,
         name=mesh.name,

@@ -57,7 +57,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from preform_pipeline.errors import PlanningError
 
@@ -97,6 +96,10 @@ _BIG: Final = 1e12
 #: In the "lowest top" rule, how much a millimetre of mean waste height weighs against a
 #: millimetre of top: enough to prefer the open side up when tops are equal.
 _LOW_WASTE_WEIGHT: Final = 0.05
+#: Every this many columns of a model are taken first when placing it: their highest rise
+#: over the skyline is a lower bound of the model's, enough in most tries to show that the
+#: model fits nowhere on a filling platform before the other columns are taken.
+_PROBE_EVERY: Final = 8
 
 _Array = npt.NDArray[np.float64]
 
@@ -149,6 +152,25 @@ class _Turns:
     width: npt.NDArray[np.int64]  # (turns,) columns used
     origin: _Array  # (turns,) shadow-frame x of column 0's left edge
     box: _Array  # (turns, 4): turned shadow's x_min, x_max, y_min, y_max (not grown)
+    finite: npt.NDArray[np.bool_]  # (turns, width): columns the model occupies
+    count: npt.NDArray[np.int64]  # (turns,) occupied columns
+    lo_sum: _Array  # (turns,) sum of lo over the occupied columns
+    probe: tuple[int, ...]  # the columns taken first (see _PROBE_EVERY), column 0 first
+    rest: tuple[int, ...]  # the other columns that some turn occupies
+
+
+def _probe_columns(finite: npt.NDArray[np.bool_]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Columns to take first (column 0, where the rise starts, every
+    :data:`_PROBE_EVERY`-th occupied one, and the last) and the other occupied columns."""
+    occupied = np.flatnonzero(finite.any(axis=0))
+    taken = np.zeros(finite.shape[1], dtype=bool)
+    taken[0] = True
+    taken[occupied[::_PROBE_EVERY]] = True
+    taken[occupied[-1:]] = True
+    columns = np.arange(finite.shape[1])
+    # A column no turn occupies rises by minus infinity: it never sets the maximum.
+    left = ~taken & finite.any(axis=0)
+    return tuple(columns[taken].tolist()), tuple(columns[left].tolist())
 
 
 def _profiles(outline: Outline, angles: Sequence[float], cell: float) -> _Turns:
@@ -179,12 +201,22 @@ def _profiles(outline: Outline, angles: Sequence[float], cell: float) -> _Turns:
         # column c + d, so the grown disc reaches at least this far over there.
         gap = (abs(d) - 1) * cell
         reach = math.sqrt(max(outline.grow**2 - gap * gap, 0.0))
-        np.minimum(lo, np.roll(base_lo, d, axis=1) - reach, out=lo)
-        np.maximum(hi, np.roll(base_hi, d, axis=1) + reach, out=hi)
+        # Column c takes column c - d's points. The k empty columns on each side mean that a
+        # shift by |d| <= k only ever brings in empty ones (a roll would wrap empty ones in):
+        # slices give the same values without the rolled copies.
+        if d > 0:
+            np.minimum(lo[:, d:], base_lo[:, :-d] - reach, out=lo[:, d:])
+            np.maximum(hi[:, d:], base_hi[:, :-d] + reach, out=hi[:, d:])
+        else:
+            np.minimum(lo[:, :d], base_lo[:, -d:] - reach, out=lo[:, :d])
+            np.maximum(hi[:, :d], base_hi[:, -d:] + reach, out=hi[:, :d])
     box = np.column_stack([start, x.max(axis=1), y.min(axis=1), y.max(axis=1)])
+    finite = np.isfinite(lo)
+    probe, rest = _probe_columns(finite)
     return _Turns(
         tuple(float(a) for a in angles), lo, hi, hi.max(axis=1),
         (used + 2 * k).astype(np.int64), start - k * cell, box,
+        finite, finite.sum(axis=1), np.where(finite, lo, 0.0).sum(axis=1), probe, rest,
     )
 
 
@@ -215,21 +247,50 @@ class _Platform:
         """
         lo = turns.lo
         width = lo.shape[1]
-        padded = np.concatenate([self.skyline, np.full(width, _BIG)])
-        windows = sliding_window_view(padded, width)[: len(self.skyline)]  # (offsets, width)
+        offsets = len(self.skyline)
+        if not offsets:  # a platform narrower than one column takes nothing
+            return None
+        padded = np.empty(offsets + width)
+        padded[:offsets] = self.skyline
+        padded[offsets:] = _BIG
         # The highest the model must rise over the skyline, column by column: a loop over
-        # the model's columns keeps each step at (turns, offsets) instead of a cube.
-        lift = windows[None, :, 0] - lo[:, 0, None]
-        for j in range(1, width):
-            np.maximum(lift, windows[None, :, j] - lo[:, j, None], out=lift)
+        # the model's columns keeps each step at (turns, offsets) instead of a cube. A maximum
+        # is exact in any order, so a few columns go first: when even their rise puts every
+        # turn and offset past the depth (the rounded sum is monotonic), nothing fits.
+        lift = padded[None, :offsets] - lo[:, 0, None]
+        rise = np.empty_like(lift)
+        for j in turns.probe[1:]:
+            np.subtract(padded[None, j : j + offsets], lo[:, j, None], out=rise)
+            np.maximum(lift, rise, out=lift)
+        # A turn may fit only if its least bound does (adding the top rounds monotonically,
+        # so this is the same test offset by offset, in one reduction).
+        maybe = lift.min(axis=1) + turns.top <= self.depth + 1e-9
+        if not maybe.any():
+            return None
+        if maybe.all():
+            for j in turns.rest:
+                np.subtract(padded[None, j : j + offsets], lo[:, j, None], out=rise)
+                np.maximum(lift, rise, out=lift)
+        else:
+            # The other columns only for the turns that may fit; the others keep their
+            # lower bound, already past the depth, so they stay out of every choice below.
+            rows = np.flatnonzero(maybe)
+            part, part_lo = lift[rows], lo[rows]
+            rise = np.empty_like(part)
+            for j in turns.rest:
+                np.subtract(padded[None, j : j + offsets], part_lo[:, j, None], out=rise)
+                np.maximum(part, rise, out=part)
+            lift[rows] = part
         peak = lift + turns.top[:, None]
         fits = peak <= self.depth + 1e-9
         if not fits.any():
             return None
-        finite = np.isfinite(lo)
-        count = finite.sum(axis=1)
-        lo_sum = np.where(finite, lo, 0.0).sum(axis=1)
-        under = count[:, None] * lift - finite.astype(np.float64) @ windows.T + lo_sum[:, None]
+        # (offsets, width): row o is the skyline under the model at offset o (a view).
+        step = padded.strides[0]
+        windows: _Array = np.ndarray((offsets, width), np.float64, padded, 0, (step, step))
+        finite = turns.finite
+        under = (turns.count[:, None] * lift - finite.astype(np.float64) @ windows.T
+                 + turns.lo_sum[:, None])
         score = np.where(fits, self._scores(peak, under, turns, cell, low), np.inf)
         least = float(score.min())
         near = np.flatnonzero(score <= least + 1e-7 * max(1.0, abs(least)))
@@ -304,6 +365,8 @@ class _Rules:
         self._rest = (max_items, spill)
         self._made: dict[int, _Nester] = {}
         self._single: dict[tuple[bytes, float], bool] = {}
+        # Profiles by (turn step, swap): the lowest-top rule's are the other rule's.
+        self._profiles: dict[tuple[float, bool], dict[str, _Turns]] = {}
 
     def fits(self, outline: Outline) -> bool:
         """Whether one model fits an empty platform (copies of a file are asked once)."""
@@ -318,7 +381,8 @@ class _Rules:
         # Built on first use: a batch that reaches its bound at once pays for one rule only.
         if rule not in self._made:
             step, swap, low = self.variants[rule]
-            self._made[rule] = _Nester(*self._args, step, *self._rest, swap=swap, low=low)
+            self._made[rule] = _Nester(*self._args, step, *self._rest, swap=swap, low=low,
+                                       profiles=self._profiles.setdefault((step, swap), {}))
         return self._made[rule]
 
     def alone(self, unit: _Unit) -> _Platform | None:
@@ -342,9 +406,12 @@ class _Nester:
         self, outlines: Sequence[Outline], platform: tuple[float, float], margin: float,
         allow_rotation: bool, cell: float, turn_step: float, max_items: int | None,
         spill: float, swap: bool = False, low: bool = False,
+        profiles: dict[str, _Turns] | None = None,
     ) -> None:
         """``swap``: columns run along y and models stack along x (the packer works on
-        mirrored coordinates and mirrors the result back); ``low``: the lowest-top rule."""
+        mirrored coordinates and mirrors the result back); ``low``: the lowest-top rule.
+        ``profiles``: the outlines' profiles at this nester's turns and ``swap``, shared with
+        another rule that differs only in ``low`` (filled here when empty)."""
         self.swap = swap
         self.low = low
         self.platform = platform
@@ -365,8 +432,8 @@ class _Nester:
         )
         # Copies of one file share their profiles: key them by the shadow's bytes.
         cache: dict[tuple[bytes, float], _Turns] = {}
-        self.turns: dict[str, _Turns] = {}
-        for o in outlines:
+        self.turns: dict[str, _Turns] = {} if profiles is None else profiles
+        for o in outlines if not self.turns else ():
             ident = (o.points.tobytes(), o.grow)
             if ident not in cache:
                 mirrored = Outline(o.key, o.points[:, ::-1], o.grow, o.hull_mm2) if swap else o
