@@ -93,6 +93,14 @@ class TestBalancedQueues:
         queues = balanced_queues([3.0, 3.0, 2.0, 2.0, 2.0], servers=2)
         assert sorted(sorted(q) for q in queues) == [[0, 1], [2, 3, 4]]
 
+    def test_the_search_finds_a_split_no_exchange_of_two_builds_reaches(self) -> None:
+        # Longest first: 9+4 | 6+4 | 5+4 ends at 13, and no exchange of two builds makes it
+        # shorter; 9 | 6+5 | 4+4+4 ends at 12.
+        works = [9.0, 4.0, 5.0, 4.0, 4.0, 6.0]
+        assert max(sum(works[i] for i in q) for q in balanced_queues(works, servers=3)) == 12.0
+        without = balanced_queues(works, servers=3, node_limit=0)
+        assert max(sum(works[i] for i in q) for q in without) == 13.0
+
     def test_every_build_is_in_exactly_one_queue_even_without_a_search(self) -> None:
         works = [5.0, 1.0, 4.0, 2.0, 3.0, 2.5]
         queues = balanced_queues(works, servers=3, node_limit=0)
@@ -100,12 +108,13 @@ class TestBalancedQueues:
         assert max(sum(works[i] for i in q) for q in queues) == 6.0
 
     def test_queues_below_the_longest_are_evened_out(self) -> None:
-        # arches64 on 4 servers: one server must run four builds (the four smallest, 32.88);
-        # the other nine are spread over three queues within a build of each other.
+        # arches64 on 4 servers: one server must run four builds (the four smallest, 32.87);
+        # the search stops there, with the other nine at 32.04, 28.89 and 25.73. Exchanges
+        # even those out to 28.88-28.89: none ends near the longest.
         works = [build_work(b) for b in _builds(ARCHES64)]
         loads = sorted(sum(works[i] for i in q) for q in balanced_queues(works, servers=4))
         assert loads[-1] == sum(sorted(works)[:4])
-        assert loads[-2] - loads[0] < min(works)
+        assert loads[-2] - loads[0] < 0.1
 
     def test_each_queue_runs_longest_first(self) -> None:
         works = [1.0, 4.0, 2.0, 3.0, 5.0]
