@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from preform_pipeline.executor.runner import _ends_last, build_work, run_order
 from preform_pipeline.executor.schedule import (
+    _even_out,
     balanced_queues,
     dispatch_ends,
     dispatch_makespan,
@@ -84,6 +86,9 @@ class TestDispatch:
     def test_no_builds_end_at_once(self) -> None:
         assert dispatch_makespan([], servers=4) == 0.0
 
+    def test_one_server_runs_them_one_after_another(self) -> None:
+        assert dispatch_makespan([1.0, 2.0], servers=1) == 3.0
+
 
 class TestBalancedQueues:
     """The work is split into one queue per server with the least longest queue."""
@@ -101,6 +106,15 @@ class TestBalancedQueues:
         without = balanced_queues(works, servers=3, node_limit=0)
         assert max(sum(works[i] for i in q) for q in without) == 13.0
 
+    def test_the_search_goes_on_until_a_split_is_even(self) -> None:
+        # Both split their total evenly, which only a search past its first answers finds.
+        for works, servers, even in (
+            ([17.0, 10.0, 21.0, 28.0, 3.0, 23.0, 28.0, 9.0, 17.0, 12.0], 2, 84.0),
+            ([19.0, 30.0, 15.0, 12.0, 10.0, 8.0, 26.0, 6.0], 3, 42.0),
+        ):
+            queues = balanced_queues(works, servers)
+            assert max(sum(works[i] for i in q) for q in queues) == even
+
     def test_every_build_is_in_exactly_one_queue_even_without_a_search(self) -> None:
         works = [5.0, 1.0, 4.0, 2.0, 3.0, 2.5]
         queues = balanced_queues(works, servers=3, node_limit=0)
@@ -116,10 +130,46 @@ class TestBalancedQueues:
         assert loads[-1] == sum(sorted(works)[:4])
         assert loads[-2] - loads[0] < 0.1
 
+    def test_small_splits_are_the_best_of_every_assignment(self) -> None:
+        rng = random.Random(18)
+        for _ in range(100):
+            servers = rng.choice([2, 3])
+            works = [float(rng.randint(1, 20)) for _ in range(rng.randint(servers + 1, 7))]
+            best = min(
+                max(sum(w for w, s in zip(works, pick, strict=True) if s == server)
+                    for server in range(servers))
+                for pick in itertools.product(range(servers), repeat=len(works))
+            )
+            queues = balanced_queues(works, servers)
+            assert sorted(i for q in queues for i in q) == list(range(len(works)))
+            assert max(sum(works[i] for i in q) for q in queues) == best, (works, servers)
+
+    def test_no_builds_make_empty_queues_and_one_server_one_queue(self) -> None:
+        assert balanced_queues([], servers=3) == [[], [], []]
+        assert balanced_queues([1.0, 3.0, 2.0], servers=1) == [[1, 2, 0]]
+
     def test_each_queue_runs_longest_first(self) -> None:
         works = [1.0, 4.0, 2.0, 3.0, 5.0]
         for queue in balanced_queues(works, servers=2):
             assert [works[i] for i in queue] == sorted((works[i] for i in queue), reverse=True)
+
+
+class TestEvenOut:
+    """Builds change queues, the most even exchange first, while the loads grow more even."""
+
+    def test_each_exchange_is_the_most_even_move_or_swap(self) -> None:
+        cases = [
+            # a swap with the build at position 0
+            ([3.4, 5.5, 5.8, 0.7, 2.3, 5.4], [[1, 2, 4, 5], [0, 3]], [[0, 2, 4], [1, 3, 5]]),
+            # a swap of 4.4 for 2.8 (gap 5.4 - 1.6) before any move
+            ([4.3, 2.8, 4.4, 1.1, 1.6, 0.8], [[0, 2, 4, 5], [1, 3]], [[0, 3, 4, 5], [1, 2]]),
+            # exchanges of less than a unit count too
+            ([1.7, 1.3, 4.1, 2.2, 2.9, 3.7], [[4], [0], [1, 2, 3, 5]], [[0, 5], [1, 2], [3, 4]]),
+            ([4.7, 5.5, 2.5, 2.2, 0.5, 4.3], [[0, 2, 5], [1, 3, 4]], [[0, 4, 5], [1, 2, 3]]),
+        ]
+        for works, queues, even in cases:
+            _even_out(works, queues)
+            assert sorted(sorted(q) for q in queues) == even, works
 
 
 class TestStartSequence:
@@ -168,7 +218,8 @@ class TestStartOrder:
         builds = _builds(ARCHES64)
         times = {b.name: t for b, t in zip(builds, recorded, strict=True)}
         order, final = run_order(builds, servers=4)
-        assert _ends(order, 4, times) < 6.3 < _ends(_longest_first(builds, 4, final), 4, times)
+        before = _longest_first(builds, 4, final or "")
+        assert _ends(order, 4, times) < 6.3 < _ends(before, 4, times)
 
     def test_mixed800_keeps_longest_first_when_the_split_is_no_steadier(self) -> None:
         # The split ends 3% earlier by estimate, but not on average when builds take 12%
@@ -177,6 +228,19 @@ class TestStartOrder:
         order, final = run_order(builds, servers=4)
         assert final is not None
         assert order == _longest_first(builds, 4, final)
+
+    def test_the_final_build_takes_the_place_of_a_longer_build_on_the_longest_queue(
+        self
+    ) -> None:
+        # Works 12 5 6 9 7 6 13 on 3 servers; the final build b5 (7, the roomiest of the
+        # later ones) is not on the longest queue. Exchanged for the 9 there, its queue is
+        # still the longest and ends at 21 (longest first: 22): b5 starts last of all.
+        builds = _builds([(8, 0, 0.03), (1, 0, 0.7), (2, 0, 0.49), (5, 0, 0.61),
+                          (3, 0, 0.04), (2, 0, 0.77), (9, 0, 0.91)])
+        order, final = run_order(builds, servers=3)
+        assert final == "b5"
+        assert [b.name for b in order] == ["b7", "b1", "b4", "b2", "b6", "b3", "b5"]
+        assert _ends(order, 3) == 21.0 < _ends(_longest_first(builds, 3, "b5"), 3)
 
     def test_the_final_build_ends_last_of_all(self) -> None:
         builds = _builds(ARCHES64)
