@@ -166,6 +166,11 @@ class TestEvenOut:
             # exchanges of less than a unit count too
             ([1.7, 1.3, 4.1, 2.2, 2.9, 3.7], [[4], [0], [1, 2, 3, 5]], [[0, 5], [1, 2], [3, 4]]),
             ([4.7, 5.5, 2.5, 2.2, 0.5, 4.3], [[0, 2, 5], [1, 3, 4]], [[0, 4, 5], [1, 2, 3]]),
+            # the build at position 0 taken back in a swap
+            ([1.3, 2.6, 2.4, 3.8, 1.4, 5.4, 2.9], [[0, 4], [3, 5, 6], [1, 2]],
+             [[0, 5], [1, 3], [2, 4, 6]]),
+            # of two exchanges as even, the first found (two builds of 4.3)
+            ([2.3, 3.4, 4.3, 0.6, 4.3], [[2, 3, 4], [1], [0]], [[0, 1], [2], [3, 4]]),
         ]
         for works, queues, even in cases:
             _even_out(works, queues)
