@@ -200,6 +200,9 @@ class TestExpectedMakespan:
         assert first == expected_makespan(works, [0, 1, 2, 3, 4], servers=2)
         assert 7.0 < first < 7.0 * 1.2
 
+    def test_no_work_takes_no_time(self) -> None:
+        assert expected_makespan([0.0, 0.0], [0, 1], servers=2) == 0.0
+
 
 class TestStartOrder:
     """On several servers the start order ends no later than longest first, by estimate."""
