@@ -67,16 +67,18 @@ from preform_pipeline.api import (
 )
 from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
+from preform_pipeline.executor.runner import build_work, run_order
+from preform_pipeline.executor.schedule import dispatch_makespan
 from preform_pipeline.executor.state import BuildStatus, RunResult
 from preform_pipeline.executor.steps import is_layout_overflow
 from preform_pipeline.logging import configure_logging
-from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import Settings
 from preform_pipeline.simulator.latency import REALISTIC_COSTS
 
-__all__ = ["best_makespan", "main"]
+__all__ = ["best_makespan", "longest_first", "main", "replayed_dispatch"]
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -305,6 +307,8 @@ def run_pipeline(
             result.busy_s / pool_size
             / max(best_makespan([o.busy_s for o in result.outcomes], pool_size), 1e-9), 3
         ),
+        "start_order": [b.index for b in run_order(plan.builds, pool_size)[0]],
+        "dispatch_replayed": replayed_dispatch(plan, result, waited, pool_size),
         "discarded_share": round(discarded / max(result.busy_s, 1e-9), 4),
         "density": round(_mean_density(builds), 4),
         "layout_calls": result.layout_calls,
@@ -365,6 +369,43 @@ def best_makespan(durations: list[float], servers: int, node_limit: int = 2_000_
     if best > floor + 1e-9 and not place(0):
         return floor
     return best
+
+
+def longest_first(builds: list[BuildPlan], servers: int, final: str | None) -> list[BuildPlan]:
+    """The start order before session 18: longest first by estimated work, the final build
+    moved to the front of the last round (what :func:`run_order` compares itself with)."""
+    order = sorted(builds, key=lambda b: (-build_work(b), b.index))
+    if final is None or servers <= 1 or len(order) <= servers:
+        return run_order(builds, servers)[0]
+    chosen = next(b for b in order if b.name == final)
+    last_round = len(order) - ((len(order) - 1) % servers + 1)
+    order.remove(chosen)
+    order.insert(last_round, chosen)
+    return order
+
+
+def replayed_dispatch(
+    plan: Plan, result: RunResult, waited: float, servers: int
+) -> dict[str, float] | None:
+    """The run's own build times replayed through dispatch offline (load does not bias
+    it): ends of the order the runner used, of longest first, and the least any assignment
+    could reach. The final build's wait for the others is taken off its time (it depends on
+    the order). None when builds were carried or split (times of builds no order placed).
+    """
+    times = {o.index: o.busy_s for o in result.outcomes}
+    if set(times) != {b.index for b in plan.builds}:
+        return None
+    order, final = run_order(plan.builds, servers)
+    if final is not None:
+        index = next(b.index for b in plan.builds if b.name == final)
+        times[index] = max(0.0, times[index] - waited)
+    return {
+        "run_order": round(dispatch_makespan([times[b.index] for b in order], servers), 3),
+        "longest_first": round(dispatch_makespan(
+            [times[b.index] for b in longest_first(list(plan.builds), servers, final)], servers
+        ), 3),
+        "best": round(best_makespan(list(times.values()), servers), 3),
+    }
 
 
 def _run_events(log: Path, run_id: str, name: str) -> Iterator[dict[str, Any]]:
@@ -529,6 +570,19 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "Each pipeline row is the run of median runner CPU among its repeats (the other "
             "columns are that run's); runner CPU ms/model of every run, in order: "
             + "; ".join(repeated) + ".",
+        ]
+    replays = [
+        f"{r['set']} on {run['servers']}: {d['run_order']:.2f} s (longest first "
+        f"{d['longest_first']:.2f}, best {d['best']:.2f}; wall {run['wall_s']:.2f})"
+        for r in results for run in r["pipeline"]
+        if (d := run.get("dispatch_replayed")) is not None
+    ]
+    if replays:
+        lines += [
+            "",
+            "Each row's build times replayed offline through dispatch (each build to the "
+            "server that frees first; load does not bias this): the run's start order, "
+            "longest first, and the best assignment: " + "; ".join(replays) + ".",
         ]
     lines += ["", "Planning (runner process, before the run):", ""]
     for r in results:

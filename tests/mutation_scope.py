@@ -57,9 +57,9 @@ _STORE_SQLITE_TESTS = tuple(
 
 _EXECUTOR_RUN_TESTS = tuple(
     f"tests/unit/executor/test_executor_{name}.py"
-    for name in ("runner_rules", "job_names", "run_order", "step_names", "steps", "feasibility",
-                 "case_checks", "runner", "retry_servers", "blocking_steps", "drop_case",
-                 "units_sent", "legend", "sls_report", "outputs", "progress_counts",
+    for name in ("runner_rules", "job_names", "run_order", "schedule", "step_names", "steps",
+                 "feasibility", "case_checks", "runner", "retry_servers", "blocking_steps",
+                 "drop_case", "units_sent", "legend", "sls_report", "outputs", "progress_counts",
                  "reasons_named", "report", "report_schema", "overflow_rules", "final_intake",
                  "run_events", "model_edits")
 )
@@ -197,6 +197,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save",
                      "split_reason", "failure_events")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
+    # The start order's split and dispatch: its own file and run_order's.
+    "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
+                                              "tests/unit/executor/test_executor_run_order.py"),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS

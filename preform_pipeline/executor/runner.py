@@ -33,8 +33,9 @@ Ctrl-C (:meth:`Runner.cancel`)                  no new step starts; running step
 
 Operations on one scene are never sent in parallel: a build's steps run one at a time in
 its own thread, on the one server its lease holds. Builds run in parallel, as many as the pool
-has servers, longest first (so the last round is short and the servers stay busy); a
-roomy final build of the last rounds takes carried models (:func:`run_order`).
+has servers, in an order that keeps them busy to the end: longest first, or a split of the
+estimated work into one queue per server when that ends earlier; a roomy final build of the
+last rounds takes carried models (:func:`run_order`).
 
 Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step``
 (structlog contextvars).
@@ -85,6 +86,13 @@ from preform_pipeline.executor.overflow import (
     shed_overflow,
 )
 from preform_pipeline.executor.progress import NullReporter, Reporter
+from preform_pipeline.executor.schedule import (
+    balanced_queues,
+    dispatch_ends,
+    dispatch_makespan,
+    expected_makespan,
+    start_sequence,
+)
 from preform_pipeline.executor.state import (
     AttemptRecord,
     BuildOutcome,
@@ -126,6 +134,7 @@ __all__ = [
     "Runner",
     "ServerSource",
     "build_values",
+    "build_work",
     "default_job_name",
     "new_run_id",
     "run_order",
@@ -485,8 +494,9 @@ def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[Bui
 _BUILD_WORK_MODELS: Final = 4.0
 
 
-def _work(build: BuildPlan) -> float:
-    """Server time a build takes, roughly: per model, more for heavier meshes."""
+def build_work(build: BuildPlan) -> float:
+    """Server time a build takes, roughly, in model imports: per model, more for heavier
+    meshes, plus the build's fixed requests (what :func:`run_order` balances)."""
     return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
 
 
@@ -501,17 +511,27 @@ _FINAL_WORK_LIMIT: Final = 1.25
 def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan], str | None]:
     """The order builds start in, and the final build (executor/overflow.py).
 
-    Longest first (by :func:`_work`), so the last round is short and the servers stay busy.
+    Each build goes to whichever server frees first, in this order. Longest first (by
+    :func:`build_work`) keeps the last round short when there are many rounds; with few builds
+    per server it can leave one build running alone on top of a full round. So on several
+    servers the estimated work is also split into one queue per server with the least
+    largest total (executor/schedule.py), the queues woven into a start order by replaying
+    the dispatch with the estimates, and that order is taken when its replay ends earlier
+    than longest first's.
+
     The final build takes the models other builds carry on, so it is roomy and lays out
     after the others: on one server the roomiest build, moved to the end; on several, the
-    roomiest of the builds that start after the first round (all of them when there is only
-    one round), not much longer than average, started first of the last round. It waits
-    before its layout for the builds still before theirs: started earlier, it would hold its
-    server idle while whole rounds ran on the others (13 builds on 4 servers: a build of the
-    second round waited for the third and fourth); started with the last round, it waits
-    only for builds that started about when it did.
+    roomiest of the builds that longest first starts after the first round (all of them
+    when there is only one round), not much longer than average. It waits before its layout
+    for the builds still before theirs, so it must start with the last round: started
+    earlier, it would hold its server idle while whole rounds ran on the others (13 builds
+    on 4 servers: a build of the second round waited for the third and fourth); started with
+    the last round, it waits only for builds that started about when it did. In longest
+    first it starts first of the last round. In a split into queues it runs last on the
+    server that ends last, and the split is taken only if, by the estimates, it ends last
+    of all: the builds it waits for are the others' last ones, and they lay out before it.
     """
-    order = sorted(builds, key=lambda b: (-_work(b), b.index))
+    order = sorted(builds, key=lambda b: (-build_work(b), b.index))
     if len(order) < 2:
         return order, None
 
@@ -528,7 +548,72 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
     last_round = len(order) - ((len(order) - 1) % servers + 1)
     order.remove(final)
     order.insert(last_round, final)
+    balanced = _balanced_order(order, servers, final)
+    works = [build_work(b) for b in order]
+    at = {id(b): i for i, b in enumerate(order)}
+    sequences = ([at[id(b)] for b in balanced], list(range(len(order))))
+    planned, longest = (dispatch_makespan([works[i] for i in s], servers) for s in sequences)
+    if (
+        planned < longest * (1 - _ORDER_GAIN)
+        and _ends_last(balanced, final, servers)
+        and expected_makespan(works, sequences[0], servers)
+        < expected_makespan(works, sequences[1], servers)
+    ):
+        return balanced, final.name
     return order, final.name
+
+
+def _ends_last(order: Sequence[BuildPlan], final: BuildPlan, servers: int) -> bool:
+    """Whether, by the estimates, ``final`` ends last of all (so no build starts after it,
+    and the others have passed their layouts when it reaches its own)."""
+    runs = dispatch_ends([build_work(b) for b in order], servers)
+    end = runs[order.index(final)][2]
+    return all(other <= end * (1 + _ORDER_GAIN) for _, _, other in runs)
+
+
+#: The split into queues replaces longest first only when its replay ends earlier by more
+#: than this share (an equal estimate keeps the order whose last round is short), and ends
+#: earlier on average when the builds take a little more or less than estimated.
+_ORDER_GAIN: Final = 1e-6
+
+
+def _balanced_order(
+    builds: Sequence[BuildPlan], servers: int, final: BuildPlan
+) -> list[BuildPlan]:
+    """A start order running a least-makespan split of the work, ``final`` last of all.
+
+    ``final`` goes to the end of the queue that ends last, so it lays out after the others
+    (its wait for their layouts held its server, and the run, up to a build's layout and
+    save otherwise). When its own queue is not that one, it changes places with the build
+    of the longest queue that lengthens it least while leaving it the longest.
+    """
+    works = [build_work(b) for b in builds]
+    queues = balanced_queues(works, servers)
+    at = builds.index(final)
+    home = next(q for q in queues if at in q)
+    loads = [sum(works[i] for i in q) for q in queues]
+    span = max(loads)
+    longest = queues[loads.index(span)]
+    here = sum(works[i] for i in home)
+    if here < span * (1 - _ORDER_GAIN):
+        others = max(
+            (load for q, load in zip(queues, loads, strict=True)
+             if q is not home and q is not longest),
+            default=0.0,
+        )
+        swaps = [
+            i for i in longest
+            if span - works[i] + works[at] >= max(here - works[at] + works[i], others)
+        ]
+        if swaps:
+            other = min(swaps, key=lambda i: (works[at] - works[i], abs(works[i] - works[at]), i))
+            home[home.index(at)] = other
+            longest[longest.index(other)] = at
+            home.sort(key=lambda i: (-works[i], i))
+            home = longest
+    home.remove(at)
+    home.append(at)
+    return [builds[i] for i in start_sequence(works, queues)]
 
 
 def _not_long(
@@ -536,8 +621,8 @@ def _not_long(
 ) -> Sequence[BuildPlan]:
     """The candidates not much longer than the average build (all of them if none is)."""
     everyone = candidates if among is None else among
-    limit = _FINAL_WORK_LIMIT * sum(_work(b) for b in everyone) / len(everyone)
-    return [b for b in candidates if _work(b) <= limit] or candidates
+    limit = _FINAL_WORK_LIMIT * sum(build_work(b) for b in everyone) / len(everyone)
+    return [b for b in candidates if build_work(b) <= limit] or candidates
 
 
 class _ServerClients:

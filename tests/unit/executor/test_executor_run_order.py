@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from preform_pipeline.executor.runner import run_order
@@ -61,10 +62,23 @@ class TestRunOrder:
         assert order[-1].name == "b7"
         assert len(order) == 13 and {b.name for b in order} == {b.name for b in builds}
 
-    def test_a_final_build_already_in_the_last_round_moves_to_its_front(self) -> None:
+    def test_a_short_final_build_follows_the_longest_build_when_that_ends_sooner(self) -> None:
         builds = [_build(i, 10 - i, 0.6) for i in range(1, 8)]
         builds[6] = _build(7, 3, 0.3)
         order, final = run_order(builds, servers=4)
-        # Rounds: b1 b2 b3 b4 | b5 b6 b7; b7 (the roomiest) leads the last round.
+        # Works 13 12 11 10 | 9 8 7. Leading the last round, b7 (the roomiest) went to b4's
+        # server, b5 to b3's and b6 to b2's: the run ended at 20 units. Now b5 follows b4,
+        # b6 b3 and b7 b2: 19. b7 still starts with the last round, last of all.
         assert final == "b7"
-        assert [b.name for b in order] == ["b1", "b2", "b3", "b4", "b7", "b5", "b6"]
+        assert [b.name for b in order] == ["b1", "b2", "b3", "b4", "b5", "b6", "b7"]
+
+    def test_the_final_build_may_be_as_long_as_the_limit_set_by_every_build(self) -> None:
+        # Works 10 10 10 5 5 on 2 servers: the average of all five is 8, so the limit is
+        # 1.25 x 8 = 10 and b3 (10, the roomiest of the later builds) is not too long. The
+        # later builds alone average 6.7: held to that, b3 would be.
+        builds = [_build(1, 6, 0.6), _build(2, 6, 0.6), _build(3, 6, 0.1),
+                  _build(4, 1, 0.5), _build(5, 1, 0.5)]
+        builds = [replace(b, models=tuple(replace(m, triangle_count=0) for m in b.models))
+                  for b in builds]
+        _, final = run_order(builds, servers=2)
+        assert final == "b3"
