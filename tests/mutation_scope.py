@@ -96,6 +96,11 @@ _EXECUTOR_STEPS_S16_TESTS = tuple(
     sorted(p.relative_to(REPO_ROOT).as_posix() for p in
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s16_*.py"))
 )
+#: Session 18's files for the functions run whole (the screenshot's legend, the layout).
+_EXECUTOR_STEPS_S18_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s18_*.py"))
+)
 
 #: The geometry files without a hypothesis test (see the readers' entries in AREA_TESTS).
 _GEOMETRY_PLAIN_TESTS = tuple(
@@ -201,7 +206,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS
                                            + _EXECUTOR_STEPS_S15_TESTS
-                                           + _EXECUTOR_STEPS_S16_TESTS),
+                                           + _EXECUTOR_STEPS_S16_TESTS
+                                           + _EXECUTOR_STEPS_S18_TESTS),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
