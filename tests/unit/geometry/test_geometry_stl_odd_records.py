@@ -1,6 +1,7 @@
 """Binary STL files at the edges of what the reader decides: a header that starts like another
-format, records that are no triangles (short normals, signalling NaNs), and a file that shrank
-after its size was read (real files in tmp_path, bytes built by hand)."""
+format, records that are no triangles (short normals, signalling NaNs), and a file that
+shrank, grew or went away after its size was read (real files in tmp_path, bytes built by
+hand; the size a listing gave is the reader's own argument)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from preform_pipeline.geometry import DEFAULT_MAX_MODEL_FILE_BYTES, read_mesh, r
 from preform_pipeline.geometry.stl import (
     BINARY_HEADER_BYTES,
     EXPORT_HINT,
+    STREAM_RECORDS,
     read_stl_file,
     write_stl,
 )
@@ -112,3 +114,68 @@ class TestAFileThatShrankAfterItsSizeWasRead:
             f"{path}: binary STL is truncated: its header declares 4 triangles, so expected "
             f"{size_when_listed} bytes, but the file has {BINARY_HEADER_BYTES + 50} bytes")
         assert caught.value.hint == "the file was cut short; copy or export it again"
+
+
+def _read_listed(path: Path, size_when_listed: int) -> ModelFileError:
+    with pytest.raises(ModelFileError) as caught:
+        read_stl_file(path, size_when_listed, max_bytes=DEFAULT_MAX_MODEL_FILE_BYTES,
+                      name="part", source=path)
+    return caught.value
+
+
+class TestAFileThatShrankAfterItsFirstStretch:
+    """A file that is cut after the reader's first stretch of records says how many bytes
+    it really has, counting the stretches already read."""
+
+    def test_the_error_counts_every_byte_read(
+        self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
+    ) -> None:
+        count = STREAM_RECORDS + 10
+        path = tmp_path / "part.stl"
+        write_stl(path, np.resize(tetrahedron, (count, 3, 3)))
+        size_when_listed = path.stat().st_size
+        left = BINARY_HEADER_BYTES + 50 * (STREAM_RECORDS + 3) + 20
+        with path.open("r+b") as handle:
+            handle.truncate(left)
+        error = _read_listed(path, size_when_listed)
+        assert error.reason == (
+            f"binary STL is truncated: its header declares {count} triangles, so expected "
+            f"{size_when_listed} bytes, but the file has {left} bytes "
+            f"(room for {STREAM_RECORDS + 3} triangles)")
+
+
+class TestAFileThatGrewAfterItsSizeWasRead:
+    """A file with more bytes when read than its size and header said is longer than its
+    header says, and the error names the file."""
+
+    def test_the_error_says_how_long_it_is_now(
+        self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "part.stl"
+        write_stl(path, tetrahedron)
+        size_when_listed = path.stat().st_size
+        with path.open("ab") as handle:  # one more record, the header's count unchanged
+            handle.write(b"\x00" * 50)
+        error = _read_listed(path, size_when_listed)
+        assert error.path == path
+        assert error.reason == (
+            "binary STL is longer than its header says: it declares 4 triangles, so "
+            f"expected {size_when_listed} bytes, but the file has {size_when_listed + 50} "
+            "bytes (room for 5)")
+        assert error.hint == "the header's triangle count is wrong; export the model again"
+
+
+class TestAFileGoneAfterItsSizeWasRead:
+    """A file removed between its listing and its read cannot be read, and the error says
+    what to check."""
+
+    def test_the_error_says_why_and_what_to_check(
+        self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "part.stl"
+        write_stl(path, tetrahedron)
+        size_when_listed = path.stat().st_size
+        path.unlink()
+        error = _read_listed(path, size_when_listed)
+        assert (error.path, error.reason) == (path, "cannot be read (No such file or directory)")
+        assert error.hint == "check file permissions"
