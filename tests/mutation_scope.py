@@ -190,7 +190,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # where carried models go as the result and the log say it, a step's progress by name,
     # step options in the API's names, the send's holder, the checkpoint folder's bookkeeping;
     # session 16's checkpoint already gone when the next replaces it, and a checkpoint's save;
-    # and the store-outage file, the only one that reads an attempt's ``store_outage``).
+    # session 18's checkpoint load that times out before any step of its attempt; and the
+    # store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
@@ -200,7 +201,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
                      "step_progress", "step_options", "send_holder",
                      "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save",
-                     "split_reason", "failure_events")
+                     "split_reason", "failure_events", "resume_timeout")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
