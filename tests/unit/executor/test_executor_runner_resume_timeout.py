@@ -1,6 +1,6 @@
-"""A retry whose checkpoint load times out, before any step of its attempt has started: the
-build goes on to the next server and succeeds (three in-process simulators on loopback HTTP,
-scripted faults at the request seam)."""
+"""A retry whose checkpoint load times out, before any step of its attempt has started, goes
+on to the next server and succeeds; a run without a reporter runs as with one (in-process
+simulators on loopback HTTP, scripted faults at the request seam)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ class TestACheckpointLoadThatTimesOut:
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [a.resumed_from for a in outcome.attempts] == [None, None, "auto_support"]
         assert outcome.attempts[1].error_type == ServerTimeoutError.__name__
+
+
+class TestARunWithoutAReporter:
+    """``run_plan`` without a reporter (a library caller that wants no progress) runs the
+    build as with one: the reporter defaults to one that says nothing."""
+
+    def test_the_build_succeeds(self, tmp_path: Path, farm: SimFarm) -> None:
+        farm.add()
+        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_layout\n"),
+                        [write_box(tmp_path / "m", "box", 10, 10, 10)])
+        result = run_plan(plan, FakePool([s.url for s in farm.servers]),
+                          options=RunOptions(output_root=tmp_path / "out", run_id="run-1"))
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert outcome.steps_done == ("create_scene", "import_models", "auto_layout")
