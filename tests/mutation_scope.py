@@ -96,13 +96,18 @@ _EXECUTOR_STEPS_S16_TESTS = tuple(
     sorted(p.relative_to(REPO_ROOT).as_posix() for p in
            (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s16_*.py"))
 )
+#: Session 18's files for the functions run whole (the screenshot's legend, the layout).
+_EXECUTOR_STEPS_S18_TESTS = tuple(
+    sorted(p.relative_to(REPO_ROOT).as_posix() for p in
+           (REPO_ROOT / "tests/unit/executor").glob("test_executor_steps_s18_*.py"))
+)
 
 #: The geometry files without a hypothesis test (see the readers' entries in AREA_TESTS).
 _GEOMETRY_PLAIN_TESTS = tuple(
     f"tests/unit/geometry/test_geometry_{name}.py"
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
-                 "stl_cut_headers", "stl_stream_memory", "counted_wording")
+                 "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
@@ -185,7 +190,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # where carried models go as the result and the log say it, a step's progress by name,
     # step options in the API's names, the send's holder, the checkpoint folder's bookkeeping;
     # session 16's checkpoint already gone when the next replaces it, and a checkpoint's save;
-    # and the store-outage file, the only one that reads an attempt's ``store_outage``).
+    # session 18's checkpoint load that times out before any step of its attempt; and the
+    # store-outage file, the only one that reads an attempt's ``store_outage``).
     "preform_pipeline/executor/runner.py": _EXECUTOR_RUN_TESTS + tuple(
         f"tests/unit/executor/test_executor_runner_{name}.py"
         for name in ("cancel_grace", "attempt_loop", "lease_deadline", "carry_timing", "run_end",
@@ -195,7 +201,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "build_at_fault", "import_from", "queued_cancel", "carry_events",
                      "step_progress", "step_options", "send_holder",
                      "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save",
-                     "split_reason", "failure_events")
+                     "split_reason", "failure_events", "resume_timeout")
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
@@ -204,7 +210,11 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS
                                            + _EXECUTOR_STEPS_S15_TESTS
-                                           + _EXECUTOR_STEPS_S16_TESTS),
+                                           + _EXECUTOR_STEPS_S16_TESTS
+                                           + _EXECUTOR_STEPS_S18_TESTS
+                                           # layout's shed and relayout (session 18: 62)
+                                           + ("tests/unit/executor/"
+                                              "test_executor_overflow_shed.py",)),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
