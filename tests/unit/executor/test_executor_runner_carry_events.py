@@ -90,3 +90,35 @@ class TestCarryOfAFailedBuild:
         (added,) = iter_events(logs, "overflow_build_added")
         assert (added["build"], added["carry"], added["models"]) == ("unit-001", "unit-001+1", 1)
         assert list(iter_events(logs, "overflow_joined_build")) == []
+
+
+#: CARRY_STEPS with a label before the layout: a step the final build could not repeat for
+#: models joining it after its own import.
+LABELLED_CARRY_STEPS = CARRY_STEPS.replace(
+    "steps:\n",
+    "steps:\n  - label:\n      text: \"{job}\"\n      font_size_mm: 3\n      depth_mm: 0.5\n"
+    "      placement: {face: front, margin_mm: 1, fit: fail}\n",
+    1,
+)
+
+
+class TestNoIntakeWhenTheFinalBuildCannotRepeatItsSteps:
+    """With a label before the layout the final build takes no newcomers: a model carried
+    while it runs beside goes on to a build of its own, labelled like the others."""
+
+    def test_the_carried_model_gets_a_new_build_not_the_running_final_one(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = plan_without_rafts(
+            write_recipe(tmp_path, LABELLED_CARRY_STEPS), _four_then_one(tmp_path))
+        assert [len(b.models) for b in plan.builds] == [4, 1]
+        farm.add()
+        farm.add()
+        with capture_logs() as logs:
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        assert result.ok
+        assert sorted((o.name, len(o.models), o.parent) for o in result.outcomes) == [
+            ("unit-001", 3, None), ("unit-001+1", 1, "unit-001"), ("unit-002", 1, None)]
+        assert list(iter_events(logs, "overflow_joined_build")) == []
+        (added,) = iter_events(logs, "overflow_build_added")
+        assert (added["build"], added["carry"], added["models"]) == ("unit-001", "unit-001+1", 1)
