@@ -41,7 +41,9 @@ def _run_logged(tmp_path: Path, farm: SimFarm, steps: str = STEPS, **options: An
                     [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
     if not farm.servers:
         farm.add()
-    options.setdefault("step_timeout_s", 10.0)
+    # No step here hangs: the limit only has to outlast a screenshot on a loaded machine
+    # (10 s did not, at load 10-15, and the retry made a third attempt).
+    options.setdefault("step_timeout_s", 60.0)
     with capture_bound_logs() as logs:
         result = run_plan(plan, FakePool([s.url for s in farm.servers]),
                           options=RunOptions(output_root=tmp_path / "out", run_id="run-1",

@@ -57,6 +57,9 @@ def _run(
     recipe = write_recipe(tmp_path, "steps:\n" + steps + "batching:\n  max_models_per_build: 1\n")
     if not farm.servers:
         farm.add()
+    # No step here hangs: the limit only has to outlast a screenshot on a loaded machine
+    # (the shared 10 s did not, at load 10-15: a retry saved the forms again).
+    options.setdefault("step_timeout_s", 60.0)
     with capture_logs() as logs:
         result: RunResult = run(plan_for(recipe, [box]),
                                 pool or OwnPidPool([s.url for s in farm.servers]),
