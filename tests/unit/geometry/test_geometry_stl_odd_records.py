@@ -165,6 +165,26 @@ class TestAFileThatGrewAfterItsSizeWasRead:
         assert error.hint == "the header's triangle count is wrong; export the model again"
 
 
+class TestAFileThatGrewAfterItsFirstStretch:
+    """A file of more than one stretch of records that grew after it was listed says how
+    long it is now in full, not how far the last stretch's read reached."""
+
+    def test_the_error_counts_every_byte_added(
+        self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
+    ) -> None:
+        count = STREAM_RECORDS + 10
+        path = tmp_path / "part.stl"
+        write_stl(path, np.resize(tetrahedron, (count, 3, 3)))
+        size_when_listed = path.stat().st_size
+        with path.open("ab") as handle:  # twenty more records, the header's count unchanged
+            handle.write(b"\x00" * 50 * 20)
+        error = _read_listed(path, size_when_listed)
+        assert error.reason == (
+            f"binary STL is longer than its header says: it declares {count} triangles, so "
+            f"expected {size_when_listed} bytes, but the file has {size_when_listed + 1000} "
+            f"bytes (room for {count + 20})")
+
+
 class TestAFileGoneAfterItsSizeWasRead:
     """A file removed between its listing and its read cannot be read, and the error says
     what to check."""
