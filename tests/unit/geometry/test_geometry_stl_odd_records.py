@@ -101,9 +101,7 @@ class TestAFileThatShrankAfterItsSizeWasRead:
     def test_the_error_names_the_file_and_what_is_left(
         self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
     ) -> None:
-        path = tmp_path / "part.stl"
-        write_stl(path, tetrahedron)
-        size_when_listed = path.stat().st_size
+        path, size_when_listed = _listed(tmp_path, tetrahedron)
         with path.open("r+b") as handle:  # cut to the header and one triangle
             handle.truncate(BINARY_HEADER_BYTES + 50)
         with pytest.raises(ModelFileError) as caught:
@@ -114,6 +112,13 @@ class TestAFileThatShrankAfterItsSizeWasRead:
             f"{path}: binary STL is truncated: its header declares 4 triangles, so expected "
             f"{size_when_listed} bytes, but the file has {BINARY_HEADER_BYTES + 50} bytes")
         assert caught.value.hint == "the file was cut short; copy or export it again"
+
+
+def _listed(tmp_path: Path, triangles: npt.NDArray[np.float32]) -> tuple[Path, int]:
+    """``part.stl`` written with ``triangles``, and its size as a listing gives it."""
+    path = tmp_path / "part.stl"
+    write_stl(path, triangles)
+    return path, path.stat().st_size
 
 
 def _read_listed(path: Path, size_when_listed: int) -> ModelFileError:
@@ -131,9 +136,7 @@ class TestAFileThatShrankAfterItsFirstStretch:
         self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
     ) -> None:
         count = STREAM_RECORDS + 10
-        path = tmp_path / "part.stl"
-        write_stl(path, np.resize(tetrahedron, (count, 3, 3)))
-        size_when_listed = path.stat().st_size
+        path, size_when_listed = _listed(tmp_path, np.resize(tetrahedron, (count, 3, 3)))
         left = BINARY_HEADER_BYTES + 50 * (STREAM_RECORDS + 3) + 20
         with path.open("r+b") as handle:
             handle.truncate(left)
@@ -151,9 +154,7 @@ class TestAFileThatGrewAfterItsSizeWasRead:
     def test_the_error_says_how_long_it_is_now(
         self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
     ) -> None:
-        path = tmp_path / "part.stl"
-        write_stl(path, tetrahedron)
-        size_when_listed = path.stat().st_size
+        path, size_when_listed = _listed(tmp_path, tetrahedron)
         with path.open("ab") as handle:  # one more record, the header's count unchanged
             handle.write(b"\x00" * 50)
         error = _read_listed(path, size_when_listed)
@@ -173,9 +174,7 @@ class TestAFileThatGrewAfterItsFirstStretch:
         self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
     ) -> None:
         count = STREAM_RECORDS + 10
-        path = tmp_path / "part.stl"
-        write_stl(path, np.resize(tetrahedron, (count, 3, 3)))
-        size_when_listed = path.stat().st_size
+        path, size_when_listed = _listed(tmp_path, np.resize(tetrahedron, (count, 3, 3)))
         with path.open("ab") as handle:  # twenty more records, the header's count unchanged
             handle.write(b"\x00" * 50 * 20)
         error = _read_listed(path, size_when_listed)
@@ -192,9 +191,7 @@ class TestAFileGoneAfterItsSizeWasRead:
     def test_the_error_says_why_and_what_to_check(
         self, tetrahedron: npt.NDArray[np.float32], tmp_path: Path
     ) -> None:
-        path = tmp_path / "part.stl"
-        write_stl(path, tetrahedron)
-        size_when_listed = path.stat().st_size
+        path, size_when_listed = _listed(tmp_path, tetrahedron)
         path.unlink()
         error = _read_listed(path, size_when_listed)
         assert (error.path, error.reason) == (path, "cannot be read (No such file or directory)")
