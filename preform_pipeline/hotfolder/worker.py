@@ -469,10 +469,13 @@ class BatchWorker:
                 stored = store.create_build(recipe=recipe.name, job_ids=job_ids,
                                             reason=f"batched ({batch.reason})")
                 build = replace(build, name=stored.job_key)
+                # Tracked from its creation: if the store fails at the next write, the
+                # abandoned batch takes this build apart too (left whole, its jobs would
+                # wait in processing/ on a build nobody runs while this node lives).
+                run.tracked[build.name] = _Tracked(stored.id, build, job_ids)
                 store.transition_build(stored.id, JobState.PREPARING,
                                        f"sent to the server pool (run {options.run_id})",
                                        expect=JobState.PROCESSING)
-                run.tracked[build.name] = _Tracked(stored.id, build, job_ids)
                 if tracking is not None:
                     tracking.build_ids[build.name] = stored.id
                 self.outcomes.active.add(stored.id)
@@ -523,8 +526,11 @@ class BatchWorker:
             free = [j for j in (self.store.get_job(job.id) for job in live)
                     if j.state is JobState.PROCESSING and j.build_id is None]
         except StoreError as again:
-            log.error("batch_not_given_back", error=str(again))
-            return
+            # Which jobs are still free cannot be read now: all of them go back, since
+            # batching looks each one up again and leaves those taken meanwhile. Kept here,
+            # they would wait in processing/ while this node lives (nobody adopts them).
+            log.warning("batch_given_back_unread", jobs=len(live), error=str(again))
+            free = live
         self.recovery.enqueue_later(free)
 
     def _drop_infeasible_cases(

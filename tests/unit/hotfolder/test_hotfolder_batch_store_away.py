@@ -1,0 +1,61 @@
+"""A batch abandoned because the store went away while its builds were made: its jobs go
+back to batching even when the store is still away as they are looked up again, so a
+live daemon prints them once the store is back (a PostgreSQL restart on a shared store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from daemon_support import Script, drop, make_daemon, names, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes
+from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
+
+
+class StoreAwayWhileBatching(SqliteJobStore):
+    """The store, unreachable when the first build is sent to the pool and again at the
+    next job read after that (a database restart): the store seam."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.away_for_builds = True
+        self.away_for_a_read = False
+
+    def transition_build(self, build_id: int, to_state: JobState, reason: str,
+                         **changes: Any) -> Build:
+        if to_state is JobState.PREPARING and self.away_for_builds:
+            self.away_for_builds = False
+            self.away_for_a_read = True
+            raise StoreError("the job store is away", hint="it comes back")
+        return super().transition_build(build_id, to_state, reason, **changes)
+
+    def get_job(self, job_id: int) -> Job:
+        if self.away_for_a_read:
+            self.away_for_a_read = False
+            raise StoreError("the job store is away", hint="it comes back")
+        return super().get_job(job_id)
+
+
+class TestABatchAbandonedWhileTheStoreIsAway:
+    """Its files are printed once the store is back, by the same daemon, none twice."""
+
+    def test_the_file_is_printed_once_and_settles_in_done(
+        self, tmp_path: Path, script: Script, recipe: Path
+    ) -> None:
+        drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
+        with StoreAwayWhileBatching(tmp_path / "jobs.sqlite3") as store, \
+                capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+            jobs = store.list_jobs()
+        assert names(tmp_path / "inbox" / "done") == ["m1.stl", "m1.stl.report.json"]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert [j.state for j in jobs] == [JobState.PRINT_SENT]
+        events = [e["event"] for e in logs]
+        assert "batch_abandoned" in events
+        (dissolved,) = [e for e in logs if e["event"] == "build_dissolved"]
+        assert dissolved["jobs"] == 1  # the build made before the store went away
+        (given_back,) = [e for e in logs if e["event"] == "batch_given_back_unread"]
+        assert given_back["jobs"] == 1
