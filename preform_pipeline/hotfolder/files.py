@@ -5,7 +5,8 @@
   another disk) it copies to a hidden temporary name beside the target, flushes it to disk,
   renames it into place, and only then removes the source: a crash leaves the source intact
   and at most a hidden ``.partial`` file behind. A symbolic link crosses as a link (its
-  target is never read).
+  target is never read), a named pipe as a pipe (never opened: a refused drop holding one
+  goes to failed/); a socket or device does not cross (an error, the source kept).
 * :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
   counts as taken when the file or one of its notes (``.error.txt``, ``.report.json``) exists,
   so a new file never inherits an old file's note (a note a cut-short settle of the same
@@ -185,6 +186,23 @@ def _copy_then_remove(src: Path, dst: Path) -> None:
     if src.is_symlink():
         _relink(src, dst)
         return
+    mode = os.lstat(src).st_mode
+    if stat.S_ISFIFO(mode):
+        # A pipe dropped in the inbox is refused and set aside, never read: opening it to
+        # copy would wait for a writer that may never come, and the daemon with it.
+        def make_pipe(temporary: Path) -> None:
+            os.mkfifo(temporary)
+            shutil.copystat(src, temporary)  # mode and times; copystat never opens it
+
+        _written_then_remove(src, dst, make_pipe)
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory: a folder is not copied to "
+                                "another disk", str(src))
+    if not stat.S_ISREG(mode):
+        # A socket or device has no content to copy (a device's may never end).
+        raise OSError(errno.EOPNOTSUPP, "not a regular file, so it cannot be copied to "
+                      "another disk", str(src))
 
     def copy(temporary: Path) -> None:
         with src.open("rb") as reader, temporary.open("wb") as writer:

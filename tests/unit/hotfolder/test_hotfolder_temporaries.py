@@ -7,14 +7,12 @@ systems, others that wrote a temporary and then ended or still run.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import signal
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,11 +35,19 @@ WRITER = (
     "print(path, flush=True)\n"
     "sys.stdin.read()\n"
 )
-#: Moves a file (here a named pipe that never ends) with the hot folder's move.
+#: Moves a file with the hot folder's move, held in the middle of its copy: the copy's
+#: loop (``shutil.copyfileobj``, in this child only) writes the first bytes, says so, and
+#: waits on stdin, which stays open until the test kills the child.
 MOVER = (
-    "import sys\n"
+    "import shutil, sys\n"
     "from pathlib import Path\n"
     "from preform_pipeline.hotfolder.files import move_file\n"
+    "def held(reader, writer, length=0):\n"
+    "    writer.write(reader.read(12))\n"
+    "    writer.flush()\n"
+    "    print('copying', flush=True)\n"
+    "    sys.stdin.read()\n"
+    "shutil.copyfileobj = held\n"
     "move_file(Path(sys.argv[1]), Path(sys.argv[2]))\n"
 )
 
@@ -66,13 +72,6 @@ def _left_by_a_dead_writer(python_exe: str, beside: Path, kind: str) -> Path:
     return path
 
 
-def _until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)  # polling a condition, with a deadline
-
-
 def _another_host_s(path: Path) -> Path:
     """The same temporary as a process of another host would name it."""
     stem, pid_and_tag, kind = path.name.rsplit(".", 2)
@@ -88,47 +87,38 @@ class TestACrashInTheMiddleOfAMoveAcrossDisks:
     def test_the_partial_copy_of_a_killed_mover_is_swept_and_a_running_one_s_is_kept(
         self, tmp_path: Path, python_exe: str
     ) -> None:
-        # Linux-specific (unavoidably: a move across disks needs a second file system, and
-        # the copy is held open by a named pipe): /dev/shm is a tmpfs.
+        # Linux-specific (unavoidably: a move across disks needs a second file system):
+        # /dev/shm is a tmpfs.
         with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
             assert os.stat(other).st_dev != os.stat(tmp_path).st_dev, "need two file systems"
             done = Path(other) / "done"
             source = tmp_path / "crown.stl"
-            os.mkfifo(source)
+            source.write_bytes(b"solid crown\n" * 1000)
             mover = subprocess.Popen([python_exe, "-c", MOVER, str(source),
-                                      str(done / "crown.stl")])
+                                      str(done / "crown.stl")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
-                feed = _open_for_writing(source)
-                os.write(feed, b"solid crown\n")
-                _until(lambda: any(p.suffix == ".partial" for p in _listed(done)),
-                       "the copy to begin")
+                assert mover.stdout is not None
+                assert mover.stdout.readline().strip() == "copying"
                 (partial,) = _listed(done)
+                assert partial.suffix == ".partial"
                 assert sweep_temporaries([Path(other)]) == ()  # its mover still runs
                 assert partial.exists()
                 mover.send_signal(signal.SIGKILL)
                 mover.wait(timeout=WAIT_S)
-                os.close(feed)
             finally:
                 if mover.poll() is None:
                     mover.kill()
                     mover.wait(timeout=WAIT_S)
+                for pipe in (mover.stdin, mover.stdout):
+                    if pipe is not None:
+                        pipe.close()
+            assert source.read_bytes() == b"solid crown\n" * 1000  # the user's file is whole
             with capture_logs() as logs:
                 assert sweep_temporaries([Path(other)]) == (partial,)
             assert _listed(done) == []
             assert [(e["event"], e["pid"], e["kind"]) for e in logs] == [
                 ("temporary_swept", mover.pid, "partial")]
-
-
-def _open_for_writing(pipe: Path) -> int:
-    """The pipe's writing end, once its reader (the mover) has opened it."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            return os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)  # no reader yet: polling, with a deadline
 
 
 def _listed(folder: Path) -> list[Path]:
