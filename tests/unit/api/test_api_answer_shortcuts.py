@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from preform_pipeline.api import paths
 from preform_pipeline.api._http import _decode
 from preform_pipeline.api._wire import _head, _length, _persistent
 from preform_pipeline.api.paths import FolderResolver, same_machine_path, to_server_path
@@ -173,6 +174,22 @@ class TestSameMachinePathTexts:
         with pytest.raises(ValueError, match=r"'a/b\.stl' is a relative path"):
             to_server_path("a/b.stl", same_machine_path)
 
+    def test_no_path_is_built_for_an_absolute_text(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The point of the short way (issue 11, runner CPU per model): pinned, because its
+        # answer is the long way's by design and no answer can tell the two apart.
+        built: list[object] = []
+
+        def counted(*args: Any) -> Path:
+            built.append(args)
+            return Path(*args)
+
+        monkeypatch.setattr(paths, "Path", counted)
+
+        assert to_server_path("/a/./b.stl", same_machine_path) == "/a/b.stl"
+        assert built == []
+
     def test_another_map_is_given_the_path_as_written(self) -> None:
         # Only the same machine's map takes the short way: another one is handed the Path,
         # its ".." still in it, as before.
@@ -217,6 +234,22 @@ class TestFolderResolverTexts:
 
         assert resolver.resolve_text(folder_link / "a.stl") == str(real.resolve() / "a.stl")
         assert resolver.resolve_text(file_link) == str(real.resolve() / "a.stl")
+
+    def test_a_second_file_of_a_folder_builds_no_path(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        resolver = FolderResolver()
+        resolver.resolve_text(tmp_path / "a.stl")
+        built: list[object] = []
+
+        def counted(*args: Any) -> Path:
+            built.append(args)
+            return Path(*args)
+
+        monkeypatch.setattr(paths, "Path", counted)
+
+        assert resolver.resolve_text(tmp_path / "b.stl") == str(tmp_path.resolve() / "b.stl")
+        assert built == []
 
     def test_files_of_one_folder_share_its_resolution(self, tmp_path: Path) -> None:
         real = tmp_path / "real"
