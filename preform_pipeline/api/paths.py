@@ -22,6 +22,9 @@ __all__ = [
     "to_server_path",
 ]
 
+#: Paths are POSIX here: read once (the per-model short ways below are POSIX only).
+_POSIX = os.name == "posix"
+
 #: Maps an absolute local path to the path string the server should use.
 PathMapper = Callable[[Path], str]
 
@@ -57,6 +60,13 @@ def to_server_path(
     path: str | PathLike[str], mapper: PathMapper = default_path_mapper, *, what: str = "file"
 ) -> str:
     """The server-side path for ``path``, or ``ValueError`` if either side is not absolute."""
+    if mapper is same_machine_path and type(path) is str and path[:1] == "/" and _POSIX:
+        # An absolute POSIX text for a server on this machine (a model's import, whose
+        # folder the executor resolved as text): what the long way below gives, without a
+        # Path built and printed again. ``same_machine_path`` is ``os.path.abspath``, which
+        # for an absolute text is ``normpath``: it normalises what Path would, and more.
+        # Every import sends one of these (runner CPU per model).
+        return os.path.normpath(path)
     local = path if isinstance(path, Path) else Path(path)
     if not local.is_absolute():
         raise ValueError(
@@ -87,6 +97,8 @@ class FolderResolver:
         #: Resolved folders by the folder's text as given (the text before the path's last
         #: ``/``): looked up by a string, not by a ``Path`` built for the parent.
         self._folders: dict[str, Path] = {}
+        #: The same folders' resolved texts, each ending in ``/`` (for :meth:`resolve_text`).
+        self._texts: dict[str, str] = {}
 
     def resolve(self, path: Path) -> Path:
         text = str(path)
@@ -103,3 +115,25 @@ class FolderResolver:
         if folder is None:
             folder = self._folders[folder_text] = Path(folder_text).resolve()
         return folder / name
+
+    def resolve_text(self, path: Path) -> str:
+        """``str(self.resolve(path))``: the text of the path a model's import sends, without a
+        ``Path`` built for the file (about twenty calls per model, after each wait for the
+        server). A link, a relative path or an odd name is resolved whole, as above."""
+        text = str(path)
+        folder_text, _, name = text.rpartition("/")
+        if (
+            not _POSIX
+            or not folder_text.startswith("/")
+            or name in ("", ".", "..")
+            or os.path.islink(text)
+        ):
+            return str(path.resolve())
+        folder = self._texts.get(folder_text)
+        if folder is None:
+            resolved = str(Path(folder_text).resolve())
+            # The root is the one resolved folder whose text already ends in "/".
+            folder = self._texts[folder_text] = (
+                resolved if resolved.endswith("/") else resolved + "/"
+            )
+        return folder + name

@@ -248,10 +248,11 @@ class StepContext:
         default_factory=FolderResolver, init=False, repr=False, compare=False
     )
 
-    def source(self, path: Path) -> Path:
-        """The file the server imports for the model at ``path``."""
-        return self._folders.resolve(self.import_from(path) if self.import_from is not None
-                                     else path)
+    def source(self, path: Path) -> str:
+        """The file the server imports for the model at ``path``, resolved, as text (the
+        client sends text: no Path is built for it)."""
+        return self._folders.resolve_text(self.import_from(path) if self.import_from is not None
+                                          else path)
 
     @property
     def quick(self) -> PreFormClient:

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from preform_pipeline.api import paths
 from preform_pipeline.api._http import _decode
 from preform_pipeline.api._wire import _head, _length, _persistent
-from preform_pipeline.api.paths import FolderResolver, same_machine_path
+from preform_pipeline.api.paths import FolderResolver, same_machine_path, to_server_path
 from preform_pipeline.servers.pathmap import PathMapper
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="the short ways are POSIX's")
@@ -157,3 +158,110 @@ class TestFolderResolverOddPlaces:
 
         assert first == real.resolve() / "a.stl"
         assert resolver.resolve(link / "b.stl") == real.resolve() / "b.stl"
+
+
+@posix_only
+class TestSameMachinePathTexts:
+    """A path given as text to a server on this machine is sent as the same path given as a
+    ``Path`` is sent (the long way: a Path built, checked, then mapped)."""
+
+    @given(_POSIX_PATHS)
+    def test_an_absolute_text_is_sent_as_its_path_would_be(self, text: str) -> None:
+        assert to_server_path(text, same_machine_path) == to_server_path(
+            Path(text), same_machine_path)
+
+    def test_a_relative_text_is_refused_as_a_relative_path_is(self) -> None:
+        with pytest.raises(ValueError, match=r"'a/b\.stl' is a relative path"):
+            to_server_path("a/b.stl", same_machine_path)
+
+    def test_no_path_is_built_for_an_absolute_text(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The point of the short way (issue 11, runner CPU per model): pinned, because its
+        # answer is the long way's by design and no answer can tell the two apart.
+        built: list[object] = []
+
+        def counted(*args: Any) -> Path:
+            built.append(args)
+            return Path(*args)
+
+        monkeypatch.setattr(paths, "Path", counted)
+
+        assert to_server_path("/a/./b.stl", same_machine_path) == "/a/b.stl"
+        assert built == []
+
+    def test_another_map_is_given_the_path_as_written(self) -> None:
+        # Only the same machine's map takes the short way: another one is handed the Path,
+        # its ".." still in it, as before.
+        def mapped(path: Path) -> str:
+            return "/srv" + str(path)
+
+        assert to_server_path("/a/../b.stl", mapped) == "/srv/a/../b.stl"
+
+
+@posix_only
+class TestFolderResolverTexts:
+    """``resolve_text`` gives the text of the path ``resolve`` gives, links and odd places
+    included."""
+
+    @pytest.mark.parametrize(
+        "text", ["/", "/etc", "//etc/hosts", "//etc", "/etc/../etc/hosts", "/etc/.", "/etc/..",
+                 "/etc/../hosts", "/etc/./hosts", "a.stl"]
+    )
+    def test_it_is_the_text_of_what_resolve_gives(self, text: str) -> None:
+        assert FolderResolver().resolve_text(Path(text)) == str(Path(text).resolve())
+
+    @given(_POSIX_PATHS)
+    def test_any_absolute_path_is_the_text_of_its_resolution(self, text: str) -> None:
+        assert FolderResolver().resolve_text(Path(text)) == str(Path(text).resolve())
+
+    def test_a_file_in_a_folder_at_the_root_is_not_given_a_second_slash(self) -> None:
+        resolver = FolderResolver()
+
+        # The folder "/etc/.." resolves to the root: its files are "/name", not "//name".
+        assert resolver.resolve_text(Path("/etc/../hosts")) == "/hosts"
+        assert resolver.resolve_text(Path("/etc/../passwd")) == "/passwd"
+
+    def test_links_are_followed(self, tmp_path: Path) -> None:
+        real = tmp_path / "real"
+        real.mkdir()
+        (real / "a.stl").write_bytes(b"solid a\nendsolid a\n")
+        folder_link = tmp_path / "folder"
+        folder_link.symlink_to(real, target_is_directory=True)
+        file_link = tmp_path / "b.stl"
+        file_link.symlink_to(real / "a.stl")
+        resolver = FolderResolver()
+
+        assert resolver.resolve_text(folder_link / "a.stl") == str(real.resolve() / "a.stl")
+        assert resolver.resolve_text(file_link) == str(real.resolve() / "a.stl")
+
+    def test_a_second_file_of_a_folder_builds_no_path(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        resolver = FolderResolver()
+        resolver.resolve_text(tmp_path / "a.stl")
+        built: list[object] = []
+
+        def counted(*args: Any) -> Path:
+            built.append(args)
+            return Path(*args)
+
+        monkeypatch.setattr(paths, "Path", counted)
+
+        assert resolver.resolve_text(tmp_path / "b.stl") == str(tmp_path.resolve() / "b.stl")
+        assert built == []
+
+    def test_files_of_one_folder_share_its_resolution(self, tmp_path: Path) -> None:
+        real = tmp_path / "real"
+        real.mkdir()
+        link = tmp_path / "link"
+        link.symlink_to(real, target_is_directory=True)
+        resolver = FolderResolver()
+
+        first = resolver.resolve_text(link / "a.stl")
+        # The folder's resolution is kept for the task: the next file joins it.
+        link.unlink()
+        link.symlink_to(tmp_path, target_is_directory=True)
+
+        assert first == str(real.resolve() / "a.stl")
+        assert resolver.resolve_text(link / "b.stl") == str(real.resolve() / "b.stl")
