@@ -107,7 +107,8 @@ _GEOMETRY_PLAIN_TESTS = tuple(
     f"tests/unit/geometry/test_geometry_{name}.py"
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
-                 "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records")
+                 "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records",
+                 "stl_edges")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
