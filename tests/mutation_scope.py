@@ -206,6 +206,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
+                                              "tests/unit/executor/test_executor_schedule_budget.py",
                                               "tests/unit/executor/test_executor_run_order.py"),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS

@@ -1,0 +1,74 @@
+"""The split's search keeps to its node budget, and the split does not depend on the unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from preform_pipeline.executor.runner import build_work
+from preform_pipeline.executor.schedule import balanced_queues
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import StepGraph
+
+# Eight builds on three servers: longest first ends at 24, the best split at 23 (the total is
+# 67). The search, largest build first, trying one of several servers of equal load and
+# pruning a server that would reach the best span found so far, proves 23 at its 29th node.
+WORKS = [12.0, 6.0, 9.0, 3.0, 10.0, 12.0, 8.0, 7.0]
+NODES_NEEDED = 29
+
+# arches64's 13 builds as session 17's bench planned them: (models, triangles, fill).
+ARCHES64 = [
+    (4, 21600, 0.59), (4, 22080, 0.56), (4, 23040, 0.55), (4, 21600, 0.54), (4, 22560, 0.52),
+    (4, 22080, 0.51), (5, 28320, 0.60), (5, 28320, 0.57), (6, 33120, 0.65), (6, 32640, 0.62),
+    (6, 32160, 0.59), (7, 37920, 0.62), (5, 27840, 0.41),
+]
+
+
+def _longest(works: list[float], queues: list[list[int]]) -> float:
+    return max(sum(works[i] for i in queue) for queue in queues)
+
+
+def _arches64_works() -> list[float]:
+    works = []
+    for index, (models, triangles, fill) in enumerate(ARCHES64, start=1):
+        share, extra = divmod(triangles, models)
+        plan = BuildPlan(
+            index=index, name=f"b{index}",
+            models=tuple(
+                ModelInfo(
+                    path=Path("models") / f"b{index}-{n}.stl", name=f"b{index}-{n}",
+                    size_mm=(10.0, 10.0, 10.0), footprint_mm=(10.0, 10.0), volume_mm3=1000.0,
+                    support_estimate_mm3=0.0, triangle_count=share + (1 if n < extra else 0),
+                )
+                for n in range(models)
+            ),
+            placements=(), fill_ratio=fill, estimated_volume_ml=0.0, graph=StepGraph(nodes=()),
+        )
+        works.append(build_work(plan))
+    return works
+
+
+class TestTheNodeBudget:
+    """The search stops after the nodes it was given, and wastes none before the best split."""
+
+    def test_the_nodes_the_search_needs_find_the_best_split(self) -> None:
+        queues = balanced_queues(WORKS, servers=3, node_limit=NODES_NEEDED)
+        assert _longest(WORKS, queues) == 23.0
+        assert sorted(i for q in queues for i in q) == list(range(len(WORKS)))
+
+    def test_one_node_fewer_keeps_longest_first(self) -> None:
+        queues = balanced_queues(WORKS, servers=3, node_limit=NODES_NEEDED - 1)
+        assert _longest(WORKS, queues) == 24.0
+        assert _longest(WORKS, balanced_queues(WORKS, servers=3, node_limit=0)) == 24.0
+
+
+class TestUnits:
+    """Estimates in any unit split the same way: every threshold is relative to the work."""
+
+    def test_the_same_builds_in_a_far_smaller_or_larger_unit_split_the_same(self) -> None:
+        # Powers of two scale a float exactly, so any difference is the code's, not rounding.
+        # arches64 on four servers needs exchanges after the search (the evening out).
+        works = _arches64_works()
+        queues = balanced_queues(works, servers=4)
+        for scale in (2.0**-20, 2.0**20):
+            assert balanced_queues([w * scale for w in works], servers=4) == queues, scale
+
