@@ -122,6 +122,22 @@ class TestRecordsOnThePlausibilityLimits:
         assert caught.value.hint == CUT_SHORT
 
 
+    def test_a_normal_one_millionth_long_is_neither_zero_nor_unit(self, tmp_path: Path) -> None:
+        # float32 components whose length, as the reader computes it in float64, is exactly
+        # 1e-6: the limit below which a normal counts as zero. With eight unit normals and one
+        # short one, that record decides: 8 in 10 is not enough.
+        limit = (9.9389320e-07, 1.1034271e-07, 8.9580809e-10)
+        assert float(np.linalg.norm(np.array(limit, np.float32).astype(np.float64))) == 1e-6
+        records = (
+            _record((0.0, 0.0, 1.0), 2.0) * 8 + _record(limit, 2.0) + _record((0.3, 0.4, 0.0), 2.0)
+        )
+        path = tmp_path / "part.stl"
+        path.write_bytes(_binary(b"", 1000, records))
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh(path)
+        assert caught.value.reason == NOT_A_MESH
+
+
 class TestAnASCIISTLCutShort:
     """Text that stops before 'endsolid' is reported as cut short, with what to do."""
 
