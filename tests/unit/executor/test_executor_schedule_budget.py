@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import random
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.executor.runner import build_work
-from preform_pipeline.executor.schedule import balanced_queues
+from preform_pipeline.executor.schedule import _even_out, balanced_queues
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import StepGraph
 
@@ -72,3 +76,40 @@ class TestUnits:
         for scale in (2.0**-20, 2.0**20):
             assert balanced_queues([w * scale for w in works], servers=4) == queues, scale
 
+
+
+def _two_long_queues(second: int) -> tuple[list[float], list[list[int]]]:
+    """200 builds of about 2 units, a little heavier than ``second`` builds on the other
+    queue: ten of about 2 units, the rest about 3.3. Only swaps of near-equal builds even
+    them out, and each round of exchanges checks 200 x (``second`` + 1) pairs."""
+    rng = random.Random(25)
+    first = [2.0 + rng.uniform(-0.05, 0.05) for _ in range(200)]
+    small = [2.0 + rng.uniform(-0.05, 0.05) for _ in range(10)]
+    large = [3.3 + rng.uniform(-0.05, 0.05) for _ in range(second - 10)]
+    gap = rng.uniform(0.05, 0.4)
+    scale = (sum(first) - gap - sum(small)) / sum(large)
+    works = first + small + [w * scale for w in large]
+    return works, [list(range(200)), list(range(200, 200 + second))]
+
+
+def _moved(before: list[list[int]], after: list[list[int]]) -> int:
+    return sum(len(set(new) - set(old)) for old, new in zip(before, after, strict=True))
+
+
+class TestTheEvenOutBudget:
+    """Evening out stops before a round would pass its 50,000 pair checks (many builds:
+    longest first has evened them out already), though more exchanges would help."""
+
+    @pytest.mark.parametrize(
+        ("second", "swaps"),
+        [(124, 2), (125, 1)],  # 200 x 125 = 25,000 checks a round; 200 x 126 = 25,200
+    )
+    def test_the_rounds_that_fit_in_the_budget_are_made(self, second: int, swaps: int) -> None:
+        works, queues = _two_long_queues(second)
+        evened = copy.deepcopy(queues)
+        _even_out(works, evened)
+        assert [len(q) for q in evened] == [200, second]
+        assert _moved(queues, evened) == 2 * swaps
+        again = copy.deepcopy(evened)
+        _even_out(works, again)  # a new call has a new budget, and goes on
+        assert _moved(evened, again) > 0
