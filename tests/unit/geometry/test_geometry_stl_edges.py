@@ -51,8 +51,7 @@ class TestAnImageReadFromMemory:
 
 
 class TestAnEmptyBinarySTL:
-    """An exporter's empty binary STL (84 bytes, no triangles) is said to hold no triangles,
-    whatever its header's text starts like."""
+    """An exporter's empty binary STL (84 bytes) holds no triangles, whatever its header says."""
 
     @pytest.mark.parametrize("header", [b"", b"ply2stl 1.4 converted from scan.ply"])
     def test_from_memory_and_from_a_file_it_holds_no_triangles(
@@ -97,8 +96,7 @@ class TestTheSourceOfAModelReadFromBytes:
 
 
 class TestRecordsOnThePlausibilityLimits:
-    """A cut-short file is told from a file that is no mesh by its records: coordinates under
-    10 million, and at least nine records in ten with a unit (or zero) normal."""
+    """Records say cut short, not no mesh: coordinates under 1e7, nine in ten normals unit or 0."""
 
     @pytest.mark.parametrize("corner", [1e7, 1e8])
     def test_coordinates_of_ten_million_or_more_are_not_a_mesh(
@@ -165,8 +163,9 @@ class TestAnASCIISTLWithLeadingBlanks:
 
 
 class TestRefusalsFromTheHead:
-    """A file that is not a readable STL is refused from its first kilobytes: it is never
-    read whole, however large (the module's promise; tracemalloc sees every allocation)."""
+    """A file that is not a readable STL is refused from its head, never read whole."""
+
+    # The module's promise; tracemalloc sees every allocation, numpy's included.
 
     SIZE = 8 * 1024 * 1024
 
@@ -220,8 +219,7 @@ class TestAnASCIISTLThatGrewPastTheLimit:
 
 
 class TestTheWrittenBinarySTL:
-    """The binary writer's header names the model (or only the format), and its normals are
-    those of the float32 coordinates it stores, whatever precision it was given."""
+    """The binary header names the model or only the format; normals are the stored float32's."""
 
     def test_a_model_without_a_name_has_a_plain_header(
         self, tetrahedron: npt.NDArray[np.float32]
