@@ -107,7 +107,8 @@ _GEOMETRY_PLAIN_TESTS = tuple(
     f"tests/unit/geometry/test_geometry_{name}.py"
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
-                 "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records")
+                 "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records",
+                 "stl_edges")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
@@ -205,6 +206,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ) + ("tests/unit/executor/test_executor_store_outage.py",),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
+                                              "tests/unit/executor/test_executor_schedule_budget.py",
                                               "tests/unit/executor/test_executor_run_order.py"),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
