@@ -248,7 +248,10 @@ def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Me
     if not _ends_with_endsolid(data[-_ENDSOLID_TAIL_BYTES:]):
         raise ModelFileError(
             origin,
-            f"ASCII STL ends without 'endsolid' (at line {line_number(data, len(data))})",
+            # The line named is the file's last one with text: a final newline (or blank
+            # lines) after it is not a line of its own to the user's editor.
+            f"ASCII STL ends without 'endsolid' (at line "
+            f"{line_number(data, len(data.rstrip()))})",
             hint="the file was cut short; copy or export it again",
         )
     matches = _FACET.findall(data)

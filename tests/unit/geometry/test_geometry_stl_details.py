@@ -107,6 +107,14 @@ class TestAsciiDetails:
         assert error.reason == "ASCII STL ends without 'endsolid' (at line 1)"
         assert error.hint
 
+    def test_the_line_named_is_the_last_line_with_text(self, tmp_path: Path) -> None:
+        # Cut short after two of a facet's vertices: five lines of text, each ended by a newline,
+        # then two blank lines. An editor shows the last text on line 5.
+        cut = "solid x\n" + "".join(FACET.splitlines(keepends=True)[:4]) + "\n\n"
+        assert cut.count("\n") == 7
+        error = _error(tmp_path, cut)
+        assert error.reason == "ASCII STL ends without 'endsolid' (at line 5)"
+
     def test_a_malformed_facet_after_a_good_one_is_named_by_its_line(
         self, tmp_path: Path
     ) -> None:
