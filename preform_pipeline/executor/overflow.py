@@ -18,18 +18,20 @@ support again for every model. Now:
 
 3. When no planned build waits any more (on several servers the last round starts at once),
    the run's **final build** (a roomy one of the last rounds, see
-   :func:`~preform_pipeline.executor.runner.run_order`) still takes them until it saves:
-   :class:`FinalIntake`. Before its layout it imports, orients and supports the models
-   carried into it so far (only those, in its own scene), then lays out at once, without
-   waiting for anyone. After that layout, before its next step, it waits until every other
-   build on a server has passed its own layout (the last round's builds reach theirs at
-   about the same time, so the wait overlaps its own layout instead of preceding it), closes
-   the intake and, only when something was carried in meanwhile, imports, orients and
-   supports the newcomers and lays the whole scene out again: a second layout only when
-   something was carried, none when nothing was. Only a recipe whose steps before the
-   layout are import, orient and support qualifies (a label or drain hole step would have
-   to be repeated for the newcomers); otherwise, or once the intake has closed, a carry is
-   a build of its own, so a carried model is never lost.
+   :func:`~preform_pipeline.executor.runner.run_order`) still takes them until its intake
+   closes, after its layout: :class:`FinalIntake`. Before its layout it imports, orients and
+   supports the models carried into it so far (only those, in its own scene), then lays out
+   at once, without waiting for anyone. After that layout, before its next step, it waits
+   until every other build on a server has passed its own layout (the last round's builds
+   reach theirs at about the same time, so the wait overlaps its own layout instead of
+   preceding it), closes the intake and, only when something was carried in meanwhile,
+   imports, orients and supports the newcomers and lays the whole scene out again: a second
+   layout only when something was carried, none when nothing was. Only a recipe whose steps
+   before the layout are import, orient and support qualifies (a label or drain hole step
+   would have to be repeated for the newcomers); otherwise, or once the intake has closed, a
+   carry is a build of its own, so a carried model is never lost. What the final build's own
+   layouts carry goes on after that wait, once its last layout is done (to a build of its
+   own).
 
 The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
 a retry of the build from a checkpoint sheds again and records each model once.
