@@ -169,9 +169,11 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_ledger_split_overtaken.py",
     ),
     # overflow.py: its rules, and the fast simulator runs that shed models from a scene (the
-    # layout step's carry, the final build's intake; 2-3 s each): shed_overflow, _choose.
+    # layout step's carry, the final build's intake; 2-3 s each): shed_overflow, _choose;
+    # session 19's runs of the final build laying out before its wait (FinalIntake).
     "preform_pipeline/executor/overflow.py": (
         "tests/unit/executor/test_executor_final_intake.py",
+        "tests/unit/executor/test_executor_final_intake_wait.py",
         "tests/unit/executor/test_executor_overflow_rules.py",
         "tests/unit/executor/test_executor_steps_scene_layout.py",
         "tests/unit/executor/test_executor_runner_intake_requests.py",
@@ -203,7 +205,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "step_progress", "step_options", "send_holder",
                      "checkpoint_bookkeeping", "checkpoint_gone", "checkpoint_save",
                      "split_reason", "failure_events", "resume_timeout")
-    ) + ("tests/unit/executor/test_executor_store_outage.py",),
+    ) + ("tests/unit/executor/test_executor_store_outage.py",
+         # session 19: the final build's layout before its wait, and its second layout.
+         "tests/unit/executor/test_executor_final_intake_wait.py"),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
                                               "tests/unit/executor/test_executor_schedule_budget.py",

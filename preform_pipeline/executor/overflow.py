@@ -18,14 +18,20 @@ support again for every model. Now:
 
 3. When no planned build waits any more (on several servers the last round starts at once),
    the run's **final build** (a roomy one of the last rounds, see
-   :func:`~preform_pipeline.executor.runner.run_order`) still takes them while it has not
-   laid out: :class:`FinalIntake`. Before its layout the final build waits until
-   every other build on a server has passed its own layout (the last round's builds reach it
-   at about the same time), then imports, orients and supports only the carried models in
-   its scene and lays everything out together. Only a recipe whose steps before the layout
-   are import, orient and support qualifies (a label or drain hole step would have to be
-   repeated for the newcomers); otherwise, or once the final build has laid out, a carry is
-   a build of its own.
+   :func:`~preform_pipeline.executor.runner.run_order`) still takes them until its intake
+   closes, after its layout: :class:`FinalIntake`. Before its layout it imports, orients and
+   supports the models carried into it so far (only those, in its own scene), then lays out
+   at once, without waiting for anyone. After that layout, before its next step, it waits
+   until every other build on a server has passed its own layout (the last round's builds
+   reach theirs at about the same time, so the wait overlaps its own layout instead of
+   preceding it), closes the intake and, only when something was carried in meanwhile,
+   imports, orients and supports the newcomers and lays the whole scene out again: a second
+   layout only when something was carried, none when nothing was. Only a recipe whose steps
+   before the layout are import, orient and support qualifies (a label or drain hole step
+   would have to be repeated for the newcomers); otherwise, or once the intake has closed, a
+   carry is a build of its own, so a carried model is never lost. What the final build's own
+   layouts carry goes on after that wait, once its last layout is done (to a build of its
+   own).
 
 The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
 a retry of the build from a checkpoint sheds again and records each model once.
@@ -245,10 +251,17 @@ class FinalIntake:
             self._cond.notify_all()
             return True
 
+    def arrived(self) -> list[ModelInfo]:
+        """For the final build, just before its first layout: what was carried into it so
+        far, without waiting; the intake stays open (:meth:`take` closes it)."""
+        with self._cond:
+            taken, self._pending = self._pending, []
+            return taken
+
     def take(self, timeout_s: float, cancelled: Callable[[], bool]) -> list[ModelInfo]:
-        """For the final build, just before its layout: wait until no other build on a server
+        """For the final build, after its first layout: wait until no other build on a server
         is still before its layout (at most ``timeout_s``), close the intake and return what
-        was carried into it."""
+        was carried into it since :meth:`arrived` (its scene is laid out again only if any)."""
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while self._open and self._busy and not cancelled():

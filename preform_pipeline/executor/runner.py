@@ -522,7 +522,7 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
     The final build takes the models other builds carry on, so it is roomy and lays out
     after the others: on one server the roomiest build, moved to the end; on several, the
     roomiest of the builds that longest first starts after the first round (all of them
-    when there is only one round), not much longer than average. It waits before its layout
+    when there is only one round), not much longer than average. After its layout it waits
     for the builds still before theirs, so it must start with the last round: started
     earlier, it would hold its server idle while whole rounds ran on the others (13 builds
     on 4 servers: a build of the second round waited for the third and fourth); started with
@@ -1082,9 +1082,13 @@ class _BuildWorker:
                     if self.runner.cancelled:
                         raise _Cancelled()
                     self._check_stop(node_id)
-                    if node.kind == "auto_layout":
-                        self._take_carried(ctx, graph)
+                    final = node.kind == "auto_layout" and self._final_open()
+                    if final:
+                        self._take_in(ctx, graph, self.runner.intake.arrived())
                     self._run_node(ctx, node_id, index, total)
+                    if final and self._take_in(ctx, graph, self._await_carries()):
+                        # Something was carried in after that layout: lay out again with it.
+                        self._run_node(ctx, node_id, index, total)
                     if node.kind == "auto_layout":
                         self._after_layout()
                     done_here.append(node_id)
@@ -1104,19 +1108,26 @@ class _BuildWorker:
             self._current_step = node_id
             raise _Stopped(reason)
 
-    def _take_carried(self, ctx: StepContext, graph: StepGraph) -> None:
-        """The final build, before its layout: import, orient and support the models other
-        builds carried into it (executor/overflow.py), in its own scene."""
-        if self.build.name != self.runner.intake.final or self.laid_out:
-            return
+    def _final_open(self) -> bool:
+        """Whether this is the final build before its first layout (it takes carries)."""
+        return self.build.name == self.runner.intake.final and not self.laid_out
+
+    def _await_carries(self) -> list[ModelInfo]:
+        """The final build, after its first layout: wait until no other build is before its
+        layout, close the intake and return what was carried in meanwhile."""
         waiting_since = self.runner.clock.monotonic()
         late = self.runner.intake.take(min(self.options.step_timeout_s, _INTAKE_WAIT_S),
                                        lambda: self.runner.cancelled)
         # Its server is leased but idle meanwhile: benchmarks take this off the busy time.
         log.info("final_build_waited", waited_s=round(self.runner.clock.monotonic()
                                                       - waiting_since, 3), taken=len(late))
+        return late
+
+    def _take_in(self, ctx: StepContext, graph: StepGraph, late: Sequence[ModelInfo]) -> bool:
+        """The final build, around its layout: import, orient and support the models other
+        builds carried into it (executor/overflow.py), in its own scene; whether any came."""
         if not late:
-            return
+            return False
         start = len(self.build.models)
         models = (*self.build.models, *late)
         self.build = replace(
@@ -1143,6 +1154,7 @@ class _BuildWorker:
             elif node.kind == "auto_support":
                 ctx.waiting(node.kind).auto_support(ctx.scene, AutoSupportOptions(**options),
                                                     deadline=ctx.deadline())
+        return True
 
     def _after_layout(self) -> None:
         """The layout is done: its carried models go on now (a waiting build, the final

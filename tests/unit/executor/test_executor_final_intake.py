@@ -40,6 +40,18 @@ class TestFinalIntake:
         assert not intake.offer([_model("c")])
         assert intake.take(5.0, _never) == []
 
+    def test_arrived_hands_over_what_came_so_far_and_stays_open(self) -> None:
+        intake = FinalIntake("b2")
+        intake.holding("b2", True)
+        intake.holding("b1", True)  # still before its layout: arrived does not wait for it
+        early, late = _model("early"), _model("late")
+        assert intake.offer([early])
+        assert intake.arrived() == [early]
+        assert intake.arrived() == []
+        assert intake.offer([late])
+        intake.holding("b1", False)
+        assert intake.take(5.0, _never) == [late]
+
     def test_take_waits_until_no_other_build_is_before_its_layout(self) -> None:
         intake = FinalIntake("b2")
         intake.holding("b2", True)

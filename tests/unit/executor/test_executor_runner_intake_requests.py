@@ -1,23 +1,26 @@
 """What the final build's server receives when it takes in the models another build's layout
 carried on: one import per carried model, then the recipe's orient and support steps (their
-options as written) for those models only, before its own layout."""
+options as written) for those models only, before its own layout when they reach it
+before that."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from executor_support import (
+    WAIT_S,
     FakePool,
     SimFarm,
-    capture_bound_logs,
     iter_events,
     plan_without_rafts,
     run,
     write_box,
     write_recipe,
 )
+from test_executor_final_intake_wait import _hold_before_layout, watched_logs
 from test_executor_steps_requests import ReceivingEngine, _serve
 
 from preform_pipeline.executor import BuildStatus
@@ -64,8 +67,22 @@ class TestFinalBuildIntakeRequests:
                                      work_dir=farm.folder / f"work{index}")
             _serve(farm, engine)
             engines.append(engine)
-        with capture_bound_logs() as logs:
-            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        # The final build is held before its layout until the carry has joined it (after
+        # its layout the carried model would be laid out with a second one).
+        release, held = threading.Event(), threading.Event()
+        with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
+            def watch() -> None:
+                if held.wait(WAIT_S):
+                    joined.wait(WAIT_S)
+                release.set()
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3,
+                         stop_reason=_hold_before_layout("unit-002", release, held, nth=5))
+            watcher.join(WAIT_S)
+        assert joined.is_set()
 
         assert result.ok
         first, final = result.outcomes

@@ -1,0 +1,247 @@
+"""The final build lays out at once and waits for the others' layouts only after its own:
+what its server receives, what it ends with, and that no carried model is lost."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import structlog
+from executor_support import (
+    WAIT_S,
+    FakePool,
+    SimFarm,
+    iter_events,
+    plan_for,
+    plan_without_rafts,
+    run,
+    write_box,
+    write_recipe,
+)
+from structlog.contextvars import merge_contextvars
+from structlog.testing import LogCapture
+from structlog.typing import EventDict, WrappedLogger
+from test_executor_run_events import CARRY_STEPS, _saved_models
+from test_executor_steps_requests import ReceivingEngine, _serve
+
+from preform_pipeline.executor import BuildStatus, RunResult
+
+__all__ = ["watched_logs"]
+
+
+@contextmanager
+def watched_logs(
+    event: str, **fields: Any
+) -> Iterator[tuple[list[dict[str, Any]], threading.Event]]:
+    """Capture log events with their contextvars merged (as ``capture_bound_logs``), and an
+    event set as soon as one named ``event`` with these ``fields`` is logged."""
+    capture = LogCapture()
+    seen = threading.Event()
+
+    def watch(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        if event_dict.get("event") == event and all(
+            event_dict.get(key) == value for key, value in fields.items()
+        ):
+            seen.set()
+        return event_dict
+
+    old = structlog.get_config()
+    structlog.configure(processors=[merge_contextvars, watch, capture])
+    try:
+        yield capture.entries, seen
+    finally:
+        structlog.configure(**old)
+
+
+def _hold_before_layout(
+    build: str, until: threading.Event, held: threading.Event, *, nth: int = 4
+) -> Callable[[str], str | None]:
+    """A ``stop_reason`` that holds ``build`` before its ``nth`` step (its layout: the fourth
+    in CARRY_STEPS, after create_scene, import_models and auto_support) until ``until``."""
+    asked: list[str] = []
+
+    def ask(name: str) -> str | None:
+        asked.append(name)
+        if name == build and asked.count(name) == nth:
+            held.set()
+            until.wait(WAIT_S * 2)
+        return None
+
+    return ask
+
+
+def _two_receiving_servers(farm: SimFarm) -> list[ReceivingEngine]:
+    engines = []
+    for index in range(2):
+        engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                                 work_dir=farm.folder / f"work{index}")
+        _serve(farm, engine)
+        engines.append(engine)
+    return engines
+
+
+def _engine_of(result: RunResult, name: str, engines: list[ReceivingEngine]) -> ReceivingEngine:
+    server = next(o.server for o in result.outcomes if o.name == name)
+    assert server is not None
+    return engines[int(server.removeprefix("server-")) - 1]
+
+
+def _prepare_ops(engine: ReceivingEngine) -> list[str]:
+    return [op for op, _ in engine.received
+            if op in ("import_model", "auto_support", "auto_layout", "save_form_file")]
+
+
+class TestFinalBuildLaysOutAtOnce:
+    """The final build does not wait for another build's layout before its own."""
+
+    def test_the_final_build_lays_out_while_the_other_is_held_before_its_layout(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Four 90 x 60 mm boxes planned without rafts: unit-001 carries one of them on;
+        # unit-002 (one box) is the final build.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
+                                                                    ("unit-002", 1)]
+        engines = _two_receiving_servers(farm)
+        release, held = threading.Event(), threading.Event()
+        problems: list[str] = []
+        with watched_logs("step_finished", build="unit-002", kind="auto_layout") as (
+            logs, final_laid_out
+        ):
+            def watch() -> None:
+                if not held.wait(WAIT_S):
+                    problems.append("unit-001 never reached its layout")
+                elif not final_laid_out.wait(WAIT_S):
+                    problems.append("the final build waited for unit-001 before its layout")
+                release.set()
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3,
+                         stop_reason=_hold_before_layout("unit-001", release, held))
+            watcher.join(WAIT_S)
+        assert problems == []
+        assert result.ok
+        assert [(o.name, len(o.models), o.children) for o in result.outcomes] == [
+            ("unit-001", 3, ()), ("unit-002", 2, ())]
+        # The box unit-001 carried after the final build had laid out is in its saved form.
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(5)]
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert (waited["build"], waited["taken"]) == ("unit-002", 1)
+        # The final build's server: its own box prepared and laid out, then the carried
+        # box imported, supported on its own, and the whole scene laid out again, then saved
+        # (the recipe's form; the first save is the checkpoint after auto_support).
+        engine = _engine_of(result, "unit-002", engines)
+        assert _prepare_ops(engine) == [
+            "import_model", "auto_support", "save_form_file",  # its support checkpoint
+            "auto_layout", "import_model", "auto_support", "auto_layout", "save_form_file"]
+        late_id = engine.answers("import_model")[1]["id"]
+        assert engine.bodies("auto_support")[1] == {"models": [late_id]}
+        final = next(o for o in result.outcomes if o.name == "unit-002")
+        assert final.layout_calls == 2
+
+
+class TestCarryBeforeTheFinalLayout:
+    """A carry that reaches the final build before its layout is laid out with it once."""
+
+    def test_a_carry_taken_in_before_the_layout_needs_no_second_layout(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        engines = _two_receiving_servers(farm)
+        release, held = threading.Event(), threading.Event()
+        problems: list[str] = []
+        # The final build is held before its layout until unit-001 has carried its box on.
+        with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
+            def watch() -> None:
+                if not (held.wait(WAIT_S) and joined.wait(WAIT_S)):
+                    problems.append("unit-001 never carried its box into the final build")
+                release.set()
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3,
+                         stop_reason=_hold_before_layout("unit-002", release, held))
+            watcher.join(WAIT_S)
+        assert problems == []
+        assert [(o.name, len(o.models)) for o in result.outcomes] == [
+            ("unit-001", 3), ("unit-002", 2)]
+        engine = _engine_of(result, "unit-002", engines)
+        assert _prepare_ops(engine) == [
+            "import_model", "auto_support", "save_form_file",  # its support checkpoint
+            "import_model", "auto_support", "auto_layout", "save_form_file"]
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == "unit-002"
+        # Nothing came after its layout: the wait there took nothing in.
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert waited["taken"] == 0
+
+
+class TestNothingCarried:
+    """When no layout carries anything, every build is laid out exactly once."""
+
+    def test_no_layout_is_requested_twice(self, tmp_path: Path, farm: SimFarm) -> None:
+        # Planned with their rafts, five 90 x 60 mm boxes make two builds that both fit.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_for(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        assert len(plan.builds) == 2
+        engines = _two_receiving_servers(farm)
+        with watched_logs("final_build_waited") as (logs, waited_event):
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3)
+        assert result.ok and waited_event.is_set()
+        assert [len(o.models) for o in result.outcomes] == [len(b.models) for b in plan.builds]
+        assert [o.layout_calls for o in result.outcomes] == [1, 1]
+        assert [op for e in engines for op, _ in e.received if op == "auto_layout"] == [
+            "auto_layout", "auto_layout"]
+        assert list(iter_events(logs, "overflow_taken_in")) == []
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert waited["taken"] == 0
+
+
+class TestCarryAfterTheIntakeClosed:
+    """A carry that comes after the final build has closed its intake and saved becomes a
+    build of its own: nothing is lost."""
+
+    def test_the_late_carry_runs_as_a_new_build(self, tmp_path: Path, farm: SimFarm) -> None:
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        farm.add()
+        farm.add()
+        release, held = threading.Event(), threading.Event()
+        problems: list[str] = []
+        # unit-001 is held before its layout until the final build has ended: the final
+        # build's wait for it runs out (a step deadline of 2 s bounds it) and closes.
+        with watched_logs("build_finished", build="unit-002") as (logs, final_ended):
+            def watch() -> None:
+                if not (held.wait(WAIT_S) and final_ended.wait(WAIT_S)):
+                    problems.append("the final build did not end while unit-001 was held")
+                release.set()
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=2.0,
+                         stop_reason=_hold_before_layout("unit-001", release, held))
+            watcher.join(WAIT_S)
+        assert problems == []
+        assert result.ok
+        assert [(o.name, o.status, len(o.models), o.children) for o in result.outcomes] == [
+            ("unit-001", BuildStatus.SUCCEEDED, 3, ("unit-001+1",)),
+            ("unit-002", BuildStatus.SUCCEEDED, 1, ()),
+            ("unit-001+1", BuildStatus.SUCCEEDED, 1, ()),
+        ]
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(5)]
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert (waited["build"], waited["taken"]) == ("unit-002", 0)
+        (added,) = iter_events(logs, "overflow_build_added")
+        assert (added["build"], added["carry"]) == ("unit-001", "unit-001+1")
