@@ -15,7 +15,12 @@ from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import BudgetSnapshot, WebApiClient
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
 from preform_pipeline.store import embed_key, new_key
-from preform_pipeline.verify import PendingPrint, VerificationPoller, VerifiedStatus
+from preform_pipeline.verify import (
+    PendingPrint,
+    VerificationPoller,
+    VerificationResult,
+    VerifiedStatus,
+)
 from preform_pipeline.verify.poller import describe_duration
 
 PRINTS = "/developer/v1/prints/"
@@ -59,14 +64,16 @@ class TestSettings:
     def test_a_setting_that_must_be_positive_is_refused_at_zero_by_name(
         self, client: WebApiClient, name: str
     ) -> None:
+        setting: dict[str, Any] = {name: 0}
         with pytest.raises(ValueError, match=f"^{name} must be more than 0, not 0$"):
-            VerificationPoller(client, **{name: 0})
+            VerificationPoller(client, **setting)
 
     @pytest.mark.parametrize("name", ["overlap_s", "min_interval_s", "finish_margin_s"])
     def test_a_negative_margin_is_refused(self, client: WebApiClient, name: str) -> None:
+        setting: dict[str, Any] = {name: -1}
         with pytest.raises(ValueError, match=r"^overlap_s, min_interval_s and finish_margin_s "
                                              r"must not be negative$"):
-            VerificationPoller(client, **{name: -1})
+            VerificationPoller(client, **setting)
 
     def test_zero_margins_are_allowed(self, client: WebApiClient) -> None:
         poller = VerificationPoller(client, overlap_s=0, min_interval_s=0, finish_margin_s=0)
@@ -282,10 +289,11 @@ class TestPacing:
                                     now=clock.now()) == expected
 
 
-def _in_thread(target: Callable[[], object], stop: threading.Event) -> list[object]:
+def _in_thread(target: Callable[[], list[VerificationResult]],
+               stop: threading.Event) -> list[list[VerificationResult]]:
     """Runs ``target`` on a thread; its answer, or nothing if it did not end in time (then
     ``stop`` is set so the loop ends)."""
-    answers: list[object] = []
+    answers: list[list[VerificationResult]] = []
     thread = threading.Thread(target=lambda: answers.append(target()), daemon=True)
     thread.start()
     thread.join(JOIN_S)
@@ -307,7 +315,7 @@ class TestTheLoop:
         poller = VerificationPoller(client, clock=clock, sleep=clock.sleep)
         stop = threading.Event()
         answers = _in_thread(lambda: poller.run_until(lambda: [item], stop), stop)
-        assert [[r.key for r in found] for found in answers] == [[item.key]]  # type: ignore[attr-defined]
+        assert [[r.key for r in found] for found in answers] == [[item.key]]
 
     def test_without_a_sleep_it_waits_the_short_interval_on_the_stop_event(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
@@ -322,7 +330,7 @@ class TestTheLoop:
 
         stop = threading.Event()
         answers = _in_thread(lambda: poller.run_until([item], stop, on_poll=finish), stop)
-        assert [[r.status for r in found] for found in answers] == [  # type: ignore[attr-defined]
+        assert [[r.status for r in found] for found in answers] == [
             [VerifiedStatus.FINISHED]]
 
     def test_a_short_interval_is_slept_not_skipped(
