@@ -101,7 +101,8 @@ class TestAFileNoReaderCanRead:
         drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
         run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         note = _note(tmp_path, "bad.stl")
-        assert "open it in PreForm" in note
+        assert ("check the file (open it in PreForm); fix or re-export it and drop it again"
+                in note)
         assert "reading and planning the model" in note
 
 
@@ -119,10 +120,13 @@ class TestACaseThatCannotBeDone:
             "hollow: {wall_thickness_mm: 1.0}",
             "add_drain_holes: {diameter_mm: 4.0, placement: {face: back, count: 1}}",
         ))
-        run_daemon_once(_daemon(tmp_path, store, script, recipe))
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, script, recipe))
         note = _note(tmp_path, "C-7/upper.stl")
         assert "checking case C-7 before batching" in note
         assert fleet_jobs(script.fleet_dir) == []
+        assert [(e["case_id"], e["step"], e["jobs"]) for e in logs
+                if e["event"] == "case_infeasible"] == [("C-7", "add_drain_holes", 1)]
 
 
 class TestAnUnderfilledBuild:
@@ -184,6 +188,18 @@ class TestASidecarPrintTarget:
         assert [j["printer"] for j in fleet_jobs(script.fleet_dir)] == ["Form4-A"]
         jobs = {j.case_id: j.state for j in store.list_jobs()}
         assert jobs == {"C-1": JobState.PRINT_SENT, "C-2": JobState.FAILED}
+
+
+class TestASidecarPrintTargetUnchecked:
+    """Without a list of known printers, a sidecar's ``printer:`` is sent as it is."""
+
+    def test_the_case_prints_to_the_sidecars_printer(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        (tmp_path / "inbox" / "p.yaml").write_text("printer: Form4-Z\n", encoding="utf-8")
+        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        assert [j["printer"] for j in fleet_jobs(script.fleet_dir)] == ["Form4-Z"]
 
 
 class TestLocalCopies:
