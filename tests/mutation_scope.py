@@ -135,6 +135,26 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_crash_windows.py",
         "tests/unit/hotfolder/test_hotfolder_intake_overtaken.py",
     ),
+    # The poller: the verify tests (the service and tracking drive it), the fleet folder
+    # read as a feed, and the hot folder's follow-up that polls through it.
+    "preform_pipeline/verify/poller.py": (
+        "tests/unit/verify",
+        "tests/unit/printing/test_printing_fleet_feed.py",
+        "tests/unit/hotfolder/test_hotfolder_followup.py",
+    ),
+    # The hot folder's worker runs only under a daemon: the files that run batches in this
+    # process against simulators (under a second each). Not the files whose daemon runs in
+    # a child process (test_hotfolder_temporaries.py, test_hotfolder_followup_owed.py:
+    # mutmut cannot see which functions a child ran, and they take 13 to 34 s each).
+    "preform_pipeline/hotfolder/worker.py": (
+        "tests/unit/hotfolder/test_hotfolder_daemon.py",
+        "tests/unit/hotfolder/test_hotfolder_batch_store_away.py",
+        "tests/unit/hotfolder/test_hotfolder_crash_windows.py",
+        "tests/unit/hotfolder/test_hotfolder_drop_case.py",
+        "tests/unit/hotfolder/test_hotfolder_set_aside.py",
+        # Session 19's: sidecar targets, local copies, notes, holds, a lost `sent` write.
+        "tests/unit/hotfolder/test_hotfolder_worker_s19.py",
+    ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
         "tests/unit/servers/test_servers_pool.py",
