@@ -1254,7 +1254,7 @@ class Runner:
         self.clients = _ServerClients(options)
         self._server_count = max(1, len(pool.status()))
         self._order, final = run_order(plan.builds, self._server_count)
-        #: The final build takes carried models before its layout.
+        #: The final build takes carried models until the others have laid out.
         self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None)
 
     # -- control --------------------------------------------------------------------------------
