@@ -154,6 +154,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_set_aside.py",
         # Session 19's: sidecar targets, local copies, notes, holds, a lost `sent` write.
         "tests/unit/hotfolder/test_hotfolder_worker_s19.py",
+        "tests/unit/hotfolder/test_hotfolder_worker_gaps.py",  # seed 34's open gaps
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
@@ -227,7 +228,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                      "split_reason", "failure_events", "resume_timeout")
     ) + ("tests/unit/executor/test_executor_store_outage.py",
          # session 19: the final build's layout before its wait, and its second layout.
-         "tests/unit/executor/test_executor_final_intake_wait.py"),
+         "tests/unit/executor/test_executor_final_intake_wait.py",
+         # session 19: a printed build's `build_finished` names its print job.
+         "tests/unit/executor/test_executor_build_finished_job.py"),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
                                               "tests/unit/executor/test_executor_schedule_budget.py",
