@@ -78,14 +78,17 @@ class TestASidecarPrinterOfAnotherMachineType:
         script = _script(tmp_path)
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         (tmp_path / "inbox" / "p.yaml").write_text("printer: Form3-B\n", encoding="utf-8")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
-                                known_printers=self.KNOWN))
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    known_printers=self.KNOWN))
         note = (tmp_path / "inbox" / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
-        assert ("printer 'Form3-B' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
-                in note)
+        reason = "printer 'Form3-B' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
+        assert reason in note
         assert fleet_jobs(script.fleet_dir) == []
         (job,) = store.list_jobs()
         assert job.state is JobState.FAILED
+        assert [(e["target"], e["reason"]) for e in logs
+                if e["event"] == "case_target_unknown"] == [("Form3-B", reason)]
 
 
 class TestADryRun:
@@ -206,8 +209,9 @@ class TestAJobFailedWhileItsCaseIsDropped:
                                     write_recipe(tmp_path)))
         jobs = {j.case_id: j for j in store.list_jobs()}
         assert (jobs["C-2"].state, jobs["C-2"].reason) == (JobState.FAILED, "failed meanwhile")
-        assert [e["job_key"] for e in logs if e["event"] == "dropped_job_not_failed"] == [
-            jobs["C-2"].job_key]
+        (event,) = [e for e in logs if e["event"] == "dropped_job_not_failed"]
+        assert event["job_key"] == jobs["C-2"].job_key
+        assert "failed" in event["error"] and event["error"] != "None"
 
 
 class _RunnerBlockingDone(ScriptedRunner):
@@ -238,3 +242,17 @@ class TestABuildThatCannotBeSettled:
         assert build.state is JobState.PRINT_SENT
         assert [e["build"] for e in logs if e.get("event") == "build_finish_failed"] == [
             build.job_key]
+
+
+class TestAPrintedFilesReport:
+    """A settled file's report names its run's report, which is where it says."""
+
+    def test_the_report_names_the_run_report_written_under_the_output_root(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path)))
+        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
+                            .read_text(encoding="utf-8"))
+        run_report = Path(report["run_report"])
+        assert run_report.is_file() and run_report.parent == (tmp_path / "out" / "reports")
