@@ -8,6 +8,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,58 @@ class TestAPrintedFilesReport:
                             .read_text(encoding="utf-8"))
         run_report = Path(report["run_report"])
         assert run_report.is_file() and run_report.parent == (tmp_path / "out" / "reports")
+
+
+class _HooksWithoutSent:
+    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
+    that write); everything else is the worker's own."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        pass
+
+
+class _RunHooksWithoutSent:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def for_build(self, build: BuildPlan) -> _HooksWithoutSent:
+        return _HooksWithoutSent(self.inner.for_build(build))
+
+    def after_run(self, result: Any, stop: threading.Event) -> Any:
+        return self.inner.after_run(result, stop)
+
+
+class _RunnerSentWithoutId(ScriptedRunner):
+    """Prints, but its ``sent`` write is lost and the server named no print job id: the
+    build succeeded, and the store still says print_sending when the run ends."""
+
+    def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                 reporter: Reporter) -> None:
+        hooks = _RunHooksWithoutSent(options.print_tracking)
+        super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
+
+    def run(self) -> RunResult:
+        result = super().run()
+        return replace(result, outcomes=tuple(replace(o, job_id=None)
+                                              for o in result.outcomes))
+
+
+class TestASucceededPrintWithoutAJobId:
+    """A print that succeeded without a job id, caught still sending, is recorded sent."""
+
+    def test_the_build_ends_print_sent_saying_print_sent(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+                                runner=_RunnerSentWithoutId))
+        (build,) = store.list_builds()
+        assert build.state is JobState.PRINT_SENT
+        assert store.build_history(build.id)[-1].reason == "print sent"
+        assert "p.stl" in names(tmp_path / "inbox" / "done")
