@@ -1,0 +1,314 @@
+"""The hot folder's worker under mutation (session 19, seed 35's sample): the paths its other
+tests leave out, each read where a user reads it (notes, reports, the store's history, the
+copies' folder, structured events)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import PipelineError
+from preform_pipeline.executor import Reporter, RunOptions, RunResult
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
+from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
+from preform_pipeline.settings import HotFolderSettings, Settings
+from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
+from preform_pipeline.store import JobState, SqliteJobStore
+
+WAIT_S = 10.0
+
+
+def _daemon(
+    tmp_path: Path,
+    store: SqliteJobStore,
+    script: Script,
+    recipe: Path,
+    *,
+    hot: dict[str, Any] | None = None,
+    settings_output_root: Path | None = None,
+    known_printers: KnownPrinters | None = None,
+    dry_run: bool = False,
+    pool: Callable[[], Any] = DummyPool,
+    runner: type[ScriptedRunner] = ScriptedRunner,
+) -> HotFolderDaemon:
+    """daemon_support's daemon (scripted runner, a real SQLite store, real folders) with the
+    settings, the dry run and the pool factory its ``make_daemon`` does not take."""
+    script.store = store
+    settings = Settings(
+        output_root=settings_output_root,
+        hotfolders=HotFolderSettings(
+            inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
+                                   quiet_period_s=0.2),),
+            batching=BatchingSettings(window_s=0.1),
+            stop_deadline_s=5.0,
+            **{"output_root": tmp_path / "out", **(hot or {})},
+        ),
+    )
+
+    def executor(plan: Plan, pool: Any, *, options: RunOptions,
+                 reporter: Reporter | None = None) -> ScriptedRunner:
+        assert reporter is not None
+        return runner(script, plan, options, reporter)
+
+    return HotFolderDaemon(settings, store, pool, executor, known_printers=known_printers,
+                           dry_run=dry_run)
+
+
+def _script(tmp_path: Path, **kwargs: Any) -> Script:
+    return Script(fleet_dir=tmp_path / "fleet", **kwargs)
+
+
+class TestASidecarPrinterOfAnotherMachineType:
+    """A sidecar naming a known printer of another machine type fails its case, saying so."""
+
+    KNOWN = KnownPrinters((KnownPrinter("Form3-B", ("FORM-3-0",)),), "the test's fleet")
+
+    def test_the_note_names_both_machine_types_and_the_fleet_list(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = _script(tmp_path)
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        (tmp_path / "inbox" / "p.yaml").write_text("printer: Form3-B\n", encoding="utf-8")
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    known_printers=self.KNOWN))
+        note = (tmp_path / "inbox" / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
+        reason = "printer 'Form3-B' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
+        assert reason in note
+        assert fleet_jobs(script.fleet_dir) == []
+        (job,) = store.list_jobs()
+        assert job.state is JobState.FAILED
+        assert [(e["target"], e["reason"]) for e in logs
+                if e["event"] == "case_target_unknown"] == [("Form3-B", reason)]
+
+
+class TestADryRun:
+    """A dry run's build ends done, and the history says it was not printed."""
+
+    def test_the_jobs_history_ends_in_prepared_dry_run(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = _script(tmp_path)
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                dry_run=True))
+        (build,) = store.list_builds()
+        assert build.state is JobState.DONE
+        assert store.build_history(build.id)[-1].reason == "prepared (dry run: not printed)"
+        assert fleet_jobs(script.fleet_dir) == []
+
+
+class TestTheSettingsOutputRoot:
+    """Without a hot folder ``output_root``, the settings' one holds the run's reports."""
+
+    def test_the_run_report_is_written_under_it_not_under_the_recipes(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+                                hot={"output_root": None},
+                                settings_output_root=tmp_path / "settings-out"))
+        assert [n for n in names(tmp_path / "settings-out") if n.startswith("reports/")]
+        # The recipe's own `outputs.root` (tmp_path/out) is the one the settings override.
+        assert not (tmp_path / "out").exists()
+
+
+class TestARunReportThatCannotBeWritten:
+    """A run report that cannot be written is logged, and the file's report names none."""
+
+    def test_the_file_settles_with_no_run_report_named(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        # The output folder is a file: the run's reports/ folder cannot be made under it.
+        blocked = tmp_path / "out-file"
+        blocked.write_text("not a folder\n", encoding="utf-8")
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, _script(tmp_path),
+                                    write_recipe(tmp_path), hot={"output_root": blocked}))
+        assert [e["event"] for e in logs if e["event"] == "run_report_failed"] == [
+            "run_report_failed"]
+        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
+                            .read_text(encoding="utf-8"))
+        assert "run_report" not in report
+
+
+class TestLocalCopiesAfterTheBatch:
+    """The node's local copies of a batch's files are removed once the batch is settled."""
+
+    def test_the_copies_folder_holds_no_file(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+                                hot={"local_copies": True,
+                                     "local_copy_dir": tmp_path / "copies"}))
+        assert "p.stl" in names(tmp_path / "inbox" / "done")
+        assert names(tmp_path / "copies") == []
+
+
+class TestAPoolThatCannotStart:
+    """A pool that cannot start is logged with its error and the wait before the next try."""
+
+    def test_the_failure_is_logged_until_the_daemon_stops(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        def pool() -> Any:
+            raise PipelineError("no PreFormServer found", hint="install PreFormServer")
+
+        daemon = _daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+                         pool=pool)
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        thread = threading.Thread(target=daemon.run)
+        with capture_logs() as logs:
+            thread.start()
+            try:
+                wait_for(lambda: any(e.get("event") == "pool_start_failed" for e in logs),
+                         WAIT_S, what="the pool's failure logged")
+            finally:
+                daemon.stop()
+                thread.join(WAIT_S)
+        assert not thread.is_alive()
+        failed = [e for e in logs if e.get("event") == "pool_start_failed"]
+        assert "no PreFormServer found" in failed[0]["error"]
+        assert failed[0]["retry_in_s"] == 10.0
+
+
+class TestAJobFailedWhileItsCaseIsDropped:
+    """A dropped case whose job already left preparation is logged, not failed twice."""
+
+    def test_the_event_names_the_job_and_its_state_is_left_alone(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        for n, case in enumerate(("C-1", "C-2")):
+            folder = tmp_path / "inbox" / case
+            folder.mkdir(parents=True)
+            (folder / "upper.stl").write_bytes(tetra_stl_bytes(n))
+
+        def dropped(build: BuildPlan) -> list[tuple[Path, str]]:
+            out: list[tuple[Path, str]] = []
+            for model in build.models:
+                if model.case_id == "C-2":
+                    # Failed meanwhile by someone else (an operator, another node).
+                    job = next(j for j in store.list_jobs() if j.case_id == "C-2")
+                    store.transition(job.id, JobState.FAILED, "failed meanwhile")
+                    out.append((model.path, "case C-2: step label: LABEL_FAILED"))
+            return out
+
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, _script(tmp_path, drop=dropped),
+                                    write_recipe(tmp_path)))
+        jobs = {j.case_id: j for j in store.list_jobs()}
+        assert (jobs["C-2"].state, jobs["C-2"].reason) == (JobState.FAILED, "failed meanwhile")
+        (event,) = [e for e in logs if e["event"] == "dropped_job_not_failed"]
+        assert event["job_key"] == jobs["C-2"].job_key
+        assert "failed" in event["error"] and event["error"] != "None"
+
+
+class _RunnerBlockingDone(ScriptedRunner):
+    """The scripted runner; when its run ends, the inbox's done/ folder is a file (a user
+    replaced it meanwhile), so no file can be settled there."""
+
+    def run(self) -> RunResult:
+        result = super().run()
+        done = self.script.fleet_dir.parent / "inbox" / "done"
+        if done.is_dir():
+            shutil.rmtree(done)
+        done.write_text("not a folder\n", encoding="utf-8")
+        return result
+
+
+class TestABuildThatCannotBeSettled:
+    """A build whose files cannot be settled is logged by name; the store keeps its state."""
+
+    def test_the_event_names_the_build_and_its_print_stays_recorded(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = _script(tmp_path)
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    runner=_RunnerBlockingDone))
+        (build,) = store.list_builds()
+        assert build.state is JobState.PRINT_SENT
+        assert [e["build"] for e in logs if e.get("event") == "build_finish_failed"] == [
+            build.job_key]
+
+
+class TestAPrintedFilesReport:
+    """A settled file's report names its run's report, which is where it says."""
+
+    def test_the_report_names_the_run_report_written_under_the_output_root(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path)))
+        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
+                            .read_text(encoding="utf-8"))
+        run_report = Path(report["run_report"])
+        assert run_report.is_file() and run_report.parent == (tmp_path / "out" / "reports")
+
+
+class _HooksWithoutSent:
+    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
+    that write); everything else is the worker's own."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        pass
+
+
+class _RunHooksWithoutSent:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def for_build(self, build: BuildPlan) -> _HooksWithoutSent:
+        return _HooksWithoutSent(self.inner.for_build(build))
+
+    def after_run(self, result: Any, stop: threading.Event) -> Any:
+        return self.inner.after_run(result, stop)
+
+
+class _RunnerSentWithoutId(ScriptedRunner):
+    """Prints, but its ``sent`` write is lost and the server named no print job id: the
+    build succeeded, and the store still says print_sending when the run ends."""
+
+    def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                 reporter: Reporter) -> None:
+        hooks = _RunHooksWithoutSent(options.print_tracking)
+        super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
+
+    def run(self) -> RunResult:
+        result = super().run()
+        return replace(result, outcomes=tuple(replace(o, job_id=None)
+                                              for o in result.outcomes))
+
+
+class TestASucceededPrintWithoutAJobId:
+    """A print that succeeded without a job id, caught still sending, is recorded sent."""
+
+    def test_the_build_ends_print_sent_saying_print_sent(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+                                runner=_RunnerSentWithoutId))
+        (build,) = store.list_builds()
+        assert build.state is JobState.PRINT_SENT
+        assert store.build_history(build.id)[-1].reason == "print sent"
+        assert "p.stl" in names(tmp_path / "inbox" / "done")
