@@ -4,19 +4,32 @@ it) and how a build's outcome settles its store build and files."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_support import DummyPool, Script, ScriptedRunner, make_daemon, run_daemon_once
+from structlog.testing import capture_logs
 
-from preform_pipeline.hotfolder.testing import write_recipe
+from preform_pipeline.executor import Reporter, RunOptions
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import (
+    fleet_jobs,
+    tetra_stl_bytes,
+    wait_for,
+    write_recipe,
+)
 from preform_pipeline.hotfolder.worker import recipe_printing_to, sidecar_target, target_problem
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.store import Job, JobState
+from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.settings import HotFolderSettings, Settings
+from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
+from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 FLEET = KnownPrinters(
     (
@@ -29,6 +42,82 @@ FLEET = KnownPrinters(
 )
 UNKNOWN_FORM3CC = "unknown printer 'Form3-CC' (not in the test's fleet); did you mean 'Form3-C'?"
 FORM3_MISMATCH = "printer 'Form3-C' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
+
+
+def _daemon(
+    tmp_path: Path,
+    store: SqliteJobStore,
+    script: Script,
+    recipe: Path,
+    *,
+    known_printers: KnownPrinters | None = None,
+    dry_run: bool = False,
+    runner: type[ScriptedRunner] = ScriptedRunner,
+) -> HotFolderDaemon:
+    """daemon_support's daemon (scripted runner, a real SQLite store, real folders) with the
+    known printers and the dry run its ``make_daemon`` does not take."""
+    script.store = store
+    settings = Settings(hotfolders=HotFolderSettings(
+        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
+        batching=BatchingSettings(window_s=0.1),
+        stop_deadline_s=5.0,
+        output_root=tmp_path / "out",
+    ))
+
+    def executor(plan: Plan, pool: Any, *, options: RunOptions,
+                 reporter: Reporter | None = None) -> ScriptedRunner:
+        assert reporter is not None
+        return runner(script, plan, options, reporter)
+
+    return HotFolderDaemon(settings, store, DummyPool, executor, known_printers=known_printers,
+                           dry_run=dry_run)
+
+
+class _SentLost:
+    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
+    that write), so the build is still print_sending when its outcome comes back."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        pass
+
+
+class _TrackingLosingSent:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def for_build(self, build: BuildPlan) -> _SentLost:
+        return _SentLost(self.inner.for_build(build))
+
+    def after_run(self, result: Any, stop: threading.Event) -> Any:
+        return self.inner.after_run(result, stop)
+
+
+class _RunnerLosingSent(ScriptedRunner):
+    """The scripted runner (the executor seam), every print's ``sent`` write lost."""
+
+    def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                 reporter: Reporter) -> None:
+        super().__init__(script, plan, replace(
+            options, print_tracking=_TrackingLosingSent(options.print_tracking)), reporter)
+
+
+def _put(tmp_path: Path, name: str, seed: int, sidecar: str | None = None) -> None:
+    """A model file (and its sidecar) dropped at ``inbox/name``."""
+    path = tmp_path / "inbox" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tetra_stl_bytes(seed))
+    if sidecar is not None:
+        path.with_suffix(".yaml").write_text(sidecar, encoding="utf-8")
+
+
+def _note(tmp_path: Path, name: str) -> str:
+    return (tmp_path / "inbox" / "failed" / f"{name}.error.txt").read_text(encoding="utf-8")
 
 
 def _job(fields: dict[str, Any]) -> Job:
@@ -124,3 +213,130 @@ class TestTheRecipePointedAtATarget:
         # The recipe given is left as it was (a batch's other targets still use it).
         original = recipe.step("print")
         assert original is not None and original.options["printer_ip"] == "10.0.0.9"
+
+
+class TestSidecarTargetsCheckedInTheDaemon:
+    """Each case whose sidecar target cannot be used fails alone, with a note saying why."""
+
+    def test_bad_targets_fail_their_cases_whole_and_a_good_one_prints(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        _put(tmp_path, "C-1/upper.stl", 1, "printer: Form4-A\n")
+        _put(tmp_path, "C-7/upper.stl", 2, "printer: Form3-CC\n")
+        _put(tmp_path, "C-7/lower.stl", 3, "printer: Form3-CC\n")
+        _put(tmp_path, "loose.stl", 4, "printer: Form3-C\n")
+        with capture_logs() as logs:
+            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    known_printers=FLEET))
+        assert [j["printer"] for j in fleet_jobs(script.fleet_dir)] == ["Form4-A"]
+        states = {j.source_path.name if j.case_id is None else f"{j.case_id}/{j.original_name}":
+                  j.state for j in store.list_jobs()}
+        assert states == {"C-1/upper.stl": JobState.PRINT_SENT,
+                          "C-7/upper.stl": JobState.FAILED, "C-7/lower.stl": JobState.FAILED,
+                          "loose.stl": JobState.FAILED}
+        todo = ("What to do: correct the sidecar's `printer:` and drop the case again (its "
+                "other cases were not affected)\n")
+        for model in ("upper.stl", "lower.stl"):
+            note = _note(tmp_path, f"C-7/{model}")
+            assert note.startswith(
+                f"What failed: case C-7: model {model}: step print: sidecar printer: "
+                f"{UNKNOWN_FORM3CC}\nWhere: checking case C-7 before batching\n")
+            assert note.endswith(todo)
+        loose = _note(tmp_path, "loose.stl")
+        assert loose.startswith(
+            f"What failed: model loose.stl: step print: sidecar printer: {FORM3_MISMATCH}\n"
+            "Where: checking case loose.stl before batching\n")
+        assert loose.endswith(todo)
+        events = sorted((e["case_id"] or "", e["target"], e["reason"], e["log_level"])
+                        for e in logs if e["event"] == "case_target_unknown")
+        assert events == [("", "Form3-C", FORM3_MISMATCH, "warning"),
+                          ("C-7", "Form3-CC", UNKNOWN_FORM3CC, "warning"),
+                          ("C-7", "Form3-CC", UNKNOWN_FORM3CC, "warning")]
+
+
+class TestAPrintWhoseSentWriteWasLost:
+    """A print the server accepted, its ``sent`` write lost, is recorded with its job id."""
+
+    def test_the_builds_history_names_the_print_job(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        _put(tmp_path, "p.stl", 1)
+        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                runner=_RunnerLosingSent))
+        [printed] = fleet_jobs(script.fleet_dir)
+        (build,) = store.list_builds()
+        last = store.build_history(build.id)[-1]
+        assert (last.to_state, last.reason) == (
+            JobState.PRINT_SENT, f"print accepted (job {printed['job_id']})")
+        assert build.print_job_id == printed["job_id"]
+
+
+class TestABuildStoppedBeforeItPrinted:
+    """A build stopped at the deadline before its print is taken apart, saying why."""
+
+    def test_the_builds_history_says_it_is_prepared_again_on_the_next_start(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        script.block = threading.Event()
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                             stop_deadline_s=0.3)
+        _put(tmp_path, "p.stl", 1)
+        result: list[int] = []
+        thread = threading.Thread(target=lambda: result.append(daemon.run()))
+        thread.start()
+        try:
+            wait_for(lambda: bool(script.runs), 10, what="the batch to start")
+        finally:
+            daemon.stop()
+            thread.join(10)
+        assert result == [0]
+        (build,) = store.list_builds()
+        last = store.build_history(build.id)[-1]
+        assert (build.state, last.reason) == (
+            JobState.CANCELLED, "stopped before it was printed; prepared again on the next start")
+        assert fleet_jobs(script.fleet_dir) == []
+
+
+class TestABuildFailedWhileTheStoreWasAway:
+    """A build that failed on the job store being away is taken apart and batched again."""
+
+    def test_its_history_says_why_and_the_file_prints_once(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        failures = ["cannot reach the PostgreSQL job store while reading build 1"]
+        script.fail = lambda build: failures.pop() if failures else None
+        script.fail_store_outage = True
+        _put(tmp_path, "p.stl", 1)
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        first, second = store.list_builds()
+        assert (first.state, store.build_history(first.id)[-1].reason) == (
+            JobState.CANCELLED, "the job store was away while it was prepared; batched again")
+        assert second.state is JobState.PRINT_SENT
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+
+
+class TestAJobCancelledWhileItsBuildRuns:
+    """A job cancelled mid-run sends its build back; the build's other files are redone."""
+
+    def test_the_build_says_so_and_the_other_file_prints_alone(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        def cancel_a(build: BuildPlan) -> str | None:
+            jobs = {j.original_name: j for j in store.list_jobs()}
+            if jobs["a.stl"].state is JobState.CANCELLED:
+                return None
+            store.transition(jobs["a.stl"].id, JobState.CANCELLED, "cancelled by a user")
+            return "the scene changed under the run"
+
+        script.fail = cancel_a
+        _put(tmp_path, "a.stl", 1)
+        _put(tmp_path, "b.stl", 2)
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        first, second = store.list_builds()
+        assert (first.state, store.build_history(first.id)[-1].reason) == (
+            JobState.CANCELLED, "a job was cancelled; batched again without it")
+        assert second.state is JobState.PRINT_SENT
+        [printed] = fleet_jobs(script.fleet_dir)
+        jobs = {j.original_name: j for j in store.list_jobs()}
+        assert jobs["b.stl"].print_job_id == printed["job_id"]
+        assert jobs["a.stl"].state is JobState.CANCELLED
