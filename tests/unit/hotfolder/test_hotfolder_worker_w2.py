@@ -386,3 +386,18 @@ class TestCasesThatCannotBeDone:
              for e in logs if e["event"] == "case_infeasible")
         assert events == [("", "thin.stl", "add_drain_holes", self.THIN, 1, "warning"),
                           ("C-7", "upper.stl", "add_drain_holes", self.THIN, 2, "warning")]
+
+
+class TestABuildThatFailed:
+    """A build the run failed ends failed, its history giving the run's own reason."""
+
+    def test_the_builds_history_names_the_reason(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        script.fail = lambda build: "the server lost the scene"
+        _put(tmp_path, "p.stl", 1)
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        (build,) = store.list_builds()
+        assert (build.state, store.build_history(build.id)[-1].reason) == (
+            JobState.FAILED, "the server lost the scene")
+        assert "What failed: the server lost the scene\n" in _note(tmp_path, "p.stl")
