@@ -1,6 +1,7 @@
 """The hot folder's worker run whole, group w3 (session 19): how ``run_batch`` splits a batch
 by print target and what it does with a batch whose recipe is gone. Each is read where a user
-reads it: the printed jobs in the fleet folder, the failed/ notes and the store's records."""
+reads it: the printed jobs in the fleet folder, the failed/ notes, the store's records, the
+node's copies folder and structured events; ``_run_jobs``'s case whose file cannot be copied."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from structlog.testing import capture_logs
 
 from preform_pipeline.executor import Reporter, RunOptions
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
@@ -85,3 +87,66 @@ class TestABatchWhoseRecipeIsGone:
         assert "add the recipe back to an inbox and retry the job" in note
         assert store.get_job(job.id).state is JobState.FAILED
         assert script.runs == [] and fleet_jobs(script.fleet_dir) == []
+
+
+def _processing_job(store: SqliteJobStore, inbox: Path, name: str, n: int,
+                    **kwargs: Any) -> int:
+    """A job the intake took (its file in processing/<key>/), as the batcher hands it on."""
+    job = store.create_job(recipe="hot", source_path=inbox / name, state=JobState.PROCESSING,
+                           fields={HOTFOLDER_FIELD: JobPlace(inbox, name).to_json()},
+                           **kwargs)
+    path = inbox / "processing" / job.job_key / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tetra_stl_bytes(n))
+    store.update_job(job.id, source_path=str(path))
+    return job.id
+
+
+class TestACaseWhoseFileCannotBeCopied:
+    """A case one of whose files cannot be copied to the node fails whole, each file with a
+    note; the batch's other files are printed, and no copy is left behind."""
+
+    def test_the_case_fails_with_notes_and_the_other_file_is_printed(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = Script(fleet_dir=tmp_path / "fleet")
+        inbox = tmp_path / "inbox"
+        # Claimed with another content than the file has: its copy is refused.
+        changed = _processing_job(store, inbox, "upper.stl", 0, case_id="C-1",
+                                  content_hash="sha256:" + "0" * 64)
+        sibling = _processing_job(store, inbox, "lower.stl", 1, case_id="C-1")
+        alone = _processing_job(store, inbox, "other.stl", 2)
+        settings_hot = {"local_copies": True, "local_copy_dir": tmp_path / "copies"}
+        script.store = store
+        settings = Settings(hotfolders=HotFolderSettings(
+            inboxes=(InboxSettings(path=inbox, recipe=write_recipe(tmp_path),
+                                   quiet_period_s=0.2),),
+            batching=BatchingSettings(window_s=0.1), stop_deadline_s=5.0,
+            output_root=tmp_path / "out", **settings_hot,
+        ))
+
+        def executor(plan: Plan, pool: Any, *, options: RunOptions,
+                     reporter: Reporter | None = None) -> ScriptedRunner:
+            assert reporter is not None
+            return ScriptedRunner(script, plan, options, reporter)
+
+        daemon = HotFolderDaemon(settings, store, DummyPool, executor)
+        ids = (changed, sibling, alone)
+        with capture_logs() as logs:
+            daemon.worker.run_batch(Batch("hot", (BatchItem("C-1", "hot", ids[:2], 0.0),
+                                                  BatchItem("job:3", "hot", ids[2:], 0.0)),
+                                          "flush"))
+        failed = inbox / "failed"
+        assert {"upper.stl.error.txt", "lower.stl.error.txt"} <= set(names(failed))
+        assert "its content changed after it was taken" in (
+            failed / "upper.stl.error.txt").read_text(encoding="utf-8")
+        note = (failed / "lower.stl.error.txt").read_text(encoding="utf-8")
+        assert "another file of the case: " in note and "C-1" in note
+        assert "the file was changed or cut short on the shared drive" in note
+        assert "copying the case's files to this node" in note
+        assert [store.get_job(i).state for i in ids] == [
+            JobState.FAILED, JobState.FAILED, JobState.PRINT_SENT]
+        assert len(fleet_jobs(script.fleet_dir)) == 1  # other.stl's build only
+        assert names(tmp_path / "copies") == []
+        assert [e["job_key"] for e in logs if e["event"] == "local_copy_failed"] == [
+            store.get_job(changed).job_key]
