@@ -148,5 +148,6 @@ class TestACaseWhoseFileCannotBeCopied:
             JobState.FAILED, JobState.FAILED, JobState.PRINT_SENT]
         assert len(fleet_jobs(script.fleet_dir)) == 1  # other.stl's build only
         assert names(tmp_path / "copies") == []
-        assert [e["job_key"] for e in logs if e["event"] == "local_copy_failed"] == [
-            store.get_job(changed).job_key]
+        (refused,) = [e for e in logs if e["event"] == "local_copy_failed"]
+        assert refused["job_key"] == store.get_job(changed).job_key
+        assert "its content changed after it was taken" in refused["reason"]
