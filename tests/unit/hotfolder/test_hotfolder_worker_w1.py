@@ -8,12 +8,13 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import Reporter, RunOptions, RunResult
+from preform_pipeline.executor import BuildStatus, Reporter, RunOptions, RunResult
+from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
 from preform_pipeline.plan.builds import Plan
@@ -217,3 +218,52 @@ class TestAStopWhileASecondBatchRuns:
         assert jobs["a.stl"].state is JobState.PRINT_SENT
         # The cancelled one waits for the next start, unprinted, its build taken apart.
         assert (jobs["b.stl"].state, jobs["b.stl"].build_id) == (JobState.PROCESSING, None)
+
+
+class _RunnerWritingReportsAndImports(ScriptedRunner):
+    """The scripted runner, doing two more things the executor does: it imports each model
+    from ``options.import_from`` (recording the path a server would read) and writes each
+    finished build's own report through ``options.build_report``."""
+
+    #: Reset by each test that uses it (the daemon makes one runner per batch).
+    imported: ClassVar[list[Path]] = []
+
+    def run(self) -> RunResult:
+        if self.options.import_from is not None:
+            for build in self.plan.builds:
+                type(self).imported.extend(self.options.import_from(m.path)
+                                           for m in build.models)
+        result = super().run()
+        values = run_values(self.plan.recipe, self.options.started_at)
+        builds = {b.name: b for b in self.plan.builds}
+        for outcome in result.outcomes:
+            if self.options.build_report is not None and outcome.status is (
+                BuildStatus.SUCCEEDED
+            ):
+                self.options.build_report(
+                    outcome, self.plan.recipe.outputs.report,
+                    build_values(values, builds[outcome.name]), self.options.output_root,
+                    run_id=self.options.run_id)
+        return result
+
+
+class TestWhatTheBatchsRunIsGiven:
+    """The batch's run is told where each build's report goes and which copies to import."""
+
+    def test_each_build_has_its_report_and_the_servers_read_the_local_copies(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        _RunnerWritingReportsAndImports.imported = []
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                                write_recipe(tmp_path),
+                                hot={"local_copies": True,
+                                     "local_copy_dir": tmp_path / "copies"},
+                                runner=_RunnerWritingReportsAndImports))
+        (build,) = store.list_builds()
+        reports = [n for n in names(tmp_path / "out")
+                   if n.endswith(f"/{build.job_key}.json") and not n.startswith("reports/")]
+        assert len(reports) == 1
+        (imported,) = _RunnerWritingReportsAndImports.imported
+        assert imported.name == "p.stl" and imported.is_relative_to(tmp_path / "copies")
+        assert "p.stl" in names(tmp_path / "inbox" / "done")
