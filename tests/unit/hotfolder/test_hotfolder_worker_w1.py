@@ -135,6 +135,25 @@ class TestABatchThatCannotBePlanned:
         assert fleet_jobs(script.fleet_dir) == []
 
 
+class TestAFileNoReaderCanRead:
+    """A file the planner rejects is failed; its note's lines say where and what to do."""
+
+    def test_its_note_says_exactly_where_it_failed_and_its_good_neighbour_prints(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = Script(fleet_dir=tmp_path / "fleet")
+        drop(tmp_path, "good.stl", tetra_stl_bytes(1))
+        drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
+        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        lines = (tmp_path / "inbox" / "failed" / "bad.stl.error.txt").read_text(
+            encoding="utf-8").splitlines()
+        assert "Where: reading and planning the model" in lines
+        assert ("What to do: check the file (open it in PreForm); fix or re-export it and "
+                "drop it again") in lines
+        assert "good.stl" in names(tmp_path / "inbox" / "done")
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+
+
 class TestARunReportThatCannotBeWritten:
     """A run report that cannot be written is logged with the error that stopped it."""
 
