@@ -280,6 +280,9 @@ class TestWhatTheBatchsRunIsGiven:
                                      "local_copy_dir": tmp_path / "copies"},
                                 runner=_RunnerWritingReportsAndImports))
         (build,) = store.list_builds()
+        # Its history starts with why it was batched (a once-run flushes what it found).
+        assert (build.recipe, store.build_history(build.id)[0].reason) == (
+            "hot", "batched (flush)")
         reports = [n for n in names(tmp_path / "out")
                    if n.endswith(f"/{build.job_key}.json") and not n.startswith("reports/")]
         assert len(reports) == 1
