@@ -34,6 +34,7 @@ from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
+from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobStore, SqliteJobStore
@@ -41,6 +42,7 @@ from preform_pipeline.verify.notify import Notifier
 
 __all__ = [
     "DummyPool",
+    "RunnerLosingSent",
     "Script",
     "ScriptedRunner",
     "drop",
@@ -196,29 +198,74 @@ def make_daemon(
     stop_deadline_s: float = 5.0,
     duplicates: str = "skip",
     notifier: Notifier | None = None,
+    hot: dict[str, Any] | None = None,
+    settings_output_root: Path | None = None,
+    known_printers: KnownPrinters | None = None,
+    dry_run: bool = False,
+    pool: Callable[[], Any] = DummyPool,
+    runner: type[ScriptedRunner] | None = None,
 ) -> HotFolderDaemon:
+    """A daemon with the scripted runner (or ``runner``), no servers, a real store and real
+    folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings."""
     script.store = store
+    made = runner or ScriptedRunner
+    hotfolder: dict[str, Any] = {
+        "batching": batching or BatchingSettings(window_s=0.1),
+        "duplicates": duplicates,
+        "stop_deadline_s": stop_deadline_s,
+        "output_root": tmp_path / "out",
+        **(hot or {}),
+    }
     settings = Settings(
+        output_root=settings_output_root,
         hotfolders=HotFolderSettings(
             inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
                                    **{"quiet_period_s": 0.2, **(inbox or {})}),),
-            batching=batching or BatchingSettings(window_s=0.1),
-            duplicates=duplicates,  # type: ignore[arg-type]
-            stop_deadline_s=stop_deadline_s,
-            output_root=tmp_path / "out",
-        )
+            **hotfolder,
+        ),
     )
 
     def executor(plan: Plan, pool: Any, *, options: RunOptions,
                  reporter: Reporter | None = None) -> ScriptedRunner:
         assert reporter is not None
-        return ScriptedRunner(script, plan, options, reporter)
-
-    def pool() -> Any:
-        return DummyPool()
+        return made(script, plan, options, reporter)
 
     return HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
-                           notifier=notifier)
+                           notifier=notifier, known_printers=known_printers, dry_run=dry_run)
+
+
+class _SentLost:
+    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
+    that write: the tracker logs it and the build stays print_sending)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        pass
+
+
+class _TrackingLosingSent:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def for_build(self, build: BuildPlan) -> _SentLost:
+        return _SentLost(self.inner.for_build(build))
+
+    def after_run(self, result: Any, stop: threading.Event) -> Any:
+        return self.inner.after_run(result, stop)
+
+
+class RunnerLosingSent(ScriptedRunner):
+    """The scripted runner, with every print's ``sent`` write lost."""
+
+    def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                 reporter: Reporter) -> None:
+        hooks = _TrackingLosingSent(options.print_tracking)
+        super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
 
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:

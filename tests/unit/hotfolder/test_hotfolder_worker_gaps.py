@@ -11,52 +11,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from daemon_support import (
+    Script,
+    ScriptedRunner,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, Reporter, RunOptions
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
 from preform_pipeline.plan.builds import BuildPlan, Plan
-from preform_pipeline.printing import FleetFolderLocator, PrintLocator
+from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.recipes.model import Recipe
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import Build, JobState, SqliteJobStore
 
 #: What the runner says of a send that got no answer (the executor's wording differs).
 UNANSWERED = "the printer gave no answer within 30 s"
-
-
-def _daemon(
-    tmp_path: Path,
-    store: SqliteJobStore,
-    script: Script,
-    recipe: Path,
-    *,
-    hot: dict[str, Any] | None = None,
-    lookup: PrintLocator | None = None,
-    runner: type[ScriptedRunner] = ScriptedRunner,
-) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, no servers), with the hot folder settings,
-    the print lookup and the runner its ``make_daemon`` does not take together."""
-    script.store = store
-    settings = Settings(hotfolders=HotFolderSettings(
-        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
-        batching=BatchingSettings(window_s=0.1),
-        stop_deadline_s=5.0,
-        output_root=tmp_path / "out",
-        **(hot or {}),
-    ))
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return runner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, DummyPool, executor, print_lookup=lookup)
 
 
 class _UnansweredHooks:
@@ -124,7 +99,7 @@ class TestAPrintWithoutAnAnswer:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        daemon = _daemon(tmp_path, store, script, write_recipe(tmp_path),
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                          lookup=FleetFolderLocator(script.fleet_dir),
                          runner=_RunnerUnanswered)
         with capture_logs() as logs:
@@ -149,7 +124,7 @@ class TestALocalCopyThatCannotBeMade:
         (tmp_path / "copies").write_text("not a folder\n", encoding="utf-8")
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                     hot={"local_copies": True,
                                          "local_copy_dir": tmp_path / "copies"}))
         note = _note(tmp_path, "p.stl")
@@ -169,7 +144,7 @@ class TestTheBatchsRun:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         [report] = (tmp_path / "out").rglob("reports/*.json")
         run_id = report.stem
         assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", run_id)
@@ -196,7 +171,7 @@ class TestAJobThatFailedBeforeItsBatchRan:
         store.update_job(job.id, source_path=str(path))
         store.transition(job.id, JobState.CANCELLED, "cancelled by the operator",
                          expect=JobState.PROCESSING)
-        daemon = _daemon(tmp_path, store, script, write_recipe(tmp_path))
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
         batch = Batch("hot", (BatchItem(f"job:{job.id}", "hot", (job.id,), 0.0),), "flush")
         daemon.worker.run_batch(batch)
         assert names(inbox / "failed") == ["p.stl", "p.stl.error.txt"]
@@ -225,7 +200,7 @@ class TestABatchAdoptedByAnotherNode:
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with AdoptedWhileBatching(tmp_path / "jobs.sqlite3") as store, capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
             (job,) = store.list_jobs()
             adopted = store.adopted
         assert adopted is not None

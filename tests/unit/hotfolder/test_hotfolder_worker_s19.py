@@ -4,87 +4,24 @@ in the store's history and in the events, for batches the daemon's other tests l
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from daemon_support import (
+    RunnerLosingSent,
+    Script,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import Reporter, RunOptions
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
-from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
+from preform_pipeline.settings.hotfolder import BatchingSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 WAIT_S = 10.0
-
-
-def _daemon(
-    tmp_path: Path,
-    store: SqliteJobStore,
-    script: Script,
-    recipe: Path,
-    *,
-    batching: BatchingSettings | None = None,
-    hot: dict[str, Any] | None = None,
-    known_printers: KnownPrinters | None = None,
-    runner: type[ScriptedRunner] = ScriptedRunner,
-) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, no servers) with the hot folder settings
-    and the known printers its ``make_daemon`` does not take."""
-    script.store = store
-    settings = Settings(hotfolders=HotFolderSettings(
-        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
-        batching=batching or BatchingSettings(window_s=0.1),
-        stop_deadline_s=5.0,
-        output_root=tmp_path / "out",
-        **(hot or {}),
-    ))
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return runner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, DummyPool, executor, known_printers=known_printers)
-
-
-class _SentUnrecorded:
-    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
-    that write: the tracker logs it and the build stays print_sending)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def sent(self, job_id: str | None, printer: str) -> None:
-        pass
-
-
-class _PrintHooksLosingSent:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def for_build(self, build: BuildPlan) -> _SentUnrecorded:
-        return _SentUnrecorded(self.inner.for_build(build))
-
-    def after_run(self, result: Any, stop: threading.Event) -> Any:
-        return self.inner.after_run(result, stop)
-
-
-class _RunnerLosingSent(ScriptedRunner):
-    """The scripted runner, with every print's ``sent`` write lost."""
-
-    def __init__(self, script: Script, plan: Plan, options: RunOptions,
-                 reporter: Reporter) -> None:
-        hooks = _PrintHooksLosingSent(options.print_tracking)
-        super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
 
 
 def _note(tmp_path: Path, name: str) -> str:
@@ -99,7 +36,7 @@ class TestAFileNoReaderCanRead:
     ) -> None:
         drop(tmp_path, "good.stl", tetra_stl_bytes(1))
         drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         note = _note(tmp_path, "bad.stl")
         assert ("check the file (open it in PreForm); fix or re-export it and drop it again"
                 in note)
@@ -121,7 +58,7 @@ class TestACaseThatCannotBeDone:
             "add_drain_holes: {diameter_mm: 4.0, placement: {face: back, count: 1}}",
         ))
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, recipe))
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         note = _note(tmp_path, "C-7/upper.stl")
         assert "checking case C-7 before batching" in note
         assert fleet_jobs(script.fleet_dir) == []
@@ -135,7 +72,7 @@ class TestAnUnderfilledBuild:
     def test_the_hold_is_logged_with_the_fill_asked_for(
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
-        daemon = _daemon(tmp_path, store, script, write_recipe(tmp_path),
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                          batching=BatchingSettings(window_s=0.05, min_fill=0.5, max_hold_s=0.6))
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         thread = threading.Thread(target=daemon.run)
@@ -160,7 +97,7 @@ class TestARecipeThatDoesNotPrint:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path, printer=None)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path, printer=None)))
         (job,) = store.list_jobs()
         last = store.history(job.id)[-1]
         assert (job.state, last.to_state, last.reason) == (JobState.DONE, JobState.DONE,
@@ -181,7 +118,7 @@ class TestASidecarPrintTarget:
             folder.mkdir(parents=True)
             (folder / "upper.stl").write_bytes(tetra_stl_bytes(int(case[-1])))
             (folder / "upper.yaml").write_text(f"printer: {target}\n", encoding="utf-8")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                 known_printers=self.KNOWN))
         note = _note(tmp_path, "C-2/upper.stl")
         assert "sidecar printer:" in note and "Form4-Z" in note
@@ -198,7 +135,7 @@ class TestASidecarPrintTargetUnchecked:
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         (tmp_path / "inbox" / "p.yaml").write_text("printer: Form4-Z\n", encoding="utf-8")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         assert [j["printer"] for j in fleet_jobs(script.fleet_dir)] == ["Form4-Z"]
 
 
@@ -209,7 +146,7 @@ class TestLocalCopies:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                 hot={"local_copies": True,
                                      "local_copy_dir": tmp_path / "copies"}))
         (job,) = store.list_jobs()
@@ -225,8 +162,8 @@ class TestASentPrintTheStoreMissed:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
-                                runner=_RunnerLosingSent))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                runner=RunnerLosingSent))
         [printed] = fleet_jobs(script.fleet_dir)
         (build,) = store.list_builds()
         assert (build.state, build.print_job_id) == (JobState.PRINT_SENT, printed["job_id"])

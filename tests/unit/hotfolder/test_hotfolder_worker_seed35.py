@@ -5,63 +5,29 @@ copies' folder, structured events)."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from daemon_support import (
+    RunnerLosingSent,
+    Script,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.executor import Reporter, RunOptions, RunResult
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.executor import RunResult
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
-from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 WAIT_S = 10.0
-
-
-def _daemon(
-    tmp_path: Path,
-    store: SqliteJobStore,
-    script: Script,
-    recipe: Path,
-    *,
-    hot: dict[str, Any] | None = None,
-    settings_output_root: Path | None = None,
-    known_printers: KnownPrinters | None = None,
-    dry_run: bool = False,
-    pool: Callable[[], Any] = DummyPool,
-    runner: type[ScriptedRunner] = ScriptedRunner,
-) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, a real SQLite store, real folders) with the
-    settings, the dry run and the pool factory its ``make_daemon`` does not take."""
-    script.store = store
-    settings = Settings(
-        output_root=settings_output_root,
-        hotfolders=HotFolderSettings(
-            inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
-                                   quiet_period_s=0.2),),
-            batching=BatchingSettings(window_s=0.1),
-            stop_deadline_s=5.0,
-            **{"output_root": tmp_path / "out", **(hot or {})},
-        ),
-    )
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return runner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, pool, executor, known_printers=known_printers,
-                           dry_run=dry_run)
 
 
 def _script(tmp_path: Path, **kwargs: Any) -> Script:
@@ -80,7 +46,7 @@ class TestASidecarPrinterOfAnotherMachineType:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         (tmp_path / "inbox" / "p.yaml").write_text("printer: Form3-B\n", encoding="utf-8")
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                     known_printers=self.KNOWN))
         note = (tmp_path / "inbox" / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
         reason = "printer 'Form3-B' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
@@ -100,7 +66,7 @@ class TestADryRun:
     ) -> None:
         script = _script(tmp_path)
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                 dry_run=True))
         (build,) = store.list_builds()
         assert build.state is JobState.DONE
@@ -115,7 +81,7 @@ class TestTheSettingsOutputRoot:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
                                 hot={"output_root": None},
                                 settings_output_root=tmp_path / "settings-out"))
         assert [n for n in names(tmp_path / "settings-out") if n.startswith("reports/")]
@@ -134,7 +100,7 @@ class TestARunReportThatCannotBeWritten:
         blocked.write_text("not a folder\n", encoding="utf-8")
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, _script(tmp_path),
+            run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path),
                                     write_recipe(tmp_path), hot={"output_root": blocked}))
         assert [e["event"] for e in logs if e["event"] == "run_report_failed"] == [
             "run_report_failed"]
@@ -150,7 +116,7 @@ class TestLocalCopiesAfterTheBatch:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
                                 hot={"local_copies": True,
                                      "local_copy_dir": tmp_path / "copies"}))
         assert "p.stl" in names(tmp_path / "inbox" / "done")
@@ -166,7 +132,7 @@ class TestAPoolThatCannotStart:
         def pool() -> Any:
             raise PipelineError("no PreFormServer found", hint="install PreFormServer")
 
-        daemon = _daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+        daemon = make_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
                          pool=pool)
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         thread = threading.Thread(target=daemon.run)
@@ -206,43 +172,13 @@ class TestAJobFailedWhileItsCaseIsDropped:
             return out
 
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, _script(tmp_path, drop=dropped),
+            run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path, drop=dropped),
                                     write_recipe(tmp_path)))
         jobs = {j.case_id: j for j in store.list_jobs()}
         assert (jobs["C-2"].state, jobs["C-2"].reason) == (JobState.FAILED, "failed meanwhile")
         (event,) = [e for e in logs if e["event"] == "dropped_job_not_failed"]
         assert event["job_key"] == jobs["C-2"].job_key
         assert "failed" in event["error"] and event["error"] != "None"
-
-
-class _RunnerBlockingDone(ScriptedRunner):
-    """The scripted runner; when its run ends, the inbox's done/ folder is a file (a user
-    replaced it meanwhile), so no file can be settled there."""
-
-    def run(self) -> RunResult:
-        result = super().run()
-        done = self.script.fleet_dir.parent / "inbox" / "done"
-        if done.is_dir():
-            shutil.rmtree(done)
-        done.write_text("not a folder\n", encoding="utf-8")
-        return result
-
-
-class TestABuildThatCannotBeSettled:
-    """A build whose files cannot be settled is logged by name; the store keeps its state."""
-
-    def test_the_event_names_the_build_and_its_print_stays_recorded(
-        self, tmp_path: Path, store: SqliteJobStore
-    ) -> None:
-        script = _script(tmp_path)
-        drop(tmp_path, "p.stl", tetra_stl_bytes())
-        with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
-                                    runner=_RunnerBlockingDone))
-        (build,) = store.list_builds()
-        assert build.state is JobState.PRINT_SENT
-        assert [e["build"] for e in logs if e.get("event") == "build_finish_failed"] == [
-            build.job_key]
 
 
 class TestAPrintedFilesReport:
@@ -252,46 +188,16 @@ class TestAPrintedFilesReport:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path)))
         report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
                             .read_text(encoding="utf-8"))
         run_report = Path(report["run_report"])
         assert run_report.is_file() and run_report.parent == (tmp_path / "out" / "reports")
 
 
-class _HooksWithoutSent:
-    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
-    that write); everything else is the worker's own."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def sent(self, job_id: str | None, printer: str) -> None:
-        pass
-
-
-class _RunHooksWithoutSent:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def for_build(self, build: BuildPlan) -> _HooksWithoutSent:
-        return _HooksWithoutSent(self.inner.for_build(build))
-
-    def after_run(self, result: Any, stop: threading.Event) -> Any:
-        return self.inner.after_run(result, stop)
-
-
-class _RunnerSentWithoutId(ScriptedRunner):
+class _RunnerSentWithoutId(RunnerLosingSent):
     """Prints, but its ``sent`` write is lost and the server named no print job id: the
     build succeeded, and the store still says print_sending when the run ends."""
-
-    def __init__(self, script: Script, plan: Plan, options: RunOptions,
-                 reporter: Reporter) -> None:
-        hooks = _RunHooksWithoutSent(options.print_tracking)
-        super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
 
     def run(self) -> RunResult:
         result = super().run()
@@ -306,7 +212,7 @@ class TestASucceededPrintWithoutAJobId:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
+        run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path), write_recipe(tmp_path),
                                 runner=_RunnerSentWithoutId))
         (build,) = store.list_builds()
         assert build.state is JobState.PRINT_SENT

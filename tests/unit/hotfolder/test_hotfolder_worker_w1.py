@@ -8,48 +8,24 @@ from __future__ import annotations
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from daemon_support import (
+    Script,
+    ScriptedRunner,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import BuildStatus, Reporter, RunOptions, RunResult
+from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.executor.runner import build_values, run_values
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
-from preform_pipeline.plan.builds import Plan
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 WAIT_S = 10.0
-
-
-def _daemon(
-    tmp_path: Path,
-    store: SqliteJobStore,
-    script: Script,
-    recipe: Path,
-    *,
-    hot: dict[str, Any] | None = None,
-    runner: type[ScriptedRunner] = ScriptedRunner,
-) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, a real SQLite store, real folders) with the
-    hot folder settings and the runner its ``make_daemon`` does not take."""
-    script.store = store
-    settings = Settings(hotfolders=HotFolderSettings(
-        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
-        batching=BatchingSettings(window_s=0.1),
-        stop_deadline_s=5.0,
-        **{"output_root": tmp_path / "out", **(hot or {})},
-    ))
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return runner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, DummyPool, executor)
 
 
 def _overflow_failing_recipe(tmp_path: Path) -> Path:
@@ -83,7 +59,7 @@ class TestUnitsDecidedForTheRecipesOwnMachine:
         script = Script(fleet_dir=tmp_path / "fleet")
         drop(tmp_path, "p.stl", tetra_stl_bytes(size_mm=5.0, copies=2))
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
+            run_daemon_once(make_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
         assert "p.stl" in names(tmp_path / "inbox" / "done")
         assert len(fleet_jobs(script.fleet_dir)) == 1
         assert [e["units"] for e in logs if e["event"] == "units_guessed"] == ["MILLIMETERS"]
@@ -99,7 +75,7 @@ class TestASidecarsUnits:
         script = Script(fleet_dir=tmp_path / "fleet")
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         (tmp_path / "inbox" / "p.yaml").write_text("units: INCHES\n", encoding="utf-8")
-        run_daemon_once(_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
         assert "p.stl" in names(tmp_path / "inbox" / "done")
         assert len(fleet_jobs(script.fleet_dir)) == 1
         (job,) = store.list_jobs()
@@ -116,7 +92,7 @@ class TestABatchThatCannotBePlanned:
         drop(tmp_path, "a.stl", tetra_stl_bytes(1))
         drop(tmp_path, "b.stl", tetra_stl_bytes(2))
         recipe = _overflow_failing_recipe(tmp_path)
-        run_daemon_once(_daemon(tmp_path, store, script, recipe))
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         assert names(tmp_path / "inbox" / "failed") == [
             "a.stl", "a.stl.error.txt", "b.stl", "b.stl.error.txt"]
         for name in ("a.stl", "b.stl"):
@@ -144,7 +120,7 @@ class TestAFileNoReaderCanRead:
         script = Script(fleet_dir=tmp_path / "fleet")
         drop(tmp_path, "good.stl", tetra_stl_bytes(1))
         drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         lines = (tmp_path / "inbox" / "failed" / "bad.stl.error.txt").read_text(
             encoding="utf-8").splitlines()
         assert "Where: reading and planning the model" in lines
@@ -165,7 +141,7 @@ class TestARunReportThatCannotBeWritten:
         blocked.write_text("not a folder\n", encoding="utf-8")
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+            run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
                                     write_recipe(tmp_path), hot={"output_root": blocked}))
         (event,) = [e for e in logs if e["event"] == "run_report_failed"]
         assert "out-file" in event["error"]
@@ -187,20 +163,22 @@ class _RunnerBlockingDone(ScriptedRunner):
 
 
 class TestABuildThatCannotBeSettled:
-    """A build whose files cannot be settled is logged with the error that stopped it."""
+    """A build whose files cannot be settled is logged by name with the error that stopped
+    it; the store keeps its state."""
 
     def test_the_event_names_the_done_folder_in_its_error(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+            run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
                                     write_recipe(tmp_path), runner=_RunnerBlockingDone))
         (event,) = [e for e in logs if e.get("event") == "build_finish_failed"]
         assert "done" in event["error"]
         # The print stays recorded: a restart settles the file, it is not printed again.
         (build,) = store.list_builds()
         assert build.state is JobState.PRINT_SENT
+        assert event["build"] == build.job_key
 
 
 class TestAStopWhileASecondBatchRuns:
@@ -211,7 +189,7 @@ class TestAStopWhileASecondBatchRuns:
     ) -> None:
         script = Script(fleet_dir=tmp_path / "fleet", block=threading.Event())
         script.block.set()  # the first batch runs straight through
-        daemon = _daemon(tmp_path, store, script, write_recipe(tmp_path))
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
         drop(tmp_path, "a.stl", tetra_stl_bytes(1))
         result: list[int] = []
         thread = threading.Thread(target=lambda: result.append(daemon.run()))
@@ -274,7 +252,7 @@ class TestWhatTheBatchsRunIsGiven:
     ) -> None:
         _RunnerWritingReportsAndImports.imported = []
         drop(tmp_path, "p.stl", tetra_stl_bytes())
-        run_daemon_once(_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+        run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
                                 write_recipe(tmp_path),
                                 hot={"local_copies": True,
                                      "local_copy_dir": tmp_path / "copies"},

@@ -11,11 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import DummyPool, Script, ScriptedRunner, make_daemon, run_daemon_once
+from daemon_support import (
+    RunnerLosingSent,
+    Script,
+    make_daemon,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import Reporter, RunOptions
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -23,12 +26,10 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.hotfolder.worker import recipe_printing_to, sidecar_target, target_problem
-from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
 FLEET = KnownPrinters(
@@ -42,69 +43,6 @@ FLEET = KnownPrinters(
 )
 UNKNOWN_FORM3CC = "unknown printer 'Form3-CC' (not in the test's fleet); did you mean 'Form3-C'?"
 FORM3_MISMATCH = "printer 'Form3-C' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
-
-
-def _daemon(
-    tmp_path: Path,
-    store: SqliteJobStore,
-    script: Script,
-    recipe: Path,
-    *,
-    known_printers: KnownPrinters | None = None,
-    dry_run: bool = False,
-    runner: type[ScriptedRunner] = ScriptedRunner,
-) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, a real SQLite store, real folders) with the
-    known printers and the dry run its ``make_daemon`` does not take."""
-    script.store = store
-    settings = Settings(hotfolders=HotFolderSettings(
-        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
-        batching=BatchingSettings(window_s=0.1),
-        stop_deadline_s=5.0,
-        output_root=tmp_path / "out",
-    ))
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return runner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, DummyPool, executor, known_printers=known_printers,
-                           dry_run=dry_run)
-
-
-class _SentLost:
-    """A build's print hooks whose ``sent`` never reaches the store (the store was away at
-    that write), so the build is still print_sending when its outcome comes back."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def sent(self, job_id: str | None, printer: str) -> None:
-        pass
-
-
-class _TrackingLosingSent:
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def for_build(self, build: BuildPlan) -> _SentLost:
-        return _SentLost(self.inner.for_build(build))
-
-    def after_run(self, result: Any, stop: threading.Event) -> Any:
-        return self.inner.after_run(result, stop)
-
-
-class _RunnerLosingSent(ScriptedRunner):
-    """The scripted runner (the executor seam), every print's ``sent`` write lost."""
-
-    def __init__(self, script: Script, plan: Plan, options: RunOptions,
-                 reporter: Reporter) -> None:
-        super().__init__(script, plan, replace(
-            options, print_tracking=_TrackingLosingSent(options.print_tracking)), reporter)
 
 
 def _put(tmp_path: Path, name: str, seed: int, sidecar: str | None = None, *,
@@ -227,7 +165,7 @@ class TestSidecarTargetsCheckedInTheDaemon:
         _put(tmp_path, "C-7/lower.stl", 3, "printer: Form3-CC\n")
         _put(tmp_path, "loose.stl", 4, "printer: Form3-C\n")
         with capture_logs() as logs:
-            run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
                                     known_printers=FLEET))
         assert [j["printer"] for j in fleet_jobs(script.fleet_dir)] == ["Form4-A"]
         states = {j.source_path.name if j.case_id is None else f"{j.case_id}/{j.original_name}":
@@ -262,8 +200,8 @@ class TestAPrintWhoseSentWriteWasLost:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         _put(tmp_path, "p.stl", 1)
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path),
-                                runner=_RunnerLosingSent))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                runner=RunnerLosingSent))
         [printed] = fleet_jobs(script.fleet_dir)
         (build,) = store.list_builds()
         last = store.build_history(build.id)[-1]

@@ -8,7 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon_support import DummyPool, Script, ScriptedRunner, drop, names, run_daemon_once
+from daemon_support import (
+    DummyPool,
+    Script,
+    ScriptedRunner,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import Reporter, RunOptions
@@ -20,25 +28,6 @@ from preform_pipeline.plan.builds import Plan
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
-
-
-def _daemon(tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path,
-            ) -> HotFolderDaemon:
-    """daemon_support's daemon (scripted runner, a real SQLite store, real folders)."""
-    script.store = store
-    settings = Settings(hotfolders=HotFolderSettings(
-        inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe, quiet_period_s=0.2),),
-        batching=BatchingSettings(window_s=0.1),
-        stop_deadline_s=5.0,
-        output_root=tmp_path / "out",
-    ))
-
-    def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                 reporter: Reporter | None = None) -> ScriptedRunner:
-        assert reporter is not None
-        return ScriptedRunner(script, plan, options, reporter)
-
-    return HotFolderDaemon(settings, store, DummyPool, executor)
 
 
 class TestABatchWithASidecarPrinterAndWithout:
@@ -54,7 +43,7 @@ class TestABatchWithASidecarPrinterAndWithout:
         drop(tmp_path, "b.stl", tetra_stl_bytes(1))
         (tmp_path / "inbox" / "b.yaml").write_text("printer: SimulatedForm4-2\n",
                                                    encoding="utf-8")
-        run_daemon_once(_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
         printed = sorted(job["printer"] for job in fleet_jobs(script.fleet_dir))
         assert printed == ["SimulatedForm4-1", "SimulatedForm4-2"]
         assert {"a.stl", "b.stl"} <= set(names(tmp_path / "inbox" / "done"))
@@ -78,7 +67,7 @@ class TestABatchWhoseRecipeIsGone:
         path.parent.mkdir(parents=True)
         path.write_bytes(tetra_stl_bytes())
         store.update_job(job.id, source_path=str(path))
-        daemon = _daemon(tmp_path, store, script, write_recipe(tmp_path))
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
         daemon.worker.run_batch(
             Batch("gone", (BatchItem(f"job:{job.id}", "gone", (job.id,), 0.0),), "flush"))
         assert names(inbox / "failed") == ["p.stl", "p.stl.error.txt"]
