@@ -31,13 +31,15 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
 from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
-from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "drop",
     "make_daemon",
     "names",
+    "processing_job",
     "run_daemon_once",
 ]
 
@@ -266,6 +269,18 @@ class RunnerLosingSent(ScriptedRunner):
                  reporter: Reporter) -> None:
         hooks = _TrackingLosingSent(options.print_tracking)
         super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
+
+
+def processing_job(store: SqliteJobStore, inbox: Path, name: str, seed: int = 0, *,
+                   recipe: str = "hot", **kwargs: Any) -> int:
+    """A job the intake took (its file in processing/<key>/), as the batcher hands it on."""
+    job = store.create_job(recipe=recipe, source_path=inbox / name, state=JobState.PROCESSING,
+                           fields={HOTFOLDER_FIELD: JobPlace(inbox, name).to_json()}, **kwargs)
+    path = inbox / "processing" / job.job_key / name
+    path.parent.mkdir(parents=True)
+    path.write_bytes(tetra_stl_bytes(seed))
+    store.update_job(job.id, source_path=str(path))
+    return job.id
 
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:

@@ -17,13 +17,13 @@ from daemon_support import (
     drop,
     make_daemon,
     names,
+    processing_job,
     run_daemon_once,
 )
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, Reporter, RunOptions
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import FleetFolderLocator
@@ -161,18 +161,12 @@ class TestAJobThatFailedBeforeItsBatchRan:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         inbox = tmp_path / "inbox"
-        job = store.create_job(
-            recipe="hot", source_path=inbox / "p.stl", state=JobState.PROCESSING,
-            fields={HOTFOLDER_FIELD: JobPlace(inbox, "p.stl").to_json()},
-        )
-        path = inbox / "processing" / job.job_key / "p.stl"
-        path.parent.mkdir(parents=True)
-        path.write_bytes(tetra_stl_bytes())
-        store.update_job(job.id, source_path=str(path))
-        store.transition(job.id, JobState.CANCELLED, "cancelled by the operator",
+        job_id = processing_job(store, inbox, "p.stl")
+        path = Path(store.get_job(job_id).source_path)
+        store.transition(job_id, JobState.CANCELLED, "cancelled by the operator",
                          expect=JobState.PROCESSING)
         daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
-        batch = Batch("hot", (BatchItem(f"job:{job.id}", "hot", (job.id,), 0.0),), "flush")
+        batch = Batch("hot", (BatchItem(f"job:{job_id}", "hot", (job_id,), 0.0),), "flush")
         daemon.worker.run_batch(batch)
         assert names(inbox / "failed") == ["p.stl", "p.stl.error.txt"]
         assert not path.exists()

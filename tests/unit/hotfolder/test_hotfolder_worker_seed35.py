@@ -89,26 +89,6 @@ class TestTheSettingsOutputRoot:
         assert not (tmp_path / "out").exists()
 
 
-class TestARunReportThatCannotBeWritten:
-    """A run report that cannot be written is logged, and the file's report names none."""
-
-    def test_the_file_settles_with_no_run_report_named(
-        self, tmp_path: Path, store: SqliteJobStore
-    ) -> None:
-        # The output folder is a file: the run's reports/ folder cannot be made under it.
-        blocked = tmp_path / "out-file"
-        blocked.write_text("not a folder\n", encoding="utf-8")
-        drop(tmp_path, "p.stl", tetra_stl_bytes())
-        with capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, _script(tmp_path),
-                                    write_recipe(tmp_path), hot={"output_root": blocked}))
-        assert [e["event"] for e in logs if e["event"] == "run_report_failed"] == [
-            "run_report_failed"]
-        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
-                            .read_text(encoding="utf-8"))
-        assert "run_report" not in report
-
-
 class TestLocalCopiesAfterTheBatch:
     """The node's local copies of a batch's files are removed once the batch is settled."""
 

@@ -5,6 +5,7 @@ reads it: the outcome folders, the notes, the store's records and the structured
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -131,7 +132,8 @@ class TestAFileNoReaderCanRead:
 
 
 class TestARunReportThatCannotBeWritten:
-    """A run report that cannot be written is logged with the error that stopped it."""
+    """A run report that cannot be written is logged with its error; the file's report names
+    none."""
 
     def test_the_event_names_the_blocked_folder(
         self, tmp_path: Path, store: SqliteJobStore
@@ -145,8 +147,11 @@ class TestARunReportThatCannotBeWritten:
                                     write_recipe(tmp_path), hot={"output_root": blocked}))
         (event,) = [e for e in logs if e["event"] == "run_report_failed"]
         assert "out-file" in event["error"]
-        # The file itself is printed and settled all the same.
+        # The file itself is printed and settled all the same; its report names no run report.
         assert "p.stl" in names(tmp_path / "inbox" / "done")
+        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
+                            .read_text(encoding="utf-8"))
+        assert "run_report" not in report
 
 
 class _RunnerBlockingDone(ScriptedRunner):

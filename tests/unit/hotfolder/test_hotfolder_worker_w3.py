@@ -6,27 +6,19 @@ node's copies folder and structured events; ``_run_jobs``'s case whose file cann
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from daemon_support import (
-    DummyPool,
     Script,
-    ScriptedRunner,
     drop,
     make_daemon,
     names,
+    processing_job,
     run_daemon_once,
 )
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import Reporter, RunOptions
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
-from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
-from preform_pipeline.plan.builds import Plan
-from preform_pipeline.settings import HotFolderSettings, Settings
-from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 
@@ -59,36 +51,16 @@ class TestABatchWhoseRecipeIsGone:
     ) -> None:
         script = Script(fleet_dir=tmp_path / "fleet")
         inbox = tmp_path / "inbox"
-        job = store.create_job(
-            recipe="gone", source_path=inbox / "p.stl", state=JobState.PROCESSING,
-            fields={HOTFOLDER_FIELD: JobPlace(inbox, "p.stl").to_json()},
-        )
-        path = inbox / "processing" / job.job_key / "p.stl"
-        path.parent.mkdir(parents=True)
-        path.write_bytes(tetra_stl_bytes())
-        store.update_job(job.id, source_path=str(path))
+        job_id = processing_job(store, inbox, "p.stl", recipe="gone")
         daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
         daemon.worker.run_batch(
-            Batch("gone", (BatchItem(f"job:{job.id}", "gone", (job.id,), 0.0),), "flush"))
+            Batch("gone", (BatchItem(f"job:{job_id}", "gone", (job_id,), 0.0),), "flush"))
         assert names(inbox / "failed") == ["p.stl", "p.stl.error.txt"]
         note = (inbox / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
         assert "recipe 'gone' is no longer configured" in note
         assert "add the recipe back to an inbox and retry the job" in note
-        assert store.get_job(job.id).state is JobState.FAILED
+        assert store.get_job(job_id).state is JobState.FAILED
         assert script.runs == [] and fleet_jobs(script.fleet_dir) == []
-
-
-def _processing_job(store: SqliteJobStore, inbox: Path, name: str, n: int,
-                    **kwargs: Any) -> int:
-    """A job the intake took (its file in processing/<key>/), as the batcher hands it on."""
-    job = store.create_job(recipe="hot", source_path=inbox / name, state=JobState.PROCESSING,
-                           fields={HOTFOLDER_FIELD: JobPlace(inbox, name).to_json()},
-                           **kwargs)
-    path = inbox / "processing" / job.job_key / name
-    path.parent.mkdir(parents=True)
-    path.write_bytes(tetra_stl_bytes(n))
-    store.update_job(job.id, source_path=str(path))
-    return job.id
 
 
 class TestACaseWhoseFileCannotBeCopied:
@@ -101,25 +73,12 @@ class TestACaseWhoseFileCannotBeCopied:
         script = Script(fleet_dir=tmp_path / "fleet")
         inbox = tmp_path / "inbox"
         # Claimed with another content than the file has: its copy is refused.
-        changed = _processing_job(store, inbox, "upper.stl", 0, case_id="C-1",
-                                  content_hash="sha256:" + "0" * 64)
-        sibling = _processing_job(store, inbox, "lower.stl", 1, case_id="C-1")
-        alone = _processing_job(store, inbox, "other.stl", 2)
+        changed = processing_job(store, inbox, "upper.stl", 0, case_id="C-1",
+                                 content_hash="sha256:" + "0" * 64)
+        sibling = processing_job(store, inbox, "lower.stl", 1, case_id="C-1")
+        alone = processing_job(store, inbox, "other.stl", 2)
         settings_hot = {"local_copies": True, "local_copy_dir": tmp_path / "copies"}
-        script.store = store
-        settings = Settings(hotfolders=HotFolderSettings(
-            inboxes=(InboxSettings(path=inbox, recipe=write_recipe(tmp_path),
-                                   quiet_period_s=0.2),),
-            batching=BatchingSettings(window_s=0.1), stop_deadline_s=5.0,
-            output_root=tmp_path / "out", **settings_hot,
-        ))
-
-        def executor(plan: Plan, pool: Any, *, options: RunOptions,
-                     reporter: Reporter | None = None) -> ScriptedRunner:
-            assert reporter is not None
-            return ScriptedRunner(script, plan, options, reporter)
-
-        daemon = HotFolderDaemon(settings, store, DummyPool, executor)
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path), hot=settings_hot)
         ids = (changed, sibling, alone)
         with capture_logs() as logs:
             daemon.worker.run_batch(Batch("hot", (BatchItem("C-1", "hot", ids[:2], 0.0),
