@@ -94,36 +94,23 @@ class FolderResolver:
     """
 
     def __init__(self) -> None:
-        #: Resolved folders by the folder's text as given (the text before the path's last
-        #: ``/``): looked up by a string, not by a ``Path`` built for the parent.
-        self._folders: dict[str, Path] = {}
-        #: The same folders' resolved texts, each ending in ``/`` (for :meth:`resolve_text`).
+        #: Resolved folders' texts by the folder's text as given (the text before the path's
+        #: last ``/``), each ending in ``/``: looked up by a string, not by a ``Path``.
         self._texts: dict[str, str] = {}
 
     def resolve(self, path: Path) -> Path:
-        text = str(path)
-        folder_text, _, name = text.rpartition("/")
-        if (
-            os.name != "posix"
-            # Not absolute, or a file at the root ("/a.stl": its folder's text is empty).
-            or not folder_text.startswith("/")
-            or name in ("", ".", "..")
-            or os.path.islink(text)
-        ):
-            return path.resolve()
-        folder = self._folders.get(folder_text)
-        if folder is None:
-            folder = self._folders[folder_text] = Path(folder_text).resolve()
-        return folder / name
+        """``path.resolve()``, by :meth:`resolve_text`."""
+        return Path(self.resolve_text(path))
 
     def resolve_text(self, path: Path) -> str:
-        """``str(self.resolve(path))``: the text of the path a model's import sends, without a
-        ``Path`` built for the file (about twenty calls per model, after each wait for the
+        """The text of ``path.resolve()``: what a model's import sends, without a ``Path`` built
+        for the file (about twenty calls per model, after each wait for the
         server). A link, a relative path or an odd name is resolved whole, as above."""
         text = str(path)
         folder_text, _, name = text.rpartition("/")
         if (
             not _POSIX
+            # Not absolute, or a file at the root ("/a.stl": its folder's text is empty).
             or not folder_text.startswith("/")
             or name in ("", ".", "..")
             or os.path.islink(text)
