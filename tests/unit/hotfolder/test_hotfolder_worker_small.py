@@ -1,0 +1,302 @@
+"""The hot folder's worker, the functions mutmut had never run (session 20, s20-small): a
+batch abandoned while the store fails, a split build's records, builds held for fill, a build
+whose lease this node lost, the print hooks the worker wraps, and the pool's start and close.
+Each is read where a user reads it: the outcome folders, the store's builds and their
+history, the printed jobs in the fleet folder and the structured events."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from daemon_support import (
+    Script,
+    ScriptedRunner,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.executor import BuildOutcome, BuildStatus
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.nodes import BuildStops
+from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
+from preform_pipeline.hotfolder.worker import BatchWorker
+from preform_pipeline.plan.builds import BuildPlan
+from preform_pipeline.settings.hotfolder import BatchingSettings
+from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
+
+#: What the store seams say when they fail (a database restart).
+AWAY = "the job store is away"
+#: How long a test waits for what a daemon thread does (far more than it takes).
+WAIT_S = 10.0
+
+
+class _StoreRefusingTheFirstBuild(SqliteJobStore):
+    """The store seam: the first build's move to preparing fails (the store was away for that
+    one write); with ``away_after``, the build read and the job read that follow fail too."""
+
+    def __init__(self, path: Path, *, away_after: bool = False) -> None:
+        super().__init__(path)
+        self.refuse_build = True
+        self.refuse_reads = 0
+        self.away_after = away_after
+
+    def transition_build(self, build_id: int, to_state: JobState, reason: str,
+                         **changes: Any) -> Build:
+        if to_state is JobState.PREPARING and self.refuse_build:
+            self.refuse_build = False
+            self.refuse_reads = 2 if self.away_after else 0
+            raise StoreError(f"{AWAY} (moving build {build_id})", hint="it comes back")
+        return super().transition_build(build_id, to_state, reason, **changes)
+
+    def get_build(self, build_id: int) -> Build:
+        if self.refuse_reads == 2:
+            self.refuse_reads = 1
+            raise StoreError(f"{AWAY} (reading build {build_id})", hint="it comes back")
+        return super().get_build(build_id)
+
+    def get_job(self, job_id: int) -> Job:
+        if self.refuse_reads == 1:
+            self.refuse_reads = 0
+            raise StoreError(f"{AWAY} (reading job {job_id})", hint="it comes back")
+        return super().get_job(job_id)
+
+
+class TestABatchAbandonedWhenItsBuildCannotBeRecorded:
+    """A batch whose first build cannot be moved to preparing is taken apart, saying so, and
+    its file is batched again and printed once by the same run."""
+
+    def test_the_build_says_why_it_was_taken_apart_and_the_file_prints_once(
+        self, tmp_path: Path, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        with _StoreRefusingTheFirstBuild(tmp_path / "jobs.sqlite3") as store, \
+                capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            first, second = store.list_builds()
+            first_reason = store.build_history(first.id)[-1].reason
+            (job,) = store.list_jobs()
+        assert (first.state, first_reason) == (
+            JobState.CANCELLED, "its batch was abandoned before it ran")
+        assert (second.state, job.state, job.build_id) == (
+            JobState.PRINT_SENT, JobState.PRINT_SENT, second.id)
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert names(tmp_path / "inbox" / "done") == ["p.stl", "p.stl.report.json"]
+        (abandoned,) = [e for e in logs if e["event"] == "batch_abandoned"]
+        assert (abandoned["builds"], abandoned["error"]) == (
+            1, f"{AWAY} (moving build {first.id}) (it comes back)")
+
+
+class TestABatchAbandonedWhileTheStoreStaysAway:
+    """A batch abandoned while the store is still away cannot take its build apart: the
+    build and the job read are logged with their errors, the file waits in processing/, and
+    the next start prints it once."""
+
+    def test_each_failure_is_logged_and_the_next_start_prints_the_file(
+        self, tmp_path: Path, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        path = tmp_path / "jobs.sqlite3"
+        with _StoreRefusingTheFirstBuild(path, away_after=True) as store, \
+                capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            (left,) = store.list_builds()
+        assert left.state is JobState.PROCESSING  # not taken apart: nothing could be written
+        assert fleet_jobs(script.fleet_dir) == []
+        assert [p.split("/")[-1] for p in names(tmp_path / "inbox" / "processing")] == [
+            "p.stl"]
+        (kept,) = [e for e in logs if e["event"] == "build_not_dissolved"]
+        assert (kept["build_id"], kept["error"]) == (
+            left.id, f"{AWAY} (reading build {left.id}) (it comes back)")
+        (unread,) = [e for e in logs if e["event"] == "batch_given_back_unread"]
+        assert (unread["jobs"], unread["error"]) == (1, f"{AWAY} (reading job 1) (it comes back)")
+        with SqliteJobStore(path) as store:
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            states = [b.state for b in store.list_builds()]
+        assert states == [JobState.CANCELLED, JobState.PRINT_SENT]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert names(tmp_path / "inbox" / "done") == ["p.stl", "p.stl.report.json"]
+
+
+class TestASplitBuildsRecords:
+    """A build split in two says so in its history, each half names the build it came from,
+    and a case dropped from a half fails alone while the rest print."""
+
+    DROPPED = "case C-2: model upper.stl: step label: LABEL_FAILED"
+
+    def test_the_parent_and_its_halves_say_what_happened_and_the_dropped_case_fails(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        for n, case in enumerate(("C-1", "C-2", "C-3", "C-4")):
+            drop(tmp_path, f"{case}/upper.stl", tetra_stl_bytes(n))
+
+        def drop_c2_from_a_half(build: BuildPlan) -> list[tuple[Path, str]]:
+            return [(m.path, self.DROPPED) for m in build.models
+                    if m.case_id == "C-2" and "." in build.name]
+
+        script.split_first = True
+        script.drop = drop_c2_from_a_half
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        parent, *halves = store.list_builds()
+        first_half = f"{parent.job_key}.1"  # the runner's name for the first half
+        assert (parent.state, store.build_history(parent.id)[-1].reason) == (
+            JobState.CANCELLED,
+            f"split: the models did not fit one platform ({first_half} and its sibling)")
+        assert len(halves) == 2
+        for half in halves:
+            reasons = [t.reason for t in store.build_history(half.id)][:2]
+            assert reasons == [f"half of build {parent.job_key}", "split half sent to the pool"]
+        jobs = {j.case_id: j for j in store.list_jobs()}
+        assert (jobs["C-2"].state, jobs["C-2"].reason) == (JobState.FAILED, self.DROPPED)
+        assert {jobs[c].state for c in ("C-1", "C-3", "C-4")} == {JobState.PRINT_SENT}
+        assert len(fleet_jobs(script.fleet_dir)) == 2
+        assert self.DROPPED in (tmp_path / "inbox" / "failed" / "C-2" /
+                                "upper.stl.error.txt").read_text(encoding="utf-8")
+
+
+class TestACaseDroppedAfterItsBuildWasSentBack:
+    """A case dropped from a build a user's cancel already sent back is not failed: the
+    store refuses (the job waits to be batched again), the event says so, and the file is
+    printed once in a new build without the cancelled one."""
+
+    def test_the_dropped_case_prints_in_the_next_build(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "C-1/upper.stl", tetra_stl_bytes(1))
+        drop(tmp_path, "C-2/upper.stl", tetra_stl_bytes(2))
+
+        def cancel_c1_then_drop_c2(build: BuildPlan) -> list[tuple[Path, str]]:
+            jobs = {j.case_id: j for j in store.list_jobs()}
+            if jobs["C-1"].state is JobState.CANCELLED:
+                return []  # the new build, without C-1
+            store.transition(jobs["C-1"].id, JobState.CANCELLED, "cancelled by a user")
+            return [(m.path, "case C-2: step label: LABEL_FAILED") for m in build.models
+                    if m.case_id == "C-2"]
+
+        script.drop = cancel_c1_then_drop_c2
+        with capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+        jobs = {j.case_id: j for j in store.list_jobs()}
+        assert jobs["C-2"].state is JobState.PRINT_SENT
+        (printed,) = fleet_jobs(script.fleet_dir)
+        assert jobs["C-2"].print_job_id == printed["job_id"]
+        (refused,) = [e for e in logs if e["event"] == "dropped_job_not_failed"]
+        assert refused["job_key"] == jobs["C-2"].job_key
+
+
+class TestBuildsHeldForFill:
+    """Of a batch's builds, only those below min_fill wait (exactly min_fill is enough):
+    the full one prints at once, alone, and the held one after max_hold_s."""
+
+    def test_the_full_build_prints_first_and_the_hold_names_the_held_fill(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        # One model per build: 100 mm fills 0.2 of the platform (exactly min_fill), and
+        # 78.5 mm 0.1232 (shown as 0.123).
+        drop(tmp_path, "full.stl", tetra_stl_bytes(1, size_mm=100.0))
+        drop(tmp_path, "part.stl", tetra_stl_bytes(2, size_mm=78.5))
+        daemon = make_daemon(
+            tmp_path, store, script, write_recipe(tmp_path, per_build=1),
+            batching=BatchingSettings(window_s=0.05, min_fill=0.2, max_hold_s=0.3))
+        thread = threading.Thread(target=daemon.run)  # not once: a once-run forces its batches
+        with capture_logs() as logs:
+            thread.start()
+            try:
+                wait_for(lambda: len(fleet_jobs(script.fleet_dir)) == 2, WAIT_S,
+                         what="both prints")
+            finally:
+                daemon.stop()
+                thread.join(WAIT_S)
+        jobs = {j.original_name: j for j in store.list_jobs()}
+        keys = {b.id: b.job_key for b in store.list_builds()}
+        full, part = jobs["full.stl"].build_id, jobs["part.stl"].build_id
+        assert full is not None and part is not None
+        assert script.runs == [(keys[full],), (keys[part],)]  # the full one first, alone
+        assert {j.state for j in jobs.values()} == {JobState.PRINT_SENT}
+        held = [(e["held_items"], e["fill"], e["min_fill"]) for e in logs
+                if e["event"] == "builds_held_for_fill"]
+        assert held == [(1, [0.123], 0.2)]
+
+
+#: Why the lease-renewal thread stops a build (the node holding it now carries on).
+LEASE_LOST = "the lease of the build was lost: another node holds it now"
+
+
+def _runner_losing_a_lease(stops: BuildStops, loses: str) -> type[ScriptedRunner]:
+    """The scripted runner on a node whose lease-renewal thread loses the lease of the build
+    holding ``loses`` while it is prepared: the build asks ``stop_reason`` before its print
+    step, as the executor does before each step, and ends cancelled with that reason."""
+    stopped: dict[str, str] = {}  # build name -> why it stopped
+
+    class _RunnerLosingALease(ScriptedRunner):
+
+        def _print(self, build: BuildPlan) -> str | None:
+            store = self.script.store
+            assert store is not None
+            if any(m.path.name == loses for m in build.models):
+                stored = next(b for b in store.list_builds() if b.job_key == build.name)
+                stops.stop(stored.id, LEASE_LOST)  # the node's lease-renewal thread
+            ask = self.options.stop_reason
+            reason = ask(build.name) if ask is not None else None
+            if reason is not None:
+                stopped[build.name] = reason
+                return None
+            return super()._print(build)
+
+        def _outcome(self, build: BuildPlan, status: BuildStatus, reason: str | None = None,
+                     job_id: str | None = None, children: tuple[str, ...] = ()) -> BuildOutcome:
+            if build.name in stopped:
+                status, reason = BuildStatus.CANCELLED, stopped[build.name]
+            return super()._outcome(build, status, reason, job_id, children)
+
+    return _RunnerLosingALease
+
+
+def _on_a_node(daemon: HotFolderDaemon, stops: BuildStops) -> HotFolderDaemon:
+    """``daemon`` with its worker made as a node's daemon makes it, with the node's stop
+    signals (a real node's daemon needs a PostgreSQL store; its worker reads only these)."""
+    old = daemon.worker
+    daemon.worker = BatchWorker(
+        old.store, old.hot, old.recipes, old.outcomes, old.recovery, old.owner,
+        old.pool_factory, old.executor, reporter=old.reporter, run_options=old.run_options,
+        dry_run=old.dry_run, stop=old.stop_event, stop_now=old.stop_now,
+        give_back=old.give_back, output_root=old.output_root, on_wait=old.on_wait,
+        known_printers=old.known_printers, local_copies=old.local_copies, stops=stops)
+    return daemon
+
+
+class TestABuildWhoseLeaseThisNodeLost:
+    """On a node of a shared store, a build whose lease the node lost mid-run is stopped
+    before its print and left to the node that holds it now: nothing of it is printed,
+    written or settled here; the batch's other build prints and settles as usual."""
+
+    def test_the_lost_build_is_left_alone_and_the_other_prints(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "lost.stl", tetra_stl_bytes(1))
+        drop(tmp_path, "kept.stl", tetra_stl_bytes(2))
+        stops = BuildStops()
+        daemon = _on_a_node(make_daemon(tmp_path, store, script,
+                                        write_recipe(tmp_path, per_build=1),
+                                        runner=_runner_losing_a_lease(stops, "lost.stl")),
+                            stops)
+        with capture_logs() as logs:
+            run_daemon_once(daemon)
+        jobs = {j.original_name: j for j in store.list_jobs()}
+        lost, kept = (store.get_build(jobs[n].build_id or 0) for n in ("lost.stl", "kept.stl"))
+        assert (lost.state, jobs["lost.stl"].state) == (JobState.PREPARING, JobState.PREPARING)
+        assert (kept.state, jobs["kept.stl"].state) == (JobState.PRINT_SENT, JobState.PRINT_SENT)
+        (printed,) = fleet_jobs(script.fleet_dir)
+        assert kept.print_job_id == printed["job_id"]
+        inbox = tmp_path / "inbox"
+        assert names(inbox / "done") == ["kept.stl", "kept.stl.report.json"]
+        assert names(inbox / "processing") == [f"{jobs['lost.stl'].job_key}/lost.stl"]
+        (left,) = [e for e in logs if e["event"] == "build_left_to_new_holder"]
+        assert (left["build"], left["build_id"], left["status"]) == (
+            lost.job_key, lost.id, "cancelled")
+        assert stops.reason(lost.id) is None  # the batch is over: the node forgets the stop
