@@ -7,6 +7,7 @@ history, the printed jobs in the fleet folder and the structured events."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,27 @@ from daemon_support import (
     drop,
     make_daemon,
     names,
+    processing_job,
     run_daemon_once,
 )
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
-from preform_pipeline.executor import BuildOutcome, BuildStatus
+from preform_pipeline.executor import (
+    BuildOutcome,
+    BuildStatus,
+    Reporter,
+    RunOptions,
+    RunResult,
+)
+from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
 from preform_pipeline.hotfolder.worker import BatchWorker
-from preform_pipeline.plan.builds import BuildPlan
+from preform_pipeline.plan.builds import BuildPlan, Plan
+from preform_pipeline.printing import SendHolder
+from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.settings.hotfolder import BatchingSettings
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
@@ -300,3 +311,163 @@ class TestABuildWhoseLeaseThisNodeLost:
         assert (left["build"], left["build_id"], left["status"]) == (
             lost.job_key, lost.id, "cancelled")
         assert stops.reason(lost.id) is None  # the batch is over: the node forgets the stop
+
+
+#: The server a send is handed to, as the executor names it (a remote server: no process).
+HOLDER = SendHolder(server="http://10.0.0.7:44388", request_timeout_s=30.0, remote=True)
+#: What a printer says when it refuses a print.
+REFUSAL = "PRINTER_OFFLINE: the printer is offline"
+
+
+class _SendsAsTheExecutor:
+    """A build's print hooks used as the executor uses them: the printer resolved through
+    the hooks, the send made with its holder and the saved .form; ``refuse``: the printer
+    refuses the print (``refused`` where an accepted print says ``sent``)."""
+
+    def __init__(self, inner: Any, recipe: Recipe, form: Path, refuse: bool) -> None:
+        self.inner = inner
+        self.recipe = recipe
+        self.form = form
+        self.refuse = refuse
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def before_send(self, job_name: str, printer: str, **kwargs: Any) -> str | None:
+        # The scripted runner has no Local API client: a named printer is not looked up.
+        resolved = self.inner.resolve_printer(printer, self.recipe, None)
+        self.form.parent.mkdir(parents=True, exist_ok=True)
+        self.form.write_bytes(b"a saved .form")
+        return self.inner.before_send(  # type: ignore[no-any-return]
+            job_name, resolved, holder=HOLDER, form_path=self.form)
+
+    def sent(self, job_id: str | None, printer: str) -> None:
+        if self.refuse:
+            self.inner.refused(REFUSAL)
+        else:
+            self.inner.sent(job_id, printer)
+
+
+class _TrackingAsTheExecutor:
+    def __init__(self, inner: Any, recipe: Recipe, forms: Path, refuse: bool) -> None:
+        self.inner = inner
+        self.recipe = recipe
+        self.forms = forms
+        self.refuse = refuse
+
+    def for_build(self, build: BuildPlan) -> _SendsAsTheExecutor:
+        return _SendsAsTheExecutor(self.inner.for_build(build), self.recipe,
+                                   self.forms / f"{build.name}.form", self.refuse)
+
+    def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
+        return self.inner.after_run(result, stop)  # type: ignore[no-any-return]
+
+
+def _runner_as_the_executor(refuse: bool = False) -> type[ScriptedRunner]:
+    """The scripted runner sending as the executor does (:class:`_SendsAsTheExecutor`) and,
+    as the executor does, handing its result to the print hooks' ``after_run`` at the end."""
+
+    class _RunnerAsTheExecutor(ScriptedRunner):
+        def __init__(self, script: Script, plan: Plan, options: RunOptions,
+                     reporter: Reporter) -> None:
+            hooks = _TrackingAsTheExecutor(options.print_tracking, plan.recipe,
+                                           options.output_root / "forms", refuse)
+            super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
+
+        def _outcome(self, build: BuildPlan, status: BuildStatus, reason: str | None = None,
+                     job_id: str | None = None, children: tuple[str, ...] = ()) -> BuildOutcome:
+            if refuse and status is BuildStatus.SUCCEEDED:
+                status, reason, job_id = BuildStatus.FAILED, REFUSAL, None
+            return super()._outcome(build, status, reason, job_id, children)
+
+        def run(self) -> RunResult:
+            tracking = self.options.print_tracking
+            assert tracking is not None
+            return tracking.after_run(super().run(), threading.Event())
+
+    return _RunnerAsTheExecutor
+
+
+class TestAPrintSentAsTheExecutorSendsIt:
+    """A print sent with its holder is recorded with the holder while it is sent, then as
+    accepted by its printer with its job; its job name carries the build's key once."""
+
+    def test_the_build_names_its_holder_printer_and_job(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        holders: list[Any] = []
+        original = store.transition_build
+
+        def watch(build_id: int, to_state: JobState, reason: str, **changes: Any) -> Build:
+            build = original(build_id, to_state, reason, **changes)
+            if to_state is JobState.PRINT_SENDING:
+                holders.append(build.send_holder)
+            return build
+
+        store.transition_build = watch  # type: ignore[method-assign]
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    runner=_runner_as_the_executor()))
+        (printed,) = fleet_jobs(script.fleet_dir)
+        (build,) = store.list_builds()
+        assert holders == [HOLDER.to_json()]
+        assert (build.state, build.printer, build.print_job_id) == (
+            JobState.PRINT_SENT, "SimulatedForm4-1", printed["job_id"])
+        assert store.build_history(build.id)[-1].reason == (
+            f"accepted by SimulatedForm4-1 as job {printed['job_id']}")
+        assert printed["job_name"].count(build.job_key) == 1
+
+
+class TestAJobNameWithoutTheKey:
+    """A recipe's job name that does not carry the build's key gets it, so the print can be
+    found by its key; one that carries it keeps it once."""
+
+    def test_the_printed_job_names_end_with_the_builds_key(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        recipe = write_recipe(tmp_path)
+        text = recipe.read_text(encoding="utf-8")
+        recipe.write_text(text.replace("printer: SimulatedForm4-1",
+                                       "printer: SimulatedForm4-1\n      job_name: nightly"),
+                          encoding="utf-8")
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        (printed,) = fleet_jobs(script.fleet_dir)
+        (build,) = store.list_builds()
+        assert (printed["job_name"], build.job_name) == (f"nightly {build.job_key}",) * 2
+
+
+class TestAPrintThePrinterRefuses:
+    """A print the printer refuses fails its build with the printer's words, and the file
+    goes to failed/ saying so."""
+
+    def test_the_build_and_the_note_give_the_printers_reason(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    runner=_runner_as_the_executor(refuse=True)))
+        (build,) = store.list_builds()
+        assert (build.state, store.build_history(build.id)[-1].reason) == (
+            JobState.FAILED, f"the server refused the print: {REFUSAL}")
+        note = (tmp_path / "inbox" / "failed" / "p.stl.error.txt").read_text(encoding="utf-8")
+        assert REFUSAL in note
+
+
+class TestAPrintWaitingForApproval:
+    """A print the recipe holds for an operator's approval waits in the store with its
+    saved .form (what is sent once approved); nothing is printed yet."""
+
+    def test_the_build_waits_with_its_saved_form(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        job_id = processing_job(store, inbox, "p.stl")
+        recipe = write_recipe(tmp_path, approval=True, extra_steps=("save_form", "screenshot"))
+        daemon = make_daemon(tmp_path, store, script, recipe, runner=_runner_as_the_executor())
+        daemon.worker.run_batch(
+            Batch("hot", (BatchItem(f"job:{job_id}", "hot", (job_id,), 0.0),), "flush"))
+        (build,) = store.list_builds()
+        assert build.state is JobState.AWAITING_APPROVAL
+        assert build.form_path is not None and build.form_path.read_bytes() == b"a saved .form"
+        assert fleet_jobs(script.fleet_dir) == []
