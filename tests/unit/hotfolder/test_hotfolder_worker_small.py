@@ -11,7 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from daemon_support import (
+    DummyPool,
     Script,
     ScriptedRunner,
     drop,
@@ -22,7 +24,7 @@ from daemon_support import (
 )
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     BuildOutcome,
     BuildStatus,
@@ -30,6 +32,7 @@ from preform_pipeline.executor import (
     RunOptions,
     RunResult,
 )
+from preform_pipeline.hotfolder import worker as worker_module
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import BuildStops
@@ -418,6 +421,15 @@ class TestAPrintSentAsTheExecutorSendsIt:
         assert printed["job_name"].count(build.job_key) == 1
 
 
+def _naming_jobs(recipe: Path, job_name: str, *, fields: tuple[str, ...] = ()) -> Path:
+    """``recipe`` (write_recipe's) with its print step's ``job_name`` and its ``fields:``."""
+    text = recipe.read_text(encoding="utf-8").replace(
+        "printer: SimulatedForm4-1", f"printer: SimulatedForm4-1\n      job_name: {job_name}")
+    declared = f"fields: [{', '.join(fields)}]\n" if fields else ""
+    recipe.write_text(declared + text, encoding="utf-8")
+    return recipe
+
+
 class TestAJobNameWithoutTheKey:
     """A recipe's job name that does not carry the build's key gets it, so the print can be
     found by its key; one that carries it keeps it once."""
@@ -426,11 +438,7 @@ class TestAJobNameWithoutTheKey:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes(1))
-        recipe = write_recipe(tmp_path)
-        text = recipe.read_text(encoding="utf-8")
-        recipe.write_text(text.replace("printer: SimulatedForm4-1",
-                                       "printer: SimulatedForm4-1\n      job_name: nightly"),
-                          encoding="utf-8")
+        recipe = _naming_jobs(write_recipe(tmp_path), "nightly")
         run_daemon_once(make_daemon(tmp_path, store, script, recipe))
         (printed,) = fleet_jobs(script.fleet_dir)
         (build,) = store.list_builds()
@@ -471,3 +479,70 @@ class TestAPrintWaitingForApproval:
         assert build.state is JobState.AWAITING_APPROVAL
         assert build.form_path is not None and build.form_path.read_bytes() == b"a saved .form"
         assert fleet_jobs(script.fleet_dir) == []
+
+
+class TestAJobKeyInARecipesTemplate:
+    """A recipe's job name may name the job's own key (``{job_key}``); the build's key is
+    appended after it, as to any name without the build's key."""
+
+    def test_the_printed_job_name_carries_both_keys(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        # A model field in a job name needs one model per build and the field declared.
+        recipe = _naming_jobs(write_recipe(tmp_path, per_build=1), "job {job_key}",
+                              fields=("job_key",))
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        (printed,) = fleet_jobs(script.fleet_dir)
+        (job,) = store.list_jobs()
+        (build,) = store.list_builds()
+        assert printed["job_name"] == f"job {job.job_key} {build.job_key}"
+
+
+class TestThePool:
+    """The pool a batch started is closed when the daemon stops; one that failed to start
+    is tried again after the retry wait, and the batch then prints."""
+
+    def test_the_started_pool_is_closed_when_the_daemon_stops(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        started: list[DummyPool] = []
+
+        def pool() -> DummyPool:
+            started.append(DummyPool())
+            return started[-1]
+
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                    pool=pool))
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert [p.closed for p in started] == [True]
+
+    def test_a_pool_that_failed_once_is_started_again_and_the_file_prints(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The retry wait is the worker's clock here: shortened so the test does not wait 10 s.
+        monkeypatch.setattr(worker_module, "DEFAULT_START_RETRY_S", 0.05)
+        tries: list[str] = []
+
+        def pool() -> DummyPool:
+            tries.append("try")
+            if len(tries) == 1:
+                raise PipelineError("the license server did not answer", hint="try again")
+            return DummyPool()
+
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path), pool=pool)
+        thread = threading.Thread(target=daemon.run)
+        with capture_logs() as logs:
+            thread.start()
+            try:
+                wait_for(lambda: bool(fleet_jobs(script.fleet_dir)), WAIT_S, what="the print")
+            finally:
+                daemon.stop()
+                thread.join(WAIT_S)
+        assert len(tries) == 2 and len(fleet_jobs(script.fleet_dir)) == 1
+        assert [(e["error"], e["retry_in_s"]) for e in logs
+                if e["event"] == "pool_start_failed"] == [
+            ("the license server did not answer (try again)", 0.05)]
