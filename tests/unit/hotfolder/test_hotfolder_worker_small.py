@@ -6,7 +6,9 @@ history, the printed jobs in the fleet folder and the structured events."""
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -546,3 +548,35 @@ class TestThePool:
         assert [(e["error"], e["retry_in_s"]) for e in logs
                 if e["event"] == "pool_start_failed"] == [
             ("the license server did not answer (try again)", 0.05)]
+
+
+class TestASweepWhileASplitBuildsHalvesRun:
+    """The loop's periodic sweep of processing/, run while a split build's halves are not
+    yet settled, leaves their files to the batch: each file's report names its run's
+    report, which only the batch's own settling gives it."""
+
+    def test_each_printed_file_is_settled_by_its_batch_with_the_run_report(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        sweeps: list[Callable[[], None]] = []
+
+        class _RunnerSweptMeanwhile(ScriptedRunner):
+            def run(self) -> RunResult:
+                result = super().run()
+                for sweep in sweeps:  # the loop's sweep, before the batch settles its builds
+                    sweep()
+                return result
+
+        for i in range(4):
+            drop(tmp_path, f"p{i}.stl", tetra_stl_bytes(i))
+        script.split_first = True
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                             runner=_RunnerSweptMeanwhile)
+        sweeps.append(daemon.outcomes.settle_processing_folders)
+        run_daemon_once(daemon)
+        assert len(fleet_jobs(script.fleet_dir)) == 2
+        done = tmp_path / "inbox" / "done"
+        for i in range(4):
+            report = json.loads((done / f"p{i}.stl.report.json").read_text(encoding="utf-8"))
+            assert "run_report" in report, f"p{i}.stl was settled without its run's report"
+            assert Path(report["run_report"]).parent == tmp_path / "out" / "reports"
