@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from daemon_support import (
     DummyPool,
@@ -26,6 +27,7 @@ from daemon_support import (
 )
 from structlog.testing import capture_logs
 
+from preform_pipeline.api import PreFormClient
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     BuildOutcome,
@@ -44,6 +46,8 @@ from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import SendHolder
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.settings.hotfolder import BatchingSettings
+from preform_pipeline.simulator.devices import printer_status
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 #: What the store seams say when they fail (a database restart).
@@ -329,46 +333,53 @@ class _SendsAsTheExecutor:
     the hooks, the send made with its holder and the saved .form; ``refuse``: the printer
     refuses the print (``refused`` where an accepted print says ``sent``)."""
 
-    def __init__(self, inner: Any, recipe: Recipe, form: Path, refuse: bool) -> None:
+    def __init__(self, inner: Any, recipe: Recipe, form: Path, refuse: bool,
+                 client: PreFormClient | None) -> None:
         self.inner = inner
         self.recipe = recipe
         self.form = form
         self.refuse = refuse
+        self.client = client
+        self.resolved: str | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def before_send(self, job_name: str, printer: str, **kwargs: Any) -> str | None:
-        # The scripted runner has no Local API client: a named printer is not looked up.
-        resolved = self.inner.resolve_printer(printer, self.recipe, None)
+        # The build's server's Local API client (None: a named printer is not looked up).
+        self.resolved = self.inner.resolve_printer(printer, self.recipe, self.client)
         self.form.parent.mkdir(parents=True, exist_ok=True)
         self.form.write_bytes(b"a saved .form")
         return self.inner.before_send(  # type: ignore[no-any-return]
-            job_name, resolved, holder=HOLDER, form_path=self.form)
+            job_name, self.resolved, holder=HOLDER, form_path=self.form)
 
     def sent(self, job_id: str | None, printer: str) -> None:
         if self.refuse:
             self.inner.refused(REFUSAL)
         else:
-            self.inner.sent(job_id, printer)
+            self.inner.sent(job_id, self.resolved or printer)
 
 
 class _TrackingAsTheExecutor:
-    def __init__(self, inner: Any, recipe: Recipe, forms: Path, refuse: bool) -> None:
+    def __init__(self, inner: Any, recipe: Recipe, forms: Path, refuse: bool,
+                 client: PreFormClient | None) -> None:
         self.inner = inner
         self.recipe = recipe
         self.forms = forms
         self.refuse = refuse
+        self.client = client
 
     def for_build(self, build: BuildPlan) -> _SendsAsTheExecutor:
         return _SendsAsTheExecutor(self.inner.for_build(build), self.recipe,
-                                   self.forms / f"{build.name}.form", self.refuse)
+                                   self.forms / f"{build.name}.form", self.refuse, self.client)
 
     def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
         return self.inner.after_run(result, stop)  # type: ignore[no-any-return]
 
 
-def _runner_as_the_executor(refuse: bool = False) -> type[ScriptedRunner]:
+def _runner_as_the_executor(
+    refuse: bool = False, client: PreFormClient | None = None
+) -> type[ScriptedRunner]:
     """The scripted runner sending as the executor does (:class:`_SendsAsTheExecutor`) and,
     as the executor does, handing its result to the print hooks' ``after_run`` at the end."""
 
@@ -376,7 +387,7 @@ def _runner_as_the_executor(refuse: bool = False) -> type[ScriptedRunner]:
         def __init__(self, script: Script, plan: Plan, options: RunOptions,
                      reporter: Reporter) -> None:
             hooks = _TrackingAsTheExecutor(options.print_tracking, plan.recipe,
-                                           options.output_root / "forms", refuse)
+                                           options.output_root / "forms", refuse, client)
             super().__init__(script, plan, replace(options, print_tracking=hooks), reporter)
 
         def _outcome(self, build: BuildPlan, status: BuildStatus, reason: str | None = None,
@@ -430,6 +441,39 @@ def _naming_jobs(recipe: Path, job_name: str, *, fields: tuple[str, ...] = ()) -
     declared = f"fields: [{', '.join(fields)}]\n" if fields else ""
     recipe.write_text(declared + text, encoding="utf-8")
     return recipe
+
+
+def _local_api(devices: list[dict[str, Any]]) -> PreFormClient:
+    """A build server's Local API client whose ``/devices/`` lists ``devices`` (the httpx
+    transport seam)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/devices/"
+        return httpx.Response(200, json={"count": len(devices), "devices": devices})
+
+    return PreFormClient("http://127.0.0.1:44388", transport=httpx.MockTransport(answer),
+                         check_version_on_first_use=False)
+
+
+class TestAPrintToAuto:
+    """A recipe printing to ``auto`` prints on a free printer of its machine type and
+    material among those the build's server lists; the build records which."""
+
+    def test_the_build_is_sent_to_the_free_printer_the_server_lists(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        free = next(p.serial for p in DEFAULT_PRINTERS if p.machine_type_id == "FORM-4-0"
+                    and p.material_code == "FLGPGR05" and p.status == "IDLE")
+        with _local_api([printer_status(p) for p in DEFAULT_PRINTERS]) as local:
+            run_daemon_once(make_daemon(tmp_path, store, script,
+                                        write_recipe(tmp_path, printer="auto"),
+                                        runner=_runner_as_the_executor(client=local)))
+        (build,) = store.list_builds()
+        assert (build.state, build.printer) == (JobState.PRINT_SENT, free)
+        assert f"sending the print to {free}" in [
+            t.reason for t in store.build_history(build.id)]
+        assert len(fleet_jobs(script.fleet_dir)) == 1
 
 
 class TestAJobNameWithoutTheKey:
