@@ -126,7 +126,8 @@ class TestABatchAbandonedWhileTheStoreStaysAway:
                 capture_logs() as logs:
             run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
             (left,) = store.list_builds()
-        assert left.state is JobState.PROCESSING  # not taken apart: nothing could be written
+            (job,) = store.list_jobs()
+        assert left.state is JobState.PROCESSING  # not taken apart: it could not be read
         assert fleet_jobs(script.fleet_dir) == []
         assert [p.split("/")[-1] for p in names(tmp_path / "inbox" / "processing")] == [
             "p.stl"]
@@ -134,7 +135,8 @@ class TestABatchAbandonedWhileTheStoreStaysAway:
         assert (kept["build_id"], kept["error"]) == (
             left.id, f"{AWAY} (reading build {left.id}) (it comes back)")
         (unread,) = [e for e in logs if e["event"] == "batch_given_back_unread"]
-        assert (unread["jobs"], unread["error"]) == (1, f"{AWAY} (reading job 1) (it comes back)")
+        assert (unread["jobs"], unread["error"]) == (
+            1, f"{AWAY} (reading job {job.id}) (it comes back)")
         with SqliteJobStore(path) as store:
             run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
             states = [b.state for b in store.list_builds()]
@@ -254,7 +256,6 @@ def _runner_losing_a_lease(stops: BuildStops, loses: str) -> type[ScriptedRunner
     stopped: dict[str, str] = {}  # build name -> why it stopped
 
     class _RunnerLosingALease(ScriptedRunner):
-
         def _print(self, build: BuildPlan) -> str | None:
             store = self.script.store
             assert store is not None
