@@ -28,6 +28,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.executor import RunResult
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
+from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.settings import ServerSettings
 from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.simulator.fleet import FLEET_FORMAT
@@ -241,3 +242,60 @@ class TestARecipeThatDoesNotPrint:
             JobState.DONE, "prepared")
         assert "p.stl" in names(tmp_path / "inbox" / "done")
         assert fleet_jobs(script.fleet_dir) == []
+
+
+class _RunnerPausingBeforeThePrint(ScriptedRunner):
+    """The scripted runner, pausing each build after its drops, before its print, until
+    ``go`` is set; ``paused`` tells the test it got there."""
+
+    paused: ClassVar[threading.Event] = threading.Event()
+    go: ClassVar[threading.Event] = threading.Event()
+
+    def _print(self, build: BuildPlan) -> str | None:
+        type(self).paused.set()
+        type(self).go.wait(WAIT_S)
+        return super()._print(build)
+
+
+class TestTheSweepOfProcessingWhileABuildRuns:
+    """A case dropped from a running build stays in processing/ through the loop's sweep:
+    its build settles it when the run ends, with the build's outcome."""
+
+    def test_the_dropped_file_is_settled_by_its_build_not_by_the_sweep(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        for n, case in enumerate(("C-1", "C-2")):
+            folder = tmp_path / "inbox" / case
+            folder.mkdir(parents=True)
+            (folder / "upper.stl").write_bytes(tetra_stl_bytes(n))
+        reason = "case C-2: model upper.stl: step label: LABEL_FAILED"
+
+        def dropped(build: BuildPlan) -> list[tuple[Path, str]]:
+            return [(m.path, reason) for m in build.models if m.case_id == "C-2"]
+
+        _RunnerPausingBeforeThePrint.paused = threading.Event()
+        _RunnerPausingBeforeThePrint.go = threading.Event()
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet", drop=dropped),
+                             write_recipe(tmp_path), runner=_RunnerPausingBeforeThePrint)
+        result: list[int] = []
+        thread = threading.Thread(target=lambda: result.append(daemon.run(once=True)))
+        thread.start()
+        try:
+            assert _RunnerPausingBeforeThePrint.paused.wait(WAIT_S)
+            # The loop's periodic sweep of processing/, while the build still runs.
+            daemon.outcomes.settle_processing_folders()
+            processing = names(tmp_path / "inbox" / "processing")
+            failed = names(tmp_path / "inbox" / "failed")
+        finally:
+            _RunnerPausingBeforeThePrint.go.set()
+            thread.join(WAIT_S)
+        assert not thread.is_alive() and result == [0]
+        # Both files were still in processing/ after the sweep, none in failed/.
+        assert [n.split("/", 1)[1] for n in processing] == ["upper.stl", "upper.stl"]
+        assert failed == []
+        # Settled with its build: the note names the build and the server it was prepared on.
+        (build,) = store.list_builds()
+        note = (tmp_path / "inbox" / "failed" / "C-2" / "upper.stl.error.txt").read_text(
+            encoding="utf-8").splitlines()
+        assert f"Where: preparing build {build.job_key} on server-1" in note
+        assert "C-1/upper.stl" in names(tmp_path / "inbox" / "done")
