@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import ClassVar
@@ -25,7 +26,7 @@ from daemon_support import (
 )
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import RunResult
+from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
 from preform_pipeline.plan.builds import BuildPlan
@@ -299,3 +300,48 @@ class TestTheSweepOfProcessingWhileABuildRuns:
             encoding="utf-8").splitlines()
         assert f"Where: preparing build {build.job_key} on server-1" in note
         assert "C-1/upper.stl" in names(tmp_path / "inbox" / "done")
+
+
+class TestASettledFilesReport:
+    """A printed file's report in done/ carries its build's outcome from the run."""
+
+    def test_the_report_holds_the_builds_status_server_and_models(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                                    write_recipe(tmp_path)))
+        report = json.loads((tmp_path / "inbox" / "done" / "p.stl.report.json")
+                            .read_text(encoding="utf-8"))
+        (build,) = store.list_builds()
+        outcome = report["outcome"]
+        assert (outcome["build"], outcome["status"], outcome["server"], outcome["models"]) == (
+            build.job_key, "succeeded", "server-1", ["p.stl"])
+        assert outcome["job_id"] == build.print_job_id
+
+
+class _RunnerFailingWithoutAReason(ScriptedRunner):
+    """The scripted runner, failing every build with no reason given."""
+
+    def run(self) -> RunResult:
+        self.script.fail = lambda _build: "to be left out"
+        result = super().run()
+        return replace(result, outcomes=tuple(replace(o, reason=None) for o in result.outcomes
+                                              if o.status is BuildStatus.FAILED))
+
+
+class TestABuildFailedWithoutAReason:
+    """A build the run failed without saying why is recorded as plainly "failed"."""
+
+    def test_the_build_and_its_job_say_failed(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                                    write_recipe(tmp_path), runner=_RunnerFailingWithoutAReason))
+        (build,) = store.list_builds()
+        assert build.state is JobState.FAILED
+        assert store.build_history(build.id)[-1].reason == "failed"
+        (job,) = store.list_jobs()
+        assert (job.state, job.reason) == (JobState.FAILED, "failed")
+        assert "p.stl" in names(tmp_path / "inbox" / "failed")
