@@ -90,13 +90,13 @@ class Script:
     runs: list[tuple[str, ...]] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     store: JobStore | None = None
-    #: A simulator's URL (:class:`RunnerSavingForms`): each build's printer is chosen and its
-    #: .form saved there, as the executor's print and save_form steps do.
-    server_url: str | None = None
 
 
 class ScriptedRunner:
     """Runs a plan through the reporter without servers (see the module docstring)."""
+
+    #: The pool the daemon handed the run (set by :func:`make_daemon`'s executor).
+    pool: Any = None
 
     def __init__(self, script: Script, plan: Plan, options: RunOptions,
                  reporter: Reporter) -> None:
@@ -213,9 +213,9 @@ class ScriptedRunner:
 
 
 class RunnerSavingForms(ScriptedRunner):
-    """The scripted runner, printing the way the executor's steps do on a real server
-    (``Script.server_url``, a simulator): the build's models imported into a scene saved as
-    a .form (save_form), the printer resolved through the hooks (``printer: auto`` or a list
+    """The scripted runner, printing the way the executor's steps do on a server leased
+    from the run's pool (a simulator): the build's models imported into a scene saved as a
+    .form (save_form), the printer resolved through the hooks (``printer: auto`` or a list
     looks at the server's devices), and the saved .form handed to ``before_send``. A build
     the hooks make wait (the daemon's dispatch loop sends it later) prints nothing here."""
 
@@ -225,11 +225,29 @@ class RunnerSavingForms(ScriptedRunner):
         tracking = self.options.print_tracking
         if step is None or self.options.dry_run or tracking is None:
             return None
-        assert self.script.server_url is not None, "a simulator's URL in Script.server_url"
         values = shared_values(build, build_values(run_values(recipe, self.options.started_at),
                                                    build))
         hooks = tracking.for_build(build)
-        with PreFormClient(self.script.server_url) as client:
+        lease = self.pool.lease(timeout=self.options.request_timeout_s)
+        try:
+            form, printer = self._save_and_resolve(build, hooks, lease.server.url, values)
+        finally:
+            lease.release()
+        job_name = hooks.job_name(render_template(str(step.options["job_name"]), values))
+        found = hooks.before_send(job_name, printer, form_path=form)
+        if found == PRINT_WAITING:
+            return None  # as the print step: the build succeeded, its print waits
+        if found is not None:
+            return found
+        return self._record_print(build, hooks, job_name, printer)
+
+    def _save_and_resolve(self, build: BuildPlan, hooks: Any, url: str,
+                          values: dict[str, object]) -> tuple[Path, str]:
+        """The build's .form saved on the server at ``url``, and its printer resolved."""
+        recipe = self.plan.recipe
+        step = recipe.step("print")
+        assert step is not None
+        with PreFormClient(url) as client:
             scene = recipe.scene
             created = client.create_scene(SceneSettings(
                 machine_type=str(scene.machine_type), material_code=str(scene.material_code),
@@ -242,13 +260,7 @@ class RunnerSavingForms(ScriptedRunner):
             client.delete_scene(created.id)
             printer = hooks.resolve_printer(
                 render_template(str(step.options["printer"]), values), recipe, client)
-        job_name = hooks.job_name(render_template(str(step.options["job_name"]), values))
-        found = hooks.before_send(job_name, printer, form_path=form)
-        if found == PRINT_WAITING:
-            return None  # as the print step: the build succeeded, its print waits
-        if found is not None:
-            return found
-        return self._record_print(build, hooks, job_name, printer)
+        return form, printer
 
 
 def make_daemon(
@@ -301,7 +313,9 @@ def make_daemon(
     def executor(plan: Plan, pool: Any, *, options: RunOptions,
                  reporter: Reporter | None = None) -> ScriptedRunner:
         assert reporter is not None
-        return made(script, plan, options, reporter)
+        runner = made(script, plan, options, reporter)
+        runner.pool = pool
+        return runner
 
     daemon = HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
                              notifier=notifier, known_printers=known_printers, dry_run=dry_run)

@@ -35,6 +35,7 @@ from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.simulator.fleet import FLEET_FORMAT
 from preform_pipeline.store import JobState, SqliteJobStore
 from tests.unit.executor.executor_support import FakePool, SimFarm
+from tests.unit.hotfolder.test_hotfolder_batch_store_away import StoreAwayWhileBatching
 
 WAIT_S = 10.0
 
@@ -117,7 +118,7 @@ class TestAPrintLeftToTheDispatchLoop:
         self, tmp_path: Path, store: SqliteJobStore, farm: SimFarm
     ) -> None:
         pool = FakePool([farm.servers[0].url])
-        script = Script(fleet_dir=farm.fleet_dir, server_url=farm.servers[0].url)
+        script = Script(fleet_dir=farm.fleet_dir)
         # The loop's own pass comes only every 5 minutes: a send within the test's wait is
         # the one the worker's wake-up started.
         daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path, printer="auto"),
@@ -345,3 +346,19 @@ class TestABuildFailedWithoutAReason:
         (job,) = store.list_jobs()
         assert (job.state, job.reason) == (JobState.FAILED, "failed")
         assert "p.stl" in names(tmp_path / "inbox" / "failed")
+
+
+class TestABatchAbandonedWhileItsBuildsAreMade:
+    """A batch given up because the store failed as its builds were made is logged with the
+    store's error and the builds it had made."""
+
+    def test_the_event_names_the_stores_error(self, tmp_path: Path) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        with StoreAwayWhileBatching(tmp_path / "jobs.sqlite3") as store, capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                                        write_recipe(tmp_path)))
+        abandoned = [e for e in logs if e["event"] == "batch_abandoned"]
+        assert [(e["error"], e["builds"]) for e in abandoned] == [
+            ("the job store is away (it comes back)", 1)]
+        # Batched again once the store answered: printed once.
+        assert "p.stl" in names(tmp_path / "inbox" / "done")
