@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from preform_pipeline.api import PreFormClient, SceneSettings
 from preform_pipeline.executor import (
     AttemptRecord,
     BuildOutcome,
@@ -28,16 +29,19 @@ from preform_pipeline.executor import (
     RunResult,
     split_build,
 )
+from preform_pipeline.executor.hooks import PRINT_WAITING
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import PrintLocator
 from preform_pipeline.recipes import render_template
 from preform_pipeline.recipes.printers import KnownPrinters
-from preform_pipeline.settings import HotFolderSettings, Settings
+from preform_pipeline.settings import HotFolderSettings, ServerSettings, Settings
+from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
@@ -45,6 +49,7 @@ from preform_pipeline.verify.notify import Notifier
 __all__ = [
     "DummyPool",
     "RunnerLosingSent",
+    "RunnerSavingForms",
     "Script",
     "ScriptedRunner",
     "drop",
@@ -90,6 +95,9 @@ class Script:
 class ScriptedRunner:
     """Runs a plan through the reporter without servers (see the module docstring)."""
 
+    #: The pool the daemon handed the run (set by :func:`make_daemon`'s executor).
+    pool: Any = None
+
     def __init__(self, script: Script, plan: Plan, options: RunOptions,
                  reporter: Reporter) -> None:
         self.script = script
@@ -117,6 +125,11 @@ class ScriptedRunner:
         found = hooks.before_send(job_name, printer)
         if found is not None:
             return found
+        return self._record_print(build, hooks, job_name, printer)
+
+    def _record_print(self, build: BuildPlan, hooks: Any, job_name: str, printer: str) -> str:
+        """The print itself: what the store said as it went out, a job file in the fleet
+        folder, and the hooks told it was sent."""
         store = self.script.store
         assert store is not None
         stored = next(b for b in store.list_builds() if b.job_key == hooks.job_key)
@@ -155,6 +168,16 @@ class ScriptedRunner:
             if self.script.cancelled.is_set():
                 outcomes.append(self._outcome(build, BuildStatus.CANCELLED, "interrupted"))
                 continue
+            # The executor makes each build's print hooks as the build starts, whether its
+            # recipe prints or not: hooks handed to a run must be able to make them.
+            if self.options.print_tracking is not None:
+                self.options.print_tracking.for_build(build)
+            # As the real runner does before each step: a build its node must give up (a lost
+            # lease) ends cancelled with the node's reason, and nothing more is sent for it.
+            stopped = self.options.stop_reason(build.name) if self.options.stop_reason else None
+            if stopped is not None:
+                outcomes.append(self._outcome(build, BuildStatus.CANCELLED, stopped))
+                continue
             if self.script.split_first and len(build.models) > 1 and "." not in build.name:
                 halves = split_build(self.plan.recipe, build, index + 1)
                 index += 2
@@ -189,6 +212,57 @@ class ScriptedRunner:
         )
 
 
+class RunnerSavingForms(ScriptedRunner):
+    """The scripted runner, printing the way the executor's steps do on a server leased
+    from the run's pool (a simulator): the build's models imported into a scene saved as a
+    .form (save_form), the printer resolved through the hooks (``printer: auto`` or a list
+    looks at the server's devices), and the saved .form handed to ``before_send``. A build
+    the hooks make wait (the daemon's dispatch loop sends it later) prints nothing here."""
+
+    def _print(self, build: BuildPlan) -> str | None:
+        recipe = self.plan.recipe
+        step = recipe.step("print")
+        tracking = self.options.print_tracking
+        if step is None or self.options.dry_run or tracking is None:
+            return None
+        values = shared_values(build, build_values(run_values(recipe, self.options.started_at),
+                                                   build))
+        hooks = tracking.for_build(build)
+        lease = self.pool.lease(timeout=self.options.request_timeout_s)
+        try:
+            form, printer = self._save_and_resolve(build, hooks, lease.server.url, values)
+        finally:
+            lease.release()
+        job_name = hooks.job_name(render_template(str(step.options["job_name"]), values))
+        found = hooks.before_send(job_name, printer, form_path=form)
+        if found == PRINT_WAITING:
+            return None  # as the print step: the build succeeded, its print waits
+        if found is not None:
+            return found
+        return self._record_print(build, hooks, job_name, printer)
+
+    def _save_and_resolve(self, build: BuildPlan, hooks: Any, url: str,
+                          values: dict[str, object]) -> tuple[Path, str]:
+        """The build's .form saved on the server at ``url``, and its printer resolved."""
+        recipe = self.plan.recipe
+        step = recipe.step("print")
+        assert step is not None
+        with PreFormClient(url) as client:
+            scene = recipe.scene
+            created = client.create_scene(SceneSettings(
+                machine_type=str(scene.machine_type), material_code=str(scene.material_code),
+                layer_thickness_mm=scene.layer_thickness_mm))
+            for model in build.models:
+                client.import_model(created.id, model.path)
+            form = self.options.output_root / f"{build.name}.form"
+            form.parent.mkdir(parents=True, exist_ok=True)
+            client.save_form(created.id, form)
+            client.delete_scene(created.id)
+            printer = hooks.resolve_printer(
+                render_template(str(step.options["printer"]), values), recipe, client)
+        return form, printer
+
+
 def make_daemon(
     tmp_path: Path,
     store: SqliteJobStore,
@@ -207,9 +281,15 @@ def make_daemon(
     dry_run: bool = False,
     pool: Callable[[], Any] = DummyPool,
     runner: type[ScriptedRunner] | None = None,
+    stops: BuildStops | None = None,
+    dispatch: DispatchSettings | None = None,
+    servers: ServerSettings | None = None,
 ) -> HotFolderDaemon:
     """A daemon with the scripted runner (or ``runner``), no servers, a real store and real
-    folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings."""
+    folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings, ``dispatch`` the
+    dispatch loop's, ``servers`` the servers'. ``stops``: the
+    builds' stop signals a farm node's worker gets (a real node's come from its
+    :class:`NodeRole`, which needs a shared PostgreSQL store)."""
     script.store = store
     made = runner or ScriptedRunner
     hotfolder: dict[str, Any] = {
@@ -221,6 +301,8 @@ def make_daemon(
     }
     settings = Settings(
         output_root=settings_output_root,
+        dispatch=dispatch or DispatchSettings(),
+        servers=servers or ServerSettings(),
         hotfolders=HotFolderSettings(
             inboxes=(InboxSettings(path=tmp_path / "inbox", recipe=recipe,
                                    **{"quiet_period_s": 0.2, **(inbox or {})}),),
@@ -231,10 +313,15 @@ def make_daemon(
     def executor(plan: Plan, pool: Any, *, options: RunOptions,
                  reporter: Reporter | None = None) -> ScriptedRunner:
         assert reporter is not None
-        return made(script, plan, options, reporter)
+        runner = made(script, plan, options, reporter)
+        runner.pool = pool
+        return runner
 
-    return HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
-                           notifier=notifier, known_printers=known_printers, dry_run=dry_run)
+    daemon = HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
+                             notifier=notifier, known_printers=known_printers, dry_run=dry_run)
+    if stops is not None:
+        daemon.worker.stops = stops
+    return daemon
 
 
 class _SentLost:
