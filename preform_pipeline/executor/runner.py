@@ -965,7 +965,8 @@ class _BuildWorker:
         return self._outcome(BuildStatus.FAILED, exc.reason)
 
     def _overflow(self, exc: StepFailure) -> BuildOutcome:
-        models = self.build.models
+        kept = self._without_dropped()
+        models = kept.models
         if len(models) == 1:
             reason = f"{models[0].path.name} does not fit an empty platform: {exc.reason}"
             log.warning("model_does_not_fit", reason=reason)
@@ -976,7 +977,7 @@ class _BuildWorker:
             )
         if self.runner.cancelled:
             return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
-        children = self.runner.split(self.build)
+        children = self.runner.split(kept)
         log.info(
             "build_split",
             reason=exc.reason,
@@ -988,6 +989,20 @@ class _BuildWorker:
         )
 
     # -- inside one attempt ---------------------------------------------------------------------
+
+    def _without_dropped(self) -> BuildPlan:
+        """The build less the models dropped with their case: they left it for good (their
+        files are failed), so a half made from it must not import them again."""
+        dropped = self.facts.dropped
+        build = self.build
+        if not dropped:
+            return build
+        models = tuple(m for m in build.models if str(m.path) not in dropped)
+        whole = sum(m.volume_mm3 for m in build.models)
+        share = sum(m.volume_mm3 for m in models) / whole if whole > 0 else 1.0
+        return replace(build, models=models, placements=(),
+                       estimated_volume_ml=build.estimated_volume_ml * share,
+                       graph=compile_graph(self.recipe, models))
 
     def _context(
         self, client: PreFormClient, quick: PreFormClient, holder: SendHolder | None
