@@ -502,7 +502,7 @@ class BatchWorker:
         try:
             for outcome in result.outcomes:
                 tracked = run.tracked.get(outcome.name)
-                if tracked is not None and outcome.status is not BuildStatus.SPLIT:
+                if tracked is not None:
                     try:
                         self._finish_build(tracked, outcome, report_path)
                     except (StoreError, OSError) as exc:
@@ -699,6 +699,12 @@ class BatchWorker:
                                                         JobState.PRINT_SENDING):
             build = store.transition_build(build.id, JobState.FAILED,
                                            outcome.reason or "failed", expect=state)
+        elif status is BuildStatus.SPLIT:
+            # Its jobs went on to its halves. Only a case dropped before the split stayed
+            # with it, failed with its own reason: the split's reason (the overflow) is not
+            # why that case failed, so the outcome is left out of its note.
+            self.outcomes.settle_build(build, None, report_path)
+            return
         elif state is JobState.PROCESSING:
             # Sent back by a cancelled job (``jobs cancel``): the others are batched again.
             self.recovery.enqueue_later(self.recovery.dissolve(

@@ -155,6 +155,15 @@ class ScriptedRunner:
             reason=reason, job_id=job_id, server="server-1", children=children,
         )
 
+    def _drop(self, build: BuildPlan) -> set[Path]:
+        """The script's drops for ``build``, each told to the run as the runner tells it."""
+        gone = set()
+        for path, why in self.script.drop(build):
+            gone.add(path)
+            if self.options.on_model_dropped is not None:
+                self.options.on_model_dropped(build.name, path, why)
+        return gone
+
     def run(self) -> RunResult:
         self.script.runs.append(tuple(b.name for b in self.plan.builds))
         outcomes: list[BuildOutcome] = []
@@ -179,7 +188,11 @@ class ScriptedRunner:
                 outcomes.append(self._outcome(build, BuildStatus.CANCELLED, stopped))
                 continue
             if self.script.split_first and len(build.models) > 1 and "." not in build.name:
-                halves = split_build(self.plan.recipe, build, index + 1)
+                # As the real runner: a case dropped before the layout overflowed has left
+                # the build for good, and the halves are made from the models still in it.
+                gone = self._drop(build)
+                kept = tuple(m for m in build.models if m.path not in gone)
+                halves = split_build(self.plan.recipe, replace(build, models=kept), index + 1)
                 index += 2
                 # As the real runner does: the split callback first, then the reporter.
                 if self.options.on_split is not None:
@@ -199,9 +212,7 @@ class ScriptedRunner:
                         store_outage=True),))
                 outcomes.append(failed)
                 continue
-            for path, why in self.script.drop(build):
-                if self.options.on_model_dropped is not None:
-                    self.options.on_model_dropped(build.name, path, why)
+            self._drop(build)
             job_id = self._print(build)
             outcomes.append(self._outcome(build, BuildStatus.SUCCEEDED, job_id=job_id))
         return RunResult(
