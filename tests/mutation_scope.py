@@ -159,6 +159,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_worker_w2.py",  # session 19 w2: targets, settling
         "tests/unit/hotfolder/test_hotfolder_worker_w3.py",  # targets split, recipe gone
         "tests/unit/hotfolder/test_hotfolder_worker_w1.py",  # _run_live whole: plans, units
+        "tests/unit/hotfolder/test_hotfolder_worker_batch.py",  # s20: run_batch, refused cases
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
