@@ -1,8 +1,9 @@
-"""The hot folder's worker under mutation (session 20, its batch entry run whole): how
-``run_batch`` sorts a batch's jobs, how a case the feasibility check refuses leaves the rest
-of its batch alone, and what its note says when the check has no hint of its own. Each is
-read where a user reads it: the failed/ notes, the printed jobs in the fleet folder, the
-store's records and structured events."""
+"""The hot folder's worker under mutation (session 20, its batch entry run whole): which of
+a batch's jobs ``run_batch`` runs or settles, when a sidecar's printer counts, how a case the
+feasibility check refuses leaves the rest of its batch alone (and its note when the check
+has no hint of its own), and the notes of a case whose file cannot be copied. Each is read
+where a user reads it: the failed/ notes, the printed jobs in the fleet folder, the store's
+records and structured events."""
 
 from __future__ import annotations
 
@@ -169,3 +170,24 @@ class TestTheNotesOfACaseWhoseFileCannotBeCopied:
             "File: lower.stl\n"
             f"Job: {lower.job_key} (see: preform-pipeline jobs show {lower.job_key})\n" + todo)
         assert script.runs == [] and fleet_jobs(script.fleet_dir) == []
+
+
+class TestTheNoteOfABatchWhoseRecipeIsGone:
+    """A batch whose recipe was removed fails each file with a note whose every line says
+    what happened and what to do."""
+
+    def test_the_note_reads_in_full(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        job_id = processing_job(store, inbox, "p.stl", recipe="gone")
+        job = store.get_job(job_id)
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
+        daemon.worker.run_batch(
+            Batch("gone", (BatchItem(f"job:{job_id}", "gone", (job_id,), 0.0),), "flush"))
+        assert _note(inbox, "p.stl") == (
+            "What failed: recipe 'gone' is no longer configured\n"
+            "Where: preparing the batch\n"
+            "File: p.stl\n"
+            f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})\n"
+            "What to do: add the recipe back to an inbox and retry the job\n")
