@@ -370,13 +370,16 @@ class RunnerLosingSent(ScriptedRunner):
 
 
 def processing_job(store: SqliteJobStore, inbox: Path, name: str, seed: int = 0, *,
-                   recipe: str = "hot", **kwargs: Any) -> int:
-    """A job the intake took (its file in processing/<key>/), as the batcher hands it on."""
+                   recipe: str = "hot", size_mm: float = 2.0,
+                   sidecar: dict[str, Any] | None = None, **kwargs: Any) -> int:
+    """A job the intake took (its file in processing/<key>/, a part ``size_mm`` wide, with
+    its sidecar's fields), as the batcher hands it on."""
+    fields = {**(sidecar or {}), HOTFOLDER_FIELD: JobPlace(inbox, name).to_json()}
     job = store.create_job(recipe=recipe, source_path=inbox / name, state=JobState.PROCESSING,
-                           fields={HOTFOLDER_FIELD: JobPlace(inbox, name).to_json()}, **kwargs)
+                           fields=fields, **kwargs)
     path = inbox / "processing" / job.job_key / name
     path.parent.mkdir(parents=True)
-    path.write_bytes(tetra_stl_bytes(seed))
+    path.write_bytes(tetra_stl_bytes(seed, size_mm=size_mm))
     store.update_job(job.id, source_path=str(path))
     return job.id
 
