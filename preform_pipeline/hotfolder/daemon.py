@@ -789,8 +789,12 @@ class HotFolderDaemon:
                 # processing/ and are batched again (not only after a restart).
                 log.warning("batch_postponed", recipe=batch.recipe, error=str(exc))
                 self._give_back(batch.items, False)
-            except Exception:
-                log.exception("batch_failed", recipe=batch.recipe, jobs=len(batch.job_ids))
+            except Exception as exc:  # a bug: the batch's files fail, the daemon goes on
+                try:
+                    self.worker.crashed(batch, exc)
+                except Exception as again:  # this thread must live on for the next batch
+                    log.error("batch_crash_not_settled", recipe=batch.recipe,
+                              error=f"{type(again).__name__}: {again}")
             finally:
                 with self._outstanding_lock:
                     self._outstanding -= 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -339,6 +340,43 @@ class BatchWorker:
             usable = self._check_target(recipe, target, jobs_of_target)
             if usable:
                 self._run_jobs(batch, recipe_printing_to(recipe, target), usable)
+
+    def crashed(self, batch: Batch, exc: Exception) -> None:
+        """A batch stopped by an error nobody foresaw (a bug): the jobs nothing was sent for
+        fail with the error named and their files kept in failed/. Batched again, they
+        would meet the same error at every rescan, and a once-run would never end. A build
+        whose print went out or waits (prepared) is left to recovery, which looks it up."""
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("batch_crashed", recipe=batch.recipe, jobs=len(batch.job_ids), error=error,
+                  at=f"{Path(where.filename).name}:{where.lineno} in {where.name}"
+                  if where else None)
+        reason = f"an internal error stopped its batch ({error})"
+        store = self.store
+        for job_id in batch.job_ids:
+            try:
+                job = store.get_job(job_id)
+                todo = ("this is a bug in preform-pipeline: please report it with the daemon's "
+                        "log. The file is kept here; to try again: preform-pipeline jobs retry "
+                        f"{job.job_key}")
+                if job.build_id is not None:
+                    build = store.get_build(job.build_id)
+                    if build.state is JobState.PROCESSING:
+                        # Made but never sent to the pool: its jobs fail one by one below.
+                        self.recovery.dissolve(build, reason)
+                        job = store.get_job(job_id)
+                    elif build.state is JobState.PREPARING:
+                        # Its run is over (the crash ended it) and nothing was sent.
+                        store.transition_build(build.id, JobState.FAILED, reason,
+                                               expect=JobState.PREPARING)
+                        job = store.get_job(job_id)
+                if job.state is JobState.PROCESSING and job.build_id is None:
+                    self.outcomes.fail_job(job, reason, todo, where="preparing the batch")
+                elif job.state is JobState.FAILED and job.reason == reason:
+                    self.outcomes.settle_job(job.id, reason=reason, todo=todo,
+                                             where="preparing the batch")
+            except (StoreError, OSError) as again:
+                log.error("batch_crash_not_settled", job_id=job_id, error=str(again))
 
     def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
         """The jobs whose sidecar target can be used; the others fail, each case alone."""
