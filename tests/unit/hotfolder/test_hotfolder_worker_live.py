@@ -267,9 +267,7 @@ class TestTheSweepOfProcessingWhileABuildRuns:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         for n, case in enumerate(("C-1", "C-2")):
-            folder = tmp_path / "inbox" / case
-            folder.mkdir(parents=True)
-            (folder / "upper.stl").write_bytes(tetra_stl_bytes(n))
+            drop(tmp_path, f"{case}/upper.stl", tetra_stl_bytes(n))
         reason = "case C-2: model upper.stl: step label: LABEL_FAILED"
 
         def dropped(build: BuildPlan) -> list[tuple[Path, str]]:

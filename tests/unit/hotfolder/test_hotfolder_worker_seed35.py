@@ -137,9 +137,7 @@ class TestAJobFailedWhileItsCaseIsDropped:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         for n, case in enumerate(("C-1", "C-2")):
-            folder = tmp_path / "inbox" / case
-            folder.mkdir(parents=True)
-            (folder / "upper.stl").write_bytes(tetra_stl_bytes(n))
+            drop(tmp_path, f"{case}/upper.stl", tetra_stl_bytes(n))
 
         def dropped(build: BuildPlan) -> list[tuple[Path, str]]:
             out: list[tuple[Path, str]] = []
