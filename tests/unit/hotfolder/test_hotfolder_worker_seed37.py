@@ -51,8 +51,9 @@ class TestABatchCrashWhoseJobCannotBeRead:
     """A crashed batch whose job cannot be read while it is settled says which job it could
     not settle, and leaves the job to the next start, which prints it once."""
 
-    def test_the_event_names_the_job_and_the_next_start_prints_it(self, tmp_path: Path,
-                                                   script: Script) -> None:
+    def test_the_event_names_the_job_and_the_next_start_prints_it(
+        self, tmp_path: Path, script: Script
+    ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes(1))
         with _StoreAwayForOneJobRead(tmp_path / "jobs.sqlite3") as store, \
                 capture_logs() as logs:
