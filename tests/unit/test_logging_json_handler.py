@@ -116,12 +116,17 @@ class TestShortWayTaken:
         assert emitted == []
         assert [line["event"] for line in _lines(log_file)] == ["step_started"]
 
-    def test_no_shared_processor_is_called_one_by_one(self, log_file: Path) -> None:
+    def test_no_shared_processor_and_no_logger_handle_is_called_one_by_one(
+        self, log_file: Path
+    ) -> None:
         called: list[str] = []
 
         def watch(frame: FrameType, event: str, _arg: Any) -> None:
             if event == "call":
-                called.append(frame.f_code.co_name)
+                code = frame.f_code
+                owner = frame.f_locals.get("self")
+                called.append(f"Logger.{code.co_name}" if isinstance(owner, logging.Logger)
+                              else code.co_name)
 
         log = get_logger(LOGGER)
         log.info("warm")  # the logger's first event builds what it keeps
@@ -133,6 +138,9 @@ class TestShortWayTaken:
 
         assert not {"merge_contextvars", "add_log_level", "_stamp"} & set(called)
         assert "redact_secrets" in called
+        # The logger's own handle and filter are not called; its handlers are walked.
+        assert not {"Logger.handle", "Logger.filter"} & set(called)
+        assert "Logger.callHandlers" in called
         assert [line["event"] for line in _lines(log_file)] == ["warm", "step_started"]
 
 
