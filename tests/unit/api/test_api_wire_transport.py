@@ -431,6 +431,27 @@ class TestFailures:
         assert failed.value.server_message == "défaillance"
 
 
+class TestWriteTimeout:
+    """A request the server does not read within the timeout is a write timeout."""
+
+    def test_a_body_the_server_never_reads_times_out_as_a_write(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        released = threading.Event()
+
+        def deaf(server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader) -> None:
+            released.wait(WAIT_S)  # reads nothing: the client's send buffer fills up
+
+        server = serve(deaf)
+        # More than the loopback's socket buffers on both sides can hold.
+        body = b"x" * (64 * 1024 * 1024)
+        try:
+            with pytest.raises(httpx.WriteTimeout):
+                exchange(transport, server, body=body, method="POST", timeout=0.3)
+        finally:
+            released.set()
+
+
 class TestDigitsIntRefuses:
     """A status or a length written with superscript digits (latin-1 bytes B2, B3, B9,
     which ``str.isdigit`` accepts and ``int`` refuses) is a garbled answer, not an internal
@@ -472,7 +493,10 @@ class TestUsualAnswer:
     def test_an_http_1_0_answer_without_a_connection_header_is_not_reused(
         self, serve: Callable[..., LoopbackServer], transport: WireTransport
     ) -> None:
-        server = serve(replying(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]"))
+        # The server would answer a second request on the same connection: only the
+        # client's rule (HTTP/1.0 closes unless told keep-alive) makes it connect again.
+        old_style = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+        server = serve(replying(old_style, old_style))
 
         assert exchange(transport, server).json() == []
         assert exchange(transport, server).json() == []
