@@ -430,9 +430,11 @@ class _JsonLinesHandler(logging.FileHandler):
             or self.stream is None
         ):
             return super().handle(record)
-        line = _JSON_ENCODER.encode(record.msg) + self.terminator
         with self.lock:  # type: ignore[union-attr]  # made in Handler.__init__
             try:
+                # Encoded inside the try, as a formatter's work is: a value JSON cannot
+                # take (a key that is not a text) is reported, never raised at the caller.
+                line = _JSON_ENCODER.encode(record.msg) + self.terminator
                 stream = self.stream
                 stream.write(line)
                 stream.flush()

@@ -221,6 +221,15 @@ class TestStdlibRules:
 
         assert "--- Logging error ---" in capsys.readouterr().err
 
+    def test_a_value_json_cannot_encode_is_reported_and_the_next_event_is_written(
+        self, log_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        get_logger(LOGGER).info("odd", counts={("a", 1): 2})  # a key that is not a text
+        get_logger(LOGGER).info("next")
+
+        assert "--- Logging error ---" in capsys.readouterr().err
+        assert [line["event"] for line in _lines(log_file)] == ["next"]
+
     def test_a_recursion_error_in_a_write_is_not_swallowed(self, log_file: Path) -> None:
         _json_handler().setStream(_BrokenStream(RecursionError("deep")))
 
