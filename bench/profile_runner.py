@@ -6,6 +6,7 @@ the one ``bench_builds.py`` measures (same sets, recipe, simulated pool and late
 
     python bench/profile_runner.py [--set mixed800] [--servers 1] [--time-scale F]
         [--top 40] [--sort tottime] [--dump FILE] [--no-profile [--split]] [--calls]
+        [--segments]
 
 CPU is per thread (``time.thread_time``): waits on sockets and locks cost nothing.
 Prints the runner's CPU per model (process time, as the benchmark counts it, and with
@@ -21,6 +22,11 @@ it. ``--calls`` counts instead of timing: every Python and C call the build thre
 (``sys.setprofile``), per build, by the package's function nearest on the stack (all of
 ``logging.py`` as one), the top ``--top`` of them: a count that the machine's load does not
 change, to compare two versions of the code where CPU time is too noisy to.
+``--segments`` times the build threads' CPU between marked points instead: each socket send
+and receive (a receive is where a thread waits for the server), each request, log event
+and step, by the pair of points around it (``recv< -> req:importModel<``: from a receive's
+end to that request's end), the top ``--top`` pairs by their total: where the CPU between
+one wait and the next goes.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import importlib
 import logging
 import pstats
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -205,6 +212,58 @@ class _CallCounter:
             self.counts[place] += 1
 
 
+class _Segments:
+    """Thread CPU between consecutive marked points of each build thread, by the pair of
+    points (see the module docstring); the marks' own cost is in the figures."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, str], list[float]] = {}
+        self._last = threading.local()
+        self._lock = threading.Lock()
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        import socket
+
+        from preform_pipeline.api._http import HttpSession
+        from preform_pipeline.executor.runner import _BuildWorker
+        from preform_pipeline.logging import _ModuleLogger
+
+        self._wrap(socket.socket, "sendall", lambda args, kw: "send")
+        self._wrap(socket.socket, "recv_into", lambda args, kw: "recv")
+        self._wrap(HttpSession, "request", lambda args, kw: f"req:{kw.get('operation')}")
+        self._wrap(_ModuleLogger, "_event", lambda args, kw: f"ev:{args[2]}")
+        self._wrap(_BuildWorker, "_run_node", lambda args, kw: f"step:{args[2]}")
+
+    def remove(self) -> None:
+        for owner, attribute, original in reversed(self._undo):
+            setattr(owner, attribute, original)
+
+    def _mark(self, point: str) -> None:
+        now = time.thread_time()
+        last = getattr(self._last, "point", None)
+        if last is not None:
+            with self._lock:
+                self.seconds.setdefault((last[0], point), []).append(now - last[1])
+        self._last.point = (point, now)
+
+    def _wrap(self, owner: Any, attribute: str, label: Any) -> None:
+        original = getattr(owner, attribute)
+        self._undo.append((owner, attribute, original))
+        mark = self._mark
+
+        @functools.wraps(original)
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            name = label(args, kwargs)
+            mark(name + ">")
+            try:
+                return original(*args, **kwargs)
+            finally:
+                mark(name + "<")
+
+        setattr(owner, attribute, marked)
+
+
 def _usage() -> list[float]:
     """The process's user and system CPU seconds and its voluntary and involuntary context
     switches (``getrusage``; empty where there is none)."""
@@ -240,11 +299,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write the merged stats here")
     parser.add_argument("--calls", action="store_true",
                         help="count the build threads' calls by function instead (no timing)")
+    parser.add_argument("--segments", action="store_true",
+                        help="the build threads' CPU between marked points (no cProfile)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="profile-runner-"))
     profiles: list[cProfile.Profile] = []
     build_cpu: list[float] = []
-    original, patched = _profiled_builds(profiles, build_cpu, not args.no_profile)
+    original, patched = _profiled_builds(
+        profiles, build_cpu, not (args.no_profile or args.segments or args.calls)
+    )
     try:
         configure_logging(level="INFO", json_file=work / "run.jsonl", console=sys.stderr)
         for handler in logging.getLogger("preform_pipeline").handlers:
@@ -270,11 +333,14 @@ def main(argv: list[str] | None = None) -> int:
             split = _Split()
             if args.split:
                 split.install()
+            segments = _Segments()
+            if args.segments:
+                segments.install()
             gc_timer = _GcTimer()
             gc.callbacks.append(gc_timer)
             usage = _usage()
             cpu = time.process_time()
-            if not args.no_profile and not args.calls:
+            if not (args.no_profile or args.calls or args.segments):
                 main_profile.enable()
             result = runner.run()
             main_profile.disable()
@@ -282,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             usage = [after - before for before, after in zip(usage, _usage(), strict=True)]
             gc.callbacks.remove(gc_timer)
             split.remove()
+            segments.remove()
             threads = _thread_cpu()
     finally:
         Runner._run_build = original  # type: ignore[method-assign]
@@ -294,6 +361,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{total} calls in the build threads, {total / builds:.0f} per build")
         for place, count in counter.counts.most_common(args.top):
             print(f"  {count / builds:7.0f} per build  {place}")
+        return 0
+    if args.segments:
+        total = sum(sum(times) for times in segments.seconds.values())
+        print(f"{args.set} on {args.servers}: ok={result.ok}, {len(result.outcomes)} builds, "
+              f"runner CPU {cpu * per_model:.2f} ms/model (marked), between marks "
+              f"{total * per_model:.2f}")
+        ranked = sorted(segments.seconds.items(), key=lambda item: -sum(item[1]))
+        for (start, end), times in ranked[:args.top]:
+            print(f"  {sum(times) * per_model:6.3f} ms/model {len(times):5d}x "
+                  f"median {statistics.median(times) * 1e6:7.1f} us  {start} -> {end}")
         return 0
     print(f"{args.set} on {args.servers}: ok={result.ok}, {len(result.outcomes)} builds, "
           f"runner CPU {cpu * per_model:.2f} ms/model"

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from preform_pipeline import __version__
-from preform_pipeline.api._wire import WireTransport
+from preform_pipeline.api._wire import WireAnswer, WireTransport
 from preform_pipeline.errors import (
     ApiError,
     RequestInfo,
@@ -200,24 +200,6 @@ def _parsed(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """What the session needs of an answer, whichever transport brought it: the header
-    pairs are searched for the content type only when the body is not JSON (its charset
-    decodes the error excerpt), not for every answer."""
-
-    status: int
-    content: bytes
-    headers: tuple[tuple[str, str], ...]
-
-    @property
-    def content_type(self) -> str | None:
-        for name, value in self.headers:
-            if name.lower() == "content-type":
-                return value
-        return None
-
-
 class HttpSession:
     """Sends requests to one server and maps every failure.
 
@@ -294,27 +276,27 @@ class HttpSession:
         except httpx.TransportError as exc:
             self._log(info, path, None, started, error=type(exc).__name__)
             raise error_for_transport(exc, info, timeout) from exc
-        self._log(info, path, answer.status, started)
+        if not dropped(__name__, logging.DEBUG):  # asked here: no call when it is dropped
+            self._log(info, path, answer.status, started)
         return _api_response(answer, info)
 
     def _exchange(
         self, method: str, target: str, json_body: Any, timeout: float, connect: float
-    ) -> _Answer:
+    ) -> WireAnswer:
         assert self._wire is not None
         headers = self._wire_headers
         body = None
         if json_body is not None:
             body = _json_bytes(json_body)
             headers = self._json_headers
-        answer = self._wire.exchange(
+        return self._wire.exchange(
             method, self._host, self._port, _quoted_target(self._prefix + target),
             headers, body, timeout=timeout, connect_timeout=connect,
         )
-        return _Answer(answer.status, answer.body, answer.headers)
 
     def _send(
         self, method: str, url: str, json_body: Any, timeout: float, connect: float
-    ) -> _Answer:
+    ) -> WireAnswer:
         limits = httpx.Timeout(timeout, connect=connect)
         request = httpx.Request(
             method, _parsed(url), headers=self._headers, json=json_body,
@@ -327,7 +309,7 @@ class HttpSession:
             response.close()
         content_type = response.headers.get("content-type")
         headers = (("Content-Type", content_type),) if content_type is not None else ()
-        return _Answer(response.status_code, response.content, headers)
+        return WireAnswer(response.status_code, headers, response.content)
 
     def _log(
         self,
@@ -360,13 +342,16 @@ def _quoted_target(target: str) -> str:
     return quote(target, safe=_TARGET_SAFE)
 
 
-def _api_response(answer: _Answer, info: RequestInfo) -> ApiResponse:
-    """A 2xx answer's decoded body; any other answer, or an unreadable 2xx, raises."""
+def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
+    """A 2xx answer's decoded body; any other answer, or an unreadable 2xx, raises.
+
+    The header pairs are searched for the content type only when the body is not JSON (its
+    charset decodes the error excerpt), not for every answer."""
     success = 200 <= answer.status < 300
     try:
-        body = _decode(answer.content)
+        body = _decode(answer.body)
     except ValueError:
-        body = _text(answer.content, answer.content_type)[:_BODY_EXCERPT_CHARS]
+        body = _text(answer.body, answer.header("content-type"))[:_BODY_EXCERPT_CHARS]
         if success:
             raise ServerInternalError(
                 f"server answered {answer.status} with a body that is not JSON",

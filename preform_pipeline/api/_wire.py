@@ -62,12 +62,30 @@ class WireAnswer:
         return None
 
 
+class _SocketReads(io.RawIOBase):
+    """The raw stream under a connection's buffered reader: its reads are the socket's
+    ``recv_into`` itself.
+
+    ``socket.makefile`` puts ``SocketIO`` there, whose ``readinto`` adds two Python calls
+    (and two checks) to every read, the first work after each wait for the server. What it
+    adds is not needed here: a timeout is raised as it is (and the connection is then
+    closed, never read again), and the socket is never non-blocking without a timeout.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.readinto = sock.recv_into  # type: ignore[method-assign]
+
+    def readable(self) -> bool:
+        return True
+
+
 class _Connection:
     """One socket with its buffered reader (and, where there is ``poll``, its poller)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader: io.BufferedReader = sock.makefile("rb")
+        self.reader: io.BufferedReader = io.BufferedReader(_SocketReads(sock))
         # Registered once: the staleness check runs before every request on the connection.
         self._poller: select.poll | None = None
         if hasattr(select, "poll"):
@@ -176,7 +194,12 @@ class WireTransport(httpx.BaseTransport):
             # a build's requests mostly share one timeout.
             if connection.sock.gettimeout() != timeout:
                 connection.sock.settimeout(timeout)
-            _send(connection, payload)
+            try:
+                connection.sock.sendall(payload)
+            except TimeoutError as exc:
+                raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
+            except OSError as exc:
+                raise httpx.WriteError(str(exc)) from exc
             answer, reusable = _receive(connection, method)
         except BaseException:
             connection.close()
@@ -217,15 +240,6 @@ def _connect(key: tuple[str, int], timeout: float | None) -> _Connection:
     return _Connection(sock)
 
 
-def _send(connection: _Connection, payload: bytes) -> None:
-    try:
-        connection.sock.sendall(payload)
-    except TimeoutError as exc:
-        raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
-    except OSError as exc:
-        raise httpx.WriteError(str(exc)) from exc
-
-
 def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
     """The answer, and whether the connection may carry another request."""
     try:
@@ -233,13 +247,22 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
             version, status, headers, fields = _head(connection.reader)
             if not 100 <= status < 200:
                 break
-        persistent = _persistent(version, fields.get("connection", ""))
+        # The usual answer (HTTP/1.1, no Connection header, one plain Content-Length) is
+        # read without the helpers' calls; they give the same for it.
+        persistent = (
+            version != "HTTP/1.0" if "connection" not in fields
+            else _persistent(version, fields["connection"])
+        )
         if method == "HEAD" or status in _NO_BODY:
             body = b""
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
+        elif "transfer-encoding" in fields and "chunked" in fields["transfer-encoding"].lower():
             body = _chunked(connection.reader)
         elif "content-length" in fields:
-            body = _exactly(connection.reader, _length(fields["content-length"]))
+            text = fields["content-length"]
+            size = int(text) if text.isdecimal() else _length(text)
+            body = connection.reader.read(size)
+            if len(body) < size:
+                raise _cut_short(len(body), size)
         else:
             body = _until_closed(connection.reader)
             persistent = False
@@ -329,7 +352,8 @@ def _status_of(line: str) -> tuple[str, int]:
     """The version and status of a status line, as decoded from latin-1 (its CRLF, when it
     came with one, is only quoted: the split drops it)."""
     parts = line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    # isdecimal: what int() takes (isdigit also takes superscripts; see _length).
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdecimal():
         quoted = line.encode("latin-1")[:80]
         raise httpx.RemoteProtocolError(f"not an HTTP/1.x status line: {quoted!r}")
     return parts[0], int(parts[1])
@@ -366,11 +390,13 @@ def _persistent(version: str, connection: str) -> bool:
 
 
 def _length(value: str) -> int:
-    if value.isdigit():
+    # isdecimal, not isdigit: isdigit also accepts the superscripts a latin-1 head may hold
+    # (bytes B2, B3, B9), which int() refuses; such a length is a bad one, as any other.
+    if value.isdecimal():
         return int(value)  # one plain length, the usual answer: what the check below finds
     # Repeated Content-Length headers arrive joined by commas; they must agree.
     values = {v.strip() for v in value.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
+    if len(values) != 1 or not next(iter(values)).isdecimal():
         raise httpx.RemoteProtocolError(f"bad Content-Length: {value!r}")
     return int(values.pop())
 
@@ -378,10 +404,14 @@ def _length(value: str) -> int:
 def _exactly(reader: io.BufferedReader, size: int) -> bytes:
     data = reader.read(size)
     if len(data) < size:
-        raise httpx.RemoteProtocolError(
-            f"the server closed the connection after {len(data)} of {size} body bytes"
-        )
+        raise _cut_short(len(data), size)
     return data
+
+
+def _cut_short(got: int, size: int) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(
+        f"the server closed the connection after {got} of {size} body bytes"
+    )
 
 
 def _chunked(reader: io.BufferedReader) -> bytes:

@@ -288,7 +288,8 @@ class PreFormClient:
     ) -> _T:
         """One blocking request: version check, send, parse."""
         seconds = self._request_timeout(timeout)
-        self._ensure_version(seconds)
+        if self._check_on_first_use and self._api_version is None:  # no call per request
+            self._ensure_version(seconds)
         response = self._http.request(
             method, path, operation=operation, timeout=seconds, json_body=body, params=params
         )
@@ -308,7 +309,9 @@ class PreFormClient:
     ) -> _T:
         """A long operation: ``?async=true`` plus polling, or one blocking request."""
         seconds = self._request_timeout(timeout)
-        self._ensure_version(self._bounded(seconds, deadline))
+        if self._check_on_first_use and self._api_version is None:
+            # The check's own time counts against the deadline: the bound is read after it.
+            self._ensure_version(self._bounded(seconds, deadline))
         params = {"async": "true"} if self._async else None
         bounded = self._bounded(seconds, deadline)
         try:

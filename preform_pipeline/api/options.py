@@ -100,7 +100,8 @@ def _json_value(value: Any) -> Any:
     if type(value) in _PLAIN_TYPES:
         return value
     if isinstance(value, Enum):
-        return value.value
+        # The member's value, as ``.value`` gives it, without that property's two calls.
+        return value._value_
     if isinstance(value, _HasBody):
         return value.to_body()
     if isinstance(value, (list, tuple)):

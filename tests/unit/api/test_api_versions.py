@@ -9,10 +9,62 @@ import pytest
 
 from preform_pipeline.api import DEFAULT_SUPPORTED_API_VERSIONS, ApiVersion, PreFormClient
 from preform_pipeline.api.versions import is_supported, parse_version, require_supported
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import PermanentApiError, UnsupportedApiVersionError
 from tests.unit.api.api_fakes import ScriptedServer, ok, scene_json
 
 SCENE = "/scene/scene-1/"
+LAYOUT = "/scene/scene-1/auto-layout/"
+
+
+class TestLazyCheckOfLongOperations:
+    """A long operation as a client's first call checks the version first, once, and
+    the check's own time counts against the operation's deadline."""
+
+    def test_the_version_is_read_before_the_first_operation_and_only_then(
+        self, server: ScriptedServer, make_client: Callable[..., PreFormClient]
+    ) -> None:
+        server.on("POST", LAYOUT, ok(scene_json()))
+        client = make_client(async_operations=False)
+
+        client.auto_layout("scene-1")
+        client.auto_layout("scene-1")
+
+        assert [s.path for s in server.sent] == ["/", LAYOUT, LAYOUT]
+
+    def test_an_unsupported_server_gets_no_operation(
+        self, server: ScriptedServer, make_client: Callable[..., PreFormClient]
+    ) -> None:
+        server.version = "1.2.0"
+        server.on("POST", LAYOUT, ok(scene_json()))
+
+        with pytest.raises(UnsupportedApiVersionError):
+            make_client(async_operations=False).auto_layout("scene-1")
+
+        assert server.calls() == []
+
+    def test_the_operation_waits_only_what_the_check_left_of_the_deadline(
+        self, server: ScriptedServer, clock: ManualClock,
+        make_client: Callable[..., PreFormClient],
+    ) -> None:
+        def slow_version(request: httpx.Request) -> httpx.Response:
+            clock.advance(30.0)
+            return httpx.Response(200, json={"version": "0.9.12"})
+
+        waits: list[float] = []
+
+        def layout(request: httpx.Request) -> httpx.Response:
+            timeouts = request.extensions["timeout"]
+            waits.append(timeouts["read"])
+            return httpx.Response(200, json=scene_json())
+
+        server.on("GET", "/", slow_version)
+        server.on("POST", LAYOUT, layout)
+        client = make_client(async_operations=False)
+
+        client.auto_layout("scene-1", deadline=client.deadline_in(100.0))
+
+        assert waits == [pytest.approx(70.0)]
 
 
 class TestLazyCheck:

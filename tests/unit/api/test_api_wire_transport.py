@@ -6,8 +6,11 @@ import contextlib
 import io
 import json
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 import httpx
 import pytest
@@ -426,3 +429,126 @@ class TestFailures:
         assert (rejected.value.status_code, rejected.value.code) == (404, "SCENE_NOT_FOUND")
         assert failed.value.status_code == 500
         assert failed.value.server_message == "défaillance"
+
+
+class TestWriteTimeout:
+    """A request the server does not read within the timeout is a write timeout."""
+
+    def test_a_body_the_server_never_reads_times_out_as_a_write(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        released = threading.Event()
+
+        def deaf(server: LoopbackServer, conn: socket.socket, reader: io.BufferedReader) -> None:
+            released.wait(WAIT_S)  # reads nothing: the client's send buffer fills up
+
+        server = serve(deaf)
+        # More than the loopback's socket buffers on both sides can hold.
+        body = b"x" * (64 * 1024 * 1024)
+        try:
+            with pytest.raises(httpx.WriteTimeout):
+                exchange(transport, server, body=body, method="POST", timeout=0.3)
+        finally:
+            released.set()
+
+
+class TestDigitsIntRefuses:
+    """A status or a length written with superscript digits (latin-1 bytes B2, B3, B9,
+    which ``str.isdigit`` accepts and ``int`` refuses) is a garbled answer, not an internal
+    error."""
+
+    def test_a_content_length_of_a_superscript_digit_is_unreachable(
+        self, serve: Callable[..., LoopbackServer],
+        connect: Callable[[str], PreFormClient]
+    ) -> None:
+        server = serve(replying(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n{}"))
+        client = connect(server.url)
+
+        with pytest.raises(ServerUnreachableError, match="bad Content-Length") as caught:
+            client.get_scene("scene-1")
+
+        assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+
+    def test_repeated_lengths_of_superscript_digits_are_unreachable(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        server = serve(replying(b"HTTP/1.1 200 OK\r\nContent-Length: \xb9, \xb9\r\n\r\n{}"))
+
+        with pytest.raises(httpx.RemoteProtocolError, match="bad Content-Length"):
+            exchange(transport, server)
+
+    def test_a_status_of_superscript_digits_is_unreachable(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        server = serve(replying(b"HTTP/1.1 \xb200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+
+        with pytest.raises(httpx.RemoteProtocolError, match="status line"):
+            exchange(transport, server)
+
+
+class TestUsualAnswer:
+    """The usual answer (HTTP/1.1, a plain length, no Connection header) is read the short
+    way, and anything else still the long way."""
+
+    def test_an_http_1_0_answer_without_a_connection_header_is_not_reused(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        # The server would answer a second request on the same connection: only the
+        # client's rule (HTTP/1.0 closes unless told keep-alive) makes it connect again.
+        old_style = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+        server = serve(replying(old_style, old_style))
+
+        assert exchange(transport, server).json() == []
+        assert exchange(transport, server).json() == []
+        assert server.connections == 2
+
+    def test_an_http_1_0_answer_that_says_keep_alive_is_reused(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        kept = b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\n[]"
+        server = serve(replying(kept, kept))
+
+        assert exchange(transport, server).json() == []
+        assert exchange(transport, server).json() == []
+        assert server.connections == 1
+
+    def test_a_later_http_1_minor_version_keeps_the_connection(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        later = b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+        server = serve(replying(later, later))
+
+        assert exchange(transport, server).json() == []
+        assert exchange(transport, server).json() == []
+        assert server.connections == 1
+
+    def test_a_body_by_length_with_another_transfer_coding_named_arrives_whole(
+        self, serve: Callable[..., LoopbackServer], transport: WireTransport
+    ) -> None:
+        server = serve(replying(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 7\r\n\r\n[1,2,3]"
+        ))
+
+        assert exchange(transport, server).json() == [1, 2, 3]
+
+    def test_no_helper_and_no_socket_file_layer_is_called_for_it(
+        self, echo: tuple[LoopbackServer, PreFormClient]
+    ) -> None:
+        server, client = echo
+        client.delete_scene("scene-1")  # the connection is made before watching
+        called: list[tuple[str, str]] = []
+
+        def watch(frame: FrameType, event: str, _arg: Any) -> None:
+            if event == "call":
+                called.append((frame.f_code.co_filename.rsplit("/", 1)[-1],
+                               frame.f_code.co_name))
+
+        sys.setprofile(watch)
+        try:
+            client.delete_scene("scene-1")
+        finally:
+            sys.setprofile(None)
+
+        assert not {"_persistent", "_length", "_exactly"} & {name for _, name in called}
+        assert not [place for place in called if place[0] == "socket.py"]
+        assert len(server.requests) == 2

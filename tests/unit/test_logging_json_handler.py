@@ -1,0 +1,267 @@
+"""The JSON log's short ways: the processors run inline and the file handler writes the
+line itself, with the same lines, levels, filters and failures as the stdlib's way."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+import structlog
+from structlog.contextvars import bound_contextvars, unbind_contextvars
+
+from preform_pipeline.logging import configure_logging, get_logger
+
+LOGGER = "preform_pipeline.executor.runner"
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "run.jsonl"
+    configure_logging(level="INFO", json_file=path, console=io.StringIO())
+    yield path
+    configure_logging(level="WARNING", console=io.StringIO())
+    logging.getLogger("preform_pipeline").handlers.clear()
+
+
+def _json_handler() -> logging.FileHandler:
+    (handler,) = [h for h in logging.getLogger("preform_pipeline").handlers
+                  if isinstance(h, logging.FileHandler)]
+    return handler
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    _json_handler().flush()
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+class _BrokenStream(io.StringIO):
+    """A stream whose writes fail as a full disk's do."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, _text: str) -> int:
+        raise self.error
+
+
+class TestSameBytes:
+    """The short way writes the bytes a plain FileHandler with the same formatter writes."""
+
+    def test_the_file_holds_what_a_plain_file_handler_writes_for_the_same_records(
+        self, log_file: Path, tmp_path: Path
+    ) -> None:
+        plain_file = tmp_path / "plain.jsonl"
+        plain = logging.FileHandler(plain_file, encoding="utf-8")
+        plain.setFormatter(_json_handler().formatter)
+        logging.getLogger(LOGGER).addHandler(plain)
+        try:
+            with bound_contextvars(run_id="r-1", build="b-7"):
+                log = get_logger(LOGGER)
+                log.info("step_started", kind="auto_orient", index=1, of=6)
+                log.warning("build_failed", reason="käse \u2603 \"quoted\"",
+                            where=Path("/parts/a b.stl"), models=[1, 2.5, None],
+                            nested={"token": "t", "n": 1}, api_key="k")
+        finally:
+            logging.getLogger(LOGGER).removeHandler(plain)
+            plain.close()
+
+        _json_handler().flush()
+        assert log_file.read_bytes() == plain_file.read_bytes()
+        assert len(log_file.read_bytes().splitlines()) == 2
+
+    def test_the_handlers_terminator_ends_each_line(self, log_file: Path) -> None:
+        _json_handler().terminator = "\r\n"
+
+        get_logger(LOGGER).info("step_started", kind="auto_orient")
+
+        _json_handler().flush()
+        written = log_file.read_bytes()
+        assert written.endswith(b'"}\r\n') and written.count(b"\n") == 1
+        assert json.loads(written)["event"] == "step_started"
+
+
+class TestFlushed:
+    """Each line is in the file when the call that logged it returns: a crash right after
+    loses nothing already logged."""
+
+    def test_the_line_is_on_disk_before_anything_flushes_the_handler(
+        self, log_file: Path
+    ) -> None:
+        get_logger(LOGGER).info("checkpoint_saved", after_step="auto_support")
+
+        (line,) = log_file.read_text(encoding="utf-8").splitlines()
+        assert json.loads(line)["event"] == "checkpoint_saved"
+
+
+class TestShortWayTaken:
+    """A plain event is written without the stdlib's emit, format and flush calls."""
+
+    def test_a_plain_event_does_not_go_through_emit(
+        self, log_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        handler = _json_handler()
+        emitted: list[logging.LogRecord] = []
+        monkeypatch.setattr(handler, "emit", emitted.append)
+
+        get_logger(LOGGER).info("step_started", kind="auto_orient")
+
+        assert emitted == []
+        assert [line["event"] for line in _lines(log_file)] == ["step_started"]
+
+    def test_no_shared_processor_and_no_logger_handle_is_called_one_by_one(
+        self, log_file: Path
+    ) -> None:
+        called: list[str] = []
+
+        def watch(frame: FrameType, event: str, _arg: Any) -> None:
+            if event == "call":
+                code = frame.f_code
+                owner = frame.f_locals.get("self")
+                called.append(f"Logger.{code.co_name}" if isinstance(owner, logging.Logger)
+                              else code.co_name)
+
+        log = get_logger(LOGGER)
+        log.info("warm")  # the logger's first event builds what it keeps
+        sys.setprofile(watch)
+        try:
+            log.info("step_started", kind="auto_orient")
+        finally:
+            sys.setprofile(None)
+
+        assert not {"merge_contextvars", "add_log_level", "_stamp"} & set(called)
+        assert "redact_secrets" in called
+        # The logger's own handle and filter are not called; its handlers are walked.
+        assert not {"Logger.handle", "Logger.filter"} & set(called)
+        assert "Logger.callHandlers" in called
+        assert [line["event"] for line in _lines(log_file)] == ["warm", "step_started"]
+
+
+class TestInlineProcessors:
+    """The context, level and time an event gets inline are what the processors give it."""
+
+    def test_an_unbound_key_is_left_out_and_an_events_own_key_wins_as_in_structlog(
+        self, log_file: Path
+    ) -> None:
+        ours = get_logger(LOGGER)
+        theirs = structlog.get_logger(LOGGER)
+
+        with bound_contextvars(run_id="r-1", build="b-7", server="s-1"):
+            unbind_contextvars("server")
+            ours.warning("build_failed", build="own", reason="r")
+            theirs.warning("build_failed", build="own", reason="r")
+
+        short, whole = _lines(log_file)
+        for line in (short, whole):
+            assert line.pop("timestamp").endswith("Z")
+        assert list(short.items()) == list(whole.items())
+        assert short["build"] == "own" and short["run_id"] == "r-1"
+        assert "server" not in short
+
+    @pytest.mark.parametrize(("method", "level"), [
+        ("debug", "debug"), ("info", "info"), ("warning", "warning"), ("error", "error"),
+    ])
+    def test_each_method_writes_its_level(
+        self, log_file: Path, method: str, level: str
+    ) -> None:
+        configure_logging(level="DEBUG", json_file=log_file, console=io.StringIO())
+
+        getattr(get_logger(LOGGER), method)("checked")
+
+        (line,) = _lines(log_file)
+        assert line["level"] == level
+
+
+class TestStdlibRules:
+    """Filters, formatters, a closed file and a failing write are handled as the stdlib
+    handles them."""
+
+    def test_a_filter_on_the_file_handler_decides_what_is_written(self, log_file: Path) -> None:
+        def keep(record: logging.LogRecord) -> bool:
+            return isinstance(record.msg, dict) and record.msg.get("build") != "quiet"
+
+        _json_handler().addFilter(keep)
+        get_logger(LOGGER).info("build_started", build="quiet")
+        get_logger(LOGGER).info("build_started", build="loud")
+
+        assert [line["build"] for line in _lines(log_file)] == ["loud"]
+
+    def test_a_formatter_set_on_the_handler_writes_the_line(self, log_file: Path) -> None:
+        _json_handler().setFormatter(logging.Formatter("%(levelname)s %(name)s"))
+
+        get_logger(LOGGER).info("build_started")
+
+        _json_handler().flush()
+        assert log_file.read_text(encoding="utf-8") == f"INFO {LOGGER}\n"
+
+    def test_a_closed_handler_opens_its_file_again_for_the_next_event(
+        self, log_file: Path
+    ) -> None:
+        get_logger(LOGGER).info("before")
+        _json_handler().close()
+
+        get_logger(LOGGER).info("after")
+
+        assert [line["event"] for line in _lines(log_file)] == ["before", "after"]
+
+    def test_a_failing_write_is_reported_on_stderr_and_the_run_goes_on(
+        self, log_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        handler = _json_handler()
+        handler.setStream(_BrokenStream(OSError(28, "No space left on device")))
+
+        get_logger(LOGGER).info("step_started", kind="auto_orient")
+
+        assert "--- Logging error ---" in capsys.readouterr().err
+
+    def test_a_value_json_cannot_encode_is_reported_and_the_next_event_is_written(
+        self, log_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        get_logger(LOGGER).info("odd", counts={("a", 1): 2})  # a key that is not a text
+        get_logger(LOGGER).info("next")
+
+        assert "--- Logging error ---" in capsys.readouterr().err
+        assert [line["event"] for line in _lines(log_file)] == ["next"]
+
+    def test_a_recursion_error_in_a_write_is_not_swallowed(self, log_file: Path) -> None:
+        _json_handler().setStream(_BrokenStream(RecursionError("deep")))
+
+        with pytest.raises(RecursionError):
+            get_logger(LOGGER).info("step_started", kind="auto_orient")
+
+
+class TestLoggerRules:
+    """A logger's own filters and its disabled flag apply before any handler."""
+
+    def test_a_filter_on_the_logger_drops_its_events(self, log_file: Path) -> None:
+        logger = logging.getLogger(LOGGER)
+
+        def quiet(record: logging.LogRecord) -> bool:
+            return isinstance(record.msg, dict) and record.msg.get("event") != "quiet"
+
+        logger.addFilter(quiet)
+        try:
+            get_logger(LOGGER).info("quiet")
+            get_logger(LOGGER).info("loud")
+        finally:
+            logger.removeFilter(quiet)
+
+        assert [line["event"] for line in _lines(log_file)] == ["loud"]
+
+    def test_a_disabled_logger_writes_nothing(self, log_file: Path) -> None:
+        logger = logging.getLogger(LOGGER)
+        logger.disabled = True
+        try:
+            get_logger(LOGGER).info("hidden")
+        finally:
+            logger.disabled = False
+        get_logger(LOGGER).info("shown")
+
+        assert [line["event"] for line in _lines(log_file)] == ["shown"]
