@@ -295,10 +295,15 @@ def _hand_over(logger: logging.Logger, method: str, event_dict: MutableMapping[s
         logger.callHandlers(record)
 
 
+def _utc_now_text() -> str:
+    """Now, UTC, ISO 8601 with a ``Z``: what structlog's ``TimeStamper(fmt="iso",
+    utc=True)`` writes."""
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def _stamp(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:
-    """The event's ``timestamp``: UTC, ISO 8601 with a ``Z``, what structlog's
-    ``TimeStamper(fmt="iso", utc=True)`` writes, in one call instead of three."""
-    event_dict["timestamp"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    """The event's ``timestamp`` (:func:`_utc_now_text`), in one call instead of three."""
+    event_dict["timestamp"] = _utc_now_text()
     return event_dict
 
 
@@ -604,9 +609,7 @@ class _ModuleLogger:
             # add_log_level, redact_secrets and _stamp:
             event_dict["level"] = _LEVEL_NAMES[method]
             event_dict = redact_secrets(logger, method, event_dict)
-            event_dict["timestamp"] = (
-                datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-            )
+            event_dict["timestamp"] = _utc_now_text()
         else:
             try:
                 for processor in chain.shared:
