@@ -375,6 +375,10 @@ class BatchWorker:
                 elif job.state is JobState.FAILED and job.reason == reason:
                     self.outcomes.settle_job(job.id, reason=reason, todo=todo,
                                              where="preparing the batch")
+                elif job.state in OUTCOME_FAILED_STATES:
+                    # Failed before the crash (a case dropped from its build): its file
+                    # waited for the build's end, and goes with its own reason.
+                    self.outcomes.settle_job(job.id)
             except (StoreError, OSError) as again:
                 log.error("batch_crash_not_settled", job_id=job_id, error=str(again))
 

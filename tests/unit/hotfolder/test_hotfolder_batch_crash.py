@@ -133,3 +133,40 @@ class TestABatchThatCrashesBeforeItsBuildRuns:
         assert names(inbox / "failed") == ["p.stl", "p.stl.error.txt"]
         assert names(inbox / "processing") == []
         assert script.runs == []
+
+
+class _RunnerDroppingACaseThenCrashing(ScriptedRunner):
+    """Drops case C-2 from its build (as ``on_model_failure: drop_case`` does), then
+    raises an error nobody foresaw."""
+
+    def run(self) -> RunResult:
+        (build,) = self.plan.builds
+        assert self.options.on_model_dropped is not None
+        for model in build.models:
+            if model.case_id == "C-2":
+                self.options.on_model_dropped(build.name, model.path, DROPPED)
+        raise ZeroDivisionError("division by zero")
+
+
+DROPPED = "case C-2: model upper.stl: step label: LABEL_FAILED"
+
+
+class TestACrashAfterACaseWasDropped:
+    """The dropped case keeps its own reason; the others fail with the crash."""
+
+    def test_each_file_goes_to_failed_with_its_own_reason(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script
+    ) -> None:
+        for n, case in enumerate(("C-1", "C-2")):
+            drop(tmp_path, f"{case}/upper.stl", tetra_stl_bytes(n))
+        _run_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                              runner=_RunnerDroppingACaseThenCrashing))
+        jobs = {j.case_id: j for j in store.list_jobs()}
+        assert (jobs["C-1"].state, jobs["C-1"].reason) == (JobState.FAILED, CRASH)
+        assert (jobs["C-2"].state, jobs["C-2"].reason) == (JobState.FAILED, DROPPED)
+        failed = tmp_path / "inbox" / "failed"
+        for case, reason in (("C-1", CRASH), ("C-2", DROPPED)):
+            assert names(failed / case) == ["upper.stl", "upper.stl.error.txt"]
+            note = (failed / case / "upper.stl.error.txt").read_text(encoding="utf-8")
+            assert note.startswith(f"What failed: {reason}\n")
+        assert names(tmp_path / "inbox" / "processing") == []
