@@ -8,6 +8,8 @@ registered is listed and fails the run, so no test can quietly stop running.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import signal
 import sys
@@ -69,6 +71,20 @@ if "MUTANT_UNDER_TEST" in os.environ:
     settings.load_profile("mutation")
 elif os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    """The package's logging set up as a command sets it (INFO, a JSON log file in
+    ``tmp_path``, the console to a buffer), put back after the test."""
+    # Imported here: the package is not imported before a test asks for it.
+    from preform_pipeline.logging import configure_logging
+
+    path = tmp_path / "run.jsonl"
+    configure_logging(level="INFO", json_file=path, console=io.StringIO())
+    yield path
+    configure_logging(level="WARNING", console=io.StringIO())
+    logging.getLogger("preform_pipeline").handlers.clear()
 
 
 @pytest.fixture

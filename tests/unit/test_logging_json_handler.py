@@ -7,7 +7,6 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -19,15 +18,6 @@ from structlog.contextvars import bound_contextvars, unbind_contextvars
 from preform_pipeline.logging import configure_logging, get_logger
 
 LOGGER = "preform_pipeline.executor.runner"
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "run.jsonl"
-    configure_logging(level="INFO", json_file=path, console=io.StringIO())
-    yield path
-    configure_logging(level="WARNING", console=io.StringIO())
-    logging.getLogger("preform_pipeline").handlers.clear()
 
 
 def _json_handler() -> logging.FileHandler:

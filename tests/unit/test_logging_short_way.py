@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +30,6 @@ class _Keep(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-
-
-@pytest.fixture
-def log_file(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "run.jsonl"
-    configure_logging(level="INFO", json_file=path, console=io.StringIO())
-    yield path
-    configure_logging(level="WARNING", console=io.StringIO())
-    logging.getLogger("preform_pipeline").handlers.clear()
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
