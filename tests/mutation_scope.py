@@ -173,6 +173,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool_local.py",
         "tests/unit/servers/test_servers_pool_edges.py",
         "tests/unit/servers/test_servers_pool_forgotten.py",
+        "tests/unit/servers/test_servers_pool_signal_handlers.py",  # pools in the main thread
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
