@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import copy
 import random
-from pathlib import Path
 
 import pytest
+from test_executor_schedule import ARCHES64, _build
 
 from preform_pipeline.executor.runner import build_work
 from preform_pipeline.executor.schedule import _even_out, balanced_queues
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo
-from preform_pipeline.plan.graph import StepGraph
 
 # Eight builds on three servers: longest first ends at 25, and at 24 after the exchanges that
 # even it out; the best split ends at 23 (the total is 67). The search, largest build first,
@@ -20,36 +18,13 @@ from preform_pipeline.plan.graph import StepGraph
 WORKS = [12.0, 6.0, 9.0, 3.0, 10.0, 12.0, 8.0, 7.0]
 NODES_NEEDED = 29
 
-# arches64's 13 builds as session 17's bench planned them: (models, triangles, fill).
-ARCHES64 = [
-    (4, 21600, 0.59), (4, 22080, 0.56), (4, 23040, 0.55), (4, 21600, 0.54), (4, 22560, 0.52),
-    (4, 22080, 0.51), (5, 28320, 0.60), (5, 28320, 0.57), (6, 33120, 0.65), (6, 32640, 0.62),
-    (6, 32160, 0.59), (7, 37920, 0.62), (5, 27840, 0.41),
-]
-
 
 def _longest(works: list[float], queues: list[list[int]]) -> float:
     return max(sum(works[i] for i in queue) for queue in queues)
 
 
 def _arches64_works() -> list[float]:
-    works = []
-    for index, (models, triangles, fill) in enumerate(ARCHES64, start=1):
-        share, extra = divmod(triangles, models)
-        plan = BuildPlan(
-            index=index, name=f"b{index}",
-            models=tuple(
-                ModelInfo(
-                    path=Path("models") / f"b{index}-{n}.stl", name=f"b{index}-{n}",
-                    size_mm=(10.0, 10.0, 10.0), footprint_mm=(10.0, 10.0), volume_mm3=1000.0,
-                    support_estimate_mm3=0.0, triangle_count=share + (1 if n < extra else 0),
-                )
-                for n in range(models)
-            ),
-            placements=(), fill_ratio=fill, estimated_volume_ml=0.0, graph=StepGraph(nodes=()),
-        )
-        works.append(build_work(plan))
-    return works
+    return [build_work(_build(index, *build)) for index, build in enumerate(ARCHES64, start=1)]
 
 
 class TestTheNodeBudget:
