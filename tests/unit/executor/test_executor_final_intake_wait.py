@@ -28,6 +28,7 @@ from test_executor_run_events import CARRY_STEPS, _saved_models
 from test_executor_steps_requests import ReceivingEngine, _serve
 
 from preform_pipeline.executor import BuildStatus, RunResult
+from preform_pipeline.plan.builds import Plan
 
 __all__ = ["watched_logs"]
 
@@ -73,6 +74,32 @@ def _hold_before_layout(
     return ask
 
 
+def _run_holding(
+    plan: Plan, farm: SimFarm, out: Path, build: str, until: threading.Event, problem: str,
+    *, step_timeout_s: float,
+) -> tuple[RunResult, list[str]]:
+    """Run ``plan`` with ``build`` held before its layout until ``until`` is set; the
+    result, and what went wrong: ``build`` never held, or ``problem`` (``until`` not set
+    in time). The hold ends either way."""
+    release, held = threading.Event(), threading.Event()
+    problems: list[str] = []
+
+    def watch() -> None:
+        if not held.wait(WAIT_S):
+            problems.append(f"{build} never reached its layout")
+        elif not until.wait(WAIT_S):
+            problems.append(problem)
+        release.set()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = run(plan, FakePool([s.url for s in farm.servers]), out,
+                 step_timeout_s=step_timeout_s,
+                 stop_reason=_hold_before_layout(build, release, held))
+    watcher.join(WAIT_S)
+    return result, problems
+
+
 def _two_receiving_servers(farm: SimFarm) -> list[ReceivingEngine]:
     engines = []
     for index in range(2):
@@ -107,24 +134,13 @@ class TestFinalBuildLaysOutAtOnce:
         assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
                                                                     ("unit-002", 1)]
         engines = _two_receiving_servers(farm)
-        release, held = threading.Event(), threading.Event()
-        problems: list[str] = []
         with watched_logs("step_finished", build="unit-002", kind="auto_layout") as (
             logs, final_laid_out
         ):
-            def watch() -> None:
-                if not held.wait(WAIT_S):
-                    problems.append("unit-001 never reached its layout")
-                elif not final_laid_out.wait(WAIT_S):
-                    problems.append("the final build waited for unit-001 before its layout")
-                release.set()
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                         step_timeout_s=WAIT_S * 3,
-                         stop_reason=_hold_before_layout("unit-001", release, held))
-            watcher.join(WAIT_S)
+            result, problems = _run_holding(
+                plan, farm, tmp_path / "out", "unit-001", final_laid_out,
+                "the final build waited for unit-001 before its layout",
+                step_timeout_s=WAIT_S * 3)
         assert problems == []
         assert result.ok
         assert [(o.name, len(o.models), o.children) for o in result.outcomes] == [
@@ -156,21 +172,12 @@ class TestCarryBeforeTheFinalLayout:
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         engines = _two_receiving_servers(farm)
-        release, held = threading.Event(), threading.Event()
-        problems: list[str] = []
         # The final build is held before its layout until unit-001 has carried its box on.
         with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
-            def watch() -> None:
-                if not (held.wait(WAIT_S) and joined.wait(WAIT_S)):
-                    problems.append("unit-001 never carried its box into the final build")
-                release.set()
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                         step_timeout_s=WAIT_S * 3,
-                         stop_reason=_hold_before_layout("unit-002", release, held))
-            watcher.join(WAIT_S)
+            result, problems = _run_holding(
+                plan, farm, tmp_path / "out", "unit-002", joined,
+                "unit-001 never carried its box into the final build",
+                step_timeout_s=WAIT_S * 3)
         assert problems == []
         assert [(o.name, len(o.models)) for o in result.outcomes] == [
             ("unit-001", 3), ("unit-002", 2)]
@@ -216,22 +223,12 @@ class TestCarryAfterTheIntakeClosed:
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         farm.add()
         farm.add()
-        release, held = threading.Event(), threading.Event()
-        problems: list[str] = []
         # unit-001 is held before its layout until the final build has ended: the final
         # build's wait for it runs out (a step deadline of 2 s bounds it) and closes.
         with watched_logs("build_finished", build="unit-002") as (logs, final_ended):
-            def watch() -> None:
-                if not (held.wait(WAIT_S) and final_ended.wait(WAIT_S)):
-                    problems.append("the final build did not end while unit-001 was held")
-                release.set()
-
-            watcher = threading.Thread(target=watch)
-            watcher.start()
-            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                         step_timeout_s=2.0,
-                         stop_reason=_hold_before_layout("unit-001", release, held))
-            watcher.join(WAIT_S)
+            result, problems = _run_holding(
+                plan, farm, tmp_path / "out", "unit-001", final_ended,
+                "the final build did not end while unit-001 was held", step_timeout_s=2.0)
         assert problems == []
         assert result.ok
         assert [(o.name, o.status, len(o.models), o.children) for o in result.outcomes] == [
