@@ -246,9 +246,10 @@ class SourceCopyError(PipelineError):
 
 class SidecarError(PipelineError):
     """A hot-folder sidecar file (``part.json``/``part.yaml`` beside ``part.stl``) cannot be used:
-    unreadable, not a mapping, an unknown field, a value of the wrong type."""
+    unreadable, not a mapping, an unknown field, a value of the wrong type. The hint is
+    required: the hot folder's note quotes it as what to fix."""
 
-    def __init__(self, path: Path | str, reason: str, *, hint: str | None = None) -> None:
+    def __init__(self, path: Path | str, reason: str, *, hint: str) -> None:
         super().__init__(f"{path}: {reason}", hint=hint)
         self.path = Path(path)
         self.reason = reason

@@ -385,9 +385,7 @@ class Intake:
         except SidecarError as exc:
             return self._reject_all(
                 drop, recipe, f"bad sidecar: {exc.message}",
-                "fix the sidecar"
-                + (f" ({exc.hint})" if exc.hint else "")
-                + ", then drop the "
+                f"fix the sidecar ({exc.hint}), then drop the "
                 + ("whole case folder" if drop.is_case else "file and its sidecar")
                 + " into the inbox again",
                 sidecars=True,

@@ -150,7 +150,8 @@ def _load(path: Path) -> Any:
         raise SidecarError(path, f"is not UTF-8 text ({exc.reason})",
                            hint="save it as UTF-8") from None
     except OSError as exc:
-        raise SidecarError(path, f"cannot be read: {exc.strerror or exc}") from None
+        raise SidecarError(path, f"cannot be read: {exc.strerror or exc}",
+                           hint="check its permissions, or write it again") from None
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
@@ -185,7 +186,8 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
     Raises SidecarError naming the file, the key and what is wrong.
     """
     if path.suffix.lower() not in SIDECAR_SUFFIXES:
-        raise SidecarError(path, "is not a .json, .yaml or .yml file")
+        raise SidecarError(path, "is not a .json, .yaml or .yml file",
+                           hint="name it after the model, ending in .json, .yaml or .yml")
     data = _load(path)
     if data is None:
         return SidecarValues(sources=(path,))
