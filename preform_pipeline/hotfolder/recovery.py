@@ -76,6 +76,9 @@ class Recovery:
         resumed: list[Job] = []
         for build in store.list_builds(state=[JobState.PROCESSING, JobState.PREPARING,
                                               JobState.PREPARED]):
+            members = store.build_members(build.id)
+            if members and all(place_of(job) is None for job in members):
+                continue  # a `run`'s (it shares the store): that run, or the next, settles it
             self.dissolve(build, "the daemon restarted before the build was printed; "
                                   "its jobs are batched again")
         for build in store.list_builds(state=JobState.PRINT_SENDING):
@@ -88,8 +91,8 @@ class Recovery:
             if requeued.state is JobState.PROCESSING:
                 resumed.append(requeued)
         for job in store.list_jobs(state=JobState.PROCESSING):
-            if job.build_id is not None:
-                continue
+            if job.build_id is not None or place_of(job) is None:
+                continue  # a build's; or a `run` claimed it and is still planning, or died
             if not self.intake.finish_move(job):  # also its sidecars, if they stayed behind
                 self._fail_lost(job)
                 continue
