@@ -134,6 +134,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_outcomes.py",
         "tests/unit/hotfolder/test_hotfolder_crash_windows.py",
         "tests/unit/hotfolder/test_hotfolder_intake_overtaken.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_s21.py",  # s21: unreadable sidecar, run's jobs
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
@@ -174,6 +175,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool_edges.py",
         "tests/unit/servers/test_servers_pool_forgotten.py",
         "tests/unit/servers/test_servers_pool_signal_handlers.py",  # pools in the main thread
+        "tests/unit/servers/test_servers_pool_s21.py",  # s21: the leased servers' path maps
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
