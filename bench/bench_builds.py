@@ -24,7 +24,7 @@ parallel efficiency, busy server time / servers / wall, and beside it the most a
 could reach with the same builds' server times (:func:`best_makespan`).
 
     python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
-        [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM]
+        [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM|PATH]
 
 ``--repeat N`` runs the pipeline N times per set and server count and reports the run of
 median runner CPU (CPU time on a shared machine varies from run to run); ``--baseline-from``
@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
 
-from bench_support import bench_settings
+from bench_support import bench_settings, results_path
 from make_samples import write_arches
 
 from preform_pipeline.api import (
@@ -81,7 +81,6 @@ from preform_pipeline.simulator.latency import REALISTIC_COSTS
 __all__ = ["best_makespan", "longest_first", "main", "replayed_dispatch"]
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parent / ".data"
 DEFAULT_TIME_SCALE = 0.02
 PLATFORM_MM2 = 200.0 * 125.0
@@ -621,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", default="1,4")
     parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--output", default="builds", help="results file stem")
+    parser.add_argument(
+        "--output", default="builds", help="results file: a stem under bench/results/, or a path"
+    )
     parser.add_argument(
         "--repeat", type=int, default=1,
         help="runs per set and server count; the row is the run of median runner CPU",
@@ -659,11 +660,10 @@ def main(argv: list[str] | None = None) -> int:
             args.baseline_from.name if args.baseline_from is not None else None
         ),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.output}.json").write_text(
+    results_path(args.output, ".json").write_text(
         json.dumps({"benchmark": "builds", **meta, "sets": results}, indent=2) + "\n", "utf-8"
     )
-    (RESULTS / f"{args.output}.md").write_text(_markdown(results, meta), encoding="utf-8")
+    results_path(args.output, ".md").write_text(_markdown(results, meta), encoding="utf-8")
     return 0
 
 

@@ -8,9 +8,10 @@ waited, for how long, what it took in), and the critical path: the server that e
 the gaps between its builds, and how far the run's wall exceeds the replay of the run's own
 build times through dispatch (the final build's wait taken off).
 
-    python bench/final_wait.py [--set arches64] [--servers 4] [--runs 1] [--output STEM]
+    python bench/final_wait.py [--set arches64] [--servers 4] [--runs 1] [--output STEM|PATH]
 
-``--output`` also writes ``bench/results/STEM.json`` (every run's timeline and summary).
+``--output`` also writes ``bench/results/STEM.json``, or the path given (every run's timeline
+and summary).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_builds
-from bench_builds import RECIPE, RESULTS, run_pipeline
+from bench_builds import RECIPE, run_pipeline
+from bench_support import results_path
 
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import plan_builds, read_models
@@ -134,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=4)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=bench_builds.DEFAULT_TIME_SCALE)
-    parser.add_argument("--output", default=None, help="results file stem (JSON)")
+    parser.add_argument(
+        "--output", default=None, help="results file (JSON): a stem under bench/results/, or a path"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-final-wait-"))
     saved = []
@@ -168,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.output:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"{args.output}.json").write_text(
+        results_path(args.output, ".json").write_text(
             json.dumps({"set": args.set, "servers": args.servers, "runs": saved}, indent=2)
             + "\n", "utf-8")
     return 0

@@ -215,7 +215,6 @@ class _Tracked:
 class _BatchRun:
     """The state shared by the worker and the reporter hook during one batch."""
 
-    recipe: Recipe
     tracking: PrintTracking | None = None
     tracked: dict[str, _Tracked] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -488,7 +487,7 @@ class BatchWorker:
             tracking = PrintTracking(store=store, locators=self.owner.locators,
                                      recipe=recipe.name, run_id=run_id,
                                      dispatch=self.on_wait is not None, on_wait=self.on_wait)
-        run = _BatchRun(recipe, tracking)
+        run = _BatchRun(tracking)
         options = RunOptions(
             output_root=output_root(recipe, self.hot.output_root, started_at, self.output_root),
             run_id=run_id,
