@@ -67,6 +67,15 @@ class Skipped:
                 f"({self.other.state.value}); --reprint prints it again")
 
 
+_DIED_UNBUILT: Final = "its run died before building it"
+
+
+def _claimed_by_dead_run(job: Job) -> bool:
+    """Whether a `run` claimed ``job`` (the hot folder's jobs carry no run) and is gone."""
+    runner = SendHolder.from_json(job.fields.get(RUN_FIELD))
+    return runner is not None and holder_gone(runner)
+
+
 class RunLedger:
     """Writes one run's jobs and builds; ``build_ids`` (build name → store id) is shared with
     the print hooks so every send of the run is written by the print owner."""
@@ -101,9 +110,8 @@ class RunLedger:
         lines: list[str] = []
         for build in self.store.list_builds(state=[*_UNSENT, JobState.PRINT_SENDING]):
             members = self.store.build_members(build.id)
-            runner = next((SendHolder.from_json(j.fields.get(RUN_FIELD)) for j in members
-                           if RUN_FIELD in j.fields), None)
-            if runner is None or not holder_gone(runner):
+            if not next((_claimed_by_dead_run(j) for j in members if RUN_FIELD in j.fields),
+                        False):
                 continue  # the hot folder's, or a run that is still going
             if build.state is JobState.PRINT_SENDING:
                 answer = self.owner.resolve(build)
@@ -114,6 +122,18 @@ class RunLedger:
             else:
                 self._release(build, "its run died before printing it")
                 lines.append(f"released {build.job_key}: its run died before printing it")
+        # A run killed between its claims and its builds (while reading or planning) left
+        # jobs with no build: unreleased, every later run would skip their models for ever.
+        for job in self.store.list_jobs(state=JobState.PROCESSING):
+            if job.build_id is not None or not _claimed_by_dead_run(job):
+                continue
+            try:
+                self.store.transition(job.id, JobState.FAILED, _DIED_UNBUILT,
+                                      expect=JobState.PROCESSING)
+            except StoreError as exc:  # another writer moved it first: it is theirs now
+                log.warning("run_release_failed", job_id=job.id, error=str(exc))
+                continue
+            lines.append(f"released {Path(job.source_path).name}: {_DIED_UNBUILT}")
         return lines
 
     def _release(self, build: Build, reason: str) -> None:

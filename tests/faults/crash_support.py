@@ -9,7 +9,14 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["FILE_MOMENTS", "sending_now", "wait_until_moved", "wait_until_sending"]
+__all__ = [
+    "FILE_MOMENTS",
+    "builds_recorded",
+    "sending_now",
+    "wait_until_claimed",
+    "wait_until_moved",
+    "wait_until_sending",
+]
 
 #: Moments a job's file is on the move, as counts of the store's job rows: one more job was
 #: just taken (its row names processing/, the file follows), or just settled (its row names
@@ -65,4 +72,21 @@ def wait_until_sending(store: Path, process: subprocess.Popen[bytes], timeout: f
             return True
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=0.005)
+    return False
+
+
+def builds_recorded(store: Path) -> int | None:
+    """How many builds the store holds (a read-only look); None when it cannot say yet."""
+    return _count(store, "SELECT count(*) FROM builds")
+
+
+def wait_until_claimed(store: Path, process: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Poll until a run has claimed a model (a job row) and recorded no build yet (True), or
+    the process exits, a build appears first, or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if _count(store, "SELECT count(*) FROM jobs"):
+            return builds_recorded(store) == 0
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.001)
     return False

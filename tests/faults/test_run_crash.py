@@ -1,5 +1,7 @@
 """``preform-pipeline run`` killed with SIGKILL the instant a print is being sent, then run
 again over the same inputs: nothing prints twice, and the second run says what it skipped.
+Killed while planning, after its claims and before its builds: the next run takes those
+models again and says so.
 
 The first run's store row enters ``print_sending`` right before its request goes out; the test
 waits for that moment (a read-only look at the SQLite file) and kills the run's process only.
@@ -10,12 +12,13 @@ unsent builds are released) and then claims the models by content.
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
 
-from crash_support import wait_until_sending
+from crash_support import builds_recorded, wait_until_claimed, wait_until_sending
 
 from preform_pipeline.store import JobState, SqliteJobStore
 from tests.e2e.run_e2e_support import (
@@ -72,3 +75,41 @@ class TestRunKilledMidSend:
         for model in models:
             if model.stem not in unsettled:
                 assert printed[model.stem] == 1, (model.stem, printed, second.stdout)
+
+
+class TestRunKilledWhilePlanning:
+    """A run killed between claiming its models and recording its builds, run again: every
+    model prints once, and the second run says which claims it released."""
+
+    def test_a_rerun_prints_the_models_the_killed_run_had_claimed(
+        self, tmp_path: Path, sample_models_dir: Path
+    ) -> None:
+        # Enough models that reading and planning them leaves a window after the claims.
+        inputs = tmp_path / "models"
+        inputs.mkdir()
+        models = []
+        for copy in ("a", "b"):
+            for source in sorted((sample_models_dir / "batch").glob("*.stl")):
+                models.append(inputs / f"{source.stem}-{copy}.stl")
+                shutil.copyfile(source, models[-1])
+        recipe = write_recipe(tmp_path, full_steps(12))
+        settings = write_settings(tmp_path, count=1)
+        store_path = tmp_path / "jobs.sqlite3"
+        argv = command(tmp_path, recipe, models, "--settings", str(settings),
+                       "--store", str(store_path))
+
+        first = subprocess.Popen(argv, cwd=tmp_path, env=environment(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        claimed = wait_until_claimed(store_path, first, SEND_WAIT_S)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert claimed and builds_recorded(store_path) == 0, "the kill missed the planning"
+
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stderr[-3000:]
+        released = {line.split()[1].rstrip(":") for line in second.stdout.splitlines()
+                    if line.endswith(": its run died before building it")}
+        assert released and released <= {m.name for m in models}, second.stdout
+        assert "skipped " not in second.stdout, second.stdout
+        printed = Counter(m["name"] for job in fleet_jobs(tmp_path) for m in job["models"])
+        assert printed == Counter({m.stem: 1 for m in models}), printed

@@ -108,6 +108,18 @@ class TestDeadRuns:
         again, skipped = fresh.claim(models[:2])
         assert (len(again), skipped) == (2, [])
 
+    def test_models_a_dead_run_claimed_but_never_built_are_taken_again(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        # Killed while planning: its claims are in the store, its builds never were.
+        _ledger(store, reaped_holder()).claim(models[:2])
+        fresh = _ledger(store, _me())
+        lines = fresh.recover()
+        again, skipped = fresh.claim(models[:2])
+        assert (len(again), skipped) == (2, [])
+        assert lines == [f"released {m.path.name}: its run died before building it"
+                         for m in models[:2]]
+
     def test_work_of_a_live_run_is_left_alone(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:
