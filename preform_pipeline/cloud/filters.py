@@ -78,9 +78,11 @@ class PrintFilter:
         return [(key, bound) for key, bound in given if bound is not None]
 
     def exact(self) -> list[tuple[str, str]]:
-        """The filters a run's field must equal, as (field, value)."""
+        """The filters a run's field must equal, as (field, value). An empty value filters
+        nothing, as the Web API reads an empty query value, so it is neither sent nor
+        matched."""
         pairs = (("material", self.material), ("printer", self.printer), ("status", self.status))
-        return [(key, value) for key, value in pairs if value is not None]
+        return [(key, value) for key, value in pairs if value]
 
     def params(self) -> list[tuple[str, str]]:
         """The query parameters, encoded as the Web API documents them."""

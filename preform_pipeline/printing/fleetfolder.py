@@ -124,13 +124,11 @@ def _keeps(where: PrintFilter, job: Mapping[str, Any], record: Mapping[str, Any]
     return where.matches({**record, "created_at": created.isoformat()}, _machine_type(job))
 
 
-def _as_the_web_api_reads(where: PrintFilter) -> PrintFilter:
-    """``where`` as the Web API reads it: naive datetime bounds as UTC, as the folder's own
-    times are, and an empty printer or material as no filter (the client still sends
-    ``printer=``; the Web API skips an empty query value and lists every print)."""
+def _utc_bounds(where: PrintFilter) -> PrintFilter:
+    """``where`` with naive datetime bounds read as UTC, as the folder's own times are (an
+    empty printer or material filters nothing: :meth:`PrintFilter.exact`)."""
     return replace(where, date=_utc(where.date), date__gt=_utc(where.date__gt),
-                   date__lt=_utc(where.date__lt), printer=where.printer or None,
-                   material=where.material or None)
+                   date__lt=_utc(where.date__lt))
 
 
 def _utc(bound: datetime | date | None) -> datetime | date | None:
@@ -159,7 +157,7 @@ class FleetFolderFeed:
         as the Web API keeps them (the status as it is at this moment)."""
         self._pages += 1
         now = self.clock.now()
-        wanted = _as_the_web_api_reads(where) if where is not None else None
+        wanted = _utc_bounds(where) if where is not None else None
         listed = [(job, _record(job, now)) for job in read_fleet_jobs(self.fleet_dir)]
         kept = [(job, record) for job, record in listed
                 if wanted is None or _keeps(wanted, job, record, now)]
