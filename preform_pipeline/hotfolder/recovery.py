@@ -27,7 +27,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import Evidence, PrintOwner
 from preform_pipeline.store import Build, Job, JobState, JobStore
 
-__all__ = ["DEFAULT_RECENT_SETTLED", "GiveBack", "Recovery"]
+__all__ = ["DEFAULT_RECENT_SETTLED", "GiveBack", "Recovery", "belongs_to_a_run"]
 
 log = get_logger(__name__)
 
@@ -37,6 +37,13 @@ DEFAULT_RECENT_SETTLED: Final = 500
 
 #: ``give_back(items, held)``: batch items for the loop (``held``: wait for min_fill).
 GiveBack = Callable[[tuple[BatchItem, ...], bool], None]
+
+
+def belongs_to_a_run(job: Job) -> bool:
+    """Whether ``job`` is a ``run``'s: ``run`` and ``watch`` may share one store, and the hot
+    folder places every job it takes. That run settles it, or the next run's recovery if it
+    died (docs/printing.md); no daemon, nor farm node, takes it up."""
+    return place_of(job) is None
 
 
 class Recovery:
@@ -77,7 +84,7 @@ class Recovery:
         for build in store.list_builds(state=[JobState.PROCESSING, JobState.PREPARING,
                                               JobState.PREPARED]):
             members = store.build_members(build.id)
-            if members and all(place_of(job) is None for job in members):
+            if members and all(belongs_to_a_run(job) for job in members):
                 continue  # a `run`'s (it shares the store): that run, or the next, settles it
             self.dissolve(build, "the daemon restarted before the build was printed; "
                                   "its jobs are batched again")
@@ -91,7 +98,7 @@ class Recovery:
             if requeued.state is JobState.PROCESSING:
                 resumed.append(requeued)
         for job in store.list_jobs(state=JobState.PROCESSING):
-            if job.build_id is not None or place_of(job) is None:
+            if job.build_id is not None or belongs_to_a_run(job):
                 continue  # a build's; or a `run` claimed it and is still planning, or died
             if not self.intake.finish_move(job):  # also its sidecars, if they stayed behind
                 self._fail_lost(job)

@@ -65,6 +65,11 @@ _NODE_ALIVE: Final = (
     "AND n.heartbeat_at > now() - make_interval(secs => ?))"
 )
 
+#: "Job ``j`` was taken from an inbox and not yet batched" (being taken, or waiting).
+_UNBATCHED: Final = (
+    "j.state IN ('processing', 'queued', 'discovered') AND j.build_id IS NULL"
+)
+
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
 #: VERIFYING belong to the poller.
@@ -347,12 +352,16 @@ class LeasingStore(SqlStoreCore):
         (a node starting afresh holds none in memory)."""
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
+            # The claims move first, then every unbatched job of their content is returned:
+            # an UPDATE ... FROM ... RETURNING gives one job per claim, and which one when
+            # several share the content (a run's of the same file) is up to the planner.
             rows = conn.execute(
-                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j "
-                "WHERE j.content_hash = c.content_hash "
-                "AND j.state IN ('processing', 'queued', 'discovered') "
-                "AND j.build_id IS NULL AND (c.node <> ? OR ?) "
-                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING j.id",
+                "WITH moved AS (UPDATE inbox_claims AS c SET node = ? WHERE EXISTS "
+                f"(SELECT 1 FROM jobs AS j WHERE {_UNBATCHED} "
+                "AND j.content_hash = c.content_hash) AND (c.node <> ? OR ?) "
+                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING c.content_hash) "
+                f"SELECT j.id FROM jobs AS j WHERE {_UNBATCHED} "
+                "AND j.content_hash IN (SELECT content_hash FROM moved)",
                 (node_id, node_id, own, node_id, lease_s),
             ).fetchall()
         adopted = tuple(sorted({int(r["id"]) for r in rows}))

@@ -11,6 +11,7 @@ and answers a RunResult. Scripts make a build fail, split, or never finish until
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -30,20 +31,21 @@ from preform_pipeline.executor import (
     split_build,
 )
 from preform_pipeline.executor.hooks import PRINT_WAITING
+from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.hotfolder.nodes import BuildStops
+from preform_pipeline.hotfolder.nodes import BuildStops, NodeRole
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
-from preform_pipeline.plan.builds import BuildPlan, Plan
-from preform_pipeline.printing import PrintLocator
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
+from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import render_template
 from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.settings import HotFolderSettings, ServerSettings, Settings
 from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "RunnerSavingForms",
     "Script",
     "ScriptedRunner",
+    "claimed_by_a_run",
     "drop",
     "make_daemon",
     "names",
@@ -276,7 +279,7 @@ class RunnerSavingForms(ScriptedRunner):
 
 def make_daemon(
     tmp_path: Path,
-    store: SqliteJobStore,
+    store: JobStore,
     script: Script,
     recipe: Path,
     *,
@@ -295,12 +298,14 @@ def make_daemon(
     stops: BuildStops | None = None,
     dispatch: DispatchSettings | None = None,
     servers: ServerSettings | None = None,
+    node: NodeRole | None = None,
 ) -> HotFolderDaemon:
     """A daemon with the scripted runner (or ``runner``), no servers, a real store and real
     folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings, ``dispatch`` the
     dispatch loop's, ``servers`` the servers'. ``stops``: the
     builds' stop signals a farm node's worker gets (a real node's come from its
-    :class:`NodeRole`, which needs a shared PostgreSQL store)."""
+    :class:`NodeRole`, which needs a shared PostgreSQL store); ``node``: the daemon is that
+    farm node (``store`` is its fenced store)."""
     script.store = store
     made = runner or ScriptedRunner
     hotfolder: dict[str, Any] = {
@@ -329,7 +334,8 @@ def make_daemon(
         return runner
 
     daemon = HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
-                             notifier=notifier, known_printers=known_printers, dry_run=dry_run)
+                             notifier=notifier, known_printers=known_printers, dry_run=dry_run,
+                             node=node)
     if stops is not None:
         daemon.worker.stops = stops
     return daemon
@@ -382,6 +388,20 @@ def processing_job(store: SqliteJobStore, inbox: Path, name: str, seed: int = 0,
     path.write_bytes(tetra_stl_bytes(seed, size_mm=size_mm))
     store.update_job(job.id, source_path=str(path))
     return job.id
+
+
+def claimed_by_a_run(store: JobStore, model: Path, *, reprint: bool = False) -> Job:
+    """``model`` (written already) claimed by ``run --recipe hot`` (``--reprint``) of this
+    very process, so a live run, as ``run`` claims it before planning: PROCESSING, no build.
+    Prints are looked for in ``<model's folder>/../fleet``."""
+    owner = PrintOwner(store, [FleetFolderLocator(model.parent.parent / "fleet")])
+    ledger = RunLedger(store, owner, "hot", "run-1", SendHolder.local("run", os.getpid(), 0.0),
+                       reprint=reprint)
+    info = ModelInfo(path=model, name=model.stem, size_mm=(2, 2, 2), footprint_mm=(2, 2),
+                     volume_mm3=8.0, support_estimate_mm3=0.0, triangle_count=4)
+    assert ledger.claim([info]) == ([info], [])
+    (job,) = (j for j in store.list_jobs(state=JobState.PROCESSING) if j.source_path == model)
+    return job
 
 
 def run_daemon_once(daemon: HotFolderDaemon) -> None:
