@@ -483,3 +483,72 @@ class TestRecoverPicks:
         [line] = fresh.recover()
         assert " unknown (" in line
         assert store.get_build(build_id).state is JobState.PRINT_SENDING
+
+
+class _CancelledMeanwhile:
+    """The run's job store, with a `jobs cancel` from another connection landing on one job
+    just after the ledger listed the claims."""
+
+    def __init__(self, store: SqliteJobStore, job_id: int) -> None:
+        self._store = store
+        self._job_id = job_id
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def list_jobs(self, **filters: Any) -> tuple[Job, ...]:
+        jobs = self._store.list_jobs(**filters)
+        if any(job.id == self._job_id for job in jobs):
+            with SqliteJobStore(self._store.path) as other:
+                other.transition(self._job_id, JobState.CANCELLED, "cancelled by a person")
+        return jobs
+
+
+class TestClaimsOfARunKilledBeforeItsBuilds:
+    """A dead run's claims that never joined a build are released; nobody else's are."""
+
+    def test_only_the_dead_runs_claims_are_released_with_a_line_each(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        _ledger(store).claim(models[:1])  # a run still planning
+        store.create_job(recipe="recipe", source_path=tmp_path / "inbox" / "h.stl",
+                               content_hash="h" * 64, state=JobState.PROCESSING)
+        _ledger(store, reaped_holder()).claim(models[1:3])
+        lines = _ledger(store).recover()
+        assert lines == [f"released {m.path.name}: its run died before building it"
+                         for m in models[1:3]]
+        states = {Path(j.source_path).name: (j.state, j.reason) for j in store.list_jobs()}
+        assert states == {
+            "m0.stl": (JobState.PROCESSING, "taken by run run-1"),
+            "h.stl": (JobState.PROCESSING, "created"),
+            "m1.stl": (JobState.FAILED, "its run died before building it"),
+            "m2.stl": (JobState.FAILED, "its run died before building it"),
+        }
+
+    def test_a_dead_runs_settled_jobs_are_left_as_they_are(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        dead = _ledger(store, reaped_holder())
+        dead.claim(models[:1])
+        [job] = store.list_jobs()
+        store.transition(job.id, JobState.FAILED, "cannot be read")
+        with capture_logs() as logs:
+            assert _ledger(store).recover() == []
+        assert store.get_job(job.id).reason == "cannot be read"
+        assert [e for e in logs if e["log_level"] == "warning"] == []
+
+    def test_a_claim_cancelled_meanwhile_is_not_released_and_the_next_one_is(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        _ledger(store, reaped_holder()).claim(models[:2])
+        job, other = store.list_jobs()
+        ledger = _ledger(store)
+        ledger.store = cast(JobStore, _CancelledMeanwhile(store, job.id))
+        with capture_logs() as logs:
+            assert ledger.recover() == [
+                f"released {models[1].path.name}: its run died before building it"]
+        assert store.get_job(job.id).state is JobState.CANCELLED
+        assert store.get_job(other.id).state is JobState.FAILED
+        [event] = [e for e in logs if e["event"] == "run_release_failed"]
+        assert event["job_id"] == job.id and event["log_level"] == "warning"
+        assert "cancelled" in event["error"]
