@@ -49,6 +49,7 @@ __all__ = [
     "SimFarm",
     "plan_for",
     "run",
+    "run_held",
     "write_recipe",
 ]
 
@@ -311,6 +312,29 @@ def run(plan: Plan, pool: FakePool, output: Path, **options: Any) -> RunResult:
     options.setdefault("cancel_grace_s", 2.0)
     return run_plan(plan, pool, options=RunOptions(output_root=output, **options),
                     reporter=NullReporter())
+
+
+def run_held(plan: Plan, farm: SimFarm, output: Path, release: threading.Event, *,
+             bound_s: float, **options: Any) -> RunResult | None:
+    """Run ``plan`` on the farm's servers, one attempt a build, on a thread that a server may
+    hold in a request: wait up to ``bound_s``, then set ``release`` (the held request may end,
+    whatever the run did) and wait again. The result, or None when the run had not ended by
+    the first bound."""
+    results: list[RunResult] = []
+
+    def run_it() -> None:
+        results.append(run(plan, FakePool([s.url for s in farm.servers]), output,
+                           max_build_attempts=1, **options))
+
+    runner = threading.Thread(target=run_it, name="held-run", daemon=True)
+    runner.start()
+    try:
+        runner.join(bound_s)
+        ended_in_time = not runner.is_alive()
+    finally:
+        release.set()
+        runner.join(bound_s)
+    return results[0] if ended_in_time else None
 
 
 @contextmanager

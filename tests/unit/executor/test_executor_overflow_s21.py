@@ -13,10 +13,10 @@ from test_executor_overflow_shed import SIZES, RefusingEngine, _full, _plan, _ru
 from test_executor_steps_drain_holes import engine_options
 from test_executor_steps_requests import _serve
 
-from preform_pipeline.executor import BuildStatus, RunResult
+from preform_pipeline.executor import BuildStatus
 from preform_pipeline.simulator.layout import MODELS_DO_NOT_FIT
 from preform_pipeline.simulator.protocol import Json, ProgressCallback, SimError
-from tests.unit.executor.executor_support import FakePool, SimFarm, iter_events, run
+from tests.unit.executor.executor_support import SimFarm, iter_events, run_held
 
 __all__: list[str] = []
 
@@ -112,27 +112,13 @@ class TestStuckDelete:
         stuck = StuckDeleteEngine(**engine_options(farm))
         _serve(farm, stuck)
         plan = _plan(tmp_path, SIZES)
-        results: list[RunResult] = []
-
-        def run_it() -> None:
-            results.append(run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                               step_timeout_s=STEP_LIMIT_S, request_timeout_s=REQUEST_LIMIT_S,
-                               max_build_attempts=1))
-
-        runner = threading.Thread(target=run_it, name="stuck-delete-run", daemon=True)
         with capture_logs() as logs:
-            runner.start()
-            try:
-                runner.join(RUN_BOUND_S)
-                ended_in_time = not runner.is_alive()
-            finally:
-                stuck.answer.set()  # let the stuck request end, whatever the run did
-                runner.join(RUN_BOUND_S)
-        assert ended_in_time, (
+            result = run_held(plan, farm, tmp_path / "out", stuck.answer, bound_s=RUN_BOUND_S,
+                              step_timeout_s=STEP_LIMIT_S, request_timeout_s=REQUEST_LIMIT_S)
+        assert result is not None, (
             f"the run still waited for the delete after {RUN_BOUND_S:g} s: the step's "
             f"{STEP_LIMIT_S:g} s limit did not bound it"
         )
-        (result,) = results
         (outcome,) = result.outcomes
         assert outcome.name == "unit-001"
         assert outcome.status is BuildStatus.FAILED

@@ -18,15 +18,14 @@ from test_executor_model_edits import SCANS_HEAD
 from test_executor_steps_preflight import FUSE_HEAD
 from test_executor_steps_requests import ReceivingEngine, _serve
 
-from preform_pipeline.executor import BuildStatus, RunResult
+from preform_pipeline.executor import BuildStatus
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.unit.executor.executor_support import (
-    FakePool,
     SimFarm,
     iter_events,
     plan_for,
-    run,
+    run_held,
     write_box,
     write_recipe,
 )
@@ -98,27 +97,13 @@ class TestBlockingRequestsBoundedByTheStepLimit:
                               work_dir=farm.folder / "work-silent")
         _serve(farm, silent)
         plan = build(tmp_path, sample_models_dir)
-        results: list[RunResult] = []
-
-        def run_it() -> None:
-            results.append(run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                               step_timeout_s=STEP_LIMIT_S, request_timeout_s=REQUEST_LIMIT_S,
-                               max_build_attempts=1))
-
-        runner = threading.Thread(target=run_it, name="step-limit-run", daemon=True)
         with capture_logs() as logs:
-            runner.start()
-            try:
-                runner.join(RUN_BOUND_S)
-                ended_in_time = not runner.is_alive()
-            finally:
-                silent.answer.set()  # let the stuck request end, whatever the run did
-                runner.join(RUN_BOUND_S)
-        assert ended_in_time, (
+            result = run_held(plan, farm, tmp_path / "out", silent.answer, bound_s=RUN_BOUND_S,
+                              step_timeout_s=STEP_LIMIT_S, request_timeout_s=REQUEST_LIMIT_S)
+        assert result is not None, (
             f"the run still waited for {operation} after {RUN_BOUND_S:g} s: the step's "
             f"{STEP_LIMIT_S:g} s limit did not bound it"
         )
-        (result,) = results
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.FAILED
         assert [(a.server, a.error_type) for a in outcome.attempts] == [
