@@ -26,7 +26,14 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import LogCapture
 
 from preform_pipeline.errors import PipelineError, PoolExhaustedError
-from preform_pipeline.executor import NullReporter, RunOptions, RunResult, run_plan
+from preform_pipeline.executor import (
+    BuildOutcome,
+    BuildStatus,
+    NullReporter,
+    RunOptions,
+    RunResult,
+    run_plan,
+)
 from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.plan.builds import Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
@@ -50,6 +57,7 @@ __all__ = [
     "plan_for",
     "run",
     "run_held",
+    "only_attempt_timed_out",
     "write_recipe",
 ]
 
@@ -315,11 +323,11 @@ def run(plan: Plan, pool: FakePool, output: Path, **options: Any) -> RunResult:
 
 
 def run_held(plan: Plan, farm: SimFarm, output: Path, release: threading.Event, *,
-             bound_s: float, **options: Any) -> RunResult | None:
+             bound_s: float, held_in: str, **options: Any) -> RunResult:
     """Run ``plan`` on the farm's servers, one attempt a build, on a thread that a server may
-    hold in a request: wait up to ``bound_s``, then set ``release`` (the held request may end,
-    whatever the run did) and wait again. The result, or None when the run had not ended by
-    the first bound."""
+    hold in a request (``held_in``, for the failure's message): wait up to ``bound_s``, then
+    set ``release`` (the held request may end, whatever the run did) and wait again. Fails
+    the test when the run had not ended by the first bound: the step's limit did not hold."""
     results: list[RunResult] = []
 
     def run_it() -> None:
@@ -334,7 +342,22 @@ def run_held(plan: Plan, farm: SimFarm, output: Path, release: threading.Event, 
     finally:
         release.set()
         runner.join(bound_s)
-    return results[0] if ended_in_time else None
+    step_s = options.get("step_timeout_s")
+    assert ended_in_time, (f"the run still waited for {held_in} after {bound_s:g} s: the "
+                           f"step's {step_s} s limit did not bound it")
+    return results[0]
+
+
+def only_attempt_timed_out(result: RunResult, logs: Sequence[dict[str, Any]]) -> BuildOutcome:
+    """The run's one build, after checking that its one attempt, on server-1, failed on a
+    request that timed out (its outcome and its ``build_attempt_failed`` event)."""
+    (outcome,) = result.outcomes
+    assert outcome.status is BuildStatus.FAILED
+    assert [(a.server, a.error_type) for a in outcome.attempts] == [
+        ("server-1", "ServerTimeoutError")]
+    (failed,) = iter_events(logs, "build_attempt_failed")
+    assert failed["error_type"] == "ServerTimeoutError"
+    return outcome
 
 
 @contextmanager
