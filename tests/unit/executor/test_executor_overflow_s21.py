@@ -13,6 +13,9 @@ from test_executor_overflow_shed import SIZES, RefusingEngine, _full, _plan, _ru
 from test_executor_steps_drain_holes import engine_options
 from test_executor_steps_requests import _serve
 
+# The step-limit tests' limits: a step limit far below the request limit and the test's bound.
+from test_executor_steps_s16_step_limit import REQUEST_LIMIT_S, RUN_BOUND_S, STEP_LIMIT_S
+
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.simulator.layout import MODELS_DO_NOT_FIT
 from preform_pipeline.simulator.protocol import Json, ProgressCallback, SimError
@@ -24,15 +27,6 @@ from tests.unit.executor.executor_support import (
 )
 
 __all__: list[str] = []
-
-#: The run's step limit: long enough for the simulator to import four boxes on a loaded
-#: machine, short beside the request limit.
-STEP_LIMIT_S = 5.0
-#: The run's request limit: what bounds the delete if the step's limit is not handed to it.
-REQUEST_LIMIT_S = 300.0
-#: How long the test waits for the run to end: many step limits, far short of the request
-#: limit, so only a delete bounded by the request limit keeps the run going past it.
-RUN_BOUND_S = 60.0
 
 
 class CodeOnlyRefusal(SimError):
