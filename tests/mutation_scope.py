@@ -325,6 +325,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_samples.py",
         "tests/unit/geometry/test_geometry_threemf_parts.py",
         "tests/unit/geometry/test_geometry_threemf_details.py",
+        "tests/unit/geometry/test_geometry_threemf_s21.py",  # s21: a relationship without target
     ),
     # Every recipe load runs every check: the recipe files without hypothesis (which refuses
     # mutmut's runner, above) and without the schema and template-file tests.
