@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
+from ..wording import noun
 from ._checks import checked_mesh
 from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, parse_xml, read_zip_member
 from .mesh import Mesh, weld_vertices
@@ -209,9 +210,10 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     if copies > MAX_BUILD_COPIES or triangle_total > MAX_BUILD_TRIANGLES:
         raise ModelFileError(
             origin,
-            f"{part}: its components expand to {copies:,} object copies and "
-            f"{triangle_total:,} triangles, over the limit of {MAX_BUILD_COPIES:,} copies and "
-            f"{MAX_BUILD_TRIANGLES:,} triangles",
+            f"{part}: its components expand to {copies:,} "
+            f"{noun(copies, 'object copy', 'object copies')} and {triangle_total:,} "
+            f"{noun(triangle_total, 'triangle')}, over the limit of {MAX_BUILD_COPIES:,} "
+            f"copies and {MAX_BUILD_TRIANGLES:,} triangles",
             hint="export the model again with its components merged, or split it into files",
         )
     meshes: dict[str, npt.NDArray[np.float64]] = {}

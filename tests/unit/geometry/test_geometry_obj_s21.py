@@ -70,6 +70,13 @@ class TestIndicesBeyondSixtyFourBits:
         )
         assert error.hint == DAMAGED_HINT
 
+    def test_a_file_of_one_vertex_says_so_in_the_singular(self, tmp_path: Path) -> None:
+        error = _refusal(tmp_path, b"v 0 0 0\nf 1 1 99999999999999999999\n")
+        assert error.reason == (
+            "line 2: vertex index 99999999999999999999 is out of range "
+            "(the file defines 1 vertex)"
+        )
+
     def test_a_huge_negative_index_is_out_of_range(self, tmp_path: Path) -> None:
         error = _refusal(tmp_path, VERTICES + b"f 1 2 -99999999999999999999\n")
         assert error.reason == (

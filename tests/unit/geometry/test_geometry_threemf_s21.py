@@ -25,6 +25,15 @@ CORE_NS = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 PART = "3D/3dmodel.model"
 MULTIPLY_HINT = "export the model again with its components merged, or split it into files"
 MM = readers.TestThreeMf._model('<item objectid="1"/>')
+TETRAHEDRON = (
+    "<mesh><vertices>"
+    + "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
+              for x, y, z in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)])
+    + "</vertices><triangles>"
+    + "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
+              for a, b, c in [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)])
+    + "</triangles></mesh>"
+)
 INCH = readers.TestThreeMf._model('<item objectid="1"/>', unit="inch")
 
 
@@ -58,21 +67,21 @@ class TestRelationshipWithoutTarget:
 def _doubling(path: Path, levels: int, *, triangles: int = 4, build: str | None = None) -> Path:
     """A package whose object ``levels`` uses object ``levels - 1`` twice, down to object 0,
     a tetrahedron (its first face repeated to make ``triangles`` triangles in all)."""
-    vertices = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
-                       for x, y, z in [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)])
-    faces = [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)] + [(0, 2, 1)] * (triangles - 4)
-    mesh = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
-    objects = [f'<object id="0"><mesh><vertices>{vertices}</vertices>'
-               f"<triangles>{mesh}</triangles></mesh></object>"]
+    extra = '<triangle v1="0" v2="2" v3="1"/>' * (triangles - 4)
+    objects = [f'<object id="0">{TETRAHEDRON.replace("</triangles>", extra + "</triangles>")}'
+               "</object>"]
     # The second copy of each level lies 2**level mm to the right: no two copies overlap.
     objects += [f'<object id="{level}"><components><component objectid="{level - 1}"/>'
                 f'<component objectid="{level - 1}" '
                 f'transform="1 0 0 0 1 0 0 0 1 {2 ** level} 0 0"/>'
                 "</components></object>" for level in range(1, levels + 1)]
     items = f'<item objectid="{levels}"/>' if build is None else build
-    model = (f'<model unit="millimeter" xmlns="{CORE_NS}"><resources>{"".join(objects)}'
-             f"</resources><build>{items}</build></model>")
-    return _package(path, {PART: model})
+    return _package(path, {PART: _model("".join(objects), items)})
+
+
+def _model(objects: str, items: str) -> str:
+    return (f'<model unit="millimeter" xmlns="{CORE_NS}"><resources>{objects}</resources>'
+            f"<build>{items}</build></model>")
 
 
 def _refusal(path: Path) -> ModelFileError:
@@ -106,6 +115,17 @@ class TestComponentsThatMultiply:
             "over the limit of 100,000 copies and 79 triangles"
         )
         assert error.hint == MULTIPLY_HINT
+
+    def test_a_package_without_items_counts_its_mesh_objects_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Without build items every mesh object is taken: here object 0 alone.
+        monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 3)
+        error = _refusal(_doubling(tmp_path / "loose.3mf", 2, build=""))
+        assert error.reason == (
+            f"{PART}: its components expand to 1 object copy and 4 triangles, "
+            "over the limit of 100,000 copies and 3 triangles"
+        )
 
     def test_every_build_item_counts_its_copies(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -164,3 +184,50 @@ class TestTheHostilePackage:
             f"{PART}: its components expand to 8,589,934,591 object copies and "
             "17,179,869,184 triangles, over the limit of 100,000 copies and 10,737,418 triangles"
         )
+
+
+class TestWhatTheCountLeavesToTheBuild:
+    """Faults the count does not judge are still found where the build is put together."""
+
+    def test_an_undefined_object_beside_a_build_at_the_limits_is_named(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Object 0 is exactly 1 copy and 4 triangles: the undefined one must add nothing.
+        monkeypatch.setattr(threemf_module, "MAX_BUILD_COPIES", 1)
+        monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 4)
+        build = '<item objectid="0"/><item objectid="9"/>'
+        error = _refusal(_doubling(tmp_path / "missing.3mf", 0, build=build))
+        assert error.reason == f"{PART}: reference to undefined object id '9'"
+
+    def test_triangles_of_an_object_without_a_mesh_count_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Object 1 holds stray <triangle> elements outside any <mesh>: the build skips them.
+        monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 4)
+        stray = '<triangles><triangle v1="0" v2="1" v3="2"/></triangles>' * 3
+        objects = (f'<object id="0">{TETRAHEDRON}</object>'
+                   f'<object id="1">{stray}<components><component objectid="0"/></components>'
+                   "</object>")
+        path = _package(tmp_path / "stray.3mf", {PART: _model(objects, '<item objectid="1"/>')})
+        mesh = read_mesh(path)
+        assert mesh.triangle_count == 4
+        assert mesh.size == pytest.approx((1.0, 1.0, 1.0))
+
+    def test_a_chain_too_deep_through_an_object_met_higher_up_is_a_cycle(
+        self, tmp_path: Path
+    ) -> None:
+        # Object 40 uses hub 1 (which uses mesh 0) directly and through the chain 2 -> ... ->
+        # 32 -> 1, which puts mesh 0 at level 33 there; the count meets hub 1 first at level
+        # 1, so only the build sees the depth.
+        chain = "".join(f'<object id="{k}"><components><component objectid="{k + 1}"/>'
+                        "</components></object>" for k in range(2, 32))
+        objects = (f'<object id="0">{TETRAHEDRON}</object>'
+                   '<object id="1"><components><component objectid="0"/></components></object>'
+                   f"{chain}"
+                   '<object id="32"><components><component objectid="1"/></components></object>'
+                   '<object id="40"><components><component objectid="1"/>'
+                   '<component objectid="2"/></components></object>')
+        path = _package(tmp_path / "deep.3mf", {PART: _model(objects, '<item objectid="40"/>')})
+        error = _refusal(path)
+        assert error.reason == f"{PART}: component references form a cycle"
+        assert error.hint == "the 3MF package is damaged or incomplete; export it again"
