@@ -127,6 +127,22 @@ class TestComponentsThatMultiply:
             "over the limit of 100,000 copies and 3 triangles"
         )
 
+    def test_a_single_triangle_is_named_in_the_singular(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Three items: a one-triangle mesh and two empty objects (copies without triangles).
+        monkeypatch.setattr(threemf_module, "MAX_BUILD_COPIES", 2)
+        one = TETRAHEDRON.replace(
+            '<triangle v1="0" v2="1" v3="3"/><triangle v1="0" v2="3" v3="2"/>'
+            '<triangle v1="1" v2="2" v3="3"/>', "")
+        objects = f'<object id="0">{one}</object><object id="1"></object><object id="2"/>'
+        build = '<item objectid="0"/><item objectid="1"/><item objectid="2"/>'
+        error = _refusal(_package(tmp_path / "one.3mf", {PART: _model(objects, build)}))
+        assert error.reason == (
+            f"{PART}: its components expand to 3 object copies and 1 triangle, "
+            "over the limit of 2 copies and 10,737,418 triangles"
+        )
+
     def test_every_build_item_counts_its_copies(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
