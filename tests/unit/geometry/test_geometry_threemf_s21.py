@@ -3,8 +3,8 @@
 Session 21's run of ``geometry/threemf.py`` whole: the one survivor that a package can tell
 apart (a missing ``Target`` read as a name other than the empty one), and a hostile package
 found beside it: objects whose components each use the next object twice double the build
-per level, so a file under a kilobyte asked for 17 billion triangles (hours and memory,
-no error).
+per level, so a file under a kilobyte asked for 17 billion triangles (days of building and
+memory without end, no error).
 """
 
 from __future__ import annotations
