@@ -53,7 +53,7 @@ UNIT_TO_MM = {
 _MAX_COMPONENT_DEPTH = 32
 #: At most this many triangles in a package's build, every component copy counted: as many as
 #: the largest binary STL the readers take (50 bytes a triangle). Components that each use the
-#: next object twice double the count per level, so a few hundred bytes can ask for billions.
+#: next object twice double the count per level, so a file under a kilobyte can ask for billions.
 MAX_BUILD_TRIANGLES = DEFAULT_MAX_MODEL_FILE_BYTES // 50
 #: At most this many object copies (build items and component references followed): each costs
 #: a transform, whether or not its mesh has triangles.
