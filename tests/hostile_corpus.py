@@ -49,6 +49,7 @@ FOLDER = r"is a folder, not a model file"
 NOT_REGULAR = r"not a regular file"
 UNREADABLE = r"cannot be read"
 OUTSIDE = r"outside the inbox"
+MULTIPLIED = r"its components expand to [\d,]+ object copies"
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,21 @@ def _xxe() -> bytes:
 
 def _deep() -> bytes:
     return _threemf(_model("<a>" * 5000 + "</a>" * 5000))
+
+
+def _doubling_components(levels: int = 32) -> bytes:
+    """Objects that each use the next one twice: 2**33 tetrahedra asked for in under 1 KiB."""
+    vertices = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
+                       for x, y, z in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)))
+    triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
+                        for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)))
+    objects = [f'<object id="0"><mesh><vertices>{vertices}</vertices>'
+               f"<triangles>{triangles}</triangles></mesh></object>"]
+    objects += [f'<object id="{n}"><components><component objectid="{n - 1}"/>'
+                f'<component objectid="{n - 1}"/></components></object>'
+                for n in range(1, levels + 1)]
+    return _threemf(_model(f'<resources>{"".join(objects)}</resources>'
+                           f'<build><item objectid="{levels}"/></build>'))
 
 
 def _raw_zip(name: str, deflated: bytes, size: int, crc: int) -> bytes:
@@ -221,6 +237,7 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "empty.obj": (EMPTY, lambda: b""),
     "no-faces.obj": (NO_TRIANGLES, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\n"),
     "bad-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n"),
+    "huge-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + b"9" * 20 + b"\n"),
     "nan.obj": (NON_FINITE, lambda: b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
     "line.obj": (ZERO_AREA, lambda: b"v 0 0 0\nv 1 1 1\nv 2 2 2\nf 1 2 3\nf 3 2 1\n"),
     "flat.obj": (FLAT, lambda: b"v 0 0 0\nv 5 0 0\nv 5 5 0\nv 0 5 0\nf 1 2 3 4\n"),
@@ -231,6 +248,7 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "laughs.3mf": (DTD, _billion_laughs),
     "xxe.3mf": (DTD, _xxe),
     "deep.3mf": (DEPTH, _deep),
+    "components.3mf": (MULTIPLIED, _doubling_components),
     "no-model.3mf": (NO_MODEL_PART, lambda: _zip({"readme.txt": b"hello"})),
     "photo.3mf": (IMPOSTOR, _png),
     "drawing.3mf": (IMPOSTOR, lambda: b"%PDF-1.5\n" + bytes(100)),

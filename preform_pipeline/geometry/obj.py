@@ -29,6 +29,7 @@ _VERTEX_XYZ = re.compile(rb"^[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTI
 _FACE_LINE = re.compile(rb"^[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
 _AFTER_SLASH = re.compile(rb"/[^\s]*")
 _HINT = "the OBJ file is damaged; export it again"
+_MAX_INDEX = int(np.iinfo(np.int64).max)
 
 
 def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
@@ -54,19 +55,27 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
             hint=_HINT,
         )
     tokens = text.split()
+    total = vertices.shape[0]
     try:
         flat = np.array(tokens, dtype=np.bytes_).astype(np.int64)
-    except ValueError:
-        offender = next(i for i, t in enumerate(tokens) if not _is_int(t))
+    except (ValueError, OverflowError):
+        # OverflowError: an integer beyond int64 (a garbled or hostile file). It is out of
+        # range, since no file defines that many vertices, and must not escape as a crash.
+        offender = next(i for i, t in enumerate(tokens) if not _is_index(t))
         face = int(np.searchsorted(np.cumsum(counts), offender, side="right"))
+        token = tokens[offender].decode("latin-1")
         raise ModelFileError(
             origin,
             f"line {_face_line_number(data, face)}: "
-            f"{tokens[offender].decode('latin-1')!r} is not a vertex index",
+            + (
+                f"vertex index {token} is out of range "
+                f"(the file defines {counted(total, 'vertex', 'vertices')})"
+                if _is_int(tokens[offender])
+                else f"{token!r} is not a vertex index"
+            ),
             hint=_HINT,
         ) from None
 
-    total = vertices.shape[0]
     if (flat < 0).any():
         # Negative indices count back from the vertices defined before their face line.
         vertex_starts = np.array([m.start() for m in _VERTEX_LINE.finditer(data)], np.int64)
@@ -119,6 +128,11 @@ def _is_int(token: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_index(token: bytes) -> bool:
+    """An integer that fits the int64 the indices are read into."""
+    return _is_int(token) and abs(int(token)) <= _MAX_INDEX
 
 
 def _parse_vertices(data: bytes, origin: Path) -> npt.NDArray[np.float32]:

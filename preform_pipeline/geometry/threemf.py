@@ -19,14 +19,17 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
+from ..wording import noun
 from ._checks import checked_mesh
-from .bounded import parse_xml, read_zip_member
+from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, parse_xml, read_zip_member
 from .mesh import Mesh, weld_vertices
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
     "CORE_NAMESPACE",
     "DEFAULT_MODEL_PART",
+    "MAX_BUILD_COPIES",
+    "MAX_BUILD_TRIANGLES",
     "UNIT_TO_MM",
     "read_3mf_bytes",
     "threemf_completeness",
@@ -48,6 +51,13 @@ UNIT_TO_MM = {
 }
 # Component references nest; deeper than this is treated as a cycle.
 _MAX_COMPONENT_DEPTH = 32
+#: At most this many triangles in a package's build, every component copy counted: as many as
+#: the largest binary STL the readers take (50 bytes a triangle). Components that each use the
+#: next object twice double the count per level, so a file under a kilobyte can ask for billions.
+MAX_BUILD_TRIANGLES = DEFAULT_MAX_MODEL_FILE_BYTES // 50
+#: At most this many object copies (build items and component references followed): each costs
+#: a transform, whether or not its mesh has triangles.
+MAX_BUILD_COPIES = 100_000
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _HINT = "the 3MF package is damaged or incomplete; export it again"
 
@@ -194,6 +204,18 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     if unit not in UNIT_TO_MM:
         raise ModelFileError(origin, f"{part}: unknown unit {unit!r}", hint=_HINT)
     objects = model.objects
+    roots = ([object_id for object_id, _ in model.items] if model.items
+             else [object_id for object_id, obj in objects.items() if obj.has_mesh])
+    copies, triangle_total = _expanded_size(objects, roots, origin, part)
+    if copies > MAX_BUILD_COPIES or triangle_total > MAX_BUILD_TRIANGLES:
+        raise ModelFileError(
+            origin,
+            f"{part}: its components expand to {copies:,} "
+            f"{noun(copies, 'object copy', 'object copies')} and {triangle_total:,} "
+            f"{noun(triangle_total, 'triangle')}, over the limit of {MAX_BUILD_COPIES:,} "
+            f"copies and {MAX_BUILD_TRIANGLES:,} triangles",
+            hint="export the model again with its components merged, or split it into files",
+        )
     meshes: dict[str, npt.NDArray[np.float64]] = {}
 
     def mesh_of(object_id: str) -> npt.NDArray[np.float64]:
@@ -232,6 +254,37 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         combined = np.concatenate(pieces) * UNIT_TO_MM[unit] if pieces else np.zeros((0, 3, 3))
         triangles = combined.astype(np.float32)
     return checked_mesh(triangles, origin, name, source)
+
+
+def _expanded_size(
+    objects: dict[str, _Object], roots: list[str], origin: Path, part: str
+) -> tuple[int, int]:
+    """The object copies and triangles the build would hold, counted without building it.
+
+    Each object's own count is worked out once, so this costs one visit per object and
+    reference however often components repeat it. Undefined ids count nothing here (the
+    build reports them); nesting deeper than a cycle allows is refused here, before the
+    counts could grow without end.
+    """
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def size(object_id: str, depth: int) -> tuple[int, int]:
+        if depth > _MAX_COMPONENT_DEPTH:
+            raise ModelFileError(origin, f"{part}: component references form a cycle", hint=_HINT)
+        obj = objects.get(object_id)
+        if obj is None:
+            return 0, 0
+        if object_id not in sizes:
+            copies, triangles = 1, (len(obj.triangles) if obj.has_mesh else 0)
+            for component_id, _ in obj.components:
+                inner_copies, inner_triangles = size(component_id, depth + 1)
+                copies += inner_copies
+                triangles += inner_triangles
+            sizes[object_id] = copies, triangles
+        return sizes[object_id]
+
+    totals = [size(object_id, 0) for object_id in roots]
+    return sum(c for c, _ in totals), sum(t for _, t in totals)
 
 
 def _object_mesh(
