@@ -137,7 +137,8 @@ class TestTheIdleLimit:
 
 
 class TestABuildMovedWhileThePassAsksAboutIt:
-    """A build the node's work lost meanwhile, and no longer uses, is given back once."""
+    """The pass lets go only of what the node still holds: a build its work lost meanwhile is
+    given back once, a build its work finished meanwhile is neither lost nor let go."""
 
     def test_a_build_lost_meanwhile_and_not_in_use_is_given_back_and_the_pass_ends(
         self, node: NodeFactory, clock: ManualClock
@@ -174,3 +175,25 @@ class TestABuildMovedWhileThePassAsksAboutIt:
         taken = b.claim_build("pc-b")
         assert taken is not None and taken.build_id == build_id
         assert taken.previous_owner is None and taken.state is S.PREPARED
+
+    def test_a_build_its_work_finished_meanwhile_is_not_reported_lost(
+        self, node: NodeFactory, clock: ManualClock
+    ) -> None:
+        lost: list[int] = []
+        a = node("pc-a", lease_s=LEASE_S, clock=clock, on_lost=lost.append)
+        build = _build(a)
+
+        def finished_meanwhile(build_id: int, _state: JobState) -> bool:
+            a.transition_build(build_id, S.PREPARING, "preparing")
+            a.transition_build(build_id, S.FAILED, "the server refused it")  # given back
+            return False  # its batch is over
+
+        a.in_use = finished_meanwhile
+        clock.advance(LEASE_S + 1)  # idle past a lease: the pass asks before letting go
+        with capture_logs() as logs:
+            a.renew_all()
+        assert lost == []  # no stop signal for a build that is over
+        assert _warnings(logs) == []
+        assert a.held(build.id) is None
+        assert a.get_build(build.id).state is S.FAILED
+        assert a.list_nodes()[0].held_builds == ()
