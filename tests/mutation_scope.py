@@ -283,13 +283,17 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          # seed 38: a claimed build made with the db away
-                                         "tests/unit/store/test_store_seed38.py"),
+                                         "tests/unit/store/test_store_seed38.py",
+                                         # whole run: a takeover's event, a ran-out move
+                                         "tests/unit/store/test_store_whole_s21.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",
                                          "tests/unit/store/test_store_fenced_confirmed.py",
                                          # seed 38: a build lost during the renewal pass
-                                         "tests/unit/store/test_store_seed38.py"),
+                                         "tests/unit/store/test_store_seed38.py",
+                                         # whole run: the idle limit, builds moved mid-pass
+                                         "tests/unit/store/test_store_whole_s21.py"),
     # PostgreSQL's plumbing (connecting, migrating, errors) and, through the leases, its
     # transactions; test_store_sqlite.py adds the conformance runs on PostgreSQL (the SQLite
     # runs never call this module, so mutmut does not give them its mutants), and

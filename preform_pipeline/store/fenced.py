@@ -216,7 +216,9 @@ class NodeJobStore(PostgresJobStore):
         """Give back an idle build's lease. The release is fenced like any move: if the lease
         was taken over meanwhile (this node stalled past it), the node learns it lost the
         build, as a renewal would have told it; if the database is away, the build stays in
-        the book and the next pass tries again."""
+        the book and the next pass tries again. A release that finds nothing to give back
+        after the build's own work gave it back (it left the claimable states while the pass
+        asked ``in_use``) is not a loss, as for a renewal (:meth:`_renew_held`)."""
         try:
             released = self.release(lease)
         except StoreError as exc:
@@ -224,7 +226,8 @@ class NodeJobStore(PostgresJobStore):
                         error=str(exc))
             return
         if not released:
-            self._lost_now(lease.build_id)
+            if self._same_claim(lease):
+                self._lost_now(lease.build_id)
             return
         log.warning("build_let_go", build_id=lease.build_id, node=self.node_id,
                     state=lease.state.value)
