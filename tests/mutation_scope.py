@@ -279,7 +279,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          "tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          # seed 38: a claimed build made with the db away
-                                         "tests/unit/store/test_store_seed38.py"),
+                                         "tests/unit/store/test_store_seed38.py",
+                                         # s21-farm2: the orphans adopted are the claims' own
+                                         "tests/unit/store/test_store_leases_own_claims.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",

@@ -70,6 +70,24 @@ _UNBATCHED: Final = (
     "j.state IN ('processing', 'queued', 'discovered') AND j.build_id IS NULL"
 )
 
+#: Where job ``j``'s file was dropped: its hot-folder place (``_hotfolder``: the inbox, and the
+#: path in it as dropped, hotfolder/intake.py), ``/`` for every separator (a Windows node
+#: names its inbox with ``\``, the path in it with ``/``).
+_DROPPED_AT: Final = (
+    "rtrim(replace(j.fields #>> '{_hotfolder,inbox}', '\\', '/'), '/') || '/' "
+    "|| (j.fields #>> '{_hotfolder,rel}')"
+)
+
+#: "Inbox claim ``c`` is job ``j``'s own": the claim of the file as dropped (its path and
+#: content), or of the case folder it was dropped in (claimed whole, under one hash over all
+#: its files). Content alone is not enough: a live node's file of the same content
+#: (``duplicates: print``) or a ``run``'s job (no place) share it.
+_OWN_CLAIM: Final = (
+    f"((({_DROPPED_AT}) = replace(c.source_path, '\\', '/') "
+    "AND j.content_hash = c.content_hash) "
+    f"OR starts_with({_DROPPED_AT}, replace(c.source_path, '\\', '/') || '/'))"
+)
+
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
 #: VERIFYING belong to the poller.
@@ -345,23 +363,24 @@ class LeasingStore(SqlStoreCore):
         self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False
     ) -> tuple[int, ...]:
         """Jobs taken from a shared inbox by a node that is gone (stopped, or silent for a
-        lease) before they joined a build (being taken, or waiting to be batched): their
-        inbox claims move to ``node_id``, and their ids are returned for it to take up.
+        lease) before they joined a build (being taken, or waiting to be batched): their own
+        inbox claims (``_OWN_CLAIM``) move to ``node_id``, and their ids are returned for it
+        to take up.
         Row locks make the move exclusive: of two nodes
         adopting at once, one gets each job. ``own``: this node's previous life's jobs too
         (a node starting afresh holds none in memory)."""
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
-            # The claims move first, then every unbatched job of their content is returned:
-            # an UPDATE ... FROM ... RETURNING gives one job per claim, and which one when
-            # several share the content (a run's of the same file) is up to the planner.
+            # The claims move first, then every unbatched job they are the own claim of is
+            # returned: an UPDATE ... FROM ... RETURNING gives one job per claim, and a case
+            # folder's claim is several jobs' own.
             rows = conn.execute(
                 "WITH moved AS (UPDATE inbox_claims AS c SET node = ? WHERE EXISTS "
-                f"(SELECT 1 FROM jobs AS j WHERE {_UNBATCHED} "
-                "AND j.content_hash = c.content_hash) AND (c.node <> ? OR ?) "
-                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING c.content_hash) "
-                f"SELECT j.id FROM jobs AS j WHERE {_UNBATCHED} "
-                "AND j.content_hash IN (SELECT content_hash FROM moved)",
+                f"(SELECT 1 FROM jobs AS j WHERE {_UNBATCHED} AND {_OWN_CLAIM}) "
+                f"AND (c.node <> ? OR ?) AND (c.node = ? OR NOT {_NODE_ALIVE}) "
+                "RETURNING c.source_path, c.content_hash) "
+                f"SELECT j.id FROM jobs AS j JOIN moved AS c ON {_OWN_CLAIM} "
+                f"WHERE {_UNBATCHED}",
                 (node_id, node_id, own, node_id, lease_s),
             ).fetchall()
         adopted = tuple(sorted({int(r["id"]) for r in rows}))
