@@ -285,7 +285,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          # seed 38: a claimed build made with the db away
                                          "tests/unit/store/test_store_seed38.py",
                                          # whole run: a takeover's event, a ran-out move
-                                         "tests/unit/store/test_store_whole_s21.py"),
+                                         "tests/unit/store/test_store_whole_s21.py",
+                                         # s21-farm2: the orphans adopted are the claims' own
+                                         "tests/unit/store/test_store_leases_own_claims.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",

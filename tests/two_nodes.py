@@ -22,8 +22,8 @@ from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import NodeInfo
 from tests.pg_cluster import PG_PASSWORD
 
-__all__ = ["FORM4", "GREY", "LEASE_S", "lost_events", "stall_until_taken_over", "two_nodes",
-           "waiting_build"]
+__all__ = ["FORM4", "GREY", "LEASE_S", "farm_node", "lost_events", "stall_until_taken_over",
+           "two_nodes", "waiting_build"]
 
 FORM4, GREY = "FORM-4-0", "FLGPGR05"
 #: Long enough that no lease runs out by itself during a test.
@@ -32,18 +32,21 @@ LEASE_S = 60.0
 
 def two_nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
     """Nodes ``pc-a`` and ``pc-b``, wired as ``join_farm`` wires a node (for a fixture)."""
-    roles = []
-    for name in ("pc-a", "pc-b"):
-        store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, lease_s=LEASE_S)
-        store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
-        role = NodeRole(store)
-        store.on_lost = role.lease_lost
-        roles.append(role)
+    roles = [farm_node(url, name) for name in ("pc-a", "pc-b")]
     try:
         yield roles[0], roles[1]
     finally:
         for role in roles:
             role.store.close()
+
+
+def farm_node(url: str, name: str) -> NodeRole:
+    """Node ``name``, registered and wired as ``join_farm`` wires a node (close its store)."""
+    store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, lease_s=LEASE_S)
+    store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
+    role = NodeRole(store)
+    store.on_lost = role.lease_lost
+    return role
 
 
 def waiting_build(store: NodeJobStore, model: str, form: Path | None = None) -> Build:

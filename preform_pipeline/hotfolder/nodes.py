@@ -37,7 +37,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
 from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
-from preform_pipeline.hotfolder.recovery import GiveBack, Recovery, belongs_to_a_run
+from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_store
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
@@ -305,9 +305,8 @@ class NodeRecovery(Recovery):
         node = self.node_store
         resumed: list[Job] = []
         for job_id in node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own):
+            # Only jobs whose own claim moved here (a `run`'s job has none: it is never one).
             job = self.store.get_job(job_id)
-            if belongs_to_a_run(job):
-                continue  # of the same content as a gone node's claim, but not the node's
             if job.state is not JobState.PROCESSING:
                 # Cut off while being taken: still in the inbox, the scan takes it again
                 # (and reuses the job); else the move is finished here.

@@ -70,6 +70,29 @@ _UNBATCHED: Final = (
     "j.state IN ('processing', 'queued', 'discovered') AND j.build_id IS NULL"
 )
 
+#: The inbox claims an unbatched job ``j`` may have (``id``, ``content_hash``, ``path``,
+#: ``whole``): the path its file was dropped at (``whole``), and each folder above it in the
+#: inbox (a case folder is claimed as a whole). They come from its hot-folder place
+#: (``_hotfolder``: the inbox, and the path in it as dropped with ``/``, hotfolder/intake.py),
+#: each written both ways a node writes a path (POSIX, or Windows with ``\``). A ``run``'s
+#: job has no place, so no claim. Computed per job (few, not per claim: one stays for every
+#: file ever taken), so claims are found by their key.
+_CLAIMABLE_PATHS: Final = (
+    "SELECT j.id, j.content_hash, n = cardinality(d.parts) AS whole, p.path FROM jobs AS j, "
+    "LATERAL (SELECT rtrim(j.fields #>> '{_hotfolder,inbox}', '/\\') AS base, "
+    "string_to_array(j.fields #>> '{_hotfolder,rel}', '/') AS parts) AS d, "
+    "unnest(d.parts) WITH ORDINALITY AS u (part, n), "
+    "LATERAL (VALUES (d.base || '/' || array_to_string(d.parts[1:n], '/')), "
+    "(d.base || '\\' || array_to_string(d.parts[1:n], '\\'))) AS p (path) "
+    f"WHERE {_UNBATCHED}"
+)
+
+#: "Inbox claim ``c`` is the own claim of the job of path ``o``" (``_CLAIMABLE_PATHS``): the
+#: claim of its file as dropped (path and content), or of the case folder it was dropped in
+#: (claimed whole, under one hash over all its files). Content alone is not enough: a live
+#: node's file of the same content (``duplicates: print``) or a ``run``'s job share it.
+_OWN_CLAIM: Final = "c.source_path = o.path AND (NOT o.whole OR c.content_hash = o.content_hash)"
+
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
 #: VERIFYING belong to the poller.
@@ -345,23 +368,22 @@ class LeasingStore(SqlStoreCore):
         self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False
     ) -> tuple[int, ...]:
         """Jobs taken from a shared inbox by a node that is gone (stopped, or silent for a
-        lease) before they joined a build (being taken, or waiting to be batched): their
-        inbox claims move to ``node_id``, and their ids are returned for it to take up.
+        lease) before they joined a build (being taken, or waiting to be batched): their own
+        inbox claims (``_OWN_CLAIM``) move to ``node_id``, and their ids are returned for it
+        to take up.
         Row locks make the move exclusive: of two nodes
         adopting at once, one gets each job. ``own``: this node's previous life's jobs too
         (a node starting afresh holds none in memory)."""
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
-            # The claims move first, then every unbatched job of their content is returned:
-            # an UPDATE ... FROM ... RETURNING gives one job per claim, and which one when
-            # several share the content (a run's of the same file) is up to the planner.
+            # The claims move first, then every unbatched job they are the own claim of is
+            # returned: an UPDATE ... FROM ... RETURNING gives one job per claim, and a case
+            # folder's claim is several jobs' own.
             rows = conn.execute(
-                "WITH moved AS (UPDATE inbox_claims AS c SET node = ? WHERE EXISTS "
-                f"(SELECT 1 FROM jobs AS j WHERE {_UNBATCHED} "
-                "AND j.content_hash = c.content_hash) AND (c.node <> ? OR ?) "
-                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING c.content_hash) "
-                f"SELECT j.id FROM jobs AS j WHERE {_UNBATCHED} "
-                "AND j.content_hash IN (SELECT content_hash FROM moved)",
+                f"WITH o AS ({_CLAIMABLE_PATHS}), moved AS (UPDATE inbox_claims AS c "
+                f"SET node = ? FROM o WHERE {_OWN_CLAIM} AND (c.node <> ? OR ?) "
+                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING c.source_path, "
+                f"c.content_hash) SELECT o.id FROM o JOIN moved AS c ON {_OWN_CLAIM}",
                 (node_id, node_id, own, node_id, lease_s),
             ).fetchall()
         adopted = tuple(sorted({int(r["id"]) for r in rows}))

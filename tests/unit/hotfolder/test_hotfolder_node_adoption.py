@@ -1,21 +1,24 @@
-"""A farm node adopting a gone node's jobs (hotfolder/nodes.py, a real PostgreSQL store) leaves
-a ``run``'s job of the same content to that run.
+"""A farm node adopting a gone node's jobs (hotfolder/nodes.py, a real PostgreSQL store) takes
+up exactly the jobs whose own inbox claims it adopts.
 
-Inbox claims stay in the store and are matched to jobs by content, so a ``run --reprint`` of a
-file a node once took has a job of a claim's content. When that node is gone (or is this node,
-restarting), the node adopting its claims must not take the run's job up (print the run's
-model itself, or fail it as lost), as a daemon's start on a single store does not
-(docs/hotfolder.md); and the run's job must not hide the node's own orphan of that content.
+Inbox claims stay in the store, and a ``run --reprint`` of a file a node once took, or a file
+of the same content another node took (``duplicates: print``), has a job of a claim's content.
+When that node is gone (or is this node, restarting), the node adopting its claims must not
+take the run's job up (print the run's model itself, or fail it as lost), as a daemon's start
+on a single store does not (docs/hotfolder.md), nor a live node's job; and neither may hide
+the node's own orphan of that content. A case folder, claimed as a whole under one hash over
+its files, is adopted with its claim.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_support import Script, claimed_by_a_run, make_daemon, run_daemon_once
+from daemon_support import Script, claimed_by_a_run, make_daemon, names, run_daemon_once
 
 from preform_pipeline.hotfolder import Drop, Intake
 from preform_pipeline.hotfolder.nodes import NodeRole
@@ -24,7 +27,7 @@ from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.two_nodes import two_nodes
+from tests.two_nodes import farm_node, two_nodes
 
 #: Both the node's drop and the run's model: one content.
 _CONTENT = tetra_stl_bytes(7)
@@ -66,18 +69,27 @@ def _gone(taker: NodeRole) -> None:
         taker.store.node_stopped("pc-a")
 
 
-def _taken_by(node: NodeRole, tmp_path: Path, *, duplicates: DuplicatePolicy = "skip") -> Job:
-    """``node`` claims a drop of the shared inbox and takes it into processing/ (not yet
-    batched), as its daemon does."""
-    inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "r.yaml")
-    model = inbox.path / "bracket.stl"
+def _taken_by(node: NodeRole, tmp_path: Path, *, duplicates: DuplicatePolicy = "skip",
+              name: str = "bracket.stl") -> Job:
+    """``node`` claims a drop of the shared inbox (``name``, of the one content) and takes it
+    into processing/ (not yet batched), as its daemon does."""
+    inbox = _inbox(tmp_path)
+    model = inbox.path / name
     model.parent.mkdir(parents=True, exist_ok=True)
     model.write_bytes(_CONTENT)
-    drop = Drop(inbox, model, "hot", False, models=(model,))
-    assert node.claim_drop(drop)
-    (job,) = Intake(node.store, [inbox], duplicates=duplicates).take(drop).taken
-    assert job.state is JobState.PROCESSING
+    (job,) = _take(node, Drop(inbox, model, "hot", False, models=(model,)), duplicates)
     return job
+
+
+def _inbox(tmp_path: Path) -> InboxSettings:
+    return InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "r.yaml")
+
+
+def _take(node: NodeRole, drop: Drop, duplicates: DuplicatePolicy = "skip") -> tuple[Job, ...]:
+    assert node.claim_drop(drop)
+    taken = Intake(node.store, [drop.inbox], duplicates=duplicates).take(drop).taken
+    assert [job.state for job in taken] == [JobState.PROCESSING] * len(drop.models)
+    return taken
 
 
 def _claimed_by_a_live_run(store: PostgresJobStore, tmp_path: Path) -> Job:
@@ -155,3 +167,85 @@ class TestARunAndANodesOrphanOfOneContent:
 
         _assert_untouched(run_store, run_job)
         _printed_alone(run_store, orphan, tmp_path / "fleet")
+
+
+@pytest.fixture
+def farm(url: str) -> Iterator[tuple[NodeRole, ...]]:
+    """Nodes ``pc-a``, ``pc-b`` and ``pc-c`` of one farm."""
+    roles = tuple(farm_node(url, name) for name in ("pc-a", "pc-b", "pc-c"))
+    yield roles
+    for role in roles:
+        role.store.close()
+
+
+def _each_printed_alone(store: PostgresJobStore, jobs: list[Job], fleet: Path) -> None:
+    """Each of ``jobs`` was printed in a build of its own, and those are the only prints."""
+    builds = []
+    for job in jobs:
+        after = store.get_job(job.id)
+        assert after.state is JobState.PRINT_SENT and after.build_id is not None
+        assert [j.id for j in store.build_members(after.build_id)] == [job.id]
+        builds.append(store.get_build(after.build_id).print_job_id)
+    assert sorted(p["job_id"] for p in fleet_jobs(fleet)) == sorted(builds)
+
+
+class TestALiveNodesJobOfTheGoneNodesContent:
+    """Of two files of one content (``duplicates: print``), the gone node's is adopted alone."""
+
+    @pytest.mark.parametrize("claimant", CLAIMANTS)
+    def test_the_live_node_s_job_is_left_to_it_and_each_is_printed_once(
+        self, farm: tuple[NodeRole, ...], run_store: PostgresJobStore, tmp_path: Path,
+        claimant: str,
+    ) -> None:
+        a, b, c = farm
+        # pc-b adopts; the gone node is pc-a (stopped, pc-c lives) or pc-b's previous life
+        # (pc-a lives).
+        gone, live = (a, c) if claimant == CLAIMANTS[0] else (b, a)
+        orphan = _taken_by(gone, tmp_path, duplicates="print")
+        theirs = _taken_by(live, tmp_path, duplicates="print", name="bracket-copy.stl")
+        their_history = run_store.history(theirs.id)
+        _gone(gone)
+
+        _daemon_once(b, tmp_path, duplicates="print")
+
+        _printed_alone(run_store, orphan, tmp_path / "fleet")
+        assert run_store.history(theirs.id) == their_history
+        after = run_store.get_job(theirs.id)
+        assert (after.state, after.build_id) == (JobState.PROCESSING, None)
+        assert after.source_path.read_bytes() == _CONTENT
+
+        _daemon_once(live, tmp_path, duplicates="print")  # the live node's next start
+
+        _each_printed_alone(run_store, [orphan, theirs], tmp_path / "fleet")
+
+
+class TestAGoneNodesCaseFolder:
+    """A case folder the gone node took but did not batch is adopted and printed once."""
+
+    @pytest.mark.parametrize("claimant", CLAIMANTS)
+    def test_the_case_is_printed_once_and_settled_in_done(
+        self, nodes: tuple[NodeRole, NodeRole], run_store: PostgresJobStore, tmp_path: Path,
+        claimant: str,
+    ) -> None:
+        taker = _taker(nodes, claimant)
+        inbox = _inbox(tmp_path)
+        case = inbox.path / "C-1042"
+        case.mkdir(parents=True)
+        models = (case / "lower.stl", case / "upper.stl")
+        for seed, model in enumerate(models):
+            model.write_bytes(tetra_stl_bytes(seed + 1))
+        jobs = _take(taker, Drop(inbox, case, "hot", True, models=models))
+        _gone(taker)
+
+        _daemon_once(nodes[1], tmp_path)
+
+        after = [run_store.get_job(j.id) for j in jobs]
+        assert {j.state for j in after} == {JobState.PRINT_SENT}
+        builds = {run_store.get_build(j.build_id) for j in after if j.build_id is not None}
+        assert Counter(m.id for b in builds for m in run_store.build_members(b.id)) == Counter(
+            {j.id: 1 for j in jobs})
+        assert sorted(p["job_id"] for p in fleet_jobs(tmp_path / "fleet")) == sorted(
+            b.print_job_id for b in builds)
+        assert names(inbox.path) == [
+            "done/C-1042/lower.stl", "done/C-1042/lower.stl.report.json",
+            "done/C-1042/upper.stl", "done/C-1042/upper.stl.report.json"]

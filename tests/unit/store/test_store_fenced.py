@@ -4,11 +4,13 @@ renewals, a lost lease, what the node may act on, and orphaned jobs (real Postgr
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import LeaseLostError
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -18,9 +20,14 @@ S = JobState
 
 
 def _jobs(store: PostgresJobStore, count: int, *, tag: str = "m") -> list[Job]:
+    """Jobs taken from ``/nas/inbox/<tag><i>.stl`` (their hot-folder place names it)."""
     return [store.create_job(recipe="dental", source_path=f"/nas/processing/{tag}{i}.stl",
-                             content_hash=f"sha256:{tag}{i}", state=S.PROCESSING)
+                             content_hash=f"sha256:{tag}{i}", state=S.PROCESSING,
+                             fields={HOTFOLDER_FIELD: JobPlace(_INBOX, f"{tag}{i}.stl").to_json()})
             for i in range(count)]
+
+
+_INBOX = Path("/nas/inbox")
 
 
 class TestCreatedBuildsAreClaimed:
@@ -249,7 +256,7 @@ class TestOrphanedJobs:
         gone, b, c = node("pc-gone"), node("pc-b"), node("pc-c")
         jobs = _jobs(gone, 6)
         for job in jobs:
-            assert gone.claim_inbox_file("pc-gone", f"/nas/inbox/{job.id}.stl",
+            assert gone.claim_inbox_file("pc-gone", _INBOX / job.source_path.name,
                                          str(job.content_hash))
         batched = gone.create_build(recipe="dental", job_ids=[jobs[0].id])
         assert b.adopt_orphan_jobs("pc-b") == ()  # its node is alive: they are its own
@@ -274,6 +281,6 @@ class TestOrphanedJobs:
     ) -> None:
         a = node("pc-a")
         (job,) = _jobs(a, 1)
-        a.claim_inbox_file("pc-a", "/nas/inbox/x.stl", str(job.content_hash))
+        a.claim_inbox_file("pc-a", _INBOX / job.source_path.name, str(job.content_hash))
         assert a.adopt_orphan_jobs("pc-a") == ()
         assert a.adopt_orphan_jobs("pc-a", own=True) == (job.id,)

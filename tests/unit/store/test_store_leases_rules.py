@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import LeaseLostError, StoreError
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.leases import Lease, NodeInfo, NodeStatus
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -278,8 +280,10 @@ class TestHolderAndSettling:
 
     def test_orphans_adopted_are_logged(self, pg_store: PostgresJobStore) -> None:
         pg_store.register_node(_node("pc-1"))
+        place = JobPlace(Path("/nas/inbox"), "x.stl")  # where it was dropped
         job = pg_store.create_job(recipe="dental", source_path="/nas/inbox/x.stl",
-                                  content_hash="sha256:x", state=S.QUEUED)
+                                  content_hash="sha256:x", state=S.QUEUED,
+                                  fields={HOTFOLDER_FIELD: place.to_json()})
         pg_store.claim_inbox_file("pc-1", "/nas/inbox/x.stl", "sha256:x")
         with capture_logs() as logs:
             assert pg_store.adopt_orphan_jobs("pc-1", own=True) == (job.id,)

@@ -1,0 +1,82 @@
+"""Which jobs a node adopts with a gone node's inbox claims (store/leases.py, real PostgreSQL):
+exactly those whose own claim moved, the claim of the file as dropped (path and content) or of
+the case folder it was dropped in, however the node's system writes its paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.store import Job, JobState
+from preform_pipeline.store.fenced import NodeJobStore
+from tests.unit.store.conftest import NodeFactory
+
+
+def _dropped(store: NodeJobStore, inbox: str, rel: str, content: str) -> Job:
+    """An unbatched job of ``content`` taken from ``rel`` in ``inbox`` (as that node's system
+    writes the inbox's path), its file in processing/."""
+    place = JobPlace(Path(inbox), rel)
+    return store.create_job(recipe="dental", source_path=f"/nas/processing/{rel}",
+                            content_hash=content, state=JobState.PROCESSING,
+                            fields={HOTFOLDER_FIELD: place.to_json()})
+
+
+@pytest.fixture
+def gone(node: NodeFactory) -> NodeJobStore:
+    return node("pc-gone")
+
+
+@pytest.fixture
+def adopter(node: NodeFactory) -> NodeJobStore:
+    return node("pc-b")
+
+
+def _claims(store: NodeJobStore) -> dict[str, str]:
+    return {path: holder for path, _, holder in store.inbox_claims()}
+
+
+class TestAGoneNodesClaimsOnWindows:
+    """A Windows node's claims (``\\`` in its paths) are its jobs' own claims."""
+
+    @pytest.mark.parametrize("inbox", ["Z:\\inbox", "\\\\nas\\share\\inbox", "Z:\\"])
+    def test_its_file_and_its_case_folder_are_adopted(
+        self, gone: NodeJobStore, adopter: NodeJobStore, inbox: str
+    ) -> None:
+        root = inbox.rstrip("\\")
+        single = _dropped(gone, inbox, "bracket.stl", "sha256:bracket")
+        upper = _dropped(gone, inbox, "C-1042/upper.stl", "sha256:upper")
+        lower = _dropped(gone, inbox, "C-1042/jaw/lower.stl", "sha256:lower")
+        assert gone.claim_inbox_file("pc-gone", f"{root}\\bracket.stl", "sha256:bracket")
+        assert gone.claim_inbox_file("pc-gone", f"{root}\\C-1042", "sha256:case")
+        gone.node_stopped("pc-gone")
+
+        assert adopter.adopt_orphan_jobs("pc-b") == (single.id, upper.id, lower.id)
+        assert set(_claims(adopter).values()) == {"pc-b"}
+
+
+class TestJobsThatAreNotTheClaims:
+    """Jobs that share a gone node's claim's content or the start of its path stay put."""
+
+    def test_none_of_them_is_adopted_and_their_claims_stay(
+        self, gone: NodeJobStore, adopter: NodeJobStore, node: NodeFactory
+    ) -> None:
+        # Of the claim's content dropped elsewhere; at a claimed path with other content; in
+        # a folder whose name only begins like the case's; a `run`'s (no place).
+        live = node("pc-live")
+        own = _dropped(gone, "/nas/inbox", "bracket.stl", "sha256:bracket")
+        _dropped(live, "/nas/inbox", "bracket-copy.stl", "sha256:bracket")
+        _dropped(live, "/nas/inbox", "redrop.stl", "sha256:new")
+        _dropped(live, "/nas/inbox", "C-1042-b/upper.stl", "sha256:upper")
+        live.create_job(recipe="dental", source_path="/models/redrop.stl",
+                        content_hash="sha256:old", state=JobState.PROCESSING)
+        assert gone.claim_inbox_file("pc-gone", "/nas/inbox/bracket.stl", "sha256:bracket")
+        assert gone.claim_inbox_file("pc-gone", "/nas/inbox/redrop.stl", "sha256:old")
+        assert gone.claim_inbox_file("pc-gone", "/nas/inbox/C-1042", "sha256:case")
+        gone.node_stopped("pc-gone")
+
+        assert adopter.adopt_orphan_jobs("pc-b") == (own.id,)
+        assert _claims(adopter) == {"/nas/inbox/bracket.stl": "pc-b",
+                                    "/nas/inbox/redrop.stl": "pc-gone",
+                                    "/nas/inbox/C-1042": "pc-gone"}
