@@ -78,6 +78,7 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
                 f"vertices, found {int(counts[bad])}",
                 hint=_HINT,
             )
+        # Once a bad token waits, only a short face can outrank it: the rest is not parsed.
         if pending is None or pending[0] > _BAD_TOKEN:
             found = _slice_triangles(
                 data, (start, end), text, counts, vertices, before, faces_before, origin
