@@ -27,8 +27,10 @@ __all__ = ["SLICE_BYTES", "read_obj_bytes", "write_obj"]
 
 #: Bytes of the file parsed at a time (cut at a line end). Parsing a slice makes Python objects
 #: for each of its lines and indices, 20 to 40 times its size, so this bounds the reader's peak
-#: to the file, its mesh and about that much more; larger slices gain no measurable speed.
-SLICE_BYTES = 4 * 1024 * 1024
+#: to the file, its mesh and a few dozen MB. Larger slices are no faster: on the 64 MiB bench
+#: file, slices of 1, 4 and 16 MiB took 4.7, 5.0 and 5.7 s CPU and peaked 211, 257 and 338 MiB
+#: above the process's baseline (bench/results/large_obj_after.md).
+SLICE_BYTES = 1024 * 1024
 
 _VERTEX_LINE = re.compile(rb"^[ \t]*v[ \t]", re.MULTILINE)
 _VERTEX_XYZ = re.compile(rb"^[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE)
