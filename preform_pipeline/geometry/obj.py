@@ -58,14 +58,13 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
-    slices = list(_slices(data))
-    vertices, defined_before = _parse_vertices(data, slices, origin)
+    vertices, defined_before = _parse_vertices(data, origin)
     parts: list[npt.NDArray[np.float32]] = []
     faces_before = 0
     # A token or range error waits until the rest of the file shows no short face (and, for a
     # range error, no bad token), which the whole file's rules put first.
     pending: tuple[int, ModelFileError] | None = None
-    for (start, end), before in zip(slices, defined_before, strict=True):
+    for (start, end), before in zip(_slices(data), defined_before, strict=True):
         bodies = _FACE_LINE.findall(data, start, end)
         if not bodies:
             continue
@@ -100,7 +99,11 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
 
 def _slices(data: bytes) -> Iterator[tuple[int, int]]:
     """``(start, end)`` of consecutive slices of ``data``, each ending just after a newline
-    (or at the end of the data); a line longer than a slice is one slice of its own."""
+    (or at the end of the data); a line longer than a slice is one slice of its own.
+
+    Each pass walks a fresh generator rather than a stored list of slices: were a change ever
+    to stop the walk advancing, the reader would spin until a timeout, not fill the memory.
+    """
     start = 0
     while start < len(data):
         end = data.rfind(b"\n", start, start + SLICE_BYTES) + 1
@@ -208,10 +211,8 @@ def _is_index(token: bytes) -> bool:
     return _is_int(token) and abs(int(token)) <= _MAX_INDEX
 
 
-def _parse_vertices(
-    data: bytes, slices: list[tuple[int, int]], origin: Path
-) -> tuple[npt.NDArray[np.float32], list[int]]:
-    """Every vertex of the file, and how many precede each slice.
+def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """Every vertex of the file, and how many precede each of its :func:`_slices`.
 
     A vertex line without x y z anywhere is named before a coordinate that is not a number.
     """
@@ -219,7 +220,7 @@ def _parse_vertices(
     defined_before: list[int] = []
     defined = 0
     bad_number: ModelFileError | None = None
-    for start, end in slices:
+    for start, end in _slices(data):
         defined_before.append(defined)
         rows = _VERTEX_XYZ.findall(data, start, end)
         if len(rows) != len(_VERTEX_LINE.findall(data, start, end)):
