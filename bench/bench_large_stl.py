@@ -20,7 +20,14 @@ memory and CPU time come from the kernel (Unix only, like the machines this runs
 Wall time depends on what else the machine runs, CPU time much less: both are recorded with
 the load average before each run. Writes bench/results/large_stl.json and .md.
 
+``--obj 16,64,128`` measures the OBJ reader instead (nothing of the STL case runs): for each
+size in MiB an OBJ of closed boxes (each row's ``v`` lines, then its ``f`` lines) is written
+into ``bench/.data/large/``, and a fresh child process reads it with ``read_mesh``; its peak
+RSS is compared with its baseline (interpreter and imports) and with the file's size. Writes
+bench/results/<--output>.json and .md (default ``large_obj``).
+
     nice python bench/bench_large_stl.py [--triangles N] [--repeats R]
+    nice python bench/bench_large_stl.py --obj 16,64,128 [--repeats R] [--output NAME]
 """
 
 from __future__ import annotations
@@ -98,6 +105,19 @@ print(json.dumps(peaks))
 """
 
 
+_OBJ_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from preform_pipeline.geometry import read_mesh
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+mesh = read_mesh(Path({path!r}))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"triangles": int(mesh.triangles.shape[0]), "baseline_kb": before,
+                   "peak_kb": after}}))
+"""
+
+
 def _box(x: float, y: float, size: float) -> np.ndarray:
     lo = np.array([x, y, 0.0])
     corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
@@ -128,6 +148,30 @@ def generate(path: Path, triangles: int) -> None:
             chunk = np.zeros(tris.shape[0], dtype=record)
             chunk["v"] = tris
             handle.write(chunk.tobytes())
+
+
+def generate_obj(path: Path, mib: int) -> None:
+    """An OBJ of at least ``mib`` MiB: rows of 0.5 mm boxes, each row's vertices then faces."""
+    from preform_pipeline.geometry.mesh import weld_vertices
+
+    per_row = 500
+    template = _box(0.0, 0.0, 0.5)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    row = 0
+    defined = 0
+    with path.open("wb") as handle:
+        handle.write(b"# bench large obj\n")
+        while handle.tell() < mib * _MIB:
+            offsets = np.zeros((per_row, 1, 1, 3), np.float32)
+            offsets[:, 0, 0, 0] = np.arange(per_row) * 0.6
+            offsets[:, 0, 0, 1] = row * 0.6
+            vertices, faces = weld_vertices((template[None] + offsets).reshape(-1, 3, 3))
+            handle.write(("v %.9g %.9g %.9g\n" * vertices.shape[0] % tuple(
+                vertices.astype(np.float64).ravel().tolist())).encode("ascii"))
+            handle.write(("f %d %d %d\n" * faces.shape[0] % tuple(
+                (faces + 1 + defined).ravel().tolist())).encode("ascii"))
+            defined += vertices.shape[0]
+            row += 1
 
 
 def _measured(command: list[str]) -> dict[str, Any]:
@@ -249,11 +293,71 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _obj_markdown(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    lines = [
+        "# Reading large OBJ files: peak memory",
+        "",
+        f"Measured {result['measured_at']} at commit {result['commit']} on "
+        f"{machine['cpu'] or 'unknown CPU'} ({machine['cpus']} CPUs shared with other work; "
+        f"{machine['platform']}, Python {machine['python']}, numpy {machine['numpy']}), "
+        f"niceness {machine['nice']}. Each run is a fresh process calling `read_mesh` on the "
+        "file; the baseline is its RSS after imports, the mesh is 36 bytes a triangle.",
+        "",
+        f"`{result['command']}`",
+        "",
+        "| file MiB | triangles | run | load before | CPU s | wall s | baseline MiB | "
+        "peak MiB | above baseline / file size | mesh MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for case in result["cases"]:
+        for i, r in enumerate(case["runs"]):
+            lines.append(
+                f"| {case['file_mib']} | {r['triangles']:,} | {i + 1} | "
+                f"{r['load_avg_1min_before']} | {r['cpu_s']} | {r['wall_s']} | "
+                f"{r['baseline_mb']} | {r['peak_mb']} | "
+                f"{(r['peak_mb'] - r['baseline_mb']) / case['file_mib']:.2f} | "
+                f"{r['triangles'] * 36 / _MIB:.0f} |"
+            )
+    return "\n".join([*lines, ""])
+
+
+def _obj_main(sizes: list[int], repeats: int, output: str) -> int:
+    cases = []
+    for mib in sizes:
+        path = DATA / f"obj_{mib}mib" / "large.obj"
+        if not path.exists():
+            generate_obj(path, mib)
+        runs = _child_runs(_OBJ_CHILD.format(root=str(ROOT), path=str(path)), repeats)
+        cases.append({"file_mib": round(path.stat().st_size / _MIB, 1), "runs": runs})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    result: dict[str, Any] = {
+        "benchmark": "large OBJ files through read_mesh: peak RSS of a fresh process",
+        "command": "nice python bench/bench_large_stl.py --obj "
+                   f"{','.join(map(str, sizes))} --repeats {repeats} --output {output}",
+        "commit": commit,
+        "cases": cases,
+        "machine": _machine(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{output}.json").write_text(json.dumps(result, indent=2) + "\n",
+                                            encoding="utf-8")
+    (RESULTS / f"{output}.md").write_text(_obj_markdown(result), encoding="utf-8")
+    print(_obj_markdown(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--triangles", type=int, default=DEFAULT_TRIANGLES)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--obj", help="measure OBJ files of these sizes in MiB (e.g. 16,64)")
+    parser.add_argument("--output", default="large_obj", help="results stem for --obj")
     args = parser.parse_args(argv)
+    if args.obj:
+        return _obj_main([int(x) for x in args.obj.split(",")], args.repeats, args.output)
     path = DATA / f"large_{args.triangles}" / "large.stl"
     if not path.exists():
         generate(path, args.triangles)

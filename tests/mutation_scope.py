@@ -332,6 +332,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/geometry/obj.py": (
         *_GEOMETRY_PLAIN_TESTS,
         "tests/unit/geometry/test_geometry_obj_s21.py",  # s21: binary text, empty last face
+        "tests/unit/geometry/test_geometry_obj_slices.py",  # s21: many slices read as one
     ),
     # The geometry tests that read 3MF files (hypothesis refuses to run the property tests
     # under mutmut's test runner: "called from multiple different executors").

@@ -10,6 +10,7 @@ may refer to vertices defined later in the file, as most readers allow.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,14 @@ from ._checks import checked_mesh, line_number
 from .mesh import Mesh, weld_vertices
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
-__all__ = ["read_obj_bytes", "write_obj"]
+__all__ = ["SLICE_BYTES", "read_obj_bytes", "write_obj"]
+
+#: Bytes of the file parsed at a time (cut at a line end). Parsing a slice makes Python objects
+#: for each of its lines and indices, 20 to 40 times its size, so this bounds the reader's peak
+#: to the file, its mesh and a few dozen MB. Larger slices are no faster: on the 64 MiB bench
+#: file, slices of 1, 4 and 16 MiB took 4.7, 5.0 and 5.7 s CPU and peaked 211, 257 and 338 MiB
+#: above the process's baseline (bench/results/large_obj_after.md).
+SLICE_BYTES = 1024 * 1024
 
 _VERTEX_LINE = re.compile(rb"^[ \t]*v[ \t]", re.MULTILINE)
 _VERTEX_XYZ = re.compile(rb"^[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE)
@@ -30,30 +38,93 @@ _FACE_LINE = re.compile(rb"^[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
 _AFTER_SLASH = re.compile(rb"/[^\s]*")
 _HINT = "the OBJ file is damaged; export it again"
 _MAX_INDEX = int(np.iinfo(np.int64).max)
+# Ranks of the face errors that wait for the rest of the file (a short face never waits).
+_BAD_TOKEN = 2
+_OUT_OF_RANGE = 3
 
 
 def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
-    """Parse OBJ bytes into a triangle mesh; ``origin`` names the file in errors."""
+    """Parse OBJ bytes into a triangle mesh; ``origin`` names the file in errors.
+
+    The file is parsed in slices of about :data:`SLICE_BYTES` cut at line ends: parsing makes
+    Python objects for every line and index of a slice (20 to 40 times its size), so slicing
+    keeps that to one slice's worth whatever the file's size. Errors are the whole file's:
+    every vertex line is checked before any face line, and among face errors a short face
+    anywhere comes first, then a token that is not an index, then an index out of range, each
+    the first of its kind in the file.
+    """
     require_format(data[:SNIFF_BYTES], ".obj", origin)
     if b"\x00" in data[:SNIFF_BYTES]:
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
-    vertices = _parse_vertices(data, origin)
-    bodies = _FACE_LINE.findall(data)
-    if not bodies:
+    vertices, defined_before = _parse_vertices(data, origin)
+    parts: list[npt.NDArray[np.float32]] = []
+    faces_before = 0
+    # A token or range error waits until the rest of the file shows no short face (and, for a
+    # range error, no bad token), which the whole file's rules put first.
+    pending: tuple[int, ModelFileError] | None = None
+    for (start, end), before in zip(_slices(data), defined_before, strict=True):
+        bodies = _FACE_LINE.findall(data, start, end)
+        if not bodies:
+            continue
+        # The slice's face bodies as one text, one line each, "v/vt/vn" reduced to "v".
+        text = _AFTER_SLASH.sub(b"", b"\n".join(bodies))
+        counts = _tokens_per_line(text, len(bodies))
+        if counts.min() < 3:
+            bad = int(np.flatnonzero(counts < 3)[0])
+            raise ModelFileError(
+                origin,
+                f"line {_face_line_number(data, faces_before + bad)}: a face needs at least 3 "
+                f"vertices, found {int(counts[bad])}",
+                hint=_HINT,
+            )
+        # Once a bad token waits, only a short face can outrank it: the rest is not parsed.
+        if pending is None or pending[0] > _BAD_TOKEN:
+            found = _slice_triangles(
+                data, (start, end), text, counts, vertices, before, faces_before, origin
+            )
+            if isinstance(found, tuple):
+                pending = found if pending is None else min(pending, found, key=lambda p: p[0])
+            else:
+                parts.append(found)
+        del bodies, text
+        faces_before += counts.size
+    if pending is not None:
+        raise pending[1]
+    if not faces_before:
         return checked_mesh(np.zeros((0, 3, 3), np.float32), origin, name, source)
-    # All face bodies as one text, one line each, "v/vt/vn" reduced to "v".
-    text = _AFTER_SLASH.sub(b"", b"\n".join(bodies))
-    counts = _tokens_per_line(text, len(bodies))
-    if counts.min() < 3:
-        bad = int(np.flatnonzero(counts < 3)[0])
-        raise ModelFileError(
-            origin,
-            f"line {_face_line_number(data, bad)}: a face needs at least 3 vertices, "
-            f"found {int(counts[bad])}",
-            hint=_HINT,
-        )
+    return checked_mesh(np.concatenate(parts), origin, name, source)
+
+
+def _slices(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of consecutive slices of ``data``, each ending just after a newline
+    (or at the end of the data); a line longer than a slice is one slice of its own.
+
+    Each pass walks a fresh generator rather than a stored list of slices: were a change ever
+    to stop the walk advancing, the reader would spin until a timeout, not fill the memory.
+    """
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + SLICE_BYTES) + 1
+        if end <= start:
+            end = data.find(b"\n", start + SLICE_BYTES) + 1 or len(data)
+        yield start, end
+        start = end
+
+
+def _slice_triangles(
+    data: bytes,
+    bounds: tuple[int, int],
+    text: bytes,
+    counts: npt.NDArray[np.int64],
+    vertices: npt.NDArray[np.float32],
+    before: int,
+    faces_before: int,
+    origin: Path,
+) -> npt.NDArray[np.float32] | tuple[int, ModelFileError]:
+    """One slice's faces as triangles, or its first bad token or out-of-range index as
+    ``(rank, error)``; ``before`` vertices and ``faces_before`` faces precede the slice."""
     tokens = text.split()
     total = vertices.shape[0]
     try:
@@ -64,9 +135,9 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         offender = next(i for i, t in enumerate(tokens) if not _is_index(t))
         face = int(np.searchsorted(np.cumsum(counts), offender, side="right"))
         token = tokens[offender].decode("latin-1")
-        raise ModelFileError(
+        return _BAD_TOKEN, ModelFileError(
             origin,
-            f"line {_face_line_number(data, face)}: "
+            f"line {_face_line_number(data, faces_before + face)}: "
             + (
                 f"vertex index {token} is out of range "
                 f"(the file defines {counted(total, 'vertex', 'vertices')})"
@@ -74,13 +145,17 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
                 else f"{token!r} is not a vertex index"
             ),
             hint=_HINT,
-        ) from None
+        )
+    del tokens
 
     if (flat < 0).any():
         # Negative indices count back from the vertices defined before their face line.
-        vertex_starts = np.array([m.start() for m in _VERTEX_LINE.finditer(data)], np.int64)
-        face_starts = np.array([m.start() for m in _FACE_LINE.finditer(data)], np.int64)
-        defined = np.repeat(np.searchsorted(vertex_starts, face_starts), counts)
+        start, end = bounds
+        vertex_starts = np.array(
+            [m.start() for m in _VERTEX_LINE.finditer(data, start, end)], np.int64
+        )
+        face_starts = np.array([m.start() for m in _FACE_LINE.finditer(data, start, end)], np.int64)
+        defined = before + np.repeat(np.searchsorted(vertex_starts, face_starts), counts)
         resolved = np.where(flat < 0, defined + flat, flat - 1)
     else:
         # Positive indices may refer forward (many exporters rely on readers allowing it).
@@ -89,10 +164,11 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     if invalid.any():
         offender = int(np.flatnonzero(invalid)[0])
         face = int(np.searchsorted(np.cumsum(counts), offender, side="right"))
-        raise ModelFileError(
+        return _OUT_OF_RANGE, ModelFileError(
             origin,
-            f"line {_face_line_number(data, face)}: vertex index {int(flat[offender])} is out "
-            f"of range (the file defines {counted(total, 'vertex', 'vertices')})",
+            f"line {_face_line_number(data, faces_before + face)}: vertex index "
+            f"{int(flat[offender])} is out of range "
+            f"(the file defines {counted(total, 'vertex', 'vertices')})",
             hint=_HINT,
         )
 
@@ -104,8 +180,8 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     step = np.arange(tri_face.size) - tri_first[tri_face] + 1
     first = face_offset[tri_face]
     corner_index = np.stack([first, first + step, first + step + 1], axis=1)
-    triangles = vertices[resolved[corner_index]]
-    return checked_mesh(triangles, origin, name, source)
+    triangles: npt.NDArray[np.float32] = vertices[resolved[corner_index]]
+    return triangles
 
 
 def _tokens_per_line(text: bytes, lines: int) -> npt.NDArray[np.int64]:
@@ -135,34 +211,58 @@ def _is_index(token: bytes) -> bool:
     return _is_int(token) and abs(int(token)) <= _MAX_INDEX
 
 
-def _parse_vertices(data: bytes, origin: Path) -> npt.NDArray[np.float32]:
-    rows = _VERTEX_XYZ.findall(data)
-    if len(rows) != len(_VERTEX_LINE.findall(data)):
-        for m in _VERTEX_LINE.finditer(data):
-            if _VERTEX_XYZ.match(data, m.start()) is None:
-                raise ModelFileError(
-                    origin,
-                    f"line {line_number(data, m.start())}: a vertex needs x y z",
-                    hint=_HINT,
-                )
-    if not rows:
-        return np.zeros((0, 3), np.float32)
-    try:
-        values = np.array(rows, dtype=np.bytes_).astype(np.float64)
-    except ValueError:
-        for m in _VERTEX_XYZ.finditer(data):
-            for group in (1, 2, 3):
-                try:
-                    float(m.group(group))
-                except ValueError:
+def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32], list[int]]:
+    """Every vertex of the file, and how many precede each of its :func:`_slices`.
+
+    A vertex line without x y z anywhere is named before a coordinate that is not a number.
+    """
+    parts: list[npt.NDArray[np.float32]] = []
+    defined_before: list[int] = []
+    defined = 0
+    bad_number: ModelFileError | None = None
+    for start, end in _slices(data):
+        defined_before.append(defined)
+        rows = _VERTEX_XYZ.findall(data, start, end)
+        if len(rows) != len(_VERTEX_LINE.findall(data, start, end)):
+            for m in _VERTEX_LINE.finditer(data, start, end):
+                if _VERTEX_XYZ.match(data, m.start()) is None:
                     raise ModelFileError(
                         origin,
-                        f"line {line_number(data, m.start(group))}: "
-                        f"{m.group(group).decode('latin-1')!r} is not a number",
+                        f"line {line_number(data, m.start())}: a vertex needs x y z",
                         hint=_HINT,
-                    ) from None
-        raise
-    return values.astype(np.float32)
+                    )
+        defined += len(rows)
+        if not rows or bad_number is not None:
+            continue
+        try:
+            values = np.array(rows, dtype=np.bytes_).astype(np.float64)
+        except ValueError:
+            bad_number = _bad_number(data, start, end, origin)
+            if bad_number is None:
+                raise
+            continue
+        parts.append(values.astype(np.float32))
+    if bad_number is not None:
+        raise bad_number
+    if not parts:
+        return np.zeros((0, 3), np.float32), defined_before
+    return np.concatenate(parts), defined_before
+
+
+def _bad_number(data: bytes, start: int, end: int, origin: Path) -> ModelFileError | None:
+    """The first coordinate between ``start`` and ``end`` that is not a number."""
+    for m in _VERTEX_XYZ.finditer(data, start, end):
+        for group in (1, 2, 3):
+            try:
+                float(m.group(group))
+            except ValueError:
+                return ModelFileError(
+                    origin,
+                    f"line {line_number(data, m.start(group))}: "
+                    f"{m.group(group).decode('latin-1')!r} is not a number",
+                    hint=_HINT,
+                )
+    return None
 
 
 def write_obj(path: Path | str, triangles: npt.ArrayLike) -> None:
