@@ -70,24 +70,25 @@ _UNBATCHED: Final = (
     "j.state IN ('processing', 'queued', 'discovered') AND j.build_id IS NULL"
 )
 
-#: The inbox claims an unbatched job ``j`` may have (``id``, ``content_hash``, ``path``,
-#: ``whole``): the path its file was dropped at (``whole``), and each folder above it in the
-#: inbox (a case folder is claimed as a whole). They come from its hot-folder place
-#: (``_hotfolder``: the inbox, and the path in it as dropped with ``/``, hotfolder/intake.py),
-#: each written both ways a node writes a path (POSIX, or Windows with ``\``). A ``run``'s
-#: job has no place, so no claim. Computed per job (few, not per claim: one stays for every
-#: file ever taken), so claims are found by their key.
-_CLAIMABLE_PATHS: Final = (
+#: The inbox claims a job ``j`` may have (``id``, ``content_hash``, ``path``, ``whole``): the
+#: path its file was dropped at (``whole``), and each folder above it in the inbox (a case
+#: folder is claimed as a whole). They come from its hot-folder place (``_hotfolder``: the
+#: inbox, and the path in it as dropped with ``/``, hotfolder/intake.py), each written both
+#: ways a node writes a path (POSIX, or Windows with ``\``). A ``run``'s job has no place, so
+#: no claim. Computed per job, for the jobs a WHERE clause appended names (few, not per claim:
+#: one stays for every file ever taken), so claims are found by their key.
+_JOB_PATHS: Final = (
     "SELECT j.id, j.content_hash, n = cardinality(d.parts) AS whole, p.path FROM jobs AS j, "
     "LATERAL (SELECT rtrim(j.fields #>> '{_hotfolder,inbox}', '/\\') AS base, "
     "string_to_array(j.fields #>> '{_hotfolder,rel}', '/') AS parts) AS d, "
     "unnest(d.parts) WITH ORDINALITY AS u (part, n), "
     "LATERAL (VALUES (d.base || '/' || array_to_string(d.parts[1:n], '/')), "
-    "(d.base || '\\' || array_to_string(d.parts[1:n], '\\'))) AS p (path) "
-    f"WHERE {_UNBATCHED}"
+    "(d.base || '\\' || array_to_string(d.parts[1:n], '\\'))) AS p (path)"
 )
+#: ``_JOB_PATHS`` of the jobs taken from an inbox and not yet batched.
+_CLAIMABLE_PATHS: Final = f"{_JOB_PATHS} WHERE {_UNBATCHED}"
 
-#: "Inbox claim ``c`` is the own claim of the job of path ``o``" (``_CLAIMABLE_PATHS``): the
+#: "Inbox claim ``c`` is the own claim of the job of path ``o``" (``_JOB_PATHS``): the
 #: claim of its file as dropped (path and content), or of the case folder it was dropped in
 #: (claimed whole, under one hash over all its files). Content alone is not enough: a live
 #: node's file of the same content (``duplicates: print``) or a ``run``'s job share it.
@@ -404,18 +405,21 @@ class LeasingStore(SqlStoreCore):
 
     def may_settle(self, node_id: str, build_id: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
         """Whether ``node_id`` may move the files of ``build_id``'s jobs out of processing/:
-        it holds their inbox claims (their claimant's claims move to it first when that node
-        is gone). Of several nodes sweeping processing/ at once, one settles each file."""
+        it holds their own inbox claims (``_OWN_CLAIM``; their claimant's claims move to it
+        first when that node is gone). Of several nodes sweeping processing/ at once, one
+        settles each file."""
+        # The jobs' own claims (``_OWN_CLAIM``): a case's is its folder's; another file of
+        # the same content (``duplicates: print``) is another node's business.
+        own = f"WITH o AS ({_JOB_PATHS} WHERE j.build_id = ?)"
         with self._claim_transaction(f"taking the files of build {build_id}") as conn:
             conn.execute(
-                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j WHERE j.build_id = ? "
-                f"AND j.content_hash = c.content_hash AND c.node <> ? AND NOT {_NODE_ALIVE}",
-                (node_id, build_id, node_id, lease_s),
+                f"{own} UPDATE inbox_claims AS c SET node = ? FROM o WHERE {_OWN_CLAIM} "
+                f"AND c.node <> ? AND NOT {_NODE_ALIVE}",
+                (build_id, node_id, node_id, lease_s),
             )
             row = conn.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM jobs AS j JOIN inbox_claims AS c "
-                "ON c.content_hash = j.content_hash WHERE j.build_id = ? AND c.node <> ?) "
-                "AS mine", (build_id, node_id),
+                f"{own} SELECT NOT EXISTS (SELECT 1 FROM o JOIN inbox_claims AS c "
+                f"ON {_OWN_CLAIM} WHERE c.node <> ?) AS mine", (build_id, node_id),
             ).fetchone()
         return bool(row["mine"])
 
@@ -452,13 +456,14 @@ class LeasingStore(SqlStoreCore):
         return taken
 
     def adopt_jobs(self, node_id: str, job_ids: Collection[int]) -> None:
-        """Move the inbox claims of ``job_ids`` to ``node_id`` (it recovered their build and
-        batches them now: no other node may adopt them as orphans)."""
+        """Move the own inbox claims (``_OWN_CLAIM``) of ``job_ids`` to ``node_id`` (it
+        recovered their build and batches them now: no other node may adopt them as orphans,
+        and another file of their content stays its claimant's)."""
         with self._claim_transaction(f"adopting jobs for node {node_id}") as conn:
             conn.execute(
-                "UPDATE inbox_claims AS c SET node = ? FROM jobs AS j "
-                "WHERE j.id = ANY(?) AND j.content_hash = c.content_hash",
-                (node_id, list(job_ids)),
+                f"WITH o AS ({_JOB_PATHS} WHERE j.id = ANY(?)) "
+                f"UPDATE inbox_claims AS c SET node = ? FROM o WHERE {_OWN_CLAIM}",
+                (list(job_ids), node_id),
             )
 
     def inbox_claims(self) -> Sequence[tuple[str, str, str]]:

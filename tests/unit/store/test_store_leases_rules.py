@@ -223,10 +223,14 @@ def _claimed_files(store: PostgresJobStore, count: int) -> tuple[int, list[Job]]
     """Nodes pc-1 and pc-2, and a build of ``count`` jobs whose inbox files pc-1 claimed."""
     store.register_node(_node("pc-1"))
     store.register_node(_node("pc-2"))
-    build, jobs = _build(store, count=count)
-    for job in jobs:
-        assert store.claim_inbox_file("pc-1", job.source_path, str(job.content_hash))
-    return build, jobs
+    jobs = []
+    for i in range(count):
+        place = JobPlace(Path("/nas/inbox"), f"m{i}.stl")  # where it was dropped and claimed
+        jobs.append(store.create_job(recipe="dental", source_path=f"/nas/processing/m{i}.stl",
+                                     content_hash=f"sha256:m{i}", state=S.PROCESSING,
+                                     fields={HOTFOLDER_FIELD: place.to_json()}))
+        assert store.claim_inbox_file("pc-1", f"/nas/inbox/m{i}.stl", f"sha256:m{i}")
+    return store.create_build(recipe="dental", job_ids=[j.id for j in jobs]).id, jobs
 
 
 class TestHolderAndSettling:
@@ -263,8 +267,8 @@ class TestHolderAndSettling:
         _, jobs = _claimed_files(pg_store, 3)
         pg_store.adopt_jobs("pc-2", [jobs[0].id, jobs[2].id])
         assert sorted(pg_store.inbox_claims()) == sorted(
-            (str(j.source_path), str(j.content_hash), "pc-2" if j is not jobs[1] else "pc-1")
-            for j in jobs)
+            (f"/nas/inbox/{j.source_path.name}", str(j.content_hash),
+             "pc-2" if j is not jobs[1] else "pc-1") for j in jobs)
 
     def test_an_inbox_claim_is_logged_taken_or_not(self, pg_store: PostgresJobStore) -> None:
         pg_store.register_node(_node("pc-1"))
