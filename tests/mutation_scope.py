@@ -287,7 +287,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          # whole run: a takeover's event, a ran-out move
                                          "tests/unit/store/test_store_whole_s21.py",
                                          # s21-farm2: the orphans adopted are the claims' own
-                                         "tests/unit/store/test_store_leases_own_claims.py"),
+                                         "tests/unit/store/test_store_leases_own_claims.py",
+                                         # s21-farm3: adopt_jobs/may_settle by own claims
+                                         "tests/unit/store/test_store_leases_claims_of_builds.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",
