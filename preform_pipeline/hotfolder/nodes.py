@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
@@ -289,22 +289,30 @@ class NodeRecovery(Recovery):
             raise LeaseLostError(build_id, self.node_store.node_id, 0,
                                  why="taken over while this node was taking it up")
         if build.state in _PREPARE_AGAIN or build.state is JobState.CANCELLED:
+            # Its jobs become this node's first, so no node adopts them as orphans while the
+            # build is taken apart (or if that is cut short and tried again). A case's claim
+            # is its folder's: files of the case left out of the build come with it, and no
+            # other node adopts them now (again on a retry: the claims are already here).
+            others = self.node_store.adopt_jobs(self.node_store.node_id, build.job_ids)
             if build.state is not JobState.CANCELLED:  # (else: a retry after the last step)
-                # Its jobs become this node's first, so no node adopts them as orphans
-                # while the build is taken apart (or if that is cut short and tried again).
-                self.node_store.adopt_jobs(self.node_store.node_id, build.job_ids)
                 self.dissolve(build, f"recovered from node {previous or '?'} before its "
                                      "print: prepared again")
             jobs = [self.store.get_job(i) for i in build.job_ids]
-            return [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
+            apart = [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
+            return apart + self._take_up_orphans(others)
         # Waiting for a printer: it stays held here, and this node's dispatch loop sends it.
         self.wake()
         return []
 
     def _adopt_orphans(self, *, own: bool) -> list[Job]:
         node = self.node_store
+        return self._take_up_orphans(
+            node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own))
+
+    def _take_up_orphans(self, job_ids: Iterable[int]) -> list[Job]:
+        """Take up unbatched jobs whose own claims just moved to this node."""
         resumed: list[Job] = []
-        for job_id in node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own):
+        for job_id in job_ids:
             # Only jobs whose own claim moved here (a `run`'s job has none: it is never one).
             job = self.store.get_job(job_id)
             if job.state is not JobState.PROCESSING:

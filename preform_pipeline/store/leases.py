@@ -455,16 +455,24 @@ class LeasingStore(SqlStoreCore):
         log.info("inbox_file_claim", node=node_id, source_path=str(source_path), taken=taken)
         return taken
 
-    def adopt_jobs(self, node_id: str, job_ids: Collection[int]) -> None:
+    def adopt_jobs(self, node_id: str, job_ids: Collection[int]) -> tuple[int, ...]:
         """Move the own inbox claims (``_OWN_CLAIM``) of ``job_ids`` to ``node_id`` (it
         recovered their build and batches them now: no other node may adopt them as orphans,
-        and another file of their content stays its claimant's)."""
+        and another file of their content stays its claimant's).
+
+        Returns the other unbatched jobs whose own claim moved with them (a case's files left
+        out of the build, e.g. a split's half not yet made): ``node_id`` takes them up too,
+        as no other node adopts them now (``adopt_orphan_jobs``)."""
         with self._claim_transaction(f"adopting jobs for node {node_id}") as conn:
-            conn.execute(
-                f"WITH o AS ({_JOB_PATHS} WHERE j.id = ANY(?)) "
-                f"UPDATE inbox_claims AS c SET node = ? FROM o WHERE {_OWN_CLAIM}",
-                (list(job_ids), node_id),
-            )
+            rows = conn.execute(
+                f"WITH b AS ({_JOB_PATHS} WHERE j.id = ANY(?)), moved AS ("
+                f"UPDATE inbox_claims AS c SET node = ? FROM b AS o WHERE {_OWN_CLAIM} "
+                "RETURNING c.source_path, c.content_hash) SELECT o.id FROM "
+                f"({_CLAIMABLE_PATHS} AND NOT (j.id = ANY(?))) AS o JOIN moved AS c "
+                f"ON {_OWN_CLAIM}",
+                (list(job_ids), node_id, list(job_ids)),
+            ).fetchall()
+        return tuple(sorted({int(r["id"]) for r in rows}))
 
     def inbox_claims(self) -> Sequence[tuple[str, str, str]]:
         """(source path, content hash, node) of every claimed inbox file, oldest first."""

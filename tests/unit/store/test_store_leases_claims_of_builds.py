@@ -59,13 +59,32 @@ class TestARecoveredCaseBuildsClaim:
         gone.node_stopped("pc-gone")
         third = node("pc-c")
 
-        recoverer.adopt_jobs("pc-b", [j.id for j in jobs])
+        assert recoverer.adopt_jobs("pc-b", [j.id for j in jobs]) == ()
         for job in jobs:  # taken apart, as recovery does before it batches them again
             recoverer.update_job(job.id, build_id=None)
+        assert recoverer.adopt_jobs("pc-b", [j.id for j in jobs]) == ()  # a retry: none new
 
         assert third.adopt_orphan_jobs("pc-c") == ()
         assert _claims(third) == {f"{_INBOX}/C-1042": "pc-b"}
         assert all(third.get_job(j.id).build_id is None for j in jobs)
+
+
+    def test_the_case_s_files_left_out_of_the_build_come_with_its_claim(
+        self, gone: NodeJobStore, recoverer: NodeJobStore, node: NodeFactory
+    ) -> None:
+        # The gone node had put one file of the case in a build (a split's first half) and
+        # not yet the other: the recovering node is told to take that one up as well.
+        upper = _dropped(gone, "C-1042/upper.stl", "sha256:upper")
+        lower = _dropped(gone, "C-1042/lower.stl", "sha256:lower")
+        _dropped(gone, "bracket.stl", "sha256:bracket")  # another file of the gone node's
+        assert gone.claim_inbox_file("pc-gone", f"{_INBOX}/C-1042", "sha256:case")
+        assert gone.claim_inbox_file("pc-gone", f"{_INBOX}/bracket.stl", "sha256:bracket")
+        gone.create_build(recipe="dental", job_ids=[upper.id])
+        gone.node_stopped("pc-gone")
+
+        assert recoverer.adopt_jobs("pc-b", [upper.id]) == (lower.id,)
+        assert _claims(recoverer) == {f"{_INBOX}/C-1042": "pc-b",
+                                      f"{_INBOX}/bracket.stl": "pc-gone"}
 
 
 class TestARecoveredJobOfDuplicateContent:
@@ -83,7 +102,7 @@ class TestARecoveredJobOfDuplicateContent:
         assert live.claim_inbox_file("pc-live", f"{_INBOX}/bracket-copy.stl", "sha256:bracket")
         gone.node_stopped("pc-gone")
 
-        recoverer.adopt_jobs("pc-b", [orphan.id])
+        assert recoverer.adopt_jobs("pc-b", [orphan.id]) == ()
 
         assert _claims(recoverer) == {f"{_INBOX}/bracket.stl": "pc-b",
                                       f"{_INBOX}/bracket-copy.stl": "pc-live"}
