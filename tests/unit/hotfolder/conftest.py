@@ -3,15 +3,20 @@ daemon's tests a recipe and the scripted runner's script (daemon_support)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from daemon_support import Script
 
+from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.testing import write_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.two_nodes import two_nodes
 
 
 @pytest.fixture
@@ -38,3 +43,25 @@ def recipe(tmp_path: Path) -> Path:
 def script(tmp_path: Path) -> Script:
     """The scripted runner's script, printing into ``tmp_path/fleet``."""
     return Script(fleet_dir=tmp_path / "fleet")
+
+
+@pytest.fixture
+def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database of the test's own, for a farm (named by a digest of the test's
+    id: two parameters' ids may end alike)."""
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
+    return pg_cluster.create_database(f"farm_{digest}")
+
+
+@pytest.fixture
+def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
+    """Two farm nodes' roles on that database: ``pc-a`` and ``pc-b``."""
+    yield from two_nodes(url)
+
+
+@pytest.fixture
+def plain_store(url: str) -> Iterator[PostgresJobStore]:
+    """The store as a ``run`` or a person opens it: the same database, no node."""
+    store = PostgresJobStore(url, password=PG_PASSWORD)
+    yield store
+    store.close()

@@ -12,7 +12,6 @@ its files, is adopted with its claim.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,31 +25,10 @@ from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, writ
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.postgres import PostgresJobStore
-from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.two_nodes import farm_node, two_nodes
+from tests.two_nodes import farm_node
 
 #: Both the node's drop and the run's model: one content.
 _CONTENT = tetra_stl_bytes(7)
-
-
-@pytest.fixture
-def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
-    # One database per test: the ids of two tests' parameters end alike.
-    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
-    return pg_cluster.create_database(f"adopt_{digest}")
-
-
-@pytest.fixture
-def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
-    yield from two_nodes(url)
-
-
-@pytest.fixture
-def run_store(url: str) -> Iterator[PostgresJobStore]:
-    """The store as a ``run`` opens it: the same database, no node."""
-    store = PostgresJobStore(url, password=PG_PASSWORD)
-    yield store
-    store.close()
 
 
 #: Who took the drop from the shared inbox: node ``pc-a``, since stopped, or ``pc-b`` (the
@@ -132,20 +110,20 @@ class TestARunReprintingAFileANodeOncePrinted:
 
     @pytest.mark.parametrize("claimant", CLAIMANTS)
     def test_the_adopting_node_prints_nothing_and_the_run_s_job_is_untouched(
-        self, nodes: tuple[NodeRole, NodeRole], run_store: PostgresJobStore, tmp_path: Path,
+        self, nodes: tuple[NodeRole, NodeRole], plain_store: PostgresJobStore, tmp_path: Path,
         claimant: str,
     ) -> None:
         taker = _taker(nodes, claimant)
         printed = _taken_by(taker, tmp_path)
         _daemon_once(taker, tmp_path)
-        _printed_alone(run_store, printed, tmp_path / "fleet")
+        _printed_alone(plain_store, printed, tmp_path / "fleet")
         _gone(taker)
-        run_job = _claimed_by_a_live_run(run_store, tmp_path)
+        run_job = _claimed_by_a_live_run(plain_store, tmp_path)
 
         _daemon_once(nodes[1], tmp_path)
 
-        _assert_untouched(run_store, run_job)
-        _printed_alone(run_store, printed, tmp_path / "fleet")  # still the one print
+        _assert_untouched(plain_store, run_job)
+        _printed_alone(plain_store, printed, tmp_path / "fleet")  # still the one print
 
 
 class TestARunAndANodesOrphanOfOneContent:
@@ -155,18 +133,18 @@ class TestARunAndANodesOrphanOfOneContent:
 
     @pytest.mark.parametrize("claimant", CLAIMANTS)
     def test_the_orphan_is_printed_alone_and_the_run_s_job_is_untouched(
-        self, nodes: tuple[NodeRole, NodeRole], run_store: PostgresJobStore, tmp_path: Path,
+        self, nodes: tuple[NodeRole, NodeRole], plain_store: PostgresJobStore, tmp_path: Path,
         claimant: str,
     ) -> None:
         taker = _taker(nodes, claimant)
-        run_job = _claimed_by_a_live_run(run_store, tmp_path)
+        run_job = _claimed_by_a_live_run(plain_store, tmp_path)
         orphan = _taken_by(taker, tmp_path, duplicates="print")
         _gone(taker)
 
         _daemon_once(nodes[1], tmp_path, duplicates="print")
 
-        _assert_untouched(run_store, run_job)
-        _printed_alone(run_store, orphan, tmp_path / "fleet")
+        _assert_untouched(plain_store, run_job)
+        _printed_alone(plain_store, orphan, tmp_path / "fleet")
 
 
 @pytest.fixture
@@ -194,7 +172,7 @@ class TestALiveNodesJobOfTheGoneNodesContent:
 
     @pytest.mark.parametrize("claimant", CLAIMANTS)
     def test_the_live_node_s_job_is_left_to_it_and_each_is_printed_once(
-        self, farm: tuple[NodeRole, ...], run_store: PostgresJobStore, tmp_path: Path,
+        self, farm: tuple[NodeRole, ...], plain_store: PostgresJobStore, tmp_path: Path,
         claimant: str,
     ) -> None:
         a, b, c = farm
@@ -203,20 +181,20 @@ class TestALiveNodesJobOfTheGoneNodesContent:
         gone, live = (a, c) if claimant == CLAIMANTS[0] else (b, a)
         orphan = _taken_by(gone, tmp_path, duplicates="print")
         theirs = _taken_by(live, tmp_path, duplicates="print", name="bracket-copy.stl")
-        their_history = run_store.history(theirs.id)
+        their_history = plain_store.history(theirs.id)
         _gone(gone)
 
         _daemon_once(b, tmp_path, duplicates="print")
 
-        _printed_alone(run_store, orphan, tmp_path / "fleet")
-        assert run_store.history(theirs.id) == their_history
-        after = run_store.get_job(theirs.id)
+        _printed_alone(plain_store, orphan, tmp_path / "fleet")
+        assert plain_store.history(theirs.id) == their_history
+        after = plain_store.get_job(theirs.id)
         assert (after.state, after.build_id) == (JobState.PROCESSING, None)
         assert after.source_path.read_bytes() == _CONTENT
 
         _daemon_once(live, tmp_path, duplicates="print")  # the live node's next start
 
-        _each_printed_alone(run_store, [orphan, theirs], tmp_path / "fleet")
+        _each_printed_alone(plain_store, [orphan, theirs], tmp_path / "fleet")
 
 
 class TestAGoneNodesCaseFolder:
@@ -224,7 +202,7 @@ class TestAGoneNodesCaseFolder:
 
     @pytest.mark.parametrize("claimant", CLAIMANTS)
     def test_the_case_is_printed_once_and_settled_in_done(
-        self, nodes: tuple[NodeRole, NodeRole], run_store: PostgresJobStore, tmp_path: Path,
+        self, nodes: tuple[NodeRole, NodeRole], plain_store: PostgresJobStore, tmp_path: Path,
         claimant: str,
     ) -> None:
         taker = _taker(nodes, claimant)
@@ -239,10 +217,10 @@ class TestAGoneNodesCaseFolder:
 
         _daemon_once(nodes[1], tmp_path)
 
-        after = [run_store.get_job(j.id) for j in jobs]
+        after = [plain_store.get_job(j.id) for j in jobs]
         assert {j.state for j in after} == {JobState.PRINT_SENT}
-        builds = {run_store.get_build(j.build_id) for j in after if j.build_id is not None}
-        assert Counter(m.id for b in builds for m in run_store.build_members(b.id)) == Counter(
+        builds = {plain_store.get_build(j.build_id) for j in after if j.build_id is not None}
+        assert Counter(m.id for b in builds for m in plain_store.build_members(b.id)) == Counter(
             {j.id: 1 for j in jobs})
         assert sorted(p["job_id"] for p in fleet_jobs(tmp_path / "fleet")) == sorted(
             b.print_job_id for b in builds)

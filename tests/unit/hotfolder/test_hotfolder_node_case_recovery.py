@@ -9,12 +9,9 @@ up itself, or they would wait in processing/ until it restarts.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from daemon_support import Script, make_daemon, names, run_daemon_once
 
 from preform_pipeline.hotfolder import Drop, Intake
@@ -23,27 +20,6 @@ from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, writ
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
-from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.two_nodes import two_nodes
-
-
-@pytest.fixture
-def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
-    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:20]
-    return pg_cluster.create_database(f"caserec_{digest}")
-
-
-@pytest.fixture
-def nodes(url: str) -> Iterator[tuple[NodeRole, NodeRole]]:
-    yield from two_nodes(url)
-
-
-@pytest.fixture
-def watcher(url: str) -> Iterator[PostgresJobStore]:
-    """The store as a person looking on opens it: the same database, no node."""
-    store = PostgresJobStore(url, password=PG_PASSWORD)
-    yield store
-    store.close()
 
 
 class TestAGoneNodesHalfBuiltCase:
@@ -51,7 +27,7 @@ class TestAGoneNodesHalfBuiltCase:
     already running, recovers the build on a later pass."""
 
     def test_the_whole_case_is_printed_once_and_settled_in_done(
-        self, nodes: tuple[NodeRole, NodeRole], watcher: PostgresJobStore, tmp_path: Path
+        self, nodes: tuple[NodeRole, NodeRole], plain_store: PostgresJobStore, tmp_path: Path
     ) -> None:
         a, b = nodes
         recipe = write_recipe(tmp_path)
@@ -74,10 +50,10 @@ class TestAGoneNodesHalfBuiltCase:
 
         run_daemon_once(daemon)  # its next pass recovers the half
 
-        after = [watcher.get_job(j.id) for j in (lower, upper)]
+        after = [plain_store.get_job(j.id) for j in (lower, upper)]
         assert [j.state for j in after] == [JobState.PRINT_SENT] * 2
-        builds = {watcher.get_build(j.build_id) for j in after if j.build_id is not None}
-        assert Counter(m.id for x in builds for m in watcher.build_members(x.id)) == Counter(
+        builds = {plain_store.get_build(j.build_id) for j in after if j.build_id is not None}
+        assert Counter(m.id for x in builds for m in plain_store.build_members(x.id)) == Counter(
             {lower.id: 1, upper.id: 1})
         assert sorted(p["job_id"] for p in fleet_jobs(tmp_path / "fleet")) == sorted(
             x.print_job_id for x in builds)
