@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from structlog.testing import capture_logs
 from test_executor_steps_preflight import FUSE_HEAD
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
-from preform_pipeline.plan.builds import Plan
+from preform_pipeline.plan.builds import Plan, plan_builds, read_models
+from preform_pipeline.recipes import load_recipe
+from preform_pipeline.recipes.model import SceneSpec
 from preform_pipeline.report import write_build_report
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
@@ -390,6 +393,25 @@ class TestSceneRequests:
         (scene,) = engine.answers("create_scene")[-1:]
         assert (scene["scene_settings"]["material_code"],
                 scene["scene_settings"]["layer_thickness_mm"]) == ("FLGPBK05", 0.05)
+
+
+    def test_a_relative_fps_file_of_a_recipe_built_in_code_is_read_beside_the_recipe(
+        self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
+    ) -> None:
+        # A loaded recipe's fps_file is made absolute by the loader; one built in code (an
+        # API user's) may stay relative, and is read from the recipe's folder all the same.
+        made = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
+                                                "material_code": "FLGPBK05",
+                                                "layer_thickness_mm": 0.05})
+        fps = tmp_path / "black.fps"
+        engine.call("save_fps_file", {"scene_id": made["id"]}, {"file": str(fps)})
+        box = write_box(tmp_path / "m", "box", 10, 10, 10)
+        loaded = load_recipe(write_recipe(tmp_path, "steps:\n  - save_form\n"))
+        recipe = replace(loaded, scene=SceneSpec("FORM-4-0", None, None, fps_file="black.fps"))
+        plan = plan_builds(recipe, read_models([box], import_spec=recipe.import_options))
+        outcome = _run(plan, farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.bodies("create_scene")[-1] == {"fps_file": str(tmp_path / "black.fps")}
 
 
 class TestScreenshotRequests:
