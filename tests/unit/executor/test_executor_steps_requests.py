@@ -130,6 +130,17 @@ def _run(
     return outcome
 
 
+def _black_fps(engine: ReceivingEngine, folder: Path) -> Path:
+    """``folder/black.fps``, written by the simulator from a scene of its own (Black V5 at
+    0.05 mm), as PreForm saves a print-settings file."""
+    made = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
+                                            "material_code": "FLGPBK05",
+                                            "layer_thickness_mm": 0.05})
+    fps = folder / "black.fps"
+    engine.call("save_fps_file", {"scene_id": made["id"]}, {"file": str(fps)})
+    return fps
+
+
 class TestProgress:
     """Steps over several models move one model at a time, a server operation reports its
     end, and validation is half done once the server's findings are in."""
@@ -376,12 +387,7 @@ class TestSceneRequests:
     def test_an_fps_file_beside_the_recipe_sets_the_scene(
         self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
-        # The simulator writes the print-settings file from a scene of its own.
-        made = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
-                                                "material_code": "FLGPBK05",
-                                                "layer_thickness_mm": 0.05})
-        fps = tmp_path / "black.fps"
-        engine.call("save_fps_file", {"scene_id": made["id"]}, {"file": str(fps)})
+        fps = _black_fps(engine, tmp_path)
         box = write_box(tmp_path / "m", "box", 10, 10, 10)
         head = RECIPE_HEAD.replace(
             "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n"
@@ -394,24 +400,19 @@ class TestSceneRequests:
         assert (scene["scene_settings"]["material_code"],
                 scene["scene_settings"]["layer_thickness_mm"]) == ("FLGPBK05", 0.05)
 
-
     def test_a_relative_fps_file_of_a_recipe_built_in_code_is_read_beside_the_recipe(
         self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine
     ) -> None:
         # A loaded recipe's fps_file is made absolute by the loader; one built in code (an
         # API user's) may stay relative, and is read from the recipe's folder all the same.
-        made = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
-                                                "material_code": "FLGPBK05",
-                                                "layer_thickness_mm": 0.05})
-        fps = tmp_path / "black.fps"
-        engine.call("save_fps_file", {"scene_id": made["id"]}, {"file": str(fps)})
+        fps = _black_fps(engine, tmp_path)
         box = write_box(tmp_path / "m", "box", 10, 10, 10)
         loaded = load_recipe(write_recipe(tmp_path, "steps:\n  - save_form\n"))
         recipe = replace(loaded, scene=SceneSpec("FORM-4-0", None, None, fps_file="black.fps"))
         plan = plan_builds(recipe, read_models([box], import_spec=recipe.import_options))
         outcome = _run(plan, farm, tmp_path / "out")
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
-        assert engine.bodies("create_scene")[-1] == {"fps_file": str(tmp_path / "black.fps")}
+        assert engine.bodies("create_scene")[-1] == {"fps_file": str(fps)}
 
 
 class TestScreenshotRequests:
