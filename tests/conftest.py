@@ -28,6 +28,7 @@ from tests.openapi_contract import (
     expected_spec_dir,
 )
 from tests.pg_cluster import PgCluster, require_postgres
+from tests.reaper import say_goodbye, watch_this_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -178,12 +179,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # here (each xdist worker runs this too) is reset to the default in every child at exec.
     if os.name == "posix" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # A session killed outright runs no finalizer; its watcher stops what it left running.
+    watch_this_process()
     # Under pytest-xdist the controller receives every worker's test reports and writes the
     # summary and the exit status: the ledger lives there, not in the workers (each of which
     # would see only its share, and whose own summaries and exit statuses nobody reads).
     if hasattr(config, "workerinput"):
         return
     config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    say_goodbye()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.reaper import register_cluster
+
 __all__ = ["PgCluster", "find_pg_bin", "pg_unavailable_reason", "require_postgres"]
 
 #: The superuser the tests connect as, and its password (a test cluster's, nowhere else).
@@ -114,6 +116,9 @@ class PgCluster:
         if bin_dir is None:
             raise RuntimeError(pg_unavailable_reason() or "PostgreSQL not found")
         cluster = cls(bin_dir=bin_dir, root=Path(tempfile.mkdtemp(prefix="pp-pg-")))
+        # pg_ctl detaches the server from us: should this process be killed before
+        # destroy(), the session's watcher stops and removes the cluster instead.
+        register_cluster(cluster.root, bin_dir, cluster.user)
         cluster._init()
         cluster.start()
         return cluster

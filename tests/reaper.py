@@ -1,0 +1,166 @@
+"""Nothing a test session starts outlives it, even when the session itself is killed.
+
+A pytest process stopped by SIGTERM or SIGKILL (a CI timeout, ``kill``, an IDE's stop
+button, the OOM killer) runs no finalizer: the PostgreSQL cluster of ``pg_cluster`` (which
+``pg_ctl`` detaches from us) and any daemon, simulator or server a test started would run
+on, holding ports, memory and ``/tmp`` space, until someone finds them by hand.
+
+Each pytest process (the controller and every xdist worker) therefore starts one watcher
+(:func:`watch_this_process`): a small detached process, in a session of its own so that a
+terminal's Ctrl-C to the group does not take it first. The owner marks itself with a token
+in its environment (:data:`TOKEN_ENV`), which every process it starts inherits unless a
+test hands it an environment of its own; the watcher also notes the owner's descendants
+every half second, for those. When the owner ends, it looks at how:
+
+- the owner said goodbye (:func:`say_goodbye`, from ``pytest_unconfigure``): the session
+  ended normally and its fixtures ran, so the watcher does nothing. Whatever a finished
+  session left running is for the tests to notice, not for the watcher to hide;
+- otherwise the owner died: the watcher stops and removes every cluster registered with
+  :func:`register_cluster` whose folder is still there, then SIGKILLs every process that
+  carries the owner's token and every descendant it saw last (each still the same
+  process: same PID and start time).
+
+The registry is a small JSON-lines file in the system temp folder, removed by the watcher.
+Only the standard library and psutil are used here: the watcher runs as a plain script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Final
+
+import psutil
+
+__all__ = ["TOKEN_ENV", "register_cluster", "say_goodbye", "watch_this_process"]
+
+#: The environment variable that marks the processes a test session started.
+TOKEN_ENV: Final = "PP_TEST_SESSION"
+
+#: How often the watcher looks at the owner's descendants; a child started within this
+#: long before the owner's death may be missed.
+_LOOK_EVERY_S: Final = 0.5
+_GOODBYE: Final = "goodbye"
+#: This process's registry, with the PID it belongs to: a child forked from a process that
+#: has a watcher (as mutmut forks one per mutant) needs a watcher of its own.
+_registry: tuple[int, Path] | None = None
+
+
+def watch_this_process() -> None:
+    """Start this process's watcher (once); POSIX only, like the signals it answers."""
+    global _registry
+    if os.name != "posix" or (_registry is not None and _registry[0] == os.getpid()):
+        return
+    me = psutil.Process()
+    token = f"{me.pid}-{me.create_time()!r}"
+    registry = Path(tempfile.gettempdir()) / f"pp-reaper-{token}.jsonl"
+    registry.touch()
+    os.environ[TOKEN_ENV] = token
+    subprocess.Popen(
+        [sys.executable, __file__, str(me.pid), repr(me.create_time()), str(registry), token],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
+    _registry = (me.pid, registry)
+
+
+def register_cluster(root: Path, bin_dir: Path, user: str | None) -> None:
+    """Have the watcher stop and remove this cluster should this process die first."""
+    _note({"cluster": str(root), "bin_dir": str(bin_dir), "user": user})
+
+
+def say_goodbye() -> None:
+    """This process ends normally: its fixtures have run, so its watcher leaves all be."""
+    _note(_GOODBYE)
+
+
+def _note(entry: object) -> None:
+    if _registry is None or _registry[0] != os.getpid():
+        return
+    with _registry[1].open("a", encoding="utf-8") as file:
+        file.write(json.dumps(entry) + "\n")
+
+
+def _same(pid: int, started: float) -> psutil.Process | None:
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        if process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    return None
+
+
+def _stop_cluster(entry: dict[str, str | None]) -> None:
+    root = Path(str(entry["cluster"]))
+    if not root.exists():  # destroyed by its fixture
+        return
+    command = [str(Path(str(entry["bin_dir"])) / "pg_ctl"), "-D", str(root / "data"),
+               "-m", "immediate", "-w", "stop"]
+    if entry["user"] is not None:
+        command = ["runuser", "-u", str(entry["user"]), "--", *command]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(command, capture_output=True, timeout=60, check=False)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _descendants(pid: int, me: int) -> list[tuple[int, float]]:
+    # The kernel's own lists of each thread's children: a look costs a few reads of the
+    # descendants' files, where psutil's recursive walk reads every process's (about 10 ms
+    # of CPU on a busy machine, twice a second, for each pytest process).
+    found: list[tuple[int, float]] = []
+    parents = [pid]
+    while parents:
+        parent = parents.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):
+                for child in map(int, children.read_text().split()):
+                    parents.append(child)
+                    if child != me:
+                        with contextlib.suppress(psutil.Error):
+                            found.append((child, psutil.Process(child).create_time()))
+    return found
+
+
+def _carrying(token: str, me: int) -> list[tuple[int, float]]:
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.pid != me and process.environ().get(TOKEN_ENV) == token:
+                found.append((process.pid, process.create_time()))
+    return found
+
+
+def _watch(owner_pid: int, owner_started: float, registry: Path, token: str) -> None:
+    me = os.getpid()  # the owner's child too, and not to be killed before it is done
+    last_seen: list[tuple[int, float]] = []
+    while _same(owner_pid, owner_started) is not None:
+        last_seen = _descendants(owner_pid, me)
+        time.sleep(_LOOK_EVERY_S)
+    try:
+        entries = [json.loads(line) for line in registry.read_text("utf-8").splitlines()]
+    except (OSError, ValueError):
+        entries = []
+    with contextlib.suppress(OSError):
+        registry.unlink()
+    if _GOODBYE in entries:
+        return
+    # The clusters first: their servers carry the token too, and an immediate stop leaves
+    # no shared memory behind, as a SIGKILL to the postmaster would.
+    for entry in entries:
+        if isinstance(entry, dict) and "cluster" in entry:
+            _stop_cluster(entry)
+    for pid, started in {*last_seen, *_carrying(token, me)}:
+        child = _same(pid, started)
+        if child is not None:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
+if __name__ == "__main__":
+    _watch(int(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])

@@ -1,0 +1,106 @@
+"""A test session killed outright leaves nothing running; one that ends normally is left be.
+
+Each case starts a real ``python -m pytest`` with this suite's conftest as a plugin, over a
+one-test folder written into tmp_path. The tiny test takes the real ``pg_cluster`` fixture,
+starts a child process of its own (a stand-in for a daemon a test started), writes down the
+cluster's folder and the child's PID, and then either blocks (to be killed) or returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.multinode_farm import wait_until
+from tests.pg_cluster import require_postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 120.0
+
+TINY_TEST = '''
+import json, subprocess, sys, threading
+from pathlib import Path
+
+
+def test_holds_a_cluster_and_a_child(pg_cluster):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    held = {{"cluster": str(pg_cluster.root), "child": child.pid}}
+    Path("held.tmp").write_text(json.dumps(held))
+    Path("held.tmp").replace("held.json")
+    if {block}:
+        threading.Event().wait()
+'''
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
+
+
+def start_session(
+    folder: Path, *, block: bool
+) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    require_postgres()
+    (folder / "test_tiny.py").write_text(TINY_TEST.format(block=block), encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    environment["PYTHONPATH"] = str(REPO_ROOT)
+    session = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
+         "test_tiny.py"],
+        cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    held_file = folder / "held.json"
+    wait_until("the tiny test to hold its cluster and child", held_file.exists, TIMEOUT_S)
+    return session, json.loads(held_file.read_text())
+
+
+def gone(pid: object) -> bool:
+    try:
+        return psutil.Process(int(str(pid))).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def watchers_of(pid: int) -> list[psutil.Process]:
+    """The running watchers of the process ``pid`` (tests/reaper.py names it in its argv)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        argv = process.info["cmdline"] or []
+        if len(argv) > 2 and argv[1].endswith("reaper.py") and argv[2] == str(pid):
+            found.append(process)
+    return found
+
+
+class TestAKilledSession:
+    """Its cluster is stopped and removed and the processes its tests started are ended."""
+
+    @pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
+    def test_nothing_it_started_runs_on(self, tmp_path: Path, signal_number: int) -> None:
+        session, held = start_session(tmp_path, block=True)
+        cluster = Path(str(held["cluster"]))
+        postmaster = int((cluster / "data" / "postmaster.pid").read_text().split()[0])
+        session.send_signal(signal_number)
+        session.wait(timeout=TIMEOUT_S)
+        wait_until("the test's child to end", lambda: gone(held["child"]), TIMEOUT_S)
+        wait_until("the cluster's server to stop", lambda: gone(postmaster), TIMEOUT_S)
+        wait_until("the cluster's folder to go", lambda: not cluster.exists(), TIMEOUT_S)
+
+
+class TestASessionThatEndsNormally:
+    """Its fixtures clean up; whatever a test left running is not hidden by the watcher."""
+
+    def test_its_cluster_goes_and_a_left_child_is_left_alone(self, tmp_path: Path) -> None:
+        session, held = start_session(tmp_path, block=False)
+        assert session.wait(timeout=TIMEOUT_S) == pytest.ExitCode.OK
+        assert not Path(str(held["cluster"])).exists()
+        child = psutil.Process(int(str(held["child"])))
+        try:
+            wait_until("the session's watcher to end", lambda: not watchers_of(session.pid),
+                       TIMEOUT_S)
+            assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        finally:
+            child.kill()
