@@ -427,7 +427,9 @@ class BuildTracker:
         self._approval = self.tracking.dispatch and requires_approval(recipe)
         among = [p.strip() for p in printer.split(PRINTER_LIST_SEPARATOR) if p.strip()]
         if len(among) <= 1 and not is_auto_target(printer):
-            return printer  # one named printer (or queue): its own queue orders the jobs
+            # One named printer (or queue): its own queue orders the jobs. A stray separator
+            # or blank ('Form4-Lab,') is not part of its name, as the hot folder reads it.
+            return among[0] if among else printer
         if self._approval:
             return printer  # held for approval first: dispatch chooses once it is approved
         if self.tracking.dispatch and self.tracking.others_waiting():

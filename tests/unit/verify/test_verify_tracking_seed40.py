@@ -119,8 +119,10 @@ class TestWhatATrackerDoesUnasked:
         tracker = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
         # One name: nothing to choose, so the server's devices are never read.
         printer = tracker.resolve_printer("Form4-Lab,", report.recipe, None)  # type: ignore[arg-type]
+        assert printer == "Form4-Lab"  # the name, as the hot folder reads the same text
         assert tracker.before_send(tracker.job_name("b-1"), printer, form_path=form) is None
-        assert store.get_build(build_id).state is JobState.PRINT_SENDING
+        stored = store.get_build(build_id)
+        assert (stored.state, stored.printer) == (JobState.PRINT_SENDING, "Form4-Lab")
         assert JobState.WAITING_FOR_PRINTER not in {
             t.to_state for t in store.build_history(build_id)}
         assert clock.sleeps == []
