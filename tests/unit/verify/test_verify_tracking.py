@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from verify_support import run_record
+from verify_support import prepared_build, run_record
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
@@ -33,15 +33,6 @@ class _Plan:
         self.name = name
 
 
-def _prepared_build(store: SqliteJobStore, state: JobState = JobState.PREPARED) -> int:
-    job = store.create_job(recipe="r", source_path="a.stl", state=JobState.PROCESSING)
-    build = store.create_build(recipe="r", job_ids=[job.id])
-    for step in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, step, "test")
-    if state is not JobState.PREPARED:
-        store.transition_build(build.id, state, "test")
-    return build.id
-
 
 def _tracker(tracking: PrintTracking, name: str = "b-001") -> BuildTracker:
     return tracking.for_build(_Plan(name))  # type: ignore[arg-type]
@@ -51,7 +42,7 @@ class TestJobKeys:
     """Every print's job name carries the build's key."""
 
     def test_the_stores_key_is_embedded_in_the_job_name(self, store: SqliteJobStore) -> None:
-        build_id = _prepared_build(store)
+        build_id = prepared_build(store)
         tracker = _tracker(PrintTracking(store=store, build_ids={"b-001": build_id}))
         name = tracker.job_name("dental-b-001")
         assert extract_key(name) == store.get_build(build_id).job_key
@@ -72,7 +63,7 @@ class TestDurableSend:
     """The store says print_sending before the request and print_sent after the answer."""
 
     def test_a_send_is_recorded_before_and_after(self, store: SqliteJobStore) -> None:
-        build_id = _prepared_build(store)
+        build_id = prepared_build(store)
         tracker = _tracker(PrintTracking(store=store, build_ids={"b-001": build_id}))
         name = tracker.job_name("case")
         assert tracker.before_send(name, "Form4-Lab") is None
@@ -87,7 +78,7 @@ class TestDurableSend:
     def test_a_refused_print_fails_the_build_and_an_unanswered_one_stays_sending(
         self, store: SqliteJobStore
     ) -> None:
-        refused, silent = _prepared_build(store), _prepared_build(store)
+        refused, silent = prepared_build(store), prepared_build(store)
         tracking = PrintTracking(store=store, build_ids={"r": refused, "s": silent})
         for name, outcome in (("r", "refused"), ("s", "unconfirmed")):
             tracker = _tracker(tracking, name)
@@ -97,13 +88,13 @@ class TestDurableSend:
         assert store.get_build(silent).state is JobState.PRINT_SENDING
 
     def test_a_build_the_user_cancelled_is_not_printed(self, store: SqliteJobStore) -> None:
-        build_id = _prepared_build(store, JobState.CANCELLED)
+        build_id = prepared_build(store, JobState.CANCELLED)
         tracker = _tracker(PrintTracking(store=store, build_ids={"b-001": build_id}))
         with pytest.raises(PipelineError, match="cancelled in the job store"):
             tracker.before_send("x", "Form4-Lab")
 
     def test_a_build_already_sent_is_not_sent_again(self, store: SqliteJobStore) -> None:
-        build_id = _prepared_build(store)
+        build_id = prepared_build(store)
         store.transition_build(build_id, JobState.PRINT_SENDING, "s", job_name="n")
         store.transition_build(build_id, JobState.PRINT_SENT, "s", print_job_id="job-1")
         tracker = _tracker(PrintTracking(store=store, build_ids={"b-001": build_id}))
@@ -116,7 +107,7 @@ class TestInterruptedSend:
     def _sending(
         self, store: SqliteJobStore, holder: SendHolder | None = None
     ) -> tuple[int, str]:
-        build_id = _prepared_build(store)
+        build_id = prepared_build(store)
         key = store.get_build(build_id).job_key
         store.transition_build(build_id, JobState.PRINT_SENDING, "crashed after this",
                                job_name=f"case {key}", printer="Form4-Lab",

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from structlog.testing import capture_logs
-from verify_support import run_record
+from verify_support import prepared_build, run_record
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
@@ -56,13 +56,6 @@ def _verifying(client: WebApiClient, clock: ManualClock, **options: Any) -> Prin
     return PrintTracking(client=client, clock=clock, poller=poller, **options)
 
 
-def _prepared(store: SqliteJobStore) -> int:
-    job = store.create_job(recipe="dental", source_path="a.stl", state=JobState.PROCESSING)
-    build = store.create_build(recipe="dental", job_ids=[job.id])
-    for step in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, step, "test")
-    return build.id
-
 
 def _send(tracking: PrintTracking, name: str, job_id: str) -> BuildTracker:
     tracker = tracking.for_build(_Plan(name))  # type: ignore[arg-type]
@@ -87,7 +80,7 @@ class TestEndsWithAStore:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         hook = _Webhook()
         tracking = _verifying(client, clock, store=store, build_ids={"b-1": build_id},
                               notifier=hook.notifier(), recipe="dental", run_id="run-1")
@@ -111,7 +104,7 @@ class TestEndsWithAStore:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         stop = threading.Event()
         tracking = PrintTracking(
             client=client, store=store, build_ids={"b-1": build_id}, clock=clock,
@@ -135,7 +128,7 @@ class TestStoreGoneDuringVerification:
         self, tmp_path: Path, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock,
     ) -> None:
         store = SqliteJobStore(tmp_path / "gone.sqlite3", clock=clock)
-        done_id, running_id = _prepared(store), _prepared(store)
+        done_id, running_id = (prepared_build(store, recipe="dental") for _ in range(2))
         stop = threading.Event()
         tracking = PrintTracking(
             client=client, store=store, build_ids={"done": done_id, "running": running_id},
@@ -185,7 +178,7 @@ class TestVerificationStopped:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         hook = _Webhook()
         tracking = _verifying(client, clock, store=store, build_ids={"b-1": build_id},
                               notifier=hook.notifier(), recipe="dental", run_id="run-1")
@@ -246,7 +239,7 @@ class TestAnswersTheStoreCannotTake:
     """A send's answer that meets a build someone else moved is logged, never raised."""
 
     def _moved_while_sending(self, store: SqliteJobStore) -> tuple[PrintTracking, BuildTracker]:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         tracking = PrintTracking(store=store, build_ids={"b-1": build_id})
         tracker = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
         tracker.before_send(tracker.job_name("b-1"), "Form4-Lab")
@@ -275,7 +268,7 @@ class TestAnswersTheStoreCannotTake:
     def test_a_refusal_fails_the_build_with_the_servers_reason(
         self, store: SqliteJobStore
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         tracking = PrintTracking(store=store, build_ids={"b-1": build_id})
         tracker = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
         tracker.before_send(tracker.job_name("b-1"), "Form4-Lab")
@@ -296,7 +289,7 @@ class TestAnswersTheStoreCannotTake:
         assert logs == []
 
     def test_an_unanswered_send_stays_sending(self, store: SqliteJobStore) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store, recipe="dental")
         tracking = PrintTracking(store=store, build_ids={"b-1": build_id})
         tracker = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
         tracker.before_send(tracker.job_name("b-1"), "Form4-Lab")

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+from verify_support import prepared_build
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
@@ -28,14 +29,6 @@ class _Plan:
         self.name = name
 
 
-def _prepared(store: SqliteJobStore) -> int:
-    """A build of one job its run recorded as prepared."""
-    job = store.create_job(recipe="r", source_path="a.stl", state=JobState.PROCESSING)
-    build = store.create_build(recipe="r", job_ids=[job.id])
-    for state in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, state, "test")
-    return build.id
-
 
 def _server_busy_until_first_sleep(clock: ManualClock) -> PreFormClient:
     """A PreFormServer whose only fitting printer prints until the tracking first slept, and
@@ -55,7 +48,7 @@ class TestASentPrintsRecord:
     def test_the_record_carries_the_job_name_with_the_key(
         self, store: SqliteJobStore, clock: ManualClock
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store)
         key = store.get_build(build_id).job_key
         tracking = PrintTracking(store=store, build_ids={"b-001": build_id}, clock=clock)
         tracker = tracking.for_build(_Plan("b-001"))  # type: ignore[arg-type]
@@ -84,7 +77,7 @@ class TestAPrinterFoundAfterWaiting:
         report = validate_text(tmp_path, SLA_RECIPE + "  - save_form\n"
                                "  - print: {printer: auto}\n")
         assert report.recipe is not None
-        first, second = _prepared(store), _prepared(store)
+        first, second = prepared_build(store), prepared_build(store)
         tracking = PrintTracking(store=store, clock=clock, wait_s=300.0, wait_interval_s=30.0,
                                  build_ids={"b-1": first, "b-2": second})
         one = tracking.for_build(_Plan("b-1"))  # type: ignore[arg-type]
@@ -111,7 +104,7 @@ class TestWhatATrackerDoesUnasked:
         report = validate_text(tmp_path, SLA_RECIPE + "  - save_form\n"
                                "  - print: {printer: 'Form4-Lab,'}\n")
         assert report.recipe is not None
-        build_id = _prepared(store)
+        build_id = prepared_build(store)
         form = tmp_path / "b-1.form"
         form.write_bytes(b"form")
         tracking = PrintTracking(store=store, clock=clock, wait_s=300.0,
@@ -130,7 +123,7 @@ class TestWhatATrackerDoesUnasked:
     def test_a_hot_folder_build_is_not_held_for_approval_by_default(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock
     ) -> None:
-        build_id = _prepared(store)
+        build_id = prepared_build(store)
         form = tmp_path / "b-1.form"
         form.write_bytes(b"form")
         tracking = PrintTracking(store=store, clock=clock, dispatch=True,

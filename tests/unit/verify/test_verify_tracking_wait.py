@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from structlog.testing import capture_logs
+from verify_support import prepared_build
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
@@ -70,14 +71,6 @@ def _recipe(tmp_path: Path, print_step: str, before: str = "  - save_form\n") ->
     return report.recipe
 
 
-def _prepared(store: SqliteJobStore, priority: int = 0) -> int:
-    job = store.create_job(recipe="r", source_path="a.stl", state=JobState.PROCESSING,
-                           priority=priority)
-    build = store.create_build(recipe="r", job_ids=[job.id])
-    for step in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, step, "test")
-    return build.id
-
 
 def _tracker(tracking: PrintTracking, name: str = "b-1") -> BuildTracker:
     return tracking.for_build(_Plan(name))  # type: ignore[arg-type]
@@ -116,7 +109,7 @@ class TestRunWaitsForAFreePrinter:
             fake_api, "Form4-C", "Form4-B", busy=("Form4-A",)) if n == 2 else None
         told: list[str] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
-                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0,
+                                 build_ids={"b-1": prepared_build(wait_store)}, wait_s=300.0,
                                  wait_interval_s=30.0, on_waiting=told.append)
         with capture_logs() as logs:
             chosen = _tracker(tracking).resolve_printer("Form4-A, Form4-B",
@@ -137,7 +130,7 @@ class TestRunWaitsForAFreePrinter:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, busy=("Form4-A", "Form4-B"))
-        build_id = _prepared(wait_store, priority=3)
+        build_id = prepared_build(wait_store, priority=3)
         key = wait_store.get_build(build_id).job_key
         told: list[str] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
@@ -173,7 +166,7 @@ class TestRunWaitsForAFreePrinter:
         _printers(fake_api, busy=("Form4-A",))
         told: list[str] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
-                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=0.5,
+                                 build_ids={"b-1": prepared_build(wait_store)}, wait_s=0.5,
                                  wait_interval_s=30.0, on_waiting=told.append)
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         assert _tracker(tracking).resolve_printer("auto", recipe, LOCAL) == "auto"
@@ -187,7 +180,7 @@ class TestRunWaitsForAFreePrinter:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, busy=("Form4-A", "Form4-B"))
-        build_id = _prepared(wait_store)
+        build_id = prepared_build(wait_store)
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
                                  build_ids={"b-1": build_id}, wait_s=10.0, wait_interval_s=30.0)
         tracker = _tracker(tracking)
@@ -212,7 +205,7 @@ class TestRunWaitsForAFreePrinter:
             if why == "only a printer outside the list fits":
                 fake_api.printers[2]["tank_status"]["tank"]["material"] = "FLGPGR05"
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
-                                 build_ids={"b-1": _prepared(wait_store)}, wait_s=300.0)
+                                 build_ids={"b-1": prepared_build(wait_store)}, wait_s=300.0)
         with pytest.raises(PrinterSelectionError) as caught:
             _tracker(tracking).resolve_printer("Form4-A, Form4-B", _recipe(tmp_path, LIST),
                                                LOCAL)
@@ -228,7 +221,7 @@ class TestRunWaitsForAFreePrinter:
     ) -> None:
         _printers(fake_api, busy=("Form4-A", "Form4-B"))
         options: dict[str, Any] = {"wait_s": 300.0, "store": wait_store,
-                                   "build_ids": {"b-1": _prepared(wait_store)}}
+                                   "build_ids": {"b-1": prepared_build(wait_store)}}
         if where == "no bound":
             options["wait_s"] = 0.0
         elif where == "no store":
@@ -260,7 +253,7 @@ class TestDispatchWaits:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, busy=("Form4-A",))
-        build_id = _prepared(wait_store)
+        build_id = prepared_build(wait_store)
         began: list[bool] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
                                  build_ids={"b-1": build_id}, wait_s=300.0,
@@ -281,9 +274,9 @@ class TestDispatchWaits:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, "Form4-B", busy=("Form4-A",))
-        _prepared(wait_store)  # another build, prepared, not waiting
+        prepared_build(wait_store)  # another build, prepared, not waiting
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
-                                 build_ids={"b-1": _prepared(wait_store)})
+                                 build_ids={"b-1": prepared_build(wait_store)})
         assert not tracking.others_waiting()
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         assert _tracker(tracking).resolve_printer("auto", recipe, LOCAL) == "Form4-B"
@@ -293,11 +286,11 @@ class TestDispatchWaits:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, "Form4-A")
-        earlier = _prepared(wait_store)
+        earlier = prepared_build(wait_store)
         wait_store.transition_build(earlier, JobState.WAITING_FOR_PRINTER, "waits",
                                     print_target={"names": ["Form4-A"], "auto": False})
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
-                                 build_ids={"b-1": _prepared(wait_store)})
+                                 build_ids={"b-1": prepared_build(wait_store)})
         assert tracking.others_waiting()
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         assert _tracker(tracking).resolve_printer("auto", recipe, LOCAL) == "auto"
@@ -306,7 +299,7 @@ class TestDispatchWaits:
         self, tmp_path: Path, fake_api: FakeWebApi, web: WebApiClient, wait_clock: _Clock,
         wait_store: SqliteJobStore,
     ) -> None:
-        build_id = _prepared(wait_store)
+        build_id = prepared_build(wait_store)
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
                                  build_ids={"b-1": build_id})
         tracker = _tracker(tracking)
@@ -345,7 +338,7 @@ class TestApproval:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, "Form4-A", "Form4-B")
-        build_id = _prepared(wait_store, priority=2)
+        build_id = prepared_build(wait_store, priority=2)
         began: list[bool] = []
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock, dispatch=True,
                                  build_ids={"b-1": build_id}, on_wait=lambda: began.append(True))
@@ -368,7 +361,7 @@ class TestApproval:
         wait_store: SqliteJobStore,
     ) -> None:
         _printers(fake_api, "Form4-A", "Form4-B")
-        build_id = _prepared(wait_store)
+        build_id = prepared_build(wait_store)
         tracking = PrintTracking(client=web, store=wait_store, clock=wait_clock,
                                  build_ids={"b-1": build_id})
         tracker = _tracker(tracking)

@@ -6,8 +6,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from preform_pipeline.simulator.cloud.testing import sample_print_run
+from preform_pipeline.store import JobState, JobStore
 
-__all__ = ["minutes", "newest_first", "run_record"]
+__all__ = ["minutes", "newest_first", "prepared_build", "run_record"]
+
+
+def prepared_build(store: JobStore, *then: JobState, recipe: str = "r", priority: int = 0) -> int:
+    """A build of one job its run recorded as prepared, then moved through ``then``."""
+    job = store.create_job(recipe=recipe, source_path="a.stl", state=JobState.PROCESSING,
+                           priority=priority)
+    build = store.create_build(recipe=recipe, job_ids=[job.id])
+    for state in (JobState.PREPARING, JobState.PREPARED, *then):
+        store.transition_build(build.id, state, "test")
+    return build.id
 
 
 def run_record(
