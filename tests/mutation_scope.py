@@ -167,6 +167,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_batch_crash.py",  # a batch stopped by a bug
         "tests/unit/hotfolder/test_hotfolder_worker_seed37.py",  # seed 37: a crash, store away
         "tests/unit/hotfolder/test_hotfolder_worker_seed39.py",  # seed 39: cancelled as settled
+        "tests/unit/hotfolder/test_hotfolder_worker_seed40.py",  # seed 40: cancel, then a crash
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
