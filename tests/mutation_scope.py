@@ -262,7 +262,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            + _EXECUTOR_STEPS_S18_TESTS
                                            # layout's shed and relayout (session 18: 62)
                                            + ("tests/unit/executor/"
-                                              "test_executor_overflow_shed.py",)),
+                                              "test_executor_overflow_shed.py",
+                                              # s22 seed 40: a powder bed under 1 ml
+                                              "tests/unit/executor/"
+                                              "test_executor_steps_seed40.py")),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
