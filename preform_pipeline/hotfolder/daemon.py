@@ -786,9 +786,11 @@ class HotFolderDaemon:
                     self.batches_run += 1
             except StoreError as exc:
                 # The store went away before the batch made its builds: its jobs wait in
-                # processing/ and are batched again (not only after a restart).
+                # processing/ and are batched again (not only after a restart). Items it
+                # held for min_fill went back already: given twice, they could be batched
+                # twice.
                 log.warning("batch_postponed", recipe=batch.recipe, error=str(exc))
-                self._give_back(batch.items, False)
+                self._give_back(self.worker.owned_items(batch), False)
             except Exception as exc:  # a bug: the batch's files fail, the daemon goes on
                 try:
                     self.worker.crashed(batch, exc)

@@ -39,7 +39,7 @@ from preform_pipeline.executor.feasibility import case_problems
 from preform_pipeline.executor.hooks import BuildPrintHooks
 from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.executor.steps import case_step_message
-from preform_pipeline.hotfolder.batcher import Batch
+from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
@@ -220,6 +220,14 @@ class _BatchRun:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+@dataclass
+class _GivenBack:
+    """The jobs one batch gave back to the loop while it ran (held for ``min_fill``)."""
+
+    batch: Batch
+    job_ids: set[int] = field(default_factory=set)
+
+
 #: Returns a *started* pool (servers up); called on the worker thread for the first batch.
 PoolFactory = Callable[[], ServerSource]
 
@@ -279,6 +287,9 @@ class BatchWorker:
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
         self._pool: ServerSource | None = None
+        # Per thread: each worker thread runs one batch at a time, and the daemon asks what
+        # that batch still owns on the thread that ran it (several threads share this worker).
+        self._given_back = threading.local()
 
     def cancel_all(self) -> int:
         """Cancel every running batch's runner; how many there were."""
@@ -313,6 +324,21 @@ class BatchWorker:
                     self.stop_event.wait(DEFAULT_START_RETRY_S)
             return self._pool
 
+    def owned_items(self, batch: Batch) -> tuple[BatchItem, ...]:
+        """The items of ``batch`` still its own: all but those its run gave back to the loop
+        (held for ``min_fill``: the loop batches them again, maybe on another thread at once,
+        so neither a crash nor an abandoned batch of this one may touch them). Asked on the
+        thread that ran the batch."""
+        gone = self._given_back_by(batch)
+        return tuple(i for i in batch.items if not gone.intersection(i.job_ids))
+
+    def _given_back_by(self, batch: Batch) -> set[int]:
+        """This thread's record of the jobs ``batch`` gave back so far (empty for another)."""
+        record: _GivenBack | None = getattr(self._given_back, "record", None)
+        if record is None or record.batch is not batch:
+            record = self._given_back.record = _GivenBack(batch)
+        return record.job_ids
+
     def run_batch(self, batch: Batch) -> None:
         store = self.store
         recipe = self.recipes.get(batch.recipe)
@@ -344,15 +370,18 @@ class BatchWorker:
         """A batch stopped by an error nobody foresaw (a bug): the jobs nothing was sent for
         fail with the error named and their files kept in failed/. Batched again, they
         would meet the same error at every rescan, and a once-run would never end. A build
-        whose print went out or waits (prepared) is left to recovery, which looks it up."""
+        whose print went out or waits (prepared) is left to recovery, which looks it up.
+        Jobs the batch gave back to the loop before it crashed are not its own any more
+        (:meth:`owned_items`): they wait, or another batch prepares them."""
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         error = f"{type(exc).__name__}: {exc}"
-        log.error("batch_crashed", recipe=batch.recipe, jobs=len(batch.job_ids), error=error,
+        job_ids = [j for item in self.owned_items(batch) for j in item.job_ids]
+        log.error("batch_crashed", recipe=batch.recipe, jobs=len(job_ids), error=error,
                   at=f"{Path(where.filename).name}:{where.lineno} in {where.name}"
                   if where else None)
         reason = f"an internal error stopped its batch ({error})"
         store = self.store
-        for job_id in batch.job_ids:
+        for job_id in job_ids:
             try:
                 job = store.get_job(job_id)
                 todo = ("this is a bug in preform-pipeline: please report it with the daemon's "
@@ -473,6 +502,9 @@ class BatchWorker:
         min_fill = self.hot.batching.min_fill
         if min_fill > 0 and not batch.forced:
             builds = self._hold_underfilled(batch, builds, by_path, min_fill)
+            # The held jobs are the loop's now: an abandoned batch gives back only its own.
+            owned = {j for item in self.owned_items(batch) for j in item.job_ids}
+            live = [job for job in live if job.id in owned]
         if not builds:
             return
         pool = self._ensure_pool()
@@ -630,6 +662,8 @@ class BatchWorker:
         keep = [b for b in builds if not ({by_path[m.path].id for m in b.models} & held_all)]
         log.info("builds_held_for_fill", recipe=batch.recipe, held_items=len(held_items),
                  fill=[round(b.fill_ratio, 3) for b in under], min_fill=min_fill)
+        # Recorded before they go: from then on the loop may batch them on another thread.
+        self._given_back_by(batch).update(held_all)
         self.give_back(held_items, True)
         return keep
 
