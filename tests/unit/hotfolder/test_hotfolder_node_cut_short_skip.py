@@ -21,9 +21,15 @@ from daemon_support import Script, make_daemon, names, run_daemon_once
 from preform_pipeline.hotfolder import Drop, Intake
 from preform_pipeline.hotfolder.intake import Attachment
 from preform_pipeline.hotfolder.nodes import NodeRole
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
+from preform_pipeline.hotfolder.testing import (
+    running_daemon,
+    tetra_stl_bytes,
+    wait_for,
+    write_recipe,
+)
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState
+from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.postgres import PostgresJobStore
 
 _CONTENT = tetra_stl_bytes(13)
@@ -82,6 +88,39 @@ class TestASkippedDuplicateCutShortOnAFarmNode:
 
         assert names(inbox.path / "failed") == ["copy.stl", "copy.stl.error.txt"]
         assert (inbox.path / "failed" / "copy.stl").read_bytes() == _CONTENT
+        copies = [j for j in plain_store.list_jobs() if j.original_name == "copy.stl"]
+        assert [(j.state, j.source_path) for j in copies] == [
+            (JobState.DUPLICATE_SKIPPED, inbox.path / "failed" / "copy.stl")]
+
+
+class TestASkippedDuplicateLeftByAGoneNode:
+    """A running node that takes the file over from a gone node settles it under the gone
+    node's decision, with no second job."""
+
+    def test_the_copy_goes_to_failed_under_its_one_job(
+        self, nodes: tuple[NodeRole, NodeRole], plain_store: PostgresJobStore, tmp_path: Path,
+    ) -> None:
+        gone, running = nodes
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "r.yaml")
+        inbox.path.mkdir(parents=True)
+        _take(Intake(gone.store, [inbox]), gone, inbox, "bracket.stl")
+        daemon = make_daemon(tmp_path, running.store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path), node=running,
+                             hot={"rescan_interval_s": 0.2})
+        with running_daemon(daemon):
+            # The gone node claims the copy before the running one can see it, takes it and
+            # dies right after deciding; then it stops for good (its claims are free).
+            staged = tmp_path / "copy.stl"
+            staged.write_bytes(_CONTENT)
+            assert gone.store.claim_inbox_file("pc-a", inbox.path / "copy.stl",
+                                               content_hash(staged))
+            with contextlib.suppress(Killed):
+                _take(DiesAfterDeciding(gone.store, [inbox]), gone, inbox, "copy.stl")
+            gone.store.node_stopped("pc-a")
+            wait_for(lambda: (inbox.path / "failed" / "copy.stl.error.txt").exists(), 30,
+                     what="the copy settled")
+
+        assert names(inbox.path / "failed") == ["copy.stl", "copy.stl.error.txt"]
         copies = [j for j in plain_store.list_jobs() if j.original_name == "copy.stl"]
         assert [(j.state, j.source_path) for j in copies] == [
             (JobState.DUPLICATE_SKIPPED, inbox.path / "failed" / "copy.stl")]
