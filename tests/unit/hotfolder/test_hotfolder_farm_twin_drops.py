@@ -4,10 +4,11 @@ one of them is prepared, the other skipped as its duplicate (``duplicates: skip`
 A node writes a file's job (QUEUED) and then looks for an earlier job of its content; the two
 are separate transactions. Two nodes taking twins from a shared inbox each wrote their job
 before either looked, and each found the other's undecided job: both copies went to failed/
-as duplicates of each other, and the content was never printed (found by session 22's kill
-loop over a farm: ``p...-twin.stl`` and its original both in failed/). The window is played
-out without threads or timing: node A's duplicate check runs inside node B's take, right
-before B's own check, so both jobs are written and neither is decided when they look.
+as duplicates of each other, and the content was never printed (seen in session 22 reading
+what two nodes do with the farm kill loop's twin drops; the loop itself never hit these few
+milliseconds). The window is played out without threads or timing: node A's duplicate check
+runs inside node B's take, right before B's own check, so both jobs are written and neither
+is decided when they look.
 """
 
 from __future__ import annotations
