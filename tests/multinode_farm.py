@@ -111,6 +111,11 @@ class DaemonFarm:
         )
         data = json.loads(path.read_text(encoding="utf-8"))
         data["hotfolders"]["inboxes"][0]["path"] = str(self.inbox)
+        # Each node's local copies under the farm's own folder: the default (the user's data
+        # folder, by node id) is shared by every farm on this machine, and a node starting
+        # prunes its folder there, removing the copies another farm's node of that id is
+        # importing (seen when two farms ran at once: a batch failed with FILE_NOT_FOUND).
+        data["hotfolders"]["local_copy_dir"] = str(folder / "local-copies")
         data["store"] = {"url": self.url, "node_id": node, "lease_s": t.lease_s}
         data["servers"]["request_timeout_s"] = t.request_timeout_s
         data["servers"]["state_dir"] = str(folder / "servers")

@@ -461,8 +461,15 @@ class Intake:
         if job.content_hash is None:
             return None
         for other in self.store.find_by_hash(job.content_hash, recipe=job.recipe):
-            if other.id != job.id and other.state in DUPLICATE_STATES:
-                return other
+            if other.id == job.id or other.state not in DUPLICATE_STATES:
+                continue
+            if other.state is JobState.QUEUED and other.id > job.id:
+                # A twin another node is taking at this very moment, not decided yet: it
+                # defers to this earlier job (jobs are numbered in the order the store's
+                # serialised writes made them). Counting it here as well skipped both twins,
+                # and the content never printed.
+                continue
+            return other
         return None
 
     def _duplicate_note(self, job: Job, duplicate: Job) -> Job:

@@ -230,6 +230,10 @@ class NodeRecovery(Recovery):
         resumed = self.adopt()
         try:
             self.outcomes.settle_processing_folders()
+            # A file decided when it was taken (a skipped duplicate, a refused file) whose
+            # move a crash cut short stays in the inbox otherwise, and the scan took it
+            # again as a second job. A build's files are settled by its holder's rules.
+            self.finish_settles(unbatched_only=True)
         except (StoreError, OSError) as exc:
             log.warning("maintenance_failed", error=str(exc))
         log.info("hotfolder_recovered", resumed_jobs=len(resumed), node=self.node_store.node_id)

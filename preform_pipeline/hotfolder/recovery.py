@@ -105,13 +105,20 @@ class Recovery:
                 continue
             resumed.append(job)
         self.outcomes.settle_processing_folders()
-        for job in store.list_jobs(
+        self.finish_settles()
+        log.info("hotfolder_recovered", resumed_jobs=len(resumed))
+        return resumed
+
+    def finish_settles(self, *, unbatched_only: bool = False) -> None:
+        """Finish the moves to done/ or failed/ a crash cut short, of the newest settled jobs
+        (``unbatched_only``: of those decided before they joined a build)."""
+        for job in self.store.list_jobs(
             state=[JobState.FAILED, JobState.DUPLICATE_SKIPPED, JobState.CANCELLED,
                    JobState.DONE, JobState.PRINT_SENT, JobState.UNVERIFIED],
             limit=DEFAULT_RECENT_SETTLED,
         ):
             place = place_of(job)
-            if place is None:
+            if place is None or (unbatched_only and job.build_id is not None):
                 continue
             if job.source_path.exists():
                 if self.intake.in_drop_area(job.source_path):
@@ -119,8 +126,6 @@ class Recovery:
             elif place.previous is not None and place.previous.exists():
                 with self.outcomes.lock:
                     self.intake.finish_move(job)
-        log.info("hotfolder_recovered", resumed_jobs=len(resumed))
-        return resumed
 
     def _fail_lost(self, job: Job) -> None:
         try:
