@@ -463,11 +463,13 @@ class Intake:
         for other in self.store.find_by_hash(job.content_hash, recipe=job.recipe):
             if other.id == job.id or other.state not in DUPLICATE_STATES:
                 continue
-            if other.state is JobState.QUEUED and other.id > job.id:
+            if (other.state is JobState.QUEUED and other.id > job.id
+                    and self.in_drop_area(other.source_path)):
                 # A twin another node is taking at this very moment, not decided yet: it
                 # defers to this earlier job (jobs are numbered in the order the store's
                 # serialised writes made them). Counting it here as well skipped both twins,
-                # and the content never printed.
+                # and the content never printed. A retried job waits with its file in done/
+                # or failed/: a user's decision to print it, so it counts.
                 continue
             return other
         return None

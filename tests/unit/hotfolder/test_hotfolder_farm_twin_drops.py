@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.hotfolder import Drop, Intake
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings
-from preform_pipeline.store import Job, JobState
+from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 
 _CONTENT = tetra_stl_bytes(11)
@@ -87,3 +89,47 @@ class TestTwinsTakenByTwoNodesAtOnce:
         states = {j.original_name: j.state for j in plain_store.list_jobs()}
         assert states == {"bracket.stl": JobState.PROCESSING,
                           "bracket-copy.stl": JobState.DUPLICATE_SKIPPED}
+
+
+class _KilledAfterWritingItsJob(Exception):
+    pass
+
+
+class KilledAfterWritingTheJob(Intake):
+    """A daemon killed right after it wrote a file's job (QUEUED), before its duplicate check."""
+
+    def _duplicate_of(self, job: Job) -> Job | None:
+        raise _KilledAfterWritingItsJob
+
+
+class TestAJobLeftQueuedAndARetryOfItsContent:
+    """A file whose job a crash left queued, taken again while a retried job of the same
+    content waits to be prepared: the retry is a user's decision, not a twin being taken,
+    so the file is its duplicate and the content prints once."""
+
+    def test_the_file_taken_again_is_skipped_as_the_retrys_duplicate(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "r.yaml")
+        first = _dropped(inbox, "bracket.stl")
+        with pytest.raises(_KilledAfterWritingItsJob):
+            KilledAfterWritingTheJob(store, [inbox]).take(first)
+        intake = Intake(store, [inbox])
+        (skipped,) = intake.take(_dropped(inbox, "bracket-copy.stl")).rejected
+        retried = store.transition(skipped.id, JobState.QUEUED, "retried by user",
+                                   expect=JobState.DUPLICATE_SKIPPED)
+
+        # The daemon starts again and takes the first file up before it requeues the retry.
+        result = intake.take(first)
+        intake.requeue(retried)
+
+        assert result.taken == ()
+        failed = inbox.folder("failed")
+        assert sorted(p.name for p in failed.glob("*.stl")) == ["bracket.stl"]
+        note = (failed / "bracket.stl.error.txt").read_text(encoding="utf-8")
+        assert f"the same content was already taken as job {retried.job_key}" in note
+        processing = sorted(p.name for p in inbox.folder("processing").rglob("*.stl"))
+        assert processing == ["bracket-copy.stl"]
+        states = {j.original_name: j.state for j in store.list_jobs()}
+        assert states == {"bracket.stl": JobState.DUPLICATE_SKIPPED,
+                          "bracket-copy.stl": JobState.PROCESSING}
