@@ -1,10 +1,12 @@
 """Session 22, seed 40: the case folder a crash left empty is told by the store's jobs, also
 when the store holds jobs the hot folder never placed (a ``run``'s claims share the store and
-have no ``_hotfolder`` field) and when the case held no model file at all."""
+have no ``_hotfolder`` field) and when the case held no model file at all; and a duplicate a
+user cancels while intake skips it stays cancelled."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_support import Script, claimed_by_a_run, make_daemon, names, run_daemon_once
@@ -15,8 +17,10 @@ from test_hotfolder_crash_windows import (
     drop_case,
     killed_while_taking,
 )
+from test_hotfolder_intake import drop_file
 
-from preform_pipeline.hotfolder.intake import Drop
+from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
@@ -89,3 +93,41 @@ class TestACaseOfNoModelFile:
         assert names(tmp_path / "inbox" / "failed") == [
             "C-5000/notes.txt", "C-5000/notes.txt.error.txt"]
         assert fleet_jobs(script.fleet_dir) == []
+
+
+class CancelledBeforeTheSkip:
+    """The store seam: the first move of a job to DUPLICATE_SKIPPED lets a user's cancel of it
+    land first, as ``jobs cancel`` would between intake's creating the job and skipping it."""
+
+    def __init__(self, inner: SqliteJobStore) -> None:
+        self.inner = inner
+        self.armed = True
+
+    def transition(self, job_id: int, to_state: JobState, reason: str, **kw: Any) -> Job:
+        if to_state is JobState.DUPLICATE_SKIPPED and self.armed:
+            self.armed = False
+            self.inner.transition(job_id, JobState.CANCELLED, "cancelled by a user")
+        return self.inner.transition(job_id, to_state, reason, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class TestADuplicateCancelledWhileSkipped:
+    """A duplicate the user cancels while intake skips it is not skipped over the cancel."""
+
+    def test_the_take_stops_on_the_conflict_and_the_cancel_stands(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        Intake(store, [inbox]).take(drop_file(inbox, "a.stl", tetra_stl_bytes(5)))
+        intake = Intake(CancelledBeforeTheSkip(store), [inbox], duplicates="skip")
+        with pytest.raises(StoreConflictError) as raised:
+            intake.take(drop_file(inbox, "b.stl", tetra_stl_bytes(5)))
+        copy = next(j for j in store.list_jobs() if j.original_name == "b.stl")
+        assert raised.value.message == f"job {copy.id} is cancelled, expected queued"
+        assert raised.value.hint == "it changed meanwhile; read it again and decide again"
+        assert [(t.to_state, t.reason) for t in store.history(copy.id)][-1:] == [
+            (JobState.CANCELLED, "cancelled by a user")]
+        assert store.get_job(copy.id).state is JobState.CANCELLED
+        assert (inbox.path / "b.stl").read_bytes() == tetra_stl_bytes(5)
+        assert list(inbox.folder("failed").iterdir()) == []
