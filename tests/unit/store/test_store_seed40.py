@@ -8,7 +8,8 @@ from __future__ import annotations
 import locale
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from preform_pipeline.store.migrate import MigrationReport, migrate_sqlite_to_po
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV, store_password
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import build_in_state
+from tests.unit.store.conftest import NodeFactory, build_in_state
 
 #: Generous on a loaded machine; the store gives up after about one connect timeout per try.
 WAIT_S = 30.0
@@ -88,6 +89,100 @@ class TestARowTheTargetDropsQuietly:
             f"{pg_store.location}: transitions holds 1 row after the copy, expected 2; "
             "nothing was kept")
         assert pg_store.list_jobs() == () and pg_store.list_builds() == ()
+
+
+def _waiting_on_a_lock(url: str) -> int:
+    """How many of the stores' sessions wait for an advisory lock (as pg_stat_activity shows)."""
+    with _admin(url) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'preform-pipeline' AND wait_event_type = 'Lock' "
+            "AND wait_event = 'advisory'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        threading.Event().wait(0.02)
+
+
+class TestWritersTakeTurns:
+    """While one node's write is still open, another node's write waits for it (reads do not):
+    the second job appears only after the first write commits."""
+
+    def test_a_second_write_waits_for_the_first_to_commit(
+        self, pg_store: PostgresJobStore, pg_url: str
+    ) -> None:
+        job = pg_store.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
+        other = PostgresJobStore(pg_url, password=PG_PASSWORD)
+        gate = _admin(pg_url)
+        try:
+            # The first write stays open at its audit row until the test lets it go.
+            gate.execute("SELECT pg_advisory_lock(4242)")
+            gate.execute("CREATE FUNCTION gate_s22() RETURNS trigger LANGUAGE plpgsql AS "
+                         "$$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$")
+            gate.execute("CREATE TRIGGER gate_s22 BEFORE INSERT ON transitions FOR EACH ROW "
+                         "WHEN (NEW.reason = 'gated') EXECUTE FUNCTION gate_s22()")
+            first = threading.Thread(
+                target=pg_store.transition, args=(job.id, JobState.QUEUED, "gated"), daemon=True)
+            first.start()
+            _wait_until(lambda: _waiting_on_a_lock(pg_url) == 1, "the first write at its gate")
+            second = threading.Thread(
+                target=other.create_job,
+                kwargs={"recipe": "dental", "source_path": "/hot/inbox/b.stl"}, daemon=True)
+            second.start()
+            _wait_until(lambda: _waiting_on_a_lock(pg_url) == 2 or not second.is_alive(),
+                        "the second write to wait or end")
+            assert second.is_alive(), "the second write did not wait for the first"
+            with PostgresJobStore(pg_url, password=PG_PASSWORD) as reader:
+                assert reader.list_jobs() == (job,)  # a read does not wait
+            gate.execute("SELECT pg_advisory_unlock(4242)")
+            first.join(WAIT_S)
+            second.join(WAIT_S)
+            assert not first.is_alive() and not second.is_alive()
+        finally:
+            gate.execute("DROP TRIGGER IF EXISTS gate_s22 ON transitions")
+            gate.execute("DROP FUNCTION IF EXISTS gate_s22()")
+            gate.close()
+            other.close()
+        jobs = pg_store.list_jobs()
+        assert [(str(j.source_path), j.state) for j in jobs] == [
+            ("/hot/inbox/a.stl", JobState.QUEUED), ("/hot/inbox/b.stl", JobState.DISCOVERED)]
+        assert [t.reason for t in pg_store.history(job.id)][-1] == "gated"
+
+
+class TestAStopThatCannotGiveItsBuildsBack:
+    """A node's stop whose release of its builds fails is not recorded at all: the node still
+    shows as running and holding its build."""
+
+    def test_the_stop_fails_whole_and_the_node_keeps_its_build(
+        self, node: NodeFactory, pg_url: str
+    ) -> None:
+        a = node("pc-a", lease_s=600.0)
+        job = a.create_job(recipe="dental", source_path="/nas/processing/m.stl",
+                           content_hash="sha256:m", state=JobState.PROCESSING)
+        build = a.create_build(recipe="dental", job_ids=[job.id])
+        with _admin(pg_url) as admin:
+            admin.execute("CREATE FUNCTION refuse_s22() RETURNS trigger LANGUAGE plpgsql AS "
+                          "$$ BEGIN RAISE EXCEPTION 'builds are read-only today'; END $$")
+            admin.execute("CREATE TRIGGER refuse_s22 BEFORE UPDATE ON builds FOR EACH ROW "
+                          "EXECUTE FUNCTION refuse_s22()")
+        try:
+            with pytest.raises(StoreError) as caught:
+                a.node_stopped("pc-a")
+        finally:
+            with _admin(pg_url) as admin:
+                admin.execute("DROP TRIGGER refuse_s22 ON builds")
+                admin.execute("DROP FUNCTION refuse_s22()")
+        assert caught.value.message == (
+            f"{pg_url}: the job store failed while stopping node pc-a: "
+            "builds are read-only today")
+        (status,) = a.list_nodes()
+        assert not status.stopped
+        assert status.held_builds == (build.id,)
 
 
 def _silent_server() -> Iterator[int]:
