@@ -1,7 +1,8 @@
 """Session 22's whole runs of the PostgreSQL store's modules (and seed 40's sample of sqlcore):
-a SQLite store moved in from a folder whose name holds URI characters, a server that accepts the
-connection and never answers, and the password file read as UTF-8 under an ASCII locale (real
-SQLite files, real PostgreSQL, a real loopback socket)."""
+a SQLite store moved in from a folder whose name holds URI characters, a target that drops a
+copied row, two nodes' writes taking turns, a node's stop that fails whole, a server that
+accepts the connection and never answers, and the password file read as UTF-8 under an ASCII
+locale (real SQLite files, real PostgreSQL, a real loopback socket)."""
 
 from __future__ import annotations
 
@@ -185,14 +186,13 @@ class TestAStopThatCannotGiveItsBuildsBack:
         assert status.held_builds == (build.id,)
 
 
-def _silent_server() -> Iterator[int]:
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port whose listener takes connections and never answers them."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)  # accepted by the kernel, never read nor answered
         yield int(listener.getsockname()[1])
-
-
-silent_port = pytest.fixture(_silent_server)
 
 
 class TestAServerThatNeverAnswers:
