@@ -55,7 +55,9 @@ def migrate_sqlite_to_postgres(source: Path, target: PostgresJobStore) -> Migrat
     """Copy every row of the SQLite store at ``source`` into the empty store ``target``."""
     SqliteJobStore(source, create=False).close()  # brings the file to the newest schema
     try:
-        reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        # The path percent-encoded: read raw, a '#', '?' or '%' in a folder name would cut the
+        # URI short (and open, or create, another file) or name a file that is not there.
+        reader = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise StoreError(f"{source}: cannot read the store to migrate ({exc})") from exc
     reader.row_factory = sqlite3.Row
