@@ -1,11 +1,25 @@
 """Seed 40's gaps in the runner: where the final build goes in a split of the work, a
-refusal without an error code, and a server's clients after it failed a build."""
+refusal without an error code, a server's clients after it failed a build, and the final
+build's second layout."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from executor_support import FakePool, ScriptedFaults, SimFarm, plan_for, run, write_recipe
+from executor_support import (
+    WAIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    iter_events,
+    plan_for,
+    plan_without_rafts,
+    run,
+    write_box,
+    write_recipe,
+)
+from test_executor_final_intake_wait import _run_holding, watched_logs
+from test_executor_run_events import CARRY_STEPS
 
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.executor.runner import run_order
@@ -109,3 +123,31 @@ class TestClientsAfterAFailure:
         asked = [(e.method, e.path) for e in server.exchanges if e.operation_id
                  in ("get_api_version", "create_scene")]
         assert asked == [("GET", "/"), ("POST", "/scene/"), ("GET", "/"), ("POST", "/scene/")]
+
+
+class TestTheFinalBuildsSecondLayout:
+    """The final build's layout after a late carry is reported as the same step again."""
+
+    def test_both_layouts_start_as_the_same_step_of_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # As in test_executor_final_intake_wait: unit-001 is held before its layout until
+        # the final build (unit-002) has laid out, then carries a box into it, which the
+        # final build imports, supports and lays out again with its own.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        farm.add()
+        farm.add()
+        with watched_logs("step_finished", build="unit-002", kind="auto_layout") as (
+            logs, final_laid_out
+        ):
+            result, problems = _run_holding(
+                plan, farm, tmp_path / "out", "unit-001", final_laid_out,
+                "the final build waited for unit-001 before its layout",
+                step_timeout_s=WAIT_S * 3)
+        assert problems == [] and result.ok
+        assert result.outcome("unit-002").layout_calls == 2
+        total = len(result.outcome("unit-002").steps_done)
+        layouts = [(e["index"], e["of"]) for e in iter_events(logs, "step_started")
+                   if e["build"] == "unit-002" and e["kind"] == "auto_layout"]
+        assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
