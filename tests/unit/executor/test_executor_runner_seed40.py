@@ -1,6 +1,6 @@
 """Seed 40's gaps in the runner: where the final build goes in a split of the work, a
-refusal without an error code, a server's clients after it failed a build, and the final
-build's second layout."""
+refusal without an error code, a server's clients after it failed a build, the final
+build's second layout, and the run's material as a template field."""
 
 from __future__ import annotations
 
@@ -151,3 +151,20 @@ class TestTheFinalBuildsSecondLayout:
         layouts = [(e["index"], e["of"]) for e in iter_events(logs, "step_started")
                    if e["build"] == "unit-002" and e["kind"] == "auto_layout"]
         assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
+
+
+class TestTheRunsTemplateFields:
+    """Output names may use the run's machine and material."""
+
+    def test_a_form_named_by_machine_and_material_is_saved_under_those_codes(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        farm.add()
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n")
+        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
+                if p.suffix == ".form"] == ["FORM-4-0-FLGPGR05/unit-001.form"]
