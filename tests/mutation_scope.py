@@ -252,7 +252,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
          # session 19: the final build's layout before its wait, and its second layout.
          "tests/unit/executor/test_executor_final_intake_wait.py",
          # session 19: a printed build's `build_finished` names its print job.
-         "tests/unit/executor/test_executor_build_finished_job.py"),
+         "tests/unit/executor/test_executor_build_finished_job.py",
+         # s22 seed 40: a split after a dropped case (the only file reaching it), the
+         # final build's place in a split, a refusal with no code, clients after a failure,
+         # the final build's second layout, the run's {material} field
+         "tests/unit/executor/test_executor_split_after_drop.py",
+         "tests/unit/executor/test_executor_runner_seed40.py"),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
                                               "tests/unit/executor/test_executor_schedule_budget.py",

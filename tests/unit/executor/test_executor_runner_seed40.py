@@ -1,0 +1,170 @@
+"""Seed 40's gaps in the runner: where the final build goes in a split of the work, a
+refusal without an error code, a server's clients after it failed a build, the final
+build's second layout, and the run's material as a template field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from executor_support import (
+    WAIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    iter_events,
+    plan_for,
+    plan_without_rafts,
+    run,
+    write_box,
+    write_recipe,
+)
+from test_executor_final_intake_wait import _run_holding, watched_logs
+from test_executor_run_events import CARRY_STEPS
+
+from preform_pipeline.executor import BuildStatus
+from preform_pipeline.executor.runner import run_order
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import StepGraph
+from preform_pipeline.simulator.protocol import Json, SimError
+from tests.recipe_texts import full_steps
+
+
+def _builds(spec: list[tuple[int, float]], triangles: int) -> list[BuildPlan]:
+    """Builds ``b1``, ``b2``... of ``models`` models each (a build's work is 4 + one per
+    model, plus ``triangles`` / 100,000 per model) and the given fill ratios."""
+    builds = []
+    for index, (models, fill) in enumerate(spec, start=1):
+        parts = tuple(
+            ModelInfo(path=Path("models") / f"b{index}-{n}.stl", name=f"b{index}-{n}",
+                      size_mm=(10.0, 10.0, 10.0), footprint_mm=(10.0, 10.0), volume_mm3=1000.0,
+                      support_estimate_mm3=0.0, triangle_count=triangles)
+            for n in range(models)
+        )
+        builds.append(BuildPlan(index=index, name=f"b{index}", models=parts, placements=(),
+                                fill_ratio=fill, estimated_volume_ml=0.0,
+                                graph=StepGraph(nodes=())))
+    return builds
+
+
+class TestTheFinalBuildInASplitOfTheWork:
+    """The final build ends the queue that ends last, changing places where that helps."""
+
+    def test_a_swap_that_leaves_two_queues_exactly_equal_is_still_made(self) -> None:
+        # Works 11 15 16 7 12 7 on 3 servers; b6 (the roomiest later build) is final. The
+        # split is b3+b6 23, b2+b4 22, b5+b1 23: b6 sits in a queue that ends last only with
+        # a tie, and moving it keeps both longest queues at 23. Taken, the split starts
+        # b3 b2 b5 b1 b4 b6 and ends at 23 with b6 last; refused at the tie, the split no
+        # longer ends with b6 and longest first (ending at 26) is run instead.
+        builds = _builds([(7, 0.3), (11, 0.73), (12, 0.21), (3, 0.5), (8, 0.64), (3, 0.11)],
+                         triangles=0)
+        order, final = run_order(builds, servers=3)
+        assert final == "b6"
+        assert [b.name for b in order] == ["b3", "b2", "b5", "b1", "b4", "b6"]
+
+    def test_the_final_build_changes_places_with_a_build_as_long_as_itself(self) -> None:
+        # Works about 12 14 7 12 6 6 5 (12 triangles a model add a little) on 3 servers; b5
+        # is final and its queue, b2+b5, is not the longest (b4+b6+b7). Changing places
+        # with b6, as long as itself, keeps the run's estimated end at 23 units with b5
+        # last; with the lighter b7 the longest queue grows and the run ends at 24.
+        builds = _builds([(8, 0.32), (10, 0.38), (3, 0.82), (8, 0.53), (2, 0.14), (2, 0.84),
+                          (1, 0.38)], triangles=12)
+        order, final = run_order(builds, servers=3)
+        assert final == "b5"
+        assert [b.name for b in order] == ["b2", "b1", "b4", "b3", "b7", "b6", "b5"]
+
+
+class _ContractHollowRefusal(SimError):
+    """The Local API contract's 400 answer to a hollow that failed: only ``failures``, the
+    ids of the models it failed for, with no ErrorModel code."""
+
+    def body(self) -> Json:
+        return {"failures": ["model-7"]}
+
+
+class _RefusesHollowAsTheContract(ScriptedFaults):
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        if operation_id == "hollow_model":
+            return _ContractHollowRefusal(400, "", "hollow failed")
+        return super().simulated_error(operation_id)
+
+
+class TestARefusalWithoutACode:
+    """A refusal that carries no error code gives a reason without an empty code in it."""
+
+    def test_the_reason_names_the_operation_and_the_server_s_words_alone(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        farm.add(_RefusesHollowAsTheContract())
+        recipe = write_recipe(
+            tmp_path, "steps:\n  - hollow: {wall_thickness_mm: 1.0}\n  - auto_layout\n")
+        result = run(plan_for(recipe, parts[:2]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason == (
+            "hollowModel refused: the operation failed for models: model-7")
+
+
+class TestClientsAfterAFailure:
+    """A server that failed a build is talked to with new clients afterwards."""
+
+    def test_the_retry_on_the_same_server_asks_its_api_version_again(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        # One server: the pool hands the failed server back for the retry. Its old clients
+        # are closed with their connections; the new ones check the server's version first.
+        server = farm.add(ScriptedFaults(fail={"auto_orient": 1}))
+        plan = plan_for(write_recipe(tmp_path, full_steps(2)), parts[:2])
+        result = run(plan, FakePool([server.url]), tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [(a.server, a.error_type) for a in outcome.attempts] == [
+            ("server-1", "ServerInternalError"), ("server-1", None)]
+        asked = [(e.method, e.path) for e in server.exchanges if e.operation_id
+                 in ("get_api_version", "create_scene")]
+        assert asked == [("GET", "/"), ("POST", "/scene/"), ("GET", "/"), ("POST", "/scene/")]
+
+
+class TestTheFinalBuildsSecondLayout:
+    """The final build's layout after a late carry is reported as the same step again."""
+
+    def test_both_layouts_start_as_the_same_step_of_the_build(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # As in test_executor_final_intake_wait: unit-001 is held before its layout until
+        # the final build (unit-002) has laid out, then carries a box into it, which the
+        # final build imports, supports and lays out again with its own.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        farm.add()
+        farm.add()
+        with watched_logs("step_finished", build="unit-002", kind="auto_layout") as (
+            logs, final_laid_out
+        ):
+            result, problems = _run_holding(
+                plan, farm, tmp_path / "out", "unit-001", final_laid_out,
+                "the final build waited for unit-001 before its layout",
+                step_timeout_s=WAIT_S * 3)
+        assert problems == [] and result.ok
+        assert result.outcome("unit-002").layout_calls == 2
+        total = len(result.outcome("unit-002").steps_done)
+        layouts = [(e["index"], e["of"]) for e in iter_events(logs, "step_started")
+                   if e["build"] == "unit-002" and e["kind"] == "auto_layout"]
+        assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
+
+
+class TestTheRunsTemplateFields:
+    """Output names may use the run's machine and material."""
+
+    def test_a_form_named_by_machine_and_material_is_saved_under_those_codes(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        farm.add()
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n")
+        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
+                if p.suffix == ".form"] == ["FORM-4-0-FLGPGR05/unit-001.form"]
