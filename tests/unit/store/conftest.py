@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
@@ -41,6 +42,9 @@ from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.store.mutation_cluster import MUTATION_PG_ENV, running_cluster
 
+if TYPE_CHECKING:
+    import psycopg
+
 _HERE = Path(__file__).resolve().parent
 
 #: ``node(name, **options)``: a registered NodeJobStore of that name on the conformance database.
@@ -48,6 +52,22 @@ NodeFactory = Callable[..., NodeJobStore]
 
 #: Where the manual clock starts: a fixed, timezone-aware moment.
 CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
+
+
+
+#: The hint every "cannot reach the database" error of the PostgreSQL store carries.
+UNREACHABLE_HINT: Final = (
+    "check that the database server runs and is reachable from this node, and the user, "
+    "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); the next call "
+    "connects again"
+)
+
+
+def admin_connection(url: str) -> psycopg.Connection[Any]:
+    """A superuser's own autocommit connection to the test database ``url``."""
+    import psycopg
+
+    return psycopg.connect(url, password=PG_PASSWORD, autocommit=True)
 
 
 def _needs_postgres(item: pytest.Item) -> bool:

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from structlog.testing import capture_logs
 
@@ -20,16 +19,7 @@ from preform_pipeline.store import JobState
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
-
-_UNREACHABLE_HINT = (
-    "check that the database server runs and is reachable from this node, and the user, "
-    "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); the next call "
-    "connects again"
-)
-
-
-def _admin(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url, password=PG_PASSWORD, autocommit=True)
+from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection
 
 
 @pytest.fixture
@@ -37,19 +27,19 @@ def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
     """The URL of a new, empty database on the conformance server, dropped afterwards."""
     server_url = conformance_db[0]
     name = f"plumbing_{uuid.uuid4().hex[:12]}"
-    with _admin(server_url) as admin:
+    with admin_connection(server_url) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     url = server_url.rsplit("/", 1)[0] + "/" + name
     try:
         yield url
     finally:
-        with _admin(server_url) as admin:
+        with admin_connection(server_url) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _others(url: str, select: str) -> list[tuple[Any, ...]]:
     """``select`` over the database's sessions other than the caller's."""
-    with _admin(url) as admin:
+    with admin_connection(url) as admin:
         return admin.execute(f"SELECT {select} FROM pg_stat_activity WHERE datname = "
                              "current_database() AND pid <> pg_backend_pid()").fetchall()
 
@@ -77,7 +67,7 @@ class TestMigrating:
                     if e["event"] == "store_migrated"]
         assert migrated == [(m.version, m.name, fresh_url) for m in PG_MIGRATIONS]
         assert PG_MIGRATIONS[0].name == "jobs"
-        with _admin(fresh_url) as conn:
+        with admin_connection(fresh_url) as conn:
             row = conn.execute("SELECT version FROM preform_schema").fetchall()
         assert row == [(PG_SCHEMA_VERSION,)]
         with capture_logs() as again:
@@ -93,7 +83,7 @@ class TestMigrating:
         self, fresh_url: str
     ) -> None:
         _open(fresh_url).close()
-        with _admin(fresh_url) as conn:
+        with admin_connection(fresh_url) as conn:
             conn.execute("UPDATE preform_schema SET version = %s", (PG_SCHEMA_VERSION + 1,))
         with pytest.raises(StoreError) as caught:
             _open(fresh_url)
@@ -102,12 +92,12 @@ class TestMigrating:
             f"than the {PG_SCHEMA_VERSION} this preform-pipeline knows (")
         assert caught.value.hint == (
             "upgrade preform-pipeline on this node: a newer one migrated the shared store")
-        with _admin(fresh_url) as conn:
+        with admin_connection(fresh_url) as conn:
             assert conn.execute("SELECT version FROM preform_schema").fetchall() == [
                 (PG_SCHEMA_VERSION + 1,)]
 
     def test_another_programs_database_is_refused_and_left_alone(self, fresh_url: str) -> None:
-        with _admin(fresh_url) as conn:
+        with admin_connection(fresh_url) as conn:
             conn.execute("CREATE TABLE invoices (id INTEGER)")
             conn.execute("CREATE TABLE customers (id INTEGER)")
         with pytest.raises(StoreError) as caught:
@@ -116,7 +106,7 @@ class TestMigrating:
             f"{fresh_url}: not a preform-pipeline job store (it has tables customers, "
             "invoices but no schema version) (")
         assert caught.value.hint == "give the job store a database (or schema) of its own"
-        with _admin(fresh_url) as conn:
+        with admin_connection(fresh_url) as conn:
             tables = conn.execute(
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_schema = 'public' ORDER BY table_name").fetchall()
@@ -128,7 +118,7 @@ class TestConnection:
     driver errors into StoreErrors that name the store and the action."""
 
     def test_the_session_is_named_and_answers_in_utc(self, fresh_url: str) -> None:
-        with _admin(fresh_url) as admin:  # a server whose own zone is not UTC
+        with admin_connection(fresh_url) as admin:  # a server whose own zone is not UTC
             admin.execute(f'ALTER DATABASE "{fresh_url.rsplit("/", 1)[1]}" '
                           "SET TimeZone = 'Asia/Tokyo'")
         with _open(fresh_url) as store:
@@ -148,7 +138,7 @@ class TestConnection:
             assert str(caught.value).startswith(
                 f"{fresh_url}: cannot reach the PostgreSQL job store while reading job "
                 f"{job.id}: ")
-            assert caught.value.hint == _UNREACHABLE_HINT
+            assert caught.value.hint == UNREACHABLE_HINT
             with capture_logs() as logs:
                 assert store.get_job(job.id).state is JobState.DISCOVERED
             assert [e for e in logs if e["event"] == "store_reconnecting"] == [
@@ -159,7 +149,7 @@ class TestConnection:
     ) -> None:
         with _open(fresh_url) as store:
             job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
-            with _admin(fresh_url) as admin:
+            with admin_connection(fresh_url) as admin:
                 admin.execute("ALTER TABLE transitions RENAME TO transitions_gone")
             with pytest.raises(StoreError) as caught:
                 store.transition(job.id, JobState.QUEUED, "complete")
@@ -171,7 +161,7 @@ class TestConnection:
             with capture_logs() as logs:  # rolled back, the connection goes on: no reconnect
                 assert store.get_job(job.id).state is JobState.DISCOVERED  # nothing half-written
             assert [e for e in logs if e["event"] == "store_reconnecting"] == []
-            with _admin(fresh_url) as admin:
+            with admin_connection(fresh_url) as admin:
                 admin.execute("ALTER TABLE transitions_gone RENAME TO transitions")
             assert store.transition(job.id, JobState.QUEUED, "complete").state is (
                 JobState.QUEUED)
@@ -179,7 +169,7 @@ class TestConnection:
     def test_an_unreachable_server_is_a_store_error_without_the_password(
         self, fresh_url: str
     ) -> None:
-        with _admin(fresh_url) as admin:
+        with admin_connection(fresh_url) as admin:
             port = admin.execute("SELECT inet_server_port()").fetchone()
         assert port is not None
         wrong = fresh_url.replace(f":{port[0]}/", f":{port[0]}/nosuchdb_")
@@ -189,7 +179,7 @@ class TestConnection:
         assert text.startswith(
             f"{wrong}: cannot reach the PostgreSQL job store while connecting: ")
         assert "hunter2-secret" not in text
-        assert caught.value.hint == _UNREACHABLE_HINT
+        assert caught.value.hint == UNREACHABLE_HINT
 
     def test_the_password_comes_from_the_environment_when_not_given(
         self, fresh_url: str, monkeypatch: pytest.MonkeyPatch

@@ -12,9 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from preform_pipeline.errors import StoreError
@@ -23,19 +21,15 @@ from preform_pipeline.store.migrate import MigrationReport, migrate_sqlite_to_po
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV, store_password
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import NodeFactory, build_in_state
+from tests.unit.store.conftest import (
+    UNREACHABLE_HINT,
+    NodeFactory,
+    admin_connection,
+    build_in_state,
+)
 
 #: Generous on a loaded machine; the store gives up after about one connect timeout per try.
 WAIT_S = 30.0
-_UNREACHABLE_HINT = (
-    "check that the database server runs and is reachable from this node, and the user, "
-    "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); the next call "
-    "connects again"
-)
-
-
-def _admin(url: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(url, password=PG_PASSWORD, autocommit=True)
 
 
 class TestAStoreInAFolderWithUriCharacters:
@@ -74,7 +68,7 @@ class TestARowTheTargetDropsQuietly:
         with SqliteJobStore(source) as old:
             job = old.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
             old.transition(job.id, JobState.QUEUED, "complete")
-        with _admin(pg_url) as admin:
+        with admin_connection(pg_url) as admin:
             admin.execute("CREATE FUNCTION skip_queued() RETURNS trigger LANGUAGE plpgsql AS "
                           "$$ BEGIN RETURN NULL; END $$")
             admin.execute("CREATE TRIGGER skip_queued BEFORE INSERT ON transitions FOR EACH ROW "
@@ -83,7 +77,7 @@ class TestARowTheTargetDropsQuietly:
             with pytest.raises(StoreError) as caught:
                 migrate_sqlite_to_postgres(source, pg_store)
         finally:
-            with _admin(pg_url) as admin:
+            with admin_connection(pg_url) as admin:
                 admin.execute("DROP TRIGGER skip_queued ON transitions")
                 admin.execute("DROP FUNCTION skip_queued()")
         assert caught.value.message == (
@@ -94,7 +88,7 @@ class TestARowTheTargetDropsQuietly:
 
 def _waiting_on_a_lock(url: str) -> int:
     """How many of the stores' sessions wait for an advisory lock (as pg_stat_activity shows)."""
-    with _admin(url) as admin:
+    with admin_connection(url) as admin:
         row = admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND application_name = 'preform-pipeline' AND wait_event_type = 'Lock' "
@@ -119,7 +113,7 @@ class TestWritersTakeTurns:
     ) -> None:
         job = pg_store.create_job(recipe="dental", source_path="/hot/inbox/a.stl")
         other = PostgresJobStore(pg_url, password=PG_PASSWORD)
-        gate = _admin(pg_url)
+        gate = admin_connection(pg_url)
         try:
             # The first write stays open at its audit row until the test lets it go.
             gate.execute("SELECT pg_advisory_lock(4242)")
@@ -166,7 +160,7 @@ class TestAStopThatCannotGiveItsBuildsBack:
         job = a.create_job(recipe="dental", source_path="/nas/processing/m.stl",
                            content_hash="sha256:m", state=JobState.PROCESSING)
         build = a.create_build(recipe="dental", job_ids=[job.id])
-        with _admin(pg_url) as admin:
+        with admin_connection(pg_url) as admin:
             admin.execute("CREATE FUNCTION refuse_s22() RETURNS trigger LANGUAGE plpgsql AS "
                           "$$ BEGIN RAISE EXCEPTION 'builds are read-only today'; END $$")
             admin.execute("CREATE TRIGGER refuse_s22 BEFORE UPDATE ON builds FOR EACH ROW "
@@ -175,7 +169,7 @@ class TestAStopThatCannotGiveItsBuildsBack:
             with pytest.raises(StoreError) as caught:
                 a.node_stopped("pc-a")
         finally:
-            with _admin(pg_url) as admin:
+            with admin_connection(pg_url) as admin:
                 admin.execute("DROP TRIGGER refuse_s22 ON builds")
                 admin.execute("DROP FUNCTION refuse_s22()")
         assert caught.value.message == (
@@ -217,7 +211,7 @@ class TestAServerThatNeverAnswers:
         assert isinstance(error, StoreError)
         assert error.message == (f"{url}: cannot reach the PostgreSQL job store while "
                                  "connecting: connection timeout expired")
-        assert error.hint == _UNREACHABLE_HINT
+        assert error.hint == UNREACHABLE_HINT
 
 
 @pytest.fixture
