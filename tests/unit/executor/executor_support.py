@@ -48,6 +48,7 @@ from preform_pipeline.simulator.server import SimulatorServer
 __all__ = [
     "WAIT_S",
     "capture_bound_logs",
+    "five_boxes",
     "write_box",
     "write_mushroom",
     "FakeLease",
@@ -82,6 +83,12 @@ def write_box(folder: Path, name: str, sx: float, sy: float, sz: float) -> Path:
     path = folder / f"{name}.stl"
     write_stl(path, box_triangles((0.0, 0.0, 0.0), (sx, sy, sz)), name=name)
     return path
+
+
+def five_boxes(tmp_path: Path) -> list[Path]:
+    """Five 90 x 60 mm boxes: planned without rafts, a build of four and a build of one;
+    with their rafts only three fit the first build's platform, so one is carried on."""
+    return [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
 
 
 def write_mushroom(folder: Path, name: str) -> Path:

@@ -14,11 +14,11 @@ from executor_support import (
     WAIT_S,
     FakePool,
     SimFarm,
+    five_boxes,
     iter_events,
     plan_for,
     plan_without_rafts,
     run,
-    write_box,
     write_recipe,
 )
 from structlog.contextvars import merge_contextvars
@@ -129,7 +129,7 @@ class TestFinalBuildLaysOutAtOnce:
     ) -> None:
         # Four 90 x 60 mm boxes planned without rafts: unit-001 carries one of them on;
         # unit-002 (one box) is the final build.
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
                                                                     ("unit-002", 1)]
@@ -169,7 +169,7 @@ class TestCarryBeforeTheFinalLayout:
     def test_a_carry_taken_in_before_the_layout_needs_no_second_layout(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         engines = _two_receiving_servers(farm)
         # The final build is held before its layout until unit-001 has carried its box on.
@@ -197,7 +197,7 @@ class TestNothingCarried:
 
     def test_no_layout_is_requested_twice(self, tmp_path: Path, farm: SimFarm) -> None:
         # Planned with their rafts, five 90 x 60 mm boxes make two builds that both fit.
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_for(write_recipe(tmp_path, CARRY_STEPS), boxes)
         assert len(plan.builds) == 2
         engines = _two_receiving_servers(farm)
@@ -219,7 +219,7 @@ class TestCarryAfterTheIntakeClosed:
     build of its own: nothing is lost."""
 
     def test_the_late_carry_runs_as_a_new_build(self, tmp_path: Path, farm: SimFarm) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         farm.add()
         farm.add()

@@ -19,6 +19,7 @@ from executor_support import (
     ScriptedFaults,
     SimFarm,
     capture_bound_logs,
+    five_boxes,
     iter_events,
     plan_for,
     plan_without_rafts,
@@ -460,7 +461,7 @@ class TestCarries:
     def test_a_carried_model_joins_the_final_build_running_beside(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         recipe = write_recipe(tmp_path, CARRY_STEPS)
         # Planned without rafts: four boxes in the first build, of which three fit with
         # their rafts; the second build (one box) is the final one and has room.

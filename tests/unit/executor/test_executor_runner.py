@@ -14,6 +14,7 @@ from executor_support import (
     ScriptedFaults,
     SimFarm,
     capture_bound_logs,
+    five_boxes,
     iter_events,
     plan_for,
     plan_without_rafts,
@@ -410,7 +411,7 @@ batching:
     def test_a_carry_joins_a_planned_build_that_has_not_started(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
         plan = plan_without_rafts(recipe, boxes)
         assert [len(b.models) for b in plan.builds] == [4, 1]

@@ -12,10 +12,10 @@ from pathlib import Path
 from executor_support import (
     FakePool,
     SimFarm,
+    five_boxes,
     iter_events,
     plan_without_rafts,
     run,
-    write_box,
     write_recipe,
 )
 from structlog.testing import capture_logs
@@ -26,12 +26,6 @@ from preform_pipeline.executor import BuildStatus
 from preform_pipeline.simulator.layout import MODELS_DO_NOT_FIT
 
 
-def _four_then_one(tmp_path: Path) -> list[Path]:
-    """Five 90 x 60 mm boxes, planned without rafts as a build of four and a build of one;
-    with their rafts only three fit the first build's platform: one is carried on."""
-    return [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
-
-
 class TestCarryIntoAWaitingBuild:
     """On one server the second build has not started when the first one's layout carries a
     model: the model joins it, and it is not a child of the first build."""
@@ -39,7 +33,7 @@ class TestCarryIntoAWaitingBuild:
     def test_the_waiting_build_takes_the_model_and_is_no_child(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), _four_then_one(tmp_path))
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), five_boxes(tmp_path))
         assert [len(b.models) for b in plan.builds] == [4, 1]
         farm.add()
         with capture_logs() as logs:
@@ -59,7 +53,7 @@ class TestCarryIntoTheFinalBuild:
     def test_the_event_names_the_build_the_model_came_from(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), _four_then_one(tmp_path))
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), five_boxes(tmp_path))
         farm.add()
         farm.add()
         with capture_logs() as logs:
@@ -110,7 +104,7 @@ class TestNoIntakeWhenTheFinalBuildCannotRepeatItsSteps:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         plan = plan_without_rafts(
-            write_recipe(tmp_path, LABELLED_CARRY_STEPS), _four_then_one(tmp_path))
+            write_recipe(tmp_path, LABELLED_CARRY_STEPS), five_boxes(tmp_path))
         assert [len(b.models) for b in plan.builds] == [4, 1]
         farm.add()
         farm.add()

@@ -14,6 +14,7 @@ from executor_support import (
     ScriptedFaults,
     SimFarm,
     capture_bound_logs,
+    five_boxes,
     iter_events,
     plan_without_rafts,
     run,
@@ -99,7 +100,7 @@ class TestFinalBuildRetry:
     def test_the_retry_of_the_final_build_takes_no_second_intake(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         steps = CARRY_STEPS.replace("  - save_form\n", "  - save_form\n  - screenshot\n")
         plan = plan_without_rafts(write_recipe(tmp_path, steps), boxes)
         assert [len(b.models) for b in plan.builds] == [4, 1]
@@ -136,7 +137,7 @@ def _run_two_builds(
     """Five boxes planned without rafts (unit-001 of four, carrying one; unit-002 the final
     build) on two servers, each build asked ``stop_reason`` before each step; a step
     deadline that outlasts every wait of the test."""
-    boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+    boxes = five_boxes(tmp_path)
     plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
     assert [len(b.models) for b in plan.builds] == [4, 1]
     farm.add()

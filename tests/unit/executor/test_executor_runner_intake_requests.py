@@ -14,10 +14,10 @@ from executor_support import (
     WAIT_S,
     FakePool,
     SimFarm,
+    five_boxes,
     iter_events,
     plan_without_rafts,
     run,
-    write_box,
     write_recipe,
 )
 from test_executor_final_intake_wait import _hold_before_layout, watched_logs
@@ -56,7 +56,7 @@ class TestFinalBuildIntakeRequests:
     def test_the_carried_model_alone_is_oriented_and_supported_in_the_final_scene(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, STEPS), boxes)
         assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
                                                                     ("unit-002", 1)]

@@ -11,11 +11,11 @@ from executor_support import (
     FakePool,
     ScriptedFaults,
     SimFarm,
+    five_boxes,
     iter_events,
     plan_for,
     plan_without_rafts,
     run,
-    write_box,
     write_recipe,
 )
 from test_executor_final_intake_wait import _run_holding, watched_logs
@@ -134,7 +134,7 @@ class TestTheFinalBuildsSecondLayout:
         # As in test_executor_final_intake_wait: unit-001 is held before its layout until
         # the final build (unit-002) has laid out, then carries a box into it, which the
         # final build imports, supports and lays out again with its own.
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         farm.add()
         farm.add()

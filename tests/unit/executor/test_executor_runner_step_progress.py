@@ -9,6 +9,7 @@ from pathlib import Path
 from executor_support import (
     FakePool,
     SimFarm,
+    five_boxes,
     plan_for,
     plan_without_rafts,
     write_box,
@@ -70,7 +71,7 @@ class TestNoProgressBetweenSteps:
     ) -> None:
         # Five 90 x 60 mm boxes planned without rafts as builds of four and one; three fit
         # with their rafts, and the fourth is carried into the final build beside.
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         farm.add()
         farm.add()

@@ -15,10 +15,10 @@ from executor_support import (
     ScriptedFaults,
     SimFarm,
     capture_bound_logs,
+    five_boxes,
     iter_events,
     plan_without_rafts,
     run,
-    write_box,
     write_recipe,
 )
 from test_executor_drop_case import LONG, _plan
@@ -103,7 +103,7 @@ class TestFinalBuildWaitEndsAtACancel:
     def test_the_final_build_ends_while_the_other_is_still_before_its_layout(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(5)]
+        boxes = five_boxes(tmp_path)
         plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
         assert [b.name for b in plan.builds] == ["unit-001", "unit-002"]
         farm.add()
