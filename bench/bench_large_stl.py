@@ -235,6 +235,13 @@ def _machine() -> dict[str, Any]:
             "nice": os.nice(0)}
 
 
+def _on_machine(machine: dict[str, Any]) -> str:
+    """The machine a result was measured on, as both reports' first sentence names it."""
+    return (f"{machine['cpu'] or 'unknown CPU'} ({machine['cpus']} CPUs shared with other "
+            f"work; {machine['platform']}, Python {machine['python']}, numpy "
+            f"{machine['numpy']}), niceness {machine['nice']}")
+
+
 def _markdown(result: dict[str, Any]) -> str:
     plan, sim, checks = result["plan"], result["simulator"], result["checks"]
     machine = result["machine"]
@@ -242,10 +249,8 @@ def _markdown(result: dict[str, Any]) -> str:
     lines = [
         f"# A {result['file_mb']} MB binary STL ({result['triangles']:,} triangles)",
         "",
-        f"Measured {result['measured_at']} on {machine['cpu'] or 'unknown CPU'} "
-        f"({machine['cpus']} CPUs shared with other work; {machine['platform']}, "
-        f"Python {machine['python']}, numpy {machine['numpy']}), niceness "
-        f"{machine['nice']}. Load average (1 min) before the runs: "
+        f"Measured {result['measured_at']} on {_on_machine(machine)}. "
+        "Load average (1 min) before the runs: "
         f"{', '.join(str(r['load_avg_1min_before']) for r in plan['runs'])} on "
         f"{machine['cpus']} CPUs, so wall time is inflated; CPU time is what one core "
         "spends.",
@@ -299,9 +304,7 @@ def _obj_markdown(result: dict[str, Any]) -> str:
         "# Reading large OBJ files: peak memory",
         "",
         f"Measured {result['measured_at']} at commit {result['commit']} on "
-        f"{machine['cpu'] or 'unknown CPU'} ({machine['cpus']} CPUs shared with other work; "
-        f"{machine['platform']}, Python {machine['python']}, numpy {machine['numpy']}), "
-        f"niceness {machine['nice']}. Each run is a fresh process calling `read_mesh` on the "
+        f"{_on_machine(machine)}. Each run is a fresh process calling `read_mesh` on the "
         "file; the baseline is its RSS after imports, the mesh is 36 bytes a triangle.",
         "",
         f"`{result['command']}`",
