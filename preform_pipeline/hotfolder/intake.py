@@ -154,7 +154,8 @@ class JobPlace:
 
     ``rel`` is the file's path relative to the inbox as dropped (``C-1042/upper.stl``); the
     outcome folders mirror it. ``previous`` is where the file was before its last (possibly
-    unfinished) move.
+    unfinished) move. ``inbox`` and ``rel`` are read in SQL too: a farm node finds a job's
+    inbox claims from them (``_JOB_PATHS`` in store/leases.py), so their form is shared.
     """
 
     inbox: Path
