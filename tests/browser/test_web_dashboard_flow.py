@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
@@ -298,6 +299,29 @@ class TestDashboardFlow:
             with lab.store() as store:
                 assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
                     JobState.FAILED}
+        finally:
+            context.close()
+
+    def test_the_login_page_is_not_refreshed_under_what_is_being_typed(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # Live pages refresh every second here; a refresh of the login page swapped in an empty
+        # form while the name and password were being typed, so the login never went through.
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        try:
+            page.goto(f"{lab.url}/login")
+            page.fill("input[name=name]", "victor")
+            with pytest.raises(PlaywrightTimeoutError):
+                page.wait_for_event("request", lambda r: r.headers.get("x-live") == "1",
+                                    timeout=3_000)  # three refresh periods
+            assert page.input_value("input[name=name]") == "victor"
+            page.fill("input[name=secret]", VIEWER_SECRET)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{lab.url}/")
+            # The queue, being live, is refreshed.
+            page.wait_for_event("request", lambda r: r.headers.get("x-live") == "1")
         finally:
             context.close()
 

@@ -3,7 +3,10 @@
 // the user is typing in a form that asks for it (data-live-pause), so nothing typed is lost.
 (function () {
   "use strict";
-  var period = Number(document.body.dataset.refreshMs) || 5000;
+  var period = Number(document.body.dataset.refreshMs);
+  // 0 marks a page with nothing live (the login page): refreshing it would only wipe the
+  // name and password being typed into it.
+  if (!(period > 0)) { return; }
   function busy(main) {
     var active = document.activeElement;
     return active && main.contains(active) && active.closest("[data-live-pause]") !== null;
