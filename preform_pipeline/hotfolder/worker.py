@@ -71,6 +71,7 @@ __all__ = [
     "DEFAULT_START_RETRY_S",
     "BatchWorker",
     "ExecutorFactory",
+    "FILL_TOLERANCE",
     "PoolFactory",
     "RunnerLike",
     "SIDECAR_PRINTER_FIELD",
@@ -83,6 +84,12 @@ log = get_logger(__name__)
 
 #: When the server pool cannot start, the batch waits this long before the next try.
 DEFAULT_START_RETRY_S: Final = 10.0
+#: A build is held only when its fill is below min_fill by more than this. Fills come from
+#: float32 model coordinates turned to their orientation, whose last digits depend on the
+#: CPU's vector width (numpy's AVX-512 paths round otherwise): a build that fills exactly
+#: min_fill came out 0.19999999582 for 0.2 on one machine and 0.2 on another. A part per
+#: million is far above that noise and far below any fill a user would tell apart.
+FILL_TOLERANCE: Final = 1e-6
 #: The sidecar field that chooses a case's print target.
 SIDECAR_PRINTER_FIELD: Final = "printer"
 #: The print step's options that name its target (one of them, in a recipe).
@@ -653,7 +660,7 @@ class BatchWorker:
         by_path: Mapping[Path, Job],
         min_fill: float,
     ) -> list[BuildPlan]:
-        under = [b for b in builds if b.fill_ratio < min_fill]
+        under = [b for b in builds if b.fill_ratio < min_fill - FILL_TOLERANCE]
         if not under:
             return builds
         held_jobs = {by_path[m.path].id for b in under for m in b.models}

@@ -212,15 +212,17 @@ class TestACaseDroppedAfterItsBuildWasSentBack:
 
 
 class TestBuildsHeldForFill:
-    """Of a batch's builds, only those below min_fill wait (exactly min_fill is enough):
-    the full one prints at once, alone, and the held one after max_hold_s."""
+    """Of a batch's builds, only those below min_fill wait (min_fill to a part per million is
+    enough): the full one prints at once, alone, and the held one after max_hold_s."""
 
+    # One model per build: 100 mm fills 0.2 of the platform (exactly min_fill; computed from
+    # float32 coordinates it comes out 0.2 or a few parts per billion under it, by the CPU),
+    # 99.9999 mm 0.2 less 4e-7 on every machine, and 78.5 mm 0.1232 (shown as 0.123).
+    @pytest.mark.parametrize("full_mm", [100.0, 99.9999], ids=["exactly", "a-hair-under"])
     def test_the_full_build_prints_first_and_the_hold_names_the_held_fill(
-        self, tmp_path: Path, store: SqliteJobStore, script: Script
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, full_mm: float
     ) -> None:
-        # One model per build: 100 mm fills 0.2 of the platform (exactly min_fill), and
-        # 78.5 mm 0.1232 (shown as 0.123).
-        drop(tmp_path, "full.stl", tetra_stl_bytes(1, size_mm=100.0))
+        drop(tmp_path, "full.stl", tetra_stl_bytes(1, size_mm=full_mm))
         drop(tmp_path, "part.stl", tetra_stl_bytes(2, size_mm=78.5))
         daemon = make_daemon(
             tmp_path, store, script, write_recipe(tmp_path, per_build=1),
