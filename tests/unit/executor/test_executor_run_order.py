@@ -82,3 +82,17 @@ class TestRunOrder:
                   for b in builds]
         _, final = run_order(builds, servers=2)
         assert final == "b3"
+
+    def test_a_split_that_ends_no_earlier_than_longest_first_is_not_taken(self) -> None:
+        # Works 8 14 13 10 10 14 on 3 servers (no triangles: whole units); b4 is final.
+        # Longest first, b2 b6 b3 | b4 b5 b1, ends at 24 (b5 on b2's server). The split
+        # b2+b4, b6+b1, b3+b5 ends at 24 too, with b4 last (b2 b6 b3 b5 b4 b1): an equal
+        # estimate keeps longest first, whose last round is short, even where the split
+        # would end earlier on average when builds take more or less than estimated.
+        builds = [_build(1, 4, 0.96), _build(2, 10, 0.5), _build(3, 9, 0.38),
+                  _build(4, 6, 0.2), _build(5, 6, 0.66), _build(6, 10, 0.98)]
+        builds = [replace(b, models=tuple(replace(m, triangle_count=0) for m in b.models))
+                  for b in builds]
+        order, final = run_order(builds, servers=3)
+        assert final == "b4"
+        assert [b.name for b in order] == ["b2", "b6", "b3", "b4", "b5", "b1"]
