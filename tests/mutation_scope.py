@@ -324,7 +324,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            "tests/unit/store/test_store_sqlite.py",
                                            "tests/unit/store/test_store_core_rules.py",
                                            # s22: a server that never answers the connection
-                                           "tests/unit/store/test_store_seed40.py"),
+                                           "tests/unit/store/test_store_seed40.py",
+                                           # s23: one snapshot per read, a quiet database
+                                           # log, a user that may not create tables
+                                           "tests/unit/store/test_store_postgres_s23.py"),
     # The store's small modules, each against the files that test it directly (the whole
     # store folder holds the process races and the state machine: seconds per mutant).
     # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
