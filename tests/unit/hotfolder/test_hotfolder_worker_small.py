@@ -219,12 +219,15 @@ class TestBuildsHeldForFill:
         self, tmp_path: Path, store: SqliteJobStore, script: Script
     ) -> None:
         # One model per build: 100 mm fills 0.2 of the platform (exactly min_fill), and
-        # 78.5 mm 0.1232 (shown as 0.123).
-        drop(tmp_path, "full.stl", tetra_stl_bytes(1, size_mm=100.0))
+        # 78.5 mm 0.1232 (shown as 0.123). Seed 0: any other moves a corner of the full
+        # part, and its fill measures a hair under 0.2 (held, not full).
+        drop(tmp_path, "full.stl", tetra_stl_bytes(0, size_mm=100.0))
         drop(tmp_path, "part.stl", tetra_stl_bytes(2, size_mm=78.5))
+        # The held build goes back to the loop before the full one's run starts; with a
+        # hold of 0.3 s a loaded machine could release it first, so the hold is 3 s.
         daemon = make_daemon(
             tmp_path, store, script, write_recipe(tmp_path, per_build=1),
-            batching=BatchingSettings(window_s=0.05, min_fill=0.2, max_hold_s=0.3))
+            batching=BatchingSettings(window_s=0.05, min_fill=0.2, max_hold_s=3.0))
         thread = threading.Thread(target=daemon.run)  # not once: a once-run forces its batches
         with capture_logs() as logs:
             thread.start()
