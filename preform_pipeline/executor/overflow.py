@@ -41,10 +41,10 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor.steps import (
     StepContext,
@@ -211,11 +211,13 @@ class FinalIntake:
     """The final build's intake of carried models (item 3 of the module docstring).
 
     Thread-safe: builds report here when they hold a server, when they have passed their
-    layout, and when they end; carries are offered from their builds' threads.
+    layout, and when they end; carries are offered from their builds' threads. The wait of
+    :meth:`take` is measured on ``clock``, the run's (every duration of a run is).
     """
 
-    def __init__(self, final: str | None) -> None:
+    def __init__(self, final: str | None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.final = final
+        self._clock = clock
         self._cond = threading.Condition()
         self._open = final is not None
         self._started = False
@@ -262,10 +264,10 @@ class FinalIntake:
         """For the final build, after its first layout: wait until no other build on a server
         is still before its layout (at most ``timeout_s``), close the intake and return what
         was carried into it since :meth:`arrived` (its scene is laid out again only if any)."""
-        deadline = time.monotonic() + timeout_s
+        deadline = self._clock.monotonic() + timeout_s
         with self._cond:
             while self._open and self._busy and not cancelled():
-                left = deadline - time.monotonic()
+                left = deadline - self._clock.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(min(left, 0.5))

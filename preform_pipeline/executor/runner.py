@@ -1270,7 +1270,8 @@ class Runner:
         self._server_count = max(1, len(pool.status()))
         self._order, final = run_order(plan.builds, self._server_count)
         #: The final build takes carried models until the others have laid out.
-        self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None)
+        self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None,
+                                  clock=clock)
 
     # -- control --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import LogCapture
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError, PoolExhaustedError
 from preform_pipeline.executor import (
     BuildOutcome,
@@ -46,6 +47,8 @@ from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 from preform_pipeline.simulator.server import SimulatorServer
 
 __all__ = [
+    "HANG_LIMIT_S",
+    "STEP_LIMIT_S",
     "WAIT_S",
     "capture_bound_logs",
     "five_boxes",
@@ -64,6 +67,22 @@ __all__ = [
 
 #: Upper bound of every wait in these tests; reached only when something is broken.
 WAIT_S = 20.0
+
+#: The step deadline of a run that scripts no hang: out of reach of every step on a loaded
+#: machine, so only a fault meets it. A run's steps are real work in this process's
+#: simulators: one screenshot took 8 s and 21 s beside three busy loops at load 9-10 (a test
+#: at nice 10, session 23), and under the 10 s deadline this was, the happy-path builds were
+#: retried (docs/testing.md, "Session 23: tests that failed under load"). Three times the
+#: slowest step seen; a step slower than this would also take the test near the suite's
+#: 120 s limit per test.
+STEP_LIMIT_S = WAIT_S * 3
+
+#: The limit a scripted hang is meant to meet (a step's deadline, or the request limit): the
+#: test waits it out once, and every other step and request of that run must end inside it.
+#: Ten times the slowest step other than the screenshot seen under load (an auto_layout,
+#: 1.0 s at load 9-10 beside three busy loops, session 23); 2 and 3 s limits cut real steps
+#: short there. A run that uses it leaves the screenshot out, or has it polled.
+HANG_LIMIT_S = 10.0
 
 RECIPE_HEAD = """\
 name: unit
@@ -319,14 +338,15 @@ class FakePool:
             self._cond.notify_all()
 
 
-def run(plan: Plan, pool: FakePool, output: Path, **options: Any) -> RunResult:
-    """Run ``plan`` with test-sized options (short step deadline unless given), writing each
-    build's report as the commands do."""
-    options.setdefault("step_timeout_s", 10.0)
+def run(plan: Plan, pool: FakePool, output: Path, *, clock: Clock = SYSTEM_CLOCK,
+        **options: Any) -> RunResult:
+    """Run ``plan`` on ``clock`` with test-sized options (:data:`STEP_LIMIT_S` unless given),
+    writing each build's report as the commands do."""
+    options.setdefault("step_timeout_s", STEP_LIMIT_S)
     options.setdefault("build_report", write_build_report)
     options.setdefault("cancel_grace_s", 2.0)
     return run_plan(plan, pool, options=RunOptions(output_root=output, **options),
-                    reporter=NullReporter())
+                    reporter=NullReporter(), clock=clock)
 
 
 def run_held(plan: Plan, farm: SimFarm, output: Path, release: threading.Event, *,

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor_support import FakePool, ScriptedFaults, SimFarm, plan_for, run, write_recipe
+from executor_support import (
+    HANG_LIMIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    plan_for,
+    run,
+    write_recipe,
+)
 
 from preform_pipeline.executor import BuildStatus
 from tests.recipe_texts import full_steps
@@ -65,7 +73,7 @@ class TestRequestLimit:
         plan = plan_for(write_recipe(tmp_path, RECIPE), parts[:2])
         pool = _pool(farm, ScriptedFaults(hang=frozenset({"auto_support"})), None)
 
-        result = run(plan, pool, tmp_path / "out", step_timeout_s=10.0, request_timeout_s=2.0)
+        result = run(plan, pool, tmp_path / "out", request_timeout_s=HANG_LIMIT_S)
 
         outcome = result.outcomes[0]
         assert outcome.status is BuildStatus.SUCCEEDED
@@ -80,7 +88,7 @@ class TestRequestLimit:
         plan = plan_for(write_recipe(tmp_path, RECIPE), parts[:2])
         pool = _pool(farm, ScriptedFaults(hang=frozenset({"auto_support"})), None)
 
-        result = run(plan, pool, tmp_path / "out", step_timeout_s=2.0)
+        result = run(plan, pool, tmp_path / "out", step_timeout_s=HANG_LIMIT_S)
 
         outcome = result.outcomes[0]
         assert outcome.status is BuildStatus.SUCCEEDED

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     capture_bound_logs,
@@ -34,7 +35,7 @@ class TestAPrintedBuildsFinishEvent:
             result = run_plan(
                 plan, FakePool([s.url for s in farm.servers]),
                 options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                   step_timeout_s=10.0),
+                                   step_timeout_s=STEP_LIMIT_S),
                 reporter=PlainReporter(io.StringIO()),
             )
         (outcome,) = result.outcomes

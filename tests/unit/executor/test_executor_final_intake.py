@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.executor.overflow import FinalIntake
 from preform_pipeline.plan.builds import ModelInfo
 from tests.unit.plan.planning_factories import make_recipe
@@ -72,6 +73,27 @@ class TestFinalIntake:
         assert done.wait(10.0)
         thread.join(10.0)
         assert taken == [[carried]]
+
+    def test_the_wait_runs_out_on_the_runs_clock(self) -> None:
+        clock = ManualClock()
+        intake = FinalIntake("b2", clock=clock)
+        intake.holding("b2", True)
+        intake.holding("b1", True)  # held before its layout for good
+        taken: list[list[ModelInfo]] = []
+        done = threading.Event()
+
+        def final() -> None:
+            taken.append(intake.take(60.0, _never))
+            done.set()
+
+        thread = threading.Thread(target=final)
+        thread.start()
+        assert not done.wait(0.3)  # the run's clock stands still: the wait goes on
+        clock.advance(60.0)
+        assert done.wait(10.0)  # seen at the wait's next turn (half a second at most)
+        thread.join(10.0)
+        assert taken == [[]]
+        assert not intake.offer([_model("late")])  # closed: a carry now goes elsewhere
 
     def test_no_final_build_takes_nothing(self) -> None:
         intake = FinalIntake(None)

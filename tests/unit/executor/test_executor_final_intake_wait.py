@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from executor_support import (
+    STEP_LIMIT_S,
     WAIT_S,
     FakePool,
     SimFarm,
@@ -27,6 +28,7 @@ from structlog.typing import EventDict, WrappedLogger
 from test_executor_run_events import CARRY_STEPS, _saved_models
 from test_executor_steps_requests import ReceivingEngine, _serve
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, ManualClock
 from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
 
@@ -76,11 +78,11 @@ def _hold_before_layout(
 
 def _run_holding(
     plan: Plan, farm: SimFarm, out: Path, build: str, until: threading.Event, problem: str,
-    *, step_timeout_s: float,
+    *, step_timeout_s: float, clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[RunResult, list[str]]:
-    """Run ``plan`` with ``build`` held before its layout until ``until`` is set; the
-    result, and what went wrong: ``build`` never held, or ``problem`` (``until`` not set
-    in time). The hold ends either way."""
+    """Run ``plan`` on ``clock`` with ``build`` held before its layout until ``until`` is
+    set; the result, and what went wrong: ``build`` never held, or ``problem`` (``until``
+    not set in time). The hold ends either way."""
     release, held = threading.Event(), threading.Event()
     problems: list[str] = []
 
@@ -93,11 +95,21 @@ def _run_holding(
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    result = run(plan, FakePool([s.url for s in farm.servers]), out,
+    result = run(plan, FakePool([s.url for s in farm.servers]), out, clock=clock,
                  step_timeout_s=step_timeout_s,
                  stop_reason=_hold_before_layout(build, release, held))
     watcher.join(WAIT_S)
     return result, problems
+
+
+def _move_on(clock: ManualClock, by_s: float, until: threading.Event) -> None:
+    """Move ``clock`` on by ``by_s`` every tenth of a second until ``until`` is set (or
+    ``WAIT_S`` has passed): a wait on that clock that starts meanwhile runs out at the
+    next move."""
+    for _ in range(int(WAIT_S * 10)):
+        if until.wait(0.1):
+            return
+        clock.advance(by_s)
 
 
 def _two_receiving_servers(farm: SimFarm) -> list[ReceivingEngine]:
@@ -224,11 +236,19 @@ class TestCarryAfterTheIntakeClosed:
         farm.add()
         farm.add()
         # unit-001 is held before its layout until the final build has ended: the final
-        # build's wait for it runs out (a step deadline of 2 s bounds it) and closes.
+        # build's wait for it runs out and closes. That wait is bounded by the step deadline
+        # on the run's clock, which the test moves on past it: the wait ends at once, while
+        # every step keeps a deadline no loaded machine reaches (a real 2 s deadline here
+        # once cut a step short under load and failed the run).
+        clock = ManualClock()
         with watched_logs("build_finished", build="unit-002") as (logs, final_ended):
+            mover = threading.Thread(target=_move_on, args=(clock, STEP_LIMIT_S, final_ended))
+            mover.start()
             result, problems = _run_holding(
                 plan, farm, tmp_path / "out", "unit-001", final_ended,
-                "the final build did not end while unit-001 was held", step_timeout_s=2.0)
+                "the final build did not end while unit-001 was held",
+                step_timeout_s=STEP_LIMIT_S, clock=clock)
+            mover.join(WAIT_S)
         assert problems == []
         assert result.ok
         assert [(o.name, o.status, len(o.models), o.children) for o in result.outcomes] == [

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import zipfile
 from pathlib import Path
 
 from executor_support import (
+    HANG_LIMIT_S,
+    STEP_LIMIT_S,
     WAIT_S,
     FakePool,
     ScriptedFaults,
@@ -26,15 +27,28 @@ from executor_support import (
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions
+from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.recipe_texts import full_steps
 
 FULL_STEPS = full_steps(3)
 #: The whole job but the screenshot: drawing one took 2.0 to 5.3 s on a loaded 2-core machine
-#: (load 5 to 7, four runs), every other step at most 0.26 s.
+#: (load 5 to 7, four runs; every other step at most 0.26 s), and 8 and 21 s at load 9-10
+#: (session 23; every other step at most 1.0 s).
 WITHOUT_SCREENSHOT = FULL_STEPS.replace("  - screenshot\n", "")
-#: The step limit of the hung-operation test: what the hang waits for, kept short; ten times
-#: the slowest step left in WITHOUT_SCREENSHOT on that loaded machine.
-HUNG_STEP_LIMIT_S = 3.0
+
+
+class _HeldSupport(ScriptedFaults):
+    """``auto_support`` sets ``reached`` and goes on only once the test sets ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
+        if operation_id == "auto_support":
+            self.reached.set()
+            self.release.wait(WAIT_S)
 
 
 def pool_of(farm: SimFarm, *faults: ScriptedFaults | None) -> FakePool:
@@ -200,7 +214,7 @@ class TestTransientFailures:
         assert "screenshot" not in WITHOUT_SCREENSHOT
         plan = plan_for(write_recipe(tmp_path, WITHOUT_SCREENSHOT), parts[:3])
         pool = pool_of(farm, ScriptedFaults(hang=frozenset({"auto_support"})), None)
-        outcome = run(plan, pool, tmp_path / "out", step_timeout_s=HUNG_STEP_LIMIT_S).outcomes[0]
+        outcome = run(plan, pool, tmp_path / "out", step_timeout_s=HANG_LIMIT_S).outcomes[0]
         assert outcome.status is BuildStatus.SUCCEEDED
         assert outcome.attempts[0].error_type == "ServerTimeoutError"
         assert outcome.attempts[1].server == "server-2"
@@ -478,21 +492,23 @@ class TestCancel:
         self, tmp_path: Path, farm: SimFarm, parts: list[Path]
     ) -> None:
         plan = plan_for(write_recipe(tmp_path, FULL_STEPS), parts[:3])
-        pool = pool_of(farm, ScriptedFaults(hang=frozenset({"auto_support"})))
+        held = _HeldSupport()
+        pool = pool_of(farm, held)
+        # The step ends when the test lets it, within a grace period no loaded machine
+        # outlasts; no step deadline is near (a 2 s one held every step before it too).
         runner = Runner(
             plan, pool,
             options=RunOptions(
-                output_root=tmp_path / "out", cancel_grace_s=0.5, step_timeout_s=2.0
+                output_root=tmp_path / "out", cancel_grace_s=WAIT_S, step_timeout_s=STEP_LIMIT_S
             ),
             reporter=NullReporter(),
         )
         box: dict[str, object] = {}
         thread = threading.Thread(target=lambda: box.setdefault("result", runner.run()))
         thread.start()
-        deadline = time.monotonic() + WAIT_S
-        while "auto_support" not in farm.faults[0].seen and time.monotonic() < deadline:
-            thread.join(0.02)
+        assert held.reached.wait(WAIT_S), "auto_support never started"
         runner.cancel()
+        held.release.set()
         thread.join(WAIT_S)
         assert not thread.is_alive()
         result = box["result"]

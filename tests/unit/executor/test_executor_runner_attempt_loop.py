@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 from executor_support import (
+    STEP_LIMIT_S,
     WAIT_S,
     FakeLease,
     FakePool,
@@ -80,7 +81,7 @@ def _run(plan: Plan, pool: FakePool, tmp_path: Path, **options: Any) -> tuple[
     RunResult, list[dict[str, Any]]
 ]:
     runner = Runner(plan, pool, options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                                   step_timeout_s=10.0, **options),
+                                                   step_timeout_s=STEP_LIMIT_S, **options),
                     reporter=NullReporter(), clock=ManualClock())
     with capture_bound_logs() as logs:
         result = runner.run()
@@ -142,7 +143,7 @@ class TestBetweenAttempts:
         runner = Runner(
             _plan(tmp_path), FakePool([s.url for s in farm.servers]),
             options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                               step_timeout_s=10.0, cancel_grace_s=1.0),
+                               step_timeout_s=STEP_LIMIT_S, cancel_grace_s=1.0),
             reporter=reporter, clock=ManualClock(),
         )
         reporter.runner = runner
@@ -181,7 +182,7 @@ class TestBetweenAttempts:
         reporter = _CancelOnRetry()  # never cancels: it has no runner
         runner = Runner(
             _plan(tmp_path), FakePool([s.url for s in farm.servers]),
-            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0),
+            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=STEP_LIMIT_S),
             reporter=reporter, clock=ManualClock(),
         )
         with capture_bound_logs() as logs:
@@ -197,7 +198,7 @@ class TestBetweenAttempts:
         farm.add(ScriptedFaults(fail={"auto_orient": 9}))
         runner = Runner(
             _plan(tmp_path), FakePool([s.url for s in farm.servers]),
-            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0,
+            options=RunOptions(output_root=tmp_path / "out", step_timeout_s=STEP_LIMIT_S,
                                max_build_attempts=2, cancel_grace_s=1.0),
             reporter=NullReporter(), clock=ManualClock(),
         )

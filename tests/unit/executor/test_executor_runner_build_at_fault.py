@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from executor_support import (
+    STEP_LIMIT_S,
     SimFarm,
     capture_bound_logs,
     iter_events,
@@ -62,7 +63,7 @@ def _run_too_wide(
     box = write_box(tmp_path / "m", "wide", 199, 100, 10)
     plan = plan_without_rafts(write_recipe(tmp_path, NEVER_FITS), [box])
     runner = Runner(plan, pool, options=RunOptions(output_root=tmp_path / "out",
-                                                   step_timeout_s=10.0, cancel_grace_s=2.0),
+                                                   step_timeout_s=STEP_LIMIT_S, cancel_grace_s=2.0),
                     reporter=NullReporter())
     with capture_bound_logs() as logs:
         result = runner.run()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -73,7 +74,7 @@ class TestTimesOnTheRunsClock:
             result = run_plan(
                 plan_for(write_recipe(tmp_path, STEPS), boxes),
                 FakePool([s.url for s in farm.servers]),
-                options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0),
+                options=RunOptions(output_root=tmp_path / "out", step_timeout_s=STEP_LIMIT_S),
                 reporter=reporter, clock=clock,
             )
         (outcome,) = result.outcomes

@@ -22,6 +22,7 @@ from executor_support import (
     write_box,
     write_recipe,
 )
+from test_executor_final_intake_wait import watched_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions, RunResult
@@ -270,12 +271,18 @@ class TestAfterTheStop:
             assert setup.clock.seen[-2:] == [True, True]
             setup.clock.advance(5.0)  # exactly the wait: it is over, and the run returns
 
-        result, _, problems = setup.run(cancel_then_let_five_seconds_pass)
+        with watched_logs("build_finished_after_run", build="unit-001") as (_, ended):
+            result, _, problems = setup.run(cancel_then_let_five_seconds_pass)
+            left_running = not (ended.is_set() or setup.gate.open.is_set())
+            # The step the server kept running ends now, and the build says it ended after
+            # its run; waited for here, so that it logs nothing into the next test.
+            setup.gate.open.set()
+            assert ended.wait(WAIT_S), "the build left running never ended"
         assert problems == []  # the run winds down once: it does not wait as long again
         (outcome,) = result.outcomes
         assert (outcome.status, outcome.reason) == (
             BuildStatus.CANCELLED, "the run was interrupted before this build finished")
-        assert result.cancelled and not setup.gate.open.is_set()
+        assert result.cancelled and left_running
         assert setup.pool.closes == 1
 
 

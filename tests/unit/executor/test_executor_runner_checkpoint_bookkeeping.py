@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     capture_bound_logs,
@@ -114,7 +115,7 @@ class TestCheckpointBelowALink:
             result = run_plan(
                 plan, FakePool([s.url for s in farm.servers]),
                 options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                   step_timeout_s=10.0, keep_checkpoints=True),
+                                   step_timeout_s=STEP_LIMIT_S, keep_checkpoints=True),
                 reporter=NullReporter(),
             )
 

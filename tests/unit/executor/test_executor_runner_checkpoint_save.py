@@ -11,6 +11,7 @@ from test_executor_steps_s15_outputs import REQUEST_LIMIT_S, SlowSaveEngine
 
 from preform_pipeline.executor import BuildStatus
 from tests.unit.executor.executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     capture_bound_logs,
@@ -65,7 +66,7 @@ class TestCheckpointSaveLongerThanTheRequestLimit:
         with capture_bound_logs() as logs:
             result = run(plan_for(write_recipe(tmp_path, STEPS), _boxes(tmp_path)),
                          FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                         run_id="run-1", keep_checkpoints=True, step_timeout_s=10.0,
+                         run_id="run-1", keep_checkpoints=True, step_timeout_s=STEP_LIMIT_S,
                          request_timeout_s=REQUEST_LIMIT_S)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason

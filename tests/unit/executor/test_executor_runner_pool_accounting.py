@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from executor_support import (
+    STEP_LIMIT_S,
     ScriptedFaults,
     SimFarm,
     capture_bound_logs,
@@ -66,7 +67,7 @@ def _run(
     holder: list[Runner] = []
     ask = None if stop_reason is None else (lambda build: stop_reason(holder[0], build))
     runner = Runner(plan, pool, options=RunOptions(
-        output_root=tmp_path / "out", step_timeout_s=10.0, cancel_grace_s=2.0,
+        output_root=tmp_path / "out", step_timeout_s=STEP_LIMIT_S, cancel_grace_s=2.0,
         stop_reason=ask), reporter=NullReporter())
     holder.append(runner)
     with capture_bound_logs() as logs:

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from executor_support import FakePool, ScriptedFaults, SimFarm, plan_for, write_box, write_recipe
+from executor_support import (
+    HANG_LIMIT_S,
+    FakePool,
+    ScriptedFaults,
+    SimFarm,
+    plan_for,
+    write_box,
+    write_recipe,
+)
 
 from preform_pipeline.errors import ServerTimeoutError
 from preform_pipeline.executor import BuildStatus, NullReporter, RunOptions, run_plan
@@ -23,10 +31,13 @@ class TestACheckpointLoadThatTimesOut:
         plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
                         [write_box(tmp_path / "m", f"box{i}", 10, 10, 10) for i in range(2)])
         # A step limit above the request limit: a timed-out step kind is polled on retry
-        # (the rule that must not look up a step when none had started).
+        # (the rule that must not look up a step when none had started). The step limit ends
+        # the load that never answers, so it is the one the test waits out; both stay out of
+        # reach of the other steps and requests on a loaded machine (executor_support).
         result = run_plan(plan, FakePool([s.url for s in farm.servers]),
                           options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                                             step_timeout_s=6.0, request_timeout_s=3.0),
+                                             step_timeout_s=HANG_LIMIT_S * 1.5,
+                                             request_timeout_s=HANG_LIMIT_S),
                           reporter=NullReporter())
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason

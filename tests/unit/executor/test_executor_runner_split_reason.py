@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     capture_bound_logs,
@@ -63,7 +64,7 @@ class TestTheSplitsReason:
         runner = Runner(
             _two_cubes_in_one_build(tmp_path), FakePool([s.url for s in farm.servers]),
             options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                               step_timeout_s=10.0),
+                               step_timeout_s=STEP_LIMIT_S),
             reporter=NullReporter(),
         )
         with capture_bound_logs() as logs:
@@ -90,7 +91,7 @@ class TestOverflowInACancelledRun:
         runner = Runner(
             _two_cubes_in_one_build(tmp_path), FakePool([s.url for s in farm.servers]),
             options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
-                               step_timeout_s=10.0, cancel_grace_s=30.0),
+                               step_timeout_s=STEP_LIMIT_S, cancel_grace_s=30.0),
             reporter=reporter,
         )
         reporter.runner = runner

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     five_boxes,
@@ -51,7 +52,8 @@ class TestStepProgress:
         progress = _Progress()
         result = run_plan(plan_for(write_recipe(tmp_path, STEPS), boxes),
                           FakePool([s.url for s in farm.servers]),
-                          options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0),
+                          options=RunOptions(output_root=tmp_path / "out",
+                                             step_timeout_s=STEP_LIMIT_S),
                           reporter=progress)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED
@@ -77,7 +79,8 @@ class TestNoProgressBetweenSteps:
         farm.add()
         progress = _Progress()
         result = run_plan(plan, FakePool([s.url for s in farm.servers]),
-                          options=RunOptions(output_root=tmp_path / "out", step_timeout_s=10.0),
+                          options=RunOptions(output_root=tmp_path / "out",
+                                             step_timeout_s=STEP_LIMIT_S),
                           reporter=progress)
         assert result.ok
         assert [(o.name, len(o.models)) for o in result.outcomes] == [

@@ -18,6 +18,7 @@ from preform_pipeline.report import write_build_report
 from preform_pipeline.simulator.formfile import load_form
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 from tests.unit.executor.executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     SimFarm,
     plan_for,
@@ -73,7 +74,7 @@ def run_one(plan: Plan, farm: SimFarm, output: Path,
     """Run ``plan`` (one build) on the farm's simulators; its outcome."""
     result = run_plan(
         plan, FakePool([s.url for s in farm.servers]),
-        options=RunOptions(output_root=output, step_timeout_s=10.0,
+        options=RunOptions(output_root=output, step_timeout_s=STEP_LIMIT_S,
                            build_report=write_build_report),
         reporter=reporter or NullReporter(),
     )

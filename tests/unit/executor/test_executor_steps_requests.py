@@ -24,6 +24,7 @@ from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.unit.executor.executor_support import (
+    HANG_LIMIT_S,
     RECIPE_HEAD,
     FakePool,
     ScriptedFaults,
@@ -356,7 +357,8 @@ class TestPolledAfterTheRequestLimit:
         )
         farm.add(ScriptedFaults(hang=frozenset({operation})))
         farm.add()
-        outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out", request_timeout_s=2.0)
+        outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out",
+                       request_timeout_s=HANG_LIMIT_S)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [(a.server, a.error_type) for a in outcome.attempts] == [
             ("server-1", "ServerTimeoutError"), ("server-2", None)

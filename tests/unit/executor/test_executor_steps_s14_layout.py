@@ -14,6 +14,7 @@ from test_executor_steps_scene_layout import NEVER_FITS, _one_build, _receiving
 
 from preform_pipeline.executor import BuildStatus
 from tests.unit.executor.executor_support import (
+    HANG_LIMIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -91,7 +92,7 @@ class TestPackPolledAfterTheRequestLimit:
         farm.add()
         recorder = ProgressRecorder()
         outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out", recorder,
-                       request_timeout_s=2.0)
+                       request_timeout_s=HANG_LIMIT_S)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [(a.server, a.error_type) for a in outcome.attempts] == [
             ("server-1", "ServerTimeoutError"), ("server-2", None)

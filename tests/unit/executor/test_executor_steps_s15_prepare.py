@@ -14,6 +14,7 @@ from test_executor_steps_requests import engine as engine  # the fixture
 
 from preform_pipeline.executor import BuildStatus
 from tests.unit.executor.executor_support import (
+    HANG_LIMIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -56,7 +57,7 @@ class TestOrientationPolledAfterTheRequestLimit:
         farm.add(ScriptedFaults(hang=frozenset({"auto_orient"})))
         farm.add()
         result = run(plan_for(recipe, [box]), FakePool([s.url for s in farm.servers]),
-                     tmp_path / "out", step_timeout_s=10.0, request_timeout_s=2.0)
+                     tmp_path / "out", request_timeout_s=HANG_LIMIT_S)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
@@ -80,7 +81,7 @@ class TestScanPolledAfterTheRequestLimit:
         farm.add(ScriptedFaults(hang=frozenset({"scan_to_model"})))
         farm.add()
         result = run(plan_for(recipe, [case]), FakePool([s.url for s in farm.servers]),
-                     tmp_path / "out", step_timeout_s=10.0, request_timeout_s=2.0)
+                     tmp_path / "out", request_timeout_s=HANG_LIMIT_S)
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]

@@ -21,6 +21,7 @@ from test_executor_steps_requests import ReceivingEngine, _serve
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.unit.executor.executor_support import (
+    HANG_LIMIT_S,
     SimFarm,
     only_attempt_timed_out,
     plan_for,
@@ -31,9 +32,10 @@ from tests.unit.executor.executor_support import (
 
 __all__: list[str] = []
 
-#: The run's step limit: long enough for the simulator to make the scene and import a box
-#: on a loaded machine, short beside the request limit.
-STEP_LIMIT_S = 5.0
+#: The run's step limit: long enough for the simulator's steps before the held request on a
+#: loaded machine (HANG_LIMIT_S; 5 s was five times the slowest seen at load 9-10), short
+#: beside the request limit.
+STEP_LIMIT_S = HANG_LIMIT_S
 #: The run's request limit: what bounds the pack if the step's limit is not handed to it.
 REQUEST_LIMIT_S = 300.0
 #: How long the test waits for the run to end: many step limits, far short of the request

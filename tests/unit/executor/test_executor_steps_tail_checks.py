@@ -17,6 +17,7 @@ from test_executor_steps_requests import engine as engine  # the fixture
 from preform_pipeline.executor import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.verify.tracking import PrintTracking
 from tests.unit.executor.executor_support import (
+    HANG_LIMIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -223,7 +224,7 @@ class TestPolledAfterTheRequestLimit:
         farm.add(ScriptedFaults(hang=frozenset({operation})))
         farm.add()
         outcome = _run(tmp_path, farm, f"steps:\n  - {step}\n", _boxes(tmp_path, "box"),
-                       request_timeout_s=2.0)
+                       request_timeout_s=HANG_LIMIT_S)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
         assert outcome.attempts[0].error_type == "ServerTimeoutError"

@@ -224,9 +224,11 @@ class TestBuildsHeldForFill:
     ) -> None:
         drop(tmp_path, "full.stl", tetra_stl_bytes(1, size_mm=full_mm))
         drop(tmp_path, "part.stl", tetra_stl_bytes(2, size_mm=78.5))
+        # The held build goes back to the loop before the full one's run starts; with a
+        # hold of 0.3 s a loaded machine could release it first, so the hold is 3 s.
         daemon = make_daemon(
             tmp_path, store, script, write_recipe(tmp_path, per_build=1),
-            batching=BatchingSettings(window_s=0.05, min_fill=0.2, max_hold_s=0.3))
+            batching=BatchingSettings(window_s=0.05, min_fill=0.2, max_hold_s=3.0))
         thread = threading.Thread(target=daemon.run)  # not once: a once-run forces its batches
         with capture_logs() as logs:
             thread.start()
