@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from executor_support import (
     WAIT_S,
@@ -31,7 +32,9 @@ from preform_pipeline.executor import (
     RunResult,
     run_plan,
 )
+from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.plan.builds import units_label
+from preform_pipeline.simulator.meshops import box_triangles
 
 
 class TestCarryAfterLayout:
@@ -91,6 +94,36 @@ class TestCarryAfterLayout:
         # The planned resin is shared by volume: equal boxes, three quarters stay.
         assert parent.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml * 3 / 4)
         assert carry.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml / 4)
+
+    def test_the_resin_is_shared_by_volume_when_the_models_hold_under_a_cubic_millimetre(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Four open 90 x 60 mm sheets, each with a 0.5 mm cube through it: 0.125 mm3 each
+        # (the sheet lies in the plane of the mesh's centre, so it adds no volume), 0.5 mm3
+        # in all. The share of the planned resin is still by volume, not by a floor of 1 mm3.
+        plates = [_plate_with_a_speck(tmp_path / "m", f"plate{i}") for i in range(4)]
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), plates)
+        (planned,) = plan.builds
+        assert sum(m.volume_mm3 for m in planned.models) == pytest.approx(0.5)
+        assert planned.estimated_volume_ml > 0
+        farm.add()
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
+        parent, carry = result.outcomes
+        assert (len(parent.models), len(carry.models)) == (3, 1)
+        assert parent.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml * 3 / 4)
+        assert carry.estimated_volume_ml == pytest.approx(planned.estimated_volume_ml / 4)
+
+
+def _plate_with_a_speck(folder: Path, name: str) -> Path:
+    """``name``.stl: an open 90 x 60 mm sheet at z = 0 through a closed 0.5 mm cube centred
+    on that plane (a model of 0.125 mm3 with a 90 x 60 mm footprint)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sheet = np.array([[[0.0, 0.0, 0.0], [90.0, 0.0, 0.0], [90.0, 60.0, 0.0]],
+                      [[0.0, 0.0, 0.0], [90.0, 60.0, 0.0], [0.0, 60.0, 0.0]]])
+    speck = box_triangles((0.0, 0.0, -0.25), (0.5, 0.5, 0.25))
+    path = folder / f"{name}.stl"
+    write_stl(path, np.concatenate([sheet, speck]), name=name)
+    return path
 
 
 class TestFinalBuildRetry:

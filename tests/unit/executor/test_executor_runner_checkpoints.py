@@ -3,6 +3,7 @@ steps its outcome says were done (a dry run's print is not; a resumed step count
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,15 @@ class TestCheckpointFiles:
         assert outcome.status is BuildStatus.SUCCEEDED
         assert saved == ["auto_support"]
         assert sorted(p.name for p in folder.iterdir()) == ["journal.json"]
+
+    def test_the_journal_left_names_the_build_the_run_and_the_last_checkpoint(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        outcome, _, folder = _run(tmp_path, farm)
+        assert outcome.status is BuildStatus.SUCCEEDED
+        journal = json.loads((folder / "journal.json").read_text(encoding="utf-8"))
+        assert (journal["build"], journal["run_id"], journal["checkpoint_step"]) == (
+            "unit-001", "run-1", "auto_support")
 
     def test_kept_checkpoints_stay_after_success(self, tmp_path: Path, farm: SimFarm) -> None:
         outcome, _, folder = _run(tmp_path, farm, keep_checkpoints=True)

@@ -129,4 +129,5 @@ class TestQueuedBuildsOfACancelledRun:
         # The run's last word is its own: the stuck build, ending after it, is only logged.
         assert reporter.told == [("build_started", stuck), ("run_finished", "run-1")]
         ((late),) = iter_events(logs, "build_finished_after_run")
-        assert (late["build"], late["status"]) == (stuck, BuildStatus.CANCELLED.value)
+        assert (late["build"], late["status"], late.get("reason")) == (
+            stuck, BuildStatus.CANCELLED.value, "the run was interrupted")

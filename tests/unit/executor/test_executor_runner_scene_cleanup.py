@@ -1,6 +1,7 @@
 """Which ends of a build delete its scene on the server: a build that failed a step's check
 or had a request refused frees the scene at once, while a print that got no answer keeps it
-(the server may still be sending that print)."""
+(the server may still be sending that print). A delete the server refuses is logged with
+its error and leaves the build's result as it was."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from executor_support import (
     FakePool,
     ScriptedFaults,
     SimFarm,
+    capture_bound_logs,
+    iter_events,
     plan_for,
     run,
     write_box,
@@ -71,3 +74,20 @@ class TestSceneKept:
             ScriptedFaults(fail={"print": 1}))
         assert status is BuildStatus.PRINT_UNCONFIRMED
         assert seen[-1] == "print" and "delete_scene" not in seen
+
+
+class TestSceneNotFreed:
+    """A scene the server would not delete is named, with the server's words, in the log."""
+
+    def test_a_refused_delete_is_logged_with_its_error_and_the_build_still_succeeds(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        faults = ScriptedFaults(fail={"delete_scene": 1})
+        with capture_bound_logs() as logs:
+            status, seen = _one_build(tmp_path, farm, "steps:\n  - auto_layout\n", faults)
+        assert status is BuildStatus.SUCCEEDED
+        assert seen.count("delete_scene") == 1
+        (failed,) = iter_events(logs, "scene_cleanup_failed")
+        assert failed["build"] == "unit-001" and failed["server"] == "server-1"
+        assert failed["scene_id"]
+        assert "scripted fault in delete_scene" in str(failed["error"]), failed
