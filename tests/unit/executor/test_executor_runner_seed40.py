@@ -1,6 +1,6 @@
-"""Seed 40's gaps in the runner: where the final build goes in a split of the work, a
-refusal without an error code, a server's clients after it failed a build, the final
-build's second layout, and the run's material as a template field."""
+"""Seed 40's and 41's gaps in the runner: where the final build goes in a split of the
+work, a refusal without an error code, a server's clients after it failed a build, the
+final build's second layout, and the run's material as a template field."""
 
 from __future__ import annotations
 
@@ -71,6 +71,18 @@ class TestTheFinalBuildInASplitOfTheWork:
         order, final = run_order(builds, servers=3)
         assert final == "b5"
         assert [b.name for b in order] == ["b2", "b1", "b4", "b3", "b7", "b6", "b5"]
+
+    def test_a_final_build_whose_queue_ties_the_longest_stays_at_its_end(self) -> None:
+        # Seed 41. Works 5 15 5 9 6 7 6 on 3 servers; b7 (the roomiest later build) is
+        # final. The split is b2 15, b4+b1+b3 19, b6+b5+b7 19: b7's queue ties the longest,
+        # so b7 already ends last and stays where it is; the split ends at 19, longest first
+        # at 20. Were the tie taken for a shorter queue, b7 would change places with the
+        # lighter b3, that queue would grow to 20, and longest first would be run instead.
+        builds = _builds([(1, 0.84), (11, 0.07), (1, 0.45), (5, 0.25), (2, 0.8), (3, 0.34),
+                          (2, 0.17)], triangles=0)
+        order, final = run_order(builds, servers=3)
+        assert final == "b7"
+        assert [b.name for b in order] == ["b2", "b4", "b6", "b5", "b1", "b7", "b3"]
 
 
 class _ContractHollowRefusal(SimError):
