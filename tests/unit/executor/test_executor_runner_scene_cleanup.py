@@ -1,6 +1,6 @@
 """Which ends of a build delete its scene on the server: a build that failed a step's check
 or had a request refused frees the scene at once, while a print that got no answer keeps it
-(the server may still be sending that print)."""
+(the server may still be sending that print); a delete the server refuses is logged."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from executor_support import (
     FakePool,
     ScriptedFaults,
     SimFarm,
+    capture_bound_logs,
+    iter_events,
     plan_for,
     run,
     write_box,
@@ -27,6 +29,16 @@ class _RefusesSupports(ScriptedFaults):
         if operation_id == "auto_support":
             return SimError(400, "INVALID_REQUEST", "the support options are not accepted")
         return super().simulated_error(operation_id)
+
+
+class _RefusesDeletes(ScriptedFaults):
+    """A server that refuses to delete any scene (a 400); ``seen`` lists the refusals too."""
+
+    def simulated_error(self, operation_id: str) -> SimError | None:
+        error = super().simulated_error(operation_id)
+        if operation_id == "delete_scene":
+            return SimError(400, "INVALID_REQUEST", "the scene is still being written")
+        return error
 
 
 def _one_build(tmp_path: Path, farm: SimFarm, steps: str, faults: ScriptedFaults) -> tuple[
@@ -71,3 +83,19 @@ class TestSceneKept:
             ScriptedFaults(fail={"print": 1}))
         assert status is BuildStatus.PRINT_UNCONFIRMED
         assert seen[-1] == "print" and "delete_scene" not in seen
+
+
+class TestSceneNotFreed:
+    """A delete the server refuses leaves the build's result alone, and the log says why."""
+
+    def test_the_refusal_is_logged_in_the_server_s_words(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        with capture_bound_logs() as logs:
+            status, seen = _one_build(tmp_path, farm, "steps:\n  - auto_layout\n",
+                                      _RefusesDeletes())
+        assert status is BuildStatus.SUCCEEDED
+        assert seen[-1] == "delete_scene"
+        (failed,) = iter_events(logs, "scene_cleanup_failed")
+        assert (failed["build"], failed["log_level"]) == ("unit-001", "debug")
+        assert "the scene is still being written" in failed["error"]
