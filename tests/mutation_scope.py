@@ -258,7 +258,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
          # final build's place in a split, a refusal with no code, clients after a failure,
          # the final build's second layout, the run's {material} field
          "tests/unit/executor/test_executor_split_after_drop.py",
-         "tests/unit/executor/test_executor_runner_seed40.py"),
+         "tests/unit/executor/test_executor_runner_seed40.py",
+         # s23 seed 41: the output root resolved once per run, which the runner hands to
+         # each build's steps (the only file switching the root's link during a run)
+         "tests/unit/executor/test_executor_steps_s15_outputs.py"),
     # The start order's split and dispatch: its own file and run_order's.
     "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
                                               "tests/unit/executor/test_executor_schedule_budget.py",

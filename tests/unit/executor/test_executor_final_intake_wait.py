@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from executor_support import (
     STEP_LIMIT_S,
     WAIT_S,
     FakePool,
+    ScriptedFaults,
     SimFarm,
     five_boxes,
     iter_events,
@@ -31,6 +33,7 @@ from test_executor_steps_requests import ReceivingEngine, _serve
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, ManualClock
 from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
+from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 
 __all__ = ["watched_logs"]
 
@@ -262,3 +265,57 @@ class TestCarryAfterTheIntakeClosed:
         assert (waited["build"], waited["taken"]) == ("unit-002", 0)
         (added,) = iter_events(logs, "overflow_build_added")
         assert (added["build"], added["carry"]) == ("unit-001", "unit-001+1")
+
+
+@dataclass
+class _HangsTheFarmsFirstOrient(ScriptedFaults):
+    """Each server's faults, sharing ``first``: the farm's first ``auto_orient``, on
+    whichever server, hangs until that server shuts down; every other one runs."""
+
+    first: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+
+    def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
+        if operation_id == "auto_orient" and self.first.acquire(blocking=False):
+            self.stop.wait()
+            raise SimError(503, "SHUTTING_DOWN", "hung operation released at shutdown")
+        super().during_operation(operation_id, progress)
+
+
+class TestCarryTakenInAfterARequestLimit:
+    """The final build's retry polls the step kind the request limit cut short, for the
+    models other builds carry into it as for its own."""
+
+    def test_the_carried_models_orientation_is_polled_on_the_retry(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # CARRY_STEPS with an orientation first: unit-001 (four boxes) carries one box
+        # into the final build, unit-002 (one box). unit-001 is held before its orientation
+        # until unit-002 has given up its first attempt, whose orientation (the farm's
+        # first) outlived the 2 s request limit; unit-002's retry polls its orientation.
+        boxes = five_boxes(tmp_path)
+        recipe = write_recipe(tmp_path, CARRY_STEPS.replace(
+            "steps:\n", "steps:\n  - auto_orient\n", 1))
+        plan = plan_without_rafts(recipe, boxes)
+        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
+                                                                    ("unit-002", 1)]
+        first = threading.Semaphore(1)
+        for _ in range(3):
+            farm.add(_HangsTheFarmsFirstOrient(first=first))
+        held = threading.Event()
+        with watched_logs("build_retrying", build="unit-002") as (logs, retrying):
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S, request_timeout_s=2.0,
+                         # create_scene, import_models, then its orientation
+                         stop_reason=_hold_before_layout("unit-001", retrying, held, nth=3))
+        assert held.is_set() and retrying.is_set()
+        assert result.ok, [o.reason for o in result.outcomes]
+        final = result.outcome("unit-002")
+        assert [a.error_type for a in final.attempts] == ["ServerTimeoutError", None]
+        assert len(final.models) == 2
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == "unit-002"
+        # On the retry's server: its own box's orientation, then the carried box's, both
+        # started with ``?async=true`` and polled, not sent as one blocking request.
+        retry = farm.servers[int(final.attempts[1].server.removeprefix("server-")) - 1]
+        orients = [e for e in retry.exchanges if e.operation_id == "auto_orient"]
+        assert [e.async_operation is not None for e in orients] == [True, True]

@@ -1,12 +1,14 @@
-"""Seed 40's gaps in the runner: where the final build goes in a split of the work, a
-refusal without an error code, a server's clients after it failed a build, the final
-build's second layout, and the run's material as a template field."""
+"""Seed 40's and 41's gaps in the runner: where the final build goes in a split of the
+work, a refusal without an error code, a server's clients after it failed a build, the
+final build's second layout, and the run's material as a template field (empty when an .fps
+file gives it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from executor_support import (
+    RECIPE_HEAD,
     WAIT_S,
     FakePool,
     ScriptedFaults,
@@ -20,6 +22,7 @@ from executor_support import (
 )
 from test_executor_final_intake_wait import _run_holding, watched_logs
 from test_executor_run_events import CARRY_STEPS
+from test_executor_steps_requests import ReceivingEngine, _black_fps, _serve
 
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.executor.runner import run_order
@@ -71,6 +74,29 @@ class TestTheFinalBuildInASplitOfTheWork:
         order, final = run_order(builds, servers=3)
         assert final == "b5"
         assert [b.name for b in order] == ["b2", "b1", "b4", "b3", "b7", "b6", "b5"]
+
+    def test_a_final_build_whose_queue_ties_the_longest_stays_at_its_end(self) -> None:
+        # Seed 41. Works 5 15 5 9 6 7 6 on 3 servers; b7 (the roomiest later build) is
+        # final. The split is b2 15, b4+b1+b3 19, b6+b5+b7 19: b7's queue ties the longest,
+        # so b7 already ends last and stays where it is; the split ends at 19, longest first
+        # at 20. Were the tie taken for a shorter queue, b7 would change places with the
+        # lighter b3, that queue would grow to 20, and longest first would be run instead.
+        builds = _builds([(1, 0.84), (11, 0.07), (1, 0.45), (5, 0.25), (2, 0.8), (3, 0.34),
+                          (2, 0.17)], triangles=0)
+        order, final = run_order(builds, servers=3)
+        assert final == "b7"
+        assert [b.name for b in order] == ["b2", "b4", "b6", "b5", "b1", "b7", "b3"]
+
+    def test_a_split_that_ends_no_earlier_than_longest_first_is_not_taken(self) -> None:
+        # Seed 41. Works 10 12 16 6 5 10 on 3 servers; b4 is final. Longest first (b4
+        # leading the last round) and the split b3+b4, b2+b5, b1+b6 (b4 last of all) both
+        # end at 22 by the estimates: an equal estimate keeps longest first, even though
+        # the split would end a little earlier on average.
+        builds = _builds([(6, 0.29), (8, 0.36), (12, 0.26), (2, 0.05), (1, 0.85), (6, 0.45)],
+                         triangles=0)
+        order, final = run_order(builds, servers=3)
+        assert final == "b4"
+        assert [b.name for b in order] == ["b3", "b2", "b1", "b4", "b6", "b5"]
 
 
 class _ContractHollowRefusal(SimError):
@@ -168,3 +194,24 @@ class TestTheRunsTemplateFields:
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
                 if p.suffix == ".form"] == ["FORM-4-0-FLGPGR05/unit-001.form"]
+
+    def test_a_recipe_with_an_fps_file_leaves_the_material_field_empty(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        # Seed 41. The material comes from the .fps file, which the runner does not read:
+        # the field is empty (an empty field enters a path as "_"), never a stand-in code.
+        engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                                 work_dir=farm.folder / "work0")
+        _serve(farm, engine)
+        _black_fps(engine, tmp_path)
+        head = RECIPE_HEAD.replace(
+            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n",
+                              head=head)
+        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
+                if p.suffix == ".form"] == ["FORM-4-0-_/unit-001.form"]
