@@ -275,7 +275,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                               "test_executor_overflow_shed.py",
                                               # s22 seed 40: a powder bed under 1 ml
                                               "tests/unit/executor/"
-                                              "test_executor_steps_seed40.py")),
+                                              "test_executor_steps_seed40.py",
+                                              # s23: a local copy gone mid-import
+                                              "tests/unit/hotfolder/"
+                                              "test_hotfolder_copy_gone_mid_import.py")),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.
