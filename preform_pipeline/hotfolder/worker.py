@@ -584,12 +584,16 @@ class BatchWorker:
                                                report_path)
                     try:
                         finish()
-                    except (StoreError, OSError) as exc:
+                    except StoreError as exc:
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
-                        # Written later, by the loop, once the store (or the folder) is
-                        # back: left, the build would show "preparing" until a restart.
+                        # Written later, by the loop, once the store answers: left, the
+                        # build would show "preparing" until the next start.
                         self.recovery.settle_left(LeftBuild(
                             tracked.build_id, "its outcome could not be written", finish))
+                    except OSError as exc:
+                        # The store has the outcome; the files that could not move wait in
+                        # processing/ for the loop's periodic sweep (or the next start).
+                        log.error("build_finish_failed", build=outcome.name, error=str(exc))
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
 
