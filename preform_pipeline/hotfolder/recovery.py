@@ -121,9 +121,11 @@ class Recovery:
                 log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
                             error=exc.message, retry=False)
             except OSError as exc:
+                # The store has the build's state; its files wait in processing/ for the
+                # periodic sweep (tried again here, a blocked folder would hold the loop's
+                # once-run open forever).
                 log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
-                            error=str(exc), retry=True)
-                continue
+                            error=str(exc), retry=False)
             else:
                 log.info("build_left_settled", build_id=left.build_id, why=left.why,
                          state=action[0], action=action[1])
@@ -195,7 +197,10 @@ class Recovery:
             if job.source_path.exists():
                 if self.intake.in_drop_area(job.source_path):
                     self.outcomes.settle_job(job.id)  # decided, but the move never started
-            elif place.previous is not None and place.previous.exists():
+            elif (place.previous is not None and place.previous.exists()
+                  and place.moved is not True):
+                # (Recorded as made: the file there now was put back by a user, to drop it
+                # again; the scan takes it as a new drop.)
                 with self.outcomes.lock:
                     self.intake.finish_move(job)
 
