@@ -138,6 +138,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_seed40.py",  # s22: empty folder, run's jobs
         # s23: a cut-short move to failed/ against a put-back (a real PostgreSQL farm)
         "tests/unit/hotfolder/test_hotfolder_node_put_back.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_moved.py",  # s23: the record refused
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
