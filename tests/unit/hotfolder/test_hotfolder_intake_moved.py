@@ -1,18 +1,22 @@
-"""A move into failed/ whose record as made the store does not take (session 23): the file
-is in failed/ with its note all the same, the event says which job's record is missing, and
-the move counts as cut short (as before the record existed): the file, put back, is moved
-on under its one job instead of becoming a second one."""
+"""Moves into failed/ and their record as made (session 23). A move whose record the store
+does not take: the file is in failed/ with its note all the same, the event says which job's
+record is missing, and the move counts as cut short (as before the record existed). A move
+a crash cut short: the file, taken again, is moved on under its one job instead of becoming
+a second one."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from daemon_support import claimed_by_a_run
 from structlog.testing import capture_logs
 from test_hotfolder_intake import drop_file
 
 from preform_pipeline.errors import StoreError
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Intake
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, Intake
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState, SqliteJobStore
@@ -67,3 +71,70 @@ class TestAMoveTheStoreDidNotRecordAsMade:
         assert _names(failed) == ["copy.stl", "copy.stl.error.txt"]
         assert [(j.state, j.source_path) for j in copies] == [
             (JobState.DUPLICATE_SKIPPED, failed / "copy.stl")]
+
+    def test_a_copy_put_back_beside_the_settled_file_is_a_new_drop(
+        self, tmp_path: Path, inbox: InboxSettings
+    ) -> None:
+        with _StoreAwayAtTheRecord(tmp_path / "jobs.sqlite3") as store:
+            intake = Intake(store, [inbox])
+            intake.take(drop_file(inbox, "bracket.stl", tetra_stl_bytes(3)))
+            intake.take(drop_file(inbox, "copy.stl", tetra_stl_bytes(3)))
+            # A copy of the file (the settled one stays in failed/): not a move to finish.
+            result = intake.take(drop_file(inbox, "copy.stl", tetra_stl_bytes(3)))
+            copies = [j for j in store.list_jobs() if j.original_name == "copy.stl"]
+        assert not (inbox.path / "copy.stl").exists()
+        assert len(result.rejected) == 1 and result.rejected[0].id != copies[0].id
+        assert [j.state for j in copies] == [JobState.DUPLICATE_SKIPPED] * 2
+
+
+class Killed(BaseException):
+    """The process died here: nothing after this point of the intake runs."""
+
+
+class _DiesMovingToFailed(Intake):
+    """The intake, killed right before a file moves into failed/ (its note written, the
+    store naming its place there, the move not recorded as made)."""
+
+    def _move(self, job: Job, source: Path, target: Path,
+              attachments: Sequence[Attachment]) -> None:
+        if "failed" in target.parts:
+            raise Killed(target)
+        super()._move(job, source, target, attachments)
+
+
+def _cut_short(store: SqliteJobStore, inbox: InboxSettings, name: str) -> None:
+    with contextlib.suppress(Killed):
+        _DiesMovingToFailed(store, [inbox]).take(drop_file(inbox, name, tetra_stl_bytes(3)))
+    assert (inbox.path / name).exists()  # the move never happened
+
+
+class TestAMoveCutShortFinishedWhenTheFileIsTakenAgain:
+    """Among the jobs of its content (another cut-short copy, newer; a `run`'s job, newest,
+    with no place in the hot folder), the file's own job is found and its move finished:
+    in failed/ once, under its one job, the event naming both places; nothing of the
+    other copy is touched."""
+
+    def test_the_file_goes_to_failed_under_its_own_job(
+        self, tmp_path: Path, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        intake.take(drop_file(inbox, "bracket.stl", tetra_stl_bytes(3)))
+        _cut_short(store, inbox, "copy.stl")
+        _cut_short(store, inbox, "twin.stl")
+        model = tmp_path / "models" / "arch.stl"
+        model.parent.mkdir()
+        model.write_bytes(tetra_stl_bytes(3))
+        claimed_by_a_run(store, model)
+        with capture_logs() as logs:
+            result = intake.take(drop_file(inbox, "copy.stl", tetra_stl_bytes(3)))
+        failed = inbox.folder("failed")
+        assert (result.taken, result.rejected) == ((), ())
+        assert _names(failed) == ["copy.stl", "copy.stl.error.txt", "twin.stl.error.txt"]
+        assert (inbox.path / "twin.stl").exists()
+        (copy,) = [j for j in store.list_jobs() if j.original_name == "copy.stl"]
+        assert (copy.state, copy.source_path) == (JobState.DUPLICATE_SKIPPED, failed / "copy.stl")
+        (event,) = [e for e in logs if e["event"] == "cut_short_move_finished"]
+        assert {k: event[k] for k in ("job_key", "path", "target", "state", "log_level")} == {
+            "job_key": copy.job_key, "path": str(inbox.path / "copy.stl"),
+            "target": str(failed / "copy.stl"), "state": "duplicate_skipped",
+            "log_level": "info"}
