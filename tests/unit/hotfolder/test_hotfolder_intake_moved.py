@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from test_hotfolder_intake import drop_file
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.files import move_file
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, Intake
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings
@@ -138,3 +139,37 @@ class TestAMoveCutShortFinishedWhenTheFileIsTakenAgain:
             "job_key": copy.job_key, "path": str(inbox.path / "copy.stl"),
             "target": str(failed / "copy.stl"), "state": "duplicate_skipped",
             "log_level": "info"}
+
+
+class TestARetryBetweenTheMoveAndItsRecord:
+    """A user retries the skipped copy (``jobs retry``, and the daemon takes it back into
+    processing/) in the instant between its move into failed/ and the record of that move:
+    the record does not overwrite the retry's place, so when the retried job settles in
+    done/ its sidecar goes with it and nothing is left in processing/."""
+
+    def test_the_sidecar_follows_its_model_to_done(
+        self, tmp_path: Path, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        retried: list[Job] = []
+
+        def move(src: Path, dst: Path) -> None:
+            move_file(src, dst)
+            if dst == inbox.folder("failed") / "copy.yaml" and not retried:
+                # The last file of the settle's move is there: the retry lands now.
+                (job,) = [j for j in store.list_jobs() if j.original_name == "copy.stl"]
+                store.transition(job.id, JobState.QUEUED, "retried by a user",
+                                 expect=JobState.DUPLICATE_SKIPPED)
+                retried.append(Intake(store, [inbox]).requeue(store.get_job(job.id)))
+
+        intake = Intake(store, [inbox], move=move)
+        intake.take(drop_file(inbox, "bracket.stl", tetra_stl_bytes(3)))
+        (inbox.path / "copy.yaml").write_text("customer: ACME\n", encoding="utf-8")
+        intake.take(drop_file(inbox, "copy.stl", tetra_stl_bytes(3)))
+        (job,) = retried
+        assert job.source_path.parent.parent == inbox.folder("processing")
+        # Its build printed: the worker settles it in done/.
+        intake.settle(store.get_job(job.id), ok=True, report="{}")
+        assert _names(inbox.folder("done")) == ["copy.stl", "copy.stl.report.json",
+                                                "copy.yaml"]
+        left = [p.name for p in inbox.folder("processing").rglob("*") if p.is_file()]
+        assert left == ["bracket.stl"]  # the original's, still being prepared
