@@ -137,6 +137,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_s21.py",  # s21: unreadable sidecar, run's jobs
         "tests/unit/hotfolder/test_hotfolder_intake_seed40.py",  # s22: empty folder, run's jobs
         "tests/unit/hotfolder/test_hotfolder_intake_seed41.py",  # s23: a case taken via a link
+        # s23: a cut-short move to failed/ against a put-back (a real PostgreSQL farm)
+        "tests/unit/hotfolder/test_hotfolder_node_put_back.py",
+        "tests/unit/hotfolder/test_hotfolder_intake_moved.py",  # s23: the record refused
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
@@ -171,6 +174,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_worker_seed39.py",  # seed 39: cancelled as settled
         "tests/unit/hotfolder/test_hotfolder_worker_seed40.py",  # seed 40: cancel, then a crash
         "tests/unit/hotfolder/test_hotfolder_batch_crash_held.py",  # s22: held jobs, a crash
+        # s23: builds a run left when the store failed it, settled while the daemon runs
+        "tests/unit/hotfolder/test_hotfolder_builds_left_by_store.py",
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (
@@ -277,7 +282,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                               "test_executor_overflow_shed.py",
                                               # s22 seed 40: a powder bed under 1 ml
                                               "tests/unit/executor/"
-                                              "test_executor_steps_seed40.py")),
+                                              "test_executor_steps_seed40.py",
+                                              # s23: a local copy gone mid-import
+                                              "tests/unit/hotfolder/"
+                                              "test_hotfolder_copy_gone_mid_import.py")),
     # The store's SQL rules (sqlcore) and SQLite plumbing: the conformance files on SQLite
     # only (the store conftest deselects PostgreSQL under mutmut); not the process races,
     # the hypothesis state machine or the daemon lock, which take seconds each.

@@ -61,6 +61,7 @@ from preform_pipeline.api import (
     SlsMaterialUsage,
     TransformMatrix,
 )
+from preform_pipeline.api import ModelInfo as SceneModel
 from preform_pipeline.api.paths import FolderResolver
 from preform_pipeline.errors import (
     ApiError,
@@ -413,9 +414,7 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
             lock=options.get("lock", unset.lock),
             name=names[index],
         )
-        info = ctx.quick.import_model(
-            ctx.scene, ctx.source(model.path), import_options, deadline=ctx.deadline()
-        )
+        info = _import_one(ctx, model, import_options)
         ctx.model_ids[index] = info.id
         ctx.progress(done / total)
     # Only the ids are read from the scene: the rest of each model is not needed here.
@@ -431,6 +430,25 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
             f"{ctx.scene} lacks {noun(len(missing), 'it', 'them')}: {', '.join(missing[:5])}",
             hint="the build is retried, on another server if it happens again",
         )
+
+
+def _import_one(ctx: StepContext, model: ModelInfo, options: ImportOptions) -> SceneModel:
+    """Import one model. A refusal for a node's local copy that is gone by then (removed
+    under the import: the server could not read it) is not the model's fault: the copy is
+    made again (``ctx.import_from``; it raises when it cannot be, saying why) and imported
+    once more, so the build's other cases are not failed with it."""
+    source = ctx.source(model.path)
+    try:
+        return ctx.quick.import_model(ctx.scene, source, options, deadline=ctx.deadline())
+    except PermanentApiError as exc:
+        if ctx.import_from is None or Path(source).is_file():
+            raise  # the file was there: the server's answer stands
+        if ctx.import_from(model.path) == model.path:
+            raise  # the dropped file itself is gone, not a copy of it
+        again = ctx.source(model.path)
+        log.warning("import_copy_gone", model=model.path.name, copy=source,
+                    error=exc.server_message or exc.message)
+    return ctx.quick.import_model(ctx.scene, again, options, deadline=ctx.deadline())
 
 
 def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

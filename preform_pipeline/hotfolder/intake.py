@@ -11,9 +11,13 @@ Every move of a job's file follows one rule: **the store says where the file is 
 it goes**. The job's ``source_path`` is set to the destination and its previous place is kept
 in the job's ``_hotfolder`` field in the same write; then the file moves. After a crash a job
 whose ``source_path`` does not exist yet has its file at the recorded previous place, and
-:meth:`Intake.finish_move` completes the move. Files in ``processing/`` sit in a folder named
-by the job key, so each one maps to its job even if the store write that named its next place
-never happened.
+:meth:`Intake.finish_move` completes the move. A move into done/ or failed/ is recorded as
+made once the file is there (``JobPlace.moved``): a file at its previous place in the inbox
+is then one a user put back to drop it again (a new drop), not a move to finish; one whose
+move was never recorded as made is moved on when it is taken again (a farm node that died
+between the two writes, or a move that failed), instead of becoming a second job. Files in
+``processing/`` sit in a folder named by the job key, so each one maps to its job even if the
+store write that named its next place never happened.
 
 A dropped folder is one case: its model files are taken together (one batch item, so one
 build when they fit), with the folder name as case id unless a sidecar gives one. A sidecar
@@ -30,13 +34,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from preform_pipeline.errors import SidecarError, StoreConflictError
+from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     REPORT_SUFFIX,
@@ -166,6 +170,10 @@ class JobPlace:
     #: The case folder the file was dropped in (None: dropped alone, or taken before the
     #: folder was recorded).
     case: CaseFolder | None = None
+    #: For a move into done/ or failed/: False from the write that names the place there
+    #: until the file is there, then True. None: not recorded (a move into processing/, or
+    #: a record older than the flag).
+    moved: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         case = self.case
@@ -179,6 +187,7 @@ class JobPlace:
             "duplicate_of": self.duplicate_of,
             "case": {"rel": case.rel, "device": case.device, "inode": case.inode}
             if case is not None else None,
+            "moved": self.moved,
         }
 
 
@@ -187,6 +196,7 @@ def place_of(job: Job) -> JobPlace | None:
     if not isinstance(raw, Mapping) or "inbox" not in raw or "rel" not in raw:
         return None
     previous = raw.get("previous")
+    moved = raw.get("moved")
     return JobPlace(
         inbox=Path(str(raw["inbox"])),
         rel=str(raw["rel"]),
@@ -198,6 +208,7 @@ def place_of(job: Job) -> JobPlace | None:
         ),
         duplicate_of=raw.get("duplicate_of"),
         case=_case_folder(raw.get("case")),
+        moved=moved if isinstance(moved, bool) else None,
     )
 
 
@@ -407,6 +418,8 @@ class Intake:
             except OSError as exc:
                 log.warning("file_unreadable", path=str(model), error=str(exc))
                 continue  # gone or locked: the next look decides again
+            if self._finish_cut_short(model, self.store.find_by_hash(digest)) is not None:
+                continue  # an outcome decided already: its move is done now, no new job
             job = self._new_job(
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
@@ -435,6 +448,29 @@ class Intake:
 
     def _case_folder(self, drop: Drop) -> CaseFolder | None:
         return CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None
+
+    def _finish_cut_short(self, path: Path, candidates: Iterable[Job | None]) -> Job | None:
+        """The job (of ``candidates``: those of the file's content, or of its place in
+        failed/) whose move of ``path`` into done/ or failed/ was named in the store and
+        never recorded as made (the node moving it died between the two, or the move failed):
+        that move is finished now, instead of the file being taken again as a second job.
+        None for a file whose move was recorded as made and that is in the inbox again: a
+        user put it back, a new drop.
+
+        No settle lock: the job is decided and its file is in the inbox, where only the
+        holder of the file's claim (this taker) touches it."""
+        for job in candidates:
+            place = place_of(job) if job is not None else None
+            if (job is None or place is None or place.moved is not False
+                    or place.previous != path
+                    or job.state not in OUTCOME_DONE_STATES | OUTCOME_FAILED_STATES
+                    or job.source_path.exists()):
+                continue
+            if self.finish_move(job):
+                log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
+                         target=str(job.source_path), state=job.state.value)
+                return job
+        return None
 
     def _remove_case_folder(self, root: Path) -> None:
         """A case whose files were all taken leaves no folder behind (empty ones only).
@@ -501,7 +537,7 @@ class Intake:
         new_place = replace(
             place, previous=source, attachments=attachments,
             duplicate_of=duplicate_of.job_key if duplicate_of is not None
-            else place.duplicate_of,
+            else place.duplicate_of, moved=None,
         )
         job = self.store.transition(
             job.id, JobState.PROCESSING, "taken into processing/", expect=JobState.QUEUED,
@@ -577,6 +613,12 @@ class Intake:
     ) -> Job:
         job = self._existing(path)
         if job is None:
+            # Refused before, its move to failed/ cut short: finished now (found by where
+            # that move was going: a refused file's content is not recorded).
+            finished = self._finish_cut_short(path, (self.store.find_by_path(
+                drop.inbox.folder("failed") / self._rel(drop, path)),))
+            if finished is not None:
+                return finished
             place = JobPlace(
                 drop.inbox.path, self._rel(drop, path),
                 attachments=tuple(Attachment(self._rel(drop, a), str(a)) for a in attachments),
@@ -628,7 +670,7 @@ class Intake:
         text = report if ok else note
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
         made = write_note(written, text, within=folder) if text is not None else ()
-        new_place = replace(place, previous=current, attachments=attachments)
+        new_place = replace(place, previous=current, attachments=attachments, moved=False)
         fields = _with_place(job, new_place)
         if not ok and self.failed_fields is not None:
             fields.update(self.failed_fields(job))
@@ -643,6 +685,7 @@ class Intake:
             log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
             return self.store.get_job(job.id)
         self._move(job, current, target, attachments)
+        job = self._record_moved(job, new_place)
         self._leave_processing(place, current)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
@@ -671,9 +714,24 @@ class Intake:
                      target=str(target))
         else:
             self._move_attachments(job, place.attachments)
+        if place.moved is False:
+            self._record_moved(job, place)
         if place.previous is not None:
             self._leave_processing(place, place.previous)
         return True
+
+    def _record_moved(self, job: Job, place: JobPlace) -> Job:
+        """The store records that the file is in its outcome folder now (``moved``): from
+        then on a file at its previous place is a user's put-back, a new drop. When the store
+        cannot say it now, the move still counts as cut short (finished again if the file
+        comes back), as before the flag."""
+        try:
+            return self.store.update_job(job.id, expect_source=job.source_path,
+                                         fields=_with_place(job, replace(place, moved=True)))
+        except StoreError as exc:
+            log.warning("move_not_recorded", job_key=job.job_key, path=str(job.source_path),
+                        error=str(exc))
+            return job
 
     def _leave_processing(self, place: JobPlace, previous: Path) -> None:
         """A file that left ``processing/<key>/`` leaves no empty folder there."""

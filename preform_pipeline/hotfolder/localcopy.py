@@ -6,6 +6,9 @@ into its own cache folder first, checks the copy against the content hash the fi
 claimed under (a file changed or cut short on the share fails its job, and its case, with
 that reason; the file is kept), lets the servers import the copy, and removes the copies once
 the batch's builds are settled. Copies left by a node that died are pruned when it starts.
+A copy found gone when a server is to import it (something else cleaned the cache folder,
+even while a server read it: the executor asks again once) is made again from the shared
+file, checked against the same hash: the build's cases go on.
 
 The job's identity stays its shared path: only the import reads the copy
 (``RunOptions.import_from``).
@@ -16,6 +19,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -32,6 +36,15 @@ log = get_logger(__name__)
 LOCAL_COPIES_DIR_NAME: Final = "local-copies"
 
 
+@dataclass(frozen=True)
+class _Copy:
+    """A copy of a running batch's file: where it is, and the hash it was claimed under."""
+
+    path: Path
+    job_key: str
+    content_hash: str | None
+
+
 class LocalCopies:
     """A node's cache of local copies, one sub-folder per job (by its key)."""
 
@@ -39,7 +52,7 @@ class LocalCopies:
         self.folder = folder
         self._lock = threading.Lock()
         #: Shared path -> its local copy, for the batches running now.
-        self._copies: dict[Path, Path] = {}
+        self._copies: dict[Path, _Copy] = {}
 
     def prune(self) -> int:
         """Remove every copy left in the folder (a previous life's); how many folders."""
@@ -55,8 +68,16 @@ class LocalCopies:
     def take(self, job: Job) -> Path:
         """Copy ``job``'s file here and check it (SourceCopyError: the copy is removed, the
         shared file is left as it is); the copy's path."""
-        source = job.source_path
-        target = self.folder / job.job_key / source.name
+        target = self._copy(job.source_path, job.job_key, job.content_hash)
+        with self._lock:
+            self._copies[job.source_path] = _Copy(target, job.job_key, job.content_hash)
+        log.info("local_copy_made", job_key=job.job_key, source=str(job.source_path),
+                 copy=str(target))
+        return target
+
+    def _copy(self, source: Path, job_key: str, claimed: str | None) -> Path:
+        """Copy ``source`` to its job's place here, checked against ``claimed``."""
+        target = self.folder / job_key / source.name
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
@@ -68,23 +89,31 @@ class LocalCopies:
                 hint="check the shared drive and the free space of the node's cache folder "
                 "(hotfolders.local_copy_dir), then drop the file again",
             ) from exc
-        if job.content_hash is not None and digest != job.content_hash:
+        if claimed is not None and digest != claimed:
             _remove(target.parent)
             raise SourceCopyError(
                 f"{source}: its content changed after it was taken (claimed as "
-                f"{job.content_hash[:19]}…, the copy is {digest[:19]}…)",
+                f"{claimed[:19]}…, the copy is {digest[:19]}…)",
                 hint="the file was changed or cut short on the shared drive; drop the whole "
                 "file again",
             )
-        with self._lock:
-            self._copies[source] = target
-        log.info("local_copy_made", job_key=job.job_key, source=str(source), copy=str(target))
         return target
 
     def import_from(self, path: Path) -> Path:
-        """The local copy of the shared file at ``path`` (the path itself if none)."""
+        """The local copy of the shared file at ``path`` (the path itself if none), made
+        again if it is gone (SourceCopyError when it cannot be: the shared file changed or
+        is unreadable)."""
         with self._lock:
-            return self._copies.get(path, path)
+            copy = self._copies.get(path)
+        if copy is None:
+            return path
+        if not copy.path.is_file():
+            # Removed under a running batch (a prune or a person cleaning the folder): the
+            # server would answer FILE_NOT_FOUND and fail the whole build.
+            self._copy(path, copy.job_key, copy.content_hash)
+            log.warning("local_copy_remade", job_key=copy.job_key, source=str(path),
+                        copy=str(copy.path))
+        return copy.path
 
     def release(self, jobs: Iterable[Job]) -> None:
         """Remove the copies of ``jobs`` (their builds are settled)."""
@@ -92,7 +121,7 @@ class LocalCopies:
             with self._lock:
                 copy = self._copies.pop(job.source_path, None)
             if copy is not None:
-                _remove(copy.parent)
+                _remove(copy.path.parent)
 
 
 def _remove(path: Path) -> None:

@@ -218,9 +218,10 @@ class NodeRecovery(Recovery):
         self.running_builds: Callable[[], frozenset[int]] = frozenset
 
     def working_on(self, build_id: int) -> bool:
-        """True while this node settles a recovered build (its print, or taking it apart)."""
+        """True while this node settles a recovered build (its print, or taking it apart),
+        or a build one of its runs left unsettled (:meth:`Recovery.settle_left`)."""
         with self._unresolved_lock:
-            if build_id in self._unresolved:
+            if build_id in self._unresolved or build_id in self._left:
                 return True
         return build_id in self._retry
 

@@ -8,6 +8,10 @@ PRINT_SENT; proven absent → batched again; unknown → looked at again while t
 runs (:meth:`Recovery.recheck_due`), then UNVERIFIED. Files whose outcome was decided are
 settled. Periodically (:meth:`Recovery.maintenance`), jobs a user retried come back in.
 
+While the daemon runs, builds a batch's run left unsettled because the store failed it
+(:meth:`Recovery.settle_left`) are settled on the loop's next passes, by the same rules as on
+start (or by writing the run's outcome, when the run has one), until the store answers.
+
 Jobs to batch again are handed back: to the loop's batcher directly (the lists returned), or
 from any thread through ``give_back`` (the loop takes them on its next pass).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from preform_pipeline.clock import Clock
@@ -27,7 +32,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import Evidence, PrintOwner
 from preform_pipeline.store import Build, Job, JobState, JobStore
 
-__all__ = ["DEFAULT_RECENT_SETTLED", "GiveBack", "Recovery", "belongs_to_a_run"]
+__all__ = ["DEFAULT_RECENT_SETTLED", "GiveBack", "LeftBuild", "Recovery", "belongs_to_a_run"]
 
 log = get_logger(__name__)
 
@@ -37,6 +42,19 @@ DEFAULT_RECENT_SETTLED: Final = 500
 
 #: ``give_back(items, held)``: batch items for the loop (``held``: wait for min_fill).
 GiveBack = Callable[[tuple[BatchItem, ...], bool], None]
+
+
+@dataclass(frozen=True)
+class LeftBuild:
+    """A build a batch's run left unsettled (the store failed a write it needed).
+
+    ``finish`` writes the run's own outcome for it (raising StoreError or OSError while the
+    store or the folders are away); None: the run ended without one, and the build is
+    settled as the start-up recovery settles it (prepared again, or its print looked up)."""
+
+    build_id: int
+    why: str
+    finish: Callable[[], None] | None = None
 
 
 def belongs_to_a_run(job: Job) -> bool:
@@ -70,11 +88,67 @@ class Recovery:
         self._unresolved_lock = threading.Lock()
         #: Build id → monotonic time to look at its interrupted print again.
         self._unresolved: dict[int, float] = {}
+        #: Builds a run left unsettled (:meth:`settle_left`), by id; under the same lock.
+        self._left: dict[int, LeftBuild] = {}
 
     def has_unresolved(self) -> bool:
-        """True while an interrupted print waits to be looked at again."""
+        """True while an interrupted print waits to be looked at again, or a build a run
+        left waits to be settled."""
         with self._unresolved_lock:
-            return bool(self._unresolved)
+            return bool(self._unresolved) or bool(self._left)
+
+    def settle_left(self, left: LeftBuild) -> None:
+        """A build a run left unsettled (any thread): the loop settles it on its next pass
+        (:meth:`recheck_due`), and again on later ones while the store fails it. Left as it
+        was, the build would stay "preparing" until the next start's recovery."""
+        with self._unresolved_lock:
+            self._left[left.build_id] = left
+        self.wake()
+
+    def _settle_left_builds(self) -> None:
+        with self._unresolved_lock:
+            todo = list(self._left.values())
+        for left in todo:
+            try:
+                action = self._settle_one_left(left)
+            except StoreError as exc:
+                if exc.outage:
+                    log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
+                                error=exc.message, retry=True)
+                    continue
+                # The store's answer (a conflict, a lease another node holds now): someone
+                # else moved the build on, and its new holder or state settles it.
+                log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
+                            error=exc.message, retry=False)
+            except OSError as exc:
+                # The store has the build's state; its files wait in processing/ for the
+                # periodic sweep (tried again here, a blocked folder would hold the loop's
+                # once-run open forever).
+                log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
+                            error=str(exc), retry=False)
+            else:
+                log.info("build_left_settled", build_id=left.build_id, why=left.why,
+                         state=action[0], action=action[1])
+            with self._unresolved_lock:
+                self._left.pop(left.build_id, None)
+
+    def _settle_one_left(self, left: LeftBuild) -> tuple[str, str]:
+        """Settle ``left``: (the state it was found in, what was done)."""
+        build = self.store.get_build(left.build_id)
+        state = build.state.value
+        if left.finish is not None:
+            left.finish()
+            return state, "outcome written"
+        if build.state in (JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED):
+            self.enqueue_later(self.dissolve(
+                build, f"{left.why}; nothing was printed: its jobs are batched again"))
+            return state, "prepared again"
+        if build.state is JobState.PRINT_SENDING:
+            self.resolve_print(build, after_restart=False)
+            return state, "print looked up"
+        # Decided (its files go with the sweep of processing/) or waiting for a printer
+        # (the dispatch loop's): nothing is owed.
+        return state, "left as it is"
 
     def recover(self) -> list[Job]:
         """Resume from the store after a crash or a stop (module docstring); the jobs that
@@ -123,7 +197,10 @@ class Recovery:
             if job.source_path.exists():
                 if self.intake.in_drop_area(job.source_path):
                     self.outcomes.settle_job(job.id)  # decided, but the move never started
-            elif place.previous is not None and place.previous.exists():
+            elif (place.previous is not None and place.previous.exists()
+                  and place.moved is not True):
+                # (Recorded as made: the file there now was put back by a user, to drop it
+                # again; the scan takes it as a new drop.)
                 with self.outcomes.lock:
                     self.intake.finish_move(job)
 
@@ -211,6 +288,9 @@ class Recovery:
         self.outcomes.settle_build(build, None)
 
     def recheck_due(self) -> None:
+        """Look again at interrupted prints whose time has come; settle the builds runs
+        left (:meth:`settle_left`). The loop's, on every pass."""
+        self._settle_left_builds()
         now = self.clock.monotonic()
         with self._unresolved_lock:
             due = [b for b, when in self._unresolved.items() if when <= now]

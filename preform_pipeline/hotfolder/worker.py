@@ -44,7 +44,7 @@ from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fi
 from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
-from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
+from preform_pipeline.hotfolder.recovery import GiveBack, LeftBuild, Recovery
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
     BuildPlan,
@@ -571,6 +571,10 @@ class BatchWorker:
             runner.cancel()
         try:
             result = runner.run()
+        except StoreError as exc:
+            runner.cancel()  # whatever of it still runs stops before its next step
+            self._run_failed(run, exc)
+            return
         finally:
             with self._runner_lock:
                 self._runners.discard(runner)
@@ -583,12 +587,35 @@ class BatchWorker:
             for outcome in result.outcomes:
                 tracked = run.tracked.get(outcome.name)
                 if tracked is not None:
+                    finish = functools.partial(self._finish_build, tracked, outcome,
+                                               report_path)
                     try:
-                        self._finish_build(tracked, outcome, report_path)
-                    except (StoreError, OSError) as exc:
+                        finish()
+                    except StoreError as exc:
+                        log.error("build_finish_failed", build=outcome.name, error=str(exc))
+                        # Written later, by the loop, once the store answers: left, the
+                        # build would show "preparing" until the next start.
+                        self.recovery.settle_left(LeftBuild(
+                            tracked.build_id, "its outcome could not be written", finish))
+                    except OSError as exc:
+                        # The store has the outcome; the files that could not move wait in
+                        # processing/ for the loop's periodic sweep (or the next start).
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
+
+    def _run_failed(self, run: _BatchRun, exc: StoreError) -> None:
+        """The store failed the run after its builds were made (the error left the run): no
+        outcome says what became of them, so the loop settles each one as the start-up
+        recovery would (prepared, not printed: taken apart and batched again; caught
+        sending: looked up, never resent blindly), retrying while the store is away."""
+        ids = [t.build_id for t in run.tracked.values()]
+        log.error("batch_run_failed", error=exc.message, builds=len(ids), build_ids=ids)
+        for build_id in ids:
+            self.recovery.settle_left(LeftBuild(build_id, f"its run stopped: {exc.message}"))
+        # Not this batch's any more: the loop settles them (a farm node keeps their leases
+        # while it does: ``NodeRecovery.working_on``).
+        self.outcomes.active.discard(ids)
 
     def _batch_taken_over(self, run: _BatchRun, live: list[Job], exc: StoreError) -> None:
         """Some jobs of the batch were batched elsewhere meanwhile (another node of a shared
