@@ -70,6 +70,20 @@ def admin_connection(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, password=PG_PASSWORD, autocommit=True)
 
 
+def lock_waiters(url: str, application: str = "preform-pipeline",
+                 event: str = "advisory") -> int:
+    """How many sessions named ``application`` wait for a lock of kind ``event`` (advisory,
+    relation) in the test database ``url``, as pg_stat_activity shows: what a test waits on
+    to know another node's write stands at its gate."""
+    with admin_connection(url) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND wait_event_type = 'Lock' AND wait_event = %s",
+            (application, event)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _needs_postgres(item: pytest.Item) -> bool:
     if _HERE not in item.path.resolve().parents:  # the hook sees the whole session's items
         return False

@@ -7,7 +7,6 @@ error that says it failed while migrating (real PostgreSQL, real roles, locks an
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,10 +16,11 @@ from typing import Any
 import pytest
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PG_USER, PgCluster
-from tests.unit.store.conftest import admin_connection, build_in_state
+from tests.unit.store.conftest import admin_connection, build_in_state, lock_waiters
 
 #: Generous on a loaded machine; every wait ends as soon as its condition holds.
 WAIT_S = 30.0
@@ -28,25 +28,6 @@ WAIT_S = 30.0
 _COMMIT_GATE = 2323
 #: How the test's own sessions name themselves in pg_stat_activity.
 _BLOCKER = "s23-blocker"
-
-
-def _waiting(url: str, application: str, event: str) -> int:
-    """How many sessions named ``application`` wait for a lock of kind ``event`` (advisory,
-    relation), as pg_stat_activity shows."""
-    with admin_connection(url) as admin:
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = %s AND wait_event_type = 'Lock' AND wait_event = %s",
-            (application, event)).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        threading.Event().wait(0.02)
 
 
 def _in_thread(target: Callable[[], Any], outcome: list[Any]) -> threading.Thread:
@@ -89,17 +70,17 @@ class TestAReadSeesOneMoment:
                          "WHEN (NEW.reason = 'gated') EXECUTE FUNCTION gate_s23()")
             threads.append(_in_thread(
                 lambda: other.transition_build(build.id, JobState.PREPARING, "gated"), moved))
-            _wait_until(lambda: _waiting(pg_url, "preform-pipeline", "advisory") == 1,
-                        "the other node's move to wait at its commit")
+            wait_for(lambda: lock_waiters(pg_url, "preform-pipeline", "advisory") == 1,
+                     WAIT_S, what="the other node's move to wait at its commit")
             # A table lock queued behind the move (which has read build_jobs) holds back the
             # read's second statement, the one over build_jobs, until the move has committed.
             blocker.execute(f"SET application_name = '{_BLOCKER}'")
             threads.append(_in_thread(lambda: _lock_build_jobs(blocker), []))
-            _wait_until(lambda: _waiting(pg_url, _BLOCKER, "relation") == 1,
-                        "the table lock to queue behind the move")
+            wait_for(lambda: lock_waiters(pg_url, _BLOCKER, "relation") == 1,
+                     WAIT_S, what="the table lock to queue behind the move")
             threads.append(_in_thread(lambda: pg_store.build_members(build.id), read))
-            _wait_until(lambda: _waiting(pg_url, "preform-pipeline", "relation") == 1
-                        or bool(read), "the read's second statement to wait")
+            wait_for(lambda: lock_waiters(pg_url, "preform-pipeline", "relation") == 1
+                     or bool(read), WAIT_S, what="the read's second statement to wait")
             assert not read, "the read did not wait at its second statement"
             gate.execute("SELECT pg_advisory_unlock(%s)", (_COMMIT_GATE,))
             for thread in threads:

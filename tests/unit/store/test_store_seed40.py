@@ -9,13 +9,13 @@ from __future__ import annotations
 import locale
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.migrate import MigrationReport, migrate_sqlite_to_postgres
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV, store_password
@@ -26,6 +26,7 @@ from tests.unit.store.conftest import (
     NodeFactory,
     admin_connection,
     build_in_state,
+    lock_waiters,
 )
 
 #: Generous on a loaded machine; the store gives up after about one connect timeout per try.
@@ -86,24 +87,6 @@ class TestARowTheTargetDropsQuietly:
         assert pg_store.list_jobs() == () and pg_store.list_builds() == ()
 
 
-def _waiting_on_a_lock(url: str) -> int:
-    """How many of the stores' sessions wait for an advisory lock (as pg_stat_activity shows)."""
-    with admin_connection(url) as admin:
-        row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = 'preform-pipeline' AND wait_event_type = 'Lock' "
-            "AND wait_event = 'advisory'").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def _wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        threading.Event().wait(0.02)
-
-
 class TestWritersTakeTurns:
     """While one node's write is still open, another node's write waits for it (reads do not):
     the second job appears only after the first write commits."""
@@ -124,13 +107,13 @@ class TestWritersTakeTurns:
             first = threading.Thread(
                 target=pg_store.transition, args=(job.id, JobState.QUEUED, "gated"), daemon=True)
             first.start()
-            _wait_until(lambda: _waiting_on_a_lock(pg_url) == 1, "the first write at its gate")
+            wait_for(lambda: lock_waiters(pg_url) == 1, WAIT_S, what="the first write at its gate")
             second = threading.Thread(
                 target=other.create_job,
                 kwargs={"recipe": "dental", "source_path": "/hot/inbox/b.stl"}, daemon=True)
             second.start()
-            _wait_until(lambda: _waiting_on_a_lock(pg_url) == 2 or not second.is_alive(),
-                        "the second write to wait or end")
+            wait_for(lambda: lock_waiters(pg_url) == 2 or not second.is_alive(),
+                     WAIT_S, what="the second write to wait or end")
             assert second.is_alive(), "the second write did not wait for the first"
             with PostgresJobStore(pg_url, password=PG_PASSWORD) as reader:
                 assert reader.list_jobs() == (job,)  # a read does not wait
