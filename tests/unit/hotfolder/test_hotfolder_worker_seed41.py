@@ -1,11 +1,12 @@
-"""The hot folder's worker under mutation (session 23, seed 41's fresh sample): a finished
-build that another process moved just as the worker settles it, once after a failure and once
-after a print whose ``sent`` write was lost. Read where a user reads it: the store's records
-and history, and structured events."""
+"""The hot folder's worker under mutation (session 23, seed 41's fresh sample): a build that
+another process moved between the worker's read and its write: as the worker settles it (after
+a failure, and after a print whose ``sent`` write was lost), and right after it was made. Read
+where a user reads it: the store's records and history, and structured events."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from daemon_support import (
     RunnerLosingSent,
@@ -114,3 +115,42 @@ class TestASentPrintFoundFinishedWhileItIsSettled:
         assert (build.state, build.reason) == (JobState.FINISHED, FOUND_FINISHED)
         assert history[-1] == (JobState.PRINT_SENDING, JobState.FINISHED)
         assert JobState.PRINT_SENT not in [to for _, to in history]
+
+
+class _StoreCancelsANewBuild(SqliteJobStore):
+    """The store seam: the first build made is cancelled by a user right after it is made
+    (another process writing between the worker's creation of the build and its move to
+    preparing)."""
+
+    cancelled_one = False
+
+    def create_build(self, *args: Any, **kwargs: Any) -> Build:
+        build = super().create_build(*args, **kwargs)
+        if not self.cancelled_one:
+            self.cancelled_one = True
+            super().transition_build(build.id, JobState.CANCELLED, CANCELLED_BY_USER)
+        return build
+
+
+class TestANewBuildCancelledBeforeItIsSentToThePool:
+    """A build cancelled as soon as it was made is not prepared: the batch is abandoned, and
+    its event says the build changed meanwhile (it was not processing any more)."""
+
+    def test_the_cancel_stands_and_the_event_names_the_state_it_found(
+        self, tmp_path: Path, script: Script
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        with _StoreCancelsANewBuild(tmp_path / "jobs.sqlite3") as store, \
+                capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            (build,) = store.list_builds()
+            (job,) = store.list_jobs()
+            history = [(t.from_state, t.to_state) for t in store.build_history(build.id)]
+        (abandoned,) = [e for e in logs if e["event"] == "batch_abandoned"]
+        assert abandoned["error"] == (
+            f"build {build.id} is cancelled, expected processing "
+            "(it changed meanwhile; read it again and decide again)")
+        assert (build.state, build.reason) == (JobState.CANCELLED, CANCELLED_BY_USER)
+        assert job.state is JobState.CANCELLED
+        assert JobState.PREPARING not in [to for _, to in history]
+        assert script.runs == []
