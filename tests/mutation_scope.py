@@ -173,6 +173,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_worker_seed37.py",  # seed 37: a crash, store away
         "tests/unit/hotfolder/test_hotfolder_worker_seed39.py",  # seed 39: cancelled as settled
         "tests/unit/hotfolder/test_hotfolder_worker_seed40.py",  # seed 40: cancel, then a crash
+        "tests/unit/hotfolder/test_hotfolder_worker_seed41.py",  # seed 41: moved as it is settled
         "tests/unit/hotfolder/test_hotfolder_batch_crash_held.py",  # s22: held jobs, a crash
         # s23: builds a run left when the store failed it, settled while the daemon runs
         "tests/unit/hotfolder/test_hotfolder_builds_left_by_store.py",
