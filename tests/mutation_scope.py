@@ -189,6 +189,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool_s21.py",  # s21: the leased servers' path maps
         "tests/unit/servers/test_servers_pool_s21b.py",  # s21: a pool closed mid-launch
         "tests/unit/servers/test_servers_pool_seed40.py",  # s22: starting state, local map errors
+        "tests/unit/servers/test_servers_pool_seed41.py",  # s23: how long wait_for waits
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
