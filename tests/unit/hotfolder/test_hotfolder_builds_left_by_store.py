@@ -76,12 +76,16 @@ class TestARunStoppedByTheStoreAfterItsBuildsWereMade:
         assert job.state is JobState.PRINT_SENT
         first, second = sorted(store.list_builds(), key=lambda b: b.id)
         assert (first.state, second.state) == (JobState.CANCELLED, JobState.PRINT_SENT)
+        # What `builds` and the dashboard show for the build taken apart: why, in words.
+        assert first.reason == (f"its run stopped: {AWAY}; nothing was printed: its jobs are "
+                                "batched again")
         assert store.list_builds(state=[JobState.PREPARING, JobState.PREPARED]) == ()
         (stopped,) = [e for e in logs if e["event"] == "batch_run_failed"]
-        assert (stopped["builds"], stopped["error"]) == (1, AWAY)
+        assert (stopped["builds"], stopped["build_ids"], stopped["error"]) == (
+            1, [first.id], AWAY)
         (settled,) = [e for e in logs if e["event"] == "build_left_settled"]
-        assert (settled["build_id"], settled["state"], settled["action"]) == (
-            first.id, "preparing", "prepared again")
+        assert (settled["build_id"], settled["state"], settled["action"], settled["why"]) == (
+            first.id, "preparing", "prepared again", f"its run stopped: {AWAY}")
 
 
 class TestABuildWhoseOutcomeTheStoreRefused:
@@ -102,8 +106,10 @@ class TestABuildWhoseOutcomeTheStoreRefused:
         assert (build.state, job.state) == (JobState.DONE, JobState.DONE)
         assert names(tmp_path / "inbox" / "done") == ["m1.stl", "m1.stl.report.json"]
         assert len(script.runs) == 1
-        assert [e["event"] for e in logs].count("build_finish_failed") == 1
+        (failed,) = [e for e in logs if e["event"] == "build_finish_failed"]
+        assert (failed["build"], failed["error"]) == (build.job_key, f"{AWAY} (it comes back)")
         (retry,) = [e for e in logs if e["event"] == "build_left_unsettled"]
-        assert (retry["build_id"], retry["error"]) == (build.id, AWAY)
+        assert (retry["build_id"], retry["why"], retry["error"], retry["retry"]) == (
+            build.id, "its outcome could not be written", AWAY, True)
         (settled,) = [e for e in logs if e["event"] == "build_left_settled"]
         assert (settled["build_id"], settled["action"]) == (build.id, "outcome written")
