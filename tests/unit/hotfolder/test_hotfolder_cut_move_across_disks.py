@@ -154,12 +154,15 @@ class TestTheNextLifeFinishesTheMove:
         assert names(cut.inbox.folder("failed")) == ["bracket.stl.error.txt"]
         assert cut.in_processing.read_bytes() == MODEL
 
+    @pytest.mark.parametrize(
+        "other",
+        [bytes(reversed(MODEL)), MODEL[:-1]],
+        ids=["same size, other bytes", "one byte short"],
+    )
     def test_a_copy_in_processing_that_differs_from_the_one_in_failed_stays(
-        self, cut: Cut
+        self, cut: Cut, other: bytes
     ) -> None:
-        # Same size, other bytes: only the content tells them apart.
-        other = bytes(reversed(MODEL))
-        assert len(other) == len(MODEL) and other != MODEL
+        assert other != MODEL
         cut.in_processing.write_bytes(other)
         with SqliteJobStore(cut.database) as store, capture_logs() as logs:
             Intake(store, [cut.inbox]).settle(store.get_job(cut.job.id), ok=False, note=NOTE)
@@ -169,6 +172,23 @@ class TestTheNextLifeFinishesTheMove:
         (event,) = [e for e in logs if e["event"] == "cut_short_source_differs"]
         assert (event["job_key"], event["path"], event["target"], event["log_level"]) == (
             cut.job.job_key, str(cut.in_processing), str(cut.in_failed), "warning")
+        assert event["hint"] == (
+            "compare the two files and remove the one that is not wanted; "
+            f"the job's file is {cut.in_failed}")
+
+    def test_a_retry_that_meets_a_differing_copy_fails_and_removes_neither(
+        self, cut: Cut
+    ) -> None:
+        other = bytes(reversed(MODEL))
+        cut.in_processing.write_bytes(other)
+        with SqliteJobStore(cut.database) as store, capture_logs() as logs:
+            store.transition(cut.job.id, JobState.QUEUED, "retried by a user")
+            with pytest.raises(FileExistsError):
+                Intake(store, [cut.inbox]).requeue(store.get_job(cut.job.id))
+        assert cut.in_processing.read_bytes() == other
+        assert cut.in_failed.read_bytes() == MODEL
+        assert [e["event"] for e in logs if e["event"].startswith("cut_short")] == [
+            "cut_short_source_differs"]
 
 
 class TestAFileThatIsNotACutShortMove:
