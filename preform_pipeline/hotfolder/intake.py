@@ -743,7 +743,15 @@ class Intake:
                         hint=f"compare the two files and remove the one that is not wanted; "
                         f"the job's file is {target}")
             return False
-        source.unlink()
+        try:
+            source.unlink()
+        except FileNotFoundError:
+            pass  # gone meanwhile: the file is at ``target`` once all the same
+        except OSError as exc:
+            # (A folder turned read-only.) Both stay; the next start, or a retry, tries again.
+            log.warning("cut_short_source_not_removed", job_key=job.job_key,
+                        path=str(source), target=str(target), error=str(exc))
+            return False
         log.info("cut_short_source_removed", job_key=job.job_key, path=str(source),
                  target=str(target))
         return True
