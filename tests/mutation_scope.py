@@ -140,6 +140,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         # s23: a cut-short move to failed/ against a put-back (a real PostgreSQL farm)
         "tests/unit/hotfolder/test_hotfolder_node_put_back.py",
         "tests/unit/hotfolder/test_hotfolder_intake_moved.py",  # s23: the record refused
+        # s23: a move to another disk cut between its rename and the source's removal
+        "tests/unit/hotfolder/test_hotfolder_cut_move_across_disks.py",
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.

@@ -4,7 +4,9 @@
   here or there, never half in both). Across file systems (an outcome folder configured on
   another disk) it copies to a hidden temporary name beside the target, flushes it to disk,
   renames it into place, and only then removes the source: a crash leaves the source intact
-  and at most a hidden ``.partial`` file behind. A symbolic link crosses as a link (its
+  and at most a hidden ``.partial`` file behind, or (cut between the rename and the removal)
+  the source and its whole copy, which the hot folder's intake finishes by removing the
+  source once the two are found identical. A symbolic link crosses as a link (its
   target is never read), a named pipe as a pipe (never opened: a refused drop holding one
   goes to failed/); a socket or device does not cross (an error, the source kept).
 * :func:`free_path` picks a name that is not taken: ``part.stl``, ``part (2).stl``, ...; a name
@@ -223,7 +225,8 @@ def _relink(src: Path, dst: Path) -> None:
 def _written_then_remove(src: Path, dst: Path, write: Callable[[Path], None]) -> None:
     """``write`` the hidden temporary beside ``dst``, rename it into place (never over a file
     or link that appeared meanwhile), then remove ``src``: a cut leaves ``src`` whole and at
-    most a temporary that the start-up sweep removes."""
+    most a temporary that the start-up sweep removes; one after the rename leaves ``src``
+    and its whole copy at ``dst`` (the intake removes ``src`` when it finds them equal)."""
     temporary = temporary_path(dst, "partial")
     try:
         write(temporary)

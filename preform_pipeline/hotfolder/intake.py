@@ -15,7 +15,10 @@ whose ``source_path`` does not exist yet has its file at the recorded previous p
 made once the file is there (``JobPlace.moved``): a file at its previous place in the inbox
 is then one a user put back to drop it again (a new drop), not a move to finish; one whose
 move was never recorded as made is moved on when it is taken again (a farm node that died
-between the two writes, or a move that failed), instead of becoming a second job. Files in
+between the two writes, or a move that failed), instead of becoming a second job. A move to
+another disk cut between its rename and the source's removal leaves the file in both
+places: the source goes once the copy is found whole (same size and content hash), and a
+source that differs stays, with a warning. Files in
 ``processing/`` sit in a folder named by the job key, so each one maps to its job even if the
 store write that named its next place never happened.
 
@@ -549,7 +552,10 @@ class Intake:
     def _move(
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
-        if not (target.exists() and not source.exists()):  # else moved before a crash
+        if target.exists() and source.exists() and self._remove_moved_source(
+                job, source, target):
+            pass  # moved to another disk before a crash, all but the source's removal
+        elif not (target.exists() and not source.exists()):  # else moved before a crash
             self._move_file(source, target)
             log.debug("file_moved", job_key=job.job_key, source=str(source),
                       target=str(target))
@@ -713,11 +719,41 @@ class Intake:
             log.info("move_completed", job_key=job.job_key, source=str(place.previous),
                      target=str(target))
         else:
+            if place.moved is False and place.previous is not None and place.previous.exists():
+                # A settle's move never recorded as made. (Recorded as made, a file at its
+                # previous place is a user's put-back; and one in the inbox beside a job in
+                # processing/ may be the user's second drop: neither is touched.)
+                self._remove_moved_source(job, place.previous, target)
             self._move_attachments(job, place.attachments)
         if place.moved is False:
             self._record_moved(job, place)
         if place.previous is not None:
             self._leave_processing(place, place.previous)
+        return True
+
+    def _remove_moved_source(self, job: Job, source: Path, target: Path) -> bool:
+        """Finish a move to another disk that a crash cut after its rename and before the
+        source's removal (:func:`move_file`): the file is in both places. When ``target`` is
+        a whole copy of ``source`` the source goes, and the file is there once (True). A
+        source that differs stays where it is, and an event says so (False): nothing that
+        is not also at ``target`` is ever removed."""
+        if not _same_content(source, target):
+            log.warning("cut_short_source_differs", job_key=job.job_key, path=str(source),
+                        target=str(target),
+                        hint=f"compare the two files and remove the one that is not wanted; "
+                        f"the job's file is {target}")
+            return False
+        try:
+            source.unlink()
+        except FileNotFoundError:
+            pass  # gone meanwhile: the file is at ``target`` once all the same
+        except OSError as exc:
+            # (A folder turned read-only.) Both stay; the next start, or a retry, tries again.
+            log.warning("cut_short_source_not_removed", job_key=job.job_key,
+                        path=str(source), target=str(target), error=str(exc))
+            return False
+        log.info("cut_short_source_removed", job_key=job.job_key, path=str(source),
+                 target=str(target))
         return True
 
     def _record_moved(self, job: Job, place: JobPlace) -> Job:
@@ -768,6 +804,20 @@ def _notes_name(name: Path, job: Job) -> bool:
         except (OSError, UnicodeDecodeError):
             continue
     return False
+
+
+def _same_content(source: Path, target: Path) -> bool:
+    """Whether ``source`` and ``target`` are two regular files (not one file under two
+    names, not links) of the same size and content hash: ``target`` is a whole copy."""
+    try:
+        a, b = os.lstat(source), os.lstat(target)
+        if not (stat.S_ISREG(a.st_mode) and stat.S_ISREG(b.st_mode)):
+            return False
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) or a.st_size != b.st_size:
+            return False
+        return content_hash(source) == content_hash(target)
+    except OSError:
+        return False  # gone or unreadable meanwhile: nothing is removed on a guess
 
 
 def _inside(path: Path, folder: Path) -> bool:
