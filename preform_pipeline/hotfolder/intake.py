@@ -552,10 +552,15 @@ class Intake:
     def _move(
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
-        if target.exists() and source.exists() and self._remove_moved_source(
-                job, source, target):
-            pass  # moved to another disk before a crash, all but the source's removal
-        elif not (target.exists() and not source.exists()):  # else moved before a crash
+        if not target.exists():
+            done = False
+        elif source.exists():
+            # Moved to another disk before a crash, all but the source's removal: done when
+            # the two are one file's copies; else the move below refuses to overwrite.
+            done = self._remove_moved_source(job, source, target)
+        else:
+            done = True  # moved before a crash
+        if not done:
             self._move_file(source, target)
             log.debug("file_moved", job_key=job.job_key, source=str(source),
                       target=str(target))

@@ -111,21 +111,18 @@ class Recovery:
         for left in todo:
             try:
                 action = self._settle_one_left(left)
-            except StoreError as exc:
-                if exc.outage:
-                    log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
-                                error=exc.message, retry=True)
+            except (StoreError, OSError) as exc:
+                # Tried again only while the store is away. Otherwise the store answered (a
+                # conflict, a lease another node holds now: someone else moved the build on,
+                # and its new holder or state settles it), or the store has the build's state
+                # and its files wait in processing/ for the periodic sweep (tried again here,
+                # a blocked folder would hold the loop's once-run open forever).
+                retry = isinstance(exc, StoreError) and exc.outage
+                log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
+                            error=exc.message if isinstance(exc, StoreError) else str(exc),
+                            retry=retry)
+                if retry:
                     continue
-                # The store's answer (a conflict, a lease another node holds now): someone
-                # else moved the build on, and its new holder or state settles it.
-                log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
-                            error=exc.message, retry=False)
-            except OSError as exc:
-                # The store has the build's state; its files wait in processing/ for the
-                # periodic sweep (tried again here, a blocked folder would hold the loop's
-                # once-run open forever).
-                log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
-                            error=str(exc), retry=False)
             else:
                 log.info("build_left_settled", build_id=left.build_id, why=left.why,
                          state=action[0], action=action[1])
