@@ -207,17 +207,18 @@ class TestExpectedMakespan:
 class TestStartOrder:
     """On several servers the start order ends no later than longest first, by estimate."""
 
-    def test_13_arches_builds_end_with_the_final_build_after_the_three_smallest(self) -> None:
-        # arches64 on 4 servers: one server must run four builds. The four smallest would
-        # end at 32.87, but the final build (b13) must end last: it follows the three
-        # smallest (33.93). Longest first puts a thirteenth build on a full round: 36.06.
+    def test_13_arches_builds_end_with_the_four_smallest_on_one_server(self) -> None:
+        # arches64 on 4 servers: one server must run four builds, and the four smallest end
+        # at 32.87. The roomiest later build, b13, is on another queue, and changing places
+        # with any of the four would make theirs longer (33.93). So the roomiest of the four,
+        # b6 (fill 0.51, roomier than the average build's 0.57), is the final build and ends
+        # last. Longest first puts a thirteenth build on a full round: 36.06.
         builds = _builds(ARCHES64)
         order, final = run_order(builds, servers=4)
         works = sorted(build_work(b) for b in builds)
-        b13 = build_work(builds[12])
-        assert final == "b13" and order[-1].name == "b13"
-        assert _ends(order, 4) == pytest.approx(sum(works[:3]) + b13)
-        assert _ends(_longest_first(builds, 4, "b13"), 4) > (sum(works[:3]) + b13) * 1.06
+        assert final == "b6" and order[-1].name == "b6"
+        assert _ends(order, 4) == pytest.approx(sum(works[:4]))
+        assert _ends(_longest_first(builds, 4, "b13"), 4) > sum(works[:4]) * 1.09
 
     def test_13_arches_builds_end_sooner_with_their_recorded_times(self) -> None:
         # Session 17's 4-server run: longest first ends at 6.74 s, the best split at 5.88.
@@ -241,8 +242,10 @@ class TestStartOrder:
         self
     ) -> None:
         # Works 12 5 6 9 7 6 13 on 3 servers; the final build b5 (7, the roomiest of the
-        # later ones) is not on the longest queue. Exchanged for the 9 there, its queue is
-        # still the longest and ends at 21 (longest first: 22): b5 starts last of all.
+        # later ones) is not on the longest queue (b4 b6 b2, 20). The roomiest build there,
+        # b4 (fill 0.61), is fuller than the average build (0.51), so b5 stays final and
+        # changes places with b6: its queue is still the longest and ends at 21 (longest
+        # first: 22), and b5 starts last of all.
         builds = _builds([(8, 0, 0.03), (1, 0, 0.7), (2, 0, 0.49), (5, 0, 0.61),
                           (3, 0, 0.04), (2, 0, 0.77), (9, 0, 0.91)])
         order, final = run_order(builds, servers=3)
