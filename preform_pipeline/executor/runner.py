@@ -535,32 +535,34 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
     if len(order) < 2:
         return order, None
 
-    def roomiest(candidates: Sequence[BuildPlan]) -> BuildPlan:
-        return min(candidates, key=lambda b: (b.fill_ratio, b.index))
-
     if servers <= 1:
-        final = roomiest(order)
+        final = _roomiest(order)
         order.remove(final)
         return [*order, final], final.name
     if len(order) <= servers:  # one round: every build starts at once
-        return order, roomiest(_not_long(order)).name
-    final = roomiest(_not_long(order[servers:], order))
+        return order, _roomiest(_not_long(order)).name
+    final = _roomiest(_not_long(order[servers:], order))
     last_round = len(order) - ((len(order) - 1) % servers + 1)
     order.remove(final)
     order.insert(last_round, final)
-    balanced = _balanced_order(order, servers, final)
+    balanced, balanced_final = _balanced_order(order, servers, final)
     works = [build_work(b) for b in order]
     at = {id(b): i for i, b in enumerate(order)}
     sequences = ([at[id(b)] for b in balanced], list(range(len(order))))
     planned, longest = (dispatch_makespan([works[i] for i in s], servers) for s in sequences)
     if (
         planned < longest * (1 - _ORDER_GAIN)
-        and _ends_last(balanced, final, servers)
+        and _ends_last(balanced, balanced_final, servers)
         and expected_makespan(works, sequences[0], servers)
         < expected_makespan(works, sequences[1], servers)
     ):
-        return balanced, final.name
+        return balanced, balanced_final.name
     return order, final.name
+
+
+def _roomiest(candidates: Sequence[BuildPlan]) -> BuildPlan:
+    """The build with the most room for carried models (least filled; first on a tie)."""
+    return min(candidates, key=lambda b: (b.fill_ratio, b.index))
 
 
 def _ends_last(order: Sequence[BuildPlan], final: BuildPlan, servers: int) -> bool:
@@ -579,13 +581,20 @@ _ORDER_GAIN: Final = 1e-6
 
 def _balanced_order(
     builds: Sequence[BuildPlan], servers: int, final: BuildPlan
-) -> list[BuildPlan]:
-    """A start order running a least-makespan split of the work, ``final`` last of all.
+) -> tuple[list[BuildPlan], BuildPlan]:
+    """A start order running a least-makespan split of the work, and its final build, which
+    runs last of all.
 
-    ``final`` goes to the end of the queue that ends last, so it lays out after the others
-    (its wait for their layouts held its server, and the run, up to a build's layout and
-    save otherwise). When its own queue is not that one, it changes places with the build
-    of the longest queue that lengthens it least while leaving it the longest.
+    The final build goes to the end of the queue that ends last, so it lays out after the
+    others (its wait for their layouts held its server, and the run, up to a build's layout
+    and save otherwise). ``final`` (longest first's choice, the roomiest of the later rounds)
+    keeps the role when it is in that queue, or when it can change places with a build of
+    that queue at least as long as itself, so the queue grows no longer. Otherwise the
+    roomiest build already in the longest queue takes the role, if it has at least the
+    average build's room: a longer last queue would hold the whole run up for room that a
+    run with nothing carried never uses (13 arches builds on 4 servers: one build's time in
+    twenty). A fuller one could leave carried models a build of their own, a whole print
+    more; then ``final`` changes places with the build that lengthens the queue least.
     """
     works = [build_work(b) for b in builds]
     queues = balanced_queues(works, servers)
@@ -593,9 +602,9 @@ def _balanced_order(
     home = next(q for q in queues if at in q)
     loads = [sum(works[i] for i in q) for q in queues]
     span = max(loads)
-    longest = queues[loads.index(span)]
-    here = sum(works[i] for i in home)
-    if here < span * (1 - _ORDER_GAIN):
+    if sum(works[i] for i in home) < span * (1 - _ORDER_GAIN):
+        longest = queues[loads.index(span)]
+        here = sum(works[i] for i in home)
         others = max(
             (load for q, load in zip(queues, loads, strict=True)
              if q is not home and q is not longest),
@@ -605,15 +614,24 @@ def _balanced_order(
             i for i in longest
             if span - works[i] + works[at] >= max(here - works[at] + works[i], others)
         ]
-        if swaps:
-            other = min(swaps, key=lambda i: (works[at] - works[i], abs(works[i] - works[at]), i))
+        other = min(swaps, key=lambda i: (works[at] - works[i], abs(works[i] - works[at]), i),
+                    default=None)
+        ending = [q for q, load in zip(queues, loads, strict=True)
+                  if load >= span * (1 - _ORDER_GAIN)]
+        there = _roomiest(_not_long([builds[i] for q in ending for i in q], builds))
+        roomy = there.fill_ratio <= sum(b.fill_ratio for b in builds) / len(builds)
+        if roomy and (other is None or works[other] < works[at] * (1 - _ORDER_GAIN)):
+            final = there
+            at = builds.index(final)
+            home = next(q for q in ending if at in q)
+        elif other is not None:
             home[home.index(at)] = other
             longest[longest.index(other)] = at
             home.sort(key=lambda i: (-works[i], i))
             home = longest
     home.remove(at)
     home.append(at)
-    return [builds[i] for i in start_sequence(works, queues)]
+    return [builds[i] for i in start_sequence(works, queues)], final
 
 
 def _not_long(

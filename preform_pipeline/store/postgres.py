@@ -156,7 +156,15 @@ class PostgresJobStore(LeasingStore):
         self._conn: _Connection | None = None
         with self._lock:
             self._conn = self._connect()
-            self._migrate(self._conn)
+            try:
+                self._migrate(self._conn)
+            except BaseException:
+                # The caller gets no store to close, and the error's traceback holds this
+                # one: without this the refused session stayed open as long as the error.
+                self._closed = True
+                self._conn.raw.close()
+                self._conn = None
+                raise
 
     # --- connecting and migrating ------------------------------------------------------------
 

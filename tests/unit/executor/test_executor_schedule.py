@@ -207,17 +207,18 @@ class TestExpectedMakespan:
 class TestStartOrder:
     """On several servers the start order ends no later than longest first, by estimate."""
 
-    def test_13_arches_builds_end_with_the_final_build_after_the_three_smallest(self) -> None:
-        # arches64 on 4 servers: one server must run four builds. The four smallest would
-        # end at 32.87, but the final build (b13) must end last: it follows the three
-        # smallest (33.93). Longest first puts a thirteenth build on a full round: 36.06.
+    def test_13_arches_builds_end_with_the_four_smallest_on_one_server(self) -> None:
+        # arches64 on 4 servers: one server must run four builds, and the four smallest end
+        # at 32.87. The roomiest later build, b13, is on another queue, and changing places
+        # with any of the four would make theirs longer (33.93). So the roomiest of the four,
+        # b6 (fill 0.51, roomier than the average build's 0.57), is the final build and ends
+        # last. Longest first puts a thirteenth build on a full round: 36.06.
         builds = _builds(ARCHES64)
         order, final = run_order(builds, servers=4)
         works = sorted(build_work(b) for b in builds)
-        b13 = build_work(builds[12])
-        assert final == "b13" and order[-1].name == "b13"
-        assert _ends(order, 4) == pytest.approx(sum(works[:3]) + b13)
-        assert _ends(_longest_first(builds, 4, "b13"), 4) > (sum(works[:3]) + b13) * 1.06
+        assert final == "b6" and order[-1].name == "b6"
+        assert _ends(order, 4) == pytest.approx(sum(works[:4]))
+        assert _ends(_longest_first(builds, 4, "b13"), 4) > sum(works[:4]) * 1.09
 
     def test_13_arches_builds_end_sooner_with_their_recorded_times(self) -> None:
         # Session 17's 4-server run: longest first ends at 6.74 s, the best split at 5.88.
@@ -241,14 +242,62 @@ class TestStartOrder:
         self
     ) -> None:
         # Works 12 5 6 9 7 6 13 on 3 servers; the final build b5 (7, the roomiest of the
-        # later ones) is not on the longest queue. Exchanged for the 9 there, its queue is
-        # still the longest and ends at 21 (longest first: 22): b5 starts last of all.
+        # later ones) is not on the longest queue (b4 b6 b2, 20). The roomiest build there,
+        # b4 (fill 0.61), is fuller than the average build (0.51), so b5 stays final and
+        # changes places with b6: its queue is still the longest and ends at 21 (longest
+        # first: 22), and b5 starts last of all.
         builds = _builds([(8, 0, 0.03), (1, 0, 0.7), (2, 0, 0.49), (5, 0, 0.61),
                           (3, 0, 0.04), (2, 0, 0.77), (9, 0, 0.91)])
         order, final = run_order(builds, servers=3)
         assert final == "b5"
         assert [b.name for b in order] == ["b7", "b1", "b4", "b2", "b6", "b3", "b5"]
         assert _ends(order, 3) == 21.0 < _ends(_longest_first(builds, 3, "b5"), 3)
+
+    def test_a_final_build_on_a_queue_tied_for_longest_keeps_the_role(self) -> None:
+        # Works 6 15 10 10 11 on 2 servers (no triangles); b4 (fill 0.13) is final. The
+        # split is b2+b5 26 and b3+b4+b1 26: b4 already ends last, so it stays final,
+        # though b5 (0.12), ending the other queue, is a little roomier.
+        builds = _builds([(2, 0, 0.68), (11, 0, 0.8), (6, 0, 0.23), (6, 0, 0.13),
+                          (7, 0, 0.12)])
+        order, final = run_order(builds, servers=2)
+        assert final == "b4"
+        assert [b.name for b in order] == ["b2", "b3", "b1", "b5", "b4"]
+
+    def test_an_exchange_that_leaves_the_final_queue_shorter_than_another_is_not_made(
+        self
+    ) -> None:
+        # Works 16 9 12 14 on 2 servers; b2 (fill 0.49) is final, on the queue b1+b2 (25);
+        # the longest is b4+b3 (26). Exchanged for b3, b2's new queue would be 23 against
+        # 28: it would no longer end last. So the roomiest of the longest queue, b3 (0.52,
+        # roomier than the average build's 0.70), is final and ends the run at 26.
+        builds = _builds([(12, 0, 0.94), (5, 0, 0.49), (8, 0, 0.52), (10, 0, 0.84)])
+        order, final = run_order(builds, servers=2)
+        assert final == "b3"
+        assert [b.name for b in order] == ["b1", "b4", "b3", "b2"]
+        assert _ends(order, 2) == 26.0
+
+    def test_the_final_build_of_a_split_is_not_much_longer_than_the_average_build(
+        self
+    ) -> None:
+        # Works 12 5 8 13 on 2 servers (38 in all, an average of 9.5, so the limit is
+        # 11.875); b2 is final on the queue b4+b2 (18), and no exchange brings it to the
+        # longest, b1+b3 (20). Of that queue, b1 (fill 0.11) is roomier than b3 (0.15) but
+        # too long to wait for: it is held to the run's average, not to its queue's (10).
+        builds = _builds([(8, 0, 0.11), (1, 0, 0.06), (4, 0, 0.15), (9, 0, 0.66)])
+        order, final = run_order(builds, servers=2)
+        assert final == "b3"
+        assert [b.name for b in order] == ["b4", "b1", "b3", "b2"]
+
+    def test_a_build_exactly_as_roomy_as_the_average_may_be_final(self) -> None:
+        # Works 8 16 6 11 10 on 2 servers; fills average 0.52. b1 (0.36), the roomiest
+        # later build, is on the queue b4+b1+b3 (25), and no exchange brings it to the
+        # longest, b2+b5 (26). There b2 is too long to wait for, and b5 has exactly the
+        # average room: it takes the role.
+        builds = _builds([(4, 0, 0.36), (12, 0, 0.29), (2, 0, 0.89), (7, 0, 0.54),
+                          (6, 0, 0.52)])
+        order, final = run_order(builds, servers=2)
+        assert final == "b5"
+        assert [b.name for b in order] == ["b2", "b4", "b1", "b5", "b3"]
 
     def test_the_final_build_ends_last_of_all(self) -> None:
         builds = _builds(ARCHES64)

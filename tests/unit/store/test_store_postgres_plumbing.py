@@ -106,6 +106,7 @@ class TestMigrating:
             f"{fresh_url}: not a preform-pipeline job store (it has tables customers, "
             "invoices but no schema version) (")
         assert caught.value.hint == "give the job store a database (or schema) of its own"
+        _wait_for_sessions(fresh_url, 0)  # ended at once, though the error is still held
         with admin_connection(fresh_url) as conn:
             tables = conn.execute(
                 "SELECT table_name FROM information_schema.tables "
