@@ -706,14 +706,21 @@ def fits_one_platform(
     allow_rotation: bool = True,
     cell: float = DEFAULT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+    layout: list[NestedBin] | None = None,
 ) -> bool:
     """Whether ``outlines`` share one platform, leaving out any that fits none on its own
     (:func:`nest` sets those aside): the same test :func:`nest` applies to a group, so a
     group kept together on this answer always finds a platform there (groups are ignored
-    here: every outline counts as one of this group)."""
+    here: every outline counts as one of this group). When they do and ``layout`` is given,
+    the platform the test found (of the outlines kept) is appended to it."""
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
     kept = [o for o in outlines if rules.fits(o)]
-    return not kept or rules.alone(_together(kept)) is not None
+    if not kept:
+        return True
+    laid = rules.alone(_together(kept))
+    if laid is not None and layout is not None:
+        layout.append(laid.nester.result(laid))
+    return laid is not None
 
 
 def _grown_area(outline: Outline) -> float:

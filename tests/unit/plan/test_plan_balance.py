@@ -1,0 +1,232 @@
+"""Builds balanced over servers: as many builds, each on one platform, their work split evenly."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import pytest
+from planning_factories import make_model, make_recipe
+
+from preform_pipeline.plan.balance import (
+    BUILD_WORK_MODELS,
+    balance_groups,
+    build_work,
+    model_work,
+)
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, plan_builds
+from preform_pipeline.plan.footprint import DEFAULT_LAYOUT_SPACING_MM, RAFT_BORDER_MM
+from preform_pipeline.plan.graph import compile_graph
+from preform_pipeline.plan.schedule import balanced_queues
+from preform_pipeline.recipes.model import Recipe
+
+#: Form 4's platform (mm).
+PLATFORM = (200.0, 125.0)
+
+
+def _recipe(**batching: object) -> Recipe:
+    # No turns: every placement is the model's own box, which the checks below can redo.
+    return make_recipe(allow_rotation=False, margin_mm=0.0, **batching)
+
+
+def _uneven(smalls: int = 40, case_size: int = 0) -> list[ModelInfo]:
+    """Four parts that each need a platform, and small parts the nester piles into the
+    builds it still has open: on one server, builds of 1, 31, 11 and 1 models."""
+    bigs = [make_model(f"big{i}", (120.0, 100.0, 10.0)) for i in range(4)]
+    small = [
+        make_model(f"small{i:02d}", (10.0, 10.0 + i % 3, 5.0),
+                   case=f"case{i // case_size}" if case_size else None)
+        for i in range(smalls)
+    ]
+    return bigs + small
+
+
+def _queue_loads(plan: Plan, servers: int) -> list[float]:
+    works = [build_work(b) for b in plan.builds]
+    return [sum(works[i] for i in q) for q in balanced_queues(works, servers)]
+
+
+def _rect_gap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Distance between two axis-aligned boxes (x0, y0, x1, y1); 0 when they touch or meet."""
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    return math.hypot(dx, dy)
+
+
+def assert_laid_out(build: BuildPlan, margin: float = 0.0) -> None:
+    """Every model of ``build`` placed once, its raft inside the platform less the margin,
+    rafts at least the layout spacing apart (the footprint rules, redone by hand)."""
+    raft = RAFT_BORDER_MM["FULL_RAFT"]
+    assert sorted(p.path for p in build.placements) == sorted(build.paths)
+    boxes = []
+    for p in build.placements:
+        model = next(m for m in build.models if m.path == p.path)
+        assert not p.rotated
+        assert (p.width_mm, p.depth_mm) == pytest.approx(model.footprint_mm)
+        box = (p.x_mm - p.width_mm / 2 - raft, p.y_mm - p.depth_mm / 2 - raft,
+               p.x_mm + p.width_mm / 2 + raft, p.y_mm + p.depth_mm / 2 + raft)
+        assert box[0] >= -PLATFORM[0] / 2 + margin - 1e-6, (build.name, p)
+        assert box[1] >= -PLATFORM[1] / 2 + margin - 1e-6, (build.name, p)
+        assert box[2] <= PLATFORM[0] / 2 - margin + 1e-6, (build.name, p)
+        assert box[3] <= PLATFORM[1] / 2 - margin + 1e-6, (build.name, p)
+        boxes.append((p.path, box))
+    for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2):
+        assert _rect_gap(box_a, box_b) >= DEFAULT_LAYOUT_SPACING_MM - 1e-6, (build.name, a, b)
+    hulls = sum(m.footprint_mm[0] * m.footprint_mm[1] for m in build.models)
+    assert build.fill_ratio == pytest.approx(hulls / (PLATFORM[0] * PLATFORM[1]))
+
+
+class TestUnequalBuildsOnFourServers:
+    """A batch planned in builds of 1 to 31 models comes out even on four servers."""
+
+    def test_the_queues_end_within_one_model_of_an_even_split_with_as_many_builds(
+        self,
+    ) -> None:
+        models = _uneven()
+        before = plan_builds(_recipe(), models)
+        after = plan_builds(_recipe(), models, servers=4)
+        assert [len(b.models) for b in before.builds] == [1, 31, 11, 1]  # the premise
+        assert len(after.builds) == len(before.builds)
+        assert after.model_count == len(models) and after.ok
+        mean = sum(build_work(b) for b in after.builds) / 4
+        largest = max(model_work(m) for m in models)
+        assert max(_queue_loads(before, 4)) > mean + 10 * largest
+        assert max(_queue_loads(after, 4)) <= mean + largest
+        assert after.servers == 4 and before.servers == 1
+
+    def test_every_build_is_laid_out_on_its_platform_with_its_rafts_apart(self) -> None:
+        after = plan_builds(_recipe(), _uneven(), servers=4)
+        for build in after.builds:
+            assert_laid_out(build)
+        assert [b.index for b in after.builds] == [1, 2, 3, 4]
+        assert [b.name for b in after.builds] == [f"test-recipe-{i:03d}" for i in (1, 2, 3, 4)]
+
+    def test_a_changed_build_carries_its_models_volume_and_steps(self) -> None:
+        after = plan_builds(_recipe(), _uneven(), servers=4)
+        for build in after.builds:
+            volume = sum(m.volume_mm3 for m in build.models) / 1000.0
+            assert build.estimated_volume_ml == pytest.approx(volume)
+            assert build.graph == compile_graph(_recipe(), build.models)
+
+    def test_cases_move_whole(self) -> None:
+        models = _uneven(smalls=39, case_size=3)
+        after = plan_builds(_recipe(keep_cases_together=True), models, servers=4)
+        before = plan_builds(_recipe(keep_cases_together=True), models)
+        homes: dict[str, set[int]] = {}
+        for build in after.builds:
+            for m in build.models:
+                if m.case_id is not None:
+                    homes.setdefault(m.case_id, set()).add(build.index)
+        assert len(homes) == 13 and all(len(h) == 1 for h in homes.values())
+        assert not after.warnings
+        assert max(_queue_loads(after, 4)) < max(_queue_loads(before, 4))  # it did move some
+        for build in after.builds:
+            assert_laid_out(build)
+
+    def test_a_build_never_holds_more_than_the_recipe_allows(self) -> None:
+        after = plan_builds(_recipe(max_models_per_build=12), _uneven(smalls=30), servers=4)
+        before = plan_builds(_recipe(max_models_per_build=12), _uneven(smalls=30))
+        assert len(after.builds) == len(before.builds)
+        assert all(len(b.models) <= 12 for b in after.builds)
+        assert max(_queue_loads(after, 4)) < max(_queue_loads(before, 4))
+
+    def test_the_same_batch_gives_the_same_plan(self) -> None:
+        first = plan_builds(_recipe(), _uneven(), servers=4)
+        second = plan_builds(_recipe(), _uneven(), servers=4)
+        assert first.builds == second.builds
+
+
+class TestOneServer:
+    """One server (the default) plans exactly as before balancing existed."""
+
+    # sha256 of the builds' index, name, fill, volume and placements (repr) for _uneven(),
+    # planned by integration at 123a8ae, before this module.
+    DIGEST = "e692038a9c1389d911d11d69b253db96686ed9a82ab67faf3936433fa4b54c9c"
+
+    @staticmethod
+    def _digest(plan: Plan) -> str:
+        text = repr([(b.index, b.name, b.fill_ratio, b.estimated_volume_ml, b.placements)
+                     for b in plan.builds])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def test_the_plan_is_the_one_of_before_bit_for_bit(self) -> None:
+        assert self._digest(plan_builds(_recipe(), _uneven(), servers=1)) == self.DIGEST
+        assert self._digest(plan_builds(_recipe(), _uneven())) == self.DIGEST
+
+    def test_fewer_than_one_server_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="servers must be 1 or more, got 0"):
+            plan_builds(_recipe(), _uneven(), servers=0)
+
+    def test_powder_builds_are_not_balanced(self) -> None:
+        # Grouped by volume, and the server packs them: there is no layout to redo here.
+        base = make_recipe(machine="FS30-1-0", material="FLP12G01", steps=("auto_pack",),
+                           technology="SLS")
+        recipe = replace(base, batching=replace(base.batching, packing_density=0.1))
+        models = [make_model(f"big{i}", (50.0, 50.0, 50.0)) for i in range(20)] + [
+            make_model(f"small{i}", (20.0, 20.0, 20.0)) for i in range(20)]
+        one = plan_builds(recipe, models)
+        four = plan_builds(recipe, models, servers=4)
+        assert len({len(b.models) for b in one.builds}) > 1  # unequal builds: the premise
+        assert four.builds == one.builds and four.servers == 1
+
+
+def _fits_up_to(limit: int, calls: list[tuple[int, ...]]) -> Callable[[Sequence[int]], bool]:
+    def fits(indices: Sequence[int]) -> bool:
+        calls.append(tuple(indices))
+        return len(indices) <= limit
+    return fits
+
+
+class TestBalanceGroups:
+    """The search itself, on plain indices and a fit test that counts its calls."""
+
+    def test_a_long_build_gives_to_the_short_ones_until_even(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([list(range(30)), [30], [31]], [[i] for i in range(32)],
+                                [1.0] * 32, 3, _fits_up_to(100, calls), hulls=[1.0] * 32)
+        assert sorted(len(g) for g in result.groups) == [10, 11, 11]
+        assert sorted(i for g in result.groups for i in g) == list(range(32))
+        assert result.span_before == 30 + BUILD_WORK_MODELS
+        assert result.span_after == 11 + BUILD_WORK_MODELS
+        assert result.checks == len(calls)
+
+    def test_no_build_is_emptied_or_added(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([[0, 1], [2]], [[0], [1], [2]], [1.0, 1.0, 30.0], 2,
+                                _fits_up_to(100, calls), hulls=[1.0] * 3)
+        assert result.groups == ((0, 1), (2,))  # the short queue's build is the long one
+        calls.clear()
+        result = balance_groups([[0, 1], [2]], [[0, 1], [2]], [5.0, 5.0, 0.0], 2,
+                                _fits_up_to(100, calls), hulls=[1.0] * 3)
+        assert result.groups == ((0, 1), (2,)) and calls == []  # a case that is its build
+
+    def test_the_checks_stay_within_the_budget(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([list(range(30)), [30], [31]], [[i] for i in range(32)],
+                                [1.0] * 32, 3, _fits_up_to(100, calls), hulls=[1.0] * 32,
+                                budget=5)
+        assert result.checks == len(calls) == 4  # two moves of two checks; a third won't fit
+        assert sorted(len(g) for g in result.groups) == [8, 9, 15]
+
+    def test_a_build_that_refused_a_unit_is_not_offered_a_larger_one(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        # Build 1 takes nothing more; build 2 takes anything.
+        def fits(indices: Sequence[int]) -> bool:
+            calls.append(tuple(indices))
+            return 20 not in indices or len(indices) == 1
+        hulls = [float(i) for i in range(22)]
+        result = balance_groups([list(range(20)), [20], [21]], [[i] for i in range(22)],
+                                [1.0] * 22, 3, fits, hulls=hulls)
+        asked = [c for c in calls if 20 in c]
+        assert [len(c) for c in asked] == [10, 5, 3, 2]  # halved, down to one: refused
+        assert asked[-1] == (0, 20)  # the smallest unit, once; nothing larger after it
+        assert sorted(len(g) for g in result.groups) == [1, 10, 11]
+
+    def test_one_server_moves_nothing_and_checks_nothing(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([list(range(30)), [30]], [[i] for i in range(31)], [1.0] * 31,
+                                1, _fits_up_to(100, calls), hulls=[1.0] * 31)
+        assert result.groups == (tuple(range(30)), (30,)) and calls == [] and not result.moved
