@@ -713,8 +713,9 @@ def _balance_sla(
 ) -> list[tuple[list[int], tuple[ModelPlacement, ...], float]]:
     """The builds with their work split evenly over ``servers`` (:mod:`.balance`): a build
     takes a unit when all its models share one platform by the planner's test (that of
-    :func:`_fits_one_platform`), and every build that changed carries the layout the test
-    found."""
+    :func:`_fits_one_platform`) in a plain pass, as every platform of :func:`nest` (a
+    build that only another order fills, the server's one pass may not: arches64 carried
+    a model on then), and every build that changed carries the layout the test found."""
     outlines, spill = _outlines(recipe, models, range(len(models)), machine, grouped)
     batching = recipe.batching
     bx, by, _ = machine.build_volume_mm
@@ -727,7 +728,8 @@ def _balance_sla(
         found: list[NestedBin] = []
         fitted = fits_one_platform([outlines[i] for i in indices], (bx, by),
                                    margin=batching.margin_mm, spill=spill,
-                                   allow_rotation=batching.allow_rotation, layout=found)
+                                   allow_rotation=batching.allow_rotation, layout=found,
+                                   plain=True)
         # Every model laid out: the test leaves out one that fits no platform on its own.
         if not fitted or not found or len(found[0].placements) != len(indices):
             return False
