@@ -121,7 +121,8 @@ def balance_groups(
     # Per build and its version: the smallest unit hull it could not take.
     refused: dict[tuple[int, int], float] = {}
     version = [0] * len(current)
-    while servers > 1 and len(current) > 1:
+    # One server, or one build, has no other queue to give to: the loop ends at once.
+    while True:
         longest = max(range(len(queues)), key=lambda q: (loads[q], -q))
         span = loads[longest]
         room = [sum(hulls[i] for i in g) for g in current]
@@ -129,7 +130,7 @@ def balance_groups(
         pairs = sorted(
             (loads[q], room[r], -room[d], d, r, q)
             for d in queues[longest]
-            for q, queue in enumerate(queues) if q != longest
+            for q, queue in enumerate(queues) if loads[q] < span * (1 - _EPSILON)
             for r in queue
         )
         step: tuple[int, int, list[int]] | None = None
