@@ -276,8 +276,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/plan/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
                                           "tests/unit/executor/test_executor_schedule_budget.py",
                                           "tests/unit/executor/test_executor_run_order.py"),
-    # Session 24: builds balanced over servers, the module's own file.
-    "preform_pipeline/plan/balance.py": ("tests/unit/plan/test_plan_balance.py",),
+    # Session 24: builds balanced over servers, the module's own file, and the start
+    # order's (build_work moved here from runner.py).
+    "preform_pipeline/plan/balance.py": ("tests/unit/plan/test_plan_balance.py",
+                                         "tests/unit/executor/test_executor_schedule.py"),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS
