@@ -115,12 +115,11 @@ def balance_groups(
     unit_work = [sum(works[i] for i in members) for members in units]
     unit_hull = [sum(hulls[i] for i in members) for members in units]
     queues, loads = _queues(current, works, servers)
-    span_before = max(loads, default=0.0)
+    span_before = max(loads)  # balanced_queues gives one queue at least
     moved: list[tuple[int, ...]] = []
     checks = 0
-    # Per build and its version: the smallest unit hull it could not take.
-    refused: dict[tuple[int, int], float] = {}
-    version = [0] * len(current)
+    # Per build, since it last changed: the smallest unit hull it could not take.
+    refused: dict[int, float] = {}
     # One server, or one build, has no other queue to give to: the loop ends at once.
     while True:
         longest = max(range(len(queues)), key=lambda q: (loads[q], -q))
@@ -136,7 +135,7 @@ def balance_groups(
         step: tuple[int, int, list[int]] | None = None
         for load, _, _, donor, receiver, _ in pairs:
             offered = _offered(current[donor], unit_of, unit_work, unit_hull, (span - load) / 2)
-            limit = refused.get((receiver, version[receiver]), math.inf)
+            limit = refused.get(receiver, math.inf)
             offered = [u for u in offered if unit_hull[u] < limit]
             # The most work first, then half as many units, down to one; each a check.
             while offered and step is None and checks + 2 <= budget:
@@ -152,15 +151,15 @@ def balance_groups(
                         step = (donor, receiver, offered)
                     break
                 if len(offered) == 1:
-                    refused[receiver, version[receiver]] = unit_hull[offered[0]]
+                    refused[receiver] = unit_hull[offered[0]]
                 offered = offered[: len(offered) // 2]
-            if step is not None or checks + 2 > budget:
+            if step is not None:
                 break
         if step is None:
             break
         donor, receiver, offered = step
-        version[donor] += 1
-        version[receiver] += 1
+        for changed in (donor, receiver):
+            refused.pop(changed, None)
         moved.extend(tuple(units[u]) for u in offered)
         queues, loads = _queues(current, works, servers)
     return Balanced(
@@ -168,7 +167,7 @@ def balance_groups(
         moved=tuple(moved),
         checks=checks,
         span_before=span_before,
-        span_after=max(loads, default=0.0),
+        span_after=max(loads),
     )
 
 

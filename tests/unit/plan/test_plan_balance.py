@@ -246,3 +246,64 @@ class TestBalanceGroups:
         assert [len(c) for c in asked] == [10, 5, 3, 2]  # halved, down to one: refused
         assert asked[-1] == (0, 20)  # the smallest unit, once; nothing larger after it
         assert sorted(len(g) for g in result.groups) == [1, 10, 11]
+
+    def test_budget_of_four_makes_two_moves(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([list(range(30)), [30], [31]], [[i] for i in range(32)],
+                                [1.0] * 32, 3, _fits_up_to(100, calls), hulls=[1.0] * 32,
+                                budget=4)
+        assert result.checks == len(calls) == 4
+        assert sorted(len(g) for g in result.groups) == [8, 9, 15]
+
+
+class TestTheOrderOfTries:
+    """Which build gives first, and which builds are not asked again: fixed by the rules."""
+
+    def test_a_refusal_holds_for_the_other_builds_of_the_longest_queue(self) -> None:
+        # Two servers: builds A and B (7 each) share the longest queue, R (12) is alone.
+        # Half the gap is one unit's work. A is the fuller (hull 11 against 5), so it gives
+        # first: its smallest unit, which R refuses; B's smallest is as large: not asked.
+        a, b, r = [0, 1, 2], [3, 4, 5], list(range(6, 14))
+        calls: list[tuple[int, ...]] = []
+
+        def fits(indices: Sequence[int]) -> bool:
+            calls.append(tuple(indices))
+            return not (set(r) < set(indices))
+
+        hulls = [1.0, 5.0, 5.0, 1.0, 2.0, 2.0] + [1.0] * 8
+        result = balance_groups([a, b, r], [[i] for i in range(14)], [1.0] * 14, 2, fits,
+                                hulls=hulls)
+        assert calls == [(0, *r)]
+        assert result.groups == (tuple(a), tuple(b), tuple(r)) and result.checks == 1
+
+    def test_of_two_queues_as_long_the_first_gives_first(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([list(range(10)), list(range(10, 20)), [20]],
+                                [[i] for i in range(21)], [1.0] * 21, 3,
+                                _fits_up_to(100, calls), hulls=[1.0] * 21)
+        assert result.moved[0] == (0,)
+        assert result.groups == ((4, 5, 6, 7, 8, 9, 12), (13, 14, 15, 16, 17, 18, 19),
+                                 (0, 1, 2, 3, 10, 11, 20))
+
+    def test_units_of_no_work_stay_where_they_are(self) -> None:
+        calls: list[tuple[int, ...]] = []
+        result = balance_groups([[0, 1], [2, 3]], [[i] for i in range(4)], [0.0] * 4, 2,
+                                _fits_up_to(100, calls), hulls=[1.0] * 4)
+        assert result.groups == ((0, 1), (2, 3)) and calls == [] and not result.moved
+
+    def test_a_build_that_changed_is_offered_units_it_refused_before(self) -> None:
+        # A fit test that, like the nester's, is not monotone: here a build takes at most
+        # eight models, and none whose indices sum to a multiple of three. Found by a
+        # search over small batches: with a build's refusals kept after it changed, the
+        # search stops after three moves at a longest queue of 12.
+        def fits(indices: Sequence[int]) -> bool:
+            return len(indices) <= 8 and sum(indices) % 3 != 0
+
+        sizes = [4, 2, 5, 7, 6]
+        starts = list(itertools.accumulate(sizes, initial=0))
+        hulls = [3.0, 3.0, 2.0, 2.0, 2.0, 3.0, 1.0, 2.0, 1.0, 1.0, 3.0, 2.0, 2.0, 3.0, 1.0,
+                 1.0, 3.0, 3.0, 3.0, 3.0, 2.0, 1.0, 1.0, 3.0]
+        result = balance_groups([list(range(a, b)) for a, b in itertools.pairwise(starts)],
+                                [[i] for i in range(24)], [1.0] * 24, 4, fits, hulls=hulls)
+        assert result.moved == ((2,), (3,), (21,), (0,))
+        assert result.span_after == 11.0 and result.span_before == 14.0
