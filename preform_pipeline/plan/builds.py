@@ -17,6 +17,9 @@ Planning works on what the model files say, as imported (no auto-orientation is 
    models per build and rotation); powder (SLS) machines group by volume instead, since the
    server packs parts in 3-D: a build takes models while their total volume stays under the
    chamber volume times :data:`DEFAULT_SLS_PACKING_DENSITY`.
+   With ``servers`` above 1, resin builds are then balanced so their estimated work splits
+   evenly over that many servers (:mod:`preform_pipeline.plan.balance`): as many builds,
+   each still laid out on one platform.
 4. **Estimate** resin per build: model volume plus the support estimate when the recipe has
    ``auto_support`` (SLA); sintered powder volume, i.e. the model volume (SLS).
 
