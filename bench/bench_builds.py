@@ -7,7 +7,8 @@ profile (``--time-scale``, 0.02 by default), supports with full rafts, no build-
   this project's own client): import one model; orient and support that model; lay out the
   whole scene; when the layout does not fit, delete that model, save the scene as a build,
   and start the next scene with it (import, orient, support again);
-* **pipeline**: plan by predicted footprints and outline nesting, then run the builds on 1
+* **pipeline**: plan by predicted footprints and outline nesting (for each server count:
+  on several, builds of even work, plan/balance.py), then run the builds on 1
   and 4 servers (the pool right-sized to the builds): create scene, import, auto_orient,
   auto_support (checkpoint), auto_layout (overflow carried on, never halved), save_form.
 
@@ -68,11 +69,11 @@ from preform_pipeline.api import (
 from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.executor.runner import build_work, run_order
-from preform_pipeline.executor.schedule import dispatch_makespan
 from preform_pipeline.executor.state import BuildStatus, RunResult
 from preform_pipeline.executor.steps import is_layout_overflow
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, plan_builds, read_models
+from preform_pipeline.plan.schedule import balanced_queues, dispatch_makespan
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import Settings
@@ -494,10 +495,16 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
     print(f"{name}: {len(models)} models, {len(plan.builds)} planned builds (bound {bound})",
           file=sys.stderr, flush=True)
     for count in counts:
+        # Planned for the servers that run it (plan/balance.py): builds of even work.
+        cpu = time.process_time()
+        balanced = plan_builds(recipe, models, servers=count) if count > 1 else plan
+        planned = _planned(plan, balanced, count, time.process_time() - cpu)
+        print(f"  planned for {count}: {planned}", file=sys.stderr, flush=True)
         runs = []
         for number in range(1, repeat + 1):
-            run = run_pipeline(plan, infos, count, work / f"{name}-p{count}-{number}", scale,
-                               work / "bench.jsonl")
+            run = run_pipeline(balanced, infos, count, work / f"{name}-p{count}-{number}",
+                               scale, work / "bench.jsonl")
+            run["planned"] = planned
             print(f"  pipeline {count} ({number}/{repeat}): {run}", file=sys.stderr, flush=True)
             runs.append(run)
         data["pipeline"].append(_median_run(runs) if repeat > 1 else runs[0])
@@ -511,6 +518,26 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         for run in data["pipeline"]:
             run["speedup"] = round(base["wall_s"] / run["wall_s"], 2)
     return data
+
+
+def _work_span(plan: Plan, servers: int) -> float:
+    works = [build_work(b) for b in plan.builds]
+    return max(sum(works[i] for i in q) for q in balanced_queues(works, servers))
+
+
+def _planned(plan: Plan, balanced: Plan, servers: int, cpu_s: float) -> dict[str, Any]:
+    """The plan a run on ``servers`` ran: its builds, density, planning CPU, the models it
+    placed in another build than the one-server plan did, and its longest queue's work."""
+    home = {m.path: b.index for b in plan.builds for m in b.models}
+    moved = sum(1 for b in balanced.builds for m in b.models if home.get(m.path) != b.index)
+    return {
+        "builds": len(balanced.builds),
+        "density": round(sum(b.fill_ratio for b in balanced.builds) / len(balanced.builds), 4),
+        "plan_cpu_ms_per_model": round(cpu_s * 1000 / max(1, balanced.model_count), 3),
+        "models_moved": moved,
+        "work_span": [round(_work_span(plan, servers), 1), round(_work_span(balanced, servers), 1)],
+        "work_mean": round(sum(build_work(b) for b in plan.builds) / servers, 1),
+    }
 
 
 def _loads(run: dict[str, Any]) -> str:
@@ -590,6 +617,14 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['plan_cpu_ms_per_model']:.2f} ms/model, {r['planned_builds']} planned builds, "
             f"planned density {r['planned_density']:.0%}."
         )
+        for run in r["pipeline"]:
+            if (p := run.get("planned")) is not None and run["servers"] > 1:
+                lines.append(
+                    f"  - planned for {run['servers']} servers: {p['plan_cpu_ms_per_model']:.2f} "
+                    f"ms/model, {p['builds']} builds, density {p['density']:.0%}, "
+                    f"{p['models_moved']} models in another build, longest queue's work "
+                    f"{p['work_span'][0]} -> {p['work_span'][1]} (mean {p['work_mean']})."
+                )
     lines += [
         "",
         "Density is the sum of the convex-hull areas of the models' predicted footprints over "

@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = load_recipe(recipe_path)
         models = read_models(bench_builds._models(args.set, work / "models"),
                              import_spec=recipe.import_options)
-        plan = plan_builds(recipe, models)
+        plan = plan_builds(recipe, models, servers=args.servers)  # as the run plans it
         infos = {str(m.path): m for m in models}
         print(f"{args.set}: {len(models)} models, {len(plan.builds)} builds, "
               f"{args.servers} servers", flush=True)

@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         recipe_path.write_text(RECIPE, encoding="utf-8")
         recipe = load_recipe(recipe_path)
         models = read_models(paths, import_spec=recipe.import_options)
-        plan = plan_builds(recipe, models)
+        # Planned for the servers that run it: builds of even work (plan/balance.py).
+        plan = plan_builds(recipe, models, servers=args.servers)
         with ServerPool(_settings(args.servers).pool,
                         simulator_args=_simulator_args(work, args.time_scale, "profile"),
                         count=min(args.servers, len(plan.builds))) as pool:

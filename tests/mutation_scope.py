@@ -271,10 +271,15 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
          # s23 seed 41: the output root resolved once per run, which the runner hands to
          # each build's steps (the only file switching the root's link during a run)
          "tests/unit/executor/test_executor_steps_s15_outputs.py"),
-    # The start order's split and dispatch: its own file and run_order's.
-    "preform_pipeline/executor/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
-                                              "tests/unit/executor/test_executor_schedule_budget.py",
-                                              "tests/unit/executor/test_executor_run_order.py"),
+    # The start order's split and dispatch (in plan/ since session 24): its own file and
+    # run_order's.
+    "preform_pipeline/plan/schedule.py": ("tests/unit/executor/test_executor_schedule.py",
+                                          "tests/unit/executor/test_executor_schedule_budget.py",
+                                          "tests/unit/executor/test_executor_run_order.py"),
+    # Session 24: builds balanced over servers, the module's own file, and the start
+    # order's (build_work moved here from runner.py).
+    "preform_pipeline/plan/balance.py": ("tests/unit/plan/test_plan_balance.py",
+                                         "tests/unit/executor/test_executor_schedule.py"),
     "preform_pipeline/executor/steps.py": (_EXECUTOR_RUN_TESTS + _EXECUTOR_STEPS_TESTS
                                            + _EXECUTOR_STEPS_SCENE_TESTS
                                            + _EXECUTOR_STEPS_S14_TESTS

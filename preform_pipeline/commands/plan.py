@@ -8,6 +8,10 @@ powder) volume are printed.
 MODELS are files or folders; a folder expands recursively to its ``.stl``/``.obj``/``.3mf``
 files and each folder holding files is one case (see :mod:`preform_pipeline.plan.builds`).
 
+``--servers N`` (default: the settings' pool size, as ``run`` starts it) balances the builds'
+work over N servers (:mod:`preform_pipeline.plan.balance`), so the plan shown is the one
+``run`` runs; ``--servers 1`` shows the plan unbalanced.
+
 Exit status: 0 when every model was planned, 1 when any model was rejected or unreadable, the
 recipe is invalid, or the batch cannot be planned (``on_overflow: fail``), 2 for usage errors.
 """
@@ -20,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
 from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
@@ -62,6 +66,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "json: the whole plan",
     )
     parser.add_argument(
+        "--servers", type=int, metavar="N", default=None,
+        help="balance the builds' work over N servers, as `run` on N servers does (default: "
+        "the settings' pool size; 1: as few builds, not balanced)",
+    )
+    parser.add_argument(
+        "--settings", type=Path, metavar="FILE",
+        help="settings YAML file (its pool size is the default of --servers)",
+    )
+    parser.add_argument(
         "--server", metavar="URL", default=None,
         help="check print targets against this PreFormServer's devices (default: the "
         "simulated fleet, when no PreFormServer is configured)",
@@ -91,6 +104,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         },
         "material": recipe.scene.material_code,
         "ok": plan.ok,
+        "servers": plan.servers,
         "builds": [_build_to_dict(b) for b in plan.builds],
         "rejected": [_rejection_to_dict(r) for r in plan.rejected],
         "warnings": list(plan.warnings),
@@ -158,10 +172,14 @@ def _summary(plan: Plan) -> str:
     where = f"{machine.label} ({machine.type_id}, {machine.technology})" if machine else "?"
     planned = plan.model_count
     builds = len(plan.builds)
+    balanced = (
+        f"\nwork balanced over {plan.servers} servers (--servers 1: unbalanced)"
+        if plan.servers > 1 and builds > 1 else ""
+    )
     return (
         f"recipe {recipe.name} ({recipe.source}) on {where}, material "
         f"{recipe.scene.material_code}: {counted(planned, 'model')} in "
-        f"{counted(builds, 'build')}, {len(plan.rejected)} rejected"
+        f"{counted(builds, 'build')}, {len(plan.rejected)} rejected{balanced}"
     )
 
 
@@ -271,6 +289,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"{args.recipe}: recipe is invalid, nothing planned", file=stderr)
         return EXIT_FAILURE
 
+    servers = args.servers
+    if servers is None:
+        settings = load_command_settings(args.settings, stderr)
+        if settings is None:
+            return EXIT_FAILURE
+        servers = max(1, settings.pool.size)  # what `run` balances over
+    elif servers < 1:
+        print("error: --servers must be 1 or more", file=stderr)
+        return EXIT_FAILURE
     unreadable: list[Rejection] = []
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
@@ -280,7 +307,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         machine=recipe_machine(recipe),
     )
     try:
-        plan = plan_builds(recipe, models, rejected=unreadable)
+        plan = plan_builds(recipe, models, rejected=unreadable, servers=servers)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE

@@ -258,9 +258,11 @@ def _plan(
     ledger: RunLedger | None = None,
     out: TextIO | None = None,
     settings: RunSettings | None = None,
+    servers: int = 1,
 ) -> Plan | None:
-    """The plan of the complete model files; an empty plan (no builds, nothing rejected)
-    when there is nothing to do; None after an error was printed."""
+    """The plan of the complete model files, its builds' work balanced over ``servers``;
+    an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
+    error was printed."""
     rules = settings or RunSettings()
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
                            incomplete_timeout_s=rules.incomplete_timeout_s)
@@ -285,7 +287,7 @@ def _plan(
             # A repeat from cron with nothing new: not an error.
             return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
     try:
-        return plan_builds(recipe, models, rejected=unreadable)
+        return plan_builds(recipe, models, rejected=unreadable, servers=servers)
     except PipelineError as exc:
         print(f"error: {exc}", file=err)
         return None
@@ -423,7 +425,9 @@ def _run_recorded(
         )
         for line in ledger.recover():
             print(line, file=stdout)
-    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run)
+    # Balanced for the pool this run starts (right-sized below: never more servers than
+    # builds, so a pool larger than the builds evens the builds out one by one).
+    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size))
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(

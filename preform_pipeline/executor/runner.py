@@ -86,13 +86,6 @@ from preform_pipeline.executor.overflow import (
     shed_overflow,
 )
 from preform_pipeline.executor.progress import NullReporter, Reporter
-from preform_pipeline.executor.schedule import (
-    balanced_queues,
-    dispatch_ends,
-    dispatch_makespan,
-    expected_makespan,
-    start_sequence,
-)
 from preform_pipeline.executor.state import (
     AttemptRecord,
     BuildOutcome,
@@ -112,8 +105,16 @@ from preform_pipeline.executor.steps import (
     shared_values,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.balance import build_work  # the planner balances by it too
 from preform_pipeline.plan.builds import MM3_PER_ML, BuildPlan, ModelInfo, Plan, units_label
 from preform_pipeline.plan.graph import StepGraph, compile_graph
+from preform_pipeline.plan.schedule import (
+    balanced_queues,
+    dispatch_ends,
+    dispatch_makespan,
+    expected_makespan,
+    start_sequence,
+)
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
@@ -489,17 +490,6 @@ def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[Bui
     return children[0], children[1]
 
 
-#: A build's fixed requests (scene, orient, support, layout, saves) cost about as much
-#: server time as this many model imports: the weight of a build in :func:`run_order`.
-_BUILD_WORK_MODELS: Final = 4.0
-
-
-def build_work(build: BuildPlan) -> float:
-    """Server time a build takes, roughly, in model imports: per model, more for heavier
-    meshes, plus the build's fixed requests (what :func:`run_order` balances)."""
-    return _BUILD_WORK_MODELS + sum(1.0 + m.triangle_count / 100_000 for m in build.models)
-
-
 #: The final build waits at most this long for other builds to pass their layouts: a build
 #: later than that (a hung operation, a much longer build) carries to a build of its own.
 _INTAKE_WAIT_S: Final = 120.0
@@ -515,7 +505,7 @@ def run_order(builds: Sequence[BuildPlan], servers: int) -> tuple[list[BuildPlan
     :func:`build_work`) keeps the last round short when there are many rounds; with few builds
     per server it can leave one build running alone on top of a full round. So on several
     servers the estimated work is also split into one queue per server with the least
-    largest total (executor/schedule.py), the queues woven into a start order by replaying
+    largest total (plan/schedule.py), the queues woven into a start order by replaying
     the dispatch with the estimates, and that order is taken when its replay ends earlier
     than longest first's.
 

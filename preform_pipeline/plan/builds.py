@@ -17,6 +17,9 @@ Planning works on what the model files say, as imported (no auto-orientation is 
    models per build and rotation); powder (SLS) machines group by volume instead, since the
    server packs parts in 3-D: a build takes models while their total volume stays under the
    chamber volume times :data:`DEFAULT_SLS_PACKING_DENSITY`.
+   With ``servers`` above 1, resin builds are then balanced so their estimated work splits
+   evenly over that many servers (:mod:`preform_pipeline.plan.balance`): as many builds,
+   each still laid out on one platform.
 4. **Estimate** resin per build: model volume plus the support estimate when the recipe has
    ``auto_support`` (SLA); sintered powder volume, i.e. the model volume (SLS).
 
@@ -61,6 +64,7 @@ from preform_pipeline.geometry.orientation import (
     reoriented,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.balance import balance_groups, model_work
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.plan.nesting import NestedBin, Outline, fits_one_platform, nest
@@ -206,6 +210,8 @@ class Plan:
     machine: MachineType | None = None
     #: Things the user should know that did not stop planning (a case split over builds).
     warnings: tuple[str, ...] = ()
+    #: The servers the builds' work was balanced over (1: not balanced).
+    servers: int = 1
 
     @property
     def ok(self) -> bool:
@@ -678,23 +684,82 @@ def _group_sla(
         )
         log.warning("model_rejected", path=str(model.path), reason=reason)
         refused.append(Rejection(model.path, reason, model.size_mm, (bx, by, bz)))
-    groups = []
-    for result in results:
-        placements = tuple(
-            ModelPlacement(
-                path=models[int(p.key)].path,
-                x_mm=p.x,
-                y_mm=p.y,
-                width_mm=p.width,
-                depth_mm=p.depth,
-                rotated=p.angle_deg != 0.0,
-                angle_deg=p.angle_deg,
-            )
-            for p in result.placements
+    return [_group_of(models, result) for result in results]
+
+
+def _group_of(
+    models: Sequence[ModelInfo], result: NestedBin
+) -> tuple[list[int], tuple[ModelPlacement, ...], float]:
+    """One nested platform as a build's model indices, placements and fill."""
+    placements = tuple(
+        ModelPlacement(
+            path=models[int(p.key)].path,
+            x_mm=p.x,
+            y_mm=p.y,
+            width_mm=p.width,
+            depth_mm=p.depth,
+            rotated=p.angle_deg != 0.0,
+            angle_deg=p.angle_deg,
         )
-        indices = sorted(int(p.key) for p in result.placements)
-        groups.append((indices, placements, result.density))
-    return groups
+        for p in result.placements
+    )
+    return sorted(int(p.key) for p in result.placements), placements, result.density
+
+
+def _balance_sla(
+    recipe: Recipe,
+    models: Sequence[ModelInfo],
+    machine: MachineType,
+    grouped: Collection[str],
+    groups: list[tuple[list[int], tuple[ModelPlacement, ...], float]],
+    servers: int,
+) -> list[tuple[list[int], tuple[ModelPlacement, ...], float]]:
+    """The builds with their work split evenly over ``servers`` (:mod:`.balance`): a build
+    takes a unit when all its models share one platform by the planner's test (that of
+    :func:`_fits_one_platform`) in a plain pass, as every platform of :func:`nest` (a
+    build that only another order fills, the server's one pass may not: arches64 carried
+    a model on then), and every build that changed carries the layout the test found."""
+    outlines, spill = _outlines(recipe, models, range(len(models)), machine, grouped)
+    batching = recipe.batching
+    bx, by, _ = machine.build_volume_mm
+    laid: dict[tuple[int, ...], NestedBin] = {}
+
+    def fits(indices: Sequence[int]) -> bool:
+        limit = batching.max_models_per_build
+        if limit is not None and len(indices) > limit:
+            return False
+        found: list[NestedBin] = []
+        fitted = fits_one_platform([outlines[i] for i in indices], (bx, by),
+                                   margin=batching.margin_mm, spill=spill,
+                                   allow_rotation=batching.allow_rotation, layout=found,
+                                   plain=True)
+        # Every model laid out: the test leaves out one that fits no platform on its own.
+        if not fitted or not found or len(found[0].placements) != len(indices):
+            return False
+        laid[tuple(indices)] = found[0]
+        return True
+
+    result = balance_groups(
+        [indices for indices, _, _ in groups],
+        _units_of(models, grouped),
+        [model_work(m) for m in models],
+        servers,
+        fits,
+        hulls=[o.hull_mm2 for o in outlines],
+    )
+    log.info(
+        "builds_balanced",
+        servers=servers,
+        builds=len(groups),
+        moved=sum(len(unit) for unit in result.moved),
+        checks=result.checks,
+        work_span_before=round(result.span_before, 2),
+        work_span_after=round(result.span_after, 2),
+    )
+    return [
+        old if tuple(old[0]) == indices else _group_of(models, laid[indices])
+        for old, indices in zip(groups, result.groups, strict=True)
+    ]
 
 
 def _group_sls(
@@ -755,16 +820,21 @@ def plan_builds(
     catalogue: Catalogue = DEFAULT_CATALOGUE,
     rejected: Sequence[Rejection] = (),
     sls_packing_density: float = DEFAULT_SLS_PACKING_DENSITY,
+    servers: int = 1,
 ) -> Plan:
     """Group ``models`` into builds for ``recipe``'s machine; see the module docstring.
 
     ``rejected`` (e.g. unreadable files from :func:`read_models`) is carried into the plan
-    ahead of the models rejected here. Raises :class:`~preform_pipeline.errors.PlanningError`
-    when the machine is unknown, or when the recipe says ``on_overflow: fail`` and the models
-    need more than one build.
+    ahead of the models rejected here. ``servers``: how many servers will run the builds;
+    above 1, resin (SLA) builds are balanced so their work splits evenly over that many
+    (:mod:`preform_pipeline.plan.balance`; as many builds, each still on one platform).
+    Raises :class:`~preform_pipeline.errors.PlanningError` when the machine is unknown, or
+    when the recipe says ``on_overflow: fail`` and the models need more than one build.
     """
     if not 0 < sls_packing_density <= 1:
         raise ValueError(f"sls_packing_density must be in (0, 1], got {sls_packing_density}")
+    if servers < 1:
+        raise ValueError(f"servers must be 1 or more, got {servers}")
     if recipe.batching.packing_density is not None:
         sls_packing_density = recipe.batching.packing_density
     machine = _machine(recipe, catalogue)
@@ -776,6 +846,8 @@ def plan_builds(
         groups = _group_sls(recipe, fitting, machine, grouped, sls_packing_density)
     else:
         groups = _group_sla(recipe, fitting, machine, grouped, refused)
+        if servers > 1 and len(groups) > 1:
+            groups = _balance_sla(recipe, fitting, machine, grouped, groups, servers)
 
     if recipe.batching.on_overflow == "fail" and len(groups) > 1:
         raise PlanningError(
@@ -811,4 +883,5 @@ def plan_builds(
         rejected=len(refused) + len(rejected),
     )
     guessed = tuple(w for m in models for w in (m.units_warning, m.normals_warning) if w)
-    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, (*guessed, *warnings))
+    return Plan(recipe, tuple(builds), (*rejected, *refused), machine, (*guessed, *warnings),
+                servers if machine.technology == "SLA" else 1)

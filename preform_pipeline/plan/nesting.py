@@ -385,11 +385,11 @@ class _Rules:
                                        profiles=self._profiles.setdefault((step, swap), {}))
         return self._made[rule]
 
-    def alone(self, unit: _Unit) -> _Platform | None:
+    def alone(self, unit: _Unit, plain: bool = False) -> _Platform | None:
         """An empty platform holding ``unit``, from the first rule that fits it (largest
-        hull first, then longest side first), or None."""
+        hull first, then, unless ``plain``, longest side first), or None."""
         orders = [unit]
-        if len(unit.outlines) > 1:
+        if len(unit.outlines) > 1 and not plain:
             orders.append(_Unit(tuple(sorted(unit.outlines, key=lambda o: (-_span((o,)),
                                                                           o.key)))))
         for rule in range(len(self.variants)):
@@ -706,14 +706,24 @@ def fits_one_platform(
     allow_rotation: bool = True,
     cell: float = DEFAULT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+    layout: list[NestedBin] | None = None,
+    plain: bool = False,
 ) -> bool:
     """Whether ``outlines`` share one platform, leaving out any that fits none on its own
     (:func:`nest` sets those aside): the same test :func:`nest` applies to a group, so a
     group kept together on this answer always finds a platform there (groups are ignored
-    here: every outline counts as one of this group)."""
+    here: every outline counts as one of this group). When they do and ``layout`` is given,
+    the platform the test found (of the outlines kept) is appended to it. ``plain``: only a
+    plain pass counts (largest hull first, under any rule), as for each platform :func:`nest`
+    hands out, since the server lays a build out again in one pass of its own."""
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
     kept = [o for o in outlines if rules.fits(o)]
-    return not kept or rules.alone(_together(kept)) is not None
+    if not kept:
+        return True
+    laid = rules.alone(_together(kept), plain)
+    if laid is not None and layout is not None:
+        layout.append(laid.nester.result(laid))
+    return laid is not None
 
 
 def _grown_area(outline: Outline) -> float:

@@ -75,12 +75,15 @@ class TestOverflowIntoTheFinalBuild:
     join the final (roomiest) build before its layout instead of opening a build."""
 
     def test_the_carried_model_joins_the_running_final_build(self, tmp_path: Path) -> None:
-        # Planned: four boxes on one platform (2 mm rafts), a small cube alone. The servers'
-        # 5 mm rafts fit only three boxes: one is carried on while the cube's build runs.
+        # Planned: four boxes on one platform (2 mm rafts), four small cubes on another:
+        # builds of the same work, so balancing them over the two servers moves nothing
+        # (one cube alone would take a box into its build). The servers' 5 mm rafts fit
+        # only three boxes: one is carried on while the cubes' build runs.
         models = boxes(tmp_path / "models", 4)
-        cube = tmp_path / "models" / "cube.stl"
-        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (30.0, 30.0, 10.0)))
-        models.append(cube)
+        for i in range(4):
+            cube = tmp_path / "models" / f"cube{i}.stl"
+            write_stl(cube, box_triangles((0.0, 0.0, 0.0), (30.0, 30.0, 10.0)))
+            models.append(cube)
         recipe = write_recipe(tmp_path, STEPS)
         settings = write_settings(tmp_path, count=2, extra_args='["--raft-border-mm", "5"]')
         run = run_cli(tmp_path, command(tmp_path, recipe, models, "--settings", str(settings)))
@@ -92,11 +95,11 @@ class TestOverflowIntoTheFinalBuild:
         assert all(b["status"] == "succeeded" for b in builds)
         assert by_name["e2e-001"]["children"] == []
         assert len(by_name["e2e-001"]["source_files"]) == 3
-        assert len(by_name["e2e-002"]["source_files"]) == 2
+        assert len(by_name["e2e-002"]["source_files"]) == 5
         files = [f for b in builds for f in b["source_files"]]
         assert sorted(files) == sorted(map(str, models))
         taken = run.events_named("overflow_taken_in")
         carried = run.events_named("overflow_carried")[-1]["carried"]
         assert [e["models"] for e in taken] == [carried]
         # Bound on builds: ceil(sum of hull areas / platform area) + 1.
-        assert len(builds) <= -(-(4 * 90 * 50 + 30 * 30) // (200 * 125)) + 1
+        assert len(builds) <= -(-(4 * 90 * 50 + 4 * 30 * 30) // (200 * 125)) + 1

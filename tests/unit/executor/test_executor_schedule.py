@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preform_pipeline.executor.runner import _ends_last, build_work, run_order
-from preform_pipeline.executor.schedule import (
+from preform_pipeline.plan.builds import BuildPlan, ModelInfo
+from preform_pipeline.plan.graph import StepGraph
+from preform_pipeline.plan.schedule import (
     _even_out,
     balanced_queues,
     dispatch_ends,
@@ -19,8 +21,6 @@ from preform_pipeline.executor.schedule import (
     expected_makespan,
     start_sequence,
 )
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo
-from preform_pipeline.plan.graph import StepGraph
 
 # arches64 as session 17's bench planned it: (models, triangles) and fill of its 13 builds.
 ARCHES64 = [

@@ -9,7 +9,7 @@ import pytest
 from test_executor_schedule import ARCHES64, _build
 
 from preform_pipeline.executor.runner import build_work
-from preform_pipeline.executor.schedule import _even_out, balanced_queues
+from preform_pipeline.plan.schedule import _even_out, balanced_queues
 
 # Eight builds on three servers: longest first ends at 25, and at 24 after the exchanges that
 # even it out; the best split ends at 23 (the total is 67). The search, largest build first,

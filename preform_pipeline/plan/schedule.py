@@ -11,7 +11,9 @@ the estimates (:func:`start_sequence`). When the estimates hold, the dispatch ru
 queues as planned; when they do not, it is still a list schedule, which never leaves a
 server idle while a build waits.
 
-Functions take the builds' estimated work as plain numbers, indexed by position.
+Functions take the builds' estimated work as plain numbers, indexed by position. They live
+in plan/ (session 24) because the planner splits the same estimates when it balances builds
+over servers (:mod:`preform_pipeline.plan.balance`); the runner imports them from here.
 """
 
 from __future__ import annotations
