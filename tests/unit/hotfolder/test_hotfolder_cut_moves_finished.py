@@ -1,0 +1,421 @@
+"""Every move to another disk cut short by a crash is finished on the next start.
+
+A move to another file system copies the file to a hidden temporary beside its target,
+renames that into place, then removes the source; a kill between the rename and the removal
+leaves the file in both places. Session 23's start finished that for a model's settle out of
+processing/ when the two copies are equal. Here: a copy that differs (the newer one is set
+aside under a free name, and the start or retry goes on), a refused file's move out of the
+inbox (also when its place in failed/ got a "(2)" name), a sidecar's move, and a model that
+is a symbolic link. And a file whose job was decided but whose move never began, found in the
+inbox again by a take (one rule, in the intake).
+
+The kills are real (a child process SIGKILLs itself at the directory flush that follows the
+rename: ``cut_short_child.py``); the next life is a fresh store connection and intake, or the
+real daemon. POSIX and Linux only: /dev/shm is the other disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cut_short_child import NOTE
+from daemon_support import Script, make_daemon, names, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.hotfolder import Drop
+from preform_pipeline.hotfolder.intake import Intake
+from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
+from preform_pipeline.store import Job, JobState, SqliteJobStore
+
+HERE = Path(__file__).parent
+#: How long the child may take to reach its kill (a loaded machine included).
+WAIT_S = 60.0
+MODEL = tetra_stl_bytes(24)
+NOTES = b"not a model\n"
+
+
+@pytest.fixture
+def far_inbox(tmp_path: Path, other_disk: Path) -> InboxSettings:
+    """The daemon's inbox (``tmp_path/inbox``, as ``make_daemon`` makes it) with processing/
+    beside it and done/ and failed/ on the other disk."""
+    inbox = InboxSettings(
+        path=tmp_path / "inbox", recipe=tmp_path / "r.yaml",
+        folders=OutcomeFolders(done=str(other_disk / "done"), failed=str(other_disk / "failed")),
+    )
+    for kind in ("processing", "done", "failed"):
+        inbox.folder(kind).mkdir(parents=True)
+    return inbox
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "jobs.sqlite3"
+
+
+def killed_mid_move(python_exe: str, database: Path, inbox: InboxSettings, *,
+                    kill_at: int = 1, **action: Any) -> None:
+    """Run ``action`` (see ``cut_short_child.py``) in a child killed after its
+    ``kill_at``-th rename into failed/."""
+    spec = {"database": str(database), "inbox": str(inbox.path),
+            "done": str(inbox.folder("done")), "failed": str(inbox.folder("failed")),
+            "kill_in": str(inbox.folder("failed")), "kill_at": kill_at, **action}
+    child = subprocess.run(
+        [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
+        timeout=WAIT_S, capture_output=True, text=True, check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+
+
+def failed_job(database: Path, inbox: InboxSettings, name: str,
+               sidecar: bytes | None = None, model: Path | None = None) -> Job:
+    """A model taken into processing/ (with its sidecar ``<stem>.json``; ``model``: the
+    dropped file is a link to it), then failed."""
+    path = inbox.path / name
+    if model is not None:
+        path.symlink_to(model)
+    else:
+        path.write_bytes(MODEL)
+    if sidecar is not None:
+        path.with_suffix(".json").write_bytes(sidecar)
+    with SqliteJobStore(database) as store:
+        (job,) = Intake(store, [inbox]).take(
+            Drop(inbox, path, "hot", False, models=(path,))).taken
+        return store.transition(job.id, JobState.FAILED, "preparation failed")
+
+
+def jobs_named(database: Path, name: str) -> list[tuple[JobState, Path]]:
+    with SqliteJobStore(database) as store:
+        return [(j.state, j.source_path) for j in store.list_jobs() if j.original_name == name]
+
+
+def entries(folder: Path) -> list[str]:
+    """Everything below ``folder`` that is not a folder (links too, dangling or not)."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_symlink() or not p.is_dir())
+
+
+def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+class TestARetryThatMeetsADifferingCopy:
+    """A retry that meets, at the job's place in processing/, a copy a cut left that is not
+    the job's file any more keeps both files, sets the newer aside, and goes on."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Job:
+        job = failed_job(database, far_inbox, "bracket.stl")
+        killed_mid_move(python_exe, database, far_inbox, settle=job.id)
+        in_failed = far_inbox.folder("failed") / "bracket.stl"
+        stale = far_inbox.folder("processing") / job.job_key / "bracket.stl"
+        assert in_failed.read_bytes() == stale.read_bytes() == MODEL
+        return job
+
+    def test_the_daemons_start_prints_the_job_and_keeps_the_changed_copy_in_failed(
+        self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        changed = bytes(reversed(MODEL))
+        (far_inbox.folder("processing") / cut.job_key / "bracket.stl").write_bytes(changed)
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            store.transition(cut.id, JobState.QUEUED, "retried by a user")
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+            job = store.get_job(cut.id)
+        done, failed = far_inbox.folder("done"), far_inbox.folder("failed")
+        assert (job.state, job.source_path) == (JobState.PRINT_SENT, done / "bracket.stl")
+        assert (done / "bracket.stl").read_bytes() == MODEL
+        assert names(far_inbox.folder("processing")) == []
+        assert names(failed) == ["bracket (2).stl", "bracket.stl.error.txt"]
+        assert (failed / "bracket (2).stl").read_bytes() == changed
+        (event,) = events(logs, "cut_short_copy_set_aside")
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        assert (event["job_key"], event["path"], event["set_aside"], event["kept"],
+                event["log_level"]) == (cut.job_key, str(stale), str(failed / "bracket (2).stl"),
+                                        str(stale), "warning")
+
+    def test_a_copy_in_failed_changed_since_is_set_aside_and_the_retry_goes_on(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        failed = far_inbox.folder("failed")
+        changed = MODEL[:-1]
+        (failed / "bracket.stl").write_bytes(changed)
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            store.transition(cut.id, JobState.QUEUED, "retried by a user")
+            job = Intake(store, [far_inbox]).requeue(store.get_job(cut.id))
+        in_processing = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        assert (job.state, job.source_path) == (JobState.PROCESSING, in_processing)
+        assert in_processing.read_bytes() == MODEL
+        assert names(failed) == ["bracket (2).stl", "bracket.stl.error.txt"]
+        assert (failed / "bracket (2).stl").read_bytes() == changed
+        (event,) = events(logs, "cut_short_copy_set_aside")
+        assert (event["path"], event["set_aside"], event["kept"]) == (
+            str(failed / "bracket.stl"), str(failed / "bracket (2).stl"), str(in_processing))
+
+
+class TestARefusedFileCutOnItsWayToFailed:
+    """A file refused at intake, its move to failed/ on another disk cut after the rename,
+    is in failed/ once on the next start, under its one job."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Path:
+        (far_inbox.path / "notes.txt").write_bytes(NOTES)
+        killed_mid_move(python_exe, database, far_inbox, refuse="notes.txt")
+        assert (far_inbox.folder("failed") / "notes.txt").read_bytes() == NOTES
+        assert (far_inbox.path / "notes.txt").read_bytes() == NOTES
+        return far_inbox.path / "notes.txt"
+
+    def test_the_daemons_start_leaves_it_in_failed_once(
+        self, cut: Path, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        with SqliteJobStore(database) as store:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+        failed = far_inbox.folder("failed")
+        assert not cut.exists()
+        assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
+        assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt")]
+
+    def test_taking_it_again_finishes_the_move_without_a_second_job(
+        self, cut: Path, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            result = Intake(store, [far_inbox]).take(
+                Drop(far_inbox, cut, "hot", False, others=(cut,)))
+        failed = far_inbox.folder("failed")
+        assert [j.source_path for j in result.rejected] == [failed / "notes.txt"]
+        assert not cut.exists()
+        assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
+        assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt")]
+        (event,) = events(logs, "cut_short_source_removed")
+        assert (event["path"], event["target"]) == (str(cut), str(failed / "notes.txt"))
+
+    def test_a_file_changed_in_the_inbox_since_is_a_new_drop(
+        self, cut: Path, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        cut.write_bytes(b"other notes\n")
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            Intake(store, [far_inbox]).take(Drop(far_inbox, cut, "hot", False, others=(cut,)))
+        failed = far_inbox.folder("failed")
+        assert names(failed) == ["notes (2).txt", "notes (2).txt.error.txt",
+                                 "notes.txt", "notes.txt.error.txt"]
+        assert (failed / "notes.txt").read_bytes() == NOTES
+        assert (failed / "notes (2).txt").read_bytes() == b"other notes\n"
+        assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt"),
+                                                     (JobState.FAILED, failed / "notes (2).txt")]
+        (event,) = events(logs, "cut_short_source_changed")
+        assert (event["path"], event["target"]) == (str(cut), str(failed / "notes.txt"))
+
+
+    def test_a_copy_in_failed_changed_since_leaves_the_file_to_be_taken_as_a_new_drop(
+        self, cut: Path, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        failed = far_inbox.folder("failed")
+        (failed / "notes.txt").write_bytes(b"notes edited in failed/\n")
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            Intake(store, [far_inbox]).take(Drop(far_inbox, cut, "hot", False, others=(cut,)))
+        assert not cut.exists()
+        assert (failed / "notes.txt").read_bytes() == b"notes edited in failed/\n"
+        assert (failed / "notes (2).txt").read_bytes() == NOTES
+        assert len(jobs_named(database, "notes.txt")) == 2
+        (event,) = events(logs, "cut_short_source_changed")
+        assert event["reason"].startswith("it differs from the whole copy")
+
+
+class TestARefusedFileWhoseNameInFailedWasTaken:
+    """The same cut, for a file whose place in failed/ got a "(2)" name (a refused file of
+    the same name is there already): found and finished all the same."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Path:
+        path = far_inbox.path / "notes.txt"
+        path.write_bytes(b"the first notes\n")
+        with SqliteJobStore(database) as store:
+            Intake(store, [far_inbox]).take(Drop(far_inbox, path, "hot", False, others=(path,)))
+        path.write_bytes(NOTES)
+        killed_mid_move(python_exe, database, far_inbox, refuse="notes.txt")
+        assert (far_inbox.folder("failed") / "notes (2).txt").read_bytes() == NOTES
+        return path
+
+    def test_the_daemons_start_leaves_it_in_failed_once(
+        self, cut: Path, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        with SqliteJobStore(database) as store:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+        failed = far_inbox.folder("failed")
+        assert not cut.exists()
+        assert names(failed) == ["notes (2).txt", "notes (2).txt.error.txt",
+                                 "notes.txt", "notes.txt.error.txt"]
+        assert len(jobs_named(database, "notes.txt")) == 2
+
+    def test_taking_it_again_finishes_the_move_without_a_third_job(
+        self, cut: Path, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        with SqliteJobStore(database) as store:
+            Intake(store, [far_inbox]).take(Drop(far_inbox, cut, "hot", False, others=(cut,)))
+        failed = far_inbox.folder("failed")
+        assert not cut.exists()
+        assert names(failed) == ["notes (2).txt", "notes (2).txt.error.txt",
+                                 "notes.txt", "notes.txt.error.txt"]
+        assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt"),
+                                                     (JobState.FAILED, failed / "notes (2).txt")]
+
+
+class TestASidecarCutOnItsWayToFailed:
+    """A model's sidecar, its move to failed/ cut after the rename (the model went whole
+    before it), leaves nothing in processing/ after the next start."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Job:
+        job = failed_job(database, far_inbox, "bracket.stl", sidecar=b'{"priority": 2}')
+        killed_mid_move(python_exe, database, far_inbox, settle=job.id, kill_at=2)
+        left = far_inbox.folder("processing") / job.job_key
+        assert entries(left) == ["bracket.json"]
+        assert (far_inbox.folder("failed") / "bracket.json").read_bytes() == b'{"priority": 2}'
+        return job
+
+    def test_the_daemons_start_leaves_processing_empty(
+        self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+        failed = far_inbox.folder("failed")
+        assert entries(far_inbox.folder("processing")) == []
+        assert not (far_inbox.folder("processing") / cut.job_key).exists()
+        assert names(failed) == ["bracket.json", "bracket.stl", "bracket.stl.error.txt"]
+        (event,) = events(logs, "cut_short_source_removed")
+        assert event["target"] == str(failed / "bracket.json")
+
+    def test_a_sidecar_changed_since_is_set_aside_in_failed(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        left = far_inbox.folder("processing") / cut.job_key / "bracket.json"
+        left.write_bytes(b'{"priority": 3}')
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            Intake(store, [far_inbox]).settle(store.get_job(cut.id), ok=False, note=NOTE)
+        failed = far_inbox.folder("failed")
+        assert entries(far_inbox.folder("processing")) == []
+        assert names(failed) == ["bracket (2).json", "bracket.json", "bracket.stl",
+                                 "bracket.stl.error.txt"]
+        assert (failed / "bracket.json").read_bytes() == b'{"priority": 2}'
+        assert (failed / "bracket (2).json").read_bytes() == b'{"priority": 3}'
+        (event,) = events(logs, "cut_short_copy_set_aside")
+        assert (event["path"], event["set_aside"], event["kept"]) == (
+            str(left), str(failed / "bracket (2).json"), str(failed / "bracket.json"))
+
+
+class TestAModelThatIsALinkCutOnItsWayToFailed:
+    """A model dropped as a symbolic link (``follow_symlinks``) crosses disks as a link; the
+    stale link a cut leaves in processing/ goes on the next start, the one in failed/ stays."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings,
+            tmp_path: Path) -> Job:
+        model = tmp_path / "library" / "bracket.stl"
+        model.parent.mkdir()
+        model.write_bytes(MODEL)
+        job = failed_job(database, far_inbox, "bracket.stl", model=model)
+        killed_mid_move(python_exe, database, far_inbox, settle=job.id)
+        assert os.readlink(far_inbox.folder("failed") / "bracket.stl") == str(model)
+        assert os.readlink(far_inbox.folder("processing") / job.job_key / "bracket.stl") == (
+            str(model))
+        return job
+
+    def test_the_daemons_start_leaves_the_link_in_failed_once(
+        self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+        failed = far_inbox.folder("failed")
+        assert entries(far_inbox.folder("processing")) == []
+        assert entries(failed) == ["bracket.stl", "bracket.stl.error.txt"]
+        assert os.readlink(failed / "bracket.stl") == str(tmp_path / "library" / "bracket.stl")
+        assert (tmp_path / "library" / "bracket.stl").read_bytes() == MODEL
+        assert not events(logs, "cut_short_copy_set_aside")
+        assert [e["path"] for e in events(logs, "cut_short_source_removed")] == [
+            str(far_inbox.folder("processing") / cut.job_key / "bracket.stl")]
+
+    def test_a_link_in_processing_that_points_elsewhere_is_set_aside(
+        self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path
+    ) -> None:
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        stale.unlink()
+        stale.symlink_to(tmp_path / "library" / "other.stl")
+        with SqliteJobStore(database) as store:
+            Intake(store, [far_inbox]).settle(store.get_job(cut.id), ok=False, note=NOTE)
+        failed = far_inbox.folder("failed")
+        assert entries(far_inbox.folder("processing")) == []
+        assert entries(failed) == ["bracket (2).stl", "bracket.stl", "bracket.stl.error.txt"]
+        assert os.readlink(failed / "bracket (2).stl") == str(tmp_path / "library" / "other.stl")
+
+
+class Killed(BaseException):
+    """The process died here: nothing after this point of the intake runs."""
+
+
+class DiesBeforeItsNote(Intake):
+    """The intake, killed right after a file was decided (refused, or a skipped copy): the
+    store still names its place in the inbox, no note is written."""
+
+    def settle(self, job: Job, *, ok: bool, note: str | None = None,
+               report: str | None = None) -> Job:
+        raise Killed(job.job_key)
+
+
+class TestAFileDecidedWhoseMoveNeverBegan:
+    """A file decided at intake whose move never began (no note, its place still the inbox)
+    is settled under that job when it is taken again: no second job."""
+
+    def test_a_refused_file_goes_to_failed_under_its_one_job(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        path = inbox.path / "notes.txt"
+        path.write_bytes(NOTES)
+        drop = Drop(inbox, path, "hot", False, others=(path,))
+        with contextlib.suppress(Killed):
+            DiesBeforeItsNote(store, [inbox]).take(drop)
+        (decided,) = store.list_jobs()
+        assert (decided.state, decided.source_path) == (JobState.FAILED, path)
+        with capture_logs() as logs:
+            Intake(store, [inbox]).take(drop)
+        failed = inbox.folder("failed")
+        assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
+        assert [(j.id, j.state, j.source_path) for j in store.list_jobs()] == [
+            (decided.id, JobState.FAILED, failed / "notes.txt")]
+        note = (failed / "notes.txt.error.txt").read_text()
+        assert note.startswith("What failed: .txt is not a model file")
+        assert f"Job: {decided.job_key} " in note
+        (event,) = events(logs, "decided_file_settled")
+        assert (event["job_key"], event["path"]) == (decided.job_key, str(path))
+
+    def test_a_skipped_copy_goes_to_failed_under_its_one_job(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        first, copy = inbox.path / "bracket.stl", inbox.path / "copy.stl"
+        first.write_bytes(MODEL)
+        Intake(store, [inbox]).take(Drop(inbox, first, "hot", False, models=(first,)))
+        copy.write_bytes(MODEL)
+        drop = Drop(inbox, copy, "hot", False, models=(copy,))
+        with contextlib.suppress(Killed):
+            DiesBeforeItsNote(store, [inbox]).take(drop)
+        Intake(store, [inbox]).take(drop)
+        failed = inbox.folder("failed")
+        assert names(failed) == ["copy.stl", "copy.stl.error.txt"]
+        copies = [(j.state, j.source_path) for j in store.list_jobs()
+                  if j.original_name == "copy.stl"]
+        assert copies == [(JobState.DUPLICATE_SKIPPED, failed / "copy.stl")]
