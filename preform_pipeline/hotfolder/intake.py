@@ -15,10 +15,13 @@ whose ``source_path`` does not exist yet has its file at the recorded previous p
 made once the file is there (``JobPlace.moved``): a file at its previous place in the inbox
 is then one a user put back to drop it again (a new drop), not a move to finish; one whose
 move was never recorded as made is moved on when it is taken again (a farm node that died
-between the two writes, or a move that failed), instead of becoming a second job. A move to
-another disk cut between its rename and the source's removal leaves the file in both
-places: the source goes once the copy is found whole (same size and content hash), and a
-source that differs stays, with a warning. Files in
+between the two writes, or a move that failed), instead of becoming a second job; and so is
+one whose job was decided before its move began (:meth:`Intake._finish_decided`: one rule
+for every decided file met in the inbox). A move to another disk cut between its rename and
+the source's removal leaves the file in both places (a model, a sidecar, a link): the source
+goes once the copy is found whole (same size and content hash; a link's same target). Two
+that differ are both kept, the newer set aside under a free name (:meth:`Intake._finish_both`);
+one in the inbox is then a new drop. Files in
 ``processing/`` sit in a folder named by the job key, so each one maps to its job even if the
 store write that named its next place never happened.
 
@@ -646,9 +649,12 @@ class Intake:
         try:
             self._move_file(newer, aside)
         except OSError as exc:
-            # Both stay where they are; the next start, or a retry, tries again.
+            # (A full disk, a folder turned read-only.) Both stay where they are, and the
+            # job goes on with the file at ``target``: a person compares the two.
             log.warning("cut_short_copy_not_set_aside", job_key=job.job_key,
-                        path=str(newer), target=str(aside), error=str(exc))
+                        path=str(newer), target=str(aside), error=str(exc),
+                        hint=f"the job goes on with {target}; compare it with {source} and "
+                        "remove the one that is not wanted")
             return False
         log.warning("cut_short_copy_set_aside", job_key=job.job_key, path=str(newer),
                     set_aside=str(aside), kept=str(target),

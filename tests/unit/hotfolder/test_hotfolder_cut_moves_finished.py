@@ -17,6 +17,7 @@ real daemon. POSIX and Linux only: /dev/shm is the other disk.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder import Drop
+from preform_pipeline.hotfolder.files import move_file
 from preform_pipeline.hotfolder.intake import Intake
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
@@ -94,6 +96,11 @@ def failed_job(database: Path, inbox: InboxSettings, name: str,
 def jobs_named(database: Path, name: str) -> list[tuple[JobState, Path]]:
     with SqliteJobStore(database) as store:
         return [(j.state, j.source_path) for j in store.list_jobs() if j.original_name == name]
+
+
+def jobs_of(database: Path, name: str) -> list[Job]:
+    with SqliteJobStore(database) as store:
+        return [j for j in store.list_jobs() if j.original_name == name]
 
 
 def entries(folder: Path) -> list[str]:
@@ -161,6 +168,37 @@ class TestARetryThatMeetsADifferingCopy:
             str(failed / "bracket.stl"), str(failed / "bracket (2).stl"), str(in_processing))
 
 
+    def test_a_set_aside_the_disk_refuses_keeps_both_and_the_retry_goes_on(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        changed = bytes(reversed(MODEL))
+        stale.write_bytes(changed)
+        failed = far_inbox.folder("failed")
+
+        def full_disk(source: Path, target: Path) -> None:
+            if target.name == "bracket (2).stl":
+                raise OSError(errno.ENOSPC, "No space left on device", str(target))
+            move_file(source, target)
+
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            store.transition(cut.id, JobState.QUEUED, "retried by a user")
+            job = Intake(store, [far_inbox], move=full_disk).requeue(store.get_job(cut.id))
+        assert (job.state, job.source_path) == (JobState.PROCESSING, stale)
+        assert stale.read_bytes() == changed
+        assert (failed / "bracket.stl").read_bytes() == MODEL
+        assert names(failed) == ["bracket.stl", "bracket.stl.error.txt"]
+        (event,) = events(logs, "cut_short_copy_not_set_aside")
+        assert (event["job_key"], event["path"], event["target"], event["log_level"]) == (
+            cut.job_key, str(stale), str(failed / "bracket (2).stl"), "warning")
+        assert event["error"] == (
+            f"[Errno {errno.ENOSPC}] No space left on device: '{failed / 'bracket (2).stl'}'")
+        assert event["hint"] == (
+            f"the job goes on with {stale}; compare it with {failed / 'bracket.stl'} and "
+            "remove the one that is not wanted")
+        assert not events(logs, "cut_short_copy_set_aside")
+
+
 class TestARefusedFileCutOnItsWayToFailed:
     """A file refused at intake, its move to failed/ on another disk cut after the rename,
     is in failed/ once on the next start, under its one job."""
@@ -196,8 +234,13 @@ class TestARefusedFileCutOnItsWayToFailed:
         assert not cut.exists()
         assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
         assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt")]
+        (job,) = result.rejected
         (event,) = events(logs, "cut_short_source_removed")
-        assert (event["path"], event["target"]) == (str(cut), str(failed / "notes.txt"))
+        assert (event["job_key"], event["path"], event["target"]) == (
+            job.job_key, str(cut), str(failed / "notes.txt"))
+        (event,) = events(logs, "cut_short_move_finished")
+        assert (event["job_key"], event["path"], event["target"], event["state"]) == (
+            job.job_key, str(cut), str(failed / "notes.txt"), "failed")
 
     def test_a_file_changed_in_the_inbox_since_is_a_new_drop(
         self, cut: Path, database: Path, far_inbox: InboxSettings
@@ -212,8 +255,12 @@ class TestARefusedFileCutOnItsWayToFailed:
         assert (failed / "notes (2).txt").read_bytes() == b"other notes\n"
         assert jobs_named(database, "notes.txt") == [(JobState.FAILED, failed / "notes.txt"),
                                                      (JobState.FAILED, failed / "notes (2).txt")]
+        (first, _) = jobs_of(database, "notes.txt")
         (event,) = events(logs, "cut_short_source_changed")
-        assert (event["path"], event["target"]) == (str(cut), str(failed / "notes.txt"))
+        assert (event["job_key"], event["path"], event["target"], event["reason"]) == (
+            first.job_key, str(cut), str(failed / "notes.txt"),
+            "put into the inbox after the copy was made, so it is taken as a new drop")
+        assert not events(logs, "cut_short_move_finished")
 
 
     def test_a_copy_in_failed_changed_since_leaves_the_file_to_be_taken_as_a_new_drop(
@@ -227,8 +274,11 @@ class TestARefusedFileCutOnItsWayToFailed:
         assert (failed / "notes.txt").read_bytes() == b"notes edited in failed/\n"
         assert (failed / "notes (2).txt").read_bytes() == NOTES
         assert len(jobs_named(database, "notes.txt")) == 2
+        (first, _) = jobs_of(database, "notes.txt")
         (event,) = events(logs, "cut_short_source_changed")
-        assert event["reason"].startswith("it differs from the whole copy")
+        assert (event["job_key"], event["path"], event["target"], event["reason"]) == (
+            first.job_key, str(cut), str(failed / "notes.txt"),
+            "it differs from the whole copy already moved, so it is taken as a new drop")
 
 
 class TestARefusedFileWhoseNameInFailedWasTaken:
@@ -397,11 +447,16 @@ class TestAFileDecidedWhoseMoveNeverBegan:
         assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
         assert [(j.id, j.state, j.source_path) for j in store.list_jobs()] == [
             (decided.id, JobState.FAILED, failed / "notes.txt")]
-        note = (failed / "notes.txt.error.txt").read_text()
-        assert note.startswith("What failed: .txt is not a model file")
-        assert f"Job: {decided.job_key} " in note
+        assert (failed / "notes.txt.error.txt").read_text() == (
+            "What failed: .txt is not a model file (preform-pipeline prepares .stl, .obj "
+            "and .3mf)\n"
+            "Where: taking the file from the inbox\n"
+            f"File: {path}\n"
+            f"Job: {decided.job_key} (see: preform-pipeline jobs show {decided.job_key})\n"
+            "What to do: fix the cause, then drop it into the inbox again\n")
         (event,) = events(logs, "decided_file_settled")
-        assert (event["job_key"], event["path"]) == (decided.job_key, str(path))
+        assert (event["job_key"], event["path"], event["target"], event["state"]) == (
+            decided.job_key, str(path), str(failed / "notes.txt"), "failed")
 
     def test_a_skipped_copy_goes_to_failed_under_its_one_job(
         self, store: SqliteJobStore, inbox: InboxSettings
@@ -416,6 +471,12 @@ class TestAFileDecidedWhoseMoveNeverBegan:
         Intake(store, [inbox]).take(drop)
         failed = inbox.folder("failed")
         assert names(failed) == ["copy.stl", "copy.stl.error.txt"]
-        copies = [(j.state, j.source_path) for j in store.list_jobs()
-                  if j.original_name == "copy.stl"]
-        assert copies == [(JobState.DUPLICATE_SKIPPED, failed / "copy.stl")]
+        copies = [j for j in store.list_jobs() if j.original_name == "copy.stl"]
+        assert [(j.state, j.source_path) for j in copies] == [
+            (JobState.DUPLICATE_SKIPPED, failed / "copy.stl")]
+        key = copies[0].job_key
+        note = (failed / "copy.stl.error.txt").read_text()
+        assert note.startswith(f"What failed: same content as job {store.list_jobs()[0].job_key}")
+        assert note.endswith(f"Job: {key} (see: preform-pipeline jobs show {key})\n"
+                             "What to do: nothing, if it was dropped twice by mistake; to "
+                             f"print it: preform-pipeline jobs retry {key}\n")
