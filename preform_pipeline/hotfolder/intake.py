@@ -283,7 +283,8 @@ class Intake:
     names a job's place in failed/ (the notice it owes, so a crash before ``on_failed`` ran
     loses nothing). ``move(source, target)`` moves one file (:func:`~.files.move_file`); it is
     the seam where a test makes the file system refuse a move, which real files cannot do to
-    a process running as root.
+    a process running as root. ``remove(path)`` removes the source of a move a crash cut
+    short once its copy is found whole (:meth:`_remove_moved_source`): the same kind of seam.
     """
 
     def __init__(
@@ -296,9 +297,11 @@ class Intake:
         on_failed: Callable[[Job], None] | None = None,
         failed_fields: Callable[[Job], Mapping[str, Any]] | None = None,
         move: Callable[[Path, Path], None] = move_file,
+        remove: Callable[[Path], None] = Path.unlink,
     ) -> None:
         self.store = store
         self._move_file = move
+        self._remove_file = remove
         #: Told of every job whose file goes to failed/ (the daemon's notifications).
         self.on_failed = on_failed
         self.failed_fields = failed_fields
@@ -827,11 +830,12 @@ class Intake:
         (:func:`_same_content`, checked by the caller), so the source goes, and the file is
         there once. Nothing that is not also at ``target`` is ever removed."""
         try:
-            source.unlink()
+            self._remove_file(source)
         except FileNotFoundError:
             pass  # gone meanwhile: the file is at ``target`` once all the same
         except OSError as exc:
-            # (A folder turned read-only.) Both stay; the next start, or a retry, tries again.
+            # (A folder turned read-only.) Both stay: the same file twice, nothing lost; the
+            # warning names them.
             log.warning("cut_short_source_not_removed", job_key=job.job_key,
                         path=str(source), target=str(target), error=str(exc))
             return

@@ -93,6 +93,17 @@ def failed_job(database: Path, inbox: InboxSettings, name: str,
         return store.transition(job.id, JobState.FAILED, "preparation failed")
 
 
+def settle_cut(python_exe: str, database: Path, inbox: InboxSettings) -> Job:
+    """A failed job's settle to failed/ killed after the rename: ``bracket.stl`` in both
+    processing/<key>/ and failed/."""
+    job = failed_job(database, inbox, "bracket.stl")
+    killed_mid_move(python_exe, database, inbox, settle=job.id)
+    in_failed = inbox.folder("failed") / "bracket.stl"
+    stale = inbox.folder("processing") / job.job_key / "bracket.stl"
+    assert in_failed.read_bytes() == stale.read_bytes() == MODEL
+    return job
+
+
 def jobs_named(database: Path, name: str) -> list[tuple[JobState, Path]]:
     with SqliteJobStore(database) as store:
         return [(j.state, j.source_path) for j in store.list_jobs() if j.original_name == name]
@@ -119,12 +130,7 @@ class TestARetryThatMeetsADifferingCopy:
 
     @pytest.fixture
     def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Job:
-        job = failed_job(database, far_inbox, "bracket.stl")
-        killed_mid_move(python_exe, database, far_inbox, settle=job.id)
-        in_failed = far_inbox.folder("failed") / "bracket.stl"
-        stale = far_inbox.folder("processing") / job.job_key / "bracket.stl"
-        assert in_failed.read_bytes() == stale.read_bytes() == MODEL
-        return job
+        return settle_cut(python_exe, database, far_inbox)
 
     def test_the_daemons_start_prints_the_job_and_keeps_the_changed_copy_in_failed(
         self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
@@ -168,6 +174,21 @@ class TestARetryThatMeetsADifferingCopy:
             str(failed / "bracket.stl"), str(failed / "bracket (2).stl"), str(in_processing))
 
 
+    def test_with_one_modification_time_the_file_the_retry_moves_stays_the_jobs(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        in_failed = far_inbox.folder("failed") / "bracket.stl"
+        changed = bytes(reversed(MODEL))
+        stale.write_bytes(changed)
+        mtime = in_failed.stat().st_mtime_ns
+        os.utime(stale, ns=(mtime, mtime))  # changed without its time changing
+        with SqliteJobStore(database) as store:
+            store.transition(cut.id, JobState.QUEUED, "retried by a user")
+            Intake(store, [far_inbox]).requeue(store.get_job(cut.id))
+        assert stale.read_bytes() == MODEL
+        assert (far_inbox.folder("failed") / "bracket (2).stl").read_bytes() == changed
+
     def test_a_set_aside_the_disk_refuses_keeps_both_and_the_retry_goes_on(
         self, cut: Job, database: Path, far_inbox: InboxSettings
     ) -> None:
@@ -197,6 +218,53 @@ class TestARetryThatMeetsADifferingCopy:
             f"the job goes on with {stale}; compare it with {failed / 'bracket.stl'} and "
             "remove the one that is not wanted")
         assert not events(logs, "cut_short_copy_set_aside")
+
+
+class TestACutShortSourceTheDiskWillNotRemove:
+    """The copy left in processing/ is whole but cannot be removed (a folder turned
+    read-only; as root a test makes that through the intake's ``remove`` seam): both stay, a
+    warning names them, and nothing stops."""
+
+    @pytest.fixture
+    def cut(self, python_exe: str, database: Path, far_inbox: InboxSettings) -> Job:
+        return settle_cut(python_exe, database, far_inbox)
+
+    def test_both_stay_and_a_warning_names_them(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+        in_failed = far_inbox.folder("failed") / "bracket.stl"
+
+        def read_only(path: Path) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            job = Intake(store, [far_inbox], remove=read_only).settle(
+                store.get_job(cut.id), ok=False, note=NOTE)
+        assert (job.state, job.source_path) == (JobState.FAILED, in_failed)
+        assert stale.read_bytes() == in_failed.read_bytes() == MODEL
+        (event,) = events(logs, "cut_short_source_not_removed")
+        assert (event["job_key"], event["path"], event["target"], event["error"],
+                event["log_level"]) == (cut.job_key, str(stale), str(in_failed),
+                                        f"[Errno {errno.EACCES}] Permission denied: '{stale}'",
+                                        "warning")
+        assert not events(logs, "cut_short_source_removed")
+
+    def test_a_source_gone_meanwhile_counts_as_removed(
+        self, cut: Job, database: Path, far_inbox: InboxSettings
+    ) -> None:
+        stale = far_inbox.folder("processing") / cut.job_key / "bracket.stl"
+
+        def gone_first(path: Path) -> None:
+            path.unlink()  # someone else's removal came first
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            Intake(store, [far_inbox], remove=gone_first).settle(
+                store.get_job(cut.id), ok=False, note=NOTE)
+        assert entries(far_inbox.folder("processing")) == []
+        assert [e["path"] for e in events(logs, "cut_short_source_removed")] == [str(stale)]
+        assert not events(logs, "cut_short_source_not_removed")
 
 
 class TestARefusedFileCutOnItsWayToFailed:
