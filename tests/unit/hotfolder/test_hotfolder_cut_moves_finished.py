@@ -548,3 +548,20 @@ class TestAFileDecidedWhoseMoveNeverBegan:
         assert note.endswith(f"Job: {key} (see: preform-pipeline jobs show {key})\n"
                              "What to do: nothing, if it was dropped twice by mistake; to "
                              f"print it: preform-pipeline jobs retry {key}\n")
+
+    def test_a_runs_decided_job_for_the_same_path_is_not_the_hot_folders(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        path = inbox.path / "notes.txt"
+        path.write_bytes(NOTES)
+        # ``run`` shares the store and places no job in the hot folder: its failed job for
+        # this very path decides nothing here.
+        run_job = store.create_job(recipe="hot", source_path=path, state=JobState.QUEUED,
+                                   reason="claimed by a run")
+        store.transition(run_job.id, JobState.FAILED, "the run failed")
+        result = Intake(store, [inbox]).take(Drop(inbox, path, "hot", False, others=(path,)))
+        failed = inbox.folder("failed")
+        assert not path.exists()
+        assert names(failed) == ["notes.txt", "notes.txt.error.txt"]
+        assert [j.id for j in result.rejected] != [run_job.id]
+        assert store.get_job(run_job.id).source_path == path
