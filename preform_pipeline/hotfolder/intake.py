@@ -810,9 +810,11 @@ class Intake:
             self._move(job, place.previous, target, place.attachments)
             log.info("move_completed", job_key=job.job_key, source=str(place.previous),
                      target=str(target))
-        elif (place.moved is False and place.previous is not None
-              and os.path.lexists(place.previous)):
-            # A settle's move never recorded as made, cut after its rename. (Recorded as
+        elif (place.previous is not None and os.path.lexists(place.previous)
+              and (place.moved is False
+                   or (place.moved is None and not self.in_drop_area(place.previous)))):
+            # A move cut after its rename: a settle's never recorded as made, or a retry's
+            # back into processing/ (its previous place in done/ or failed/). (Recorded as
             # made, a file at its previous place is a user's put-back; and one in the inbox
             # beside a job in processing/ may be the user's second drop: neither is touched.)
             self._move(job, place.previous, target, place.attachments)

@@ -5,7 +5,8 @@ The object names the job store's file (``database``), the inbox and its ``done``
 ``failed`` folders (absolute), the folder whose directory flush is the kill point
 (``kill_in``) and which flush of it (``kill_at``, 1 for the first: a settle with a sidecar
 flushes failed/ once for the model, then once for the sidecar). Then what the life does:
-``{"settle": <job id>}`` settles a failed job to failed/ (its note ``NOTE``), or
+``{"settle": <job id>}`` settles a failed job to failed/ (its note ``NOTE``),
+``{"requeue": <job id>}`` takes a retried job's file back into processing/, or
 ``{"refuse": "<name>"}`` takes the inbox file of that name as a dropped file that is not a
 model, which is refused to failed/.
 
@@ -57,6 +58,8 @@ if __name__ == "__main__":
         intake = Intake(store, [inbox])
         if "settle" in spec:
             intake.settle(store.get_job(int(spec["settle"])), ok=False, note=NOTE)
+        elif "requeue" in spec:
+            intake.requeue(store.get_job(int(spec["requeue"])))
         else:
             path = inbox_path / spec["refuse"]
             intake.take(Drop(inbox, path, "hot", False, others=(path,)))

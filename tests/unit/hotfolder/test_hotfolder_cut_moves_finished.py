@@ -63,12 +63,12 @@ def database(tmp_path: Path) -> Path:
 
 
 def killed_mid_move(python_exe: str, database: Path, inbox: InboxSettings, *,
-                    kill_at: int = 1, **action: Any) -> None:
+                    kill_at: int = 1, kill_in: Path | None = None, **action: Any) -> None:
     """Run ``action`` (see ``cut_short_child.py``) in a child killed after its
-    ``kill_at``-th rename into failed/."""
+    ``kill_at``-th rename into ``kill_in`` (failed/ unless given)."""
     spec = {"database": str(database), "inbox": str(inbox.path),
             "done": str(inbox.folder("done")), "failed": str(inbox.folder("failed")),
-            "kill_in": str(inbox.folder("failed")), "kill_at": kill_at, **action}
+            "kill_in": str(kill_in or inbox.folder("failed")), "kill_at": kill_at, **action}
     child = subprocess.run(
         [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
         timeout=WAIT_S, capture_output=True, text=True, check=False,
@@ -218,6 +218,36 @@ class TestARetryThatMeetsADifferingCopy:
             f"the job goes on with {stale}; compare it with {failed / 'bracket.stl'} and "
             "remove the one that is not wanted")
         assert not events(logs, "cut_short_copy_set_aside")
+
+
+class TestARetryCutOnItsWayBackIntoProcessing:
+    """A retried job's file moving back from failed/ (another disk) into processing/, cut
+    after the rename: the next start removes the copy left in failed/ and prints the job."""
+
+    def test_the_daemons_start_prints_it_and_leaves_only_the_note_in_failed(
+        self, python_exe: str, database: Path, far_inbox: InboxSettings, tmp_path: Path,
+        script: Script, recipe: Path,
+    ) -> None:
+        job = settle_cut(python_exe, database, far_inbox)
+        failed = far_inbox.folder("failed")
+        with SqliteJobStore(database) as store:
+            Intake(store, [far_inbox]).settle(store.get_job(job.id), ok=False, note=NOTE)
+            store.transition(job.id, JobState.QUEUED, "retried by a user")
+        in_processing = far_inbox.folder("processing") / job.job_key
+        killed_mid_move(python_exe, database, far_inbox, requeue=job.id, kill_in=in_processing)
+        assert (in_processing / "bracket.stl").read_bytes() == MODEL
+        assert (failed / "bracket.stl").read_bytes() == MODEL
+        with SqliteJobStore(database) as store, capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                        inbox={"folders": far_inbox.folders}))
+            settled = store.get_job(job.id)
+        done = far_inbox.folder("done")
+        assert (settled.state, settled.source_path) == (JobState.PRINT_SENT,
+                                                        done / "bracket.stl")
+        assert names(failed) == ["bracket.stl.error.txt"]
+        assert names(done) == ["bracket.stl", "bracket.stl.report.json"]
+        assert [e["path"] for e in events(logs, "cut_short_source_removed")] == [
+            str(failed / "bracket.stl")]
 
 
 class TestACutShortSourceTheDiskWillNotRemove:
