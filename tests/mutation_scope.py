@@ -142,6 +142,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_intake_moved.py",  # s23: the record refused
         # s23: a move to another disk cut between its rename and the source's removal
         "tests/unit/hotfolder/test_hotfolder_cut_move_across_disks.py",
+        # s24: the other cuts (a differing copy, out of the inbox, sidecars, links) and a
+        # decided file's move that never began
+        "tests/unit/hotfolder/test_hotfolder_cut_moves_finished.py",
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.

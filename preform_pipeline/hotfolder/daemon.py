@@ -77,11 +77,8 @@ from preform_pipeline.hotfolder.files import (
 )
 from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
-    OUTCOME_DONE_STATES,
-    OUTCOME_FAILED_STATES,
     Drop,
     Intake,
-    place_of,
 )
 from preform_pipeline.hotfolder.localcopy import LOCAL_COPIES_DIR_NAME, LocalCopies
 from preform_pipeline.hotfolder.nodes import NodeRole
@@ -712,14 +709,11 @@ class HotFolderDaemon:
         elif drop.recipe not in self.recipes:
             drop = replace(drop, rejection=f"recipe {drop.recipe!r} is not loaded")
         try:
-            if self.node is not None:
-                if not self.node.claim_drop(drop):
-                    return  # another node's claim came first: that node takes it
-                left = self._settle_decided(drop)
-                if left is None:
-                    return
-                drop = left
-            # No settle lock: taking only ever settles the jobs it creates itself.
+            if self.node is not None and not self.node.claim_drop(drop):
+                return  # another node's claim came first: that node takes it
+            # No settle lock: taking settles only the jobs it creates itself, and files in
+            # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
+            # left decided (Intake._finish_decided).
             result = self.intake.take(drop)
         except (StoreError, OSError) as exc:
             log.error("take_failed", root=str(drop.root), error=str(exc))
@@ -744,28 +738,6 @@ class HotFolderDaemon:
             log.info("drop_taken", root=str(drop.root), jobs=len(result.taken),
                      rejected=len(result.rejected), recipe=first.recipe,
                      case_id=result.case_id, priority=result.priority)
-
-    def _settle_decided(self, drop: Drop) -> Drop | None:
-        """A farm node's claimed drop without its files whose job was decided when they
-        were taken (a skipped duplicate, a refused file) by a node that died before the
-        store named their new place: they are settled here, under the drop's claim, instead
-        of taken again as a second job. (A node's start finishes such moves of its own; a
-        node taking the claim over from a gone one, while it runs, meets the file here.)
-        None when nothing of the drop is left to take."""
-        decided = OUTCOME_DONE_STATES | OUTCOME_FAILED_STATES
-        settled: set[Path] = set()
-        for path in (*drop.models, *drop.others):
-            job = self.store.find_by_path(path)
-            if job is not None and job.state in decided and place_of(job) is not None:
-                self.outcomes.settle_job(job.id)
-                settled.add(path)
-        if not settled:
-            return drop
-        log.info("decided_files_settled", root=str(drop.root),
-                 paths=sorted(str(p) for p in settled))
-        left = replace(drop, models=tuple(p for p in drop.models if p not in settled),
-                       others=tuple(p for p in drop.others if p not in settled))
-        return left if left.models or left.others else None
 
     def _submit(self, batch: Batch) -> None:
         with self._outstanding_lock:

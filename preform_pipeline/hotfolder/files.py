@@ -38,11 +38,12 @@ import contextlib
 import enum
 import errno
 import hashlib
+import itertools
 import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
@@ -67,6 +68,7 @@ __all__ = [
     "set_aside_unstorable",
     "storable",
     "sweep_temporaries",
+    "taken_names",
     "temporary_path",
     "withdraw_note",
     "write_note",
@@ -111,16 +113,26 @@ def free_path(target: Path, *, ours: Callable[[Path], bool] | None = None) -> Pa
             return True
         return ours is not None and not _present(candidate) and ours(candidate)
 
-    if free(target):
-        return target
+    for candidate in _names(target):
+        if free(candidate):
+            return candidate
+    raise FileExistsError(f"{target}: no free name up to ({_MAX_SUFFIX})")
+
+
+def taken_names(target: Path) -> Iterator[Path]:
+    """The names :func:`free_path` passed over for ``target``, in its order: ``target``,
+    ``stem (2)suffix``, ... while the file or one of its notes is there. A file a settle moved
+    to ``failed/`` is at one of them (a note there names its job)."""
+    return itertools.takewhile(_taken, _names(target))
+
+
+def _names(target: Path) -> Iterator[Path]:
+    yield target
     stem, suffix = target.stem, target.suffix
     if target.name.startswith(".") and target.suffix == target.name:
         stem, suffix = target.name, ""
     for n in range(2, _MAX_SUFFIX):
-        candidate = target.with_name(f"{stem} ({n}){suffix}")
-        if free(candidate):
-            return candidate
-    raise FileExistsError(f"{target}: no free name up to ({_MAX_SUFFIX})")
+        yield target.with_name(f"{stem} ({n}){suffix}")
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -15,10 +15,13 @@ whose ``source_path`` does not exist yet has its file at the recorded previous p
 made once the file is there (``JobPlace.moved``): a file at its previous place in the inbox
 is then one a user put back to drop it again (a new drop), not a move to finish; one whose
 move was never recorded as made is moved on when it is taken again (a farm node that died
-between the two writes, or a move that failed), instead of becoming a second job. A move to
-another disk cut between its rename and the source's removal leaves the file in both
-places: the source goes once the copy is found whole (same size and content hash), and a
-source that differs stays, with a warning. Files in
+between the two writes, or a move that failed), instead of becoming a second job; and so is
+one whose job was decided before its move began (:meth:`Intake._finish_decided`: one rule
+for every decided file met in the inbox). A move to another disk cut between its rename and
+the source's removal leaves the file in both places (a model, a sidecar, a link): the source
+goes once the copy is found whole (same size and content hash; a link's same target). Two
+that differ are both kept, the newer set aside under a free name (:meth:`Intake._finish_both`);
+one in the inbox is then a new drop. Files in
 ``processing/`` sit in a folder named by the job key, so each one maps to its job even if the
 store write that named its next place never happened.
 
@@ -52,6 +55,7 @@ from preform_pipeline.hotfolder.files import (
     move_file,
     prune_empty_tree,
     remove_empty_dirs,
+    taken_names,
     withdraw_note,
     write_note,
 )
@@ -279,7 +283,8 @@ class Intake:
     names a job's place in failed/ (the notice it owes, so a crash before ``on_failed`` ran
     loses nothing). ``move(source, target)`` moves one file (:func:`~.files.move_file`); it is
     the seam where a test makes the file system refuse a move, which real files cannot do to
-    a process running as root.
+    a process running as root. ``remove(path)`` removes the source of a move a crash cut
+    short once its copy is found whole (:meth:`_remove_moved_source`): the same kind of seam.
     """
 
     def __init__(
@@ -292,9 +297,11 @@ class Intake:
         on_failed: Callable[[Job], None] | None = None,
         failed_fields: Callable[[Job], Mapping[str, Any]] | None = None,
         move: Callable[[Path, Path], None] = move_file,
+        remove: Callable[[Path], None] = Path.unlink,
     ) -> None:
         self.store = store
         self._move_file = move
+        self._remove_file = remove
         #: Told of every job whose file goes to failed/ (the daemon's notifications).
         self.on_failed = on_failed
         self.failed_fields = failed_fields
@@ -421,7 +428,7 @@ class Intake:
             except OSError as exc:
                 log.warning("file_unreadable", path=str(model), error=str(exc))
                 continue  # gone or locked: the next look decides again
-            if self._finish_cut_short(model, self.store.find_by_hash(digest)) is not None:
+            if self._finish_decided(model, self.store.find_by_hash(digest)) is not None:
                 continue  # an outcome decided already: its move is done now, no new job
             job = self._new_job(
                 drop, recipe, model,
@@ -452,27 +459,42 @@ class Intake:
     def _case_folder(self, drop: Drop) -> CaseFolder | None:
         return CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None
 
-    def _finish_cut_short(self, path: Path, candidates: Iterable[Job | None]) -> Job | None:
-        """The job (of ``candidates``: those of the file's content, or of its place in
-        failed/) whose move of ``path`` into done/ or failed/ was named in the store and
-        never recorded as made (the node moving it died between the two, or the move failed):
-        that move is finished now, instead of the file being taken again as a second job.
-        None for a file whose move was recorded as made and that is in the inbox again: a
-        user put it back, a new drop.
+    def _finish_decided(self, path: Path, candidates: Iterable[Job | None]) -> Job | None:
+        """The job that decided already where ``path``, a file in the inbox, goes (done/ or
+        failed/), its move done now instead of the file being taken again as a second job;
+        None when there is none, or the file is a new drop.
+
+        One rule for every way a decision can be cut short before its file left the inbox
+        (a crash, a farm node that died, a move that failed): the job still naming ``path``
+        as its place (decided, its move never begun: settled now); or one of ``candidates``
+        (the jobs of the file's content, or of its places in failed/) whose move of ``path``
+        was named in the store and never recorded as made (finished now, :meth:`finish_move`;
+        a copy a cut left in both places goes from the inbox when the two are the same file,
+        and one that differs is a new drop). A file whose move was recorded as made and that
+        is in the inbox again was put back by a user: a new drop too.
 
         No settle lock: the job is decided and its file is in the inbox, where only the
         holder of the file's claim (this taker) touches it."""
-        for job in candidates:
+        decided = OUTCOME_DONE_STATES | OUTCOME_FAILED_STATES
+        for job in (self.store.find_by_path(path), *candidates):
             place = place_of(job) if job is not None else None
-            if (job is None or place is None or place.moved is not False
-                    or place.previous != path
-                    or job.state not in OUTCOME_DONE_STATES | OUTCOME_FAILED_STATES
-                    or job.source_path.exists()):
+            if job is None or place is None or job.state not in decided:
                 continue
-            if self.finish_move(job):
-                log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
-                         target=str(job.source_path), state=job.state.value)
-                return job
+            if job.source_path == path:
+                settled = self.settle(job, ok=job.state in OUTCOME_DONE_STATES,
+                                      note=_decided_note(job))
+                log.info("decided_file_settled", job_key=job.job_key, path=str(path),
+                         target=str(settled.source_path), state=job.state.value)
+                return settled
+            if place.moved is not False or place.previous != path:
+                continue
+            if not self.finish_move(job):
+                continue
+            if os.path.lexists(path):
+                return None  # changed since the cut: a new drop (finish_move said so)
+            log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
+                     target=str(job.source_path), state=job.state.value)
+            return job
         return None
 
     def _remove_case_folder(self, root: Path) -> None:
@@ -552,15 +574,7 @@ class Intake:
     def _move(
         self, job: Job, source: Path, target: Path, attachments: Sequence[Attachment]
     ) -> None:
-        if not target.exists():
-            done = False
-        elif source.exists():
-            # Moved to another disk before a crash, all but the source's removal: done when
-            # the two are one file's copies; else the move below refuses to overwrite.
-            done = self._remove_moved_source(job, source, target)
-        else:
-            done = True  # moved before a crash
-        if not done:
+        if self._still_to_move(job, source, target):
             self._move_file(source, target)
             log.debug("file_moved", job_key=job.job_key, source=str(source),
                       target=str(target))
@@ -568,17 +582,88 @@ class Intake:
         self._move_attachments(job, attachments)
 
     def _move_attachments(self, job: Job, attachments: Sequence[Attachment]) -> None:
-        """Each sidecar to where the store says it goes, unless it is there already."""
+        """Each sidecar to where the store says it goes, unless it is there already (also
+        when a cut left it in both places: :meth:`_finish_both`)."""
         for attachment in attachments:
             src = Path(attachment.previous) if attachment.previous else None
             dst = Path(attachment.at)
-            if src is None or not src.exists() or dst.exists():
+            if src is None or not os.path.lexists(src):
                 continue
             try:
-                self._move_file(src, dst)
+                if self._still_to_move(job, src, dst):
+                    self._move_file(src, dst)
             except OSError as exc:
                 log.warning("attachment_not_moved", job_key=job.job_key, path=str(src),
                             error=str(exc))
+
+    def _still_to_move(self, job: Job, source: Path, target: Path) -> bool:
+        """Whether ``source`` must still move to ``target`` (a move of ``job``'s file or of
+        a sidecar): not when it went before a crash, nor when a cut left it in both places
+        and :meth:`_finish_both` finished that."""
+        if not os.path.lexists(target):
+            return True
+        if not os.path.lexists(source):
+            return False  # moved before a crash
+        # Moved to another disk before a crash, all but the source's removal.
+        return self._finish_both(job, source, target)
+
+    def _finish_both(self, job: Job, source: Path, target: Path) -> bool:
+        """A move to another disk cut between its rename and the source's removal (or
+        something that looks like it) left a file at ``source`` and one at ``target``; True
+        when ``source`` is still to move there (the file at ``target`` was set aside).
+
+        The same file (:func:`_same_content`): the source goes, the file is there once. A
+        source in the inbox that differs, or that was put there after the copy was made (a
+        user's copy of the file in failed/ while the store could not record the move as
+        made), is a new drop, left to be taken. Otherwise both are kept: the newer one is
+        set aside (:meth:`_set_aside_newer`), so a user's file never stops a start or a
+        retry."""
+        dropped = self.in_drop_area(source)
+        if dropped and _changed_after(source, target):
+            log.info("cut_short_source_changed", job_key=job.job_key, path=str(source),
+                     target=str(target), reason="put into the inbox after the copy was "
+                     "made, so it is taken as a new drop")
+            return False
+        if _same_content(source, target):
+            self._remove_moved_source(job, source, target)
+            return False
+        if dropped:
+            log.info("cut_short_source_changed", job_key=job.job_key, path=str(source),
+                     target=str(target), reason="it differs from the whole copy already "
+                     "moved, so it is taken as a new drop")
+            return False
+        return self._set_aside_newer(job, source, target)
+
+    def _set_aside_newer(self, job: Job, source: Path, target: Path) -> bool:
+        """Of two different files at a move's ``source`` and ``target``, the newer (changed
+        since the cut: a cut leaves two copies with one modification time) goes to a free
+        name beside whichever of the two is not in processing/, where a user looks; the
+        older stays the job's file, at ``target``. True when that was the source (the
+        target's place is free for it now)."""
+        try:
+            source_newer = os.lstat(source).st_mtime_ns > os.lstat(target).st_mtime_ns
+        except OSError as exc:
+            log.warning("cut_short_copy_not_set_aside", job_key=job.job_key,
+                        path=str(source), target=str(target), error=str(exc))
+            return False  # gone meanwhile: nothing to set aside
+        newer = source if source_newer else target
+        processing = self.processing_path(job).parent.parent
+        aside = free_path(target if _inside(source, processing) else source)
+        try:
+            self._move_file(newer, aside)
+        except OSError as exc:
+            # (A full disk, a folder turned read-only.) Both stay where they are, and the
+            # job goes on with the file at ``target``: a person compares the two.
+            log.warning("cut_short_copy_not_set_aside", job_key=job.job_key,
+                        path=str(newer), target=str(aside), error=str(exc),
+                        hint=f"the job goes on with {target}; compare it with {source} and "
+                        "remove the one that is not wanted")
+            return False
+        log.warning("cut_short_copy_set_aside", job_key=job.job_key, path=str(newer),
+                    set_aside=str(aside), kept=str(target),
+                    hint=f"the job's file is {target}; {aside} is the copy that differed "
+                    "from it (the newer one): keep the one that is wanted")
+        return not source_newer
 
     # -- rejecting at intake --------------------------------------------------------------------
 
@@ -625,9 +710,11 @@ class Intake:
         job = self._existing(path)
         if job is None:
             # Refused before, its move to failed/ cut short: finished now (found by where
-            # that move was going: a refused file's content is not recorded).
-            finished = self._finish_cut_short(path, (self.store.find_by_path(
-                drop.inbox.folder("failed") / self._rel(drop, path)),))
+            # that move was going, a "(2)" name too: a refused file's content is not
+            # recorded).
+            finished = self._finish_decided(path, (
+                self.store.find_by_path(name)
+                for name in taken_names(drop.inbox.folder("failed") / self._rel(drop, path))))
             if finished is not None:
                 return finished
             place = JobPlace(
@@ -715,20 +802,23 @@ class Intake:
                 return True
             log.error("file_lost", job_key=job.job_key, path=str(target), previous=None)
             return False
-        if not target.exists():
-            if place.previous is None or not place.previous.exists():
+        if not os.path.lexists(target):
+            if place.previous is None or not os.path.lexists(place.previous):
                 log.error("file_lost", job_key=job.job_key, path=str(target),
                           previous=str(place.previous) if place.previous else None)
                 return False
             self._move(job, place.previous, target, place.attachments)
             log.info("move_completed", job_key=job.job_key, source=str(place.previous),
                      target=str(target))
+        elif (place.previous is not None and os.path.lexists(place.previous)
+              and (place.moved is False
+                   or (place.moved is None and not self.in_drop_area(place.previous)))):
+            # A move cut after its rename: a settle's never recorded as made, or a retry's
+            # back into processing/ (its previous place in done/ or failed/). (Recorded as
+            # made, a file at its previous place is a user's put-back; and one in the inbox
+            # beside a job in processing/ may be the user's second drop: neither is touched.)
+            self._move(job, place.previous, target, place.attachments)
         else:
-            if place.moved is False and place.previous is not None and place.previous.exists():
-                # A settle's move never recorded as made. (Recorded as made, a file at its
-                # previous place is a user's put-back; and one in the inbox beside a job in
-                # processing/ may be the user's second drop: neither is touched.)
-                self._remove_moved_source(job, place.previous, target)
             self._move_attachments(job, place.attachments)
         if place.moved is False:
             self._record_moved(job, place)
@@ -736,30 +826,23 @@ class Intake:
             self._leave_processing(place, place.previous)
         return True
 
-    def _remove_moved_source(self, job: Job, source: Path, target: Path) -> bool:
+    def _remove_moved_source(self, job: Job, source: Path, target: Path) -> None:
         """Finish a move to another disk that a crash cut after its rename and before the
-        source's removal (:func:`move_file`): the file is in both places. When ``target`` is
-        a whole copy of ``source`` the source goes, and the file is there once (True). A
-        source that differs stays where it is, and an event says so (False): nothing that
-        is not also at ``target`` is ever removed."""
-        if not _same_content(source, target):
-            log.warning("cut_short_source_differs", job_key=job.job_key, path=str(source),
-                        target=str(target),
-                        hint=f"compare the two files and remove the one that is not wanted; "
-                        f"the job's file is {target}")
-            return False
+        source's removal (:func:`move_file`): ``target`` is a whole copy of ``source``
+        (:func:`_same_content`, checked by the caller), so the source goes, and the file is
+        there once. Nothing that is not also at ``target`` is ever removed."""
         try:
-            source.unlink()
+            self._remove_file(source)
         except FileNotFoundError:
             pass  # gone meanwhile: the file is at ``target`` once all the same
         except OSError as exc:
-            # (A folder turned read-only.) Both stay; the next start, or a retry, tries again.
+            # (A folder turned read-only.) Both stay: the same file twice, nothing lost; the
+            # warning names them.
             log.warning("cut_short_source_not_removed", job_key=job.job_key,
                         path=str(source), target=str(target), error=str(exc))
-            return False
+            return
         log.info("cut_short_source_removed", job_key=job.job_key, path=str(source),
                  target=str(target))
-        return True
 
     def _record_moved(self, job: Job, place: JobPlace) -> Job:
         """The store records that the file is in its outcome folder now (``moved``): from
@@ -811,11 +894,39 @@ def _notes_name(name: Path, job: Job) -> bool:
     return False
 
 
+def _decided_note(job: Job) -> str | None:
+    """The note of a file decided at intake whose move never began (its first note was
+    never written); None for a job decided done (it has a report, not a note)."""
+    if job.state in OUTCOME_DONE_STATES:
+        return None
+    return error_note(
+        what=job.reason, where="taking the file from the inbox", file=str(job.source_path),
+        todo="nothing, if it was dropped twice by mistake; to print it: "
+        f"preform-pipeline jobs retry {job.job_key}" if job.state is JobState.DUPLICATE_SKIPPED
+        else "fix the cause, then drop it into the inbox again",
+        job=job,
+    )
+
+
+def _changed_after(source: Path, target: Path) -> bool:
+    """Whether ``source`` (its inode: made, written, renamed) changed after ``target`` was
+    made. A move's copy is made after its source was last written, so a source changed
+    later is not the one the move copied. (On Windows ``st_ctime`` is the creation time:
+    the same answer for a copy made later.) Unreadable: True, so nothing is removed."""
+    try:
+        return os.lstat(source).st_ctime_ns > os.lstat(target).st_ctime_ns
+    except OSError:
+        return True
+
+
 def _same_content(source: Path, target: Path) -> bool:
-    """Whether ``source`` and ``target`` are two regular files (not one file under two
-    names, not links) of the same size and content hash: ``target`` is a whole copy."""
+    """Whether ``target`` is a whole copy of ``source``: two regular files (not one file
+    under two names) of the same size and content hash, or two symbolic links with the same
+    target (a link crosses disks as a link, its target never read)."""
     try:
         a, b = os.lstat(source), os.lstat(target)
+        if stat.S_ISLNK(a.st_mode) and stat.S_ISLNK(b.st_mode):
+            return os.readlink(source) == os.readlink(target)
         if not (stat.S_ISREG(a.st_mode) and stat.S_ISREG(b.st_mode)):
             return False
         if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) or a.st_size != b.st_size:

@@ -4,6 +4,8 @@ daemon's tests a recipe and the scripted runner's script (daemon_support)."""
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +33,15 @@ def inbox(tmp_path: Path) -> InboxSettings:
     for kind in ("processing", "done", "failed"):
         settings.folder(kind).mkdir(parents=True)
     return settings
+
+
+@pytest.fixture
+def other_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another file system than ``tmp_path`` (/dev/shm: Linux only), for the
+    moves that must cross disks."""
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev, "need two file systems"
+        yield Path(other)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ life finishes that move: the copy in failed/ is whole and the same as the one le
 processing/ (same size, same content hash, the job's own), so the one in processing/ goes
 and the user's file is there once. A retry then takes it back into processing/, also when
 the user retried before the daemon came back. A copy in processing/ that differs from the
-one in failed/ is never removed.
+one in failed/ is never removed (session 24: it is set aside in failed/ under a free name).
 
 The kill is real (a child process, SIGKILL, see ``cut_move_child.py``); the next life is a
 fresh store connection and intake. POSIX and Linux only: /dev/shm is the other disk.
@@ -15,11 +15,8 @@ fresh store connection and intake. POSIX and Linux only: /dev/shm is the other d
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +35,6 @@ HERE = Path(__file__).parent
 #: How long the child may take to reach its kill (a loaded machine included).
 WAIT_S = 60.0
 MODEL = tetra_stl_bytes(23)
-
-
-@pytest.fixture
-def other_disk(tmp_path: Path) -> Iterator[Path]:
-    """A folder on another file system than ``tmp_path``."""
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
-        assert os.stat(other).st_dev != os.stat(tmp_path).st_dev, "need two file systems"
-        yield Path(other)
 
 
 @dataclass(frozen=True)
@@ -159,36 +148,40 @@ class TestTheNextLifeFinishesTheMove:
         [bytes(reversed(MODEL)), MODEL[:-1]],
         ids=["same size, other bytes", "one byte short"],
     )
-    def test_a_copy_in_processing_that_differs_from_the_one_in_failed_stays(
+    def test_a_copy_in_processing_that_differs_from_the_one_in_failed_is_set_aside_there(
         self, cut: Cut, other: bytes
     ) -> None:
         assert other != MODEL
         cut.in_processing.write_bytes(other)
         with SqliteJobStore(cut.database) as store, capture_logs() as logs:
             Intake(store, [cut.inbox]).settle(store.get_job(cut.job.id), ok=False, note=NOTE)
-        assert cut.in_processing.read_bytes() == other
+        failed = cut.inbox.folder("failed")
+        aside = failed / "bracket (2).stl"
+        assert names(cut.inbox.folder("processing")) == []
+        assert aside.read_bytes() == other
         assert cut.in_failed.read_bytes() == MODEL
         assert not [e for e in logs if e["event"] == "cut_short_source_removed"]
-        (event,) = [e for e in logs if e["event"] == "cut_short_source_differs"]
-        assert (event["job_key"], event["path"], event["target"], event["log_level"]) == (
-            cut.job.job_key, str(cut.in_processing), str(cut.in_failed), "warning")
+        (event,) = [e for e in logs if e["event"] == "cut_short_copy_set_aside"]
+        assert (event["job_key"], event["path"], event["set_aside"], event["kept"],
+                event["log_level"]) == (cut.job.job_key, str(cut.in_processing), str(aside),
+                                        str(cut.in_failed), "warning")
         assert event["hint"] == (
-            "compare the two files and remove the one that is not wanted; "
-            f"the job's file is {cut.in_failed}")
+            f"the job's file is {cut.in_failed}; {aside} is the copy that differed from it "
+            "(the newer one): keep the one that is wanted")
 
-    def test_a_retry_that_meets_a_differing_copy_fails_and_removes_neither(
+    def test_a_retry_that_meets_a_differing_copy_keeps_both_and_goes_on(
         self, cut: Cut
     ) -> None:
         other = bytes(reversed(MODEL))
         cut.in_processing.write_bytes(other)
         with SqliteJobStore(cut.database) as store, capture_logs() as logs:
             store.transition(cut.job.id, JobState.QUEUED, "retried by a user")
-            with pytest.raises(FileExistsError):
-                Intake(store, [cut.inbox]).requeue(store.get_job(cut.job.id))
-        assert cut.in_processing.read_bytes() == other
-        assert cut.in_failed.read_bytes() == MODEL
+            job = Intake(store, [cut.inbox]).requeue(store.get_job(cut.job.id))
+        assert (job.state, job.source_path) == (JobState.PROCESSING, cut.in_processing)
+        assert cut.in_processing.read_bytes() == MODEL
+        assert (cut.inbox.folder("failed") / "bracket (2).stl").read_bytes() == other
         assert [e["event"] for e in logs if e["event"].startswith("cut_short")] == [
-            "cut_short_source_differs"]
+            "cut_short_copy_set_aside"]
 
 
 class TestAFileThatIsNotACutShortMove:
