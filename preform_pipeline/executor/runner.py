@@ -592,9 +592,9 @@ def _balanced_order(
     home = next(q for q in queues if at in q)
     loads = [sum(works[i] for i in q) for q in queues]
     span = max(loads)
-    if sum(works[i] for i in home) < span * (1 - _ORDER_GAIN):
+    here = sum(works[i] for i in home)
+    if here < span * (1 - _ORDER_GAIN):
         longest = queues[loads.index(span)]
-        here = sum(works[i] for i in home)
         others = max(
             (load for q, load in zip(queues, loads, strict=True)
              if q is not home and q is not longest),

@@ -29,7 +29,7 @@ still fits one platform by the planner's own test, which the caller supplies.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -66,7 +66,12 @@ def model_work(model: ModelInfo) -> float:
 def build_work(build: BuildPlan) -> float:
     """Server time a build takes, roughly, in model imports: per model, more for heavier
     meshes, plus the build's fixed requests (what the start order balances)."""
-    return BUILD_WORK_MODELS + sum(model_work(m) for m in build.models)
+    return _work_of(model_work(m) for m in build.models)
+
+
+def _work_of(model_works: Iterable[float]) -> float:
+    """A build's work from its models' (:func:`build_work`'s rule)."""
+    return BUILD_WORK_MODELS + sum(model_works)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Balanced:
 
 def _queues(groups: Sequence[Sequence[int]], works: Sequence[float],
             servers: int) -> tuple[list[list[int]], list[float]]:
-    loads = [BUILD_WORK_MODELS + sum(works[i] for i in g) for g in groups]
+    loads = [_work_of(works[i] for i in g) for g in groups]
     queues = balanced_queues(loads, servers)
     return queues, [sum(loads[b] for b in q) for q in queues]
 

@@ -67,7 +67,13 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.balance import balance_groups, model_work
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
 from preform_pipeline.plan.graph import StepGraph, compile_graph
-from preform_pipeline.plan.nesting import NestedBin, Outline, fits_one_platform, nest
+from preform_pipeline.plan.nesting import (
+    NestedBin,
+    Outline,
+    fits_one_platform,
+    nest,
+    one_platform_layout,
+)
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 from preform_pipeline.wording import counted
@@ -728,15 +734,12 @@ def _balance_sla(
         limit = batching.max_models_per_build
         if limit is not None and len(indices) > limit:
             return False
-        found: list[NestedBin] = []
-        fitted = fits_one_platform([outlines[i] for i in indices], (bx, by),
-                                   margin=batching.margin_mm, spill=spill,
-                                   allow_rotation=batching.allow_rotation, layout=found,
-                                   plain=True)
-        # Every model laid out: the test leaves out one that fits no platform on its own.
-        if not fitted or not found or len(found[0].placements) != len(indices):
+        found = one_platform_layout([outlines[i] for i in indices], (bx, by),
+                                    margin=batching.margin_mm, spill=spill,
+                                    allow_rotation=batching.allow_rotation)
+        if found is None:
             return False
-        laid[tuple(indices)] = found[0]
+        laid[tuple(indices)] = found
         return True
 
     result = balance_groups(

@@ -71,6 +71,7 @@ __all__ = [
     "Outline",
     "fits_one_platform",
     "nest",
+    "one_platform_layout",
 ]
 
 #: Column width: models lose at most this much per row against their exact outline (2 mm
@@ -706,24 +707,35 @@ def fits_one_platform(
     allow_rotation: bool = True,
     cell: float = DEFAULT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
-    layout: list[NestedBin] | None = None,
-    plain: bool = False,
 ) -> bool:
     """Whether ``outlines`` share one platform, leaving out any that fits none on its own
     (:func:`nest` sets those aside): the same test :func:`nest` applies to a group, so a
     group kept together on this answer always finds a platform there (groups are ignored
-    here: every outline counts as one of this group). When they do and ``layout`` is given,
-    the platform the test found (of the outlines kept) is appended to it. ``plain``: only a
-    plain pass counts (largest hull first, under any rule), as for each platform :func:`nest`
-    hands out, since the server lays a build out again in one pass of its own."""
+    here: every outline counts as one of this group)."""
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
     kept = [o for o in outlines if rules.fits(o)]
-    if not kept:
-        return True
-    laid = rules.alone(_together(kept), plain)
-    if laid is not None and layout is not None:
-        layout.append(laid.nester.result(laid))
-    return laid is not None
+    return not kept or rules.alone(_together(kept)) is not None
+
+
+def one_platform_layout(
+    outlines: Sequence[Outline],
+    platform: tuple[float, float],
+    *,
+    margin: float = 0.0,
+    spill: float = 0.0,
+    allow_rotation: bool = True,
+    cell: float = DEFAULT_CELL_MM,
+    turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+) -> NestedBin | None:
+    """Every one of ``outlines`` laid out on one platform by a plain pass (largest hull
+    first, under any rule), as each platform :func:`nest` hands out, since the server lays a
+    build out again in one pass of its own; None when they do not all fit (or there are
+    none)."""
+    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
+    if not outlines or not all(rules.fits(o) for o in outlines):
+        return None
+    laid = rules.alone(_together(outlines), plain=True)
+    return laid.nester.result(laid) if laid is not None else None
 
 
 def _grown_area(outline: Outline) -> float:
