@@ -731,10 +731,10 @@ def one_platform_layout(
     first, under any rule), as each platform :func:`nest` hands out, since the server lays a
     build out again in one pass of its own; None when they do not all fit (or there are
     none)."""
-    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
-    if not outlines or not all(rules.fits(o) for o in outlines):
+    if not outlines:
         return None
-    laid = rules.alone(_together(outlines), plain=True)
+    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
+    laid = rules.alone(_together(outlines), plain=True)  # None if one fits no platform
     return laid.nester.result(laid) if laid is not None else None
 
 
