@@ -10,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preform_pipeline.errors import PlanningError
-from preform_pipeline.plan.nesting import NestedBin, Outline, _Nester, _units, nest
+from preform_pipeline.plan.nesting import (
+    NestedBin,
+    Outline,
+    _Nester,
+    _units,
+    fits_one_platform,
+    nest,
+    one_platform_layout,
+)
 
 
 def rectangle(width: float, depth: float, step: float = 0.5) -> np.ndarray:
@@ -148,3 +156,31 @@ class TestGroupsAndErrors:
         unfit: list[str] = []
         bins = nest(outlines, (100.0, 80.0), unfit=unfit)
         assert unfit == ["huge"] and [p.key for b in bins for p in b.placements] == ["ok"]
+
+
+class TestOnePlatformLayout:
+    """A build laid out again the way a server does: one plain pass, largest hull first."""
+
+    @staticmethod
+    def _boxes(sizes: list[tuple[float, float]]) -> list[Outline]:
+        return [Outline(key=str(k), points=rectangle(w, d), grow=0.0, hull_mm2=w * d)
+                for k, (w, d) in enumerate(sizes)]
+
+    def test_what_only_another_order_lays_out_is_refused(self) -> None:
+        # Largest hull first (109 x 55, 67 x 75, 138 x 37, 36 x 11) leaves no row for the
+        # long one; longest side first places all four: the search's test takes that order.
+        outlines = self._boxes([(67, 75), (138, 37), (109, 55), (36, 11)])
+        assert fits_one_platform(outlines, (200.0, 125.0), allow_rotation=False)
+        assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False) is None
+
+    def test_a_plain_fit_comes_with_every_placement_inside_and_apart(self) -> None:
+        outlines = self._boxes([(90, 60), (90, 60), (60, 40), (30, 30)])
+        laid = one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False)
+        assert laid is not None
+        assert sorted(p.key for p in laid.placements) == ["0", "1", "2", "3"]
+        check(outlines, [laid], (200.0, 125.0), margin=0.0, spill=0.0, unfit=[])
+
+    def test_one_that_fits_no_platform_or_none_at_all_has_no_layout(self) -> None:
+        outlines = self._boxes([(300, 10), (20, 20)])
+        assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False) is None
+        assert one_platform_layout([], (200.0, 125.0)) is None
