@@ -56,6 +56,9 @@ log = get_logger(__name__)
 
 #: New keys drawn before giving up on a (practically impossible) run of collisions.
 _KEY_ATTEMPTS: Final = 5
+#: Row ids are 64-bit in both databases: a larger id (typed into a dashboard URL, say) names
+#: no row, and the drivers refuse to send it (OverflowError, DataError) rather than say so.
+_MAX_ROW_ID: Final = 2**63 - 1
 
 #: A result row: read by column name (``sqlite3.Row`` or a psycopg dict row).
 Row = Any
@@ -295,7 +298,7 @@ class SqlStoreCore(ABC):
         )
 
     def _job_row(self, conn: Connection, job_id: int) -> Row:
-        row: Row | None = conn.execute(
+        row: Row | None = None if abs(job_id) > _MAX_ROW_ID else conn.execute(
             "SELECT * FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         if row is None:
@@ -305,7 +308,7 @@ class SqlStoreCore(ABC):
         return row
 
     def _build_row(self, conn: Connection, build_id: int) -> Row:
-        row: Row | None = conn.execute(
+        row: Row | None = None if abs(build_id) > _MAX_ROW_ID else conn.execute(
             "SELECT * FROM builds WHERE id = ?", (build_id,)
         ).fetchone()
         if row is None:

@@ -317,6 +317,18 @@ class TestLookups:
         with pytest.raises(StoreError, match="no job 99"):
             store.transition(99, S.QUEUED, "x")
 
+    def test_an_id_beyond_64_bits_is_unknown_too(self, store: JobStore) -> None:
+        # A dashboard URL or a script can name any integer; the drivers refuse to send one
+        # beyond the 64-bit ids (OverflowError), which must not stand for "no such row".
+        huge = 2**64
+        for lookup in (store.get_job, store.get_build):
+            with pytest.raises(StoreError, match=f"no (job|build) {huge}"):
+                lookup(huge)
+        with pytest.raises(StoreError, match=f"no build {-huge}"):
+            store.get_build(-huge)
+        with pytest.raises(StoreError, match=f"no job {huge}"):
+            store.transition(huge, S.QUEUED, "x")
+
 
 class TestFields:
     """Sidecar fields round-trip; unknown or mistyped field names are caller bugs."""

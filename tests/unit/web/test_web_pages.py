@@ -81,6 +81,19 @@ class TestPages:
     def test_a_missing_build_is_a_404_page(self, served: Served) -> None:
         assert httpx.get(served.url + "/builds/999", headers=AUTH).status_code == 404
 
+    def test_a_build_id_beyond_64_bits_is_a_404_page_and_an_action_says_no_such_build(
+        self, served: Served
+    ) -> None:
+        huge = str(2**64)
+        for path in (f"/builds/{huge}", f"/builds/{huge}/screenshot"):
+            assert httpx.get(served.url + path, headers=AUTH).status_code == 404, path
+        acted = httpx.post(
+            f"{served.url}/builds/{huge}/approve",
+            headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}", "Origin": served.url,
+                     "Sec-Fetch-Site": "same-origin"},
+        )
+        assert acted.status_code == 409 and f"no build {huge}" in acted.text
+
 
 class TestTank:
     """The tank shown for a printer comes from whichever status describes it."""
