@@ -1,6 +1,12 @@
 """Saying plainly what PyYAML's syntax errors mean, for recipes and settings alike, and
 writing the key path of a problem the way both show it (:func:`format_json_path`).
 
+:func:`safe_load` is ``yaml.safe_load`` for files users write (settings, sidecars): a value
+PyYAML cannot build (a date that does not exist, ``2024-02-30``; an integer of more digits
+than Python converts) raises a ``ValueError`` from deep in PyYAML, which no caller expects
+from a parser; here it is a ``yaml.YAMLError`` at the value's line and column, worded by
+:func:`describe_bad_value`.
+
 PyYAML reports a tab used for indentation as "found character '\\t' that cannot start any
 token", which users do not read as "you typed a tab". :func:`describe_yaml_error` turns a
 ``yaml.YAMLError`` into a 1-based position and a sentence that names the usual causes.
@@ -8,12 +14,13 @@ token", which users do not read as "you typed a tab". :func:`describe_yaml_error
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import yaml
 
-__all__ = ["describe_yaml_error", "format_json_path"]
+__all__ = ["describe_bad_value", "describe_yaml_error", "format_json_path", "safe_load"]
 
 
 def format_json_path(path: Sequence[str | int]) -> str:
@@ -51,6 +58,8 @@ def describe_yaml_error(
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = str(exc.problem or "")
+        if isinstance(exc, _UnreadableValue):
+            return (*_position(mark), problem)
         if mark is not None and _char_at(text, int(mark.line), int(mark.column)) == "\t":
             return (*_position(mark), f"YAML syntax error: {_TAB}")
         for raw, plain in _EXPLAINED:
@@ -72,3 +81,42 @@ def _position(mark: object) -> tuple[int | None, int | None]:
     if mark is None:
         return None, None
     return int(getattr(mark, "line", 0)) + 1, int(getattr(mark, "column", 0)) + 1
+
+
+#: What a scalar of each core tag was meant to be, for :func:`describe_bad_value`.
+_KINDS: Final = {"int": "an integer", "float": "a number", "timestamp": "a date",
+                 "bool": "true or false"}
+#: How much of a bad value a message repeats.
+_SHOWN_CHARS: Final = 30
+
+
+def describe_bad_value(tag: str, text: str, exc: ValueError) -> str:
+    """Why the scalar ``text`` (tagged ``tag``) could not be built, and what helps."""
+    kind = _KINDS.get(tag.rsplit(":", 1)[-1], "a value")
+    shown = text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
+    # Python's own wording for the digit limit ends in advice for programmers.
+    reason = (f"over {sys.get_int_max_str_digits()} digits"
+              if "integer string conversion" in str(exc) else str(exc))
+    return f"{shown!r} cannot be read as {kind} ({reason}); quote it if it is meant as text"
+
+
+class _UnreadableValue(yaml.constructor.ConstructorError):
+    """A scalar PyYAML parsed but could not build: a value error, not a syntax error."""
+
+
+class _CheckedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose values that cannot be built are errors at their place."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:
+            raise _UnreadableValue(
+                None, None, describe_bad_value(str(node.tag), str(node.value), exc),
+                node.start_mark,
+            ) from None
+
+
+def safe_load(text: str) -> Any:
+    """``yaml.safe_load(text)``, with a value that cannot be built a ``yaml.YAMLError``."""
+    return yaml.load(text, Loader=_CheckedLoader)  # a SafeLoader: no application tags

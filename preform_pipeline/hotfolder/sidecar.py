@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -36,6 +37,7 @@ import yaml
 from preform_pipeline.errors import SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
+from preform_pipeline.yamlerrors import safe_load
 
 __all__ = [
     "MAX_SIDECAR_BYTES",
@@ -164,8 +166,13 @@ def _load(path: Path) -> Any:
                 f"line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}",
                 hint="fix the JSON (a validator shows where), then drop the case again",
             ) from None
+        except ValueError:  # a number of more digits than Python converts
+            raise SidecarError(
+                path, f"not valid JSON: a number has over {sys.get_int_max_str_digits()} digits",
+                hint="fix the JSON, then drop the case again",
+            ) from None
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except RecursionError:
         raise SidecarError(path, "nests too deeply for a sidecar",
                            hint="a sidecar is a flat list of values") from None

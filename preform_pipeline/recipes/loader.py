@@ -32,7 +32,7 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
-from preform_pipeline.yamlerrors import describe_yaml_error, format_json_path
+from preform_pipeline.yamlerrors import describe_bad_value, describe_yaml_error, format_json_path
 
 __all__ = [
     "EXTENDS_KEY",
@@ -204,7 +204,12 @@ class _Builder:
     def _scalar(self, node: Any, path: JsonPath) -> Any:
         tag: str = node.tag
         if tag in _TYPED_SCALAR_TAGS:
-            return _constructor.construct_object(node, deep=True)
+            try:
+                return _constructor.construct_object(node, deep=True)
+            except ValueError as exc:  # an integer of more digits than Python converts
+                self.problem(node.start_mark, describe_bad_value(tag, str(node.value), exc),
+                             path)
+                return str(node.value)
         if tag not in _TEXT_SCALAR_TAGS:
             self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in recipes", path)
         # str, and implicit types (timestamps) kept as the text the user wrote.

@@ -9,7 +9,7 @@ import yaml
 
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.settings.environment import SETTINGS_ENV
-from preform_pipeline.yamlerrors import describe_yaml_error
+from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
 
 __all__ = ["MAX_SETTINGS_FILE_BYTES", "read_settings_file"]
 
@@ -42,7 +42,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
             hint="save the settings file as UTF-8 text",
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         line, column, message = describe_yaml_error(exc, text)
         raise SettingsError(

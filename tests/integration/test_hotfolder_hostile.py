@@ -90,3 +90,49 @@ class TestHostileDrops:
         assert len(every_file(failed)) + len(every_file(finished)) >= len(entries) + 1
         # The link's target was never moved or changed.
         assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == outside_before
+
+
+class TestHostileSidecars:
+    """A sidecar with a value YAML or JSON parses but Python cannot build fails its own case,
+    with a note saying which value; the daemon goes on (it used to exit 70)."""
+
+    def test_each_case_fails_alone_and_a_good_file_still_prints(self, tmp_path: Path) -> None:
+        recipe = write_recipe(tmp_path, printer=None)
+        settings = write_hotfolder_settings(
+            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
+        )
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        digits = "9" * (sys.get_int_max_str_digits() + 1)
+        sidecars = {
+            "no-such-day.yaml": ("due_date: 2024-02-30\n",
+                                 r"line 1 column 11: .*'2024-02-30' cannot be read as a date "
+                                 r"\(day is out of range for month\)"),
+            "long-yaml.yaml": (f"priority: {digits}\n",
+                               r"line 1 column 11: .*cannot be read as an integer \(over \d+ "
+                               r"digits\)"),
+            "long-json.json": (f'{{"priority": {digits}}}\n',
+                               r"not valid JSON: a number has over \d+ digits"),
+        }
+        for seed, (name, (text, _)) in enumerate(sidecars.items()):
+            (inbox / name).write_text(text, encoding="utf-8")
+            (inbox / name).with_suffix(".stl").write_bytes(tetra_stl_bytes(seed))
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(9))
+
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+            env=environment(), cwd=tmp_path, capture_output=True, text=True,
+            timeout=TIMEOUT_S, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "Traceback" not in done.stderr and "unexpected failure" not in done.stderr
+        assert (inbox / "done" / "good.stl").exists()
+        for name, (text, says) in sidecars.items():
+            model = Path(name).with_suffix(".stl").name
+            note = inbox / "failed" / (model + ".error.txt")
+            assert re.search(says, note.read_text(encoding="utf-8")), name
+            # The case is kept whole: the model and its sidecar, unchanged.
+            assert (inbox / "failed" / name).read_text(encoding="utf-8") == text
+            assert (inbox / "failed" / model).exists()
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
