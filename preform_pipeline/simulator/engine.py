@@ -135,7 +135,7 @@ def _estimated_triangles(path_text: Any) -> int:
         return 0
     try:
         size = Path(path_text).stat().st_size
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path, refused by the operation
         return 0
     per_triangle = 50 if path_text.lower().endswith((".stl", ".form")) else 120
     return max(0, size - 84) // per_triangle

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +14,7 @@ import pytest
 from sim_server_support import WAIT_S, RecordingEngine
 from structlog.testing import capture_logs
 
+from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import SimError
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.openapi_contract import local_api_contract
@@ -61,6 +65,15 @@ class TestMalformedRequests:
         assert_error_model(response, 400, "INVALID_BODY")
         assert sim_engine.calls == []
 
+    def test_a_number_of_more_digits_than_python_converts_is_400(
+        self, sim_client: httpx.Client, sim_engine: RecordingEngine
+    ) -> None:
+        digits = "9" * (sys.get_int_max_str_digits() + 1)
+        response = sim_client.post("/scene/", content=f'{{"layer_thickness_mm": {digits}}}')
+        body = assert_error_model(response, 400, "INVALID_JSON")
+        assert "digits" in body["error"]["message"]
+        assert sim_engine.calls == []
+
     def test_a_missing_required_body_is_400(
         self, sim_client: httpx.Client, sim_engine: RecordingEngine
     ) -> None:
@@ -96,6 +109,25 @@ class TestMalformedRequests:
         status, _ = raw_exchange(sim_server, request)
         assert status == 200
         assert sim_engine.last_call().body == {"machine_type": "FORM-4-0"}
+
+
+class TestPathsTheEngineRefuses:
+    """A model path with a NUL byte is refused as a path, by the real engine, not a 500."""
+
+    @pytest.mark.parametrize("path", ["x\0y.stl", "/tmp/x\0y.stl"], ids=["relative", "absolute"])
+    def test_an_import_of_such_a_path_is_400(
+        self, path: str, tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
+    ) -> None:
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        server = sim_server_factory(engine=engine)
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            scene = client.post("/scene/", json={
+                "machine_type": "FORM-4-0", "material_code": "FLGPGR05",
+                "layer_thickness_mm": 0.1, "print_setting": "DEFAULT"}).json()["id"]
+            response = client.post(f"/scene/{scene}/import-model/", json={"file": path})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] in ("INVALID_PATH", "FILE_NOT_FOUND")
+        server.check()
 
 
 class TestUnknownRoutes:
