@@ -50,6 +50,9 @@ NOT_REGULAR = r"not a regular file"
 UNREADABLE = r"cannot be read"
 OUTSIDE = r"outside the inbox"
 MULTIPLIED = r"its components expand to [\d,]+ object copies"
+SHORT_FACE = r"a face needs at least 3 vertices"
+CYCLE = r"component references form a cycle"
+UNDEFINED = r"reference to undefined object id"
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,10 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "notes.stl": (NOT_MESH, lambda: b"this is a text file with notes about the part\n" * 20),
     "bad-number.stl": (MALFORMED, lambda: _ascii(_facet(("0", "0", "0"), ("1", "x1", "0"),
                                                         ("0", "1", "0")))),
+    "header-only.stl": (TRUNCATED, lambda: _valid_stl()[:84]),
+    # Beyond float32: infinite once read, and no numpy warning on the console (session 25).
+    "huge.stl": (NON_FINITE, lambda: _ascii(_facet(("1e39", "0", "0"), ("1", "0", "0"),
+                                                   ("0", "1", "0")))),
     # OBJ
     "photo.obj": (IMPOSTOR, _png),
     "drawing.obj": (IMPOSTOR, lambda: b"%PDF-1.4\n" + b"stream\n" * 20),
@@ -239,6 +246,10 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "bad-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n"),
     "huge-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + b"9" * 20 + b"\n"),
     "nan.obj": (NON_FINITE, lambda: b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
+    "huge.obj": (NON_FINITE, lambda: b"v 1e39 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
+    "behind-first.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf -9 -2 -1\n"),
+    "zero-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n"),
+    "two-corners.obj": (SHORT_FACE, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2\n"),
     "line.obj": (ZERO_AREA, lambda: b"v 0 0 0\nv 1 1 1\nv 2 2 2\nf 1 2 3\nf 3 2 1\n"),
     "flat.obj": (FLAT, lambda: b"v 0 0 0\nv 5 0 0\nv 5 5 0\nv 0 5 0\nf 1 2 3 4\n"),
     # 3MF
@@ -264,6 +275,14 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
         '<triangle v1="0" v2="1" v3="2"/>'))),
     "no-triangles.3mf": (NO_TRIANGLES, lambda: _threemf(_mesh_model(
         '<vertex x="0" y="0" z="0"/>', ""))),
+    "self-made.3mf": (CYCLE, lambda: _threemf(_model(
+        '<resources><object id="1"><components><component objectid="1"/></components>'
+        '</object></resources><build><item objectid="1"/></build>'))),
+    "no-object.3mf": (UNDEFINED, lambda: _threemf(_model(
+        '<resources></resources><build><item objectid="7"/></build>'))),
+    "huge.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
+        '<vertex x="1e39" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
+        '<triangle v1="0" v2="1" v3="2"/>'))),
 }
 
 

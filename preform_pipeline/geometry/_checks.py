@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
+from ..wording import counted
 from .mesh import Mesh, triangle_chunks
 from .orientation import ORIENTATION_PHRASES, hashed_manifold, orientation_fault
 
@@ -67,7 +68,7 @@ def checked_mesh(
         raise ModelFileError(
             origin,
             f"triangle {first_bad + 1} of {triangles.shape[0]} has a NaN or infinite coordinate "
-            f"({bad} such triangles)",
+            f"({counted(bad, 'such triangle')})",
             hint="repair the mesh (e.g. in PreForm or Meshmixer) and export it again",
         )
     return Mesh(triangles, name, source)

@@ -32,9 +32,13 @@ __all__ = ["SLICE_BYTES", "read_obj_bytes", "write_obj"]
 #: above the process's baseline (bench/results/large_obj_after.md).
 SLICE_BYTES = 1024 * 1024
 
-_VERTEX_LINE = re.compile(rb"^[ \t]*v[ \t]", re.MULTILINE)
-_VERTEX_XYZ = re.compile(rb"^[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE)
-_FACE_LINE = re.compile(rb"^[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
+# A line may start with a UTF-8 byte order mark: Windows tools write one before the first line,
+# which is then a vertex (or face) line like any other.
+_VERTEX_LINE = re.compile(rb"^(?:\xef\xbb\xbf)?[ \t]*v[ \t]", re.MULTILINE)
+_VERTEX_XYZ = re.compile(
+    rb"^(?:\xef\xbb\xbf)?[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE
+)
+_FACE_LINE = re.compile(rb"^(?:\xef\xbb\xbf)?[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
 _AFTER_SLASH = re.compile(rb"/[^\s]*")
 _HINT = "the OBJ file is damaged; export it again"
 _MAX_INDEX = int(np.iinfo(np.int64).max)
@@ -241,7 +245,9 @@ def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32],
             if bad_number is None:
                 raise
             continue
-        parts.append(values.astype(np.float32))
+        # Beyond float32 is infinite, refused by checked_mesh; no numpy warning on the console.
+        with np.errstate(over="ignore"):
+            parts.append(values.astype(np.float32))
     if bad_number is not None:
         raise bad_number
     if not parts:

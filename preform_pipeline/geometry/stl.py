@@ -263,7 +263,10 @@ def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Me
         numbers = fields.astype(np.float64)
     except ValueError:
         _raise_bad_number(data, origin)
-    triangles: npt.NDArray[np.float32] = numbers[:, 3:].reshape(-1, 3, 3).astype(np.float32)
+    # A coordinate beyond float32 (1e39) becomes infinite, which checked_mesh refuses in words;
+    # numpy's overflow warning would only print a source line on the user's console.
+    with np.errstate(over="ignore"):
+        triangles: npt.NDArray[np.float32] = numbers[:, 3:].reshape(-1, 3, 3).astype(np.float32)
     return checked_mesh(triangles, origin, name, source)
 
 
