@@ -51,6 +51,7 @@ the next start), stops the servers and returns.
 from __future__ import annotations
 
 import functools
+import os
 import queue
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,8 +70,10 @@ from preform_pipeline.executor import (
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
+    MAX_NAME_BYTES,
     SetAside,
     empty_tree_shape,
+    overlong_name,
     prune_empty_tree,
     set_aside_unstorable,
     sweep_temporaries,
@@ -574,6 +577,14 @@ class HotFolderDaemon:
                         reason="name is not valid UTF-8")
         if set_aside is not SetAside.KEPT:
             return None  # LEFT: files.py said why; the next rescan finds it again
+        overlong = overlong_name(root)
+        if overlong is not None:
+            # Never taken: its notes could not be written. Left as it is, said at each rescan.
+            log.warning("drop_name_too_long", root=str(root), name=overlong.name,
+                        bytes=len(os.fsencode(overlong.name)), limit=MAX_NAME_BYTES,
+                        hint=f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
+                        "non-Latin letter takes 2 to 4); it stays in the inbox until then")
+            return None
         refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
         if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
             return Drop(unit.inbox, root, unit.recipe, refusal.is_case, others=refusal.paths,

@@ -27,6 +27,9 @@
   (removed meanwhile, a folder that cannot cross to another disk, a full disk) stays where
   it is, its note withdrawn, and a warning names it, the error and what helps.
 
+* :func:`overlong_name` finds a name too long for the notes and temporaries derived from it
+  (:data:`MAX_NAME_BYTES`); the daemon leaves such a drop in the inbox and says so.
+
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
 in place, empty folders the daemon itself emptied, and temporaries its own dead processes
 left.
@@ -56,6 +59,7 @@ from preform_pipeline.store import Job
 
 __all__ = [
     "ERROR_SUFFIX",
+    "MAX_NAME_BYTES",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
     "SetAside",
@@ -63,6 +67,7 @@ __all__ = [
     "error_note",
     "free_path",
     "move_file",
+    "overlong_name",
     "prune_empty_tree",
     "remove_empty_dirs",
     "set_aside_unstorable",
@@ -374,6 +379,21 @@ def empty_tree_shape(root: Path) -> tuple[tuple[str, int, int], ...] | None:
                 return None
             pending.append(Path(entry.path))
     return tuple(sorted(shape))
+
+
+#: The longest name (in bytes) of a file or folder the hot folder takes. A name gets up to 42
+#: bytes more on its way (``.<name>.report.json.<pid>-<host tag>.tmp`` while its report is
+#: written, `` (N)`` for a free name), and file systems allow 255: a longer name would get
+#: as far as its first note, then fail the whole batch, at every start.
+MAX_NAME_BYTES: Final = 200
+
+
+def overlong_name(root: Path) -> Path | None:
+    """The first entry at or below ``root`` whose name is over :data:`MAX_NAME_BYTES`."""
+    entries = [root]
+    if root.is_dir() and not root.is_symlink():
+        entries += sorted(root.rglob("*"))
+    return next((p for p in entries if len(os.fsencode(p.name)) > MAX_NAME_BYTES), None)
 
 
 def storable(path: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from test_hotfolder_watch_command import environment
 
+from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
     write_hotfolder_settings,
@@ -136,3 +137,42 @@ class TestHostileSidecars:
             assert (inbox / "failed" / name).read_text(encoding="utf-8") == text
             assert (inbox / "failed" / model).exists()
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+
+
+class TestLongNames:
+    """A name too long for its notes stays in the inbox, said in the log; nothing crashes."""
+
+    def test_they_wait_renamed_and_the_rest_prints_at_every_start(self, tmp_path: Path) -> None:
+        recipe = write_recipe(tmp_path, printer=None)
+        settings = write_hotfolder_settings(
+            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
+        )
+        inbox = tmp_path / "inbox"
+        (inbox / "case-7").mkdir(parents=True)
+        longest = "w" * (MAX_NAME_BYTES - 4) + ".stl"  # taken: its notes still fit
+        left = {
+            "y" * (MAX_NAME_BYTES - 3) + ".stl": tetra_stl_bytes(1),
+            "z" * 247 + ".stl": b"not a mesh",  # its note alone would be 261 bytes
+            "case-7/" + "é" * 100 + ".stl": tetra_stl_bytes(2),  # 200 letters, 204 bytes
+            "case-7/ok.stl": tetra_stl_bytes(3),
+        }
+        for name, data in {**left, longest: tetra_stl_bytes(4),
+                           "good.stl": tetra_stl_bytes(5)}.items():
+            (inbox / name).write_bytes(data)
+
+        for start in (1, 2):
+            done = subprocess.run(
+                [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+                env=environment(), cwd=tmp_path, capture_output=True, text=True,
+                timeout=TIMEOUT_S, check=False,
+            )
+            assert done.returncode == 0, f"start {start}: {done.stderr[-3000:]}"
+            assert "Traceback" not in done.stderr and "batch_crashed" not in done.stderr
+            warned = re.findall(r"drop_name_too_long .*? name=(\S+)", done.stderr)
+            assert sorted(warned) == sorted(Path(n).name for n in left if "ok" not in n)
+            for name, data in left.items():
+                assert (inbox / name).read_bytes() == data, name
+        for name in (longest, "good.stl"):
+            assert (inbox / "done" / (name + ".report.json")).exists(), name
+        assert not list((inbox / "processing").iterdir())
