@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import stat
 import zipfile
 from collections.abc import Callable
@@ -67,6 +68,12 @@ def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
             hint = "the symbolic links loop; replace the link with the file itself"
         raise ModelFileError(path, f"cannot be read ({exc.strerror or exc})", hint=hint) from None
     if stat.S_ISDIR(info.st_mode):
+        try:
+            os.scandir(path).close()
+        except OSError as exc:  # a folder given to a command, which it could not list
+            raise ModelFileError(path, f"is a folder that cannot be read "
+                                 f"({exc.strerror or exc})", hint="check its permissions"
+                                 ) from None
         raise ModelFileError(
             path,
             "is a folder, not a model file",

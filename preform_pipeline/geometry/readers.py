@@ -50,6 +50,8 @@ def read_mesh(
     Repairable defects (an open mesh, inverted normals) are logged as ``mesh_defect``.
     """
     path = Path(path)
+    if path.is_dir():  # said as a folder (one that cannot be read, too), whatever its suffix
+        checked_file_size(path, max_bytes)
     reader = _reader_for(path.suffix, path)
     label = path.stem if name is None else name
     size = checked_file_size(path, max_bytes)

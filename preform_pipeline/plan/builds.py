@@ -36,6 +36,7 @@ Files without a case id are each on their own.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ __all__ = [
     "Plan",
     "Rejection",
     "expand_model_paths",
+    "walk_folder",
     "plan_builds",
     "recipe_machine",
     "read_model",
@@ -260,11 +262,26 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file() and _is_model_file(p)):
+            files, unlisted = walk_folder(path)
+            for file in (p for p in files if _is_model_file(p)):
                 found.setdefault(file, file.parent.name)
+            for folder in unlisted:  # kept, so reading it says it cannot be read
+                found.setdefault(folder, None)
         else:
             found.setdefault(path, None)
     return found
+
+
+def walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The files at any depth below ``folder``, sorted, and the folders there (``folder``
+    too) that could not be listed: a folder the user may not read must be named, never
+    taken for an empty one. Links to files count as files; links to folders are not
+    followed."""
+    unlisted: list[Path] = []
+    files: list[Path] = []
+    for top, _, names in os.walk(folder, onerror=lambda e: unlisted.append(Path(e.filename))):
+        files.extend(p for p in (Path(top) / n for n in names) if p.is_file())
+    return sorted(files), unlisted
 
 
 def units_label(model: ModelInfo) -> str:

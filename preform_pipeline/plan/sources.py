@@ -24,6 +24,7 @@ from typing import Final
 
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES
 from preform_pipeline.geometry.completeness import judge_at_rest
+from preform_pipeline.plan.builds import walk_folder
 
 __all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "unsupported_hint"]
 
@@ -115,8 +116,11 @@ def find_sources(
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            files, unlisted = walk_folder(path)
+            for file in files:
                 judge(file, file.parent.name)
+            for folder in unlisted:  # kept as a model, so reading it says it cannot be read
+                models.setdefault(folder, None)
         elif path.exists():
             judge(path, None)
         else:

@@ -3,6 +3,7 @@ console shows the plan and the reasons, nothing of Python's own."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +14,19 @@ TIMEOUT_S = 120.0
 TETRA_OBJ = b"v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
 
 
-def plan(*models: Path) -> subprocess.CompletedProcess[str]:
+def plan(*models: Path, command: str = "plan", options: tuple[str, ...] = ()
+         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "preform_pipeline", "plan",
+        [*AS_A_USER, sys.executable, "-m", "preform_pipeline", command, *options,
          str(RECIPES / "engineering-grey-form4.yaml"), *map(str, models)],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
+
+
+#: Root reads every folder whatever its mode; without the two capabilities that let it
+#: (Linux's setpriv drops them), it is refused as a user is. Not root: nothing to drop.
+AS_A_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+             if os.name == "posix" and os.geteuid() == 0 else ())
 
 
 class TestOddButReadable:
@@ -49,3 +57,32 @@ class TestCoordinatesBeyondSinglePrecision:
         assert "far.obj: triangle 1 of 4 has a NaN or infinite coordinate (3 such triangles)" \
             in done.stdout
         assert done.stderr == ""
+
+
+class TestFoldersThatCannotBeRead:
+    """A folder the user may not list is named as such; it was taken for an empty one."""
+
+    def test_plan_and_run_name_each_such_folder(self, tmp_path: Path) -> None:
+        (tmp_path / "ok.obj").write_bytes(TETRA_OBJ)
+        locked, sub = tmp_path / "locked", tmp_path / "case" / "sub"
+        for folder in (locked, sub):
+            folder.mkdir(parents=True)
+            (folder / "part.obj").write_bytes(TETRA_OBJ)
+        (tmp_path / "case" / "other.obj").write_bytes(TETRA_OBJ)
+        for folder in (locked, sub):
+            folder.chmod(0)
+        try:
+            planned = plan(tmp_path / "ok.obj", locked, tmp_path / "case")
+            alone = plan(locked, command="run",
+                         options=("--dry-run", "--output", str(tmp_path / "out")))
+        finally:
+            for folder in (locked, sub):
+                folder.chmod(0o755)
+        assert planned.returncode == 1, planned.stdout + planned.stderr
+        assert "2 models in 1 build, 2 rejected" in planned.stdout
+        for folder in (locked, sub):
+            assert (f"{folder}: is a folder that cannot be read (Permission denied) (check its "
+                    "permissions)") in planned.stdout
+        # `run` said "nothing to do: no complete model files in locked" and exited 0.
+        assert alone.returncode == 1, alone.stdout + alone.stderr
+        assert f"{locked}: is a folder that cannot be read (Permission denied)" in alone.stdout
