@@ -37,6 +37,7 @@ import yaml
 from preform_pipeline.errors import SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
+from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.yamlerrors import safe_load
 
 __all__ = [
@@ -147,7 +148,7 @@ def _load(path: Path) -> Any:
                 f"is {size} bytes; a sidecar holds a few values (at most {MAX_SIDECAR_BYTES})",
                 hint="is this really the model's sidecar?",
             )
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_small_text(path, max_bytes=MAX_SIDECAR_BYTES, encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise SidecarError(path, f"is not UTF-8 text ({exc.reason})",
                            hint="save it as UTF-8") from None

@@ -32,6 +32,7 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
+from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.yamlerrors import describe_bad_value, describe_yaml_error, format_json_path
 
 __all__ = [
@@ -316,6 +317,13 @@ def load_document(path: Path | str, *, display: str | None = None) -> Document:
     )
 
 
+def _at(via: Problem | None, what: str) -> Problem | None:
+    """``via`` (the ``extends`` naming a base recipe) saying ``what`` of that base."""
+    if via is None:
+        return None
+    return Problem(via.file, via.line, via.column, via.json_path, f"{via.message} {what}")
+
+
 def _load_chain(
     path: Path,
     shown: str,
@@ -329,21 +337,18 @@ def _load_chain(
             state.fail(Problem(shown, None, None, "$",
                                f"is over {MAX_RECIPE_BYTES} bytes; a recipe is a page of YAML"))
             return None
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_small_text(path, max_bytes=MAX_RECIPE_BYTES, encoding="utf-8-sig")
     except FileNotFoundError:
-        state.fail(via or Problem(shown, None, None, "$", "file not found"))
+        state.fail(_at(via, "not found") or Problem(shown, None, None, "$", "file not found"))
         return None
     except IsADirectoryError:
-        state.fail(via or Problem(shown, None, None, "$", "is a folder, not a recipe file"))
+        state.fail(_at(via, "is a folder, not a recipe file")
+                   or Problem(shown, None, None, "$", "is a folder, not a recipe file"))
         return None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        state.fail(
-            Problem(shown, None, None, "$", f"cannot read the file: {reason}")
-            if via is None
-            else Problem(via.file, via.line, via.column, via.json_path,
-                         f"{via.message}: cannot read it ({reason})")
-        )
+        state.fail(_at(via, f"cannot be read ({reason})")
+                   or Problem(shown, None, None, "$", f"cannot read the file: {reason}"))
         return None
     node, found = parse_yaml(text, shown)
     state.problems.extend(found)
@@ -388,7 +393,7 @@ def _load_chain(
     position = len(state.chain) - 1
     base = _load_chain(
         base_path, base_shown, state, stack=stack,
-        via=at_extends(f"base recipe {base_shown!r} not found"),
+        via=at_extends(f"base recipe {base_shown!r}"),
     )
     # The chain lists bases first: move this file after everything its base pulled in.
     state.chain.append(state.chain.pop(position))

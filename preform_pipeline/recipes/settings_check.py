@@ -20,6 +20,7 @@ from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
 from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, load_settings
+from preform_pipeline.textfiles import read_small_text
 
 __all__ = [
     "SETTINGS_CHECKED_AGAINST",
@@ -50,7 +51,8 @@ def _read(path: Path) -> tuple[str | None, Problem | None]:
                 str(path), None, None, "$",
                 f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a page of YAML",
             )
-        return path.read_text(encoding="utf-8-sig"), None
+        return read_small_text(path, max_bytes=MAX_SETTINGS_FILE_BYTES,
+                               encoding="utf-8-sig"), None
     except FileNotFoundError:
         return None, Problem(str(path), None, None, "$", "file not found")
     except (OSError, UnicodeDecodeError) as exc:

@@ -9,6 +9,7 @@ import yaml
 
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.settings.environment import SETTINGS_ENV
+from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
 
 __all__ = ["MAX_SETTINGS_FILE_BYTES", "read_settings_file"]
@@ -26,7 +27,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         if path.stat().st_size > MAX_SETTINGS_FILE_BYTES:
             raise ConfigError(f"is over {MAX_SETTINGS_FILE_BYTES} bytes; a settings file is a "
                               "page of YAML", source=str(path))
-        text = path.read_text(encoding="utf-8")
+        text = read_small_text(path, max_bytes=MAX_SETTINGS_FILE_BYTES)
     except FileNotFoundError:
         raise ConfigError(
             "settings file not found",
@@ -34,7 +35,7 @@ def read_settings_file(path: Path) -> dict[str, Any]:
             hint=f"create it, or unset {SETTINGS_ENV} to run with defaults",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read settings file: {exc}", source=str(path),
+        raise ConfigError(f"cannot read settings file: {exc.strerror or exc}", source=str(path),
                           hint="check the path and its permissions") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(

@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings.reading import BaseDir, SourceOf, resolve_path, unknown_source
+from preform_pipeline.textfiles import read_small_text
 
 __all__ = [
     "DEFAULT_WEB_HOST",
@@ -59,6 +60,8 @@ _SCRYPT_P: Final = 1
 _SALT_BYTES: Final = 16
 _HASH_BYTES: Final = 32
 _SCHEME: Final = "scrypt"
+#: A secret file holds one line; a larger one is the wrong file.
+_MAX_SECRET_FILE_BYTES: Final = 64 * 1024
 
 
 def hash_secret(secret: str) -> str:
@@ -132,10 +135,13 @@ def _secret_of(
     if "secret_file" in raw:
         path = resolve_path(str(raw["secret_file"]), base)
         try:
-            text = path.read_text(encoding="utf-8").strip()
+            text = read_small_text(path, max_bytes=_MAX_SECRET_FILE_BYTES).strip()
         except OSError as exc:
             raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}",
                               source=source, hint="check the path and its permissions") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"the secret file {path} is not UTF-8 text", source=source,
+                              hint="write the secret as plain text") from None
     else:
         name = str(raw["secret_env"])
         text = env.get(name, "").strip()
