@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,17 @@ class TestCorpus:
             else:
                 wrong.append(f"{entry.name}: read as {mesh!r}")
         assert not wrong, "\n".join(wrong)
+
+    def test_no_entry_makes_python_or_numpy_warn(self, corpus: tuple[Path, list[Entry]]) -> None:
+        # A warning is printed on the user's console with a source line (session 25: numpy's
+        # "overflow encountered in cast" for a coordinate beyond float32).
+        folder, entries = corpus
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for entry in (e for e in entries if e.reader):
+                with pytest.raises(ModelFileError):
+                    read_mesh(folder / entry.name)
+        assert [str(w.message) for w in caught] == []
 
     def test_no_advice_to_wait_for_files_that_are_not_meshes(
         self, corpus: tuple[Path, list[Entry]]
