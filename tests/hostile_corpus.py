@@ -26,7 +26,7 @@ import numpy as np
 
 from preform_pipeline.geometry import write_stl
 
-__all__ = ["Entry", "tetra", "write_corpus"]
+__all__ = ["Entry", "tetra", "write_corpus", "zip_bomb"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
@@ -183,10 +183,11 @@ def _bomb_stream() -> tuple[bytes, int]:
     return chunk + again * (count - 1) + b"\x03\x00", crc  # an empty final block ends it
 
 
-def _zip_bomb(*, lie: bool) -> bytes:
-    """The 1.5 GiB bomb, declaring its true size or (``lie``) a harmless 1 KB."""
+def zip_bomb(member: str = "3D/3dmodel.model", *, lie: bool = False) -> bytes:
+    """A zip whose one ``member`` is the 1.5 GiB bomb, declaring its true size or (``lie``) a
+    harmless 1 KB."""
     stream, crc = _bomb_stream()
-    return _raw_zip("3D/3dmodel.model", stream, 1024 if lie else _BOMB_BLOCK * _BOMB_BLOCKS, crc)
+    return _raw_zip(member, stream, 1024 if lie else _BOMB_BLOCK * _BOMB_BLOCKS, crc)
 
 
 def _ratio_bomb() -> bytes:
@@ -253,8 +254,8 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "line.obj": (ZERO_AREA, lambda: b"v 0 0 0\nv 1 1 1\nv 2 2 2\nf 1 2 3\nf 3 2 1\n"),
     "flat.obj": (FLAT, lambda: b"v 0 0 0\nv 5 0 0\nv 5 5 0\nv 0 5 0\nf 1 2 3 4\n"),
     # 3MF
-    "bomb.3mf": (BOMB, lambda: _zip_bomb(lie=False)),
-    "lying-bomb.3mf": (MALFORMED, lambda: _zip_bomb(lie=True)),
+    "bomb.3mf": (BOMB, lambda: zip_bomb(lie=False)),
+    "lying-bomb.3mf": (MALFORMED, lambda: zip_bomb(lie=True)),
     "ratio-bomb.3mf": (BOMB, _ratio_bomb),
     "laughs.3mf": (DTD, _billion_laughs),
     "xxe.3mf": (DTD, _xxe),

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import Mesh, read_mesh_bytes
+from preform_pipeline.geometry.bounded import read_zip_member
 from preform_pipeline.geometry.stl import write_binary_stl
 
 from .protocol import Json, SimError
@@ -114,9 +115,12 @@ def load_form(path: Path, scene_id: str) -> Scene:
     try:
         with zipfile.ZipFile(path) as archive:
             try:
-                manifest = json.loads(archive.read(_MANIFEST))
+                # Bounded: a .form is any file a client names, a zip bomb as well.
+                manifest = json.loads(read_zip_member(archive, _MANIFEST, path))
             except KeyError:
                 raise _invalid(path, "no manifest.json in the archive") from None
+            except ModelFileError as exc:
+                raise _invalid(path, f"manifest.json is unreadable: {exc.reason}") from exc
             if not isinstance(manifest, dict) or manifest.get("format") != FORM_FORMAT:
                 raise _invalid(path, "manifest.json is not a simulator manifest")
             if manifest.get("version") != FORM_VERSION:
@@ -149,7 +153,8 @@ def _load_model(
     name = str(record["mesh"])
     if name not in meshes:
         try:
-            meshes[name] = read_mesh_bytes(archive.read(name), ".stl", name=Path(name).stem)
+            data = read_zip_member(archive, name, path)
+            meshes[name] = read_mesh_bytes(data, ".stl", name=Path(name).stem)
         except ModelFileError as exc:
             raise _invalid(path, f"mesh {name} is unreadable: {exc.reason}") from exc
     mesh = meshes[name]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import tracemalloc
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from sim_server_support import WAIT_S, RecordingEngine
 from structlog.testing import capture_logs
 
 from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.formfile import FORM_FORMAT, FORM_VERSION
 from preform_pipeline.simulator.protocol import SimError
 from preform_pipeline.simulator.server import SimulatorServer
+from tests.hostile_corpus import zip_bomb
 from tests.openapi_contract import local_api_contract
 
 
@@ -127,6 +131,37 @@ class TestPathsTheEngineRefuses:
             response = client.post(f"/scene/{scene}/import-model/", json={"file": path})
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] in ("INVALID_PATH", "FILE_NOT_FOUND")
+        server.check()
+
+
+class TestFormFilesTheEngineRefuses:
+    """A .form that is a zip bomb is refused before it is inflated, with little memory."""
+
+    @pytest.mark.parametrize("member", ["manifest.json", "meshes/0.stl"])
+    def test_a_bomb_in_a_form_file_is_400(
+        self, member: str, tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
+    ) -> None:
+        form = tmp_path / "bomb.form"
+        form.write_bytes(zip_bomb(member))
+        if member != "manifest.json":  # a simulator manifest naming the bomb as a mesh
+            with zipfile.ZipFile(form, "a") as archive:
+                archive.writestr("manifest.json", json.dumps({
+                    "format": FORM_FORMAT, "version": FORM_VERSION,
+                    "scene": {"scene_settings": {"machine_type": "FORM-4-0",
+                              "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}},
+                    "models": [{"id": "m", "mesh": member}]}))
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        server = sim_server_factory(engine=engine)
+        tracemalloc.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+                response = client.post("/load-form/", json={"file": str(form)})
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        body = assert_error_model(response, 400, "INVALID_FORM_FILE")
+        assert f"{member} would inflate to 1536.0 MiB" in body["error"]["message"]
+        assert peak < 64 * 1024 * 1024
         server.check()
 
 
