@@ -88,12 +88,12 @@ __all__ = [
     "Plan",
     "Rejection",
     "expand_model_paths",
-    "walk_folder",
     "plan_builds",
     "recipe_machine",
     "read_model",
     "read_models",
     "units_label",
+    "walk_folder",
 ]
 
 log = get_logger(__name__)
