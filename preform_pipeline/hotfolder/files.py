@@ -519,14 +519,23 @@ def error_note(
     job: Job | None = None,
     details: Sequence[str] = (),
 ) -> str:
-    """The text of ``<name>.error.txt``: what failed, where, what to do."""
+    """The text of ``<name>.error.txt``: what failed, where, what to do.
+
+    One line each: a line break inside a value (a file named with a newline or a carriage
+    return, which POSIX allows) is written as ``\\n`` or ``\\r``, so every line still starts
+    with its label.
+    """
     lines = [
-        f"What failed: {what}",
-        f"Where: {where}",
-        f"File: {file}",
+        f"What failed: {_one_line(what)}",
+        f"Where: {_one_line(where)}",
+        f"File: {_one_line(file)}",
     ]
     if job is not None:
         lines.append(f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})")
-    lines.extend(details)
-    lines.append(f"What to do: {todo}")
+    lines.extend(_one_line(d) for d in details)
+    lines.append(f"What to do: {_one_line(todo)}")
     return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")

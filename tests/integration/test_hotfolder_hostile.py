@@ -176,3 +176,37 @@ class TestLongNames:
         for name in (longest, "good.stl"):
             assert (inbox / "done" / (name + ".report.json")).exists(), name
         assert not list((inbox / "processing").iterdir())
+
+
+class TestNamesWithLineBreaks:
+    """A file named with a newline or a carriage return (POSIX allows both) is refused with
+    a note whose every line still starts with its label."""
+
+    def test_each_note_keeps_its_lines(self, tmp_path: Path) -> None:
+        recipe = write_recipe(tmp_path, printer=None)
+        settings = write_hotfolder_settings(
+            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
+        )
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        names = ("two\nlines.stl", "carriage\rreturn.stl")
+        for name in names:  # different contents: the second is no duplicate of the first
+            (inbox / name).write_bytes(f"notes on {name!r}, not a mesh\n".encode())
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+            env=environment(), cwd=tmp_path, capture_output=True, text=True,
+            timeout=TIMEOUT_S, check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        labels = ("What failed: ", "Where: ", "File: ", "Job: ", "What to do: ")
+        for name in names:
+            note = (inbox / "failed" / (name + ".error.txt")).read_bytes().decode("utf-8")
+            lines = note.split("\n")[:-1]
+            assert all(line.startswith(labels) for line in lines), repr(note)
+            assert "\r" not in note
+            shown = name.replace("\n", "\\n").replace("\r", "\\r")
+            assert f"File: {shown}" in note or f"/{shown}" in note, repr(note)
+            assert "text file that is not an STL" in note
+            kept = (inbox / "failed" / name).read_bytes()
+            assert kept == f"notes on {name!r}, not a mesh\n".encode()
