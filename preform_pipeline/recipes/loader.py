@@ -165,8 +165,9 @@ def _pos(file: str, mark: Any) -> Position:
 class _Builder:
     """Converts one composed PyYAML tree, collecting problems instead of stopping."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, kind: str = "recipe") -> None:
         self.file = file
+        self.kind = kind
         self.problems: list[Problem] = []
         self.count = 0
         self.too_large = False
@@ -212,14 +213,15 @@ class _Builder:
                              path)
                 return str(node.value)
         if tag not in _TEXT_SCALAR_TAGS:
-            self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in recipes", path)
+            self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in a {self.kind}",
+                         path)
         # str, and implicit types (timestamps) kept as the text the user wrote.
         return str(node.value)
 
     def _check_tag(self, node: Any, expected: str, path: JsonPath) -> None:
         if node.tag not in (expected, "!"):
             self.problem(
-                node.start_mark, f"YAML tag {node.tag!r} is not supported in recipes", path
+                node.start_mark, f"YAML tag {node.tag!r} is not supported in a {self.kind}", path
             )
 
     def _mapping(
@@ -262,16 +264,19 @@ class _Builder:
                 merged.setdefault(key, child)  # earlier merge sources win, as YAML says
 
 
-def parse_yaml(text: str, file: str) -> tuple[YamlNode | None, list[Problem]]:
-    """The node tree of one YAML document, and the problems found reading it."""
+def parse_yaml(
+    text: str, file: str, *, kind: str = "recipe"
+) -> tuple[YamlNode | None, list[Problem]]:
+    """The node tree of one YAML document, and the problems found reading it; ``kind``
+    names the document in them ("recipe", "settings file")."""
     try:
         composed = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         line, column, message = describe_yaml_error(exc, text)
         return None, [Problem(file, line, column, "$", message)]
     if composed is None:
-        return None, [Problem(file, 1, 1, "$", "the file is empty; a recipe is a YAML mapping")]
-    builder = _Builder(file)
+        return None, [Problem(file, 1, 1, "$", f"the file is empty; a {kind} is a YAML mapping")]
+    builder = _Builder(file, kind)
     root = builder.build(composed, (), None)
     return root, builder.problems
 

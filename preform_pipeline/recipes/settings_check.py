@@ -103,7 +103,7 @@ def validate_settings(path: Path | str, *, display: str | None = None) -> Valida
     if unreadable is not None or text is None:
         problems = [unreadable] if unreadable is not None else []
     else:
-        root, problems = parse_yaml(text, file)
+        root, problems = parse_yaml(text, file, kind="settings file")
         if root is not None and not problems:
             problems = sorted(_load(path, file, root),
                               key=lambda p: (p.file, p.line or 0, p.column or 0))
@@ -144,7 +144,7 @@ def position_settings_error(exc: ConfigError) -> ConfigError:
         text, unreadable = _read(Path(file))
         if text is None or unreadable is not None:
             continue
-        root, syntax = parse_yaml(text, file)
+        root, syntax = parse_yaml(text, file, kind="settings file")
         if root is None or syntax:
             continue
         problems = _positioned(problems, key_paths, file, root)

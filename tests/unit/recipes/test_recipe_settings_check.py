@@ -61,6 +61,21 @@ class TestValidateSettings:
         assert code == 1
         assert re.search(r":2:1: \$: YAML syntax error: a tab character", out)
 
+    def test_an_empty_file_and_an_application_tag_are_called_settings(
+        self, tmp_path: Path
+    ) -> None:
+        empty, tagged = tmp_path / "empty.yaml", tmp_path / "tagged.yaml"
+        empty.write_text("# nothing yet\n", encoding="utf-8")
+        tagged.write_text("servers: !!python/object/apply:os.system ['true']\n",
+                          encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(empty), "--settings", str(tagged))
+        assert code == 1
+        assert "empty.yaml:1:1: $: the file is empty; a settings file is a YAML mapping" in out
+        assert ("tagged.yaml:1:10: $.servers: YAML tag "
+                "'tag:yaml.org,2002:python/object/apply:os.system' is not supported in a "
+                "settings file") in out
+        assert "recipe" not in out
+
     def test_a_semantic_problem_is_positioned(self, tmp_path: Path) -> None:
         path = tmp_path / "settings.yaml"
         path.write_text("servers:\n  count: 0\n", encoding="utf-8")
