@@ -55,6 +55,7 @@ _ENDSOLID_TAIL_BYTES = 4096
 _PLAUSIBILITY_RECORDS = 64
 _PLAUSIBLE_COORDINATE = 1e7
 _TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+_UTF8_BOM: Final = b"\xef\xbb\xbf"
 #: Binary records read at a time while streaming (3.2 MB of file per read).
 STREAM_RECORDS: Final = 1 << 16
 # The leading bytes every decision about a file's layout needs: the sniffed head, the text
@@ -146,6 +147,15 @@ def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> M
 def _raise_bad_binary(head: bytes, size: int, origin: Path) -> NoReturn:
     """Say why a file taken for binary STL, of ``size`` bytes starting with ``head``, is not
     one: too short for the header, text, not triangles at all, truncated, or too long."""
+    if head.startswith(_UTF8_BOM) and _looks_like_text(head[len(_UTF8_BOM):]):
+        # Windows editors save "UTF-8 with BOM"; neither STL form may start with the mark.
+        raise ModelFileError(
+            origin,
+            "this text file starts with a UTF-8 byte order mark, which an ASCII STL may not "
+            "have",
+            hint='save it again without the mark ("UTF-8", not "UTF-8 with BOM"), or export '
+            "the model as binary STL",
+        )
     if size < BINARY_HEADER_BYTES:
         if _looks_like_text(head):
             _raise_not_stl_text(head, origin)
