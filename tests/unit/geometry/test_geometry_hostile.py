@@ -83,6 +83,20 @@ class TestCorpus:
         assert peak < 64 * 1024 * 1024
 
 
+class TestByteOrderMark:
+    """An ASCII STL saved "UTF-8 with BOM" is told so, with how to save it without."""
+
+    def test_the_mark_is_named_and_the_way_out_given(self, tmp_path: Path) -> None:
+        path = tmp_path / "notepad.stl"
+        path.write_bytes(b"\xef\xbb\xbfsolid x\nendsolid x\n")
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh(path)
+        assert caught.value.reason == ("this text file starts with a UTF-8 byte order mark, "
+                                       "which an ASCII STL may not have")
+        assert caught.value.hint == ('save it again without the mark ("UTF-8", not "UTF-8 '
+                                     'with BOM"), or export the model as binary STL')
+
+
 class TestSniffing:
     """Signatures are recognised whatever the extension says, and meshes are left alone."""
 
