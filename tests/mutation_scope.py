@@ -145,6 +145,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         # s24: the other cuts (a differing copy, out of the inbox, sidecars, links) and a
         # decided file's move that never began
         "tests/unit/hotfolder/test_hotfolder_cut_moves_finished.py",
+        # s25: a take into a processing/ on another disk, cut after its rename
+        "tests/unit/hotfolder/test_hotfolder_cut_take.py",
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
