@@ -173,6 +173,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_worker_w3.py",  # targets split, recipe gone
         "tests/unit/hotfolder/test_hotfolder_worker_w1.py",  # _run_live whole: plans, units
         "tests/unit/hotfolder/test_hotfolder_worker_small.py",  # session 20: the never-run ones
+        "tests/unit/hotfolder/test_hotfolder_batch_balanced.py",  # s25: planned for the pool
         "tests/unit/hotfolder/test_hotfolder_worker_live.py",  # _run_live 100-251: dispatch, stops
         "tests/unit/hotfolder/test_hotfolder_worker_batch.py",  # s20: run_batch, refused cases
         "tests/unit/hotfolder/test_hotfolder_split_after_drop.py",  # a split after a drop
