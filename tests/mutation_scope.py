@@ -298,6 +298,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                               # s22 seed 40: a powder bed under 1 ml
                                               "tests/unit/executor/"
                                               "test_executor_steps_seed40.py",
+                                              # s25: an .fps recipe's {material}
+                                              "tests/unit/executor/"
+                                              "test_executor_runner_seed40.py",
                                               # s23: a local copy gone mid-import
                                               "tests/unit/hotfolder/"
                                               "test_hotfolder_copy_gone_mid_import.py")),
