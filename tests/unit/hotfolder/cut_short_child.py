@@ -9,8 +9,9 @@ for the first: a settle with a sidecar flushes failed/ once for the model, then 
 sidecar). Then what the life does: ``{"settle": <job id>}`` settles a failed job to failed/
 (its note ``NOTE``), ``{"requeue": <job id>}`` takes a retried job's file back into
 processing/, ``{"refuse": "<name>"}`` takes the inbox file of that name as a dropped file
-that is not a model, which is refused to failed/, or ``{"take": "<name>"}`` takes it as a
-dropped model, into processing/.
+that is not a model, which is refused to failed/, ``{"take": "<name>"}`` takes it as a
+dropped model, into processing/, or ``{"case": "<name>"}`` takes the inbox folder of that
+name as a dropped case (its model files in name order).
 
 The kill is the real thing (SIGKILL to itself, nothing runs after it); the directory flush
 that comes between the rename and the removal (``files._fsync_dir``) is where it lands.
@@ -64,6 +65,9 @@ if __name__ == "__main__":
             intake.settle(store.get_job(int(spec["settle"])), ok=False, note=NOTE)
         elif "requeue" in spec:
             intake.requeue(store.get_job(int(spec["requeue"])))
+        elif "case" in spec:
+            root = inbox_path / spec["case"]
+            intake.take(Drop(inbox, root, "hot", True, models=tuple(sorted(root.iterdir()))))
         elif "take" in spec:
             path = inbox_path / spec["take"]
             intake.take(Drop(inbox, path, "hot", False, models=(path,)))

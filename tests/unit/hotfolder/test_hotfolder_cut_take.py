@@ -34,6 +34,7 @@ from preform_pipeline.hotfolder.intake import Intake
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
 from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store.content import content_hash
 
 HERE = Path(__file__).parent
 #: How long the child may take to reach its kill (a loaded machine included).
@@ -57,6 +58,21 @@ def database(tmp_path: Path) -> Path:
     return tmp_path / "jobs.sqlite3"
 
 
+def killed_taking(python_exe: str, database: Path, inbox: InboxSettings, **action: str) -> None:
+    """Run ``action`` (see ``cut_short_child.py``) in a child killed after its first rename
+    into a folder of processing/."""
+    processing = inbox.folder("processing")
+    spec = {"database": str(database), "inbox": str(inbox.path),
+            "processing": str(processing), "done": str(inbox.folder("done")),
+            "failed": str(inbox.folder("failed")), "kill_in": str(processing),
+            "kill_below": True, "kill_at": 1, **action}
+    child = subprocess.run(
+        [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
+        timeout=WAIT_S, capture_output=True, text=True, check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+
+
 @pytest.fixture
 def cut(python_exe: str, database: Path, far_processing: InboxSettings) -> Job:
     """``bracket.stl`` dropped and taken in a life killed after its copy was renamed into
@@ -64,15 +80,7 @@ def cut(python_exe: str, database: Path, far_processing: InboxSettings) -> Job:
     dropped = far_processing.path / "bracket.stl"
     dropped.write_bytes(MODEL)
     processing = far_processing.folder("processing")
-    spec = {"database": str(database), "inbox": str(far_processing.path),
-            "processing": str(processing), "done": str(far_processing.folder("done")),
-            "failed": str(far_processing.folder("failed")), "kill_in": str(processing),
-            "kill_below": True, "kill_at": 1, "take": "bracket.stl"}
-    child = subprocess.run(
-        [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
-        timeout=WAIT_S, capture_output=True, text=True, check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    killed_taking(python_exe, database, far_processing, take="bracket.stl")
     with SqliteJobStore(database) as store:
         (job,) = store.list_jobs()
     assert (job.state, job.source_path) == (
@@ -212,6 +220,21 @@ class TestTheInboxCopyTakenAgain:
         assert event["reason"] == (
             "put into the inbox after the copy was made, so it is taken as a new drop")
 
+    def test_it_is_found_behind_a_newer_job_of_the_same_content(
+        self, cut: Job, database: Path, far_processing: InboxSettings
+    ) -> None:
+        copy = far_processing.path / "copy.stl"
+        copy.write_bytes(MODEL)  # the same content under another name, taken meanwhile
+        with SqliteJobStore(database) as store:
+            (skipped,) = Intake(store, [far_processing]).take(
+                Drop(far_processing, copy, "hot", False, models=(copy,))).rejected
+        assert skipped.state is JobState.DUPLICATE_SKIPPED
+        result, _ = take_again(database, far_processing)
+        assert (result.taken, result.rejected) == ((), ())
+        assert not (far_processing.path / "bracket.stl").exists()
+        assert [(name, state) for name, state, _ in jobs(database)] == [
+            ("bracket.stl", JobState.PROCESSING), ("copy.stl", JobState.DUPLICATE_SKIPPED)]
+
     def test_a_file_that_differs_is_a_new_drop(
         self, cut: Job, database: Path, far_processing: InboxSettings
     ) -> None:
@@ -222,6 +245,44 @@ class TestTheInboxCopyTakenAgain:
         assert second.id != cut.id
         assert second.source_path.read_bytes() == other
         assert cut.source_path.read_bytes() == MODEL
+
+
+class TestACaseCutOnItsFirstFile:
+    """A case folder whose take was cut after its first file's rename, taken again (a farm
+    node's scan): that file's copy goes, and the case's other files are taken."""
+
+    def test_the_other_files_of_the_case_are_taken(
+        self, python_exe: str, database: Path, far_processing: InboxSettings
+    ) -> None:
+        case = far_processing.path / "C-7"
+        case.mkdir()
+        (case / "a.stl").write_bytes(MODEL)
+        (case / "b.stl").write_bytes(tetra_stl_bytes(30))
+        killed_taking(python_exe, database, far_processing, case="C-7")
+        with SqliteJobStore(database) as store:
+            (first,) = store.list_jobs()
+            result = Intake(store, [far_processing]).take(Drop(
+                far_processing, case, "hot", True, models=(case / "a.stl", case / "b.stl")))
+        (taken,) = result.taken
+        assert (taken.original_name, taken.case_id) == ("b.stl", "C-7")
+        assert (first.original_name, first.source_path.read_bytes()) == ("a.stl", MODEL)
+        assert not case.exists()
+
+
+class TestARunsJobOfTheSameContent:
+    """A ``run``'s job (no place in the hot folder) for the same content does not stop a
+    take: the file is a new drop."""
+
+    def test_the_file_is_taken(self, store: SqliteJobStore, inbox: InboxSettings) -> None:
+        dropped = inbox.path / "bracket.stl"
+        dropped.write_bytes(MODEL)
+        run_job = store.create_job(recipe="hot", source_path=dropped, state=JobState.QUEUED,
+                                   content_hash=content_hash(dropped), reason="a run's")
+        store.transition(run_job.id, JobState.FAILED, "the run failed")
+        (taken,) = Intake(store, [inbox]).take(
+            Drop(inbox, dropped, "hot", False, models=(dropped,))).taken
+        assert taken.id != run_job.id
+        assert taken.source_path.read_bytes() == MODEL
 
 
 class TestOnOneDisk:
