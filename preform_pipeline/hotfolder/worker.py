@@ -264,7 +264,7 @@ class BatchWorker:
         known_printers: KnownPrinters | None = None,
         local_copies: LocalCopies | None = None,
         stops: BuildStops | None = None,
-        servers: int = 1,
+        servers: int,
     ) -> None:
         self.store = store
         #: How many servers the pool holds: a batch's builds are planned for that many
