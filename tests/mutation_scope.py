@@ -145,6 +145,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         # s24: the other cuts (a differing copy, out of the inbox, sidecars, links) and a
         # decided file's move that never began
         "tests/unit/hotfolder/test_hotfolder_cut_moves_finished.py",
+        # s25: a take into a processing/ on another disk, cut after its rename
+        "tests/unit/hotfolder/test_hotfolder_cut_take.py",
     ),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
@@ -171,6 +173,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_worker_w3.py",  # targets split, recipe gone
         "tests/unit/hotfolder/test_hotfolder_worker_w1.py",  # _run_live whole: plans, units
         "tests/unit/hotfolder/test_hotfolder_worker_small.py",  # session 20: the never-run ones
+        "tests/unit/hotfolder/test_hotfolder_batch_balanced.py",  # s25: planned for the pool
         "tests/unit/hotfolder/test_hotfolder_worker_live.py",  # _run_live 100-251: dispatch, stops
         "tests/unit/hotfolder/test_hotfolder_worker_batch.py",  # s20: run_batch, refused cases
         "tests/unit/hotfolder/test_hotfolder_split_after_drop.py",  # a split after a drop
@@ -295,6 +298,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                               # s22 seed 40: a powder bed under 1 ml
                                               "tests/unit/executor/"
                                               "test_executor_steps_seed40.py",
+                                              # s25: an .fps recipe's {material}
+                                              "tests/unit/executor/"
+                                              "test_executor_runner_seed40.py",
                                               # s23: a local copy gone mid-import
                                               "tests/unit/hotfolder/"
                                               "test_hotfolder_copy_gone_mid_import.py")),

@@ -1027,7 +1027,7 @@ class _BuildWorker:
             client=client,
             recipe=self.recipe,
             build=build,
-            values=self.values,
+            values={**self.values, **self.facts.scene_fields},
             output_root=self.options.output_root,
             resolved_output_root=self.runner.resolved_output_root,
             facts=self.facts,
@@ -1379,7 +1379,8 @@ class Runner:
             self._outcomes[build.name] = outcome
             late = self._books_closed
         if self.options.build_report is not None:
-            self._write_build_report(self.options.build_report, outcome)
+            self._write_build_report(self.options.build_report, outcome,
+                                     worker.facts.scene_fields)
         if late:
             # The run's result already called it unfinished and its summary is printed: a
             # line now would follow the run's last one. The log (and its own report, if
@@ -1390,12 +1391,15 @@ class Runner:
             self.reporter.build_finished(outcome)
         return outcome
 
-    def _write_build_report(self, write: BuildReportWriter, outcome: BuildOutcome) -> None:
+    def _write_build_report(
+        self, write: BuildReportWriter, outcome: BuildOutcome, scene: Mapping[str, str]
+    ) -> None:
+        """``scene``: the run fields the build's scene reported (an .fps recipe's)."""
         try:
             write(
                 outcome,
                 self.plan.recipe.outputs.report,
-                build_values(self.values, self._builds[outcome.name][0]),
+                {**build_values(self.values, self._builds[outcome.name][0]), **scene},
                 self.options.output_root,
                 run_id=self.options.run_id,
             )

@@ -8,7 +8,8 @@ renamed keys renamed), so a value the contract forbids fails before anything is 
 
 Templates (label text, job name, print target, cage label, output paths) are rendered with
 the build's fields: the run fields (``recipe``, ``date``, ``time``, ``machine``,
-``material``), ``build``, and every model field (``case_id``, ``stem``, sidecar fields...)
+``material``; with an ``.fps`` recipe the material as its scene reports it, from the
+scene's creation on), ``build``, and every model field (``case_id``, ``stem``, sidecar fields...)
 that all models of the build share. Label text is rendered per model with that model's own
 fields.
 
@@ -117,6 +118,7 @@ __all__ = [
     "import_some",
     "is_layout_overflow",
     "model_values",
+    "scene_fields",
     "named_by_file",
     "sls_figures",
     "preflight",
@@ -194,6 +196,9 @@ class BuildFacts:
     #: Models taken out of the build with their case (``on_model_failure: drop_case``), by
     #: path, with the reason; a retry does not import them again.
     dropped: dict[str, str] = field(default_factory=dict)
+    #: Run fields only the scene knows (:func:`scene_fields`): a retry that resumes from a
+    #: checkpoint, without making a scene, keeps them.
+    scene_fields: dict[str, str] = field(default_factory=dict)
 
     def add_output(self, path: Path) -> None:
         if path not in self.outputs:
@@ -384,6 +389,20 @@ def create_scene(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -
     scene = ctx.client.create_scene(settings, timeout=ctx.step_timeout_s)
     ctx.scene_id = scene.id
     ctx.model_ids.clear()
+    if fps is not None:
+        ctx.facts.scene_fields = scene_fields(scene)
+        ctx.values = {**ctx.values, **ctx.facts.scene_fields}
+
+
+def scene_fields(scene: Scene) -> dict[str, str]:
+    """The run fields only the scene knows: a recipe with an ``fps_file`` names no material
+    (the file holds it, and only the server reads the file), so the run's ``material``, made
+    before any scene, is empty; the scene's answer says which (nothing when it reports the
+    file, not the settings). The machine is the recipe's own: planning needs it."""
+    settings = scene.scene_settings
+    if not isinstance(settings, SceneSettings) or not settings.material_code:
+        return {}
+    return {"material": settings.material_code}
 
 
 def import_models(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

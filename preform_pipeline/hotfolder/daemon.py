@@ -330,6 +330,7 @@ class HotFolderDaemon:
             known_printers=known_printers,
             local_copies=self._local_copies(node),
             stops=node.stops if node is not None else None,
+            servers=max(1, settings.pool.size),
         )
 
     def _local_copies(self, node: NodeRole | None) -> LocalCopies | None:

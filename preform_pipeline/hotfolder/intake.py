@@ -21,7 +21,9 @@ for every decided file met in the inbox). A move to another disk cut between its
 the source's removal leaves the file in both places (a model, a sidecar, a link): the source
 goes once the copy is found whole (same size and content hash; a link's same target). Two
 that differ are both kept, the newer set aside under a free name (:meth:`Intake._finish_both`);
-one in the inbox is then a new drop. Files in
+one in the inbox is then a new drop. So is a take's into a processing/ on another disk: the
+copy in processing/ goes on, and the inbox file goes when it is the same file and was not put
+there since (:meth:`Intake._finish_taken`), never becoming a false duplicate. Files in
 ``processing/`` sit in a folder named by the job key, so each one maps to its job even if the
 store write that named its next place never happened.
 
@@ -428,8 +430,11 @@ class Intake:
             except OSError as exc:
                 log.warning("file_unreadable", path=str(model), error=str(exc))
                 continue  # gone or locked: the next look decides again
-            if self._finish_decided(model, self.store.find_by_hash(digest)) is not None:
+            same = self.store.find_by_hash(digest)
+            if self._finish_decided(model, same) is not None:
                 continue  # an outcome decided already: its move is done now, no new job
+            if self._finish_taken(model, same) is not None:
+                continue  # taken already, its move cut short: the copy there goes on
             job = self._new_job(
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
@@ -494,6 +499,34 @@ class Intake:
                 return None  # changed since the cut: a new drop (finish_move said so)
             log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
                      target=str(job.source_path), state=job.state.value)
+            return job
+        return None
+
+    def _finish_taken(self, path: Path, candidates: Iterable[Job]) -> Job | None:
+        """The job of ``candidates`` (the jobs of the file's content) that took ``path``, a
+        file in the inbox, into a processing/ on another disk in a move a crash cut after
+        its rename (:meth:`_cut_into_processing`): the move is finished now
+        (:meth:`finish_move`: the inbox copy goes when it is the same file, not put there
+        since), and the copy in processing/ goes on as the job's file; None when there is
+        none, or ``path`` is a new drop (it differs, or came later). The job itself is not
+        taken again: its daemon's start (or the farm node that adopts it) batches it.
+
+        A farm node meets such a file before the job's new holder starts on it; a single
+        daemon's start finishes it first, and meets one here only when its removal failed."""
+        for job in candidates:
+            place = place_of(job)
+            if place is None or place.previous != path or not self._cut_into_processing(
+                    job, place):
+                continue
+            self.finish_move(job)
+            target = job.source_path
+            if not os.path.lexists(path):
+                log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
+                         target=str(target), state=job.state.value)
+            elif _changed_after(path, target) or not _same_content(path, target):
+                return None  # a new drop (finish_move said why)
+            # (Else the same file, which the disk would not let go: it stays, the warning
+            # said so, and the next look tries again; it is not a second job.)
             return job
         return None
 
@@ -812,11 +845,15 @@ class Intake:
                      target=str(target))
         elif (place.previous is not None and os.path.lexists(place.previous)
               and (place.moved is False
-                   or (place.moved is None and not self.in_drop_area(place.previous)))):
-            # A move cut after its rename: a settle's never recorded as made, or a retry's
-            # back into processing/ (its previous place in done/ or failed/). (Recorded as
-            # made, a file at its previous place is a user's put-back; and one in the inbox
-            # beside a job in processing/ may be the user's second drop: neither is touched.)
+                   or (place.moved is None and not self.in_drop_area(place.previous))
+                   or self._cut_into_processing(job, place))):
+            # A move cut after its rename: a settle's never recorded as made, a retry's
+            # back into processing/ (its previous place in done/ or failed/), or a take's
+            # into a processing/ on another disk (:meth:`_finish_both` removes the inbox
+            # copy only when it is the same file, not put there since). (Recorded as made, a
+            # file at its previous place is a user's put-back; and one in the inbox beside a
+            # job in processing/ on the same disk is the user's second drop: a rename leaves
+            # nothing behind. Neither is touched.)
             self._move(job, place.previous, target, place.attachments)
         else:
             self._move_attachments(job, place.attachments)
@@ -825,6 +862,17 @@ class Intake:
         if place.previous is not None:
             self._leave_processing(place, place.previous)
         return True
+
+    def _cut_into_processing(self, job: Job, place: JobPlace) -> bool:
+        """Whether ``job``'s file may be in both places because its take, a move from the
+        inbox into a processing/ on another disk, was cut after the copy's rename: the store
+        names the file in processing/ and its previous place in the inbox, and the two are on
+        two file systems (only a move between two copies the file; on one, a rename moves it
+        whole, so a file in the inbox then is a new drop)."""
+        source = place.previous
+        return (place.moved is None and source is not None and self.in_drop_area(source)
+                and _inside(job.source_path, self.inbox_of(place).folder("processing"))
+                and _on_two_disks(source, job.source_path))
 
     def _remove_moved_source(self, job: Job, source: Path, target: Path) -> None:
         """Finish a move to another disk that a crash cut after its rename and before the
@@ -934,6 +982,15 @@ def _same_content(source: Path, target: Path) -> bool:
         return content_hash(source) == content_hash(target)
     except OSError:
         return False  # gone or unreadable meanwhile: nothing is removed on a guess
+
+
+def _on_two_disks(first: Path, second: Path) -> bool:
+    """Whether ``first`` and ``second`` (both there) are on two file systems; False when
+    either cannot be read."""
+    try:
+        return os.lstat(first).st_dev != os.lstat(second).st_dev
+    except OSError:
+        return False
 
 
 def _inside(path: Path, folder: Path) -> bool:

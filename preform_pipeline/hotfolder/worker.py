@@ -264,8 +264,12 @@ class BatchWorker:
         known_printers: KnownPrinters | None = None,
         local_copies: LocalCopies | None = None,
         stops: BuildStops | None = None,
+        servers: int,
     ) -> None:
         self.store = store
+        #: How many servers the pool holds: a batch's builds are planned for that many
+        #: (balanced over them, as ``run`` plans for its pool: ``plan_builds(servers=)``).
+        self.servers = servers
         #: Servers import local copies of the batch's files (None: the files themselves).
         self.local_copies = local_copies
         #: Builds to stop at once (their node lost their lease; None: the only node).
@@ -493,7 +497,7 @@ class BatchWorker:
         )
         models = self._drop_infeasible_cases(recipe, models, live)
         try:
-            plan = plan_builds(recipe, models, rejected=rejected)
+            plan = plan_builds(recipe, models, rejected=rejected, servers=self.servers)
         except PipelineError as exc:
             for job in live:
                 self.outcomes.fail_job(job, f"planning failed: {exc}",

@@ -1,11 +1,12 @@
 """Seed 40's and 41's gaps in the runner: where the final build goes in a split of the
 work, a refusal without an error code, a server's clients after it failed a build, the
-final build's second layout, and the run's material as a template field (empty when an .fps
-file gives it)."""
+final build's second layout, and the run's material as a template field (the scene's when an
+.fps file gives it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from executor_support import (
     RECIPE_HEAD,
@@ -28,7 +29,7 @@ from preform_pipeline.executor import BuildStatus
 from preform_pipeline.executor.runner import run_order
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import StepGraph
-from preform_pipeline.simulator.protocol import Json, SimError
+from preform_pipeline.simulator.protocol import Json, ProgressCallback, SimError
 from tests.recipe_texts import full_steps
 
 
@@ -179,6 +180,20 @@ class TestTheFinalBuildsSecondLayout:
         assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
 
 
+class FpsAnsweringEngine(ReceivingEngine):
+    """The simulator, whose scenes made from an .fps file report the file they were made
+    from, not the settings in it (the contract allows either form)."""
+
+    def call(self, operation_id: str, params: dict[str, str], body: Any,
+             progress: ProgressCallback | None = None) -> Any:
+        answer = super().call(operation_id, params, body, progress)
+        if operation_id == "create_scene" and "fps_file" in body:
+            answer = {**answer, "scene_settings": {"fps_file": body["fps_file"]}}
+            with self._lock:
+                self.answered[-1] = (operation_id, answer)
+        return answer
+
+
 class TestTheRunsTemplateFields:
     """Output names may use the run's machine and material."""
 
@@ -195,13 +210,35 @@ class TestTheRunsTemplateFields:
         assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
                 if p.suffix == ".form"] == ["FORM-4-0-FLGPGR05/unit-001.form"]
 
-    def test_a_recipe_with_an_fps_file_leaves_the_material_field_empty(
+    def test_a_recipe_with_an_fps_file_names_outputs_by_the_material_its_scene_reports(
         self, tmp_path: Path, farm: SimFarm, parts: list[Path]
     ) -> None:
-        # Seed 41. The material comes from the .fps file, which the runner does not read:
-        # the field is empty (an empty field enters a path as "_"), never a stand-in code.
+        # Seed 41: never a stand-in code. Session 25: the material comes from the .fps file,
+        # which only the server reads; the scene it made says which (Black V5 here).
         engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
                                  work_dir=farm.folder / "work0")
+        _serve(farm, engine)
+        _black_fps(engine, tmp_path)
+        head = RECIPE_HEAD.replace(
+            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n"
+                              "  report: \"{material}/{build}.json\"\n", head=head)
+        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
+                if p.suffix == ".form"] == ["FORM-4-0-FLGPBK05/unit-001.form"]
+        assert (tmp_path / "out" / "FLGPBK05" / "unit-001.json").is_file()  # its own report
+
+    def test_a_scene_that_reports_its_fps_file_leaves_the_material_field_empty(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        # A server may answer with the .fps file it read instead of the settings in it: the
+        # code is then not known, and the build goes on with the field empty ("_").
+        engine = FpsAnsweringEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                                    work_dir=farm.folder / "work0")
         _serve(farm, engine)
         _black_fps(engine, tmp_path)
         head = RECIPE_HEAD.replace(
@@ -213,5 +250,30 @@ class TestTheRunsTemplateFields:
                      tmp_path / "out")
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert engine.answers("create_scene")[-1]["scene_settings"] == {
+            "fps_file": str((tmp_path / "black.fps").resolve())}
         assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
                 if p.suffix == ".form"] == ["FORM-4-0-_/unit-001.form"]
+
+    def test_a_retry_resumed_from_a_checkpoint_keeps_the_material_its_first_scene_reported(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        # The retry loads the checkpoint saved after auto_support into a new scene on the
+        # second server: it makes no scene of its own to ask.
+        writer = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                                 work_dir=farm.folder / "writer")
+        _black_fps(writer, tmp_path)
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        farm.add()
+        head = RECIPE_HEAD.replace(
+            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"
+                              "  - save_form\noutputs:\n  form: \"{material}/{build}.form\"\n",
+                              head=head)
+        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [a.resumed_from for a in outcome.attempts] == [None, "auto_support"]
+        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
+                if p.suffix == ".form"] == ["FLGPBK05/unit-001.form"]
