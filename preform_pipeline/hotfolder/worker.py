@@ -782,10 +782,12 @@ class BatchWorker:
             )
         elif status is BuildStatus.SUCCEEDED and state in (JobState.PREPARING,
                                                            JobState.PREPARED):
+            # Its .form recorded: the dashboard shows the screenshot and report beside it.
+            saved = outcome.saved_form
             build = store.transition_build(
                 build.id, JobState.DONE,
                 "prepared (dry run: not printed)" if self.dry_run else "prepared",
-                expect=state,
+                expect=state, **({"form_path": saved} if saved else {}),
             )
         elif state is JobState.PRINT_SENDING and status in (BuildStatus.PRINT_UNCONFIRMED,
                                                             BuildStatus.CANCELLED):
