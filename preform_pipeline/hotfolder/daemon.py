@@ -71,6 +71,7 @@ from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
     SetAside,
     empty_tree_shape,
+    jobs_command,
     prune_empty_tree,
     set_aside_unstorable,
     sweep_temporaries,
@@ -269,6 +270,7 @@ class HotFolderDaemon:
             extra_fields=lambda name: self.recipes[name].fields if name in self.recipes else (),
             on_failed=self.followup.case_failed,
             failed_fields=self.followup.owed_fields,
+            jobs=jobs_command(settings),
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {

@@ -392,8 +392,8 @@ class BatchWorker:
             try:
                 job = store.get_job(job_id)
                 todo = ("this is a bug in preform-pipeline: please report it with the daemon's "
-                        "log. The file is kept here; to try again: preform-pipeline jobs retry "
-                        f"{job.job_key}")
+                        f"log. The file is kept here; to try again: {self.outcomes.intake.jobs} "
+                        f"retry {job.job_key}")
                 if job.build_id is not None:
                     build = store.get_build(job.build_id)
                     if build.state is JobState.PROCESSING:
