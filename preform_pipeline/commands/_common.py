@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
+from preform_pipeline.cloud.login import load_dashboard_login
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.logging import configure_logging
+from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 
@@ -32,6 +36,7 @@ __all__ = [
     "add_console_level_argument",
     "configure_command_logging",
     "load_command_settings",
+    "queue_login_warnings",
 ]
 
 EXIT_OK: Final = 0
@@ -79,3 +84,26 @@ def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
             exc = position_settings_error(exc)
         print(f"error: {exc}", file=err)
         return None
+
+
+def queue_login_warnings(
+    recipes: Iterable[Recipe], settings: Settings, env: Mapping[str, str] = os.environ
+) -> list[str]:
+    """One line per recipe that prints to a Fleet Control queue while no Dashboard login is
+    configured: the pool then logs no server in, and the queue refuses each print
+    (``NOT_LOGGED_IN``) only after its build was prepared. Said at the start instead."""
+    try:
+        login = load_dashboard_login(settings.dashboard_login, env,
+                                     base_dir=settings.dashboard_login_base)
+    except ConfigError:
+        return []  # half a login: the pool refuses to start and says why
+    if login is not None:
+        return []
+    return [
+        f"{recipe.name}: its print step sends to Fleet Control queue {group!r}, and no "
+        "dashboard_login is configured: the servers are not logged in to the Dashboard, so "
+        "the queue refuses the print; set dashboard_login in the settings (docs/dispatch.md)"
+        for recipe in recipes
+        for step in recipe.steps
+        if step.kind == "print" and (group := step.options.get("fleet_group"))
+    ]

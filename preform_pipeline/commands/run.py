@@ -49,6 +49,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    queue_login_warnings,
 )
 from preform_pipeline.commands._console import (
     error_lines,
@@ -444,7 +445,7 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    for warning in plan.warnings:
+    for warning in (*plan.warnings, *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
 
     pool = ServerPool(
