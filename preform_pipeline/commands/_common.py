@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from preform_pipeline.cloud.login import load_dashboard_login
-from preform_pipeline.errors import ConfigError, PipelineError
+from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging
+from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
@@ -66,7 +67,17 @@ def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) 
 def configure_command_logging(
     settings: Settings, console_level: str, err: TextIO, *, json_file: Path | None
 ) -> None:
-    """Logging at the settings' level (to ``json_file`` when given), the console at its own."""
+    """Logging at the settings' level (to ``json_file`` when given), the console at its own.
+
+    Raises :class:`~preform_pipeline.errors.UnusablePathError` when the log file's folder
+    cannot be made or written (``--log-file``, ``logging.file``), before anything runs.
+    """
+    if json_file is not None:
+        try:
+            check_paths([PathCheck(json_file.parent, "folder", "log file's folder")])
+        except UnusablePathError as exc:
+            raise UnusablePathError(exc.problems, hint="fix --log-file, or logging.file in "
+                                    "the settings (or the folder itself)") from None
     configure_logging(level=settings.logging.level, json_file=json_file, console=err)
     level = logging.getLevelName(console_level)
     for handler in logging.getLogger("preform_pipeline").handlers:

@@ -63,3 +63,28 @@ class TestMissingModelPath:
             shown = done.stdout + done.stderr
             assert "inbxo: file not found (check the path)" in shown, (argv, shown)
             assert "unsupported model file type" not in shown
+
+
+class TestAnUnusableLogFolder:
+    """A log file whose folder cannot be made stops the command with what to fix, no crash."""
+
+    def test_run_and_watch_name_the_folder_and_the_setting(
+        self, tmp_path: Path, repo_root: Path
+    ) -> None:
+        blocker = tmp_path / "logs"
+        blocker.write_text("a file where the log folder should be\n", encoding="utf-8")
+        expected = (f"error: log file's folder {blocker}: is a file, not a folder (fix "
+                    "--log-file, or logging.file in the settings (or the folder itself))\n")
+        recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
+        model = str(repo_root / "sample_models" / "parts" / "gear.obj")
+        ran = _cli(tmp_path, "run", recipe, model, "--dry-run", "--output",
+                   str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
+        assert (ran.returncode, ran.stderr) == (1, expected)
+
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"store: {{path: '{tmp_path / 'jobs.sqlite3'}'}}\n"
+                            f"logging: {{file: '{blocker / 'watch.jsonl'}'}}\n"
+                            f"hotfolders: {{inboxes: [{{path: inbox, recipe: '{recipe}'}}]}}\n",
+                            encoding="utf-8")
+        watched = _cli(tmp_path, "watch", str(settings), "--once")
+        assert (watched.returncode, watched.stderr) == (1, expected)
