@@ -187,7 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--store", type=Path, metavar="PATH",
-        help="job store to record the run in (default: the settings' store.path)",
+        help="job store to record the run in (default: the settings' store.url or store.path; "
+        "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "
+        "default store)",
     )
     parser.add_argument(
         "--reprint", action="store_true",
