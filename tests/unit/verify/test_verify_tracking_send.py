@@ -240,3 +240,14 @@ class TestTheSavedFormIsRecordedWithTheSend:
         assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") is None
         build = store.get_build(build_id)
         assert (build.state, build.form_path) == (JobState.PRINT_SENDING, None)
+
+    def test_a_send_without_a_form_keeps_the_one_recorded_before(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        build_id = _prepared(store)
+        form = tmp_path / "b-001.form"
+        store.update_build(build_id, form_path=form)  # recorded by an earlier attempt
+        tracker = _tracker(store, build_id, clock)
+        assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") is None
+        build = store.get_build(build_id)
+        assert (build.state, build.form_path) == (JobState.PRINT_SENDING, form)
