@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from preform_pipeline.errors import ConfigError, PipelineError
+from preform_pipeline.cloud.login import load_dashboard_login
+from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging
+from preform_pipeline.preflight import PathCheck, check_paths
+from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 
@@ -32,6 +37,7 @@ __all__ = [
     "add_console_level_argument",
     "configure_command_logging",
     "load_command_settings",
+    "queue_login_warnings",
 ]
 
 EXIT_OK: Final = 0
@@ -61,7 +67,17 @@ def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) 
 def configure_command_logging(
     settings: Settings, console_level: str, err: TextIO, *, json_file: Path | None
 ) -> None:
-    """Logging at the settings' level (to ``json_file`` when given), the console at its own."""
+    """Logging at the settings' level (to ``json_file`` when given), the console at its own.
+
+    Raises :class:`~preform_pipeline.errors.UnusablePathError` when the log file's folder
+    cannot be made or written (``--log-file``, ``logging.file``), before anything runs.
+    """
+    if json_file is not None:
+        try:
+            check_paths([PathCheck(json_file.parent, "folder", "log file's folder")])
+        except UnusablePathError as exc:
+            raise UnusablePathError(exc.problems, hint="fix --log-file, or logging.file in "
+                                    "the settings (or the folder itself)") from None
     configure_logging(level=settings.logging.level, json_file=json_file, console=err)
     level = logging.getLevelName(console_level)
     for handler in logging.getLogger("preform_pipeline").handlers:
@@ -79,3 +95,26 @@ def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
             exc = position_settings_error(exc)
         print(f"error: {exc}", file=err)
         return None
+
+
+def queue_login_warnings(
+    recipes: Iterable[Recipe], settings: Settings, env: Mapping[str, str] = os.environ
+) -> list[str]:
+    """One line per recipe that prints to a Fleet Control queue while no Dashboard login is
+    configured: the pool then logs no server in, and the queue refuses each print
+    (``NOT_LOGGED_IN``) only after its build was prepared. Said at the start instead."""
+    try:
+        login = load_dashboard_login(settings.dashboard_login, env,
+                                     base_dir=settings.dashboard_login_base)
+    except ConfigError:
+        return []  # half a login: the pool refuses to start and says why
+    if login is not None:
+        return []
+    return [
+        f"{recipe.name}: its print step sends to Fleet Control queue {group!r}, and no "
+        "dashboard_login is configured: the servers are not logged in to the Dashboard, so "
+        "the queue refuses the print; set dashboard_login in the settings (docs/dispatch.md)"
+        for recipe in recipes
+        for step in recipe.steps
+        if step.kind == "print" and (group := step.options.get("fleet_group"))
+    ]

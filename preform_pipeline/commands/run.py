@@ -49,6 +49,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    queue_login_warnings,
 )
 from preform_pipeline.commands._console import (
     error_lines,
@@ -186,7 +187,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--store", type=Path, metavar="PATH",
-        help="job store to record the run in (default: the settings' store.path)",
+        help="job store to record the run in (default: the settings' store.url or store.path; "
+        "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "
+        "default store)",
     )
     parser.add_argument(
         "--reprint", action="store_true",
@@ -444,7 +447,7 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    for warning in plan.warnings:
+    for warning in (*plan.warnings, *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
 
     pool = ServerPool(

@@ -97,10 +97,13 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE
-        print(f"dashboard on http://{web.host}:{web.port} ({counted(len(web.users), 'user')})",
-              file=stdout, flush=True)
+        def announce() -> None:
+            # Only once it listens: a taken port must not be announced as served.
+            print(f"dashboard on {server.url} ({counted(len(web.users), 'user')})",
+                  file=stdout, flush=True)
+
         try:
-            server.serve_forever()
+            server.serve_forever(on_started=announce)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE

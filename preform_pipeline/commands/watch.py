@@ -40,6 +40,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    queue_login_warnings,
 )
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
@@ -244,6 +245,8 @@ def _run_locked(
             return EXIT_FAILURE
         if settings.simulated:
             print(SIMULATED_LINE, file=stdout, flush=True)
+        for warning in queue_login_warnings(daemon.recipes.values(), settings):
+            print(f"warning: {warning}", file=stderr, flush=True)
         inboxes = ", ".join(str(i.path) for i in settings.hotfolders.inboxes)
         print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
               flush=True)

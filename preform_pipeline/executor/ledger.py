@@ -241,8 +241,11 @@ class RunLedger:
             if state is JobState.PROCESSING:
                 build = self.store.transition_build(build.id, JobState.PREPARING, "prepared",
                                                     expect=state)
+            # Its .form recorded: the dashboard shows the screenshot and report beside it.
+            saved = outcome.saved_form if outcome is not None else None
             self.store.transition_build(build.id, JobState.DONE, "prepared (not printed)",
-                                        expect=build.state)
+                                        expect=build.state,
+                                        **({"form_path": saved} if saved else {}))
             return
         reason = (outcome.reason if outcome is not None else None) or status.value
         target = JobState.CANCELLED if status is BuildStatus.CANCELLED else JobState.FAILED

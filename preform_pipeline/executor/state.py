@@ -129,6 +129,11 @@ class BuildOutcome:
         """Seconds servers were leased to this build, over every attempt."""
         return sum(a.busy_s for a in self.attempts)
 
+    @property
+    def saved_form(self) -> Path | None:
+        """The build's saved .form (the last one written), or None when none was saved."""
+        return next((p for p in reversed(self.outputs) if p.suffix.lower() == ".form"), None)
+
 
 @dataclass(frozen=True)
 class RunResult:

@@ -50,11 +50,10 @@ def read_mesh(
     Repairable defects (an open mesh, inverted normals) are logged as ``mesh_defect``.
     """
     path = Path(path)
-    if path.is_dir():  # said as a folder (one that cannot be read, too), whatever its suffix
-        checked_file_size(path, max_bytes)
+    # The file first: a mistyped folder or file name is "not found", not an unknown type.
+    size = checked_file_size(path, max_bytes)
     reader = _reader_for(path.suffix, path)
     label = path.stem if name is None else name
-    size = checked_file_size(path, max_bytes)
     if size and reader is read_stl_bytes:
         # STL is streamed: a large binary file never sits in memory as bytes.
         parsed = read_stl_file(path, size, max_bytes=max_bytes, name=label, source=path)

@@ -73,6 +73,7 @@ from preform_pipeline.hotfolder.files import (
     MAX_NAME_BYTES,
     SetAside,
     empty_tree_shape,
+    jobs_command,
     overlong_name,
     prune_empty_tree,
     set_aside_unstorable,
@@ -272,6 +273,7 @@ class HotFolderDaemon:
             extra_fields=lambda name: self.recipes[name].fields if name in self.recipes else (),
             on_failed=self.followup.case_failed,
             failed_fields=self.followup.owed_fields,
+            jobs=jobs_command(settings),
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {

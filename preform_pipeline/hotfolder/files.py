@@ -55,10 +55,12 @@ import psutil
 from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.store import Job
 
 __all__ = [
     "ERROR_SUFFIX",
+    "JOBS_COMMAND",
     "MAX_NAME_BYTES",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
@@ -66,6 +68,7 @@ __all__ = [
     "empty_tree_shape",
     "error_note",
     "free_path",
+    "jobs_command",
     "move_file",
     "overlong_name",
     "prune_empty_tree",
@@ -87,6 +90,8 @@ ERROR_SUFFIX: Final = ".error.txt"
 #: ``part.stl.report.json`` beside a done ``part.stl``.
 REPORT_SUFFIX: Final = ".report.json"
 NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
+#: The ``jobs`` command a note names when the store is the one ``jobs`` opens by itself.
+JOBS_COMMAND: Final = "preform-pipeline jobs"
 # Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
 _WINDOWS_NOT_SAME_DEVICE: Final = 17
 _MAX_SUFFIX: Final = 100_000
@@ -510,6 +515,27 @@ def _withdraw(note: Path, made: Sequence[Path]) -> None:
                   hint=f"remove {_shown(note)} by hand: its file was not set aside")
 
 
+def jobs_command(settings: Settings) -> str:
+    """The ``jobs`` command that reaches the store of ``settings``, for notes to name.
+
+    A note's command must work as printed. ``jobs`` alone opens the default store, so a
+    store of the settings' own (``store.path``, as a lab's settings mostly have) is named
+    with ``--store``, and a shared one (``store.url``) with ``--settings``: its URL is not
+    copied into files people read.
+    """
+    store = settings.store
+    if store.url and settings.source is not None:
+        return f"{JOBS_COMMAND} --settings {_quoted(str(settings.source))}"
+    if store.url or store.path == default_store_path():
+        return JOBS_COMMAND
+    return f"{JOBS_COMMAND} --store {_quoted(str(store.path))}"
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one argument on a command line (a path with spaces, on any system)."""
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
 def error_note(
     *,
     what: str,
@@ -518,8 +544,10 @@ def error_note(
     file: str,
     job: Job | None = None,
     details: Sequence[str] = (),
+    jobs: str = JOBS_COMMAND,
 ) -> str:
-    """The text of ``<name>.error.txt``: what failed, where, what to do.
+    """The text of ``<name>.error.txt``: what failed, where, what to do (``jobs``: the
+    command that reaches the job's store, :func:`jobs_command`).
 
     One line each: a line break inside a value (a file named with a newline or a carriage
     return, which POSIX allows) is written as ``\\n`` or ``\\r``, so every line still starts
@@ -531,7 +559,7 @@ def error_note(
         f"File: {_one_line(file)}",
     ]
     if job is not None:
-        lines.append(f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})")
+        lines.append(f"Job: {job.job_key} (see: {jobs} show {job.job_key})")
     lines.extend(_one_line(d) for d in details)
     lines.append(f"What to do: {_one_line(todo)}")
     return "\n".join(lines) + "\n"

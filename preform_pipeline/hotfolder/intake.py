@@ -51,6 +51,7 @@ from typing import Any, Final
 from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
+    JOBS_COMMAND,
     REPORT_SUFFIX,
     error_note,
     free_path,
@@ -300,8 +301,11 @@ class Intake:
         failed_fields: Callable[[Job], Mapping[str, Any]] | None = None,
         move: Callable[[Path, Path], None] = move_file,
         remove: Callable[[Path], None] = Path.unlink,
+        jobs: str = JOBS_COMMAND,
     ) -> None:
         self.store = store
+        #: The ``jobs`` command the notes name, reaching this store (``files.jobs_command``).
+        self.jobs = jobs
         self._move_file = move
         self._remove_file = remove
         #: Told of every job whose file goes to failed/ (the daemon's notifications).
@@ -487,7 +491,7 @@ class Intake:
                 continue
             if job.source_path == path:
                 settled = self.settle(job, ok=job.state in OUTCOME_DONE_STATES,
-                                      note=_decided_note(job))
+                                      note=_decided_note(job, self.jobs))
                 log.info("decided_file_settled", job_key=job.job_key, path=str(path),
                          target=str(settled.source_path), state=job.state.value)
                 return settled
@@ -576,9 +580,10 @@ class Intake:
             "skipped (settings: hotfolders.duplicates: skip)",
             where="taking the file from the inbox",
             todo=f"nothing, if it was dropped twice by mistake. To print it again: "
-            f"preform-pipeline jobs retry {job.job_key}, or set hotfolders.duplicates: print",
+            f"{self.jobs} retry {job.job_key}, or set hotfolders.duplicates: print",
             file=job.original_name,
             job=job,
+            jobs=self.jobs,
         )
         return self.settle(job, ok=False, note=note)
 
@@ -765,7 +770,7 @@ class Intake:
                                     expect=(JobState.QUEUED, JobState.DISCOVERED))
         note = error_note(
             what=reason, where="taking the file from the inbox", todo=todo,
-            file=str(path), job=job,
+            file=str(path), job=job, jobs=self.jobs,
         )
         return self.settle(job, ok=False, note=note)
 
@@ -942,7 +947,7 @@ def _notes_name(name: Path, job: Job) -> bool:
     return False
 
 
-def _decided_note(job: Job) -> str | None:
+def _decided_note(job: Job, jobs: str) -> str | None:
     """The note of a file decided at intake whose move never began (its first note was
     never written); None for a job decided done (it has a report, not a note)."""
     if job.state in OUTCOME_DONE_STATES:
@@ -950,9 +955,9 @@ def _decided_note(job: Job) -> str | None:
     return error_note(
         what=job.reason, where="taking the file from the inbox", file=str(job.source_path),
         todo="nothing, if it was dropped twice by mistake; to print it: "
-        f"preform-pipeline jobs retry {job.job_key}" if job.state is JobState.DUPLICATE_SKIPPED
+        f"{jobs} retry {job.job_key}" if job.state is JobState.DUPLICATE_SKIPPED
         else "fix the cause, then drop it into the inbox again",
-        job=job,
+        job=job, jobs=jobs,
     )
 
 

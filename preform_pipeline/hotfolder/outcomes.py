@@ -116,6 +116,7 @@ class OutcomeFolders:
                 where="starting the hot folder", file=str(path), job=job,
                 todo="check whether it printed (Dashboard, printer history); if not, drop it "
                 "into the inbox again",
+                jobs=self.intake.jobs,
             )
             with self.lock:
                 self.intake.settle(job, ok=False, note=note)
@@ -229,31 +230,32 @@ class OutcomeFolders:
             todo = todo or (
                 f"check {target} (its queue, or Formlabs Dashboard) for a job named "
                 f"{build.job_name or build.job_key!r}. If it is there, nothing to do. If it "
-                f"is not, print it again: preform-pipeline jobs retry {job.job_key}"
+                f"is not, print it again: {self.intake.jobs} retry {job.job_key}"
             )
         elif job.state is JobState.CANCELLED:
             where = where or "cancelled by a user (preform-pipeline jobs cancel)"
-            todo = todo or f"nothing; to prepare it after all: preform-pipeline jobs retry " \
+            todo = todo or f"nothing; to prepare it after all: {self.intake.jobs} retry " \
                            f"{job.job_key}"
         elif build is not None and (build.approval or {}).get("decision") == "rejected":
             # An operator looked at the build's screenshot and said no (docs/web.md).
             where = where or f"approval of build {build.job_key} (its screenshot was rejected)"
             todo = todo or ("fix what the reason names, then drop the file again or run: "
-                            f"preform-pipeline jobs retry {job.job_key}")
+                            f"{self.intake.jobs} retry {job.job_key}")
         elif build is not None:
             server = f" on {outcome.server}" if outcome and outcome.server else ""
             where = where or f"preparing build {build.job_key}{server}"
             todo = todo or (
                 "read the reason above: fix the model or the recipe, then drop the file "
-                f"again or run: preform-pipeline jobs retry {job.job_key}"
+                f"again or run: {self.intake.jobs} retry {job.job_key}"
             )
             if outcome is not None and outcome.steps_done:
                 details.append(f"Steps done: {', '.join(outcome.steps_done)}")
         return error_note(
             what=what,
             where=where or "the hot folder",
-            todo=todo or f"fix the cause, then: preform-pipeline jobs retry {job.job_key}",
+            todo=todo or f"fix the cause, then: {self.intake.jobs} retry {job.job_key}",
             file=job.original_name,
             job=job,
             details=details,
+            jobs=self.intake.jobs,
         )

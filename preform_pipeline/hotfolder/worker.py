@@ -396,8 +396,8 @@ class BatchWorker:
             try:
                 job = store.get_job(job_id)
                 todo = ("this is a bug in preform-pipeline: please report it with the daemon's "
-                        "log. The file is kept here; to try again: preform-pipeline jobs retry "
-                        f"{job.job_key}")
+                        f"log. The file is kept here; to try again: {self.outcomes.intake.jobs} "
+                        f"retry {job.job_key}")
                 if job.build_id is not None:
                     build = store.get_build(job.build_id)
                     if build.state is JobState.PROCESSING:
@@ -786,10 +786,12 @@ class BatchWorker:
             )
         elif status is BuildStatus.SUCCEEDED and state in (JobState.PREPARING,
                                                            JobState.PREPARED):
+            # Its .form recorded: the dashboard shows the screenshot and report beside it.
+            saved = outcome.saved_form
             build = store.transition_build(
                 build.id, JobState.DONE,
                 "prepared (dry run: not printed)" if self.dry_run else "prepared",
-                expect=state,
+                expect=state, **({"form_path": saved} if saved else {}),
             )
         elif state is JobState.PRINT_SENDING and status in (BuildStatus.PRINT_UNCONFIRMED,
                                                             BuildStatus.CANCELLED):

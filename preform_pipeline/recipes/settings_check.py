@@ -19,7 +19,7 @@ from typing import Final
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
-from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, load_settings
+from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
 from preform_pipeline.textfiles import read_small_text
 
 __all__ = [
@@ -117,13 +117,31 @@ def validate_settings(path: Path | str, *, display: str | None = None) -> Valida
 
 def _load(path: Path, file: str, root: YamlNode) -> list[Problem]:
     try:
-        load_settings(path, env={})
+        settings = load_settings(path, env={})
     except SettingsError as exc:
         return _positioned(exc.problems, exc.key_paths, file, root)
     except ConfigError as exc:
         problem, parts = _single(exc, file)
         return _positioned([problem], [parts], file, root)
-    return []
+    return _missing_recipes(settings, Document(root, [], [], file))
+
+
+def _missing_recipes(settings: Settings, document: Document) -> list[Problem]:
+    """The hot folders' recipe files that are not there: ``watch`` would refuse to start."""
+    problems: list[Problem] = []
+    for i, inbox in enumerate(settings.hotfolders.inboxes):
+        named: list[tuple[JsonPath, Path]] = [
+            (("hotfolders", "inboxes", i, "routes", j), route)
+            for j, route in enumerate(inbox.routes)
+        ]
+        if inbox.recipe is not None:
+            named.insert(0, (("hotfolders", "inboxes", i, "recipe"), inbox.recipe))
+        problems.extend(
+            document.problem(parts, f"recipe file not found: {recipe} (a relative path starts "
+                             "in the settings file's folder)")
+            for parts, recipe in named if not recipe.is_file()
+        )
+    return problems
 
 
 def position_settings_error(exc: ConfigError) -> ConfigError:

@@ -175,13 +175,14 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
     in the file are relative to the file's folder; relative paths from variables to the current
     folder. Raises :class:`ConfigError` naming the file or variable and the key path.
     """
-    if path is None and env.get(SETTINGS_ENV):
+    named_by_env = path is None and bool(env.get(SETTINGS_ENV))
+    if named_by_env:
         path = Path(env[SETTINGS_ENV])
     raw: dict[str, Any] = {}
     file_dir = Path.cwd()
     if path is not None:
         path = path.expanduser().absolute()
-        raw = read_settings_file(path)
+        raw = read_settings_file(path, named_by_env=named_by_env)
         file_dir = path.parent
     from_env = overlay_environment(raw, env)
     log_section = raw.get("logging")

@@ -12,15 +12,20 @@ from preform_pipeline.settings.environment import SETTINGS_ENV
 from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
 
-__all__ = ["MAX_SETTINGS_FILE_BYTES", "read_settings_file"]
+__all__ = ["MAX_SETTINGS_FILE_BYTES", "MISSING_FILE_HINT", "read_settings_file"]
 
 #: A settings file is a page of YAML; a larger one is the wrong file.
 MAX_SETTINGS_FILE_BYTES: Final = 1024 * 1024
 
 
-def read_settings_file(path: Path) -> dict[str, Any]:
+#: What to do about a settings file that is not there, when it was named on the command line.
+MISSING_FILE_HINT: Final = "check the path; a relative one starts in the current folder"
+
+
+def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, Any]:
     """The file's top-level mapping ({} for an empty file); ConfigError or SettingsError with
-    the line and column of a YAML mistake."""
+    the line and column of a YAML mistake. ``named_by_env``: the path came from
+    ``PREFORM_PIPELINE_SETTINGS``, so a missing file's hint names that variable."""
     try:
         if path.is_dir():
             raise ConfigError("is a folder, not a settings file", source=str(path))
@@ -32,7 +37,10 @@ def read_settings_file(path: Path) -> dict[str, Any]:
         raise ConfigError(
             "settings file not found",
             source=str(path),
-            hint=f"create it, or unset {SETTINGS_ENV} to run with defaults",
+            # Only a path from the variable can be dropped to run with defaults: a path on
+            # the command line was asked for (and `watch` needs one).
+            hint=(f"create it, or unset {SETTINGS_ENV} to run with defaults" if named_by_env
+                  else MISSING_FILE_HINT),
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read settings file: {exc.strerror or exc}", source=str(path),

@@ -535,6 +535,11 @@ class BuildTracker:
                 hint="a user or another process changed it; see `preform-pipeline jobs show "
                 f"{self._key}`",
             )
+        if form_path is not None and build.form_path != form_path:
+            # The saved .form, recorded for everything that reads the build later: the
+            # dashboard finds its screenshot and report beside it, `jobs show` names it,
+            # and dispatch sends it when the build waits.
+            build = store.update_build(build.id, form_path=form_path)
         if (self.tracking.dispatch and self._approval) or (
             (self.tracking.dispatch or self._left_waiting) and self._undecided(printer)
         ):
@@ -560,7 +565,6 @@ class BuildTracker:
         machine_type, material = self._scene
         target = PrintTarget.parse(printer, machine_type=machine_type, material=material)
         priority = max((j.priority for j in store.build_members(build.id)), default=0)
-        store.update_build(build.id, form_path=form_path)
         if self._approval:
             hold_for_approval(store, build.id, target.to_json(), job_name=job_name,
                               priority=priority, describe=target.describe())

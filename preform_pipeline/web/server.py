@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final, TextIO
 
 import uvicorn
@@ -83,12 +83,15 @@ class WebServer:
                                     hint="see the log for why")
             idle.wait(0.05)  # uvicorn offers no event for "listening"
 
-    def serve_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it)."""
+    def serve_forever(self, on_started: Callable[[], None] | None = None) -> None:
+        """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it);
+        ``on_started`` runs once the port is listening (where the address is announced)."""
         stop = threading.Event()
         with stop_on_signals(stop):
             self.start()
             try:
+                if on_started is not None:
+                    on_started()
                 while not stop.wait(0.5):
                     if self._thread is None or not self._thread.is_alive():
                         raise PipelineError("the web dashboard stopped on its own",

@@ -94,6 +94,7 @@ class TestServe:
         assert done.returncode == 1
         assert f"could not listen on 127.0.0.1:{port}" in done.stderr
         assert "Traceback" not in done.stderr
+        assert "dashboard on" not in done.stdout  # nothing announced that is not served
 
     def test_without_settings_it_says_what_is_missing(self) -> None:
         out, err = io.StringIO(), io.StringIO()

@@ -144,6 +144,23 @@ class TestFinish:
         assert _state(store, ledger, "r-002") == (JobState.FAILED, "layout does not fit")
         assert _jobs(store, ledger, "r-002") == [JobState.FAILED, JobState.FAILED]
 
+    def test_a_prepared_build_records_its_saved_form_for_the_dashboard(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        ledger = _recorded(store, models, "r-001", "r-002")
+        day = tmp_path / "2026-12-05"
+        saved = BuildOutcome(
+            name="r-001", index=1, status=BuildStatus.SUCCEEDED, models=(), source_files=(),
+            outputs=(day / "r-001.png", day / "r-001-draft.FORM", day / "r-001.form",
+                     day / "r-001.json"))
+        unsaved = BuildOutcome(name="r-002", index=2, status=BuildStatus.SUCCEEDED, models=(),
+                               source_files=(), outputs=(day / "r-002.png",))
+        ledger.finish(_result(saved, unsaved))
+        first = store.get_build(ledger.build_ids["r-001"])
+        assert (first.state, first.form_path) == (JobState.DONE, day / "r-001.form")
+        second = store.get_build(ledger.build_ids["r-002"])
+        assert (second.state, second.form_path) == (JobState.DONE, None)
+
     def test_a_build_already_preparing_goes_straight_to_done(
         self, store: SqliteJobStore, models: list[ModelInfo]
     ) -> None:

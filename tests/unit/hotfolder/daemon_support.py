@@ -89,6 +89,8 @@ class Script:
     #: does so under ``on_model_failure: drop_case``): (path, reason) pairs.
     drop: Callable[[BuildPlan], list[tuple[Path, str]]] = lambda _build: []
     block: threading.Event | None = None
+    #: Each build's outcome names a saved ``<output root>/<build>.form`` (not written).
+    saves_form: bool = False
     seen_states: list[tuple[str, str, str | None]] = field(default_factory=list)
     runs: list[tuple[str, ...]] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -156,6 +158,8 @@ class ScriptedRunner:
             models=tuple(m.path.name for m in build.models),
             source_files=tuple(str(m.path) for m in build.models),
             reason=reason, job_id=job_id, server="server-1", children=children,
+            outputs=((self.options.output_root / f"{build.name}.form",)
+                     if self.script.saves_form else ()),
         )
 
     def _drop(self, build: BuildPlan) -> set[Path]:

@@ -579,6 +579,24 @@ class TestAFileDecidedWhoseMoveNeverBegan:
                              "What to do: nothing, if it was dropped twice by mistake; to "
                              f"print it: preform-pipeline jobs retry {key}\n")
 
+    def test_the_note_of_a_skipped_copy_names_the_stores_jobs_command(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        jobs = "preform-pipeline jobs --store /srv/pp/jobs.sqlite3"
+        first, copy = inbox.path / "bracket.stl", inbox.path / "copy.stl"
+        first.write_bytes(MODEL)
+        Intake(store, [inbox], jobs=jobs).take(Drop(inbox, first, "hot", False, models=(first,)))
+        copy.write_bytes(MODEL)
+        drop = Drop(inbox, copy, "hot", False, models=(copy,))
+        with contextlib.suppress(Killed):
+            DiesBeforeItsNote(store, [inbox], jobs=jobs).take(drop)
+        Intake(store, [inbox], jobs=jobs).take(drop)
+        (key,) = [j.job_key for j in store.list_jobs() if j.original_name == "copy.stl"]
+        note = (inbox.folder("failed") / "copy.stl.error.txt").read_text()
+        assert note.endswith(f"Job: {key} (see: {jobs} show {key})\n"
+                             "What to do: nothing, if it was dropped twice by mistake; to "
+                             f"print it: {jobs} retry {key}\n")
+
     def test_a_runs_decided_job_for_the_same_path_is_not_the_hot_folders(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:

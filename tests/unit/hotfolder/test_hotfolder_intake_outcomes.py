@@ -636,3 +636,27 @@ class TestASidecarThatCannotBeMoved:
             "event": "attachment_not_moved", "job_key": job.job_key, "path": str(stuck),
             "error": f"[Errno 13] Permission denied: '{stuck}'", "log_level": "warning"}]
         assert _events(logs, "file_settled")[0]["outcome"] == "done"
+
+
+class TestNotesNameTheStoresJobsCommand:
+    """An intake told how ``jobs`` reaches its store (``--store``) writes that into its notes."""
+
+    JOBS = "preform-pipeline jobs --store /srv/pp/jobs.sqlite3"
+
+    def test_a_refused_drop_names_it_in_the_job_line(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _single(inbox, "a.stl", recipe=None)
+        (job,) = Intake(store, [inbox], jobs=self.JOBS).take(drop).rejected
+        assert (f"Job: {job.job_key} (see: {self.JOBS} show {job.job_key})\n"
+                in _note(inbox.folder("failed"), "a.stl"))
+
+    def test_a_skipped_copy_names_it_in_the_job_line_and_the_retry(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox], jobs=self.JOBS)
+        intake.take(_single(inbox, "a.stl", seed=5))
+        (copy,) = intake.take(_single(inbox, "b.stl", seed=5)).rejected
+        note = _note(inbox.folder("failed"), "b.stl")
+        assert f"Job: {copy.job_key} (see: {self.JOBS} show {copy.job_key})\n" in note
+        assert f"To print it again: {self.JOBS} retry {copy.job_key}, or set" in note

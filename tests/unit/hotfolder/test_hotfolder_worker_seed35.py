@@ -72,6 +72,18 @@ class TestADryRun:
         assert build.state is JobState.DONE
         assert store.build_history(build.id)[-1].reason == "prepared (dry run: not printed)"
         assert fleet_jobs(script.fleet_dir) == []
+        assert build.form_path is None  # none saved, none recorded
+
+    def test_the_saved_form_is_recorded_for_the_dashboard(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = _script(tmp_path, saves_form=True)
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                                dry_run=True))
+        (build,) = store.list_builds()
+        assert build.state is JobState.DONE
+        assert build.form_path is not None and build.form_path.name == f"{build.job_key}.form"
 
 
 class TestTheSettingsOutputRoot:

@@ -142,3 +142,36 @@ class TestWrongKindOfPath:
         big.write_text("# " + "x" * (1024 * 1024 + 10), encoding="utf-8")
         _, out, _ = invoke("validate", str(big), "--settings", str(big))
         assert out.count("a page of YAML") == 2
+
+
+class TestHotFolderRecipes:
+    """The recipes a hot folder names must be there: ``watch`` would refuse to start."""
+
+    def test_a_missing_recipe_and_route_are_positioned_and_the_present_ones_pass(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "dental.yaml").write_text("scene: {}\n", encoding="utf-8")
+        path = tmp_path / "settings.yaml"
+        path.write_text("hotfolders:\n"
+                        "  inboxes:\n"
+                        "    - path: inbox\n"
+                        "      recipe: dentl.yaml\n"
+                        "      routes: [dental.yaml, recipes/large.yaml]\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1
+        assert out.splitlines() == [
+            f"{path}:4:15: $.hotfolders.inboxes[0].recipe: recipe file not found: "
+            f"{tmp_path / 'dentl.yaml'} (a relative path starts in the settings file's folder)",
+            f"{path}:5:29: $.hotfolders.inboxes[0].routes[1]: recipe file not found: "
+            f"{tmp_path / 'recipes' / 'large.yaml'} (a relative path starts in the settings "
+            "file's folder)",
+            f"{path}: 2 problems (checked against settings schema)",
+        ]
+
+    def test_recipes_that_are_there_are_ok(self, tmp_path: Path) -> None:
+        (tmp_path / "dental.yaml").write_text("scene: {}\n", encoding="utf-8")
+        path = tmp_path / "settings.yaml"
+        path.write_text("hotfolders:\n  inboxes:\n    - {path: inbox, recipe: dental.yaml}\n",
+                        encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")

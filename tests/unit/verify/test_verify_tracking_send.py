@@ -3,6 +3,8 @@ prepared, a build already sent, and the print the run then verifies."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from structlog.testing import capture_logs
 from verify_support import run_record
@@ -214,3 +216,38 @@ class TestAnInterruptedSend:
         assert settled.to_state is JobState.PREPARED
         assert "330 s after the send" in settled.reason
         assert store.get_build(build_id).state is JobState.PRINT_SENDING
+
+
+class TestTheSavedFormIsRecordedWithTheSend:
+    """The .form the build saved is in the job store once its print is sent (``jobs show``
+    and the dashboard read it there), and nothing is recorded when none was saved."""
+
+    def test_the_form_of_a_sent_build_is_recorded(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        build_id = _prepared(store)
+        form = tmp_path / "2026-12-05" / "b-001.form"
+        tracker = _tracker(store, build_id, clock)
+        assert tracker.before_send(tracker.job_name("case"), "Form4-Lab", form_path=form) is None
+        build = store.get_build(build_id)
+        assert (build.state, build.form_path) == (JobState.PRINT_SENDING, form)
+
+    def test_a_build_that_saved_no_form_records_none(
+        self, store: SqliteJobStore, clock: ManualClock
+    ) -> None:
+        build_id = _prepared(store)
+        tracker = _tracker(store, build_id, clock)
+        assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") is None
+        build = store.get_build(build_id)
+        assert (build.state, build.form_path) == (JobState.PRINT_SENDING, None)
+
+    def test_a_send_without_a_form_keeps_the_one_recorded_before(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        build_id = _prepared(store)
+        form = tmp_path / "b-001.form"
+        store.update_build(build_id, form_path=form)  # recorded by an earlier attempt
+        tracker = _tracker(store, build_id, clock)
+        assert tracker.before_send(tracker.job_name("case"), "Form4-Lab") is None
+        build = store.get_build(build_id)
+        assert (build.state, build.form_path) == (JobState.PRINT_SENDING, form)

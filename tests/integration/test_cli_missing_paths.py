@@ -1,0 +1,90 @@
+"""A path typed wrong on the command line: the error says it is not there, and what helps.
+
+Real subprocesses of the command line, as a user types it, with no settings in the
+environment unless a test puts them there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 60.0
+SETTINGS_ENV = "PREFORM_PIPELINE_SETTINGS"
+
+
+def _cli(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None,
+         ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+class TestMissingSettingsFile:
+    """A settings file named on the command line that is not there: check the path."""
+
+    def test_each_command_names_the_file_and_says_to_check_the_path(
+        self, tmp_path: Path, repo_root: Path
+    ) -> None:
+        recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
+        model = str(repo_root / "sample_models" / "parts" / "gear.obj")
+        for argv in (("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
+                     ("watch", "setings.yaml", "--once"),
+                     ("jobs", "--settings", "setings.yaml")):
+            done = _cli(tmp_path, *argv)
+            assert done.returncode == 1, (argv, done.stderr)
+            assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
+                                   " (check the path; a relative one starts in the current "
+                                   "folder)\n"), argv
+            assert SETTINGS_ENV not in done.stderr
+
+    def test_a_file_named_by_the_variable_says_how_to_run_without_it(
+        self, tmp_path: Path
+    ) -> None:
+        done = _cli(tmp_path, "jobs", env_extra={SETTINGS_ENV: "gone.yaml"})
+        assert done.returncode == 1
+        assert f"create it, or unset {SETTINGS_ENV} to run with defaults" in done.stderr
+
+
+class TestMissingModelPath:
+    """A model folder or file that is not there is rejected as not found, never as a type."""
+
+    def test_a_mistyped_folder_is_not_found(self, tmp_path: Path, repo_root: Path) -> None:
+        recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
+        for argv in (("plan", recipe, "inbxo"),
+                     ("run", recipe, "inbxo", "--dry-run", "--output", str(tmp_path / "out"))):
+            done = _cli(tmp_path, *argv)
+            assert done.returncode == 1, done.stderr
+            shown = done.stdout + done.stderr
+            assert "inbxo: file not found (check the path)" in shown, (argv, shown)
+            assert "unsupported model file type" not in shown
+
+
+class TestAnUnusableLogFolder:
+    """A log file whose folder cannot be made stops the command with what to fix, no crash."""
+
+    def test_run_and_watch_name_the_folder_and_the_setting(
+        self, tmp_path: Path, repo_root: Path
+    ) -> None:
+        blocker = tmp_path / "logs"
+        blocker.write_text("a file where the log folder should be\n", encoding="utf-8")
+        expected = (f"error: log file's folder {blocker}: is a file, not a folder (fix "
+                    "--log-file, or logging.file in the settings (or the folder itself))\n")
+        recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
+        model = str(repo_root / "sample_models" / "parts" / "gear.obj")
+        ran = _cli(tmp_path, "run", recipe, model, "--dry-run", "--output",
+                   str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
+        assert (ran.returncode, ran.stderr) == (1, expected)
+
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"store: {{path: '{tmp_path / 'jobs.sqlite3'}'}}\n"
+                            f"logging: {{file: '{blocker / 'watch.jsonl'}'}}\n"
+                            f"hotfolders: {{inboxes: [{{path: inbox, recipe: '{recipe}'}}]}}\n",
+                            encoding="utf-8")
+        watched = _cli(tmp_path, "watch", str(settings), "--once")
+        assert (watched.returncode, watched.stderr) == (1, expected)
