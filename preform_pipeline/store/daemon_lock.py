@@ -151,8 +151,9 @@ class DaemonLock:
         """Remove the lock temporaries that dead processes of this host left (module doc)."""
         prefix = f"{self.path.name}."
         try:
-            names = [p.name for p in self.path.parent.iterdir()
-                     if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+            # Sorted: the folder's own order differs between file systems and runs.
+            names = sorted(p.name for p in self.path.parent.iterdir()
+                           if p.name.startswith(prefix) and p.name.endswith(".tmp"))
         except OSError:
             return  # no folder yet, or unreadable: _create says what is wrong
         for name in names:

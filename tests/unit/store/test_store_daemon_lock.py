@@ -156,23 +156,30 @@ def _temporaries(store: Path) -> list[str]:
     return sorted(p.name for p in store.parent.iterdir() if p.name.endswith(".tmp"))
 
 
+def _killed_taking_the_lock(store: Path) -> Path:
+    """The temporary a start killed at its lock's link left beside ``store``."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    cut = subprocess.Popen([sys.executable, "-c", CUT_AT_LINK, str(store)], env=env)
+    assert cut.wait(WAIT_S) == -signal.SIGKILL
+    left = store.parent / f"{lock_path_of(store).name}.{cut.pid}.tmp"
+    assert _temporaries(store) == [left.name]
+    return left
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 class TestKilledWhileTakingTheLock:
     """A daemon killed -9 while it took the lock leaves no temporary beside the store once the
     next daemon starts; a temporary whose writer may still need it stays."""
 
     def test_the_next_daemon_removes_the_killed_ones_temporary(self, store: Path) -> None:
-        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-        cut = subprocess.Popen([sys.executable, "-c", CUT_AT_LINK, str(store)], env=env)
-        assert cut.wait(WAIT_S) == -signal.SIGKILL
-        left = store.parent / f"{lock_path_of(store).name}.{cut.pid}.tmp"
-        assert _temporaries(store) == [left.name]
+        left = _killed_taking_the_lock(store)
         with capture_logs() as logs, DaemonLock(store):
             pass
         assert _temporaries(store) == []
         assert not lock_path_of(store).exists()
         assert [(e["path"], e["pid"]) for e in logs
-                if e["event"] == "store_lock_temporary_removed"] == [(str(left), cut.pid)]
+                if e["event"] == "store_lock_temporary_removed"] == [
+            (str(left), int(left.name.split(".")[-2]))]
 
     def test_a_running_writers_temporary_stays(self, store: Path) -> None:
         # A daemon starting this very moment: its record is in its temporary, not linked yet.
@@ -184,13 +191,19 @@ class TestKilledWhileTakingTheLock:
             pass
         assert _temporaries(store) == [starting.name]
 
-    def test_another_hosts_and_a_half_written_temporary_stay(self, store: Path) -> None:
+    def test_what_it_cannot_tell_dead_stays_and_the_dead_one_still_goes(
+        self, store: Path
+    ) -> None:
+        left = _killed_taking_the_lock(store)
         name = lock_path_of(store).name
-        elsewhere = store.parent / f"{name}.4242.tmp"
-        elsewhere.write_text(json.dumps({"pid": 4242, "create_time": 1.0, "host": "nas-2",
-                                         "acquired_at": ""}))
-        half = store.parent / f"{name}.4243.tmp"
-        half.write_text('{"pid": 42')
+        dead = {"pid": 4242, "create_time": 1.0, "host": this_host(), "acquired_at": ""}
+        # Named to come first (the folder is read in name order): another host's record, a
+        # half-written one, and a file not named by a pid at all (a dead record inside).
+        stay = {f"{name}.00.tmp": json.dumps({**dead, "host": "nas-2"}),
+                f"{name}.000.tmp": '{"pid": 42', f"{name}.0a.tmp": json.dumps(dead)}
+        for file, text in stay.items():
+            (store.parent / file).write_text(text)
         with DaemonLock(store):
             pass
-        assert _temporaries(store) == sorted([elsewhere.name, half.name])
+        assert not left.exists()
+        assert _temporaries(store) == sorted(stay)
