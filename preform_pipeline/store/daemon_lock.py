@@ -12,6 +12,11 @@ and keeps it until it stops. The file holds the holder's host, PID and process s
   read: the lock is taken over and the takeover logged (``store_lock_taken_over``).
 - A holder on another host cannot be checked from here: refused, and the message says which
   file to delete once that daemon is known to be gone.
+- The lock is first written to ``<lock>.<pid>.tmp`` and linked into place; a daemon killed
+  before it removed that temporary (kill -9 during its start) left it beside the store for
+  good. ``acquire`` removes such temporaries when they name a process of this host that no
+  longer runs (``store_lock_temporary_removed``); one naming a live process (a daemon starting
+  this very moment), another host, or nothing readable is left alone.
 
 Release removes the file only while it still names this process.
 """
@@ -82,6 +87,7 @@ class DaemonLock:
         cannot be written.
         """
         me = LockHolder(ProcessIdentity.current(), self._clock.now().isoformat())
+        self._remove_dead_temporaries()
         taken_over: LockHolder | None = None
         for _ in range(MAX_TAKEOVER_ATTEMPTS):
             if self._create(me):
@@ -137,11 +143,40 @@ class DaemonLock:
             lock_path=self.path, host=process.host, pid=process.pid, hint=hint,
         )
 
+    def _temporary(self, pid: int) -> Path:
+        """Where process ``pid`` writes the lock before linking it into place."""
+        return self.path.with_name(f"{self.path.name}.{pid}.tmp")
+
+    def _remove_dead_temporaries(self) -> None:
+        """Remove the lock temporaries that dead processes of this host left (module doc)."""
+        prefix = f"{self.path.name}."
+        try:
+            # Sorted: the folder's own order differs between file systems and runs.
+            names = sorted(p.name for p in self.path.parent.iterdir()
+                           if p.name.startswith(prefix) and p.name.endswith(".tmp"))
+        except OSError:
+            return  # no folder yet, or unreadable: _create says what is wrong
+        for name in names:
+            if not name[len(prefix):-len(".tmp")].isdigit():
+                continue  # not a lock temporary (those are named by their writer's pid)
+            path = self.path.with_name(name)
+            try:
+                writer = LockHolder.from_text(path.read_text(encoding="utf-8")).process
+            except (OSError, ValueError):
+                continue  # gone meanwhile, or half written: whose it is cannot be told
+            if not writer.on_this_host or writer.is_running():
+                continue
+            try:
+                path.unlink()
+            except OSError:
+                continue  # gone meanwhile, or the folder refuses: taking the lock says so
+            _log.info("store_lock_temporary_removed", path=str(path), pid=writer.pid)
+
     def _create(self, me: LockHolder) -> bool:
         """Create the lock file with ``me`` in it, atomically; False when it exists."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_name(f"{self.path.name}.{me.process.pid}.tmp")
+            temporary = self._temporary(me.process.pid)
             temporary.write_text(me.to_text(), encoding="utf-8")
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the daemon lock: {exc}",

@@ -18,7 +18,7 @@ from preform_pipeline.cli import run
 from preform_pipeline.clock import DEFAULT_MANUAL_START, ManualClock
 from preform_pipeline.errors import StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
-from preform_pipeline.liveness import this_host
+from preform_pipeline.liveness import ProcessIdentity, this_host
 from preform_pipeline.store.daemon_lock import DaemonLock, lock_path_of
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -139,3 +139,71 @@ class TestRelease:
         lock_path_of(store).write_text(json.dumps(taken))
         lock.release()
         assert json.loads(lock_path_of(store).read_text())["pid"] == 4242
+
+
+
+#: A daemon's start cut by kill -9 after it wrote its lock record to the temporary and before
+#: it linked it into place: the real ``DaemonLock``, killed at its ``os.link``.
+CUT_AT_LINK = (
+    "import os, signal, sys; from pathlib import Path; "
+    "from preform_pipeline.store.daemon_lock import DaemonLock; "
+    "os.link = lambda *a: os.kill(os.getpid(), signal.SIGKILL); "
+    "DaemonLock(Path(sys.argv[1])).acquire()"
+)
+
+
+def _temporaries(store: Path) -> list[str]:
+    return sorted(p.name for p in store.parent.iterdir() if p.name.endswith(".tmp"))
+
+
+def _killed_taking_the_lock(store: Path) -> Path:
+    """The temporary a start killed at its lock's link left beside ``store``."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    cut = subprocess.Popen([sys.executable, "-c", CUT_AT_LINK, str(store)], env=env)
+    assert cut.wait(WAIT_S) == -signal.SIGKILL
+    left = store.parent / f"{lock_path_of(store).name}.{cut.pid}.tmp"
+    assert _temporaries(store) == [left.name]
+    return left
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+class TestKilledWhileTakingTheLock:
+    """A daemon killed -9 while it took the lock leaves no temporary beside the store once the
+    next daemon starts; a temporary whose writer may still need it stays."""
+
+    def test_the_next_daemon_removes_the_killed_ones_temporary(self, store: Path) -> None:
+        left = _killed_taking_the_lock(store)
+        with capture_logs() as logs, DaemonLock(store):
+            pass
+        assert _temporaries(store) == []
+        assert not lock_path_of(store).exists()
+        assert [(e["path"], e["pid"]) for e in logs
+                if e["event"] == "store_lock_temporary_removed"] == [
+            (str(left), int(left.name.split(".")[-2]))]
+
+    def test_a_running_writers_temporary_stays(self, store: Path) -> None:
+        # A daemon starting this very moment: its record is in its temporary, not linked yet.
+        writer = ProcessIdentity.of_running(os.getppid())
+        assert writer is not None
+        starting = store.parent / f"{lock_path_of(store).name}.{writer.pid}.tmp"
+        starting.write_text(json.dumps({**writer.to_json(), "acquired_at": ""}))
+        with DaemonLock(store):
+            pass
+        assert _temporaries(store) == [starting.name]
+
+    def test_what_it_cannot_tell_dead_stays_and_the_dead_one_still_goes(
+        self, store: Path
+    ) -> None:
+        left = _killed_taking_the_lock(store)
+        name = lock_path_of(store).name
+        dead = {"pid": 4242, "create_time": 1.0, "host": this_host(), "acquired_at": ""}
+        # Named to come first (the folder is read in name order): another host's record, a
+        # half-written one, and a file not named by a pid at all (a dead record inside).
+        stay = {f"{name}.00.tmp": json.dumps({**dead, "host": "nas-2"}),
+                f"{name}.000.tmp": '{"pid": 42', f"{name}.0a.tmp": json.dumps(dead)}
+        for file, text in stay.items():
+            (store.parent / file).write_text(text)
+        with DaemonLock(store):
+            pass
+        assert not left.exists()
+        assert _temporaries(store) == sorted(stay)
