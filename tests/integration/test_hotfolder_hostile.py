@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from test_hotfolder_watch_command import environment
 
@@ -33,17 +35,30 @@ def every_file(folder: Path) -> set[str]:
     }
 
 
+def quick_settings(tmp_path: Path, hotfolders: Mapping[str, Any] | None = None) -> Path:
+    """Hot-folder settings whose inbox takes a file 0.2 s after it stops changing."""
+    recipe = write_recipe(tmp_path, printer=None)
+    return write_hotfolder_settings(
+        tmp_path, recipe, fleet_dir=tmp_path / "fleet",
+        inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2}, hotfolders=hotfolders,
+    )
+
+
+def watch_once(settings: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it."""
+    return subprocess.run(
+        [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+        env=environment(), cwd=cwd, capture_output=True, text=True,
+        timeout=TIMEOUT_S, check=False,
+    )
+
+
 class TestHostileDrops:
     """Hostile files go to failed/ with a true note; good files still print."""
 
     def test_corpus_in_the_inbox(self, tmp_path: Path) -> None:
-        recipe = write_recipe(tmp_path, printer=None)
-        settings = write_hotfolder_settings(
-            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
-            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
-            # Several entries share content (the same PNG under three names): take them all.
-            hotfolders={"duplicates": "print"},
-        )
+        # Several entries share content (the same PNG under three names): take them all.
+        settings = quick_settings(tmp_path, hotfolders={"duplicates": "print"})
         inbox = tmp_path / "inbox"
         entries = [e for e in write_corpus(inbox, tmp_path / "outside") if e.hotfolder]
         # Entries meant for readers only stay out of the inbox.
@@ -56,11 +71,7 @@ class TestHostileDrops:
         (inbox / "good.stl").write_bytes(tetra_stl_bytes(3))
         outside_before = sorted(p.name for p in (tmp_path / "outside").iterdir())
 
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False,
-        )
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr
 
@@ -98,11 +109,7 @@ class TestHostileSidecars:
     with a note saying which value; the daemon goes on (it used to exit 70)."""
 
     def test_each_case_fails_alone_and_a_good_file_still_prints(self, tmp_path: Path) -> None:
-        recipe = write_recipe(tmp_path, printer=None)
-        settings = write_hotfolder_settings(
-            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
-            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
-        )
+        settings = quick_settings(tmp_path)
         inbox = tmp_path / "inbox"
         inbox.mkdir()
         digits = "9" * (sys.get_int_max_str_digits() + 1)
@@ -121,11 +128,7 @@ class TestHostileSidecars:
             (inbox / name).with_suffix(".stl").write_bytes(tetra_stl_bytes(seed))
         (inbox / "good.stl").write_bytes(tetra_stl_bytes(9))
 
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False,
-        )
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr and "unexpected failure" not in done.stderr
         assert (inbox / "done" / "good.stl").exists()
@@ -143,11 +146,7 @@ class TestLongNames:
     """A name too long for its notes stays in the inbox, said in the log; nothing crashes."""
 
     def test_they_wait_renamed_and_the_rest_prints_at_every_start(self, tmp_path: Path) -> None:
-        recipe = write_recipe(tmp_path, printer=None)
-        settings = write_hotfolder_settings(
-            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
-            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
-        )
+        settings = quick_settings(tmp_path)
         inbox = tmp_path / "inbox"
         (inbox / "case-7").mkdir(parents=True)
         longest = "w" * (MAX_NAME_BYTES - 4) + ".stl"  # taken: its notes still fit
@@ -162,11 +161,7 @@ class TestLongNames:
             (inbox / name).write_bytes(data)
 
         for start in (1, 2):
-            done = subprocess.run(
-                [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-                env=environment(), cwd=tmp_path, capture_output=True, text=True,
-                timeout=TIMEOUT_S, check=False,
-            )
+            done = watch_once(settings, tmp_path)
             assert done.returncode == 0, f"start {start}: {done.stderr[-3000:]}"
             assert "Traceback" not in done.stderr and "batch_crashed" not in done.stderr
             warned = re.findall(r"drop_name_too_long .*? name=(\S+)", done.stderr)
@@ -183,21 +178,13 @@ class TestNamesWithLineBreaks:
     a note whose every line still starts with its label."""
 
     def test_each_note_keeps_its_lines(self, tmp_path: Path) -> None:
-        recipe = write_recipe(tmp_path, printer=None)
-        settings = write_hotfolder_settings(
-            tmp_path, recipe, fleet_dir=tmp_path / "fleet",
-            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2},
-        )
+        settings = quick_settings(tmp_path)
         inbox = tmp_path / "inbox"
         inbox.mkdir()
         names = ("two\nlines.stl", "carriage\rreturn.stl")
         for name in names:  # different contents: the second is no duplicate of the first
             (inbox / name).write_bytes(f"notes on {name!r}, not a mesh\n".encode())
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False,
-        )
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         labels = ("What failed: ", "Where: ", "File: ", "Job: ", "What to do: ")
         for name in names:

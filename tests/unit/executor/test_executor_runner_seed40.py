@@ -25,7 +25,7 @@ from test_executor_final_intake_wait import _run_holding, watched_logs
 from test_executor_run_events import CARRY_STEPS
 from test_executor_steps_requests import ReceivingEngine, _black_fps, _serve
 
-from preform_pipeline.executor import BuildStatus
+from preform_pipeline.executor import BuildOutcome, BuildStatus
 from preform_pipeline.executor.runner import run_order
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo
 from preform_pipeline.plan.graph import StepGraph
@@ -180,6 +180,23 @@ class TestTheFinalBuildsSecondLayout:
         assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
 
 
+def _run_on_black_fps(engine: ReceivingEngine, tmp_path: Path, farm: SimFarm,
+                      parts: list[Path]) -> BuildOutcome:
+    """One part run by ``engine`` through a recipe whose scene is ``black.fps`` (Black V5),
+    its form and report named by ``{material}``."""
+    _serve(farm, engine)
+    _black_fps(engine, tmp_path)
+    head = RECIPE_HEAD.replace(
+        "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
+    recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                          "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n"
+                          "  report: \"{material}/{build}.json\"\n", head=head)
+    result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
+                 tmp_path / "out")
+    (outcome,) = result.outcomes
+    return outcome
+
+
 class FpsAnsweringEngine(ReceivingEngine):
     """The simulator, whose scenes made from an .fps file report the file they were made
     from, not the settings in it (the contract allows either form)."""
@@ -217,16 +234,7 @@ class TestTheRunsTemplateFields:
         # which only the server reads; the scene it made says which (Black V5 here).
         engine = ReceivingEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
                                  work_dir=farm.folder / "work0")
-        _serve(farm, engine)
-        _black_fps(engine, tmp_path)
-        head = RECIPE_HEAD.replace(
-            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
-        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
-                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n"
-                              "  report: \"{material}/{build}.json\"\n", head=head)
-        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
-                     tmp_path / "out")
-        (outcome,) = result.outcomes
+        outcome = _run_on_black_fps(engine, tmp_path, farm, parts)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
                 if p.suffix == ".form"] == ["FORM-4-0-FLGPBK05/unit-001.form"]
@@ -239,16 +247,7 @@ class TestTheRunsTemplateFields:
         # code is then not known, and the build goes on with the field empty ("_").
         engine = FpsAnsweringEngine(scene_cache_size=100, fleet_dir=farm.fleet_dir,
                                     work_dir=farm.folder / "work0")
-        _serve(farm, engine)
-        _black_fps(engine, tmp_path)
-        head = RECIPE_HEAD.replace(
-            "  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n", "  fps_file: black.fps\n")
-        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
-                              "outputs:\n  form: \"{machine}-{material}/{build}.form\"\n",
-                              head=head)
-        result = run(plan_for(recipe, parts[:1]), FakePool([s.url for s in farm.servers]),
-                     tmp_path / "out")
-        (outcome,) = result.outcomes
+        outcome = _run_on_black_fps(engine, tmp_path, farm, parts)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert engine.answers("create_scene")[-1]["scene_settings"] == {
             "fps_file": str((tmp_path / "black.fps").resolve())}

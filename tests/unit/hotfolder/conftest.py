@@ -45,6 +45,12 @@ def other_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def database(tmp_path: Path) -> Path:
+    """Where a test's SQLite job store lives."""
+    return tmp_path / "jobs.sqlite3"
+
+
+@pytest.fixture
 def recipe(tmp_path: Path) -> Path:
     """A fast recipe named ``hot`` that prints."""
     return write_recipe(tmp_path, name="hot")

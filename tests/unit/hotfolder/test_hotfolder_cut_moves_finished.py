@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cut_short_child import NOTE
+from cut_support import inbox_across, killed_mid_move
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
@@ -37,43 +35,15 @@ from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 
-HERE = Path(__file__).parent
-#: How long the child may take to reach its kill (a loaded machine included).
-WAIT_S = 60.0
 MODEL = tetra_stl_bytes(24)
 NOTES = b"not a model\n"
 
 
 @pytest.fixture
 def far_inbox(tmp_path: Path, other_disk: Path) -> InboxSettings:
-    """The daemon's inbox (``tmp_path/inbox``, as ``make_daemon`` makes it) with processing/
-    beside it and done/ and failed/ on the other disk."""
-    inbox = InboxSettings(
-        path=tmp_path / "inbox", recipe=tmp_path / "r.yaml",
-        folders=OutcomeFolders(done=str(other_disk / "done"), failed=str(other_disk / "failed")),
-    )
-    for kind in ("processing", "done", "failed"):
-        inbox.folder(kind).mkdir(parents=True)
-    return inbox
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "jobs.sqlite3"
-
-
-def killed_mid_move(python_exe: str, database: Path, inbox: InboxSettings, *,
-                    kill_at: int = 1, kill_in: Path | None = None, **action: Any) -> None:
-    """Run ``action`` (see ``cut_short_child.py``) in a child killed after its
-    ``kill_at``-th rename into ``kill_in`` (failed/ unless given)."""
-    spec = {"database": str(database), "inbox": str(inbox.path),
-            "done": str(inbox.folder("done")), "failed": str(inbox.folder("failed")),
-            "kill_in": str(kill_in or inbox.folder("failed")), "kill_at": kill_at, **action}
-    child = subprocess.run(
-        [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
-        timeout=WAIT_S, capture_output=True, text=True, check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    """processing/ beside the inbox, done/ and failed/ on the other disk."""
+    return inbox_across(tmp_path, OutcomeFolders(done=str(other_disk / "done"),
+                                                 failed=str(other_disk / "failed")))
 
 
 def failed_job(database: Path, inbox: InboxSettings, name: str,

@@ -18,14 +18,12 @@ file. POSIX and Linux only: /dev/shm is the other disk.
 from __future__ import annotations
 
 import errno
-import json
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cut_support import inbox_across, killed_mid_move
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
@@ -36,41 +34,20 @@ from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.content import content_hash
 
-HERE = Path(__file__).parent
-#: How long the child may take to reach its kill (a loaded machine included).
-WAIT_S = 60.0
 MODEL = tetra_stl_bytes(24)
 
 
 @pytest.fixture
 def far_processing(tmp_path: Path, other_disk: Path) -> InboxSettings:
-    """The daemon's inbox (``tmp_path/inbox``, as ``make_daemon`` makes it) with done/ and
-    failed/ inside it and processing/ on the other disk."""
-    inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "r.yaml",
-                          folders=OutcomeFolders(processing=str(other_disk / "processing")))
-    for kind in ("processing", "done", "failed"):
-        inbox.folder(kind).mkdir(parents=True)
-    return inbox
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "jobs.sqlite3"
+    """done/ and failed/ inside the inbox, processing/ on the other disk."""
+    return inbox_across(tmp_path, OutcomeFolders(processing=str(other_disk / "processing")))
 
 
 def killed_taking(python_exe: str, database: Path, inbox: InboxSettings, **action: str) -> None:
-    """Run ``action`` (see ``cut_short_child.py``) in a child killed after its first rename
-    into a folder of processing/."""
-    processing = inbox.folder("processing")
-    spec = {"database": str(database), "inbox": str(inbox.path),
-            "processing": str(processing), "done": str(inbox.folder("done")),
-            "failed": str(inbox.folder("failed")), "kill_in": str(processing),
-            "kill_below": True, "kill_at": 1, **action}
-    child = subprocess.run(
-        [python_exe, str(HERE / "cut_short_child.py"), json.dumps(spec)],
-        timeout=WAIT_S, capture_output=True, text=True, check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr
+    """Run ``action`` in a child killed after its first rename into a folder of
+    processing/ (``processing/<key>/``, whose key the child's life makes)."""
+    killed_mid_move(python_exe, database, inbox, kill_in=inbox.folder("processing"),
+                    kill_below=True, **action)
 
 
 @pytest.fixture
