@@ -330,6 +330,8 @@ _OPERATIONS: dict[str, tuple[Callable[[PostgresJobStore, Lease], object], str]] 
     "orphans": (lambda s, _: s.adopt_orphan_jobs("pc-1"), "adopting orphaned jobs for node pc-1"),
     "busy": (lambda s, lease: s.build_busy(lease.build_id, grace_s=0),
              "reading the holder of build {build}"),
+    "grace": (lambda s, lease: s.grace_left(lease.build_id, grace_s=0),
+              "reading the last move of build {build}"),
     "settle": (lambda s, lease: s.may_settle("pc-1", lease.build_id),
                "taking the files of build {build}"),
     "inbox": (lambda s, _: s.claim_inbox_file("pc-1", "/nas/a.stl", "h1"),
