@@ -243,6 +243,7 @@ def _run_locked(
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE
+        daemon.notice = lambda line: print(line, file=stdout, flush=True)
         if settings.simulated:
             print(SIMULATED_LINE, file=stdout, flush=True)
         for warning in queue_login_warnings(daemon.recipes.values(), settings):

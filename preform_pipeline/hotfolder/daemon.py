@@ -54,7 +54,7 @@ import functools
 import os
 import queue
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -243,6 +243,8 @@ class HotFolderDaemon:
         #: The one owner of every send's life; interrupted sends are resolved only through it.
         self.owner = print_owner if print_owner is not None else PrintOwner(store, locators)
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
+        #: Where a line for the user goes (``watch`` prints it); a test may collect them.
+        self.notice: Callable[[str], None] = lambda line: None
         self.dry_run = dry_run
         # The servers' request timeout also bounds the grace period of an interrupted print.
         self.run_options = {"request_timeout_s": settings.servers.request_timeout_s,
@@ -410,6 +412,8 @@ class HotFolderDaemon:
                         for batch in self.batcher.flush():
                             self._submit(batch)
                         if self._idle():
+                            if self.node is not None and not self.dry_run:
+                                self.node.finish_once(self.outcomes, self._stop, self.notice)
                             break
                 elif self._events.empty() or (
                     now - self._behind_since >= self.hot.batching.window_s

@@ -160,6 +160,40 @@ class NodeRole:
         self._active = SharedActiveBuilds(self.store)
         return self._active
 
+    def finish_once(
+        self, outcomes: OutcomeFolders, stop: threading.Event, notice: Callable[[str], None],
+    ) -> None:
+        """Before a ``--once`` run ends: its sweep of processing/ ran at its start, and left
+        the files of builds moved less than a lease ago (their mover may have been settling
+        them). Those this node may settle are waited for (up to the grace left, or until
+        ``stop``) and settled; what still stays is said, so a cron run finishes what it can
+        and says what it left (docs/hotfolder.md)."""
+        try:
+            left = outcomes.settle_processing_folders()
+            waits = {b: s for b in sorted(left) if (s := outcomes.active.grace_left(b)) is not None}
+            if waits:
+                wait_s = min(max(waits.values()), self.store.lease_s)
+                moved_s = self.store.lease_s - max(waits.values())
+                log.info("hotfolder_waiting_for_moved_builds", build_ids=list(waits),
+                         wait_s=round(wait_s, 1), node=self.store.node_id)
+                what = (f"build {next(iter(waits))}'s files" if len(waits) == 1 else
+                        f"the files of builds {', '.join(map(str, waits))}")
+                notice(f"waiting up to {wait_s:.0f} s for {what} in processing/: moved "
+                       f"{moved_s:.0f} s ago")
+                if stop.wait(wait_s):
+                    return  # asked to stop: the next run settles them
+                left = outcomes.settle_processing_folders()
+        except (StoreError, OSError) as exc:
+            log.warning("maintenance_failed", error=str(exc))
+            return
+        if left:
+            log.info("hotfolder_left_in_processing", build_ids=sorted(left),
+                     node=self.store.node_id)
+            what = (f"build {min(left)}'s files stay" if len(left) == 1 else
+                    f"the files of builds {', '.join(map(str, sorted(left)))} stay")
+            notice(f"{what} in processing/: another node (or run) holds or is settling "
+                   "them (or the store could not say); the next run settles them")
+
     def lease_lost(self, build_id: int) -> None:
         """A build's lease is gone: the node holding it now carries on. This node's work on
         it stops before its next step (no request, no state, no send, no file moved), and
@@ -198,6 +232,22 @@ class SharedActiveBuilds(ActiveBuilds):
                 store.node_id, build_id, lease_s=store.lease_s)
         except StoreError:
             return True  # cannot tell: leave the files where they are for now
+
+    def grace_left(self, build_id: int) -> float | None:
+        """Seconds until the sweep may settle the build's files, when it leaves them only
+        because the build was moved less than a lease ago: no node holds it and the jobs'
+        inbox claims are this node's (a live node's claims are that node's to settle)."""
+        if self.running(build_id):
+            return None
+        store = self.store
+        try:
+            left = store.grace_left(build_id, grace_s=store.lease_s)
+            if left is None or not store.may_settle(store.node_id, build_id,
+                                                    lease_s=store.lease_s):
+                return None
+        except StoreError:
+            return None  # cannot tell: say the files stay rather than wait on a guess
+        return left
 
 
 class NodeRecovery(Recovery):

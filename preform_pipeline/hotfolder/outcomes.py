@@ -59,6 +59,11 @@ class ActiveBuilds:
         with self._lock:
             self._ids.difference_update(build_ids)
 
+    def grace_left(self, build_id: int) -> float | None:
+        """Seconds until the sweep may settle ``build_id``'s files, when it leaves them only
+        because they were moved moments ago; None: not so (an only daemon never does)."""
+        return None
+
 
 class OutcomeFolders:
     """Moves jobs' files into the outcome folders, with reports and notes (module docstring)."""
@@ -80,8 +85,10 @@ class OutcomeFolders:
         #: Held while a job's outcome is decided and its file moved.
         self.lock = threading.RLock()
 
-    def settle_processing_folders(self) -> None:
-        """Files in processing/ whose jobs are over go to done/ or failed/; strays too."""
+    def settle_processing_folders(self) -> set[int]:
+        """Files in processing/ whose jobs are over go to done/ or failed/; strays too.
+        Returns the builds whose over jobs' files it left there (:attr:`active`)."""
+        left: set[int] = set()
         for inbox in self.hot.inboxes:
             folder = inbox.folder("processing")
             if not folder.is_dir():
@@ -93,11 +100,13 @@ class OutcomeFolders:
                 if job is None:
                     self._stray(inbox, entry)
                     continue
-                active = job.build_id is not None and job.build_id in self.active
-                if not active and (
-                    job.state in OUTCOME_DONE_STATES or job.state in OUTCOME_FAILED_STATES
-                ):
+                over = job.state in OUTCOME_DONE_STATES or job.state in OUTCOME_FAILED_STATES
+                if job.build_id is not None and job.build_id in self.active:
+                    if over:
+                        left.add(job.build_id)
+                elif over:
                     self.settle_job(job.id)
+        return left
 
     def _stray(self, inbox: InboxSettings, folder: Path) -> None:
         """Files in processing/ that no job claims (a store replaced or reset): failed/."""

@@ -403,6 +403,20 @@ class LeasingStore(SqlStoreCore):
             ).fetchone()
         return row is not None and bool(row["busy"])
 
+    def grace_left(self, build_id: int, *, grace_s: float) -> float | None:
+        """Seconds (on the database's clock) until :meth:`build_busy` with this grace turns
+        false by time alone: when no node holds the build under a live lease and it was
+        moved less than ``grace_s`` ago. None otherwise (held, long settled, or no build)."""
+        with self._claim_transaction(f"reading the last move of build {build_id}") as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM updated_at + make_interval(secs => ?) - now()) "
+                "AS left_s FROM builds WHERE id = ? "
+                "AND NOT (owner IS NOT NULL AND lease_until > now()) "
+                "AND updated_at > now() - make_interval(secs => ?)",
+                (grace_s, build_id, grace_s),
+            ).fetchone()
+        return None if row is None else max(0.0, float(row["left_s"]))
+
     def may_settle(self, node_id: str, build_id: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
         """Whether ``node_id`` may move the files of ``build_id``'s jobs out of processing/:
         it holds their own inbox claims (``_OWN_CLAIM``; their claimant's claims move to it

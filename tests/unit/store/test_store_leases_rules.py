@@ -249,6 +249,25 @@ class TestHolderAndSettling:
         assert pg_store.build_busy(build, grace_s=0) is False
         assert pg_store.build_busy(build + 1000, grace_s=10 * 365 * 86400.0) is False
 
+    def test_the_grace_left_is_counted_only_for_a_build_no_node_holds(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        build, _ = _build(pg_store)
+        pg_store.register_node(_node("pc-1"))
+        ten_years = 10 * 365 * 86400.0
+        # Moved in May 2024 (the manual clock): the grace left is ten years less that age.
+        left = pg_store.grace_left(build, grace_s=ten_years)
+        age_s = (datetime.now(timezone.utc) - datetime(2024, 5, 1, tzinfo=timezone.utc))
+        assert left is not None
+        assert abs(left - (ten_years - age_s.total_seconds())) < 3 * 86400
+        assert pg_store.grace_left(build, grace_s=0) is None  # long settled
+        lease = pg_store.claim_build("pc-1", lease_s=600)
+        assert lease is not None
+        assert pg_store.grace_left(build, grace_s=ten_years) is None  # held: not by time
+        assert pg_store.release(lease) is True
+        assert pg_store.grace_left(build, grace_s=ten_years) is not None
+        assert pg_store.grace_left(build + 1000, grace_s=ten_years) is None
+
     def test_the_claimant_settles_and_a_gone_claimants_files_pass_to_another(
         self, pg_store: PostgresJobStore
     ) -> None:
@@ -311,6 +330,8 @@ _OPERATIONS: dict[str, tuple[Callable[[PostgresJobStore, Lease], object], str]] 
     "orphans": (lambda s, _: s.adopt_orphan_jobs("pc-1"), "adopting orphaned jobs for node pc-1"),
     "busy": (lambda s, lease: s.build_busy(lease.build_id, grace_s=0),
              "reading the holder of build {build}"),
+    "grace": (lambda s, lease: s.grace_left(lease.build_id, grace_s=0),
+              "reading the last move of build {build}"),
     "settle": (lambda s, lease: s.may_settle("pc-1", lease.build_id),
                "taking the files of build {build}"),
     "inbox": (lambda s, _: s.claim_inbox_file("pc-1", "/nas/a.stl", "h1"),
