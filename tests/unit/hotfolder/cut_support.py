@@ -9,9 +9,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
+from daemon_support import Script, make_daemon, run_daemon_once
+from structlog.testing import capture_logs
 
-__all__ = ["WAIT_S", "inbox_across", "killed_mid_move"]
+from preform_pipeline.settings.hotfolder import InboxSettings, OutcomeFolders
+from preform_pipeline.store import SqliteJobStore
+
+__all__ = ["WAIT_S", "daemon_started_once", "inbox_across", "killed_mid_move"]
 
 HERE = Path(__file__).parent
 #: How long the child may take to reach its kill (a loaded machine included).
@@ -41,3 +45,13 @@ def killed_mid_move(python_exe: str, database: Path, inbox: InboxSettings, *,
         timeout=WAIT_S, capture_output=True, text=True, check=False,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
+
+
+def daemon_started_once(tmp_path: Path, database: Path, script: Script, recipe: Path,
+                        inbox: InboxSettings) -> list[Any]:
+    """The next life: the real daemon started on ``database`` with ``inbox``'s folders, run
+    until idle; the structured log events it wrote."""
+    with SqliteJobStore(database) as store, capture_logs() as logs:
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe,
+                                    inbox={"folders": inbox.folders}))
+    return logs

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from cut_short_child import NOTE
-from cut_support import inbox_across, killed_mid_move
+from cut_support import daemon_started_once, inbox_across, killed_mid_move
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
@@ -407,9 +407,7 @@ class TestASidecarCutOnItsWayToFailed:
         self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
         script: Script, recipe: Path,
     ) -> None:
-        with SqliteJobStore(database) as store, capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                        inbox={"folders": far_inbox.folders}))
+        logs = daemon_started_once(tmp_path, database, script, recipe, far_inbox)
         failed = far_inbox.folder("failed")
         assert entries(far_inbox.folder("processing")) == []
         assert not (far_inbox.folder("processing") / cut.job_key).exists()
@@ -456,9 +454,7 @@ class TestAModelThatIsALinkCutOnItsWayToFailed:
         self, cut: Job, database: Path, far_inbox: InboxSettings, tmp_path: Path,
         script: Script, recipe: Path,
     ) -> None:
-        with SqliteJobStore(database) as store, capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                        inbox={"folders": far_inbox.folders}))
+        logs = daemon_started_once(tmp_path, database, script, recipe, far_inbox)
         failed = far_inbox.folder("failed")
         assert entries(far_inbox.folder("processing")) == []
         assert entries(failed) == ["bracket.stl", "bracket.stl.error.txt"]

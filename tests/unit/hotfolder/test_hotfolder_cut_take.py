@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cut_support import inbox_across, killed_mid_move
+from cut_support import daemon_started_once, inbox_across, killed_mid_move
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
@@ -92,9 +92,7 @@ class TestTheDaemonsStartAfterTheCut:
         self, cut: Job, database: Path, far_processing: InboxSettings, tmp_path: Path,
         script: Script, recipe: Path,
     ) -> None:
-        with SqliteJobStore(database) as store, capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                        inbox={"folders": far_processing.folders}))
+        logs = daemon_started_once(tmp_path, database, script, recipe, far_processing)
         done = far_processing.folder("done")
         assert jobs(database) == [("bracket.stl", JobState.PRINT_SENT, done / "bracket.stl")]
         assert (done / "bracket.stl").read_bytes() == MODEL
@@ -111,9 +109,7 @@ class TestTheDaemonsStartAfterTheCut:
     ) -> None:
         other = tetra_stl_bytes(30)
         (far_processing.path / "bracket.stl").write_bytes(other)
-        with SqliteJobStore(database) as store, capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, script, recipe,
-                                        inbox={"folders": far_processing.folders}))
+        logs = daemon_started_once(tmp_path, database, script, recipe, far_processing)
         done = far_processing.folder("done")
         assert sorted(jobs(database)) == [
             ("bracket.stl", JobState.PRINT_SENT, done / "bracket (2).stl"),
