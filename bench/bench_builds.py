@@ -26,10 +26,18 @@ could reach with the same builds' server times (:func:`best_makespan`).
 
     python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
         [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM|PATH]
+        [--raft-type FULL_RAFT|MINI_RAFT|MINI_RAFTS_ON_BP]
 
 ``--repeat N`` runs the pipeline N times per set and server count and reports the run of
 median runner CPU (CPU time on a shared machine varies from run to run); ``--baseline-from``
 reuses the baselines of an earlier results file instead of running them again.
+``--raft-type`` sets the raft of both sides' auto_support (full rafts by default; mini rafts,
+as the engineering recipe uses, show how much of the density the raft rim takes).
+
+Density is read two ways, both recorded: the hulls of the models' own shadows (what the
+targets were first measured with), and the hulls of the footprints as placed on the platform,
+each model's shadow grown by its raft rim (the outline the layout must keep apart). The lower
+bound is given for both.
 
 Writes bench/results/builds.json and bench/results/builds.md.
 """
@@ -51,6 +59,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sample_models"))
 
@@ -64,6 +74,7 @@ from preform_pipeline.api import (
     ImportOptions,
     ImportUnits,
     PreFormClient,
+    RaftType,
     SceneSettings,
 )
 from preform_pipeline.errors import PermanentApiError
@@ -71,8 +82,10 @@ from preform_pipeline.executor import NullReporter, Runner, RunOptions
 from preform_pipeline.executor.runner import build_work, run_order
 from preform_pipeline.executor.state import BuildStatus, RunResult
 from preform_pipeline.executor.steps import is_layout_overflow
+from preform_pipeline.geometry.projection import convex_hull
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, plan_builds, read_models
+from preform_pipeline.plan.footprint import raft_border_mm
 from preform_pipeline.plan.schedule import balanced_queues, dispatch_makespan
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.servers import ServerPool
@@ -86,6 +99,8 @@ DATA = Path(__file__).resolve().parent / ".data"
 DEFAULT_TIME_SCALE = 0.02
 PLATFORM_MM2 = 200.0 * 125.0
 
+RAFT_TYPES = ("FULL_RAFT", "MINI_RAFT", "MINI_RAFTS_ON_BP")
+
 RECIPE = """\
 name: bench
 scene:
@@ -97,7 +112,8 @@ import:
   repair_behavior: REPAIR
 steps:
   - auto_orient
-  - auto_support
+  - auto_support:
+      raft_type: {raft_type}
   - auto_layout
   - save_form
 batching:
@@ -187,10 +203,23 @@ def _hull(model: ModelInfo) -> float:
     return model.shadow.flat_hull_mm2
 
 
+def _rafted_hull(model: ModelInfo, raft_type: str) -> float:
+    """The hull of the model's footprint with its raft: the shadow's hull grown by the raft
+    rim on every side (a convex polygon grown by r gains its perimeter times r, plus a disc
+    of radius r at the corners)."""
+    assert model.shadow is not None
+    hull = convex_hull(model.shadow.flat)
+    perimeter = float(np.sum(np.linalg.norm(np.roll(hull, -1, axis=0) - hull, axis=1)))
+    rim = raft_border_mm({"raft_type": raft_type})
+    return model.shadow.flat_hull_mm2 + perimeter * rim + math.pi * rim * rim
+
+
 # -- baseline -------------------------------------------------------------------------------
 
 
-def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str, Any]:
+def run_baseline(
+    models: list[ModelInfo], work: Path, scale: float, raft_type: str = "FULL_RAFT"
+) -> dict[str, Any]:
     """The vendor example's strategy on one server, with this project's client."""
     scenes: list[list[ModelInfo]] = []
     discarded = 0.0
@@ -206,7 +235,9 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
             info = client.import_model(scene, model.path.resolve(), IMPORT)
             assert info.id is not None
             client.auto_orient(scene, AutoOrientOptions(models=[info.id]))
-            client.auto_support(scene, AutoSupportOptions(models=[info.id]))
+            client.auto_support(
+                scene, AutoSupportOptions(models=[info.id], raft_type=RaftType(raft_type))
+            )
             return info.id
 
         def finish(scene: str, number: int) -> None:
@@ -250,6 +281,7 @@ def run_baseline(models: list[ModelInfo], work: Path, scale: float) -> dict[str,
         "server_s": round(wall, 3),
         "discarded_share": round(discarded / wall, 4),
         "density": round(_mean_density(scenes), 4),
+        "density_rafted": round(_mean_density(scenes, raft_type), 4),
         "requests_per_model": round(requests / len(models), 2),
         "load": [load_before, _load()],
     }
@@ -260,15 +292,21 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _mean_density(builds: list[list[ModelInfo]]) -> float:
-    return sum(sum(_hull(m) for m in b) / PLATFORM_MM2 for b in builds) / max(1, len(builds))
+def _mean_density(builds: list[list[ModelInfo]], raft_type: str | None = None) -> float:
+    """Mean over builds of the hulls' area over the platform's: the models' own hulls, or
+    with ``raft_type`` their footprints' with the raft rim."""
+    def area(m: ModelInfo) -> float:
+        return _hull(m) if raft_type is None else _rafted_hull(m, raft_type)
+
+    return sum(sum(area(m) for m in b) / PLATFORM_MM2 for b in builds) / max(1, len(builds))
 
 
 # -- pipeline -------------------------------------------------------------------------------
 
 
 def run_pipeline(
-    plan: Plan, infos: dict[str, ModelInfo], servers: int, work: Path, scale: float, log: Path
+    plan: Plan, infos: dict[str, ModelInfo], servers: int, work: Path, scale: float, log: Path,
+    raft_type: str = "FULL_RAFT",
 ) -> dict[str, Any]:
     tag = f"pipeline{servers}"
     pool_size = min(servers, max(1, len(plan.builds)))
@@ -311,6 +349,7 @@ def run_pipeline(
         "dispatch_replayed": replayed_dispatch(plan, result, waited, pool_size),
         "discarded_share": round(discarded / max(result.busy_s, 1e-9), 4),
         "density": round(_mean_density(builds), 4),
+        "density_rafted": round(_mean_density(builds, raft_type), 4),
         "layout_calls": result.layout_calls,
         "requests_per_model": round(sum(requests.values()) / models, 2),
         "requests": dict(requests.most_common()),
@@ -469,10 +508,11 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_set(name: str, counts: list[int], work: Path, scale: float,
-              baseline: bool | dict[str, Any], repeat: int = 1) -> dict[str, Any]:
+              baseline: bool | dict[str, Any], repeat: int = 1,
+              raft_type: str = "FULL_RAFT") -> dict[str, Any]:
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
-    recipe_path.write_text(RECIPE, encoding="utf-8")
+    recipe_path.write_text(RECIPE.format(raft_type=raft_type), encoding="utf-8")
     recipe = load_recipe(recipe_path)
     cpu = time.process_time()
     models = read_models(paths, import_spec=recipe.import_options)
@@ -482,11 +522,14 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
     plan_cpu = time.process_time() - cpu
     infos = {str(m.path): m for m in models}
     bound = math.ceil(sum(_hull(m) for m in models) / PLATFORM_MM2) + 1
+    rafted_platforms = sum(_rafted_hull(m, raft_type) for m in models) / PLATFORM_MM2
     data: dict[str, Any] = {
         "set": name,
         "models": len(models),
+        "raft_type": raft_type,
         "planned_builds": len(plan.builds),
         "lower_bound_plus_1": bound,
+        "rafted_bound_plus_1": math.ceil(rafted_platforms) + 1,
         "planned_density": round(sum(b.fill_ratio for b in plan.builds) / len(plan.builds), 4),
         "read_cpu_ms_per_model": round(read_cpu * 1000 / len(models), 3),
         "plan_cpu_ms_per_model": round(plan_cpu * 1000 / len(models), 3),
@@ -503,16 +546,19 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         runs = []
         for number in range(1, repeat + 1):
             run = run_pipeline(balanced, infos, count, work / f"{name}-p{count}-{number}",
-                               scale, work / "bench.jsonl")
+                               scale, work / "bench.jsonl", raft_type)
             run["planned"] = planned
             print(f"  pipeline {count} ({number}/{repeat}): {run}", file=sys.stderr, flush=True)
             runs.append(run)
         data["pipeline"].append(_median_run(runs) if repeat > 1 else runs[0])
     if baseline:
         base = (
-            baseline if isinstance(baseline, dict)
-            else run_baseline(models, work / f"{name}-base", scale)
+            dict(baseline) if isinstance(baseline, dict)
+            else run_baseline(models, work / f"{name}-base", scale, raft_type)
         )
+        # Every model is placed, so the mean density of a reused baseline follows from its
+        # build count (the mean of per-build sums is the total over builds x platform).
+        base.setdefault("density_rafted", round(rafted_platforms / base["builds"], 4))
         print(f"  baseline: {base}", file=sys.stderr, flush=True)
         data["baseline"] = base
         for run in data["pipeline"]:
@@ -540,6 +586,23 @@ def _planned(plan: Plan, balanced: Plan, servers: int, cpu_s: float) -> dict[str
     }
 
 
+_RAFT_WORDS = {
+    "FULL_RAFT": "full rafts (2 mm rim)",
+    "MINI_RAFT": "mini rafts (1 mm rim)",
+    "MINI_RAFTS_ON_BP": "mini rafts on the platform (0.5 mm rim)",
+}
+
+
+def _bounds(result: dict[str, Any]) -> str:
+    rafted = result.get("rafted_bound_plus_1")
+    return f"{result['lower_bound_plus_1']}" + (f"; {rafted}" if rafted is not None else "")
+
+
+def _densities(run: dict[str, Any]) -> str:
+    rafted = run.get("density_rafted")
+    return f"{run['density']:.0%}" + (f" ({rafted:.0%})" if rafted is not None else "")
+
+
 def _loads(run: dict[str, Any]) -> str:
     load = run.get("load")
     return f"{load[0]:g} -> {load[1]:g}" if load else "-"
@@ -550,7 +613,8 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "# Builds: planned by predicted footprint against the vendor's batching strategy",
         "",
         f"Simulated servers, latency `realistic` at time scale {meta['time_scale']}, Form 4, "
-        "supports with full rafts (2 mm border), no build-size cap. Machine: "
+        f"supports with {_RAFT_WORDS[meta.get('raft_type', 'FULL_RAFT')]}, no build-size cap. "
+        "Machine: "
         f"{meta['cpu_count']} cores shared with other work while this ran (wall times are "
         "noisy; builds, density, requests and priced server time are not), "
         f"{meta['platform']}, Python {meta['python']}."
@@ -560,23 +624,24 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             if meta.get("baseline_from") else ""
         ),
         "",
-        "| set | run | builds (bound) | density | wall s | vs baseline | discarded | "
-        "requests/model | runner CPU ms/model | efficiency (useful; best order) | load |",
+        "| set | run | builds (bound; with rafts) | density (with rafts) | wall s "
+        "| vs baseline | discarded | requests/model | runner CPU ms/model "
+        "| efficiency (useful; best order) | load |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         base = r.get("baseline")
         if base:
             lines.append(
-                f"| {r['set']} | baseline (1 server) | {base['builds']} "
-                f"({r['lower_bound_plus_1']}) | {base['density']:.0%} | {base['wall_s']:.1f} "
+                f"| {r['set']} | baseline (1 server) | {base['builds']} ({_bounds(r)}) "
+                f"| {_densities(base)} | {base['wall_s']:.1f} "
                 f"| 1.0x | {base['discarded_share']:.1%} | {base['requests_per_model']} | - | - "
                 f"| {_loads(base)} |"
             )
         for run in r["pipeline"]:
             lines.append(
                 f"| {r['set']} | pipeline, {run['servers']} server(s) (pool {run['pool']}) "
-                f"| {run['builds']} ({r['lower_bound_plus_1']}) | {run['density']:.0%} "
+                f"| {run['builds']} ({_bounds(r)}) | {_densities(run)} "
                 f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
                 f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
                 f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} "
@@ -627,8 +692,11 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 )
     lines += [
         "",
-        "Density is the sum of the convex-hull areas of the models' predicted footprints over "
-        "the platform area, averaged over builds. Discarded work is priced by the simulator's "
+        "Density is the sum of the convex-hull areas of the models' shadows (as oriented) over "
+        "the platform area, averaged over builds; in brackets, the same with each shadow's "
+        "hull grown by its raft rim (the footprint as placed). The bound is "
+        "ceil(sum of those areas / platform area) + 1, for each reading. Discarded work is "
+        "priced by the simulator's "
         "latency table: the carried models' import, orient and support in the build they "
         "left plus the layouts that did not fit (baseline: the failed layout and the removed "
         "model's preparation). Efficiency is busy server time / pool servers / wall time; "
@@ -666,6 +734,10 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-from", type=Path, default=None,
         help="reuse the baselines of an earlier results JSON (same sets and time scale)",
     )
+    parser.add_argument(
+        "--raft-type", choices=RAFT_TYPES, default="FULL_RAFT",
+        help="the raft of both sides' auto_support (default full rafts)",
+    )
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.servers.split(",") if c]
     work = Path(tempfile.mkdtemp(prefix="bench-builds-"))
@@ -679,15 +751,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline_from is not None:
             saved = json.loads(args.baseline_from.read_text(encoding="utf-8"))
             earlier = {s["set"]: s["baseline"] for s in saved["sets"] if "baseline" in s}
+            # Files from before --raft-type ran their baselines on full rafts.
+            kinds = {s.get("raft_type", "FULL_RAFT") for s in saved["sets"]}
+            if kinds != {args.raft_type}:
+                parser.error(f"{args.baseline_from} ran on {', '.join(sorted(kinds))}, "
+                             f"not {args.raft_type}: run the baseline again")
         for name in [s for s in args.sets.split(",") if s]:
             baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
             results.append(
-                bench_set(name, counts, work, args.time_scale, baseline, max(1, args.repeat))
+                bench_set(name, counts, work, args.time_scale, baseline, max(1, args.repeat),
+                          args.raft_type)
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = {
         "time_scale": args.time_scale,
+        "raft_type": args.raft_type,
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
