@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from preform_pipeline.plan import nesting
-from preform_pipeline.plan.nesting import Outline, _Nester, _Platform, _Unit, nest
+from preform_pipeline.plan.nesting import (
+    Outline,
+    _Nester,
+    _Platform,
+    _Unit,
+    nest,
+    one_platform_layout,
+)
 from tests.unit.plan.test_plan_nesting import ell, rectangle
 
 
@@ -171,6 +178,34 @@ class TestSearchBudget:
         monkeypatch.setattr(nesting.time, "thread_time", lambda: 1000.0 * next(ticks))
         # Each look at the budget finds it spent: only the first order is tried.
         assert len(nest(nine_parts(), (100.0, 80.0))) == 2
+
+
+#: Thirteen parts of mixed sizes on a 100 x 80 mm platform, in the order a folder gave them:
+#: every order the search tries from largest first needs three platforms; filled in the
+#: order given, each platform laid out again as it takes a part, two hold them all.
+MIXED_SIZES = [
+    ("ell", 43.6, 6.6), ("ell", 18.3, 38.5), ("rect", 25.3, 29.8), ("rect", 17.7, 29.9),
+    ("rect", 30.8, 8.5), ("rect", 18.0, 38.4), ("ell", 10.7, 34.5), ("ell", 37.4, 21.3),
+    ("rect", 26.4, 31.1), ("rect", 10.9, 14.9), ("ell", 10.4, 29.0), ("ell", 43.3, 7.9),
+    ("rect", 35.7, 36.6),
+]
+
+
+class TestFilledInTheOrderGiven:
+    """Parts of mixed sizes fill platforms in the order given when that needs fewer."""
+
+    def test_mixed_sizes_in_their_own_order_take_fewer_platforms(self) -> None:
+        platforms = nest(outlines_of(MIXED_SIZES), (100.0, 80.0))
+        assert len(platforms) == 2
+        placed = sorted(p.key for platform in platforms for p in platform.placements)
+        assert placed == sorted(f"part-{n}" for n in range(len(MIXED_SIZES)))
+
+    def test_each_platform_so_filled_is_one_a_plain_pass_lays_out(self) -> None:
+        outlines = outlines_of(MIXED_SIZES)
+        by_key = {o.key: o for o in outlines}
+        for platform in nest(outlines, (100.0, 80.0)):
+            held = [by_key[p.key] for p in platform.placements]
+            assert one_platform_layout(held, (100.0, 80.0)) is not None
 
 
 #: Eleven parts on a 100 x 80 mm platform: the search packs them on two platforms, one of
