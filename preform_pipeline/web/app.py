@@ -154,11 +154,13 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def queue(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params)
-        cases = await d.read(views.case_rows, flt)
-        builds, prints = await d.read(views.queue_builds, flt)
+        cases, older_jobs = await d.read(views.case_rows, flt)
+        builds, prints, older_builds = await d.read(views.queue_builds, flt)
         recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
-                        prints=prints, filters=views.FILTERS, recipes=recipes)
+                        prints=prints, filters=views.FILTERS, recipes=recipes,
+                        older_jobs=older_jobs, older_builds=older_builds,
+                        page_rows=views.PAGE_ROWS)
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
