@@ -95,6 +95,24 @@ class TestPages:
         assert acted.status_code == 409 and f"no build {huge}" in acted.text
 
 
+class TestStaleActions:
+    """An action on a build someone else decided meanwhile says so once, and changes nothing."""
+
+    def test_a_second_approval_is_refused_with_the_state_and_the_hint_once(
+        self, served: Served
+    ) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        url = f"{served.url}/builds/{served.held_id}/approve"
+        assert httpx.post(url, headers=operator).status_code == 303
+        again = httpx.post(url, headers=operator)
+        key = served.store.get_build(served.held_id).job_key
+        assert again.status_code == 409
+        assert f"build {key} is waiting_for_printer, not awaiting approval" in again.text
+        assert again.text.count("someone decided already") == 1
+        assert served.store.build_history(served.held_id)[-1].reason == (
+            "approved by olivia (web)")
+
+
 class TestTank:
     """The tank shown for a printer comes from whichever status describes it."""
 
