@@ -300,8 +300,11 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
     candidates: Sequence[Any] = ()
     source = sources.printers()
     if source is None:
-        note = ("no live printer status here: run `watch --serve`, or give Web API "
-                "credentials (cloud:), to see each printer's status")
+        # Also what `watch --serve` says until its pool starts (with a batch or a print):
+        # telling it to run `watch --serve` sent the lab looking for a setting it had.
+        note = ("no live printer status here yet: `watch --serve` reads it from its "
+                "PreFormServers once they have started (with the first batch or print); "
+                "`serve` alone needs Web API credentials (cloud:)")
     else:
         try:
             candidates = source.printer_candidates()

@@ -65,6 +65,17 @@ class TestPages:
     ) -> None:
         page = httpx.get(served.url + "/printers", headers=AUTH).text
         assert "no live printer status here" in page
+        # `watch --serve` says the same until its pool starts: no advice to run what it runs.
+        assert "run `watch --serve`" not in page
+        assert "once they have started (with the first batch or print)" in page
+
+    def test_a_case_action_button_names_its_case_to_a_screen_reader(
+        self, served: Served
+    ) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        page = httpx.get(served.url + "/", headers=operator).text
+        assert 'aria-label="Cancel case C-7">Cancel</button>' in page
+        assert "<h1>Queue</h1>" in page
 
     def test_failed_cases_show_the_operators_reason_and_history_the_trail(
         self, served: Served
