@@ -412,6 +412,33 @@ class TestThePageLeftOpen:
         finally:
             context.close()
 
+    def test_a_printer_gone_offline_is_shown_offline_not_left_out(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # The Local API's can_print=true (what choosing a printer asks) leaves offline printers
+        # out, and the Printers page showed the lab one printer fewer, without a word.
+        fleet_file = lab.fleet / "printers.json"
+        fleet = json.loads(fleet_file.read_text(encoding="utf-8"))
+        for printer in fleet["printers"]:
+            if printer["serial"] == "SimulatedForm4-2":
+                printer.update(status="OFFLINE", ready_to_print_now=False)
+        staged = fleet_file.with_suffix(".staged")
+        staged.write_text(json.dumps(fleet), encoding="utf-8")
+        staged.replace(fleet_file)  # the simulator reads the fleet folder at each request
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            page.goto(f"{lab.url}/printers")
+            card = page.locator(".printer[data-printer='SimulatedForm4-2']")
+            assert card.count() == 1, page.inner_text("main")
+            assert card.locator(".status").inner_text() == "offline"
+            assert page.locator(
+                ".printer[data-printer='SimulatedForm4-1'] .status").inner_text() == "ready"
+        finally:
+            context.close()
+
     def test_a_page_on_another_port_cannot_frame_the_dashboard(
         self, lab: Lab, browser: Any
     ) -> None:
