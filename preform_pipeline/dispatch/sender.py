@@ -142,9 +142,11 @@ class PoolDevices:
 
     description = "Local API devices"
 
-    def __init__(self, pool: ServerSource, *, request_timeout_s: float) -> None:
+    def __init__(self, pool: ServerSource, *, request_timeout_s: float,
+                 offline_too: bool = False) -> None:
         self.pool = pool
         self.request_timeout_s = request_timeout_s
+        self.offline_too = offline_too  # see LocalApiDevices
 
     def printer_candidates(self) -> tuple[PrinterCandidate, ...]:
         from preform_pipeline.verify.targets import LocalApiDevices
@@ -155,7 +157,8 @@ class PoolDevices:
                                 hint="the pool restarts its servers; dispatch tries again")
         with PreFormClient(urls[0], timeout=self.request_timeout_s,
                            check_version_on_first_use=False) as client:
-            return tuple(LocalApiDevices(client).printer_candidates())
+            return tuple(LocalApiDevices(client, offline_too=self.offline_too)
+                         .printer_candidates())
 
 
 class CombinedReadiness:

@@ -147,12 +147,21 @@ class LocalApiDevices:
 
     description = "Local API devices"
 
-    def __init__(self, client: PreFormClient, catalogue: Catalogue = DEFAULT_CATALOGUE) -> None:
+    def __init__(self, client: PreFormClient, catalogue: Catalogue = DEFAULT_CATALOGUE, *,
+                 offline_too: bool = False) -> None:
         self.client = client
         self.catalogue = catalogue
+        #: Also the printers that are offline. ``can_print=true`` leaves them out, which
+        #: choosing a printer wants; a page of the lab's printers shows them as offline.
+        self.offline_too = offline_too
 
     def printer_candidates(self) -> Sequence[PrinterCandidate]:
-        devices = self.client.get_devices(can_print=True)
+        devices = list(self.client.get_devices(can_print=True))
+        if self.offline_too:
+            listed = {d.id for d in devices}
+            devices += [d for d in self.client.get_devices()
+                        if d.id not in listed and d.is_connected is False and any(
+                            d.product_name in m.product_names for m in self.catalogue.machines)]
         return tuple(
             _from_device(d, self.catalogue) for d in devices if d.product_name != _GROUP_PRODUCT
         )

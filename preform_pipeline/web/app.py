@@ -15,6 +15,8 @@ from typing import Any, Final, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -26,6 +28,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.logging import get_logger
@@ -110,9 +113,10 @@ class Dashboard:
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
-                hint = getattr(exc, "hint", None)
+                # A PipelineError's str() already ends with its hint, shown on its own below.
                 return self.render(request, "error.html", access, status_code=409,
-                                   message=str(exc), hint=hint)
+                                   message=getattr(exc, "message", str(exc)),
+                                   hint=getattr(exc, "hint", None))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
             return RedirectResponse(_local(form.get("next")), status_code=303)
@@ -129,6 +133,26 @@ class Dashboard:
             status_code=status_code,
             headers={"Cache-Control": "no-store"},
         )
+
+
+class _NotFramed:
+    """Every answer forbids other pages to frame it. A page on another port of the same host
+    is same-site, so the session cookie reaches a frame it opens on the dashboard; under a
+    decoy it could have a real click land on "Approve and print" (clickjacking), which the
+    Origin and CSRF checks let through as the dashboard's own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Frame-Options"] = "DENY"
+                headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+            await send(message)
+
+        await self.app(scope, receive, sending if scope["type"] == "http" else send)
 
 
 def _unauthorised() -> Response:
@@ -154,11 +178,13 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def queue(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params)
-        cases = await d.read(views.case_rows, flt)
-        builds, prints = await d.read(views.queue_builds, flt)
+        cases, older_jobs = await d.read(views.case_rows, flt)
+        builds, prints, older_builds = await d.read(views.queue_builds, flt)
         recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
-                        prints=prints, filters=views.FILTERS, recipes=recipes)
+                        prints=prints, filters=views.FILTERS, recipes=recipes,
+                        older_jobs=older_jobs, older_builds=older_builds,
+                        page_rows=views.PAGE_ROWS)
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
@@ -280,4 +306,4 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         Route("/cases/cancel", d.action(cancel), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)])

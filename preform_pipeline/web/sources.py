@@ -45,7 +45,10 @@ def daemon_sources(daemon: HotFolderDaemon, web_client: WebApiClient | None) -> 
         if web_client is not None:
             return WebApiPrinters(web_client)
         running = pool()
-        return PoolDevices(running, request_timeout_s=timeout) if running is not None else None
+        if running is None:
+            return None
+        # The Printers page shows an offline printer as offline rather than leaving it out.
+        return PoolDevices(running, request_timeout_s=timeout, offline_too=True)
 
     budget = web_client.budget if web_client is not None else _none
     return LiveSources(printers=printers, pool=pool, budget=budget)

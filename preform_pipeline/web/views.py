@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.printing.target import PrintTarget
@@ -41,8 +41,9 @@ __all__ = [
     "screenshot_of",
 ]
 
-#: How many recent jobs and builds a page reads (the newest first).
+#: How many jobs and builds a page shows at most (the newest that its filters keep).
 PAGE_ROWS: Final = 300
+_R = TypeVar("_R")
 #: Screenshot formats the server writes (a fly-around is .webp).
 _IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
 #: Cases on the "Failed cases" page: the pipeline stopped, a person decides.
@@ -78,6 +79,16 @@ class QueueFilter:
     @property
     def states(self) -> frozenset[JobState]:
         return FILTERS[self.state][1]
+
+    def query(self) -> dict[str, Any]:
+        """The store query of what the filter may keep. The state and recipe are asked of the
+        store, so the page's limit applies to what they keep: reading the newest rows and then
+        filtering hid a build held since before the newest PAGE_ROWS jobs, from its state
+        filter and from the search alike. A search reads every row (no store query matches
+        text); otherwise one row beyond the limit says whether older ones were left out."""
+        return {"state": None if self.state == "all" else self.states,
+                "recipe": self.recipe or None,
+                "limit": None if self.text else PAGE_ROWS + 1}
 
     def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
         if state not in self.states or (self.recipe and recipe != self.recipe):
@@ -141,11 +152,17 @@ def _group(jobs: Iterable[Job]) -> list[CaseRow]:
     return rows
 
 
-def case_rows(store: JobStore, flt: QueueFilter) -> list[CaseRow]:
-    jobs = store.list_jobs(limit=PAGE_ROWS)
-    kept = [j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id, j.original_name,
-                                         j.job_key)]
-    return _group(kept)
+def _newest(kept: list[_R]) -> tuple[list[_R], bool]:
+    """The newest PAGE_ROWS of rows in creation order, and whether older ones were left out."""
+    return kept[-PAGE_ROWS:], len(kept) > PAGE_ROWS
+
+
+def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
+    """The cases of the newest jobs the filter keeps, and whether older jobs were left out."""
+    jobs = store.list_jobs(**flt.query())
+    kept, more = _newest([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
+                                                       j.original_name, j.job_key)])
+    return _group(kept), more
 
 
 def failed_cases(store: JobStore) -> list[CaseRow]:
@@ -174,13 +191,15 @@ def _build_row(store: JobStore, build: Build) -> BuildRow:
     return BuildRow(build, cases, why(build.state, build.reason), _target_text(build))
 
 
-def queue_builds(store: JobStore, flt: QueueFilter) -> tuple[list[BuildRow], list[BuildRow]]:
-    """(builds, prints): the builds the filter keeps, and those of them that have a print."""
-    builds = [b for b in reversed(store.list_builds(limit=PAGE_ROWS))
-              if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)]
-    rows = [_build_row(store, b) for b in builds]
+def queue_builds(store: JobStore, flt: QueueFilter
+                 ) -> tuple[list[BuildRow], list[BuildRow], bool]:
+    """(builds, prints, more): the newest builds the filter keeps (newest first), those of
+    them that have a print, and whether older builds were left out."""
+    kept, more = _newest([b for b in store.list_builds(**flt.query())
+                          if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)])
+    rows = [_build_row(store, b) for b in reversed(kept)]
     prints = [r for r in rows if r.build.state in _PRINT_STATES]
-    return rows, prints
+    return rows, prints, more
 
 
 @dataclass(frozen=True)
@@ -281,8 +300,11 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
     candidates: Sequence[Any] = ()
     source = sources.printers()
     if source is None:
-        note = ("no live printer status here: run `watch --serve`, or give Web API "
-                "credentials (cloud:), to see each printer's status")
+        # Also what `watch --serve` says until its pool starts (with a batch or a print):
+        # telling it to run `watch --serve` sent the lab looking for a setting it had.
+        note = ("no live printer status here yet: `watch --serve` reads it from its "
+                "PreFormServers once they have started (with the first batch or print); "
+                "`serve` alone needs Web API credentials (cloud:)")
     else:
         try:
             candidates = source.printer_candidates()
@@ -326,8 +348,11 @@ class HistoryRow:
 
 def history_rows(store: JobStore, flt: QueueFilter, limit: int = 60) -> list[HistoryRow]:
     """The most recently changed cases, each with its jobs' audit trail (oldest first)."""
-    rows = [r for r in _group(store.list_jobs(limit=PAGE_ROWS))
-            if flt.keeps(r.state, r.recipe, r.case, r.files)][:limit]
+    # A case is kept by the state of its lead job, so the store is asked only for the recipe;
+    # a search or a state reads every job, so an older case is found too.
+    narrowed = bool(flt.text) or flt.state != "all"
+    jobs = store.list_jobs(recipe=flt.recipe or None, limit=None if narrowed else PAGE_ROWS)
+    rows = [r for r in _group(jobs) if flt.keeps(r.state, r.recipe, r.case, r.files)][:limit]
     out: list[HistoryRow] = []
     for row in rows:
         trail = sorted((t for j in row.jobs for t in store.history(j.id)), key=lambda t: t.id)

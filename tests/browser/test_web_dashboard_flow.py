@@ -355,3 +355,109 @@ class TestDashboardFlow:
         for secret in (OPERATOR_SECRET, VIEWER_SECRET):
             assert secret not in text and secret not in structured
         assert "pp_session=" not in structured
+
+
+def _next_refresh(page: Any) -> None:
+    """Wait for the live part's next swap (live.js marks the body after each)."""
+    page.evaluate("delete document.body.dataset.refreshedAt")
+    page.wait_for_function("document.body.dataset.refreshedAt !== undefined")
+
+
+class TestThePageLeftOpen:
+    """A page left open keeps refreshing without taking a keyboard user's place, an opened
+    trail or a typed login away, and cannot be framed by another site."""
+
+    def test_a_focused_button_and_an_opened_trail_survive_the_refresh(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # The swap replaced every element: focus fell back to the page's start (Enter then did
+        # nothing) and the History page's trails snapped shut each second.
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "olivia", OPERATOR_SECRET)
+            page.goto(f"{lab.url}/failed")
+            page.focus("button[data-test='retry-C-200']")
+            _next_refresh(page)
+            assert page.evaluate("document.activeElement.dataset.test") == "retry-C-200"
+            page.goto(f"{lab.url}/history")
+            page.click("details[data-case='C-100'] summary")
+            page.click("h1")  # the trail stays open after the focus has left it
+            _next_refresh(page)
+            assert page.locator("details[data-case='C-100']").get_attribute("open") == ""
+        finally:
+            context.close()
+
+    def test_an_ended_session_brings_the_login_page_not_a_form_that_is_wiped(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # Sessions end with a restart; the next refresh answered with the login form, swapped
+        # into the old page and swapped again every second, so nobody could log in from it.
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            context.clear_cookies()  # what a restart does to every open page's session
+            page.wait_for_url(f"{lab.url}/login?next=/", timeout=10_000)
+            page.fill("input[name=name]", "victor")
+            with pytest.raises(PlaywrightTimeoutError):
+                page.wait_for_event("request", lambda r: r.headers.get("x-live") == "1",
+                                    timeout=3_000)  # three refresh periods
+            assert page.input_value("input[name=name]") == "victor"
+            page.fill("input[name=secret]", VIEWER_SECRET)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{lab.url}/")
+        finally:
+            context.close()
+
+    def test_a_printer_gone_offline_is_shown_offline_not_left_out(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # The Local API's can_print=true (what choosing a printer asks) leaves offline printers
+        # out, and the Printers page showed the lab one printer fewer, without a word.
+        fleet_file = lab.fleet / "printers.json"
+        fleet = json.loads(fleet_file.read_text(encoding="utf-8"))
+        for printer in fleet["printers"]:
+            if printer["serial"] == "SimulatedForm4-2":
+                printer.update(status="OFFLINE", ready_to_print_now=False)
+        staged = fleet_file.with_suffix(".staged")
+        staged.write_text(json.dumps(fleet), encoding="utf-8")
+        staged.replace(fleet_file)  # the simulator reads the fleet folder at each request
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        try:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            page.goto(f"{lab.url}/printers")
+            card = page.locator(".printer[data-printer='SimulatedForm4-2']")
+            assert card.count() == 1, page.inner_text("main")
+            assert card.locator(".status").inner_text() == "offline"
+            assert page.locator(
+                ".printer[data-printer='SimulatedForm4-1'] .status").inner_text() == "ready"
+        finally:
+            context.close()
+
+    def test_a_page_on_another_port_cannot_frame_the_dashboard(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # Same-site, so the session cookie reached the frame, and a click stolen under a decoy
+        # was the dashboard's own same-origin POST.
+        context = browser.new_context(viewport=TABLET)
+        context.set_default_timeout(WAIT_S * 1000)
+        page = context.new_page()
+        forger = _ForgingSite(
+            f"<iframe id=f src='{lab.url}/failed' width=900 height=600 "
+            "onload=\"document.body.dataset.framed = '1'\"></iframe>")
+        try:
+            _login(page, lab.url, "olivia", OPERATOR_SECRET)
+            page.goto(forger.url)
+            page.wait_for_function("document.body.dataset.framed === '1'")
+            frame = page.frame_locator("#f")
+            assert frame.locator("button[data-test='retry-C-200']").count() == 0
+            page.goto(f"{lab.url}/failed")  # the page itself, unframed, has it
+            assert page.locator("button[data-test='retry-C-200']").count() == 1
+        finally:
+            forger.close()
+            context.close()

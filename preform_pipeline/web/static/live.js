@@ -11,14 +11,56 @@
     var active = document.activeElement;
     return active && main.contains(active) && active.closest("[data-live-pause]") !== null;
   }
+  // What a control does, in terms that outlive a refresh: the same action on the same case or
+  // build, never "the third button" (a new row would move that onto another case).
+  function identity(el) {
+    var form = el.form || null;
+    var target = form ? form.elements.namedItem("target") : null;
+    var details = el.tagName === "SUMMARY" ? el.closest("details") : null;
+    return [el.tagName, el.id, el.getAttribute("data-test"), el.getAttribute("href"),
+            el.getAttribute("name"), el.getAttribute("value"),
+            form ? form.getAttribute("action") : "", target ? target.value : "",
+            details ? details.getAttribute("data-case") : ""].join("\u0000");
+  }
+  // A keyboard user's place and the trails opened on the History page, kept across a swap.
+  function remember(main) {
+    var active = document.activeElement;
+    var place = null;
+    if (active && active !== main && main.contains(active)) {
+      var same = Array.prototype.filter.call(main.querySelectorAll(active.tagName),
+        function (el) { return identity(el) === identity(active); });
+      place = { identity: identity(active), tag: active.tagName, nth: same.indexOf(active) };
+    }
+    var open = Array.prototype.map.call(main.querySelectorAll("details[open][data-case]"),
+      function (el) { return el.getAttribute("data-case"); });
+    return { place: place, open: open };
+  }
+  function restore(main, kept) {
+    Array.prototype.forEach.call(main.querySelectorAll("details[data-case]"), function (el) {
+      if (kept.open.indexOf(el.getAttribute("data-case")) >= 0) { el.open = true; }
+    });
+    if (kept.place !== null) {
+      var same = Array.prototype.filter.call(main.querySelectorAll(kept.place.tag),
+        function (el) { return identity(el) === kept.place.identity; });
+      var found = same[kept.place.nth];
+      if (found) { found.focus({ preventScroll: true }); }
+    }
+  }
   function refresh() {
     var main = document.getElementById("live");
     if (!main || document.hidden || busy(main)) { return; }
     fetch(window.location.href, { headers: { "X-Live": "1" }, credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        // Sent elsewhere (the session ended: a restart, or a login from too long ago): go
+        // there as a page, whose own refresh rule holds (the login page has none).
+        if (r.redirected) { window.location.assign(r.url); return null; }
+        return r.ok ? r.text() : null;
+      })
       .then(function (html) {
         if (html !== null && !busy(main)) {
+          var kept = remember(main);
           main.innerHTML = html;
+          restore(main, kept);
           document.body.dataset.refreshedAt = String(Date.now());
         }
       })

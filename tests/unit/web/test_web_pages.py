@@ -65,6 +65,17 @@ class TestPages:
     ) -> None:
         page = httpx.get(served.url + "/printers", headers=AUTH).text
         assert "no live printer status here" in page
+        # `watch --serve` says the same until its pool starts: no advice to run what it runs.
+        assert "run `watch --serve`" not in page
+        assert "once they have started (with the first batch or print)" in page
+
+    def test_a_case_action_button_names_its_case_to_a_screen_reader(
+        self, served: Served
+    ) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        page = httpx.get(served.url + "/", headers=operator).text
+        assert 'aria-label="Cancel case C-7">Cancel</button>' in page
+        assert "<h1>Queue</h1>" in page
 
     def test_failed_cases_show_the_operators_reason_and_history_the_trail(
         self, served: Served
@@ -93,6 +104,24 @@ class TestPages:
                      "Sec-Fetch-Site": "same-origin"},
         )
         assert acted.status_code == 409 and f"no build {huge}" in acted.text
+
+
+class TestStaleActions:
+    """An action on a build someone else decided meanwhile says so once, and changes nothing."""
+
+    def test_a_second_approval_is_refused_with_the_state_and_the_hint_once(
+        self, served: Served
+    ) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        url = f"{served.url}/builds/{served.held_id}/approve"
+        assert httpx.post(url, headers=operator).status_code == 303
+        again = httpx.post(url, headers=operator)
+        key = served.store.get_build(served.held_id).job_key
+        assert again.status_code == 409
+        assert f"build {key} is waiting_for_printer, not awaiting approval" in again.text
+        assert again.text.count("someone decided already") == 1
+        assert served.store.build_history(served.held_id)[-1].reason == (
+            "approved by olivia (web)")
 
 
 class TestTank:

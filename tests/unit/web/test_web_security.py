@@ -123,6 +123,20 @@ class TestCrossSite:
         assert "httponly" in cookie and "samesite=strict" in cookie
 
 
+class TestFraming:
+    """No other page may frame the dashboard, so no click on it can be stolen under a decoy."""
+
+    def test_every_answer_forbids_framing(self, served: Served) -> None:
+        client, _ = _session(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answers = [client.get(path) for path in (
+                "/", f"/builds/{served.held_id}", "/builds/999", "/login", "/static/style.css")]
+            answers.append(httpx.get(served.url + "/"))  # not logged in: the redirect
+        for answer in answers:
+            assert answer.headers["x-frame-options"] == "DENY", answer.url
+            assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
 class TestLogs:
     """Logins, refusals and actions are logged by user name; no secret is."""
 
