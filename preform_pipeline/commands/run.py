@@ -94,7 +94,7 @@ from preform_pipeline.plan.builds import (
     recipe_machine,
 )
 from preform_pipeline.plan.sources import find_sources
-from preform_pipeline.preflight import PathCheck, check_paths
+from preform_pipeline.preflight import PathCheck, check_paths, make_folders
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
@@ -342,7 +342,9 @@ def _run(
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at, settings.output_root)
-    check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
+    output_checks = [PathCheck(root, "folder", "output folder")]
+    check_paths(output_checks)  # before anything is written
+    make_folders(output_checks)
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
     if settings.run.retention_days is not None:
