@@ -105,10 +105,14 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if fell_back:
             verdict = "failing because of --require-server" if args.require_server else (
                 "machines and materials were not checked against that server")
-            print(f"note: using the {catalogue.source}; {verdict}", file=stderr)
-    # The first --settings file (else the usual settings) says whether the fleet is simulated.
+            # The one place the fallback is said (the summary lines name the catalogue).
+            print(f"note: using the {catalogue.source}; {verdict} (check that PreFormServer "
+                  "or the simulator runs at that address, or leave out --server)", file=stderr)
+    # The first --settings file (else the usual settings) says whether the fleet is simulated;
+    # a server that did not answer for its materials is not asked for its devices.
     printers = known_printers(
-        args.settings[0] if args.settings else None, args.server, timeout_s=args.server_timeout
+        args.settings[0] if args.settings else None,
+        None if fell_back else args.server, timeout_s=args.server_timeout,
     ) if args.recipes else None
     reports = [
         validate_recipe(path, catalogue=catalogue, printers=printers) for path in args.recipes

@@ -285,7 +285,9 @@ def catalogue_from_server(
         catalogue = Catalogue.from_list_materials(body, source=f"server {url}")
     except (httpx.HTTPError, ValueError, RecursionError) as exc:
         reason = _reason(exc)
-        log.warning("catalogue_server_unreachable", url=endpoint, reason=reason)
+        # Info: the fallback's source carries the reason, and the caller says it once
+        # (``validate``'s note); a console warning as well said it a second time.
+        log.info("catalogue_server_unreachable", url=endpoint, reason=reason)
         return dataclasses.replace(
             fallback, source=f"{fallback.source} (server {url} not usable: {reason})"
         )
