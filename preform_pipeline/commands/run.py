@@ -54,6 +54,7 @@ from preform_pipeline.commands._common import (
 from preform_pipeline.commands._console import (
     error_lines,
     exit_code,
+    keep_off_console,
     make_console,
     print_summary,
     quiet_build_warnings,
@@ -347,6 +348,9 @@ def _run(
     make_folders(output_checks)
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
+    # Each guess is a `warning:` line below, with why and what to do; the log file keeps
+    # the event (the hot folder, which prints no such line, shows it on its console).
+    keep_off_console("units_guessed")
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
