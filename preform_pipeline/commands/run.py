@@ -78,6 +78,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -104,7 +105,11 @@ from preform_pipeline.retention import prune_outputs
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
-from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
+from preform_pipeline.settings.store import (
+    JOBS_COMMAND,
+    REHEARSAL_STORE_FILENAME,
+    rehearsal_store_path,
+)
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
@@ -357,6 +362,7 @@ def _run(
         print(pruned.describe(root), file=stdout)
 
     store: JobStore | None = None
+    jobs = JOBS_COMMAND
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
@@ -372,9 +378,11 @@ def _run(
             print(f"error: {exc}", file=stderr)
             print(f"{args.recipe}: nothing was run", file=stderr)
             return EXIT_FAILURE
+        # What the reasons and hints of this run's prints name: `jobs` reaching this store.
+        jobs = jobs_command(settings, location)
     try:
         return _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
-                             stdout, stderr, termination)
+                             stdout, stderr, termination, jobs)
     finally:
         if store is not None:
             store.close()
@@ -402,6 +410,7 @@ def _run_recorded(
     stdout: TextIO,
     stderr: TextIO,
     termination: Termination,
+    jobs: str,
 ) -> int:
     # Where an interrupted send is found: the simulators' fleet folder here; the Web API
     # locator comes with the print tracking (its client is the run's).
@@ -414,7 +423,7 @@ def _run_recorded(
         tracking = tracking_for_run(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
             store=store, locators=locators, dispatch=settings.dispatch,
-            on_waiting=lambda line: print(line, file=stdout, flush=True),
+            on_waiting=lambda line: print(line, file=stdout, flush=True), jobs=jobs,
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
@@ -425,7 +434,7 @@ def _run_recorded(
         owner = tracking.owner if tracking is not None else None
         ledger = RunLedger(
             store,
-            owner or PrintOwner(store, locators),
+            owner or PrintOwner(store, locators, jobs=jobs),
             recipe.name,
             run_id,
             SendHolder.local("run", os.getpid(), 0.0),
@@ -505,7 +514,7 @@ def _run_recorded(
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
             send_left_waiting(
-                store, pool, owner or PrintOwner(store, locators),
+                store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
@@ -535,7 +544,7 @@ def _run_recorded(
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
-        extra.append(f"jobs recorded in the rehearsal store {store.path} (jobs --store shows them)")
+        extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
     if args.quiet and code != EXIT_OK:
