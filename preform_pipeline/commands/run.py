@@ -111,7 +111,7 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import open_store
+from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import counted
 
@@ -192,8 +192,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print nothing when all is well, only the errors when not (for cron)",
     )
     parser.add_argument(
-        "--store", type=Path, metavar="PATH",
-        help="job store to record the run in (default: the settings' store.url or store.path; "
+        # A text, not a Path: a Path would fold a URL's "//" and open a file named after it.
+        "--store", metavar="PATH|URL",
+        help="job store file or postgresql:// URL to record the run in (default: the "
+        "settings' store.url or store.path; "
         "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "
         "default store)",
     )
@@ -366,7 +368,8 @@ def _run(
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
-            location = args.store.expanduser()
+            location = (args.store if is_shared_store(args.store)
+                        else Path(args.store).expanduser())
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:

@@ -183,3 +183,22 @@ class TestAMissingFpsFile:
         assert planned.stderr.splitlines()[0] == problem
         (tmp_path / "grey.fps").write_text("{}\n", encoding="utf-8")
         assert _cli(tmp_path, "validate", str(recipe)).returncode == 0
+
+
+class TestAStoreUrlOnTheCommandLine:
+    """``run --store URL`` and ``verify --store URL`` go to that database, never to a file
+    named after the URL (a Path folds its ``//``)."""
+
+    def test_an_unreachable_database_is_said_and_no_file_is_made(self, tmp_path: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            url = f"postgresql://pp@127.0.0.1:{sock.getsockname()[1]}/jobs"
+        ran = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--store", url,
+                   "--output", str(tmp_path / "out"))
+        verified = _cli(tmp_path, "verify", "--store", url)
+        for done in (ran, verified):
+            assert done.returncode == 1, done.stdout
+            assert done.stderr.startswith(
+                f"error: {url}: cannot reach the PostgreSQL job store while connecting: ")
+        assert "nothing was run" in ran.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
