@@ -49,6 +49,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    positive_seconds,
     queue_login_warnings,
 )
 from preform_pipeline.commands._console import (
@@ -175,7 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--simulator-arg=server-1:--exit-during=auto_support (repeatable)",
     )
     parser.add_argument(
-        "--step-timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
+        "--step-timeout", type=positive_seconds, default=DEFAULT_STEP_TIMEOUT_S,
+        metavar="SECONDS",
         help=f"longest one step may take before its server counts as hung "
         f"(default {DEFAULT_STEP_TIMEOUT_S:g})",
     )

@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    positive_seconds,
+)
 from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
@@ -71,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--server-timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_SERVER_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for --server (default {DEFAULT_SERVER_TIMEOUT_S:g} s)",

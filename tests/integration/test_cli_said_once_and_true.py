@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -202,3 +204,24 @@ class TestAStoreUrlOnTheCommandLine:
                 f"error: {url}: cannot reach the PostgreSQL job store while connecting: ")
         assert "nothing was run" in ran.stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+class TestATimeoutThatIsNoTime:
+    """A timeout of 0 s or less is refused as a usage error naming the option, no crash."""
+
+    @pytest.mark.parametrize("seconds", ["-5", "0", "nan", "abc"])
+    def test_run_step_timeout_and_validate_server_timeout(
+        self, tmp_path: Path, seconds: str
+    ) -> None:
+        for argv, command in (
+            (("run", str(RECIPE), str(GUESSED), "--dry-run", "--output", str(tmp_path / "o"),
+              "--step-timeout", seconds), "run"),
+            (("validate", "--server", "http://127.0.0.1:9", "--server-timeout", seconds,
+              str(RECIPE)), "validate"),
+        ):
+            done = _cli(tmp_path, *argv)
+            assert done.returncode == 2, done.stderr
+            option = "--step-timeout" if command == "run" else "--server-timeout"
+            assert done.stderr.splitlines()[-1].startswith(
+                f"preform-pipeline {command}: error: argument {option}: '{seconds}' ")
+        assert not (tmp_path / "o").exists()
