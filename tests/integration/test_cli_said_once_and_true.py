@@ -146,6 +146,20 @@ class TestAnUnreachableServer:
                              "or leave out --server)")
 
 
+    def test_plan_says_the_print_targets_were_checked_against_something_else(
+        self, tmp_path: Path
+    ) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        done = _cli(tmp_path, "plan", str(RECIPE), str(GUESSED), "--server", url)
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.splitlines() == [
+            f"note: {url} did not answer with its devices; print targets were checked "
+            "against the default simulated fleet (check that PreFormServer or the simulator "
+            "runs at that address, or leave out --server)"]
+
+
 class TestAnOutputFolderThatCannotBeMade:
     """An output folder the system refuses to make is an unusable path, named; no crash."""
 
