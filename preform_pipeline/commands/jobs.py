@@ -21,8 +21,9 @@ which printers, since when, in the order they go out. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
-changed since then. Every action takes ``--store PATH`` (default: the settings' ``store.path``)
-and ``--format text|json``.
+changed since then. Every action takes ``--store PATH|URL`` (default: the settings'
+``store.url`` or ``store.path``) and ``--format text|json``; its hints name the ``jobs``
+command that reaches the store it used (``hotfolder.files.jobs_command``).
 
 The command is safe while the hot-folder daemon runs: the store is read and written in short
 transactions, and retry and cancel are compare-and-set changes that fail cleanly, changing
@@ -182,7 +183,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     parser.add_argument(
         "--settings", type=Path, metavar="FILE", default=default(None),
-        help="settings YAML file (for store.path)",
+        help="settings YAML file (for store.url or store.path)",
     )
     parser.add_argument(
         "--format", choices=FORMATS, default=default("text"),

@@ -88,3 +88,14 @@ class TestHintsNameTheStore:
         code, _, err = invoke("show", "7")
         assert code == 1
         assert err.endswith(": no job 7 (`preform-pipeline jobs` lists the jobs)\n")
+
+
+class TestTheHelp:
+    """``jobs --help`` says the settings file may name a shared store too."""
+
+    def test_settings_are_read_for_store_url_or_store_path(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert run(["jobs", "--help"], io.StringIO(), io.StringIO()) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert "--settings FILE settings YAML file (for store.url or store.path)" in shown
