@@ -239,3 +239,19 @@ class TestATimeoutThatIsNoTime:
             assert done.stderr.splitlines()[-1].startswith(
                 f"preform-pipeline {command}: error: argument {option}: '{seconds}' ")
         assert not (tmp_path / "o").exists()
+
+
+class TestAPortOutOfRange:
+    """``serve --port`` beyond 65535 (or below 0) is a usage error: no thread's traceback,
+    no question whether the port is taken."""
+
+    @pytest.mark.parametrize("port", ["70000", "-1"])
+    def test_it_is_refused_before_anything_starts(self, tmp_path: Path, port: str) -> None:
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"store: {{path: {tmp_path / 'jobs.sqlite3'}}}\n", encoding="utf-8")
+        done = _cli(tmp_path, "serve", str(settings), "--port", port)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            f"preform-pipeline serve: error: argument --port: {port} is not a port: ports go "
+            "from 1 to 65535 (0: any free port)")
+        assert "Traceback" not in done.stderr
