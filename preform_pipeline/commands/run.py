@@ -333,6 +333,10 @@ def _run(
             print("error: --servers must be 1 or more", file=stderr)
             return EXIT_FAILURE
         settings = replace(settings, servers=replace(settings.servers, count=args.servers))
+    if args.max_attempts < 1:
+        # Not quietly read as 1: the user asked for something that cannot be.
+        print("error: --max-attempts must be 1 or more", file=stderr)
+        return EXIT_FAILURE
 
     # Simulated: print targets outside the declared fleet fail now, not after preparing.
     printers = printers_of_fleet(settings) if settings.simulated else None
@@ -481,7 +485,7 @@ def _run_recorded(
         output_root=root,
         run_id=run_id,
         dry_run=args.dry_run,
-        max_build_attempts=max(1, args.max_attempts),
+        max_build_attempts=args.max_attempts,
         step_timeout_s=args.step_timeout,
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,

@@ -255,3 +255,15 @@ class TestAPortOutOfRange:
             f"preform-pipeline serve: error: argument --port: {port} is not a port: ports go "
             "from 1 to 65535 (0: any free port)")
         assert "Traceback" not in done.stderr
+
+
+class TestNoAttempts:
+    """``run --max-attempts 0`` is refused as ``--servers 0`` is, not quietly read as 1."""
+
+    def test_zero_attempts_are_refused_before_anything_runs(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--max-attempts", "0",
+                    "--output", str(tmp_path / "o"))
+        assert done.returncode == 1
+        assert done.stderr == "error: --max-attempts must be 1 or more\n"
+        assert done.stdout == ""
+        assert not (tmp_path / "o").exists()
