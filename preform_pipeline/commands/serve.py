@@ -30,6 +30,7 @@ from preform_pipeline.commands._common import (
     load_command_settings,
 )
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.settings import Settings
 from preform_pipeline.settings.web import WebSettings, hash_secret
 from preform_pipeline.store.opening import open_store
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         sources = LiveSources(printers=lambda: printers, budget=client.budget)
     with store:
         try:
-            server = WebServer(store, web, sources)
+            server = WebServer(store, web, sources, jobs=jobs_command(settings))
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE
