@@ -74,4 +74,12 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
             source=str(path),
             hint="start the file with a section such as `servers:`",
         )
+    if "steps" in data:
+        # No settings section is called steps; a recipe always has them. Said as such, not
+        # as one "unknown key" per recipe section.
+        raise ConfigError(
+            "has `steps:`: this is a recipe, not a settings file", source=str(path),
+            hint="name a settings file here; its hotfolders: inboxes name their recipes "
+            "(docs/settings.md); `preform-pipeline validate RECIPE` checks a recipe",
+        )
     return data

@@ -267,3 +267,15 @@ class TestNoAttempts:
         assert done.stderr == "error: --max-attempts must be 1 or more\n"
         assert done.stdout == ""
         assert not (tmp_path / "o").exists()
+
+
+class TestARecipeWhereSettingsBelong:
+    """A recipe named where a settings file belongs is said to be a recipe, once."""
+
+    def test_watch_says_it_is_a_recipe(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "watch", str(RECIPE), "--once")
+        assert done.returncode == 1
+        assert done.stderr.splitlines()[1:] == [
+            f"{RECIPE}:3:1: $: has `steps:`: this is a recipe, not a settings file (name a "
+            "settings file here; its hotfolders: inboxes name their recipes "
+            "(docs/settings.md); `preform-pipeline validate RECIPE` checks a recipe)"]
