@@ -78,8 +78,28 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
         sp = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(sp)
         by_name[command.NAME] = command
-    args = parser.parse_args(list(argv))
+    args, extra = parser.parse_known_args(list(argv))
+    if extra:
+        # argparse leaves what a subcommand did not take to the top-level parser, whose
+        # usage line says nothing about the subcommand typed: the innermost one says it.
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     return args, by_name[args.command]
+
+
+def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace
+               ) -> argparse.ArgumentParser:
+    """The (sub)parser of the deepest subcommand ``args`` chose (``jobs retry``)."""
+    while True:
+        chosen = next(
+            (action.choices[name] for action in parser._actions
+             if isinstance(action, argparse._SubParsersAction)
+             and isinstance(name := getattr(args, action.dest, None), str)
+             and name in action.choices),
+            None,
+        )
+        if chosen is None:
+            return parser
+        parser = chosen
 
 
 def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:

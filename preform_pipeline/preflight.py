@@ -29,6 +29,7 @@ __all__ = [
     "check_paths",
     "file_problem",
     "folder_problem",
+    "make_folders",
     "watch_paths",
 ]
 
@@ -100,11 +101,33 @@ def check_paths(checks: Iterable[PathCheck]) -> None:
         path = check.path.expanduser().absolute()
         if any(path.is_relative_to(bad) for _, bad, _ in problems):
             continue  # inside a path already reported: saying it again adds nothing
-        found = folder_problem(path) if check.kind == "folder" else file_problem(path)
+        try:
+            found = folder_problem(path) if check.kind == "folder" else file_problem(path)
+        except OSError as exc:  # a name too long, say: the path cannot even be looked at
+            found = f"cannot be used ({exc.strerror or exc})"
         if found is not None:
             problems.append((check.role, path, found))
     if problems:
         raise UnusablePathError(problems)
+
+
+def make_folders(checks: Iterable[PathCheck]) -> None:
+    """Make the folders of ``checks`` that are missing (after :func:`check_paths`).
+
+    The check reads permissions, which is all it can read: a pseudo file system (``/proc``)
+    grants root write access and still refuses a new folder. That refusal is an
+    :class:`UnusablePathError` naming the path, as the check's own findings are.
+    """
+    for check in checks:
+        if check.kind != "folder":
+            continue
+        path = check.path.expanduser().absolute()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UnusablePathError(
+                [(check.role, path, f"cannot be created ({exc.strerror or exc})")]
+            ) from None
 
 
 def watch_paths(

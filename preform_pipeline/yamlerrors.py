@@ -20,7 +20,13 @@ from typing import Any, Final
 
 import yaml
 
-__all__ = ["describe_bad_value", "describe_yaml_error", "format_json_path", "safe_load"]
+__all__ = [
+    "describe_bad_value",
+    "describe_yaml_error",
+    "format_json_path",
+    "is_bad_value",
+    "safe_load",
+]
 
 
 def format_json_path(path: Sequence[str | int]) -> str:
@@ -115,6 +121,11 @@ class _CheckedLoader(yaml.SafeLoader):
                 None, None, describe_bad_value(str(node.tag), str(node.value), exc),
                 node.start_mark,
             ) from None
+
+
+def is_bad_value(exc: yaml.YAMLError) -> bool:
+    """Whether ``exc`` is a value :func:`safe_load` could not build (the syntax was fine)."""
+    return isinstance(exc, _UnreadableValue)
 
 
 def safe_load(text: str) -> Any:

@@ -122,7 +122,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/printing/approval.py": ("tests/unit/store/test_store_approval.py",
                                               "tests/unit/web/test_web_pages.py",
                                               "tests/unit/web/test_web_security.py",
-                                              "tests/unit/printing/test_printing_approval_s14.py"),
+                                              "tests/unit/printing/test_printing_approval_s14.py",
+                                              # s26: a refusal names the store's jobs command
+                                              "tests/unit/printing/test_printing_jobs_hints.py"),
     # The fleet folder: its feed and the locator that reads it; not verify's and dispatch's
     # end-to-end files, which reach it only through the same locator.
     "preform_pipeline/printing/fleetfolder.py": ("tests/unit/printing",),

@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_TERMINATED",
     "EXIT_USAGE",
     "add_console_level_argument",
+    "positive_seconds",
     "configure_command_logging",
     "load_command_settings",
     "queue_login_warnings",
@@ -54,6 +55,18 @@ EXIT_BROKEN_PIPE: Final = 141
 
 CONSOLE_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_CONSOLE_LOG_LEVEL: Final = "WARNING"
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (a timeout of 0 or less, or ``nan``,
+    would fail later, deep in a client, with a message about something else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
+    return value
 
 
 def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:

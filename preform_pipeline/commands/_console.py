@@ -56,6 +56,7 @@ __all__ = [
     "exit_code",
     "exit_line",
     "group_warnings",
+    "keep_off_console",
     "make_console",
     "print_summary",
     "quiet_build_warnings",
@@ -111,6 +112,25 @@ def _console_handlers() -> list[logging.StreamHandler[TextIO]]:
         h for h in logging.getLogger("preform_pipeline").handlers
         if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
     ]
+
+
+class _EventFilter(logging.Filter):
+    """Drops the events of the given names (the command says the same in its own lines)."""
+
+    def __init__(self, events: frozenset[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        event = record.msg
+        return not (isinstance(event, dict) and event.get("event") in self.events)
+
+
+def keep_off_console(*events: str) -> None:
+    """Keep the events named off the console handlers (the log file keeps them), for a
+    command that prints what they say itself: once on the console is enough."""
+    for handler in _console_handlers():
+        handler.addFilter(_EventFilter(frozenset(events)))
 
 
 def quiet_build_warnings() -> None:

@@ -18,9 +18,18 @@ from preform_pipeline.servers.simfleet import printer_json
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 
-__all__ = ["known_printers", "printers_of_fleet", "printers_of_server", "simulated_fleet"]
+__all__ = [
+    "DEFAULT_DEVICES_TIMEOUT_S",
+    "known_printers",
+    "printers_of_fleet",
+    "printers_of_server",
+    "simulated_fleet",
+]
 
 log = get_logger(__name__)
+
+#: How long ``plan --server`` waits for the server's device list.
+DEFAULT_DEVICES_TIMEOUT_S = 5.0
 
 
 def printers_of_fleet(settings: Settings) -> KnownPrinters:
@@ -59,7 +68,8 @@ def printers_of_server(
 
 
 def known_printers(
-    settings_path: Path | None = None, server: str | None = None, *, timeout_s: float = 5.0
+    settings_path: Path | None = None, server: str | None = None, *,
+    timeout_s: float = DEFAULT_DEVICES_TIMEOUT_S,
 ) -> KnownPrinters | None:
     """The printers to check print targets against: the devices of ``server`` when it answers,
     else the simulated fleet when the settings (``settings_path``, else the usual ones) run

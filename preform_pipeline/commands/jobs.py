@@ -21,8 +21,9 @@ which printers, since when, in the order they go out. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
-changed since then. Every action takes ``--store PATH`` (default: the settings' ``store.path``)
-and ``--format text|json``.
+changed since then. Every action takes ``--store PATH|URL`` (default: the settings'
+``store.url`` or ``store.path``) and ``--format text|json``; its hints name the ``jobs``
+command that reaches the store it used (``hotfolder.files.jobs_command``).
 
 The command is safe while the hot-folder daemon runs: the store is read and written in short
 transactions, and retry and cancel are compare-and-set changes that fail cleanly, changing
@@ -46,9 +47,10 @@ from typing import Any, Final, TextIO
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
-from preform_pipeline.settings import load_settings
+from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.store import (
     ACTIVE_STATES,
     CANCELLABLE_STATES,
@@ -181,7 +183,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     parser.add_argument(
         "--settings", type=Path, metavar="FILE", default=default(None),
-        help="settings YAML file (for store.path)",
+        help="settings YAML file (for store.url or store.path)",
     )
     parser.add_argument(
         "--format", choices=FORMATS, default=default("text"),
@@ -413,34 +415,45 @@ def _write_show(job: Job, build: Build | None, history: Sequence[Transition], ou
 # --- actions ---------------------------------------------------------------------------------
 
 
-def _store_path(args: argparse.Namespace) -> Path | str:
+def _store_path(args: argparse.Namespace) -> tuple[Path | str, str]:
+    """The store to open, and the ``jobs`` command that reaches it, for this one's hints."""
     if args.store is not None:
-        return str(args.store) if is_shared_store(str(args.store)) else Path(args.store)
-    return load_settings(args.settings).store.location
+        location = str(args.store) if is_shared_store(str(args.store)) else Path(args.store)
+        return location, jobs_command(Settings(), location)
+    settings = load_settings(args.settings)
+    return settings.store.location, jobs_command(settings)
 
 
 _MAX_JOB_ID = 2**63 - 1
 
 
-def _find(store: JobStore, text: str) -> Job:
+def _find(store: JobStore, text: str, jobs: str) -> Job:
+    """The job ``text`` names; ``jobs``: the command reaching ``store``, for the hints."""
     cleaned = text.strip()
     if cleaned.isdigit():
         if int(cleaned) > _MAX_JOB_ID:  # SQLite ids are 64-bit: such a job cannot exist
             raise StoreError(
                 f"no job with id {cleaned[:30]}",
-                hint="`preform-pipeline jobs` lists the jobs",
+                hint=f"`{jobs}` lists the jobs",
             )
-        return store.get_job(int(cleaned))
+        try:
+            return store.get_job(int(cleaned))
+        except StoreError as exc:
+            if type(exc) is not StoreError or not exc.message.endswith(
+                    f": no job {int(cleaned)}"):
+                raise
+            # The store's own hint names no store; this one names the store just read.
+            raise StoreError(exc.message, hint=f"`{jobs}` lists the jobs") from None
     if normalize_key(cleaned) is None:
         raise StoreError(
             f"{text!r} is neither a job id nor a job key",
-            hint="give the number or the PP-... key that `preform-pipeline jobs` lists",
+            hint=f"give the number or the PP-... key that `{jobs}` lists",
         )
     job = store.find_by_key(cleaned)
     if job is None:
         raise StoreError(
             f"no job with key {normalize_key(cleaned)}",
-            hint="`preform-pipeline jobs` lists the jobs",
+            hint=f"`{jobs}` lists the jobs",
         )
     return job
 
@@ -449,7 +462,7 @@ def _case_jobs(store: JobStore, case_id: str) -> list[Job]:
     return [j for j in store.list_jobs() if j.case_id == case_id]
 
 
-def _find_all(store: JobStore, text: str) -> list[Job]:
+def _find_all(store: JobStore, text: str, jobs: str) -> list[Job]:
     """The jobs ``text`` names: one (an id or a key), or every job of a case.
 
     ``case:C-1042`` is always a case; a number is a job id when such a job exists, else a
@@ -460,22 +473,22 @@ def _find_all(store: JobStore, text: str) -> list[Job]:
         case_id = cleaned[len(CASE_PREFIX):].strip()
     else:
         if normalize_key(cleaned) is not None:
-            return [_find(store, cleaned)]
+            return [_find(store, cleaned, jobs)]
         if cleaned.isdigit():
             try:
-                return [_find(store, cleaned)]
+                return [_find(store, cleaned, jobs)]
             except StoreError as exc:
                 # Not a job id: maybe a case named by a number.
                 return _case_jobs(store, cleaned) or _raise(exc)
         case_id = cleaned
-    jobs = _case_jobs(store, case_id)
-    if not jobs:
+    found = _case_jobs(store, case_id)
+    if not found:
         raise StoreError(
             f"{text.strip()!r} is neither a job id nor a job key, and no job "
             f"has case id {case_id!r}",
-            hint="`preform-pipeline jobs` lists the jobs with their keys and case ids",
+            hint=f"`{jobs}` lists the jobs with their keys and case ids",
         )
-    return jobs
+    return found
 
 
 def _raise(exc: StoreError) -> list[Job]:
@@ -506,7 +519,7 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
 def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
     with open_store(path, create=False) as store:
-        for job in _find_all(store, args.job):
+        for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
     if args.format == "json":
@@ -535,7 +548,7 @@ def _each(
     done: list[tuple[Job, JobState, str]] = []
     failed = 0
     with open_store(path, create=False) as store:
-        for job in _find_all(store, args.job):
+        for job in _find_all(store, args.job, args.jobs_command):
             changed = one(store, job, err)
             if changed is None:
                 failed += 1
@@ -554,11 +567,12 @@ def _each(
 
 
 def _retry(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
-    return _each(args, path, out, err, _retry_one)
+    return _each(args, path, out, err,
+                 lambda store, job, err: _retry_one(store, job, err, args.jobs_command))
 
 
 def _retry_one(
-    store: JobStore, job: Job, err: TextIO
+    store: JobStore, job: Job, err: TextIO, jobs: str
 ) -> tuple[Job, JobState, str] | None:
     before = job.state
     name = f"job {job.id} ({job.job_key})"
@@ -575,7 +589,7 @@ def _retry_one(
         printer = f" on {job.printer}" if job.printer else ""
         print(
             f"note: the earlier print of {name}{printer} was never verified; if it did "
-            f"print, cancel this retry: preform-pipeline jobs cancel {job.id}",
+            f"print, cancel this retry: {jobs} cancel {job.id}",
             file=err,
         )
     job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
@@ -623,14 +637,15 @@ def _resolve(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextI
     with open_store(path, create=False) as store:
         build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
         if build is None:
-            job = _find(store, args.job)
+            job = _find(store, args.job, args.jobs_command)
             if job.build_id is None:
                 print(f"error: job {job.id} ({job.job_key}) has no print to settle", file=err)
                 return EXIT_FAILURE
             build = store.get_build(job.build_id)
         before = build.state
         try:
-            build = PrintOwner(store).settle_by_person(build, printed=bool(args.printed))
+            build = PrintOwner(store, jobs=args.jobs_command).settle_by_person(
+                build, printed=bool(args.printed))
         except PipelineError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_FAILURE
@@ -650,15 +665,17 @@ def _decide(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO
         build = store.find_build_by_key(args.job.strip()) if normalize_key(args.job) else None
         builds = [build] if build is not None else [
             store.get_build(i) for i in dict.fromkeys(
-                j.build_id for j in _find_all(store, args.job) if j.build_id is not None)]
+                j.build_id for j in _find_all(store, args.job, args.jobs_command)
+                if j.build_id is not None)]
         held = [b for b in builds if b.state is JobState.AWAITING_APPROVAL]
         if not held:
             print(f"error: {args.job!r} has no build awaiting approval", file=err)
             return EXIT_FAILURE
         for b in held:
             try:
-                done = (approve(store, b.id, user) if args.action == "approve"
-                        else reject(store, b.id, user, args.reason))
+                done = (approve(store, b.id, user, jobs=args.jobs_command)
+                        if args.action == "approve"
+                        else reject(store, b.id, user, args.reason, jobs=args.jobs_command))
             except PipelineError as exc:
                 print(f"error: {exc}", file=err)
                 return EXIT_FAILURE
@@ -680,5 +697,5 @@ _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, T
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    path = _store_path(args)
+    path, args.jobs_command = _store_path(args)
     return _ACTIONS[args.action or "list"](args, path, stdout, stderr)

@@ -25,7 +25,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
-from preform_pipeline.commands._printers import known_printers
+from preform_pipeline.commands._printers import (
+    DEFAULT_DEVICES_TIMEOUT_S,
+    known_printers,
+    printers_of_server,
+)
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
@@ -281,8 +285,19 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     # Everything worth saying is in the report on stdout; log lines (which structlog would
     # otherwise print to stdout, breaking --format json) go to stderr and only for errors.
     configure_logging(level="ERROR", console=stderr)
+    printers = (printers_of_server(args.server, timeout_s=DEFAULT_DEVICES_TIMEOUT_S)
+                if args.server else None)
+    if printers is None:
+        printers = known_printers()
+        if args.server:
+            # Asked for, not done: said once here (the log's warning is below this console's
+            # level), with what the print targets were checked against instead.
+            instead = f"checked against {printers.source}" if printers else "not checked"
+            print(f"note: {args.server} did not answer with its devices; print targets were "
+                  f"{instead} (check that PreFormServer or the simulator runs at that "
+                  "address, or leave out --server)", file=stderr)
     try:
-        recipe = load_recipe(args.recipe, printers=known_printers(server=args.server))
+        recipe = load_recipe(args.recipe, printers=printers)
     except RecipeError as exc:
         for problem in exc.problems:
             print(str(problem), file=stderr)

@@ -49,11 +49,13 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    positive_seconds,
     queue_login_warnings,
 )
 from preform_pipeline.commands._console import (
     error_lines,
     exit_code,
+    keep_off_console,
     make_console,
     print_summary,
     quiet_build_warnings,
@@ -77,6 +79,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -94,7 +97,7 @@ from preform_pipeline.plan.builds import (
     recipe_machine,
 )
 from preform_pipeline.plan.sources import find_sources
-from preform_pipeline.preflight import PathCheck, check_paths
+from preform_pipeline.preflight import PathCheck, check_paths, make_folders
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
@@ -103,9 +106,13 @@ from preform_pipeline.retention import prune_outputs
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
-from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME, rehearsal_store_path
+from preform_pipeline.settings.store import (
+    JOBS_COMMAND,
+    REHEARSAL_STORE_FILENAME,
+    rehearsal_store_path,
+)
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import open_store
+from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import counted
 
@@ -169,7 +176,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--simulator-arg=server-1:--exit-during=auto_support (repeatable)",
     )
     parser.add_argument(
-        "--step-timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
+        "--step-timeout", type=positive_seconds, default=DEFAULT_STEP_TIMEOUT_S,
+        metavar="SECONDS",
         help=f"longest one step may take before its server counts as hung "
         f"(default {DEFAULT_STEP_TIMEOUT_S:g})",
     )
@@ -186,8 +194,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print nothing when all is well, only the errors when not (for cron)",
     )
     parser.add_argument(
-        "--store", type=Path, metavar="PATH",
-        help="job store to record the run in (default: the settings' store.url or store.path; "
+        # A text, not a Path: a Path would fold a URL's "//" and open a file named after it.
+        "--store", metavar="PATH|URL",
+        help="job store file or postgresql:// URL to record the run in (default: the "
+        "settings' store.url or store.path; "
         "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "
         "default store)",
     )
@@ -323,6 +333,10 @@ def _run(
             print("error: --servers must be 1 or more", file=stderr)
             return EXIT_FAILURE
         settings = replace(settings, servers=replace(settings.servers, count=args.servers))
+    if args.max_attempts < 1:
+        # Not quietly read as 1: the user asked for something that cannot be.
+        print("error: --max-attempts must be 1 or more", file=stderr)
+        return EXIT_FAILURE
 
     # Simulated: print targets outside the declared fleet fail now, not after preparing.
     printers = printers_of_fleet(settings) if settings.simulated else None
@@ -342,19 +356,26 @@ def _run(
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at, settings.output_root)
-    check_paths([PathCheck(root, "folder", "output folder")])  # before anything is written
+    output_checks = [PathCheck(root, "folder", "output folder")]
+    check_paths(output_checks)  # before anything is written
+    make_folders(output_checks)
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
+    # Each guess is a `warning:` line below, with why and what to do; the log file keeps
+    # the event (the hot folder, which prints no such line, shows it on its console).
+    keep_off_console("units_guessed")
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
         print(pruned.describe(root), file=stdout)
 
     store: JobStore | None = None
+    jobs = JOBS_COMMAND
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
-            location = args.store.expanduser()
+            location = (args.store if is_shared_store(args.store)
+                        else Path(args.store).expanduser())
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:
@@ -366,9 +387,11 @@ def _run(
             print(f"error: {exc}", file=stderr)
             print(f"{args.recipe}: nothing was run", file=stderr)
             return EXIT_FAILURE
+        # What the reasons and hints of this run's prints name: `jobs` reaching this store.
+        jobs = jobs_command(settings, location)
     try:
         return _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
-                             stdout, stderr, termination)
+                             stdout, stderr, termination, jobs)
     finally:
         if store is not None:
             store.close()
@@ -396,6 +419,7 @@ def _run_recorded(
     stdout: TextIO,
     stderr: TextIO,
     termination: Termination,
+    jobs: str,
 ) -> int:
     # Where an interrupted send is found: the simulators' fleet folder here; the Web API
     # locator comes with the print tracking (its client is the run's).
@@ -408,7 +432,7 @@ def _run_recorded(
         tracking = tracking_for_run(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
             store=store, locators=locators, dispatch=settings.dispatch,
-            on_waiting=lambda line: print(line, file=stdout, flush=True),
+            on_waiting=lambda line: print(line, file=stdout, flush=True), jobs=jobs,
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
@@ -419,7 +443,7 @@ def _run_recorded(
         owner = tracking.owner if tracking is not None else None
         ledger = RunLedger(
             store,
-            owner or PrintOwner(store, locators),
+            owner or PrintOwner(store, locators, jobs=jobs),
             recipe.name,
             run_id,
             SendHolder.local("run", os.getpid(), 0.0),
@@ -461,7 +485,7 @@ def _run_recorded(
         output_root=root,
         run_id=run_id,
         dry_run=args.dry_run,
-        max_build_attempts=max(1, args.max_attempts),
+        max_build_attempts=args.max_attempts,
         step_timeout_s=args.step_timeout,
         keep_checkpoints=args.keep_checkpoints,
         started_at=started_at,
@@ -499,7 +523,7 @@ def _run_recorded(
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
             send_left_waiting(
-                store, pool, owner or PrintOwner(store, locators),
+                store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
@@ -529,7 +553,7 @@ def _run_recorded(
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
-        extra.append(f"jobs recorded in the rehearsal store {store.path} (jobs --store shows them)")
+        extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
     if args.quiet and code != EXIT_OK:

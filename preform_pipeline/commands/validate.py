@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    positive_seconds,
+)
 from preform_pipeline.commands._printers import known_printers
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
@@ -71,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--server-timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_SERVER_TIMEOUT_S,
         metavar="SECONDS",
         help=f"how long to wait for --server (default {DEFAULT_SERVER_TIMEOUT_S:g} s)",
@@ -105,10 +110,14 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         if fell_back:
             verdict = "failing because of --require-server" if args.require_server else (
                 "machines and materials were not checked against that server")
-            print(f"note: using the {catalogue.source}; {verdict}", file=stderr)
-    # The first --settings file (else the usual settings) says whether the fleet is simulated.
+            # The one place the fallback is said (the summary lines name the catalogue).
+            print(f"note: using the {catalogue.source}; {verdict} (check that PreFormServer "
+                  "or the simulator runs at that address, or leave out --server)", file=stderr)
+    # The first --settings file (else the usual settings) says whether the fleet is simulated;
+    # a server that did not answer for its materials is not asked for its devices.
     printers = known_printers(
-        args.settings[0] if args.settings else None, args.server, timeout_s=args.server_timeout
+        args.settings[0] if args.settings else None,
+        None if fell_back else args.server, timeout_s=args.server_timeout,
     ) if args.recipes else None
     reports = [
         validate_recipe(path, catalogue=catalogue, printers=printers) for path in args.recipes

@@ -46,7 +46,7 @@ from preform_pipeline.commands._common import (
 from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobState, JobStore
-from preform_pipeline.store.opening import describe_store, open_store
+from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
@@ -75,8 +75,10 @@ _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
-        "--store", type=Path, metavar="PATH",
-        help="job store file (default: the settings' store.url or store.path)",
+        # A text, not a Path: a Path would fold a URL's "//" and look for a file named after it.
+        "--store", metavar="PATH|URL",
+        help="job store file or postgresql:// URL (default: the settings' store.url or "
+        "store.path)",
     )
     parser.add_argument(
         "--wait", action="store_true",
@@ -89,7 +91,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = load_command_settings(args.settings, stderr)
     if settings is None:
         return EXIT_FAILURE
-    path = Path(args.store) if args.store is not None else settings.store.location
+    path: Path | str = settings.store.location
+    if args.store is not None:
+        path = args.store if is_shared_store(args.store) else Path(args.store)
     if isinstance(path, Path) and not path.exists():
         _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
         return EXIT_OK

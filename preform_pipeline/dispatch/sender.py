@@ -76,7 +76,7 @@ class FormSender:
         if build.form_path is None:
             raise PipelineError(
                 f"build {build.job_key} waits for a printer but has no saved .form",
-                hint="retry its jobs (`preform-pipeline jobs retry`): they are prepared again",
+                hint=f"retry its jobs (`{self.owner.jobs} retry`): they are prepared again",
             )
         job_name = build.job_name or build.job_key
         # A node that wakes from a stall with a dispatch pass read before it must not take

@@ -241,7 +241,8 @@ class HotFolderDaemon:
         else:
             locators = (print_lookup,)
         #: The one owner of every send's life; interrupted sends are resolved only through it.
-        self.owner = print_owner if print_owner is not None else PrintOwner(store, locators)
+        self.owner = (print_owner if print_owner is not None
+                      else PrintOwner(store, locators, jobs=jobs_command(settings)))
         self.reporter: Reporter = reporter if reporter is not None else NullReporter()
         #: Where a line for the user goes (``watch`` prints it); a test may collect them.
         self.notice: Callable[[str], None] = lambda line: None

@@ -56,7 +56,9 @@ from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import Settings, default_store_path
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
+from preform_pipeline.store.opening import is_shared_store
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -90,8 +92,6 @@ ERROR_SUFFIX: Final = ".error.txt"
 #: ``part.stl.report.json`` beside a done ``part.stl``.
 REPORT_SUFFIX: Final = ".report.json"
 NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
-#: The ``jobs`` command a note names when the store is the one ``jobs`` opens by itself.
-JOBS_COMMAND: Final = "preform-pipeline jobs"
 # Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
 _WINDOWS_NOT_SAME_DEVICE: Final = 17
 _MAX_SUFFIX: Final = 100_000
@@ -515,20 +515,31 @@ def _withdraw(note: Path, made: Sequence[Path]) -> None:
                   hint=f"remove {_shown(note)} by hand: its file was not set aside")
 
 
-def jobs_command(settings: Settings) -> str:
-    """The ``jobs`` command that reaches the store of ``settings``, for notes to name.
+def jobs_command(settings: Settings, location: Path | str | None = None) -> str:
+    """The ``jobs`` command that reaches the store of ``settings``, for notes and hints to name.
 
     A note's command must work as printed. ``jobs`` alone opens the default store, so a
     store of the settings' own (``store.path``, as a lab's settings mostly have) is named
     with ``--store``, and a shared one (``store.url``) with ``--settings``: its URL is not
     copied into files people read.
+
+    ``location`` is the store a command line chose instead (``--store``, or a rehearsal's
+    store beside the default one): a file is named as above; a URL typed there is in no
+    settings file, so the command shows where it goes (``--store URL``) without copying it.
     """
     store = settings.store
-    if store.url and settings.source is not None:
-        return f"{JOBS_COMMAND} --settings {_quoted(str(settings.source))}"
-    if store.url or store.path == default_store_path():
+    path = store.path
+    if location is not None and str(location) != str(store.location):
+        if is_shared_store(str(location)):
+            return f"{JOBS_COMMAND} --store URL"
+        path = Path(location)
+    elif store.url:
+        if settings.source is not None:
+            return f"{JOBS_COMMAND} --settings {_quoted(str(settings.source))}"
+        return JOBS_COMMAND  # the URL came from the environment, which `jobs` reads too
+    if path == default_store_path():
         return JOBS_COMMAND
-    return f"{JOBS_COMMAND} --store {_quoted(str(store.path))}"
+    return f"{JOBS_COMMAND} --store {_quoted(str(path))}"
 
 
 def _quoted(text: str) -> str:

@@ -242,7 +242,7 @@ class OutcomeFolders:
                 f"is not, print it again: {self.intake.jobs} retry {job.job_key}"
             )
         elif job.state is JobState.CANCELLED:
-            where = where or "cancelled by a user (preform-pipeline jobs cancel)"
+            where = where or f"cancelled by a user ({self.intake.jobs} cancel)"
             todo = todo or f"nothing; to prepare it after all: {self.intake.jobs} retry " \
                            f"{job.job_key}"
         elif build is not None and (build.approval or {}).get("decision") == "rejected":

@@ -528,7 +528,7 @@ class BatchWorker:
             # Store writes around every send; build ids are filled in below (and for the
             # halves of split builds, by the reporter) before the runner asks for them.
             tracking = PrintTracking(store=store, locators=self.owner.locators,
-                                     recipe=recipe.name, run_id=run_id,
+                                     recipe=recipe.name, run_id=run_id, jobs=self.owner.jobs,
                                      dispatch=self.on_wait is not None, on_wait=self.on_wait)
         run = _BatchRun(tracking)
         options = RunOptions(

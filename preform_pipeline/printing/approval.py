@@ -20,6 +20,7 @@ from typing import Any, Final
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, JobState, JobStore
 
 __all__ = ["APPROVED", "REJECTED", "approve", "hold_for_approval", "reject"]
@@ -55,13 +56,13 @@ def hold_for_approval(
     return build
 
 
-def _held(store: JobStore, build_id: int) -> Build:
+def _held(store: JobStore, build_id: int, jobs: str) -> Build:
     build = store.get_build(build_id)
     if build.state is not JobState.AWAITING_APPROVAL:
         raise PipelineError(
             f"build {build.job_key} is {build.state.value}, not awaiting approval",
             hint="someone decided already, or it was cancelled; reload the page or see "
-            f"`preform-pipeline jobs show {build.job_key}`",
+            f"`{jobs} show {build.job_key}`",
         )
     return build
 
@@ -71,9 +72,14 @@ def _record(clock: Clock, decision: str, user: str, reason: str) -> dict[str, An
             "reason": reason}
 
 
-def approve(store: JobStore, build_id: int, user: str, *, clock: Clock = SYSTEM_CLOCK) -> Build:
-    """AWAITING_APPROVAL → WAITING_FOR_PRINTER: dispatch sends it when its printer is free."""
-    _held(store, build_id)
+def approve(
+    store: JobStore, build_id: int, user: str, *, clock: Clock = SYSTEM_CLOCK,
+    jobs: str = JOBS_COMMAND,
+) -> Build:
+    """AWAITING_APPROVAL → WAITING_FOR_PRINTER: dispatch sends it when its printer is free.
+
+    ``jobs``: the ``jobs`` command reaching ``store``, for the hint of a refusal."""
+    _held(store, build_id, jobs)
     build = store.transition_build(
         build_id, JobState.WAITING_FOR_PRINTER, f"approved by {user}",
         expect=JobState.AWAITING_APPROVAL, approval=_record(clock, APPROVED, user, ""),
@@ -83,14 +89,15 @@ def approve(store: JobStore, build_id: int, user: str, *, clock: Clock = SYSTEM_
 
 
 def reject(
-    store: JobStore, build_id: int, user: str, reason: str, *, clock: Clock = SYSTEM_CLOCK
+    store: JobStore, build_id: int, user: str, reason: str, *, clock: Clock = SYSTEM_CLOCK,
+    jobs: str = JOBS_COMMAND,
 ) -> Build:
     """AWAITING_APPROVAL → FAILED with the operator's reason (its cases go to failed/)."""
     text = " ".join(reason.split())[:MAX_REASON_CHARS]
     if not text:
         raise PipelineError("a rejection needs a reason",
                             hint="say what is wrong, e.g. 'crown 3 overlaps the raft'")
-    _held(store, build_id)
+    _held(store, build_id, jobs)
     build = store.transition_build(
         build_id, JobState.FAILED, f"rejected by {user}: {text}",
         expect=JobState.AWAITING_APPROVAL, approval=_record(clock, REJECTED, user, text),

@@ -41,6 +41,7 @@ from preform_pipeline.errors import PipelineError, PrintLookupError, StoreConfli
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing.holder import HolderProbe, SendHolder, holder_gone
 from preform_pipeline.printing.locators import PrintLocator, SendRecord, Sighting
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, JobState, JobStore
 
 __all__ = [
@@ -89,7 +90,9 @@ class PrintOwner:
     """Writes every step of a print's life to the store and resolves interrupted sends.
 
     ``locators``: every place that can show an accepted print (none: nothing can be proven
-    absent). ``probe`` tells whether a send's holder is over (default: psutil).
+    absent). ``probe`` tells whether a send's holder is over (default: psutil). ``jobs`` is
+    the ``jobs`` command that reaches ``store``, for the reasons and hints a person acts on
+    (``hotfolder.files.jobs_command``).
     """
 
     def __init__(
@@ -99,11 +102,13 @@ class PrintOwner:
         *,
         clock: Clock = SYSTEM_CLOCK,
         probe: HolderProbe = holder_gone,
+        jobs: str = JOBS_COMMAND,
     ) -> None:
         self.store = store
         self.locators = tuple(locators)
         self.clock = clock
         self.probe = probe
+        self.jobs = jobs
 
     # -- the send -------------------------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class PrintOwner:
             build.id, JobState.UNVERIFIED,
             f"an interrupted send cannot be settled ({answer.reason}); it is not sent again: "
             f"check {send.printer or 'the printer'} for a job named "
-            f"{send.job_name or send.job_key!r}, then `preform-pipeline jobs resolve "
+            f"{send.job_name or send.job_key!r}, then `{self.jobs} resolve "
             f"{send.job_key} --printed` or `--not-printed`",
             expect=JobState.PRINT_SENDING,
         )
@@ -285,7 +290,7 @@ class PrintOwner:
             raise PipelineError(
                 f"the build with job key {build.job_key} is {build.state.value}: only an "
                 "unverified (or interrupted) print can be settled by hand",
-                hint=f"see `preform-pipeline jobs show {build.job_key}`",
+                hint=f"see `{self.jobs} show {build.job_key}`",
             )
         extra = f" ({note})" if note else ""
         if printed:

@@ -124,6 +124,8 @@ def validate_recipe(
             problems.extend(
                 p for p in check_printer_names(ctx, printers) if p.json_path not in rejected
             )
+        if "$.scene.fps_file" not in rejected:
+            problems.extend(_fps_file_problems(Path(path), doc, data))
         if not problems:
             recipe = _build_recipe(Path(path), doc, ctx)
     return ValidationReport(_ordered(problems, doc), cat.source, recipe, file=doc.display)
@@ -141,6 +143,28 @@ def load_recipe(
     if report.recipe is None:
         raise RecipeError(report.problems)
     return report.recipe
+
+
+def _fps_path(path: Path, doc: Document, fps: str) -> Path:
+    """A relative ``.fps`` path is relative to the file that names it (maybe a base recipe)."""
+    files = {shown: file for file, shown in doc.chain}
+    named_in = files.get(doc.position(("scene", "fps_file")).file, path)
+    return (named_in.parent / fps).resolve()
+
+
+def _fps_file_problems(path: Path, doc: Document, data: Any) -> list[Problem]:
+    """The scene's ``fps_file`` must be there: the server reads it at ``createScene``, after
+    the servers have started and the models were read, and fails every build then."""
+    fps = _map(_map(data).get("scene")).get("fps_file")
+    if not isinstance(fps, str):
+        return []
+    where = _fps_path(path, doc, fps)
+    if where.is_file():
+        return []
+    what = "is a folder, not a .fps file" if where.is_dir() else "file not found"
+    return [doc.problem(("scene", "fps_file"),
+                        f"{what}: {where} (a relative path starts in the folder of the recipe "
+                        "that names it)")]
 
 
 def _ordered(problems: list[Problem], doc: Document) -> tuple[Problem, ...]:
@@ -164,14 +188,11 @@ def _map(value: Any) -> Mapping[str, Any]:
 
 def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
     data = ctx.data
-    files = {shown: file for file, shown in doc.chain}
     scene = _map(data.get("scene"))
     thickness = scene.get("layer_thickness_mm")
     fps = scene.get("fps_file")
     if isinstance(fps, str):
-        # A relative .fps path is relative to the file that names it (maybe a base recipe).
-        named_in = files.get(doc.position(("scene", "fps_file")).file, path)
-        fps = str((named_in.parent / fps).resolve())
+        fps = str(_fps_path(path, doc, fps))
     scene_spec = SceneSpec(
         machine_type=scene.get("machine_type"),
         material_code=scene.get("material_code"),
@@ -285,7 +306,9 @@ def catalogue_from_server(
         catalogue = Catalogue.from_list_materials(body, source=f"server {url}")
     except (httpx.HTTPError, ValueError, RecursionError) as exc:
         reason = _reason(exc)
-        log.warning("catalogue_server_unreachable", url=endpoint, reason=reason)
+        # Info: the fallback's source carries the reason, and the caller says it once
+        # (``validate``'s note); a console warning as well said it a second time.
+        log.info("catalogue_server_unreachable", url=endpoint, reason=reason)
         return dataclasses.replace(
             fallback, source=f"{fallback.source} (server {url} not usable: {reason})"
         )

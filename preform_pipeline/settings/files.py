@@ -10,7 +10,7 @@ import yaml
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.settings.environment import SETTINGS_ENV
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
+from preform_pipeline.yamlerrors import describe_yaml_error, is_bad_value, safe_load
 
 __all__ = ["MAX_SETTINGS_FILE_BYTES", "MISSING_FILE_HINT", "read_settings_file"]
 
@@ -56,7 +56,10 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
         line, column, message = describe_yaml_error(exc, text)
         raise SettingsError(
             [Problem(str(path), line, column, "$", message)],
-            hint="fix the YAML syntax there; docs/settings.md shows the format",
+            # The message says what the value could not be; the syntax itself was fine.
+            hint=("correct the value there; docs/settings.md shows what each setting takes"
+                  if is_bad_value(exc) else
+                  "fix the YAML syntax there; docs/settings.md shows the format"),
         ) from None
     except RecursionError:  # the pure-Python parser recurses per nesting level
         raise SettingsError(
@@ -70,5 +73,13 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
             f"$: expected a mapping of sections, got {type(data).__name__}",
             source=str(path),
             hint="start the file with a section such as `servers:`",
+        )
+    if "steps" in data:
+        # No settings section is called steps; a recipe always has them. Said as such, not
+        # as one "unknown key" per recipe section.
+        raise ConfigError(
+            "has `steps:`: this is a recipe, not a settings file", source=str(path),
+            hint="name a settings file here; its hotfolders: inboxes name their recipes "
+            "(docs/settings.md); `preform-pipeline validate RECIPE` checks a recipe",
         )
     return data

@@ -23,6 +23,7 @@ from preform_pipeline.settings.reading import resolve_path
 
 __all__ = [
     "DEFAULT_STORE_FILENAME",
+    "JOBS_COMMAND",
     "REHEARSAL_STORE_FILENAME",
     "StoreSettings",
     "default_store_path",
@@ -35,6 +36,9 @@ DEFAULT_STORE_FILENAME: Final = "jobs.sqlite3"
 #: Where simulated runs that name no store record their jobs, beside the default store: a
 #: rehearsal's prints are not real prints, so they must never make a real run skip a model.
 REHEARSAL_STORE_FILENAME: Final = "rehearsal-jobs.sqlite3"
+#: The ``jobs`` command as a hint names it when the store is the one ``jobs`` opens by itself
+#: (``hotfolder.files.jobs_command`` names any other; parts below it take that text).
+JOBS_COMMAND: Final = "preform-pipeline jobs"
 #: The folder of this program inside the user's data folder.
 _APP_DIR_NAME: Final = "preform-pipeline"
 

@@ -36,6 +36,7 @@ from typing import Any, Final
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.store import DEFAULT_STORE_FILENAME
 from preform_pipeline.store.sqlcore import Connection, SqlStoreCore, iso_utc
 
 __all__ = [
@@ -224,6 +225,8 @@ class SqliteJobStore(SqlStoreCore):
                     f"{self.path}: cannot create the store's folder: {exc}",
                     hint="choose a writable folder (store.path or PREFORM_PIPELINE_STORE_PATH)",
                 ) from exc
+        else:
+            self._refuse_not_a_file()
         with self._errors("opening"):
             conn = sqlite3.connect(
                 str(self.path),
@@ -258,6 +261,22 @@ class SqliteJobStore(SqlStoreCore):
             conn.close()
             raise
         return conn
+
+    def _refuse_not_a_file(self) -> None:
+        """A folder, a device or a pipe is no job store; SQLite would call it a disk I/O error
+        (or "unable to open"), and the advice that goes with those would not help."""
+        where = "(--store, store.path or PREFORM_PIPELINE_STORE_PATH)"
+        if self.path.is_dir():
+            raise StoreError(
+                f"{self.path}: is a folder, not a job store",
+                hint=f"name the store's file itself {where}, e.g. "
+                f"{self.path / DEFAULT_STORE_FILENAME}",
+            )
+        if not self.path.is_file():
+            raise StoreError(
+                f"{self.path}: is not a job store: not a regular file (a device, pipe or socket)",
+                hint=f"name the job store's file {where}",
+            )
 
     @staticmethod
     def _user_version(conn: sqlite3.Connection) -> int:

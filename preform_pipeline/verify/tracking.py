@@ -60,6 +60,7 @@ from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.recipes.model import PRINTER_LIST_SEPARATOR, Recipe, requires_approval
 from preform_pipeline.settings import CloudSettings, VerifySettings
 from preform_pipeline.settings.dispatch import DEFAULT_DISPATCH_POLL_INTERVAL_S, DispatchSettings
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, JobState, JobStore, embed_key, is_key, new_key
 from preform_pipeline.verify.notify import (
     Notification,
@@ -132,7 +133,8 @@ class PrintTracking:
     interrupted send cannot be looked up). ``store`` and ``build_ids`` (executor build name →
     store build id): the job store to write sends into. ``poller`` verifies after the run
     (None: prints are not verified); ``locators`` find interrupted sends; ``notifier`` reports
-    ends and failures. ``recipe`` and ``run_id`` go into notifications.
+    ends and failures. ``recipe`` and ``run_id`` go into notifications. ``jobs``: the ``jobs``
+    command that reaches ``store``, for the hints people act on.
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class PrintTracking:
         wait_s: float = 0.0,
         wait_interval_s: float = DEFAULT_DISPATCH_POLL_INTERVAL_S,
         on_waiting: Callable[[str], None] | None = None,
+        jobs: str = JOBS_COMMAND,
     ) -> None:
         self.client = client
         #: ``run``: how long a build waits for a free printer of its list or ``auto`` before
@@ -169,7 +172,8 @@ class PrintTracking:
         self.poller = poller
         self.locators = tuple(locators)
         #: The one owner of the sends (None without a store: nothing to record).
-        self.owner = PrintOwner(store, self.locators, clock=clock) if store is not None else None
+        self.owner = (PrintOwner(store, self.locators, clock=clock, jobs=jobs)
+                      if store is not None else None)
         self.notifier = notifier
         self.clock = clock
         self.recipe = recipe
@@ -532,7 +536,7 @@ class BuildTracker:
         if build.state is not JobState.PREPARED:
             raise PipelineError(
                 f"build {self._key} is {build.state.value} in the job store; it is not printed",
-                hint="a user or another process changed it; see `preform-pipeline jobs show "
+                hint=f"a user or another process changed it; see `{owner.jobs} show "
                 f"{self._key}`",
             )
         if form_path is not None and build.form_path != form_path:
@@ -624,6 +628,7 @@ def tracking_for_run(
     locators: Sequence[PrintLocator] = (),
     dispatch: DispatchSettings | None = None,
     on_waiting: Callable[[str], None] | None = None,
+    jobs: str = JOBS_COMMAND,
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
@@ -638,11 +643,12 @@ def tracking_for_run(
     besides the Web API. ``dispatch``: how long a build of a printer list or ``auto`` waits for
     a free printer (``run_wait_s``, readiness read every ``poll_interval_s``; with a store,
     after that it waits there for the next run or watch), ``on_waiting`` telling the console.
+    ``jobs``: the ``jobs`` command that reaches ``store`` (``hotfolder.files.jobs_command``).
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
         return None
-    waiting: dict[str, Any] = {"on_waiting": on_waiting}
+    waiting: dict[str, Any] = {"on_waiting": on_waiting, "jobs": jobs}
     if dispatch is not None:
         waiting |= {"wait_s": dispatch.run_wait_s, "wait_interval_s": dispatch.poll_interval_s}
     verify_step = next((s for s in recipe.steps if s.kind == "verify"), None)

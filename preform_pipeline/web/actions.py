@@ -13,6 +13,7 @@ from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
 
@@ -74,17 +75,21 @@ def cancel_case(store: JobStore, target: str, user: str) -> int:
                       "Dashboard")
 
 
-def settle_print(store: JobStore, build_id: int, user: str, *, printed: bool) -> Build:
-    """An UNVERIFIED print settled by a person: printed, or not printed."""
-    build = PrintOwner(store).settle_by_person(store.get_build(build_id), printed=printed,
-                                              note=_by(user))
+def settle_print(store: JobStore, build_id: int, user: str, *, printed: bool,
+                 jobs: str = JOBS_COMMAND) -> Build:
+    """An UNVERIFIED print settled by a person: printed, or not printed (``jobs``: the
+    ``jobs`` command reaching ``store``, for a refusal's hint)."""
+    build = PrintOwner(store, jobs=jobs).settle_by_person(
+        store.get_build(build_id), printed=printed, note=_by(user))
     log.info("web_print_settled", build_id=build_id, user=user, printed=printed)
     return build
 
 
-def approve_build(store: JobStore, build_id: int, user: str) -> Build:
-    return approve(store, build_id, f"{user} (web)")
+def approve_build(store: JobStore, build_id: int, user: str, *, jobs: str = JOBS_COMMAND
+                  ) -> Build:
+    return approve(store, build_id, f"{user} (web)", jobs=jobs)
 
 
-def reject_build(store: JobStore, build_id: int, user: str, reason: str) -> Build:
-    return reject(store, build_id, f"{user} (web)", reason)
+def reject_build(store: JobStore, build_id: int, user: str, reason: str, *,
+                 jobs: str = JOBS_COMMAND) -> Build:
+    return reject(store, build_id, f"{user} (web)", reason, jobs=jobs)

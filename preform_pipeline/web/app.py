@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.model import STATE_DESCRIPTIONS
@@ -62,10 +63,13 @@ NAVIGATION: Final = (("/", "Queue"), ("/printers", "Printers"), ("/history", "Hi
 
 
 class Dashboard:
-    """The app's state: the store, the users, the live sources, the templates."""
+    """The app's state: the store, the users, the live sources, the templates, and the
+    ``jobs`` command that reaches the store (``hotfolder.files.jobs_command``) for hints."""
 
-    def __init__(self, store: JobStore, web: WebSettings, sources: LiveSources) -> None:
+    def __init__(self, store: JobStore, web: WebSettings, sources: LiveSources,
+                 jobs: str = JOBS_COMMAND) -> None:
         self.store = store
+        self.jobs = jobs
         self.web = web
         self.sources = sources
         self.gate = Gate(web.users)
@@ -171,10 +175,11 @@ def _build_id(request: Request) -> int:
     return int(request.path_params["build_id"])
 
 
-def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = None
-               ) -> Starlette:
-    """The dashboard on ``store``, for ``web.users``, with optional live sources."""
-    d = Dashboard(store, web, sources or LiveSources())
+def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = None,
+               *, jobs: str = JOBS_COMMAND) -> Starlette:
+    """The dashboard on ``store``, for ``web.users``, with optional live sources; ``jobs``:
+    the ``jobs`` command reaching ``store``, which refusals' hints name."""
+    d = Dashboard(store, web, sources or LiveSources(), jobs)
 
     async def queue(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params)
@@ -263,19 +268,20 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         return response
 
     async def approve(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        b = await d.read(actions.approve_build, _build_id(request), user.name)
+        b = await d.read(partial(actions.approve_build, jobs=d.jobs), _build_id(request),
+                         user.name)
         return f"approved {b.job_key}"
 
     async def reject(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        b = await d.read(actions.reject_build, _build_id(request), user.name,
-                         form.get("reason", ""))
+        b = await d.read(partial(actions.reject_build, jobs=d.jobs), _build_id(request),
+                         user.name, form.get("reason", ""))
         return f"rejected {b.job_key}"
 
     async def settle(request: Request, user: WebUser, form: dict[str, str]) -> str:
         printed = form.get("printed")
         if printed not in ("yes", "no"):
             raise ValueError("say whether it printed: printed=yes or printed=no")
-        b = await d.read(partial(actions.settle_print, printed=printed == "yes"),
+        b = await d.read(partial(actions.settle_print, printed=printed == "yes", jobs=d.jobs),
                          _build_id(request), user.name)
         return f"settled {b.job_key}: {b.state.value}"
 

@@ -16,8 +16,10 @@ import uvicorn
 
 from preform_pipeline.clock import SYSTEM_CLOCK
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import get_logger
+from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings
 from preform_pipeline.store import JobStore
 from preform_pipeline.web.app import create_app
@@ -36,12 +38,16 @@ STARTUP_TIMEOUT_S: Final = 20.0
 
 
 class WebServer:
-    """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it."""
+    """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it.
+
+    ``jobs``: the ``jobs`` command reaching ``store`` (``hotfolder.files.jobs_command``),
+    which the hints of refused actions name."""
 
     def __init__(self, store: JobStore, web: WebSettings,
-                 sources: LiveSources | None = None) -> None:
+                 sources: LiveSources | None = None, *, jobs: str = JOBS_COMMAND) -> None:
         self.web = web
-        config = uvicorn.Config(create_app(store, web, sources), host=web.host, port=web.port,
+        config = uvicorn.Config(create_app(store, web, sources, jobs=jobs), host=web.host,
+                                port=web.port,
                                 log_config=None, access_log=False, lifespan="off",
                                 server_header=False)
         self._server = uvicorn.Server(config)
@@ -116,7 +122,8 @@ def serving(
     if not enabled:
         yield None
         return
-    server = WebServer(daemon.store, daemon.settings.web, daemon_sources(daemon, web_client))
+    server = WebServer(daemon.store, daemon.settings.web, daemon_sources(daemon, web_client),
+                       jobs=jobs_command(daemon.settings))
     server.start()
     print(f"dashboard on {server.url}", file=out, flush=True)
     try:

@@ -17,7 +17,8 @@ import pytest
 
 from preform_pipeline.cli import run
 from preform_pipeline.hotfolder.testing import wait_for
-from preform_pipeline.settings.web import check_secret
+from preform_pipeline.settings.web import check_secret, hash_secret
+from preform_pipeline.store import JobState, SqliteJobStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -100,3 +101,55 @@ class TestServe:
         out, err = io.StringIO(), io.StringIO()
         assert run(["serve"], out, err) == 1
         assert "name the settings file" in err.getvalue()
+
+
+class TestRefusalsNameTheStoresJobsCommand:
+    """A refused action's hint on the dashboard names the ``jobs`` command that reaches the
+    store ``serve`` serves (``--store PATH`` for the settings' ``store.path``)."""
+
+    def test_settling_a_print_in_no_doubt_points_at_its_history_in_this_store(
+        self, tmp_path: Path
+    ) -> None:
+        port = _free_port()
+        path = tmp_path / "lab" / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            job = store.create_job(recipe="crowns", source_path=tmp_path / "c.stl",
+                                   state=JobState.PROCESSING)
+            build = store.create_build(recipe="crowns", job_ids=[job.id])
+            for state in (JobState.PREPARING, JobState.PREPARED):
+                build = store.transition_build(build.id, state, "test")
+        settings = tmp_path / "settings.yaml"
+        secret = "operator-secret-0123"
+        settings.write_text(json.dumps({
+            "store": {"path": str(path)},
+            "web": {"port": port, "users": [{"name": "olivia", "role": "operator",
+                                             "secret_hash": hash_secret(secret)}]},
+        }), encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "serve", str(settings)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            def healthy() -> bool:
+                try:
+                    return httpx.get(f"{url}/healthz").status_code == 200
+                except httpx.TransportError:
+                    return process.poll() is not None
+
+            wait_for(healthy, 30.0, what="the dashboard to answer")
+            answer = httpx.post(
+                f"{url}/builds/{build.id}/settle", data={"printed": "yes"},
+                headers={"Authorization": f"Bearer olivia:{secret}", "Origin": url,
+                         "Sec-Fetch-Site": "same-origin"})
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.communicate(timeout=30)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(10)
+        assert answer.status_code == 409
+        assert f"see `preform-pipeline jobs --store {path} show {build.job_key}`" in answer.text

@@ -8,6 +8,7 @@ from preform_pipeline.errors import Problem
 from preform_pipeline.recipes import ValidationReport, validate_recipe
 
 __all__ = [
+    "FPS_NAME",
     "MARK",
     "SLA_RECIPE",
     "SLS_RECIPE",
@@ -49,10 +50,16 @@ def marked_line(text: str) -> int:
     raise AssertionError("the test recipe has no marked line")
 
 
+#: The scene file the cases name (``fps_file: grey.fps``); :func:`validate_text` writes it
+#: beside the recipe, as a user's would be (``validate`` reports a missing one).
+FPS_NAME = "grey.fps"
+
+
 def validate_text(folder: Path, text: str, name: str = "recipe.yaml") -> ValidationReport:
     path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+    (path.parent / FPS_NAME).write_text("{}\n", encoding="utf-8")
     return validate_recipe(path, display=name)
 
 

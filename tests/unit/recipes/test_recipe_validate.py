@@ -155,6 +155,7 @@ class TestModel:
 
     def test_an_fps_file_is_relative_to_the_file_that_names_it(self, tmp_path: Path) -> None:
         self.write(tmp_path, "scene: {fps_file: grey.fps}\nsteps: [auto_orient]\n", "base/b.yaml")
+        (tmp_path / "base" / "grey.fps").write_text("{}\n", encoding="utf-8")
         recipe = load_recipe(self.write(tmp_path, "extends: base/b.yaml\n", "child.yaml"))
         assert recipe.scene.fps_file == str((tmp_path / "base" / "grey.fps").resolve())
         assert recipe.scene.to_api() == {"fps_file": recipe.scene.fps_file}

@@ -3,12 +3,14 @@ is not made twice, and a store says whether it is open."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.errors import StoreError
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store import sqlite as sqlite_store
 
@@ -68,3 +70,44 @@ class TestHowAStoreShowsItself:
         assert repr(store) == f"SqliteJobStore({str(path)!r}, open)"
         store.close()
         assert repr(store) == f"SqliteJobStore({str(path)!r}, closed)"
+
+
+class TestWhatIsNoStore:
+    """A folder, a device or a pipe named as the store is refused as no store, and why,
+    whether the store may be created or not; nothing is made there."""
+
+    WHERE = "(--store, store.path or PREFORM_PIPELINE_STORE_PATH)"
+
+    @pytest.mark.parametrize("create", [True, False])
+    def test_a_folder_names_the_file_it_would_hold(self, tmp_path: Path, create: bool) -> None:
+        folder = tmp_path / "stores"
+        folder.mkdir()
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(folder, create=create)
+        assert caught.value.message == f"{folder}: is a folder, not a job store"
+        assert caught.value.hint == (f"name the store's file itself {self.WHERE}, e.g. "
+                                     f"{folder / 'jobs.sqlite3'}")
+        assert list(folder.iterdir()) == []
+
+    @pytest.mark.parametrize("create", [True, False])
+    def test_a_device_and_a_pipe_are_not_regular_files(
+        self, tmp_path: Path, create: bool
+    ) -> None:
+        # POSIX-specific: a named pipe and /dev/null.
+        pipe = tmp_path / "pipe"
+        os.mkfifo(pipe)
+        for path in (Path(os.devnull), pipe):
+            with pytest.raises(StoreError) as caught:
+                SqliteJobStore(path, create=create)
+            assert caught.value.message == (
+                f"{path}: is not a job store: not a regular file (a device, pipe or socket)")
+            assert caught.value.hint == f"name the job store's file {self.WHERE}"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+    def test_a_link_to_a_store_file_is_a_store(self, tmp_path: Path) -> None:
+        real = tmp_path / "jobs.sqlite3"
+        SqliteJobStore(real).close()
+        link = tmp_path / "link.sqlite3"
+        link.symlink_to(real)
+        store = SqliteJobStore(link, create=False)
+        store.close()

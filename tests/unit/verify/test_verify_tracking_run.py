@@ -35,6 +35,8 @@ ENV = {"PREFORM_PIPELINE_CLIENT_ID": CREDENTIALS.client_id,
        "PREFORM_PIPELINE_CLIENT_SECRET": CREDENTIALS.client_secret}
 VERIFY = VerifySettings(interval_s=45.0, deadline_s=7200.0, requests_per_hour=90.0,
                         lookup_grace_s=33.0)
+#: The ``jobs`` command a run's hints name for a store of the settings' own.
+JOBS = "preform-pipeline jobs --store /srv/lab/jobs.sqlite3"
 
 
 def _recipe(tmp_path: Path, steps: str) -> Recipe:
@@ -86,9 +88,10 @@ class TestKeysOnly:
                 recipe, CloudSettings(base_url=_closed_port_url()), VERIFY, run_id="run-7",
                 env=ENV, clock=clock, store=store, locators=locators,
                 dispatch=DispatchSettings(run_wait_s=120.0, poll_interval_s=7.0),
-                on_waiting=messages.append,
+                on_waiting=messages.append, jobs=JOBS,
             )
             assert tracking is not None
+            assert tracking.owner is not None and tracking.owner.jobs == JOBS
             assert (tracking.client, tracking.poller, tracking.notifier) == (None, None, None)
             assert (tracking.store, tracking.locators, tracking.clock) == (store, locators, clock)
             assert (tracking.recipe, tracking.run_id) == ("shop", "run-7")
@@ -128,9 +131,10 @@ class TestWithTheWebApi:
                                     env=ENV, clock=clock, locators=given, store=store,
                                     run_id="run-9", on_waiting=print,
                                     dispatch=DispatchSettings(run_wait_s=60.0,
-                                                              poll_interval_s=5.0))
+                                                              poll_interval_s=5.0), jobs=JOBS)
         assert tracking is not None and tracking.client is not None
         try:
+            assert tracking.owner is not None and tracking.owner.jobs == JOBS
             assert (tracking.store, tracking.clock, tracking.recipe, tracking.run_id) == (
                 store, clock, "shop", "run-9")
             assert tracking.notifier is not None and tracking.on_waiting is print

@@ -120,6 +120,19 @@ class TestTheSendItself:
         assert caught.value.hint == (
             f"a user or another process changed it; see `preform-pipeline jobs show {key}`")
 
+    def test_the_refusal_names_the_jobs_command_of_the_runs_store(
+        self, store: SqliteJobStore, clock: ManualClock
+    ) -> None:
+        jobs = "preform-pipeline jobs --store /srv/lab/jobs.sqlite3"
+        build_id = _prepared(store, JobState.CANCELLED)
+        tracking = PrintTracking(store=store, build_ids={"b-001": build_id}, clock=clock,
+                                 jobs=jobs)
+        tracker = tracking.for_build(_Plan("b-001"))  # type: ignore[arg-type]
+        with pytest.raises(PipelineError) as caught:
+            tracker.before_send("case", "Form4-Lab")
+        assert caught.value.hint == (
+            f"a user or another process changed it; see `{jobs} show {tracker.job_key}`")
+
 
 class TestABuildAlreadySent:
     """A build the store already holds as sent is verified as stored, and never sent again."""
