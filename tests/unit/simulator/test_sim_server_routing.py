@@ -144,6 +144,18 @@ class TestRouter:
             router.resolve("DELETE", "/scene/")
         assert caught.value.allowed == ("GET", "POST", "PUT")
 
+    def test_a_refusal_says_what_was_asked_and_what_is_served(self) -> None:
+        with pytest.raises(RoutingError) as wrong_method:
+            Router().resolve("delete", "/scene/")
+        assert str(wrong_method.value) == (
+            "DELETE is not allowed on /scene/ (allowed: GET, POST, PUT)"
+        )
+        with pytest.raises(RoutingError) as unknown:
+            Router().resolve("GET", "/nowhere/")
+        assert str(unknown.value) == (
+            "no operation at /nowhere/; the simulator serves the Local API operations"
+        )
+
     def test_path_parameters_are_percent_decoded(self) -> None:
         match = Router().resolve("GET", "/scene/a%20b/models/c%2Fd/")
         assert match.params == {"scene_id": "a b", "id": "c/d"}
