@@ -61,6 +61,10 @@ class Route:
     body_required: bool = False
     #: Query parameters (besides ``async``) that are passed on to the engine in ``params``.
     query: tuple[str, ...] = ()
+    #: A request without a body is read as ``{}``: the deprecated operations take no body in
+    #: the contract, and where every option of the current operation is optional, that is a
+    #: request for the defaults (Formlabs' generated client sends them bodiless).
+    empty_body: bool = False
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,7 +147,8 @@ ROUTES: tuple[Route, ...] = (
 
 #: The contract's deprecated operations: its current operations without a scene id, which act
 #: on the most recently created scene (the engine's reading of a missing ``scene_id``). Their
-#: bodies are the current operations' bodies, so the same ones are required.
+#: bodies are the current operations' bodies: required where the current operation needs a
+#: field (a file, a printer), read as ``{}`` when absent where every option is optional.
 DEPRECATED_ROUTES: tuple[Route, ...] = (
     Route("GET", "/scene/", "get_scene"),
     Route("PUT", "/scene/", "update_scene", body_required=True),
@@ -151,19 +156,19 @@ DEPRECATED_ROUTES: tuple[Route, ...] = (
     Route("POST", "/scene/save-screenshot/", "save_screenshot", body_required=True),
     Route("POST", "/scene/save-fps-file/", "save_fps_file", body_required=True),
     Route("GET", "/scene/models/{id}/", "get_model"),
-    Route("POST", "/scene/models/{id}/", "update_model", body_required=True),
+    Route("POST", "/scene/models/{id}/", "update_model", empty_body=True),
     Route("DELETE", "/scene/models/{id}/", "delete_model"),
-    Route("POST", "/scene/models/{id}/duplicate/", "duplicate_model", body_required=True),
+    Route("POST", "/scene/models/{id}/duplicate/", "duplicate_model", empty_body=True),
     Route("POST", "/scene/models/{id}/replace/", "replace_model", body_required=True),
     Route("POST", "/scene/import-model/", "import_model", body_required=True),
     Route("POST", "/scene/scan-to-model/", "scan_to_model", body_required=True),
     Route("POST", "/scene/print/", "print", body_required=True),
-    Route("POST", "/scene/auto-orient/", "auto_orient", body_required=True),
-    Route("POST", "/scene/auto-support/", "auto_support", body_required=True),
-    Route("POST", "/scene/auto-layout/", "auto_layout", body_required=True),
-    Route("POST", "/scene/auto-pack/", "auto_pack", body_required=True),
+    Route("POST", "/scene/auto-orient/", "auto_orient", empty_body=True),
+    Route("POST", "/scene/auto-support/", "auto_support", empty_body=True),
+    Route("POST", "/scene/auto-layout/", "auto_layout", empty_body=True),
+    Route("POST", "/scene/auto-pack/", "auto_pack", empty_body=True),
     Route("GET", "/scene/print-validation/", "get_print_validation"),
-    Route("POST", "/scene/hollow/", "hollow_model", body_required=True),
+    Route("POST", "/scene/hollow/", "hollow_model", empty_body=True),
     Route("POST", "/scene/label/", "label_part", body_required=True),
     Route("POST", "/scene/estimate-print-time/", "estimate_print_time"),
     Route("POST", "/scene/add-drain-holes/", "add_drain_holes", body_required=True),

@@ -46,11 +46,13 @@ class DeprecatedFlow:
 
     def __call__(
         self, method: str, template: str, body: Any = None, *, path: str | None = None,
-        query: str = "",
+        query: str = "", status: int | None = None,
     ) -> Any:
         operation = self.contract.operation(template, method.lower())
         assert operation.get("description", "").startswith("Deprecated"), template
         response = self.client.request(method, (path or template) + query, json=body)
+        if status is not None:
+            assert response.status_code == status, response.text
         listed = set(operation["responses"])
         assert str(response.status_code) in listed, (
             f"{method} {template}: {response.status_code} is not among the contract's "
@@ -169,6 +171,26 @@ class TestDeprecatedOperations:
         flow("POST", "/scene/auto-pack/", {"model_spacing_mm": 2})
         assert "cool_to_removal_time_s" in flow("POST", "/scene/estimate-print-time/")
         assert len(flow.scene(sls)["models"]) == 2
+
+    def test_bodiless_calls_take_the_defaults_as_the_generated_client_sends_them(
+        self, flow: DeprecatedFlow, tmp_path: Path
+    ) -> None:
+        sla = flow.client.post("/scene/", json=FORM4).json()["id"]
+        model = flow("POST", "/scene/import-model/", {"file": _cube(tmp_path, "d.stl", 20)})
+        one = f"/scene/models/{model['id']}/"
+        for template in ("/scene/auto-orient/", "/scene/auto-layout/", "/scene/auto-support/",
+                         "/scene/hollow/"):
+            flow("POST", template, status=200)
+        flow("POST", "/scene/models/{id}/", path=one, status=200)
+        flow("POST", "/scene/models/{id}/duplicate/", path=one + "duplicate/", status=200)
+        assert len(flow.scene(sla)["models"]) == 2
+        refused = flow.client.post("/scene/import-model/")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (400, "MISSING_BODY")
+
+        sls = flow.client.post("/scene/", json=FUSE).json()["id"]
+        flow("POST", "/scene/import-model/", {"file": _cube(tmp_path, "e.stl", 20)})
+        flow("POST", "/scene/auto-pack/", status=200)
+        assert flow.scene(sls)["models"][0]["in_bounds"] is True
 
     def test_every_deprecated_operation_of_the_contract_was_called(
         self, flow: DeprecatedFlow, contract: Contract
