@@ -14,7 +14,6 @@ pipe; then the count is written as one line before the next lines.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from typing import TextIO, cast
@@ -50,13 +49,7 @@ class UnblockedStream:
         self._writing = False
         self._stalled = False
         self._dropped = 0
-        # Straight to the descriptor where there is one: a thread blocked inside the text
-        # stream would hold its lock, and the interpreter's exit would wait on it for ever.
-        try:
-            self._fd: int | None = target.fileno()
-        except (AttributeError, OSError, ValueError):
-            self._fd = None
-        self._encoding = getattr(target, "encoding", None) or "utf-8"
+        # A daemon: the writer may be blocked for good on a full pipe when the program ends.
         threading.Thread(target=self._pump, name="log-console", daemon=True).start()
 
     @property
@@ -112,13 +105,8 @@ class UnblockedStream:
 
     def _put(self, text: str) -> None:
         try:
-            if self._fd is None:
-                self._target.write(text)
-                self._target.flush()
-                return
-            data = text.encode(self._encoding, errors="backslashreplace")
-            while data:
-                data = data[os.write(self._fd, data):]
+            self._target.write(text)
+            self._target.flush()
         except (OSError, ValueError):
             # The reader went away for good (a closed pipe): nothing can be said any more.
             pass

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from preform_pipeline.simulator.logsink import UnblockedStream, unblocked
 
@@ -55,6 +59,48 @@ class TestUnblockedStream:
         assert target.getvalue() == (
             "one\n[2 log lines dropped: nobody read this stream]\ntwo\nthree\nfour\nseven\n"
         )
+
+    def test_a_fresh_stream_is_idle_and_has_dropped_nothing(self) -> None:
+        stream = UnblockedStream(io.StringIO())
+        assert stream.drain(0.0)
+        assert stream.dropped == 0
+
+    def test_a_real_file_is_wrapped_and_gets_each_line_in_its_encoding(self) -> None:
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "w", encoding="latin-1") as target:
+            stream = unblocked(target)
+            assert isinstance(stream, UnblockedStream)
+            stream.write("café\n")
+            stream.flush()
+            assert os.read(read_end, 100) == "café\n".encode("latin-1")
+        os.close(read_end)
+
+    def test_a_program_whose_stderr_nobody_reads_still_ends(self, tmp_path: Path) -> None:
+        # A full pipe holds the writer thread for ever: the program must end all the same,
+        # neither waiting for that thread nor for a lock it holds.
+        program = (
+            "import sys\n"
+            "from preform_pipeline.simulator.logsink import UnblockedStream\n"
+            "stream = UnblockedStream(sys.stderr, stall_s=0.05)\n"
+            "for n in range(20000):\n"
+            "    stream.write(f'line {n:06d} ' + 'x' * 80 + '\\n')\n"
+            "    stream.flush()\n"
+            "print('done', stream.dropped > 0, flush=True)\n"
+        )
+        child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "done True\n"
+            assert child.wait(WAIT_S) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(WAIT_S)
+            for pipe in (child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()
 
     def test_an_in_process_stream_is_used_as_it_is(self) -> None:
         target = io.StringIO()
