@@ -58,6 +58,12 @@ class UnblockedStream:
         with self._cond:
             return self._dropped
 
+    @property
+    def stalled(self) -> bool:
+        """Whether the reader is known to be away: log calls do not wait until a line is out."""
+        with self._cond:
+            return self._stalled
+
     def write(self, text: str) -> int:
         with self._cond:
             if len(self._pending) >= self._max_pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ class TestUnblockedStream:
         stream.write("first\n")
         stream.flush()
         assert target.getvalue() == "first\n"
+        assert not stream.stalled
 
     def test_a_stalled_reader_costs_one_wait_then_lines_queue_and_overflow_is_counted(
         self,
@@ -46,12 +48,14 @@ class TestUnblockedStream:
         stream.write("one\n")
         assert target.entered.wait(WAIT_S)
         stream.flush()  # waits stall_s at most, then the stream counts as stalled
+        assert stream.stalled
         for word in ("two", "three", "four", "five", "six"):
             stream.write(word + "\n")
             stream.flush()  # no wait at all now
         assert stream.dropped == 2
         target.gate.set()
         assert stream.drain(WAIT_S)
+        assert not stream.stalled
         # The reader is back: a log call waits for its line again.
         stream.write("seven\n")
         stream.flush()
@@ -88,9 +92,12 @@ class TestUnblockedStream:
         )
         child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
+        said: queue.Queue[str] = queue.Queue()
+        stdout = child.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: said.put(stdout.readline()), daemon=True).start()
         try:
-            assert child.stdout is not None
-            assert child.stdout.readline() == "done True\n"
+            assert said.get(timeout=WAIT_S) == "done True\n"
             assert child.wait(WAIT_S) == 0
         finally:
             if child.poll() is None:
