@@ -63,6 +63,19 @@ class TestUnblockedStream:
             "one\n[2 log lines dropped: nobody read this stream]\ntwo\nthree\nfour\nseven\n"
         )
 
+    def test_one_dropped_line_is_counted_in_the_singular(self) -> None:
+        target = GatedText()
+        stream = UnblockedStream(target, max_pending=1, stall_s=0.05)
+        stream.write("one\n")
+        assert target.entered.wait(WAIT_S)
+        stream.write("two\n")
+        stream.write("three\n")
+        target.gate.set()
+        assert stream.drain(WAIT_S)
+        assert target.getvalue() == (
+            "one\n[1 log line dropped: nobody read this stream]\ntwo\n"
+        )
+
     def test_a_fresh_stream_is_idle_and_has_dropped_nothing(self) -> None:
         stream = UnblockedStream(io.StringIO())
         assert stream.drain(0.0)
