@@ -46,7 +46,9 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORK_ROOT = REPO_ROOT / ".mutation"
-_COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "pyproject.toml")
+# docs: a few tests check that a page lists what the code serves (the simulator's routes).
+_COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "docs",
+           "pyproject.toml")
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 
 _STORE_SQLITE_TESTS = tuple(
@@ -400,6 +402,14 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_threemf_details.py",
         "tests/unit/geometry/test_geometry_threemf_s21.py",  # s21: a relationship without target
     ),
+    # s26: the simulators as Formlabs' clients meet them: the route table (the deprecated
+    # operations on the most recent scene) and the console log a launcher never reads.
+    "preform_pipeline/simulator/routes.py": (
+        "tests/unit/simulator/test_sim_server_routing.py",
+        "tests/unit/simulator/test_sim_server_errors.py",
+        "tests/conformance/test_simulator_deprecated.py",
+    ),
+    "preform_pipeline/simulator/logsink.py": ("tests/unit/simulator/test_sim_logsink.py",),
     # Every recipe load runs every check: the recipe files without hypothesis (which refuses
     # mutmut's runner, above) and without the schema and template-file tests.
     "preform_pipeline/recipes/semantic.py": (

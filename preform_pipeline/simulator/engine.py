@@ -481,7 +481,7 @@ class SimEngine:
         lock = data.choice("lock", LOCKS, "FREE") or "FREE"
         scene_id = self._scene_id(params)
         if scene_id not in self.scenes:  # say so before reading a possibly large file
-            raise SimError(404, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")
+            raise SimError(400, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")
         _progress(progress, 0, 2)
         warnings: list[str] = []
         mesh = self._read_model_file(path, repair, warnings)

@@ -1,8 +1,10 @@
 """The simulator's route table: HTTP method + Local API path template -> operation id.
 
-Every non-deprecated operation of the contract is served; the deprecated ones without a
-scene id (``/scene/auto-layout/`` and friends) act on "the most recently created scene", which a
-pool of servers must never rely on. Operation ids are the contract's ``operationId`` in
+Every operation of the contract is served. The deprecated ones without a scene id
+(``/scene/auto-layout/`` and friends) act, as the contract says, on the most recently created
+scene: they reach the engine as the current operation without a ``scene_id``, which the engine
+reads that way. Formlabs' own example scripts still call them; the pipeline never does, since a
+pool of servers must name its scene. Operation ids are the contract's ``operationId`` in
 snake_case (``importModel`` -> ``import_model``), the names the engine dispatches on.
 
 Paths match with or without their trailing slash. Where a literal segment and a ``{param}``
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 __all__ = [
-    "DEPRECATED_TEMPLATES",
+    "DEPRECATED_ROUTES",
     "ENGINE_OPERATION_IDS",
     "GET_ALL_OPERATIONS",
     "GET_API_VERSION",
@@ -59,6 +61,10 @@ class Route:
     body_required: bool = False
     #: Query parameters (besides ``async``) that are passed on to the engine in ``params``.
     query: tuple[str, ...] = ()
+    #: A request without a body is read as ``{}``: the deprecated operations take no body in
+    #: the contract, and where every option of the current operation is optional, that is a
+    #: request for the defaults (Formlabs' generated client sends them bodiless).
+    empty_body: bool = False
     segments: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,29 +145,34 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/operations/{id}/", GET_OPERATION),
 )
 
-#: Deprecated operations that act on "the most recently created scene". Not served: a pool
-#: of servers must name its scene. Listed so that ``GET /scene/print-validation/`` is a 404
-#: saying so, instead of a ``get_scene`` of a scene called "print-validation".
-DEPRECATED_TEMPLATES: tuple[str, ...] = (
-    "/scene/save-form/",
-    "/scene/save-screenshot/",
-    "/scene/save-fps-file/",
-    "/scene/models/{id}/",
-    "/scene/models/{id}/duplicate/",
-    "/scene/models/{id}/replace/",
-    "/scene/import-model/",
-    "/scene/scan-to-model/",
-    "/scene/print/",
-    "/scene/auto-orient/",
-    "/scene/auto-support/",
-    "/scene/auto-layout/",
-    "/scene/auto-pack/",
-    "/scene/print-validation/",
-    "/scene/hollow/",
-    "/scene/label/",
-    "/scene/estimate-print-time/",
-    "/scene/add-drain-holes/",
-    "/scene/interferences/",
+#: The contract's deprecated operations: its current operations without a scene id, which act
+#: on the most recently created scene (the engine's reading of a missing ``scene_id``). Their
+#: bodies are the current operations' bodies: required where the current operation needs a
+#: field (a file, a printer), read as ``{}`` when absent where every option is optional.
+DEPRECATED_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/scene/", "get_scene"),
+    Route("PUT", "/scene/", "update_scene", body_required=True),
+    Route("POST", "/scene/save-form/", "save_form_file", body_required=True),
+    Route("POST", "/scene/save-screenshot/", "save_screenshot", body_required=True),
+    Route("POST", "/scene/save-fps-file/", "save_fps_file", body_required=True),
+    Route("GET", "/scene/models/{id}/", "get_model"),
+    Route("POST", "/scene/models/{id}/", "update_model", empty_body=True),
+    Route("DELETE", "/scene/models/{id}/", "delete_model"),
+    Route("POST", "/scene/models/{id}/duplicate/", "duplicate_model", empty_body=True),
+    Route("POST", "/scene/models/{id}/replace/", "replace_model", body_required=True),
+    Route("POST", "/scene/import-model/", "import_model", body_required=True),
+    Route("POST", "/scene/scan-to-model/", "scan_to_model", body_required=True),
+    Route("POST", "/scene/print/", "print", body_required=True),
+    Route("POST", "/scene/auto-orient/", "auto_orient", empty_body=True),
+    Route("POST", "/scene/auto-support/", "auto_support", empty_body=True),
+    Route("POST", "/scene/auto-layout/", "auto_layout", empty_body=True),
+    Route("POST", "/scene/auto-pack/", "auto_pack", empty_body=True),
+    Route("GET", "/scene/print-validation/", "get_print_validation"),
+    Route("POST", "/scene/hollow/", "hollow_model", empty_body=True),
+    Route("POST", "/scene/label/", "label_part", body_required=True),
+    Route("POST", "/scene/estimate-print-time/", "estimate_print_time"),
+    Route("POST", "/scene/add-drain-holes/", "add_drain_holes", body_required=True),
+    Route("POST", "/scene/interferences/", "get_scene_interferences"),
 )
 
 #: Every operation id the simulator serves, in route-table order.
@@ -198,25 +209,29 @@ class Router:
     def __init__(
         self,
         routes: tuple[Route, ...] = ROUTES,
-        deprecated: tuple[str, ...] = DEPRECATED_TEMPLATES,
+        deprecated: tuple[Route, ...] = DEPRECATED_ROUTES,
     ) -> None:
         # Most literal segments first: literal routes shadow templates that also match.
         self._routes = tuple(sorted(routes, key=lambda r: -r.literal_count))
-        self._deprecated = tuple(Route("*", t, "deprecated") for t in deprecated)
+        self._deprecated = deprecated
 
     def resolve(self, method: str, path: str) -> RouteMatch:
         segments = _split(path)
-        for old in self._deprecated:
-            if old.match(segments) is not None:
-                raise RoutingError(
-                    404,
-                    f"{path} is a deprecated Local API path without a scene id and is not "
-                    "served; use /scene/{scene_id}/... with the id from POST /scene/",
-                )
         allowed: set[str] = set()
+        # A deprecated path shadows the scene-id templates it would also fit: GET
+        # /scene/print-validation/ is that operation, never get_scene of a scene so named.
+        shadowed = 0
+        for old in self._deprecated:
+            params = old.match(segments)
+            if params is None:
+                continue
+            if old.method == method.upper():
+                return RouteMatch(old, params)
+            allowed.add(old.method)
+            shadowed = max(shadowed, old.literal_count)
         for route in self._routes:
             params = route.match(segments)
-            if params is None:
+            if params is None or route.literal_count < shadowed:
                 continue
             if route.method == method.upper():
                 return RouteMatch(route, params)
@@ -230,6 +245,5 @@ class Router:
             )
         raise RoutingError(
             404,
-            f"no operation at {path}; the simulator serves the non-deprecated Local API "
-            "operations (deprecated paths without a scene id are not served)",
+            f"no operation at {path}; the simulator serves the Local API operations",
         )

@@ -425,8 +425,10 @@ class Scene:
     def model(self, model_id: str) -> SimModel:
         found = self.models.get(model_id)
         if found is None:
+            # 400, as the contract gives for every model operation ("Model not found" is one
+            # of the label operation's documented 400 answers); it lists no 404 for them.
             raise SimError(
-                404, "MODEL_NOT_FOUND", f"scene {self.id} has no model with id {model_id!r}"
+                400, "MODEL_NOT_FOUND", f"scene {self.id} has no model with id {model_id!r}"
             )
         return found
 
@@ -622,4 +624,5 @@ class SceneStore:
 
 
 def _not_found(scene_id: str) -> SimError:
-    return SimError(404, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")
+    # 400: the contract's only error answer for the operations on a scene (none lists a 404).
+    return SimError(400, "SCENE_NOT_FOUND", f"no scene with id {scene_id!r}")

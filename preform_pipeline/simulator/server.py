@@ -228,6 +228,8 @@ class SimulatorServer(ThreadedHTTPApp):
             query = parse_qs(target.query, keep_blank_values=True)
             run_async = _flag(query, "async")
             body = _parse_json(raw)
+            if body is None and match.route.empty_body:
+                body = {}
             if match.route.body_required and body is None:
                 raise SimError(400, MISSING_BODY, f"{operation_id} needs a JSON object body")
             params = dict(match.params)

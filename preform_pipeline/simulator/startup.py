@@ -23,6 +23,7 @@ from typing import Any, Final, TextIO
 from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.simulator.http import ThreadedHTTPApp
+from preform_pipeline.simulator.logsink import unblocked
 
 __all__ = [
     "EXIT_FAILURE",
@@ -89,8 +90,13 @@ def add_logging_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGr
 
 
 def configure_cli_logging(level: str, log_file: Path | None, stderr: TextIO) -> None:
-    """Log to ``stderr``; with ``log_file``, everything there and only warnings on ``stderr``."""
-    configure_logging(level=level, json_file=log_file, console=stderr)
+    """Log to ``stderr``; with ``log_file``, everything there and only warnings on ``stderr``.
+
+    A full ``stderr`` pipe that nobody reads (Formlabs' own launcher never reads it) must not
+    stop the server, so the console is an :func:`~preform_pipeline.simulator.logsink.unblocked`
+    stream.
+    """
+    configure_logging(level=level, json_file=log_file, console=unblocked(stderr))
     if log_file is not None:
         # The file gets everything; stderr only what a person must see.
         for handler in logging.getLogger("preform_pipeline").handlers:

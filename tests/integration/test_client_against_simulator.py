@@ -343,8 +343,8 @@ class TestFailures:
         with pytest.raises(RequestRejectedError) as caught:
             client.get_scene("no-such-scene")
 
-        assert caught.value.status_code == 404
-        assert caught.value.code
+        assert caught.value.status_code == 400
+        assert caught.value.code == "SCENE_NOT_FOUND"
 
     def test_a_stopped_server_is_unreachable(self) -> None:
         with start_simulator() as sim:

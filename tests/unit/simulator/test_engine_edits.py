@@ -160,7 +160,7 @@ class TestDrainHoles:
     def test_an_unknown_model_is_not_found(self, engine: SimEngine, block: dict[str, str]) -> None:
         body = {"model_id": "nope", "drain_holes": [HOLE]}
         assert (
-            error_of(engine, "add_drain_holes", {"scene_id": block["scene_id"]}, body).status == 404
+            error_of(engine, "add_drain_holes", {"scene_id": block["scene_id"]}, body).status == 400
         )
 
 

@@ -119,7 +119,7 @@ class TestAutoOrient:
 
     def test_an_unknown_model_in_the_selection_is_not_found(self, engine: SimEngine) -> None:
         scene = new_scene(engine, FORM4)
-        assert error_of(engine, "auto_orient", scene, {"models": ["nope"]}).status == 404
+        assert error_of(engine, "auto_orient", scene, {"models": ["nope"]}).status == 400
 
 
 class TestAutoSupport:

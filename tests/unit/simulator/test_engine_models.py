@@ -133,7 +133,7 @@ class TestImportErrors:
 
     def test_import_into_an_unknown_scene_is_not_found(self, engine: SimEngine, cube: Path) -> None:
         error = error_of(engine, "import_model", {"scene_id": "nope"}, {"file": str(cube)})
-        assert (error.status, error.code) == (404, "SCENE_NOT_FOUND")
+        assert (error.status, error.code) == (400, "SCENE_NOT_FOUND")
 
     @pytest.mark.parametrize(
         "extra",
@@ -291,7 +291,7 @@ class TestUnitsAndTransforms:
 
 
 class TestModelOperations:
-    """get, update, delete, duplicate and replace act on one model; unknown ids are 404."""
+    """get, update, delete, duplicate and replace act on one model; unknown ids are 400."""
 
     @pytest.fixture
     def model(self, engine: SimEngine, scene: dict[str, str], cube: Path) -> dict[str, str]:
@@ -311,7 +311,7 @@ class TestModelOperations:
         self, engine: SimEngine, scene: dict[str, str], op: str, body: Any
     ) -> None:
         error = error_of(engine, op, {**scene, "id": "nope"}, body)
-        assert (error.status, error.code) == (404, "MODEL_NOT_FOUND")
+        assert (error.status, error.code) == (400, "MODEL_NOT_FOUND")
 
     def test_update_moves_renames_and_locks(self, engine: SimEngine, model: dict[str, str]) -> None:
         body = {"name": "moved", "position": {"x": 300, "y": 0, "z": 0}, "lock": "FULLY_LOCKED"}

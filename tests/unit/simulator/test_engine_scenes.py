@@ -191,11 +191,11 @@ class TestSceneCreation:
 
 
 class TestSceneLifecycle:
-    """Scenes can be read, listed, updated and deleted; unknown ids are 404."""
+    """Scenes can be read, listed, updated and deleted; unknown ids are 400."""
 
     def test_an_unknown_scene_is_not_found(self, engine: SimEngine) -> None:
         error = error_of(engine, "get_scene", {"scene_id": "nope"}, None)
-        assert (error.status, error.code) == (404, "SCENE_NOT_FOUND")
+        assert (error.status, error.code) == (400, "SCENE_NOT_FOUND")
 
     def test_update_scene_changes_the_settings(self, engine: SimEngine) -> None:
         scene = engine.call("create_scene", {}, FORM4)

@@ -171,11 +171,10 @@ class TestUnknownRoutes:
     def test_an_unknown_path_is_404(self, sim_client: httpx.Client) -> None:
         assert_error_model(sim_client.get("/no/such/thing/"), 404, "NOT_FOUND")
 
-    def test_a_deprecated_path_without_scene_id_is_not_served(
-        self, sim_client: httpx.Client
-    ) -> None:
-        response = sim_client.get("/scene/print-validation/")
-        assert_error_model(response, 404, "NOT_FOUND")
+    def test_a_deprecated_path_with_another_method_is_405(self, sim_client: httpx.Client) -> None:
+        response = sim_client.get("/scene/import-model/")
+        assert_error_model(response, 405, "METHOD_NOT_ALLOWED")
+        assert response.headers["allow"] == "POST"
 
     def test_a_wrong_method_is_405_with_allow_header(self, sim_client: httpx.Client) -> None:
         response = sim_client.patch("/scene/s1/")

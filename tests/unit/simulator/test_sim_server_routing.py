@@ -10,7 +10,7 @@ import pytest
 from sim_server_support import RecordingEngine
 
 from preform_pipeline.simulator.routes import (
-    DEPRECATED_TEMPLATES,
+    DEPRECATED_ROUTES,
     ENGINE_OPERATION_IDS,
     ROUTES,
     SERVER_OPERATION_IDS,
@@ -76,11 +76,18 @@ class TestRouteTable:
             body = contract.operation(route.template, route.method).get("requestBody") or {}
             assert route.body_required == bool(body.get("required")), route
 
-    def test_deprecated_templates_are_deprecated_contract_paths(self) -> None:
+    def test_deprecated_routes_are_the_deprecated_contract_operations(self) -> None:
         contract = local_api_contract()
-        for template in DEPRECATED_TEMPLATES:
-            operations = contract.document["paths"][template]
-            assert all(_is_deprecated(op) for m, op in operations.items() if m != "parameters")
+        wanted = {
+            (method.upper(), template)
+            for template, item in contract.document["paths"].items()
+            for method, operation in item.items()
+            if method in {"get", "post", "put", "delete"} and _is_deprecated(operation)
+        }
+        assert {(r.method, r.template) for r in DEPRECATED_ROUTES} == wanted
+        for route in DEPRECATED_ROUTES:
+            operation_id = str(contract.operation(route.template, route.method)["operationId"])
+            assert snake_case(operation_id.removesuffix("Deprecated")) == route.operation_id
 
     def test_the_user_documentation_lists_every_route(self, repo_root: Path) -> None:
         text = (repo_root / "docs" / "simulator.md").read_text(encoding="utf-8")
@@ -116,6 +123,38 @@ class TestRouter:
         with pytest.raises(RoutingError) as caught:
             Router().resolve("POST", "/scene/s1/")
         assert (caught.value.status, caught.value.allowed) == (405, ("DELETE", "GET", "PUT"))
+
+    def test_a_deprecated_path_is_its_operation_without_a_scene_id(self) -> None:
+        match = Router().resolve("GET", "/scene/print-validation/")
+        assert (match.operation_id, match.params) == ("get_print_validation", {})
+        match = Router().resolve("DELETE", "/scene/models/m%201/")
+        assert (match.operation_id, match.params) == ("delete_model", {"id": "m 1"})
+
+    def test_a_deprecated_path_is_never_read_as_a_scene_id(self) -> None:
+        with pytest.raises(RoutingError) as caught:
+            Router().resolve("GET", "/scene/import-model/")
+        assert (caught.value.status, caught.value.allowed) == (405, ("POST",))
+
+    def test_the_scene_collection_serves_create_and_the_deprecated_get_and_put(self) -> None:
+        router = Router()
+        assert router.resolve("POST", "/scene/").operation_id == "create_scene"
+        assert router.resolve("GET", "/scene").operation_id == "get_scene"
+        assert router.resolve("PUT", "/scene/").operation_id == "update_scene"
+        with pytest.raises(RoutingError) as caught:
+            router.resolve("DELETE", "/scene/")
+        assert caught.value.allowed == ("GET", "POST", "PUT")
+
+    def test_a_refusal_says_what_was_asked_and_what_is_served(self) -> None:
+        with pytest.raises(RoutingError) as wrong_method:
+            Router().resolve("delete", "/scene/")
+        assert str(wrong_method.value) == (
+            "DELETE is not allowed on /scene/ (allowed: GET, POST, PUT)"
+        )
+        with pytest.raises(RoutingError) as unknown:
+            Router().resolve("GET", "/nowhere/")
+        assert str(unknown.value) == (
+            "no operation at /nowhere/; the simulator serves the Local API operations"
+        )
 
     def test_path_parameters_are_percent_decoded(self) -> None:
         match = Router().resolve("GET", "/scene/a%20b/models/c%2Fd/")

@@ -1,0 +1,128 @@
+"""A console stream for the simulators' log that never stops the server when nobody reads it.
+
+Formlabs' own launcher (``PreFormApi.start_preform_server`` in their Python library) starts the
+server with stderr on a pipe that it never reads. Logging one line per request into that pipe
+filled it after a few hundred requests, and then the next log call, made inside a request,
+blocked that request and every later one for ever.
+
+:class:`UnblockedStream` keeps the ordinary behaviour while someone reads: each line is written
+before the log call returns, so the order and the last words before ``os._exit`` stay as they
+were. When a write has not got through within ``stall_s``, the stream stops waiting: lines
+queue up to ``max_pending`` and later ones are dropped and counted, until a reader drains the
+pipe; then the count is written as one line before the next lines.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import TextIO, cast
+
+__all__ = [
+    "DEFAULT_MAX_PENDING_LINES",
+    "DEFAULT_STALL_S",
+    "UnblockedStream",
+    "unblocked",
+]
+
+#: Lines kept while the reader is away (about 2.5 MB of log at most).
+DEFAULT_MAX_PENDING_LINES = 10_000
+#: How long a log call waits for its line to get through before the stream counts as stalled.
+DEFAULT_STALL_S = 0.5
+
+
+class UnblockedStream:
+    """Writes lines to ``target`` from a daemon thread; a log call never waits for long."""
+
+    def __init__(
+        self,
+        target: TextIO,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING_LINES,
+        stall_s: float = DEFAULT_STALL_S,
+    ) -> None:
+        self._target = target
+        self._max_pending = max_pending
+        self._stall_s = stall_s
+        self._pending: deque[str] = deque()
+        self._cond = threading.Condition()
+        self._writing = False
+        self._stalled = False
+        self._dropped = 0
+        # A daemon: the writer may be blocked for good on a full pipe when the program ends.
+        threading.Thread(target=self._pump, name="log-console", daemon=True).start()
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped since the last notice was written."""
+        with self._cond:
+            return self._dropped
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the reader is known to be away: log calls do not wait until a line is out."""
+        with self._cond:
+            return self._stalled
+
+    def write(self, text: str) -> int:
+        with self._cond:
+            if len(self._pending) >= self._max_pending:
+                self._dropped += 1
+            else:
+                self._pending.append(text)
+                self._cond.notify_all()
+        return len(text)
+
+    def flush(self) -> None:
+        """Wait until the queued lines are out, unless the reader is known to be away."""
+        with self._cond:
+            if self._stalled:
+                return
+        if not self.drain(self._stall_s):
+            with self._cond:
+                self._stalled = True
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every queued line to be out; whether it is."""
+        with self._cond:
+            return self._cond.wait_for(self._idle, timeout=timeout)
+
+    def _idle(self) -> bool:
+        return not self._pending and not self._writing
+
+    def _pump(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                text = "".join(self._pending)
+                self._pending.clear()
+                dropped, self._dropped = self._dropped, 0
+                self._writing = True
+            if dropped:
+                text = (
+                    f"[{dropped} log line{'' if dropped == 1 else 's'} dropped: nobody read "
+                    "this stream]\n" + text
+                )
+            self._put(text)
+            with self._cond:
+                self._writing = False
+                self._stalled = False
+                self._cond.notify_all()
+
+    def _put(self, text: str) -> None:
+        try:
+            self._target.write(text)
+            self._target.flush()
+        except (OSError, ValueError):
+            # The reader went away for good (a closed pipe): nothing can be said any more.
+            pass
+
+
+def unblocked(stream: TextIO) -> TextIO:
+    """``stream`` wrapped in an :class:`UnblockedStream` when it is an OS file or pipe."""
+    try:
+        stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream  # in-process streams (StringIO) never block
+    # It has what a logging.StreamHandler uses of a text stream: write and flush.
+    return cast(TextIO, UnblockedStream(stream))

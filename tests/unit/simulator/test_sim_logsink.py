@@ -1,0 +1,125 @@
+"""The simulators' console log stream never holds up the server when nobody reads it."""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import subprocess
+import sys
+import threading
+
+from preform_pipeline.simulator.logsink import UnblockedStream, unblocked
+
+#: Generous bound for a thread hand-over on a loaded machine.
+WAIT_S = 10.0
+
+
+class GatedText(io.StringIO):
+    """A text stream whose writes wait until the test opens the gate (a full pipe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        assert self.gate.wait(WAIT_S), "the test never opened the gate"
+        return super().write(text)
+
+
+class TestUnblockedStream:
+    """Lines get through in order while read, and are counted, not waited on, while not."""
+
+    def test_a_line_is_out_when_its_log_call_returns(self) -> None:
+        target = io.StringIO()
+        stream = UnblockedStream(target, stall_s=WAIT_S)
+        stream.write("first\n")
+        stream.flush()
+        assert target.getvalue() == "first\n"
+        assert not stream.stalled
+
+    def test_a_stalled_reader_costs_one_wait_then_lines_queue_and_overflow_is_counted(
+        self,
+    ) -> None:
+        target = GatedText()
+        stream = UnblockedStream(target, max_pending=3, stall_s=0.05)
+        stream.write("one\n")
+        assert target.entered.wait(WAIT_S)
+        stream.flush()  # waits stall_s at most, then the stream counts as stalled
+        assert stream.stalled
+        for word in ("two", "three", "four", "five", "six"):
+            stream.write(word + "\n")
+            stream.flush()  # no wait at all now
+        assert stream.dropped == 2
+        target.gate.set()
+        assert stream.drain(WAIT_S)
+        assert not stream.stalled
+        # The reader is back: a log call waits for its line again.
+        stream.write("seven\n")
+        stream.flush()
+        assert target.getvalue() == (
+            "one\n[2 log lines dropped: nobody read this stream]\ntwo\nthree\nfour\nseven\n"
+        )
+
+    def test_one_dropped_line_is_counted_in_the_singular(self) -> None:
+        target = GatedText()
+        stream = UnblockedStream(target, max_pending=1, stall_s=0.05)
+        stream.write("one\n")
+        assert target.entered.wait(WAIT_S)
+        stream.write("two\n")
+        stream.write("three\n")
+        target.gate.set()
+        assert stream.drain(WAIT_S)
+        assert target.getvalue() == (
+            "one\n[1 log line dropped: nobody read this stream]\ntwo\n"
+        )
+
+    def test_a_fresh_stream_is_idle_and_has_dropped_nothing(self) -> None:
+        stream = UnblockedStream(io.StringIO())
+        assert stream.drain(0.0)
+        assert stream.dropped == 0
+
+    def test_a_real_file_is_wrapped_and_gets_each_line_in_its_encoding(self) -> None:
+        read_end, write_end = os.pipe()
+        with os.fdopen(write_end, "w", encoding="latin-1") as target:
+            stream = unblocked(target)
+            assert isinstance(stream, UnblockedStream)
+            stream.write("café\n")
+            stream.flush()
+            assert os.read(read_end, 100) == "café\n".encode("latin-1")
+        os.close(read_end)
+
+    def test_a_program_whose_stderr_nobody_reads_still_ends(self) -> None:
+        # A full pipe holds the writer thread for ever: the program must end all the same,
+        # neither waiting for that thread nor for a lock it holds.
+        program = (
+            "import sys\n"
+            "from preform_pipeline.simulator.logsink import UnblockedStream\n"
+            "stream = UnblockedStream(sys.stderr, stall_s=0.05)\n"
+            "for n in range(20000):\n"
+            "    stream.write(f'line {n:06d} ' + 'x' * 80 + '\\n')\n"
+            "    stream.flush()\n"
+            "print('done', stream.dropped > 0, flush=True)\n"
+        )
+        child = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        said: queue.Queue[str] = queue.Queue()
+        stdout = child.stdout
+        assert stdout is not None
+        threading.Thread(target=lambda: said.put(stdout.readline()), daemon=True).start()
+        try:
+            assert said.get(timeout=WAIT_S) == "done True\n"
+            assert child.wait(WAIT_S) == 0
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(WAIT_S)
+            for pipe in (child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()
+
+    def test_an_in_process_stream_is_used_as_it_is(self) -> None:
+        target = io.StringIO()
+        assert unblocked(target) is target
