@@ -7,6 +7,7 @@ with them. Linux-specific only in the corpus entries that need POSIX (fifos, byt
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,13 +17,14 @@ from typing import Any
 
 from test_hotfolder_watch_command import environment
 
+from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
     write_hotfolder_settings,
     write_recipe,
 )
-from tests.hostile_corpus import write_corpus
+from tests.hostile_corpus import tetra, write_corpus
 
 TIMEOUT_S = 240.0
 
@@ -197,3 +199,33 @@ class TestNamesWithLineBreaks:
             assert "text file that is not an STL" in note
             kept = (inbox / "failed" / name).read_bytes()
             assert kept == f"notes on {name!r}, not a mesh\n".encode()
+
+
+class TestByteOrderMarks:
+    """Models saved "UTF-8 with BOM" by a Windows editor are taken, prepared and reported
+    like any other: the judge sees them whole, the reader reads past the mark."""
+
+    def test_an_ascii_stl_and_an_obj_with_the_mark_end_in_done(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        plain = tmp_path / "plain.stl"
+        write_stl(plain, tetra(), ascii=True)
+        marked = {
+            "notepad.stl": b"\xef\xbb\xbf" + plain.read_bytes(),
+            "notepad.obj": b"\xef\xbb\xbfv 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\n"
+                           b"f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n",
+        }
+        for name, data in marked.items():
+            (inbox / name).write_bytes(data)
+
+        done = watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert not list((inbox / "failed").glob("*")), [
+            n.read_text(encoding="utf-8") for n in (inbox / "failed").glob("*.txt")]
+        for name, data in marked.items():
+            assert (inbox / "done" / name).read_bytes() == data, name
+            report = json.loads((inbox / "done" / (name + ".report.json")).read_text(
+                encoding="utf-8"))
+            assert report["state"] == "done", report
+            assert report["outcome"]["status"] == "succeeded", report
