@@ -141,6 +141,8 @@ DEFAULT_CHECK_INTERVAL_S: Final = 0.25
 _MAX_WAIT_S: Final = 1.0
 #: During a long pass of taking files, due batches are released this often.
 _RELEASE_CHECK_S: Final = 0.5
+_TOO_LONG_HINT: Final = (f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
+                         "non-Latin letter takes 2 to 4); it stays in the inbox until then")
 
 
 
@@ -292,6 +294,8 @@ class HotFolderDaemon:
         self._events: queue.SimpleQueue[tuple[Path, float]] = queue.SimpleQueue()
         self.watcher = InboxWatcher(self._roots, self._on_path)
         self._units: dict[Path, _Unit] = {}
+        #: Entries whose names are too long (:func:`overlong_name`) that were said already.
+        self._told_too_long: set[Path] = set()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -476,6 +480,8 @@ class HotFolderDaemon:
 
     def _rescan(self) -> None:
         self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
+        # A long name renamed or removed is forgotten: dropped again, it is said again.
+        self._told_too_long = {p for p in self._told_too_long if os.path.lexists(p)}
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):
@@ -586,11 +592,15 @@ class HotFolderDaemon:
             return None  # LEFT: files.py said why; the next rescan finds it again
         overlong = overlong_name(root)
         if overlong is not None:
-            # Never taken: its notes could not be written. Left as it is, said at each rescan.
-            log.warning("drop_name_too_long", root=str(root), name=overlong.name,
-                        bytes=len(os.fsencode(overlong.name)), limit=MAX_NAME_BYTES,
-                        hint=f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
-                        "non-Latin letter takes 2 to 4); it stays in the inbox until then")
+            # Never taken: its notes could not be written. Left as it is, and said once per
+            # file (a rescan finds it again every rescan_interval_s), on the console too.
+            if overlong not in self._told_too_long:
+                self._told_too_long.add(overlong)
+                size = len(os.fsencode(overlong.name))
+                log.warning("drop_name_too_long", root=str(root), name=overlong.name,
+                            bytes=size, limit=MAX_NAME_BYTES, hint=_TOO_LONG_HINT)
+                self.notice(f"{overlong} stays in the inbox: its name is {size} bytes, over "
+                            f"the {MAX_NAME_BYTES} a name may have; {_TOO_LONG_HINT}")
             return None
         refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
         if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device

@@ -29,6 +29,7 @@
 
 * :func:`overlong_name` finds a name too long for the notes and temporaries derived from it
   (:data:`MAX_NAME_BYTES`); the daemon leaves such a drop in the inbox and says so.
+  :func:`fitting_rel` is the shorter name a job taken before that rule settles under.
 
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
 in place, empty folders the daemon itself emptied, and temporaries its own dead processes
@@ -62,11 +63,13 @@ __all__ = [
     "ERROR_SUFFIX",
     "JOBS_COMMAND",
     "MAX_NAME_BYTES",
+    "NAME_CUT_MARK",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
     "SetAside",
     "empty_tree_shape",
     "error_note",
+    "fitting_rel",
     "free_path",
     "jobs_command",
     "move_file",
@@ -399,6 +402,29 @@ def overlong_name(root: Path) -> Path | None:
     if root.is_dir() and not root.is_symlink():
         entries += sorted(root.rglob("*"))
     return next((p for p in entries if len(os.fsencode(p.name)) > MAX_NAME_BYTES), None)
+
+
+#: Marks a name :func:`fitting_rel` cut: what follows it is the kept suffix.
+NAME_CUT_MARK: Final = "~"
+
+
+def fitting_rel(rel: str) -> str:
+    """``rel`` (a "/"-separated path below an inbox) with every part over
+    :data:`MAX_NAME_BYTES` cut to fit: the stem shortened at a letter's boundary and ended
+    with :data:`NAME_CUT_MARK`, the suffix kept. Such names are no longer taken (the drop waits
+    in the inbox); a job a store took before that settles under this name, where its notes fit.
+    """
+    parts = []
+    for part in rel.split("/"):
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            stem, suffix = os.path.splitext(part)
+            if len(os.fsencode(suffix)) > MAX_NAME_BYTES // 2:  # not a suffix: a long tail
+                stem, suffix = part, ""
+            room = MAX_NAME_BYTES - len(os.fsencode(suffix + NAME_CUT_MARK))
+            kept = os.fsencode(stem)[:room].decode("utf-8", "ignore")
+            part = kept + NAME_CUT_MARK + suffix
+        parts.append(part)
+    return "/".join(parts)
 
 
 def storable(path: Path) -> bool:

@@ -52,8 +52,10 @@ from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     JOBS_COMMAND,
+    MAX_NAME_BYTES,
     REPORT_SUFFIX,
     error_note,
+    fitting_rel,
     free_path,
     move_file,
     prune_empty_tree,
@@ -799,9 +801,13 @@ class Intake:
             log.error("file_missing", job_key=job.job_key, path=str(current))
             return job
         folder = done if ok else failed
-        target = free_path(folder / place.rel, ours=lambda name: _notes_name(name, job))
+        # A name over MAX_NAME_BYTES (a job taken before such drops were left in the inbox)
+        # settles under a shorter one: its notes would be over what file systems allow.
+        rel = fitting_rel(place.rel)
+        target = free_path(folder / rel, ours=lambda name: _notes_name(name, job))
         attachments = tuple(
-            Attachment(a.rel, str(free_path(folder / a.rel)), a.at) for a in place.attachments
+            Attachment(a.rel, str(free_path(folder / fitting_rel(a.rel))), a.at)
+            for a in place.attachments
         )
         text = report if ok else note
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
@@ -825,6 +831,10 @@ class Intake:
         self._leave_processing(place, current)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
+        if rel != place.rel:
+            log.warning("file_settled_under_shorter_name", job_key=job.job_key,
+                        name=place.rel, path=str(target), limit=MAX_NAME_BYTES,
+                        hint="its report or note gives the name it had")
         if not ok and self.on_failed is not None:
             self.on_failed(job)
         return job
