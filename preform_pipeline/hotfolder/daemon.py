@@ -56,6 +56,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,6 +68,7 @@ from preform_pipeline.executor import (
     Runner,
     ServerSource,
 )
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
@@ -114,10 +116,11 @@ from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.recipes.templates import sanitize_component
+from preform_pipeline.retention import prune_outputs
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.settings.store import default_store_path
-from preform_pipeline.store import Job, JobStore
+from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
 
@@ -141,6 +144,11 @@ DEFAULT_CHECK_INTERVAL_S: Final = 0.25
 _MAX_WAIT_S: Final = 1.0
 #: During a long pass of taking files, due batches are released this often.
 _RELEASE_CHECK_S: Final = 0.5
+#: How often a running daemon prunes its output folders (``hotfolders.retention_days``).
+_PRUNE_EVERY_S: Final = 86_400.0
+#: Builds whose saved .form is still to be sent: retention keeps it whatever its age.
+_FORM_NEEDED_STATES: Final = frozenset({JobState.PREPARED, JobState.AWAITING_APPROVAL,
+                                        JobState.WAITING_FOR_PRINTER, JobState.PRINT_SENDING})
 _TOO_LONG_HINT: Final = (f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
                          "non-Latin letter takes 2 to 4); it stays in the inbox until then")
 
@@ -296,6 +304,7 @@ class HotFolderDaemon:
         self._units: dict[Path, _Unit] = {}
         #: Entries whose names are too long (:func:`overlong_name`) that were said already.
         self._told_too_long: set[Path] = set()
+        self._next_prune = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -382,6 +391,10 @@ class HotFolderDaemon:
         self._prepare_folders()
         sweep_temporaries(inbox.folder(kind) for inbox in self.hot.inboxes
                           for kind in ("processing", "done", "failed"))
+        # Reports and journals a killed life of this host left half-written (never a live
+        # writer's, nor another host's on a shared output folder); then old outputs.
+        sweep_temporaries(self._output_roots())
+        self._prune_outputs()
         if self.worker.local_copies is not None:
             self.worker.local_copies.prune()  # a previous life's; no batch runs yet
         self._workers = [
@@ -410,6 +423,8 @@ class HotFolderDaemon:
                     self._enqueue_jobs(self.recovery.maintenance())
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
+                    if now >= self._next_prune:
+                        self._prune_outputs()
                 self.recovery.recheck_due()
                 if once:
                     if self._quiet_waiting == 0:
@@ -436,6 +451,33 @@ class HotFolderDaemon:
             self._shutdown()
         log.info("hotfolder_stopped", batches=self.batches_run)
         return 0
+
+    def _output_roots(self) -> list[Path]:
+        """The output folders this daemon's batches write to (one per recipe at most), as
+        they are named now: a root with a date in its template is pruned on its own days."""
+        started = datetime.now()  # as the worker names a batch's root
+        roots = {output_root(recipe, self.hot.output_root, started, self.settings.output_root)
+                 for recipe in self.recipes.values()}
+        return sorted(root for root in roots if root.is_dir())
+
+    def _prune_outputs(self) -> None:
+        """``hotfolders.retention_days``: run's rule (:func:`prune_outputs`) over the output
+        folders, keeping the .form of every build that still needs it (waiting for a printer
+        or an approval, being sent)."""
+        self._next_prune = self.clock.monotonic() + _PRUNE_EVERY_S
+        days = self.hot.retention_days
+        if days is None:
+            return
+        try:
+            needed = self.store.list_builds(state=_FORM_NEEDED_STATES)
+        except StoreError as exc:  # the database is away: the next day's pruning
+            log.warning("retention_postponed", error=exc.message)
+            return
+        keep = [build.form_path for build in needed if build.form_path is not None]
+        for root in self._output_roots():
+            pruned = prune_outputs(root, days, keep=keep)
+            if pruned.files:
+                self.notice(pruned.describe(root))
 
     def _idle(self) -> bool:
         with self._outstanding_lock:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import hashlib
 import itertools
 import os
 import re
@@ -53,8 +52,7 @@ from typing import Final, Literal
 
 import psutil
 
-from preform_pipeline.atomicfile import write_text_atomically
-from preform_pipeline.liveness import this_host
+from preform_pipeline.atomicfile import host_tag, write_text_atomically
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.store import Job
@@ -168,14 +166,10 @@ def _cross_device(exc: OSError) -> bool:
     return exc.errno == errno.EXDEV or getattr(exc, "winerror", None) == _WINDOWS_NOT_SAME_DEVICE
 
 
-def _host_tag(host: str) -> str:
-    # A hash, not the name itself: host names may be long, and may hold dots.
-    return hashlib.sha256(host.encode("utf-8")).hexdigest()[:8]
-
-
 def temporary_path(path: Path, kind: Literal["partial", "tmp"]) -> Path:
-    """The hidden temporary beside ``path`` that this process writes before the rename."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{_host_tag(this_host())}.{kind}")
+    """The hidden temporary beside ``path`` that this process writes before the rename
+    (named as :func:`~preform_pipeline.atomicfile.default_temporary` names a report's)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}.{kind}")
 
 
 def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
@@ -185,7 +179,7 @@ def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
     A temporary of a running process (whatever process has that pid now: a reused pid keeps
     it too), of another host, or not named by this module, stays.
     """
-    mine = _host_tag(this_host())
+    mine = host_tag()
     removed: list[Path] = []
     for folder in folders:
         for parent, _, files in os.walk(folder):  # symbolic links to folders not followed
