@@ -304,6 +304,8 @@ class HotFolderDaemon:
         self._units: dict[Path, _Unit] = {}
         #: Entries whose names are too long (:func:`overlong_name`) that were said already.
         self._told_too_long: set[Path] = set()
+        #: Jobs of cases whose take a crash cut short, by case folder (:meth:`recover`).
+        self._cut_cases: dict[Path, list[Job]] = {}
         self._next_prune = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -417,6 +419,8 @@ class HotFolderDaemon:
             while not self._stop.is_set():
                 self._drain_events()
                 self._check_units()
+                if self._cut_cases:
+                    self._release_cut_cases()
                 self._take_back_held()
                 now = self.clock.monotonic()
                 if now >= next_rescan:
@@ -785,6 +789,8 @@ class HotFolderDaemon:
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
             result = self.intake.take(drop)
+            # The case's files a crash cut its first take short after (:meth:`recover`).
+            cut = self._cut_cases.pop(drop.root, []) if drop.is_case else []
         except (StoreError, OSError) as exc:
             log.error("take_failed", root=str(drop.root), error=str(exc))
             self._units.setdefault(
@@ -793,21 +799,23 @@ class HotFolderDaemon:
                       next_check=self.clock.monotonic() + DEFAULT_CHECK_INTERVAL_S * 4),
             )
             return
-        if result.taken:
-            first = result.taken[0]
+        jobs = (*cut, *result.taken)
+        if jobs:
+            first = jobs[0]
             self.batcher.add(
                 BatchItem(
                     key=f"job:{first.id}",
                     recipe=first.recipe,
-                    job_ids=tuple(j.id for j in result.taken),
+                    job_ids=tuple(j.id for j in jobs),
                     arrived=arrived,
-                    priority=result.priority,
-                    case_id=result.case_id,
+                    priority=max([result.priority, *(j.priority for j in cut)]),
+                    case_id=result.case_id or first.case_id,
                 )
             )
+        if result.taken:
             log.info("drop_taken", root=str(drop.root), jobs=len(result.taken),
-                     rejected=len(result.rejected), recipe=first.recipe,
-                     case_id=result.case_id, priority=result.priority)
+                     rejected=len(result.rejected), recipe=result.taken[0].recipe,
+                     case_id=result.case_id, priority=result.priority, resumed=len(cut))
 
     def _submit(self, batch: Batch) -> None:
         with self._outstanding_lock:
@@ -835,8 +843,34 @@ class HotFolderDaemon:
 
     def recover(self) -> None:
         """Resume from the store after a crash or a stop (:mod:`.recovery`)."""
-        self._enqueue_jobs(self.recovery.recover())
+        self._enqueue_jobs(self._defer_cut_cases(self.recovery.recover()))
         self._take_back_held()
+
+    def _defer_cut_cases(self, jobs: Iterable[Job]) -> list[Job]:
+        """``jobs`` but those of a case whose take a crash cut short: they wait in processing/
+        until the rest of their case folder is taken, and go on with it as one batch item
+        (:meth:`_take`), so the case is never split between batches."""
+        rest: list[Job] = []
+        for job in jobs:
+            root = self.intake.case_left_in_inbox(job)
+            if root is None:
+                rest.append(job)
+            else:
+                self._cut_cases.setdefault(root, []).append(job)
+        for root, waiting in self._cut_cases.items():
+            log.info("case_take_resumes", root=str(root), jobs=[j.job_key for j in waiting])
+        return rest
+
+    def _release_cut_cases(self) -> None:
+        """A cut case's jobs go on alone when the rest of their folder will never be taken:
+        the folder is no longer watched and holds no file (removed, or emptied by a user)."""
+        for root, waiting in list(self._cut_cases.items()):
+            if root in self._units or self.intake.case_left_in_inbox(waiting[0]) is not None:
+                continue
+            del self._cut_cases[root]
+            log.info("case_take_not_resumed", root=str(root),
+                     jobs=[j.job_key for j in waiting])
+            self._enqueue_jobs(waiting)
 
     def _enqueue_jobs(self, jobs: Iterable[Job]) -> None:
         """Batch jobs again (loop thread only)."""

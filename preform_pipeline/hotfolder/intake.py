@@ -72,7 +72,7 @@ from preform_pipeline.hotfolder.sidecar import (
     merge_values,
     read_sidecar,
 )
-from preform_pipeline.hotfolder.stability import FileKind, kind_of
+from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
@@ -542,6 +542,24 @@ class Intake:
         A named step: a crash right before it is what :meth:`emptied_case` recognises.
         """
         prune_empty_tree(root)
+
+    def case_left_in_inbox(self, job: Job) -> Path | None:
+        """The case folder ``job``'s file was taken from, when it is still that very folder in
+        the inbox with files in it: the case's take was cut short between two of its files
+        (a crash), and the rest waits there to be taken. None otherwise (a lone file, the
+        folder gone or emptied, or one of the same name made since)."""
+        place = place_of(job)
+        case = place.case if place is not None else None
+        if place is None or case is None:
+            return None
+        root = place.inbox / case.rel
+        if _folder_identity(root) != (case.device, case.inode):
+            return None
+        for path in root.rglob("*"):
+            if path.is_file() and not any(
+                    is_ignored_name(part) for part in path.relative_to(root).parts):
+                return root
+        return None
 
     def emptied_case(self, root: Path) -> bool:
         """True when ``root`` is a case folder this hot folder took files from: one of the
