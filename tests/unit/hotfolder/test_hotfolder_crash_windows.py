@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Script, drop, make_daemon, names, run_daemon_once
+from daemon_support import (
+    Script,
+    claimed_by_a_run,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -278,6 +285,10 @@ class TestACaseCutBetweenItsFiles:
         lone = drop(tmp_path, "lone.stl", tetra_stl_bytes(4))
         (taken,) = intake.take(Drop(inbox, lone, "hot", False, models=(lone,))).taken
         assert intake.case_left_in_inbox(taken) is None
+        model = tmp_path / "models" / "part.stl"  # a `run`'s job: no place in a hot folder
+        model.parent.mkdir()
+        model.write_bytes(tetra_stl_bytes(5))
+        assert intake.case_left_in_inbox(claimed_by_a_run(store, model)) is None
 
 
 def drop_with_sidecar(tmp_path: Path) -> tuple[InboxSettings, Drop]:
