@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from preform_pipeline.errors import FileWriteError
+from preform_pipeline.liveness import this_host
 
-__all__ = ["default_temporary", "write_atomically", "write_text_atomically"]
+__all__ = ["default_temporary", "host_tag", "write_atomically", "write_text_atomically"]
 
 #: What to check, by the cause's errno; anything else gets ``_OTHER_HINT``.
 _HINTS: dict[int, str] = {
@@ -33,9 +35,18 @@ _HINTS: dict[int, str] = {
 _OTHER_HINT = "check that the folder exists, is writable and has free space"
 
 
+def host_tag(host: str | None = None) -> str:
+    """A short tag of ``host`` (default: this one) for temporaries' names: a hash, not the
+    name itself, since host names may be long and may hold dots."""
+    return hashlib.sha256((this_host() if host is None else host).encode("utf-8")).hexdigest()[:8]
+
+
 def default_temporary(path: Path) -> Path:
-    """The hidden temporary beside ``path`` this process writes (``.name.<pid>.tmp``)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The hidden temporary beside ``path`` this process writes
+    (``.name.<pid>-<host tag>.tmp``): the writer is named, so a start-up sweep can tell one a
+    dead process of this host left (a report or journal cut off by a kill) from a live
+    writer's or another host's on a shared folder (``hotfolder.files.sweep_temporaries``)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}.tmp")
 
 
 def write_atomically(

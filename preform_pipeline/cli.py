@@ -28,6 +28,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write_full_message
 from preform_pipeline.errors import ConfigError, PipelineError
+from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import default_store_path
@@ -117,6 +118,9 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
     # default would print them on stdout, mixed into JSON output meant for tools.
     configure_logging(level=DEFAULT_CONSOLE_LOG_LEVEL, console=stderr)
+    if not getattr(command, "TAKES_EARLY_STOP", False):
+        # Its own signal handling (or the default) from here, with a stop that came early.
+        EARLY_STOP.release()
     try:
         return command.run(args, stdout, stderr)
     except PipelineError as exc:
@@ -174,6 +178,7 @@ def _report_crash(exc: Exception, argv: Sequence[str], stderr: TextIO) -> int:
 
 
 def main() -> None:
+    EARLY_STOP.install()  # already, when started through __main__
     status = run(sys.argv[1:], sys.stdout, sys.stderr)
     try:
         sys.stdout.flush()  # here, not at exit, so a reader that went away is noticed now

@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Final
 
-__all__ = ["Termination", "outside_the_handler", "sigterm_as_interrupt", "stop_on_signals"]
+__all__ = [
+    "EARLY_STOP",
+    "EarlyStop",
+    "Termination",
+    "outside_the_handler",
+    "sigterm_as_interrupt",
+    "stop_on_signals",
+]
 
 
 class Termination:
@@ -96,3 +103,56 @@ def stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
     finally:
         for number, old in previous.items():
             signal.signal(number, old)
+
+
+#: The signals whose default action would end the program at once, as a stop request.
+_EARLY_SIGNALS: Final = ("SIGTERM", "SIGHUP", "SIGBREAK")
+
+
+class EarlyStop:
+    """Stop requests caught from the program's first line until a command takes them over.
+
+    Importing the commands, reading the settings and opening the store take a second or more
+    (many under load); a SIGTERM then would end the program at once (exit -15), before any
+    command had set its own handlers. ``preform-pipeline`` installs this first thing
+    (:meth:`install`, from ``__main__``), which only records what came. A command that stops
+    cleanly on a signal (``watch``) reads :attr:`received` once its own handlers are set; for
+    every other command :meth:`release` restores the earlier handling and delivers what came
+    meanwhile again, so those end as they always did. Never installed in a program that only
+    imports the package (a test calling ``cli.run``).
+    """
+
+    def __init__(self) -> None:
+        #: The signals received while installed, in order.
+        self.received: list[int] = []
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        """Record the stop signals from now on (main thread only; once is enough)."""
+        if self._previous or threading.current_thread() is not threading.main_thread():
+            return
+        for name in _EARLY_SIGNALS:
+            number = getattr(signal, name, None)
+            if number is None:
+                continue
+            try:
+                self._previous[number] = signal.signal(number, self._record)
+            except (ValueError, OSError):  # not settable here
+                continue
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    def release(self) -> None:
+        """Give the signals back to their earlier handling, and deliver again those that
+        came meanwhile (in their order, each once)."""
+        previous, self._previous = self._previous, {}
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if previous:
+            for number in dict.fromkeys(self.received):
+                signal.raise_signal(number)
+
+
+#: The one early stop of this program (see :class:`EarlyStop`).
+EARLY_STOP: Final = EarlyStop()

@@ -248,6 +248,10 @@ def write_build_report(
 ) -> Path:
     """One build's report at ``template`` (the recipe's ``outputs.report``) below ``root``."""
     path = render_output_path(template, values, root)
-    data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome)}
+    data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome),
+            # The scene's machine and material (an .fps scene's as the server reported it):
+            # the dashboard shows them for builds that never waited with a print target.
+            "machine_type": str(values.get("machine") or "") or None,
+            "material": str(values.get("material") or "") or None}
     write_text_atomically(path, json.dumps(data, indent=2) + "\n")
     return path

@@ -7,7 +7,9 @@ cron jobs and tests. ``--dry-run`` prepares without printing.
 
 SIGTERM or Ctrl-C stops it gracefully: no new file is taken, the running batch gets
 ``hotfolders.stop_deadline_s`` to finish (then it is stopped and resumed on the next start),
-the servers are stopped, and the exit status is 0. A second signal skips the wait.
+the servers are stopped, and the exit status is 0. A second signal skips the wait. A signal
+while starting (caught from the program's first line: ``interrupts.EarlyStop``) stops it
+before the hot folder starts, with exit status 0 too.
 
 On a PostgreSQL store (``store.url``) the daemon registers as a node and beats
 (``preform-pipeline nodes`` lists it); for now it refuses to start while another node is
@@ -47,7 +49,7 @@ from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
-from preform_pipeline.interrupts import outside_the_handler
+from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
 from preform_pipeline.preflight import check_paths, watch_paths
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
@@ -68,6 +70,7 @@ __all__ = [
     "HELP",
     "NAME",
     "SIMULATED_LINE",
+    "TAKES_EARLY_STOP",
     "add_arguments",
     "fleet_dir_of",
     "print_lookup_for",
@@ -77,6 +80,8 @@ __all__ = [
 
 NAME = "watch"
 HELP = "Watch hot folders: prepare (and print) model files dropped into them."
+#: A stop signal from the program's first line on is a graceful stop (interrupts.EarlyStop).
+TAKES_EARLY_STOP = True
 
 
 SIMULATED_LINE = "SIMULATED: no PreFormServer configured, the hot folder runs on the simulator"
@@ -252,12 +257,20 @@ def _run_locked(
         print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
               flush=True)
         _install_signals(daemon, stderr)
+        if EARLY_STOP.received:
+            # Asked to stop while starting: nothing was taken yet, so nothing is started.
+            print("stopping: asked to stop before the hot folder started", file=stderr,
+                  flush=True)
+            daemon.stop()
         try:
             # The dashboard's printers and budget come from the Web API only; a rehearsal's
             # fleet-folder feed has neither, so the dashboard reads the simulated devices.
             cloud = web_client if isinstance(web_client, WebApiClient) else None
-            with serving(args.serve, daemon, cloud, stdout):
-                status = daemon.run(once=args.once)
+            if daemon.stopping:
+                status = EXIT_OK
+            else:
+                with serving(args.serve, daemon, cloud, stdout):
+                    status = daemon.run(once=args.once)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE

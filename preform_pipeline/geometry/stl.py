@@ -5,7 +5,9 @@ triangle (normal, three vertices, attribute word). Many exporters start the bina
 the word ``solid``, so the format is decided by the size first: a file whose size is exactly
 ``84 + 50 * count`` is binary whatever its first bytes say; otherwise a file that starts with
 ``solid`` and whose first bytes are text is ASCII; anything else is a binary file of the wrong
-size (truncated or padded), reported with expected and actual byte counts.
+size (truncated or padded), reported with expected and actual byte counts. A UTF-8 byte order
+mark before ``solid`` (Windows editors save "UTF-8 with BOM") is passed over in that decision,
+and only there: a binary file of the exact size is binary whatever its header starts with.
 
 :func:`read_stl_file` decides all of that from the file's size and its first few kilobytes,
 then streams a binary STL: fixed-size slices of the 50-byte records are read into one reused
@@ -78,8 +80,17 @@ def _binary_count(data: bytes) -> int:
     return int.from_bytes(data[80:84], "little")
 
 
+def _text_start(data: bytes) -> bytes:
+    # The mark is not text to _TEXT_BYTES, and an ASCII STL saved "UTF-8 with BOM" is still one.
+    return data.removeprefix(_UTF8_BOM)
+
+
 def _looks_like_text(data: bytes) -> bool:
-    return all(b in _TEXT_BYTES for b in data[:_TEXT_PROBE_BYTES])
+    return all(b in _TEXT_BYTES for b in _text_start(data)[:_TEXT_PROBE_BYTES])
+
+
+def _starts_solid(data: bytes) -> bool:
+    return _text_start(data).lstrip()[:5].lower() == b"solid"
 
 
 def _ends_with_endsolid(tail: bytes) -> bool:
@@ -94,7 +105,7 @@ def _is_binary(data: bytes) -> bool:
         BINARY_HEADER_BYTES + 50 * _binary_count(data)
     ):
         return True
-    return not (data.lstrip()[:5].lower() == b"solid" and _looks_like_text(data))
+    return not (_starts_solid(data) and _looks_like_text(data))
 
 
 def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
@@ -147,15 +158,6 @@ def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> M
 def _raise_bad_binary(head: bytes, size: int, origin: Path) -> NoReturn:
     """Say why a file taken for binary STL, of ``size`` bytes starting with ``head``, is not
     one: too short for the header, text, not triangles at all, truncated, or too long."""
-    if head.startswith(_UTF8_BOM) and _looks_like_text(head[len(_UTF8_BOM):]):
-        # Windows editors save "UTF-8 with BOM"; neither STL form may start with the mark.
-        raise ModelFileError(
-            origin,
-            "this text file starts with a UTF-8 byte order mark, which an ASCII STL may not "
-            "have",
-            hint='save it again without the mark ("UTF-8", not "UTF-8 with BOM"), or export '
-            "the model as binary STL",
-        )
     if size < BINARY_HEADER_BYTES:
         if _looks_like_text(head):
             _raise_not_stl_text(head, origin)
@@ -213,8 +215,8 @@ def read_stl_file(
             path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
         ) from None
     require_format(head[:SNIFF_BYTES], ".stl", path)
-    stripped = head.lstrip()
-    if len(stripped) < 5 or (stripped[:5].lower() == b"solid" and _looks_like_text(head)):
+    stripped = _text_start(head).lstrip()
+    if len(stripped) < 5 or (_starts_solid(head) and _looks_like_text(head)):
         # Text (or blanks running past the head): ASCII STL is parsed as a whole.
         return read_stl_bytes(
             read_file_bounded(path, max_bytes), origin=path, name=name, source=source
@@ -381,6 +383,6 @@ def stl_completeness(path: Path | str) -> bool:
         return False
     if size >= BINARY_HEADER_BYTES and size == BINARY_HEADER_BYTES + 50 * _binary_count(head):
         return True
-    if head.lstrip()[:5].lower() == b"solid" and _looks_like_text(head):
+    if _starts_solid(head) and _looks_like_text(head):
         return _ends_with_endsolid(tail)
     return False

@@ -56,6 +56,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,6 +68,7 @@ from preform_pipeline.executor import (
     Runner,
     ServerSource,
 )
+from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
@@ -114,10 +116,11 @@ from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.recipes.printers import KnownPrinters
 from preform_pipeline.recipes.templates import sanitize_component
+from preform_pipeline.retention import prune_outputs
 from preform_pipeline.settings import HotFolderSettings, Settings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.settings.store import default_store_path
-from preform_pipeline.store import Job, JobStore
+from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
 
@@ -141,6 +144,13 @@ DEFAULT_CHECK_INTERVAL_S: Final = 0.25
 _MAX_WAIT_S: Final = 1.0
 #: During a long pass of taking files, due batches are released this often.
 _RELEASE_CHECK_S: Final = 0.5
+#: How often a running daemon prunes its output folders (``hotfolders.retention_days``).
+_PRUNE_EVERY_S: Final = 86_400.0
+#: Builds whose saved .form is still to be sent: retention keeps it whatever its age.
+_FORM_NEEDED_STATES: Final = frozenset({JobState.PREPARED, JobState.AWAITING_APPROVAL,
+                                        JobState.WAITING_FOR_PRINTER, JobState.PRINT_SENDING})
+_TOO_LONG_HINT: Final = (f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
+                         "non-Latin letter takes 2 to 4); it stays in the inbox until then")
 
 
 
@@ -293,6 +303,11 @@ class HotFolderDaemon:
         self._events: queue.SimpleQueue[tuple[Path, float]] = queue.SimpleQueue()
         self.watcher = InboxWatcher(self._roots, self._on_path)
         self._units: dict[Path, _Unit] = {}
+        #: Entries whose names are too long (:func:`overlong_name`) that were said already.
+        self._told_too_long: set[Path] = set()
+        #: Jobs of cases whose take a crash cut short, by case folder (:meth:`recover`).
+        self._cut_cases: dict[Path, list[Job]] = {}
+        self._next_prune = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -379,6 +394,10 @@ class HotFolderDaemon:
         self._prepare_folders()
         sweep_temporaries(inbox.folder(kind) for inbox in self.hot.inboxes
                           for kind in ("processing", "done", "failed"))
+        # Reports and journals a killed life of this host left half-written (never a live
+        # writer's, nor another host's on a shared output folder); then old outputs.
+        sweep_temporaries(self._output_roots())
+        self._prune_outputs()
         if self.worker.local_copies is not None:
             self.worker.local_copies.prune()  # a previous life's; no batch runs yet
         self._workers = [
@@ -401,12 +420,16 @@ class HotFolderDaemon:
             while not self._stop.is_set():
                 self._drain_events()
                 self._check_units()
+                if self._cut_cases:
+                    self._release_cut_cases()
                 self._take_back_held()
                 now = self.clock.monotonic()
                 if now >= next_rescan:
                     self._enqueue_jobs(self.recovery.maintenance())
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
+                    if now >= self._next_prune:
+                        self._prune_outputs()
                 self.recovery.recheck_due()
                 if once:
                     if self._quiet_waiting == 0:
@@ -433,6 +456,33 @@ class HotFolderDaemon:
             self._shutdown()
         log.info("hotfolder_stopped", batches=self.batches_run)
         return 0
+
+    def _output_roots(self) -> list[Path]:
+        """The output folders this daemon's batches write to (one per recipe at most), as
+        they are named now: a root with a date in its template is pruned on its own days."""
+        started = datetime.now()  # as the worker names a batch's root
+        roots = {output_root(recipe, self.hot.output_root, started, self.settings.output_root)
+                 for recipe in self.recipes.values()}
+        return sorted(root for root in roots if root.is_dir())
+
+    def _prune_outputs(self) -> None:
+        """``hotfolders.retention_days``: run's rule (:func:`prune_outputs`) over the output
+        folders, keeping the .form of every build that still needs it (waiting for a printer
+        or an approval, being sent)."""
+        self._next_prune = self.clock.monotonic() + _PRUNE_EVERY_S
+        days = self.hot.retention_days
+        if days is None:
+            return
+        try:
+            needed = self.store.list_builds(state=_FORM_NEEDED_STATES)
+        except StoreError as exc:  # the database is away: the next day's pruning
+            log.warning("retention_postponed", error=exc.message)
+            return
+        keep = [build.form_path for build in needed if build.form_path is not None]
+        for root in self._output_roots():
+            pruned = prune_outputs(root, days, keep=keep)
+            if pruned.files:
+                self.notice(pruned.describe(root))
 
     def _idle(self) -> bool:
         with self._outstanding_lock:
@@ -477,6 +527,8 @@ class HotFolderDaemon:
 
     def _rescan(self) -> None:
         self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
+        # A long name renamed or removed is forgotten: dropped again, it is said again.
+        self._told_too_long = {p for p in self._told_too_long if os.path.lexists(p)}
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):
@@ -587,11 +639,15 @@ class HotFolderDaemon:
             return None  # LEFT: files.py said why; the next rescan finds it again
         overlong = overlong_name(root)
         if overlong is not None:
-            # Never taken: its notes could not be written. Left as it is, said at each rescan.
-            log.warning("drop_name_too_long", root=str(root), name=overlong.name,
-                        bytes=len(os.fsencode(overlong.name)), limit=MAX_NAME_BYTES,
-                        hint=f"rename it to at most {MAX_NAME_BYTES} bytes (an accented or "
-                        "non-Latin letter takes 2 to 4); it stays in the inbox until then")
+            # Never taken: its notes could not be written. Left as it is, and said once per
+            # file (a rescan finds it again every rescan_interval_s), on the console too.
+            if overlong not in self._told_too_long:
+                self._told_too_long.add(overlong)
+                size = len(os.fsencode(overlong.name))
+                log.warning("drop_name_too_long", root=str(root), name=overlong.name,
+                            bytes=size, limit=MAX_NAME_BYTES, hint=_TOO_LONG_HINT)
+                self.notice(f"{overlong} stays in the inbox: its name is {size} bytes, over "
+                            f"the {MAX_NAME_BYTES} a name may have; {_TOO_LONG_HINT}")
             return None
         refusal = drop_refusal(root, unit.inbox.path, follow_symlinks=self.hot.follow_symlinks)
         if refusal is not None:  # never opened: a link out of the inbox, a pipe, a device
@@ -734,6 +790,8 @@ class HotFolderDaemon:
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
             result = self.intake.take(drop)
+            # The case's files a crash cut its first take short after (:meth:`recover`).
+            cut = self._cut_cases.pop(drop.root, []) if drop.is_case else []
         except (StoreError, OSError) as exc:
             log.error("take_failed", root=str(drop.root), error=str(exc))
             self._units.setdefault(
@@ -742,21 +800,23 @@ class HotFolderDaemon:
                       next_check=self.clock.monotonic() + DEFAULT_CHECK_INTERVAL_S * 4),
             )
             return
-        if result.taken:
-            first = result.taken[0]
+        jobs = (*cut, *result.taken)
+        if jobs:
+            first = jobs[0]
             self.batcher.add(
                 BatchItem(
                     key=f"job:{first.id}",
                     recipe=first.recipe,
-                    job_ids=tuple(j.id for j in result.taken),
+                    job_ids=tuple(j.id for j in jobs),
                     arrived=arrived,
-                    priority=result.priority,
-                    case_id=result.case_id,
+                    priority=max([result.priority, *(j.priority for j in cut)]),
+                    case_id=result.case_id or first.case_id,
                 )
             )
+        if result.taken:
             log.info("drop_taken", root=str(drop.root), jobs=len(result.taken),
-                     rejected=len(result.rejected), recipe=first.recipe,
-                     case_id=result.case_id, priority=result.priority)
+                     rejected=len(result.rejected), recipe=result.taken[0].recipe,
+                     case_id=result.case_id, priority=result.priority, resumed=len(cut))
 
     def _submit(self, batch: Batch) -> None:
         with self._outstanding_lock:
@@ -784,8 +844,34 @@ class HotFolderDaemon:
 
     def recover(self) -> None:
         """Resume from the store after a crash or a stop (:mod:`.recovery`)."""
-        self._enqueue_jobs(self.recovery.recover())
+        self._enqueue_jobs(self._defer_cut_cases(self.recovery.recover()))
         self._take_back_held()
+
+    def _defer_cut_cases(self, jobs: Iterable[Job]) -> list[Job]:
+        """``jobs`` but those of a case whose take a crash cut short: they wait in processing/
+        until the rest of their case folder is taken, and go on with it as one batch item
+        (:meth:`_take`), so the case is never split between batches."""
+        rest: list[Job] = []
+        for job in jobs:
+            root = self.intake.case_left_in_inbox(job)
+            if root is None:
+                rest.append(job)
+            else:
+                self._cut_cases.setdefault(root, []).append(job)
+        for root, waiting in self._cut_cases.items():
+            log.info("case_take_resumes", root=str(root), jobs=[j.job_key for j in waiting])
+        return rest
+
+    def _release_cut_cases(self) -> None:
+        """A cut case's jobs go on alone when the rest of their folder will never be taken:
+        the folder is no longer watched and holds no file (removed, or emptied by a user)."""
+        for root, waiting in list(self._cut_cases.items()):
+            if root in self._units or self.intake.case_left_in_inbox(waiting[0]) is not None:
+                continue
+            del self._cut_cases[root]
+            log.info("case_take_not_resumed", root=str(root),
+                     jobs=[j.job_key for j in waiting])
+            self._enqueue_jobs(waiting)
 
     def _enqueue_jobs(self, jobs: Iterable[Job]) -> None:
         """Batch jobs again (loop thread only)."""

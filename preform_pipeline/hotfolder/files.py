@@ -29,6 +29,7 @@
 
 * :func:`overlong_name` finds a name too long for the notes and temporaries derived from it
   (:data:`MAX_NAME_BYTES`); the daemon leaves such a drop in the inbox and says so.
+  :func:`fitting_rel` is the shorter name a job taken before that rule settles under.
 
 Nothing here deletes a user's file: the only removals are a source after its copy is safely
 in place, empty folders the daemon itself emptied, and temporaries its own dead processes
@@ -40,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import errno
-import hashlib
 import itertools
 import os
 import re
@@ -52,8 +52,7 @@ from typing import Final, Literal
 
 import psutil
 
-from preform_pipeline.atomicfile import write_text_atomically
-from preform_pipeline.liveness import this_host
+from preform_pipeline.atomicfile import host_tag, write_text_atomically
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
@@ -64,11 +63,13 @@ __all__ = [
     "ERROR_SUFFIX",
     "JOBS_COMMAND",
     "MAX_NAME_BYTES",
+    "NAME_CUT_MARK",
     "NOTE_SUFFIXES",
     "REPORT_SUFFIX",
     "SetAside",
     "empty_tree_shape",
     "error_note",
+    "fitting_rel",
     "free_path",
     "jobs_command",
     "move_file",
@@ -165,14 +166,10 @@ def _cross_device(exc: OSError) -> bool:
     return exc.errno == errno.EXDEV or getattr(exc, "winerror", None) == _WINDOWS_NOT_SAME_DEVICE
 
 
-def _host_tag(host: str) -> str:
-    # A hash, not the name itself: host names may be long, and may hold dots.
-    return hashlib.sha256(host.encode("utf-8")).hexdigest()[:8]
-
-
 def temporary_path(path: Path, kind: Literal["partial", "tmp"]) -> Path:
-    """The hidden temporary beside ``path`` that this process writes before the rename."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{_host_tag(this_host())}.{kind}")
+    """The hidden temporary beside ``path`` that this process writes before the rename
+    (named as :func:`~preform_pipeline.atomicfile.default_temporary` names a report's)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}.{kind}")
 
 
 def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
@@ -182,7 +179,7 @@ def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
     A temporary of a running process (whatever process has that pid now: a reused pid keeps
     it too), of another host, or not named by this module, stays.
     """
-    mine = _host_tag(this_host())
+    mine = host_tag()
     removed: list[Path] = []
     for folder in folders:
         for parent, _, files in os.walk(folder):  # symbolic links to folders not followed
@@ -399,6 +396,29 @@ def overlong_name(root: Path) -> Path | None:
     if root.is_dir() and not root.is_symlink():
         entries += sorted(root.rglob("*"))
     return next((p for p in entries if len(os.fsencode(p.name)) > MAX_NAME_BYTES), None)
+
+
+#: Marks a name :func:`fitting_rel` cut: what follows it is the kept suffix.
+NAME_CUT_MARK: Final = "~"
+
+
+def fitting_rel(rel: str) -> str:
+    """``rel`` (a "/"-separated path below an inbox) with every part over
+    :data:`MAX_NAME_BYTES` cut to fit: the stem shortened at a letter's boundary and ended
+    with :data:`NAME_CUT_MARK`, the suffix kept. Such names are no longer taken (the drop waits
+    in the inbox); a job a store took before that settles under this name, where its notes fit.
+    """
+    parts = []
+    for part in rel.split("/"):
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            stem, suffix = os.path.splitext(part)
+            if len(os.fsencode(suffix)) > MAX_NAME_BYTES // 2:  # not a suffix: a long tail
+                stem, suffix = part, ""
+            room = MAX_NAME_BYTES - len(os.fsencode(suffix + NAME_CUT_MARK))
+            kept = os.fsencode(stem)[:room].decode("utf-8", "ignore")
+            part = kept + NAME_CUT_MARK + suffix
+        parts.append(part)
+    return "/".join(parts)
 
 
 def storable(path: Path) -> bool:

@@ -52,8 +52,10 @@ from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     JOBS_COMMAND,
+    MAX_NAME_BYTES,
     REPORT_SUFFIX,
     error_note,
+    fitting_rel,
     free_path,
     move_file,
     prune_empty_tree,
@@ -70,7 +72,7 @@ from preform_pipeline.hotfolder.sidecar import (
     merge_values,
     read_sidecar,
 )
-from preform_pipeline.hotfolder.stability import FileKind, kind_of
+from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
@@ -541,6 +543,24 @@ class Intake:
         """
         prune_empty_tree(root)
 
+    def case_left_in_inbox(self, job: Job) -> Path | None:
+        """The case folder ``job``'s file was taken from, when it is still that very folder in
+        the inbox with files in it: the case's take was cut short between two of its files
+        (a crash), and the rest waits there to be taken. None otherwise (a lone file, the
+        folder gone or emptied, or one of the same name made since)."""
+        place = place_of(job)
+        case = place.case if place is not None else None
+        if place is None or case is None:
+            return None
+        root = place.inbox / case.rel
+        if _folder_identity(root) != (case.device, case.inode):
+            return None
+        for path in root.rglob("*"):
+            if path.is_file() and not any(
+                    is_ignored_name(part) for part in path.relative_to(root).parts):
+                return root
+        return None
+
     def emptied_case(self, root: Path) -> bool:
         """True when ``root`` is a case folder this hot folder took files from: one of the
         newest jobs was taken from it, and it is still that very folder (its device and
@@ -799,9 +819,13 @@ class Intake:
             log.error("file_missing", job_key=job.job_key, path=str(current))
             return job
         folder = done if ok else failed
-        target = free_path(folder / place.rel, ours=lambda name: _notes_name(name, job))
+        # A name over MAX_NAME_BYTES (a job taken before such drops were left in the inbox)
+        # settles under a shorter one: its notes would be over what file systems allow.
+        rel = fitting_rel(place.rel)
+        target = free_path(folder / rel, ours=lambda name: _notes_name(name, job))
         attachments = tuple(
-            Attachment(a.rel, str(free_path(folder / a.rel)), a.at) for a in place.attachments
+            Attachment(a.rel, str(free_path(folder / fitting_rel(a.rel))), a.at)
+            for a in place.attachments
         )
         text = report if ok else note
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
@@ -825,6 +849,10 @@ class Intake:
         self._leave_processing(place, current)
         log.info("file_settled", job_key=job.job_key, state=job.state.value,
                  outcome="done" if ok else "failed", path=str(target))
+        if rel != place.rel:
+            log.warning("file_settled_under_shorter_name", job_key=job.job_key,
+                        name=place.rel, path=str(target), limit=MAX_NAME_BYTES,
+                        hint="its report or note gives the name it had")
         if not ok and self.on_failed is not None:
             self.on_failed(job)
         return job

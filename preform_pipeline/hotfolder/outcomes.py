@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.executor import BuildOutcome
-from preform_pipeline.hotfolder.files import error_note
+from preform_pipeline.hotfolder.files import MAX_NAME_BYTES, error_note, fitting_rel
 from preform_pipeline.hotfolder.intake import (
     OUTCOME_DONE_STATES,
     OUTCOME_FAILED_STATES,
@@ -220,6 +220,9 @@ class OutcomeFolders:
             data["files_written"] = [str(build.form_path)]
         if report_path is not None:
             data["run_report"] = str(report_path)
+        cut = _name_cut(job)
+        if cut is not None:
+            data["name_cut"] = cut
         return json.dumps(data, indent=2, default=str) + "\n"
 
     def _error_text(
@@ -259,6 +262,9 @@ class OutcomeFolders:
             )
             if outcome is not None and outcome.steps_done:
                 details.append(f"Steps done: {', '.join(outcome.steps_done)}")
+        cut = _name_cut(job)
+        if cut is not None:
+            details.append(f"Name: {cut}")
         return error_note(
             what=what,
             where=where or "the hot folder",
@@ -268,3 +274,15 @@ class OutcomeFolders:
             details=details,
             jobs=self.intake.jobs,
         )
+
+
+def _name_cut(job: Job) -> str | None:
+    """Why the file beside this report or note has a shorter name than the one it was dropped
+    with, which the report's ``file`` and the note's ``File:`` still give
+    (:func:`~.files.fitting_rel`); None when it has its own."""
+    place = place_of(job)
+    if place is None or fitting_rel(place.rel) == place.rel:
+        return None
+    return (f"a name in its path is over the {MAX_NAME_BYTES} bytes a name may have (it "
+            "was taken before such names were left in the inbox), so the file is kept here "
+            "under a shorter name ending in '~'")

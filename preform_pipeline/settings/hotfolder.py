@@ -159,6 +159,9 @@ class HotFolderSettings:
     #: The node's cache folder for those copies (None: ``local-copies/<node>`` in the user's
     #: data folder).
     local_copy_dir: Path | None = None
+    #: Prune the output folders' reports, logs, checkpoints and .form outputs older than this
+    #: many days, at the daemon's start and daily (``run.retention_days``' rule); None: keep.
+    retention_days: float | None = None
 
 
 def parse_time_of_day(text: str) -> time:
@@ -276,4 +279,6 @@ def read_hotfolder_settings(
         local_copies=bool(raw["local_copies"]) if "local_copies" in raw else None,
         local_copy_dir=resolve_path(str(raw["local_copy_dir"]), base).absolute()
         if raw.get("local_copy_dir") else None,
+        retention_days=None if raw.get("retention_days") is None
+        else float(raw["retention_days"]),
     )

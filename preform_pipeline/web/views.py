@@ -252,16 +252,23 @@ def _report_of(build: Build) -> dict[str, Any]:
 def build_page(store: JobStore, build_id: int) -> BuildPage:
     build = store.get_build(build_id)
     target = PrintTarget.from_json(build.print_target) if build.print_target else None
+    report = _report_of(build)
     return BuildPage(
         build=build,
         members=store.list_jobs(build_id=build.id),
         history=store.build_history(build.id),
         screenshot=screenshot_of(build),
-        report=_report_of(build),
+        report=report,
         target=_target_text(build),
-        material=target.material if target else None,
-        machine_type=target.machine_type if target else None,
+        # A build that waited for a printer has its target; any other, its report's scene.
+        material=(target.material if target else None) or _text(report.get("material")),
+        machine_type=(target.machine_type if target else None)
+        or _text(report.get("machine_type")),
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Real subprocesses throughout: the command line, its server pool, one simulator p
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, printed_name, run_cli, write_settings
@@ -53,5 +54,8 @@ class TestARecipeWithAnFpsFile:
                        if p.is_file() and p.parts[len(run.out.parts)] not in (
                            "reports", "logs", ".checkpoints"))
         assert named == [f"FLGPBK05/{name}.json", f"FORM-4-0-FLGPBK05/{name}.form"]
+        # The build's report names the scene's material too (the dashboard reads it there).
+        report = json.loads((run.out / "FLGPBK05" / f"{name}.json").read_text(encoding="utf-8"))
+        assert (report["machine_type"], report["material"]) == ("FORM-4-0", "FLGPBK05")
         (job,) = fleet_jobs(tmp_path)
         assert printed_name(job) == f"FLGPBK05 {name}"

@@ -60,6 +60,9 @@ def _screenshot(store_path: Path, state: JobState) -> httpx.Response:
         try:
             page = httpx.get(f"{server.url}/builds/{builds[0].id}", headers=AUTH)
             assert "No screenshot was saved" not in page.text
+            # The recipe's scene, though the build never waited with a print target.
+            assert "<dt>Machine</dt><dd>FORM-4-0</dd>" in page.text
+            assert "<dt>Material</dt><dd>FLGPGR05" in page.text
             return httpx.get(f"{server.url}/builds/{builds[0].id}/screenshot", headers=AUTH)
         finally:
             server.stop()

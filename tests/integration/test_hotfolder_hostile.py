@@ -7,7 +7,9 @@ with them. Linux-specific only in the corpus entries that need POSIX (fifos, byt
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -16,15 +18,22 @@ from typing import Any
 
 from test_hotfolder_watch_command import environment
 
+from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
+from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
+    wait_for,
     write_hotfolder_settings,
     write_recipe,
 )
-from tests.hostile_corpus import write_corpus
+from preform_pipeline.settings.hotfolder import InboxSettings
+from preform_pipeline.store import JobState, SqliteJobStore
+from tests.hostile_corpus import tetra, write_corpus
 
 TIMEOUT_S = 240.0
+#: A running daemon's waits: within pytest's own timeout, so a miss says what it waited for.
+RUNNING_S = 60.0
 
 
 def every_file(folder: Path) -> set[str]:
@@ -173,6 +182,129 @@ class TestLongNames:
         assert not list((inbox / "processing").iterdir())
 
 
+class TestALongNameIsSaidOnce:
+    """A running daemon says a name too long once per file, on its console and in its log,
+    not at every rescan (session 25 logged it every ``rescan_interval_s``)."""
+
+    def test_rescans_do_not_repeat_it(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path, hotfolders={"rescan_interval_s": 0.2})
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        long = "n" * (MAX_NAME_BYTES + 1) + ".stl"
+        (inbox / long).write_bytes(tetra_stl_bytes(1))
+        (inbox / "bad.stl").write_bytes(b"notes, not a mesh\n")
+        out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "preform_pipeline", "watch", str(settings),
+                 "--log-level", "INFO"],
+                env=environment(), cwd=tmp_path, stdout=stdout, stderr=stderr)
+        try:
+            failed = inbox / "failed" / "bad.stl"
+            wait_for(failed.exists, RUNNING_S, what="bad.stl in failed/")
+            # Each retry is batched again by a rescan's maintenance (job_requeued): two of
+            # them mean the long name was looked at by at least two rescans after the first.
+            for count in (1, 2):
+                retried = subprocess.run(
+                    [sys.executable, "-m", "preform_pipeline", "jobs", "--settings",
+                     str(settings), "retry", job_key_of(tmp_path, "bad.stl")],
+                    env=environment(), cwd=tmp_path, capture_output=True, text=True,
+                    timeout=TIMEOUT_S, check=False)
+                assert retried.returncode == 0, retried.stdout + retried.stderr
+                wait_for(lambda n=count: err.read_text().count("job_requeued") == n
+                         and failed.exists(), RUNNING_S, what=f"retry {count} failed again")
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, err.read_text()[-3000:]
+        logged = re.findall(r"drop_name_too_long .*? name=(\S+)", err.read_text())
+        assert logged == [long]
+        said = [line for line in out.read_text().splitlines() if "stays in the inbox" in line]
+        assert said == [f"{inbox / long} stays in the inbox: its name is {MAX_NAME_BYTES + 5} "
+                        f"bytes, over the {MAX_NAME_BYTES} a name may have; rename it to at "
+                        f"most {MAX_NAME_BYTES} bytes (an accented or non-Latin letter takes 2 "
+                        "to 4); it stays in the inbox until then"]
+        assert (inbox / long).read_bytes() == tetra_stl_bytes(1)
+
+
+def job_key_of(folder: Path, name: str) -> str:
+    with SqliteJobStore(folder / "jobs.sqlite3") as store:
+        return next(j.job_key for j in store.list_jobs() if j.source_path.name == name)
+
+
+def taken_before_the_limit(settings_folder: Path, names: dict[str, bytes]) -> dict[str, str]:
+    """Take files named over the limit as a daemon of before session 25 did (its intake never
+    looked at a name's length); the first is then prepared, its build DONE, its file still in
+    processing/ (that daemon failed writing its report there); the last is FAILED there.
+    Their job keys, by name."""
+    inbox = settings_folder / "inbox"
+    inbox.mkdir(exist_ok=True)
+    place = InboxSettings(path=inbox, recipe=settings_folder / "hot.yaml")
+    keys: dict[str, str] = {}
+    with SqliteJobStore(settings_folder / "jobs.sqlite3") as store:
+        intake = Intake(store, [place])
+        for name, data in names.items():
+            (inbox / name).write_bytes(data)
+            taken = intake.take(Drop(place, inbox / name, "hot", False,
+                                     models=(inbox / name,))).taken
+            keys[name] = taken[0].job_key
+        first = store.find_by_key(keys[next(iter(names))])
+        assert first is not None
+        build = store.create_build(recipe="hot", job_ids=[first.id])
+        store.transition_build(build.id, JobState.PREPARING, "preparing")
+        store.transition_build(build.id, JobState.DONE, "prepared")
+        last = store.find_by_key(keys[list(names)[-1]])
+        assert last is not None
+        store.transition(last.id, JobState.FAILED, "its batch crashed")
+    return keys
+
+
+class TestLongNamesAStoreTookBefore:
+    """Jobs for names over the limit that a store took before such names were left in the
+    inbox settle under a shorter name, said once, and the daemon goes on (every start of
+    it used to exit 70 in recovery)."""
+
+    def test_they_settle_under_a_shorter_name_and_the_next_start_is_quiet(
+        self, tmp_path: Path
+    ) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        prepared, waiting, failed = ("p" * 240 + ".stl", "q" * 247 + ".stl",
+                                     "é" * 110 + ".stl")
+        files = {prepared: tetra_stl_bytes(1), waiting: tetra_stl_bytes(2),
+                 failed: tetra_stl_bytes(4)}
+        keys = taken_before_the_limit(tmp_path, files)
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(3))
+
+        said: list[str] = []
+        for start in (1, 2):
+            done = watch_once(settings, tmp_path)
+            assert done.returncode == 0, f"start {start}: {done.stderr[-3000:]}"
+            assert "Traceback" not in done.stderr and "batch_crashed" not in done.stderr
+            said += re.findall(r"file_settled_under_shorter_name .*? job_key=(\S+)",
+                               done.stderr)
+        assert sorted(said) == sorted(keys.values())  # once each, in the first start
+        assert (inbox / "done" / "good.stl.report.json").exists()
+        short = "é" * 97 + "~.stl"  # 194 + 5 bytes: a letter is not cut in two
+        assert (inbox / "failed" / short).read_bytes() == files.pop(failed)
+        note = (inbox / "failed" / (short + ".error.txt")).read_text(encoding="utf-8")
+        assert f"File: {failed}\n" in note and f"Job: {keys[failed]} " in note
+        assert "Name: a name in its path is over the 200 bytes a name may have" in note
+        for name, data in files.items():
+            short = name[:MAX_NAME_BYTES - 5] + "~.stl"
+            assert (inbox / "done" / short).read_bytes() == data, name
+            report = json.loads((inbox / "done" / (short + ".report.json")).read_text(
+                encoding="utf-8"))
+            assert report["job_key"] == keys[name]
+            assert report["file"] == name and report["state"] == "done"
+            assert "kept here under a shorter name ending in '~'" in report["name_cut"]
+        assert not list((inbox / "processing").iterdir())
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+
+
 class TestNamesWithLineBreaks:
     """A file named with a newline or a carriage return (POSIX allows both) is refused with
     a note whose every line still starts with its label."""
@@ -197,3 +329,33 @@ class TestNamesWithLineBreaks:
             assert "text file that is not an STL" in note
             kept = (inbox / "failed" / name).read_bytes()
             assert kept == f"notes on {name!r}, not a mesh\n".encode()
+
+
+class TestByteOrderMarks:
+    """Models saved "UTF-8 with BOM" by a Windows editor are taken, prepared and reported
+    like any other: the judge sees them whole, the reader reads past the mark."""
+
+    def test_an_ascii_stl_and_an_obj_with_the_mark_end_in_done(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        plain = tmp_path / "plain.stl"
+        write_stl(plain, tetra(), ascii=True)
+        marked = {
+            "notepad.stl": b"\xef\xbb\xbf" + plain.read_bytes(),
+            "notepad.obj": b"\xef\xbb\xbfv 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\n"
+                           b"f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n",
+        }
+        for name, data in marked.items():
+            (inbox / name).write_bytes(data)
+
+        done = watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert not list((inbox / "failed").glob("*")), [
+            n.read_text(encoding="utf-8") for n in (inbox / "failed").glob("*.txt")]
+        for name, data in marked.items():
+            assert (inbox / "done" / name).read_bytes() == data, name
+            report = json.loads((inbox / "done" / (name + ".report.json")).read_text(
+                encoding="utf-8"))
+            assert report["state"] == "done", report
+            assert report["outcome"]["status"] == "succeeded", report

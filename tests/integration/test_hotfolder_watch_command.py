@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -22,6 +23,7 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store.daemon_lock import lock_path_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
@@ -159,3 +161,62 @@ class TestGracefulStop:
         assert done.returncode == 0, done.stderr
         assert sorted(p.name for p in (inbox / "done").glob("*.stl")) == ["p0.stl", "p1.stl"]
         assert len(fleet_jobs(fleet)) == 1
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for SIGTERM (Linux: /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    caught = int(next(line.split()[1] for line in status.splitlines()
+                      if line.startswith("SigCgt:")), 16)
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+class TestAStopWhileStarting:
+    """A SIGTERM at any moment of the start (Python's own first milliseconds aside) is a
+    graceful stop: exit 0, nothing taken, nothing lost (session 25: killed by it, -15).
+    Linux-specific: the first moment is read from /proc."""
+
+    def test_from_the_first_moment_it_can_be_caught(self, tmp_path: Path) -> None:
+        settings, _ = setup(tmp_path)
+        self.assert_stops_cleanly(tmp_path, settings, lambda process: catches_sigterm(
+            process.pid), before_any_output=True)
+
+    def test_while_it_holds_the_store_lock(self, tmp_path: Path) -> None:
+        settings, _ = setup(tmp_path)
+        lock = lock_path_of(tmp_path / "jobs.sqlite3")
+        self.assert_stops_cleanly(tmp_path, settings, lambda _process: lock.exists())
+
+    def assert_stops_cleanly(
+        self, tmp_path: Path, settings: Path,
+        moment: Callable[[subprocess.Popen[bytes]], bool], *, before_any_output: bool = False,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "p.stl").write_bytes(tetra_stl_bytes(1))
+        out, err = tmp_path / "watch.out", tmp_path / "watch.err"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            process = subprocess.Popen(watch(settings), env=environment(), cwd=tmp_path,
+                                       stdout=stdout, stderr=stderr)
+        try:
+            wait_for(lambda: moment(process) or process.poll() is not None, TIMEOUT_S,
+                     interval=0.001, what="the moment to stop it")
+            printed = out.read_bytes()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        said = err.read_text(encoding="utf-8")
+        assert process.returncode == 0, said[-3000:]
+        if before_any_output:
+            assert printed == b""  # the program had not started the hot folder yet
+        assert "stopping" in said and "Traceback" not in said
+        assert out.read_text(encoding="utf-8").endswith("stopped after 0 batches\n")
+        assert (inbox / "p.stl").read_bytes() == tetra_stl_bytes(1)  # not taken, not lost
+        assert not lock_path_of(tmp_path / "jobs.sqlite3").exists()
+        again = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                               capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert (inbox / "done" / "p.stl").read_bytes() == tetra_stl_bytes(1)
+

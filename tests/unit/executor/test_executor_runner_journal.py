@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from preform_pipeline.atomicfile import default_temporary
 from preform_pipeline.executor.runner import BuildJournal
 
 
@@ -78,7 +78,7 @@ class TestBuildJournal:
         folder = tmp_path / "unit-001"
         folder.mkdir()
         journal = BuildJournal(folder, "unit-001", "run-1")
-        left = folder / f".journal.json.{os.getpid()}.tmp"
+        left = default_temporary(folder / "journal.json")
         left.write_text("#" * 4096, encoding="utf-8")
 
         journal.checkpoint_saved(folder / "a.form", "auto_support", ["auto_support"], ["box0"])

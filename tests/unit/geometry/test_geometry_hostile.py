@@ -12,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import impostor, read_mesh, write_stl
+from preform_pipeline.geometry import impostor, read_mesh, stl_completeness, write_stl
 from tests.hostile_corpus import Entry, tetra, write_corpus
 
 #: A reason longer than this no longer reads as one sentence.
@@ -84,17 +84,37 @@ class TestCorpus:
 
 
 class TestByteOrderMark:
-    """An ASCII STL saved "UTF-8 with BOM" is told so, with how to save it without."""
+    """An ASCII STL saved "UTF-8 with BOM" reads as the same triangles as one saved without,
+    and a binary STL whose header starts with the mark still reads as binary."""
 
-    def test_the_mark_is_named_and_the_way_out_given(self, tmp_path: Path) -> None:
-        path = tmp_path / "notepad.stl"
-        path.write_bytes(b"\xef\xbb\xbfsolid x\nendsolid x\n")
-        with pytest.raises(ModelFileError) as caught:
-            read_mesh(path)
-        assert caught.value.reason == ("this text file starts with a UTF-8 byte order mark, "
-                                       "which an ASCII STL may not have")
-        assert caught.value.hint == ('save it again without the mark ("UTF-8", not "UTF-8 '
-                                     'with BOM"), or export the model as binary STL')
+    def test_an_ascii_stl_with_the_mark_reads_as_without_it(self, tmp_path: Path) -> None:
+        plain = tmp_path / "plain.stl"
+        write_stl(plain, tetra(), ascii=True)
+        marked = tmp_path / "notepad.stl"
+        marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+        mesh = read_mesh(marked)
+        np.testing.assert_array_equal(mesh.triangles, read_mesh(plain).triangles)
+        assert stl_completeness(marked)
+
+    def test_one_cut_short_is_still_arriving(self, tmp_path: Path) -> None:
+        plain = tmp_path / "plain.stl"
+        write_stl(plain, tetra(), ascii=True)
+        cut = tmp_path / "notepad.stl"
+        cut.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes()[:-40])
+        assert not stl_completeness(cut)
+        with pytest.raises(ModelFileError, match="ends without 'endsolid'"):
+            read_mesh(cut)
+
+    def test_a_binary_header_starting_with_the_mark_and_solid_is_binary(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "exported.stl"
+        write_stl(path, tetra())
+        data = bytearray(path.read_bytes())
+        data[:80] = (b"\xef\xbb\xbfsolid exported by a tool" + b" " * 80)[:80]
+        path.write_bytes(bytes(data))
+        np.testing.assert_array_equal(read_mesh(path).triangles, tetra())
+        assert stl_completeness(path)
 
 
 class TestSniffing:

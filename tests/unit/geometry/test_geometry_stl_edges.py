@@ -203,6 +203,17 @@ class TestRefusalsFromTheHead:
         assert peak < self.SIZE // 4
 
 
+    def test_a_few_bytes_then_blanks_that_fill_the_head(self, tmp_path: Path) -> None:
+        # Blanks after the text, not before: still no ASCII STL, still refused from the head.
+        path = tmp_path / "large.stl"
+        path.write_bytes(b"abcd" + b" " * (84 + 50 * 64) + b"\x00" * self.SIZE)
+        error, peak = self._peak_of_refusal(path)
+        assert error.reason == (
+            "this is a text file that is not an STL (an ASCII STL starts with 'solid')"
+        )
+        assert peak < self.SIZE // 4
+
+
 class TestAnASCIISTLThatGrewPastTheLimit:
     """Text that grew past the reader's limit after its listing is refused, not read."""
 

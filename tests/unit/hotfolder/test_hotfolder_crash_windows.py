@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Script, drop, make_daemon, names, run_daemon_once
+from daemon_support import (
+    Script,
+    claimed_by_a_run,
+    drop,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -224,6 +231,64 @@ class TestFoldersThatStay:
         assert intake.emptied_case(case)
         assert not intake.emptied_case(tmp_path / "inbox")
         assert not intake.emptied_case(tmp_path / "inbox" / "processing")
+
+
+class DiesAfterTheFirstFile(Intake):
+    """The intake, killed right after a drop's first file went into processing/."""
+
+    def _into_processing(self, job: Job, *, duplicate_of: Job | None = None) -> Job:
+        taken = super()._into_processing(job, duplicate_of=duplicate_of)
+        raise Killed(taken.job_key)
+
+
+class TestACaseCutBetweenItsFiles:
+    """A case whose take died between two of its files goes on as one, after the restart
+    (with a batching window shorter than the quiet period it used to go in two builds)."""
+
+    def test_the_file_taken_before_waits_for_the_rest(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        case = drop_case(tmp_path)
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+        with pytest.raises(Killed):
+            DiesAfterTheFirstFile(store, [inbox]).take(
+                Drop(inbox, case, "hot", True, models=tuple(sorted(case.glob("*.stl")))))
+        assert [p.name for p in case.iterdir()] == ["m8b.stl"]
+        daemon = make_daemon(tmp_path, store, script, recipe, inbox={"quiet_period_s": 0.5})
+        with capture_logs() as logs, running_daemon(daemon):
+            wait_for(lambda: len(list((tmp_path / "inbox" / "done").rglob("*.stl"))) == 2,
+                     30, what="the case in done/")
+        jobs = store.list_jobs()
+        assert len(jobs) == 2 and len({j.build_id for j in jobs}) == 1
+        (waited,) = [e for e in logs if e["event"] == "case_take_resumes"]
+        assert waited["root"] == str(case) and len(waited["jobs"]) == 1
+        assert not case.exists()
+
+    def test_a_lone_file_and_a_folder_made_since_are_not_waited_for(
+        self, tmp_path: Path, store: SqliteJobStore, recipe: Path
+    ) -> None:
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+        case = drop_case(tmp_path)
+        with pytest.raises(Killed):
+            DiesAfterTheFirstFile(store, [inbox]).take(
+                Drop(inbox, case, "hot", True, models=tuple(sorted(case.glob("*.stl")))))
+        intake = Intake(store, [inbox])
+        (cut,) = store.list_jobs(state=JobState.PROCESSING)
+        assert intake.case_left_in_inbox(cut) == case
+        (case / "m8b.stl").rename(tmp_path / "m8b.stl")
+        (case / ".m8b.stl.tmp").write_bytes(b"half")  # a copy tool's: not a file of the case
+        assert intake.case_left_in_inbox(cut) is None  # nothing left to take
+        case.rename(tmp_path / "gone")
+        case.mkdir()
+        (case / "m8c.stl").write_bytes(tetra_stl_bytes(3))
+        assert intake.case_left_in_inbox(cut) is None  # another folder of the same name
+        lone = drop(tmp_path, "lone.stl", tetra_stl_bytes(4))
+        (taken,) = intake.take(Drop(inbox, lone, "hot", False, models=(lone,))).taken
+        assert intake.case_left_in_inbox(taken) is None
+        model = tmp_path / "models" / "part.stl"  # a `run`'s job: no place in a hot folder
+        model.parent.mkdir()
+        model.write_bytes(tetra_stl_bytes(5))
+        assert intake.case_left_in_inbox(claimed_by_a_run(store, model)) is None
 
 
 def drop_with_sidecar(tmp_path: Path) -> tuple[InboxSettings, Drop]:

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.hotfolder.files import (
+    MAX_NAME_BYTES,
+    NAME_CUT_MARK,
+    fitting_rel,
     free_path,
     move_file,
     prune_empty_tree,
@@ -120,3 +123,29 @@ class TestWriteTextAtomic:
         write_text_atomic(path, "What failed: x\n")
         assert path.read_text(encoding="utf-8") == "What failed: x\n"
         assert [p.name for p in path.parent.iterdir()] == ["part.stl.error.txt"]
+
+
+class TestFittingRel:
+    """A path a store took before long names were refused gets parts that fit, and only
+    the parts that need it are cut."""
+
+    def test_names_that_fit_are_kept(self) -> None:
+        rel = "C-1/" + "a" * (MAX_NAME_BYTES - 4) + ".stl"
+        assert fitting_rel(rel) == rel
+
+    def test_a_long_file_keeps_its_suffix_and_is_marked(self) -> None:
+        cut = fitting_rel("C-1/" + "a" * 250 + ".stl")
+        assert cut == "C-1/" + "a" * (MAX_NAME_BYTES - 5) + NAME_CUT_MARK + ".stl"
+
+    def test_a_long_case_folder_is_cut_too(self) -> None:
+        cut = fitting_rel("b" * 230 + "/upper.stl")
+        assert cut == "b" * (MAX_NAME_BYTES - 1) + NAME_CUT_MARK + "/upper.stl"
+
+    def test_a_letter_is_never_cut_in_two(self) -> None:
+        cut = fitting_rel("ü" * 120 + ".obj")
+        assert cut == "ü" * 97 + NAME_CUT_MARK + ".obj"
+        assert len(cut.encode()) <= MAX_NAME_BYTES
+
+    def test_a_dot_far_from_the_end_is_no_suffix(self) -> None:
+        cut = fitting_rel("v1." + "c" * 240)
+        assert cut == ("v1." + "c" * 240)[:MAX_NAME_BYTES - 1] + NAME_CUT_MARK

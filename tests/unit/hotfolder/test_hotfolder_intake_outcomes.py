@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.hotfolder import Drop, Intake
-from preform_pipeline.hotfolder.files import move_file
+from preform_pipeline.hotfolder.files import MAX_NAME_BYTES, NAME_CUT_MARK, move_file
 from preform_pipeline.hotfolder.intake import (
     HOTFOLDER_FIELD,
     JobPlace,
@@ -660,3 +660,39 @@ class TestNotesNameTheStoresJobsCommand:
         note = _note(inbox.folder("failed"), "b.stl")
         assert f"Job: {copy.job_key} (see: {self.JOBS} show {copy.job_key})\n" in note
         assert f"To print it again: {self.JOBS} retry {copy.job_key}, or set" in note
+
+
+class TestNamesTakenBeforeTheLimit:
+    """A job for a name over MAX_NAME_BYTES (taken before such drops were left in the inbox)
+    settles under a shorter name, its sidecar beside it, said once in the log."""
+
+    def test_the_file_and_its_sidecar_settle_under_names_that_fit(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        long = "l" * 230
+        (inbox.path / f"{long}.yaml").write_text("priority: 2\n", encoding="utf-8")
+        (job,) = Intake(store, [inbox]).take(_single(inbox, f"{long}.stl")).taken
+        job = store.transition(job.id, JobState.FAILED, "its batch crashed")
+        with capture_logs() as logs:
+            settled = Intake(store, [inbox]).settle(job, ok=False, note="note\n")
+        short = "l" * (MAX_NAME_BYTES - 5) + NAME_CUT_MARK
+        failed = inbox.folder("failed")
+        assert settled.source_path == failed / f"{short}.stl"
+        assert sorted(p.name for p in failed.iterdir()) == [
+            f"{short}.stl", f"{short}.stl.error.txt", "l" * (MAX_NAME_BYTES - 6) + "~.yaml"]
+        assert (failed / f"{short}.stl.error.txt").read_text(encoding="utf-8") == "note\n"
+        (said,) = _events(logs, "file_settled_under_shorter_name")
+        assert (said["job_key"], said["name"], said["path"], said["limit"]) == (
+            job.job_key, f"{long}.stl", str(failed / f"{short}.stl"), MAX_NAME_BYTES)
+        assert said["hint"] == "its report or note gives the name it had"
+
+    def test_a_name_that_fits_keeps_its_name_and_says_nothing(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        name = "f" * (MAX_NAME_BYTES - 4) + ".stl"
+        (job,) = Intake(store, [inbox]).take(_single(inbox, name)).taken
+        job = store.transition(job.id, JobState.FAILED, "its batch crashed")
+        with capture_logs() as logs:
+            settled = Intake(store, [inbox]).settle(job, ok=False, note="note\n")
+        assert settled.source_path == inbox.folder("failed") / name
+        assert _events(logs, "file_settled_under_shorter_name") == []
