@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,18 @@ def _picture(page: Any, name: str, tmp: Path) -> None:
         shutil.copyfile(shot, DOC_IMAGES / shot.name)
 
 
+@contextmanager
+def _opened(browser: Any, viewport: dict[str, int] | None = TABLET) -> Iterator[Any]:
+    """A page in a context of its own, closed after; a loaded machine renders slowly, so
+    every wait may take up to ``WAIT_S``."""
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(WAIT_S * 1000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def _login(page: Any, url: str, name: str, secret: str) -> None:
     page.goto(f"{url}/login")
     page.fill("input[name=name]", name)
@@ -199,10 +212,7 @@ class TestDashboardFlow:
     def test_cases_appear_a_held_build_is_approved_and_prints_another_is_rejected(
         self, lab: Lab, browser: Any, tmp_path: Path
     ) -> None:
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
             # Dropped while the queue is open: the rows appear without a reload.
             lab.drop("upper", "C-100", 1)
@@ -277,16 +287,11 @@ class TestDashboardFlow:
             with lab.store() as store:
                 assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
                     JobState.FAILED}
-        finally:
-            context.close()
 
     def test_a_viewer_sees_the_pages_but_cannot_act(
         self, lab: Lab, browser: Any
     ) -> None:
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)  # a loaded machine renders slowly
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             _login(page, lab.url, "victor", VIEWER_SECRET)
             page.goto(f"{lab.url}/failed")
             assert page.locator("button[data-test^=retry]").count() == 0
@@ -299,18 +304,13 @@ class TestDashboardFlow:
             with lab.store() as store:
                 assert {j.state for j in store.list_jobs() if j.case_id == "C-200"} == {
                     JobState.FAILED}
-        finally:
-            context.close()
 
     def test_the_login_page_is_not_refreshed_under_what_is_being_typed(
         self, lab: Lab, browser: Any
     ) -> None:
         # Live pages refresh every second here; a refresh of the login page swapped in an empty
         # form while the name and password were being typed, so the login never went through.
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             page.goto(f"{lab.url}/login")
             page.fill("input[name=name]", "victor")
             with pytest.raises(PlaywrightTimeoutError):
@@ -322,8 +322,6 @@ class TestDashboardFlow:
             page.wait_for_url(f"{lab.url}/")
             # The queue, being live, is refreshed.
             page.wait_for_event("request", lambda r: r.headers.get("x-live") == "1")
-        finally:
-            context.close()
 
     def test_metrics_and_health_show_the_daemons_pool_and_prints(
         self, lab: Lab, browser: Any
@@ -372,10 +370,7 @@ class TestThePageLeftOpen:
     ) -> None:
         # The swap replaced every element: focus fell back to the page's start (Enter then did
         # nothing) and the History page's trails snapped shut each second.
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
             page.goto(f"{lab.url}/failed")
             page.focus("button[data-test='retry-C-200']")
@@ -386,20 +381,15 @@ class TestThePageLeftOpen:
             page.click("h1")  # the trail stays open after the focus has left it
             _next_refresh(page)
             assert page.locator("details[data-case='C-100']").get_attribute("open") == ""
-        finally:
-            context.close()
 
     def test_an_ended_session_brings_the_login_page_not_a_form_that_is_wiped(
         self, lab: Lab, browser: Any
     ) -> None:
         # Sessions end with a restart; the next refresh answered with the login form, swapped
         # into the old page and swapped again every second, so nobody could log in from it.
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             _login(page, lab.url, "victor", VIEWER_SECRET)
-            context.clear_cookies()  # what a restart does to every open page's session
+            page.context.clear_cookies()  # what a restart does to every open page's session
             page.wait_for_url(f"{lab.url}/login?next=/", timeout=10_000)
             page.fill("input[name=name]", "victor")
             with pytest.raises(PlaywrightTimeoutError):
@@ -409,8 +399,6 @@ class TestThePageLeftOpen:
             page.fill("input[name=secret]", VIEWER_SECRET)
             page.click("button[type=submit]")
             page.wait_for_url(f"{lab.url}/")
-        finally:
-            context.close()
 
     def test_a_printer_gone_offline_is_shown_offline_not_left_out(
         self, lab: Lab, browser: Any
@@ -425,10 +413,7 @@ class TestThePageLeftOpen:
         staged = fleet_file.with_suffix(".staged")
         staged.write_text(json.dumps(fleet), encoding="utf-8")
         staged.replace(fleet_file)  # the simulator reads the fleet folder at each request
-        context = browser.new_context(viewport=TABLET)
-        context.set_default_timeout(WAIT_S * 1000)
-        page = context.new_page()
-        try:
+        with _opened(browser) as page:
             _login(page, lab.url, "victor", VIEWER_SECRET)
             page.goto(f"{lab.url}/printers")
             card = page.locator(".printer[data-printer='SimulatedForm4-2']")
@@ -436,8 +421,6 @@ class TestThePageLeftOpen:
             assert card.locator(".status").inner_text() == "offline"
             assert page.locator(
                 ".printer[data-printer='SimulatedForm4-1'] .status").inner_text() == "ready"
-        finally:
-            context.close()
 
     def test_a_page_on_another_port_cannot_frame_the_dashboard(
         self, lab: Lab, browser: Any

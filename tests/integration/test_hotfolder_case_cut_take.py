@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,6 +64,25 @@ def cut_take(tmp_path: Path, recipe: Path, files: int) -> Path:
     return case
 
 
+@contextmanager
+def watching(settings: Path, cwd: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A running ``watch`` writing to ``out``, stopped by SIGTERM at the end (killed only when
+    that stop does not come: the test has failed then)."""
+    with out.open("w") as stream:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings),
+             "--log-level", "INFO"],
+            env=environment(), cwd=cwd, stdout=stream, stderr=subprocess.STDOUT)
+    try:
+        yield process
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class TestACaseCutWhileTaken:
     """The files taken before the crash wait for the rest of their folder, then go with it."""
 
@@ -77,20 +98,9 @@ class TestACaseCutWhileTaken:
         assert len(list(case.glob("*.stl"))) == FILES - taken
         done = tmp_path / "inbox" / "done" / "C-7"
         out = tmp_path / "watch.out"
-        with out.open("w") as stream:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "preform_pipeline", "watch", str(settings),
-                 "--log-level", "INFO"],
-                env=environment(), cwd=tmp_path, stdout=stream, stderr=subprocess.STDOUT)
-        try:
+        with watching(settings, tmp_path, out) as process:
             wait_for(lambda: len(list(done.glob("*.stl"))) == FILES, WAIT_S,
                      what="the whole case in done/")
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=WAIT_S)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         said = out.read_text(encoding="utf-8")
         assert process.returncode == 0, said[-3000:]
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
@@ -109,12 +119,7 @@ class TestACaseCutWhileTaken:
         case = cut_take(tmp_path, recipe, 2)
         out = tmp_path / "watch.out"
         done = tmp_path / "inbox" / "done" / "C-7"
-        with out.open("w") as stream:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "preform_pipeline", "watch", str(settings),
-                 "--log-level", "INFO"],
-                env=environment(), cwd=tmp_path, stdout=stream, stderr=subprocess.STDOUT)
-        try:
+        with watching(settings, tmp_path, out) as process:
             wait_for(lambda: "case_take_resumes" in out.read_text(encoding="utf-8"), WAIT_S,
                      what="the taken files waiting for the rest")
             for rest in case.iterdir():  # a user takes the rest of the case back
@@ -122,12 +127,6 @@ class TestACaseCutWhileTaken:
             case.rmdir()
             wait_for(lambda: len(list(done.glob("*.stl"))) == 2, WAIT_S,
                      what="the taken files in done/")
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=WAIT_S)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
         assert process.returncode == 0, out.read_text(encoding="utf-8")[-3000:]
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             jobs = store.list_jobs()
