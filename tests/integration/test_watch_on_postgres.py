@@ -153,6 +153,16 @@ def _job_named(farm: DaemonFarm, name: str) -> Job | None:
     return next((j for j in farm.store.list_jobs() if j.original_name == name), None)
 
 
+def _in_processing(farm: DaemonFarm, name: str) -> bool:
+    """Whether the file named ``name`` has arrived in processing/. The store records the
+    job's place there before the file is moved in (a crash between the two is finished at the
+    next start), so the record alone does not say the file is there yet: a test that changed
+    it then wrote into a path the move was about to fill."""
+    job = _job_named(farm, name)
+    return job is not None and "processing" in job.source_path.parts and (
+        job.source_path.is_file())
+
+
 def _slow_batches(farm: DaemonFarm) -> None:
     """Batches released only after 4 s (never full sooner): time to change a taken file."""
     farm.timing.window_s = 4.0
@@ -167,10 +177,7 @@ class TestAChangedSharedFile:
         farm.start("node-1")
         good, bad = farm.drop(2)
 
-        def taken() -> bool:
-            job = _job_named(farm, bad)
-            return job is not None and "processing" in job.source_path.parts
-        wait_until(f"{bad} taken into processing/", taken, TIMEOUT_S)
+        wait_until(f"{bad} taken into processing/", lambda: _in_processing(farm, bad), TIMEOUT_S)
         job = _job_named(farm, bad)
         assert job is not None
         job.source_path.write_bytes(tetra_stl_bytes(999))  # changed on the share
@@ -194,10 +201,8 @@ class TestAChangedSharedFile:
         farm.start("node-1")
         staging.rename(farm.inbox / "case7")
 
-        def taken() -> bool:
-            job = _job_named(farm, "lower.stl")
-            return job is not None and "processing" in job.source_path.parts
-        wait_until("the case taken into processing/", taken, TIMEOUT_S)
+        wait_until("the case taken into processing/",
+                   lambda: _in_processing(farm, "lower.stl"), TIMEOUT_S)
         job = _job_named(farm, "lower.stl")
         assert job is not None
         job.source_path.write_bytes(tetra_stl_bytes(999))
