@@ -14,6 +14,7 @@ pipe; then the count is written as one line before the next lines.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from typing import TextIO, cast
@@ -49,6 +50,16 @@ class UnblockedStream:
         self._writing = False
         self._stalled = False
         self._dropped = 0
+        # Straight to the descriptor where there is one. A writer blocked on a full pipe inside
+        # the text stream holds its buffer's lock; the interpreter's exit flushes that stream,
+        # and on Debian's Python 3.11.2 it then hangs for ever (its error about the lock goes
+        # to the same full pipe). Written past the buffer, the stream stays empty and free.
+        try:
+            self._fd: int | None = target.fileno()
+            target.flush()  # what the stream holds goes first, in order
+        except (AttributeError, OSError, ValueError):
+            self._fd = None
+        self._encoding = getattr(target, "encoding", None) or "utf-8"
         # A daemon: the writer may be blocked for good on a full pipe when the program ends.
         threading.Thread(target=self._pump, name="log-console", daemon=True).start()
 
@@ -111,8 +122,13 @@ class UnblockedStream:
 
     def _put(self, text: str) -> None:
         try:
-            self._target.write(text)
-            self._target.flush()
+            if self._fd is None:
+                self._target.write(text)
+                self._target.flush()
+                return
+            data = text.encode(self._encoding, errors="backslashreplace")
+            while data:
+                data = data[os.write(self._fd, data):]
         except (OSError, ValueError):
             # The reader went away for good (a closed pipe): nothing can be said any more.
             pass
