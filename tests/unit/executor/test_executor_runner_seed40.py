@@ -180,6 +180,11 @@ class TestTheFinalBuildsSecondLayout:
         assert layouts == [(4, total), (4, total)]  # create_scene, import, support, layout
 
 
+def _forms(outcome: BuildOutcome, out: Path) -> list[str]:
+    """The build's .form outputs, as paths under the output folder ``out``."""
+    return [p.relative_to(out).as_posix() for p in outcome.outputs if p.suffix == ".form"]
+
+
 def _run_on_black_fps(engine: ReceivingEngine, tmp_path: Path, farm: SimFarm,
                       parts: list[Path]) -> BuildOutcome:
     """One part run by ``engine`` through a recipe whose scene is ``black.fps`` (Black V5),
@@ -224,8 +229,7 @@ class TestTheRunsTemplateFields:
                      tmp_path / "out")
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
-        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
-                if p.suffix == ".form"] == ["FORM-4-0-FLGPGR05/unit-001.form"]
+        assert _forms(outcome, tmp_path / "out") == ["FORM-4-0-FLGPGR05/unit-001.form"]
 
     def test_a_recipe_with_an_fps_file_names_outputs_by_the_material_its_scene_reports(
         self, tmp_path: Path, farm: SimFarm, parts: list[Path]
@@ -236,8 +240,7 @@ class TestTheRunsTemplateFields:
                                  work_dir=farm.folder / "work0")
         outcome = _run_on_black_fps(engine, tmp_path, farm, parts)
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
-        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
-                if p.suffix == ".form"] == ["FORM-4-0-FLGPBK05/unit-001.form"]
+        assert _forms(outcome, tmp_path / "out") == ["FORM-4-0-FLGPBK05/unit-001.form"]
         assert (tmp_path / "out" / "FLGPBK05" / "unit-001.json").is_file()  # its own report
 
     def test_a_scene_that_reports_its_fps_file_leaves_the_material_field_empty(
@@ -251,8 +254,7 @@ class TestTheRunsTemplateFields:
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert engine.answers("create_scene")[-1]["scene_settings"] == {
             "fps_file": str((tmp_path / "black.fps").resolve())}
-        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
-                if p.suffix == ".form"] == ["FORM-4-0-_/unit-001.form"]
+        assert _forms(outcome, tmp_path / "out") == ["FORM-4-0-_/unit-001.form"]
 
     def test_a_retry_resumed_from_a_checkpoint_keeps_the_material_its_first_scene_reported(
         self, tmp_path: Path, farm: SimFarm, parts: list[Path]
@@ -274,5 +276,4 @@ class TestTheRunsTemplateFields:
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert [a.resumed_from for a in outcome.attempts] == [None, "auto_support"]
-        assert [p.relative_to(tmp_path / "out").as_posix() for p in outcome.outputs
-                if p.suffix == ".form"] == ["FLGPBK05/unit-001.form"]
+        assert _forms(outcome, tmp_path / "out") == ["FLGPBK05/unit-001.form"]
