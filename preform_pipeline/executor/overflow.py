@@ -12,8 +12,9 @@ support again for every model. Now:
    their import, orientation and supports; the build goes on with them.
 2. :func:`carry_build` makes a new build of only the removed models (``NAME+1``,
    ``NAME+2`` for a carry of a carry, ...); :func:`join_waiting` first offers them to the
-   least filled planned build that has not started yet (so a carry does not add a build when
-   the plan's last builds have room; if it overflows there, it is carried on again). Either
+   least filled planned build that has not started yet and that the planner's plain pass
+   lays out with them (so a carry does not add a build when the plan's last builds have
+   room; if it overflows there, it is carried on again). Either
    way only the carried models are imported, oriented and supported again.
 
 3. When no planned build waits any more (on several servers the last round starts at once),
@@ -186,15 +187,27 @@ def carry_build(
 
 
 def join_waiting(
-    recipe: Recipe, carry: BuildPlan, waiting: Sequence[BuildPlan]
+    recipe: Recipe,
+    carry: BuildPlan,
+    waiting: Sequence[BuildPlan],
+    fits: Callable[[Sequence[ModelInfo]], bool] | None = None,
 ) -> BuildPlan | None:
     """The least filled waiting build with the carried models added (same name and index),
-    or None when no build waits or the recipe caps models per build below the sum."""
+    or None when no build waits, the recipe caps models per build below the sum, or
+    ``fits`` (the planner's plain pass) finds no waiting build that lays them all out.
+
+    The planner's plain pass places more than a server's layout does (it is how a carry
+    came about), so its no is a strong no: a build it refuses would only lay out again,
+    fail and carry the model on once more, all of it work thrown away."""
     cap = recipe.batching.max_models_per_build
-    fitting = [b for b in waiting if cap is None or len(b.models) + len(carry.models) <= cap]
-    if not fitting:
+    roomiest_first = sorted(waiting, key=lambda b: (b.fill_ratio, len(b.models), b.index))
+    target = next((
+        b for b in roomiest_first
+        if (cap is None or len(b.models) + len(carry.models) <= cap)
+        and (fits is None or fits((*b.models, *carry.models)))
+    ), None)
+    if target is None:
         return None
-    target = min(fitting, key=lambda b: (b.fill_ratio, len(b.models), b.index))
     models = (*target.models, *carry.models)
     return BuildPlan(
         index=target.index,

@@ -106,7 +106,14 @@ from preform_pipeline.executor.steps import (
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.balance import build_work  # the planner balances by it too
-from preform_pipeline.plan.builds import MM3_PER_ML, BuildPlan, ModelInfo, Plan, units_label
+from preform_pipeline.plan.builds import (
+    MM3_PER_ML,
+    BuildPlan,
+    ModelInfo,
+    Plan,
+    plain_pass_fits,
+    units_label,
+)
 from preform_pipeline.plan.graph import StepGraph, compile_graph
 from preform_pipeline.plan.schedule import (
     balanced_queues,
@@ -1434,7 +1441,9 @@ class Runner:
             self._next_index += 1
             waiting = [b for name, (b, _) in self._builds.items() if name not in self._started]
         _, carry = carry_build(self.plan.recipe, build, carried, index)
-        target = join_waiting(self.plan.recipe, carry, waiting)
+        recipe, machine = self.plan.recipe, self.plan.machine
+        target = join_waiting(recipe, carry, waiting,
+                              fits=lambda models: plain_pass_fits(recipe, models, machine))
         if target is not None:
             with self._lock:
                 if target.name not in self._started:

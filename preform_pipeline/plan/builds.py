@@ -88,6 +88,7 @@ __all__ = [
     "Plan",
     "Rejection",
     "expand_model_paths",
+    "plain_pass_fits",
     "plan_builds",
     "recipe_machine",
     "read_model",
@@ -644,6 +645,23 @@ def _fits_one_platform(
     outlines, spill = _outlines(recipe, models, indices, machine, ())
     return fits_one_platform(outlines, (bx, by), margin=recipe.batching.margin_mm, spill=spill,
                              allow_rotation=recipe.batching.allow_rotation)
+
+
+def plain_pass_fits(
+    recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType | None
+) -> bool:
+    """Whether ``models`` share one platform of ``machine`` by the planner's plain pass (the
+    test every planned build passed); True when there is no platform to judge: no machine
+    known, or a powder machine, whose server packs a volume."""
+    if machine is None or machine.technology != "SLA":
+        return True
+    if not models:
+        return True
+    bx, by, _ = machine.build_volume_mm
+    outlines, spill = _outlines(recipe, models, range(len(models)), machine, ())
+    found = one_platform_layout(outlines, (bx, by), margin=recipe.batching.margin_mm,
+                                spill=spill, allow_rotation=recipe.batching.allow_rotation)
+    return found is not None
 
 
 def _grouped_cases(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -139,6 +140,25 @@ class TestJoinWaiting:
         assert joined is not None and joined.name == "r-003"
         assert len(joined.models) == 3
         assert join_waiting(recipe, carry, [three]) is None
+
+    def test_a_build_the_planner_cannot_lay_out_with_the_carry_is_passed_over(self) -> None:
+        carry = _build("r-001+1", (make_model("x"),), index=9)
+        roomy = _build("r-002", (make_model("a"),), index=2, fill=0.2)
+        fuller = _build("r-003", (make_model("b"),), index=3, fill=0.6)
+        asked: list[list[str]] = []
+
+        def fits(models: Sequence[ModelInfo]) -> bool:
+            asked.append([m.name for m in models])
+            return "a" not in asked[-1]
+
+        joined = join_waiting(RECIPE, carry, [fuller, roomy], fits=fits)
+        assert joined is not None and joined.name == "r-003"
+        assert asked == [["a", "x"], ["b", "x"]]  # the roomiest first, with the carry
+
+    def test_no_join_when_the_planner_lays_out_no_waiting_build_with_the_carry(self) -> None:
+        carry = _build("r-001+1", (make_model("x"),), index=9)
+        waiting = [_build("r-002", (make_model("a"),), index=2)]
+        assert join_waiting(RECIPE, carry, waiting, fits=lambda models: False) is None
 
     def test_no_waiting_build_means_no_join(self) -> None:
         carry = _build("r-001+1", (make_model("x"),), index=9)

@@ -441,6 +441,27 @@ batching:
         operations = [e.operation_id for s in farm.servers for e in s.exchanges]
         assert operations.count("import_model") == 5 + carried
 
+    def test_a_carry_skips_a_waiting_build_the_planner_cannot_lay_out_with_it(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Eight boxes planned bare in two builds of four; with rafts each lays out three.
+        # The first build's carry would only overflow the full second build again.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(8)]
+        recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="split"))
+        plan = plan_without_rafts(recipe, boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 4]
+        with capture_logs() as logs:
+            result = run(plan, pool_of(farm, None), tmp_path / "out")  # one server: in turn
+        assert result.ok
+        added = [(e["build"], e["carry"]) for e in iter_events(logs, "overflow_build_added")]
+        joined = [(e["build"], e["into"]) for e in iter_events(logs, "overflow_joined_build")]
+        ((first, carry),) = added  # whichever build ran first: its carry made a build
+        assert joined == [({"unit-001", "unit-002"}.difference({first}).pop(), carry)]
+        assert sorted(len(o.models) for o in result.outcomes) == [2, 3, 3]
+        # Each carried box was imported twice, no box three times.
+        operations = [e.operation_id for s in farm.servers for e in s.exchanges]
+        assert operations.count("import_model") == 8 + 2
+
     def test_on_overflow_fail_fails_the_build(self, tmp_path: Path, farm: SimFarm) -> None:
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(4)]
         recipe = write_recipe(tmp_path, self.BOXES.format(attempts=1, overflow="fail"))

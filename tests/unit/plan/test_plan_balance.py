@@ -19,7 +19,14 @@ from preform_pipeline.plan.balance import (
     build_work,
     model_work,
 )
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, plan_builds
+from preform_pipeline.plan.builds import (
+    BuildPlan,
+    ModelInfo,
+    Plan,
+    plain_pass_fits,
+    plan_builds,
+    recipe_machine,
+)
 from preform_pipeline.plan.footprint import DEFAULT_LAYOUT_SPACING_MM, RAFT_BORDER_MM
 from preform_pipeline.plan.schedule import balanced_queues
 from preform_pipeline.recipes.model import Recipe
@@ -158,6 +165,28 @@ class TestOnlyBuildsTwoRulesLayOut:
         # rule's plain pass alone: taking it would even out the two queues a little.
         assert [len(b.models) for b in one.builds] == [13, 24]
         assert [b.paths for b in four.builds] == [b.paths for b in one.builds]
+
+
+class TestPlainPassFits:
+    """The planner's one test of a build, for models a run wants to add to one."""
+
+    def test_models_that_share_the_platform_fit_and_one_more_large_does_not(self) -> None:
+        recipe = _recipe()
+        machine = recipe_machine(recipe)
+        halves = [make_model(f"half{i}", (90.0, 110.0, 10.0)) for i in range(2)]
+        assert plain_pass_fits(recipe, halves, machine)
+        assert not plain_pass_fits(recipe, [*halves, make_model("third", (90.0, 110.0, 10.0))],
+                                   machine)
+
+    def test_with_no_platform_to_judge_anything_fits(self) -> None:
+        huge = [make_model(f"huge{i}", (150.0, 110.0, 10.0)) for i in range(3)]
+        recipe = _recipe()
+        assert not plain_pass_fits(recipe, huge, recipe_machine(recipe))
+        assert plain_pass_fits(recipe, huge, None)
+        powder = make_recipe(machine="FS30-1-0", material="FLP12G01", steps=("auto_pack",),
+                             technology="SLS")
+        assert plain_pass_fits(powder, huge, recipe_machine(powder))
+        assert plain_pass_fits(recipe, [], recipe_machine(recipe))
 
 
 class TestOneServer:
