@@ -106,7 +106,6 @@ def balance_groups(
     *,
     hulls: Sequence[float],
     budget: int = DEFAULT_BALANCE_CHECKS,
-    still_fits: Callable[[Sequence[int]], bool] | None = None,
 ) -> Balanced:
     """Move units between ``groups`` so their work splits evenly over ``servers`` queues.
 
@@ -114,11 +113,8 @@ def balance_groups(
     (every index in exactly one); ``works``: each model's work (:func:`model_work`);
     ``fits(indices)``: whether those models share one platform, by the planner's test (each
     call is one check of ``budget``); ``hulls``: each model's hull area (the roomiest build
-    and the smallest units are tried first); ``still_fits``: the test of a build that gave
-    units away (``fits`` when None), which may be less strict, since it takes no model it did
-    not hold. See the module docstring.
+    and the smallest units are tried first). See the module docstring.
     """
-    kept_fits = fits if still_fits is None else still_fits
     current = [sorted(g) for g in groups]
     unit_of = {i: u for u, members in enumerate(units) for i in members}
     unit_work = [sum(works[i] for i in members) for members in units]
@@ -155,7 +151,7 @@ def balance_groups(
                     gone = set(offered)
                     left = [i for i in current[donor] if unit_of[i] not in gone]
                     checks += 1
-                    if kept_fits(left):
+                    if fits(left):
                         current[receiver], current[donor] = taking, left
                         step = (donor, receiver, offered)
                     break

@@ -110,12 +110,6 @@ DEFAULT_SLS_PACKING_DENSITY: Final = 0.20
 
 MM3_PER_ML: Final = 1000.0
 
-#: Plain-pass rules of the nester that must each lay out a build the balance changed. A
-#: balancing move only saves server time, while a build the server then cannot lay out
-#: costs a print: mixed200 on mini rafts was balanced into a build of 28 parts that one rule
-#: alone laid out, and the simulator's layout carried a part on to a seventh build.
-_BALANCE_AGREEING_RULES: Final = 2
-
 # Sizes are compared with a small tolerance so a part exported at exactly the platform size
 # (200.0 mm stored as 199.99999 or 200.00001 in float32) is not rejected by rounding.
 _FIT_TOLERANCE_MM: Final = 1e-3
@@ -765,29 +759,23 @@ def _balance_sla(
     takes a unit when all its models share one platform by the planner's test (that of
     :func:`_fits_one_platform`) in a plain pass, as every platform of :func:`nest` (a
     build that only another order fills, the server's one pass may not: arches64 carried
-    a model on then) of two rules at least (:data:`_BALANCE_AGREEING_RULES`), and every
-    build that changed carries the layout the test found."""
+    a model on then), and every build that changed carries the layout the test found."""
     outlines, spill = _outlines(recipe, models, range(len(models)), machine, grouped)
     batching = recipe.batching
     bx, by, _ = machine.build_volume_mm
     laid: dict[tuple[int, ...], NestedBin] = {}
 
-    def fits(indices: Sequence[int], agreeing: int = _BALANCE_AGREEING_RULES) -> bool:
+    def fits(indices: Sequence[int]) -> bool:
         limit = batching.max_models_per_build
         if limit is not None and len(indices) > limit:
             return False
         found = one_platform_layout([outlines[i] for i in indices], (bx, by),
                                     margin=batching.margin_mm, spill=spill,
-                                    allow_rotation=batching.allow_rotation,
-                                    agreeing=agreeing)
+                                    allow_rotation=batching.allow_rotation)
         if found is None:
             return False
         laid[tuple(indices)] = found
         return True
-
-    def still_fits(indices: Sequence[int]) -> bool:
-        # A build that gave units away takes nothing new: one rule, as every nested platform.
-        return fits(indices, agreeing=1)
 
     result = balance_groups(
         [indices for indices, _, _ in groups],
@@ -796,7 +784,6 @@ def _balance_sla(
         servers,
         fits,
         hulls=[o.hull_mm2 for o in outlines],
-        still_fits=still_fits,
     )
     log.info(
         "builds_balanced",

@@ -370,7 +370,6 @@ class _Rules:
             (90.0, False, True), (turn_step, True, False), (turn_step, True, True),
             (90.0, True, True),
         )
-        self.rotates = allow_rotation
         self._args = (outlines, platform, margin, allow_rotation, cell)
         self._rest = (max_items, spill)
         self._made: dict[int, _Nester] = {}
@@ -395,31 +394,19 @@ class _Rules:
                                        profiles=self._profiles.setdefault((step, swap), {}))
         return self._made[rule]
 
-    def alone(self, unit: _Unit, plain: bool = False, agreeing: int = 1) -> _Platform | None:
+    def alone(self, unit: _Unit, plain: bool = False) -> _Platform | None:
         """An empty platform holding ``unit``, from the first rule that fits it (largest
-        hull first, then, unless ``plain``, longest side first), or None; None too when
-        fewer than ``agreeing`` rules fit it."""
+        hull first, then, unless ``plain``, longest side first), or None."""
         orders = [unit]
         if len(unit.outlines) > 1 and not plain:
             orders.append(_Unit(tuple(sorted(unit.outlines, key=lambda o: (-_span((o,)),
                                                                           o.key)))))
-        first: _Platform | None = None
-        # With rotation off, the rules that differ only in their turn step are one rule:
-        # the same layout is no second opinion.
-        agreed: set[tuple[float, bool, bool]] = set()
-        for rule, (step, swap, low) in enumerate(self.variants):
-            way = (step if self.rotates else 0.0, swap, low)
-            if way in agreed:
-                continue
+        for rule in range(len(self.variants)):
             nester = self.nester(rule)
             for order in orders:
                 target = nester.empty()
                 if nester.place(target, order):
-                    first = target if first is None else first
-                    agreed.add(way)
-                    break
-            if len(agreed) >= agreeing:
-                return first
+                    return target
         return None
 
 
@@ -779,19 +766,15 @@ def one_platform_layout(
     allow_rotation: bool = True,
     cell: float = DEFAULT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
-    agreeing: int = 1,
 ) -> NestedBin | None:
     """Every one of ``outlines`` laid out on one platform by a plain pass (largest hull
     first, under any rule), as each platform :func:`nest` hands out, since the server lays a
     build out again in one pass of its own; None when they do not all fit (or there are
-    none). ``agreeing``: how many rules' plain passes must lay them all out (the layout is
-    the first rule's): a platform that only one rule fills is at the edge of what a one-pass
-    layout does, and a server's own rule may well fail it."""
+    none)."""
     if not outlines:
         return None
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
-    # None if one fits no platform, or too few rules lay them all out.
-    laid = rules.alone(_together(outlines), plain=True, agreeing=agreeing)
+    laid = rules.alone(_together(outlines), plain=True)  # None if one fits no platform
     return laid.nester.result(laid) if laid is not None else None
 
 

@@ -142,31 +142,6 @@ class TestUnequalBuildsOnFourServers:
         assert first.builds == second.builds
 
 
-class TestOnlyBuildsTwoRulesLayOut:
-    """A balancing move saves server time; a build the server then cannot lay out costs a
-    print. So a build takes a part only when two of the nester's rules lay it out with it."""
-
-    BIGS = ((127, 57), (71, 56))
-    SMALLS = (
-        (18, 10), (17, 9), (20, 9), (16, 18), (12, 16), (20, 11), (29, 17), (11, 21),
-        (15, 24), (25, 14), (18, 18), (24, 20), (26, 23), (11, 12), (28, 22), (24, 25),
-        (26, 30), (24, 25), (8, 17), (13, 14), (19, 20), (24, 18), (11, 21), (19, 12),
-        (26, 10), (9, 17), (28, 25), (18, 21), (17, 18), (19, 16), (18, 24), (24, 8),
-        (24, 11), (12, 18), (18, 18),
-    )
-
-    def test_a_part_that_one_rule_alone_would_place_stays_where_it_was(self) -> None:
-        models = [make_model(f"big{i}", (w, d, 10.0)) for i, (w, d) in enumerate(self.BIGS)]
-        models += [make_model(f"small{i:02d}", (w, d, 5.0))
-                   for i, (w, d) in enumerate(self.SMALLS)]
-        one = plan_builds(_recipe(), models)
-        four = plan_builds(_recipe(), models, servers=4)
-        # The two big parts' build (13 models) has room for one small part more by one
-        # rule's plain pass alone: taking it would even out the two queues a little.
-        assert [len(b.models) for b in one.builds] == [13, 24]
-        assert [b.paths for b in four.builds] == [b.paths for b in one.builds]
-
-
 class TestPlainPassFits:
     """The planner's one test of a build, for models a run wants to add to one."""
 
@@ -300,25 +275,6 @@ class TestBalanceGroups:
         assert [len(c) for c in asked] == [10, 5, 3, 2]  # halved, down to one: refused
         assert asked[-1] == (0, 20)  # the smallest unit, once; nothing larger after it
         assert sorted(len(g) for g in result.groups) == [1, 10, 11]
-
-    def test_a_build_that_gives_units_away_is_judged_by_its_own_test(self) -> None:
-        # Builds of more than 12 fail the strict test, so by it alone the long build could
-        # not be left with 23 and nothing moves; by its own (lenient) test it gives.
-        def fits(indices: Sequence[int]) -> bool:
-            return len(indices) <= 12
-
-        leaving: list[tuple[int, ...]] = []
-
-        def still_fits(indices: Sequence[int]) -> bool:
-            leaving.append(tuple(indices))
-            return True
-
-        args = ([list(range(30)), [30], [31]], [[i] for i in range(32)], [1.0] * 32, 3, fits)
-        strict = balance_groups(*args, hulls=[1.0] * 32)
-        assert sorted(len(g) for g in strict.groups) == [1, 1, 30]
-        result = balance_groups(*args, hulls=[1.0] * 32, still_fits=still_fits)
-        assert sorted(len(g) for g in result.groups) == [10, 11, 11]
-        assert any(len(c) > 12 for c in leaving)
 
     def test_budget_of_four_makes_two_moves(self) -> None:
         calls: list[tuple[int, ...]] = []

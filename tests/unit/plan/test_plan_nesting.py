@@ -180,31 +180,6 @@ class TestOnePlatformLayout:
         assert sorted(p.key for p in laid.placements) == ["0", "1", "2", "3"]
         check(outlines, [laid], (200.0, 125.0), margin=0.0, spill=0.0, unfit=[])
 
-    def test_a_build_only_one_rule_lays_out_is_refused_when_two_must_agree(self) -> None:
-        # Turned freely, of the nester's seven rules only the fifth (columns along y, at
-        # 15-degree turns) lays these seven boxes out.
-        outlines = self._boxes([(45, 25), (75, 25), (95, 60), (40, 30), (55, 35), (120, 55),
-                                (60, 50)])
-        assert one_platform_layout(outlines, (200.0, 125.0)) is not None
-        assert one_platform_layout(outlines, (200.0, 125.0), agreeing=2) is None
-
-    def test_a_rule_at_another_turn_step_is_no_second_opinion_without_turns(self) -> None:
-        # Unturned, only the plain rule stacking along y lays these out: at 15-degree turns
-        # and at quarter turns, which without turns are one layout, not two.
-        outlines = self._boxes([(25, 75), (70, 20), (85, 70), (55, 30), (80, 75), (95, 30)])
-        plain = one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False)
-        assert plain is not None
-        assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False,
-                                   agreeing=2) is None
-
-    def test_where_two_rules_agree_the_layout_is_the_first_rules(self) -> None:
-        outlines = self._boxes([(90, 60), (90, 60), (60, 40), (30, 30)])
-        first = one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False)
-        assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False,
-                                   agreeing=2) == first
-        assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False,
-                                   agreeing=5) is None  # four rules without turns
-
     def test_one_that_fits_no_platform_or_none_at_all_has_no_layout(self) -> None:
         outlines = self._boxes([(300, 10), (20, 20)])
         assert one_platform_layout(outlines, (200.0, 125.0), allow_rotation=False) is None
