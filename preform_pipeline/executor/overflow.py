@@ -30,7 +30,10 @@ support again for every model. Now:
    layout only when something was carried, none when nothing was. Only a recipe whose steps
    before the layout are import, orient and support qualifies (a label or drain hole step
    would have to be repeated for the newcomers); otherwise, or once the intake has closed, a
-   carry is a build of its own, so a carried model is never lost. What the final build's own
+   carry is a build of its own, so a carried model is never lost. A carry that the
+   planner's plain pass does not lay out with a build's models is not offered to it (a
+   waiting build or the final one): that layout would fail and carry it on again. What the
+   final build's own
    layouts carry goes on after that wait, once its last layout is done (to a build of its
    own).
 
@@ -257,10 +260,17 @@ class FinalIntake:
                 self._started = True
             self._cond.notify_all()
 
-    def offer(self, models: Sequence[ModelInfo]) -> bool:
-        """Take carried models into the final build, if it is running and still open."""
+    def offer(
+        self,
+        models: Sequence[ModelInfo],
+        fits: Callable[[Sequence[ModelInfo]], bool] | None = None,
+    ) -> bool:
+        """Take carried models into the final build, if it is running and still open, and
+        ``fits`` (given the carried models not yet taken in, then these) says it has room."""
         with self._cond:
             if not (self._open and self._started):
+                return False
+            if fits is not None and not fits((*self._pending, *models)):
                 return False
             self._pending.extend(models)
             self._cond.notify_all()

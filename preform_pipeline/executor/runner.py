@@ -1434,7 +1434,8 @@ class Runner:
 
     def place_carry(self, build: BuildPlan, carried: Sequence[int]) -> tuple[str, bool]:
         """Send the models a build's layout carried on to a planned build that has not
-        started, else into the final build, else to a new build (executor/overflow.py).
+        started, else into the final build, else to a new build (executor/overflow.py); a
+        build is offered them only when the planner's plain pass lays them out with it.
         Called right after that layout; returns (build name, whether it is a new build)."""
         with self._lock:
             index = self._next_index
@@ -1442,8 +1443,11 @@ class Runner:
             waiting = [b for name, (b, _) in self._builds.items() if name not in self._started]
         _, carry = carry_build(self.plan.recipe, build, carried, index)
         recipe, machine = self.plan.recipe, self.plan.machine
-        target = join_waiting(recipe, carry, waiting,
-                              fits=lambda models: plain_pass_fits(recipe, models, machine))
+
+        def fits(models: Sequence[ModelInfo]) -> bool:
+            return plain_pass_fits(recipe, models, machine)
+
+        target = join_waiting(recipe, carry, waiting, fits=fits)
         if target is not None:
             with self._lock:
                 if target.name not in self._started:
@@ -1452,7 +1456,11 @@ class Runner:
                              models=len(carry.models))
                     return target.name, False
         final = self.intake.final
-        if final is not None and final != build.name and self.intake.offer(carry.models):
+        with self._lock:
+            held = self._builds[final][0].models if final in self._builds else ()
+        if final is not None and final != build.name and self.intake.offer(
+            carry.models, fits=lambda more: fits((*held, *more))
+        ):
             log.info("overflow_joined_build", build=build.name, into=final,
                      models=len(carry.models))
             return final, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from preform_pipeline.clock import ManualClock
@@ -40,6 +41,24 @@ class TestFinalIntake:
         assert intake.take(5.0, _never) == [first, second]
         assert not intake.offer([_model("c")])
         assert intake.take(5.0, _never) == []
+
+    def test_a_carry_the_fit_test_refuses_is_not_taken_and_the_test_sees_earlier_ones(
+        self,
+    ) -> None:
+        intake = FinalIntake("b2")
+        intake.holding("b2", True)
+        asked: list[list[str]] = []
+
+        def two_at_most(models: Sequence[ModelInfo]) -> bool:
+            asked.append([m.name for m in models])
+            return len(models) <= 2
+
+        first, second, third = _model("a"), _model("b"), _model("c")
+        assert intake.offer([first], fits=two_at_most)
+        assert intake.offer([second], fits=two_at_most)
+        assert not intake.offer([third], fits=two_at_most)
+        assert asked == [["a"], ["a", "b"], ["a", "b", "c"]]
+        assert intake.take(5.0, _never) == [first, second]
 
     def test_arrived_hands_over_what_came_so_far_and_stays_open(self) -> None:
         intake = FinalIntake("b2")

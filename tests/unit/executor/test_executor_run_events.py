@@ -485,6 +485,29 @@ class TestCarries:
         saved = [name for o in result.outcomes for name in _saved_models(o)]
         assert sorted(saved) == [f"box{i}" for i in range(5)]
 
+    def test_a_full_final_build_is_not_offered_a_carry_it_would_carry_on_again(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Planned without rafts: two builds of four boxes, of which three fit with their
+        # rafts. The planner lays out no fifth box with either, so neither takes a carry.
+        boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(8)]
+        recipe = write_recipe(tmp_path, CARRY_STEPS)
+        plan = plan_without_rafts(recipe, boxes)
+        assert [len(b.models) for b in plan.builds] == [4, 4]
+        farm.add()
+        farm.add()
+        with capture_bound_logs() as logs:
+            result, _ = _run(plan, farm, tmp_path / "out")
+        assert result.ok
+        assert list(iter_events(logs, "overflow_taken_in")) == []
+        assert sorted(len(o.models) for o in result.outcomes if o.parent is None) == [3, 3]
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(8)]
+        # Each carried box was imported twice, none three times.
+        imports = [e.operation_id for s in farm.servers for e in s.exchanges
+                   if e.operation_id == "import_model"]
+        assert len(imports) == 8 + 2
+
     def test_carries_of_carries_come_in_order(self, tmp_path: Path, farm: SimFarm) -> None:
         recipe = write_recipe(tmp_path, CARRY_STEPS)
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(7)]
