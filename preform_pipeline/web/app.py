@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -91,7 +92,7 @@ class Dashboard:
             if access.user is None:
                 if access.refused:
                     return _unauthorised()
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return RedirectResponse(_login_url(request), status_code=303)
             return await render(request, access.user, access)
         return handler
 
@@ -162,6 +163,13 @@ class _NotFramed:
 def _unauthorised() -> Response:
     return PlainTextResponse("unauthorised: a valid login or token is needed", status_code=401,
                              headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
+
+
+def _login_url(request: Request) -> str:
+    """The login page, told to return to the whole URL asked for: its query is the queue's
+    filters and page, which a bare path dropped."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/login?next={quote(wanted, safe='/')}"
 
 
 def _local(target: str | None) -> str:

@@ -90,6 +90,43 @@ class TestRoles:
         assert served.store.build_history(build.id)[-1].reason == "approved by olivia (web)"
 
 
+class TestLoginReturns:
+    """The login returns to the whole URL that was asked for, and only ever to this site."""
+
+    def test_a_filtered_queue_comes_back_filtered_after_the_login(
+        self, served: Served
+    ) -> None:
+        # `next` kept only the path: the lab logged in and saw the unfiltered queue.
+        asked = httpx.get(served.url + "/", params={"state": "failed", "q": "C-7"})
+        assert asked.status_code == 303
+        assert asked.headers["location"] == "/login?next=/%3Fstate%3Dfailed%26q%3DC-7"
+        with closing(httpx.Client(base_url=served.url)) as client:
+            login = client.get(asked.headers["location"])
+            assert '<input type="hidden" name="next" value="/?state=failed&amp;q=C-7">' in (
+                login.text)
+            answer = client.post("/login", data={"name": "victor", "secret": VIEWER_SECRET,
+                                                 "next": "/?state=failed&q=C-7"})
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/?state=failed&q=C-7"
+            queue = client.get(answer.headers["location"]).text
+        assert '<option value="failed" selected>' in queue
+        assert '<input name="q" value="C-7"' in queue
+
+    def test_a_next_on_another_site_is_refused(self, served: Served) -> None:
+        for target in ("https://evil.example/", "//evil.example", "/\\evil.example",
+                       "javascript:alert(1)"):
+            answer = httpx.post(served.url + "/login", data={
+                "name": "victor", "secret": VIEWER_SECRET, "next": target})
+            assert answer.status_code == 303 and answer.headers["location"] == "/", target
+            page = httpx.get(served.url + "/login", params={"next": target}).text
+            assert '<input type="hidden" name="next" value="/">' in page, target
+        # A tab is dropped from URLs by browsers ("/\t/evil.example" would be "//evil…"):
+        # the answer escapes it, so it stays a path on this site.
+        answer = httpx.post(served.url + "/login", data={
+            "name": "victor", "secret": VIEWER_SECRET, "next": "/\t/evil.example"})
+        assert httpx.URL(served.url).join(answer.headers["location"]).host == "127.0.0.1"
+
+
 class TestCrossSite:
     """A POST that did not come from the dashboard's own pages changes nothing."""
 
