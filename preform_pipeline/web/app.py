@@ -127,6 +127,31 @@ class Dashboard:
             return RedirectResponse(_local(form.get("next")), status_code=303)
         return handler
 
+    async def no_route(self, request: Request, exc: Exception) -> Response:
+        """A wrong address or method: the dashboard's own page saying so, with the way back
+        (the framework's bare "Not Found" left a person on a page with no link). What
+        scripts read keeps its own kind: JSON for ``/healthz``, text for ``/metrics``."""
+        status = int(getattr(exc, "status_code", 404))
+        headers = dict(getattr(exc, "headers", None) or {})
+        path = request.url.path
+        if status == 405 and request.method in ("GET", "HEAD"):
+            title = "Not a page"
+            message = (f"{path} is an action: it is done with a button on its page, "
+                       "and cannot be opened as a page.")
+        elif status == 405:
+            title, message = "Not an action", f"{path} does not take a {request.method}."
+        else:
+            title, message = "Not found", f"There is no page at {path}."
+        if path in _JSON_ROUTES:
+            return JSONResponse({"status": "error", "error": message}, status_code=status,
+                                headers=headers)
+        if path in _TEXT_ROUTES:
+            return PlainTextResponse(message, status_code=status, headers=headers)
+        response = self.render(request, "error.html", self.access(request),
+                               status_code=status, title=title, message=message)
+        response.headers.update(headers)
+        return response
+
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
         live = request.headers.get("x-live") == "1"
@@ -158,6 +183,11 @@ class _NotFramed:
             await send(message)
 
         await self.app(scope, receive, sending if scope["type"] == "http" else send)
+
+
+#: Routes read by scripts, whose wrong-method answer keeps their kind.
+_JSON_ROUTES: Final = frozenset({"/healthz"})
+_TEXT_ROUTES: Final = frozenset({"/metrics"})
 
 
 def _unauthorised() -> Response:
@@ -320,4 +350,5 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         Route("/cases/cancel", d.action(cancel), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)])
+    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)],
+                     exception_handlers={404: d.no_route, 405: d.no_route})

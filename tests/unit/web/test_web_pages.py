@@ -106,6 +106,40 @@ class TestPages:
         assert acted.status_code == 409 and f"no build {huge}" in acted.text
 
 
+class TestWrongAddresses:
+    """A wrong address or a GET on an action gets the dashboard's page, with the way back;
+    what scripts read keeps its kind."""
+
+    def test_a_wrong_path_is_the_dashboards_not_found_page(self, served: Served) -> None:
+        for path in ("/nope", "/builds/abc", "/static/nope.css"):
+            answer = httpx.get(served.url + path, headers=AUTH)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"].startswith("text/html"), path
+            page = answer.text
+            assert "<h1>Not found</h1>" in page and f"There is no page at {path}." in page
+            assert '<a href="/">Back to the queue</a>' in page
+            assert '<a href="/printers"' in page  # the navigation: the same layout
+
+    def test_a_get_on_an_action_says_it_is_done_with_a_button(self, served: Served) -> None:
+        path = f"/builds/{served.held_id}/approve"
+        answer = httpx.get(served.url + path, headers=AUTH)
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+        assert (f"{path} is an action: it is done with a button on its page, and cannot be "
+                "opened as a page.") in answer.text
+        assert '<a href="/">Back to the queue</a>' in answer.text
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_script_route_answers_a_wrong_method_in_its_own_kind(
+        self, served: Served
+    ) -> None:
+        health = httpx.post(served.url + "/healthz")
+        assert health.status_code == 405
+        assert health.json() == {"status": "error", "error": "/healthz does not take a POST."}
+        metrics = httpx.post(served.url + "/metrics", headers=AUTH)
+        assert metrics.status_code == 405
+        assert metrics.headers["content-type"].startswith("text/plain")
+
+
 class TestStaleActions:
     """An action on a build someone else decided meanwhile says so once, and changes nothing."""
 
