@@ -74,6 +74,8 @@ class Dashboard:
         self.web = web
         self.sources = sources
         self.gate = Gate(web.users)
+        #: What the last action of a session did, shown once on its next page: session → text.
+        self.done: dict[str, str] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
                                           refresh_ms=int(web.refresh_s * 1000))
@@ -115,6 +117,8 @@ class Dashboard:
                             user=access.user.name)
                 return PlainTextResponse("refused: viewers cannot act; ask an operator",
                                          status_code=403)
+            sid = request.cookies.get(SESSION_COOKIE, "")
+            self.done.pop(sid, None)  # an older action's line is not this one's outcome
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
@@ -124,6 +128,10 @@ class Dashboard:
                                    hint=getattr(exc, "hint", None))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
+            if access.session is not None:
+                # Said once on the page the browser is sent to (outside the live part, so a
+                # refresh keeps it): the reload after an action looked as if nothing was done.
+                self.done[sid] = message
             return RedirectResponse(_local(form.get("next")), status_code=303)
         return handler
 
@@ -155,9 +163,13 @@ class Dashboard:
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
         live = request.headers.get("x-live") == "1"
+        done = None
+        if access.session is not None and not live:
+            done = self.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         return self.templates.TemplateResponse(
             request, name,
             {"user": access.user, "csrf": access.session.csrf if access.session else "",
+             "done": done,
              "live_only": live, "path": request.url.path,
              "query": str(request.url.query), **context},
             status_code=status_code,
@@ -301,6 +313,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def logout(request: Request) -> Response:
         if cross_site_reason(request.headers, request.url.scheme) is None:
             d.gate.logout(request.cookies.get(SESSION_COOKIE))
+            d.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -308,12 +321,12 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def approve(request: Request, user: WebUser, form: dict[str, str]) -> str:
         b = await d.read(partial(actions.approve_build, jobs=d.jobs), _build_id(request),
                          user.name)
-        return f"approved {b.job_key}"
+        return f"Build {b.job_key} approved"
 
     async def reject(request: Request, user: WebUser, form: dict[str, str]) -> str:
         b = await d.read(partial(actions.reject_build, jobs=d.jobs), _build_id(request),
                          user.name, form.get("reason", ""))
-        return f"rejected {b.job_key}"
+        return f"Build {b.job_key} rejected"
 
     async def settle(request: Request, user: WebUser, form: dict[str, str]) -> str:
         printed = form.get("printed")
@@ -321,15 +334,17 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
             raise ValueError("say whether it printed: printed=yes or printed=no")
         b = await d.read(partial(actions.settle_print, printed=printed == "yes", jobs=d.jobs),
                          _build_id(request), user.name)
-        return f"settled {b.job_key}: {b.state.value}"
+        return f"Build {b.job_key} settled: {b.state.value.replace('_', ' ')}"
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        count = await d.read(actions.retry_case, form.get("target", ""), user.name)
-        return f"{counted(count, 'job')} queued again"
+        target = form.get("target", "")
+        count = await d.read(actions.retry_case, target, user.name)
+        return f"{actions.named(target)} queued again ({counted(count, 'job')})"
 
     async def cancel(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        count = await d.read(actions.cancel_case, form.get("target", ""), user.name)
-        return f"{counted(count, 'job')} cancelled"
+        target = form.get("target", "")
+        count = await d.read(actions.cancel_case, target, user.name)
+        return f"{actions.named(target)} cancelled ({counted(count, 'job')})"
 
     routes = [
         Route("/", d.page(queue)),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from contextlib import closing
+
 import httpx
 
 from preform_pipeline.store import JobState
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 
@@ -186,8 +189,62 @@ class TestCaseActions:
         try:
             cancel_case(store, "case:C-7", "olivia")
         except PipelineError as exc:
-            assert "nothing to cancel" in str(exc)
+            assert exc.message == "Case C-7 was not cancelled: it is cancelled already"
         else:
             raise AssertionError("a second cancel was accepted")
         assert retry_case(store, job.job_key, "olivia") == 1
         assert store.get_job(job.id).state is JobState.QUEUED
+
+
+def _done(page: str) -> str | None:
+    """The line that says what the last action did, if the page has it."""
+    found = re.search(r'<p class="done" role="status" id="done">([^<]*)</p>', page)
+    return found.group(1) if found else None
+
+
+class TestCaseActionsSaySo:
+    """After Retry or Cancel the page says what was done, once; a refused one says why."""
+
+    def test_a_cancel_then_a_retry_are_each_said_once_on_the_page_returned_to(
+        self, served: Served
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            assert _done(client.get("/").text) is None
+            acted = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7",
+                                                       "next": "/?state=all"})
+            assert acted.status_code == 303 and acted.headers["location"] == "/?state=all"
+            assert _done(client.get("/?state=all", headers={"X-Live": "1"}).text) is None
+            assert _done(client.get("/?state=all").text) == "Case C-7 cancelled (1 job)"
+            assert _done(client.get("/?state=all").text) is None  # said once
+            key = served.store.list_jobs()[0].job_key
+            client.post("/cases/retry", data={"csrf": csrf, "target": key, "next": "/failed"})
+            assert _done(client.get("/failed").text) == f"Job {key} queued again (1 job)"
+        assert served.store.list_jobs()[0].state is JobState.QUEUED
+
+    def test_a_refused_cancel_says_the_case_is_cancelled_already(
+        self, served: Served
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            form = {"csrf": csrf, "target": "case:C-7", "next": "/"}
+            assert client.post("/cases/cancel", data=form).status_code == 303
+            again = client.post("/cases/cancel", data=form)
+            assert again.status_code == 409
+            assert "Case C-7 was not cancelled: it is cancelled already" in again.text
+            # Only the refusal is said: not the first cancel's line, not later as done.
+            assert _done(again.text) is None and _done(client.get("/").text) is None
+
+    def test_a_sent_print_is_refused_saying_it_was_sent(self, served: Served) -> None:
+        store = served.store
+        build = store.transition_build(served.held_id, JobState.WAITING_FOR_PRINTER, "ok")
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", printer="Bench-A")
+        store.transition_build(build.id, JobState.PRINT_SENT, "sent")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            for action, done in (("cancel", "cancelled"), ("retry", "queued again")):
+                refused = client.post(f"/cases/{action}",
+                                      data={"csrf": csrf, "target": "case:C-7", "next": "/"})
+                assert refused.status_code == 409
+                assert f"Case C-7 was not {done}: its job is print sent" in refused.text
+        assert store.list_jobs()[0].state is JobState.PRINT_SENT
