@@ -238,8 +238,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
                         prints=prints, filters=views.FILTERS, recipes=recipes,
-                        older_jobs=older_jobs, older_builds=older_builds,
-                        page_rows=views.PAGE_ROWS)
+                        older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS)
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlencode
 
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.printing.target import PrintTarget
@@ -28,6 +29,8 @@ from preform_pipeline.web.sources import LiveSources
 __all__ = [
     "FAILED_STATES",
     "FILTERS",
+    "PAGE_ROWS",
+    "QUEUE_PAGE_ROWS",
     "BuildPage",
     "CaseRow",
     "PrinterRow",
@@ -41,8 +44,11 @@ __all__ = [
     "screenshot_of",
 ]
 
-#: How many jobs and builds a page shows at most (the newest that its filters keep).
+#: How many jobs the Failed cases and History pages read at most (the newest).
 PAGE_ROWS: Final = 300
+#: How many jobs, and how many builds, one page of the queue shows: the live refresh fetches
+#: the shown page again every few seconds, so a long queue is not fetched whole each time.
+QUEUE_PAGE_ROWS: Final = 50
 _R = TypeVar("_R")
 #: Screenshot formats the server writes (a fly-around is .webp).
 _IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
@@ -69,26 +75,42 @@ class QueueFilter:
     state: str = "active"
     recipe: str = ""
     text: str = ""
+    #: The queue's page, 1 the newest.
+    page: int = 1
 
     @classmethod
     def parse(cls, query: Mapping[str, str], default: str = "active") -> QueueFilter:
         state = query.get("state", default)
+        page = query.get("page", "1").strip()
         return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
-                   query.get("q", "").strip())
+                   query.get("q", "").strip(),
+                   int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1)
+
+    @property
+    def offset(self) -> int:
+        """How many of the newest rows the pages before this one show."""
+        return (self.page - 1) * QUEUE_PAGE_ROWS
+
+    def link(self, page: int) -> str:
+        """The query string of another page with the same filters."""
+        params = {"state": self.state, "recipe": self.recipe, "q": self.text,
+                  "page": str(page) if page > 1 else ""}
+        return urlencode({k: v for k, v in params.items() if v})
 
     @property
     def states(self) -> frozenset[JobState]:
         return FILTERS[self.state][1]
 
     def query(self) -> dict[str, Any]:
-        """The store query of what the filter may keep. The state and recipe are asked of the
-        store, so the page's limit applies to what they keep: reading the newest rows and then
-        filtering hid a build held since before the newest PAGE_ROWS jobs, from its state
-        filter and from the search alike. A search reads every row (no store query matches
-        text); otherwise one row beyond the limit says whether older ones were left out."""
+        """The store query of the filter's page. The state and recipe are asked of the store,
+        so the page's limit and offset apply to what they keep: reading the newest rows and
+        then filtering hid a build held since before them, from its state filter and from the
+        search alike. The store pages (one row beyond the page says whether an older page
+        exists), except for a search, which reads every row: no store query matches text."""
         return {"state": None if self.state == "all" else self.states,
                 "recipe": self.recipe or None,
-                "limit": None if self.text else PAGE_ROWS + 1}
+                "limit": None if self.text else QUEUE_PAGE_ROWS + 1,
+                "offset": 0 if self.text else self.offset}
 
     def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
         if state not in self.states or (self.recipe and recipe != self.recipe):
@@ -152,16 +174,18 @@ def _group(jobs: Iterable[Job]) -> list[CaseRow]:
     return rows
 
 
-def _newest(kept: list[_R]) -> tuple[list[_R], bool]:
-    """The newest PAGE_ROWS of rows in creation order, and whether older ones were left out."""
-    return kept[-PAGE_ROWS:], len(kept) > PAGE_ROWS
+def _paged(kept: list[_R], flt: QueueFilter) -> tuple[list[_R], bool]:
+    """The rows of the filter's page in creation order, and whether an older page exists.
+    The store paged already (with one row beyond the page) unless a search read every row."""
+    end = max(len(kept) - (flt.offset if flt.text else 0), 0)
+    return kept[max(end - QUEUE_PAGE_ROWS, 0):end], end > QUEUE_PAGE_ROWS
 
 
 def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
-    """The cases of the newest jobs the filter keeps, and whether older jobs were left out."""
+    """The cases of the jobs on the filter's page, and whether older jobs are on another."""
     jobs = store.list_jobs(**flt.query())
-    kept, more = _newest([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
-                                                       j.original_name, j.job_key)])
+    kept, more = _paged([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
+                                                       j.original_name, j.job_key)], flt)
     return _group(kept), more
 
 
@@ -193,10 +217,10 @@ def _build_row(store: JobStore, build: Build) -> BuildRow:
 
 def queue_builds(store: JobStore, flt: QueueFilter
                  ) -> tuple[list[BuildRow], list[BuildRow], bool]:
-    """(builds, prints, more): the newest builds the filter keeps (newest first), those of
-    them that have a print, and whether older builds were left out."""
-    kept, more = _newest([b for b in store.list_builds(**flt.query())
-                          if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)])
+    """(builds, prints, more): the builds on the filter's page (newest first), those of them
+    that have a print, and whether older builds are on another page."""
+    kept, more = _paged([b for b in store.list_builds(**flt.query())
+                         if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)], flt)
     rows = [_build_row(store, b) for b in reversed(kept)]
     prints = [r for r in rows if r.build.state in _PRINT_STATES]
     return rows, prints, more
