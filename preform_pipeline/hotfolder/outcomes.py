@@ -138,6 +138,12 @@ class OutcomeFolders:
 
     def fail_job(self, job: Job, reason: str, todo: str, *,
                   where: str = "preparing the batch") -> None:
+        place = place_of(job)
+        if place is not None:
+            # A reader's reason names the file by its working path in processing/, which it
+            # leaves for failed/ at once: the job's reason and note then named a path gone.
+            # They name it as dropped (``C-1042/upper.stl``); where it is now is the job's.
+            reason = reason.replace(str(job.source_path), place.rel)
         try:
             job = self.store.transition(job.id, JobState.FAILED, reason,
                                         expect=JobState.PROCESSING)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
@@ -134,6 +134,8 @@ class CaseRow:
     jobs: tuple[Job, ...]
     state: JobState
     why: str
+    #: Each job's file where it is now, or its name when that path is gone (Failed cases).
+    located: tuple[str, ...] = ()
 
     @property
     def files(self) -> str:
@@ -190,7 +192,16 @@ def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
 
 
 def failed_cases(store: JobStore) -> list[CaseRow]:
-    return _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))
+    """The cases that stopped, each with where its files are now (failed/, as a rule)."""
+    return [replace(row, located=tuple(_where_now(j) for j in row.jobs))
+            for row in _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))]
+
+
+def _where_now(job: Job) -> str:
+    try:
+        return str(job.source_path) if job.source_path.exists() else job.original_name
+    except OSError:
+        return job.original_name
 
 
 @dataclass(frozen=True)
