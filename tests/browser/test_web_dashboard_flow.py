@@ -465,3 +465,21 @@ class TestWhatAnActionDid:
             assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
             page.reload()
             assert page.locator("#done").count() == 0  # said once
+
+
+class TestLongNames:
+    """A long case id or file name never widens the queue past the window."""
+
+    def test_a_long_case_id_is_cut_with_its_whole_id_in_the_title(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # `white-space: nowrap` on the Case column let an unbroken id push the table 19 px
+        # past a 1180 px tablet window.
+        long_id = "C-" + "0123456789" * 8
+        with _opened(browser) as page:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            lab.drop("x" * 120, long_id, 3)
+            cell = page.locator(f"#cases tr[data-case='{long_id}'] td[data-label='Case'] .clip")
+            cell.wait_for()
+            assert cell.get_attribute("title") == long_id
+            assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
