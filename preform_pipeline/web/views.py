@@ -52,9 +52,11 @@ QUEUE_PAGE_ROWS: Final = 50
 _R = TypeVar("_R")
 #: Screenshot formats the server writes (a fly-around is .webp).
 _IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
-#: Cases on the "Failed cases" page: the pipeline stopped, a person decides.
+#: Cases on the "Failed cases" page: the pipeline stopped, a person decides. A skipped
+#: duplicate is one: its file is in failed/ beside a note, as the others' are.
 FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.ABORTED,
-                                  JobState.PRINT_ERROR, JobState.UNVERIFIED})
+                                  JobState.PRINT_ERROR, JobState.UNVERIFIED,
+                                  JobState.DUPLICATE_SKIPPED})
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
 
 #: The queue's state filter: name → (label, states).
@@ -136,6 +138,8 @@ class CaseRow:
     why: str
     #: Each job's file where it is now, or its name when that path is gone (Failed cases).
     located: tuple[str, ...] = ()
+    #: A skipped duplicate: a row of its own beside its case's, acted on by its job key.
+    copy: bool = False
 
     @property
     def files(self) -> str:
@@ -144,7 +148,14 @@ class CaseRow:
     @property
     def target(self) -> str:
         """What the case actions are sent (a case id, or the one job's key)."""
-        return f"case:{self.case}" if self.jobs[0].case_id else self.jobs[0].job_key
+        if self.jobs[0].case_id and not self.copy:
+            return f"case:{self.case}"
+        return self.jobs[0].job_key
+
+    @property
+    def handle(self) -> str:
+        """What its buttons are named by: the case, or a skipped copy's own job key."""
+        return self.jobs[0].job_key if self.copy else self.case
 
     @property
     def can_retry(self) -> bool:
@@ -164,14 +175,18 @@ _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
 
 
 def _group(jobs: Iterable[Job]) -> list[CaseRow]:
-    cases: dict[str, list[Job]] = {}
+    cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        cases.setdefault(job.case_id or job.job_key, []).append(job)
+        # A skipped duplicate is no part of its case's work: in the case's row it made the
+        # case's state and offered the case's Retry beside a build held for approval (a retry
+        # that prepares the same model again), and it was left off Failed cases.
+        copy = job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
+        cases.setdefault((job.case_id or job.job_key, copy), []).append(job)
     rows: list[CaseRow] = []
-    for case, members in cases.items():
+    for (case, copy), members in cases.items():
         lead = min(members, key=lambda j: (j.state not in FAILED_STATES, _STATE_ORDER[j.state]))
         rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
-                            why(lead.state, lead.reason)))
+                            why(lead.state, lead.reason), copy=bool(copy)))
     rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
     return rows
 

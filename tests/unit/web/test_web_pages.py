@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import closing
+from pathlib import Path
 
 import httpx
 
@@ -248,3 +249,28 @@ class TestCaseActionsSaySo:
                 assert refused.status_code == 409
                 assert f"Case C-7 was not {done}: its job is print sent" in refused.text
         assert store.list_jobs()[0].state is JobState.PRINT_SENT
+
+
+class TestASkippedDuplicate:
+    """A copy skipped as a duplicate is a failed case of its own, not part of its case's row."""
+
+    def test_it_is_on_failed_cases_and_the_held_case_offers_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # The copy's Retry sat in the row of C-7, held for approval, as the case's Retry (it
+        # prepares and holds the same model again), and Failed cases left the copy out.
+        copy = served.store.create_job(recipe="crowns", source_path=tmp_path / "C-7b.stl",
+                                       case_id="C-7", state=JobState.PROCESSING)
+        served.store.transition(copy.id, JobState.DUPLICATE_SKIPPED,
+                                "same content as an earlier job")
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        failed = httpx.get(served.url + "/failed", headers=operator).text
+        rows = re.findall(r'<tr data-case="C-7"( data-copy="[^"]+")?>(.*?)</tr>', failed, re.S)
+        assert [r[0] for r in rows] == [f' data-copy="{copy.job_key}"']
+        assert "duplicate skipped" in rows[0][1]
+        assert f'name="target" value="{copy.job_key}"' in rows[0][1]
+        queue = httpx.get(served.url + "/?state=all", headers=operator).text
+        held = re.search(r'<tr data-case="C-7">(.*?)</tr>', queue, re.S)
+        assert held is not None and "awaiting approval" in held.group(1)
+        assert "Retry" not in held.group(1) and 'aria-label="Cancel case C-7"' in held.group(1)
+        assert f'aria-label="Retry copy {copy.job_key} of case C-7"' in queue
