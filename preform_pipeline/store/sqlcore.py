@@ -483,14 +483,14 @@ class SqlStoreCore(ABC):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     @staticmethod
-    def _check_limit(limit: int, offset: int = 0) -> None:
+    def _check_limit(limit: int, offset: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be 1 or more (or None for all), got {limit}")
         if offset < 0:
             raise ValueError(f"offset must be 0 or more, got {offset}")
 
     @staticmethod
-    def _limited(table: str, where: str, limit: int | None, offset: int = 0) -> str:
+    def _limited(table: str, where: str, limit: int | None, offset: int) -> str:
         if limit is None:
             if offset:
                 raise ValueError(f"an offset ({offset}) needs a limit: a page has a size")
