@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
+from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, Job, JobState, JobStore, Transition
@@ -44,6 +45,8 @@ __all__ = [
     "screenshot_of",
 ]
 
+#: How many of the builds waiting for a printer its card names (the rest are counted).
+NEXT_SHOWN: Final = 3
 #: How many jobs the Failed cases and History pages read at most (the newest).
 PAGE_ROWS: Final = 300
 #: How many jobs, and how many builds, one page of the queue shows: the live refresh fetches
@@ -331,7 +334,11 @@ class PrinterRow:
     materials: str = ""
     tank: str = ""
     current: tuple[Build, ...] = ()
-    waiting: tuple[Build, ...] = ()
+    #: The builds it takes next, in the dispatcher's order (at most NEXT_SHOWN).
+    next_up: tuple[Build, ...] = ()
+    #: Builds waiting for it beyond those, and builds held for approval that would go to it.
+    more_waiting: int = 0
+    awaiting: int = 0
 
 
 def _tank(raw: Any) -> str:
@@ -381,9 +388,13 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
     result: list[PrinterRow] = []
     for name, row in sorted(rows.items()):
         current = tuple(b for b in printing if b.printer == name)
-        waits = tuple(b for b in waiting if _may_take(b, name, row))
+        waits = [b for b in waiting if _may_take(b, name, row)]
+        # What a person beside the printer needs: what it takes next and how many more; a
+        # list of every held build (313 links on one card) told them neither.
+        ready = waiting_order([b for b in waits if b.state is JobState.WAITING_FOR_PRINTER])
         result.append(PrinterRow(row.name, row.status, row.machine_types, row.materials,
-                                 row.tank, current, waits))
+                                 row.tank, current, tuple(ready[:NEXT_SHOWN]),
+                                 max(len(ready) - NEXT_SHOWN, 0), len(waits) - len(ready)))
     return result, note
 
 

@@ -274,3 +274,34 @@ class TestASkippedDuplicate:
         assert held is not None and "awaiting approval" in held.group(1)
         assert "Retry" not in held.group(1) and 'aria-label="Cancel case C-7"' in held.group(1)
         assert f'aria-label="Retry copy {copy.job_key} of case C-7"' in queue
+
+
+class TestAPrinterCard:
+    """A printer's card says what prints, what it takes next, and how many more: not every
+    build held or waiting, one link each."""
+
+    def test_the_card_names_the_next_three_and_counts_the_rest(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        from preform_pipeline.web.actions import approve_build
+        from tests.unit.web.conftest import held_build
+
+        store = served.store
+        printing = approve_build(store, held_build(store, tmp_path, "C-1"), "olivia")
+        store.transition_build(printing.id, JobState.PRINT_SENDING, "sending",
+                               printer="Bench-A")
+        store.transition_build(printing.id, JobState.PRINT_SENT, "sent")
+        waiting = [approve_build(store, held_build(store, tmp_path, f"C-{n}"), "olivia")
+                   for n in range(10, 15)]
+        for n in range(20, 23):
+            held_build(store, tmp_path, f"C-{n}")  # with served's C-7: four held
+        page = httpx.get(served.url + "/printers", headers=AUTH).text
+        card = re.search(r'<section class="card printer" data-printer="Bench-A">(.*?)</section>',
+                         page, re.S)
+        assert card is not None, page
+        text = card.group(1)
+        assert f'<a href="/builds/{printing.id}">C-1 {printing.job_key}</a>' in text
+        shown = re.findall(r'<a href="/builds/(\d+)">', text.split('class="next"')[1])
+        assert [int(i) for i in shown] == [b.id for b in waiting[:3]]
+        assert '<a href="/?state=waiting" class="more">and 2 more waiting</a>' in text
+        assert '<a href="/?state=approval">4 awaiting approval</a>' in text
