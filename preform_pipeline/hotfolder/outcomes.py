@@ -10,6 +10,8 @@ elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,6 +65,15 @@ class ActiveBuilds:
         """Seconds until the sweep may settle ``build_id``'s files, when it leaves them only
         because they were moved moments ago; None: not so (an only daemon never does)."""
         return None
+
+
+def _as_dropped(reason: str, working: Path) -> str:
+    """``reason`` with each file in a job's folder under processing/ named by its name there:
+    ``…/processing/PP-…/upper.stl`` → ``upper.stl``. A reader's reason names the working path,
+    which the file leaves for failed/ at once (and a case's other files' reasons quote it):
+    the job's reason and note named a folder gone. Where it is now is the job's record."""
+    sep = re.escape(os.sep)
+    return re.sub(re.escape(str(working)) + sep + f"[^{sep}]+" + sep, "", reason)
 
 
 class OutcomeFolders:
@@ -140,10 +151,8 @@ class OutcomeFolders:
                   where: str = "preparing the batch") -> None:
         place = place_of(job)
         if place is not None:
-            # A reader's reason names the file by its working path in processing/, which it
-            # leaves for failed/ at once: the job's reason and note then named a path gone.
-            # They name it as dropped (``C-1042/upper.stl``); where it is now is the job's.
-            reason = reason.replace(str(job.source_path), place.rel)
+            reason = _as_dropped(reason.replace(str(job.source_path), place.rel),
+                                 self.intake.inbox_of(place).folder("processing"))
         try:
             job = self.store.transition(job.id, JobState.FAILED, reason,
                                         expect=JobState.PROCESSING)
