@@ -171,6 +171,8 @@ class Dashboard:
             {"user": access.user, "csrf": access.session.csrf if access.session else "",
              "done": done,
              "live_only": live, "path": request.url.path,
+             # Where an action returns to: the page with its query (filters, page number).
+             "here": _wanted(request),
              "query": str(request.url.query), **context},
             status_code=status_code,
             headers={"Cache-Control": "no-store"},
@@ -207,11 +209,15 @@ def _unauthorised() -> Response:
                              headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
 
 
+def _wanted(request: Request) -> str:
+    """The path and query asked for: the query is the queue's filters and page, which a bare
+    path dropped (after a login, after an action)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
 def _login_url(request: Request) -> str:
-    """The login page, told to return to the whole URL asked for: its query is the queue's
-    filters and page, which a bare path dropped."""
-    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return f"/login?next={quote(wanted, safe='/')}"
+    """The login page, told to return to the whole URL asked for."""
+    return f"/login?next={quote(_wanted(request), safe='/')}"
 
 
 def _local(target: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from contextlib import closing
 from pathlib import Path
@@ -222,6 +223,20 @@ class TestCaseActionsSaySo:
             client.post("/cases/retry", data={"csrf": csrf, "target": key, "next": "/failed"})
             assert _done(client.get("/failed").text) == f"Job {key} queued again (1 job)"
         assert served.store.list_jobs()[0].state is JobState.QUEUED
+
+    def test_an_action_returns_to_the_filtered_page_it_was_done_on(
+        self, served: Served
+    ) -> None:
+        # The forms' next= kept only the path: Cancel on page 2 of "All" came back to page 1
+        # of "In progress".
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = client.get("/", params={"state": "all", "q": "C-7"}).text
+            found = re.search(r'<input type="hidden" name="next" value="([^"]+)">', page)
+            assert found is not None and found.group(1) == "/?state=all&amp;q=C-7"
+            acted = client.post("/cases/cancel", data={
+                "csrf": csrf, "target": "case:C-7", "next": html.unescape(found.group(1))})
+        assert acted.status_code == 303 and acted.headers["location"] == "/?state=all&q=C-7"
 
     def test_a_refused_cancel_says_the_case_is_cancelled_already(
         self, served: Served
