@@ -52,6 +52,8 @@ PAGE_ROWS: Final = 300
 #: How many jobs, and how many builds, one page of the queue shows: the live refresh fetches
 #: the shown page again every few seconds, so a long queue is not fetched whole each time.
 QUEUE_PAGE_ROWS: Final = 50
+#: The longest page number read from a query (a million pages of 50 is past any lab's store).
+_PAGE_DIGITS: Final = 6
 _R = TypeVar("_R")
 #: Screenshot formats the server writes (a fly-around is .webp).
 _IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
@@ -89,7 +91,7 @@ class QueueFilter:
         page = query.get("page", "1").strip()
         return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
                    query.get("q", "").strip(),
-                   int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1)
+                   _page_number(page))
 
     @property
     def offset(self) -> int:
@@ -122,6 +124,14 @@ class QueueFilter:
             return False
         needle = self.text.lower()
         return not needle or any(needle in (t or "").lower() for t in texts)
+
+
+def _page_number(text: str) -> int:
+    """A page number from the query; anything else is page 1. ``isdigit`` alone lets in
+    "²" and digit strings too long for ``int``, which raised (a 500) instead."""
+    if text.isascii() and text.isdigit() and len(text) <= _PAGE_DIGITS and int(text) > 0:
+        return int(text)
+    return 1
 
 
 def why(state: JobState, reason: str) -> str:

@@ -108,6 +108,6 @@ class TestPages:
         beyond = httpx.get(behind.url + "/?page=9", headers=AUTH)
         assert beyond.status_code == 200 and "No cases match." in beyond.text
         assert _links(beyond.text, "prev")[0] == "/?state=active&page=8"
-        for junk in ("abc", "0", "-1", "99999999999999999999"):
+        for junk in ("abc", "0", "-1", "99999999999999999999", "\u00b2", "9" * 5000):
             page = httpx.get(behind.url + "/", params={"page": junk}, headers=AUTH)
             assert page.status_code == 200 and _cases(page.text)[0] == f"N-{NEWER - 1}", junk
