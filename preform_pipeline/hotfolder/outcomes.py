@@ -10,6 +10,8 @@ elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -63,6 +65,15 @@ class ActiveBuilds:
         """Seconds until the sweep may settle ``build_id``'s files, when it leaves them only
         because they were moved moments ago; None: not so (an only daemon never does)."""
         return None
+
+
+def _as_dropped(reason: str, working: Path) -> str:
+    """``reason`` with each file in a job's folder under processing/ named by its name there:
+    ``…/processing/PP-…/upper.stl`` → ``upper.stl``. A reader's reason names the working path,
+    which the file leaves for failed/ at once (and a case's other files' reasons quote it):
+    the job's reason and note named a folder gone. Where it is now is the job's record."""
+    sep = re.escape(os.sep)
+    return re.sub(re.escape(str(working)) + sep + f"[^{sep}]+" + sep, "", reason)
 
 
 class OutcomeFolders:
@@ -138,6 +149,10 @@ class OutcomeFolders:
 
     def fail_job(self, job: Job, reason: str, todo: str, *,
                   where: str = "preparing the batch") -> None:
+        place = place_of(job)
+        if place is not None:
+            reason = _as_dropped(reason.replace(str(job.source_path), place.rel),
+                                 self.intake.inbox_of(place).folder("processing"))
         try:
             job = self.store.transition(job.id, JobState.FAILED, reason,
                                         expect=JobState.PROCESSING)

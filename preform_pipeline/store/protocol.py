@@ -144,9 +144,11 @@ class JobStore(Protocol):
         since: datetime | None = None,
         build_id: int | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[Job, ...]:
         """Jobs in creation order, filtered; ``since``: changed at or after that time;
-        ``limit``: only the most recent N (still in creation order)."""
+        ``limit``: only the most recent N (still in creation order); ``offset`` (with a
+        limit): skip the most recent ``offset`` first, a page further back."""
         ...
 
     def transition(
@@ -216,8 +218,9 @@ class JobStore(Protocol):
         recipe: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[Build, ...]:
-        """Builds in creation order, filtered like ``list_jobs``."""
+        """Builds in creation order, filtered and paged like ``list_jobs``."""
         ...
 
     def transition_build(

@@ -483,19 +483,24 @@ class SqlStoreCore(ABC):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     @staticmethod
-    def _check_limit(limit: int) -> None:
+    def _check_limit(limit: int, offset: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be 1 or more (or None for all), got {limit}")
+        if offset < 0:
+            raise ValueError(f"offset must be 0 or more, got {offset}")
 
     @staticmethod
-    def _limited(table: str, where: str, limit: int | None) -> str:
+    def _limited(table: str, where: str, limit: int | None, offset: int) -> str:
         if limit is None:
+            if offset:
+                raise ValueError(f"an offset ({offset}) needs a limit: a page has a size")
             return f"SELECT * FROM {table}{where} ORDER BY id"
-        SqlStoreCore._check_limit(limit)
-        # The most recent N, handed back in creation order.
+        SqlStoreCore._check_limit(limit, offset)
+        # The most recent N after skipping the newest ``offset`` (a page further back), handed
+        # back in creation order. The database pages, so a page reads only its own rows.
         return (
-            f"SELECT * FROM (SELECT * FROM {table}{where} ORDER BY id DESC LIMIT {int(limit)}) "
-            "AS recent ORDER BY id"
+            f"SELECT * FROM (SELECT * FROM {table}{where} ORDER BY id DESC LIMIT {int(limit)} "
+            f"OFFSET {int(offset)}) AS recent ORDER BY id"
         )
 
     def list_jobs(
@@ -506,11 +511,12 @@ class SqlStoreCore(ABC):
         since: datetime | None = None,
         build_id: int | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[Job, ...]:
         extra = {"build_id": build_id} if build_id is not None else None
         where, params = self._where(state=state, recipe=recipe, since=since, extra=extra)
         with self._transaction("listing jobs", write=False) as conn:
-            rows = conn.execute(self._limited("jobs", where, limit), params).fetchall()
+            rows = conn.execute(self._limited("jobs", where, limit, offset), params).fetchall()
             return tuple(_job_from_row(r) for r in rows)
 
     def transition(
@@ -692,10 +698,12 @@ class SqlStoreCore(ABC):
         recipe: str | None = None,
         since: datetime | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> tuple[Build, ...]:
         where, params = self._where(state=state, recipe=recipe, since=since)
         with self._transaction("listing builds", write=False) as conn:
-            rows = conn.execute(self._limited("builds", where, limit), params).fetchall()
+            rows = conn.execute(self._limited("builds", where, limit, offset),
+                                params).fetchall()
             return tuple(self._build(conn, r) for r in rows)
 
     def transition_build(

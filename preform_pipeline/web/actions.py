@@ -17,7 +17,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
 
-__all__ = ["approve_build", "cancel_case", "case_jobs", "reject_build", "retry_case",
+__all__ = ["approve_build", "cancel_case", "case_jobs", "named", "reject_build", "retry_case",
            "settle_print"]
 
 log = get_logger(__name__)
@@ -43,18 +43,33 @@ def case_jobs(store: JobStore, target: str) -> list[Job]:
     return jobs
 
 
+def named(target: str) -> str:
+    """How a sentence about a case action's target starts: "Case C-7", or "Job PP-…"."""
+    if target.startswith(_CASE_PREFIX):
+        return f"Case {target[len(_CASE_PREFIX):]}"
+    return f"Job {target}"
+
+
 def _move_case(
     store: JobStore, target: str, user: str, *, movable: frozenset[JobState], to: JobState,
-    action: str, verb: str, hint: str,
+    done: str, verb: str, hint: str,
 ) -> int:
-    """Move every job of the case that is in ``movable`` to ``to``; how many moved."""
+    """Move every job of the case that is in ``movable`` to ``to``; how many moved. Nothing
+    movable is refused with the states the case's jobs are in: "nothing to cancel" left the
+    person to guess whether it had printed or someone had cancelled it already."""
     count = 0
-    for job in case_jobs(store, target):
+    jobs = case_jobs(store, target)
+    for job in jobs:
         if job.state in movable:
             store.transition(job.id, to, f"{verb} {_by(user)}", expect=job.state)
             count += 1
     if not count:
-        raise PipelineError(f"{target}: nothing to {action}", hint=hint)
+        states = sorted({j.state.value.replace("_", " ") for j in jobs})
+        if all(j.state is to for j in jobs):
+            why = f"it is {to.value} already"
+        else:
+            why = f"{'its job is' if len(jobs) == 1 else 'its jobs are'} {', '.join(states)}"
+        raise PipelineError(f"{named(target)} was not {done}: {why}", hint=hint)
     log.info("web_case_moved", target=target, user=user, jobs=count, to_state=to.value)
     return count
 
@@ -62,7 +77,7 @@ def _move_case(
 def retry_case(store: JobStore, target: str, user: str) -> int:
     """Queue every retryable job of the case again; how many were."""
     return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
-                      action="retry", verb="retried",
+                      done="queued again", verb="retried",
                       hint="only failed, aborted, errored, unverified, cancelled or skipped "
                       "jobs can be retried")
 
@@ -70,7 +85,7 @@ def retry_case(store: JobStore, target: str, user: str) -> int:
 def cancel_case(store: JobStore, target: str, user: str) -> int:
     """Cancel every job of the case whose print was not sent; how many were."""
     return _move_case(store, target, user, movable=CANCELLABLE_STATES, to=JobState.CANCELLED,
-                      action="cancel", verb="cancelled",
+                      done="cancelled", verb="cancelled",
                       hint="a print that was sent is cancelled on the printer or in Formlabs "
                       "Dashboard")
 

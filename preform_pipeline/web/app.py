@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -73,6 +74,8 @@ class Dashboard:
         self.web = web
         self.sources = sources
         self.gate = Gate(web.users)
+        #: What the last action of a session did, shown once on its next page: session → text.
+        self.done: dict[str, str] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
                                           refresh_ms=int(web.refresh_s * 1000))
@@ -91,7 +94,7 @@ class Dashboard:
             if access.user is None:
                 if access.refused:
                     return _unauthorised()
-                return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                return RedirectResponse(_login_url(request), status_code=303)
             return await render(request, access.user, access)
         return handler
 
@@ -114,6 +117,8 @@ class Dashboard:
                             user=access.user.name)
                 return PlainTextResponse("refused: viewers cannot act; ask an operator",
                                          status_code=403)
+            sid = request.cookies.get(SESSION_COOKIE, "")
+            self.done.pop(sid, None)  # an older action's line is not this one's outcome
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
@@ -123,16 +128,51 @@ class Dashboard:
                                    hint=getattr(exc, "hint", None))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
+            if access.session is not None:
+                # Said once on the page the browser is sent to (outside the live part, so a
+                # refresh keeps it): the reload after an action looked as if nothing was done.
+                self.done[sid] = message
             return RedirectResponse(_local(form.get("next")), status_code=303)
         return handler
+
+    async def no_route(self, request: Request, exc: Exception) -> Response:
+        """A wrong address or method: the dashboard's own page saying so, with the way back
+        (the framework's bare "Not Found" left a person on a page with no link). What
+        scripts read keeps its own kind: JSON for ``/healthz``, text for ``/metrics``."""
+        status = int(getattr(exc, "status_code", 404))
+        headers = dict(getattr(exc, "headers", None) or {})
+        path = request.url.path
+        if status == 405 and request.method in ("GET", "HEAD"):
+            title = "Not a page"
+            message = (f"{path} is an action: it is done with a button on its page, "
+                       "and cannot be opened as a page.")
+        elif status == 405:
+            title, message = "Not an action", f"{path} does not take a {request.method}."
+        else:
+            title, message = "Not found", f"There is no page at {path}."
+        if path in _JSON_ROUTES:
+            return JSONResponse({"status": "error", "error": message}, status_code=status,
+                                headers=headers)
+        if path in _TEXT_ROUTES:
+            return PlainTextResponse(message, status_code=status, headers=headers)
+        response = self.render(request, "error.html", self.access(request),
+                               status_code=status, title=title, message=message)
+        response.headers.update(headers)
+        return response
 
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
         live = request.headers.get("x-live") == "1"
+        done = None
+        if access.session is not None and not live:
+            done = self.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         return self.templates.TemplateResponse(
             request, name,
             {"user": access.user, "csrf": access.session.csrf if access.session else "",
+             "done": done,
              "live_only": live, "path": request.url.path,
+             # Where an action returns to: the page with its query (filters, page number).
+             "here": _wanted(request),
              "query": str(request.url.query), **context},
             status_code=status_code,
             headers={"Cache-Control": "no-store"},
@@ -159,9 +199,25 @@ class _NotFramed:
         await self.app(scope, receive, sending if scope["type"] == "http" else send)
 
 
+#: Routes read by scripts, whose wrong-method answer keeps their kind.
+_JSON_ROUTES: Final = frozenset({"/healthz"})
+_TEXT_ROUTES: Final = frozenset({"/metrics"})
+
+
 def _unauthorised() -> Response:
     return PlainTextResponse("unauthorised: a valid login or token is needed", status_code=401,
                              headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
+
+
+def _wanted(request: Request) -> str:
+    """The path and query asked for: the query is the queue's filters and page, which a bare
+    path dropped (after a login, after an action)."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+
+def _login_url(request: Request) -> str:
+    """The login page, told to return to the whole URL asked for."""
+    return f"/login?next={quote(_wanted(request), safe='/')}"
 
 
 def _local(target: str | None) -> str:
@@ -188,8 +244,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
                         prints=prints, filters=views.FILTERS, recipes=recipes,
-                        older_jobs=older_jobs, older_builds=older_builds,
-                        page_rows=views.PAGE_ROWS)
+                        older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS)
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
@@ -263,6 +318,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def logout(request: Request) -> Response:
         if cross_site_reason(request.headers, request.url.scheme) is None:
             d.gate.logout(request.cookies.get(SESSION_COOKIE))
+            d.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -270,12 +326,12 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def approve(request: Request, user: WebUser, form: dict[str, str]) -> str:
         b = await d.read(partial(actions.approve_build, jobs=d.jobs), _build_id(request),
                          user.name)
-        return f"approved {b.job_key}"
+        return f"Build {b.job_key} approved"
 
     async def reject(request: Request, user: WebUser, form: dict[str, str]) -> str:
         b = await d.read(partial(actions.reject_build, jobs=d.jobs), _build_id(request),
                          user.name, form.get("reason", ""))
-        return f"rejected {b.job_key}"
+        return f"Build {b.job_key} rejected"
 
     async def settle(request: Request, user: WebUser, form: dict[str, str]) -> str:
         printed = form.get("printed")
@@ -283,15 +339,17 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
             raise ValueError("say whether it printed: printed=yes or printed=no")
         b = await d.read(partial(actions.settle_print, printed=printed == "yes", jobs=d.jobs),
                          _build_id(request), user.name)
-        return f"settled {b.job_key}: {b.state.value}"
+        return f"Build {b.job_key} settled: {b.state.value.replace('_', ' ')}"
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        count = await d.read(actions.retry_case, form.get("target", ""), user.name)
-        return f"{counted(count, 'job')} queued again"
+        target = form.get("target", "")
+        count = await d.read(actions.retry_case, target, user.name)
+        return f"{actions.named(target)} queued again ({counted(count, 'job')})"
 
     async def cancel(request: Request, user: WebUser, form: dict[str, str]) -> str:
-        count = await d.read(actions.cancel_case, form.get("target", ""), user.name)
-        return f"{counted(count, 'job')} cancelled"
+        target = form.get("target", "")
+        count = await d.read(actions.cancel_case, target, user.name)
+        return f"{actions.named(target)} cancelled ({counted(count, 'job')})"
 
     routes = [
         Route("/", d.page(queue)),
@@ -312,4 +370,5 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         Route("/cases/cancel", d.action(cancel), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)])
+    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)],
+                     exception_handlers={404: d.no_route, 405: d.no_route})

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlencode
 
+from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, Job, JobState, JobStore, Transition
@@ -28,6 +30,8 @@ from preform_pipeline.web.sources import LiveSources
 __all__ = [
     "FAILED_STATES",
     "FILTERS",
+    "PAGE_ROWS",
+    "QUEUE_PAGE_ROWS",
     "BuildPage",
     "CaseRow",
     "PrinterRow",
@@ -41,14 +45,23 @@ __all__ = [
     "screenshot_of",
 ]
 
-#: How many jobs and builds a page shows at most (the newest that its filters keep).
+#: How many of the builds waiting for a printer its card names (the rest are counted).
+NEXT_SHOWN: Final = 3
+#: How many jobs the Failed cases and History pages read at most (the newest).
 PAGE_ROWS: Final = 300
+#: How many jobs, and how many builds, one page of the queue shows: the live refresh fetches
+#: the shown page again every few seconds, so a long queue is not fetched whole each time.
+QUEUE_PAGE_ROWS: Final = 50
+#: The longest page number read from a query (a million pages of 50 is past any lab's store).
+_PAGE_DIGITS: Final = 6
 _R = TypeVar("_R")
 #: Screenshot formats the server writes (a fly-around is .webp).
 _IMAGE_SUFFIXES: Final = (".png", ".webp", ".jpg")
-#: Cases on the "Failed cases" page: the pipeline stopped, a person decides.
+#: Cases on the "Failed cases" page: the pipeline stopped, a person decides. A skipped
+#: duplicate is one: its file is in failed/ beside a note, as the others' are.
 FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.ABORTED,
-                                  JobState.PRINT_ERROR, JobState.UNVERIFIED})
+                                  JobState.PRINT_ERROR, JobState.UNVERIFIED,
+                                  JobState.DUPLICATE_SKIPPED})
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
 
 #: The queue's state filter: name → (label, states).
@@ -69,32 +82,56 @@ class QueueFilter:
     state: str = "active"
     recipe: str = ""
     text: str = ""
+    #: The queue's page, 1 the newest.
+    page: int = 1
 
     @classmethod
     def parse(cls, query: Mapping[str, str], default: str = "active") -> QueueFilter:
         state = query.get("state", default)
+        page = query.get("page", "1").strip()
         return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
-                   query.get("q", "").strip())
+                   query.get("q", "").strip(),
+                   _page_number(page))
+
+    @property
+    def offset(self) -> int:
+        """How many of the newest rows the pages before this one show."""
+        return (self.page - 1) * QUEUE_PAGE_ROWS
+
+    def link(self, page: int) -> str:
+        """The query string of another page with the same filters."""
+        params = {"state": self.state, "recipe": self.recipe, "q": self.text,
+                  "page": str(page) if page > 1 else ""}
+        return urlencode({k: v for k, v in params.items() if v})
 
     @property
     def states(self) -> frozenset[JobState]:
         return FILTERS[self.state][1]
 
     def query(self) -> dict[str, Any]:
-        """The store query of what the filter may keep. The state and recipe are asked of the
-        store, so the page's limit applies to what they keep: reading the newest rows and then
-        filtering hid a build held since before the newest PAGE_ROWS jobs, from its state
-        filter and from the search alike. A search reads every row (no store query matches
-        text); otherwise one row beyond the limit says whether older ones were left out."""
+        """The store query of the filter's page. The state and recipe are asked of the store,
+        so the page's limit and offset apply to what they keep: reading the newest rows and
+        then filtering hid a build held since before them, from its state filter and from the
+        search alike. The store pages (one row beyond the page says whether an older page
+        exists), except for a search, which reads every row: no store query matches text."""
         return {"state": None if self.state == "all" else self.states,
                 "recipe": self.recipe or None,
-                "limit": None if self.text else PAGE_ROWS + 1}
+                "limit": None if self.text else QUEUE_PAGE_ROWS + 1,
+                "offset": 0 if self.text else self.offset}
 
     def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
         if state not in self.states or (self.recipe and recipe != self.recipe):
             return False
         needle = self.text.lower()
         return not needle or any(needle in (t or "").lower() for t in texts)
+
+
+def _page_number(text: str) -> int:
+    """A page number from the query; anything else is page 1. ``isdigit`` alone lets in
+    "²" and digit strings too long for ``int``, which raised (a 500) instead."""
+    if text.isascii() and text.isdigit() and len(text) <= _PAGE_DIGITS and int(text) > 0:
+        return int(text)
+    return 1
 
 
 def why(state: JobState, reason: str) -> str:
@@ -112,6 +149,10 @@ class CaseRow:
     jobs: tuple[Job, ...]
     state: JobState
     why: str
+    #: Each job's file where it is now, or its name when that path is gone (Failed cases).
+    located: tuple[str, ...] = ()
+    #: A skipped duplicate: a row of its own beside its case's, acted on by its job key.
+    copy: bool = False
 
     @property
     def files(self) -> str:
@@ -120,7 +161,14 @@ class CaseRow:
     @property
     def target(self) -> str:
         """What the case actions are sent (a case id, or the one job's key)."""
-        return f"case:{self.case}" if self.jobs[0].case_id else self.jobs[0].job_key
+        if self.jobs[0].case_id and not self.copy:
+            return f"case:{self.case}"
+        return self.jobs[0].job_key
+
+    @property
+    def handle(self) -> str:
+        """What its buttons are named by: the case, or a skipped copy's own job key."""
+        return self.jobs[0].job_key if self.copy else self.case
 
     @property
     def can_retry(self) -> bool:
@@ -140,33 +188,48 @@ _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
 
 
 def _group(jobs: Iterable[Job]) -> list[CaseRow]:
-    cases: dict[str, list[Job]] = {}
+    cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        cases.setdefault(job.case_id or job.job_key, []).append(job)
+        # A skipped duplicate is no part of its case's work: in the case's row it made the
+        # case's state and offered the case's Retry beside a build held for approval (a retry
+        # that prepares the same model again), and it was left off Failed cases.
+        copy = job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
+        cases.setdefault((job.case_id or job.job_key, copy), []).append(job)
     rows: list[CaseRow] = []
-    for case, members in cases.items():
+    for (case, copy), members in cases.items():
         lead = min(members, key=lambda j: (j.state not in FAILED_STATES, _STATE_ORDER[j.state]))
         rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
-                            why(lead.state, lead.reason)))
+                            why(lead.state, lead.reason), copy=bool(copy)))
     rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
     return rows
 
 
-def _newest(kept: list[_R]) -> tuple[list[_R], bool]:
-    """The newest PAGE_ROWS of rows in creation order, and whether older ones were left out."""
-    return kept[-PAGE_ROWS:], len(kept) > PAGE_ROWS
+def _paged(kept: list[_R], flt: QueueFilter) -> tuple[list[_R], bool]:
+    """The rows of the filter's page in creation order, and whether an older page exists.
+    The store paged already (with one row beyond the page) unless a search read every row."""
+    end = max(len(kept) - (flt.offset if flt.text else 0), 0)
+    return kept[max(end - QUEUE_PAGE_ROWS, 0):end], end > QUEUE_PAGE_ROWS
 
 
 def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
-    """The cases of the newest jobs the filter keeps, and whether older jobs were left out."""
+    """The cases of the jobs on the filter's page, and whether older jobs are on another."""
     jobs = store.list_jobs(**flt.query())
-    kept, more = _newest([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
-                                                       j.original_name, j.job_key)])
+    kept, more = _paged([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
+                                                       j.original_name, j.job_key)], flt)
     return _group(kept), more
 
 
 def failed_cases(store: JobStore) -> list[CaseRow]:
-    return _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))
+    """The cases that stopped, each with where its files are now (failed/, as a rule)."""
+    return [replace(row, located=tuple(_where_now(j) for j in row.jobs))
+            for row in _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))]
+
+
+def _where_now(job: Job) -> str:
+    try:
+        return str(job.source_path) if job.source_path.exists() else job.original_name
+    except OSError:
+        return job.original_name
 
 
 @dataclass(frozen=True)
@@ -193,10 +256,10 @@ def _build_row(store: JobStore, build: Build) -> BuildRow:
 
 def queue_builds(store: JobStore, flt: QueueFilter
                  ) -> tuple[list[BuildRow], list[BuildRow], bool]:
-    """(builds, prints, more): the newest builds the filter keeps (newest first), those of
-    them that have a print, and whether older builds were left out."""
-    kept, more = _newest([b for b in store.list_builds(**flt.query())
-                          if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)])
+    """(builds, prints, more): the builds on the filter's page (newest first), those of them
+    that have a print, and whether older builds are on another page."""
+    kept, more = _paged([b for b in store.list_builds(**flt.query())
+                         if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)], flt)
     rows = [_build_row(store, b) for b in reversed(kept)]
     prints = [r for r in rows if r.build.state in _PRINT_STATES]
     return rows, prints, more
@@ -281,7 +344,11 @@ class PrinterRow:
     materials: str = ""
     tank: str = ""
     current: tuple[Build, ...] = ()
-    waiting: tuple[Build, ...] = ()
+    #: The builds it takes next, in the dispatcher's order (at most NEXT_SHOWN).
+    next_up: tuple[Build, ...] = ()
+    #: Builds waiting for it beyond those, and builds held for approval that would go to it.
+    more_waiting: int = 0
+    awaiting: int = 0
 
 
 def _tank(raw: Any) -> str:
@@ -331,9 +398,13 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
     result: list[PrinterRow] = []
     for name, row in sorted(rows.items()):
         current = tuple(b for b in printing if b.printer == name)
-        waits = tuple(b for b in waiting if _may_take(b, name, row))
+        waits = [b for b in waiting if _may_take(b, name, row)]
+        # What a person beside the printer needs: what it takes next and how many more; a
+        # list of every held build (313 links on one card) told them neither.
+        ready = waiting_order([b for b in waits if b.state is JobState.WAITING_FOR_PRINTER])
         result.append(PrinterRow(row.name, row.status, row.machine_types, row.materials,
-                                 row.tank, current, waits))
+                                 row.tank, current, tuple(ready[:NEXT_SHOWN]),
+                                 max(len(ready) - NEXT_SHOWN, 0), len(waits) - len(ready)))
     return result, note
 
 

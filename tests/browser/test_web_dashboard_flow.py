@@ -444,3 +444,42 @@ class TestThePageLeftOpen:
         finally:
             forger.close()
             context.close()
+
+
+class TestWhatAnActionDid:
+    """After an action the page says what was done, and the live refresh leaves it there."""
+
+    def test_a_retry_is_said_on_the_page_and_survives_the_refresh(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # The page reloaded after Retry and said nothing: "1 job queued again" was only in
+        # the daemon's log.
+        with _opened(browser) as page:
+            _login(page, lab.url, "olivia", OPERATOR_SECRET)
+            page.goto(f"{lab.url}/failed")
+            page.click("button[data-test='retry-C-200']")
+            page.wait_for_url(f"{lab.url}/failed")
+            assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
+            assert page.get_attribute("#done", "role") == "status"
+            _next_refresh(page)
+            assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
+            page.reload()
+            assert page.locator("#done").count() == 0  # said once
+
+
+class TestLongNames:
+    """A long case id or file name never widens the queue past the window."""
+
+    def test_a_long_case_id_is_cut_with_its_whole_id_in_the_title(
+        self, lab: Lab, browser: Any
+    ) -> None:
+        # `white-space: nowrap` on the Case column let an unbroken id push the table 19 px
+        # past a 1180 px tablet window.
+        long_id = "C-" + "0123456789" * 8
+        with _opened(browser) as page:
+            _login(page, lab.url, "victor", VIEWER_SECRET)
+            lab.drop("x" * 120, long_id, 3)
+            cell = page.locator(f"#cases tr[data-case='{long_id}'] td[data-label='Case'] .clip")
+            cell.wait_for()
+            assert cell.get_attribute("title") == long_id
+            assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]

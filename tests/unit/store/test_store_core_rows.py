@@ -184,6 +184,39 @@ class TestLimits:
         assert str(listing_jobs.value) == str(listing_builds.value) == message
 
 
+class TestPages:
+    """An offset skips the newest rows and a limit keeps the next ones: a page further back,
+    still in creation order, read by the database; an offset needs a limit."""
+
+    def test_pages_of_two_walk_back_through_the_jobs_and_builds(
+        self, store: JobStore
+    ) -> None:
+        jobs = [store.create_job(recipe="dental", source_path=f"/hot/processing/{i}.stl",
+                                 state=S.PROCESSING) for i in range(5)]
+        builds = [store.create_build(recipe="dental", job_ids=[j.id]) for j in jobs]
+        ids = [j.id for j in jobs]
+        assert [j.id for j in store.list_jobs(limit=2, offset=0)] == ids[3:5]
+        assert [j.id for j in store.list_jobs(limit=2, offset=2)] == ids[1:3]
+        assert [j.id for j in store.list_jobs(limit=2, offset=4)] == ids[0:1]
+        assert store.list_jobs(limit=2, offset=5) == ()
+        assert [b.id for b in store.list_builds(limit=2, offset=1)] == [
+            b.id for b in builds[2:4]]
+        # The page is of what the filter keeps.
+        store.transition(jobs[4].id, S.CANCELLED, "cancelled", expect=S.PROCESSING)
+        assert [j.id for j in store.list_jobs(state=S.PROCESSING, limit=1, offset=1)] == [
+            ids[2]]
+
+    def test_a_negative_offset_or_one_without_a_limit_is_refused(
+        self, store: JobStore
+    ) -> None:
+        with pytest.raises(ValueError) as negative:
+            store.list_jobs(limit=1, offset=-1)
+        assert str(negative.value) == "offset must be 0 or more, got -1"
+        with pytest.raises(ValueError) as unlimited:
+            store.list_builds(offset=3)
+        assert str(unlimited.value) == "an offset (3) needs a limit: a page has a size"
+
+
 class TestSince:
     """``since`` keeps what changed at or after a moment, and must name its time zone."""
 

@@ -303,6 +303,19 @@ class TestListings:
         with pytest.raises(ValueError, match="limit must be 1 or more"):
             a.list_builds(limit=0)
 
+    def test_a_page_further_back_is_of_this_nodes_builds(self, node: NodeFactory) -> None:
+        a = node("pc-a")
+        jobs = [a.create_job(recipe="dental", source_path=f"/nas/{i}.stl", state=S.PROCESSING)
+                for i in range(5)]
+        ids = [a.create_build(recipe="dental", job_ids=[j.id]).id for j in jobs]
+        assert [b.id for b in a.list_builds(limit=2, offset=2)] == ids[1:3]
+        assert [b.id for b in a.list_builds(limit=2, offset=4)] == ids[0:1]
+        assert a.list_builds(limit=2, offset=7) == ()
+        with pytest.raises(ValueError, match="offset must be 0 or more"):
+            a.list_builds(limit=1, offset=-1)
+        with pytest.raises(ValueError, match="needs a limit"):
+            a.list_builds(offset=1)
+
 
 class TestMovesCarryTheirArguments:
     """A move, fenced or plain, writes its fields, keeps to its expectation, and the book

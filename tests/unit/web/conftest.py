@@ -3,10 +3,12 @@ served by uvicorn on 127.0.0.1 (a free port) with an operator and a viewer."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from preform_pipeline.printing.approval import hold_for_approval
@@ -59,3 +61,13 @@ def served(tmp_path: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
     finally:
         server.stop()
         store.close()
+
+
+def logged_in(served: Served, name: str, secret: str) -> tuple[httpx.Client, str]:
+    """A client logged in through the login form, and the CSRF token its pages carry."""
+    client = httpx.Client(base_url=served.url, follow_redirects=False)
+    answer = client.post("/login", data={"name": name, "secret": secret, "next": "/"})
+    assert answer.status_code == 303, answer.text
+    page = client.get(f"/builds/{served.held_id}")
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    return client, found.group(1) if found else ""

@@ -1,4 +1,5 @@
-"""A long queue: a build held for approval stays findable behind hundreds of newer jobs."""
+"""A long queue: paged, with the filters kept, and a build held for approval stays findable
+behind pages of newer jobs."""
 
 from __future__ import annotations
 
@@ -9,23 +10,32 @@ import httpx
 import pytest
 
 from preform_pipeline.store import JobState
-from preform_pipeline.web.views import PAGE_ROWS
+from preform_pipeline.web.views import QUEUE_PAGE_ROWS
 from tests.unit.web.conftest import VIEWER_SECRET, Served
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
+#: The newer cases after the held one: two pages and one more.
+NEWER = 2 * QUEUE_PAGE_ROWS + 1
 
 
 def _cases(page: str) -> list[str]:
     return re.findall(r'<tr data-case="([^"]+)">', page)
 
 
+def _builds(page: str) -> list[str]:
+    return re.findall(r'<tr data-build="([^"]+)">', page)
+
+
+def _links(page: str, rel: str) -> list[str]:
+    return [h.replace("&amp;", "&") for h in re.findall(rf'<a rel="{rel}" href="([^"]+)"', page)]
+
+
 @pytest.fixture
 def behind(served: Served, tmp_path: Path) -> Served:
-    """The held build of ``served`` (case C-7, the oldest job), then more newer cases than a
-    page shows and one more (a page reads one beyond), each a build of its own being
-    prepared: a day's work after the build was held."""
+    """The held build of ``served`` (case C-7, the oldest job), then two pages of newer cases
+    and one more, each a build of its own being prepared: a day's work after the hold."""
     store = served.store
-    for n in range(PAGE_ROWS + 1):
+    for n in range(NEWER):
         job = store.create_job(recipe="crowns", source_path=tmp_path / f"N-{n}.stl",
                                case_id=f"N-{n}", state=JobState.PROCESSING)
         store.create_build(recipe="crowns", job_ids=[job.id])
@@ -33,14 +43,14 @@ def behind(served: Served, tmp_path: Path) -> Served:
 
 
 class TestAHeldBuildBehindANewerDay:
-    """Filters and the search ask the store, so the page's limit never hides what they name."""
+    """Filters and the search ask the store, so a page's limit never hides what they name."""
 
     def test_the_approval_filter_shows_the_held_build(self, behind: Served) -> None:
         page = httpx.get(behind.url + "/?state=approval", headers=AUTH).text
         held = behind.store.get_build(behind.held_id)
         assert _cases(page) == ["C-7"]
         assert f'<tr data-build="{held.job_key}">' in page
-        assert 'id="older-jobs"' not in page and 'id="older-builds"' not in page
+        assert 'class="pager"' not in page  # one page: no pager
 
     def test_a_search_finds_the_case_and_its_key(self, behind: Served) -> None:
         key = behind.store.list_jobs(limit=None)[0].job_key
@@ -51,9 +61,53 @@ class TestAHeldBuildBehindANewerDay:
         history = httpx.get(behind.url + "/history", params={"q": "C-7"}, headers=AUTH).text
         assert 'data-case="C-7"' in history
 
-    def test_the_page_says_when_older_rows_are_left_out(self, behind: Served) -> None:
-        page = httpx.get(behind.url + "/", headers=AUTH).text  # in progress: all 302
-        cases = _cases(page)
-        assert len(cases) == PAGE_ROWS and "C-7" not in cases and "N-0" not in cases
-        assert (f"Only the newest {PAGE_ROWS} jobs that match are shown" in page
-                and f"Only the newest {PAGE_ROWS} builds that match are shown" in page)
+
+class TestPages:
+    """The queue shows a page at a time, newest first; its links keep the filters, and the
+    live refresh of a page fetches that page only."""
+
+    def test_older_and_newer_links_walk_the_pages_with_the_filters(
+        self, behind: Served
+    ) -> None:
+        seen: list[str] = []
+        url = "/?state=all&recipe=crowns"
+        for number in (1, 2, 3):
+            page = httpx.get(behind.url + url, headers=AUTH).text
+            seen += _cases(page)
+            assert len(_builds(page)) == len(_cases(page)), number
+            older, newer = _links(page, "next"), _links(page, "prev")
+            if number < 3:
+                assert older == [f"/?state=all&recipe=crowns&page={number + 1}"] * 2
+                url = older[0]
+            else:
+                assert older == []
+            assert newer == ([] if number == 1 else
+                             [f"/?state=all&recipe=crowns{f'&page={number - 1}' * (number > 2)}"]
+                             * 2)
+        assert [len(seen[:QUEUE_PAGE_ROWS]), len(seen[QUEUE_PAGE_ROWS:2 * QUEUE_PAGE_ROWS]),
+                len(seen[2 * QUEUE_PAGE_ROWS:])] == [QUEUE_PAGE_ROWS, QUEUE_PAGE_ROWS, 2]
+        # Every case once, newest first, the held one last.
+        assert seen == [f"N-{n}" for n in reversed(range(NEWER))] + ["C-7"]
+
+    def test_the_live_refresh_of_a_page_fetches_that_page_only(self, behind: Served) -> None:
+        part = httpx.get(behind.url + "/?page=2", headers={**AUTH, "X-Live": "1"}).text
+        newest_on_it = NEWER - 1 - QUEUE_PAGE_ROWS
+        assert _cases(part)[0] == f"N-{newest_on_it}"
+        assert len(_cases(part)) == QUEUE_PAGE_ROWS and "<html" not in part
+
+    def test_a_search_is_paged_too(self, behind: Served) -> None:
+        first = httpx.get(behind.url + "/", params={"q": "n-"}, headers=AUTH).text
+        assert len(_cases(first)) == QUEUE_PAGE_ROWS
+        assert _links(first, "next")[0] == "/?state=active&q=n-&page=2"
+        last = httpx.get(behind.url + "/", params={"q": "n-", "page": "3"}, headers=AUTH).text
+        assert _cases(last) == ["N-0"] and _links(last, "next") == []
+
+    def test_a_page_beyond_the_last_or_not_a_number_says_so_plainly(
+        self, behind: Served
+    ) -> None:
+        beyond = httpx.get(behind.url + "/?page=9", headers=AUTH)
+        assert beyond.status_code == 200 and "No cases match." in beyond.text
+        assert _links(beyond.text, "prev")[0] == "/?state=active&page=8"
+        for junk in ("abc", "0", "-1", "99999999999999999999", "\u00b2", "9" * 5000):
+            page = httpx.get(behind.url + "/", params={"page": junk}, headers=AUTH)
+            assert page.status_code == 200 and _cases(page.text)[0] == f"N-{NEWER - 1}", junk

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
+from contextlib import closing
+from pathlib import Path
+
 import httpx
 
 from preform_pipeline.store import JobState
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 
@@ -106,6 +111,40 @@ class TestPages:
         assert acted.status_code == 409 and f"no build {huge}" in acted.text
 
 
+class TestWrongAddresses:
+    """A wrong address or a GET on an action gets the dashboard's page, with the way back;
+    what scripts read keeps its kind."""
+
+    def test_a_wrong_path_is_the_dashboards_not_found_page(self, served: Served) -> None:
+        for path in ("/nope", "/builds/abc", "/static/nope.css"):
+            answer = httpx.get(served.url + path, headers=AUTH)
+            assert answer.status_code == 404, path
+            assert answer.headers["content-type"].startswith("text/html"), path
+            page = answer.text
+            assert "<h1>Not found</h1>" in page and f"There is no page at {path}." in page
+            assert '<a href="/">Back to the queue</a>' in page
+            assert '<a href="/printers"' in page  # the navigation: the same layout
+
+    def test_a_get_on_an_action_says_it_is_done_with_a_button(self, served: Served) -> None:
+        path = f"/builds/{served.held_id}/approve"
+        answer = httpx.get(served.url + path, headers=AUTH)
+        assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+        assert (f"{path} is an action: it is done with a button on its page, and cannot be "
+                "opened as a page.") in answer.text
+        assert '<a href="/">Back to the queue</a>' in answer.text
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_script_route_answers_a_wrong_method_in_its_own_kind(
+        self, served: Served
+    ) -> None:
+        health = httpx.post(served.url + "/healthz")
+        assert health.status_code == 405
+        assert health.json() == {"status": "error", "error": "/healthz does not take a POST."}
+        metrics = httpx.post(served.url + "/metrics", headers=AUTH)
+        assert metrics.status_code == 405
+        assert metrics.headers["content-type"].startswith("text/plain")
+
+
 class TestStaleActions:
     """An action on a build someone else decided meanwhile says so once, and changes nothing."""
 
@@ -152,8 +191,132 @@ class TestCaseActions:
         try:
             cancel_case(store, "case:C-7", "olivia")
         except PipelineError as exc:
-            assert "nothing to cancel" in str(exc)
+            assert exc.message == "Case C-7 was not cancelled: it is cancelled already"
         else:
             raise AssertionError("a second cancel was accepted")
         assert retry_case(store, job.job_key, "olivia") == 1
         assert store.get_job(job.id).state is JobState.QUEUED
+
+
+def _done(page: str) -> str | None:
+    """The line that says what the last action did, if the page has it."""
+    found = re.search(r'<p class="done" role="status" id="done">([^<]*)</p>', page)
+    return found.group(1) if found else None
+
+
+class TestCaseActionsSaySo:
+    """After Retry or Cancel the page says what was done, once; a refused one says why."""
+
+    def test_a_cancel_then_a_retry_are_each_said_once_on_the_page_returned_to(
+        self, served: Served
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            assert _done(client.get("/").text) is None
+            acted = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7",
+                                                       "next": "/?state=all"})
+            assert acted.status_code == 303 and acted.headers["location"] == "/?state=all"
+            assert _done(client.get("/?state=all", headers={"X-Live": "1"}).text) is None
+            assert _done(client.get("/?state=all").text) == "Case C-7 cancelled (1 job)"
+            assert _done(client.get("/?state=all").text) is None  # said once
+            key = served.store.list_jobs()[0].job_key
+            client.post("/cases/retry", data={"csrf": csrf, "target": key, "next": "/failed"})
+            assert _done(client.get("/failed").text) == f"Job {key} queued again (1 job)"
+        assert served.store.list_jobs()[0].state is JobState.QUEUED
+
+    def test_an_action_returns_to_the_filtered_page_it_was_done_on(
+        self, served: Served
+    ) -> None:
+        # The forms' next= kept only the path: Cancel on page 2 of "All" came back to page 1
+        # of "In progress".
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = client.get("/", params={"state": "all", "q": "C-7"}).text
+            found = re.search(r'<input type="hidden" name="next" value="([^"]+)">', page)
+            assert found is not None and found.group(1) == "/?state=all&amp;q=C-7"
+            acted = client.post("/cases/cancel", data={
+                "csrf": csrf, "target": "case:C-7", "next": html.unescape(found.group(1))})
+        assert acted.status_code == 303 and acted.headers["location"] == "/?state=all&q=C-7"
+
+    def test_a_refused_cancel_says_the_case_is_cancelled_already(
+        self, served: Served
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            form = {"csrf": csrf, "target": "case:C-7", "next": "/"}
+            assert client.post("/cases/cancel", data=form).status_code == 303
+            again = client.post("/cases/cancel", data=form)
+            assert again.status_code == 409
+            assert "Case C-7 was not cancelled: it is cancelled already" in again.text
+            # Only the refusal is said: not the first cancel's line, not later as done.
+            assert _done(again.text) is None and _done(client.get("/").text) is None
+
+    def test_a_sent_print_is_refused_saying_it_was_sent(self, served: Served) -> None:
+        store = served.store
+        build = store.transition_build(served.held_id, JobState.WAITING_FOR_PRINTER, "ok")
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", printer="Bench-A")
+        store.transition_build(build.id, JobState.PRINT_SENT, "sent")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            for action, done in (("cancel", "cancelled"), ("retry", "queued again")):
+                refused = client.post(f"/cases/{action}",
+                                      data={"csrf": csrf, "target": "case:C-7", "next": "/"})
+                assert refused.status_code == 409
+                assert f"Case C-7 was not {done}: its job is print sent" in refused.text
+        assert store.list_jobs()[0].state is JobState.PRINT_SENT
+
+
+class TestASkippedDuplicate:
+    """A copy skipped as a duplicate is a failed case of its own, not part of its case's row."""
+
+    def test_it_is_on_failed_cases_and_the_held_case_offers_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # The copy's Retry sat in the row of C-7, held for approval, as the case's Retry (it
+        # prepares and holds the same model again), and Failed cases left the copy out.
+        copy = served.store.create_job(recipe="crowns", source_path=tmp_path / "C-7b.stl",
+                                       case_id="C-7", state=JobState.PROCESSING)
+        served.store.transition(copy.id, JobState.DUPLICATE_SKIPPED,
+                                "same content as an earlier job")
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        failed = httpx.get(served.url + "/failed", headers=operator).text
+        rows = re.findall(r'<tr data-case="C-7"( data-copy="[^"]+")?>(.*?)</tr>', failed, re.S)
+        assert [r[0] for r in rows] == [f' data-copy="{copy.job_key}"']
+        assert "duplicate skipped" in rows[0][1]
+        assert f'name="target" value="{copy.job_key}"' in rows[0][1]
+        queue = httpx.get(served.url + "/?state=all", headers=operator).text
+        held = re.search(r'<tr data-case="C-7">(.*?)</tr>', queue, re.S)
+        assert held is not None and "awaiting approval" in held.group(1)
+        assert "Retry" not in held.group(1) and 'aria-label="Cancel case C-7"' in held.group(1)
+        assert f'aria-label="Retry copy {copy.job_key} of case C-7"' in queue
+
+
+class TestAPrinterCard:
+    """A printer's card says what prints, what it takes next, and how many more: not every
+    build held or waiting, one link each."""
+
+    def test_the_card_names_the_next_three_and_counts_the_rest(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        from preform_pipeline.web.actions import approve_build
+        from tests.unit.web.conftest import held_build
+
+        store = served.store
+        printing = approve_build(store, held_build(store, tmp_path, "C-1"), "olivia")
+        store.transition_build(printing.id, JobState.PRINT_SENDING, "sending",
+                               printer="Bench-A")
+        store.transition_build(printing.id, JobState.PRINT_SENT, "sent")
+        waiting = [approve_build(store, held_build(store, tmp_path, f"C-{n}"), "olivia")
+                   for n in range(10, 15)]
+        for n in range(20, 23):
+            held_build(store, tmp_path, f"C-{n}")  # with served's C-7: four held
+        page = httpx.get(served.url + "/printers", headers=AUTH).text
+        card = re.search(r'<section class="card printer" data-printer="Bench-A">(.*?)</section>',
+                         page, re.S)
+        assert card is not None, page
+        text = card.group(1)
+        assert f'<a href="/builds/{printing.id}">C-1 {printing.job_key}</a>' in text
+        shown = re.findall(r'<a href="/builds/(\d+)">', text.split('class="next"')[1])
+        assert [int(i) for i in shown] == [b.id for b in waiting[:3]]
+        assert '<a href="/?state=waiting" class="more">and 2 more waiting</a>' in text
+        assert '<a href="/?state=approval">4 awaiting approval</a>' in text

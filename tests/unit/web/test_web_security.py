@@ -3,28 +3,17 @@ requests, and what reaches the logs."""
 
 from __future__ import annotations
 
-import re
 from contextlib import closing
 
 import httpx
 from structlog.testing import capture_logs
 
 from preform_pipeline.store import JobState
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
 
 def _bearer(name: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {name}:{secret}"}
-
-
-def _session(served: Served, name: str, secret: str) -> tuple[httpx.Client, str]:
-    """A logged-in client and the CSRF token its pages carry."""
-    client = httpx.Client(base_url=served.url, follow_redirects=False)
-    answer = client.post("/login", data={"name": name, "secret": secret, "next": "/"})
-    assert answer.status_code == 303, answer.text
-    page = client.get(f"/builds/{served.held_id}")
-    found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
-    return client, found.group(1) if found else ""
 
 
 class TestTokens:
@@ -73,14 +62,14 @@ class TestRoles:
     def test_a_viewer_session_cannot_cancel_even_with_its_csrf_token(
         self, served: Served
     ) -> None:
-        client, csrf = _session(served, "victor", VIEWER_SECRET)
+        client, csrf = logged_in(served, "victor", VIEWER_SECRET)
         with closing(client):
             answer = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7"})
         assert answer.status_code == 403
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
     def test_an_operator_approves_and_the_audit_row_names_them(self, served: Served) -> None:
-        client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             answer = client.post(f"/builds/{served.held_id}/approve",
                                  data={"csrf": csrf, "next": "/"})
@@ -90,11 +79,48 @@ class TestRoles:
         assert served.store.build_history(build.id)[-1].reason == "approved by olivia (web)"
 
 
+class TestLoginReturns:
+    """The login returns to the whole URL that was asked for, and only ever to this site."""
+
+    def test_a_filtered_queue_comes_back_filtered_after_the_login(
+        self, served: Served
+    ) -> None:
+        # `next` kept only the path: the lab logged in and saw the unfiltered queue.
+        asked = httpx.get(served.url + "/", params={"state": "failed", "q": "C-7"})
+        assert asked.status_code == 303
+        assert asked.headers["location"] == "/login?next=/%3Fstate%3Dfailed%26q%3DC-7"
+        with closing(httpx.Client(base_url=served.url)) as client:
+            login = client.get(asked.headers["location"])
+            assert '<input type="hidden" name="next" value="/?state=failed&amp;q=C-7">' in (
+                login.text)
+            answer = client.post("/login", data={"name": "victor", "secret": VIEWER_SECRET,
+                                                 "next": "/?state=failed&q=C-7"})
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/?state=failed&q=C-7"
+            queue = client.get(answer.headers["location"]).text
+        assert '<option value="failed" selected>' in queue
+        assert '<input name="q" value="C-7"' in queue
+
+    def test_a_next_on_another_site_is_refused(self, served: Served) -> None:
+        for target in ("https://evil.example/", "//evil.example", "/\\evil.example",
+                       "javascript:alert(1)"):
+            answer = httpx.post(served.url + "/login", data={
+                "name": "victor", "secret": VIEWER_SECRET, "next": target})
+            assert answer.status_code == 303 and answer.headers["location"] == "/", target
+            page = httpx.get(served.url + "/login", params={"next": target}).text
+            assert '<input type="hidden" name="next" value="/">' in page, target
+        # A tab is dropped from URLs by browsers ("/\t/evil.example" would be "//evil…"):
+        # the answer escapes it, so it stays a path on this site.
+        answer = httpx.post(served.url + "/login", data={
+            "name": "victor", "secret": VIEWER_SECRET, "next": "/\t/evil.example"})
+        assert httpx.URL(served.url).join(answer.headers["location"]).host == "127.0.0.1"
+
+
 class TestCrossSite:
     """A POST that did not come from the dashboard's own pages changes nothing."""
 
     def test_a_post_without_the_csrf_token_is_refused(self, served: Served) -> None:
-        client, _ = _session(served, "olivia", OPERATOR_SECRET)
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             answer = client.post(f"/builds/{served.held_id}/approve", data={"next": "/"})
         assert answer.status_code == 403
@@ -103,7 +129,7 @@ class TestCrossSite:
     def test_a_post_from_another_origin_is_refused_even_with_the_token(
         self, served: Served
     ) -> None:
-        client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             for headers in ({"Origin": "http://evil.example"},
                             {"Sec-Fetch-Site": "cross-site"},
@@ -127,7 +153,7 @@ class TestFraming:
     """No other page may frame the dashboard, so no click on it can be stolen under a decoy."""
 
     def test_every_answer_forbids_framing(self, served: Served) -> None:
-        client, _ = _session(served, "olivia", OPERATOR_SECRET)
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             answers = [client.get(path) for path in (
                 "/", f"/builds/{served.held_id}", "/builds/999", "/login", "/static/style.css")]
@@ -148,7 +174,7 @@ class TestLogs:
             # A password typed into the name field is not logged either.
             httpx.post(served.url + "/login", data={"name": "guessed-secret-3",
                                                      "secret": ""})
-            client, csrf = _session(served, "olivia", OPERATOR_SECRET)
+            client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
             with closing(client):
                 cookie = client.cookies["pp_session"]
                 client.post(f"/builds/{served.held_id}/reject",
