@@ -13,8 +13,8 @@ or the recipe's ``outputs.root`` (relative to the recipe's folder). The run repo
 ``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another.
 
 ``--simulator-arg`` passes flags to simulated servers (ignored for real ones): ``ARG`` goes
-to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``); write
-flags with their value joined by ``=``.
+to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``; a server
+the pool does not have is a usage error); write flags with their value joined by ``=``.
 
 Every run that is not a dry run records its jobs, builds and prints in the job store
 (``--store``, else the settings' ``store.url`` or ``store.path``, by default under the user's
@@ -46,6 +46,7 @@ from preform_pipeline.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    EXIT_USAGE,
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
@@ -114,7 +115,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, noun
 
 __all__ = [
     "EXIT_FAILURE",
@@ -215,9 +216,9 @@ def parse_simulator_args(
     common: list[str] = list(defaults)
     per_server: dict[str, list[str]] = {}
     for value in values:
-        head, sep, tail = value.partition(":")
-        if sep and head and not head.startswith("-") and tail:
-            per_server.setdefault(head, []).append(tail)
+        server, arg = _split_simulator_arg(value)
+        if server is not None:
+            per_server.setdefault(server, []).append(arg)
         else:
             common.append(value)
 
@@ -225,6 +226,31 @@ def parse_simulator_args(
         return (*common, *per_server.get(name, ()))
 
     return for_server
+
+
+def _split_simulator_arg(value: str) -> tuple[str | None, str]:
+    """``SERVER:ARG`` → (SERVER, ARG); an ``ARG`` for every server → (None, ARG)."""
+    head, sep, tail = value.partition(":")
+    if sep and head and not head.startswith("-") and tail:
+        return head, tail
+    return None, value
+
+
+def _unknown_server_arg(values: Sequence[str], settings: Settings) -> str | None:
+    """Why a ``SERVER:ARG`` of ``values`` names no server of the pool, or None.
+
+    Left alone, such a flag reaches no server and the fault it was to inject never comes.
+    """
+    # The pool's local servers are named so (servers/pool.py), one per servers.count.
+    there = [f"server-{i + 1}" for i in range(settings.pool.local_count)]
+    for value in values:
+        server, _ = _split_simulator_arg(value)
+        if server is not None and server not in there:
+            has = (f"its {noun(len(there), 'server is', 'servers are')} {', '.join(there)}"
+                   if there else "it has no local servers")
+            return (f"--simulator-arg {value}: this run has no {server}: {has} "
+                    f"(servers.count, or --servers)")
+    return None
 
 
 def _size(size: tuple[float, float, float] | None) -> str:
@@ -337,6 +363,10 @@ def _run(
         # Not quietly read as 1: the user asked for something that cannot be.
         print("error: --max-attempts must be 1 or more", file=stderr)
         return EXIT_FAILURE
+    unknown = _unknown_server_arg(args.simulator_arg, settings)
+    if unknown is not None:
+        print(f"error: {unknown}", file=stderr)
+        return EXIT_USAGE
 
     # Simulated: print targets outside the declared fleet fail now, not after preparing.
     printers = printers_of_fleet(settings) if settings.simulated else None
