@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
+from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
@@ -92,3 +97,36 @@ class TestAnUnreachableServersReasonIsSaidOnce:
             f"{other}: OK (checked against shipped catalogue, not on a server)"]
         (note,) = done.stderr.splitlines()
         assert note.startswith(f"note: using the shipped catalogue (server {url} not usable: ")
+
+
+class TestALongNameFromCron:
+    """``watch --once`` from cron says a name too long once; again only once the file changed."""
+
+    def test_a_rerun_is_silent_until_the_file_changes(self, tmp_path: Path) -> None:
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
+        long.write_bytes(tetra_stl_bytes(1))
+        said = (f"{long} stays in the inbox: its name is {MAX_NAME_BYTES + 5} bytes, over the "
+                f"{MAX_NAME_BYTES} a name may have; rename it to at most {MAX_NAME_BYTES} bytes")
+
+        def once() -> list[str]:
+            done = _cli(tmp_path, "watch", str(settings), "--once", "--log-level", "INFO")
+            assert done.returncode == 0, done.stderr
+            logged = [e for e in done.stderr.splitlines() if "drop_name_too_long" in e]
+            lines = [line for line in done.stdout.splitlines() if "stays in the inbox" in line]
+            assert len(logged) == len(lines), done.stderr
+            return lines
+
+        first = once()
+        assert len(first) == 1 and first[0].startswith(said)
+        assert once() == []  # cron's next run: nothing changed, nothing said
+        long.write_bytes(tetra_stl_bytes(2))  # the user saved it again, name unchanged
+        os.utime(long, ns=(long.stat().st_atime_ns, long.stat().st_mtime_ns + 10**9))
+        again = once()
+        assert len(again) == 1 and again[0].startswith(said)
+        assert once() == []
+        assert long.read_bytes() == tetra_stl_bytes(2)  # never taken, never moved
