@@ -10,7 +10,9 @@ a run report (JSON and CSV) plus a summary table close the run.
 Outputs (.form files, screenshots, per-build reports) go below the output folder: ``--output``,
 or the recipe's ``outputs.root`` (relative to the recipe's folder). The run report is
 ``<output>/reports/<run id>.json`` and ``.csv``; the JSON-lines log is
-``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another.
+``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another. A run's
+start removes the hidden temporaries of reports and journals that a killed run of this host
+left there (``files.sweep_temporaries``, the hot folder's rule).
 
 ``--simulator-arg`` passes flags to simulated servers (ignored for real ones): ``ARG`` goes
 to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``; a server
@@ -80,7 +82,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
-from preform_pipeline.hotfolder.files import jobs_command
+from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -394,6 +396,10 @@ def _run(
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
     # the event (the hot folder, which prints no such line, shows it on its console).
     keep_off_console("units_guessed")
+    # Reports and journals a killed run of this host left half-written go (the log file
+    # names them), by the hot folder's rule: never a live writer's (another run at work in
+    # the same folder), nor another host's on a shared output folder.
+    sweep_temporaries([root])
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))

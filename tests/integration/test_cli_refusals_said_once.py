@@ -6,12 +6,15 @@ with no settings from the environment and the test's own data folder.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from preform_pipeline.atomicfile import default_temporary
 from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
@@ -31,6 +34,30 @@ def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+#: Writes the temporary a report of ``sys.argv[1]`` gets in this process, and ends (a run
+#: killed while writing it).
+WRITER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from preform_pipeline.atomicfile import default_temporary\n"
+    "path = default_temporary(Path(sys.argv[1]))\n"
+    "path.write_text('{\"half\": ', encoding='utf-8')\n"
+    "print(path, flush=True)\n"
+)
+
+
+def _dead_writers_temporary(cwd: Path, report: Path) -> Path:
+    report.parent.mkdir(parents=True, exist_ok=True)
+    return Path(_run_python(cwd, "-c", WRITER, str(report)).stdout.strip())
+
+
+def _run_python(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S, check=True)
 
 
 def _unused_url() -> str:
@@ -130,3 +157,30 @@ class TestALongNameFromCron:
         assert len(again) == 1 and again[0].startswith(said)
         assert once() == []
         assert long.read_bytes() == tetra_stl_bytes(2)  # never taken, never moved
+
+
+class TestARunSweepsDeadWritersTemporaries:
+    """``run`` removes at its start the temporaries a killed run of this host left below its
+    output folder; a live writer's and another host's stay."""
+
+    def test_only_the_dead_writers_go(self, tmp_path: Path) -> None:
+        out = tmp_path / "out"
+        dead = _dead_writers_temporary(tmp_path, out / "reports" / "20261201-0101-aa.json")
+        dead_journal = _dead_writers_temporary(
+            tmp_path, out / ".checkpoints" / "20261201-0101-aa" / "b1" / "journal.json")
+        live = default_temporary(out / "reports" / "r2.json")  # this test's process: running
+        live.write_text("{", encoding="utf-8")
+        tag = hashlib.sha256(b"another-pc").hexdigest()[:8]
+        elsewhere = dead.with_name(dead.name.rsplit("-", 1)[0] + f"-{tag}.tmp")
+        elsewhere.write_text("{", encoding="utf-8")
+        assert dead.exists() and dead_journal.exists()
+        log = tmp_path / "run.jsonl"
+
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--dry-run", "--output", str(out),
+                    "--log-file", str(log))
+        assert done.returncode == 0, done.stderr
+        assert not dead.exists() and not dead_journal.exists()
+        assert live.exists() and elsewhere.exists()
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        swept = sorted(e["path"] for e in events if e["event"] == "temporary_swept")
+        assert swept == sorted([str(dead), str(dead_journal)])
