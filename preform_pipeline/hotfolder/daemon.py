@@ -56,11 +56,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     NullReporter,
@@ -349,6 +348,7 @@ class HotFolderDaemon:
             local_copies=self._local_copies(node),
             stops=node.stops if node is not None else None,
             servers=max(1, settings.pool.size),
+            clock=clock,
         )
 
     def _local_copies(self, node: NodeRole | None) -> LocalCopies | None:
@@ -458,7 +458,7 @@ class HotFolderDaemon:
     def _output_roots(self) -> list[Path]:
         """The output folders this daemon's batches write to (one per recipe at most), as
         they are named now: a root with a date in its template is pruned on its own days."""
-        started = datetime.now()  # as the worker names a batch's root
+        started = local_time(self.clock)  # as the worker names a batch's root
         roots = {output_root(recipe, self.hot.output_root, started, self.settings.output_root)
                  for recipe in self.recipes.values()}
         return sorted(root for root in roots if root.is_dir())
@@ -478,7 +478,7 @@ class HotFolderDaemon:
             return
         keep = [build.form_path for build in needed if build.form_path is not None]
         for root in self._output_roots():
-            pruned = prune_outputs(root, days, keep=keep)
+            pruned = prune_outputs(root, days, now=self.clock.now().timestamp(), keep=keep)
             if pruned.files:
                 self.notice(pruned.describe(root))
 
