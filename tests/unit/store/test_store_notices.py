@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
+
+from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobStore, SqliteJobStore
 
 
@@ -36,3 +40,22 @@ class TestANoticeOutlivesTheProcess:
         with SqliteJobStore(store_path) as second:
             assert second.note_notice("k", "1") is False
             assert second.note_notice("k", "2") is True
+
+
+class TestALockedStore:
+    """A store another writer holds says what it was doing, and records nothing."""
+
+    def test_the_error_names_the_notice_being_recorded(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.1) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                with pytest.raises(StoreError) as raised:
+                    store.note_notice("k", "1")
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert raised.value.message == (
+                f"{store_path}: the job store stayed locked for more than 0.1 s while "
+                "recording a notice")
+            assert store.note_notice("k", "1") is True  # the refused one left no record
