@@ -15,7 +15,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Final, Protocol
 
-__all__ = ["DEFAULT_MANUAL_START", "SYSTEM_CLOCK", "Clock", "ManualClock", "Sleep", "SystemClock"]
+__all__ = [
+    "DEFAULT_MANUAL_START",
+    "SYSTEM_CLOCK",
+    "Clock",
+    "ManualClock",
+    "Sleep",
+    "SystemClock",
+    "local_time",
+]
 
 #: Blocks the calling thread for the given number of seconds (``time.sleep`` in production).
 Sleep = Callable[[float], None]
@@ -56,6 +64,12 @@ class SystemClock:
 
 
 SYSTEM_CLOCK: Final = SystemClock()
+
+
+def local_time(clock: Clock) -> datetime:
+    """``clock``'s wall time in this machine's time zone, without the zone: what run ids and
+    output folders (``{date}``, ``{time}``) are named by, as ``datetime.now()`` names them."""
+    return clock.now().astimezone().replace(tzinfo=None)
 
 
 class ManualClock:

@@ -10,11 +10,13 @@ a run report (JSON and CSV) plus a summary table close the run.
 Outputs (.form files, screenshots, per-build reports) go below the output folder: ``--output``,
 or the recipe's ``outputs.root`` (relative to the recipe's folder). The run report is
 ``<output>/reports/<run id>.json`` and ``.csv``; the JSON-lines log is
-``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another.
+``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another. A run's
+start removes the hidden temporaries of reports and journals that a killed run of this host
+left there (``files.sweep_temporaries``, the hot folder's rule).
 
 ``--simulator-arg`` passes flags to simulated servers (ignored for real ones): ``ARG`` goes
-to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``); write
-flags with their value joined by ``=``.
+to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``; a server
+the pool does not have is a usage error); write flags with their value joined by ``=``.
 
 Every run that is not a dry run records its jobs, builds and prints in the job store
 (``--store``, else the settings' ``store.url`` or ``store.path``, by default under the user's
@@ -46,6 +48,7 @@ from preform_pipeline.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TERMINATED,
+    EXIT_USAGE,
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
@@ -79,7 +82,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
-from preform_pipeline.hotfolder.files import jobs_command
+from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -114,7 +117,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, noun
 
 __all__ = [
     "EXIT_FAILURE",
@@ -215,9 +218,9 @@ def parse_simulator_args(
     common: list[str] = list(defaults)
     per_server: dict[str, list[str]] = {}
     for value in values:
-        head, sep, tail = value.partition(":")
-        if sep and head and not head.startswith("-") and tail:
-            per_server.setdefault(head, []).append(tail)
+        server, arg = _split_simulator_arg(value)
+        if server is not None:
+            per_server.setdefault(server, []).append(arg)
         else:
             common.append(value)
 
@@ -225,6 +228,31 @@ def parse_simulator_args(
         return (*common, *per_server.get(name, ()))
 
     return for_server
+
+
+def _split_simulator_arg(value: str) -> tuple[str | None, str]:
+    """``SERVER:ARG`` → (SERVER, ARG); an ``ARG`` for every server → (None, ARG)."""
+    head, sep, tail = value.partition(":")
+    if sep and head and not head.startswith("-") and tail:
+        return head, tail
+    return None, value
+
+
+def _unknown_server_arg(values: Sequence[str], settings: Settings) -> str | None:
+    """Why a ``SERVER:ARG`` of ``values`` names no server of the pool, or None.
+
+    Left alone, such a flag reaches no server and the fault it was to inject never comes.
+    """
+    # The pool's local servers are named so (servers/pool.py), one per servers.count.
+    there = [f"server-{i + 1}" for i in range(settings.pool.local_count)]
+    for value in values:
+        server, _ = _split_simulator_arg(value)
+        if server is not None and server not in there:
+            has = (f"its {noun(len(there), 'server is', 'servers are')} {', '.join(there)}"
+                   if there else "it has no local servers")
+            return (f"--simulator-arg {value}: this run has no {server}: {has} "
+                    f"(servers.count, or --servers)")
+    return None
 
 
 def _size(size: tuple[float, float, float] | None) -> str:
@@ -337,6 +365,10 @@ def _run(
         # Not quietly read as 1: the user asked for something that cannot be.
         print("error: --max-attempts must be 1 or more", file=stderr)
         return EXIT_FAILURE
+    unknown = _unknown_server_arg(args.simulator_arg, settings)
+    if unknown is not None:
+        print(f"error: {unknown}", file=stderr)
+        return EXIT_USAGE
 
     # Simulated: print targets outside the declared fleet fail now, not after preparing.
     printers = printers_of_fleet(settings) if settings.simulated else None
@@ -364,6 +396,10 @@ def _run(
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
     # the event (the hot folder, which prints no such line, shows it on its console).
     keep_off_console("units_guessed")
+    # Reports and journals a killed run of this host left half-written go (the log file
+    # names them), by the hot folder's rule: never a live writer's (another run at work in
+    # the same folder), nor another host's on a shared output folder.
+    sweep_temporaries([root])
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))

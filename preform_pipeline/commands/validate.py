@@ -7,8 +7,9 @@ prints the same as a list of objects for tools (editor plugins, CI annotations).
 
 ``--server URL`` checks machine types, materials and layer thicknesses against what a running
 PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the server cannot be
-reached, the shipped catalogue is used: a warning on stderr and the summary line say so, and
-``--require-server`` turns that fallback into a failure (exit 1).
+reached, the shipped catalogue is used: a note on stderr says so once, with the reason, each
+file's summary line says "not on a server", and ``--require-server`` turns that fallback into
+a failure (exit 1). ``--format json`` keeps the reason in each file's ``catalogue_source``.
 
 Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
 ``--server``, else, when the settings run simulated, against the declared simulated fleet: an
@@ -89,12 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def format_text(report: ValidationReport) -> list[str]:
-    """The problem lines and the summary line of one report."""
+def format_text(report: ValidationReport, *, against: str | None = None) -> list[str]:
+    """The problem lines and the summary line of one report; ``against`` names the catalogue
+    in place of the report's own source (whose reason the caller said once already)."""
     lines = [str(problem) for problem in report.problems]
     count = len(report.problems)
     verdict = "OK" if report.valid else counted(count, "problem")
-    lines.append(f"{report.file}: {verdict} (checked against {report.catalogue_source})")
+    source = report.catalogue_source if against is None else against
+    lines.append(f"{report.file}: {verdict} (checked against {source})")
     return lines
 
 
@@ -127,8 +130,11 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         json.dump([r.to_json() for r in reports], stdout, indent=2)
         stdout.write("\n")
     else:
+        # The note said why the server was not used; each file's line says only that.
+        against = f"{DEFAULT_CATALOGUE.source}, not on a server"
         for report in reports:
-            for line in format_text(report):
+            fallback = fell_back and report.catalogue_source == catalogue.source
+            for line in format_text(report, against=against if fallback else None):
                 print(line, file=stdout)
     if fell_back and args.require_server:
         return EXIT_FAILURE

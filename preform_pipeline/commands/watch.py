@@ -50,7 +50,7 @@ from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
-from preform_pipeline.preflight import check_paths, watch_paths
+from preform_pipeline.preflight import check_paths, make_folders, watch_paths
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
 from preform_pipeline.servers import ServerPool
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
@@ -183,11 +183,16 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if settings is None:
         return EXIT_FAILURE
     # Unusable inboxes, outcome folders, store or output folder stop us here, named.
-    check_paths(watch_paths(
+    checks = watch_paths(
         [(i.path, [i.folder("processing"), i.folder("done"), i.folder("failed")])
          for i in settings.hotfolders.inboxes],
         store=settings.store.path, output_root=settings.hotfolders.output_root,
-    ))
+    )
+    check_paths(checks)
+    # Permissions are all the check can read (root may write in /proc, a read-only mount
+    # grants them too): a folder the system refuses to make stops us here as well, named,
+    # instead of a daemon (or a cron run) that watches nothing and exits 0.
+    make_folders(checks)
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
     if is_shared_store(settings.store.location):

@@ -56,11 +56,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.executor import (
     NullReporter,
@@ -303,8 +302,6 @@ class HotFolderDaemon:
         self._events: queue.SimpleQueue[tuple[Path, float]] = queue.SimpleQueue()
         self.watcher = InboxWatcher(self._roots, self._on_path)
         self._units: dict[Path, _Unit] = {}
-        #: Entries whose names are too long (:func:`overlong_name`) that were said already.
-        self._told_too_long: set[Path] = set()
         #: Jobs of cases whose take a crash cut short, by case folder (:meth:`recover`).
         self._cut_cases: dict[Path, list[Job]] = {}
         self._next_prune = 0.0
@@ -351,6 +348,7 @@ class HotFolderDaemon:
             local_copies=self._local_copies(node),
             stops=node.stops if node is not None else None,
             servers=max(1, settings.pool.size),
+            clock=clock,
         )
 
     def _local_copies(self, node: NodeRole | None) -> LocalCopies | None:
@@ -460,7 +458,7 @@ class HotFolderDaemon:
     def _output_roots(self) -> list[Path]:
         """The output folders this daemon's batches write to (one per recipe at most), as
         they are named now: a root with a date in its template is pruned on its own days."""
-        started = datetime.now()  # as the worker names a batch's root
+        started = local_time(self.clock)  # as the worker names a batch's root
         roots = {output_root(recipe, self.hot.output_root, started, self.settings.output_root)
                  for recipe in self.recipes.values()}
         return sorted(root for root in roots if root.is_dir())
@@ -480,7 +478,7 @@ class HotFolderDaemon:
             return
         keep = [build.form_path for build in needed if build.form_path is not None]
         for root in self._output_roots():
-            pruned = prune_outputs(root, days, keep=keep)
+            pruned = prune_outputs(root, days, now=self.clock.now().timestamp(), keep=keep)
             if pruned.files:
                 self.notice(pruned.describe(root))
 
@@ -527,8 +525,6 @@ class HotFolderDaemon:
 
     def _rescan(self) -> None:
         self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
-        # A long name renamed or removed is forgotten: dropped again, it is said again.
-        self._told_too_long = {p for p in self._told_too_long if os.path.lexists(p)}
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):
@@ -640,9 +636,9 @@ class HotFolderDaemon:
         overlong = overlong_name(root)
         if overlong is not None:
             # Never taken: its notes could not be written. Left as it is, and said once per
-            # file (a rescan finds it again every rescan_interval_s), on the console too.
-            if overlong not in self._told_too_long:
-                self._told_too_long.add(overlong)
+            # file (a rescan finds it again every rescan_interval_s, cron's next run too), on
+            # the console too; said again once the file changed.
+            if self._first_time_too_long(overlong):
                 size = len(os.fsencode(overlong.name))
                 log.warning("drop_name_too_long", root=str(root), name=overlong.name,
                             bytes=size, limit=MAX_NAME_BYTES, hint=_TOO_LONG_HINT)
@@ -679,6 +675,17 @@ class HotFolderDaemon:
             tracker.forget(root)
             return Drop(unit.inbox, root, unit.recipe, False, others=(root,))
         return True
+
+    def _first_time_too_long(self, overlong: Path) -> bool:
+        """True when the too long name ``overlong`` was not said yet as it is now (the store
+        remembers what was said, across starts: a ``watch --once`` from cron repeats nothing)."""
+        st = overlong.lstat()
+        try:
+            return self.store.note_notice(f"drop_name_too_long {overlong}",
+                                          f"{st.st_size} {st.st_mtime_ns}")
+        except StoreError as exc:
+            log.warning("notice_not_recorded", path=str(overlong), error=str(exc))
+            return True  # said again rather than never
 
     def _judge_folder(self, unit: _Unit, tracker: StabilityTracker) -> Drop | bool | None:
         root = unit.root

@@ -21,10 +21,10 @@ import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
 from preform_pipeline.errors import PipelineError, SourceCopyError, StoreError
 from preform_pipeline.executor import (
     BuildOutcome,
@@ -265,8 +265,11 @@ class BatchWorker:
         local_copies: LocalCopies | None = None,
         stops: BuildStops | None = None,
         servers: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        #: What a batch's run id and output folder are named by (the daemon's clock).
+        self.clock = clock
         #: How many servers the pool holds: a batch's builds are planned for that many
         #: (balanced over them, as ``run`` plans for its pool: ``plan_builds(servers=)``).
         self.servers = servers
@@ -521,7 +524,7 @@ class BatchWorker:
         pool = self._ensure_pool()
         if pool is None:
             return
-        started_at = datetime.now()
+        started_at = local_time(self.clock)
         run_id = new_run_id(started_at)
         tracking: PrintTracking | None = None
         if recipe.has_step("print") and not self.dry_run:
@@ -656,7 +659,7 @@ class BatchWorker:
             if job is None:
                 continue
             cases.setdefault(job.case_id or f"job:{job.id}", []).append(model)
-        run = run_values(recipe, datetime.now())
+        run = run_values(recipe, local_time(self.clock))
         failed: set[Path] = set()
         for case, members in cases.items():
             problems = case_problems(recipe, members, run)

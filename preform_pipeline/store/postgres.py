@@ -70,7 +70,8 @@ _WRITE_LOCK: Final = 0x70_70_5354_0001
 _MIGRATE_LOCK: Final = 0x70_70_5354_0002
 _VERSION_TABLE: Final = "preform_schema"
 _OWN_TABLES: Final = frozenset(
-    {"builds", "jobs", "build_jobs", "transitions", "nodes", "inbox_claims", _VERSION_TABLE}
+    {"builds", "jobs", "build_jobs", "transitions", "nodes", "inbox_claims", "notices",
+     _VERSION_TABLE}
 )
 
 

@@ -264,6 +264,17 @@ class JobStore(Protocol):
         """Builds in INTERRUPTED_STATES (PREPARING, PRINT_SENDING), oldest first."""
         ...
 
+    # --- notices -----------------------------------------------------------------------------
+
+    def note_notice(self, key: str, about: str) -> bool:
+        """Record that the notice ``key`` was said about ``about`` (what it was about, e.g. a
+        file's size and time); True when it was not said about that yet: say it now.
+
+        For what is said about things the store holds no job for (a name too long to take),
+        so that a run from cron does not say again what an earlier one said.
+        """
+        ...
+
     # --- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:

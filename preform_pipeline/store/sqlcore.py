@@ -826,6 +826,23 @@ class SqlStoreCore(ABC):
     def interrupted_builds(self) -> tuple[Build, ...]:
         return self.list_builds(state=INTERRUPTED_STATES)
 
+    # --- notices -----------------------------------------------------------------------------
+
+    def note_notice(self, key: str, about: str) -> bool:
+        # Looked up and written in one write transaction: two processes (cron runs, farm
+        # nodes) that meet the same thing at once say it once between them.
+        with self._transaction("recording a notice", write=True) as conn:
+            row = conn.execute("SELECT about FROM notices WHERE key = ?", (key,)).fetchone()
+            if row is not None and row["about"] == about:
+                return False
+            if row is None:
+                conn.execute("INSERT INTO notices (key, about, said_at) VALUES (?, ?, ?)",
+                             (key, about, self._now()))
+            else:
+                conn.execute("UPDATE notices SET about = ?, said_at = ? WHERE key = ?",
+                             (about, self._now(), key))
+        return True
+
 
     # --- lifetime ----------------------------------------------------------------------------
 

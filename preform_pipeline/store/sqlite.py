@@ -149,6 +149,17 @@ _V4_STATEMENTS: Final = (
 _V5_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN approval TEXT",)
 
 
+# v6: notices said about things the store holds no job for (a name too long to take), so a
+# run from cron does not say them again (``note_notice``).
+_V6_STATEMENTS: Final = (
+    """CREATE TABLE notices (
+        key TEXT PRIMARY KEY,
+        about TEXT NOT NULL,
+        said_at TEXT NOT NULL
+    )""",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -176,6 +187,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
               _statements(_V4_STATEMENTS)),
     Migration(5, "approval of held builds: who decided, when, why",
               _statements(_V5_STATEMENTS)),
+    Migration(6, "notices said once", _statements(_V6_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

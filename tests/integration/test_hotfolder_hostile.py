@@ -152,7 +152,8 @@ class TestHostileSidecars:
 
 
 class TestLongNames:
-    """A name too long for its notes stays in the inbox, said in the log; nothing crashes."""
+    """A name too long for its notes stays in the inbox, said in the log once; nothing
+    crashes."""
 
     def test_they_wait_renamed_and_the_rest_prints_at_every_start(self, tmp_path: Path) -> None:
         settings = quick_settings(tmp_path)
@@ -174,7 +175,9 @@ class TestLongNames:
             assert done.returncode == 0, f"start {start}: {done.stderr[-3000:]}"
             assert "Traceback" not in done.stderr and "batch_crashed" not in done.stderr
             warned = re.findall(r"drop_name_too_long .*? name=(\S+)", done.stderr)
-            assert sorted(warned) == sorted(Path(n).name for n in left if "ok" not in n)
+            # Said by the first start; the store remembers it, so the second says nothing.
+            expected = sorted(Path(n).name for n in left if "ok" not in n) if start == 1 else []
+            assert sorted(warned) == expected
             for name, data in left.items():
                 assert (inbox / name).read_bytes() == data, name
         for name in (longest, "good.stl"):

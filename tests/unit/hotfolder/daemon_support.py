@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from preform_pipeline.api import PreFormClient, SceneSettings
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.executor import (
     AttemptRecord,
     BuildOutcome,
@@ -303,13 +304,15 @@ def make_daemon(
     dispatch: DispatchSettings | None = None,
     servers: ServerSettings | None = None,
     node: NodeRole | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> HotFolderDaemon:
     """A daemon with the scripted runner (or ``runner``), no servers, a real store and real
     folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings, ``dispatch`` the
     dispatch loop's, ``servers`` the servers'. ``stops``: the
     builds' stop signals a farm node's worker gets (a real node's come from its
     :class:`NodeRole`, which needs a shared PostgreSQL store); ``node``: the daemon is that
-    farm node (``store`` is its fenced store)."""
+    farm node (``store`` is its fenced store); ``clock``: the daemon's (a manual one moves
+    its days)."""
     script.store = store
     made = runner or ScriptedRunner
     hotfolder: dict[str, Any] = {
@@ -339,7 +342,7 @@ def make_daemon(
 
     daemon = HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
                              notifier=notifier, known_printers=known_printers, dry_run=dry_run,
-                             node=node)
+                             node=node, clock=clock)
     if stops is not None:
         daemon.worker.stops = stops
     return daemon

@@ -140,7 +140,7 @@ def _emptied(url: str) -> Iterator[tuple[str, Callable[[], None]]]:
             # DELETE, not TRUNCATE: on a few rows it is far cheaper; tests never rely on ids.
             with conn.transaction():
                 for table in ("transitions", "build_jobs", "jobs", "builds", "inbox_claims",
-                              "nodes"):
+                              "nodes", "notices"):
                     conn.execute(f"DELETE FROM {table}")
 
         yield url, empty

@@ -1,0 +1,186 @@
+"""Setup refused with one true line, and a reason said once: session 26's command-line leftovers.
+
+Real subprocesses of ``python -m preform_pipeline``, as a user (or cron) types the commands,
+with no settings from the environment and the test's own data folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from preform_pipeline.atomicfile import default_temporary
+from preform_pipeline.hotfolder.files import MAX_NAME_BYTES
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 120.0
+RECIPES = REPO_ROOT / "recipes"
+RECIPE = RECIPES / "engineering-grey-form4.yaml"
+MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
+
+
+def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+
+
+#: Writes the temporary a report of ``sys.argv[1]`` gets in this process, and ends (a run
+#: killed while writing it).
+WRITER = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from preform_pipeline.atomicfile import default_temporary\n"
+    "path = default_temporary(Path(sys.argv[1]))\n"
+    "path.write_text('{\"half\": ', encoding='utf-8')\n"
+    "print(path, flush=True)\n"
+)
+
+
+def _dead_writers_temporary(cwd: Path, report: Path) -> Path:
+    report.parent.mkdir(parents=True, exist_ok=True)
+    return Path(_run_python(cwd, "-c", WRITER, str(report)).stdout.strip())
+
+
+def _run_python(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S, check=True)
+
+
+def _unused_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+class TestAnInboxThatCannotBeMade:
+    """``watch --once`` (cron's form) whose inbox the system refuses to make exits 1, naming it."""
+
+    def test_an_inbox_on_a_pseudo_file_system(self, tmp_path: Path) -> None:
+        # Linux-specific (/proc). As root, os.access grants /proc and the mkdir is refused all
+        # the same; as another user the check refuses it first: the same error either way.
+        settings = write_hotfolder_settings(tmp_path, write_recipe(tmp_path),
+                                            inbox={"path": "/proc/pp-inbox"})
+        done = _cli(tmp_path, "watch", str(settings), "--once")
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.splitlines() == [
+            "error: inbox /proc/pp-inbox: cannot be created (No such file or directory) (fix "
+            "the path in the settings (or the folder itself), then start again)"]
+        assert "watching" not in done.stdout
+        assert not (tmp_path / "jobs.sqlite3").exists()
+
+
+class TestASimulatorArgForNoServer:
+    """``run --simulator-arg server-N:ARG`` naming a server the pool does not have is refused."""
+
+    def test_it_is_a_usage_error_naming_the_servers_there_are(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "2",
+                    "--output", str(tmp_path / "out"),
+                    "--simulator-arg", "server-9:--latency=instant")
+        assert done.returncode == 2, done.stdout
+        assert done.stderr.splitlines() == [
+            "error: --simulator-arg server-9:--latency=instant: this run has no server-9: "
+            "its servers are server-1, server-2 (servers.count, or --servers)"]
+        assert not (tmp_path / "out").exists()  # refused before anything was written
+
+    def test_one_server_is_said_in_the_singular(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "1",
+                    "--output", str(tmp_path / "out"), "--simulator-arg", "server-2:--x")
+        assert done.returncode == 2, done.stdout
+        assert done.stderr.rstrip().endswith(
+            "this run has no server-2: its server is server-1 (servers.count, or --servers)")
+
+    def test_a_server_there_takes_its_flag(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "1", "--dry-run",
+                    "--output", str(tmp_path / "out"),
+                    "--simulator-arg", "server-1:--latency=instant")
+        assert done.returncode == 0, done.stderr
+
+
+class TestAnUnreachableServersReasonIsSaidOnce:
+    """``validate --server`` to nobody says why in one note; each file's line says no more."""
+
+    def test_the_summary_lines_say_not_on_a_server(self, tmp_path: Path) -> None:
+        url = _unused_url()
+        other = RECIPES / "dental-models-form4.yaml"
+        done = _cli(tmp_path, "validate", "--server", url, "--server-timeout", "2",
+                    str(RECIPE), str(other))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            f"{RECIPE}: OK (checked against shipped catalogue, not on a server)",
+            f"{other}: OK (checked against shipped catalogue, not on a server)"]
+        (note,) = done.stderr.splitlines()
+        assert note.startswith(f"note: using the shipped catalogue (server {url} not usable: ")
+
+
+class TestALongNameFromCron:
+    """``watch --once`` from cron says a name too long once; again only once the file changed."""
+
+    def test_a_rerun_is_silent_until_the_file_changes(self, tmp_path: Path) -> None:
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
+        long.write_bytes(tetra_stl_bytes(1))
+        said = (f"{long} stays in the inbox: its name is {MAX_NAME_BYTES + 5} bytes, over the "
+                f"{MAX_NAME_BYTES} a name may have; rename it to at most {MAX_NAME_BYTES} bytes")
+
+        def once() -> list[str]:
+            done = _cli(tmp_path, "watch", str(settings), "--once", "--log-level", "INFO")
+            assert done.returncode == 0, done.stderr
+            logged = [e for e in done.stderr.splitlines() if "drop_name_too_long" in e]
+            lines = [line for line in done.stdout.splitlines() if "stays in the inbox" in line]
+            assert len(logged) == len(lines), done.stderr
+            return lines
+
+        first = once()
+        assert len(first) == 1 and first[0].startswith(said)
+        assert once() == []  # cron's next run: nothing changed, nothing said
+        long.write_bytes(tetra_stl_bytes(2))  # the user saved it again, name unchanged
+        os.utime(long, ns=(long.stat().st_atime_ns, long.stat().st_mtime_ns + 10**9))
+        again = once()
+        assert len(again) == 1 and again[0].startswith(said)
+        assert once() == []
+        assert long.read_bytes() == tetra_stl_bytes(2)  # never taken, never moved
+
+
+class TestARunSweepsDeadWritersTemporaries:
+    """``run`` removes at its start the temporaries a killed run of this host left below its
+    output folder; a live writer's and another host's stay."""
+
+    def test_only_the_dead_writers_go(self, tmp_path: Path) -> None:
+        out = tmp_path / "out"
+        dead = _dead_writers_temporary(tmp_path, out / "reports" / "20261201-0101-aa.json")
+        dead_journal = _dead_writers_temporary(
+            tmp_path, out / ".checkpoints" / "20261201-0101-aa" / "b1" / "journal.json")
+        live = default_temporary(out / "reports" / "r2.json")  # this test's process: running
+        live.write_text("{", encoding="utf-8")
+        tag = hashlib.sha256(b"another-pc").hexdigest()[:8]
+        elsewhere = dead.with_name(dead.name.rsplit("-", 1)[0] + f"-{tag}.tmp")
+        elsewhere.write_text("{", encoding="utf-8")
+        assert dead.exists() and dead_journal.exists()
+        log = tmp_path / "run.jsonl"
+
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--dry-run", "--output", str(out),
+                    "--log-file", str(log))
+        assert done.returncode == 0, done.stderr
+        assert not dead.exists() and not dead_journal.exists()
+        assert live.exists() and elsewhere.exists()
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        swept = sorted(e["path"] for e in events if e["event"] == "temporary_swept")
+        assert swept == sorted([str(dead), str(dead_journal)])
