@@ -276,6 +276,16 @@ class FinalIntake:
             self._cond.notify_all()
             return True
 
+    def close(self) -> list[ModelInfo]:
+        """The final build has ended: close the intake and return what was carried into it
+        and never taken in (it ended before its layout, failed, or was stopped), so that the
+        runner sends it on and no carried model is lost."""
+        with self._cond:
+            self._open = False
+            left, self._pending = self._pending, []
+            self._cond.notify_all()
+            return left
+
     def arrived(self) -> list[ModelInfo]:
         """For the final build, just before its first layout: what was carried into it so
         far, without waiting; the intake stays open (:meth:`take` closes it)."""

@@ -82,6 +82,7 @@ from preform_pipeline.executor.hooks import PrintHooks
 from preform_pipeline.executor.overflow import (
     FinalIntake,
     carry_build,
+    carry_name,
     join_waiting,
     shed_overflow,
 )
@@ -1382,6 +1383,8 @@ class Runner:
             self._started.add(build.name)
         worker = _BuildWorker(self, build, parent)
         outcome = self._carried(worker, worker.run())
+        if build.name == self.intake.final:
+            outcome = self._untaken_carries(worker.build, outcome)
         with self._lock:
             self._outcomes[build.name] = outcome
             late = self._books_closed
@@ -1469,6 +1472,30 @@ class Runner:
         self.reporter.build_added(carry, parent=build.name)
         self._submit(carry, build.name)
         return carry.name, True
+
+    def _untaken_carries(self, final: BuildPlan, outcome: BuildOutcome) -> BuildOutcome:
+        """The final build has ended: models carried into it that it never took in (it
+        failed or was stopped before its layout) go on as a build of their own."""
+        left = self.intake.close()
+        if not left:
+            return outcome
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+        models = (*final.models, *left)
+        share = final.estimated_volume_ml / max(sum(m.volume_mm3 for m in final.models), 1e-9)
+        held = replace(final, models=models,
+                       estimated_volume_ml=share * sum(m.volume_mm3 for m in models))
+        _, carry = carry_build(self.plan.recipe, held,
+                               range(len(final.models), len(models)), index)
+        with self._lock:
+            while carry.name in self._builds:  # the final build's own carry has the name
+                carry = replace(carry, name=carry_name(carry))
+        log.info("overflow_build_added", build=final.name, carry=carry.name,
+                 models=len(left), untaken=True)
+        self.reporter.build_added(carry, parent=final.name)
+        self._submit(carry, final.name)
+        return replace(outcome, children=(*outcome.children, carry.name))
 
     def _carried(self, worker: _BuildWorker, outcome: BuildOutcome) -> BuildOutcome:
         """The outcome of a build whose layout carried models on lists only those that

@@ -60,6 +60,17 @@ class TestFinalIntake:
         assert asked == [["a"], ["a", "b"], ["a", "b", "c"]]
         assert intake.take(5.0, _never) == [first, second]
 
+    def test_close_hands_back_what_was_never_taken_in_and_refuses_more(self) -> None:
+        intake = FinalIntake("b2")
+        intake.holding("b2", True)
+        early, late = _model("early"), _model("late")
+        assert intake.offer([early])
+        assert intake.arrived() == [early]
+        assert intake.offer([late])
+        assert intake.close() == [late]
+        assert not intake.offer([_model("after")])
+        assert intake.close() == []
+
     def test_arrived_hands_over_what_came_so_far_and_stays_open(self) -> None:
         intake = FinalIntake("b2")
         intake.holding("b2", True)

@@ -319,3 +319,46 @@ class TestCarryTakenInAfterARequestLimit:
         retry = farm.servers[int(final.attempts[1].server.removeprefix("server-")) - 1]
         orients = [e for e in retry.exchanges if e.operation_id == "auto_orient"]
         assert [e.async_operation is not None for e in orients] == [True, True]
+
+
+class TestAFinalBuildThatEndsBeforeTakingItsCarries:
+    """Carries given to a final build that then ends before taking them in go on."""
+
+    def test_a_carry_of_a_final_build_stopped_before_its_layout_is_not_lost(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # unit-001 carries one of its four boxes into the final build, unit-002, which its
+        # node then stops before its layout (the hot folder does so when a lease is lost).
+        boxes = five_boxes(tmp_path)
+        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
+                                                                    ("unit-002", 1)]
+        farm.add()
+        farm.add()
+        asked: list[str] = []
+
+        def stop_the_final_once_it_holds_the_carry(build: str) -> str | None:
+            asked.append(build)
+            if build == "unit-002" and asked.count(build) == 4:  # before its layout
+                assert joined.wait(WAIT_S), "unit-001 never carried its box into unit-002"
+                return "its node lost the lease"
+            return None
+
+        with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3,
+                         stop_reason=stop_the_final_once_it_holds_the_carry)
+        final = result.outcome("unit-002")
+        assert final.status is BuildStatus.CANCELLED
+        assert final.reason == "its node lost the lease"
+        # Every box is in exactly one build's outcome: the carried one in a build of its own.
+        listed = sorted(m for o in result.outcomes for m in o.models)
+        assert listed == sorted(p.name for p in boxes)
+        (added,) = iter_events(logs, "overflow_build_added")
+        carry = result.outcome(added["carry"])
+        assert carry.status is BuildStatus.SUCCEEDED and len(carry.models) == 1
+        assert final.children == (added["carry"],)
+        saved = [name for o in result.outcomes if o.status is BuildStatus.SUCCEEDED
+                 for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(5) if f"box{i}.stl" not in
+                                 final.models]
