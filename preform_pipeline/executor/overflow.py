@@ -37,6 +37,13 @@ support again for every model. Now:
    layouts carry goes on after that wait, once its last layout is done (to a build of its
    own).
 
+4. A carry that no waiting build takes may also go to a build other than the final one
+   that holds a server and has not finished its first layout (the roomiest the planner
+   lays it out with): it takes the carry in just before that layout, or right after it and
+   lays out again (without the final build's wait), then closes its intake. Carries given to a
+   build (the final one too) that ends without taking them in go on as a build of their
+   own.
+
 The removed models are kept in :attr:`BuildFacts.carried` (indices into the build's models);
 a retry of the build from a checkpoint sheds again and records each model once.
 """
@@ -239,6 +246,10 @@ class FinalIntake:
         self._started = False
         self._pending: list[ModelInfo] = []
         self._busy: set[str] = set()
+        # Another running build's intake (item 4 of the module docstring): what was carried
+        # into it, and the builds that have taken theirs in (or ended) and take no more.
+        self._early: dict[str, list[ModelInfo]] = {}
+        self._early_closed: set[str] = set()
 
     @staticmethod
     def qualifies(recipe: Recipe) -> bool:
@@ -276,15 +287,54 @@ class FinalIntake:
             self._cond.notify_all()
             return True
 
-    def close(self) -> list[ModelInfo]:
-        """The final build has ended: close the intake and return what was carried into it
-        and never taken in (it ended before its layout, failed, or was stopped), so that the
-        runner sends it on and no carried model is lost."""
+    def close(self, build: str | None = None) -> list[ModelInfo]:
+        """``build`` (the final build when None) has ended: close its intake and return what
+        was carried into it and never taken in (it ended before its layout, failed, or was
+        stopped), so that the runner sends it on and no carried model is lost."""
         with self._cond:
-            self._open = False
-            left, self._pending = self._pending, []
+            if build is None or build == self.final:
+                self._open = False
+                left, self._pending = self._pending, []
+            else:
+                self._early_closed.add(build)
+                left = self._early.pop(build, [])
             self._cond.notify_all()
             return left
+
+    def running_before_layout(self) -> list[str]:
+        """The builds other than the final one that hold a server, have not laid out yet
+        and still take carries (:meth:`offer_early`), in no particular order."""
+        with self._cond:
+            if self.final is None:
+                return []  # the recipe's steps before the layout cannot be repeated
+            return sorted(self._busy - self._early_closed)
+
+    def offer_early(
+        self,
+        build: str,
+        models: Sequence[ModelInfo],
+        fits: Callable[[Sequence[ModelInfo]], bool] | None = None,
+    ) -> bool:
+        """Take carried models into ``build``, a running build other than the final one,
+        if it is still before its layout and ``fits`` (given what was carried into it
+        already, then these) says it has room; it takes them in just before its layout."""
+        with self._cond:
+            if self.final is None or build not in self._busy or build in self._early_closed:
+                return False
+            pending = self._early.get(build, [])
+            if fits is not None and not fits((*pending, *models)):
+                return False
+            self._early.setdefault(build, []).extend(models)
+            return True
+
+    def arrived_early(self, build: str, *, last: bool) -> list[ModelInfo]:
+        """For ``build`` (not the final one): what was carried into it so far; just before
+        its first layout, and once more right after it with ``last``, which closes its
+        intake (a carry that came during the layout is laid out with the rest again)."""
+        with self._cond:
+            if last:
+                self._early_closed.add(build)
+            return self._early.pop(build, [])
 
     def arrived(self) -> list[ModelInfo]:
         """For the final build, just before its first layout: what was carried into it so

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -730,6 +731,15 @@ class _Attempt:
     resumed_from: str | None = None
 
 
+def _fits_with(
+    fits: Callable[[Sequence[ModelInfo]], bool],
+    held: Sequence[ModelInfo],
+    more: Sequence[ModelInfo],
+) -> bool:
+    """``fits`` asked of a build's models ``held`` and the carried models ``more``."""
+    return fits((*held, *more))
+
+
 class _BuildWorker:
     """Runs one build to its outcome, across attempts; lives in one worker thread."""
 
@@ -1114,11 +1124,19 @@ class _BuildWorker:
                         raise _Cancelled()
                     self._check_stop(node_id)
                     final = node.kind == "auto_layout" and self._final_open()
+                    early = node.kind == "auto_layout" and not final and not self.laid_out
+                    intake = self.runner.intake
                     if final:
-                        self._take_in(ctx, graph, self.runner.intake.arrived())
+                        self._take_in(ctx, graph, intake.arrived())
+                    elif early:
+                        self._take_in(ctx, graph, intake.arrived_early(self.build.name,
+                                                                       last=False))
                     self._run_node(ctx, node_id, index, total)
-                    if final and self._take_in(ctx, graph, self._await_carries()):
-                        # Something was carried in after that layout: lay out again with it.
+                    late = (self._await_carries() if final
+                            else intake.arrived_early(self.build.name, last=True) if early
+                            else ())
+                    if self._take_in(ctx, graph, late):
+                        # Something was carried in during that layout: lay out again with it.
                         self._run_node(ctx, node_id, index, total)
                     if node.kind == "auto_layout":
                         self._after_layout()
@@ -1155,8 +1173,9 @@ class _BuildWorker:
         return late
 
     def _take_in(self, ctx: StepContext, graph: StepGraph, late: Sequence[ModelInfo]) -> bool:
-        """The final build, around its layout: import, orient and support the models other
-        builds carried into it (executor/overflow.py), in its own scene; whether any came."""
+        """Before its layout (and the final build after its first one too): import, orient
+        and support the models other builds carried into it (executor/overflow.py), in its
+        own scene; whether any came."""
         if not late:
             return False
         start = len(self.build.models)
@@ -1383,8 +1402,7 @@ class Runner:
             self._started.add(build.name)
         worker = _BuildWorker(self, build, parent)
         outcome = self._carried(worker, worker.run())
-        if build.name == self.intake.final:
-            outcome = self._untaken_carries(worker.build, outcome)
+        outcome = self._untaken_carries(worker.build, outcome)
         with self._lock:
             self._outcomes[build.name] = outcome
             late = self._books_closed
@@ -1458,11 +1476,25 @@ class Runner:
                     log.info("overflow_joined_build", build=build.name, into=target.name,
                              models=len(carry.models))
                     return target.name, False
+        # A build on a server before its layout, the roomiest first (the final one last:
+        # it waits for the others and takes what they carry after this).
+        with self._lock:
+            running = sorted(
+                (self._builds[name][0] for name in self.intake.running_before_layout()
+                 if name != build.name and name in self._builds),
+                key=lambda b: (b.fill_ratio, len(b.models), b.index),
+            )
+        for other in running:
+            if self.intake.offer_early(other.name, carry.models,
+                                       fits=partial(_fits_with, fits, other.models)):
+                log.info("overflow_joined_build", build=build.name, into=other.name,
+                         models=len(carry.models), running=True)
+                return other.name, False
         final = self.intake.final
         with self._lock:
             held = self._builds[final][0].models if final in self._builds else ()
         if final is not None and final != build.name and self.intake.offer(
-            carry.models, fits=lambda more: fits((*held, *more))
+            carry.models, fits=partial(_fits_with, fits, held)
         ):
             log.info("overflow_joined_build", build=build.name, into=final,
                      models=len(carry.models))
@@ -1474,9 +1506,10 @@ class Runner:
         return carry.name, True
 
     def _untaken_carries(self, final: BuildPlan, outcome: BuildOutcome) -> BuildOutcome:
-        """The final build has ended: models carried into it that it never took in (it
-        failed or was stopped before its layout) go on as a build of their own."""
-        left = self.intake.close()
+        """``final`` (the final build, or another that took carries before its layout) has
+        ended: models carried into it that it never took in (it failed or was stopped before
+        its layout) go on as a build of their own."""
+        left = self.intake.close(final.name)
         if not left:
             return outcome
         with self._lock:

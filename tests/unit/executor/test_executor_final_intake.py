@@ -144,3 +144,55 @@ class TestIntakeQualifies:
     def test_without_a_layout_or_with_on_overflow_fail_nothing_qualifies(self) -> None:
         assert not FinalIntake.qualifies(make_recipe(steps=("auto_orient", "auto_support")))
         assert not FinalIntake.qualifies(make_recipe(on_overflow="fail"))
+
+
+class TestAnotherRunningBuildsIntake:
+    """A build other than the final one takes carries while it holds a server, until its
+    first layout is done; what it never takes in is handed back when it ends."""
+
+    def test_only_a_running_build_before_its_layout_is_offered_carries(self) -> None:
+        intake = FinalIntake("b3")
+        intake.holding("b3", True)
+        assert intake.running_before_layout() == []
+        assert not intake.offer_early("b1", [_model("a")])  # holds no server yet
+        intake.holding("b1", True)
+        intake.holding("b2", True)
+        assert intake.running_before_layout() == ["b1", "b2"]  # never the final one
+        assert not intake.offer_early("b3", [_model("a")])
+        carried = _model("a")
+        assert intake.offer_early("b1", [carried])
+        assert intake.arrived_early("b1", last=False) == [carried]
+        later = _model("b")
+        assert intake.offer_early("b1", [later])  # during its layout
+        assert intake.arrived_early("b1", last=True) == [later]
+        assert not intake.offer_early("b1", [_model("c")])
+        assert intake.running_before_layout() == ["b2"]
+
+    def test_the_fit_test_sees_what_came_before(self) -> None:
+        intake = FinalIntake("b3")
+        intake.holding("b1", True)
+        asked: list[list[str]] = []
+
+        def one_at_most(models: Sequence[ModelInfo]) -> bool:
+            asked.append([m.name for m in models])
+            return len(models) <= 1
+
+        assert intake.offer_early("b1", [_model("a")], fits=one_at_most)
+        assert not intake.offer_early("b1", [_model("b")], fits=one_at_most)
+        assert asked == [["a"], ["a", "b"]]
+
+    def test_a_build_that_ends_hands_back_what_it_never_took_in(self) -> None:
+        intake = FinalIntake("b3")
+        intake.holding("b1", True)
+        carried = _model("a")
+        assert intake.offer_early("b1", [carried])
+        intake.holding("b1", False)  # its attempt failed: kept for a retry
+        assert not intake.offer_early("b1", [_model("b")])
+        assert intake.close("b1") == [carried]
+        assert intake.close("b1") == []
+
+    def test_no_other_build_takes_carries_when_the_recipe_allows_no_final_one(self) -> None:
+        intake = FinalIntake(None)
+        intake.holding("b1", True)
+        assert intake.running_before_layout() == []
+        assert not intake.offer_early("b1", [_model("a")])

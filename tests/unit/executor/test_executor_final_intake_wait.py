@@ -4,9 +4,10 @@ what its server receives, what it ends with, and that no carried model is lost."
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from executor_support import (
     plan_for,
     plan_without_rafts,
     run,
+    write_box,
     write_recipe,
 )
 from structlog.contextvars import merge_contextvars
@@ -33,6 +35,7 @@ from test_executor_steps_requests import ReceivingEngine, _serve
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, ManualClock
 from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
+from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 
 __all__ = ["watched_logs"]
@@ -362,3 +365,95 @@ class TestAFinalBuildThatEndsBeforeTakingItsCarries:
                  for name in _saved_models(o)]
         assert sorted(saved) == [f"box{i}" for i in range(5) if f"box{i}.stl" not in
                                  final.models]
+
+
+class _HoldsLoneBoxLayouts(SimEngine):
+    """The simulator's engine, holding the layout of a scene of one imported model until
+    ``release`` is set (the models of the other scenes lay out as they come)."""
+
+    def __init__(self, release: threading.Event, **options: Any) -> None:
+        super().__init__(**options)
+        self.release = release
+        self._imports: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def call(self, operation_id: str, params: dict[str, str], body: Any,
+             progress: ProgressCallback | None = None) -> Any:
+        scene = params.get("scene_id", "")
+        with self._lock:
+            if operation_id == "import_model":
+                self._imports[scene] += 1
+            lone = operation_id == "auto_layout" and self._imports[scene] == 1
+        if lone:
+            self.release.wait(WAIT_S)
+        return super().call(operation_id, params, body, progress)
+
+
+class TestACarryIntoAnotherRunningBuild:
+    """A carry may join a build other than the final one that has not finished laying out."""
+
+    @staticmethod
+    def _three_builds(tmp_path: Path) -> Plan:
+        # unit-001: four 90 x 60 mm boxes planned without rafts (three fit with them);
+        # unit-002 and unit-003: one box each, room for the carried one.
+        recipe = write_recipe(tmp_path, CARRY_STEPS)
+        first = plan_without_rafts(recipe, five_boxes(tmp_path))
+        extra = plan_without_rafts(recipe, [write_box(tmp_path / "n", "box5", 90, 60, 10)])
+        third = replace(extra.builds[0], index=3, name="unit-003")
+        plan = replace(first, builds=(*first.builds, third))
+        assert [(b.name, len(b.models)) for b in plan.builds] == [
+            ("unit-001", 4), ("unit-002", 1), ("unit-003", 1)]
+        return plan
+
+    def test_a_carry_joins_a_running_build_held_before_its_layout(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = self._three_builds(tmp_path)
+        for _ in range(3):
+            farm.add()
+        asked: list[str] = []
+
+        def hold_the_small_builds_until_a_carry_joined_one(build: str) -> str | None:
+            asked.append(build)
+            if build != "unit-001" and asked.count(build) == 4:  # before its layout
+                joined.wait(WAIT_S)
+            return None
+
+        with watched_logs("overflow_joined_build", running=True) as (logs, joined):
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3,
+                         stop_reason=hold_the_small_builds_until_a_carry_joined_one)
+        assert joined.is_set()
+        assert result.ok
+        (join,) = iter_events(logs, "overflow_joined_build")
+        assert join["build"] == "unit-001" and join["into"] in ("unit-002", "unit-003")
+        assert list(iter_events(logs, "overflow_build_added")) == []
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == join["into"]
+        assert result.outcome(join["into"]).layout_calls == 1  # taken in before its layout
+        assert sorted(len(o.models) for o in result.outcomes) == [1, 2, 3]
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(6)]
+
+    def test_a_carry_that_comes_during_its_layout_is_laid_out_with_it_again(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        plan = self._three_builds(tmp_path)
+        with watched_logs("overflow_joined_build", running=True) as (logs, joined):
+            # The one-box builds' layouts wait on their servers until a carry has joined one.
+            for index in range(3):
+                _serve(farm, _HoldsLoneBoxLayouts(joined, scene_cache_size=100,
+                                                  fleet_dir=farm.fleet_dir,
+                                                  work_dir=farm.folder / f"work{index}"))
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3)
+        assert joined.is_set()
+        assert result.ok
+        (join,) = iter_events(logs, "overflow_joined_build")
+        assert join["build"] == "unit-001" and join["into"] in ("unit-002", "unit-003")
+        assert list(iter_events(logs, "overflow_build_added")) == []
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == join["into"]
+        assert result.outcome(join["into"]).layout_calls == 2  # laid out again with it
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(6)]
