@@ -68,6 +68,7 @@ from .options import resolve_settings, validate_settings, write_fps
 from .outline_pack import shadows_overlap
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
+from .routes import ROUTES
 from .scene import (
     DEFAULT_SCENE_ID,
     DEFAULT_SCENE_SETTINGS,
@@ -120,6 +121,10 @@ _ONE_MODEL_OPERATIONS = frozenset(
     {"get_model", "update_model", "delete_model", "duplicate_model", "label_part",
      "add_drain_holes"}
 )
+
+#: Operations on a scene: the path names it, or (the contract's deprecated routes) it is the
+#: most recently created one. Either way the scene's models are the work they are priced by.
+_SCENE_OPERATIONS = frozenset(r.operation_id for r in ROUTES if "{scene_id}" in r.segments)
 
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
 
@@ -213,9 +218,11 @@ class SimEngine:
             extra = data.get("files")
             files = [data.get("file"), *(extra if isinstance(extra, list) else [])]
             return WorkEstimate(triangles=sum(_estimated_triangles(f) for f in files), models=1)
-        scene_id = params.get("scene_id")
-        if scene_id is None:
+        if operation_id not in _SCENE_OPERATIONS:
             return WorkEstimate()
+        # The scene the operation will act on, by the rule it runs under (_scene_id), so a
+        # deprecated route costs what its current counterpart does.
+        scene_id = self._target_scene(params)
         # An operation on some models (orient or support one new model) costs those models,
         # not the whole scene; an operation on one model (its id in the path) costs that one.
         selection = data.get("models")
@@ -241,11 +248,14 @@ class SimEngine:
                     self._fleet.declare(self.declared_printers)
             return self._fleet
 
-    def _scene_id(self, params: dict[str, str]) -> str:
+    def _target_scene(self, params: dict[str, str]) -> str:
+        """The scene an operation acts on: the path's, or without a scene id in the path (the
+        contract's deprecated operations) the most recently created scene."""
         scene_id = params.get("scene_id")
-        if scene_id is None:
-            # Operations without a scene id in the path act on the most recently created scene.
-            scene_id = self.scenes.last_created or DEFAULT_SCENE_ID
+        return scene_id if scene_id is not None else self.scenes.last_created or DEFAULT_SCENE_ID
+
+    def _scene_id(self, params: dict[str, str]) -> str:
+        scene_id = self._target_scene(params)
         if scene_id == DEFAULT_SCENE_ID:
             self._ensure_default()
         return scene_id

@@ -151,6 +151,9 @@ class SimulatorServer(ThreadedHTTPApp):
 
     Use it as a context manager (serves in a background thread, like pytest-httpserver's
     ``HTTPServer``) or call :meth:`serve_forever` from the main thread (``cli.py`` does).
+    ``clock`` times each exchange and the latency spent; ``wait(seconds) -> stopped`` is where
+    latency is spent (the stop event's wait unless given), so a test that passes a fake of
+    both reads an operation's price in :attr:`exchanges` without waiting for it.
     """
 
     thread_name_prefix = "sim-http"
@@ -166,6 +169,7 @@ class SimulatorServer(ThreadedHTTPApp):
         exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
         exit: Callable[[int], NoReturn] = hard_exit,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     ) -> None:
         self.engine = engine
@@ -175,6 +179,9 @@ class SimulatorServer(ThreadedHTTPApp):
         self.operations = OperationRegistry()
         self.router = Router()
         self._clock = clock
+        # Where latency is spent: the stop event's wait (a shutdown ends it), or a test's fake
+        # that moves ``clock`` on instead of waiting.
+        self._spend_wait = wait if wait is not None else self.stopping.wait
         self._lock = threading.Lock()
         self._exchanges: deque[Exchange] = deque(maxlen=exchange_log_size)
         self._failures: list[ServerFailure] = []
@@ -344,7 +351,7 @@ class SimulatorServer(ThreadedHTTPApp):
         return {} if result is None else result
 
     def _wait(self, seconds: float, progress: ProgressCallback | None) -> None:
-        if spend(seconds, progress, self.stopping.wait, clock=self._clock):
+        if spend(seconds, progress, self._spend_wait, clock=self._clock):
             raise SimError(503, SERVER_SHUTTING_DOWN, "the simulator is shutting down")
 
     def _record_failure(
