@@ -201,3 +201,46 @@ class TestDeprecatedRoutesCost:
         assert priced > REALISTIC_COSTS[operation].base_s
         spent = {e.path: e.elapsed_s for e in server.exchanges if e.path in paths}
         assert spent == {paths[0]: pytest.approx(priced), paths[1]: pytest.approx(priced)}
+
+
+class TestFilePricing:
+    """An operation that reads model files is priced by their sizes as one model, whatever
+    the scene holds."""
+
+    def test_import_replace_scan_and_load_cost_the_files_they_read(
+        self, tmp_path: Path
+    ) -> None:
+        fake = FakeTime()
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        cube = tmp_path / "cube.stl"  # 684 bytes: estimated at 12 triangles, as it holds
+        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
+        saved = tmp_path / "two.form"
+        with SimulatorServer(
+            engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
+            wait=fake.wait, poll_interval=0.005,
+        ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            scene = client.post("/scene/", json=FORM4).json()["id"]
+            ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)})
+                   .json()["id"] for _ in range(2)]  # a scene's 24 triangles, not 12 or 36
+            assert client.post(f"/scene/{scene}/save-form/",
+                               json={"file": str(saved)}).status_code == 200
+            sent = {
+                "replace_model": (f"/scene/{scene}/models/{ids[0]}/replace/",
+                                  {"file": str(cube)}),
+                "scan_to_model": (f"/scene/{scene}/scan-to-model/",
+                                  {"file": str(cube), "files": [str(cube), str(cube)]}),
+                "load_form_file": ("/load-form/", {"file": str(saved)}),
+            }
+            for path, body in sent.values():
+                client.post(path, json=body)  # priced before the engine answers, 200 or 400
+        spent = {e.path: e.elapsed_s for e in server.exchanges}
+        form_triangles = (saved.stat().st_size - 84) // 50  # the estimate's bytes per triangle
+
+        def price(operation: str, triangles: int) -> float:
+            return REALISTIC_COSTS[operation].seconds(WorkEstimate(triangles, models=1))
+
+        assert {op: spent[path] for op, (path, _) in sent.items()} == {
+            "replace_model": pytest.approx(price("replace_model", 12)),
+            "scan_to_model": pytest.approx(price("scan_to_model", 36)),
+            "load_form_file": pytest.approx(price("load_form_file", form_triangles)),
+        }
