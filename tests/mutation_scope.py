@@ -411,12 +411,13 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     "preform_pipeline/simulator/logsink.py": ("tests/unit/simulator/test_sim_logsink.py",),
     # s27: the engine's pricing of an operation (estimate_work and the scene it acts on), by
-    # the files that price operations; the engine's other functions are not measured.
+    # the files that price operations; the engine's other functions are not measured. Not the
+    # deprecated routes' conformance flow: under mutmut's tracing its screenshot outlived the
+    # flow's 30 s wait on a loaded machine (the latency file prices those routes).
     "preform_pipeline/simulator/engine.py": (
         "tests/unit/simulator/test_sim_server_latency.py",
         "tests/unit/simulator/test_engine_scenes.py",
         "tests/unit/simulator/test_engine_outline_layout.py",
-        "tests/conformance/test_simulator_deprecated.py",
     ),
     # Every recipe load runs every check: the recipe files without hypothesis (which refuses
     # mutmut's runner, above) and without the schema and template-file tests.
