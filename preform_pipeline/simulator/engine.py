@@ -94,6 +94,7 @@ __all__ = [
     "DEFAULT_DENTAL_TILT_DEG",
     "DEFAULT_DISTANCE_TO_CAGE_MM",
     "MAX_DUPLICATES",
+    "MAX_REACH_MM",
     "SIMULATED_API_VERSION",
     "SimEngine",
 ]
@@ -107,6 +108,10 @@ DEFAULT_CAGE_BAR_MM: Final = 2.0
 DEFAULT_DISTANCE_TO_CAGE_MM: Final = 2.0
 #: Upper bound on one duplicate request: more copies than any platform holds.
 MAX_DUPLICATES: Final = 500
+#: Farthest a placed model may reach from the platform's centre, in mm: a kilometre, a
+#: thousand times any build volume. Past it (a scale or position of 1e308) a scene's numbers
+#: stop being finite and every later read of the scene would fail.
+MAX_REACH_MM: Final = 1_000_000.0
 
 _REPAIR = ("REPAIR", "ERROR", "IGNORE")
 _UNITS = ("MILLIMETERS", "INCHES")
@@ -127,6 +132,19 @@ _ONE_MODEL_OPERATIONS = frozenset(
 _SCENE_OPERATIONS = frozenset(r.operation_id for r in ROUTES if "{scene_id}" in r.segments)
 
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
+
+
+def _check_reach(model: SimModel) -> None:
+    """400 for a model placed beyond :data:`MAX_REACH_MM` (or at no finite place at all)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are what is looked for
+        low, high = model.bounds()
+    reach = float(max(np.abs(low).max(), np.abs(high).max()))
+    if not reach <= MAX_REACH_MM:  # also catches inf and nan
+        raise bad_body(
+            "$",
+            f"the model would reach {reach:g} mm from the platform's centre; keep its scale "
+            f"and position within {MAX_REACH_MM:,.0f} mm",
+        )
 
 
 def _progress(progress: ProgressCallback | None, done: int, total: int) -> None:
@@ -509,6 +527,7 @@ class SimEngine:
             position=position or (0.0, 0.0, 0.0),
             lock=lock,
         )
+        _check_reach(model)
         with self.scenes.use(scene_id) as scene:
             scene.models[model.id] = model
             answer = model.to_json(self._machine(scene).build_volume_mm)
@@ -541,6 +560,12 @@ class SimEngine:
         lock = data.choice("lock", LOCKS)
         with self.scenes.use(self._scene_id(params)) as scene:
             model = scene.model(params.get("id", ""))
+            trial = model.copy(model.id)  # checked as it would be placed, the scene untouched
+            trial.orientation = model.orientation if rotation is None else euler_of(rotation)
+            trial.scale = model.scale if scale is None else scale
+            trial.units = model.units if units is None else units
+            trial.position = model.position if position is None else position
+            _check_reach(trial)
             if rotation is not None or scale is not None or units is not None:
                 model.clear_supports()
             if name is not None:

@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL_S",
     "INTERNAL_ERROR",
     "LATENCY_PROGRESS_SHARE",
+    "NOT_IMPLEMENTED",
     "Exchange",
     "ServerFailure",
     "SimulatorServer",
@@ -84,6 +85,8 @@ MISSING_BODY: Final = "MISSING_BODY"
 INVALID_QUERY_PARAMETER: Final = "INVALID_QUERY_PARAMETER"
 NOT_FOUND: Final = "NOT_FOUND"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
+#: A method http.server does not know (``TRACE``, ``get``): 501 as HTTP says, not a failure.
+NOT_IMPLEMENTED: Final = "NOT_IMPLEMENTED"
 OPERATION_NOT_FOUND: Final = "OPERATION_NOT_FOUND"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
 SERVER_SHUTTING_DOWN: Final = "SERVER_SHUTTING_DOWN"
@@ -138,7 +141,8 @@ class _Handler(JsonRequestHandler):
     server_version = f"PreFormSimulator/{__version__}"
 
     def error_payload(self, status: int, text: str) -> bytes:
-        payload = _encode(error_body(BAD_REQUEST if status < 500 else INTERNAL_ERROR, text))
+        code = {501: NOT_IMPLEMENTED}.get(status, BAD_REQUEST if status < 500 else INTERNAL_ERROR)
+        payload = _encode(error_body(code, text))
         # Logged before answering, as in SimulatorServer._dispatch.
         _log.info(
             "http_exchange", method=self.command, path=getattr(self, "path", None), status=status
