@@ -85,7 +85,8 @@ MISSING_BODY: Final = "MISSING_BODY"
 INVALID_QUERY_PARAMETER: Final = "INVALID_QUERY_PARAMETER"
 NOT_FOUND: Final = "NOT_FOUND"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
-#: A method http.server does not know (``TRACE``, ``get``): 501 as HTTP says, not a failure.
+#: A method or HTTP version http.server does not know (``TRACE``, ``get``, ``HTTP/2.0``): 501
+#: or 505 as HTTP says, not a failure.
 NOT_IMPLEMENTED: Final = "NOT_IMPLEMENTED"
 OPERATION_NOT_FOUND: Final = "OPERATION_NOT_FOUND"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
@@ -141,7 +142,9 @@ class _Handler(JsonRequestHandler):
     server_version = f"PreFormSimulator/{__version__}"
 
     def error_payload(self, status: int, text: str) -> bytes:
-        code = {501: NOT_IMPLEMENTED}.get(status, BAD_REQUEST if status < 500 else INTERNAL_ERROR)
+        # http.server refuses before dispatch with a 4xx, or 501/505 for a method or an HTTP
+        # version it does not implement: never a failure of the simulator's own.
+        code = BAD_REQUEST if status < 500 else NOT_IMPLEMENTED
         payload = _encode(error_body(code, text))
         # Logged before answering, as in SimulatorServer._dispatch.
         _log.info(

@@ -9,6 +9,7 @@ unknown HTTP methods answered with the code of a server failure.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from sim_server_support import WAIT_S
+from structlog.testing import capture_logs
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.engine import SimEngine
@@ -91,8 +93,33 @@ class TestSaveTargets:
         folder = tmp_path / name
         folder.mkdir()
         message = refused(scene.post(f"{operation}/", {"file": str(folder)}), "INVALID_PATH")
-        assert "is a folder, not a file" in message
+        assert message == (f"$.file: {str(folder)!r} is a folder, not a file; give the path of a "
+                           "file to create or replace")
         assert folder.is_dir()
+
+    def test_a_save_onto_a_socket_is_refused_and_the_socket_kept(  # POSIX: AF_UNIX
+        self, scene: Scene, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "job.form"
+        with socket.socket(socket.AF_UNIX) as listening:
+            listening.bind(str(path))
+            message = refused(scene.post("save-form/", {"file": str(path)}), "INVALID_PATH")
+            assert "is not a regular file, not a file" in message
+            assert stat.S_ISSOCK(path.lstat().st_mode)
+
+    def test_a_relative_save_path_is_refused_by_its_field(self, scene: Scene) -> None:
+        message = refused(scene.post("save-form/", {"file": "job.form"}), "INVALID_PATH")
+        assert message.startswith("$.file: 'job.form' is not an absolute path")
+
+    def test_a_save_into_a_missing_folder_names_that_folder(
+        self, scene: Scene, tmp_path: Path
+    ) -> None:
+        link = tmp_path / "latest.form"
+        link.symlink_to(tmp_path / "gone" / "job.form")
+        message = refused(scene.post("save-form/", {"file": str(link)}), "INVALID_PATH")
+        assert message == (f"$.file: the folder {str(tmp_path / 'gone')!r} does not exist; "
+                           "create it first")
+        assert link.is_symlink()
 
     @pytest.mark.parametrize(("operation", "name"), SAVES)
     def test_a_save_onto_a_named_pipe_is_refused_and_the_pipe_kept(  # POSIX: os.mkfifo
@@ -160,6 +187,34 @@ class TestModelsBeyondReach:
         assert answer.status_code == 200, answer.text
         assert scene.read()["models"][0]["position"]["x"] == 999_990
 
+    @pytest.mark.parametrize(
+        "change", [{"orientation": {"x": 0, "y": 0, "z": 45}}, {"units": "INCHES"}],
+        ids=["turned", "in inches"],
+    )
+    def test_turning_or_resizing_a_model_at_the_edge_past_it_is_400(
+        self, scene: Scene, change: dict[str, Any]
+    ) -> None:
+        one = f"/scene/{scene.id}/models/{scene.models[0]}/"
+        edge = scene.client.post(one, json={"position": {"x": 999_995, "y": 0, "z": 0}})
+        assert edge.status_code == 200, edge.text  # its 10 mm reach 1,000,000 mm: inside
+        before = scene.read()
+        refused(scene.client.post(one, json=change), "INVALID_BODY")
+        assert scene.read() == before
+
+    @pytest.mark.parametrize("scale", [0, -1])
+    def test_a_scale_that_is_not_positive_is_400(self, scene: Scene, scale: int) -> None:
+        message = refused(scene.client.post(f"/scene/{scene.id}/models/{scene.models[0]}/",
+                                            json={"scale": scale}), "INVALID_BODY")
+        assert message == f"$.scale: {scale} must be greater than 0"
+
+    def test_a_rename_keeps_the_supports_and_a_rescale_drops_them(self, scene: Scene) -> None:
+        one = f"/scene/{scene.id}/models/{scene.models[0]}/"
+        assert scene.post("auto-support/", {}).status_code == 200
+        scene.client.post(one, json={"name": "renamed"})
+        kept = scene.read()["models"][0]["has_supports"]
+        scene.client.post(one, json={"scale": 1.5})
+        assert (kept, scene.read()["models"][0]["has_supports"]) == (True, False)
+
 
 class TestLayoutOfHugeThings:
     """A huge spacing or a huge model is laid out (or refused) without gigabytes."""
@@ -174,6 +229,18 @@ class TestLayoutOfHugeThings:
         assert answer.status_code == status, answer.text
         if status == 400:
             assert "1 of 2 models does not fit" in refused(answer, "MODELS_DO_NOT_FIT")
+
+    def test_a_model_that_fills_the_platform_to_the_millimetre_is_laid_out(
+        self, server: SimulatorServer, tmp_path: Path
+    ) -> None:
+        # Form 4: 200 x 125 mm; with the default 2 mm spacing the box's shadow fills it.
+        box = tmp_path / "plate.stl"
+        write_stl(box, box_triangles((0.0, 0.0, 0.0), (198.0, 123.0, 5.0)))
+        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            scene = Scene(client, tmp_path, models=0)
+            scene.post("import-model/", {"file": str(box)})
+            answer = scene.post("auto-layout/", {})
+        assert answer.status_code == 200, answer.text
 
     def test_a_model_a_kilometre_long_is_refused_in_little_memory(
         self, scene: Scene
@@ -190,18 +257,41 @@ class TestLayoutOfHugeThings:
         assert peak < 64 * 1024 * 1024
 
 
-class TestUnknownMethods:
-    """A method HTTP does not know is 501 with its own code, not that of a server failure."""
+class TestRefusedBeforeDispatch:
+    """What http.server refuses itself gets an ErrorModel whose code says why, and a log line."""
 
-    @pytest.mark.parametrize("method", [b"TRACE", b"get"])
-    def test_an_unknown_method_is_501_not_implemented(
-        self, server: SimulatorServer, method: bytes
+    @pytest.mark.parametrize(
+        ("line", "status", "code", "message", "logged"),
+        [
+            (b"TRACE /x/ HTTP/1.1", 501, "NOT_IMPLEMENTED", "Unsupported method ('TRACE')",
+             ("TRACE", "/x/")),
+            (b"get / HTTP/1.1", 501, "NOT_IMPLEMENTED", "Unsupported method ('get')",
+             ("get", "/")),
+            (b"GET / HTTP/2.0", 505, "NOT_IMPLEMENTED", "Invalid HTTP version (2.0)",
+             (None, None)),  # http.server never parsed the line
+            (b"GET / nonsense HTTP/1.1", 400, "BAD_REQUEST",
+             "Bad request syntax ('GET / nonsense HTTP/1.1')", (None, None)),
+        ],
+        ids=["TRACE", "lower-case get", "HTTP/2.0", "a malformed line"],
+    )
+    def test_the_answer_and_the_logged_exchange(
+        self, server: SimulatorServer, line: bytes, status: int, code: str, message: str,
+        logged: tuple[str | None, str | None],
     ) -> None:
-        with socket.create_connection((server.host, server.port), timeout=WAIT_S) as sock:
-            sock.sendall(method + b" / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with capture_logs() as logs, socket.create_connection(
+            (server.host, server.port), timeout=WAIT_S
+        ) as sock:
+            sock.sendall(line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 501 ")
-        assert b'"code": "NOT_IMPLEMENTED"' in body
+        if data.startswith(b"HTTP/1.1 "):
+            head, _, body = data.partition(b"\r\n\r\n")
+            assert int(head.split(b" ", 2)[1]) == status
+        else:  # http.server answers a version it cannot speak with the body alone
+            body = data
+        assert json.loads(body) == {"error": {"code": code, "message": message}}
+        exchanges = [e for e in logs if e["event"] == "http_exchange"]
+        assert [(e["method"], e["path"], e["status"]) for e in exchanges] == [
+            (*logged, status)
+        ]
