@@ -172,7 +172,9 @@ class TestModelsBeyondReach:
             scene.client.post(f"/scene/{scene.id}/models/{scene.models[0]}/", json=change),
             "INVALID_BODY",
         )
-        assert "keep its scale and position within 1,000,000 mm" in message
+        assert message.startswith("$: the model would reach ")
+        assert message.endswith(" mm from the platform's centre; keep its scale and position "
+                                "within 1,000,000 mm")
         assert scene.read() == before
 
     def test_an_import_that_would_place_the_model_there_is_400(self, scene: Scene) -> None:
@@ -180,6 +182,13 @@ class TestModelsBeyondReach:
         refused(scene.post("import-model/", {"file": str(scene.cube), "scale": 1e308}),
                 "INVALID_BODY")
         assert scene.read() == before
+
+    def test_an_import_of_a_missing_file_names_the_field(
+        self, scene: Scene, tmp_path: Path
+    ) -> None:
+        missing = str(tmp_path / "gone.stl")
+        message = refused(scene.post("import-model/", {"file": missing}), "FILE_NOT_FOUND")
+        assert message == f"$.file: no file at {missing!r}"
 
     def test_a_model_just_inside_the_reach_is_placed(self, scene: Scene) -> None:
         answer = scene.client.post(f"/scene/{scene.id}/models/{scene.models[0]}/",
