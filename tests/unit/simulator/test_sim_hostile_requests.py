@@ -107,9 +107,22 @@ class TestSaveTargets:
             assert "is not a regular file, not a file" in message
             assert stat.S_ISSOCK(path.lstat().st_mode)
 
-    def test_a_relative_save_path_is_refused_by_its_field(self, scene: Scene) -> None:
-        message = refused(scene.post("save-form/", {"file": "job.form"}), "INVALID_PATH")
-        assert message.startswith("$.file: 'job.form' is not an absolute path")
+    @pytest.mark.parametrize(
+        ("path", "hint"),
+        [("job.form", ""), ("C:\\jobs\\job.form", " (a Windows path on a non-Windows simulator)")],
+        ids=["relative", "Windows"],
+    )
+    def test_a_path_that_is_not_absolute_here_is_refused_by_its_field(  # POSIX simulator
+        self, scene: Scene, path: str, hint: str
+    ) -> None:
+        message = refused(scene.post("save-form/", {"file": path}), "INVALID_PATH")
+        assert message == (f"$.file: {path!r} is not an absolute path on the server{hint}; "
+                           "send a full operating-system path")
+
+    def test_an_import_into_an_unknown_scene_names_it(self, scene: Scene) -> None:
+        answer = scene.client.post("/scene/no-such-scene/import-model/",
+                                   json={"file": str(scene.cube)})
+        assert refused(answer, "SCENE_NOT_FOUND") == "no scene with id 'no-such-scene'"
 
     def test_a_save_into_a_missing_folder_names_that_folder(
         self, scene: Scene, tmp_path: Path
