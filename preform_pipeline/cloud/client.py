@@ -60,6 +60,7 @@ from preform_pipeline.cloud.ratelimit import (
     BudgetSnapshot,
     RateLimiter,
     parse_retry_after,
+    resume_time,
 )
 from preform_pipeline.errors import (
     CloudAuthError,
@@ -105,18 +106,20 @@ class _MeteredTransport(httpx.BaseTransport):
         *,
         max_429_retries: int,
         wait_for_budget: bool,
+        max_wait_s: float | None,
     ) -> None:
         self._inner = inner
         self._limiter = limiter
         self._clock = clock
         self._max_429_retries = max_429_retries
         self._wait = wait_for_budget
+        self._max_wait_s = max_wait_s
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         attempt = 0
         while True:
             try:
-                self._limiter.acquire(wait=self._wait)
+                self._limiter.acquire(wait=self._wait, max_wait_s=self._max_wait_s)
             except CloudRateLimitError as exc:
                 raise CloudRateLimitError(
                     exc.message,
@@ -176,7 +179,9 @@ class WebApiClient:
     ``transport`` replaces the network (``httpx.MockTransport`` in tests); ``limiter`` may be
     shared by several clients of the same Dashboard user; ``clock`` and ``sleep`` are the time
     seams handed to the token cache and the default limiter. With ``wait_for_budget=False``
-    a spent hourly budget or a 429 raises :class:`CloudRateLimitError` instead of waiting.
+    a spent hourly budget or a 429 raises :class:`CloudRateLimitError` instead of waiting;
+    with ``max_wait_s``, only a wait longer than that does (a run from cron that must not
+    stall for the hour a spent budget can take), its message saying when to try again.
     """
 
     def __init__(
@@ -192,6 +197,7 @@ class WebApiClient:
         token_refresh_margin_s: float = DEFAULT_TOKEN_REFRESH_MARGIN_S,
         max_429_retries: int = DEFAULT_MAX_429_RETRIES,
         wait_for_budget: bool = True,
+        max_wait_s: float | None = None,
         per_page: int = DEFAULT_PER_PAGE,
     ) -> None:
         if per_page < 1:
@@ -205,6 +211,7 @@ class WebApiClient:
             clock,
             max_429_retries=max_429_retries,
             wait_for_budget=wait_for_budget,
+            max_wait_s=max_wait_s,
         )
         self._http = httpx.Client(
             base_url=base_url,
@@ -694,14 +701,16 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
             "check them on the Dashboard's Developer Tools page",
         )
     if status == httpx.codes.TOO_MANY_REQUESTS:
+        retry_after_s = parse_retry_after(response.headers.get("Retry-After"), now)
+        when = "" if retry_after_s is None else f" after {resume_time(now, retry_after_s)}"
         return CloudRateLimitError(
             "the Web API kept answering 'too many requests'",
-            retry_after_s=parse_retry_after(response.headers.get("Retry-After"), now),
+            retry_after_s=retry_after_s,
             request=request,
             status_code=status,
             body=body,
             hint="another program may be spending the same account's 1,500 requests/hour; "
-            "lower the hourly budget share or wait",
+            f"lower the hourly budget share, or try again{when}",
         )
     if status >= httpx.codes.INTERNAL_SERVER_ERROR:
         return CloudUnavailableError(

@@ -16,6 +16,11 @@ Two limits apply to every request, the token request included:
 A 429 from the server (the limit was shared with someone else, or the server counts
 differently) calls :meth:`RateLimiter.defer`, which holds every caller of this limiter back
 until the ``Retry-After`` time has passed.
+
+A wait for the hourly budget or for ``Retry-After`` is never silent: waits of
+``DEFAULT_LOUD_WAIT_S`` or more are logged as warnings with the reason and the time they end.
+A caller that cannot afford a long wait (a ``verify`` run from cron) passes ``max_wait_s``: a
+longer wait raises :class:`CloudRateLimitError` saying when the next request may leave.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -37,6 +42,7 @@ from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT
 __all__ = [
     "DEFAULT_BUDGET_WARN_FRACTION",
     "DEFAULT_BURST",
+    "DEFAULT_LOUD_WAIT_S",
     "DEFAULT_MAX_429_RETRIES",
     "DEFAULT_RETRY_AFTER_S",
     "HOURLY_WINDOW_S",
@@ -45,6 +51,7 @@ __all__ = [
     "BudgetSnapshot",
     "RateLimiter",
     "parse_retry_after",
+    "resume_time",
 ]
 
 log = get_logger(__name__)
@@ -60,6 +67,9 @@ DEFAULT_BURST = 5
 DEFAULT_MAX_429_RETRIES = 3
 #: Wait after a 429 whose Retry-After is missing or unreadable.
 DEFAULT_RETRY_AFTER_S = 60.0
+#: Waits for the budget or a Retry-After this long or longer are logged as warnings: a user
+#: watching the log sees why nothing happens, and until when.
+DEFAULT_LOUD_WAIT_S = 10.0
 #: Below this fraction of the hourly budget left, one warning is logged.
 DEFAULT_BUDGET_WARN_FRACTION = 0.1
 
@@ -120,6 +130,12 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
         # RFC 9110 dates are always GMT; a naive result means the zone was "-0000".
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - now).total_seconds())
+
+
+def resume_time(now: datetime, wait_s: float) -> str:
+    """When a wait of ``wait_s`` seconds from ``now`` ends, as a person reads it (UTC)."""
+    ends = now.astimezone(timezone.utc) + timedelta(seconds=math.ceil(wait_s))
+    return ends.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class RateLimiter:
@@ -203,12 +219,13 @@ class RateLimiter:
 
     # -- spending it --------------------------------------------------------------------------
 
-    def acquire(self, *, wait: bool = True) -> float:
+    def acquire(self, *, wait: bool = True, max_wait_s: float | None = None) -> float:
         """Take one request from the budget, waiting until allowed; returns the seconds waited.
 
-        With ``wait=False`` a wait for the hourly budget or for a server's ``Retry-After``
-        raises :class:`CloudRateLimitError` instead (the sub-second waits of the per-second
-        bucket are always taken: they are what keeps the client polite).
+        With ``wait=False``, or when the wait would be longer than ``max_wait_s``, a wait for
+        the hourly budget or for a server's ``Retry-After`` raises :class:`CloudRateLimitError`
+        (saying when to try again) instead (the sub-second waits of the per-second bucket are
+        always taken: they are what keeps the client polite).
         """
         waited = 0.0
         warn = False
@@ -228,17 +245,26 @@ class RateLimiter:
                         self._warned = False
                     break
             if reason != "per_second":
-                if not wait:
+                until = resume_time(self._clock.now(), delay)
+                if not wait or (max_wait_s is not None and delay > max_wait_s):
                     self._waited_s += waited
                     raise CloudRateLimitError(
-                        "the Web API request budget is spent"
+                        f"the Web API request budget is spent for the next {math.ceil(delay)} s"
                         if reason == "hourly_budget"
-                        else "the Web API asked to wait before the next request",
+                        else f"the Web API asked to wait {math.ceil(delay)} s before the next "
+                        "request",
                         retry_after_s=delay,
-                        hint=f"retry in {math.ceil(delay)} s, or raise the hourly budget share "
-                        f"(now {self.hourly_share:g} of {WEB_API_MAX_PER_HOUR}/hour)",
+                        hint=f"try again after {until}"
+                        + (
+                            f", or raise the hourly budget share (now {self.hourly_share:g} of "
+                            f"{WEB_API_MAX_PER_HOUR}/hour)"
+                            if reason == "hourly_budget"
+                            else "; another program may be spending the same account's "
+                            f"{WEB_API_MAX_PER_HOUR:,} requests/hour"
+                        ),
                     )
-                log.info("web_api_budget_wait", reason=reason, wait_s=round(delay, 3))
+                loud = log.warning if delay >= DEFAULT_LOUD_WAIT_S else log.info
+                loud("web_api_budget_wait", reason=reason, wait_s=round(delay, 3), until=until)
             self._sleep(delay)
             waited += delay
         if warn:

@@ -15,6 +15,10 @@ One poll costs a few requests however many prints wait (docs/verification.md).
 Credentials come from ``PREFORM_PIPELINE_CLIENT_ID`` / ``_SECRET`` (or their ``_FILE`` forms)
 or the settings' ``cloud`` section; refused credentials are reported before anything else.
 
+A single poll (no ``--wait``, as cron runs it) waits at most ``ONCE_MAX_WAIT_S`` for the Web
+API's rate limits: past that it stops, says when to try again, and leaves the prints pending
+for the next run, rather than stalling for up to the hour a spent budget can take.
+
 Exit status: 0 checked (whatever the prints' outcomes: see the summary or ``--format json``);
 1 no credentials, refused credentials, an unusable store or an unreachable Web API; 2 usage
 errors; 130 interrupted (Ctrl-C; what was learnt so far is stored).
@@ -43,7 +47,13 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     load_command_settings,
 )
-from preform_pipeline.errors import CloudAuthError, CloudError, ConfigError, StoreError
+from preform_pipeline.errors import (
+    CloudAuthError,
+    CloudError,
+    CloudRateLimitError,
+    ConfigError,
+    StoreError,
+)
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
@@ -59,6 +69,7 @@ __all__ = [
     "FORMATS",
     "HELP",
     "NAME",
+    "ONCE_MAX_WAIT_S",
     "add_arguments",
     "format_report",
     "run",
@@ -67,8 +78,12 @@ __all__ = [
 NAME = "verify"
 HELP = "Check the prints of earlier runs in the Formlabs prints feed and record how they ended."
 FORMATS = ("text", "json")
+#: Longest wait for the Web API's rate limits a single poll takes: enough for the per-second
+#: limit's Retry-After, far less than a spent hourly budget (or a cron interval).
+ONCE_MAX_WAIT_S: Final = 60.0
 
 
+_STILL_PENDING: Final = "the prints still pending are checked on the next verify"
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
 
 
@@ -136,7 +151,8 @@ def _verify(
     notifier = make_notifier(settings.verify.notifications)
     stop = threading.Event()
     try:
-        with make_web_client(cloud, credentials) as client:
+        max_wait_s = None if args.wait else ONCE_MAX_WAIT_S
+        with make_web_client(cloud, credentials, max_wait_s=max_wait_s) as client:
             check_credentials(client)
             report = verify_pending(
                 store,
@@ -151,6 +167,10 @@ def _verify(
             )
     except CloudAuthError as exc:
         print(f"error: {exc}", file=stderr)
+        return EXIT_FAILURE
+    except CloudRateLimitError as exc:
+        print(f"error: cannot verify now: {exc}", file=stderr)
+        print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     except CloudError as exc:
         print(f"error: cannot verify: {exc}", file=stderr)
@@ -168,12 +188,12 @@ def _verify(
         for line in format_report(report):
             print(line, file=stdout)
     if report.interrupted:
-        print("interrupted: the prints still pending are checked on the next verify",
-              file=stderr)
+        print(f"interrupted: {_STILL_PENDING}", file=stderr)
         return EXIT_INTERRUPTED
     if report.errors:
         for error in report.errors:
             print(f"error: the prints feed could not be read: {error}", file=stderr)
+        print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     return EXIT_OK
 

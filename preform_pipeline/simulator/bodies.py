@@ -9,6 +9,8 @@ client sees exactly which field to fix.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path, PureWindowsPath
 from typing import Any, Final
@@ -244,6 +246,9 @@ def _on_drive(text: str) -> Path | None:
 def absolute_path(text: str, where: str) -> Path:
     """A server-side path: must be absolute on this machine (the contract refuses relative).
     A path on a mounted drive (``--drive``) is that drive's local folder."""
+    if "\0" in text:
+        # No operating system takes one; refused here, before a file call raises ValueError.
+        raise SimError(400, INVALID_PATH, f"{where}: {text!r} holds a NUL character")
     mounted = _on_drive(text)
     if mounted is not None:
         return mounted
@@ -268,8 +273,24 @@ def existing_file(text: str, where: str) -> Path:
 
 
 def writable_target(text: str, where: str) -> Path:
-    """A path to write to: absolute, and its folder must already exist."""
-    path = absolute_path(text, where)
+    """A path to write to: absolute, and its folder must already exist.
+
+    Written as a program that opens the path writes: through a symbolic link, to the file it
+    names. Only a regular file is replaced: the simulator writes a temporary file and renames
+    it over the target, which would put a file in place of a folder, a device or a named pipe.
+    """
+    path = Path(os.path.realpath(absolute_path(text, where)))
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise SimError(
+            400,
+            INVALID_PATH,
+            f"{where}: {text!r} is {_kind(mode)}, not a file; give the path of a file to "
+            "create or replace",
+        )
     if not path.parent.is_dir():
         raise SimError(
             400,
@@ -278,6 +299,16 @@ def writable_target(text: str, where: str) -> Path:
         )
     return path
 
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
 
 
 def orientation_matrix(body: Body) -> npt.NDArray[np.float64]:

@@ -68,6 +68,7 @@ from .options import resolve_settings, validate_settings, write_fps
 from .outline_pack import shadows_overlap
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
+from .routes import ROUTES
 from .scene import (
     DEFAULT_SCENE_ID,
     DEFAULT_SCENE_SETTINGS,
@@ -93,6 +94,7 @@ __all__ = [
     "DEFAULT_DENTAL_TILT_DEG",
     "DEFAULT_DISTANCE_TO_CAGE_MM",
     "MAX_DUPLICATES",
+    "MAX_REACH_MM",
     "SIMULATED_API_VERSION",
     "SimEngine",
 ]
@@ -106,6 +108,10 @@ DEFAULT_CAGE_BAR_MM: Final = 2.0
 DEFAULT_DISTANCE_TO_CAGE_MM: Final = 2.0
 #: Upper bound on one duplicate request: more copies than any platform holds.
 MAX_DUPLICATES: Final = 500
+#: Farthest a placed model may reach from the platform's centre, in mm: a kilometre, a
+#: thousand times any build volume. Past it (a scale or position of 1e308) a scene's numbers
+#: stop being finite and every later read of the scene would fail.
+MAX_REACH_MM: Final = 1_000_000.0
 
 _REPAIR = ("REPAIR", "ERROR", "IGNORE")
 _UNITS = ("MILLIMETERS", "INCHES")
@@ -121,7 +127,24 @@ _ONE_MODEL_OPERATIONS = frozenset(
      "add_drain_holes"}
 )
 
+#: Operations on a scene: the path names it, or (the contract's deprecated routes) it is the
+#: most recently created one. Either way the scene's models are the work they are priced by.
+_SCENE_OPERATIONS = frozenset(r.operation_id for r in ROUTES if "{scene_id}" in r.segments)
+
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
+
+
+def _check_reach(model: SimModel) -> None:
+    """400 for a model placed beyond :data:`MAX_REACH_MM` (or at no finite place at all)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are what is looked for
+        low, high = model.bounds()
+    reach = float(max(np.abs(low).max(), np.abs(high).max()))
+    if not reach <= MAX_REACH_MM:  # also catches inf and nan
+        raise bad_body(
+            "$",
+            f"the model would reach {reach:g} mm from the platform's centre; keep its scale "
+            f"and position within {MAX_REACH_MM:,.0f} mm",
+        )
 
 
 def _progress(progress: ProgressCallback | None, done: int, total: int) -> None:
@@ -213,9 +236,11 @@ class SimEngine:
             extra = data.get("files")
             files = [data.get("file"), *(extra if isinstance(extra, list) else [])]
             return WorkEstimate(triangles=sum(_estimated_triangles(f) for f in files), models=1)
-        scene_id = params.get("scene_id")
-        if scene_id is None:
+        if operation_id not in _SCENE_OPERATIONS:
             return WorkEstimate()
+        # The scene the operation will act on, by the rule it runs under (_scene_id), so a
+        # deprecated route costs what its current counterpart does.
+        scene_id = self._target_scene(params)
         # An operation on some models (orient or support one new model) costs those models,
         # not the whole scene; an operation on one model (its id in the path) costs that one.
         selection = data.get("models")
@@ -241,11 +266,14 @@ class SimEngine:
                     self._fleet.declare(self.declared_printers)
             return self._fleet
 
-    def _scene_id(self, params: dict[str, str]) -> str:
+    def _target_scene(self, params: dict[str, str]) -> str:
+        """The scene an operation acts on: the path's, or without a scene id in the path (the
+        contract's deprecated operations) the most recently created scene."""
         scene_id = params.get("scene_id")
-        if scene_id is None:
-            # Operations without a scene id in the path act on the most recently created scene.
-            scene_id = self.scenes.last_created or DEFAULT_SCENE_ID
+        return scene_id if scene_id is not None else self.scenes.last_created or DEFAULT_SCENE_ID
+
+    def _scene_id(self, params: dict[str, str]) -> str:
+        scene_id = self._target_scene(params)
         if scene_id == DEFAULT_SCENE_ID:
             self._ensure_default()
         return scene_id
@@ -499,6 +527,7 @@ class SimEngine:
             position=position or (0.0, 0.0, 0.0),
             lock=lock,
         )
+        _check_reach(model)
         with self.scenes.use(scene_id) as scene:
             scene.models[model.id] = model
             answer = model.to_json(self._machine(scene).build_volume_mm)
@@ -531,6 +560,12 @@ class SimEngine:
         lock = data.choice("lock", LOCKS)
         with self.scenes.use(self._scene_id(params)) as scene:
             model = scene.model(params.get("id", ""))
+            trial = model.copy(model.id)  # checked as it would be placed, the scene untouched
+            trial.orientation = model.orientation if rotation is None else euler_of(rotation)
+            trial.scale = model.scale if scale is None else scale
+            trial.units = model.units if units is None else units
+            trial.position = model.position if position is None else position
+            _check_reach(trial)
             if rotation is not None or scale is not None or units is not None:
                 model.clear_supports()
             if name is not None:

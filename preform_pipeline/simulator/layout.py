@@ -194,6 +194,14 @@ def _box_centre(box: _Box2D) -> tuple[float, float]:
     return float(low[0] + high[0]) / 2.0, float(low[1] + high[1]) / 2.0
 
 
+def _useful_spacing(spacing: float, *extents: float) -> float:
+    """``spacing``, no wider than twice the diagonal of the space laid out. Past its diagonal
+    a gap keeps every second model out, and a lone model lands in the same place (within the
+    raster's 1 mm cell); a wider gap would only widen the packing raster, to seconds and
+    gigabytes (a hostile 1e308 could not be allocated at all)."""
+    return min(spacing, 2 * math.hypot(*extents))
+
+
 def layout_on_platform(
     models: Sequence[SimModel],
     area: Bounds2D,
@@ -209,6 +217,7 @@ def layout_on_platform(
         return {}
     # Half the spacing may reach past the area's edge: only the gap between models counts.
     width, depth = area.size
+    spacing = _useful_spacing(spacing, width, depth)
     placed, unplaced = pack_shapes(
         _shapes(models, spacing, rafts, full_raft_mm), (width + spacing, depth + spacing),
         allow_rotation=allow_rotation,
@@ -233,6 +242,7 @@ def pack_in_volume(
     if not models:
         return {}
     bx, by, bz = volume
+    spacing = _useful_spacing(spacing, bx, by, bz)
     area = (bx - 2 * inset, by - 2 * inset)
     if min(area) <= 0:
         raise SimError(400, MODELS_DO_NOT_FIT, "the cage leaves no room inside the build volume")

@@ -106,6 +106,12 @@ def _rotate(points: _Array, angle_deg: float) -> _Array:
     return turned
 
 
+def _span(shape: Shape, turn: float, along: int) -> float:
+    """How wide ``shape`` turned by ``turn`` is across axis ``along``, grown on both sides."""
+    across = _rotate(shape.points, turn)[:, along]
+    return float(across.max() - across.min()) + 2 * shape.grow
+
+
 def _profile(points: _Array, along: int, cell: float, grow: float) -> _Profile:
     """Columns across axis ``along`` (0: columns over x, stacking in y), grown by ``grow``."""
     across = 1 - along
@@ -205,6 +211,10 @@ def _try(
     for shape in shapes:
         best: tuple[float, int, float, int, float, _Profile] | None = None
         for turn in turns:
+            if _span(shape, turn, along) > width + cell:
+                # Wider than the area in this turn: skipped before it is cut into columns,
+                # which for a model metres long would take gigabytes.
+                continue
             prof = profiles.get(shape, turn, along)
             w = len(prof.lo)
             if w > columns:
@@ -264,6 +274,20 @@ def pack_shapes(
     """
     if not shapes:
         return [], []
+    finer = (
+        tuple(float(a) for a in np.arange(0.0, 360.0, turn_step_deg / 2)) if allow_rotation
+        else (0.0,)
+    )
+    # A shape too big for the area in every turn tried is placed by no layout: left out
+    # before any is cut into columns (a model metres long would take gigabytes of them).
+    hopeless = [s.key for s in shapes if not _could_fit(s, size, finer, cell)]
+    if hopeless:
+        shapes = [s for s in shapes if s.key not in set(hopeless)]
+        placed, unplaced = pack_shapes(
+            shapes, size, allow_rotation=allow_rotation, cell=cell,
+            turn_step_deg=turn_step_deg, max_tries=max_tries,
+        )
+        return placed, unplaced + hopeless
     profiles = _Profiles(cell)
     largest = sorted(shapes, key=lambda s: (-_extent_area(s), s.key))
     covering = sorted(
@@ -278,10 +302,6 @@ def pack_shapes(
         else (0.0,)
     )
     square = (0.0, 90.0, 180.0, 270.0) if allow_rotation else (0.0,)
-    finer = (
-        tuple(float(a) for a in np.arange(0.0, 360.0, turn_step_deg / 2)) if allow_rotation
-        else (0.0,)
-    )
     best: tuple[list[PackedShape], list[str]] | None = None
     # Fine turns first; rows of like parts often tile better in quarter turns; half steps
     # find the odd angle that lets a crowded platform close.
@@ -309,6 +329,17 @@ def pack_shapes(
             best = (placed, unplaced)
     assert best is not None
     return best
+
+
+def _could_fit(
+    shape: Shape, size: tuple[float, float], turns: Sequence[float], cell: float
+) -> bool:
+    """Whether ``shape`` fits ``size`` in some turn, by its extents (with two cells to spare
+    for the columns' rounding): a shape that does not is placed by no layout."""
+    return any(
+        _span(shape, turn, 0) <= size[0] + 2 * cell and _span(shape, turn, 1) <= size[1] + 2 * cell
+        for turn in turns
+    )
 
 
 def _extent_side(shape: Shape) -> float:

@@ -64,6 +64,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL_S",
     "INTERNAL_ERROR",
     "LATENCY_PROGRESS_SHARE",
+    "NOT_IMPLEMENTED",
     "Exchange",
     "ServerFailure",
     "SimulatorServer",
@@ -84,6 +85,9 @@ MISSING_BODY: Final = "MISSING_BODY"
 INVALID_QUERY_PARAMETER: Final = "INVALID_QUERY_PARAMETER"
 NOT_FOUND: Final = "NOT_FOUND"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
+#: A method or HTTP version http.server does not know (``TRACE``, ``get``, ``HTTP/2.0``): 501
+#: or 505 as HTTP says, not a failure.
+NOT_IMPLEMENTED: Final = "NOT_IMPLEMENTED"
 OPERATION_NOT_FOUND: Final = "OPERATION_NOT_FOUND"
 INTERNAL_ERROR: Final = "INTERNAL_ERROR"
 SERVER_SHUTTING_DOWN: Final = "SERVER_SHUTTING_DOWN"
@@ -138,7 +142,10 @@ class _Handler(JsonRequestHandler):
     server_version = f"PreFormSimulator/{__version__}"
 
     def error_payload(self, status: int, text: str) -> bytes:
-        payload = _encode(error_body(BAD_REQUEST if status < 500 else INTERNAL_ERROR, text))
+        # http.server refuses before dispatch with a 4xx, or 501/505 for a method or an HTTP
+        # version it does not implement: never a failure of the simulator's own.
+        code = BAD_REQUEST if status < 500 else NOT_IMPLEMENTED
+        payload = _encode(error_body(code, text))
         # Logged before answering, as in SimulatorServer._dispatch.
         _log.info(
             "http_exchange", method=self.command, path=getattr(self, "path", None), status=status
@@ -151,6 +158,9 @@ class SimulatorServer(ThreadedHTTPApp):
 
     Use it as a context manager (serves in a background thread, like pytest-httpserver's
     ``HTTPServer``) or call :meth:`serve_forever` from the main thread (``cli.py`` does).
+    ``clock`` times each exchange and the latency spent; ``wait(seconds) -> stopped`` is where
+    latency is spent (the stop event's wait unless given), so a test that passes a fake of
+    both reads an operation's price in :attr:`exchanges` without waiting for it.
     """
 
     thread_name_prefix = "sim-http"
@@ -166,6 +176,7 @@ class SimulatorServer(ThreadedHTTPApp):
         exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
         exit: Callable[[int], NoReturn] = hard_exit,
         clock: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
     ) -> None:
         self.engine = engine
@@ -175,6 +186,9 @@ class SimulatorServer(ThreadedHTTPApp):
         self.operations = OperationRegistry()
         self.router = Router()
         self._clock = clock
+        # Where latency is spent: the stop event's wait (a shutdown ends it), or a test's fake
+        # that moves ``clock`` on instead of waiting.
+        self._spend_wait = wait if wait is not None else self.stopping.wait
         self._lock = threading.Lock()
         self._exchanges: deque[Exchange] = deque(maxlen=exchange_log_size)
         self._failures: list[ServerFailure] = []
@@ -344,7 +358,7 @@ class SimulatorServer(ThreadedHTTPApp):
         return {} if result is None else result
 
     def _wait(self, seconds: float, progress: ProgressCallback | None) -> None:
-        if spend(seconds, progress, self.stopping.wait, clock=self._clock):
+        if spend(seconds, progress, self._spend_wait, clock=self._clock):
             raise SimError(503, SERVER_SHUTTING_DOWN, "the simulator is shutting down")
 
     def _record_failure(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from preform_pipeline.simulator.cloud.testing import (
@@ -124,3 +126,38 @@ class TestVerifyOnce:
                           bad.job_key: ("print_error", "Resin level too low")}
         assert (data["polls"], data["requests"]) == (1, 1)  # one poll, one page
         assert data["budget"]["spent"] == 3  # with the token and the credentials check
+
+
+class TestVerifyOnceRateLimited:
+    """A single poll that meets the hourly limit stops at once, says when to try again, and
+    leaves the prints pending for the next run."""
+
+    def test_a_spent_hourly_limit_stops_the_run_and_says_when(self, tmp_path: Path) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        # Three requests an hour: the first run's token, credentials check and one page.
+        # Prints of 1,000 s in real time are still printing when the second run starts.
+        with _dashboard(tmp_path, "--time-scale", "1", "--hourly-limit", "3") as dash:
+            first = _verify(tmp_path, dash)
+            asked_at = datetime.now(timezone.utc)
+            stopped = _verify(tmp_path, dash)
+        assert first.returncode == 0, first.stderr
+        assert stopped.returncode == 1
+        assert "error: cannot verify now:" in stopped.stderr
+        assert "the Web API asked to wait" in stopped.stderr
+        said = re.search(r"try again after (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", stopped.stderr)
+        assert said is not None, stopped.stderr
+        when = datetime.strptime(said.group(1), "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=timezone.utc
+        )
+        assert 3000 < (when - asked_at).total_seconds() <= 3601
+        assert "the prints still pending are checked on the next verify" in stopped.stderr
+        assert "web_api_rate_limited" in stopped.stderr  # the structured event, on stderr
+        exchanges = [
+            json.loads(line)
+            for line in (tmp_path / "dashboard.jsonl").read_text(encoding="utf-8").splitlines()
+            if "dashboard_exchange" in line
+        ]
+        assert [e["status"] for e in exchanges].count(429) == 1  # asked once, not hammered
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+            states = {store.get_build(b.id).state for b in (good, bad)}
+        assert states == {JobState.VERIFYING}  # as the first run left them, for the next

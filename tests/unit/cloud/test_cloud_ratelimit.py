@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from email.utils import format_datetime
 
@@ -10,12 +11,14 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud.ratelimit import (
+    DEFAULT_LOUD_WAIT_S,
     HOURLY_WINDOW_S,
     WEB_API_MAX_PER_HOUR,
     WEB_API_MAX_PER_SECOND,
     BudgetSnapshot,
     RateLimiter,
     parse_retry_after,
+    resume_time,
 )
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
 from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT_MAX_PER_SECOND
@@ -152,6 +155,21 @@ class TestHourlyBudget:
         assert len(warnings) == 1
         assert warnings[0]["remaining"] == 3
         assert warnings[0]["limit"] == 30
+        assert warnings[0]["window_s"] == HOURLY_WINDOW_S
+
+    def test_the_warning_is_not_repeated_while_the_budget_stays_low(
+        self, clock: ManualClock
+    ) -> None:
+        limiter = _limiter(clock, hourly_share=0.02)  # 30 requests, warn at 3 left
+        with capture_logs() as logs:
+            limiter.acquire()
+            clock.advance(1800)
+            for _ in range(26):
+                limiter.acquire()  # 3 left: warned
+            clock.advance(1800)  # the first request leaves the hour: 4 left
+            limiter.acquire()  # 3 left again
+            limiter.acquire()  # 2 left
+        assert [e["remaining"] for e in logs if e["event"] == "web_api_budget_low"] == [3]
 
 
 class TestSnapshot:
@@ -214,6 +232,117 @@ class TestDefer:
         limiter.defer(5)
         limiter.acquire()
         assert clock.monotonic() - start == pytest.approx(20)
+
+
+class TestLongWaits:
+    """A long wait is logged with its end, and one longer than the caller affords stops it."""
+
+    def test_a_long_wait_is_a_warning_that_says_why_and_until_when(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        with capture_logs() as logs:
+            limiter.defer(DEFAULT_LOUD_WAIT_S)
+            limiter.acquire()
+            limiter.defer(12.3456)
+            limiter.acquire()
+        waits = [e for e in logs if e["event"] == "web_api_budget_wait"]
+        assert [(e["log_level"], e["reason"], e["wait_s"], e["until"]) for e in waits] == [
+            ("warning", "retry_after", DEFAULT_LOUD_WAIT_S, "2024-05-01 12:00:10 UTC"),
+            ("warning", "retry_after", 12.346, "2024-05-01 12:00:23 UTC"),
+        ]
+
+    def test_a_short_wait_is_only_information(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        limiter.defer(DEFAULT_LOUD_WAIT_S - 1)
+        with capture_logs() as logs:
+            limiter.acquire()
+        assert [e["log_level"] for e in logs if e["event"] == "web_api_budget_wait"] == ["info"]
+
+    def test_a_wait_up_to_the_callers_limit_is_taken(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        limiter.defer(60)
+        assert limiter.acquire(max_wait_s=60) == pytest.approx(60)
+
+    def test_a_retry_after_past_the_callers_limit_says_when_to_try_again(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        limiter.defer(3599.5)
+        with pytest.raises(CloudRateLimitError) as caught:
+            limiter.acquire(max_wait_s=60)
+        error = caught.value
+        assert error.retry_after_s == pytest.approx(3599.5)
+        assert error.message == "the Web API asked to wait 3600 s before the next request"
+        assert error.hint is not None
+        assert error.hint.startswith("try again after 2024-05-01 13:00:00 UTC; another program")
+        assert clock.sleeps == []
+
+    def test_a_spent_budget_past_the_callers_limit_says_when_to_try_again(
+        self, clock: ManualClock
+    ) -> None:
+        limiter = _limiter(clock, hourly_share=0.01)
+        for _ in range(15):
+            limiter.acquire(max_wait_s=60)
+        clock.advance(600)
+        with pytest.raises(CloudRateLimitError) as caught:
+            limiter.acquire(max_wait_s=60)
+        error = caught.value
+        assert error.message == "the Web API request budget is spent for the next 3000 s"
+        assert str(error).endswith(
+            "(try again after 2024-05-01 13:00:00 UTC, or raise the hourly budget share "
+            "(now 0.01 of 1500/hour))"
+        )
+        assert limiter.spent_this_hour == 15
+
+    def test_the_resume_time_rounds_up_to_the_whole_second(self, clock: ManualClock) -> None:
+        assert resume_time(clock.now(), 0.2) == "2024-05-01 12:00:01 UTC"
+        assert resume_time(clock.now(), 86400) == "2024-05-02 12:00:00 UTC"
+
+    def test_the_resume_time_is_in_utc_on_a_machine_that_is_not(
+        self, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # POSIX only (time.tzset): the machine's zone is changed for this test alone.
+        monkeypatch.setenv("TZ", "Asia/Kolkata")
+        time.tzset()
+        try:
+            assert resume_time(clock.now(), 60) == "2024-05-01 12:01:00 UTC"
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+
+
+class TestTimeWaited:
+    """The budget's ``waited_s`` adds up every wait, whichever way a call ends."""
+
+    def test_waits_of_several_calls_add_up(
+        self, clock: ManualClock, limiter: RateLimiter
+    ) -> None:
+        limiter.defer(10)
+        limiter.acquire()
+        limiter.defer(20)
+        limiter.acquire()
+        assert limiter.snapshot().waited_s == pytest.approx(30)
+
+    def test_every_wait_of_one_call_counts_even_when_it_then_stops(
+        self, clock: ManualClock
+    ) -> None:
+        deferrals: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            # Another client of this limiter meets a 429 while this one waits its turn.
+            clock.sleep(seconds)
+            if deferrals:
+                limiter.defer(deferrals.pop())
+
+        limiter = RateLimiter(max_per_second=2, burst=1, clock=clock, sleep=sleep)
+        limiter.acquire()
+        deferrals.append(20)
+        assert limiter.acquire() == pytest.approx(0.5 + 20)  # the per-second wait, then 20 s
+        deferrals.append(100)
+        with pytest.raises(CloudRateLimitError):
+            limiter.acquire(max_wait_s=60)  # 0.5 s, then a wait it cannot afford
+        assert limiter.snapshot().waited_s == pytest.approx(20.5 + 0.5)
 
 
 class TestParseRetryAfter:

@@ -13,6 +13,8 @@ import httpx
 import pytest
 from sim_server_support import WAIT_S, RecordingEngine
 
+from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.latency import (
     FALLBACK_COST,
     REALISTIC_COSTS,
@@ -21,6 +23,7 @@ from preform_pipeline.simulator.latency import (
     latency_profile,
     spend,
 )
+from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import WorkEstimate
 from preform_pipeline.simulator.routes import ENGINE_OPERATION_IDS
 from preform_pipeline.simulator.server import LATENCY_PROGRESS_SHARE, SimulatorServer
@@ -149,3 +152,95 @@ class TestServerLatency:
                 assert time.monotonic() < deadline
                 pause.wait(0.01)
             assert sim_engine.calls == []  # the engine runs after the wait
+
+
+FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "print_setting": "DEFAULT",
+         "layer_thickness_mm": 0.1}
+
+
+class TestDeprecatedRoutesCost:
+    """A deprecated route (no scene id: the newest scene) costs what its current route costs."""
+
+    @pytest.mark.parametrize(
+        ("method", "current", "deprecated", "body", "operation", "models"),
+        [
+            ("GET", "/scene/{scene}/", "/scene/", None, "get_scene", 2),
+            ("POST", "/scene/{scene}/auto-support/", "/scene/auto-support/", {"models": "ALL"},
+             "auto_support", 2),
+            ("POST", "/scene/{scene}/auto-layout/", "/scene/auto-layout/", {}, "auto_layout", 2),
+            ("GET", "/scene/{scene}/print-validation/", "/scene/print-validation/", None,
+             "get_print_validation", 2),
+            ("POST", "/scene/{scene}/estimate-print-time/", "/scene/estimate-print-time/", None,
+             "estimate_print_time", 2),
+            ("POST", "/scene/{scene}/models/{model}/duplicate/",
+             "/scene/models/{model}/duplicate/", {"count": 1}, "duplicate_model", 1),
+        ],
+    )
+    def test_the_newest_scenes_models_are_priced_on_both_routes(
+        self, tmp_path: Path, method: str, current: str, deprecated: str,
+        body: dict[str, object] | None, operation: str, models: int,
+    ) -> None:
+        fake = FakeTime()
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        cube = tmp_path / "cube.stl"
+        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
+        with SimulatorServer(
+            engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
+            wait=fake.wait, poll_interval=0.005,
+        ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            scene = client.post("/scene/", json=FORM4).json()["id"]
+            ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)})
+                   .json()["id"] for _ in range(2)]
+            paths = (current.format(scene=scene, model=ids[0]), deprecated.format(model=ids[0]))
+            for path in paths:
+                answer = client.request(method, path, json=body)
+                assert answer.status_code == 200, answer.text
+            server.check()
+        priced = REALISTIC_COSTS[operation].seconds(WorkEstimate(triangles=12 * models,
+                                                                 models=models))
+        assert priced > REALISTIC_COSTS[operation].base_s
+        spent = {e.path: e.elapsed_s for e in server.exchanges if e.path in paths}
+        assert spent == {paths[0]: pytest.approx(priced), paths[1]: pytest.approx(priced)}
+
+
+class TestFilePricing:
+    """An operation that reads model files is priced by their sizes as one model, whatever
+    the scene holds."""
+
+    def test_import_replace_scan_and_load_cost_the_files_they_read(
+        self, tmp_path: Path
+    ) -> None:
+        fake = FakeTime()
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        cube = tmp_path / "cube.stl"  # 684 bytes: estimated at 12 triangles, as it holds
+        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
+        saved = tmp_path / "two.form"
+        with SimulatorServer(
+            engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
+            wait=fake.wait, poll_interval=0.005,
+        ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+            scene = client.post("/scene/", json=FORM4).json()["id"]
+            ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)})
+                   .json()["id"] for _ in range(2)]  # a scene's 24 triangles, not 12 or 36
+            assert client.post(f"/scene/{scene}/save-form/",
+                               json={"file": str(saved)}).status_code == 200
+            sent = {
+                "replace_model": (f"/scene/{scene}/models/{ids[0]}/replace/",
+                                  {"file": str(cube)}),
+                "scan_to_model": (f"/scene/{scene}/scan-to-model/",
+                                  {"file": str(cube), "files": [str(cube), str(cube)]}),
+                "load_form_file": ("/load-form/", {"file": str(saved)}),
+            }
+            for path, body in sent.values():
+                client.post(path, json=body)  # priced before the engine answers, 200 or 400
+        spent = {e.path: e.elapsed_s for e in server.exchanges}
+        form_triangles = (saved.stat().st_size - 84) // 50  # the estimate's bytes per triangle
+
+        def price(operation: str, triangles: int) -> float:
+            return REALISTIC_COSTS[operation].seconds(WorkEstimate(triangles, models=1))
+
+        assert {op: spent[path] for op, (path, _) in sent.items()} == {
+            "replace_model": pytest.approx(price("replace_model", 12)),
+            "scan_to_model": pytest.approx(price("scan_to_model", 36)),
+            "load_form_file": pytest.approx(price("load_form_file", form_triangles)),
+        }
