@@ -166,6 +166,7 @@ class TestAnotherRunningBuildsIntake:
         assert intake.offer_early("b1", [later])  # during its layout
         assert intake.arrived_early("b1", last=True) == [later]
         assert not intake.offer_early("b1", [_model("c")])
+        assert intake.arrived_early("b2", last=False) == []  # nothing carried into it
         assert intake.running_before_layout() == ["b2"]
 
     def test_the_fit_test_sees_what_came_before(self) -> None:
@@ -190,6 +191,8 @@ class TestAnotherRunningBuildsIntake:
         assert not intake.offer_early("b1", [_model("b")])
         assert intake.close("b1") == [carried]
         assert intake.close("b1") == []
+        intake.holding("b1", True)  # closed for good, whatever it reports later
+        assert not intake.offer_early("b1", [_model("c")])
 
     def test_no_other_build_takes_carries_when_the_recipe_allows_no_final_one(self) -> None:
         intake = FinalIntake(None)
