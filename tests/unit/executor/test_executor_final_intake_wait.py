@@ -139,6 +139,15 @@ def _prepare_ops(engine: ReceivingEngine) -> list[str]:
             if op in ("import_model", "auto_support", "auto_layout", "save_form_file")]
 
 
+def _four_and_one(tmp_path: Path, steps: str = CARRY_STEPS) -> Plan:
+    """Five 90 x 60 mm boxes planned without rafts: unit-001 holds four (three fit with
+    their rafts, so it carries one on) and unit-002, the final build, one."""
+    plan = plan_without_rafts(write_recipe(tmp_path, steps), five_boxes(tmp_path))
+    assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
+                                                                ("unit-002", 1)]
+    return plan
+
+
 class TestFinalBuildLaysOutAtOnce:
     """The final build does not wait for another build's layout before its own."""
 
@@ -147,10 +156,7 @@ class TestFinalBuildLaysOutAtOnce:
     ) -> None:
         # Four 90 x 60 mm boxes planned without rafts: unit-001 carries one of them on;
         # unit-002 (one box) is the final build.
-        boxes = five_boxes(tmp_path)
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
-        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
-                                                                    ("unit-002", 1)]
+        plan = _four_and_one(tmp_path)
         engines = _two_receiving_servers(farm)
         with watched_logs("step_finished", build="unit-002", kind="auto_layout") as (
             logs, final_laid_out
@@ -187,8 +193,7 @@ class TestCarryBeforeTheFinalLayout:
     def test_a_carry_taken_in_before_the_layout_needs_no_second_layout(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        boxes = five_boxes(tmp_path)
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        plan = _four_and_one(tmp_path)
         engines = _two_receiving_servers(farm)
         # The final build is held before its layout until unit-001 has carried its box on.
         with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
@@ -237,8 +242,7 @@ class TestCarryAfterTheIntakeClosed:
     build of its own: nothing is lost."""
 
     def test_the_late_carry_runs_as_a_new_build(self, tmp_path: Path, farm: SimFarm) -> None:
-        boxes = five_boxes(tmp_path)
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
+        plan = _four_and_one(tmp_path)
         farm.add()
         farm.add()
         # unit-001 is held before its layout until the final build has ended: the final
@@ -295,12 +299,8 @@ class TestCarryTakenInAfterARequestLimit:
         # into the final build, unit-002 (one box). unit-001 is held before its orientation
         # until unit-002 has given up its first attempt, whose orientation (the farm's
         # first) outlived the 2 s request limit; unit-002's retry polls its orientation.
-        boxes = five_boxes(tmp_path)
-        recipe = write_recipe(tmp_path, CARRY_STEPS.replace(
+        plan = _four_and_one(tmp_path, CARRY_STEPS.replace(
             "steps:\n", "steps:\n  - auto_orient\n", 1))
-        plan = plan_without_rafts(recipe, boxes)
-        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
-                                                                    ("unit-002", 1)]
         first = threading.Semaphore(1)
         for _ in range(3):
             farm.add(_HangsTheFarmsFirstOrient(first=first))
@@ -332,10 +332,7 @@ class TestAFinalBuildThatEndsBeforeTakingItsCarries:
     ) -> None:
         # unit-001 carries one of its four boxes into the final build, unit-002, which its
         # node then stops before its layout (the hot folder does so when a lease is lost).
-        boxes = five_boxes(tmp_path)
-        plan = plan_without_rafts(write_recipe(tmp_path, CARRY_STEPS), boxes)
-        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
-                                                                    ("unit-002", 1)]
+        plan = _four_and_one(tmp_path)
         farm.add()
         farm.add()
         asked: list[str] = []
@@ -356,7 +353,7 @@ class TestAFinalBuildThatEndsBeforeTakingItsCarries:
         assert final.reason == "its node lost the lease"
         # Every box is in exactly one build's outcome: the carried one in a build of its own.
         listed = sorted(m for o in result.outcomes for m in o.models)
-        assert listed == sorted(p.name for p in boxes)
+        assert listed == [f"box{i}.stl" for i in range(5)]
         (added,) = iter_events(logs, "overflow_build_added")
         carry = result.outcome(added["carry"])
         assert carry.status is BuildStatus.SUCCEEDED and len(carry.models) == 1
@@ -396,9 +393,9 @@ class TestACarryIntoAnotherRunningBuild:
     def _three_builds(tmp_path: Path) -> Plan:
         # unit-001: four 90 x 60 mm boxes planned without rafts (three fit with them);
         # unit-002 and unit-003: one box each, room for the carried one.
-        recipe = write_recipe(tmp_path, CARRY_STEPS)
-        first = plan_without_rafts(recipe, five_boxes(tmp_path))
-        extra = plan_without_rafts(recipe, [write_box(tmp_path / "n", "box5", 90, 60, 10)])
+        first = _four_and_one(tmp_path)
+        extra = plan_without_rafts(tmp_path / "recipe.yaml",
+                                   [write_box(tmp_path / "n", "box5", 90, 60, 10)])
         third = replace(extra.builds[0], index=3, name="unit-003")
         plan = replace(first, builds=(*first.builds, third))
         assert [(b.name, len(b.models)) for b in plan.builds] == [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 
@@ -158,6 +159,34 @@ FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "print_setting
          "layer_thickness_mm": 0.1}
 
 
+def _cube(folder: Path) -> Path:
+    """A 10 mm cube's STL file (12 triangles)."""
+    cube = folder / "cube.stl"
+    write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
+    return cube
+
+
+@contextmanager
+def _priced_server(folder: Path) -> Iterator[tuple[SimulatorServer, httpx.Client]]:
+    """A simulator with realistic latency spent on a fake clock (no real waiting), and a
+    client for it."""
+    fake = FakeTime()
+    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
+    with SimulatorServer(
+        engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
+        wait=fake.wait, poll_interval=0.005,
+    ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+        yield server, client
+
+
+def _two_cubes(client: httpx.Client, cube: Path) -> tuple[str, list[str]]:
+    """A new Form 4 scene holding ``cube`` twice: its id and the models' ids."""
+    scene = client.post("/scene/", json=FORM4).json()["id"]
+    ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)}).json()["id"]
+           for _ in range(2)]
+    return scene, ids
+
+
 class TestDeprecatedRoutesCost:
     """A deprecated route (no scene id: the newest scene) costs what its current route costs."""
 
@@ -180,17 +209,9 @@ class TestDeprecatedRoutesCost:
         self, tmp_path: Path, method: str, current: str, deprecated: str,
         body: dict[str, object] | None, operation: str, models: int,
     ) -> None:
-        fake = FakeTime()
-        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
-        cube = tmp_path / "cube.stl"
-        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
-        with SimulatorServer(
-            engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
-            wait=fake.wait, poll_interval=0.005,
-        ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
-            scene = client.post("/scene/", json=FORM4).json()["id"]
-            ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)})
-                   .json()["id"] for _ in range(2)]
+        cube = _cube(tmp_path)
+        with _priced_server(tmp_path) as (server, client):
+            scene, ids = _two_cubes(client, cube)
             paths = (current.format(scene=scene, model=ids[0]), deprecated.format(model=ids[0]))
             for path in paths:
                 answer = client.request(method, path, json=body)
@@ -210,18 +231,10 @@ class TestFilePricing:
     def test_import_replace_scan_and_load_cost_the_files_they_read(
         self, tmp_path: Path
     ) -> None:
-        fake = FakeTime()
-        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
-        cube = tmp_path / "cube.stl"  # 684 bytes: estimated at 12 triangles, as it holds
-        write_stl(cube, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
+        cube = _cube(tmp_path)  # 684 bytes: estimated at 12 triangles, as it holds
         saved = tmp_path / "two.form"
-        with SimulatorServer(
-            engine, port=0, latency=latency_profile("realistic"), clock=fake.clock,
-            wait=fake.wait, poll_interval=0.005,
-        ) as server, httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
-            scene = client.post("/scene/", json=FORM4).json()["id"]
-            ids = [client.post(f"/scene/{scene}/import-model/", json={"file": str(cube)})
-                   .json()["id"] for _ in range(2)]  # a scene's 24 triangles, not 12 or 36
+        with _priced_server(tmp_path) as (server, client):
+            scene, ids = _two_cubes(client, cube)  # a scene's 24 triangles, not 12 or 36
             assert client.post(f"/scene/{scene}/save-form/",
                                json={"file": str(saved)}).status_code == 200
             sent = {
