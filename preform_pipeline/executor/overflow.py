@@ -231,7 +231,8 @@ def join_waiting(
 
 
 class FinalIntake:
-    """The final build's intake of carried models (item 3 of the module docstring).
+    """The final build's intake of carried models (item 3 of the module docstring), and
+    the other running builds' until their first layout is done (item 4).
 
     Thread-safe: builds report here when they hold a server, when they have passed their
     layout, and when they end; carries are offered from their builds' threads. The wait of
@@ -302,8 +303,8 @@ class FinalIntake:
             return left
 
     def running_before_layout(self) -> list[str]:
-        """The builds other than the final one that hold a server, have not laid out yet
-        and still take carries (:meth:`offer_early`), in no particular order."""
+        """The builds other than the final one that hold a server, have not finished their
+        first layout and still take carries (:meth:`offer_early`), by name."""
         with self._cond:
             if self.final is None:
                 return []  # the recipe's steps before the layout cannot be repeated
@@ -316,8 +317,9 @@ class FinalIntake:
         fits: Callable[[Sequence[ModelInfo]], bool] | None = None,
     ) -> bool:
         """Take carried models into ``build``, a running build other than the final one,
-        if it is still before its layout and ``fits`` (given what was carried into it
-        already, then these) says it has room; it takes them in just before its layout."""
+        if it has not finished its first layout and ``fits`` (given what was carried into
+        it already, then these) says it has room; it takes them in just before that layout
+        or right after it (:meth:`arrived_early`)."""
         with self._cond:
             if self.final is None or build not in self._busy or build in self._early_closed:
                 return False

@@ -1455,8 +1455,9 @@ class Runner:
 
     def place_carry(self, build: BuildPlan, carried: Sequence[int]) -> tuple[str, bool]:
         """Send the models a build's layout carried on to a planned build that has not
-        started, else into the final build, else to a new build (executor/overflow.py); a
-        build is offered them only when the planner's plain pass lays them out with it.
+        started, else into another running build before its first layout is done, else into
+        the final build, else to a new build (executor/overflow.py); a build is offered them
+        only when the planner's plain pass lays them out with it.
         Called right after that layout; returns (build name, whether it is a new build)."""
         with self._lock:
             index = self._next_index
