@@ -32,7 +32,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.errors import CloudRateLimitError, ConfigError
@@ -69,7 +69,7 @@ DEFAULT_MAX_429_RETRIES = 3
 DEFAULT_RETRY_AFTER_S = 60.0
 #: Waits for the budget or a Retry-After this long or longer are logged as warnings: a user
 #: watching the log sees why nothing happens, and until when.
-DEFAULT_LOUD_WAIT_S = 10.0
+DEFAULT_LOUD_WAIT_S: Final = 10.0
 #: Below this fraction of the hourly budget left, one warning is logged.
 DEFAULT_BUDGET_WARN_FRACTION = 0.1
 

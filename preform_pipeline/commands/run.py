@@ -107,6 +107,7 @@ from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.retention import prune_outputs
 from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers.pool import local_server_names
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
 from preform_pipeline.settings.store import (
@@ -243,8 +244,7 @@ def _unknown_server_arg(values: Sequence[str], settings: Settings) -> str | None
 
     Left alone, such a flag reaches no server and the fault it was to inject never comes.
     """
-    # The pool's local servers are named so (servers/pool.py), one per servers.count.
-    there = [f"server-{i + 1}" for i in range(settings.pool.local_count)]
+    there = local_server_names(settings.pool.local_count)
     for value in values:
         server, _ = _split_simulator_arg(value)
         if server is not None and server not in there:

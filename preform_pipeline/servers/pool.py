@@ -89,6 +89,7 @@ __all__ = [
     "ServerPool",
     "ServerState",
     "ServerStatus",
+    "local_server_names",
 ]
 
 #: While a restart is pending or idle servers get health checks, the supervisor wakes this
@@ -263,6 +264,11 @@ def _remote_name(remote: RemoteServer, taken: set[str]) -> str:
     return name
 
 
+def local_server_names(count: int) -> list[str]:
+    """The names of a pool's ``count`` local servers, in start order: ``server-1``, ..."""
+    return [f"server-{i + 1}" for i in range(count)]
+
+
 class ServerPool:
     """Local PreFormServers (or the simulator) and remote endpoints, leased one build at a time.
 
@@ -326,8 +332,8 @@ class ServerPool:
             # Right-sized: no more local servers than the run has builds for.
             local_count = min(local_count, max(1, count))
         self._slots: list[_Slot] = [
-            _Slot(f"server-{i + 1}", PathMapper(cfg.path_map, f"server-{i + 1}"), None)
-            for i in range(local_count)
+            _Slot(name, PathMapper(cfg.path_map, name), None)
+            for name in local_server_names(local_count)
         ]
         taken = {s.name for s in self._slots}
         for remote in settings.remotes:

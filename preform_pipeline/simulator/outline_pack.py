@@ -282,7 +282,8 @@ def pack_shapes(
     # before any is cut into columns (a model metres long would take gigabytes of them).
     hopeless = [s.key for s in shapes if not _could_fit(s, size, finer, cell)]
     if hopeless:
-        shapes = [s for s in shapes if s.key not in set(hopeless)]
+        left_out = set(hopeless)
+        shapes = [s for s in shapes if s.key not in left_out]
         placed, unplaced = pack_shapes(
             shapes, size, allow_rotation=allow_rotation, cell=cell,
             turn_step_deg=turn_step_deg, max_tries=max_tries,

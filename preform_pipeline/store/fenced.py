@@ -340,11 +340,9 @@ class NodeJobStore(PostgresJobStore):
         # The limit is applied after the filter: another node's builds must not hide ours.
         # (``interrupted_builds`` lists through here too.) So is a page's offset.
         found = self._mine(super().list_builds(state=state, recipe=recipe, since=since))
-        if limit is None:
-            if offset:
-                raise ValueError(f"an offset ({offset}) needs a limit: a page has a size")
-            return found
         self._check_limit(limit, offset)
+        if limit is None:
+            return found
         # The most recent N before the newest ``offset``, in creation order, as every store's.
         end = max(len(found) - offset, 0)
         return found[max(end - limit, 0):end]

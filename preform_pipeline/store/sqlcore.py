@@ -483,7 +483,11 @@ class SqlStoreCore(ABC):
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     @staticmethod
-    def _check_limit(limit: int, offset: int) -> None:
+    def _check_limit(limit: int | None, offset: int) -> None:
+        if limit is None:
+            if offset:
+                raise ValueError(f"an offset ({offset}) needs a limit: a page has a size")
+            return
         if limit < 1:
             raise ValueError(f"limit must be 1 or more (or None for all), got {limit}")
         if offset < 0:
@@ -491,11 +495,9 @@ class SqlStoreCore(ABC):
 
     @staticmethod
     def _limited(table: str, where: str, limit: int | None, offset: int) -> str:
-        if limit is None:
-            if offset:
-                raise ValueError(f"an offset ({offset}) needs a limit: a page has a size")
-            return f"SELECT * FROM {table}{where} ORDER BY id"
         SqlStoreCore._check_limit(limit, offset)
+        if limit is None:
+            return f"SELECT * FROM {table}{where} ORDER BY id"
         # The most recent N after skipping the newest ``offset`` (a page further back), handed
         # back in creation order. The database pages, so a page reads only its own rows.
         return (

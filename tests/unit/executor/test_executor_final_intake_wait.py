@@ -402,6 +402,23 @@ class TestACarryIntoAnotherRunningBuild:
             ("unit-001", 4), ("unit-002", 1), ("unit-003", 1)]
         return plan
 
+    @staticmethod
+    def _joined_one_small_build(
+        result: RunResult, logs: list[dict[str, Any]], joined: threading.Event
+    ) -> str:
+        """The one-box build unit-001's carry joined while it ran (asserted: it took the
+        carry in, no build was added, every box is saved once)."""
+        assert joined.is_set()
+        assert result.ok
+        (join,) = iter_events(logs, "overflow_joined_build")
+        assert join["build"] == "unit-001" and join["into"] in ("unit-002", "unit-003")
+        assert list(iter_events(logs, "overflow_build_added")) == []
+        (taken,) = iter_events(logs, "overflow_taken_in")
+        assert taken["build"] == join["into"]
+        saved = [name for o in result.outcomes for name in _saved_models(o)]
+        assert sorted(saved) == [f"box{i}" for i in range(6)]
+        return str(join["into"])
+
     def test_a_carry_joins_a_running_build_held_before_its_layout(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
@@ -420,17 +437,9 @@ class TestACarryIntoAnotherRunningBuild:
             result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
                          step_timeout_s=WAIT_S * 3,
                          stop_reason=hold_the_small_builds_until_a_carry_joined_one)
-        assert joined.is_set()
-        assert result.ok
-        (join,) = iter_events(logs, "overflow_joined_build")
-        assert join["build"] == "unit-001" and join["into"] in ("unit-002", "unit-003")
-        assert list(iter_events(logs, "overflow_build_added")) == []
-        (taken,) = iter_events(logs, "overflow_taken_in")
-        assert taken["build"] == join["into"]
-        assert result.outcome(join["into"]).layout_calls == 1  # taken in before its layout
+        into = self._joined_one_small_build(result, logs, joined)
+        assert result.outcome(into).layout_calls == 1  # taken in before its layout
         assert sorted(len(o.models) for o in result.outcomes) == [1, 2, 3]
-        saved = [name for o in result.outcomes for name in _saved_models(o)]
-        assert sorted(saved) == [f"box{i}" for i in range(6)]
 
     def test_a_carry_that_comes_during_its_layout_is_laid_out_with_it_again(
         self, tmp_path: Path, farm: SimFarm
@@ -444,13 +453,5 @@ class TestACarryIntoAnotherRunningBuild:
                                                   work_dir=farm.folder / f"work{index}"))
             result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
                          step_timeout_s=WAIT_S * 3)
-        assert joined.is_set()
-        assert result.ok
-        (join,) = iter_events(logs, "overflow_joined_build")
-        assert join["build"] == "unit-001" and join["into"] in ("unit-002", "unit-003")
-        assert list(iter_events(logs, "overflow_build_added")) == []
-        (taken,) = iter_events(logs, "overflow_taken_in")
-        assert taken["build"] == join["into"]
-        assert result.outcome(join["into"]).layout_calls == 2  # laid out again with it
-        saved = [name for o in result.outcomes for name in _saved_models(o)]
-        assert sorted(saved) == [f"box{i}" for i in range(6)]
+        into = self._joined_one_small_build(result, logs, joined)
+        assert result.outcome(into).layout_calls == 2  # laid out again with it
