@@ -36,6 +36,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock, ManualClock
 from preform_pipeline.executor import BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.layout import MODELS_DO_NOT_FIT
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 
 __all__ = ["watched_logs"]
@@ -455,3 +456,77 @@ class TestACarryIntoAnotherRunningBuild:
                          step_timeout_s=WAIT_S * 3)
         into = self._joined_one_small_build(result, logs, joined)
         assert result.outcome(into).layout_calls == 2  # laid out again with it
+
+
+class _FailsTheFinalsLayoutAfterItsOverflow(SimEngine):
+    """The simulator's engine, except for the scene of two imported models (the final
+    build's): its first layout waits until ``joined`` is set, then says one model does not
+    fit; its second (with that model removed) fails with a server error that is not an
+    overflow. Every other scene lays out as the simulator does."""
+
+    def __init__(self, joined: threading.Event, **options: Any) -> None:
+        super().__init__(**options)
+        self.joined = joined
+        self._imports: Counter[str] = Counter()
+        self._layouts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def call(self, operation_id: str, params: dict[str, str], body: Any,
+             progress: ProgressCallback | None = None) -> Any:
+        scene = params.get("scene_id", "")
+        with self._lock:
+            if operation_id == "import_model":
+                self._imports[scene] += 1
+            finals = operation_id == "auto_layout" and self._imports[scene] == 2
+            if finals:
+                self._layouts[scene] += 1
+            nth = self._layouts[scene]
+        if finals and nth == 1:
+            self.joined.wait(WAIT_S)
+            raise SimError(400, MODELS_DO_NOT_FIT,
+                           "1 of 2 models does not fit the build platform; "
+                           "the scene is unchanged")
+        if finals:
+            raise SimError(400, "LAYOUT_ENGINE_FAILED", "the layout engine stopped")
+        return super().call(operation_id, params, body, progress)
+
+
+class TestAFinalBuildThatFailsAfterItsOwnOverflow:
+    """The final build's own overflow and the carries it never took in each go on as a
+    build of their own, under different names."""
+
+    def test_its_carry_and_its_untaken_carries_get_builds_of_their_own(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # unit-001 (four boxes; three fit with rafts) carries a box into the final build,
+        # unit-002 (two boxes), while unit-002's first layout is under way. That layout
+        # then carries one of unit-002's boxes on, and its layout without that box fails:
+        # unit-002 ends with its own carry and with unit-001's box never taken in.
+        plan = plan_without_rafts(
+            write_recipe(tmp_path, CARRY_STEPS),
+            [*five_boxes(tmp_path), write_box(tmp_path / "m", "box5", 90, 60, 10)])
+        assert [(b.name, len(b.models)) for b in plan.builds] == [("unit-001", 4),
+                                                                    ("unit-002", 2)]
+        with watched_logs("overflow_joined_build", into="unit-002") as (logs, joined):
+            for index in range(2):
+                _serve(farm, _FailsTheFinalsLayoutAfterItsOverflow(
+                    joined, scene_cache_size=100, fleet_dir=farm.fleet_dir,
+                    work_dir=farm.folder / f"work{index}"))
+            result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                         step_timeout_s=WAIT_S * 3, max_build_attempts=1)
+        assert joined.is_set()
+        final = result.outcome("unit-002")
+        assert final.status is BuildStatus.FAILED
+        added = {e["carry"]: e for e in iter_events(logs, "overflow_build_added")}
+        assert sorted(added) == ["unit-002+1", "unit-002+2"]
+        assert sorted(final.children) == ["unit-002+1", "unit-002+2"]
+        # Every box is in exactly one build's outcome, each carried one in a build that
+        # printed it.
+        listed = sorted(m for o in result.outcomes for m in o.models)
+        assert listed == [f"box{i}.stl" for i in range(6)]
+        for name in added:
+            carry = result.outcome(name)
+            assert carry.status is BuildStatus.SUCCEEDED and len(carry.models) == 1
+        saved = [name for o in result.outcomes if o.status is BuildStatus.SUCCEEDED
+                 for name in _saved_models(o)]
+        assert len(saved) == 5  # all but the box the failed build kept
