@@ -114,7 +114,8 @@ class DispatchLoop:
         cloud = self.settings.cloud
         if not credentials_configured(cloud, os.environ):
             return local
-        client = make_web_client(cloud, load_cloud_credentials(cloud, os.environ))
+        client = make_web_client(cloud, load_cloud_credentials(cloud, os.environ),
+                                 ledger=self.store)
         return CombinedReadiness(
             local, WebApiPrinters(client),
             lambda: client.budget().remaining > WEB_READINESS_RESERVE,

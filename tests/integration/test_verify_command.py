@@ -125,7 +125,9 @@ class TestVerifyOnce:
         assert states == {good.job_key: ("finished", None),
                           bad.job_key: ("print_error", "Resin level too low")}
         assert (data["polls"], data["requests"]) == (1, 1)  # one poll, one page
-        assert data["budget"]["spent"] == 3  # with the token and the credentials check
+        # With the token and the credentials check, and the refused run's token request: the
+        # store counts the hour's requests of every run.
+        assert data["budget"]["spent"] == 4
 
 
 class TestVerifyOnceRateLimited:
