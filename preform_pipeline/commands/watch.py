@@ -48,6 +48,7 @@ from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
 from preform_pipeline.preflight import check_paths, make_folders, watch_paths
@@ -125,7 +126,7 @@ def print_lookup_for(
         return (FleetFolderLocator(fleet_dir_of(settings)),)
     if credentials_configured(settings.cloud, env):
         client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env),
-                                 ledger=store)
+                                 ledger=store, max_wait_s=WEB_API_MAX_WAIT_S)
         return web_locators(client, settings.verify)
     return ()
 
@@ -138,7 +139,7 @@ def prints_feed_for(
     how each print ends on the simulator's clock); otherwise nothing."""
     if credentials_configured(settings.cloud, env):
         return make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env),
-                               ledger=store)
+                               ledger=store, max_wait_s=WEB_API_MAX_WAIT_S)
     if settings.simulated:
         return FleetFolderFeed(fleet_dir_of(settings))
     return None
