@@ -141,7 +141,62 @@ class TestALedgerThatFails:
         assert [(e["log_level"], e["retry_s"]) for e in unshared] == [
             ("warning", LEDGER_RETRY_S)]  # said once, not at every request
         assert unshared[0]["error"].endswith("the job store is closed")
-        clock.advance(LEDGER_RETRY_S)
+        clock.advance(LEDGER_RETRY_S - 5)  # a minute after it failed, to the instant
         with capture_logs() as logs:
             limiter.acquire()
         assert [e["event"] for e in logs].count("web_api_budget_unshared") == 1  # asked again
+
+    def test_a_ledger_that_fails_first_in_a_retry_after_is_said_once(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        limiter = _limiter(clock, store)
+        store.close()
+        with capture_logs() as logs:
+            limiter.defer(5)
+            limiter.defer(6)
+            assert limiter.acquire() == pytest.approx(6.0)  # this process holds back still
+        unshared = [e for e in logs if e["event"] == "web_api_budget_unshared"]
+        assert len(unshared) == 1 and unshared[0]["error"].endswith("the job store is closed")
+
+    def test_a_ledger_that_fails_first_in_a_reading_is_said_once(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        limiter = _limiter(clock, store)
+        limiter.acquire()
+        store.close()
+        with capture_logs() as logs:
+            assert limiter.snapshot().spent == 1  # this process's own count
+            assert limiter.acquire() == 0.0
+        unshared = [e for e in logs if e["event"] == "web_api_budget_unshared"]
+        assert len(unshared) == 1 and unshared[0]["error"].endswith("the job store is closed")
+
+
+class TestAZeroRetryAfter:
+    """``Retry-After: 0`` holds nobody back, here or in the ledger."""
+
+    def test_no_process_waits(
+        self, clock: ManualClock, stores: tuple[SqliteJobStore, SqliteJobStore]
+    ) -> None:
+        first, second = (_limiter(clock, s) for s in stores)
+        first.defer(0)
+        assert (first.acquire(), second.acquire()) == (0.0, 0.0)
+        assert clock.slept == 0
+
+
+class TestTheAccountKey:
+    """One account per base URL and client id, written the same by every version."""
+
+    def test_a_trailing_slash_names_the_same_account(self) -> None:
+        assert account_key("https://api.formlabs.com/", "c") == account_key(
+            "https://api.formlabs.com", "c")
+        assert account_key("https://proxy.example/apiX", "c") != account_key(
+            "https://proxy.example/api", "c")
+
+    def test_the_key_holds_no_credential_and_is_stable(self) -> None:
+        key = account_key("https://api.formlabs.com", "client-1")
+        assert "client-1" not in key
+        # Pinned: every process (and farm node) of any version must name it alike.
+        assert key == "web-api:2c8e1cb1e7cec1d1f1dc35d5"
+        assert account_key("https://api.formlabs.com", "client-2") != key

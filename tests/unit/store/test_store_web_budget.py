@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -80,6 +82,11 @@ class TestRetryAfter:
         store.hold_web_requests(ACCOUNT, _at(500))
         assert _spend(store, 30) == (pytest.approx(470.0), "retry_after")
 
+    def test_a_hold_holds_to_its_last_fraction_of_a_second(self, store: JobStore) -> None:
+        store.hold_web_requests(ACCOUNT, _at(10.5))
+        assert _spend(store, 10) == (pytest.approx(0.5), "retry_after")
+        assert _spend(store, 10.5) == (0.0, "")
+
     def test_a_hold_is_for_its_account_only(self, store: JobStore) -> None:
         store.hold_web_requests(ACCOUNT, _at(100))
         assert _spend(store, 10, account="web-api:other") == (0.0, "")
@@ -99,6 +106,65 @@ class TestTheBudgetOutlivesTheProcess:
                                                                    "retry_after")
 
 
+class TestSeveralProcessesAtOnce:
+    """Connections that spend at the same instant never take more than the limit together,
+    and none of them fails: each count and record is one write transaction."""
+
+    def test_four_connections_spend_exactly_the_limit(self, store_path: Path) -> None:
+        SqliteJobStore(store_path).close()
+        stores = [SqliteJobStore(store_path) for _ in range(4)]
+        start = threading.Barrier(len(stores))
+        answers: list[tuple[float, str]] = []
+        failures: list[BaseException] = []
+
+        def spend(store: SqliteJobStore) -> None:
+            start.wait()
+            for _ in range(5):
+                try:
+                    answers.append(_spend(store, 0, limit=10))
+                except StoreError as exc:
+                    failures.append(exc)
+
+        _in_threads(spend, stores)
+        assert failures == []
+        assert sorted(reason for _, reason in answers) == [""] * 10 + ["hourly_budget"] * 10
+        with SqliteJobStore(store_path) as store:
+            assert store.web_requests_spent(ACCOUNT, now=_at(0), window_s=HOUR_S) == 10
+
+    def test_four_connections_hold_at_once_and_the_longest_hold_stays(
+        self, store_path: Path
+    ) -> None:
+        SqliteJobStore(store_path).close()
+        stores = [SqliteJobStore(store_path) for _ in range(4)]
+        start = threading.Barrier(len(stores))
+        failures: list[BaseException] = []
+
+        def hold(store: SqliteJobStore) -> None:
+            start.wait()
+            for n in range(5):
+                try:
+                    store.hold_web_requests(ACCOUNT, _at(100 + n * 10 + stores.index(store)))
+                except StoreError as exc:
+                    failures.append(exc)
+
+        _in_threads(hold, stores)
+        assert failures == []
+        with SqliteJobStore(store_path) as store:
+            assert _spend(store, 0) == (pytest.approx(143.0), "retry_after")
+
+
+def _in_threads(work: Callable[[SqliteJobStore], None], stores: list[SqliteJobStore]) -> None:
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        for store in stores:
+            store.close()
+
+
 class TestALockedStore:
     """A store another writer holds says what it was doing, and records nothing."""
 
@@ -116,3 +182,27 @@ class TestALockedStore:
                 f"{store_path}: the job store stayed locked for more than 0.1 s while "
                 "spending a Web API request")
             assert store.web_requests_spent(ACCOUNT, now=_at(0), window_s=HOUR_S) == 0
+
+
+class TestADamagedStore:
+    """A store whose budget tables are gone says which of its calls failed."""
+
+    @pytest.mark.parametrize(("action", "call"), [
+        ("spending a Web API request", lambda store: _spend(store, 0)),
+        ("recording a Web API Retry-After",
+         lambda store: store.hold_web_requests(ACCOUNT, _at(100))),
+        ("reading the Web API budget",
+         lambda store: store.web_requests_spent(ACCOUNT, now=_at(0), window_s=HOUR_S)),
+    ])
+    def test_the_error_names_what_was_being_done(
+        self, store_path: Path, action: str, call: Callable[[JobStore], object]
+    ) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE web_api_requests")
+            other.execute("DROP TABLE web_api_holds")
+            other.close()
+            with pytest.raises(StoreError) as raised:
+                call(store)
+            assert raised.value.message.startswith(
+                f"{store_path}: the job store failed while {action}: no such table: web_api_")
