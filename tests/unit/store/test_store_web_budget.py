@@ -184,6 +184,22 @@ class TestALockedStore:
             assert store.web_requests_spent(ACCOUNT, now=_at(0), window_s=HOUR_S) == 0
 
 
+    def test_the_budget_is_read_while_another_writer_holds_the_store(
+        self, store_path: Path
+    ) -> None:
+        # A budget snapshot (every request's log line, the run report) never waits for a
+        # writer: it is a read.
+        with SqliteJobStore(store_path, busy_timeout_s=0.1) as store:
+            _spend(store, 0)
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                assert store.web_requests_spent(ACCOUNT, now=_at(1), window_s=HOUR_S) == 1
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+
+
 class TestADamagedStore:
     """A store whose budget tables are gone says which of its calls failed."""
 
