@@ -176,6 +176,7 @@ def _verify(
         return EXIT_FAILURE
     except CloudError as exc:
         print(f"error: cannot verify: {exc}", file=stderr)
+        print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=stderr)
