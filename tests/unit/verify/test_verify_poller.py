@@ -267,6 +267,8 @@ class TestPacing:
         assert outcome.error is not None and "CloudRateLimitError" in outcome.error
         assert outcome.retry_after_s == pytest.approx(1800)
         assert clock.slept < 10  # the hour's wait is the caller's to schedule
+        held = VerificationPoller(client, clock=clock).poll(items)
+        assert (held.requests, held.retry_after_s) == (0, pytest.approx(1800))  # none sent
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
