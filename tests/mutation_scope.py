@@ -55,7 +55,8 @@ _STORE_SQLITE_TESTS = tuple(
     f"tests/unit/store/test_store_{name}.py"
     for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
                  "core_rules", "sqlite_plumbing", "core_rows",
-                 "notices")  # s27: notices said once
+                 "notices",  # s27: notices said once
+                 "web_budget")  # s28: the Web API budget every process shares
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

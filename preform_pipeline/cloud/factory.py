@@ -21,7 +21,7 @@ from preform_pipeline.cloud.credentials import (
     Credentials,
     load_credentials,
 )
-from preform_pipeline.cloud.ratelimit import RateLimiter
+from preform_pipeline.cloud.ratelimit import RateLimiter, RequestLedger, account_key
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.settings.cloud import CloudSettings
 
@@ -56,14 +56,22 @@ def make_web_client(
     *,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Sleep = time.sleep,
+    ledger: RequestLedger | None = None,
     **options: Any,
 ) -> WebApiClient:
-    """A Web API client with the section's base URL, request rate and hourly budget share."""
+    """A Web API client with the section's base URL, request rate and hourly budget share.
+
+    ``ledger``: where the hourly budget is kept with every other process that spends it for the
+    same account: the job store the command opened (docs/cloud.md). Without one, the budget is
+    this process's own.
+    """
     limiter = RateLimiter(
         max_per_second=cloud.max_requests_per_second,
         hourly_share=cloud.hourly_budget_share,
         clock=clock,
         sleep=sleep,
+        ledger=ledger,
+        account=account_key(cloud.base_url, credentials.client_id),
     )
     return WebApiClient(
         credentials, base_url=cloud.base_url, limiter=limiter, clock=clock, sleep=sleep, **options

@@ -17,6 +17,15 @@ A 429 from the server (the limit was shared with someone else, or the server cou
 differently) calls :meth:`RateLimiter.defer`, which holds every caller of this limiter back
 until the ``Retry-After`` time has passed.
 
+Each process starts with an empty window, so a ``verify`` run from cron every few minutes, or
+the nodes of a farm, would each spend the share afresh. Given a :class:`RequestLedger` (the job
+store), the limiter also counts every request, and every Retry-After, in the ledger's record
+for the account (:func:`account_key`): every process on this machine, and every node of a
+PostgreSQL store, then keeps one hourly budget between them. The ledger's window is measured
+on the wall clock (``clock.now()``, the one clock's), the only time two processes share; a
+ledger that fails leaves this process's own limits in force for ``LEDGER_RETRY_S``, with a
+``web_api_budget_unshared`` warning, rather than stopping the work.
+
 A wait for the hourly budget or for ``Retry-After`` is never silent: waits of
 ``DEFAULT_LOUD_WAIT_S`` or more are logged as warnings with the reason and the time they end.
 A caller that cannot afford a long wait (a ``verify`` run from cron) passes ``max_wait_s``: a
@@ -25,6 +34,7 @@ longer wait raises :class:`CloudRateLimitError` saying when the next request may
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -32,10 +42,10 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
-from preform_pipeline.errors import CloudRateLimitError, ConfigError
+from preform_pipeline.errors import CloudRateLimitError, ConfigError, StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT_MAX_PER_SECOND
 
@@ -46,10 +56,13 @@ __all__ = [
     "DEFAULT_MAX_429_RETRIES",
     "DEFAULT_RETRY_AFTER_S",
     "HOURLY_WINDOW_S",
+    "LEDGER_RETRY_S",
     "WEB_API_MAX_PER_HOUR",
     "WEB_API_MAX_PER_SECOND",
     "BudgetSnapshot",
     "RateLimiter",
+    "RequestLedger",
+    "account_key",
     "parse_retry_after",
     "resume_time",
 ]
@@ -72,6 +85,10 @@ DEFAULT_RETRY_AFTER_S = 60.0
 DEFAULT_LOUD_WAIT_S: Final = 10.0
 #: Below this fraction of the hourly budget left, one warning is logged.
 DEFAULT_BUDGET_WARN_FRACTION = 0.1
+
+#: After the ledger failed (a store that cannot be reached), how long this process keeps to
+#: its own limits before it asks the ledger again.
+LEDGER_RETRY_S: Final = 60.0
 
 # Float slack for "has this instant passed": a sleep of exactly the computed delay must count
 # as enough, or a manual clock would be asked to sleep ever smaller amounts forever.
@@ -103,6 +120,27 @@ class BudgetSnapshot:
             "total": self.total,
             "waited_s": round(self.waited_s, 3),
         }
+
+
+class RequestLedger(Protocol):
+    """Where the processes sharing one Web API account count its requests: the job store
+    (:meth:`~preform_pipeline.store.protocol.JobStore.spend_web_request` and its companions).
+    Errors are :class:`~preform_pipeline.errors.StoreError`."""
+
+    def spend_web_request(
+        self, account: str, *, limit: int, now: datetime, window_s: float
+    ) -> tuple[float, str]: ...
+
+    def hold_web_requests(self, account: str, until: datetime) -> None: ...
+
+    def web_requests_spent(self, account: str, *, now: datetime, window_s: float) -> int: ...
+
+
+def account_key(base_url: str, client_id: str) -> str:
+    """The name a ledger counts one Web API account's requests under: a digest, so the store
+    holds no credential, and per base URL, so a simulator's requests are not the Web API's."""
+    digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{client_id}".encode()).hexdigest()
+    return f"web-api:{digest[:24]}"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -142,7 +180,9 @@ class RateLimiter:
     """Per-second token bucket plus hourly sliding-window budget; thread-safe.
 
     ``clock`` and ``sleep`` are the seams tests replace: :meth:`acquire` reads the clock, and
-    when it has to wait calls ``sleep`` and reads the clock again.
+    when it has to wait calls ``sleep`` and reads the clock again. With ``ledger`` (and the
+    ``account`` it counts under, :func:`account_key`) the hourly budget and Retry-After are
+    also kept with every other process that uses the same ledger.
     """
 
     def __init__(
@@ -155,6 +195,8 @@ class RateLimiter:
         clock: Clock = SYSTEM_CLOCK,
         sleep: Sleep = time.sleep,
         warn_fraction: float = DEFAULT_BUDGET_WARN_FRACTION,
+        ledger: RequestLedger | None = None,
+        account: str = "",
     ) -> None:
         if not max_per_second > 0 or burst < 1:
             raise ConfigError(
@@ -189,15 +231,23 @@ class RateLimiter:
         self._total = 0
         self._waited_s = 0.0
         self._warned = False
+        self._ledger = ledger
+        self._account = account
+        self._ledger_failed_at = -math.inf
 
     # -- reading the budget -------------------------------------------------------------------
 
     @property
+    def shared(self) -> bool:
+        """True when a ledger keeps the budget with other processes."""
+        return self._ledger is not None
+
+    @property
     def spent_this_hour(self) -> int:
-        """Requests sent in the last hour (sliding window)."""
+        """Requests sent in the last hour (sliding window), by every process sharing the
+        ledger when there is one."""
         with self._lock:
-            self._forget_old(self._clock.monotonic())
-            return len(self._sent)
+            return self._spent(self._clock.monotonic())
 
     @property
     def remaining_this_hour(self) -> int:
@@ -206,8 +256,7 @@ class RateLimiter:
 
     def snapshot(self) -> BudgetSnapshot:
         with self._lock:
-            self._forget_old(self._clock.monotonic())
-            spent = len(self._sent)
+            spent = self._spent(self._clock.monotonic())
             return BudgetSnapshot(
                 spent=spent,
                 remaining=max(0, self.hourly_limit - spent),
@@ -235,9 +284,11 @@ class RateLimiter:
                 now = self._clock.monotonic()
                 delay, reason = self._delay(now)
                 if delay <= 0:
+                    delay, reason = self._shared_delay(now)
+                if delay <= 0:
                     self._take(now)
                     self._waited_s += waited
-                    remaining = self.hourly_limit - len(self._sent)
+                    remaining = self.hourly_limit - self._spent(now)
                     warn = not self._warned and remaining <= self._warn_below
                     if warn:
                         self._warned = True
@@ -257,7 +308,9 @@ class RateLimiter:
                         hint=f"try again after {until}"
                         + (
                             f", or raise the hourly budget share (now {self.hourly_share:g} of "
-                            f"{WEB_API_MAX_PER_HOUR}/hour)"
+                            f"{WEB_API_MAX_PER_HOUR}/hour"
+                            + ("; every program using this job store spends it" if self.shared
+                               else "") + ")"
                             if reason == "hourly_budget"
                             else "; another program may be spending the same account's "
                             f"{WEB_API_MAX_PER_HOUR:,} requests/hour"
@@ -277,10 +330,20 @@ class RateLimiter:
         return waited
 
     def defer(self, seconds: float) -> None:
-        """Hold every caller back for ``seconds`` (the server answered 429 with Retry-After)."""
+        """Hold every caller back for ``seconds`` (the server answered 429 with Retry-After):
+        this process's callers, and with a ledger every process sharing it."""
+        wait_s = max(0.0, seconds)
         with self._lock:
-            until = self._clock.monotonic() + max(0.0, seconds)
-            self._blocked_until = max(self._blocked_until, until)
+            now = self._clock.monotonic()
+            self._blocked_until = max(self._blocked_until, now + wait_s)
+            ledger = self._usable_ledger(now)
+            if ledger is not None:
+                try:
+                    ledger.hold_web_requests(
+                        self._account, self._clock.now() + timedelta(seconds=wait_s)
+                    )
+                except StoreError as exc:
+                    self._ledger_failed(now, exc)
 
     # -- internals (called with the lock held) ------------------------------------------------
 
@@ -305,6 +368,47 @@ class RateLimiter:
         if self._tokens >= 1 - _EPSILON_S * self.max_per_second:
             return 0.0, ""
         return (1 - self._tokens) / self.max_per_second, "per_second"
+
+    def _usable_ledger(self, now: float) -> RequestLedger | None:
+        """The ledger, unless there is none or it failed less than LEDGER_RETRY_S ago."""
+        if now < self._ledger_failed_at + LEDGER_RETRY_S:
+            return None
+        return self._ledger
+
+    def _ledger_failed(self, now: float, exc: StoreError) -> None:
+        self._ledger_failed_at = now
+        log.warning("web_api_budget_unshared", error=str(exc), retry_s=LEDGER_RETRY_S)
+
+    def _shared_delay(self, now: float) -> tuple[float, str]:
+        """Spend one request from the ledger's budget: (0, "") when it was recorded, else the
+        wait the ledger gives and why. A failing ledger waits for nothing."""
+        ledger = self._usable_ledger(now)
+        if ledger is None:
+            return 0.0, ""
+        try:
+            return ledger.spend_web_request(
+                self._account, limit=self.hourly_limit, now=self._clock.now(),
+                window_s=HOURLY_WINDOW_S,
+            )
+        except StoreError as exc:
+            self._ledger_failed(now, exc)
+            return 0.0, ""
+
+    def _spent(self, now: float) -> int:
+        """Requests in the window: this process's, or the ledger's count when it answers."""
+        self._forget_old(now)
+        own = len(self._sent)
+        ledger = self._usable_ledger(now)
+        if ledger is None:
+            return own
+        try:
+            shared = ledger.web_requests_spent(
+                self._account, now=self._clock.now(), window_s=HOURLY_WINDOW_S
+            )
+        except StoreError as exc:
+            self._ledger_failed(now, exc)
+            return own
+        return max(own, shared)
 
     def _take(self, now: float) -> None:
         self._tokens = max(0.0, self._tokens - 1)

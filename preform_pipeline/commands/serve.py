@@ -105,7 +105,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     sources = LiveSources()
     if credentials_configured(settings.cloud, os.environ):
-        client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud))
+        client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud),
+                                 ledger=store)
         printers = WebApiPrinters(client)
         sources = LiveSources(printers=lambda: printers, budget=client.budget)
     with store:

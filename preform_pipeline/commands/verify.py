@@ -152,7 +152,9 @@ def _verify(
     stop = threading.Event()
     try:
         max_wait_s = None if args.wait else ONCE_MAX_WAIT_S
-        with make_web_client(cloud, credentials, max_wait_s=max_wait_s) as client:
+        # The store keeps the hourly budget with every other process that spends it.
+        with make_web_client(cloud, credentials, max_wait_s=max_wait_s,
+                             ledger=store) as client:
             check_credentials(client)
             report = verify_pending(
                 store,
@@ -174,6 +176,7 @@ def _verify(
         return EXIT_FAILURE
     except CloudError as exc:
         print(f"error: cannot verify: {exc}", file=stderr)
+        print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted", file=stderr)

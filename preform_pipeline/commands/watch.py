@@ -48,6 +48,7 @@ from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
 from preform_pipeline.preflight import check_paths, make_folders, watch_paths
@@ -116,7 +117,7 @@ def fleet_dir_of(settings: Settings) -> Path:
 
 
 def print_lookup_for(
-    settings: Settings, env: Mapping[str, str] = os.environ
+    settings: Settings, env: Mapping[str, str] = os.environ, *, store: JobStore | None = None
 ) -> tuple[PrintLocator, ...]:
     """Where interrupted prints are looked for: the simulator's fleet folder when simulated;
     the Web API (prints feed, queues, the printer's runs) when credentials are configured;
@@ -124,19 +125,21 @@ def print_lookup_for(
     if settings.simulated:
         return (FleetFolderLocator(fleet_dir_of(settings)),)
     if credentials_configured(settings.cloud, env):
-        client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env))
+        client = make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env),
+                                 ledger=store, max_wait_s=WEB_API_MAX_WAIT_S)
         return web_locators(client, settings.verify)
     return ()
 
 
 def prints_feed_for(
-    settings: Settings, env: Mapping[str, str] = os.environ
+    settings: Settings, env: Mapping[str, str] = os.environ, *, store: JobStore | None = None
 ) -> PrintsFeed | None:
     """What the daemon verifies its prints by: the Web API prints feed when credentials are
     configured; in a rehearsal without them, the simulated fleet folder (its job files record
     how each print ends on the simulator's clock); otherwise nothing."""
     if credentials_configured(settings.cloud, env):
-        return make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env))
+        return make_web_client(settings.cloud, load_cloud_credentials(settings.cloud, env),
+                               ledger=store, max_wait_s=WEB_API_MAX_WAIT_S)
     if settings.simulated:
         return FleetFolderFeed(fleet_dir_of(settings))
     return None
@@ -229,8 +232,9 @@ def _run_locked(
         return EXIT_FAILURE
     with contextlib.closing(farm) if farm is not None else store:
         try:
-            lookup = print_lookup_for(settings)
-            web_client = prints_feed_for(settings)
+            # The store keeps the Web API's hourly budget with every other process using it.
+            lookup = print_lookup_for(settings, store=store)
+            web_client = prints_feed_for(settings, store=store)
             notifier = make_notifier(settings.verify.notifications)
             daemon = HotFolderDaemon(
                 settings,

@@ -24,6 +24,7 @@ from preform_pipeline.dispatch.sender import CombinedReadiness, FormSender, Pool
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.executor.runner import ServerSource
+from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
@@ -114,7 +115,8 @@ class DispatchLoop:
         cloud = self.settings.cloud
         if not credentials_configured(cloud, os.environ):
             return local
-        client = make_web_client(cloud, load_cloud_credentials(cloud, os.environ))
+        client = make_web_client(cloud, load_cloud_credentials(cloud, os.environ),
+                                 ledger=self.store, max_wait_s=WEB_API_MAX_WAIT_S)
         return CombinedReadiness(
             local, WebApiPrinters(client),
             lambda: client.budget().remaining > WEB_READINESS_RESERVE,

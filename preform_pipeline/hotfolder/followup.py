@@ -10,6 +10,16 @@ stay PRINT_SENT and the reports say the print was sent, not how it ended. The st
 first: a report a crash left behind its build's end is brought up to date when the daemon
 starts again (the first thing its verification thread does).
 
+A poll that meets the Web API's rate limit (a 429 whose ``Retry-After`` can be most of an
+hour, or the hourly budget the job store keeps for every process) does not hold the thread,
+or anything else, until then: the daemon's Web API clients wait at most
+``WEB_API_MAX_WAIT_S`` (:func:`~preform_pipeline.cloud.make_web_client`'s ``max_wait_s``), so
+printer readiness falls back to the Local API and a print lookup is repeated later, and
+verification is deferred until the retry time (``deferred_until``, a
+``hotfolder_verify_deferred`` warning), when it resumes. The retry time is in the job store
+(the ledger's hold), so a restarted daemon sends nothing before it either; the pending builds
+keep their states.
+
 Notifications (:class:`~preform_pipeline.verify.notify.Notifier`) go out from here only, for
 what the daemon sees itself, credentials or not: a case that lands in ``failed/``
 (``case_failed``, once per case and reason), a build waiting too long for a printer
@@ -34,10 +44,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.cloud.ratelimit import DEFAULT_LOUD_WAIT_S, resume_time
 from preform_pipeline.errors import PipelineError, StoreConflictError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
 from preform_pipeline.liveness import this_host
@@ -53,6 +65,7 @@ __all__ = [
     "DEFAULT_NOTIFIED_MEMORY",
     "DEFAULT_RECENT_ENDED",
     "FINAL_PRINT_STATES",
+    "WEB_API_MAX_WAIT_S",
     "FollowUp",
 ]
 
@@ -63,6 +76,10 @@ DEFAULT_NOTIFIED_MEMORY: Final = 1000
 #: On start, the reports of this many of the newest ended builds are checked: a crash can only
 #: have cut short the rewrite of the last few.
 DEFAULT_RECENT_ENDED: Final = 200
+#: The longest wait for the Web API's rate limits any of the daemon's clients takes: shorter
+#: than a wait worth a warning. A longer one fails at once, and the work that needed it goes on
+#: without it or later (see the module docstring).
+WEB_API_MAX_WAIT_S: Final = DEFAULT_LOUD_WAIT_S
 #: The job field that records the ``case_failed`` notice a job's move to failed/ owes.
 CASE_FAILED_FIELD: Final = "_case_failed"
 _OWED: Final = "owed"
@@ -101,6 +118,8 @@ class FollowUp:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Until when verification waits for the Web API's rate limit (None: it does not).
+        self.deferred_until: datetime | None = None
         self._poller = (
             VerificationPoller(client, clock=clock, interval_s=self.verify.interval_s,
                                deadline_s=self.verify.deadline_s,
@@ -277,7 +296,15 @@ class FollowUp:
                 log.error("hotfolder_verify_failed", error=exc.message)
             except Exception:  # the loop must outlive any one poll
                 log.exception("hotfolder_verify_crashed")
-            self._stop.wait(self.verify.interval_s)
+            self._stop.wait(self.next_wait_s())
+
+    def next_wait_s(self) -> float:
+        """Seconds until the next poll: the interval, or longer while verification is
+        deferred for the Web API's rate limit."""
+        if self.deferred_until is None:
+            return self.verify.interval_s
+        left = (self.deferred_until - self.clock.now()).total_seconds()
+        return max(self.verify.interval_s, left)
 
     def poll_once(self) -> int:
         """One poll of the prints feed; how many builds reached a final state."""
@@ -286,12 +313,26 @@ class FollowUp:
             self.store, self.client, clock=self.clock, notifier=self.notifier,
             poller=self._poller, unverified_lookback_s=0,
         )
+        self._defer(report.retry_after_s, len(report.builds))
         ended = 0
         for row in report.builds:
             if row.changed and row.state in FINAL_PRINT_STATES:
                 ended += 1
                 self.refresh_reports(self.store.get_build(row.build_id))
         return ended
+
+    def _defer(self, retry_after_s: float | None, pending: int) -> None:
+        """Defer verification until the Web API lets a request leave again, or resume it."""
+        if retry_after_s is None:
+            if self.deferred_until is not None:
+                log.info("hotfolder_verify_resumed", pending=pending)
+                self.deferred_until = None
+            return
+        now = self.clock.now()
+        if self.deferred_until is None:
+            log.warning("hotfolder_verify_deferred", pending=pending,
+                        wait_s=round(retry_after_s, 3), until=resume_time(now, retry_after_s))
+        self.deferred_until = now + timedelta(seconds=retry_after_s)
 
     def refresh_stale_reports(self) -> int:
         """Rewrite the reports that do not show their build's end yet (the store was

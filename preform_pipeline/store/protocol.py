@@ -275,6 +275,31 @@ class JobStore(Protocol):
         """
         ...
 
+    # --- the Web API budget ------------------------------------------------------------------
+
+    def spend_web_request(
+        self, account: str, *, limit: int, now: datetime, window_s: float
+    ) -> tuple[float, str]:
+        """Record one Web API request of ``account`` sent at ``now`` if its budget allows:
+        ``(0.0, "")``. Otherwise record nothing and answer the seconds to wait and why:
+        ``"retry_after"`` (the server's last Retry-After has not passed) or ``"hourly_budget"``
+        (``limit`` requests in the ``window_s`` seconds before ``now``).
+
+        Every process that opens this store (and, on PostgreSQL, every node) counts in the
+        same record, so they keep one hourly budget between them
+        (:class:`~preform_pipeline.cloud.ratelimit.RateLimiter`).
+        """
+        ...
+
+    def hold_web_requests(self, account: str, until: datetime) -> None:
+        """Hold ``account``'s requests back until ``until`` (the server answered 429 with
+        Retry-After); a later hold already recorded is kept."""
+        ...
+
+    def web_requests_spent(self, account: str, *, now: datetime, window_s: float) -> int:
+        """``account``'s requests recorded in the ``window_s`` seconds before ``now``."""
+        ...
+
     # --- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar
@@ -90,6 +90,11 @@ _Store = TypeVar("_Store", bound="SqlStoreCore")
 def iso_utc(moment: datetime) -> str:
     # Fixed width, UTC, microseconds: text order is time order, so `since` is a string compare.
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _aware(value: str | datetime) -> datetime:
+    """A stored time (ISO text from SQLite, a datetime from PostgreSQL) as an aware datetime."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _dt(value: str | datetime | None) -> datetime | None:
@@ -845,6 +850,57 @@ class SqlStoreCore(ABC):
                              (about, self._now(), key))
         return True
 
+    # --- the Web API budget ------------------------------------------------------------------
+
+    def spend_web_request(
+        self, account: str, *, limit: int, now: datetime, window_s: float
+    ) -> tuple[float, str]:
+        # Counted and recorded in one write transaction: two processes (cron runs, farm nodes)
+        # asking at once cannot both take the last request of the hour. ``now`` is the caller's
+        # clock (the limiter's), not the store's: the budget has one clock.
+        with self._transaction("spending a Web API request", write=True) as conn:
+            hold = conn.execute("SELECT until FROM web_api_holds WHERE account = ?",
+                                (account,)).fetchone()
+            if hold is not None:
+                wait = (_aware(hold["until"]) - now).total_seconds()
+                if wait > 0:
+                    return wait, "retry_after"
+            # Every account's requests older than the window: nothing reads them again.
+            conn.execute("DELETE FROM web_api_requests WHERE sent_at <= ?",
+                         (self._stamp(now - timedelta(seconds=window_s)),))
+            spent = int(conn.execute(
+                "SELECT count(*) AS n FROM web_api_requests WHERE account = ?", (account,)
+            ).fetchone()["n"])
+            if spent >= limit:
+                # The request that must leave the window before one more may be sent.
+                row = conn.execute(
+                    "SELECT sent_at FROM web_api_requests WHERE account = ? "
+                    "ORDER BY sent_at LIMIT 1 OFFSET ?", (account, spent - limit)
+                ).fetchone()
+                frees_at = _aware(row["sent_at"]) + timedelta(seconds=window_s)
+                return (frees_at - now).total_seconds(), "hourly_budget"
+            conn.execute("INSERT INTO web_api_requests (account, sent_at) VALUES (?, ?)",
+                         (account, self._stamp(now)))
+        return 0.0, ""
+
+    def hold_web_requests(self, account: str, until: datetime) -> None:
+        with self._transaction("recording a Web API Retry-After", write=True) as conn:
+            row = conn.execute("SELECT until FROM web_api_holds WHERE account = ?",
+                               (account,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO web_api_holds (account, until) VALUES (?, ?)",
+                             (account, self._stamp(until)))
+            elif _aware(row["until"]) < until:  # a shorter Retry-After ends no longer one
+                conn.execute("UPDATE web_api_holds SET until = ? WHERE account = ?",
+                             (self._stamp(until), account))
+
+    def web_requests_spent(self, account: str, *, now: datetime, window_s: float) -> int:
+        with self._transaction("reading the Web API budget", write=False) as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM web_api_requests WHERE account = ? AND sent_at > ?",
+                (account, self._stamp(now - timedelta(seconds=window_s))),
+            ).fetchone()
+        return int(row["n"])
 
     # --- lifetime ----------------------------------------------------------------------------
 

@@ -160,6 +160,23 @@ _V6_STATEMENTS: Final = (
 )
 
 
+# v7: the Web API requests spent in the last hour and the server's last Retry-After, per Web
+# API account, so every process on this machine keeps one hourly budget (``spend_web_request``).
+_V7_STATEMENTS: Final = (
+    """CREATE TABLE web_api_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        sent_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX web_api_requests_account ON web_api_requests(account, sent_at)",
+    "CREATE INDEX web_api_requests_sent_at ON web_api_requests(sent_at)",
+    """CREATE TABLE web_api_holds (
+        account TEXT PRIMARY KEY,
+        until TEXT NOT NULL
+    )""",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -188,6 +205,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(5, "approval of held builds: who decided, when, why",
               _statements(_V5_STATEMENTS)),
     Migration(6, "notices said once", _statements(_V6_STATEMENTS)),
+    Migration(7, "the Web API budget shared by every process",
+              _statements(_V7_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

@@ -41,7 +41,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.models import Page
-from preform_pipeline.errors import CloudAuthError, CloudError
+from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.verify import (
     DEFAULT_POLL_INTERVAL_S,
@@ -215,6 +215,8 @@ class PollOutcome:
     next_interval_s: float
     budget: BudgetSnapshot
     error: str | None = None
+    #: The failure was the Web API's rate limit: seconds until a request may leave again.
+    retry_after_s: float | None = None
 
 
 #: The pending prints to verify: a fixed list, or a function asked before every poll (a daemon
@@ -308,6 +310,7 @@ class VerificationPoller:
         before = self.client.budget().total
         matched: dict[str, PrintRun] = {}
         error: str | None = None
+        retry_after_s: float | None = None
         pages = 0
         try:
             pages = self._read_feed(pending, matched)
@@ -317,6 +320,8 @@ class VerificationPoller:
         except CloudError as exc:
             self._failures += 1
             error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, CloudRateLimitError):
+                retry_after_s = exc.retry_after_s
             log.warning("verify_poll_failed", error=error, failures=self._failures)
         now = self.clock.now()
         results: list[VerificationResult] = []
@@ -361,7 +366,8 @@ class VerificationPoller:
             error=error,
         )
         return PollOutcome(
-            tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error
+            tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error,
+            retry_after_s,
         )
 
     def _read_feed(self, pending: list[PendingPrint], matched: dict[str, PrintRun]) -> int:

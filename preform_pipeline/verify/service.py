@@ -103,6 +103,8 @@ class VerifyReport:
     budget: BudgetSnapshot
     interrupted: bool = False
     errors: tuple[str, ...] = field(default=())
+    #: The single poll met the Web API's rate limit: seconds until a request may leave again.
+    retry_after_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -271,6 +273,7 @@ def verify_pending(
             seen[progress.pending.build_id] = progress
 
     interrupted = False
+    retry_after_s: float | None = None
     if pending:
         if wait:
             try:
@@ -285,6 +288,7 @@ def verify_pending(
                 on_progress(progress)
             if outcome.error:
                 errors.append(outcome.error)
+            retry_after_s = outcome.retry_after_s
     interrupted = interrupted or stop.is_set()
     rows = tuple(_row(store, p, before.get(p.build_id), seen.get(p.build_id or -1))
                  for p in pending if p.build_id is not None)
@@ -296,6 +300,7 @@ def verify_pending(
         budget=client.budget(),
         interrupted=interrupted,
         errors=tuple(errors),
+        retry_after_s=retry_after_s,
     )
 
 

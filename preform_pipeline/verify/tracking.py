@@ -669,7 +669,9 @@ def tracking_for_run(
     environment = os.environ if env is None else env
     client: WebApiClient | None = None
     if credentials_configured(cloud, environment):
-        client = make_web_client(cloud, load_cloud_credentials(cloud, environment), clock=clock)
+        # The store, when the run has one, keeps the hourly budget with every other process.
+        client = make_web_client(cloud, load_cloud_credentials(cloud, environment), clock=clock,
+                                 ledger=store)
         try:
             check_credentials(client)
         except CloudAuthError:

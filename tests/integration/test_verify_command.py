@@ -125,7 +125,9 @@ class TestVerifyOnce:
         assert states == {good.job_key: ("finished", None),
                           bad.job_key: ("print_error", "Resin level too low")}
         assert (data["polls"], data["requests"]) == (1, 1)  # one poll, one page
-        assert data["budget"]["spent"] == 3  # with the token and the credentials check
+        # With the token and the credentials check, and the refused run's token request: the
+        # store counts the hour's requests of every run.
+        assert data["budget"]["spent"] == 4
 
 
 class TestVerifyOnceRateLimited:
@@ -161,3 +163,32 @@ class TestVerifyOnceRateLimited:
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
             states = {store.get_build(b.id).state for b in (good, bad)}
         assert states == {JobState.VERIFYING}  # as the first run left them, for the next
+
+
+class TestVerifyWebApiUnreachable:
+    """A Web API that cannot be reached stops the run with what helps; the prints wait."""
+
+    def test_the_error_says_what_to_check_and_that_the_prints_wait(self, tmp_path: Path) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        settings = tmp_path / "settings.yaml"
+        # Port 9 (discard) on loopback: nothing listens there.
+        settings.write_text("cloud: {base_url: 'http://127.0.0.1:9'}\n", encoding="utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+        env.update(PYTHONPATH=str(REPO), PREFORM_PIPELINE_CLIENT_ID="client",
+                   PREFORM_PIPELINE_CLIENT_SECRET=SECRET)
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "verify", "--settings", str(settings),
+             "--store", str(tmp_path / "jobs.sqlite3")],
+            capture_output=True, text=True, encoding="utf-8", env=env, timeout=TIMEOUT_S,
+            check=False,
+        )
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [
+            "error: cannot verify: GET http://127.0.0.1:9/developer/v1/prints/?page=1&per_page=1:"
+            " cannot reach the Web API: [Errno 111] Connection refused (check the network "
+            "connection, proxy settings and the configured base URL)",
+            "the prints still pending are checked on the next verify",
+        ]
+        assert SECRET not in done.stdout + done.stderr
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+            assert {store.get_build(b.id).state for b in (good, bad)} == {JobState.PRINT_SENT}

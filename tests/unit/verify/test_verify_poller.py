@@ -256,6 +256,29 @@ class TestPacing:
         assert (first.next_interval_s, second.next_interval_s) == (200, 400)
         assert poller.poll(items).error is None
 
+    def test_a_long_retry_after_is_reported_with_its_wait_not_waited(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        client = make_client(max_wait_s=10)
+        items = _pending(clock)
+        fake_api.script(ScriptedAnswer(429, json={"detail": "slow down"},
+                                       headers={"Retry-After": "1800"}, path=PRINTS))
+        outcome = VerificationPoller(client, clock=clock).poll(items)
+        assert outcome.error is not None and "CloudRateLimitError" in outcome.error
+        assert outcome.retry_after_s == pytest.approx(1800)
+        assert clock.slept < 10  # the hour's wait is the caller's to schedule
+        held = VerificationPoller(client, clock=clock).poll(items)
+        assert (held.requests, held.retry_after_s) == (0, pytest.approx(1800))  # none sent
+        clock.advance(1800)
+        assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
+
+    def test_another_failure_has_no_retry_time(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
+        outcome = VerificationPoller(client, clock=clock).poll(_pending(clock))
+        assert outcome.error is not None and outcome.retry_after_s is None
+
     def test_refused_credentials_raise(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:

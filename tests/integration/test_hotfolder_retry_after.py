@@ -1,0 +1,114 @@
+"""A long Retry-After in the hot-folder service: new cases still print, verification waits.
+
+The daemon runs in a thread of the test process on simulated PreFormServer subprocesses that
+print to two simulated printers. The Dashboard simulator (in this process, real HTTP on
+127.0.0.1) allows three requests an hour, so it soon answers 429 with a Retry-After of about
+an hour. The daemon's Web API clients are those ``watch`` makes: the prints feed
+(``prints_feed_for``) and, with the credentials in the environment, dispatch's printer
+readiness; both keep their budget in the job store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud.credentials import ENV_CLIENT_ID, ENV_CLIENT_SECRET
+from preform_pipeline.commands.watch import prints_feed_for
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
+    fleet_jobs,
+    pool_factory,
+    running_daemon,
+    tetra_stl_bytes,
+    wait_for,
+    write_hotfolder_settings,
+)
+from preform_pipeline.printing import FleetFolderLocator
+from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
+from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
+from preform_pipeline.store import JobState, SqliteJobStore
+
+SECRET = "retry-after-secret"
+PRINTERS = ("Form4-RetryA", "Form4-RetryB")
+#: Real seconds per simulated second: a 20 mm part (about 1,700 s) prints in about 5 s, so
+#: the third case waits for a printer, and dispatch reads printer readiness.
+SCALE = 0.003
+TIMEOUT_S = 60.0
+
+
+def _recipe(folder: Path) -> Path:
+    path = folder / "retry.yaml"
+    path.write_text(
+        f"""\
+name: retry
+scene: {{machine_type: FORM-4-0, material_code: FLGPGR05, layer_thickness_mm: 0.1}}
+import: {{units: MILLIMETERS, repair_behavior: IGNORE}}
+steps:
+  - save_form: {{}}
+  - print:
+      printer: [{", ".join(PRINTERS)}]
+batching: {{max_models_per_build: 1, keep_cases_together: true}}
+outputs: {{root: {(folder / 'out').as_posix()}}}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _drop(inbox: Path, case: str) -> None:
+    (inbox / case).mkdir()
+    (inbox / case / "upper.stl").write_bytes(tetra_stl_bytes(int(case[2:]), size_mm=20.0))
+
+
+class TestALongRetryAfter:
+    """Verification is deferred; a case that waits for a printer is dispatched meanwhile."""
+
+    def test_new_cases_print_while_verification_waits_for_the_retry_time(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        fleet = tmp_path / "fleet"
+        path = write_hotfolder_settings(tmp_path, _recipe(tmp_path), fleet_dir=fleet,
+                                        servers=2, hotfolders={"batching": {"window_s": 0.5}})
+        declare_fleet(path, PRINTERS, print_time_scale=SCALE, sections={
+            "dispatch": {"poll_interval_s": 0.2}})
+        credentials = Credentials(TEST_CLIENT_ID, SECRET)
+        env = {ENV_CLIENT_ID: TEST_CLIENT_ID, ENV_CLIENT_SECRET: SECRET}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)  # dispatch reads its credentials from here
+        inbox = tmp_path / "inbox"
+        with dashboard_server(fleet, credentials=credentials, time_scale=SCALE,
+                              hourly_limit=3) as dashboard:
+            settings = load_settings(path, env={})
+            settings = replace(settings, cloud=CloudSettings(base_url=dashboard.url),
+                               verify=VerifySettings(interval_s=0.2, requests_per_hour=1500))
+            store = SqliteJobStore(settings.store.path)
+            daemon = HotFolderDaemon(settings, store, pool_factory(settings.pool),
+                                     web_client=prints_feed_for(settings, env, store=store),
+                                     print_lookup=FleetFolderLocator(fleet))
+            statuses = lambda: [e.status for e in dashboard.exchanges]  # noqa: E731
+            with capture_logs() as logs, running_daemon(daemon, timeout=TIMEOUT_S):
+                for case in ("C-1", "C-2"):
+                    _drop(inbox, case)
+                wait_for(lambda: any(e["event"] == "hotfolder_verify_deferred" for e in logs),
+                         TIMEOUT_S, interval=0.1, what="verification to be deferred")
+                _drop(inbox, "C-3")  # both printers busy: it waits, then dispatch sends it
+                wait_for(lambda: len(fleet_jobs(fleet)) == 3, TIMEOUT_S, interval=0.1,
+                         what="the third case to print")
+                held = statuses()
+            dashboard.check()
+        deferred = [e for e in logs if e["event"] == "hotfolder_verify_deferred"]
+        assert len(deferred) == 1 and deferred[0]["wait_s"] > 3000, deferred
+        assert held.count(429) == 1, held  # after it, nothing asked before the retry time
+        builds = store.list_builds()
+        assert len(builds) == 3
+        assert {b.state for b in builds} <= {JobState.PRINT_SENT, JobState.VERIFYING}
+        assert {b.printer for b in builds} == set(PRINTERS)
+        assert any(e["event"] == "build_transition" and e["to_state"] == "waiting_for_printer"
+                   for e in logs)  # the third went through dispatch
+        store.close()
