@@ -319,10 +319,13 @@ class VerificationPoller:
             raise
         except CloudError as exc:
             self._failures += 1
-            error = f"{type(exc).__name__}: {exc}"
+            # Our own errors say what failed and what helps; their class name is for the log
+            # (the error is shown to users: verify's "the prints feed could not be read").
+            error = str(exc)
             if isinstance(exc, CloudRateLimitError):
                 retry_after_s = exc.retry_after_s
-            log.warning("verify_poll_failed", error=error, failures=self._failures)
+            log.warning("verify_poll_failed", error=error, error_type=type(exc).__name__,
+                        failures=self._failures)
         now = self.clock.now()
         results: list[VerificationResult] = []
         progress: list[PrintProgress] = []

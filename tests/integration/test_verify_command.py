@@ -164,6 +164,24 @@ class TestVerifyOnceRateLimited:
             states = {store.get_build(b.id).state for b in (good, bad)}
         assert states == {JobState.VERIFYING}  # as the first run left them, for the next
 
+    def test_a_limit_met_at_the_poll_is_said_without_a_class_name(
+        self, tmp_path: Path
+    ) -> None:
+        _store_with_two_prints(tmp_path)
+        # Five requests an hour: the first run spends three (token, credentials check, one
+        # page); the second gets its token and check, and its poll meets the limit.
+        with _dashboard(tmp_path, "--time-scale", "1", "--hourly-limit", "5") as dash:
+            first = _verify(tmp_path, dash)
+            stopped = _verify(tmp_path, dash)
+        assert first.returncode == 0, first.stderr
+        assert stopped.returncode == 1
+        said = [line for line in stopped.stderr.splitlines()
+                if line.startswith("error: the prints feed could not be read: ")]
+        assert len(said) == 1, stopped.stderr
+        assert "the Web API asked to wait" in said[0]
+        assert "Error:" not in said[0]  # the message, not the exception's class name
+        assert "the prints still pending are checked on the next verify" in stopped.stderr
+
 
 class TestVerifyWebApiUnreachable:
     """A Web API that cannot be reached stops the run with what helps; the prints wait."""

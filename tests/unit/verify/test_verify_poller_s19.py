@@ -225,7 +225,8 @@ class TestEvents:
         with capture_logs() as logs:
             outcome = VerificationPoller(client, clock=clock).poll([_item(clock)])
         [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
-        assert "CloudUnavailableError" in failed["error"] and failed["failures"] == 1
+        assert failed["error_type"] == "CloudUnavailableError" and failed["failures"] == 1
+        assert failed["error"] == outcome.error and "503" in failed["error"]
         [event] = [e for e in logs if e["event"] == "verify_poll"]
         assert (outcome.pages, event["pages"], event["error"]) == (0, 0, outcome.error)
 
