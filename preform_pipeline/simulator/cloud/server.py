@@ -161,6 +161,10 @@ class _Handler(JsonRequestHandler):
     server_version = f"DashboardSimulator/{__version__}"
     default_error_text = "Malformed request."
 
+    # Django lists TRACE among the methods a view may implement; on a path none of the API's
+    # views answers it for, Django REST framework says 405 (with Allow), not http.server's 501.
+    do_TRACE = JsonRequestHandler._dispatch
+
     def error_payload(self, status: int, text: str) -> bytes:
         return json.dumps({"detail": text}).encode()
 
