@@ -158,6 +158,36 @@ class TestALongNameFromCron:
         assert once() == []
         assert long.read_bytes() == tetra_stl_bytes(2)  # never taken, never moved
 
+    def test_a_file_gone_from_the_inbox_is_forgotten_and_said_again_when_back(
+        self, tmp_path: Path
+    ) -> None:
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
+        long.write_bytes(tetra_stl_bytes(1))
+        away = tmp_path / "away.stl"
+
+        def once() -> tuple[list[str], list[str]]:
+            done = _cli(tmp_path, "watch", str(settings), "--once", "--log-level", "INFO")
+            assert done.returncode == 0, done.stderr
+            lines = [line for line in done.stdout.splitlines() if "stays in the inbox" in line]
+            forgotten = [e for e in done.stderr.splitlines() if "notices_forgotten" in e]
+            return lines, forgotten
+
+        assert len(once()[0]) == 1
+        assert once() == ([], [])
+        long.rename(away)  # the user took it out to rename it, and the store lets it go
+        lines, forgotten = once()
+        assert lines == []
+        assert len(forgotten) == 1 and f"inbox={inbox} paths=['{long}']" in forgotten[0]
+        away.rename(long)  # back, the same size and time: a new arrival, said again
+        lines, forgotten = once()
+        assert len(lines) == 1 and lines[0].startswith(f"{long} stays in the inbox")
+        assert forgotten == []
+
 
 class TestARunSweepsDeadWritersTemporaries:
     """``run`` removes at its start the temporaries a killed run of this host left below its

@@ -59,3 +59,38 @@ class TestALockedStore:
                 f"{store_path}: the job store stayed locked for more than 0.1 s while "
                 "recording a notice")
             assert store.note_notice("k", "1") is True  # the refused one left no record
+
+
+class TestANoticeIsForgotten:
+    """A notice removed (what it was about is gone) is said again if that comes back."""
+
+    def test_the_keys_under_a_prefix_are_listed(self, store: JobStore) -> None:
+        for key in ("drop_name_too_long /in/a.stl", "drop_name_too_long /in/b_%.stl",
+                    "drop_name_too_long /inx/c.stl", "other /in/a.stl"):
+            store.note_notice(key, "1")
+
+        assert store.notice_keys("drop_name_too_long /in/") == (
+            "drop_name_too_long /in/a.stl", "drop_name_too_long /in/b_%.stl")
+        # A path's "%" and "_" are themselves, not wildcards.
+        assert store.notice_keys("drop_name_too_long /in/b_%") == (
+            "drop_name_too_long /in/b_%.stl",)
+        assert store.notice_keys("drop_name_too_long /in/b%") == ()
+        assert store.notice_keys("nothing") == ()
+
+    def test_a_forgotten_notice_is_said_again_and_the_others_are_not(
+        self, store: JobStore
+    ) -> None:
+        store.note_notice("drop_name_too_long /in/a.stl", "120 1700")
+        store.note_notice("drop_name_too_long /in/b.stl", "120 1700")
+
+        assert store.forget_notices(["drop_name_too_long /in/a.stl", "never said"]) == 1
+
+        assert store.notice_keys("drop_name_too_long ") == ("drop_name_too_long /in/b.stl",)
+        assert store.note_notice("drop_name_too_long /in/a.stl", "120 1700") is True
+        assert store.note_notice("drop_name_too_long /in/b.stl", "120 1700") is False
+
+    def test_forgetting_nothing_is_nothing(self, store: JobStore) -> None:
+        store.note_notice("k", "1")
+
+        assert store.forget_notices([]) == 0
+        assert store.notice_keys("") == ("k",)
