@@ -108,6 +108,26 @@ class TestASimulatorArgForNoServer:
                     "--output", str(tmp_path / "out"),
                     "--simulator-arg", "server-1:--latency=instant")
         assert done.returncode == 0, done.stderr
+        assert "reaches no server" not in done.stdout
+
+    def test_a_server_this_run_does_not_start_is_said_to_get_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        # Two servers configured, one build: the right-sized pool starts server-1 alone.
+        log = tmp_path / "run.jsonl"
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "2", "--dry-run",
+                    "--output", str(tmp_path / "out"), "--log-file", str(log),
+                    "--simulator-arg", "server-2:--latency=instant",
+                    "--simulator-arg", "server-1:--latency=instant")
+        assert done.returncode == 0, done.stderr
+        warned = [line for line in done.stdout.splitlines() if "reaches no server" in line]
+        assert warned == [
+            "warning: --simulator-arg server-2:--latency=instant reaches no server: this run "
+            "starts only server-1 (one per build), not server-2"]
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        unused = [(e["level"], e["arg"], e["server"], e["started"]) for e in events
+                  if e["event"] == "simulator_arg_unused"]
+        assert unused == [("warning", "server-2:--latency=instant", "server-2", ["server-1"])]
 
 
 class TestAnUnreachableServersReasonIsSaidOnce:
