@@ -94,3 +94,43 @@ class TestANoticeIsForgotten:
 
         assert store.forget_notices([]) == 0
         assert store.notice_keys("") == ("k",)
+
+
+class TestForgettingInALockedOrBrokenStore:
+    """Reading notices does not wait for another writer; forgetting them does, and says so;
+    a store that fails says what it was doing."""
+
+    def test_the_keys_are_read_while_another_writer_holds_the_store(
+        self, store_path: Path
+    ) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.1) as store:
+            store.note_notice("k", "1")
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                assert store.notice_keys("") == ("k",)
+                with pytest.raises(StoreError) as raised:
+                    store.forget_notices(["k"])
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert raised.value.message == (
+                f"{store_path}: the job store stayed locked for more than 0.1 s while "
+                "forgetting notices")
+            assert store.notice_keys("") == ("k",)  # the refused one removed nothing
+
+    def test_a_failing_store_names_what_it_was_doing(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE notices")  # any failure of the table's reads and writes
+            other.close()
+            with pytest.raises(StoreError) as reading:
+                store.notice_keys("")
+            with pytest.raises(StoreError) as forgetting:
+                store.forget_notices(["k"])
+        assert reading.value.message == (
+            f"{store_path}: the job store failed while reading the notices: "
+            "no such table: notices")
+        assert forgetting.value.message == (
+            f"{store_path}: the job store failed while forgetting notices: "
+            "no such table: notices")
