@@ -428,8 +428,12 @@ class HotFolderDaemon:
                     self._enqueue_jobs(self.recovery.maintenance())
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
-                    if now >= self._next_prune:
+                    pruning = now >= self._next_prune
+                    if pruning:
                         self._prune_outputs()
+                    # One event per periodic rescan, with the clock's time it ran at: what a
+                    # test (or a reader of a debug log) waits on to know a rescan came.
+                    log.debug("hotfolder_rescanned", monotonic=now, pruned=pruning)
                 self.recovery.recheck_due()
                 if once:
                     if self._quiet_waiting == 0:
