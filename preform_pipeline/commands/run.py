@@ -255,6 +255,26 @@ def _unknown_server_arg(values: Sequence[str], settings: Settings) -> str | None
     return None
 
 
+def _unstarted_server_args(
+    values: Sequence[str], settings: Settings, count: int
+) -> list[tuple[str, str, list[str]]]:
+    """The ``SERVER:ARG`` items of ``values`` naming a server of the settings that this run
+    does not start (its pool is right-sized: ``count`` builds start that many local servers
+    at most), as (item, server, the servers started). Such a flag reaches no server."""
+    started = local_server_names(min(settings.pool.local_count, max(1, count)))
+    unstarted = []
+    for value in values:
+        server, _ = _split_simulator_arg(value)
+        if server is not None and server not in started:
+            unstarted.append((value, server, started))
+    return unstarted
+
+
+def _unstarted_server_warning(value: str, server: str, started: Sequence[str]) -> str:
+    return (f"--simulator-arg {value} reaches no server: this run starts only "
+            f"{', '.join(started)} (one per build), not {server}")
+
+
 def _size(size: tuple[float, float, float] | None) -> str:
     return "?" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
 
@@ -509,11 +529,16 @@ def _run_recorded(
     _print_rejections(plan.rejected, stdout)
     for warning in (*plan.warnings, *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
+    count = max(len(plan.builds), int(left))  # right-sized: no idle servers
+    for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
+        # A server of the settings, so not refused; but the fault it was to inject never comes.
+        log.warning("simulator_arg_unused", arg=value, server=server, started=started)
+        print(f"warning: {_unstarted_server_warning(value, server, started)}", file=stdout)
 
     pool = ServerPool(
         settings.pool,
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
-        count=max(len(plan.builds), int(left)),  # right-sized: no idle servers
+        count=count,
     )
     if pool.simulated:
         print(SIMULATED_LINE, file=stdout, flush=True)

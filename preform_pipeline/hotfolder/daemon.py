@@ -145,6 +145,8 @@ _MAX_WAIT_S: Final = 1.0
 _RELEASE_CHECK_S: Final = 0.5
 #: How often a running daemon prunes its output folders (``hotfolders.retention_days``).
 _PRUNE_EVERY_S: Final = 86_400.0
+#: Key of the store's notice about a name too long to take, before the path it names.
+_TOO_LONG_NOTICE: Final = "drop_name_too_long"
 #: Builds whose saved .form is still to be sent: retention keeps it whatever its age.
 _FORM_NEEDED_STATES: Final = frozenset({JobState.PREPARED, JobState.AWAITING_APPROVAL,
                                         JobState.WAITING_FOR_PRINTER, JobState.PRINT_SENDING})
@@ -426,8 +428,12 @@ class HotFolderDaemon:
                     self._enqueue_jobs(self.recovery.maintenance())
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
-                    if now >= self._next_prune:
+                    pruning = now >= self._next_prune
+                    if pruning:
                         self._prune_outputs()
+                    # One event per periodic rescan, with the clock's time it ran at: what a
+                    # test (or a reader of a debug log) waits on to know a rescan came.
+                    log.debug("hotfolder_rescanned", monotonic=now, pruned=pruning)
                 self.recovery.recheck_due()
                 if once:
                     if self._quiet_waiting == 0:
@@ -529,6 +535,28 @@ class HotFolderDaemon:
         for root in self._roots:
             for path in scan(root):
                 self._note(path, now)
+        self._forget_gone_notices()
+
+    def _forget_gone_notices(self) -> None:
+        """Remove the notices about names too long whose file is gone from its inbox (renamed,
+        taken, deleted): the store keeps a row only while its file is there, and a new file
+        under the old name is said again. An inbox that is not there (an unmounted share)
+        keeps its notices: its files are away, not gone."""
+        for inbox in self.hot.inboxes:
+            if not inbox.path.is_dir():
+                continue
+            prefix = f"{_TOO_LONG_NOTICE} {inbox.path}{os.sep}"
+            try:
+                gone = [key for key in self.store.notice_keys(prefix)
+                        if not os.path.lexists(key[len(_TOO_LONG_NOTICE) + 1:])]
+                if gone:
+                    self.store.forget_notices(gone)
+            except StoreError as exc:  # the next rescan tries again
+                log.warning("notices_not_forgotten", inbox=str(inbox.path), error=exc.message)
+                continue
+            if gone:
+                log.info("notices_forgotten", inbox=str(inbox.path),
+                         paths=[key[len(_TOO_LONG_NOTICE) + 1:] for key in gone])
 
     def _drain_events(self) -> None:
         while True:
@@ -681,7 +709,7 @@ class HotFolderDaemon:
         remembers what was said, across starts: a ``watch --once`` from cron repeats nothing)."""
         st = overlong.lstat()
         try:
-            return self.store.note_notice(f"drop_name_too_long {overlong}",
+            return self.store.note_notice(f"{_TOO_LONG_NOTICE} {overlong}",
                                           f"{st.st_size} {st.st_mtime_ns}")
         except StoreError as exc:
             log.warning("notice_not_recorded", path=str(overlong), error=str(exc))

@@ -131,6 +131,10 @@ _ONE_MODEL_OPERATIONS = frozenset(
 #: most recently created one. Either way the scene's models are the work they are priced by.
 _SCENE_OPERATIONS = frozenset(r.operation_id for r in ROUTES if "{scene_id}" in r.segments)
 
+#: Operations that replace the default scene, discarding its models: priced by those models
+#: (no scene id in their path, and not the newest scene's: always the default one's).
+_DEFAULT_SCENE_OPERATIONS = frozenset({"create_default_scene", "delete_default_scene"})
+
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
 
 
@@ -236,6 +240,9 @@ class SimEngine:
             extra = data.get("files")
             files = [data.get("file"), *(extra if isinstance(extra, list) else [])]
             return WorkEstimate(triangles=sum(_estimated_triangles(f) for f in files), models=1)
+        if operation_id in _DEFAULT_SCENE_OPERATIONS:
+            triangles, models = self.scenes.peek_triangles(DEFAULT_SCENE_ID)
+            return WorkEstimate(triangles=triangles, models=models)
         if operation_id not in _SCENE_OPERATIONS:
             return WorkEstimate()
         # The scene the operation will act on, by the rule it runs under (_scene_id), so a

@@ -7,7 +7,8 @@ Both speak JSON over stdlib ``ThreadingHTTPServer``; what they share lives here:
   hands every request to one ``dispatch`` callable;
 * :class:`JsonRequestHandler`: keep-alive HTTP/1.1 with Nagle off, an idle timeout, and a JSON
   answer (never an HTML page) to requests too malformed to dispatch;
-* :func:`read_body`: a request body read in full, or :class:`BadFraming`;
+* :func:`read_body`: a request body read in full within a deadline, or :class:`BadFraming`
+  (:class:`BodyTimeout` when it does not come in time);
 * :class:`ThreadedHTTPApp`: bound on construction, served in a background thread or the
   caller's, stopped once.
 
@@ -17,10 +18,12 @@ name, exchange logging) stays with each server, as overrides and arguments.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -31,10 +34,12 @@ import numpy as np
 from preform_pipeline.logging import get_logger
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_POLL_INTERVAL_S",
     "BadFraming",
+    "BodyTimeout",
     "JsonHTTPServer",
     "JsonRequestHandler",
     "ThreadedHTTPApp",
@@ -45,6 +50,12 @@ __all__ = [
 #: An idle keep-alive connection is closed after this long, so forgotten clients do not pin
 #: a thread each for the life of the process.
 DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
+
+#: Longest a request body may take to arrive once its headers are read. Far shorter than the
+#: idle timeout: a client that announced a Content-Length and sends less (or dribbles it) is
+#: answered 408 in seconds, as a real HTTP server would, instead of holding its thread for
+#: two minutes. The bodies are small JSON documents, so loopback and a LAN need milliseconds.
+DEFAULT_BODY_TIMEOUT_S: Final = 10.0
 
 #: How often the serving loop checks for shutdown: bounds how long stopping takes.
 DEFAULT_POLL_INTERVAL_S: Final = 0.05
@@ -69,6 +80,15 @@ _App = TypeVar("_App", bound="ThreadedHTTPApp")
 
 class BadFraming(Exception):
     """The request body cannot be read; the connection must close after the answer."""
+
+    #: HTTP status of the answer.
+    status: int = 400
+
+
+class BodyTimeout(BadFraming):
+    """The request body did not arrive in full within the body deadline."""
+
+    status = 408
 
 
 class JsonHTTPServer(ThreadingHTTPServer):
@@ -161,15 +181,30 @@ def read_body(
     *,
     accept_chunked: bool,
     limit_unit: str = " bytes",
+    timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> bytes:
     """The request body in full (empty without one); :class:`BadFraming` when it cannot be read.
 
-    ``limit_unit`` follows the limit in the out-of-range message (each server keeps its text).
+    The whole body must arrive within ``timeout_s`` of this call (:class:`BodyTimeout`
+    otherwise): a deadline for the body, not for each read, so a client sending a byte at a
+    time cannot stretch it. ``limit_unit`` follows the limit in the out-of-range message (each
+    server keeps its text).
     """
+    with _Deadline(handler, timeout_s) as deadline:
+        return _read_body(handler, max_bytes, accept_chunked, limit_unit, deadline)
+
+
+def _read_body(
+    handler: BaseHTTPRequestHandler,
+    max_bytes: int,
+    accept_chunked: bool,
+    limit_unit: str,
+    deadline: _Deadline,
+) -> bytes:
     if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
         if not accept_chunked:
             raise BadFraming("chunked request bodies are not accepted; send Content-Length")
-        return _read_chunked(handler, max_bytes)
+        return _read_chunked(handler, max_bytes, deadline)
     length_text = handler.headers.get("Content-Length")
     if length_text is None:
         return b""
@@ -179,16 +214,68 @@ def read_body(
         raise BadFraming(f"Content-Length {length_text!r} is not a number") from None
     if not 0 <= length <= max_bytes:
         raise BadFraming(f"Content-Length {length} is outside 0..{max_bytes}{limit_unit}")
-    data = handler.rfile.read(length)
-    if len(data) != length:
-        raise BadFraming(f"body ended after {len(data)} of {length} bytes")
-    return data
+    parts: list[bytes] = []
+    got = 0
+    while got < length:
+        deadline.arm(f"body came too slowly: {got} of {length} bytes")
+        # read1: at most one receive, so the deadline is checked between receives.
+        chunk = handler.rfile.read1(min(length - got, 1 << 16))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    if got != length:
+        raise BadFraming(f"body ended after {got} of {length} bytes")
+    return b"".join(parts)
 
 
-def _read_chunked(handler: BaseHTTPRequestHandler, max_bytes: int) -> bytes:
+class _Deadline:
+    """The body's deadline, applied to the connection's socket before each receive.
+
+    A receive that outlives it raises :class:`BodyTimeout`; on leaving, the socket gets its
+    idle timeout back (a keep-alive connection waits for the next request as before).
+    """
+
+    def __init__(self, handler: BaseHTTPRequestHandler, timeout_s: float) -> None:
+        self._socket: socket.socket = handler.connection
+        self._idle = self._socket.gettimeout()
+        self._ends = time.monotonic() + timeout_s
+        self._timeout_s = timeout_s
+        self._what = "body came too slowly"
+
+    def arm(self, what: str) -> None:
+        """Before a receive: give it the time left; ``what`` says where the body stood."""
+        self._what = what
+        left = self._ends - time.monotonic()
+        if left <= 0:
+            raise self._expired()
+        self._socket.settimeout(left)
+
+    def _expired(self) -> BodyTimeout:
+        limit = f"the whole body must arrive within {self._timeout_s:g} s"
+        return BodyTimeout(f"{self._what} ({limit})")
+
+    def __enter__(self) -> _Deadline:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, TimeoutError):
+            # The socket is unusable after a timed-out receive; the connection closes anyway.
+            raise self._expired() from None
+        with contextlib.suppress(OSError):  # the client already closed the socket
+            self._socket.settimeout(self._idle)
+
+
+def _read_chunked(handler: BaseHTTPRequestHandler, max_bytes: int, deadline: _Deadline) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
+        deadline.arm(f"chunked body came too slowly: {total} bytes")
         line = handler.rfile.readline(_CHUNK_LINE_LIMIT)
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
@@ -196,12 +283,14 @@ def _read_chunked(handler: BaseHTTPRequestHandler, max_bytes: int) -> bytes:
             raise BadFraming("malformed chunked transfer encoding") from None
         if size == 0:
             while handler.rfile.readline(_CHUNK_LINE_LIMIT) not in (b"\r\n", b"\n", b""):
-                pass  # trailers carry nothing the simulators use
+                deadline.arm(f"chunked body's trailer came too slowly: {total} bytes")
             return b"".join(parts)
         total += size
         if total > max_bytes:
             raise BadFraming(f"chunked body exceeds {max_bytes} bytes")
+        deadline.arm(f"chunked body came too slowly: {total - size} bytes")
         parts.append(handler.rfile.read(size))
+        deadline.arm(f"chunked body came too slowly: {total} bytes")
         handler.rfile.readline(_CHUNK_LINE_LIMIT)
 
 

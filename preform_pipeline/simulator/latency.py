@@ -73,7 +73,8 @@ REALISTIC_COSTS: Mapping[str, OperationCost] = MappingProxyType(
         "logout": OperationCost(0.1),
         "get_user": OperationCost(0.05),
         "create_scene": OperationCost(0.05),
-        "create_default_scene": OperationCost(0.05),
+        # Replaces the default scene: the models it discards cost as delete_scene's do.
+        "create_default_scene": OperationCost(0.05, per_model_s=0.005),
         "delete_default_scene": OperationCost(0.02, per_model_s=0.005),
         "get_all_scenes": OperationCost(0.01, per_model_s=0.001),
         "get_scene": OperationCost(0.01, per_model_s=0.002),

@@ -10,6 +10,10 @@ Rendering uses a depth buffer and point splatting: every triangle is sampled wit
 a few samples per covered pixel (large triangles are rasterised exactly), the nearest sample
 wins each pixel, and flat shading comes from the angle between the face normal and a light
 over the viewer's left shoulder. Out-of-bounds models are drawn red, the platform grey.
+Samples are made and folded into the depth buffer a bounded batch at a time, so a
+screenshot's memory is the image's (at most :data:`MAX_IMAGE_SIZE_PX` a side) and the mesh's,
+never the covered pixels' count times the triangles': a metre-wide model costs what a
+centimetre-wide one does.
 
 A supported model stands on what PreForm would give it (:func:`support_geometry`): a raft
 under its footprint (tan) and a pillar (pale yellow) under each patch of its down-facing
@@ -23,7 +27,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -60,6 +64,9 @@ DEFAULT_PITCH_DEG: Final = 35.264
 _SAMPLE_DENSITY: Final = 6.0
 #: Bound on samples per image so a huge mesh costs bounded time and memory.
 _MAX_SAMPLES: Final = 4_000_000
+#: Samples made and folded into the depth buffer at once: bounds the memory of a screenshot
+#: whatever the pixels its triangles cover (each sample costs some 200 bytes while made).
+_BATCH_SAMPLES: Final = 1 << 17
 _PADDING: Final = 0.05
 #: Triangles covering more pixels than this are rasterised exactly instead of sampled.
 _EXACT_RASTER_MIN_AREA_PX: Final = 48.0
@@ -72,6 +79,9 @@ _SUPPORT: Final = (235, 220, 150)
 _LABEL: Final = (30, 30, 40)
 #: One pillar per cell of this size under the model's down-facing surface.
 _PILLAR_SPACING_MM: Final = 3.0
+#: At most this many pillar cells under one model: a wider model gets wider cells, so its
+#: pillars (twelve triangles each) stay a bounded mesh, however large the model.
+_MAX_PILLAR_CELLS: Final = 10_000
 _PILLAR_WIDTH_MM: Final = 0.8
 #: How far the raft reaches beyond the model's footprint, and the thinnest raft drawn.
 _RAFT_BORDER_MM: Final = 1.5
@@ -177,7 +187,9 @@ def support_geometry(
     centres = centres[centres[:, 2] > raft_top + 0.1]
     if len(centres) == 0:
         return raft, np.zeros((0, 3, 3))
-    cells = np.floor(centres[:, :2] / _PILLAR_SPACING_MM).astype(np.int64)
+    footprint = float((high[0] - low[0]) * (high[1] - low[1]))
+    spacing = max(_PILLAR_SPACING_MM, math.sqrt(footprint / _MAX_PILLAR_CELLS))
+    cells = np.floor(centres[:, :2] / spacing).astype(np.int64)
     order = np.lexsort((centres[:, 2], cells[:, 1], cells[:, 0]))
     cells, centres = cells[order], centres[order]
     first = np.ones(len(cells), dtype=bool)
@@ -334,24 +346,39 @@ def render(
     layers.extend((triangles, colour, 0.0) for triangles, colour in drawn)
 
     depth = np.full(width * height, np.inf)
-    image = np.empty((width * height, 3), dtype=np.float64)
+    image = np.empty((width * height, 3), dtype=np.uint8)
     image[:] = _BACKGROUND
     budget = _MAX_SAMPLES
     for triangles, colour, bias in layers:
         if triangles.size == 0:
             continue
-        pixels, z, shade = _splat(triangles, axes, (u0, v0), scale, (width, height), budget)
-        z = z + bias
-        # Nearest sample per pixel: sort by depth, keep each pixel's first occurrence.
-        order = np.argsort(z, kind="stable")
-        pixels, z, shade = pixels[order], z[order], shade[order]
-        unique_pixels, first = np.unique(pixels, return_index=True)
-        nearer = z[first] < depth[unique_pixels]
-        hit = unique_pixels[nearer]
-        depth[hit] = z[first][nearer]
-        image[hit] = np.outer(shade[first][nearer], colour)
-    rgb = np.clip(image, 0, 255).astype(np.uint8).reshape(height, width, 3)
+        for pixels, z, shade in _splat(
+            triangles, axes, (u0, v0), scale, (width, height), budget
+        ):
+            _keep_nearest(depth, image, (pixels, z + bias, shade), colour)
+    rgb = image.reshape(height, width, 3)
     return np.ascontiguousarray(rgb[::-1])  # image rows run top-down, screen v runs up
+
+
+def _keep_nearest(
+    depth: npt.NDArray[np.float64],
+    image: npt.NDArray[np.uint8],
+    samples: _Samples,
+    colour: tuple[int, int, int],
+) -> None:
+    """Fold a batch of samples into the depth buffer: each pixel keeps its nearest sample.
+
+    Within a batch the first of equally near samples wins, and across batches the earlier
+    (a later one must be strictly nearer), so batching does not change the picture.
+    """
+    pixels, z, shade = samples
+    order = np.argsort(z, kind="stable")
+    pixels, z, shade = pixels[order], z[order], shade[order]
+    unique_pixels, first = np.unique(pixels, return_index=True)
+    nearer = z[first] < depth[unique_pixels]
+    hit = unique_pixels[nearer]
+    depth[hit] = z[first][nearer]
+    image[hit] = np.clip(np.outer(shade[first][nearer], colour), 0, 255).astype(np.uint8)
 
 
 _Samples = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -364,9 +391,10 @@ def _splat(
     scale: float,
     size: tuple[int, int],
     budget: int,
-) -> _Samples:
-    """Pixel index, depth and shade per sample: large triangles are rasterised exactly (one
-    sample per pixel centre), small ones are sampled at random points."""
+) -> Iterator[_Samples]:
+    """Pixel index, depth and shade per sample, in batches of at most :data:`_BATCH_SAMPLES`:
+    large triangles are rasterised exactly (one sample per pixel centre), small ones are
+    sampled at random points."""
     right, up, forward = axes
     basis = np.stack([right, up, forward], axis=1)  # world -> (u, v, depth)
     screen = triangles @ basis
@@ -383,27 +411,32 @@ def _splat(
     facing = np.abs(normals @ light) / np.where(lengths > 0, lengths, 1.0)
     shades = _AMBIENT + _DIFFUSE * facing
     large = area_px > _EXACT_RASTER_MIN_AREA_PX
-    parts = [
-        _raster(screen[large], shades[large], size),
-        _sample(screen[~large], area_px[~large], shades[~large], size, budget),
-    ]
-    return (
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate([p[2] for p in parts]),
-    )
+    yield from _raster(screen[large], shades[large], size)
+    yield from _sample(screen[~large], area_px[~large], shades[~large], size, budget)
+
+
+def _batches(counts: npt.NDArray[np.int64]) -> Iterator[tuple[npt.NDArray[np.int64], ...]]:
+    """``counts[i]`` samples of triangle ``i``, numbered in a row and cut into batches of at
+    most :data:`_BATCH_SAMPLES`: per batch, each sample's triangle and its number within it
+    (one triangle's samples may span batches)."""
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    starts = ends - counts
+    for start in range(0, total, _BATCH_SAMPLES):
+        position = np.arange(start, min(start + _BATCH_SAMPLES, total), dtype=np.int64)
+        index = np.searchsorted(ends, position, side="right")
+        yield index, position - starts[index]
 
 
 def _raster(
     tris: npt.NDArray[np.float64], shades: npt.NDArray[np.float64], size: tuple[int, int]
-) -> _Samples:
+) -> Iterator[_Samples]:
     """Pixels whose centres lie in each screen triangle, with interpolated depth: every
     triangle's bounding-box pixels at once (one array pass, not a loop per triangle; a
     supported model brings hundreds of pillar faces)."""
     width, height = size
-    empty: _Samples = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     if len(tris) == 0:
-        return empty
+        return
     x0 = np.maximum(0, np.floor(tris[:, :, 0].min(axis=1))).astype(np.int64)
     x1 = np.minimum(width - 1, np.ceil(tris[:, :, 0].max(axis=1))).astype(np.int64)
     y0 = np.maximum(0, np.floor(tris[:, :, 1].min(axis=1))).astype(np.int64)
@@ -412,22 +445,19 @@ def _raster(
     det = (by - qy) * (ax - qx) + (qx - bx) * (ay - qy)
     w, h = x1 - x0 + 1, y1 - y0 + 1
     counts = np.where((w > 0) & (h > 0) & (np.abs(det) >= 1e-12), w * h, 0)
-    total = int(counts.sum())
-    if total == 0:
-        return empty
-    index = np.repeat(np.arange(len(tris)), counts)
-    local = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    gx = x0[index] + local % w[index]
-    gy = y0[index] + local // w[index]
-    cx, cy = gx + 0.5, gy + 0.5
-    ax, ay, ad, bx, by, bd = ax[index], ay[index], ad[index], bx[index], by[index], bd[index]
-    qx, qy, qd, det = qx[index], qy[index], qd[index], det[index]
-    wa = ((by - qy) * (cx - qx) + (qx - bx) * (cy - qy)) / det
-    wb = ((qy - ay) * (cx - qx) + (ax - qx) * (cy - qy)) / det
-    wc = 1.0 - wa - wb
-    inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
-    depth = wa * ad + wb * bd + wc * qd
-    return (gy * width + gx)[inside], depth[inside], shades[index][inside]
+    for index, local in _batches(counts):
+        gx = x0[index] + local % w[index]
+        gy = y0[index] + local // w[index]
+        cx, cy = gx + 0.5, gy + 0.5
+        tax, tay, tad = ax[index], ay[index], ad[index]
+        tbx, tby, tbd = bx[index], by[index], bd[index]
+        tqx, tqy, tqd, tdet = qx[index], qy[index], qd[index], det[index]
+        wa = ((tby - tqy) * (cx - tqx) + (tqx - tbx) * (cy - tqy)) / tdet
+        wb = ((tqy - tay) * (cx - tqx) + (tax - tqx) * (cy - tqy)) / tdet
+        wc = 1.0 - wa - wb
+        inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
+        depth = wa * tad + wb * tbd + wc * tqd
+        yield (gy * width + gx)[inside], depth[inside], shades[index][inside]
 
 
 def _sample(
@@ -436,23 +466,22 @@ def _sample(
     shades: npt.NDArray[np.float64],
     size: tuple[int, int],
     budget: int,
-) -> _Samples:
+) -> Iterator[_Samples]:
     counts = np.ceil(area_px * _SAMPLE_DENSITY).astype(np.int64) + 1
     total = int(counts.sum())
     if total > budget:
         counts = np.maximum(1, (counts * (budget / total)).astype(np.int64))
-    index = np.repeat(np.arange(len(screen)), counts)
     rng = np.random.default_rng(0)  # fixed seed: the same scene renders the same image
-    r1, r2 = np.sqrt(rng.random(len(index))), rng.random(len(index))
-    a, b, c = 1.0 - r1, r1 * (1.0 - r2), r1 * r2
-    tri = screen[index]
-    points = a[:, None] * tri[:, 0] + b[:, None] * tri[:, 1] + c[:, None] * tri[:, 2]
-    shade = shades[index]
     width, height = size
-    px = np.floor(points[:, 0]).astype(np.int64)
-    py = np.floor(points[:, 1]).astype(np.int64)
-    inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
-    return (py * width + px)[inside], points[inside, 2], shade[inside]
+    for index, _ in _batches(counts):
+        r1, r2 = np.sqrt(rng.random(len(index))), rng.random(len(index))
+        a, b, c = 1.0 - r1, r1 * (1.0 - r2), r1 * r2
+        tri = screen[index]
+        points = a[:, None] * tri[:, 0] + b[:, None] * tri[:, 1] + c[:, None] * tri[:, 2]
+        px = np.floor(points[:, 0]).astype(np.int64)
+        py = np.floor(points[:, 1]).astype(np.int64)
+        inside = (px >= 0) & (px < width) & (py >= 0) & (py < height)
+        yield (py * width + px)[inside], points[inside, 2], shades[index][inside]
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -3,7 +3,8 @@
 One request goes through :meth:`SimulatorServer._dispatch`:
 
 1. fault injection counts it (and may end the process, ``--exit-after-requests``);
-2. the body is read in full (so a keep-alive connection stays in step whatever the answer);
+2. the body is read in full (so a keep-alive connection stays in step whatever the answer),
+   within ``body_timeout`` seconds (408 ``REQUEST_TIMEOUT`` otherwise, the connection closed);
 3. the route table finds the operation (404 / 405 ErrorModel otherwise);
 4. fault injection may answer 500 instead (``--error-rate``);
 5. ``?async=true`` starts an :class:`~preform_pipeline.simulator.operations.Operation` and
@@ -34,6 +35,7 @@ from preform_pipeline import __version__
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.faults import FaultInjector, FaultPlan, hard_exit
 from preform_pipeline.simulator.http import (
+    DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_JSON_DEPTH,
     DEFAULT_POLL_INTERVAL_S,
@@ -57,6 +59,7 @@ __all__ = [
     "ACCEPTED_STATUS",
     "ACCEPT_BEFORE_START_S",
     "BAD_REQUEST",
+    "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_EXCHANGE_LOG_SIZE",
     "DEFAULT_HOST",
     "DEFAULT_IDLE_TIMEOUT_S",
@@ -65,6 +68,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "LATENCY_PROGRESS_SHARE",
     "NOT_IMPLEMENTED",
+    "REQUEST_TIMEOUT",
     "Exchange",
     "ServerFailure",
     "SimulatorServer",
@@ -79,6 +83,8 @@ ACCEPTED_STATUS: Final = 202
 
 #: ErrorModel codes the server itself produces (the engine brings its own).
 BAD_REQUEST: Final = "BAD_REQUEST"
+#: A body shorter than its Content-Length, or too slow, within the body deadline (408).
+REQUEST_TIMEOUT: Final = "REQUEST_TIMEOUT"
 INVALID_JSON: Final = "INVALID_JSON"
 INVALID_BODY: Final = "INVALID_BODY"
 MISSING_BODY: Final = "MISSING_BODY"
@@ -161,6 +167,7 @@ class SimulatorServer(ThreadedHTTPApp):
     ``clock`` times each exchange and the latency spent; ``wait(seconds) -> stopped`` is where
     latency is spent (the stop event's wait unless given), so a test that passes a fake of
     both reads an operation's price in :attr:`exchanges` without waiting for it.
+    ``body_timeout`` is how long a request's body may take to arrive after its headers.
     """
 
     thread_name_prefix = "sim-http"
@@ -178,8 +185,10 @@ class SimulatorServer(ThreadedHTTPApp):
         clock: Callable[[], float] = time.monotonic,
         wait: Callable[[float], bool] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         self.engine = engine
+        self.body_timeout = body_timeout
         self.latency = latency if latency is not None else latency_profile("instant")
         self.stopping = threading.Event()
         self.faults = FaultInjector(faults or FaultPlan(), stop=self.stopping, exit=exit)
@@ -233,7 +242,9 @@ class SimulatorServer(ThreadedHTTPApp):
         status: int
         payload: Any
         try:
-            raw = read_body(handler, DEFAULT_MAX_BODY_BYTES, accept_chunked=True)
+            raw = read_body(
+                handler, DEFAULT_MAX_BODY_BYTES, accept_chunked=True, timeout_s=self.body_timeout
+            )
             match = self.router.resolve(method, path)
             operation_id = match.operation_id
             injected = self.faults.simulated_error(operation_id)
@@ -264,7 +275,8 @@ class SimulatorServer(ThreadedHTTPApp):
         except BadFraming as exc:
             handler.close_connection = True
             headers["Connection"] = "close"
-            status, encoded = 400, _encode(error_body(BAD_REQUEST, str(exc)))
+            code = REQUEST_TIMEOUT if exc.status == 408 else BAD_REQUEST
+            status, encoded = exc.status, _encode(error_body(code, str(exc)))
         except RoutingError as exc:
             code = NOT_FOUND if exc.status == 404 else METHOD_NOT_ALLOWED
             if exc.allowed:

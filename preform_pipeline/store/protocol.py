@@ -275,6 +275,15 @@ class JobStore(Protocol):
         """
         ...
 
+    def notice_keys(self, prefix: str) -> tuple[str, ...]:
+        """The keys of the recorded notices that begin with ``prefix``, sorted."""
+        ...
+
+    def forget_notices(self, keys: Collection[str]) -> int:
+        """Remove the notices ``keys`` (what they were about is gone: said again if it comes
+        back); how many there were."""
+        ...
+
     # --- the Web API budget ------------------------------------------------------------------
 
     def spend_web_request(

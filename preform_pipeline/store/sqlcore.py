@@ -850,6 +850,25 @@ class SqlStoreCore(ABC):
                              (about, self._now(), key))
         return True
 
+    def notice_keys(self, prefix: str) -> tuple[str, ...]:
+        # substr, not LIKE: a path's own "%" and "_" would be wildcards.
+        with self._transaction("reading the notices", write=False) as conn:
+            rows = conn.execute(
+                "SELECT key FROM notices WHERE substr(key, 1, CAST(? AS INTEGER)) = ? ORDER BY key",
+                (len(prefix), prefix),
+            ).fetchall()
+        return tuple(row["key"] for row in rows)
+
+    def forget_notices(self, keys: Collection[str]) -> int:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return 0
+        with self._transaction("forgetting notices", write=True) as conn:
+            return sum(
+                conn.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount
+                for key in wanted
+            )
+
     # --- the Web API budget ------------------------------------------------------------------
 
     def spend_web_request(

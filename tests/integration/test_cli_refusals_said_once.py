@@ -108,6 +108,26 @@ class TestASimulatorArgForNoServer:
                     "--output", str(tmp_path / "out"),
                     "--simulator-arg", "server-1:--latency=instant")
         assert done.returncode == 0, done.stderr
+        assert "reaches no server" not in done.stdout
+
+    def test_a_server_this_run_does_not_start_is_said_to_get_nothing(
+        self, tmp_path: Path
+    ) -> None:
+        # Two servers configured, one build: the right-sized pool starts server-1 alone.
+        log = tmp_path / "run.jsonl"
+        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "2", "--dry-run",
+                    "--output", str(tmp_path / "out"), "--log-file", str(log),
+                    "--simulator-arg", "server-2:--latency=instant",
+                    "--simulator-arg", "server-1:--latency=instant")
+        assert done.returncode == 0, done.stderr
+        warned = [line for line in done.stdout.splitlines() if "reaches no server" in line]
+        assert warned == [
+            "warning: --simulator-arg server-2:--latency=instant reaches no server: this run "
+            "starts only server-1 (one per build), not server-2"]
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        unused = [(e["level"], e["arg"], e["server"], e["started"]) for e in events
+                  if e["event"] == "simulator_arg_unused"]
+        assert unused == [("warning", "server-2:--latency=instant", "server-2", ["server-1"])]
 
 
 class TestAnUnreachableServersReasonIsSaidOnce:
@@ -157,6 +177,36 @@ class TestALongNameFromCron:
         assert len(again) == 1 and again[0].startswith(said)
         assert once() == []
         assert long.read_bytes() == tetra_stl_bytes(2)  # never taken, never moved
+
+    def test_a_file_gone_from_the_inbox_is_forgotten_and_said_again_when_back(
+        self, tmp_path: Path
+    ) -> None:
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
+        long.write_bytes(tetra_stl_bytes(1))
+        away = tmp_path / "away.stl"
+
+        def once() -> tuple[list[str], list[str]]:
+            done = _cli(tmp_path, "watch", str(settings), "--once", "--log-level", "INFO")
+            assert done.returncode == 0, done.stderr
+            lines = [line for line in done.stdout.splitlines() if "stays in the inbox" in line]
+            forgotten = [e for e in done.stderr.splitlines() if "notices_forgotten" in e]
+            return lines, forgotten
+
+        assert len(once()[0]) == 1
+        assert once() == ([], [])
+        long.rename(away)  # the user took it out to rename it, and the store lets it go
+        lines, forgotten = once()
+        assert lines == []
+        assert len(forgotten) == 1 and f"inbox={inbox} paths=['{long}']" in forgotten[0]
+        away.rename(long)  # back, the same size and time: a new arrival, said again
+        lines, forgotten = once()
+        assert len(lines) == 1 and lines[0].startswith(f"{long} stays in the inbox")
+        assert forgotten == []
 
 
 class TestARunSweepsDeadWritersTemporaries:

@@ -21,6 +21,7 @@ client changed it; until then the groups are those of ``printers.json`` (see
 
 from __future__ import annotations
 
+import codecs
 import json
 import threading
 import uuid
@@ -74,19 +75,43 @@ def _invalid(field: str, message: str) -> GroupRefusal:
     return GroupRefusal(400, {field: [message]})
 
 
+def _charset(parameters: str) -> str:
+    """The ``charset`` of a Content-Type's parameters, as Django reads it: UTF-8 unless a
+    charset Python knows is named."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip('"')).name
+            except LookupError:
+                break
+    return "utf-8"
+
+
+def _strict_constant(name: str) -> Any:
+    raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
+
+
 def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
-    """A request body as a mapping: JSON or a form, the two encodings the simulator reads."""
+    """A request body as a mapping: JSON or a form, the two encodings the simulator reads.
+
+    JSON is read as Django REST framework's parser reads it: decoded in the Content-Type's
+    charset (UTF-8 when it names none, so a UTF-16 body is a parse error rather than sniffed
+    as Python's ``json.loads`` would), ``NaN`` and ``Infinity`` refused.
+    """
     if not body:
         return {}  # a body-less request (deleting a group): the rules say what is missing
-    kind = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, parameters = (content_type or "").partition(";")
+    kind = kind.strip().lower()
     if kind == _FORM:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         return {k: v if k == "printers" else v[-1] for k, v in form.items()}
     if kind != "application/json":
         raise GroupRefusal(415, {"detail": f'Unsupported media type "{kind}" in request.'})
     try:
-        data = json.loads(body)
-    except ValueError as exc:
+        data = json.loads(body.decode(_charset(parameters)), parse_constant=_strict_constant)
+    # LookupError: a charset that is a codec but no text encoding (rot13).
+    except (ValueError, LookupError) as exc:
         raise GroupRefusal(400, {"detail": f"JSON parse error - {exc}"}) from None
     if not isinstance(data, dict):
         raise GroupRefusal(

@@ -2,7 +2,8 @@
 
 One request goes through :meth:`DashboardServer._dispatch`:
 
-1. the body is read in full (so a keep-alive connection stays in step whatever the answer);
+1. the body is read in full (so a keep-alive connection stays in step whatever the answer),
+   within ``body_timeout`` seconds (408 otherwise, the connection closed);
 2. the per-IP limit counts it (429 with ``Retry-After`` beyond it);
 3. the route table finds the endpoint (404 / 405 otherwise);
 4. the token endpoints check the application's credentials; every other endpoint needs a
@@ -36,6 +37,7 @@ from preform_pipeline import __version__
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.http import (
+    DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_POLL_INTERVAL_S,
     BadFraming,
     JsonRequestHandler,
@@ -159,6 +161,10 @@ class _Handler(JsonRequestHandler):
     server_version = f"DashboardSimulator/{__version__}"
     default_error_text = "Malformed request."
 
+    # Django lists TRACE among the methods a view may implement; on a path none of the API's
+    # views answers it for, Django REST framework says 405 (with Allow), not http.server's 501.
+    do_TRACE = JsonRequestHandler._dispatch
+
     def error_payload(self, status: int, text: str) -> bytes:
         return json.dumps({"detail": text}).encode()
 
@@ -187,6 +193,7 @@ class DashboardServer(ThreadedHTTPApp):
         max_per_page: int = DEFAULT_MAX_PER_PAGE,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
     ) -> None:
         if not 1 <= default_per_page <= max_per_page:
             raise ValueError("need 1 <= default_per_page <= max_per_page")
@@ -196,6 +203,7 @@ class DashboardServer(ThreadedHTTPApp):
         self.clock = clock
         self.default_per_page = default_per_page
         self.max_per_page = max_per_page
+        self.body_timeout = body_timeout
         self._lock = threading.Lock()
         self._exchanges: deque[DashboardExchange] = deque(maxlen=exchange_log_size)
         self._failures: list[BaseException] = []
@@ -224,12 +232,16 @@ class DashboardServer(ThreadedHTTPApp):
         client = str(handler.client_address[0])
         try:
             body = read_body(
-                handler, DEFAULT_MAX_BODY_BYTES, accept_chunked=False, limit_unit=""
+                handler,
+                DEFAULT_MAX_BODY_BYTES,
+                accept_chunked=False,
+                limit_unit="",
+                timeout_s=self.body_timeout,
             )
             answer = self._answer(handler, method, target.path or "/", target.query, body, client)
         except BadFraming as exc:
             handler.close_connection = True
-            answer = _Answer(400, {"detail": str(exc)}, {"Connection": "close"})
+            answer = _Answer(exc.status, {"detail": str(exc)}, {"Connection": "close"})
         except Exception as exc:
             with self._lock:
                 self._failures.append(exc)

@@ -12,6 +12,7 @@ import json
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from daemon_support import Script, drop, make_daemon
 from structlog.testing import capture_logs
@@ -48,6 +49,11 @@ def day_folder(tmp_path: Path, clock: ManualClock, later_s: float = 0.0) -> Path
     return tmp_path / "out" / f"{local_time(clock) + timedelta(seconds=later_s):%Y-%m-%d}"
 
 
+def rescans_since(logs: list[dict[str, Any]], moment: float) -> list[dict[str, Any]]:
+    """The daemon's periodic rescans that ran at ``moment`` (its clock's) or later."""
+    return [e for e in logs if e["event"] == "hotfolder_rescanned" and e["monotonic"] >= moment]
+
+
 class TestADaemonPrunesOnceADay:
     """With ``retention_days``, a running daemon prunes at its start and again a day later,
     by its own clock: the folder named for that day, files older than the days by then."""
@@ -73,9 +79,16 @@ class TestADaemonPrunesOnceADay:
                      what="the daemon's loop")
             assert not stale.exists()  # the start's pruning
             assert due.exists()  # tomorrow's folder is not the one a batch would use today
-            clock.advance(6 * 3600.0)  # the same day: no pruning yet, only rescans
+            clock.advance(6 * 3600.0)  # the same day: a rescan, and no pruning yet
+            later = clock.monotonic()
+            wait_for(lambda: rescans_since(logs, later), WAIT_S, what="a rescan 6 hours on")
+            assert [e["pruned"] for e in rescans_since(logs, later)] == [False]
+            assert [e["root"] for e in logs if e["event"] == "retention_pruned"] == [str(today)]
             clock.advance(DAY_S - 5 * 3600.0)  # the next day, an hour past the start's time
+            next_day = clock.monotonic()
             wait_for(lambda: not due.exists(), WAIT_S, what="the next day's pruning")
+            wait_for(lambda: rescans_since(logs, next_day), WAIT_S, what="the next day's rescan")
+            assert [e["pruned"] for e in rescans_since(logs, next_day)][:1] == [True]
         assert young.exists()
         assert said == [
             f"retention: removed 1 file older than 30 days (0.0 MB) from {today}: "

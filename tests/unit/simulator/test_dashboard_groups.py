@@ -110,6 +110,69 @@ class TestValidation:
 
         assert refused.status_code == 415
 
+    @pytest.mark.parametrize(
+        ("content_type", "body", "error"),
+        [
+            (
+                "application/json",
+                json.dumps({"name": "Wide"}).encode("utf-16"),
+                "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte",
+            ),
+            (
+                "application/json",
+                b'{"name": NaN}',
+                "Out of range float values are not JSON compliant: 'NaN'",
+            ),
+            (
+                "application/json",
+                b'\xef\xbb\xbf{"name": "Marked"}',
+                "Unexpected UTF-8 BOM (decode using utf-8-sig): line 1 column 1 (char 0)",
+            ),
+            (
+                "application/json; charset=rot13",
+                b'{"name": "Turned"}',
+                "'rot-13' is not a text encoding; use codecs.decode() to handle arbitrary codecs",
+            ),
+        ],
+        ids=["UTF-16 without a charset", "NaN", "a UTF-8 byte order mark", "a codec, no text"],
+    )
+    def test_json_drf_cannot_parse_is_a_parse_error_and_makes_nothing(
+        self, http: httpx.Client, content_type: str, body: bytes, error: str
+    ) -> None:
+        before = http.get("/groups/").json()
+
+        refused = http.post("/groups/", content=body, headers={"Content-Type": content_type})
+
+        assert (refused.status_code, refused.json()) == (
+            400, {"detail": f"JSON parse error - {error}"}
+        )
+        assert http.get("/groups/").json() == before
+
+    @pytest.mark.parametrize("charset", ["utf-16", "UTF-16LE", '"latin-1"'])
+    def test_json_in_the_charset_it_names_is_read(
+        self, http: httpx.Client, charset: str
+    ) -> None:
+        name = "Zürich"
+        encoding = charset.strip('"')
+        made = http.post(
+            "/groups/",
+            content=json.dumps({"name": name}, ensure_ascii=False).encode(encoding),
+            headers={"Content-Type": f"application/json; charset={charset}"},
+        )
+
+        assert made.status_code == 201, made.text
+        assert group_named(http, name)["id"] == made.json()["id"]
+
+    def test_an_unknown_charset_is_read_as_utf8(self, http: httpx.Client) -> None:
+        made = http.post(
+            "/groups/",
+            content=json.dumps({"name": "Zürich"}, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json; charset=no-such-charset"},
+        )
+
+        assert made.status_code == 201, made.text
+        assert group_named(http, "Zürich")["id"] == made.json()["id"]
+
     def test_a_form_body_is_read_like_json(self, http: httpx.Client) -> None:
         made = http.post("/groups/", data={"name": "From a form"})
 

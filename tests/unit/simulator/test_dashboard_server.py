@@ -98,6 +98,21 @@ class TestRouting:
         assert answer.status_code == 405
         assert answer.headers["Allow"] == "GET"
 
+    def test_trace_is_a_method_not_allowed_as_django_answers_it(
+        self, http: httpx.Client, server: DashboardServer
+    ) -> None:
+        answer = http.request("TRACE", f"{API}/groups/", headers=token(http))
+
+        assert answer.status_code == 405
+        assert answer.json() == {"detail": 'Method "TRACE" not allowed.'}
+        assert answer.headers["Allow"] == "GET, POST"
+        assert (server.exchanges[-1].method, server.exchanges[-1].status) == ("TRACE", 405)
+
+    def test_trace_on_an_unknown_path_is_not_found(self, http: httpx.Client) -> None:
+        answer = http.request("TRACE", f"{API}/widgets/")
+
+        assert (answer.status_code, answer.json()) == (404, {"detail": "Not found."})
+
     def test_the_api_needs_a_bearer_token(self, http: httpx.Client) -> None:
         answer = http.get(f"{API}/printers/")
 

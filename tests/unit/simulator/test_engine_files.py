@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 
 from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError
@@ -323,3 +327,59 @@ class TestFpsFiles:
         assert engine.call("save_fps_file", prepared, {"file": str(path)}) == {}
         document = json.loads(path.read_text(encoding="utf-8"))
         assert document["scene_settings"] == {**FORM4, "print_setting": "DEFAULT"}
+
+
+def _device(path: Path, kind: int) -> Path | None:
+    """A device node at ``path`` (``stat.S_IFCHR`` or ``S_IFBLK``), or None where this user
+    may not make one (only root may)."""
+    try:
+        device = os.makedev(1, 3) if kind == stat.S_IFCHR else os.makedev(7, 0)
+        os.mknod(path, kind | 0o600, device)
+    except (OSError, AttributeError):
+        return None
+    return path
+
+
+class TestASaveOverADevice:
+    """A save to a device node is refused as a device, and the node stays."""
+
+    @pytest.mark.parametrize("kind", [stat.S_IFCHR, stat.S_IFBLK], ids=["character", "block"])
+    def test_it_is_refused_naming_a_device(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path, kind: int
+    ) -> None:
+        node = _device(tmp_path / "node.form", kind)
+        if node is None:
+            pytest.skip("making a device node needs root")
+        error = error_of(engine, "save_form_file", prepared, {"file": str(node)})
+        assert (error.status, error.code) == (400, "INVALID_PATH")
+        assert error.error_message == (
+            f"$.file: {str(node)!r} is a device, not a file; give the path of a file to "
+            "create or replace")
+        assert stat.S_IFMT(node.lstat().st_mode) == kind
+
+
+class TestAMountedDrive:
+    """A simulator playing a Windows machine with ``Z:`` mounted reads and writes ``Z:\\``
+    paths in the folder behind it."""
+
+    @pytest.fixture
+    def share(self, tmp_path: Path) -> Iterator[Path]:
+        share = tmp_path / "share"
+        (share / "models").mkdir(parents=True)
+        mount_drives({"Z:": share})
+        try:
+            yield share
+        finally:
+            mount_drives({})
+
+    def test_an_import_and_a_save_use_the_drives_folder(
+        self, engine: SimEngine, share: Path
+    ) -> None:
+        write_stl(share / "models" / "cube.stl", box_triangles((0, 0, 0), (20, 20, 20)))
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+
+        model = engine.call("import_model", scene, {"file": "Z:\\models\\cube.stl"})
+        engine.call("save_form_file", scene, {"file": "z:\\models\\job.form"})
+
+        assert model["name"] == "cube"
+        assert zipfile.is_zipfile(share / "models" / "job.form")

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
+from sim_server_support import WAIT_S
+from structlog.testing import capture_logs
 
 from preform_pipeline.geometry import read_mesh, write_3mf, write_obj, write_stl
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError
+from preform_pipeline.simulator.server import SimulatorServer
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
 
@@ -406,3 +412,94 @@ def test_size_helper_matches_a_known_box() -> None:
     }
     assert size_of(box) == (3, 4, 1)
     assert math.isclose(float(np.prod(size_of(box))), 12.0)
+
+
+def _open_box(folder: Path) -> Path:
+    """A 20 mm box with one face missing (two triangles): not watertight."""
+    path = folder / "open.stl"
+    write_stl(path, box_triangles((0, 0, 0), (20, 20, 20))[2:])
+    return path
+
+
+class TestAnAsyncImportsProgress:
+    """An import run with ``?async=true`` reports its progress as a client polls it: half
+    once the file is read, all of it when done; a failure keeps the progress it reached."""
+
+    @pytest.fixture
+    def http(self, engine: SimEngine) -> Iterator[httpx.Client]:
+        with SimulatorServer(engine, port=0, poll_interval=0.005) as server, httpx.Client(
+            base_url=server.url, timeout=WAIT_S
+        ) as client:
+            yield client
+            server.check()
+
+    def finished(self, http: httpx.Client, scene: dict[str, str], body: Any) -> dict[str, Any]:
+        accepted = http.post(f"/scene/{scene['scene_id']}/import-model/?async=true", json=body)
+        assert accepted.status_code == 202, accepted.text
+        operation = accepted.json()["operationId"]
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            detail: dict[str, Any] = http.get(f"/operations/{operation}/").json()
+            if detail["status"] != "IN_PROGRESS" or time.monotonic() > deadline:
+                return detail
+            time.sleep(0.01)  # polled as a client polls; the operation runs in its own thread
+
+    def test_a_successful_import_ends_at_all_of_it(
+        self, http: httpx.Client, scene: dict[str, str], cube: Path
+    ) -> None:
+        detail = self.finished(http, scene, {"file": str(cube)})
+        assert (detail["status"], detail["progress"]) == ("SUCCEEDED", 1.0)
+        assert http.get(f"/scene/{scene['scene_id']}/").json()["models"][0]["name"] == "cube"
+
+    def test_a_file_that_fails_its_read_stops_at_nothing_done(
+        self, http: httpx.Client, scene: dict[str, str], tmp_path: Path
+    ) -> None:
+        detail = self.finished(http, scene, {"file": str(_open_box(tmp_path))})
+        assert (detail["status"], detail["progress"]) == ("FAILED", 0.0)
+        assert detail["result"]["error"]["code"] == "MODEL_NOT_WATERTIGHT"
+
+    def test_a_model_read_but_refused_its_place_stops_at_half(
+        self, http: httpx.Client, scene: dict[str, str], cube: Path
+    ) -> None:
+        detail = self.finished(http, scene, {"file": str(cube), "scale": 1e6})
+        assert (detail["status"], detail["progress"]) == ("FAILED", 0.5)
+        assert detail["result"]["error"]["code"] == "INVALID_BODY"
+
+
+class TestTheImportIsLogged:
+    """Each import logs ``model_imported`` once: scene, model, triangles and the warnings."""
+
+    def test_the_event_names_what_was_imported(
+        self, engine: SimEngine, scene: dict[str, str], tmp_path: Path
+    ) -> None:
+        with capture_logs() as logs:
+            model = engine.call(
+                "import_model", scene,
+                {"file": str(_open_box(tmp_path)), "repair_behavior": "REPAIR"},
+            )
+        imported = [e for e in logs if e["event"] == "model_imported"]
+        assert imported == [{
+            "event": "model_imported",
+            "log_level": "info",
+            "scene_id": scene["scene_id"],
+            "model_id": model["id"],
+            "triangles": 14,  # ten left, four closing the hole
+            "warnings": ["Closed 1 hole in open.stl"],
+        }]
+
+
+class TestAnInchModelMoved:
+    """A model imported in inches is checked in inches when it is moved without ``units``."""
+
+    def test_a_move_past_the_reach_in_inches_is_refused(
+        self, engine: SimEngine, scene: dict[str, str], tmp_path: Path
+    ) -> None:
+        small = box_file(tmp_path, "small.stl", (10, 10, 10))  # 254 mm in inches, 10 in mm
+        model = engine.call("import_model", scene, {"file": str(small), "units": "INCHES"})
+        ids = {**scene, "id": model["id"]}
+        near_the_edge = {"position": {"x": 999_900.0, "y": 0.0, "z": 0.0}}
+
+        error = error_of(engine, "update_model", ids, near_the_edge)
+
+        assert (error.status, error.code) == (400, "INVALID_BODY")
+        assert engine.call("get_model", ids, None)["position"] == model["position"]

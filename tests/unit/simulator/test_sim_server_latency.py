@@ -257,3 +257,44 @@ class TestFilePricing:
             "scan_to_model": pytest.approx(price("scan_to_model", 36)),
             "load_form_file": pytest.approx(price("load_form_file", form_triangles)),
         }
+
+
+class TestDefaultScenePricing:
+    """Making or deleting the default scene costs the models it held, as deleting a scene
+    costs its models; whichever scene was created last does not count."""
+
+    def test_the_default_scenes_models_are_priced_when_it_is_replaced(
+        self, tmp_path: Path
+    ) -> None:
+        cube = _cube(tmp_path)
+        with _priced_server(tmp_path) as (server, client):
+            _two_cubes(client, cube)  # the newest scene, which these routes do not touch
+            sent: list[tuple[str, str, int]] = []
+
+            def send(method: str, models_held: int) -> None:
+                answer = client.request(method, "/scene/default/", json=FORM4)
+                assert answer.status_code == 200, answer.text
+                sent.append((method, answer.json()["id"], models_held))
+
+            send("POST", 0)  # made for the first time: nothing held
+            for _ in range(3):
+                imported = client.post(
+                    "/scene/default/import-model/", json={"file": str(cube)}
+                )
+                assert imported.status_code == 200, imported.text
+            send("POST", 3)  # made again: its three cubes discarded
+            client.post("/scene/default/import-model/", json={"file": str(cube)})
+            send("DELETE", 1)
+            send("DELETE", 0)
+            server.check()
+        operations = {"POST": "create_default_scene", "DELETE": "delete_default_scene"}
+        spent = [e.elapsed_s for e in server.exchanges if e.path == "/scene/default/"]
+        assert spent == [
+            pytest.approx(REALISTIC_COSTS[operations[method]].seconds(
+                WorkEstimate(triangles=12 * held, models=held)
+            ))
+            for method, _, held in sent
+        ]
+        assert {scene for _, scene, _ in sent} == {"default"}
+        assert spent[1] > REALISTIC_COSTS["create_default_scene"].base_s
+        assert spent[2] > REALISTIC_COSTS["delete_default_scene"].base_s

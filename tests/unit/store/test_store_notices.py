@@ -59,3 +59,78 @@ class TestALockedStore:
                 f"{store_path}: the job store stayed locked for more than 0.1 s while "
                 "recording a notice")
             assert store.note_notice("k", "1") is True  # the refused one left no record
+
+
+class TestANoticeIsForgotten:
+    """A notice removed (what it was about is gone) is said again if that comes back."""
+
+    def test_the_keys_under_a_prefix_are_listed(self, store: JobStore) -> None:
+        for key in ("drop_name_too_long /in/a.stl", "drop_name_too_long /in/b_%.stl",
+                    "drop_name_too_long /inx/c.stl", "other /in/a.stl"):
+            store.note_notice(key, "1")
+
+        assert store.notice_keys("drop_name_too_long /in/") == (
+            "drop_name_too_long /in/a.stl", "drop_name_too_long /in/b_%.stl")
+        # A path's "%" and "_" are themselves, not wildcards.
+        assert store.notice_keys("drop_name_too_long /in/b_%") == (
+            "drop_name_too_long /in/b_%.stl",)
+        assert store.notice_keys("drop_name_too_long /in/b%") == ()
+        assert store.notice_keys("nothing") == ()
+
+    def test_a_forgotten_notice_is_said_again_and_the_others_are_not(
+        self, store: JobStore
+    ) -> None:
+        store.note_notice("drop_name_too_long /in/a.stl", "120 1700")
+        store.note_notice("drop_name_too_long /in/b.stl", "120 1700")
+
+        assert store.forget_notices(["drop_name_too_long /in/a.stl", "never said"]) == 1
+
+        assert store.notice_keys("drop_name_too_long ") == ("drop_name_too_long /in/b.stl",)
+        assert store.note_notice("drop_name_too_long /in/a.stl", "120 1700") is True
+        assert store.note_notice("drop_name_too_long /in/b.stl", "120 1700") is False
+
+    def test_forgetting_nothing_is_nothing(self, store: JobStore) -> None:
+        store.note_notice("k", "1")
+
+        assert store.forget_notices([]) == 0
+        assert store.notice_keys("") == ("k",)
+
+
+class TestForgettingInALockedOrBrokenStore:
+    """Reading notices does not wait for another writer; forgetting them does, and says so;
+    a store that fails says what it was doing."""
+
+    def test_the_keys_are_read_while_another_writer_holds_the_store(
+        self, store_path: Path
+    ) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.1) as store:
+            store.note_notice("k", "1")
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                assert store.notice_keys("") == ("k",)
+                with pytest.raises(StoreError) as raised:
+                    store.forget_notices(["k"])
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert raised.value.message == (
+                f"{store_path}: the job store stayed locked for more than 0.1 s while "
+                "forgetting notices")
+            assert store.notice_keys("") == ("k",)  # the refused one removed nothing
+
+    def test_a_failing_store_names_what_it_was_doing(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE notices")  # any failure of the table's reads and writes
+            other.close()
+            with pytest.raises(StoreError) as reading:
+                store.notice_keys("")
+            with pytest.raises(StoreError) as forgetting:
+                store.forget_notices(["k"])
+        assert reading.value.message == (
+            f"{store_path}: the job store failed while reading the notices: "
+            "no such table: notices")
+        assert forgetting.value.message == (
+            f"{store_path}: the job store failed while forgetting notices: "
+            "no such table: notices")
