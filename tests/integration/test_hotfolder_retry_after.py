@@ -28,6 +28,7 @@ from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
     wait_for,
     write_hotfolder_settings,
+    write_recipe,
 )
 from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
@@ -43,22 +44,8 @@ TIMEOUT_S = 60.0
 
 
 def _recipe(folder: Path) -> Path:
-    path = folder / "retry.yaml"
-    path.write_text(
-        f"""\
-name: retry
-scene: {{machine_type: FORM-4-0, material_code: FLGPGR05, layer_thickness_mm: 0.1}}
-import: {{units: MILLIMETERS, repair_behavior: IGNORE}}
-steps:
-  - save_form: {{}}
-  - print:
-      printer: [{", ".join(PRINTERS)}]
-batching: {{max_models_per_build: 1, keep_cases_together: true}}
-outputs: {{root: {(folder / 'out').as_posix()}}}
-""",
-        encoding="utf-8",
-    )
-    return path
+    return write_recipe(folder, name="retry", printer=f"[{', '.join(PRINTERS)}]", per_build=1,
+                        extra_steps=["save_form: {}"])
 
 
 def _drop(inbox: Path, case: str) -> None:

@@ -21,22 +21,28 @@ from preform_pipeline.simulator.cloud.testing import (
     start_dashboard,
     write_job,
 )
-from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
+from preform_pipeline.store import Build, JobState, JobStore, SqliteJobStore, embed_key
+
+__all__ = ["sent_print"]
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "verify-command-secret"
 TIMEOUT_S = 60.0
 
 
-def _sent(store: SqliteJobStore, fleet: Path, label: str) -> Build:
+def sent_print(store: JobStore, fleet: Path, label: str, *,
+               printer: str | None = None, print_time_s: float = 1000.0) -> Build:
+    """A build an earlier run sent: its print in the simulated fleet ``fleet``, on ``printer``
+    (by default SimulatedForm4-1 for ``good``, else SimulatedForm4-2)."""
     job = store.create_job(recipe="r", source_path=f"{label}.stl", state=JobState.PROCESSING)
     build = store.create_build(recipe="r", job_ids=[job.id])
     for state in (JobState.PREPARING, JobState.PREPARED):
         store.transition_build(build.id, state, "earlier run")
     name = embed_key(label, build.job_key)
     store.transition_build(build.id, JobState.PRINT_SENDING, "earlier run", job_name=name)
-    printer = "SimulatedForm4-1" if label == "good" else "SimulatedForm4-2"
-    job_id = write_job(fleet, name=name, printer=printer, estimated_print_time_s=1000.0)
+    if printer is None:
+        printer = "SimulatedForm4-1" if label == "good" else "SimulatedForm4-2"
+    job_id = write_job(fleet, name=name, printer=printer, estimated_print_time_s=print_time_s)
     return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
                                   print_job_id=job_id, printer=printer)
 
@@ -62,7 +68,8 @@ def _verify(tmp_path: Path, dashboard: RunningDashboard, *args: str,
 
 def _store_with_two_prints(tmp_path: Path) -> tuple[Build, Build]:
     with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
-        return _sent(store, tmp_path / "fleet", "good"), _sent(store, tmp_path / "fleet", "bad")
+        fleet = tmp_path / "fleet"
+        return sent_print(store, fleet, "good"), sent_print(store, fleet, "bad")
 
 
 def _dashboard(tmp_path: Path, *args: str) -> RunningDashboard:

@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from test_verify_command import sent_print
 
-from preform_pipeline.simulator.cloud.testing import RunningDashboard, start_dashboard, write_job
-from preform_pipeline.store import Build, JobState, JobStore, SqliteJobStore, embed_key
+from preform_pipeline.simulator.cloud.testing import RunningDashboard, start_dashboard
+from preform_pipeline.store import Build, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
@@ -32,18 +33,9 @@ TIMEOUT_S = 60.0
 SHARE = 0.002
 
 
-def _sent(store: JobStore, fleet: Path, label: str) -> Build:
-    job = store.create_job(recipe="r", source_path=f"{label}.stl", state=JobState.PROCESSING)
-    build = store.create_build(recipe="r", job_ids=[job.id])
-    for state in (JobState.PREPARING, JobState.PREPARED):
-        store.transition_build(build.id, state, "earlier run")
-    name = embed_key(label, build.job_key)
-    store.transition_build(build.id, JobState.PRINT_SENDING, "earlier run", job_name=name)
+def _hour_long(store: JobStore, fleet: Path) -> Build:
     # A print of an hour on the simulator's real-time clock: still printing for both runs.
-    job_id = write_job(fleet, name=name, printer="SimulatedForm4-1",
-                       estimated_print_time_s=3600.0)
-    return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
-                                  print_job_id=job_id, printer="SimulatedForm4-1")
+    return sent_print(store, fleet, "case-1", printer="SimulatedForm4-1", print_time_s=3600.0)
 
 
 def _verify(tmp_path: Path, dashboard: RunningDashboard, store: str) -> subprocess.Popen[str]:
@@ -122,7 +114,7 @@ class TestOnSqlite:
     def test_the_second_run_stops_before_spending_the_hour_twice(self, tmp_path: Path) -> None:
         store = tmp_path / "jobs.sqlite3"
         with SqliteJobStore(store) as opened:
-            build = _sent(opened, tmp_path / "fleet", "case-1")
+            build = _hour_long(opened, tmp_path / "fleet")
         first, second, asked_at = _one_after_the_other(tmp_path, str(store))
         _check_the_second_run_stopped(tmp_path, first, second, asked_at)
         with SqliteJobStore(store, create=False) as opened:
@@ -140,7 +132,7 @@ class TestOnPostgres:
         self, tmp_path: Path, shared: str
     ) -> None:
         with PostgresJobStore(shared, password=PG_PASSWORD) as opened:
-            build = _sent(opened, tmp_path / "fleet", "case-1")
+            build = _hour_long(opened, tmp_path / "fleet")
         first, second, asked_at = _one_after_the_other(tmp_path, shared)
         _check_the_second_run_stopped(tmp_path, first, second, asked_at)
         with PostgresJobStore(shared, password=PG_PASSWORD) as opened:
@@ -150,7 +142,7 @@ class TestOnPostgres:
         self, tmp_path: Path, shared: str
     ) -> None:
         with PostgresJobStore(shared, password=PG_PASSWORD) as opened:
-            build = _sent(opened, tmp_path / "fleet", "case-1")
+            build = _hour_long(opened, tmp_path / "fleet")
         with _dashboard(tmp_path) as dash:
             runs = [_verify(tmp_path, dash, shared) for _ in range(2)]
             done = [_finish(run) for run in runs]
