@@ -365,24 +365,35 @@ class TestAFinalBuildThatEndsBeforeTakingItsCarries:
                                  final.models]
 
 
-class _HoldsLoneBoxLayouts(SimEngine):
+class _CountsImports(SimEngine):
+    """The simulator's engine, counting the models imported into each scene."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._imports: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def imported(self, operation_id: str, params: dict[str, str]) -> int:
+        """The models imported into this request's scene so far (this request counted)."""
+        scene = params.get("scene_id", "")
+        with self.lock:
+            if operation_id == "import_model":
+                self._imports[scene] += 1
+            return self._imports[scene]
+
+
+class _HoldsLoneBoxLayouts(_CountsImports):
     """The simulator's engine, holding the layout of a scene of one imported model until
     ``release`` is set (the models of the other scenes lay out as they come)."""
 
     def __init__(self, release: threading.Event, **options: Any) -> None:
         super().__init__(**options)
         self.release = release
-        self._imports: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def call(self, operation_id: str, params: dict[str, str], body: Any,
              progress: ProgressCallback | None = None) -> Any:
-        scene = params.get("scene_id", "")
-        with self._lock:
-            if operation_id == "import_model":
-                self._imports[scene] += 1
-            lone = operation_id == "auto_layout" and self._imports[scene] == 1
-        if lone:
+        imported = self.imported(operation_id, params)
+        if operation_id == "auto_layout" and imported == 1:
             self.release.wait(WAIT_S)
         return super().call(operation_id, params, body, progress)
 
@@ -458,7 +469,7 @@ class TestACarryIntoAnotherRunningBuild:
         assert result.outcome(into).layout_calls == 2  # laid out again with it
 
 
-class _FailsTheFinalsLayoutAfterItsOverflow(SimEngine):
+class _FailsTheFinalsLayoutAfterItsOverflow(_CountsImports):
     """The simulator's engine, except for the scene of two imported models (the final
     build's): its first layout waits until ``joined`` is set, then says one model does not
     fit; its second (with that model removed) fails with a server error that is not an
@@ -467,20 +478,16 @@ class _FailsTheFinalsLayoutAfterItsOverflow(SimEngine):
     def __init__(self, joined: threading.Event, **options: Any) -> None:
         super().__init__(**options)
         self.joined = joined
-        self._imports: Counter[str] = Counter()
         self._layouts: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
     def call(self, operation_id: str, params: dict[str, str], body: Any,
              progress: ProgressCallback | None = None) -> Any:
-        scene = params.get("scene_id", "")
-        with self._lock:
-            if operation_id == "import_model":
-                self._imports[scene] += 1
-            finals = operation_id == "auto_layout" and self._imports[scene] == 2
+        imported = self.imported(operation_id, params)
+        finals = operation_id == "auto_layout" and imported == 2
+        with self.lock:
             if finals:
-                self._layouts[scene] += 1
-            nth = self._layouts[scene]
+                self._layouts[params.get("scene_id", "")] += 1
+            nth = self._layouts[params.get("scene_id", "")]
         if finals and nth == 1:
             self.joined.wait(WAIT_S)
             raise SimError(400, MODELS_DO_NOT_FIT,
