@@ -63,6 +63,8 @@ FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.
                                   JobState.PRINT_ERROR, JobState.UNVERIFIED,
                                   JobState.DUPLICATE_SKIPPED})
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
+#: The print step's kind, named in "Steps done" once dispatch has sent a build that waited.
+_PRINT_STEP: Final = "print"
 
 #: The queue's state filter: name → (label, states).
 FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {
@@ -285,6 +287,16 @@ class BuildPage:
     @property
     def unverified(self) -> bool:
         return self.build.state is JobState.UNVERIFIED
+
+    @property
+    def steps_done(self) -> tuple[str, ...]:
+        """The steps its run did (its report), and the print once it was sent: a build held
+        for approval or waiting for a printer is sent later, by dispatch, after the report."""
+        steps = self.report.get("steps_done")
+        done = tuple(str(s) for s in steps) if isinstance(steps, list) else ()
+        if self.build.print_sent_at is not None and _PRINT_STEP not in done:
+            done += (_PRINT_STEP,)
+        return done
 
 
 def _siblings(build: Build) -> list[Path]:
