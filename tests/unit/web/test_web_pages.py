@@ -291,6 +291,37 @@ class TestASkippedDuplicate:
         assert f'aria-label="Retry copy {copy.job_key} of case C-7"' in queue
 
 
+    def test_its_reason_does_not_give_the_originals_old_state_as_current(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # "same content as job PP-… (processing)" read as the original's state on Failed cases
+        # after the original had printed: the state was the one it had when the copy came.
+        from preform_pipeline.hotfolder import Drop, Intake
+        from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+        from preform_pipeline.settings.hotfolder import InboxSettings
+
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "crowns.yaml")
+        intake, store = Intake(served.store, [inbox]), served.store
+        taken = []
+        for name in ("a.stl", "b.stl"):
+            path = inbox.path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tetra_stl_bytes(5))
+            taken.append(intake.take(Drop(inbox, path, "crowns", False, models=(path,))))
+        (first,), (copy,) = taken[0].taken, taken[1].rejected
+        build = store.create_build(recipe="crowns", job_ids=[first.id])
+        for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                      JobState.PRINT_SENT):
+            store.transition_build(build.id, state, state.value)
+        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        row = re.search(rf'<tr data-case="{copy.job_key}" data-copy="[^"]+">(.*?)</tr>', page,
+                        re.S)
+        assert row is not None, page
+        assert f"same content as job {first.job_key} (processing)" not in row.group(1)
+        assert (f"same content as job {first.job_key} (processing when this copy was "
+                "skipped)") in row.group(1)
+
+
 class TestAPrinterCard:
     """A printer's card says what prints, what it takes next, and how many more: not every
     build held or waiting, one link each."""
