@@ -393,13 +393,11 @@ class BatchWorker:
         log.error("batch_crashed", recipe=batch.recipe, jobs=len(job_ids), error=error,
                   at=f"{Path(where.filename).name}:{where.lineno} in {where.name}"
                   if where else None)
-        reason = f"an internal error stopped its batch ({error})"
+        # An error may quote a file's working path (an OSError's, say): named by the file's
+        # name, one reason for all its jobs, without reading them first (the store may be
+        # away, and each job is read once below).
+        reason = self.outcomes.as_dropped(f"an internal error stopped its batch ({error})", ())
         store = self.store
-        try:
-            # An error may quote a file's working path (an OSError's, say).
-            reason = self.outcomes.as_dropped(reason, [store.get_job(j) for j in job_ids])
-        except StoreError as away:
-            log.error("batch_crash_reason_unnamed", error=str(away))
         for job_id in job_ids:
             try:
                 job = store.get_job(job_id)

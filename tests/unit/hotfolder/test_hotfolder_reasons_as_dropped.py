@@ -84,9 +84,10 @@ class _RunnerThatCannotOpen(ScriptedRunner):
 
 
 class TestABatchStoppedByABug:
-    """The error's text quotes a working path: the reason names the file as dropped."""
+    """The error's text quotes a working path: the reason names the file by its name (one
+    reason for the batch's jobs, written without reading them: the store may be away)."""
 
-    def test_the_crash_reason_names_the_file_as_dropped(
+    def test_the_crash_reason_names_the_file_by_its_name(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         folder = tmp_path / "inbox" / "C-9"
@@ -100,7 +101,7 @@ class TestABatchStoppedByABug:
         once.join(60)
         assert not once.is_alive(), "the once-run never ended"
         reason = ("an internal error stopped its batch (FileNotFoundError: [Errno 2] No such "
-                  "file or directory: 'C-9/upper.stl')")
+                  "file or directory: 'upper.stl')")
         (job,) = store.list_jobs()
         assert job.state is JobState.FAILED and job.reason == reason
         assert _note(tmp_path, "C-9/upper.stl").startswith(f"What failed: {reason}\n")
