@@ -462,7 +462,8 @@ class TestWhatAnActionDid:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
             page.goto(f"{lab.url}/failed")
             page.click("button[data-test='retry-C-200']")
-            page.wait_for_url(f"{lab.url}/failed")
+            # Back on the page, with the token that has this tab (not another) say it.
+            page.wait_for_url(re.compile(rf"{re.escape(lab.url)}/failed\?done=[\w-]+"))
             assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
             assert page.get_attribute("#done", "role") == "status"
             _next_refresh(page)
