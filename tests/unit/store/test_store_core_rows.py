@@ -279,6 +279,9 @@ class TestPagesOfCases:
         assert page(limit=2, offset=2) == [alone.id, other.id]
         assert page(limit=2, offset=4) == []
         assert page(state=S.PROCESSING, limit=1) == [first.id, late.id]
+        ortho = store.create_job(recipe="ortho", source_path="/hot/o.stl", case_id="C-1")
+        assert page(recipe="ortho", limit=2) == [ortho.id]
+        assert page(recipe="dental", limit=1, offset=1) == [first.id, late.id]
         assert page(text="C1-", limit=1) == [first.id, late.id]
         assert page(text="lower", limit=1, offset=1) == []
         with pytest.raises(ValueError) as negative:
