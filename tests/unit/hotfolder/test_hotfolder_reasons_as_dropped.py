@@ -52,7 +52,10 @@ class TestABuildFailedOnTheServer:
         jobs = store.list_jobs()
         assert [(j.state, j.reason) for j in jobs] == [(JobState.FAILED, reason)] * 3
         for rel in ("C-1/upper.stl", "C-1/lower.stl", "C-2/upper.stl"):
-            assert _note(tmp_path, rel).startswith(f"What failed: {reason}\n"), rel
+            # The note still has the run's outcome: the server it failed on.
+            assert _note(tmp_path, rel).startswith(
+                f"What failed: {reason}\nWhere: preparing build {build.job_key} on server-1\n"
+            ), rel
 
 
 class TestACaseDroppedByTheRunner:
