@@ -191,6 +191,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_batch_crash_held.py",  # s22: held jobs, a crash
         # s23: builds a run left when the store failed it, settled while the daemon runs
         "tests/unit/hotfolder/test_hotfolder_builds_left_by_store.py",
+        # s28: a build's, a dropped case's and a crash's reasons name files as dropped
+        "tests/unit/hotfolder/test_hotfolder_reasons_as_dropped.py",
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (

@@ -1141,7 +1141,10 @@ class _BuildWorker:
                     if node.kind == "auto_layout":
                         self._after_layout()
                     done_here.append(node_id)
-                    skipped = self.options.dry_run and node.kind in ("print", "verify")
+                    # Print and verify are done only once the print was sent: a dry run
+                    # skips them, and a build handed to dispatch (waiting for a printer or
+                    # for an approval) has not printed yet, whatever its report says later.
+                    skipped = node.kind in ("print", "verify") and not self.facts.printed
                     if node_id not in self.steps_done and not skipped:
                         self.steps_done.append(node_id)
                     if node.kind in self.options.checkpoint_kinds and index < total:

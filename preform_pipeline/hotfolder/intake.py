@@ -449,9 +449,12 @@ class Intake:
             )
             duplicate = self._duplicate_of(job)
             if duplicate is not None and self.duplicates == "skip":
+                # The original's state then, said as then: the reason is read for as long
+                # as the copy is kept (Failed cases), long after the original moved on.
                 job = self.store.transition(
                     job.id, JobState.DUPLICATE_SKIPPED,
-                    f"same content as job {duplicate.job_key} ({duplicate.state.value})",
+                    f"same content as job {duplicate.job_key} ({duplicate.state.value} when "
+                    "this copy was skipped)",
                     expect=JobState.QUEUED,
                 )
                 rejected.append(self._duplicate_note(job, duplicate))
@@ -596,8 +599,8 @@ class Intake:
     def _duplicate_note(self, job: Job, duplicate: Job) -> Job:
         note = error_note(
             what=f"the same content was already taken as job {duplicate.job_key} "
-            f"({duplicate.original_name}, now {duplicate.state.value}); this copy was "
-            "skipped (settings: hotfolders.duplicates: skip)",
+            f"({duplicate.original_name}, {duplicate.state.value} at that moment); this copy "
+            "was skipped (settings: hotfolders.duplicates: skip)",
             where="taking the file from the inbox",
             todo=f"nothing, if it was dropped twice by mistake. To print it again: "
             f"{self.jobs} retry {job.job_key}, or set hotfolders.duplicates: print",

@@ -147,12 +147,26 @@ class OutcomeFolders:
         for job in self.store.list_jobs(build_id=build.id):
             self.settle_job(job.id, build=build, outcome=outcome, report_path=report_path)
 
+    def as_dropped(self, reason: str, jobs: Iterable[Job]) -> str:
+        """``reason`` naming no working path: each of ``jobs``' files as it was dropped
+        (``C-500/cut.stl``), any other file in a job's folder under an inbox's processing/ by
+        its name (:func:`_as_dropped`). Every failure reason that can quote a file goes through
+        here before it is recorded: a reader's, a build's from the server, a model's dropped
+        by the runner, a crashed batch's. The file leaves processing/ when it is settled, and
+        the reason, its note and the dashboard named a folder gone."""
+        folders = {inbox.folder("processing") for inbox in self.intake.inboxes.values()}
+        for job in jobs:
+            place = place_of(job)
+            if place is not None:
+                reason = reason.replace(str(job.source_path), place.rel)
+                folders.add(self.intake.inbox_of(place).folder("processing"))
+        for folder in sorted(folders):
+            reason = _as_dropped(reason, folder)
+        return reason
+
     def fail_job(self, job: Job, reason: str, todo: str, *,
                   where: str = "preparing the batch") -> None:
-        place = place_of(job)
-        if place is not None:
-            reason = _as_dropped(reason.replace(str(job.source_path), place.rel),
-                                 self.intake.inbox_of(place).folder("processing"))
+        reason = self.as_dropped(reason, [job])
         try:
             job = self.store.transition(job.id, JobState.FAILED, reason,
                                         expect=JobState.PROCESSING)

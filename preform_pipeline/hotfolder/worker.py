@@ -393,7 +393,10 @@ class BatchWorker:
         log.error("batch_crashed", recipe=batch.recipe, jobs=len(job_ids), error=error,
                   at=f"{Path(where.filename).name}:{where.lineno} in {where.name}"
                   if where else None)
-        reason = f"an internal error stopped its batch ({error})"
+        # An error may quote a file's working path (an OSError's, say): named by the file's
+        # name, one reason for all its jobs, without reading them first (the store may be
+        # away, and each job is read once below).
+        reason = self.outcomes.as_dropped(f"an internal error stopped its batch ({error})", ())
         store = self.store
         for job_id in job_ids:
             try:
@@ -719,7 +722,8 @@ class BatchWorker:
             if job.source_path != path:
                 continue
             try:
-                self.store.transition(job.id, JobState.FAILED, reason,
+                self.store.transition(job.id, JobState.FAILED,
+                                      self.outcomes.as_dropped(reason, [job]),
                                       expect=(JobState.PREPARING, JobState.PREPARED))
             except StoreError as exc:
                 log.error("dropped_job_not_failed", job_key=job.job_key, error=str(exc))
@@ -815,8 +819,11 @@ class BatchWorker:
             return
         elif status is BuildStatus.FAILED and state in (JobState.PREPARING, JobState.PREPARED,
                                                         JobState.PRINT_SENDING):
-            build = store.transition_build(build.id, JobState.FAILED,
-                                           outcome.reason or "failed", expect=state)
+            # The server's reason may quote a model's working path: its files' notes too.
+            reason = self.outcomes.as_dropped(outcome.reason or "failed",
+                                              store.list_jobs(build_id=build.id))
+            outcome = replace(outcome, reason=reason)
+            build = store.transition_build(build.id, JobState.FAILED, reason, expect=state)
         elif status is BuildStatus.SPLIT:
             # Its jobs went on to its halves. Only a case dropped before the split stayed
             # with it, failed with its own reason: the split's reason (the overflow) is not

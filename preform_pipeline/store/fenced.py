@@ -334,12 +334,14 @@ class NodeJobStore(PostgresJobStore):
         state: StateFilter | None = None,
         recipe: str | None = None,
         since: datetime | None = None,
+        text: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[Build, ...]:
         # The limit is applied after the filter: another node's builds must not hide ours.
         # (``interrupted_builds`` lists through here too.) So is a page's offset.
-        found = self._mine(super().list_builds(state=state, recipe=recipe, since=since))
+        found = self._mine(super().list_builds(state=state, recipe=recipe, since=since,
+                                               text=text))
         self._check_limit(limit, offset)
         if limit is None:
             return found

@@ -143,12 +143,28 @@ class JobStore(Protocol):
         recipe: str | None = None,
         since: datetime | None = None,
         build_id: int | None = None,
+        text: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[Job, ...]:
         """Jobs in creation order, filtered; ``since``: changed at or after that time;
+        ``text``: its case id, file name or key holds that text, in any case;
         ``limit``: only the most recent N (still in creation order); ``offset`` (with a
         limit): skip the most recent ``offset`` first, a page further back."""
+        ...
+
+    def list_case_jobs(
+        self,
+        *,
+        state: StateFilter | None = None,
+        recipe: str | None = None,
+        text: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[Job, ...]:
+        """The jobs ``list_jobs`` keeps with these filters, paged by case (a case id, or a
+        job's own key without one): every kept job of the ``limit`` cases whose newest kept
+        job is newest, after skipping the ``offset`` newest cases; in creation order."""
         ...
 
     def transition(
@@ -217,10 +233,12 @@ class JobStore(Protocol):
         state: StateFilter | None = None,
         recipe: str | None = None,
         since: datetime | None = None,
+        text: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[Build, ...]:
-        """Builds in creation order, filtered and paged like ``list_jobs``."""
+        """Builds in creation order, filtered and paged like ``list_jobs``; ``text``: its key,
+        print name or printer holds that text, in any case."""
         ...
 
     def transition_build(

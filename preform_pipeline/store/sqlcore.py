@@ -50,7 +50,8 @@ from preform_pipeline.store.protocol import (
     StateFilter,
 )
 
-__all__ = ["Connection", "Cursor", "Row", "SqlStoreCore", "iso_utc"]
+__all__ = ["BUILD_TEXT_COLUMNS", "JOB_TEXT_COLUMNS", "Connection", "Cursor", "Row",
+           "SqlStoreCore", "iso_utc"]
 
 log = get_logger(__name__)
 
@@ -59,6 +60,14 @@ _KEY_ATTEMPTS: Final = 5
 #: Row ids are 64-bit in both databases: a larger id (typed into a dashboard URL, say) names
 #: no row, and the drivers refuse to send it (OverflowError, DataError) rather than say so.
 _MAX_ROW_ID: Final = 2**63 - 1
+
+#: What a text search of the queue looks in: a job's case, file name and key; a build's key,
+#: print name and printer (the dashboard's search box, docs/web.md).
+JOB_TEXT_COLUMNS: Final = ("case_id", "original_name", "job_key")
+BUILD_TEXT_COLUMNS: Final = ("job_key", "job_name", "printer")
+#: The LIKE escape character, and what it escapes in a searched text.
+_LIKE_ESCAPE: Final = "\\"
+_LIKE_SPECIAL: Final = ("\\", "%", "_")
 
 #: A result row: read by column name (``sqlite3.Row`` or a psycopg dict row).
 Row = Any
@@ -137,6 +146,15 @@ def _states(value: StateFilter) -> tuple[JobState, ...]:
     if isinstance(value, str):
         return (JobState(value),)
     return tuple(JobState(v) for v in value)
+
+
+def _contains(text: str) -> str:
+    """The LIKE pattern of "holds ``text``", in lower case (the columns are compared lowered),
+    with LIKE's own characters escaped so that a typed ``%`` or ``_`` matches only itself."""
+    needle = text.lower()
+    for special in _LIKE_SPECIAL:
+        needle = needle.replace(special, _LIKE_ESCAPE + special)
+    return f"%{needle}%"
 
 
 def _check_fields(
@@ -467,9 +485,18 @@ class SqlStoreCore(ABC):
         recipe: str | None,
         since: datetime | None,
         extra: Mapping[str, Any] | None = None,
+        text: str | None = None,
+        text_columns: Sequence[str] = (),
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if text:
+            # Any of the columns holds the text, in any case; a ``%`` or ``_`` typed in a
+            # search is that character, not a LIKE wildcard.
+            like = f"LIKE ? ESCAPE '{_LIKE_ESCAPE}'"
+            clauses.append("(" + " OR ".join(
+                f"lower(coalesce({c}, '')) {like}" for c in text_columns) + ")")
+            params.extend([_contains(text)] * len(text_columns))
         if state is not None:
             states = _states(state)
             clauses.append(f"state IN ({', '.join('?' for _ in states)})")
@@ -517,13 +544,40 @@ class SqlStoreCore(ABC):
         recipe: str | None = None,
         since: datetime | None = None,
         build_id: int | None = None,
+        text: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[Job, ...]:
         extra = {"build_id": build_id} if build_id is not None else None
-        where, params = self._where(state=state, recipe=recipe, since=since, extra=extra)
+        where, params = self._where(state=state, recipe=recipe, since=since, extra=extra,
+                                    text=text, text_columns=JOB_TEXT_COLUMNS)
         with self._transaction("listing jobs", write=False) as conn:
             rows = conn.execute(self._limited("jobs", where, limit, offset), params).fetchall()
+            return tuple(_job_from_row(r) for r in rows)
+
+    def list_case_jobs(
+        self,
+        *,
+        state: StateFilter | None = None,
+        recipe: str | None = None,
+        text: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[Job, ...]:
+        where, params = self._where(state=state, recipe=recipe, since=None, text=text,
+                                    text_columns=JOB_TEXT_COLUMNS)
+        self._check_limit(limit, offset)
+        # A case is its case id, or the job's own key without one; the page holds the cases
+        # whose newest kept job is newest, each with every one of its kept jobs.
+        sql = (
+            f"SELECT * FROM jobs{where}{' AND' if where else ' WHERE'} "
+            f"coalesce(case_id, job_key) IN (SELECT ckey FROM ("
+            f"SELECT coalesce(case_id, job_key) AS ckey, max(id) AS newest FROM jobs{where} "
+            f"GROUP BY coalesce(case_id, job_key) ORDER BY newest DESC LIMIT {int(limit)} "
+            f"OFFSET {int(offset)}) AS page) ORDER BY id"
+        )
+        with self._transaction("listing the jobs of a page of cases", write=False) as conn:
+            rows = conn.execute(sql, [*params, *params]).fetchall()
             return tuple(_job_from_row(r) for r in rows)
 
     def transition(
@@ -704,10 +758,12 @@ class SqlStoreCore(ABC):
         state: StateFilter | None = None,
         recipe: str | None = None,
         since: datetime | None = None,
+        text: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> tuple[Build, ...]:
-        where, params = self._where(state=state, recipe=recipe, since=since)
+        where, params = self._where(state=state, recipe=recipe, since=since, text=text,
+                                    text_columns=BUILD_TEXT_COLUMNS)
         with self._transaction("listing builds", write=False) as conn:
             rows = conn.execute(self._limited("builds", where, limit, offset),
                                 params).fetchall()

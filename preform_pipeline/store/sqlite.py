@@ -56,6 +56,12 @@ DEFAULT_BUSY_TIMEOUT_S: Final = 10.0
 _JOB_KEY_COLUMN_HINT: Final = "job_key"
 
 
+def _lower(value: object) -> str | None:
+    """SQL ``lower()`` on this store's connections: its argument as text in lower case (as
+    SQLite's own, which folds ASCII letters only), NULL as NULL."""
+    return None if value is None else str(value).lower()
+
+
 # --- migrations ------------------------------------------------------------------------------
 # Never edit a released migration: stores in the field were created by it. Add a new one.
 
@@ -269,6 +275,9 @@ class SqliteJobStore(SqlStoreCore):
             with self._errors("opening"):
                 conn.row_factory = sqlite3.Row
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+                # SQLite's own lower() folds ASCII only: a search for "é" missed "É", which
+                # PostgreSQL's finds. The text searches compare in Python's lower case.
+                conn.create_function("lower", 1, _lower, deterministic=True)
                 # The first read of the file: a damaged or foreign file fails here. The version
                 # and the table list are read in one snapshot: another process may be creating
                 # the store right now, and its tables must not be seen without its version.

@@ -8,11 +8,12 @@ only that part. Every action is a POST form, checked by :mod:`preform_pipeline.w
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +57,10 @@ log = get_logger(__name__)
 
 _HERE: Final = Path(__file__).parent
 _T = TypeVar("_T")
+#: The query parameter an action's redirect carries: the page that did the action shows its
+#: line, not another tab of the session that loads a page first.
+_DONE_PARAM: Final = "done"
+_DONE_TOKEN_BYTES: Final = 8
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The pages, in the navigation's order: (path, title).
@@ -74,8 +79,9 @@ class Dashboard:
         self.web = web
         self.sources = sources
         self.gate = Gate(web.users)
-        #: What the last action of a session did, shown once on its next page: session → text.
-        self.done: dict[str, str] = {}
+        #: What the last action of a session did, shown once on the page it returns to:
+        #: session → (the token in that page's address, text).
+        self.done: dict[str, tuple[str, str]] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
                                           refresh_ms=int(web.refresh_s * 1000))
@@ -128,11 +134,16 @@ class Dashboard:
                                    hint=getattr(exc, "hint", None))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
+            target = _local(form.get("next"))
             if access.session is not None:
                 # Said once on the page the browser is sent to (outside the live part, so a
                 # refresh keeps it): the reload after an action looked as if nothing was done.
-                self.done[sid] = message
-            return RedirectResponse(_local(form.get("next")), status_code=303)
+                # That page is told by a token in its address: kept per session only, the
+                # line went to whichever tab of the session loaded a page first.
+                token = secrets.token_urlsafe(_DONE_TOKEN_BYTES)
+                self.done[sid] = (token, message)
+                target = _with_query(target, _DONE_PARAM, token)
+            return RedirectResponse(target, status_code=303)
         return handler
 
     async def no_route(self, request: Request, exc: Exception) -> Response:
@@ -164,8 +175,12 @@ class Dashboard:
                **context: Any) -> Response:
         live = request.headers.get("x-live") == "1"
         done = None
-        if access.session is not None and not live:
-            done = self.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+        token = request.query_params.get(_DONE_PARAM)
+        if access.session is not None and not live and token:
+            sid = request.cookies.get(SESSION_COOKIE, "")
+            pending = self.done.get(sid)
+            if pending is not None and pending[0] == token:
+                done = self.done.pop(sid)[1]
         return self.templates.TemplateResponse(
             request, name,
             {"user": access.user, "csrf": access.session.csrf if access.session else "",
@@ -211,8 +226,18 @@ def _unauthorised() -> Response:
 
 def _wanted(request: Request) -> str:
     """The path and query asked for: the query is the queue's filters and page, which a bare
-    path dropped (after a login, after an action)."""
-    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    path dropped (after a login, after an action); an action's token is not kept."""
+    url = request.url
+    if _DONE_PARAM in request.query_params:
+        url = url.remove_query_params(_DONE_PARAM)
+    return url.path + (f"?{url.query}" if url.query else "")
+
+
+def _with_query(target: str, name: str, value: str) -> str:
+    """``target`` (a local path and query) with ``name=value`` instead of any it had."""
+    parts = urlsplit(target)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    return urlunsplit(parts._replace(query=urlencode([*query, (name, value)])))
 
 
 def _login_url(request: Request) -> str:

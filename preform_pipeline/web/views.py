@@ -63,6 +63,8 @@ FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.
                                   JobState.PRINT_ERROR, JobState.UNVERIFIED,
                                   JobState.DUPLICATE_SKIPPED})
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
+#: The print step's kind, named in "Steps done" once dispatch has sent a build that waited.
+_PRINT_STEP: Final = "print"
 
 #: The queue's state filter: name → (label, states).
 FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {
@@ -109,15 +111,13 @@ class QueueFilter:
         return FILTERS[self.state][1]
 
     def query(self) -> dict[str, Any]:
-        """The store query of the filter's page. The state and recipe are asked of the store,
-        so the page's limit and offset apply to what they keep: reading the newest rows and
-        then filtering hid a build held since before them, from its state filter and from the
-        search alike. The store pages (one row beyond the page says whether an older page
-        exists), except for a search, which reads every row: no store query matches text."""
+        """The store query of the filter's page. The state, recipe and text are asked of the
+        store, so the page's limit and offset apply to what they keep: reading the newest rows
+        and then filtering hid a build held since before them, from its state filter and from
+        the search alike. One row beyond the page says whether an older page exists."""
         return {"state": None if self.state == "all" else self.states,
-                "recipe": self.recipe or None,
-                "limit": None if self.text else QUEUE_PAGE_ROWS + 1,
-                "offset": 0 if self.text else self.offset}
+                "recipe": self.recipe or None, "text": self.text or None,
+                "limit": QUEUE_PAGE_ROWS + 1, "offset": self.offset}
 
     def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
         if state not in self.states or (self.recipe and recipe != self.recipe):
@@ -204,19 +204,26 @@ def _group(jobs: Iterable[Job]) -> list[CaseRow]:
     return rows
 
 
-def _paged(kept: list[_R], flt: QueueFilter) -> tuple[list[_R], bool]:
-    """The rows of the filter's page in creation order, and whether an older page exists.
-    The store paged already (with one row beyond the page) unless a search read every row."""
-    end = max(len(kept) - (flt.offset if flt.text else 0), 0)
-    return kept[max(end - QUEUE_PAGE_ROWS, 0):end], end > QUEUE_PAGE_ROWS
+def _paged(kept: Sequence[_R]) -> tuple[list[_R], bool]:
+    """The rows of the filter's page in creation order, and whether an older page exists:
+    the store paged already, with one row beyond the page."""
+    return list(kept[-QUEUE_PAGE_ROWS:]), len(kept) > QUEUE_PAGE_ROWS
+
+
+def _case_of(job: Job) -> str:
+    return job.case_id or job.job_key
 
 
 def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
-    """The cases of the jobs on the filter's page, and whether older jobs are on another."""
-    jobs = store.list_jobs(**flt.query())
-    kept, more = _paged([j for j in jobs if flt.keeps(j.state, j.recipe, j.case_id,
-                                                       j.original_name, j.job_key)], flt)
-    return _group(kept), more
+    """The cases on the filter's page, each whole (a case is one unit of the page: its files
+    taken far apart showed it on two pages), and whether older cases are on another."""
+    jobs = store.list_case_jobs(**flt.query())
+    newest: dict[str, int] = {}
+    for job in jobs:
+        newest[_case_of(job)] = job.id
+    cases = sorted(newest, key=newest.__getitem__, reverse=True)
+    shown = set(cases[:QUEUE_PAGE_ROWS])
+    return _group(j for j in jobs if _case_of(j) in shown), len(cases) > QUEUE_PAGE_ROWS
 
 
 def failed_cases(store: JobStore) -> list[CaseRow]:
@@ -258,8 +265,7 @@ def queue_builds(store: JobStore, flt: QueueFilter
                  ) -> tuple[list[BuildRow], list[BuildRow], bool]:
     """(builds, prints, more): the builds on the filter's page (newest first), those of them
     that have a print, and whether older builds are on another page."""
-    kept, more = _paged([b for b in store.list_builds(**flt.query())
-                         if flt.keeps(b.state, b.recipe, b.job_key, b.job_name, b.printer)], flt)
+    kept, more = _paged(store.list_builds(**flt.query()))
     rows = [_build_row(store, b) for b in reversed(kept)]
     prints = [r for r in rows if r.build.state in _PRINT_STATES]
     return rows, prints, more
@@ -285,6 +291,16 @@ class BuildPage:
     @property
     def unverified(self) -> bool:
         return self.build.state is JobState.UNVERIFIED
+
+    @property
+    def steps_done(self) -> tuple[str, ...]:
+        """The steps its run did (its report), and the print once it was sent: a build held
+        for approval or waiting for a printer is sent later, by dispatch, after the report."""
+        steps = self.report.get("steps_done")
+        done = tuple(str(s) for s in steps) if isinstance(steps, list) else ()
+        if self.build.print_sent_at is not None and _PRINT_STEP not in done:
+            done += (_PRINT_STEP,)
+        return done
 
 
 def _siblings(build: Build) -> list[Path]:

@@ -236,6 +236,9 @@ class TestDashboardFlow:
             image = page.request.get(f"{lab.url}/builds/{approved.id}/screenshot")
             assert image.ok and _marked_pixels(image.body()) > 0
             assert "C-100" in page.inner_text("#members")
+            # Held, it has not printed: its steps end where the run stopped, before print.
+            assert page.inner_text("#steps-done").split(" → ")[-2:] == [
+                "save_form", "screenshot"]
             _picture(page, "build", tmp_path)
             assert fleet_jobs(lab.fleet) == []  # nothing printed before the approval
             page.click("#approve")
@@ -245,6 +248,7 @@ class TestDashboardFlow:
             page.goto(f"{lab.url}/builds/{approved.id}")
             page.wait_for_selector(".state-print_sent", timeout=WAIT_S * 1000)
             assert "approved by olivia (web)" in page.inner_text(".trail")
+            assert page.inner_text("#steps-done").split(" → ")[-2:] == ["screenshot", "print"]
 
             # The other is rejected with a reason: its case lands in failed/ with it.
             rejected = lab.build_of("C-200")
@@ -458,7 +462,8 @@ class TestWhatAnActionDid:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
             page.goto(f"{lab.url}/failed")
             page.click("button[data-test='retry-C-200']")
-            page.wait_for_url(f"{lab.url}/failed")
+            # Back on the page, with the token that has this tab (not another) say it.
+            page.wait_for_url(re.compile(rf"{re.escape(lab.url)}/failed\?done=[\w-]+"))
             assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
             assert page.get_attribute("#done", "role") == "status"
             _next_refresh(page)

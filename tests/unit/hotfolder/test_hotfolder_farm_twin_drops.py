@@ -85,7 +85,7 @@ class TestTwinsTakenByTwoNodesAtOnce:
         assert [j.original_name for j in taken] == ["bracket.stl"]
         note = (failed / "bracket-copy.stl.error.txt").read_text(encoding="utf-8")
         assert (f"the same content was already taken as job {taken[0].job_key} "
-                "(bracket.stl, now queued)") in note
+                "(bracket.stl, queued at that moment)") in note
         states = {j.original_name: j.state for j in plain_store.list_jobs()}
         assert states == {"bracket.stl": JobState.PROCESSING,
                           "bracket-copy.stl": JobState.DUPLICATE_SKIPPED}

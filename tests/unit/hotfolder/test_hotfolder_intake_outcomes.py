@@ -259,10 +259,11 @@ class TestDuplicatesAtIntake:
         (first,) = intake.take(_single(inbox, "a.stl", seed=5)).taken
         (copy,) = intake.take(_single(inbox, "b.stl", seed=5)).rejected
         assert store.history(copy.id)[-1].reason == (
-            f"same content as job {first.job_key} (processing)")
+            f"same content as job {first.job_key} (processing when this copy was skipped)")
         assert _note(inbox.folder("failed"), "b.stl") == (
             f"What failed: the same content was already taken as job {first.job_key} (a.stl, "
-            "now processing); this copy was skipped (settings: hotfolders.duplicates: skip)\n"
+            "processing at that moment); this copy was skipped (settings: hotfolders.duplicates: "
+            "skip)\n"
             "Where: taking the file from the inbox\n"
             "File: b.stl\n"
             f"Job: {copy.job_key} (see: preform-pipeline jobs show {copy.job_key})\n"

@@ -217,6 +217,78 @@ class TestPages:
         assert str(unlimited.value) == "an offset (3) needs a limit: a page has a size"
 
 
+class TestSearches:
+    """A text search is the database's: it keeps the rows whose case, file or key (a build's
+    key, print name or printer) holds the text in any case, a typed ``%`` or ``_`` is only
+    itself, and the page's limit and offset apply to what it keeps."""
+
+    def test_a_search_keeps_what_holds_the_text_in_any_case(self, store: JobStore) -> None:
+        names = {"C-7": "Upper.STL", "c-17": "lower.stl", "X": "50%_off.stl", "Y": "50a.stl",
+                 "Ä-1": "ÉTÉ.stl"}
+        jobs = {case: store.create_job(recipe="dental", source_path=f"/hot/{case}/{name}",
+                                       original_name=name, case_id=case,
+                                       state=S.PROCESSING) for case, name in names.items()}
+
+        def found(text: str) -> list[str | None]:
+            return [j.case_id for j in store.list_jobs(text=text)]
+
+        assert found("c-7") == ["C-7"] and found("C-1") == ["c-17"]
+        assert found("UPPER.stl") == ["C-7"]
+        assert found("été") == ["Ä-1"] and found("ä-") == ["Ä-1"]  # not ASCII only
+        assert found("%") == ["X"] and found("_") == ["X"]  # not "any" and "one of any"
+        assert found("50%") == ["X"] and found("%_o") == ["X"] and found("50_") == []
+        assert found(jobs["Y"].job_key.lower()) == ["Y"]
+        assert found("\\") == [] and found("nowhere") == []
+        build = store.create_build(recipe="dental", job_ids=[jobs["C-7"].id])
+        store.update_build(build.id, job_name="Crown 7%", printer="Bench_A")
+        other = store.create_build(recipe="dental", job_ids=[jobs["X"].id])
+        for text in ("crown 7%", "bench_a", build.job_key.lower()):
+            assert [b.id for b in store.list_builds(text=text)] == [build.id], text
+        assert [b.id for b in store.list_builds(text="7_")] == []
+        assert [b.id for b in store.list_builds(text="")] == [build.id, other.id]
+
+    def test_the_page_is_of_what_the_search_keeps(self, store: JobStore) -> None:
+        ids = [store.create_job(recipe="dental", source_path=f"/hot/{i}.stl",
+                                original_name=f"{'n' if i % 2 else 'm'}-{i}.stl",
+                                state=S.PROCESSING).id for i in range(7)]
+        assert [j.id for j in store.list_jobs(text="N-", limit=2)] == [ids[3], ids[5]]
+        assert [j.id for j in store.list_jobs(text="N-", limit=2, offset=2)] == [ids[1]]
+
+
+class TestPagesOfCases:
+    """A page of cases holds whole cases: every kept job of the newest cases (by their
+    newest kept job), however far apart their files came."""
+
+    def test_a_case_is_on_the_page_of_its_newest_file_with_all_its_files(
+        self, store: JobStore
+    ) -> None:
+        def job(case: str | None, name: str, state: JobState = S.PROCESSING) -> Job:
+            return store.create_job(recipe="dental", source_path=f"/hot/{name}",
+                                    original_name=name, case_id=case, state=state)
+
+        first = job("C-1", "c1-upper.stl")
+        alone = job(None, "loose.stl")
+        other = job("C-2", "c2.stl")
+        late = job("C-1", "c1-lower.stl")
+        newest = job("C-3", "c3.stl", S.QUEUED)
+
+        def page(**query: object) -> list[int]:
+            return [j.id for j in store.list_case_jobs(**query)]  # type: ignore[arg-type]
+
+        assert page(limit=2) == [first.id, late.id, newest.id]
+        assert page(limit=2, offset=2) == [alone.id, other.id]
+        assert page(limit=2, offset=4) == []
+        assert page(state=S.PROCESSING, limit=1) == [first.id, late.id]
+        ortho = store.create_job(recipe="ortho", source_path="/hot/o.stl", case_id="C-1")
+        assert page(recipe="ortho", limit=2) == [ortho.id]
+        assert page(recipe="dental", limit=1, offset=1) == [first.id, late.id]
+        assert page(text="C1-", limit=1) == [first.id, late.id]
+        assert page(text="lower", limit=1, offset=1) == []
+        with pytest.raises(ValueError) as negative:
+            store.list_case_jobs(limit=0)
+        assert str(negative.value) == "limit must be 1 or more (or None for all), got 0"
+
+
 class TestSince:
     """``since`` keeps what changed at or after a moment, and must name its time zone."""
 

@@ -186,6 +186,7 @@ def _calls(store: JobStore, job_id: int, build_id: int) -> list[tuple[str, Calla
         ("looking up a content hash", lambda: store.find_by_hash("sha256:aa")),
         ("looking up a path", lambda: store.find_by_path("/a.stl")),
         ("listing jobs", lambda: store.list_jobs()),
+        ("listing the jobs of a page of cases", lambda: store.list_case_jobs(limit=1)),
         (f"reading the history of job {job_id}", lambda: store.history(job_id)),
         (f"updating job {job_id}", lambda: store.update_job(job_id, priority=2)),
         (f"moving job {job_id} to queued", lambda: store.transition(job_id, S.QUEUED, "go")),

@@ -311,6 +311,8 @@ class TestListings:
         assert [b.id for b in a.list_builds(limit=2, offset=2)] == ids[1:3]
         assert [b.id for b in a.list_builds(limit=2, offset=4)] == ids[0:1]
         assert a.list_builds(limit=2, offset=7) == ()
+        key = a.get_build(ids[3]).job_key
+        assert [b.id for b in a.list_builds(text=key.lower(), limit=2)] == [ids[3]]
         with pytest.raises(ValueError, match="offset must be 0 or more"):
             a.list_builds(limit=1, offset=-1)
         with pytest.raises(ValueError, match="needs a limit"):

@@ -159,3 +159,17 @@ class TestJournalMode:
         assert [e for e in logs if e["event"] == "store_not_wal"] == []
         with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+class TestCaseInSearches:
+    """The store's connections fold case as Python does: SQLite's own lower() folds ASCII
+    letters only, so a search for "été" missed "ÉTÉ" (PostgreSQL's found it)."""
+
+    def test_a_search_folds_letters_beyond_ascii(self, tmp_path: Path) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            job = store.create_job(recipe="r", source_path="/hot/ÉTÉ-Ünal.stl",
+                                   original_name="ÉTÉ-Ünal.stl", case_id="Öz-12")
+            other = store.create_job(recipe="r", source_path="/hot/b.stl", case_id=None)
+            for text in ("été-ü", "ÉTÉ-Ü", "öz-1"):
+                assert [j.id for j in store.list_jobs(text=text)] == [job.id], text
+            assert [j.id for j in store.list_jobs(text="b.")] == [other.id]

@@ -89,6 +89,29 @@ class TestPages:
         # Every case once, newest first, the held one last.
         assert seen == [f"N-{n}" for n in reversed(range(NEWER))] + ["C-7"]
 
+    def test_a_case_whose_files_came_far_apart_is_one_row_on_one_page(
+        self, behind: Served, tmp_path: Path
+    ) -> None:
+        # C-7's first file is the oldest job; its second comes after two pages of others. Paged
+        # by job, C-7 showed on page 1 with one file and again on page 3 with the other.
+        store = behind.store
+        store.create_job(recipe="crowns", source_path=tmp_path / "C-7-lower.stl",
+                         original_name="C-7-lower.stl", case_id="C-7",
+                         state=JobState.PROCESSING)
+        seen: list[str] = []
+        url = "/?state=all&q=-"
+        while url:
+            page = httpx.get(behind.url + url, headers=AUTH).text
+            seen += _cases(page)
+            if "C-7" in _cases(page):
+                row = page[page.index('<tr data-case="C-7">'):]
+                row = row[:row.index("</tr>")]
+                assert "C-7.stl" in row and "C-7-lower.stl" in row
+            older = _links(page, "next")
+            assert all("state=all&q=-" in link for link in older + _links(page, "prev"))
+            url = older[0] if older else ""
+        assert seen == ["C-7"] + [f"N-{n}" for n in reversed(range(NEWER))]
+
     def test_the_live_refresh_of_a_page_fetches_that_page_only(self, behind: Served) -> None:
         part = httpx.get(behind.url + "/?page=2", headers={**AUTH, "X-Live": "1"}).text
         newest_on_it = NEWER - 1 - QUEUE_PAGE_ROWS

@@ -204,6 +204,13 @@ def _done(page: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _returns_to(location: str) -> str:
+    """An action's redirect without the token that tells its page to say what was done."""
+    found = re.fullmatch(r"(.*?)[?&]done=[\w-]+", location)
+    assert found is not None, location
+    return found.group(1)
+
+
 class TestCaseActionsSaySo:
     """After Retry or Cancel the page says what was done, once; a refused one says why."""
 
@@ -215,14 +222,36 @@ class TestCaseActionsSaySo:
             assert _done(client.get("/").text) is None
             acted = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7",
                                                        "next": "/?state=all"})
-            assert acted.status_code == 303 and acted.headers["location"] == "/?state=all"
-            assert _done(client.get("/?state=all", headers={"X-Live": "1"}).text) is None
-            assert _done(client.get("/?state=all").text) == "Case C-7 cancelled (1 job)"
-            assert _done(client.get("/?state=all").text) is None  # said once
+            back = acted.headers["location"]
+            assert acted.status_code == 303 and _returns_to(back) == "/?state=all"
+            assert _done(client.get(back, headers={"X-Live": "1"}).text) is None
+            assert _done(client.get(back).text) == "Case C-7 cancelled (1 job)"
+            assert _done(client.get(back).text) is None  # said once
             key = served.store.list_jobs()[0].job_key
-            client.post("/cases/retry", data={"csrf": csrf, "target": key, "next": "/failed"})
-            assert _done(client.get("/failed").text) == f"Job {key} queued again (1 job)"
+            retried = client.post("/cases/retry",
+                                  data={"csrf": csrf, "target": key, "next": "/failed"})
+            assert _done(client.get(retried.headers["location"]).text) == (
+                f"Job {key} queued again (1 job)")
         assert served.store.list_jobs()[0].state is JobState.QUEUED
+
+    def test_the_line_is_on_the_page_that_did_the_action_not_another_tab(
+        self, served: Served
+    ) -> None:
+        # The line was kept per session: another tab of the session loading a page between
+        # the action and its redirect took the line, and the acting tab said nothing.
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            acted = client.post("/cases/cancel", data={"csrf": csrf, "target": "case:C-7",
+                                                       "next": "/failed"})
+            back = acted.headers["location"]
+            assert _done(client.get("/failed").text) is None  # the other tab
+            assert _done(client.get("/?state=all").text) is None
+            forged = back.rsplit("=", 1)[0] + "=" + "x" * 11
+            assert _done(client.get(forged).text) is None  # a token not given out
+            page = client.get(back).text
+            assert _done(page) == "Case C-7 cancelled (1 job)"
+            # The page's own forms and links do not carry the token on.
+            assert 'name="next" value="/failed"' in page and "done=" not in page
 
     def test_an_action_returns_to_the_filtered_page_it_was_done_on(
         self, served: Served
@@ -236,7 +265,8 @@ class TestCaseActionsSaySo:
             assert found is not None and found.group(1) == "/?state=all&amp;q=C-7"
             acted = client.post("/cases/cancel", data={
                 "csrf": csrf, "target": "case:C-7", "next": html.unescape(found.group(1))})
-        assert acted.status_code == 303 and acted.headers["location"] == "/?state=all&q=C-7"
+        assert acted.status_code == 303
+        assert _returns_to(acted.headers["location"]) == "/?state=all&q=C-7"
 
     def test_a_refused_cancel_says_the_case_is_cancelled_already(
         self, served: Served
@@ -289,6 +319,37 @@ class TestASkippedDuplicate:
         assert held is not None and "awaiting approval" in held.group(1)
         assert "Retry" not in held.group(1) and 'aria-label="Cancel case C-7"' in held.group(1)
         assert f'aria-label="Retry copy {copy.job_key} of case C-7"' in queue
+
+
+    def test_its_reason_does_not_give_the_originals_old_state_as_current(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # "same content as job PP-… (processing)" read as the original's state on Failed cases
+        # after the original had printed: the state was the one it had when the copy came.
+        from preform_pipeline.hotfolder import Drop, Intake
+        from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+        from preform_pipeline.settings.hotfolder import InboxSettings
+
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=tmp_path / "crowns.yaml")
+        intake, store = Intake(served.store, [inbox]), served.store
+        taken = []
+        for name in ("a.stl", "b.stl"):
+            path = inbox.path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(tetra_stl_bytes(5))
+            taken.append(intake.take(Drop(inbox, path, "crowns", False, models=(path,))))
+        (first,), (copy,) = taken[0].taken, taken[1].rejected
+        build = store.create_build(recipe="crowns", job_ids=[first.id])
+        for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                      JobState.PRINT_SENT):
+            store.transition_build(build.id, state, state.value)
+        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        row = re.search(rf'<tr data-case="{copy.job_key}" data-copy="[^"]+">(.*?)</tr>', page,
+                        re.S)
+        assert row is not None, page
+        assert f"same content as job {first.job_key} (processing)" not in row.group(1)
+        assert (f"same content as job {first.job_key} (processing when this copy was "
+                "skipped)") in row.group(1)
 
 
 class TestAPrinterCard:
