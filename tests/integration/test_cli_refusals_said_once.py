@@ -149,7 +149,10 @@ class TestAnUnreachableServersReasonIsSaidOnce:
 class TestALongNameFromCron:
     """``watch --once`` from cron says a name too long once; again only once the file changed."""
 
-    def test_a_rerun_is_silent_until_the_file_changes(self, tmp_path: Path) -> None:
+    @staticmethod
+    def _long_name_in_the_inbox(tmp_path: Path) -> tuple[Path, Path]:
+        """Hot-folder settings (no print), and a model whose name is a byte too long, dropped
+        in their inbox."""
         settings = write_hotfolder_settings(
             tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
             inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
@@ -157,6 +160,10 @@ class TestALongNameFromCron:
         inbox.mkdir()
         long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
         long.write_bytes(tetra_stl_bytes(1))
+        return settings, long
+
+    def test_a_rerun_is_silent_until_the_file_changes(self, tmp_path: Path) -> None:
+        settings, long = self._long_name_in_the_inbox(tmp_path)
         said = (f"{long} stays in the inbox: its name is {MAX_NAME_BYTES + 5} bytes, over the "
                 f"{MAX_NAME_BYTES} a name may have; rename it to at most {MAX_NAME_BYTES} bytes")
 
@@ -181,13 +188,8 @@ class TestALongNameFromCron:
     def test_a_file_gone_from_the_inbox_is_forgotten_and_said_again_when_back(
         self, tmp_path: Path
     ) -> None:
-        settings = write_hotfolder_settings(
-            tmp_path, write_recipe(tmp_path, printer=None), fleet_dir=tmp_path / "fleet",
-            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
-        inbox = tmp_path / "inbox"
-        inbox.mkdir()
-        long = inbox / ("n" * (MAX_NAME_BYTES + 1) + ".stl")
-        long.write_bytes(tetra_stl_bytes(1))
+        settings, long = self._long_name_in_the_inbox(tmp_path)
+        inbox = long.parent
         away = tmp_path / "away.stl"
 
         def once() -> tuple[list[str], list[str]]:
