@@ -9,6 +9,7 @@ from preform_pipeline.cloud.auth import AccessToken, ClientCredentialsAuth
 from preform_pipeline.cloud.client import WebApiClient, format_datetime
 from preform_pipeline.cloud.credentials import Credentials, load_credentials
 from preform_pipeline.cloud.factory import (
+    WEB_API_MAX_WAIT_S,
     check_credentials,
     credentials_configured,
     load_cloud_credentials,
@@ -56,6 +57,7 @@ __all__ = [
     "QueueItem",
     "RateLimiter",
     "Tank",
+    "WEB_API_MAX_WAIT_S",
     "WebApiClient",
     "format_datetime",
     "check_credentials",

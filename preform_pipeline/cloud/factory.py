@@ -21,16 +21,29 @@ from preform_pipeline.cloud.credentials import (
     Credentials,
     load_credentials,
 )
-from preform_pipeline.cloud.ratelimit import RateLimiter, RequestLedger, account_key
+from preform_pipeline.cloud.ratelimit import (
+    DEFAULT_LOUD_WAIT_S,
+    RateLimiter,
+    RequestLedger,
+    account_key,
+)
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.settings.cloud import CloudSettings
 
 __all__ = [
+    "WEB_API_MAX_WAIT_S",
     "check_credentials",
     "credentials_configured",
     "load_cloud_credentials",
     "make_web_client",
 ]
+
+#: The longest wait for the Web API's rate limits a client of work that has something else to
+#: do takes (``make_web_client(max_wait_s=...)``): the hot folder's, and a ``run``'s (which
+#: chooses printers and looks up interrupted sends with it). Shorter than a wait worth a
+#: warning; a longer one fails at once, and what needed it goes on without it (printer status
+#: from the Local API) or later (a lookup, a poll), as each caller says.
+WEB_API_MAX_WAIT_S: Final = DEFAULT_LOUD_WAIT_S
 
 _CREDENTIAL_ENV: Final = (
     ENV_CLIENT_ID, ENV_CLIENT_ID_FILE, ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE

@@ -34,7 +34,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
+from preform_pipeline.cloud import (
+    WEB_API_MAX_WAIT_S,
+    credentials_configured,
+    load_cloud_credentials,
+    make_web_client,
+)
 from preform_pipeline.cloud.client import WebApiClient
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
@@ -48,7 +53,6 @@ from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
 from preform_pipeline.preflight import check_paths, make_folders, watch_paths

@@ -24,11 +24,10 @@ from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
-from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
+from preform_pipeline.verify.targets import PrinterCandidate
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT_S",
-    "CombinedReadiness",
     "FormSender",
     "LeaseFencedStore",
     "PoolDevices",
@@ -159,29 +158,3 @@ class PoolDevices:
                            check_version_on_first_use=False) as client:
             return tuple(LocalApiDevices(client, offline_too=self.offline_too)
                          .printer_candidates())
-
-
-class CombinedReadiness:
-    """The Web API printers feed when its request budget allows, else the Local API devices."""
-
-    def __init__(self, local: PrinterSource, web: PrinterSource | None,
-                 has_budget: Callable[[], bool]) -> None:
-        self.local = local
-        self.web = web
-        self.has_budget = has_budget
-
-    @property
-    def description(self) -> str:
-        return self.local.description if self.web is None else (
-            f"{self.web.description}, else {self.local.description}")
-
-    def printer_candidates(self) -> tuple[PrinterCandidate, ...]:
-        if self.web is not None and self.has_budget():
-            try:
-                return tuple(self.web.printer_candidates())
-            except PipelineError as exc:
-                log.warning("web_printers_unavailable", error=str(exc))
-        return tuple(self.local.printer_candidates())
-
-
-

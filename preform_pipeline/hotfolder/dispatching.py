@@ -15,23 +15,23 @@ import os
 import threading
 from collections.abc import Callable
 
+from preform_pipeline.cloud import WEB_API_MAX_WAIT_S
 from preform_pipeline.cloud.factory import (
     credentials_configured,
     load_cloud_credentials,
     make_web_client,
 )
-from preform_pipeline.dispatch.sender import CombinedReadiness, FormSender, PoolDevices
+from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.executor.runner import ServerSource
-from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import Build, JobState, JobStore
-from preform_pipeline.verify.targets import PrinterSource, WebApiPrinters
+from preform_pipeline.verify.targets import CombinedReadiness, PrinterSource, WebApiPrinters
 
 __all__ = ["WEB_READINESS_RESERVE", "DispatchLoop"]
 

@@ -13,9 +13,9 @@ starts again (the first thing its verification thread does).
 A poll that meets the Web API's rate limit (a 429 whose ``Retry-After`` can be most of an
 hour, or the hourly budget the job store keeps for every process) does not hold the thread,
 or anything else, until then: the daemon's Web API clients wait at most
-``WEB_API_MAX_WAIT_S`` (:func:`~preform_pipeline.cloud.make_web_client`'s ``max_wait_s``), so
-printer readiness falls back to the Local API and a print lookup is repeated later, and
-verification is deferred until the retry time (``deferred_until``, a
+``cloud.WEB_API_MAX_WAIT_S`` (:func:`~preform_pipeline.cloud.make_web_client`'s
+``max_wait_s``), so printer readiness falls back to the Local API and a print lookup is
+repeated later, and verification is deferred until the retry time (``deferred_until``, a
 ``hotfolder_verify_deferred`` warning), when it resumes. The retry time is in the job store
 (the ledger's hold), so a restarted daemon sends nothing before it either; the pending builds
 keep their states.
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud.ratelimit import DEFAULT_LOUD_WAIT_S, resume_time
+from preform_pipeline.cloud.ratelimit import resume_time
 from preform_pipeline.errors import PipelineError, StoreConflictError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
 from preform_pipeline.liveness import this_host
@@ -65,7 +65,6 @@ __all__ = [
     "DEFAULT_NOTIFIED_MEMORY",
     "DEFAULT_RECENT_ENDED",
     "FINAL_PRINT_STATES",
-    "WEB_API_MAX_WAIT_S",
     "FollowUp",
 ]
 
@@ -76,10 +75,6 @@ DEFAULT_NOTIFIED_MEMORY: Final = 1000
 #: On start, the reports of this many of the newest ended builds are checked: a crash can only
 #: have cut short the rewrite of the last few.
 DEFAULT_RECENT_ENDED: Final = 200
-#: The longest wait for the Web API's rate limits any of the daemon's clients takes: shorter
-#: than a wait worth a warning. A longer one fails at once, and the work that needed it goes on
-#: without it or later (see the module docstring).
-WEB_API_MAX_WAIT_S: Final = DEFAULT_LOUD_WAIT_S
 #: The job field that records the ``case_failed`` notice a job's move to failed/ owes.
 CASE_FAILED_FIELD: Final = "_case_failed"
 _OWED: Final = "owed"

@@ -20,14 +20,14 @@ is the source's own listing order: "first" is stable from one build to the next.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import Device, PreFormClient
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.cloud import Printer, WebApiClient
-from preform_pipeline.errors import PrinterSelectionError
+from preform_pipeline.errors import PipelineError, PrinterSelectionError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.recipes.model import AUTO_PRINTER
 
@@ -35,6 +35,7 @@ __all__ = [
     "AUTO_PRINTER",
     "BUSY_PRINT_STATUSES",
     "READY_TO_PRINT",
+    "CombinedReadiness",
     "LocalApiDevices",
     "PrinterCandidate",
     "PrinterSource",
@@ -165,6 +166,30 @@ class LocalApiDevices:
         return tuple(
             _from_device(d, self.catalogue) for d in devices if d.product_name != _GROUP_PRODUCT
         )
+
+
+
+class CombinedReadiness:
+    """The Web API printers feed when its request budget allows, else the Local API devices."""
+
+    def __init__(self, local: PrinterSource, web: PrinterSource | None,
+                 has_budget: Callable[[], bool]) -> None:
+        self.local = local
+        self.web = web
+        self.has_budget = has_budget
+
+    @property
+    def description(self) -> str:
+        return self.local.description if self.web is None else (
+            f"{self.web.description}, else {self.local.description}")
+
+    def printer_candidates(self) -> tuple[PrinterCandidate, ...]:
+        if self.web is not None and self.has_budget():
+            try:
+                return tuple(self.web.printer_candidates())
+            except PipelineError as exc:
+                log.warning("web_printers_unavailable", error=str(exc))
+        return tuple(self.local.printer_candidates())
 
 
 def select_printer(

@@ -7,8 +7,8 @@ build it
   of the build's job-store build when a store is in use, the build's name when that is a key
   (the hot folder names builds so), else a new one for this run;
 * resolves ``printer: auto`` through :func:`~.targets.select_printer` (Web API printer status
-  when a client is configured, else the build's PreFormServer's device list), never picking
-  the same printer for two builds of one run;
+  when a client is configured, else, or when the Web API cannot answer now, the build's
+  PreFormServer's device list), never picking the same printer for two builds of one run;
 * with a job store, hands every step of the send to the print owner
   (:class:`~preform_pipeline.printing.PrintOwner`): ``print_sending`` (with job name, printer and
   the server that holds the send) before the request, ``print_sent`` after the answer,
@@ -35,6 +35,7 @@ from typing import Any
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud import (
+    WEB_API_MAX_WAIT_S,
     WebApiClient,
     check_credentials,
     credentials_configured,
@@ -79,6 +80,7 @@ from preform_pipeline.verify.poller import (
 )
 from preform_pipeline.verify.service import apply_result, mark_in_progress
 from preform_pipeline.verify.targets import (
+    CombinedReadiness,
     LocalApiDevices,
     PrinterCandidate,
     PrinterSource,
@@ -233,10 +235,12 @@ class PrintTracking:
         return chosen.name
 
     def readiness(self, client: PreFormClient, among: Sequence[str] = ()) -> PrinterSource:
-        """Where printer status comes from: the Web API with a client, else the server's
-        devices; only the printers ``among`` when given."""
-        source: PrinterSource = (
-            WebApiPrinters(self.client) if self.client is not None else LocalApiDevices(client)
+        """Where printer status comes from: the Web API with a client, else (or when it cannot
+        answer now: a long Retry-After, a spent budget, an outage) the server's devices; only
+        the printers ``among`` when given."""
+        local = LocalApiDevices(client)
+        source: PrinterSource = local if self.client is None else CombinedReadiness(
+            local, WebApiPrinters(self.client), lambda: True
         )
         return _Among(source, among) if among else source
 
@@ -670,8 +674,12 @@ def tracking_for_run(
     client: WebApiClient | None = None
     if credentials_configured(cloud, environment):
         # The store, when the run has one, keeps the hourly budget with every other process.
+        # A run has printers to choose and sends to look up while it waits: a wait for the
+        # rate limits longer than WEB_API_MAX_WAIT_S fails at once (printer status then comes
+        # from the server's devices, a lookup says "cannot tell", a poll backs off) instead of
+        # holding the run for up to an hour's Retry-After.
         client = make_web_client(cloud, load_cloud_credentials(cloud, environment), clock=clock,
-                                 ledger=store)
+                                 ledger=store, max_wait_s=WEB_API_MAX_WAIT_S)
         try:
             check_credentials(client)
         except CloudAuthError:

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.dispatch.sender import CombinedReadiness
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PermanentApiError, PipelineError
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, SqliteJobStore
-from preform_pipeline.verify.targets import PrinterCandidate
+from preform_pipeline.verify.targets import CombinedReadiness, PrinterCandidate
 
 FORM4, GREY = "FORM-4-0", "FLGPGR05"
 

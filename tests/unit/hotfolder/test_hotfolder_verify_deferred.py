@@ -17,11 +17,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud import WEB_API_MAX_WAIT_S, Credentials
 from preform_pipeline.cloud.client import WebApiClient
 from preform_pipeline.cloud.factory import make_web_client
 from preform_pipeline.errors import CloudRateLimitError
-from preform_pipeline.hotfolder.followup import WEB_API_MAX_WAIT_S, FollowUp
+from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.settings import CloudSettings, VerifySettings
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server, write_job

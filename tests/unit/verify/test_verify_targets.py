@@ -27,6 +27,8 @@ from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 from preform_pipeline.verify import LocalApiDevices, WebApiPrinters, select_printer
 from preform_pipeline.verify.targets import is_auto_target
 
+__all__ = ["local_devices_client"]
+
 
 def _web_printer(
     serial: str,
@@ -108,7 +110,8 @@ class TestWebApiPrinterStatus:
             select_printer(WebApiPrinters(client), "FORM-4-0", "FLGPGR05")
 
 
-def _local_client(devices: list[dict[str, Any]]) -> PreFormClient:
+def local_devices_client(devices: list[dict[str, Any]]) -> PreFormClient:
+    """A Local API client whose server lists ``devices`` (a transport seam, no server)."""
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/devices/"
         return httpx.Response(200, json={"count": len(devices), "devices": devices})
@@ -126,7 +129,7 @@ class TestLocalApiDevices:
         printers = list(DEFAULT_PRINTERS)
         devices = [printer_status(p) for p in printers]
         devices.append(group_status(DEFAULT_GROUPS[0], printers[:2]))
-        with _local_client(devices) as client:
+        with local_devices_client(devices) as client:
             assert select_printer(client, "FORM-4-0", "FLGPBK05").name == "SimulatedForm4-2"
             assert select_printer(LocalApiDevices(client), "FORM-3-1", "FLGPGR04").name == (
                 "SimulatedForm3-1"
@@ -135,7 +138,7 @@ class TestLocalApiDevices:
     def test_a_printing_or_unready_device_is_passed_over_with_the_reason(self) -> None:
         busy = replace(DEFAULT_PRINTERS[0], status="PRINTING")
         waiting = replace(DEFAULT_PRINTERS[3], ready_to_print_now=False)
-        client = _local_client([printer_status(busy), printer_status(waiting)])
+        client = local_devices_client([printer_status(busy), printer_status(waiting)])
         with client, pytest.raises(PrinterSelectionError) as caught:
             select_printer(client, "FORM-4-0", "FLGPGR05")
         assert dict(caught.value.reasons) == {

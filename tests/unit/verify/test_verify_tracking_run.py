@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.settings.verify import NotificationSettings
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import dashboard_server
+from preform_pipeline.simulator.devices import printer_status
+from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import (
     tracking_for_run,
@@ -29,6 +32,7 @@ from preform_pipeline.verify.tracking import (
     web_locators,
 )
 from tests.unit.recipes.recipe_cases import SLA_RECIPE, validate_text
+from tests.unit.verify.test_verify_targets import local_devices_client
 
 CREDENTIALS = Credentials("tracking-client", "tracking-secret")
 ENV = {"PREFORM_PIPELINE_CLIENT_ID": CREDENTIALS.client_id,
@@ -37,6 +41,9 @@ VERIFY = VerifySettings(interval_s=45.0, deadline_s=7200.0, requests_per_hour=90
                         lookup_grace_s=33.0)
 #: The ``jobs`` command a run's hints name for a store of the settings' own.
 JOBS = "preform-pipeline jobs --store /srv/lab/jobs.sqlite3"
+#: How long a test waits for what must happen at once (far longer than any loaded machine
+#: needs, far shorter than the hour a waited-out Retry-After would take).
+WAIT_S = 30.0
 
 
 def _recipe(tmp_path: Path, steps: str) -> Recipe:
@@ -201,6 +208,40 @@ class TestWithTheWebApi:
         tracking = tracking_for_run(recipe, CloudSettings(), VERIFY, env={})
         assert tracking is not None
         assert (tracking.client, tracking.poller, tracking.locators) == (None, None, ())
+
+
+class TestARateLimitedWebApi:
+    """A run's Web API answers with an hour's Retry-After: the run goes on without it."""
+
+    def test_printer_auto_reads_the_servers_devices_at_once(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        # Two requests an hour: the token and the credentials check. The printers feed is
+        # then answered 429 with a Retry-After of most of an hour.
+        with dashboard_server(tmp_path / "fleet", clock=clock, credentials=CREDENTIALS,
+                              hourly_limit=2) as dashboard, capture_logs() as logs:
+            tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY,
+                                        env=ENV, clock=clock)
+            assert tracking is not None and tracking.client is not None
+            chosen: list[str] = []
+            local = local_devices_client([printer_status(p) for p in DEFAULT_PRINTERS])
+
+            def choose() -> None:
+                chosen.append(tracking.choose_printer("shop-001", recipe, local))
+
+            chooser = threading.Thread(target=choose, daemon=True)
+            chooser.start()
+            chooser.join(WAIT_S)
+            try:
+                assert not chooser.is_alive(), "choosing a printer waited out the Retry-After"
+            finally:
+                local.close()
+                tracking.close()
+        assert chosen == ["SimulatedForm4-1"]  # the first Form 4 with Grey V5 the server lists
+        [unavailable] = [e for e in logs if e["event"] == "web_printers_unavailable"]
+        assert "the Web API asked to wait" in unavailable["error"]
+        assert 429 in [e.status for e in dashboard.exchanges]
 
 
 class TestWebLocators:

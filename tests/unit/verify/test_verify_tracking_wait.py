@@ -211,7 +211,8 @@ class TestRunWaitsForAFreePrinter:
                                                LOCAL)
         assert wait_clock.slept == 0.0
         # Only the printers of the list are named, with where their status came from.
-        assert "FLGPGR05 now (Web API printer status): Form4-A: " in str(caught.value)
+        said = "FLGPGR05 now (Web API printer status, else Local API devices): Form4-A: "
+        assert said in str(caught.value)
         assert "Form4-C" not in str(caught.value)
 
     @pytest.mark.parametrize("where", ["no bound", "no store", "no store build"])
