@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud.ratelimit import account_key
 from preform_pipeline.errors import CloudAuthError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing.locators import FleetFolderLocator
@@ -178,6 +180,36 @@ class TestWithTheWebApi:
         assert tracking is not None
         assert tracking.client is not None and tracking.poller is None
         assert len(tracking.locators) == 1
+        tracking.close()
+
+    def test_the_runs_requests_are_counted_in_its_store_with_every_other_process(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        cloud = CloudSettings(base_url=dashboard.url)
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as store:
+            tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock,
+                                        store=store)
+            assert tracking is not None
+            tracking.close()
+            # The token and the credentials check, in the budget every process shares,
+            # stamped by the run's clock: an hour and a second later they have left it.
+            account = account_key(cloud.base_url, CREDENTIALS.client_id)
+            spent = store.web_requests_spent(account, now=clock.now(), window_s=3600.0)
+            later = clock.now() + timedelta(seconds=3601)
+            left = store.web_requests_spent(account, now=later, window_s=3600.0)
+        assert (spent, left) == (2, 0)
+
+    def test_without_an_environment_given_the_process_environment_is_read(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer,
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name, value in ENV.items():
+            monkeypatch.setenv(name, value)
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        tracking = tracking_for_run(recipe, CloudSettings(base_url=dashboard.url), VERIFY,
+                                    clock=clock)
+        assert tracking is not None and tracking.client is not None
         tracking.close()
 
     def test_refused_credentials_fail_the_run_before_anything_is_sent(
