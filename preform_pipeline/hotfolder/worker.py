@@ -65,7 +65,7 @@ from preform_pipeline.recipes.printers import (
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.store import Job, JobState, JobStore, extract_key
-from preform_pipeline.verify.tracking import PrintTracking
+from preform_pipeline.verify.tracking import PrinterClaims, PrintTracking
 
 __all__ = [
     "DEFAULT_START_RETRY_S",
@@ -297,6 +297,9 @@ class BatchWorker:
         self.give_back = give_back
         #: The settings' ``output_root``; the hot folders' own comes first.
         self.output_root = output_root
+        #: The printers chosen and not yet sent to, shared by the batches running side by side
+        #: (each its own run): two of them must not both choose the printer that looks free.
+        self.printer_claims = PrinterClaims()
         self._runner_lock = threading.Lock()
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
@@ -535,7 +538,8 @@ class BatchWorker:
             # halves of split builds, by the reporter) before the runner asks for them.
             tracking = PrintTracking(store=store, locators=self.owner.locators,
                                      recipe=recipe.name, run_id=run_id, jobs=self.owner.jobs,
-                                     dispatch=self.on_wait is not None, on_wait=self.on_wait)
+                                     dispatch=self.on_wait is not None, on_wait=self.on_wait,
+                                     claims=self.printer_claims)
         run = _BatchRun(tracking)
         options = RunOptions(
             output_root=output_root(recipe, self.hot.output_root, started_at, self.output_root),

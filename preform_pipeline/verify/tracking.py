@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +93,7 @@ __all__ = [
     "FAILED_VERIFY_STATES",
     "BuildTracker",
     "PrintTracking",
+    "PrinterClaims",
     "SentPrint",
     "tracking_for_run",
     "verification_failed",
@@ -128,6 +129,36 @@ class SentPrint:
     build_id: int | None = None
 
 
+
+class PrinterClaims:
+    """The printers chosen for builds whose print is not sent yet, kept for every run that
+    chooses from the same printers at once: a run's own builds, and the hot folder's batches,
+    which run side by side, each a run of its own. Until a print is sent, its printer's own
+    status still says it is free (two batches once sent both their prints to one printer
+    while the other stood idle); once sent, the printer's status says the rest."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chosen: dict[str, str] = {}  # printer -> the build that chose it
+
+    def choose(
+        self, build: str, pick: Callable[[Collection[str]], PrinterCandidate]
+    ) -> PrinterCandidate:
+        """``pick(taken)``, ``taken`` being the printers other builds chose, and the printer
+        it picks claimed for ``build``; one choice at a time."""
+        with self._lock:
+            taken = {p for p, owner in self._chosen.items() if owner != build}
+            chosen = pick(taken)
+            self._chosen[chosen.name] = build
+            return chosen
+
+    def release(self, builds: Collection[str]) -> None:
+        """``builds`` sent their prints, or ended without: their printers are theirs no more."""
+        with self._lock:
+            for printer in [p for p, owner in self._chosen.items() if owner in builds]:
+                del self._chosen[printer]
+
+
 class PrintTracking:
     """Job keys, printer policy, durable sends and verification for one run (module docstring).
 
@@ -136,7 +167,9 @@ class PrintTracking:
     store build id): the job store to write sends into. ``poller`` verifies after the run
     (None: prints are not verified); ``locators`` find interrupted sends; ``notifier`` reports
     ends and failures. ``recipe`` and ``run_id`` go into notifications. ``jobs``: the ``jobs``
-    command that reaches ``store``, for the hints people act on.
+    command that reaches ``store``, for the hints people act on. ``claims``: the printers
+    chosen and not yet sent to, shared with the runs that choose at the same time (the hot
+    folder's batches); a run's own when None.
     """
 
     def __init__(
@@ -157,6 +190,7 @@ class PrintTracking:
         wait_interval_s: float = DEFAULT_DISPATCH_POLL_INTERVAL_S,
         on_waiting: Callable[[str], None] | None = None,
         jobs: str = JOBS_COMMAND,
+        claims: PrinterClaims | None = None,
     ) -> None:
         self.client = client
         #: ``run``: how long a build waits for a free printer of its list or ``auto`` before
@@ -181,7 +215,8 @@ class PrintTracking:
         self.recipe = recipe
         self.run_id = run_id
         self._lock = threading.Lock()
-        self._claimed: dict[str, str] = {}  # printer -> build that chose it
+        #: Printers chosen and not yet sent to: this run's own unless shared (``claims``).
+        self.claims = claims if claims is not None else PrinterClaims()
         self._sent: dict[str, SentPrint] = {}
         #: Told after every poll while the run waits for its prints (a live status line).
         self.on_poll: Callable[[PollOutcome, int], None] | None = None
@@ -225,13 +260,11 @@ class PrintTracking:
                 hint="name both in the recipe's scene, or name a printer",
             )
         source = self.readiness(client, among)
-        with self._lock:
-            # A printer another build of this run chose is not free for this one, until that
-            # build's print was sent: then the printer's own status says when it is free.
-            taken = {p for p, owner in self._claimed.items()
-                     if owner != build and owner not in self._sent}
-            chosen = _select(source, machine_type, material, exclude=taken)
-            self._claimed[chosen.name] = build
+        # A printer another build chose is not free for this one until that build's print
+        # was sent: then the printer's own status says when it is free.
+        chosen = self.claims.choose(
+            build, lambda taken: _select(source, machine_type, material, exclude=taken)
+        )
         return chosen.name
 
     def readiness(self, client: PreFormClient, among: Sequence[str] = ()) -> PrinterSource:
@@ -260,6 +293,7 @@ class PrintTracking:
     def record(self, sent: SentPrint) -> None:
         with self._lock:
             self._sent[sent.build] = sent
+        self.claims.release([sent.build])
 
     def notify(self, event: str, **fields: Any) -> None:
         if self.notifier is not None:
@@ -271,6 +305,8 @@ class PrintTracking:
 
     def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
         """Verify what the run printed; see :meth:`~.hooks.PrintHooks.after_run`."""
+        # Its builds have ended: a printer one chose and never sent to is free for others.
+        self.claims.release([o.name for o in result.outcomes])
         for outcome in result.outcomes:
             self._notify_failure(outcome)
         sent = {s.build: s for s in self.sent}

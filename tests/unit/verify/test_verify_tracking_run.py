@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from preform_pipeline.simulator.devices import printer_status
 from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import (
+    PrinterClaims,
+    PrintTracking,
     tracking_for_run,
     verification_failed,
     verification_lines,
@@ -240,6 +243,36 @@ class TestWithTheWebApi:
         tracking = tracking_for_run(recipe, CloudSettings(), VERIFY, env={})
         assert tracking is not None
         assert (tracking.client, tracking.poller, tracking.locators) == (None, None, ())
+
+
+class TestBatchesChoosingAtOnce:
+    """Runs that choose printers at the same time (the hot folder's batches) and share their
+    claims never choose one printer for two builds; a run's own claims end with it."""
+
+    @staticmethod
+    def _two_free_printers() -> list[dict[str, object]]:
+        return [printer_status(replace(DEFAULT_PRINTERS[0], serial=name))
+                for name in ("Form4-A", "Form4-B")]
+
+    def test_two_runs_sharing_claims_choose_two_printers(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        claims = PrinterClaims()
+        first, second = (PrintTracking(claims=claims) for _ in range(2))
+        with local_devices_client(self._two_free_printers()) as local:
+            # Both printers still say they are free: neither print has been sent.
+            chosen = [first.choose_printer("batch-1-001", recipe, local),
+                      second.choose_printer("batch-2-001", recipe, local)]
+        assert chosen == ["Form4-A", "Form4-B"]
+
+    def test_a_printer_chosen_by_a_run_that_ended_is_free_again(self, tmp_path: Path) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        claims = PrinterClaims()
+        first, second = (PrintTracking(claims=claims) for _ in range(2))
+        with local_devices_client(self._two_free_printers()) as local:
+            assert first.choose_printer("batch-1-001", recipe, local) == "Form4-A"
+            # Its build failed before the print was sent, and its run ended.
+            first.after_run(_result(_outcome("batch-1-001", None)), threading.Event())
+            assert second.choose_printer("batch-2-001", recipe, local) == "Form4-A"
 
 
 class TestARateLimitedWebApi:
