@@ -187,6 +187,11 @@ class CaseRow:
 _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
 
 
+def _case_of(job: Job) -> str:
+    """The case a job is shown under: its case id, or its own key when it has none."""
+    return job.case_id or job.job_key
+
+
 def _group(jobs: Iterable[Job]) -> list[CaseRow]:
     cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
@@ -194,7 +199,7 @@ def _group(jobs: Iterable[Job]) -> list[CaseRow]:
         # case's state and offered the case's Retry beside a build held for approval (a retry
         # that prepares the same model again), and it was left off Failed cases.
         copy = job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
-        cases.setdefault((job.case_id or job.job_key, copy), []).append(job)
+        cases.setdefault((_case_of(job), copy), []).append(job)
     rows: list[CaseRow] = []
     for (case, copy), members in cases.items():
         lead = min(members, key=lambda j: (j.state not in FAILED_STATES, _STATE_ORDER[j.state]))
@@ -208,10 +213,6 @@ def _paged(kept: Sequence[_R]) -> tuple[list[_R], bool]:
     """The rows of the filter's page in creation order, and whether an older page exists:
     the store paged already, with one row beyond the page."""
     return list(kept[-QUEUE_PAGE_ROWS:]), len(kept) > QUEUE_PAGE_ROWS
-
-
-def _case_of(job: Job) -> str:
-    return job.case_id or job.job_key
 
 
 def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
