@@ -34,6 +34,16 @@ reuses the baselines of an earlier results file instead of running them again.
 ``--raft-type`` sets the raft of both sides' auto_support (full rafts by default; mini rafts,
 as the engineering recipe uses, show how much of the density the raft rim takes).
 
+``--vendor-script PATH`` also runs Formlabs' own ``batching-minimal.py`` (from
+formlabs-api-python, kept outside this project) unmodified, as a second baseline, with
+``--vendor-python`` an interpreter that has its ``formlabs_local_api_minimal`` and
+``requests``. The script starts PreFormServer itself from ``./PreFormServer.app`` on macOS;
+here that path is a small launcher of the simulator (same latency profile and time scale), and
+the script sees ``sys.platform == "darwin"``. It runs ``--auto-orient --auto-support`` (the
+server's default raft, full), so only with full rafts. Its wall time is read from the
+simulator's own log, first request to last answer (the server's start apart, as for the
+other rows); its builds and their models from the ``summary.csv`` it writes.
+
 Density is read two ways, both recorded: the hulls of the models' own shadows (what the
 targets were first measured with), and the hulls of the footprints as placed on the platform,
 each model's shadow grown by its raft rim (the outline the layout must keep apart). The lower
@@ -45,17 +55,22 @@ Writes bench/results/builds.json and bench/results/builds.md.
 from __future__ import annotations
 
 import argparse
+import csv
+import itertools
 import json
 import logging
 import math
 import os
 import platform
+import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -220,7 +235,8 @@ def _rafted_hull(model: ModelInfo, raft_type: str) -> float:
 def run_baseline(
     models: list[ModelInfo], work: Path, scale: float, raft_type: str = "FULL_RAFT"
 ) -> dict[str, Any]:
-    """The vendor example's strategy on one server, with this project's client."""
+    """The vendor example's strategy on one server, with this project's client sending each
+    step as one blocking request, as the example does."""
     scenes: list[list[ModelInfo]] = []
     discarded = 0.0
     out = work / "out-baseline"
@@ -228,8 +244,11 @@ def run_baseline(
     baseline_args = _simulator_args(work, scale, "baseline")
     with ServerPool(_settings(1).pool, simulator_args=baseline_args) as pool:
         lease = pool.lease(timeout=120)
+        # The vendor's script sends each step as one blocking request (no ?async=true, no
+        # polls), and so does this rewrite of it: polling would slow the baseline down and
+        # flatter every ratio against it.
         client = PreFormClient(lease.server.url, path_mapper=lease.server.path_mapper.to_server,
-                               verify_imports=False)
+                               verify_imports=False, async_operations=False)
 
         def prepare(scene: str, model: ModelInfo) -> str:
             info = client.import_model(scene, model.path.resolve(), IMPORT)
@@ -282,6 +301,107 @@ def run_baseline(
         "discarded_share": round(discarded / wall, 4),
         "density": round(_mean_density(scenes), 4),
         "density_rafted": round(_mean_density(scenes, raft_type), 4),
+        "requests_per_model": round(requests / len(models), 2),
+        "load": [load_before, _load()],
+    }
+
+
+#: Runs the vendor's script as it is: modules that read the platform are imported first, then
+#: the script sees macOS, whose PreFormServer it starts from ``./PreFormServer.app``.
+_VENDOR_RUNNER = """\
+import runpy, subprocess, sys
+import requests
+import formlabs_local_api_minimal
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.platform = "darwin"
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _server_launcher(work: Path, scale: float) -> None:
+    """``./PreFormServer.app/Contents/MacOS/PreFormServer``: this checkout's simulator with the
+    benchmark's latency, logging to ``logs/vendor-server.jsonl``."""
+    macos = work / "PreFormServer.app" / "Contents" / "MacOS"
+    macos.mkdir(parents=True)
+    args = " ".join(shlex.quote(a) for a in _simulator_args(work, scale, "vendor")("server"))
+    launcher = macos / "PreFormServer"
+    launcher.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={shlex.quote(str(ROOT))} exec {shlex.quote(sys.executable)} "
+        f"-m preform_pipeline.simulator {args} \"$@\"\n",
+        encoding="utf-8",
+    )
+    launcher.chmod(0o755)
+
+
+def _served_span(work: Path, tag: str) -> float:
+    """Seconds from the first request's arrival to the last answer, by the simulator's log."""
+    starts, ends = [], []
+    for path in (work / "logs").glob(f"{tag}-*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") != "http_exchange":
+                continue
+            end = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+            ends.append(end.timestamp())
+            starts.append(end.timestamp() - float(event.get("elapsed_ms", 0.0)) / 1000.0)
+    return max(ends) - min(starts) if ends else 0.0
+
+
+def run_vendor_script(
+    models: list[ModelInfo], work: Path, scale: float, script: Path, python: Path
+) -> dict[str, Any]:
+    """Formlabs' batching-minimal.py, unmodified, on one simulated server (module docstring)."""
+    folder = work / "models"
+    folder.mkdir(parents=True)
+    by_name: dict[str, ModelInfo] = {}
+    for model in models:
+        if model.path.suffix.lower() != ".stl" or model.path.name in by_name:
+            raise SystemExit(f"the vendor script batches distinct .stl files: {model.path}")
+        shutil.copyfile(model.path, folder / model.path.name)
+        by_name[model.path.name] = model
+    _server_launcher(work, scale)
+    runner = work / "run_vendor.py"
+    runner.write_text(_VENDOR_RUNNER, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["XDG_DATA_HOME"] = str(work / "xdg")
+    load_before = _load()
+    done = subprocess.run(
+        [str(python), str(runner), str(script.resolve()), str(folder),
+         "--auto-orient", "--auto-support"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=4 * 3600, check=False,
+    )
+    (work / "vendor.out").write_text(done.stdout + done.stderr, encoding="utf-8")
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise SystemExit(f"the vendor script exited {done.returncode}:\n{tail}")
+    scenes: dict[int, list[ModelInfo]] = {}
+    with (folder / "summary.csv").open(newline="", encoding="utf-8") as rows:
+        for row in list(csv.reader(rows))[1:]:
+            scenes.setdefault(int(row[0]), []).append(by_name[row[2]])
+    builds = [scenes[k] for k in sorted(scenes)]
+    if sum(len(b) for b in builds) != len(models):
+        raise SystemExit(f"the vendor script placed {sum(len(b) for b in builds)} of "
+                         f"{len(models)} models")
+    # Each build but the last ended on a layout that did not fit with the next build's first
+    # model, which was prepared, deleted and prepared again (the script's own strategy).
+    discarded = sum(
+        _price("auto_layout", len(b) + 1, sum(m.triangle_count for m in b)
+               + nxt[0].triangle_count, scale) + _prep_price(nxt[0], scale)
+        for b, nxt in itertools.pairwise(builds)
+    )
+    wall = _served_span(work, "vendor")
+    requests = sum(_operations(work, "vendor").values())
+    return {
+        "builds": len(builds),
+        "wall_s": round(wall, 3),
+        "discarded_share": round(discarded / max(wall, 1e-9), 4),
+        "density": round(_mean_density(builds), 4),
+        "density_rafted": round(_mean_density(builds, "FULL_RAFT"), 4),
         "requests_per_model": round(requests / len(models), 2),
         "load": [load_before, _load()],
     }
@@ -509,7 +629,8 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def bench_set(name: str, counts: list[int], work: Path, scale: float,
               baseline: bool | dict[str, Any], repeat: int = 1,
-              raft_type: str = "FULL_RAFT") -> dict[str, Any]:
+              raft_type: str = "FULL_RAFT",
+              vendor: tuple[Path, Path] | None = None) -> dict[str, Any]:
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
     recipe_path.write_text(RECIPE.format(raft_type=raft_type), encoding="utf-8")
@@ -563,6 +684,12 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         data["baseline"] = base
         for run in data["pipeline"]:
             run["speedup"] = round(base["wall_s"] / run["wall_s"], 2)
+    if vendor is not None:
+        script = run_vendor_script(models, work / f"{name}-vendor", scale, *vendor)
+        print(f"  vendor script: {script}", file=sys.stderr, flush=True)
+        data["vendor_script"] = script
+        for run in data["pipeline"]:
+            run["speedup_vs_script"] = round(script["wall_s"] / run["wall_s"], 2)
     return data
 
 
@@ -625,9 +752,9 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         ),
         "",
         "| set | run | builds (bound; with rafts) | density (with rafts) | wall s "
-        "| vs baseline | discarded | requests/model | runner CPU ms/model "
+        "| vs baseline | vs vendor script | discarded | requests/model | runner CPU ms/model "
         "| efficiency (useful; best order) | load |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in results:
         base = r.get("baseline")
@@ -635,14 +762,24 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines.append(
                 f"| {r['set']} | baseline (1 server) | {base['builds']} ({_bounds(r)}) "
                 f"| {_densities(base)} | {base['wall_s']:.1f} "
-                f"| 1.0x | {base['discarded_share']:.1%} | {base['requests_per_model']} | - | - "
-                f"| {_loads(base)} |"
+                f"| 1.0x | - | {base['discarded_share']:.1%} | {base['requests_per_model']} "
+                f"| - | - | {_loads(base)} |"
+            )
+        script = r.get("vendor_script")
+        if script:
+            lines.append(
+                f"| {r['set']} | vendor's batching-minimal.py, unmodified (1 server) "
+                f"| {script['builds']} ({_bounds(r)}) | {_densities(script)} "
+                f"| {script['wall_s']:.1f} | - | 1.0x | {script['discarded_share']:.1%} "
+                f"| {script['requests_per_model']} | - | - | {_loads(script)} |"
             )
         for run in r["pipeline"]:
+            versus = run.get("speedup_vs_script")
             lines.append(
                 f"| {r['set']} | pipeline, {run['servers']} server(s) (pool {run['pool']}) "
                 f"| {run['builds']} ({_bounds(r)}) | {_densities(run)} "
                 f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
+                f"| {f'{versus}x' if versus is not None else '-'} "
                 f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
                 f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} "
                 f"({run.get('parallel_efficiency_useful', run['parallel_efficiency']):.2f}"
@@ -738,7 +875,23 @@ def main(argv: list[str] | None = None) -> int:
         "--raft-type", choices=RAFT_TYPES, default="FULL_RAFT",
         help="the raft of both sides' auto_support (default full rafts)",
     )
+    parser.add_argument(
+        "--vendor-script", type=Path, default=None,
+        help="Formlabs' batching-minimal.py, run unmodified as a second baseline",
+    )
+    parser.add_argument(
+        "--vendor-python", type=Path, default=Path(sys.executable),
+        help="the interpreter for --vendor-script (has formlabs_local_api_minimal, requests)",
+    )
     args = parser.parse_args(argv)
+    vendor = None
+    if args.vendor_script is not None:
+        if args.raft_type != "FULL_RAFT":
+            parser.error("the vendor script supports with the server's default raft (full): "
+                         "--vendor-script needs --raft-type FULL_RAFT")
+        if not args.vendor_script.is_file():
+            parser.error(f"--vendor-script {args.vendor_script}: no such file")
+        vendor = (args.vendor_script, args.vendor_python)
     counts = [int(c) for c in args.servers.split(",") if c]
     work = Path(tempfile.mkdtemp(prefix="bench-builds-"))
     results = []
@@ -760,7 +913,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
             results.append(
                 bench_set(name, counts, work, args.time_scale, baseline, max(1, args.repeat),
-                          args.raft_type)
+                          args.raft_type, vendor)
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -773,6 +926,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_from": (
             args.baseline_from.name if args.baseline_from is not None else None
         ),
+        "vendor_script": str(args.vendor_script) if args.vendor_script is not None else None,
     }
     results_path(args.output, ".json").write_text(
         json.dumps({"benchmark": "builds", **meta, "sets": results}, indent=2) + "\n", "utf-8"
