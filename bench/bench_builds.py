@@ -775,10 +775,11 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             )
         for run in r["pipeline"]:
             versus = run.get("speedup_vs_script")
+            speedup = run.get("speedup")
             lines.append(
                 f"| {r['set']} | pipeline, {run['servers']} server(s) (pool {run['pool']}) "
                 f"| {run['builds']} ({_bounds(r)}) | {_densities(run)} "
-                f"| {run['wall_s']:.1f} | {run.get('speedup', '-')}x "
+                f"| {run['wall_s']:.1f} | {f'{speedup}x' if speedup is not None else '-'} "
                 f"| {f'{versus}x' if versus is not None else '-'} "
                 f"| {run['discarded_share']:.1%} | {run['requests_per_model']} "
                 f"| {run['runner_cpu_ms_per_model']:.2f} | {run['parallel_efficiency']:.2f} "
