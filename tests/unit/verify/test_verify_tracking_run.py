@@ -259,11 +259,16 @@ class TestBatchesChoosingAtOnce:
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         claims = PrinterClaims()
         first, second = (PrintTracking(claims=claims) for _ in range(2))
-        with local_devices_client(self._two_free_printers()) as local:
+        with local_devices_client(self._two_free_printers()) as local, \
+                capture_logs() as logs:
             # Both printers still say they are free: neither print has been sent.
             chosen = [first.choose_printer("batch-1-001", recipe, local),
                       second.choose_printer("batch-2-001", recipe, local)]
         assert chosen == ["Form4-A", "Form4-B"]
+        # The log says who chose each printer (a run's build here; dispatch elsewhere).
+        assert [(e["printer"], e["build"], e["by"]) for e in logs
+                if e["event"] == "printer_claimed"] == [("Form4-A", "batch-1-001", "run"),
+                                                         ("Form4-B", "batch-2-001", "run")]
 
     def test_a_printer_chosen_by_a_run_that_ended_is_free_again(self, tmp_path: Path) -> None:
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
