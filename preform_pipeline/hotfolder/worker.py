@@ -266,7 +266,7 @@ class BatchWorker:
         stops: BuildStops | None = None,
         servers: int,
         clock: Clock = SYSTEM_CLOCK,
-        printer_claims: PrinterClaims | None = None,
+        printer_claims: PrinterClaims,
     ) -> None:
         self.store = store
         #: What a batch's run id and output folder are named by (the daemon's clock).
@@ -301,7 +301,7 @@ class BatchWorker:
         #: The printers chosen and not yet sent to, shared by the batches running side by side
         #: (each its own run) and the daemon's dispatch loop: no two of them may choose the
         #: printer that looks free for two builds.
-        self.printer_claims = printer_claims if printer_claims is not None else PrinterClaims()
+        self.printer_claims = printer_claims
         self._runner_lock = threading.Lock()
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
