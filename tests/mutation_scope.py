@@ -154,6 +154,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         # s25: a take into a processing/ on another disk, cut after its rename
         "tests/unit/hotfolder/test_hotfolder_cut_take.py",
     ),
+    # Tracking: the verify tests, and dispatch's own choices under the printer claims the
+    # batches share with it (s29).
+    "preform_pipeline/verify/tracking.py": ("tests/unit/verify",
+                                            "tests/unit/dispatch/test_dispatch_claims.py"),
     # The poller: the verify tests (the service and tracking drive it), the fleet folder
     # read as a feed, and the hot folder's follow-up that polls through it.
     "preform_pipeline/verify/poller.py": (
@@ -193,6 +197,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_builds_left_by_store.py",
         # s28: a build's, a dropped case's and a crash's reasons name files as dropped
         "tests/unit/hotfolder/test_hotfolder_reasons_as_dropped.py",
+        # s29: a run the store stopped leaves no printer claimed
+        "tests/unit/hotfolder/test_hotfolder_claims_released.py",
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (

@@ -4,7 +4,10 @@ A prepared build whose printer is not free waits in the store (``waiting_for_pri
 target, priority and the moment it began waiting). :meth:`Dispatcher.dispatch_once` reads
 printer readiness once, walks the waiting builds from the highest priority down (oldest first
 within a priority), and gives each build the first free printer its target allows that no
-earlier build of the pass took. A target that names no printer the readiness source knows (a
+earlier build of the pass took and no one else chose and has not sent to yet (the
+:class:`~preform_pipeline.verify.tracking.PrinterClaims` shared with the hot folder's batches:
+readiness is read and the choices are claimed under them, and each claim ends once its send
+did, sent or not). A target that names no printer the readiness source knows (a
 Fleet Control queue) is sent at once: the queue orders its jobs itself.
 
 Waiting never fails a build. A wait longer than ``notify_after_s`` notifies once per wait.
@@ -25,6 +28,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
+from preform_pipeline.verify.tracking import PrinterClaims
 
 __all__ = ["DEFAULT_POLL_INTERVAL_S", "Dispatched", "Dispatcher", "Send", "waiting_order"]
 
@@ -67,7 +71,8 @@ class Dispatcher:
 
     ``readiness`` lists printers with their status; ``send`` sends one build; ``on_late`` is
     told once per wait about a build waiting longer than ``notify_after_s``; ``only`` narrows
-    the builds it sends (a ``run`` sends the builds of runs).
+    the builds it sends (a ``run`` sends the builds of runs); ``claims``: the printers others
+    chose and have not sent to yet (module docstring).
     """
 
     def __init__(
@@ -81,8 +86,12 @@ class Dispatcher:
         on_late: Callable[[Build, float], None] | None = None,
         poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
         only: Callable[[Build], bool] | None = None,
+        claims: PrinterClaims | None = None,
     ) -> None:
         self.store = store
+        #: The printers chosen and not yet sent to, shared with the batches that choose
+        #: while this sends (the hot folder's); this dispatcher's own when None.
+        self.claims = claims if claims is not None else PrinterClaims()
         #: Which waiting builds this dispatcher sends (None: all of them).
         self.only = only
         self.readiness = readiness
@@ -104,24 +113,34 @@ class Dispatcher:
         if not builds:
             return ()
         self._notify_late(builds)
+        chosen: list[tuple[Build, str]] = []
+        # Readiness is read and the printers chosen under the claims that batches choose
+        # under too: a printer a batch chose (its print not sent, so the printer still says
+        # it is free) is not chosen here, and one chosen here is not chosen by a batch.
+        with self.claims.choosing() as choice:
+            try:
+                printers = tuple(self.readiness.printer_candidates())
+            except PipelineError as exc:
+                log.warning("printer_readiness_unavailable", source=self.readiness.description,
+                            error=str(exc))
+                return ()
+            known = {p.name for p in printers}
+            free = [p for p in printers if _free(p)]
+            taken = choice.taken()
+            for build in builds:
+                target = PrintTarget.from_json(build.print_target)
+                printer = self._choose(target, free, known, taken)
+                if printer is None:
+                    continue
+                taken.add(printer)
+                if printer in known:  # a Fleet Control queue takes any number of jobs
+                    choice.claim(build.job_key, printer, by="dispatch")
+                chosen.append((build, printer))
         try:
-            printers = tuple(self.readiness.printer_candidates())
-        except PipelineError as exc:
-            log.warning("printer_readiness_unavailable", source=self.readiness.description,
-                        error=str(exc))
-            return ()
-        known = {p.name for p in printers}
-        free = [p for p in printers if _free(p)]
-        taken: set[str] = set()
-        sent: list[Dispatched] = []
-        for build in builds:
-            target = PrintTarget.from_json(build.print_target)
-            choice = self._choose(target, free, known, taken)
-            if choice is None:
-                continue
-            taken.add(choice)
-            sent.append(self._send(build, choice))
-        return tuple(sent)
+            return tuple(self._send(build, printer) for build, printer in chosen)
+        finally:
+            # A send that raised past its own handling leaves none of the pass's claims.
+            self.claims.release([build.job_key for build, _ in chosen])
 
     def _choose(
         self, target: PrintTarget, free: Sequence[PrinterCandidate], known: set[str],
@@ -141,6 +160,9 @@ class Dispatcher:
             log.warning("dispatch_send_failed", build_id=build.id, job_key=build.job_key,
                         printer=printer, error=str(exc))
             return Dispatched(build.id, build.job_key, printer, str(exc))
+        finally:
+            # Sent (its printer's status says busy now), or not sent: the claim ends.
+            self.claims.release([build.job_key])
         return Dispatched(build.id, build.job_key, printer)
 
     def _notify_late(self, builds: Sequence[Build]) -> None:

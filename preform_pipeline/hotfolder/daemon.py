@@ -122,6 +122,7 @@ from preform_pipeline.settings.store import default_store_path
 from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
+from preform_pipeline.verify.tracking import PrinterClaims
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
@@ -336,10 +337,13 @@ class HotFolderDaemon:
                               give_back=self._give_back, wake=self._wake.set)
         #: Prints wait in the store and go out as printers free up (none in a dry run).
         self.dispatch: DispatchLoop | None = None
+        #: One place decides which printer a build goes to: the batches and the dispatch
+        #: loop choose under the same claims (a printer chosen is not free until sent to).
+        claims = PrinterClaims()
         if not dry_run:
             self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
                                          self._dispatch_pool, self._stop,
-                                         on_late=self.followup.build_waiting)
+                                         on_late=self.followup.build_waiting, claims=claims)
         self.worker = BatchWorker(
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,
@@ -351,6 +355,7 @@ class HotFolderDaemon:
             stops=node.stops if node is not None else None,
             servers=max(1, settings.pool.size),
             clock=clock,
+            printer_claims=claims,
         )
 
     def _local_copies(self, node: NodeRole | None) -> LocalCopies | None:

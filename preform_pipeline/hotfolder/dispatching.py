@@ -2,7 +2,9 @@
 
 Every print of the daemon waits in the store first (``waiting_for_printer``, after its .form is
 saved); this loop, on its own thread, sends them through the print owner in priority order,
-oldest first (:class:`~preform_pipeline.dispatch.waiting.Dispatcher`). Because the waits are
+oldest first (:class:`~preform_pipeline.dispatch.waiting.Dispatcher`), choosing printers
+under the claims the daemon's batches choose under (``claims``), so the two never choose
+one printer for two builds. Because the waits are
 in the store, a restarted daemon resumes them: each is loaded from its saved .form and sent
 once, never prepared again. A sent build's files are settled (done/) at once; a build waiting
 longer than ``dispatch.notify_after_s`` is told to ``on_late`` once (the daemon's follow-up,
@@ -32,6 +34,7 @@ from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.targets import CombinedReadiness, PrinterSource, WebApiPrinters
+from preform_pipeline.verify.tracking import PrinterClaims
 
 __all__ = ["WEB_READINESS_RESERVE", "DispatchLoop"]
 
@@ -54,8 +57,11 @@ class DispatchLoop:
         stop: threading.Event,
         *,
         on_late: Callable[[Build, float, str], None] | None = None,
+        claims: PrinterClaims | None = None,
     ) -> None:
         self.settings = settings
+        #: The printers chosen and not yet sent to, shared with the daemon's batches.
+        self.claims = claims if claims is not None else PrinterClaims()
         self.store = store
         self.owner = owner
         self.outcomes = outcomes
@@ -107,6 +113,7 @@ class DispatchLoop:
                            after_send=self._settle),
                 notify_after_s=self.settings.dispatch.notify_after_s,
                 on_late=self._late,
+                claims=self.claims,
             )
         return self._dispatcher
 

@@ -266,6 +266,7 @@ class BatchWorker:
         stops: BuildStops | None = None,
         servers: int,
         clock: Clock = SYSTEM_CLOCK,
+        printer_claims: PrinterClaims,
     ) -> None:
         self.store = store
         #: What a batch's run id and output folder are named by (the daemon's clock).
@@ -298,8 +299,9 @@ class BatchWorker:
         #: The settings' ``output_root``; the hot folders' own comes first.
         self.output_root = output_root
         #: The printers chosen and not yet sent to, shared by the batches running side by side
-        #: (each its own run): two of them must not both choose the printer that looks free.
-        self.printer_claims = PrinterClaims()
+        #: (each its own run) and the daemon's dispatch loop: no two of them may choose the
+        #: printer that looks free for two builds.
+        self.printer_claims = printer_claims
         self._runner_lock = threading.Lock()
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
@@ -592,6 +594,10 @@ class BatchWorker:
         finally:
             with self._runner_lock:
                 self._runners.discard(runner)
+            if tracking is not None:
+                # A run that raised or was cancelled never reached ``after_run``: a printer
+                # its builds chose and never sent to must not stay claimed for good.
+                tracking.claims.release(list(tracking.build_ids))
         report_path: Path | None = None
         try:
             report_path, _ = write_run_report(result, options.output_root / "reports")

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,7 @@ __all__ = [
     "FAILED_VERIFY_STATES",
     "BuildTracker",
     "PrintTracking",
+    "PrinterChoice",
     "PrinterClaims",
     "SentPrint",
     "tracking_for_run",
@@ -131,32 +133,58 @@ class SentPrint:
 
 
 class PrinterClaims:
-    """The printers chosen for builds whose print is not sent yet, kept for every run that
-    chooses from the same printers at once: a run's own builds, and the hot folder's batches,
-    which run side by side, each a run of its own. Until a print is sent, its printer's own
-    status still says it is free (two batches once sent both their prints to one printer
-    while the other stood idle); once sent, the printer's status says the rest."""
+    """The printers chosen for builds whose print is not sent yet, kept for everything that
+    chooses from the same printers at once: a run's own builds, and in the hot folder its
+    batches (each a run of its own) and its dispatch loop, which sends the builds waiting in
+    the store. Until a print is sent, its printer's own status still says it is free (two
+    batches once sent both their prints to one printer while the other stood idle, and a
+    batch and the dispatch loop did the same); once sent, the printer's status says the rest.
+
+    A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
+    build's print was sent or the build ended without it (``printer_released``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
+
+    @contextmanager
+    def choosing(self) -> Iterator[PrinterChoice]:
+        """One choice at a time: read the printers' status and choose inside this block, so
+        no other choice is made between the reading and the claim."""
+        with self._lock:
+            yield PrinterChoice(self._chosen)
 
     def choose(
         self, build: str, pick: Callable[[Collection[str]], PrinterCandidate]
     ) -> PrinterCandidate:
         """``pick(taken)``, ``taken`` being the printers other builds chose, and the printer
         it picks claimed for ``build``; one choice at a time."""
-        with self._lock:
-            taken = {p for p, owner in self._chosen.items() if owner != build}
-            chosen = pick(taken)
-            self._chosen[chosen.name] = build
+        with self.choosing() as choice:
+            chosen = pick(choice.taken(build))
+            choice.claim(build, chosen.name, by="run")
             return chosen
 
     def release(self, builds: Collection[str]) -> None:
         """``builds`` sent their prints, or ended without: their printers are theirs no more."""
         with self._lock:
             for printer in [p for p, owner in self._chosen.items() if owner in builds]:
-                del self._chosen[printer]
+                log.info("printer_released", printer=printer, build=self._chosen.pop(printer))
+
+
+class PrinterChoice:
+    """The claims while one choice is made (:meth:`PrinterClaims.choosing`)."""
+
+    def __init__(self, chosen: dict[str, str]) -> None:
+        self._chosen = chosen
+
+    def taken(self, build: str | None = None) -> set[str]:
+        """The printers claimed by builds other than ``build``."""
+        return {p for p, owner in self._chosen.items() if owner != build}
+
+    def claim(self, build: str, printer: str, *, by: str) -> None:
+        """``printer`` is ``build``'s until its print is sent (``by``: who chose)."""
+        self._chosen[printer] = build
+        log.info("printer_claimed", printer=printer, build=build, by=by)
 
 
 class PrintTracking:
@@ -542,6 +570,21 @@ class BuildTracker:
         holder: SendHolder | None = None,
         form_path: Path | None = None,
     ) -> str | None:
+        try:
+            return self._before_send(job_name, printer, holder=holder, form_path=form_path)
+        except BaseException:
+            # The build ends here without its print: the printer it chose is free again.
+            self.tracking.claims.release([self.build])
+            raise
+
+    def _before_send(
+        self,
+        job_name: str,
+        printer: str,
+        *,
+        holder: SendHolder | None,
+        form_path: Path | None,
+    ) -> str | None:
         now = self.tracking.clock.now()
         self._pending_send = (job_name, printer, now)
         store = self.tracking.store
@@ -635,6 +678,8 @@ class BuildTracker:
             log.error("print_sent_unrecorded", job_key=self._key, job_id=job_id, error=str(exc))
 
     def refused(self, reason: str) -> None:
+        # Nothing was queued: the printer it chose is free for other builds at once.
+        self.tracking.claims.release([self.build])
         owner = self.tracking.owner
         if owner is None or self.build_id is None:
             return
@@ -644,6 +689,8 @@ class BuildTracker:
             log.warning("print_state_unrecorded", job_key=self._key, error=str(exc))
 
     def unconfirmed(self, reason: str) -> None:
+        # The print may be on the printer: from now on its own status says so, or not.
+        self.tracking.claims.release([self.build])
         if self.tracking.owner is not None and self.build_id is not None:
             self.tracking.owner.unconfirmed(self.build_id, reason)
 

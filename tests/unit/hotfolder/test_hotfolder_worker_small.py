@@ -292,7 +292,7 @@ def _on_a_node(daemon: HotFolderDaemon, stops: BuildStops) -> HotFolderDaemon:
         dry_run=old.dry_run, stop=old.stop_event, stop_now=old.stop_now,
         give_back=old.give_back, output_root=old.output_root, on_wait=old.on_wait,
         known_printers=old.known_printers, local_copies=old.local_copies, stops=stops,
-        servers=old.servers)
+        servers=old.servers, printer_claims=old.printer_claims)
     return daemon
 
 

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.ratelimit import account_key
-from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.errors import CloudAuthError, PipelineError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing.locators import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
@@ -27,8 +27,9 @@ from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import dashboard_server
 from preform_pipeline.simulator.devices import printer_status
 from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS
-from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.tracking import (
+    BuildTracker,
     PrinterClaims,
     PrintTracking,
     tracking_for_run,
@@ -258,11 +259,16 @@ class TestBatchesChoosingAtOnce:
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         claims = PrinterClaims()
         first, second = (PrintTracking(claims=claims) for _ in range(2))
-        with local_devices_client(self._two_free_printers()) as local:
+        with local_devices_client(self._two_free_printers()) as local, \
+                capture_logs() as logs:
             # Both printers still say they are free: neither print has been sent.
             chosen = [first.choose_printer("batch-1-001", recipe, local),
                       second.choose_printer("batch-2-001", recipe, local)]
         assert chosen == ["Form4-A", "Form4-B"]
+        # The log says who chose each printer (a run's build here; dispatch elsewhere).
+        assert [(e["printer"], e["build"], e["by"]) for e in logs
+                if e["event"] == "printer_claimed"] == [("Form4-A", "batch-1-001", "run"),
+                                                         ("Form4-B", "batch-2-001", "run")]
 
     def test_a_printer_chosen_by_a_run_that_ended_is_free_again(self, tmp_path: Path) -> None:
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
@@ -273,6 +279,60 @@ class TestBatchesChoosingAtOnce:
             # Its build failed before the print was sent, and its run ended.
             first.after_run(_result(_outcome("batch-1-001", None)), threading.Event())
             assert second.choose_printer("batch-2-001", recipe, local) == "Form4-A"
+
+
+class TestABuildThatEndsWithoutItsPrint:
+    """A build whose print was refused, got no answer, or was stopped before it went out
+    frees the printer it chose at once, while its run (a batch) goes on."""
+
+    @staticmethod
+    def _chose_a(tmp_path: Path, claims: PrinterClaims, store: SqliteJobStore | None = None,
+                 build_id: int | None = None) -> BuildTracker:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        tracker = BuildTracker(PrintTracking(claims=claims, store=store), "batch-1-001",
+                               "PP-FIRSTBUILD", build_id)
+        with local_devices_client(TestBatchesChoosingAtOnce._two_free_printers()) as local:
+            assert tracker.resolve_printer("auto", recipe, local) == "Form4-A"
+        return tracker
+
+    @staticmethod
+    def _next_choice(tmp_path: Path, claims: PrinterClaims) -> str:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
+        with local_devices_client(TestBatchesChoosingAtOnce._two_free_printers()) as local:
+            return PrintTracking(claims=claims).choose_printer("batch-2-001", recipe, local)
+
+    def test_a_refused_print_frees_its_printer(self, tmp_path: Path) -> None:
+        claims = PrinterClaims()
+        self._chose_a(tmp_path, claims).refused("PRINTER_OFFLINE")
+        assert self._next_choice(tmp_path, claims) == "Form4-A"
+
+    def test_a_print_without_an_answer_frees_its_printer(self, tmp_path: Path) -> None:
+        # If the print did reach the printer, the printer's own status says it is busy.
+        claims = PrinterClaims()
+        self._chose_a(tmp_path, claims).unconfirmed("no answer within 30 s")
+        assert self._next_choice(tmp_path, claims) == "Form4-A"
+
+    def test_a_build_stopped_before_its_send_frees_its_printer(self, tmp_path: Path) -> None:
+        claims = PrinterClaims()
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            build = store.create_build(recipe="shop")
+            store.transition_build(build.id, JobState.CANCELLED, "cancelled by a user")
+            tracker = self._chose_a(tmp_path, claims, store, build.id)
+            with pytest.raises(PipelineError, match="cancelled in the job store"):
+                tracker.before_send("shop-PP-FIRSTBUILD", "Form4-A")
+        assert self._next_choice(tmp_path, claims) == "Form4-A"
+
+    def test_a_print_sent_keeps_its_printer_until_the_printers_status_says_so(
+        self, tmp_path: Path
+    ) -> None:
+        claims = PrinterClaims()
+        tracker = self._chose_a(tmp_path, claims)
+        tracker.before_send("shop-PP-FIRSTBUILD", "Form4-A")
+        assert self._next_choice(tmp_path, claims) == "Form4-B"  # not sent yet
+        with capture_logs() as logs:
+            tracker.sent("job-1", "Form4-A")
+        assert [(e["printer"], e["build"]) for e in logs if e["event"] == "printer_released"] \
+            == [("Form4-A", "batch-1-001")]
 
 
 class TestARateLimitedWebApi:
