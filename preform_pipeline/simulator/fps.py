@@ -156,6 +156,15 @@ class CustomPrintSetting:
     #: The whole file as read (JSON text), written back by save-fps-file and .form files.
     document: str
 
+    def to_json(self) -> Json:
+        """What a print job records of the setting it was printed with."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "base_layer_thickness_mm": self.base_layer_thickness_mm,
+            "knobs": None if self.knobs is None else self.knobs.values(),
+        }
+
 
 @dataclass(frozen=True)
 class ParsedFps:

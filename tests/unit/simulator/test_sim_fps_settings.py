@@ -160,9 +160,38 @@ class TestSaveFpsWritesPreFormsSchema:
         exposures += [o["exposure_mJpcm2"] for o in knobs["overhang_fill_exposures"]]
         assert max(exposures) == 12.8
 
-    def test_the_same_settings_save_the_same_id(self, user: Client) -> None:
-        first, second = user.saved_fps("a.fps"), user.saved_fps("b.fps")
-        assert first["metadata"]["id"] == second["metadata"]["id"]
+    def test_the_same_settings_save_the_same_id_and_other_settings_another(
+        self, http: httpx.Client, tmp_path: Path
+    ) -> None:
+        ids = []
+        for number, change in enumerate(
+            [{}, {}, {"machine_type": "FORM-4L-0"}, {"material_code": "FLGPBK05"},
+             {"layer_thickness_mm": 0.05}]
+        ):
+            saved = Client(http, tmp_path, {**FORM4, **change}).saved_fps(f"{number}.fps")
+            ids.append(saved["metadata"]["id"])
+        assert ids[0] == ids[1]
+        assert len(set(ids)) == 4
+
+    def test_the_setting_is_named_by_its_material_and_thickness(
+        self, http: httpx.Client, tmp_path: Path
+    ) -> None:
+        assert Client(http, tmp_path, FORM4).saved_fps()["metadata"]["name"] == (
+            "FLGPGR05 0.100mm"
+        )
+        adaptive = Client(http, tmp_path, {**FORM4, "layer_thickness_mm": "ADAPTIVE"})
+        document = adaptive.saved_fps("adaptive.fps")
+        assert document["metadata"]["name"] == "FLGPGR05 Adaptive"
+        assert document["metadata"]["base_material_identifier"]["layer_thickness_mm"] == (
+            "ADAPTIVE"
+        )
+        assert category(document, "Core_Scene")["layer_thickness"] == {
+            "layer_thickness_mm": "ADAPTIVE"
+        }
+        # Put back, it is the same setting, priced at the adaptive average of 0.1 mm.
+        assert adaptive.put_fps(document).status_code == 200
+        assert adaptive.settings()["layer_thickness_mm"] == "ADAPTIVE"
+        assert adaptive.estimate()["printing_time_s"] == pytest.approx(LAYERS * 7.0)
 
     def test_a_form3_scene_has_its_own_family_and_an_sls_scene_none(
         self, http: httpx.Client, tmp_path: Path
@@ -209,7 +238,7 @@ class TestAVariationIsPricedByItsKnobs:
     def test_an_overhang_exposure_above_the_others_sets_the_light(self, user: Client) -> None:
         variation = user.saved_fps()
         category(variation, FORM4_KNOBS)["overhang_fill_exposures"] = [
-            {"exposure_mJpcm2": 4.0}, {"exposure_mJpcm2": 24.0}
+            {"exposure_mJpcm2": 0.5}, {"exposure_mJpcm2": 24.0}
         ]
         assert user.put_fps(variation).status_code == 200
         per_layer = 24.0 / 16 + 1.2 + MECHANICS_S
@@ -251,19 +280,38 @@ class TestAVariationIsPricedByItsKnobs:
         again = category(user.saved_fps("again.fps"), FORM4_KNOBS)
         assert again["wipe_behavior_pattern"] == [{"wipe_behavior": 0}]
 
-    def test_knobs_left_out_take_the_familys_defaults(self, user: Client) -> None:
+    @pytest.mark.parametrize(
+        ("kept", "per_layer"),
+        [
+            ({"post_expose_cure_wait_s": 0}, 12.8 / 16 + 0.0 + MECHANICS_S),
+            ({"irradiance_mWpcm2": 8}, 12.8 / 8 + 1.2 + MECHANICS_S),
+        ],
+    )
+    def test_knobs_left_out_take_the_familys_defaults(
+        self, user: Client, kept: dict[str, float], per_layer: float
+    ) -> None:
         variation = user.saved_fps()
         knobs = category(variation, FORM4_KNOBS)
         knobs.clear()
-        knobs["post_expose_cure_wait_s"] = 0
+        knobs.update(kept)
         assert user.put_fps(variation).status_code == 200
-        per_layer = 12.8 / 16 + 0.0 + MECHANICS_S
         assert user.estimate()["printing_time_s"] == pytest.approx(LAYERS * per_layer)
+
+    def test_a_file_without_the_familys_category_prints_with_its_defaults(
+        self, user: Client
+    ) -> None:
+        base = user.estimate()
+        variation = user.saved_fps()
+        categories = variation["public_fields"]["categories"]
+        categories[:] = [c for c in categories if c["key"] != FORM4_KNOBS]
+        assert user.put_fps(variation).status_code == 200
+        assert user.estimate() == pytest.approx(base)
 
     def test_the_settings_put_back_are_saved_as_they_were_written(self, user: Client) -> None:
         variation = reduce_exposure(with_thickness(user.saved_fps(), 0.12), 0.3)
         variation["metadata"]["name"] += "_mine"
         category(variation, FORM4_KNOBS)["a_knob_the_simulator_does_not_know"] = [1, 2]
+        category(variation, "Core_Scene")["X_correction_factor"] = "not ours"
         assert user.put_fps(variation).status_code == 200
         assert user.saved_fps("again.fps") == variation
 
@@ -297,6 +345,36 @@ class TestCustomSettingsTravelWithTheScene:
         assert job["scene_settings"]["custom_print_setting_id"] == variation["metadata"]["id"]
         assert job["layer_count"] == math.ceil(20 / 0.15)
         assert job["estimated_print_time_s"] == pytest.approx(estimate)
+        knobs = category(variation, FORM4_KNOBS)
+        assert job["custom_print_setting"] == {
+            "id": variation["metadata"]["id"],
+            "name": "FLGPGR05 0.100mm",
+            "base_layer_thickness_mm": 0.1,
+            "knobs": {**knobs, "irradiance_mWpcm2": 16.0, "post_expose_cure_wait_s": 0.0},
+        }
+
+    def test_a_print_of_a_catalogue_setting_records_no_custom_one(
+        self, user: Client, tmp_path: Path
+    ) -> None:
+        job_id = user.ok(
+            user.post("print/", {"printer": "SimulatedForm4-1", "job_name": "plain"})
+        )["job_id"]
+        job = json.loads((tmp_path / "fleet" / "jobs" / f"{job_id}.json").read_text("utf-8"))
+        assert job["custom_print_setting"] is None
+
+    def test_an_sls_print_setting_has_no_knobs(self, http: httpx.Client, tmp_path: Path) -> None:
+        fuse = Client(http, tmp_path, FUSE)
+        document = fuse.saved_fps("fuse.fps")
+        document["metadata"]["name"] = "Nylon, my way"
+        assert fuse.put_fps(document).status_code == 200
+        job_id = fuse.ok(
+            fuse.post("print/", {"printer": "SimulatedFuse1-1", "job_name": "powder"})
+        )["job_id"]
+        job = json.loads((tmp_path / "fleet" / "jobs" / f"{job_id}.json").read_text("utf-8"))
+        assert job["custom_print_setting"] == {
+            "id": document["metadata"]["id"], "name": "Nylon, my way",
+            "base_layer_thickness_mm": 0.11, "knobs": None,
+        }
 
     def test_the_simulators_older_fps_files_are_still_read(self, user: Client) -> None:
         older = {
@@ -345,6 +423,14 @@ class TestAMalformedFpsIsRefused:
              f"$.{_KNOBS}.overhang_fill_exposures[0].exposure_mJpcm2: is required"),
             (f"{_KNOBS}.overhang_fill_exposures", {"exposure_mJpcm2": 1}, "INVALID_FPS_FILE",
              f"$.{_KNOBS}.overhang_fill_exposures: expected an array of objects"),
+            (f"{_KNOBS}.overhang_fill_exposures[0].exposure_mJpcm2", 0, "INVALID_FPS_FILE",
+             f"$.{_KNOBS}.overhang_fill_exposures[0].exposure_mJpcm2: 0 must be greater than 0"),
+            ("public_fields.categories[0].values", _DROP, "INVALID_FPS_FILE",
+             "$.public_fields.categories[0].values: is required"),
+            ("public_fields.categories[1].values", _DROP, "INVALID_FPS_FILE",
+             "$.public_fields.categories[1].values: is required"),
+            ("metadata.base_material_identifier", _DROP, "INVALID_FPS_FILE",
+             "$.metadata.base_material_identifier: is required"),
             (f"{_KNOBS}.irradiance_mWpcm2", 0, "INVALID_FPS_FILE",
              f"$.{_KNOBS}.irradiance_mWpcm2: 0 must be greater than 0"),
             (f"{_KNOBS}.supports_fill_exposure_mJpcm2", -1, "INVALID_FPS_FILE",
@@ -422,7 +508,16 @@ class TestAMalformedFpsIsRefused:
         answer = user.http.post("/scene/", json={"fps_file": str(path)})
         assert "more than a print-settings file's" in refused(answer, "INVALID_FPS_FILE")
 
-    def test_a_form_whose_print_settings_were_damaged_is_refused(self, user: Client) -> None:
+    @pytest.mark.parametrize(
+        ("damage", "message"),
+        [
+            (_set("metadata.schema_version", 9), "$.metadata.schema_version: 9"),
+            (_set("metadata", _DROP), "$.metadata: is required"),
+        ],
+    )
+    def test_a_form_whose_print_settings_were_damaged_is_refused(
+        self, user: Client, damage: Callable[[dict[str, Any]], None], message: str
+    ) -> None:
         assert user.put_fps(user.saved_fps()).status_code == 200
         form = user.folder / "job.form"
         user.ok(user.post("save-form/", {"file": str(form)}))
@@ -432,12 +527,11 @@ class TestAMalformedFpsIsRefused:
                 data = source.read(item)
                 if item.filename == "manifest.json":
                     manifest = json.loads(data)
-                    manifest["scene"]["print_settings_fps"]["metadata"]["schema_version"] = 9
+                    damage(manifest["scene"]["print_settings_fps"])
                     data = json.dumps(manifest).encode("utf-8")
                 target.writestr(item, data)
         answer = user.http.post("/load-form/", json={"file": str(damaged)})
-        message = refused(answer, "INVALID_FORM_FILE")
-        assert "its print settings are invalid: $.metadata.schema_version: 9" in message
+        assert f"its print settings are invalid: {message}" in refused(answer, "INVALID_FORM_FILE")
 
 
 def refused(response: httpx.Response, code: str) -> str:
