@@ -193,6 +193,20 @@ class TestSaveFpsWritesPreFormsSchema:
         assert adaptive.settings()["layer_thickness_mm"] == "ADAPTIVE"
         assert adaptive.estimate()["printing_time_s"] == pytest.approx(LAYERS * 7.0)
 
+    def test_a_scene_that_names_its_custom_setting_saves_that_id(
+        self, http: httpx.Client, tmp_path: Path
+    ) -> None:
+        named = Client(http, tmp_path, {**FORM4, "custom_print_setting_id": "{my-grey}"})
+        assert named.saved_fps()["metadata"]["id"] == "{my-grey}"
+
+    def test_a_file_that_cannot_be_written_is_a_write_failure(self, user: Client) -> None:
+        # A name the folder takes, but not the temporary file written beside it first.
+        name = "n" * 240 + ".fps"
+        answer = user.post("save-fps-file/", {"file": str(user.folder / name)})
+        assert refused(answer, "FILE_WRITE_FAILED").startswith(
+            f"cannot write {user.folder / name}: "
+        )
+
     def test_a_form3_scene_has_its_own_family_and_an_sls_scene_none(
         self, http: httpx.Client, tmp_path: Path
     ) -> None:
@@ -376,15 +390,36 @@ class TestCustomSettingsTravelWithTheScene:
             "base_layer_thickness_mm": 0.11, "knobs": None,
         }
 
-    def test_the_simulators_older_fps_files_are_still_read(self, user: Client) -> None:
-        older = {
-            "format": "preform-pipeline-simulated-fps", "version": 1,
-            "scene_settings": {**FORM4, "material_code": "FLGPBK05", "layer_thickness_mm": 0.05,
-                               "print_setting": "DEFAULT"},
-        }
+
+class TestTheSimulatorsOlderFiles:
+    """.fps files the simulator wrote before schema 3 are read as they were."""
+
+    @staticmethod
+    def older(**settings: Any) -> dict[str, Any]:
+        return {"format": "preform-pipeline-simulated-fps", "version": 1,
+                "scene_settings": {**FORM4, "material_code": "FLGPBK05",
+                                   "layer_thickness_mm": 0.05, **settings}}
+
+    def test_an_older_file_gives_its_settings(self, user: Client) -> None:
+        older = self.older(print_setting="DEFAULT", custom_print_setting_id="mine-1")
         assert user.put_fps(older).status_code == 200
         assert user.settings() == older["scene_settings"]
         assert user.estimate()["printing_time_s"] == pytest.approx(400 * 7.0)
+
+    def test_an_older_file_without_a_print_setting_has_the_default(self, user: Client) -> None:
+        assert user.put_fps(self.older()).status_code == 200
+        assert user.settings() == {**self.older()["scene_settings"], "print_setting": "DEFAULT"}
+
+    def test_an_older_file_with_an_unknown_print_setting_is_refused(self, user: Client) -> None:
+        answer = user.put_fps(self.older(print_setting="FAST"))
+        assert "print_setting 'FAST' is not offered" in refused(answer, "UNKNOWN_PRINT_SETTING")
+
+    def test_a_bad_value_in_an_older_file_is_named_with_the_file(self, user: Client) -> None:
+        answer = user.put_fps(self.older(layer_thickness_mm=-1), "old.fps")
+        assert refused(answer, "INVALID_FPS_FILE") == (
+            f"{user.folder / 'old.fps'}: fps.scene_settings.layer_thickness_mm: "
+            "-1 must be greater than 0"
+        )
 
 
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
@@ -501,12 +536,21 @@ class TestAMalformedFpsIsRefused:
         answer = user.http.put(f"/scene/{user.scene}/", json={"fps_file": str(path)})
         assert message in refused(answer, "INVALID_FPS_FILE")
 
-    def test_a_file_too_large_for_print_settings_is_not_read(self, user: Client) -> None:
+    @pytest.mark.parametrize(
+        ("size", "message"),
+        [
+            (16 * 1024 * 1024 + 1, "16777217 bytes, more than a print-settings file's 16777216"),
+            (16 * 1024 * 1024, "Expecting value: line 1 column 1"),  # read, and not JSON
+        ],
+    )
+    def test_a_file_too_large_for_print_settings_is_not_read(
+        self, user: Client, size: int, message: str
+    ) -> None:
         path = user.folder / "huge.fps"
         with path.open("wb") as handle:  # sparse: its size without its bytes
-            handle.truncate(16 * 1024 * 1024 + 1)
+            handle.truncate(size)
         answer = user.http.post("/scene/", json={"fps_file": str(path)})
-        assert "more than a print-settings file's" in refused(answer, "INVALID_FPS_FILE")
+        assert message in refused(answer, "INVALID_FPS_FILE")
 
     @pytest.mark.parametrize(
         ("damage", "message"),
