@@ -422,6 +422,42 @@ class TestTheSimulatorsOlderFiles:
         )
 
 
+class TestSettingsTheCatalogueDoesNotOffer:
+    """Settings from a file or a body that the catalogue lacks are refused with the choices."""
+
+    @pytest.mark.parametrize(
+        ("change", "code", "message"),
+        [
+            ({"machine_type": "FORM-9"}, "UNKNOWN_MACHINE_TYPE",
+             "unknown machine_type 'FORM-9'; valid: FORM-4-0, FORM-4B-0, FORM-4L-0, FORM-3-1, "
+             "FORM-3-0, FORM-3L-0, FS30-1-0"),
+            ({"material_code": "FLNOPE01"}, "UNKNOWN_MATERIAL",
+             "material 'FLNOPE01' is not available on Form 4; valid: FLGPGR05, FLGPBK05, "
+             "FLGPWH05, FLGPCL05, FLTO2K02, FLDUCL22, FLFRGR01, FLRG1011, FLPMBE01, FLDMGR01"),
+            ({"layer_thickness_mm": 0.3}, "UNSUPPORTED_LAYER_THICKNESS",
+             "Grey V5 on Form 4 cannot print at layer_thickness_mm=0.3; valid: 0.025, 0.05, "
+             "0.1, 0.2, ADAPTIVE"),
+            ({"print_setting": "FAST"}, "UNKNOWN_PRINT_SETTING",
+             "print_setting 'FAST' is not offered for Grey V5; valid: DEFAULT"),
+        ],
+    )
+    def test_a_manual_body_is_told_the_choices(
+        self, http: httpx.Client, change: dict[str, Any], code: str, message: str
+    ) -> None:
+        assert refused(http.post("/scene/", json={**FORM4, **change}), code) == message
+
+    def test_an_fps_whose_base_setting_is_not_offered_is_told_the_choices(
+        self, user: Client
+    ) -> None:
+        document = user.saved_fps()
+        document["metadata"]["base_material_identifier"]["layer_thickness_mm"] = 0.3
+        assert refused(user.put_fps(document), "UNSUPPORTED_LAYER_THICKNESS") == (
+            "the print setting's base material, Grey V5 on Form 4, has no setting at "
+            "layer_thickness_mm=0.3 ($.metadata.base_material_identifier.layer_thickness_mm); "
+            "valid: 0.025, 0.05, 0.1, 0.2, ADAPTIVE"
+        )
+
+
 def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     """A change to the saved document: ``value`` at ``path`` (dots, and [i] for list items);
     a value of ``_DROP`` removes the key."""
@@ -519,12 +555,23 @@ class TestAMalformedFpsIsRefused:
         assert refused(user.put_fps(document), code).count(message) == 1
         assert user.settings() == before
 
+    def test_the_whole_message_names_the_file_and_the_path(self, user: Client) -> None:
+        document = user.saved_fps()
+        category(document, FORM4_KNOBS)["irradiance_mWpcm2"] = -16
+        answer = user.put_fps(document, "dim.fps")
+        assert refused(answer, "INVALID_FPS_FILE") == (
+            f"{user.folder / 'dim.fps'}: $.{_KNOBS}.irradiance_mWpcm2: -16 must be greater than 0"
+        )
+
     @pytest.mark.parametrize(
         ("text", "message"),
         [
-            ('{"metadata": {', "not a readable .fps"),
+            ('{"metadata": {', "not a readable .fps (Expecting property name enclosed in double "
+             "quotes: line 1 column 15 (char 14)); the simulator reads PreForm's schema-3 print "
+             "settings and the .fps files it wrote"),
             ("[" * 100_000, "not a readable .fps"),
-            ('{"public_fields": {}}', "not a print-settings file (no $.metadata"),
+            ('{"public_fields": {}}', "not a print-settings file (no $.metadata, and not the "
+             "simulator's own format)"),
             ("[1, 2]", "not a print-settings file"),
         ],
     )
