@@ -302,14 +302,23 @@ class TestAVariationIsPricedByItsKnobs:
         ],
     )
     def test_knobs_left_out_take_the_familys_defaults(
-        self, user: Client, kept: dict[str, float], per_layer: float
+        self, user: Client, tmp_path: Path, kept: dict[str, float], per_layer: float
     ) -> None:
         variation = user.saved_fps()
         knobs = category(variation, FORM4_KNOBS)
+        defaults = dict(knobs)
         knobs.clear()
         knobs.update(kept)
         assert user.put_fps(variation).status_code == 200
         assert user.estimate()["printing_time_s"] == pytest.approx(LAYERS * per_layer)
+        # A print records the knobs it was priced with: the defaults, but for those kept.
+        job_id = user.ok(
+            user.post("print/", {"printer": "SimulatedForm4-1", "job_name": "defaults"})
+        )["job_id"]
+        job = json.loads((tmp_path / "fleet" / "jobs" / f"{job_id}.json").read_text("utf-8"))
+        recorded = job["custom_print_setting"]["knobs"]
+        assert recorded == {**defaults, **kept}
+        assert recorded["wipe_behavior_pattern"] == [{"wipe_behavior": 1}]
 
     def test_a_file_without_the_familys_category_prints_with_its_defaults(
         self, user: Client
@@ -379,14 +388,14 @@ class TestCustomSettingsTravelWithTheScene:
     def test_an_sls_print_setting_has_no_knobs(self, http: httpx.Client, tmp_path: Path) -> None:
         fuse = Client(http, tmp_path, FUSE)
         document = fuse.saved_fps("fuse.fps")
-        document["metadata"]["name"] = "Nylon, my way"
+        del document["metadata"]["name"]  # a name is not required
         assert fuse.put_fps(document).status_code == 200
         job_id = fuse.ok(
             fuse.post("print/", {"printer": "SimulatedFuse1-1", "job_name": "powder"})
         )["job_id"]
         job = json.loads((tmp_path / "fleet" / "jobs" / f"{job_id}.json").read_text("utf-8"))
         assert job["custom_print_setting"] == {
-            "id": document["metadata"]["id"], "name": "Nylon, my way",
+            "id": document["metadata"]["id"], "name": "",
             "base_layer_thickness_mm": 0.11, "knobs": None,
         }
 
