@@ -49,6 +49,11 @@ WORK_ROOT = REPO_ROOT / ".mutation"
 # docs: a few tests check that a page lists what the code serves (the simulator's routes).
 _COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "docs",
            "pyproject.toml")
+_FPS_TESTS = (
+    "tests/unit/simulator/test_sim_fps_settings.py",
+    "tests/unit/simulator/test_engine_scenes.py",
+    "tests/unit/simulator/test_engine_files.py",
+)
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", "mutants")
 
 _STORE_SQLITE_TESTS = tuple(
@@ -449,6 +454,14 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/simulator/test_sim_hostile_requests.py",
         "tests/unit/simulator/test_sim_server_errors.py",
         "tests/unit/simulator/test_sim_slow_bodies.py",  # s28: a body that never comes
+    ),
+    # s29: PreForm's .fps files (written, read, refused) and the SLA estimate under their
+    # knobs, over real HTTP; the scene and file tests that create scenes from .fps files.
+    "preform_pipeline/simulator/fps.py": _FPS_TESTS,
+    "preform_pipeline/simulator/options.py": _FPS_TESTS,
+    "preform_pipeline/simulator/estimates.py": (
+        "tests/unit/simulator/test_sim_fps_settings.py",
+        "tests/unit/simulator/test_engine_estimates.py",
     ),
     # Every recipe load runs every check: the recipe files without hypothesis (which refuses
     # mutmut's runner, above) and without the schema and template-file tests.

@@ -24,8 +24,9 @@ from preform_pipeline.geometry import (
     weld_vertices,
 )
 
+from .fps import DEFAULT_KNOBS, PrintKnobs
 from .protocol import Json
-from .scene import Scene, SimModel
+from .scene import Scene, SceneSettings, SimModel
 
 __all__ = [
     "ADAPTIVE_AVERAGE_LAYER_MM",
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_RAFT_THICKNESS_MM",
     "SLA_PREPRINT_S",
     "SLA_SECONDS_PER_LAYER",
+    "SLA_MECHANICS_S",
     "SLS_ADDITIONAL_COOL_BASE_S",
     "SLS_ADDITIONAL_COOL_S_PER_MM",
     "SLS_COOL_TO_REMOVAL_BASE_S",
@@ -48,6 +50,7 @@ __all__ = [
     "model_volume_ml",
     "print_validation",
     "scene_figures",
+    "sla_seconds_per_layer",
     "support_volume_ml",
     "top_z",
     "unsupported_minima",
@@ -57,8 +60,15 @@ __all__ = [
 ADAPTIVE_AVERAGE_LAYER_MM: Final = 0.1
 #: SLA: resin heating, tank filling and platform homing before the first layer.
 SLA_PREPRINT_S: Final = 300.0
-#: SLA: exposure, peel and recoat per layer (independent of area, as on the LCD Form 4).
+#: SLA: exposure, peel and recoat per layer (independent of area, as on the LCD Form 4), for
+#: a scene without a custom print setting.
 SLA_SECONDS_PER_LAYER: Final = 7.0
+#: SLA: what a layer takes besides its light and cure wait (peel, recoat, wiping), per
+#: family: 7 s less its default knobs' exposure and wait, so the defaults cost 7 s a layer.
+SLA_MECHANICS_S: Final = {
+    family: SLA_SECONDS_PER_LAYER - knobs.exposure_s - knobs.post_expose_cure_wait_s
+    for family, knobs in DEFAULT_KNOBS.items()
+}
 #: SLS: chamber and powder-bed warm-up before the first layer.
 SLS_PREPRINT_S: Final = 2700.0
 #: SLS: powder recoat and laser scan per layer.
@@ -92,6 +102,16 @@ def layer_count(scene: Scene) -> int:
         return 0
     # The epsilon keeps an exact multiple (10 mm / 0.1 mm) from rounding up to one more layer.
     return math.ceil(height / thickness - 1e-9)
+
+
+def sla_seconds_per_layer(settings: SceneSettings) -> float:
+    """One SLA layer: :data:`SLA_SECONDS_PER_LAYER`, or under a custom setting's knobs its
+    light (largest exposure / irradiance) + post-exposure cure wait + the family's mechanics.
+    Wiping is not priced (the vendor says changing it may not change the estimate)."""
+    knobs: PrintKnobs | None = settings.custom.knobs if settings.custom is not None else None
+    if knobs is None:
+        return SLA_SECONDS_PER_LAYER
+    return knobs.exposure_s + knobs.post_expose_cure_wait_s + SLA_MECHANICS_S[knobs.family]
 
 
 def model_volume_ml(model: SimModel) -> float:
@@ -174,7 +194,7 @@ def estimate_print_time(scene: Scene, catalogue: Catalogue) -> Json:
             base |= {"cool_to_removal_time_s": 0.0, "additional_cool_to_room_temp_time_s": 0.0}
         return base
     if machine.technology == "SLA":
-        printing = layers * SLA_SECONDS_PER_LAYER
+        printing = layers * sla_seconds_per_layer(scene.settings)
         return {
             "total_print_time_s": SLA_PREPRINT_S + printing,
             "preprint_time_s": SLA_PREPRINT_S,

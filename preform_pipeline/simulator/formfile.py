@@ -5,9 +5,11 @@ Real .form files are PreForm's private format; the simulator does not read or wr
 
 ``manifest.json``
     ``{"format": FORM_FORMAT, "version": 1, "scene": {...}, "models": [...]}``: the scene
-    settings and cage, and per model its id, name, original file, units, scale, orientation,
-    position, lock, visibility, supports (flag and options), hollowing, drain holes, labels,
-    scan-to-model record, the file name of its mesh and the SHA-256 of its triangles.
+    settings and cage (and the whole ``.fps`` document of a custom print setting, as
+    ``print_settings_fps``, so its knobs come back with the scene), and per model its id,
+    name, original file, units, scale, orientation, position, lock, visibility, supports
+    (flag and options), hollowing, drain holes, labels, scan-to-model record, the file name
+    of its mesh and the SHA-256 of its triangles.
 ``meshes/<sha256>.stl``
     Each distinct mesh exactly as imported (file units, untransformed) as binary STL, named by
     its hash and stored once however many models share it (duplicates); float32 coordinates
@@ -28,6 +30,7 @@ from preform_pipeline.geometry import Mesh, read_mesh_bytes
 from preform_pipeline.geometry.bounded import read_zip_member
 from preform_pipeline.geometry.stl import write_binary_stl
 
+from .fps import parse_schema3
 from .protocol import Json, SimError
 from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_writer
 
@@ -69,10 +72,16 @@ def _model_record(model: SimModel) -> Json:
 
 def save_form(scene: Scene, path: Path) -> None:
     """Write ``scene`` to ``path`` atomically (readers never see a partial archive)."""
+    custom = scene.settings.custom
     manifest = {
         "format": FORM_FORMAT,
         "version": FORM_VERSION,
-        "scene": {"id": scene.id, "scene_settings": scene.settings.to_json(), "cage": scene.cage},
+        "scene": {
+            "id": scene.id,
+            "scene_settings": scene.settings.to_json(),
+            "print_settings_fps": None if custom is None else json.loads(custom.document),
+            "cage": scene.cage,
+        },
         "models": [_model_record(m) for m in scene.models.values()],
     }
     try:
@@ -126,14 +135,7 @@ def load_form(path: Path, scene_id: str) -> Scene:
             if manifest.get("version") != FORM_VERSION:
                 raise _invalid(path, f"unsupported version {manifest.get('version')!r}")
             scene_record = manifest["scene"]
-            settings_json = scene_record["scene_settings"]
-            settings = SceneSettings(
-                machine_type=str(settings_json["machine_type"]),
-                material_code=str(settings_json["material_code"]),
-                layer_thickness_mm=settings_json["layer_thickness_mm"],
-                print_setting=str(settings_json.get("print_setting", "DEFAULT")),
-                custom_print_setting_id=settings_json.get("custom_print_setting_id"),
-            )
+            settings = _settings(scene_record, path)
             scene = Scene(id=scene_id, settings=settings, cage=scene_record.get("cage"))
             meshes: dict[str, Mesh] = {}
             for record in manifest["models"]:
@@ -144,6 +146,31 @@ def load_form(path: Path, scene_id: str) -> Scene:
     except (KeyError, TypeError, ValueError) as exc:
         raise _invalid(path, f"manifest.json is incomplete ({exc!r})") from exc
     return scene
+
+
+def _settings(scene_record: Json, path: Path) -> SceneSettings:
+    """The scene's settings: from its custom print setting's document when it has one."""
+    fps = scene_record.get("print_settings_fps")
+    if fps is not None:
+        try:
+            parsed = parse_schema3(fps)
+        except SimError as exc:
+            raise _invalid(path, f"its print settings are invalid: {exc.error_message}") from exc
+        return SceneSettings(
+            machine_type=parsed.machine_type,
+            material_code=parsed.material_code,
+            layer_thickness_mm=parsed.layer_thickness_mm,
+            custom_print_setting_id=parsed.custom.id,
+            custom=parsed.custom,
+        )
+    settings_json = scene_record["scene_settings"]
+    return SceneSettings(
+        machine_type=str(settings_json["machine_type"]),
+        material_code=str(settings_json["material_code"]),
+        layer_thickness_mm=settings_json["layer_thickness_mm"],
+        print_setting=str(settings_json.get("print_setting", "DEFAULT")),
+        custom_print_setting_id=settings_json.get("custom_print_setting_id"),
+    )
 
 
 def _load_model(

@@ -1,8 +1,8 @@
 """Scene settings: checking a SceneTypeModel body against the catalogue, and .fps files.
 
 A scene is created from either the "Manual" settings (machine type, material code, layer
-thickness, print setting) or an ``fps_file``. The simulator's ``.fps`` is its own JSON, what
-save-fps-file writes::
+thickness, print setting) or an ``fps_file``. save-fps-file writes PreForm's schema-3 print
+settings (``fps.py``); ``fps_file`` reads those, and the simulator's own older ``.fps``::
 
     {"format": FPS_FORMAT, "version": 1, "scene_settings": {<Manual SceneTypeModel>}}
 
@@ -20,6 +20,7 @@ from typing import Any, Final
 from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness
 
 from .bodies import Body, bad_body, existing_file
+from .fps import parse_schema3, schema3_document
 from .protocol import SimError
 from .scene import SceneSettings, atomic_write_bytes
 
@@ -27,6 +28,7 @@ __all__ = [
     "FPS_FORMAT",
     "INVALID_FPS_FILE",
     "MANUAL_KEYS",
+    "MAX_FPS_BYTES",
     "read_fps",
     "resolve_settings",
     "validate_settings",
@@ -35,6 +37,9 @@ __all__ = [
 
 FPS_FORMAT: Final = "preform-pipeline-simulated-fps"
 INVALID_FPS_FILE: Final = "INVALID_FPS_FILE"
+#: A print-settings file is a few kilobytes of JSON; one this large is not one, and reading
+#: it whole would only cost memory.
+MAX_FPS_BYTES: Final = 16 * 1024 * 1024
 MANUAL_KEYS: Final = (
     "machine_type",
     "material_code",
@@ -82,7 +87,20 @@ def validate_settings(settings: SceneSettings, catalogue: Catalogue) -> SceneSet
             f"material {settings.material_code!r} is not available on {machine.label}; valid: "
             + ", ".join(m.code for m in machine.materials),
         )
-    if not material.supports_thickness(settings.layer_thickness_mm):
+    custom = settings.custom
+    if custom is not None:
+        # An .fps prints at its own thickness (checked sane when read); its base material's
+        # setting must still be one the catalogue offers.
+        if not material.supports_thickness(custom.base_layer_thickness_mm):
+            raise SimError(
+                400,
+                "UNSUPPORTED_LAYER_THICKNESS",
+                f"the print setting's base material, {material.label} on {machine.label}, has "
+                f"no setting at layer_thickness_mm={custom.base_layer_thickness_mm!r} "
+                "($.metadata.base_material_identifier.layer_thickness_mm); valid: "
+                + ", ".join(str(t) for t in material.thicknesses),
+            )
+    elif not material.supports_thickness(settings.layer_thickness_mm):
         raise SimError(
             400,
             "UNSUPPORTED_LAYER_THICKNESS",
@@ -120,8 +138,18 @@ def resolve_settings(data: Any, catalogue: Catalogue) -> SceneSettings:
 
 
 def write_fps(settings: SceneSettings, path: Path) -> None:
-    document = {"format": FPS_FORMAT, "version": 1, "scene_settings": settings.to_json()}
-    data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    """PreForm's schema-3 ``.fps`` of ``settings``: the custom setting a scene was made from
+    as it was read, else the catalogue setting with its machine family's default knobs."""
+    if settings.custom is not None:
+        document = json.loads(settings.custom.document)
+    else:
+        document = schema3_document(
+            settings.machine_type,
+            settings.material_code,
+            settings.layer_thickness_mm,
+            settings.custom_print_setting_id,
+        )
+    data = (json.dumps(document, indent=4) + "\n").encode("utf-8")
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
@@ -129,18 +157,44 @@ def write_fps(settings: SceneSettings, path: Path) -> None:
 
 
 def read_fps(path: Path) -> SceneSettings:
+    """The settings of a schema-3 ``.fps`` or of the simulator's older format; anything else,
+    or a malformed file, is a 400 ``INVALID_FPS_FILE`` that says where."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FPS_BYTES:
+            raise ValueError(f"{size} bytes, more than a print-settings file's {MAX_FPS_BYTES}")
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise SimError(
             400,
             INVALID_FPS_FILE,
-            f"{path}: not a readable .fps ({exc}); the simulator reads .fps files it wrote",
+            f"{path}: not a readable .fps ({exc}); the simulator reads PreForm's schema-3 "
+            "print settings and the .fps files it wrote",
         ) from exc
-    if not isinstance(document, dict) or document.get("format") != FPS_FORMAT:
+    if isinstance(document, dict) and document.get("format") == FPS_FORMAT:
+        return _read_simulator_fps(document, path)
+    if not isinstance(document, dict) or "metadata" not in document:
         raise SimError(
-            400, INVALID_FPS_FILE, f"{path}: not a simulator .fps file (wrong or missing format)"
+            400,
+            INVALID_FPS_FILE,
+            f"{path}: not a print-settings file (no $.metadata, and not the simulator's own "
+            "format)",
         )
+    try:
+        parsed = parse_schema3(document)
+    except SimError as exc:
+        raise bad_body(str(path), exc.error_message, INVALID_FPS_FILE) from exc
+    return SceneSettings(
+        machine_type=parsed.machine_type,
+        material_code=parsed.material_code,
+        layer_thickness_mm=parsed.layer_thickness_mm,
+        custom_print_setting_id=parsed.custom.id,
+        custom=parsed.custom,
+    )
+
+
+def _read_simulator_fps(document: dict[str, Any], path: Path) -> SceneSettings:
+    """The simulator's own format (written before schema 3), read as it was."""
     inner = Body(document.get("scene_settings"), "fps.scene_settings")
     try:
         inner.only(MANUAL_KEYS)

@@ -142,6 +142,10 @@ def job_record(
         "status": "PRINTING" if starts_now and kind == "printer" else "QUEUED",
         "scene_id": scene.id,
         "scene_settings": scene.settings.to_json(),
+        # The custom print setting (.fps) printed with, knobs and all; None for a catalogue one.
+        "custom_print_setting": (
+            None if scene.settings.custom is None else scene.settings.custom.to_json()
+        ),
         "layer_count": figures.layer_count,
         "volume_ml": figures.volume_ml,
         "estimated_print_time_s": figures.print_time_s,

@@ -43,6 +43,7 @@ from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunk
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
+from .fps import CustomPrintSetting
 from .protocol import Json, SimError
 
 __all__ = [
@@ -106,13 +107,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 @dataclass(frozen=True)
 class SceneSettings:
-    """A scene's printing setup, as the contract's "Manual" SceneTypeModel spells it."""
+    """A scene's printing setup, as the contract's "Manual" SceneTypeModel spells it.
+
+    A scene made from a PreForm ``.fps`` also keeps that file's print setting (``custom``):
+    then ``material_code`` is its base material, ``layer_thickness_mm`` the thickness it
+    prints at, and ``custom_print_setting_id`` its id.
+    """
 
     machine_type: str
     material_code: str
     layer_thickness_mm: LayerThickness
     print_setting: str = "DEFAULT"
     custom_print_setting_id: str | None = None
+    custom: CustomPrintSetting | None = None
 
     def to_json(self) -> Json:
         out: Json = {

@@ -98,7 +98,26 @@ class TestPrintTime:
 
     def test_an_empty_scene_takes_no_time(self, engine: SimEngine) -> None:
         scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
-        assert engine.call("estimate_print_time", scene, None)["total_print_time_s"] == 0.0
+        assert engine.call("estimate_print_time", scene, None) == {
+            "total_print_time_s": 0.0, "preprint_time_s": 0.0, "printing_time_s": 0.0
+        }
+
+    def test_an_empty_sls_scene_takes_no_time_nor_cooling(self, engine: SimEngine) -> None:
+        scene = {"scene_id": engine.call("create_scene", {}, FUSE)["id"]}
+        assert engine.call("estimate_print_time", scene, None) == {
+            "total_print_time_s": 0.0, "preprint_time_s": 0.0, "printing_time_s": 0.0,
+            "cool_to_removal_time_s": 0.0, "additional_cool_to_room_temp_time_s": 0.0,
+        }
+
+    def test_an_sls_build_is_priced_by_its_rule(self, engine: SimEngine, tmp_path: Path) -> None:
+        # 20 mm at 0.11 mm: 182 layers of 9 s after 2700 s; cooling 3600 + 40/mm and
+        # 1800 + 20/mm (docs/simulator-engine.md, "Estimates").
+        scene = scene_with(engine, tmp_path, FUSE, (10, 10, 20))
+        assert engine.call("estimate_print_time", scene, None) == pytest.approx({
+            "total_print_time_s": 2700.0 + 182 * 9.0, "preprint_time_s": 2700.0,
+            "printing_time_s": 182 * 9.0, "cool_to_removal_time_s": 3600.0 + 20 * 40.0,
+            "additional_cool_to_room_temp_time_s": 1800.0 + 20 * 20.0,
+        })
 
 
 class TestMaterialUsage:

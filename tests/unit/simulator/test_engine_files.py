@@ -318,7 +318,7 @@ class TestScreenshots:
 
 
 class TestFpsFiles:
-    """save-fps-file writes the scene settings as our JSON .fps."""
+    """save-fps-file writes the scene settings as PreForm's schema-3 .fps."""
 
     def test_the_fps_file_holds_the_settings(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
@@ -326,7 +326,16 @@ class TestFpsFiles:
         path = tmp_path / "grey.fps"
         assert engine.call("save_fps_file", prepared, {"file": str(path)}) == {}
         document = json.loads(path.read_text(encoding="utf-8"))
-        assert document["scene_settings"] == {**FORM4, "print_setting": "DEFAULT"}
+        assert document["metadata"]["base_material_identifier"] == {
+            "machine_type_id": FORM4["machine_type"],
+            "versioned_material_code": FORM4["material_code"],
+            "layer_thickness_mm": FORM4["layer_thickness_mm"],
+        }
+        core = document["public_fields"]["categories"][0]
+        assert core["key"] == "Core_Scene"
+        assert core["values"]["layer_thickness"] == {
+            "layer_thickness_mm": FORM4["layer_thickness_mm"]
+        }
 
 
 def _device(path: Path, kind: int) -> Path | None:

@@ -155,7 +155,11 @@ class TestSceneCreation:
         fps = tmp_path / "black.fps"
         engine.call("save_fps_file", {"scene_id": source["id"]}, {"file": str(fps)})
         scene = engine.call("create_scene", {}, {"fps_file": str(fps)})
-        assert scene["scene_settings"] == source["scene_settings"]
+        # Every .fps is a custom print setting: the scene names the file's setting id.
+        setting_id = json.loads(fps.read_text(encoding="utf-8"))["metadata"]["id"]
+        assert scene["scene_settings"] == {
+            **source["scene_settings"], "custom_print_setting_id": setting_id
+        }
 
     def test_a_missing_fps_file_is_not_found(self, engine: SimEngine, tmp_path: Path) -> None:
         error = error_of(engine, "create_scene", {}, {"fps_file": str(tmp_path / "no.fps")})
