@@ -1,6 +1,8 @@
 """The Dashboard simulator's HTTP server: stdlib ``ThreadingHTTPServer`` speaking the Web API.
 
-One request goes through :meth:`DashboardServer._dispatch`:
+A request's line and headers must arrive within ``head_timeout`` seconds of their first byte
+(408 once the request line came, the connection closed; without a whole request line the
+connection is closed unanswered); then it goes through :meth:`DashboardServer._dispatch`:
 
 1. the body is read in full (so a keep-alive connection stays in step whatever the answer),
    within ``body_timeout`` seconds (408 otherwise, the connection closed);
@@ -38,6 +40,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.http import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEAD_TIMEOUT_S,
     DEFAULT_POLL_INTERVAL_S,
     BadFraming,
     JsonRequestHandler,
@@ -194,6 +197,7 @@ class DashboardServer(ThreadedHTTPApp):
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     ) -> None:
         if not 1 <= default_per_page <= max_per_page:
             raise ValueError("need 1 <= default_per_page <= max_per_page")
@@ -207,7 +211,13 @@ class DashboardServer(ThreadedHTTPApp):
         self._lock = threading.Lock()
         self._exchanges: deque[DashboardExchange] = deque(maxlen=exchange_log_size)
         self._failures: list[BaseException] = []
-        super().__init__(host=host, port=port, handler=_Handler, poll_interval=poll_interval)
+        super().__init__(
+            host=host,
+            port=port,
+            handler=_Handler,
+            poll_interval=poll_interval,
+            head_timeout=head_timeout,
+        )
 
     # -- what happened -----------------------------------------------------------------------
 
