@@ -194,7 +194,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         return parsed
 
     def _end_head(self) -> None:
-        """The head is read (or given up): receives get the idle timeout back."""
+        """The head (or the request) is read or given up: no deadline, the idle timeout back."""
         if self.receives.deadline is None:
             return
         self.receives.deadline = None
@@ -268,7 +268,7 @@ class _Receives(io.RawIOBase):
 
 
 def read_body(
-    handler: BaseHTTPRequestHandler,
+    handler: JsonRequestHandler,
     max_bytes: int,
     *,
     accept_chunked: bool,
@@ -325,13 +325,18 @@ class _Deadline:
     """The body's deadline, applied to the connection's socket before each receive.
 
     A receive that outlives it raises :class:`BodyTimeout`; on leaving, the socket gets its
-    idle timeout back (a keep-alive connection waits for the next request as before).
+    idle timeout back (a keep-alive connection waits for the next request as before). It is
+    checked before each part of the body (``arm``) and by the connection's receives within a
+    part, so a chunk dribbled a byte at a time cannot stretch it either (the handler lifts the
+    receives' deadline once the request is answered).
     """
 
-    def __init__(self, handler: BaseHTTPRequestHandler, timeout_s: float) -> None:
+    def __init__(self, handler: JsonRequestHandler, timeout_s: float) -> None:
         self._socket: socket.socket = handler.connection
         self._idle = self._socket.gettimeout()
         self._ends = time.monotonic() + timeout_s
+        self._receives = handler.receives
+        self._receives.deadline = self._ends
         self._timeout_s = timeout_s
         self._what = "body came too slowly"
 
