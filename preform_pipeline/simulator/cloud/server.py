@@ -7,9 +7,12 @@ connection is closed unanswered); then it goes through :meth:`DashboardServer._d
 1. the body is read in full (so a keep-alive connection stays in step whatever the answer),
    within ``body_timeout`` seconds (408 otherwise, the connection closed);
 2. the per-IP limit counts it (429 with ``Retry-After`` beyond it);
-3. the route table finds the endpoint (404 / 405 otherwise);
-4. the token endpoints check the application's credentials; every other endpoint needs a
-   live bearer token (401 otherwise), then the per-user hourly limit counts it (429);
+3. the route table finds the endpoint (404 for an unknown path, as Django's URL routing
+   answers before any view runs);
+4. the token endpoints check the application's credentials (405 for another method); every
+   other endpoint needs a live bearer token (401 otherwise), then the per-user hourly limit
+   counts it (429), and only then is a method the path does not serve 405: Django REST
+   framework authenticates, checks permissions and throttles before it looks up the method;
 5. a read is answered from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
    filtered and paginated as the Web API does; a group change (create, update, delete,
    members, bulk-add printers) runs one rule of :mod:`.groups` on the Dashboard's group table
@@ -134,6 +137,18 @@ class _Refusal(Exception):
     ) -> None:
         super().__init__(status)
         self.answer = _Answer(status, dict(body), dict(headers or {}))
+
+
+class _WrongMethod(_Refusal):
+    """405: the path is served, not for this method; ``oauth``: a token endpoint's path."""
+
+    def __init__(self, method: str, allowed: Sequence[str], *, oauth: bool) -> None:
+        super().__init__(
+            405,
+            {"detail": f'Method "{method}" not allowed.'},
+            {"Allow": ", ".join(sorted(set(allowed)))},
+        )
+        self.oauth = oauth
 
 
 @dataclass(frozen=True)
@@ -292,15 +307,20 @@ class DashboardServer(ThreadedHTTPApp):
         throttled = self.limits.take_ip(client)
         if throttled is not None:
             return _throttled(throttled)
+        wrong_method: _WrongMethod | None = None
         try:
             route, params = self._route(method, path)
+        except _WrongMethod as wrong:
+            if wrong.oauth:  # the OAuth views are plain Django views: 405 before anything
+                return wrong.answer
+            wrong_method = wrong
         except _Refusal as refusal:
             return refusal.answer
         authorization = handler.headers.get("Authorization")
         try:
-            if route.parts == ("o", "token"):
+            if wrong_method is None and route.parts == ("o", "token"):
                 return self._token(parse_form(body), authorization)
-            if route.parts == ("o", "revoke_token"):
+            if wrong_method is None and route.parts == ("o", "revoke_token"):
                 self.tokens.revoke(parse_form(body), authorization)
                 return _Answer(200, None)
             user = self.tokens.authenticate(authorization)
@@ -312,6 +332,9 @@ class DashboardServer(ThreadedHTTPApp):
             answer = _throttled(throttled)
             answer.user = user
             return answer
+        if wrong_method is not None:
+            wrong_method.answer.user = user
+            return wrong_method.answer
         try:
             snapshot = self.view.snapshot(self.clock.now())
             if method == "GET":
@@ -342,11 +365,7 @@ class DashboardServer(ThreadedHTTPApp):
                 return route, params
             allowed.append(route.method)
         if allowed:
-            raise _Refusal(
-                405,
-                {"detail": f'Method "{method}" not allowed.'},
-                {"Allow": ", ".join(sorted(set(allowed)))},
-            )
+            raise _WrongMethod(method, allowed, oauth=segments[0] == "o")
         raise _Refusal(404, _NOT_FOUND)
 
     def _token(self, form: Mapping[str, str], authorization: str | None) -> _Answer:
