@@ -443,6 +443,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/simulator/test_sim_hostile_requests.py",
         "tests/unit/simulator/test_sim_server_errors.py",
         "tests/unit/simulator/test_sim_slow_bodies.py",  # s28: a body that never comes
+        "tests/unit/simulator/test_sim_slow_heads.py",  # s29: nor its line and headers
     ),
     # Every recipe load runs every check: the recipe files without hypothesis (which refuses
     # mutmut's runner, above) and without the schema and template-file tests.
