@@ -454,6 +454,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/simulator/test_sim_hostile_requests.py",
         "tests/unit/simulator/test_sim_server_errors.py",
         "tests/unit/simulator/test_sim_slow_bodies.py",  # s28: a body that never comes
+        "tests/unit/simulator/test_sim_slow_heads.py",  # s29: nor its line and headers
     ),
     # s29: PreForm's .fps files (written, read, refused) and the SLA estimate under their
     # knobs, over real HTTP; the scene and file tests that create scenes from .fps files.

@@ -11,15 +11,21 @@ node still holds the build's lease, before it takes a server and again before it
 .form: a node waking from a stall must not load a build another node now holds. A lease lost
 while the .form loads stops the send at the fenced move to PRINT_SENDING; the loaded scene is
 deleted whatever stops the send.
+
+Once sent, the build's own report beside its .form (written when it was prepared, before it
+waited) is brought up to date: the printer it went to, the print's job id, and ``print`` among
+its steps, as a build printed at once has them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import PreFormClient, PrintOptions
-from preform_pipeline.errors import ApiError, PermanentApiError, PipelineError
+from preform_pipeline.atomicfile import write_text_atomically
+from preform_pipeline.errors import ApiError, FileWriteError, PermanentApiError, PipelineError
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
@@ -114,7 +120,9 @@ class FormSender:
                     _forget_scene(client, scene_id)
         finally:
             lease.release()
-        self._told(self.owner.sent(build.id, result.job_id, printer))
+        sent = self.owner.sent(build.id, result.job_id, printer)
+        _note_print_in_report(sent, printer, result.job_id)
+        self._told(sent)
 
     def _confirm_held(self, build: Build) -> None:
         store = self.owner.store
@@ -124,6 +132,35 @@ class FormSender:
     def _told(self, build: Build) -> None:
         if self.after_send is not None:
             self.after_send(build)
+
+
+def _note_print_in_report(build: Build, printer: str, job_id: str | None) -> None:
+    """The report beside the build's .form (the recipe's default ``outputs.report``, the one
+    the dashboard reads) names the print now; a report elsewhere, or none, is left as it is.
+    A report that cannot be read or written is logged: the print is out whatever it says."""
+    if build.form_path is None:
+        return
+    path = build.form_path.with_suffix(".json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        log.warning("build_report_not_updated", build=build.job_key, path=str(path),
+                    error=str(exc))
+        return
+    if not isinstance(data, dict) or data.get("job_key") not in (None, build.job_key):
+        return  # another file of that name, not this build's report
+    steps = data.get("steps_done")
+    data["printer"] = printer
+    data["job_id"] = job_id
+    if isinstance(steps, list) and "print" not in steps:
+        data["steps_done"] = [*steps, "print"]
+    try:
+        write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+    except FileWriteError as exc:
+        log.warning("build_report_not_updated", build=build.job_key, path=str(path),
+                    error=str(exc))
 
 
 def _forget_scene(client: PreFormClient, scene_id: str) -> None:

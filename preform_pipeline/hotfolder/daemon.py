@@ -130,6 +130,7 @@ __all__ = [
     "DEFAULT_START_RETRY_S",
     "ExecutorFactory",
     "HotFolderDaemon",
+    "NOTICE_RETENTION_S",
     "PoolFactory",
     "RunnerLike",
     "load_recipes",
@@ -148,6 +149,12 @@ _RELEASE_CHECK_S: Final = 0.5
 _PRUNE_EVERY_S: Final = 86_400.0
 #: Key of the store's notice about a name too long to take, before the path it names.
 _TOO_LONG_NOTICE: Final = "drop_name_too_long"
+#: A notice no daemon found its file for this long is forgotten (at the first scan and then
+#: daily): its inbox was removed from the settings, or the node (or its mount of a shared
+#: inbox) is gone. Each scan keeps the notices whose file it finds in its inboxes, so another
+#: node's live notices are never taken; an inbox unmounted for longer says its names once
+#: more when it is back.
+NOTICE_RETENTION_S: Final = 30 * 86_400.0
 #: Builds whose saved .form is still to be sent: retention keeps it whatever its age.
 _FORM_NEEDED_STATES: Final = frozenset({JobState.PREPARED, JobState.AWAITING_APPROVAL,
                                         JobState.WAITING_FOR_PRINTER, JobState.PRINT_SENDING})
@@ -308,6 +315,7 @@ class HotFolderDaemon:
         #: Jobs of cases whose take a crash cut short, by case folder (:meth:`recover`).
         self._cut_cases: dict[Path, list[Job]] = {}
         self._next_prune = 0.0
+        self._next_notice_expiry = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -541,27 +549,46 @@ class HotFolderDaemon:
             for path in scan(root):
                 self._note(path, now)
         self._forget_gone_notices()
+        if now >= self._next_notice_expiry:
+            self._next_notice_expiry = now + _PRUNE_EVERY_S
+            self._forget_old_notices()
 
     def _forget_gone_notices(self) -> None:
         """Remove the notices about names too long whose file is gone from its inbox (renamed,
         taken, deleted): the store keeps a row only while its file is there, and a new file
-        under the old name is said again. An inbox that is not there (an unmounted share)
-        keeps its notices: its files are away, not gone."""
+        under the old name is said again. Keep those whose file is there (their time moves
+        on: :meth:`_forget_old_notices`). An inbox that is not there (an unmounted share)
+        keeps its notices for now: its files are away, not gone."""
         for inbox in self.hot.inboxes:
             if not inbox.path.is_dir():
                 continue
             prefix = f"{_TOO_LONG_NOTICE} {inbox.path}{os.sep}"
             try:
-                gone = [key for key in self.store.notice_keys(prefix)
+                keys = self.store.notice_keys(prefix)
+                gone = [key for key in keys
                         if not os.path.lexists(key[len(_TOO_LONG_NOTICE) + 1:])]
                 if gone:
                     self.store.forget_notices(gone)
+                self.store.keep_notices(set(keys) - set(gone))
             except StoreError as exc:  # the next rescan tries again
                 log.warning("notices_not_forgotten", inbox=str(inbox.path), error=exc.message)
                 continue
             if gone:
                 log.info("notices_forgotten", inbox=str(inbox.path),
                          paths=[key[len(_TOO_LONG_NOTICE) + 1:] for key in gone])
+
+    def _forget_old_notices(self) -> None:
+        """Remove the notices about names too long that no daemon met for
+        :data:`NOTICE_RETENTION_S`, whatever inbox they name (module constant's reasons)."""
+        try:
+            old = self.store.forget_old_notices(f"{_TOO_LONG_NOTICE} ",
+                                                older_than_s=NOTICE_RETENTION_S)
+        except StoreError as exc:  # tomorrow's pass tries again
+            log.warning("notices_not_forgotten", inbox=None, error=exc.message)
+            return
+        if old:
+            log.info("notices_expired", days=NOTICE_RETENTION_S / 86_400.0,
+                     paths=[key[len(_TOO_LONG_NOTICE) + 1:] for key in old])
 
     def _drain_events(self) -> None:
         while True:

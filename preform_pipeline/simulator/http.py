@@ -5,8 +5,9 @@ Both speak JSON over stdlib ``ThreadingHTTPServer``; what they share lives here:
 * :class:`JsonHTTPServer`: a threaded server that binds without a reverse DNS lookup, claims
   its port exclusively where SO_REUSEADDR would let a second server share it (Windows), and
   hands every request to one ``dispatch`` callable;
-* :class:`JsonRequestHandler`: keep-alive HTTP/1.1 with Nagle off, an idle timeout, and a JSON
-  answer (never an HTML page) to requests too malformed to dispatch;
+* :class:`JsonRequestHandler`: keep-alive HTTP/1.1 with Nagle off, an idle timeout between
+  requests, a deadline for a request's head (its line and headers) once its first byte came,
+  and a JSON answer (never an HTML page) to requests too malformed or slow to dispatch;
 * :func:`read_body`: a request body read in full within a deadline, or :class:`BadFraming`
   (:class:`BodyTimeout` when it does not come in time);
 * :class:`ThreadedHTTPApp`: bound on construction, served in a background thread or the
@@ -19,6 +20,7 @@ name, exchange logging) stays with each server, as overrides and arguments.
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import socket
 import socketserver
@@ -27,14 +29,18 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import numpy as np
 
 from preform_pipeline.logging import get_logger
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
 __all__ = [
     "DEFAULT_BODY_TIMEOUT_S",
+    "DEFAULT_HEAD_TIMEOUT_S",
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_MAX_JSON_DEPTH",
     "DEFAULT_POLL_INTERVAL_S",
@@ -56,6 +62,13 @@ DEFAULT_IDLE_TIMEOUT_S: Final = 120.0
 #: answered 408 in seconds, as a real HTTP server would, instead of holding its thread for
 #: two minutes. The bodies are small JSON documents, so loopback and a LAN need milliseconds.
 DEFAULT_BODY_TIMEOUT_S: Final = 10.0
+
+#: Longest a request's head (its request line and headers) may take to arrive once its first
+#: byte came. The wait for that first byte is the idle timeout (a kept-alive connection between
+#: requests); a client that starts a request and sends the rest slowly, or never, is answered
+#: 408 (or, without a whole request line to answer, its connection closed) in seconds instead
+#: of holding its thread for two minutes. A head is a few hundred bytes.
+DEFAULT_HEAD_TIMEOUT_S: Final = 10.0
 
 #: How often the serving loop checks for shutdown: bounds how long stopping takes.
 DEFAULT_POLL_INTERVAL_S: Final = 0.05
@@ -106,8 +119,10 @@ class JsonHTTPServer(ThreadingHTTPServer):
         address: tuple[str, int],
         handler: type[JsonRequestHandler],
         dispatch: Callable[[JsonRequestHandler], None],
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     ) -> None:
         self.dispatch = dispatch
+        self.head_timeout = head_timeout
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -141,6 +156,50 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         # every keep-alive request after the first would then wait ~40 ms for nothing.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().setup()
+        # Every receive goes through _Receives, so a deadline bounds a whole line's receives.
+        self.receives = _Receives(self.rfile.detach(), self.connection)
+        self.rfile = self._reader = io.BufferedReader(self.receives)
+
+    def handle_one_request(self) -> None:
+        # The first byte of a request may take the idle timeout (a kept-alive connection
+        # waiting for its next request); the rest of its head must follow within the head
+        # deadline. http.server's own handling closes the connection on a timed-out request
+        # line (there is nothing to answer); parse_request answers timed-out headers.
+        try:
+            if not self._reader.peek(1):
+                self.close_connection = True
+                return
+        except TimeoutError:
+            self.close_connection = True
+            return
+        self.receives.deadline = time.monotonic() + self.server.head_timeout
+        try:
+            super().handle_one_request()
+        finally:
+            self._end_head()
+
+    def parse_request(self) -> bool:
+        try:
+            parsed = super().parse_request()
+        except TimeoutError:
+            # The request line came, its headers did not: 408, as HTTP says, and close.
+            self._end_head()
+            limit = f"{self.server.head_timeout:g} s of their first byte"
+            self.send_error(
+                408, None, f"headers came too slowly (the request line and headers must "
+                f"arrive within {limit})"
+            )
+            return False
+        self._end_head()
+        return parsed
+
+    def _end_head(self) -> None:
+        """The head (or the request) is read or given up: no deadline, the idle timeout back."""
+        if self.receives.deadline is None:
+            return
+        self.receives.deadline = None
+        with contextlib.suppress(OSError):  # the client already closed the socket
+            self.connection.settimeout(self.timeout)
 
     def _dispatch(self) -> None:
         self.server.dispatch(self)
@@ -175,8 +234,41 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         _log.debug("http_server_message", message=format % args)
 
 
+class _Receives(io.RawIOBase):
+    """A connection's receives; under a deadline each gets only the time left before it.
+
+    A socket's timeout bounds one receive, and a line is read in as many receives as the
+    client makes of it: without this, a client sending a byte just within each timeout
+    could make one line last for hours.
+    """
+
+    def __init__(self, raw: io.RawIOBase, connection: socket.socket) -> None:
+        super().__init__()
+        self._raw = raw
+        self._connection = connection
+        #: ``time.monotonic()`` by which the reads under way must be done; None: no deadline
+        #: (the socket's own timeout alone bounds each receive).
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int | None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the deadline passed")
+            self._connection.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
 def read_body(
-    handler: BaseHTTPRequestHandler,
+    handler: JsonRequestHandler,
     max_bytes: int,
     *,
     accept_chunked: bool,
@@ -233,13 +325,18 @@ class _Deadline:
     """The body's deadline, applied to the connection's socket before each receive.
 
     A receive that outlives it raises :class:`BodyTimeout`; on leaving, the socket gets its
-    idle timeout back (a keep-alive connection waits for the next request as before).
+    idle timeout back (a keep-alive connection waits for the next request as before). It is
+    checked before each part of the body (``arm``) and by the connection's receives within a
+    part, so a chunk dribbled a byte at a time cannot stretch it either (the handler lifts the
+    receives' deadline once the request is answered).
     """
 
-    def __init__(self, handler: BaseHTTPRequestHandler, timeout_s: float) -> None:
+    def __init__(self, handler: JsonRequestHandler, timeout_s: float) -> None:
         self._socket: socket.socket = handler.connection
         self._idle = self._socket.gettimeout()
         self._ends = time.monotonic() + timeout_s
+        self._receives = handler.receives
+        self._receives.deadline = self._ends
         self._timeout_s = timeout_s
         self._what = "body came too slowly"
 
@@ -312,11 +409,12 @@ class ThreadedHTTPApp:
         port: int,
         handler: type[JsonRequestHandler],
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     ) -> None:
         self.poll_interval = poll_interval
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._httpd = JsonHTTPServer((host, port), handler, self._dispatch)
+        self._httpd = JsonHTTPServer((host, port), handler, self._dispatch, head_timeout)
 
     def _dispatch(self, handler: JsonRequestHandler) -> None:
         raise NotImplementedError

@@ -1,6 +1,9 @@
 """The simulator's HTTP server: stdlib ``ThreadingHTTPServer`` speaking the Local API contract.
 
-One request goes through :meth:`SimulatorServer._dispatch`:
+A request's line and headers must arrive within ``head_timeout`` seconds of their first byte
+(408 ``REQUEST_TIMEOUT`` once the request line came, the connection closed; without a whole
+request line the connection is closed unanswered); then it goes through
+:meth:`SimulatorServer._dispatch`:
 
 1. fault injection counts it (and may end the process, ``--exit-after-requests``);
 2. the body is read in full (so a keep-alive connection stays in step whatever the answer),
@@ -36,6 +39,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.faults import FaultInjector, FaultPlan, hard_exit
 from preform_pipeline.simulator.http import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEAD_TIMEOUT_S,
     DEFAULT_IDLE_TIMEOUT_S,
     DEFAULT_MAX_JSON_DEPTH,
     DEFAULT_POLL_INTERVAL_S,
@@ -61,6 +65,7 @@ __all__ = [
     "BAD_REQUEST",
     "DEFAULT_BODY_TIMEOUT_S",
     "DEFAULT_EXCHANGE_LOG_SIZE",
+    "DEFAULT_HEAD_TIMEOUT_S",
     "DEFAULT_HOST",
     "DEFAULT_IDLE_TIMEOUT_S",
     "DEFAULT_MAX_BODY_BYTES",
@@ -83,7 +88,8 @@ ACCEPTED_STATUS: Final = 202
 
 #: ErrorModel codes the server itself produces (the engine brings its own).
 BAD_REQUEST: Final = "BAD_REQUEST"
-#: A body shorter than its Content-Length, or too slow, within the body deadline (408).
+#: A body shorter than its Content-Length, or too slow, within the body deadline, or headers
+#: too slow for the head deadline (408).
 REQUEST_TIMEOUT: Final = "REQUEST_TIMEOUT"
 INVALID_JSON: Final = "INVALID_JSON"
 INVALID_BODY: Final = "INVALID_BODY"
@@ -148,9 +154,12 @@ class _Handler(JsonRequestHandler):
     server_version = f"PreFormSimulator/{__version__}"
 
     def error_payload(self, status: int, text: str) -> bytes:
-        # http.server refuses before dispatch with a 4xx, or 501/505 for a method or an HTTP
-        # version it does not implement: never a failure of the simulator's own.
-        code = BAD_REQUEST if status < 500 else NOT_IMPLEMENTED
+        # http.server refuses before dispatch with a 4xx (408: headers too slow), or 501/505
+        # for a method or an HTTP version it does not implement: never the simulator's failure.
+        if status == 408:
+            code = REQUEST_TIMEOUT
+        else:
+            code = BAD_REQUEST if status < 500 else NOT_IMPLEMENTED
         payload = _encode(error_body(code, text))
         # Logged before answering, as in SimulatorServer._dispatch.
         _log.info(
@@ -167,7 +176,8 @@ class SimulatorServer(ThreadedHTTPApp):
     ``clock`` times each exchange and the latency spent; ``wait(seconds) -> stopped`` is where
     latency is spent (the stop event's wait unless given), so a test that passes a fake of
     both reads an operation's price in :attr:`exchanges` without waiting for it.
-    ``body_timeout`` is how long a request's body may take to arrive after its headers.
+    ``body_timeout`` is how long a request's body may take to arrive after its headers,
+    ``head_timeout`` how long its request line and headers may take after their first byte.
     """
 
     thread_name_prefix = "sim-http"
@@ -186,6 +196,7 @@ class SimulatorServer(ThreadedHTTPApp):
         wait: Callable[[float], bool] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     ) -> None:
         self.engine = engine
         self.body_timeout = body_timeout
@@ -201,7 +212,13 @@ class SimulatorServer(ThreadedHTTPApp):
         self._lock = threading.Lock()
         self._exchanges: deque[Exchange] = deque(maxlen=exchange_log_size)
         self._failures: list[ServerFailure] = []
-        super().__init__(host=host, port=port, handler=_Handler, poll_interval=poll_interval)
+        super().__init__(
+            host=host,
+            port=port,
+            handler=_Handler,
+            poll_interval=poll_interval,
+            head_timeout=head_timeout,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

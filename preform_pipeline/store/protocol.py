@@ -302,6 +302,18 @@ class JobStore(Protocol):
         back); how many there were."""
         ...
 
+    def keep_notices(self, keys: Collection[str]) -> int:
+        """The notices ``keys`` are about something still there: their time becomes now, so
+        :meth:`forget_old_notices` does not take them; how many there were."""
+        ...
+
+    def forget_old_notices(self, prefix: str, *, older_than_s: float) -> tuple[str, ...]:
+        """Remove the notices whose key begins with ``prefix`` that were neither said nor kept
+        (:meth:`keep_notices`) in the last ``older_than_s`` seconds of the store's clock:
+        nobody looks at what they were about any more (an inbox removed from the settings, a
+        node gone). Their keys, sorted."""
+        ...
+
     # --- the Web API budget ------------------------------------------------------------------
 
     def spend_web_request(

@@ -287,10 +287,13 @@ class SqlStoreCore(ABC):
     # --- plumbing ----------------------------------------------------------------------------
 
     def _now(self) -> Any:
+        return self._stamp(self._moment())
+
+    def _moment(self) -> datetime:
         moment = self._clock.now()
         if moment.tzinfo is None:
             raise StoreError("the store's clock returned a time without a time zone")
-        return self._stamp(moment)
+        return moment
 
     @staticmethod
     def _update(
@@ -924,6 +927,30 @@ class SqlStoreCore(ABC):
                 conn.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount
                 for key in wanted
             )
+
+    def keep_notices(self, keys: Collection[str]) -> int:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return 0
+        now = self._now()
+        with self._transaction("keeping notices", write=True) as conn:
+            return sum(
+                conn.execute("UPDATE notices SET said_at = ? WHERE key = ?", (now, key)).rowcount
+                for key in wanted
+            )
+
+    def forget_old_notices(self, prefix: str, *, older_than_s: float) -> tuple[str, ...]:
+        cutoff = self._stamp(self._moment() - timedelta(seconds=older_than_s))
+        with self._transaction("forgetting old notices", write=True) as conn:
+            rows = conn.execute(
+                "SELECT key FROM notices WHERE substr(key, 1, CAST(? AS INTEGER)) = ? "
+                "AND said_at < ? ORDER BY key",
+                (len(prefix), prefix, cutoff),
+            ).fetchall()
+            keys = tuple(row["key"] for row in rows)
+            for key in keys:
+                conn.execute("DELETE FROM notices WHERE key = ?", (key,))
+        return keys
 
     # --- the Web API budget ------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from preform_pipeline.hotfolder.testing import pool_factory, running_daemon, wai
 from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.settings import load_settings
 from preform_pipeline.simulator.meshops import box_triangles
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import Build, JobState, SqliteJobStore
 
 PRINTER = "Form4-Only"
 STEPS = """\
@@ -56,6 +56,16 @@ def _models(folder: Path) -> Path:
         (inbox).mkdir(parents=True, exist_ok=True)
         write_stl(inbox / f"{name}.stl", box_triangles((0.0, 0.0, 0.0), (20.0, 20.0, 20.0)))
     return inbox
+
+
+def _assert_report_names_the_print(waiting: Build, job_id: str) -> None:
+    """The build's report beside its .form says where and as what job it printed, and the
+    print among its steps, as a build printed at once has them."""
+    assert waiting.form_path is not None
+    report = json.loads(waiting.form_path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert report["job_key"] == waiting.job_key
+    assert (report["printer"], report["job_id"]) == (PRINTER, job_id)
+    assert report["steps_done"] == ["create_scene", "import_models", "save_form", "print"]
 
 
 class TestRunWaitsForAPrinter:
@@ -110,6 +120,9 @@ class TestRunWaitsForAPrinter:
             history = [t.to_state for t in store.build_history(build.id)]
         assert build.state is JobState.PRINT_SENT
         assert history.count(JobState.PREPARING) == 1, history
+        # Its report beside the .form, written before it waited, names the print now.
+        (sent,) = (j for j in jobs if waiting.job_key in j["job_name"])
+        _assert_report_names_the_print(waiting, sent["job_id"])
 
         third = run_cli(tmp_path, argv)  # nothing waits any more: nothing is sent again
         assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
@@ -143,6 +156,8 @@ class TestRunWaitsForAPrinter:
         assert history.count(JobState.PREPARING) == 1, history
         jobs = fleet_jobs(tmp_path)
         assert sum(waiting.job_key in j["job_name"] for j in jobs) == 1 and len(jobs) == 2
+        (sent,) = (j for j in jobs if waiting.job_key in j["job_name"])
+        _assert_report_names_the_print(waiting, sent["job_id"])
 
     def test_a_build_still_waiting_after_the_next_runs_bound_is_named_in_a_counted_line(
         self, tmp_path: Path

@@ -1,13 +1,18 @@
 """The Dashboard simulator's HTTP server: stdlib ``ThreadingHTTPServer`` speaking the Web API.
 
-One request goes through :meth:`DashboardServer._dispatch`:
+A request's line and headers must arrive within ``head_timeout`` seconds of their first byte
+(408 once the request line came, the connection closed; without a whole request line the
+connection is closed unanswered); then it goes through :meth:`DashboardServer._dispatch`:
 
 1. the body is read in full (so a keep-alive connection stays in step whatever the answer),
    within ``body_timeout`` seconds (408 otherwise, the connection closed);
 2. the per-IP limit counts it (429 with ``Retry-After`` beyond it);
-3. the route table finds the endpoint (404 / 405 otherwise);
-4. the token endpoints check the application's credentials; every other endpoint needs a
-   live bearer token (401 otherwise), then the per-user hourly limit counts it (429);
+3. the route table finds the endpoint (404 for an unknown path, as Django's URL routing
+   answers before any view runs);
+4. the token endpoints check the application's credentials (405 for another method); every
+   other endpoint needs a live bearer token (401 otherwise), then the per-user hourly limit
+   counts it (429), and only then is a method the path does not serve 405: Django REST
+   framework authenticates, checks permissions and throttles before it looks up the method;
 5. a read is answered from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
    filtered and paginated as the Web API does; a group change (create, update, delete,
    members, bulk-add printers) runs one rule of :mod:`.groups` on the Dashboard's group table
@@ -38,6 +43,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.http import (
     DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEAD_TIMEOUT_S,
     DEFAULT_POLL_INTERVAL_S,
     BadFraming,
     JsonRequestHandler,
@@ -133,6 +139,18 @@ class _Refusal(Exception):
         self.answer = _Answer(status, dict(body), dict(headers or {}))
 
 
+class _WrongMethod(_Refusal):
+    """405: the path is served, not for this method; ``oauth``: a token endpoint's path."""
+
+    def __init__(self, method: str, allowed: Sequence[str], *, oauth: bool) -> None:
+        super().__init__(
+            405,
+            {"detail": f'Method "{method}" not allowed.'},
+            {"Allow": ", ".join(sorted(set(allowed)))},
+        )
+        self.oauth = oauth
+
+
 @dataclass(frozen=True)
 class _Route:
     method: str
@@ -194,6 +212,7 @@ class DashboardServer(ThreadedHTTPApp):
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         exchange_log_size: int = DEFAULT_EXCHANGE_LOG_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT_S,
     ) -> None:
         if not 1 <= default_per_page <= max_per_page:
             raise ValueError("need 1 <= default_per_page <= max_per_page")
@@ -207,7 +226,13 @@ class DashboardServer(ThreadedHTTPApp):
         self._lock = threading.Lock()
         self._exchanges: deque[DashboardExchange] = deque(maxlen=exchange_log_size)
         self._failures: list[BaseException] = []
-        super().__init__(host=host, port=port, handler=_Handler, poll_interval=poll_interval)
+        super().__init__(
+            host=host,
+            port=port,
+            handler=_Handler,
+            poll_interval=poll_interval,
+            head_timeout=head_timeout,
+        )
 
     # -- what happened -----------------------------------------------------------------------
 
@@ -282,15 +307,20 @@ class DashboardServer(ThreadedHTTPApp):
         throttled = self.limits.take_ip(client)
         if throttled is not None:
             return _throttled(throttled)
+        wrong_method: _WrongMethod | None = None
         try:
             route, params = self._route(method, path)
+        except _WrongMethod as wrong:
+            if wrong.oauth:  # the OAuth views are plain Django views: 405 before anything
+                return wrong.answer
+            wrong_method = wrong
         except _Refusal as refusal:
             return refusal.answer
         authorization = handler.headers.get("Authorization")
         try:
-            if route.parts == ("o", "token"):
+            if wrong_method is None and route.parts == ("o", "token"):
                 return self._token(parse_form(body), authorization)
-            if route.parts == ("o", "revoke_token"):
+            if wrong_method is None and route.parts == ("o", "revoke_token"):
                 self.tokens.revoke(parse_form(body), authorization)
                 return _Answer(200, None)
             user = self.tokens.authenticate(authorization)
@@ -302,6 +332,9 @@ class DashboardServer(ThreadedHTTPApp):
             answer = _throttled(throttled)
             answer.user = user
             return answer
+        if wrong_method is not None:
+            wrong_method.answer.user = user
+            return wrong_method.answer
         try:
             snapshot = self.view.snapshot(self.clock.now())
             if method == "GET":
@@ -332,11 +365,7 @@ class DashboardServer(ThreadedHTTPApp):
                 return route, params
             allowed.append(route.method)
         if allowed:
-            raise _Refusal(
-                405,
-                {"detail": f'Method "{method}" not allowed.'},
-                {"Allow": ", ".join(sorted(set(allowed)))},
-            )
+            raise _WrongMethod(method, allowed, oauth=segments[0] == "o")
         raise _Refusal(404, _NOT_FOUND)
 
     def _token(self, form: Mapping[str, str], authorization: str | None) -> _Answer:

@@ -92,11 +92,15 @@ class TestRouting:
         assert answer.status_code == 404
         assert answer.json() == {"detail": "Not found."}
 
-    def test_a_wrong_method_names_the_allowed_one(self, http: httpx.Client) -> None:
-        answer = http.delete(f"{API}/prints/")
+    def test_a_wrong_method_names_the_allowed_one(
+        self, http: httpx.Client, server: DashboardServer
+    ) -> None:
+        answer = http.delete(f"{API}/prints/", headers=token(http))
 
         assert answer.status_code == 405
+        assert answer.json() == {"detail": 'Method "DELETE" not allowed.'}
         assert answer.headers["Allow"] == "GET"
+        assert server.exchanges[-1].user == CREDENTIALS.client_id
 
     def test_trace_is_a_method_not_allowed_as_django_answers_it(
         self, http: httpx.Client, server: DashboardServer
@@ -112,6 +116,56 @@ class TestRouting:
         answer = http.request("TRACE", f"{API}/widgets/")
 
         assert (answer.status_code, answer.json()) == (404, {"detail": "Not found."})
+
+    def test_a_wrong_method_without_a_token_is_unauthenticated_first(
+        self, http: httpx.Client
+    ) -> None:
+        # Django REST framework authenticates (initial()) before it looks the method up.
+        answer = http.delete(f"{API}/prints/")
+
+        assert answer.status_code == 401
+        assert answer.json() == {"detail": "Authentication credentials were not provided."}
+        assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "Allow" not in answer.headers
+
+    def test_a_wrong_method_with_a_revoked_token_is_unauthenticated(
+        self, http: httpx.Client
+    ) -> None:
+        answer = http.patch(f"{API}/groups/", headers={"Authorization": "Bearer not-a-token"})
+
+        assert (answer.status_code, answer.json()) == (
+            401, {"detail": "Invalid or revoked access token."}
+        )
+
+    def test_an_unknown_path_is_not_found_before_the_token_is_checked(
+        self, http: httpx.Client
+    ) -> None:
+        # Django's URL routing runs before any view: no token, still 404.
+        for method in ("GET", "DELETE"):
+            answer = http.request(method, f"{API}/widgets/")
+            assert (answer.status_code, answer.json()) == (404, {"detail": "Not found."})
+
+    def test_a_wrong_method_counts_against_the_users_hourly_limit(
+        self, start: ServerFactory
+    ) -> None:
+        # DRF's throttles run in initial() too: the user's limit answers before the 405.
+        server = start(hourly_limit=2)
+        with httpx.Client(base_url=server.url, timeout=10.0) as http:
+            bearer = token(http)  # the user's first request this hour
+            assert http.delete(f"{API}/prints/", headers=bearer).status_code == 405
+            answer = http.delete(f"{API}/prints/", headers=bearer)
+
+        assert answer.status_code == 429
+        assert "Retry-After" in answer.headers
+
+    def test_a_token_endpoint_refuses_another_method_without_credentials(
+        self, http: httpx.Client
+    ) -> None:
+        # The OAuth2 views are plain Django views, which check nothing before the method.
+        answer = http.get(f"{API}/o/token/")
+
+        assert answer.status_code == 405
+        assert answer.headers["Allow"] == "POST"
 
     def test_the_api_needs_a_bearer_token(self, http: httpx.Client) -> None:
         answer = http.get(f"{API}/printers/")

@@ -466,6 +466,33 @@ class TestAnAsyncImportsProgress:
         assert detail["result"]["error"]["code"] == "INVALID_BODY"
 
 
+class TestTheImportsProgressAtTheServersSeam:
+    """The engine reports an import's progress to the server as it goes: none of it before the
+    file is read, half once it is read, all of it once the model is in the scene.
+
+    Over HTTP the server marks the operation ``SUCCEEDED`` at 1.0 microseconds after the
+    engine's last report, so a client cannot tell that report apart; the server's callback
+    (the :class:`SceneEngine` seam) is where the engine's own progress is seen whole.
+    """
+
+    def test_a_successful_import_reports_none_half_and_all_of_it(
+        self, engine: SimEngine, scene: dict[str, str], cube: Path
+    ) -> None:
+        reports: list[float] = []
+        engine.call("import_model", scene, {"file": str(cube)}, progress=reports.append)
+        assert reports == [0.0, 0.5, 1.0]
+
+    def test_an_import_refused_its_place_reports_no_more_than_half(
+        self, engine: SimEngine, scene: dict[str, str], cube: Path
+    ) -> None:
+        reports: list[float] = []
+        with pytest.raises(SimError):
+            engine.call(
+                "import_model", scene, {"file": str(cube), "scale": 1e6}, progress=reports.append
+            )
+        assert reports == [0.0, 0.5]
+
+
 class TestTheImportIsLogged:
     """Each import logs ``model_imported`` once: scene, model, triangles and the warnings."""
 

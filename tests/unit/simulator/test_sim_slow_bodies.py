@@ -103,6 +103,38 @@ class TestALocalApiBodyThatNeverComes:
         assert body["error"]["code"] == "REQUEST_TIMEOUT"
         assert body["error"]["message"].startswith("body came too slowly: ")
 
+    def test_a_chunk_sent_a_byte_at_a_time_meets_the_same_deadline(
+        self, slow_sim: SimulatorServer
+    ) -> None:
+        # One chunk of 400 bytes, a byte every 50 ms: the deadline must end it inside the
+        # chunk's read (many receives), not only between chunks, well before its 20 s.
+        with connect(slow_sim) as sock:
+            sock.sendall(
+                b"POST /scene/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n190\r\n"
+            )
+            answered = threading.Event()
+
+            def dribble() -> None:
+                for _ in range(400):
+                    if answered.wait(0.05):
+                        return
+                    try:
+                        sock.sendall(b" ")
+                    except OSError:
+                        return
+
+            sender = threading.Thread(target=dribble)
+            sender.start()
+            try:
+                status, _, body = read_answer(sock)
+            finally:
+                answered.set()
+                sender.join(WAIT_S)
+        assert status == 408
+        assert body["error"] == {"code": "REQUEST_TIMEOUT", "message": (
+            "chunked body came too slowly: 0 bytes (the whole body must arrive within 0.5 s)"
+        )}
+
     def test_a_body_cut_short_by_the_client_is_400_at_once(
         self, slow_sim: SimulatorServer
     ) -> None:

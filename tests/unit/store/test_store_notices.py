@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
 
 
 class TestANoticeIsSaidOnce:
@@ -128,9 +131,102 @@ class TestForgettingInALockedOrBrokenStore:
                 store.notice_keys("")
             with pytest.raises(StoreError) as forgetting:
                 store.forget_notices(["k"])
+            with pytest.raises(StoreError) as keeping:
+                store.keep_notices(["k"])
+            with pytest.raises(StoreError) as expiring:
+                store.forget_old_notices("", older_than_s=1.0)
         assert reading.value.message == (
             f"{store_path}: the job store failed while reading the notices: "
             "no such table: notices")
         assert forgetting.value.message == (
             f"{store_path}: the job store failed while forgetting notices: "
             "no such table: notices")
+        assert keeping.value.message == (
+            f"{store_path}: the job store failed while keeping notices: "
+            "no such table: notices")
+        assert expiring.value.message == (
+            f"{store_path}: the job store failed while forgetting old notices: "
+            "no such table: notices")
+
+
+DAY_S = 86_400.0
+MONTH_S = 30 * DAY_S
+
+
+def another_opening(store: JobStore, store_path: Path, request: pytest.FixtureRequest,
+                    clock: ManualClock) -> JobStore:
+    """A second opening of ``store``'s database, as another node (or cron run) has it."""
+    if isinstance(store, SqliteJobStore):
+        return SqliteJobStore(store_path, clock=clock)
+    return PostgresJobStore(request.getfixturevalue("pg_url"), clock=clock, password=PG_PASSWORD)
+
+
+class TestOldNoticesAreForgotten:
+    """A notice neither said nor kept for the period is forgotten; one kept stays."""
+
+    def test_a_notice_not_kept_for_the_period_is_forgotten_and_said_again(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
+        store.note_notice("drop_name_too_long /removed/a.stl", "120 1700")
+        store.note_notice("drop_name_too_long /in/b.stl", "120 1700")
+        clock.advance(20 * DAY_S)
+        assert store.keep_notices(["drop_name_too_long /in/b.stl", "never said"]) == 1
+        clock.advance(15 * DAY_S)
+
+        assert store.forget_old_notices("drop_name_too_long ", older_than_s=MONTH_S) == (
+            "drop_name_too_long /removed/a.stl",)
+
+        assert store.notice_keys("") == ("drop_name_too_long /in/b.stl",)
+        assert store.note_notice("drop_name_too_long /removed/a.stl", "120 1700") is True
+        assert store.note_notice("drop_name_too_long /in/b.stl", "120 1700") is False
+
+    def test_a_notice_exactly_the_period_old_stays(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
+        store.note_notice("drop_name_too_long /in/a.stl", "1")
+        clock.advance(MONTH_S)
+        assert store.forget_old_notices("drop_name_too_long ", older_than_s=MONTH_S) == ()
+        clock.advance(0.001)
+        assert store.forget_old_notices("drop_name_too_long ", older_than_s=MONTH_S) == (
+            "drop_name_too_long /in/a.stl",)
+
+    def test_only_the_prefixs_notices_are_forgotten(
+        self, store: JobStore, clock: ManualClock
+    ) -> None:
+        for key in ("drop_name_too_long /in/b_%.stl", "drop_name_too_long_x /in/a.stl",
+                    "other /in/a.stl"):
+            store.note_notice(key, "1")
+        clock.advance(2 * MONTH_S)
+
+        # A key's "%" and "_" are themselves, not wildcards, in the prefix too.
+        assert store.forget_old_notices("drop_name_too_long /in/b%", older_than_s=MONTH_S) == ()
+        assert store.forget_old_notices("drop_name_too_long ", older_than_s=MONTH_S) == (
+            "drop_name_too_long /in/b_%.stl",)
+        assert store.notice_keys("") == ("drop_name_too_long_x /in/a.stl", "other /in/a.stl")
+
+    def test_keeping_nothing_is_nothing(self, store: JobStore) -> None:
+        assert store.keep_notices([]) == 0
+
+
+class TestAnotherNodesLiveNotices:
+    """On one database, a node forgets what nobody kept, never what another node keeps."""
+
+    def test_the_other_nodes_kept_notice_stays_and_is_not_said_again(
+        self, store: JobStore, store_path: Path, request: pytest.FixtureRequest,
+        clock: ManualClock,
+    ) -> None:
+        other = another_opening(store, store_path, request, clock)
+        try:
+            # Node B mounts the shared inbox at /srv/inbox; node A's inbox was removed.
+            assert other.note_notice("drop_name_too_long /srv/inbox/b.stl", "1") is True
+            assert store.note_notice("drop_name_too_long /mnt/old/a.stl", "1") is True
+            for _ in range(35):  # node B's scans find its file every day
+                clock.advance(DAY_S)
+                other.keep_notices(other.notice_keys("drop_name_too_long /srv/inbox/"))
+
+            assert store.forget_old_notices("drop_name_too_long ", older_than_s=MONTH_S) == (
+                "drop_name_too_long /mnt/old/a.stl",)
+
+            assert other.note_notice("drop_name_too_long /srv/inbox/b.stl", "1") is False
+        finally:
+            other.close()
