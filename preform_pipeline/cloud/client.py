@@ -155,7 +155,11 @@ class _MeteredTransport(httpx.BaseTransport):
             wait_s = DEFAULT_RETRY_AFTER_S if delay is None else delay
             # Everyone sharing this limiter holds back, not only this request.
             self._limiter.defer(wait_s)
-            log.warning(
+            retries = (self._wait and attempt < self._max_429_retries
+                       and (self._max_wait_s is None or wait_s <= self._max_wait_s))
+            # A warning when this request waits the 429 out; when it gives up instead, the
+            # error goes to the caller, which says what it does (defers, falls back): info.
+            (log.warning if retries else log.info)(
                 "web_api_rate_limited",
                 path=request.url.path,
                 retry_after_s=round(wait_s, 3),

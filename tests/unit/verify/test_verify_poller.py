@@ -272,6 +272,30 @@ class TestPacing:
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
+    @pytest.mark.parametrize(("defers", "level"), [(False, "warning"), (True, "info")])
+    def test_a_rate_limited_poll_is_a_warning_unless_its_caller_defers_and_says_so(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
+        defers: bool, level: str
+    ) -> None:
+        client = make_client(max_wait_s=10)
+        fake_api.script(ScriptedAnswer(429, json={"detail": "slow down"},
+                                       headers={"Retry-After": "1800"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, defers_rate_limits=defers)
+        with capture_logs() as logs:
+            poller.poll(_pending(clock))
+        [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
+        assert failed["log_level"] == level
+
+    def test_a_poller_that_defers_rate_limits_still_warns_of_other_failures(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, defers_rate_limits=True)
+        with capture_logs() as logs:
+            poller.poll(_pending(clock))
+        [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
+        assert failed["log_level"] == "warning"
+
     def test_another_failure_has_no_retry_time(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
