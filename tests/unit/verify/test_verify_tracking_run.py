@@ -245,6 +245,43 @@ class TestWithTheWebApi:
         assert (tracking.client, tracking.poller, tracking.locators) == (None, None, ())
 
 
+class TestStartedWhileTheBudgetIsSpent:
+    """A run started while the store's shared hourly budget is spent is told it is rate-limited
+    (not unreachable), until when, what it does meanwhile, and what helps."""
+
+    def test_the_event_and_the_line_say_rate_limited_until_when(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n  - verify\n")
+        # Three requests an hour, spent by other processes on this store 10 minutes ago.
+        cloud = CloudSettings(base_url=dashboard.url, hourly_budget_share=0.002)
+        account = account_key(cloud.base_url, CREDENTIALS.client_id)
+        lines: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as store:
+            for _ in range(3):
+                assert store.spend_web_request(account, limit=3, now=clock.now(),
+                                               window_s=3600.0) == (0.0, "")
+            clock.advance(600)
+            with capture_logs() as logs:
+                tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock,
+                                            store=store, on_warning=lines.append)
+            assert tracking is not None and tracking.poller is not None
+            tracking.close()
+        until = (clock.now() + timedelta(seconds=3000)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"] == "web_api_rate_limited_at_start"
+        assert (warning["until"], warning["retry_after_s"]) == (until, pytest.approx(3000))
+        assert "the Web API request budget is spent for the next 3000 s" in warning["error"]
+        assert lines == [
+            f"the Web API is rate-limited until {until} (the Web API request budget is spent "
+            "for the next 3000 s): this run goes on without it (`printer: auto` chooses from "
+            "the PreFormServer's device list; verification polls again after that time); "
+            "raise the hourly budget share (now 0.002 of 1500/hour; every program using "
+            "this job store spends it)"
+        ]
+        assert dashboard.exchanges == []  # nothing was sent: the budget is spent
+
+
 class TestBatchesChoosingAtOnce:
     """Runs that choose printers at the same time (the hot folder's batches) and share their
     claims never choose one printer for two builds; a run's own claims end with it."""
