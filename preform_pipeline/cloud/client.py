@@ -23,6 +23,7 @@ token.
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,7 +70,7 @@ from preform_pipeline.errors import (
     CloudUnavailableError,
     RequestInfo,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import dropped, get_logger
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 
 __all__ = [
@@ -131,24 +132,28 @@ class _MeteredTransport(httpx.BaseTransport):
             try:
                 response = self._inner.handle_request(request)
             except httpx.TransportError as exc:
+                if not dropped(__name__, logging.DEBUG):
+                    log.debug(
+                        "web_api_request",
+                        method=request.method,
+                        path=request.url.path,
+                        status=None,
+                        error=type(exc).__name__,
+                        elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                        budget_remaining=self._limiter.remaining_this_hour,
+                    )
+                raise
+            # Asked first: ``budget_remaining`` reads the job store's shared budget (a
+            # query per request on PostgreSQL), worth it only when the event is kept.
+            if not dropped(__name__, logging.DEBUG):
                 log.debug(
                     "web_api_request",
                     method=request.method,
                     path=request.url.path,
-                    status=None,
-                    error=type(exc).__name__,
+                    status=response.status_code,
                     elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
                     budget_remaining=self._limiter.remaining_this_hour,
                 )
-                raise
-            log.debug(
-                "web_api_request",
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
-                budget_remaining=self._limiter.remaining_this_hour,
-            )
             if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
                 return response
             delay = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
