@@ -172,5 +172,13 @@ class TestAPageOfHistory:
 
     def test_the_lead_order_must_name_every_state_once(self, store: JobStore) -> None:
         for order in (LEAD_ORDER[:-1], (*LEAD_ORDER[:-1], LEAD_ORDER[0])):
-            with pytest.raises(ValueError, match="every job state once"):
+            with pytest.raises(ValueError, match=r"^lead_order must name every job state once$"):
                 store.list_history_cases(lead_order=order, limit=1)
+
+    def test_without_an_offset_the_page_starts_at_the_newest_case(
+        self, store: JobStore
+    ) -> None:
+        older = _job(store, "C-old", "a.stl", "crowns", S.QUEUED)
+        newer = _job(store, "C-new", "b.stl", "crowns", S.QUEUED)
+        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1) == (newer,)
+        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1, offset=1) == (older,)
