@@ -272,15 +272,18 @@ class TestPacing:
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
-    @pytest.mark.parametrize(("defers", "level"), [(False, "warning"), (True, "info")])
+    # By default (verify --wait, a run) the poll's warning is the only one; a caller that
+    # defers (the hot folder) says so itself.
+    @pytest.mark.parametrize(("options", "level"), [({}, "warning"),
+                                                    ({"defers_rate_limits": True}, "info")])
     def test_a_rate_limited_poll_is_a_warning_unless_its_caller_defers_and_says_so(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
-        defers: bool, level: str
+        options: dict[str, bool], level: str
     ) -> None:
         client = make_client(max_wait_s=10)
         fake_api.script(ScriptedAnswer(429, json={"detail": "slow down"},
                                        headers={"Retry-After": "1800"}, path=PRINTS))
-        poller = VerificationPoller(client, clock=clock, defers_rate_limits=defers)
+        poller = VerificationPoller(client, clock=clock, **options)
         with capture_logs() as logs:
             poller.poll(_pending(clock))
         [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
