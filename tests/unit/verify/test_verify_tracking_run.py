@@ -6,7 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.ratelimit import account_key
-from preform_pipeline.errors import CloudAuthError
+from preform_pipeline.errors import CloudAuthError, CloudRateLimitError, RequestInfo
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing.locators import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
@@ -31,6 +31,7 @@ from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.tracking import (
     PrinterClaims,
     PrintTracking,
+    _rate_limited_line,
     tracking_for_run,
     verification_failed,
     verification_lines,
@@ -280,6 +281,31 @@ class TestStartedWhileTheBudgetIsSpent:
             "this job store spends it)"
         ]
         assert dashboard.exchanges == []  # nothing was sent: the budget is spent
+
+
+class TestTheRateLimitedLine:
+    """The console line says until when only when it is known, what the run does meanwhile
+    only for what its recipe has, and what helps only when the error says."""
+
+    @pytest.mark.parametrize(("exc", "auto", "verifies", "line"), [
+        (CloudRateLimitError("the Web API answered 429"), False, True,
+         "the Web API is rate-limited (the Web API answered 429): this run goes on without it "
+         "(verification polls again after a while)"),
+        (CloudRateLimitError("the Web API answered 429", retry_after_s=90.0,
+                             request=RequestInfo("GET", "https://api.example/printers/"),
+                             hint="try again after 2024-05-01 12:01:30 UTC, or raise the share"),
+         False, False,
+         "the Web API is rate-limited until 2024-05-01 12:01:30 UTC (the Web API answered "
+         "429): this run goes on without it; raise the share"),
+        (CloudRateLimitError("spent", retry_after_s=30.0, hint="ask the lab"), True, False,
+         "the Web API is rate-limited until 2024-05-01 12:00:30 UTC (spent): this run goes on "
+         "without it (`printer: auto` chooses from the PreFormServer's device list); "
+         "ask the lab"),
+    ])
+    def test_the_line_says_what_is_known(self, exc: CloudRateLimitError, auto: bool,
+                                         verifies: bool, line: str) -> None:
+        clock = ManualClock(wall=datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc))
+        assert _rate_limited_line(exc, clock, auto=auto, verifies=verifies) == line
 
 
 class TestBatchesChoosingAtOnce:
