@@ -61,7 +61,8 @@ _STORE_SQLITE_TESTS = tuple(
     for name in ("sqlite", "states", "approval", "waiting", "recovery", "migrations",
                  "core_rules", "sqlite_plumbing", "core_rows",
                  "notices",  # s27: notices said once
-                 "web_budget")  # s28: the Web API budget every process shares
+                 "web_budget",  # s28: the Web API budget every process shares
+                 "history_cases")  # s29: a page of history, filtered by the database
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

@@ -23,6 +23,7 @@ token.
 
 from __future__ import annotations
 
+import logging
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,7 +70,7 @@ from preform_pipeline.errors import (
     CloudUnavailableError,
     RequestInfo,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import dropped, get_logger
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 
 __all__ = [
@@ -131,31 +132,39 @@ class _MeteredTransport(httpx.BaseTransport):
             try:
                 response = self._inner.handle_request(request)
             except httpx.TransportError as exc:
+                if not dropped(__name__, logging.DEBUG):
+                    log.debug(
+                        "web_api_request",
+                        method=request.method,
+                        path=request.url.path,
+                        status=None,
+                        error=type(exc).__name__,
+                        elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
+                        budget_remaining=self._limiter.remaining_this_hour,
+                    )
+                raise
+            # Asked first: ``budget_remaining`` reads the job store's shared budget (a
+            # query per request on PostgreSQL), worth it only when the event is kept.
+            if not dropped(__name__, logging.DEBUG):
                 log.debug(
                     "web_api_request",
                     method=request.method,
                     path=request.url.path,
-                    status=None,
-                    error=type(exc).__name__,
+                    status=response.status_code,
                     elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
                     budget_remaining=self._limiter.remaining_this_hour,
                 )
-                raise
-            log.debug(
-                "web_api_request",
-                method=request.method,
-                path=request.url.path,
-                status=response.status_code,
-                elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
-                budget_remaining=self._limiter.remaining_this_hour,
-            )
             if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
                 return response
             delay = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
             wait_s = DEFAULT_RETRY_AFTER_S if delay is None else delay
             # Everyone sharing this limiter holds back, not only this request.
             self._limiter.defer(wait_s)
-            log.warning(
+            retries = (self._wait and attempt < self._max_429_retries
+                       and (self._max_wait_s is None or wait_s <= self._max_wait_s))
+            # A warning when this request waits the 429 out; when it gives up instead, the
+            # error goes to the caller, which says what it does (defers, falls back): info.
+            (log.warning if retries else log.info)(
                 "web_api_rate_limited",
                 path=request.url.path,
                 retry_after_s=round(wait_s, 3),

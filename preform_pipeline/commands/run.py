@@ -489,6 +489,7 @@ def _run_recorded(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
             store=store, locators=locators, dispatch=settings.dispatch,
             on_waiting=lambda line: print(line, file=stdout, flush=True), jobs=jobs,
+            on_warning=lambda line: print(f"warning: {line}", file=stdout, flush=True),
         )
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)

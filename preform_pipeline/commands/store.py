@@ -1,7 +1,8 @@
 """``preform-pipeline store migrate --to postgresql://…``: move a SQLite job store to PostgreSQL.
 
 Copies the SQLite store (``--store PATH``, default the settings' ``store.path``) into an empty
-PostgreSQL database with every job, build, job key and audit row, keeping their ids; the
+PostgreSQL database with every job, build, job key and audit row, keeping their ids, and the
+Web API budget still live (the last hour's requests, holds not ended); the
 target must be empty and is left empty if anything fails. The password comes from
 ``PREFORM_PIPELINE_STORE_PASSWORD`` (or its ``_FILE``) or libpq's own sources; the URL is
 printed without it. Stop the hot-folder daemon first, then point ``store.url`` at the target.
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     print(f"copied {counted(rows['jobs'], 'job')}, {counted(rows['builds'], 'build')} and "
           f"{counted(rows['transitions'], 'audit row')} from {report.source} to "
           f"{report.target}", file=stdout)
+    requests, holds = rows.get("web_api_requests", 0), rows.get("web_api_holds", 0)
+    if requests or holds:
+        print(f"kept the Web API budget still live: {counted(requests, 'request')} of the "
+              f"last hour, {counted(holds, 'Retry-After hold')} not ended", file=stdout)
     print("next: set store.url (or PREFORM_PIPELINE_STORE_URL) to that URL on every node",
           file=stdout)
     return EXIT_OK

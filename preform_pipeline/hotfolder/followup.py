@@ -118,7 +118,8 @@ class FollowUp:
         self._poller = (
             VerificationPoller(client, clock=clock, interval_s=self.verify.interval_s,
                                deadline_s=self.verify.deadline_s,
-                               requests_per_hour=self.verify.requests_per_hour)
+                               requests_per_hour=self.verify.requests_per_hour,
+                               defers_rate_limits=True)
             if client is not None else None
         )
 

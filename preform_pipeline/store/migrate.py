@@ -5,6 +5,12 @@ table by table; every row goes into the (empty) PostgreSQL store in ONE transact
 own id, so job ids, build ids, job keys and the order of the audit trail are kept: a print
 whose name carries a job key is still found afterwards. A failure leaves the target empty.
 Afterwards the id sequences continue after the copied rows and the row counts are compared.
+
+The Web API budget goes with it, in the same transaction: the requests of the last hour
+(``web_api_requests``, sent after ``now`` less :data:`BUDGET_WINDOW_S`) and the holds that
+have not ended (``web_api_holds``, a longer hold already in the target kept). A migration in
+a busy hour then does not hand the new store's users a fresh 1,500 requests, nor let them
+send before a Retry-After met on the old one. Older rows are not copied: nothing reads them.
 """
 
 from __future__ import annotations
@@ -12,16 +18,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.store.sqlcore import Connection, iso_utc
 from preform_pipeline.store.sqlite import SqliteJobStore
 from preform_pipeline.wording import counted
 
-__all__ = ["MigrationReport", "migrate_sqlite_to_postgres"]
+__all__ = ["BUDGET_WINDOW_S", "MigrationReport", "migrate_sqlite_to_postgres"]
 
 log = get_logger(__name__)
 
@@ -40,6 +48,9 @@ _TABLES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("transitions", ("id", "job_id", "build_id", "from_state", "to_state", "at", "reason")),
 )
 _WITH_IDS: Final = ("builds", "jobs", "transitions")
+#: The Web API's budget window (an hour: 1,500 requests an hour per user, the limiter's
+#: ``HOURLY_WINDOW_S``): requests older than that no longer count, so they are not copied.
+BUDGET_WINDOW_S: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,12 @@ class MigrationReport:
     rows: Mapping[str, int]
 
 
-def migrate_sqlite_to_postgres(source: Path, target: PostgresJobStore) -> MigrationReport:
-    """Copy every row of the SQLite store at ``source`` into the empty store ``target``."""
+def migrate_sqlite_to_postgres(
+    source: Path, target: PostgresJobStore, *, now: datetime | None = None
+) -> MigrationReport:
+    """Copy every row of the SQLite store at ``source`` into the empty store ``target``, and
+    the Web API budget still live at ``now`` (default: the target's clock)."""
+    now = now if now is not None else target._clock.now()
     SqliteJobStore(source, create=False).close()  # brings the file to the newest schema
     try:
         # The path percent-encoded: read raw, a '#', '?' or '%' in a folder name would cut the
@@ -91,9 +106,35 @@ def migrate_sqlite_to_postgres(source: Path, target: PostgresJobStore) -> Migrat
                     raise StoreError(f"{target.location}: {table} holds "
                                      f"{counted(found, 'row')} after the copy, expected "
                                      f"{counts[table]}; nothing was kept")
+            counts |= _copy_budget(reader, conn, now)
     except sqlite3.Error as exc:
         raise StoreError(f"{source}: reading the store to migrate failed: {exc}") from exc
     finally:
         reader.close()
     log.info("store_copied", source=str(source), target=target.location, **counts)
     return MigrationReport(source=source, target=target.location, rows=counts)
+
+
+def _copy_budget(reader: sqlite3.Connection, conn: Connection, now: datetime) -> dict[str, int]:
+    """Copy the Web API requests of the window before ``now`` and the holds not ended at
+    ``now``; how many of each. SQLite keeps these times as ISO text in UTC (one format),
+    so they compare as text."""
+    since = iso_utc(now - timedelta(seconds=BUDGET_WINDOW_S))
+    requests = reader.execute(
+        "SELECT account, sent_at FROM web_api_requests WHERE sent_at > ? ORDER BY id", (since,)
+    ).fetchall()
+    for row in requests:
+        conn.execute("INSERT INTO web_api_requests (account, sent_at) VALUES (?, ?)",
+                     (row["account"], datetime.fromisoformat(row["sent_at"])))
+    holds = reader.execute(
+        "SELECT account, until FROM web_api_holds WHERE until > ? ORDER BY account",
+        (iso_utc(now),),
+    ).fetchall()
+    for row in holds:
+        # A node already spending on the target may hold longer: the longer hold stays.
+        conn.execute(
+            "INSERT INTO web_api_holds (account, until) VALUES (?, ?) ON CONFLICT (account) "
+            "DO UPDATE SET until = GREATEST(web_api_holds.until, excluded.until)",
+            (row["account"], datetime.fromisoformat(row["until"])),
+        )
+    return {"web_api_requests": len(requests), "web_api_holds": len(holds)}

@@ -583,6 +583,54 @@ class SqlStoreCore(ABC):
             rows = conn.execute(sql, [*params, *params]).fetchall()
             return tuple(_job_from_row(r) for r in rows)
 
+    def list_history_cases(
+        self,
+        *,
+        lead_order: Sequence[JobState],
+        state: StateFilter | None = None,
+        recipe: str | None = None,
+        text: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> tuple[Job, ...]:
+        self._check_limit(limit, offset)
+        if set(lead_order) != set(JobState) or len(lead_order) != len(JobState):
+            raise ValueError("lead_order must name every job state once")
+        # A case is its case id (or a job's own key without one); a skipped duplicate is a
+        # case of its own beside it. Its lead state is the first of ``lead_order`` it has.
+        ckey = "coalesce(case_id, job_key)"
+        # The state written in, not a parameter: PostgreSQL groups by an expression only when
+        # the select list's is the same text, and two parameters are two expressions to it.
+        copy = f"CASE WHEN state = '{JobState.DUPLICATE_SKIPPED.value}' THEN job_key ELSE '' END"
+        rank = "CASE state " + " ".join("WHEN ? THEN ?" for _ in lead_order) + " END"
+        rank_params: list[Any] = [v for n, s in enumerate(lead_order) for v in (s.value, n)]
+        where, params = self._where(state=None, recipe=recipe, since=None)
+        kept: list[str] = []
+        kept_params: list[Any] = []
+        if state is not None:
+            ranks = [lead_order.index(s) for s in _states(state)]
+            kept.append(f"min({rank}) IN ({', '.join('?' for _ in ranks)})")
+            kept_params += [*rank_params, *ranks]
+        if text:
+            # The case's name, or any one of its files, holds the text (any case; a typed
+            # ``%`` or ``_`` is that character).
+            like = f"LIKE ? ESCAPE '{_LIKE_ESCAPE}'"
+            kept.append(f"(lower({ckey}) {like} OR max(CASE WHEN lower(coalesce("
+                        f"original_name, '')) {like} THEN 1 ELSE 0 END) = 1)")
+            kept_params += [_contains(text)] * 2
+        having = f" HAVING {' AND '.join(kept)}" if kept else ""
+        sql = (
+            f"SELECT jobs.* FROM jobs JOIN (SELECT {ckey} AS ckey, {copy} AS ccopy FROM jobs"
+            f"{where} GROUP BY {ckey}, {copy}{having} "
+            f"ORDER BY max(updated_at) DESC, max(id) DESC LIMIT {int(limit)} "
+            f"OFFSET {int(offset)}) AS page ON {ckey} = page.ckey AND {copy} = page.ccopy"
+            f"{where.replace(' WHERE ', ' AND ', 1)} ORDER BY jobs.id"
+        )
+        values = [*params, *kept_params, *params]
+        with self._transaction("listing the jobs of a page of history", write=False) as conn:
+            rows = conn.execute(sql, values).fetchall()
+            return tuple(_job_from_row(r) for r in rows)
+
     def transition(
         self,
         job_id: int,

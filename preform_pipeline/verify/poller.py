@@ -256,6 +256,7 @@ class VerificationPoller:
         requests_per_hour: float = DEFAULT_POLL_REQUESTS_PER_HOUR,
         finish_margin_s: float = DEFAULT_FINISH_MARGIN_S,
         per_page: int = DEFAULT_PER_PAGE,
+        defers_rate_limits: bool = False,
     ) -> None:
         for name, value in (
             ("interval_s", interval_s),
@@ -280,6 +281,9 @@ class VerificationPoller:
         # Never later than a base interval after the estimate (a short test interval too).
         self.finish_margin_s = min(float(finish_margin_s), self.interval_s)
         self.per_page = per_page
+        # A caller that defers verification for a rate limit (the hot folder) warns once
+        # itself, with the wait and when it resumes: the poll's own failure is then only info.
+        self.defers_rate_limits = defers_rate_limits
         self._sleep = sleep
         self._failures = 0
         self._lock = threading.Lock()
@@ -324,8 +328,10 @@ class VerificationPoller:
             error = str(exc)
             if isinstance(exc, CloudRateLimitError):
                 retry_after_s = exc.retry_after_s
-            log.warning("verify_poll_failed", error=error, error_type=type(exc).__name__,
-                        failures=self._failures)
+            told = self.defers_rate_limits and retry_after_s is not None
+            (log.info if told else log.warning)(
+                "verify_poll_failed", error=error, error_type=type(exc).__name__,
+                failures=self._failures)
         now = self.clock.now()
         results: list[VerificationResult] = []
         progress: list[PrintProgress] = []

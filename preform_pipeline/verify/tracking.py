@@ -25,6 +25,7 @@ that failed are notified too.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,9 +44,11 @@ from preform_pipeline.cloud import (
     load_cloud_credentials,
     make_web_client,
 )
+from preform_pipeline.cloud.ratelimit import resume_time
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
+    CloudRateLimitError,
     PipelineError,
     PrinterSelectionError,
     PrintLookupError,
@@ -716,6 +719,7 @@ def tracking_for_run(
     dispatch: DispatchSettings | None = None,
     on_waiting: Callable[[str], None] | None = None,
     jobs: str = JOBS_COMMAND,
+    on_warning: Callable[[str], None] | None = None,
 ) -> PrintTracking | None:
     """The :class:`PrintTracking` a ``run`` of ``recipe`` needs, or None when it needs none.
 
@@ -731,6 +735,8 @@ def tracking_for_run(
     a free printer (``run_wait_s``, readiness read every ``poll_interval_s``; with a store,
     after that it waits there for the next run or watch), ``on_waiting`` telling the console.
     ``jobs``: the ``jobs`` command that reaches ``store`` (``hotfolder.files.jobs_command``).
+    ``on_warning``: tells the console what the run goes on without (a Web API rate limit met
+    at the start: until when, and what helps).
     """
     prints = [s for s in recipe.steps if s.kind == "print"]
     if not prints or dry_run:
@@ -768,6 +774,14 @@ def tracking_for_run(
         except CloudAuthError:
             client.close()
             raise
+        except CloudRateLimitError as exc:
+            # Reachable, but held back (this store's hourly budget spent, or a Retry-After
+            # met by another process): not "unreachable", and it ends at a known time.
+            line = _rate_limited_line(exc, clock, auto=auto, verifies=verify_step is not None)
+            log.warning("web_api_rate_limited_at_start", error=exc.message,
+                        retry_after_s=exc.retry_after_s, until=_until(exc, clock))
+            if on_warning is not None:
+                on_warning(line)
         except CloudError as exc:
             log.warning("web_api_unreachable_at_start", error=str(exc))
     poller: VerificationPoller | None = None
@@ -791,6 +805,30 @@ def tracking_for_run(
         run_id=run_id,
         **waiting,
     )
+
+
+def _until(exc: CloudRateLimitError, clock: Clock) -> str | None:
+    return None if exc.retry_after_s is None else resume_time(clock.now(), exc.retry_after_s)
+
+
+def _rate_limited_line(exc: CloudRateLimitError, clock: Clock, *, auto: bool,
+                       verifies: bool) -> str:
+    """The console's line for a run that starts while the Web API's rate limit holds: until
+    when, why, what the run does meanwhile, and what helps (the error's hint, without its
+    "try again after", which a run that goes on has no use for)."""
+    until = _until(exc, clock)
+    why = exc.message.removeprefix(f"{exc.request}: ") if exc.request else exc.message
+    meanwhile = [
+        *(["`printer: auto` chooses from the PreFormServer's device list"] if auto else []),
+        *([f"verification polls again after {'that time' if until else 'a while'}"]
+          if verifies else []),
+    ]
+    text = f"the Web API is rate-limited{f' until {until}' if until else ''} ({why})"
+    text += ": this run goes on without it"
+    if meanwhile:
+        text += f" ({'; '.join(meanwhile)})"
+    helps = re.sub(r"^try again after [^;,]*[;,]\s*(or\s+)?", "", exc.hint or "")
+    return f"{text}; {helps}" if helps else text
 
 
 def web_locators(client: WebApiClient | None, verify: VerifySettings) -> tuple[PrintLocator, ...]:

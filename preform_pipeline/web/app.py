@@ -295,9 +295,10 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def history(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params, default="all")
-        rows = await d.read(views.history_rows, flt)
+        rows, older = await d.read(views.history_rows, flt)
         return d.render(request, "history.html", access, rows=rows, flt=flt,
-                        filters=views.FILTERS)
+                        filters=views.FILTERS, older=older,
+                        page_rows=views.HISTORY_PAGE_CASES)
 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
         rows = await d.read(views.failed_cases)

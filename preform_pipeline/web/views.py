@@ -30,6 +30,8 @@ from preform_pipeline.web.sources import LiveSources
 __all__ = [
     "FAILED_STATES",
     "FILTERS",
+    "HISTORY_PAGE_CASES",
+    "LEAD_ORDER",
     "PAGE_ROWS",
     "QUEUE_PAGE_ROWS",
     "BuildPage",
@@ -47,8 +49,10 @@ __all__ = [
 
 #: How many of the builds waiting for a printer its card names (the rest are counted).
 NEXT_SHOWN: Final = 3
-#: How many jobs the Failed cases and History pages read at most (the newest).
+#: How many jobs the Failed cases page reads at most (the newest).
 PAGE_ROWS: Final = 300
+#: How many cases one page of History shows.
+HISTORY_PAGE_CASES: Final = 60
 #: How many jobs, and how many builds, one page of the queue shows: the live refresh fetches
 #: the shown page again every few seconds, so a long queue is not fetched whole each time.
 QUEUE_PAGE_ROWS: Final = 50
@@ -185,6 +189,10 @@ class CaseRow:
 
 #: Which of a case's states speaks for it: the one furthest from done.
 _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
+#: Every state in the order it speaks for its case (a stopped job's first): the store's
+#: History query keeps a case by the first of these its jobs have, as ``_group`` names it.
+LEAD_ORDER: Final = tuple(sorted(JobState, key=lambda s: (s not in FAILED_STATES,
+                                                           _STATE_ORDER[s])))
 
 
 def _case_of(job: Job) -> str:
@@ -202,7 +210,7 @@ def _group(jobs: Iterable[Job]) -> list[CaseRow]:
         cases.setdefault((_case_of(job), copy), []).append(job)
     rows: list[CaseRow] = []
     for (case, copy), members in cases.items():
-        lead = min(members, key=lambda j: (j.state not in FAILED_STATES, _STATE_ORDER[j.state]))
+        lead = min(members, key=lambda j: LEAD_ORDER.index(j.state))
         rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
                             why(lead.state, lead.reason), copy=bool(copy)))
     rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
@@ -441,15 +449,18 @@ class HistoryRow:
     trail: tuple[Transition, ...]
 
 
-def history_rows(store: JobStore, flt: QueueFilter, limit: int = 60) -> list[HistoryRow]:
-    """The most recently changed cases, each with its jobs' audit trail (oldest first)."""
-    # A case is kept by the state of its lead job, so the store is asked only for the recipe;
-    # a search or a state reads every job, so an older case is found too.
-    narrowed = bool(flt.text) or flt.state != "all"
-    jobs = store.list_jobs(recipe=flt.recipe or None, limit=None if narrowed else PAGE_ROWS)
-    rows = [r for r in _group(jobs) if flt.keeps(r.state, r.recipe, r.case, r.files)][:limit]
+def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CASES
+                 ) -> tuple[list[HistoryRow], bool]:
+    """The most recently changed cases of the filter's page, each whole with its jobs' audit
+    trail (oldest first), and whether older cases are on another page. The store filters and
+    pages (a case kept by its lead state, a search by its name or any of its files)."""
+    jobs = store.list_history_cases(
+        lead_order=LEAD_ORDER, state=None if flt.state == "all" else flt.states,
+        recipe=flt.recipe or None, text=flt.text or None, limit=limit + 1,
+        offset=(flt.page - 1) * limit)
+    rows = _group(jobs)
     out: list[HistoryRow] = []
-    for row in rows:
+    for row in rows[:limit]:
         trail = sorted((t for j in row.jobs for t in store.history(j.id)), key=lambda t: t.id)
         out.append(HistoryRow(row, tuple(trail)))
-    return out
+    return out, len(rows) > limit

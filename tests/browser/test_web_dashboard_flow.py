@@ -450,6 +450,14 @@ class TestThePageLeftOpen:
             context.close()
 
 
+def _retries(lab: Lab, case_id: str) -> int:
+    """How many times the case's jobs were queued again by a person (the audit trail)."""
+    with lab.store() as store:
+        return sum(1 for j in store.list_jobs() if j.case_id == case_id
+                   for t in store.history(j.id)
+                   if t.to_state is JobState.QUEUED and t.reason.startswith("retried"))
+
+
 class TestWhatAnActionDid:
     """After an action the page says what was done, and the live refresh leaves it there."""
 
@@ -461,15 +469,22 @@ class TestWhatAnActionDid:
         with _opened(browser) as page:
             _login(page, lab.url, "olivia", OPERATOR_SECRET)
             page.goto(f"{lab.url}/failed")
-            page.click("button[data-test='retry-C-200']")
+            before = _retries(lab, "C-200")
+            with page.expect_response(re.compile(r"/failed\?done=[\w-]+$")):
+                page.click("button[data-test='retry-C-200']")
             # Back on the page, with the token that has this tab (not another) say it.
-            page.wait_for_url(re.compile(rf"{re.escape(lab.url)}/failed\?done=[\w-]+"))
+            page.locator("#done").wait_for()
             assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
             assert page.get_attribute("#done", "role") == "status"
+            # Said, the token leaves the address bar (a reload or a bookmark would carry it).
+            assert page.url == f"{lab.url}/failed"
             _next_refresh(page)
             assert page.inner_text("#done") == "Case C-200 queued again (1 job)"
             page.reload()
+            assert page.url == f"{lab.url}/failed"
             assert page.locator("#done").count() == 0  # said once
+            # The reload asked for the page again, not the action: the case was retried once.
+            assert _retries(lab, "C-200") == before + 1
 
 
 class TestLongNames:

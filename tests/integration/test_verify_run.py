@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud.ratelimit import account_key
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
-from preform_pipeline.store import extract_key
+from preform_pipeline.store import SqliteJobStore, extract_key
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = REPO / "sample_models" / "batch"
@@ -83,9 +86,14 @@ def _run(
     printer: str = "SimulatedForm4-1",
     material: str = "FLGPGR05",
     models: int = 2,
+    verify: bool = True,
+    store: Path | None = None,
 ) -> Run:
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE.format(printer=printer, material=material), encoding="utf-8")
+    text = RECIPE.format(printer=printer, material=material)
+    if not verify:
+        text = text.replace("  - verify:\n      timeout_s: 600\n", "")
+    recipe.write_text(text, encoding="utf-8")
     settings = tmp_path / "settings.yaml"
     settings.write_text(
         "servers: {count: 1, base_port: 0, health_interval_s: 0, startup_timeout_s: 30}\n"
@@ -103,6 +111,7 @@ def _run(
         [sys.executable, "-m", "preform_pipeline", "run", str(recipe),
          *(str(PARTS / f"part_0{n + 1}.stl") for n in range(models)),
          "--settings", str(settings), "--output", str(out),
+         *(["--store", str(store)] if store is not None else []),
          f"--simulator-arg=--fleet-dir={tmp_path / 'fleet'}"],
         capture_output=True, text=True, encoding="utf-8", env=env, cwd=tmp_path,
         timeout=RUN_TIMEOUT_S, check=False,
@@ -180,3 +189,40 @@ class TestAutoPrinter:
         assert "SimulatedForm4-2: FLGPBK05 loaded, not FLGPCL05" in reason
         assert "Local API devices" in reason
         assert run.jobs == []
+
+
+class TestStartedWhileRateLimited:
+    """A run started while the job store holds the Web API back (another process met its
+    limit) says it is rate-limited, until when and what helps, and prints without it."""
+
+    def test_the_run_says_until_when_and_chooses_from_the_servers_devices(
+        self, tmp_path: Path, dashboard: DashboardServer
+    ) -> None:
+        store_path = tmp_path / "jobs.sqlite3"
+        until = (datetime.now(timezone.utc) + timedelta(minutes=50)).replace(microsecond=0)
+        with SqliteJobStore(store_path) as store:
+            # A cron verify met a 50-minute Retry-After on this account a moment ago.
+            store.hold_web_requests(account_key(dashboard.url, TEST_CLIENT_ID), until)
+        run = _run(tmp_path, dashboard, printer="auto", material="FLGPBK05", models=1,
+                   verify=False, store=store_path)
+        assert run.returncode == 0, run.stderr
+        [line] = [x for x in run.stdout.splitlines() if "rate-limited" in x]
+        said = re.search(r"^warning: the Web API is rate-limited until "
+                         r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC \(the Web API asked "
+                         r"to wait \d+ s before the next request\): ", line)
+        assert said is not None, line
+        when = datetime.strptime(said.group(1), "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=timezone.utc)
+        assert abs((when - until).total_seconds()) <= 2
+        assert "this run goes on without it" in line
+        assert "`printer: auto` chooses from the PreFormServer's device list" in line
+        # What helps, said once: the run goes on, so no "try again after".
+        assert line.endswith("; another program may be spending the same account's "
+                             "1,500 requests/hour")
+        assert "try again" not in line
+        assert "web_api_rate_limited_at_start" in run.stderr
+        assert "web_api_unreachable_at_start" not in run.stderr + run.stdout
+        assert SECRET not in run.stderr + run.stdout
+        [job] = run.jobs  # printed, to a printer the PreFormServer listed
+        assert job["printer"].startswith("SimulatedForm4-")
+        assert dashboard.exchanges == []  # the hold kept every request back

@@ -3,6 +3,14 @@
 // the user is typing in a form that asks for it (data-live-pause), so nothing typed is lost.
 (function () {
   "use strict";
+  // An action's line is said once, on the page its redirect named with a token (done=...).
+  // Said, the token leaves the address bar: a reload, a bookmark or a copied address would
+  // carry a token that says nothing any more.
+  var here = new URL(window.location.href);
+  if (here.searchParams.has("done")) {
+    here.searchParams.delete("done");
+    window.history.replaceState(window.history.state, "", here.pathname + here.search + here.hash);
+  }
   var period = Number(document.body.dataset.refreshMs);
   // 0 marks a page with nothing live (the login page): refreshing it would only wipe the
   // name and password being typed into it.

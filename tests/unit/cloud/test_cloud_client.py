@@ -268,6 +268,7 @@ class TestTooManyRequests:
         assert len(_page_requests(fake_api, PRINTERS)) == 3
         limited = [e for e in logs if e["event"] == "web_api_rate_limited"]
         assert limited[0]["retry_after_s"] == 7
+        assert limited[0]["log_level"] == "warning"  # it is waited out: said as it happens
 
     def test_retry_after_http_date_is_honoured(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,25 @@ class TestMigrate:
             assert new.pending_prints() == old.pending_prints()
             later = new.create_job(recipe="dental", source_path="/hot/inbox/new.stl")
             assert later.id == max(j.id for j in old.list_jobs()) + 1
+
+    def test_the_web_api_budget_still_live_is_kept_and_said(
+        self, source: Path, target: str
+    ) -> None:
+        now = datetime.now(timezone.utc)
+        with SqliteJobStore(source) as store:
+            for minutes in (10, 20):
+                store.spend_web_request("web-api:lab", limit=1500, window_s=3600.0,
+                                        now=now - timedelta(minutes=minutes))
+            store.hold_web_requests("web-api:lab", now + timedelta(minutes=30))
+        code, out, err = invoke("migrate", "--to", target, "--store", str(source))
+        assert (code, err) == (0, "")
+        assert ("kept the Web API budget still live: 2 requests of the last hour, "
+                "1 Retry-After hold not ended\n") in out
+        with PostgresJobStore(target) as new:
+            assert new.web_requests_spent("web-api:lab", now=now, window_s=3600.0) == 2
+            wait, why = new.spend_web_request("web-api:lab", limit=1500, now=now,
+                                              window_s=3600.0)
+        assert why == "retry_after" and 1790 < wait <= 1800
 
     def test_jobs_reads_the_migrated_store_by_its_url(self, source: Path, target: str) -> None:
         assert invoke("migrate", "--to", target, "--store", str(source))[0] == 0

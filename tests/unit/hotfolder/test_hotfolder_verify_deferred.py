@@ -103,6 +103,24 @@ class TestDeferredNotWaited:
             "%Y-%m-%d %H:%M:%S UTC")
         assert setting.store.get_build(setting.build.id).state is JobState.VERIFYING
 
+    def test_the_deferral_is_the_one_warning_it_gives(self, setting: Setting) -> None:
+        """The 429 and the failed poll are told at info level: the deferral's warning says
+        what happened, how long it waits and when it resumes."""
+        followup = FollowUp(setting.store, client=setting.client(), verify=VERIFY,
+                            clock=setting.clock)
+        with capture_logs() as logs:
+            _until_limited(setting, followup)
+        assert followup.deferred_until is not None
+        loud = [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+        assert [e["event"] for e in loud] == ["hotfolder_verify_deferred"]
+        assert loud[0]["wait_s"] == pytest.approx(
+            (followup.deferred_until - setting.clock.now()).total_seconds())
+        assert loud[0]["until"] == followup.deferred_until.strftime("%Y-%m-%d %H:%M:%S UTC")
+        # What was met is still in the log, below the warning.
+        quiet = {e["event"]: e["log_level"] for e in logs
+                 if e["event"] in ("web_api_rate_limited", "verify_poll_failed")}
+        assert quiet == {"web_api_rate_limited": "info", "verify_poll_failed": "info"}
+
     def test_the_daemons_other_clients_are_not_held_either(self, setting: Setting) -> None:
         followup = FollowUp(setting.store, client=setting.client(), verify=VERIFY,
                             clock=setting.clock)

@@ -5,6 +5,7 @@ copied (real SQLite file, real PostgreSQL)."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.migrate import MigrationReport, migrate_sqlite_to_postgres
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.store.sqlcore import iso_utc
 from tests.unit.store.conftest import CLOCK_START, build_in_state, job_in_state
 
 S = JobState
@@ -58,6 +60,7 @@ class TestTheCopy:
         expected = _counts(source)
         with capture_logs() as logs:
             report = migrate_sqlite_to_postgres(source, pg_store)
+        expected |= {"web_api_requests": 0, "web_api_holds": 0}
         assert report == MigrationReport(source=source, target=pg_store.location,
                                          rows=expected)
         assert expected["build_jobs"] == 5
@@ -93,8 +96,95 @@ class TestTheCopy:
         path = tmp_path / "empty.sqlite3"
         SqliteJobStore(path).close()
         report = migrate_sqlite_to_postgres(path, pg_store)
-        assert report.rows == {"builds": 0, "jobs": 0, "build_jobs": 0, "transitions": 0}
+        assert report.rows == {"builds": 0, "jobs": 0, "build_jobs": 0, "transitions": 0,
+                               "web_api_requests": 0, "web_api_holds": 0}
         assert pg_store.list_jobs() == ()
+
+
+BUSY = "web-api:busy"
+IDLE = "web-api:idle"
+HOUR_S = 3600.0
+
+
+def _spend(store: SqliteJobStore, account: str, minutes_ago: float, count: int = 1) -> None:
+    """Record ``count`` requests sent ``minutes_ago`` before the start of the tests' clock."""
+    for _ in range(count):
+        assert store.spend_web_request(
+            account, limit=1500, now=CLOCK_START - timedelta(minutes=minutes_ago),
+            window_s=HOUR_S) == (0.0, "")
+
+
+class TestTheWebApiBudget:
+    """The budget still live at the migration goes with it: the last hour's requests and the
+    holds not ended, so the target answers as the source would have; older rows stay."""
+
+    @pytest.fixture
+    def busy(self, source: Path) -> Path:
+        with SqliteJobStore(source) as store:
+            _spend(store, BUSY, 30, count=3)
+            _spend(store, IDLE, 59.5)
+            store.hold_web_requests(BUSY, CLOCK_START + timedelta(minutes=20))
+            store.hold_web_requests(IDLE, CLOCK_START - timedelta(minutes=5))  # ended
+        with sqlite3.connect(source) as conn:
+            # Rows no spend has cleared yet: one an hour old exactly (it has left the
+            # window), one older.
+            conn.executemany("INSERT INTO web_api_requests (account, sent_at) VALUES (?, ?)",
+                             [(BUSY, iso_utc(CLOCK_START - timedelta(minutes=m)))
+                              for m in (60, 61)])
+        return source
+
+    def test_the_target_counts_the_live_window_and_keeps_the_live_hold(
+        self, busy: Path, pg_store: PostgresJobStore
+    ) -> None:
+        report = migrate_sqlite_to_postgres(busy, pg_store)
+        assert (report.rows["web_api_requests"], report.rows["web_api_holds"]) == (4, 1)
+        for account, spent in ((BUSY, 3), (IDLE, 1)):
+            assert pg_store.web_requests_spent(account, now=CLOCK_START,
+                                               window_s=HOUR_S) == spent
+        # The Retry-After met on the old store holds on the new one, to the same instant.
+        assert pg_store.spend_web_request(BUSY, limit=1500, now=CLOCK_START,
+                                          window_s=HOUR_S) == (1200.0, "retry_after")
+        assert pg_store.spend_web_request(IDLE, limit=1500, now=CLOCK_START,
+                                          window_s=HOUR_S) == (0.0, "")
+        with sqlite3.connect(busy) as conn:
+            assert conn.execute("SELECT count(*) FROM web_api_requests").fetchone()[0] == 6
+
+    @pytest.mark.parametrize("limit", [3, 4])
+    def test_a_spent_hour_is_as_spent_on_the_target_as_on_the_source(
+        self, source: Path, pg_store: PostgresJobStore, limit: int
+    ) -> None:
+        with SqliteJobStore(source) as store:
+            _spend(store, BUSY, 50, count=2)
+            _spend(store, BUSY, 10, count=2)
+        migrate_sqlite_to_postgres(source, pg_store)
+        with SqliteJobStore(source) as old:
+            answers = [store.spend_web_request(BUSY, limit=limit, now=CLOCK_START,
+                                               window_s=HOUR_S) for store in (old, pg_store)]
+        # Four requests in the hour: a limit of 3 waits until a 50-minute-old one leaves
+        # (10 minutes); a limit of 4 until the first of them does, the same on both stores.
+        assert answers[0] == answers[1] == (600.0, "hourly_budget")
+
+    def test_a_longer_hold_already_on_the_target_is_kept_a_shorter_one_is_extended(
+        self, busy: Path, pg_store: PostgresJobStore
+    ) -> None:
+        pg_store.hold_web_requests(IDLE, CLOCK_START + timedelta(minutes=40))
+        pg_store.hold_web_requests(BUSY, CLOCK_START + timedelta(minutes=5))
+        with SqliteJobStore(busy) as store:
+            store.hold_web_requests(IDLE, CLOCK_START + timedelta(minutes=10))
+        migrate_sqlite_to_postgres(busy, pg_store)
+        waits = {account: pg_store.spend_web_request(account, limit=1500, now=CLOCK_START,
+                                                     window_s=HOUR_S)
+                 for account in (BUSY, IDLE)}
+        assert waits == {BUSY: (1200.0, "retry_after"), IDLE: (2400.0, "retry_after")}
+
+    def test_the_window_is_the_one_at_the_time_given(
+        self, busy: Path, pg_store: PostgresJobStore
+    ) -> None:
+        later = CLOCK_START + timedelta(minutes=25)  # the hold ended, the 30-minute-old stay
+        report = migrate_sqlite_to_postgres(busy, pg_store, now=later)
+        assert (report.rows["web_api_requests"], report.rows["web_api_holds"]) == (3, 0)
+        assert pg_store.web_requests_spent(BUSY, now=later, window_s=HOUR_S) == 3
+        assert pg_store.web_requests_spent(IDLE, now=later, window_s=HOUR_S) == 0
 
 
 class TestRefused:

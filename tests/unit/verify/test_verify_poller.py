@@ -272,6 +272,33 @@ class TestPacing:
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
+    # By default (verify --wait, a run) the poll's warning is the only one; a caller that
+    # defers (the hot folder) says so itself.
+    @pytest.mark.parametrize(("options", "level"), [({}, "warning"),
+                                                    ({"defers_rate_limits": True}, "info")])
+    def test_a_rate_limited_poll_is_a_warning_unless_its_caller_defers_and_says_so(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
+        options: dict[str, bool], level: str
+    ) -> None:
+        client = make_client(max_wait_s=10)
+        fake_api.script(ScriptedAnswer(429, json={"detail": "slow down"},
+                                       headers={"Retry-After": "1800"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, **options)
+        with capture_logs() as logs:
+            poller.poll(_pending(clock))
+        [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
+        assert failed["log_level"] == level
+
+    def test_a_poller_that_defers_rate_limits_still_warns_of_other_failures(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, defers_rate_limits=True)
+        with capture_logs() as logs:
+            poller.poll(_pending(clock))
+        [failed] = [e for e in logs if e["event"] == "verify_poll_failed"]
+        assert failed["log_level"] == "warning"
+
     def test_another_failure_has_no_retry_time(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:

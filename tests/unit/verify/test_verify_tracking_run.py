@@ -6,7 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,12 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials
 from preform_pipeline.cloud.ratelimit import account_key
-from preform_pipeline.errors import CloudAuthError, PipelineError
+from preform_pipeline.errors import (
+    CloudAuthError,
+    CloudRateLimitError,
+    PipelineError,
+    RequestInfo,
+)
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.printing.locators import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
@@ -32,6 +37,7 @@ from preform_pipeline.verify.tracking import (
     BuildTracker,
     PrinterClaims,
     PrintTracking,
+    _rate_limited_line,
     tracking_for_run,
     verification_failed,
     verification_lines,
@@ -244,6 +250,68 @@ class TestWithTheWebApi:
         tracking = tracking_for_run(recipe, CloudSettings(), VERIFY, env={})
         assert tracking is not None
         assert (tracking.client, tracking.poller, tracking.locators) == (None, None, ())
+
+
+class TestStartedWhileTheBudgetIsSpent:
+    """A run started while the store's shared hourly budget is spent is told it is rate-limited
+    (not unreachable), until when, what it does meanwhile, and what helps."""
+
+    def test_the_event_and_the_line_say_rate_limited_until_when(
+        self, tmp_path: Path, clock: ManualClock, dashboard: DashboardServer
+    ) -> None:
+        recipe = _recipe(tmp_path, "  - print: {printer: auto}\n  - verify\n")
+        # Three requests an hour, spent by other processes on this store 10 minutes ago.
+        cloud = CloudSettings(base_url=dashboard.url, hourly_budget_share=0.002)
+        account = account_key(cloud.base_url, CREDENTIALS.client_id)
+        lines: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as store:
+            for _ in range(3):
+                assert store.spend_web_request(account, limit=3, now=clock.now(),
+                                               window_s=3600.0) == (0.0, "")
+            clock.advance(600)
+            with capture_logs() as logs:
+                tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock,
+                                            store=store, on_warning=lines.append)
+            assert tracking is not None and tracking.poller is not None
+            tracking.close()
+        until = (clock.now() + timedelta(seconds=3000)).strftime("%Y-%m-%d %H:%M:%S UTC")
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["event"] == "web_api_rate_limited_at_start"
+        assert (warning["until"], warning["retry_after_s"]) == (until, pytest.approx(3000))
+        assert "the Web API request budget is spent for the next 3000 s" in warning["error"]
+        assert lines == [
+            f"the Web API is rate-limited until {until} (the Web API request budget is spent "
+            "for the next 3000 s): this run goes on without it (`printer: auto` chooses from "
+            "the PreFormServer's device list; verification polls again after that time); "
+            "raise the hourly budget share (now 0.002 of 1500/hour; every program using "
+            "this job store spends it)"
+        ]
+        assert dashboard.exchanges == []  # nothing was sent: the budget is spent
+
+
+class TestTheRateLimitedLine:
+    """The console line says until when only when it is known, what the run does meanwhile
+    only for what its recipe has, and what helps only when the error says."""
+
+    @pytest.mark.parametrize(("exc", "auto", "verifies", "line"), [
+        (CloudRateLimitError("the Web API answered 429"), False, True,
+         "the Web API is rate-limited (the Web API answered 429): this run goes on without it "
+         "(verification polls again after a while)"),
+        (CloudRateLimitError("the Web API answered 429", retry_after_s=90.0,
+                             request=RequestInfo("GET", "https://api.example/printers/"),
+                             hint="try again after 2024-05-01 12:01:30 UTC, or raise the share"),
+         False, False,
+         "the Web API is rate-limited until 2024-05-01 12:01:30 UTC (the Web API answered "
+         "429): this run goes on without it; raise the share"),
+        (CloudRateLimitError("spent", retry_after_s=30.0, hint="ask the lab"), True, False,
+         "the Web API is rate-limited until 2024-05-01 12:00:30 UTC (spent): this run goes on "
+         "without it (`printer: auto` chooses from the PreFormServer's device list); "
+         "ask the lab"),
+    ])
+    def test_the_line_says_what_is_known(self, exc: CloudRateLimitError, auto: bool,
+                                         verifies: bool, line: str) -> None:
+        clock = ManualClock(wall=datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc))
+        assert _rate_limited_line(exc, clock, auto=auto, verifies=verifies) == line
 
 
 class TestBatchesChoosingAtOnce:

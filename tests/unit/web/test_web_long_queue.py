@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from preform_pipeline.store import JobState
-from preform_pipeline.web.views import QUEUE_PAGE_ROWS
+from preform_pipeline.web.views import HISTORY_PAGE_CASES, QUEUE_PAGE_ROWS
 from tests.unit.web.conftest import VIEWER_SECRET, Served
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
@@ -134,3 +134,36 @@ class TestPages:
         for junk in ("abc", "0", "-1", "99999999999999999999", "\u00b2", "9" * 5000):
             page = httpx.get(behind.url + "/", params={"page": junk}, headers=AUTH)
             assert page.status_code == 200 and _cases(page.text)[0] == f"N-{NEWER - 1}", junk
+
+
+class TestHistoryPages:
+    """History shows 60 cases a page, most recently changed first; its links keep the filter
+    and the search, and a case behind pages of newer ones is found by its name."""
+
+    @staticmethod
+    def _history(page: str) -> list[str]:
+        return re.findall(r'<details class="card history" data-case="([^"]+)">', page)
+
+    def test_older_links_walk_every_case_once(self, behind: Served) -> None:
+        seen: list[str] = []
+        url = "/history?q=-"
+        pages = 0
+        while url:
+            page = httpx.get(behind.url + url, headers=AUTH).text
+            pages += 1
+            shown = self._history(page)
+            assert len(shown) == HISTORY_PAGE_CASES or not _links(page, "next")
+            seen += shown
+            older = _links(page, "next")
+            assert all(link.startswith("/history?state=all&q=-")
+                       for link in older + _links(page, "prev"))
+            url = older[0] if older else ""
+        assert pages == 2
+        assert sorted(seen) == sorted(["C-7", *(f"N-{n}" for n in range(NEWER))])
+        assert len(seen) == len(set(seen))
+
+    def test_a_search_finds_an_old_case_on_the_first_page(self, behind: Served) -> None:
+        page = httpx.get(behind.url + "/history", params={"q": "n-3"}, headers=AUTH).text
+        assert self._history(page) == [f"N-{n}" for n in (39, 38, 37, 36, 35, 34, 33, 32,
+                                                          31, 30, 3)]
+        assert 'data-test="pager-history"' not in page

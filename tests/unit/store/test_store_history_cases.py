@@ -1,0 +1,184 @@
+"""A page of History from the store (``list_history_cases``): whole cases, kept by their lead
+state and by a search of their name or files, most recently changed first, paged by the
+database; the same cases, in the same order, as the History page's rule reading every job
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.store import (
+    ALLOWED_TRANSITIONS,
+    BUILD_ALLOWED_TRANSITIONS,
+    INITIAL_STATES,
+    Job,
+    JobState,
+    JobStore,
+)
+from preform_pipeline.web.views import (
+    HISTORY_PAGE_CASES,
+    LEAD_ORDER,
+    CaseRow,
+    QueueFilter,
+    _group,
+    history_rows,
+)
+from tests.unit.store.conftest import _shortest_path
+
+S = JobState
+#: Cases in the store: more than two pages of History, and more jobs than the 300 the page
+#: read before it asked the store to filter.
+CASES = 2 * HISTORY_PAGE_CASES + 25
+#: States a case's jobs end in: on the job table, or through a build.
+JOB_STATES = (S.QUEUED, S.PROCESSING, S.FAILED, S.CANCELLED, S.DUPLICATE_SKIPPED)
+BUILD_STATES = (S.PRINT_SENT, S.FINISHED, S.PRINT_ERROR, S.AWAITING_APPROVAL, S.PREPARED)
+
+
+@dataclass(frozen=True)
+class Shown:
+    case: str
+    copy: bool
+    state: JobState
+    job_ids: tuple[int, ...]
+
+
+def _tick(store: JobStore) -> None:
+    clock = store._clock  # type: ignore[attr-defined]
+    assert isinstance(clock, ManualClock)
+    clock.advance(1)  # every write at its own second: "most recently changed" has no ties
+
+
+def _job(store: JobStore, case: str | None, name: str, recipe: str, state: JobState) -> Job:
+    path = _shortest_path(ALLOWED_TRANSITIONS, INITIAL_STATES, state)
+    job = store.create_job(recipe=recipe, source_path=f"/hot/inbox/{name}", case_id=case,
+                           state=path[0])
+    for step in path[1:]:
+        _tick(store)
+        job = store.transition(job.id, step, f"to {step}")
+    _tick(store)
+    return job
+
+
+def _built(store: JobStore, jobs: list[Job], state: JobState) -> None:
+    build = store.create_build(recipe=jobs[0].recipe, job_ids=[j.id for j in jobs])
+    path = _shortest_path(BUILD_ALLOWED_TRANSITIONS, frozenset({S.PROCESSING}), state)
+    for step in path[1:]:
+        _tick(store)
+        store.transition_build(build.id, step, f"to {step}")
+    _tick(store)
+
+
+def _fill(store: JobStore) -> None:
+    """Cases of one to three files in two recipes, some without a case id, some with a
+    skipped copy, their jobs in mixed states; older cases touched again later."""
+    rng = random.Random(29)
+    made: list[Job] = []
+    for n in range(CASES):
+        recipe = "crowns" if n % 3 else "ortho_%50"
+        case = None if n % 11 == 0 else f"C-{n}"
+        files = ["upper.stl", "lower.stl", "bite 50%.stl"][: 1 + n % 3]
+        jobs = [_job(store, case, f"{case or 'lone'}-{f}", recipe, S.PROCESSING)
+                for f in files]
+        if n % 4 == 0:
+            _built(store, jobs, rng.choice(BUILD_STATES))
+        else:
+            for job in jobs:
+                target = rng.choice(JOB_STATES[1:4])
+                path = _shortest_path(ALLOWED_TRANSITIONS, frozenset({S.PROCESSING}), target)
+                for step in path[1:]:
+                    store.transition(job.id, step, f"to {step}")
+                    _tick(store)
+        if n % 7 == 0 and case is not None:
+            _job(store, case, f"{case}-upper.stl", recipe, S.DUPLICATE_SKIPPED)
+        made += jobs
+    for job in rng.sample([j for j in made if j.state is S.PROCESSING], 5):
+        store.update_job(job.id, fields={"touched": True})  # an old case changed late
+        _tick(store)
+
+
+def _shown(rows: list[CaseRow]) -> list[Shown]:
+    return [Shown(r.case, r.copy, r.state, tuple(j.id for j in r.jobs)) for r in rows]
+
+
+def _expected(store: JobStore, flt: QueueFilter) -> list[Shown]:
+    """The History page's rule on every job: group, then keep by lead state and search."""
+    jobs = store.list_jobs(recipe=flt.recipe or None)
+    return _shown([r for r in _group(jobs)
+                   if flt.keeps(r.state, r.recipe, r.case, r.files)])
+
+
+def _every_page(store: JobStore, flt: QueueFilter) -> list[Shown]:
+    seen: list[Shown] = []
+    page = 1
+    while True:
+        rows, older = history_rows(store, QueueFilter(flt.state, flt.recipe, flt.text, page))
+        assert len(rows) == HISTORY_PAGE_CASES or not older, page
+        seen += _shown([r.case for r in rows])
+        if not older:
+            return seen
+        page += 1
+
+
+FILTERS = [
+    QueueFilter("all"),
+    QueueFilter("failed"),
+    QueueFilter("printing"),
+    QueueFilter("active"),
+    QueueFilter("approval"),
+    QueueFilter("all", text="C-1"),
+    QueueFilter("all", text="LOWER"),
+    QueueFilter("failed", text="bite 50%"),
+    QueueFilter("all", text="_"),
+    QueueFilter("all", recipe="ortho_%50"),
+    QueueFilter("printing", recipe="crowns", text="upper"),
+    QueueFilter("all", text="nothing like it"),
+]
+
+
+class TestAPageOfHistory:
+    """Every filter's pages, walked, are the cases the page's rule keeps, in its order."""
+
+    def test_the_store_pages_the_same_cases_as_the_rule_on_every_job(
+        self, store: JobStore
+    ) -> None:
+        _fill(store)
+        assert len(store.list_jobs()) > 300
+        for flt in FILTERS:
+            assert _every_page(store, flt) == _expected(store, flt), flt
+
+    def test_a_page_is_whole_cases_and_says_whether_an_older_one_exists(
+        self, store: JobStore
+    ) -> None:
+        _fill(store)
+        first, older = history_rows(store, QueueFilter("all"))
+        assert older and len(first) == HISTORY_PAGE_CASES
+        for row in first:
+            everyone = [j for j in store.list_jobs()
+                        if (j.case_id or j.job_key) == row.case.case
+                        and (j.state is S.DUPLICATE_SKIPPED) == row.case.copy
+                        and (not row.case.copy or j.job_key == row.case.jobs[0].job_key)]
+            assert [j.id for j in row.case.jobs] == [j.id for j in everyone]
+        # Each file without a case id is a case of its own; each skipped copy a row of its own.
+        last = len(_expected(store, QueueFilter("all")))
+        assert last > 2 * HISTORY_PAGE_CASES
+        pages = -(-last // HISTORY_PAGE_CASES)
+        rows, older = history_rows(store, QueueFilter("all", page=pages))
+        assert not older and len(rows) == last - (pages - 1) * HISTORY_PAGE_CASES
+        assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False)
+
+    def test_the_lead_order_must_name_every_state_once(self, store: JobStore) -> None:
+        for order in (LEAD_ORDER[:-1], (*LEAD_ORDER[:-1], LEAD_ORDER[0])):
+            with pytest.raises(ValueError, match=r"^lead_order must name every job state once$"):
+                store.list_history_cases(lead_order=order, limit=1)
+
+    def test_without_an_offset_the_page_starts_at_the_newest_case(
+        self, store: JobStore
+    ) -> None:
+        older = _job(store, "C-old", "a.stl", "crowns", S.QUEUED)
+        newer = _job(store, "C-new", "b.stl", "crowns", S.QUEUED)
+        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1) == (newer,)
+        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1, offset=1) == (older,)
