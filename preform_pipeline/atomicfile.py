@@ -17,11 +17,24 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from preform_pipeline.errors import FileWriteError
 from preform_pipeline.liveness import this_host
 
-__all__ = ["default_temporary", "host_tag", "write_atomically", "write_text_atomically"]
+__all__ = [
+    "NAME_MAX_BYTES",
+    "default_temporary",
+    "host_tag",
+    "temporary_name",
+    "write_atomically",
+    "write_text_atomically",
+]
+
+#: The longest file name, in bytes, of the usual file systems (ext4, XFS, Btrfs, APFS, ZFS).
+NAME_MAX_BYTES: Final = 255
+#: Hex digits of the whole name's hash that stand for a cut name's end in its temporary.
+_NAME_HASH_HEX: Final = 12
 
 #: What to check, by the cause's errno; anything else gets ``_OTHER_HINT``.
 _HINTS: dict[int, str] = {
@@ -41,12 +54,34 @@ def host_tag(host: str | None = None) -> str:
     return hashlib.sha256((this_host() if host is None else host).encode("utf-8")).hexdigest()[:8]
 
 
+def temporary_name(name: str, suffix: str) -> str:
+    """The hidden temporary's name beside a file called ``name``: ``.<name>.<suffix>``.
+
+    A temporary is longer than its target, so a target name the file system takes (up to
+    :data:`NAME_MAX_BYTES`) could not be saved through one. When the whole would be too long,
+    ``name`` is cut to fit and ``~`` and a hash of the whole name stand for its end: two
+    long names that start alike still get different temporaries, and the pattern stays
+    ``.<something>.<suffix>``, which is how a sweep knows its temporaries.
+    """
+    whole = f".{name}.{suffix}"
+    if len(os.fsencode(whole)) <= NAME_MAX_BYTES:
+        return whole
+    encoded = os.fsencode(name)
+    end = f"~{hashlib.sha256(encoded).hexdigest()[:_NAME_HASH_HEX]}.{suffix}"
+    room = NAME_MAX_BYTES - 1 - len(os.fsencode(end))  # 1: the leading dot
+    stem = name[:room]  # a character is at least a byte
+    while len(os.fsencode(stem)) > room:  # cut between characters, never inside one
+        stem = stem[:-1]
+    return f".{stem}{end}"
+
+
 def default_temporary(path: Path) -> Path:
     """The hidden temporary beside ``path`` this process writes
     (``.name.<pid>-<host tag>.tmp``): the writer is named, so a start-up sweep can tell one a
     dead process of this host left (a report or journal cut off by a kill) from a live
-    writer's or another host's on a shared folder (``hotfolder.files.sweep_temporaries``)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}.tmp")
+    writer's or another host's on a shared folder (``hotfolder.files.sweep_temporaries``).
+    A name too long for that is cut (:func:`temporary_name`)."""
+    return path.with_name(temporary_name(path.name, f"{os.getpid()}-{host_tag()}.tmp"))
 
 
 def write_atomically(

@@ -31,7 +31,7 @@ from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont
 
-from preform_pipeline.atomicfile import write_atomically
+from preform_pipeline.atomicfile import temporary_name, write_atomically
 
 __all__ = [
     "DEFAULT_PITCH_DEG",
@@ -224,5 +224,6 @@ def _save(image: Image.Image, path: Path) -> None:
     write_atomically(
         path,
         lambda temporary: image.save(temporary, format="PNG"),
-        temporary=path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp"),
+        # Cut to fit: a screenshot's long name (the recipe names it) must not fail its legend.
+        temporary=path.with_name(temporary_name(path.name, f"{uuid.uuid4().hex}.tmp")),
     )

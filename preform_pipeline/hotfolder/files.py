@@ -52,7 +52,7 @@ from typing import Final, Literal
 
 import psutil
 
-from preform_pipeline.atomicfile import host_tag, write_text_atomically
+from preform_pipeline.atomicfile import host_tag, temporary_name, write_text_atomically
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
@@ -168,8 +168,9 @@ def _cross_device(exc: OSError) -> bool:
 
 def temporary_path(path: Path, kind: Literal["partial", "tmp"]) -> Path:
     """The hidden temporary beside ``path`` that this process writes before the rename
-    (named as :func:`~preform_pipeline.atomicfile.default_temporary` names a report's)."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{host_tag()}.{kind}")
+    (named as :func:`~preform_pipeline.atomicfile.default_temporary` names a report's, a
+    name too long for that cut the same way)."""
+    return path.with_name(temporary_name(path.name, f"{os.getpid()}-{host_tag()}.{kind}"))
 
 
 def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:

@@ -7,7 +7,8 @@ Both speak JSON over stdlib ``ThreadingHTTPServer``; what they share lives here:
   hands every request to one ``dispatch`` callable;
 * :class:`JsonRequestHandler`: keep-alive HTTP/1.1 with Nagle off, an idle timeout between
   requests, a deadline for a request's head (its line and headers) once its first byte came,
-  and a JSON answer (never an HTML page) to requests too malformed or slow to dispatch;
+  and a JSON answer (never an HTML page) to requests too malformed or slow to dispatch (a
+  request line too slow has no answer: the ``http_head_timeout`` event says who and how much);
 * :func:`read_body`: a request body read in full within a deadline, or :class:`BadFraming`
   (:class:`BodyTimeout` when it does not come in time);
 * :class:`ThreadedHTTPApp`: bound on construction, served in a background thread or the
@@ -150,6 +151,8 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
     timeout = DEFAULT_IDLE_TIMEOUT_S
     #: Message of a malformed-request answer when http.server gives none.
     default_error_text = "malformed HTTP request"
+    #: True from a request's first byte until its request line is in (``parse_request``).
+    _reading_request_line = False
 
     def setup(self) -> None:
         # Headers and body leave in separate writes; with Nagle's algorithm and delayed ACKs
@@ -165,6 +168,7 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         # waiting for its next request); the rest of its head must follow within the head
         # deadline. http.server's own handling closes the connection on a timed-out request
         # line (there is nothing to answer); parse_request answers timed-out headers.
+        self.receives.start_request()
         try:
             if not self._reader.peek(1):
                 self.close_connection = True
@@ -173,12 +177,29 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.receives.deadline = time.monotonic() + self.server.head_timeout
+        self._reading_request_line = True
         try:
             super().handle_one_request()
         finally:
             self._end_head()
+        if self._reading_request_line and self.receives.timed_out:
+            self._log_request_line_timeout()
+
+    def _log_request_line_timeout(self) -> None:
+        # http.server closes the connection with only a debug message; there is no request
+        # to log as an exchange, so say who sent how much of what (a safe start only).
+        _log.info(
+            "http_head_timeout",
+            client=str(self.client_address[0]),
+            port=self.client_address[1],
+            stage="request line",
+            received_bytes=self.receives.received,
+            start=self.receives.safe_start(),
+            head_timeout_s=self.server.head_timeout,
+        )
 
     def parse_request(self) -> bool:
+        self._reading_request_line = False  # the line came (parse_request reads the headers)
         try:
             parsed = super().parse_request()
         except TimeoutError:
@@ -234,6 +255,10 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         _log.debug("http_server_message", message=format % args)
 
 
+#: How much of a timed-out request line's start is logged (enough for the method and path).
+_START_BYTES: Final = 32
+
+
 class _Receives(io.RawIOBase):
     """A connection's receives; under a deadline each gets only the time left before it.
 
@@ -249,17 +274,43 @@ class _Receives(io.RawIOBase):
         #: ``time.monotonic()`` by which the reads under way must be done; None: no deadline
         #: (the socket's own timeout alone bounds each receive).
         self.deadline: float | None = None
+        #: Since :meth:`start_request`: bytes received, the first of them (at most
+        #: ``_START_BYTES``), and whether a receive timed out.
+        self.received = 0
+        self._start = bytearray()
+        self.timed_out = False
+
+    def start_request(self) -> None:
+        self.received = 0
+        self._start.clear()
+        self.timed_out = False
+
+    def safe_start(self) -> str:
+        """The first bytes received, cut at a query string (a token may ride in one),
+        printable ASCII as it is and anything else as ``\\xNN``: safe for a log line."""
+        start = bytes(self._start).split(b"?", 1)[0]
+        return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in start)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int | None:
-        if self.deadline is not None:
-            left = self.deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("the deadline passed")
-            self._connection.settimeout(left)
-        return self._raw.readinto(buffer)
+        try:
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the deadline passed")
+                self._connection.settimeout(left)
+            count = self._raw.readinto(buffer)
+        except TimeoutError:
+            self.timed_out = True
+            raise
+        if count:
+            self.received += count
+            room = _START_BYTES - len(self._start)
+            if room > 0:
+                self._start += memoryview(buffer).cast("B")[: min(count, room)]
+        return count
 
     def close(self) -> None:
         if not self.closed:

@@ -76,6 +76,8 @@ LOCKS: Final = (
     "FULLY_LOCKED",
 )
 _PICKLE_SUFFIX: Final = ".scene.pickle"
+#: The longest file name, in bytes, of the usual file systems (ext4, XFS, Btrfs, APFS).
+_NAME_MAX_BYTES: Final = 255
 T = TypeVar("T")
 
 
@@ -88,7 +90,7 @@ def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     """A binary stream to ``path`` that readers see whole or not at all: written to a
     temporary name beside it and renamed over it when the block ends without an error."""
     # Not mkstemp: its files are 0600 whatever the umask, and a .form or .png is for sharing.
-    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = str(path.parent / _temporary_name(path.name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -97,6 +99,23 @@ def atomic_writer(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temporary_name(name: str) -> str:
+    """``.<name>.<unique>.tmp``; a name too long for that (file systems take 255 bytes, the
+    temporary adds 38) is cut between characters and ``~`` and a hash of the whole name
+    stand for its end, so any name the file system takes can be saved. (The product's
+    ``atomicfile.temporary_name`` does the same; the simulator imports nothing of it.)"""
+    suffix = f".{uuid.uuid4().hex}.tmp"
+    whole = f".{name}{suffix}"
+    if len(os.fsencode(whole)) <= _NAME_MAX_BYTES:
+        return whole
+    end = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:12]}{suffix}"
+    room = _NAME_MAX_BYTES - 1 - len(end)  # 1: the leading dot; ``end`` is ASCII
+    stem = name[:room]  # a character is at least a byte
+    while len(os.fsencode(stem)) > room:
+        stem = stem[:-1]
+    return f".{stem}{end}"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

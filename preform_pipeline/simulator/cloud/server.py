@@ -13,6 +13,8 @@ connection is closed unanswered); then it goes through :meth:`DashboardServer._d
    other endpoint needs a live bearer token (401 otherwise), then the per-user hourly limit
    counts it (429), and only then is a method the path does not serve 405: Django REST
    framework authenticates, checks permissions and throttles before it looks up the method;
+   ``HEAD`` is the ``GET``'s answer without its body and ``OPTIONS`` DRF's metadata, both
+   after those checks (on the token endpoints ``OPTIONS`` is Django's empty 200);
 5. a read is answered from a :class:`~.fleet_view.FleetSnapshot` at the clock's ``now``,
    filtered and paginated as the Web API does; a group change (create, update, delete,
    members, bulk-add printers) runs one rule of :mod:`.groups` on the Dashboard's group table
@@ -144,11 +146,39 @@ class _WrongMethod(_Refusal):
 
     def __init__(self, method: str, allowed: Sequence[str], *, oauth: bool) -> None:
         super().__init__(
-            405,
-            {"detail": f'Method "{method}" not allowed.'},
-            {"Allow": ", ".join(sorted(set(allowed)))},
+            405, {"detail": f'Method "{method}" not allowed.'}, {"Allow": ", ".join(allowed)}
         )
         self.oauth = oauth
+
+
+#: Django's ``View.http_method_names``: the order its ``Allow`` header lists methods in.
+_METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+#: Django REST framework's default renderers and parsers, as its OPTIONS metadata lists them.
+_RENDERS: Final = ("application/json", "text/html")
+_PARSES: Final = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _allowed(served: Sequence[str]) -> list[str]:
+    """The ``Allow`` list of a view serving ``served``: every Django view answers OPTIONS
+    (Django REST framework's with its metadata, plain ones with an empty 200), and HEAD
+    wherever it has GET."""
+    methods = {*served, "OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return [m for m in _METHOD_ORDER if m in methods]
+
+
+def _metadata(parts: Sequence[str]) -> dict[str, Any]:
+    """Django REST framework's ``SimpleMetadata`` answer to OPTIONS (no ``actions``: those
+    describe a serializer's fields, which the Web API's documentation does not give). The
+    view's name is the path's words: the real views' class names are not published."""
+    words = [p.replace("-", " ").replace("_", " ") for p in parts if not p.startswith("{")]
+    return {
+        "name": " ".join(words).title(),
+        "description": "",
+        "renders": list(_RENDERS),
+        "parses": list(_PARSES),
+    }
 
 
 @dataclass(frozen=True)
@@ -316,6 +346,9 @@ class DashboardServer(ThreadedHTTPApp):
             wrong_method = wrong
         except _Refusal as refusal:
             return refusal.answer
+        if wrong_method is None and method == "OPTIONS" and route.parts[0] == "o":
+            # django-oauth-toolkit's views are plain Django views: View.options, no checks.
+            return _Answer(200, None, self._allowed_at(route.parts))
         authorization = handler.headers.get("Authorization")
         try:
             if wrong_method is None and route.parts == ("o", "token"):
@@ -336,8 +369,11 @@ class DashboardServer(ThreadedHTTPApp):
             wrong_method.answer.user = user
             return wrong_method.answer
         try:
+            if method == "OPTIONS":
+                allow = self._allowed_at(route.parts)
+                return _Answer(200, _metadata(route.parts), allow, user=user)
             snapshot = self.view.snapshot(self.clock.now())
-            if method == "GET":
+            if method in ("GET", "HEAD"):  # HEAD: the GET's answer, sent without its body
                 status, payload = 200, self._get(route, params, parse_qs(query), snapshot, handler)
             else:
                 content_type = handler.headers.get("Content-Type")
@@ -356,17 +392,26 @@ class DashboardServer(ThreadedHTTPApp):
             raise _Refusal(404, _NOT_FOUND)
         # Split the raw path: a serial holding an encoded "/" is one segment, not two.
         segments = [unquote(s) for s in path[len(API_PREFIX) + 1 :].strip("/").split("/")]
-        allowed = []
+        served: dict[str, tuple[_Route, dict[str, str]]] = {}
         for route in _ROUTES:
             params = route.match(segments)
-            if params is None:
-                continue
-            if route.method == method:
-                return route, params
-            allowed.append(route.method)
-        if allowed:
-            raise _WrongMethod(method, allowed, oauth=segments[0] == "o")
-        raise _Refusal(404, _NOT_FOUND)
+            if params is not None:
+                served[route.method] = (route, params)
+        if not served:
+            raise _Refusal(404, _NOT_FOUND)
+        oauth = segments[0] == "o"
+        allowed = _allowed(list(served))
+        if method in allowed and method in ("HEAD", "OPTIONS"):
+            # Django's View.setup makes HEAD the view's GET; DRF's APIView.options answers
+            # OPTIONS from the view itself: both after authentication, as any method.
+            route, params = served["GET"] if method == "HEAD" else next(iter(served.values()))
+            return _Route(method, route.parts), params
+        if method in served:
+            return served[method]
+        raise _WrongMethod(method, allowed, oauth=oauth)
+
+    def _allowed_at(self, parts: Sequence[str]) -> dict[str, str]:
+        return {"Allow": ", ".join(_allowed([r.method for r in _ROUTES if r.parts == parts]))}
 
     def _token(self, form: Mapping[str, str], authorization: str | None) -> _Answer:
         self.tokens.check_grant(form)

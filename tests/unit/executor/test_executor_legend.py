@@ -9,7 +9,7 @@ import numpy.typing as npt
 from executor_support import FakePool, SimFarm, plan_for, run, write_box, write_recipe
 from PIL import Image
 
-from preform_pipeline.legend import MARK_COLOUR
+from preform_pipeline.legend import MARK_COLOUR, CameraView, add_legend
 
 STEPS = """\
 steps:
@@ -89,3 +89,20 @@ class TestScreenshotLegend:
             ring = model[rows, cols]
             assert ring[:4].any() and ring[-4:].any() and ring[:, :4].any() and \
                 ring[:, -4:].any(), f"the mark at row {r0}, column {c0} is not on a model"
+
+
+class TestALegendOnALongName:
+    """A screenshot whose name fills the file system's 255 bytes still gets its legend."""
+
+    def test_a_png_named_with_250_bytes_is_rewritten_with_its_legend(
+        self, tmp_path: Path
+    ) -> None:
+        # Its temporary adds 38 bytes to the name; cut, it fits, and the folder keeps one file.
+        path = tmp_path / ("s" * 246 + ".png")
+        Image.new("RGB", (400, 300), "white").save(path, format="PNG")
+
+        add_legend(path, title="r-001", subtitle="2026-12-05", marks=(), view=CameraView())
+
+        with Image.open(path) as legended:
+            assert legended.size[1] > 300  # the legend strip below the picture
+        assert list(tmp_path.iterdir()) == [path]

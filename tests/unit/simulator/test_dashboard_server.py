@@ -99,7 +99,7 @@ class TestRouting:
 
         assert answer.status_code == 405
         assert answer.json() == {"detail": 'Method "DELETE" not allowed.'}
-        assert answer.headers["Allow"] == "GET"
+        assert answer.headers["Allow"] == "GET, HEAD, OPTIONS"
         assert server.exchanges[-1].user == CREDENTIALS.client_id
 
     def test_trace_is_a_method_not_allowed_as_django_answers_it(
@@ -109,7 +109,7 @@ class TestRouting:
 
         assert answer.status_code == 405
         assert answer.json() == {"detail": 'Method "TRACE" not allowed.'}
-        assert answer.headers["Allow"] == "GET, POST"
+        assert answer.headers["Allow"] == "GET, POST, HEAD, OPTIONS"
         assert (server.exchanges[-1].method, server.exchanges[-1].status) == ("TRACE", 405)
 
     def test_trace_on_an_unknown_path_is_not_found(self, http: httpx.Client) -> None:
@@ -165,7 +165,88 @@ class TestRouting:
         answer = http.get(f"{API}/o/token/")
 
         assert answer.status_code == 405
-        assert answer.headers["Allow"] == "POST"
+        assert answer.headers["Allow"] == "POST, OPTIONS"
+
+    def test_head_is_the_gets_answer_without_its_body(
+        self, http: httpx.Client, server: DashboardServer
+    ) -> None:
+        # Django's View.setup makes HEAD the view's GET; the server sends no body.
+        bearer = token(http)
+        got = http.get(f"{API}/printers/", headers=bearer)
+        answer = http.head(f"{API}/printers/", headers=bearer)
+
+        assert answer.status_code == 200
+        assert answer.content == b""
+        assert answer.headers["Content-Length"] == got.headers["Content-Length"] != "0"
+        assert answer.headers["Content-Type"] == "application/json"
+        assert (server.exchanges[-1].method, server.exchanges[-1].status) == ("HEAD", 200)
+        assert server.exchanges[-1].user == CREDENTIALS.client_id
+
+    def test_head_of_an_unknown_printer_is_not_found(self, http: httpx.Client) -> None:
+        answer = http.head(f"{API}/printers/NoSuchPrinter/", headers=token(http))
+
+        assert (answer.status_code, answer.content) == (404, b"")
+
+    def test_head_where_there_is_no_get_is_a_method_not_allowed(
+        self, http: httpx.Client
+    ) -> None:
+        answer = http.head(f"{API}/groups/some-group/members/", headers=token(http))
+
+        assert answer.status_code == 405
+        assert answer.headers["Allow"] == "POST, PUT, DELETE, OPTIONS"
+
+    def test_options_answers_the_views_metadata(
+        self, http: httpx.Client, server: DashboardServer
+    ) -> None:
+        # Django REST framework's APIView.options: SimpleMetadata's body, Allow on the answer.
+        answer = http.options(f"{API}/groups/", headers=token(http))
+
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "name": "Groups",
+            "description": "",
+            "renders": ["application/json", "text/html"],
+            "parses": [
+                "application/json", "application/x-www-form-urlencoded", "multipart/form-data"
+            ],
+        }
+        assert answer.headers["Allow"] == "GET, POST, HEAD, OPTIONS"
+        assert server.exchanges[-1].user == CREDENTIALS.client_id
+
+    def test_options_of_a_printers_prints_names_the_view(self, http: httpx.Client) -> None:
+        answer = http.options(f"{API}/printers/Form4-Unit/prints/", headers=token(http))
+
+        assert (answer.status_code, answer.json()["name"]) == (200, "Printers Prints")
+        assert answer.headers["Allow"] == "GET, HEAD, OPTIONS"
+
+    def test_head_and_options_without_a_token_are_unauthenticated(
+        self, http: httpx.Client
+    ) -> None:
+        # DRF's initial() authenticates before any handler, OPTIONS' and HEAD's included.
+        options = http.options(f"{API}/printers/")
+        head = http.head(f"{API}/printers/")
+
+        assert (options.status_code, options.json()) == (
+            401, {"detail": "Authentication credentials were not provided."}
+        )
+        assert (head.status_code, head.content) == (401, b"")
+        assert head.headers["WWW-Authenticate"].startswith("Bearer")
+
+    def test_options_counts_against_the_users_hourly_limit(self, start: ServerFactory) -> None:
+        server = start(hourly_limit=2)
+        with httpx.Client(base_url=server.url, timeout=10.0) as http:
+            bearer = token(http)
+            assert http.options(f"{API}/prints/", headers=bearer).status_code == 200
+            assert http.options(f"{API}/prints/", headers=bearer).status_code == 429
+
+    def test_options_on_a_token_endpoint_is_djangos_empty_answer(
+        self, http: httpx.Client
+    ) -> None:
+        # A plain Django view's View.options: 200, no body, no credentials needed.
+        answer = http.options(f"{API}/o/token/")
+
+        assert (answer.status_code, answer.content) == (200, b"")
+        assert answer.headers["Allow"] == "POST, OPTIONS"
 
     def test_the_api_needs_a_bearer_token(self, http: httpx.Client) -> None:
         answer = http.get(f"{API}/printers/")

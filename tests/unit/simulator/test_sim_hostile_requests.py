@@ -158,6 +158,25 @@ class TestSaveTargets:
         assert link.is_symlink() and link.resolve() == target
         assert zipfile.is_zipfile(target)
 
+    @pytest.mark.parametrize(("operation", "name"), SAVES)
+    @pytest.mark.parametrize("letter", ["j", "é"], ids=["ASCII", "two-byte"])
+    def test_a_name_of_250_bytes_is_saved_whole(
+        self, scene: Scene, tmp_path: Path, operation: str, name: str, letter: str
+    ) -> None:
+        # The temporary beside it adds 38 bytes; the file system takes 255 for a name.
+        suffix = name.split(".")[1]
+        room = 250 - len(f".{suffix}")
+        long_name = letter * (room // len(letter.encode())) + "x" * (room % len(letter.encode()))
+        path = tmp_path / "saves" / f"{long_name}.{suffix}"
+        assert len(os.fsencode(path.name)) == 250
+        path.parent.mkdir()
+
+        answer = scene.post(f"{operation}/", {"file": str(path)})
+
+        assert answer.status_code == 200, answer.text
+        assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
+        assert path.stat().st_size > 0
+
     def test_a_nul_in_a_save_path_is_an_invalid_path(
         self, scene: Scene, tmp_path: Path
     ) -> None:

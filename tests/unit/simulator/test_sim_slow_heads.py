@@ -121,6 +121,8 @@ class TestALocalApiHeadThatNeverComes:
         assert [(e["method"], e["path"], e["status"]) for e in exchanges] == [
             ("POST", "/scene/", 408)
         ]
+        # The request line came: the exchange is its record, not a request line's timeout.
+        assert not any(e["event"] == "http_head_timeout" for e in logs)
 
     def test_headers_sent_a_byte_at_a_time_meet_the_same_deadline(
         self, slow_sim: SimulatorServer
@@ -140,10 +142,50 @@ class TestALocalApiHeadThatNeverComes:
         assert body["error"]["code"] == "REQUEST_TIMEOUT"
 
     def test_half_a_request_line_is_closed_unanswered(self, slow_sim: SimulatorServer) -> None:
-        with connect(slow_sim) as sock:
+        with capture_logs() as logs, connect(slow_sim) as sock:
             sock.sendall(HALF_LINE)
             assert read_to_close(sock) == b""
+            client = sock.getsockname()
         assert slow_sim.exchanges == []
+        # The event is logged before the server closes the connection the test saw closed.
+        assert [e for e in logs if e["event"] == "http_head_timeout"] == [{
+            "event": "http_head_timeout", "log_level": "info", "client": client[0],
+            "port": client[1], "stage": "request line", "received_bytes": len(HALF_LINE),
+            "start": "POST /sce", "head_timeout_s": 0.5,
+        }]
+
+    def test_a_timed_out_request_lines_start_is_logged_without_its_query_or_raw_bytes(
+        self, slow_sim: SimulatorServer
+    ) -> None:
+        # A token may ride in a query string; control bytes must not reach a log line as such.
+        line = b"GET /scene/\x1b[2J?access_token=s3cret-token-value&x=1"
+        with capture_logs() as logs, connect(slow_sim) as sock:
+            sock.sendall(line)
+            assert read_to_close(sock) == b""
+        (event,) = [e for e in logs if e["event"] == "http_head_timeout"]
+        assert (event["start"], event["received_bytes"]) == ("GET /scene/\\x1b[2J", len(line))
+        assert "s3cret" not in repr(logs)
+
+    def test_only_the_first_32_bytes_of_a_long_request_line_are_logged(
+        self, slow_sim: SimulatorServer
+    ) -> None:
+        with capture_logs() as logs, connect(slow_sim) as sock:
+            sock.sendall(b"GET /")  # received apart from the rest: two receives to bound
+            threading.Event().wait(0.1)
+            sock.sendall(b"a" * 1000)
+            assert read_to_close(sock) == b""
+        (event,) = [e for e in logs if e["event"] == "http_head_timeout"]
+        assert (event["start"], event["received_bytes"]) == ("GET /" + "a" * 27, 1005)
+
+    def test_a_request_that_comes_in_time_logs_no_head_timeout(
+        self, slow_sim: SimulatorServer
+    ) -> None:
+        # The idle timeout of a kept-alive connection is not a head that timed out.
+        with capture_logs() as logs, connect(slow_sim) as sock:
+            send_in_two(sock, WHOLE)
+            sock.shutdown(socket.SHUT_WR)
+            assert read_to_close(sock).startswith(b"HTTP/1.1 200")
+        assert [e["event"] for e in logs if e["event"] == "http_head_timeout"] == []
 
     def test_a_request_line_sent_a_byte_at_a_time_is_closed_unanswered(
         self, slow_sim: SimulatorServer
@@ -206,6 +248,8 @@ class TestADashboardHeadThatNeverComes:
         )}
 
     def test_half_a_request_line_is_closed_unanswered(self, dashboard: Any) -> None:
-        with connect(dashboard) as sock:
+        with capture_logs() as logs, connect(dashboard) as sock:
             sock.sendall(b"GET /developer/v1/pri")
             assert read_to_close(sock) == b""
+        (event,) = [e for e in logs if e["event"] == "http_head_timeout"]
+        assert (event["start"], event["received_bytes"]) == ("GET /developer/v1/pri", 21)
