@@ -122,8 +122,9 @@ def _write_run(ledger: RequestLedger, requests: int) -> dict[str, Any]:
     times: list[float] = []
     for _ in range(requests):
         started = time.perf_counter()
-        wait, _why = ledger.spend_web_request("bench:writes", limit=requests, now=clock.now(),
-                                              window_s=HOURLY_WINDOW_S)
+        wait, _why, _spent = ledger.spend_web_request("bench:writes", limit=requests,
+                                                      now=clock.now(),
+                                                      window_s=HOURLY_WINDOW_S)
         times.append(time.perf_counter() - started)
         assert wait == 0.0
         clock.advance(3600.0 / requests)

@@ -129,7 +129,7 @@ class RequestLedger(Protocol):
 
     def spend_web_request(
         self, account: str, *, limit: int, now: datetime, window_s: float
-    ) -> tuple[float, str]: ...
+    ) -> tuple[float, str, int]: ...
 
     def hold_web_requests(self, account: str, until: datetime) -> None: ...
 
@@ -283,12 +283,16 @@ class RateLimiter:
             with self._lock:
                 now = self._clock.monotonic()
                 delay, reason = self._delay(now)
+                counted: int | None = None
                 if delay <= 0:
-                    delay, reason = self._shared_delay(now)
+                    delay, reason, counted = self._shared_delay(now)
                 if delay <= 0:
                     self._take(now)
                     self._waited_s += waited
-                    remaining = self.hourly_limit - self._spent(now)
+                    # The ledger counted the hour as it recorded this request: no second trip.
+                    spent = self._spent(now) if counted is None else max(len(self._sent),
+                                                                         counted)
+                    remaining = self.hourly_limit - spent
                     warn = not self._warned and remaining <= self._warn_below
                     if warn:
                         self._warned = True
@@ -379,12 +383,13 @@ class RateLimiter:
         self._ledger_failed_at = now
         log.warning("web_api_budget_unshared", error=str(exc), retry_s=LEDGER_RETRY_S)
 
-    def _shared_delay(self, now: float) -> tuple[float, str]:
-        """Spend one request from the ledger's budget: (0, "") when it was recorded, else the
-        wait the ledger gives and why. A failing ledger waits for nothing."""
+    def _shared_delay(self, now: float) -> tuple[float, str, int | None]:
+        """Spend one request from the ledger's budget: (0, "", spent) when it was recorded,
+        else the wait the ledger gives, why, and its count. Without a usable ledger, or when
+        it fails, nothing waits and nothing was counted (``None``)."""
         ledger = self._usable_ledger(now)
         if ledger is None:
-            return 0.0, ""
+            return 0.0, "", None
         try:
             return ledger.spend_web_request(
                 self._account, limit=self.hourly_limit, now=self._clock.now(),
@@ -392,7 +397,7 @@ class RateLimiter:
             )
         except StoreError as exc:
             self._ledger_failed(now, exc)
-            return 0.0, ""
+            return 0.0, "", None
 
     def _spent(self, now: float) -> int:
         """Requests in the window: this process's, or the ledger's count when it answers."""

@@ -336,11 +336,14 @@ class JobStore(Protocol):
 
     def spend_web_request(
         self, account: str, *, limit: int, now: datetime, window_s: float
-    ) -> tuple[float, str]:
+    ) -> tuple[float, str, int]:
         """Record one Web API request of ``account`` sent at ``now`` if its budget allows:
-        ``(0.0, "")``. Otherwise record nothing and answer the seconds to wait and why:
-        ``"retry_after"`` (the server's last Retry-After has not passed) or ``"hourly_budget"``
-        (``limit`` requests in the ``window_s`` seconds before ``now``).
+        ``(0.0, "", spent)``. Otherwise record nothing and answer the seconds to wait and why,
+        and ``spent``: ``"retry_after"`` (the server's last Retry-After has not passed) or
+        ``"hourly_budget"`` (``limit`` requests in the ``window_s`` seconds before ``now``).
+        ``spent`` is ``account``'s requests in the window (this one included when it was
+        recorded), counted in the same transaction: what :meth:`web_requests_spent` would
+        answer right after, without a second round trip.
 
         Every process that opens this store (and, on PostgreSQL, every node) counts in the
         same record, so they keep one hourly budget between them

@@ -1004,23 +1004,24 @@ class SqlStoreCore(ABC):
 
     def spend_web_request(
         self, account: str, *, limit: int, now: datetime, window_s: float
-    ) -> tuple[float, str]:
+    ) -> tuple[float, str, int]:
         # Counted and recorded in one write transaction: two processes (cron runs, farm nodes)
         # asking at once cannot both take the last request of the hour. ``now`` is the caller's
-        # clock (the limiter's), not the store's: the budget has one clock.
+        # clock (the limiter's), not the store's: the budget has one clock. The count goes back
+        # with the answer, so the limiter's low-budget check costs no second round trip.
         with self._transaction("spending a Web API request", write=True) as conn:
-            hold = conn.execute("SELECT until FROM web_api_holds WHERE account = ?",
-                                (account,)).fetchone()
-            if hold is not None:
-                wait = (_aware(hold["until"]) - now).total_seconds()
-                if wait > 0:
-                    return wait, "retry_after"
             # Every account's requests older than the window: nothing reads them again.
             conn.execute("DELETE FROM web_api_requests WHERE sent_at <= ?",
                          (self._stamp(now - timedelta(seconds=window_s)),))
             spent = int(conn.execute(
                 "SELECT count(*) AS n FROM web_api_requests WHERE account = ?", (account,)
             ).fetchone()["n"])
+            hold = conn.execute("SELECT until FROM web_api_holds WHERE account = ?",
+                                (account,)).fetchone()
+            if hold is not None:
+                wait = (_aware(hold["until"]) - now).total_seconds()
+                if wait > 0:
+                    return wait, "retry_after", spent
             if spent >= limit:
                 # The request that must leave the window before one more may be sent.
                 row = conn.execute(
@@ -1028,10 +1029,10 @@ class SqlStoreCore(ABC):
                     "ORDER BY sent_at LIMIT 1 OFFSET ?", (account, spent - limit)
                 ).fetchone()
                 frees_at = _aware(row["sent_at"]) + timedelta(seconds=window_s)
-                return (frees_at - now).total_seconds(), "hourly_budget"
+                return (frees_at - now).total_seconds(), "hourly_budget", spent
             conn.execute("INSERT INTO web_api_requests (account, sent_at) VALUES (?, ?)",
                          (account, self._stamp(now)))
-        return 0.0, ""
+        return 0.0, "", spent + 1
 
     def hold_web_requests(self, account: str, until: datetime) -> None:
         with self._transaction("recording a Web API Retry-After", write=True) as conn:

@@ -358,7 +358,8 @@ class VerificationPoller:
         self.polls += 1
         self.requests += spent
         interval = self.next_interval(
-            progress, unseen, requests=spent, budget=budget, now=now, failed=error is not None
+            progress, unseen, requests=spent, budget=budget, now=now, failed=error is not None,
+            retry_after_s=retry_after_s,
         )
         log.info(
             "verify_poll",
@@ -434,17 +435,24 @@ class VerificationPoller:
         budget: BudgetSnapshot,
         now: datetime,
         failed: bool = False,
+        retry_after_s: float | None = None,
     ) -> float:
         """Seconds until the next poll.
 
         The soonest estimated finish (plus a margin), within the min/max interval; sooner if a
         deadline falls earlier; never sooner than ``requests_per_hour`` allows for a poll of
         ``requests`` requests; the longest interval while the hourly budget is nearly spent;
-        doubling after failures.
+        doubling after failures, but never past the end of a rate limit's wait
+        (``retry_after_s``, the failure's): the first poll after a long hold comes when it
+        ends, not up to the longest interval later.
         """
         if failed:
-            return backoff(self._failures, self.interval_s, self.max_interval_s,
-                           floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)
+            interval = backoff(self._failures, self.interval_s, self.max_interval_s,
+                               floor_s=self.min_interval_s,
+                               max_doublings=_MAX_FAILURE_DOUBLINGS)
+            if retry_after_s is not None:
+                interval = max(self.min_interval_s, min(interval, retry_after_s))
+            return interval
         estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
         unknown = len(estimates) < len(progress) or bool(unseen)
         wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s

@@ -1,5 +1,5 @@
 """What each Web API request asks of the job store that keeps the shared budget: a request
-records itself and counts the hour once (for the low-budget warning); the count for the
+records itself, and the same call counts the hour (for the low-budget warning); the count for the
 ``web_api_request`` debug event only when that event is kept (a query per request on a
 farm's PostgreSQL otherwise). The store is a real SQLite file behind the ``ledger=`` seam,
 which records the calls a database would see; the Dashboard simulator answers on 127.0.0.1.
@@ -36,7 +36,7 @@ class RecordingLedger:
         self.calls: list[str] = []
 
     def spend_web_request(self, account: str, *, limit: int, now: datetime,
-                          window_s: float) -> tuple[float, str]:
+                          window_s: float) -> tuple[float, str, int]:
         self.calls.append("spend")
         return self.store.spend_web_request(account, limit=limit, now=now, window_s=window_s)
 
@@ -76,23 +76,23 @@ def _requests(tmp_path: Path, ledger: RecordingLedger) -> list[str]:
 
 
 class TestWhatARequestAsksOfTheStore:
-    """One record and one count per request; a second count only for a kept debug event."""
+    """One call per request, which records and counts; a count only for a kept debug event."""
 
-    def test_at_info_a_request_records_itself_and_counts_once(
+    def test_at_info_a_request_is_one_call_that_records_and_counts(
         self, tmp_path: Path, log_file: Path
     ) -> None:
         configure_logging(level="INFO", json_file=log_file, console=io.StringIO())
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             calls = _requests(tmp_path, RecordingLedger(store))
-        assert calls == ["spend", "count"] * REQUESTS
+        assert calls == ["spend"] * REQUESTS
 
-    def test_at_debug_the_event_counts_again_and_carries_what_is_left(
+    def test_at_debug_the_event_counts_once_more_and_carries_what_is_left(
         self, tmp_path: Path, log_file: Path
     ) -> None:
         configure_logging(level="DEBUG", json_file=log_file, console=io.StringIO())
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             calls = _requests(tmp_path, RecordingLedger(store))
-        assert calls == ["spend", "count", "count"] * REQUESTS
+        assert calls == ["spend", "count"] * REQUESTS
         events = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
         left = [e["budget_remaining"] for e in events if e["event"] == "web_api_request"]
         # The token and the first page came before: 1,200 less 3, 4, ...

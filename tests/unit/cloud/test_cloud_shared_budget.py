@@ -79,6 +79,20 @@ class TestOneBudgetForEveryProcess:
         assert (second.spent_this_hour, second.remaining_this_hour) == (3, 0)
         assert (first.snapshot().total, second.snapshot().total) == (2, 1)  # each its own
 
+    def test_the_low_budget_warning_counts_the_other_process_requests(
+        self, clock: ManualClock, stores: tuple[SqliteJobStore, SqliteJobStore]
+    ) -> None:
+        # The store's answer to the request carries the hour's count: the second process's
+        # first request takes the last of the three, and says so.
+        first, second = (_limiter(clock, s) for s in stores)
+        first.acquire()
+        first.acquire()
+        with capture_logs() as logs:
+            second.acquire()
+        low = [(e["log_level"], e["remaining"], e["limit"])
+               for e in logs if e["event"] == "web_api_budget_low"]
+        assert low == [("warning", 0, 3)]
+
     def test_another_account_is_not_held_back(
         self, clock: ManualClock, stores: tuple[SqliteJobStore, SqliteJobStore]
     ) -> None:

@@ -89,7 +89,7 @@ class TestMigrate:
                 "1 Retry-After hold not ended\n") in out
         with PostgresJobStore(target) as new:
             assert new.web_requests_spent("web-api:lab", now=now, window_s=3600.0) == 2
-            wait, why = new.spend_web_request("web-api:lab", limit=1500, now=now,
+            wait, why, _spent = new.spend_web_request("web-api:lab", limit=1500, now=now,
                                               window_s=3600.0)
         assert why == "retry_after" and 1790 < wait <= 1800
 

@@ -22,9 +22,16 @@ def _at(seconds: float) -> datetime:
     return CLOCK_START + timedelta(seconds=seconds)
 
 
+def _answer(store: JobStore, seconds: float, *, limit: int = 3,
+            account: str = ACCOUNT) -> tuple[float, str, int]:
+    return store.spend_web_request(account, limit=limit, now=_at(seconds), window_s=HOUR_S)
+
+
 def _spend(store: JobStore, seconds: float, *, limit: int = 3,
            account: str = ACCOUNT) -> tuple[float, str]:
-    return store.spend_web_request(account, limit=limit, now=_at(seconds), window_s=HOUR_S)
+    """The wait and its reason (the count is :class:`TestTheCountThatComesBack`'s)."""
+    wait, why, _spent = _answer(store, seconds, limit=limit, account=account)
+    return wait, why
 
 
 class TestTheHourlyBudget:
@@ -64,6 +71,28 @@ class TestTheHourlyBudget:
             _spend(store, t)
         assert _spend(store, 30, account="web-api:other") == (0.0, "")
         assert store.web_requests_spent("web-api:other", now=_at(30), window_s=HOUR_S) == 1
+
+
+class TestTheCountThatComesBack:
+    """Each answer carries the account's requests in the hour, counted in the same
+    transaction: what ``web_requests_spent`` would say next, without asking again."""
+
+    def test_a_recorded_request_counts_itself_and_the_hours_others(
+        self, store: JobStore
+    ) -> None:
+        assert [_answer(store, t, limit=5)[2] for t in (0, 10, 20)] == [1, 2, 3]
+        _answer(store, 30, limit=5, account="web-api:other")
+        assert _answer(store, 3605, limit=5) == (0.0, "", 3)  # the one at 0 left the hour
+        assert store.web_requests_spent(ACCOUNT, now=_at(3605), window_s=HOUR_S) == 3
+
+    def test_a_refused_request_answers_the_count_that_refused_it(
+        self, store: JobStore
+    ) -> None:
+        for t in (0, 10, 20):
+            _answer(store, t)
+        assert _answer(store, 30) == (pytest.approx(3570.0), "hourly_budget", 3)
+        store.hold_web_requests(ACCOUNT, _at(3700))
+        assert _answer(store, 3610, limit=5) == (pytest.approx(90.0), "retry_after", 1)
 
 
 class TestRetryAfter:

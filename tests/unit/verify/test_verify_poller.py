@@ -272,6 +272,22 @@ class TestPacing:
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
+    # The backoff after the first failure is 200 s; a hold that ends sooner is polled at its
+    # end (a `run`'s first poll after a long hold), never sooner than the 30 s floor.
+    @pytest.mark.parametrize(("retry_after", "expected"), [("1800", 200.0), ("150", 150.0),
+                                                           ("20", 30.0)])
+    def test_a_rate_limited_poll_backs_off_no_later_than_the_hold_ends(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
+        retry_after: str, expected: float
+    ) -> None:
+        client = make_client(max_wait_s=10)
+        fake_api.script(ScriptedAnswer(429, json={"detail": "slow down"},
+                                       headers={"Retry-After": retry_after}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900)
+        outcome = poller.poll(_pending(clock))
+        assert outcome.retry_after_s == pytest.approx(float(retry_after))
+        assert outcome.next_interval_s == pytest.approx(expected)
+
     # By default (verify --wait, a run) the poll's warning is the only one; a caller that
     # defers (the hot folder) says so itself.
     @pytest.mark.parametrize(("options", "level"), [({}, "warning"),

@@ -267,7 +267,7 @@ class TestStartedWhileTheBudgetIsSpent:
         with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as store:
             for _ in range(3):
                 assert store.spend_web_request(account, limit=3, now=clock.now(),
-                                               window_s=3600.0) == (0.0, "")
+                                               window_s=3600.0)[:2] == (0.0, "")
             clock.advance(600)
             with capture_logs() as logs:
                 tracking = tracking_for_run(recipe, cloud, VERIFY, env=ENV, clock=clock,
