@@ -139,10 +139,12 @@ class SentPrint:
 
 
 #: How long a printer claim in the job store lasts unless released first. A claim is taken
-#: in the print step, just before the send, and released when the send ended: longer than a
-#: send can take (a print request's deadline is 610 s by default, ``servers.request_timeout_s``),
+#: in the print step (or a dispatch pass), just before the send, and released when the send
+#: ended: longer than a print request may take (610 s by default, ``servers.request_timeout_s``),
 #: so no claim runs out while its print is on the way; short enough that a printer chosen by a
 #: process that then died (its claim never released) is free for everyone within 15 minutes.
+#: Not renewed: a dispatch send slow both in loading its .form and in its print request (each
+#: bounded by that deadline) can outlast it (docs/dispatch.md, "Not yet").
 PRINTER_CLAIM_LEASE_S = 900.0
 
 
