@@ -52,8 +52,9 @@ def _first_free(*names: str) -> Callable[[Collection[str]], PrinterCandidate]:
 
 
 def _events(logs: list[dict[str, object]]) -> list[tuple[object, ...]]:
-    return [(e["event"], e.get("printer"), e.get("build")) for e in logs
-            if str(e["event"]).startswith("printer_")]
+    return [(e["event"], e.get("printer"), e.get("build"), e.get("by")) for e in logs
+            if e["event"] in ("printer_claimed", "printer_claimed_elsewhere",
+                              "printer_released")]
 
 
 class TestARunBesideAWatch:
@@ -65,7 +66,7 @@ class TestARunBesideAWatch:
         run_store, watch_store = two_openers
         recipe = _recipe(tmp_path, "  - print: {printer: auto}\n")
         run, watch = PrintTracking(store=run_store), PrintTracking(store=watch_store)
-        with local_devices_client(
+        with capture_logs() as logs, local_devices_client(
                 tracking_run.TestBatchesChoosingAtOnce._two_free_printers()) as local:
             # Neither print is sent: both printers still say they are free.
             assert run.choose_printer("build-1", recipe, local) == "Form4-A"
@@ -77,6 +78,13 @@ class TestARunBesideAWatch:
             # The run's build ended (here without its print): its printer is free again.
             run.after_run(_result(_outcome("build-1", None)), threading.Event())
             assert watch.choose_printer("PP-WATCHOTHER", recipe, local) == "Form4-A"
+        # The watch read the run's claim before choosing: it never tried Form4-A meanwhile.
+        assert _events(logs) == [
+            ("printer_claimed", "Form4-A", "build-1", "run"),
+            ("printer_claimed", "Form4-B", "PP-WATCHBUILD", "run"),
+            ("printer_released", "Form4-A", "build-1", None),
+            ("printer_claimed", "Form4-A", "PP-WATCHOTHER", "run"),
+        ]
 
 
 class TestAClaimTakenBetweenTheReadingAndTheClaim:
@@ -94,9 +102,9 @@ class TestAClaimTakenBetweenTheReadingAndTheClaim:
         with capture_logs() as logs:
             assert watch.choose("PP-WATCHBUILD", watch_picks).name == "Form4-B"
         assert _events(logs) == [
-            ("printer_claimed", "Form4-A", "build-1"),
-            ("printer_claimed_elsewhere", "Form4-A", "PP-WATCHBUILD"),
-            ("printer_claimed", "Form4-B", "PP-WATCHBUILD"),
+            ("printer_claimed", "Form4-A", "build-1", "run"),
+            ("printer_claimed_elsewhere", "Form4-A", "PP-WATCHBUILD", "run"),
+            ("printer_claimed", "Form4-B", "PP-WATCHBUILD", "run"),
         ]
 
 
@@ -127,6 +135,9 @@ class TestAStoreThatFails:
             assert claims.choose("build-1", pick).name == "Form4-A"
             assert claims.choose("build-2", pick).name == "Form4-B"
             claims.release(["build-1"])
-        assert [e["action"] for e in logs if e["event"] == "printer_claims_unshared"] == [
-            "read", "claim", "read", "claim", "release"]
+        closed = f"{tmp_path / 'jobs.sqlite3'}: the job store is closed"
+        assert [(e["action"], e["error"]) for e in logs
+                if e["event"] == "printer_claims_unshared"] == [
+            ("read", closed), ("claim", closed), ("read", closed), ("claim", closed),
+            ("release", closed)]
         assert claims.choose("build-3", pick).name == "Form4-A"
