@@ -200,11 +200,15 @@ class PrinterClaims:
     def release(self, builds: Collection[str]) -> None:
         """``builds`` sent their prints, or ended without: their printers are theirs no more."""
         with self._lock:
+            released: list[str] = []
             for printer in [p for p, owner in self._chosen.items() if owner in builds]:
-                log.info("printer_released", printer=printer, build=self._chosen.pop(printer))
-            if self.store is not None and builds:
+                released.append(self._chosen.pop(printer))
+                log.info("printer_released", printer=printer, build=released[-1])
+            # Only builds that claimed here have claims in the store: a run's end releases
+            # every build it had, and a write for none would queue behind the store's writers.
+            if self.store is not None and released:
                 try:
-                    self.store.release_printers(holder=self.holder, builds=list(builds))
+                    self.store.release_printers(holder=self.holder, builds=released)
                 except StoreError as exc:
                     log.warning("printer_claims_unshared", action="release", error=str(exc))
 

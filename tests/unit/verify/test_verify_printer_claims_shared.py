@@ -135,6 +135,7 @@ class TestAStoreThatFails:
             assert claims.choose("build-1", pick).name == "Form4-A"
             assert claims.choose("build-2", pick).name == "Form4-B"
             claims.release(["build-1"])
+            claims.release(["build-9"])  # it claimed nothing: the store is not asked
         closed = f"{tmp_path / 'jobs.sqlite3'}: the job store is closed"
         assert [(e["action"], e["error"]) for e in logs
                 if e["event"] == "printer_claims_unshared"] == [
