@@ -4,9 +4,14 @@ store's clock."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobStore, SqliteJobStore
 
 LEASE_S = 900.0
@@ -78,3 +83,26 @@ class TestTwoProcessesOnOneFile:
             assert _claim(run, RUN, "build-1")
             assert watch.printers_claimed(other_than=WATCH) == {"Form4-A"}
             assert not _claim(watch, WATCH, "PP-WATCH")
+
+
+class TestADamagedStore:
+    """The error says what the store was doing when it failed."""
+
+    @pytest.mark.parametrize(("action", "call"), [
+        ("claiming a printer", lambda store: _claim(store, RUN, "build-1")),
+        ("reading the printers claimed", lambda store: store.printers_claimed(other_than=RUN)),
+        ("releasing printers",
+         lambda store: store.release_printers(holder=RUN, builds=["build-1"])),
+    ])
+    def test_the_error_names_what_was_being_done(
+        self, store_path: Path, action: str, call: Callable[[JobStore], object]
+    ) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE printer_claims")
+            other.close()
+            with pytest.raises(StoreError) as raised:
+                call(store)
+            assert raised.value.message.startswith(
+                f"{store_path}: the job store failed while {action}: no such table: "
+                "printer_claims")
