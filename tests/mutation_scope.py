@@ -62,7 +62,8 @@ _STORE_SQLITE_TESTS = tuple(
                  "core_rules", "sqlite_plumbing", "core_rows",
                  "notices",  # s27: notices said once
                  "web_budget",  # s28: the Web API budget every process shares
-                 "history_cases")  # s29: a page of history, filtered by the database
+                 "history_cases",  # s29: a page of history, filtered by the database
+                 "printer_claims")  # s29: printers claimed in the store, across processes
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

@@ -91,7 +91,7 @@ class Dispatcher:
         self.store = store
         #: The printers chosen and not yet sent to, shared with the batches that choose
         #: while this sends (the hot folder's); this dispatcher's own when None.
-        self.claims = claims if claims is not None else PrinterClaims()
+        self.claims = claims if claims is not None else PrinterClaims(store)
         #: Which waiting builds this dispatcher sends (None: all of them).
         self.only = only
         self.readiness = readiness
@@ -129,13 +129,15 @@ class Dispatcher:
             taken = choice.taken()
             for build in builds:
                 target = PrintTarget.from_json(build.print_target)
-                printer = self._choose(target, free, known, taken)
-                if printer is None:
-                    continue
-                taken.add(printer)
-                if printer in known:  # a Fleet Control queue takes any number of jobs
-                    choice.claim(build.job_key, printer, by="dispatch")
-                chosen.append((build, printer))
+                while (printer := self._choose(target, free, known, taken)) is not None:
+                    taken.add(printer)
+                    # A Fleet Control queue takes any number of jobs. A printer claimed in
+                    # the store since the reading (by another node, a run) is not this
+                    # build's: it chooses again without it.
+                    if printer not in known or choice.claim(build.job_key, printer,
+                                                            by="dispatch"):
+                        chosen.append((build, printer))
+                        break
         try:
             return tuple(self._send(build, printer) for build, printer in chosen)
         finally:

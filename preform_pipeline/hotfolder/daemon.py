@@ -347,7 +347,7 @@ class HotFolderDaemon:
         self.dispatch: DispatchLoop | None = None
         #: One place decides which printer a build goes to: the batches and the dispatch
         #: loop choose under the same claims (a printer chosen is not free until sent to).
-        claims = PrinterClaims()
+        claims = PrinterClaims(store)
         if not dry_run:
             self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
                                          self._dispatch_pool, self._stop,

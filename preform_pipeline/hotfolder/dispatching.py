@@ -61,7 +61,7 @@ class DispatchLoop:
     ) -> None:
         self.settings = settings
         #: The printers chosen and not yet sent to, shared with the daemon's batches.
-        self.claims = claims if claims is not None else PrinterClaims()
+        self.claims = claims if claims is not None else PrinterClaims(store)
         self.store = store
         self.owner = owner
         self.outcomes = outcomes

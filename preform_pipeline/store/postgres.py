@@ -71,7 +71,7 @@ _MIGRATE_LOCK: Final = 0x70_70_5354_0002
 _VERSION_TABLE: Final = "preform_schema"
 _OWN_TABLES: Final = frozenset(
     {"builds", "jobs", "build_jobs", "transitions", "nodes", "inbox_claims", "notices",
-     "web_api_requests", "web_api_holds", _VERSION_TABLE}
+     "web_api_requests", "web_api_holds", "printer_claims", _VERSION_TABLE}
 )
 
 

@@ -360,6 +360,25 @@ class JobStore(Protocol):
         """``account``'s requests recorded in the ``window_s`` seconds before ``now``."""
         ...
 
+    # --- printers chosen and not yet sent to ------------------------------------------------
+
+    def claim_printer(self, printer: str, *, holder: str, build: str, lease_s: float) -> bool:
+        """Claim ``printer`` for ``build`` of ``holder`` (one process's claims) for ``lease_s``
+        seconds of the store's clock, in one write transaction: True when nobody else holds a
+        live claim on it (a claim of ``holder``'s own is taken over), else False and nothing
+        written. Every process that opens this store (and, on PostgreSQL, every node) claims in
+        the same table (:class:`~preform_pipeline.verify.tracking.PrinterClaims`)."""
+        ...
+
+    def printers_claimed(self, *, other_than: str) -> frozenset[str]:
+        """The printers with a live claim of a holder other than ``other_than``."""
+        ...
+
+    def release_printers(self, *, holder: str, builds: Collection[str]) -> int:
+        """End ``holder``'s claims for ``builds`` (their prints were sent, or they ended
+        without); how many there were."""
+        ...
+
     # --- lifetime ----------------------------------------------------------------------------
 
     def close(self) -> None:

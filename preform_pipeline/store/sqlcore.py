@@ -1053,6 +1053,43 @@ class SqlStoreCore(ABC):
             ).fetchone()
         return int(row["n"])
 
+    # --- printers chosen and not yet sent to ------------------------------------------------
+
+    def claim_printer(self, printer: str, *, holder: str, build: str, lease_s: float) -> bool:
+        # Read and written under the store's write lock (SQLite's, PostgreSQL's advisory one):
+        # two holders claiming at once cannot both find the printer free.
+        now = self._moment()
+        with self._transaction("claiming a printer", write=True) as conn:
+            row = conn.execute("SELECT holder, until FROM printer_claims WHERE printer = ?",
+                               (printer,)).fetchone()
+            if row is not None and row["holder"] != holder and _aware(row["until"]) > now:
+                return False
+            until = self._stamp(now + timedelta(seconds=lease_s))
+            if row is None:
+                conn.execute("INSERT INTO printer_claims (printer, holder, build, until) "
+                             "VALUES (?, ?, ?, ?)", (printer, holder, build, until))
+            else:  # expired (its holder died before sending), or this holder's own
+                conn.execute("UPDATE printer_claims SET holder = ?, build = ?, until = ? "
+                             "WHERE printer = ?", (holder, build, until, printer))
+        return True
+
+    def printers_claimed(self, *, other_than: str) -> frozenset[str]:
+        with self._transaction("reading the printers claimed", write=False) as conn:
+            rows = conn.execute(
+                "SELECT printer FROM printer_claims WHERE holder <> ? AND until > ?",
+                (other_than, self._now()),
+            ).fetchall()
+        return frozenset(row["printer"] for row in rows)
+
+    def release_printers(self, *, holder: str, builds: Collection[str]) -> int:
+        released = 0
+        with self._transaction("releasing printers", write=True) as conn:
+            for build in builds:
+                released += conn.execute(
+                    "DELETE FROM printer_claims WHERE holder = ? AND build = ?", (holder, build)
+                ).rowcount
+        return released
+
     # --- lifetime ----------------------------------------------------------------------------
 
     def __enter__(self: _Store) -> _Store:

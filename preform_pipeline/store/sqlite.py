@@ -183,6 +183,19 @@ _V7_STATEMENTS: Final = (
 )
 
 
+# v8: printers chosen for a build whose print is not sent yet, so a ``run`` and a ``watch`` on
+# one store do not both choose one printer while its status still says it is free
+# (``claim_printer``); each claim ends at ``until`` by itself if its holder dies.
+_V8_STATEMENTS: Final = (
+    """CREATE TABLE printer_claims (
+        printer TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        build TEXT NOT NULL,
+        until TEXT NOT NULL
+    )""",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -213,6 +226,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(6, "notices said once", _statements(_V6_STATEMENTS)),
     Migration(7, "the Web API budget shared by every process",
               _statements(_V7_STATEMENTS)),
+    Migration(8, "printers chosen and not yet sent to", _statements(_V8_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

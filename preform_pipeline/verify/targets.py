@@ -202,9 +202,10 @@ def select_printer(
     """The first printer that can take a ``machine_type`` print in ``material_code`` now.
 
     ``source`` is a :class:`PrinterSource`, or a Web API or Local API client to read printer
-    status from. ``exclude`` names printers already chosen (for other builds of the same
-    run): they count as taken. Raises :class:`~preform_pipeline.errors.PrinterSelectionError`
-    listing what each printer lacked when none qualifies.
+    status from. ``exclude`` names printers already chosen for other builds (of this run, or
+    claimed in the job store by another process or node): they count as taken. Raises
+    :class:`~preform_pipeline.errors.PrinterSelectionError` listing what each printer lacked
+    when none qualifies.
     """
     printers = _as_source(source)
     candidates = printers.printer_candidates()
@@ -212,7 +213,8 @@ def select_printer(
     for candidate in candidates:
         missing = candidate.lacks(machine_type, material_code)
         if candidate.name in exclude:
-            missing.append("already chosen for another build of this run")
+            # By this run, or by another process or node on the job store (its claims).
+            missing.append("already chosen for another build, its print not sent yet")
         if not missing:
             log.info(
                 "printer_selected",

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -95,6 +97,7 @@ from preform_pipeline.verify.targets import select_printer as _select
 
 __all__ = [
     "FAILED_VERIFY_STATES",
+    "PRINTER_CLAIM_LEASE_S",
     "BuildTracker",
     "PrintTracking",
     "PrinterChoice",
@@ -135,6 +138,16 @@ class SentPrint:
 
 
 
+#: How long a printer claim in the job store lasts unless released first. A claim is taken
+#: in the print step (or a dispatch pass), just before the send, and released when the send
+#: ended: longer than a print request may take (610 s by default, ``servers.request_timeout_s``),
+#: so no claim runs out while its print is on the way; short enough that a printer chosen by a
+#: process that then died (its claim never released) is free for everyone within 15 minutes.
+#: Not renewed: a dispatch send slow both in loading its .form and in its print request (each
+#: bounded by that deadline) can outlast it (docs/dispatch.md, "Not yet").
+PRINTER_CLAIM_LEASE_S = 900.0
+
+
 class PrinterClaims:
     """The printers chosen for builds whose print is not sent yet, kept for everything that
     chooses from the same printers at once: a run's own builds, and in the hot folder its
@@ -143,19 +156,33 @@ class PrinterClaims:
     batches once sent both their prints to one printer while the other stood idle, and a
     batch and the dispatch loop did the same); once sent, the printer's status says the rest.
 
-    A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
-    build's print was sent or the build ended without it (``printer_released``)."""
+    With a job ``store`` the claims are also taken there (``claim_printer``, for
+    :data:`PRINTER_CLAIM_LEASE_S` of the store's clock), so the other processes and farm
+    nodes that use the store do not choose a printer chosen here, nor this one theirs. A
+    claim another holder took between the reading and the claim makes the choice again
+    without that printer. A store that cannot be read or written leaves this process its own
+    claims (``printer_claims_unshared``); a claim it could not release ends with its lease.
 
-    def __init__(self) -> None:
+    A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
+    build's print was sent or the build ended without it (``printer_released``); a printer
+    found claimed in the store after it was chosen is logged as ``printer_claimed_elsewhere``.
+    """
+
+    def __init__(self, store: JobStore | None = None, *,
+                 lease_s: float = PRINTER_CLAIM_LEASE_S) -> None:
         self._lock = threading.Lock()
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
+        self.store = store
+        self.lease_s = lease_s
+        #: This object's claims in the store: unique, and saying whose they are to a reader.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     @contextmanager
     def choosing(self) -> Iterator[PrinterChoice]:
         """One choice at a time: read the printers' status and choose inside this block, so
         no other choice is made between the reading and the claim."""
         with self._lock:
-            yield PrinterChoice(self._chosen)
+            yield PrinterChoice(self._chosen, self)
 
     def choose(
         self, build: str, pick: Callable[[Collection[str]], PrinterCandidate]
@@ -163,31 +190,69 @@ class PrinterClaims:
         """``pick(taken)``, ``taken`` being the printers other builds chose, and the printer
         it picks claimed for ``build``; one choice at a time."""
         with self.choosing() as choice:
-            chosen = pick(choice.taken(build))
-            choice.claim(build, chosen.name, by="run")
-            return chosen
+            taken = choice.taken(build)
+            while True:
+                chosen = pick(taken)
+                if choice.claim(build, chosen.name, by="run"):
+                    return chosen
+                taken.add(chosen.name)  # claimed elsewhere since the reading: choose again
 
     def release(self, builds: Collection[str]) -> None:
         """``builds`` sent their prints, or ended without: their printers are theirs no more."""
         with self._lock:
+            released: list[str] = []
             for printer in [p for p, owner in self._chosen.items() if owner in builds]:
-                log.info("printer_released", printer=printer, build=self._chosen.pop(printer))
+                released.append(self._chosen.pop(printer))
+                log.info("printer_released", printer=printer, build=released[-1])
+            # Only builds that claimed here have claims in the store: a run's end releases
+            # every build it had, and a write for none would queue behind the store's writers.
+            if self.store is not None and released:
+                try:
+                    self.store.release_printers(holder=self.holder, builds=released)
+                except StoreError as exc:
+                    log.warning("printer_claims_unshared", action="release", error=str(exc))
+
+    def _claimed_elsewhere(self) -> frozenset[str]:
+        if self.store is None:
+            return frozenset()
+        try:
+            return self.store.printers_claimed(other_than=self.holder)
+        except StoreError as exc:
+            log.warning("printer_claims_unshared", action="read", error=str(exc))
+            return frozenset()
+
+    def _claim_in_store(self, build: str, printer: str) -> bool:
+        if self.store is None:
+            return True
+        try:
+            return self.store.claim_printer(printer, holder=self.holder, build=build,
+                                            lease_s=self.lease_s)
+        except StoreError as exc:
+            log.warning("printer_claims_unshared", action="claim", error=str(exc))
+            return True
 
 
 class PrinterChoice:
     """The claims while one choice is made (:meth:`PrinterClaims.choosing`)."""
 
-    def __init__(self, chosen: dict[str, str]) -> None:
+    def __init__(self, chosen: dict[str, str], claims: PrinterClaims) -> None:
         self._chosen = chosen
+        self._claims = claims
 
     def taken(self, build: str | None = None) -> set[str]:
-        """The printers claimed by builds other than ``build``."""
-        return {p for p, owner in self._chosen.items() if owner != build}
+        """The printers claimed by builds other than ``build``, here or in the store."""
+        return ({p for p, owner in self._chosen.items() if owner != build}
+                | self._claims._claimed_elsewhere())
 
-    def claim(self, build: str, printer: str, *, by: str) -> None:
-        """``printer`` is ``build``'s until its print is sent (``by``: who chose)."""
+    def claim(self, build: str, printer: str, *, by: str) -> bool:
+        """``printer`` is ``build``'s until its print is sent (``by``: who chose); False when
+        another holder claimed it in the store since the reading (nothing claimed here)."""
+        if not self._claims._claim_in_store(build, printer):
+            log.info("printer_claimed_elsewhere", printer=printer, build=build, by=by)
+            return False
         self._chosen[printer] = build
         log.info("printer_claimed", printer=printer, build=build, by=by)
+        return True
 
 
 class PrintTracking:
@@ -247,7 +312,7 @@ class PrintTracking:
         self.run_id = run_id
         self._lock = threading.Lock()
         #: Printers chosen and not yet sent to: this run's own unless shared (``claims``).
-        self.claims = claims if claims is not None else PrinterClaims()
+        self.claims = claims if claims is not None else PrinterClaims(store)
         self._sent: dict[str, SentPrint] = {}
         #: Told after every poll while the run waits for its prints (a live status line).
         self.on_poll: Callable[[PollOutcome, int], None] | None = None

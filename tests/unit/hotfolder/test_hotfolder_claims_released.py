@@ -31,6 +31,7 @@ from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.simulator.devices import printer_status
 from preform_pipeline.simulator.fleet import DEFAULT_PRINTERS, FLEET_FORMAT
 from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.verify.tracking import PrinterClaims
 from tests.unit.executor.executor_support import FakePool, SimFarm
 from tests.unit.verify.test_verify_targets import local_devices_client
 
@@ -125,4 +126,25 @@ class TestABatchChoosingWhileDispatchSends:
             choice.claim("PP-WAITINGBUILD", "Bench-A", by="dispatch")
         drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
         run_daemon_once(daemon)
+        assert [j["printer"] for j in fleet_jobs(farm.fleet_dir)] == ["Bench-B"]
+
+
+class TestABatchChoosingWhileAnotherProcessSends:
+    """A printer a ``run`` on the same store file chose (its print not on it yet) is not
+    chosen by the daemon's batch: the daemon's claims consult the store's."""
+
+    def test_the_batchs_build_prints_on_the_other_printer(
+        self, tmp_path: Path, store: SqliteJobStore, farm: SimFarm
+    ) -> None:
+        pool = FakePool([farm.servers[0].url])
+        script = Script(fleet_dir=farm.fleet_dir)
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path, printer="auto"),
+                             runner=RunnerSavingForms, pool=lambda: pool,
+                             dispatch=DispatchSettings(poll_interval_s=300.0))
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as run_store:
+            # What a `run` beside the daemon holds while it sends its build to Bench-A.
+            with PrinterClaims(run_store).choosing() as choice:
+                assert choice.claim("build-1", "Bench-A", by="run")
+            drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
+            run_daemon_once(daemon)
         assert [j["printer"] for j in fleet_jobs(farm.fleet_dir)] == ["Bench-B"]

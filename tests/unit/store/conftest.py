@@ -140,7 +140,8 @@ def _emptied(url: str) -> Iterator[tuple[str, Callable[[], None]]]:
             # DELETE, not TRUNCATE: on a few rows it is far cheaper; tests never rely on ids.
             with conn.transaction():
                 for table in ("transitions", "build_jobs", "jobs", "builds", "inbox_claims",
-                              "nodes", "notices", "web_api_requests", "web_api_holds"):
+                              "nodes", "notices", "web_api_requests", "web_api_holds",
+                              "printer_claims"):
                     conn.execute(f"DELETE FROM {table}")
 
         yield url, empty
