@@ -157,18 +157,21 @@ def _simulator_args(work: Path, time_scale: float, tag: str) -> Any:
     return args
 
 
-def _operations(work: Path, tag: str) -> Counter[str]:
-    """Requests the simulators of run ``tag`` answered, by operation (polls included)."""
-    counts: Counter[str] = Counter()
+def _exchanges(work: Path, tag: str) -> Iterator[dict[str, Any]]:
+    """The requests the simulators of run ``tag`` answered, as their logs tell them."""
     for path in (work / "logs").glob(f"{tag}-*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 event = json.loads(line)
             except ValueError:
                 continue
-            if event.get("event") == "http_exchange":
-                counts[str(event.get("operation") or "other")] += 1
-    return counts
+            if isinstance(event, dict) and event.get("event") == "http_exchange":
+                yield event
+
+
+def _operations(work: Path, tag: str) -> Counter[str]:
+    """Requests the simulators of run ``tag`` answered, by operation (polls included)."""
+    return Counter(str(event.get("operation") or "other") for event in _exchanges(work, tag))
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -338,17 +341,10 @@ def _server_launcher(work: Path, scale: float) -> None:
 def _served_span(work: Path, tag: str) -> float:
     """Seconds from the first request's arrival to the last answer, by the simulator's log."""
     starts, ends = [], []
-    for path in (work / "logs").glob(f"{tag}-*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("event") != "http_exchange":
-                continue
-            end = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
-            ends.append(end.timestamp())
-            starts.append(end.timestamp() - float(event.get("elapsed_ms", 0.0)) / 1000.0)
+    for event in _exchanges(work, tag):
+        end = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00"))
+        ends.append(end.timestamp())
+        starts.append(end.timestamp() - float(event.get("elapsed_ms", 0.0)) / 1000.0)
     return max(ends) - min(starts) if ends else 0.0
 
 

@@ -156,13 +156,7 @@ def _settings(scene_record: Json, path: Path) -> SceneSettings:
             parsed = parse_schema3(fps)
         except SimError as exc:
             raise _invalid(path, f"its print settings are invalid: {exc.error_message}") from exc
-        return SceneSettings(
-            machine_type=parsed.machine_type,
-            material_code=parsed.material_code,
-            layer_thickness_mm=parsed.layer_thickness_mm,
-            custom_print_setting_id=parsed.custom.id,
-            custom=parsed.custom,
-        )
+        return SceneSettings.from_fps(parsed)
     settings_json = scene_record["scene_settings"]
     return SceneSettings(
         machine_type=str(settings_json["machine_type"]),

@@ -184,13 +184,7 @@ def read_fps(path: Path) -> SceneSettings:
         parsed = parse_schema3(document)
     except SimError as exc:
         raise bad_body(str(path), exc.error_message, INVALID_FPS_FILE) from exc
-    return SceneSettings(
-        machine_type=parsed.machine_type,
-        material_code=parsed.material_code,
-        layer_thickness_mm=parsed.layer_thickness_mm,
-        custom_print_setting_id=parsed.custom.id,
-        custom=parsed.custom,
-    )
+    return SceneSettings.from_fps(parsed)
 
 
 def _read_simulator_fps(document: dict[str, Any], path: Path) -> SceneSettings:

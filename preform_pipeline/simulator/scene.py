@@ -43,7 +43,7 @@ from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunk
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
-from .fps import CustomPrintSetting
+from .fps import CustomPrintSetting, ParsedFps
 from .protocol import Json, SimError
 
 __all__ = [
@@ -139,6 +139,18 @@ class SceneSettings:
     print_setting: str = "DEFAULT"
     custom_print_setting_id: str | None = None
     custom: CustomPrintSetting | None = None
+
+    @classmethod
+    def from_fps(cls, parsed: ParsedFps) -> SceneSettings:
+        """The settings a schema-3 .fps gives a scene: its base material, the thickness it
+        prints at, and its own print setting."""
+        return cls(
+            machine_type=parsed.machine_type,
+            material_code=parsed.material_code,
+            layer_thickness_mm=parsed.layer_thickness_mm,
+            custom_print_setting_id=parsed.custom.id,
+            custom=parsed.custom,
+        )
 
     def to_json(self) -> Json:
         out: Json = {
