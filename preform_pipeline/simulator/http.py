@@ -373,7 +373,7 @@ def _read_body(
 
 
 class _Deadline:
-    """The body's deadline, applied to the connection's socket before each receive.
+    """The body's deadline, applied by the connection's receives before each receive.
 
     A receive that outlives it raises :class:`BodyTimeout`; on leaving, the socket gets its
     idle timeout back (a keep-alive connection waits for the next request as before). It is
@@ -392,12 +392,12 @@ class _Deadline:
         self._what = "body came too slowly"
 
     def arm(self, what: str) -> None:
-        """Before a receive: give it the time left; ``what`` says where the body stood."""
+        """Before a part of the body: ``what`` says where it stood, and a part begun past the
+        deadline is refused even when its bytes are already buffered. Each receive is given
+        the time left by the connection's receives (``deadline`` set above)."""
         self._what = what
-        left = self._ends - time.monotonic()
-        if left <= 0:
+        if self._ends - time.monotonic() <= 0:
             raise self._expired()
-        self._socket.settimeout(left)
 
     def _expired(self) -> BodyTimeout:
         limit = f"the whole body must arrive within {self._timeout_s:g} s"

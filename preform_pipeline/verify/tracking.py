@@ -182,7 +182,7 @@ class PrinterClaims:
         """One choice at a time: read the printers' status and choose inside this block, so
         no other choice is made between the reading and the claim."""
         with self._lock:
-            yield PrinterChoice(self._chosen, self)
+            yield PrinterChoice(self)
 
     def choose(
         self, build: str, pick: Callable[[Collection[str]], PrinterCandidate]
@@ -235,8 +235,8 @@ class PrinterClaims:
 class PrinterChoice:
     """The claims while one choice is made (:meth:`PrinterClaims.choosing`)."""
 
-    def __init__(self, chosen: dict[str, str], claims: PrinterClaims) -> None:
-        self._chosen = chosen
+    def __init__(self, claims: PrinterClaims) -> None:
+        self._chosen = claims._chosen
         self._claims = claims
 
     def taken(self, build: str | None = None) -> set[str]:
