@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -58,6 +57,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.executor.hooks import PRINT_WAITING, VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, RunResult
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
@@ -142,7 +142,8 @@ class SentPrint:
 #: in the print step (or a dispatch pass), just before the send, and released when the send
 #: ended: longer than a print request may take (610 s by default, ``servers.request_timeout_s``),
 #: so no claim runs out while its print is on the way; short enough that a printer chosen by a
-#: process that then died (its claim never released) is free for everyone within 15 minutes.
+#: process of another host that then died (its claim never released) is free for everyone
+#: within 15 minutes. A holder of this host that died is known at once (its process is gone).
 #: Not renewed: a dispatch send slow both in loading its .form and in its print request (each
 #: bounded by that deadline) can outlast it (docs/dispatch.md, "Not yet").
 PRINTER_CLAIM_LEASE_S = 900.0
@@ -162,6 +163,9 @@ class PrinterClaims:
     claim another holder took between the reading and the claim makes the choice again
     without that printer. A store that cannot be read or written leaves this process its own
     claims (``printer_claims_unshared``); a claim it could not release ends with its lease.
+    The holder names this process (``host:pid:start:tag``): a claim of a process of this host
+    that died (killed between its claim and its send) is the store's to take over at once
+    (``printer_claim_taken_over``); another host's runs out with its lease.
 
     A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
     build's print was sent or the build ended without it (``printer_released``); a printer
@@ -174,8 +178,9 @@ class PrinterClaims:
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
         self.store = store
         self.lease_s = lease_s
-        #: This object's claims in the store: unique, and saying whose they are to a reader.
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: This object's claims in the store: unique, saying whose they are to a reader, and
+        #: naming this process, so that its death frees them on this host at once.
+        self.holder = f"{ProcessIdentity.current().label()}:{uuid.uuid4().hex[:8]}"
 
     @contextmanager
     def choosing(self) -> Iterator[PrinterChoice]:
