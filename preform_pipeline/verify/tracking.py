@@ -221,10 +221,10 @@ class PrinterClaims:
                 except StoreError as exc:
                     log.warning("printer_claims_unshared", action="release", error=str(exc))
 
-    def renew(self, build: str, *, phase_s: float = 0.0) -> bool:
+    def renew(self, build: str, *, phase_s: float) -> bool:
         """Before each phase of ``build``'s send (a wait for a server, loading its .form, the
-        print request): its claim lasts the lease, or ``phase_s`` (the phase's bound) and a
-        margin when longer, from now. False when its printer is no longer its own (another
+        print request): each of its claims lasts the lease, or ``phase_s`` (the phase's bound)
+        and a margin when longer, from now. False when a printer is no longer its own (another
         holder claimed it after the claim ran out): the send must not go on. True without a
         claim here (a queue), or when the store cannot be written (``printer_claims_unshared``)."""
         if self.store is None:

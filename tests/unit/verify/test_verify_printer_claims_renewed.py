@@ -21,6 +21,8 @@ from tests.unit.verify.test_verify_printer_claims_shared import _first_free
 
 #: Another process's holder (it names no process: only its lease ends it).
 OTHER = "pc-9:other"
+#: A phase's bound (``servers.request_timeout_s``'s default), inside the lease.
+PHASE_S = 610.0
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ class TestARenewal:
         claims = PrinterClaims(store)
         assert claims.choose("PP-SENT", _first_free("Form4-A")).name == "Form4-A"
         clock.advance(PRINTER_CLAIM_LEASE_S - 1)
-        assert claims.renew("PP-SENT", phase_s=610.0)
+        assert claims.renew("PP-SENT", phase_s=PHASE_S)
         clock.advance(PRINTER_CLAIM_LEASE_S - 1)
         assert not _other_claims(store)
         clock.advance(1)
@@ -72,14 +74,14 @@ class TestARenewal:
         claims.choose("PP-ONE", _first_free("Form4-A", "Form4-B"))
         claims.choose("PP-TWO", _first_free("Form4-B"))
         clock.advance(PRINTER_CLAIM_LEASE_S - 1)
-        assert claims.renew("PP-ONE")
+        assert claims.renew("PP-ONE", phase_s=PHASE_S)
         clock.advance(1)
         assert store.printers_claimed(other_than=OTHER) == {"Form4-A"}
 
     def test_a_build_that_claimed_nothing_here_goes_on(self, store: SqliteJobStore) -> None:
         with capture_logs() as logs:
-            assert PrinterClaims(store).renew("PP-QUEUE")  # a queue: never claimed
-            assert PrinterClaims().renew("PP-NOSTORE")
+            assert PrinterClaims(store).renew("PP-QUEUE", phase_s=PHASE_S)  # never claimed
+            assert PrinterClaims().renew("PP-NOSTORE", phase_s=PHASE_S)
         assert logs == []
 
 
@@ -94,7 +96,7 @@ class TestALostClaim:
         clock.advance(PRINTER_CLAIM_LEASE_S)
         assert _other_claims(store)
         with capture_logs() as logs:
-            assert not claims.renew("PP-LATE")
+            assert not claims.renew("PP-LATE", phase_s=PHASE_S)
             claims.release(["PP-LATE"])
         assert [(e["event"], e.get("printer"), e.get("build")) for e in logs] == [
             ("printer_claim_lost", "Form4-A", "PP-LATE")]
@@ -108,22 +110,24 @@ class TestALostClaim:
         claims = PrinterClaims(store)
         claims.choose("PP-LATE", _first_free("Form4-A"))
         clock.advance(PRINTER_CLAIM_LEASE_S + 1)
-        assert claims.renew("PP-LATE")
+        assert claims.renew("PP-LATE", phase_s=PHASE_S)
         assert not _other_claims(store)
 
 
 class TestAStoreThatFails:
     """The send goes on with the process's own claim, and the warning says why."""
 
-    def test_a_renewal_the_store_cannot_write_goes_on_with_a_warning(
+    def test_a_renewal_the_store_cannot_write_goes_on_with_a_warning_per_claim(
         self, tmp_path: Path
     ) -> None:
         store = SqliteJobStore(tmp_path / "jobs.sqlite3")
         claims = PrinterClaims(store)
+        # A build chose twice (a retried print step): each of its claims is renewed.
         claims.choose("PP-SENDING", _first_free("Form4-A"))
+        claims.choose("PP-SENDING", _first_free("Form4-B"))
         store.close()
         with capture_logs() as logs:
-            assert claims.renew("PP-SENDING")
+            assert claims.renew("PP-SENDING", phase_s=PHASE_S)
         closed = f"{tmp_path / 'jobs.sqlite3'}: the job store is closed"
         assert [(e["event"], e["action"], e["error"]) for e in logs] == [
-            ("printer_claims_unshared", "renew", closed)]
+            ("printer_claims_unshared", "renew", closed)] * 2
