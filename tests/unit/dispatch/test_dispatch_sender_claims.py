@@ -17,8 +17,10 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.api import ImportOptions, PreFormClient, SceneSettings
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.dispatch.leftover import send_left_waiting
 from preform_pipeline.dispatch.sender import FormSender
 from preform_pipeline.dispatch.waiting import Dispatcher
+from preform_pipeline.executor.ledger import RUN_FIELD
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.simulator.protocol import ProgressCallback
@@ -132,9 +134,11 @@ def _saved_form(url: str, folder: Path, name: str) -> Path:
     return form
 
 
-def _waiting(store: SqliteJobStore, form: Path, name: str) -> Build:
+def _waiting(store: SqliteJobStore, form: Path, name: str, *, by_run: bool = False) -> Build:
+    """A prepared build waiting for any free Form 4 with Grey resin (``by_run``: a ``run``'s)."""
+    fields = {RUN_FIELD: {"pid": 1}} if by_run else None
     job = store.create_job(recipe="hot", source_path=f"/in/processing/{name}.stl",
-                           state=JobState.PROCESSING)
+                           fields=fields, state=JobState.PROCESSING)
     build = store.create_build(recipe="hot", job_ids=[job.id])
     store.transition_build(build.id, JobState.PREPARING, "preparing")
     store.transition_build(build.id, JobState.PREPARED, "prepared", form_path=form)
@@ -208,6 +212,27 @@ class TestASendInPhases:
         assert store.get_build(build.id).state is JobState.WAITING_FOR_PRINTER
         # The other holder's claim stands: this build's end did not release it.
         assert store.printers_claimed(other_than="anyone else") == {PRINTERS[0]}
+
+
+class TestARunsPassOverWhatEarlierRunsLeftWaiting:
+    """A ``run`` sending a build an earlier run left waiting keeps its claim the same way."""
+
+    def test_no_other_holder_claims_the_printer_while_the_build_is_being_sent(
+        self, store: SqliteJobStore, clock: ManualClock, farm: SimFarm, pool: FakePool,
+        rival: _Rival, tmp_path: Path,
+    ) -> None:
+        url = farm.servers[0].url
+        build = _waiting(store, _saved_form(url, tmp_path, "left"), "left", by_run=True)
+        rival.printer = PRINTERS[0]  # the one the simulator says is free with Grey resin
+        said: list[str] = []
+        done = send_left_waiting(store, pool, PrintOwner(store, clock=clock), wait_s=0.0,
+                                 poll_interval_s=0.1, request_timeout_s=PHASE_S,
+                                 say=said.append, clock=clock)
+
+        assert done.sent == (build.job_key,), said
+        assert _printed(farm) == {build.job_key: PRINTERS[0]}
+        assert rival.tries == [(phase, PRINTERS[0], False)
+                               for phase in ("server_wait", "load_form_file", "print")]
 
 
 class _ClaimThenStall:
