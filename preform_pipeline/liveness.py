@@ -74,6 +74,12 @@ class ProcessIdentity:
             return True  # cannot tell: assume it runs, so nothing of it is taken or killed
         return self.matches(ProcessIdentity.of_running(self.pid))
 
+    def has_ended(self) -> bool:
+        """True only when this process certainly ended: it ran on this host and that very
+        process (PID and start time) runs no more. A process of another host is never known
+        to have ended from here (its records end by their own leases, or never)."""
+        return self.on_this_host and not self.is_running()
+
     def matches(self, other: ProcessIdentity | None) -> bool:
         """True when ``other`` is this process (same host, PID and start time)."""
         return (
@@ -82,6 +88,21 @@ class ProcessIdentity:
             and other.pid == self.pid
             and abs(other.create_time - self.create_time) <= CREATE_TIME_TOLERANCE_S
         )
+
+    def label(self) -> str:
+        """``host:pid:start`` (the start to the millisecond): this process in one line of
+        text, read back by :meth:`from_label`."""
+        return f"{self.host}:{self.pid}:{self.create_time:.3f}"
+
+    @classmethod
+    def from_label(cls, text: str) -> ProcessIdentity | None:
+        """The process a :meth:`label` names; None for any other text."""
+        host, _, rest = text.partition(":")
+        pid, _, created = rest.partition(":")
+        try:
+            return cls.from_json({"host": host, "pid": int(pid), "create_time": float(created)})
+        except ValueError:
+            return None
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "create_time": self.create_time, "host": self.host}

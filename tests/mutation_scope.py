@@ -353,7 +353,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          # s21-farm2: the orphans adopted are the claims' own
                                          "tests/unit/store/test_store_leases_own_claims.py",
                                          # s21-farm3: adopt_jobs/may_settle by own claims
-                                         "tests/unit/store/test_store_leases_claims_of_builds.py"),
+                                         "tests/unit/store/test_store_leases_claims_of_builds.py",
+                                         # s30: printer claims by the database's clock
+                                         "tests/unit/store/test_store_printer_claims.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",

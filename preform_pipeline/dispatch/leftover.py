@@ -25,6 +25,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobStore
+from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import counted, noun
 
 __all__ = ["LeftWaiting", "is_run_build", "send_left_waiting"]
@@ -61,12 +62,14 @@ def send_left_waiting(
 ) -> LeftWaiting:
     """Send the builds runs left waiting as matching printers are free, for at most
     ``wait_s``; ``say`` tells the console what waits and what went out."""
+    claims = PrinterClaims(store)
     dispatcher = Dispatcher(
         store,
         PoolDevices(pool, request_timeout_s=request_timeout_s),
-        FormSender(pool, owner, request_timeout_s=request_timeout_s),
+        FormSender(pool, owner, request_timeout_s=request_timeout_s, claims=claims),
         clock=clock,
         only=lambda build: is_run_build(store, build),
+        claims=claims,
     )
     builds = dispatcher.waiting()
     if not builds:

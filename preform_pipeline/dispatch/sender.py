@@ -12,6 +12,12 @@ node still holds the build's lease, before it takes a server and again before it
 while the .form loads stops the send at the fenced move to PRINT_SENDING; the loaded scene is
 deleted whatever stops the send.
 
+The printer claim the dispatch pass took for the build (``claims``) is renewed before each
+phase of the send: the wait for a free server, the load, the print request (each bounded on
+its own, together longer than a claim's lease). A claim found lost to another holder (it ran
+out before the send began: an earlier send of the pass took that long) stops the send before
+the print is begun; the build keeps waiting and a later pass chooses again.
+
 Once sent, the build's own report beside its .form (written when it was prepared, before it
 waited) is brought up to date: the printer it went to, the print's job id, and ``print`` among
 its steps, as a build printed at once has them.
@@ -31,6 +37,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
 from preform_pipeline.verify.targets import PrinterCandidate
+from preform_pipeline.verify.tracking import PrinterClaims
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT_S",
@@ -59,7 +66,8 @@ class FormSender:
     """:class:`~.waiting.Send` for a pool: load the build's .form, print it (module docstring).
 
     ``after_send`` is told about every build whose state the send changed (the hot folder
-    settles its files then).
+    settles its files then). ``claims``: the claims the dispatch pass chose under, renewed
+    before each phase (module docstring).
     """
 
     def __init__(
@@ -70,7 +78,9 @@ class FormSender:
         request_timeout_s: float,
         lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S,
         after_send: Callable[[Build], None] | None = None,
+        claims: PrinterClaims | None = None,
     ) -> None:
+        self.claims = claims
         self.pool = pool
         self.owner = owner
         self.request_timeout_s = request_timeout_s
@@ -87,6 +97,7 @@ class FormSender:
         # A node that wakes from a stall with a dispatch pass read before it must not take
         # a server, nor load the .form, for a build another node holds now.
         self._confirm_held(build)
+        self._keep_claim(build, printer, self.lease_timeout_s)
         lease = self.pool.lease(timeout=self.lease_timeout_s)
         try:
             server = lease.server
@@ -96,6 +107,7 @@ class FormSender:
             ) as client:
                 # Again: the wait for a free server may have outlasted the lease.
                 self._confirm_held(build)
+                self._keep_claim(build, printer, self.request_timeout_s)
                 scene_id = client.load_form(build.form_path).id
                 if scene_id is None:
                     raise PipelineError(f"{server.name} loaded {build.form_path} without a "
@@ -104,6 +116,7 @@ class FormSender:
                     # The move to PRINT_SENDING is fenced too: a lease lost while the .form
                     # loaded stops here, and the loaded scene is deleted all the same.
                     holder = SendHolder.of_server(server, self.request_timeout_s)
+                    self._keep_claim(build, printer, self.request_timeout_s)
                     self.owner.begin(build.id, job_name, printer, holder)
                     try:
                         result = client.print_scene(
@@ -128,6 +141,14 @@ class FormSender:
         store = self.owner.store
         if isinstance(store, LeaseFencedStore):
             store.confirm_held(build.id)
+
+    def _keep_claim(self, build: Build, printer: str, phase_s: float) -> None:
+        if self.claims is not None and not self.claims.renew(build.job_key, phase_s=phase_s):
+            raise PipelineError(
+                f"{printer} was chosen for another build while {build.job_key} waited to be "
+                "sent (its claim on the printer ran out); it was not sent",
+                hint="it keeps waiting: the next dispatch pass chooses a printer for it",
+            )
 
     def _told(self, build: Build) -> None:
         if self.after_send is not None:

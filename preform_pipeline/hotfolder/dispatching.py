@@ -110,7 +110,7 @@ class DispatchLoop:
                 self.store,
                 self._readiness(pool, timeout),
                 FormSender(pool, self.owner, request_timeout_s=timeout,
-                           after_send=self._settle),
+                           after_send=self._settle, claims=self.claims),
                 notify_after_s=self.settings.dispatch.notify_after_s,
                 on_late=self._late,
                 claims=self.claims,

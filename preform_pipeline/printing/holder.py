@@ -126,4 +126,4 @@ def holder_gone(holder: SendHolder) -> bool:
     process = ProcessIdentity(holder.pid, holder.create_time, holder.host or this_host())
     # Another host's process cannot be checked from here: never gone. Here: gone unless
     # that very process (pid and start time) still runs (one rule: liveness.py).
-    return process.on_this_host and not process.is_running()
+    return process.has_ended()

@@ -167,6 +167,11 @@ class LeasingStore(SqlStoreCore):
         """A write transaction that does not queue behind the store's writers: claims and
         beats touch only their own rows, under row locks."""
 
+    def _shared_now(self, conn: Connection) -> datetime:
+        # The database's clock, as the build leases and beats go by: nodes' clocks differ.
+        now: datetime = conn.execute("SELECT now() AS now").fetchone()["now"]
+        return now
+
     # --- nodes -------------------------------------------------------------------------------
 
     def register_node(self, node: NodeInfo) -> None:

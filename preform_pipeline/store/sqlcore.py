@@ -27,6 +27,7 @@ from preform_pipeline.errors import (
     StoreConflictError,
     StoreError,
 )
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.keys import new_key, normalize_key
 from preform_pipeline.store.model import (
@@ -104,6 +105,15 @@ def iso_utc(moment: datetime) -> str:
 def _aware(value: str | datetime) -> datetime:
     """A stored time (ISO text from SQLite, a datetime from PostgreSQL) as an aware datetime."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _holder_ended(holder: str) -> bool:
+    """True when a printer claim's holder certainly died: a holder names its process first
+    (``host:pid:start:tag``, :class:`~preform_pipeline.verify.tracking.PrinterClaims`), and
+    that process ran on this host and runs no more (one rule: liveness.py). A holder on
+    another host, or one that names no process, is left to its lease."""
+    process = ProcessIdentity.from_label(holder.rpartition(":")[0])
+    return process is not None and process.has_ended()
 
 
 def _dt(value: str | datetime | None) -> datetime | None:
@@ -288,6 +298,12 @@ class SqlStoreCore(ABC):
 
     def _now(self) -> Any:
         return self._stamp(self._moment())
+
+    def _shared_now(self, conn: Connection) -> datetime:
+        """The clock that every process using this store goes by, for what expires by time
+        between processes (printer claims): on SQLite this machine's, the only one its
+        processes have; PostgreSQL's store answers the database's (nodes' clocks differ)."""
+        return self._moment()
 
     def _moment(self) -> datetime:
         moment = self._clock.now()
@@ -1058,28 +1074,34 @@ class SqlStoreCore(ABC):
     def claim_printer(self, printer: str, *, holder: str, build: str, lease_s: float) -> bool:
         # Read and written under the store's write lock (SQLite's, PostgreSQL's advisory one):
         # two holders claiming at once cannot both find the printer free.
-        now = self._moment()
+        ended: Row | None = None
         with self._transaction("claiming a printer", write=True) as conn:
-            row = conn.execute("SELECT holder, until FROM printer_claims WHERE printer = ?",
-                               (printer,)).fetchone()
+            now = self._shared_now(conn)
+            row = conn.execute("SELECT holder, build, until FROM printer_claims "
+                               "WHERE printer = ?", (printer,)).fetchone()
             if row is not None and row["holder"] != holder and _aware(row["until"]) > now:
-                return False
+                if not _holder_ended(row["holder"]):
+                    return False
+                ended = row  # its process died before it sent: the printer is free now
             until = self._stamp(now + timedelta(seconds=lease_s))
             if row is None:
                 conn.execute("INSERT INTO printer_claims (printer, holder, build, until) "
                              "VALUES (?, ?, ?, ?)", (printer, holder, build, until))
-            else:  # expired (its holder died before sending), or this holder's own
+            else:  # expired, its holder dead, or this holder's own (a renewal)
                 conn.execute("UPDATE printer_claims SET holder = ?, build = ?, until = ? "
                              "WHERE printer = ?", (holder, build, until, printer))
+        if ended is not None:
+            log.warning("printer_claim_taken_over", printer=printer, build=build, holder=holder,
+                        dead_holder=ended["holder"], dead_build=ended["build"])
         return True
 
     def printers_claimed(self, *, other_than: str) -> frozenset[str]:
         with self._transaction("reading the printers claimed", write=False) as conn:
             rows = conn.execute(
-                "SELECT printer FROM printer_claims WHERE holder <> ? AND until > ?",
-                (other_than, self._now()),
+                "SELECT printer, holder FROM printer_claims WHERE holder <> ? AND until > ?",
+                (other_than, self._stamp(self._shared_now(conn))),
             ).fetchall()
-        return frozenset(row["printer"] for row in rows)
+        return frozenset(row["printer"] for row in rows if not _holder_ended(row["holder"]))
 
     def release_printers(self, *, holder: str, builds: Collection[str]) -> int:
         released = 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -58,6 +57,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.executor.hooks import PRINT_WAITING, VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, RunResult
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
@@ -98,6 +98,7 @@ from preform_pipeline.verify.targets import select_printer as _select
 __all__ = [
     "FAILED_VERIFY_STATES",
     "PRINTER_CLAIM_LEASE_S",
+    "PRINTER_CLAIM_PHASE_MARGIN_S",
     "BuildTracker",
     "PrintTracking",
     "PrinterChoice",
@@ -138,14 +139,17 @@ class SentPrint:
 
 
 
-#: How long a printer claim in the job store lasts unless released first. A claim is taken
-#: in the print step (or a dispatch pass), just before the send, and released when the send
-#: ended: longer than a print request may take (610 s by default, ``servers.request_timeout_s``),
-#: so no claim runs out while its print is on the way; short enough that a printer chosen by a
-#: process that then died (its claim never released) is free for everyone within 15 minutes.
-#: Not renewed: a dispatch send slow both in loading its .form and in its print request (each
-#: bounded by that deadline) can outlast it (docs/dispatch.md, "Not yet").
+#: How long a printer claim in the job store lasts unless released or renewed first. A claim
+#: is taken in the print step (or a dispatch pass), just before the send, renewed before each
+#: phase of a waiting build's send (:meth:`PrinterClaims.renew`) and released when the send
+#: ended: longer than one phase may take (610 s by default, ``servers.request_timeout_s``), so
+#: no claim runs out while its print is on the way; short enough that a printer chosen by a
+#: process of another host that then died (its claim never released) is free for everyone
+#: within 15 minutes. A holder of this host that died is known at once (its process is gone).
 PRINTER_CLAIM_LEASE_S = 900.0
+#: A renewal for a phase longer than the lease lasts this much past the phase's own bound:
+#: the phase's bookkeeping after its request (store writes, a scene deleted).
+PRINTER_CLAIM_PHASE_MARGIN_S = 60.0
 
 
 class PrinterClaims:
@@ -162,6 +166,10 @@ class PrinterClaims:
     claim another holder took between the reading and the claim makes the choice again
     without that printer. A store that cannot be read or written leaves this process its own
     claims (``printer_claims_unshared``); a claim it could not release ends with its lease.
+    The holder names this process (``host:pid:start:tag``): a claim of a process of this host
+    that died (killed between its claim and its send) is the store's to take over at once
+    (``printer_claim_taken_over``); another host's runs out with its lease. A send in phases
+    keeps its claim alive with :meth:`renew`.
 
     A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
     build's print was sent or the build ended without it (``printer_released``); a printer
@@ -174,8 +182,9 @@ class PrinterClaims:
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
         self.store = store
         self.lease_s = lease_s
-        #: This object's claims in the store: unique, and saying whose they are to a reader.
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        #: This object's claims in the store: unique, saying whose they are to a reader, and
+        #: naming this process, so that its death frees them on this host at once.
+        self.holder = f"{ProcessIdentity.current().label()}:{uuid.uuid4().hex[:8]}"
 
     @contextmanager
     def choosing(self) -> Iterator[PrinterChoice]:
@@ -211,6 +220,29 @@ class PrinterClaims:
                     self.store.release_printers(holder=self.holder, builds=released)
                 except StoreError as exc:
                     log.warning("printer_claims_unshared", action="release", error=str(exc))
+
+    def renew(self, build: str, *, phase_s: float) -> bool:
+        """Before each phase of ``build``'s send (a wait for a server, loading its .form, the
+        print request): each of its claims lasts the lease, or ``phase_s`` (the phase's bound)
+        and a margin when longer, from now. False when a printer is no longer its own (another
+        holder claimed it after the claim ran out): the send must not go on. True without a
+        claim here (a queue), or when the store cannot be written (``printer_claims_unshared``)."""
+        if self.store is None:
+            return True
+        lease_s = max(self.lease_s, phase_s + PRINTER_CLAIM_PHASE_MARGIN_S)
+        with self._lock:
+            for printer in [p for p, owner in self._chosen.items() if owner == build]:
+                try:
+                    held = self.store.claim_printer(printer, holder=self.holder, build=build,
+                                                    lease_s=lease_s)
+                except StoreError as exc:
+                    log.warning("printer_claims_unshared", action="renew", error=str(exc))
+                    continue
+                if not held:
+                    del self._chosen[printer]
+                    log.warning("printer_claim_lost", printer=printer, build=build)
+                    return False
+        return True
 
     def _claimed_elsewhere(self) -> frozenset[str]:
         if self.store is None:

@@ -1,18 +1,27 @@
 """Both stores (SQLite, PostgreSQL): printers claimed for a build whose print is not sent yet,
-one holder at a time, each claim ending when released or when its lease runs out on the
-store's clock."""
+one holder at a time, each claim ending when released, when its lease runs out on the
+store's clock (PostgreSQL's: the database's), or at once when its holder is a process of this
+host that is gone."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
+from tests.unit.store.conftest import CLOCK_START
 
 LEASE_S = 900.0
 RUN, WATCH = "pc-1:100:aaaa", "pc-1:200:bbbb"
@@ -20,6 +29,30 @@ RUN, WATCH = "pc-1:100:aaaa", "pc-1:200:bbbb"
 
 def _claim(store: JobStore, holder: str, build: str, printer: str = "Form4-A") -> bool:
     return store.claim_printer(printer, holder=holder, build=build, lease_s=LEASE_S)
+
+
+def _node_store(url: str, clock: ManualClock) -> PostgresJobStore:
+    """Another node's store on the same database, going by its own ``clock``."""
+    return PostgresJobStore(url, clock=clock, password=PG_PASSWORD)
+
+
+def _ended_process() -> ProcessIdentity:
+    """A process of this host that ran and ended (its identity read while it ran)."""
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        running = ProcessIdentity.of_running(child.pid)
+        assert running is not None
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(30)
+    return running
+
+
+def _holder(process: ProcessIdentity, tag: str) -> str:
+    """A holder as PrinterClaims names one: its process, then a tag of its own."""
+    return f"{process.label()}:{tag}"
 
 
 class TestOneHolderAtATime:
@@ -60,16 +93,56 @@ class TestTheEndOfAClaim:
         assert store.release_printers(holder=WATCH, builds=["build-1"]) == 0
         assert not _claim(store, WATCH, "PP-WATCH")
 
-    def test_a_claim_nobody_released_ends_with_its_lease(
-        self, store: JobStore, clock: ManualClock
+    def test_a_claim_nobody_released_ends_with_its_lease_on_this_machines_clock(
+        self, store_path: Path, clock: ManualClock
     ) -> None:
-        assert _claim(store, RUN, "build-1")
-        clock.advance(LEASE_S - 1)
-        assert not _claim(store, WATCH, "PP-WATCH")
-        clock.advance(1)
-        assert store.printers_claimed(other_than=WATCH) == frozenset()
-        assert _claim(store, WATCH, "PP-WATCH")
-        assert store.printers_claimed(other_than=RUN) == {"Form4-A"}
+        # SQLite: every process of the store runs on this machine, by this one clock.
+        with SqliteJobStore(store_path, clock=clock) as store:
+            assert _claim(store, RUN, "build-1")
+            clock.advance(LEASE_S - 1)
+            assert not _claim(store, WATCH, "PP-WATCH")
+            clock.advance(1)
+            assert store.printers_claimed(other_than=WATCH) == frozenset()
+            assert _claim(store, WATCH, "PP-WATCH")
+            assert store.printers_claimed(other_than=RUN) == {"Form4-A"}
+
+    def test_a_renewal_by_its_holder_lasts_a_lease_from_then(
+        self, store_path: Path, clock: ManualClock
+    ) -> None:
+        with SqliteJobStore(store_path, clock=clock) as store:
+            assert _claim(store, RUN, "build-1")
+            clock.advance(LEASE_S - 1)
+            assert _claim(store, RUN, "build-1")
+            clock.advance(LEASE_S - 1)
+            assert not _claim(store, WATCH, "PP-WATCH")
+            clock.advance(1)
+            assert _claim(store, WATCH, "PP-WATCH")
+
+
+class TestTheDatabasesClock:
+    """On PostgreSQL a claim lasts by the database's clock, as the build leases do: nodes
+    whose clocks differ by far more than a lease still agree on whose a printer is."""
+
+    def test_a_claim_of_a_node_whose_clock_is_behind_holds_for_a_node_whose_clock_is_ahead(
+        self, pg_url: str, pg_store: PostgresJobStore
+    ) -> None:
+        behind = ManualClock(wall=CLOCK_START - timedelta(hours=1))
+        with _node_store(pg_url, behind) as slow, \
+                _node_store(pg_url, ManualClock(wall=CLOCK_START + timedelta(hours=1))) as fast:
+            assert _claim(slow, RUN, "build-1")
+            assert fast.printers_claimed(other_than=WATCH) == {"Form4-A"}
+            assert not _claim(fast, WATCH, "PP-WATCH")
+
+    def test_a_claim_ends_by_the_databases_clock_whatever_the_nodes_say(
+        self, pg_url: str, pg_store: PostgresJobStore
+    ) -> None:
+        ahead = ManualClock(wall=CLOCK_START + timedelta(hours=1))
+        with _node_store(pg_url, ahead) as fast, \
+                _node_store(pg_url, ManualClock(wall=CLOCK_START)) as slow:
+            # A lease of no time has ended by the next transaction, on the database's clock.
+            assert fast.claim_printer("Form4-A", holder=RUN, build="build-1", lease_s=0.0)
+            assert slow.printers_claimed(other_than=WATCH) == frozenset()
+            assert _claim(slow, WATCH, "PP-WATCH")
 
 
 class TestTwoProcessesOnOneFile:
@@ -106,3 +179,48 @@ class TestADamagedStore:
             assert raised.value.message.startswith(
                 f"{store_path}: the job store failed while {action}: no such table: "
                 "printer_claims")
+
+
+class TestAHolderThatDied:
+    """A claim whose holder is a process of this host that is gone (killed between its claim
+    and its send) is taken over at once, and said; one that may still run is not."""
+
+    def test_a_claim_of_an_ended_process_of_this_host_is_taken_over_at_once(
+        self, store: JobStore
+    ) -> None:
+        dead = _holder(_ended_process(), "deadbeef")
+        assert store.claim_printer("Form4-A", holder=dead, build="PP-DEAD", lease_s=LEASE_S)
+        assert store.printers_claimed(other_than=WATCH) == frozenset()
+        with capture_logs() as logs:
+            assert _claim(store, WATCH, "PP-WATCH")
+        assert [e for e in logs if e["event"] == "printer_claim_taken_over"] == [{
+            "event": "printer_claim_taken_over", "log_level": "warning", "printer": "Form4-A",
+            "build": "PP-WATCH", "holder": WATCH, "dead_holder": dead, "dead_build": "PP-DEAD",
+        }]
+        assert store.printers_claimed(other_than=RUN) == {"Form4-A"}
+        assert store.release_printers(holder=dead, builds=["PP-DEAD"]) == 0
+
+    def test_a_claim_of_a_pid_now_run_by_another_process_is_taken_over(
+        self, store: JobStore
+    ) -> None:
+        me = ProcessIdentity.current()
+        earlier = ProcessIdentity(me.pid, me.create_time - 100.0, me.host)
+        assert store.claim_printer("Form4-A", holder=_holder(earlier, "old"), build="PP-OLD",
+                                   lease_s=LEASE_S)
+        assert _claim(store, WATCH, "PP-WATCH")
+
+    def test_a_claim_of_a_running_process_holds(self, store: JobStore) -> None:
+        running = _holder(ProcessIdentity.current(), "alive")
+        assert store.claim_printer("Form4-A", holder=running, build="PP-LIVE", lease_s=LEASE_S)
+        assert store.printers_claimed(other_than=WATCH) == {"Form4-A"}
+        assert not _claim(store, WATCH, "PP-WATCH")
+
+    def test_a_claim_of_another_hosts_process_holds_until_its_lease_ends(
+        self, store: JobStore
+    ) -> None:
+        ended = _ended_process()
+        elsewhere = ProcessIdentity(ended.pid, ended.create_time, f"not-{ended.host}")
+        holder = _holder(elsewhere, "far")
+        assert store.claim_printer("Form4-A", holder=holder, build="PP-FAR", lease_s=LEASE_S)
+        assert store.printers_claimed(other_than=WATCH) == {"Form4-A"}
+        assert not _claim(store, WATCH, "PP-WATCH")

@@ -1,7 +1,8 @@
 """Printer claims shared through the job store: a ``run`` beside a ``watch`` (two processes,
 one SQLite file, each its own claims) never choose one printer for two builds while its
 status still says it is free; a claim taken elsewhere between the reading and the claim makes
-the choice again; a claim whose holder died ends with its lease (real SQLite files)."""
+the choice again; a claim never released by a holder that may still run (here a claims
+object of this very process) ends with its lease (real SQLite files)."""
 
 from __future__ import annotations
 
