@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = [
+    "CANCELLED_HINT",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_STALL_TIMEOUT_S",
     "PG_MIGRATIONS",
@@ -61,6 +62,13 @@ log = get_logger(__name__)
 
 #: Seconds to wait for the server when connecting; a store that cannot be reached says so.
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10
+#: What helps when the server cancelled a statement of the store's.
+CANCELLED_HINT: Final = (
+    "the database cancelled the statement: a statement_timeout or lock_timeout set for the "
+    "store's user or database, or an administrator; the store's writes wait for each "
+    "other's, so a timeout shorter than the longest wait cancels them (raise or unset it for "
+    "this user); the next call tries again"
+)
 #: A session that sits inside a transaction this long (a node frozen mid-write: a paused VM, a
 #: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
 #: whole farm up. Transactions here last milliseconds.
@@ -243,6 +251,13 @@ class PostgresJobStore(LeasingStore):
         psycopg = self._psycopg
         try:
             yield
+        except psycopg.errors.QueryCanceled as exc:
+            # An OperationalError to the driver, but the server was reached: a timeout set
+            # for the user or database, or an administrator, ended the statement.
+            raise StoreError(
+                f"{self.location}: the job store failed while {action}: {_first_line(exc)}",
+                hint=CANCELLED_HINT,
+            ) from exc
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
@@ -290,9 +305,11 @@ class PostgresJobStore(LeasingStore):
         """A transaction opened with ``opening``, committed on success, else rolled back."""
         with self._lock, self._errors(action):
             conn = self._connection()
-            for statement in opening:
-                conn.execute(statement)
             try:
+                # The opening too: a lock wait cancelled (a statement_timeout) leaves the
+                # transaction begun and aborted, and every later call on it would fail.
+                for statement in opening:
+                    conn.execute(statement)
                 yield conn
             except BaseException:
                 self._rollback(conn)

@@ -17,7 +17,13 @@ from structlog.testing import capture_logs
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobState
 from preform_pipeline.store.pgurl import PASSWORD_ENV
-from preform_pipeline.store.postgres import PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresJobStore
+from preform_pipeline.store.postgres import (
+    _WRITE_LOCK,
+    CANCELLED_HINT,
+    PG_MIGRATIONS,
+    PG_SCHEMA_VERSION,
+    PostgresJobStore,
+)
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection
 
@@ -166,6 +172,46 @@ class TestConnection:
                 admin.execute("ALTER TABLE transitions_gone RENAME TO transitions")
             assert store.transition(job.id, JobState.QUEUED, "complete").state is (
                 JobState.QUEUED)
+
+    def test_a_write_cancelled_while_it_waits_for_the_lock_leaves_the_store_usable(
+        self, fresh_url: str
+    ) -> None:
+        # A role's statement_timeout, or a DBA's pg_cancel_backend, ends a write that queues
+        # behind another node's: the transaction it opened must not stay open and aborted.
+        with _open(fresh_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            failed: list[BaseException] = []
+
+            def write() -> None:
+                try:
+                    store.transition(job.id, JobState.QUEUED, "complete")
+                except BaseException as exc:  # handed to the test's thread
+                    failed.append(exc)
+
+            with admin_connection(fresh_url) as holder:
+                holder.execute("BEGIN")
+                holder.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+                writer = threading.Thread(target=write)
+                writer.start()
+                deadline = time.monotonic() + 30
+                waiting = "count(*) FILTER (WHERE wait_event_type = 'Lock')"
+                while _others(fresh_url, waiting) != [(1,)]:
+                    assert time.monotonic() < deadline, "the write never waited for the lock"
+                    threading.Event().wait(0.05)
+                with admin_connection(fresh_url) as admin:
+                    admin.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE "
+                                  "application_name = 'preform-pipeline'")
+                writer.join(30)
+                holder.execute("COMMIT")
+            assert not writer.is_alive()
+            (error,) = failed
+            assert isinstance(error, StoreError)
+            assert str(error) == (
+                f"{fresh_url}: the job store failed while moving job {job.id} to queued: "
+                "canceling statement due to user request (" + CANCELLED_HINT + ")")
+            assert store.transition(job.id, JobState.QUEUED, "complete").state is (
+                JobState.QUEUED)
+            assert store.get_job(job.id).state is JobState.QUEUED
 
     def test_an_unreachable_server_is_a_store_error_without_the_password(
         self, fresh_url: str
