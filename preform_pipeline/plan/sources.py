@@ -9,6 +9,11 @@ case is the folder that holds it), but nothing is passed over in silence:
 - a file in a format the server does not import is *unsupported*, with what to do
   (``.step: export as STL, OBJ or 3MF``);
 - a copy tool's temporary name (``.part``, ``.tmp``, ``.crdownload``, ``~``) is *waiting*;
+- a case folder below a named folder (``inbox/C-1042/``) is kept on one build: while one of
+  its model files is still being written, its complete ones wait with it (taken alone, the
+  case would be split over two runs' builds), as the hot folder takes a case folder only once
+  every file is complete. The named folder's own files are judged one by one: from cron it is
+  an inbox, and one file being copied into it holds up no other;
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
   over, since they are not models.
 """
@@ -85,8 +90,9 @@ def find_sources(
     models: dict[Path, str | None] = {}
     waiting: list[tuple[Path, str]] = []
     unsupported: list[tuple[Path, str]] = []
+    unfinished: dict[Path, Path] = {}  # a case folder: its first file still being written
 
-    def judge(file: Path, case: str | None) -> None:
+    def judge(file: Path, case: str | None, *, in_case_folder: bool = False) -> None:
         name = file.name
         if _in_progress(name):
             waiting.append((file, "still being written (a temporary name)"))
@@ -112,17 +118,25 @@ def find_sources(
             models.setdefault(file, case)
         else:
             waiting.append((file, verdict.reason))
+            if in_case_folder:
+                unfinished.setdefault(file.parent, file)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in files:
-                judge(file, file.parent.name)
+                judge(file, file.parent.name, in_case_folder=file.parent != path)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)
         elif path.exists():
             judge(path, None)
         else:
             models.setdefault(path, None)
+    for file, case in list(models.items()):
+        being_written = unfinished.get(file.parent) if case is not None else None
+        if being_written is not None:
+            del models[file]
+            waiting.append((file, f"its case folder {file.parent.name} waits for "
+                                  f"{being_written.name}, still being written"))
     return Sources(models, tuple(waiting), tuple(unsupported))
