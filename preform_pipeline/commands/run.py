@@ -334,13 +334,15 @@ def _plan(
     out: TextIO | None = None,
     settings: RunSettings | None = None,
     servers: int = 1,
+    output: Path | None = None,
 ) -> Plan | None:
     """The plan of the complete model files, its builds' work balanced over ``servers``;
     an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
-    error was printed."""
+    error was printed. ``output``, the run's output folder, is not searched for models."""
     rules = settings or RunSettings()
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
-                           incomplete_timeout_s=rules.incomplete_timeout_s)
+                           incomplete_timeout_s=rules.incomplete_timeout_s,
+                           skip=() if output is None else (output,))
     for path, why in sources.waiting:
         print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.
@@ -528,7 +530,8 @@ def _run_recorded(
             print(line, file=stdout)
     # Balanced for the pool this run starts (right-sized below: never more servers than
     # builds, so a pool larger than the builds evens the builds out one by one).
-    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size))
+    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
+                 output=root)
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(

@@ -15,7 +15,8 @@ case is the folder that holds it), but nothing is passed over in silence:
   every file is complete. The named folder's own files are judged one by one: from cron it is
   an inbox, and one file being copied into it holds up no other;
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
-  over, since they are not models.
+  over, since they are not models; and so is the run's own output folder (``skip``) when it
+  lies inside a model folder (its log, reports and ``.form`` files are not models either).
 """
 
 from __future__ import annotations
@@ -81,12 +82,15 @@ def find_sources(
     quiet_period_s: float,
     incomplete_timeout_s: float,
     now: float | None = None,
+    skip: Iterable[Path] = (),
 ) -> Sources:
     """Sort the files named by ``paths`` (files, or folders walked recursively) into complete
     models, files still being written and unsupported files. ``now`` is wall-clock seconds
     (file modification times are wall-clock too). A named file that does not exist is kept as
-    a model, so reading it reports the problem."""
+    a model, so reading it reports the problem. Files below a ``skip`` folder (the run's own
+    output) are not looked at."""
     moment = time.time() if now is None else now
+    skipped = tuple(Path(os.path.realpath(folder)) for folder in skip)
     models: dict[Path, str | None] = {}
     waiting: list[tuple[Path, str]] = []
     unsupported: list[tuple[Path, str]] = []
@@ -126,6 +130,9 @@ def find_sources(
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in files:
+                if skipped and any(Path(os.path.realpath(file.parent)).is_relative_to(folder)
+                                   for folder in skipped):
+                    continue
                 judge(file, file.parent.name, in_case_folder=file.parent != path)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)

@@ -44,6 +44,23 @@ class TestQuiet:
         assert (run.stdout, run.stderr) == ("", "")
         assert len(fleet_jobs(tmp_path)) == 1
 
+    def test_an_output_folder_inside_the_models_folder_is_not_taken_for_models(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 30: the run rejected its own log file ("not a model file") and exited 1;
+        # the next run rejected its .form and screenshot files as well.
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet",
+                       "--output", str(inbox / "out"))
+        for _ in range(2):  # the second finds the first's outputs, and a model printed
+            run = run_cli(tmp_path, argv)
+            assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+        assert list((inbox / "out" / "logs").glob("*.jsonl"))
+        assert len(fleet_jobs(tmp_path)) == 1
+
     def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
         inbox = tmp_path / "inbox"
         _box(inbox / "a.stl")

@@ -96,3 +96,24 @@ class TestSources:
         missing = tmp_path / "gone.stl"
         found = find_sources([missing], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert found.models == {missing: None}
+
+    def test_the_runs_own_output_folder_is_not_searched(self, tmp_path: Path) -> None:
+        # Session 30: `run recipe share --output share/out` rejected its own log file as
+        # "not a model file" and exited 1; a second run would reject its .form files too.
+        share = tmp_path / "share"
+        part = share / "part.stl"
+        part.parent.mkdir()
+        write_stl(part, box_triangles(10, 10, 10))
+        out = share / "out"
+        (out / "logs").mkdir(parents=True)
+        (out / "logs" / "run.jsonl").write_text("{}\n", encoding="utf-8")
+        (out / "build-001.form").write_bytes(b"PK")
+        sibling = tmp_path / "share" / "outside"
+        sibling.mkdir()
+        (sibling / "notes.txt").write_text("x", encoding="utf-8")
+
+        found = find_sources([share], quiet_period_s=5, incomplete_timeout_s=600, now=NOW,
+                             skip=[out])
+        assert found.models == {part: "share"}
+        assert found.waiting == ()
+        assert [p.name for p, _ in found.unsupported] == ["notes.txt"]
