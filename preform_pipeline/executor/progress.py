@@ -187,6 +187,7 @@ class PlainReporter:
         self._lock = threading.Lock()
         self._counts: dict[str, list[int]] = {}  # run id: [done, total]
         self._run_of: dict[str, str] = {}  # build name: its run's id
+        self._latest = ""  # the run a build of no known run counts in (the only one, mostly)
 
     def _say(self, line: str) -> None:
         with self._lock:
@@ -199,6 +200,7 @@ class PlainReporter:
         with self._lock:
             self._counts[run_id] = [0, len(builds)]
             self._run_of.update((b.name, run_id) for b in builds)
+            self._latest = run_id
         models = sum(len(b.models) for b in builds)
         self._say(
             f"run {run_id}: {counted(len(builds), 'build')}, {counted(models, 'model')} on "
@@ -207,7 +209,7 @@ class PlainReporter:
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
-            run_id = self._run_of.get(parent, "")
+            run_id = self._run_of.get(parent, self._latest)
             self._run_of[build.name] = run_id
             self._counts.setdefault(run_id, [0, 0])[1] += 1
         self._say(f"[{build.name}] split from {parent}: {counted(len(build.models), 'model')}")
@@ -229,7 +231,8 @@ class PlainReporter:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:
-            counts = self._counts.setdefault(self._run_of.get(outcome.name, ""), [0, 0])
+            run_id = self._run_of.get(outcome.name, self._latest)
+            counts = self._counts.setdefault(run_id, [0, 0])
             if outcome.status is BuildStatus.SPLIT:
                 counts[1] -= 1  # its halves were added in its place
             else:
