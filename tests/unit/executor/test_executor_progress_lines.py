@@ -151,6 +151,22 @@ class TestPlainLines:
             "0/2 builds done)", "1/2 builds done)", "1/2 builds done)",
         ]
 
+    def test_an_earlier_batch_goes_on_counting_after_a_later_one_ended(self) -> None:
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", (_plan("a1", 2), _plan("a2", 1)), servers=3,
+                             simulated=True)
+        reporter.run_started("run-2", (_plan("b1", 1),), servers=3, simulated=True)
+        reporter.build_added(_plan("a1.1", 1), parent="a1")  # the split of run-1's build
+        reporter.build_added(_plan("a1.2", 1), parent="a1")
+        reporter.build_finished(_outcome("a1", BuildStatus.SPLIT, children=("a1.1", "a1.2")))
+        reporter.build_finished(_outcome("b1", BuildStatus.SUCCEEDED))
+        reporter.run_finished(RunResult("run-2", "r", True, False, ()))
+        reporter.build_finished(_outcome("a1.1", BuildStatus.SUCCEEDED))
+        assert [line.rsplit("(", 1)[1] for line in _lines(stream) if "done)" in line] == [
+            "0/3 builds done)", "1/1 build done)", "1/3 builds done)",
+        ]
+
     def test_the_verify_wait_and_the_runs_end(self) -> None:
         stream = io.StringIO()
         reporter = PlainReporter(stream)
