@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +95,13 @@ class TestAnUnusableOutputFolder:
     """An output folder that cannot be made: the error names where it was chosen (session 30:
     `--output` and the recipe's folder were both sent to "the path in the settings")."""
 
-    def test_each_source_of_the_folder_is_named(self, tmp_path: Path, repo_root: Path) -> None:
+    def test_each_source_of_the_folder_is_named(self, repo_root: Path) -> None:
+        # A short folder: a message line over 300 characters is cut in the middle, and an
+        # xdist worker's tmp_path is long enough for that.
+        with tempfile.TemporaryDirectory(prefix="pp-out-") as short:
+            self._check(Path(short), repo_root)
+
+    def _check(self, tmp_path: Path, repo_root: Path) -> None:
         blocker = tmp_path / "taken"
         blocker.write_text("a file where the output folder should be\n", encoding="utf-8")
         recipe = tmp_path / "grey.yaml"
