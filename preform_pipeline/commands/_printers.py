@@ -53,6 +53,7 @@ def printers_of_server(
         log.warning("devices_unavailable", url=url, error=str(exc))
         return None
     known: list[KnownPrinter] = []
+    queues = False
     for device in devices:
         machine = next(
             (m for m in catalogue.machines if device.product_name in m.product_names), None
@@ -64,7 +65,8 @@ def printers_of_server(
         queue = device.raw.get("dashboard_queue_id")
         if isinstance(queue, str) and queue:
             known.append(KnownPrinter(queue))
-    return KnownPrinters(tuple(known), f"the devices of {url}")
+            queues = True
+    return KnownPrinters(tuple(known), f"the devices of {url}", queues_listed=queues)
 
 
 def known_printers(

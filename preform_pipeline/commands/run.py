@@ -70,7 +70,12 @@ from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
-from preform_pipeline.errors import PipelineError, RecipeError, SidecarError
+from preform_pipeline.errors import (
+    PipelineError,
+    RecipeError,
+    SidecarError,
+    UnusablePathError,
+)
 from preform_pipeline.executor import (
     DEFAULT_MAX_BUILD_ATTEMPTS,
     DEFAULT_STEP_TIMEOUT_S,
@@ -275,6 +280,15 @@ def _unstarted_server_warning(value: str, server: str, started: Sequence[str]) -
             f"{', '.join(started)} (one per build), not {server}")
 
 
+def _output_hint(given: Path | None, settings: Settings) -> str:
+    """What to fix when the output folder cannot be used, where that folder was chosen."""
+    if given is not None:
+        return "choose another --output (or fix the folder itself)"
+    if settings.output_root is not None:
+        return "fix output_root in the settings, or give --output (or fix the folder itself)"
+    return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
+
+
 def _size(size: tuple[float, float, float] | None) -> str:
     return "?" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
 
@@ -320,13 +334,15 @@ def _plan(
     out: TextIO | None = None,
     settings: RunSettings | None = None,
     servers: int = 1,
+    output: Path | None = None,
 ) -> Plan | None:
     """The plan of the complete model files, its builds' work balanced over ``servers``;
     an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
-    error was printed."""
+    error was printed. ``output``, the run's output folder, is not searched for models."""
     rules = settings or RunSettings()
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
-                           incomplete_timeout_s=rules.incomplete_timeout_s)
+                           incomplete_timeout_s=rules.incomplete_timeout_s,
+                           skip=() if output is None else (output,))
     for path, why in sources.waiting:
         print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.
@@ -409,8 +425,11 @@ def _run(
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at, settings.output_root)
     output_checks = [PathCheck(root, "folder", "output folder")]
-    check_paths(output_checks)  # before anything is written
-    make_folders(output_checks)
+    try:
+        check_paths(output_checks)  # before anything is written
+        make_folders(output_checks)
+    except UnusablePathError as exc:  # say where the folder came from, not "the settings"
+        raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
     log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
@@ -511,7 +530,8 @@ def _run_recorded(
             print(line, file=stdout)
     # Balanced for the pool this run starts (right-sized below: never more servers than
     # builds, so a pool larger than the builds evens the builds out one by one).
-    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size))
+    plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
+                 output=root)
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(

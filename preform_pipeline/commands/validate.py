@@ -13,7 +13,9 @@ a failure (exit 1). ``--format json`` keeps the reason in each file's ``catalogu
 
 Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
 ``--server``, else, when the settings run simulated, against the declared simulated fleet: an
-unknown name is a problem with a "did you mean" (docs/dispatch.md).
+unknown name is a problem with a "did you mean" (docs/dispatch.md). A server lists Fleet
+Control queues only once it is logged in to the Dashboard: a ``fleet_group`` is not checked
+against one that lists none (the server checks it when the print is sent).
 
 ``--settings FILE`` checks a settings file the same way (every problem at once, positioned);
 environment variables are not applied to it.

@@ -68,6 +68,7 @@ from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
 from preform_pipeline.web.server import serving
+from preform_pipeline.wording import counted
 
 __all__ = [
     "EXIT_FAILURE",
@@ -290,6 +291,7 @@ def _run_locked(
         finally:
             if notifier is not None:
                 notifier.close()
-    print(f"stopped after {daemon.batches_run} batches", file=stdout, flush=True)
+    print(f"stopped after {counted(daemon.batches_run, 'batch', 'batches')}", file=stdout,
+          flush=True)
     return status
 

@@ -175,13 +175,19 @@ def _finished_text(outcome: BuildOutcome) -> str:
 
 
 class PlainReporter:
-    """One line per event, for output that is not a terminal (a log file, CI, a pipe)."""
+    """One line per event, for output that is not a terminal (a log file, CI, a pipe).
+
+    The hot folder gives one reporter to every batch, and its workers run batches at once: a
+    build's "(done/total builds done)" counts the builds of its own run, never the runs before
+    it or beside it.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._total = 0
-        self._done = 0
+        self._counts: dict[str, list[int]] = {}  # run id: [done, total]
+        self._run_of: dict[str, str] = {}  # build name: its run's id
+        self._latest = ""  # the run a build of no known run counts in (the only one, mostly)
 
     def _say(self, line: str) -> None:
         with self._lock:
@@ -192,7 +198,9 @@ class PlainReporter:
         self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
     ) -> None:
         with self._lock:
-            self._total = len(builds)
+            self._counts[run_id] = [0, len(builds)]
+            self._run_of.update((b.name, run_id) for b in builds)
+            self._latest = run_id
         models = sum(len(b.models) for b in builds)
         self._say(
             f"run {run_id}: {counted(len(builds), 'build')}, {counted(models, 'model')} on "
@@ -201,7 +209,9 @@ class PlainReporter:
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
-            self._total += 1
+            run_id = self._run_of.get(parent, self._latest)
+            self._run_of[build.name] = run_id
+            self._counts.setdefault(run_id, [0, 0])[1] += 1
         self._say(f"[{build.name}] split from {parent}: {counted(len(build.models), 'model')}")
 
     def build_started(self, build: str, *, server: str, attempt: int, steps: int) -> None:
@@ -221,11 +231,13 @@ class PlainReporter:
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:
+            run_id = self._run_of.get(outcome.name, self._latest)
+            counts = self._counts.setdefault(run_id, [0, 0])
             if outcome.status is BuildStatus.SPLIT:
-                self._total -= 1  # its halves were added in its place
+                counts[1] -= 1  # its halves were added in its place
             else:
-                self._done += 1
-            done, total = self._done, self._total
+                counts[0] += 1
+            done, total = counts
         self._say(
             f"[{outcome.name}] {_finished_text(outcome)} "
             f"({done}/{total} {noun(total, 'build')} done)"
@@ -235,6 +247,10 @@ class PlainReporter:
         self._say(verify_line(outcome, pending))
 
     def run_finished(self, result: RunResult) -> None:
+        with self._lock:  # a daemon's reporter lives for months: its finished runs go
+            self._counts.pop(result.run_id, None)
+            for build in [b for b, run in self._run_of.items() if run == result.run_id]:
+                del self._run_of[build]
         self._say(run_line(result))
 
     def close(self) -> None:

@@ -89,7 +89,9 @@ def _short(value: Any) -> str:
     """A one-line rendering of an option value for text output."""
     if isinstance(value, (list, tuple)) and len(value) > 3:
         return f"[{len(value)} items]"
-    return json.dumps(_jsonable(value), separators=(",", ":"), sort_keys=True)
+    # As typed: a path "gro\u00df.stl" is not the name the user knows.
+    return json.dumps(_jsonable(value), separators=(",", ":"), sort_keys=True,
+                      ensure_ascii=False)
 
 
 def _mermaid_label(text: str) -> str:

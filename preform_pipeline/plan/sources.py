@@ -9,8 +9,14 @@ case is the folder that holds it), but nothing is passed over in silence:
 - a file in a format the server does not import is *unsupported*, with what to do
   (``.step: export as STL, OBJ or 3MF``);
 - a copy tool's temporary name (``.part``, ``.tmp``, ``.crdownload``, ``~``) is *waiting*;
+- a case folder below a named folder (``inbox/C-1042/``) is kept on one build: while one of
+  its model files is still being written, its complete ones wait with it (taken alone, the
+  case would be split over two runs' builds), as the hot folder takes a case folder only once
+  every file is complete. The named folder's own files are judged one by one: from cron it is
+  an inbox, and one file being copied into it holds up no other;
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
-  over, since they are not models.
+  over, since they are not models; and so is the run's own output folder (``skip``) when it
+  lies inside a model folder (its log, reports and ``.form`` files are not models either).
 """
 
 from __future__ import annotations
@@ -76,17 +82,21 @@ def find_sources(
     quiet_period_s: float,
     incomplete_timeout_s: float,
     now: float | None = None,
+    skip: Iterable[Path] = (),
 ) -> Sources:
     """Sort the files named by ``paths`` (files, or folders walked recursively) into complete
     models, files still being written and unsupported files. ``now`` is wall-clock seconds
     (file modification times are wall-clock too). A named file that does not exist is kept as
-    a model, so reading it reports the problem."""
+    a model, so reading it reports the problem. Files below a ``skip`` folder (the run's own
+    output) are not looked at."""
     moment = time.time() if now is None else now
+    skipped = tuple(Path(os.path.realpath(folder)) for folder in skip)
     models: dict[Path, str | None] = {}
     waiting: list[tuple[Path, str]] = []
     unsupported: list[tuple[Path, str]] = []
+    unfinished: dict[Path, Path] = {}  # a case folder: its first file still being written
 
-    def judge(file: Path, case: str | None) -> None:
+    def judge(file: Path, case: str | None, *, in_case_folder: bool = False) -> None:
         name = file.name
         if _in_progress(name):
             waiting.append((file, "still being written (a temporary name)"))
@@ -112,17 +122,28 @@ def find_sources(
             models.setdefault(file, case)
         else:
             waiting.append((file, verdict.reason))
+            if in_case_folder:
+                unfinished.setdefault(file.parent, file)
 
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in files:
-                judge(file, file.parent.name)
+                if skipped and any(Path(os.path.realpath(file.parent)).is_relative_to(folder)
+                                   for folder in skipped):
+                    continue
+                judge(file, file.parent.name, in_case_folder=file.parent != path)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)
         elif path.exists():
             judge(path, None)
         else:
             models.setdefault(path, None)
+    for file, case in list(models.items()):
+        being_written = unfinished.get(file.parent) if case is not None else None
+        if being_written is not None:
+            del models[file]
+            waiting.append((file, f"its case folder {file.parent.name} waits for "
+                                  f"{being_written.name}, still being written"))
     return Sources(models, tuple(waiting), tuple(unsupported))

@@ -42,10 +42,17 @@ class KnownPrinter:
 
 @dataclass(frozen=True)
 class KnownPrinters:
-    """Every name that exists, and where the list came from (for messages)."""
+    """Every name that exists, and where the list came from (for messages).
+
+    ``queues_listed`` is False when the list cannot hold Fleet Control queues: a server lists
+    them only once it is logged in to the Dashboard, so a ``fleet_group`` missing from the
+    devices of a server that lists none is not known to be wrong (the server checks it when
+    the print is sent).
+    """
 
     printers: tuple[KnownPrinter, ...]
     source: str
+    queues_listed: bool = True
 
     def find(self, name: str) -> KnownPrinter | None:
         return next((p for p in self.printers if p.name == name), None)
@@ -96,6 +103,8 @@ def check_printer_names(ctx: Context, known: KnownPrinters) -> Iterator[Problem]
     for step in ctx.of_kind("print"):
         for path, name in print_target_names(dict(step.options)):
             found = known.find(name)
+            if found is None and path[0] == "fleet_group" and not known.queues_listed:
+                continue
             if found is None:
                 yield ctx.problem(
                     step.option_path(*path),

@@ -192,6 +192,9 @@ class PostgresJobStore(LeasingStore):
                 options="-c TimeZone=UTC -c idle_in_transaction_session_timeout="
                 f"{max(1, int(self.stall_timeout_s * 1000))}",
                 application_name="preform-pipeline",
+                # A database made under a C locale is SQL_ASCII, whose default client
+                # encoding makes psycopg send only ASCII and return text as bytes.
+                client_encoding="UTF8",
                 **extra,
             )
         return _Connection(raw)

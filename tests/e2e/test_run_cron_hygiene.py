@@ -44,6 +44,23 @@ class TestQuiet:
         assert (run.stdout, run.stderr) == ("", "")
         assert len(fleet_jobs(tmp_path)) == 1
 
+    def test_an_output_folder_inside_the_models_folder_is_not_taken_for_models(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 30: the run rejected its own log file ("not a model file") and exited 1;
+        # the next run rejected its .form and screenshot files as well.
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet",
+                       "--output", str(inbox / "out"))
+        for _ in range(2):  # the second finds the first's outputs, and a model printed
+            run = run_cli(tmp_path, argv)
+            assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+        assert list((inbox / "out" / "logs").glob("*.jsonl"))
+        assert len(fleet_jobs(tmp_path)) == 1
+
     def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
         inbox = tmp_path / "inbox"
         _box(inbox / "a.stl")
@@ -124,6 +141,32 @@ class TestFileBeingWritten:
             "late.stl"
         ]
         assert len(fleet_jobs(tmp_path)) == 2
+
+    def test_a_case_folder_is_not_split_over_two_runs(self, tmp_path: Path) -> None:
+        # Session 30: the complete upper arch was printed alone while the lower one was still
+        # being copied, and the next run printed the lower one alone.
+        inbox = tmp_path / "inbox"
+        upper = _box(inbox / "C-1042" / "upper.stl")
+        whole = _box(tmp_path / "source" / "lower.stl", 30.0).read_bytes()
+        lower = inbox / "C-1042" / "lower.stl"
+        lower.write_bytes(whole[: len(whole) // 2])
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings))
+
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert (f"not taken yet: {upper}: its case folder C-1042 waits for lower.stl, still "
+                "being written; the next run takes it") in first.stdout
+        assert first.report.get("builds", []) == [] and fleet_jobs(tmp_path) == []
+
+        lower.write_bytes(whole)
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert [sorted(Path(f).name for f in b["source_files"]) for b in second.builds()] == [
+            ["lower.stl", "upper.stl"]
+        ]
+        assert len(fleet_jobs(tmp_path)) == 1
 
     def test_an_obj_waits_for_its_quiet_period(self, tmp_path: Path) -> None:
         inbox = tmp_path / "inbox"

@@ -66,6 +66,7 @@ class TestOnce:
         assert (inbox / "done" / "a.stl").exists()
         assert (inbox / "b.stl").exists()  # left for the next run
         assert len(fleet_jobs(fleet)) == 1
+        assert done.stdout.endswith("stopped after 1 batch\n")  # not "1 batches"
 
 
 class TestBadSettings:

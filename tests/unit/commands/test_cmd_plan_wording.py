@@ -41,3 +41,21 @@ class TestOneModelInOneBuild:
         code, out, err = _plan(tmp_path, "--format", "mermaid")
         assert code == 0, err
         assert out.splitlines()[0] == "%% build 1: single-001 (1 model)"
+
+
+class TestNamesAsTyped:
+    """A model's name is shown as the user wrote it, in every line of the plan."""
+
+    def test_the_import_step_shows_a_non_ascii_name_as_it_is(self, tmp_path: Path) -> None:
+        # Session 30: the step line said files=["...zahnrad gro\u00df.stl"].
+        recipe = tmp_path / "single.yaml"
+        recipe.write_text(RECIPE, encoding="utf-8")
+        model = tmp_path / "Kunde Müller" / "zahnrad groß.stl"
+        model.parent.mkdir()
+        write_stl(model, box_triangles(40, 30, 10))
+        out, err = io.StringIO(), io.StringIO()
+        code = run(["plan", str(recipe), str(model)], out, err)
+        assert code == 0, err.getvalue()
+        step = next(line for line in out.getvalue().splitlines() if "import_models" in line)
+        assert f'files=["{model}"]' in step
+        assert "\\u" not in out.getvalue()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.api import PreFormClient
 from preform_pipeline.cli import run
 from preform_pipeline.simulator.testing import start_simulator
 
@@ -108,3 +109,30 @@ class TestAgainstAServer:
         assert ok[0] == 0, ok[1]
         assert code == 1
         assert f"(not in the devices of {sim.url}) (did you mean 'Shop-Form4'?)" in text
+
+    def test_a_queue_is_not_refused_by_a_server_that_lists_no_queues(
+        self, tmp_path: Path, repo_root: Path
+    ) -> None:
+        # A server lists Fleet Control queues only once logged in to the Dashboard: the
+        # shipped dental recipe failed `validate --server` against a simulator started by hand
+        # ("unknown printer '6f1c...' (not in the devices of ...)"; session 30).
+        dental = repo_root / "recipes" / "dental-models-form4.yaml"
+        queue = "6f1c2d3e-0000-4000-8000-00000000d3a1"
+        typo = recipe(tmp_path, "Form4-CapabelClam").read_text(encoding="utf-8").replace(
+            "printer: Form4-CapabelClam", f"fleet_group: {queue[:-2]}b1")
+        (tmp_path / "queue.yaml").write_text(typo, encoding="utf-8")
+        with start_simulator(fleet_dir=tmp_path / "fleet") as sim:
+            logged_out = invoke("validate", str(dental), "--server", sim.url)
+            typo_logged_out = invoke("validate", str(tmp_path / "queue.yaml"), "--server",
+                                     sim.url)
+            with PreFormClient(sim.url) as client:
+                client.login("lab@example.com", "any")
+            logged_in = invoke("validate", str(dental), "--server", sim.url)
+            typo_logged_in = invoke("validate", str(tmp_path / "queue.yaml"), "--server",
+                                    sim.url)
+        assert logged_out[0] == 0, logged_out[1]
+        assert typo_logged_out[0] == 0, typo_logged_out[1]  # the server checks it at the send
+        assert logged_in[0] == 0, logged_in[1]
+        assert typo_logged_in[0] == 1
+        assert (f"$.steps[1].print.fleet_group: unknown printer '{queue[:-2]}b1' (not in the "
+                f"devices of {sim.url}) (did you mean") in typo_logged_in[1]

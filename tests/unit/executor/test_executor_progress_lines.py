@@ -123,6 +123,50 @@ class TestPlainLines:
         assert _lines(stream)[0] == "run run-1: 1 build, 1 model on 1 simulated server"
         assert _lines(stream)[1].endswith(" (1/1 build done)")
 
+    def test_a_daemons_second_batch_counts_its_own_builds(self) -> None:
+        # The hot folder gives every batch one reporter: its second batch said "(2/1 build
+        # done)" (session 30, a newcomer's `watch`).
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", (_plan("b1", 9),), servers=2, simulated=True)
+        reporter.build_finished(_outcome("b1", BuildStatus.SUCCEEDED))
+        reporter.run_finished(RunResult("run-1", "r", True, False, ()))
+        reporter.run_started("run-2", (_plan("c1", 2),), servers=2, simulated=True)
+        reporter.build_finished(_outcome("c1", BuildStatus.SUCCEEDED))
+        assert _lines(stream)[-1].endswith("[c1] succeeded on server-1 in 1.2 s "
+                                           "(1/1 build done)")
+
+    def test_batches_running_at_once_count_apart(self) -> None:
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", (_plan("b1", 1), _plan("b2", 1)), servers=3,
+                             simulated=True)
+        reporter.run_started("run-2", (_plan("c1", 1),), servers=3, simulated=True)
+        reporter.build_added(_plan("c1.1", 1), parent="c1")
+        reporter.build_added(_plan("c1.2", 1), parent="c1")
+        reporter.build_finished(_outcome("c1", BuildStatus.SPLIT, children=("c1.1", "c1.2")))
+        reporter.build_finished(_outcome("b1", BuildStatus.SUCCEEDED))
+        reporter.build_finished(_outcome("c1.1", BuildStatus.SUCCEEDED))
+        assert [line.rsplit("(", 1)[1] for line in _lines(stream) if "done)" in line] == [
+            "0/2 builds done)", "1/2 builds done)", "1/2 builds done)",
+        ]
+
+    def test_an_earlier_batch_goes_on_counting_after_a_later_one_ended(self) -> None:
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", (_plan("a1", 2), _plan("a2", 1)), servers=3,
+                             simulated=True)
+        reporter.run_started("run-2", (_plan("b1", 1),), servers=3, simulated=True)
+        reporter.build_added(_plan("a1.1", 1), parent="a1")  # the split of run-1's build
+        reporter.build_added(_plan("a1.2", 1), parent="a1")
+        reporter.build_finished(_outcome("a1", BuildStatus.SPLIT, children=("a1.1", "a1.2")))
+        reporter.build_finished(_outcome("b1", BuildStatus.SUCCEEDED))
+        reporter.run_finished(RunResult("run-2", "r", True, False, ()))
+        reporter.build_finished(_outcome("a1.1", BuildStatus.SUCCEEDED))
+        assert [line.rsplit("(", 1)[1] for line in _lines(stream) if "done)" in line] == [
+            "0/3 builds done)", "1/1 build done)", "1/3 builds done)",
+        ]
+
     def test_the_verify_wait_and_the_runs_end(self) -> None:
         stream = io.StringIO()
         reporter = PlainReporter(stream)

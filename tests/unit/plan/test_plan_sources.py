@@ -44,7 +44,8 @@ class TestSources:
         (case / "C-1.json").write_text("{}", encoding="utf-8")
         (case / ".DS_Store").write_bytes(b"x")
 
-        found = find_sources([tmp_path], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        # The named folder's own files, judged one by one (a cron run's inbox).
+        found = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert found.models == {
             old_obj: "C-1", stalled: "C-1", stl: "C-1",
         }
@@ -58,9 +59,61 @@ class TestSources:
             "scan.ply": ".ply: not imported by PreFormServer; convert to STL, OBJ or 3MF",
         }
 
+    def test_a_case_folder_waits_whole_for_its_file_being_written(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 30: `run recipe inbox/` took C-1042's complete upper arch alone while its
+        # lower arch was still being copied; the next run printed the lower one alone.
+        inbox = tmp_path / "inbox"
+        upper, lower = inbox / "C-1042" / "upper.stl", inbox / "C-1042" / "lower.stl"
+        upper.parent.mkdir(parents=True)
+        write_stl(upper, box_triangles(10, 10, 10))
+        lower.write_bytes(upper.read_bytes()[:300])
+        other = inbox / "C-1043" / "upper.stl"
+        other.parent.mkdir()
+        write_stl(other, box_triangles(10, 10, 10))
+        loose = inbox / "loose.stl"
+        write_stl(loose, box_triangles(10, 10, 10))
+        for path in (upper, lower, other, loose):
+            _aged(path, 1)
+
+        found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {other: "C-1043", loose: "inbox"}
+        waiting = dict(found.waiting)
+        assert set(waiting) == {upper, lower}
+        assert waiting[upper] == "its case folder C-1042 waits for lower.stl, still being written"
+        assert "STL is incomplete" in waiting[lower]
+
+        lower.write_bytes(upper.read_bytes())
+        _aged(lower, 1)
+        found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {upper: "C-1042", lower: "C-1042", other: "C-1043",
+                                loose: "inbox"}
+
     def test_a_named_missing_file_is_kept_for_the_reader_to_report(
         self, tmp_path: Path
     ) -> None:
         missing = tmp_path / "gone.stl"
         found = find_sources([missing], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert found.models == {missing: None}
+
+    def test_the_runs_own_output_folder_is_not_searched(self, tmp_path: Path) -> None:
+        # Session 30: `run recipe share --output share/out` rejected its own log file as
+        # "not a model file" and exited 1; a second run would reject its .form files too.
+        share = tmp_path / "share"
+        part = share / "part.stl"
+        part.parent.mkdir()
+        write_stl(part, box_triangles(10, 10, 10))
+        out = share / "out"
+        (out / "logs").mkdir(parents=True)
+        (out / "logs" / "run.jsonl").write_text("{}\n", encoding="utf-8")
+        (out / "build-001.form").write_bytes(b"PK")
+        sibling = tmp_path / "share" / "outside"
+        sibling.mkdir()
+        (sibling / "notes.txt").write_text("x", encoding="utf-8")
+
+        found = find_sources([share], quiet_period_s=5, incomplete_timeout_s=600, now=NOW,
+                             skip=[out])
+        assert found.models == {part: "share"}
+        assert found.waiting == ()
+        assert [p.name for p, _ in found.unsupported] == ["notes.txt"]

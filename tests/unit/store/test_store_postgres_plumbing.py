@@ -43,6 +43,22 @@ def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def ascii_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
+    """A new, empty database in SQL_ASCII, what ``initdb`` makes under a C locale."""
+    server_url = conformance_db[0]
+    name = f"ascii_{uuid.uuid4().hex[:12]}"
+    with admin_connection(server_url) as admin:
+        admin.execute(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                      "LC_COLLATE 'C' LC_CTYPE 'C'")
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin_connection(server_url) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def _others(url: str, select: str) -> list[tuple[Any, ...]]:
     """``select`` over the database's sessions other than the caller's."""
     with admin_connection(url) as admin:
@@ -61,6 +77,20 @@ def _wait_for_sessions(url: str, count: int) -> None:
 
 def _open(url: str, **options: Any) -> PostgresJobStore:
     return PostgresJobStore(url, password=PG_PASSWORD, **options)
+
+
+class TestADatabaseInAsciiEncoding:
+    """A database made under a C locale (SQL_ASCII) is a store like any other (session 30: its
+    second opening crashed on table names read as bytes; a non-ASCII file name could not be
+    sent at all)."""
+
+    def test_it_opens_again_and_keeps_a_non_ascii_file_name(self, ascii_url: str) -> None:
+        with admin_connection(ascii_url) as admin:
+            assert admin.execute("SHOW server_encoding").fetchall() == [(b"SQL_ASCII",)]
+        with _open(ascii_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/Müller/zahnrad groß.stl")
+        with _open(ascii_url) as store:
+            assert str(store.get_job(job.id).source_path) == "/nas/Müller/zahnrad groß.stl"
 
 
 class TestMigrating:
