@@ -248,6 +248,8 @@ class SqliteJobStore(SqlStoreCore):
     Opening creates the file and its folder (unless ``create=False``), switches it to WAL and
     applies pending migrations. Every failure is a :class:`StoreError` naming the file and what
     to do: a locked store, a damaged or foreign file, a store written by a newer version.
+    ``on_statement`` is called with each SQL statement the store runs once it is open (SQLite's
+    own trace: ``BEGIN`` and ``COMMIT`` too): a seam to count a caller's queries.
     """
 
     def __init__(
@@ -257,6 +259,7 @@ class SqliteJobStore(SqlStoreCore):
         clock: Clock | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         create: bool = True,
+        on_statement: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(clock=clock)
         self.path = Path(path)
@@ -265,6 +268,8 @@ class SqliteJobStore(SqlStoreCore):
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(create)
+        if on_statement is not None:
+            self._conn.set_trace_callback(on_statement)
 
     # --- opening and migrating ---------------------------------------------------------------
 
