@@ -7,6 +7,7 @@ what the PostgreSQL store sends), while the dashboard serves the page on loopbac
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 import tests.unit.store.test_store_history_cases as cases
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import StoreError
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -138,3 +140,18 @@ class TestHistoriesOfNothingAndOfStrangers:
         assert list(trails) == [job.id, 999_999]
         assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED, JobState.QUEUED]
         assert trails[999_999] == ()
+
+
+class TestAFailedRead:
+    """A read the database refuses says which read it was."""
+
+    def test_a_failed_read_says_what_was_being_done(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE transitions")
+            other.close()
+            with pytest.raises(StoreError) as raised:
+                store.histories([1])
+            assert raised.value.message.startswith(
+                f"{store_path}: the job store failed while reading the history of a page of "
+                "jobs: no such table: transitions")

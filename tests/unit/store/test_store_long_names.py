@@ -131,5 +131,6 @@ class TestANameSqliteCannotUse:
         said = str(caught.value)
         assert f"the store's file name is {size} bytes long" in said
         assert "at most 247 bytes" in said
-        assert "shorter file name" in caught.value.hint
+        assert caught.value.hint == (
+            "choose a shorter file name (--store, store.path or PREFORM_PIPELINE_STORE_PATH)")
         assert list(tmp_path.iterdir()) == []
