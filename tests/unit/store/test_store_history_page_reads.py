@@ -155,3 +155,21 @@ class TestAFailedRead:
             assert raised.value.message.startswith(
                 f"{store_path}: the job store failed while reading the history of a page of "
                 "jobs: no such table: transitions")
+
+
+class TestAReadBesideAWriter:
+    """The page's trails are read from the last committed state while another process holds
+    the store's write lock (a daemon moving jobs): the page does not wait for it."""
+
+    def test_the_trails_come_while_another_process_writes(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.2) as store:
+            job = store.create_job(recipe="crowns", source_path="/hot/a.stl")
+            writer = sqlite3.connect(store_path, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("UPDATE jobs SET reason = 'moving' WHERE id = ?", (job.id,))
+                trails = store.histories([job.id])
+            finally:
+                writer.execute("ROLLBACK")
+                writer.close()
+        assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED]
