@@ -25,6 +25,7 @@ from preform_pipeline.liveness import this_host
 __all__ = [
     "NAME_MAX_BYTES",
     "default_temporary",
+    "fitted_name",
     "host_tag",
     "temporary_name",
     "write_atomically",
@@ -54,25 +55,37 @@ def host_tag(host: str | None = None) -> str:
     return hashlib.sha256((this_host() if host is None else host).encode("utf-8")).hexdigest()[:8]
 
 
+def fitted_name(name: str, ending: str, *, leading: str = "", limit: int = NAME_MAX_BYTES) -> str:
+    """``<leading><name><ending>``, or, when that is over ``limit`` bytes, the same with
+    ``name`` cut to fit and ``~`` and a hash of the whole ``name`` in its end's place.
+
+    The one rule for every name made by adding to a user's name (a temporary, a lock): it is
+    the same for every process that makes it from the same name, two long names that start
+    alike still get different results, and the cut falls between characters, never inside a
+    UTF-8 sequence.
+    """
+    whole = f"{leading}{name}{ending}"
+    if len(os.fsencode(whole)) <= limit:
+        return whole
+    end = f"~{hashlib.sha256(os.fsencode(name)).hexdigest()[:_NAME_HASH_HEX]}{ending}"
+    room = limit - len(os.fsencode(leading)) - len(os.fsencode(end))
+    stem = name[:room]  # a character is at least a byte
+    while len(os.fsencode(stem)) > room:  # cut between characters, never inside one
+        stem = stem[:-1]
+    return f"{leading}{stem}{end}"
+
+
 def temporary_name(name: str, suffix: str) -> str:
     """The hidden temporary's name beside a file called ``name``: ``.<name>.<suffix>``.
 
     A temporary is longer than its target, so a target name the file system takes (up to
     :data:`NAME_MAX_BYTES`) could not be saved through one. When the whole would be too long,
-    ``name`` is cut to fit and ``~`` and a hash of the whole name stand for its end: two
-    long names that start alike still get different temporaries, and the pattern stays
-    ``.<something>.<suffix>``, which is how a sweep knows its temporaries.
+    ``name`` is cut to fit and ``~`` and a hash of the whole name stand for its end
+    (:func:`fitted_name`): two long names that start alike still get different temporaries,
+    and the pattern stays ``.<something>.<suffix>``, which is how a sweep knows its
+    temporaries.
     """
-    whole = f".{name}.{suffix}"
-    if len(os.fsencode(whole)) <= NAME_MAX_BYTES:
-        return whole
-    encoded = os.fsencode(name)
-    end = f"~{hashlib.sha256(encoded).hexdigest()[:_NAME_HASH_HEX]}.{suffix}"
-    room = NAME_MAX_BYTES - 1 - len(os.fsencode(end))  # 1: the leading dot
-    stem = name[:room]  # a character is at least a byte
-    while len(os.fsencode(stem)) > room:  # cut between characters, never inside one
-        stem = stem[:-1]
-    return f".{stem}{end}"
+    return fitted_name(name, f".{suffix}", leading=".")
 
 
 def default_temporary(path: Path) -> Path:

@@ -63,7 +63,8 @@ _STORE_SQLITE_TESTS = tuple(
                  "notices",  # s27: notices said once
                  "web_budget",  # s28: the Web API budget every process shares
                  "history_cases",  # s29: a page of history, filtered by the database
-                 "printer_claims")  # s29: printers claimed in the store, across processes
+                 "printer_claims",  # s29: printers claimed in the store, across processes
+                 "history_page_reads")  # s30: a page's trails in one statement
 )
 
 _EXECUTOR_RUN_TESTS = tuple(
@@ -336,6 +337,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/store/test_store_migrations.py",
         "tests/unit/store/test_store_sqlite_plumbing.py",
         "tests/unit/store/test_store_sqlite_opened.py",
+        "tests/unit/store/test_store_long_names.py",  # s30: names near 255 bytes
+        "tests/unit/store/test_store_history_page_reads.py",  # s30: on_statement
     ),
     # PostgreSQL only: run with PREFORM_PIPELINE_MUTATION_PG_PORT set (docs/testing.md), else
     # the store conftest deselects every test that needs the server.
@@ -379,7 +382,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            "tests/unit/store/test_store_seed40.py",
                                            # s23: one snapshot per read, a quiet database
                                            # log, a user that may not create tables
-                                           "tests/unit/store/test_store_postgres_s23.py"),
+                                           "tests/unit/store/test_store_postgres_s23.py",
+                                           # s30: the statements a page runs (on_statement)
+                                           "tests/unit/store/test_store_history_page_reads.py"),
     # The store's small modules, each against the files that test it directly (the whole
     # store folder holds the process races and the state machine: seconds per mutant).
     # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
@@ -401,7 +406,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                           "tests/unit/store/test_store_seed40.py"),
     "preform_pipeline/store/daemon_lock.py": ("tests/unit/store/test_store_daemon_lock.py",
                                               "tests/unit/store/test_store_daemon_lock_rules.py",
-                                              "tests/unit/store/test_store_daemon_lock_rounds.py"),
+                                              "tests/unit/store/test_store_daemon_lock_rounds.py",
+                                              # s30: a store name near 255 bytes
+                                              "tests/unit/store/test_store_long_names.py"),
     # The STL and OBJ readers: every geometry file without a hypothesis test (hypothesis
     # refuses a test method run twice in one process, as mutmut's runner does: "called from
     # multiple different executors"; the whole folder failed mutmut's clean run in session 15).

@@ -8,6 +8,7 @@ then the longest waiting). ``jobs`` lists these jobs too (state ``waiting_for_pr
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,7 +50,8 @@ def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
     """Print the waiting builds of the store at ``path`` (a file or a PostgreSQL URL;
     ``fmt``: text or json); exit 0."""
     builds: Sequence[Build] = ()
-    if not isinstance(path, Path) or path.exists():
+    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
+    if not isinstance(path, Path) or os.path.exists(path):
         with open_store(path, create=False) as store:
             builds = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
     rows = waiting_rows(builds, datetime.now(timezone.utc))

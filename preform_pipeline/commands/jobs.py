@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -500,7 +501,8 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     states: frozenset[JobState] | None = None
     if args.state:
         states = frozenset().union(*args.state)
-    if isinstance(path, Path) and not path.exists():
+    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
+    if isinstance(path, Path) and not os.path.exists(path):
         # Nothing has run yet: an empty answer, not an error, so scripts can poll.
         if args.format == "json":
             _dump({"store": describe_store(path), "jobs": []}, out)

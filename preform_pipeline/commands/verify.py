@@ -109,7 +109,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     path: Path | str = settings.store.location
     if args.store is not None:
         path = args.store if is_shared_store(args.store) else Path(args.store)
-    if isinstance(path, Path) and not path.exists():
+    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
+    if isinstance(path, Path) and not os.path.exists(path):
         _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
         return EXIT_OK
     try:

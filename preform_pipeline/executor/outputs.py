@@ -1,7 +1,8 @@
 """Output files are never overwritten: each one claims a free name before it is written.
 
 A rendered output path that exists already (the previous run of the day, with the shipped
-``{date}/{build}.form`` templates) gets a suffix, ``-2``, ``-3``..., before its extension.
+``{date}/{build}.form`` templates) gets a suffix, ``-2``, ``-3``..., before its extension (a
+name too long for that has its stem cut: :func:`~preform_pipeline.atomicfile.fitted_name`).
 The name is claimed by creating the file exclusively (``O_CREAT | O_EXCL``), so two builds or
 two processes rendering the same path never get the same name; the server then writes into
 the claimed file, and reports name the path actually written.
@@ -13,6 +14,8 @@ import contextlib
 import os
 from pathlib import Path
 from typing import Final
+
+from preform_pipeline.atomicfile import fitted_name
 
 __all__ = [
     "MAX_OUTPUT_SUFFIX",
@@ -26,7 +29,11 @@ MAX_OUTPUT_SUFFIX: Final = 10_000
 
 
 def _candidate(path: Path, n: int) -> Path:
-    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+    if n == 1:
+        return path
+    # A name near the file systems' 255 bytes has no room for "-N": its stem is cut, with a
+    # hash of the whole stem, by the rule every name made from a user's name follows.
+    return path.with_name(fitted_name(path.stem, f"-{n}{path.suffix}"))
 
 
 def claim_output(path: Path) -> Path:

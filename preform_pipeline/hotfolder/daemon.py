@@ -151,9 +151,9 @@ _PRUNE_EVERY_S: Final = 86_400.0
 _TOO_LONG_NOTICE: Final = "drop_name_too_long"
 #: A notice no daemon found its file for this long is forgotten (at the first scan and then
 #: daily): its inbox was removed from the settings, or the node (or its mount of a shared
-#: inbox) is gone. Each scan keeps the notices whose file it finds in its inboxes, so another
-#: node's live notices are never taken; an inbox unmounted for longer says its names once
-#: more when it is back.
+#: inbox) is gone. Each daemon keeps, at its first scan and then daily, the notices whose file
+#: it finds in its inboxes, so another node's live notices are never taken; an inbox
+#: unmounted for longer says its names once more when it is back.
 NOTICE_RETENTION_S: Final = 30 * 86_400.0
 #: Builds whose saved .form is still to be sent: retention keeps it whatever its age.
 _FORM_NEEDED_STATES: Final = frozenset({JobState.PREPARED, JobState.AWAITING_APPROVAL,
@@ -548,17 +548,20 @@ class HotFolderDaemon:
         for root in self._roots:
             for path in scan(root):
                 self._note(path, now)
-        self._forget_gone_notices()
-        if now >= self._next_notice_expiry:
+        # Daily (and at the first scan), not at every rescan: keeping a notice is a store
+        # write, and a name too long may stay in its inbox for weeks.
+        daily = now >= self._next_notice_expiry
+        self._forget_gone_notices(keep=daily)
+        if daily:
             self._next_notice_expiry = now + _PRUNE_EVERY_S
             self._forget_old_notices()
 
-    def _forget_gone_notices(self) -> None:
+    def _forget_gone_notices(self, *, keep: bool) -> None:
         """Remove the notices about names too long whose file is gone from its inbox (renamed,
         taken, deleted): the store keeps a row only while its file is there, and a new file
-        under the old name is said again. Keep those whose file is there (their time moves
-        on: :meth:`_forget_old_notices`). An inbox that is not there (an unmounted share)
-        keeps its notices for now: its files are away, not gone."""
+        under the old name is said again. With ``keep``, keep those whose file is there (their
+        time moves on: :meth:`_forget_old_notices`). An inbox that is not there (an unmounted
+        share) keeps its notices for now: its files are away, not gone."""
         for inbox in self.hot.inboxes:
             if not inbox.path.is_dir():
                 continue
@@ -569,7 +572,8 @@ class HotFolderDaemon:
                         if not os.path.lexists(key[len(_TOO_LONG_NOTICE) + 1:])]
                 if gone:
                     self.store.forget_notices(gone)
-                self.store.keep_notices(set(keys) - set(gone))
+                if keep:
+                    self.store.keep_notices(set(keys) - set(gone))
             except StoreError as exc:  # the next rescan tries again
                 log.warning("notices_not_forgotten", inbox=str(inbox.path), error=exc.message)
                 continue

@@ -23,7 +23,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.atomicfile import write_text_atomically
+from preform_pipeline.atomicfile import (
+    fitted_name,
+    temporary_name,
+    write_text_atomically,
+)
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import ServerSettings, default_store_path
@@ -76,8 +80,10 @@ class ServerRecord:
 
     @staticmethod
     def file_name_of(pid: int, host: str) -> str:
-        """The record file of the server ``pid`` on ``host``."""
-        return f"{_UNSAFE.sub('_', host)}-{pid}{RECORD_SUFFIX}"
+        """The record file of the server ``pid`` on ``host``: ``<host>-<pid>.server.json``,
+        cut to fit the file systems' 255 bytes when the host's name is that long (macOS
+        takes host names of up to 255 bytes); its temporary is cut alike (``add``)."""
+        return fitted_name(f"{_UNSAFE.sub('_', host)}-{pid}", RECORD_SUFFIX)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -127,7 +133,7 @@ class ServerRecords:
         return write_text_atomically(
             path,
             json.dumps(record.to_json(), indent=1),
-            temporary=path.with_name(path.name + f".{os.getpid()}.tmp"),
+            temporary=path.with_name(temporary_name(path.name, f"{os.getpid()}.tmp")),
         )
 
     def remove(self, record: ServerRecord) -> None:

@@ -2,7 +2,9 @@
 
 Two daemons on one store would both take the same files and both recover the same
 interrupted prints. ``watch`` therefore takes ``<store file>.daemon.lock`` before it starts,
-and keeps it until it stops. The file holds the holder's host, PID and process start time.
+and keeps it until it stops (a store name too long for that gets a shorter lock name, the
+same for every daemon: :func:`lock_path_of`). The file holds the holder's host, PID and
+process start time.
 
 - No lock file: the lock is created with its content in one step (a hard link on POSIX, a
   rename on Windows, both fail when the file exists), so no reader sees an empty lock.
@@ -32,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import StoreError, StoreLockedError
 from preform_pipeline.liveness import ProcessIdentity
@@ -44,12 +47,23 @@ LOCK_SUFFIX: Final = ".daemon.lock"
 #: than a few in a row means other daemons are racing for it.
 MAX_TAKEOVER_ATTEMPTS: Final = 5
 
+#: The longest lock name: room is left for its temporary's ``.<pid>.tmp`` (PIDs are 32-bit
+#: numbers, at most 10 digits, on Linux, macOS and Windows) within the file systems' 255 bytes.
+_LOCK_NAME_MAX: Final = NAME_MAX_BYTES - len(f".{'9' * 10}.tmp")
+
 _log = get_logger(__name__)
 
 
 def lock_path_of(store_path: Path) -> Path:
-    """The lock file of the store at ``store_path``."""
-    return store_path.with_name(store_path.name + LOCK_SUFFIX)
+    """The lock file of the store at ``store_path``: ``<store file>.daemon.lock``.
+
+    Every daemon must find the same lock from the same store path, and the file system takes
+    names up to 255 bytes: a store name too long for the lock and its temporary
+    (``<lock>.<pid>.tmp``) is cut, with a hash of the whole name for its end
+    (:func:`~preform_pipeline.atomicfile.fitted_name`), so two long store names that start
+    alike still have two locks.
+    """
+    return store_path.with_name(fitted_name(store_path.name, LOCK_SUFFIX, limit=_LOCK_NAME_MAX))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ One :class:`PostgresJobStore` holds one connection, shared by a process's thread
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,14 +124,21 @@ def _psycopg() -> Any:
 
 
 class _Connection:
-    """A psycopg connection that reads the rules' ``?`` placeholders as ``%s``."""
+    """A psycopg connection that reads the rules' ``?`` placeholders as ``%s`` (and tells
+    ``on_statement`` each statement it sends)."""
 
-    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self, raw: psycopg.Connection[Any], on_statement: Callable[[str], None] | None = None
+    ) -> None:
         self.raw = raw
+        self.on_statement = on_statement
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         # The rules' SQL holds no literal '?' or '%': placeholders are the only ones.
-        cursor: Cursor = self.raw.execute(sql.replace("?", "%s"), tuple(parameters))
+        statement = sql.replace("?", "%s")
+        if self.on_statement is not None:
+            self.on_statement(statement)
+        cursor: Cursor = self.raw.execute(statement, tuple(parameters))
         return cursor
 
 
@@ -141,7 +148,9 @@ class PostgresJobStore(LeasingStore):
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); the password comes from
     ``password``, else :func:`~preform_pipeline.store.pgurl.store_password`, else libpq's own
     sources. Opening connects and applies pending migrations; every failure is a StoreError
-    naming the URL (without its password) and what to do.
+    naming the URL (without its password) and what to do. ``on_statement`` is called with each
+    SQL statement the store sends (``BEGIN`` and ``COMMIT`` too): a seam to count a caller's
+    queries.
     """
 
     def __init__(
@@ -152,8 +161,10 @@ class PostgresJobStore(LeasingStore):
         password: str | None = None,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
+        on_statement: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(clock=clock)
+        self._on_statement = on_statement
         self.stall_timeout_s = stall_timeout_s
         self.url = url
         self.location = redact_url(url)
@@ -197,7 +208,7 @@ class PostgresJobStore(LeasingStore):
                 client_encoding="UTF8",
                 **extra,
             )
-        return _Connection(raw)
+        return _Connection(raw, self._on_statement)
 
     def _migrate(self, conn: _Connection) -> None:
         with self._errors("migrating the schema"):

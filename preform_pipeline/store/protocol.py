@@ -216,6 +216,11 @@ class JobStore(Protocol):
         """The job's audit trail, oldest first; StoreError when there is no such job."""
         ...
 
+    def histories(self, job_ids: Collection[int]) -> dict[int, tuple[Transition, ...]]:
+        """The audit trails of ``job_ids`` in one read (a page of History): each job's,
+        oldest first, by job id; a job with no rows (or no such job) has an empty trail."""
+        ...
+
     def interrupted_jobs(self) -> tuple[Job, ...]:
         """Jobs in INTERRUPTED_STATES (PREPARING, PRINT_SENDING), oldest first."""
         ...

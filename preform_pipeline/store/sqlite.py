@@ -24,6 +24,7 @@ lock; separate processes open their own store on the same file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.atomicfile import NAME_MAX_BYTES
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
@@ -41,6 +43,7 @@ from preform_pipeline.store.sqlcore import Connection, SqlStoreCore, iso_utc
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_S",
+    "MAX_STORE_NAME_BYTES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
     "Migration",
@@ -54,6 +57,10 @@ log = get_logger(__name__)
 DEFAULT_BUSY_TIMEOUT_S: Final = 10.0
 
 _JOB_KEY_COLUMN_HINT: Final = "job_key"
+
+#: The longest store file name, in bytes: SQLite writes ``<name>-journal`` beside the file
+#: (and ``-wal``, ``-shm``), and file systems take names up to 255 bytes.
+MAX_STORE_NAME_BYTES: Final = NAME_MAX_BYTES - len("-journal")
 
 
 def _lower(value: object) -> str | None:
@@ -241,6 +248,8 @@ class SqliteJobStore(SqlStoreCore):
     Opening creates the file and its folder (unless ``create=False``), switches it to WAL and
     applies pending migrations. Every failure is a :class:`StoreError` naming the file and what
     to do: a locked store, a damaged or foreign file, a store written by a newer version.
+    ``on_statement`` is called with each SQL statement the store runs once it is open (SQLite's
+    own trace: ``BEGIN`` and ``COMMIT`` too): a seam to count a caller's queries.
     """
 
     def __init__(
@@ -250,6 +259,7 @@ class SqliteJobStore(SqlStoreCore):
         clock: Clock | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         create: bool = True,
+        on_statement: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(clock=clock)
         self.path = Path(path)
@@ -258,10 +268,13 @@ class SqliteJobStore(SqlStoreCore):
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(create)
+        if on_statement is not None:
+            self._conn.set_trace_callback(on_statement)
 
     # --- opening and migrating ---------------------------------------------------------------
 
     def _open(self, create: bool) -> sqlite3.Connection:
+        self._refuse_long_name()
         if not self.path.exists():
             if not create:
                 raise StoreError(
@@ -315,6 +328,19 @@ class SqliteJobStore(SqlStoreCore):
             conn.close()
             raise
         return conn
+
+    def _refuse_long_name(self) -> None:
+        """A name SQLite cannot put its journal beside: it would say only "unable to open
+        database file" (after creating the file), or a raw "File name too long"."""
+        size = len(os.fsencode(self.path.name))
+        if size > MAX_STORE_NAME_BYTES:
+            raise StoreError(
+                f"{self.path}: the store's file name is {size} bytes long; SQLite keeps its "
+                f"journal beside it as <name>-journal, so a store's name can be at most "
+                f"{MAX_STORE_NAME_BYTES} bytes",
+                hint="choose a shorter file name (--store, store.path or "
+                "PREFORM_PIPELINE_STORE_PATH)",
+            )
 
     def _refuse_not_a_file(self) -> None:
         """A folder, a device or a pipe is no job store; SQLite would call it a disk I/O error

@@ -459,8 +459,11 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
         recipe=flt.recipe or None, text=flt.text or None, limit=limit + 1,
         offset=(flt.page - 1) * limit)
     rows = _group(jobs)
+    # Every trail of the page in one read: one per job made a page of 60 cases hundreds of
+    # round trips to a farm's database.
+    trails = store.histories([j.id for row in rows[:limit] for j in row.jobs])
     out: list[HistoryRow] = []
     for row in rows[:limit]:
-        trail = sorted((t for j in row.jobs for t in store.history(j.id)), key=lambda t: t.id)
+        trail = sorted((t for j in row.jobs for t in trails[j.id]), key=lambda t: t.id)
         out.append(HistoryRow(row, tuple(trail)))
     return out, len(rows) > limit

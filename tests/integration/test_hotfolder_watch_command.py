@@ -221,3 +221,39 @@ class TestAStopWhileStarting:
         assert again.returncode == 0, again.stderr[-3000:]
         assert (inbox / "done" / "p.stl").read_bytes() == tetra_stl_bytes(1)
 
+
+
+class TestAStoreWithALongName:
+    """A store named with as many bytes as SQLite takes (247) is watched like any other; a
+    longer one stops ``watch`` at once, saying why, and takes nothing."""
+
+    def with_store(self, tmp_path: Path, size: int) -> tuple[Path, Path]:
+        settings, _ = setup(tmp_path)
+        store = tmp_path / ("j" * (size - len(".sqlite3")) + ".sqlite3")
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["store"]["path"] = str(store)
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        (tmp_path / "inbox").mkdir()
+        (tmp_path / "inbox" / "a.stl").write_bytes(tetra_stl_bytes(1))
+        return settings, store
+
+    def test_the_longest_name_is_watched(self, tmp_path: Path) -> None:
+        settings, store = self.with_store(tmp_path, 247)
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (tmp_path / "inbox" / "done" / "a.stl").exists()
+        with SqliteJobStore(store) as jobs:
+            assert [j.source_path.name for j in jobs.list_jobs()] == ["a.stl"]
+        assert not lock_path_of(store).exists()
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".lock"))] == []
+
+    def test_a_longer_name_is_refused_in_words(self, tmp_path: Path) -> None:
+        settings, store = self.with_store(tmp_path, 250)
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 1
+        assert "the store's file name is 250 bytes long" in done.stderr
+        assert "at most 247 bytes" in done.stderr and "Traceback" not in done.stderr
+        assert (tmp_path / "inbox" / "a.stl").read_bytes() == tetra_stl_bytes(1)
+        assert not store.exists()

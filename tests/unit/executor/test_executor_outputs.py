@@ -73,6 +73,32 @@ class TestClaimOutput:
         assert written.read_bytes() == b"data"
 
 
+class TestALongName:
+    """A taken name with no room for ``-N`` within 255 bytes gets a free name all the same:
+    its stem cut between letters, a hash of the whole stem, then ``-N`` and its extension."""
+
+    @pytest.mark.parametrize("letter", ["b", "é"])
+    def test_the_next_claims_fit_and_differ(self, tmp_path: Path, letter: str) -> None:
+        stem = letter * (250 // len(letter.encode("utf-8")))  # the name: 255 bytes
+        target = tmp_path / f"{stem}.form"
+        assert claim_output(target) == target  # the first is the name itself
+        second, third = claim_output(target), claim_output(target)
+        assert [p.name[-7:] for p in (second, third)] == ["-2.form", "-3.form"]
+        for claimed in (second, third):
+            assert len(claimed.name.encode("utf-8")) <= 255 and claimed.is_file()
+            kept, _, _ = claimed.name.partition("~")
+            assert stem.startswith(kept) and len(kept) > 100
+        assert sorted(tmp_path.iterdir()) == sorted([target, second, third])
+
+    def test_two_long_names_alike_but_for_their_end_stay_apart(self, tmp_path: Path) -> None:
+        first, other = tmp_path / ("b" * 249 + "1.form"), tmp_path / ("b" * 249 + "2.form")
+        claimed = [claim_output(p) for p in (first, other, first, other)]
+        assert claimed[:2] == [first, other]
+        # Each is its own name's second: the cut names differ by the hash of the whole stem.
+        assert [p.name[-7:] for p in claimed[2:]] == ["-2.form", "-2.form"]
+        assert claimed[2] != claimed[3]
+
+
 class TestSameDayRuns:
     """Two runs of one day with the shipped ``{date}/{build}.form`` template keep both files."""
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.liveness import ProcessIdentity
@@ -72,3 +75,31 @@ class TestRecords:
 
     def test_a_missing_folder_holds_no_records(self, tmp_path: Path) -> None:
         assert ServerRecords(tmp_path / "nowhere").read_all() == []
+
+
+def _on_host(host: str, pid: int = 101) -> ServerRecord:
+    server = ProcessIdentity(pid=pid, create_time=1_700_000_001.5, host=host)
+    return dataclasses.replace(_record(), server=server)
+
+
+class TestALongHostName:
+    """A host name as long as the file system takes (macOS allows 255 bytes) still gets its
+    record written, read back and removed, under a name of its own."""
+
+    @pytest.mark.parametrize("size", [235, 255])
+    def test_the_record_is_written_read_and_removed(self, tmp_path: Path, size: int) -> None:
+        records = ServerRecords(tmp_path)
+        record = _on_host("h" * size)
+        path = records.add(record)
+        assert len(os.fsencode(path.name)) <= 255 and path.name.endswith(RECORD_SUFFIX)
+        assert path.name.startswith("h" * 200)
+        assert records.read_all() == [(path, record)]
+        assert list(tmp_path.iterdir()) == [path]  # no temporary left
+        records.remove(record)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_two_servers_of_one_long_host_have_two_records(self, tmp_path: Path) -> None:
+        records = ServerRecords(tmp_path)
+        first, second = _on_host("h" * 255, pid=101), _on_host("h" * 255, pid=102)
+        assert records.add(first) != records.add(second)
+        assert sorted(r.server.pid for _, r in records.read_all() if r) == [101, 102]

@@ -1,0 +1,175 @@
+"""A page of History reads its cases' audit trails in one statement, not one per job, and
+shows the same trails as each job's own (SQLite and PostgreSQL).
+
+The statements are counted through the stores' ``on_statement`` seam (SQLite's own trace;
+what the PostgreSQL store sends), while the dashboard serves the page on loopback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import tests.unit.store.test_store_history_cases as cases
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import StoreError
+from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
+from preform_pipeline.web import WebServer
+from preform_pipeline.web.views import HISTORY_PAGE_CASES, QueueFilter, history_rows
+from tests.pg_cluster import PG_PASSWORD
+
+SECRET = "viewer-secret-4567"
+AUTH = {"Authorization": f"Bearer victor:{SECRET}"}
+
+
+class Counted:
+    """A store and the statements it ran since :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.store: JobStore
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+    def reading_trails(self) -> list[str]:
+        return [s for s in self.statements if "FROM transitions" in s]
+
+    def begun(self) -> list[str]:
+        return [s for s in self.statements if s.upper().startswith("BEGIN")]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def counted(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[Counted]:
+    seen = Counted()
+    if request.param == "sqlite":
+        with SqliteJobStore(store_path, clock=clock,
+                            on_statement=seen.statements.append) as opened:
+            seen.store = opened
+            yield seen
+        return
+    url, empty = request.getfixturevalue("conformance_db")
+    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                          on_statement=seen.statements.append) as pg:
+        seen.store = pg
+        try:
+            yield seen
+        finally:
+            empty()
+
+
+def served_history(store: JobStore, query: str = "") -> str:
+    """The History page as a viewer gets it from a dashboard on ``store``."""
+    users = (WebUser("victor", "viewer", hash_secret(SECRET)),)
+    server = WebServer(store, WebSettings(port=0, users=users))
+    server.start()
+    try:
+        answer = httpx.get(f"{server.url}/history{query}", headers=AUTH, timeout=30.0)
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text[-500:]
+    return answer.text
+
+
+class TestAPageReadsItsTrailsAtOnce:
+    """The page's trails are one statement, whatever the number of its jobs."""
+
+    def test_a_full_page_is_one_read_of_trails(self, counted: Counted) -> None:
+        cases._fill(counted.store)
+        rows, older = history_rows(counted.store, QueueFilter("all"))
+        jobs = sum(len(r.case.jobs) for r in rows)
+        assert older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
+        counted.reset()
+        page = served_history(counted.store)
+        assert rows[0].trail[-1].reason in page
+        assert len(counted.reading_trails()) == 1
+        # Two read transactions: the page's cases, then their trails.
+        assert len(counted.begun()) == 2
+
+    def test_more_jobs_than_one_statement_takes_are_read_in_parts(
+        self, counted: Counted
+    ) -> None:
+        made = [counted.store.create_job(recipe="crowns", source_path=f"/hot/{n}.stl")
+                for n in range(HISTORIES_PER_STATEMENT + 5)]
+        counted.reset()
+        trails = counted.store.histories([j.id for j in made])
+        assert len(counted.reading_trails()) == 2 and len(counted.begun()) == 1
+        assert sorted(trails) == [j.id for j in made]
+        assert {len(t) for t in trails.values()} == {1}
+        assert [t[0].job_id for t in trails.values()] == sorted(j.id for j in made)
+
+
+class TestTheSameTrails:
+    """Each case's trail on the page is its jobs' own trails, merged in the order written."""
+
+    @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
+                                     QueueFilter("all", page=2),
+                                     QueueFilter("all", text="bite 50%")])
+    def test_as_each_jobs_history_says(self, counted: Counted, flt: QueueFilter) -> None:
+        cases._fill(counted.store)
+        store = counted.store
+        rows, _ = history_rows(store, flt)
+        assert rows
+        for row in rows:
+            own = sorted((t for j in row.case.jobs for t in store.history(j.id)),
+                         key=lambda t: t.id)
+            assert row.trail == tuple(own)
+            assert len({t.job_id for t in own}) == len(row.case.jobs)
+
+
+class TestHistoriesOfNothingAndOfStrangers:
+    """No ids read nothing; an id with no job has an empty trail, beside a real one's."""
+
+    def test_nothing_and_a_stranger(self, counted: Counted) -> None:
+        store = counted.store
+        job = store.create_job(recipe="crowns", source_path="/hot/a.stl")
+        store.transition(job.id, JobState.QUEUED, "queued")
+        counted.reset()
+        assert store.histories([]) == {}
+        assert counted.statements == []
+        trails = store.histories([job.id, job.id, 999_999])
+        assert list(trails) == [job.id, 999_999]
+        assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED, JobState.QUEUED]
+        assert trails[999_999] == ()
+
+
+class TestAFailedRead:
+    """A read the database refuses says which read it was."""
+
+    def test_a_failed_read_says_what_was_being_done(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE transitions")
+            other.close()
+            with pytest.raises(StoreError) as raised:
+                store.histories([1])
+            assert raised.value.message.startswith(
+                f"{store_path}: the job store failed while reading the history of a page of "
+                "jobs: no such table: transitions")
+
+
+class TestAReadBesideAWriter:
+    """The page's trails are read from the last committed state while another process holds
+    the store's write lock (a daemon moving jobs): the page does not wait for it."""
+
+    def test_the_trails_come_while_another_process_writes(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.2) as store:
+            job = store.create_job(recipe="crowns", source_path="/hot/a.stl")
+            writer = sqlite3.connect(store_path, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("UPDATE jobs SET reason = 'moving' WHERE id = ?", (job.id,))
+                trails = store.histories([job.id])
+            finally:
+                writer.execute("ROLLBACK")
+                writer.close()
+        assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED]
