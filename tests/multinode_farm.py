@@ -17,13 +17,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import psutil
 
 from preform_pipeline.hotfolder.testing import (
+    declare_fleet,
     fleet_jobs,
     tetra_stl_bytes,
     write_hotfolder_settings,
@@ -65,15 +66,23 @@ class FarmTiming:
 class DaemonFarm:
     """Daemons named ``node-1`` … on the store at ``url``, under ``root``."""
 
-    def __init__(self, root: Path, url: str, timing: FarmTiming | None = None) -> None:
+    def __init__(self, root: Path, url: str, timing: FarmTiming | None = None, *,
+                 printers: Sequence[str] = ()) -> None:
+        """``printers``: a declared fleet of printers that all fit the recipe, which chooses
+        among them (``printer: auto``, so every send takes a printer claim in the store
+        first) and saves its .form first (a build that finds none free waits for one);
+        none: the recipe names the simulator's one printer."""
         self.root, self.url = root, url
         self.timing = timing or FarmTiming()
+        self.printers = tuple(printers)
         self.inbox = root / "inbox"
         self.fleet = root / "fleet"
         self.logs = root / "logs"
         for folder in (self.inbox, self.fleet, self.logs):
             folder.mkdir(parents=True, exist_ok=True)
-        self.recipe = write_recipe(root, per_build=self.timing.per_build)
+        self.recipe = write_recipe(
+            root, per_build=self.timing.per_build,
+            **({"printer": "auto", "extra_steps": ["save_form"]} if self.printers else {}))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.lives: Counter[str] = Counter()
         self.store = PostgresJobStore(url, password=PG_PASSWORD)
@@ -109,6 +118,8 @@ class DaemonFarm:
             hotfolders={"batching": {"window_s": t.window_s, "max_models": t.per_build},
                         "rescan_interval_s": 1.0},
         )
+        if self.printers:
+            declare_fleet(path, self.printers)
         data = json.loads(path.read_text(encoding="utf-8"))
         data["hotfolders"]["inboxes"][0]["path"] = str(self.inbox)
         # Each node's local copies under the farm's own folder: the default (the user's data

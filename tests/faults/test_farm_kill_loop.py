@@ -14,6 +14,12 @@ skipped as a twin, and of twins exactly one printed.
 
 ``FARM_KILLS`` sets the number of kills (4 by default, about a minute on an idle machine);
 ``FARM_KILL_SEED`` the seed (0). Session 22's exploratory loop ran 10-12 kills per seed.
+``FARM_PRINTERS`` (0 by default: the recipe names one printer) declares a fleet of that many
+fitting printers that the recipe chooses among (``printer: auto``), so each send first takes
+a printer claim in the store; then half the kills that would land at random land instead
+while the victim holds a claim (before its send). A claim a killed node held blocks its
+printer for the claim's lease (15 minutes): the fleet needs more printers than such kills,
+or the builds wait that long.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.store import JobState
 from preform_pipeline.store.leases import CLAIMABLE_STATES
 from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
-from tests.pg_cluster import PgCluster
+from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 KILLS = int(os.environ.get("FARM_KILLS", "4"))
+PRINTERS = tuple(f"Form4-{n}" for n in range(1, int(os.environ.get("FARM_PRINTERS", "0")) + 1))
 SEED = int(os.environ.get("FARM_KILL_SEED", "0"))
 NODES = ("node-1", "node-2", "node-3")
 #: Each wait's limit; the last wait (the farm running to quiet) gets five of them.
@@ -180,6 +188,31 @@ def _sending_node(farm: DaemonFarm, timeout_s: float) -> str | None:
     return seen[0]
 
 
+def _claims(farm: DaemonFarm) -> list[tuple[str, str]]:
+    """The live printer claims in the store: (printer, holder) each."""
+    with psycopg.connect(farm.url, password=PG_PASSWORD, autocommit=True) as conn:
+        return [(printer, holder) for printer, holder in conn.execute(
+            "SELECT printer, holder FROM printer_claims WHERE until > now() ORDER BY printer")]
+
+
+def _claiming_node(farm: DaemonFarm, timeout_s: float) -> str | None:
+    """A running node seen holding a printer claim (its holder names the node's pid: chosen,
+    not sent yet); None when none was seen within ``timeout_s``."""
+    seen: list[str] = []
+
+    def claiming() -> bool:
+        pids = {str(p.pid): n for n, p in farm.procs.items() if p.poll() is None}
+        seen.extend(pids[h.split(":")[1]] for _, h in _claims(farm)
+                    if h.count(":") == 2 and h.split(":")[1] in pids)
+        return bool(seen)
+
+    try:
+        wait_until("a node holding a printer claim", claiming, timeout_s)
+    except AssertionError:
+        return None
+    return seen[0]
+
+
 def _quiet(farm: DaemonFarm) -> bool:
     """No file outside done/ and failed/, no folder but those and an empty processing/ (an
     emptied case folder is removed once it stayed quiet), no build left to work on."""
@@ -192,7 +225,7 @@ def _quiet(farm: DaemonFarm) -> bool:
 @pytest.fixture
 def farm(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonFarm]:
     made = DaemonFarm(tmp_path, pg_cluster.create_database("kill_loop"),
-                      FarmTiming(lease_s=LEASE_S, per_build=6))
+                      FarmTiming(lease_s=LEASE_S, per_build=6), printers=PRINTERS)
     try:
         yield made
     finally:
@@ -214,7 +247,10 @@ class TestFarmKillLoop:
             node = _sending_node(farm, TIMEOUT_S / 3) if rng.random() < 0.5 else None
             if node is not None:
                 moments["sending"] += 1
-            else:
+            elif PRINTERS and rng.random() < 0.5:  # drawn only then: the default seeds stay
+                node = _claiming_node(farm, TIMEOUT_S / 3)
+                moments["claim" if node is not None else "claim missed"] += 1
+            if node is None:
                 moments["random"] += 1
                 node = rng.choice(_running(farm))
                 # The moment itself: a seeded delay (the daemon never exits on its own).
@@ -230,7 +266,11 @@ class TestFarmKillLoop:
         wait_until("the farm quiet (no file left, no build to work on)",
                    lambda: _quiet(farm), 5 * TIMEOUT_S)
         assert farm.stop_all() == dict.fromkeys(NODES, 0)
-        context = f"seed {SEED}, kills {dict(moments)}, logs in {farm.logs}"
+        # Every node stopped gracefully: a claim still live is a killed life's.
+        context = (f"seed {SEED}, kills {dict(moments)}, printers {len(PRINTERS)}, "
+                   f"claims of killed lives left "
+                   f"{_claims(farm)}, logs in {farm.logs}")
+        print(context)
 
         # Every file in done/ or failed/ exactly once, byte-identical; nothing left.
         settled = _settled(farm.inbox)
