@@ -87,8 +87,10 @@ class TestStart:
             process.stop(1.0)
 
     def test_no_ready_line_in_time_raises_with_the_output_so_far(self, standin: Path) -> None:
+        # Long enough for the stand-in's first line on a loaded machine (a Python start took
+        # over 0.5 s at a load of 14), far short of its 30 s start.
         with pytest.raises(ServerStartTimeoutError) as caught:
-            _start(standin, "--slow-start", "30", timeout=0.5)
+            _start(standin, "--slow-start", "30", timeout=3.0)
         error = caught.value
         assert "Stand-in server starting" in error.output_tail
         assert "startup_timeout_s" in str(error)
