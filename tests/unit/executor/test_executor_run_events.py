@@ -8,6 +8,7 @@ import io
 import json
 import threading
 import zipfile
+from collections import Counter
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import test_executor_runner as runner_tests
 from executor_support import (
+    STEP_LIMIT_S,
+    WAIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -82,7 +85,7 @@ def _run(
 ) -> tuple[RunResult, list[str]]:
     """Run ``plan`` on the farm's servers with the plain reporter; the result and its lines."""
     stream = io.StringIO()
-    options.setdefault("step_timeout_s", 10.0)
+    options.setdefault("step_timeout_s", STEP_LIMIT_S)
     result = run_plan(
         plan, FakePool([s.url for s in farm.servers]),
         options=RunOptions(output_root=output, run_id="run-1", **options),
@@ -113,6 +116,35 @@ def _saved_models(outcome: BuildOutcome) -> list[str]:
     form = next(p for p in outcome.outputs if p.suffix == ".form")
     with zipfile.ZipFile(form) as archive:
         return [m["name"] for m in json.loads(archive.read("manifest.json"))["models"]]
+
+
+class _StepOrder:
+    """A ``stop_reason`` that stops no build but holds builds before their steps: a run asks
+    it before each step of each build (the seam a node's lease check uses), and
+    :meth:`before` keeps a build before its ``nth`` step until another build has been asked
+    for its ``mth`` (so has done every step before that one)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._asked: Counter[str] = Counter()
+        self._holds: dict[tuple[str, int], tuple[str, int]] = {}
+        #: A hold that ran out (``WAIT_S``) before the other build got there.
+        self.problems: list[str] = []
+
+    def before(self, build: str, nth: int, *, until: tuple[str, int]) -> None:
+        self._holds[(build, nth)] = until
+
+    def ask(self, build: str) -> str | None:
+        with self._cond:
+            self._asked[build] += 1
+            self._cond.notify_all()
+            nth = self._asked[build]
+            if (build, nth) in self._holds:
+                other, mth = self._holds[(build, nth)]
+                if not self._cond.wait_for(lambda: self._asked[other] >= mth, WAIT_S):
+                    self.problems.append(f"{build} was held before its step {nth} until "
+                                         f"{other} reached its step {mth}, in vain")
+        return None
 
 
 class TestSucceededBuild:
@@ -489,22 +521,39 @@ class TestCarries:
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
         # Planned without rafts: two builds of four boxes, of which three fit with their
-        # rafts. The planner lays out no fifth box with either, so neither takes a carry.
+        # rafts; unit-001 is the final build (the first of equals). The planner lays out no
+        # fifth box with either.
         boxes = [write_box(tmp_path / "m", f"box{i}", 90, 60, 10) for i in range(8)]
         recipe = write_recipe(tmp_path, CARRY_STEPS)
         plan = plan_without_rafts(recipe, boxes)
         assert [len(b.models) for b in plan.builds] == [4, 4]
         farm.add()
         farm.add()
+        # The order is held at the seam a node's lease check uses (asked before each step):
+        # unit-002 carries its box on while the final build, on the other server, is before
+        # its layout, so still takes carries; unit-002 goes on to its save only once the
+        # final build's own carry has gone (to unit-002's carry, which waits for a server).
+        hold = _StepOrder()
+        hold.before("unit-001", 4, until=("unit-002", 5))  # its layout, after unit-002's
+        hold.before("unit-002", 5, until=("unit-001", 5))  # its save, after unit-001's layout
         with capture_bound_logs() as logs:
-            result, _ = _run(plan, farm, tmp_path / "out")
+            result, _ = _run(plan, farm, tmp_path / "out", stop_reason=hold.ask)
+        assert hold.problems == []
         assert result.ok
-        # Neither the final build nor the other took the other's box in. (Whichever carry
-        # comes second may join the first carry's build while that one is still before its
-        # layout: a build of two then, not two of one.)
-        taken = [e["build"] for e in iter_events(logs, "overflow_taken_in")]
-        assert "unit-001" not in taken and "unit-002" not in taken
-        assert sorted(len(o.models) for o in result.outcomes if o.parent is None) == [3, 3]
+        # The final build was offered unit-002's box while it took carries, and refused it:
+        # nothing was taken into a running build, and each planned build laid out as it
+        # would alone: once with its four boxes, once more without the one carried on.
+        assert list(iter_events(logs, "overflow_taken_in")) == []
+        (waited,) = iter_events(logs, "final_build_waited")
+        assert (waited["build"], waited["taken"]) == ("unit-001", 0)
+        assert [result.outcome(b).layout_calls for b in ("unit-001", "unit-002")] == [2, 2]
+        # Both carried boxes went on to one new build, of two.
+        (added,) = iter_events(logs, "overflow_build_added")
+        assert (added["build"], added["carry"], added["models"]) == ("unit-002", "unit-002+1", 1)
+        (joined,) = iter_events(logs, "overflow_joined_build")
+        assert (joined["build"], joined["into"], joined["models"]) == ("unit-001", "unit-002+1", 1)
+        assert sorted((o.name, len(o.models), o.children) for o in result.outcomes) == [
+            ("unit-001", 3, ()), ("unit-002", 3, ("unit-002+1",)), ("unit-002+1", 2, ())]
         saved = [name for o in result.outcomes for name in _saved_models(o)]
         assert sorted(saved) == [f"box{i}" for i in range(8)]
         # Each carried box was imported twice, none three times.
