@@ -175,8 +175,8 @@ class TestAnOutputFolderThatCannotBeMade:
         # The console shortens a message this long and names the file holding all of it.
         full = Path(done.stderr.rsplit("(full message in ", 1)[1].rstrip().removesuffix(")"))
         assert full.read_text(encoding="utf-8").strip() == (
-            f"output folder {output}: cannot be used (File name too long) (fix the path in the "
-            "settings (or the folder itself), then start again)")
+            f"output folder {output}: cannot be used (File name too long) (choose another "
+            "--output (or fix the folder itself))")
 
     def test_a_folder_on_a_pseudo_file_system(self, tmp_path: Path) -> None:
         # Linux-specific (/proc). As root, os.access grants /proc and the mkdir is refused all
