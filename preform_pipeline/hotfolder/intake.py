@@ -30,7 +30,9 @@ store write that named its next place never happened.
 A dropped folder is one case: its model files are taken together (one batch item, so one
 build when they fit), with the folder name as case id unless a sidecar gives one. A sidecar
 that cannot be used rejects the whole case to ``failed/`` with the reason; so do files that
-are not models. Sidecars travel with their model (``attachments``).
+are not models. Sidecars travel with their model (``attachments``). Notes of ours that a case
+moved back from failed/ or done/ brings along are removed, not taken
+(:meth:`Intake._without_own_notes`).
 
 Once a case's files are all taken, its emptied folder is removed. Each job of a case records
 which folder it came from (:class:`CaseFolder`: its place, device and inode), so a folder a
