@@ -228,6 +228,9 @@ class TestNotesOfOurs:
         (removed,) = _events(logs, "old_note_removed")
         assert removed["path"] == str(drop.root / name)
         assert removed["log_level"] == "info"
+        assert removed["reason"] == "a note of an earlier outcome, dropped back with its file"
+        assert removed["hint"] == ("what it said is kept in the job store: "
+                                   "preform-pipeline jobs show <job key or case id>")
 
     def test_one_that_cannot_be_removed_stays_and_says_so(
         self, store: SqliteJobStore, inbox: InboxSettings
@@ -235,22 +238,24 @@ class TestNotesOfOurs:
         def refuse(path: Path) -> None:
             raise PermissionError(13, "Permission denied", str(path))
 
-        drop = _case_with(inbox, {"upper.stl.error.txt": OUR_NOTE})
+        drop = _case_with(inbox, {"upper.stl.error.txt": OUR_NOTE, "scan.pdf": b"%PDF"})
         with capture_logs() as logs:
             result = Intake(store, [inbox], remove=refuse).take(drop)
-        assert result.rejected == ()
-        assert names(inbox.folder("failed")) == []
+        # The files after it are dealt with as ever: the PDF is refused.
+        assert [j.original_name for j in result.rejected] == ["scan.pdf"]
+        assert names(inbox.folder("failed")) == ["C-5/scan.pdf", "C-5/scan.pdf.error.txt"]
         assert names(drop.root) == ["upper.stl.error.txt"]
         (warning,) = _events(logs, "old_note_not_removed")
         assert warning["path"] == str(drop.root / "upper.stl.error.txt")
         assert "Permission denied" in warning["error"]
+        assert warning["hint"] == "remove it by hand: it is an old note, not a drop"
         assert warning["log_level"] == "warning"
         assert _events(logs, "old_note_removed") == []
 
     def test_one_gone_meanwhile_is_no_drop_and_no_news(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
-        drop = _case_with(inbox, {"upper.stl.error.txt": OUR_NOTE})
+        drop = _case_with(inbox, {"upper.stl.error.txt": OUR_NOTE, "scan.pdf": b"%PDF"})
 
         def gone(path: Path) -> None:
             path.unlink()
@@ -258,7 +263,7 @@ class TestNotesOfOurs:
 
         with capture_logs() as logs:
             result = Intake(store, [inbox], remove=gone).take(drop)
-        assert result.rejected == ()
+        assert [j.original_name for j in result.rejected] == ["scan.pdf"]
         assert not drop.root.exists()
         assert _events(logs, "old_note_removed") == []
         assert _events(logs, "old_note_not_removed") == []
