@@ -232,6 +232,18 @@ class TestNotesOfOurs:
         assert removed["hint"] == ("what it said is kept in the job store: "
                                    "preform-pipeline jobs show <job key or case id>")
 
+    def test_a_note_after_a_users_file_is_removed_too(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case_with(inbox, {"scan.pdf": b"%PDF", "upper.stl.error.txt": OUR_NOTE})
+        with capture_logs() as logs:
+            result = Intake(store, [inbox]).take(drop)
+        assert [j.original_name for j in result.rejected] == ["scan.pdf"]
+        assert names(inbox.folder("failed")) == ["C-5/scan.pdf", "C-5/scan.pdf.error.txt"]
+        assert not drop.root.exists()
+        assert [e["path"] for e in _events(logs, "old_note_removed")] == [
+            str(drop.root / "upper.stl.error.txt")]
+
     def test_one_that_cannot_be_removed_stays_and_says_so(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
