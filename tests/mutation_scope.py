@@ -161,6 +161,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_cut_moves_finished.py",
         # s25: a take into a processing/ on another disk, cut after its rename
         "tests/unit/hotfolder/test_hotfolder_cut_take.py",
+        # s30: notes of ours dropped back with their case are removed, not taken
+        "tests/unit/hotfolder/test_hotfolder_notes_dropped_back.py",
     ),
     # Tracking: the verify tests, and dispatch's own choices under the printer claims the
     # batches share with it (s29).

@@ -74,6 +74,7 @@ from preform_pipeline.hotfolder.files import (
     MAX_NAME_BYTES,
     SetAside,
     empty_tree_shape,
+    is_own_note,
     jobs_command,
     overlong_name,
     prune_empty_tree,
@@ -728,9 +729,10 @@ class HotFolderDaemon:
                 return Drop(unit.inbox, root, unit.recipe, False, models=(root,),
                             reasons={root: check.reason})
             return check.settling or any(c.settling for c in side_checks)
-        if kind is FileKind.SIDECAR:
+        if kind is FileKind.SIDECAR and not is_own_note(root):
             # A sidecar alone: its model may still come; after the incomplete timeout it goes
-            # to failed/ so it does not sit in the inbox for ever.
+            # to failed/ so it does not sit in the inbox for ever. (A job's old report, put
+            # back beside its file, is no sidecar: it is taken, and so removed, at once.)
             if tracker.quiet_for(root) >= unit.inbox.incomplete_timeout_s:
                 tracker.forget(root)
                 return Drop(unit.inbox, root, unit.recipe, False, others=(root,))

@@ -42,6 +42,7 @@ import contextlib
 import enum
 import errno
 import itertools
+import json
 import os
 import re
 import shutil
@@ -62,6 +63,7 @@ from preform_pipeline.store.opening import is_shared_store
 __all__ = [
     "ERROR_SUFFIX",
     "JOBS_COMMAND",
+    "JOB_REPORT_FORMAT",
     "MAX_NAME_BYTES",
     "NAME_CUT_MARK",
     "NOTE_SUFFIXES",
@@ -71,6 +73,7 @@ __all__ = [
     "error_note",
     "fitting_rel",
     "free_path",
+    "is_own_note",
     "jobs_command",
     "move_file",
     "overlong_name",
@@ -93,6 +96,14 @@ ERROR_SUFFIX: Final = ".error.txt"
 #: ``part.stl.report.json`` beside a done ``part.stl``.
 REPORT_SUFFIX: Final = ".report.json"
 NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
+#: The ``format`` of a job's ``.report.json`` (written by the outcomes module).
+JOB_REPORT_FORMAT: Final = "preform-pipeline-hotfolder-job"
+#: How every ``.error.txt`` this module writes begins (:func:`error_note`).
+_NOTE_START: Final = b"What failed: "
+#: The fields every job report has (``outcomes.Outcomes._report_text``).
+_REPORT_KEYS: Final = ("format", "job_key", "recipe", "state", "file")
+#: More than any job report is long: a bigger file is not one (and is not read whole).
+_MAX_REPORT_BYTES: Final = 1 << 20
 # Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
 _WINDOWS_NOT_SAME_DEVICE: Final = 17
 _MAX_SUFFIX: Final = 100_000
@@ -595,6 +606,27 @@ def error_note(
     lines.extend(_one_line(d) for d in details)
     lines.append(f"What to do: {_one_line(todo)}")
     return "\n".join(lines) + "\n"
+
+
+def is_own_note(path: Path) -> bool:
+    """Whether ``path`` is a note this hot folder wrote beside a file in done/ or failed/: a
+    regular file named ``<name>.error.txt`` whose text begins as :func:`error_note`'s does,
+    or ``<name>.report.json`` holding a job report (its format, and the fields every one
+    has). Such a note dropped back into an inbox with its case is not a drop. A link, a
+    pipe, an unreadable file, or one of those names with other content is not ours."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        with path.open("rb") as reader:
+            if path.name.endswith(ERROR_SUFFIX):
+                return reader.read(len(_NOTE_START)) == _NOTE_START
+            if not path.name.endswith(REPORT_SUFFIX):
+                return False
+            data = json.loads(reader.read(_MAX_REPORT_BYTES).decode("utf-8"))
+    except (OSError, ValueError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+        return False
+    return (isinstance(data, dict) and data.get("format") == JOB_REPORT_FORMAT
+            and all(key in data for key in _REPORT_KEYS))
 
 
 def _one_line(text: str) -> str:

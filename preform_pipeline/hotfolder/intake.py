@@ -30,7 +30,9 @@ store write that named its next place never happened.
 A dropped folder is one case: its model files are taken together (one batch item, so one
 build when they fit), with the folder name as case id unless a sidecar gives one. A sidecar
 that cannot be used rejects the whole case to ``failed/`` with the reason; so do files that
-are not models. Sidecars travel with their model (``attachments``).
+are not models. Sidecars travel with their model (``attachments``). Notes of ours that a case
+moved back from failed/ or done/ brings along are removed, not taken
+(:meth:`Intake._without_own_notes`).
 
 Once a case's files are all taken, its emptied folder is removed. Each job of a case records
 which folder it came from (:class:`CaseFolder`: its place, device and inode), so a folder a
@@ -57,6 +59,7 @@ from preform_pipeline.hotfolder.files import (
     error_note,
     fitting_rel,
     free_path,
+    is_own_note,
     move_file,
     prune_empty_tree,
     remove_empty_dirs,
@@ -289,7 +292,8 @@ class Intake:
     loses nothing). ``move(source, target)`` moves one file (:func:`~.files.move_file`); it is
     the seam where a test makes the file system refuse a move, which real files cannot do to
     a process running as root. ``remove(path)`` removes the source of a move a crash cut
-    short once its copy is found whole (:meth:`_remove_moved_source`): the same kind of seam.
+    short once its copy is found whole (:meth:`_remove_moved_source`), and an old note
+    dropped back (:meth:`_without_own_notes`): the same kind of seam.
     """
 
     def __init__(
@@ -404,6 +408,7 @@ class Intake:
 
     def take(self, drop: Drop) -> TakeResult:
         """Take a complete drop: jobs into the store, files into processing/ (see above)."""
+        drop = self._without_own_notes(drop)
         recipe = drop.recipe
         if recipe is None or drop.rejection is not None:
             return self._reject_all(
@@ -469,6 +474,33 @@ class Intake:
         if drop.is_case:
             self._remove_case_folder(drop.root)
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
+
+    def _without_own_notes(self, drop: Drop) -> Drop:
+        """``drop`` without the notes this hot folder wrote (:func:`~.files.is_own_note`),
+        which are removed first: a case moved back from failed/ (or done/) after a fix brings
+        its old ``.error.txt`` or ``.report.json`` along. Such a note is not a drop (taken,
+        it failed as "not a model file"); left in the inbox it would keep the case folder
+        there; carried along it would sit as a stale note beside a file that now succeeded.
+        What it said is in the job store (``jobs show``). Removed before any model is
+        taken, so a take a crash cuts short leaves no note behind to meet again."""
+        kept: list[Path] = []
+        for path in drop.others:
+            if not is_own_note(path):
+                kept.append(path)
+                continue
+            try:
+                self._remove_file(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("old_note_not_removed", path=str(path), error=str(exc),
+                            hint="remove it by hand: it is an old note, not a drop")
+                continue
+            log.info("old_note_removed", path=str(path),
+                     reason="a note of an earlier outcome, dropped back with its file",
+                     hint=f"what it said is kept in the job store: {self.jobs} show "
+                     "<job key or case id>")
+        return replace(drop, others=tuple(kept))
 
     def _case_folder(self, drop: Drop) -> CaseFolder | None:
         return CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None

@@ -19,7 +19,12 @@ from typing import Any, Final
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.executor import BuildOutcome
-from preform_pipeline.hotfolder.files import MAX_NAME_BYTES, error_note, fitting_rel
+from preform_pipeline.hotfolder.files import (
+    JOB_REPORT_FORMAT,
+    MAX_NAME_BYTES,
+    error_note,
+    fitting_rel,
+)
 from preform_pipeline.hotfolder.intake import (
     OUTCOME_DONE_STATES,
     OUTCOME_FAILED_STATES,
@@ -39,7 +44,7 @@ __all__ = ["ActiveBuilds", "OutcomeFolders"]
 
 log = get_logger(__name__)
 
-_REPORT_FORMAT: Final = "preform-pipeline-hotfolder-job"
+_REPORT_FORMAT: Final = JOB_REPORT_FORMAT
 
 
 class ActiveBuilds:

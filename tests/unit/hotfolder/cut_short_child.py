@@ -11,7 +11,7 @@ sidecar). Then what the life does: ``{"settle": <job id>}`` settles a failed job
 processing/, ``{"refuse": "<name>"}`` takes the inbox file of that name as a dropped file
 that is not a model, which is refused to failed/, ``{"take": "<name>"}`` takes it as a
 dropped model, into processing/, or ``{"case": "<name>"}`` takes the inbox folder of that
-name as a dropped case (its model files in name order).
+name as a dropped case (its ``.stl`` files in name order, its other files as others).
 
 The kill is the real thing (SIGKILL to itself, nothing runs after it); the directory flush
 that comes between the rename and the removal (``files._fsync_dir``) is where it lands.
@@ -67,7 +67,10 @@ if __name__ == "__main__":
             intake.requeue(store.get_job(int(spec["requeue"])))
         elif "case" in spec:
             root = inbox_path / spec["case"]
-            intake.take(Drop(inbox, root, "hot", True, models=tuple(sorted(root.iterdir()))))
+            found = sorted(root.iterdir())
+            models = tuple(p for p in found if p.suffix == ".stl")
+            intake.take(Drop(inbox, root, "hot", True, models=models,
+                             others=tuple(p for p in found if p not in models)))
         elif "take" in spec:
             path = inbox_path / spec["take"]
             intake.take(Drop(inbox, path, "hot", False, models=(path,)))
