@@ -21,6 +21,8 @@ from typing import Final
 import pytest
 from hypothesis import HealthCheck, settings
 
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.store import SqliteJobStore
 from tests.openapi_contract import (
     CONTRACT_SKIP_REASON,
     REQUIRE_SPECS_ENV,
@@ -86,6 +88,19 @@ def log_file(tmp_path: Path) -> Iterator[Path]:
     yield path
     configure_logging(level="WARNING", console=io.StringIO())
     logging.getLogger("preform_pipeline").handlers.clear()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The one clock of a test that moves time itself (folders may define their own)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
+    """A job store in a real SQLite file, on :func:`clock` (folders may define their own)."""
+    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
+        yield opened
 
 
 @pytest.fixture

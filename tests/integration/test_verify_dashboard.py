@@ -8,11 +8,9 @@ come from job files written as the PreFormServer simulator writes them (``write_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
@@ -28,17 +26,6 @@ CREDENTIALS = Credentials(TEST_CLIENT_ID, SECRET)
 PRINT_S = 3600.0
 PRINTS = "/developer/v1/prints/"
 TOKEN = "/developer/v1/o/token/"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
 
 
 def _printed(

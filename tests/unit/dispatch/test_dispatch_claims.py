@@ -4,8 +4,7 @@ send ended, sent or not (a real SQLite store, printer status faked at its protoc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Collection, Sequence
 
 import pytest
 from structlog.testing import capture_logs
@@ -18,17 +17,6 @@ from preform_pipeline.store import Build, SqliteJobStore
 from preform_pipeline.verify.targets import PrinterCandidate
 from preform_pipeline.verify.tracking import PrinterClaims
 from tests.unit.dispatch.test_dispatch_waiting import Printers, Recorder, waiting_build
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
 
 
 def _first_free(printers: Printers) -> Callable[[Collection[str]], PrinterCandidate]:

@@ -91,17 +91,6 @@ class _SlowPool(FakePool):
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
-
-
-@pytest.fixture
 def rival(store: SqliteJobStore) -> _Rival:
     return _Rival(store)
 

@@ -3,10 +3,7 @@ notify once and never fail (a real SQLite store, printer status faked at its pro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-
-import pytest
+from collections.abc import Sequence
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.dispatch.waiting import Dispatcher
@@ -51,17 +48,6 @@ class Recorder:
         self.owner.sent(build.id, f"job-{build.id}", printer)
         self.printers.busy[printer] = "printing" if printer in self.printers.busy else None
         self.sent.append((build.job_key, printer))
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
 
 
 def waiting_build(

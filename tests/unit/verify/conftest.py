@@ -4,7 +4,6 @@ on both, a job store in the test's folder (helpers: verify_support.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +11,8 @@ import pytest
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
-from preform_pipeline.store import SqliteJobStore
 
 ClientFactory = Callable[..., WebApiClient]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture
@@ -51,10 +44,3 @@ def make_client(fake_api: FakeWebApi, clock: ManualClock) -> Iterator[ClientFact
 @pytest.fixture
 def client(make_client: ClientFactory) -> WebApiClient:
     return make_client()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
-

@@ -4,10 +4,8 @@ left to its new holder (real SQLite files, a manual clock)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
@@ -23,17 +21,6 @@ from tests.unit.verify.test_verify_printer_claims_shared import _first_free
 OTHER = "pc-9:other"
 #: A phase's bound (``servers.request_timeout_s``'s default), inside the lease.
 PHASE_S = 610.0
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
-    with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
-        yield opened
 
 
 def _other_claims(store: SqliteJobStore, printer: str = "Form4-A") -> bool:
