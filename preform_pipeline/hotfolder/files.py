@@ -59,6 +59,7 @@ from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
 from preform_pipeline.store.opening import is_shared_store
+from preform_pipeline.textfiles import read_small_text
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -99,7 +100,7 @@ NOTE_SUFFIXES: Final = (ERROR_SUFFIX, REPORT_SUFFIX)
 #: The ``format`` of a job's ``.report.json`` (written by the outcomes module).
 JOB_REPORT_FORMAT: Final = "preform-pipeline-hotfolder-job"
 #: How every ``.error.txt`` this module writes begins (:func:`error_note`).
-_NOTE_START: Final = b"What failed: "
+_NOTE_START: Final = "What failed: "
 #: The fields every job report has (``outcomes.Outcomes._report_text``).
 _REPORT_KEYS: Final = ("format", "job_key", "recipe", "state", "file")
 #: More than any job report is long: a bigger file is not one (and is not read whole).
@@ -614,15 +615,17 @@ def is_own_note(path: Path) -> bool:
     or ``<name>.report.json`` holding a job report (its format, and the fields every one
     has). Such a note dropped back into an inbox with its case is not a drop. A link, a
     pipe, an unreadable file, or one of those names with other content is not ours."""
+    if not path.name.endswith((ERROR_SUFFIX, REPORT_SUFFIX)):
+        return False
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # a link is not ours, wherever it points
             return False
-        with path.open("rb") as reader:
-            if path.name.endswith(ERROR_SUFFIX):
-                return reader.read(len(_NOTE_START)) == _NOTE_START
-            if not path.name.endswith(REPORT_SUFFIX):
-                return False
-            data = json.loads(reader.read(_MAX_REPORT_BYTES).decode("utf-8"))
+        # Opened without blocking and checked again once open: a file swapped for a pipe
+        # after the look above must not hold the scan up.
+        text = read_small_text(path, max_bytes=_MAX_REPORT_BYTES)
+        if path.name.endswith(ERROR_SUFFIX):
+            return text.startswith(_NOTE_START)
+        data = json.loads(text)
     except (OSError, ValueError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
         return False
     return (isinstance(data, dict) and data.get("format") == JOB_REPORT_FORMAT
