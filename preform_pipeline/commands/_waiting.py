@@ -8,7 +8,6 @@ then the longest waiting). ``jobs`` lists these jobs too (state ``waiting_for_pr
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, TextIO
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState
-from preform_pipeline.store.opening import describe_store, open_store
+from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.wording import counted
 
 __all__ = ["waiting_rows", "write_waiting"]
@@ -50,8 +49,7 @@ def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
     """Print the waiting builds of the store at ``path`` (a file or a PostgreSQL URL;
     ``fmt``: text or json); exit 0."""
     builds: Sequence[Build] = ()
-    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
-    if not isinstance(path, Path) or os.path.exists(path):
+    if store_exists(path):
         with open_store(path, create=False) as store:
             builds = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
     rows = waiting_rows(builds, datetime.now(timezone.utc))

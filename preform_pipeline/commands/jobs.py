@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -70,7 +69,7 @@ from preform_pipeline.store import (
     normalize_key,
     parse_state,
 )
-from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
+from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -501,8 +500,7 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     states: frozenset[JobState] | None = None
     if args.state:
         states = frozenset().union(*args.state)
-    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
-    if isinstance(path, Path) and not os.path.exists(path):
+    if not store_exists(path):
         # Nothing has run yet: an empty answer, not an error, so scripts can poll.
         if args.format == "json":
             _dump({"store": describe_store(path), "jobs": []}, out)

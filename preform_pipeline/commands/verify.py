@@ -56,7 +56,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobState, JobStore
-from preform_pipeline.store.opening import describe_store, is_shared_store, open_store
+from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
@@ -109,8 +109,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     path: Path | str = settings.store.location
     if args.store is not None:
         path = args.store if is_shared_store(args.store) else Path(args.store)
-    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
-    if isinstance(path, Path) and not os.path.exists(path):
+    if not store_exists(path):
         _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
         return EXIT_OK
     try:

@@ -21,6 +21,7 @@ case is the folder that holds it), but nothing is passed over in silence:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterable
@@ -125,13 +126,18 @@ def find_sources(
             if in_case_folder:
                 unfinished.setdefault(file.parent, file)
 
+    @functools.cache
+    def in_skipped(folder: Path) -> bool:
+        # Once per folder, not per file: a folder of a thousand models is resolved once.
+        real = Path(os.path.realpath(folder))
+        return any(real.is_relative_to(skip_folder) for skip_folder in skipped)
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in files:
-                if skipped and any(Path(os.path.realpath(file.parent)).is_relative_to(folder)
-                                   for folder in skipped):
+                if skipped and in_skipped(file.parent):
                     continue
                 judge(file, file.parent.name, in_case_folder=file.parent != path)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from preform_pipeline.clock import Clock
@@ -9,12 +10,19 @@ from preform_pipeline.store.pgurl import is_postgres_url, redact_url
 from preform_pipeline.store.protocol import JobStore
 from preform_pipeline.store.sqlite import SqliteJobStore
 
-__all__ = ["describe_store", "is_shared_store", "open_store"]
+__all__ = ["describe_store", "is_shared_store", "open_store", "store_exists"]
 
 
 def is_shared_store(location: str | Path) -> bool:
     """True when ``location`` is a PostgreSQL URL (a store several nodes share)."""
     return isinstance(location, str) and is_postgres_url(location)
+
+
+def store_exists(location: str | Path) -> bool:
+    """False only for a store file that is not there (nothing has run yet: a command that
+    reads says so instead of creating it); a PostgreSQL URL is opened to tell."""
+    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
+    return not isinstance(location, Path) or os.path.exists(location)
 
 
 def describe_store(location: str | Path) -> str:
