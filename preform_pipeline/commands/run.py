@@ -92,6 +92,7 @@ from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
     find_sidecar,
+    is_case_folder,
     merge_values,
     read_sidecar,
 )
@@ -342,7 +343,9 @@ def _plan(
     rules = settings or RunSettings()
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
                            incomplete_timeout_s=rules.incomplete_timeout_s,
-                           skip=() if output is None else (output,))
+                           skip=() if output is None else (output,),
+                           cases=[p for p in map(Path, args.models)
+                                  if p.is_dir() and is_case_folder(p)])
     for path, why in sources.waiting:
         print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.

@@ -48,6 +48,7 @@ __all__ = [
     "SidecarValues",
     "find_folder_sidecar",
     "find_sidecar",
+    "is_case_folder",
     "merge_values",
     "read_sidecar",
 ]
@@ -103,6 +104,18 @@ def find_folder_sidecar(folder: Path) -> Path | None:
         if p.is_file()
     ]
     return _single(found, f"case folder {folder.name}")
+
+
+def is_case_folder(folder: Path) -> bool:
+    """Whether a folder named on its own (``run recipe.yaml C-1042/``) is one case rather than
+    a folder of files: a case's sidecar marks it (:func:`find_folder_sidecar`; two of them
+    too, so that reading them says which one is meant is unclear). In an inbox every dropped
+    folder is a case; a folder named on the command line may be an inbox, so it needs the mark.
+    """
+    try:
+        return find_folder_sidecar(folder) is not None
+    except SidecarError:
+        return True
 
 
 def _text(value: Any, key: str, path: Path) -> str:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180.0
 #: The README's first command, after the install: ``run`` with these arguments.
@@ -49,3 +51,51 @@ class TestTheReadmesFirstRun:
         assert [e for e in events if e["event"] == "label_skipped"] == []
         assert sum(e["event"] == "job_claimed" for e in events) == 30
         assert "label_skipped" not in report.read_text(encoding="utf-8")
+
+
+class TestACaseFolderNamedOnTheCommandLine:
+    """``run recipe.yaml C-1042/`` on a folder a case sidecar marks takes it as one case, as
+    the hot folder does: while one of its models is still being written, none is taken."""
+
+    def _case(self, home: Path) -> Path:
+        case = home / "C-1042"
+        case.mkdir()
+        whole = (REPO_ROOT / "sample_models" / "batch" / "part_01.stl").read_bytes()
+        (case / "upper.stl").write_bytes(whole)
+        # Half of a binary STL: its size does not match its triangle count yet.
+        (case / "lower.stl").write_bytes(whole[: len(whole) // 2])
+        return case
+
+    def _run(self, home: Path, *models: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PREFORM_PIPELINE_", "XDG_"))}
+        env["HOME"] = str(home)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        return subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "run", str(REPO_ROOT / README_RUN[0]),
+             *models, "--dry-run", "--output", str(home / "out")],
+            cwd=home, env=env, capture_output=True, text=True,
+            timeout=TIMEOUT_S, check=False)
+
+    @pytest.mark.parametrize("sidecar", ["C-1042/C-1042.yaml", "C-1042.yaml"])
+    def test_a_marked_case_folder_waits_whole(self, tmp_path: Path, sidecar: str) -> None:
+        self._case(tmp_path)
+        (tmp_path / sidecar).write_text("customer: ACME\n", encoding="utf-8")
+        done = self._run(tmp_path, "C-1042/")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[:3] == [
+            "not taken yet: C-1042/lower.stl: still being written (the STL is incomplete, "
+            f"{(tmp_path / 'C-1042' / 'lower.stl').stat().st_size} bytes so far); the next run "
+            "takes it",
+            "not taken yet: C-1042/upper.stl: its case folder C-1042 waits for lower.stl, "
+            "still being written; the next run takes it",
+            "nothing to do: no complete model files (.stl, .obj, .3mf) in C-1042",
+        ]
+
+    def test_an_unmarked_folder_is_still_an_inbox_of_files(self, tmp_path: Path) -> None:
+        self._case(tmp_path)
+        done = self._run(tmp_path, "C-1042/")
+        assert done.returncode == 0, done.stderr
+        assert "not taken yet: C-1042/lower.stl: still being written" in done.stdout
+        assert "waits for" not in done.stdout
+        assert "exit 0: 1 of 1 build succeeded" in done.stdout

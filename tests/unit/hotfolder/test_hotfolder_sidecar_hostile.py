@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import SidecarError
-from preform_pipeline.hotfolder.sidecar import read_sidecar
+from preform_pipeline.hotfolder.sidecar import is_case_folder, read_sidecar
 
 
 class TestDeepNesting:
@@ -66,3 +66,22 @@ class TestAProblemIsPlacedLikeARecipes:
         refused = _refusal(path)
         assert (refused.line, refused.column) == (None, None)
         assert refused.message.startswith(f"{path}: $.True: unknown field 'True'; ")
+
+
+class TestACaseFolderNamedAlone:
+    """A folder is one case when a case sidecar marks it, beside it or inside it."""
+
+    @pytest.mark.parametrize(("sidecars", "is_case"), [
+        ((), False),
+        (("C-1/part.yaml",), False),
+        (("C-1/C-1.yaml",), True),
+        (("C-1.json",), True),
+        (("C-1.json", "C-1/C-1.yaml"), True),  # two: a case whose sidecar is unclear
+    ])
+    def test_the_case_sidecar_marks_it(
+        self, tmp_path: Path, sidecars: tuple[str, ...], is_case: bool
+    ) -> None:
+        (tmp_path / "C-1").mkdir()
+        for name in sidecars:
+            (tmp_path / name).write_text("customer: ACME\n", encoding="utf-8")
+        assert is_case_folder(tmp_path / "C-1") is is_case
