@@ -116,6 +116,8 @@ def is_case_folder(folder: Path) -> bool:
         return find_folder_sidecar(folder) is not None
     except SidecarError:
         return True
+    except OSError:  # a folder that cannot be looked into: the walk of it says so
+        return False
 
 
 def _text(value: Any, key: str, path: Path) -> str:
