@@ -99,3 +99,27 @@ class TestACaseFolderNamedOnTheCommandLine:
         assert "not taken yet: C-1042/lower.stl: still being written" in done.stdout
         assert "waits for" not in done.stdout
         assert "exit 0: 1 of 1 build succeeded" in done.stdout
+
+    def test_a_broken_sidecar_rejects_its_whole_case_and_no_file_beside_it(
+        self, tmp_path: Path
+    ) -> None:
+        inbox = tmp_path / "in"
+        batch = REPO_ROOT / "sample_models" / "batch"
+        for rel, part in [("C-9/upper.stl", 1), ("C-9/lower.stl", 2), ("C-8/upper.stl", 3),
+                          ("alone.stl", 4), ("bad.stl", 5)]:
+            (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / rel).write_bytes((batch / f"part_{part:02d}.stl").read_bytes())
+        for rel in ("C-9/lower.yaml", "bad.yaml"):
+            (inbox / rel).write_text("priorty: 1\n", encoding="utf-8")
+        done = self._run(tmp_path, "in")
+        assert done.returncode == 1, done.stderr
+        why = ("in/C-9/lower.stl: in/C-9/lower.yaml:1:1: $.priorty: unknown field 'priorty'; "
+               "known fields: ")
+        rejected = [line.strip().split(" (?): ", 1) for line in done.stdout.splitlines()
+                    if line.startswith("  in/")]
+        assert [path for path, _ in rejected] == [
+            "in/C-9/lower.stl", "in/bad.stl", "in/C-9/upper.stl"]
+        assert rejected[2][1].startswith(
+            f"in/C-9/upper.stl: its case folder C-9 is rejected whole: {why}")
+        assert "2 models on 1 simulated server" in done.stdout  # C-8's and alone.stl
+        assert "exit 1: 3 models rejected, 1 of 1 build succeeded" in done.stdout
