@@ -249,10 +249,17 @@ class SidecarError(PipelineError):
     unreadable, not a mapping, an unknown field, a value of the wrong type. The hint is
     required: the hot folder's note quotes it as what to fix."""
 
-    def __init__(self, path: Path | str, reason: str, *, hint: str) -> None:
-        super().__init__(f"{path}: {reason}", hint=hint)
+    def __init__(
+        self, path: Path | str, reason: str, *, hint: str, line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        # A problem at a key or value is shown where recipe errors are: file:line:col.
+        where = f"{path}:{line}:{column}" if line is not None and column is not None else path
+        super().__init__(f"{where}: {reason}", hint=hint)
         self.path = Path(path)
         self.reason = reason
+        self.line = line
+        self.column = column
 
 
 class PlanningError(PipelineError):

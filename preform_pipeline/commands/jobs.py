@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -48,6 +49,7 @@ from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.hotfolder.files import jobs_command
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace, place_of
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings import Settings, load_settings
@@ -354,21 +356,78 @@ def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
     print(note, file=out)
 
 
-def _write_show(job: Job, build: Build | None, history: Sequence[Transition], out: TextIO) -> None:
+def _taken_again(job: Job, others: Sequence[Job]) -> Job | None:
+    """The latest job taken later from the place ``job``'s file was dropped at (the file put
+    back into the inbox and dropped again), if any."""
+    place = place_of(job)
+    if place is None:
+        return None
+    again = [
+        other for other in others
+        if other.id > job.id and other.original_name == job.original_name
+        and (mark := place_of(other)) is not None
+        and (mark.inbox, mark.rel) == (place.inbox, place.rel)
+    ]
+    return max(again, key=lambda other: other.id, default=None)
+
+
+def _file_now(job: Job, place: JobPlace | None, again: Job | None) -> str:
+    """Where the job's file is, as far as this machine sees it now: the store names the
+    place the hot folder last put it, which a person may have emptied since (the documented
+    way to retry a failed case is to put it back into the inbox)."""
+    path = job.source_path
+    if os.path.lexists(path):
+        return str(path)
+    if again is not None:
+        return (f"{path}: not there now; dropped again as job {again.id} {again.job_key} "
+                f"({again.state.value})")
+    if place is not None:
+        unsettled = place.moved is False or (
+            place.moved is None and job.state not in TERMINAL_STATES)
+        if unsettled and place.previous is not None and os.path.lexists(place.previous):
+            # Cut short between the store's write and the move: the daemon finishes it.
+            return f"{path}: not there yet; still at {place.previous}, being moved"
+        dropped = place.inbox / place.rel
+        if os.path.lexists(dropped):
+            return f"{path}: not there now; put back into the inbox as {dropped}, not taken yet"
+    return f"{path}: not there now (moved or removed since)"
+
+
+def _sidecar_now(at: str, again: Job | None) -> str:
+    if os.path.lexists(at):
+        return at
+    if again is not None:
+        return f"{at}: not there now; dropped again with its file"
+    return f"{at}: not there now (moved or removed since)"
+
+
+def _write_show(
+    job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
+    out: TextIO,
+) -> None:
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    # The hot folder's own record (``_hotfolder``) is bookkeeping: shown as what it tells a
+    # person (where the file was dropped, its sidecars, the job it duplicates), not as data.
+    place = place_of(job)
     lines: list[tuple[str, str]] = [
         ("recipe", job.recipe),
-        ("file", str(job.source_path)),
-        ("dropped as", job.original_name),
+        ("file", _file_now(job, place, again)),
+        ("dropped as", job.original_name if place is None
+         else f"{place.rel} in {place.inbox}"),
     ]
+    if place is not None:
+        lines += [("sidecar", _sidecar_now(a.at, again)) for a in place.attachments]
+        if place.duplicate_of:
+            lines.append(("duplicate of", place.duplicate_of))
     if job.content_hash:
         lines.append(("content", job.content_hash))
     if job.case_id:
         lines.append(("case", job.case_id))
     lines += [("priority", str(job.priority)), ("attempts", str(job.attempts))]
-    if job.fields:
-        lines.append(("fields", json.dumps(dict(job.fields), ensure_ascii=False)))
+    values = {k: v for k, v in job.fields.items() if k != HOTFOLDER_FIELD}
+    if values:
+        lines.append(("fields", ", ".join(f"{k}={v}" for k, v in values.items())))
     if build is not None:
         where = f" on {build.server}" if build.server else ""
         lines.append(("build", f"{build.id}  {build.job_key}  {build.state.value}{where}"))
@@ -522,6 +581,9 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
+        # Only a job whose file is not where the store says needs the later jobs.
+        others = (store.list_jobs() if args.format == "text" and any(
+            not os.path.lexists(job.source_path) for job, _, _ in shown) else [])
     if args.format == "json":
         views = [
             {
@@ -536,7 +598,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for index, (job, build, history) in enumerate(shown):
             if index:
                 print(file=out)
-            _write_show(job, build, history, out)
+            _write_show(job, build, history, _taken_again(job, others), out)
     return EXIT_OK
 
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -92,6 +92,7 @@ from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
     find_sidecar,
+    is_case_folder,
     merge_values,
     read_sidecar,
 )
@@ -302,11 +303,14 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
 
 
 def _sidecars(
-    found: Mapping[Path, str | None], extra_fields: Sequence[str]
+    found: Mapping[Path, str | None], extra_fields: Sequence[str],
+    inboxes: Collection[Path] = (),
 ) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
     """Sidecar values of each model, as the hot folder reads them (a case folder's sidecar,
     then the file's own): template fields (``units`` among them) and case ids. A model
-    whose sidecar cannot be used is rejected with the reason, as the hot folder does."""
+    whose sidecar cannot be used is rejected with the reason, as the hot folder does, and
+    with it the other models of its case folder; ``inboxes``: the named folders that are no
+    case (their own files stand alone)."""
     fields: dict[Path, Mapping[str, str]] = {}
     case_ids: dict[Path, str | None] = {}
     rejected: list[Rejection] = []
@@ -323,6 +327,17 @@ def _sidecars(
             continue
         fields[path] = values.fields
         case_ids[path] = values.case_id if values.case_id is not None else case
+
+    def in_case_folder(path: Path) -> bool:
+        return found.get(path) is not None and path.parent not in inboxes
+
+    # A case is one whole, as the hot folder takes it: printed without the rejected model,
+    # the rest of the case would go out split over two runs.
+    refused = {r.path.parent: r.reason for r in rejected if in_case_folder(r.path)}
+    for path in [p for p in fields if in_case_folder(p) and p.parent in refused]:
+        del fields[path], case_ids[path]
+        rejected.append(Rejection(path, f"{path}: its case folder {path.parent.name} is "
+                                        f"rejected whole: {refused[path.parent]}"))
     return fields, case_ids, rejected
 
 
@@ -340,16 +355,19 @@ def _plan(
     an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
     error was printed. ``output``, the run's output folder, is not searched for models."""
     rules = settings or RunSettings()
+    folders = [p for p in map(Path, args.models) if p.is_dir()]
+    cases = [p for p in folders if is_case_folder(p)]
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
                            incomplete_timeout_s=rules.incomplete_timeout_s,
-                           skip=() if output is None else (output,))
+                           skip=() if output is None else (output,), cases=cases)
     for path, why in sources.waiting:
         print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
-    fields, case_ids, bad = _sidecars(sources.models, recipe.fields)
+    fields, case_ids, bad = _sidecars(sources.models, recipe.fields,
+                                      inboxes=set(folders) - set(cases))
     unreadable.extend(bad)
     taken = [p for p in sources.models if p in case_ids]
     models = read_models(

@@ -72,9 +72,9 @@ from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
     MAX_NAME_BYTES,
+    REPORT_SUFFIX,
     SetAside,
     empty_tree_shape,
-    is_own_note,
     jobs_command,
     overlong_name,
     prune_empty_tree,
@@ -729,10 +729,11 @@ class HotFolderDaemon:
                 return Drop(unit.inbox, root, unit.recipe, False, models=(root,),
                             reasons={root: check.reason})
             return check.settling or any(c.settling for c in side_checks)
-        if kind is FileKind.SIDECAR and not is_own_note(root):
+        if kind is FileKind.SIDECAR and not root.name.endswith(REPORT_SUFFIX):
             # A sidecar alone: its model may still come; after the incomplete timeout it goes
-            # to failed/ so it does not sit in the inbox for ever. (A job's old report, put
-            # back beside its file, is no sidecar: it is taken, and so removed, at once.)
+            # to failed/ so it does not sit in the inbox for ever. A name of our job reports
+            # is waited for by no model: a report of ours put back beside its file is taken,
+            # and so removed, at once; anyone else's is taken once complete and refused.
             if tracker.quiet_for(root) >= unit.inbox.incomplete_timeout_s:
                 tracker.forget(root)
                 return Drop(unit.inbox, root, unit.recipe, False, others=(root,))

@@ -1070,6 +1070,12 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def _other_reason(path: Path) -> tuple[str, str]:
+    if path.name.endswith(REPORT_SUFFIX):  # not ours: is_own_note took ours out
+        return (
+            f"{path.name} is not a job report of this hot folder, nor a model file "
+            "(preform-pipeline prepares .stl, .obj and .3mf)",
+            "keep your own files out of the inbox; drop model files (and their sidecars)",
+        )
     if kind_of(path) is FileKind.SIDECAR:
         return (
             f"sidecar {path.name} has no model file or case folder of the same name",

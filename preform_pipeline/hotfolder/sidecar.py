@@ -36,9 +36,10 @@ import yaml
 
 from preform_pipeline.errors import SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
+from preform_pipeline.recipes.loader import parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.yamlerrors import safe_load
+from preform_pipeline.yamlerrors import format_json_path, safe_load
 
 __all__ = [
     "MAX_SIDECAR_BYTES",
@@ -47,6 +48,7 @@ __all__ = [
     "SidecarValues",
     "find_folder_sidecar",
     "find_sidecar",
+    "is_case_folder",
     "merge_values",
     "read_sidecar",
 ]
@@ -104,6 +106,20 @@ def find_folder_sidecar(folder: Path) -> Path | None:
     return _single(found, f"case folder {folder.name}")
 
 
+def is_case_folder(folder: Path) -> bool:
+    """Whether a folder named on its own (``run recipe.yaml C-1042/``) is one case rather than
+    a folder of files: a case's sidecar marks it (:func:`find_folder_sidecar`; two of them
+    too, so that reading them says which one is meant is unclear). In an inbox every dropped
+    folder is a case; a folder named on the command line may be an inbox, so it needs the mark.
+    """
+    try:
+        return find_folder_sidecar(folder) is not None
+    except SidecarError:
+        return True
+    except OSError:  # a folder that cannot be looked into: the walk of it says so
+        return False
+
+
 def _text(value: Any, key: str, path: Path) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, (Mapping, list, tuple)):
         kind = "null" if value is None else type(value).__name__
@@ -139,7 +155,8 @@ def _priority(value: Any, path: Path) -> int:
     return int(value)
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path) -> tuple[Any, str]:
+    """The sidecar's data, and its text (to place a later problem at its line and column)."""
     try:
         size = path.stat().st_size
         if size > MAX_SIDECAR_BYTES:
@@ -157,7 +174,7 @@ def _load(path: Path) -> Any:
                            hint="check its permissions, or write it again") from None
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text), text
         except RecursionError:  # both decoders recurse per nesting level
             raise SidecarError(path, "nests too deeply for a sidecar",
                                hint="a sidecar is a flat list of values") from None
@@ -173,7 +190,7 @@ def _load(path: Path) -> Any:
                 hint="fix the JSON, then drop the case again",
             ) from None
     try:
-        return safe_load(text)
+        return safe_load(text), text
     except RecursionError:
         raise SidecarError(path, "nests too deeply for a sidecar",
                            hint="a sidecar is a flat list of values") from None
@@ -196,7 +213,7 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
     if path.suffix.lower() not in SIDECAR_SUFFIXES:
         raise SidecarError(path, "is not a .json, .yaml or .yml file",
                            hint="name it after the model, ending in .json, .yaml or .yml")
-    data = _load(path)
+    data, source = _load(path)
     if data is None:
         return SidecarValues(sources=(path,))
     if not isinstance(data, Mapping):
@@ -211,36 +228,55 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
     values: dict[str, str] = {}
     for raw_key, value in data.items():
         key = str(raw_key)
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = (
-                f"did you mean {close[0]!r}?"
-                if close
-                else "add it to the recipe's `fields:` list to use it in templates"
-            )
-            raise SidecarError(
-                path, f"unknown field {key!r}; known fields: {', '.join(known)}", hint=hint
-            )
-        if key == "priority":
-            priority = _priority(value, path)
-            values[key] = str(priority)
-            continue
-        if key == "printer" and isinstance(value, (list, tuple)) and value:
-            # Any of several printers: one target, as a recipe writes a list.
-            values[key] = ",".join(_text(v, key, path).strip() for v in value)
-            continue
-        text = _text(value, key, path)
-        if key == "case_id":
-            if not text.strip():
-                raise SidecarError(path, "case_id: is empty", hint="give the case a name")
-            case_id = text.strip()
-            text = case_id
-        values[key] = text
+        try:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = (
+                    f"did you mean {close[0]!r}?"
+                    if close
+                    else "add it to the recipe's `fields:` list to use it in templates"
+                )
+                raise SidecarError(
+                    path, f"unknown field {key!r}; known fields: {', '.join(known)}", hint=hint
+                )
+            if key == "priority":
+                priority = _priority(value, path)
+                values[key] = str(priority)
+                continue
+            if key == "printer" and isinstance(value, (list, tuple)) and value:
+                # Any of several printers: one target, as a recipe writes a list.
+                values[key] = ",".join(_text(v, key, path).strip() for v in value)
+                continue
+            text = _text(value, key, path)
+            if key == "case_id":
+                if not text.strip():
+                    raise SidecarError(path, "case_id: is empty", hint="give the case a name")
+                case_id = text.strip()
+                text = case_id
+            values[key] = text
+        except SidecarError as exc:
+            raise _placed(exc, source, key, known=key in known) from None
     return SidecarValues(
         case_id=case_id,
         priority=priority,
         fields=MappingProxyType(values),
         sources=(path,),
+    )
+
+
+def _placed(exc: SidecarError, text: str, key: str, *, known: bool) -> SidecarError:
+    """``exc`` at the line and column of ``key`` in the sidecar (an unknown field) or of its
+    value (a bad value), named by its path as recipe errors name theirs (``$.priority``)."""
+    root, _ = parse_yaml(text, str(exc.path), kind="sidecar")  # JSON reads as YAML too
+    node = root.child(key) if root is not None else None
+    # As a recipe's: a list or mapping is shown at its key, not at its first entry.
+    at_value = known and node is not None and node.kind == "scalar"
+    spot = None if node is None else (node.pos if at_value else node.key_pos)
+    reason = exc.reason.removeprefix(f"{key}: ")
+    return SidecarError(
+        exc.path, f"{format_json_path((key,))}: {reason}", hint=exc.hint,
+        line=spot.line if spot is not None else None,
+        column=spot.column if spot is not None else None,
     )
 
 

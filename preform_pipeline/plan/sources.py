@@ -13,7 +13,9 @@ case is the folder that holds it), but nothing is passed over in silence:
   its model files is still being written, its complete ones wait with it (taken alone, the
   case would be split over two runs' builds), as the hot folder takes a case folder only once
   every file is complete. The named folder's own files are judged one by one: from cron it is
-  an inbox, and one file being copied into it holds up no other;
+  an inbox, and one file being copied into it holds up no other; unless the caller names it
+  in ``cases`` (``run C-1042/`` on a folder a case's sidecar marks: see
+  :func:`preform_pipeline.hotfolder.sidecar.is_case_folder`), then it waits whole as well;
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
   over, since they are not models; and so is the run's own output folder (``skip``) when it
   lies inside a model folder (its log, reports and ``.form`` files are not models either).
@@ -24,7 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -84,12 +86,14 @@ def find_sources(
     incomplete_timeout_s: float,
     now: float | None = None,
     skip: Iterable[Path] = (),
+    cases: Collection[Path] = (),
 ) -> Sources:
     """Sort the files named by ``paths`` (files, or folders walked recursively) into complete
     models, files still being written and unsupported files. ``now`` is wall-clock seconds
     (file modification times are wall-clock too). A named file that does not exist is kept as
     a model, so reading it reports the problem. Files below a ``skip`` folder (the run's own
-    output) are not looked at."""
+    output) are not looked at. A named folder in ``cases`` is one case: its own files wait
+    whole, as a case folder below a named folder does."""
     moment = time.time() if now is None else now
     skipped = tuple(Path(os.path.realpath(folder)) for folder in skip)
     models: dict[Path, str | None] = {}
@@ -139,7 +143,8 @@ def find_sources(
             for file in files:
                 if skipped and in_skipped(file.parent):
                     continue
-                judge(file, file.parent.name, in_case_folder=file.parent != path)
+                judge(file, file.parent.name,
+                      in_case_folder=file.parent != path or path in cases)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)
         elif path.exists():

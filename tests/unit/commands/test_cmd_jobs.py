@@ -12,6 +12,7 @@ import pytest
 
 from preform_pipeline.cli import run
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, JobPlace
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 S = JobState
@@ -355,3 +356,128 @@ class TestCases:
     def test_an_unknown_case_is_an_error_naming_it(self, lab: Lab) -> None:
         code, _, err = invoke("retry", "C-404", "--store", str(lab.path))
         assert code == 1 and "no job has case id 'C-404'" in err
+
+
+class TestShowAHotFolderJob:
+    """``show`` says in words what the hot folder recorded, and where the file is now."""
+
+    def _job(self, lab: Lab, tmp_path: Path, *, at: str, state: JobState = S.FAILED,
+             moved: bool | None = True, previous: str | None = "C-1/upper.stl",
+             rel: str = "C-1/upper.stl", sidecar: str | None = None,
+             duplicate_of: str | None = None, **fields: str) -> Job:
+        inbox = tmp_path / "inbox"
+        place = JobPlace(
+            inbox, rel, previous=inbox / previous if previous else None,
+            attachments=(Attachment("C-1/C-1.yaml", str(inbox / sidecar)),) if sidecar else (),
+            duplicate_of=duplicate_of, moved=moved)
+        job = lab.store.create_job(
+            recipe="dental", source_path=inbox / at, case_id="C-1", state=S.QUEUED,
+            fields={**fields, HOTFOLDER_FIELD: place.to_json()})
+        path = {S.QUEUED: (), S.FAILED: (S.FAILED,), S.PROCESSING: (S.PROCESSING,),
+                S.DONE: (S.PROCESSING, S.PREPARING, S.DONE)}[state]
+        for step in path:
+            job = lab.store.transition(job.id, step, f"to {step.value}")
+        return job
+
+    def _show(self, lab: Lab, job: Job) -> dict[str, str]:
+        code, out, err = invoke("show", str(job.id), "--store", str(lab.path))
+        assert (code, err) == (0, "")
+        head = out.split("\n\nhistory", 1)[0].splitlines()[2:]
+        width = head[0].index("  ") + 2
+        width += len(head[0][width:]) - len(head[0][width:].lstrip())
+        return {line[:width].strip(): line[width:] for line in head}
+
+    def _file(self, tmp_path: Path, rel: str) -> Path:
+        path = tmp_path / "inbox" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"solid x\nendsolid x\n")
+        return path
+
+    def test_the_record_is_shown_in_words_and_only_the_sidecars_fields_as_fields(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        here = self._file(tmp_path, "failed/C-1/upper.stl")
+        side = self._file(tmp_path, "failed/C-1/C-1.yaml")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", sidecar="failed/C-1/C-1.yaml",
+                        duplicate_of="PP-4K7QX0M2ZD", customer="ACME", order_id="7")
+        shown = self._show(lab, job)
+        assert shown["file"] == str(here)
+        assert shown["dropped as"] == f"C-1/upper.stl in {tmp_path / 'inbox'}"
+        assert shown["sidecar"] == str(side)
+        assert shown["duplicate of"] == "PP-4K7QX0M2ZD"
+        assert shown["fields"] == "customer=ACME, order_id=7"
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path), "--format", "json")
+        assert code == 0 and HOTFOLDER_FIELD in json.loads(out)["job"]["fields"]
+
+    def test_a_job_without_the_record_shows_its_name_and_no_fields(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        job = lab.store.create_job(recipe="dental", source_path=self._file(tmp_path, "a.stl"))
+        shown = self._show(lab, job)
+        assert shown["dropped as"] == "a.stl" and "fields" not in shown
+        assert "sidecar" not in shown and "duplicate of" not in shown
+
+    def test_a_file_put_back_into_the_inbox_and_not_taken_yet(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        back = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", sidecar="failed/C-1/C-1.yaml")
+        shown = self._show(lab, job)
+        failed = tmp_path / "inbox" / "failed" / "C-1"
+        assert shown["file"] == (f"{failed / 'upper.stl'}: not there now; put back into the "
+                                 f"inbox as {back}, not taken yet")
+        assert shown["sidecar"] == f"{failed / 'C-1.yaml'}: not there now (moved or removed since)"
+
+    def test_a_file_dropped_again_names_the_latest_job_that_took_it(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        first = self._job(lab, tmp_path, at="failed/C-1/upper.stl", sidecar="failed/C-1/C-1.yaml")
+        self._job(lab, tmp_path, at="failed/C-1/lower.stl", rel="C-1/lower.stl")
+        self._job(lab, tmp_path, at="failed/2/C-1/upper.stl")  # dropped again before, failed
+        latest = self._job(lab, tmp_path, at="done/C-1/upper.stl", state=S.DONE)
+        self._file(tmp_path, "done/C-1/upper.stl")
+        shown = self._show(lab, first)
+        failed = tmp_path / "inbox" / "failed" / "C-1"
+        assert shown["file"] == (f"{failed / 'upper.stl'}: not there now; dropped again as "
+                                 f"job {latest.id} {latest.job_key} (done)")
+        assert shown["sidecar"] == (
+            f"{failed / 'C-1.yaml'}: not there now; dropped again with its file")
+        # The latest names no later job: its own file is there.
+        assert self._show(lab, latest)["file"] == str(tmp_path / "inbox" / "done/C-1/upper.stl")
+
+    def test_a_case_shows_each_job_with_the_job_that_took_its_file_again(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        first = self._job(lab, tmp_path, at="failed/C-1/upper.stl")
+        again = self._job(lab, tmp_path, at="done/C-1/upper.stl", state=S.DONE)
+        code, out, _ = invoke("show", "C-1", "--store", str(lab.path))
+        assert code == 0
+        assert f"dropped again as job {again.id} {again.job_key} (done)" in out
+        assert out.count("not there now") == 2  # the first's file, and the later one's too
+        assert first.id < again.id
+
+    @pytest.mark.parametrize(("moved", "state"), [(False, S.FAILED), (None, S.PROCESSING)])
+    def test_a_move_cut_short_says_where_the_file_still_is(
+        self, lab: Lab, tmp_path: Path, moved: bool | None, state: JobState
+    ) -> None:
+        still = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", moved=moved, state=state)
+        assert self._show(lab, job)["file"] == (
+            f"{tmp_path / 'inbox' / 'failed/C-1/upper.stl'}: not there yet; still at {still}, "
+            "being moved")
+
+    def test_an_old_record_of_a_finished_move_is_not_read_as_a_move_under_way(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        back = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", moved=None)
+        assert self._show(lab, job)["file"].endswith(f"put back into the inbox as {back}, "
+                                                     "not taken yet")
+
+    def test_a_file_gone_without_a_trace_says_so(self, lab: Lab, tmp_path: Path) -> None:
+        job = self._job(lab, tmp_path, at="done/C-1/upper.stl", previous=None, state=S.DONE)
+        gone = tmp_path / "inbox" / "done/C-1/upper.stl"
+        assert self._show(lab, job)["file"] == f"{gone}: not there now (moved or removed since)"
+        bare = lab.store.create_job(recipe="dental", source_path=tmp_path / "x.stl")
+        assert self._show(lab, bare)["file"] == (
+            f"{tmp_path / 'x.stl'}: not there now (moved or removed since)")

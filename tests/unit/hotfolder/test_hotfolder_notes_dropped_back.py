@@ -193,6 +193,27 @@ class TestFilesThatOnlyHaveTheNameOfANote:
         assert kept.with_name(name + ".error.txt").exists()
         assert _events(logs, "old_note_removed") == []
 
+    @pytest.mark.parametrize("data", [
+        _report(format="preform-pipeline-run-report"), b'{"my": "notes"}', b"not json",
+    ], ids=["run-report", "other-json", "not-json"])
+    def test_one_dropped_alone_is_refused_on_the_first_run_not_after_ten_minutes(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path, data: bytes
+    ) -> None:
+        """No model waits for a report's name: not held as a lone sidecar (incomplete_timeout_s)."""
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "x.report.json").write_bytes(data)
+        logs = _watch_once(tmp_path, store, script, recipe)
+        failed = inbox / "failed"
+        assert names(failed) == ["x.report.json", "x.report.json.error.txt"]
+        assert (failed / "x.report.json").read_bytes() == data
+        note = (failed / "x.report.json.error.txt").read_text(encoding="utf-8")
+        assert note.startswith("What failed: x.report.json is not a job report of this hot "
+                               "folder, nor a model file (preform-pipeline prepares .stl, "
+                               ".obj and .3mf)\n")
+        assert "What to do: keep your own files out of the inbox" in note
+        assert _left_in_inbox(inbox) == [] and _events(logs, "old_note_removed") == []
+
     def test_a_link_to_one_of_our_notes_is_not_a_note(
         self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
     ) -> None:

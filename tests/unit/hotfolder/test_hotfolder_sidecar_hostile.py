@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import SidecarError
-from preform_pipeline.hotfolder.sidecar import read_sidecar
+from preform_pipeline.hotfolder.sidecar import is_case_folder, read_sidecar
 
 
 class TestDeepNesting:
@@ -20,3 +20,68 @@ class TestDeepNesting:
         with pytest.raises(SidecarError) as caught:
             read_sidecar(path)
         assert caught.value.reason
+
+
+def _refusal(path: Path) -> SidecarError:
+    with pytest.raises(SidecarError) as caught:
+        read_sidecar(path)
+    return caught.value
+
+
+class TestAProblemIsPlacedLikeARecipes:
+    """A sidecar's problem at a field is shown as file:line:col and the field's path."""
+
+    def test_an_unknown_field_in_yaml_is_placed_at_its_key(self, tmp_path: Path) -> None:
+        path = tmp_path / "C-1042.yaml"
+        path.write_text("customer: ACME\n# the rush order\n  \npriorty: 2\n", encoding="utf-8")
+        refused = _refusal(path)
+        assert (refused.line, refused.column) == (4, 1)
+        assert refused.message.startswith(f"{path}:4:1: $.priorty: unknown field 'priorty'; ")
+        assert refused.hint == "did you mean 'priority'?"
+
+    def test_an_unknown_field_in_json_is_placed_at_its_key(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.json"
+        path.write_text('{\n  "customer": "ACME",\n    "colour": "red"\n}\n', encoding="utf-8")
+        refused = _refusal(path)
+        assert refused.message.startswith(f"{path}:3:5: $.colour: unknown field 'colour'; ")
+
+    @pytest.mark.parametrize(("text", "where", "reason"), [
+        ("customer: ACME\npriority:   high\n", "2:13",
+         "$.priority: expected a whole number, got 'high'"),
+        ("case_id: ''\n", "1:10", "$.case_id: is empty"),
+        ("customer:\n  - a\n  - b\n", "1:1", "$.customer: expected text or a number, got list"),
+    ])
+    def test_a_bad_value_is_placed_at_the_value(
+        self, tmp_path: Path, text: str, where: str, reason: str
+    ) -> None:
+        path = tmp_path / "part.yaml"
+        path.write_text(text, encoding="utf-8")
+        assert _refusal(path).message == f"{path}:{where}: {reason}"
+
+    def test_a_key_yaml_reads_as_another_type_keeps_its_file_without_a_place(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "part.yaml"
+        path.write_text("true: 1\n", encoding="utf-8")  # the key is the boolean True
+        refused = _refusal(path)
+        assert (refused.line, refused.column) == (None, None)
+        assert refused.message.startswith(f"{path}: $.True: unknown field 'True'; ")
+
+
+class TestACaseFolderNamedAlone:
+    """A folder is one case when a case sidecar marks it, beside it or inside it."""
+
+    @pytest.mark.parametrize(("sidecars", "is_case"), [
+        ((), False),
+        (("C-1/part.yaml",), False),
+        (("C-1/C-1.yaml",), True),
+        (("C-1.json",), True),
+        (("C-1.json", "C-1/C-1.yaml"), True),  # two: a case whose sidecar is unclear
+    ])
+    def test_the_case_sidecar_marks_it(
+        self, tmp_path: Path, sidecars: tuple[str, ...], is_case: bool
+    ) -> None:
+        (tmp_path / "C-1").mkdir()
+        for name in sidecars:
+            (tmp_path / name).write_text("customer: ACME\n", encoding="utf-8")
+        assert is_case_folder(tmp_path / "C-1") is is_case

@@ -117,3 +117,30 @@ class TestSources:
         assert found.models == {part: "share"}
         assert found.waiting == ()
         assert [p.name for p, _ in found.unsupported] == ["notes.txt"]
+
+
+class TestANamedCaseFolder:
+    """A named folder given in ``cases`` waits whole; named alone it is an inbox of files."""
+
+    def test_its_complete_files_wait_for_the_one_still_being_written(
+        self, tmp_path: Path
+    ) -> None:
+        case = tmp_path / "C-1"
+        case.mkdir()
+        whole = case / "upper.stl"
+        write_stl(whole, box_triangles(10, 10, 10))
+        _aged(whole, 60)
+        half = case / "lower.stl"
+        half.write_bytes(whole.read_bytes()[:300])
+        _aged(half, 1)
+        other = tmp_path / "other"
+        other.mkdir()
+        alone = other / "part.stl"
+        write_stl(alone, box_triangles(10, 10, 10))
+        found = find_sources([case, other], quiet_period_s=5, incomplete_timeout_s=600,
+                             now=NOW, cases=[case])
+        assert found.models == {alone: "other"}
+        assert dict(found.waiting)[whole] == (
+            "its case folder C-1 waits for lower.stl, still being written")
+        inbox = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert inbox.models == {whole: "C-1"}
