@@ -3,7 +3,7 @@
 Real subprocesses: two ``run`` command lines on one SQLite job store, each with its own pool
 of simulator processes, one simulated Form 4 in a shared fleet folder. The first run's claims
 last 1 s (``short_claim_lease_child.py``, a seam for the lease only) and its simulator spends
-about 10 s on the print request (realistic latency, scaled), far past the lease. A second run
+about 17 s on the print request (realistic latency, scaled), far past the lease. A second run
 for ``printer: auto`` comes while that request is on the way, after the first claim would
 have run out unrenewed: the printer is not free for it (its build is left waiting in the
 store), and the printer prints once, the first run's build.
@@ -29,9 +29,9 @@ from preform_pipeline.store import JobState, SqliteJobStore, extract_key
 CHILD = Path(__file__).resolve().parent / "short_claim_lease_child.py"
 PRINTER = "Form4-Only"
 LEASE_S = 1.0
-#: The first run's simulator: every operation ~6x its realistic price, so the print request
-#: alone takes ~10 s (1.7 s unscaled for one small model).
-SLOW = ("--latency=realistic", "--time-scale=6")
+#: The first run's simulator: every operation 10x its realistic price, so the print request
+#: alone takes ~17 s (1.7 s unscaled for one small model).
+SLOW = ("--latency=realistic", "--time-scale=10")
 STEPS = """\
 steps:
   - save_form

@@ -53,18 +53,18 @@ class TestARunsClaim:
         self, store: SqliteJobStore
     ) -> None:
         claims = PrinterClaims(store, lease_s=LEASE_S)
-        claims.choose("PP-SLOW", _first_free("Form4-A"))
+        claims.choose("PP-KEPT-SLOW", _first_free("Form4-A"))
         _leases_pass()
         assert not _other_claims(store)
-        claims.release(["PP-SLOW"])
+        claims.release(["PP-KEPT-SLOW"])
         assert _other_claims(store)
 
     def test_is_not_renewed_once_released(self, store: SqliteJobStore) -> None:
         claims = PrinterClaims(store, lease_s=LEASE_S)
-        claims.choose("PP-SENT", _first_free("Form4-A"))
-        assert _renewing("PP-SENT")
-        claims.release(["PP-SENT"])
-        wait_for(lambda: not _renewing("PP-SENT"), 10, interval=0.01,
+        claims.choose("PP-KEPT-SENT", _first_free("Form4-A"))
+        assert _renewing("PP-KEPT-SENT")
+        claims.release(["PP-KEPT-SENT"])
+        wait_for(lambda: not _renewing("PP-KEPT-SENT"), 10, interval=0.01,
                  what="the renewal thread ended")  # at once, not at its next renewal
         assert store.claim_printer("Form4-A", holder=OTHER, build="PP-OTHER", lease_s=LEASE_S)
         _leases_pass()  # the other holder's short claim ran out; nothing renewed ours
@@ -74,7 +74,7 @@ class TestARunsClaim:
         self, store: SqliteJobStore
     ) -> None:
         claims = PrinterClaims(store, lease_s=LEASE_S)
-        claims.choose("PP-GONE", _first_free("Form4-A"))
+        claims.choose("PP-KEPT-GONE", _first_free("Form4-A"))
         del claims
         gc.collect()
         _leases_pass()
@@ -88,17 +88,17 @@ class TestALostRunClaim:
         self, store: SqliteJobStore
     ) -> None:
         claims = PrinterClaims(store, lease_s=LEASE_S)
-        claims.choose("PP-MINE", _first_free("Form4-A"))
+        claims.choose("PP-KEPT-MINE", _first_free("Form4-A"))
         with capture_logs() as logs:
             # Another process took it: its row ended (as by a store that judged its holder
             # gone) and the printer was claimed by someone else.
-            store.release_printers(holder=claims.holder, builds=["PP-MINE"])
+            store.release_printers(holder=claims.holder, builds=["PP-KEPT-MINE"])
             assert _other_claims(store)
             wait_for(lambda: any(e["event"] == "printer_claim_lost" for e in logs),
                      30 * LEASE_S, interval=0.05, what="the lost claim said")
             _leases_pass()
         lost = [(e["printer"], e["build"]) for e in logs if e["event"] == "printer_claim_lost"]
-        assert lost == [("Form4-A", "PP-MINE")]
+        assert lost == [("Form4-A", "PP-KEPT-MINE")]
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
-        claims.release(["PP-MINE"])  # nothing of it left to release: the other's stays
+        claims.release(["PP-KEPT-MINE"])  # nothing of it left to release: the other's stays
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
