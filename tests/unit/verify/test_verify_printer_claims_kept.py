@@ -6,6 +6,9 @@ lease of a fraction of a second: the time that passes is the point of these test
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +27,16 @@ from tests.unit.verify.test_verify_printer_claims_shared import _first_free
 LEASE_S = 0.6
 #: Another process's holder (it names no process: only its lease ends it).
 OTHER = "pc-9:other"
+#: A process that chooses a printer for a run's build and ends without sending or releasing.
+CLAIM_AND_END = f"""
+import sys
+from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.verify.targets import PrinterCandidate
+from preform_pipeline.verify.tracking import PrinterClaims
+claims = PrinterClaims(SqliteJobStore(sys.argv[1]), lease_s={LEASE_S})
+claims.choose("PP-KEPT-ENDED", lambda taken: PrinterCandidate("Form4-A", (), (), True))
+print(claims.holder)
+"""
 
 
 @pytest.fixture
@@ -81,6 +94,13 @@ class TestARunsClaim:
         assert _other_claims(store)
 
 
+    def test_without_a_store_nothing_is_renewed(self) -> None:
+        claims = PrinterClaims(lease_s=LEASE_S)  # a run without a job store: its own claims
+        claims.choose("PP-KEPT-NOSTORE", _first_free("Form4-A"))
+        assert not _renewing("PP-KEPT-NOSTORE")
+        claims.release(["PP-KEPT-NOSTORE"])
+
+
 class TestALostRunClaim:
     """Taken by another holder in the store since the last renewal: said once, left to it."""
 
@@ -102,3 +122,17 @@ class TestALostRunClaim:
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
         claims.release(["PP-KEPT-MINE"])  # nothing of it left to release: the other's stays
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
+
+
+class TestAProcessEndingWithARunsClaim:
+    """It ends at once (the renewals do not keep it alive), and its claim is taken over."""
+
+    def test_exits_at_once_and_its_claim_is_taken_over(self, store: SqliteJobStore) -> None:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+        child = subprocess.run([sys.executable, "-c", CLAIM_AND_END, str(store.path)],
+                               capture_output=True, text=True, timeout=30, env=env, check=False)
+        assert child.returncode == 0, child.stderr
+        with capture_logs() as logs:
+            assert _other_claims(store)
+        assert [(e["event"], e["dead_holder"]) for e in logs] == [
+            ("printer_claim_taken_over", child.stdout.strip())]
