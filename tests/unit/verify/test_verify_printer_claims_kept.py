@@ -120,8 +120,25 @@ class TestALostRunClaim:
         lost = [(e["printer"], e["build"]) for e in logs if e["event"] == "printer_claim_lost"]
         assert lost == [("Form4-A", "PP-KEPT-MINE")]
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
+        assert not _renewing("PP-KEPT-MINE")  # the renewals ended with the loss
         claims.release(["PP-KEPT-MINE"])  # nothing of it left to release: the other's stays
         assert store.printers_claimed(other_than=claims.holder) == {"Form4-A"}
+
+    def test_a_build_that_chooses_again_after_a_loss_keeps_its_new_claim(
+        self, store: SqliteJobStore
+    ) -> None:
+        claims = PrinterClaims(store, lease_s=LEASE_S)
+        claims.choose("PP-KEPT-AGAIN", _first_free("Form4-A"))
+        with capture_logs() as logs:
+            store.release_printers(holder=claims.holder, builds=["PP-KEPT-AGAIN"])
+            assert _other_claims(store)
+            wait_for(lambda: any(e["event"] == "printer_claim_lost" for e in logs),
+                     30 * LEASE_S, interval=0.05, what="the lost claim said")
+        # A retried print step chooses again: the printer it gets now is kept as the first was.
+        assert claims.choose("PP-KEPT-AGAIN", _first_free("Form4-A", "Form4-B")).name == "Form4-B"
+        _leases_pass()
+        assert not store.claim_printer("Form4-B", holder=OTHER, build="PP-OTHER", lease_s=60.0)
+        claims.release(["PP-KEPT-AGAIN"])
 
 
 class TestAProcessEndingWithARunsClaim:
