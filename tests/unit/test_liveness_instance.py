@@ -17,6 +17,9 @@ from preform_pipeline.liveness import NO_INSTANCE, ProcessIdentity, this_host, t
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAY_INSTANCE = "from preform_pipeline.liveness import this_instance; print(this_instance())"
+#: A child that says who it is, as a claim's holder would, and runs until its input closes.
+SAY_LABEL_AND_WAIT = ("import sys; from preform_pipeline.liveness import ProcessIdentity; "
+                      "print(ProcessIdentity.current().label(), flush=True); sys.stdin.read()")
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux pid namespaces")
 
 
@@ -86,6 +89,27 @@ class TestALabel:
     ])
     def test_other_text_names_no_process(self, text: str) -> None:
         assert ProcessIdentity.from_label(text) is None
+
+
+class TestAChildOfOurs:
+    """Its label, as it writes it, names a process running here until it ends."""
+
+    def test_runs_while_it_runs_and_has_ended_after(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        child = subprocess.Popen([sys.executable, "-c", SAY_LABEL_AND_WAIT], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            said = ProcessIdentity.from_label(child.stdout.readline().strip())
+            assert said is not None and said.pid == child.pid
+            assert said.on_this_host and said.is_running() and not said.has_ended()
+            running = ProcessIdentity.of_running(child.pid)
+            assert running is not None and running.matches(said)
+        finally:
+            if child.stdin is not None:
+                child.stdin.close()
+            child.wait(30)
+        assert said.has_ended() and ProcessIdentity.of_running(child.pid) is None
 
 
 class TestAnotherInstance:
