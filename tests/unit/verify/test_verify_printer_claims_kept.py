@@ -27,13 +27,16 @@ from tests.unit.verify.test_verify_printer_claims_shared import _first_free
 LEASE_S = 0.6
 #: Another process's holder (it names no process: only its lease ends it).
 OTHER = "pc-9:other"
+#: The ending child's lease: far longer than its life and the check after it, however loaded
+#: the machine (a claim run out would be free without being taken over).
+CHILD_LEASE_S = 30.0
 #: A process that chooses a printer for a run's build and ends without sending or releasing.
 CLAIM_AND_END = f"""
 import sys
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.targets import PrinterCandidate
 from preform_pipeline.verify.tracking import PrinterClaims
-claims = PrinterClaims(SqliteJobStore(sys.argv[1]), lease_s={LEASE_S})
+claims = PrinterClaims(SqliteJobStore(sys.argv[1]), lease_s={CHILD_LEASE_S})
 claims.choose("PP-KEPT-ENDED", lambda taken: PrinterCandidate("Form4-A", (), (), True))
 print(claims.holder)
 """
@@ -151,7 +154,8 @@ class TestAProcessEndingWithARunsClaim:
     def test_exits_at_once_and_its_claim_is_taken_over(self, store: SqliteJobStore) -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
         child = subprocess.run([sys.executable, "-c", CLAIM_AND_END, str(store.path)],
-                               capture_output=True, text=True, timeout=30, env=env, check=False)
+                               capture_output=True, text=True, timeout=CHILD_LEASE_S / 2, env=env,
+                               check=False)
         assert child.returncode == 0, child.stderr
         with capture_logs() as logs:
             assert _other_claims(store)
