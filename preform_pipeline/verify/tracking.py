@@ -171,10 +171,9 @@ class PrinterClaims:
     a process of this host and instance (boot and pid namespace) that died (killed between
     its claim and its send) is the store's to take over at once
     (``printer_claim_taken_over``); another host's (or instance's) runs out with its lease.
-    A send in phases
-    keeps its claim alive with :meth:`renew`; a run's build (:meth:`choose`) has its claim
-    renewed every third of the lease until it is released, so a print request bounded by a
-    step timeout longer than the lease (or a slow upload) keeps it too.
+    A send in phases keeps its claim alive with :meth:`renew`; a run's build (:meth:`choose`)
+    has its claim renewed every third of the lease until it is released, so a print request
+    bounded by a step timeout longer than the lease (or a slow upload) keeps it too.
 
     A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
     build's print was sent or the build ended without it (``printer_released``); a printer
