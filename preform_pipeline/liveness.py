@@ -6,23 +6,36 @@ so a record that outlives its process (a server record, a daemon's lock) never m
 or wait for, an unrelated program that happens to have the same number. Liveness can only be
 checked on the host the process ran on; elsewhere :meth:`ProcessIdentity.is_running` says
 nothing and callers decide (see :meth:`ProcessIdentity.on_this_host`).
+
+The host name alone does not say which pids a process sees: two containers may share one
+host name and number their processes apart (separate pid namespaces), and a machine that
+restarted numbers them again. So an identity also names its *instance*
+(:func:`this_instance`: on Linux the boot and the pid namespace), and a process of another
+instance is judged as a process of another host.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Final
 
 import psutil
 
-__all__ = ["CREATE_TIME_TOLERANCE_S", "ProcessIdentity", "this_host"]
+__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "ProcessIdentity", "this_host",
+           "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
 #: ticks after boot); two readings of one process differ by less than this.
 CREATE_TIME_TOLERANCE_S: Final = 0.05
+
+#: :func:`this_instance` where the system names neither its boot nor its pid namespace
+#: (not Linux): there the host name alone tells.
+NO_INSTANCE: Final = "-"
 
 
 def this_host() -> str:
@@ -30,18 +43,39 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+@functools.cache
+def this_instance() -> str:
+    """Which numbering of processes this process's pid belongs to, beyond the host name: on
+    Linux ``<boot id>/<pid namespace inode>`` (``/proc/sys/kernel/random/boot_id``,
+    ``/proc/self/ns/pid``), so containers that share a host name and a machine before and
+    after a restart are told apart; :data:`NO_INSTANCE` elsewhere. Neither changes while a
+    process runs (a new pid namespace is its children's, not its own)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except (OSError, UnicodeDecodeError):
+        return NO_INSTANCE
+    return f"{boot}/{namespace}"
+
+
 @dataclass(frozen=True)
 class ProcessIdentity:
-    """One process: its PID and start time (seconds since the epoch) on ``host``."""
+    """One process: its PID and start time (seconds since the epoch) on ``host``, in its
+    ``instance`` (:func:`this_instance`; None when its record does not say: the JSON records,
+    whose format predates it, are judged by their host as before). Two identities are equal
+    when pid, start time and host are (a record read back from JSON is the process that wrote
+    it): the instance decides only where the pid is judged (:attr:`on_this_host`)."""
 
     pid: int
     create_time: float
     host: str
+    instance: str | None = field(default=None, compare=False)
 
     @classmethod
     def current(cls) -> ProcessIdentity:
         """This process."""
-        return cls(pid=os.getpid(), create_time=psutil.Process().create_time(), host=this_host())
+        return cls(pid=os.getpid(), create_time=psutil.Process().create_time(), host=this_host(),
+                   instance=this_instance())
 
     @classmethod
     def of_running(cls, pid: int) -> ProcessIdentity | None:
@@ -50,14 +84,18 @@ class ProcessIdentity:
             process = psutil.Process(pid)
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
-            return cls(pid=pid, create_time=process.create_time(), host=this_host())
+            return cls(pid=pid, create_time=process.create_time(), host=this_host(),
+                       instance=this_instance())
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             # Denied: another user's process, so not one we started or could stop.
             return None
 
     @property
     def on_this_host(self) -> bool:
-        return self.host == this_host()
+        """True when its pid is one of ours: the same host and, when known, the same instance
+        (another container of the same host name, or this machine before a restart, is
+        another host)."""
+        return self.host == this_host() and self.instance in (None, this_instance())
 
     def is_running(self) -> bool:
         """True while this very process runs (a zombie has ended; a recycled PID is another
@@ -90,19 +128,24 @@ class ProcessIdentity:
         )
 
     def label(self) -> str:
-        """``host:pid:start`` (the start to the millisecond): this process in one line of
-        text, read back by :meth:`from_label`."""
-        return f"{self.host}:{self.pid}:{self.create_time:.3f}"
+        """``host:pid:start:instance`` (the start to the millisecond; the instance
+        :data:`NO_INSTANCE` when not known): this process in one line of text, read back by
+        :meth:`from_label`."""
+        return f"{self.host}:{self.pid}:{self.create_time:.3f}:{self.instance or NO_INSTANCE}"
 
     @classmethod
     def from_label(cls, text: str) -> ProcessIdentity | None:
-        """The process a :meth:`label` names; None for any other text."""
-        host, _, rest = text.partition(":")
-        pid, _, created = rest.partition(":")
+        """The process a :meth:`label` names; None for any other text, a label of an earlier
+        version (``host:pid:start``, no instance) included: which pids it meant is unknown."""
+        parts = text.split(":")
+        if len(parts) != 4 or not parts[3]:
+            return None
+        host, pid, created, instance = parts
         try:
-            return cls.from_json({"host": host, "pid": int(pid), "create_time": float(created)})
+            found = cls.from_json({"host": host, "pid": int(pid), "create_time": float(created)})
         except ValueError:
             return None
+        return replace(found, instance=instance)
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "create_time": self.create_time, "host": self.host}

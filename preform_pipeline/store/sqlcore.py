@@ -112,9 +112,11 @@ def _aware(value: str | datetime) -> datetime:
 
 def _holder_ended(holder: str) -> bool:
     """True when a printer claim's holder certainly died: a holder names its process first
-    (``host:pid:start:tag``, :class:`~preform_pipeline.verify.tracking.PrinterClaims`), and
-    that process ran on this host and runs no more (one rule: liveness.py). A holder on
-    another host, or one that names no process, is left to its lease."""
+    (``host:pid:start:instance:tag``, :class:`~preform_pipeline.verify.tracking.PrinterClaims`),
+    and that process ran on this host, in this instance (boot and pid namespace), and runs no
+    more (one rule: liveness.py). A holder on another host or in another instance (another
+    container of the same host name), or one that names no process (a holder of an earlier
+    version, ``host:pid:start:tag``), is left to its lease."""
     process = ProcessIdentity.from_label(holder.rpartition(":")[0])
     return process is not None and process.has_ended()
 

@@ -28,6 +28,7 @@ import os
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -166,10 +167,13 @@ class PrinterClaims:
     claim another holder took between the reading and the claim makes the choice again
     without that printer. A store that cannot be read or written leaves this process its own
     claims (``printer_claims_unshared``); a claim it could not release ends with its lease.
-    The holder names this process (``host:pid:start:tag``): a claim of a process of this host
-    that died (killed between its claim and its send) is the store's to take over at once
-    (``printer_claim_taken_over``); another host's runs out with its lease. A send in phases
-    keeps its claim alive with :meth:`renew`.
+    The holder names this process (``host:pid:start:instance:tag``, liveness.py): a claim of
+    a process of this host and instance (boot and pid namespace) that died (killed between
+    its claim and its send) is the store's to take over at once
+    (``printer_claim_taken_over``); another host's (or instance's) runs out with its lease.
+    A send in phases keeps its claim alive with :meth:`renew`; a run's build (:meth:`choose`)
+    has its claim renewed every third of the lease until it is released, so a print request
+    bounded by a step timeout longer than the lease (or a slow upload) keeps it too.
 
     A claim is logged (``printer_claimed``, by ``run`` or ``dispatch``) and ends when its
     build's print was sent or the build ended without it (``printer_released``); a printer
@@ -177,11 +181,14 @@ class PrinterClaims:
     """
 
     def __init__(self, store: JobStore | None = None, *,
-                 lease_s: float = PRINTER_CLAIM_LEASE_S) -> None:
+                 lease_s: float | None = None) -> None:
         self._lock = threading.Lock()
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
+        #: The run's builds whose claims a thread renews (:meth:`_keep`): set to stop it.
+        self._kept: dict[str, threading.Event] = {}
         self.store = store
-        self.lease_s = lease_s
+        # Read when made, not when defined: a test's child process shortens it (a seam).
+        self.lease_s = PRINTER_CLAIM_LEASE_S if lease_s is None else lease_s
         #: This object's claims in the store: unique, saying whose they are to a reader, and
         #: naming this process, so that its death frees them on this host at once.
         self.holder = f"{ProcessIdentity.current().label()}:{uuid.uuid4().hex[:8]}"
@@ -203,6 +210,7 @@ class PrinterClaims:
             while True:
                 chosen = pick(taken)
                 if choice.claim(build, chosen.name, by="run"):
+                    self._keep(build)
                     return chosen
                 taken.add(chosen.name)  # claimed elsewhere since the reading: choose again
 
@@ -213,6 +221,9 @@ class PrinterClaims:
             for printer in [p for p, owner in self._chosen.items() if owner in builds]:
                 released.append(self._chosen.pop(printer))
                 log.info("printer_released", printer=printer, build=released[-1])
+            for build in released:
+                if (renewing := self._kept.pop(build, None)) is not None:
+                    renewing.set()
             # Only builds that claimed here have claims in the store: a run's end releases
             # every build it had, and a write for none would queue behind the store's writers.
             if self.store is not None and released:
@@ -229,20 +240,47 @@ class PrinterClaims:
         claim here (a queue), or when the store cannot be written (``printer_claims_unshared``)."""
         if self.store is None:
             return True
-        lease_s = max(self.lease_s, phase_s + PRINTER_CLAIM_PHASE_MARGIN_S)
         with self._lock:
-            for printer in [p for p, owner in self._chosen.items() if owner == build]:
-                try:
-                    held = self.store.claim_printer(printer, holder=self.holder, build=build,
-                                                    lease_s=lease_s)
-                except StoreError as exc:
-                    log.warning("printer_claims_unshared", action="renew", error=str(exc))
-                    continue
-                if not held:
-                    del self._chosen[printer]
-                    log.warning("printer_claim_lost", printer=printer, build=build)
-                    return False
+            return self._renew(build, max(self.lease_s, phase_s + PRINTER_CLAIM_PHASE_MARGIN_S))
+
+    def _renew(self, build: str, lease_s: float) -> bool:
+        """:meth:`renew` for ``lease_s``, under the lock; False when a claim was lost."""
+        assert self.store is not None
+        for printer in [p for p, owner in self._chosen.items() if owner == build]:
+            try:
+                held = self.store.claim_printer(printer, holder=self.holder, build=build,
+                                                lease_s=lease_s)
+            except StoreError as exc:
+                log.warning("printer_claims_unshared", action="renew", error=str(exc))
+                continue
+            if not held:
+                del self._chosen[printer]
+                log.warning("printer_claim_lost", printer=printer, build=build)
+                return False
         return True
+
+    def _keep(self, build: str) -> None:
+        """``build``'s claims are renewed for the lease every third of it, by a thread of
+        their own, until the build is released (sent, refused, or ended without its print):
+        its print request is bounded by the step timeout, which may be longer than the lease,
+        and nothing in it can renew. A claim found taken ends the renewals (logged by
+        :meth:`_renew`); the request already on its way goes on. Called under the lock."""
+        if self.store is None or build in self._kept:
+            return
+        stop = self._kept[build] = threading.Event()
+        # The thread holds these claims weakly: claims no one uses any more renew nothing.
+        threading.Thread(target=_renew_until, args=(weakref.ref(self), build, stop),
+                         name=f"printer-claim-{build}", daemon=True).start()
+
+    def _renew_kept(self, build: str, stop: threading.Event) -> bool:
+        """One renewal of a kept build's claims; False when the renewals end."""
+        with self._lock:
+            if stop.is_set():  # released while this waited for the lock
+                return False
+            if self._renew(build, self.lease_s):
+                return True
+            self._kept.pop(build, None)
+            return False
 
     def _claimed_elsewhere(self) -> frozenset[str]:
         if self.store is None:
@@ -262,6 +300,23 @@ class PrinterClaims:
         except StoreError as exc:
             log.warning("printer_claims_unshared", action="claim", error=str(exc))
             return True
+
+
+def _renew_until(claims: weakref.ref[PrinterClaims], build: str, stop: threading.Event) -> None:
+    """:meth:`PrinterClaims._keep`'s thread: a renewal every third of the lease until the
+    build is released, its claim lost, or its claims object gone."""
+    while True:
+        kept = claims()
+        if kept is None:
+            return
+        interval_s = kept.lease_s / 3
+        del kept  # not held while waiting
+        if stop.wait(interval_s):
+            return
+        kept = claims()
+        if kept is None or not kept._renew_kept(build, stop):
+            return
+        del kept
 
 
 class PrinterChoice:

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
-from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.liveness import ProcessIdentity, this_instance
 from preform_pipeline.store import JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
@@ -204,7 +204,7 @@ class TestAHolderThatDied:
         self, store: JobStore
     ) -> None:
         me = ProcessIdentity.current()
-        earlier = ProcessIdentity(me.pid, me.create_time - 100.0, me.host)
+        earlier = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, me.instance)
         assert store.claim_printer("Form4-A", holder=_holder(earlier, "old"), build="PP-OLD",
                                    lease_s=LEASE_S)
         assert _claim(store, WATCH, "PP-WATCH")
@@ -222,5 +222,68 @@ class TestAHolderThatDied:
         elsewhere = ProcessIdentity(ended.pid, ended.create_time, f"not-{ended.host}")
         holder = _holder(elsewhere, "far")
         assert store.claim_printer("Form4-A", holder=holder, build="PP-FAR", lease_s=LEASE_S)
+        assert store.printers_claimed(other_than=WATCH) == {"Form4-A"}
+        assert not _claim(store, WATCH, "PP-WATCH")
+
+
+def _other_instance(boot: bool = False) -> str:
+    """An instance other than ours: another pid namespace of this boot, or another boot."""
+    ours_boot, _, namespace = this_instance().partition("/")
+    if boot:
+        return f"{'0' if ours_boot[:1] != '0' else '1'}{ours_boot[1:]}/{namespace}"
+    return f"{ours_boot}/{int(namespace or 0) + 1}"
+
+
+class TestAHolderOfAnotherInstance:
+    """Another container of the same host name, or this machine before a restart, numbers its
+    processes apart: a pid of its holder says nothing here, so only its lease ends its claim.
+    A holder of an earlier version (no instance) is judged the same way."""
+
+    def test_a_claim_naming_a_live_pid_of_ours_in_another_pid_namespace_holds(
+        self, store: JobStore
+    ) -> None:
+        me = ProcessIdentity.current()
+        # Our pid there is another process, started at another time: here it looks recycled.
+        there = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, _other_instance())
+        assert store.claim_printer("Form4-A", holder=_holder(there, "there"), build="PP-THERE",
+                                   lease_s=LEASE_S)
+        with capture_logs() as logs:
+            assert store.printers_claimed(other_than=WATCH) == {"Form4-A"}
+            assert not _claim(store, WATCH, "PP-WATCH")
+        assert logs == []
+
+    def test_a_claim_naming_a_pid_ended_here_in_another_boot_holds_until_its_lease_ends(
+        self, store_path: Path, clock: ManualClock
+    ) -> None:
+        ended = _ended_process()
+        before = ProcessIdentity(ended.pid, ended.create_time, ended.host, _other_instance(True))
+        with SqliteJobStore(store_path, clock=clock) as store:
+            assert store.claim_printer("Form4-A", holder=_holder(before, "boot"),
+                                       build="PP-BOOT", lease_s=LEASE_S)
+            assert not _claim(store, WATCH, "PP-WATCH")
+            clock.advance(LEASE_S)
+            with capture_logs() as logs:
+                assert _claim(store, WATCH, "PP-WATCH")
+        assert logs == []  # run out, not taken over
+
+    def test_a_claim_naming_an_ended_pid_of_this_instance_is_taken_over(
+        self, store: JobStore
+    ) -> None:
+        ended = _ended_process()
+        here = ProcessIdentity(ended.pid, ended.create_time, ended.host, this_instance())
+        assert store.claim_printer("Form4-A", holder=_holder(here, "here"), build="PP-HERE",
+                                   lease_s=LEASE_S)
+        with capture_logs() as logs:
+            assert _claim(store, WATCH, "PP-WATCH")
+        assert [e["dead_build"] for e in logs
+                if e["event"] == "printer_claim_taken_over"] == ["PP-HERE"]
+
+    def test_a_claim_of_an_earlier_version_naming_an_ended_pid_holds(
+        self, store: JobStore
+    ) -> None:
+        ended = _ended_process()
+        earlier = f"{ended.host}:{ended.pid}:{ended.create_time:.3f}:0ld7a9e5"
+        assert store.claim_printer("Form4-A", holder=earlier, build="PP-EARLIER",
+                                   lease_s=LEASE_S)
         assert store.printers_claimed(other_than=WATCH) == {"Form4-A"}
         assert not _claim(store, WATCH, "PP-WATCH")

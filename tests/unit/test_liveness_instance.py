@@ -1,0 +1,131 @@
+"""A process identity names its instance (boot and pid namespace) as well as its host, in
+the line a printer claim's holder starts with, so a pid of another container with the same
+host name is never judged here (real child processes; one in a new pid namespace made by
+``unshare`` where the system allows it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.liveness import NO_INSTANCE, ProcessIdentity, this_host, this_instance
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAY_INSTANCE = "from preform_pipeline.liveness import this_instance; print(this_instance())"
+#: A child that says who it is, as a claim's holder would, and runs until its input closes.
+SAY_LABEL_AND_WAIT = ("import sys; from preform_pipeline.liveness import ProcessIdentity; "
+                      "print(ProcessIdentity.current().label(), flush=True); sys.stdin.read()")
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux pid namespaces")
+
+
+def _instance_of_child(*prefix: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run([*prefix, sys.executable, "-c", SAY_INSTANCE], capture_output=True,
+                          text=True, timeout=60, env=env, check=False)
+
+
+class TestThisInstance:
+    """The boot and the pid namespace, the same for every process that shares our pids."""
+
+    @LINUX
+    def test_names_this_boot_and_pid_namespace(self) -> None:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        assert this_instance() == f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+
+    def test_a_child_in_our_pid_namespace_has_ours(self) -> None:
+        child = _instance_of_child()
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == this_instance()
+
+    @LINUX
+    def test_a_child_in_a_new_pid_namespace_has_another_of_the_same_boot(self) -> None:
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            pytest.skip("no unshare on this system")
+        child = _instance_of_child(unshare, "--pid", "--fork", "--mount-proc")
+        if child.returncode != 0:
+            child = _instance_of_child(unshare, "--user", "--map-root-user", "--pid", "--fork",
+                                       "--mount-proc")
+        if child.returncode != 0:
+            pytest.skip(f"this system does not let a test make a pid namespace: {child.stderr}")
+        theirs = child.stdout.strip()
+        assert theirs != this_instance()
+        assert theirs.partition("/")[0] == this_instance().partition("/")[0]
+
+
+class TestALabel:
+    """``host:pid:start:instance``, read back as it was written; nothing else is a label."""
+
+    def test_this_process_is_read_back_from_its_label(self) -> None:
+        me = ProcessIdentity.current()
+        assert me.instance == this_instance()
+        again = ProcessIdentity.from_label(me.label())
+        assert again is not None
+        assert (again.host, again.pid, again.instance) == (me.host, me.pid, me.instance)
+        assert abs(again.create_time - me.create_time) < 0.001
+        assert again.on_this_host and again.is_running()
+
+    def test_an_unknown_instance_is_written_as_a_dash(self) -> None:
+        record = ProcessIdentity(pid=42, create_time=1_700_000_000.25, host="lab-pc")
+        assert record.label() == "lab-pc:42:1700000000.250:-"
+        again = ProcessIdentity.from_label(record.label())
+        assert again == record and again is not None and again.instance == NO_INSTANCE
+        if this_instance() != NO_INSTANCE:  # a system that names its instance: not ours
+            assert not again.on_this_host
+
+    @pytest.mark.parametrize("text", [
+        "lab-pc:42:1700000000.250",  # an earlier version's: which pids it meant is unknown
+        "lab-pc:42:1700000000.250:",
+        "lab-pc:42:1700000000.250:boot/1:tag",
+        "lab-pc:x:1700000000.250:boot/1",
+        "lab-pc:42:soon:boot/1",
+        ":42:1700000000.250:boot/1",
+        "",
+    ])
+    def test_other_text_names_no_process(self, text: str) -> None:
+        assert ProcessIdentity.from_label(text) is None
+
+
+class TestAChildOfOurs:
+    """Its label, as it writes it, names a process running here until it ends."""
+
+    def test_runs_while_it_runs_and_has_ended_after(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        child = subprocess.Popen([sys.executable, "-c", SAY_LABEL_AND_WAIT], env=env,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            said = ProcessIdentity.from_label(child.stdout.readline().strip())
+            assert said is not None and said.pid == child.pid
+            assert said.on_this_host and said.is_running() and not said.has_ended()
+            running = ProcessIdentity.of_running(child.pid)
+            assert running is not None and running.matches(said)
+        finally:
+            if child.stdin is not None:
+                child.stdin.close()
+            child.wait(30)
+        assert said.has_ended() and ProcessIdentity.of_running(child.pid) is None
+
+
+class TestAnotherInstance:
+    """Our host name, another instance: another host, whose pids say nothing here."""
+
+    def test_is_not_this_host_and_never_known_to_have_ended(self) -> None:
+        me = ProcessIdentity.current()
+        there = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, f"{me.instance}x")
+        assert not there.on_this_host
+        assert not there.is_running()
+        assert not there.has_ended()
+
+    def test_a_record_that_does_not_say_is_judged_by_its_host_as_before(self) -> None:
+        me = ProcessIdentity.current()
+        record = ProcessIdentity.from_json(me.to_json())  # daemon locks, server records
+        assert record.instance is None and "instance" not in me.to_json()
+        assert record.on_this_host and record.is_running()
+        gone = ProcessIdentity(me.pid, me.create_time - 100.0, this_host())
+        assert gone.on_this_host and gone.has_ended()
