@@ -265,18 +265,23 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     the ``jobs`` command reaching ``store``, which refusals' hints name."""
     d = Dashboard(store, web, sources or LiveSources(), jobs)
 
-    def too_long(request: Request, access: Access, flt: views.QueueFilter) -> Response | None:
-        """A search longer than any name is refused on the page (the store could not run it)."""
-        if len(flt.text) <= views.MAX_SEARCH_CHARS:
+    def unsearchable(request: Request, access: Access, flt: views.QueueFilter) -> Response | None:
+        """A search the store could not run is refused on the page: one longer than any name
+        (SQLite's LIKE pattern limit), or a search or recipe holding a NUL (PostgreSQL's text
+        refuses it)."""
+        if "\0" in flt.text + flt.recipe:
+            message = "a search or recipe filter may not hold a NUL character"
+        elif len(flt.text) > views.MAX_SEARCH_CHARS:
+            message = (f"a search of {len(flt.text):,} characters is longer than the "
+                       f"dashboard searches for ({views.MAX_SEARCH_CHARS:,} at most)")
+        else:
             return None
-        return d.render(request, "error.html", access, status_code=400,
-                        message=f"a search of {len(flt.text):,} characters is longer than the "
-                        f"dashboard searches for ({views.MAX_SEARCH_CHARS:,} at most)",
+        return d.render(request, "error.html", access, status_code=400, message=message,
                         hint="search for a part of a case id, file name or key")
 
     async def queue(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params)
-        if (refused := too_long(request, access, flt)) is not None:
+        if (refused := unsearchable(request, access, flt)) is not None:
             return refused
         cases, older_jobs = await d.read(views.case_rows, flt)
         builds, prints, older_builds = await d.read(views.queue_builds, flt)
@@ -309,7 +314,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def history(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params, default="all")
-        if (refused := too_long(request, access, flt)) is not None:
+        if (refused := unsearchable(request, access, flt)) is not None:
             return refused
         rows, older = await d.read(views.history_rows, flt)
         return d.render(request, "history.html", access, rows=rows, flt=flt,
