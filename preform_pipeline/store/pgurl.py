@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from preform_pipeline.errors import StoreError
 
@@ -64,8 +64,6 @@ def hide_url(text: str, url: str) -> str:
     try:
         parts = urlsplit(url)
         found = [parts.password or ""]
-        found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                  if k.lower() == "password"]
         found += [v for item in parts.query.split("&")
                   for k, _, v in [item.partition("=")] if k.lower() == "password"]
     except ValueError:

@@ -107,6 +107,20 @@ class TestNumbersBeyondAFloat:
                                   json={"position": {"x": BEYOND_FLOAT, "y": 0, "z": 0}})
         assert refused(moved, "INVALID_BODY") == "$.position.x: must be a finite number"
 
+    @pytest.mark.parametrize(("orientation", "said"), [
+        ({"z_direction": [0, 0, BEYOND_FLOAT], "x_direction": [1, 0, 0]},
+         "$.orientation.z_direction[2]: must be a finite number"),
+        # A matrix row is named "row", not by its index: wording left as it was.
+        ({"linear": [[1, 0, 0], [0, BEYOND_FLOAT, 0], [0, 0, 1]]},
+         "$.orientation.linear.row[1]: must be a finite number"),
+    ], ids=["direction", "matrix-row"])
+    def test_an_orientation_beyond_a_float_names_its_element(
+        self, session: Session, orientation: dict[str, Any], said: str
+    ) -> None:
+        moved = session.http.post(f"/scene/{session.scene}/models/{session.model}/",
+                                  json={"orientation": orientation})
+        assert refused(moved, "INVALID_BODY") == said
+
     def test_an_exposure_beyond_a_float_in_a_print_settings_file_names_the_knob(
         self, session: Session
     ) -> None:
