@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import RECIPES, REPO_ROOT
+
 TIMEOUT_S = 60.0
+SAMPLE = REPO_ROOT / "sample_models" / "batch"
 SECRET = "hunter2-Plain"
 
 
@@ -97,3 +100,24 @@ class TestStoreUrlsLibpqCannotRead:
         assert SECRET not in said
         assert "the job store failed while connecting: " in said
         assert shown in said
+
+
+class TestStoreUrlsOfOtherDatabases:
+    """`--store` with another database's URL is refused by argparse, its password not shown
+    (it was taken as a file path: "no job store at mysql:/pipeline:<password>@db.lab/jobs yet",
+    and `run` made the folders ``mysql:/pipeline:<password>@db.lab`` in the working folder)."""
+
+    @pytest.mark.parametrize("argv", [
+        ("jobs",), ("verify",),
+        ("run", str(RECIPES / "engineering-grey-form4.yaml"), str(SAMPLE / "part_01.stl"),
+         "--output", "out"),
+    ], ids=["jobs", "verify", "run"])
+    def test_the_command_line_is_refused(self, tmp_path: Path, argv: tuple[str, ...]) -> None:
+        url = f"mysql://pipeline:{SECRET}@db.lab/jobs"
+        code, said = command(tmp_path, *argv, "--store", url)
+        assert code == 2
+        assert SECRET not in said
+        assert (f"preform-pipeline {argv[0]}: error: argument --store: 'mysql://db.lab/"
+                "[redacted]' is not a job store: give the store's file or a postgresql:// URL"
+                ) in said
+        assert not (tmp_path / "mysql:").exists()
