@@ -131,6 +131,32 @@ class TestNumbersBeyondAFloat:
             "model_fill_exposure_mJpcm2: must be a finite number")
 
 
+class TestOrientationVectors:
+    """A direction is an array of three numbers; anything else is refused by its element."""
+
+    @pytest.mark.parametrize(("z_direction", "said"), [
+        ([0, 1], "$.orientation.z_direction: expected an array of 3 numbers"),
+        ({"x": 0, "y": 0, "z": 1}, "$.orientation.z_direction: expected an array of 3 numbers"),
+        ([0, "1", 0], "$.orientation.z_direction[1]: expected a number, got '1'"),
+        ([0, 0, True], "$.orientation.z_direction[2]: expected a number, got True"),
+    ], ids=["two-numbers", "an-object", "a-string", "a-boolean"])
+    def test_a_direction_that_is_not_three_numbers(
+        self, session: Session, z_direction: Any, said: str
+    ) -> None:
+        moved = session.http.post(
+            f"/scene/{session.scene}/models/{session.model}/",
+            json={"orientation": {"z_direction": z_direction, "x_direction": [1, 0, 0]}})
+        assert refused(moved, "INVALID_BODY") == said
+
+    def test_upright_directions_are_taken(self, session: Session) -> None:
+        moved = session.http.post(
+            f"/scene/{session.scene}/models/{session.model}/",
+            json={"orientation": {"z_direction": [0, 0, 1], "x_direction": [1, 0, 0]}})
+        assert moved.status_code == 200, moved.text
+        model = session.http.get(f"/scene/{session.scene}/").json()["models"][0]
+        assert model["orientation"] == {"x": 0.0, "y": 0.0, "z": 0.0}
+
+
 class TestKnobsNoPrintSettingHas:
     """Knobs giving a layer more than an hour of light and wait are refused; an hour is not."""
 
