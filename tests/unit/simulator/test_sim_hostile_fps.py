@@ -96,8 +96,15 @@ def refused(response: httpx.Response, code: str) -> str:
 class TestNumbersBeyondAFloat:
     """An integer too large for a float is refused by its field, never a server failure."""
 
-    def test_a_layer_thickness_beyond_a_float_is_not_finite(self, session: Session) -> None:
-        answer = session.http.post("/scene/", json={**FORM4, "layer_thickness_mm": BEYOND_FLOAT})
+    @pytest.mark.parametrize("number", [BEYOND_FLOAT, float("nan"), float("inf")],
+                             ids=["beyond-a-float", "NaN", "Infinity"])
+    def test_a_layer_thickness_that_is_not_finite_is_refused(
+        self, session: Session, number: float
+    ) -> None:
+        # Python's JSON writes NaN and Infinity as bare words, which the simulator reads.
+        body = json.dumps({**FORM4, "layer_thickness_mm": number})
+        answer = session.http.post("/scene/", content=body,
+                                   headers={"Content-Type": "application/json"})
         assert refused(answer, "INVALID_BODY") == "$.layer_thickness_mm: must be a finite number"
 
     def test_a_scale_and_a_position_beyond_a_float_are_not_finite(self, session: Session) -> None:

@@ -118,6 +118,16 @@ class TestDriverMessages:
         url = "postgresql://pipeline:x%2525@db.lab/jobs"
         assert hide_url('token "x%2525"', url) == 'token "***"'
 
+    def test_a_query_password_holding_an_equals_sign_is_hidden_whole(self) -> None:
+        url = "postgresql://db.lab/jobs?password=pw=1%ZZ"
+        assert hide_url('invalid percent-encoded token: "pw=1%ZZ"', url) == (
+            'invalid percent-encoded token: "***"')
+
+    def test_a_password_inside_another_leaves_nothing_of_the_longer(self) -> None:
+        # By length, not by text: "secret" sorts after "asecret" and would go first.
+        url = "postgresql://pipeline:secret@db.lab/jobs?password=asecret"
+        assert hide_url('token "asecret" and "secret"', url) == 'token "***" and "***"'
+
     @pytest.mark.parametrize("url", [
         "postgresql://pipeline:@db.lab/jobs", "postgresql://pipeline@db.lab/jobs?password=",
         "postgresql://pipeline@db.lab/jobs",
