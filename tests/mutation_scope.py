@@ -51,6 +51,7 @@ _COPIED = ("preform_pipeline", "tests", "sample_models", "recipes", "schemas", "
            "pyproject.toml")
 _FPS_TESTS = (
     "tests/unit/simulator/test_sim_fps_settings.py",
+    "tests/unit/simulator/test_sim_hostile_fps.py",  # s31: knobs no print setting has
     "tests/unit/simulator/test_engine_scenes.py",
     "tests/unit/simulator/test_engine_files.py",
 )
@@ -457,6 +458,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # s27: what the simulator refuses of hostile requests, with the files of each area
     "preform_pipeline/simulator/bodies.py": (
         "tests/unit/simulator/test_sim_hostile_requests.py",
+        "tests/unit/simulator/test_sim_hostile_fps.py",  # s31: numbers beyond a float
         "tests/unit/simulator/test_engine_files.py",
         "tests/unit/simulator/test_sim_server_errors.py",
     ),

@@ -12,17 +12,19 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
 from preform_pipeline.cloud.login import load_dashboard_login
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
-from preform_pipeline.logging import configure_logging
+from preform_pipeline.logging import configure_logging, redact_url
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
+from preform_pipeline.store.pgurl import is_postgres_url
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -36,6 +38,7 @@ __all__ = [
     "EXIT_USAGE",
     "add_console_level_argument",
     "positive_seconds",
+    "store_argument",
     "configure_command_logging",
     "load_command_settings",
     "queue_login_warnings",
@@ -67,6 +70,20 @@ def positive_seconds(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
     return value
+
+
+#: A URL's scheme and ``://`` (two characters at least: ``C://jobs`` is a Windows drive).
+_URL_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+
+
+def store_argument(text: str) -> str:
+    """``--store``: a file path or a PostgreSQL URL. Another URL was taken as a file path:
+    shown back with its password, "no job store there yet", and a run made folders of it."""
+    if _URL_SCHEME.match(text.strip()) and not is_postgres_url(text):
+        raise argparse.ArgumentTypeError(
+            f"{redact_url(text.strip())!r} is not a job store: give the store's file or a "
+            "postgresql:// URL")
+    return text
 
 
 def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:

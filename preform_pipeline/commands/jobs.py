@@ -45,7 +45,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK
+from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, store_argument
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.hotfolder.files import jobs_command
@@ -178,7 +178,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--store", metavar="PATH|URL", default=default(None),
+        "--store", metavar="PATH|URL", type=store_argument, default=default(None),
         help="job store file or postgresql:// URL (default: store.url or store.path from the "
         "settings, "
         "PREFORM_PIPELINE_STORE_PATH, or jobs.sqlite3 in the user's data folder)",

@@ -54,6 +54,7 @@ from preform_pipeline.commands._common import (
     load_command_settings,
     positive_seconds,
     queue_login_warnings,
+    store_argument,
 )
 from preform_pipeline.commands._console import (
     error_lines,
@@ -205,7 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         # A text, not a Path: a Path would fold a URL's "//" and open a file named after it.
-        "--store", metavar="PATH|URL",
+        "--store", metavar="PATH|URL", type=store_argument,
         help="job store file or postgresql:// URL to record the run in (default: the "
         "settings' store.url or store.path; "
         "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "

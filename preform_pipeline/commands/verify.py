@@ -46,6 +46,7 @@ from preform_pipeline.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     load_command_settings,
+    store_argument,
 )
 from preform_pipeline.errors import (
     CloudAuthError,
@@ -91,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
         # A text, not a Path: a Path would fold a URL's "//" and look for a file named after it.
-        "--store", metavar="PATH|URL",
+        "--store", metavar="PATH|URL", type=store_argument,
         help="job store file or postgresql:// URL (default: the settings' store.url or "
         "store.path)",
     )

@@ -626,7 +626,9 @@ def is_own_note(path: Path) -> bool:
         if path.name.endswith(ERROR_SUFFIX):
             return text.startswith(_NOTE_START)
         data = json.loads(text)
-    except (OSError, ValueError):  # (UnicodeDecodeError and JSONDecodeError are ValueErrors)
+    # (UnicodeDecodeError and JSONDecodeError are ValueErrors; the decoder recurses per level
+    # of nesting, so a file of a million "[" raised RecursionError and ended the daemon)
+    except (OSError, ValueError, RecursionError):
         return False
     return (isinstance(data, dict) and data.get("format") == JOB_REPORT_FORMAT
             and all(key in data for key in _REPORT_KEYS))

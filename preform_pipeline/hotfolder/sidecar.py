@@ -134,7 +134,13 @@ def _text(value: Any, key: str, path: Path) -> str:
         return value.isoformat()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value)
+    text = str(value)
+    if "\0" in text:
+        # A SQLite store took it and a PostgreSQL store refused it when the job was made:
+        # the case fails alone, the same on either store.
+        raise SidecarError(path, f"{key}: holds a NUL character, which no text may hold",
+                           hint=f"write {key} again without it")
+    return text
 
 
 def _priority(value: Any, path: Path) -> int:

@@ -14,6 +14,8 @@ saying so in its ``source``, when the server cannot be reached.
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -149,7 +151,10 @@ def _fps_path(path: Path, doc: Document, fps: str) -> Path:
     """A relative ``.fps`` path is relative to the file that names it (maybe a base recipe)."""
     files = {shown: file for file, shown in doc.chain}
     named_in = files.get(doc.position(("scene", "fps_file")).file, path)
-    return (named_in.parent / fps).resolve()
+    try:
+        return (named_in.parent / fps).resolve()
+    except (OSError, ValueError):  # a name no file system takes: said by the check below
+        return (named_in.parent / fps).absolute()
 
 
 def _fps_file_problems(path: Path, doc: Document, data: Any) -> list[Problem]:
@@ -159,11 +164,22 @@ def _fps_file_problems(path: Path, doc: Document, data: Any) -> list[Problem]:
     if not isinstance(fps, str):
         return []
     where = _fps_path(path, doc, fps)
-    if where.is_file():
-        return []
-    what = "is a folder, not a .fps file" if where.is_dir() else "file not found"
+    try:
+        mode = os.stat(where).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        what = "file not found"
+    except OSError as exc:  # a name too long, a folder that cannot be read
+        what = f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # the name holds a NUL, which no file system takes
+        what = "cannot be a file's name (it holds a NUL character)"
+    else:
+        if stat.S_ISREG(mode):
+            return []
+        what = ("is a folder, not a .fps file" if stat.S_ISDIR(mode)
+                else "is not a regular file (a device, pipe or socket)")
+    shown = str(where).replace("\0", "\\0")  # written as \0: a NUL would reach the console
     return [doc.problem(("scene", "fps_file"),
-                        f"{what}: {where} (a relative path starts in the folder of the recipe "
+                        f"{what}: {shown} (a relative path starts in the folder of the recipe "
                         "that names it)")]
 
 

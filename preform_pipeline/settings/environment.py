@@ -109,6 +109,12 @@ def _read_env_value(var: EnvironmentVariable, text: str) -> Any:
             return shlex.split(stripped)
         if kind == "json":
             return json.loads(text)
+    except RecursionError:  # the JSON decoder recurses per level of nesting
+        raise ConfigError(
+            "expected valid JSON, got text nested too deeply to read",
+            source=source,
+            hint=f"fix or unset {var.name}",
+        ) from None
     except ValueError as exc:
         expected = {"int": "an integer", "number": "a number"}.get(kind, "valid JSON")
         raise ConfigError(

@@ -64,6 +64,17 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def _finite(value: float) -> float | None:
+    """``value`` as a float, or None when it is not finite: NaN, an infinity, or an integer
+    too large for a float (JSON's ``1`` followed by 400 zeros is read as a Python int, and
+    float() of it raises OverflowError rather than giving an infinity)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class Body:
     """A JSON object from a request, read field by field with its JSON path for messages."""
 
@@ -143,8 +154,8 @@ class Body:
         value = self.data[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad_body(self.at(key), f"expected a number, got {_type_name(value)}")
-        number = float(value)
-        if not math.isfinite(number):
+        number = _finite(value)
+        if number is None:
             raise bad_body(self.at(key), "must be a finite number")
         if minimum is not None and number < minimum:
             raise bad_body(self.at(key), f"{number:g} is below the minimum {minimum:g}")
@@ -206,9 +217,10 @@ class Body:
         for i, item in enumerate(value):
             if isinstance(item, bool) or not isinstance(item, (int, float)):
                 raise bad_body(f"{self.at(key)}[{i}]", f"expected a number, got {item!r}")
-            if not math.isfinite(float(item)):
+            number = _finite(item)
+            if number is None:
                 raise bad_body(f"{self.at(key)}[{i}]", "must be a finite number")
-            out.append(float(item))
+            out.append(number)
         return tuple(out)
 
     def selection(self, key: str = "models") -> list[str] | None:

@@ -36,6 +36,7 @@ __all__ = [
     "FORM4_FAMILY_PRINT",
     "FPS_SCHEMA_VERSION",
     "MAX_CUSTOM_LAYER_MM",
+    "MAX_LAYER_LIGHT_AND_WAIT_S",
     "MIN_CUSTOM_LAYER_MM",
     "CustomPrintSetting",
     "ParsedFps",
@@ -55,6 +56,10 @@ FORM3_FAMILY_PRINT: Final = "Material_Form_3_Family_Print"
 #: setting is thinner than 25 um or thicker than 300 um; these leave room around both.
 MIN_CUSTOM_LAYER_MM: Final = 0.01
 MAX_CUSTOM_LAYER_MM: Final = 0.5
+#: A family's knobs that give a layer more light and cure wait than this are refused as absurd
+#: (a resin layer takes seconds): larger ones priced a print at 1e303 s or at an infinity,
+#: which the estimate's JSON cannot carry.
+MAX_LAYER_LIGHT_AND_WAIT_S: Final = 3600.0
 #: The namespace of the ids of settings the simulator writes itself (uuid5 of the setting),
 #: so saving the same scene settings twice gives the same id.
 _ID_NAMESPACE: Final = uuid.UUID("5f0c2a8e-3b1d-4c59-9a51-8f2d7f6e0b13")
@@ -297,6 +302,20 @@ def _knobs(values: Body, default: PrintKnobs) -> PrintKnobs:
     )
 
 
+def _sane(knobs: PrintKnobs, values: Body) -> PrintKnobs:
+    """``knobs``, unless a layer would take longer than any resin setting gives one."""
+    seconds = knobs.exposure_s + knobs.post_expose_cure_wait_s
+    if not seconds <= MAX_LAYER_LIGHT_AND_WAIT_S:  # not: an infinity or NaN is refused too
+        raise bad_body(
+            values.path,
+            f"a layer would take {seconds:.3g} s of light and cure wait (largest exposure "
+            f"{knobs.largest_exposure_mj_cm2:g} mJ/cm2 at {knobs.irradiance_mw_cm2:g} mW/cm2, "
+            f"wait {knobs.post_expose_cure_wait_s:g} s); a print setting gives a layer at most "
+            f"{MAX_LAYER_LIGHT_AND_WAIT_S:g} s",
+        )
+    return knobs
+
+
 def _required_int(body: Body, key: str) -> int:
     if not body.has(key):
         raise bad_body(body.at(key), "is required")
@@ -337,7 +356,7 @@ def parse_schema3(data: Any) -> ParsedFps:
     if family is not None:
         values = categories.get(family)
         default = DEFAULT_KNOBS[family]
-        knobs = default if values is None else _knobs(values, default)
+        knobs = default if values is None else _sane(_knobs(values, default), values)
     custom = CustomPrintSetting(
         id=setting_id,
         name=name,

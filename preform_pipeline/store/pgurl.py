@@ -14,13 +14,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from preform_pipeline.errors import StoreError
 
 __all__ = [
     "PASSWORD_ENV",
     "PASSWORD_FILE_ENV",
+    "hide_url",
     "is_postgres_url",
     "redact_url",
     "store_password",
@@ -53,6 +54,24 @@ def redact_url(url: str) -> str:
         for item in parts.query.split("&")
     ) if parts.query else ""
     return urlunsplit((parts.scheme, f"{login}{host}", parts.path, query, parts.fragment))
+
+
+def hide_url(text: str, url: str) -> str:
+    """``text`` (a driver's message about ``url``) with ``url`` as :func:`redact_url` shows it
+    and any password the URL carries as ``***``: libpq quotes a URL it cannot parse whole, and
+    a password's badly encoded part, in its messages."""
+    hidden = text.replace(url, redact_url(url))
+    try:
+        parts = urlsplit(url)
+        found = [parts.password or ""]
+        found += [v for item in parts.query.split("&")
+                  for k, _, v in [item.partition("=")] if k.lower() == "password"]
+    except ValueError:
+        return hidden
+    for secret in sorted({s for f in found for s in (f, unquote(f))}, key=len, reverse=True):
+        if secret:
+            hidden = hidden.replace(secret, "***")
+    return hidden
 
 
 def store_password(environ: Mapping[str, str] | None = None) -> str | None:

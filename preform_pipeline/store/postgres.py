@@ -42,7 +42,7 @@ from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.leases import LeasingStore
-from preform_pipeline.store.pgurl import redact_url, store_password
+from preform_pipeline.store.pgurl import hide_url, redact_url, store_password
 from preform_pipeline.store.sqlcore import Connection, Cursor
 
 if TYPE_CHECKING:
@@ -269,22 +269,28 @@ class PostgresJobStore(LeasingStore):
             # An OperationalError to the driver, but the server was reached: a timeout set
             # for the user or database, or an administrator, ended the statement.
             raise StoreError(
-                f"{self.location}: the job store failed while {action}: {_first_line(exc)}",
+                f"{self.location}: the job store failed while {action}: {self._said(exc)}",
                 hint=CANCELLED_HINT,
             ) from exc
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
-                f"{_first_line(exc)}",
+                f"{self._said(exc)}",
                 hint="check that the database server runs and is reachable from this node, "
                 "and the user, database and password (PREFORM_PIPELINE_STORE_PASSWORD or "
                 "its _FILE); the next call connects again",
             ) from exc
         except psycopg.Error as exc:
             raise StoreError(
-                f"{self.location}: the job store failed while {action}: {_first_line(exc)}",
+                f"{self.location}: the job store failed while {action}: {self._said(exc)}",
                 hint="see docs/multi-node.md; the database log has the details",
             ) from exc
+
+    def _said(self, exc: BaseException) -> str:
+        """The driver's first line without the URL's password: libpq quotes a URL it cannot
+        parse whole (``in URI: "postgresql://u:secret@[::1/db"``) and a password's bad
+        encoding (``invalid percent-encoded token: "secr%ZZet"``)."""
+        return hide_url(_first_line(exc), self.url)
 
     def _connection(self) -> _Connection:
         if self._closed:

@@ -247,8 +247,11 @@ def _login_url(request: Request) -> str:
 
 def _local(target: str | None) -> str:
     """Where to go after an action: a path on this site only (never another host)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(c < " " or c == "\x7f" for c in target)):
         return target
+    # A control character too: a URL parser drops a tab or line break, so "/\t/evil.com"
+    # became "//evil.com", another host, once the done= token was added to it.
     return "/"
 
 
@@ -262,8 +265,24 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     the ``jobs`` command reaching ``store``, which refusals' hints name."""
     d = Dashboard(store, web, sources or LiveSources(), jobs)
 
+    def unsearchable(request: Request, access: Access, flt: views.QueueFilter) -> Response | None:
+        """A search the store could not run is refused on the page: one longer than any name
+        (SQLite's LIKE pattern limit), or a search or recipe holding a NUL (PostgreSQL's text
+        refuses it)."""
+        if "\0" in flt.text + flt.recipe:
+            message = "a search or recipe filter may not hold a NUL character"
+        elif len(flt.text) > views.MAX_SEARCH_CHARS:
+            message = (f"a search of {len(flt.text):,} characters is longer than the "
+                       f"dashboard searches for ({views.MAX_SEARCH_CHARS:,} at most)")
+        else:
+            return None
+        return d.render(request, "error.html", access, status_code=400, message=message,
+                        hint="search for a part of a case id, file name or key")
+
     async def queue(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params)
+        if (refused := unsearchable(request, access, flt)) is not None:
+            return refused
         cases, older_jobs = await d.read(views.case_rows, flt)
         builds, prints, older_builds = await d.read(views.queue_builds, flt)
         recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
@@ -295,6 +314,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def history(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params, default="all")
+        if (refused := unsearchable(request, access, flt)) is not None:
+            return refused
         rows, older = await d.read(views.history_rows, flt)
         return d.render(request, "history.html", access, rows=rows, flt=flt,
                         filters=views.FILTERS, older=older,

@@ -32,6 +32,7 @@ __all__ = [
     "FILTERS",
     "HISTORY_PAGE_CASES",
     "LEAD_ORDER",
+    "MAX_SEARCH_CHARS",
     "PAGE_ROWS",
     "QUEUE_PAGE_ROWS",
     "BuildPage",
@@ -69,6 +70,11 @@ FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
 #: The print step's kind, named in "Steps done" once dispatch has sent a build that waited.
 _PRINT_STEP: Final = "print"
+
+#: The longest search the queue and History take: far longer than any case id, file name or
+#: key, and far inside SQLite's longest LIKE pattern (50,000 bytes), past which a search was a
+#: server failure.
+MAX_SEARCH_CHARS: Final = 1000
 
 #: The queue's state filter: name → (label, states).
 FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {

@@ -362,3 +362,33 @@ class TestByteOrderMarks:
                 encoding="utf-8"))
             assert report["state"] == "done", report
             assert report["outcome"]["status"] == "succeeded", report
+
+
+class TestNotesAndValuesNoStoreHolds:
+    """Session 31: a note-named file nested a million deep ended the daemon (exit 70 at
+    every start, its batch stuck in processing/), and a sidecar text holding a NUL, which a
+    PostgreSQL store cannot hold, was taken on SQLite. Each now fails alone, said why."""
+
+    def test_the_daemon_goes_on_and_each_fails_alone(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        nested = "[" * 500_000 + "]" * 500_000  # under the note reader's 1 MiB
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+        (inbox / "a.stl.report.json").write_text(nested, encoding="utf-8")
+        (inbox / "b.stl").write_bytes(tetra_stl_bytes(2))
+        (inbox / "b.json").write_text('{"case_id": "C-\\u00007"}', encoding="utf-8")
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(3))
+
+        done = watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "unexpected failure" not in done.stderr
+        assert (inbox / "done" / "a.stl").exists() and (inbox / "done" / "good.stl").exists()
+        # The user's file is kept as it was, beside a note of its own.
+        assert (inbox / "failed" / "a.stl.report.json").read_text(encoding="utf-8") == nested
+        assert (inbox / "failed" / "a.stl.report.json.error.txt").exists()
+        note = (inbox / "failed" / "b.stl.error.txt").read_text(encoding="utf-8")
+        assert "case_id: holds a NUL character, which no text may hold" in note
+        assert (inbox / "failed" / "b.json").exists() and (inbox / "failed" / "b.stl").exists()
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+        assert not any((inbox / "processing").iterdir())

@@ -83,6 +83,15 @@ class TestOpeningAUrl:
             "while connecting")
         assert "hunter2" not in str(caught.value)
 
+    def test_a_url_libpq_cannot_read_is_a_store_error_without_the_password(self) -> None:
+        # libpq quotes the badly encoded part of the password (session 31).
+        with pytest.raises(StoreError) as caught:
+            open_store("postgresql://pipeline:hunter2-secret%ZZ@127.0.0.1:1/jobs", create=False)
+        assert str(caught.value).startswith(
+            "postgresql://pipeline:***@127.0.0.1:1/jobs: the job store failed while connecting: "
+            'invalid percent-encoded token: "***"')
+        assert "hunter2" not in str(caught.value)
+
     def test_a_url_opens_the_postgresql_store_on_the_given_clock(
         self, conformance_db: tuple[str, Callable[[], None]], monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -14,6 +14,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.store.pgurl import (
     PASSWORD_ENV,
     PASSWORD_FILE_ENV,
+    hide_url,
     is_postgres_url,
     redact_url,
     store_password,
@@ -87,6 +88,53 @@ class TestShowingAUrl:
     def test_a_url_that_cannot_be_read_is_not_shown_at_all(self) -> None:
         assert redact_url(f"postgresql://pipeline:{SECRET}@[db.lab/jobs") == (
             "postgresql://(unreadable URL)")
+
+
+class TestDriverMessages:
+    """A driver's message about a URL keeps nothing of its password (session 31: libpq
+    quotes a URL it cannot parse, and a password's badly encoded part)."""
+
+    def test_the_url_quoted_whole_is_shown_as_everywhere_else(self) -> None:
+        url = f"postgresql://pipeline:{SECRET}@[db.lab/jobs"
+        assert hide_url(f'no matching "]" in URI: "{url}"', url) == (
+            'no matching "]" in URI: "postgresql://(unreadable URL)"')
+
+    @pytest.mark.parametrize("url", [
+        f"postgresql://pipeline:{SECRET}%ZZ@db.lab/jobs",
+        f"postgresql://db.lab/jobs?sslmode=require&password={SECRET}%ZZ",
+        f"postgresql://db.lab/jobs?PassWord={SECRET}%ZZ&sslmode=require",
+    ], ids=["login", "query", "query-any-case"])
+    def test_a_badly_encoded_password_is_hidden(self, url: str) -> None:
+        said = f'invalid percent-encoded token: "{SECRET}%ZZ"'
+        assert hide_url(said, url) == 'invalid percent-encoded token: "***"'
+
+    def test_a_password_is_hidden_as_written_and_as_decoded(self) -> None:
+        url = "postgresql://pipeline:hunter2%2Dsecret@db.lab/jobs"
+        said = 'password "hunter2-secret" refused, "hunter2%2Dsecret" read'
+        assert hide_url(said, url) == 'password "***" refused, "***" read'
+
+    def test_the_longer_form_is_hidden_first(self) -> None:
+        # Decoded, "x%2525" is "x%25", which is inside it: hiding that first left "***25".
+        url = "postgresql://pipeline:x%2525@db.lab/jobs"
+        assert hide_url('token "x%2525"', url) == 'token "***"'
+
+    def test_a_query_password_holding_an_equals_sign_is_hidden_whole(self) -> None:
+        url = "postgresql://db.lab/jobs?password=pw=1%ZZ"
+        assert hide_url('invalid percent-encoded token: "pw=1%ZZ"', url) == (
+            'invalid percent-encoded token: "***"')
+
+    def test_a_password_inside_another_leaves_nothing_of_the_longer(self) -> None:
+        # By length, not by text: "secret" sorts after "asecret" and would go first.
+        url = "postgresql://pipeline:secret@db.lab/jobs?password=asecret"
+        assert hide_url('token "asecret" and "secret"', url) == 'token "***" and "***"'
+
+    @pytest.mark.parametrize("url", [
+        "postgresql://pipeline:@db.lab/jobs", "postgresql://pipeline@db.lab/jobs?password=",
+        "postgresql://pipeline@db.lab/jobs",
+    ], ids=["empty-login", "empty-query", "none"])
+    def test_a_message_with_no_password_to_hide_is_kept(self, url: str) -> None:
+        said = "connection refused (is the server running?)"
+        assert hide_url(said, url) == said
 
 
 class TestWhereThePasswordComesFrom:

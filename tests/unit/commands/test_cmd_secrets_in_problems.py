@@ -1,0 +1,123 @@
+"""A password or token a user put in the wrong place never reaches the console (session 31).
+
+Session 31's sweep found two ways it did: a settings value that failed its schema rule was
+quoted whole (a password typed into ``secret_hash``, a ``client_secret`` of digits, a store URL
+with a login, a webhook's secret path), and libpq's message about a store URL it could not
+parse quoted that URL, or the badly encoded part of its password. Each command is a
+subprocess, its data folder (where a long message is kept whole) inside the test's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RECIPES, REPO_ROOT
+
+TIMEOUT_S = 60.0
+SAMPLE = REPO_ROOT / "sample_models" / "batch"
+SECRET = "hunter2-Plain"
+
+
+def command(tmp_path: Path, *argv: str, **env: str) -> tuple[int, str]:
+    """Exit status and everything the command printed, and every file it left."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    environ.update(XDG_DATA_HOME=str(tmp_path / "data"), **env)
+    done = subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], text=True,
+                          capture_output=True, timeout=TIMEOUT_S, check=False, env=environ,
+                          cwd=tmp_path)
+    kept = "".join(p.read_text(encoding="utf-8", errors="replace")
+                   for p in (tmp_path / "data").rglob("*") if p.is_file())
+    return done.returncode, done.stdout + done.stderr + kept
+
+
+class TestSettingsProblems:
+    """A settings problem names the key and the rule, and never quotes a secret."""
+
+    def test_secrets_are_not_shown_and_urls_by_scheme_and_host(self, tmp_path: Path) -> None:
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(
+            "web:\n  users:\n    - name: olivia\n      role: operator\n"
+            f"      secret_hash: {SECRET}\n"
+            "cloud:\n  client_id: lab\n  client_secret: 918273645\n"
+            "verify:\n  notifications:\n"
+            f"    webhook_url: hxxps://hooks.example/T0/{SECRET}\n"
+            f"store:\n  url: postgressql://pipeline:{SECRET}@db.lab/jobs\n",
+            encoding="utf-8")
+        code, said = command(tmp_path, "validate", "--settings", str(settings))
+        assert code == 1
+        assert SECRET not in said and "918273645" not in said
+        assert ("$.web.users[0].secret_hash: the value (not shown: it is a secret) does not "
+                "match '^scrypt\\\\$'") in said
+        assert ("$.cloud.client_secret: the value (not shown: it is a secret) is not of type "
+                "'string'") in said
+        assert ("$.verify.notifications.webhook_url: 'hxxps://hooks.example/[redacted]' does "
+                "not match '^https?://'") in said
+        assert "$.store.url: 'postgressql://db.lab/[redacted]' does not match" in said
+
+    def test_a_store_url_from_the_environment_is_not_shown_either(self, tmp_path: Path) -> None:
+        code, said = command(tmp_path, "jobs",
+                             PREFORM_PIPELINE_STORE_URL=f"mysql://pipeline:{SECRET}@db.lab/jobs")
+        assert code == 1
+        assert SECRET not in said
+        assert ("environment variable PREFORM_PIPELINE_STORE_URL: $.store.url: "
+                "'mysql://db.lab/[redacted]' does not match") in said
+
+    def test_a_user_object_given_two_secrets_is_shown_with_them_redacted(
+        self, tmp_path: Path
+    ) -> None:
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("web:\n  users:\n    - name: olivia\n      role: operator\n"
+                            f"      secret_hash: scrypt${SECRET}\n      secret_env: X\n",
+                            encoding="utf-8")
+        code, said = command(tmp_path, "validate", "--settings", str(settings))
+        assert code == 1
+        assert SECRET not in said
+        assert ("'secret_hash': '[redacted]', 'secret_env': '[redacted]'} is valid under each"
+                in said)
+
+
+class TestStoreUrlsLibpqCannotRead:
+    """The driver's message about a URL it cannot read names the URL without its password."""
+
+    @pytest.mark.parametrize(("url", "shown"), [
+        (f"postgresql://pipeline:{SECRET}@[::1/jobs",
+         'in IPv6 host address in URI: "postgresql://(unreadable URL)"'),
+        (f"postgresql://pipeline:{SECRET}%ZZ@127.0.0.1:1/jobs",
+         'invalid percent-encoded token: "***"'),
+        (f"postgresql://pipeline@127.0.0.1:1/jobs?password={SECRET}%ZZ",
+         'invalid percent-encoded token: "***"'),
+    ], ids=["unclosed-bracket", "bad-escape-in-login", "bad-escape-in-query"])
+    def test_jobs_says_what_is_wrong_and_not_the_password(
+        self, tmp_path: Path, url: str, shown: str
+    ) -> None:
+        code, said = command(tmp_path, "jobs", "--store", url)
+        assert code == 1
+        assert SECRET not in said
+        assert "the job store failed while connecting: " in said
+        assert shown in said
+
+
+class TestStoreUrlsOfOtherDatabases:
+    """`--store` with another database's URL is refused by argparse, its password not shown
+    (it was taken as a file path: "no job store at mysql:/pipeline:<password>@db.lab/jobs yet",
+    and `run` made the folders ``mysql:/pipeline:<password>@db.lab`` in the working folder)."""
+
+    @pytest.mark.parametrize("argv", [
+        ("jobs",), ("verify",),
+        ("run", str(RECIPES / "engineering-grey-form4.yaml"), str(SAMPLE / "part_01.stl"),
+         "--output", "out"),
+    ], ids=["jobs", "verify", "run"])
+    def test_the_command_line_is_refused(self, tmp_path: Path, argv: tuple[str, ...]) -> None:
+        url = f"mysql://pipeline:{SECRET}@db.lab/jobs"
+        code, said = command(tmp_path, *argv, "--store", url)
+        assert code == 2
+        assert SECRET not in said
+        assert (f"preform-pipeline {argv[0]}: error: argument --store: 'mysql://db.lab/"
+                "[redacted]' is not a job store: give the store's file or a postgresql:// URL"
+                ) in said
+        assert not (tmp_path / "mysql:").exists()

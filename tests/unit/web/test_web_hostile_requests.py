@@ -1,0 +1,109 @@
+"""Hostile requests to the dashboard over real HTTP on 127.0.0.1 (session 31).
+
+Session 31's sweep found three: an action's ``next`` holding a tab or line break sent the
+browser to another host (a URL parser drops those characters, so ``/\\t/evil.example``
+became ``//evil.example`` once the done= token was added), a search longer than SQLite's
+LIKE pattern limit was a 500 with a traceback on the server's console, and so was a search
+or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import pytest
+
+from preform_pipeline.settings.web import WebSettings, WebUser
+from preform_pipeline.store import JobState
+from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import WebServer
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.web.conftest import OPERATOR_SECRET, Served, held_build, logged_in
+
+#: Past SQLite's longest LIKE pattern (50,000 bytes), inside what a request line may hold.
+HUGE_SEARCH = 60_000
+
+
+class TestActionsReturnToThisSite:
+    """After an action the browser goes to a page of this dashboard, whatever ``next`` held."""
+
+    @pytest.mark.parametrize("cut", ["\t", "\n", "\r", "\x7f"],
+                             ids=["tab", "line-feed", "carriage-return", "delete"])
+    def test_a_control_character_in_next_returns_to_the_queue(
+        self, served: Served, cut: str
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post(f"/builds/{served.held_id}/approve",
+                                 data={"csrf": csrf, "next": f"/{cut}/evil.example/"})
+            assert answer.status_code == 303
+            location = answer.headers["location"]
+            assert httpx.URL(served.url).join(location).host == "127.0.0.1", location
+            assert location.startswith("/?done=")
+            page = client.get(location)
+        assert page.status_code == 200
+        assert "approved" in page.text
+        assert served.store.get_build(served.held_id).state is JobState.WAITING_FOR_PRINTER
+
+
+class TestSearchesLongerThanAnyName:
+    """A search the store cannot run is refused on the dashboard's page; one it can is run."""
+
+    @pytest.mark.parametrize("page", ["/", "/history"])
+    def test_a_huge_search_is_a_400_page_that_says_how_long_one_may_be(
+        self, served: Served, page: str
+    ) -> None:
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.get(page, params={"q": "C" * HUGE_SEARCH})
+        assert answer.status_code == 400
+        assert ("a search of 60,000 characters is longer than the dashboard searches for "
+                "(1,000 at most)") in answer.text
+        assert "search for a part of a case id, file name or key" in answer.text
+
+    def test_a_search_of_the_longest_length_is_run(self, served: Served) -> None:
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            longest = client.get("/", params={"q": "C" * 1000})
+            beyond = client.get("/", params={"q": "C" * 1001})
+        assert longest.status_code == 200
+        assert "a search of" not in longest.text
+        assert beyond.status_code == 400
+        assert "a search of 1,001 characters" in beyond.text
+
+
+@pytest.fixture
+def served_on_postgres(
+    tmp_path: Path, pg_cluster: PgCluster, users: tuple[WebUser, ...]
+) -> Iterator[Served]:
+    """The dashboard on a PostgreSQL store of its own, with a build held for approval."""
+    url = pg_cluster.create_database(f"web_{uuid.uuid4().hex[:12]}")
+    with PostgresJobStore(url, password=PG_PASSWORD) as store:
+        held = held_build(store, tmp_path, "C-7")
+        server = WebServer(store, WebSettings(port=0, users=users))
+        server.start()
+        try:
+            yield Served(server.url, store, held, "C-7")
+        finally:
+            server.stop()
+
+
+class TestNulsInFilters:
+    """A NUL in the search or the recipe filter is refused on the page, on PostgreSQL too."""
+
+    @pytest.mark.parametrize("page", ["/", "/history"])
+    @pytest.mark.parametrize("field", ["q", "recipe"])
+    def test_the_page_says_so_and_the_queue_is_still_served(
+        self, served_on_postgres: Served, page: str, field: str
+    ) -> None:
+        client, _ = logged_in(served_on_postgres, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.get(page, params={field: "C-\x007"})
+            queue = client.get(page, params={"q": "C-7"})
+        assert answer.status_code == 400
+        assert "a search or recipe filter may not hold a NUL character" in answer.text
+        assert queue.status_code == 200 and "C-7.stl" in queue.text
