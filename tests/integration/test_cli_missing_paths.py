@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
 SETTINGS_ENV = "PREFORM_PIPELINE_SETTINGS"
@@ -29,20 +31,23 @@ def _cli(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None,
 class TestMissingSettingsFile:
     """A settings file named on the command line that is not there: check the path."""
 
+    # One command line a test: three starts in one test took up to 10 s beside two busy
+    # loops (session 31), and a loaded machine stretches one start to a minute (session 30).
+    @pytest.mark.parametrize("command", ["run", "watch", "jobs"])
     def test_each_command_names_the_file_and_says_to_check_the_path(
-        self, tmp_path: Path, repo_root: Path
+        self, tmp_path: Path, repo_root: Path, command: str
     ) -> None:
         recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
-        for argv in (("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
-                     ("watch", "setings.yaml", "--once"),
-                     ("jobs", "--settings", "setings.yaml")):
-            done = _cli(tmp_path, *argv)
-            assert done.returncode == 1, (argv, done.stderr)
-            assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
-                                   " (check the path; a relative one starts in the current "
-                                   "folder)\n"), argv
-            assert SETTINGS_ENV not in done.stderr
+        argv = {"run": ("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
+                "watch": ("watch", "setings.yaml", "--once"),
+                "jobs": ("jobs", "--settings", "setings.yaml")}[command]
+        done = _cli(tmp_path, *argv)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
+                               " (check the path; a relative one starts in the current "
+                               "folder)\n")
+        assert SETTINGS_ENV not in done.stderr
 
     def test_a_file_named_by_the_variable_says_how_to_run_without_it(
         self, tmp_path: Path
