@@ -100,13 +100,16 @@ class TestAnUnusableOutputFolder:
     """An output folder that cannot be made: the error names where it was chosen (session 30:
     `--output` and the recipe's folder were both sent to "the path in the settings")."""
 
-    def test_each_source_of_the_folder_is_named(self, repo_root: Path) -> None:
+    # One command line a test (see TestMissingSettingsFile): three in one took 8 s beside
+    # two busy loops (session 31).
+    @pytest.mark.parametrize("source", ["--output", "recipe", "settings"])
+    def test_each_source_of_the_folder_is_named(self, repo_root: Path, source: str) -> None:
         # A short folder: a message line over 300 characters is cut in the middle, and an
         # xdist worker's tmp_path is long enough for that.
         with tempfile.TemporaryDirectory(prefix="pp-out-") as short:
-            self._check(Path(short), repo_root)
+            self._check(Path(short), repo_root, source)
 
-    def _check(self, tmp_path: Path, repo_root: Path) -> None:
+    def _check(self, tmp_path: Path, repo_root: Path, source: str) -> None:
         blocker = tmp_path / "taken"
         blocker.write_text("a file where the output folder should be\n", encoding="utf-8")
         recipe = tmp_path / "grey.yaml"
@@ -116,17 +119,18 @@ class TestAnUnusableOutputFolder:
         settings = tmp_path / "settings.yaml"
         settings.write_text(f"output_root: '{blocker / 'farm'}'\n", encoding="utf-8")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
-        cases = (
-            (("--output", str(blocker / "out")), blocker / "out",
-             "choose another --output (or fix the folder itself)"),
-            ((), blocker / "out",
-             "fix outputs.root in the recipe, or give --output (or fix the folder itself)"),
-            (("--settings", str(settings)), blocker / "farm",
-             "fix output_root in the settings, or give --output (or fix the folder itself)"),
-        )
-        for extra, folder, hint in cases:
-            done = _cli(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
-            assert (done.returncode, done.stderr) == (
-                1, f"error: output folder {folder}: cannot be created: {blocker} is a file, "
-                   f"not a folder ({hint})\n"), extra
-            assert "Traceback" not in done.stdout + done.stderr
+        extra, folder, hint = {
+            "--output": (("--output", str(blocker / "out")), blocker / "out",
+                         "choose another --output (or fix the folder itself)"),
+            "recipe": ((), blocker / "out",
+                       "fix outputs.root in the recipe, or give --output (or fix the folder "
+                       "itself)"),
+            "settings": (("--settings", str(settings)), blocker / "farm",
+                         "fix output_root in the settings, or give --output (or fix the "
+                         "folder itself)"),
+        }[source]
+        done = _cli(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
+        assert (done.returncode, done.stderr) == (
+            1, f"error: output folder {folder}: cannot be created: {blocker} is a file, "
+               f"not a folder ({hint})\n")
+        assert "Traceback" not in done.stdout + done.stderr
