@@ -35,7 +35,7 @@ from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
 
-__all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until"]
+__all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until", "wait_while_moving"]
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 _POLL_S: Final = 0.05
@@ -48,6 +48,29 @@ def wait_until(what: str, condition: Callable[[], bool], timeout_s: float) -> fl
         if time.monotonic() - start > timeout_s:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         time.sleep(_POLL_S)
+    return time.monotonic() - start
+
+
+def wait_while_moving(what: str, condition: Callable[[], bool], progress: Callable[[], object],
+                      *, still_s: float, limit_s: float) -> float:
+    """Poll ``condition`` until true, for as long as ``progress()`` keeps changing: an
+    AssertionError once it has not changed for ``still_s`` (stuck), or after ``limit_s`` in
+    all (slow); the seconds it took. A farm on a starved machine may take minutes to settle
+    an inbox, and a fixed deadline cannot tell that from a farm that stopped."""
+    start = time.monotonic()
+    seen, moved = progress(), start
+    while not condition():
+        now = time.monotonic()
+        if now - moved > still_s:
+            raise AssertionError(f"nothing moved for {still_s:g} s waiting for {what} "
+                                 f"(after {now - start:.0f} s); last seen: {seen}")
+        if now - start > limit_s:
+            raise AssertionError(f"timed out after {limit_s:g} s waiting for {what}, still "
+                                 f"moving; last seen: {seen}")
+        time.sleep(_POLL_S * 10)  # each look reads the store and the folders
+        latest = progress()
+        if latest != seen:
+            seen, moved = latest, time.monotonic()
     return time.monotonic() - start
 
 
@@ -224,12 +247,53 @@ class DaemonFarm:
         except FileNotFoundError as exc:
             return [Path(str(exc.filename))]
 
+    def progress(self) -> tuple[int, int, tuple[tuple[str, int], ...]]:
+        """What moves while a farm works: files settled, files left in the inbox or
+        processing/, and the builds by state (each step of a build changes them)."""
+        states = Counter(b.state.value for b in self.builds())
+        return (sum(self.settled().values()), len(self.left_in()), tuple(sorted(states.items())))
+
     def active(self) -> bool:
         return bool(self.store.list_builds(state=ACTIVE_STATES)) or bool(
             self.store.list_jobs(state=ACTIVE_STATES))
 
     def prints(self) -> list[dict[str, Any]]:
         return fleet_jobs(self.fleet)
+
+    def evidence(self, *, last: int = 8) -> str:
+        """What a reader of a failed farm test needs: where each model file is, every build
+        not yet finished (state, holder, reason), each node's process and last ``last`` log
+        events of each life. Written from the folders first: a look at the store may fail
+        (that may be why the test failed)."""
+        lines = ["files:"]
+        where: dict[str, list[str]] = {}
+        for path in sorted(self.inbox.rglob("*.stl")):
+            where.setdefault(str(path.parent.relative_to(self.inbox)), []).append(path.name)
+        for folder, names in sorted(where.items()):
+            lines.append(f"  {folder}/: {len(names)}: {' '.join(names[:30])}"
+                         + (" ..." if len(names) > 30 else ""))
+        try:
+            held = {b: s.info.id for s in self.store.list_nodes() for b in s.held_builds}
+            lines.append("builds not finished:")
+            for build in self.store.list_builds():
+                if build.state.terminal:
+                    continue
+                jobs = Counter(j.state.value for j in self.store.list_jobs(build_id=build.id))
+                lines.append(f"  {build.id} {build.job_key} {build.state.value} held by "
+                             f"{held.get(build.id)}: jobs {dict(jobs)}; {build.reason!r}")
+            loose = Counter(j.state.value for j in self.store.list_jobs()
+                            if j.build_id is None and not j.state.terminal)
+            lines.append(f"jobs in no build, not finished: {dict(loose)}")
+        except Exception as exc:  # the evidence of a failure must not hide it
+            lines.append(f"the store could not be read: {exc!r}")
+        for node, proc in sorted(self.procs.items()):
+            lines.append(f"{node}: pid {proc.pid}, life {self.lives[node]}, "
+                         f"exit {proc.poll()}")
+        for path in sorted(self.logs.glob("*.jsonl")):
+            tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-last:]
+            lines.append(f"{path.name}, last {len(tail)} lines:")
+            lines.extend(f"  {line[:400]}" for line in tail)
+        return "\n".join(lines)
 
     def events(self, *names: str) -> list[dict[str, Any]]:
         """Every logged event of the daemons (all lives) named ``names``, in file order."""

@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
 SETTINGS_ENV = "PREFORM_PIPELINE_SETTINGS"
@@ -29,20 +31,23 @@ def _cli(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None,
 class TestMissingSettingsFile:
     """A settings file named on the command line that is not there: check the path."""
 
+    # One command line a test: three starts in one test took up to 10 s beside two busy
+    # loops (session 31), and a loaded machine stretches one start to a minute (session 30).
+    @pytest.mark.parametrize("command", ["run", "watch", "jobs"])
     def test_each_command_names_the_file_and_says_to_check_the_path(
-        self, tmp_path: Path, repo_root: Path
+        self, tmp_path: Path, repo_root: Path, command: str
     ) -> None:
         recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
-        for argv in (("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
-                     ("watch", "setings.yaml", "--once"),
-                     ("jobs", "--settings", "setings.yaml")):
-            done = _cli(tmp_path, *argv)
-            assert done.returncode == 1, (argv, done.stderr)
-            assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
-                                   " (check the path; a relative one starts in the current "
-                                   "folder)\n"), argv
-            assert SETTINGS_ENV not in done.stderr
+        argv = {"run": ("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
+                "watch": ("watch", "setings.yaml", "--once"),
+                "jobs": ("jobs", "--settings", "setings.yaml")}[command]
+        done = _cli(tmp_path, *argv)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
+                               " (check the path; a relative one starts in the current "
+                               "folder)\n")
+        assert SETTINGS_ENV not in done.stderr
 
     def test_a_file_named_by_the_variable_says_how_to_run_without_it(
         self, tmp_path: Path
@@ -95,13 +100,16 @@ class TestAnUnusableOutputFolder:
     """An output folder that cannot be made: the error names where it was chosen (session 30:
     `--output` and the recipe's folder were both sent to "the path in the settings")."""
 
-    def test_each_source_of_the_folder_is_named(self, repo_root: Path) -> None:
+    # One command line a test (see TestMissingSettingsFile): three in one took 8 s beside
+    # two busy loops (session 31).
+    @pytest.mark.parametrize("source", ["--output", "recipe", "settings"])
+    def test_each_source_of_the_folder_is_named(self, repo_root: Path, source: str) -> None:
         # A short folder: a message line over 300 characters is cut in the middle, and an
         # xdist worker's tmp_path is long enough for that.
         with tempfile.TemporaryDirectory(prefix="pp-out-") as short:
-            self._check(Path(short), repo_root)
+            self._check(Path(short), repo_root, source)
 
-    def _check(self, tmp_path: Path, repo_root: Path) -> None:
+    def _check(self, tmp_path: Path, repo_root: Path, source: str) -> None:
         blocker = tmp_path / "taken"
         blocker.write_text("a file where the output folder should be\n", encoding="utf-8")
         recipe = tmp_path / "grey.yaml"
@@ -111,17 +119,18 @@ class TestAnUnusableOutputFolder:
         settings = tmp_path / "settings.yaml"
         settings.write_text(f"output_root: '{blocker / 'farm'}'\n", encoding="utf-8")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
-        cases = (
-            (("--output", str(blocker / "out")), blocker / "out",
-             "choose another --output (or fix the folder itself)"),
-            ((), blocker / "out",
-             "fix outputs.root in the recipe, or give --output (or fix the folder itself)"),
-            (("--settings", str(settings)), blocker / "farm",
-             "fix output_root in the settings, or give --output (or fix the folder itself)"),
-        )
-        for extra, folder, hint in cases:
-            done = _cli(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
-            assert (done.returncode, done.stderr) == (
-                1, f"error: output folder {folder}: cannot be created: {blocker} is a file, "
-                   f"not a folder ({hint})\n"), extra
-            assert "Traceback" not in done.stdout + done.stderr
+        extra, folder, hint = {
+            "--output": (("--output", str(blocker / "out")), blocker / "out",
+                         "choose another --output (or fix the folder itself)"),
+            "recipe": ((), blocker / "out",
+                       "fix outputs.root in the recipe, or give --output (or fix the folder "
+                       "itself)"),
+            "settings": (("--settings", str(settings)), blocker / "farm",
+                         "fix output_root in the settings, or give --output (or fix the "
+                         "folder itself)"),
+        }[source]
+        done = _cli(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
+        assert (done.returncode, done.stderr) == (
+            1, f"error: output folder {folder}: cannot be created: {blocker} is a file, "
+               f"not a folder ({hint})\n")
+        assert "Traceback" not in done.stdout + done.stderr
