@@ -110,18 +110,24 @@ def staged(final: Path, output_root: Path) -> Iterator[Path]:
         yield path
         try:
             os.replace(path, final)
-        except FileNotFoundError as exc:
-            raise FileWriteError(
-                final, "the server answered that it saved the file, but wrote nothing",
-                hint="check the server's log; the build is tried again",
-            ) from exc
         except OSError as exc:
-            raise FileWriteError(
-                final, f"cannot move the saved file into place: {exc}",
-                hint="check that the output folder is writable and on one file system",
-            ) from exc
+            raise _move_error(final, path, exc) from exc
     finally:
         _remove_save_folder(folder)
+
+
+def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
+    """Why the file the server saved could not be moved over ``final``, in a user's terms."""
+    if not os.path.lexists(written):
+        return FileWriteError(
+            final, "the server answered that it saved the file, but the file is not there",
+            hint="check the server's log, and that nothing removes files from "
+            f"{STAGING_FOLDER} in the output folder",
+        )
+    return FileWriteError(
+        final, f"cannot move the saved file into place: {cause.strerror or cause}",
+        hint="check that the output path is not a folder and the output folder is writable",
+    )
 
 
 def sweep_staging(output_root: Path) -> tuple[Path, ...]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from structlog.testing import capture_logs
 
@@ -68,10 +71,39 @@ class TestStagedSave:
         self, root: Path
     ) -> None:
         final = claim_output(root / "e2e-001.png")
-        with pytest.raises(FileWriteError, match="wrote nothing") as caught, staged(final, root):
+        with pytest.raises(FileWriteError) as caught, staged(final, root):
             pass
         assert caught.value.path == final
+        assert caught.value.reason == (
+            "the server answered that it saved the file, but the file is not there"
+        )
+        assert caught.value.hint == ("check the server's log, and that nothing removes files "
+                                     "from .preform-staging in the output folder")
         assert everything_below(root) == ["e2e-001.png"]
+
+    def test_staging_removed_by_someone_mid_save_is_the_same_clear_error(
+        self, root: Path
+    ) -> None:
+        final = claim_output(root / "e2e-001.form")
+        with pytest.raises(FileWriteError, match="the file is not there"), staged(
+            final, root
+        ) as path:
+            path.write_bytes(b"whole")
+            shutil.rmtree(root / STAGING_FOLDER)  # a person cleaning up by hand
+        assert everything_below(root) == ["e2e-001.form"]
+
+    def test_a_folder_in_the_output_s_place_is_said_and_nothing_is_left(
+        self, root: Path
+    ) -> None:
+        final = root / "e2e-001.form"
+        final.mkdir()
+        with pytest.raises(FileWriteError) as caught, staged(final, root) as path:
+            path.write_bytes(b"whole")
+        assert caught.value.path == final
+        assert caught.value.reason == "cannot move the saved file into place: Is a directory"
+        assert caught.value.hint == ("check that the output path is not a folder and the "
+                                     "output folder is writable")
+        assert everything_below(root) == ["e2e-001.form"]
 
     def test_another_save_at_work_keeps_its_folder(self, root: Path) -> None:
         with staged(root / "a.form", root) as first:
@@ -94,6 +126,10 @@ class TestStagedSave:
 
 class TestFolderNames:
     """A staging folder names its process; only this host's names are read back."""
+
+    def test_another_host_s_process_has_a_name_no_one_here_owns(self) -> None:
+        elsewhere = ProcessIdentity(os.getpid(), psutil.Process().create_time(), "print-host-2")
+        assert owner_of(process_folder_name(elsewhere)) is None
 
     def test_a_name_reads_back_as_its_process(self) -> None:
         me = ProcessIdentity.current()
@@ -142,6 +178,24 @@ class TestSweepAtStart:
             path.write_text("kept", encoding="utf-8")
         assert sweep_staging(root) == ()
         assert all(path.read_text(encoding="utf-8") == "kept" for path in others)
+
+    def test_a_folder_that_cannot_be_removed_is_logged_and_the_others_still_go(
+        self, root: Path, savers: list[Saver]
+    ) -> None:
+        killed = Saver(root)
+        savers.append(killed)
+        killed.kill()
+        # Sorted first: a file where a dead process's folder would be (nothing of ours).
+        blocked = root / STAGING_FOLDER / f"1-{killed.folder.name.split('-', 1)[1]}"
+        blocked.write_text("not a folder", encoding="utf-8")
+        assert owner_of(blocked.name) is not None and blocked.name < killed.folder.name
+        with capture_logs() as logs:
+            assert sweep_staging(root) == (killed.folder,)
+        assert blocked.is_file()
+        (warning,) = [e for e in logs if e["event"] == "staging_not_swept"]
+        assert warning == {"event": "staging_not_swept", "log_level": "warning",
+                           "path": str(blocked), "error": warning["error"]}
+        assert str(blocked) in warning["error"]
 
     def test_an_output_folder_without_staging_is_left_as_it_is(self, root: Path) -> None:
         (root / "a.form").write_bytes(b"a")
