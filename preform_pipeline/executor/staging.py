@@ -68,14 +68,16 @@ def _make_save_folder(output_root: Path) -> Path:
     """A new, empty folder for one save, below this process's staging folder."""
     folder = (output_root / STAGING_FOLDER / process_folder_name(ProcessIdentity.current())
               / uuid.uuid4().hex)
-    for _ in range(_MAKE_ATTEMPTS - 1):
+    attempts_left = _MAKE_ATTEMPTS
+    while True:
         try:
             folder.mkdir(parents=True)
             return folder
         except FileNotFoundError:
-            continue  # a parent was removed between its making and this folder's: again
-    folder.mkdir(parents=True)
-    return folder
+            # A parent was removed between its making and this folder's: again.
+            attempts_left -= 1
+            if attempts_left <= 0:
+                raise
 
 
 def _remove_save_folder(folder: Path) -> None:
