@@ -123,6 +123,26 @@ class TestStagedSave:
             pass
         assert caught.value.path == root / "e2e-001.form"
 
+    @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+    def test_a_folder_that_can_never_be_made_ends_in_a_clear_error_not_a_loop(
+        self, root: Path
+    ) -> None:
+        # A folder removed while still open: nothing can be made in it again (ENOENT every
+        # time), the lasting form of a parent removed between two makings.
+        gone = root / "gone"
+        gone.mkdir()
+        handle = os.open(gone, os.O_RDONLY)
+        try:
+            gone.rmdir()
+            held = Path(f"/proc/self/fd/{handle}")
+            with pytest.raises(FileWriteError, match="cannot make the folder") as caught, staged(
+                held / "e2e-001.form", held
+            ):
+                pass
+            assert isinstance(caught.value.__cause__, FileNotFoundError)
+        finally:
+            os.close(handle)
+
 
 class TestFolderNames:
     """A staging folder names its process; only this host's names are read back."""
