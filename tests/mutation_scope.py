@@ -246,6 +246,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_output_claims.py",
         "tests/unit/executor/test_executor_outputs_new_folder.py",
     ),
+    # s31: the staging folder the servers save into, and its sweep at a run's start.
+    "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",),
     "preform_pipeline/executor/state.py": (
         "tests/unit/executor/test_executor_result_queries.py",
         "tests/unit/executor/test_executor_progress_counts.py",

@@ -88,6 +88,7 @@ from preform_pipeline.executor.overflow import (
     shed_overflow,
 )
 from preform_pipeline.executor.progress import NullReporter, Reporter
+from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.executor.state import (
     AttemptRecord,
     BuildOutcome,
@@ -1560,6 +1561,9 @@ class Runner:
 
     def run(self) -> RunResult:
         started = self.clock.monotonic()
+        # What the servers of a killed run of this host were writing for it goes first;
+        # never a live run's (another on this output folder), nor another host's.
+        sweep_staging(self.resolved_output_root)
         builds = self._order
         self.reporter.run_started(
             self.options.run_id,

@@ -78,6 +78,7 @@ from preform_pipeline.executor.hooks import (
     BuildPrintHooks,
 )
 from preform_pipeline.executor.outputs import claim_output, release_output
+from preform_pipeline.executor.staging import staged
 from preform_pipeline.legend import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
@@ -951,19 +952,25 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         raise StepFailure("permanent", "; ".join(problems))
 
 
+def _root(ctx: StepContext) -> Path:
+    return ctx.resolved_output_root or ctx.output_root.resolve()
+
+
 def _output(ctx: StepContext, template: str) -> Path:
     """A free output path, claimed (:mod:`.outputs`): an existing file is never replaced."""
     # Resolved below the resolved root, as resolve() would; the claim makes a missing folder.
-    root = ctx.resolved_output_root or ctx.output_root.resolve()
-    return claim_output(resolved_output_path(template, ctx.values, root))
+    return claim_output(resolved_output_path(template, ctx.values, _root(ctx)))
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     path = _output(ctx, ctx.recipe.outputs.form)
     try:
-        # Writing the file is short: one blocking request, no polls (bounded by the step).
-        ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
-                            deadline=ctx.deadline(), progress=ctx.progress)
+        # Into our staging folder, then moved over the claimed name (:mod:`.staging`): a
+        # server that dies mid-save leaves its temporaries where we can remove them.
+        with staged(path, _root(ctx)) as written:
+            # Writing the file is short: one blocking request, no polls (bounded by the step).
+            ctx.quick.save_form(ctx.scene, written, timeout=ctx.step_timeout_s,
+                                deadline=ctx.deadline(), progress=ctx.progress)
     except BaseException:
         release_output(path)
         raise
@@ -982,10 +989,11 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
         values["models"] = ALL_MODELS
     path = _output(ctx, ctx.recipe.outputs.screenshot)
     try:
-        ctx.waiting(node.kind).save_screenshot(
-            ctx.scene, path, ScreenshotOptions(**values), deadline=ctx.deadline(),
-            progress=ctx.progress,
-        )
+        with staged(path, _root(ctx)) as written:
+            ctx.waiting(node.kind).save_screenshot(
+                ctx.scene, written, ScreenshotOptions(**values), deadline=ctx.deadline(),
+                progress=ctx.progress,
+            )
     except BaseException:
         release_output(path)
         raise

@@ -35,7 +35,9 @@ from preform_pipeline.executor import (
     RunResult,
     run_plan,
 )
+from preform_pipeline.executor.staging import STAGING_FOLDER, process_folder_name
 from preform_pipeline.geometry.stl import write_stl
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.plan.builds import Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.report import write_build_report
@@ -62,6 +64,7 @@ __all__ = [
     "run",
     "run_held",
     "only_attempt_timed_out",
+    "staged_name",
     "write_recipe",
 ]
 
@@ -402,3 +405,16 @@ def capture_bound_logs() -> Iterator[list[dict[str, Any]]]:
 
 def iter_events(logs: Sequence[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
     return (e for e in logs if e.get("event") == name)
+
+
+
+def staged_name(sent: str, output: Path) -> str:
+    """The name of a file a server was asked to write, checked to be where the executor
+    stages saves: ``<output>/.preform-staging/<this process>/<one folder per save>/<name>``,
+    that save's folder removed since. (The file itself then goes to its output path,
+    ``<output>/.../<name>``, which the caller checks.)"""
+    path = Path(sent)
+    staging = output.resolve() / STAGING_FOLDER / process_folder_name(ProcessIdentity.current())
+    assert path.parent.parent == staging, f"{sent} is not in this process's staging folder"
+    assert not path.parent.exists(), f"{path.parent} is left after the save"
+    return path.name

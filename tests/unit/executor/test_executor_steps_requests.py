@@ -32,6 +32,7 @@ from tests.unit.executor.executor_support import (
     iter_events,
     plan_for,
     plan_without_rafts,
+    staged_name,
     write_box,
     write_recipe,
 )
@@ -435,8 +436,9 @@ class TestScreenshotRequests:
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         (body,) = engine.bodies("save_screenshot")
         shot = tmp_path / "out" / "shots" / "unit-001.png"
+        assert staged_name(body.pop("file"), tmp_path / "out") == shot.name
         assert body == {
-            "file": str(shot.resolve()), "view_type": "FULL_BUILD_VOLUME", "yaw": 30.0,
+            "view_type": "FULL_BUILD_VOLUME", "yaw": 30.0,
             "pitch": 20.0, "image_size_px": 320, "crop_to_models": False,
         }
         assert outcome.outputs == (shot.resolve(),)

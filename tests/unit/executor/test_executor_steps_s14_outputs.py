@@ -22,7 +22,13 @@ from preform_pipeline.plan.builds import plan_builds, read_models
 from preform_pipeline.plan.graph import StepNode
 from preform_pipeline.recipes.validate import load_recipe
 from preform_pipeline.simulator.protocol import ProgressCallback
-from tests.unit.executor.executor_support import SimFarm, plan_for, write_box, write_recipe
+from tests.unit.executor.executor_support import (
+    SimFarm,
+    plan_for,
+    staged_name,
+    write_box,
+    write_recipe,
+)
 
 
 class StillWebpEngine(ReceivingEngine):
@@ -66,8 +72,10 @@ class TestScreenshotRequest:
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         (body,) = engine.bodies("save_screenshot")
         shot = (tmp_path / "out" / "unit-001.png").resolve()
-        assert body == {"file": str(shot), "image_size_px": 320, "yaw": 15.0}
+        assert staged_name(body.pop("file"), tmp_path / "out") == shot.name
+        assert body == {"image_size_px": 320, "yaw": 15.0}
         assert outcome.outputs == (shot,)
+        assert shot.stat().st_size > 0
 
     def test_all_models_written_out_is_sent_as_written(
         self, tmp_path: Path, farm: SimFarm, engine: ReceivingEngine

@@ -21,6 +21,7 @@ from tests.unit.executor.executor_support import (
     SimFarm,
     plan_for,
     run,
+    staged_name,
     write_box,
     write_recipe,
 )
@@ -72,7 +73,8 @@ class TestSaveLongerThanTheRequestLimit:
         form = (tmp_path / "out" / "unit-001.form").resolve()
         assert outcome.outputs == (form,)
         assert form.stat().st_size > 0
-        assert slow.bodies("save_form_file") == [{"file": str(form)}]
+        ((key, sent),) = [item for body in slow.bodies("save_form_file") for item in body.items()]
+        assert key == "file" and staged_name(sent, tmp_path / "out") == form.name
 
 
 class RelinkingEngine(ReceivingEngine):

@@ -1,0 +1,224 @@
+"""Where servers write our outputs: a staging folder per process, moved into place after."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import FileWriteError, ServerUnreachableError
+from preform_pipeline.executor.outputs import claim_output
+from preform_pipeline.executor.staging import (
+    STAGING_FOLDER,
+    owner_of,
+    process_folder_name,
+    staged,
+    sweep_staging,
+)
+from preform_pipeline.liveness import ProcessIdentity, this_host
+from tests.staging_support import SERVER_TEMPORARY, Saver
+
+
+def everything_below(root: Path) -> list[str]:
+    """Every file and folder below ``root``, as relative POSIX paths."""
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    return out
+
+
+@pytest.fixture
+def savers(root: Path) -> Iterator[list[Saver]]:
+    started: list[Saver] = []
+    yield started
+    for saver in started:
+        saver.stop()
+
+
+class TestStagedSave:
+    """A save is written in this process's staging folder and moved over its claimed name."""
+
+    def test_the_saved_file_takes_its_name_and_nothing_else_is_left(self, root: Path) -> None:
+        final = claim_output(root / "2026-12-06" / "e2e-001.form")
+        with staged(final, root) as path:
+            assert path.name == final.name
+            assert path.parent.parent.name == process_folder_name(ProcessIdentity.current())
+            path.write_bytes(b"the whole form")
+        assert final.read_bytes() == b"the whole form"
+        assert everything_below(root) == ["2026-12-06", "2026-12-06/e2e-001.form"]
+
+    def test_a_server_that_dies_mid_save_leaves_nothing_in_the_output_folder(
+        self, root: Path
+    ) -> None:
+        final = claim_output(root / "e2e-001.form")
+        with pytest.raises(ServerUnreachableError), staged(final, root) as path:
+            (path.parent / SERVER_TEMPORARY.format(name=path.name)).write_bytes(b"PK cut")
+            raise ServerUnreachableError("server-1 went away")
+        # The claimed name is the caller's to give back (release_output); nothing else stays.
+        assert everything_below(root) == ["e2e-001.form"]
+        assert final.stat().st_size == 0
+
+    def test_a_server_that_says_saved_but_wrote_nothing_is_a_clear_error(
+        self, root: Path
+    ) -> None:
+        final = claim_output(root / "e2e-001.png")
+        with pytest.raises(FileWriteError) as caught, staged(final, root):
+            pass
+        assert caught.value.path == final
+        assert caught.value.reason == (
+            "the server answered that it saved the file, but the file is not there"
+        )
+        assert caught.value.hint == ("check the server's log, and that nothing removes files "
+                                     "from .preform-staging in the output folder")
+        assert everything_below(root) == ["e2e-001.png"]
+
+    def test_staging_removed_by_someone_mid_save_is_the_same_clear_error(
+        self, root: Path
+    ) -> None:
+        final = claim_output(root / "e2e-001.form")
+        with pytest.raises(FileWriteError, match="the file is not there"), staged(
+            final, root
+        ) as path:
+            path.write_bytes(b"whole")
+            shutil.rmtree(root / STAGING_FOLDER)  # a person cleaning up by hand
+        assert everything_below(root) == ["e2e-001.form"]
+
+    def test_a_folder_in_the_output_s_place_is_said_and_nothing_is_left(
+        self, root: Path
+    ) -> None:
+        final = root / "e2e-001.form"
+        final.mkdir()
+        with pytest.raises(FileWriteError) as caught, staged(final, root) as path:
+            path.write_bytes(b"whole")
+        assert caught.value.path == final
+        assert caught.value.reason == "cannot move the saved file into place: Is a directory"
+        assert caught.value.hint == ("check that the output path is not a folder and the "
+                                     "output folder is writable")
+        assert everything_below(root) == ["e2e-001.form"]
+
+    def test_another_save_at_work_keeps_its_folder(self, root: Path) -> None:
+        with staged(root / "a.form", root) as first:
+            with staged(root / "b.form", root) as second:
+                second.write_bytes(b"b")
+            assert first.parent.is_dir()
+            first.write_bytes(b"a")
+        assert everything_below(root) == ["a.form", "b.form"]
+
+    def test_a_folder_that_cannot_be_made_says_so_and_names_the_output(
+        self, root: Path
+    ) -> None:
+        (root / STAGING_FOLDER).write_text("a file where the folder goes", encoding="utf-8")
+        with pytest.raises(FileWriteError, match="cannot make the folder") as caught, staged(
+            root / "e2e-001.form", root
+        ):
+            pass
+        assert caught.value.path == root / "e2e-001.form"
+
+    @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+    def test_a_folder_that_can_never_be_made_ends_in_a_clear_error_not_a_loop(
+        self, root: Path
+    ) -> None:
+        # A folder removed while still open: nothing can be made in it again (ENOENT every
+        # time), the lasting form of a parent removed between two makings.
+        gone = root / "gone"
+        gone.mkdir()
+        handle = os.open(gone, os.O_RDONLY)
+        try:
+            gone.rmdir()
+            held = Path(f"/proc/self/fd/{handle}")
+            with pytest.raises(FileWriteError, match="cannot make the folder") as caught, staged(
+                held / "e2e-001.form", held
+            ):
+                pass
+            assert isinstance(caught.value.__cause__, FileNotFoundError)
+        finally:
+            os.close(handle)
+
+
+class TestFolderNames:
+    """A staging folder names its process; only this host's names are read back."""
+
+    def test_another_host_s_process_has_a_name_no_one_here_owns(self) -> None:
+        elsewhere = ProcessIdentity(os.getpid(), psutil.Process().create_time(), "print-host-2")
+        assert owner_of(process_folder_name(elsewhere)) is None
+
+    def test_a_name_reads_back_as_its_process(self) -> None:
+        me = ProcessIdentity.current()
+        owner = owner_of(process_folder_name(me))
+        assert owner is not None and me.matches(owner)
+
+    @pytest.mark.parametrize("name", [
+        "123-1796521545900-00000000",  # another host's tag (or a name of a kind not made here)
+        "0-1796521545900-{tag}", "123-1796521545900", "notes", "123-x-{tag}", "123-1-{tag}-",
+    ])
+    def test_other_names_have_no_owner_here(self, name: str) -> None:
+        tag = process_folder_name(ProcessIdentity(1, 0.0, this_host())).rsplit("-", 1)[1]
+        assert owner_of(name.format(tag=tag)) is None
+
+
+class TestSweepAtStart:
+    """The next run removes what a killed process staged, and nothing else."""
+
+    def test_a_killed_process_s_folder_goes_with_what_its_server_left(
+        self, root: Path, savers: list[Saver]
+    ) -> None:
+        killed = Saver(root)
+        savers.append(killed)
+        killed.kill()
+        (root / "notes.txt").write_text("mine", encoding="utf-8")
+        with capture_logs() as logs:
+            assert sweep_staging(root) == (killed.folder,)
+        assert everything_below(root) == ["2026-12-06", "2026-12-06/e2e-001.form", "notes.txt"]
+        swept = [e for e in logs if e["event"] == "staging_swept"]
+        assert swept == [{"event": "staging_swept", "log_level": "info",
+                          "path": str(killed.folder), "pid": killed.process.pid}]
+
+    def test_a_running_process_s_folder_stays(self, root: Path, savers: list[Saver]) -> None:
+        live, killed = Saver(root), Saver(root)
+        savers += [live, killed]
+        killed.kill()
+        assert sweep_staging(root) == (killed.folder,)
+        assert live.temporary.is_file()
+        assert not killed.folder.exists()
+
+    def test_another_host_s_folder_and_names_not_ours_stay(self, root: Path) -> None:
+        staging = root / STAGING_FOLDER
+        others = [staging / "4242-1796521545900-00000000" / "f" / "x.form", staging / "mine.txt"]
+        for path in others:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("kept", encoding="utf-8")
+        assert sweep_staging(root) == ()
+        assert all(path.read_text(encoding="utf-8") == "kept" for path in others)
+
+    def test_a_folder_that_cannot_be_removed_is_logged_and_the_others_still_go(
+        self, root: Path, savers: list[Saver]
+    ) -> None:
+        killed = Saver(root)
+        savers.append(killed)
+        killed.kill()
+        # Sorted first: a file where a dead process's folder would be (nothing of ours).
+        blocked = root / STAGING_FOLDER / f"1-{killed.folder.name.split('-', 1)[1]}"
+        blocked.write_text("not a folder", encoding="utf-8")
+        assert owner_of(blocked.name) is not None and blocked.name < killed.folder.name
+        with capture_logs() as logs:
+            assert sweep_staging(root) == (killed.folder,)
+        assert blocked.is_file()
+        (warning,) = [e for e in logs if e["event"] == "staging_not_swept"]
+        assert warning == {"event": "staging_not_swept", "log_level": "warning",
+                           "path": str(blocked), "error": warning["error"]}
+        assert str(blocked) in warning["error"]
+
+    def test_an_output_folder_without_staging_is_left_as_it_is(self, root: Path) -> None:
+        (root / "a.form").write_bytes(b"a")
+        assert sweep_staging(root) == ()
+        assert sweep_staging(root / "not yet made") == ()
+        assert everything_below(root) == ["a.form"]
