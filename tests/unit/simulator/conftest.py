@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sim_server_support import WAIT_S, RecordingEngine
 
+from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.server import SimulatorServer
 
 
@@ -48,3 +50,15 @@ def sim_server(sim_server_factory: Callable[..., SimulatorServer]) -> SimulatorS
 def sim_client(sim_server: SimulatorServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sim_server.url, timeout=WAIT_S) as client:
         yield client
+
+
+@pytest.fixture
+def engine_server(
+    tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
+) -> Iterator[SimulatorServer]:
+    """A server around a real :class:`SimEngine`, checked after the test for a failure inside
+    it (a hostile request must never become one)."""
+    engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+    server = sim_server_factory(engine=engine)
+    yield server
+    server.check()

@@ -24,7 +24,6 @@ import pytest
 from sim_server_support import WAIT_S
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.openapi_contract import local_api_contract
@@ -112,18 +111,8 @@ def with_thickness(document: dict[str, Any], thickness: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server(
-    tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
-) -> Iterator[SimulatorServer]:
-    engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
-    server = sim_server_factory(engine=engine)
-    yield server
-    server.check()  # no failure inside the server
-
-
-@pytest.fixture
-def http(server: SimulatorServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+def http(engine_server: SimulatorServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=engine_server.url, timeout=WAIT_S) as client:
         yield client
 
 

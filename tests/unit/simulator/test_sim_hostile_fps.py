@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ import pytest
 from sim_server_support import WAIT_S
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.server import SimulatorServer
 
@@ -66,18 +65,8 @@ class Session:
 
 
 @pytest.fixture
-def server(
-    tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
-) -> Iterator[SimulatorServer]:
-    engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
-    server = sim_server_factory(engine=engine)
-    yield server
-    server.check()  # no failure inside the server
-
-
-@pytest.fixture
-def session(server: SimulatorServer, tmp_path: Path) -> Iterator[Session]:
-    with httpx.Client(base_url=server.url, timeout=WAIT_S) as http:
+def session(engine_server: SimulatorServer, tmp_path: Path) -> Iterator[Session]:
+    with httpx.Client(base_url=engine_server.url, timeout=WAIT_S) as http:
         yield Session(http, tmp_path)
 
 

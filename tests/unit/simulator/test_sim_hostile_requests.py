@@ -15,7 +15,7 @@ import socket
 import stat
 import tracemalloc
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from sim_server_support import WAIT_S
 from structlog.testing import capture_logs
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.openapi_contract import local_api_contract
@@ -58,18 +57,8 @@ class Scene:
 
 
 @pytest.fixture
-def server(
-    tmp_path: Path, sim_server_factory: Callable[..., SimulatorServer]
-) -> Iterator[SimulatorServer]:
-    engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
-    server = sim_server_factory(engine=engine)
-    yield server
-    server.check()  # no failure inside the server
-
-
-@pytest.fixture
-def scene(server: SimulatorServer, tmp_path: Path) -> Iterator[Scene]:
-    with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+def scene(engine_server: SimulatorServer, tmp_path: Path) -> Iterator[Scene]:
+    with httpx.Client(base_url=engine_server.url, timeout=WAIT_S) as client:
         yield Scene(client, tmp_path, models=1)
 
 
@@ -262,9 +251,9 @@ class TestLayoutOfHugeThings:
 
     @pytest.mark.parametrize(("models", "status"), [(1, 200), (2, 400)])
     def test_a_spacing_of_1e308_lays_out_one_model_and_refuses_two(
-        self, server: SimulatorServer, tmp_path: Path, models: int, status: int
+        self, engine_server: SimulatorServer, tmp_path: Path, models: int, status: int
     ) -> None:
-        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+        with httpx.Client(base_url=engine_server.url, timeout=WAIT_S) as client:
             scene = Scene(client, tmp_path, models)
             answer = scene.post("auto-layout/", {"model_spacing_mm": 1e308})
         assert answer.status_code == status, answer.text
@@ -272,12 +261,12 @@ class TestLayoutOfHugeThings:
             assert "1 of 2 models does not fit" in refused(answer, "MODELS_DO_NOT_FIT")
 
     def test_a_model_that_fills_the_platform_to_the_millimetre_is_laid_out(
-        self, server: SimulatorServer, tmp_path: Path
+        self, engine_server: SimulatorServer, tmp_path: Path
     ) -> None:
         # Form 4: 200 x 125 mm; with the default 2 mm spacing the box's shadow fills it.
         box = tmp_path / "plate.stl"
         write_stl(box, box_triangles((0.0, 0.0, 0.0), (198.0, 123.0, 5.0)))
-        with httpx.Client(base_url=server.url, timeout=WAIT_S) as client:
+        with httpx.Client(base_url=engine_server.url, timeout=WAIT_S) as client:
             scene = Scene(client, tmp_path, models=0)
             scene.post("import-model/", {"file": str(box)})
             answer = scene.post("auto-layout/", {})
@@ -316,11 +305,11 @@ class TestRefusedBeforeDispatch:
         ids=["TRACE", "lower-case get", "HTTP/2.0", "a malformed line"],
     )
     def test_the_answer_and_the_logged_exchange(
-        self, server: SimulatorServer, line: bytes, status: int, code: str, message: str,
+        self, engine_server: SimulatorServer, line: bytes, status: int, code: str, message: str,
         logged: tuple[str | None, str | None],
     ) -> None:
         with capture_logs() as logs, socket.create_connection(
-            (server.host, server.port), timeout=WAIT_S
+            (engine_server.host, engine_server.port), timeout=WAIT_S
         ) as sock:
             sock.sendall(line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = b""
