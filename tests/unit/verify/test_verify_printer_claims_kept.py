@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -108,6 +109,17 @@ class TestARunsClaim:
         claims.release(["PP-KEPT-NOSTORE"])
 
 
+def _taken_by_another(
+    store: SqliteJobStore, claims: PrinterClaims, build: str, logs: Sequence[Mapping[str, Any]]
+) -> None:
+    """Another process takes ``build``'s printer: our row ended (as by a store that judged its
+    holder gone) and the printer claimed by someone else; waits until the renewal says so."""
+    store.release_printers(holder=claims.holder, builds=[build])
+    assert _other_claims(store)
+    wait_for(lambda: any(e["event"] == "printer_claim_lost" for e in logs),
+             30 * LEASE_S, interval=0.05, what="the lost claim said")
+
+
 class TestALostRunClaim:
     """Taken by another holder in the store since the last renewal: said once, left to it."""
 
@@ -117,12 +129,7 @@ class TestALostRunClaim:
         claims = PrinterClaims(store, lease_s=LEASE_S)
         claims.choose("PP-KEPT-MINE", _first_free("Form4-A"))
         with capture_logs() as logs:
-            # Another process took it: its row ended (as by a store that judged its holder
-            # gone) and the printer was claimed by someone else.
-            store.release_printers(holder=claims.holder, builds=["PP-KEPT-MINE"])
-            assert _other_claims(store)
-            wait_for(lambda: any(e["event"] == "printer_claim_lost" for e in logs),
-                     30 * LEASE_S, interval=0.05, what="the lost claim said")
+            _taken_by_another(store, claims, "PP-KEPT-MINE", logs)
             _leases_pass()
         lost = [(e["printer"], e["build"]) for e in logs if e["event"] == "printer_claim_lost"]
         assert lost == [("Form4-A", "PP-KEPT-MINE")]
@@ -137,10 +144,7 @@ class TestALostRunClaim:
         claims = PrinterClaims(store, lease_s=LEASE_S)
         claims.choose("PP-KEPT-AGAIN", _first_free("Form4-A"))
         with capture_logs() as logs:
-            store.release_printers(holder=claims.holder, builds=["PP-KEPT-AGAIN"])
-            assert _other_claims(store)
-            wait_for(lambda: any(e["event"] == "printer_claim_lost" for e in logs),
-                     30 * LEASE_S, interval=0.05, what="the lost claim said")
+            _taken_by_another(store, claims, "PP-KEPT-AGAIN", logs)
         # A retried print step chooses again: the printer it gets now is kept as the first was.
         assert claims.choose("PP-KEPT-AGAIN", _first_free("Form4-A", "Form4-B")).name == "Form4-B"
         _leases_pass()

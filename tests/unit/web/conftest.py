@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,16 +51,25 @@ def users() -> tuple[WebUser, ...]:
             WebUser("victor", "viewer", hash_secret(VIEWER_SECRET)))
 
 
-@pytest.fixture
-def served(tmp_path: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
-    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
-    held = held_build(store, tmp_path, "C-7")
+@contextmanager
+def serving(store: JobStore, tmp: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
+    """The dashboard on ``store``, with case C-7's build held for approval; stopped after."""
+    held = held_build(store, tmp, "C-7")
     server = WebServer(store, WebSettings(port=0, users=users))
     server.start()
     try:
         yield Served(server.url, store, held, "C-7")
     finally:
         server.stop()
+
+
+@pytest.fixture
+def served(tmp_path: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
+    store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    try:
+        with serving(store, tmp_path, users) as served:
+            yield served
+    finally:
         store.close()
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from preform_pipeline.settings.web import WebSettings, WebUser
+from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
-from preform_pipeline.web import WebServer
 from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.unit.web.conftest import OPERATOR_SECRET, Served, held_build, logged_in
+from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, serving
 
 #: Past SQLite's longest LIKE pattern (50,000 bytes), inside what a request line may hold.
 HUGE_SEARCH = 60_000
@@ -82,14 +81,10 @@ def served_on_postgres(
 ) -> Iterator[Served]:
     """The dashboard on a PostgreSQL store of its own, with a build held for approval."""
     url = pg_cluster.create_database(f"web_{uuid.uuid4().hex[:12]}")
-    with PostgresJobStore(url, password=PG_PASSWORD) as store:
-        held = held_build(store, tmp_path, "C-7")
-        server = WebServer(store, WebSettings(port=0, users=users))
-        server.start()
-        try:
-            yield Served(server.url, store, held, "C-7")
-        finally:
-            server.stop()
+    with PostgresJobStore(url, password=PG_PASSWORD) as store, serving(
+        store, tmp_path, users
+    ) as served:
+        yield served
 
 
 class TestNulsInFilters:
