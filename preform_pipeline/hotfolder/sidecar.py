@@ -228,6 +228,9 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
             f"expected a mapping of field names to values, got {type(data).__name__}",
             hint="write one `name: value` per line (YAML) or a JSON object",
         )
+    duplicate = _first_duplicate(source, path)
+    if duplicate is not None:
+        raise duplicate
     known = sorted(HOTFOLDER_SIDECAR_FIELDS | set(extra_fields))
     case_id: str | None = None
     priority: int | None = None
@@ -268,6 +271,24 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
         fields=MappingProxyType(values),
         sources=(path,),
     )
+
+
+def _first_duplicate(text: str, path: Path) -> SidecarError | None:
+    """A key given twice, at its second place; None when every key is given once.
+
+    Both the JSON and the YAML reader keep the last of two equal keys without a word, so a
+    sidecar saying ``priority`` twice would print with one of them silently dropped; the
+    recipe loader's reading (JSON reads as YAML too) says where, as it does for recipes.
+    """
+    _, problems = parse_yaml(text, str(path), kind="sidecar")
+    for problem in problems:
+        if problem.message.startswith("duplicate key"):
+            return SidecarError(
+                path, f"{problem.json_path}: {problem.message}",
+                hint="keep the one you mean and remove the other, then drop the case again",
+                line=problem.line, column=problem.column,
+            )
+    return None
 
 
 def _placed(exc: SidecarError, text: str, key: str, *, known: bool) -> SidecarError:

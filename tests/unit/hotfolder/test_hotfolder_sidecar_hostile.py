@@ -85,3 +85,30 @@ class TestACaseFolderNamedAlone:
         for name in sidecars:
             (tmp_path / name).write_text("customer: ACME\n", encoding="utf-8")
         assert is_case_folder(tmp_path / "C-1") is is_case
+
+
+class TestAKeyGivenTwice:
+    """Both readers keep the last of two equal keys; a sidecar, like a recipe, says so."""
+
+    @pytest.mark.parametrize(("name", "text", "where"), [
+        ("part.yaml", "customer: ACME\npriority: 1\npriority: 5\n", "3:1"),
+        ("part.json", '{"customer": "ACME",\n "priority": 1,\n "priority": 5}\n', "3:2"),
+    ])
+    def test_it_is_refused_at_the_second(
+        self, tmp_path: Path, name: str, text: str, where: str
+    ) -> None:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        refused = _refusal(path)
+        assert refused.message == (
+            f"{path}:{where}: $.priority: duplicate key 'priority' (first given at line 2)"
+        )
+        assert "remove the other" in refused.hint
+
+    def test_json_the_yaml_reader_cannot_read_is_still_taken(self, tmp_path: Path) -> None:
+        # A tab before the opening brace is JSON that PyYAML refuses: the check for
+        # twice-given keys must not turn it into a refusal.
+        path = tmp_path / "part.json"
+        path.write_text('\t{"customer": "AC\\/ME",\n "priority": 2}\n', encoding="utf-8")
+        values = read_sidecar(path)
+        assert dict(values.fields) == {"customer": "AC/ME", "priority": "2"}
