@@ -151,6 +151,13 @@ class TestFolderNames:
         elsewhere = ProcessIdentity(os.getpid(), psutil.Process().create_time(), "print-host-2")
         assert owner_of(process_folder_name(elsewhere)) is None
 
+    def test_another_container_of_this_host_name_has_a_name_no_one_here_owns(self) -> None:
+        # Same host name, another pid namespace: its pid 1234 is not our 1234, so its folder
+        # must never be judged (and swept) by whether our 1234 runs.
+        elsewhere = ProcessIdentity(os.getpid(), psutil.Process().create_time(), this_host(),
+                                    instance="another-boot/4026531836")
+        assert owner_of(process_folder_name(elsewhere)) is None
+
     def test_a_name_reads_back_as_its_process(self) -> None:
         me = ProcessIdentity.current()
         owner = owner_of(process_folder_name(me))
@@ -161,7 +168,7 @@ class TestFolderNames:
         "0-1796521545900-{tag}", "123-1796521545900", "notes", "123-x-{tag}", "123-1-{tag}-",
     ])
     def test_other_names_have_no_owner_here(self, name: str) -> None:
-        tag = process_folder_name(ProcessIdentity(1, 0.0, this_host())).rsplit("-", 1)[1]
+        tag = process_folder_name(ProcessIdentity.current()).rsplit("-", 1)[1]
         assert owner_of(name.format(tag=tag)) is None
 
 
