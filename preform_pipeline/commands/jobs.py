@@ -581,9 +581,13 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
-        # Only a job whose file is not where the store says needs the later jobs.
-        others = (store.list_jobs() if args.format == "text" and any(
-            not os.path.lexists(job.source_path) for job, _, _ in shown) else [])
+        # Only a job whose file is not where the store says needs the jobs dropped after it,
+        # and only those under its name (the store's search; :func:`_taken_again` compares
+        # exactly), not every job of a store that may hold years of them.
+        later = {
+            job.id: store.list_jobs(text=job.original_name) for job, _, _ in shown
+            if args.format == "text" and not os.path.lexists(job.source_path)
+        }
     if args.format == "json":
         views = [
             {
@@ -598,7 +602,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for index, (job, build, history) in enumerate(shown):
             if index:
                 print(file=out)
-            _write_show(job, build, history, _taken_again(job, others), out)
+            _write_show(job, build, history, _taken_again(job, later.get(job.id, ())), out)
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -34,9 +34,9 @@ from typing import Any, Final
 
 import yaml
 
-from preform_pipeline.errors import SidecarError
+from preform_pipeline.errors import Problem, SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
-from preform_pipeline.recipes.loader import parse_yaml
+from preform_pipeline.recipes.loader import YamlNode, parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
 from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.yamlerrors import format_json_path, safe_load
@@ -228,7 +228,9 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
             f"expected a mapping of field names to values, got {type(data).__name__}",
             hint="write one `name: value` per line (YAML) or a JSON object",
         )
-    duplicate = _first_duplicate(source, path)
+    # The loader's reading (JSON reads as YAML too) places every problem below.
+    root, problems = parse_yaml(source, str(path), kind="sidecar")
+    duplicate = _first_duplicate(problems, path)
     if duplicate is not None:
         raise duplicate
     known = sorted(HOTFOLDER_SIDECAR_FIELDS | set(extra_fields))
@@ -264,7 +266,7 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
                 text = case_id
             values[key] = text
         except SidecarError as exc:
-            raise _placed(exc, source, key, known=key in known) from None
+            raise _placed(exc, root, key, known=key in known) from None
     return SidecarValues(
         case_id=case_id,
         priority=priority,
@@ -273,14 +275,14 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
     )
 
 
-def _first_duplicate(text: str, path: Path) -> SidecarError | None:
+def _first_duplicate(problems: Sequence[Problem], path: Path) -> SidecarError | None:
     """A key given twice, at its second place; None when every key is given once.
 
     Both the JSON and the YAML reader keep the last of two equal keys without a word, so a
     sidecar saying ``priority`` twice would print with one of them silently dropped; the
-    recipe loader's reading (JSON reads as YAML too) says where, as it does for recipes.
+    recipe loader's reading (``problems``) says where, as it does for recipes. Its other
+    problems are not the sidecar's: JSON that PyYAML cannot read is still good JSON.
     """
-    _, problems = parse_yaml(text, str(path), kind="sidecar")
     for problem in problems:
         if problem.message.startswith("duplicate key"):
             return SidecarError(
@@ -291,10 +293,10 @@ def _first_duplicate(text: str, path: Path) -> SidecarError | None:
     return None
 
 
-def _placed(exc: SidecarError, text: str, key: str, *, known: bool) -> SidecarError:
-    """``exc`` at the line and column of ``key`` in the sidecar (an unknown field) or of its
-    value (a bad value), named by its path as recipe errors name theirs (``$.priority``)."""
-    root, _ = parse_yaml(text, str(exc.path), kind="sidecar")  # JSON reads as YAML too
+def _placed(exc: SidecarError, root: YamlNode | None, key: str, *, known: bool) -> SidecarError:
+    """``exc`` at the line and column of ``key`` in the sidecar's reading ``root`` (an unknown
+    field) or of its value (a bad value), named by its path as recipe errors name theirs
+    (``$.priority``); without a place where the reading failed."""
     node = root.child(key) if root is not None else None
     # As a recipe's: a list or mapping is shown at its key, not at its first entry.
     at_value = known and node is not None and node.kind == "scalar"

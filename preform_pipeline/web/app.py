@@ -84,7 +84,8 @@ class Dashboard:
         self.done: dict[str, tuple[str, str]] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
-                                          refresh_ms=int(web.refresh_s * 1000))
+                                          refresh_ms=int(web.refresh_s * 1000),
+                                          max_search=views.MAX_SEARCH_CHARS)
 
     async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await run_in_threadpool(fn, self.store, *args)
