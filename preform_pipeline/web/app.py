@@ -50,7 +50,7 @@ from preform_pipeline.web.auth import (
 from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
 from preform_pipeline.web.sources import LiveSources
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, quoted
 
 __all__ = ["create_app"]
 
@@ -112,7 +112,9 @@ class Dashboard:
             access = self.access(request)
             if access.user is None:
                 return _unauthorised()
-            form = {k: str(v) for k, v in (await request.form()).items()}
+            async with request.form() as posted:
+                form = {k: v for k, v in posted.items() if isinstance(v, str)}
+                files = [(k, v.filename) for k, v in posted.items() if not isinstance(v, str)]
             refusal = cross_site_reason(request.headers, request.url.scheme)
             if refusal is None and not csrf_matches(access.session, form.get("csrf")):
                 refusal = "the form's CSRF token is missing or wrong"
@@ -125,6 +127,14 @@ class Dashboard:
                             user=access.user.name)
                 return PlainTextResponse("refused: viewers cannot act; ask an operator",
                                          status_code=403)
+            if files:
+                # Its str() ("UploadFile(filename=...)") was taken as the case's name.
+                field, filename = files[0]
+                return self.render(request, "error.html", access, status_code=400,
+                                   message=f"the field {quoted(field)} holds a file "
+                                   f"({quoted(filename or '')}): a file is not accepted there",
+                                   hint="the dashboard's buttons send text only; "
+                                   "use them on the page")
             sid = request.cookies.get(SESSION_COOKIE, "")
             self.done.pop(sid, None)  # an older action's line is not this one's outcome
             try:
