@@ -107,10 +107,14 @@ class TestNumbersBeyondAFloat:
     @pytest.mark.parametrize(("orientation", "said"), [
         ({"z_direction": [0, 0, BEYOND_FLOAT], "x_direction": [1, 0, 0]},
          "$.orientation.z_direction[2]: must be a finite number"),
-        # A matrix row is named "row", not by its index: wording left as it was.
+        # A matrix's element by its row and column (session 32; "linear.row[1]" before).
         ({"linear": [[1, 0, 0], [0, BEYOND_FLOAT, 0], [0, 0, 1]]},
-         "$.orientation.linear.row[1]: must be a finite number"),
-    ], ids=["direction", "matrix-row"])
+         "$.orientation.linear[1][1]: must be a finite number"),
+        ({"linear": [[1, 0, 0], [0, 1, 0], [0, 0, "1"]]},
+         "$.orientation.linear[2][2]: expected a number, got '1'"),
+        ({"linear": [[1, 0, 0], [0, 1], [0, 0, 1]]},
+         "$.orientation.linear[1]: expected an array of 3 numbers"),
+    ], ids=["direction", "matrix-element", "matrix-text", "matrix-short-row"])
     def test_an_orientation_beyond_a_float_names_its_element(
         self, session: Session, orientation: dict[str, Any], said: str
     ) -> None:

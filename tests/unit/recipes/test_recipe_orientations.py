@@ -1,0 +1,102 @@
+"""Orientations in a recipe (a label's, a drain hole's) as ``validate`` reports them (session
+32): a wrong element is named by its row and column with the recipe's line, and a value the
+server would refuse (not finite, a matrix that is no rotation, directions not at right
+angles) is refused here, where it was taken and failed at the step with the request's path."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.recipes.orientation import orientation_problems
+from tests.unit.recipes.recipe_cases import validate_text
+from tests.unit.recipes.test_recipe_semantic import sla
+
+BEYOND_FLOAT = "1" + "0" * 400
+
+
+def label_with(orientation: str) -> str:
+    return sla("  - label:\n      text: x\n      font_size_mm: 4\n      depth_mm: 1\n"
+               "      position: {x: 0, y: 0, z: 5}\n      orientation:\n" + orientation)
+
+
+MATRIX = "        linear:\n          - [1, 0, 0]\n          - [0, {}, 0]\n          - [0, 0, 1]\n"
+AT_ELEMENT = "recipe.yaml:14:17: $.steps[0].label.orientation.linear[1][1]: "
+
+
+class TestLabelMatrix:
+    """A label's ``linear`` matrix: each element by its place, then the matrix as a whole."""
+
+    @pytest.mark.parametrize(("value", "said"), [
+        (BEYOND_FLOAT, "must be a finite number"),
+        (".nan", "must be a finite number"),
+        (".inf", "must be a finite number"),
+        ("1e999", "'1e999' is not of type number"),
+        ("'x'", "'x' is not of type number"),
+    ], ids=["beyond-a-float", "nan", "infinity", "not-a-yaml-float", "text"])
+    def test_a_bad_element_is_named_by_row_and_column(
+        self, tmp_path: Path, value: str, said: str
+    ) -> None:
+        report = validate_text(tmp_path, label_with(MATRIX.format(value)))
+        assert [str(p) for p in report.problems] == [AT_ELEMENT + said]
+
+    @pytest.mark.parametrize("matrix", [
+        "[[1, 0, 0], [0, 2, 0], [0, 0, 1]]",      # stretched
+        "[[1, 0, 0], [0, 1, 0], [0, 0, -1]]",     # mirrored: determinant -1
+        "[[1, 0, 0], [1, 0, 0], [0, 0, 1]]",      # two rows alike
+    ], ids=["stretched", "mirrored", "rows-alike"])
+    def test_a_matrix_that_is_no_rotation_is_refused(self, tmp_path: Path, matrix: str) -> None:
+        report = validate_text(tmp_path, label_with(f"        linear: {matrix}\n"))
+        assert [str(p) for p in report.problems] == [
+            "recipe.yaml:12:9: $.steps[0].label.orientation.linear: is not a rotation: its "
+            "rows must be unit vectors at right angles, with determinant +1 (the Local API "
+            "takes the linear part of a rigid transform)"]
+
+    def test_a_rotation_written_to_four_decimals_is_taken(self, tmp_path: Path) -> None:
+        turned = "[[0.7071, -0.7071, 0], [0.7071, 0.7071, 0], [0, 0, 1]]"
+        report = validate_text(tmp_path, label_with(f"        linear: {turned}\n"))
+        assert report.valid, [str(p) for p in report.problems]
+
+
+class TestDrainHoleDirections:
+    """A drain hole's direction vectors: finite, not zero, at right angles."""
+
+    @staticmethod
+    def hole(orientation: str) -> str:
+        return sla("  - hollow\n  - add_drain_holes:\n      drain_holes:\n"
+                   "        - position: {x: 0, y: 0, z: 1}\n"
+                   f"          orientation: {orientation}\n")
+
+    @pytest.mark.parametrize(("orientation", "where", "said"), [
+        ("{z_direction: [0, 0, 0], x_direction: [1, 0, 0]}", "z_direction",
+         "must not be zero: it is a direction"),
+        ("{z_direction: [0, 0, 1], x_direction: [1, 0, 1]}", "x_direction",
+         "must be at right angles to z_direction (they are 45.0 degrees apart)"),
+        ("{z_direction: [0, 0, 1], x_direction: [1, .nan, 0]}", "x_direction[1]",
+         "must be a finite number"),
+        ("{x: 0, y: .inf, z: 0}", "y", "must be a finite number"),
+    ], ids=["zero", "not-at-right-angles", "nan", "euler-infinity"])
+    def test_each_problem_names_its_vector(
+        self, tmp_path: Path, orientation: str, where: str, said: str
+    ) -> None:
+        report = validate_text(tmp_path, self.hole(orientation))
+        problems = [p for p in report.problems if "orientation" in (p.json_path or "")]
+        assert [(p.json_path, p.message) for p in problems] == [
+            (f"$.steps[1].add_drain_holes.drain_holes[0].orientation.{where}", said)]
+        assert problems[0].line == 10
+
+
+class TestTheRule:
+    """The rule alone, on values a YAML file cannot hold."""
+
+    def test_an_integer_beyond_a_float_and_nan_in_euler_angles(self) -> None:
+        problems = list(orientation_problems({"x": 10**400, "y": math.nan, "z": 0}, ("o",)))
+        assert problems == [(("o", "x"), "must be a finite number"),
+                            (("o", "y"), "must be a finite number")]
+
+    def test_values_of_the_wrong_type_are_left_to_the_schema(self) -> None:
+        assert list(orientation_problems({"linear": [[1, 0], "x", None]}, ())) == []
+        assert list(orientation_problems({"z_direction": True, "x_direction": [1, 0, 0]},
+                                         ())) == []
