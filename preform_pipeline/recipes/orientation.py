@@ -1,11 +1,11 @@
-"""What the schema cannot say about an orientation (a label's, a drain hole's): its numbers are
-finite, a ``linear`` matrix is a rotation, and direction vectors are at right angles.
+"""What the schema cannot say about an orientation (a label's, a drain hole's): a ``linear``
+matrix is a rotation, and direction vectors are not zero and at right angles.
 
 The Local API takes ``linear`` as "the linear component of a 3D rigid transform" and an
 ``x_direction`` "perpendicular to Z direction" (``OrientationModel`` in
 local-api-openapi.yaml). A recipe that breaks either was taken by ``validate`` and refused
 by the server at the step, its message naming the request's field, not the recipe's line.
-Values of the wrong type are left to the schema.
+Values of the wrong type are left to the schema, numbers that are not finite to the loader.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ Vector = tuple[float, float, float]
 
 def _finite(value: Any) -> float | None:
     """``value`` as a float when it is a finite number; None when not a number (the
-    schema's to say) or not finite (NaN, infinity, an integer beyond a float)."""
+    schema's to say) or not finite (the loader's)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -38,11 +38,6 @@ def _finite(value: Any) -> float | None:
     except OverflowError:
         return None
     return number if math.isfinite(number) else None
-
-
-def _not_finite(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and _finite(value) is None)
 
 
 def _vector(value: Any) -> Vector | None:
@@ -63,28 +58,9 @@ def _cross(a: Vector, b: Vector) -> Vector:
     return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
 
 
-def _numbers(orientation: Mapping[str, Any], path: Path) -> Iterator[tuple[Path, Any]]:
-    """Every number of the orientation with its path (x, y, z; linear[i][j]; directions)."""
-    for key, value in orientation.items():
-        if isinstance(value, Sequence) and not isinstance(value, str):
-            for i, item in enumerate(value):
-                if isinstance(item, Sequence) and not isinstance(item, str):
-                    for j, inner in enumerate(item):
-                        yield (*path, key, i, j), inner
-                else:
-                    yield (*path, key, i), item
-        else:
-            yield (*path, key), value
-
-
 def orientation_problems(orientation: Mapping[str, Any], path: Path
                          ) -> Iterator[tuple[Path, str]]:
     """(path, message) for each thing wrong with ``orientation`` at ``path``."""
-    bad = [(where, "must be a finite number") for where, value in _numbers(orientation, path)
-           if _not_finite(value)]
-    if bad:
-        yield from bad
-        return
     linear = orientation.get("linear")
     if isinstance(linear, Sequence) and not isinstance(linear, str) and len(linear) == 3:
         rows = [_vector(row) for row in linear]

@@ -1,7 +1,8 @@
 """Orientations in a recipe (a label's, a drain hole's) as ``validate`` reports them (session
 32): a wrong element is named by its row and column with the recipe's line, and a value the
 server would refuse (not finite, a matrix that is no rotation, directions not at right
-angles) is refused here, where it was taken and failed at the step with the request's path."""
+angles) is refused here, where it was taken and failed at the step with the request's path.
+Numbers that are not finite are the loader's to refuse, anywhere in a recipe."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.unit.recipes.recipe_cases import validate_text
 from tests.unit.recipes.test_recipe_semantic import sla
 
 BEYOND_FLOAT = "1" + "0" * 400
+NOT_FINITE = ("is not a finite number; NaN, infinities and numbers beyond about 1.8e308 are "
+              "of no use in a recipe")
 
 
 def label_with(orientation: str) -> str:
@@ -30,9 +33,9 @@ class TestLabelMatrix:
     """A label's ``linear`` matrix: each element by its place, then the matrix as a whole."""
 
     @pytest.mark.parametrize(("value", "said"), [
-        (BEYOND_FLOAT, "must be a finite number"),
-        (".nan", "must be a finite number"),
-        (".inf", "must be a finite number"),
+        (BEYOND_FLOAT, f"'{BEYOND_FLOAT[:100]}...' {NOT_FINITE}"),
+        (".nan", f"'.nan' {NOT_FINITE}"),
+        (".inf", f"'.inf' {NOT_FINITE}"),
         ("1e999", "'1e999' is not of type number"),
         ("'x'", "'x' is not of type number"),
     ], ids=["beyond-a-float", "nan", "infinity", "not-a-yaml-float", "text"])
@@ -75,8 +78,8 @@ class TestDrainHoleDirections:
         ("{z_direction: [0, 0, 1], x_direction: [1, 0, 1]}", "x_direction",
          "must be at right angles to z_direction (they are 45.0 degrees apart)"),
         ("{z_direction: [0, 0, 1], x_direction: [1, .nan, 0]}", "x_direction[1]",
-         "must be a finite number"),
-        ("{x: 0, y: .inf, z: 0}", "y", "must be a finite number"),
+         f"'.nan' {NOT_FINITE}"),
+        ("{x: 0, y: .inf, z: 0}", "y", f"'.inf' {NOT_FINITE}"),
     ], ids=["zero", "not-at-right-angles", "nan", "euler-infinity"])
     def test_each_problem_names_its_vector(
         self, tmp_path: Path, orientation: str, where: str, said: str
@@ -89,14 +92,11 @@ class TestDrainHoleDirections:
 
 
 class TestTheRule:
-    """The rule alone, on values a YAML file cannot hold."""
+    """The rule alone, on values a YAML file cannot hold or the schema refuses."""
 
-    def test_an_integer_beyond_a_float_and_nan_in_euler_angles(self) -> None:
-        problems = list(orientation_problems({"x": 10**400, "y": math.nan, "z": 0}, ("o",)))
-        assert problems == [(("o", "x"), "must be a finite number"),
-                            (("o", "y"), "must be a finite number")]
-
-    def test_values_of_the_wrong_type_are_left_to_the_schema(self) -> None:
+    def test_values_of_the_wrong_type_or_not_finite_are_left_to_others(self) -> None:
         assert list(orientation_problems({"linear": [[1, 0], "x", None]}, ())) == []
         assert list(orientation_problems({"z_direction": True, "x_direction": [1, 0, 0]},
                                          ())) == []
+        rows = [[10**400, 0, 0], [0, math.nan, 0], [0, 0, 1]]
+        assert list(orientation_problems({"linear": rows}, ())) == []
