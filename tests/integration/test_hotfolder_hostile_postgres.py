@@ -30,7 +30,7 @@ def settings_on_postgres(tmp_path: Path, pg_cluster: PgCluster,
 
 
 class TestSidecarTextsOnPostgres:
-    """Each hostile sidecar fails its own case; the store holds only the good job."""
+    """Each hostile sidecar fails its own case, recorded as failed; the good job is done."""
 
     def test_each_fails_alone_and_the_good_file_prints(
         self, tmp_path: Path, settings_on_postgres: tuple[Path, str]
