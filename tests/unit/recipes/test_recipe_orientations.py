@@ -10,6 +10,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from preform_pipeline.recipes.orientation import orientation_problems
 from tests.unit.recipes.recipe_cases import validate_text
@@ -91,6 +93,20 @@ class TestDrainHoleDirections:
         assert problems[0].line == 10
 
 
+def _rotation(w: float, x: float, y: float, z: float) -> list[list[float]]:
+    """The rotation of a (not necessarily unit) quaternion, rounded as a person writes it."""
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / n, x / n, y / n, z / n
+    rows = [[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]]
+    return [[round(v, 6) for v in row] for row in rows]
+
+
+quaternions = st.tuples(*[st.floats(-1, 1)] * 4).filter(
+    lambda q: sum(v * v for v in q) > 0.01)
+
+
 class TestTheRule:
     """The rule alone, on values a YAML file cannot hold or the schema refuses."""
 
@@ -98,5 +114,36 @@ class TestTheRule:
         assert list(orientation_problems({"linear": [[1, 0], "x", None]}, ())) == []
         assert list(orientation_problems({"z_direction": True, "x_direction": [1, 0, 0]},
                                          ())) == []
-        rows = [[10**400, 0, 0], [0, math.nan, 0], [0, 0, 1]]
+        rows = [[10**400, 0, 0], [0, 1, 0], [0, 0, 1]]
         assert list(orientation_problems({"linear": rows}, ())) == []
+        rows = [[1, 0, 0], [0, math.nan, 0], [0, 0, 1]]
+        assert list(orientation_problems({"linear": rows}, ())) == []
+
+    @settings(max_examples=200, deadline=None)
+    @given(quaternions)
+    def test_any_rotation_is_taken_and_its_mirror_refused(
+        self, q: tuple[float, float, float, float]
+    ) -> None:
+        rows = _rotation(*q)
+        assert list(orientation_problems({"linear": rows}, ())) == []
+        for n in range(3):
+            mirrored = [[-v for v in row] if i == n else row for i, row in enumerate(rows)]
+            assert [p for p, _ in orientation_problems({"linear": mirrored}, ())] == [
+                ("linear",)]
+
+    def test_a_zero_x_direction_is_named(self) -> None:
+        problems = list(orientation_problems(
+            {"z_direction": [0, 0, 1], "x_direction": [0, 0, 0]}, ("o",)))
+        assert problems == [(("o", "x_direction"), "must not be zero: it is a direction")]
+
+    @pytest.mark.parametrize(("sign", "degrees"), [(1, "0.0"), (-1, "180.0")])
+    def test_directions_whose_cosine_rounds_past_one_are_said_apart(
+        self, sign: int, degrees: str
+    ) -> None:
+        # Parallel in fact; in floating point their cosine is 1.0000000000000002 (or its
+        # negative), where acos raises: the rule clamps it.
+        z = [0.343, -0.872, 0.516]
+        x = [sign * v for v in (0.6208300000000001, -1.57832, 0.93396)]
+        assert list(orientation_problems({"z_direction": z, "x_direction": x}, ())) == [
+            (("x_direction",), f"must be at right angles to z_direction (they are {degrees} "
+                               "degrees apart)")]

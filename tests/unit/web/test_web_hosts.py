@@ -3,6 +3,7 @@ own name now points at 127.0.0.1, is refused before any page or action, over rea
 
 from __future__ import annotations
 
+import socket
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -127,3 +128,38 @@ class TestServedNames:
         for refused in ("evil.example", "lab-pc.evil.example", "10.0.0.5.evil.example"):
             assert not hosts.serves(refused), refused
         assert "any IP address" in hosts.refusal("evil.example")
+
+
+class TestServedNamesEdges:
+    """The rule at its edges (found by the mutation run of session 32)."""
+
+    def test_the_refusal_says_what_is_served_and_what_helps(self) -> None:
+        hosts = served_hosts(WebSettings(host="127.0.0.1"))
+        assert hosts.refusal("evil.example:8765") == (
+            "refused: this dashboard does not answer to the host 'evil.example:8765' (it "
+            "answers to 127.0.0.1, ::1, localhost); if a reverse proxy or a DNS name of this "
+            "computer reaches it by that name, add the name to web.allowed_hosts in the "
+            "settings")
+
+    def test_a_bracket_after_the_address_is_not_part_of_it(self) -> None:
+        assert host_name("[::1]:80]") == "::1"
+
+    def test_bound_to_localhost_by_name_serves_the_loopback_addresses(self) -> None:
+        hosts = served_hosts(WebSettings(host="localhost"), computer="lab-pc")
+        assert hosts.serves("127.0.0.1") and hosts.serves("[::1]:8765")
+
+    def test_bound_to_a_name_serves_that_name_only(self) -> None:
+        hosts = served_hosts(WebSettings(host="lab-pc.local"), computer="lab-pc")
+        assert hosts.names == {"lab-pc.local"}
+        assert not hosts.any_address
+
+    def test_every_address_keeps_the_allowed_names_and_asks_the_system_its_name(self) -> None:
+        hosts = served_hosts(WebSettings(host="0.0.0.0", allowed_hosts=("dash.lab.example",)))
+        assert hosts.serves("dash.lab.example") and hosts.serves("0.0.0.0")
+        assert hosts.serves(socket.gethostname())
+
+    def test_an_empty_host_is_no_name(self) -> None:
+        assert not served_hosts(WebSettings(host="127.0.0.1")).serves("")
+        assert not served_hosts(WebSettings(host="::")).serves(":8765")
+        # A name of only a dot is no name either (the schema takes it).
+        assert not served_hosts(WebSettings(allowed_hosts=(".",))).serves("")
