@@ -1,4 +1,5 @@
-"""Counted nouns: the one rule for writing "1 build" but "2 builds" in what a user reads.
+"""Counted nouns: the one rule for writing "1 build" but "2 builds" in what a user reads;
+and the one way a message quotes a value someone else sent, cut short (:func:`quoted`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -6,7 +7,7 @@ progress lines, the planner's messages and the simulator can all use it.
 
 from __future__ import annotations
 
-__all__ = ["counted", "noun"]
+__all__ = ["counted", "noun", "quoted"]
 
 
 def noun(count: float, one: str, many: str | None = None) -> str:
@@ -29,3 +30,12 @@ def counted(count: float, one: str, many: str | None = None) -> str:
     """
     number = f"{count:g}" if isinstance(count, float) else str(count)
     return f"{number} {noun(count, one, many)}"
+
+
+def quoted(text: str, limit: int = 100) -> str:
+    """``text`` quoted as Python writes it (escapes show a control character), its first
+    ``limit`` characters only, then ``...``: what a request sent may be a megabyte."""
+    if len(text) <= limit:
+        return repr(text)
+    shown = repr(text[:limit])
+    return f"{shown[:-1]}...{shown[-1]}"

@@ -276,6 +276,9 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "cut.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
         '<vertex x="0" y="0" z="0"/>', '<triangle v1="0" v2="0" v3="0"/>'))[:-40]),
     "bad-xml.3mf": (MALFORMED, lambda: _threemf(b"<model xmlns='" + CORE.encode() + b"'><res")),
+    # Session 32: pyexpat asks Python for the declared codec; an unknown one was exit 70.
+    "unknown-encoding.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/>', "").replace(b"UTF-8", b"UTFinf-8"))),
     "bad-vertex.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
         '<vertex x="zero" y="0" z="0"/>', ""))),
     "nan.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(

@@ -134,6 +134,11 @@ _GEOMETRY_PLAIN_TESTS = tuple(
 #: run for minutes, so only their fast files are named. mutmut then runs, per mutant, only the
 #: named tests that execute the mutated function.
 AREA_TESTS: dict[str, tuple[str, ...]] = {
+    # s32: the Host rule alone (the other web tests start a server each and never vary it)
+    "preform_pipeline/web/hosts.py": ("tests/unit/web/test_web_hosts.py",),
+    "preform_pipeline/recipes/orientation.py": (
+        "tests/unit/recipes/test_recipe_orientations.py",
+        "tests/unit/recipes/test_recipe_hostile_values.py"),
     # Named before the printing/ prefix (the first matching entry wins). Approval: the store's
     # approval rules and the dashboard's approve / reject pages (SQLite only under mutmut).
     "preform_pipeline/printing/approval.py": ("tests/unit/store/test_store_approval.py",

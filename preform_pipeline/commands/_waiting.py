@@ -50,7 +50,7 @@ def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
     ``fmt``: text or json); exit 0."""
     builds: Sequence[Build] = ()
     if store_exists(path):
-        with open_store(path, create=False) as store:
+        with open_store(path, create=False, read_only=True) as store:
             builds = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
     rows = waiting_rows(builds, datetime.now(timezone.utc))
     if fmt == "json":

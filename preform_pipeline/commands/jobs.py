@@ -566,7 +566,7 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         else:
             print(f"no jobs (no job store at {path} yet)", file=out)
         return EXIT_OK
-    with open_store(path, create=False) as store:
+    with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
     if args.format == "json":
         _dump({"store": describe_store(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
@@ -577,7 +577,7 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
 
 def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
-    with open_store(path, create=False) as store:
+    with open_store(path, create=False, read_only=True) as store:
         for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))

@@ -18,6 +18,7 @@ import argparse
 import getpass
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -73,8 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def web_settings_of(settings: Settings, host: str | None, port: int | None) -> WebSettings:
     """The settings' ``web`` section with ``--host`` / ``--port`` applied."""
     web = settings.web
-    return WebSettings(host=host or web.host, port=web.port if port is None else port,
-                       refresh_s=web.refresh_s, users=web.users)
+    return replace(web, host=host or web.host, port=web.port if port is None else port)
 
 
 def _hash_from_stdin(stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

@@ -222,3 +222,11 @@ def parse_xml(
             f"column {exc.offset + 1})",
             hint="the 3MF package is damaged or incomplete; export it again",
         ) from None
+    except LookupError as exc:
+        # The XML declaration names an encoding Python has no codec for (pyexpat asks
+        # Python for it): a traceback and exit 70 before this.
+        raise ModelFileError(
+            origin,
+            f"{part}: XML is malformed (it declares an encoding no reader knows: {exc})",
+            hint="the 3MF package is damaged; export it again (3MF model parts are UTF-8)",
+        ) from None

@@ -140,6 +140,14 @@ def _text(value: Any, key: str, path: Path) -> str:
         # the case fails alone, the same on either store.
         raise SidecarError(path, f"{key}: holds a NUL character, which no text may hold",
                            hint=f"write {key} again without it")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON's "\ud800" escape alone: half of a character, which neither store can
+        # write (the daemon ended on it with exit 70).
+        raise SidecarError(
+            path, f"{key}: holds a lone surrogate escape (such as \\ud800, half of a "
+            "character), which is no text", hint=f"write {key} again without it") from None
     return text
 
 

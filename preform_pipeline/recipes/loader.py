@@ -22,6 +22,7 @@ removes what the base set, and ``name`` is never inherited. Cycles are reported 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ import yaml
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
 from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.wording import quoted
 from preform_pipeline.yamlerrors import describe_bad_value, describe_yaml_error, format_json_path
 
 __all__ = [
@@ -207,11 +209,20 @@ class _Builder:
         tag: str = node.tag
         if tag in _TYPED_SCALAR_TAGS:
             try:
-                return _constructor.construct_object(node, deep=True)
+                value = _constructor.construct_object(node, deep=True)
             except ValueError as exc:  # an integer of more digits than Python converts
                 self.problem(node.start_mark, describe_bad_value(tag, str(node.value), exc),
                              path)
                 return str(node.value)
+            if self.kind == "recipe" and not _finite(value):
+                # Every number of a recipe is a size, a time, a count or an angle: .nan was
+                # taken where a minimum stood (NaN compares false), and an integer beyond a
+                # float ended validate with an OverflowError (exit 70).
+                self.problem(node.start_mark, f"{quoted(str(node.value))} is not a finite "
+                             "number; NaN, infinities and numbers beyond about 1.8e308 are of "
+                             "no use in a recipe", path)
+                return str(node.value)
+            return value
         if tag not in _TEXT_SCALAR_TAGS:
             self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in a {self.kind}",
                          path)
@@ -262,6 +273,18 @@ class _Builder:
             built = self.build(source, path, None)
             for key, child in built.mapping.items():
                 merged.setdefault(key, child)  # earlier merge sources win, as YAML says
+
+
+def _finite(value: Any) -> bool:
+    """False for a number that is NaN, infinite, or an integer beyond a float."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return False
+    return True
 
 
 def parse_yaml(
@@ -384,6 +407,10 @@ def _load_chain(
     state.chain.append((path, shown))
     if extends.kind != "scalar" or not isinstance(extends.value, str) or not extends.value:
         state.fail(at_extends("extends names one base recipe file, relative to this one"))
+        return own
+    if "\0" in extends.value:
+        # No file's name holds one (resolving it raised ValueError: exit 70).
+        state.fail(at_extends("extends names a file; a file's name holds no NUL character"))
         return own
     base_path = path.parent / extends.value
     base_shown = os.path.normpath(os.path.join(os.path.dirname(shown), extends.value))

@@ -91,6 +91,18 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _fitting_branch(error: ValidationError) -> list[ValidationError] | None:
+    """The errors of the one branch of a failed ``oneOf`` whose shape the value has (its
+    keys are that branch's; only a value inside is wrong), else None. A matrix with one
+    element of text is a wrong element of a matrix, not "an orientation is ..."."""
+    branches: dict[object, list[ValidationError]] = {}
+    for inner in error.context or ():
+        branches.setdefault(inner.relative_schema_path[0], []).append(inner)
+    fitting = [errors for errors in branches.values()
+               if all(e.relative_path for e in errors)]
+    return fitting[0] if len(fitting) == 1 else None
+
+
 def _convert(error: ValidationError, doc: Document) -> Iterator[Problem]:
     path = _path(error)
     custom = _custom_message(error)
@@ -104,6 +116,12 @@ def _convert(error: ValidationError, doc: Document) -> Iterator[Problem]:
             suggestion = closest(key, allowed)
             hint = "" if suggestion else "; allowed here: " + ", ".join(allowed)
             yield doc.problem((*path, key), f"unknown key {key!r}{hint}", suggestion, key=True)
+        return
+    # A rule's own wording ("an orientation is ...") would hide which element is wrong.
+    fitting = _fitting_branch(error) if custom is not None else None
+    if fitting:
+        for inner in fitting:
+            yield from _convert(inner, doc)
         return
     if custom is not None:
         yield doc.problem(path, custom)

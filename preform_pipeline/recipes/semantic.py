@@ -24,6 +24,7 @@ from preform_pipeline.recipes.model import (
     STEP_KINDS,
     SUPPORT_FINDINGS,
 )
+from preform_pipeline.recipes.orientation import orientation_problems
 from preform_pipeline.recipes.schema import closest
 from preform_pipeline.recipes.templates import (
     TEMPLATE_FIELDS_BUILTIN,
@@ -526,6 +527,25 @@ def _check_bounds(ctx: Context, step: RawStep, bounds: Mapping[str, Any]) -> Ite
                 )
 
 
+def _orientations(ctx: Context) -> Iterator[tuple[JsonPath, Mapping[str, Any]]]:
+    """Every orientation the recipe gives (a label's, each drain hole's), with its path."""
+    for step in ctx.of_kind("label"):
+        yield step.option_path("orientation"), _map(step.options.get("orientation"))
+    for step in ctx.of_kind("add_drain_holes"):
+        holes = step.options.get("drain_holes")
+        for n, hole in enumerate(holes if isinstance(holes, list) else ()):
+            yield (step.option_path("drain_holes", n, "orientation"),
+                   _map(_map(hole).get("orientation")))
+
+
+def check_orientations(ctx: Context) -> Iterator[Problem]:
+    """An orientation is finite, a matrix a rotation, directions at right angles
+    (:mod:`preform_pipeline.recipes.orientation`)."""
+    for path, orientation in _orientations(ctx):
+        for where, message in orientation_problems(orientation, path):
+            yield ctx.problem(where, message)
+
+
 def check_validation_findings(ctx: Context) -> Iterator[Problem]:
     """SLS parts have no supports, so support findings cannot fail an SLS build."""
     if ctx.technology != "SLS":
@@ -691,6 +711,7 @@ CHECKS: Final[tuple[Check, ...]] = (
     check_drain_holes,
     check_scan_to_model,
     check_layout,
+    check_orientations,
     check_validation_findings,
     check_print_target,
     check_auto_printer,

@@ -116,11 +116,13 @@ def validate_recipe(
     recipe: Recipe | None = None
     if doc.complete:
         data = doc.data
-        found = schema_problems(data, doc)
+        # A value the reading refused (a number beyond a float) or the schema rejected is
+        # not judged again (-1 mm is not also "not offered"; 1e999 not also "not a number").
+        unread = {p.json_path for p in doc.problems}
+        found = [p for p in schema_problems(data, doc) if p.json_path not in unread]
         problems.extend(found)
         ctx = make_context(doc, data, cat)
-        # A value the schema rejected is not judged again (-1 mm is not also "not offered").
-        rejected = {p.json_path for p in found}
+        rejected = unread | {p.json_path for p in found}
         problems.extend(p for p in semantic_problems(ctx) if p.json_path not in rejected)
         if printers is not None:
             problems.extend(

@@ -5,6 +5,7 @@ web:
   host: 127.0.0.1           # the default; 0.0.0.0 opens it to the lab network
   port: 8765
   refresh_s: 5              # how often open pages refresh their live parts
+  allowed_hosts: [dash.lab.example]   # names it is reached by besides its address (a proxy)
   users:
     - name: alice
       role: operator        # may approve, reject, retry, cancel and settle
@@ -118,6 +119,8 @@ class WebSettings:
     port: int = DEFAULT_WEB_PORT
     refresh_s: float = DEFAULT_WEB_REFRESH_S
     users: tuple[WebUser, ...] = ()
+    #: Host names the dashboard answers to besides its own address (web/hosts.py).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def _secret_of(
@@ -177,4 +180,5 @@ def read_web_settings(
         port=int(raw.get("port", DEFAULT_WEB_PORT)),
         refresh_s=float(raw.get("refresh_s", DEFAULT_WEB_REFRESH_S)),
         users=tuple(users),
+        allowed_hosts=tuple(str(h) for h in raw.get("allowed_hosts", ())),
     )

@@ -210,18 +210,7 @@ class Body:
         return (self.req_number("x"), self.req_number("y"), self.req_number("z"))
 
     def vector(self, key: str, length: int) -> tuple[float, ...]:
-        value = self.data.get(key)
-        if not isinstance(value, list) or len(value) != length:
-            raise bad_body(self.at(key), f"expected an array of {length} numbers")
-        out = []
-        for i, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, (int, float)):
-                raise bad_body(f"{self.at(key)}[{i}]", f"expected a number, got {item!r}")
-            number = _finite(item)
-            if number is None:
-                raise bad_body(f"{self.at(key)}[{i}]", "must be a finite number")
-            out.append(number)
-        return tuple(out)
+        return _numbers(self.data.get(key), self.at(key), length)
 
     def selection(self, key: str = "models") -> list[str] | None:
         """A ModelsSelectionModel: ``None`` for "ALL" (the default), else the listed ids."""
@@ -323,6 +312,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _numbers(value: Any, where: str, length: int) -> tuple[float, ...]:
+    """``value`` as ``length`` finite numbers; refused by its element's JSON path."""
+    if not isinstance(value, list) or len(value) != length:
+        raise bad_body(where, f"expected an array of {length} numbers")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            raise bad_body(f"{where}[{i}]", f"expected a number, got {item!r}")
+        number = _finite(item)
+        if number is None:
+            raise bad_body(f"{where}[{i}]", "must be a finite number")
+        out.append(number)
+    return tuple(out)
+
+
 def orientation_matrix(body: Body) -> npt.NDArray[np.float64]:
     """The rotation an OrientationModel describes: Euler angles (degrees, z then x then y),
     a 3x3 ``linear`` matrix (must be a rotation), or ``z_direction``/``x_direction`` (the
@@ -331,8 +335,10 @@ def orientation_matrix(body: Body) -> npt.NDArray[np.float64]:
         rows = body.raw("linear")
         if not isinstance(rows, list) or len(rows) != 3:
             raise bad_body(body.at("linear"), "expected a 3x3 array of numbers")
+        # Each row by its index: "$.orientation.linear[1][1]", where a row read as a body
+        # of its own was "linear.row[1]", the row lost.
         matrix = np.array(
-            [Body({"row": row}, body.at("linear")).vector("row", 3) for row in rows],
+            [_numbers(row, f"{body.at('linear')}[{n}]", 3) for n, row in enumerate(rows)],
             dtype=np.float64,
         )
     elif body.has("z_direction") or body.has("x_direction"):

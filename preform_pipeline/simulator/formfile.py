@@ -16,11 +16,14 @@ Real .form files are PreForm's private format; the simulator does not read or wr
     survive the round trip bit for bit, so the hashes match after loading.
 
 A loaded scene is equivalent to the saved one: same model ids, meshes, transforms and flags.
+Every ``.form`` save-form writes, load-form reads: the manifest is bounded by its size
+(:data:`MAX_MANIFEST_BYTES`, which save-form refuses to pass), not by how well it compresses.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any, Final
@@ -34,12 +37,16 @@ from .fps import parse_schema3
 from .protocol import Json, SimError
 from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_writer
 
-__all__ = ["FORM_FORMAT", "FORM_VERSION", "INVALID_FORM_FILE", "load_form", "save_form"]
+__all__ = ["FORM_FORMAT", "FORM_VERSION", "INVALID_FORM_FILE", "MAX_MANIFEST_BYTES", "load_form",
+           "save_form"]
 
 FORM_FORMAT: Final = "preform-pipeline-simulated-form"
 FORM_VERSION: Final = 1
 INVALID_FORM_FILE: Final = "INVALID_FORM_FILE"
 _MANIFEST: Final = "manifest.json"
+#: The most manifest.json may hold. Its scene settings carry a whole print-settings file (at
+#: most 16 MiB, JSON-escaped at most three times over) beside the models' records.
+MAX_MANIFEST_BYTES: Final = 64 * 1024 * 1024
 # Archive members this large need the zip64 format (decided before writing a streamed one).
 _ZIP64: Final = 1 << 31
 
@@ -70,8 +77,10 @@ def _model_record(model: SimModel) -> Json:
     }
 
 
-def save_form(scene: Scene, path: Path) -> None:
-    """Write ``scene`` to ``path`` atomically (readers never see a partial archive)."""
+def save_form(scene: Scene, path: Path, *, max_manifest_bytes: int = MAX_MANIFEST_BYTES
+              ) -> None:
+    """Write ``scene`` to ``path`` atomically (readers never see a partial archive); a
+    manifest over ``max_manifest_bytes``, which load-form would refuse, is not written."""
     custom = scene.settings.custom
     manifest = {
         "format": FORM_FORMAT,
@@ -84,6 +93,14 @@ def save_form(scene: Scene, path: Path) -> None:
         },
         "models": [_model_record(m) for m in scene.models.values()],
     }
+    text = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    if len(text) > max_manifest_bytes:
+        raise SimError(
+            400, "FILE_WRITE_FAILED",
+            f"cannot write {path}: the scene's manifest would be {len(text):,} bytes, over "
+            f"the {max_manifest_bytes:,} a .form's manifest may hold (a name, id or print "
+            "setting of the scene is that long); shorten it and save again",
+        )
     try:
         # Streamed into the archive, the archive into a temporary file renamed at the end:
         # neither the STL bytes nor the archive sit in memory beside the meshes.
@@ -91,7 +108,7 @@ def save_form(scene: Scene, path: Path) -> None:
             # Level 1: float coordinates barely compress; speed matters more for big scenes.
             handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
         ) as archive:
-            archive.writestr(_MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+            archive.writestr(_MANIFEST, text)
             written: set[str] = set()
             for model in scene.models.values():
                 if _mesh_name(model) not in written:
@@ -119,13 +136,17 @@ def _triple(value: Any, what: str, path: Path) -> tuple[float, float, float]:
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
-def load_form(path: Path, scene_id: str) -> Scene:
+def load_form(path: Path, scene_id: str, *, max_manifest_bytes: int = MAX_MANIFEST_BYTES
+              ) -> Scene:
     """Read a simulator .form into a new scene with id ``scene_id`` (model ids are kept)."""
     try:
         with zipfile.ZipFile(path) as archive:
             try:
-                # Bounded: a .form is any file a client names, a zip bomb as well.
-                manifest = json.loads(read_zip_member(archive, _MANIFEST, path))
+                # Bounded: a .form is any file a client names, a zip bomb as well. By size
+                # only: JSON text compresses as well as it repeats itself (a 10 MB id of one
+                # character inflates 226 times), and save-form wrote no more than the bound.
+                manifest = json.loads(read_zip_member(
+                    archive, _MANIFEST, path, max_bytes=max_manifest_bytes, max_ratio=math.inf))
             except KeyError:
                 raise _invalid(path, "no manifest.json in the archive") from None
             except ModelFileError as exc:

@@ -31,15 +31,18 @@ def describe_store(location: str | Path) -> str:
 
 
 def open_store(
-    location: str | Path, *, create: bool = True, clock: Clock | None = None
+    location: str | Path, *, create: bool = True, clock: Clock | None = None,
+    read_only: bool = False,
 ) -> JobStore:
     """The store at ``location`` (``settings.store.location``, or ``--store``).
 
     A SQLite file is created unless ``create`` is False; a PostgreSQL database must exist
-    (its tables are created and migrated on first use either way).
+    (its tables are created and migrated on first use either way). ``read_only``: the
+    caller only reads, so a SQLite file is opened without writing to it (a store this
+    account may only read can be listed); a PostgreSQL store's rights are the database's.
     """
     if is_shared_store(location):
         from preform_pipeline.store.postgres import PostgresJobStore
 
         return PostgresJobStore(str(location), clock=clock)
-    return SqliteJobStore(location, clock=clock, create=create)
+    return SqliteJobStore(location, clock=clock, create=create, read_only=read_only)

@@ -239,6 +239,22 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 
+def _cannot_share(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's refusal to make a WAL store's shared-memory file."""
+    return "readonly" in str(exc) or "unable to open" in str(exc)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be read (None: it can, or it is not there)."""
+    try:
+        with open(path, "rb"):
+            return None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
 # --- the store -------------------------------------------------------------------------------
 
 
@@ -259,6 +275,7 @@ class SqliteJobStore(SqlStoreCore):
         clock: Clock | None = None,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
         create: bool = True,
+        read_only: bool = False,
         on_statement: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(clock=clock)
@@ -267,13 +284,13 @@ class SqliteJobStore(SqlStoreCore):
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._conn = self._open(create)
+        self._conn = self._open(create, read_only)
         if on_statement is not None:
             self._conn.set_trace_callback(on_statement)
 
     # --- opening and migrating ---------------------------------------------------------------
 
-    def _open(self, create: bool) -> sqlite3.Connection:
+    def _open(self, create: bool, read_only: bool = False) -> sqlite3.Connection:
         self._refuse_long_name()
         if not self.path.exists():
             if not create:
@@ -291,13 +308,9 @@ class SqliteJobStore(SqlStoreCore):
                 ) from exc
         else:
             self._refuse_not_a_file()
+        read_only = read_only and self.path.exists()
         with self._errors("opening"):
-            conn = sqlite3.connect(
-                str(self.path),
-                timeout=self.busy_timeout_s,
-                isolation_level=None,  # transactions are begun and ended explicitly
-                check_same_thread=False,  # shared by this process's threads, under _lock
-            )
+            conn = self._connect_reading() if read_only else self._connect(str(self.path))
         try:
             with self._errors("opening"):
                 conn.row_factory = sqlite3.Row
@@ -317,17 +330,50 @@ class SqliteJobStore(SqlStoreCore):
                 finally:
                     if conn.in_transaction:  # a failed read may have ended it already
                         conn.execute("ROLLBACK")  # nothing was written
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    # Some network file systems cannot do WAL; it still works, readers wait.
-                    log.warning("store_not_wal", path=str(self.path), journal_mode=mode)
-                conn.execute("PRAGMA synchronous = FULL")
+                if read_only and version < SCHEMA_VERSION:
+                    # Migrating writes: a store this code has not opened yet is opened as
+                    # any other, and says so if it cannot be written.
+                    conn.close()
+                    return self._open(create)
+                if not read_only:
+                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        # Some network file systems cannot do WAL; it works, readers wait.
+                        log.warning("store_not_wal", path=str(self.path), journal_mode=mode)
+                    conn.execute("PRAGMA synchronous = FULL")
                 conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate(conn)
+            if not read_only:
+                self._migrate(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _connect(self, database: str, *, uri: bool = False) -> sqlite3.Connection:
+        return sqlite3.connect(
+            database,
+            timeout=self.busy_timeout_s,
+            isolation_level=None,  # transactions are begun and ended explicitly
+            check_same_thread=False,  # shared by this process's threads, under _lock
+            uri=uri,
+        )
+
+    def _connect_reading(self) -> sqlite3.Connection:
+        """A connection that never writes the file: a read (``jobs``) works on a store this
+        account may only read. SQLite reads a WAL store through a shared-memory file beside
+        it (``-shm``), which a folder the account may not write cannot take."""
+        uri = self.path.resolve().as_uri()
+        conn = self._connect(f"{uri}?mode=ro", uri=True)
+        try:
+            conn.execute("PRAGMA user_version")
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if not _cannot_share(exc) or os.path.lexists(f"{self.path}-wal"):
+                raise
+        # No -wal beside it: no process has the store open to write (a WAL writer keeps its
+        # -wal while it is open), so the file is read as it stands, without a -shm.
+        return self._connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
     def _refuse_long_name(self) -> None:
         """A name SQLite cannot put its journal beside: it would say only "unable to open
@@ -428,6 +474,21 @@ class SqliteJobStore(SqlStoreCore):
                     f"{self.busy_timeout_s:g} s while {action}",
                     hint="another process holds a long write; if none runs, the file may sit "
                     "on a network share that cannot lock: keep the store on a local disk",
+                ) from exc
+            if "readonly" in text:
+                raise StoreError(
+                    f"{self.path}: this account cannot write to the job store (while "
+                    f"{action})",
+                    hint="give it permission to write the file and its folder (SQLite writes "
+                    "a journal beside the file), or run this as the user the hot folder "
+                    "runs as",
+                ) from exc
+            if "unable to open" in text and (unreadable := _unreadable(self.path)):
+                raise StoreError(
+                    f"{self.path}: cannot read the job store file ({unreadable})",
+                    hint="give this account permission to read the file (and to write it "
+                    "and its folder, to change jobs), or run this as the user the hot folder "
+                    "runs as",
                 ) from exc
             if "unable to open" in text:
                 raise StoreError(

@@ -16,6 +16,7 @@ from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
+from preform_pipeline.wording import quoted
 
 __all__ = ["approve_build", "cancel_case", "case_jobs", "named", "reject_build", "retry_case",
            "settle_print"]
@@ -38,7 +39,7 @@ def case_jobs(store: JobStore, target: str) -> list[Job]:
         job = store.find_by_key(target)
         jobs = [job] if job is not None else []
     if not jobs:
-        raise PipelineError(f"no case or job {target!r} in the job store",
+        raise PipelineError(f"no case or job {quoted(target)} in the job store",
                             hint="reload the page: it may have been removed")
     return jobs
 

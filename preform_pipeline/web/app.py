@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -47,9 +47,10 @@ from preform_pipeline.web.auth import (
     cross_site_reason,
     csrf_matches,
 )
+from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
 from preform_pipeline.web.sources import LiveSources
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, quoted
 
 __all__ = ["create_app"]
 
@@ -111,7 +112,9 @@ class Dashboard:
             access = self.access(request)
             if access.user is None:
                 return _unauthorised()
-            form = {k: str(v) for k, v in (await request.form()).items()}
+            async with request.form() as posted:
+                form = {k: v for k, v in posted.items() if isinstance(v, str)}
+                files = [(k, v.filename) for k, v in posted.items() if not isinstance(v, str)]
             refusal = cross_site_reason(request.headers, request.url.scheme)
             if refusal is None and not csrf_matches(access.session, form.get("csrf")):
                 refusal = "the form's CSRF token is missing or wrong"
@@ -124,6 +127,14 @@ class Dashboard:
                             user=access.user.name)
                 return PlainTextResponse("refused: viewers cannot act; ask an operator",
                                          status_code=403)
+            if files:
+                # Its str() ("UploadFile(filename=...)") was taken as the case's name.
+                field, filename = files[0]
+                return self.render(request, "error.html", access, status_code=400,
+                                   message=f"the field {quoted(field)} holds a file "
+                                   f"({quoted(filename or '')}): a file is not accepted there",
+                                   hint="the dashboard's buttons send text only; "
+                                   "use them on the page")
             sid = request.cookies.get(SESSION_COOKIE, "")
             self.done.pop(sid, None)  # an older action's line is not this one's outcome
             try:
@@ -215,6 +226,29 @@ class _NotFramed:
         await self.app(scope, receive, sending if scope["type"] == "http" else send)
 
 
+class _KnownHost:
+    """Every request must name a host the dashboard serves (web/hosts.py): a page that
+    rebinds its own DNS name to this computer could otherwise use the dashboard as a page of
+    its own origin. Checked before anything else, pages, login and ``/metrics`` alike."""
+
+    def __init__(self, app: ASGIApp, hosts: ServedHosts) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host")
+            if host is not None and not self.hosts.serves(host):
+                log.warning("web_host_refused", path=scope["path"],
+                            host=host[:_SHOWN_HOST_CHARS])
+                refused = PlainTextResponse(self.hosts.refusal(host), status_code=400)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+#: How much of a refused Host header the log event keeps.
+_SHOWN_HOST_CHARS: Final = 100
 #: Routes read by scripts, whose wrong-method answer keeps their kind.
 _JSON_ROUTES: Final = frozenset({"/healthz"})
 _TEXT_ROUTES: Final = frozenset({"/metrics"})
@@ -418,5 +452,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         Route("/cases/cancel", d.action(cancel), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_NotFramed)],
+    return Starlette(routes=routes,
+                     middleware=[Middleware(_NotFramed),
+                                 Middleware(_KnownHost, hosts=served_hosts(web))],
                      exception_handlers={404: d.no_route, 405: d.no_route})

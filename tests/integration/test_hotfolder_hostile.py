@@ -378,6 +378,9 @@ class TestNotesAndValuesNoStoreHolds:
         (inbox / "a.stl.report.json").write_text(nested, encoding="utf-8")
         (inbox / "b.stl").write_bytes(tetra_stl_bytes(2))
         (inbox / "b.json").write_text('{"case_id": "C-\\u00007"}', encoding="utf-8")
+        # Half a character (session 32): neither store can write it; the daemon ended (70).
+        (inbox / "c.stl").write_bytes(tetra_stl_bytes(4))
+        (inbox / "c.json").write_text('{"case_id": "C-\\ud8007"}', encoding="utf-8")
         (inbox / "good.stl").write_bytes(tetra_stl_bytes(3))
 
         done = watch_once(settings, tmp_path)
@@ -390,5 +393,8 @@ class TestNotesAndValuesNoStoreHolds:
         note = (inbox / "failed" / "b.stl.error.txt").read_text(encoding="utf-8")
         assert "case_id: holds a NUL character, which no text may hold" in note
         assert (inbox / "failed" / "b.json").exists() and (inbox / "failed" / "b.stl").exists()
+        note = (inbox / "failed" / "c.stl.error.txt").read_text(encoding="utf-8")
+        assert "case_id: holds a lone surrogate escape" in note
+        assert (inbox / "failed" / "c.json").exists() and (inbox / "failed" / "c.stl").exists()
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
         assert not any((inbox / "processing").iterdir())

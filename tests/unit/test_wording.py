@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preform_pipeline.wording import counted, noun
+from preform_pipeline.wording import counted, noun, quoted
 
 
 class TestCounted:
@@ -36,3 +36,16 @@ class TestCounted:
         number, word = counted(count, "print").split(" ")
         assert number == str(count)
         assert word == noun(count, "print") == ("print" if count == 1 else "prints")
+
+
+class TestQuoted:
+    """A value someone sent is quoted whole when short, else its start and ``...``."""
+
+    def test_a_short_value_is_quoted_whole(self) -> None:
+        assert quoted("evil.example") == "'evil.example'"
+        assert quoted("a\nb") == "'a\\nb'"
+
+    def test_a_long_value_keeps_its_start_and_its_quotes(self) -> None:
+        assert quoted("a" * 101) == "'" + "a" * 100 + "...'"
+        assert quoted("a" * 100) == "'" + "a" * 100 + "'"
+        assert quoted("it's" * 10, limit=8) == '"it\'sit\'s..."'

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.commands.serve import web_settings_of
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings import load_settings
 from preform_pipeline.settings.web import check_secret, hash_secret
@@ -71,3 +72,20 @@ class TestWebSettings:
                 {"name": "o", "role": "viewer", "secret_hash": encoded}]})
         with pytest.raises(ConfigError, match="role"):
             _load(tmp_path, {"users": [{"name": "o", "role": "admin", "secret_hash": encoded}]})
+
+
+class TestAllowedHosts:
+    """``web.allowed_hosts``: names the dashboard answers to, kept by ``serve --host``."""
+
+    def test_the_names_are_read_and_kept_when_serve_overrides_the_address(
+        self, tmp_path: Path
+    ) -> None:
+        settings = _load(tmp_path, {"host": "0.0.0.0", "allowed_hosts": ["dash.lab.example"]})
+        web = web_settings_of(settings, "10.0.0.5", 0)  # type: ignore[arg-type]
+        assert (web.host, web.port, web.allowed_hosts) == ("10.0.0.5", 0,
+                                                           ("dash.lab.example",))
+
+    @pytest.mark.parametrize("name", ["https://dash.lab.example/", "dash lab", "me@dash"])
+    def test_a_url_or_a_name_with_a_space_is_refused(self, tmp_path: Path, name: str) -> None:
+        with pytest.raises(ConfigError, match="allowed_hosts"):
+            _load(tmp_path, {"allowed_hosts": [name]})

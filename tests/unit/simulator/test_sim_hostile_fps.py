@@ -19,7 +19,10 @@ import pytest
 from sim_server_support import WAIT_S
 
 from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.formfile import load_form, save_form
 from preform_pipeline.simulator.meshops import box_triangles
+from preform_pipeline.simulator.protocol import SimError
+from preform_pipeline.simulator.scene import Scene, SceneSettings
 from preform_pipeline.simulator.server import SimulatorServer
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
@@ -107,10 +110,14 @@ class TestNumbersBeyondAFloat:
     @pytest.mark.parametrize(("orientation", "said"), [
         ({"z_direction": [0, 0, BEYOND_FLOAT], "x_direction": [1, 0, 0]},
          "$.orientation.z_direction[2]: must be a finite number"),
-        # A matrix row is named "row", not by its index: wording left as it was.
+        # A matrix's element by its row and column (session 32; "linear.row[1]" before).
         ({"linear": [[1, 0, 0], [0, BEYOND_FLOAT, 0], [0, 0, 1]]},
-         "$.orientation.linear.row[1]: must be a finite number"),
-    ], ids=["direction", "matrix-row"])
+         "$.orientation.linear[1][1]: must be a finite number"),
+        ({"linear": [[1, 0, 0], [0, 1, 0], [0, 0, "1"]]},
+         "$.orientation.linear[2][2]: expected a number, got '1'"),
+        ({"linear": [[1, 0, 0], [0, 1], [0, 0, 1]]},
+         "$.orientation.linear[1]: expected an array of 3 numbers"),
+    ], ids=["direction", "matrix-element", "matrix-text", "matrix-short-row"])
     def test_an_orientation_beyond_a_float_names_its_element(
         self, session: Session, orientation: dict[str, Any], said: str
     ) -> None:
@@ -190,3 +197,37 @@ class TestKnobsNoPrintSettingHas:
 
 def _no_constant(name: str) -> float:
     raise AssertionError(f"the answer holds {name}, which is not JSON")
+
+
+class TestTheSimulatorsOwnForm:
+    """Every .form the simulator saves, it loads (session 32): its manifest is bounded by its
+    size, which save-form keeps to, not by how well it compresses."""
+
+    def test_a_scene_with_a_ten_megabyte_settings_id_comes_back(self, session: Session) -> None:
+        huge = copy.deepcopy(session.document)
+        huge["metadata"]["id"] = "{" + "a" * 10_000_000 + "}"
+        session.ok(session.put_fps(huge))
+        form = session.folder / "huge.form"
+        session.ok(session.post("save-form/", {"file": str(form)}))
+        loaded = session.ok(session.http.post("/load-form/", json={"file": str(form)}))
+        assert [m["id"] for m in loaded["models"]] == [session.model]
+        saved = session.folder / "again.fps"
+        again = session.http.post(f"/scene/{loaded['id']}/save-fps-file/",
+                                  json={"file": str(saved)})
+        session.ok(again)
+        assert json.loads(saved.read_text(encoding="utf-8"))["metadata"]["id"] == \
+            huge["metadata"]["id"]
+
+    def test_a_manifest_over_the_bound_is_not_saved_and_not_loaded(self, tmp_path: Path) -> None:
+        scene = Scene(id="s", settings=SceneSettings("FORM-4-0", "FLGPGR05", 0.1))
+        small = tmp_path / "small.form"
+        save_form(scene, small)
+        with pytest.raises(SimError) as refused_save:
+            save_form(scene, tmp_path / "big.form", max_manifest_bytes=100)
+        assert refused_save.value.status == 400
+        assert "the scene's manifest would be" in refused_save.value.error_message
+        assert "over the 100 a .form's manifest may hold" in refused_save.value.error_message
+        assert not (tmp_path / "big.form").exists()
+        with pytest.raises(SimError) as refused_load:
+            load_form(small, "t", max_manifest_bytes=100)
+        assert "manifest.json is unreadable" in refused_load.value.error_message

@@ -102,3 +102,40 @@ class TestNulsInFilters:
         assert answer.status_code == 400
         assert "a search or recipe filter may not hold a NUL character" in answer.text
         assert queue.status_code == 200 and "C-7.stl" in queue.text
+
+
+class TestActionTargets:
+    """A case action's target that no case could have is refused as such, saying why."""
+
+    def test_a_file_posted_as_the_target_is_refused_as_a_file(self, served: Served) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post("/cases/cancel", data={"csrf": csrf, "next": "/"},
+                                 files={"target": ("case-C-7.txt", b"case:C-7", "text/plain")})
+        assert answer.status_code == 400
+        assert ("the field &#39;target&#39; holds a file (&#39;case-C-7.txt&#39;): "
+                "a file is not accepted there") in answer.text
+        assert "UploadFile" not in answer.text
+        assert served.store.list_jobs()[0].state is JobState.AWAITING_APPROVAL
+
+    @pytest.mark.parametrize("action", ["retry", "cancel"])
+    @pytest.mark.parametrize("target", ["PP-\x00-1", "case:C-\x007"], ids=["key", "case"])
+    def test_a_nul_in_the_target_on_postgres_is_no_such_case_not_a_store_failure(
+        self, served_on_postgres: Served, action: str, target: str
+    ) -> None:
+        client, csrf = logged_in(served_on_postgres, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post(f"/cases/{action}",
+                                 data={"csrf": csrf, "next": "/", "target": target})
+        assert answer.status_code == 409
+        shown = target.replace("\x00", "\\x00")
+        assert f"no case or job &#39;{shown}&#39; in the job store" in answer.text
+        assert "multi-node" not in answer.text and "database log" not in answer.text
+
+    def test_a_huge_target_is_quoted_cut_short(self, served: Served) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            answer = client.post("/cases/retry", data={"csrf": csrf, "target": "C" * 100_000})
+        assert answer.status_code == 409
+        assert f"no case or job &#39;{'C' * 100}...&#39; in the job store" in answer.text
+        assert "C" * 101 not in answer.text
