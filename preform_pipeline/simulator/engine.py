@@ -873,7 +873,8 @@ class SimEngine:
 
     def _op_get_devices(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         devices = self._device_bodies(include_groups=self.logged_in)
-        if str(params.get("can_print", "")).lower() in ("true", "1"):
+        # The server has read the flag ("yes", "1" ...) and passes "true" or "false".
+        if params.get("can_print") == "true":
             devices = [d for d in devices if d["is_connected"]]
         return {"count": len(devices), "devices": devices}
 
