@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image, ImageSequence
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.bodies import mount_drives
@@ -289,13 +290,82 @@ class TestScreenshots:
             shares.append(float((pixels[..., 2] > pixels[..., 0] + 40).mean()))
         assert shares[0] > shares[1] > 0
 
-    def test_webp_is_not_written(
+    def test_a_webp_still_is_the_png_losslessly(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
     ) -> None:
-        body = {"file": str(tmp_path / "shot.webp")}
-        assert (
-            error_of(engine, "save_screenshot", prepared, body).code == "UNSUPPORTED_IMAGE_FORMAT"
+        view = {"image_size_px": 80, "yaw": 30, "pitch": 40}
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "a.png"), **view})
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "a.webp"), **view})
+        _, _, png = read_png(tmp_path / "a.png")
+        with Image.open(tmp_path / "a.webp") as still:
+            assert (still.format, getattr(still, "n_frames", 1)) == ("WEBP", 1)
+            assert np.array_equal(np.asarray(still.convert("RGB")), png)
+
+    def test_a_flyaround_is_an_animation_through_its_angles(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        fly = {"transform": [{"yaw": 0, "pitch": 30}, {"yaw": 90, "pitch": 60}], "frame_count": 3}
+        path = tmp_path / "fly.webp"
+        engine.call(
+            "save_screenshot",
+            prepared,
+            {"file": str(path), "image_size_px": 80, "flyaround_transform": fly},
         )
+        with Image.open(path) as animation:
+            assert (animation.format, animation.n_frames) == ("WEBP", 3)
+            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(animation)]
+        # The middle frame looks from halfway: yaw 45, pitch 45; frames share one canvas.
+        middle = tmp_path / "middle.png"
+        engine.call(
+            "save_screenshot",
+            prepared,
+            {"file": str(middle), "image_size_px": 80, "yaw": 45, "pitch": 45},
+        )
+        _, _, still = read_png(middle)
+        top = (frames[1].shape[0] - still.shape[0]) // 2
+        left = (frames[1].shape[1] - still.shape[1]) // 2
+        inner = frames[1][top : top + still.shape[0], left : left + still.shape[1]]
+        assert np.array_equal(inner, still)
+        assert not np.array_equal(frames[0], frames[2])
+
+    def test_without_a_frame_count_each_angle_is_a_frame(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        angles = [{"yaw": y, "pitch": 20} for y in (0, 120, 240)]
+        path = tmp_path / "fly.webp"
+        body = {"file": str(path), "image_size_px": 40, "flyaround_transform": {
+            "transform": angles, "ensure_constant_size": False}}
+        engine.call("save_screenshot", prepared, body)
+        with Image.open(path) as animation:
+            assert animation.n_frames == 3
+
+    @pytest.mark.parametrize(
+        ("file", "fly", "where"),
+        [
+            ("fly.png", {"transform": [{"yaw": 0, "pitch": 0}] * 2}, "$.file"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}]},
+             "$.flyaround_transform.transform"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9}]},
+             "$.flyaround_transform.transform[1].pitch"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9, "pitch": 95}]},
+             "$.flyaround_transform.transform[1].pitch"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "frame_count": 0.5},
+             "$.flyaround_transform.frame_count"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "frame_count": 121},
+             "$.flyaround_transform.frame_count"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "speed": 2},
+             "$.flyaround_transform"),
+        ],
+    )
+    def test_a_flyaround_the_contract_does_not_allow_is_refused_where_it_is_wrong(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path,
+        file: str, fly: dict[str, Any], where: str,
+    ) -> None:
+        body = {"file": str(tmp_path / file), "flyaround_transform": fly}
+        error = error_of(engine, "save_screenshot", prepared, body)
+        assert error.code == "INVALID_BODY"
+        assert error.error_message.startswith(where + ":"), error.error_message
+        assert not (tmp_path / file).exists()
 
     @pytest.mark.parametrize(
         "change",
