@@ -175,8 +175,9 @@ def _flyaround(fly: Body) -> tuple[list[tuple[float, float]], int]:
             (angle.req_number("yaw"), angle.req_number("pitch", minimum=-90.0, maximum=90.0))
         )
     frames = fly.number("frame_count", len(angles), minimum=1.0, maximum=MAX_FLYAROUND_FRAMES)
+    assert frames is not None  # the default
     fly.boolean("ensure_constant_size")
-    return angles, round(frames or 1)
+    return angles, round(frames)
 
 
 def _estimated_triangles(path_text: Any) -> int:

@@ -339,6 +339,98 @@ class TestScreenshots:
         with Image.open(path) as animation:
             assert animation.n_frames == 3
 
+    def test_one_frame_is_a_still_of_the_first_angle(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        # Yaw and pitch 0: a still reads them as given, not as missing.
+        fly = {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 90, "pitch": 60}],
+               "frame_count": 1}
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "one.webp"),
+                                                  "image_size_px": 40, "flyaround_transform": fly})
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "one.png"),
+                                                  "image_size_px": 40, "yaw": 0, "pitch": 0})
+        _, _, png = read_png(tmp_path / "one.png")
+        with Image.open(tmp_path / "one.webp") as one:
+            assert getattr(one, "n_frames", 1) == 1
+            assert np.array_equal(np.asarray(one.convert("RGB")), png)
+
+    def test_progress_counts_the_frames_rendered(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        seen: list[float] = []
+        fly = {"transform": [{"yaw": 0, "pitch": 20}, {"yaw": 90, "pitch": 20}],
+               "frame_count": 3}
+        body = {"file": str(tmp_path / "p.webp"), "image_size_px": 32, "flyaround_transform": fly}
+        engine.call("save_screenshot", prepared, body, seen.append)
+        # Three frames of four steps: the file's writing is the last quarter.
+        assert seen == [0.25, 0.5, 0.75]
+
+    def test_crop_to_models_is_read(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        for crop in (True, False):
+            engine.call("save_screenshot", prepared, {
+                "file": str(tmp_path / f"{crop}.png"), "image_size_px": 40,
+                "crop_to_models": crop})
+        cropped, whole = read_png(tmp_path / "True.png"), read_png(tmp_path / "False.png")
+        assert cropped[2].tolist() != whole[2].tolist()
+
+    def test_the_default_view_is_the_contracts(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "d.png")})
+        explicit = {"file": str(tmp_path / "e.png"), "view_type": "ZOOM_ON_MODELS", "yaw": 45,
+                    "pitch": 35.264, "image_size_px": 820, "crop_to_models": True}
+        engine.call("save_screenshot", prepared, explicit)
+        assert read_png(tmp_path / "d.png")[2].tolist() == read_png(tmp_path / "e.png")[2].tolist()
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"pitch": -90.5}, "$.pitch: -90.5 is below the minimum -90"),
+            ({"pitch": 90.5}, "$.pitch: 90.5 is above the maximum 90"),
+            ({"image_size_px": 4097}, "$.image_size_px: 4097 is above the maximum 4096"),
+        ],
+    )
+    def test_a_view_out_of_range_is_refused_with_its_limit(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path,
+        change: dict[str, Any], message: str,
+    ) -> None:
+        body = {"file": str(tmp_path / "r.png"), **change}
+        assert error_of(engine, "save_screenshot", prepared, body).error_message == message
+
+    def test_a_one_pixel_screenshot_is_drawn(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        engine.call("save_screenshot", prepared,
+                    {"file": str(tmp_path / "1.png"), "image_size_px": 1})
+        assert max(read_png(tmp_path / "1.png")[:2]) == 1
+
+    @pytest.mark.parametrize(
+        ("file", "fly", "message"),
+        [
+            ("fly.png", {"transform": [{"yaw": 0, "pitch": 0}] * 2},
+             "$.file: 'FOLDER/fly.png': a flyaround is an animation, saved as .webp"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}]},
+             "$.flyaround_transform.transform: expected an array of at least 2 {yaw, pitch} "
+             "angles"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9, "pitch": -90.5}]},
+             "$.flyaround_transform.transform[1].pitch: -90.5 is below the minimum -90"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9, "pitch": 90.5}]},
+             "$.flyaround_transform.transform[1].pitch: 90.5 is above the maximum 90"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2,
+                          "ensure_constant_size": "yes"},
+             "$.flyaround_transform.ensure_constant_size: expected true or false, got string"),
+        ],
+    )
+    def test_a_flyaround_refusal_says_what_is_wrong(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path,
+        file: str, fly: dict[str, Any], message: str,
+    ) -> None:
+        body = {"file": str(tmp_path / file), "flyaround_transform": fly}
+        error = error_of(engine, "save_screenshot", prepared, body)
+        assert error.error_message == message.replace("FOLDER", str(tmp_path))
+
     @pytest.mark.parametrize(
         ("file", "fly", "where"),
         [
