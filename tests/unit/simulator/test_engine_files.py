@@ -399,6 +399,13 @@ class TestScreenshots:
         body = {"file": str(tmp_path / "r.png"), **change}
         assert error_of(engine, "save_screenshot", prepared, body).error_message == message
 
+    def test_another_image_format_is_refused_in_words(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "shot.gif"
+        error = error_of(engine, "save_screenshot", prepared, {"file": str(path)})
+        assert error.error_message == f"$.file: '{path}' must end in .png or .webp"
+
     def test_a_one_pixel_screenshot_is_drawn(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
     ) -> None:
