@@ -465,6 +465,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/simulator/test_engine_outline_layout.py",
         "tests/unit/simulator/test_sim_hostile_requests.py",  # what it refuses
         "tests/unit/simulator/test_engine_models.py",  # import and update
+        "tests/unit/simulator/test_engine_files.py",  # s32: screenshots, .webp, flyarounds
     ),
     # s27: what the simulator refuses of hostile requests, with the files of each area
     "preform_pipeline/simulator/bodies.py": (

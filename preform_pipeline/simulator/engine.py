@@ -82,11 +82,14 @@ from .screenshot import (
     DEFAULT_IMAGE_SIZE_PX,
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
+    MAX_FLYAROUND_FRAMES,
     MAX_IMAGE_SIZE_PX,
     View,
+    flyaround_views,
     item_for,
     render,
     write_png,
+    write_webp,
 )
 
 __all__ = [
@@ -154,6 +157,27 @@ def _check_reach(model: SimModel) -> None:
 def _progress(progress: ProgressCallback | None, done: int, total: int) -> None:
     if progress is not None and total > 0:
         progress(min(1.0, done / total))
+
+
+def _flyaround(fly: Body) -> tuple[list[tuple[float, float]], int]:
+    """The camera angles of a flyaround (``{yaw, pitch}``, at least two) and its frame count:
+    ``frame_count`` rounded (one frame per angle when absent). ``ensure_constant_size`` is
+    read and always holds: an animation's frames share one canvas."""
+    fly.only(("transform", "frame_count", "ensure_constant_size"))
+    raw = fly.raw("transform")
+    if not isinstance(raw, list) or len(raw) < 2:
+        raise bad_body(fly.at("transform"), "expected an array of at least 2 {yaw, pitch} angles")
+    angles = []
+    for i, item in enumerate(raw):
+        angle = Body(item, f"{fly.at('transform')}[{i}]")
+        angle.only(("yaw", "pitch"))
+        angles.append(
+            (angle.req_number("yaw"), angle.req_number("pitch", minimum=-90.0, maximum=90.0))
+        )
+    frames = fly.number("frame_count", len(angles), minimum=1.0, maximum=MAX_FLYAROUND_FRAMES)
+    assert frames is not None  # the default
+    fly.boolean("ensure_constant_size")
+    return angles, round(frames)
 
 
 def _estimated_triangles(path_text: Any) -> int:
@@ -466,18 +490,17 @@ class SimEngine:
             write_fps(scene.settings, path)
         return {}
 
-    def _op_save_screenshot(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+    def _op_save_screenshot(
+        self, params: dict[str, str], body: Any, progress: ProgressCallback | None
+    ) -> Json:
         data = Body(body)
         text = data.req_string("file")
         suffix = Path(text).suffix.lower()
         if suffix not in (".png", ".webp"):
             raise bad_body("$.file", f"{text!r} must end in .png or .webp")
-        if suffix == ".webp" or data.has("flyaround_transform"):
-            raise SimError(
-                400,
-                "UNSUPPORTED_IMAGE_FORMAT",
-                "the simulator writes PNG screenshots only (no .webp, no flyaround animation)",
-            )
+        fly = data.object("flyaround_transform")
+        if fly is not None and suffix != ".webp":
+            raise bad_body("$.file", f"{text!r}: a flyaround is an animation, saved as .webp")
         path = writable_target(text, "$.file")
         view = View(
             view_type=data.choice("view_type", _VIEW_TYPES, "ZOOM_ON_MODELS") or "ZOOM_ON_MODELS",
@@ -489,12 +512,19 @@ class SimEngine:
             or DEFAULT_IMAGE_SIZE_PX,
             crop_to_models=bool(data.boolean("crop_to_models", True)),
         )
+        views = [view] if fly is None else flyaround_views(view, *_flyaround(fly))
         with self.scenes.use(self._scene_id(params)) as scene:
             volume = self._machine(scene).build_volume_mm
             items = [item_for(m, volume) for m in scene.select(data.selection()) if m.visible]
-        image = render(items, volume, view)
+            frames = []
+            for done, frame_view in enumerate(views):
+                frames.append(render(items, volume, frame_view))
+                _progress(progress, done + 1, len(views) + 1)
         try:
-            write_png(path, image)
+            if suffix == ".png":
+                write_png(path, frames[0])
+            else:
+                write_webp(path, frames)
         except OSError as exc:
             raise SimError(400, "FILE_WRITE_FAILED", f"cannot write {path}: {exc}") from exc
         return {}
@@ -873,7 +903,8 @@ class SimEngine:
 
     def _op_get_devices(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         devices = self._device_bodies(include_groups=self.logged_in)
-        if str(params.get("can_print", "")).lower() in ("true", "1"):
+        # The server has read the flag ("yes", "1" ...) and passes "true" or "false".
+        if params.get("can_print") == "true":
             devices = [d for d in devices if d["is_connected"]]
         return {"count": len(devices), "devices": devices}
 

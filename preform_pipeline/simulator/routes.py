@@ -59,8 +59,14 @@ class Route:
     operation_id: str
     #: The contract requires a JSON body; a request without one is answered 400 up front.
     body_required: bool = False
-    #: Query parameters (besides ``async``) that are passed on to the engine in ``params``.
-    query: tuple[str, ...] = ()
+    #: Boolean query parameters (besides ``async``), passed on to the engine in ``params`` as
+    #: ``"true"`` or ``"false"``; the server refuses any other value, as it does for ``async``.
+    flags: tuple[str, ...] = ()
+    #: The contract gives this operation an asynchronous answer (an ``async`` parameter or a
+    #: 202). Only then does ``?async=true`` run it in the background; elsewhere ``async`` is a
+    #: parameter the operation does not take and is ignored, so no answer is a 202 the
+    #: contract does not list (``POST /scene/?async=true`` still creates the scene, 200).
+    runs_async: bool = False
     #: A request without a body is read as ``{}``: the deprecated operations take no body in
     #: the contract, and where every option of the current operation is optional, that is a
     #: request for the defaults (Formlabs' generated client sends them bodiless).
@@ -111,9 +117,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/scene/{scene_id}/", "get_scene"),
     Route("PUT", "/scene/{scene_id}/", "update_scene", body_required=True),
     Route("DELETE", "/scene/{scene_id}/", "delete_scene"),
-    Route("POST", "/load-form/", "load_form_file", body_required=True),
-    Route("POST", "/scene/{scene_id}/save-form/", "save_form_file", body_required=True),
-    Route("POST", "/scene/{scene_id}/save-screenshot/", "save_screenshot", body_required=True),
+    Route("POST", "/load-form/", "load_form_file", body_required=True, runs_async=True),
+    Route(
+        "POST", "/scene/{scene_id}/save-form/", "save_form_file",
+        body_required=True, runs_async=True,
+    ),
+    Route(
+        "POST", "/scene/{scene_id}/save-screenshot/", "save_screenshot",
+        body_required=True, runs_async=True,
+    ),
     Route("POST", "/scene/{scene_id}/save-fps-file/", "save_fps_file", body_required=True),
     Route("GET", "/scene/{scene_id}/models/{id}/", "get_model"),
     Route("POST", "/scene/{scene_id}/models/{id}/", "update_model", body_required=True),
@@ -122,24 +134,42 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/scene/{scene_id}/models/{id}/duplicate/", "duplicate_model", body_required=True
     ),
     Route("POST", "/scene/{scene_id}/models/{id}/replace/", "replace_model", body_required=True),
-    Route("POST", "/scene/{scene_id}/import-model/", "import_model", body_required=True),
-    Route("POST", "/scene/{scene_id}/scan-to-model/", "scan_to_model", body_required=True),
-    Route("POST", "/scene/{scene_id}/print/", "print", body_required=True),
-    Route("POST", "/scene/{scene_id}/auto-orient/", "auto_orient", body_required=True),
-    Route("POST", "/scene/{scene_id}/auto-support/", "auto_support", body_required=True),
-    Route("POST", "/scene/{scene_id}/auto-layout/", "auto_layout", body_required=True),
-    Route("POST", "/scene/{scene_id}/auto-pack/", "auto_pack", body_required=True),
+    Route(
+        "POST", "/scene/{scene_id}/import-model/", "import_model",
+        body_required=True, runs_async=True,
+    ),
+    Route(
+        "POST", "/scene/{scene_id}/scan-to-model/", "scan_to_model",
+        body_required=True, runs_async=True,
+    ),
+    Route("POST", "/scene/{scene_id}/print/", "print", body_required=True, runs_async=True),
+    Route(
+        "POST", "/scene/{scene_id}/auto-orient/", "auto_orient",
+        body_required=True, runs_async=True,
+    ),
+    Route(
+        "POST", "/scene/{scene_id}/auto-support/", "auto_support",
+        body_required=True, runs_async=True,
+    ),
+    Route(
+        "POST", "/scene/{scene_id}/auto-layout/", "auto_layout",
+        body_required=True, runs_async=True,
+    ),
+    Route("POST", "/scene/{scene_id}/auto-pack/", "auto_pack", body_required=True, runs_async=True),
     Route("POST", "/scene/pack-and-cage/", "pack_and_cage", body_required=True),
-    Route("GET", "/scene/{scene_id}/print-validation/", "get_print_validation"),
-    Route("POST", "/scene/{scene_id}/hollow/", "hollow_model", body_required=True),
-    Route("POST", "/scene/{scene_id}/label/", "label_part", body_required=True),
-    Route("POST", "/scene/{scene_id}/estimate-print-time/", "estimate_print_time"),
-    Route("POST", "/scene/{scene_id}/add-drain-holes/", "add_drain_holes", body_required=True),
+    Route("GET", "/scene/{scene_id}/print-validation/", "get_print_validation", runs_async=True),
+    Route("POST", "/scene/{scene_id}/hollow/", "hollow_model", body_required=True, runs_async=True),
+    Route("POST", "/scene/{scene_id}/label/", "label_part", body_required=True, runs_async=True),
+    Route("POST", "/scene/{scene_id}/estimate-print-time/", "estimate_print_time", runs_async=True),
+    Route(
+        "POST", "/scene/{scene_id}/add-drain-holes/", "add_drain_holes",
+        body_required=True, runs_async=True,
+    ),
     Route("POST", "/scene/{scene_id}/interferences/", "get_scene_interferences"),
-    Route("GET", "/devices/", "get_devices", query=("can_print",)),
+    Route("GET", "/devices/", "get_devices", flags=("can_print",)),
     Route("GET", "/devices/{id}/", "get_device"),
-    Route("POST", "/discover-devices/", "discover_devices", body_required=True),
-    Route("POST", "/upload-firmware/", "upload_firmware", body_required=True),
+    Route("POST", "/discover-devices/", "discover_devices", body_required=True, runs_async=True),
+    Route("POST", "/upload-firmware/", "upload_firmware", body_required=True, runs_async=True),
     Route("GET", "/list-materials/", "list_materials"),
     Route("GET", "/operations/", GET_ALL_OPERATIONS),
     Route("GET", "/operations/{id}/", GET_OPERATION),
@@ -152,25 +182,28 @@ ROUTES: tuple[Route, ...] = (
 DEPRECATED_ROUTES: tuple[Route, ...] = (
     Route("GET", "/scene/", "get_scene"),
     Route("PUT", "/scene/", "update_scene", body_required=True),
-    Route("POST", "/scene/save-form/", "save_form_file", body_required=True),
-    Route("POST", "/scene/save-screenshot/", "save_screenshot", body_required=True),
+    Route("POST", "/scene/save-form/", "save_form_file", body_required=True, runs_async=True),
+    Route(
+        "POST", "/scene/save-screenshot/", "save_screenshot",
+        body_required=True, runs_async=True,
+    ),
     Route("POST", "/scene/save-fps-file/", "save_fps_file", body_required=True),
     Route("GET", "/scene/models/{id}/", "get_model"),
     Route("POST", "/scene/models/{id}/", "update_model", empty_body=True),
     Route("DELETE", "/scene/models/{id}/", "delete_model"),
     Route("POST", "/scene/models/{id}/duplicate/", "duplicate_model", empty_body=True),
     Route("POST", "/scene/models/{id}/replace/", "replace_model", body_required=True),
-    Route("POST", "/scene/import-model/", "import_model", body_required=True),
-    Route("POST", "/scene/scan-to-model/", "scan_to_model", body_required=True),
-    Route("POST", "/scene/print/", "print", body_required=True),
-    Route("POST", "/scene/auto-orient/", "auto_orient", empty_body=True),
-    Route("POST", "/scene/auto-support/", "auto_support", empty_body=True),
-    Route("POST", "/scene/auto-layout/", "auto_layout", empty_body=True),
-    Route("POST", "/scene/auto-pack/", "auto_pack", empty_body=True),
-    Route("GET", "/scene/print-validation/", "get_print_validation"),
-    Route("POST", "/scene/hollow/", "hollow_model", empty_body=True),
-    Route("POST", "/scene/label/", "label_part", body_required=True),
-    Route("POST", "/scene/estimate-print-time/", "estimate_print_time"),
+    Route("POST", "/scene/import-model/", "import_model", body_required=True, runs_async=True),
+    Route("POST", "/scene/scan-to-model/", "scan_to_model", body_required=True, runs_async=True),
+    Route("POST", "/scene/print/", "print", body_required=True, runs_async=True),
+    Route("POST", "/scene/auto-orient/", "auto_orient", empty_body=True, runs_async=True),
+    Route("POST", "/scene/auto-support/", "auto_support", empty_body=True, runs_async=True),
+    Route("POST", "/scene/auto-layout/", "auto_layout", empty_body=True, runs_async=True),
+    Route("POST", "/scene/auto-pack/", "auto_pack", empty_body=True, runs_async=True),
+    Route("GET", "/scene/print-validation/", "get_print_validation", runs_async=True),
+    Route("POST", "/scene/hollow/", "hollow_model", empty_body=True, runs_async=True),
+    Route("POST", "/scene/label/", "label_part", body_required=True, runs_async=True),
+    Route("POST", "/scene/estimate-print-time/", "estimate_print_time", runs_async=True),
     Route("POST", "/scene/add-drain-holes/", "add_drain_holes", body_required=True),
     Route("POST", "/scene/interferences/", "get_scene_interferences"),
 )

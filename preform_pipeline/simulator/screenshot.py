@@ -24,16 +24,18 @@ are what make one build's image tell its models apart from another's.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from .editing import LABEL_CHAR_WIDTH
 from .estimates import DEFAULT_RAFT_THICKNESS_MM
@@ -43,21 +45,30 @@ __all__ = [
     "DEFAULT_IMAGE_SIZE_PX",
     "DEFAULT_PITCH_DEG",
     "DEFAULT_YAW_DEG",
+    "FLYAROUND_FRAME_MS",
     "LabelPlate",
+    "MAX_FLYAROUND_FRAMES",
     "MAX_IMAGE_SIZE_PX",
     "PNG_SIGNATURE",
     "RenderItem",
     "View",
     "encode_png",
+    "encode_webp",
+    "flyaround_views",
     "item_for",
     "render",
     "support_geometry",
     "write_png",
+    "write_webp",
 ]
 
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 DEFAULT_IMAGE_SIZE_PX: Final = 820
 MAX_IMAGE_SIZE_PX: Final = 4096
+#: Most frames one flyaround renders: each is a full render while the request holds its scene.
+MAX_FLYAROUND_FRAMES: Final = 120
+#: How long each frame of a flyaround shows; the animation loops.
+FLYAROUND_FRAME_MS: Final = 100
 DEFAULT_YAW_DEG: Final = 45.0
 DEFAULT_PITCH_DEG: Final = 35.264
 #: Samples per covered pixel per triangle; ~e^-density of pixels stay unsampled.
@@ -504,3 +515,61 @@ def encode_png(rgb: npt.NDArray[np.uint8]) -> bytes:
 
 def write_png(path: Path, rgb: npt.NDArray[np.uint8]) -> None:
     atomic_write_bytes(path, encode_png(rgb))
+
+
+def flyaround_views(view: View, angles: Sequence[tuple[float, float]], frames: int) -> list[View]:
+    """``frames`` views of ``view`` spaced evenly along the path through ``angles`` (yaw,
+    pitch pairs, at least two), its first and last angle included."""
+    segments = len(angles) - 1
+    views = []
+    for i in range(frames):
+        at = i * segments / (frames - 1) if frames > 1 else 0.0
+        k = min(int(at), segments - 1)
+        part = at - k
+        (yaw0, pitch0), (yaw1, pitch1) = angles[k], angles[k + 1]
+        views.append(
+            replace(
+                view,
+                yaw_deg=yaw0 + (yaw1 - yaw0) * part,
+                pitch_deg=pitch0 + (pitch1 - pitch0) * part,
+            )
+        )
+    return views
+
+
+def _on_one_canvas(frames: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[np.uint8]]:
+    """Each frame centred on a canvas as large as the largest: an animation has one size,
+    and each view's crop around the models differs."""
+    height = max(f.shape[0] for f in frames)
+    width = max(f.shape[1] for f in frames)
+    placed = []
+    for frame in frames:
+        canvas = np.empty((height, width, 3), dtype=np.uint8)
+        canvas[:] = _BACKGROUND
+        top, left = (height - frame.shape[0]) // 2, (width - frame.shape[1]) // 2
+        canvas[top : top + frame.shape[0], left : left + frame.shape[1]] = frame
+        placed.append(canvas)
+    return placed
+
+
+def encode_webp(frames: Sequence[npt.NDArray[np.uint8]]) -> bytes:
+    """Lossless WebP bytes of one image, or of a looping animation of several."""
+    images = [Image.fromarray(f, "RGB") for f in _on_one_canvas(frames)]
+    out = io.BytesIO()
+    if len(images) == 1:
+        images[0].save(out, format="WEBP", lossless=True)
+    else:
+        images[0].save(
+            out,
+            format="WEBP",
+            lossless=True,
+            save_all=True,
+            append_images=images[1:],
+            duration=FLYAROUND_FRAME_MS,
+            loop=0,
+        )
+    return out.getvalue()
+
+
+def write_webp(path: Path, frames: Sequence[npt.NDArray[np.uint8]]) -> None:
+    atomic_write_bytes(path, encode_webp(frames))

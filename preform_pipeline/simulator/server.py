@@ -268,16 +268,16 @@ class SimulatorServer(ThreadedHTTPApp):
             if injected is not None:
                 raise injected
             query = parse_qs(target.query, keep_blank_values=True)
-            run_async = _flag(query, "async")
+            run_async = match.route.runs_async and _flag(query, "async")
             body = _parse_json(raw)
             if body is None and match.route.empty_body:
                 body = {}
             if match.route.body_required and body is None:
                 raise SimError(400, MISSING_BODY, f"{operation_id} needs a JSON object body")
             params = dict(match.params)
-            for name in match.route.query:
+            for name in match.route.flags:
                 if name in query:
-                    params[name] = query[name][-1]
+                    params[name] = "true" if _flag(query, name) else "false"
             if operation_id == GET_ALL_OPERATIONS:
                 status, payload = 200, self.operations.listing_json()
             elif operation_id == GET_OPERATION:

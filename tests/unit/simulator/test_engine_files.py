@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image, ImageSequence
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.bodies import mount_drives
@@ -289,13 +290,164 @@ class TestScreenshots:
             shares.append(float((pixels[..., 2] > pixels[..., 0] + 40).mean()))
         assert shares[0] > shares[1] > 0
 
-    def test_webp_is_not_written(
+    def test_a_webp_still_is_the_png_losslessly(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
     ) -> None:
-        body = {"file": str(tmp_path / "shot.webp")}
-        assert (
-            error_of(engine, "save_screenshot", prepared, body).code == "UNSUPPORTED_IMAGE_FORMAT"
+        view = {"image_size_px": 80, "yaw": 30, "pitch": 40}
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "a.png"), **view})
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "a.webp"), **view})
+        _, _, png = read_png(tmp_path / "a.png")
+        with Image.open(tmp_path / "a.webp") as still:
+            assert (still.format, getattr(still, "n_frames", 1)) == ("WEBP", 1)
+            assert np.array_equal(np.asarray(still.convert("RGB")), png)
+
+    def test_a_flyaround_is_an_animation_through_its_angles(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        fly = {"transform": [{"yaw": 0, "pitch": 30}, {"yaw": 90, "pitch": 60}], "frame_count": 3}
+        path = tmp_path / "fly.webp"
+        engine.call(
+            "save_screenshot",
+            prepared,
+            {"file": str(path), "image_size_px": 80, "flyaround_transform": fly},
         )
+        with Image.open(path) as animation:
+            assert (animation.format, animation.n_frames) == ("WEBP", 3)
+            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(animation)]
+        # The middle frame looks from halfway: yaw 45, pitch 45; frames share one canvas.
+        middle = tmp_path / "middle.png"
+        engine.call(
+            "save_screenshot",
+            prepared,
+            {"file": str(middle), "image_size_px": 80, "yaw": 45, "pitch": 45},
+        )
+        _, _, still = read_png(middle)
+        top = (frames[1].shape[0] - still.shape[0]) // 2
+        left = (frames[1].shape[1] - still.shape[1]) // 2
+        inner = frames[1][top : top + still.shape[0], left : left + still.shape[1]]
+        assert np.array_equal(inner, still)
+        assert not np.array_equal(frames[0], frames[2])
+
+    def test_without_a_frame_count_each_angle_is_a_frame(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        angles = [{"yaw": y, "pitch": 20} for y in (0, 120, 240)]
+        path = tmp_path / "fly.webp"
+        body = {"file": str(path), "image_size_px": 40, "flyaround_transform": {
+            "transform": angles, "ensure_constant_size": False}}
+        engine.call("save_screenshot", prepared, body)
+        with Image.open(path) as animation:
+            assert animation.n_frames == 3
+
+    def test_one_frame_is_a_still_of_the_first_angle(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        # Yaw and pitch 0: a still reads them as given, not as missing.
+        fly = {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 90, "pitch": 60}],
+               "frame_count": 1}
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "one.webp"),
+                                                  "image_size_px": 40, "flyaround_transform": fly})
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "one.png"),
+                                                  "image_size_px": 40, "yaw": 0, "pitch": 0})
+        _, _, png = read_png(tmp_path / "one.png")
+        with Image.open(tmp_path / "one.webp") as one:
+            assert getattr(one, "n_frames", 1) == 1
+            assert np.array_equal(np.asarray(one.convert("RGB")), png)
+
+    def test_progress_counts_the_frames_rendered(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        seen: list[float] = []
+        fly = {"transform": [{"yaw": 0, "pitch": 20}, {"yaw": 90, "pitch": 20}],
+               "frame_count": 3}
+        body = {"file": str(tmp_path / "p.webp"), "image_size_px": 32, "flyaround_transform": fly}
+        engine.call("save_screenshot", prepared, body, seen.append)
+        # Three frames of four steps: the file's writing is the last quarter.
+        assert seen == [0.25, 0.5, 0.75]
+
+    def test_crop_to_models_is_read(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        for crop in (True, False):
+            engine.call("save_screenshot", prepared, {
+                "file": str(tmp_path / f"{crop}.png"), "image_size_px": 40,
+                "crop_to_models": crop})
+        cropped, whole = read_png(tmp_path / "True.png"), read_png(tmp_path / "False.png")
+        assert cropped[2].tolist() != whole[2].tolist()
+
+    def test_the_default_view_is_the_contracts(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        engine.call("save_screenshot", prepared, {"file": str(tmp_path / "d.png")})
+        explicit = {"file": str(tmp_path / "e.png"), "view_type": "ZOOM_ON_MODELS", "yaw": 45,
+                    "pitch": 35.264, "image_size_px": 820, "crop_to_models": True}
+        engine.call("save_screenshot", prepared, explicit)
+        assert read_png(tmp_path / "d.png")[2].tolist() == read_png(tmp_path / "e.png")[2].tolist()
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"pitch": -90.5}, "$.pitch: -90.5 is below the minimum -90"),
+            ({"pitch": 90.5}, "$.pitch: 90.5 is above the maximum 90"),
+            ({"image_size_px": 4097}, "$.image_size_px: 4097 is above the maximum 4096"),
+        ],
+    )
+    def test_a_view_out_of_range_is_refused_with_its_limit(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path,
+        change: dict[str, Any], message: str,
+    ) -> None:
+        body = {"file": str(tmp_path / "r.png"), **change}
+        assert error_of(engine, "save_screenshot", prepared, body).error_message == message
+
+    def test_another_image_format_is_refused_in_words(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        path = tmp_path / "shot.gif"
+        error = error_of(engine, "save_screenshot", prepared, {"file": str(path)})
+        assert error.error_message == f"$.file: '{path}' must end in .png or .webp"
+
+    def test_a_one_pixel_screenshot_is_drawn(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
+    ) -> None:
+        engine.call("save_screenshot", prepared,
+                    {"file": str(tmp_path / "1.png"), "image_size_px": 1})
+        assert max(read_png(tmp_path / "1.png")[:2]) == 1
+
+    @pytest.mark.parametrize(
+        ("file", "fly", "message"),
+        [
+            ("fly.png", {"transform": [{"yaw": 0, "pitch": 0}] * 2},
+             "$.file: 'FOLDER/fly.png': a flyaround is an animation, saved as .webp"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}]},
+             "$.flyaround_transform.transform: expected an array of at least 2 {yaw, pitch} "
+             "angles"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9}]},
+             "$.flyaround_transform.transform[1].pitch: is required"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9, "pitch": -90.5}]},
+             "$.flyaround_transform.transform[1].pitch: -90.5 is below the minimum -90"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}, {"yaw": 9, "pitch": 90.5}]},
+             "$.flyaround_transform.transform[1].pitch: 90.5 is above the maximum 90"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "frame_count": 0.5},
+             "$.flyaround_transform.frame_count: 0.5 is below the minimum 1"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "frame_count": 121},
+             "$.flyaround_transform.frame_count: 121 is above the maximum 120"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2,
+                          "ensure_constant_size": "yes"},
+             "$.flyaround_transform.ensure_constant_size: expected true or false, got string"),
+            ("fly.webp", {"transform": [{"yaw": 0, "pitch": 0}] * 2, "speed": 2},
+             "$.flyaround_transform: unexpected field speed; allowed: ensure_constant_size, "
+             "frame_count, transform"),
+        ],
+    )
+    def test_a_flyaround_the_contract_does_not_allow_is_refused_saying_what_is_wrong(
+        self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path,
+        file: str, fly: dict[str, Any], message: str,
+    ) -> None:
+        body = {"file": str(tmp_path / file), "flyaround_transform": fly}
+        error = error_of(engine, "save_screenshot", prepared, body)
+        assert error.code == "INVALID_BODY"
+        assert error.error_message == message.replace("FOLDER", str(tmp_path))
+        assert not (tmp_path / file).exists()
 
     @pytest.mark.parametrize(
         "change",

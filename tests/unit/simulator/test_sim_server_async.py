@@ -104,10 +104,19 @@ class TestAcceptedOperations:
         gate.release()
         assert poll(sim_client, op, lambda b: b["status"] == SUCCEEDED)
 
-    def test_any_engine_operation_can_run_async(self, sim_client: httpx.Client) -> None:
-        op = start(sim_client, "/scene/default/", {"machine_type": "FORM-4-0"})
+    def test_an_operation_outside_scenes_runs_async_too(self, sim_client: httpx.Client) -> None:
+        op = start(sim_client, "/discover-devices/", {"timeout_seconds": 1})
         final = poll(sim_client, op, lambda b: b["status"] == SUCCEEDED)
-        assert final["result"]["operation"] == "create_default_scene"
+        assert final["result"]["operation"] == "discover_devices"
+
+    def test_one_the_contract_gives_no_async_answer_is_answered_at_once(
+        self, sim_client: httpx.Client
+    ) -> None:
+        response = sim_client.post("/scene/default/?async=true", json={"machine_type": "X"})
+        assert (response.status_code, response.json()["operation"]) == (
+            200,
+            "create_default_scene",
+        )
 
 
 class TestFailedOperations:

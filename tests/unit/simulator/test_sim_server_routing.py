@@ -24,6 +24,7 @@ from tests.openapi_contract import local_api_contract
 
 ENGINE_ROUTES = [r for r in ROUTES if r.operation_id not in SERVER_OPERATION_IDS]
 SAMPLE_PARAMS = {"scene_id": "scene-1", "id": "model 7"}
+DRAIN_HOLES = "/scene/{scene_id}/add-drain-holes/"
 
 
 def concrete(route: Route) -> str:
@@ -88,6 +89,14 @@ class TestRouteTable:
         for route in DEPRECATED_ROUTES:
             operation_id = str(contract.operation(route.template, route.method)["operationId"])
             assert snake_case(operation_id.removesuffix("Deprecated")) == route.operation_id
+
+    def test_async_runs_exactly_where_the_contract_gives_an_asynchronous_answer(self) -> None:
+        contract = local_api_contract()
+        for route in ROUTES + DEPRECATED_ROUTES:
+            operation = contract.operation(route.template, route.method)
+            names = {p.get("name") for p in operation.get("parameters", [])}
+            offered = "async" in names or "202" in operation["responses"]
+            assert route.runs_async == offered, route
 
     def test_the_user_documentation_lists_every_route(self, repo_root: Path) -> None:
         text = (repo_root / "docs" / "simulator.md").read_text(encoding="utf-8")
@@ -194,6 +203,45 @@ class TestDispatch:
     ) -> None:
         sim_client.get("/devices/", params={"can_print": "true", "other": "x"})
         assert sim_engine.last_call().params == {"can_print": "true"}
+
+    @pytest.mark.parametrize("value", ["yes", "1", "TRUE", "no", "0", ""])
+    def test_a_flag_reaches_the_engine_as_true_or_false(
+        self, sim_client: httpx.Client, sim_engine: RecordingEngine, value: str
+    ) -> None:
+        sim_client.get("/devices/", params={"can_print": value})
+        expected = "true" if value.lower() in {"yes", "1", "true"} else "false"
+        assert sim_engine.last_call().params == {"can_print": expected}
+
+    def test_a_flag_that_is_no_boolean_is_refused_before_the_engine(
+        self, sim_client: httpx.Client, sim_engine: RecordingEngine
+    ) -> None:
+        response = sim_client.get("/devices/", params={"can_print": "perhaps"})
+        assert response.status_code == 400
+        assert response.json()["error"] == {
+            "code": "INVALID_QUERY_PARAMETER",
+            "message": "query parameter can_print='perhaps' is not a boolean",
+        }
+        assert sim_engine.calls == []
+
+    @pytest.mark.parametrize(
+        "route", ENGINE_ROUTES + list(DEPRECATED_ROUTES), ids=lambda r: f"{r.method} {r.template}"
+    )
+    def test_async_is_honoured_only_where_the_contract_offers_it(
+        self, route: Route, sim_client: httpx.Client, sim_engine: RecordingEngine
+    ) -> None:
+        body = {"probe": 1} if route.method in {"POST", "PUT"} else None
+        response = sim_client.request(route.method, concrete(route) + "?async=true", json=body)
+        if route.runs_async:
+            assert response.status_code == 202, response.text
+            assert set(response.json()) == {"operationId"}
+        else:
+            # Not among its parameters: ignored like any other, answered at once.
+            assert response.status_code == 200, response.text
+            assert sim_engine.last_call().operation_id == route.operation_id
+            assert sim_engine.last_call().had_progress is False
+        listed = local_api_contract().operation(route.template, route.method)["responses"]
+        # Drain holes declare ``async`` but list no 202: the parameter is read as meant.
+        assert str(response.status_code) in listed or route.template == DRAIN_HOLES
 
     def test_a_synchronous_call_gets_no_progress_callback(
         self, sim_client: httpx.Client, sim_engine: RecordingEngine
