@@ -35,9 +35,10 @@ by SIGTERM, both after the servers were stopped and the report written. The summ
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -91,11 +92,9 @@ from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
-    find_folder_sidecar,
-    find_sidecar,
+    folder_values,
     is_case_folder,
-    merge_values,
-    read_sidecar,
+    model_values,
 )
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
@@ -304,41 +303,44 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
 
 
 def _sidecars(
-    found: Mapping[Path, str | None], extra_fields: Sequence[str],
-    inboxes: Collection[Path] = (),
+    found: Mapping[Path, str | None], folders: Mapping[Path, Path | None],
+    extra_fields: Sequence[str],
 ) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
-    """Sidecar values of each model, as the hot folder reads them (a case folder's sidecar,
-    then the file's own): template fields (``units`` among them) and case ids. A model
-    whose sidecar cannot be used is rejected with the reason, as the hot folder does, and
-    with it the other models of its case folder; ``inboxes``: the named folders that are no
-    case (their own files stand alone)."""
+    """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
+    then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
+    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
+    rejected with the reason, as the hot folder does, and with it the other models of its
+    case folder (``folders``: each model's, None for a named folder's own files, which stand
+    alone)."""
     fields: dict[Path, Mapping[str, str]] = {}
     case_ids: dict[Path, str | None] = {}
     rejected: list[Rejection] = []
+
+    @functools.cache  # a case folder's sidecar read once for all its files
+    def base_of(folder: Path) -> SidecarValues:
+        return folder_values(folder, extra_fields=extra_fields)
+
     for path, case in found.items():
+        folder = folders.get(path)
         try:
-            values = SidecarValues()
-            folder = find_folder_sidecar(path.parent) if case is not None else None
-            own = find_sidecar(path) if path.parent.is_dir() else None
-            for sidecar in (folder, own):
-                if sidecar is not None:
-                    values = merge_values(values, read_sidecar(sidecar, extra_fields=extra_fields))
+            base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
+            values = (model_values(path, base, extra_fields=extra_fields)
+                      if path.parent.is_dir() else base)
         except SidecarError as exc:
             rejected.append(Rejection(path, f"{path}: {exc}"))
             continue
         fields[path] = values.fields
-        case_ids[path] = values.case_id if values.case_id is not None else case
-
-    def in_case_folder(path: Path) -> bool:
-        return found.get(path) is not None and path.parent not in inboxes
+        case_ids[path] = values.case_id
 
     # A case is one whole, as the hot folder takes it: printed without the rejected model,
     # the rest of the case would go out split over two runs.
-    refused = {r.path.parent: r.reason for r in rejected if in_case_folder(r.path)}
-    for path in [p for p in fields if in_case_folder(p) and p.parent in refused]:
-        del fields[path], case_ids[path]
-        rejected.append(Rejection(path, f"{path}: its case folder {path.parent.name} is "
-                                        f"rejected whole: {refused[path.parent]}"))
+    refused = {folders.get(r.path): r.reason for r in rejected}
+    for path in list(fields):
+        folder = folders.get(path)
+        if folder is not None and folder in refused:
+            del fields[path], case_ids[path]
+            rejected.append(Rejection(path, f"{path}: its case folder {folder.name} is "
+                                            f"rejected whole: {refused[folder]}"))
     return fields, case_ids, rejected
 
 
@@ -367,8 +369,7 @@ def _plan(
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
-    fields, case_ids, bad = _sidecars(sources.models, recipe.fields,
-                                      inboxes=set(folders) - set(cases))
+    fields, case_ids, bad = _sidecars(sources.models, sources.case_folders, recipe.fields)
     unreadable.extend(bad)
     taken = [p for p in sources.models if p in case_ids]
     models = read_models(

@@ -70,10 +70,8 @@ from preform_pipeline.hotfolder.files import (
 from preform_pipeline.hotfolder.sidecar import (
     SIDECAR_SUFFIX_ORDER,
     SidecarValues,
-    find_folder_sidecar,
-    find_sidecar,
-    merge_values,
-    read_sidecar,
+    folder_values,
+    model_values,
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
@@ -339,21 +337,14 @@ class Intake:
     ) -> tuple[dict[Path, SidecarValues], dict[Path, list[Path]]]:
         """Values per model and the sidecar files attached to each (SidecarError if bad)."""
         extra = self.extra_fields(recipe)
-        base = SidecarValues()
+        base = folder_values(drop.root, extra_fields=extra) if drop.is_case else SidecarValues()
         attached: dict[Path, list[Path]] = {m: [] for m in drop.models}
-        folder_sidecar = find_folder_sidecar(drop.root) if drop.is_case else None
-        if folder_sidecar is not None:
-            base = read_sidecar(folder_sidecar, extra_fields=extra)
-            if drop.models:
-                attached[drop.models[0]].append(folder_sidecar)
+        if drop.models:  # the case folder's sidecar goes with its first file
+            attached[drop.models[0]].extend(base.sources)
         values: dict[Path, SidecarValues] = {}
         for model in drop.models:
-            own = find_sidecar(model)
-            merged = base
-            if own is not None and own != folder_sidecar:
-                merged = merge_values(base, read_sidecar(own, extra_fields=extra))
-                attached[model].append(own)
-            values[model] = merged
+            values[model] = model_values(model, base, extra_fields=extra)
+            attached[model].extend(values[model].sources[len(base.sources):])
         return values, attached
 
     def _rel(self, drop: Drop, path: Path) -> str:
@@ -425,7 +416,6 @@ class Intake:
                 + " into the inbox again",
                 sidecars=True,
             )
-        case_default = drop.root.name if drop.is_case else None
         case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []
@@ -433,7 +423,7 @@ class Intake:
         priority = 0
         for model in drop.models:
             value = values[model]
-            job_case = value.case_id or case_default
+            job_case = value.case_id
             case_id = case_id or job_case
             priority = max(priority, value.priority or 0)
             try:

@@ -123,3 +123,24 @@ class TestACaseFolderNamedOnTheCommandLine:
             f"in/C-9/upper.stl: its case folder C-9 is rejected whole: {why}")
         assert "2 models on 1 simulated server" in done.stdout  # C-8's and alone.stl
         assert "exit 1: 3 models rejected, 1 of 1 build succeeded" in done.stdout
+
+    def test_a_case_folders_subfolder_is_part_of_its_case(self, tmp_path: Path) -> None:
+        # Session 31 left it: `run` made `C-7/scans/` a case `scans` of its own, where the
+        # hot folder gives its files the dropped folder's case id, sidecar and fate.
+        inbox = tmp_path / "in"
+        batch = REPO_ROOT / "sample_models" / "batch"
+        for rel, part in [("C-7/upper.stl", 1), ("C-7/scans/lower.stl", 2),
+                          ("C-6/upper.stl", 3), ("C-6/scans/lower.stl", 4)]:
+            (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / rel).write_bytes((batch / f"part_{part:02d}.stl").read_bytes())
+        (inbox / "C-7.yaml").write_text("case_id: P-77\n", encoding="utf-8")
+        (inbox / "C-6" / "scans" / "lower.yaml").write_text("priorty: 1\n", encoding="utf-8")
+        done = self._run(tmp_path, "in")
+        assert done.returncode == 1, done.stderr
+        assert ("  in/C-6/upper.stl (?): in/C-6/upper.stl: its case folder C-6 is rejected "
+                "whole: in/C-6/scans/lower.stl: in/C-6/scans/lower.yaml:1:1: $.priorty: "
+                "unknown field 'priorty'") in done.stdout
+        [report] = (tmp_path / "out" / "reports").glob("*.json")
+        [build] = json.loads(report.read_text(encoding="utf-8"))["builds"]
+        assert build["case_ids"] == ["P-77"]
+        assert sorted(build["models"]) == ["lower.stl", "upper.stl"]
