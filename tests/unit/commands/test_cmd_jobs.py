@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -481,3 +482,55 @@ class TestShowAHotFolderJob:
         bare = lab.store.create_job(recipe="dental", source_path=tmp_path / "x.stl")
         assert self._show(lab, bare)["file"] == (
             f"{tmp_path / 'x.stl'}: not there now (moved or removed since)")
+
+    def _json(self, lab: Lab, job: Job) -> dict[str, Any]:
+        code, out, err = invoke("show", str(job.id), "--store", str(lab.path), "--format",
+                                "json")
+        assert (code, err) == (0, "")
+        view: dict[str, Any] = json.loads(out)
+        return view
+
+    def test_the_json_form_says_where_the_file_is_as_the_words_do(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        # Session 31 left it: the words said "put back into the inbox", the JSON nothing.
+        back = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", sidecar="failed/C-1/C-1.yaml")
+        failed = tmp_path / "inbox" / "failed" / "C-1"
+        view = self._json(lab, job)
+        assert view["file_now"] == {
+            "path": str(failed / "upper.stl"), "status": "put_back", "now_at": str(back),
+            "dropped_again_as": None}
+        assert view["sidecars_now"] == [{
+            "path": str(failed / "C-1.yaml"), "status": "gone", "now_at": None,
+            "dropped_again_as": None}]
+        assert view["job"]["source_path"] == str(failed / "upper.stl")  # the store's, as is
+
+        back.unlink()
+        latest = self._job(lab, tmp_path, at="done/C-1/upper.stl", state=S.DONE)
+        here = self._file(tmp_path, "done/C-1/upper.stl")
+        again = {"id": latest.id, "job_key": latest.job_key, "state": "done"}
+        view = self._json(lab, job)
+        assert view["file_now"] == {
+            "path": str(failed / "upper.stl"), "status": "dropped_again", "now_at": None,
+            "dropped_again_as": again}
+        assert view["sidecars_now"][0]["status"] == "dropped_again"
+        assert view["sidecars_now"][0]["dropped_again_as"] == again
+        assert self._json(lab, latest)["file_now"] == {
+            "path": str(here), "status": "there", "now_at": None, "dropped_again_as": None}
+        assert self._json(lab, latest)["sidecars_now"] == []
+
+    @pytest.mark.parametrize(("moved", "state"), [(False, S.FAILED), (None, S.PROCESSING)])
+    def test_the_json_form_of_a_move_cut_short(
+        self, lab: Lab, tmp_path: Path, moved: bool | None, state: JobState
+    ) -> None:
+        still = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", moved=moved, state=state)
+        now = self._json(lab, job)["file_now"]
+        assert (now["status"], now["now_at"]) == ("being_moved", str(still))
+
+    def test_the_json_form_of_a_file_gone_without_a_trace(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        job = self._job(lab, tmp_path, at="done/C-1/upper.stl", previous=None, state=S.DONE)
+        assert self._json(lab, job)["file_now"]["status"] == "gone"
