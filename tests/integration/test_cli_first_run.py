@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,31 @@ class TestTheReadmesFirstRun:
         assert [e for e in events if e["event"] == "label_skipped"] == []
         assert sum(e["event"] == "job_claimed" for e in events) == 30
         assert "label_skipped" not in report.read_text(encoding="utf-8")
+
+
+class TestWhereARunsFilesWent:
+    """Without ``--output`` a run's files go below the recipe's folder (its relative
+    ``outputs.root``), wherever it was started: the last lines say that folder, absolute,
+    and the rule."""
+
+    def test_the_last_lines_name_the_folder_beside_the_recipe(self, tmp_path: Path) -> None:
+        recipe = tmp_path / "recipes" / "grey.yaml"
+        recipe.parent.mkdir()
+        shutil.copyfile(REPO_ROOT / README_RUN[0], recipe)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PREFORM_PIPELINE_", "XDG_"))}
+        env["HOME"] = str(tmp_path)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "run", "recipes/grey.yaml",
+             str(REPO_ROOT / "sample_models" / "parts" / "l_bracket.stl"), "--dry-run"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+            check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        folder = tmp_path / "recipes" / "output" / "engineering-grey-form4"
+        assert (f"output: {folder} (the recipe's outputs.root, relative to the recipe's "
+                "folder; --output DIR puts it elsewhere)") in done.stdout.splitlines()[-5:]
+        assert list(folder.glob("*/engineering-grey-form4-001.form"))
 
 
 class TestACaseFolderNamedOnTheCommandLine:
