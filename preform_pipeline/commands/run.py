@@ -86,7 +86,7 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
-from preform_pipeline.executor.ledger import RunLedger
+from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
@@ -214,6 +214,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reprint", action="store_true",
         help="take models even when the same content was already printed or is in flight",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="list each model skipped as already printed or in flight (default: one line "
+        "for them all; the log has each)",
     )
 
 
@@ -388,8 +393,11 @@ def _plan(
         case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
     ) if taken else []
     if ledger is not None:
+        found = len(models)
         models, skipped = ledger.claim(models)
-        for skip in skipped:
+        if skipped and not args.verbose:
+            print(summarize_skipped(skipped, found), file=out or err)
+        for skip in skipped if args.verbose else ():
             print(skip.describe(), file=out or err)
         if skipped and not models:
             # A repeat from cron with nothing new: not an error.
