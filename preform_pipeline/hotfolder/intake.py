@@ -410,7 +410,7 @@ class Intake:
             values, attached = self._sidecar_values(drop, recipe)
         except SidecarError as exc:
             return self._reject_all(
-                drop, recipe, f"bad sidecar: {exc.message}",
+                drop, recipe, f"bad sidecar: {self._in_failed(drop, exc).message}",
                 f"fix the sidecar ({exc.hint}), then drop the "
                 + ("whole case folder" if drop.is_case else "file and its sidecar")
                 + " into the inbox again",
@@ -750,6 +750,19 @@ class Intake:
 
     # -- rejecting at intake --------------------------------------------------------------------
 
+    def _in_failed(self, drop: Drop, exc: SidecarError) -> SidecarError:
+        """``exc`` naming the sidecar where the person reading the note finds it: in failed/,
+        where the refused drop goes with it (:meth:`settle` moves it as the first file's
+        attachment); its place in the inbox is empty by then. A case folder with two
+        sidecars is named as the folder in failed/."""
+        try:
+            rel = self._rel(drop, exc.path)
+        except ValueError:  # not from this drop: said as it is
+            return exc
+        failed = drop.inbox.folder("failed")
+        moved = failed / rel if exc.path.is_dir() else _attachment_target(failed, rel)
+        return SidecarError(moved, exc.reason, hint=exc.hint, line=exc.line, column=exc.column)
+
     def _reject_all(
         self, drop: Drop, recipe: str, reason: str, todo: str, *, sidecars: bool = False
     ) -> TakeResult:
@@ -849,7 +862,7 @@ class Intake:
         rel = fitting_rel(place.rel)
         target = free_path(folder / rel, ours=lambda name: _notes_name(name, job))
         attachments = tuple(
-            Attachment(a.rel, str(free_path(folder / fitting_rel(a.rel))), a.at)
+            Attachment(a.rel, str(_attachment_target(folder, a.rel)), a.at)
             for a in place.attachments
         )
         text = report if ok else note
@@ -1012,6 +1025,12 @@ def _decided_note(job: Job, jobs: str) -> str | None:
         else "fix the cause, then drop it into the inbox again",
         job=job, jobs=jobs,
     )
+
+
+def _attachment_target(folder: Path, rel: str) -> Path:
+    """Where a sidecar dropped at ``rel`` goes in the outcome ``folder``: its place there, or
+    a free name beside it (an earlier drop's file of that name is kept)."""
+    return free_path(folder / fitting_rel(rel))
 
 
 def _changed_after(source: Path, target: Path) -> bool:
