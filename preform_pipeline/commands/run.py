@@ -62,6 +62,7 @@ from preform_pipeline.commands._console import (
     exit_code,
     keep_off_console,
     make_console,
+    plan_warnings,
     print_summary,
     quiet_build_warnings,
     route_logs,
@@ -217,8 +218,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true",
-        help="list each model skipped as already printed or in flight (default: one line "
-        "for them all; the log has each)",
+        help="list each model skipped as already printed or in flight, and each whose "
+        "units were guessed (default: one line for each kind; the log and report have each)",
     )
 
 
@@ -587,7 +588,8 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    for warning in (*plan.warnings, *queue_login_warnings([recipe], settings)):
+    said = plan.warnings if args.verbose else plan_warnings(plan)
+    for warning in (*said, *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):

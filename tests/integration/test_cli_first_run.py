@@ -45,7 +45,17 @@ class TestTheReadmesFirstRun:
         assert done.returncode == 0, done.stderr
         assert "exit 0: 2 of 2 builds succeeded" in done.stdout
         assert "skipped" not in done.stdout, done.stdout
+        # 28 units guessed alike: one line (each was a long line of its own), each in the
+        # report.
+        guessed = [line for line in done.stdout.splitlines() if "units not stated" in line]
+        assert len(guessed) == 1 and guessed[0].startswith(
+            "warning: 28 models' units not stated, guessed MILLIMETERS: "), guessed
+        assert guessed[0].endswith(", … (+23, see report); state them with import.units or "
+                                   "import.units_by_path in the recipe, or `units:` in the "
+                                   "case's sidecar")
         (report,) = (tmp_path / "out" / "demo" / "reports").glob("*.json")
+        assert sum("units not stated, guessed" in w
+                   for w in json.loads(report.read_text(encoding="utf-8"))["warnings"]) == 28
         logs = (tmp_path / "out" / "demo" / "logs").glob("*.jsonl")
         events = [json.loads(line) for log in logs
                   for line in log.read_text(encoding="utf-8").splitlines()]
