@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
-from preform_pipeline.cloud.login import load_dashboard_login
+from preform_pipeline.cloud.login import LOGIN_SETTING_HINT, load_dashboard_login
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging, redact_url
 from preform_pipeline.preflight import PathCheck, check_paths
@@ -143,7 +143,7 @@ def queue_login_warnings(
     return [
         f"{recipe.name}: its print step sends to Fleet Control queue {group!r}, and no "
         "dashboard_login is configured: the servers are not logged in to the Dashboard, so "
-        "the queue refuses the print; set dashboard_login in the settings (docs/dispatch.md)"
+        f"the queue refuses the print; {LOGIN_SETTING_HINT}"
         for recipe in recipes
         for step in recipe.steps
         if step.kind == "print" and (group := step.options.get("fleet_group"))
