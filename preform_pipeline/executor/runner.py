@@ -63,12 +63,12 @@ from preform_pipeline.api import (
     AutoSupportOptions,
     PollPolicy,
     PreFormClient,
+    code_hint,
 )
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
 from preform_pipeline.api.paths import same_machine_path
 from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
     ConfigError,
     LeaseTimeoutError,
@@ -960,10 +960,12 @@ class _BuildWorker:
             what = exc.request.operation if exc.request and exc.request.operation else "request"
             detail = exc.server_message or exc.message
             code = f"{exc.code}: " if exc.code else ""
-            if exc.code == "NOT_LOGGED_IN":
+            user_fix = code_hint(exc.code, "")
+            if user_fix:
                 # The server's own words speak of its API ("POST /login/ first"); what a
-                # user does is give the pool a login, which it sends after every start.
-                detail += f" (the server is not logged in to the Dashboard: {LOGIN_SETTING_HINT})"
+                # user does (give the pool a login, which it sends after every start) is
+                # said after them.
+                detail += f" ({user_fix})"
             return f"{what} refused: {code}{detail}"
         if isinstance(exc, ConfigError):
             return f"path mapping: {exc}"
