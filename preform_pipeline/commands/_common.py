@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -41,6 +41,7 @@ __all__ = [
     "store_argument",
     "configure_command_logging",
     "load_command_settings",
+    "output_line",
     "queue_login_warnings",
 ]
 
@@ -125,6 +126,22 @@ def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
             exc = position_settings_error(exc)
         print(f"error: {exc}", file=err)
         return None
+
+
+def output_line(
+    roots: Sequence[tuple[Path, Recipe]], *, chosen: Path | None, elsewhere: str
+) -> str:
+    """``output: /abs/folder``: where a command's files go (``roots``: each output folder
+    with the recipe it is for). When one is a recipe's relative ``outputs.root``, the rule
+    that put it there (beside the recipe, wherever the command was started: whoever looks
+    in the current folder is surprised), and ``elsewhere``, the option that moves it."""
+    folders = ", ".join(dict.fromkeys(str(root) for root, _ in roots))
+    relative = chosen is None and any(
+        not Path(recipe.outputs.root).is_absolute() for _, recipe in roots)
+    if not relative:
+        return f"output: {folders}"
+    return (f"output: {folders} (the recipe's outputs.root, relative to the recipe's folder; "
+            f"{elsewhere} puts it elsewhere)")
 
 
 def queue_login_warnings(

@@ -53,6 +53,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    output_line,
     positive_seconds,
     queue_login_warnings,
     store_argument,
@@ -306,17 +307,6 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
     print(f"rejected {counted(len(rejected), 'model')}:", file=out)
     for rejection in rejected:
         print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
-
-
-def _output_line(root: Path, recipe: Recipe, *, chosen: Path | None) -> str:
-    """``output: /abs/folder``, the run's last word on where its files went; when the folder
-    is the recipe's relative ``outputs.root``, the rule that put it there (beside the
-    recipe, wherever the run was started), which surprises whoever looks in the current
-    folder."""
-    if chosen is not None or Path(recipe.outputs.root).is_absolute():
-        return f"output: {root}"
-    return (f"output: {root} (the recipe's outputs.root, relative to the recipe's folder; "
-            "--output DIR puts it elsewhere)")
 
 
 def _sidecars(
@@ -677,7 +667,8 @@ def _run_recorded(
     extra = [SIMULATED_LINE] if result.simulated else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
-    extra.append(_output_line(root, recipe, chosen=args.output or settings.output_root))
+    extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
+                             elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
     if args.quiet and code != EXIT_OK:
