@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder is a case",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
+        "case, subfolders and all",
     )
     parser.add_argument(
         "--format",
