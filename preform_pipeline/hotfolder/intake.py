@@ -408,9 +408,10 @@ class Intake:
             )
         try:
             values, attached = self._sidecar_values(drop, recipe)
-        except SidecarError as exc:
+        except SidecarError as found:
+            exc = self._in_failed(drop, found)
             return self._reject_all(
-                drop, recipe, f"bad sidecar: {self._in_failed(drop, exc).message}",
+                drop, recipe, f"bad sidecar: {exc.message}",
                 f"fix the sidecar ({exc.hint}), then drop the "
                 + ("whole case folder" if drop.is_case else "file and its sidecar")
                 + " into the inbox again",
