@@ -8,6 +8,7 @@ option dataclasses build request bodies; failures raise the ``ApiError`` tree of
 
 from __future__ import annotations
 
+from preform_pipeline.api._http import code_hint
 from preform_pipeline.api.client import (
     DEFAULT_BASE_URL,
     DEFAULT_HOST,
@@ -180,5 +181,6 @@ __all__ = [
     "ViewType",
     "WebAuthTokens",
     "WorkspaceMode",
+    "code_hint",
     "default_path_mapper",
 ]

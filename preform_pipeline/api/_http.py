@@ -34,6 +34,7 @@ import httpx
 
 from preform_pipeline import __version__
 from preform_pipeline.api._wire import WireAnswer, WireTransport
+from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
     ApiError,
     RequestInfo,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
     "ApiResponse",
     "HttpSession",
+    "code_hint",
     "error_for_status",
     "error_for_transport",
     "error_fields",
@@ -107,6 +109,19 @@ def error_fields(body: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+#: What to do about the server's error codes whose fix is the user's, not the request's: the
+#: server's own message speaks of its API (``NOT_LOGGED_IN``: "POST /login/ first").
+_CODE_HINTS: Final = {
+    "NOT_LOGGED_IN": f"the server is not logged in to the Dashboard: {LOGIN_SETTING_HINT}",
+}
+
+
+def code_hint(code: str | None, default: str) -> str:
+    """The hint for an error with the server's ``code``: its own when it has one (see
+    ``_CODE_HINTS``), else ``default``."""
+    return _CODE_HINTS.get(code or "", default)
+
+
 def _describe(status: int, code: str | None, message: str | None) -> str:
     detail = ": ".join(part for part in (code, message) if part)
     return f"server answered {status}" + (f" {detail}" if detail else "")
@@ -126,7 +141,7 @@ def error_for_status(status: int, body: Any, request: RequestInfo) -> ApiError:
     if status == httpx.codes.REQUEST_TIMEOUT:
         return ServerTimeoutError(text, hint=_HINT_TIMEOUT, **fields)
     if 400 <= status < 500:
-        return RequestRejectedError(text, hint=_HINT_REJECTED, **fields)
+        return RequestRejectedError(text, hint=code_hint(code, _HINT_REJECTED), **fields)
     if status >= 500:
         return ServerInternalError(text, hint=_HINT_INTERNAL, **fields)
     return ServerInternalError(f"unexpected answer: {text}", hint=_HINT_INTERNAL, **fields)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from preform_pipeline.api._http import error_fields
+from preform_pipeline.api._http import code_hint, error_fields
 from preform_pipeline.api.enums import OperationStatus
 from preform_pipeline.api.models import Operation
 from preform_pipeline.errors import (
@@ -118,7 +118,8 @@ def operation_failed_error(
         code=code,
         server_message=message,
         body=operation.result,
-        hint="the server could not do this with this input; check the step's options and files",
+        hint=code_hint(code, "the server could not do this with this input; check the step's "
+                       "options and files"),
     )
 
 

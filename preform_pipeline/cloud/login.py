@@ -26,9 +26,13 @@ __all__ = [
     "ENV_DASHBOARD_PASSWORD_FILE",
     "ENV_DASHBOARD_USERNAME",
     "ENV_DASHBOARD_USERNAME_FILE",
+    "LOGIN_SETTING_HINT",
     "DashboardLogin",
     "load_dashboard_login",
 ]
+
+#: Where a server's Dashboard login comes from, said wherever a missing one stops a print.
+LOGIN_SETTING_HINT: Final = "set dashboard_login in the settings (docs/dispatch.md)"
 
 ENV_DASHBOARD_USERNAME: Final = "PREFORM_PIPELINE_DASHBOARD_USERNAME"
 ENV_DASHBOARD_USERNAME_FILE: Final = "PREFORM_PIPELINE_DASHBOARD_USERNAME_FILE"

@@ -13,11 +13,11 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from preform_pipeline.cloud.login import load_dashboard_login
+from preform_pipeline.cloud.login import LOGIN_SETTING_HINT, load_dashboard_login
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging, redact_url
 from preform_pipeline.preflight import PathCheck, check_paths
@@ -41,6 +41,7 @@ __all__ = [
     "store_argument",
     "configure_command_logging",
     "load_command_settings",
+    "output_line",
     "queue_login_warnings",
 ]
 
@@ -127,6 +128,22 @@ def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:
         return None
 
 
+def output_line(
+    roots: Sequence[tuple[Path, Recipe]], *, chosen: Path | None, elsewhere: str
+) -> str:
+    """``output: /abs/folder``: where a command's files go (``roots``: each output folder
+    with the recipe it is for). When one is a recipe's relative ``outputs.root``, the rule
+    that put it there (beside the recipe, wherever the command was started: whoever looks
+    in the current folder is surprised), and ``elsewhere``, the option that moves it."""
+    folders = ", ".join(dict.fromkeys(str(root) for root, _ in roots))
+    relative = chosen is None and any(
+        not Path(recipe.outputs.root).is_absolute() for _, recipe in roots)
+    if not relative:
+        return f"output: {folders}"
+    return (f"output: {folders} (the recipe's outputs.root, relative to the recipe's folder; "
+            f"{elsewhere} puts it elsewhere)")
+
+
 def queue_login_warnings(
     recipes: Iterable[Recipe], settings: Settings, env: Mapping[str, str] = os.environ
 ) -> list[str]:
@@ -143,7 +160,7 @@ def queue_login_warnings(
     return [
         f"{recipe.name}: its print step sends to Fleet Control queue {group!r}, and no "
         "dashboard_login is configured: the servers are not logged in to the Dashboard, so "
-        "the queue refuses the print; set dashboard_login in the settings (docs/dispatch.md)"
+        f"the queue refuses the print; {LOGIN_SETTING_HINT}"
         for recipe in recipes
         for step in recipe.steps
         if step.kind == "print" and (group := step.options.get("fleet_group"))

@@ -37,7 +37,8 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.executor.progress import run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
-from preform_pipeline.plan.builds import Plan
+from preform_pipeline.geometry.units import UNITS_SETTINGS
+from preform_pipeline.plan.builds import ModelInfo, Plan
 from preform_pipeline.servers.pool import ServerStatus
 from preform_pipeline.verify.tracking import (
     FAILED_VERIFY_STATES,
@@ -56,6 +57,7 @@ __all__ = [
     "exit_code",
     "exit_line",
     "group_warnings",
+    "plan_warnings",
     "keep_off_console",
     "make_console",
     "print_summary",
@@ -203,6 +205,26 @@ class WarningGroup:
         more = len(self.names) - limit
         tail = f", … (+{more}, see report)" if more > 0 else ""
         return f"{len(self.names)} {self.what}: {shown}{tail}"
+
+
+def plan_warnings(plan: Plan) -> list[str]:
+    """The plan's warnings as ``run`` prints them: the models whose units were guessed alike
+    in one line (the README's first run guessed 28, and 28 long lines alike hid everything
+    after them), a single guess and every other warning as it is. The report keeps each."""
+    guessed: dict[str, list[ModelInfo]] = {}
+    for build in plan.builds:
+        for model in build.models:
+            if model.units_source == "guess" and model.units_warning:
+                guessed.setdefault(model.units, []).append(model)
+    groups = {units: models for units, models in guessed.items() if len(models) > 1}
+    said = {m.units_warning for models in groups.values() for m in models}
+    lines = [
+        WarningGroup(f"models' units not stated, guessed {units}",
+                     tuple(m.path.name for m in models)).text()
+        + f"; state them with {UNITS_SETTINGS}"
+        for units, models in groups.items()
+    ]
+    return lines + [w for w in plan.warnings if w not in said]
 
 
 def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:

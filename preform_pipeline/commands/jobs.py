@@ -47,9 +47,10 @@ from typing import Any, Final, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, store_argument
 from preform_pipeline.commands._waiting import write_waiting
+from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
 from preform_pipeline.errors import PipelineError, StoreError
 from preform_pipeline.hotfolder.files import jobs_command
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace, place_of
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings import Settings, load_settings
@@ -325,6 +326,22 @@ def _transition_to_dict(t: Transition) -> dict[str, Any]:
     }
 
 
+def _show_to_dict(
+    job: Job, build: Build | None, history: Sequence[Transition], again: Job | None
+) -> dict[str, Any]:
+    """``jobs show --format json`` of one job: its stored fields as they are, its build and
+    history, and where its file and sidecars are now (what the words form says, as data)."""
+    place = place_of(job)
+    return {
+        "job": job_to_dict(job),
+        "file_now": file_now(job, place, again).to_dict(),
+        "sidecars_now": [sidecar_now(a.at, again).to_dict()
+                         for a in (place.attachments if place is not None else ())],
+        "build": _build_to_dict(build) if build else None,
+        "history": [_transition_to_dict(t) for t in history],
+    }
+
+
 def _dump(data: Any, out: TextIO) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
 
@@ -356,51 +373,6 @@ def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
     print(note, file=out)
 
 
-def _taken_again(job: Job, others: Sequence[Job]) -> Job | None:
-    """The latest job taken later from the place ``job``'s file was dropped at (the file put
-    back into the inbox and dropped again), if any."""
-    place = place_of(job)
-    if place is None:
-        return None
-    again = [
-        other for other in others
-        if other.id > job.id and other.original_name == job.original_name
-        and (mark := place_of(other)) is not None
-        and (mark.inbox, mark.rel) == (place.inbox, place.rel)
-    ]
-    return max(again, key=lambda other: other.id, default=None)
-
-
-def _file_now(job: Job, place: JobPlace | None, again: Job | None) -> str:
-    """Where the job's file is, as far as this machine sees it now: the store names the
-    place the hot folder last put it, which a person may have emptied since (the documented
-    way to retry a failed case is to put it back into the inbox)."""
-    path = job.source_path
-    if os.path.lexists(path):
-        return str(path)
-    if again is not None:
-        return (f"{path}: not there now; dropped again as job {again.id} {again.job_key} "
-                f"({again.state.value})")
-    if place is not None:
-        unsettled = place.moved is False or (
-            place.moved is None and job.state not in TERMINAL_STATES)
-        if unsettled and place.previous is not None and os.path.lexists(place.previous):
-            # Cut short between the store's write and the move: the daemon finishes it.
-            return f"{path}: not there yet; still at {place.previous}, being moved"
-        dropped = place.inbox / place.rel
-        if os.path.lexists(dropped):
-            return f"{path}: not there now; put back into the inbox as {dropped}, not taken yet"
-    return f"{path}: not there now (moved or removed since)"
-
-
-def _sidecar_now(at: str, again: Job | None) -> str:
-    if os.path.lexists(at):
-        return at
-    if again is not None:
-        return f"{at}: not there now; dropped again with its file"
-    return f"{at}: not there now (moved or removed since)"
-
-
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
     out: TextIO,
@@ -412,12 +384,12 @@ def _write_show(
     place = place_of(job)
     lines: list[tuple[str, str]] = [
         ("recipe", job.recipe),
-        ("file", _file_now(job, place, again)),
+        ("file", file_now(job, place, again).text()),
         ("dropped as", job.original_name if place is None
          else f"{place.rel} in {place.inbox}"),
     ]
     if place is not None:
-        lines += [("sidecar", _sidecar_now(a.at, again)) for a in place.attachments]
+        lines += [("sidecar", sidecar_now(a.at, again).text()) for a in place.attachments]
         if place.duplicate_of:
             lines.append(("duplicate of", place.duplicate_of))
     if job.content_hash:
@@ -582,19 +554,15 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
         # Only a job whose file is not where the store says needs the jobs dropped after it,
-        # and only those under its name (the store's search; :func:`_taken_again` compares
+        # and only those under its name (the store's search; :func:`taken_again` compares
         # exactly), not every job of a store that may hold years of them.
         later = {
             job.id: store.list_jobs(text=job.original_name) for job, _, _ in shown
-            if args.format == "text" and not os.path.lexists(job.source_path)
+            if not os.path.lexists(job.source_path)
         }
     if args.format == "json":
         views = [
-            {
-                "job": job_to_dict(job),
-                "build": _build_to_dict(build) if build else None,
-                "history": [_transition_to_dict(t) for t in history],
-            }
+            _show_to_dict(job, build, history, taken_again(job, later.get(job.id, ())))
             for job, build, history in shown
         ]
         _dump(views[0] if len(views) == 1 else {"jobs": views}, out)
@@ -602,7 +570,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for index, (job, build, history) in enumerate(shown):
             if index:
                 print(file=out)
-            _write_show(job, build, history, _taken_again(job, later.get(job.id, ())), out)
+            _write_show(job, build, history, taken_again(job, later.get(job.id, ())), out)
     return EXIT_OK
 
 

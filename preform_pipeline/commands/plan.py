@@ -6,7 +6,8 @@ and for every build the step graph, the models it holds and the estimated resin 
 powder) volume are printed.
 
 MODELS are files or folders; a folder expands recursively to its ``.stl``/``.obj``/``.3mf``
-files and each folder holding files is one case (see :mod:`preform_pipeline.plan.builds`).
+files and each folder directly below it is one case, subfolders and all (see
+:func:`preform_pipeline.plan.builds.case_folder`).
 
 ``--servers N`` (default: the settings' pool size, as ``run`` starts it) balances the builds'
 work over N servers (:mod:`preform_pipeline.plan.balance`), so the plan shown is the one
@@ -60,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder is a case",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
+        "case, subfolders and all",
     )
     parser.add_argument(
         "--format",

@@ -35,9 +35,10 @@ by SIGTERM, both after the servers were stopped and the report written. The summ
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    output_line,
     positive_seconds,
     queue_login_warnings,
     store_argument,
@@ -61,6 +63,7 @@ from preform_pipeline.commands._console import (
     exit_code,
     keep_off_console,
     make_console,
+    plan_warnings,
     print_summary,
     quiet_build_warnings,
     route_logs,
@@ -85,17 +88,15 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
-from preform_pipeline.executor.ledger import RunLedger
+from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
 from preform_pipeline.executor.progress import RichReporter
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
-    find_folder_sidecar,
-    find_sidecar,
+    folder_values,
     is_case_folder,
-    merge_values,
-    read_sidecar,
+    model_values,
 )
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
@@ -162,7 +163,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         nargs="+",
         metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder is a case",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
+        "case, subfolders and all",
     )
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
@@ -215,6 +217,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reprint", action="store_true",
         help="take models even when the same content was already printed or is in flight",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true",
+        help="list each model skipped as already printed or in flight, and each whose "
+        "units were guessed (default: one line for each kind; the log and report have each)",
     )
 
 
@@ -304,41 +311,44 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
 
 
 def _sidecars(
-    found: Mapping[Path, str | None], extra_fields: Sequence[str],
-    inboxes: Collection[Path] = (),
+    found: Mapping[Path, str | None], folders: Mapping[Path, Path | None],
+    extra_fields: Sequence[str],
 ) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
-    """Sidecar values of each model, as the hot folder reads them (a case folder's sidecar,
-    then the file's own): template fields (``units`` among them) and case ids. A model
-    whose sidecar cannot be used is rejected with the reason, as the hot folder does, and
-    with it the other models of its case folder; ``inboxes``: the named folders that are no
-    case (their own files stand alone)."""
+    """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
+    then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
+    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
+    rejected with the reason, as the hot folder does, and with it the other models of its
+    case folder (``folders``: each model's, None for a named folder's own files, which stand
+    alone)."""
     fields: dict[Path, Mapping[str, str]] = {}
     case_ids: dict[Path, str | None] = {}
     rejected: list[Rejection] = []
+
+    @functools.cache  # a case folder's sidecar read once for all its files
+    def base_of(folder: Path) -> SidecarValues:
+        return folder_values(folder, extra_fields=extra_fields)
+
     for path, case in found.items():
+        folder = folders.get(path)
         try:
-            values = SidecarValues()
-            folder = find_folder_sidecar(path.parent) if case is not None else None
-            own = find_sidecar(path) if path.parent.is_dir() else None
-            for sidecar in (folder, own):
-                if sidecar is not None:
-                    values = merge_values(values, read_sidecar(sidecar, extra_fields=extra_fields))
+            base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
+            values = (model_values(path, base, extra_fields=extra_fields)
+                      if path.parent.is_dir() else base)
         except SidecarError as exc:
             rejected.append(Rejection(path, f"{path}: {exc}"))
             continue
         fields[path] = values.fields
-        case_ids[path] = values.case_id if values.case_id is not None else case
-
-    def in_case_folder(path: Path) -> bool:
-        return found.get(path) is not None and path.parent not in inboxes
+        case_ids[path] = values.case_id
 
     # A case is one whole, as the hot folder takes it: printed without the rejected model,
     # the rest of the case would go out split over two runs.
-    refused = {r.path.parent: r.reason for r in rejected if in_case_folder(r.path)}
-    for path in [p for p in fields if in_case_folder(p) and p.parent in refused]:
-        del fields[path], case_ids[path]
-        rejected.append(Rejection(path, f"{path}: its case folder {path.parent.name} is "
-                                        f"rejected whole: {refused[path.parent]}"))
+    refused = {folders.get(r.path): r.reason for r in rejected}
+    for path in list(fields):
+        folder = folders.get(path)
+        if folder is not None and folder in refused:
+            del fields[path], case_ids[path]
+            rejected.append(Rejection(path, f"{path}: its case folder {folder.name} is "
+                                            f"rejected whole: {refused[folder]}"))
     return fields, case_ids, rejected
 
 
@@ -367,8 +377,7 @@ def _plan(
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
-    fields, case_ids, bad = _sidecars(sources.models, recipe.fields,
-                                      inboxes=set(folders) - set(cases))
+    fields, case_ids, bad = _sidecars(sources.models, sources.case_folders, recipe.fields)
     unreadable.extend(bad)
     taken = [p for p in sources.models if p in case_ids]
     models = read_models(
@@ -376,8 +385,11 @@ def _plan(
         case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
     ) if taken else []
     if ledger is not None:
+        found = len(models)
         models, skipped = ledger.claim(models)
-        for skip in skipped:
+        if skipped and not args.verbose:
+            print(summarize_skipped(skipped, found), file=out or err)
+        for skip in skipped if args.verbose else ():
             print(skip.describe(), file=out or err)
         if skipped and not models:
             # A repeat from cron with nothing new: not an error.
@@ -567,7 +579,8 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    for warning in (*plan.warnings, *queue_login_warnings([recipe], settings)):
+    said = plan.warnings if args.verbose else plan_warnings(plan)
+    for warning in (*said, *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
@@ -655,6 +668,8 @@ def _run_recorded(
     extra = [SIMULATED_LINE] if result.simulated else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
+    extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
+                             elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
     print_summary(result, make_console(stdout), code=code, extra=extra)
     if args.quiet and code != EXIT_OK:

@@ -47,6 +47,7 @@ from preform_pipeline.commands._common import (
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+    output_line,
     queue_login_warnings,
 )
 from preform_pipeline.commands._printers import printers_of_fleet
@@ -270,6 +271,12 @@ def _run_locked(
         inboxes = ", ".join(str(i.path) for i in settings.hotfolders.inboxes)
         print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
               flush=True)
+        # Where the results go: a recipe's relative outputs.root is beside the recipe, a
+        # folder nobody looks in who points an inbox at a shipped recipe.
+        print(output_line(daemon.output_folders(),
+                          chosen=settings.hotfolders.output_root or settings.output_root,
+                          elsewhere="hotfolders.output_root in the settings"),
+              file=stdout, flush=True)
         _install_signals(daemon, stderr)
         if EARLY_STOP.received:
             # Asked to stop while starting: nothing was taken yet, so nothing is started.

@@ -20,6 +20,7 @@ the unsent work of a run that died, and resolves its interrupted sends through t
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,9 @@ from preform_pipeline.store import (
     JobStore,
     content_hash,
 )
+from preform_pipeline.wording import counted
 
-__all__ = ["RUN_FIELD", "RunLedger", "Skipped"]
+__all__ = ["RUN_FIELD", "RunLedger", "Skipped", "summarize_skipped"]
 
 log = get_logger(__name__)
 
@@ -55,16 +57,33 @@ class Skipped:
     path: Path
     other: Job
 
-    def describe(self) -> str:
-        verb = {
+    @property
+    def verb(self) -> str:
+        """Why it was skipped, in a few words: ``already printed``, ``being prepared or
+        printed``, ..."""
+        return {
             JobState.PRINT_SENT: "already printed",
             JobState.VERIFYING: "already printed",
             JobState.FINISHED: "already printed",
             JobState.DONE: "already prepared",
             JobState.UNVERIFIED: "sent before, unverified (settle it: jobs resolve)",
         }.get(self.other.state, "being prepared or printed")
-        return (f"skipped {self.path.name}: {verb} as job {self.other.job_key} "
+
+    def describe(self) -> str:
+        return (f"skipped {self.path.name}: {self.verb} as job {self.other.job_key} "
                 f"({self.other.state.value}); --reprint prints it again")
+
+
+def summarize_skipped(skipped: Sequence[Skipped], of: int) -> str:
+    """One line for the models a run skipped out of the ``of`` it found: a repeat of the same
+    command skips every one, and thirty lines alike say less than one. A single one is
+    described whole (:meth:`Skipped.describe`)."""
+    if len(skipped) == 1:
+        return skipped[0].describe()
+    kinds = Counter(s.verb for s in skipped)
+    why = ", ".join(f"{count} {verb}" for verb, count in kinds.items())
+    return (f"skipped {len(skipped)} of {counted(of, 'model')} ({why}); --reprint prints "
+            "them again, -v lists each")
 
 
 _DIED_UNBUILT: Final = "its run died before building it"
@@ -176,6 +195,8 @@ class RunLedger:
             else:
                 assert other is not None
                 skipped.append(Skipped(model.path, other))
+                log.info("model_skipped", path=str(model.path), job_key=other.job_key,
+                         state=other.state.value, reason=skipped[-1].verb)
         self.skipped.extend(skipped)
         return taken, skipped
 

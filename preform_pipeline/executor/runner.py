@@ -63,6 +63,7 @@ from preform_pipeline.api import (
     AutoSupportOptions,
     PollPolicy,
     PreFormClient,
+    code_hint,
 )
 from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
 from preform_pipeline.api.paths import same_machine_path
@@ -959,6 +960,12 @@ class _BuildWorker:
             what = exc.request.operation if exc.request and exc.request.operation else "request"
             detail = exc.server_message or exc.message
             code = f"{exc.code}: " if exc.code else ""
+            user_fix = code_hint(exc.code, "")
+            if user_fix:
+                # The server's own words speak of its API ("POST /login/ first"); what a
+                # user does (give the pool a login, which it sends after every start) is
+                # said after them.
+                detail += f" ({user_fix})"
             return f"{what} refused: {code}{detail}"
         if isinstance(exc, ConfigError):
             return f"path mapping: {exc}"

@@ -475,13 +475,17 @@ class HotFolderDaemon:
         log.info("hotfolder_stopped", batches=self.batches_run)
         return 0
 
-    def _output_roots(self) -> list[Path]:
-        """The output folders this daemon's batches write to (one per recipe at most), as
-        they are named now: a root with a date in its template is pruned on its own days."""
+    def output_folders(self) -> list[tuple[Path, Recipe]]:
+        """The output folder of each recipe's batches, as it is named now (a root with a date
+        in its template moves on each day), with the recipe."""
         started = local_time(self.clock)  # as the worker names a batch's root
-        roots = {output_root(recipe, self.hot.output_root, started, self.settings.output_root)
-                 for recipe in self.recipes.values()}
-        return sorted(root for root in roots if root.is_dir())
+        return [(output_root(recipe, self.hot.output_root, started, self.settings.output_root),
+                 recipe) for recipe in self.recipes.values()]
+
+    def _output_roots(self) -> list[Path]:
+        """The output folders this daemon's batches write to (one per recipe at most) that
+        are there now: a root with a date in its template is pruned on its own days."""
+        return sorted({root for root, _ in self.output_folders() if root.is_dir()})
 
     def _prune_outputs(self) -> None:
         """``hotfolders.retention_days``: run's rule (:func:`prune_outputs`) over the output

@@ -70,10 +70,8 @@ from preform_pipeline.hotfolder.files import (
 from preform_pipeline.hotfolder.sidecar import (
     SIDECAR_SUFFIX_ORDER,
     SidecarValues,
-    find_folder_sidecar,
-    find_sidecar,
-    merge_values,
-    read_sidecar,
+    folder_values,
+    model_values,
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
@@ -339,21 +337,14 @@ class Intake:
     ) -> tuple[dict[Path, SidecarValues], dict[Path, list[Path]]]:
         """Values per model and the sidecar files attached to each (SidecarError if bad)."""
         extra = self.extra_fields(recipe)
-        base = SidecarValues()
+        base = folder_values(drop.root, extra_fields=extra) if drop.is_case else SidecarValues()
         attached: dict[Path, list[Path]] = {m: [] for m in drop.models}
-        folder_sidecar = find_folder_sidecar(drop.root) if drop.is_case else None
-        if folder_sidecar is not None:
-            base = read_sidecar(folder_sidecar, extra_fields=extra)
-            if drop.models:
-                attached[drop.models[0]].append(folder_sidecar)
+        if drop.models:  # the case folder's sidecar goes with its first file
+            attached[drop.models[0]].extend(base.sources)
         values: dict[Path, SidecarValues] = {}
         for model in drop.models:
-            own = find_sidecar(model)
-            merged = base
-            if own is not None and own != folder_sidecar:
-                merged = merge_values(base, read_sidecar(own, extra_fields=extra))
-                attached[model].append(own)
-            values[model] = merged
+            values[model] = model_values(model, base, extra_fields=extra)
+            attached[model].extend(values[model].sources[len(base.sources):])
         return values, attached
 
     def _rel(self, drop: Drop, path: Path) -> str:
@@ -417,7 +408,8 @@ class Intake:
             )
         try:
             values, attached = self._sidecar_values(drop, recipe)
-        except SidecarError as exc:
+        except SidecarError as found:
+            exc = self._in_failed(drop, found)
             return self._reject_all(
                 drop, recipe, f"bad sidecar: {exc.message}",
                 f"fix the sidecar ({exc.hint}), then drop the "
@@ -425,7 +417,6 @@ class Intake:
                 + " into the inbox again",
                 sidecars=True,
             )
-        case_default = drop.root.name if drop.is_case else None
         case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []
@@ -433,7 +424,7 @@ class Intake:
         priority = 0
         for model in drop.models:
             value = values[model]
-            job_case = value.case_id or case_default
+            job_case = value.case_id
             case_id = case_id or job_case
             priority = max(priority, value.priority or 0)
             try:
@@ -760,6 +751,19 @@ class Intake:
 
     # -- rejecting at intake --------------------------------------------------------------------
 
+    def _in_failed(self, drop: Drop, exc: SidecarError) -> SidecarError:
+        """``exc`` naming the sidecar where the person reading the note finds it: in failed/,
+        where the refused drop goes with it (:meth:`settle` moves it as the first file's
+        attachment); its place in the inbox is empty by then. A case folder with two
+        sidecars is named as the folder in failed/."""
+        try:
+            rel = self._rel(drop, exc.path)
+        except ValueError:  # not from this drop: said as it is
+            return exc
+        failed = drop.inbox.folder("failed")
+        moved = failed / rel if exc.path.is_dir() else _attachment_target(failed, rel)
+        return SidecarError(moved, exc.reason, hint=exc.hint, line=exc.line, column=exc.column)
+
     def _reject_all(
         self, drop: Drop, recipe: str, reason: str, todo: str, *, sidecars: bool = False
     ) -> TakeResult:
@@ -859,7 +863,7 @@ class Intake:
         rel = fitting_rel(place.rel)
         target = free_path(folder / rel, ours=lambda name: _notes_name(name, job))
         attachments = tuple(
-            Attachment(a.rel, str(free_path(folder / fitting_rel(a.rel))), a.at)
+            Attachment(a.rel, str(_attachment_target(folder, a.rel)), a.at)
             for a in place.attachments
         )
         text = report if ok else note
@@ -1022,6 +1026,12 @@ def _decided_note(job: Job, jobs: str) -> str | None:
         else "fix the cause, then drop it into the inbox again",
         job=job, jobs=jobs,
     )
+
+
+def _attachment_target(folder: Path, rel: str) -> Path:
+    """Where a sidecar dropped at ``rel`` goes in the outcome ``folder``: its place there, or
+    a free name beside it (an earlier drop's file of that name is kept)."""
+    return free_path(folder / fitting_rel(rel))
 
 
 def _changed_after(source: Path, target: Path) -> bool:

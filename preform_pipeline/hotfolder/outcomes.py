@@ -291,7 +291,8 @@ class OutcomeFolders:
             server = f" on {outcome.server}" if outcome and outcome.server else ""
             where = where or f"preparing build {build.job_key}{server}"
             todo = todo or (
-                "read the reason above: fix the model or the recipe, then drop the file "
+                "read the reason above: fix what it names (the model, the recipe or the "
+                "settings), then drop the file "
                 f"again or run: {self.intake.jobs} retry {job.job_key}"
             )
             if outcome is not None and outcome.steps_done:

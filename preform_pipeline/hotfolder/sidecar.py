@@ -26,7 +26,7 @@ import difflib
 import json
 import sys
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -48,8 +48,10 @@ __all__ = [
     "SidecarValues",
     "find_folder_sidecar",
     "find_sidecar",
+    "folder_values",
     "is_case_folder",
     "merge_values",
+    "model_values",
     "read_sidecar",
 ]
 
@@ -325,3 +327,26 @@ def merge_values(base: SidecarValues, override: SidecarValues) -> SidecarValues:
         fields=MappingProxyType({**base.fields, **override.fields}),
         sources=(*base.sources, *override.sources),
     )
+
+
+def folder_values(folder: Path, *, extra_fields: Collection[str] = ()) -> SidecarValues:
+    """What a case folder gives every file below it, subfolders too: its sidecar's values
+    (:func:`find_folder_sidecar`), with the folder's name as the case id unless the sidecar
+    gives one. The hot folder's rule for a dropped folder, and ``run``'s for a case folder
+    it is given (SidecarError when the sidecar cannot be used)."""
+    sidecar = find_folder_sidecar(folder)
+    values = read_sidecar(sidecar, extra_fields=extra_fields) if sidecar else SidecarValues()
+    return values if values.case_id is not None else replace(values, case_id=folder.name)
+
+
+def model_values(
+    model: Path, base: SidecarValues, *, extra_fields: Collection[str] = ()
+) -> SidecarValues:
+    """``base`` (the :func:`folder_values` of the model's case folder, or nothing for a file
+    on its own) with the model's own sidecar's values over it: a file's own sidecar wins.
+    A case folder's sidecar inside it (``C-1042/C-1042.json`` beside ``C-1042/C-1042.stl``)
+    is read once, as the folder's."""
+    own = find_sidecar(model)
+    if own is None or own in base.sources:
+        return base
+    return merge_values(base, read_sidecar(own, extra_fields=extra_fields))

@@ -28,8 +28,9 @@ bite). With ``keep_cases_together`` all files of a case land in one build; a cas
 share one build (more files than ``max_models_per_build``, too large together) is split over
 builds with a warning in :attr:`Plan.warnings` instead, since each of its models can print
 on its own. The id comes from the caller (a ``{path: case_id}`` mapping, e.g. from hot-folder
-sidecars) or, for files found by expanding a folder, from the name of the folder that directly
-holds the file (:func:`expand_model_paths`); folders with the same name are the same case.
+sidecars) or, for files found by expanding a folder, from the name of the folder directly below
+it that holds the file, subfolders and all, as the hot folder takes a dropped folder
+(:func:`case_folder`, :func:`expand_model_paths`); folders with the same name are the same case.
 Files without a case id are each on their own.
 """
 
@@ -87,6 +88,7 @@ __all__ = [
     "ModelPlacement",
     "Plan",
     "Rejection",
+    "case_folder",
     "expand_model_paths",
     "plain_pass_fits",
     "plan_builds",
@@ -255,8 +257,8 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
     """Model files named by ``paths`` with their case ids, in a stable order.
 
     A file is taken as is, without a case id. A folder expands recursively to the model files
-    (``.stl``, ``.obj``, ``.3mf``; hidden files skipped) below it, sorted, each with the name
-    of the folder that directly holds it as its case id. A path that does not exist is kept
+    (``.stl``, ``.obj``, ``.3mf``; hidden files skipped) below it, sorted, each with its
+    :func:`case_folder`'s name as its case id. A path that does not exist is kept
     (reading it reports the problem).
     """
     found: dict[Path, str | None] = {}
@@ -265,12 +267,21 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in (p for p in files if _is_model_file(p)):
-                found.setdefault(file, file.parent.name)
+                found.setdefault(file, case_folder(path, file).name)
             for folder in unlisted:  # kept, so reading it says it cannot be read
                 found.setdefault(folder, None)
         else:
             found.setdefault(path, None)
     return found
+
+
+def case_folder(named: Path, file: Path) -> Path:
+    """The case folder of ``file``, found below the folder ``named`` on the command line: the
+    folder directly below ``named`` that holds it, subfolders and all, as the hot folder takes
+    a folder dropped into its inbox whole (``inbox/C-1042/scans/upper.stl`` is case
+    ``C-1042``); ``named`` itself for its own files."""
+    parts = file.relative_to(named).parts
+    return named / parts[0] if len(parts) > 1 else named
 
 
 def walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:

@@ -1,7 +1,7 @@
 """Which files a one-shot ``run`` takes: complete model files, and a word for every other one.
 
 A folder is walked like :func:`preform_pipeline.plan.builds.expand_model_paths` (each file's
-case is the folder that holds it), but nothing is passed over in silence:
+case is its case folder's name), but nothing is passed over in silence:
 
 - a model file still being written (judged in one look by
   :func:`preform_pipeline.geometry.completeness.judge_at_rest`: the hot folder's format
@@ -12,10 +12,13 @@ case is the folder that holds it), but nothing is passed over in silence:
 - a case folder below a named folder (``inbox/C-1042/``) is kept on one build: while one of
   its model files is still being written, its complete ones wait with it (taken alone, the
   case would be split over two runs' builds), as the hot folder takes a case folder only once
-  every file is complete. The named folder's own files are judged one by one: from cron it is
-  an inbox, and one file being copied into it holds up no other; unless the caller names it
-  in ``cases`` (``run C-1042/`` on a folder a case's sidecar marks: see
-  :func:`preform_pipeline.hotfolder.sidecar.is_case_folder`), then it waits whole as well;
+  every file is complete. Its subfolders are part of it (``inbox/C-1042/scans/upper.stl`` is
+  case ``C-1042``), as the hot folder takes a dropped folder whole
+  (:func:`~preform_pipeline.plan.builds.case_folder`). The named folder's own files are
+  judged one by one: from cron it is an inbox, and one file being copied into it holds up no
+  other; unless the caller names it in ``cases`` (``run C-1042/`` on a folder a case's
+  sidecar marks: see :func:`preform_pipeline.hotfolder.sidecar.is_case_folder`), then it is
+  one case, subfolders and all, and waits whole as well;
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
   over, since they are not models; and so is the run's own output folder (``skip``) when it
   lies inside a model folder (its log, reports and ``.form`` files are not models either).
@@ -26,14 +29,14 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES
 from preform_pipeline.geometry.completeness import judge_at_rest
-from preform_pipeline.plan.builds import walk_folder
+from preform_pipeline.plan.builds import case_folder, walk_folder
 
 __all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "unsupported_hint"]
 
@@ -68,11 +71,15 @@ def unsupported_hint(path: Path) -> str:
 @dataclass(frozen=True)
 class Sources:
     """What a run found: ``models`` (complete, with case ids), ``waiting`` and
-    ``unsupported`` files each with a sentence saying why."""
+    ``unsupported`` files each with a sentence saying why. ``case_folders``: the case folder
+    of each model found in a folder (whose name is its case id, and whose sidecar gives
+    values to every file in it), or None for the named folder's own files, which are no
+    case's."""
 
     models: dict[Path, str | None]
     waiting: tuple[tuple[Path, str], ...] = ()
     unsupported: tuple[tuple[Path, str], ...] = ()
+    case_folders: Mapping[Path, Path | None] = field(default_factory=dict)
 
 
 def _in_progress(name: str) -> bool:
@@ -100,8 +107,9 @@ def find_sources(
     waiting: list[tuple[Path, str]] = []
     unsupported: list[tuple[Path, str]] = []
     unfinished: dict[Path, Path] = {}  # a case folder: its first file still being written
+    folders: dict[Path, Path | None] = {}
 
-    def judge(file: Path, case: str | None, *, in_case_folder: bool = False) -> None:
+    def judge(file: Path, case: str | None, *, in_case_folder: Path | None = None) -> None:
         name = file.name
         if _in_progress(name):
             waiting.append((file, "still being written (a temporary name)"))
@@ -127,8 +135,8 @@ def find_sources(
             models.setdefault(file, case)
         else:
             waiting.append((file, verdict.reason))
-            if in_case_folder:
-                unfinished.setdefault(file.parent, file)
+            if in_case_folder is not None:
+                unfinished.setdefault(in_case_folder, file)
 
     @functools.cache
     def in_skipped(folder: Path) -> bool:
@@ -143,18 +151,23 @@ def find_sources(
             for file in files:
                 if skipped and in_skipped(file.parent):
                     continue
-                judge(file, file.parent.name,
-                      in_case_folder=file.parent != path or path in cases)
+                folder = path if path in cases else case_folder(path, file)
+                # The named folder's own files are no case's (an inbox), unless it is one.
+                case = None if folder == path and path not in cases else folder
+                folders.setdefault(file, case)
+                judge(file, folder.name, in_case_folder=case)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)
         elif path.exists():
             judge(path, None)
         else:
             models.setdefault(path, None)
-    for file, case in list(models.items()):
-        being_written = unfinished.get(file.parent) if case is not None else None
-        if being_written is not None:
+    for file in list(models):
+        held = folders.get(file)
+        being_written = unfinished.get(held) if held is not None else None
+        if held is not None and being_written is not None:
             del models[file]
-            waiting.append((file, f"its case folder {file.parent.name} waits for "
+            waiting.append((file, f"its case folder {held.name} waits for "
                                   f"{being_written.name}, still being written"))
-    return Sources(models, tuple(waiting), tuple(unsupported))
+    return Sources(models, tuple(waiting), tuple(unsupported),
+                   {file: folders.get(file) for file in models})

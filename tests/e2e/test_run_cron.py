@@ -56,10 +56,21 @@ class TestRepeatedRuns:
 
         second = run_cli(tmp_path, argv)
         assert second.returncode == 0, second.stderr[-3000:]
+        # One line for them all (session 31: the README's command again said 30 alike),
+        # each in the log.
+        assert [line for line in second.stdout.splitlines() if "skipped" in line] == [
+            "skipped 4 of 4 models (4 already printed); --reprint prints them again, "
+            "-v lists each"]
+        assert sorted(e["path"] for e in second.events_named("model_skipped")) == sorted(
+            str(m) for m in models)
+        assert len(fleet_jobs(tmp_path)) == printed
+
+        each = run_cli(tmp_path, [*argv, "-v"])
+        assert each.returncode == 0, each.stderr[-3000:]
         skipped = sorted(line.split(":")[0].removeprefix("skipped ")
-                         for line in second.stdout.splitlines() if line.startswith("skipped "))
+                         for line in each.stdout.splitlines() if line.startswith("skipped "))
         assert skipped == sorted(m.name for m in models)
-        assert "already printed" in second.stdout
+        assert "already printed" in each.stdout
         assert len(fleet_jobs(tmp_path)) == printed
 
         again = run_cli(tmp_path, [*argv, "--reprint"])

@@ -40,6 +40,9 @@ class TestAQueuePrintWithoutALogin:
         assert lines.index(WARNING) < next(i for i, line in enumerate(lines)
                                            if line.startswith("servers started"))
         assert "NOT_LOGGED_IN" in run.builds()[0]["reason"]
+        assert run.builds()[0]["reason"].endswith(
+            "(the server is not logged in to the Dashboard: set dashboard_login in the "
+            "settings (docs/dispatch.md))")
         assert fleet_jobs(tmp_path) == []
 
     def test_with_a_login_nothing_is_said_and_the_queue_takes_the_print(

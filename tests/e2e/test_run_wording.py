@@ -24,6 +24,7 @@ class TestARunOfOne:
         lines = done.stdout.splitlines()
         run_id = done.report["run_id"]
         assert f"run {run_id}: 1 build, output in {done.out}" in lines
+        assert f"output: {done.out}" in lines[-5:]  # --output: no rule to explain
         assert f"run {run_id}: 1 build, 1 model on 1 simulated server" in lines
         assert any(line.endswith("(1/1 build done)") for line in lines)
         assert any(line.endswith(": 1 of 1 build succeeded") for line in lines)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,13 +45,48 @@ class TestTheReadmesFirstRun:
         assert done.returncode == 0, done.stderr
         assert "exit 0: 2 of 2 builds succeeded" in done.stdout
         assert "skipped" not in done.stdout, done.stdout
+        # 28 units guessed alike: one line (each was a long line of its own), each in the
+        # report.
+        guessed = [line for line in done.stdout.splitlines() if "units not stated" in line]
+        assert len(guessed) == 1 and guessed[0].startswith(
+            "warning: 28 models' units not stated, guessed MILLIMETERS: "), guessed
+        assert guessed[0].endswith(", … (+23, see report); state them with import.units or "
+                                   "import.units_by_path in the recipe, or `units:` in the "
+                                   "case's sidecar")
         (report,) = (tmp_path / "out" / "demo" / "reports").glob("*.json")
+        assert sum("units not stated, guessed" in w
+                   for w in json.loads(report.read_text(encoding="utf-8"))["warnings"]) == 28
         logs = (tmp_path / "out" / "demo" / "logs").glob("*.jsonl")
         events = [json.loads(line) for log in logs
                   for line in log.read_text(encoding="utf-8").splitlines()]
         assert [e for e in events if e["event"] == "label_skipped"] == []
         assert sum(e["event"] == "job_claimed" for e in events) == 30
         assert "label_skipped" not in report.read_text(encoding="utf-8")
+
+
+class TestWhereARunsFilesWent:
+    """Without ``--output`` a run's files go below the recipe's folder (its relative
+    ``outputs.root``), wherever it was started: the last lines say that folder, absolute,
+    and the rule."""
+
+    def test_the_last_lines_name_the_folder_beside_the_recipe(self, tmp_path: Path) -> None:
+        recipe = tmp_path / "recipes" / "grey.yaml"
+        recipe.parent.mkdir()
+        shutil.copyfile(REPO_ROOT / README_RUN[0], recipe)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PREFORM_PIPELINE_", "XDG_"))}
+        env["HOME"] = str(tmp_path)
+        env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "run", "recipes/grey.yaml",
+             str(REPO_ROOT / "sample_models" / "parts" / "l_bracket.stl"), "--dry-run"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
+            check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        folder = tmp_path / "recipes" / "output" / "engineering-grey-form4"
+        assert (f"output: {folder} (the recipe's outputs.root, relative to the recipe's "
+                "folder; --output DIR puts it elsewhere)") in done.stdout.splitlines()[-5:]
+        assert list(folder.glob("*/engineering-grey-form4-001.form"))
 
 
 class TestACaseFolderNamedOnTheCommandLine:
@@ -123,3 +159,24 @@ class TestACaseFolderNamedOnTheCommandLine:
             f"in/C-9/upper.stl: its case folder C-9 is rejected whole: {why}")
         assert "2 models on 1 simulated server" in done.stdout  # C-8's and alone.stl
         assert "exit 1: 3 models rejected, 1 of 1 build succeeded" in done.stdout
+
+    def test_a_case_folders_subfolder_is_part_of_its_case(self, tmp_path: Path) -> None:
+        # Session 31 left it: `run` made `C-7/scans/` a case `scans` of its own, where the
+        # hot folder gives its files the dropped folder's case id, sidecar and fate.
+        inbox = tmp_path / "in"
+        batch = REPO_ROOT / "sample_models" / "batch"
+        for rel, part in [("C-7/upper.stl", 1), ("C-7/scans/lower.stl", 2),
+                          ("C-6/upper.stl", 3), ("C-6/scans/lower.stl", 4)]:
+            (inbox / rel).parent.mkdir(parents=True, exist_ok=True)
+            (inbox / rel).write_bytes((batch / f"part_{part:02d}.stl").read_bytes())
+        (inbox / "C-7.yaml").write_text("case_id: P-77\n", encoding="utf-8")
+        (inbox / "C-6" / "scans" / "lower.yaml").write_text("priorty: 1\n", encoding="utf-8")
+        done = self._run(tmp_path, "in")
+        assert done.returncode == 1, done.stderr
+        assert ("  in/C-6/upper.stl (?): in/C-6/upper.stl: its case folder C-6 is rejected "
+                "whole: in/C-6/scans/lower.stl: in/C-6/scans/lower.yaml:1:1: $.priorty: "
+                "unknown field 'priorty'") in done.stdout
+        [report] = (tmp_path / "out" / "reports").glob("*.json")
+        [build] = json.loads(report.read_text(encoding="utf-8"))["builds"]
+        assert build["case_ids"] == ["P-77"]
+        assert sorted(build["models"]) == ["lower.stl", "upper.stl"]

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
@@ -34,10 +38,19 @@ class TestAQueueRecipeWithoutALogin:
         recipe = write_recipe(tmp_path, name="crowns", printer=None,
                               extra_steps=("print: {fleet_group: SimulatedQueue-Form4}",))
         (tmp_path / "inbox").mkdir()
+        (tmp_path / "inbox" / "crown.stl").write_bytes(tetra_stl_bytes(0))
         done = _watch_once(write_hotfolder_settings(tmp_path, recipe))
         assert done.returncode == 0, done.stderr
         assert ("warning: crowns: its print step sends to Fleet Control queue "
                 "'SimulatedQueue-Form4', and no dashboard_login is configured") in done.stderr
+        # The case refused all the same says what to set, not the server's "POST /login/".
+        note = (tmp_path / "inbox" / "failed" / "crown.stl.error.txt").read_text(
+            encoding="utf-8").splitlines()
+        assert note[0].startswith("What failed: print refused: NOT_LOGGED_IN: ")
+        assert note[0].endswith("(the server is not logged in to the Dashboard: set "
+                                "dashboard_login in the settings (docs/dispatch.md))")
+        assert note[-1].startswith("What to do: read the reason above: fix what it names "
+                                   "(the model, the recipe or the settings), then ")
 
     def test_with_a_login_configured_nothing_is_said(self, tmp_path: Path) -> None:
         recipe = write_recipe(tmp_path, name="crowns", printer=None,

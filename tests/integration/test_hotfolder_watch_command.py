@@ -67,6 +67,25 @@ class TestOnce:
         assert (inbox / "b.stl").exists()  # left for the next run
         assert len(fleet_jobs(fleet)) == 1
         assert done.stdout.endswith("stopped after 1 batch\n")  # not "1 batches"
+        assert f"output: {tmp_path / 'out'}" in done.stdout.splitlines()  # absolute: no rule
+
+    def test_the_start_says_where_a_relative_output_root_puts_the_results(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 31 noticed: an inbox pointed at a shipped recipe wrote into the checkout's
+        # recipes/output/, a folder nobody looks in; the start now names it.
+        settings, _ = setup(tmp_path)
+        recipe = tmp_path / "hot.yaml"
+        recipe.write_text(recipe.read_text(encoding="utf-8").replace(
+            f"root: {(tmp_path / 'out').as_posix()}", "root: results/{recipe}"),
+            encoding="utf-8")
+        (tmp_path / "inbox").mkdir()
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path / "inbox",
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr
+        assert (f"output: {tmp_path / 'results' / 'hot'} (the recipe's outputs.root, relative "
+                "to the recipe's folder; hotfolders.output_root in the settings puts it "
+                "elsewhere)") in done.stdout.splitlines()
 
 
 class TestBadSettings:

@@ -10,10 +10,15 @@ import pytest
 from preform_pipeline.api import (
     EulerAngles,
     LabelOptions,
+    Operation,
+    OperationStatus,
     Position,
     PreFormClient,
     SceneSettings,
+    code_hint,
 )
+from preform_pipeline.api._http import error_for_status
+from preform_pipeline.api.operations import operation_failed_error
 from preform_pipeline.errors import (
     ApiError,
     PermanentApiError,
@@ -243,3 +248,32 @@ class TestTimeoutArgument:
 
 def _settings() -> SceneSettings:
     return SceneSettings("FORM-4-0", "FLGPBK05", 0.05)
+
+
+class TestACodeWhoseFixIsTheUsers:
+    """``NOT_LOGGED_IN``, answered at once or as a failed operation, carries what a user
+    does about it (the server's message speaks of its API: "POST /login/ first")."""
+
+    HINT = ("the server is not logged in to the Dashboard: set dashboard_login in the "
+            "settings (docs/dispatch.md)")
+
+    def test_a_refused_request_says_to_set_the_login(self) -> None:
+        body = {"error": {"code": "NOT_LOGGED_IN", "message": "no user is logged in"}}
+        err = error_for_status(404, body, RequestInfo("POST", BASE_URL + "/login/", None))
+        assert isinstance(err, RequestRejectedError)
+        assert err.hint == self.HINT
+
+    def test_a_failed_operation_says_to_set_the_login(self) -> None:
+        failed = Operation("op-1", OperationStatus.FAILED, result={"error": {
+            "code": "NOT_LOGGED_IN", "message": "needs a Dashboard login; POST /login/ first"}})
+        err = operation_failed_error(failed, RequestInfo("POST", BASE_URL + SCENE, "print"))
+        assert err.hint == self.HINT
+        assert str(err).endswith(f"POST /login/ first ({self.HINT})")
+
+    def test_other_codes_keep_the_general_hints(self) -> None:
+        failed = Operation("op-1", OperationStatus.FAILED, result={"error": {
+            "code": "INVALID_INPUT", "message": "bad"}})
+        err = operation_failed_error(failed, RequestInfo("POST", BASE_URL + SCENE, "print"))
+        assert err.hint == ("the server could not do this with this input; check the "
+                            "step's options and files")
+        assert code_hint(None, "as is") == "as is"

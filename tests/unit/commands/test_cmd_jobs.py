@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -387,6 +388,13 @@ class TestShowAHotFolderJob:
         width += len(head[0][width:]) - len(head[0][width:].lstrip())
         return {line[:width].strip(): line[width:] for line in head}
 
+    def _json(self, lab: Lab, job: Job) -> dict[str, Any]:
+        code, out, err = invoke("show", str(job.id), "--store", str(lab.path), "--format",
+                                "json")
+        assert (code, err) == (0, "")
+        view: dict[str, Any] = json.loads(out)
+        return view
+
     def _file(self, tmp_path: Path, rel: str) -> Path:
         path = tmp_path / "inbox" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -465,6 +473,8 @@ class TestShowAHotFolderJob:
         assert self._show(lab, job)["file"] == (
             f"{tmp_path / 'inbox' / 'failed/C-1/upper.stl'}: not there yet; still at {still}, "
             "being moved")
+        now = self._json(lab, job)["file_now"]
+        assert (now["status"], now["now_at"]) == ("being_moved", str(still))
 
     def test_an_old_record_of_a_finished_move_is_not_read_as_a_move_under_way(
         self, lab: Lab, tmp_path: Path
@@ -478,6 +488,37 @@ class TestShowAHotFolderJob:
         job = self._job(lab, tmp_path, at="done/C-1/upper.stl", previous=None, state=S.DONE)
         gone = tmp_path / "inbox" / "done/C-1/upper.stl"
         assert self._show(lab, job)["file"] == f"{gone}: not there now (moved or removed since)"
+        assert self._json(lab, job)["file_now"]["status"] == "gone"
         bare = lab.store.create_job(recipe="dental", source_path=tmp_path / "x.stl")
         assert self._show(lab, bare)["file"] == (
             f"{tmp_path / 'x.stl'}: not there now (moved or removed since)")
+
+    def test_the_json_form_says_where_the_file_is_as_the_words_do(
+        self, lab: Lab, tmp_path: Path
+    ) -> None:
+        # Session 31 left it: the words said "put back into the inbox", the JSON nothing.
+        back = self._file(tmp_path, "C-1/upper.stl")
+        job = self._job(lab, tmp_path, at="failed/C-1/upper.stl", sidecar="failed/C-1/C-1.yaml")
+        failed = tmp_path / "inbox" / "failed" / "C-1"
+        view = self._json(lab, job)
+        assert view["file_now"] == {
+            "path": str(failed / "upper.stl"), "status": "put_back", "now_at": str(back),
+            "dropped_again_as": None}
+        assert view["sidecars_now"] == [{
+            "path": str(failed / "C-1.yaml"), "status": "gone", "now_at": None,
+            "dropped_again_as": None}]
+        assert view["job"]["source_path"] == str(failed / "upper.stl")  # the store's, as is
+
+        back.unlink()
+        latest = self._job(lab, tmp_path, at="done/C-1/upper.stl", state=S.DONE)
+        here = self._file(tmp_path, "done/C-1/upper.stl")
+        again = {"id": latest.id, "job_key": latest.job_key, "state": "done"}
+        view = self._json(lab, job)
+        assert view["file_now"] == {
+            "path": str(failed / "upper.stl"), "status": "dropped_again", "now_at": None,
+            "dropped_again_as": again}
+        assert view["sidecars_now"][0]["status"] == "dropped_again"
+        assert view["sidecars_now"][0]["dropped_again_as"] == again
+        assert self._json(lab, latest)["file_now"] == {
+            "path": str(here), "status": "there", "now_at": None, "dropped_again_as": None}
+        assert self._json(lab, latest)["sidecars_now"] == []

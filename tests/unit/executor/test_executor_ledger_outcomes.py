@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor.ledger import RUN_FIELD, RunLedger, Skipped
+from preform_pipeline.executor.ledger import RUN_FIELD, RunLedger, Skipped, summarize_skipped
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan, Rejection
 from preform_pipeline.plan.graph import compile_graph
@@ -100,6 +100,37 @@ class TestSkippedSays:
         assert Skipped(tmp_path / "in" / "part.stl", other).describe() == (
             f"skipped part.stl: {verb} as job {job.job_key} ({state.value}); "
             "--reprint prints it again")
+
+
+class TestSkippedSaidInOneLine:
+    """Many models skipped are said in one line, counted by why; one is described whole."""
+
+    def _skipped(self, store: SqliteJobStore, tmp_path: Path, *states: JobState) -> list[Skipped]:
+        job = store.create_job(recipe="recipe", source_path=tmp_path / "a.stl",
+                               state=JobState.PROCESSING)
+        return [Skipped(tmp_path / f"part_{i}.stl", Job(**{**job.__dict__, "state": state}))
+                for i, state in enumerate(states)]
+
+    def test_a_repeat_of_the_same_command_is_one_line(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        skipped = self._skipped(store, tmp_path, *[JobState.PRINT_SENT] * 30)
+        assert summarize_skipped(skipped, 30) == (
+            "skipped 30 of 30 models (30 already printed); --reprint prints them again, "
+            "-v lists each")
+
+    def test_the_reasons_are_counted_in_the_order_met(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        skipped = self._skipped(store, tmp_path, JobState.PREPARING, JobState.FINISHED,
+                                JobState.PREPARING)
+        assert summarize_skipped(skipped, 5) == (
+            "skipped 3 of 5 models (2 being prepared or printed, 1 already printed); "
+            "--reprint prints them again, -v lists each")
+
+    def test_one_is_described_whole(self, store: SqliteJobStore, tmp_path: Path) -> None:
+        (one,) = self._skipped(store, tmp_path, JobState.DONE)
+        assert summarize_skipped([one], 1) == one.describe()
 
 
 class TestRecord:

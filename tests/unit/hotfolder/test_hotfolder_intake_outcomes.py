@@ -139,6 +139,48 @@ class TestRejectedDrops:
         assert not (inbox.path / "C-9").exists()
 
 
+class TestARefusedSidecarIsNamedWhereItIsFound:
+    """The note of a drop refused for its sidecar names the sidecar in failed/, where it went
+    with the drop and where the person reading the note finds it, not its emptied inbox place."""
+
+    def test_the_note_and_the_store_name_the_sidecar_in_failed(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # Session 31 left it: the note named inbox/C-9/upper.yaml, gone from there.
+        drop = _case(inbox, "C-9", {"upper.stl": 1, "lower.stl": 2,
+                                    "upper.yaml": b"priorty: 1\n"})
+        result = Intake(store, [inbox]).take(drop)
+        moved = inbox.folder("failed") / "C-9" / "upper.yaml"
+        why = f"bad sidecar: {moved}:1:1: $.priorty: unknown field 'priorty'"
+        for name in ("upper.stl", "lower.stl"):
+            assert _note(moved.parent, name).startswith(f"What failed: {why}; known fields: ")
+        assert moved.read_text(encoding="utf-8") == "priorty: 1\n"
+        assert {j.reason.split(";")[0] for j in result.rejected} == {why}
+
+    def test_a_sidecar_under_a_free_name_is_named_by_it(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        first = _case(inbox, "C-9", {"upper.stl": 1, "C-9.yaml": b"priorty: 1\n"})
+        Intake(store, [inbox]).take(first)
+        again = _case(inbox, "C-9", {"upper.stl": 3, "C-9.yaml": b"priorty: 2\n"})
+        Intake(store, [inbox]).take(again)
+        folder = inbox.folder("failed") / "C-9"
+        assert (folder / "C-9 (2).yaml").read_text(encoding="utf-8") == "priorty: 2\n"
+        assert _note(folder, "upper (2).stl").startswith(
+            f"What failed: bad sidecar: {folder / 'C-9 (2).yaml'}:1:1: ")
+
+    def test_a_case_folder_with_two_sidecars_is_named_in_failed(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-9", {"upper.stl": 1, "C-9.yaml": b"case_id: C-9\n"})
+        (inbox.path / "C-9.json").write_text('{"case_id": "C-9"}', encoding="utf-8")
+        Intake(store, [inbox]).take(drop)
+        # Named by the folder the first was found in (the inbox), now the failed/ folder.
+        failed = inbox.folder("failed")
+        assert _note(failed / "C-9", "upper.stl").startswith(
+            f"What failed: bad sidecar: {failed}: case folder C-9 has 2 sidecars ")
+
+
 class TestFilesThatAreNotModels:
     """A stray sidecar or an unknown file type fails alone, saying what to do."""
 

@@ -44,7 +44,8 @@ class TestASidecarThatCannotBeRead:
         (job,) = Intake(store, [inbox]).take(drop).rejected
         failed = inbox.folder("failed")
         assert (failed / "a.stl.error.txt").read_text(encoding="utf-8") == (
-            f"What failed: bad sidecar: {sidecar}: cannot be read: Input/output error\n"
+            f"What failed: bad sidecar: {failed / 'a.json'}: cannot be read: Input/output "
+            "error\n"
             "Where: taking the file from the inbox\n"
             f"File: {inbox.path / 'a.stl'}\n"
             f"Job: {job.job_key} (see: preform-pipeline jobs show {job.job_key})\n"
@@ -52,7 +53,7 @@ class TestASidecarThatCannotBeRead:
             "drop the file and its sidecar into the inbox again\n")
         assert (failed / "a.json").is_symlink()
         assert store.history(job.id)[-1].reason == (
-            f"bad sidecar: {sidecar}: cannot be read: Input/output error")
+            f"bad sidecar: {failed / 'a.json'}: cannot be read: Input/output error")
 
 
 def _claimed_by_a_run(store: SqliteJobStore, tmp_path: Path) -> Job:

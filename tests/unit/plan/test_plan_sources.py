@@ -144,3 +144,49 @@ class TestANamedCaseFolder:
             "its case folder C-1 waits for lower.stl, still being written")
         inbox = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert inbox.models == {whole: "C-1"}
+
+
+class TestASubfolderOfACaseFolder:
+    """A file in a subfolder of a case folder is that case's, as the hot folder takes a
+    dropped folder whole: its case id, its sidecar and its waiting are the case folder's."""
+
+    def _case(self, inbox: Path) -> tuple[Path, Path]:
+        upper, lower = inbox / "C-7" / "upper.stl", inbox / "C-7" / "scans" / "lower.stl"
+        lower.parent.mkdir(parents=True)
+        write_stl(upper, box_triangles(10, 10, 10))
+        write_stl(lower, box_triangles(10, 10, 10))
+        for path in (upper, lower):
+            _aged(path, 60)
+        return upper, lower
+
+    def test_its_files_take_the_case_folders_id_and_folder(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        upper, lower = self._case(inbox)
+        loose = inbox / "loose.stl"
+        write_stl(loose, box_triangles(10, 10, 10))
+        _aged(loose, 60)
+        found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {upper: "C-7", lower: "C-7", loose: "inbox"}
+        assert found.case_folders == {upper: inbox / "C-7", lower: inbox / "C-7", loose: None}
+
+    def test_the_case_waits_for_a_file_of_its_subfolder(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        upper, lower = self._case(inbox)
+        lower.write_bytes(upper.read_bytes()[:300])
+        _aged(lower, 1)
+        found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert found.models == {}
+        assert dict(found.waiting)[upper] == (
+            "its case folder C-7 waits for lower.stl, still being written")
+
+    def test_a_named_case_folder_holds_its_subfolders_too(self, tmp_path: Path) -> None:
+        upper, lower = self._case(tmp_path)
+        case = tmp_path / "C-7"
+        found = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW,
+                             cases=[case])
+        assert found.models == {upper: "C-7", lower: "C-7"}
+        assert found.case_folders == {upper: case, lower: case}
+        # Named alone, unmarked, it is an inbox: its subfolder is a case of its own.
+        inbox = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
+        assert inbox.models == {upper: "C-7", lower: "scans"}
+        assert inbox.case_folders == {upper: None, lower: case / "scans"}

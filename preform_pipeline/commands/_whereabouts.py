@@ -1,0 +1,114 @@
+"""Where a job's file (and each sidecar) is now, as this machine sees it: one reading for
+``jobs show`` in words and in JSON.
+
+The store names the place the hot folder last put a file, which a person may have emptied
+since (the documented way to retry a failed case is to put it back into the inbox). What
+is found is one of :data:`STATUSES`:
+
+- ``there``: at the place the store names;
+- ``dropped_again``: gone from there, and a later job was taken from the place the file
+  was dropped at (the latest such job is named);
+- ``being_moved``: not there yet, still at its previous place: a move cut short between
+  the store's write and the move, which the daemon finishes;
+- ``put_back``: gone from there, and back in the inbox where it was dropped, not taken yet;
+- ``gone``: moved or removed since.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from preform_pipeline.hotfolder.intake import JobPlace, place_of
+from preform_pipeline.store import TERMINAL_STATES, Job
+
+__all__ = ["STATUSES", "Whereabouts", "file_now", "sidecar_now", "taken_again"]
+
+Status = Literal["there", "dropped_again", "being_moved", "put_back", "gone"]
+STATUSES: Final[tuple[Status, ...]] = (
+    "there", "dropped_again", "being_moved", "put_back", "gone")
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    """Where one file is now: ``path`` (the store's place), its ``status``, ``now_at`` (the
+    place it is at instead: ``being_moved``, ``put_back``), ``again`` (``dropped_again``:
+    the later job) and ``sidecar`` (a sidecar, which goes with its file)."""
+
+    path: str
+    status: Status
+    now_at: str | None = None
+    again: Job | None = None
+    sidecar: bool = False
+
+    def text(self) -> str:
+        """The words ``jobs show`` prints."""
+        if self.status == "there":
+            return self.path
+        if self.again is not None:
+            if self.sidecar:
+                return f"{self.path}: not there now; dropped again with its file"
+            return (f"{self.path}: not there now; dropped again as job {self.again.id} "
+                    f"{self.again.job_key} ({self.again.state.value})")
+        if self.status == "being_moved":
+            return f"{self.path}: not there yet; still at {self.now_at}, being moved"
+        if self.status == "put_back":
+            return (f"{self.path}: not there now; put back into the inbox as {self.now_at}, "
+                    "not taken yet")
+        return f"{self.path}: not there now (moved or removed since)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``jobs show --format json`` prints: the same finding as data."""
+        again = self.again
+        return {
+            "path": self.path,
+            "status": self.status,
+            "now_at": self.now_at,
+            "dropped_again_as": None if again is None else {
+                "id": again.id, "job_key": again.job_key, "state": again.state.value},
+        }
+
+
+def taken_again(job: Job, others: Sequence[Job]) -> Job | None:
+    """The latest job taken later from the place ``job``'s file was dropped at (the file put
+    back into the inbox and dropped again), if any."""
+    place = place_of(job)
+    if place is None:
+        return None
+    again = [
+        other for other in others
+        if other.id > job.id and other.original_name == job.original_name
+        and (mark := place_of(other)) is not None
+        and (mark.inbox, mark.rel) == (place.inbox, place.rel)
+    ]
+    return max(again, key=lambda other: other.id, default=None)
+
+
+def file_now(job: Job, place: JobPlace | None, again: Job | None) -> Whereabouts:
+    """Where ``job``'s file is now; ``again``: :func:`taken_again`'s answer."""
+    path = str(job.source_path)
+    if os.path.lexists(path):
+        return Whereabouts(path, "there")
+    if again is not None:
+        return Whereabouts(path, "dropped_again", again=again)
+    if place is not None:
+        unsettled = place.moved is False or (
+            place.moved is None and job.state not in TERMINAL_STATES)
+        if unsettled and place.previous is not None and os.path.lexists(place.previous):
+            # Cut short between the store's write and the move: the daemon finishes it.
+            return Whereabouts(path, "being_moved", now_at=str(place.previous))
+        dropped = place.inbox / place.rel
+        if os.path.lexists(dropped):
+            return Whereabouts(path, "put_back", now_at=str(dropped))
+    return Whereabouts(path, "gone")
+
+
+def sidecar_now(at: str, again: Job | None) -> Whereabouts:
+    """Where a sidecar the store names at ``at`` is now (it went wherever its file went)."""
+    if os.path.lexists(at):
+        return Whereabouts(at, "there", sidecar=True)
+    if again is not None:
+        return Whereabouts(at, "dropped_again", again=again, sidecar=True)
+    return Whereabouts(at, "gone", sidecar=True)
