@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.errors import FileWriteError
-from preform_pipeline.liveness import this_host
+from preform_pipeline.liveness import NO_INSTANCE, this_host, this_instance
 
 __all__ = [
     "NAME_MAX_BYTES",
     "default_temporary",
     "fitted_name",
     "host_tag",
+    "instance_tag",
     "temporary_name",
     "write_atomically",
     "write_text_atomically",
@@ -53,6 +54,16 @@ def host_tag(host: str | None = None) -> str:
     """A short tag of ``host`` (default: this one) for temporaries' names: a hash, not the
     name itself, since host names may be long and may hold dots."""
     return hashlib.sha256((this_host() if host is None else host).encode("utf-8")).hexdigest()[:8]
+
+
+def instance_tag(host: str | None = None, instance: str | None = None) -> str:
+    """A short tag of a host and its instance (default: this process's), for the names of
+    files and folders that say which process made them: another container of the same host
+    name numbers its processes apart (liveness.py), so what it made must not read back as
+    made here. An instance not known is tagged as :data:`~preform_pipeline.liveness.NO_INSTANCE`."""
+    if host is None:
+        host, instance = this_host(), this_instance()
+    return host_tag(f"{host}/{instance or NO_INSTANCE}")
 
 
 def fitted_name(name: str, ending: str, *, leading: str = "", limit: int = NAME_MAX_BYTES) -> str:

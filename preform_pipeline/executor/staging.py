@@ -15,7 +15,7 @@ beside the user's files:
   empty;
 - ``<process>`` names the process that owns it (``<pid>-<start time in ms>-<tag>``, the tag
   a hash of the host and its instance: :class:`~preform_pipeline.liveness.ProcessIdentity` and
-  :func:`~preform_pipeline.atomicfile.host_tag`): what a killed pipeline process left is
+  :func:`~preform_pipeline.atomicfile.instance_tag`): what a killed pipeline process left is
   removed by the next run's start (:func:`sweep_staging`) once that very process has ended on
   this host. A live process's folder (another run on the same output folder), another host's
   (a shared output folder), and any name not made here are never touched.
@@ -32,9 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.atomicfile import host_tag
+from preform_pipeline.atomicfile import instance_tag
 from preform_pipeline.errors import FileWriteError
-from preform_pipeline.liveness import NO_INSTANCE, ProcessIdentity, this_host, this_instance
+from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 
 __all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "staged", "sweep_staging"]
@@ -50,16 +50,9 @@ _MAKE_ATTEMPTS: Final = 5
 log = get_logger(__name__)
 
 
-def _where_tag(host: str, instance: str | None) -> str:
-    """The tag of a host and its instance (liveness.py: boot and pid namespace): another
-    container of the same host name numbers its processes apart, so its pids are not ours
-    to judge, and its folders must not read back as this host's."""
-    return host_tag(f"{host}/{instance or NO_INSTANCE}")
-
-
 def process_folder_name(process: ProcessIdentity) -> str:
     """The staging folder's name of ``process``: read back by :func:`owner_of`."""
-    where = _where_tag(process.host, process.instance)
+    where = instance_tag(process.host, process.instance)
     return f"{process.pid}-{round(process.create_time * 1000)}-{where}"
 
 
@@ -68,7 +61,7 @@ def owner_of(name: str) -> ProcessIdentity | None:
     None for another host's (or container's) folder or a name :func:`process_folder_name`
     does not make."""
     match = _PROCESS_FOLDER.fullmatch(name)
-    if match is None or match["host"] != _where_tag(this_host(), this_instance()):
+    if match is None or match["host"] != instance_tag():
         return None
     return ProcessIdentity(int(match["pid"]), int(match["ms"]) / 1000, this_host(),
                            instance=this_instance())
