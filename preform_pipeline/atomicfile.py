@@ -30,6 +30,7 @@ __all__ = [
     "instance_tag",
     "temporary_name",
     "write_atomically",
+    "writer_tag",
     "write_text_atomically",
 ]
 
@@ -99,13 +100,21 @@ def temporary_name(name: str, suffix: str) -> str:
     return fitted_name(name, f".{suffix}", leading=".")
 
 
+def writer_tag() -> str:
+    """``<pid>-<instance tag>``: this process in the names of the temporaries it writes
+    (:func:`instance_tag`: another container of this host name numbers its pids apart, so its
+    temporaries must not read back as this one's)."""
+    return f"{os.getpid()}-{instance_tag()}"
+
+
 def default_temporary(path: Path) -> Path:
     """The hidden temporary beside ``path`` this process writes
-    (``.name.<pid>-<host tag>.tmp``): the writer is named, so a start-up sweep can tell one a
-    dead process of this host left (a report or journal cut off by a kill) from a live
-    writer's or another host's on a shared folder (``hotfolder.files.sweep_temporaries``).
-    A name too long for that is cut (:func:`temporary_name`)."""
-    return path.with_name(temporary_name(path.name, f"{os.getpid()}-{host_tag()}.tmp"))
+    (``.name.<pid>-<instance tag>.tmp``, :func:`writer_tag`): the writer is named, so a
+    start-up sweep can tell one a dead process of this host and instance left (a report or
+    journal cut off by a kill) from a live writer's or another host's or container's on a
+    shared folder (``hotfolder.files.sweep_temporaries``). A name too long for that is cut
+    (:func:`temporary_name`)."""
+    return path.with_name(temporary_name(path.name, f"{writer_tag()}.tmp"))
 
 
 def write_atomically(
