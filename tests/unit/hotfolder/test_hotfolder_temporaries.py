@@ -26,6 +26,7 @@ from preform_pipeline.atomicfile import host_tag
 from preform_pipeline.hotfolder.files import sweep_temporaries, write_text_atomic
 from preform_pipeline.store import SqliteJobStore
 from tests.instances import other_instance
+from tests.staging_support import Saver
 
 WAIT_S = 20.0
 
@@ -170,6 +171,29 @@ class TestTheDaemonSweepsAtStart:
             elsewhere.relative_to(inbox).as_posix(), running.relative_to(inbox).as_posix()])
         swept = [e["path"] for e in logs if e["event"] == "temporary_swept"]
         assert sorted(swept) == sorted(str(p) for p in gone)
+
+
+class TestTheDaemonSweepsStagingAtStart:
+    """A daemon killed while its server saved left its staging folder below the output folder:
+    the next daemon's start removes it before any batch runs; a live process's stays."""
+
+    def test_a_killed_process_s_staging_goes_a_live_one_s_stays(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        out = tmp_path / "out"
+        out.mkdir()
+        killed, live = Saver(out), Saver(out, "2026-12-06/e2e-002.form")
+        try:
+            killed.kill()
+            with capture_logs() as logs:
+                run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+            assert not killed.folder.exists()
+            assert live.temporary.is_file()
+        finally:
+            killed.stop()
+            live.stop()
+        assert [(e["path"], e["pid"]) for e in logs if e["event"] == "staging_swept"] == [
+            (str(killed.folder), killed.process.pid)]
 
 
 class TestAFailedNoteLeavesNoTemporary:
