@@ -247,6 +247,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_outputs.py",
         "tests/unit/executor/test_executor_output_claims.py",
         "tests/unit/executor/test_executor_outputs_new_folder.py",
+        "tests/unit/executor/test_executor_staging.py",  # s32: a save placed at a free name
     ),
     # s31: the staging folder the servers save into, and its sweep at a run's start.
     "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",),

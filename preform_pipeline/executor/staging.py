@@ -6,10 +6,11 @@ them at the end. Killed mid-save, it leaves them; beside the user's files nothin
 them with certainty, since their names are not ours. So the server is never asked to write
 beside the user's files:
 
-- each save goes to ``<output folder>/.preform-staging/<process>/<unique>/<final name>``,
+- each save goes to ``<output folder>/.preform-staging/<process>/<unique>/<name>``,
   inside the output folder (so a remote server's path map covers it, and the finished file
-  is on the same file system as its final name), then is renamed over the claimed final name
-  (:mod:`.outputs`) in one step, so the user sees no file or the whole one;
+  is on the same file system as its final name), then is placed at its rendered name or the
+  first free ``name-N`` (:func:`~.outputs.place_output`) in one step, so the user sees no
+  file or the whole one, and a process killed mid-save leaves no name taken;
 - the save's folder is removed when the save ends, whether it succeeded, failed, or the
   server died on the way, and the process folder and ``.preform-staging`` with it when
   empty;
@@ -28,16 +29,17 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from preform_pipeline.atomicfile import instance_tag
 from preform_pipeline.errors import FileWriteError
+from preform_pipeline.executor.outputs import place_output
 from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 
-__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "staged", "sweep_staging"]
+__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "save_staged", "sweep_staging"]
 
 #: The folder below the output folder where servers write; hidden, and named for us.
 STAGING_FOLDER: Final = ".preform-staging"
@@ -94,35 +96,36 @@ def _remove_save_folder(folder: Path) -> None:
             return  # not empty (another save at work), or gone already
 
 
-@contextlib.contextmanager
-def staged(final: Path, output_root: Path) -> Iterator[Path]:
-    """The path a server is asked to write ``final`` to (same name, in a new folder of this
-    process below ``output_root``); when the block ends without an error the written file is
-    renamed over ``final``. The save's folder is removed however the block ends.
+def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]) -> Path:
+    """Let ``write`` (a server's save) write the output rendered as ``rendered`` into a new
+    folder of this process below ``output_root`` (under the same name), then place it at
+    ``rendered`` or the first free ``name-N``; the path it now has. The save's folder is
+    removed however it ends.
 
     Raises :class:`FileWriteError` when the staging folder cannot be made, or the file
-    cannot be moved into place (the server answered but wrote nothing there).
+    cannot be placed (the server answered but wrote nothing there); what ``write`` raises
+    goes up as it is.
     """
     try:
         folder = _make_save_folder(output_root)
     except OSError as exc:
         raise FileWriteError(
-            final, f"cannot make the folder the server saves into: {exc}",
+            rendered, f"cannot make the folder the server saves into: {exc}",
             hint="let this user write to the output folder",
         ) from exc
     try:
-        path = folder / final.name
-        yield path
+        path = folder / rendered.name
+        write(path)
         try:
-            os.replace(path, final)
+            return place_output(path, rendered)
         except OSError as exc:
-            raise _move_error(final, path, exc) from exc
+            raise _move_error(rendered, path, exc) from exc
     finally:
         _remove_save_folder(folder)
 
 
 def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
-    """Why the file the server saved could not be moved over ``final``, in a user's terms."""
+    """Why the file the server saved could not be placed at ``final``, in a user's terms."""
     if not os.path.lexists(written):
         return FileWriteError(
             final, "the server answered that it saved the file, but the file is not there",
@@ -131,7 +134,8 @@ def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
         )
     return FileWriteError(
         final, f"cannot move the saved file into place: {cause.strerror or cause}",
-        hint="check that the output path is not a folder and the output folder is writable",
+        hint="check that the output's folder is a folder this user can write, on the same "
+        "disk as the output folder",
     )
 
 

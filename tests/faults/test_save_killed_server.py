@@ -154,6 +154,7 @@ class TestNextRunStart:
             savers.append(live)
             killed.kill()
             (out / "notes.txt").write_text("the user's", encoding="utf-8")
+            (out / "2026-12-06").mkdir(exist_ok=True)  # a killed save has taken no name here
             (out / "2026-12-06" / ".draft.form.tmp").write_bytes(b"the user's too")
             model = tetrahedra_model(tmp_path / "part.stl", seed=7)
             recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n")

@@ -42,7 +42,8 @@ class TestClaimOutput:
         self, tmp_path: Path
     ) -> None:
         (tmp_path / "day").write_bytes(b"not a folder")
-        with pytest.raises(FileExistsError):
+        with pytest.raises(NotADirectoryError, match="a file stands where a folder of the "
+                           "path should be"):
             claim_output(tmp_path / "day" / "x.form")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["day"]
 

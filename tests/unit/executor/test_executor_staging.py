@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -12,12 +13,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import FileWriteError, ServerUnreachableError
-from preform_pipeline.executor.outputs import claim_output
 from preform_pipeline.executor.staging import (
     STAGING_FOLDER,
     owner_of,
     process_folder_name,
-    staged,
+    save_staged,
     sweep_staging,
 )
 from preform_pipeline.liveness import ProcessIdentity, this_host
@@ -44,83 +44,110 @@ def savers(root: Path) -> Iterator[list[Saver]]:
         saver.stop()
 
 
+def writing(data: bytes) -> Callable[[Path], None]:
+    """A server's save that writes ``data`` whole."""
+    return lambda path: path.write_bytes(data)
+
+
 class TestStagedSave:
-    """A save is written in this process's staging folder and moved over its claimed name."""
+    """A save is written in this process's staging folder and placed at a free name."""
 
     def test_the_saved_file_takes_its_name_and_nothing_else_is_left(self, root: Path) -> None:
-        final = claim_output(root / "2026-12-06" / "e2e-001.form")
-        with staged(final, root) as path:
-            assert path.name == final.name
-            assert path.parent.parent.name == process_folder_name(ProcessIdentity.current())
+        seen: list[Path] = []
+
+        def write(path: Path) -> None:
+            seen.append(path)
             path.write_bytes(b"the whole form")
+
+        final = save_staged(root / "2026-12-06" / "e2e-001.form", root, write)
+        assert final == root / "2026-12-06" / "e2e-001.form"
+        assert seen[0].name == final.name
+        assert seen[0].parent.parent.name == process_folder_name(ProcessIdentity.current())
         assert final.read_bytes() == b"the whole form"
         assert everything_below(root) == ["2026-12-06", "2026-12-06/e2e-001.form"]
+
+    def test_a_name_taken_meanwhile_gets_the_next_free_one_and_stays_as_it_was(
+        self, root: Path
+    ) -> None:
+        def write(path: Path) -> None:
+            (root / "e2e-001.form").write_bytes(b"another run's, placed while we saved")
+            path.write_bytes(b"ours")
+
+        assert save_staged(root / "e2e-001.form", root, write) == root / "e2e-001-2.form"
+        assert (root / "e2e-001.form").read_bytes() == b"another run's, placed while we saved"
+        assert (root / "e2e-001-2.form").read_bytes() == b"ours"
 
     def test_a_server_that_dies_mid_save_leaves_nothing_in_the_output_folder(
         self, root: Path
     ) -> None:
-        final = claim_output(root / "e2e-001.form")
-        with pytest.raises(ServerUnreachableError), staged(final, root) as path:
+        def dies(path: Path) -> None:
             (path.parent / SERVER_TEMPORARY.format(name=path.name)).write_bytes(b"PK cut")
             raise ServerUnreachableError("server-1 went away")
-        # The claimed name is the caller's to give back (release_output); nothing else stays.
-        assert everything_below(root) == ["e2e-001.form"]
-        assert final.stat().st_size == 0
+
+        with pytest.raises(ServerUnreachableError):
+            save_staged(root / "e2e-001.form", root, dies)
+        assert everything_below(root) == []  # no name taken, nothing staged
 
     def test_a_server_that_says_saved_but_wrote_nothing_is_a_clear_error(
         self, root: Path
     ) -> None:
-        final = claim_output(root / "e2e-001.png")
-        with pytest.raises(FileWriteError) as caught, staged(final, root):
-            pass
+        final = root / "e2e-001.png"
+        with pytest.raises(FileWriteError) as caught:
+            save_staged(final, root, lambda path: None)
         assert caught.value.path == final
         assert caught.value.reason == (
             "the server answered that it saved the file, but the file is not there"
         )
         assert caught.value.hint == ("check the server's log, and that nothing removes files "
                                      "from .preform-staging in the output folder")
-        assert everything_below(root) == ["e2e-001.png"]
+        assert everything_below(root) == []
 
     def test_staging_removed_by_someone_mid_save_is_the_same_clear_error(
         self, root: Path
     ) -> None:
-        final = claim_output(root / "e2e-001.form")
-        with pytest.raises(FileWriteError, match="the file is not there"), staged(
-            final, root
-        ) as path:
+        def write(path: Path) -> None:
             path.write_bytes(b"whole")
             shutil.rmtree(root / STAGING_FOLDER)  # a person cleaning up by hand
-        assert everything_below(root) == ["e2e-001.form"]
 
-    def test_a_folder_in_the_output_s_place_is_said_and_nothing_is_left(
+        with pytest.raises(FileWriteError, match="the file is not there"):
+            save_staged(root / "e2e-001.form", root, write)
+        assert everything_below(root) == []
+
+    def test_a_file_where_the_output_s_folder_goes_is_said_and_nothing_is_left(
         self, root: Path
     ) -> None:
-        final = root / "e2e-001.form"
-        final.mkdir()
-        with pytest.raises(FileWriteError) as caught, staged(final, root) as path:
-            path.write_bytes(b"whole")
+        (root / "2026-12-06").write_text("a file of the user's", encoding="utf-8")
+        final = root / "2026-12-06" / "e2e-001.form"
+        with pytest.raises(FileWriteError) as caught:
+            save_staged(final, root, writing(b"whole"))
         assert caught.value.path == final
-        assert caught.value.reason == "cannot move the saved file into place: Is a directory"
-        assert caught.value.hint == ("check that the output path is not a folder and the "
-                                     "output folder is writable")
-        assert everything_below(root) == ["e2e-001.form"]
+        assert caught.value.reason == ("cannot move the saved file into place: a file stands "
+                                       "where a folder of the path should be")
+        assert caught.value.hint == ("check that the output's folder is a folder this user "
+                                     "can write, on the same disk as the output folder")
+        assert everything_below(root) == ["2026-12-06"]
+
+    def test_a_folder_in_the_output_s_place_is_passed_over(self, root: Path) -> None:
+        (root / "e2e-001.form").mkdir()
+        assert save_staged(root / "e2e-001.form", root, writing(b"whole")) == (
+            root / "e2e-001-2.form")
+        assert everything_below(root) == ["e2e-001-2.form", "e2e-001.form"]
 
     def test_another_save_at_work_keeps_its_folder(self, root: Path) -> None:
-        with staged(root / "a.form", root) as first:
-            with staged(root / "b.form", root) as second:
-                second.write_bytes(b"b")
-            assert first.parent.is_dir()
-            first.write_bytes(b"a")
+        def first(path: Path) -> None:
+            save_staged(root / "b.form", root, writing(b"b"))
+            assert path.parent.is_dir()
+            path.write_bytes(b"a")
+
+        save_staged(root / "a.form", root, first)
         assert everything_below(root) == ["a.form", "b.form"]
 
     def test_a_folder_that_cannot_be_made_says_so_and_names_the_output(
         self, root: Path
     ) -> None:
         (root / STAGING_FOLDER).write_text("a file where the folder goes", encoding="utf-8")
-        with pytest.raises(FileWriteError, match="cannot make the folder") as caught, staged(
-            root / "e2e-001.form", root
-        ):
-            pass
+        with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
+            save_staged(root / "e2e-001.form", root, writing(b"never"))
         assert caught.value.path == root / "e2e-001.form"
 
     @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
@@ -135,13 +162,53 @@ class TestStagedSave:
         try:
             gone.rmdir()
             held = Path(f"/proc/self/fd/{handle}")
-            with pytest.raises(FileWriteError, match="cannot make the folder") as caught, staged(
-                held / "e2e-001.form", held
-            ):
-                pass
+            with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
+                save_staged(held / "e2e-001.form", held, writing(b"never"))
             assert isinstance(caught.value.__cause__, FileNotFoundError)
         finally:
             os.close(handle)
+
+
+class TestAProcessKilledMidSave:
+    """A save cut off by a kill takes no name: the next save of the same output takes the
+    name the killed one would have had (not ``-2`` beside an empty file)."""
+
+    def test_the_next_save_takes_the_name(self, root: Path, savers: list[Saver]) -> None:
+        killed = Saver(root, "e2e-001.form")
+        savers.append(killed)
+        killed.kill()
+        assert not (root / "e2e-001.form").exists()
+        assert save_staged(root / "e2e-001.form", root, writing(b"whole")) == (
+            root / "e2e-001.form")
+
+
+class TestAFileSystemWithoutHardLinks:
+    """Where no hard link can be made (FAT, some shares, another user's file), the name is
+    claimed and the file renamed over it: the same result, never over a file."""
+
+    @pytest.fixture
+    def no_links(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def refuse(source: object, target: object) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", refuse)
+
+    @pytest.mark.usefixtures("no_links")
+    def test_the_file_is_placed_at_a_free_name(self, root: Path) -> None:
+        (root / "e2e-001.form").write_bytes(b"yesterday's")
+        final = save_staged(root / "e2e-001.form", root, writing(b"whole"))
+        assert final == root / "e2e-001-2.form" and final.read_bytes() == b"whole"
+        assert (root / "e2e-001.form").read_bytes() == b"yesterday's"
+        assert everything_below(root) == ["e2e-001-2.form", "e2e-001.form"]
+
+    @pytest.mark.usefixtures("no_links")
+    def test_a_rename_that_fails_gives_the_name_back(self, root: Path) -> None:
+        def write(path: Path) -> None:
+            path.mkdir()  # a folder the server made: it cannot be renamed over a file
+
+        with pytest.raises(FileWriteError, match="cannot move the saved file into place"):
+            save_staged(root / "e2e-001.form", root, write)
+        assert everything_below(root) == []
 
 
 class TestFolderNames:
@@ -184,7 +251,7 @@ class TestSweepAtStart:
         (root / "notes.txt").write_text("mine", encoding="utf-8")
         with capture_logs() as logs:
             assert sweep_staging(root) == (killed.folder,)
-        assert everything_below(root) == ["2026-12-06", "2026-12-06/e2e-001.form", "notes.txt"]
+        assert everything_below(root) == ["notes.txt"]
         swept = [e for e in logs if e["event"] == "staging_swept"]
         assert swept == [{"event": "staging_swept", "log_level": "info",
                           "path": str(killed.folder), "pid": killed.process.pid}]
