@@ -51,8 +51,10 @@ class Saver:
         assert self.process.stdout is not None
         self.temporary = Path(self.process.stdout.readline().strip())
         assert self.temporary.is_file(), "the saver did not start its save"
-        #: ``<root>/.preform-staging/<its process>``: what it owns.
-        self.folder = self.temporary.parent.parent
+        #: ``<root>/.preform-staging/<its save>``: what it owns.
+        self.folder = self.temporary.parent
+        #: ``<root>/.preform-staging/<its save>.<its process>``: the file naming its owner.
+        (self.owner,) = self.folder.parent.glob(f"{self.folder.name}.*")
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import FileWriteError, ServerUnreachableError
+from preform_pipeline.executor import staging
 from preform_pipeline.executor.staging import (
     STAGING_FOLDER,
     owner_of,
@@ -21,6 +22,7 @@ from preform_pipeline.executor.staging import (
     sweep_staging,
 )
 from preform_pipeline.liveness import ProcessIdentity, this_host
+from tests.instances import other_instance
 from tests.staging_support import SERVER_TEMPORARY, Saver
 
 
@@ -62,7 +64,7 @@ class TestStagedSave:
         final = save_staged(root / "2026-12-06" / "e2e-001.form", root, write)
         assert final == root / "2026-12-06" / "e2e-001.form"
         assert seen[0].name == final.name
-        assert seen[0].parent.parent.name == process_folder_name(ProcessIdentity.current())
+        assert seen[0].parent.parent == root / STAGING_FOLDER
         assert final.read_bytes() == b"the whole form"
         assert everything_below(root) == ["2026-12-06", "2026-12-06/e2e-001.form"]
 
@@ -167,6 +169,40 @@ class TestStagedSave:
             assert isinstance(caught.value.__cause__, FileNotFoundError)
         finally:
             os.close(handle)
+
+
+class TestTheShortLayout:
+    """A save's folder is 8 characters below ``.preform-staging`` (a Windows server's paths
+    are short), its owner named by a file beside it while it exists."""
+
+    def test_the_server_s_path_is_26_characters_longer_than_the_output_s(
+        self, root: Path
+    ) -> None:
+        seen: list[Path] = []
+
+        def write(path: Path) -> None:
+            seen.append(path)
+            me = process_folder_name(ProcessIdentity.current())
+            assert (root / STAGING_FOLDER / f"{path.parent.name}.{me}").is_file()
+            path.write_bytes(b"whole")
+
+        save_staged(root / "e2e-001.form", root, write)
+        assert len(str(seen[0])) - len(str(root / "e2e-001.form")) == len(
+            f"/{STAGING_FOLDER}/12345678")
+        assert everything_below(root) == ["e2e-001.form"]
+
+    def test_a_name_another_save_has_is_tried_again_under_another(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (root / STAGING_FOLDER / "aaaaaaaa").mkdir(parents=True)  # another's, or not ours
+        names = iter(["a" * 32, "b" * 32])
+        monkeypatch.setattr(staging.uuid, "uuid4", lambda: type("U", (), {"hex": next(names)}))
+        seen: list[Path] = []
+        save_staged(root / "x.form", root, lambda path: (seen.append(path),
+                                                          path.write_bytes(b"x")))
+        assert seen[0].parent.name == "bbbbbbbb"
+        assert everything_below(root) == [STAGING_FOLDER, f"{STAGING_FOLDER}/aaaaaaaa",
+                                          "x.form"]
 
 
 class TestAProcessKilledMidSave:
@@ -279,17 +315,62 @@ class TestSweepAtStart:
         killed = Saver(root)
         savers.append(killed)
         killed.kill()
-        # Sorted first: a file where a dead process's folder would be (nothing of ours).
-        blocked = root / STAGING_FOLDER / f"1-{killed.folder.name.split('-', 1)[1]}"
+        # Sorted first: a file where a dead process's save folder would be (nothing of ours).
+        process = killed.owner.name.split(".", 1)[1]
+        blocked = root / STAGING_FOLDER / "00000000"
         blocked.write_text("not a folder", encoding="utf-8")
-        assert owner_of(blocked.name) is not None and blocked.name < killed.folder.name
+        (root / STAGING_FOLDER / f"00000000.{process}").touch()
+        assert blocked.name < killed.folder.name
         with capture_logs() as logs:
             assert sweep_staging(root) == (killed.folder,)
-        assert blocked.is_file()
+        assert blocked.is_file() and (root / STAGING_FOLDER / f"00000000.{process}").exists()
         (warning,) = [e for e in logs if e["event"] == "staging_not_swept"]
         assert warning == {"event": "staging_not_swept", "log_level": "warning",
                            "path": str(blocked), "error": warning["error"]}
         assert str(blocked) in warning["error"]
+
+    def test_a_save_cut_between_its_folder_s_removal_and_its_owner_s_is_finished(
+        self, root: Path, savers: list[Saver]
+    ) -> None:
+        killed = Saver(root)
+        savers.append(killed)
+        killed.kill()
+        shutil.rmtree(killed.folder)
+        assert sweep_staging(root) == (killed.folder,)
+        assert not (root / STAGING_FOLDER).exists()
+
+    def test_a_folder_named_by_a_live_owner_too_stays(
+        self, root: Path, savers: list[Saver]
+    ) -> None:
+        killed = Saver(root)
+        savers.append(killed)
+        killed.kill()
+        me = process_folder_name(ProcessIdentity.current())
+        also = root / STAGING_FOLDER / f"{killed.folder.name}.{me}"
+        also.touch()  # two owners of one name: a start cut between its two makings
+        assert sweep_staging(root) == ()
+        assert killed.temporary.is_file() and killed.owner.exists() and also.exists()
+
+    def test_a_folder_no_owner_names_and_another_container_s_stay(self, root: Path) -> None:
+        me = ProcessIdentity.current()
+        there = process_folder_name(ProcessIdentity(
+            me.pid, me.create_time - 100.0, me.host, other_instance()))
+        staging = root / STAGING_FOLDER
+        for save in ("11111111", "22222222"):
+            (staging / save).mkdir(parents=True)
+            (staging / save / "x.form").write_bytes(b"kept")
+        (staging / f"22222222.{there}").touch()
+        assert sweep_staging(root) == ()
+        assert len(everything_below(root)) == 6
+
+    def test_a_process_folder_of_the_first_version_is_swept(self, root: Path) -> None:
+        me = ProcessIdentity.current()
+        dead = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, me.instance)
+        folder = root / STAGING_FOLDER / process_folder_name(dead)
+        (folder / ("f" * 32)).mkdir(parents=True)
+        (folder / ("f" * 32) / ".x.form.0123.tmp").write_bytes(b"half")
+        assert sweep_staging(root) == (folder,)
+        assert everything_below(root) == []
 
     def test_an_output_folder_without_staging_is_left_as_it_is(self, root: Path) -> None:
         (root / "a.form").write_bytes(b"a")
