@@ -1,17 +1,22 @@
 """Other instances of this host name for identity tests (liveness.py): instance strings that
-name another pid namespace or another boot, and the command prefix that runs a real program
-in a new pid namespace (another container of the same host name), where the system allows it.
+name another pid namespace or another boot, the command prefix that runs a real program in a
+new pid namespace (another container of the same host name), where the system allows it, and
+the environment such a program of this checkout runs with.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from preform_pipeline.liveness import this_instance
 
-__all__ = ["in_new_pid_namespace", "other_instance"]
+__all__ = ["child_environment", "in_new_pid_namespace", "other_instance"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def other_instance(boot: bool = False) -> str:
@@ -33,3 +38,10 @@ def in_new_pid_namespace() -> list[str] | None:
         if probe.returncode == 0:
             return prefix
     return None
+
+
+def child_environment() -> dict[str, str]:
+    """Ours for a child of this checkout: its modules importable, none of our settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env

@@ -10,7 +10,6 @@ naming another namespace, tests/unit/store/test_store_printer_claims.py).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -23,20 +22,13 @@ from structlog.testing import capture_logs
 from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.liveness import ProcessIdentity, this_instance
 from preform_pipeline.store import SqliteJobStore
-from tests.instances import in_new_pid_namespace
+from tests.instances import child_environment, in_new_pid_namespace
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).resolve().parent / "claim_and_hold_child.py"
 PRINTER = "Form4-A"
 #: The child's claim lease: long enough for the checks while it runs out, short for a test.
 LEASE_S = 4.0
 WATCH = "pc-1:200:watch"
-
-
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ def _hold(store: Path, build: str, started: list[subprocess.Popen[str]],
     """Start a child that claims the printer for ``build``; it and its holder."""
     child = subprocess.Popen(
         [*prefix, sys.executable, str(CHILD), str(store), PRINTER, build, str(LEASE_S)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_environment())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment())
     started.append(child)
     assert child.stdout is not None
     line = child.stdout.readline()

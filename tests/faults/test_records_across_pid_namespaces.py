@@ -12,7 +12,6 @@ tests/unit/servers/test_servers_reaper_instances.py).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,17 +25,10 @@ from preform_pipeline.liveness import this_host, this_instance
 from preform_pipeline.servers.reaper import reap_orphans
 from preform_pipeline.servers.records import ServerRecords
 from preform_pipeline.store.daemon_lock import DaemonLock, LockHolder, lock_path_of
-from tests.instances import in_new_pid_namespace
+from tests.instances import child_environment, in_new_pid_namespace
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).resolve().parent / "hold_lock_and_server_child.py"
 PORT = "44391"
-
-
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     child = subprocess.Popen(
         [*prefix, sys.executable, str(CHILD), str(tmp_path / "jobs.sqlite3"),
          str(tmp_path / "state"), PORT],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_environment())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment())
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "READY"

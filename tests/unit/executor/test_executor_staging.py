@@ -46,6 +46,15 @@ def savers(root: Path) -> Iterator[list[Saver]]:
         saver.stop()
 
 
+@pytest.fixture
+def killed(root: Path, savers: list[Saver]) -> Saver:
+    """A process of this host killed in the middle of a save below ``root``."""
+    saver = Saver(root)
+    savers.append(saver)
+    saver.kill()
+    return saver
+
+
 def writing(data: bytes) -> Callable[[Path], None]:
     """A server's save that writes ``data`` whole."""
     return lambda path: path.write_bytes(data)
@@ -279,11 +288,8 @@ class TestSweepAtStart:
     """The next run removes what a killed process staged, and nothing else."""
 
     def test_a_killed_process_s_folder_goes_with_what_its_server_left(
-        self, root: Path, savers: list[Saver]
+        self, root: Path, killed: Saver
     ) -> None:
-        killed = Saver(root)
-        savers.append(killed)
-        killed.kill()
         (root / "notes.txt").write_text("mine", encoding="utf-8")
         with capture_logs() as logs:
             assert sweep_staging(root) == (killed.folder,)
@@ -310,11 +316,8 @@ class TestSweepAtStart:
         assert all(path.read_text(encoding="utf-8") == "kept" for path in others)
 
     def test_a_folder_that_cannot_be_removed_is_logged_and_the_others_still_go(
-        self, root: Path, savers: list[Saver]
+        self, root: Path, killed: Saver
     ) -> None:
-        killed = Saver(root)
-        savers.append(killed)
-        killed.kill()
         # Sorted first: a file where a dead process's save folder would be (nothing of ours).
         process = killed.owner.name.split(".", 1)[1]
         blocked = root / STAGING_FOLDER / "00000000"
@@ -330,21 +333,15 @@ class TestSweepAtStart:
         assert str(blocked) in warning["error"]
 
     def test_a_save_cut_between_its_folder_s_removal_and_its_owner_s_is_finished(
-        self, root: Path, savers: list[Saver]
+        self, root: Path, killed: Saver
     ) -> None:
-        killed = Saver(root)
-        savers.append(killed)
-        killed.kill()
         shutil.rmtree(killed.folder)
         assert sweep_staging(root) == (killed.folder,)
         assert not (root / STAGING_FOLDER).exists()
 
     def test_a_folder_named_by_a_live_owner_too_stays(
-        self, root: Path, savers: list[Saver]
+        self, root: Path, killed: Saver
     ) -> None:
-        killed = Saver(root)
-        savers.append(killed)
-        killed.kill()
         me = process_folder_name(ProcessIdentity.current())
         also = root / STAGING_FOLDER / f"{killed.folder.name}.{me}"
         also.touch()  # two owners of one name: a start cut between its two makings
