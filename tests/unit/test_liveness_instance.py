@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.liveness import (
+    CREATE_TIME_TOLERANCE_S,
     NO_INSTANCE,
     Liveness,
     ProcessIdentity,
@@ -195,3 +196,26 @@ class TestInstanceInJson:
         there = ProcessIdentity(me.pid, me.create_time, me.host, other_instance())
         assert not me.matches(there) and not there.matches(me)
         assert me.matches(ProcessIdentity(me.pid, me.create_time, me.host))
+
+
+class TestARecordThatIsNotOne:
+    """Each field that does not fit is refused, said as what it is not."""
+
+    @pytest.mark.parametrize(("field", "value", "said"), [
+        ("pid", True, "not a process id: True"),
+        ("pid", 0, "not a process id: 0"),
+        ("create_time", True, "not a start time: True"),
+        ("create_time", "1.0", "not a start time: '1.0'"),
+        ("host", "", "not a host name: ''"),
+        ("host", 7, "not a host name: 7"),
+    ])
+    def test_the_field_is_named(self, field: str, value: object, said: str) -> None:
+        record = {"pid": 1, "create_time": 1.0, "host": "h", field: value}
+        with pytest.raises(ValueError) as caught:
+            ProcessIdentity.from_json(record)
+        assert str(caught.value) == said
+
+    def test_start_times_that_far_apart_are_one_process_and_no_further(self) -> None:
+        here = ProcessIdentity(7, 0.0, "h")
+        assert here.matches(ProcessIdentity(7, CREATE_TIME_TOLERANCE_S, "h"))
+        assert not here.matches(ProcessIdentity(7, CREATE_TIME_TOLERANCE_S * 2, "h"))
