@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -160,6 +161,7 @@ class TestStagedSave:
         with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
             save_staged(root / "e2e-001.form", root, writing(b"never"))
         assert caught.value.path == root / "e2e-001.form"
+        assert caught.value.hint == "let this user write to the output folder"
 
     @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
     def test_a_folder_that_can_never_be_made_ends_in_a_clear_error_not_a_loop(
@@ -212,6 +214,70 @@ class TestTheShortLayout:
         assert seen[0].parent.name == "bbbbbbbb"
         assert everything_below(root) == [STAGING_FOLDER, f"{STAGING_FOLDER}/aaaaaaaa",
                                           "x.form"]
+
+
+class TestMakingASaveFolder:
+    """The folder is made with what it needs above it, and a name that is taken is never
+    taken over: tried again under another, five times at most."""
+
+    def test_an_output_folder_not_made_yet_is_made(self, tmp_path: Path) -> None:
+        root = tmp_path / "not" / "yet"
+        assert save_staged(root / "x.form", root, writing(b"x")) == root / "x.form"
+
+    def test_the_owner_file_is_an_ordinary_file(self, root: Path) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        me = process_folder_name(ProcessIdentity.current())
+
+        def write(path: Path) -> None:
+            owner = root / STAGING_FOLDER / f"{path.parent.name}.{me}"
+            assert stat.S_IMODE(owner.stat().st_mode) == 0o644 & ~umask
+            path.write_bytes(b"x")
+
+        save_staged(root / "x.form", root, write)
+
+    def test_an_owner_file_already_there_is_not_taken_over(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        me = process_folder_name(ProcessIdentity.current())
+        theirs = root / STAGING_FOLDER / f"aaaaaaaa.{me}"  # ours of an earlier save, cut short
+        theirs.parent.mkdir()
+        theirs.touch()
+        names = iter(["a" * 32, "b" * 32])
+        monkeypatch.setattr(staging.uuid, "uuid4", lambda: type("U", (), {"hex": next(names)}))
+        seen: list[Path] = []
+        save_staged(root / "x.form", root, lambda path: (seen.append(path),
+                                                          path.write_bytes(b"x")))
+        assert seen[0].parent.name == "bbbbbbbb"
+        assert theirs.exists()
+
+    def test_names_always_taken_end_after_five_tries_in_a_clear_error(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (root / STAGING_FOLDER / "aaaaaaaa").mkdir(parents=True)
+        tries: list[int] = []
+
+        def same_name() -> object:
+            tries.append(1)
+            return type("U", (), {"hex": "a" * 32})
+
+        monkeypatch.setattr(staging.uuid, "uuid4", same_name)
+        with pytest.raises(FileWriteError, match=r"cannot make the folder the server saves "
+                           r"into: .*File exists"):
+            save_staged(root / "x.form", root, writing(b"never"))
+        assert len(tries) == 5
+        assert everything_below(root) == [STAGING_FOLDER, f"{STAGING_FOLDER}/aaaaaaaa"]
+
+    def test_a_save_folder_that_cannot_be_removed_does_not_fail_the_save(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refuse(path: Path) -> None:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(staging.shutil, "rmtree", refuse)
+        assert save_staged(root / "x.form", root, writing(b"x")) == root / "x.form"
+        (left,) = (root / STAGING_FOLDER).glob("*.*")  # its owner still names the folder
+        assert (root / STAGING_FOLDER / left.name.split(".", 1)[0]).is_dir()
 
 
 class TestAProcessKilledMidSave:
