@@ -182,6 +182,17 @@ class TestStagedSave:
             os.close(handle)
 
 
+def _saved_into_when_first_tried(root: Path, monkeypatch: pytest.MonkeyPatch,
+                                 first: str) -> str:
+    """The save folder a save below ``root`` gets when its first name tried is ``first``
+    (the next is ``bbbbbbbb``)."""
+    names = iter([first * 4, "b" * 32])
+    monkeypatch.setattr(staging.uuid, "uuid4", lambda: type("U", (), {"hex": next(names)}))
+    seen: list[Path] = []
+    save_staged(root / "x.form", root, lambda path: (seen.append(path), path.write_bytes(b"x")))
+    return seen[0].parent.name
+
+
 class TestTheShortLayout:
     """A save's folder is 8 characters below ``.preform-staging`` (a Windows server's paths
     are short), its owner named by a file beside it while it exists."""
@@ -206,12 +217,7 @@ class TestTheShortLayout:
         self, root: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         (root / STAGING_FOLDER / "aaaaaaaa").mkdir(parents=True)  # another's, or not ours
-        names = iter(["a" * 32, "b" * 32])
-        monkeypatch.setattr(staging.uuid, "uuid4", lambda: type("U", (), {"hex": next(names)}))
-        seen: list[Path] = []
-        save_staged(root / "x.form", root, lambda path: (seen.append(path),
-                                                          path.write_bytes(b"x")))
-        assert seen[0].parent.name == "bbbbbbbb"
+        assert _saved_into_when_first_tried(root, monkeypatch, "aaaaaaaa") == "bbbbbbbb"
         assert everything_below(root) == [STAGING_FOLDER, f"{STAGING_FOLDER}/aaaaaaaa",
                                           "x.form"]
 
@@ -243,12 +249,7 @@ class TestMakingASaveFolder:
         theirs = root / STAGING_FOLDER / f"aaaaaaaa.{me}"  # ours of an earlier save, cut short
         theirs.parent.mkdir()
         theirs.touch()
-        names = iter(["a" * 32, "b" * 32])
-        monkeypatch.setattr(staging.uuid, "uuid4", lambda: type("U", (), {"hex": next(names)}))
-        seen: list[Path] = []
-        save_staged(root / "x.form", root, lambda path: (seen.append(path),
-                                                          path.write_bytes(b"x")))
-        assert seen[0].parent.name == "bbbbbbbb"
+        assert _saved_into_when_first_tried(root, monkeypatch, "aaaaaaaa") == "bbbbbbbb"
         assert theirs.exists()
 
     def test_names_always_taken_end_after_five_tries_in_a_clear_error(
