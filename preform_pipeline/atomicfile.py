@@ -20,15 +20,17 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.errors import FileWriteError
-from preform_pipeline.liveness import this_host
+from preform_pipeline.liveness import NO_INSTANCE, this_host, this_instance
 
 __all__ = [
     "NAME_MAX_BYTES",
     "default_temporary",
     "fitted_name",
     "host_tag",
+    "instance_tag",
     "temporary_name",
     "write_atomically",
+    "writer_tag",
     "write_text_atomically",
 ]
 
@@ -53,6 +55,16 @@ def host_tag(host: str | None = None) -> str:
     """A short tag of ``host`` (default: this one) for temporaries' names: a hash, not the
     name itself, since host names may be long and may hold dots."""
     return hashlib.sha256((this_host() if host is None else host).encode("utf-8")).hexdigest()[:8]
+
+
+def instance_tag(host: str | None = None, instance: str | None = None) -> str:
+    """A short tag of a host and its instance (default: this process's), for the names of
+    files and folders that say which process made them: another container of the same host
+    name numbers its processes apart (liveness.py), so what it made must not read back as
+    made here. An instance not known is tagged as :data:`~preform_pipeline.liveness.NO_INSTANCE`."""
+    if host is None:
+        host, instance = this_host(), this_instance()
+    return host_tag(f"{host}/{instance or NO_INSTANCE}")
 
 
 def fitted_name(name: str, ending: str, *, leading: str = "", limit: int = NAME_MAX_BYTES) -> str:
@@ -88,13 +100,21 @@ def temporary_name(name: str, suffix: str) -> str:
     return fitted_name(name, f".{suffix}", leading=".")
 
 
+def writer_tag() -> str:
+    """``<pid>-<instance tag>``: this process in the names of the temporaries it writes
+    (:func:`instance_tag`: another container of this host name numbers its pids apart, so its
+    temporaries must not read back as this one's)."""
+    return f"{os.getpid()}-{instance_tag()}"
+
+
 def default_temporary(path: Path) -> Path:
     """The hidden temporary beside ``path`` this process writes
-    (``.name.<pid>-<host tag>.tmp``): the writer is named, so a start-up sweep can tell one a
-    dead process of this host left (a report or journal cut off by a kill) from a live
-    writer's or another host's on a shared folder (``hotfolder.files.sweep_temporaries``).
-    A name too long for that is cut (:func:`temporary_name`)."""
-    return path.with_name(temporary_name(path.name, f"{os.getpid()}-{host_tag()}.tmp"))
+    (``.name.<pid>-<instance tag>.tmp``, :func:`writer_tag`): the writer is named, so a
+    start-up sweep can tell one a dead process of this host and instance left (a report or
+    journal cut off by a kill) from a live writer's or another host's or container's on a
+    shared folder (``hotfolder.files.sweep_temporaries``). A name too long for that is cut
+    (:func:`temporary_name`)."""
+    return path.with_name(temporary_name(path.name, f"{writer_tag()}.tmp"))
 
 
 def write_atomically(

@@ -11,22 +11,26 @@ The host name alone does not say which pids a process sees: two containers may s
 host name and number their processes apart (separate pid namespaces), and a machine that
 restarted numbers them again. So an identity also names its *instance*
 (:func:`this_instance`: on Linux the boot and the pid namespace), and a process of another
-instance is judged as a process of another host.
+instance is judged as a process of another host. A record kept on this machine's own disk
+(the daemon's lock beside a local store, the server records in the user's data folder) is
+judged by :meth:`ProcessIdentity.judged_on_this_machine`: there a process of this host name
+and another boot can only be this machine before it restarted.
 """
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import psutil
 
-__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "ProcessIdentity", "this_host",
+__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity", "this_host",
            "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
@@ -58,11 +62,27 @@ def this_instance() -> str:
     return f"{boot}/{namespace}"
 
 
+def _boot_of(instance: str | None) -> str | None:
+    """The boot part of an instance; None when it is not known (no instance, not Linux)."""
+    if instance is None or instance == NO_INSTANCE:
+        return None
+    return instance.partition("/")[0] or None
+
+
+class Liveness(enum.Enum):
+    """What this machine can tell of a process a record names."""
+
+    RUNNING = "running"
+    ENDED = "ended"
+    #: Another host's, or another container's of this host name and boot: not ours to judge.
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class ProcessIdentity:
     """One process: its PID and start time (seconds since the epoch) on ``host``, in its
-    ``instance`` (:func:`this_instance`; None when its record does not say: the JSON records,
-    whose format predates it, are judged by their host as before). Two identities are equal
+    ``instance`` (:func:`this_instance`; None when its record does not say: a record written
+    before records named it, judged by its host as then). Two identities are equal
     when pid, start time and host are (a record read back from JSON is the process that wrote
     it): the instance decides only where the pid is judged (:attr:`on_this_host`)."""
 
@@ -118,11 +138,27 @@ class ProcessIdentity:
         to have ended from here (its records end by their own leases, or never)."""
         return self.on_this_host and not self.is_running()
 
+    def judged_on_this_machine(self) -> Liveness:
+        """Whether it runs, for a record kept on this machine's own disk (the daemon's lock
+        beside a local store, the server records): a process of this host name in another boot
+        can only be this machine before it restarted (a power cut), so it has ENDED; one of
+        this boot and another pid namespace (another container of the same host name) or of
+        another host is UNKNOWN; ours is RUNNING while that very process runs. A record that
+        names no instance (written before records named one) is judged by its host, as then."""
+        if self.on_this_host:
+            return Liveness.RUNNING if self.is_running() else Liveness.ENDED
+        theirs, ours = _boot_of(self.instance), _boot_of(this_instance())
+        if self.host == this_host() and None not in (theirs, ours) and theirs != ours:
+            return Liveness.ENDED
+        return Liveness.UNKNOWN
+
     def matches(self, other: ProcessIdentity | None) -> bool:
-        """True when ``other`` is this process (same host, PID and start time)."""
+        """True when ``other`` is this process (same host, PID and start time, and instance
+        when both name one: a process of another boot or container is never one here)."""
         return (
             other is not None
             and other.host == self.host
+            and (None in (self.instance, other.instance) or other.instance == self.instance)
             and other.pid == self.pid
             and abs(other.create_time - self.create_time) <= CREATE_TIME_TOLERANCE_S
         )
@@ -138,17 +174,23 @@ class ProcessIdentity:
         """The process a :meth:`label` names; None for any other text, a label of an earlier
         version (``host:pid:start``, no instance) included: which pids it meant is unknown."""
         parts = text.split(":")
-        if len(parts) != 4 or not parts[3]:
+        if len(parts) != 4:
             return None
         host, pid, created, instance = parts
         try:
-            found = cls.from_json({"host": host, "pid": int(pid), "create_time": float(created)})
+            return cls.from_json({"host": host, "pid": int(pid), "create_time": float(created),
+                                  "instance": instance})
         except ValueError:
             return None
-        return replace(found, instance=instance)
 
     def to_json(self) -> dict[str, Any]:
-        return {"pid": self.pid, "create_time": self.create_time, "host": self.host}
+        """The identity as JSON; ``instance`` only when known (readers of records before it
+        ignore it, and a record without it is read as one that names no instance)."""
+        data: dict[str, Any] = {"pid": self.pid, "create_time": self.create_time,
+                                "host": self.host}
+        if self.instance is not None:
+            data["instance"] = self.instance
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessIdentity:
@@ -160,4 +202,7 @@ class ProcessIdentity:
             raise ValueError(f"not a start time: {created!r}")
         if not isinstance(host, str) or not host:
             raise ValueError(f"not a host name: {host!r}")
-        return cls(pid=pid, create_time=float(created), host=host)
+        instance = data.get("instance")
+        if instance is not None and (not isinstance(instance, str) or not instance):
+            raise ValueError(f"not an instance: {instance!r}")
+        return cls(pid=pid, create_time=float(created), host=host, instance=instance)

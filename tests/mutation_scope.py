@@ -175,10 +175,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_notes_dropped_back.py",
     ),
     # Process identities (s31): their own tests, the store's printer claims that judge holders
-    # by them (SQLite under mutmut) and the daemon lock's rules that compare them.
+    # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the
+    # reaper's records of other instances.
     "preform_pipeline/liveness.py": ("tests/unit/test_liveness_instance.py",
                                      "tests/unit/store/test_store_printer_claims.py",
-                                     "tests/unit/store/test_store_daemon_lock_rules.py"),
+                                     "tests/unit/store/test_store_daemon_lock_rules.py",
+                                     "tests/unit/servers/test_servers_reaper_instances.py"),
     # Tracking: the verify tests, and dispatch's own choices under the printer claims the
     # batches share with it (s29).
     "preform_pipeline/verify/tracking.py": ("tests/unit/verify",
@@ -250,6 +252,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_outputs.py",
         "tests/unit/executor/test_executor_output_claims.py",
         "tests/unit/executor/test_executor_outputs_new_folder.py",
+        "tests/unit/executor/test_executor_staging.py",  # s32: a save placed at a free name
     ),
     # s31: the staging folder the servers save into, and its sweep at a run's start.
     "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",),

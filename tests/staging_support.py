@@ -1,7 +1,7 @@
 """A pipeline process cut off while its server saves: the tests' stand-in, a real process.
 
 :class:`Saver` starts a Python process that saves one output the way the executor does
-(:func:`preform_pipeline.executor.staging.staged`), writes a server's half-done temporary
+(:func:`preform_pipeline.executor.staging.save_staged`), writes a server's half-done temporary
 into its save's folder, says where, and waits: killed (SIGKILL) it is a run killed
 mid-save, whose staging folder nothing of its own removes; left running it is another run
 at work on the same output folder.
@@ -25,13 +25,16 @@ WAIT_S = 30.0
 SERVER_TEMPORARY = ".{name}.0123456789abcdef0123456789abcdef.tmp"
 
 _SAVER = (
-    "import sys; from pathlib import Path; "
-    "from preform_pipeline.executor.staging import staged; "
-    "root = Path(sys.argv[1]); final = root / sys.argv[2]; "
-    "final.parent.mkdir(parents=True, exist_ok=True); final.touch(); "
-    "saving = staged(final, root); path = saving.__enter__(); "
-    "half = path.parent / sys.argv[3].format(name=path.name); "
-    "half.write_bytes(b'PK\\x03\\x04 cut off'); print(half, flush=True); sys.stdin.read()"
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from preform_pipeline.executor.staging import save_staged\n"
+    "def held(path):\n"
+    "    half = path.parent / sys.argv[3].format(name=path.name)\n"
+    "    half.write_bytes(b'PK\\x03\\x04 cut off')\n"
+    "    print(half, flush=True)\n"
+    "    sys.stdin.read()\n"
+    "root = Path(sys.argv[1])\n"
+    "save_staged(root / sys.argv[2], root, held)\n"
 )
 
 
@@ -48,8 +51,10 @@ class Saver:
         assert self.process.stdout is not None
         self.temporary = Path(self.process.stdout.readline().strip())
         assert self.temporary.is_file(), "the saver did not start its save"
-        #: ``<root>/.preform-staging/<its process>``: what it owns.
-        self.folder = self.temporary.parent.parent
+        #: ``<root>/.preform-staging/<its save>``: what it owns.
+        self.folder = self.temporary.parent
+        #: ``<root>/.preform-staging/<its save>.<its process>``: the file naming its owner.
+        (self.owner,) = self.folder.parent.glob(f"{self.folder.name}.*")
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

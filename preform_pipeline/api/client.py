@@ -100,7 +100,12 @@ from preform_pipeline.api.options import (
     ScreenshotOptions,
     UnsetType,
 )
-from preform_pipeline.api.paths import PathMapper, default_path_mapper, to_server_path
+from preform_pipeline.api.paths import (
+    PathMapper,
+    check_saved_path,
+    default_path_mapper,
+    to_server_path,
+)
 from preform_pipeline.api.versions import (
     DEFAULT_SUPPORTED_API_VERSIONS,
     VersionRange,
@@ -245,6 +250,13 @@ class PreFormClient:
     def server_path(self, path: str | PathLike[str], *, what: str = "file") -> str:
         """The path string this client would send for ``path`` (``ValueError`` if relative)."""
         return to_server_path(path, self._path_mapper, what=what)
+
+    def _saved_path(self, file: str | PathLike[str], *, what: str) -> str:
+        """The path the server is sent for a file it saves, refused before sending when a
+        Windows server could not write it (:func:`~.paths.check_saved_path`)."""
+        path = self.server_path(file, what=what)
+        check_saved_path(path, file, what=what)
+        return path
 
     def _request_timeout(self, timeout: float | None) -> float:
         if timeout is None:
@@ -544,7 +556,7 @@ class PreFormClient:
         deadline: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> None:
-        body = {"file": self.server_path(file, what=".form file")}
+        body = {"file": self._saved_path(file, what=".form file")}
         self._long(
             "POST",
             f"/scene/{_seg(scene_id)}/save-form/",
@@ -567,7 +579,7 @@ class PreFormClient:
         progress: ProgressCallback | None = None,
     ) -> None:
         """Save a .png (or .webp, also for flyarounds) picture of the scene."""
-        path = self.server_path(file, what="screenshot file")
+        path = self._saved_path(file, what="screenshot file")
         if not path.endswith((".png", ".webp")):
             raise ValueError(f"screenshot file {path!r} must end in .png or .webp (lower case)")
         body = {"file": path, **(options.to_body() if options else {})}
@@ -586,7 +598,7 @@ class PreFormClient:
         self, scene_id: str, file: str | PathLike[str], *, timeout: float | None = None
     ) -> None:
         """Save the scene's print settings to a .fps file."""
-        path = self.server_path(file, what=".fps file")
+        path = self._saved_path(file, what=".fps file")
         if not path.endswith(".fps"):
             raise ValueError(f".fps file {path!r} must end in .fps (lower case)")
         self._call(

@@ -12,10 +12,15 @@ import os
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path, PureWindowsPath
+from typing import Final
+
+from preform_pipeline.errors import FileWriteError
 
 __all__ = [
+    "WINDOWS_MAX_PATH",
     "FolderResolver",
     "PathMapper",
+    "check_saved_path",
     "default_path_mapper",
     "is_absolute_server_path",
     "same_machine_path",
@@ -27,6 +32,11 @@ _POSIX = os.name == "posix"
 
 #: Maps an absolute local path to the path string the server should use.
 PathMapper = Callable[[Path], str]
+
+#: The longest path a Windows program opens without the long-path opt-in (MAX_PATH: 260
+#: with the string's end), which nothing says PreFormServer has; its own temporaries beside
+#: the file it saves may need a few more.
+WINDOWS_MAX_PATH: Final = 259
 
 
 def default_path_mapper(path: Path) -> str:
@@ -80,6 +90,23 @@ def to_server_path(
             "absolute path on the server; fix the server's path map"
         )
     return mapped
+
+
+def check_saved_path(server_path: str, local: str | PathLike[str], *, what: str) -> None:
+    """Refuse, before it is sent, a path a server is asked to save to that it cannot write:
+    one over :data:`WINDOWS_MAX_PATH` characters when the path is a Windows one (a drive or
+    a share: the server runs on Windows, or under wine). The Local API does not say which
+    system a server runs on; a POSIX path has no such limit (4,096 bytes on Linux) and is
+    left to the server. Raises :class:`FileWriteError` naming the local file."""
+    if len(server_path) <= WINDOWS_MAX_PATH or not PureWindowsPath(server_path).drive:
+        return
+    raise FileWriteError(
+        Path(local),
+        f"the server would save the {what} to a path of {len(server_path)} characters "
+        f"({server_path}); a server on Windows takes at most {WINDOWS_MAX_PATH}",
+        hint="use a shorter output folder (outputs.root, --output) or shorter output names, "
+        "or map the output folder to a shorter server folder (path_map)",
+    )
 
 
 class FolderResolver:

@@ -1,17 +1,29 @@
-"""Output files are never overwritten: each one claims a free name before it is written.
+"""Output files are never overwritten: each one takes a free name, in one step.
 
 A rendered output path that exists already (the previous run of the day, with the shipped
 ``{date}/{build}.form`` templates) gets a suffix, ``-2``, ``-3``..., before its extension (a
 name too long for that has its stem cut: :func:`~preform_pipeline.atomicfile.fitted_name`).
-The name is claimed by creating the file exclusively (``O_CREAT | O_EXCL``), so two builds or
-two processes rendering the same path never get the same name; the server then writes into
-the claimed file, and reports name the path actually written.
+A name is taken by an operation that fails when the name exists, so two builds or two
+processes rendering the same path never get the same name:
+
+- a finished file (a server's save, :mod:`.staging`) is *placed* (:func:`place_output`): a
+  hard link made at the free name, so the name appears with the whole file, and nothing is
+  ever left at it by a process killed on the way (an empty name claimed before the save
+  outlived a killed run, and the next run took ``name-2``). Where the file system has no
+  hard links (FAT, some network shares), the name is claimed empty and the file renamed over
+  it at once: only a kill between those two steps can leave the empty name;
+- :func:`claim_output` alone creates the free name empty (``O_CREAT | O_EXCL``).
+
+Reports name the path actually written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -20,6 +32,7 @@ from preform_pipeline.atomicfile import fitted_name
 __all__ = [
     "MAX_OUTPUT_SUFFIX",
     "claim_output",
+    "place_output",
     "release_output",
 ]
 
@@ -36,15 +49,21 @@ def _candidate(path: Path, n: int) -> Path:
     return path.with_name(fitted_name(path.stem, f"-{n}{path.suffix}"))
 
 
-def claim_output(path: Path) -> Path:
-    """``path``, or the first free ``stem-N.suffix``, created empty and now ours (its folder
-    too, when missing)."""
+def _create_empty(candidate: Path) -> None:
+    """Take ``candidate`` as a new empty file; FileExistsError when it is there."""
+    os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+
+
+def claim_output(path: Path, take: Callable[[Path], None] = _create_empty) -> Path:
+    """``path``, or the first free ``stem-N.suffix``, taken by ``take`` (by default created
+    empty: now ours); its folder is made when missing. ``take`` raises FileExistsError for a
+    name that is there."""
     n = 1
     folder_made = False
     while n < MAX_OUTPUT_SUFFIX:
         candidate = _candidate(path, n)
         try:
-            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            take(candidate)
         except FileExistsError:
             n += 1
             continue
@@ -53,12 +72,42 @@ def claim_output(path: Path) -> Path:
                 raise
             # The folder is made only when missing: it usually exists (the caller made it, or
             # an earlier build did). A folder that cannot be made raises as it always did.
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             folder_made = True
             continue
-        os.close(fd)
         return candidate
     raise FileExistsError(f"{path}: no free name up to -{MAX_OUTPUT_SUFFIX}")
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:  # a file where the folder (or one above it) should be
+        raise NotADirectoryError(errno.ENOTDIR, "a file stands where a folder of the path "
+                                 "should be", str(folder)) from exc
+
+
+def place_output(written: Path, path: Path) -> Path:
+    """Move the finished file ``written`` to ``path``, or the first free ``stem-N.suffix``
+    (module docstring); the path it now has. ``written`` stays as a second name of the file
+    where a hard link was made: the caller removes its folder."""
+    return claim_output(path, functools.partial(_place, written))
+
+
+def _place(written: Path, candidate: Path) -> None:
+    try:
+        os.link(written, candidate)
+    except (FileExistsError, FileNotFoundError, NotADirectoryError):
+        raise  # taken, or a folder (or the file itself) missing: claim_output's loop decides
+    except OSError:
+        # No hard links here (FAT, some network shares), or not allowed (a file another user
+        # wrote, under Linux's protected_hardlinks): claim, then rename over at once.
+        _create_empty(candidate)
+        try:
+            os.replace(written, candidate)
+        except BaseException:
+            release_output(candidate)
+            raise
 
 
 def release_output(path: Path) -> None:

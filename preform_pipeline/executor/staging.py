@@ -1,4 +1,4 @@
-"""Where a server writes our outputs: a staging folder of this process, moved into place after.
+"""Where a server writes our outputs: a short staging folder per save, placed after.
 
 A server saving a ``.form`` or a screenshot writes temporaries of its own naming (the
 simulator: ``.<name>.<unique>.tmp``; PreFormServer's naming is not documented) and renames
@@ -6,19 +6,26 @@ them at the end. Killed mid-save, it leaves them; beside the user's files nothin
 them with certainty, since their names are not ours. So the server is never asked to write
 beside the user's files:
 
-- each save goes to ``<output folder>/.preform-staging/<process>/<unique>/<final name>``,
-  inside the output folder (so a remote server's path map covers it, and the finished file
-  is on the same file system as its final name), then is renamed over the claimed final name
-  (:mod:`.outputs`) in one step, so the user sees no file or the whole one;
-- the save's folder is removed when the save ends, whether it succeeded, failed, or the
-  server died on the way, and the process folder and ``.preform-staging`` with it when
-  empty;
-- ``<process>`` names the process that owns it (``<pid>-<start time in ms>-<tag>``, the tag
-  a hash of the host and its instance: :class:`~preform_pipeline.liveness.ProcessIdentity` and
-  :func:`~preform_pipeline.atomicfile.host_tag`): what a killed pipeline process left is
-  removed by the next run's start (:func:`sweep_staging`) once that very process has ended on
-  this host. A live process's folder (another run on the same output folder), another host's
-  (a shared output folder), and any name not made here are never touched.
+- each save goes to ``<output folder>/.preform-staging/<save>/<name>``, ``<save>`` 8 hex
+  digits: inside the output folder (so a remote server's path map covers it, and the
+  finished file is on the same file system as its final name), and short, since a Windows
+  server takes paths of at most 259 characters (the client refuses a longer one before
+  sending: :mod:`preform_pipeline.api.paths`). The finished file is then placed at its
+  rendered name or the first free ``name-N`` (:func:`~.outputs.place_output`) in one step,
+  so the user sees no file or the whole one, and a process killed mid-save takes no name;
+- the save's owner is named beside its folder by an empty file
+  ``<save>.<pid>-<start time in ms>-<tag>`` (:func:`process_folder_name`, the tag a hash of
+  the host and its instance: :class:`~preform_pipeline.liveness.ProcessIdentity` and
+  :func:`~preform_pipeline.atomicfile.instance_tag`), made before the folder and removed after
+  it, so every folder of ours has its owner named whenever it exists, and the name is made
+  whole in one step (a file's name, not a content half written);
+- the save's folder and its owner's file are removed when the save ends, whether it
+  succeeded, failed, or the server died on the way, and ``.preform-staging`` when empty;
+- what a killed pipeline process left is removed by the next run's or daemon's start
+  (:func:`sweep_staging`) once that very process has ended on this host. A live process's
+  save (another run on the same output folder), another host's or container's (a shared
+  output folder), and any name not made here are never touched. The per-process folders of
+  the first version (``<pid>-<start time in ms>-<tag>/<32 hex>/<name>``) are swept alike.
 """
 
 from __future__ import annotations
@@ -28,108 +35,126 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.atomicfile import host_tag
+from preform_pipeline.atomicfile import instance_tag
 from preform_pipeline.errors import FileWriteError
-from preform_pipeline.liveness import NO_INSTANCE, ProcessIdentity, this_host, this_instance
+from preform_pipeline.executor.outputs import place_output
+from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 
-__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "staged", "sweep_staging"]
+__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "save_staged", "sweep_staging"]
 
 #: The folder below the output folder where servers write; hidden, and named for us.
 STAGING_FOLDER: Final = ".preform-staging"
-#: A process folder's name: ``<pid>-<start time in ms>-<host tag>``.
-_PROCESS_FOLDER: Final = re.compile(r"(?P<pid>[1-9][0-9]*)-(?P<ms>[0-9]+)-(?P<host>[0-9a-f]{8})")
-#: Making a save's folder races with another save's removal of the empty folders above it:
-#: each try either makes it or finds a parent just removed, so a few tries always do.
+#: A process's name: ``<pid>-<start time in ms>-<host and instance tag>``; the name of a
+#: session 31 process folder, and the end of a save's owner file.
+_PROCESS: Final = re.compile(r"(?P<pid>[1-9][0-9]*)-(?P<ms>[0-9]+)-(?P<host>[0-9a-f]{8})")
+#: A save's owner file: ``<save folder>.<process>``.
+_OWNER_FILE: Final = re.compile(r"(?P<save>[0-9a-f]{8})\.(?P<process>.+)")
+#: Hex digits of a save folder's name: taken by making the folder, so a name another save
+#: has is only tried again under another.
+_SAVE_NAME_HEX: Final = 8
+#: Making a save's folder races with another save's removal of ``.preform-staging`` when
+#: empty: each try either makes it or finds it just removed, so a few tries always do.
 _MAKE_ATTEMPTS: Final = 5
 
 log = get_logger(__name__)
 
 
-def _where_tag(host: str, instance: str | None) -> str:
-    """The tag of a host and its instance (liveness.py: boot and pid namespace): another
-    container of the same host name numbers its processes apart, so its pids are not ours
-    to judge, and its folders must not read back as this host's."""
-    return host_tag(f"{host}/{instance or NO_INSTANCE}")
-
-
 def process_folder_name(process: ProcessIdentity) -> str:
-    """The staging folder's name of ``process``: read back by :func:`owner_of`."""
-    where = _where_tag(process.host, process.instance)
+    """``process`` in the names of staging's files: read back by :func:`owner_of`."""
+    where = instance_tag(process.host, process.instance)
     return f"{process.pid}-{round(process.create_time * 1000)}-{where}"
 
 
 def owner_of(name: str) -> ProcessIdentity | None:
-    """The process of this host and instance a staging folder called ``name`` belongs to;
-    None for another host's (or container's) folder or a name :func:`process_folder_name`
-    does not make."""
-    match = _PROCESS_FOLDER.fullmatch(name)
-    if match is None or match["host"] != _where_tag(this_host(), this_instance()):
+    """The process of this host and instance ``name`` (:func:`process_folder_name`) names;
+    None for another host's (or container's) process or a name not made by it."""
+    match = _PROCESS.fullmatch(name)
+    if match is None or match["host"] != instance_tag():
         return None
     return ProcessIdentity(int(match["pid"]), int(match["ms"]) / 1000, this_host(),
                            instance=this_instance())
 
 
-def _make_save_folder(output_root: Path) -> Path:
-    """A new, empty folder for one save, below this process's staging folder."""
-    folder = (output_root / STAGING_FOLDER / process_folder_name(ProcessIdentity.current())
-              / uuid.uuid4().hex)
+def _make_save_folder(output_root: Path) -> tuple[Path, Path]:
+    """A new, empty folder for one save below ``.preform-staging``, and its owner file."""
+    staging = output_root / STAGING_FOLDER
+    me = process_folder_name(ProcessIdentity.current())
     attempts_left = _MAKE_ATTEMPTS
     while True:
+        folder = staging / uuid.uuid4().hex[:_SAVE_NAME_HEX]
+        owner = staging / f"{folder.name}.{me}"
         try:
-            folder.mkdir(parents=True)
-            return folder
-        except FileNotFoundError:
-            # A parent was removed between its making and this folder's: again.
+            staging.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(owner, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            try:
+                folder.mkdir()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    owner.unlink()
+                raise
+            return folder, owner
+        except (FileNotFoundError, FileExistsError):
+            # .preform-staging removed by another save's clean-up between its making and
+            # this folder's, or the name taken by another save: again, under a new name.
             attempts_left -= 1
             if attempts_left <= 0:
                 raise
 
 
-def _remove_save_folder(folder: Path) -> None:
-    """Remove a save's folder with whatever a server left in it, then the process folder
-    and ``.preform-staging`` when nothing else is in them (another save's, another run's)."""
-    shutil.rmtree(folder, ignore_errors=True)
-    for parent in (folder.parent, folder.parent.parent):
-        try:
-            parent.rmdir()
-        except OSError:
-            return  # not empty (another save at work), or gone already
+def _remove_save(folder: Path, owners: tuple[Path, ...]) -> bool:
+    """Remove a save's folder with whatever a server left in it, then its owner files (in
+    that order: an owner file names the folder's process while the folder exists); False
+    when the folder was gone already. Raises OSError when the folder cannot be removed (its
+    owner files are then kept)."""
+    try:
+        shutil.rmtree(folder)
+        found = True
+    except FileNotFoundError:
+        found = False  # removed meanwhile, or a save cut before its folder was made
+    for owner in owners:
+        with contextlib.suppress(FileNotFoundError):
+            owner.unlink()
+    return found
 
 
-@contextlib.contextmanager
-def staged(final: Path, output_root: Path) -> Iterator[Path]:
-    """The path a server is asked to write ``final`` to (same name, in a new folder of this
-    process below ``output_root``); when the block ends without an error the written file is
-    renamed over ``final``. The save's folder is removed however the block ends.
+def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]) -> Path:
+    """Let ``write`` (a server's save) write the output rendered as ``rendered`` into a new
+    save folder below ``output_root`` (under the same name), then place it at ``rendered``
+    or the first free ``name-N``; the path it now has. The save's folder is removed however
+    it ends.
 
     Raises :class:`FileWriteError` when the staging folder cannot be made, or the file
-    cannot be moved into place (the server answered but wrote nothing there).
+    cannot be placed (the server answered but wrote nothing there); what ``write`` raises
+    goes up as it is.
     """
     try:
-        folder = _make_save_folder(output_root)
+        folder, owner = _make_save_folder(output_root)
     except OSError as exc:
         raise FileWriteError(
-            final, f"cannot make the folder the server saves into: {exc}",
+            rendered, f"cannot make the folder the server saves into: {exc}",
             hint="let this user write to the output folder",
         ) from exc
     try:
-        path = folder / final.name
-        yield path
+        path = folder / rendered.name
+        write(path)
         try:
-            os.replace(path, final)
+            return place_output(path, rendered)
         except OSError as exc:
-            raise _move_error(final, path, exc) from exc
+            raise _move_error(rendered, path, exc) from exc
     finally:
-        _remove_save_folder(folder)
+        with contextlib.suppress(OSError):  # gone already (removed by hand), or refused:
+            _remove_save(folder, (owner,))  # the error of the save itself is the one to say
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # only when empty: another save at work keeps it
 
 
 def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
-    """Why the file the server saved could not be moved over ``final``, in a user's terms."""
+    """Why the file the server saved could not be placed at ``final``, in a user's terms."""
     if not os.path.lexists(written):
         return FileWriteError(
             final, "the server answered that it saved the file, but the file is not there",
@@ -138,16 +163,34 @@ def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
         )
     return FileWriteError(
         final, f"cannot move the saved file into place: {cause.strerror or cause}",
-        hint="check that the output path is not a folder and the output folder is writable",
+        hint="check that the output's folder is a folder this user can write, on the same "
+        "disk as the output folder",
     )
 
 
-def sweep_staging(output_root: Path) -> tuple[Path, ...]:
-    """Remove the staging folders below ``output_root`` whose process has ended (a killed
-    run's, with what its server left half-written); the folders removed.
+def _ended_saves(staging: Path, names: list[str]) -> Iterator[tuple[Path, tuple[Path, ...], int]]:
+    """The saves below ``staging`` (listed as ``names``) whose every owner has ended here:
+    each save's folder, its owner files and its owner's pid. A save folder named by an owner
+    that runs, of another host or container, or by no owner file at all, is not among them."""
+    owners: dict[str, list[tuple[Path, ProcessIdentity | None]]] = {}
+    for name in names:
+        if (match := _OWNER_FILE.fullmatch(name)) is not None:
+            owners.setdefault(match["save"], []).append(
+                (staging / name, owner_of(match["process"])))
+        elif (first := owner_of(name)) is not None and first.has_ended():
+            yield staging / name, (), first.pid  # a process folder of the first version
+    for save, marks in sorted(owners.items()):
+        ended = [o for _, o in marks if o is not None and o.has_ended()]
+        if len(ended) == len(marks):
+            yield staging / save, tuple(path for path, _ in marks), ended[0].pid
 
-    A running process's folder (whatever run it is), another host's, or a name not made by
-    :func:`process_folder_name` stays.
+
+def sweep_staging(output_root: Path) -> tuple[Path, ...]:
+    """Remove the saves below ``output_root`` whose process has ended (a killed run's, with
+    what its server left half-written); the save folders removed.
+
+    A running process's save (whatever run it is), another host's or container's, or a name
+    not made here stays.
     """
     staging = output_root / STAGING_FOLDER
     try:
@@ -156,20 +199,16 @@ def sweep_staging(output_root: Path) -> tuple[Path, ...]:
     except OSError:
         return ()  # none yet (the usual case), or unreadable: saving will say what is wrong
     removed: list[Path] = []
-    for name in names:
-        owner = owner_of(name)
-        if owner is None or not owner.has_ended():
-            continue
-        folder = staging / name
+    for folder, owners, pid in _ended_saves(staging, names):
         try:
-            shutil.rmtree(folder)
-        except FileNotFoundError:
-            continue  # another run's start removed it meanwhile
+            found = _remove_save(folder, owners)
         except OSError as exc:
             log.warning("staging_not_swept", path=str(folder), error=str(exc))
             continue
-        log.info("staging_swept", path=str(folder), pid=owner.pid)
+        if not found and not owners:
+            continue  # another run's start removed it meanwhile
+        log.info("staging_swept", path=str(folder), pid=pid)
         removed.append(folder)
     with contextlib.suppress(OSError):
-        staging.rmdir()  # only when empty: a live process's folder keeps it
+        staging.rmdir()  # only when empty: a live process's save keeps it
     return tuple(removed)

@@ -77,8 +77,7 @@ from preform_pipeline.executor.hooks import (
     VERIFY_SKIPPED_NO_CREDENTIALS,
     BuildPrintHooks,
 )
-from preform_pipeline.executor.outputs import claim_output, release_output
-from preform_pipeline.executor.staging import staged
+from preform_pipeline.executor.staging import save_staged
 from preform_pipeline.legend import (
     DEFAULT_PITCH_DEG,
     DEFAULT_YAW_DEG,
@@ -956,25 +955,23 @@ def _root(ctx: StepContext) -> Path:
     return ctx.resolved_output_root or ctx.output_root.resolve()
 
 
-def _output(ctx: StepContext, template: str) -> Path:
-    """A free output path, claimed (:mod:`.outputs`): an existing file is never replaced."""
-    # Resolved below the resolved root, as resolve() would; the claim makes a missing folder.
-    return claim_output(resolved_output_path(template, ctx.values, _root(ctx)))
+def _save(ctx: StepContext, template: str, write: Callable[[Path], None]) -> Path:
+    """The output ``write`` saves, placed at its rendered path or the first free ``-N``
+    (:mod:`.outputs`: an existing file is never replaced); the path it has. The server writes
+    into our staging folder (:mod:`.staging`): one that dies mid-save leaves its temporaries
+    where we can remove them, and no name taken."""
+    # Resolved below the resolved root, as resolve() would; placing makes a missing folder.
+    return save_staged(resolved_output_path(template, ctx.values, _root(ctx)), _root(ctx),
+                       write)
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
-    path = _output(ctx, ctx.recipe.outputs.form)
-    try:
-        # Into our staging folder, then moved over the claimed name (:mod:`.staging`): a
-        # server that dies mid-save leaves its temporaries where we can remove them.
-        with staged(path, _root(ctx)) as written:
-            # Writing the file is short: one blocking request, no polls (bounded by the step).
-            ctx.quick.save_form(ctx.scene, written, timeout=ctx.step_timeout_s,
-                                deadline=ctx.deadline(), progress=ctx.progress)
-    except BaseException:
-        release_output(path)
-        raise
-    ctx.facts.add_output(path)
+    def write(path: Path) -> None:
+        # Writing the file is short: one blocking request, no polls (bounded by the step).
+        ctx.quick.save_form(ctx.scene, path, timeout=ctx.step_timeout_s,
+                            deadline=ctx.deadline(), progress=ctx.progress)
+
+    ctx.facts.add_output(_save(ctx, ctx.recipe.outputs.form, write))
 
 
 def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
@@ -987,16 +984,14 @@ def screenshot(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> 
         )
     if values.get("models", ALL_MODELS) != ALL_MODELS:
         values["models"] = ALL_MODELS
-    path = _output(ctx, ctx.recipe.outputs.screenshot)
-    try:
-        with staged(path, _root(ctx)) as written:
-            ctx.waiting(node.kind).save_screenshot(
-                ctx.scene, written, ScreenshotOptions(**values), deadline=ctx.deadline(),
-                progress=ctx.progress,
-            )
-    except BaseException:
-        release_output(path)
-        raise
+
+    def write(written: Path) -> None:
+        ctx.waiting(node.kind).save_screenshot(
+            ctx.scene, written, ScreenshotOptions(**values), deadline=ctx.deadline(),
+            progress=ctx.progress,
+        )
+
+    path = _save(ctx, ctx.recipe.outputs.screenshot, write)
     if path.suffix.lower() == ".png" and "flyaround_transform" not in values:
         _add_legend(ctx, path, values)
     ctx.facts.add_output(path)

@@ -33,7 +33,9 @@ The store is written before every action that changes the world:
 
 On start, the hidden temporaries a killed process of this host left in processing/, done/
 and failed/ (a move across disks or a note cut off mid-write) are removed
-(:func:`~.files.sweep_temporaries`; never a running process's, never another host's). Then
+(:func:`~.files.sweep_temporaries`; never a running process's, never another host's), and so
+are the staging folders a killed process's servers were saving into below the output folders
+(:func:`~preform_pipeline.executor.staging.sweep_staging`, as every run's start does). Then
 (:meth:`HotFolderDaemon.recover`) interrupted work resumes from what the store says:
 unfinished moves are completed; builds that were being prepared are dissolved and their jobs
 batched again (nothing was printed); builds caught in PRINT_SENDING are resolved by
@@ -68,6 +70,7 @@ from preform_pipeline.executor import (
     ServerSource,
 )
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
@@ -408,9 +411,14 @@ class HotFolderDaemon:
         self._prepare_folders()
         sweep_temporaries(inbox.folder(kind) for inbox in self.hot.inboxes
                           for kind in ("processing", "done", "failed"))
-        # Reports and journals a killed life of this host left half-written (never a live
-        # writer's, nor another host's on a shared output folder); then old outputs.
-        sweep_temporaries(self._output_roots())
+        # Reports and journals a killed life of this host left half-written, and the staging
+        # folders its servers were saving into (never a live process's, nor another host's or
+        # container's on a shared output folder), before any batch of this life saves; then
+        # old outputs.
+        roots = self._output_roots()
+        sweep_temporaries(roots)
+        for root in roots:
+            sweep_staging(root)
         self._prune_outputs()
         if self.worker.local_copies is not None:
             self.worker.local_copies.prune()  # a previous life's; no batch runs yet

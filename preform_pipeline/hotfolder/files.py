@@ -14,12 +14,16 @@
   so a new file never inherits an old file's note (a note a cut-short settle of the same
   job left behind does not count).
 * :func:`write_text_atomic` writes notes and reports (temporary file, then rename).
-* Both temporaries name their writer: ``.<name>.<pid>-<host tag>.partial`` (a copy across
-  disks) and ``.<name>.<pid>-<host tag>.tmp`` (a note), the host tag being a short hash of
-  the host name. A writer that fails removes its own; one killed mid-write (a crash, a power
+* Both temporaries name their writer: ``.<name>.<pid>-<tag>.partial`` (a copy across
+  disks) and ``.<name>.<pid>-<tag>.tmp`` (a note), the tag being a short hash of the host
+  name and its instance (boot and pid namespace: :func:`~preform_pipeline.atomicfile.writer_tag`),
+  so another container of this host name, whose pids are other processes, never reads as
+  this one. A writer that fails removes its own; one killed mid-write (a crash, a power
   cut) cannot, so the daemon's start runs :func:`sweep_temporaries` over its folders: it
-  removes the temporaries of this host whose process is gone, never a running process's,
-  and never another host's (on a shared folder only that host can tell).
+  removes the temporaries of this host and instance whose process is gone, never a running
+  process's, and never another host's or container's (on a shared folder only that one can
+  tell). A temporary named before the tag said the instance (its tag hashes the host name
+  alone) is judged by its pid, as it was then.
 
 * :func:`set_aside_unstorable` moves files whose names are not valid UTF-8 (possible on POSIX,
   where names are bytes) straight to ``failed/`` with a note: the job store records paths as
@@ -53,7 +57,13 @@ from typing import Final, Literal
 
 import psutil
 
-from preform_pipeline.atomicfile import host_tag, temporary_name, write_text_atomically
+from preform_pipeline.atomicfile import (
+    host_tag,
+    instance_tag,
+    temporary_name,
+    write_text_atomically,
+    writer_tag,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
@@ -108,9 +118,9 @@ _MAX_REPORT_BYTES: Final = 1 << 20
 # Windows reports a rename across volumes as ERROR_NOT_SAME_DEVICE.
 _WINDOWS_NOT_SAME_DEVICE: Final = 17
 _MAX_SUFFIX: Final = 100_000
-#: A temporary this module writes (module docstring): name, writer's pid, host tag, kind.
+#: A temporary this module writes (module docstring): name, writer's pid, tag, kind.
 _TEMPORARY: Final = re.compile(
-    r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[0-9a-f]{8})\.(?P<kind>partial|tmp)$"
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<tag>[0-9a-f]{8})\.(?P<kind>partial|tmp)$"
 )
 
 
@@ -182,23 +192,24 @@ def temporary_path(path: Path, kind: Literal["partial", "tmp"]) -> Path:
     """The hidden temporary beside ``path`` that this process writes before the rename
     (named as :func:`~preform_pipeline.atomicfile.default_temporary` names a report's, a
     name too long for that cut the same way)."""
-    return path.with_name(temporary_name(path.name, f"{os.getpid()}-{host_tag()}.{kind}"))
+    return path.with_name(temporary_name(path.name, f"{writer_tag()}.{kind}"))
 
 
 def sweep_temporaries(folders: Iterable[Path]) -> tuple[Path, ...]:
-    """Remove, below each of ``folders``, the temporaries of this host whose writer process
-    is gone (cut off mid-move or mid-note); the paths removed.
+    """Remove, below each of ``folders``, the temporaries of this host and instance whose
+    writer process is gone (cut off mid-move or mid-note); the paths removed.
 
     A temporary of a running process (whatever process has that pid now: a reused pid keeps
-    it too), of another host, or not named by this module, stays.
+    it too), of another host or container, or not named by this module, stays. One named
+    before names said the instance (tagged by the host name alone) is judged as then.
     """
-    mine = host_tag()
+    mine = (instance_tag(), host_tag())
     removed: list[Path] = []
     for folder in folders:
         for parent, _, files in os.walk(folder):  # symbolic links to folders not followed
             for name in files:
                 match = _TEMPORARY.match(name)
-                if match is None or match["host"] != mine:
+                if match is None or match["tag"] not in mine:
                     continue
                 pid = int(match["pid"])
                 if pid == os.getpid() or psutil.pid_exists(pid):

@@ -62,7 +62,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     TransientApiError,
 )
-from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.health import check_health
 from preform_pipeline.servers.login import log_in
@@ -568,7 +568,8 @@ class ServerPool:
             return  # already gone: nothing to reap
         owner = ProcessIdentity.current()
         record = ServerRecord(
-            server=ProcessIdentity(process.pid, process.create_time, owner.host),
+            server=ProcessIdentity(process.pid, process.create_time, owner.host,
+                                   owner.instance),  # its child: our pids
             owner=owner,
             name=process.name,
             port=process.port,
@@ -585,7 +586,8 @@ class ServerPool:
         """``on_stopped`` of every server: a stopped server needs no record."""
         try:
             self._records.discard(
-                self._records.folder / ServerRecord.file_name_of(process.pid, this_host())
+                self._records.folder / ServerRecord.file_name_of(process.pid, this_host(),
+                                                                   this_instance())
             )
         except OSError as exc:
             # As in _record: the folder is only a safety net. Raising here would abort the

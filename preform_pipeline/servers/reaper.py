@@ -5,8 +5,12 @@ Where the operating system cannot tie a server to its owner (macOS), or the tie 
 records its servers (records.py); a runner or daemon that starts calls :func:`reap_orphans`,
 which goes through those records:
 
-- a record of another host, or whose owner still runs (same PID *and* start time), is left
-  alone: two runs may share the folder and run at once;
+- a record whose owner still runs (same PID *and* start time), or that this machine cannot
+  judge (another host's, or another container's of this host name: its pids are not ours),
+  is left alone: two runs may share the folder and run at once. The folder is this
+  machine's, so an owner of this host name and an earlier boot has ended (the one rule:
+  :meth:`~preform_pipeline.liveness.ProcessIdentity.judged_on_this_machine`); a record
+  written before records named their instance is judged by its host, as then;
 - a record whose server is gone, or whose PID now belongs to another program (another start
   time, or a command line that is not a server's), is only removed: a recycled PID is never
   killed;
@@ -23,7 +27,7 @@ from typing import Final
 
 import psutil
 
-from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.liveness import Liveness, ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.records import ServerRecord, ServerRecords
 
@@ -104,14 +108,14 @@ def reap_orphans(
 ) -> tuple[ReapedServer, ...]:
     """Kill the servers whose owner has died; remove records that name nothing to kill.
 
-    Records of live owners (this process included) and of other hosts are not touched.
+    Records of live owners (this process included) and of other hosts or containers are not
+    touched.
     """
-    host = this_host()
     reaped: list[ReapedServer] = []
     for path, record in records.read_all():
         if record is None:
             continue  # unreadable: not ours to judge, and logged by read_all
-        if record.server.host != host or record.owner.is_running():
+        if record.owner.judged_on_this_machine() is not Liveness.ENDED:
             continue
         done, why = _reap_one(record, timeout_s)
         if done is not None:

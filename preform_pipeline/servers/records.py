@@ -1,10 +1,11 @@
 """The pool's state folder: one small JSON file per running server it started.
 
-A record names the server (PID, start time, host, port, command line) and its owner (the
-runner or daemon process: PID, start time). It is written as soon as the server is launched
-and removed when the pool stops it, so a record that is still there names a server whose
-owner may have died without cleanup; the reaper (reaper.py) decides. Files are written to a
-temporary name and renamed, so a reader never sees half a record.
+A record names the server (PID, start time, host and instance, port, command line) and its
+owner (the runner or daemon process: PID, start time, host and instance, liveness.py). It is
+written as soon as the server is launched and removed when the pool stops it, so a record
+that is still there names a server whose owner may have died without cleanup; the reaper
+(reaper.py) decides. Files are written to a temporary name and renamed, so a reader never
+sees half a record.
 
 The folder is ``servers.state_dir``, by default ``servers/`` in the user's data folder (beside
 the default job store): one folder per user and machine, shared by every run and daemon.
@@ -25,6 +26,7 @@ from typing import Any, Final
 
 from preform_pipeline.atomicfile import (
     fitted_name,
+    instance_tag,
     temporary_name,
     write_text_atomically,
 )
@@ -76,14 +78,18 @@ class ServerRecord:
 
     @property
     def file_name(self) -> str:
-        return self.file_name_of(self.server.pid, self.server.host)
+        return self.file_name_of(self.server.pid, self.server.host, self.server.instance)
 
     @staticmethod
-    def file_name_of(pid: int, host: str) -> str:
-        """The record file of the server ``pid`` on ``host``: ``<host>-<pid>.server.json``,
+    def file_name_of(pid: int, host: str, instance: str | None) -> str:
+        """The record file of the server ``pid`` on ``host`` in ``instance``:
+        ``<host>-<pid>-<instance tag>.server.json`` (two containers of one host name sharing
+        the folder number their servers apart: :func:`~preform_pipeline.atomicfile.instance_tag`),
         cut to fit the file systems' 255 bytes when the host's name is that long (macOS
-        takes host names of up to 255 bytes); its temporary is cut alike (``add``)."""
-        return fitted_name(f"{_UNSAFE.sub('_', host)}-{pid}", RECORD_SUFFIX)
+        takes host names of up to 255 bytes); its temporary is cut alike (``add``). Records
+        named ``<host>-<pid>.server.json``, before names said the instance, are read alike."""
+        return fitted_name(f"{_UNSAFE.sub('_', host)}-{pid}-{instance_tag(host, instance)}",
+                           RECORD_SUFFIX)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -3,22 +3,27 @@
 Two daemons on one store would both take the same files and both recover the same
 interrupted prints. ``watch`` therefore takes ``<store file>.daemon.lock`` before it starts,
 and keeps it until it stops (a store name too long for that gets a shorter lock name, the
-same for every daemon: :func:`lock_path_of`). The file holds the holder's host, PID and
-process start time.
+same for every daemon: :func:`lock_path_of`). The file holds the holder's host, PID,
+process start time and instance (boot and pid namespace, liveness.py); the store is on a local
+disk (docs/jobs.md), so the lock is judged as a record of this machine
+(:meth:`~preform_pipeline.liveness.ProcessIdentity.judged_on_this_machine`, the one rule).
 
 - No lock file: the lock is created with its content in one step (a hard link on POSIX, a
   rename on Windows, both fail when the file exists), so no reader sees an empty lock.
-- A holder on this host that still runs (same PID *and* start time): refused with
-  :class:`StoreLockedError` naming the host and PID.
-- A holder on this host that has died (kill -9, power cut) or a lock file that cannot be
-  read: the lock is taken over and the takeover logged (``store_lock_taken_over``).
-- A holder on another host cannot be checked from here: refused, and the message says which
-  file to delete once that daemon is known to be gone.
+- A holder of this host and instance that still runs (same PID *and* start time): refused
+  with :class:`StoreLockedError` naming the host and PID.
+- A holder of this host and instance that has died (kill -9), one of an earlier boot (a power
+  cut), or a lock file that cannot be read: the lock is taken over and the takeover logged
+  (``store_lock_taken_over``). A lock written before locks named their instance is judged by
+  its host, as then.
+- A holder on another host, or in another container of this host name (its pids are not
+  ours), cannot be checked from here: refused, and the message says which file to delete once
+  that daemon is known to be gone.
 - The lock is first written to ``<lock>.<pid>.tmp`` and linked into place; a daemon killed
   before it removed that temporary (kill -9 during its start) left it beside the store for
   good. ``acquire`` removes such temporaries when they name a process of this host that no
   longer runs (``store_lock_temporary_removed``); one naming a live process (a daemon starting
-  this very moment), another host, or nothing readable is left alone.
+  this very moment), another host or container, or nothing readable is left alone.
 
 Release removes the file only while it still names this process.
 """
@@ -37,7 +42,7 @@ from typing import Final
 from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import StoreError, StoreLockedError
-from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 
 __all__ = ["LOCK_SUFFIX", "MAX_TAKEOVER_ATTEMPTS", "DaemonLock", "LockHolder", "lock_path_of"]
@@ -108,15 +113,18 @@ class DaemonLock:
                 self._mine = me
                 return taken_over
             holder = self._read()
-            if holder is not None and holder.process == me.process:
-                self._mine = me  # this process took it already
-                return taken_over
-            if holder is not None and not holder.process.on_this_host:
-                raise self._locked(holder, "on another host; it cannot be checked from here",
-                                   hint=f"if that daemon is gone, delete {self.path}")
-            if holder is not None and holder.process.is_running():
-                raise self._locked(holder, "still running",
-                                   hint="stop that daemon first, or use another store")
+            if holder is not None:
+                if holder.process == me.process:
+                    self._mine = me  # this process took it already
+                    return taken_over
+                state = holder.process.judged_on_this_machine()
+                if state is Liveness.UNKNOWN:
+                    raise self._locked(holder, f"{_elsewhere(holder.process)}; it cannot be "
+                                       "checked from here",
+                                       hint=f"if that daemon is gone, delete {self.path}")
+                if state is Liveness.RUNNING:
+                    raise self._locked(holder, "still running",
+                                       hint="stop that daemon first, or use another store")
             if self._remove_stale(holder):
                 taken_over = holder
         raise StoreError(
@@ -178,7 +186,7 @@ class DaemonLock:
                 writer = LockHolder.from_text(path.read_text(encoding="utf-8")).process
             except (OSError, ValueError):
                 continue  # gone meanwhile, or half written: whose it is cannot be told
-            if not writer.on_this_host or writer.is_running():
+            if writer.judged_on_this_machine() is not Liveness.ENDED:
                 continue
             try:
                 path.unlink()
@@ -236,6 +244,22 @@ class DaemonLock:
             path=str(self.path),
             previous_pid=holder.process.pid if holder else None,
             previous_host=holder.process.host if holder else None,
-            reason="holder not running" if holder else "lock file unreadable",
+            reason=_why_stale(holder),
         )
         return True
+
+
+def _elsewhere(process: ProcessIdentity) -> str:
+    """Where a holder this machine cannot judge runs, in a user's words."""
+    if process.host == this_host():
+        return "in another container (pid namespace) of this host name"
+    return "on another host"
+
+
+def _why_stale(holder: LockHolder | None) -> str:
+    """The takeover's reason, for its log event."""
+    if holder is None:
+        return "lock file unreadable"
+    if holder.process.on_this_host:
+        return "holder not running"
+    return "holder ran before this machine restarted"

@@ -10,8 +10,6 @@ naming another namespace, tests/unit/store/test_store_printer_claims.py).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,32 +22,13 @@ from structlog.testing import capture_logs
 from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.liveness import ProcessIdentity, this_instance
 from preform_pipeline.store import SqliteJobStore
+from tests.instances import child_environment, in_new_pid_namespace
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).resolve().parent / "claim_and_hold_child.py"
 PRINTER = "Form4-A"
 #: The child's claim lease: long enough for the checks while it runs out, short for a test.
 LEASE_S = 4.0
 WATCH = "pc-1:200:watch"
-
-
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _in_new_pid_namespace() -> list[str] | None:
-    """The command prefix that runs a program in a new pid namespace; None where not allowed."""
-    unshare = shutil.which("unshare")
-    if unshare is None or not sys.platform.startswith("linux"):
-        return None
-    for prefix in ([unshare, "--pid", "--fork", "--mount-proc"],
-                   [unshare, "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"]):
-        probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30, check=False)
-        if probe.returncode == 0:
-            return prefix
-    return None
 
 
 @pytest.fixture
@@ -67,7 +46,7 @@ def _hold(store: Path, build: str, started: list[subprocess.Popen[str]],
     """Start a child that claims the printer for ``build``; it and its holder."""
     child = subprocess.Popen(
         [*prefix, sys.executable, str(CHILD), str(store), PRINTER, build, str(LEASE_S)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_environment())
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment())
     started.append(child)
     assert child.stdout is not None
     line = child.stdout.readline()
@@ -92,7 +71,7 @@ class TestAHolderInAnotherPidNamespace:
     def test_its_claim_is_not_taken_over_and_ends_with_its_lease(
         self, tmp_path: Path, holders: list[subprocess.Popen[str]]
     ) -> None:
-        prefix = _in_new_pid_namespace()
+        prefix = in_new_pid_namespace()
         if prefix is None:
             pytest.skip("this system does not let a test make a pid namespace (unshare)")
         path = tmp_path / "jobs.sqlite3"

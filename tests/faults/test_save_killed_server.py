@@ -154,6 +154,7 @@ class TestNextRunStart:
             savers.append(live)
             killed.kill()
             (out / "notes.txt").write_text("the user's", encoding="utf-8")
+            (out / "2026-12-06").mkdir(exist_ok=True)  # a killed save has taken no name here
             (out / "2026-12-06" / ".draft.form.tmp").write_bytes(b"the user's too")
             model = tetrahedra_model(tmp_path / "part.stl", seed=7)
             recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n")
@@ -171,8 +172,9 @@ class TestNextRunStart:
             assert [(e["path"], e["pid"]) for e in swept] == [
                 (str(killed.folder), killed.process.pid)
             ]
-            # The live run's folder is all that is staged: this run's own went with its save.
-            assert [p.name for p in (out / STAGING_FOLDER).iterdir()] == [live.folder.name]
+            # The live run's save is all that is staged: this run's own went with its save.
+            assert sorted(p.name for p in (out / STAGING_FOLDER).iterdir()) == [
+                live.folder.name, live.owner.name]
         finally:
             for saver in savers:
                 saver.stop()

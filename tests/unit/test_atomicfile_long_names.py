@@ -15,7 +15,7 @@ import pytest
 from preform_pipeline.atomicfile import (
     NAME_MAX_BYTES,
     default_temporary,
-    host_tag,
+    instance_tag,
     write_text_atomically,
 )
 from preform_pipeline.hotfolder.files import sweep_temporaries
@@ -61,12 +61,12 @@ class TestALongNameIsSaved:
 
 
 class TestTheTemporarysName:
-    """A short name's temporary is ``.<name>.<pid>-<host tag>.tmp``; a long one's is cut."""
+    """A short name's temporary is ``.<name>.<pid>-<instance tag>.tmp``; a long one's is cut."""
 
     def test_a_short_names_temporary_keeps_the_whole_name(self, tmp_path: Path) -> None:
         temporary = default_temporary(tmp_path / "r-001.json")
 
-        assert temporary.name == f".r-001.json.{os.getpid()}-{host_tag()}.tmp"
+        assert temporary.name == f".r-001.json.{os.getpid()}-{instance_tag()}.tmp"
 
     @pytest.mark.parametrize("letter", ["r", "é", "字"], ids=["ASCII", "two-byte", "three-byte"])
     def test_a_long_names_temporary_fits_and_is_cut_between_characters(
@@ -79,7 +79,7 @@ class TestTheTemporarysName:
             assert len(os.fsencode(temporary)) <= NAME_MAX_BYTES
             temporary.encode("utf-8", errors="strict")  # no half character (a surrogate)
             assert temporary.startswith("." + name[: 150 // len(letter.encode())])  # 150 bytes
-            assert temporary.endswith(f".{os.getpid()}-{host_tag()}.tmp")
+            assert temporary.endswith(f".{os.getpid()}-{instance_tag()}.tmp")
 
     def test_two_long_names_that_start_alike_get_different_temporaries(
         self, tmp_path: Path

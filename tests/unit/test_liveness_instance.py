@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.liveness import NO_INSTANCE, ProcessIdentity, this_host, this_instance
+from preform_pipeline.liveness import (
+    CREATE_TIME_TOLERANCE_S,
+    NO_INSTANCE,
+    Liveness,
+    ProcessIdentity,
+    this_host,
+    this_instance,
+)
+from tests.instances import other_instance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAY_INSTANCE = "from preform_pipeline.liveness import this_instance; print(this_instance())"
@@ -124,8 +132,90 @@ class TestAnotherInstance:
 
     def test_a_record_that_does_not_say_is_judged_by_its_host_as_before(self) -> None:
         me = ProcessIdentity.current()
-        record = ProcessIdentity.from_json(me.to_json())  # daemon locks, server records
-        assert record.instance is None and "instance" not in me.to_json()
+        written = {k: v for k, v in me.to_json().items() if k != "instance"}
+        record = ProcessIdentity.from_json(written)  # a daemon lock, a server record of before
+        assert record.instance is None
         assert record.on_this_host and record.is_running()
         gone = ProcessIdentity(me.pid, me.create_time - 100.0, this_host())
         assert gone.on_this_host and gone.has_ended()
+
+
+class TestJudgedOnThisMachine:
+    """A record kept on this machine's disk: ours by pid, an earlier boot's ended, another
+    container's (or host's, or an instance that cannot be compared) not ours to judge."""
+
+    def test_each_kind_of_holder(self) -> None:
+        me = ProcessIdentity.current()
+        gone = me.create_time - 100.0
+        table = {
+            "this process": (me, Liveness.RUNNING),
+            "ours, ended": (ProcessIdentity(me.pid, gone, me.host, this_instance()),
+                            Liveness.ENDED),
+            "a record of before": (ProcessIdentity(me.pid, me.create_time, me.host),
+                                   Liveness.RUNNING),
+            "another container": (ProcessIdentity(me.pid, me.create_time, me.host,
+                                                  other_instance()), Liveness.UNKNOWN),
+            "an earlier boot": (ProcessIdentity(me.pid, me.create_time, me.host,
+                                                other_instance(boot=True)), Liveness.ENDED),
+            "another host's other boot": (ProcessIdentity(me.pid, gone, f"{me.host}x",
+                                                          other_instance(boot=True)),
+                                          Liveness.UNKNOWN),
+            "an instance not known": (ProcessIdentity(me.pid, gone, me.host, NO_INSTANCE),
+                                      Liveness.ENDED if this_instance() == NO_INSTANCE
+                                      else Liveness.UNKNOWN),
+        }
+        assert {k: p.judged_on_this_machine() for k, (p, _) in table.items()} == {
+            k: v for k, (_, v) in table.items()}
+
+    @LINUX
+    def test_a_system_that_names_no_boot_judges_no_other_boot(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        me = ProcessIdentity.current()
+        before = ProcessIdentity(me.pid, me.create_time, me.host, other_instance(boot=True))
+        monkeypatch.setattr("preform_pipeline.liveness.this_instance", lambda: NO_INSTANCE)
+        assert before.judged_on_this_machine() is Liveness.UNKNOWN
+
+
+class TestInstanceInJson:
+    """A record says its instance, read back; one that says a wrong one is not a record."""
+
+    def test_round_trip(self) -> None:
+        me = ProcessIdentity.current()
+        read = ProcessIdentity.from_json(me.to_json())
+        assert (read, read.instance) == (me, this_instance())
+
+    @pytest.mark.parametrize("instance", ["", 7, ["boot"]])
+    def test_a_wrong_instance_is_refused(self, instance: object) -> None:
+        with pytest.raises(ValueError, match="not an instance"):
+            ProcessIdentity.from_json({"pid": 1, "create_time": 1.0, "host": "h",
+                                       "instance": instance})
+
+    def test_processes_of_two_instances_never_match(self) -> None:
+        me = ProcessIdentity.current()
+        there = ProcessIdentity(me.pid, me.create_time, me.host, other_instance())
+        assert not me.matches(there) and not there.matches(me)
+        assert me.matches(ProcessIdentity(me.pid, me.create_time, me.host))
+
+
+class TestARecordThatIsNotOne:
+    """Each field that does not fit is refused, said as what it is not."""
+
+    @pytest.mark.parametrize(("field", "value", "said"), [
+        ("pid", True, "not a process id: True"),
+        ("pid", 0, "not a process id: 0"),
+        ("create_time", True, "not a start time: True"),
+        ("create_time", "1.0", "not a start time: '1.0'"),
+        ("host", "", "not a host name: ''"),
+        ("host", 7, "not a host name: 7"),
+    ])
+    def test_the_field_is_named(self, field: str, value: object, said: str) -> None:
+        record = {"pid": 1, "create_time": 1.0, "host": "h", field: value}
+        with pytest.raises(ValueError) as caught:
+            ProcessIdentity.from_json(record)
+        assert str(caught.value) == said
+
+    def test_start_times_that_far_apart_are_one_process_and_no_further(self) -> None:
+        here = ProcessIdentity(7, 0.0, "h")
+        assert here.matches(ProcessIdentity(7, CREATE_TIME_TOLERANCE_S, "h"))
+        assert not here.matches(ProcessIdentity(7, CREATE_TIME_TOLERANCE_S * 2, "h"))

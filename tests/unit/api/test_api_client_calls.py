@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from preform_pipeline.api import (
     Position,
     PreFormClient,
 )
+from preform_pipeline.errors import FileWriteError
 from tests.unit.api.api_cases import CASES, MODEL, MODEL_JSON, SERVER_MODEL, Case, windows_mapper
 from tests.unit.api.api_fakes import ScriptedServer, ok, scene_json
 
@@ -103,3 +106,50 @@ class TestGetUser:
         server.on("GET", "/user/", httpx.Response(404))
 
         assert client.get_user() is None
+
+
+class TestASaveTooLongForAWindowsServer:
+    """A save's path over 259 characters on a Windows server (a drive or a share) is refused
+    before anything is sent, naming the file and the length; 259 is sent, and so is a longer
+    POSIX path (no such limit there)."""
+
+    SAVES: ClassVar[dict[str, Callable[[PreFormClient, Path], None]]] = {
+        "save_form": lambda client, path: client.save_form("scene-1", path),
+        "save_screenshot": lambda client, path: client.save_screenshot("scene-1", path),
+        "save_fps_file": lambda client, path: client.save_fps_file("scene-1", path),
+    }
+
+    @staticmethod
+    def _mapped_to(length: int, root: str) -> Callable[[Path], str]:
+        def mapper(path: Path) -> str:
+            stem = root + "d" * (length - len(root) - len(path.suffix))
+            return stem + path.suffix
+        return mapper
+
+    @pytest.mark.parametrize("save", SAVES)
+    @pytest.mark.parametrize("root", ["C:\\jobs\\", "\\\\nas\\share\\jobs\\"])
+    def test_260_characters_are_refused_before_sending(
+        self, save: str, root: str, server: ScriptedServer,
+        make_client: Callable[..., PreFormClient],
+    ) -> None:
+        client = make_client(path_mapper=self._mapped_to(260, root), async_operations=False)
+        local = Path("/out/.preform-staging/0123abcd/e2e-001.png")
+        with pytest.raises(FileWriteError) as caught:
+            self.SAVES[save](client, local)
+        assert caught.value.path == local
+        assert caught.value.reason.startswith("the server would save the ")
+        assert "a path of 260 characters" in caught.value.reason
+        assert caught.value.reason.endswith("; a server on Windows takes at most 259")
+        assert caught.value.hint is not None and "shorter output folder" in caught.value.hint
+        assert server.calls("POST") == []
+
+    @pytest.mark.parametrize(("length", "root"), [(259, "C:\\jobs\\"), (4000, "/srv/jobs/")])
+    def test_a_path_the_server_can_take_is_sent(
+        self, length: int, root: str, server: ScriptedServer,
+        make_client: Callable[..., PreFormClient],
+    ) -> None:
+        server.on("POST", "/scene/scene-1/save-form/", ok({}))
+        client = make_client(path_mapper=self._mapped_to(length, root), async_operations=False)
+        client.save_form("scene-1", Path("/out/e2e-001.form"))
+        [sent] = server.calls("POST")
+        assert len(sent.body["file"]) == length

@@ -410,11 +410,14 @@ def iter_events(logs: Sequence[dict[str, Any]], name: str) -> Iterator[dict[str,
 
 def staged_name(sent: str, output: Path) -> str:
     """The name of a file a server was asked to write, checked to be where the executor
-    stages saves: ``<output>/.preform-staging/<this process>/<one folder per save>/<name>``,
-    that save's folder removed since. (The file itself then goes to its output path,
-    ``<output>/.../<name>``, which the caller checks.)"""
+    stages saves: ``<output>/.preform-staging/<one short folder per save>/<name>``, that
+    save's folder and the file naming its owner removed since. (The file itself then goes to
+    its output path, ``<output>/.../<name>``, which the caller checks.)"""
     path = Path(sent)
-    staging = output.resolve() / STAGING_FOLDER / process_folder_name(ProcessIdentity.current())
-    assert path.parent.parent == staging, f"{sent} is not in this process's staging folder"
+    staging = output.resolve() / STAGING_FOLDER
+    assert path.parent.parent == staging, f"{sent} is not in the staging folder"
+    assert len(path.parent.name) == 8, f"{sent}: the save's folder is not 8 characters"
     assert not path.parent.exists(), f"{path.parent} is left after the save"
+    owner = staging / f"{path.parent.name}.{process_folder_name(ProcessIdentity.current())}"
+    assert not owner.exists(), f"{owner} is left after the save"
     return path.name

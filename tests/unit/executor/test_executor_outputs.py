@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from pathlib import Path
 
@@ -42,8 +43,11 @@ class TestClaimOutput:
         self, tmp_path: Path
     ) -> None:
         (tmp_path / "day").write_bytes(b"not a folder")
-        with pytest.raises(FileExistsError):
+        with pytest.raises(NotADirectoryError, match="a file stands where a folder of the "
+                           "path should be") as caught:
             claim_output(tmp_path / "day" / "x.form")
+        assert (caught.value.errno, caught.value.filename) == (errno.ENOTDIR,
+                                                                str(tmp_path / "day"))
         assert sorted(p.name for p in tmp_path.iterdir()) == ["day"]
 
     def test_claims_racing_for_one_name_all_get_different_files(self, tmp_path: Path) -> None:

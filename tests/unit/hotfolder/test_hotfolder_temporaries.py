@@ -1,5 +1,6 @@
 """Hidden temporaries a killed process left in the outcome folders are swept at the daemon's
-start: a dead writer's of this host go, a running writer's and another host's stay.
+start: a dead writer's of this host and instance go, a running writer's and another host's or
+container's stay; those named before names said the instance are judged by their pid, as then.
 
 Writers are real child processes: one killed (SIGKILL) in the middle of a move across two file
 systems, others that wrote a temporary and then ended or still run.
@@ -16,12 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
+from preform_pipeline.atomicfile import host_tag
 from preform_pipeline.hotfolder.files import sweep_temporaries, write_text_atomic
 from preform_pipeline.store import SqliteJobStore
+from tests.instances import other_instance
+from tests.staging_support import Saver
 
 WAIT_S = 20.0
 
@@ -35,6 +40,13 @@ WRITER = (
     "print(path, flush=True)\n"
     "sys.stdin.read()\n"
 )
+#: The same, as a process of another container of this host name names it: its instance
+#: (the seam: what liveness.this_instance says there) is another pid namespace of this boot.
+WRITER_ELSEWHERE = (
+    "import sys\n"
+    "import preform_pipeline.atomicfile as atomicfile\n"
+    "atomicfile.this_instance = lambda: sys.argv[3]\n"
+) + WRITER
 #: Moves a file with the hot folder's move, held in the middle of its copy: the copy's
 #: loop (``shutil.copyfileobj``, in this child only) writes the first bytes, says so, and
 #: waits on stdin, which stays open until the test kills the child.
@@ -161,6 +173,29 @@ class TestTheDaemonSweepsAtStart:
         assert sorted(swept) == sorted(str(p) for p in gone)
 
 
+class TestTheDaemonSweepsStagingAtStart:
+    """A daemon killed while its server saved left its staging folder below the output folder:
+    the next daemon's start removes it before any batch runs; a live process's stays."""
+
+    def test_a_killed_process_s_staging_goes_a_live_one_s_stays(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path
+    ) -> None:
+        out = tmp_path / "out"
+        out.mkdir()
+        killed, live = Saver(out), Saver(out, "2026-12-06/e2e-002.form")
+        try:
+            killed.kill()
+            with capture_logs() as logs:
+                run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+            assert not killed.folder.exists()
+            assert live.temporary.is_file()
+        finally:
+            killed.stop()
+            live.stop()
+        assert [(e["path"], e["pid"]) for e in logs if e["event"] == "staging_swept"] == [
+            (str(killed.folder), killed.process.pid)]
+
+
 class TestAFailedNoteLeavesNoTemporary:
     """A note that cannot be written whole leaves neither the note nor its temporary."""
 
@@ -170,3 +205,41 @@ class TestAFailedNoteLeavesNoTemporary:
         with pytest.raises(UnicodeEncodeError):
             write_text_atomic(tmp_path / "part.stl.error.txt", "What failed: \ud800\n")
         assert list(tmp_path.iterdir()) == []
+
+
+class TestAnotherContainersTemporaries:
+    """Another container of this host name numbers its pids apart: a pid of its that is no
+    process here says nothing of its writer, so its temporaries stay; this host's named the
+    earlier way (the host name alone) still go once their pid is gone."""
+
+    def test_another_container_s_dead_pid_keeps_its_temporary(
+        self, tmp_path: Path, python_exe: str
+    ) -> None:
+        child = subprocess.run(
+            [python_exe, "-c", WRITER_ELSEWHERE, str(tmp_path / "crown.stl"), "partial",
+             other_instance()], input="", stdout=subprocess.PIPE, text=True, timeout=WAIT_S,
+            check=True)
+        theirs = Path(child.stdout.strip())
+        assert not psutil.pid_exists(int(theirs.name.rsplit(".", 2)[1].split("-")[0]))
+        with capture_logs() as logs:
+            assert sweep_temporaries([tmp_path]) == ()
+        assert theirs.exists() and logs == []
+
+    def test_this_host_s_earlier_names_are_judged_by_their_pid(
+        self, tmp_path: Path, python_exe: str
+    ) -> None:
+        dead = _left_by_a_dead_writer(python_exe, tmp_path / "crown.stl", "partial")
+        earlier = _named_by_host_alone(dead)
+        dead.rename(earlier)
+        with _writer(python_exe, tmp_path / "molar.stl", "tmp") as (running, _):
+            still = _named_by_host_alone(running)
+            running.rename(still)
+            assert sweep_temporaries([tmp_path]) == (earlier,)
+            assert still.exists()
+
+
+def _named_by_host_alone(path: Path) -> Path:
+    """The same temporary as this host's processes named it before names said the instance."""
+    stem, pid_and_tag, kind = path.name.rsplit(".", 2)
+    pid = pid_and_tag.split("-")[0]
+    return path.with_name(f"{stem}.{pid}-{host_tag()}.{kind}")

@@ -29,7 +29,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud.login import ENV_DASHBOARD_PASSWORD, ENV_DASHBOARD_USERNAME
 from preform_pipeline.errors import LeaseTimeoutError, ServerInternalError
-from preform_pipeline.liveness import this_host
+from preform_pipeline.liveness import this_host, this_instance
 from preform_pipeline.servers import ServerPool, ServerState, ServerStatus
 from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.records import ServerRecord, ServerRecords
@@ -271,7 +271,8 @@ class TestRecords:
         assert (record.owner.pid, record.owner.host) == (os.getpid(), this_host())
         assert record.command == tuple(psutil.Process(status.pid).cmdline())
         assert record.started_at == standin.clock.now()
-        assert (standin.records / ServerRecord.file_name_of(status.pid, this_host())).is_file()
+        assert (standin.records / ServerRecord.file_name_of(status.pid, this_host(),
+                                                             this_instance())).is_file()
 
     def test_closing_stops_the_servers_and_removes_their_records(self, tmp_path: Path) -> None:
         pool = _standin_pool(tmp_path, count=2)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from preform_pipeline.atomicfile import instance_tag
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.servers.records import (
     RECORD_SUFFIX,
@@ -59,7 +60,7 @@ class TestRecords:
     def test_round_trip_and_removal(self, tmp_path: Path) -> None:
         records = ServerRecords(tmp_path / "state")
         path = records.add(_record())
-        assert path.name == f"lab-pc-101{RECORD_SUFFIX}"
+        assert path.name == f"lab-pc-101-{instance_tag('lab-pc', None)}{RECORD_SUFFIX}"
         assert records.read_all() == [(path, _record())]
         records.remove(_record())
         records.remove(_record())  # already gone: fine
@@ -103,3 +104,16 @@ class TestALongHostName:
         first, second = _on_host("h" * 255, pid=101), _on_host("h" * 255, pid=102)
         assert records.add(first) != records.add(second)
         assert sorted(r.server.pid for _, r in records.read_all() if r) == [101, 102]
+
+
+class TestTwoContainersOfOneHostName:
+    """Two containers of one host name sharing the folder number their servers apart: the same
+    pid of each has its own record, and a record says its instance."""
+
+    def test_the_same_pid_in_two_instances_has_two_records(self, tmp_path: Path) -> None:
+        records = ServerRecords(tmp_path)
+        here, there = (dataclasses.replace(_record(), server=dataclasses.replace(
+            SERVER, instance=instance)) for instance in ("boot/1", "boot/2"))
+        assert records.add(here) != records.add(there)
+        read = [r for _, r in records.read_all() if r is not None]
+        assert sorted(str(r.server.instance) for r in read) == ["boot/1", "boot/2"]

@@ -14,12 +14,13 @@ from structlog.testing import capture_logs
 from preform_pipeline.cli import run
 from preform_pipeline.errors import StoreError, StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
-from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.store.daemon_lock import (
     DaemonLock,
     LockHolder,
     lock_path_of,
 )
+from tests.instances import other_instance
 
 SINCE = "2024-05-01T12:00:00+00:00"
 
@@ -211,3 +212,65 @@ class TestReleasing:
             assert lock_path_of(store).exists()
             raise RuntimeError("the daemon failed")
         assert not lock_path_of(store).exists()
+
+
+def _holder_in(instance: str) -> ProcessIdentity:
+    """The test's parent as a process of ``instance``: a pid that here is a live process."""
+    parent = _parent()
+    return ProcessIdentity(parent.pid, parent.create_time, parent.host, instance)
+
+
+class TestAHolderOfAnotherInstance:
+    """The lock is beside a store on this machine's disk: a holder of this host name in another
+    pid namespace of this boot (another container) cannot be judged here; one of another boot
+    is this machine before it restarted, and has ended."""
+
+    def test_another_container_s_holder_is_refused_as_one_that_cannot_be_checked(
+        self, store: Path
+    ) -> None:
+        holder = _holder_in(other_instance())
+        lock = _write_lock(store, {**holder.to_json(), "acquired_at": SINCE})
+        with capture_logs() as logs, pytest.raises(StoreLockedError) as caught:
+            DaemonLock(store).acquire()
+        assert caught.value.message == (
+            f"{store}: another daemon holds this store: pid {holder.pid} on host "
+            f"{this_host()} (since {SINCE}), in another container (pid namespace) of this "
+            "host name; it cannot be checked from here")
+        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process.instance == (
+            holder.instance)
+        assert logs == []
+
+    def test_an_earlier_boot_s_holder_is_taken_over_and_said(self, store: Path) -> None:
+        holder = _holder_in(other_instance(boot=True))
+        lock = _write_lock(store, {**holder.to_json(), "acquired_at": SINCE})
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() == LockHolder(holder, SINCE)
+        assert logs == [{"event": "store_lock_taken_over", "log_level": "warning",
+                         "path": str(lock), "previous_pid": holder.pid,
+                         "previous_host": holder.host,
+                         "reason": "holder ran before this machine restarted"}]
+        taken = LockHolder.from_text(lock.read_text(encoding="utf-8")).process
+        assert (taken, taken.instance) == (ProcessIdentity.current(), this_instance())
+
+    def test_a_lock_that_names_no_instance_is_judged_by_its_host_as_before(
+        self, store: Path
+    ) -> None:
+        before = {k: v for k, v in _parent().to_json().items() if k != "instance"}
+        _write_lock(store, {**before, "acquired_at": SINCE})
+        with pytest.raises(StoreLockedError, match=r"still running"):
+            DaemonLock(store).acquire()
+
+    @pytest.mark.parametrize(("boot", "kept"), [(False, True), (True, False)])
+    def test_a_lock_temporary_is_removed_only_when_its_writer_has_ended(
+        self, store: Path, boot: bool, kept: bool
+    ) -> None:
+        writer = _holder_in(other_instance(boot=boot))
+        temporary = _write_lock(store, {}).with_name(
+            f"{lock_path_of(store).name}.{writer.pid}.tmp")
+        temporary.write_text(LockHolder(writer, SINCE).to_text(), encoding="utf-8")
+        lock_path_of(store).unlink()
+        with capture_logs() as logs:
+            DaemonLock(store).acquire()
+        assert temporary.exists() is kept
+        assert [e["event"] for e in logs] == ([] if kept else ["store_lock_temporary_removed"])

@@ -20,6 +20,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.liveness import ProcessIdentity, this_instance
 from preform_pipeline.store import JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
+from tests.instances import other_instance
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import CLOCK_START
 
@@ -226,14 +227,6 @@ class TestAHolderThatDied:
         assert not _claim(store, WATCH, "PP-WATCH")
 
 
-def _other_instance(boot: bool = False) -> str:
-    """An instance other than ours: another pid namespace of this boot, or another boot."""
-    ours_boot, _, namespace = this_instance().partition("/")
-    if boot:
-        return f"{'0' if ours_boot[:1] != '0' else '1'}{ours_boot[1:]}/{namespace}"
-    return f"{ours_boot}/{int(namespace or 0) + 1}"
-
-
 class TestAHolderOfAnotherInstance:
     """Another container of the same host name, or this machine before a restart, numbers its
     processes apart: a pid of its holder says nothing here, so only its lease ends its claim.
@@ -244,7 +237,7 @@ class TestAHolderOfAnotherInstance:
     ) -> None:
         me = ProcessIdentity.current()
         # Our pid there is another process, started at another time: here it looks recycled.
-        there = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, _other_instance())
+        there = ProcessIdentity(me.pid, me.create_time - 100.0, me.host, other_instance())
         assert store.claim_printer("Form4-A", holder=_holder(there, "there"), build="PP-THERE",
                                    lease_s=LEASE_S)
         with capture_logs() as logs:
@@ -256,7 +249,7 @@ class TestAHolderOfAnotherInstance:
         self, store_path: Path, clock: ManualClock
     ) -> None:
         ended = _ended_process()
-        before = ProcessIdentity(ended.pid, ended.create_time, ended.host, _other_instance(True))
+        before = ProcessIdentity(ended.pid, ended.create_time, ended.host, other_instance(True))
         with SqliteJobStore(store_path, clock=clock) as store:
             assert store.claim_printer("Form4-A", holder=_holder(before, "boot"),
                                        build="PP-BOOT", lease_s=LEASE_S)

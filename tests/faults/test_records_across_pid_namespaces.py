@@ -1,0 +1,96 @@
+"""The daemon's lock and the server records of a process in another pid namespace of this
+host (another container with the same host name, sharing the store's folder and the state
+folder) are never judged by a pid that here names another process: the lock is refused as
+one that cannot be checked from here, the records are left to their own container (a real
+child in a new pid namespace made by ``unshare``, its real lock and records).
+
+Linux-specific: where the system does not let a test make a pid namespace, the tests are
+skipped and say why (the rules are also tested with records naming another namespace:
+tests/unit/store/test_store_daemon_lock_rules.py,
+tests/unit/servers/test_servers_reaper_instances.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import StoreLockedError
+from preform_pipeline.liveness import this_host, this_instance
+from preform_pipeline.servers.reaper import reap_orphans
+from preform_pipeline.servers.records import ServerRecords
+from preform_pipeline.store.daemon_lock import DaemonLock, LockHolder, lock_path_of
+from tests.instances import child_environment, in_new_pid_namespace
+
+CHILD = Path(__file__).resolve().parent / "hold_lock_and_server_child.py"
+PORT = "44391"
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A daemon-like child in a new pid namespace, holding the lock of ``tmp_path``'s store
+    and a server recorded in ``tmp_path / "state"``."""
+    prefix = in_new_pid_namespace()
+    if prefix is None:
+        pytest.skip("this system does not let a test make a pid namespace (unshare)")
+    child = subprocess.Popen(
+        [*prefix, sys.executable, str(CHILD), str(tmp_path / "jobs.sqlite3"),
+         str(tmp_path / "state"), PORT],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment())
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "READY"
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(30)
+
+
+class TestAnotherContainersDaemonLock:
+    """Its holder's pid is another process here: refused, named, never taken over."""
+
+    @pytest.mark.timeout(60)
+    def test_the_lock_is_refused_while_it_runs_and_after_it_ended(
+        self, tmp_path: Path, container: subprocess.Popen[str]
+    ) -> None:
+        store = tmp_path / "jobs.sqlite3"
+        lock = lock_path_of(store)
+        held = LockHolder.from_text(lock.read_text(encoding="utf-8")).process
+        assert held.host == this_host() and held.instance not in (None, this_instance())
+        with capture_logs() as logs:
+            with pytest.raises(StoreLockedError) as caught:
+                DaemonLock(store).acquire()
+            assert container.stdin is not None
+            container.stdin.close()  # ends without releasing: nothing here can know it
+            assert container.wait(30) == 0
+            with pytest.raises(StoreLockedError):
+                DaemonLock(store).acquire()
+        assert caught.value.message.endswith(
+            "in another container (pid namespace) of this host name; it cannot be checked "
+            "from here")
+        assert caught.value.pid == held.pid
+        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == held
+        assert [e["event"] for e in logs] == []
+
+
+class TestAnotherContainersServerRecords:
+    """Its owner's pid is another process here: its record is its own container's to judge."""
+
+    @pytest.mark.timeout(60)
+    def test_its_record_is_left_alone(
+        self, tmp_path: Path, container: subprocess.Popen[str]
+    ) -> None:
+        records = ServerRecords(tmp_path / "state")
+        before = records.read_all()
+        assert [r.owner.instance != this_instance() for _, r in before if r] == [True]
+        with capture_logs() as logs:
+            assert reap_orphans(records) == ()
+        assert records.read_all() == before
+        assert [e["event"] for e in logs] == []
