@@ -8,11 +8,12 @@ schema for that path and method: with the shared helper, and again with a respon
 validator, which also insists on the many required fields the contract marks ``readOnly``.
 
 One reading of the contract: ``printer_status.current_print_run`` is required and not
-nullable, so a printer that has never printed cannot be described; the simulator sends
-``null`` there (the client reads it as "no current print"). The fleet below gives every
-printer a print, so printer bodies are checked strictly, and ``TestContractReadings`` checks
-the never-printed case against the contract with only that field made nullable, and proves
-the defect is still there.
+nullable, so a printer that has never printed cannot be described. The simulator gives every
+printer one finished print from before it started (its history), so even a fresh Dashboard
+conforms strictly (``TestFreshDashboard``); started with ``print_history=False`` it sends
+``null`` there for a brand-new printer, as the seed document allows, and
+``TestContractReadings`` checks that case against the contract with only that field made
+nullable, and proves the contract still cannot say it.
 """
 
 from __future__ import annotations
@@ -137,9 +138,13 @@ def check(contract: Contract, path: str, body: Any, method: str = "get", status:
 class TestFleetUnderTest:
     """The fleet really holds every state the conformance checks claim to cover."""
 
-    def test_every_state_is_present(self, http: httpx.Client) -> None:
+    def test_every_state_is_present(self, http: httpx.Client, served: DashboardServer) -> None:
+        # The first jobs were sent at the very moment the Dashboard started.
+        since = served.view.started_at - timedelta(seconds=1)
         runs = get(http, "/prints/", per_page=100)["results"]
-        statuses = {r["name"]: r["status"] for r in runs}
+        since_start = get(http, "/prints/", per_page=100, date__gt=since.isoformat())
+        statuses = {r["name"]: r["status"] for r in since_start["results"]}
+        past = [r for r in runs if r not in since_start["results"]]
 
         assert statuses == {
             "finished": "FINISHED",
@@ -153,6 +158,10 @@ class TestFleetUnderTest:
             "adaptive": "PRINTING",
             "sintered": "PREPRINT",
         }
+        # Before the start, each printer's one past print (its history) and nothing else.
+        assert sorted((r["printer"], r["status"]) for r in past) == sorted(
+            (serial, "FINISHED") for serial in SERIALS
+        )
         assert all(p["printer_status"]["current_print_run"] for p in get(http, "/printers/"))
         assert [q["name"] for q in get(http, f"/groups/{group_uuid(GROUP)}/queue/")] == [
             "in-fleet-queue"
@@ -249,17 +258,42 @@ class TestAuthentication:
         check(contract, "/o/revoke_token/", refused.json(), "post", 401)
 
 
+def _fresh(fleet: Path, *paths: str, print_history: bool = True) -> Iterator[list[Any]]:
+    """The bodies of ``paths`` on a Dashboard started on a fleet that has printed nothing."""
+    with dashboard_server(fleet, credentials=CREDENTIALS, print_history=print_history) as server:
+        with httpx.Client(base_url=server.url) as client:
+            answer = client.post(f"{API}/o/token/", data=TOKEN_FORM).json()
+            client.headers["Authorization"] = f"Bearer {answer['access_token']}"
+            yield [get(client, path) for path in paths]
+        server.check()
+
+
+class TestFreshDashboard:
+    """Before anything was sent, every printer's past print makes its body conform strictly."""
+
+    @pytest.fixture
+    def bodies(self, tmp_path: Path) -> Iterator[list[Any]]:
+        yield from _fresh(tmp_path / "fleet", "/printers/", "/printers/SimulatedForm4-1/")
+
+    def test_the_printers_list_and_one_printer_conform(
+        self, bodies: list[Any], contract: Contract
+    ) -> None:
+        listed, one = bodies
+
+        assert all(p["printer_status"]["current_print_run"] for p in listed)
+        check(contract, "/printers/", listed)
+        check(contract, "/printers/{printer_serial}/", one)
+
+
 class TestContractReadings:
     """A printer that never printed: null current print, conforming otherwise."""
 
     @pytest.fixture
     def idle_printer(self, tmp_path: Path) -> Iterator[dict[str, Any]]:
-        with dashboard_server(tmp_path / "fleet", credentials=CREDENTIALS) as server:
-            with httpx.Client(base_url=server.url) as client:
-                answer = client.post(f"{API}/o/token/", data=TOKEN_FORM).json()
-                client.headers["Authorization"] = f"Bearer {answer['access_token']}"
-                yield get(client, "/printers/SimulatedForm4-1/")
-            server.check()
+        for (body,) in _fresh(
+            tmp_path / "fleet", "/printers/SimulatedForm4-1/", print_history=False
+        ):
+            yield body
 
     def test_the_contract_cannot_say_no_current_print(
         self, idle_printer: dict[str, Any], contract: Contract

@@ -46,7 +46,10 @@ def sent_at() -> datetime:
 
 @pytest.fixture(scope="module")
 def feed_fleet(tmp_path_factory: pytest.TempPathFactory, sent_at: datetime) -> Path:
-    """Five finished prints from an hour ago and two still printing, on three printers."""
+    """Five finished prints from an hour ago and two still printing, on three printers.
+
+    Each of the six printers also shows its past print: one finished before the oldest job.
+    """
     fleet = tmp_path_factory.mktemp("dashboard-feed") / "fleet"
     # The six Simulated* printers and their one group (the default fleet holds more).
     FleetState(fleet).declare(
@@ -103,20 +106,32 @@ class TestFeed:
         recent = list(cloud.iter_prints(date__gt=sent_at - timedelta(minutes=1)))
         on_printer = list(cloud.iter_printer_prints("SimulatedForm4-2", per_page=3))
 
-        assert [r.name for r in batch] == [f"batch-7/job-{i}" for i in reversed(range(5))]
+        batch_names = [f"batch-7/job-{i}" for i in reversed(range(5))]
+        past = {r.printer: r for r in finished if not r.name.startswith("batch-")}
+        assert [r.name for r in batch] == batch_names
         assert all(r.status == "FINISHED" and r.print_finished_at is not None for r in batch)
         assert (page.count, page.previous_page, page.next_page, len(page.items)) == (5, 1, 3, 2)
-        assert len(finished) == 5
-        assert [(r.name, r.material) for r in form3] == [("batch-8/job-1", "FLGPGR04")]
+        # The five of batch 7, then each printer's one past print, sent before all of them.
+        assert [r.name for r in finished[:5]] == batch_names
+        assert sorted(past) == sorted(
+            p.serial for p in DEFAULT_PRINTERS if p.serial.startswith("Simulated")
+        )
+        assert len(finished) == 5 + len(past)
+        assert all(r.created_at and r.created_at < sent_at - timedelta(hours=1)
+                   for r in past.values())
+        assert [(r.name, r.material) for r in form3] == [
+            ("batch-8/job-1", "FLGPGR04"),
+            (past["SimulatedForm3-1"].name, "FLGPGR04"),
+        ]
         assert {r.name for r in recent} == {"batch-8/job-0", "batch-8/job-1"}
         assert all(r.status in ("PREPRINT", "PRINTING") for r in recent)
-        assert len(on_printer) == 5
+        assert [r.name for r in on_printer] == [*batch_names, past["SimulatedForm4-2"].name]
 
     def test_the_other_lists_answer_too(self, cloud: WebApiClient) -> None:
         events = list(cloud.iter_events(type="PRINT_FINISHED"))
         groups = cloud.list_groups()
 
-        assert len(events) == 5
+        assert len(events) == 5 + 6  # batch 7 and the six printers' past prints
         assert len(list(cloud.iter_tanks())) == 5
         assert len(list(cloud.iter_cartridges())) == 5
         assert [g.name for g in groups] == ["SimulatedGroup-Form4", "Simulated printers"]

@@ -15,11 +15,14 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import Credentials, WebApiClient
+from preform_pipeline.printing import SendRecord
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server, write_job
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
 from preform_pipeline.verify import VerificationPoller, verify_pending
+from preform_pipeline.verify.targets import WebApiPrinters
 
 SECRET = "verify-integration-secret"
 CREDENTIALS = Credentials(TEST_CLIENT_ID, SECRET)
@@ -156,3 +159,39 @@ class TestPrinterError:
         assert clock.now() - store.get_build(good.id).print_sent_at <= (  # type: ignore[operator]
             timedelta(seconds=PRINT_S + 15 * 60)
         )
+
+
+class TestPastPrints:
+    """A printer whose current print is a finished past print is free and confirms no send."""
+
+    def test_the_past_print_neither_busies_the_printer_nor_confirms_a_send(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock
+    ) -> None:
+        serial = "SimulatedForm4-1"
+        # A print sent to the printer that the Dashboard never received: nothing may confirm it.
+        job = store.create_job(recipe="r", source_path="lost.stl", state=JobState.PROCESSING)
+        build = store.create_build(recipe="r", job_ids=[job.id])
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build.id, state, "test")
+        name = embed_key("lost", build.job_key)
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name,
+                               printer=serial)
+        sent = store.transition_build(build.id, JobState.PRINT_SENT, "accepted")
+        # Every printer's past print (the simulator's default) is its current print run.
+        with dashboard_server(tmp_path / "fleet", clock=clock,
+                              credentials=CREDENTIALS) as server, _client(server, clock) as client:
+            clock.advance(60)
+            current = client.get_printer(serial).current_print
+            candidate = next(c for c in WebApiPrinters(client).printer_candidates()
+                             if c.name == serial)
+            sighting = WebApiLocator(client).locate(SendRecord.of(sent))
+            report = verify_pending(store, client, clock=clock)
+            server.check()
+
+        assert current is not None and current.status == "FINISHED"
+        assert current.created_at is not None and current.created_at < sent.updated_at
+        assert (candidate.online, candidate.busy, candidate.ready) == (True, None, True)
+        assert candidate.lacks("FORM-4-0", "FLGPGR05") == []
+        assert sighting is None
+        assert store.get_build(build.id).state is JobState.PRINT_SENT
+        assert report.polls == 1

@@ -94,6 +94,8 @@ class DashboardConfig:
     hourly_limit: int = DEFAULT_HOURLY_LIMIT
     per_second_limit: int = DEFAULT_PER_SECOND_LIMIT
     outcomes: Path | None = None
+    #: Each printer starts with one finished past print (False: never-printed printers).
+    print_history: bool = True
     log_file: Path | None = None
     log_level: str = "INFO"
 
@@ -168,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--outcomes", type=Path, default=None, metavar="FILE",
         help="JSON/YAML file forcing print errors, aborts and offline printers (re-read on change)",
     )
+    parser.add_argument(
+        "--no-print-history", dest="print_history", action="store_false",
+        help="start with printers that never printed (current_print_run null, as for a "
+        "brand-new printer); by default each has one finished print from before the start",
+    )
     add_logging_arguments(parser)
     return parser
 
@@ -186,6 +193,7 @@ def parse_args(argv: Sequence[str]) -> DashboardConfig:
         hourly_limit=args.hourly_limit,
         per_second_limit=args.per_second_limit,
         outcomes=args.outcomes,
+        print_history=args.print_history,
         log_file=args.log_file,
         log_level=args.log_level,
     )
@@ -274,6 +282,7 @@ def _serve(
         started_at=datetime.now(timezone.utc),
         time_scale=config.time_scale,
         outcomes=outcomes,
+        print_history=config.print_history,
     )
     tokens = TokenStore(client_id, secret, lifetime_s=config.token_lifetime_s)
     limits = RateLimits(per_second=config.per_second_limit, hourly=config.hourly_limit)
@@ -293,6 +302,7 @@ def _serve(
         "hourly_limit": config.hourly_limit,
         "per_second_limit": config.per_second_limit,
         "outcomes": None if config.outcomes is None else str(config.outcomes),
+        "print_history": config.print_history,
     }
     return serve_until_stopped(server, stdout, stop, received, extra_lines=lines, started=started)
 

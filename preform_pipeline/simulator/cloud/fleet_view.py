@@ -12,7 +12,10 @@ it and answers "what does the Dashboard show at ``now``?" as Web API records
 * every transition is an event (``PRINT_STARTED``, ``PRINT_FINISHED``, ``PRINT_ERROR``,
   ``PRINT_ABORTED``, ``PRINTER_OFFLINE``) carrying the run as it was at that moment;
 * printers report their status (``IDLE``, ``PRINTING``, ``OFFLINE``), loaded material,
-  readiness, current and previous print; tanks and cartridges count what was printed.
+  readiness, current and previous print; tanks and cartridges count what was printed;
+* every printer has printed once before the simulator started (:mod:`.history`), so its
+  ``current_print_run`` is never null, as the contract requires, unless ``print_history``
+  is off.
 
 Nothing is written back: the fleet directory stays the PreFormServer simulator's. Groups a
 client changed through the Web API are the one exception: they live in the Dashboard's own
@@ -28,7 +31,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -46,6 +49,7 @@ from preform_pipeline.simulator.fleet import FleetState, SimGroup, SimPrinter
 
 from . import records
 from .groups import GROUP_NAME_MAX, GroupTable
+from .history import PastPrinter, past_runs
 from .outcomes import OutcomePlan
 from .records import Record
 from .timeline import (
@@ -203,7 +207,9 @@ class FleetView:
     """Reads a fleet directory and builds :class:`FleetSnapshot` s of it at chosen moments.
 
     ``outcomes`` is a plan or a source of plans (re-read for every snapshot); ``started_at``
-    anchors ``offline_after_s`` outages; ``time_scale`` multiplies every print's duration.
+    anchors ``offline_after_s`` outages; ``time_scale`` multiplies every print's duration;
+    ``print_history`` gives every printer one finished print from before ``started_at``
+    (:mod:`.history`; False: printers that never printed, ``current_print_run`` null).
     """
 
     def __init__(
@@ -214,6 +220,7 @@ class FleetView:
         time_scale: float = DEFAULT_TIME_SCALE,
         outcomes: OutcomePlan | OutcomeSource | None = None,
         catalogue: Catalogue = DEFAULT_CATALOGUE,
+        print_history: bool = True,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale must be >= 0, not {time_scale}")
@@ -227,6 +234,7 @@ class FleetView:
             _FixedOutcomes(outcomes) if isinstance(outcomes, OutcomePlan) else outcomes
         )
         self.catalogue = catalogue
+        self.print_history = print_history
         self.group_table = GroupTable(fleet_dir)
 
     def snapshot(self, now: datetime) -> FleetSnapshot:
@@ -256,15 +264,34 @@ class FleetView:
                 ),
                 offline_since=offline,
             )
+        jobs = self.jobs.read()
         plan_of_runs = schedule(
-            self.jobs.read(),
+            jobs,
             [p.availability for p in printers.values()],
             groups,
             plan,
             time_scale=self.time_scale,
             preprint_s=self._preprint_s,
         )
+        if self.print_history:
+            plan_of_runs = Schedule(
+                self._past(printers.values(), jobs) + plan_of_runs.runs, plan_of_runs.queued
+            )
         return FleetSnapshot(self, now, printers, groups, plan_of_runs, table)
+
+    def _past(self, printers: Iterable[_Printer], jobs: Iterable[Job]) -> tuple[ScheduledRun, ...]:
+        # Before the oldest job too, so a fleet directory's earlier prints follow the past one.
+        before = min([self.started_at, *(job.created_at for job in jobs)])
+        return past_runs(
+            (
+                PastPrinter(p.serial, p.entry.machine_type_id, p.entry.material_code, p.technology)
+                for p in printers
+            ),
+            before=before,
+            namespace=_NAMESPACE,
+            # The past ran at full speed: its preprint is not scaled either.
+            preprint_s=self._preprint_s,
+        )
 
     def _marked_offline_at(self) -> datetime:
         # printers.json says OFFLINE without saying since when: since it was last written.

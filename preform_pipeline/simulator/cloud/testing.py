@@ -242,13 +242,15 @@ def dashboard_server(
     token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
     hourly_limit: int = DEFAULT_HOURLY_LIMIT,
     per_second_limit: int = DEFAULT_PER_SECOND_LIMIT,
+    print_history: bool = True,
     **server_options: Any,
 ) -> Iterator[DashboardServer]:
     """The Dashboard simulator in-process on port 0, every clock read from ``clock``.
 
     With a :class:`~preform_pipeline.clock.ManualClock` a test moves prints, token
     expiry and rate-limit windows forward by advancing it. ``credentials`` default to
-    :data:`TEST_CLIENT_ID` and a fixed test secret.
+    :data:`TEST_CLIENT_ID` and a fixed test secret. ``print_history=False`` starts with
+    printers that never printed (:mod:`.history`).
     """
     application = credentials or Credentials(TEST_CLIENT_ID, "test-dashboard-secret")
     view = FleetView(
@@ -256,6 +258,7 @@ def dashboard_server(
         started_at=started_at or clock.now(),
         time_scale=time_scale,
         outcomes=outcomes,
+        print_history=print_history,
     )
     tokens = TokenStore(
         application.client_id,

@@ -1,7 +1,10 @@
 """Shared pieces of the Dashboard simulator's unit tests: a fixed epoch and snapshot lookups.
 
 Jobs are written into a fleet directory in ``tmp_path`` with ``write_job`` and the fleet is
-looked at with ``FleetView.snapshot(now)`` at chosen moments: no test sleeps.
+looked at with ``FleetView.snapshot(now)`` at chosen moments: no test sleeps. ``make_view``
+starts with never-printed printers unless asked: these tests count the runs and events of the
+jobs they write, and the past print each printer has by default (``history``) would add to every
+count; its own tests ask for it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,19 @@ def at(seconds: float) -> datetime:
 
 
 def make_view(
-    fleet: Path, *, time_scale: float = 1.0, outcomes: OutcomePlan | None = None
+    fleet: Path,
+    *,
+    time_scale: float = 1.0,
+    outcomes: OutcomePlan | None = None,
+    print_history: bool = False,
 ) -> FleetView:
-    return FleetView(fleet, started_at=T0, time_scale=time_scale, outcomes=outcomes)
+    return FleetView(
+        fleet,
+        started_at=T0,
+        time_scale=time_scale,
+        outcomes=outcomes,
+        print_history=print_history,
+    )
 
 
 def run_named(snapshot: FleetSnapshot, name: str) -> dict[str, Any]:

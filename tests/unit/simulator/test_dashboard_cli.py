@@ -130,3 +130,41 @@ class TestRun:
         argv = ["--client-secret-file", str(tmp_path / "absent")]
 
         assert run(argv, io.StringIO(), io.StringIO(), environ={}) == 2
+
+
+class TestPrintHistory:
+    """Printers start with a finished past print; --no-print-history starts them never-printed."""
+
+    @pytest.mark.parametrize(
+        ("flags", "current"), [([], "FINISHED"), (["--no-print-history"], None)]
+    )
+    def test_the_flag_decides_what_a_fresh_printer_reports(
+        self, tmp_path: Path, flags: list[str], current: str | None
+    ) -> None:
+        stdout, stderr = _Lines(), io.StringIO()
+        stop = threading.Event()
+        argv = ["--port", "0", "--fleet-dir", str(tmp_path / "fleet"), *flags]
+        worker = threading.Thread(target=run, args=(argv, stdout, stderr),
+                                  kwargs={"environ": {}, "stop": stop})
+        worker.start()
+        try:
+            assert stdout.ready.wait(WAIT_S), stderr.getvalue()
+            found = LISTENING_PATTERN.search(stdout.getvalue())
+            assert found is not None
+            api = f"http://127.0.0.1:{found.group(1)}/developer/v1"
+            token = httpx.post(f"{api}/o/token/", data={
+                "grant_type": "client_credentials",
+                "client_id": DEFAULT_CLIENT_ID,
+                "client_secret": DEFAULT_CLIENT_SECRET,
+            }).json()["access_token"]
+            printers = httpx.get(
+                f"{api}/printers/", headers={"Authorization": f"Bearer {token}"}
+            ).json()
+        finally:
+            stop.set()
+            worker.join(WAIT_S)
+
+        runs = [p["printer_status"]["current_print_run"] for p in printers]
+        assert runs
+        assert {None if r is None else r["status"] for r in runs} == {current}
+        assert parse_args(flags).print_history is (current is not None)
