@@ -27,6 +27,7 @@ import pytest
 from preform_pipeline.executor.staging import STAGING_FOLDER
 from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.servers.process import SIMULATOR_MODULE
+from preform_pipeline.simulator.meshops import box_triangles
 from tests.e2e.run_e2e_support import (
     RUN_TIMEOUT_S,
     environment,
@@ -156,7 +157,10 @@ class TestNextRunStart:
             (out / "notes.txt").write_text("the user's", encoding="utf-8")
             (out / "2026-12-06").mkdir(exist_ok=True)  # a killed save has taken no name here
             (out / "2026-12-06" / ".draft.form.tmp").write_bytes(b"the user's too")
-            model = tetrahedra_model(tmp_path / "part.stl", seed=7)
+            # A small model: this run's save needs no time of its own (the savers stand for
+            # the runs caught mid-save); 40,000 tetrahedra made it a 30 s test.
+            model = tmp_path / "part.stl"
+            write_stl(model, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
             recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n")
             run = run_cli(tmp_path, [
                 sys.executable, "-m", "preform_pipeline", "run", str(recipe), str(model),
