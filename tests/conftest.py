@@ -8,6 +8,7 @@ registered is listed and fails the run, so no test can quietly stop running.
 
 from __future__ import annotations
 
+import compileall
 import io
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Final
 import pytest
 from hypothesis import HealthCheck, settings
 
+import preform_pipeline
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import SqliteJobStore
 from tests.openapi_contract import (
@@ -202,6 +204,21 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
     config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")
+    _compile_package()
+
+
+def _compile_package() -> None:
+    """Write the package's bytecode once, before any worker or child process starts.
+
+    The suite starts the command line, daemons and simulators as real processes several
+    hundred times. Where PYTHONDONTWRITEBYTECODE is set (this machine sets it, and CI runs
+    on one like it), a fresh checkout has no ``__pycache__``, so every one of those
+    processes compiled each module it imported again: about 0.35 s of CPU a start, on two
+    cores. Processes still
+    read bytecode that exists; ``compileall`` writes it whatever that variable says, and a
+    stale file is recompiled by its timestamp as usual, so this changes no behaviour.
+    """
+    compileall.compile_dir(Path(preform_pipeline.__file__).parent, quiet=1)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
