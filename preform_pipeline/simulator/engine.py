@@ -516,10 +516,12 @@ class SimEngine:
         with self.scenes.use(self._scene_id(params)) as scene:
             volume = self._machine(scene).build_volume_mm
             items = [item_for(m, volume) for m in scene.select(data.selection()) if m.visible]
-            frames = []
-            for done, frame_view in enumerate(views):
-                frames.append(render(items, volume, frame_view))
-                _progress(progress, done + 1, len(views) + 1)
+        # Rendered after the scene is let go, as a still always was: the items hold their own
+        # arrays, and up to MAX_FLYAROUND_FRAMES renders would block every other request on it.
+        frames = []
+        for done, frame_view in enumerate(views):
+            frames.append(render(items, volume, frame_view))
+            _progress(progress, done + 1, len(views) + 1)
         try:
             if suffix == ".png":
                 write_png(path, frames[0])

@@ -65,7 +65,7 @@ __all__ = [
 PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 DEFAULT_IMAGE_SIZE_PX: Final = 820
 MAX_IMAGE_SIZE_PX: Final = 4096
-#: Most frames one flyaround renders: each is a full render while the request holds its scene.
+#: Most frames one flyaround renders: each is a full render of the selected models.
 MAX_FLYAROUND_FRAMES: Final = 120
 #: How long each frame of a flyaround shows; the animation loops.
 FLYAROUND_FRAME_MS: Final = 100
