@@ -43,10 +43,9 @@ def _finite(value: Any) -> float | None:
 def _vector(value: Any) -> Vector | None:
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3:
         return None
-    numbers = [_finite(v) for v in value]
-    if any(n is None for n in numbers):
+    x, y, z = (_finite(v) for v in value)
+    if x is None or y is None or z is None:
         return None
-    x, y, z = (float(n) for n in numbers if n is not None)
     return x, y, z
 
 

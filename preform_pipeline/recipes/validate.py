@@ -153,10 +153,11 @@ def _fps_path(path: Path, doc: Document, fps: str) -> Path:
     """A relative ``.fps`` path is relative to the file that names it (maybe a base recipe)."""
     files = {shown: file for file, shown in doc.chain}
     named_in = files.get(doc.position(("scene", "fps_file")).file, path)
+    where = named_in.parent / fps
     try:
-        return (named_in.parent / fps).resolve()
+        return where.resolve()
     except (OSError, ValueError):  # a name no file system takes: said by the check below
-        return (named_in.parent / fps).absolute()
+        return where.absolute()
 
 
 def _fps_file_problems(path: Path, doc: Document, data: Any) -> list[Problem]:
