@@ -32,6 +32,7 @@ from preform_pipeline.atomicfile import fitted_name
 __all__ = [
     "MAX_OUTPUT_SUFFIX",
     "claim_output",
+    "create_empty",
     "place_output",
     "release_output",
 ]
@@ -49,12 +50,12 @@ def _candidate(path: Path, n: int) -> Path:
     return path.with_name(fitted_name(path.stem, f"-{n}{path.suffix}"))
 
 
-def _create_empty(candidate: Path) -> None:
+def create_empty(candidate: Path) -> None:
     """Take ``candidate`` as a new empty file; FileExistsError when it is there."""
     os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
 
 
-def claim_output(path: Path, take: Callable[[Path], None] = _create_empty) -> Path:
+def claim_output(path: Path, take: Callable[[Path], None] = create_empty) -> Path:
     """``path``, or the first free ``stem-N.suffix``, taken by ``take`` (by default created
     empty: now ours); its folder is made when missing. ``take`` raises FileExistsError for a
     name that is there."""
@@ -102,7 +103,7 @@ def _place(written: Path, candidate: Path) -> None:
     except OSError:
         # No hard links here (FAT, some network shares), or not allowed (a file another user
         # wrote, under Linux's protected_hardlinks): claim, then rename over at once.
-        _create_empty(candidate)
+        create_empty(candidate)
         try:
             os.replace(written, candidate)
         except BaseException:

@@ -41,7 +41,7 @@ from typing import Final
 
 from preform_pipeline.atomicfile import instance_tag
 from preform_pipeline.errors import FileWriteError
-from preform_pipeline.executor.outputs import place_output
+from preform_pipeline.executor.outputs import create_empty, place_output
 from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 
@@ -90,7 +90,7 @@ def _make_save_folder(output_root: Path) -> tuple[Path, Path]:
         owner = staging / f"{folder.name}.{me}"
         try:
             staging.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(owner, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            create_empty(owner)
             try:
                 folder.mkdir()
             except BaseException:

@@ -951,18 +951,14 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
         raise StepFailure("permanent", "; ".join(problems))
 
 
-def _root(ctx: StepContext) -> Path:
-    return ctx.resolved_output_root or ctx.output_root.resolve()
-
-
 def _save(ctx: StepContext, template: str, write: Callable[[Path], None]) -> Path:
     """The output ``write`` saves, placed at its rendered path or the first free ``-N``
     (:mod:`.outputs`: an existing file is never replaced); the path it has. The server writes
     into our staging folder (:mod:`.staging`): one that dies mid-save leaves its temporaries
     where we can remove them, and no name taken."""
     # Resolved below the resolved root, as resolve() would; placing makes a missing folder.
-    return save_staged(resolved_output_path(template, ctx.values, _root(ctx)), _root(ctx),
-                       write)
+    root = ctx.resolved_output_root or ctx.output_root.resolve()
+    return save_staged(resolved_output_path(template, ctx.values, root), root, write)
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
