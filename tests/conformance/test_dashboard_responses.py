@@ -264,6 +264,7 @@ class TestAuthentication:
         schema = contract.request_schema(
             API + "/o/revoke_token/", "post", "application/x-www-form-urlencoded"
         )
+        assert schema is not None
         assert contract.errors(form, schema), "the contract should require a token"
 
         refused = httpx.post(f"{served.url}{API}/o/revoke_token/", data=form)

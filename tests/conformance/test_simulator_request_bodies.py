@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from preform_pipeline.simulator.engine import SimEngine
-from preform_pipeline.simulator.server import SimulatorServer
+from tests.conformance.local_simulator import simulator_client
 from tests.openapi_contract import Contract, local_api_contract
 
 FORM4 = {
@@ -39,13 +38,8 @@ def contract() -> Contract:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    folder: Path = tmp_path_factory.mktemp("bodies")
-    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
-    with SimulatorServer(engine, port=0) as server, httpx.Client(
-        base_url=server.url, timeout=30.0
-    ) as http:
+    with simulator_client(tmp_path_factory.mktemp("bodies")) as http:
         yield http
-        server.check()
 
 
 @pytest.fixture
@@ -87,6 +81,7 @@ class TestUnknownFields:
         scene, _ = model
         body = {"models": "ALL", "colour": "red"}
         schema = contract.request_schema(ORIENT, "post")
+        assert schema is not None
         assert contract.errors(body, schema), "auto-orient's schema should forbid extra fields"
 
         answer = client.post(f"/scene/{scene}/auto-orient/", json=body)
