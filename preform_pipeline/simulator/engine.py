@@ -588,8 +588,9 @@ class SimEngine:
         return self.scenes.read(self._scene_id(params), render)
 
     def _op_update_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        # The contract's schema is open (no additionalProperties: false): an unknown field is
+        # ignored, as every other open body here, not refused.
         data = Body(body)
-        data.only(("name", "position", "orientation", "scale", "units", "lock"))
         name = data.string("name")
         position = data.triple("position")
         orientation_body = data.object("orientation")

@@ -257,6 +257,25 @@ class TestAuthentication:
         assert refused.status_code == 401
         check(contract, "/o/revoke_token/", refused.json(), "post", 401)
 
+    def test_revoking_needs_the_token_the_contract_requires(
+        self, served: DashboardServer, contract: Contract
+    ) -> None:
+        form = {k: v for k, v in TOKEN_FORM.items() if k != "grant_type"}
+        schema = contract.request_schema(
+            API + "/o/revoke_token/", "post", "application/x-www-form-urlencoded"
+        )
+        assert schema is not None
+        assert contract.errors(form, schema), "the contract should require a token"
+
+        refused = httpx.post(f"{served.url}{API}/o/revoke_token/", data=form)
+
+        # The contract lists no refusal but 401; oauthlib, behind the real endpoint, answers
+        # a missing token with 400 invalid_request, in the token endpoint's error shape.
+        assert (refused.status_code, refused.json()) == (
+            400, {"error": "invalid_request", "error_description": "Missing token parameter."}
+        )
+        check(contract, "/o/token/", refused.json(), "post", 400)
+
 
 def _fresh(fleet: Path, *paths: str, print_history: bool = True) -> Iterator[list[Any]]:
     """The bodies of ``paths`` on a Dashboard started on a fleet that has printed nothing."""

@@ -20,9 +20,8 @@ import httpx
 import pytest
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
-from preform_pipeline.simulator.server import SimulatorServer
+from tests.conformance.local_simulator import simulator_client
 from tests.openapi_contract import Contract, local_api_contract
 
 FORM4 = {
@@ -96,12 +95,8 @@ def flow(
     contract: Contract, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DeprecatedFlow]:
     folder = tmp_path_factory.mktemp("deprecated")
-    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
-    with SimulatorServer(engine, port=0) as server, httpx.Client(
-        base_url=server.url, timeout=OPERATION_WAIT_S
-    ) as client:
+    with simulator_client(folder, timeout=OPERATION_WAIT_S) as client:
         yield DeprecatedFlow(client, contract)
-        server.check()
 
 
 class TestDeprecatedOperations:

@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
-from preform_pipeline.simulator.server import SimulatorServer
+from tests.conformance.local_simulator import simulator_client
 from tests.openapi_contract import Contract, local_api_contract
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
@@ -86,12 +85,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(folder: Path) -> Iterator[httpx.Client]:
-    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
-    with SimulatorServer(engine, port=0) as server, httpx.Client(
-        base_url=server.url, timeout=30.0
-    ) as http:
+    with simulator_client(folder) as http:
         yield http
-        server.check()
 
 
 def _send(

@@ -11,13 +11,12 @@ it. A real simulator over HTTP, each answer checked against the contract.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from preform_pipeline.simulator.engine import SimEngine
-from preform_pipeline.simulator.server import SimulatorServer
+from tests.conformance.local_simulator import simulator_client
 from tests.openapi_contract import Contract, local_api_contract
 
 FORM4 = {
@@ -35,15 +34,12 @@ def contract() -> Contract:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    folder: Path = tmp_path_factory.mktemp("query")
-    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
-    # An offline printer: what ``can_print=true`` leaves out.
-    engine.fleet.update_printer("SimulatedForm3-1", status="OFFLINE")
-    with SimulatorServer(engine, port=0) as server, httpx.Client(
-        base_url=server.url, timeout=30.0
-    ) as http:
+    def offline(engine: SimEngine) -> None:
+        # An offline printer: what ``can_print=true`` leaves out.
+        engine.fleet.update_printer("SimulatedForm3-1", status="OFFLINE")
+
+    with simulator_client(tmp_path_factory.mktemp("query"), prepare=offline) as http:
         yield http
-        server.check()
 
 
 def _device_ids(client: httpx.Client, query: str) -> list[str]:

@@ -20,9 +20,8 @@ import pytest
 from PIL import Image
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
-from preform_pipeline.simulator.server import SimulatorServer
+from tests.conformance.local_simulator import simulator_client
 from tests.openapi_contract import Contract, local_api_contract
 
 SHOT = "/scene/{scene_id}/save-screenshot/"
@@ -48,12 +47,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(folder: Path) -> Iterator[httpx.Client]:
-    engine = SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
-    with SimulatorServer(engine, port=0) as server, httpx.Client(
-        base_url=server.url, timeout=OPERATION_WAIT_S
-    ) as http:
+    with simulator_client(folder, timeout=OPERATION_WAIT_S) as http:
         yield http
-        server.check()
 
 
 @pytest.fixture(scope="module")

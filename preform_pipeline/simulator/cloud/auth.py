@@ -12,7 +12,9 @@ documents:
 A token is accepted for ``lifetime_s`` seconds on the monotonic clock (86,400 s by default, as
 the Web API documents; tests pass a few seconds), until it is revoked. Revoking needs the
 application's credentials and answers 200 with no body, whether or not the token was known
-(RFC 7009). Token values and the secret never reach a log.
+(RFC 7009); a revoke request that names no token (the contract makes ``token`` required) is
+400 ``{"error": "invalid_request", ...}``, checked before the credentials, as oauthlib (behind
+django-oauth-toolkit) checks it. Token values and the secret never reach a log.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "AuthFailure",
     "Grant",
     "TokenStore",
+    "check_revocation",
     "parse_form",
 ]
 
@@ -74,6 +77,20 @@ def parse_form(body: bytes) -> dict[str, str]:
     except UnicodeDecodeError:
         return {}
     return dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+
+
+def check_revocation(form: Mapping[str, str]) -> None:
+    """A revoke request must name its token: :class:`AuthFailure` (400) when it names none.
+
+    oauthlib's revocation endpoint checks this first, before the client's credentials; the
+    contract requires ``token``. The in-process fake calls this too, so both refuse alike.
+    """
+    if not form.get("token"):
+        raise AuthFailure(
+            400,
+            {"error": "invalid_request", "error_description": "Missing token parameter."},
+            reason="no token to revoke",
+        )
 
 
 def _basic(authorization: str | None) -> tuple[str, str] | None:
@@ -192,6 +209,7 @@ class TokenStore:
 
     def revoke(self, form: Mapping[str, str], authorization: str | None = None) -> bool:
         """Revoke ``form["token"]``; True when it was a live token. Needs the client's secret."""
+        check_revocation(form)
         try:
             self.authenticate_client(form, authorization)
         except AuthFailure as exc:

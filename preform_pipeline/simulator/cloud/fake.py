@@ -26,6 +26,7 @@ import httpx
 
 from . import groups as group_rules
 from . import records
+from .auth import AuthFailure, check_revocation
 from .filtering import BadFilter, Query, filter_events, filter_prints
 from .server import API_PREFIX
 
@@ -168,6 +169,10 @@ class FakeWebApi:
 
     def _revoke(self, request: httpx.Request) -> httpx.Response:
         form = _form(request)
+        try:
+            check_revocation(form)
+        except AuthFailure as refused:
+            return httpx.Response(refused.status, json=refused.body)
         if form.get("client_id") != self.client_id or form.get("client_secret") != (
             self.client_secret
         ):

@@ -22,10 +22,13 @@ client changed it; until then the groups are those of ``printers.json`` (see
 from __future__ import annotations
 
 import codecs
+import email.policy
 import json
 import threading
 import uuid
 from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
@@ -60,6 +63,7 @@ _NOT_FOUND: Final = {"detail": "Not found."}
 _REQUIRED: Final = "This field is required."
 _BLANK: Final = "This field may not be blank."
 _FORM: Final = "application/x-www-form-urlencoded"
+_MULTIPART: Final = "multipart/form-data"
 
 
 class GroupRefusal(Exception):
@@ -93,19 +97,24 @@ def _strict_constant(name: str) -> Any:
 
 
 def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
-    """A request body as a mapping: JSON or a form, the two encodings the simulator reads.
+    """A request body as a mapping: JSON or a form, the encodings the contract lists.
 
-    JSON is read as Django REST framework's parser reads it: decoded in the Content-Type's
-    charset (UTF-8 when it names none, so a UTF-16 body is a parse error rather than sniffed
-    as Python's ``json.loads`` would), ``NaN`` and ``Infinity`` refused.
+    Every group change documents ``application/json``, ``application/x-www-form-urlencoded``
+    and ``multipart/form-data``. JSON is read as Django REST framework's parser reads it:
+    decoded in the Content-Type's charset (UTF-8 when it names none, so a UTF-16 body is a
+    parse error rather than sniffed as Python's ``json.loads`` would), ``NaN`` and
+    ``Infinity`` refused. Both form encodings give each field its last value, except
+    ``printers``, the one list field, which keeps every value (a list is sent as the key
+    repeated).
     """
     if not body:
         return {}  # a body-less request (deleting a group): the rules say what is missing
     kind, _, parameters = (content_type or "").partition(";")
     kind = kind.strip().lower()
     if kind == _FORM:
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v if k == "printers" else v[-1] for k, v in form.items()}
+        return _form_fields(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
+    if kind == _MULTIPART:
+        return _form_fields(_multipart_fields(content_type or "", body))
     if kind != "application/json":
         raise GroupRefusal(415, {"detail": f'Unsupported media type "{kind}" in request.'})
     try:
@@ -121,6 +130,39 @@ def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
             ]},
         )
     return data
+
+
+def _form_fields(form: Mapping[str, list[str]]) -> dict[str, Any]:
+    return {k: v if k == "printers" else v[-1] for k, v in form.items()}
+
+
+def _multipart_fields(content_type: str, body: bytes) -> dict[str, list[str]]:
+    """The text fields of a ``multipart/form-data`` body, each name with its values in order.
+
+    Read by the standard library's MIME parser from the request's own Content-Type, which
+    names the boundary. Without a boundary Django's parser gives up, and so does this, with
+    the words DRF answers; a file part is no field (Django puts files apart from the data).
+    """
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(EmailMessage, policy=email.policy.HTTP).parsebytes(head + body)
+    boundary = message.get_boundary()
+    if not boundary:
+        refusal = f"Multipart form parse error - Invalid boundary in multipart: {boundary}"
+        raise GroupRefusal(400, {"detail": refusal})
+    fields: dict[str, list[str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue
+        payload = part.get_payload(decode=True)
+        raw = payload if isinstance(payload, bytes) else b""
+        charset = _charset(str(part.get("content-type", "")).partition(";")[2])
+        try:
+            text = raw.decode(charset, "replace")
+        except LookupError:  # a codec that is no text encoding (rot13), as for JSON above
+            text = raw.decode("utf-8", "replace")
+        fields.setdefault(name, []).append(text)
+    return fields
 
 
 def find_group(groups: Sequence[Record], group_id: str) -> Record:

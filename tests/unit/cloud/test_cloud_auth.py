@@ -6,6 +6,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -237,6 +238,16 @@ class TestRevoke:
     ) -> None:
         assert client.revoke() is False
         assert fake_api.requests == []
+
+    def test_the_fake_refuses_a_revoke_that_names_no_token(self, fake_api: FakeWebApi) -> None:
+        form = {"client_id": fake_api.client_id, "client_secret": fake_api.client_secret}
+        with httpx.Client(transport=fake_api.transport(), base_url="https://fake.test") as http:
+            refused = http.post(REVOKE_PATH, data=form)
+
+        assert (refused.status_code, refused.json()) == (
+            400, {"error": "invalid_request", "error_description": "Missing token parameter."}
+        )
+        assert fake_api.revoked_tokens == set()
 
     def test_a_refused_revoke_raises_and_keeps_the_token(
         self, client: WebApiClient, fake_api: FakeWebApi

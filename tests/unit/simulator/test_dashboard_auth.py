@@ -112,6 +112,24 @@ class TestTokenLifetime:
         assert (failure.status, failure.body) == (401, {"error": "invalid_client"})
         assert tokens.authenticate(f"Bearer {grant.value}") == CLIENT
 
+    @pytest.mark.parametrize("token", [None, ""], ids=["absent", "empty"])
+    @pytest.mark.parametrize("secret", [SECRET, "no"], ids=["right secret", "wrong secret"])
+    def test_revoking_no_token_is_an_invalid_request_before_the_secret_is_checked(
+        self, tokens: TokenStore, token: str | None, secret: str
+    ) -> None:
+        grant = tokens.grant(GOOD)
+        form = {"client_id": CLIENT, "client_secret": secret}
+        if token is not None:
+            form["token"] = token
+
+        failure = refusal(tokens.revoke, form)
+
+        assert (failure.status, failure.body) == (
+            400, {"error": "invalid_request", "error_description": "Missing token parameter."}
+        )
+        assert tokens.revoked == 0
+        assert tokens.authenticate(f"Bearer {grant.value}") == CLIENT
+
     @pytest.mark.parametrize("header", [None, "", "Bearer", "Token abc", "Bearer unknown"])
     def test_requests_without_a_live_token_are_unauthorised(
         self, tokens: TokenStore, header: str | None

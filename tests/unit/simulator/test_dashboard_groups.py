@@ -179,6 +179,57 @@ class TestValidation:
         assert made.status_code == 201
         assert group_named(http, "From a form")["id"] == made.json()["id"]
 
+    def test_a_multipart_body_is_read_like_json(self, http: httpx.Client) -> None:
+        made = http.post("/groups/", files={"name": (None, "From multipart")})
+
+        assert made.status_code == 201, made.text
+        assert group_named(http, "From multipart")["id"] == made.json()["id"]
+
+    def test_a_multipart_list_is_its_repeated_field(self, http: httpx.Client) -> None:
+        target = http.post("/groups/", json={"name": "Target"}).json()["id"]
+        serials = ["SimulatedForm4-1", "SimulatedForm4-2"]
+
+        moved = http.post(
+            "/groups/bulk-add-printers/",
+            files=[("target_group", (None, target))] + [("printers", (None, s)) for s in serials],
+        )
+
+        assert moved.status_code == 200, moved.text
+        assert set(group_named(http, "Target")["printers"]) == set(serials)
+
+    def test_a_multipart_field_is_read_in_its_own_charset(self, http: httpx.Client) -> None:
+        boundary = "b0undary"
+        body = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n"
+            "Content-Type: text/plain; charset=latin-1\r\n\r\n"
+        ).encode() + "Zürich".encode("latin-1") + f"\r\n--{boundary}--\r\n".encode()
+
+        made = http.post("/groups/", content=body,
+                         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+        assert made.status_code == 201, made.text
+        assert group_named(http, "Zürich")["id"] == made.json()["id"]
+
+    def test_a_multipart_file_is_no_field(self, http: httpx.Client) -> None:
+        refused = http.post("/groups/", files={"name": ("name.txt", b"From a file")})
+
+        assert (refused.status_code, refused.json()) == (
+            400, {"name": ["This field is required."]}
+        )
+
+    def test_multipart_without_a_boundary_is_a_parse_error_and_makes_nothing(
+        self, http: httpx.Client
+    ) -> None:
+        before = http.get("/groups/").json()
+
+        refused = http.post("/groups/", content=b"name=x",
+                            headers={"Content-Type": "multipart/form-data"})
+
+        assert (refused.status_code, refused.json()) == (
+            400, {"detail": "Multipart form parse error - Invalid boundary in multipart: None"}
+        )
+        assert http.get("/groups/").json() == before
+
 
 class TestRefusals:
     """Unknown groups and members are 404s; changes the Dashboard refuses are 400s."""

@@ -333,10 +333,16 @@ class TestModelOperations:
         engine.call("update_model", model, {"units": "INCHES", "scale": 0.1})
         assert size_of(engine.call("get_model", model, None)) == pytest.approx((50.8,) * 3)
 
-    def test_update_refuses_unknown_fields_and_changes_nothing(
+    def test_update_ignores_unknown_fields_its_open_schema_allows(
         self, engine: SimEngine, model: dict[str, str]
     ) -> None:
-        error = error_of(engine, "update_model", model, {"name": "x", "colour": "red"})
+        engine.call("update_model", model, {"name": "x", "colour": "red"})
+        assert engine.call("get_model", model, None)["name"] == "x"
+
+    def test_an_update_with_one_bad_field_changes_nothing(
+        self, engine: SimEngine, model: dict[str, str]
+    ) -> None:
+        error = error_of(engine, "update_model", model, {"name": "x", "scale": -1})
         assert error.code == "INVALID_BODY"
         assert engine.call("get_model", model, None)["name"] == "cube"
 
