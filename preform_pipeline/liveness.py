@@ -30,8 +30,8 @@ from typing import Any, Final
 
 import psutil
 
-__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity", "this_host",
-           "this_instance"]
+__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity",
+           "read_instance", "this_host", "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
 #: ticks after boot); two readings of one process differ by less than this.
@@ -60,6 +60,15 @@ def this_instance() -> str:
     except (OSError, UnicodeDecodeError):
         return NO_INSTANCE
     return f"{boot}/{namespace}"
+
+
+def read_instance(value: object) -> str | None:
+    """An instance as a record keeps it (:meth:`ProcessIdentity.to_json`, a send's holder):
+    None when the record names none (written before records named one); raises ValueError
+    for anything but a non-empty string."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"not an instance: {value!r}")
+    return value
 
 
 def _boot_of(instance: str | None) -> str | None:
@@ -202,7 +211,5 @@ class ProcessIdentity:
             raise ValueError(f"not a start time: {created!r}")
         if not isinstance(host, str) or not host:
             raise ValueError(f"not a host name: {host!r}")
-        instance = data.get("instance")
-        if instance is not None and (not isinstance(instance, str) or not instance):
-            raise ValueError(f"not an instance: {instance!r}")
-        return cls(pid=pid, create_time=float(created), host=host, instance=instance)
+        return cls(pid=pid, create_time=float(created), host=host,
+                   instance=read_instance(data.get("instance")))

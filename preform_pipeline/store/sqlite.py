@@ -268,6 +268,8 @@ class SqliteJobStore(SqlStoreCore):
     own trace: ``BEGIN`` and ``COMMIT`` too): a seam to count a caller's queries.
     """
 
+    kept_on_this_machine = True
+
     def __init__(
         self,
         path: Path | str,
