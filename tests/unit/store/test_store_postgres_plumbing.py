@@ -29,21 +29,6 @@ from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection
 
 
 @pytest.fixture
-def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
-    """The URL of a new, empty database on the conformance server, dropped afterwards."""
-    server_url = conformance_db[0]
-    name = f"plumbing_{uuid.uuid4().hex[:12]}"
-    with admin_connection(server_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = server_url.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with admin_connection(server_url) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
 def ascii_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
     """A new, empty database in SQL_ASCII, what ``initdb`` makes under a C locale."""
     server_url = conformance_db[0]
