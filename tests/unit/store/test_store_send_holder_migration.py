@@ -34,51 +34,10 @@ from preform_pipeline.store.postgres import PG_MIGRATIONS, PG_SCHEMA_VERSION, Po
 from tests.instances import other_instance
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import admin_connection
+from tests.unit.store.old_schemas import SQLITE_V8_SCHEMA
 
-#: The schema as version 8 of the SQLite store wrote it (``sqlite_master``), kept verbatim.
-V8_DDL: Final = """
-CREATE TABLE builds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
-    state TEXT NOT NULL, server TEXT, form_path TEXT, print_job_id TEXT, printer TEXT,
-    job_name TEXT, verified_status TEXT, verified_message TEXT,
-    reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    print_sent_at TEXT, verified_at TEXT, send_holder TEXT, print_target TEXT,
-    waiting_since TEXT, priority INTEGER NOT NULL DEFAULT 0, wait_notified_at TEXT,
-    approval TEXT);
-CREATE INDEX builds_state ON builds(state);
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
-    source_path TEXT NOT NULL, original_name TEXT NOT NULL, content_hash TEXT, case_id TEXT,
-    priority INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL,
-    build_id INTEGER REFERENCES builds(id), reason TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    print_job_id TEXT, printer TEXT, verified_status TEXT, verified_message TEXT,
-    verified_at TEXT);
-CREATE INDEX jobs_state ON jobs(state);
-CREATE INDEX jobs_updated_at ON jobs(updated_at);
-CREATE INDEX jobs_source_path ON jobs(source_path);
-CREATE INDEX jobs_build ON jobs(build_id);
-CREATE TABLE build_jobs (
-    build_id INTEGER NOT NULL REFERENCES builds(id), job_id INTEGER NOT NULL REFERENCES jobs(id),
-    position INTEGER NOT NULL, PRIMARY KEY (build_id, job_id));
-CREATE TABLE transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER REFERENCES jobs(id),
-    build_id INTEGER REFERENCES builds(id), from_state TEXT, to_state TEXT NOT NULL,
-    at TEXT NOT NULL, reason TEXT NOT NULL,
-    CHECK (job_id IS NOT NULL OR build_id IS NOT NULL));
-CREATE INDEX transitions_job ON transitions(job_id, id);
-CREATE INDEX transitions_build ON transitions(build_id, id);
-CREATE INDEX jobs_content_hash ON jobs(content_hash);
-CREATE TABLE notices (key TEXT PRIMARY KEY, about TEXT NOT NULL, said_at TEXT NOT NULL);
-CREATE TABLE web_api_requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, sent_at TEXT NOT NULL);
-CREATE INDEX web_api_requests_account ON web_api_requests(account, sent_at);
-CREATE INDEX web_api_requests_sent_at ON web_api_requests(sent_at);
-CREATE TABLE web_api_holds (account TEXT PRIMARY KEY, until TEXT NOT NULL);
-CREATE TABLE printer_claims (
-    printer TEXT PRIMARY KEY, holder TEXT NOT NULL, build TEXT NOT NULL, until TEXT NOT NULL);
-PRAGMA user_version = 8;
-"""
+#: A SQLite store of version 8, as that version wrote it (old_schemas.py).
+V8_DDL: Final = SQLITE_V8_SCHEMA + "PRAGMA user_version = 8;\n"
 
 #: The interrupted send: a build and its job (each the first, id 1) in PRINT_SENDING since
 #: ``SENT_AT``.
@@ -191,12 +150,12 @@ def v7_url(fresh_url: str) -> tuple[str, dict[str, Any]]:
     old = _old_holder()
     with admin_connection(fresh_url) as conn:
         for migration in PG_MIGRATIONS[:7]:
-            conn.execute(migration.sql)  # type: ignore[arg-type]  # released files, not input
+            conn.execute(migration.sql)
         conn.execute("CREATE TABLE preform_schema (version INTEGER NOT NULL)")
         conn.execute("INSERT INTO preform_schema (version) VALUES (7)")
         conn.execute(_ROWS[0].replace("?", "%s"), (json.dumps(old),))
         for statement in _ROWS[1:]:
-            conn.execute(statement)  # type: ignore[arg-type]  # constants above
+            conn.execute(statement)
     return fresh_url, old
 
 
