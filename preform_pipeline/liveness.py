@@ -41,6 +41,10 @@ CREATE_TIME_TOLERANCE_S: Final = 0.05
 #: (not Linux): there the host name alone tells.
 NO_INSTANCE: Final = "-"
 
+#: The system's boot time is kept in whole seconds (Linux: ``btime``): a process started more
+#: than this before it certainly ran in an earlier boot.
+_BOOT_TIME_RESOLUTION_S: Final = 1.0
+
 
 def this_host() -> str:
     """The name of this machine, as written into records and locks."""
@@ -91,7 +95,8 @@ class Liveness(enum.Enum):
 class ProcessIdentity:
     """One process: its PID and start time (seconds since the epoch) on ``host``, in its
     ``instance`` (:func:`this_instance`; None when its record does not say: a record written
-    before records named it, judged by its host as then). Two identities are equal
+    before records named it: judged by its host, and never taken for ended where its pid may be
+    another container's, :meth:`judged_on_this_machine`). Two identities are equal
     when pid, start time and host are (a record read back from JSON is the process that wrote
     it): the instance decides only where the pid is judged (:attr:`on_this_host`)."""
 
@@ -153,13 +158,26 @@ class ProcessIdentity:
         can only be this machine before it restarted (a power cut), so it has ENDED; one of
         this boot and another pid namespace (another container of the same host name) or of
         another host is UNKNOWN; ours is RUNNING while that very process runs. A record that
-        names no instance (written before records named one) is judged by its host, as then."""
+        names no instance (written before records named one) is RUNNING while a process of
+        that pid and start time runs here, ENDED when it started before this machine booted,
+        and otherwise, where the system names instances, UNKNOWN: its pid may be another
+        container's of this host name, and a live holder must never be concluded dead."""
         if self.on_this_host:
-            return Liveness.RUNNING if self.is_running() else Liveness.ENDED
+            if self.is_running():
+                return Liveness.RUNNING
+            if (self.instance is None and this_instance() != NO_INSTANCE
+                    and not self.started_before_this_boot()):
+                return Liveness.UNKNOWN
+            return Liveness.ENDED
         theirs, ours = _boot_of(self.instance), _boot_of(this_instance())
         if self.host == this_host() and None not in (theirs, ours) and theirs != ours:
             return Liveness.ENDED
         return Liveness.UNKNOWN
+
+    def started_before_this_boot(self) -> bool:
+        """True when it started before this machine last booted: no process of this machine,
+        in any of its containers, can be that process now."""
+        return self.create_time < psutil.boot_time() - _BOOT_TIME_RESOLUTION_S
 
     def matches(self, other: ProcessIdentity | None) -> bool:
         """True when ``other`` is this process (same host, PID and start time, and instance

@@ -168,15 +168,15 @@ def holder_gone(holder: SendHolder, *, store_on_this_machine: bool = False) -> b
     time, host and instance) runs no more. ``store_on_this_machine``: the send was recorded in
     a store kept on this machine's own disk (``JobStore.kept_on_this_machine``), where a
     process of this host name in another boot can only be this machine's before it restarted.
-    Remote or unidentified holders, and holders recorded without their instance, are never
-    gone."""
+    Remote or unidentified holders are never gone, nor are holders recorded without their
+    instance (by an earlier version), except, in a store on this machine's disk, one that
+    started before this machine booted."""
     process = holder.process
-    if process is None or process.instance is None:
-        # Recorded before holders named their instance: its pid may be another container's
-        # of the same host name, and a pid judged in the wrong namespace prints twice.
+    if process is None:
         return False
     if store_on_this_machine:
         return process.judged_on_this_machine() is Liveness.ENDED
-    # A shared store: another boot of this host name may be another machine; only a process
-    # of this very instance can be judged here (one rule: liveness.py).
-    return process.has_ended()
+    # A shared store: another boot of this host name may be another machine, and a holder
+    # that names no instance may be another container's pid (a pid judged in the wrong
+    # namespace prints twice): only a process of this very instance is judged here.
+    return process.instance is not None and process.has_ended()

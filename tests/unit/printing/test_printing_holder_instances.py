@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from preform_pipeline.clock import ManualClock
@@ -34,6 +35,10 @@ from preform_pipeline.store import JobState, SqliteJobStore
 from tests.instances import child_environment, in_new_pid_namespace, other_instance
 
 TIMEOUT_S = 5.0
+#: Where the system names instances; elsewhere the host name alone tells (liveness.py), and a
+#: holder that names none is judged by its host.
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                           reason="instances are named on Linux only")
 
 #: A server in another container: records its own holder (as the pool does), then runs until
 #: its stdin closes.
@@ -177,13 +182,27 @@ class TestAnEarlierBootsHolder:
 
 class TestAHolderOfAnEarlierVersion:
     """Recorded without its instance: its pid may be another container's, so it is never
-    proven gone, and a person is told why."""
+    proven gone (unless it started before this machine booted, in a store on its disk), and a
+    person is told why."""
 
+    @LINUX
     @pytest.mark.parametrize("on_this_machine", [False, True], ids=["shared", "local"])
     def test_its_dead_process_is_not_gone(self, on_this_machine: bool) -> None:
         holder = replace(reaped_holder(TIMEOUT_S), instance=None)
         assert holder_gone(holder, store_on_this_machine=on_this_machine) is False
 
+    def test_one_that_started_before_this_boot_is_gone_only_in_a_store_on_this_machine(
+        self, tmp_path: Path
+    ) -> None:
+        # A power cut, then the upgrade: no process of this machine can be that old.
+        holder = replace(reaped_holder(TIMEOUT_S), instance=None,
+                         create_time=psutil.boot_time() - 3600.0)
+        assert holder_gone(holder) is False
+        assert holder_gone(holder, store_on_this_machine=True) is True
+        evidence, _, state = _resolved_after_grace(tmp_path, holder)
+        assert (evidence, state) == (Evidence.ABSENT, JobState.PREPARED)
+
+    @LINUX
     def test_its_interrupted_send_is_left_to_a_person(self, tmp_path: Path) -> None:
         holder = replace(reaped_holder(TIMEOUT_S), instance=None)
         evidence, reason, state = _resolved_after_grace(tmp_path, holder)

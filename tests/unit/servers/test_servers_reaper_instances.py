@@ -35,7 +35,9 @@ def server() -> Iterator[subprocess.Popen[str]]:
     process.wait(30)
 
 
-def _recorded(folder: Path, server: subprocess.Popen[str], instance: str) -> ServerRecords:
+def _recorded(
+    folder: Path, server: subprocess.Popen[str], instance: str | None
+) -> ServerRecords:
     """``server`` recorded as the server of an owner that, here, is another process, both of
     ``instance``."""
     running = ProcessIdentity.of_running(server.pid)
@@ -57,6 +59,24 @@ class TestAnotherContainersRecord:
         self, tmp_path: Path, server: subprocess.Popen[str]
     ) -> None:
         records = _recorded(tmp_path, server, other_instance())
+        before = records.read_all()
+        with capture_logs() as logs:
+            assert reap_orphans(records) == ()
+        assert server.poll() is None
+        assert records.read_all() == before
+        assert logs == []
+
+
+class TestARecordOfAnEarlierVersion:
+    """Its owner names no instance and its pid runs no process of that start here: it may be
+    another container's live run, so its server runs on and its record stays."""
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"),
+                        reason="instances are named on Linux only")
+    def test_its_server_runs_on_and_its_record_stays(
+        self, tmp_path: Path, server: subprocess.Popen[str]
+    ) -> None:
+        records = _recorded(tmp_path, server, None)
         before = records.read_all()
         with capture_logs() as logs:
             assert reap_orphans(records) == ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -114,6 +115,8 @@ def v8_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 class TestASqliteStoreOfVersion8:
     """Migrated to 9; its interrupted send is left to a person, never concluded not printed."""
 
+    @pytest.mark.skipif(not sys.platform.startswith("linux"),
+                        reason="instances are named on Linux only: elsewhere the host tells")
     def test_it_is_migrated_and_its_holder_read_as_written(
         self, v8_store: tuple[Path, dict[str, Any]], tmp_path: Path
     ) -> None:
