@@ -53,30 +53,19 @@ def _recorded(
 
 
 class TestAnotherContainersRecord:
-    """Its pids are not ours: nothing is killed, nothing removed, nothing said."""
+    """Its pids are not ours: nothing is killed, nothing removed, nothing said. A record of an
+    earlier version (its owner names no instance, and its pid runs no process of that start
+    here) may be another container's live run too."""
 
+    @pytest.mark.parametrize("instance", [
+        other_instance(),
+        pytest.param(None, marks=pytest.mark.skipif(
+            not sys.platform.startswith("linux"), reason="instances are named on Linux only")),
+    ], ids=["another-container", "an-earlier-version"])
     def test_its_server_runs_on_and_its_record_stays(
-        self, tmp_path: Path, server: subprocess.Popen[str]
+        self, tmp_path: Path, server: subprocess.Popen[str], instance: str | None
     ) -> None:
-        records = _recorded(tmp_path, server, other_instance())
-        before = records.read_all()
-        with capture_logs() as logs:
-            assert reap_orphans(records) == ()
-        assert server.poll() is None
-        assert records.read_all() == before
-        assert logs == []
-
-
-class TestARecordOfAnEarlierVersion:
-    """Its owner names no instance and its pid runs no process of that start here: it may be
-    another container's live run, so its server runs on and its record stays."""
-
-    @pytest.mark.skipif(not sys.platform.startswith("linux"),
-                        reason="instances are named on Linux only")
-    def test_its_server_runs_on_and_its_record_stays(
-        self, tmp_path: Path, server: subprocess.Popen[str]
-    ) -> None:
-        records = _recorded(tmp_path, server, None)
+        records = _recorded(tmp_path, server, instance)
         before = records.read_all()
         with capture_logs() as logs:
             assert reap_orphans(records) == ()
