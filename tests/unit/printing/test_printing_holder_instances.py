@@ -218,3 +218,16 @@ class TestAnotherHostsHolder:
         holder = replace(reaped_holder(TIMEOUT_S), host="lab-pc-2")
         assert holder_gone(holder, store_on_this_machine=True) is False
         assert holder.describe() == f"server reaped-server (pid {holder.pid} on lab-pc-2)"
+
+
+class TestAnUnplacedHolder:
+    """A holder recorded without its host (or its pid) says nothing of whose its pid is, and
+    is never gone."""
+
+    @pytest.mark.parametrize("holder", [
+        SendHolder("server-1", TIMEOUT_S, pid=4242),
+        SendHolder("server-1", TIMEOUT_S, host=this_host(), instance=this_instance()),
+    ], ids=["no-host", "no-pid"])
+    def test_it_is_described_plainly(self, holder: SendHolder) -> None:
+        assert holder.describe() == f"server server-1 (pid {holder.pid})"
+        assert holder_gone(holder, store_on_this_machine=True) is False
