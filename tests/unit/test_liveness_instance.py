@@ -190,6 +190,13 @@ class TestJudgedOnThisMachine:
         assert at_boot.started_before_this_boot() is False
 
     @LINUX
+    def test_a_start_a_whole_second_before_the_boot_is_still_this_boot_s(self) -> None:
+        # Linux keeps the boot time in whole seconds (btime): the margin's edge is exact.
+        me = ProcessIdentity.current()
+        edge = ProcessIdentity(me.pid, psutil.boot_time() - 1.0, me.host)
+        assert edge.started_before_this_boot() is False
+
+    @LINUX
     def test_a_system_that_names_no_boot_judges_no_other_boot(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
