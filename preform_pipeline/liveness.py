@@ -30,8 +30,8 @@ from typing import Any, Final
 
 import psutil
 
-__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity", "this_host",
-           "this_instance"]
+__all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity",
+           "read_instance", "this_host", "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
 #: ticks after boot); two readings of one process differ by less than this.
@@ -40,6 +40,10 @@ CREATE_TIME_TOLERANCE_S: Final = 0.05
 #: :func:`this_instance` where the system names neither its boot nor its pid namespace
 #: (not Linux): there the host name alone tells.
 NO_INSTANCE: Final = "-"
+
+#: The system's boot time is kept in whole seconds (Linux: ``btime``): a process started more
+#: than this before it certainly ran in an earlier boot.
+_BOOT_TIME_RESOLUTION_S: Final = 1.0
 
 
 def this_host() -> str:
@@ -62,6 +66,15 @@ def this_instance() -> str:
     return f"{boot}/{namespace}"
 
 
+def read_instance(value: object) -> str | None:
+    """An instance as a record keeps it (:meth:`ProcessIdentity.to_json`, a send's holder):
+    None when the record names none (written before records named one); raises ValueError
+    for anything but a non-empty string."""
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValueError(f"not an instance: {value!r}")
+    return value
+
+
 def _boot_of(instance: str | None) -> str | None:
     """The boot part of an instance; None when it is not known (no instance, not Linux)."""
     if instance is None or instance == NO_INSTANCE:
@@ -82,7 +95,8 @@ class Liveness(enum.Enum):
 class ProcessIdentity:
     """One process: its PID and start time (seconds since the epoch) on ``host``, in its
     ``instance`` (:func:`this_instance`; None when its record does not say: a record written
-    before records named it, judged by its host as then). Two identities are equal
+    before records named it: judged by its host, and never taken for ended where its pid may be
+    another container's, :meth:`judged_on_this_machine`). Two identities are equal
     when pid, start time and host are (a record read back from JSON is the process that wrote
     it): the instance decides only where the pid is judged (:attr:`on_this_host`)."""
 
@@ -144,13 +158,26 @@ class ProcessIdentity:
         can only be this machine before it restarted (a power cut), so it has ENDED; one of
         this boot and another pid namespace (another container of the same host name) or of
         another host is UNKNOWN; ours is RUNNING while that very process runs. A record that
-        names no instance (written before records named one) is judged by its host, as then."""
+        names no instance (written before records named one) is RUNNING while a process of
+        that pid and start time runs here, ENDED when it started before this machine booted,
+        and otherwise, where the system names instances, UNKNOWN: its pid may be another
+        container's of this host name, and a live holder must never be concluded dead."""
         if self.on_this_host:
-            return Liveness.RUNNING if self.is_running() else Liveness.ENDED
+            if self.is_running():
+                return Liveness.RUNNING
+            if (self.instance is None and this_instance() != NO_INSTANCE
+                    and not self.started_before_this_boot()):
+                return Liveness.UNKNOWN
+            return Liveness.ENDED
         theirs, ours = _boot_of(self.instance), _boot_of(this_instance())
         if self.host == this_host() and None not in (theirs, ours) and theirs != ours:
             return Liveness.ENDED
         return Liveness.UNKNOWN
+
+    def started_before_this_boot(self) -> bool:
+        """True when it started before this machine last booted: no process of this machine,
+        in any of its containers, can be that process now."""
+        return self.create_time < psutil.boot_time() - _BOOT_TIME_RESOLUTION_S
 
     def matches(self, other: ProcessIdentity | None) -> bool:
         """True when ``other`` is this process (same host, PID and start time, and instance
@@ -202,7 +229,5 @@ class ProcessIdentity:
             raise ValueError(f"not a start time: {created!r}")
         if not isinstance(host, str) or not host:
             raise ValueError(f"not a host name: {host!r}")
-        instance = data.get("instance")
-        if instance is not None and (not isinstance(instance, str) or not instance):
-            raise ValueError(f"not an instance: {instance!r}")
-        return cls(pid=pid, create_time=float(created), host=host, instance=instance)
+        return cls(pid=pid, create_time=float(created), host=host,
+                   instance=read_instance(data.get("instance")))

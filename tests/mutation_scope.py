@@ -150,6 +150,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # The fleet folder: its feed and the locator that reads it; not verify's and dispatch's
     # end-to-end files, which reach it only through the same locator.
     "preform_pipeline/printing/fleetfolder.py": ("tests/unit/printing",),
+    # s33: a send's holder, also read back from a migrated store (SQLite under mutmut) and
+    # judging a `run`'s claims.
+    "preform_pipeline/printing/holder.py": ("tests/unit/printing", "tests/unit/verify",
+                                            "tests/unit/dispatch",
+                                            "tests/unit/store/test_store_send_holder_migration.py",
+                                            "tests/unit/executor/test_executor_ledger.py"),
     "preform_pipeline/printing/": ("tests/unit/printing", "tests/unit/verify",
                                    "tests/unit/dispatch"),
     "preform_pipeline/hotfolder/intake.py": (

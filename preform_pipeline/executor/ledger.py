@@ -30,7 +30,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
-from preform_pipeline.printing import Evidence, PrintOwner, SendHolder, holder_gone
+from preform_pipeline.printing import Evidence, HolderProbe, PrintOwner, SendHolder
 from preform_pipeline.store import (
     DUPLICATE_STATES,
     Build,
@@ -89,10 +89,11 @@ def summarize_skipped(skipped: Sequence[Skipped], of: int) -> str:
 _DIED_UNBUILT: Final = "its run died before building it"
 
 
-def _claimed_by_dead_run(job: Job) -> bool:
-    """Whether a `run` claimed ``job`` (the hot folder's jobs carry no run) and is gone."""
+def _claimed_by_dead_run(job: Job, gone: HolderProbe) -> bool:
+    """Whether a `run` claimed ``job`` (the hot folder's jobs carry no run) and is ``gone``
+    (the print owner's rule: a run is judged as a send's holder is)."""
     runner = SendHolder.from_json(job.fields.get(RUN_FIELD))
-    return runner is not None and holder_gone(runner)
+    return runner is not None and gone(runner)
 
 
 class RunLedger:
@@ -129,8 +130,8 @@ class RunLedger:
         lines: list[str] = []
         for build in self.store.list_builds(state=[*_UNSENT, JobState.PRINT_SENDING]):
             members = self.store.build_members(build.id)
-            if not next((_claimed_by_dead_run(j) for j in members if RUN_FIELD in j.fields),
-                        False):
+            if not next((_claimed_by_dead_run(j, self.owner.probe) for j in members
+                         if RUN_FIELD in j.fields), False):
                 continue  # the hot folder's, or a run that is still going
             if build.state is JobState.PRINT_SENDING:
                 answer = self.owner.resolve(build)
@@ -144,7 +145,7 @@ class RunLedger:
         # A run killed between its claims and its builds (while reading or planning) left
         # jobs with no build: unreleased, every later run would skip their models for ever.
         for job in self.store.list_jobs(state=JobState.PROCESSING):
-            if job.build_id is not None or not _claimed_by_dead_run(job):
+            if job.build_id is not None or not _claimed_by_dead_run(job, self.owner.probe):
                 continue
             try:
                 self.store.transition(job.id, JobState.FAILED, _DIED_UNBUILT,

@@ -6,8 +6,19 @@ concluded once the server that held the send is gone. :class:`SendHolder` is wri
 store with the send (``Build.send_holder``); :func:`holder_gone` answers, with psutil, whether
 that exact process (pid *and* start time, so a reused pid does not count) is over.
 
-A remote server, a server on another host, or a send whose holder was not recorded can never be
-proven gone from here: such a send is never concluded absent automatically.
+A pid names a process only within its *instance* (liveness.py: the boot and the pid namespace):
+two containers sharing a store can have the same host name and the same pids. So a holder names
+its instance, and is judged by the one rule of liveness.py: in a store kept on this machine's
+own disk (SQLite) as the daemon's lock and the server records are
+(:meth:`~preform_pipeline.liveness.ProcessIdentity.judged_on_this_machine`); in a store shared
+by machines (PostgreSQL), where another boot of this host name may be another machine, only a
+process of this very instance can be judged (:meth:`~.ProcessIdentity.has_ended`).
+
+A remote server, a server on another host or in another container, and a send whose holder was
+not recorded can never be proven gone from here: such a send is never concluded absent
+automatically (a person settles it). Nor can a holder recorded before holders named their
+instance, unless, in a store on this machine's disk, it started before this machine booted
+(or the system names no instances, where the host name tells: liveness.py).
 """
 
 from __future__ import annotations
@@ -16,7 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.liveness import (
+    Liveness,
+    ProcessIdentity,
+    read_instance,
+    this_host,
+    this_instance,
+)
 
 __all__ = [
     "HeldServer",
@@ -49,9 +66,11 @@ class HeldServer(Protocol):
 class SendHolder:
     """The server a print request was handed to.
 
-    ``pid``/``create_time`` identify a local server process; ``remote`` marks a server this
-    machine does not run; ``request_timeout_s`` bounds how long the server may take to pass the
-    print on after it got the request (the grace period counts from the send's start).
+    ``pid``/``create_time`` identify a local server process on ``host`` in ``instance``
+    (:func:`~preform_pipeline.liveness.this_instance`; None in a record written before holders
+    named it); ``remote`` marks a server this machine does not run; ``request_timeout_s``
+    bounds how long the server may take to pass the print on after it got the request (the
+    grace period counts from the send's start).
     """
 
     server: str
@@ -60,12 +79,14 @@ class SendHolder:
     create_time: float | None = None
     host: str = ""
     remote: bool = False
+    instance: str | None = None
 
     @classmethod
     def local(cls, server: str, pid: int, request_timeout_s: float) -> SendHolder:
-        """A server process of this machine, identified by pid and start time."""
+        """A server process of this machine, identified by pid, start time and instance."""
         return cls(server=server, request_timeout_s=request_timeout_s, pid=pid,
-                   create_time=process_create_time(pid), host=this_host())
+                   create_time=process_create_time(pid), host=this_host(),
+                   instance=this_instance())
 
     @classmethod
     def of_server(cls, server: HeldServer, request_timeout_s: float) -> SendHolder | None:
@@ -77,8 +98,18 @@ class SendHolder:
             return None
         return cls.local(server.name, server.pid, request_timeout_s)
 
+    @property
+    def process(self) -> ProcessIdentity | None:
+        """The local process that held the send; None for a remote server, or when its pid,
+        start time or host was not recorded (then it can never be judged)."""
+        if self.remote or self.pid is None or self.create_time is None or not self.host:
+            return None
+        return ProcessIdentity(self.pid, self.create_time, self.host, self.instance)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The holder as the store keeps it; ``instance`` only when known (as liveness.py
+        writes it: an earlier version reading the row ignores it)."""
+        data: dict[str, Any] = {
             "server": self.server,
             "request_timeout_s": self.request_timeout_s,
             "pid": self.pid,
@@ -86,6 +117,9 @@ class SendHolder:
             "host": self.host,
             "remote": self.remote,
         }
+        if self.instance is not None:
+            data["instance"] = self.instance
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | None) -> SendHolder | None:
@@ -102,14 +136,27 @@ class SendHolder:
                 create_time=float(created) if created is not None else None,
                 host=str(data.get("host", "")),
                 remote=bool(data.get("remote", False)),
+                instance=read_instance(data.get("instance")),
             )
         except (KeyError, TypeError, ValueError):
             return None
 
     def describe(self) -> str:
+        """The holder for people; where its pid is not one of this machine's, whose it is."""
         if self.remote:
             return f"remote server {self.server}"
-        return f"server {self.server} (pid {self.pid})"
+        return f"server {self.server} (pid {self.pid}{self._whose_pid()})"
+
+    def _whose_pid(self) -> str:
+        if self.host and self.host != this_host():
+            return f" on {self.host}"
+        if self.pid is None or not self.host:
+            return ""
+        if self.instance is None:
+            return ", recorded by an earlier version that did not name its container"
+        if self.instance != this_instance():
+            return ", in another container or boot of this host name"
+        return ""
 
 
 class HolderProbe(Protocol):
@@ -118,12 +165,20 @@ class HolderProbe(Protocol):
     def __call__(self, holder: SendHolder) -> bool: ...
 
 
-def holder_gone(holder: SendHolder) -> bool:
-    """True only when the holder certainly cannot send any more: the process with that pid and
-    start time no longer runs on this host. Remote or unidentified holders are never gone."""
-    if holder.remote or holder.pid is None or holder.create_time is None:
+def holder_gone(holder: SendHolder, *, store_on_this_machine: bool = False) -> bool:
+    """True only when the holder certainly cannot send any more: that very process (pid, start
+    time, host and instance) runs no more. ``store_on_this_machine``: the send was recorded in
+    a store kept on this machine's own disk (``JobStore.kept_on_this_machine``), where a
+    process of this host name in another boot can only be this machine's before it restarted.
+    Remote or unidentified holders are never gone, nor are holders recorded without their
+    instance (by an earlier version), except, in a store on this machine's disk, one that
+    started before this machine booted (or on a system that names no instances)."""
+    process = holder.process
+    if process is None:
         return False
-    process = ProcessIdentity(holder.pid, holder.create_time, holder.host or this_host())
-    # Another host's process cannot be checked from here: never gone. Here: gone unless
-    # that very process (pid and start time) still runs (one rule: liveness.py).
-    return process.has_ended()
+    if store_on_this_machine:
+        return process.judged_on_this_machine() is Liveness.ENDED
+    # A shared store: another boot of this host name may be another machine, and a holder
+    # that names no instance may be another container's pid (a pid judged in the wrong
+    # namespace prints twice): only a process of this very instance is judged here.
+    return process.instance is not None and process.has_ended()

@@ -15,8 +15,9 @@
 never a timeout; both must hold:
 
 * nothing can still send it: the server that held the send is certainly over (its pid with its
-  start time no longer runs, :func:`~.holder.holder_gone`). A remote server, or a send whose
-  holder was not recorded, can never be proven over from here;
+  start time no longer runs in its instance, :func:`~.holder.holder_gone`). A remote server,
+  another container's, or a send whose holder was not recorded (or was recorded without its
+  instance, by an earlier version) can never be proven over from here;
 * the grace period has passed since the send started (on the :class:`Clock`):
   the server's request timeout plus the slowest locator's report delay, and then every locator
   answered and none showed the print.
@@ -30,6 +31,7 @@ a person settles it with ``preform-pipeline jobs resolve KEY --printed | --not-p
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,7 +92,8 @@ class PrintOwner:
     """Writes every step of a print's life to the store and resolves interrupted sends.
 
     ``locators``: every place that can show an accepted print (none: nothing can be proven
-    absent). ``probe`` tells whether a send's holder is over (default: psutil). ``jobs`` is
+    absent). ``probe`` tells whether a send's holder is over (default: :func:`holder_gone`
+    with psutil, as ``store`` is kept: on this machine's disk or shared). ``jobs`` is
     the ``jobs`` command that reaches ``store``, for the reasons and hints a person acts on
     (``hotfolder.files.jobs_command``).
     """
@@ -101,13 +104,14 @@ class PrintOwner:
         locators: Sequence[PrintLocator] = (),
         *,
         clock: Clock = SYSTEM_CLOCK,
-        probe: HolderProbe = holder_gone,
+        probe: HolderProbe | None = None,
         jobs: str = JOBS_COMMAND,
     ) -> None:
         self.store = store
         self.locators = tuple(locators)
         self.clock = clock
-        self.probe = probe
+        self.probe: HolderProbe = probe if probe is not None else functools.partial(
+            holder_gone, store_on_this_machine=store.kept_on_this_machine)
         self.jobs = jobs
 
     # -- the send -------------------------------------------------------------------------------

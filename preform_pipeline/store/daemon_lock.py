@@ -14,8 +14,9 @@ disk (docs/jobs.md), so the lock is judged as a record of this machine
   with :class:`StoreLockedError` naming the host and PID.
 - A holder of this host and instance that has died (kill -9), one of an earlier boot (a power
   cut), or a lock file that cannot be read: the lock is taken over and the takeover logged
-  (``store_lock_taken_over``). A lock written before locks named their instance is judged by
-  its host, as then.
+  (``store_lock_taken_over``). A lock written before locks named their instance is taken over
+  only when its holder started before this machine booted; otherwise, while its pid runs no
+  process of that start here, it cannot be told from another container's: refused as one.
 - A holder on another host, or in another container of this host name (its pids are not
   ours), cannot be checked from here: refused, and the message says which file to delete once
   that daemon is known to be gone.
@@ -251,15 +252,19 @@ class DaemonLock:
 
 def _elsewhere(process: ProcessIdentity) -> str:
     """Where a holder this machine cannot judge runs, in a user's words."""
-    if process.host == this_host():
-        return "in another container (pid namespace) of this host name"
-    return "on another host"
+    if process.host != this_host():
+        return "on another host"
+    if process.instance is None:
+        return ("named by an earlier version, without its container (pid namespace): another "
+                "container of this host name may hold that pid")
+    return "in another container (pid namespace) of this host name"
 
 
 def _why_stale(holder: LockHolder | None) -> str:
     """The takeover's reason, for its log event."""
     if holder is None:
         return "lock file unreadable"
-    if holder.process.on_this_host:
+    process = holder.process
+    if process.on_this_host and not process.started_before_this_boot():
         return "holder not running"
     return "holder ran before this machine restarted"

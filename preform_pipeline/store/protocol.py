@@ -84,6 +84,13 @@ BUILD_MIRRORED_FIELDS: Final = frozenset(
 class JobStore(Protocol):
     """Durable jobs, builds and their audit trail. See the module docstring for the rules."""
 
+    @property
+    def kept_on_this_machine(self) -> bool:
+        """True when the store is on this machine's own disk and only its processes write it
+        (SQLite), so a process of this host name and another boot it names is this machine's
+        before a restart; False for a store shared by machines (PostgreSQL)."""
+        ...
+
     # --- jobs --------------------------------------------------------------------------------
 
     def create_job(

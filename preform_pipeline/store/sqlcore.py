@@ -274,6 +274,11 @@ class SqlStoreCore(ABC):
 
     #: Where the store is, for messages (a file path, or a URL without its password).
     location: str
+    #: True for a store on this machine's own disk (SQLite; docs/jobs.md: keep it on a local
+    #: disk), which only this machine's processes write: a process it names of this host name
+    #: and another boot can only be this machine's before it restarted. PostgreSQL's store is
+    #: shared by machines, which may share a host name.
+    kept_on_this_machine: bool = False
 
     def __init__(self, *, clock: Clock | None) -> None:
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK

@@ -203,6 +203,15 @@ _V8_STATEMENTS: Final = (
 )
 
 
+# v9: a print's send holder (``send_holder``, and a `run`'s claim in ``jobs.fields``) names its
+# process's instance (boot and pid namespace), inside the JSON it already is: no column
+# changes. The version is the point: an earlier version would read such a holder by its host
+# name and pid alone (two containers of one host name share pids) and could conclude another
+# container's live server gone, printing twice; it refuses a store of a newer version. Holders
+# written before stay as they are, read as naming no instance: never proven gone.
+_V9_STATEMENTS: Final[tuple[str, ...]] = ()
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -234,6 +243,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(7, "the Web API budget shared by every process",
               _statements(_V7_STATEMENTS)),
     Migration(8, "printers chosen and not yet sent to", _statements(_V8_STATEMENTS)),
+    Migration(9, "send holders name their process's instance",
+              _statements(_V9_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
@@ -267,6 +278,8 @@ class SqliteJobStore(SqlStoreCore):
     ``on_statement`` is called with each SQL statement the store runs once it is open (SQLite's
     own trace: ``BEGIN`` and ``COMMIT`` too): a seam to count a caller's queries.
     """
+
+    kept_on_this_machine = True
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from preform_pipeline.liveness import (
@@ -166,6 +167,34 @@ class TestJudgedOnThisMachine:
         }
         assert {k: p.judged_on_this_machine() for k, (p, _) in table.items()} == {
             k: v for k, (_, v) in table.items()}
+
+    def test_a_record_that_names_no_instance_is_ended_only_when_that_is_proven(self) -> None:
+        # An earlier version's record: running here, it is ours; started before this boot, it
+        # ended; otherwise its pid may be another container's (where instances are named).
+        me = ProcessIdentity.current()
+        after_boot = ProcessIdentity(me.pid, me.create_time - 60.0, me.host)
+        before_boot = ProcessIdentity(me.pid, psutil.boot_time() - 3600.0, me.host)
+        assert (after_boot.started_before_this_boot(), before_boot.started_before_this_boot(),
+                me.started_before_this_boot()) == (False, True, False)
+        assert after_boot.judged_on_this_machine() is (
+            Liveness.ENDED if this_instance() == NO_INSTANCE else Liveness.UNKNOWN)
+        assert before_boot.judged_on_this_machine() is Liveness.ENDED
+        assert ProcessIdentity(me.pid, me.create_time, me.host).judged_on_this_machine() is (
+            Liveness.RUNNING)
+
+    def test_the_boot_time_is_read_to_the_second(self) -> None:
+        # psutil's boot time comes in whole seconds: a process of this boot may seem to have
+        # started up to a second before it, and must not be taken for one of an earlier boot.
+        me = ProcessIdentity.current()
+        at_boot = ProcessIdentity(me.pid, psutil.boot_time() - 0.99, me.host)
+        assert at_boot.started_before_this_boot() is False
+
+    @LINUX
+    def test_a_start_a_whole_second_before_the_boot_is_still_this_boot_s(self) -> None:
+        # Linux keeps the boot time in whole seconds (btime): the margin's edge is exact.
+        me = ProcessIdentity.current()
+        edge = ProcessIdentity(me.pid, psutil.boot_time() - 1.0, me.host)
+        assert edge.started_before_this_boot() is False
 
     @LINUX
     def test_a_system_that_names_no_boot_judges_no_other_boot(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from preform_pipeline.executor.ledger import RunLedger
@@ -11,6 +12,7 @@ from preform_pipeline.plan.builds import ModelInfo
 from preform_pipeline.printing import FleetFolderLocator, PrintOwner, SendHolder
 from preform_pipeline.printing.testing import reaped_holder
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.instances import other_instance
 
 
 def _model(path: Path) -> ModelInfo:
@@ -119,6 +121,26 @@ class TestDeadRuns:
         assert (len(again), skipped) == (2, [])
         assert lines == [f"released {m.path.name}: its run died before building it"
                          for m in models[:2]]
+
+    def test_claims_of_a_run_in_another_container_are_left_alone(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        # Same host name, and a pid that here ran and ended: in its own pid namespace that
+        # run may be planning still; released, its models would be taken and built twice.
+        other = replace(reaped_holder(), instance=other_instance())
+        _ledger(store, other).claim(models[:2])
+        assert _ledger(store, _me()).recover() == []
+        assert [j.state for j in store.list_jobs()] == [JobState.PROCESSING] * 2
+
+    def test_claims_of_a_run_before_this_machine_restarted_are_released(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        # A store on this machine's disk: this host name in an earlier boot is this machine
+        # before a power cut, whose run is over (the print owner's rule, not a stricter one).
+        _ledger(store, replace(reaped_holder(), instance=other_instance(boot=True))).claim(
+            models[:1])
+        assert _ledger(store, _me()).recover() == [
+            f"released {models[0].path.name}: its run died before building it"]
 
     def test_work_of_a_live_run_is_left_alone(
         self, store: SqliteJobStore, models: list[ModelInfo]

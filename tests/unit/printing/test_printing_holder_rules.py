@@ -13,6 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
+from preform_pipeline.liveness import this_instance
 from preform_pipeline.printing import SendHolder, holder_gone
 from preform_pipeline.printing.testing import reaped_holder
 
@@ -104,7 +105,8 @@ class TestWhenTheHolderIsGone:
         self, child: subprocess.Popen[bytes]
     ) -> None:
         other_start = psutil.Process().create_time()  # this test process started earlier
-        holder = SendHolder("s", 1.0, child.pid, other_start, socket.gethostname())
+        holder = SendHolder("s", 1.0, child.pid, other_start, socket.gethostname(),
+                            instance=this_instance())
         assert holder_gone(holder) is True
 
     def test_a_killed_server_not_yet_reaped_is_gone(self) -> None:

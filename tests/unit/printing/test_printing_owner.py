@@ -80,7 +80,8 @@ class TestHolder:
     def test_a_reused_pid_counts_as_gone(self) -> None:
         me = SendHolder.local("me", os.getpid(), 1.0)
         assert me.create_time is not None
-        older = SendHolder(me.server, 1.0, me.pid, me.create_time - 100.0, me.host)
+        older = SendHolder(me.server, 1.0, me.pid, me.create_time - 100.0, me.host,
+                           instance=me.instance)
         assert holder_gone(older) is True
 
     def test_a_remote_server_is_never_proven_gone(self) -> None:

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -177,6 +178,27 @@ def pg_url(conformance_db: tuple[str, Callable[[], None]]) -> str:
     return conformance_db[0]
 
 
+@contextmanager
+def new_database(server_url: str, prefix: str, options: str = "") -> Iterator[str]:
+    """The URL of a new, empty database (``CREATE DATABASE ... options``) on the server of
+    ``server_url``, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with admin_connection(server_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" {options}'.rstrip())
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin_connection(server_url) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
+    """The URL of a new, empty database on the conformance server, dropped afterwards."""
+    with new_database(conformance_db[0], "plumbing") as url:
+        yield url
+
+
 @pytest.fixture
 def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
     """Opens NodeJobStores on the conformance database (pg_store empties it afterwards)."""
@@ -184,7 +206,7 @@ def node(pg_store: PostgresJobStore, pg_url: str) -> Iterator[NodeFactory]:
 
     def make(name: str, **options: object) -> NodeJobStore:
         store = NodeJobStore(pg_url, node_id=name, password=PG_PASSWORD,
-                             **options)  # type: ignore[arg-type]
+                             **options)
         store.register_node(NodeInfo(id=name, host=name, version="0.1.0"))
         opened.append(store)
         return store

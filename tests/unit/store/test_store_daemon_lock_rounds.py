@@ -25,7 +25,8 @@ class TestEveryRoundLost:
         monkeypatch.setattr(daemon_lock, "MAX_TAKEOVER_ATTEMPTS", 1)
         store = tmp_path / "jobs.sqlite3"
         me = ProcessIdentity.current()
-        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host)
+        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host,
+                               instance=me.instance)
         lock = lock_path_of(store)
         lock.write_text(json.dumps({**dead.to_json(), "acquired_at": "2024-05-01T12:00:00"}),
                         encoding="utf-8")

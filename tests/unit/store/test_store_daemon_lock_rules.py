@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from structlog.testing import capture_logs
 
@@ -23,6 +25,8 @@ from preform_pipeline.store.daemon_lock import (
 from tests.instances import other_instance
 
 SINCE = "2024-05-01T12:00:00+00:00"
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                           reason="instances are named on Linux only")
 
 
 @pytest.fixture
@@ -88,7 +92,8 @@ class TestTakeover:
 
     def test_a_recycled_pid_is_a_dead_holder_and_is_taken_over(self, store: Path) -> None:
         me = ProcessIdentity.current()
-        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host)
+        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host,
+                               instance=me.instance)
         lock = _write_lock(store, {**dead.to_json(), "acquired_at": SINCE})
         with capture_logs() as logs:
             previous = DaemonLock(store).acquire()
@@ -260,6 +265,38 @@ class TestAHolderOfAnotherInstance:
         _write_lock(store, {**before, "acquired_at": SINCE})
         with pytest.raises(StoreLockedError, match=r"still running"):
             DaemonLock(store).acquire()
+
+    @LINUX
+    def test_a_dead_holder_that_names_no_instance_is_refused_as_unknowable(
+        self, store: Path
+    ) -> None:
+        # An earlier version's lock: its pid runs no process of that start here, but it may
+        # be another container's daemon of this host name, running in its own namespace.
+        me = ProcessIdentity.current()
+        dead = {"pid": me.pid, "create_time": me.create_time - 60.0, "host": me.host}
+        lock = _write_lock(store, {**dead, "acquired_at": SINCE})
+        before = lock.read_text(encoding="utf-8")
+        with capture_logs() as logs, pytest.raises(StoreLockedError) as caught:
+            DaemonLock(store).acquire()
+        assert caught.value.message == (
+            f"{store}: another daemon holds this store: pid {me.pid} on host {me.host} "
+            f"(since {SINCE}), named by an earlier version, without its container (pid "
+            "namespace): another container of this host name may hold that pid; it cannot be "
+            "checked from here")
+        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert (lock.read_text(encoding="utf-8"), logs) == (before, [])
+
+    def test_a_holder_that_names_no_instance_and_ran_before_this_boot_is_taken_over(
+        self, store: Path
+    ) -> None:
+        me = ProcessIdentity.current()
+        before_boot = ProcessIdentity(me.pid, psutil.boot_time() - 3600.0, me.host)
+        lock = _write_lock(store, {**before_boot.to_json(), "acquired_at": SINCE})
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() == LockHolder(before_boot, SINCE)
+        assert logs == [{"event": "store_lock_taken_over", "log_level": "warning",
+                         "path": str(lock), "previous_pid": me.pid, "previous_host": me.host,
+                         "reason": "holder ran before this machine restarted"}]
 
     @pytest.mark.parametrize(("boot", "kept"), [(False, True), (True, False)])
     def test_a_lock_temporary_is_removed_only_when_its_writer_has_ended(

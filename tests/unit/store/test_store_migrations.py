@@ -14,38 +14,10 @@ from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import SCHEMA_VERSION, JobState, Migration, SqliteJobStore
 from preform_pipeline.store import sqlite as sqlite_store
+from tests.unit.store.old_schemas import SQLITE_V1_SCHEMA
 
-# The schema as version 1 of preform-pipeline wrote it, kept verbatim: the migration code must
-# keep upgrading stores created from exactly this, even if someone edits the v1 migration.
-V1_DDL = """
-CREATE TABLE builds (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
-    state TEXT NOT NULL, server TEXT, form_path TEXT, print_job_id TEXT, printer TEXT,
-    job_name TEXT, verified_status TEXT, verified_message TEXT,
-    reason TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    print_sent_at TEXT);
-CREATE INDEX builds_state ON builds(state);
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_key TEXT NOT NULL UNIQUE, recipe TEXT NOT NULL,
-    source_path TEXT NOT NULL, original_name TEXT NOT NULL, content_hash TEXT, case_id TEXT,
-    priority INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', state TEXT NOT NULL,
-    build_id INTEGER REFERENCES builds(id), reason TEXT NOT NULL DEFAULT '',
-    attempts INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    print_job_id TEXT, printer TEXT, verified_status TEXT, verified_message TEXT);
-CREATE INDEX jobs_state ON jobs(state);
-CREATE INDEX jobs_updated_at ON jobs(updated_at);
-CREATE INDEX jobs_source_path ON jobs(source_path);
-CREATE INDEX jobs_build ON jobs(build_id);
-CREATE TABLE build_jobs (
-    build_id INTEGER NOT NULL REFERENCES builds(id), job_id INTEGER NOT NULL REFERENCES jobs(id),
-    position INTEGER NOT NULL, PRIMARY KEY (build_id, job_id));
-CREATE TABLE transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, job_id INTEGER REFERENCES jobs(id),
-    build_id INTEGER REFERENCES builds(id), from_state TEXT, to_state TEXT NOT NULL,
-    at TEXT NOT NULL, reason TEXT NOT NULL,
-    CHECK (job_id IS NOT NULL OR build_id IS NOT NULL));
-CREATE INDEX transitions_job ON transitions(job_id, id);
-CREATE INDEX transitions_build ON transitions(build_id, id);
+# The schema as version 1 of preform-pipeline wrote it (old_schemas.py), with its rows.
+V1_DDL = SQLITE_V1_SCHEMA + """
 INSERT INTO builds VALUES (1, 'PP-0000000001', 'dental', 'print_sent', 'server-1', '/out/b1.form',
     'pj-1', 'Form4-A', 'case 7 PP-0000000001', NULL, NULL, 'accepted',
     '2024-05-01T08:00:00.000000+00:00', '2024-05-01T08:05:00.000000+00:00',
@@ -86,7 +58,7 @@ class TestMigrations:
     def test_the_current_code_writes_the_latest_version(self, tmp_path: Path) -> None:
         path = tmp_path / "new.sqlite3"
         SqliteJobStore(path).close()
-        assert _user_version(path) == SCHEMA_VERSION == 8
+        assert _user_version(path) == SCHEMA_VERSION == 9
 
     def test_a_v1_store_is_migrated_and_its_jobs_stay_readable(
         self, v1_store: Path, clock: ManualClock
@@ -103,7 +75,7 @@ class TestMigrations:
                                            verified_status="FINISHED")
             assert build.verified_at == clock.now()
             assert store.get_job(1).verified_at == clock.now()
-        assert _user_version(v1_store) == 8
+        assert _user_version(v1_store) == 9
         assert "verified_at" in _columns(v1_store, "builds")
         assert "send_holder" in _columns(v1_store, "builds")
         assert {"print_target", "waiting_since", "priority"} <= _columns(v1_store, "builds")
@@ -124,7 +96,7 @@ class TestMigrations:
     def test_opening_an_up_to_date_store_again_changes_nothing(self, v1_store: Path) -> None:
         SqliteJobStore(v1_store).close()
         SqliteJobStore(v1_store).close()
-        assert _user_version(v1_store) == 8
+        assert _user_version(v1_store) == 9
 
     def test_a_migration_failing_halfway_leaves_the_previous_version(
         self, v1_store: Path, monkeypatch: pytest.MonkeyPatch

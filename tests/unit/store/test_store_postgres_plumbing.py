@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -25,38 +24,15 @@ from preform_pipeline.store.postgres import (
     PostgresJobStore,
 )
 from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection
-
-
-@pytest.fixture
-def fresh_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
-    """The URL of a new, empty database on the conformance server, dropped afterwards."""
-    server_url = conformance_db[0]
-    name = f"plumbing_{uuid.uuid4().hex[:12]}"
-    with admin_connection(server_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = server_url.rsplit("/", 1)[0] + "/" + name
-    try:
-        yield url
-    finally:
-        with admin_connection(server_url) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection, new_database
 
 
 @pytest.fixture
 def ascii_url(conformance_db: tuple[str, Callable[[], None]]) -> Iterator[str]:
     """A new, empty database in SQL_ASCII, what ``initdb`` makes under a C locale."""
-    server_url = conformance_db[0]
-    name = f"ascii_{uuid.uuid4().hex[:12]}"
-    with admin_connection(server_url) as admin:
-        admin.execute(f"CREATE DATABASE \"{name}\" ENCODING 'SQL_ASCII' TEMPLATE template0 "
-                      "LC_COLLATE 'C' LC_CTYPE 'C'")
-    url = server_url.rsplit("/", 1)[0] + "/" + name
-    try:
+    with new_database(conformance_db[0], "ascii", "ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                      "LC_COLLATE 'C' LC_CTYPE 'C'") as url:
         yield url
-    finally:
-        with admin_connection(server_url) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def _others(url: str, select: str) -> list[tuple[Any, ...]]:
