@@ -225,6 +225,12 @@ class SimEngine:
         self._default_lock = threading.Lock()
         self._account_lock = threading.Lock()
         self._user: Json | None = None
+        if self.declared_printers is not None:
+            # Declared now, before READY FOR INPUT, not at the first fleet request: a
+            # Dashboard simulator on the same fleet folder asked first would find no
+            # printers.json, write the default fleet, and a run would choose a printer this
+            # server then refuses (PRINTER_NOT_FOUND) until its first request declared it.
+            _ = self.fleet
 
     # -- protocol -------------------------------------------------------------------------------
 

@@ -12,11 +12,19 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.api import PreFormClient, PrintOptions, SceneSettings
+from preform_pipeline.cloud import Credentials
+from preform_pipeline.cloud.factory import make_web_client
 from preform_pipeline.cloud.login import ENV_DASHBOARD_PASSWORD, ENV_DASHBOARD_USERNAME
 from preform_pipeline.errors import ApiError, ConfigError
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.servers import ServerPool, ServerState
-from preform_pipeline.settings import ServerSettings, Settings, SimulatedPrinterSettings
+from preform_pipeline.settings import (
+    CloudSettings,
+    ServerSettings,
+    Settings,
+    SimulatedPrinterSettings,
+)
+from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
 from preform_pipeline.simulator.fleet import DEFAULT_GROUPS
 from preform_pipeline.simulator.meshops import box_triangles
 
@@ -141,3 +149,22 @@ class TestDeclaredFleet:
         assert [(p["serial"], p["tank_id"]) for p in stored["printers"]] == [
             ("Bench-A", "T-1"), ("Bench-B", "")
         ]
+
+    def test_the_dashboard_shows_the_declared_printers_once_the_servers_are_ready(
+        self, start_pool: Callable[..., ServerPool], tmp_path: Path
+    ) -> None:
+        """A Dashboard simulator on the same (still empty) fleet folder, asked before any
+        Local API request, shows the declared printers: a run choosing by the Web API's
+        printer status never picks a default printer the servers then refuse."""
+        fleet = (SimulatedPrinterSettings("Bench-A", "FORM-4-0", "FLGPGR05"),)
+        credentials = Credentials(TEST_CLIENT_ID, "declared-fleet-secret")
+        with dashboard_server(tmp_path / "fleet", credentials=credentials) as dashboard:
+            pool = start_pool(_settings(simulated_fleet=fleet), {})
+            # Started and READY FOR INPUT; nothing asked of them yet.
+            assert [s.state for s in pool.status()] == [ServerState.IDLE]
+            client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
+            try:
+                assert [p.serial for p in client.list_printers()] == ["Bench-A"]
+            finally:
+                client.close()
+            dashboard.check()
