@@ -593,7 +593,9 @@ def _run_recorded(
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
         count=count,
     )
-    if pool.simulated:
+    # No build and none left waiting: no server starts, so none is said to be simulated.
+    prepares = bool(plan.builds or left)
+    if pool.simulated and prepares:
         print(SIMULATED_LINE, file=stdout, flush=True)
     options = RunOptions(
         output_root=root,
@@ -629,7 +631,7 @@ def _run_recorded(
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
-        if plan.builds or left:
+        if prepares:
             pool.start()
             print(servers_line(pool.status()), file=stdout, flush=True)
             if pool.reaped:
@@ -665,7 +667,7 @@ def _run_recorded(
         and not result.rejected
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
-    extra = [SIMULATED_LINE] if result.simulated else []
+    extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
