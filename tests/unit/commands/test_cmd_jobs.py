@@ -189,6 +189,37 @@ class TestShow:
         assert f"job pj-9 on Form4-A, named 'case 7 {build.job_key}'" in out
         assert "verified    ERROR at " in out and ": tank empty" in out
 
+    def test_a_refused_print_says_it_was_not_sent_and_invents_no_job(self, lab: Lab) -> None:
+        # Session 32: a refused print showed "job ? on <queue>", as if a job were lost.
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.PRINT_SENDING, "sending", printer="queue-7",
+                                   job_name="case 7")
+        lab.store.transition_build(build.id, S.FAILED,
+                                   "the server refused the print: NOT_LOGGED_IN")
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        line = next(x for x in out.splitlines() if x.startswith("print "))
+        assert line.split(None, 1)[1].startswith(
+            "not sent: queue-7 did not take it (the reason says why), named 'case 7', tried ")
+        assert "?" not in line
+
+    @pytest.mark.parametrize(("state", "words"), [
+        (S.PRINT_SENDING, "being sent to queue-7, no answer yet, named 'case 7', since "),
+        (S.PRINT_SENT, "taken by queue-7, which gave no job id, named 'case 7', sent "),
+        (S.UNVERIFIED, "not known whether queue-7 took it (the reason says how to settle it)"),
+    ])
+    def test_a_print_without_a_job_id_says_what_is_known(
+        self, lab: Lab, state: JobState, words: str
+    ) -> None:
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.PRINT_SENDING, "sending", printer="queue-7",
+                                   job_name="case 7")
+        if state is not S.PRINT_SENDING:
+            lab.store.transition_build(build.id, state, f"to {state}")
+        _, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        line = next(x for x in out.splitlines() if x.startswith("print "))
+        assert line.split(None, 1)[1].startswith(words)
+
     def test_an_unknown_job_is_an_error(self, lab: Lab) -> None:
         lab.job("a.stl")
         code, out, err = invoke("show", "42", "--store", str(lab.path))
