@@ -1011,6 +1011,9 @@ class Intake:
                         error=str(exc))
             return
         log.info("old_note_removed", job_key=job.job_key, path=str(note))
+        place = place_of(job)
+        if place is not None:  # a case's folder in failed/, now empty, goes with its notes
+            remove_empty_dirs(note.parent, self.inbox_of(place).folder("failed"))
 
     def in_drop_area(self, path: Path) -> bool:
         """True when ``path`` is in an inbox and not in one of its outcome folders."""

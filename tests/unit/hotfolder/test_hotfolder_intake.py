@@ -275,6 +275,18 @@ class TestSettling:
         assert other.exists()  # beside no file this retry took back
         assert [e["path"] for e in logs if e["event"] == "old_note_removed"] == [str(note)]
 
+    def test_a_retried_cases_emptied_folder_in_failed_goes_with_its_notes(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(drop_file(inbox, "C-1/part.stl", tetra_stl_bytes(0))).taken
+        job = store.transition(job.id, JobState.FAILED, "bad")
+        job = intake.settle(job, ok=False, note=error_note(
+            what="bad", where="preparing", file=str(job.source_path), todo="fix it", job=job))
+        assert (inbox.folder("failed") / "C-1" / "part.stl.error.txt").exists()
+        intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
+        assert list(inbox.folder("failed").iterdir()) == []
+
     def test_a_note_a_user_wrote_in_its_place_is_kept(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
