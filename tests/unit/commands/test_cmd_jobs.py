@@ -202,6 +202,8 @@ class TestShow:
         assert line.split(None, 1)[1].startswith(
             "not sent: queue-7 did not take it (the reason says why), named 'case 7', tried ")
         assert "?" not in line
+        # Its state's meaning names a refused print (it said "preparation failed" only).
+        assert "  preparation failed, the print was refused, or the file could not be used" in out
 
     @pytest.mark.parametrize(("state", "words"), [
         (S.PRINT_SENDING, "being sent to queue-7, no answer yet, named 'case 7', since "),
