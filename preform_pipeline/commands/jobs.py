@@ -45,7 +45,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, store_argument
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    rehearsal_aside,
+    store_argument,
+)
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
 from preform_pipeline.errors import PipelineError, StoreError
@@ -562,7 +567,8 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         if args.format == "json":
             _dump({"store": describe_store(path), "jobs": []}, out)
         else:
-            print(f"no jobs (no job store at {path} yet)", file=out)
+            print(f"no jobs (no job store at {path} yet"
+                  f"{rehearsal_aside(path)})", file=out)
         return EXIT_OK
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)

@@ -14,6 +14,8 @@ import pytest
 from preform_pipeline.cli import run
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, JobPlace
+from preform_pipeline.settings import default_store_path
+from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 S = JobState
@@ -128,6 +130,26 @@ class TestList:
         path = tmp_path / "never.sqlite3"
         assert invoke("--store", str(path)) == (0, f"no jobs (no job store at {path} yet)\n", "")
         assert not path.exists()
+
+    def test_with_only_the_rehearsal_store_jobs_and_verify_say_where_the_jobs_are(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Trial (session 33): after the README's first command, `jobs` and `verify` said
+        # only "no job store" while the run had recorded its jobs in the rehearsal store.
+        for name in ("PREFORM_PIPELINE_SETTINGS", "PREFORM_PIPELINE_STORE_PATH",
+                     "PREFORM_PIPELINE_STORE_URL"):
+            monkeypatch.delenv(name, raising=False)
+        default = default_store_path()
+        rehearsal = default.with_name(REHEARSAL_STORE_FILENAME)
+        rehearsal.parent.mkdir(parents=True, exist_ok=True)
+        SqliteJobStore(rehearsal).close()
+        aside = (f"; simulated runs record their jobs in the rehearsal store beside it: "
+                 f"`preform-pipeline jobs --store {rehearsal}` lists them")
+        assert invoke() == (0, f"no jobs (no job store at {default} yet{aside})\n", "")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert run(["verify"], stdout, stderr) == 0
+        assert stdout.getvalue() == f"no job store at {default}: nothing to verify{aside}\n"
+        assert not default.exists()
 
     def test_the_store_comes_from_the_environment_or_the_settings_file(
         self, lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
