@@ -298,8 +298,8 @@ def _output_hint(given: Path | None, settings: Settings) -> str:
     return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
 
 
-def _size(size: tuple[float, float, float] | None) -> str:
-    return "?" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
+def _size(size: tuple[float, float, float]) -> str:
+    return " x ".join(f"{v:.1f}" for v in size) + " mm"
 
 
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
@@ -307,7 +307,11 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         return
     print(f"rejected {counted(len(rejected), 'model')}:", file=out)
     for rejection in rejected:
-        print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
+        # What is known, once: no "(?)" for a size never read (a missing file, a refused
+        # sidecar), and the path not again when the reason begins with it.
+        size = f" ({_size(rejection.size_mm)})" if rejection.size_mm is not None else ""
+        reason = rejection.reason.removeprefix(f"{rejection.path}: ")
+        print(f"  {rejection.path}{size}: {reason}", file=out)
 
 
 def _sidecars(
