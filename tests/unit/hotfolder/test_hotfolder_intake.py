@@ -294,6 +294,9 @@ class TestSettling:
         job = intake.settle(store.transition(job.id, JobState.FAILED, "bad"), ok=False,
                             note="What failed: bad\n")  # names no job: not this job's own
         note = inbox.folder("failed") / "part.stl.error.txt"
+        # A report beside it naming the job does not make the note the job's own.
+        report = inbox.folder("failed") / "part.stl.report.json"
+        report.write_text(f'{{"job_key": "{job.job_key}"}}', encoding="utf-8")
         intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
         assert note.read_text(encoding="utf-8") == "What failed: bad\n"
 
