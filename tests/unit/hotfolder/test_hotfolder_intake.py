@@ -273,7 +273,9 @@ class TestSettling:
             intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
         assert not note.exists()
         assert other.exists()  # beside no file this retry took back
-        assert [e["path"] for e in logs if e["event"] == "old_note_removed"] == [str(note)]
+        assert [e for e in logs if e["event"] == "old_note_removed"] == [{
+            "event": "old_note_removed", "job_key": job.job_key, "path": str(note),
+            "log_level": "info"}]
 
     def test_a_retried_cases_emptied_folder_in_failed_goes_with_its_notes(
         self, store: SqliteJobStore, inbox: InboxSettings
