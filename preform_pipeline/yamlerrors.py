@@ -14,17 +14,22 @@ token", which users do not read as "you typed a tab". :func:`describe_yaml_error
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
 import yaml
 
+from preform_pipeline.wording import quoted
+
 __all__ = [
     "describe_bad_value",
+    "describe_not_finite",
     "describe_yaml_error",
     "format_json_path",
     "is_bad_value",
+    "is_finite",
     "safe_load",
 ]
 
@@ -106,6 +111,28 @@ def describe_bad_value(tag: str, text: str, exc: ValueError) -> str:
     return f"{shown!r} cannot be read as {kind} ({reason}); quote it if it is meant as text"
 
 
+def is_finite(value: Any) -> bool:
+    """False for a number that is NaN, infinite, or an integer beyond a float; True for
+    anything else (a text is not a number to judge)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return False
+    return True
+
+
+def describe_not_finite(text: str, document: str) -> str:
+    """Why the number written ``text`` is refused in a ``document`` ("recipe", "settings
+    file"): every number of either is a size, a time, a count or an angle, and NaN compares
+    false with any minimum (so ``.nan`` passed every bound) while an integer beyond a float
+    ended the reader with an OverflowError."""
+    return (f"{quoted(text)} is not a finite number; NaN, infinities and numbers beyond "
+            f"about 1.8e308 are of no use in a {document}")
+
+
 class _UnreadableValue(yaml.constructor.ConstructorError):
     """A scalar PyYAML parsed but could not build: a value error, not a syntax error."""
 
@@ -128,6 +155,30 @@ def is_bad_value(exc: yaml.YAMLError) -> bool:
     return isinstance(exc, _UnreadableValue)
 
 
-def safe_load(text: str) -> Any:
-    """``yaml.safe_load(text)``, with a value that cannot be built a ``yaml.YAMLError``."""
-    return yaml.load(text, Loader=_CheckedLoader)  # a SafeLoader: no application tags
+class _FiniteLoader(_CheckedLoader):
+    """A :class:`_CheckedLoader` that also refuses, at its place, a number that is not
+    finite (:func:`is_finite`) in the document it names."""
+
+    document = "document"
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        value = super().construct_object(node, deep=deep)
+        if isinstance(node, yaml.ScalarNode) and not is_finite(value):
+            raise _UnreadableValue(None, None, describe_not_finite(str(node.value),
+                                                                   self.document),
+                                   node.start_mark)
+        return value
+
+
+def safe_load(text: str, *, finite_in: str | None = None) -> Any:
+    """``yaml.safe_load(text)``, with a value that cannot be built a ``yaml.YAMLError``;
+    with ``finite_in`` (the document's kind, "settings file"), a number that is not finite
+    is one too."""
+    if finite_in is None:
+        return yaml.load(text, Loader=_CheckedLoader)  # a SafeLoader: no application tags
+    loader = _FiniteLoader(text)  # what yaml.load does, with the document named
+    loader.document = finite_in
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

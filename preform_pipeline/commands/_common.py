@@ -23,7 +23,8 @@ from preform_pipeline.logging import configure_logging, redact_url
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
-from preform_pipeline.settings import Settings, load_settings
+from preform_pipeline.settings import Settings, default_store_path, load_settings
+from preform_pipeline.settings.store import JOBS_COMMAND, REHEARSAL_STORE_FILENAME
 from preform_pipeline.store.pgurl import is_postgres_url
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "load_command_settings",
     "output_line",
     "queue_login_warnings",
+    "rehearsal_aside",
 ]
 
 EXIT_OK: Final = 0
@@ -165,3 +167,16 @@ def queue_login_warnings(
         for step in recipe.steps
         if step.kind == "print" and (group := step.options.get("fleet_group"))
     ]
+
+
+def rehearsal_aside(path: Path | str) -> str:
+    """Where the simulated runs' jobs are, when ``path`` is the default store, which is not
+    there, and the rehearsal store beside it is ("" otherwise): the README's first command
+    records there, and ``jobs`` or ``verify`` right after it said only "no job store"."""
+    if not isinstance(path, Path) or path != default_store_path():
+        return ""
+    rehearsal = path.with_name(REHEARSAL_STORE_FILENAME)
+    if not rehearsal.is_file():
+        return ""
+    return (f"; simulated runs record their jobs in the rehearsal store beside it: "
+            f"`{JOBS_COMMAND} --store {rehearsal}` lists them")

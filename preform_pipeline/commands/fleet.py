@@ -71,15 +71,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         with make_web_client(settings.cloud, credentials) as client:
             plan = plan_sync(client, settings.fleet)
             if plan.empty:
-                print("No difference: the Dashboard's groups match the settings.", file=stdout)
+                print("no difference: the Dashboard's groups match the settings", file=stdout)
                 for line in plan.lines():
                     print(line, file=stdout)
                 return EXIT_OK
-            print(f"Plan ({counted(len(plan.steps), 'change')}):", file=stdout)
+            print(f"plan ({counted(len(plan.steps), 'change')}):", file=stdout)
             for line in plan.lines():
                 print(f"  {line}", file=stdout)
             if args.dry_run:
-                print("Dry run: nothing was changed.", file=stdout)
+                print("dry run: nothing was changed", file=stdout)
                 return EXIT_OK
 
             def taken(step: SyncStep) -> None:
@@ -95,5 +95,5 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except KeyboardInterrupt:
         print("interrupted: run fleet sync again to see what is left", file=stderr)
         return EXIT_INTERRUPTED
-    print(f"Applied {counted(count, 'change')}.", file=stdout)
+    print(f"applied {counted(count, 'change')}", file=stdout)
     return EXIT_OK

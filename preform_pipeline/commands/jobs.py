@@ -45,7 +45,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, store_argument
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    rehearsal_aside,
+    store_argument,
+)
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
 from preform_pipeline.errors import PipelineError, StoreError
@@ -64,6 +69,7 @@ from preform_pipeline.store import (
     RETRYABLE_STATES,
     STATE_DESCRIPTIONS,
     TERMINAL_STATES,
+    VERIFIED_STATES,
     Build,
     Job,
     JobState,
@@ -373,6 +379,36 @@ def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
     print(note, file=out)
 
 
+#: States in which the printer took the print (whether or not it gave a job id).
+_TAKEN_STATES: Final = PRINT_PENDING_STATES | VERIFIED_STATES | {JobState.DONE}
+
+
+def _print_text(job: Job, build: Build | None) -> str:
+    """What is known of a job's print, and nothing more: a refused print has no job id
+    (it was shown as ``job ? on ...``, as if one existed and was lost)."""
+    printer = job.printer or (build.printer if build is not None else None)
+    to = f" {printer}" if printer else " the printer"
+    state = build.state if build is not None else job.state
+    tried = "sent"
+    if job.print_job_id:
+        text = f"job {job.print_job_id} on{to}"
+    elif state is JobState.PRINT_SENDING:
+        text, tried = f"being sent to{to}, no answer yet", "since"
+    elif state in (JobState.FAILED, JobState.CANCELLED):
+        text, tried = f"not sent:{to} did not take it (the reason says why)", "tried"
+    elif state is JobState.UNVERIFIED:
+        text = f"not known whether{to} took it (the reason says how to settle it)"
+    elif state in _TAKEN_STATES:
+        text = f"taken by{to}, which gave no job id"
+    else:
+        text, tried = f"none yet, for{to}", ""
+    if build is not None and build.job_name:
+        text += f", named {build.job_name!r}"
+    if build is not None and build.print_sent_at and tried:
+        text += f", {tried} {_when(build.print_sent_at)}"
+    return text
+
+
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
     out: TextIO,
@@ -406,12 +442,7 @@ def _write_show(
         if build.form_path:
             lines.append(("form", str(build.form_path)))
     if job.print_job_id or job.printer or (build is not None and build.job_name):
-        sent = f"job {job.print_job_id or '?'} on {job.printer or '?'}"
-        if build is not None and build.job_name:
-            sent += f", named {build.job_name!r}"
-        if build is not None and build.print_sent_at:
-            sent += f", sent {_when(build.print_sent_at)}"
-        lines.append(("print", sent))
+        lines.append(("print", _print_text(job, build)))
     if job.verified_status or job.verified_at:
         verified = job.verified_status or "-"
         if job.verified_at:
@@ -536,7 +567,8 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         if args.format == "json":
             _dump({"store": describe_store(path), "jobs": []}, out)
         else:
-            print(f"no jobs (no job store at {path} yet)", file=out)
+            print(f"no jobs (no job store at {path} yet"
+                  f"{rehearsal_aside(path)})", file=out)
         return EXIT_OK
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)

@@ -298,8 +298,8 @@ def _output_hint(given: Path | None, settings: Settings) -> str:
     return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
 
 
-def _size(size: tuple[float, float, float] | None) -> str:
-    return "?" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
+def _size(size: tuple[float, float, float]) -> str:
+    return " x ".join(f"{v:.1f}" for v in size) + " mm"
 
 
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
@@ -307,7 +307,11 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         return
     print(f"rejected {counted(len(rejected), 'model')}:", file=out)
     for rejection in rejected:
-        print(f"  {rejection.path} ({_size(rejection.size_mm)}): {rejection.reason}", file=out)
+        # What is known, once: no "(?)" for a size never read (a missing file, a refused
+        # sidecar), and the path not again when the reason begins with it.
+        size = f" ({_size(rejection.size_mm)})" if rejection.size_mm is not None else ""
+        reason = rejection.reason.removeprefix(f"{rejection.path}: ")
+        print(f"  {rejection.path}{size}: {reason}", file=out)
 
 
 def _sidecars(
@@ -593,7 +597,9 @@ def _run_recorded(
         simulator_args=parse_simulator_args(args.simulator_arg, DEFAULT_SIMULATOR_ARGS),
         count=count,
     )
-    if pool.simulated:
+    # No build and none left waiting: no server starts, so none is said to be simulated.
+    prepares = bool(plan.builds or left)
+    if pool.simulated and prepares:
         print(SIMULATED_LINE, file=stdout, flush=True)
     options = RunOptions(
         output_root=root,
@@ -629,7 +635,7 @@ def _run_recorded(
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
-        if plan.builds or left:
+        if prepares:
             pool.start()
             print(servers_line(pool.status()), file=stdout, flush=True)
             if pool.reaped:
@@ -665,7 +671,7 @@ def _run_recorded(
         and not result.rejected
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
-    extra = [SIMULATED_LINE] if result.simulated else []
+    extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,

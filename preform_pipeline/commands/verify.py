@@ -46,6 +46,7 @@ from preform_pipeline.commands._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     load_command_settings,
+    rehearsal_aside,
     store_argument,
 )
 from preform_pipeline.errors import (
@@ -111,7 +112,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.store is not None:
         path = args.store if is_shared_store(args.store) else Path(args.store)
     if not store_exists(path):
-        _nothing(args, path, f"no job store at {path}: nothing to verify", stdout)
+        _nothing(args, path, f"no job store at {path}: nothing to verify"
+                 f"{rehearsal_aside(path)}", stdout)
         return EXIT_OK
     try:
         store = open_store(path, create=False)

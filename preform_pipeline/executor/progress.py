@@ -201,6 +201,11 @@ class PlainReporter:
             self._counts[run_id] = [0, len(builds)]
             self._run_of.update((b.name, run_id) for b in builds)
             self._latest = run_id
+        if not builds:
+            # A repeat whose every model was skipped (or rejected) uses no server: "0 models
+            # on 1 simulated server" said one ran when none was started.
+            self._say(f"run {run_id}: nothing to prepare, no server started")
+            return
         models = sum(len(b.models) for b in builds)
         self._say(
             f"run {run_id}: {counted(len(builds), 'build')}, {counted(models, 'model')} on "

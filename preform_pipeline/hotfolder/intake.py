@@ -984,13 +984,36 @@ class Intake:
             remove_empty_dirs(previous.parent, processing)
 
     def requeue(self, job: Job) -> Job:
-        """A retried job (QUEUED, file in done/ or failed/) back into processing/."""
+        """A retried job (QUEUED, file in done/ or failed/) back into processing/; the
+        ``.error.txt`` that failed/ kept beside it goes (:meth:`_drop_old_note`)."""
         if not job.source_path.exists() and not self.finish_move(job):
             return self.store.transition(
                 job.id, JobState.FAILED, "its file is gone; cannot retry",
                 expect=JobState.QUEUED,
             )
-        return self._into_processing(job)
+        left = job.source_path
+        job = self._into_processing(job)
+        self._drop_old_note(job, left)
+        return job
+
+    def _drop_old_note(self, job: Job, left: Path) -> None:
+        """Remove the job's own ``.error.txt`` beside the place its file just left: the
+        retry made it stale, and one left in failed/ with no file beside it read as a
+        failure still to deal with (session 32). The store keeps the reason (``jobs show``
+        history). A note of another job, or not ours, is left alone."""
+        note = left.with_name(left.name + ERROR_SUFFIX)
+        if not (is_own_note(note) and _notes_name(left, job, suffixes=(ERROR_SUFFIX,))):
+            return
+        try:
+            note.unlink()
+        except OSError as exc:  # the retry goes on; the stale note is only a stale note
+            log.warning("old_note_not_removed", job_key=job.job_key, path=str(note),
+                        error=str(exc))
+            return
+        log.info("old_note_removed", job_key=job.job_key, path=str(note))
+        place = place_of(job)
+        if place is not None:  # a case's folder in failed/, now empty, goes with its notes
+            remove_empty_dirs(note.parent, self.inbox_of(place).folder("failed"))
 
     def in_drop_area(self, path: Path) -> bool:
         """True when ``path`` is in an inbox and not in one of its outcome folders."""
@@ -1001,11 +1024,15 @@ class Intake:
         return False
 
 
-def _notes_name(name: Path, job: Job) -> bool:
-    """Whether the notes beside ``name`` (its file absent) are ``job``'s own: a settle of it
-    was cut short (a crash, or another node's settle that lost the race) after the note."""
+def _notes_name(name: Path, job: Job, *,
+                suffixes: Collection[str] = (REPORT_SUFFIX, ERROR_SUFFIX)) -> bool:
+    """Whether the notes beside ``name`` (of ``suffixes``) are ``job``'s own: a settle of it
+    was cut short (a crash, or another node's settle that lost the race) after the note, or
+    a retry took it back from beside them."""
     key = job.job_key
     for suffix, mark in ((REPORT_SUFFIX, f'"job_key": "{key}"'), (ERROR_SUFFIX, f"Job: {key} ")):
+        if suffix not in suffixes:
+            continue
         try:
             if mark in name.with_name(name.name + suffix).read_text(encoding="utf-8"):
                 return True

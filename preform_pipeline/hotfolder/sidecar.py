@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -239,7 +240,7 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
             hint="write one `name: value` per line (YAML) or a JSON object",
         )
     # The loader's reading (JSON reads as YAML too) places every problem below.
-    root, problems = parse_yaml(source, str(path), kind="sidecar")
+    root, problems = parse_yaml(_placeable(source), str(path), kind="sidecar")
     duplicate = _first_duplicate(problems, path)
     if duplicate is not None:
         raise duplicate
@@ -283,6 +284,19 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
         fields=MappingProxyType(values),
         sources=(path,),
     )
+
+
+#: The escape of half a character: ``\ud800`` (JSON, YAML) or ``\U0000d800`` (YAML). The
+#: values' reading takes it (JSON joins a pair into one character); the loader's reading,
+#: which only places problems, refuses it, and a lone one's refusal had no line and column.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\(?:u|U0000)[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _placeable(source: str) -> str:
+    """``source`` with each surrogate escape written as an escape of a plain character of
+    the same length: the loader's reading then gives every key and value its place, which
+    is all it is read for (the values come from :func:`_load`)."""
+    return _SURROGATE_ESCAPE.sub(lambda m: m.group(0)[:-4] + "0041", source)
 
 
 def _first_duplicate(problems: Sequence[Problem], path: Path) -> SidecarError | None:

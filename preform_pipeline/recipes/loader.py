@@ -22,7 +22,6 @@ removes what the base set, and ``name`` is never inherited. Cycles are reported 
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +33,13 @@ import yaml
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.wording import quoted
-from preform_pipeline.yamlerrors import describe_bad_value, describe_yaml_error, format_json_path
+from preform_pipeline.yamlerrors import (
+    describe_bad_value,
+    describe_not_finite,
+    describe_yaml_error,
+    format_json_path,
+    is_finite,
+)
 
 __all__ = [
     "EXTENDS_KEY",
@@ -62,6 +66,9 @@ MAX_EXTENDS_DEPTH: Final = 16
 
 _CORE = "tag:yaml.org,2002:"
 _TYPED_SCALAR_TAGS: Final = frozenset(_CORE + t for t in ("null", "bool", "int", "float"))
+#: The documents whose every number is a size, a time, a count or an angle: one that is not
+#: finite is refused where it stands (a sidecar's values are text).
+FINITE_KINDS: Final = frozenset({"recipe", "settings file"})
 _TEXT_SCALAR_TAGS: Final = frozenset({_CORE + "str", _CORE + "timestamp", "!"})
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
@@ -214,13 +221,9 @@ class _Builder:
                 self.problem(node.start_mark, describe_bad_value(tag, str(node.value), exc),
                              path)
                 return str(node.value)
-            if self.kind == "recipe" and not _finite(value):
-                # Every number of a recipe is a size, a time, a count or an angle: .nan was
-                # taken where a minimum stood (NaN compares false), and an integer beyond a
-                # float ended validate with an OverflowError (exit 70).
-                self.problem(node.start_mark, f"{quoted(str(node.value))} is not a finite "
-                             "number; NaN, infinities and numbers beyond about 1.8e308 are of "
-                             "no use in a recipe", path)
+            if self.kind in FINITE_KINDS and not is_finite(value):
+                self.problem(node.start_mark, describe_not_finite(str(node.value), self.kind),
+                             path)
                 return str(node.value)
             return value
         if tag not in _TEXT_SCALAR_TAGS:
@@ -273,18 +276,6 @@ class _Builder:
             built = self.build(source, path, None)
             for key, child in built.mapping.items():
                 merged.setdefault(key, child)  # earlier merge sources win, as YAML says
-
-
-def _finite(value: Any) -> bool:
-    """False for a number that is NaN, infinite, or an integer beyond a float."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        try:
-            float(value)
-        except OverflowError:
-            return False
-    return True
 
 
 def parse_yaml(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.yamlerrors import describe_not_finite, is_finite
 
 __all__ = [
     "ENVIRONMENT_VARIABLES",
@@ -99,7 +100,11 @@ def _read_env_value(var: EnvironmentVariable, text: str) -> Any:
         if kind == "int":
             return int(text.strip())
         if kind == "number":
-            return float(text.strip())
+            number = float(text.strip())  # takes "nan" and "inf", as a settings file did
+            if not is_finite(number):
+                raise ConfigError(describe_not_finite(text.strip(), "setting"), source=source,
+                                  hint=f"fix or unset {var.name}")
+            return number
         if kind == "level":
             return text.strip().upper()
         if kind == "words":

@@ -51,7 +51,7 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
             hint="save the settings file as UTF-8 text",
         ) from None
     try:
-        data = safe_load(text)
+        data = safe_load(text, finite_in="settings file")
     except yaml.YAMLError as exc:
         line, column, message = describe_yaml_error(exc, text)
         raise SettingsError(

@@ -36,6 +36,7 @@ __all__ = [
     "PAGE_ROWS",
     "QUEUE_PAGE_ROWS",
     "BuildPage",
+    "CaseReason",
     "CaseRow",
     "PrinterRow",
     "QueueFilter",
@@ -151,6 +152,14 @@ def why(state: JobState, reason: str) -> str:
 
 
 @dataclass(frozen=True)
+class CaseReason:
+    """One reason of a case and the files (as the Failed page shows them) it was given for."""
+
+    text: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CaseRow:
     """One case (the jobs with one case id; a job without one is a case of its own)."""
 
@@ -167,6 +176,17 @@ class CaseRow:
     @property
     def files(self) -> str:
         return ", ".join(j.original_name for j in self.jobs)
+
+    @property
+    def reasons(self) -> tuple[CaseReason, ...]:
+        """Each distinct reason once, in the order its first job came, with the files it is
+        the reason for: a five-file case refused for its sidecar said the same sentence five
+        times, run together (session 32)."""
+        located = self.located or tuple(j.original_name for j in self.jobs)
+        files: dict[str, list[str]] = {}
+        for job, where in zip(self.jobs, located, strict=True):
+            files.setdefault(job.reason, []).append(where)
+        return tuple(CaseReason(text, tuple(names)) for text, names in files.items())
 
     @property
     def target(self) -> str:

@@ -64,6 +64,12 @@ class TestRepeatedRuns:
         assert sorted(e["path"] for e in second.events_named("model_skipped")) == sorted(
             str(m) for m in models)
         assert len(fleet_jobs(tmp_path)) == printed
+        # Nothing to prepare starts no server, and the run says so (session 32: "0 models on
+        # 1 simulated server" and SIMULATED, with no server started).
+        assert "servers started" not in second.stdout
+        assert "nothing to prepare, no server started" in second.stdout
+        assert "simulated server" not in second.stdout
+        assert "SIMULATED" not in second.stdout
 
         each = run_cli(tmp_path, [*argv, "-v"])
         assert each.returncode == 0, each.stderr[-3000:]

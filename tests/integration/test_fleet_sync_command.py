@@ -88,7 +88,7 @@ class TestFleetSync:
 
         assert dry.returncode == 0, dry.stderr
         assert dry.stdout.splitlines() == [
-            "Plan (6 changes):",
+            "plan (6 changes):",
             '  + create group "Dental lab"',
             '  ~ group "Dental lab": remote printing off',
             '  + group "Dental lab": add member tech@lab.example as administrator',
@@ -96,14 +96,14 @@ class TestFleetSync:
             '  > group "Dental lab": move in SimulatedForm4-1 (from "SimulatedGroup-Form4"), '
             'SimulatedForm4-2 (from "SimulatedGroup-Form4")',
             '  - delete group "SimulatedGroup-Form4"',
-            "Dry run: nothing was changed.",
+            "dry run: nothing was changed",
         ]
         assert dashboard_groups(dashboard) == before
 
         applied = sync(python_exe, settings, dashboard)
 
         assert applied.returncode == 0, applied.stderr
-        assert applied.stdout.splitlines()[-1] == "Applied 6 changes."
+        assert applied.stdout.splitlines()[-1] == "applied 6 changes"
         assert dashboard_groups(dashboard) == {
             "Simulated printers": (
                 "SimulatedForm4B-1", "SimulatedForm4L-1", "SimulatedForm3-1", "SimulatedFuse1-1"
@@ -115,7 +115,7 @@ class TestFleetSync:
 
         assert again.returncode == 0, again.stderr
         assert again.stdout.splitlines() == [
-            "No difference: the Dashboard's groups match the settings."
+            "no difference: the Dashboard's groups match the settings"
         ]
         secret = dashboard.credentials.client_secret
         for output in (dry, applied, again):

@@ -14,6 +14,8 @@ import pytest
 from preform_pipeline.cli import run
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, JobPlace
+from preform_pipeline.settings import default_store_path
+from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
 S = JobState
@@ -129,6 +131,26 @@ class TestList:
         assert invoke("--store", str(path)) == (0, f"no jobs (no job store at {path} yet)\n", "")
         assert not path.exists()
 
+    def test_with_only_the_rehearsal_store_jobs_and_verify_say_where_the_jobs_are(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Trial (session 33): after the README's first command, `jobs` and `verify` said
+        # only "no job store" while the run had recorded its jobs in the rehearsal store.
+        for name in ("PREFORM_PIPELINE_SETTINGS", "PREFORM_PIPELINE_STORE_PATH",
+                     "PREFORM_PIPELINE_STORE_URL"):
+            monkeypatch.delenv(name, raising=False)
+        default = default_store_path()
+        rehearsal = default.with_name(REHEARSAL_STORE_FILENAME)
+        rehearsal.parent.mkdir(parents=True, exist_ok=True)
+        SqliteJobStore(rehearsal).close()
+        aside = (f"; simulated runs record their jobs in the rehearsal store beside it: "
+                 f"`preform-pipeline jobs --store {rehearsal}` lists them")
+        assert invoke() == (0, f"no jobs (no job store at {default} yet{aside})\n", "")
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert run(["verify"], stdout, stderr) == 0
+        assert stdout.getvalue() == f"no job store at {default}: nothing to verify{aside}\n"
+        assert not default.exists()
+
     def test_the_store_comes_from_the_environment_or_the_settings_file(
         self, lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -188,6 +210,39 @@ class TestShow:
         assert f"build       {build.id}  {build.job_key}  print_error" in out
         assert f"job pj-9 on Form4-A, named 'case 7 {build.job_key}'" in out
         assert "verified    ERROR at " in out and ": tank empty" in out
+
+    def test_a_refused_print_says_it_was_not_sent_and_invents_no_job(self, lab: Lab) -> None:
+        # Session 32: a refused print showed "job ? on <queue>", as if a job were lost.
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.PRINT_SENDING, "sending", printer="queue-7",
+                                   job_name="case 7")
+        lab.store.transition_build(build.id, S.FAILED,
+                                   "the server refused the print: NOT_LOGGED_IN")
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        line = next(x for x in out.splitlines() if x.startswith("print "))
+        assert line.split(None, 1)[1].startswith(
+            "not sent: queue-7 did not take it (the reason says why), named 'case 7', tried ")
+        assert "?" not in line
+        # Its state's meaning names a refused print (it said "preparation failed" only).
+        assert "  preparation failed, the print was refused, or the file could not be used" in out
+
+    @pytest.mark.parametrize(("state", "words"), [
+        (S.PRINT_SENDING, "being sent to queue-7, no answer yet, named 'case 7', since "),
+        (S.PRINT_SENT, "taken by queue-7, which gave no job id, named 'case 7', sent "),
+        (S.UNVERIFIED, "not known whether queue-7 took it (the reason says how to settle it)"),
+    ])
+    def test_a_print_without_a_job_id_says_what_is_known(
+        self, lab: Lab, state: JobState, words: str
+    ) -> None:
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.PRINT_SENDING, "sending", printer="queue-7",
+                                   job_name="case 7")
+        if state is not S.PRINT_SENDING:
+            lab.store.transition_build(build.id, state, f"to {state}")
+        _, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        line = next(x for x in out.splitlines() if x.startswith("print "))
+        assert line.split(None, 1)[1].startswith(words)
 
     def test_an_unknown_job_is_an_error(self, lab: Lab) -> None:
         lab.job("a.stl")

@@ -123,6 +123,13 @@ class TestPlainLines:
         assert _lines(stream)[0] == "run run-1: 1 build, 1 model on 1 simulated server"
         assert _lines(stream)[1].endswith(" (1/1 build done)")
 
+    def test_a_run_with_nothing_to_prepare_claims_no_server(self) -> None:
+        # A repeat whose every model was skipped said "0 builds, 0 models on 1 simulated
+        # server" though none was started (session 32).
+        stream = io.StringIO()
+        PlainReporter(stream).run_started("run-1", (), servers=1, simulated=True)
+        assert _lines(stream) == ["run run-1: nothing to prepare, no server started"]
+
     def test_a_daemons_second_batch_counts_its_own_builds(self) -> None:
         # The hot folder gives every batch one reporter: its second batch said "(2/1 build
         # done)" (session 30, a newcomer's `watch`).

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from preform_pipeline.hotfolder.files import error_note
 from preform_pipeline.hotfolder.intake import (
     HOTFOLDER_FIELD,
     Drop,
@@ -253,6 +255,52 @@ class TestSettling:
         assert job.state is JobState.PROCESSING
         assert job.source_path.read_bytes() == tetra_stl_bytes(0)
         assert not (inbox.folder("failed") / "part.stl").exists()
+
+    def test_a_retry_removes_the_jobs_old_note_and_no_other(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # Session 32: the old note stayed in failed/ with no file beside it, read as a
+        # failure still to deal with while the file printed.
+        intake, job = self.take(store, inbox)
+        job = store.transition(job.id, JobState.FAILED, "bad")
+        job = intake.settle(job, ok=False, note=error_note(
+            what="bad", where="preparing", file=str(job.source_path), todo="fix it", job=job))
+        note = inbox.folder("failed") / "part.stl.error.txt"
+        assert note.exists()
+        other = inbox.folder("failed") / "other.stl.error.txt"
+        other.write_text(note.read_text(encoding="utf-8"), encoding="utf-8")
+        with capture_logs() as logs:
+            intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
+        assert not note.exists()
+        assert other.exists()  # beside no file this retry took back
+        assert [e for e in logs if e["event"] == "old_note_removed"] == [{
+            "event": "old_note_removed", "job_key": job.job_key, "path": str(note),
+            "log_level": "info"}]
+
+    def test_a_retried_cases_emptied_folder_in_failed_goes_with_its_notes(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(drop_file(inbox, "C-1/part.stl", tetra_stl_bytes(0))).taken
+        job = store.transition(job.id, JobState.FAILED, "bad")
+        job = intake.settle(job, ok=False, note=error_note(
+            what="bad", where="preparing", file=str(job.source_path), todo="fix it", job=job))
+        assert (inbox.folder("failed") / "C-1" / "part.stl.error.txt").exists()
+        intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
+        assert list(inbox.folder("failed").iterdir()) == []
+
+    def test_a_note_a_user_wrote_in_its_place_is_kept(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake, job = self.take(store, inbox)
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "bad"), ok=False,
+                            note="What failed: bad\n")  # names no job: not this job's own
+        note = inbox.folder("failed") / "part.stl.error.txt"
+        # A report beside it naming the job does not make the note the job's own.
+        report = inbox.folder("failed") / "part.stl.report.json"
+        report.write_text(f'{{"job_key": "{job.job_key}"}}', encoding="utf-8")
+        intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
+        assert note.read_text(encoding="utf-8") == "What failed: bad\n"
 
 
 class OvertakingStore:

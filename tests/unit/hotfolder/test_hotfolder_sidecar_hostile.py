@@ -58,6 +58,29 @@ class TestAProblemIsPlacedLikeARecipes:
         path.write_text(text, encoding="utf-8")
         assert _refusal(path).message == f"{path}:{where}: {reason}"
 
+    @pytest.mark.parametrize(("name", "text", "where"), [
+        ("part.json", '{"customer": "ACME",\n "case_id": "C-\\ud8007"}', "2:13"),
+        ("part.yaml", 'customer: ACME\ncase_id:  "C-\\U0000DC007"\n', "2:11"),
+    ])
+    def test_half_a_character_is_placed_at_its_value(
+        self, tmp_path: Path, name: str, text: str, where: str
+    ) -> None:
+        # Session 32: the loader's reading refused the escape, so the refusal had no place.
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        assert _refusal(path).message.startswith(
+            f"{path}:{where}: $.case_id: holds a lone surrogate escape (such as \\ud800, ")
+
+    def test_a_json_pair_of_halves_is_one_character_and_other_problems_keep_their_place(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "part.json"
+        path.write_text('{"customer": "\\ud83d\\ude00 ACME",\n  "colour": "red"}',
+                        encoding="utf-8")
+        assert _refusal(path).message.startswith(f"{path}:2:3: $.colour: unknown field ")
+        path.write_text('{"customer": "\\ud83d\\ude00 ACME"}', encoding="utf-8")
+        assert read_sidecar(path).fields["customer"] == "\U0001f600 ACME"
+
     def test_a_key_yaml_reads_as_another_type_keeps_its_file_without_a_place(
         self, tmp_path: Path
     ) -> None:

@@ -47,6 +47,26 @@ class TestValidateSettings:
         assert "did you mean 'base_port'" in out
         assert lines[-1] == f"{path}: 4 problems (checked against settings schema)"
 
+    def test_numbers_that_are_not_finite_are_each_refused_at_their_place(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 32: recipes refused .nan and .inf, settings took them (NaN passes every
+        # minimum); the rule is the recipe's, said for a settings file.
+        path = tmp_path / "settings.yaml"
+        path.write_text("servers:\n  startup_timeout_s: .nan\nverify:\n  interval_s: -.inf\n"
+                        f"store:\n  lease_s: 1{'0' * 400}\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert code == 1
+        found = [m for m in map(LINE.match, out.splitlines()) if m]
+        assert [(m["path"], int(m["line"]), int(m["col"])) for m in found] == [
+            ("$.servers.startup_timeout_s", 2, 22),
+            ("$.verify.interval_s", 4, 15),
+            ("$.store.lease_s", 6, 12),
+        ]
+        assert all(m["msg"].endswith("is not a finite number; NaN, infinities and numbers "
+                                     "beyond about 1.8e308 are of no use in a settings file")
+                   for m in found)
+
     def test_a_valid_settings_file_is_ok(self, tmp_path: Path) -> None:
         path = tmp_path / "settings.yaml"
         path.write_text("servers:\n  count: 1\n", encoding="utf-8")

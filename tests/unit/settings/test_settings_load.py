@@ -169,6 +169,13 @@ class TestEnvironment:
         assert "PREFORM_PIPELINE_SERVER_COUNT" in str(caught.value)
         assert "'many'" in str(caught.value)
 
+    @pytest.mark.parametrize("written", ["nan", "inf", "-Infinity", "1e999"])
+    def test_a_number_that_is_not_finite_names_the_variable(self, written: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            load_settings(None, env={"PREFORM_PIPELINE_NODE_LEASE_S": written})
+        assert "environment variable PREFORM_PIPELINE_NODE_LEASE_S" in str(caught.value)
+        assert f"'{written}' is not a finite number" in str(caught.value)
+
     def test_a_variable_breaking_the_schema_is_named_as_the_source(self, tmp_path: Path) -> None:
         text = _error(tmp_path, FULL, env={"PREFORM_PIPELINE_SERVER_COUNT": "-1"})
         assert "environment variable PREFORM_PIPELINE_SERVER_COUNT" in text
@@ -224,6 +231,18 @@ class TestErrors:
     def test_invalid_yaml_gives_line_and_column(self, tmp_path: Path) -> None:
         text = _error(tmp_path, "servers:\n  count: [1\n")
         assert re.search(r"settings\.yaml:\d+:\d+: \$: YAML syntax error", text)
+
+    @pytest.mark.parametrize("written", [".nan", ".inf", "-.Inf", "1.0e+999", "1" + "0" * 400])
+    def test_a_number_that_is_not_finite_is_refused_at_its_place(
+        self, tmp_path: Path, written: str
+    ) -> None:
+        # Session 32: a settings file took .nan and .inf (NaN compares false with every
+        # minimum of the schema), where a recipe refuses them.
+        text = _error(tmp_path, f"servers:\n  startup_timeout_s: {written}\n")
+        assert "settings.yaml:2:22: $: '" in text
+        assert ("is not a finite number; NaN, infinities and numbers beyond about 1.8e308 "
+                "are of no use in a settings file") in text
+        assert "correct the value there" in text
 
     def test_a_file_that_is_not_a_mapping_is_an_error(self, tmp_path: Path) -> None:
         assert "expected a mapping of sections" in _error(tmp_path, "- servers\n")

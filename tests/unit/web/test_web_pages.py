@@ -94,6 +94,40 @@ class TestPages:
         history = httpx.get(served.url + "/history", headers=AUTH).text
         assert "awaiting approval" in history and "rejected by olivia (web)" in history
 
+    def test_a_cases_reason_is_said_once_and_its_files_listed(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # Session 32: a five-file case refused for its sidecar said its reason five times, run
+        # together; two reasons are each said once, with the files they are for.
+        def failed(name: str, reason: str) -> None:
+            job = served.store.create_job(recipe="crowns", source_path=tmp_path / name,
+                                          case_id="C-9", state=JobState.PROCESSING)
+            served.store.transition(job.id, JobState.FAILED, reason)
+
+        for name in ("a.stl", "b.stl", "c.stl"):
+            failed(name, "the sidecar C-9.yaml is broken")
+        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        row = re.search(r'<tr data-case="C-9">(.*?)</tr>', page, re.S)
+        assert row is not None, page
+        reason = re.search(r'<td data-label="Reason" class="reason">(.*?)</td>', row.group(1),
+                           re.S)
+        assert reason is not None
+        assert reason.group(1).count("the sidecar C-9.yaml is broken") == 1
+        assert reason.group(1) == "<p>the sidecar C-9.yaml is broken</p>"
+        assert [n for n in ("a.stl", "b.stl", "c.stl") if n in row.group(1)] == [
+            "a.stl", "b.stl", "c.stl"]
+
+        failed("d.stl", "too large for the platform")
+        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        row = re.search(r'<tr data-case="C-9">(.*?)</tr>', page, re.S)
+        assert row is not None
+        cell = re.search(r'class="reason">(.*?)</td>', row.group(1), re.S)
+        assert cell is not None
+        said = [html.unescape(re.sub(r"<[^>]+>", "", p))
+                for p in re.findall(r"<p>(.*?)</p>", cell.group(1), re.S)]
+        assert said == ["the sidecar C-9.yaml is brokenfor a.stl, b.stl, c.stl",
+                        "too large for the platformfor d.stl"]
+
     def test_a_missing_build_is_a_404_page(self, served: Served) -> None:
         assert httpx.get(served.url + "/builds/999", headers=AUTH).status_code == 404
 
