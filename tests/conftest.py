@@ -33,6 +33,8 @@ from tests.openapi_contract import (
 )
 from tests.pg_cluster import PgCluster, require_postgres
 from tests.reaper import say_goodbye, watch_this_process
+from tests.rewrite_cache import UNAVAILABLE as REWRITE_CACHE_UNAVAILABLE
+from tests.rewrite_cache import write_rewritten_modules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -205,6 +207,17 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     config.pluginmanager.register(SkipLedger(), "preform-pipeline-skip-ledger")
     _compile_package()
+    # Each worker used to rewrite the asserts of every test module itself (PYTHONDONTWRITEBYTECODE
+    # keeps pytest from caching them): about 14 s of CPU a worker, three times a run.
+    if write_rewritten_modules(config) == REWRITE_CACHE_UNAVAILABLE:
+        config.issue_config_time_warning(
+            pytest.PytestWarning(
+                "this pytest lacks the functions tests/rewrite_cache.py writes rewritten test "
+                "modules with: each worker rewrites them itself (slower, not wrong); see "
+                "tests/suite/test_suite_rewrite_cache.py"
+            ),
+            stacklevel=2,
+        )
 
 
 def _compile_package() -> None:
