@@ -81,6 +81,20 @@ class TestCommandStarts:
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
 
 
+class TestSimulatorStart:
+    """A simulated PreFormServer (the pool starts one per server) reads its fleet without
+    the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
+
+    def test_the_device_list_imports_no_http_client(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, preform_pipeline.simulator.devices; "
+             "print(sorted({'httpx', 'preform_pipeline.cloud.auth'} & set(sys.modules)))"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+
 class TestCommandNames:
     """The CLI finds a command's module by its name, so the two must agree."""
 
