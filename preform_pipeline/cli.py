@@ -62,9 +62,18 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int: ...
 
 
-def _commands() -> list[Command]:
+#: A command's module is named as the command (``commands/jobs.py`` is ``jobs``).
+_MODULE_OF: dict[str, str] = {name.rpartition(".")[2]: name for name in COMMAND_MODULES}
+
+
+def _commands(argv: Sequence[str]) -> list[Command]:
+    # A line that starts with a command's name is parsed by that command alone, so only its
+    # module is imported: each pulls in its own stack (numpy, httpx, Starlette), a large part
+    # of every start. The top-level parser takes no part in such a line (its usage line names
+    # no command), so what it says is the same. Anything else (--help, a typo) lists them all.
     # Every listed command exists: a missing module is a packaging bug and fails loudly.
-    return [importlib.import_module(name) for name in COMMAND_MODULES]
+    chosen = _MODULE_OF.get(argv[0]) if argv else None
+    return [importlib.import_module(name) for name in ((chosen,) if chosen else COMMAND_MODULES)]
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
@@ -75,7 +84,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     by_name: dict[str, Command] = {}
-    for command in _commands():
+    for command in _commands(argv):
         sp = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(sp)
         by_name[command.NAME] = command

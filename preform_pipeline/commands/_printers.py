@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from preform_pipeline.api import PreFormClient
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
-from preform_pipeline.servers.simfleet import printer_json
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 
@@ -46,6 +44,9 @@ def printers_of_server(
     url: str, *, timeout_s: float, catalogue: Catalogue = DEFAULT_CATALOGUE
 ) -> KnownPrinters | None:
     """The devices the server at ``url`` lists (by id, and by address), None if unreachable."""
+    # Here, not at the top: the API client's httpx costs validate and plan when no --server.
+    from preform_pipeline.api import PreFormClient
+
     try:
         with PreFormClient(url, timeout=timeout_s, check_version_on_first_use=False) as client:
             devices = client.get_devices(timeout=timeout_s)
@@ -93,6 +94,9 @@ def simulated_fleet(settings: Settings) -> tuple[KnownPrinter, ...]:
     by serial and address, and the default Fleet Control queues (any machine type)."""
     known: list[KnownPrinter] = []
     if settings.simulated_fleet:
+        # Here, not at the top: the servers package (its pool, httpx) costs every validate.
+        from preform_pipeline.servers.simfleet import printer_json
+
         for i, declared in enumerate(settings.simulated_fleet):
             types = (declared.machine_type,)
             known.append(KnownPrinter(declared.name, types))

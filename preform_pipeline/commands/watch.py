@@ -68,7 +68,6 @@ from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
-from preform_pipeline.web.server import serving
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -159,6 +158,17 @@ def _pool_factory(settings: Settings) -> ServerPool:
         pool.close()
         raise
     return pool
+
+
+def _dashboard(serve: bool, daemon: HotFolderDaemon, web_client: WebApiClient | None,
+               out: TextIO) -> contextlib.AbstractContextManager[object]:
+    """``--serve``'s dashboard for the daemon's run, or nothing."""
+    if not serve:
+        return contextlib.nullcontext()
+    # Imported only here: the dashboard's Starlette, uvicorn and Jinja weigh on every start.
+    from preform_pipeline.web.server import serving
+
+    return serving(daemon, web_client, out)
 
 
 def _install_signals(daemon: HotFolderDaemon, err: TextIO) -> None:
@@ -290,7 +300,7 @@ def _run_locked(
             if daemon.stopping:
                 status = EXIT_OK
             else:
-                with serving(args.serve, daemon, cloud, stdout):
+                with _dashboard(args.serve, daemon, cloud, stdout):
                     status = daemon.run(once=args.once)
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)

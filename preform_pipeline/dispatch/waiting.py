@@ -20,15 +20,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState, JobStore
-from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
-from preform_pipeline.verify.tracking import PrinterClaims
+
+if TYPE_CHECKING:
+    from preform_pipeline.verify.targets import PrinterCandidate, PrinterSource
+    from preform_pipeline.verify.tracking import PrinterClaims
 
 __all__ = ["DEFAULT_POLL_INTERVAL_S", "Dispatched", "Dispatcher", "Send", "waiting_order"]
 
@@ -91,7 +93,13 @@ class Dispatcher:
         self.store = store
         #: The printers chosen and not yet sent to, shared with the batches that choose
         #: while this sends (the hot folder's); this dispatcher's own when None.
-        self.claims = claims if claims is not None else PrinterClaims(store)
+        if claims is None:
+            # Here, not at the top: ``jobs waiting`` reads waiting_order, not the executor's
+            # claims, and verify.tracking brings in the executor and numpy.
+            from preform_pipeline.verify.tracking import PrinterClaims
+
+            claims = PrinterClaims(store)
+        self.claims = claims
         #: Which waiting builds this dispatcher sends (None: all of them).
         self.only = only
         self.readiness = readiness

@@ -22,18 +22,24 @@ The ``hotfolders`` settings section lives in :mod:`preform_pipeline.settings.hot
 
 from __future__ import annotations
 
-from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
-from preform_pipeline.hotfolder.daemon import (
-    ExecutorFactory,
-    HotFolderDaemon,
-    PoolFactory,
-    RunnerLike,
-    load_recipes,
-)
-from preform_pipeline.hotfolder.intake import Drop, Intake, TakeResult
-from preform_pipeline.hotfolder.sidecar import SidecarValues, read_sidecar
-from preform_pipeline.hotfolder.stability import Check, StabilityTracker, Verdict
-from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot
+from typing import TYPE_CHECKING, Final
+
+from preform_pipeline.lazyexports import lazy_exports
+
+if TYPE_CHECKING:
+    from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
+    from preform_pipeline.hotfolder.daemon import (
+        ExecutorFactory,
+        HotFolderDaemon,
+        PoolFactory,
+        RunnerLike,
+        load_recipes,
+    )
+    from preform_pipeline.hotfolder.intake import Drop, Intake, TakeResult
+    from preform_pipeline.hotfolder.sidecar import SidecarValues, read_sidecar
+    from preform_pipeline.hotfolder.stability import Check, StabilityTracker, Verdict
+    from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot
+
 
 __all__ = [
     "Batch",
@@ -55,3 +61,40 @@ __all__ = [
     "load_recipes",
     "read_sidecar",
 ]
+
+#: Where each name lives: imported on first use (lazyexports.py), so importing one module of
+#: the package does not import all the others.
+_HOMES: Final = {
+    "preform_pipeline.hotfolder.batcher": (
+        "Batch",
+        "Batcher",
+        "BatchItem",
+    ),
+    "preform_pipeline.hotfolder.daemon": (
+        "ExecutorFactory",
+        "HotFolderDaemon",
+        "PoolFactory",
+        "RunnerLike",
+        "load_recipes",
+    ),
+    "preform_pipeline.hotfolder.intake": (
+        "Drop",
+        "Intake",
+        "TakeResult",
+    ),
+    "preform_pipeline.hotfolder.sidecar": (
+        "SidecarValues",
+        "read_sidecar",
+    ),
+    "preform_pipeline.hotfolder.stability": (
+        "Check",
+        "StabilityTracker",
+        "Verdict",
+    ),
+    "preform_pipeline.hotfolder.watcher": (
+        "InboxWatcher",
+        "WatchRoot",
+    ),
+}
+
+__getattr__ = lazy_exports(__name__, _HOMES)

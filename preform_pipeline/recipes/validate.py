@@ -18,9 +18,7 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from preform_pipeline.catalogue import ADAPTIVE, DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.errors import Problem, RecipeError
@@ -47,6 +45,9 @@ from preform_pipeline.recipes.semantic import (
     make_context,
     semantic_problems,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_SERVER_TIMEOUT_S",
@@ -314,6 +315,9 @@ def catalogue_from_server(
     fallback: Catalogue = DEFAULT_CATALOGUE,
 ) -> Catalogue:
     """The catalogue ``GET {url}/list-materials/`` answers, or ``fallback`` saying why not."""
+    # Here, not at the top: httpx costs every command's start, and only --server asks.
+    import httpx
+
     endpoint = url.rstrip("/") + "/list-materials/"
     try:
         with httpx.Client(timeout=timeout, transport=transport) as client:
@@ -336,6 +340,8 @@ def catalogue_from_server(
 
 
 def _reason(exc: Exception) -> str:
+    import httpx  # already imported by the caller
+
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     if isinstance(exc, httpx.TimeoutException):

@@ -37,9 +37,9 @@ from typing import Any, Final
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
 
+from .atomic import atomic_write_bytes
 from .cloud.outcomes import Outcome, load_outcomes
 from .protocol import Json, SimError
-from .scene import atomic_write_bytes
 
 __all__ = [
     "DEFAULT_GROUPS",

@@ -116,12 +116,9 @@ class WebServer:
 
 @contextlib.contextmanager
 def serving(
-    enabled: bool, daemon: HotFolderDaemon, web_client: WebApiClient | None, out: TextIO
-) -> Iterator[WebServer | None]:
+    daemon: HotFolderDaemon, web_client: WebApiClient | None, out: TextIO
+) -> Iterator[WebServer]:
     """``watch --serve``: the dashboard on the daemon's store while the daemon runs."""
-    if not enabled:
-        yield None
-        return
     server = WebServer(daemon.store, daemon.settings.web, daemon_sources(daemon, web_client),
                        jobs=jobs_command(daemon.settings))
     server.start()

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs
 
+from preform_pipeline.simulator.atomic import atomic_write_bytes
 from preform_pipeline.simulator.protocol import SimError
-from preform_pipeline.simulator.scene import atomic_write_bytes
 
 from . import records
 from .records import Record

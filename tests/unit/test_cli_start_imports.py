@@ -1,0 +1,104 @@
+"""A command's start imports what its own path needs, not every command's stack.
+
+Hundreds of command lines start in the suite and in a user's day; each paid ~0.3-0.6 s of CPU
+for modules it never used (every command module, numpy, httpx, the dashboard's Starlette).
+Each case runs one real command line in a fresh interpreter and lists what it imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.store import SqliteJobStore
+from tests.conftest import RECIPES, REPO_ROOT
+
+TIMEOUT_S = 60.0
+
+#: Runs one command line through the CLI's own run() and prints the modules it imported on
+#: its last line (argparse's --help prints on the real stdout before it).
+CHILD = """
+import io, json, sys
+from preform_pipeline.cli import run
+status = run(sys.argv[1:], io.StringIO(), io.StringIO())
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
+"""
+
+#: Every command module but the one named.
+def _other_commands(name: str) -> tuple[str, ...]:
+    return tuple(module for module in COMMAND_MODULES if not module.endswith(f".{name}"))
+
+
+def imported_by(argv: list[str], home: Path) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *argv], cwd=REPO_ROOT, capture_output=True, text=True,
+        timeout=TIMEOUT_S, env={"HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+                                "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.splitlines()[-1])
+    return answer["status"], set(answer["modules"])
+
+
+class TestCommandStarts:
+    """The command typed is imported alone, and its path leaves the others' stacks out."""
+
+    def test_validate_checks_the_simulated_fleet_without_numpy_httpx_or_the_pool(
+        self, tmp_path: Path
+    ) -> None:
+        status, modules = imported_by(
+            ["validate", str(RECIPES / "engineering-grey-form4.yaml")], tmp_path)
+        assert status == 0
+        # The printer check ran (default settings run simulated): the path was taken.
+        assert "preform_pipeline.simulator.fleet" in modules
+        assert not {"numpy", "httpx", "preform_pipeline.servers.pool"} & modules
+        assert not set(_other_commands("validate")) & modules
+
+    def test_jobs_lists_a_store_without_the_executor_the_daemon_or_httpx(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        status, modules = imported_by(["jobs", "--store", str(tmp_path / "jobs.sqlite3")],
+                                      tmp_path)
+        assert status == 0
+        assert "preform_pipeline.commands.jobs" in modules
+        assert not {"httpx", "starlette", "preform_pipeline.executor.runner",
+                    "preform_pipeline.hotfolder.daemon", "preform_pipeline.verify.tracking",
+                    "preform_pipeline.cloud.auth"} & modules
+        assert not set(_other_commands("jobs")) & modules
+
+    def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
+        self, tmp_path: Path
+    ) -> None:
+        status, modules = imported_by(["watch", "--help"], tmp_path)
+        assert status == 0
+        assert "preform_pipeline.commands.watch" in modules
+        assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
+
+
+class TestSimulatorStart:
+    """A simulated PreFormServer (the pool starts one per server) reads its fleet without
+    the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
+
+    def test_the_device_list_imports_no_http_client(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, preform_pipeline.simulator.devices; "
+             "print(sorted({'httpx', 'preform_pipeline.cloud.auth'} & set(sys.modules)))"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+
+class TestCommandNames:
+    """The CLI finds a command's module by its name, so the two must agree."""
+
+    @pytest.mark.parametrize("module_name", COMMAND_MODULES)
+    def test_each_command_is_named_as_its_module(self, module_name: str) -> None:
+        named = importlib.import_module(module_name).NAME
+        assert named == module_name.rpartition(".")[2]
