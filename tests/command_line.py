@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["TIMEOUT_S", "InProcess", "in_a_process", "user_environment"]
+__all__ = ["TIMEOUT_S", "InProcess", "in_a_process", "in_process", "user_environment"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Upper bound of one command line's process; reached only when something is broken.
@@ -85,3 +85,9 @@ class InProcess:
                 logging.getLogger("preform_pipeline").handlers.clear()
             out, err = self._capfd.readouterr()
         return subprocess.CompletedProcess(["preform-pipeline", *argv], status, out, err)
+
+
+@pytest.fixture
+def in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
+    """The command line run in the test's process (the module's docstring says when)."""
+    return InProcess(capfd, monkeypatch)

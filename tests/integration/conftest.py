@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.command_line import InProcess
+from tests.command_line import in_process
 
 __all__ = ["in_process", "webhook"]
 
@@ -40,9 +40,3 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def in_process(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> InProcess:
-    """The command line run in the test's process (``tests/command_line.py`` says when)."""
-    return InProcess(capfd, monkeypatch)
