@@ -2,11 +2,12 @@
 
 Real subprocesses: two ``run`` command lines on one SQLite job store, each with its own pool
 of simulator processes, one simulated Form 4 in a shared fleet folder. The first run's claims
-last 1 s (``short_claim_lease_child.py``, a seam for the lease only) and its simulator spends
-about 17 s on the print request (realistic latency, scaled), far past the lease. A second run
-for ``printer: auto`` comes while that request is on the way, after the first claim would
-have run out unrenewed: the printer is not free for it (its build is left waiting in the
-store), and the printer prints once, the first run's build.
+last 1 s (``short_claim_lease_child.py``, a seam for the lease only) and its simulator holds
+the print request until the test lets it go (``held_print_engine.py``, the simulator's seam
+for a stand-in engine), far past the lease. A second run for ``printer: auto`` comes while
+that request is on the way, after the first claim would have run out unrenewed: the printer
+is not free for it (its build is left waiting in the store), and the printer prints once, the
+first run's build.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from held_print_engine import RELEASE_ENV
 from run_e2e_support import environment, fleet_jobs, write_recipe
 
 from preform_pipeline.geometry import write_stl
@@ -29,9 +31,8 @@ from preform_pipeline.store import JobState, SqliteJobStore, extract_key
 CHILD = Path(__file__).resolve().parent / "short_claim_lease_child.py"
 PRINTER = "Form4-Only"
 LEASE_S = 1.0
-#: The first run's simulator: every operation 10x its realistic price, so the print request
-#: alone takes ~17 s (1.7 s unscaled for one small model).
-SLOW = ("--latency=realistic", "--time-scale=10")
+#: The first run's simulator: its print request waits for the test's release file.
+HELD = ("--engine=tests.e2e.held_print_engine:HeldPrintEngine",)
 STEPS = """\
 steps:
   - save_form
@@ -85,11 +86,12 @@ class TestARunsClaimOutlivesItsLease:
         write_recipe(tmp_path, STEPS)
         _settings(tmp_path)
         store_path = tmp_path / "jobs.db"
-        first_argv = _argv(tmp_path, "first", tmp_path / "a.stl", 20.0, *SLOW)
+        first_argv = _argv(tmp_path, "first", tmp_path / "a.stl", 20.0, *HELD)
+        release = tmp_path / "release-the-print"
         with (tmp_path / "first.out").open("wb") as out:
             first = subprocess.Popen([sys.executable, str(CHILD), str(LEASE_S), *first_argv],
-                                     cwd=tmp_path, env=environment(), stdout=out,
-                                     stderr=subprocess.STDOUT)
+                                     cwd=tmp_path, env={**environment(), RELEASE_ENV: str(release)},
+                                     stdout=out, stderr=subprocess.STDOUT)
         try:
             wait_for(lambda: bool(_sending(store_path)) or first.poll() is not None, 120,
                      interval=0.1, what="the first run's print request under way")
@@ -103,6 +105,7 @@ class TestARunsClaimOutlivesItsLease:
                 env=environment(), cwd=tmp_path, check=False)
             # The second run chose while the first's print request was still on the way.
             assert _sending(store_path) == [key]
+            release.touch()
             assert first.wait(120) == 0, (tmp_path / "first.out").read_text(errors="replace")
         finally:
             if first.poll() is None:

@@ -1,4 +1,5 @@
-"""Fixtures shared by the integration tests: a webhook receiver on 127.0.0.1."""
+"""Fixtures shared by the integration tests: a webhook receiver on 127.0.0.1, the command
+line in the test's process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-__all__ = ["webhook"]
+from tests.command_line import in_process
+
+__all__ = ["in_process", "webhook"]
 
 
 class _Webhook(BaseHTTPRequestHandler):

@@ -1,48 +1,39 @@
 """A path typed wrong on the command line: the error says it is not there, and what helps.
 
-Real subprocesses of the command line, as a user types it, with no settings in the
-environment unless a test puts them there.
+As a user types it, with no settings in the environment unless a test puts them there: a
+real subprocess of the command line for ``run``'s refusal of a missing settings file, the
+command line in the test's process for the others, which are refused before anything
+starts (``tests/command_line.py``).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 60.0
+from tests.command_line import InProcess
+from tests.command_line import in_a_process as _cli
+
 SETTINGS_ENV = "PREFORM_PIPELINE_SETTINGS"
-
-
-def _cli(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None,
-         ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 class TestMissingSettingsFile:
     """A settings file named on the command line that is not there: check the path."""
 
-    # One command line a test: three starts in one test took up to 10 s beside two busy
-    # loops (session 31), and a loaded machine stretches one start to a minute (session 30).
+    # ``run``'s in a real process (one command line a test: a loaded machine stretches one
+    # start to a minute, session 30); the others' are the same path, in the test's process.
     @pytest.mark.parametrize("command", ["run", "watch", "jobs"])
     def test_each_command_names_the_file_and_says_to_check_the_path(
-        self, tmp_path: Path, repo_root: Path, command: str
+        self, tmp_path: Path, in_process: InProcess, repo_root: Path, command: str
     ) -> None:
         recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
         argv = {"run": ("run", recipe, model, "--dry-run", "--settings", "setings.yaml"),
                 "watch": ("watch", "setings.yaml", "--once"),
                 "jobs": ("jobs", "--settings", "setings.yaml")}[command]
-        done = _cli(tmp_path, *argv)
+        done = (_cli if command == "run" else in_process)(tmp_path, *argv)
         assert done.returncode == 1, done.stderr
         assert done.stderr == (f"error: {tmp_path / 'setings.yaml'}: settings file not found"
                                " (check the path; a relative one starts in the current "
@@ -50,9 +41,9 @@ class TestMissingSettingsFile:
         assert SETTINGS_ENV not in done.stderr
 
     def test_a_file_named_by_the_variable_says_how_to_run_without_it(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
-        done = _cli(tmp_path, "jobs", env_extra={SETTINGS_ENV: "gone.yaml"})
+        done = in_process(tmp_path, "jobs", env_extra={SETTINGS_ENV: "gone.yaml"})
         assert done.returncode == 1
         assert f"create it, or unset {SETTINGS_ENV} to run with defaults" in done.stderr
 
@@ -60,11 +51,13 @@ class TestMissingSettingsFile:
 class TestMissingModelPath:
     """A model folder or file that is not there is rejected as not found, never as a type."""
 
-    def test_a_mistyped_folder_is_not_found(self, tmp_path: Path, repo_root: Path) -> None:
+    def test_a_mistyped_folder_is_not_found(
+        self, tmp_path: Path, in_process: InProcess, repo_root: Path
+    ) -> None:
         recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
         for argv in (("plan", recipe, "inbxo"),
                      ("run", recipe, "inbxo", "--dry-run", "--output", str(tmp_path / "out"))):
-            done = _cli(tmp_path, *argv)
+            done = in_process(tmp_path, *argv)
             assert done.returncode == 1, done.stderr
             shown = done.stdout + done.stderr
             assert "inbxo: file not found (check the path)" in shown, (argv, shown)
@@ -75,7 +68,7 @@ class TestAnUnusableLogFolder:
     """A log file whose folder cannot be made stops the command with what to fix, no crash."""
 
     def test_run_and_watch_name_the_folder_and_the_setting(
-        self, tmp_path: Path, repo_root: Path
+        self, tmp_path: Path, in_process: InProcess, repo_root: Path
     ) -> None:
         blocker = tmp_path / "logs"
         blocker.write_text("a file where the log folder should be\n", encoding="utf-8")
@@ -83,8 +76,8 @@ class TestAnUnusableLogFolder:
                     "--log-file, or logging.file in the settings (or the folder itself))\n")
         recipe = str(repo_root / "recipes" / "engineering-grey-form4.yaml")
         model = str(repo_root / "sample_models" / "parts" / "gear.obj")
-        ran = _cli(tmp_path, "run", recipe, model, "--dry-run", "--output",
-                   str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
+        ran = in_process(tmp_path, "run", recipe, model, "--dry-run", "--output",
+                         str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
         assert (ran.returncode, ran.stderr) == (1, expected)
 
         settings = tmp_path / "settings.yaml"
@@ -92,7 +85,7 @@ class TestAnUnusableLogFolder:
                             f"logging: {{file: '{blocker / 'watch.jsonl'}'}}\n"
                             f"hotfolders: {{inboxes: [{{path: inbox, recipe: '{recipe}'}}]}}\n",
                             encoding="utf-8")
-        watched = _cli(tmp_path, "watch", str(settings), "--once")
+        watched = in_process(tmp_path, "watch", str(settings), "--once")
         assert (watched.returncode, watched.stderr) == (1, expected)
 
 
@@ -100,16 +93,17 @@ class TestAnUnusableOutputFolder:
     """An output folder that cannot be made: the error names where it was chosen (session 30:
     `--output` and the recipe's folder were both sent to "the path in the settings")."""
 
-    # One command line a test (see TestMissingSettingsFile): three in one took 8 s beside
-    # two busy loops (session 31).
     @pytest.mark.parametrize("source", ["--output", "recipe", "settings"])
-    def test_each_source_of_the_folder_is_named(self, repo_root: Path, source: str) -> None:
+    def test_each_source_of_the_folder_is_named(
+        self, in_process: InProcess, repo_root: Path, source: str
+    ) -> None:
         # A short folder: a message line over 300 characters is cut in the middle, and an
         # xdist worker's tmp_path is long enough for that.
         with tempfile.TemporaryDirectory(prefix="pp-out-") as short:
-            self._check(Path(short), repo_root, source)
+            self._check(in_process, Path(short), repo_root, source)
 
-    def _check(self, tmp_path: Path, repo_root: Path, source: str) -> None:
+    def _check(self, in_process: InProcess, tmp_path: Path, repo_root: Path, source: str,
+               ) -> None:
         blocker = tmp_path / "taken"
         blocker.write_text("a file where the output folder should be\n", encoding="utf-8")
         recipe = tmp_path / "grey.yaml"
@@ -129,7 +123,7 @@ class TestAnUnusableOutputFolder:
                          "fix output_root in the settings, or give --output (or fix the "
                          "folder itself)"),
         }[source]
-        done = _cli(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
+        done = in_process(tmp_path, "run", str(recipe), model, "--dry-run", *extra)
         assert (done.returncode, done.stderr) == (
             1, f"error: output folder {folder}: cannot be created: {blocker} is a file, "
                f"not a folder ({hint})\n")

@@ -1,7 +1,9 @@
 """Setup refused with one true line, and a reason said once: session 26's command-line leftovers.
 
-Real subprocesses of ``python -m preform_pipeline``, as a user (or cron) types the commands,
-with no settings from the environment and the test's own data folder.
+As a user (or cron) types the commands, with no settings from the environment and the test's
+own data folder: real subprocesses of ``python -m preform_pipeline`` for what starts servers
+or a hot folder, the command line in the test's process for refusals made before anything
+starts (``tests/command_line.py``).
 """
 
 from __future__ import annotations
@@ -21,19 +23,13 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
+from tests.command_line import TIMEOUT_S, InProcess, user_environment
+from tests.command_line import in_a_process as _cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 120.0
 RECIPES = REPO_ROOT / "recipes"
 RECIPE = RECIPES / "engineering-grey-form4.yaml"
 MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
-
-
-def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 #: Writes the temporary a report of ``sys.argv[1]`` gets in this process, and ends (a run
@@ -54,10 +50,8 @@ def _dead_writers_temporary(cwd: Path, report: Path) -> Path:
 
 
 def _run_python(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S, check=True)
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=user_environment(),
+                          capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
 
 
 def _unused_url() -> str:
@@ -69,12 +63,12 @@ def _unused_url() -> str:
 class TestAnInboxThatCannotBeMade:
     """``watch --once`` (cron's form) whose inbox the system refuses to make exits 1, naming it."""
 
-    def test_an_inbox_on_a_pseudo_file_system(self, tmp_path: Path) -> None:
+    def test_an_inbox_on_a_pseudo_file_system(self, tmp_path: Path, in_process: InProcess) -> None:
         # Linux-specific (/proc). As root, os.access grants /proc and the mkdir is refused all
         # the same; as another user the check refuses it first: the same error either way.
         settings = write_hotfolder_settings(tmp_path, write_recipe(tmp_path),
                                             inbox={"path": "/proc/pp-inbox"})
-        done = _cli(tmp_path, "watch", str(settings), "--once")
+        done = in_process(tmp_path, "watch", str(settings), "--once")
         assert done.returncode == 1, done.stdout
         assert done.stderr.splitlines() == [
             "error: inbox /proc/pp-inbox: cannot be created (No such file or directory) (fix "
@@ -86,19 +80,23 @@ class TestAnInboxThatCannotBeMade:
 class TestASimulatorArgForNoServer:
     """``run --simulator-arg server-N:ARG`` naming a server the pool does not have is refused."""
 
-    def test_it_is_a_usage_error_naming_the_servers_there_are(self, tmp_path: Path) -> None:
-        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "2",
-                    "--output", str(tmp_path / "out"),
-                    "--simulator-arg", "server-9:--latency=instant")
+    def test_it_is_a_usage_error_naming_the_servers_there_are(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        done = in_process(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "2",
+                          "--output", str(tmp_path / "out"),
+                          "--simulator-arg", "server-9:--latency=instant")
         assert done.returncode == 2, done.stdout
         assert done.stderr.splitlines() == [
             "error: --simulator-arg server-9:--latency=instant: this run has no server-9: "
             "its servers are server-1, server-2 (servers.count, or --servers)"]
         assert not (tmp_path / "out").exists()  # refused before anything was written
 
-    def test_one_server_is_said_in_the_singular(self, tmp_path: Path) -> None:
-        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "1",
-                    "--output", str(tmp_path / "out"), "--simulator-arg", "server-2:--x")
+    def test_one_server_is_said_in_the_singular(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        done = in_process(tmp_path, "run", str(RECIPE), str(MODEL), "--servers", "1",
+                          "--output", str(tmp_path / "out"), "--simulator-arg", "server-2:--x")
         assert done.returncode == 2, done.stdout
         assert done.stderr.rstrip().endswith(
             "this run has no server-2: its server is server-1 (servers.count, or --servers)")
@@ -133,11 +131,13 @@ class TestASimulatorArgForNoServer:
 class TestAnUnreachableServersReasonIsSaidOnce:
     """``validate --server`` to nobody says why in one note; each file's line says no more."""
 
-    def test_the_summary_lines_say_not_on_a_server(self, tmp_path: Path) -> None:
+    def test_the_summary_lines_say_not_on_a_server(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         url = _unused_url()
         other = RECIPES / "dental-models-form4.yaml"
-        done = _cli(tmp_path, "validate", "--server", url, "--server-timeout", "2",
-                    str(RECIPE), str(other))
+        done = in_process(tmp_path, "validate", "--server", url, "--server-timeout", "2",
+                          str(RECIPE), str(other))
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines() == [
             f"{RECIPE}: OK (checked against shipped catalogue, not on a server)",

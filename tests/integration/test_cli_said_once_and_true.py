@@ -1,7 +1,10 @@
 """What the command line says, said once and true: defects a newcomer met in session 25.
 
-Real subprocesses of ``python -m preform_pipeline``, as a user types the commands, with no
-settings from the environment and the test's own data folder (so its default store).
+As a user types the commands, with no settings from the environment and the test's own data
+folder (so its default store): real subprocesses of ``python -m preform_pipeline`` for the
+runs and one refusal of each kind (a known error, a usage error), and the command line in
+the test's process for the other refusals, which end before anything starts
+(``tests/command_line.py``).
 """
 
 from __future__ import annotations
@@ -9,26 +12,18 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
+from tests.command_line import InProcess
+from tests.command_line import in_a_process as _cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT_S = 120.0
 RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
 #: Units not stated, and only the millimetre reading fits: guessed, with a warning.
 GUESSED = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
-
-
-def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
 
 
 class TestARehearsalNamesItsStore:
@@ -69,10 +64,10 @@ class TestASettingsValueError:
     """A value YAML cannot build is not called a syntax error; a syntax error still is."""
 
     # One command line a test (see TestWhatIsNotAJobStore).
-    def test_the_hint_fits_a_value_error(self, tmp_path: Path) -> None:
+    def test_the_hint_fits_a_value_error(self, tmp_path: Path, in_process: InProcess) -> None:
         value = tmp_path / "value.yaml"
         value.write_text("servers:\n  count: 2024-02-30\n", encoding="utf-8")
-        bad_value = _cli(tmp_path, "jobs", "--settings", str(value))
+        bad_value = in_process(tmp_path, "jobs", "--settings", str(value))
         assert bad_value.returncode == 1
         assert bad_value.stderr.splitlines()[1] == (
             f"{value}:2:10: $: '2024-02-30' cannot be read as a date (day is out of range for "
@@ -80,10 +75,10 @@ class TestASettingsValueError:
             "docs/settings.md shows what each setting takes)")
         assert "YAML syntax" not in bad_value.stderr
 
-    def test_the_hint_fits_a_syntax_error(self, tmp_path: Path) -> None:
+    def test_the_hint_fits_a_syntax_error(self, tmp_path: Path, in_process: InProcess) -> None:
         syntax = tmp_path / "syntax.yaml"
         syntax.write_text("servers:\n  count: [1\n", encoding="utf-8")
-        bad_syntax = _cli(tmp_path, "jobs", "--settings", str(syntax))
+        bad_syntax = in_process(tmp_path, "jobs", "--settings", str(syntax))
         assert bad_syntax.returncode == 1
         assert bad_syntax.stderr.rstrip().endswith(
             "(fix the YAML syntax there; docs/settings.md shows the format)")
@@ -92,16 +87,21 @@ class TestASettingsValueError:
 class TestWhatIsNotAJobStore:
     """A device, a pipe or a folder named as the store is said to be no store, and why."""
 
-    # One command line a test: each start imports most of the package (about 1.3 s of
-    # CPU), which a loaded machine stretched to up to 68 s; two in one test took up to 94 s
-    # there, near the suite's 120 s limit per test (session 30).
+    # One command line a test in a real process (each start imports most of the package,
+    # about 1.3 s of CPU, which a loaded machine stretched to up to 68 s, session 30), the
+    # device's in the test's process.
     @pytest.mark.parametrize("kind", ["device", "pipe"])
-    def test_a_device_or_a_pipe_is_not_a_regular_file(self, tmp_path: Path, kind: str) -> None:
+    def test_a_device_or_a_pipe_is_not_a_regular_file(
+        self, tmp_path: Path, in_process: InProcess, kind: str
+    ) -> None:
         store = os.devnull
         if kind == "pipe":  # POSIX-specific: a named pipe
             store = str(tmp_path / "pipe")
             os.mkfifo(store)
-        done = _cli(tmp_path, "jobs", "--store", store)
+        # The pipe in a real process: a store that opened it would wait in open() for a
+        # writer, which no signal in the test's process breaks; a process is killed at its
+        # time limit.
+        done = (in_process if kind == "device" else _cli)(tmp_path, "jobs", "--store", store)
         assert done.returncode == 1, done.stderr
         assert done.stderr == (
             f"error: {store}: is not a job store: not a regular file (a device, pipe or "
@@ -130,8 +130,10 @@ class TestTooManyArgumentsToASubcommand:
         assert lines[0].startswith("usage: preform-pipeline jobs retry ")
         assert lines[-1] == "preform-pipeline jobs retry: error: unrecognized arguments: B"
 
-    def test_plan_with_an_unknown_option_shows_plans_usage(self, tmp_path: Path) -> None:
-        done = _cli(tmp_path, "plan", str(RECIPE), str(GUESSED), "--bogus")
+    def test_plan_with_an_unknown_option_shows_plans_usage(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        done = in_process(tmp_path, "plan", str(RECIPE), str(GUESSED), "--bogus")
         assert done.returncode == 2
         assert done.stderr.startswith("usage: preform-pipeline plan ")
         assert done.stderr.endswith("preform-pipeline plan: error: unrecognized arguments: "
@@ -141,11 +143,12 @@ class TestTooManyArgumentsToASubcommand:
 class TestAnUnreachableServer:
     """``validate --server`` to a server that is not there says so once, with what helps."""
 
-    def test_one_note_and_no_log_warnings(self, tmp_path: Path) -> None:
+    def test_one_note_and_no_log_warnings(self, tmp_path: Path, in_process: InProcess) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        done = _cli(tmp_path, "validate", "--server", url, "--server-timeout", "2", str(RECIPE))
+        done = in_process(tmp_path, "validate", "--server", url, "--server-timeout", "2",
+                          str(RECIPE))
         assert done.returncode == 0, done.stderr
         (line,) = done.stderr.splitlines()
         assert line.startswith(f"note: using the shipped catalogue (server {url} not usable: ")
@@ -155,12 +158,12 @@ class TestAnUnreachableServer:
 
 
     def test_plan_says_the_print_targets_were_checked_against_something_else(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        done = _cli(tmp_path, "plan", str(RECIPE), str(GUESSED), "--server", url)
+        done = in_process(tmp_path, "plan", str(RECIPE), str(GUESSED), "--server", url)
         assert done.returncode == 0, done.stderr
         assert done.stderr.splitlines() == [
             f"note: {url} did not answer with its devices; print targets were checked "
@@ -171,9 +174,11 @@ class TestAnUnreachableServer:
 class TestAnOutputFolderThatCannotBeMade:
     """An output folder the system refuses to make is an unusable path, named; no crash."""
 
-    def test_a_name_too_long_for_the_file_system(self, tmp_path: Path) -> None:
+    def test_a_name_too_long_for_the_file_system(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         output = tmp_path / ("o" * 300)
-        done = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", str(output))
+        done = in_process(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", str(output))
         assert done.returncode == 1, done.stderr
         assert "unexpected failure" not in done.stderr
         # The console shortens a message this long and names the file holding all of it.
@@ -182,10 +187,10 @@ class TestAnOutputFolderThatCannotBeMade:
             f"output folder {output}: cannot be used (File name too long) (choose another "
             "--output (or fix the folder itself))")
 
-    def test_a_folder_on_a_pseudo_file_system(self, tmp_path: Path) -> None:
+    def test_a_folder_on_a_pseudo_file_system(self, tmp_path: Path, in_process: InProcess) -> None:
         # Linux-specific (/proc). As root, os.access grants /proc and the mkdir is refused all
         # the same; as another user the check refuses it first: the same error either way.
-        done = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", "/proc/pp-output")
+        done = in_process(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", "/proc/pp-output")
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith("error: output folder /proc/pp-output: cannot be created")
         assert "unexpected failure" not in done.stderr
@@ -194,32 +199,36 @@ class TestAnOutputFolderThatCannotBeMade:
 class TestAMissingFpsFile:
     """``validate`` and ``plan`` report a scene's missing ``fps_file`` at its line."""
 
-    def test_it_is_a_problem_at_its_line_and_column(self, tmp_path: Path) -> None:
+    def test_it_is_a_problem_at_its_line_and_column(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         recipe = tmp_path / "fps.yaml"
         recipe.write_text("scene:\n  machine_type: FORM-4-0\n  fps_file: grey.fps\n"
                           "steps:\n  - auto_orient\n", encoding="utf-8")
         problem = (f"{recipe}:3:13: $.scene.fps_file: file not found: {tmp_path / 'grey.fps'} "
                    "(a relative path starts in the folder of the recipe that names it)")
-        validated = _cli(tmp_path, "validate", str(recipe))
-        planned = _cli(tmp_path, "plan", str(recipe), str(GUESSED))
+        validated = in_process(tmp_path, "validate", str(recipe))
+        planned = in_process(tmp_path, "plan", str(recipe), str(GUESSED))
         assert (validated.returncode, planned.returncode) == (1, 1)
         assert validated.stdout.splitlines()[0] == problem
         assert planned.stderr.splitlines()[0] == problem
         (tmp_path / "grey.fps").write_text("{}\n", encoding="utf-8")
-        assert _cli(tmp_path, "validate", str(recipe)).returncode == 0
+        assert in_process(tmp_path, "validate", str(recipe)).returncode == 0
 
 
 class TestAStoreUrlOnTheCommandLine:
     """``run --store URL`` and ``verify --store URL`` go to that database, never to a file
     named after the URL (a Path folds its ``//``)."""
 
-    def test_an_unreachable_database_is_said_and_no_file_is_made(self, tmp_path: Path) -> None:
+    def test_an_unreachable_database_is_said_and_no_file_is_made(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             url = f"postgresql://pp@127.0.0.1:{sock.getsockname()[1]}/jobs"
-        ran = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--store", url,
-                   "--output", str(tmp_path / "out"))
-        verified = _cli(tmp_path, "verify", "--store", url)
+        ran = in_process(tmp_path, "run", str(RECIPE), str(GUESSED), "--store", url,
+                         "--output", str(tmp_path / "out"))
+        verified = in_process(tmp_path, "verify", "--store", url)
         for done in (ran, verified):
             assert done.returncode == 1, done.stdout
             assert done.stderr.startswith(
@@ -233,7 +242,7 @@ class TestATimeoutThatIsNoTime:
 
     @pytest.mark.parametrize("seconds", ["-5", "0", "nan", "abc"])
     def test_run_step_timeout_and_validate_server_timeout(
-        self, tmp_path: Path, seconds: str
+        self, tmp_path: Path, in_process: InProcess, seconds: str
     ) -> None:
         for argv, command in (
             (("run", str(RECIPE), str(GUESSED), "--dry-run", "--output", str(tmp_path / "o"),
@@ -241,7 +250,7 @@ class TestATimeoutThatIsNoTime:
             (("validate", "--server", "http://127.0.0.1:9", "--server-timeout", seconds,
               str(RECIPE)), "validate"),
         ):
-            done = _cli(tmp_path, *argv)
+            done = in_process(tmp_path, *argv)
             assert done.returncode == 2, done.stderr
             option = "--step-timeout" if command == "run" else "--server-timeout"
             assert done.stderr.splitlines()[-1].startswith(
@@ -254,10 +263,12 @@ class TestAPortOutOfRange:
     no question whether the port is taken."""
 
     @pytest.mark.parametrize("port", ["70000", "-1"])
-    def test_it_is_refused_before_anything_starts(self, tmp_path: Path, port: str) -> None:
+    def test_it_is_refused_before_anything_starts(
+        self, tmp_path: Path, in_process: InProcess, port: str
+    ) -> None:
         settings = tmp_path / "settings.yaml"
         settings.write_text(f"store: {{path: {tmp_path / 'jobs.sqlite3'}}}\n", encoding="utf-8")
-        done = _cli(tmp_path, "serve", str(settings), "--port", port)
+        done = in_process(tmp_path, "serve", str(settings), "--port", port)
         assert done.returncode == 2, done.stderr
         assert done.stderr.splitlines()[-1] == (
             f"preform-pipeline serve: error: argument --port: {port} is not a port: ports go "
@@ -268,9 +279,11 @@ class TestAPortOutOfRange:
 class TestNoAttempts:
     """``run --max-attempts 0`` is refused as ``--servers 0`` is, not quietly read as 1."""
 
-    def test_zero_attempts_are_refused_before_anything_runs(self, tmp_path: Path) -> None:
-        done = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--max-attempts", "0",
-                    "--output", str(tmp_path / "o"))
+    def test_zero_attempts_are_refused_before_anything_runs(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        done = in_process(tmp_path, "run", str(RECIPE), str(GUESSED), "--max-attempts", "0",
+                          "--output", str(tmp_path / "o"))
         assert done.returncode == 1
         assert done.stderr == "error: --max-attempts must be 1 or more\n"
         assert done.stdout == ""
@@ -280,8 +293,8 @@ class TestNoAttempts:
 class TestARecipeWhereSettingsBelong:
     """A recipe named where a settings file belongs is said to be a recipe, once."""
 
-    def test_watch_says_it_is_a_recipe(self, tmp_path: Path) -> None:
-        done = _cli(tmp_path, "watch", str(RECIPE), "--once")
+    def test_watch_says_it_is_a_recipe(self, tmp_path: Path, in_process: InProcess) -> None:
+        done = in_process(tmp_path, "watch", str(RECIPE), "--once")
         assert done.returncode == 1
         assert done.stderr.splitlines()[1:] == [
             f"{RECIPE}:3:1: $: has `steps:`: this is a recipe, not a settings file (name a "

@@ -3,33 +3,34 @@
 Session 31's sweep found two ways it did: a settings value that failed its schema rule was
 quoted whole (a password typed into ``secret_hash``, a ``client_secret`` of digits, a store URL
 with a login, a webhook's secret path), and libpq's message about a store URL it could not
-parse quoted that URL, or the badly encoded part of its password. Each command is a
-subprocess, its data folder (where a long message is kept whole) inside the test's folder.
+parse quoted that URL, or the badly encoded part of its password. Each command's data folder
+(where a long message is kept whole) is inside the test's folder. Every command here is
+refused before it starts anything, so it runs in the test's process, its output caught at the
+file descriptors (``tests/command_line.py``); ``jobs`` refusing another database's URL is a
+real subprocess, as a user types it.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.command_line import InProcess, in_a_process
 from tests.conftest import RECIPES, REPO_ROOT
 
-TIMEOUT_S = 60.0
 SAMPLE = REPO_ROOT / "sample_models" / "batch"
 SECRET = "hunter2-Plain"
 
+#: Runs a command line in a folder: :func:`in_a_process` or the ``in_process`` fixture.
+Runner = Callable[..., subprocess.CompletedProcess[str]]
 
-def command(tmp_path: Path, *argv: str, **env: str) -> tuple[int, str]:
+
+def command(run: Runner, tmp_path: Path, *argv: str, **env: str) -> tuple[int, str]:
     """Exit status and everything the command printed, and every file it left."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    environ.update(XDG_DATA_HOME=str(tmp_path / "data"), **env)
-    done = subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], text=True,
-                          capture_output=True, timeout=TIMEOUT_S, check=False, env=environ,
-                          cwd=tmp_path)
+    done = run(tmp_path, *argv, env_extra={"XDG_DATA_HOME": str(tmp_path / "data"), **env})
     kept = "".join(p.read_text(encoding="utf-8", errors="replace")
                    for p in (tmp_path / "data").rglob("*") if p.is_file())
     return done.returncode, done.stdout + done.stderr + kept
@@ -38,7 +39,9 @@ def command(tmp_path: Path, *argv: str, **env: str) -> tuple[int, str]:
 class TestSettingsProblems:
     """A settings problem names the key and the rule, and never quotes a secret."""
 
-    def test_secrets_are_not_shown_and_urls_by_scheme_and_host(self, tmp_path: Path) -> None:
+    def test_secrets_are_not_shown_and_urls_by_scheme_and_host(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         settings = tmp_path / "settings.yaml"
         settings.write_text(
             "web:\n  users:\n    - name: olivia\n      role: operator\n"
@@ -48,7 +51,7 @@ class TestSettingsProblems:
             f"    webhook_url: hxxps://hooks.example/T0/{SECRET}\n"
             f"store:\n  url: postgressql://pipeline:{SECRET}@db.lab/jobs\n",
             encoding="utf-8")
-        code, said = command(tmp_path, "validate", "--settings", str(settings))
+        code, said = command(in_process, tmp_path, "validate", "--settings", str(settings))
         assert code == 1
         assert SECRET not in said and "918273645" not in said
         assert ("$.web.users[0].secret_hash: the value (not shown: it is a secret) does not "
@@ -59,8 +62,10 @@ class TestSettingsProblems:
                 "not match '^https?://'") in said
         assert "$.store.url: 'postgressql://db.lab/[redacted]' does not match" in said
 
-    def test_a_store_url_from_the_environment_is_not_shown_either(self, tmp_path: Path) -> None:
-        code, said = command(tmp_path, "jobs",
+    def test_a_store_url_from_the_environment_is_not_shown_either(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        code, said = command(in_process, tmp_path, "jobs",
                              PREFORM_PIPELINE_STORE_URL=f"mysql://pipeline:{SECRET}@db.lab/jobs")
         assert code == 1
         assert SECRET not in said
@@ -68,13 +73,13 @@ class TestSettingsProblems:
                 "'mysql://db.lab/[redacted]' does not match") in said
 
     def test_a_user_object_given_two_secrets_is_shown_with_them_redacted(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         settings = tmp_path / "settings.yaml"
         settings.write_text("web:\n  users:\n    - name: olivia\n      role: operator\n"
                             f"      secret_hash: scrypt${SECRET}\n      secret_env: X\n",
                             encoding="utf-8")
-        code, said = command(tmp_path, "validate", "--settings", str(settings))
+        code, said = command(in_process, tmp_path, "validate", "--settings", str(settings))
         assert code == 1
         assert SECRET not in said
         assert ("'secret_hash': '[redacted]', 'secret_env': '[redacted]'} is valid under each"
@@ -93,9 +98,9 @@ class TestStoreUrlsLibpqCannotRead:
          'invalid percent-encoded token: "***"'),
     ], ids=["unclosed-bracket", "bad-escape-in-login", "bad-escape-in-query"])
     def test_jobs_says_what_is_wrong_and_not_the_password(
-        self, tmp_path: Path, url: str, shown: str
+        self, tmp_path: Path, in_process: InProcess, url: str, shown: str
     ) -> None:
-        code, said = command(tmp_path, "jobs", "--store", url)
+        code, said = command(in_process, tmp_path, "jobs", "--store", url)
         assert code == 1
         assert SECRET not in said
         assert "the job store failed while connecting: " in said
@@ -112,9 +117,12 @@ class TestStoreUrlsOfOtherDatabases:
         ("run", str(RECIPES / "engineering-grey-form4.yaml"), str(SAMPLE / "part_01.stl"),
          "--output", "out"),
     ], ids=["jobs", "verify", "run"])
-    def test_the_command_line_is_refused(self, tmp_path: Path, argv: tuple[str, ...]) -> None:
+    def test_the_command_line_is_refused(
+        self, tmp_path: Path, in_process: InProcess, argv: tuple[str, ...]
+    ) -> None:
         url = f"mysql://pipeline:{SECRET}@db.lab/jobs"
-        code, said = command(tmp_path, *argv, "--store", url)
+        run = in_a_process if argv == ("jobs",) else in_process
+        code, said = command(run, tmp_path, *argv, "--store", url)
         assert code == 2
         assert SECRET not in said
         assert (f"preform-pipeline {argv[0]}: error: argument --store: 'mysql://db.lab/"
