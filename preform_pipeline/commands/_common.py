@@ -23,8 +23,8 @@ from preform_pipeline.logging import configure_logging, redact_url
 from preform_pipeline.preflight import PathCheck, check_paths
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
-from preform_pipeline.settings import Settings, default_store_path, load_settings
-from preform_pipeline.settings.store import JOBS_COMMAND, REHEARSAL_STORE_FILENAME
+from preform_pipeline.settings import Settings, load_settings
+from preform_pipeline.settings.store import JOBS_COMMAND, rehearsal_store_path
 from preform_pipeline.store.pgurl import is_postgres_url
 
 __all__ = [
@@ -173,10 +173,11 @@ def rehearsal_aside(path: Path | str) -> str:
     """Where the simulated runs' jobs are, when ``path`` is the default store, which is not
     there, and the rehearsal store beside it is ("" otherwise): the README's first command
     records there, and ``jobs`` or ``verify`` right after it said only "no job store"."""
-    if not isinstance(path, Path) or path != default_store_path():
+    if not isinstance(path, Path):
         return ""
-    rehearsal = path.with_name(REHEARSAL_STORE_FILENAME)
-    if not rehearsal.is_file():
+    # The rule that sends a simulated run to the rehearsal store says where it is, if anywhere.
+    rehearsal = rehearsal_store_path(path, simulated=True)
+    if rehearsal == path or not rehearsal.is_file():
         return ""
     return (f"; simulated runs record their jobs in the rehearsal store beside it: "
             f"`{JOBS_COMMAND} --store {rehearsal}` lists them")
