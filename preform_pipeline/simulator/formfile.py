@@ -33,9 +33,10 @@ from preform_pipeline.geometry import Mesh, read_mesh_bytes
 from preform_pipeline.geometry.bounded import read_zip_member
 from preform_pipeline.geometry.stl import write_binary_stl
 
+from .atomic import atomic_writer
 from .fps import parse_schema3
 from .protocol import Json, SimError
-from .scene import LOCKS, Scene, SceneSettings, SimModel, atomic_writer
+from .scene import LOCKS, Scene, SceneSettings, SimModel
 
 __all__ = ["FORM_FORMAT", "FORM_VERSION", "INVALID_FORM_FILE", "MAX_MANIFEST_BYTES", "load_form",
            "save_form"]

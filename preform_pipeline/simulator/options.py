@@ -19,10 +19,11 @@ from typing import Any, Final
 
 from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness
 
+from .atomic import atomic_write_bytes
 from .bodies import Body, bad_body, existing_file
 from .fps import parse_schema3, schema3_document
 from .protocol import SimError
-from .scene import SceneSettings, atomic_write_bytes
+from .scene import SceneSettings
 
 __all__ = [
     "FPS_FORMAT",

@@ -42,7 +42,7 @@ from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunk
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 
-from .atomic import atomic_write_bytes, atomic_writer
+from .atomic import atomic_write_bytes
 from .fps import CustomPrintSetting, ParsedFps
 from .protocol import Json, SimError
 
@@ -55,8 +55,6 @@ __all__ = [
     "SceneSettings",
     "SceneStore",
     "SimModel",
-    "atomic_write_bytes",
-    "atomic_writer",
     "mesh_hash",
     "new_id",
     "placed_triangles",

@@ -37,9 +37,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from .atomic import atomic_write_bytes
 from .editing import LABEL_CHAR_WIDTH
 from .estimates import DEFAULT_RAFT_THICKNESS_MM
-from .scene import SimModel, atomic_write_bytes
+from .scene import SimModel
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE_PX",
