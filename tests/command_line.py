@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.instances import child_environment
+
 __all__ = ["TIMEOUT_S", "InProcess", "in_a_process", "in_process", "user_environment"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Upper bound of one command line's process; reached only when something is broken.
 TIMEOUT_S = 120.0
 #: The variables a user's shell would not have: the settings the tests' own runs may set.
@@ -38,10 +39,7 @@ OWN_PREFIX = "PREFORM_PIPELINE_"
 def user_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This process's environment without the pipeline's settings, plus ``extra``; the
     package importable from the worktree."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIX)}
-    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra or {})
-    return env
+    return {**child_environment(), **(extra or {})}
 
 
 def in_a_process(cwd: Path, *argv: str, env_extra: dict[str, str] | None = None,
