@@ -60,6 +60,31 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "the PostgreSQL driver is an optional extra; without it the PostgreSQL store tests "
         "cannot connect (CI installs it, and there it fails instead)"
     ),
+    # The machine-bound skips below never happen in CI (Linux, run as root); a newcomer's
+    # machine that is not root, or not Linux, must still finish the README's test command.
+    "SIGKILL is POSIX": "Windows has no SIGKILL; its terminate is already a kill",
+    "making a device node needs root": (
+        "the refusal of a device node is checked on a real one, and only root may make it"
+    ),
+    "this system does not let a test make a pid namespace": (
+        "a second process instance on one host needs a new pid namespace (unshare, as root or "
+        "with unprivileged user namespaces); a machine that forbids it cannot make one"
+    ),
+    "instances are named on Linux only": (
+        "elsewhere a process instance is its host, so there is no second instance to test"
+    ),
+    "Linux pid namespaces": "pid namespaces exist on Linux only",
+    "needs a file no user can read": (
+        "/proc/self/mem, the file no user can read, is Linux's; elsewhere there is none to use"
+    ),
+    "needs Linux's /proc": "the process facts these tests read are in Linux's /proc only",
+    "PR_SET_PDEATHSIG is Linux's": "the parent-death signal exists on Linux only",
+    "the parent-death signal is Linux's": "the parent-death signal exists on Linux only",
+    "POSIX local paths": "the paths these tests write are POSIX's; Windows spells them otherwise",
+    "the short ways are POSIX's": "the short ways these tests take exist on POSIX only",
+    "file modes are POSIX's": "Windows has no POSIX file modes to take away",
+    "links made without privileges": "Windows makes links only with a privilege",
+    "symbolic links without privileges": "Windows makes symbolic links only with a privilege",
 }
 
 # mutmut (docs/testing.md) runs pytest several times in one process and must see the same

@@ -55,7 +55,7 @@ class TestThisInstance:
     def test_a_child_in_a_new_pid_namespace_has_another_of_the_same_boot(self) -> None:
         unshare = shutil.which("unshare")
         if unshare is None:
-            pytest.skip("no unshare on this system")
+            pytest.skip("this system does not let a test make a pid namespace (no unshare)")
         child = _instance_of_child(unshare, "--pid", "--fork", "--mount-proc")
         if child.returncode != 0:
             child = _instance_of_child(unshare, "--user", "--map-root-user", "--pid", "--fork",
