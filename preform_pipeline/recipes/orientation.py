@@ -14,6 +14,8 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
+from preform_pipeline.yamlerrors import is_finite
+
 __all__ = ["PERPENDICULAR_TOLERANCE", "ROTATION_TOLERANCE", "orientation_problems"]
 
 #: How far a matrix's rows may be from unit length and right angles (each dot product);
@@ -31,13 +33,9 @@ Vector = tuple[float, float, float]
 def _finite(value: Any) -> float | None:
     """``value`` as a float when it is a finite number; None when not a number (the
     schema's to say) or not finite (the loader's)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite(value):
         return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
+    return float(value)
 
 
 def _vector(value: Any) -> Vector | None:
