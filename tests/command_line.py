@@ -26,14 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.instances import child_environment
+from tests.instances import OWN_PREFIX, child_environment
 
 __all__ = ["TIMEOUT_S", "InProcess", "in_a_process", "in_process", "user_environment"]
 
 #: Upper bound of one command line's process; reached only when something is broken.
 TIMEOUT_S = 120.0
-#: The variables a user's shell would not have: the settings the tests' own runs may set.
-OWN_PREFIX = "PREFORM_PIPELINE_"
 
 
 def user_environment(extra: dict[str, str] | None = None) -> dict[str, str]:

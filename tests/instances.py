@@ -14,9 +14,11 @@ from pathlib import Path
 
 from preform_pipeline.liveness import this_instance
 
-__all__ = ["child_environment", "in_new_pid_namespace", "other_instance"]
+__all__ = ["OWN_PREFIX", "child_environment", "in_new_pid_namespace", "other_instance"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The variables a user's shell would not have: the settings the tests' own runs may set.
+OWN_PREFIX = "PREFORM_PIPELINE_"
 
 
 def other_instance(boot: bool = False) -> str:
@@ -42,6 +44,6 @@ def in_new_pid_namespace() -> list[str] | None:
 
 def child_environment() -> dict[str, str]:
     """Ours for a child of this checkout: its modules importable, none of our settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIX)}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
