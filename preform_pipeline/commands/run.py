@@ -89,7 +89,7 @@ from preform_pipeline.executor import (
     new_run_id,
 )
 from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
-from preform_pipeline.executor.progress import RichReporter
+from preform_pipeline.executor.progress import PlainReporter, RichReporter
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
@@ -625,8 +625,9 @@ def _run_recorded(
         servers=settings.pool.size,
         dry_run=args.dry_run,
     )
-    print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
-          file=stdout, flush=True)
+    if prepares:  # otherwise the progress says "nothing to prepare", and the end the output
+        print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
+              file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)
@@ -677,7 +678,8 @@ def _run_recorded(
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
                              elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
-    print_summary(result, make_console(stdout), code=code, extra=extra)
+    print_summary(result, make_console(stdout), code=code, extra=extra,
+                  finished_said=isinstance(reporter, PlainReporter))
     if args.quiet and code != EXIT_OK:
         for line in error_lines(result, code):
             print(line, file=stderr)

@@ -70,6 +70,15 @@ class TestRepeatedRuns:
         assert "nothing to prepare, no server started" in second.stdout
         assert "simulated server" not in second.stdout
         assert "SIMULATED" not in second.stdout
+        # Each fact once (session 34: the closing "finished" line came twice, around an
+        # empty summary, and "0 builds, output in" before "nothing to prepare").
+        lines = second.stdout.splitlines()
+        assert [line for line in lines if lines.count(line) > 1] == []
+        assert [line for line in lines if " finished in " in line] == [
+            next(line for line in lines if line.startswith("run ") and "finished" in line)]
+        assert not any(line.endswith(" 0 builds, output in") or ": 0 builds, output in " in line
+                       for line in lines)
+        assert lines[-1].startswith("exit 0: ")
 
         each = run_cli(tmp_path, [*argv, "-v"])
         assert each.returncode == 0, each.stderr[-3000:]
