@@ -89,6 +89,11 @@ from preform_pipeline.executor import (
     new_run_id,
 )
 from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
+from preform_pipeline.executor.leftover_outputs import (
+    describe_empty_outputs,
+    empty_outputs,
+    unsaid_empty_outputs,
+)
 from preform_pipeline.executor.progress import PlainReporter, RichReporter
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
@@ -678,6 +683,17 @@ def _run_recorded(
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
                              elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
+    if store is not None:
+        saved = {Path(t).suffix.lower() for t in (recipe.outputs.form, recipe.outputs.screenshot)}
+        empty = unsaid_empty_outputs(store, empty_outputs(root, saved - {""},
+                                                          before=started_at.timestamp()))
+        if empty:
+            # Something for a person to act on, once: cron mails stderr (--quiet).
+            line = describe_empty_outputs(empty, root)
+            if args.quiet:
+                print(line, file=stderr)
+            else:
+                extra.append(line)
     print_summary(result, make_console(stdout), code=code, extra=extra,
                   finished_said=isinstance(reporter, PlainReporter))
     if args.quiet and code != EXIT_OK:
