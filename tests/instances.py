@@ -8,12 +8,13 @@ versions (no instance), moments at which no other process of this machine starte
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -86,11 +87,14 @@ def quiet_moment() -> float:
 
 
 def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
-                  ready: str | None = None) -> subprocess.Popen[str]:
+                  ready: str | None = None,
+                  reset: Callable[[], None] | None = None) -> subprocess.Popen[str]:
     """``argv`` started at a moment no other running process started at (started again when
     one did: tests beside this one start processes all the time), so that once it is killed
     nothing running started then. Its stdin and stdout are pipes; with ``ready``, its first
-    line of output is read and must be that."""
+    line of output is read and must be that. Before a new start the last one's processes
+    (every descendant: ``unshare`` does not pass a kill on) are killed and ``reset`` undoes
+    what it left (a lock, records)."""
     for _ in range(20):
         child = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  text=True, env=env)
@@ -106,8 +110,12 @@ def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
             time.sleep(remaining)
         if not _started_near(started, besides=family):
             return child
-        child.kill()
+        for pid in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
         child.wait(30)
+        if reset is not None:
+            reset()
     raise AssertionError("no moment of its own for a test's child in 20 starts")
 
 

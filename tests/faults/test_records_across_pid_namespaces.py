@@ -13,6 +13,7 @@ tests/unit/servers/test_servers_reaper_instances.py).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,25 +40,42 @@ CHILD = Path(__file__).resolve().parent / "hold_lock_and_server_child.py"
 PORT = "44391"
 
 
-@pytest.fixture
-def container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def _container(tmp_path: Path, *extra: str) -> Iterator[subprocess.Popen[str]]:
     """A daemon-like child in a new pid namespace, holding the lock of ``tmp_path``'s store
-    and a server recorded in ``tmp_path / "state"``."""
+    and a server recorded in ``tmp_path / "state"`` (``extra``: the child's further words),
+    started at a moment no other process started at."""
     prefix = in_new_pid_namespace()
     if prefix is None:
         pytest.skip("this system does not let a test make a pid namespace (unshare)")
-    child = subprocess.Popen(
+
+    def reset() -> None:  # what a child killed before it was used left
+        shutil.rmtree(tmp_path / "state", ignore_errors=True)
+        for left in tmp_path.glob("jobs.sqlite3*"):
+            left.unlink()
+
+    child = started_alone(
         [*prefix, sys.executable, str(CHILD), str(tmp_path / "jobs.sqlite3"),
-         str(tmp_path / "state"), PORT],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_environment())
+         str(tmp_path / "state"), PORT, *extra], env=child_environment(), ready="READY",
+        reset=reset)
     try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "READY"
         yield child
     finally:
         if child.poll() is None:
             child.kill()
         child.wait(30)
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """The child of this version: its lock and record name its instance."""
+    yield from _container(tmp_path)
+
+
+@pytest.fixture
+def earlier_container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """The same, of an earlier version: its lock and record name no instance; its command
+    line names our program."""
+    yield from _container(tmp_path, OURS)
 
 
 class TestAnotherContainersDaemonLock:
@@ -102,24 +120,6 @@ class TestAnotherContainersServerRecords:
             assert reap_orphans(records) == ()
         assert records.read_all() == before
         assert [e["event"] for e in logs] == []
-
-
-@pytest.fixture
-def earlier_container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """The same, of an earlier version: its lock and record name no instance; its command
-    line names our program; started at a moment no other process started at."""
-    prefix = in_new_pid_namespace()
-    if prefix is None:
-        pytest.skip("this system does not let a test make a pid namespace (unshare)")
-    child = started_alone(
-        [*prefix, sys.executable, str(CHILD), str(tmp_path / "jobs.sqlite3"),
-         str(tmp_path / "state"), PORT, OURS], env=child_environment(), ready="READY")
-    try:
-        yield child
-    finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait(30)
 
 
 class TestAnEarlierVersionsDaemonKilled:
