@@ -108,13 +108,21 @@ def sees_every_process() -> bool:
     try:
         mounts = Path("/proc/self/mounts").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
+        return False  # how /proc is mounted is unknown: it may hide processes
+    return not _hides_processes(mounts)
+
+
+def _hides_processes(mounts: str) -> bool:
+    """Whether ``/proc``, as ``mounts`` (the text of ``/proc/self/mounts``) lists it, hides
+    other users' processes (``hidepid`` other than 0 or ``off``); True when it is not listed
+    (then nothing is known of it)."""
     for line in mounts.splitlines():
         fields = line.split()
         if len(fields) > 3 and fields[1] == "/proc":
-            hidden = [o for o in fields[3].split(",") if o.startswith("hidepid=")]
-            return all(o in ("hidepid=0", "hidepid=off") for o in hidden)
-    return False
+            options = fields[3].split(",")
+            return any(o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")
+                       for o in options)
+    return True
 
 
 def _may_be_ours(process: psutil.Process) -> bool:

@@ -19,6 +19,7 @@ from preform_pipeline.liveness import (
     NO_INSTANCE,
     Liveness,
     ProcessIdentity,
+    _hides_processes,  # the mounts' reading, on its own
     sees_every_process,
     this_host,
     this_instance,
@@ -220,6 +221,41 @@ class TestJudgedOnThisMachine:
 JUDGE = ("import sys; from preform_pipeline.liveness import ProcessIdentity, this_host; "
          "print(ProcessIdentity(int(sys.argv[1]), float(sys.argv[2]), this_host())"
          ".judged_on_this_machine().value)")
+
+
+class TestHowProcIsMounted:
+    """/proc's ``hidepid`` hides other users' processes: then not every process is seen."""
+
+    @pytest.mark.parametrize(("options", "hides"), [
+        ("rw,relatime", False), ("rw,nosuid,hidepid=0", False), ("rw,hidepid=off", False),
+        ("rw,hidepid=2,gid=7", True), ("rw,relatime,hidepid=invisible", True),
+        ("rw,hidepid=1", True)])
+    def test_hidepid_is_read_from_the_proc_line(self, options: str, hides: bool) -> None:
+        mounts = (f"sysfs /sys sysfs rw,hidepid=2 0 0\nproc /proc proc {options} 0 0\n"
+                  "tmpfs /run tmpfs rw 0 0\n")
+        assert _hides_processes(mounts) is hides
+
+    def test_a_proc_not_listed_may_hide_them(self) -> None:
+        assert _hides_processes("sysfs /sys sysfs rw 0 0\nbroken line\n") is True
+
+    @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
+    @pytest.mark.parametrize(("mounts", "sees"), [
+        (None, False), ("proc /proc proc rw,hidepid=2 0 0\n", False),
+        ("proc /proc proc rw,relatime 0 0\n", True)], ids=["unreadable", "hidden", "plain"])
+    def test_what_the_mounts_file_says_decides(
+        self, monkeypatch: pytest.MonkeyPatch, mounts: str | None, sees: bool
+    ) -> None:
+        real = Path.read_text
+
+        def read(path: Path, *args: object, **kwargs: object) -> str:
+            if str(path) != "/proc/self/mounts":
+                return real(path, *args, **kwargs)  # type: ignore[arg-type]
+            if mounts is None:
+                raise PermissionError(13, "Permission denied", str(path))
+            return mounts
+
+        monkeypatch.setattr(Path, "read_text", read)
+        assert sees_every_process() is sees
 
 
 class TestARecordOfAnEarlierVersion:
