@@ -20,7 +20,11 @@ from pathlib import Path
 
 import psutil
 
-from preform_pipeline.liveness import CREATE_TIME_TOLERANCE_S, this_instance
+from preform_pipeline.liveness import (
+    CREATE_TIME_TOLERANCE_S,
+    _may_be_ours,  # the one reading of "may be ours"
+    this_instance,
+)
 
 __all__ = ["OURS", "OWN_PREFIX", "child_environment", "in_new_pid_namespace", "other_instance",
            "ours_running", "program_pid", "quiet_moment", "started_alone"]
@@ -28,8 +32,11 @@ __all__ = ["OURS", "OWN_PREFIX", "child_environment", "in_new_pid_namespace", "o
 #: A word that makes a test's child look like one of ours (liveness.py reads command lines
 #: for "preform"), as an earlier version's ``preform-pipeline watch`` would.
 OURS = "preform-pipeline-of-an-earlier-version"
-#: Twice the tolerance: a moment this far from every running process's start is no one's.
-_APART_S = 2 * CREATE_TIME_TOLERANCE_S
+#: How often :func:`started_alone` starts its child before it gives up.
+_STARTS = 50
+#: The tolerance and a clock tick or two: a moment this far from every running process's start
+#: is no one's.
+_APART_S = CREATE_TIME_TOLERANCE_S + 0.02
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The variables a user's shell would not have: the settings the tests' own runs may set.
@@ -64,12 +71,15 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _started_near(moment: float, *, besides: frozenset[int] = frozenset()) -> list[int]:
-    """The running processes that started within :data:`_APART_S` of ``moment``."""
+def _started_near(moment: float, *, besides: frozenset[int] = frozenset(),
+                  ours_only: bool = False) -> list[int]:
+    """The running processes (``ours_only``: that may be ours, by liveness.py's own reading)
+    that started within :data:`_APART_S` of ``moment``."""
     near = []
     for process in psutil.process_iter():
         try:
-            if process.pid not in besides and abs(process.create_time() - moment) <= _APART_S:
+            if (process.pid not in besides and abs(process.create_time() - moment) <= _APART_S
+                    and (not ours_only or _may_be_ours(process))):
                 near.append(process.pid)
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             continue
@@ -98,13 +108,14 @@ def quiet_moment() -> float:
 def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
                   ready: str | None = None,
                   reset: Callable[[], None] | None = None) -> subprocess.Popen[str]:
-    """``argv`` started at a moment no other running process started at (started again when
-    one did: tests beside this one start processes all the time), so that once it is killed
-    nothing running started then. Its stdin and stdout are pipes; with ``ready``, its first
-    line of output is read and must be that. Before a new start the last one's processes
-    (every descendant: ``unshare`` does not pass a kill on) are killed and ``reset`` undoes
-    what it left (a lock, records)."""
-    for _ in range(20):
+    """``argv`` started at a moment no other running process that may be ours started at
+    (started again when one did: tests beside this one start processes all the time), so
+    that once it is killed nothing of ours running started then. Its stdin and stdout are
+    pipes; with ``ready``, its first line of output is read and must be that. Before a new
+    start the last one's processes (every descendant: ``unshare`` does not pass a kill on)
+    are killed and ``reset`` undoes what it left (a lock, records)."""
+    near: list[int] = []
+    for _ in range(_STARTS):
         child = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  text=True, env=env)
         if ready is not None:
@@ -117,7 +128,10 @@ def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
         # is past the window starts too late to share the child's moment.
         if (remaining := started + _APART_S - _now_as_a_start()) > 0:
             time.sleep(remaining)
-        if not _started_near(started, besides=family):
+        # Only a process that may be ours can be taken for the child (liveness.look_alikes):
+        # the others may share its moment (tests beside this one start them all the time).
+        near = _started_near(started, besides=family, ours_only=True)
+        if not near:
             return child
         for pid in family:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -125,7 +139,8 @@ def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
         child.wait(30)
         if reset is not None:
             reset()
-    raise AssertionError("no moment of its own for a test's child in 20 starts")
+    raise AssertionError(f"no moment of its own for a test's child in {_STARTS} starts; "
+                         f"the last shared with pids {near}")
 
 
 def program_pid(pid: int) -> int:
