@@ -41,7 +41,7 @@ def empty_outputs(root: Path, suffixes: Collection[str], *, before: float) -> tu
     found: list[Path] = []
     for folder, folders, files in os.walk(root):
         folders[:] = sorted(f for f in folders if not f.startswith("."))
-        for name in files:
+        for name in sorted(files):
             path = Path(folder) / name
             if path.suffix.lower() not in suffixes:
                 continue

@@ -44,6 +44,17 @@ class TestSuperseded:
         printed = _job(store, JobState.DONE)
         assert superseded(store, store.list_jobs()) == {failed.id: printed, again.id: printed}
 
+    def test_each_model_by_its_own_first_later_print_whatever_the_order_asked(
+        self, store: SqliteJobStore
+    ) -> None:
+        failed_a = _job(store, JobState.FAILED, digest="a")
+        failed_b = _job(store, JobState.FAILED, digest="b")
+        first_a = _job(store, JobState.DONE, digest="a")
+        _job(store, JobState.DONE, digest="a")  # a second print later still: not the one
+        printed_b = _job(store, JobState.DONE, digest="b")
+        asked = [first_a, failed_a, failed_b]  # a job that is not failed first
+        assert superseded(store, asked) == {failed_a.id: first_a, failed_b.id: printed_b}
+
     @pytest.mark.parametrize("later", [JobState.FAILED, JobState.PREPARED])
     def test_a_later_job_that_did_not_succeed_supersedes_nothing(
         self, store: SqliteJobStore, later: JobState
