@@ -21,7 +21,10 @@ which printers, since when, in the order they go out. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
-changed since then. Every action takes ``--store PATH|URL`` (default: the settings'
+changed since then. The list without ``--state`` counts, in one line, the failed jobs a later
+job of the same recipe and file printed instead of listing them (store/superseded.py; a
+killed ``run``'s jobs, printed by the next run); with ``--state`` they are listed, marked.
+Every action takes ``--store PATH|URL`` (default: the settings'
 ``store.url`` or ``store.path``) and ``--format text|json``; its hints name the ``jobs``
 command that reaches the store it used (``hotfolder.files.jobs_command``).
 
