@@ -67,7 +67,8 @@ class TestCommandStarts:
                                       tmp_path)
         assert status == 0
         assert "preform_pipeline.commands.jobs" in modules
-        assert not {"httpx", "starlette", "preform_pipeline.executor.runner",
+        # numpy came in through the hot folder's intake: its completeness rule (geometry).
+        assert not {"numpy", "httpx", "starlette", "preform_pipeline.executor.runner",
                     "preform_pipeline.hotfolder.daemon", "preform_pipeline.verify.tracking",
                     "preform_pipeline.cloud.auth"} & modules
         assert not set(_other_commands("jobs")) & modules
@@ -79,6 +80,21 @@ class TestCommandStarts:
         assert status == 0
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
+
+
+class TestTheIntakePath:
+    """The hot folder's intake judges whether a file is whole from its bytes: importing it
+    (``jobs`` does, for the outcome folders) imports neither numpy nor a model reader."""
+
+    def test_the_intake_imports_no_numpy(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, preform_pipeline.hotfolder.intake; "
+             "print(sorted({'numpy', 'preform_pipeline.geometry.stl', "
+             "'preform_pipeline.geometry.threemf'} & set(sys.modules)))"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
 
 
 class TestSimulatorStart:
