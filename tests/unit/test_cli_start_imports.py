@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
 from tests.conftest import RECIPES, REPO_ROOT
 
@@ -109,6 +110,18 @@ class TestSimulatorStart:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
+
+    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(self) -> None:
+        """Pillow (screenshots) and PyYAML (an outcomes file) are imported when used: the
+        suite starts ~245 simulators, most of which use neither."""
+        with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
+            pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
+        imported = {line.split("|")[-1].strip() for line in sim.stderr_lines
+                    if line.startswith("import time:")}
+        # The engine's imports are in the list (screenshot.py is where Pillow is used).
+        assert {"preform_pipeline.simulator.screenshot",
+                "preform_pipeline.simulator.cloud.outcomes"} <= imported
+        assert not {"PIL", "PIL.Image", "yaml"} & imported
 
 
 class TestCommandNames:
