@@ -38,7 +38,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.model import STATE_DESCRIPTIONS
-from preform_pipeline.web import actions, views
+from preform_pipeline.web import actions, shown, views
 from preform_pipeline.web.auth import (
     SESSION_COOKIE,
     SESSION_TTL_S,
@@ -84,6 +84,9 @@ class Dashboard:
         #: session → (the token in that page's address, text).
         self.done: dict[str, tuple[str, str]] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        # Every name from outside shown as it is, hidden characters written out (web/shown.py);
+        # a form value sent back as it is marked ``|e`` in the templates.
+        self.templates.env.finalize = shown.finalize
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
                                           refresh_ms=int(web.refresh_s * 1000),
                                           max_search=views.MAX_SEARCH_CHARS)
