@@ -32,7 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
@@ -143,6 +143,8 @@ class Dashboard:
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
+                if isinstance(exc, StoreError) and exc.outage:
+                    raise  # the store was away, not the action refused: store_away says so
                 # A PipelineError's str() already ends with its hint, shown on its own below.
                 return self.render(request, "error.html", access, status_code=409,
                                    message=getattr(exc, "message", str(exc)),
@@ -185,6 +187,24 @@ class Dashboard:
                                status_code=status, title=title, message=message)
         response.headers.update(headers)
         return response
+
+    async def store_away(self, request: Request, exc: Exception) -> Response:
+        """The store could not be read or written (a database restart, a full disk): a page
+        saying so, which tries again by itself and returns to what was asked once the store
+        answers. Before, a page was the framework's bare "Internal Server Error" (with a
+        traceback on the console), and a build's page said "no such build"."""
+        message = getattr(exc, "message", str(exc))
+        log.warning("web_store_away", path=request.url.path, error=message)
+        said = f"the job store cannot be read just now: {message}"
+        if request.url.path in _JSON_ROUTES:
+            return JSONResponse({"status": "unhealthy", "store": message}, status_code=503)
+        if request.url.path in _TEXT_ROUTES:
+            return PlainTextResponse(said, status_code=503)
+        return self.render(request, "error.html", self.access(request), status_code=503,
+                           title="The job store cannot be read", message=said, retry=True,
+                           hint="nothing was changed; this page tries again every "
+                           f"{self.web.refresh_s:g} s and shows what you asked for once "
+                           "the store answers")
 
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
@@ -331,7 +351,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
             page = await d.read(views.build_page, _build_id(request))
-        except StoreError:
+        except StoreNotFoundError:
             return d.render(request, "error.html", access, status_code=404,
                             message="no such build", hint="it may have been removed")
         return d.render(request, "build.html", access, page=page)
@@ -340,7 +360,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         try:
             found = await d.read(lambda s, i: views.screenshot_of(s.get_build(i)),
                                  _build_id(request))
-        except StoreError:
+        except StoreNotFoundError:
             found = None
         if found is None:
             return PlainTextResponse("no screenshot for this build", status_code=404)
@@ -458,4 +478,5 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     return Starlette(routes=routes,
                      middleware=[Middleware(_NotFramed),
                                  Middleware(_KnownHost, hosts=served_hosts(web))],
-                     exception_handlers={404: d.no_route, 405: d.no_route})
+                     exception_handlers={404: d.no_route, 405: d.no_route,
+                                         StoreError: d.store_away})

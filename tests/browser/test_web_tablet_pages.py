@@ -1,12 +1,14 @@
-"""The dashboard on a tablet beside the printers, in Chromium (session 34's operator's trial):
-long names do not push a page wider than the tablet.
+"""A page left open beside the printers, in Chromium (session 34's operator's trial): it says
+when it is not up to date, and long names do not push it wider than the tablet.
 
-Before, a 150-character case id scrolled History sideways. The dashboard runs in this
-process (uvicorn on 127.0.0.1).
+Before, a page whose refresh failed (the dashboard stopped, the job store away) went on
+showing the old queue as current, with nothing on screen to say so; and a 150-character case
+id scrolled History sideways. The dashboard runs in this process (uvicorn on 127.0.0.1).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +16,10 @@ from typing import Any
 
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.web import WebServer
 from tests.browser.conftest import TABLET
+from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 SECRET = "operator-secret-for-the-trial"
 #: A refresh this often keeps each wait below a second.
@@ -54,6 +58,56 @@ def _case(store: JobStore, tmp: Path, case_id: str, name: str) -> None:
     job = store.create_job(recipe="crowns", source_path=tmp / name, case_id=case_id,
                            state=JobState.PROCESSING)
     store.transition(job.id, JobState.FAILED, "refused by the server")
+
+
+class TestAPageLeftOpen:
+    """A page whose refresh fails says since when it is not up to date, and why."""
+
+    def test_a_stopped_dashboard_is_said_on_the_open_page(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            _case(store, tmp_path, "C-1", "a.stl")
+            page.goto(f"{server.url}/?state=all")
+            page.wait_for_selector("tr[data-case='C-1']")
+            assert page.locator("#stale").is_hidden()
+            server.stop()  # as a restart or a crash of the daemon does
+            page.wait_for_selector("#stale", state="visible")
+            said = page.inner_text("#stale")
+            assert said.startswith("Not up to date: shown as it was at ")
+            assert "the dashboard cannot be reached" in said
+            assert "C-1" in page.inner_text("main")  # the old page is kept, marked
+
+    def test_the_store_away_is_said_and_the_line_goes_once_it_is_back(
+        self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
+    ) -> None:
+        name = f"web_{uuid.uuid4().hex[:12]}"
+        url = pg_cluster.create_database(name)
+        with PostgresJobStore(url, password=PG_PASSWORD) as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            page.goto(f"{server.url}/?state=all")
+            with pg_cluster.refusing(name):
+                page.wait_for_selector("#stale", state="visible")
+                assert "the job store cannot be read just now" in page.inner_text("#stale")
+            _case(store, tmp_path, "C-2", "b.stl")
+            page.wait_for_selector("tr[data-case='C-2']")  # the refresh, not a reload
+            assert page.locator("#stale").is_hidden()
+
+    def test_a_page_opened_while_the_store_is_away_shows_the_page_once_it_is_back(
+        self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
+    ) -> None:
+        name = f"web_{uuid.uuid4().hex[:12]}"
+        url = pg_cluster.create_database(name)
+        with PostgresJobStore(url, password=PG_PASSWORD) as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            with pg_cluster.refusing(name):
+                page.goto(f"{server.url}/failed")
+                assert page.inner_text("h1") == "The job store cannot be read"
+            page.wait_for_selector("h1:text-is('Failed cases')")
+            # The page itself, loaded again: not its live part swapped into the error page.
+            assert page.title() == "Failed cases · preform-pipeline"
+            assert page.url == f"{server.url}/failed"
 
 
 class TestLongNames:

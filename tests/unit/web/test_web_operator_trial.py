@@ -2,21 +2,28 @@
 
 A file named ``rtl<U+202E>gnp.stl`` showed as "rtllts.png" and a right-to-left override in a
 case id reversed the state beside it on History; a page read while the job store was away was
-the times on the pages named no zone.
+the framework's bare "Internal Server Error" (a traceback on the console), and a build's page
+said "no such build"; the times on the pages named no zone.
 """
 
 from __future__ import annotations
 
 import html
 import re
+import uuid
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in, serving
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 #: A right-to-left override: what follows it is drawn reversed.
@@ -76,3 +83,58 @@ class TestTimesNameTheirZone:
         zone = served.store.build_history(served.held_id)[0].at.astimezone().strftime("%Z")
         assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d " + re.escape(zone), t)
                    for t in shown), shown
+
+
+@pytest.fixture
+def away(tmp_path: Path, pg_cluster: PgCluster, users: tuple[WebUser, ...]
+         ) -> Iterator[tuple[Served, PgCluster, str]]:
+    """The dashboard on a PostgreSQL database of its own, its server, and the database's
+    name (``PgCluster.refusing`` takes it away)."""
+    name = f"web_{uuid.uuid4().hex[:12]}"
+    url = pg_cluster.create_database(name)
+    with PostgresJobStore(url, password=PG_PASSWORD) as store, serving(
+        store, tmp_path, users
+    ) as served:
+        yield served, pg_cluster, name
+
+
+class TestTheStoreAway:
+    """While the job store cannot be reached, a page says so and tries again; then it works."""
+
+    @pytest.mark.parametrize("path", ["/", "/history", "/failed", "/printers", "/builds/{id}"])
+    def test_a_page_says_the_store_is_away_and_is_served_once_it_is_back(
+        self, away: tuple[Served, PgCluster, str], path: str
+    ) -> None:
+        served, cluster, name = away
+        url = served.url + path.format(id=served.held_id)
+        with cluster.refusing(name), capture_logs() as logs:
+            answer = httpx.get(url, headers=AUTH)
+        assert answer.status_code == 503
+        text = _text_of(answer.text)
+        assert "The job store cannot be read" in text
+        assert "the job store cannot be read just now: " in text and "cannot reach" in text
+        assert "tries again every 5 s" in text
+        assert "no such build" not in text and "Internal Server Error" not in text
+        assert 'data-refresh-ms="5000" data-reload-when-back' in answer.text
+        assert PG_PASSWORD not in answer.text
+        assert [e["event"] for e in logs if e["event"].startswith("web_")] == ["web_store_away"]
+        assert httpx.get(url, headers=AUTH).status_code == 200
+
+    def test_an_action_meanwhile_says_the_store_is_away_and_changes_nothing(
+        self, away: tuple[Served, PgCluster, str]
+    ) -> None:
+        served, cluster, name = away
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client), cluster.refusing(name):
+            answer = client.post(f"/builds/{served.held_id}/approve",
+                                 data={"csrf": csrf, "next": "/"})
+        assert answer.status_code == 503
+        assert "the job store cannot be read just now" in _text_of(answer.text)
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_missing_build_is_still_no_such_build(
+        self, away: tuple[Served, PgCluster, str]
+    ) -> None:
+        served, _, _ = away
+        answer = httpx.get(f"{served.url}/builds/999999", headers=AUTH)
+        assert answer.status_code == 404 and "no such build" in answer.text
