@@ -138,3 +138,32 @@ class TestTheStoreAway:
         served, _, _ = away
         answer = httpx.get(f"{served.url}/builds/999999", headers=AUTH)
         assert answer.status_code == 404 and "no such build" in answer.text
+
+
+class TestABuildWithoutItsPicture:
+    """The build page says truly why it has no screenshot."""
+
+    def test_a_held_build_whose_picture_is_gone_says_so_and_to_check_the_form(
+        self, served: Served
+    ) -> None:
+        form = served.store.get_build(served.held_id).form_path
+        assert form is not None and not form.with_suffix(".png").exists()
+        page = httpx.get(f"{served.url}/builds/{served.held_id}", headers=AUTH).text
+        found = re.search(r'<p class="empty" id="no-screenshot">([^<]*)</p>', page)
+        assert found is not None
+        said = html.unescape(found.group(1)).strip()
+        assert said == (f"No screenshot was saved beside its .form in {form.parent}: the recipe "
+                        "has no screenshot step, or the picture was moved or deleted. Open the "
+                        ".form in PreForm and check it before approving.")
+
+    def test_a_build_being_prepared_has_no_picture_yet(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        job = store.create_job(recipe="crowns", source_path=tmp_path / "b.stl", case_id="C-9",
+                               state=JobState.PROCESSING)
+        build = store.create_build(recipe="crowns", job_ids=[job.id])
+        store.transition_build(build.id, JobState.PREPARING, "on a server")
+        page = httpx.get(f"{served.url}/builds/{build.id}", headers=AUTH).text
+        assert "No screenshot yet: it is taken when the build has been prepared." in page
+        assert "add a screenshot step" not in page
