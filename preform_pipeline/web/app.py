@@ -146,9 +146,12 @@ class Dashboard:
                 if isinstance(exc, StoreError) and exc.outage:
                     raise  # the store was away, not the action refused: store_away says so
                 # A PipelineError's str() already ends with its hint, shown on its own below.
+                # Back to the page the button was on (the build, now showing who decided), not
+                # only to the queue: the refusal's own address is the action's.
                 return self.render(request, "error.html", access, status_code=409,
                                    message=getattr(exc, "message", str(exc)),
-                                   hint=getattr(exc, "hint", None))
+                                   hint=getattr(exc, "hint", None),
+                                   back=_local(form.get("next")))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
             target = _local(form.get("next"))

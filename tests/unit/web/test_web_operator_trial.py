@@ -167,3 +167,25 @@ class TestABuildWithoutItsPicture:
         page = httpx.get(f"{served.url}/builds/{build.id}", headers=AUTH).text
         assert "No screenshot yet: it is taken when the build has been prepared." in page
         assert "add a screenshot step" not in page
+
+
+class TestTwoOperatorsOneBuild:
+    """The second of two approvals of one build is refused, truly, with the way back to it."""
+
+    def test_the_second_approval_says_who_decided_and_links_back_to_the_build(
+        self, served: Served
+    ) -> None:
+        first, csrf_1 = logged_in(served, "olivia", OPERATOR_SECRET)
+        second, csrf_2 = logged_in(served, "olivia", OPERATOR_SECRET)
+        back = f"/builds/{served.held_id}"
+        with closing(first), closing(second):
+            won = first.post(f"{back}/approve", data={"csrf": csrf_1, "next": back})
+            lost = second.post(f"{back}/approve", data={"csrf": csrf_2, "next": back})
+        assert won.status_code == 303
+        assert lost.status_code == 409
+        build = served.store.get_build(served.held_id)
+        assert f"build {build.job_key} is waiting_for_printer, not awaiting approval" in \
+            _text_of(lost.text)
+        assert f'<a href="{back}" id="back">Back to the page you were on</a>' in lost.text
+        assert [t.to_state for t in served.store.build_history(build.id)].count(
+            JobState.WAITING_FOR_PRINTER) == 1
