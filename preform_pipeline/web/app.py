@@ -385,7 +385,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
         rows = await d.read(views.failed_cases)
         return d.render(request, "failed.html", access, cases=rows,
-                        unverified=JobState.UNVERIFIED)
+                        unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
+                        cut=sum(len(c.jobs) for c in rows) >= views.PAGE_ROWS)
 
     async def metrics(request: Request) -> Response:
         access = d.access(request)

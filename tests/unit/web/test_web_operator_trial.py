@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import views
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in, serving
 
@@ -189,3 +190,29 @@ class TestTwoOperatorsOneBuild:
         assert f'<a href="{back}" id="back">Back to the page you were on</a>' in lost.text
         assert [t.to_state for t in served.store.build_history(build.id)].count(
             JobState.WAITING_FOR_PRINTER) == 1
+
+
+class TestManyFailedCases:
+    """Failed cases says when it shows only the newest, and where the older ones are."""
+
+    def test_past_the_page_it_says_where_the_older_ones_are(
+        self, served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(views, "PAGE_ROWS", 4)  # the page's length, not 300 jobs' writes
+        store = served.store
+        for n in range(5):
+            job = store.create_job(recipe="crowns", source_path=tmp_path / f"f{n}.stl",
+                                   case_id=f"F-{n}", state=JobState.PROCESSING)
+            store.transition(job.id, JobState.FAILED, "refused by the server")
+        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        assert "F-0" not in _text_of(page).split()  # the oldest is past the page
+        assert ('The newest 4 failed jobs are shown; older ones are on <a href="/history?'
+                'state=failed">History, showing Failed</a>.') in page
+        history = httpx.get(served.url + "/history?state=failed&q=F-0", headers=AUTH).text
+        assert "f0.stl" in history
+
+    def test_below_it_says_nothing(self, served: Served, tmp_path: Path) -> None:
+        job = served.store.create_job(recipe="crowns", source_path=tmp_path / "f.stl",
+                                      case_id="F-1", state=JobState.PROCESSING)
+        served.store.transition(job.id, JobState.FAILED, "refused by the server")
+        assert 'id="cut"' not in httpx.get(served.url + "/failed", headers=AUTH).text
