@@ -54,6 +54,17 @@ def _page(browser: Any, url: str) -> Iterator[Any]:
         context.close()
 
 
+@contextmanager
+def _on_postgres(browser: Any, cluster: PgCluster
+                 ) -> Iterator[tuple[JobStore, WebServer, Any, str]]:
+    """The dashboard on a PostgreSQL database of its own, a logged-in page on it, and the
+    database's name (``PgCluster.refusing`` takes it away)."""
+    name = f"web_{uuid.uuid4().hex[:12]}"
+    with PostgresJobStore(cluster.create_database(name), password=PG_PASSWORD) as store, \
+            _served(store) as server, _page(browser, server.url) as page:
+        yield store, server, page, name
+
+
 def _case(store: JobStore, tmp: Path, case_id: str, name: str) -> None:
     job = store.create_job(recipe="crowns", source_path=tmp / name, case_id=case_id,
                            state=JobState.PROCESSING)
@@ -82,10 +93,7 @@ class TestAPageLeftOpen:
     def test_the_store_away_is_said_and_the_line_goes_once_it_is_back(
         self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
     ) -> None:
-        name = f"web_{uuid.uuid4().hex[:12]}"
-        url = pg_cluster.create_database(name)
-        with PostgresJobStore(url, password=PG_PASSWORD) as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_postgres(browser, pg_cluster) as (store, server, page, name):
             page.goto(f"{server.url}/?state=all")
             with pg_cluster.refusing(name):
                 page.wait_for_selector("#stale", state="visible")
@@ -97,10 +105,7 @@ class TestAPageLeftOpen:
     def test_a_page_opened_while_the_store_is_away_shows_the_page_once_it_is_back(
         self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
     ) -> None:
-        name = f"web_{uuid.uuid4().hex[:12]}"
-        url = pg_cluster.create_database(name)
-        with PostgresJobStore(url, password=PG_PASSWORD) as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_postgres(browser, pg_cluster) as (_, server, page, name):
             with pg_cluster.refusing(name):
                 page.goto(f"{server.url}/failed")
                 assert page.inner_text("h1") == "The job store cannot be read"
