@@ -191,6 +191,22 @@ class TestTwoOperatorsOneBuild:
         assert [t.to_state for t in served.store.build_history(build.id)].count(
             JobState.WAITING_FOR_PRINTER) == 1
 
+    def test_an_approval_after_another_cancelled_the_case_is_refused(
+        self, served: Served
+    ) -> None:
+        first, csrf_1 = logged_in(served, "olivia", OPERATOR_SECRET)
+        second, csrf_2 = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(first), closing(second):
+            cancelled = first.post("/cases/cancel", data={
+                "csrf": csrf_1, "next": "/", "target": f"case:{served.case_id}"})
+            late = second.post(f"/builds/{served.held_id}/approve",
+                               data={"csrf": csrf_2, "next": "/"})
+        assert cancelled.status_code == 303 and late.status_code == 409
+        build = served.store.get_build(served.held_id)
+        assert f"build {build.job_key} is processing, not awaiting approval" in \
+            _text_of(late.text)
+        assert build.state is JobState.PROCESSING and build.approval is None
+
 
 class TestManyFailedCases:
     """Failed cases says when it shows only the newest, and where the older ones are."""
