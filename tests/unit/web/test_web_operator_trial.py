@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from structlog.testing import capture_logs
 
 from preform_pipeline.settings.web import WebUser
@@ -232,3 +233,20 @@ class TestManyFailedCases:
                                       case_id="F-1", state=JobState.PROCESSING)
         served.store.transition(job.id, JobState.FAILED, "refused by the server")
         assert 'id="cut"' not in httpx.get(served.url + "/failed", headers=AUTH).text
+
+
+class TestALargePicture:
+    """A screenshot shrunk to the page's column opens whole from it."""
+
+    def test_a_saved_picture_opens_at_full_size(self, served: Served) -> None:
+        form = served.store.get_build(served.held_id).form_path
+        assert form is not None
+        png = form.with_suffix(".png")
+        Image.new("RGB", (3000, 2000), "white").save(png, format="PNG")
+        url = f"{served.url}/builds/{served.held_id}"
+        page = httpx.get(url, headers=AUTH).text
+        link = re.search(r'<a href="([^"]+)" id="full-size"[^>]*><img [^>]*id="screenshot">'
+                         r'</a>', page)
+        assert link is not None
+        whole = httpx.get(served.url + link.group(1), headers=AUTH)
+        assert whole.status_code == 200 and whole.content == png.read_bytes()
