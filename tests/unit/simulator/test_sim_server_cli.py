@@ -147,8 +147,7 @@ class TestDefaultWorkDir:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-        monkeypatch.setenv("USER", "tester")
-        root = tmp_path / "preform-pipeline-tester" / "simulator" / "work"
+        root = tmp_path / f"preform-pipeline-{os.getuid()}" / "simulator" / "work"
         dead = root / "999999999-abc"
         alive = root / f"{os.getpid()}-def"
         for folder in (dead, alive):
@@ -156,3 +155,37 @@ class TestDefaultWorkDir:
         fresh = _default_work_dir()
         assert not dead.exists() and alive.exists()
         assert fresh.parent == root and fresh.name.startswith(f"{os.getpid()}-")
+
+    @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX local paths: user ids")
+    def test_the_folder_is_the_users_own_whatever_the_environment_says(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without USER (cron, ``env -i``) every user was "user": one folder for all."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        monkeypatch.delenv("USER", raising=False)
+        monkeypatch.delenv("USERNAME", raising=False)
+        fresh = _default_work_dir()
+        mine = tmp_path / f"preform-pipeline-{os.getuid()}"
+        assert fresh.parent == mine / "simulator" / "work"
+        assert mine.stat().st_mode & 0o777 == 0o700
+
+    @pytest.mark.skipif(
+        not hasattr(os, "geteuid") or os.geteuid() != 0,
+        reason="giving a folder to another user needs root",
+    )
+    def test_a_folder_of_that_name_another_user_owns_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Root could write into it; its files would still be where that user can replace them."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        theirs = tmp_path / f"preform-pipeline-{os.getuid()}"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(PermissionError) as refused:
+            _default_work_dir()
+        assert str(refused.value) == (
+            f"{theirs} belongs to user id 65534, not a folder of this user (id {os.getuid()}): "
+            "the simulator keeps its files only in a folder of its own; remove it, or set "
+            "TMPDIR to a folder of yours"
+        )
+        assert list(theirs.iterdir()) == []
