@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -135,6 +137,8 @@ def _no_credentials(base_url: str) -> str:
     newcomer rehearsing on the simulators was sent only to the Developer Tools page of a
     Dashboard they may not have, while the Dashboard simulator's defaults would do."""
     # Only this refusal needs the simulator's names; a verify that runs never imports it.
+    # The simulator is named with this very interpreter, which has the package: a bare
+    # `python` is not on every PATH (Debian has only python3), nor the one of the venv.
     from preform_pipeline.simulator.cloud.cli import (
         DEFAULT_CLIENT_ID,
         DEFAULT_CLIENT_SECRET,
@@ -149,7 +153,8 @@ def _no_credentials(base_url: str) -> str:
         return (
             f"error: no Web API credentials: {ways}; create them on the Dashboard's Developer "
             f"Tools page\nto rehearse on the simulators instead: start the Dashboard simulator "
-            f"(`python -m preform_pipeline.simulator.cloud`, it listens on port {DEFAULT_PORT}), "
+            f"(`{shlex.quote(sys.executable)} -m preform_pipeline.simulator.cloud`, it listens "
+            f"on port {DEFAULT_PORT}), "
             f"give `--settings` a file holding `cloud: {{base_url: "
             f"\"http://127.0.0.1:{DEFAULT_PORT}\"}}`, and set its default credentials, "
             f"{defaults} (docs/dashboard-simulator.md)"

@@ -7,6 +7,8 @@ they may not have; the Dashboard simulator's own defaults would do (docs/dashboa
 from __future__ import annotations
 
 import io
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,9 +56,10 @@ class TestNoCredentials:
             f"error: no Web API credentials: {_WAYS}; create them on the Dashboard's Developer "
             "Tools page\n"
             "to rehearse on the simulators instead: start the Dashboard simulator "
-            "(`python -m preform_pipeline.simulator.cloud`, it listens on port 44389), give "
-            '`--settings` a file holding `cloud: {base_url: "http://127.0.0.1:44389"}`, and set '
-            f"its default credentials, {_DEFAULTS} (docs/dashboard-simulator.md)\n"))
+            f"(`{shlex.quote(sys.executable)} -m preform_pipeline.simulator.cloud`, it listens "
+            'on port 44389), give `--settings` a file holding `cloud: {base_url: '
+            '"http://127.0.0.1:44389"}`, and set its default credentials, '
+            f"{_DEFAULTS} (docs/dashboard-simulator.md)\n"))
 
     def test_pointed_elsewhere_it_names_the_simulators_defaults_if_that_is_it(
         self, pending: Path, tmp_path: Path
