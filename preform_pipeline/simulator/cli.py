@@ -419,7 +419,8 @@ def _serve(
     try:
         fleet_dir, work_dir, temporary = _resolve_dirs(config)
     except OSError as exc:
-        _log.error("start_failed", reason="cannot create directory", error=str(exc))
+        # Not only "cannot create": a folder of another user's is refused (_user_temp_root).
+        _log.error("start_failed", reason="cannot make or use its folders", error=str(exc))
         return EXIT_FAILURE
     try:
         return _serve_in(config, stdout, stop, received, fleet_dir, work_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from preform_pipeline.simulator.cli import (
     DEFAULT_PORT,
     DEFAULT_SCENE_CACHE_SIZE,
+    EXIT_FAILURE,
     EXIT_INJECTED_FAULT,
     EXIT_USAGE,
     _default_work_dir,
@@ -189,3 +191,10 @@ class TestDefaultWorkDir:
             "TMPDIR to a folder of yours"
         )
         assert list(theirs.iterdir()) == []
+        # The simulator's start says so and exits 1; the pool shows this in its start-up error.
+        log = tmp_path / "simulator.jsonl"
+        assert run(["--port", "0", "--log-file", str(log)], io.StringIO(),
+                   io.StringIO()) == EXIT_FAILURE
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        assert [(e["reason"], e["error"]) for e in events if e["event"] == "start_failed"] == [
+            ("cannot make or use its folders", str(refused.value))]
