@@ -363,7 +363,7 @@ def _rehearsal_line(path: Path, jobs: str, ledger: RunLedger | None) -> str:
     if ledger is not None and ledger.claimed:
         return f"jobs recorded in the rehearsal store {path} {shows}"
     if ledger is not None and ledger.skipped:
-        return (f"no new job recorded: the skipped models' jobs are in the rehearsal store "
+        return (f"no new job recorded: these models' earlier jobs are in the rehearsal store "
                 f"{path} {shows}")
     return ("no job recorded in the rehearsal store: every model was rejected before it "
             "became a job")

@@ -46,7 +46,7 @@ class TestARehearsalNamesItsStore:
         again = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", str(tmp_path / "o"))
         assert again.returncode == 0, again.stderr
         (line,) = [s for s in again.stdout.splitlines() if REHEARSAL_STORE_FILENAME in s]
-        assert line == (f"no new job recorded: the skipped models' jobs are in the rehearsal "
+        assert line == (f"no new job recorded: these models' earlier jobs are in the rehearsal "
                         f"store {command.split()[-1]} (`{command}` shows them)")
 
     def test_a_run_that_took_no_model_says_it_recorded_nothing(self, tmp_path: Path) -> None:
