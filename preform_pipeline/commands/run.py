@@ -356,6 +356,19 @@ def _sidecars(
     return fields, case_ids, rejected
 
 
+def _rehearsal_line(path: Path, jobs: str, ledger: RunLedger | None) -> str:
+    """What this run wrote into the rehearsal store: a run whose every model was rejected
+    before it became a job (a missing folder) was said to have recorded jobs there."""
+    shows = f"(`{jobs}` shows them)"
+    if ledger is not None and ledger.claimed:
+        return f"jobs recorded in the rehearsal store {path} {shows}"
+    if ledger is not None and ledger.skipped:
+        return (f"no new job recorded: these models' earlier jobs are in the rehearsal store "
+                f"{path} {shows}")
+    return ("no job recorded in the rehearsal store: every model was rejected before it "
+            "became a job")
+
+
 def _plan(
     args: argparse.Namespace,
     recipe: Recipe,
@@ -673,7 +686,7 @@ def _run_recorded(
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
-        extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
+        extra.append(_rehearsal_line(store.path, jobs, ledger))
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
                              elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
