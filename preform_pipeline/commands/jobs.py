@@ -53,7 +53,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
-from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
 from preform_pipeline.printing import PrintOwner
@@ -500,12 +500,9 @@ def _find(store: JobStore, text: str, jobs: str) -> Job:
             )
         try:
             return store.get_job(int(cleaned))
-        except StoreError as exc:
-            if type(exc) is not StoreError or not exc.message.endswith(
-                    f": no job {int(cleaned)}"):
-                raise
+        except StoreNotFoundError as exc:
             # The store's own hint names no store; this one names the store just read.
-            raise StoreError(exc.message, hint=f"`{jobs}` lists the jobs") from None
+            raise StoreNotFoundError(exc.message, hint=f"`{jobs}` lists the jobs") from None
     if normalize_key(cleaned) is None:
         raise StoreError(
             f"{text!r} is neither a job id nor a job key",
