@@ -1,5 +1,7 @@
 """Counted nouns: the one rule for writing "1 build" but "2 builds" in what a user reads;
-and the one way a message quotes a value someone else sent, cut short (:func:`quoted`).
+the one way a message quotes a value someone else sent, cut short (:func:`quoted`); and the one
+way text is shown on a terminal or in a note with its control characters visible, not obeyed
+(:func:`printable`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -7,7 +9,7 @@ progress lines, the planner's messages and the simulator can all use it.
 
 from __future__ import annotations
 
-__all__ = ["counted", "noun", "quoted"]
+__all__ = ["counted", "noun", "printable", "quoted"]
 
 
 def noun(count: float, one: str, many: str | None = None) -> str:
@@ -39,3 +41,18 @@ def quoted(text: str, limit: int = 100) -> str:
         return repr(text)
     shown = repr(text[:limit])
     return f"{shown[:-1]}...{shown[-1]}"
+
+
+# Every C0 and C1 control character and DEL, as Python writes it in a string's repr ("\n",
+# "\x1b", "\x9b"). A file name may hold any of them (POSIX names are bytes): written raw,
+# ESC and CSI start terminal commands (a drop named "\x1b[2J.stl" would clear the operator's
+# screen, an OSC sequence retitle the window), a line break splits a note's labelled lines.
+_CONTROL_ESCAPES: dict[int, str] = {
+    code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``), so a
+    name shown on a console or in a note is seen as it is and cannot steer the terminal."""
+    return text.translate(_CONTROL_ESCAPES)

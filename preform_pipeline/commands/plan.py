@@ -44,7 +44,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, printable
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -205,7 +205,8 @@ def _write_text(plan: Plan, out: TextIO) -> None:
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
             print(
-                f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}", file=out
+                f"    {printable(str(m.path))}  {_size(m.size_mm)}  {m.units} ({m.units_source})"
+                f"{printable(case)}", file=out
             )
         print("  steps:", file=out)
         for line in build.graph.to_text().splitlines():
@@ -214,13 +215,14 @@ def _write_text(plan: Plan, out: TextIO) -> None:
         print(file=out)
         print("warnings:", file=out)
         for warning in plan.warnings:
-            print(f"  {warning}", file=out)
+            print(f"  {printable(warning)}", file=out)
     if plan.rejected:
         print(file=out)
         print("rejected:", file=out)
         for r in plan.rejected:
-            # Every reason starts with the file's path (and its size when known).
-            print(f"  {r.reason}", file=out)
+            # Every reason starts with the file's path (and its size when known); a name may
+            # hold a terminal's escape sequence.
+            print(f"  {printable(r.reason)}", file=out)
     print(file=out)
     print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", file=out)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preform_pipeline.wording import counted, noun, quoted
+from preform_pipeline.wording import counted, noun, printable, quoted
 
 
 class TestCounted:
@@ -49,3 +49,20 @@ class TestQuoted:
         assert quoted("a" * 101) == "'" + "a" * 100 + "...'"
         assert quoted("a" * 100) == "'" + "a" * 100 + "'"
         assert quoted("it's" * 10, limit=8) == '"it\'sit\'s..."'
+
+
+class TestPrintable:
+    """Control characters are shown as escapes; every other character stays as it is."""
+
+    def test_terminal_commands_and_line_breaks_are_escaped(self) -> None:
+        assert printable("a\x1b]0;owned\x07\x1b[2Jb.stl") == "a\\x1b]0;owned\\x07\\x1b[2Jb.stl"
+        assert printable("two\nlines\r\tx\x00\x7f\x9b") == "two\\nlines\\r\\tx\\x00\\x7f\\x9b"
+
+    def test_letters_of_any_script_and_a_windows_path_are_kept(self) -> None:
+        text = "C:\\parts\\café Zürich 歯 🦷 \u00a0.stl"
+        assert printable(text) == text
+
+    @given(st.text())
+    def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
+        shown = printable(text)
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in shown)

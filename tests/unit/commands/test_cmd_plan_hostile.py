@@ -86,3 +86,15 @@ class TestFoldersThatCannotBeRead:
         # `run` said "nothing to do: no complete model files in locked" and exited 0.
         assert alone.returncode == 1, alone.stdout + alone.stderr
         assert f"{locked}: is a folder that cannot be read (Permission denied)" in alone.stdout
+
+
+class TestNamesWithTerminalEscapes:
+    """A model named with a terminal's escape sequences is named with escapes."""
+
+    def test_the_rejection_shows_them_escaped(self, tmp_path: Path) -> None:
+        model = tmp_path / "a\x1b]0;owned\x07\x1b[2Jb\x9b1m.stl"
+        model.write_bytes(b"notes about the part, not a mesh\n")
+        done = plan(model)
+        assert done.returncode == 1
+        assert "a\\x1b]0;owned\\x07\\x1b[2Jb\\x9b1m.stl: this is a text file" in done.stdout
+        assert not {"\x1b", "\x07", "\x9b"} & set(done.stdout + done.stderr), done.stdout
