@@ -37,8 +37,12 @@ _FLAT_SAMPLE_STEP = 97
 
 
 def line_number(data: bytes, offset: int) -> int:
-    """1-based line number of byte ``offset`` (only called on error paths)."""
-    return data.count(b"\n", 0, offset) + 1
+    """1-based line number of byte ``offset`` (only called on error paths).
+
+    A line ends at LF, CRLF or a CR alone (classic Mac OS): an editor counts all three.
+    """
+    return (data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset)
+            - data.count(b"\r\n", 0, offset) + 1)
 
 
 def checked_mesh(

@@ -62,6 +62,10 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
+    if b"\n" not in data and b"\r" in data:
+        # Lines ended by a CR alone (classic Mac OS): every pattern here reads LF-ended lines,
+        # and would see one line and no triangles, which is untrue. Only such a file is copied.
+        data = data.replace(b"\r", b"\n")
     vertices, defined_before = _parse_vertices(data, origin)
     parts: list[npt.NDArray[np.float32]] = []
     faces_before = 0

@@ -96,7 +96,9 @@ def _starts_solid(data: bytes) -> bool:
 def _ends_with_endsolid(tail: bytes) -> bool:
     # The last non-blank line must be "endsolid ...": a multi-solid file cut off mid-way may
     # still contain an earlier solid's endsolid near the end.
-    last_line = tail.rstrip().rsplit(b"\n", 1)[-1]
+    text = tail.rstrip()
+    # A line may end in a CR alone (classic Mac OS): the last line starts after either.
+    last_line = text[max(text.rfind(b"\n"), text.rfind(b"\r")) + 1:]
     return last_line.lstrip().lower().startswith(b"endsolid")
 
 
