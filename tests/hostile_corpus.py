@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -53,6 +54,7 @@ MULTIPLIED = r"its components expand to [\d,]+ object copies"
 SHORT_FACE = r"a face needs at least 3 vertices"
 CYCLE = r"component references form a cycle"
 UNDEFINED = r"reference to undefined object id"
+TWICE = r"the package holds two members named"
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,24 @@ def _mesh_model(vertices: str, triangles: str) -> bytes:
 
 def _threemf(model: bytes) -> bytes:
     return _zip({"[Content_Types].xml": b"<Types/>", "3D/3dmodel.model": model})
+
+
+def _twice(second_name: str) -> bytes:
+    """A package whose model part is there twice: an empty model first, a tetrahedron
+    second (zipfile reads the last of one name; other readers the first)."""
+    buffer = io.BytesIO()
+    tetrahedron = zipfile.ZipFile(io.BytesIO(_threemf(_mesh_model(
+        "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
+                for x, y, z in ((0, 0, 0), (9, 0, 0), (0, 9, 0), (0, 0, 9))),
+        "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
+                for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))))))
+                                ).read("3D/3dmodel.model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("3D/3dmodel.model", _model("<resources/>"))
+            archive.writestr(second_name, tetrahedron)
+    return buffer.getvalue()
 
 
 def _billion_laughs() -> bytes:
@@ -291,6 +311,9 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
         '</object></resources><build><item objectid="1"/></build>'))),
     "no-object.3mf": (UNDEFINED, lambda: _threemf(_model(
         '<resources></resources><build><item objectid="7"/></build>'))),
+    # Session 34: one name twice (or twice but for case) was read as the last of the two.
+    "twice.3mf": (TWICE, lambda: _twice("3D/3dmodel.model")),
+    "twice-cased.3mf": (TWICE, lambda: _twice("3D/3DModel.model")),
     "huge.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
         '<vertex x="1e39" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
         '<triangle v1="0" v2="1" v3="2"/>'))),
