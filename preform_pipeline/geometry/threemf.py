@@ -221,7 +221,13 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         )
     unit = model.unit
     if unit not in UNIT_TO_MM:
-        raise ModelFileError(origin, f"{part}: unknown unit {unit!r}", hint=_HINT)
+        # Named with the six the specification allows: "Inch" or "mm" is a near miss to fix.
+        raise ModelFileError(
+            origin,
+            f"{part}: unknown unit {unit!r} (a 3MF's unit is one of "
+            f"{', '.join(UNIT_TO_MM)}, in lower case)",
+            hint=_HINT,
+        )
     objects = model.objects
     roots = ([object_id for object_id, _ in model.items] if model.items
              else [object_id for object_id, obj in objects.items() if obj.has_mesh])

@@ -107,9 +107,11 @@ class TestDamagedModels:
             "3D/3dmodel.model: root element is '{http://example.com/x}other', not a 3MF core "
             "model")
 
-    def test_an_unknown_unit_is_named(self) -> None:
-        assert _refusal(MM.replace("millimeter", "furlong")).reason == (
-            "3D/3dmodel.model: unknown unit 'furlong'")
+    def test_an_unknown_unit_is_named_with_the_units_there_are(self) -> None:
+        for unit in ("furlong", "Inch", "mm", ""):
+            assert _refusal(MM.replace("millimeter", unit)).reason == (
+                f"3D/3dmodel.model: unknown unit {unit!r} (a 3MF's unit is one of micron, "
+                "millimeter, centimeter, inch, foot, meter, in lower case)")
 
     def test_a_reference_to_an_undefined_object_is_named(self) -> None:
         model = readers.TestThreeMf._model('<item objectid="7"/>')
