@@ -189,6 +189,13 @@ def _summary(plan: Plan) -> str:
     )
 
 
+def _step_lines(build: BuildPlan) -> list[str]:
+    """The build's steps, a line each, shown with :func:`printable`: the import step names
+    the model files, whose names may hold a terminal's escape sequences (split at line
+    breaks only, as ``splitlines`` would also split at the separators a name may hold)."""
+    return [printable(line) for line in build.graph.to_text().split("\n")]
+
+
 def _write_text(plan: Plan, out: TextIO) -> None:
     what = _what(plan)
     print(_summary(plan), file=out)
@@ -209,7 +216,7 @@ def _write_text(plan: Plan, out: TextIO) -> None:
                 f"{printable(case)}", file=out
             )
         print("  steps:", file=out)
-        for line in build.graph.to_text().splitlines():
+        for line in _step_lines(build):
             print(f"  {line}", file=out)
     if plan.warnings:
         print(file=out)
@@ -247,8 +254,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
             table.add_column(column)
         for m in build.models:
             table.add_row(
-                str(m.path),
-                m.case_id or "",
+                printable(str(m.path)),
+                printable(m.case_id or ""),
                 _size(m.size_mm).removesuffix(" mm"),
                 f"{m.units} ({m.units_source})",
                 f"{m.volume_mm3 / 1000.0:.1f}",
@@ -256,9 +263,9 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         console.print(table)
         if build.powder is not None:
             console.print(_powder_text(build.powder), markup=False, highlight=False)
-        console.print(build.graph.to_text(), markup=False, highlight=False)
+        console.print("\n".join(_step_lines(build)), markup=False, highlight=False)
     for warning in plan.warnings:
-        console.print(f"warning: {warning}", markup=False)
+        console.print(f"warning: {printable(warning)}", markup=False)
     if plan.rejected:
         table = Table(title="rejected", title_justify="left")
         table.add_column("model", overflow="fold")
@@ -266,7 +273,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         table.add_column("reason")
         for r in plan.rejected:
             reason = r.reason.removeprefix(f"{r.path}: ")
-            table.add_row(str(r.path), _size(r.size_mm).removesuffix(" mm"), reason)
+            table.add_row(printable(str(r.path)), _size(r.size_mm).removesuffix(" mm"),
+                          printable(reason))
         console.print(table)
     console.print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", highlight=False)
 

@@ -3,12 +3,16 @@ console shows the plan and the reasons, nothing of Python's own."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from preform_pipeline.cli import run
+from preform_pipeline.geometry import write_stl
 from tests.conftest import RECIPES
+from tests.hostile_corpus import tetra
 
 TIMEOUT_S = 120.0
 TETRA_OBJ = b"v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
@@ -98,3 +102,25 @@ class TestNamesWithTerminalEscapes:
         assert done.returncode == 1
         assert "a\\x1b]0;owned\\x07\\x1b[2Jb\\x9b1m.stl: this is a text file" in done.stdout
         assert not {"\x1b", "\x07", "\x9b"} & set(done.stdout + done.stderr), done.stdout
+
+    def test_the_terminals_tables_show_them_escaped(self, tmp_path: Path) -> None:
+        """On a terminal the plan is rich's tables, which pass ESC through as it comes."""
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        case = tmp_path / "C-\x1b[2J1"
+        case.mkdir()
+        write_stl(case / "upper\x9b1m.stl", tetra())
+        bad = tmp_path / "a\x1b]0;owned\x07b.stl"
+        bad.write_bytes(b"notes about the part, not a mesh\n")
+        out, err = Terminal(), io.StringIO()
+        code = run(["plan", str(RECIPES / "engineering-grey-form4.yaml"), str(case), str(bad)],
+                   out, err)
+        assert code == 1
+        shown = out.getvalue()
+        for escaped in ("C-\\x1b[2J1", "upper\\x9b1m.stl", "a\\x1b]0;owned\\x07b.stl"):
+            assert escaped in shown.replace("\n", ""), shown
+        # rich's own styles start with ESC [ and a digit; nothing else may.
+        assert "\x1b]" not in shown and "\x1b[2J" not in shown and "\x9b" not in shown
