@@ -45,7 +45,7 @@ from preform_pipeline.verify.tracking import (
     verification_failed,
     verification_lines,
 )
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, printable
 
 __all__ = [
     "EXIT_FAILURE",
@@ -308,7 +308,8 @@ def error_lines(result: RunResult, code: int) -> list[str]:
             message = f": {outcome.verify_message}" if outcome.verify_message else ""
             lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
     lines.append(exit_line(result, code))
-    return lines
+    # A model's name (in a reason, a build's name) may hold a terminal's escape sequences.
+    return [printable(line) for line in lines]
 
 
 def units_line(plan: Plan) -> str:

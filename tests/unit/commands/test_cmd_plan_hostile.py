@@ -124,3 +124,23 @@ class TestNamesWithTerminalEscapes:
             assert escaped in shown.replace("\n", ""), shown
         # rich's own styles start with ESC [ and a digit; nothing else may.
         assert "\x1b]" not in shown and "\x1b[2J" not in shown and "\x9b" not in shown
+
+    def test_run_shows_them_escaped(self, tmp_path: Path) -> None:
+        bad = tmp_path / "a\x1b]0;owned\x07b.stl"
+        bad.write_bytes(b"notes about the part, not a mesh\n")
+        os.utime(bad, (1e9, 1e9))  # long since written: taken, and refused
+        fresh = tmp_path / "c\x9b1md.stl"  # just written: not taken yet, however slow the start
+        fresh.write_bytes(b"solid c\n")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("run: {quiet_period_s: 3600, incomplete_timeout_s: 3600}\n",
+                            encoding="utf-8")
+        options = ("--dry-run", "--output", str(tmp_path / "out"), "--settings", str(settings))
+        done = plan(bad, fresh, command="run", options=options)
+        quiet = plan(bad, command="run", options=(*options, "--quiet"))
+        assert (done.returncode, quiet.returncode) == (1, 1), done.stdout + done.stderr
+        assert "  a\\x1b]0;owned\\x07b.stl: this is a text file" in done.stdout.replace(
+            str(tmp_path) + "/", "")
+        assert "c\\x9b1md.stl: still being written" in done.stdout
+        assert "rejected: " in quiet.stderr and "a\\x1b]0;owned\\x07b.stl" in quiet.stderr
+        for text in (done.stdout, done.stderr, quiet.stdout, quiet.stderr):
+            assert not {"\x1b", "\x07", "\x9b"} & set(text), text
