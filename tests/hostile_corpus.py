@@ -55,6 +55,7 @@ SHORT_FACE = r"a face needs at least 3 vertices"
 CYCLE = r"component references form a cycle"
 UNDEFINED = r"reference to undefined object id"
 TWICE = r"the package holds two members named"
+OVERLONG = r"line \d+: a number [\d,]+ characters long"
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,27 @@ def _ratio_bomb() -> bytes:
     return _threemf(b" " * (16 * 1024 * 1024))
 
 
+#: A "number" of this many digits in a text model: each reader converts its numbers as an
+#: array as wide as the longest, so the few below cost 48 MB unbounded (a 400 kB one, 67 GiB).
+_LONG_DIGITS = 4000
+
+
+def _long_number_stl() -> bytes:
+    far = ("1" + "0" * _LONG_DIGITS, "0", "0")
+    corners = [("0", "0", "0"), ("1", "0", "0"), ("0", "1", "0")]
+    return _ascii(_facet(far, *corners[1:]) + _facet(*corners) * 1000)
+
+
+def _long_number_obj() -> bytes:
+    return (b"v 1" + b"0" * _LONG_DIGITS + b" 0 0\n" + b"v 0 0 0\n" * 4000
+            + b"v 1 0 0\nv 0 1 0\nf 4002 4003 4001\n")
+
+
+def _long_index_obj() -> bytes:
+    return (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + b"0" * _LONG_DIGITS + b"3\n"
+            + b"f 1 2 3\n" * 4000)
+
+
 def _png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 
@@ -264,7 +286,11 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     # Beyond float32: infinite once read, and no numpy warning on the console (session 25).
     "huge.stl": (NON_FINITE, lambda: _ascii(_facet(("1e39", "0", "0"), ("1", "0", "0"),
                                                    ("0", "1", "0")))),
+    # Session 34: a number thousands of digits long (the readers' arrays are as wide as it).
+    "long-number.stl": (OVERLONG, _long_number_stl),
     # OBJ
+    "long-number.obj": (OVERLONG, _long_number_obj),
+    "long-index.obj": (OVERLONG, _long_index_obj),
     "photo.obj": (IMPOSTOR, _png),
     "drawing.obj": (IMPOSTOR, lambda: b"%PDF-1.4\n" + b"stream\n" * 20),
     "page.obj": (IMPOSTOR, lambda: b"<html><head></head><body></body></html>"),

@@ -82,6 +82,21 @@ class TestCorpus:
         # The 1.5 GiB bomb is 1.5 MB on disk; reading it must cost about that, not gigabytes.
         assert peak < 64 * 1024 * 1024
 
+    def test_a_long_number_fails_with_little_memory(
+        self, corpus: tuple[Path, list[Entry]]
+    ) -> None:
+        folder, _ = corpus
+        tracemalloc.start()
+        try:
+            for name in ("long-number.stl", "long-number.obj", "long-index.obj"):
+                with pytest.raises(ModelFileError):
+                    read_mesh(folder / name)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # Each file is under 100 kB; an array as wide as its longest number was 48 MB.
+        assert peak < 8 * 1024 * 1024
+
 
 class TestByteOrderMark:
     """An ASCII STL saved "UTF-8 with BOM" reads as the same triangles as one saved without,
