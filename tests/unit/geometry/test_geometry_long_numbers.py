@@ -47,6 +47,14 @@ class TestAsciiStl:
         assert refusal(path).reason.startswith("line 9: malformed facet (expected")
 
 
+    def test_the_number_is_named_in_a_last_facet_without_its_end(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.stl"
+        cut = facet(f"{LONG} 0 0", *CORNERS[1:]).replace("  endfacet\n", "")
+        path.write_text(f"solid x\n{facet(*CORNERS)}{cut}endsolid x\n", encoding="ascii")
+        assert refusal(path).reason == (
+            "line 11: a number 4,001 characters long (numbers have at most 64)")
+
+
 class TestObj:
     """A coordinate or an index so long is named at its line, in any slice of the file."""
 
