@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from geometry_factories import refusal
 
-from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import read_mesh
 from preform_pipeline.geometry.obj import SLICE_BYTES
 
@@ -18,12 +17,6 @@ CORNERS = ("0 0 0", "10 0 0", "0 10 0")
 def facet(*vertices: str) -> str:
     body = "".join(f"    vertex {v}\n" for v in vertices)
     return f"  facet normal 0 0 1\n   outer loop\n{body}   endloop\n  endfacet\n"
-
-
-def refusal(path: Path) -> ModelFileError:
-    with pytest.raises(ModelFileError) as caught:
-        read_mesh(path)
-    return caught.value
 
 
 class TestAsciiStl:
