@@ -224,7 +224,8 @@ def plan_warnings(plan: Plan) -> list[str]:
         + f"; state them with {UNITS_SETTINGS}"
         for units, models in groups.items()
     ]
-    return lines + [w for w in plan.warnings if w not in said]
+    # A model's name may hold a terminal's escape sequences: shown as escapes.
+    return [printable(line) for line in lines + [w for w in plan.warnings if w not in said]]
 
 
 def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
@@ -334,8 +335,10 @@ def _hours(seconds: float | None) -> str:
 
 
 def _cells(o: BuildOutcome) -> tuple[str, ...]:
+    # A build's name (from a job name template) and its reason may hold a file's name, and
+    # with it a terminal's escape sequences: shown as escapes, as in every other line.
     return (
-        o.name,
+        printable(o.name),
         o.status.value,
         str(len(o.models)),
         "-" if o.material_ml is None else f"{o.material_ml:.1f}",
@@ -343,7 +346,7 @@ def _cells(o: BuildOutcome) -> tuple[str, ...]:
         o.job_id or "-",
         o.server or "-",
         str(len(o.attempts)),
-        "" if o.status is BuildStatus.SUCCEEDED else (o.reason or ""),
+        "" if o.status is BuildStatus.SUCCEEDED else printable(o.reason or ""),
     )
 
 
@@ -375,7 +378,7 @@ def _blocks(result: RunResult) -> Group:
     """One block per build: name and status, then the figures it has, then the full reason."""
     parts: list[RenderableType] = [Text(f"run {result.run_id}")]
     for o in result.outcomes:
-        parts.append(Text(f"{o.name}  {o.status.value}"))
+        parts.append(Text(f"{printable(o.name)}  {o.status.value}"))
         figures = [counted(len(o.models), "model")]
         if o.material_ml is not None:
             figures.append(f"{o.material_ml:.1f} ml")
@@ -390,7 +393,7 @@ def _blocks(result: RunResult) -> Group:
         if o.status is BuildStatus.SPLIT:
             parts.append(_indented("split into " + ", ".join(o.children)))
         if o.status is not BuildStatus.SUCCEEDED and o.reason:
-            parts.append(_indented(f"reason: {o.reason}"))
+            parts.append(_indented(f"reason: {printable(o.reason)}"))
     return Group(*parts)
 
 
@@ -416,6 +419,7 @@ def print_summary(
     # A split build's warnings come again from its halves, which redo its steps.
     for outcome in result.counted:
         for group in group_warnings(outcome.warnings):
-            console.print(f"{outcome.name}: {group.text()}", markup=False, highlight=False)
+            console.print(printable(f"{outcome.name}: {group.text()}"), markup=False,
+                          highlight=False)
     for line in [*verification_lines(result), *extra, run_line(result), exit_line(result, code)]:
         console.print(line, markup=False, highlight=False)
