@@ -30,7 +30,7 @@ import structlog.tracebacks
 from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
-from .wording import printable
+from .wording import visible
 
 __all__ = [
     "REDACTED",
@@ -150,13 +150,13 @@ def redact_url(url: str) -> str:
 class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
     """structlog's console lines, but a value with spaces is quoted, not repr()'d: a Windows
     path (``C:\\parts\\a b.stl``) must read as the user wrote it, not with doubled
-    backslashes. Control characters are shown as escapes (:func:`printable`): a dropped
+    backslashes. Control characters are shown as escapes (:func:`visible`): a dropped
     file's name reaches these lines, and must neither break them nor steer the terminal."""
 
     def _repr(self, val: Any) -> str:
         if not isinstance(val, str):
             return super()._repr(val)
-        shown = printable(val)
+        shown = visible(val)
         if set(shown) & {" ", "=", '"', "'"}:
             return '"' + shown.replace('"', '\\"') + '"'
         return shown

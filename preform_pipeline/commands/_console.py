@@ -45,7 +45,7 @@ from preform_pipeline.verify.tracking import (
     verification_failed,
     verification_lines,
 )
-from preform_pipeline.wording import counted, printable
+from preform_pipeline.wording import counted, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -225,7 +225,7 @@ def plan_warnings(plan: Plan) -> list[str]:
         for units, models in groups.items()
     ]
     # A model's name may hold a terminal's escape sequences: shown as escapes.
-    return [printable(line) for line in lines + [w for w in plan.warnings if w not in said]]
+    return [visible(line) for line in lines + [w for w in plan.warnings if w not in said]]
 
 
 def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
@@ -310,7 +310,7 @@ def error_lines(result: RunResult, code: int) -> list[str]:
             lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
     lines.append(exit_line(result, code))
     # A model's name (in a reason, a build's name) may hold a terminal's escape sequences.
-    return [printable(line) for line in lines]
+    return [visible(line) for line in lines]
 
 
 def units_line(plan: Plan) -> str:
@@ -338,7 +338,7 @@ def _cells(o: BuildOutcome) -> tuple[str, ...]:
     # A build's name (from a job name template) and its reason may hold a file's name, and
     # with it a terminal's escape sequences: shown as escapes, as in every other line.
     return (
-        printable(o.name),
+        visible(o.name),
         o.status.value,
         str(len(o.models)),
         "-" if o.material_ml is None else f"{o.material_ml:.1f}",
@@ -346,7 +346,7 @@ def _cells(o: BuildOutcome) -> tuple[str, ...]:
         o.job_id or "-",
         o.server or "-",
         str(len(o.attempts)),
-        "" if o.status is BuildStatus.SUCCEEDED else printable(o.reason or ""),
+        "" if o.status is BuildStatus.SUCCEEDED else visible(o.reason or ""),
     )
 
 
@@ -378,7 +378,7 @@ def _blocks(result: RunResult) -> Group:
     """One block per build: name and status, then the figures it has, then the full reason."""
     parts: list[RenderableType] = [Text(f"run {result.run_id}")]
     for o in result.outcomes:
-        parts.append(Text(f"{printable(o.name)}  {o.status.value}"))
+        parts.append(Text(f"{visible(o.name)}  {o.status.value}"))
         figures = [counted(len(o.models), "model")]
         if o.material_ml is not None:
             figures.append(f"{o.material_ml:.1f} ml")
@@ -393,7 +393,7 @@ def _blocks(result: RunResult) -> Group:
         if o.status is BuildStatus.SPLIT:
             parts.append(_indented("split into " + ", ".join(o.children)))
         if o.status is not BuildStatus.SUCCEEDED and o.reason:
-            parts.append(_indented(f"reason: {printable(o.reason)}"))
+            parts.append(_indented(f"reason: {visible(o.reason)}"))
     return Group(*parts)
 
 
@@ -419,7 +419,7 @@ def print_summary(
     # A split build's warnings come again from its halves, which redo its steps.
     for outcome in result.counted:
         for group in group_warnings(outcome.warnings):
-            console.print(printable(f"{outcome.name}: {group.text()}"), markup=False,
+            console.print(visible(f"{outcome.name}: {group.text()}"), markup=False,
                           highlight=False)
     for line in [*verification_lines(result), *extra, run_line(result), exit_line(result, code)]:
         console.print(line, markup=False, highlight=False)

@@ -70,7 +70,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
 from preform_pipeline.store.opening import is_shared_store
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.wording import printable
+from preform_pipeline.wording import visible
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -607,18 +607,18 @@ def error_note(
 
     One line each: a control character inside a value (a file named with a newline, a
     carriage return or a terminal's escape sequence, which POSIX allows) is written as its
-    escape (``\\n``, ``\\x1b``: :func:`~preform_pipeline.wording.printable`), so every line
+    escape (``\\n``, ``\\x1b``: :func:`~preform_pipeline.wording.visible`), so every line
     still starts with its label and a note shown in a terminal cannot steer it.
     """
     lines = [
-        f"What failed: {printable(what)}",
-        f"Where: {printable(where)}",
-        f"File: {printable(file)}",
+        f"What failed: {visible(what)}",
+        f"Where: {visible(where)}",
+        f"File: {visible(file)}",
     ]
     if job is not None:
         lines.append(f"Job: {job.job_key} (see: {jobs} show {job.job_key})")
-    lines.extend(printable(d) for d in details)
-    lines.append(f"What to do: {printable(todo)}")
+    lines.extend(visible(d) for d in details)
+    lines.append(f"What to do: {visible(todo)}")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preform_pipeline.wording import counted, noun, printable, quoted
+from preform_pipeline.wording import counted, noun, quoted, visible
 
 
 class TestCounted:
@@ -51,18 +51,19 @@ class TestQuoted:
         assert quoted("it's" * 10, limit=8) == '"it\'sit\'s..."'
 
 
-class TestPrintable:
-    """Control characters are shown as escapes; every other character stays as it is."""
+class TestVisible:
+    """Hidden characters of a name are written out; every other character is kept."""
 
-    def test_terminal_commands_and_line_breaks_are_escaped(self) -> None:
-        assert printable("a\x1b]0;owned\x07\x1b[2Jb.stl") == "a\\x1b]0;owned\\x07\\x1b[2Jb.stl"
-        assert printable("two\nlines\r\tx\x00\x7f\x9b") == "two\\nlines\\r\\tx\\x00\\x7f\\x9b"
+    def test_controls_and_direction_marks_are_escaped(self) -> None:
+        assert visible("rtl\u202egnp.stl") == "rtl\\u202egnp.stl"
+        assert visible("C-new\nline\t\x00") == "C-new\\nline\\t\\x00"
+        assert visible("a\u200bb\ufeff") == "a\\u200bb\\ufeff"
 
-    def test_letters_of_any_script_and_a_windows_path_are_kept(self) -> None:
-        text = "C:\\parts\\café Zürich 歯 🦷 \u00a0.stl"
-        assert printable(text) == text
+    def test_letters_of_any_script_and_joiners_are_kept(self) -> None:
+        for name in ("Zahn-Ä", "שן-7", "سن\u200cی", "👩\u200d🔬", "<b>&'\""):
+            assert visible(name) == name
 
     @given(st.text())
     def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
-        shown = printable(text)
-        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in shown)
+        # ESC and CSI start terminal commands; a name holding them is shown, not obeyed.
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in visible(text))
