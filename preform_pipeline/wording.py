@@ -1,7 +1,8 @@
 """Counted nouns: the one rule for writing "1 build" but "2 builds" in what a user reads;
 the one way a message quotes a value someone else sent, cut short (:func:`quoted`); and the
 one way a name someone else chose is shown with its hidden characters written out
-(:func:`visible`: the dashboard's pages, the screenshot's legend).
+(:func:`visible`: the dashboard's pages, the screenshot's legend, the console's log lines, the
+hot folder's notes, ``jobs``, ``plan`` and ``run``).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.

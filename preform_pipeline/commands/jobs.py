@@ -79,7 +79,7 @@ from preform_pipeline.store import (
     parse_state,
 )
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -353,6 +353,8 @@ def _dump(data: Any, out: TextIO) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    # A dropped file's name, and a reason quoting it, may hold a terminal's escape sequence.
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.rjust(w) if i == 0 else cell.ljust(w) for i, (cell, w) in
@@ -457,14 +459,14 @@ def _write_show(
     ]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
-        print(f"{label.ljust(width)}  {value}", file=out)
+        print(f"{label.ljust(width)}  {visible(value)}", file=out)
     print(file=out)
     print("history", file=out)
     rows = [
         (
             _when(t.at),
             f"{t.from_state.value if t.from_state else '(new)'} -> {t.to_state.value}",
-            t.reason,
+            visible(t.reason),
         )
         for t in history
     ]

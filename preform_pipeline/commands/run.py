@@ -126,7 +126,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted, noun
+from preform_pipeline.wording import counted, noun, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -311,7 +311,8 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         # sidecar), and the path not again when the reason begins with it.
         size = f" ({_size(rejection.size_mm)})" if rejection.size_mm is not None else ""
         reason = rejection.reason.removeprefix(f"{rejection.path}: ")
-        print(f"  {rejection.path}{size}: {reason}", file=out)
+        # A name may hold a terminal's escape sequences: shown as escapes.
+        print(visible(f"  {rejection.path}{size}: {reason}"), file=out)
 
 
 def _sidecars(
@@ -389,7 +390,7 @@ def _plan(
                            incomplete_timeout_s=rules.incomplete_timeout_s,
                            skip=() if output is None else (output,), cases=cases)
     for path, why in sources.waiting:
-        print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
+        print(visible(f"not taken yet: {path}: {why}; the next run takes it"), file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:

@@ -62,3 +62,8 @@ class TestVisible:
     def test_letters_of_any_script_and_joiners_are_kept(self) -> None:
         for name in ("Zahn-Ä", "שן-7", "سن\u200cی", "👩\u200d🔬", "<b>&'\""):
             assert visible(name) == name
+
+    @given(st.text())
+    def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
+        # ESC and CSI start terminal commands; a name holding them is shown, not obeyed.
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in visible(text))
