@@ -36,6 +36,7 @@ PipelineError
  ├── StoreError                       the job store cannot be read or written
  │    ├── InvalidTransitionError      the state table forbids this change (names both states)
  │    ├── StoreConflictError          compare-and-set lost: the state changed meanwhile
+ │    ├── StoreNotFoundError          no job or build of that id (the store answered)
  │    └── StoreLockedError            another daemon holds the store (names its host and PID)
  ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
  │    ├── CloudAuthError               credentials or access token refused
@@ -97,6 +98,7 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "TemplateError",
     "TransientApiError",
     "UnsupportedApiVersionError",
@@ -457,6 +459,14 @@ class StoreConflictError(StoreError):
         self.expected = tuple(expected)
         self.actual = actual
 
+
+
+class StoreNotFoundError(StoreError):
+    """The store holds no job or build of the id asked for. An answer, not an outage: the
+    dashboard says "no such build" for it, and for an outage that the store cannot be read
+    (it said "no such build" for both)."""
+
+    outage: ClassVar[bool] = False
 
 
 class LeaseLostError(StoreError):

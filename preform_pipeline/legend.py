@@ -32,6 +32,7 @@ from typing import Final
 from PIL import Image, ImageDraw, ImageFont
 
 from preform_pipeline.atomicfile import temporary_name, write_atomically
+from preform_pipeline.wording import visible
 
 __all__ = [
     "DEFAULT_PITCH_DEG",
@@ -193,7 +194,9 @@ def add_legend(
     pad = text_px
 
     probe = ImageDraw.Draw(shot)
-    texts = [f"{m.text}" for m in marks]
+    # A line break in a case id made Pillow refuse the text ("can't measure length of
+    # multiline text"), and the whole legend was lost: every model of the build unmarked.
+    texts = [visible(m.text) for m in marks]
     widest = max((probe.textlength(t, font=font) for t in texts), default=0.0)
     column = int(2 * radius + pad + widest + 2 * pad)
     columns = max(1, min(len(marks), (width - pad) // max(column, 1)))
@@ -206,14 +209,14 @@ def add_legend(
     for number, centre in mark_positions(marks, view, (width, height)).items():
         _disc(draw, centre, radius, number, font)
     top = height + pad
-    draw.text((pad, top + line / 2), f"{title}   {subtitle}", fill=_STRIP_TEXT, font=font,
-              anchor="lm")
-    for i, mark in enumerate(marks):
+    draw.text((pad, top + line / 2), visible(f"{title}   {subtitle}"), fill=_STRIP_TEXT,
+              font=font, anchor="lm")
+    for i, (mark, text) in enumerate(zip(marks, texts, strict=True)):
         row, col = divmod(i, columns)
         x = pad + col * column
         y = top + line + row * line + line / 2
         _disc(draw, (x + radius, y), radius, mark.number, font)
-        draw.text((x + 2 * radius + pad / 2, y), mark.text, fill=_STRIP_TEXT, font=font,
+        draw.text((x + 2 * radius + pad / 2, y), text, fill=_STRIP_TEXT, font=font,
                   anchor="lm")
     _save(image, path)
     return path

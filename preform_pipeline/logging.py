@@ -30,6 +30,8 @@ import structlog.tracebacks
 from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
+from .wording import visible
+
 __all__ = [
     "REDACTED",
     "SECRET_KEY_PATTERN",
@@ -148,12 +150,16 @@ def redact_url(url: str) -> str:
 class _ConsoleRenderer(structlog.dev.ConsoleRenderer):
     """structlog's console lines, but a value with spaces is quoted, not repr()'d: a Windows
     path (``C:\\parts\\a b.stl``) must read as the user wrote it, not with doubled
-    backslashes."""
+    backslashes. Control characters are shown as escapes (:func:`visible`): a dropped
+    file's name reaches these lines, and must neither break them nor steer the terminal."""
 
     def _repr(self, val: Any) -> str:
-        if isinstance(val, str) and set(val) & {" ", "\t", "=", "\r", "\n", '"', "'"}:
-            return '"' + val.replace('"', '\\"').replace("\n", " ") + '"'
-        return super()._repr(val)
+        if not isinstance(val, str):
+            return super()._repr(val)
+        shown = visible(val)
+        if set(shown) & {" ", "=", '"', "'"}:
+            return '"' + shown.replace('"', '\\"') + '"'
+        return shown
 
 
 def _console_exception(sio: TextIO, exc_info: ExcInfo) -> None:

@@ -1,5 +1,8 @@
 """Counted nouns: the one rule for writing "1 build" but "2 builds" in what a user reads;
-and the one way a message quotes a value someone else sent, cut short (:func:`quoted`).
+the one way a message quotes a value someone else sent, cut short (:func:`quoted`); and the
+one way a name someone else chose is shown with its hidden characters written out
+(:func:`visible`: the dashboard's pages, the screenshot's legend, the console's log lines, the
+hot folder's notes, ``jobs``, ``plan`` and ``run``).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -7,7 +10,13 @@ progress lines, the planner's messages and the simulator can all use it.
 
 from __future__ import annotations
 
-__all__ = ["counted", "noun", "quoted"]
+import unicodedata
+from typing import Final
+
+__all__ = ["counted", "noun", "quoted", "visible"]
+
+#: Joiners that some scripts (Persian, Indic) and emoji need inside a word: kept as they are.
+_JOINERS: Final = frozenset("\u200c\u200d")
 
 
 def noun(count: float, one: str, many: str | None = None) -> str:
@@ -39,3 +48,18 @@ def quoted(text: str, limit: int = 100) -> str:
         return repr(text)
     shown = repr(text[:limit])
     return f"{shown[:-1]}...{shown[-1]}"
+
+
+def _hidden(char: str) -> bool:
+    """A control character (Cc) or an invisible format character (Cf: the bidi overrides and
+    isolates, zero-width space, soft hyphen, BOM) other than the joiners."""
+    return unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS
+
+
+def visible(text: str) -> str:
+    """``text`` with each hidden character written as the escape Python prints for it
+    (``\\u202e``, ``\\n``), as :func:`quoted` shows them: a right-to-left override in a file
+    name drew ``rtl<U+202E>gnp.stl`` as "rtllts.png", and a line break read as a space."""
+    if not any(_hidden(c) for c in text):
+        return text
+    return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)

@@ -63,6 +63,14 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
     # The machine-bound skips below never happen in CI (Linux, run as root); a newcomer's
     # machine that is not root, or not Linux, must still finish the README's test command.
     "SIGKILL is POSIX": "Windows has no SIGKILL; its terminate is already a kill",
+    "giving a folder to another user needs root": (
+        "the refusal of a temporary folder another user owns is checked on a real one, and "
+        "only root may give a folder away"
+    ),
+    "making a file no one may delete needs root": (
+        "a note the retry cannot remove is made immutable (chattr +i), which only root may "
+        "do; an ordinary user cannot make a file in its own folder that it may not delete"
+    ),
     "making a device node needs root": (
         "the refusal of a device node is checked on a real one, and only root may make it"
     ),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -53,6 +54,8 @@ MULTIPLIED = r"its components expand to [\d,]+ object copies"
 SHORT_FACE = r"a face needs at least 3 vertices"
 CYCLE = r"component references form a cycle"
 UNDEFINED = r"reference to undefined object id"
+TWICE = r"the package holds two members named"
+OVERLONG = r"line \d+: a number [\d,]+ characters long"
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,24 @@ def _mesh_model(vertices: str, triangles: str) -> bytes:
 
 def _threemf(model: bytes) -> bytes:
     return _zip({"[Content_Types].xml": b"<Types/>", "3D/3dmodel.model": model})
+
+
+def _twice(second_name: str) -> bytes:
+    """A package whose model part is there twice: an empty model first, a tetrahedron
+    second (zipfile reads the last of one name; other readers the first)."""
+    buffer = io.BytesIO()
+    tetrahedron = zipfile.ZipFile(io.BytesIO(_threemf(_mesh_model(
+        "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
+                for x, y, z in ((0, 0, 0), (9, 0, 0), (0, 9, 0), (0, 0, 9))),
+        "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
+                for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))))))
+                                ).read("3D/3dmodel.model")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("3D/3dmodel.model", _model("<resources/>"))
+            archive.writestr(second_name, tetrahedron)
+    return buffer.getvalue()
 
 
 def _billion_laughs() -> bytes:
@@ -194,6 +215,27 @@ def _ratio_bomb() -> bytes:
     return _threemf(b" " * (16 * 1024 * 1024))
 
 
+#: A "number" of this many digits in a text model: each reader converts its numbers as an
+#: array as wide as the longest, so the few below cost 48 MB unbounded (a 400 kB one, 67 GiB).
+_LONG_DIGITS = 4000
+
+
+def _long_number_stl() -> bytes:
+    far = ("1" + "0" * _LONG_DIGITS, "0", "0")
+    corners = [("0", "0", "0"), ("1", "0", "0"), ("0", "1", "0")]
+    return _ascii(_facet(far, *corners[1:]) + _facet(*corners) * 1000)
+
+
+def _long_number_obj() -> bytes:
+    return (b"v 1" + b"0" * _LONG_DIGITS + b" 0 0\n" + b"v 0 0 0\n" * 4000
+            + b"v 1 0 0\nv 0 1 0\nf 4002 4003 4001\n")
+
+
+def _long_index_obj() -> bytes:
+    return (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + b"0" * _LONG_DIGITS + b"3\n"
+            + b"f 1 2 3\n" * 4000)
+
+
 def _png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
 
@@ -244,7 +286,11 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     # Beyond float32: infinite once read, and no numpy warning on the console (session 25).
     "huge.stl": (NON_FINITE, lambda: _ascii(_facet(("1e39", "0", "0"), ("1", "0", "0"),
                                                    ("0", "1", "0")))),
+    # Session 34: a number thousands of digits long (the readers' arrays are as wide as it).
+    "long-number.stl": (OVERLONG, _long_number_stl),
     # OBJ
+    "long-number.obj": (OVERLONG, _long_number_obj),
+    "long-index.obj": (OVERLONG, _long_index_obj),
     "photo.obj": (IMPOSTOR, _png),
     "drawing.obj": (IMPOSTOR, lambda: b"%PDF-1.4\n" + b"stream\n" * 20),
     "page.obj": (IMPOSTOR, lambda: b"<html><head></head><body></body></html>"),
@@ -291,6 +337,9 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
         '</object></resources><build><item objectid="1"/></build>'))),
     "no-object.3mf": (UNDEFINED, lambda: _threemf(_model(
         '<resources></resources><build><item objectid="7"/></build>'))),
+    # Session 34: one name twice (or twice but for case) was read as the last of the two.
+    "twice.3mf": (TWICE, lambda: _twice("3D/3dmodel.model")),
+    "twice-cased.3mf": (TWICE, lambda: _twice("3D/3DModel.model")),
     "huge.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
         '<vertex x="1e39" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
         '<triangle v1="0" v2="1" v3="2"/>'))),

@@ -125,7 +125,7 @@ _GEOMETRY_PLAIN_TESTS = tuple(
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
                  "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records",
-                 "stl_edges")
+                 "stl_edges", "line_ends", "long_numbers")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is

@@ -22,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -172,6 +173,21 @@ class PgCluster:
         with psycopg.connect(self.url(), password=PG_PASSWORD, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    @contextlib.contextmanager
+    def refusing(self, database: str) -> Iterator[None]:
+        """``database`` away, as a database restart leaves it for a while: its sessions cut,
+        new ones refused; open again after. The server goes on serving the other tests'."""
+        import psycopg
+
+        with psycopg.connect(self.url(), password=PG_PASSWORD, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            try:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s", (database,))
+                yield
+            finally:
+                admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
 
     def destroy(self) -> None:
         with contextlib.suppress(RuntimeError):  # already down: the folder goes either way

@@ -45,7 +45,7 @@ from preform_pipeline.verify.tracking import (
     verification_failed,
     verification_lines,
 )
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -224,7 +224,8 @@ def plan_warnings(plan: Plan) -> list[str]:
         + f"; state them with {UNITS_SETTINGS}"
         for units, models in groups.items()
     ]
-    return lines + [w for w in plan.warnings if w not in said]
+    # A model's name may hold a terminal's escape sequences: shown as escapes.
+    return [visible(line) for line in lines + [w for w in plan.warnings if w not in said]]
 
 
 def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
@@ -308,7 +309,8 @@ def error_lines(result: RunResult, code: int) -> list[str]:
             message = f": {outcome.verify_message}" if outcome.verify_message else ""
             lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
     lines.append(exit_line(result, code))
-    return lines
+    # A model's name (in a reason, a build's name) may hold a terminal's escape sequences.
+    return [visible(line) for line in lines]
 
 
 def units_line(plan: Plan) -> str:
@@ -333,8 +335,10 @@ def _hours(seconds: float | None) -> str:
 
 
 def _cells(o: BuildOutcome) -> tuple[str, ...]:
+    # A build's name (from a job name template) and its reason may hold a file's name, and
+    # with it a terminal's escape sequences: shown as escapes, as in every other line.
     return (
-        o.name,
+        visible(o.name),
         o.status.value,
         str(len(o.models)),
         "-" if o.material_ml is None else f"{o.material_ml:.1f}",
@@ -342,7 +346,7 @@ def _cells(o: BuildOutcome) -> tuple[str, ...]:
         o.job_id or "-",
         o.server or "-",
         str(len(o.attempts)),
-        "" if o.status is BuildStatus.SUCCEEDED else (o.reason or ""),
+        "" if o.status is BuildStatus.SUCCEEDED else visible(o.reason or ""),
     )
 
 
@@ -374,7 +378,7 @@ def _blocks(result: RunResult) -> Group:
     """One block per build: name and status, then the figures it has, then the full reason."""
     parts: list[RenderableType] = [Text(f"run {result.run_id}")]
     for o in result.outcomes:
-        parts.append(Text(f"{o.name}  {o.status.value}"))
+        parts.append(Text(f"{visible(o.name)}  {o.status.value}"))
         figures = [counted(len(o.models), "model")]
         if o.material_ml is not None:
             figures.append(f"{o.material_ml:.1f} ml")
@@ -389,7 +393,7 @@ def _blocks(result: RunResult) -> Group:
         if o.status is BuildStatus.SPLIT:
             parts.append(_indented("split into " + ", ".join(o.children)))
         if o.status is not BuildStatus.SUCCEEDED and o.reason:
-            parts.append(_indented(f"reason: {o.reason}"))
+            parts.append(_indented(f"reason: {visible(o.reason)}"))
     return Group(*parts)
 
 
@@ -419,7 +423,8 @@ def print_summary(
     # A split build's warnings come again from its halves, which redo its steps.
     for outcome in result.counted:
         for group in group_warnings(outcome.warnings):
-            console.print(f"{outcome.name}: {group.text()}", markup=False, highlight=False)
+            console.print(visible(f"{outcome.name}: {group.text()}"), markup=False,
+                          highlight=False)
     closing = [] if finished_said else [run_line(result)]
     for line in [*verification_lines(result), *extra, *closing, exit_line(result, code)]:
         console.print(line, markup=False, highlight=False)

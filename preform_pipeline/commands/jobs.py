@@ -56,7 +56,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
-from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
 from preform_pipeline.printing import PrintOwner
@@ -83,7 +83,7 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
 from preform_pipeline.store.superseded import superseded
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -362,6 +362,8 @@ def _dump(data: Any, out: TextIO) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    # A dropped file's name, and a reason quoting it, may hold a terminal's escape sequence.
+    rows = [[visible(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [cell.rjust(w) if i == 0 else cell.ljust(w) for i, (cell, w) in
@@ -485,14 +487,14 @@ def _write_show(
     ]
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
-        print(f"{label.ljust(width)}  {value}", file=out)
+        print(f"{label.ljust(width)}  {visible(value)}", file=out)
     print(file=out)
     print("history", file=out)
     rows = [
         (
             _when(t.at),
             f"{t.from_state.value if t.from_state else '(new)'} -> {t.to_state.value}",
-            t.reason,
+            visible(t.reason),
         )
         for t in history
     ]
@@ -528,12 +530,9 @@ def _find(store: JobStore, text: str, jobs: str) -> Job:
             )
         try:
             return store.get_job(int(cleaned))
-        except StoreError as exc:
-            if type(exc) is not StoreError or not exc.message.endswith(
-                    f": no job {int(cleaned)}"):
-                raise
+        except StoreNotFoundError as exc:
             # The store's own hint names no store; this one names the store just read.
-            raise StoreError(exc.message, hint=f"`{jobs}` lists the jobs") from None
+            raise StoreNotFoundError(exc.message, hint=f"`{jobs}` lists the jobs") from None
     if normalize_key(cleaned) is None:
         raise StoreError(
             f"{text!r} is neither a job id nor a job key",

@@ -44,7 +44,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -189,6 +189,13 @@ def _summary(plan: Plan) -> str:
     )
 
 
+def _step_lines(build: BuildPlan) -> list[str]:
+    """The build's steps, a line each, shown with :func:`visible`: the import step names
+    the model files, whose names may hold a terminal's escape sequences (split at line
+    breaks only, as ``splitlines`` would also split at the separators a name may hold)."""
+    return [visible(line) for line in build.graph.to_text().split("\n")]
+
+
 def _write_text(plan: Plan, out: TextIO) -> None:
     what = _what(plan)
     print(_summary(plan), file=out)
@@ -205,22 +212,24 @@ def _write_text(plan: Plan, out: TextIO) -> None:
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
             print(
-                f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}", file=out
+                f"    {visible(str(m.path))}  {_size(m.size_mm)}  {m.units} ({m.units_source})"
+                f"{visible(case)}", file=out
             )
         print("  steps:", file=out)
-        for line in build.graph.to_text().splitlines():
+        for line in _step_lines(build):
             print(f"  {line}", file=out)
     if plan.warnings:
         print(file=out)
         print("warnings:", file=out)
         for warning in plan.warnings:
-            print(f"  {warning}", file=out)
+            print(f"  {visible(warning)}", file=out)
     if plan.rejected:
         print(file=out)
         print("rejected:", file=out)
         for r in plan.rejected:
-            # Every reason starts with the file's path (and its size when known).
-            print(f"  {r.reason}", file=out)
+            # Every reason starts with the file's path (and its size when known); a name may
+            # hold a terminal's escape sequence.
+            print(f"  {visible(r.reason)}", file=out)
     print(file=out)
     print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", file=out)
 
@@ -245,8 +254,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
             table.add_column(column)
         for m in build.models:
             table.add_row(
-                str(m.path),
-                m.case_id or "",
+                visible(str(m.path)),
+                visible(m.case_id or ""),
                 _size(m.size_mm).removesuffix(" mm"),
                 f"{m.units} ({m.units_source})",
                 f"{m.volume_mm3 / 1000.0:.1f}",
@@ -254,9 +263,9 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         console.print(table)
         if build.powder is not None:
             console.print(_powder_text(build.powder), markup=False, highlight=False)
-        console.print(build.graph.to_text(), markup=False, highlight=False)
+        console.print("\n".join(_step_lines(build)), markup=False, highlight=False)
     for warning in plan.warnings:
-        console.print(f"warning: {warning}", markup=False)
+        console.print(f"warning: {visible(warning)}", markup=False)
     if plan.rejected:
         table = Table(title="rejected", title_justify="left")
         table.add_column("model", overflow="fold")
@@ -264,7 +273,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         table.add_column("reason")
         for r in plan.rejected:
             reason = r.reason.removeprefix(f"{r.path}: ")
-            table.add_row(str(r.path), _size(r.size_mm).removesuffix(" mm"), reason)
+            table.add_row(visible(str(r.path)), _size(r.size_mm).removesuffix(" mm"),
+                          visible(reason))
         console.print(table)
     console.print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", highlight=False)
 

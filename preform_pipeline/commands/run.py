@@ -131,7 +131,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted, noun
+from preform_pipeline.wording import counted, noun, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -316,7 +316,8 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         # sidecar), and the path not again when the reason begins with it.
         size = f" ({_size(rejection.size_mm)})" if rejection.size_mm is not None else ""
         reason = rejection.reason.removeprefix(f"{rejection.path}: ")
-        print(f"  {rejection.path}{size}: {reason}", file=out)
+        # A name may hold a terminal's escape sequences: shown as escapes.
+        print(visible(f"  {rejection.path}{size}: {reason}"), file=out)
 
 
 def _sidecars(
@@ -361,6 +362,19 @@ def _sidecars(
     return fields, case_ids, rejected
 
 
+def _rehearsal_line(path: Path, jobs: str, ledger: RunLedger | None) -> str:
+    """What this run wrote into the rehearsal store: a run whose every model was rejected
+    before it became a job (a missing folder) was said to have recorded jobs there."""
+    shows = f"(`{jobs}` shows them)"
+    if ledger is not None and ledger.claimed:
+        return f"jobs recorded in the rehearsal store {path} {shows}"
+    if ledger is not None and ledger.skipped:
+        return (f"no new job recorded: these models' earlier jobs are in the rehearsal store "
+                f"{path} {shows}")
+    return ("no job recorded in the rehearsal store: every model was rejected before it "
+            "became a job")
+
+
 def _plan(
     args: argparse.Namespace,
     recipe: Recipe,
@@ -381,7 +395,7 @@ def _plan(
                            incomplete_timeout_s=rules.incomplete_timeout_s,
                            skip=() if output is None else (output,), cases=cases)
     for path, why in sources.waiting:
-        print(f"not taken yet: {path}: {why}; the next run takes it", file=out or err)
+        print(visible(f"not taken yet: {path}: {why}; the next run takes it"), file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.
     unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
     if not sources.models:
@@ -679,7 +693,7 @@ def _run_recorded(
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
-        extra.append(f"jobs recorded in the rehearsal store {store.path} (`{jobs}` shows them)")
+        extra.append(_rehearsal_line(store.path, jobs, ledger))
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
                              elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")

@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import threading
 from collections import Counter
 from datetime import datetime, timezone
@@ -57,6 +59,7 @@ from preform_pipeline.errors import (
     StoreError,
 )
 from preform_pipeline.settings import Settings
+from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
 from preform_pipeline.verify.notify import make_notifier
@@ -129,6 +132,41 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return _verify(args, settings, store, path, stdout, stderr)
 
 
+def _no_credentials(base_url: str) -> str:
+    """The refusal without credentials, and what helps where ``cloud.base_url`` points: a
+    newcomer rehearsing on the simulators was sent only to the Developer Tools page of a
+    Dashboard they may not have, while the Dashboard simulator's defaults would do."""
+    # Only this refusal needs the simulator's names; a verify that runs never imports it.
+    # The simulator is named with this very interpreter, which has the package: a bare
+    # `python` is not on every PATH (Debian has only python3), nor the one of the venv.
+    from preform_pipeline.simulator.cloud.cli import (
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        DEFAULT_PORT,
+    )
+
+    ways = ("set PREFORM_PIPELINE_CLIENT_ID and PREFORM_PIPELINE_CLIENT_SECRET (or their "
+            "_FILE forms, or the settings' cloud section)")
+    defaults = (f"PREFORM_PIPELINE_CLIENT_ID={DEFAULT_CLIENT_ID} and "
+                f"PREFORM_PIPELINE_CLIENT_SECRET={DEFAULT_CLIENT_SECRET}")
+    if base_url.rstrip("/") == DEFAULT_WEB_API_URL:
+        return (
+            f"error: no Web API credentials: {ways}; create them on the Dashboard's Developer "
+            f"Tools page\nto rehearse on the simulators instead: start the Dashboard simulator "
+            f"(`{shlex.quote(sys.executable)} -m preform_pipeline.simulator.cloud`, it listens "
+            f"on port {DEFAULT_PORT}), "
+            f"give `--settings` a file holding `cloud: {{base_url: "
+            f"\"http://127.0.0.1:{DEFAULT_PORT}\"}}`, and set its default credentials, "
+            f"{defaults} (docs/dashboard-simulator.md)"
+        )
+    return (
+        f"error: no Web API credentials for {base_url}: {ways}; if that is the Dashboard "
+        f"simulator, its default credentials are {defaults} (unless it was started with "
+        f"--client-id or --client-secret-file); if not, create them on the Dashboard's "
+        f"Developer Tools page"
+    )
+
+
 def _verify(
     args: argparse.Namespace,
     settings: Settings,
@@ -139,12 +177,7 @@ def _verify(
 ) -> int:
     cloud = settings.cloud
     if not credentials_configured(cloud, os.environ):
-        print(
-            "error: no Web API credentials: set PREFORM_PIPELINE_CLIENT_ID and "
-            "PREFORM_PIPELINE_CLIENT_SECRET (or their _FILE forms, or the settings' cloud "
-            "section); create them on the Dashboard's Developer Tools page",
-            file=stderr,
-        )
+        print(_no_credentials(cloud.base_url), file=stderr)
         return EXIT_FAILURE
     try:
         credentials = load_cloud_credentials(cloud, os.environ)

@@ -123,6 +123,11 @@ class RunLedger:
         #: Models the claims skipped, in order.
         self.skipped: list[Skipped] = []
 
+    @property
+    def claimed(self) -> int:
+        """How many models this run took as jobs of its own (written into the store)."""
+        return len(self._jobs_of)
+
     # -- before the run -------------------------------------------------------------------------
 
     def recover(self) -> list[str]:

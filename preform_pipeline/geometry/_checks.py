@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -15,10 +17,13 @@ from .orientation import ORIENTATION_PHRASES, hashed_manifold, orientation_fault
 __all__ = [
     "DEFECT_CHECK_MAX_TRIANGLES",
     "FLAT_FRACTION",
+    "MAX_NUMBER_CHARS",
+    "OVERLONG_TOKEN",
     "ZERO_AREA_FRACTION",
     "checked_mesh",
     "line_number",
     "mesh_defects",
+    "overlong_number",
     "sane_mesh",
 ]
 
@@ -34,11 +39,33 @@ DEFECT_CHECK_MAX_TRIANGLES = 200_000
 _CHUNK_TRIANGLES = 4096
 # Every this many-th vertex is looked at first when deciding whether a mesh is flat.
 _FLAT_SAMPLE_STEP = 97
+#: The longest number a text model (ASCII STL, OBJ) may hold: "%.17e" writes any double in at
+#: most 25 characters. The readers convert numbers as fixed-width arrays as wide as the
+#: longest of them, so one 400 kB "number" made a file under a megabyte ask for 67 GiB.
+MAX_NUMBER_CHARS: Final = 64
+#: A run of non-blank bytes longer than any number may be.
+OVERLONG_TOKEN: Final = re.compile(rb"\S{%d,}" % (MAX_NUMBER_CHARS + 1))
 
 
 def line_number(data: bytes, offset: int) -> int:
-    """1-based line number of byte ``offset`` (only called on error paths)."""
-    return data.count(b"\n", 0, offset) + 1
+    """1-based line number of byte ``offset`` (only called on error paths).
+
+    A line ends at LF, CRLF or a CR alone (classic Mac OS): an editor counts all three.
+    """
+    return (data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset)
+            - data.count(b"\r\n", 0, offset) + 1)
+
+
+def overlong_number(data: bytes, token: re.Match[bytes], origin: Path, hint: str
+                    ) -> ModelFileError:
+    """The refusal of ``token``, an :data:`OVERLONG_TOKEN` match where a number belongs."""
+    return ModelFileError(
+        origin,
+        f"line {line_number(data, token.start())}: a number "
+        f"{token.end() - token.start():,} characters long (numbers have at most "
+        f"{MAX_NUMBER_CHARS})",
+        hint=hint,
+    )
 
 
 def checked_mesh(

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Final
 
 from .sniff import SNIFF_BYTES, impostor
-from .stl import stl_completeness
-from .threemf import threemf_completeness
 
 __all__ = ["BINARY_STL_HEADER_BYTES", "AtRest", "format_completeness", "judge_at_rest"]
 
@@ -58,7 +56,15 @@ def format_completeness(path: Path, size: int) -> bool | None:
         return None
     if _other_content(path, suffix):
         return None
-    return stl_completeness(path) if suffix == ".stl" else threemf_completeness(path)
+    # The format modules are the readers too, and import numpy: imported here, where a file
+    # is judged, so that importing the rule (the hot folder's intake, and so `jobs`) does not.
+    if suffix == ".stl":
+        from .stl import stl_completeness
+
+        return stl_completeness(path)
+    from .threemf import threemf_completeness
+
+    return threemf_completeness(path)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,13 @@ import numpy.typing as npt
 from preform_pipeline.wording import counted
 
 from ..errors import ModelFileError
-from ._checks import checked_mesh, line_number
+from ._checks import (
+    MAX_NUMBER_CHARS,
+    OVERLONG_TOKEN,
+    checked_mesh,
+    line_number,
+    overlong_number,
+)
 from .mesh import Mesh, weld_vertices
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
@@ -35,8 +42,13 @@ SLICE_BYTES = 1024 * 1024
 # A line may start with a UTF-8 byte order mark: Windows tools write one before the first line,
 # which is then a vertex (or face) line like any other.
 _VERTEX_LINE = re.compile(rb"^(?:\xef\xbb\xbf)?[ \t]*v[ \t]", re.MULTILINE)
+# A coordinate is at most MAX_NUMBER_CHARS long: a longer one fails the vertex line, and
+# _parse_vertices names it (the numbers are converted as a fixed-width array).
+_COORDINATE = rb"(\S{1,%d})(?!\S)" % MAX_NUMBER_CHARS
 _VERTEX_XYZ = re.compile(
-    rb"^(?:\xef\xbb\xbf)?[ \t]*v[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)", re.MULTILINE
+    rb"^(?:\xef\xbb\xbf)?[ \t]*v" + rb"[ \t]+" + _COORDINATE + rb"[ \t]+" + _COORDINATE
+    + rb"[ \t]+" + _COORDINATE,
+    re.MULTILINE,
 )
 _FACE_LINE = re.compile(rb"^(?:\xef\xbb\xbf)?[ \t]*f[ \t]+([^\r\n#]*)", re.MULTILINE)
 _AFTER_SLASH = re.compile(rb"/[^\s]*")
@@ -62,6 +74,10 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
+    if b"\n" not in data and b"\r" in data:
+        # Lines ended by a CR alone (classic Mac OS): every pattern here reads LF-ended lines,
+        # and would see one line and no triangles, which is untrue. Only such a file is copied.
+        data = data.replace(b"\r", b"\n")
     vertices, defined_before = _parse_vertices(data, origin)
     parts: list[npt.NDArray[np.float32]] = []
     faces_before = 0
@@ -74,6 +90,8 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
             continue
         # The slice's face bodies as one text, one line each, "v/vt/vn" reduced to "v".
         text = _AFTER_SLASH.sub(b"", b"\n".join(bodies))
+        if _longest_token(text) > MAX_NUMBER_CHARS:  # before the indices are converted
+            _raise_overlong_index(data, (start, end), text, origin)
         counts = _tokens_per_line(text, len(bodies))
         if counts.min() < 3:
             bad = int(np.flatnonzero(counts < 3)[0])
@@ -188,10 +206,33 @@ def _slice_triangles(
     return triangles
 
 
+def _raise_overlong_index(
+    data: bytes, bounds: tuple[int, int], text: bytes, origin: Path
+) -> NoReturn:
+    """Refuse the first face of the slice ``bounds`` whose index (in ``text``, the slice's
+    face bodies) is longer than a number may be, naming its line."""
+    face = text.count(b"\n", 0, next(OVERLONG_TOKEN.finditer(text)).start())
+    line = next(m for i, m in enumerate(_FACE_LINE.finditer(data, *bounds)) if i == face)
+    raise overlong_number(data, next(OVERLONG_TOKEN.finditer(data, line.start(1), line.end(1))),
+                          origin, _HINT)
+
+
+def _token_bytes(text: bytes) -> npt.NDArray[np.bool_]:
+    """Which bytes of ``text`` belong to a token: printable non-space; newline, tab, CR and
+    space all fall below 33."""
+    return np.frombuffer(text, dtype=np.uint8) > 32
+
+
+def _longest_token(text: bytes) -> int:
+    """The length of the longest whitespace-separated token of ``text``, vectorised."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], _token_bytes(text), [False]])))
+    return int((edges[1::2] - edges[::2]).max(initial=0))
+
+
 def _tokens_per_line(text: bytes, lines: int) -> npt.NDArray[np.int64]:
     """Whitespace-separated tokens on each of ``lines`` newline-separated lines, vectorised."""
     raw = np.frombuffer(text, dtype=np.uint8)
-    is_token = raw > 32  # printable non-space; newline, tab, CR and space all fall below
+    is_token = _token_bytes(text)
     starts = is_token & ~np.concatenate([[False], is_token[:-1]])
     line_of = np.cumsum(raw == 10)
     return np.bincount(line_of[starts], minlength=lines).astype(np.int64)
@@ -230,6 +271,11 @@ def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32],
         if len(rows) != len(_VERTEX_LINE.findall(data, start, end)):
             for m in _VERTEX_LINE.finditer(data, start, end):
                 if _VERTEX_XYZ.match(data, m.start()) is None:
+                    line_end = data.find(b"\n", m.start(), end)
+                    overlong = OVERLONG_TOKEN.search(
+                        data, m.start(), end if line_end < 0 else line_end)
+                    if overlong is not None:
+                        raise overlong_number(data, overlong, origin, _HINT)
                     raise ModelFileError(
                         origin,
                         f"line {line_number(data, m.start())}: a vertex needs x y z",

@@ -29,7 +29,13 @@ import numpy.typing as npt
 from preform_pipeline.wording import counted
 
 from ..errors import ModelFileError
-from ._checks import checked_mesh, line_number
+from ._checks import (
+    MAX_NUMBER_CHARS,
+    OVERLONG_TOKEN,
+    checked_mesh,
+    line_number,
+    overlong_number,
+)
 from .bounded import read_file_bounded
 from .mesh import Mesh, triangle_chunks
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
@@ -66,8 +72,11 @@ _HEAD_BYTES: Final = max(
     SNIFF_BYTES, _TEXT_PROBE_BYTES, BINARY_HEADER_BYTES + 50 * _PLAUSIBILITY_RECORDS
 )
 
-_NUMBER = rb"(\S+)"
+# A facet's numbers are bounded (MAX_NUMBER_CHARS): a longer one fails the facet, and
+# _raise_malformed_facet names it.
+_NUMBER = rb"(\S{1,%d})" % MAX_NUMBER_CHARS
 _WS = rb"\s+"
+_ASCII_HINT = "the ASCII STL is damaged; export it again, preferably as binary STL"
 _FACET = re.compile(
     rb"facet" + _WS + rb"normal" + (_WS + _NUMBER) * 3 + _WS + rb"outer" + _WS + rb"loop"
     + (_WS + rb"vertex" + (_WS + _NUMBER) * 3) * 3
@@ -96,7 +105,9 @@ def _starts_solid(data: bytes) -> bool:
 def _ends_with_endsolid(tail: bytes) -> bool:
     # The last non-blank line must be "endsolid ...": a multi-solid file cut off mid-way may
     # still contain an earlier solid's endsolid near the end.
-    last_line = tail.rstrip().rsplit(b"\n", 1)[-1]
+    text = tail.rstrip()
+    # A line may end in a CR alone (classic Mac OS): the last line starts after either.
+    last_line = text[max(text.rfind(b"\n"), text.rfind(b"\r")) + 1:]
     return last_line.lstrip().lower().startswith(b"endsolid")
 
 
@@ -291,11 +302,15 @@ def _raise_malformed_facet(data: bytes, origin: Path) -> None:
             continue
         if any(s <= pos < e for s, e in covered):  # the "facet" inside "endfacet"
             continue
+        end = data.find(b"endfacet", pos)
+        overlong = OVERLONG_TOKEN.search(data, pos, len(data) if end < 0 else end)
+        if overlong is not None:
+            raise overlong_number(data, overlong, origin, _ASCII_HINT)
         raise ModelFileError(
             origin,
             f"line {line_number(data, pos)}: malformed facet (expected 'facet normal x y z', "
             "'outer loop', three 'vertex x y z' lines, 'endloop', 'endfacet')",
-            hint="the ASCII STL is damaged; export it again, preferably as binary STL",
+            hint=_ASCII_HINT,
         )
     raise ModelFileError(origin, "malformed ASCII STL facet structure")  # pragma: no cover
 
@@ -311,7 +326,7 @@ def _raise_bad_number(data: bytes, origin: Path) -> None:
                     origin,
                     f"line {line_number(data, match.start(group))}: "
                     f"{token.decode('latin-1')!r} is not a number",
-                    hint="the ASCII STL is damaged; export it again, preferably as binary STL",
+                    hint=_ASCII_HINT,
                 ) from None
     raise ModelFileError(origin, "ASCII STL contains a value that is not a number")
 

@@ -111,6 +111,24 @@ def _model_part_name(archive: zipfile.ZipFile, origin: Path) -> str | None:
     return models[0] if models else None
 
 
+def _refuse_duplicates(archive: zipfile.ZipFile, origin: Path) -> None:
+    """Refuse a package holding two members of one name (ignoring case, as the package
+    format compares part names): readers disagree on which one they take (Python's zipfile the
+    last, others the first), so what was checked here need not be what is printed."""
+    seen: dict[str, str] = {}
+    for member in archive.namelist():
+        first = seen.get(member.lower())
+        if first is not None:
+            same = repr(first) if first == member else f"{first!r} and {member!r}"
+            raise ModelFileError(
+                origin,
+                f"the package holds two members named {same} (names must differ in more "
+                "than case); programs disagree on which of the two they read",
+                hint=_HINT,
+            )
+        seen[member.lower()] = member
+
+
 @dataclass
 class _Object:
     """One ``<object>`` as read: vertex and triangle attribute texts, components."""
@@ -181,6 +199,7 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            _refuse_duplicates(archive, origin)
             part = _model_part_name(archive, origin)
             if part is None:
                 raise ModelFileError(
@@ -202,7 +221,13 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         )
     unit = model.unit
     if unit not in UNIT_TO_MM:
-        raise ModelFileError(origin, f"{part}: unknown unit {unit!r}", hint=_HINT)
+        # Named with the six the specification allows: "Inch" or "mm" is a near miss to fix.
+        raise ModelFileError(
+            origin,
+            f"{part}: unknown unit {unit!r} (a 3MF's unit is one of "
+            f"{', '.join(UNIT_TO_MM)}, in lower case)",
+            hint=_HINT,
+        )
     objects = model.objects
     roots = ([object_id for object_id, _ in model.items] if model.items
              else [object_id for object_id, obj in objects.items() if obj.has_mesh])

@@ -70,6 +70,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
 from preform_pipeline.store.opening import is_shared_store
 from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.wording import visible
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -604,19 +605,20 @@ def error_note(
     """The text of ``<name>.error.txt``: what failed, where, what to do (``jobs``: the
     command that reaches the job's store, :func:`jobs_command`).
 
-    One line each: a line break inside a value (a file named with a newline or a carriage
-    return, which POSIX allows) is written as ``\\n`` or ``\\r``, so every line still starts
-    with its label.
+    One line each: a control character inside a value (a file named with a newline, a
+    carriage return or a terminal's escape sequence, which POSIX allows) is written as its
+    escape (``\\n``, ``\\x1b``: :func:`~preform_pipeline.wording.visible`), so every line
+    still starts with its label and a note shown in a terminal cannot steer it.
     """
     lines = [
-        f"What failed: {_one_line(what)}",
-        f"Where: {_one_line(where)}",
-        f"File: {_one_line(file)}",
+        f"What failed: {visible(what)}",
+        f"Where: {visible(where)}",
+        f"File: {visible(file)}",
     ]
     if job is not None:
         lines.append(f"Job: {job.job_key} (see: {jobs} show {job.job_key})")
-    lines.extend(_one_line(d) for d in details)
-    lines.append(f"What to do: {_one_line(todo)}")
+    lines.extend(visible(d) for d in details)
+    lines.append(f"What to do: {visible(todo)}")
     return "\n".join(lines) + "\n"
 
 
@@ -644,6 +646,3 @@ def is_own_note(path: Path) -> bool:
     return (isinstance(data, dict) and data.get("format") == JOB_REPORT_FORMAT
             and all(key in data for key in _REPORT_KEYS))
 
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")

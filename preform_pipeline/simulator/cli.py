@@ -96,8 +96,28 @@ def default_fleet_dir() -> Path:
 
 
 def _user_temp_root() -> Path:
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or "user"
-    return Path(tempfile.gettempdir()) / f"preform-pipeline-{user}" / "simulator"
+    """``<temp>/preform-pipeline-<uid>/simulator``, made by and for this user only.
+
+    Named by the user id, not ``$USER``: a cron job or ``env -i`` has no ``USER``, and two
+    users both named "user" by a missing variable shared one folder, which the first one's
+    owned, so the second one's simulators could not start. Windows has a temporary folder
+    per user already. A folder of that name that another user owns is refused, never used: a
+    simulator's files would go where someone else can read or replace them.
+    """
+    if not hasattr(os, "getuid"):
+        user = os.environ.get("USERNAME") or "user"
+        return Path(tempfile.gettempdir()) / f"preform-pipeline-{user}" / "simulator"
+    mine = Path(tempfile.gettempdir()) / f"preform-pipeline-{os.getuid()}"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    found = mine.lstat()
+    if mine.is_symlink() or found.st_uid != os.getuid():
+        what = "is a link" if mine.is_symlink() else f"belongs to user id {found.st_uid}"
+        raise PermissionError(
+            f"{mine} {what}, not a folder of this user (id {os.getuid()}): the simulator "
+            "keeps its files only in a folder of its own; remove it, or set TMPDIR to a "
+            "folder of yours"
+        )
+    return mine / "simulator"
 
 
 def _fallback_fleet_dir() -> Path:
@@ -106,7 +126,7 @@ def _fallback_fleet_dir() -> Path:
 
 
 def _default_work_dir() -> Path:
-    """A fresh ``<temp>/preform-pipeline-<user>/simulator/work/<pid>-*`` directory.
+    """A fresh ``<temp>/preform-pipeline-<uid>/simulator/work/<pid>-*`` directory.
 
     A simulator that is killed cannot remove its work directory, so each start removes those
     of processes that no longer exist (the pid prefixes the name).
@@ -399,7 +419,8 @@ def _serve(
     try:
         fleet_dir, work_dir, temporary = _resolve_dirs(config)
     except OSError as exc:
-        _log.error("start_failed", reason="cannot create directory", error=str(exc))
+        # Not only "cannot create": a folder of another user's is refused (_user_temp_root).
+        _log.error("start_failed", reason="cannot make or use its folders", error=str(exc))
         return EXIT_FAILURE
     try:
         return _serve_in(config, stdout, stop, received, fleet_dir, work_dir)

@@ -35,7 +35,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from .atomic import atomic_write_bytes
 from .editing import LABEL_CHAR_WIDTH
@@ -555,6 +554,10 @@ def _on_one_canvas(frames: Sequence[npt.NDArray[np.uint8]]) -> list[npt.NDArray[
 
 def encode_webp(frames: Sequence[npt.NDArray[np.uint8]]) -> bytes:
     """Lossless WebP bytes of one image, or of a looping animation of several."""
+    # Pillow is imported for the first image, not at the simulator's start (~20 modules that
+    # most simulators the pool and the suite start never use).
+    from PIL import Image
+
     images = [Image.fromarray(f, "RGB") for f in _on_one_canvas(frames)]
     out = io.BytesIO()
     if len(images) == 1:

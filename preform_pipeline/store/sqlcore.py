@@ -26,6 +26,7 @@ from preform_pipeline.errors import (
     InvalidTransitionError,
     StoreConflictError,
     StoreError,
+    StoreNotFoundError,
 )
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
@@ -354,7 +355,7 @@ class SqlStoreCore(ABC):
             "SELECT * FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         if row is None:
-            raise StoreError(
+            raise StoreNotFoundError(
                 f"{self.location}: no job {job_id}", hint="`preform-pipeline jobs` lists the jobs"
             )
         return row
@@ -364,7 +365,7 @@ class SqlStoreCore(ABC):
             "SELECT * FROM builds WHERE id = ?", (build_id,)
         ).fetchone()
         if row is None:
-            raise StoreError(f"{self.location}: no build {build_id}")
+            raise StoreNotFoundError(f"{self.location}: no build {build_id}")
         return row
 
     def _build(self, conn: Connection, row: Row) -> Build:

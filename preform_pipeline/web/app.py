@@ -32,13 +32,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from preform_pipeline.errors import PipelineError, StoreError
+from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.model import STATE_DESCRIPTIONS
-from preform_pipeline.web import actions, views
+from preform_pipeline.web import actions, shown, views
 from preform_pipeline.web.auth import (
     SESSION_COOKIE,
     SESSION_TTL_S,
@@ -84,6 +84,9 @@ class Dashboard:
         #: session → (the token in that page's address, text).
         self.done: dict[str, tuple[str, str]] = {}
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        # Every name from outside shown as it is, hidden characters written out (web/shown.py);
+        # a form value sent back as it is marked ``|e`` in the templates.
+        self.templates.env.finalize = shown.finalize
         self.templates.env.globals.update(navigation=NAVIGATION, describe=STATE_DESCRIPTIONS,
                                           refresh_ms=int(web.refresh_s * 1000),
                                           max_search=views.MAX_SEARCH_CHARS)
@@ -140,10 +143,15 @@ class Dashboard:
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
+                if isinstance(exc, StoreError) and exc.outage:
+                    raise  # the store was away, not the action refused: store_away says so
                 # A PipelineError's str() already ends with its hint, shown on its own below.
+                # Back to the page the button was on (the build, now showing who decided), not
+                # only to the queue: the refusal's own address is the action's.
                 return self.render(request, "error.html", access, status_code=409,
                                    message=getattr(exc, "message", str(exc)),
-                                   hint=getattr(exc, "hint", None))
+                                   hint=getattr(exc, "hint", None),
+                                   back=_local(form.get("next")))
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
             target = _local(form.get("next"))
@@ -182,6 +190,24 @@ class Dashboard:
                                status_code=status, title=title, message=message)
         response.headers.update(headers)
         return response
+
+    async def store_away(self, request: Request, exc: Exception) -> Response:
+        """The store could not be read or written (a database restart, a full disk): a page
+        saying so, which tries again by itself and returns to what was asked once the store
+        answers. Before, a page was the framework's bare "Internal Server Error" (with a
+        traceback on the console), and a build's page said "no such build"."""
+        message = getattr(exc, "message", str(exc))
+        log.warning("web_store_away", path=request.url.path, error=message)
+        said = f"the job store cannot be read just now: {message}"
+        if request.url.path in _JSON_ROUTES:
+            return JSONResponse({"status": "unhealthy", "store": message}, status_code=503)
+        if request.url.path in _TEXT_ROUTES:
+            return PlainTextResponse(said, status_code=503)
+        return self.render(request, "error.html", self.access(request), status_code=503,
+                           title="The job store cannot be read", message=said, retry=True,
+                           hint="nothing was changed; this page tries again every "
+                           f"{self.web.refresh_s:g} s and shows what you asked for once "
+                           "the store answers")
 
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
@@ -328,7 +354,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
             page = await d.read(views.build_page, _build_id(request))
-        except StoreError:
+        except StoreNotFoundError:
             return d.render(request, "error.html", access, status_code=404,
                             message="no such build", hint="it may have been removed")
         return d.render(request, "build.html", access, page=page)
@@ -337,7 +363,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         try:
             found = await d.read(lambda s, i: views.screenshot_of(s.get_build(i)),
                                  _build_id(request))
-        except StoreError:
+        except StoreNotFoundError:
             found = None
         if found is None:
             return PlainTextResponse("no screenshot for this build", status_code=404)
@@ -359,7 +385,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
         rows = await d.read(views.failed_cases)
         return d.render(request, "failed.html", access, cases=rows,
-                        unverified=JobState.UNVERIFIED)
+                        unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
+                        cut=sum(len(c.jobs) for c in rows) >= views.PAGE_ROWS)
 
     async def metrics(request: Request) -> Response:
         access = d.access(request)
@@ -455,4 +482,5 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     return Starlette(routes=routes,
                      middleware=[Middleware(_NotFramed),
                                  Middleware(_KnownHost, hosts=served_hosts(web))],
-                     exception_handlers={404: d.no_route, 405: d.no_route})
+                     exception_handlers={404: d.no_route, 405: d.no_route,
+                                         StoreError: d.store_away})

@@ -69,6 +69,8 @@ FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.CANCELLED, JobState.
                                   JobState.PRINT_ERROR, JobState.UNVERIFIED,
                                   JobState.DUPLICATE_SKIPPED})
 _PRINT_STATES: Final = PRINT_SENT_STATES | VERIFIED_STATES | {JobState.UNVERIFIED}
+#: A build whose screenshot step has not run yet (the picture is taken as it is prepared).
+_NOT_YET_SAVED: Final = frozenset({JobState.PROCESSING, JobState.PREPARING})
 #: The print step's kind, named in "Steps done" once dispatch has sent a build that waited.
 _PRINT_STEP: Final = "print"
 
@@ -326,6 +328,23 @@ class BuildPage:
     @property
     def unverified(self) -> bool:
         return self.build.state is JobState.UNVERIFIED
+
+    @property
+    def no_screenshot(self) -> str:
+        """Why the page has no picture: it said "add a screenshot step to the recipe" for a
+        build still being prepared and for a held one (whose recipe has the step: approval
+        requires it) whose picture was moved or deleted, and then offered "Approve" as if
+        nothing were amiss."""
+        build = self.build
+        if build.state in _NOT_YET_SAVED:
+            return "No screenshot yet: it is taken when the build has been prepared."
+        if build.form_path is None:
+            return "No screenshot was saved for this build (add a screenshot step to the recipe)."
+        said = (f"No screenshot was saved beside its .form in {build.form_path.parent}: the "
+                "recipe has no screenshot step, or the picture was moved or deleted.")
+        if self.awaiting:
+            said += " Open the .form in PreForm and check it before approving."
+        return said
 
     @property
     def steps_done(self) -> tuple[str, ...]:

@@ -334,6 +334,45 @@ class TestNamesWithLineBreaks:
             assert kept == f"notes on {name!r}, not a mesh\n".encode()
 
 
+#: Characters a terminal obeys: ESC starts a command (CSI, OSC), BEL ends an OSC, CSI's
+#: one-byte form; written raw to a console they clear it, retitle the window, hide lines.
+TERMINAL_COMMANDS = ("\x1b", "\x07", "\x9b")
+
+
+class TestNamesWithTerminalEscapes:
+    """A file named with a terminal's escape sequences is refused or printed like any other,
+    and every console line, note and ``jobs`` line shows the sequence as escapes."""
+
+    def test_no_line_a_person_reads_carries_them(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        refused = "a\x1b]0;owned\x07\x1b[2Jb.stl"  # retitles the window, clears the screen
+        printed = "c\x9b31md.stl"
+        (inbox / refused).write_bytes(b"notes about the part, not a mesh\n")
+        (inbox / printed).write_bytes(tetra_stl_bytes(3))
+
+        done = watch_once(settings, tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "a\\x1b]0;owned\\x07\\x1b[2Jb.stl" in done.stderr  # the refusal, logged
+        assert not [c for c in TERMINAL_COMMANDS if c in done.stderr + done.stdout]
+        assert (inbox / "done" / printed).read_bytes() == tetra_stl_bytes(3)
+        assert (inbox / "failed" / refused).read_bytes() == b"notes about the part, not a mesh\n"
+        note = (inbox / "failed" / (refused + ".error.txt")).read_text(encoding="utf-8")
+        assert "File: a\\x1b]0;owned\\x07\\x1b[2Jb.stl\n" in note
+        assert not [c for c in TERMINAL_COMMANDS if c in note]
+
+        store = str(tmp_path / "jobs.sqlite3")
+        for command in (("jobs", "--store", store), ("jobs", "--store", store, "show", "1"),
+                        ("jobs", "--store", store, "show", "2")):
+            shown = subprocess.run(
+                [sys.executable, "-m", "preform_pipeline", *command], env=environment(),
+                cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            assert shown.returncode == 0, shown.stderr
+            assert "\\x1b" in shown.stdout or "\\x9b" in shown.stdout, shown.stdout
+            assert not [c for c in TERMINAL_COMMANDS if c in shown.stdout + shown.stderr]
+
+
 class TestByteOrderMarks:
     """Models saved "UTF-8 with BOM" by a Windows editor are taken, prepared and reported
     like any other: the judge sees them whole, the reader reads past the mark."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
 from tests.conftest import RECIPES, REPO_ROOT
 
@@ -67,7 +68,8 @@ class TestCommandStarts:
                                       tmp_path)
         assert status == 0
         assert "preform_pipeline.commands.jobs" in modules
-        assert not {"httpx", "starlette", "preform_pipeline.executor.runner",
+        # numpy came in through the hot folder's intake: its completeness rule (geometry).
+        assert not {"numpy", "httpx", "starlette", "preform_pipeline.executor.runner",
                     "preform_pipeline.hotfolder.daemon", "preform_pipeline.verify.tracking",
                     "preform_pipeline.cloud.auth"} & modules
         assert not set(_other_commands("jobs")) & modules
@@ -79,6 +81,21 @@ class TestCommandStarts:
         assert status == 0
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
+
+
+class TestTheIntakePath:
+    """The hot folder's intake judges whether a file is whole from its bytes: importing it
+    (``jobs`` does, for the outcome folders) imports neither numpy nor a model reader."""
+
+    def test_the_intake_imports_no_numpy(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, preform_pipeline.hotfolder.intake; "
+             "print(sorted({'numpy', 'preform_pipeline.geometry.stl', "
+             "'preform_pipeline.geometry.threemf'} & set(sys.modules)))"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
 
 
 class TestSimulatorStart:
@@ -93,6 +110,18 @@ class TestSimulatorStart:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
+
+    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(self) -> None:
+        """Pillow (screenshots) and PyYAML (an outcomes file) are imported when used: the
+        suite starts ~245 simulators, most of which use neither."""
+        with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
+            pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
+        imported = {line.split("|")[-1].strip() for line in sim.stderr_lines
+                    if line.startswith("import time:")}
+        # The engine's imports are in the list (screenshot.py is where Pillow is used).
+        assert {"preform_pipeline.simulator.screenshot",
+                "preform_pipeline.simulator.cloud.outcomes"} <= imported
+        assert not {"PIL", "PIL.Image", "yaml"} & imported
 
 
 class TestCommandNames:

@@ -17,6 +17,7 @@ from preform_pipeline.wording import counted
 
 LAZY_PACKAGES = (
     "preform_pipeline.cloud",
+    "preform_pipeline.geometry",
     "preform_pipeline.hotfolder",
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preform_pipeline.wording import counted, noun, quoted
+from preform_pipeline.wording import counted, noun, quoted, visible
 
 
 class TestCounted:
@@ -49,3 +49,21 @@ class TestQuoted:
         assert quoted("a" * 101) == "'" + "a" * 100 + "...'"
         assert quoted("a" * 100) == "'" + "a" * 100 + "'"
         assert quoted("it's" * 10, limit=8) == '"it\'sit\'s..."'
+
+
+class TestVisible:
+    """Hidden characters of a name are written out; every other character is kept."""
+
+    def test_controls_and_direction_marks_are_escaped(self) -> None:
+        assert visible("rtl\u202egnp.stl") == "rtl\\u202egnp.stl"
+        assert visible("C-new\nline\t\x00") == "C-new\\nline\\t\\x00"
+        assert visible("a\u200bb\ufeff") == "a\\u200bb\\ufeff"
+
+    def test_letters_of_any_script_and_joiners_are_kept(self) -> None:
+        for name in ("Zahn-Ä", "שן-7", "سن\u200cی", "👩\u200d🔬", "<b>&'\""):
+            assert visible(name) == name
+
+    @given(st.text())
+    def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
+        # ESC and CSI start terminal commands; a name holding them is shown, not obeyed.
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in visible(text))

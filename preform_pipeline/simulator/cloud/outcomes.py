@@ -31,8 +31,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from preform_pipeline.cloud.models import parse_datetime
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
@@ -249,6 +247,10 @@ def load_outcomes(path: Path) -> OutcomePlan:
 
 
 def _parse_text(text: str, source: str) -> OutcomePlan:
+    # Imported when a file is read: a simulator's fleet has no outcomes file unless a test or
+    # a demo writes one, and PyYAML is ~30 modules of every simulator's start otherwise.
+    import yaml
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -54,6 +54,17 @@
       if (found) { found.focus({ preventScroll: true }); }
     }
   }
+  // A page left open while the dashboard was stopped, or its store away, went on showing
+  // the old queue as if it were current: a failed refresh now says since when it is not.
+  var updated = new Date();
+  function stale(why) {
+    var line = document.getElementById("stale");
+    if (!line) { return; }
+    if (why === null) { line.hidden = true; line.textContent = ""; return; }
+    line.textContent = "Not up to date: shown as it was at " + updated.toLocaleTimeString() +
+      "; " + why + ". Trying again every " + period / 1000 + " s.";
+    line.hidden = false;
+  }
   function refresh() {
     var main = document.getElementById("live");
     if (!main || document.hidden || busy(main)) { return; }
@@ -62,17 +73,31 @@
         // Sent elsewhere (the session ended: a restart, or a login from too long ago): go
         // there as a page, whose own refresh rule holds (the login page has none).
         if (r.redirected) { window.location.assign(r.url); return null; }
-        return r.ok ? r.text() : null;
+        if (r.ok && document.body.hasAttribute("data-reload-when-back")) {
+          // The store-away page: the store answers again, so show the page asked for.
+          window.location.reload();
+          return null;
+        }
+        if (!r.ok) {
+          stale(r.status === 503 ? "the job store cannot be read just now"
+            : "the dashboard answered " + r.status);
+          return null;
+        }
+        return r.text();
       })
       .then(function (html) {
         if (html !== null && !busy(main)) {
           var kept = remember(main);
           main.innerHTML = html;
           restore(main, kept);
+          updated = new Date();
+          stale(null);
           document.body.dataset.refreshedAt = String(Date.now());
         }
       })
-      .catch(function () { /* offline for a moment: the next tick tries again */ });
+      .catch(function () {
+        stale("the dashboard cannot be reached (stopped, restarting, or the network is down)");
+      });
   }
   window.setInterval(refresh, period);
 })();

@@ -41,3 +41,15 @@ class TestUnitsGuessedAlike:
         one = _guessed("p0")
         plan = _plan(one, make_model("stated"))
         assert plan_warnings(plan) == [one.units_warning]
+
+
+class TestNamesWithTerminalEscapes:
+    """A model's odd name in a warning is shown escaped, grouped or said whole."""
+
+    def test_grouped_and_whole(self) -> None:
+        plan = _plan(_guessed("p\x1b[2J"), _guessed("q\x9b1m"),
+                     warnings=("case C-\x1b]0;x\x07 is split over 2 builds",))
+        assert plan_warnings(plan) == [
+            f"2 models' units not stated, guessed MILLIMETERS: p\\x1b[2J.stl, q\\x9b1m.stl; {RULE}",
+            "case C-\\x1b]0;x\\x07 is split over 2 builds",
+        ]

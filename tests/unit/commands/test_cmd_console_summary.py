@@ -239,3 +239,35 @@ class TestServersLine:
             "prep-1 (REMOTE, http://prep:44388), server-2 (not started: port in use)"
         )
         assert "None" not in line
+
+
+class TestNamesWithTerminalEscapes:
+    """A build's name, reason and warnings that hold a file's odd name show it escaped."""
+
+    @staticmethod
+    def _odd() -> RunResult:
+        return RunResult(
+            run_id="20261206-100000-000001", recipe="r", simulated=True, dry_run=False,
+            outcomes=(_outcome(
+                "C-\x1b[2J-001", BuildStatus.FAILED,
+                reason="a\x1b]0;owned\x07.stl does not fit on the build platform",
+                warnings=("b\x9b1m.stl left unlabelled: label 'b' does not fit the front face",
+                          "c\x1b[31m.stl: a warning of its own")),),
+            rejected=(), cancelled=False, wall_s=1.0,
+        )
+
+    @pytest.mark.parametrize("width", (80, 200))  # blocks, then the table
+    def test_on_a_terminal(self, width: int) -> None:
+        text = _render(self._odd(), width)
+        compact = "".join(text.split())
+        for shown in ("C-\\x1b[2J-001", "a\\x1b]0;owned\\x07.stl", "b\\x9b1m",
+                      "c\\x1b[31m.stl"):
+            assert shown in compact, text
+        assert not {"\x1b", "\x07", "\x9b"} & set(text), text
+
+    def test_in_a_log(self) -> None:
+        stream = io.StringIO()
+        result = self._odd()
+        print_summary(result, make_console(stream), code=exit_code(result))
+        assert "    reason: a\\x1b]0;owned\\x07.stl does not fit" in stream.getvalue()
+        assert not {"\x1b", "\x07", "\x9b"} & set(stream.getvalue()), stream.getvalue()

@@ -3,12 +3,18 @@ console shows the plan and the reasons, nothing of Python's own."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from preform_pipeline.cli import run
+from preform_pipeline.geometry import write_stl
 from tests.conftest import RECIPES
+from tests.hostile_corpus import tetra
 
 TIMEOUT_S = 120.0
 TETRA_OBJ = b"v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
@@ -86,3 +92,60 @@ class TestFoldersThatCannotBeRead:
         # `run` said "nothing to do: no complete model files in locked" and exited 0.
         assert alone.returncode == 1, alone.stdout + alone.stderr
         assert f"{locked}: is a folder that cannot be read (Permission denied)" in alone.stdout
+
+
+class TestNamesWithTerminalEscapes:
+    """A model named with a terminal's escape sequences is named with escapes."""
+
+    def test_the_rejection_shows_them_escaped(self, tmp_path: Path) -> None:
+        model = tmp_path / "a\x1b]0;owned\x07\x1b[2Jb\x9b1m.stl"
+        model.write_bytes(b"notes about the part, not a mesh\n")
+        done = plan(model)
+        assert done.returncode == 1
+        assert "a\\x1b]0;owned\\x07\\x1b[2Jb\\x9b1m.stl: this is a text file" in done.stdout
+        assert not {"\x1b", "\x07", "\x9b"} & set(done.stdout + done.stderr), done.stdout
+
+    def test_the_terminals_tables_show_them_escaped(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """On a terminal the plan is rich's tables, which pass ESC through as it comes."""
+        monkeypatch.setenv("COLUMNS", "1000")  # no cell folds a name, however long tmp_path
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        case = tmp_path / "C-\x1b[2J1"
+        case.mkdir()
+        write_stl(case / "upper\x9b1m.stl", tetra())
+        bad = tmp_path / "a\x1b]0;owned\x07b.stl"
+        bad.write_bytes(b"notes about the part, not a mesh\n")
+        out, err = Terminal(), io.StringIO()
+        code = run(["plan", str(RECIPES / "engineering-grey-form4.yaml"), str(case), str(bad)],
+                   out, err)
+        assert code == 1
+        shown = out.getvalue()
+        for escaped in ("C-\\x1b[2J1", "upper\\x9b1m.stl", "a\\x1b]0;owned\\x07b.stl"):
+            assert escaped in shown, shown
+        # rich's own styles start with ESC [ and a digit; nothing else may.
+        assert "\x1b]" not in shown and "\x1b[2J" not in shown and "\x9b" not in shown
+
+    def test_run_shows_them_escaped(self, tmp_path: Path) -> None:
+        bad = tmp_path / "a\x1b]0;owned\x07b.stl"
+        bad.write_bytes(b"notes about the part, not a mesh\n")
+        os.utime(bad, (1e9, 1e9))  # long since written: taken, and refused
+        fresh = tmp_path / "c\x9b1md.stl"  # just written: not taken yet, however slow the start
+        fresh.write_bytes(b"solid c\n")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("run: {quiet_period_s: 3600, incomplete_timeout_s: 3600}\n",
+                            encoding="utf-8")
+        options = ("--dry-run", "--output", str(tmp_path / "out"), "--settings", str(settings))
+        done = plan(bad, fresh, command="run", options=options)
+        quiet = plan(bad, command="run", options=(*options, "--quiet"))
+        assert (done.returncode, quiet.returncode) == (1, 1), done.stdout + done.stderr
+        assert "  a\\x1b]0;owned\\x07b.stl: this is a text file" in done.stdout.replace(
+            str(tmp_path) + "/", "")
+        assert "c\\x9b1md.stl: still being written" in done.stdout
+        assert "rejected: " in quiet.stderr and "a\\x1b]0;owned\\x07b.stl" in quiet.stderr
+        for text in (done.stdout, done.stderr, quiet.stdout, quiet.stderr):
+            assert not {"\x1b", "\x07", "\x9b"} & set(text), text

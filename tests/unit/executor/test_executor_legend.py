@@ -9,7 +9,7 @@ import numpy.typing as npt
 from executor_support import FakePool, SimFarm, plan_for, run, write_box, write_recipe
 from PIL import Image
 
-from preform_pipeline.legend import MARK_COLOUR, CameraView, add_legend
+from preform_pipeline.legend import MARK_COLOUR, CameraView, ModelMark, add_legend
 
 STEPS = """\
 steps:
@@ -106,3 +106,18 @@ class TestALegendOnALongName:
         with Image.open(path) as legended:
             assert legended.size[1] > 300  # the legend strip below the picture
         assert list(tmp_path.iterdir()) == [path]
+
+
+class TestALegendOnHiddenCharacters:
+    """A case id holding a line break or a direction mark still gets its legend (session 34)."""
+
+    def test_a_line_break_in_a_case_id_is_written_out_not_fatal(self, tmp_path: Path) -> None:
+        path = tmp_path / "build.png"
+        Image.new("RGB", (400, 300), "white").save(path, format="PNG")
+        marks = (ModelMark(1, "C-new\nline / a.stl"), ModelMark(2, "C-\u202e8 / b.stl"))
+
+        add_legend(path, title="C-new\nline PP-1", subtitle="2026-12-06", marks=marks,
+                   view=CameraView())
+
+        with Image.open(path) as legended:
+            assert legended.size[1] > 300  # the legend strip below the picture

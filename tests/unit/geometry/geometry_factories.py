@@ -1,11 +1,18 @@
-"""Meshes with known measurements for the geometry tests (imported by name, no files)."""
+"""Meshes with known measurements for the geometry tests (imported by name, no files), and
+the one way a test takes a reader's refusal of a file (:func:`refusal`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
+import pytest
 
-__all__ = ["CUBE_FACES", "CUBE_VERTICES", "box_triangles", "tetrahedron_triangles"]
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import read_mesh
+
+__all__ = ["CUBE_FACES", "CUBE_VERTICES", "box_triangles", "refusal", "tetrahedron_triangles"]
 
 # Unit cube corners and outward-facing triangles (counter-clockwise seen from outside).
 CUBE_VERTICES = np.array(
@@ -37,3 +44,10 @@ def tetrahedron_triangles() -> npt.NDArray[np.float32]:
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
     faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
     return v[faces].astype(np.float32)
+
+
+def refusal(path: Path) -> ModelFileError:
+    """The error :func:`read_mesh` refuses ``path`` with (the test fails if it reads it)."""
+    with pytest.raises(ModelFileError) as caught:
+        read_mesh(path)
+    return caught.value

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from geometry_factories import refusal
 
-from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import read_mesh, write_stl
+from preform_pipeline.geometry import write_stl
 from preform_pipeline.plan.builds import read_model
 from preform_pipeline.recipes.model import ImportSpec
 from preform_pipeline.simulator.meshops import box_triangles
@@ -21,27 +21,21 @@ def _binary(tmp_path: Path, triangles: int) -> Path:
     return path
 
 
-def _error(path: Path) -> ModelFileError:
-    with pytest.raises(ModelFileError) as caught:
-        read_mesh(path)
-    return caught.value
-
-
 class TestDeclaredTriangles:
     """A binary STL of the wrong length counts what its header declares and what fits."""
 
     def test_one_declared_triangle(self, tmp_path: Path) -> None:
         path = _binary(tmp_path, 1)
         path.write_bytes(path.read_bytes() + b"\0")
-        assert _error(path).reason == (
+        assert refusal(path).reason == (
             "binary STL is longer than its header says: it declares 1 triangle, so expected "
             "134 bytes, but the file has 135 bytes (room for 1)")
-        assert _error(path).hint == "the header's triangle count is wrong; export the model again"
+        assert refusal(path).hint == "the header's triangle count is wrong; export the model again"
 
     def test_a_header_alone_that_declares_one(self, tmp_path: Path) -> None:
         path = _binary(tmp_path, 1)
         path.write_bytes(path.read_bytes()[:84])  # exactly the header: no record at all
-        error = _error(path)
+        error = refusal(path)
         assert error.reason == (
             "binary STL is truncated: its header declares 1 triangle, so expected 134 bytes, "
             "but the file has 84 bytes (room for 0 triangles)")
@@ -51,13 +45,13 @@ class TestDeclaredTriangles:
         # Too few bytes for the record to be read as triangles at all.
         path = _binary(tmp_path, 1)
         path.write_bytes(path.read_bytes()[:-1])
-        assert _error(path).reason == (
+        assert refusal(path).reason == (
             "this is not a mesh: neither ASCII STL text nor binary STL triangles")
 
     def test_two_declared_and_room_for_one(self, tmp_path: Path) -> None:
         path = _binary(tmp_path, 2)
         path.write_bytes(path.read_bytes()[:-1])
-        assert _error(path).reason == (
+        assert refusal(path).reason == (
             "binary STL is truncated: its header declares 2 triangles, so expected 184 bytes, "
             "but the file has 183 bytes (room for 1 triangle)")
 
@@ -72,7 +66,7 @@ class TestDefinedVertices:
     def test_one_and_several(self, tmp_path: Path, vertices: str, said: str) -> None:
         path = tmp_path / "part.obj"
         path.write_text(vertices + "f 1 2 3\n", encoding="ascii")
-        assert _error(path).reason.endswith(said)
+        assert refusal(path).reason.endswith(said)
 
 
 class TestTrianglesReOriented:

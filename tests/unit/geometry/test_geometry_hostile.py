@@ -25,6 +25,18 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]
     return folder, write_corpus(folder)
 
 
+def peak_while_refusing(folder: Path, names: tuple[str, ...]) -> int:
+    """The most memory Python and numpy held while each of ``names`` was read and refused."""
+    tracemalloc.start()
+    try:
+        for name in names:
+            with pytest.raises(ModelFileError):
+                read_mesh(folder / name)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 class TestCorpus:
     """Every hostile file is refused with a short message of the expected class."""
 
@@ -70,17 +82,17 @@ class TestCorpus:
                 assert "wait" not in str(caught.value)
 
     def test_a_zip_bomb_fails_with_little_memory(self, corpus: tuple[Path, list[Entry]]) -> None:
-        folder, _ = corpus
-        tracemalloc.start()
-        try:
-            for name in ("bomb.3mf", "lying-bomb.3mf", "ratio-bomb.3mf"):
-                with pytest.raises(ModelFileError):
-                    read_mesh(folder / name)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
         # The 1.5 GiB bomb is 1.5 MB on disk; reading it must cost about that, not gigabytes.
+        peak = peak_while_refusing(corpus[0], ("bomb.3mf", "lying-bomb.3mf", "ratio-bomb.3mf"))
         assert peak < 64 * 1024 * 1024
+
+    def test_a_long_number_fails_with_little_memory(
+        self, corpus: tuple[Path, list[Entry]]
+    ) -> None:
+        # Each file is under 100 kB; an array as wide as its longest number was 48 MB.
+        peak = peak_while_refusing(
+            corpus[0], ("long-number.stl", "long-number.obj", "long-index.obj"))
+        assert peak < 8 * 1024 * 1024
 
 
 class TestByteOrderMark:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -107,9 +108,27 @@ class TestDamagedModels:
             "3D/3dmodel.model: root element is '{http://example.com/x}other', not a 3MF core "
             "model")
 
-    def test_an_unknown_unit_is_named(self) -> None:
-        assert _refusal(MM.replace("millimeter", "furlong")).reason == (
-            "3D/3dmodel.model: unknown unit 'furlong'")
+    def test_an_unknown_unit_is_named_with_the_units_there_are(self) -> None:
+        for unit in ("furlong", "Inch", "mm", ""):
+            assert _refusal(MM.replace("millimeter", unit)).reason == (
+                f"3D/3dmodel.model: unknown unit {unit!r} (a 3MF's unit is one of micron, "
+                "millimeter, centimeter, inch, foot, meter, in lower case)")
+
+    def test_a_member_name_given_twice_is_named_with_both_spellings(self) -> None:
+        for second, same in (("3D/3dmodel.model", "'3D/3dmodel.model'"),
+                             ("3D/3DModel.model", "'3D/3dmodel.model' and '3D/3DModel.model'")):
+            buffer = io.BytesIO()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
+                with zipfile.ZipFile(buffer, "w") as archive:
+                    archive.writestr("3D/3dmodel.model", MM)
+                    archive.writestr(second, MM)
+            with pytest.raises(ModelFileError) as caught:
+                read_mesh_bytes(buffer.getvalue(), ".3mf", name="m")
+            assert caught.value.reason == (
+                f"the package holds two members named {same} (names must differ in more than "
+                "case); programs disagree on which of the two they read")
+            assert caught.value.hint == DAMAGED
 
     def test_a_reference_to_an_undefined_object_is_named(self) -> None:
         model = readers.TestThreeMf._model('<item objectid="7"/>')

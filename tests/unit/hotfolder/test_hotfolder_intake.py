@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +291,36 @@ class TestSettling:
         assert (inbox.folder("failed") / "C-1" / "part.stl.error.txt").exists()
         intake.requeue(store.transition(job.id, JobState.QUEUED, "retried by a user"))
         assert list(inbox.folder("failed").iterdir()) == []
+
+    @pytest.mark.skipif(
+        not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("chattr") is None,
+        reason="making a file no one may delete needs root and chattr",
+    )
+    def test_an_old_note_that_cannot_be_removed_is_logged_and_the_retry_goes_on(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # Root deletes whatever a folder's mode says, so the branch had no test (session
+        # 33): an immutable note is one even root may not unlink, in a folder it may write.
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(drop_file(inbox, "C-1/part.stl", tetra_stl_bytes(0))).taken
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "bad"), ok=False,
+                            note=error_note(what="bad", where="preparing",
+                                            file=str(job.source_path), todo="fix it", job=job))
+        note = inbox.folder("failed") / "C-1" / "part.stl.error.txt"
+        subprocess.run(["chattr", "+i", str(note)], check=True, capture_output=True)
+        try:
+            with capture_logs() as logs:
+                job = intake.requeue(store.transition(job.id, JobState.QUEUED, "retried"))
+            assert note.exists()
+        finally:
+            subprocess.run(["chattr", "-i", str(note)], check=True, capture_output=True)
+        assert job.state is JobState.PROCESSING
+        assert job.source_path.read_bytes() == tetra_stl_bytes(0)
+        # The case's folder stays with the note it still holds.
+        assert [p.name for p in (inbox.folder("failed") / "C-1").iterdir()] == [note.name]
+        assert [e for e in logs if e["event"].startswith("old_note")] == [{
+            "event": "old_note_not_removed", "job_key": job.job_key, "path": str(note),
+            "error": f"[Errno 1] Operation not permitted: '{note}'", "log_level": "warning"}]
 
     def test_a_note_a_user_wrote_in_its_place_is_kept(
         self, store: SqliteJobStore, inbox: InboxSettings

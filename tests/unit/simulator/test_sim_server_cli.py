@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from preform_pipeline.simulator.cli import (
     DEFAULT_PORT,
     DEFAULT_SCENE_CACHE_SIZE,
+    EXIT_FAILURE,
     EXIT_INJECTED_FAULT,
     EXIT_USAGE,
     _default_work_dir,
@@ -147,8 +149,7 @@ class TestDefaultWorkDir:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-        monkeypatch.setenv("USER", "tester")
-        root = tmp_path / "preform-pipeline-tester" / "simulator" / "work"
+        root = tmp_path / f"preform-pipeline-{os.getuid()}" / "simulator" / "work"
         dead = root / "999999999-abc"
         alive = root / f"{os.getpid()}-def"
         for folder in (dead, alive):
@@ -156,3 +157,44 @@ class TestDefaultWorkDir:
         fresh = _default_work_dir()
         assert not dead.exists() and alive.exists()
         assert fresh.parent == root and fresh.name.startswith(f"{os.getpid()}-")
+
+    @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX local paths: user ids")
+    def test_the_folder_is_the_users_own_whatever_the_environment_says(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without USER (cron, ``env -i``) every user was "user": one folder for all."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        monkeypatch.delenv("USER", raising=False)
+        monkeypatch.delenv("USERNAME", raising=False)
+        fresh = _default_work_dir()
+        mine = tmp_path / f"preform-pipeline-{os.getuid()}"
+        assert fresh.parent == mine / "simulator" / "work"
+        assert mine.stat().st_mode & 0o777 == 0o700
+
+    @pytest.mark.skipif(
+        not hasattr(os, "geteuid") or os.geteuid() != 0,
+        reason="giving a folder to another user needs root",
+    )
+    def test_a_folder_of_that_name_another_user_owns_is_refused(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Root could write into it; its files would still be where that user can replace them."""
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        theirs = tmp_path / f"preform-pipeline-{os.getuid()}"
+        theirs.mkdir()
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(PermissionError) as refused:
+            _default_work_dir()
+        assert str(refused.value) == (
+            f"{theirs} belongs to user id 65534, not a folder of this user (id {os.getuid()}): "
+            "the simulator keeps its files only in a folder of its own; remove it, or set "
+            "TMPDIR to a folder of yours"
+        )
+        assert list(theirs.iterdir()) == []
+        # The simulator's start says so and exits 1; the pool shows this in its start-up error.
+        log = tmp_path / "simulator.jsonl"
+        assert run(["--port", "0", "--log-file", str(log)], io.StringIO(),
+                   io.StringIO()) == EXIT_FAILURE
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        assert [(e["reason"], e["error"]) for e in events if e["event"] == "start_failed"] == [
+            ("cannot make or use its folders", str(refused.value))]

@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -89,7 +90,8 @@ def _needs_postgres(item: pytest.Item) -> bool:
     if _HERE not in item.path.resolve().parents:  # the hook sees the whole session's items
         return False
     callspec = getattr(item, "callspec", None)
-    on_postgres = callspec is not None and callspec.params.get("store") == "postgresql"
+    # Any fixture parametrized by backend: ``store``, ``class_store``, a file's own.
+    on_postgres = callspec is not None and "postgresql" in callspec.params.values()
     return on_postgres or "conformance_db" in getattr(item, "fixturenames", ())
 
 
@@ -157,6 +159,50 @@ def store(
             yield opened
         return
     yield request.getfixturevalue("pg_store")
+
+
+@dataclass(frozen=True)
+class ClassStore:
+    """A store opened for a whole test class, and every statement it ran (its
+    ``on_statement``; a test that counts clears the list first)."""
+
+    store: JobStore
+    statements: list[str]
+
+
+@pytest.fixture(scope="class", params=["sqlite", "postgresql"])
+def class_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ClassStore]:
+    """Each backend's store for a class whose tests only read what one costly setup wrote:
+    hundreds of jobs written one by one cost seconds a test on each backend. PostgreSQL's is
+    the session's conformance database, emptied when the class ends, so a class that takes
+    this fixture must not also take ``store`` (both would use that database at once)."""
+    statements: list[str] = []
+    clock = ManualClock(wall=CLOCK_START)
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("class_store") / "jobs.sqlite3"
+        with SqliteJobStore(path, clock=clock, on_statement=statements.append) as opened:
+            yield ClassStore(opened, statements)
+        return
+    url, empty = request.getfixturevalue("conformance_db")
+    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                          on_statement=statements.append) as pg:
+        try:
+            yield ClassStore(pg, statements)
+        finally:
+            empty()
+
+
+@pytest.fixture(scope="class")
+def filled(class_store: ClassStore) -> JobStore:
+    """``class_store`` holding History's cases: more than two pages of them, their jobs in
+    every state (``test_store_history_cases._fill``). The class's tests only read it."""
+    # Imported here: that module imports this one (the state drivers).
+    from tests.unit.store.test_store_history_cases import _fill
+
+    _fill(class_store.store)
+    return class_store.store
 
 
 @pytest.fixture

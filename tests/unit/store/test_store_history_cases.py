@@ -143,17 +143,17 @@ class TestAPageOfHistory:
     """Every filter's pages, walked, are the cases the page's rule keeps, in its order."""
 
     def test_the_store_pages_the_same_cases_as_the_rule_on_every_job(
-        self, store: JobStore
+        self, filled: JobStore
     ) -> None:
-        _fill(store)
+        store = filled
         assert len(store.list_jobs()) > 300
         for flt in FILTERS:
             assert _every_page(store, flt) == _expected(store, flt), flt
 
     def test_a_page_is_whole_cases_and_says_whether_an_older_one_exists(
-        self, store: JobStore
+        self, filled: JobStore
     ) -> None:
-        _fill(store)
+        store = filled
         first, older = history_rows(store, QueueFilter("all"))
         assert older and len(first) == HISTORY_PAGE_CASES
         for row in first:
@@ -169,6 +169,10 @@ class TestAPageOfHistory:
         rows, older = history_rows(store, QueueFilter("all", page=pages))
         assert not older and len(rows) == last - (pages - 1) * HISTORY_PAGE_CASES
         assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False)
+
+
+class TestTheStoresPagingRules:
+    """The lead order names every state; the first page starts at the newest case."""
 
     def test_the_lead_order_must_name_every_state_once(self, store: JobStore) -> None:
         for order in (LEAD_ORDER[:-1], (*LEAD_ORDER[:-1], LEAD_ORDER[0])):

@@ -114,9 +114,8 @@ class TestTheSameTrails:
     @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
                                      QueueFilter("all", page=2),
                                      QueueFilter("all", text="bite 50%")])
-    def test_as_each_jobs_history_says(self, counted: Counted, flt: QueueFilter) -> None:
-        cases._fill(counted.store)
-        store = counted.store
+    def test_as_each_jobs_history_says(self, filled: JobStore, flt: QueueFilter) -> None:
+        store = filled
         rows, _ = history_rows(store, flt)
         assert rows
         for row in rows:

@@ -1,0 +1,130 @@
+"""A page left open beside the printers, in Chromium (session 34's operator's trial): it says
+when it is not up to date, and long names do not push it wider than the tablet.
+
+Before, a page whose refresh failed (the dashboard stopped, the job store away) went on
+showing the old queue as current, with nothing on screen to say so; and a 150-character case
+id scrolled History sideways. The dashboard runs in this process (uvicorn on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import WebServer
+from tests.browser.conftest import TABLET
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+
+SECRET = "operator-secret-for-the-trial"
+#: A refresh this often keeps each wait below a second.
+REFRESH_S = 0.3
+WAIT_MS = 15_000
+
+
+@contextmanager
+def _served(store: JobStore) -> Iterator[WebServer]:
+    users = (WebUser("olivia", "operator", hash_secret(SECRET)),)
+    server = WebServer(store, WebSettings(port=0, refresh_s=REFRESH_S, users=users))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _page(browser: Any, url: str) -> Iterator[Any]:
+    context = browser.new_context(viewport=TABLET)
+    context.set_default_timeout(WAIT_MS)
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/login")
+        page.fill("input[name=name]", "olivia")
+        page.fill("input[name=secret]", SECRET)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        yield page
+    finally:
+        context.close()
+
+
+@contextmanager
+def _on_postgres(browser: Any, cluster: PgCluster
+                 ) -> Iterator[tuple[JobStore, WebServer, Any, str]]:
+    """The dashboard on a PostgreSQL database of its own, a logged-in page on it, and the
+    database's name (``PgCluster.refusing`` takes it away)."""
+    name = f"web_{uuid.uuid4().hex[:12]}"
+    with PostgresJobStore(cluster.create_database(name), password=PG_PASSWORD) as store, \
+            _served(store) as server, _page(browser, server.url) as page:
+        yield store, server, page, name
+
+
+def _case(store: JobStore, tmp: Path, case_id: str, name: str) -> None:
+    job = store.create_job(recipe="crowns", source_path=tmp / name, case_id=case_id,
+                           state=JobState.PROCESSING)
+    store.transition(job.id, JobState.FAILED, "refused by the server")
+
+
+class TestAPageLeftOpen:
+    """A page whose refresh fails says since when it is not up to date, and why."""
+
+    def test_a_stopped_dashboard_is_said_on_the_open_page(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            _case(store, tmp_path, "C-1", "a.stl")
+            page.goto(f"{server.url}/?state=all")
+            page.wait_for_selector("tr[data-case='C-1']")
+            assert page.locator("#stale").is_hidden()
+            server.stop()  # as a restart or a crash of the daemon does
+            page.wait_for_selector("#stale", state="visible")
+            said = page.inner_text("#stale")
+            assert said.startswith("Not up to date: shown as it was at ")
+            assert "the dashboard cannot be reached" in said
+            assert "C-1" in page.inner_text("main")  # the old page is kept, marked
+
+    def test_the_store_away_is_said_and_the_line_goes_once_it_is_back(
+        self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
+    ) -> None:
+        with _on_postgres(browser, pg_cluster) as (store, server, page, name):
+            page.goto(f"{server.url}/?state=all")
+            with pg_cluster.refusing(name):
+                page.wait_for_selector("#stale", state="visible")
+                assert "the job store cannot be read just now" in page.inner_text("#stale")
+            _case(store, tmp_path, "C-2", "b.stl")
+            page.wait_for_selector("tr[data-case='C-2']")  # the refresh, not a reload
+            assert page.locator("#stale").is_hidden()
+
+    def test_a_page_opened_while_the_store_is_away_shows_the_page_once_it_is_back(
+        self, browser: Any, tmp_path: Path, pg_cluster: PgCluster
+    ) -> None:
+        with _on_postgres(browser, pg_cluster) as (_, server, page, name):
+            with pg_cluster.refusing(name):
+                page.goto(f"{server.url}/failed")
+                assert page.inner_text("h1") == "The job store cannot be read"
+            page.wait_for_selector("h1:text-is('Failed cases')")
+            # The page itself, loaded again: not its live part swapped into the error page.
+            assert page.title() == "Failed cases · preform-pipeline"
+            assert page.url == f"{server.url}/failed"
+
+
+class TestLongNames:
+    """Names of any length wrap inside the tablet's width."""
+
+    def test_no_page_is_wider_than_the_tablet(self, browser: Any, tmp_path: Path) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            _case(store, tmp_path, "C-" + "x" * 150, "L" * 190 + ".stl")
+            widths = {}
+            for path in ("/?state=all", "/history", "/failed"):
+                page.goto(server.url + path)
+                page.wait_for_selector("main h1")
+                widths[path] = page.evaluate("document.documentElement.scrollWidth")
+            assert all(w <= TABLET["width"] for w in widths.values()), widths
