@@ -15,6 +15,13 @@ instance is judged as a process of another host. A record kept on this machine's
 (the daemon's lock beside a local store, the server records in the user's data folder) is
 judged by :meth:`ProcessIdentity.judged_on_this_machine`: there a process of this host name
 and another boot can only be this machine before it restarted.
+
+A record written before records named their instance (an earlier version's) is judged ended
+only on proof (:meth:`ProcessIdentity.look_alikes`): it started before this machine booted,
+or this process sees every process of the machine (it runs in the machine's own pid
+namespace, which every container's processes are also in) and none of them that could be
+ours started at the recorded moment. Inside a container neither the pid nor the start time
+can rule out another container's process: such a record stays unknown.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any, Final
 import psutil
 
 __all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity",
-           "read_instance", "this_host", "this_instance"]
+           "read_instance", "sees_every_process", "this_host", "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
 #: ticks after boot); two readings of one process differ by less than this.
@@ -40,6 +47,16 @@ CREATE_TIME_TOLERANCE_S: Final = 0.05
 #: :func:`this_instance` where the system names neither its boot nor its pid namespace
 #: (not Linux): there the host name alone tells.
 NO_INSTANCE: Final = "-"
+
+#: The inode of the machine's own pid namespace on Linux (the kernel's ``PROC_PID_INIT_INO``,
+#: fixed since Linux 3.8): a process in it sees every process of the machine, those of every
+#: container included, each under a pid of this namespace.
+_MACHINE_PID_NAMESPACE: Final = 0xEFFFFFFC
+
+#: Any word of a command line containing this (case aside) may be one of our processes: the
+#: ``preform-pipeline`` command, ``python -m preform_pipeline...`` (daemon, run, simulator)
+#: and PreFormServer itself. Any other command line is not ours.
+_OUR_PROGRAMS: Final = "preform"
 
 #: The system's boot time is kept in whole seconds (Linux: ``btime``): a process started more
 #: than this before it certainly ran in an earlier boot.
@@ -80,6 +97,44 @@ def _boot_of(instance: str | None) -> str | None:
     if instance is None or instance == NO_INSTANCE:
         return None
     return instance.partition("/")[0] or None
+
+
+def sees_every_process() -> bool:
+    """True when this process runs in the machine's own pid namespace (Linux), so every
+    process of the machine, in any container, is visible to it under some pid, and /proc
+    hides none of them (no ``hidepid``)."""
+    if this_instance().partition("/")[2] != str(_MACHINE_PID_NAMESPACE):
+        return False
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False  # how /proc is mounted is unknown: it may hide processes
+    return not _hides_processes(mounts)
+
+
+def _hides_processes(mounts: str) -> bool:
+    """Whether ``/proc``, as ``mounts`` (the text of ``/proc/self/mounts``) lists it, hides
+    other users' processes (``hidepid`` other than 0 or ``off``); True when it is not listed
+    (then nothing is known of it)."""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1] == "/proc":
+            options = fields[3].split(",")
+            return any(o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")
+                       for o in options)
+    return True
+
+
+def _may_be_ours(process: psutil.Process) -> bool:
+    """Whether a running process may be one of ours (:data:`_OUR_PROGRAMS`); one whose
+    command line cannot be read may be."""
+    try:
+        words = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return True
+    return any(_OUR_PROGRAMS in word.lower() for word in words)
 
 
 class Liveness(enum.Enum):
@@ -159,20 +214,43 @@ class ProcessIdentity:
         this boot and another pid namespace (another container of the same host name) or of
         another host is UNKNOWN; ours is RUNNING while that very process runs. A record that
         names no instance (written before records named one) is RUNNING while a process of
-        that pid and start time runs here, ENDED when it started before this machine booted,
-        and otherwise, where the system names instances, UNKNOWN: its pid may be another
+        that pid and start time runs here, ENDED when it started before this machine booted
+        or when :meth:`look_alikes` proves no process of it runs on this machine, and
+        otherwise, where the system names instances, UNKNOWN: its pid may be another
         container's of this host name, and a live holder must never be concluded dead."""
         if self.on_this_host:
             if self.is_running():
                 return Liveness.RUNNING
             if (self.instance is None and this_instance() != NO_INSTANCE
-                    and not self.started_before_this_boot()):
+                    and not self.started_before_this_boot() and self.look_alikes() != ()):
                 return Liveness.UNKNOWN
             return Liveness.ENDED
         theirs, ours = _boot_of(self.instance), _boot_of(this_instance())
         if self.host == this_host() and None not in (theirs, ours) and theirs != ours:
             return Liveness.ENDED
         return Liveness.UNKNOWN
+
+    def look_alikes(self) -> tuple[int, ...] | None:
+        """The pids, as this process sees them, of the running processes that may be this one
+        in another pid namespace of this machine: started at its recorded moment and possibly
+        ours (a command line naming ``preform``, or one that cannot be read). Empty: no such
+        process runs here, so a record of this machine naming no instance has ended. None
+        when this process cannot see every process of the machine (:func:`sees_every_process`:
+        it runs in a container), so nothing can be ruled out."""
+        if not sees_every_process():
+            return None
+        found: list[int] = []
+        for process in psutil.process_iter():
+            try:
+                started = process.create_time()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                continue  # gone meanwhile
+            except psutil.AccessDenied:
+                return None  # a start this process may not read: nothing can be ruled out
+            if abs(started - self.create_time) <= CREATE_TIME_TOLERANCE_S and _may_be_ours(
+                    process):
+                found.append(process.pid)
+        return tuple(found)
 
     def started_before_this_boot(self) -> bool:
         """True when it started before this machine last booted: no process of this machine,

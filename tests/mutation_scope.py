@@ -248,6 +248,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
+    # s34: failed jobs a later job printed.
+    "preform_pipeline/store/superseded.py": ("tests/unit/store/test_store_superseded.py",),
     # The executor: each module against the files that test it directly (the runner's own
     # tests drive simulators for seconds each; a mutant runs only the ones that execute it).
     "preform_pipeline/executor/feasibility.py": (
@@ -260,6 +262,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/executor/test_executor_outputs_new_folder.py",
         "tests/unit/executor/test_executor_staging.py",  # s32: a save placed at a free name
     ),
+    # s34: the empty outputs an earlier version's killed save left, listed once.
+    "preform_pipeline/executor/leftover_outputs.py": (
+        "tests/unit/executor/test_executor_leftover_outputs.py",),
     # s31: the staging folder the servers save into, and its sweep at a run's start.
     "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",),
     "preform_pipeline/executor/state.py": (

@@ -411,15 +411,20 @@ def _summary(result: RunResult, console: Console) -> RenderableType:
 
 
 def print_summary(
-    result: RunResult, console: Console, *, code: int, extra: Sequence[str] = ()
+    result: RunResult, console: Console, *, code: int, extra: Sequence[str] = (),
+    finished_said: bool = False,
 ) -> None:
     """The run's summary, its grouped warnings, verification, ``extra`` lines (where the
-    report is), the closing line and, last, the exit line."""
-    console.print(_summary(result, console), markup=False, highlight=False)
+    report is), the closing line and, last, the exit line. Each fact once: no table for a
+    run without builds (the progress said "nothing to prepare"), and no closing line when
+    ``finished_said`` (the plain progress lines already ended with it)."""
+    if result.outcomes:
+        console.print(_summary(result, console), markup=False, highlight=False)
     # A split build's warnings come again from its halves, which redo its steps.
     for outcome in result.counted:
         for group in group_warnings(outcome.warnings):
             console.print(visible(f"{outcome.name}: {group.text()}"), markup=False,
                           highlight=False)
-    for line in [*verification_lines(result), *extra, run_line(result), exit_line(result, code)]:
+    closing = [] if finished_said else [run_line(result)]
+    for line in [*verification_lines(result), *extra, *closing, exit_line(result, code)]:
         console.print(line, markup=False, highlight=False)

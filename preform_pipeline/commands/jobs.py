@@ -21,7 +21,10 @@ which printers, since when, in the order they go out. ``--state`` takes states
 (``failed``, ``print-sent``) and groups (``active``, ``terminal``, ``interrupted``, ``pending``,
 ``retryable``). ``--since`` takes a date or time (``2024-05-01``, ``2024-05-01T08:00``, local
 time unless it names a zone) or an age (``30m``, ``12h``, ``1d``, ``2w``) and keeps jobs that
-changed since then. Every action takes ``--store PATH|URL`` (default: the settings'
+changed since then. The list without ``--state`` counts, in one line, the failed jobs a later
+job of the same recipe and file printed instead of listing them (store/superseded.py; a
+killed ``run``'s jobs, printed by the next run); with ``--state`` they are listed, marked.
+Every action takes ``--store PATH|URL`` (default: the settings'
 ``store.url`` or ``store.path``) and ``--format text|json``; its hints name the ``jobs``
 command that reaches the store it used (``hotfolder.files.jobs_command``).
 
@@ -79,6 +82,7 @@ from preform_pipeline.store import (
     parse_state,
 )
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
+from preform_pipeline.store.superseded import superseded
 from preform_pipeline.wording import counted, visible
 
 __all__ = [
@@ -271,8 +275,9 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat()
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """A job as JSON-compatible data (what ``--format json`` prints)."""
+def job_to_dict(job: Job, superseded_by: Job | None = None) -> dict[str, Any]:
+    """A job as JSON-compatible data (what ``--format json`` prints); ``superseded_by``: the
+    later job that printed a failed job's file (store/superseded.py), or None."""
     return {
         "id": job.id,
         "job_key": job.job_key,
@@ -294,6 +299,9 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "verified_status": job.verified_status,
         "verified_message": job.verified_message,
         "verified_at": _iso(job.verified_at),
+        "superseded_by": None if superseded_by is None else {
+            "id": superseded_by.id, "job_key": superseded_by.job_key,
+            "state": superseded_by.state.value},
     }
 
 
@@ -333,13 +341,14 @@ def _transition_to_dict(t: Transition) -> dict[str, Any]:
 
 
 def _show_to_dict(
-    job: Job, build: Build | None, history: Sequence[Transition], again: Job | None
+    job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
+    superseded_by: Job | None,
 ) -> dict[str, Any]:
     """``jobs show --format json`` of one job: its stored fields as they are, its build and
     history, and where its file and sidecars are now (what the words form says, as data)."""
     place = place_of(job)
     return {
-        "job": job_to_dict(job),
+        "job": job_to_dict(job, superseded_by),
         "file_now": file_now(job, place, again).to_dict(),
         "sidecars_now": [sidecar_now(a.at, again).to_dict()
                          for a in (place.attachments if place is not None else ())],
@@ -362,23 +371,39 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
         print("  ".join(cells).rstrip(), file=out)
 
 
-def _write_list(jobs: Sequence[Job], limit: int | None, out: TextIO) -> None:
-    if not jobs:
-        print("no jobs", file=out)
-        return
-    rows = [("ID", "STATE", "CASE", "PRINTER", "RECIPE", "FILE", "UPDATED (UTC)", "KEY",
-             "REASON")]
-    rows += [
-        (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
-         j.original_name, _when(j.updated_at), j.job_key, j.reason)
-        for j in jobs
-    ]
-    _table(rows, out)
+def _superseded_text(later: Job) -> str:
+    """A failed job's note that a later job printed its file (store/superseded.py)."""
+    return f"superseded by job {later.id} ({later.job_key}, {later.state.value})"
+
+
+def _write_list(
+    jobs: Sequence[Job], limit: int | None, out: TextIO, *,
+    superseded_by: Mapping[int, Job], hide_superseded: bool,
+) -> None:
+    """The jobs as a table. Failed jobs a later job put right are marked, or, when
+    ``hide_superseded`` (the list without ``--state``), counted in one line instead: a killed
+    run's failures that the next run printed are history, not something to act on."""
+    hidden = [j for j in jobs if j.id in superseded_by] if hide_superseded else []
+    shown = [j for j in jobs if not hidden or j.id not in superseded_by]
+    if shown:
+        rows = [("ID", "STATE", "CASE", "PRINTER", "RECIPE", "FILE", "UPDATED (UTC)", "KEY",
+                 "REASON")]
+        rows += [
+            (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
+             j.original_name, _when(j.updated_at), j.job_key,
+             f"{_superseded_text(superseded_by[j.id])}: {j.reason}"
+             if j.id in superseded_by else j.reason)
+            for j in shown
+        ]
+        _table(rows, out)
     count = len(jobs)
-    note = counted(count, "job")
+    note = counted(len(shown), "job") if shown else "no jobs"
     if limit is not None and count == limit:
         note += f" (the {limit} most recent; --limit 0 shows all)"
     print(note, file=out)
+    if hidden:
+        print(f"{counted(len(hidden), 'failed job')} not listed: a later job printed the same "
+              "file with the same recipe (--state failed lists them)", file=out)
 
 
 #: States in which the printer took the print (whether or not it gave a job id).
@@ -413,10 +438,13 @@ def _print_text(job: Job, build: Build | None) -> str:
 
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
-    out: TextIO,
+    superseded_by: Job | None, out: TextIO,
 ) -> None:
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    if superseded_by is not None:
+        print(f"  {_superseded_text(superseded_by)}: a later job printed the same file with "
+              "the same recipe; nothing to do", file=out)
     # The hot folder's own record (``_hotfolder``) is bookkeeping: shown as what it tells a
     # person (where the file was dropped, its sidecars, the job it duplicates), not as data.
     place = place_of(job)
@@ -571,10 +599,13 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         return EXIT_OK
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
+        later = superseded(store, jobs)
     if args.format == "json":
-        _dump({"store": describe_store(path), "jobs": [job_to_dict(j) for j in jobs]}, out)
+        # Data: every job, each failed one that was put right saying by which.
+        _dump({"store": describe_store(path),
+               "jobs": [job_to_dict(j, later.get(j.id)) for j in jobs]}, out)
     else:
-        _write_list(jobs, limit, out)
+        _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None)
     return EXIT_OK
 
 
@@ -591,9 +622,11 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             job.id: store.list_jobs(text=job.original_name) for job, _, _ in shown
             if not os.path.lexists(job.source_path)
         }
+        fixed = superseded(store, [job for job, _, _ in shown])
     if args.format == "json":
         views = [
-            _show_to_dict(job, build, history, taken_again(job, later.get(job.id, ())))
+            _show_to_dict(job, build, history, taken_again(job, later.get(job.id, ())),
+                          fixed.get(job.id))
             for job, build, history in shown
         ]
         _dump(views[0] if len(views) == 1 else {"jobs": views}, out)
@@ -601,7 +634,8 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for index, (job, build, history) in enumerate(shown):
             if index:
                 print(file=out)
-            _write_show(job, build, history, taken_again(job, later.get(job.id, ())), out)
+            _write_show(job, build, history, taken_again(job, later.get(job.id, ())),
+                        fixed.get(job.id), out)
     return EXIT_OK
 
 

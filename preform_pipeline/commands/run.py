@@ -89,7 +89,12 @@ from preform_pipeline.executor import (
     new_run_id,
 )
 from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
-from preform_pipeline.executor.progress import RichReporter
+from preform_pipeline.executor.leftover_outputs import (
+    describe_empty_outputs,
+    empty_outputs,
+    unsaid_empty_outputs,
+)
+from preform_pipeline.executor.progress import PlainReporter, RichReporter
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
@@ -639,8 +644,9 @@ def _run_recorded(
         servers=settings.pool.size,
         dry_run=args.dry_run,
     )
-    print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
-          file=stdout, flush=True)
+    if prepares:  # otherwise the progress says "nothing to prepare", and the end the output
+        print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
+              file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)
@@ -691,7 +697,19 @@ def _run_recorded(
     extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
                              elsewhere="--output DIR"))
     extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
-    print_summary(result, make_console(stdout), code=code, extra=extra)
+    if store is not None:
+        saved = {Path(t).suffix.lower() for t in (recipe.outputs.form, recipe.outputs.screenshot)}
+        empty = unsaid_empty_outputs(store, empty_outputs(root, saved - {""},
+                                                          before=started_at.timestamp()))
+        if empty:
+            # Something for a person to act on, once: cron mails stderr (--quiet).
+            line = describe_empty_outputs(empty, root)
+            if args.quiet:
+                print(line, file=stderr)
+            else:
+                extra.append(line)
+    print_summary(result, make_console(stdout), code=code, extra=extra,
+                  finished_said=isinstance(reporter, PlainReporter))
     if args.quiet and code != EXIT_OK:
         for line in error_lines(result, code):
             print(line, file=stderr)

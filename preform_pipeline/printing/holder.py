@@ -17,8 +17,9 @@ process of this very instance can be judged (:meth:`~.ProcessIdentity.has_ended`
 A remote server, a server on another host or in another container, and a send whose holder was
 not recorded can never be proven gone from here: such a send is never concluded absent
 automatically (a person settles it). Nor can a holder recorded before holders named their
-instance, unless, in a store on this machine's disk, it started before this machine booted
-(or the system names no instances, where the host name tells: liveness.py).
+instance, unless, in a store on this machine's disk, it started before this machine booted or
+no process that may be ours started at its moment on this machine (liveness.py's proof), or
+the system names no instances (where the host name tells: liveness.py).
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def holder_gone(holder: SendHolder, *, store_on_this_machine: bool = False) -> b
     a store kept on this machine's own disk (``JobStore.kept_on_this_machine``), where a
     process of this host name in another boot can only be this machine's before it restarted.
     Remote or unidentified holders are never gone, nor are holders recorded without their
-    instance (by an earlier version), except, in a store on this machine's disk, one that
-    started before this machine booted (or on a system that names no instances)."""
+    instance (by an earlier version), except, in a store on this machine's disk, one proven
+    ended by liveness.py's rule (started before this machine booted, or no process that may
+    be ours started at its moment; or a system that names no instances)."""
     process = holder.process
     if process is None:
         return False

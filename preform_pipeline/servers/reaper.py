@@ -10,8 +10,10 @@ which goes through those records:
   is left alone: two runs may share the folder and run at once. The folder is this
   machine's, so an owner of this host name and an earlier boot has ended (the one rule:
   :meth:`~preform_pipeline.liveness.ProcessIdentity.judged_on_this_machine`); a record
-  written before records named their instance is left alone too unless its owner still runs
-  here or started before this machine booted (its pid may be another container's);
+  written before records named their instance is left alone too (its pid may be another
+  container's) unless its owner started before this machine booted, or no process that may
+  be ours started at the owner's moment (seen from the machine's own pid namespace:
+  :meth:`~preform_pipeline.liveness.ProcessIdentity.look_alikes`);
 - a record whose server is gone, or whose PID now belongs to another program (another start
   time, or a command line that is not a server's), is only removed: a recycled PID is never
   killed;

@@ -14,9 +14,12 @@ disk (docs/jobs.md), so the lock is judged as a record of this machine
   with :class:`StoreLockedError` naming the host and PID.
 - A holder of this host and instance that has died (kill -9), one of an earlier boot (a power
   cut), or a lock file that cannot be read: the lock is taken over and the takeover logged
-  (``store_lock_taken_over``). A lock written before locks named their instance is taken over
-  only when its holder started before this machine booted; otherwise, while its pid runs no
-  process of that start here, it cannot be told from another container's: refused as one.
+  (``store_lock_taken_over``). A lock written before locks named their instance (an earlier
+  version's, killed) is taken over when its holder started before this machine booted, or
+  when this daemon sees every process of the machine and none that may be ours started at the
+  holder's moment (:meth:`~preform_pipeline.liveness.ProcessIdentity.look_alikes`); otherwise
+  (such a process runs, perhaps the holder in another container; or this daemon runs in a
+  container and cannot see the others) it is refused as one that cannot be checked.
 - A holder on another host, or in another container of this host name (its pids are not
   ours), cannot be checked from here: refused, and the message says which file to delete once
   that daemon is known to be gone.
@@ -255,6 +258,11 @@ def _elsewhere(process: ProcessIdentity) -> str:
     if process.host != this_host():
         return "on another host"
     if process.instance is None:
+        alike = process.look_alikes()
+        if alike:
+            return ("named by an earlier version, without its container (pid namespace): a "
+                    f"process of ours that started at that moment still runs here (pid "
+                    f"{', '.join(map(str, alike))}), perhaps that daemon in another container")
         return ("named by an earlier version, without its container (pid namespace): another "
                 "container of this host name may hold that pid")
     return "in another container (pid namespace) of this host name"
@@ -266,5 +274,8 @@ def _why_stale(holder: LockHolder | None) -> str:
         return "lock file unreadable"
     process = holder.process
     if process.on_this_host and not process.started_before_this_boot():
+        if process.instance is None:
+            return ("holder of an earlier version not running: no process of ours that started "
+                    "at its moment runs on this machine")
         return "holder not running"
     return "holder ran before this machine restarted"

@@ -7,6 +7,8 @@ folder: a simulated run records into the rehearsal store beside it).
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, run_cli, write_recipe, write_settings
@@ -70,6 +72,15 @@ class TestRepeatedRuns:
         assert "nothing to prepare, no server started" in second.stdout
         assert "simulated server" not in second.stdout
         assert "SIMULATED" not in second.stdout
+        # Each fact once (session 34: the closing "finished" line came twice, around an
+        # empty summary, and "0 builds, output in" before "nothing to prepare").
+        lines = second.stdout.splitlines()
+        assert [line for line in lines if lines.count(line) > 1] == []
+        assert [line for line in lines if " finished in " in line] == [
+            next(line for line in lines if line.startswith("run ") and "finished" in line)]
+        assert not any(line.endswith(" 0 builds, output in") or ": 0 builds, output in " in line
+                       for line in lines)
+        assert lines[-1].startswith("exit 0: ")
 
         each = run_cli(tmp_path, [*argv, "-v"])
         assert each.returncode == 0, each.stderr[-3000:]
@@ -83,3 +94,39 @@ class TestRepeatedRuns:
         assert again.returncode == 0, again.stderr[-3000:]
         assert "skipped" not in again.stdout
         assert len(fleet_jobs(tmp_path)) == 2 * printed
+
+
+class TestEmptyOutputsOfAnEarlierVersion:
+    """An empty output file, as a save killed by an earlier version left one (session 34):
+    nothing proves it ours, so it is kept, and listed once in a run's closing lines."""
+
+    def test_it_is_listed_once_and_kept(self, tmp_path: Path, sample_models_dir: Path) -> None:
+        models = sorted((sample_models_dir / "batch").glob("*.stl"))[:1]
+        recipe = write_recipe(tmp_path, PRINT_ONLY)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, models, "--settings", str(settings))
+        day = tmp_path / "out" / "2024-05-01"
+        day.mkdir(parents=True)
+        empty, note, whole = day / "e2e-001.form", day / "notes.txt", day / "e2e-002.form"
+        empty.touch()
+        note.touch()
+        whole.write_bytes(b"PK")
+        an_hour_ago = time.time() - 3600.0
+        for path in (empty, note, whole):
+            os.utime(path, (an_hour_ago, an_hour_ago))
+
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stderr[-3000:]
+        said = [line for line in first.stdout.splitlines() if "empty output file" in line]
+        assert said == [
+            f"1 empty output file in {tmp_path / 'out'}, as a save killed by an earlier "
+            "version left them; not removed (nothing shows they are not yours), said once: "
+            "delete them if they are not yours: 2024-05-01/e2e-001.form"]
+        assert [e["paths"] for e in first.events_named("empty_outputs_listed")] == [
+            [str(empty)]]
+        assert (empty.exists(), note.exists(), whole.read_bytes()) == (True, True, b"PK")
+
+        second = run_cli(tmp_path, argv)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "empty output file" not in second.stdout
+        assert empty.exists()

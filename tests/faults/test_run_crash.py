@@ -1,7 +1,8 @@
 """``preform-pipeline run`` killed with SIGKILL the instant a print is being sent, then run
 again over the same inputs: nothing prints twice, and the second run says what it skipped.
 Killed while planning, after its claims and before its builds: the next run takes those
-models again and says so.
+models again and says so, and ``jobs`` does not alarm about the killed run's failed jobs that
+the next run printed (it counts them in one line, and marks each where they are listed).
 
 The first run's store row enters ``print_sending`` right before its request goes out; the test
 waits for that moment (a read-only look at the SQLite file) and kills the run's process only.
@@ -12,15 +13,19 @@ unsent builds are released) and then claims the models by content.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from crash_support import builds_recorded, wait_until_claimed, wait_until_sending
 
 from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.wording import counted
+from tests.command_line import InProcess
 from tests.e2e.run_e2e_support import (
     command,
     environment,
@@ -82,7 +87,8 @@ class TestRunKilledWhilePlanning:
     model prints once, and the second run says which claims it released."""
 
     def test_a_rerun_prints_the_models_the_killed_run_had_claimed(
-        self, tmp_path: Path, sample_models_dir: Path
+        self, tmp_path: Path, sample_models_dir: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         # Enough models that reading and planning them leaves a window after the claims.
         inputs = tmp_path / "models"
@@ -113,3 +119,30 @@ class TestRunKilledWhilePlanning:
         assert "skipped " not in second.stdout, second.stdout
         printed = Counter(m["name"] for job in fleet_jobs(tmp_path) for m in job["models"])
         assert printed == Counter({m.stem: 1 for m in models}), printed
+
+        # The killed run's jobs stay failed (true history), each superseded by the next run's
+        # job that printed its file: the list does not alarm about them (session 34).
+        with SqliteJobStore(store_path) as store:
+            jobs = store.list_jobs()
+        failed = [j for j in jobs if j.state is JobState.FAILED]
+        assert {j.original_name for j in failed} == released
+        in_process = InProcess(capfd, monkeypatch)
+        listed = in_process(tmp_path, "jobs", "--store", str(store_path), "--limit", "0")
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert [line.split()[1] for line in lines[1:-2]] == ["print_sent"] * (
+            len(jobs) - len(failed)), listed.stdout
+        assert lines[-1] == (f"{counted(len(failed), 'failed job')} not listed: a later job "
+                             "printed the same file with the same recipe (--state failed "
+                             "lists them)")
+        marked = in_process(tmp_path, "jobs", "--store", str(store_path), "--state", "failed",
+                            "--limit", "0", "--format", "json")
+        later = {j.id: j for j in jobs}
+        for row in json.loads(marked.stdout)["jobs"]:
+            by = later[row["superseded_by"]["id"]]
+            assert (by.content_hash, by.recipe, by.state) == (
+                row["content_hash"], row["recipe"], JobState.PRINT_SENT)
+            assert by.id > row["id"]
+        shown = in_process(tmp_path, "jobs", "show", str(failed[0].id), "--store",
+                           str(store_path))
+        assert shown.stdout.splitlines()[2].startswith("  superseded by job "), shown.stdout

@@ -19,10 +19,18 @@ from preform_pipeline.liveness import (
     NO_INSTANCE,
     Liveness,
     ProcessIdentity,
+    _hides_processes,  # the mounts' reading, on its own
+    sees_every_process,
     this_host,
     this_instance,
 )
-from tests.instances import other_instance
+from tests.instances import (
+    child_environment,
+    in_new_pid_namespace,
+    other_instance,
+    ours_running,
+    quiet_moment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAY_INSTANCE = "from preform_pipeline.liveness import this_instance; print(this_instance())"
@@ -170,14 +178,17 @@ class TestJudgedOnThisMachine:
 
     def test_a_record_that_names_no_instance_is_ended_only_when_that_is_proven(self) -> None:
         # An earlier version's record: running here, it is ours; started before this boot, it
-        # ended; otherwise its pid may be another container's (where instances are named).
+        # ended; started at a moment no running process started at, it ended where this
+        # process sees every process of the machine; otherwise its pid may be another
+        # container's (where instances are named).
         me = ProcessIdentity.current()
-        after_boot = ProcessIdentity(me.pid, me.create_time - 60.0, me.host)
+        after_boot = ProcessIdentity(me.pid, quiet_moment(), me.host)
         before_boot = ProcessIdentity(me.pid, psutil.boot_time() - 3600.0, me.host)
         assert (after_boot.started_before_this_boot(), before_boot.started_before_this_boot(),
                 me.started_before_this_boot()) == (False, True, False)
         assert after_boot.judged_on_this_machine() is (
-            Liveness.ENDED if this_instance() == NO_INSTANCE else Liveness.UNKNOWN)
+            Liveness.ENDED if this_instance() == NO_INSTANCE or sees_every_process()
+            else Liveness.UNKNOWN)
         assert before_boot.judged_on_this_machine() is Liveness.ENDED
         assert ProcessIdentity(me.pid, me.create_time, me.host).judged_on_this_machine() is (
             Liveness.RUNNING)
@@ -204,6 +215,80 @@ class TestJudgedOnThisMachine:
         before = ProcessIdentity(me.pid, me.create_time, me.host, other_instance(boot=True))
         monkeypatch.setattr("preform_pipeline.liveness.this_instance", lambda: NO_INSTANCE)
         assert before.judged_on_this_machine() is Liveness.UNKNOWN
+
+
+#: A child that judges an earlier version's record (argv: pid, start) and says the verdict.
+JUDGE = ("import sys; from preform_pipeline.liveness import ProcessIdentity, this_host; "
+         "print(ProcessIdentity(int(sys.argv[1]), float(sys.argv[2]), this_host())"
+         ".judged_on_this_machine().value)")
+
+
+class TestHowProcIsMounted:
+    """/proc's ``hidepid`` hides other users' processes: then not every process is seen."""
+
+    @pytest.mark.parametrize(("options", "hides"), [
+        ("rw,relatime", False), ("rw,nosuid,hidepid=0", False), ("rw,hidepid=off", False),
+        ("rw,hidepid=2,gid=7", True), ("rw,relatime,hidepid=invisible", True),
+        ("rw,hidepid=1", True)])
+    def test_hidepid_is_read_from_the_proc_line(self, options: str, hides: bool) -> None:
+        mounts = (f"sysfs /sys sysfs rw,hidepid=2 0 0\nproc /proc proc {options} 0 0\n"
+                  "tmpfs /run tmpfs rw 0 0\n")
+        assert _hides_processes(mounts) is hides
+
+    def test_a_proc_not_listed_may_hide_them(self) -> None:
+        assert _hides_processes("sysfs /sys sysfs rw 0 0\nbroken line\n") is True
+
+    @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
+    @pytest.mark.parametrize(("mounts", "sees"), [
+        (None, False), ("proc /proc proc rw,hidepid=2 0 0\n", False),
+        ("proc /proc proc rw,relatime 0 0\n", True)], ids=["unreadable", "hidden", "plain"])
+    def test_what_the_mounts_file_says_decides(
+        self, monkeypatch: pytest.MonkeyPatch, mounts: str | None, sees: bool
+    ) -> None:
+        real = Path.read_text
+
+        def read(path: Path, *args: object, **kwargs: object) -> str:
+            if str(path) != "/proc/self/mounts":
+                return real(path, *args, **kwargs)  # type: ignore[arg-type]
+            if mounts is None:
+                raise PermissionError(13, "Permission denied", str(path))
+            return mounts
+
+        monkeypatch.setattr(Path, "read_text", read)
+        assert sees_every_process() is sees
+
+
+class TestARecordOfAnEarlierVersion:
+    """Naming no instance, it has ended only where that is proven: this process sees every
+    process of the machine (its own pid namespace) and none that may be ours started at the
+    record's moment (session 34)."""
+
+    @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
+    @pytest.mark.timeout(60)
+    def test_look_alikes_are_the_processes_of_ours_started_at_its_moment(self) -> None:
+        with ours_running() as ours, ours_running(ours=False) as other:
+            for child, alike in ((ours, (ours.pid,)), (other, ())):
+                running = ProcessIdentity.of_running(child.pid)
+                assert running is not None
+                record = ProcessIdentity(1, running.create_time, this_host())
+                assert record.look_alikes() == alike
+                assert record.judged_on_this_machine() is (
+                    Liveness.UNKNOWN if alike else Liveness.ENDED)
+        assert ProcessIdentity(1, quiet_moment(), this_host()).look_alikes() == ()
+
+    @LINUX
+    @pytest.mark.timeout(60)
+    def test_inside_a_container_nothing_is_ruled_out(self) -> None:
+        # Inside a pid namespace of its own a process sees only its container: the other
+        # containers' processes, an earlier version's daemon among them, are not there.
+        prefix = in_new_pid_namespace()
+        if prefix is None:
+            pytest.skip("this system does not let a test make a pid namespace (unshare)")
+        judged = subprocess.run(
+            [*prefix, sys.executable, "-c", JUDGE, "4242", repr(quiet_moment())],
+            capture_output=True, text=True, timeout=60, env=child_environment(), check=False)
+        assert judged.returncode == 0, judged.stderr
+        assert judged.stdout.strip() == Liveness.UNKNOWN.value
 
 
 class TestInstanceInJson:

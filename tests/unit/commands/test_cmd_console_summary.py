@@ -122,6 +122,29 @@ class TestWidths:
         )
 
 
+class TestEachFactOnce:
+    """The summary says nothing the progress lines already said (session 34: a repeat run's
+    closing line came twice, after an empty summary block)."""
+
+    def test_the_closing_line_is_left_to_progress_lines_that_said_it(self) -> None:
+        stream = io.StringIO()
+        result = _result()
+        print_summary(result, make_console(stream), code=exit_code(result),
+                      finished_said=True)
+        assert " finished in " not in stream.getvalue()
+        assert stream.getvalue().endswith(
+            "exit 1: 1 build failed, 1 model rejected, 1 of 2 builds succeeded\n")
+
+    def test_a_run_without_builds_has_no_summary_block(self) -> None:
+        stream = io.StringIO()
+        result = RunResult(run_id="r-1", recipe="grey", simulated=True, dry_run=False,
+                           outcomes=(), rejected=(), cancelled=False, wall_s=0.0)
+        print_summary(result, make_console(stream), code=EXIT_OK, extra=["output: out"])
+        assert stream.getvalue().splitlines() == [
+            "output: out", "run r-1 finished in 0.0 s: 0 of 0 builds succeeded",
+            "exit 0: nothing to run, 0 of 0 builds succeeded"]
+
+
 class TestWarnings:
     """A build's warnings are grouped by kind and name a few models."""
 

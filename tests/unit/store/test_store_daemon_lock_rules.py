@@ -16,17 +16,24 @@ from structlog.testing import capture_logs
 from preform_pipeline.cli import run
 from preform_pipeline.errors import StoreError, StoreLockedError
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
-from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
+from preform_pipeline.liveness import (
+    ProcessIdentity,
+    sees_every_process,
+    this_host,
+    this_instance,
+)
 from preform_pipeline.store.daemon_lock import (
     DaemonLock,
     LockHolder,
     lock_path_of,
 )
-from tests.instances import other_instance
+from tests.instances import other_instance, ours_running, quiet_moment
 
 SINCE = "2024-05-01T12:00:00+00:00"
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
                            reason="instances are named on Linux only")
+MACHINE = pytest.mark.skipif(not sees_every_process(),
+                             reason="needs the machine's own pid namespace")
 
 
 @pytest.fixture
@@ -266,26 +273,6 @@ class TestAHolderOfAnotherInstance:
         with pytest.raises(StoreLockedError, match=r"still running"):
             DaemonLock(store).acquire()
 
-    @LINUX
-    def test_a_dead_holder_that_names_no_instance_is_refused_as_unknowable(
-        self, store: Path
-    ) -> None:
-        # An earlier version's lock: its pid runs no process of that start here, but it may
-        # be another container's daemon of this host name, running in its own namespace.
-        me = ProcessIdentity.current()
-        dead = {"pid": me.pid, "create_time": me.create_time - 60.0, "host": me.host}
-        lock = _write_lock(store, {**dead, "acquired_at": SINCE})
-        before = lock.read_text(encoding="utf-8")
-        with capture_logs() as logs, pytest.raises(StoreLockedError) as caught:
-            DaemonLock(store).acquire()
-        assert caught.value.message == (
-            f"{store}: another daemon holds this store: pid {me.pid} on host {me.host} "
-            f"(since {SINCE}), named by an earlier version, without its container (pid "
-            "namespace): another container of this host name may hold that pid; it cannot be "
-            "checked from here")
-        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
-        assert (lock.read_text(encoding="utf-8"), logs) == (before, [])
-
     def test_a_holder_that_names_no_instance_and_ran_before_this_boot_is_taken_over(
         self, store: Path
     ) -> None:
@@ -311,3 +298,85 @@ class TestAHolderOfAnotherInstance:
             DaemonLock(store).acquire()
         assert temporary.exists() is kept
         assert [e["event"] for e in logs] == ([] if kept else ["store_lock_temporary_removed"])
+
+
+def _earlier_lock(store: Path, pid: int, create_time: float) -> Path:
+    """A lock as an earlier version wrote it: host, pid and start time, no instance."""
+    return _write_lock(store, {"pid": pid, "create_time": create_time, "host": this_host(),
+                               "acquired_at": SINCE})
+
+
+class TestALockOfAnEarlierVersion:
+    """A lock written before locks named their container (session 34): this machine's own pid
+    namespace sees every process of the machine, so when none that may be ours started at the
+    holder's moment the holder has ended (killed: kill -9, the OOM killer) and the lock is
+    taken over and said; while one runs, perhaps that daemon in another container, it is
+    refused with the file named."""
+
+    @MACHINE
+    @pytest.mark.timeout(60)
+    def test_a_killed_holder_is_taken_over_and_said(self, store: Path) -> None:
+        with ours_running() as daemon:
+            held = ProcessIdentity.of_running(daemon.pid)
+            assert held is not None
+            lock = _earlier_lock(store, held.pid, held.create_time)
+            with pytest.raises(StoreLockedError, match="still running"):
+                DaemonLock(store).acquire()
+            daemon.kill()
+        with capture_logs() as logs:
+            taken = DaemonLock(store).acquire()
+        assert taken == LockHolder(ProcessIdentity(held.pid, held.create_time, held.host),
+                                   SINCE)
+        assert logs == [{"event": "store_lock_taken_over", "log_level": "warning",
+                         "path": str(lock), "previous_pid": held.pid,
+                         "previous_host": held.host,
+                         "reason": "holder of an earlier version not running: no process of "
+                                   "ours that started at its moment runs on this machine"}]
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process.instance == (
+            this_instance())
+
+    @MACHINE
+    def test_a_holder_whose_moment_no_process_started_at_is_taken_over(
+        self, store: Path
+    ) -> None:
+        lock = _earlier_lock(store, os.getpid(), quiet_moment())
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() is not None
+        assert [e["event"] for e in logs] == ["store_lock_taken_over"]
+        assert ProcessIdentity.current() == LockHolder.from_text(
+            lock.read_text(encoding="utf-8")).process
+
+    @MACHINE
+    @pytest.mark.timeout(60)
+    def test_a_process_of_ours_started_at_its_moment_keeps_it_refused(
+        self, store: Path
+    ) -> None:
+        # Another container's daemon: there pid 1; here another pid, started at that moment.
+        with ours_running() as daemon:
+            alike = ProcessIdentity.of_running(daemon.pid)
+            assert alike is not None
+            lock = _earlier_lock(store, 1, alike.create_time)
+            before = lock.read_text(encoding="utf-8")
+            with capture_logs() as logs, pytest.raises(StoreLockedError) as caught:
+                DaemonLock(store).acquire()
+        assert caught.value.message == (
+            f"{store}: another daemon holds this store: pid 1 on host {this_host()} (since "
+            f"{SINCE}), named by an earlier version, without its container (pid namespace): "
+            f"a process of ours that started at that moment still runs here (pid "
+            f"{daemon.pid}), perhaps that daemon in another container; it cannot be checked "
+            "from here")
+        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert (lock.read_text(encoding="utf-8"), logs) == (before, [])
+
+    @MACHINE
+    @pytest.mark.timeout(60)
+    def test_a_process_of_another_program_started_at_its_moment_does_not(
+        self, store: Path
+    ) -> None:
+        with ours_running(ours=False) as other:
+            alike = ProcessIdentity.of_running(other.pid)
+            assert alike is not None
+            _earlier_lock(store, 1, alike.create_time)
+            with capture_logs() as logs:
+                assert DaemonLock(store).acquire() is not None
+        assert [e["event"] for e in logs] == ["store_lock_taken_over"]

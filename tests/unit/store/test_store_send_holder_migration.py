@@ -20,7 +20,7 @@ from typing import Any, Final
 import pytest
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.liveness import this_host, this_instance
+from preform_pipeline.liveness import ProcessIdentity, sees_every_process, this_host, this_instance
 from preform_pipeline.printing import (
     Evidence,
     FleetFolderLocator,
@@ -32,7 +32,7 @@ from preform_pipeline.printing import (
 from preform_pipeline.printing.testing import reaped_holder
 from preform_pipeline.store import SCHEMA_VERSION, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PG_MIGRATIONS, PG_SCHEMA_VERSION, PostgresJobStore
-from tests.instances import other_instance
+from tests.instances import other_instance, ours_running, quiet_moment
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import admin_connection
 from tests.unit.store.old_schemas import SQLITE_V8_SCHEMA
@@ -63,12 +63,15 @@ NOW: Final = datetime(2024, 5, 1, 8, 34, tzinfo=timezone.utc)
 LATER: Final = datetime(2024, 5, 1, 9, 4, tzinfo=timezone.utc)
 
 
-def _old_holder() -> dict[str, Any]:
+def _old_holder(create_time: float | None = None) -> dict[str, Any]:
     """A holder as the version before wrote it (no instance): its server really ran on this
-    host and ended, so judged by host name and pid it would be "gone"."""
+    host and ended, so judged by host name and pid it would be "gone". ``create_time``: its
+    start as recorded (a quiet moment, or a live look-alike's: liveness.look_alikes), else the
+    reaped server's own."""
     dead = reaped_holder(request_timeout_s=30.0)
+    started = dead.create_time if create_time is None else create_time
     return {"server": dead.server, "request_timeout_s": 30.0, "pid": dead.pid,
-            "create_time": dead.create_time, "host": this_host(), "remote": False}
+            "create_time": started, "host": this_host(), "remote": False}
 
 
 def _resolve_later(store: JobStore, tmp_path: Path, build_id: int = 1) -> Resolution:
@@ -98,11 +101,9 @@ def _begin_new_send(store: JobStore) -> tuple[int, SendHolder]:
     return build.id, holder
 
 
-@pytest.fixture
-def v8_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    """A SQLite store of schema version 8 with an interrupted send, and its holder's JSON."""
+def _v8_store(tmp_path: Path, old: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """A SQLite store of schema version 8 with an interrupted send of ``old``."""
     path = tmp_path / "jobs.sqlite3"
-    old = _old_holder()
     with closing(sqlite3.connect(path)) as conn:
         conn.executescript(V8_DDL)
         conn.execute(_ROWS[0], (json.dumps(old),))
@@ -112,23 +113,43 @@ def v8_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     return path, old
 
 
+@pytest.fixture
+def v8_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A SQLite store of schema version 8 with an interrupted send, and its holder's JSON."""
+    return _v8_store(tmp_path, _old_holder())
+
+
 class TestASqliteStoreOfVersion8:
-    """Migrated to 9; its interrupted send is left to a person, never concluded not printed."""
+    """Migrated to 9; its interrupted send is left to a person unless its server is proven
+    gone: no process that may be ours started at its moment (session 34), the store being on
+    this machine's disk."""
 
     @pytest.mark.skipif(not sys.platform.startswith("linux"),
                         reason="instances are named on Linux only: elsewhere the host tells")
-    def test_it_is_migrated_and_its_holder_read_as_written(
-        self, v8_store: tuple[Path, dict[str, Any]], tmp_path: Path
-    ) -> None:
-        path, old = v8_store
-        with SqliteJobStore(path, clock=ManualClock(wall=NOW)) as store:
-            build = store.get_build(1)
-            assert (build.state, build.send_holder) == (JobState.PRINT_SENDING, old)
-            holder = SendRecord.of(build).holder
-            assert holder is not None and holder.instance is None
-            _assert_left_to_a_person(_resolve_later(store, tmp_path), old)
+    @pytest.mark.timeout(60)
+    def test_it_is_migrated_and_its_holder_read_as_written(self, tmp_path: Path) -> None:
+        # A server of ours started at the holder's moment runs: perhaps that server, in
+        # another container.
+        with ours_running() as server:
+            alike = ProcessIdentity.of_running(server.pid)
+            assert alike is not None
+            path, old = _v8_store(tmp_path, _old_holder(alike.create_time))
+            with SqliteJobStore(path, clock=ManualClock(wall=NOW)) as store:
+                build = store.get_build(1)
+                assert (build.state, build.send_holder) == (JobState.PRINT_SENDING, old)
+                holder = SendRecord.of(build).holder
+                assert holder is not None and holder.instance is None
+                _assert_left_to_a_person(_resolve_later(store, tmp_path), old)
         with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+
+    @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
+    def test_a_holder_proven_gone_is_settled_not_printed(self, tmp_path: Path) -> None:
+        path, _ = _v8_store(tmp_path, _old_holder(quiet_moment()))
+        with SqliteJobStore(path, clock=ManualClock(wall=NOW)) as store:
+            answer = _resolve_later(store, tmp_path)
+        assert answer.build is not None
+        assert (answer.evidence, answer.build.state) == (Evidence.ABSENT, JobState.PREPARED)
 
     def test_a_send_begun_after_it_keeps_its_instance(
         self, v8_store: tuple[Path, dict[str, Any]], tmp_path: Path

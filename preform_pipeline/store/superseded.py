@@ -1,0 +1,44 @@
+"""Failed jobs that a later job put right: the same recipe, the same file content, printed.
+
+A ``run`` killed mid-way leaves its jobs ``failed`` ("its run died before printing it"), and
+the next run makes new jobs for the same models; ``jobs retry`` is not how they come back.
+Those failures are true history, but not something a person has to act on: a later job of the
+same recipe and content (the file's digest, ``content_hash``) printed it (``print_sent``,
+``verifying``, ``finished``) or, for a recipe without a print step, prepared it (``done``).
+Such a failed job is *superseded* by the first of those later jobs. Nothing is written: the
+rule is read from the store each time, so a job that is superseded says so from the moment
+the later one succeeds, in any store and after any upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from preform_pipeline.store.model import FINAL_STATES, PRINT_PENDING_STATES, Job, JobState
+from preform_pipeline.store.protocol import JobStore
+
+__all__ = ["SUPERSEDING_STATES", "superseded"]
+
+#: A later job in one of these printed the content (or prepared it, without a print step).
+SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
+
+
+def superseded(store: JobStore, jobs: Iterable[Job]) -> dict[int, Job]:
+    """For each failed job among ``jobs`` that a later job of its recipe and content printed
+    (:data:`SUPERSEDING_STATES`), the first such later job, by the failed job's id. Jobs are
+    numbered in the order the store made them, so "later" is a larger id."""
+    found: dict[int, Job] = {}
+    asked: dict[tuple[str, str], tuple[Job, ...]] = {}
+    for job in jobs:
+        if job.state is not JobState.FAILED or not job.content_hash:
+            continue
+        key = (job.content_hash, job.recipe)
+        if key not in asked:
+            asked[key] = tuple(sorted(
+                (o for o in store.find_by_hash(job.content_hash, recipe=job.recipe)
+                 if o.state in SUPERSEDING_STATES), key=lambda o: o.id))
+        later = next((o for o in asked[key] if o.id > job.id), None)
+        if later is not None:
+            found[job.id] = later
+    return found

@@ -1,0 +1,89 @@
+"""Failed jobs a later job put right (store/superseded.py), on a real SQLite store: the same
+recipe and file content, a later job that printed it (or prepared it, without a print step)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store.superseded import superseded
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
+    with SqliteJobStore(tmp_path / "jobs.sqlite3") as opened:
+        yield opened
+
+
+def _job(store: SqliteJobStore, state: JobState, *, digest: str | None = "h1",
+         recipe: str = "grey") -> Job:
+    """A job of ``recipe`` and content ``digest`` that ended in ``state``, as a run leaves it."""
+    job = store.create_job(recipe=recipe, source_path="/models/arch.stl", content_hash=digest,
+                           state=JobState.PROCESSING)
+    if state is JobState.FAILED:
+        return store.transition(job.id, JobState.FAILED, "its run died before printing it")
+    build = store.create_build(recipe=recipe, job_ids=[job.id])
+    for step in (JobState.PREPARING, JobState.PREPARED):
+        store.transition_build(build.id, step, "test")
+    if state is not JobState.PREPARED:
+        store.transition_build(build.id, state, "test")
+    return store.get_job(job.id)
+
+
+class TestSuperseded:
+    """Only a failed job, only by a later job of its recipe and content that succeeded."""
+
+    def test_a_killed_run_s_job_is_superseded_by_the_next_run_s_printed_one(
+        self, store: SqliteJobStore
+    ) -> None:
+        failed = _job(store, JobState.FAILED)
+        again = _job(store, JobState.FAILED)
+        printed = _job(store, JobState.DONE)
+        assert superseded(store, store.list_jobs()) == {failed.id: printed, again.id: printed}
+
+    def test_each_model_by_its_own_first_later_print_whatever_the_order_asked(
+        self, store: SqliteJobStore
+    ) -> None:
+        failed_a = _job(store, JobState.FAILED, digest="a")
+        failed_b = _job(store, JobState.FAILED, digest="b")
+        first_a = _job(store, JobState.DONE, digest="a")
+        _job(store, JobState.DONE, digest="a")  # a second print later still: not the one
+        printed_b = _job(store, JobState.DONE, digest="b")
+        asked = [first_a, failed_a, failed_b]  # a job that is not failed first
+        assert superseded(store, asked) == {failed_a.id: first_a, failed_b.id: printed_b}
+
+    @pytest.mark.parametrize("later", [JobState.FAILED, JobState.PREPARED])
+    def test_a_later_job_that_did_not_succeed_supersedes_nothing(
+        self, store: SqliteJobStore, later: JobState
+    ) -> None:
+        _job(store, JobState.FAILED)
+        _job(store, later)
+        assert superseded(store, store.list_jobs()) == {}
+
+    def test_an_earlier_print_does_not_hide_a_later_failure(self, store: SqliteJobStore) -> None:
+        # A reprint that failed is a failure of its own, whatever was printed before it.
+        _job(store, JobState.DONE)
+        _job(store, JobState.FAILED)
+        assert superseded(store, store.list_jobs()) == {}
+
+    @pytest.mark.parametrize("first", [JobState.DONE, JobState.PREPARED])
+    def test_only_a_failed_job_is_superseded(
+        self, store: SqliteJobStore, first: JobState
+    ) -> None:
+        # A print reprinted (--reprint), or one still on its way: nothing was put right.
+        _job(store, first)
+        _job(store, JobState.DONE)
+        assert superseded(store, store.list_jobs()) == {}
+
+    @pytest.mark.parametrize(("digest", "recipe"), [("h2", "grey"), ("h1", "clear"),
+                                                    (None, "grey")],
+                             ids=["other-content", "other-recipe", "no-digest"])
+    def test_other_content_or_another_recipe_is_another_model(
+        self, store: SqliteJobStore, digest: str | None, recipe: str
+    ) -> None:
+        _job(store, JobState.FAILED, digest=digest, recipe=recipe)
+        _job(store, JobState.DONE)
+        assert superseded(store, store.list_jobs()) == {}
