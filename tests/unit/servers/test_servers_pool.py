@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,32 @@ from preform_pipeline.errors import (
     ServerProcessError,
 )
 from preform_pipeline.servers import PoolMode, ServerPool, ServerState, ServerStatus
-from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 
 WAIT_S = 10.0
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_held_ports() -> Iterator[None]:
+    yield
+    while _HELD_PORTS:
+        _HELD_PORTS.pop().close()
+
+
 def _dead_url() -> str:
-    return f"http://127.0.0.1:{PortAllocator(0).acquire()}"  # nothing listens there
+    """A loopback address that refuses connections for the whole test.
+
+    A port merely found free can be taken meanwhile by another worker's server (the suite
+    runs on several processes), and then the "dead" remote answers its health checks. A
+    socket bound but not listening holds the port, and connections to it are refused.
+    """
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(held)
+    return f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 class TestMode:
