@@ -645,8 +645,9 @@ def _run_recorded(
         dry_run=args.dry_run,
     )
     if prepares:  # otherwise the progress says "nothing to prepare", and the end the output
-        print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
-              file=stdout, flush=True)
+        # The count is the reporter's to say (its run line, or the overall bar): said here
+        # too, a run's first two lines both counted its builds.
+        print(f"run {run_id}: output in {root}", file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)
