@@ -602,8 +602,8 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    said = plan.warnings if args.verbose else plan_warnings(plan)
-    for warning in (*said, *queue_login_warnings([recipe], settings)):
+    for warning in (*plan_warnings(plan, whole=args.verbose),
+                    *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
