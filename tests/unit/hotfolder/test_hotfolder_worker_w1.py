@@ -278,35 +278,41 @@ class TestWhatTheBatchsRunIsGiven:
 class TestABatchOfRejectedModelsOnTheConsole:
     """``watch``'s console names a batch's rejected models, where they are now and why."""
 
-    def test_a_batch_whose_every_model_is_rejected_says_so_once(
-        self, tmp_path: Path, store: SqliteJobStore
-    ) -> None:
-        script = Script(fleet_dir=tmp_path / "fleet")
-        drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
-        drop(tmp_path, "worse.stl", b"solid y\nfacet normal a b c\nendsolid y\n")
-        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
+    BROKEN = b"solid x\nfacet normal a b c\nendsolid x\n"
+
+    def _console(self, tmp_path: Path, store: SqliteJobStore, files: dict[str, bytes]) -> str:
+        """What a plain console says of one batch of ``files`` (the scripted runner says
+        nothing of its own run)."""
+        for name, data in files.items():
+            drop(tmp_path, name, data)
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path))
         console = io.StringIO()
         daemon.worker.reporter = PlainReporter(console)
         run_daemon_once(daemon)
+        return console.getvalue()
+
+    def test_a_batch_whose_every_model_is_rejected_says_so_once(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        # Two contents, or the second would be a duplicate of the first.
+        said = self._console(tmp_path, store, {
+            "bad.stl": self.BROKEN, "worse.stl": self.BROKEN.replace(b"x", b"y")})
         failed = tmp_path / "inbox" / "failed"
-        lines = console.getvalue().splitlines()
+        lines = said.splitlines()
         assert lines[0] == "rejected 2 models:"
         assert sorted(line.split(": ", 1)[0] for line in lines[1:]) == [
             f"  {failed}/bad.stl", f"  {failed}/worse.stl"]
         assert all(": line 2: " in line for line in lines[1:]), lines  # the reader's reason
-        assert len(lines) == 3 and script.runs == []  # no run line: nothing was prepared
+        assert len(lines) == 3
+        assert not store.list_builds()  # nothing was prepared: no run to say
 
     def test_a_rejected_model_beside_a_good_one_is_named_before_the_run(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
-        script = Script(fleet_dir=tmp_path / "fleet")
-        drop(tmp_path, "good.stl", tetra_stl_bytes(1))
-        drop(tmp_path, "bad.stl", b"solid x\nfacet normal a b c\nendsolid x\n")
-        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
-        console = io.StringIO()
-        daemon.worker.reporter = PlainReporter(console)
-        run_daemon_once(daemon)
-        assert console.getvalue() == (
+        said = self._console(tmp_path, store, {"good.stl": tetra_stl_bytes(1),
+                                               "bad.stl": self.BROKEN})
+        assert said == (
             "rejected 1 model:\n"
             f"  {tmp_path / 'inbox' / 'failed' / 'bad.stl'}: line 2: malformed facet (expected "
             "'facet normal x y z', 'outer loop', three 'vertex x y z' lines, 'endloop', "
