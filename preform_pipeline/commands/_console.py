@@ -207,10 +207,13 @@ class WarningGroup:
         return f"{len(self.names)} {self.what}: {shown}{tail}"
 
 
-def plan_warnings(plan: Plan) -> list[str]:
+def plan_warnings(plan: Plan, *, whole: bool = False) -> list[str]:
     """The plan's warnings as ``run`` prints them: the models whose units were guessed alike
     in one line (the README's first run guessed 28, and 28 long lines alike hid everything
-    after them), a single guess and every other warning as it is. The report keeps each."""
+    after them), a single guess and every other warning as it is. The report keeps each.
+    ``whole`` (``run --verbose``): every warning as the plan has it, none grouped."""
+    if whole:
+        return [visible(warning) for warning in plan.warnings]
     guessed: dict[str, list[ModelInfo]] = {}
     for build in plan.builds:
         for model in build.models:

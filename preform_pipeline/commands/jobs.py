@@ -55,7 +55,12 @@ from preform_pipeline.commands._common import (
     store_argument,
 )
 from preform_pipeline.commands._waiting import write_waiting
-from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
+from preform_pipeline.commands._whereabouts import (
+    file_now,
+    retry_refusal,
+    sidecar_now,
+    taken_again,
+)
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
@@ -683,6 +688,12 @@ def _retry_one(
             why = "it is still being worked on"
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
+        return None
+    # Only a job whose file is not where the store says needs the jobs dropped after it.
+    others = () if os.path.lexists(job.source_path) else store.list_jobs(text=job.original_name)
+    refusal = retry_refusal(job, others)
+    if refusal is not None:
+        print(f"error: {name} was not queued again: {refusal}", file=err)
         return None
     if before is JobState.UNVERIFIED:
         printer = f" on {job.printer}" if job.printer else ""

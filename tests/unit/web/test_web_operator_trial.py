@@ -186,8 +186,8 @@ class TestTwoOperatorsOneBuild:
         assert won.status_code == 303
         assert lost.status_code == 409
         build = served.store.get_build(served.held_id)
-        assert f"build {build.job_key} is waiting_for_printer, not awaiting approval" in \
-            _text_of(lost.text)
+        assert (f"build {build.job_key} is not awaiting approval: prepared (.form saved); "
+                "waits for a matching printer to be free") in _text_of(lost.text)
         assert f'<a href="{back}" id="back">Back to the page you were on</a>' in lost.text
         assert [t.to_state for t in served.store.build_history(build.id)].count(
             JobState.WAITING_FOR_PRINTER) == 1
@@ -204,8 +204,8 @@ class TestTwoOperatorsOneBuild:
                                data={"csrf": csrf_2, "next": "/"})
         assert cancelled.status_code == 303 and late.status_code == 409
         build = served.store.get_build(served.held_id)
-        assert f"build {build.job_key} is processing, not awaiting approval" in \
-            _text_of(late.text)
+        assert (f"build {build.job_key} is not awaiting approval: in processing/; waiting "
+                "for a build") in _text_of(late.text)
         assert build.state is JobState.PROCESSING and build.approval is None
 
 

@@ -191,7 +191,8 @@ class TestStaleActions:
         again = httpx.post(url, headers=operator)
         key = served.store.get_build(served.held_id).job_key
         assert again.status_code == 409
-        assert f"build {key} is waiting_for_printer, not awaiting approval" in again.text
+        assert (f"build {key} is not awaiting approval: prepared (.form saved); waits for a "
+                "matching printer") in again.text
         assert again.text.count("someone decided already") == 1
         assert served.store.build_history(served.held_id)[-1].reason == (
             "approved by olivia (web)")
