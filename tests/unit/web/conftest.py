@@ -20,6 +20,8 @@ from preform_pipeline.web import WebServer
 
 OPERATOR_SECRET = "operator-secret-0123"
 VIEWER_SECRET = "viewer-secret-4567"
+#: A script's request as the viewer.
+VIEWER_AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 TARGET = {"names": ["Bench-A"], "auto": False, "machine_type": "FORM-4-0",
           "material": "FLGPGR05"}
 

@@ -13,15 +13,7 @@ import httpx
 from structlog.testing import capture_logs
 
 from preform_pipeline.store import Job, JobState, JobStore
-from tests.unit.web.conftest import (
-    OPERATOR_SECRET,
-    VIEWER_SECRET,
-    Served,
-    logged_in,
-    refused,
-)
-
-AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
+from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_AUTH, Served, logged_in, refused
 
 
 def _job(store: JobStore, tmp: Path, case_id: str, state: JobState, *, digest: str = "h1"
@@ -53,7 +45,7 @@ class TestSupersededFailures:
         _job(store, tmp_path, "K-1", JobState.FAILED)
         _job(store, tmp_path, "K-2", JobState.DONE)
         _job(store, tmp_path, "N-1", JobState.FAILED, digest="other")  # nothing printed it
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert _cases(page) == ["N-1"]
         assert ('<p class="note" id="superseded">1 failed job not listed: a later job printed '
                 'the same file with the same recipe. <a href="/failed?superseded=listed">List '
@@ -65,7 +57,7 @@ class TestSupersededFailures:
         store = served.store
         _job(store, tmp_path, "K-1", JobState.FAILED)
         later = _job(store, tmp_path, "K-2", JobState.DONE)
-        page = httpx.get(served.url + "/failed?superseded=listed", headers=AUTH).text
+        page = httpx.get(served.url + "/failed?superseded=listed", headers=VIEWER_AUTH).text
         assert _cases(page) == ["K-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); a later job "
@@ -73,7 +65,7 @@ class TestSupersededFailures:
         assert '<a href="/failed">Leave them out</a>' in page
         # The live refresh asks the same address: it keeps them listed.
         live = httpx.get(served.url + "/failed?superseded=listed",
-                         headers={**AUTH, "X-Live": "1"}).text
+                         headers={**VIEWER_AUTH, "X-Live": "1"}).text
         assert _cases(live) == ["K-1"]
 
     def test_a_failure_after_an_earlier_print_still_alarms(
@@ -82,7 +74,7 @@ class TestSupersededFailures:
         store = served.store
         _job(store, tmp_path, "P-1", JobState.DONE)
         _job(store, tmp_path, "P-2", JobState.FAILED)  # a reprint that failed
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert _cases(page) == ["P-2"] and 'id="superseded"' not in page
 
 
@@ -144,7 +136,7 @@ class TestTheIcon:
 
     def test_every_page_names_it_and_it_is_served(self, served: Served) -> None:
         for path in ("/", "/login", "/nope"):
-            page = httpx.get(served.url + path, headers=AUTH).text
+            page = httpx.get(served.url + path, headers=VIEWER_AUTH).text
             assert '<link rel="icon" href="/static/icon.svg" type="image/svg+xml">' in page
         for path in ("/static/icon.svg", "/favicon.ico"):
             icon = httpx.get(served.url + path)  # no login: the login page shows it too
