@@ -208,8 +208,7 @@ class Dashboard:
         message = getattr(exc, "message", str(exc))
         log.warning("web_store_away", path=request.url.path, error=message)
         said = f"the job store cannot be read just now: {message}"
-        if request.url.path in _JSON_ROUTES:
-            return JSONResponse({"status": "unhealthy", "store": message}, status_code=503)
+        # ``/healthz`` answers a store error itself (its JSON "unhealthy"): none reaches here.
         if request.url.path in _TEXT_ROUTES:
             return PlainTextResponse(said, status_code=503)
         return self.render(request, "error.html", self.access(request), status_code=503,
