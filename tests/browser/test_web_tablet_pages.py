@@ -158,8 +158,8 @@ class TestARefusedAction:
             first.wait_for_selector("#done")
             second.click("#approve")
             second.wait_for_selector("#refused")
-            assert "is waiting_for_printer, not awaiting approval" in second.inner_text(
-                "#refused")
+            assert ("is not awaiting approval: prepared (.form saved); waits for a matching "
+                    "printer to be free") in second.inner_text("#refused")
             # The build's own address (its token taken out of the bar), not the action's.
             assert second.url == f"{server.url}/builds/{held}"
             posts = [a for a in answers if a[0] == "POST"]

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -259,3 +260,20 @@ class TestALargePicture:
         assert link is not None
         whole = httpx.get(served.url + link.group(1), headers=AUTH)
         assert whole.status_code == 200 and whole.content == png.read_bytes()
+
+
+class TestWhereAFormGoesBack:
+    """A page's hidden "next" is sent back as it came: shown-as-escapes is for reading only."""
+
+    def test_a_login_returns_to_an_address_holding_a_hidden_character(
+        self, served: Served
+    ) -> None:
+        wanted = "/history?q=rtl\u202egnp"
+        with httpx.Client(base_url=served.url, follow_redirects=False) as client:
+            page = client.get("/login", params={"next": wanted})
+            found = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page.text)
+            assert found is not None and html.unescape(found.group(1)) == wanted
+            answer = client.post("/login", data={
+                "name": "olivia", "secret": OPERATOR_SECRET,
+                "next": html.unescape(found.group(1))})
+        assert answer.status_code == 303 and unquote(answer.headers["location"]) == wanted
