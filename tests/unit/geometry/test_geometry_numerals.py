@@ -1,0 +1,169 @@
+"""Numbers as each format writes them, not as Python's float() and int() read them.
+
+Before, ``1_0`` was read as ten by all three readers (float() and int() take underscores), and
+a 3MF took ``inf``, ``nan``, ``infinity``, a no-break space around a number or between a
+transform's numbers, and digits of other scripts (``\\u0661`` for one). The 3MF forms are the
+core specification's (``ST_Number``, ``ST_Matrix3D``, ``ST_ResourceIndex``); the text forms
+C's (see ``preform_pipeline/geometry/numerals.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from geometry_factories import refusal
+from hypothesis import given
+from hypothesis import strategies as st
+from test_geometry_threemf_parts import _zip
+
+from preform_pipeline.geometry import read_mesh, read_mesh_bytes, write_stl
+from preform_pipeline.geometry.numerals import (
+    is_text_index,
+    is_text_number,
+    is_xml_index,
+    is_xml_number,
+    text_indices_may_pass,
+    text_numbers_may_pass,
+    xml_indices_may_pass,
+    xml_numbers_may_pass,
+)
+from tests.hostile_corpus import tetra
+
+PART = "3D/3dmodel.model"
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+NUMBER_FORM = "a 3MF number is ASCII digits with an optional sign, decimal point and exponent"
+AN_INDEX = "a vertex index (a 3MF index is ASCII digits, 0 for the object's first vertex)"
+# What Python reads and no format defines; each is written into an attribute as it stands.
+PYTHONISMS = ["1_0", "inf", "nan", "-Infinity", "\u0661", "\u00a01", "1\u2003", "1.", "1.e2"]
+TETRA_OBJ = "v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
+
+
+def _model(x: str = "1", v3: str = "1", transform: str = "") -> str:
+    """A tetrahedron whose second vertex's x is ``x`` and whose first triangle's v3 is
+    ``v3``, built with ``transform`` (the values go in as they stand)."""
+    item = f' transform="{transform}"' if transform else ""
+    return (f'<model unit="millimeter" xmlns="{CORE}"><resources><object id="1" type="model">'
+            f'<mesh><vertices><vertex x="0" y="0" z="0"/><vertex x="{x}" y="0" z="0"/>'
+            '<vertex x="0" y="1" z="0"/><vertex x="0" y="0" z="1"/></vertices><triangles>'
+            f'<triangle v1="0" v2="2" v3="{v3}"/><triangle v1="0" v2="1" v3="3"/>'
+            '<triangle v1="0" v2="3" v3="2"/><triangle v1="1" v2="2" v3="3"/></triangles>'
+            f'</mesh></object></resources><build><item objectid="1"{item}/></build></model>')
+
+
+def _read_3mf(model: str) -> tuple[float, float, float]:
+    return read_mesh_bytes(_zip({PART: model}), ".3mf", name="m").size
+
+
+def _refuse_3mf(model: str) -> str:
+    from preform_pipeline.errors import ModelFileError
+
+    with pytest.raises(ModelFileError) as caught:
+        read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
+    assert caught.value.__suppress_context__ or caught.value.__context__ is None
+    return caught.value.reason
+
+
+class TestThreeMfNumbers:
+    """A 3MF's coordinates, indices and transforms are its specification's forms only."""
+
+    @pytest.mark.parametrize("text", PYTHONISMS)
+    def test_a_coordinate_python_reads_is_refused_with_its_element(self, text: str) -> None:
+        assert _refuse_3mf(_model(x=text)) == (
+            f"{PART}: object 1: vertex 2: x={text!r} is not a number ({NUMBER_FORM})")
+
+    @pytest.mark.parametrize("text", ["1_0", "\u0661", "\u00a01", "1.0", "inf"])
+    def test_an_index_python_reads_is_refused_with_its_element(self, text: str) -> None:
+        assert _refuse_3mf(_model(v3=text)) == (
+            f"{PART}: object 1: triangle 1: v3={text!r} is not {AN_INDEX}")
+
+    @pytest.mark.parametrize("transform", [
+        "1 0 0 0 1 0 0 0 1 0 0 1_0",
+        "1 0 0 0 1 0 0 0 1 0 0 inf",
+        "1\u00a00 0 0 1 0 0 0 1 0 0 0 0",  # Python's split() splits there; XML does not
+    ])
+    def test_a_transform_python_reads_is_refused_with_its_item(self, transform: str) -> None:
+        assert _refuse_3mf(_model(transform=transform)) == (
+            f"{PART}: build item 1: transform {transform!r} is not 12 numbers ({NUMBER_FORM})")
+
+    @pytest.mark.parametrize(("x", "v3", "transform", "size_x"), [
+        ("+1", "+1", "", 1.0),
+        (" 1.5E0&#9;", "&#10;1 ", "", 1.5),  # XML whitespace around a value is collapsed
+        ("-.5e+1", "-0", "1 0 0 0 1 0 0 0 1 0 0 0", 5.0),
+        ("2", "1", "2&#9;0 0 0 1 0 0 0 1 +0 -0 .0", 4.0),
+    ])
+    def test_the_forms_the_specification_allows_are_read(
+        self, x: str, v3: str, transform: str, size_x: float
+    ) -> None:
+        assert _read_3mf(_model(x=x, v3=v3, transform=transform))[0] == pytest.approx(size_x)
+
+
+class TestTextNumbers:
+    """ASCII STL and OBJ numbers and indices are C's forms: no underscores, ASCII digits."""
+
+    @pytest.mark.parametrize("token", ["1_0", "1e1_0", "\u0661"])
+    def test_an_obj_coordinate(self, tmp_path: Path, token: str) -> None:
+        path = tmp_path / "part.obj"
+        path.write_bytes(TETRA_OBJ.replace("v 10 0 0", f"v {token} 0 0").encode())
+        assert refusal(path).reason == (
+            f"line 2: {token.encode().decode('latin-1')!r} is not a number")
+
+    @pytest.mark.parametrize("token", ["2_0", "0_3", "\u0663"])
+    def test_an_obj_index(self, tmp_path: Path, token: str) -> None:
+        path = tmp_path / "part.obj"
+        path.write_bytes(TETRA_OBJ.replace("f 1 3 2", f"f 1 {token} 2").encode())
+        assert refusal(path).reason == (
+            f"line 5: {token.encode().decode('latin-1')!r} is not a vertex index")
+
+    # (A digit of another script makes an STL's first bytes not text: "not a mesh", as before.)
+    @pytest.mark.parametrize("token", ["1_0", "0_0", "1e0_1"])
+    def test_an_ascii_stl_coordinate(self, tmp_path: Path, token: str) -> None:
+        path = tmp_path / "part.stl"
+        write_stl(path, tetra(), ascii=True)
+        text = path.read_text(encoding="ascii").splitlines()
+        text[3] = f"      vertex {token} 0 0"
+        path.write_bytes("\n".join(text).encode() + b"\n")
+        assert refusal(path).reason == f"line 4: {token!r} is not a number"
+
+    def test_what_c_reads_is_read(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.obj"
+        path.write_bytes(TETRA_OBJ.replace("v 10 0 0", "v +1.e1 0 0")
+                         .replace("f 1 3 2", "f +1 -2 2").encode())
+        assert read_mesh(path).size == pytest.approx((10.0, 10.0, 10.0))
+
+
+# The characters the forms are made of, and those Python's float() and int() also take.
+_ALPHABET = "0123456789+-.eE _\t\n\u0661\u00a0infatyINF"
+
+
+def _converts(text: str | bytes, dtype: type) -> bool:
+    try:
+        np.array([text], dtype=np.bytes_ if isinstance(text, bytes) else None).astype(dtype)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+class TestGuardIsTheRule:
+    """The whole-array guard with numpy's conversion accepts exactly the rule's patterns."""
+
+    @given(st.text(_ALPHABET, max_size=8))
+    def test_xml_numbers(self, text: str) -> None:
+        assert (xml_numbers_may_pass([text]) and _converts(text, np.float64)) == (
+            is_xml_number(text))
+
+    @given(st.text(_ALPHABET, max_size=8))
+    def test_xml_indices(self, text: str) -> None:
+        taken = xml_indices_may_pass([text]) and _converts(text, np.int64)
+        assert (taken and int(text) >= 0) == is_xml_index(text)
+
+    @given(st.text(_ALPHABET.replace(" ", "").replace("\t", "").replace("\n", ""),
+                   min_size=1, max_size=8))
+    def test_text_numbers_and_indices(self, text: str) -> None:
+        token = text.encode()
+        held = np.array([token], dtype=np.bytes_).tobytes()
+        assert (text_numbers_may_pass(held) and _converts(token, np.float64)) == (
+            is_text_number(token))
+        assert (text_indices_may_pass(held) and _converts(token, np.int64)) == (
+            is_text_index(token))
