@@ -24,6 +24,7 @@ from ._checks import (
     MAX_NUMBER_CHARS,
     OVERLONG_TOKEN,
     checked_mesh,
+    lf_lines,
     line_number,
     overlong_number,
 )
@@ -80,10 +81,9 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
-    if b"\n" not in data and b"\r" in data:
-        # Lines ended by a CR alone (classic Mac OS): every pattern here reads LF-ended lines,
-        # and would see one line and no triangles, which is untrue. Only such a file is copied.
-        data = data.replace(b"\r", b"\n")
+    # Lines ended by a CR alone (classic Mac OS), in a whole file or among LF lines: every
+    # pattern here reads LF-ended lines, and would join such a line to the next.
+    data = lf_lines(data)
     vertices, defined_before = _parse_vertices(data, origin)
     parts: list[npt.NDArray[np.float32]] = []
     faces_before = 0
