@@ -131,7 +131,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted, noun, visible
+from preform_pipeline.wording import counted, millimetres, noun, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -303,10 +303,6 @@ def _output_hint(given: Path | None, settings: Settings) -> str:
     return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
 
 
-def _size(size: tuple[float, float, float]) -> str:
-    return " x ".join(f"{v:.1f}" for v in size) + " mm"
-
-
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
     if not rejected:
         return
@@ -314,7 +310,7 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
     for rejection in rejected:
         # What is known, once: no "(?)" for a size never read (a missing file, a refused
         # sidecar), and the path not again when the reason begins with it.
-        size = f" ({_size(rejection.size_mm)})" if rejection.size_mm is not None else ""
+        size = f" ({millimetres(rejection.size_mm)})" if rejection.size_mm is not None else ""
         reason = rejection.reason.removeprefix(f"{rejection.path}: ")
         # A name may hold a terminal's escape sequences: shown as escapes.
         print(visible(f"  {rejection.path}{size}: {reason}"), file=out)
