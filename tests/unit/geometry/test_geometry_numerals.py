@@ -69,7 +69,7 @@ class TestThreeMfNumbers:
     @pytest.mark.parametrize("transform", [
         "1 0 0 0 1 0 0 0 1 0 0 1_0",
         "1 0 0 0 1 0 0 0 1 0 0 inf",
-        "1\u00a00 0 0 1 0 0 0 1 0 0 0 0",  # Python's split() splits there; XML does not
+        "1\u00a00 0 0 1 0 0 0 1 0 0 0",  # 12 to Python's split(), 11 to XML
     ])
     def test_a_transform_python_reads_is_refused_with_its_item(self, transform: str) -> None:
         assert _refuse_3mf(_model(transform=transform)) == (
