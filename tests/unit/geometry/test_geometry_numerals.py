@@ -17,6 +17,7 @@ from geometry_factories import refusal
 from test_geometry_threemf_parts import _zip
 
 from preform_pipeline.geometry import read_mesh, read_mesh_bytes, write_stl
+from preform_pipeline.wording import quoted
 from tests.hostile_corpus import tetra
 
 PART = "3D/3dmodel.model"
@@ -65,6 +66,50 @@ class TestThreeMfNumbers:
     def test_an_index_python_reads_is_refused_with_its_element(self, text: str) -> None:
         assert _refuse_3mf(_model(v3=text)) == (
             f"{PART}: object 1: triangle 1: v3={text!r} is not {AN_INDEX}")
+
+    @pytest.mark.parametrize(("text", "reason"), [
+        ("1e", "x='1e' is not a number"),  # within the guard's bytes, refused by float()
+        ("1-2", "x='1-2' is not a number"),
+        ("1_" + "0" * 60, f"x={quoted('1_' + '0' * 60, 40)} is not a number"),
+    ])
+    def test_a_coordinate_the_guard_passes_or_a_long_one(self, text: str, reason: str) -> None:
+        assert _refuse_3mf(_model(x=text)) == (
+            f"{PART}: object 1: vertex 2: {reason} ({NUMBER_FORM})")
+
+    @pytest.mark.parametrize(("v3", "reason"), [
+        ("1+1", f"v3='1+1' is not {AN_INDEX}"),
+        ("x" * 60, f"v3={quoted('x' * 60, 40)} is not {AN_INDEX}"),
+    ])
+    def test_an_index_the_guard_passes_or_a_long_one(self, v3: str, reason: str) -> None:
+        assert _refuse_3mf(_model(v3=v3)) == f"{PART}: object 1: triangle 1: {reason}"
+
+    @pytest.mark.parametrize(("first", "named"), [
+        # The largest index a 3MF allows, however written, is not beyond it: the next is.
+        ("+00002147483647", "triangle 2: v3='9" + "9" * 22 + "'"),
+        ("2147483647", "triangle 2: v3='9" + "9" * 22 + "'"),
+        ("2147483648", "triangle 1: v3='2147483648'"),
+        (" +0002147483648", "triangle 1: v3=' +0002147483648'"),
+        ("9" * 60, f"triangle 1: v3={quoted('9' * 60, 40)}"),
+    ])
+    def test_the_first_index_beyond_the_limit_is_named(self, first: str, named: str) -> None:
+        # An index beyond int64 in triangle 2 sends the reader to name the first offender.
+        model = _model(v3=first).replace('v1="0" v2="1" v3="3"', f'v1="0" v2="1" v3="{"9" * 23}"')
+        assert _refuse_3mf(model) == (
+            f"{PART}: object 1: {named} is beyond the largest vertex index a 3MF allows "
+            "(2,147,483,647)")
+
+    @pytest.mark.parametrize(("old", "new", "reason"), [
+        ('<vertex x="0" y="1" z="0"/>', '<vertex x="0" z="0"/>', "vertex 3 has no y"),
+        ('<triangle v1="0" v2="1" v3="3"/>', '<triangle v2="1" v3="3"/>', "triangle 2 has no v1"),
+    ])
+    def test_a_missing_attribute_is_named(self, old: str, new: str, reason: str) -> None:
+        assert _refuse_3mf(_model().replace(old, new)) == f"{PART}: object 1: {reason}"
+
+    def test_a_long_transform_is_cut_short(self) -> None:
+        transform = "1 " * 150
+        assert _refuse_3mf(_model(transform=transform)) == (
+            f"{PART}: build item 1: transform {quoted(transform, 200)} is not 12 numbers "
+            f"({NUMBER_FORM})")
 
     @pytest.mark.parametrize("transform", [
         "1 0 0 0 1 0 0 0 1 0 0 1_0",
