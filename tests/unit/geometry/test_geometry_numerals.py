@@ -100,7 +100,9 @@ class TestThreeMfNumbers:
 
     @pytest.mark.parametrize(("old", "new", "reason"), [
         ('<vertex x="0" y="1" z="0"/>', '<vertex x="0" z="0"/>', "vertex 3 has no y"),
+        ('<vertex x="0" y="1" z="0"/>', '<vertex x="0" y="1"/>', "vertex 3 has no z"),
         ('<triangle v1="0" v2="1" v3="3"/>', '<triangle v2="1" v3="3"/>', "triangle 2 has no v1"),
+        ('<triangle v1="0" v2="1" v3="3"/>', '<triangle v1="0" v3="3"/>', "triangle 2 has no v2"),
     ])
     def test_a_missing_attribute_is_named(self, old: str, new: str, reason: str) -> None:
         assert _refuse_3mf(_model().replace(old, new)) == f"{PART}: object 1: {reason}"
