@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Protocol, TextIO, cast
 
 from preform_pipeline import __version__
 from preform_pipeline.commands._common import (
@@ -32,6 +33,7 @@ from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import default_store_path
+from preform_pipeline.wording import visible
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -124,6 +126,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         args, command = parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    stderr = _VisibleLines.over(stderr)
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
     # default would print them on stdout, mixed into JSON output meant for tools.
     configure_logging(level=DEFAULT_CONSOLE_LOG_LEVEL, console=stderr)
@@ -141,6 +144,44 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_BROKEN_PIPE
     except Exception as exc:  # the one top-level handler: no traceback reaches the screen
         return _report_crash(exc, argv, stderr)
+
+
+def _visible_lines(text: str) -> str:
+    """``text`` with its line breaks (``\\n`` only) kept and every other hidden character
+    escaped: a carriage return in a path would otherwise draw over its own line."""
+    return "\n".join(visible(line) for line in text.split("\n"))
+
+
+class _VisibleLines(io.TextIOBase):
+    """The commands' stderr: each hidden character a line carries written as its escape
+    (:func:`visible`), line breaks kept. Errors and warnings there quote paths typed on the
+    command line and names from files (``error: models/x<ESC>[2J.stl: no such file``): done
+    here, where every such line reaches the console, rather than at each ``print``."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    @classmethod
+    def over(cls, stream: TextIO) -> TextIO:
+        # A TextIO in every way the commands use one (write, flush, isatty, fileno).
+        return cast(TextIO, stream if isinstance(stream, cls) else cls(stream))
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._stream.write(_visible_lines(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 def _print_safely(text: str, stream: TextIO) -> None:
@@ -164,7 +205,8 @@ def _report_known(exc: PipelineError, stderr: TextIO) -> int:
         # Settings problems name their line and column, as `validate --settings` does.
         with contextlib.suppress(PipelineError, OSError):
             exc = position_settings_error(exc)
-    text = str(exc)
+    # Escaped before it is cut: shortening splits at any line break, a typed path's \r too.
+    text = _visible_lines(str(exc))
     short = shorten(text)
     if short != text:
         with contextlib.suppress(OSError):

@@ -20,8 +20,9 @@ A record written before records named their instance (an earlier version's) is j
 only on proof (:meth:`ProcessIdentity.look_alikes`): it started before this machine booted,
 or this process sees every process of the machine (it runs in the machine's own pid
 namespace, which every container's processes are also in) and none of them that could be
-ours started at the recorded moment. Inside a container neither the pid nor the start time
-can rule out another container's process: such a record stays unknown.
+ours started at the recorded moment or runs under the recorded pid. Inside a container
+neither the pid nor the start time can rule out another container's process: such a record
+stays unknown.
 """
 
 from __future__ import annotations
@@ -115,14 +116,17 @@ def sees_every_process() -> bool:
 def _hides_processes(mounts: str) -> bool:
     """Whether ``/proc``, as ``mounts`` (the text of ``/proc/self/mounts``) lists it, hides
     other users' processes (``hidepid`` other than 0 or ``off``); True when it is not listed
-    (then nothing is known of it)."""
+    (then nothing is known of it). Every ``/proc`` line counts: one mounted over another
+    (systemd's ``ProtectProc=`` does so) is listed after it and is the one that is read."""
+    listed = False
     for line in mounts.splitlines():
         fields = line.split()
         if len(fields) > 3 and fields[1] == "/proc":
-            options = fields[3].split(",")
-            return any(o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")
-                       for o in options)
-    return True
+            listed = True
+            if any(o.startswith("hidepid=") and o not in ("hidepid=0", "hidepid=off")
+                   for o in fields[3].split(",")):
+                return True
+    return not listed
 
 
 def _may_be_ours(process: psutil.Process) -> bool:
@@ -233,10 +237,14 @@ class ProcessIdentity:
     def look_alikes(self) -> tuple[int, ...] | None:
         """The pids, as this process sees them, of the running processes that may be this one
         in another pid namespace of this machine: started at its recorded moment and possibly
-        ours (a command line naming ``preform``, or one that cannot be read). Empty: no such
-        process runs here, so a record of this machine naming no instance has ended. None
-        when this process cannot see every process of the machine (:func:`sees_every_process`:
-        it runs in a container), so nothing can be ruled out."""
+        ours (a command line naming ``preform``, or one that cannot be read), or possibly ours
+        and running under its very pid here whatever its start: a start time is read as the
+        boot's time plus ticks since boot, and the boot's time (whole seconds, from the wall
+        clock) moves when the clock is set, so the very holder can read as started at another
+        moment than it recorded. Empty: no such process runs here, so a record of this
+        machine naming no instance has ended. None when this process cannot see every process
+        of the machine (:func:`sees_every_process`: it runs in a container), so nothing can be
+        ruled out."""
         if not sees_every_process():
             return None
         found: list[int] = []
@@ -247,8 +255,8 @@ class ProcessIdentity:
                 continue  # gone meanwhile
             except psutil.AccessDenied:
                 return None  # a start this process may not read: nothing can be ruled out
-            if abs(started - self.create_time) <= CREATE_TIME_TOLERANCE_S and _may_be_ours(
-                    process):
+            if (process.pid == self.pid or abs(started - self.create_time)
+                    <= CREATE_TIME_TOLERANCE_S) and _may_be_ours(process):
                 found.append(process.pid)
         return tuple(found)
 

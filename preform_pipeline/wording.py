@@ -65,7 +65,10 @@ def visible(text: str) -> str:
     """``text`` with each hidden character written as the escape Python prints for it
     (``\\u202e``, ``\\n``), as :func:`quoted` shows them: a right-to-left override in a file
     name drew ``rtl<U+202E>gnp.stl`` as "rtllts.png", and a line break read as a space."""
-    if not any(_hidden(c) for c in text):
+    # Fast path, in C: a printable string holds no Cc or Cf character (Python's printable
+    # excludes every "Other" category), so nothing in it is hidden. The dashboard runs every
+    # string of every page through this on each refresh.
+    if text.isprintable():
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
 

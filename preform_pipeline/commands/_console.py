@@ -207,10 +207,13 @@ class WarningGroup:
         return f"{len(self.names)} {self.what}: {shown}{tail}"
 
 
-def plan_warnings(plan: Plan) -> list[str]:
+def plan_warnings(plan: Plan, *, whole: bool = False) -> list[str]:
     """The plan's warnings as ``run`` prints them: the models whose units were guessed alike
     in one line (the README's first run guessed 28, and 28 long lines alike hid everything
-    after them), a single guess and every other warning as it is. The report keeps each."""
+    after them), a single guess and every other warning as it is. The report keeps each.
+    ``whole`` (``run --verbose``): every warning as the plan has it, none grouped."""
+    if whole:
+        return [visible(warning) for warning in plan.warnings]
     guessed: dict[str, list[ModelInfo]] = {}
     for build in plan.builds:
         for model in build.models:
@@ -393,12 +396,13 @@ def _blocks(result: RunResult) -> Group:
         if o.status is BuildStatus.SPLIT:
             parts.append(_indented("split into " + ", ".join(o.children)))
         if o.status is not BuildStatus.SUCCEEDED and o.reason:
-            parts.append(_indented(f"reason: {visible(o.reason)}"))
+            parts.append(_indented(f"reason: {o.reason}"))
     return Group(*parts)
 
 
 def _indented(text: str) -> Padding:
-    return Padding(Text(text), (0, 0, 0, _INDENT), expand=False)
+    # A reason or a split build's halves name a build or a file: shown as escapes.
+    return Padding(Text(visible(text)), (0, 0, 0, _INDENT), expand=False)
 
 
 def _summary(result: RunResult, console: Console) -> RenderableType:
@@ -421,10 +425,11 @@ def print_summary(
     if result.outcomes:
         console.print(_summary(result, console), markup=False, highlight=False)
     # A split build's warnings come again from its halves, which redo its steps.
-    for outcome in result.counted:
-        for group in group_warnings(outcome.warnings):
-            console.print(visible(f"{outcome.name}: {group.text()}"), markup=False,
-                          highlight=False)
+    warnings = [f"{outcome.name}: {group.text()}" for outcome in result.counted
+                for group in group_warnings(outcome.warnings)]
     closing = [] if finished_said else [run_line(result)]
-    for line in [*verification_lines(result), *extra, *closing, exit_line(result, code)]:
-        console.print(line, markup=False, highlight=False)
+    # Each line shown as escapes where it holds hidden characters: a warning, and a verify
+    # line, names a build (and so perhaps a file's name).
+    for line in [*warnings, *verification_lines(result), *extra, *closing,
+                 exit_line(result, code)]:
+        console.print(visible(line), markup=False, highlight=False)

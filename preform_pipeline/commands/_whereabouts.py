@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 from preform_pipeline.hotfolder.intake import JobPlace, place_of
 from preform_pipeline.store import TERMINAL_STATES, Job
 
-__all__ = ["STATUSES", "Whereabouts", "file_now", "sidecar_now", "taken_again"]
+__all__ = ["STATUSES", "Whereabouts", "file_now", "retry_refusal", "sidecar_now", "taken_again"]
 
 Status = Literal["there", "dropped_again", "being_moved", "put_back", "gone"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -112,3 +112,26 @@ def sidecar_now(at: str, again: Job | None) -> Whereabouts:
     if again is not None:
         return Whereabouts(at, "dropped_again", again=again, sidecar=True)
     return Whereabouts(at, "gone", sidecar=True)
+
+
+def retry_refusal(job: Job, others: Sequence[Job]) -> str | None:
+    """Why a retry of ``job`` cannot run, from where its file is now (the reading of
+    ``jobs show``), with what helps; None when it can: the file where the store names it, or
+    a move cut short, which the daemon finishes. Judged only for a job the hot folder took
+    (it recorded a place); ``others``: the jobs :func:`taken_again` looks through.
+
+    Queued without its file, the job was failed by the daemon "its file is gone" after the
+    command had said it was queued again."""
+    place = place_of(job)
+    if place is None:
+        return None
+    where = file_now(job, place, taken_again(job, others))
+    if where.status in ("there", "being_moved"):
+        return None
+    said = f"its file {where.text()}"
+    if where.status == "gone":
+        return (f"{said}; put it back at {where.path} and retry, or drop it into the hot "
+                f"folder again ({place.inbox}) as a new job")
+    if where.status == "put_back":
+        return f"{said}; the hot folder takes it as a new job"
+    return f"{said}; retry that job instead if it needs it"

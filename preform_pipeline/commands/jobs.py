@@ -55,7 +55,12 @@ from preform_pipeline.commands._common import (
     store_argument,
 )
 from preform_pipeline.commands._waiting import write_waiting
-from preform_pipeline.commands._whereabouts import file_now, sidecar_now, taken_again
+from preform_pipeline.commands._whereabouts import (
+    file_now,
+    retry_refusal,
+    sidecar_now,
+    taken_again,
+)
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
@@ -82,7 +87,7 @@ from preform_pipeline.store import (
     parse_state,
 )
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
-from preform_pipeline.store.superseded import superseded
+from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 from preform_pipeline.wording import counted, visible
 
 __all__ = [
@@ -371,11 +376,6 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
         print("  ".join(cells).rstrip(), file=out)
 
 
-def _superseded_text(later: Job) -> str:
-    """A failed job's note that a later job printed its file (store/superseded.py)."""
-    return f"superseded by job {later.id} ({later.job_key}, {later.state.value})"
-
-
 def _write_list(
     jobs: Sequence[Job], limit: int | None, out: TextIO, *,
     superseded_by: Mapping[int, Job], hide_superseded: bool,
@@ -391,7 +391,7 @@ def _write_list(
         rows += [
             (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
              j.original_name, _when(j.updated_at), j.job_key,
-             f"{_superseded_text(superseded_by[j.id])}: {j.reason}"
+             f"{superseded_note(superseded_by[j.id])}: {j.reason}"
              if j.id in superseded_by else j.reason)
             for j in shown
         ]
@@ -402,8 +402,8 @@ def _write_list(
         note += f" (the {limit} most recent; --limit 0 shows all)"
     print(note, file=out)
     if hidden:
-        print(f"{counted(len(hidden), 'failed job')} not listed: a later job printed the same "
-              "file with the same recipe (--state failed lists them)", file=out)
+        print(f"{counted(len(hidden), 'failed job')} not listed: {WHY_SUPERSEDED} "
+              "(--state failed lists them)", file=out)
 
 
 #: States in which the printer took the print (whether or not it gave a job id).
@@ -443,8 +443,8 @@ def _write_show(
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
     if superseded_by is not None:
-        print(f"  {_superseded_text(superseded_by)}: a later job printed the same file with "
-              "the same recipe; nothing to do", file=out)
+        print(f"  {superseded_note(superseded_by)}: {WHY_SUPERSEDED}; nothing to do",
+              file=out)
     # The hot folder's own record (``_hotfolder``) is bookkeeping: shown as what it tells a
     # person (where the file was dropped, its sidecars, the job it duplicates), not as data.
     place = place_of(job)
@@ -683,6 +683,12 @@ def _retry_one(
             why = "it is still being worked on"
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
+        return None
+    # Only a job whose file is not where the store says needs the jobs dropped after it.
+    others = () if os.path.lexists(job.source_path) else store.list_jobs(text=job.original_name)
+    refusal = retry_refusal(job, others)
+    if refusal is not None:
+        print(f"error: {name} was not queued again: {refusal}", file=err)
         return None
     if before is JobState.UNVERIFIED:
         printer = f" on {job.printer}" if job.printer else ""

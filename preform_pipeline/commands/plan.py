@@ -190,48 +190,48 @@ def _summary(plan: Plan) -> str:
 
 
 def _step_lines(build: BuildPlan) -> list[str]:
-    """The build's steps, a line each, shown with :func:`visible`: the import step names
-    the model files, whose names may hold a terminal's escape sequences (split at line
-    breaks only, as ``splitlines`` would also split at the separators a name may hold)."""
-    return [visible(line) for line in build.graph.to_text().split("\n")]
+    """The build's steps, a line each (split at line breaks only, as ``splitlines`` would
+    also split at the separators a name may hold); the import step names the model files,
+    whose names may hold a terminal's escape sequences, so each line is to be shown with
+    :func:`visible`."""
+    return build.graph.to_text().split("\n")
 
 
 def _write_text(plan: Plan, out: TextIO) -> None:
+    def say(line: str = "") -> None:
+        # Every line shown as escapes where it holds hidden characters: a model's path, its
+        # case, a build's name, a warning or a reason may hold a terminal's escape sequences.
+        print(visible(line), file=out)
+
     what = _what(plan)
-    print(_summary(plan), file=out)
+    for line in _summary(plan).split("\n"):
+        say(line)
     for build in plan.builds:
-        print(file=out)
-        print(
-            f"build {build.index}: {build.name}: {counted(len(build.models), 'model')}, fill "
-            f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml",
-            file=out,
-        )
+        say()
+        say(f"build {build.index}: {build.name}: {counted(len(build.models), 'model')}, fill "
+            f"{build.fill_ratio:.0%}, estimated {what} {build.estimated_volume_ml:.1f} ml")
         if build.powder is not None:
-            print(f"  {_powder_text(build.powder)}", file=out)
-        print("  models:", file=out)
+            say(f"  {_powder_text(build.powder)}")
+        say("  models:")
         for m in build.models:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
-            print(
-                f"    {visible(str(m.path))}  {_size(m.size_mm)}  {m.units} ({m.units_source})"
-                f"{visible(case)}", file=out
-            )
-        print("  steps:", file=out)
+            say(f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}")
+        say("  steps:")
         for line in _step_lines(build):
-            print(f"  {line}", file=out)
+            say(f"  {line}")
     if plan.warnings:
-        print(file=out)
-        print("warnings:", file=out)
+        say()
+        say("warnings:")
         for warning in plan.warnings:
-            print(f"  {visible(warning)}", file=out)
+            say(f"  {warning}")
     if plan.rejected:
-        print(file=out)
-        print("rejected:", file=out)
+        say()
+        say("rejected:")
         for r in plan.rejected:
-            # Every reason starts with the file's path (and its size when known); a name may
-            # hold a terminal's escape sequence.
-            print(f"  {visible(r.reason)}", file=out)
-    print(file=out)
-    print(f"total estimated {what}: {plan.total_volume_ml:.1f} ml", file=out)
+            # Every reason starts with the file's path (and its size when known).
+            say(f"  {r.reason}")
+    say()
+    say(f"total estimated {what}: {plan.total_volume_ml:.1f} ml")
 
 
 def _write_rich(plan: Plan, out: TextIO) -> None:
@@ -263,7 +263,8 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         console.print(table)
         if build.powder is not None:
             console.print(_powder_text(build.powder), markup=False, highlight=False)
-        console.print("\n".join(_step_lines(build)), markup=False, highlight=False)
+        console.print("\n".join(visible(line) for line in _step_lines(build)), markup=False,
+                      highlight=False)
     for warning in plan.warnings:
         console.print(f"warning: {visible(warning)}", markup=False)
     if plan.rejected:

@@ -94,7 +94,7 @@ from preform_pipeline.executor.leftover_outputs import (
     empty_outputs,
     unsaid_empty_outputs,
 )
-from preform_pipeline.executor.progress import PlainReporter, RichReporter
+from preform_pipeline.executor.progress import PlainReporter, RichReporter, rejection_lines
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
@@ -131,7 +131,7 @@ from preform_pipeline.settings.store import (
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.tracking import tracking_for_run
-from preform_pipeline.wording import counted, millimetres, noun, visible
+from preform_pipeline.wording import noun, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -304,16 +304,8 @@ def _output_hint(given: Path | None, settings: Settings) -> str:
 
 
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
-    if not rejected:
-        return
-    print(f"rejected {counted(len(rejected), 'model')}:", file=out)
-    for rejection in rejected:
-        # What is known, once: no "(?)" for a size never read (a missing file, a refused
-        # sidecar), and the path not again when the reason begins with it.
-        size = f" ({millimetres(rejection.size_mm)})" if rejection.size_mm is not None else ""
-        reason = rejection.reason.removeprefix(f"{rejection.path}: ")
-        # A name may hold a terminal's escape sequences: shown as escapes.
-        print(visible(f"  {rejection.path}{size}: {reason}"), file=out)
+    for line in rejection_lines(rejected):
+        print(line, file=out)
 
 
 def _sidecars(
@@ -598,8 +590,8 @@ def _run_recorded(
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
-    said = plan.warnings if args.verbose else plan_warnings(plan)
-    for warning in (*said, *queue_login_warnings([recipe], settings)):
+    for warning in (*plan_warnings(plan, whole=args.verbose),
+                    *queue_login_warnings([recipe], settings)):
         print(f"warning: {warning}", file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
@@ -641,8 +633,9 @@ def _run_recorded(
         dry_run=args.dry_run,
     )
     if prepares:  # otherwise the progress says "nothing to prepare", and the end the output
-        print(f"run {run_id}: {counted(len(plan.builds), 'build')}, output in {root}",
-              file=stdout, flush=True)
+        # The count is the reporter's to say (its run line, or the overall bar): said here
+        # too, a run's first two lines both counted its builds.
+        print(f"run {run_id}: output in {root}", file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)

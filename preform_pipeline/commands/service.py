@@ -1,8 +1,10 @@
-"""``preform-pipeline service install|uninstall|status SETTINGS``: the hot folder as a service.
+"""``preform-pipeline service install|uninstall SETTINGS`` and ``service status``: the hot
+folder as a service.
 
 ``install`` writes the service definition for this machine's service manager and, once the
 user confirms (or with ``--yes``), registers and starts it; ``--dry-run`` only shows what it
-would write and run. ``uninstall`` stops and removes it; ``status`` asks the manager about it.
+would write and run. ``uninstall`` stops and removes it; ``status`` asks the manager about it
+(by the service's name: it needs no settings).
 
 Methods (``--method``; the default follows the platform):
 
@@ -405,7 +407,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("status", "ask the service manager how the service is"),
     ):
         sub = actions.add_parser(action, help=text, description=text)
-        sub.add_argument("settings", type=Path, metavar="SETTINGS", help="settings YAML file")
+        if action == "status":
+            # Status asks only the service manager, by the service's name: a settings file
+            # would be read for nothing. One is still accepted, so older scripts keep working.
+            sub.add_argument("settings", type=Path, metavar="SETTINGS", nargs="?",
+                             help="not needed (ignored): status asks only the service manager")
+        else:
+            sub.add_argument("settings", type=Path, metavar="SETTINGS",
+                             help="settings YAML file")
         sub.add_argument(
             "--method", choices=sorted({m for ms in METHODS.values() for m in ms}),
             help="service manager (default: systemd on Linux, launchd on macOS, nssm on "
@@ -439,8 +448,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     method = args.method
     if method is None and host.platform == "windows":
         method = "nssm" if same_machine and shutil.which("nssm") else "schtasks"
-    settings = host.path(args.settings)
-    if same_machine:
+    # Unused by status (which may have none): any path stands for it in the plan.
+    settings = host.path(args.settings if args.action != "status" else ".")
+    if same_machine and args.action != "status":
         settings = Path(args.settings).expanduser().resolve()
         if args.action == "install":
             if not settings.is_file():

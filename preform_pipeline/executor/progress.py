@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
-from preform_pipeline.plan.builds import BuildPlan
-from preform_pipeline.wording import counted, noun
+from preform_pipeline.plan.builds import BuildPlan, Rejection
+from preform_pipeline.wording import counted, millimetres, noun, visible
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,6 +34,7 @@ __all__ = [
     "RichReporter",
     "VerifyingReporter",
     "make_reporter",
+    "rejection_lines",
     "run_line",
     "verify_line",
 ]
@@ -45,6 +46,8 @@ class Reporter(Protocol):
     def run_started(
         self, run_id: str, builds: Sequence[BuildPlan], *, servers: int, simulated: bool
     ) -> None: ...
+
+    def models_rejected(self, rejected: Sequence[Rejection]) -> None: ...
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None: ...
 
@@ -79,6 +82,9 @@ class NullReporter:
     ) -> None:
         return None
 
+    def models_rejected(self, rejected: Sequence[Rejection]) -> None:
+        return None
+
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         return None
 
@@ -107,6 +113,23 @@ class NullReporter:
 
     def close(self) -> None:
         return None
+
+
+def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
+    """``rejected 2 models:``, then a line per model: its path, its size when it was read, and
+    why. What ``run`` prints before it starts, and the hot folder's console for a batch."""
+    if not rejected:
+        return []
+    lines = [f"rejected {counted(len(rejected), 'model')}:"]
+    for rejection in rejected:
+        # What is known, once: no "(?)" for a size never read (a missing file, a refused
+        # sidecar), and the path not again when the reason begins with it.
+        size = rejection.size_mm
+        shown = f" ({millimetres(size)})" if size is not None else ""
+        reason = rejection.reason.removeprefix(f"{rejection.path}: ")
+        # A name may hold a terminal's escape sequences: shown as escapes.
+        lines.append(visible(f"  {rejection.path}{shown}: {reason}"))
+    return lines
 
 
 def run_line(result: RunResult) -> str:
@@ -211,6 +234,11 @@ class PlainReporter:
             f"run {run_id}: {counted(len(builds), 'build')}, {counted(models, 'model')} on "
             f"{servers} {'simulated ' if simulated else ''}{noun(servers, 'server')}"
         )
+
+    def models_rejected(self, rejected: Sequence[Rejection]) -> None:
+        lines = rejection_lines(rejected)
+        if lines:  # one write: another batch's lines never come between them
+            self._say("\n".join(lines))
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
@@ -320,6 +348,11 @@ class RichReporter:
             self._start()
             label = f"run {run_id}" + (" (SIMULATED)" if simulated else "")
             self._overall = self._progress.add_task(label, total=len(builds), status="")
+
+    def models_rejected(self, rejected: Sequence[Rejection]) -> None:
+        with self._lock:
+            for line in rejection_lines(rejected):
+                self._console.print(line, markup=False, highlight=False)
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:

@@ -96,9 +96,9 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
             continue
         # The slice's face bodies as one text, one line each, "v/vt/vn" reduced to "v".
         text = _AFTER_SLASH.sub(b"", b"\n".join(bodies))
-        if _longest_token(text) > MAX_NUMBER_CHARS:  # before the indices are converted
+        counts, longest = _tokens_per_line(text, len(bodies))
+        if longest > MAX_NUMBER_CHARS:  # before the indices are converted
             _raise_overlong_index(data, (start, end), text, origin)
-        counts = _tokens_per_line(text, len(bodies))
         if counts.min() < 3:
             bad = int(np.flatnonzero(counts < 3)[0])
             raise ModelFileError(
@@ -226,25 +226,16 @@ def _raise_overlong_index(
                           origin, _HINT)
 
 
-def _token_bytes(text: bytes) -> npt.NDArray[np.bool_]:
-    """Which bytes of ``text`` belong to a token: printable non-space; newline, tab, CR and
-    space all fall below 33."""
-    return np.frombuffer(text, dtype=np.uint8) > 32
-
-
-def _longest_token(text: bytes) -> int:
-    """The length of the longest whitespace-separated token of ``text``, vectorised."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], _token_bytes(text), [False]])))
-    return int((edges[1::2] - edges[::2]).max(initial=0))
-
-
-def _tokens_per_line(text: bytes, lines: int) -> npt.NDArray[np.int64]:
-    """Whitespace-separated tokens on each of ``lines`` newline-separated lines, vectorised."""
+def _tokens_per_line(text: bytes, lines: int) -> tuple[npt.NDArray[np.int64], int]:
+    """Whitespace-separated tokens on each of ``lines`` newline-separated lines, and the
+    length of the longest token, vectorised from one pass over the bytes."""
     raw = np.frombuffer(text, dtype=np.uint8)
-    is_token = _token_bytes(text)
-    starts = is_token & ~np.concatenate([[False], is_token[:-1]])
+    is_token = raw > 32  # printable non-space; newline, tab, CR and space all fall below
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], is_token, [False]])))
+    starts = edges[::2]
     line_of = np.cumsum(raw == 10)
-    return np.bincount(line_of[starts], minlength=lines).astype(np.int64)
+    counts = np.bincount(line_of[starts], minlength=lines).astype(np.int64)
+    return counts, int((edges[1::2] - starts).max(initial=0))
 
 
 def _face_line_number(data: bytes, face: int) -> int:

@@ -514,12 +514,20 @@ class BatchWorker:
                 self.outcomes.fail_job(job, f"planning failed: {exc}",
                                "fix the recipe or send fewer models at once, then retry")
             return
+        said: list[Rejection] = []
         for rejection in plan.rejected:
             rejected_job = by_path.get(rejection.path)
             if rejected_job is not None:
                 self.outcomes.fail_job(rejected_job, rejection.reason,
                                "check the file (open it in PreForm); fix or re-export it and "
                                "drop it again", where="reading and planning the model")
+                # Named where it is now (failed/, its note beside it), not processing/.
+                said.append(replace(
+                    rejection, path=store.get_job(rejected_job.id).source_path,
+                    reason=rejection.reason.removeprefix(f"{rejection.path}: ")))
+        # The console's line for them: a batch whose every model was rejected said nothing
+        # on stdout (its run line never comes), only a log warning on stderr and failed/.
+        self.reporter.models_rejected(said)
         builds = list(plan.builds)
         min_fill = self.hot.batching.min_fill
         if min_fill > 0 and not batch.forced:

@@ -21,7 +21,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
-from preform_pipeline.store import Build, JobState, JobStore
+from preform_pipeline.store import STATE_DESCRIPTIONS, Build, JobState, JobStore
 
 __all__ = ["APPROVED", "REJECTED", "approve", "hold_for_approval", "reject"]
 
@@ -60,7 +60,10 @@ def _held(store: JobStore, build_id: int, jobs: str) -> Build:
     build = store.get_build(build_id)
     if build.state is not JobState.AWAITING_APPROVAL:
         raise PipelineError(
-            f"build {build.job_key} is {build.state.value}, not awaiting approval",
+            # What the state means, as `jobs` and the dashboard say it: "print_sent" is
+            # the store's word, not the person's.
+            f"build {build.job_key} is not awaiting approval: "
+            f"{STATE_DESCRIPTIONS[build.state]}",
             hint="someone decided already, or it was cancelled; reload the page or see "
             f"`{jobs} show {build.job_key}`",
         )

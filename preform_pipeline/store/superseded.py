@@ -18,10 +18,17 @@ from typing import Final
 from preform_pipeline.store.model import FINAL_STATES, PRINT_PENDING_STATES, Job, JobState
 from preform_pipeline.store.protocol import JobStore
 
-__all__ = ["SUPERSEDING_STATES", "superseded"]
+__all__ = ["SUPERSEDING_STATES", "WHY_SUPERSEDED", "superseded", "superseded_note"]
 
 #: A later job in one of these printed the content (or prepared it, without a print step).
 SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
+#: Why a superseded job needs nothing done, as ``jobs`` and the dashboard say it.
+WHY_SUPERSEDED: Final = "a later job printed the same file with the same recipe"
+
+
+def superseded_note(later: Job) -> str:
+    """A superseded job's note naming the job that put it right (``jobs``, the dashboard)."""
+    return f"superseded by job {later.id} ({later.job_key}, {later.state.value})"
 
 
 def superseded(store: JobStore, jobs: Iterable[Job]) -> dict[int, Job]:

@@ -8,7 +8,6 @@ only that part. Every action is a POST form, checked by :mod:`preform_pipeline.w
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -38,6 +37,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.model import STATE_DESCRIPTIONS
+from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded_note
 from preform_pipeline.web import actions, shown, views
 from preform_pipeline.web.auth import (
     SESSION_COOKIE,
@@ -50,6 +50,7 @@ from preform_pipeline.web.auth import (
 from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
 from preform_pipeline.web.sources import LiveSources
+from preform_pipeline.web.told import Said, Told
 from preform_pipeline.wording import counted, quoted
 
 __all__ = ["create_app"]
@@ -57,12 +58,17 @@ __all__ = ["create_app"]
 log = get_logger(__name__)
 
 _HERE: Final = Path(__file__).parent
+#: The dashboard's own icon, named by every page and served at /favicon.ico too.
+_ICON: Final = _HERE / "static" / "icon.svg"
 _T = TypeVar("_T")
 #: The query parameter an action's redirect carries: the page that did the action shows its
 #: line, not another tab of the session that loads a page first.
 _DONE_PARAM: Final = "done"
-_DONE_TOKEN_BYTES: Final = 8
 Handler = Callable[[Request], Awaitable[Response]]
+
+#: Failed cases' query parameter that lists the failed jobs a later job put right, too.
+_SUPERSEDED_PARAM: Final = "superseded"
+_LISTED: Final = "listed"
 
 #: The pages, in the navigation's order: (path, title).
 NAVIGATION: Final = (("/", "Queue"), ("/printers", "Printers"), ("/history", "History"),
@@ -80,9 +86,8 @@ class Dashboard:
         self.web = web
         self.sources = sources
         self.gate = Gate(web.users)
-        #: What the last action of a session did, shown once on the page it returns to:
-        #: session → (the token in that page's address, text).
-        self.done: dict[str, tuple[str, str]] = {}
+        #: What the last action of a session did, shown once on the page it returns to.
+        self.told = Told()
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         # Every name from outside shown as it is, hidden characters written out (web/shown.py);
         # a form value sent back as it is marked ``|e`` in the templates.
@@ -139,32 +144,36 @@ class Dashboard:
                                    hint="the dashboard's buttons send text only; "
                                    "use them on the page")
             sid = request.cookies.get(SESSION_COOKIE, "")
-            self.done.pop(sid, None)  # an older action's line is not this one's outcome
+            self.told.forget(sid)  # an older action's line is not this one's outcome
+            back = _local(form.get("next"))
             try:
                 message = await act(request, access.user, form)
             except (PipelineError, ValueError) as exc:
                 if isinstance(exc, StoreError) and exc.outage:
                     raise  # the store was away, not the action refused: store_away says so
                 # A PipelineError's str() already ends with its hint, shown on its own below.
-                # Back to the page the button was on (the build, now showing who decided), not
-                # only to the queue: the refusal's own address is the action's.
-                return self.render(request, "error.html", access, status_code=409,
-                                   message=getattr(exc, "message", str(exc)),
-                                   hint=getattr(exc, "hint", None),
-                                   back=_local(form.get("next")))
+                said = Said(getattr(exc, "message", str(exc)), getattr(exc, "hint", None),
+                            refused=True)
+                log.info("web_action_refused", path=request.url.path, user=access.user.name,
+                         reason=said.text)
+                if access.session is None:
+                    # A script's bearer request reads the status; it has no page to return to.
+                    return self.render(request, "error.html", access, status_code=409,
+                                       message=said.text, hint=said.hint, back=back)
+                return self.redirect(sid, back, said)
             log.info("web_action", path=request.url.path, user=access.user.name,
                      result=message)
-            target = _local(form.get("next"))
-            if access.session is not None:
-                # Said once on the page the browser is sent to (outside the live part, so a
-                # refresh keeps it): the reload after an action looked as if nothing was done.
-                # That page is told by a token in its address: kept per session only, the
-                # line went to whichever tab of the session loaded a page first.
-                token = secrets.token_urlsafe(_DONE_TOKEN_BYTES)
-                self.done[sid] = (token, message)
-                target = _with_query(target, _DONE_PARAM, token)
-            return RedirectResponse(target, status_code=303)
+            if access.session is None:
+                return RedirectResponse(back, status_code=303)
+            return self.redirect(sid, back, Said(message))
         return handler
+
+    def redirect(self, sid: str, target: str, said: Said) -> Response:
+        """POST/redirect/GET: back to the page the button was on, which says ``said`` once
+        (outside the live part, so a refresh keeps it). A refusal answered at the action's
+        own address left a page whose reload offered to post the form again."""
+        token = self.told.keep(sid, said)
+        return RedirectResponse(_with_query(target, _DONE_PARAM, token), status_code=303)
 
     async def no_route(self, request: Request, exc: Exception) -> Response:
         """A wrong address or method: the dashboard's own page saying so, with the way back
@@ -199,8 +208,7 @@ class Dashboard:
         message = getattr(exc, "message", str(exc))
         log.warning("web_store_away", path=request.url.path, error=message)
         said = f"the job store cannot be read just now: {message}"
-        if request.url.path in _JSON_ROUTES:
-            return JSONResponse({"status": "unhealthy", "store": message}, status_code=503)
+        # ``/healthz`` answers a store error itself (its JSON "unhealthy"): none reaches here.
         if request.url.path in _TEXT_ROUTES:
             return PlainTextResponse(said, status_code=503)
         return self.render(request, "error.html", self.access(request), status_code=503,
@@ -212,17 +220,14 @@ class Dashboard:
     def render(self, request: Request, name: str, access: Access, *, status_code: int = 200,
                **context: Any) -> Response:
         live = request.headers.get("x-live") == "1"
-        done = None
+        told = None
         token = request.query_params.get(_DONE_PARAM)
         if access.session is not None and not live and token:
-            sid = request.cookies.get(SESSION_COOKIE, "")
-            pending = self.done.get(sid)
-            if pending is not None and pending[0] == token:
-                done = self.done.pop(sid)[1]
+            told = self.told.take(request.cookies.get(SESSION_COOKIE, ""), token)
         return self.templates.TemplateResponse(
             request, name,
             {"user": access.user, "csrf": access.session.csrf if access.session else "",
-             "done": done,
+             "told": told,
              "live_only": live, "path": request.url.path,
              # Where an action returns to: the page with its query (filters, page number).
              "here": _wanted(request),
@@ -383,10 +388,12 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
                         page_rows=views.HISTORY_PAGE_CASES)
 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
-        rows = await d.read(views.failed_cases)
-        return d.render(request, "failed.html", access, cases=rows,
+        listed = request.query_params.get(_SUPERSEDED_PARAM) == _LISTED
+        page = await d.read(partial(views.failed_cases, with_superseded=listed))
+        return d.render(request, "failed.html", access, page=page, listed=listed,
                         unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
-                        cut=sum(len(c.jobs) for c in rows) >= views.PAGE_ROWS)
+                        note=superseded_note, why_superseded=WHY_SUPERSEDED, counted=counted,
+                        listing=f"/failed?{_SUPERSEDED_PARAM}={_LISTED}")
 
     async def metrics(request: Request) -> Response:
         access = d.access(request)
@@ -404,6 +411,12 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         servers = None if pool is None else sum(
             1 for s in pool.status() if s.retired_reason is None and s.url)
         return JSONResponse({"status": "ok", "store": "ok", "servers_up": servers})
+
+    async def icon(request: Request) -> Response:
+        # The pages name it (base.html); a plain-text answer (a refusal, a 401) does not, and
+        # the browser then asks for /favicon.ico, which was a 404 on the console.
+        return FileResponse(_ICON, media_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
 
     async def login_page(request: Request) -> Response:
         return d.render(request, "login.html", Access(None), failed=False,
@@ -427,7 +440,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     async def logout(request: Request) -> Response:
         if cross_site_reason(request.headers, request.url.scheme) is None:
             d.gate.logout(request.cookies.get(SESSION_COOKIE))
-            d.done.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+            d.told.forget(request.cookies.get(SESSION_COOKIE, ""))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -469,6 +482,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         Route("/failed", d.page(failed)),
         Route("/metrics", metrics),
         Route("/healthz", healthz),
+        Route("/favicon.ico", icon),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),

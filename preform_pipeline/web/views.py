@@ -25,6 +25,7 @@ from preform_pipeline.store.model import (
     STATE_DESCRIPTIONS,
     VERIFIED_STATES,
 )
+from preform_pipeline.store.superseded import superseded
 from preform_pipeline.web.sources import LiveSources
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "BuildPage",
     "CaseReason",
     "CaseRow",
+    "FailedCases",
     "PrinterRow",
     "QueueFilter",
     "build_page",
@@ -263,10 +265,32 @@ def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
     return _group(j for j in jobs if _case_of(j) in shown), len(cases) > QUEUE_PAGE_ROWS
 
 
-def failed_cases(store: JobStore) -> list[CaseRow]:
-    """The cases that stopped, each with where its files are now (failed/, as a rule)."""
-    return [replace(row, located=tuple(_where_now(j) for j in row.jobs))
-            for row in _group(store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS))]
+@dataclass(frozen=True)
+class FailedCases:
+    """The Failed cases page: the cases, and what it leaves out."""
+
+    rows: tuple[CaseRow, ...]
+    #: How many failed jobs a later job put right (store/superseded.py) are not listed.
+    hidden: int
+    #: The page read as many jobs as it reads: older ones may exist (on History).
+    cut: bool
+    #: The later job that put each listed superseded job right, by the failed job's id.
+    superseded_by: Mapping[int, Job] = field(default_factory=dict)
+
+
+def failed_cases(store: JobStore, *, with_superseded: bool = False) -> FailedCases:
+    """The cases that stopped, each with where its files are now (failed/, as a rule). A
+    failed job a later job of the same recipe and content printed (``superseded``, the rule
+    ``jobs`` follows) is no case to act on: left out and counted, unless ``with_superseded``,
+    which lists it with the job that put it right. A killed run's failures stayed on this page
+    after the next run printed every one of them."""
+    jobs = store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS)
+    later = superseded(store, jobs)
+    kept = jobs if with_superseded else [j for j in jobs if j.id not in later]
+    rows = tuple(replace(row, located=tuple(_where_now(j) for j in row.jobs))
+                 for row in _group(kept))
+    return FailedCases(rows, len(jobs) - len(kept), len(jobs) >= PAGE_ROWS,
+                       later if with_superseded else {})
 
 
 def _where_now(job: Job) -> str:

@@ -25,12 +25,14 @@ SECRET = "operator-secret-for-the-trial"
 #: A refresh this often keeps each wait below a second.
 REFRESH_S = 0.3
 WAIT_MS = 15_000
+#: A refresh period no test waits for.
+_NO_REFRESH_S = 600.0
 
 
 @contextmanager
-def _served(store: JobStore) -> Iterator[WebServer]:
+def _served(store: JobStore, refresh_s: float = REFRESH_S) -> Iterator[WebServer]:
     users = (WebUser("olivia", "operator", hash_secret(SECRET)),)
-    server = WebServer(store, WebSettings(port=0, refresh_s=REFRESH_S, users=users))
+    server = WebServer(store, WebSettings(port=0, refresh_s=refresh_s, users=users))
     server.start()
     try:
         yield server
@@ -128,3 +130,43 @@ class TestLongNames:
                 page.wait_for_selector("main h1")
                 widths[path] = page.evaluate("document.documentElement.scrollWidth")
             assert all(w <= TABLET["width"] for w in widths.values()), widths
+
+
+class TestARefusedAction:
+    """Two operators approve one held build: the second is refused on the build's own page
+    (POST/redirect/GET), which a reload shows again without posting anything; and no page
+    asks for an icon the dashboard does not have."""
+
+    def test_the_refusal_is_said_on_the_build_and_a_reload_posts_nothing(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        from tests.unit.web.conftest import held_build
+
+        # No refresh within the test: the second page still offers Approve, as one left
+        # open between two refreshes (or on a tablet that slept) does.
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, \
+                _served(store, refresh_s=_NO_REFRESH_S) as server, \
+                _page(browser, server.url) as first, _page(browser, server.url) as second:
+            answers: list[tuple[str, str, int]] = []
+            for page in (first, second):
+                page.on("response", lambda r: answers.append(
+                    (r.request.method, r.url.removeprefix(server.url), r.status)))
+            held = held_build(store, tmp_path, "C-1")
+            for page in (first, second):
+                page.goto(f"{server.url}/builds/{held}")
+            first.click("#approve")
+            first.wait_for_selector("#done")
+            second.click("#approve")
+            second.wait_for_selector("#refused")
+            assert "is waiting_for_printer, not awaiting approval" in second.inner_text(
+                "#refused")
+            # The build's own address (its token taken out of the bar), not the action's.
+            assert second.url == f"{server.url}/builds/{held}"
+            posts = [a for a in answers if a[0] == "POST"]
+            second.reload()
+            second.wait_for_selector("#approve", state="detached")  # decided: no button
+            assert second.locator("#refused").count() == 0  # said once
+            assert [a for a in answers if a[0] == "POST"] == posts  # nothing posted again
+            assert [t.reason for t in store.build_history(held)].count(
+                "approved by olivia (web)") == 1
+        assert [a for a in answers if a[2] == 404] == []

@@ -23,7 +23,10 @@ class TestARunOfOne:
         assert done.returncode == 0, done.stderr[-3000:]
         lines = done.stdout.splitlines()
         run_id = done.report["run_id"]
-        assert f"run {run_id}: 1 build, output in {done.out}" in lines
+        assert f"run {run_id}: output in {done.out}" in lines
+        # Each fact once: the build count is the reporter's line, not the output line's too.
+        assert [line for line in lines if line.startswith(f"run {run_id}: 1 build")] == [
+            f"run {run_id}: 1 build, 1 model on 1 simulated server"]
         assert f"output: {done.out}" in lines[-5:]  # --output: no rule to explain
         assert f"run {run_id}: 1 build, 1 model on 1 simulated server" in lines
         assert any(line.endswith("(1/1 build done)") for line in lines)

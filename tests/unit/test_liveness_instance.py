@@ -235,6 +235,13 @@ class TestHowProcIsMounted:
                   "tmpfs /run tmpfs rw 0 0\n")
         assert _hides_processes(mounts) is hides
 
+    def test_a_proc_mounted_over_the_first_is_the_one_read(self) -> None:
+        # systemd's ProtectProc=invisible mounts a /proc with hidepid over the machine's: the
+        # later line is what this process sees, so processes are hidden.
+        mounts = ("proc /proc proc rw,nosuid,relatime 0 0\n"
+                  "proc /proc proc rw,nosuid,relatime,hidepid=invisible 0 0\n")
+        assert _hides_processes(mounts) is True
+
     def test_a_proc_not_listed_may_hide_them(self) -> None:
         assert _hides_processes("sysfs /sys sysfs rw 0 0\nbroken line\n") is True
 
@@ -275,6 +282,19 @@ class TestARecordOfAnEarlierVersion:
                 assert record.judged_on_this_machine() is (
                     Liveness.UNKNOWN if alike else Liveness.ENDED)
         assert ProcessIdentity(1, quiet_moment(), this_host()).look_alikes() == ()
+
+    @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
+    @pytest.mark.timeout(60)
+    def test_ours_under_its_pid_is_a_look_alike_whatever_its_start(self) -> None:
+        # The clock set since the holder started moves the boot's time, so its start reads
+        # back a second (or more) off: a process of ours under the record's pid may be it.
+        with ours_running() as ours:
+            running = ProcessIdentity.of_running(ours.pid)
+            assert running is not None
+            record = ProcessIdentity(ours.pid, running.create_time - 1.0, this_host())
+            assert not record.is_running()
+            assert record.look_alikes() == (ours.pid,)
+            assert record.judged_on_this_machine() is Liveness.UNKNOWN
 
     @LINUX
     @pytest.mark.timeout(60)

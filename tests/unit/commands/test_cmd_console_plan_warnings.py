@@ -53,3 +53,13 @@ class TestNamesWithTerminalEscapes:
             f"2 models' units not stated, guessed MILLIMETERS: p\\x1b[2J.stl, q\\x9b1m.stl; {RULE}",
             "case C-\\x1b]0;x\\x07 is split over 2 builds",
         ]
+
+    def test_verbose_says_each_warning_whole_and_escaped(self) -> None:
+        # `run --verbose` prints every warning ungrouped: its names are shown escaped too.
+        p, q = _guessed("p\x1b[2J"), _guessed("q\u202e")
+        plan = _plan(p, q, warnings=("case C-\x1b]0;x\x07 is split over 2 builds",))
+        assert plan_warnings(plan, whole=True) == [
+            f"p\\x1b[2J.stl: units not stated, guessed MILLIMETERS (...); {RULE}",
+            f"q\\u202e.stl: units not stated, guessed MILLIMETERS (...); {RULE}",
+            "case C-\\x1b]0;x\\x07 is split over 2 builds",
+        ]

@@ -119,3 +119,33 @@ class TestCommandLine:
         code, _, err = self._run("install", str(bad), "--dry-run")
         assert code == 1 and "error:" in err
         assert "Traceback" not in err
+
+
+class TestStatusNeedsNoSettings:
+    """``service status`` asks the service manager by the service's name: no settings file."""
+
+    def _run(self, *argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.run(["service", "status", *argv], out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    def test_another_platforms_status_is_shown_without_settings(self) -> None:
+        code, out, err = self._run("--platform", "windows", "--method", "schtasks")
+        assert code == 0, err
+        assert out.splitlines() == [
+            "service status: preform-pipeline (schtasks)",
+            "run: schtasks /Query /TN preform-pipeline /V /FO LIST",
+        ]
+
+    def test_this_machines_status_asks_its_manager_and_reads_no_file(
+        self, tmp_path: Path
+    ) -> None:
+        # A real `systemctl` (or its absence) answers; whatever it says, no settings were asked
+        # for, and a settings path given by an older script is not read (it does not exist).
+        name = "preform-pipeline-status-test-absent"
+        for extra in ((), (str(tmp_path / "never-read.yaml"),)):
+            code, out, err = self._run(*extra, "--name", name, "--scope", "user")
+            assert out.startswith(f"service status: {name} (")
+            assert "SETTINGS" not in err and "settings file" not in err
+            assert "Traceback" not in err
+            assert code in (0, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +20,8 @@ from preform_pipeline.executor import (
     RunResult,
     make_reporter,
 )
-from preform_pipeline.executor.progress import run_line, verify_line
-from preform_pipeline.plan.builds import BuildPlan
+from preform_pipeline.executor.progress import rejection_lines, run_line, verify_line
+from preform_pipeline.plan.builds import BuildPlan, Rejection
 from preform_pipeline.plan.graph import compile_graph
 from preform_pipeline.verify.poller import PollOutcome
 from tests.unit.plan.planning_factories import make_model, make_recipe
@@ -432,3 +433,47 @@ class TestReportersWriteToTheirStream:
         assert plain.getvalue().startswith("run run-1: 1 build")
         assert "run run-1" in terminal.getvalue()
         assert capsys.readouterr().out == ""
+
+
+class TestRejectedModels:
+    """A batch's rejected models: a counted header, then each path, its size when read, why."""
+
+    REJECTED = (
+        Rejection(Path("/in/failed/big.stl"), "/in/failed/big.stl: larger than the platform",
+                  size_mm=(400.0, 12.34, 3.0)),
+        Rejection(Path("/in/failed/odd\x1b[2J.stl"), "line 2: malformed facet"),
+    )
+
+    def test_the_lines_say_each_once_and_escape_names(self) -> None:
+        assert rejection_lines(self.REJECTED) == [
+            "rejected 2 models:",
+            "  /in/failed/big.stl (400.0 x 12.3 x 3.0 mm): larger than the platform",
+            "  /in/failed/odd\\x1b[2J.stl: line 2: malformed facet",
+        ]
+        assert rejection_lines(self.REJECTED[:1])[0] == "rejected 1 model:"
+        assert rejection_lines(()) == []
+
+    def test_plain_says_them_in_one_write_and_nothing_for_none(self) -> None:
+        writes: list[str] = []
+
+        class _Stream(io.StringIO):
+            def write(self, text: str) -> int:
+                writes.append(text)
+                return len(text)
+
+        reporter = PlainReporter(_Stream())
+        reporter.models_rejected(())
+        assert writes == []
+        reporter.models_rejected(self.REJECTED)
+        assert writes == ["\n".join(rejection_lines(self.REJECTED)) + "\n"]
+
+    def test_a_terminal_prints_them_and_quiet_says_nothing(self) -> None:
+        # Drawn as they are: no markup read in a name, no colours added to its numbers.
+        rejected = (*self.REJECTED, Rejection(Path("/in/[b]x[/b] 12.stl"), "no facets"))
+        terminal = _Terminal()
+        with RichReporter(terminal) as reporter:
+            reporter.models_rejected(rejected)
+        assert terminal.getvalue().splitlines() == rejection_lines(rejected)
+        quiet = io.StringIO()
+        make_reporter(quiet, quiet=True).models_rejected(self.REJECTED)
+        assert quiet.getvalue() == ""

@@ -5,6 +5,7 @@ reads it: the outcome folders, the notes, the store's records and the structured
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import threading
@@ -21,7 +22,7 @@ from daemon_support import (
 )
 from structlog.testing import capture_logs
 
-from preform_pipeline.executor import BuildStatus, RunResult
+from preform_pipeline.executor import BuildStatus, PlainReporter, RunResult
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
 from preform_pipeline.store import JobState, SqliteJobStore
@@ -272,3 +273,48 @@ class TestWhatTheBatchsRunIsGiven:
         (imported,) = _RunnerWritingReportsAndImports.imported
         assert imported.name == "p.stl" and imported.is_relative_to(tmp_path / "copies")
         assert "p.stl" in names(tmp_path / "inbox" / "done")
+
+
+class TestABatchOfRejectedModelsOnTheConsole:
+    """``watch``'s console names a batch's rejected models, where they are now and why."""
+
+    BROKEN = b"solid x\nfacet normal a b c\nendsolid x\n"
+
+    def _console(self, tmp_path: Path, store: SqliteJobStore, files: dict[str, bytes]) -> str:
+        """What a plain console says of one batch of ``files`` (the scripted runner says
+        nothing of its own run)."""
+        for name, data in files.items():
+            drop(tmp_path, name, data)
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path))
+        console = io.StringIO()
+        daemon.worker.reporter = PlainReporter(console)
+        run_daemon_once(daemon)
+        return console.getvalue()
+
+    def test_a_batch_whose_every_model_is_rejected_says_so_once(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        # Two contents, or the second would be a duplicate of the first.
+        said = self._console(tmp_path, store, {
+            "bad.stl": self.BROKEN, "worse.stl": self.BROKEN.replace(b"x", b"y")})
+        failed = tmp_path / "inbox" / "failed"
+        lines = said.splitlines()
+        assert lines[0] == "rejected 2 models:"
+        assert sorted(line.split(": ", 1)[0] for line in lines[1:]) == [
+            f"  {failed}/bad.stl", f"  {failed}/worse.stl"]
+        assert all(": line 2: " in line for line in lines[1:]), lines  # the reader's reason
+        assert len(lines) == 3
+        assert not store.list_builds()  # nothing was prepared: no run to say
+
+    def test_a_rejected_model_beside_a_good_one_is_named_before_the_run(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        said = self._console(tmp_path, store, {"good.stl": tetra_stl_bytes(1),
+                                               "bad.stl": self.BROKEN})
+        assert said == (
+            "rejected 1 model:\n"
+            f"  {tmp_path / 'inbox' / 'failed' / 'bad.stl'}: line 2: malformed facet (expected "
+            "'facet normal x y z', 'outer loop', three 'vertex x y z' lines, 'endloop', "
+            "'endfacet') (the ASCII STL is damaged; export it again, preferably as binary STL)\n")
+        assert "good.stl" in names(tmp_path / "inbox" / "done")

@@ -138,7 +138,9 @@ class TestLateDecisions:
             else:
                 reject(store, held.id, "bob", "too late")
         assert caught.value.message == (
-            f"build {held.job_key} is waiting_for_printer, not awaiting approval")
+            f"build {held.job_key} is not awaiting approval: prepared (.form saved); waits "
+            "for a matching printer to be free, then is sent (priority, then oldest first)")
+        assert "waiting_for_printer" not in caught.value.message  # the store's word
         assert caught.value.hint == (
             "someone decided already, or it was cancelled; reload the page or see "
             f"`preform-pipeline jobs show {held.job_key}`")

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-import tests.unit.store.test_store_history_cases as cases
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
@@ -24,6 +23,7 @@ from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.views import HISTORY_PAGE_CASES, QueueFilter, history_rows
 from tests.pg_cluster import PG_PASSWORD
+from tests.unit.store.conftest import ClassStore
 
 SECRET = "viewer-secret-4567"
 AUTH = {"Authorization": f"Bearer victor:{SECRET}"}
@@ -67,6 +67,16 @@ def counted(
             empty()
 
 
+@pytest.fixture
+def counted_filled(class_store: ClassStore, filled: JobStore) -> Counted:
+    """History's cases in the class's shared store (``filled``: its tests only read it), and
+    the statements it runs, counted from :meth:`Counted.reset` on."""
+    seen = Counted()
+    seen.statements = class_store.statements
+    seen.store = filled
+    return seen
+
+
 def served_history(store: JobStore, query: str = "") -> str:
     """The History page as a viewer gets it from a dashboard on ``store``."""
     users = (WebUser("victor", "viewer", hash_secret(SECRET)),)
@@ -81,10 +91,12 @@ def served_history(store: JobStore, query: str = "") -> str:
 
 
 class TestAPageReadsItsTrailsAtOnce:
-    """The page's trails are one statement, whatever the number of its jobs."""
+    """The page's trails are one statement, whatever the number of its jobs; each case's trail
+    is its jobs' own trails, merged in the order written. History's cases are written once for
+    the class (``filled``), whose tests only read them."""
 
-    def test_a_full_page_is_one_read_of_trails(self, counted: Counted) -> None:
-        cases._fill(counted.store)
+    def test_a_full_page_is_one_read_of_trails(self, counted_filled: Counted) -> None:
+        counted = counted_filled
         rows, older = history_rows(counted.store, QueueFilter("all"))
         jobs = sum(len(r.case.jobs) for r in rows)
         assert older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
@@ -94,22 +106,6 @@ class TestAPageReadsItsTrailsAtOnce:
         assert len(counted.reading_trails()) == 1
         # Two read transactions: the page's cases, then their trails.
         assert len(counted.begun()) == 2
-
-    def test_more_jobs_than_one_statement_takes_are_read_in_parts(
-        self, counted: Counted
-    ) -> None:
-        made = [counted.store.create_job(recipe="crowns", source_path=f"/hot/{n}.stl")
-                for n in range(HISTORIES_PER_STATEMENT + 5)]
-        counted.reset()
-        trails = counted.store.histories([j.id for j in made])
-        assert len(counted.reading_trails()) == 2 and len(counted.begun()) == 1
-        assert sorted(trails) == [j.id for j in made]
-        assert {len(t) for t in trails.values()} == {1}
-        assert [t[0].job_id for t in trails.values()] == sorted(j.id for j in made)
-
-
-class TestTheSameTrails:
-    """Each case's trail on the page is its jobs' own trails, merged in the order written."""
 
     @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
                                      QueueFilter("all", page=2),
@@ -123,6 +119,22 @@ class TestTheSameTrails:
                          key=lambda t: t.id)
             assert row.trail == tuple(own)
             assert len({t.job_id for t in own}) == len(row.case.jobs)
+
+
+class TestTrailsReadInParts:
+    """More jobs than one statement takes are read in parts, in one read transaction."""
+
+    def test_more_jobs_than_one_statement_takes_are_read_in_parts(
+        self, counted: Counted
+    ) -> None:
+        made = [counted.store.create_job(recipe="crowns", source_path=f"/hot/{n}.stl")
+                for n in range(HISTORIES_PER_STATEMENT + 5)]
+        counted.reset()
+        trails = counted.store.histories([j.id for j in made])
+        assert len(counted.reading_trails()) == 2 and len(counted.begun()) == 1
+        assert sorted(trails) == [j.id for j in made]
+        assert {len(t) for t in trails.values()} == {1}
+        assert [t[0].job_id for t in trails.values()] == sorted(j.id for j in made)
 
 
 class TestHistoriesOfNothingAndOfStrangers:

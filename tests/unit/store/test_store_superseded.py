@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.store import Job, JobState, SqliteJobStore
-from preform_pipeline.store.superseded import superseded
+from preform_pipeline.store.superseded import superseded, superseded_note
 
 
 @pytest.fixture
@@ -87,3 +87,12 @@ class TestSuperseded:
         _job(store, JobState.FAILED, digest=digest, recipe=recipe)
         _job(store, JobState.DONE)
         assert superseded(store, store.list_jobs()) == {}
+
+
+class TestTheNote:
+    """How `jobs` and the dashboard's Failed cases name the job that put a failure right."""
+
+    def test_it_names_the_later_jobs_id_key_and_state(self, store: SqliteJobStore) -> None:
+        _job(store, JobState.FAILED)
+        later = _job(store, JobState.DONE)
+        assert superseded_note(later) == f"superseded by job 2 ({later.job_key}, done)"

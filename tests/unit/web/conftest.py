@@ -3,6 +3,7 @@ served by uvicorn on 127.0.0.1 (a free port) with an operator and a viewer."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from preform_pipeline.web import WebServer
 
 OPERATOR_SECRET = "operator-secret-0123"
 VIEWER_SECRET = "viewer-secret-4567"
+#: A script's request as the viewer.
+VIEWER_AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 TARGET = {"names": ["Bench-A"], "auto": False, "machine_type": "FORM-4-0",
           "material": "FLGPGR05"}
 
@@ -81,3 +84,29 @@ def logged_in(served: Served, name: str, secret: str) -> tuple[httpx.Client, str
     page = client.get(f"/builds/{served.held_id}")
     found = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
     return client, found.group(1) if found else ""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A browser session's refused action: where it sent the browser, and that page."""
+
+    location: str
+    page: str
+    #: The refusal's own lines (the section above the page's live part), as text, a line
+    #: each.
+    said: str
+
+
+def refused(client: httpx.Client, answer: httpx.Response) -> Refused:
+    """Follow a session's refused action (POST/redirect/GET, web/told.py) to the page it
+    returns to, which says why once; fails if the action was not redirected, or its page
+    does not say it was refused."""
+    assert answer.status_code == 303, (answer.status_code, answer.text[:500])
+    location = answer.headers["location"]
+    page = client.get(location)
+    assert page.status_code in (200, 404), page.status_code
+    found = re.search(r'<section class="refused" role="alert" id="refused">(.*?)</section>',
+                      page.text, re.S)
+    assert found is not None, page.text[:2000]
+    lines = re.sub(r"<[^>]+>", "", found.group(1).replace("</p>", "\n"))
+    return Refused(location, page.text, html.unescape(lines).strip())

@@ -21,7 +21,7 @@ from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, serving
+from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
 
 #: Past SQLite's longest LIKE pattern (50,000 bytes), inside what a request line may hold.
 HUGE_SEARCH = 60_000
@@ -125,17 +125,16 @@ class TestActionTargets:
     ) -> None:
         client, csrf = logged_in(served_on_postgres, "olivia", OPERATOR_SECRET)
         with closing(client):
-            answer = client.post(f"/cases/{action}",
-                                 data={"csrf": csrf, "next": "/", "target": target})
-        assert answer.status_code == 409
+            answer = refused(client, client.post(
+                f"/cases/{action}", data={"csrf": csrf, "next": "/", "target": target}))
         shown = target.replace("\x00", "\\x00")
-        assert f"no case or job &#39;{shown}&#39; in the job store" in answer.text
-        assert "multi-node" not in answer.text and "database log" not in answer.text
+        assert f"no case or job '{shown}' in the job store" in answer.said
+        assert "multi-node" not in answer.page and "database log" not in answer.page
 
     def test_a_huge_target_is_quoted_cut_short(self, served: Served) -> None:
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
-            answer = client.post("/cases/retry", data={"csrf": csrf, "target": "C" * 100_000})
-        assert answer.status_code == 409
-        assert f"no case or job &#39;{'C' * 100}...&#39; in the job store" in answer.text
-        assert "C" * 101 not in answer.text
+            answer = refused(client, client.post(
+                "/cases/retry", data={"csrf": csrf, "target": "C" * 100_000}))
+        assert f"no case or job '{'C' * 100}...' in the job store" in answer.said
+        assert "C" * 101 not in answer.page

@@ -25,7 +25,14 @@ from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.web import views
 from tests.pg_cluster import PG_PASSWORD, PgCluster
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in, serving
+from tests.unit.web.conftest import (
+    OPERATOR_SECRET,
+    VIEWER_SECRET,
+    Served,
+    logged_in,
+    refused,
+    serving,
+)
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 #: A right-to-left override: what follows it is drawn reversed.
@@ -183,12 +190,14 @@ class TestTwoOperatorsOneBuild:
         with closing(first), closing(second):
             won = first.post(f"{back}/approve", data={"csrf": csrf_1, "next": back})
             lost = second.post(f"{back}/approve", data={"csrf": csrf_2, "next": back})
+            answer = refused(second, lost)
         assert won.status_code == 303
-        assert lost.status_code == 409
         build = served.store.get_build(served.held_id)
-        assert f"build {build.job_key} is waiting_for_printer, not awaiting approval" in \
-            _text_of(lost.text)
-        assert f'<a href="{back}" id="back">Back to the page you were on</a>' in lost.text
+        assert (f"build {build.job_key} is not awaiting approval: prepared (.form saved); "
+                "waits for a matching printer to be free") in answer.said
+        # Back on the build's own page, which now shows who decided: not the action's address.
+        assert answer.location.startswith(f"{back}?done=")
+        assert "approved by olivia (web)" in answer.page
         assert [t.to_state for t in served.store.build_history(build.id)].count(
             JobState.WAITING_FOR_PRINTER) == 1
 
@@ -200,12 +209,12 @@ class TestTwoOperatorsOneBuild:
         with closing(first), closing(second):
             cancelled = first.post("/cases/cancel", data={
                 "csrf": csrf_1, "next": "/", "target": f"case:{served.case_id}"})
-            late = second.post(f"/builds/{served.held_id}/approve",
-                               data={"csrf": csrf_2, "next": "/"})
-        assert cancelled.status_code == 303 and late.status_code == 409
+            late = refused(second, second.post(f"/builds/{served.held_id}/approve",
+                                               data={"csrf": csrf_2, "next": "/"}))
+        assert cancelled.status_code == 303
         build = served.store.get_build(served.held_id)
-        assert f"build {build.job_key} is processing, not awaiting approval" in \
-            _text_of(late.text)
+        assert (f"build {build.job_key} is not awaiting approval: in processing/; waiting "
+                "for a build") in late.said
         assert build.state is JobState.PROCESSING and build.approval is None
 
 

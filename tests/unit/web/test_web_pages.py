@@ -10,7 +10,13 @@ from pathlib import Path
 import httpx
 
 from preform_pipeline.store import JobState
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
+from tests.unit.web.conftest import (
+    OPERATOR_SECRET,
+    VIEWER_SECRET,
+    Served,
+    logged_in,
+    refused,
+)
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 
@@ -191,7 +197,8 @@ class TestStaleActions:
         again = httpx.post(url, headers=operator)
         key = served.store.get_build(served.held_id).job_key
         assert again.status_code == 409
-        assert f"build {key} is waiting_for_printer, not awaiting approval" in again.text
+        assert (f"build {key} is not awaiting approval: prepared (.form saved); waits for a "
+                "matching printer") in again.text
         assert again.text.count("someone decided already") == 1
         assert served.store.build_history(served.held_id)[-1].reason == (
             "approved by olivia (web)")
@@ -309,11 +316,10 @@ class TestCaseActionsSaySo:
         with closing(client):
             form = {"csrf": csrf, "target": "case:C-7", "next": "/"}
             assert client.post("/cases/cancel", data=form).status_code == 303
-            again = client.post("/cases/cancel", data=form)
-            assert again.status_code == 409
-            assert "Case C-7 was not cancelled: it is cancelled already" in again.text
+            again = refused(client, client.post("/cases/cancel", data=form))
+            assert "Case C-7 was not cancelled: it is cancelled already" in again.said
             # Only the refusal is said: not the first cancel's line, not later as done.
-            assert _done(again.text) is None and _done(client.get("/").text) is None
+            assert _done(again.page) is None and _done(client.get("/").text) is None
 
     def test_a_sent_print_is_refused_saying_it_was_sent(self, served: Served) -> None:
         store = served.store
@@ -323,10 +329,9 @@ class TestCaseActionsSaySo:
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             for action, done in (("cancel", "cancelled"), ("retry", "queued again")):
-                refused = client.post(f"/cases/{action}",
-                                      data={"csrf": csrf, "target": "case:C-7", "next": "/"})
-                assert refused.status_code == 409
-                assert f"Case C-7 was not {done}: its job is print sent" in refused.text
+                answer = refused(client, client.post(
+                    f"/cases/{action}", data={"csrf": csrf, "target": "case:C-7", "next": "/"}))
+                assert f"Case C-7 was not {done}: its job is print sent" in answer.said
         assert store.list_jobs()[0].state is JobState.PRINT_SENT
 
 

@@ -1,0 +1,98 @@
+"""``jobs retry`` of a hot-folder job looks for its file first: none queued that cannot run."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.cli import run
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.store import Job, JobState, SqliteJobStore
+
+S = JobState
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
+    opened = SqliteJobStore(tmp_path / "jobs.sqlite3")
+    yield opened
+    opened.close()
+
+
+def _failed(store: SqliteJobStore, inbox: Path, name: str = "upper.stl") -> Job:
+    """A job the hot folder took from ``inbox/C-1/name`` and failed into failed/."""
+    place = JobPlace(inbox, f"C-1/{name}", previous=inbox / "processing" / name, moved=True)
+    job = store.create_job(recipe="dental", source_path=inbox / "failed" / "C-1" / name,
+                           case_id="C-1", state=S.QUEUED,
+                           fields={HOTFOLDER_FIELD: place.to_json()})
+    return store.transition(job.id, S.FAILED, "could not be read")
+
+
+def _file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"solid x\nendsolid x\n")
+    return path
+
+
+def _retry(store: SqliteJobStore, what: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["jobs", "retry", what, "--store", str(store.path)], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+class TestRetryWithoutItsFile:
+    """A retry whose file is gone is refused, saying where to put it; with it, it is queued."""
+
+    def test_a_file_gone_is_refused_naming_where_it_goes_back(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        job = _failed(store, inbox)
+        code, out, err = _retry(store, str(job.id))
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: job {job.id} ({job.job_key}) was not queued again: its file "
+            f"{job.source_path}: not there now (moved or removed since); put it back at "
+            f"{job.source_path} and retry, or drop it into the hot folder again ({inbox}) "
+            "as a new job\n")
+        assert store.get_job(job.id).state is S.FAILED  # nothing queued that cannot run
+
+    def test_put_back_where_the_error_said_it_is_queued(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        job = _failed(store, tmp_path / "inbox")
+        assert _retry(store, str(job.id))[0] == 1
+        _file(job.source_path)
+        code, out, err = _retry(store, str(job.id))
+        assert (code, err) == (0, "")
+        assert "queued again (was failed)" in out
+        assert store.get_job(job.id).state is S.QUEUED
+
+    def test_a_file_put_back_into_the_inbox_is_left_to_the_hot_folder(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        job = _failed(store, inbox)
+        dropped = _file(inbox / "C-1" / "upper.stl")
+        code, _, err = _retry(store, str(job.id))
+        assert code == 1
+        assert f"put back into the inbox as {dropped}, not taken yet; the hot folder takes " \
+               "it as a new job" in err
+        assert store.get_job(job.id).state is S.FAILED
+
+    def test_a_case_retries_the_jobs_whose_files_are_there_and_names_the_others(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        there, gone = _failed(store, inbox, "upper.stl"), _failed(store, inbox, "lower.stl")
+        _file(there.source_path)
+        code, out, err = _retry(store, "C-1")
+        assert code == 1
+        assert out == (f"job {there.id} ({there.job_key}) queued again (was failed); the hot "
+                       "folder picks it up\n")
+        assert err.count("error: ") == 1 and f"job {gone.id} ({gone.job_key})" in err
+        assert (store.get_job(there.id).state, store.get_job(gone.id).state) == (
+            S.QUEUED, S.FAILED)
