@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, millimetres
 
 __all__ = [
     "ApiError",
@@ -278,10 +278,9 @@ class ModelTooLargeError(PlanningError):
         build_volume_mm: tuple[float, float, float],
         machine_type: str,
     ) -> None:
-        sx, sy, sz = size_mm
         bx, by, bz = build_volume_mm
         super().__init__(
-            f"{path}: model is {sx:.1f} x {sy:.1f} x {sz:.1f} mm, larger than the "
+            f"{path}: model is {millimetres(size_mm)}, larger than the "
             f"{bx:.0f} x {by:.0f} x {bz:.0f} mm build volume of {machine_type}",
             hint="scale or split the model, or use a recipe for a larger machine",
         )

@@ -25,6 +25,7 @@ from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
+from preform_pipeline.wording import millimetres
 
 __all__ = [
     "SLS_COLUMNS",
@@ -195,11 +196,7 @@ def csv_rows(result: RunResult) -> list[dict[str, str]]:
         data.update({k: (data["sls"] or {}).get(k) for k in SLS_COLUMNS})
         rows.append({column: _cell(data.get(column)) for column in CSV_COLUMNS})
     for rejection in result.rejected:
-        size = (
-            " x ".join(f"{v:.1f}" for v in rejection.size_mm) + " mm"
-            if rejection.size_mm
-            else ""
-        )
+        size = millimetres(rejection.size_mm) if rejection.size_mm else ""
         row = dict.fromkeys(CSV_COLUMNS, "")
         row.update(
             build="",

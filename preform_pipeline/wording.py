@@ -2,7 +2,8 @@
 the one way a message quotes a value someone else sent, cut short (:func:`quoted`); and the
 one way a name someone else chose is shown with its hidden characters written out
 (:func:`visible`: the dashboard's pages, the screenshot's legend, the console's log lines, the
-hot folder's notes, ``jobs``, ``plan`` and ``run``).
+hot folder's notes, ``jobs``, ``plan`` and ``run``); and the one way a model's size in
+millimetres is written (:func:`millimetres`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -11,10 +12,14 @@ progress lines, the planner's messages and the simulator can all use it.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["counted", "noun", "quoted", "visible"]
+__all__ = ["counted", "millimetres", "noun", "quoted", "visible"]
 
+#: From this many millimetres (a kilometre, absurd for a printer: a model in the wrong units or
+#: a damaged file) a size is written as 1.0e+38, not as its 39 digits.
+_ABSURD_MM: Final = 1e6
 #: Joiners that some scripts (Persian, Indic) and emoji need inside a word: kept as they are.
 _JOINERS: Final = frozenset("\u200c\u200d")
 
@@ -66,3 +71,10 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
+
+
+def millimetres(size: Iterable[float]) -> str:
+    """``size`` (x, y, z or any count of lengths) as ``12.0 x 3.5 x 1.0 mm``: a tenth of a
+    millimetre each, but a length of a kilometre or more as ``1.0e+38``, so an absurd size
+    still reads as one."""
+    return " x ".join(f"{v:.1f}" if abs(v) < _ABSURD_MM else f"{v:.1e}" for v in size) + " mm"

@@ -56,6 +56,10 @@ CYCLE = r"component references form a cycle"
 UNDEFINED = r"reference to undefined object id"
 TWICE = r"the package holds two members named"
 OVERLONG = r"line \d+: a number [\d,]+ characters long"
+# Session 34: what Python's float() and int() take but no model format defines ("1_0", "nan"
+# in a 3MF, a digit of another script), named with its line or element.
+NOT_A_NUMBER = (r"(line \d+: |vertex \d+: [xyz]=|triangle \d+: v[123]=)'[^']*' "
+                r"is not a (number|vertex index)")
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,8 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
                                                          ("0", "1", "0")), end=False)),
     "nan.stl": (NON_FINITE, lambda: _ascii(_facet(("nan", "0", "0"), ("1", "0", "0"),
                                                   ("0", "1", "0")))),
+    "underscore.stl": (NOT_A_NUMBER, lambda: _ascii(_facet(("0", "0", "0"), ("1_0", "0", "0"),
+                                                           ("0", "1", "0")))),
     "inf.stl": (NON_FINITE, lambda: _stl(np.where(np.arange(36).reshape(4, 3, 3) == 5,
                                                   np.inf, tetra()))),
     "zero-area.stl": (ZERO_AREA, lambda: _stl(np.repeat(
@@ -300,6 +306,8 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "bad-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n"),
     "huge-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 " + b"9" * 20 + b"\n"),
     "nan.obj": (NON_FINITE, lambda: b"v nan 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
+    "underscore.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1_0 0 0\nv 0 1 0\nf 1 2 3\n"),
+    "underscore-index.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 0_3\n"),
     "huge.obj": (NON_FINITE, lambda: b"v 1e39 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 2 3\nf 1 3 4\n"),
     "behind-first.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf -9 -2 -1\n"),
     "zero-index.obj": (MALFORMED, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n"),
@@ -327,7 +335,7 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
         '<vertex x="0" y="0" z="0"/>', "").replace(b"UTF-8", b"UTFinf-8"))),
     "bad-vertex.3mf": (MALFORMED, lambda: _threemf(_mesh_model(
         '<vertex x="zero" y="0" z="0"/>', ""))),
-    "nan.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
+    "nan.3mf": (NOT_A_NUMBER, lambda: _threemf(_mesh_model(
         '<vertex x="nan" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
         '<triangle v1="0" v2="1" v3="2"/>'))),
     "no-triangles.3mf": (NO_TRIANGLES, lambda: _threemf(_mesh_model(
@@ -340,6 +348,12 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     # Session 34: one name twice (or twice but for case) was read as the last of the two.
     "twice.3mf": (TWICE, lambda: _twice("3D/3dmodel.model")),
     "twice-cased.3mf": (TWICE, lambda: _twice("3D/3DModel.model")),
+    "underscore.3mf": (NOT_A_NUMBER, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/><vertex x="1_0" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
+        '<triangle v1="0" v2="1" v3="2"/>'))),
+    "arabic-digit.3mf": (NOT_A_NUMBER, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
+        '<triangle v1="0" v2="1" v3="\u0662"/>'))),
     "huge.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
         '<vertex x="1e39" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
         '<triangle v1="0" v2="1" v3="2"/>'))),

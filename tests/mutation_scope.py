@@ -125,7 +125,7 @@ _GEOMETRY_PLAIN_TESTS = tuple(
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
                  "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records",
-                 "stl_edges", "line_ends", "long_numbers")
+                 "stl_edges", "line_ends", "long_numbers", "numerals", "absurd_sizes")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
@@ -460,6 +460,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_threemf_parts.py",
         "tests/unit/geometry/test_geometry_threemf_details.py",
         "tests/unit/geometry/test_geometry_threemf_s21.py",  # s21: a relationship without target
+        "tests/unit/geometry/test_geometry_numerals.py",  # s34: numbers as the specification's
+    ),
+    # s34: the formats' number rules (the readers' tests; the guard's property test is apart)
+    "preform_pipeline/geometry/numerals.py": (
+        *_GEOMETRY_PLAIN_TESTS,
+        "tests/unit/geometry/test_geometry_obj_slices.py",
     ),
     # s26: the simulators as Formlabs' clients meet them: the route table (the deprecated
     # operations on the most recent scene) and the console log a launcher never reads.

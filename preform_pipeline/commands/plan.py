@@ -44,7 +44,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
-from preform_pipeline.wording import counted, visible
+from preform_pipeline.wording import counted, millimetres, visible
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -88,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _size(size: tuple[float, float, float] | None) -> str:
-    return "-" if size is None else " x ".join(f"{v:.1f}" for v in size) + " mm"
+    return "-" if size is None else millimetres(size)
 
 
 def _what(plan: Plan) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
-from preform_pipeline.wording import counted, noun, visible
+from preform_pipeline.wording import counted, millimetres, noun, visible
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -125,7 +125,7 @@ def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
         # What is known, once: no "(?)" for a size never read (a missing file, a refused
         # sidecar), and the path not again when the reason begins with it.
         size = rejection.size_mm
-        shown = f" ({' x '.join(f'{v:.1f}' for v in size)} mm)" if size is not None else ""
+        shown = f" ({millimetres(size)})" if size is not None else ""
         reason = rejection.reason.removeprefix(f"{rejection.path}: ")
         # A name may hold a terminal's escape sequences: shown as escapes.
         lines.append(visible(f"  {rejection.path}{shown}: {reason}"))

@@ -21,6 +21,7 @@ __all__ = [
     "OVERLONG_TOKEN",
     "ZERO_AREA_FRACTION",
     "checked_mesh",
+    "lf_lines",
     "line_number",
     "mesh_defects",
     "overlong_number",
@@ -47,13 +48,24 @@ MAX_NUMBER_CHARS: Final = 64
 OVERLONG_TOKEN: Final = re.compile(rb"\S{%d,}" % (MAX_NUMBER_CHARS + 1))
 
 
-def line_number(data: bytes, offset: int) -> int:
-    """1-based line number of byte ``offset`` (only called on error paths).
+# A line ends at LF, CRLF or a CR alone (classic Mac OS), as an editor counts them; the one
+# rule both for the line an error names and for where the text readers split lines.
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
 
-    A line ends at LF, CRLF or a CR alone (classic Mac OS): an editor counts all three.
-    """
-    return (data.count(b"\n", 0, offset) + data.count(b"\r", 0, offset)
-            - data.count(b"\r\n", 0, offset) + 1)
+
+def line_number(data: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset`` (only called on error paths)."""
+    return data.count(b"\n", 0, offset) + len(_LONE_CR.findall(data, 0, offset)) + 1
+
+
+def lf_lines(data: bytes) -> bytes:
+    """``data`` with each CR that ends a line alone made an LF, so that patterns reading
+    LF-ended lines see every line :func:`line_number` counts, in a file that mixes LF lines
+    with CR-only ones too. The same length, so offsets and line numbers stay as they were;
+    copied only when such a CR is there."""
+    if b"\r" not in data or _LONE_CR.search(data) is None:
+        return data
+    return _LONE_CR.sub(b"\n", data)
 
 
 def overlong_number(data: bytes, token: re.Match[bytes], origin: Path, hint: str

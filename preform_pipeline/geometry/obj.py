@@ -24,10 +24,17 @@ from ._checks import (
     MAX_NUMBER_CHARS,
     OVERLONG_TOKEN,
     checked_mesh,
+    lf_lines,
     line_number,
     overlong_number,
 )
 from .mesh import Mesh, weld_vertices
+from .numerals import (
+    is_text_index,
+    is_text_number,
+    text_indices_may_pass,
+    text_numbers_may_pass,
+)
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = ["SLICE_BYTES", "read_obj_bytes", "write_obj"]
@@ -74,10 +81,9 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )
-    if b"\n" not in data and b"\r" in data:
-        # Lines ended by a CR alone (classic Mac OS): every pattern here reads LF-ended lines,
-        # and would see one line and no triangles, which is untrue. Only such a file is copied.
-        data = data.replace(b"\r", b"\n")
+    # Lines ended by a CR alone (classic Mac OS), in a whole file or among LF lines: every
+    # pattern here reads LF-ended lines, and would join such a line to the next.
+    data = lf_lines(data)
     vertices, defined_before = _parse_vertices(data, origin)
     parts: list[npt.NDArray[np.float32]] = []
     faces_before = 0
@@ -150,7 +156,10 @@ def _slice_triangles(
     tokens = text.split()
     total = vertices.shape[0]
     try:
-        flat = np.array(tokens, dtype=np.bytes_).astype(np.int64)
+        as_bytes = np.array(tokens, dtype=np.bytes_)
+        if not text_indices_may_pass(as_bytes.tobytes()):  # "1_0", which int() reads as 10
+            raise ValueError
+        flat = as_bytes.astype(np.int64)
     except (ValueError, OverflowError):
         # OverflowError: an integer beyond int64 (a garbled or hostile file). It is out of
         # range, since no file defines that many vertices, and must not escape as a crash.
@@ -163,7 +172,7 @@ def _slice_triangles(
             + (
                 f"vertex index {token} is out of range "
                 f"(the file defines {counted(total, 'vertex', 'vertices')})"
-                if _is_int(tokens[offender])
+                if is_text_index(tokens[offender])
                 else f"{token!r} is not a vertex index"
             ),
             hint=_HINT,
@@ -234,17 +243,9 @@ def _face_line_number(data: bytes, face: int) -> int:
     return line_number(data, match.start())
 
 
-def _is_int(token: bytes) -> bool:
-    try:
-        int(token)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_index(token: bytes) -> bool:
     """An integer that fits the int64 the indices are read into."""
-    return _is_int(token) and abs(int(token)) <= _MAX_INDEX
+    return is_text_index(token) and abs(int(token)) <= _MAX_INDEX
 
 
 def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32], list[int]]:
@@ -276,7 +277,10 @@ def _parse_vertices(data: bytes, origin: Path) -> tuple[npt.NDArray[np.float32],
         if not rows or bad_number is not None:
             continue
         try:
-            values = np.array(rows, dtype=np.bytes_).astype(np.float64)
+            as_bytes = np.array(rows, dtype=np.bytes_)
+            if not text_numbers_may_pass(as_bytes.tobytes()):  # "1_0", which float() takes
+                raise ValueError
+            values = as_bytes.astype(np.float64)
         except ValueError:
             bad_number = _bad_number(data, start, end, origin)
             if bad_number is None:
@@ -296,9 +300,7 @@ def _bad_number(data: bytes, start: int, end: int, origin: Path) -> ModelFileErr
     """The first coordinate between ``start`` and ``end`` that is not a number."""
     for m in _VERTEX_XYZ.finditer(data, start, end):
         for group in (1, 2, 3):
-            try:
-                float(m.group(group))
-            except ValueError:
+            if not is_text_number(m.group(group)):
                 return ModelFileError(
                     origin,
                     f"line {line_number(data, m.start(group))}: "

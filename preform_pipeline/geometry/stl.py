@@ -38,6 +38,7 @@ from ._checks import (
 )
 from .bounded import read_file_bounded
 from .mesh import Mesh, triangle_chunks
+from .numerals import is_text_number, text_numbers_may_pass
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
@@ -283,6 +284,8 @@ def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Me
         _raise_malformed_facet(data, origin)
     fields = np.array(matches, dtype=np.bytes_).reshape(-1, 12)
     try:
+        if not text_numbers_may_pass(fields.tobytes()):  # "1_0", which float() reads as 10
+            raise ValueError
         numbers = fields.astype(np.float64)
     except ValueError:
         _raise_bad_number(data, origin)
@@ -319,15 +322,13 @@ def _raise_bad_number(data: bytes, origin: Path) -> None:
     for match in _FACET.finditer(data):
         for group in range(1, 13):
             token = match.group(group)
-            try:
-                float(token)
-            except ValueError:
+            if not is_text_number(token):
                 raise ModelFileError(
                     origin,
                     f"line {line_number(data, match.start(group))}: "
                     f"{token.decode('latin-1')!r} is not a number",
                     hint=_ASCII_HINT,
-                ) from None
+                )
     raise ModelFileError(origin, "ASCII STL contains a value that is not a number")
 
 

@@ -9,20 +9,31 @@ object and one build item.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
-from ..wording import noun
+from ..wording import noun, quoted
 from ._checks import checked_mesh
 from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, parse_xml, read_zip_member
 from .mesh import Mesh, weld_vertices
+from .numerals import (
+    MAX_RESOURCE_INDEX,
+    XML_NUMBER_FORM,
+    is_xml_index,
+    is_xml_number,
+    xml_indices_may_pass,
+    xml_numbers_may_pass,
+    xml_tokens,
+)
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
@@ -68,15 +79,20 @@ def _q(tag: str) -> str:
     return f"{{{CORE_NAMESPACE}}}{tag}"
 
 
-def _parse_transform(text: str | None, origin: Path) -> Affine:
+def _parse_transform(text: str | None, origin: Path, part: str, where: str) -> Affine:
+    """The ``transform`` attribute of ``where`` (a build item, a component): an
+    ``ST_Matrix3D``, twelve ``ST_Number``s."""
     if not text:
         return np.eye(3), np.zeros(3)
-    try:
-        values = np.array([float(v) for v in text.split()], dtype=np.float64)
-    except ValueError:
-        raise ModelFileError(origin, f"transform {text!r} is not 12 numbers", hint=_HINT) from None
-    if values.size != 12:
-        raise ModelFileError(origin, f"transform {text!r} is not 12 numbers", hint=_HINT)
+    tokens = xml_tokens(text)
+    if len(tokens) != 12 or not all(is_xml_number(token) for token in tokens):
+        raise ModelFileError(
+            origin,
+            f"{part}: {where}: transform {quoted(text, 200)} is not 12 numbers "
+            f"({XML_NUMBER_FORM})",
+            hint=_HINT,
+        )
+    values = np.array([float(token) for token in tokens], dtype=np.float64)
     # 3MF uses row vectors: p' = p @ M + t with M the first nine values row by row.
     return values[:9].reshape(3, 3), values[9:]
 
@@ -262,13 +278,15 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
             m, t = transform
             with np.errstate(all="ignore"):  # inf x 0 in a transform: caught as non-finite
                 pieces.append(mesh_of(object_id) @ m + t)
-        for component_id, component_transform in obj.components:
-            inner = _parse_transform(component_transform, origin)
+        for number, (component_id, component_transform) in enumerate(obj.components, 1):
+            inner = _parse_transform(component_transform, origin, part,
+                                     f"object {object_id}: component {number}")
             collect(component_id, _compose(transform, inner), depth + 1)
 
     if model.items:
-        for object_id, item_transform in model.items:
-            collect(object_id, _parse_transform(item_transform, origin), 0)
+        for number, (object_id, item_transform) in enumerate(model.items, 1):
+            collect(object_id,
+                    _parse_transform(item_transform, origin, part, f"build item {number}"), 0)
     else:
         # A package without build items is not printable as-is; take every mesh object so the
         # user still sees the geometry they exported.
@@ -315,22 +333,24 @@ def _expanded_size(
 def _object_mesh(
     object_id: str, obj: _Object, origin: Path, part: str
 ) -> npt.NDArray[np.float64]:
-    try:
-        vertices = np.array(obj.vertices, dtype=np.float64).reshape(-1, 3)
-    except (TypeError, ValueError):
-        raise ModelFileError(
-            origin,
-            f"{part}: object {object_id}: a vertex has a missing or non-numeric coordinate",
-            hint=_HINT,
-        ) from None
-    try:
-        faces = np.array(obj.triangles, dtype=np.int64).reshape(-1, 3)
-    except (TypeError, ValueError, OverflowError):
-        raise ModelFileError(
-            origin,
-            f"{part}: object {object_id}: a triangle has a missing or non-integer index",
-            hint=_HINT,
-        ) from None
+    where = f"{part}: object {object_id}"
+    coordinates = [value for vertex in obj.vertices for value in vertex if value is not None]
+    vertices: npt.NDArray[np.float64] | None = None
+    if len(coordinates) == 3 * len(obj.vertices) and xml_numbers_may_pass(coordinates):
+        with contextlib.suppress(ValueError):
+            vertices = np.array(coordinates, dtype=np.float64).reshape(-1, 3)
+    del coordinates
+    if vertices is None:  # named outside the except: no numpy error chained to the refusal
+        _raise_bad_attribute(where, "vertex", ("x", "y", "z"), obj.vertices, origin)
+    indices = [value for triangle in obj.triangles for value in triangle if value is not None]
+    faces: npt.NDArray[np.int64] | None = None
+    if len(indices) == 3 * len(obj.triangles) and xml_indices_may_pass(indices):
+        # OverflowError: beyond int64; ValueError also for over 4,300 digits (int()'s limit).
+        with contextlib.suppress(ValueError, OverflowError):
+            faces = np.array(indices, dtype=np.int64).reshape(-1, 3)
+    del indices
+    if faces is None:
+        _raise_bad_attribute(where, "triangle", ("v1", "v2", "v3"), obj.triangles, origin)
     if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
         bad = int(np.flatnonzero((faces < 0).any(1) | (faces >= vertices.shape[0]).any(1))[0])
         row = faces[bad]
@@ -338,11 +358,47 @@ def _object_mesh(
         wrong = int(row[(row < 0) | (row >= vertices.shape[0])][0])
         raise ModelFileError(
             origin,
-            f"{part}: object {object_id}: triangle {bad + 1} uses vertex index "
+            f"{where}: triangle {bad + 1} uses vertex index "
             f"{wrong}, but the object has {vertices.shape[0]} vertices",
             hint=_HINT,
         )
     return vertices[faces]
+
+
+def _raise_bad_attribute(
+    where: str,
+    element: str,
+    names: tuple[str, str, str],
+    rows: list[tuple[str | None, str | None, str | None]],
+    origin: Path,
+) -> NoReturn:
+    """Refuse the first ``element`` (a vertex, a triangle) of ``rows`` missing one of its
+    ``names`` or holding one that is not a 3MF number (vertex) or index (triangle)."""
+    vertex = element == "vertex"
+    for number, row in enumerate(rows, 1):
+        for name, value in zip(names, row, strict=True):
+            if value is None:
+                reason = f" has no {name}"
+            elif vertex and not is_xml_number(value):
+                reason = f": {name}={quoted(value, 40)} is not a number ({XML_NUMBER_FORM})"
+            elif not vertex and not is_xml_index(value):
+                reason = (f": {name}={quoted(value, 40)} is not a vertex index (a 3MF index is "
+                          "ASCII digits, 0 for the object's first vertex)")
+            elif not vertex and _index_beyond_limit(value):
+                reason = (f": {name}={quoted(value, 40)} is beyond the largest vertex index a "
+                          f"3MF allows ({MAX_RESOURCE_INDEX:,})")
+            else:
+                continue
+            raise ModelFileError(origin, f"{where}: {element} {number}{reason}", hint=_HINT)
+    raise ModelFileError(  # pragma: no cover - the guard and conversion are the rule
+        origin, f"{where}: a {element} could not be read", hint=_HINT)
+
+
+def _index_beyond_limit(text: str) -> bool:
+    """Is the index ``text`` (of a valid form) over :data:`MAX_RESOURCE_INDEX`? Its digits
+    are counted first: ``int()`` refuses over 4,300 of them."""
+    digits = text.strip(" \t\r\n").lstrip("+-").lstrip("0")
+    return len(digits) > len(str(MAX_RESOURCE_INDEX)) or int(digits or "0") > MAX_RESOURCE_INDEX
 
 
 def write_3mf(path: Path | str, triangles: npt.ArrayLike) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from ..wording import millimetres
 from .mesh import Mesh
 
 __all__ = [
@@ -98,10 +99,6 @@ def plausible_size(
     return (x <= bx and y <= by) or (y <= bx and x <= by)
 
 
-def _mm(size: tuple[float, float, float]) -> str:
-    return " x ".join(f"{v:.1f}" for v in size) + " mm"
-
-
 @dataclass(frozen=True)
 class UnitsDecision:
     """The units a model is read in and where they came from; ``units`` is None when the
@@ -148,7 +145,7 @@ def decide_units(
     as_inch = _scaled(size, scale * INCH_MM)
     mm_ok = plausible_size(as_mm, build_volume_mm, min_feature_mm)
     inch_ok = plausible_size(as_inch, build_volume_mm, min_feature_mm)
-    both = f"read as millimetres it is {_mm(as_mm)}, read as inches {_mm(as_inch)}"
+    both = f"read as millimetres it is {millimetres(as_mm)}, read as inches {millimetres(as_inch)}"
     if mm_ok and inch_ok:
         if assume is not None:
             return UnitsDecision(assume, "recipe")

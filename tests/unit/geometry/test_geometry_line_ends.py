@@ -2,7 +2,8 @@
 
 Before, a CR-only OBJ was "the file contains no triangles" (its patterns saw one line) and a
 CR-only ASCII STL "ends without 'endsolid' (at line 1)": both untrue, and the hot folder's
-judge held such an STL incomplete.
+judge held such an STL incomplete. Session 34: a file mixing LF lines with CR-only ones was
+read as LF lines, each CR-only line joined to the next (an OBJ's vertex there was lost).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from preform_pipeline.geometry import read_mesh, stl_completeness, write_stl
 from tests.hostile_corpus import tetra
 
 TETRA_OBJ = "v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
-LINE_ENDS = {"LF": "\n", "CRLF": "\r\n", "CR": "\r"}
+LINE_ENDS = {"LF": "\n", "CRLF": "\r\n", "CR": "\r", "mixed": ""}
+# The "mixed" file's line ends, in turn: an LF file whose CR-only lines would be lost.
+MIXED = ("\n", "\r", "\r\n", "\r")
+
+
+def ended(text: str, end: str) -> bytes:
+    """``text`` (LF lines) with its lines ended by ``LINE_ENDS[end]``, or in turn by MIXED."""
+    if end != "mixed":
+        return text.replace("\n", LINE_ENDS[end]).encode()
+    lines = text.split("\n")
+    return "".join(line + MIXED[i % len(MIXED)] for i, line in enumerate(lines[:-1])).encode() \
+        + lines[-1].encode()
 
 
 def ascii_stl(tmp_path: Path) -> str:
@@ -32,13 +44,13 @@ class TestReadAlike:
     @pytest.mark.parametrize("end", LINE_ENDS)
     def test_an_obj(self, tmp_path: Path, end: str) -> None:
         path = tmp_path / "part.obj"
-        path.write_bytes(TETRA_OBJ.replace("\n", LINE_ENDS[end]).encode())
+        path.write_bytes(ended(TETRA_OBJ, end))
         assert read_mesh(path).triangles.shape == (4, 3, 3)
 
     @pytest.mark.parametrize("end", LINE_ENDS)
     def test_an_ascii_stl_and_its_completeness(self, tmp_path: Path, end: str) -> None:
         path = tmp_path / "part.stl"
-        path.write_bytes(ascii_stl(tmp_path).replace("\n", LINE_ENDS[end]).encode())
+        path.write_bytes(ended(ascii_stl(tmp_path), end))
         assert np.array_equal(read_mesh(path).triangles, tetra())
         assert stl_completeness(path)
 
@@ -50,7 +62,7 @@ class TestErrorsNameTheLine:
     def test_an_obj_index_out_of_range(self, tmp_path: Path, end: str) -> None:
         path = tmp_path / "part.obj"
         text = TETRA_OBJ.replace("f 1 4 3", "f 1 4 9")  # line 7
-        path.write_bytes(text.replace("\n", LINE_ENDS[end]).encode())
+        path.write_bytes(ended(text, end))
         with pytest.raises(ModelFileError) as caught:
             read_mesh(path)
         assert caught.value.reason == \
@@ -61,7 +73,7 @@ class TestErrorsNameTheLine:
         lines = ascii_stl(tmp_path).splitlines()
         del lines[10]  # the second facet's first vertex; the facet starts at line 9
         path = tmp_path / "part.stl"
-        path.write_bytes(LINE_ENDS[end].join([*lines, ""]).encode())
+        path.write_bytes(ended("\n".join([*lines, ""]), end))
         with pytest.raises(ModelFileError) as caught:
             read_mesh(path)
         assert caught.value.reason.startswith("line 9: malformed facet")

@@ -40,6 +40,9 @@ TETRA_FACES = ('<triangle v1="0" v2="2" v3="1"/><triangle v1="0" v2="1" v3="3"/>
                '<triangle v1="0" v2="3" v3="2"/><triangle v1="1" v2="2" v3="3"/>')
 
 
+AN_INDEX = "a vertex index (a 3MF index is ASCII digits, 0 for the object's first vertex)"
+
+
 def _refusal(model: str) -> ModelFileError:
     with pytest.raises(ModelFileError) as caught:
         read_mesh_bytes(_zip({PART: model}), ".3mf", name="m")
@@ -51,16 +54,17 @@ def _refusal(model: str) -> ModelFileError:
 class TestBadTriangles:
     """A triangle with a missing, non-integer or out-of-range index is named."""
 
-    @pytest.mark.parametrize("triangle", [
-        '<triangle v1="0" v2="1"/>',
-        '<triangle v1="0" v2="1" v3="two"/>',
-        '<triangle v1="0" v2="1" v3="2.5"/>',
-        '<triangle v1="0" v2="1" v3="99999999999999999999999"/>',
+    @pytest.mark.parametrize(("triangle", "reason"), [
+        ('<triangle v1="0" v2="1"/>', "triangle 5 has no v3"),
+        ('<triangle v1="0" v2="1" v3="two"/>', f"triangle 5: v3='two' is not {AN_INDEX}"),
+        ('<triangle v1="0" v2="1" v3="2.5"/>', f"triangle 5: v3='2.5' is not {AN_INDEX}"),
+        ('<triangle v1="0" v2="1" v3="99999999999999999999999"/>',
+         "triangle 5: v3='99999999999999999999999' is beyond the largest vertex index a 3MF "
+         "allows (2,147,483,647)"),
     ])
-    def test_a_missing_or_non_integer_index_is_refused(self, triangle: str) -> None:
+    def test_a_missing_or_non_integer_index_is_refused(self, triangle: str, reason: str) -> None:
         refusal = _refusal(_model(_object(TETRA, TETRA_FACES + triangle)))
-        assert refusal.reason == (
-            f"{PART}: object 1: a triangle has a missing or non-integer index")
+        assert refusal.reason == f"{PART}: object 1: {reason}"
         assert str(refusal) == f"m.3mf: {refusal.reason} ({DAMAGED})"
 
     def test_the_out_of_range_index_is_named_not_the_first_of_its_row(self) -> None:
@@ -204,7 +208,9 @@ class TestNesting:
     def test_a_component_transform_that_is_not_twelve_numbers_is_named(self) -> None:
         model = _chain(1).replace('<component objectid="1"/>',
                                   '<component objectid="1" transform="1 2 3"/>')
-        assert _refusal(model).reason == "transform '1 2 3' is not 12 numbers"
+        assert _refusal(model).reason == (
+            f"{PART}: object 0: component 1: transform '1 2 3' is not 12 numbers (a 3MF "
+            "number is ASCII digits with an optional sign, decimal point and exponent)")
 
 
 def _not_finite(model: str) -> str:
