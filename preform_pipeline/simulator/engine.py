@@ -225,11 +225,11 @@ class SimEngine:
         self._default_lock = threading.Lock()
         self._account_lock = threading.Lock()
         self._user: Json | None = None
-        if self.declared_printers is not None:
-            # Declared now, before READY FOR INPUT, not at the first fleet request: a
-            # Dashboard simulator on the same fleet folder asked first would find no
-            # printers.json, write the default fleet, and a run would choose a printer this
-            # server then refuses (PRINTER_NOT_FOUND) until its first request declared it.
+        if self.declared_printers is not None or fleet_dir is not None:
+            # The fleet is set now, before READY FOR INPUT, not at the first fleet request: a
+            # Dashboard simulator on the same fleet folder asked first would show printers
+            # this server then refuses (PRINTER_NOT_FOUND): the default ones before a
+            # declaration, or an earlier rehearsal's declared ones before the default's return.
             _ = self.fleet
 
     # -- protocol -------------------------------------------------------------------------------
@@ -301,6 +301,8 @@ class SimEngine:
                 self._fleet = FleetState(root)
                 if self.declared_printers is not None:
                     self._fleet.declare(self.declared_printers)
+                else:
+                    self._fleet.use_default()
             return self._fleet
 
     def _target_scene(self, params: dict[str, str]) -> str:

@@ -3,7 +3,7 @@
 Layout of the fleet directory (all JSON, UTF-8, written atomically: temp file + ``os.replace``)::
 
     <fleet_dir>/
-      printers.json        {"format": FLEET_FORMAT, "version": 1,
+      printers.json        {"format": FLEET_FORMAT, "version": 1, "declared": bool,
                             "printers": [printer, ...], "groups": [group, ...]}
       jobs/<job_id>.json   one file per print job (see :func:`FleetState.record_job`)
       outcomes.yaml        optional: prints forced to end in ERROR or ABORTED, in the Dashboard
@@ -23,12 +23,19 @@ A printer: ``serial``, ``machine_type_id``, ``product_name``, ``ip_address``,
 ``printers`` (serials), ``queue_paused``. Missing optional fields take the defaults below, so
 another tool may write a smaller file. When the directory holds no ``printers.json`` the
 default fleet (:data:`DEFAULT_PRINTERS`, :data:`DEFAULT_GROUPS`) is written on first use.
+
+``declared`` is true while the printers are a declared fleet (``--fleet-printers``, the
+settings' ``simulator.fleet``): a simulator started without one puts the default printers back
+(:meth:`FleetState.use_default`), so a rehearsal never changes what the next default run can
+print to. A file without the key (written by hand or by another tool) is the user's own fleet
+and is kept as it is.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -150,6 +157,15 @@ DEFAULT_GROUPS: Final = (
 )
 
 
+@dataclass(frozen=True)
+class _FleetFile:
+    """printers.json as read: its printers, groups, and whether they are a declared fleet."""
+
+    printers: tuple[SimPrinter, ...]
+    groups: tuple[SimGroup, ...]
+    declared: bool
+
+
 class FleetState:
     """Reads and writes the fleet directory. Every read goes to disk, so changes another
     process (the Dashboard simulator) makes are seen at once."""
@@ -175,28 +191,45 @@ class FleetState:
         text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         atomic_write_bytes(path, text.encode("utf-8"))
 
-    def _load(self) -> tuple[list[SimPrinter], list[SimGroup]]:
+    def _write_fleet(
+        self, printers: Sequence[SimPrinter], groups: Sequence[SimGroup], *, declared: bool
+    ) -> None:
+        """Write printers.json; the caller holds the lock."""
+        self._write_json(
+            self.printers_path,
+            {
+                "format": FLEET_FORMAT,
+                "version": _VERSION,
+                "declared": declared,
+                "printers": [asdict(p) for p in printers],
+                "groups": [g.to_json() for g in groups],
+            },
+        )
+
+    def _read(self) -> _FleetFile:
         with self._lock:
             if not self.printers_path.is_file():
-                self._write_json(
-                    self.printers_path,
-                    {
-                        "format": FLEET_FORMAT,
-                        "version": _VERSION,
-                        "printers": [asdict(p) for p in DEFAULT_PRINTERS],
-                        "groups": [g.to_json() for g in DEFAULT_GROUPS],
-                    },
-                )
+                self._write_fleet(DEFAULT_PRINTERS, DEFAULT_GROUPS, declared=False)
                 log.info("fleet_created", fleet_dir=str(self.root), printers=len(DEFAULT_PRINTERS))
             try:
                 data = json.loads(self.printers_path.read_text(encoding="utf-8"))
-                printers = [SimPrinter.from_json(p) for p in data.get("printers", [])]
-                groups = [SimGroup.from_json(g) for g in data.get("groups", [])]
+                return _FleetFile(
+                    tuple(SimPrinter.from_json(p) for p in data.get("printers", [])),
+                    tuple(SimGroup.from_json(g) for g in data.get("groups", [])),
+                    data.get("declared") is True,
+                )
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise SimError(
                     500, "FLEET_STATE_UNREADABLE", f"{self.printers_path} is unreadable: {exc}"
                 ) from exc
-        return printers, groups
+
+    def _load(self) -> tuple[list[SimPrinter], list[SimGroup]]:
+        fleet = self._read()
+        return list(fleet.printers), list(fleet.groups)
+
+    def is_declared(self) -> bool:
+        """Whether the printers are a declared fleet (not the default, nor the user's own)."""
+        return self._read().declared
 
     def printers(self) -> list[SimPrinter]:
         return self._load()[0]
@@ -216,7 +249,8 @@ class FleetState:
         return None
 
     def update_printer(self, serial: str, **changes: Any) -> SimPrinter:
-        printers, groups = self._load()
+        fleet = self._read()
+        printers = list(fleet.printers)
         with self._lock:
             updated = None
             for i, printer in enumerate(printers):
@@ -224,15 +258,7 @@ class FleetState:
                     updated = printers[i] = replace(printer, **changes)
             if updated is None:
                 raise SimError(400, "PRINTER_NOT_FOUND", f"no simulated printer {serial!r}")
-            self._write_json(
-                self.printers_path,
-                {
-                    "format": FLEET_FORMAT,
-                    "version": _VERSION,
-                    "printers": [asdict(p) for p in printers],
-                    "groups": [g.to_json() for g in groups],
-                },
-            )
+            self._write_fleet(printers, fleet.groups, declared=fleet.declared)
         return updated
 
     def declare(
@@ -245,19 +271,25 @@ class FleetState:
         that is not declared is gone: a print to it answers PRINTER_NOT_FOUND, as on a real
         network.
         """
-        kept = self._load()[1]
-        groups = tuple(kept) if groups is None else groups
+        kept = self._read().groups
         with self._lock:
-            self._write_json(
-                self.printers_path,
-                {
-                    "format": FLEET_FORMAT,
-                    "version": _VERSION,
-                    "printers": [asdict(p) for p in printers],
-                    "groups": [g.to_json() for g in groups],
-                },
-            )
+            self._write_fleet(printers, kept if groups is None else groups, declared=True)
         log.info("fleet_declared", fleet_dir=str(self.root), printers=len(printers))
+
+    def use_default(self) -> None:
+        """Put the default printers back when a declared fleet left its own (a simulator
+        started without one): a rehearsal's printers must not stay what the next default run
+        prints to. Groups and recorded jobs (the print history the Dashboard simulator shows)
+        are kept, as :meth:`declare` keeps them; a fleet of the user's own is left alone."""
+        fleet = self._read()
+        if not fleet.declared:
+            return
+        with self._lock:
+            self._write_fleet(DEFAULT_PRINTERS, fleet.groups, declared=False)
+        log.info(
+            "fleet_default_restored", fleet_dir=str(self.root),
+            replaced=[p.serial for p in fleet.printers], printers=len(DEFAULT_PRINTERS),
+        )
 
     def busy_until(self, scale: float) -> dict[str, datetime]:
         """When each printer finishes the prints sent to it: each job takes its estimated print

@@ -71,11 +71,20 @@ def find_target(
         known = [p.serial for p in fleet.printers()]
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        active = ""
+        if fleet.is_declared():
+            # Say whose printers these are: a name of the default fleet missing here means a
+            # rehearsal's declared fleet is active in this folder, not that the recipe is wrong.
+            active = (
+                f" (the declared fleet in {fleet.root}, from --fleet-printers or the settings'"
+                " simulator.fleet: add the printer there, or start the simulator without a"
+                " declared fleet to get the default printers back)"
+            )
         raise SimError(
             400,
             "PRINTER_NOT_FOUND",
             f"no printer or Fleet Control queue {name!r}; {hint}known printers: "
-            + ", ".join(known),
+            + ", ".join(known) + active,
         )
     if isinstance(target, SimGroup) and not logged_in:
         raise SimError(

@@ -25,7 +25,7 @@ from preform_pipeline.settings import (
     SimulatedPrinterSettings,
 )
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
-from preform_pipeline.simulator.fleet import DEFAULT_GROUPS
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
 from preform_pipeline.simulator.meshops import box_triangles
 
 WAIT_S = 20.0
@@ -68,13 +68,13 @@ def start_pool(tmp_path: Path) -> Iterator[Callable[..., ServerPool]]:
         pool.close()
 
 
-def _print(url: str, model: Path, target: str) -> str:
+def _print(url: str, model: Path, target: str, job_name: str = "j") -> str:
     with PreFormClient(url) as client:
         scene = client.create_scene(
             SceneSettings("FORM-4-0", "FLGPGR05", 0.1, print_setting="DEFAULT")
         )
         client.import_model(scene.id, model)
-        return client.print_scene(scene.id, PrintOptions(printer=target, job_name="j")).job_id
+        return client.print_scene(scene.id, PrintOptions(printer=target, job_name=job_name)).job_id
 
 
 class TestFleetControlLogin:
@@ -168,3 +168,32 @@ class TestDeclaredFleet:
             finally:
                 client.close()
             dashboard.check()
+
+    def test_a_default_run_after_a_rehearsal_prints_to_the_default_fleet(
+        self, start_pool: Callable[..., ServerPool], model: Path, tmp_path: Path
+    ) -> None:
+        """A rehearsal's declared printers do not outlive it: the next pool without a declared
+        fleet prints to the default fleet's Form4-CapableClam (the README's recipe), and the
+        Dashboard simulator on the shared folder sees the default printers (from the servers'
+        READY on, before any request) and both prints."""
+        fleet = (SimulatedPrinterSettings("Bench-A", "FORM-4-0", "FLGPGR05"),)
+        rehearsal = start_pool(_settings(simulated_fleet=fleet), {})
+        with rehearsal.lease(timeout=10) as lease:
+            _print(lease.server.url, model, "Bench-A", job_name="rehearsed")
+        rehearsal.close()
+        credentials = Credentials(TEST_CLIENT_ID, "default-after-rehearsal-secret")
+        with dashboard_server(
+            tmp_path / "fleet", credentials=credentials, print_history=False
+        ) as dashboard:
+            client = make_web_client(CloudSettings(base_url=dashboard.url), credentials)
+            try:
+                default = start_pool(_settings(), {})
+                printers = [p.serial for p in client.list_printers()]
+                with default.lease(timeout=10) as lease:
+                    _print(lease.server.url, model, "Form4-CapableClam", job_name="default-run")
+                prints = {(r.name, r.printer) for r in client.iter_prints()}
+            finally:
+                client.close()
+            dashboard.check()
+        assert printers == [p.serial for p in DEFAULT_PRINTERS]
+        assert {("rehearsed", "Bench-A"), ("default-run", "Form4-CapableClam")} <= prints

@@ -19,6 +19,8 @@ from preform_pipeline.simulator.protocol import SimError
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
 SECRET = "hunter2-very-secret"
+BENCH = {"serial": "Bench-A", "machine_type_id": "FORM-4-0", "product_name": "Form 4",
+         "ip_address": "192.0.2.71", "material_code": "FLGPGR05"}
 
 
 @pytest.fixture
@@ -161,6 +163,7 @@ class TestPrinting:
         error = error_of(engine, "print", ready_scene, body)
         assert error.code == "PRINTER_NOT_FOUND"
         assert "did you mean 'SimulatedForm4-1'?" in error.message
+        assert "declared fleet" not in error.message  # the default fleet: nothing to restore
         assert "SimulatedFrom4-1" not in {p.serial for p in engine.fleet.printers()}
 
     def test_a_declared_fleet_replaces_the_fleet_folders_printers(
@@ -173,6 +176,53 @@ class TestPrinting:
             work_dir=tmp_path / "w2", fleet_dir=fleet_dir, declared_printers=declared
         )
         assert [p.serial for p in engine.fleet.printers()] == ["Lab-1"]
+
+    def test_a_start_without_a_declared_fleet_restores_the_default_printers(
+        self, tmp_path: Path, fleet_dir: Path
+    ) -> None:
+        """A rehearsal's declared printers must not stay what the next default run prints to
+        (the README's recipe names Form4-CapableClam); its print history stays."""
+        rehearsal = SimEngine(
+            work_dir=tmp_path / "w1", fleet_dir=fleet_dir, declared_printers=[BENCH]
+        )
+        scene = {"scene_id": rehearsal.call("create_scene", {}, FORM4)["id"]}
+        write_stl(tmp_path / "cube.stl", box_triangles((0, 0, 0), (20, 20, 20)))
+        rehearsal.call("import_model", scene, {"file": str(tmp_path / "cube.stl")})
+        job_id = rehearsal.call("print", scene, {"printer": "Bench-A", "job_name": "r"})["job_id"]
+        with capture_logs() as logs:
+            default = SimEngine(work_dir=tmp_path / "w2", fleet_dir=fleet_dir)
+        # Restored at start, before any request: a Dashboard simulator reads the folder.
+        restored = [e for e in logs if e["event"] == "fleet_default_restored"]
+        assert [e["replaced"] for e in restored] == [["Bench-A"]]
+        assert default.fleet.printers() == list(DEFAULT_PRINTERS)
+        assert default.fleet.groups() == list(DEFAULT_GROUPS)
+        assert [j["job_id"] for j in default.fleet.jobs()] == [job_id]
+        assert not default.fleet.is_declared()
+
+    def test_a_declared_fleet_stays_declared_when_a_printer_changes(
+        self, tmp_path: Path, fleet_dir: Path
+    ) -> None:
+        """A firmware update (or the Dashboard marking one offline) rewrites printers.json;
+        losing the mark would make the rehearsal's printers the user's own for good."""
+        declared = SimEngine(
+            work_dir=tmp_path / "w1", fleet_dir=fleet_dir, declared_printers=[BENCH]
+        )
+        declared.fleet.update_printer("Bench-A", status="OFFLINE")
+        assert declared.fleet.is_declared()
+        default = SimEngine(work_dir=tmp_path / "w2", fleet_dir=fleet_dir)
+        assert default.fleet.printers() == list(DEFAULT_PRINTERS)
+
+    def test_a_refusal_in_a_declared_fleet_says_how_to_get_the_default_back(
+        self, tmp_path: Path, fleet_dir: Path
+    ) -> None:
+        engine = SimEngine(work_dir=tmp_path / "w", fleet_dir=fleet_dir, declared_printers=[BENCH])
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        write_stl(tmp_path / "cube.stl", box_triangles((0, 0, 0), (20, 20, 20)))
+        engine.call("import_model", scene, {"file": str(tmp_path / "cube.stl")})
+        error = error_of(engine, "print", scene, {"printer": "Form4-CapableClam", "job_name": "x"})
+        assert error.code == "PRINTER_NOT_FOUND"
+        assert f"the declared fleet in {fleet_dir}" in error.message
+        assert "without a declared fleet to get the default printers back" in error.message
 
     def test_a_printer_of_another_type_is_refused(
         self, engine: SimEngine, ready_scene: dict[str, str]
