@@ -117,6 +117,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterat
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env[VIEWER_ENV] = VIEWER_SECRET
+    # A module's fixture is set up before the autouse own_data_folder gives the test its data
+    # folder, so without this the daemon recorded its servers in the real user's folder.
+    env["XDG_DATA_HOME"] = env["LOCALAPPDATA"] = str(root / "data-home")
     log = root / "daemon.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
