@@ -211,6 +211,13 @@ class Dashboard:
         # ``/healthz`` answers a store error itself (its JSON "unhealthy"): none reaches here.
         if request.url.path in _TEXT_ROUTES:
             return PlainTextResponse(said, status_code=503)
+        if request.method not in ("GET", "HEAD"):
+            # An action's address answers POST only: a page there trying again by GET got
+            # 405 for as long as it stayed open. The action is the person's to repeat.
+            return self.render(request, "error.html", self.access(request), status_code=503,
+                               title="The job store cannot be read", message=said,
+                               hint="nothing was changed; go back and do it again once the "
+                               "store answers (the pages try again by themselves)")
         return self.render(request, "error.html", self.access(request), status_code=503,
                            title="The job store cannot be read", message=said, retry=True,
                            hint="nothing was changed; this page tries again every "

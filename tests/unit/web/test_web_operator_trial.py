@@ -142,6 +142,21 @@ class TestTheStoreAway:
         assert "the job store cannot be read just now" in _text_of(answer.text)
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
+    def test_an_actions_page_does_not_try_again_at_an_address_that_takes_only_posts(
+        self, away: tuple[Served, PgCluster, str]
+    ) -> None:
+        served, cluster, name = away
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        action = f"/builds/{served.held_id}/approve"
+        with closing(client), cluster.refusing(name):
+            answer = client.post(action, data={"csrf": csrf, "next": "/"})
+            # What the page's own refresh would ask of the address it was served at.
+            again = client.get(action, headers={"X-Live": "1"})
+        assert answer.status_code == 503 and again.status_code == 405
+        assert "data-reload-when-back" not in answer.text
+        assert 'data-refresh-ms="0"' in answer.text
+        assert "go back and do it again once the store answers" in _text_of(answer.text)
+
     def test_a_missing_build_is_still_no_such_build(
         self, away: tuple[Served, PgCluster, str]
     ) -> None:
