@@ -19,6 +19,7 @@ the unsent work of a run that died, and resolves its interrupted sends through t
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import MutableMapping, Sequence
@@ -133,9 +134,13 @@ class RunLedger:
     def recover(self) -> list[str]:
         """Settle what earlier runs that died left behind; one line per build settled."""
         lines: list[str] = []
+        # One answer per run: its jobs all name it, and judging a run recorded without its
+        # instance (an earlier version's) may scan every process of the machine
+        # (ProcessIdentity.look_alikes).
+        gone: HolderProbe = functools.cache(self.owner.probe)
         for build in self.store.list_builds(state=[*_UNSENT, JobState.PRINT_SENDING]):
             members = self.store.build_members(build.id)
-            if not next((_claimed_by_dead_run(j, self.owner.probe) for j in members
+            if not next((_claimed_by_dead_run(j, gone) for j in members
                          if RUN_FIELD in j.fields), False):
                 continue  # the hot folder's, or a run that is still going
             if build.state is JobState.PRINT_SENDING:
@@ -150,7 +155,7 @@ class RunLedger:
         # A run killed between its claims and its builds (while reading or planning) left
         # jobs with no build: unreleased, every later run would skip their models for ever.
         for job in self.store.list_jobs(state=JobState.PROCESSING):
-            if job.build_id is not None or not _claimed_by_dead_run(job, self.owner.probe):
+            if job.build_id is not None or not _claimed_by_dead_run(job, gone):
                 continue
             try:
                 self.store.transition(job.id, JobState.FAILED, _DIED_UNBUILT,
