@@ -609,23 +609,27 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _dropped_after(store: JobStore, job: Job) -> Sequence[Job]:
+    """The jobs :func:`taken_again` looks through for ``job``: none when its file is where
+    the store says; otherwise only those under its name (the store's search;
+    :func:`taken_again` compares exactly), not every job of a store that may hold years of
+    them. What ``jobs show`` and ``jobs retry`` both judge by."""
+    if os.path.lexists(job.source_path):
+        return ()
+    return store.list_jobs(text=job.original_name)
+
+
 def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
     with open_store(path, create=False, read_only=True) as store:
         for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
-        # Only a job whose file is not where the store says needs the jobs dropped after it,
-        # and only those under its name (the store's search; :func:`taken_again` compares
-        # exactly), not every job of a store that may hold years of them.
-        later = {
-            job.id: store.list_jobs(text=job.original_name) for job, _, _ in shown
-            if not os.path.lexists(job.source_path)
-        }
+        later = {job.id: _dropped_after(store, job) for job, _, _ in shown}
         fixed = superseded(store, [job for job, _, _ in shown])
     if args.format == "json":
         views = [
-            _show_to_dict(job, build, history, taken_again(job, later.get(job.id, ())),
+            _show_to_dict(job, build, history, taken_again(job, later[job.id]),
                           fixed.get(job.id))
             for job, build, history in shown
         ]
@@ -634,7 +638,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         for index, (job, build, history) in enumerate(shown):
             if index:
                 print(file=out)
-            _write_show(job, build, history, taken_again(job, later.get(job.id, ())),
+            _write_show(job, build, history, taken_again(job, later[job.id]),
                         fixed.get(job.id), out)
     return EXIT_OK
 
@@ -684,9 +688,7 @@ def _retry_one(
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
         return None
-    # Only a job whose file is not where the store says needs the jobs dropped after it.
-    others = () if os.path.lexists(job.source_path) else store.list_jobs(text=job.original_name)
-    refusal = retry_refusal(job, others)
+    refusal = retry_refusal(job, _dropped_after(store, job))
     if refusal is not None:
         print(f"error: {name} was not queued again: {refusal}", file=err)
         return None
