@@ -132,12 +132,11 @@ def _twice(second_name: str) -> bytes:
     """A package whose model part is there twice: an empty model first, a tetrahedron
     second (zipfile reads the last of one name; other readers the first)."""
     buffer = io.BytesIO()
-    tetrahedron = zipfile.ZipFile(io.BytesIO(_threemf(_mesh_model(
+    tetrahedron = _mesh_model(
         "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>'
                 for x, y, z in ((0, 0, 0), (9, 0, 0), (0, 9, 0), (0, 0, 9))),
         "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
-                for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))))))
-                                ).read("3D/3dmodel.model")
+                for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

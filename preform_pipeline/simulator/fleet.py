@@ -223,27 +223,23 @@ class FleetState:
                     500, "FLEET_STATE_UNREADABLE", f"{self.printers_path} is unreadable: {exc}"
                 ) from exc
 
-    def _load(self) -> tuple[list[SimPrinter], list[SimGroup]]:
-        fleet = self._read()
-        return list(fleet.printers), list(fleet.groups)
-
     def is_declared(self) -> bool:
         """Whether the printers are a declared fleet (not the default, nor the user's own)."""
         return self._read().declared
 
     def printers(self) -> list[SimPrinter]:
-        return self._load()[0]
+        return list(self._read().printers)
 
     def groups(self) -> list[SimGroup]:
-        return self._load()[1]
+        return list(self._read().groups)
 
     def find(self, name: str) -> SimPrinter | SimGroup | None:
         """A printer by serial or IP address, or a group by group id or queue id."""
-        printers, groups = self._load()
-        for printer in printers:
+        fleet = self._read()
+        for printer in fleet.printers:
             if name in (printer.serial, printer.ip_address):
                 return printer
-        for group in groups:
+        for group in fleet.groups:
             if name in (group.group_id, group.queue_id):
                 return group
         return None
