@@ -671,15 +671,17 @@ def _run_recorded(
         if unroute is not None:
             unroute()
 
-    json_path, csv_path = write_run_report(result, root / "reports")
-    if result.cancelled:
-        print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     # A repeat from cron whose every model was skipped did its job: nothing was due.
     nothing_due = (
         ledger is not None and bool(ledger.skipped) and not result.outcomes
         and not result.rejected
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
+    # The report's verdict is the exit status's: a script reading "ok" from a night with
+    # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
+    json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)
+    if result.cancelled:
+        print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(_rehearsal_line(store.path, jobs, ledger))
