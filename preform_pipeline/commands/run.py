@@ -75,6 +75,7 @@ from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
 from preform_pipeline.errors import (
+    ConfigError,
     PipelineError,
     RecipeError,
     SidecarError,
@@ -119,7 +120,7 @@ from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.retention import prune_outputs
-from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers import ServerPool, refuse_unreached
 from preform_pipeline.servers.pool import local_server_names
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
@@ -294,13 +295,14 @@ def _unstarted_server_warning(value: str, server: str, started: Sequence[str]) -
             f"{', '.join(started)} (one per build), not {server}")
 
 
-def _output_hint(given: Path | None, settings: Settings) -> str:
+def _output_hint(given: Path | None, settings: Settings,
+                 fix: str = "fix the folder itself") -> str:
     """What to fix when the output folder cannot be used, where that folder was chosen."""
     if given is not None:
-        return "choose another --output (or fix the folder itself)"
+        return f"choose another --output (or {fix})"
     if settings.output_root is not None:
-        return "fix output_root in the settings, or give --output (or fix the folder itself)"
-    return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
+        return f"fix output_root in the settings, or give --output (or {fix})"
+    return f"fix outputs.root in the recipe, or give --output (or {fix})"
 
 
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
@@ -466,6 +468,13 @@ def _run(
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at, settings.output_root)
+    try:  # before anything is written or claimed: a refused run leaves no job in flight
+        refuse_unreached(settings.pool, root, what="output folder", hint=_output_hint(
+            args.output, settings, fix="add a path_map entry for it"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=stderr)
+        print(f"{args.recipe}: nothing was run", file=stderr)
+        return EXIT_FAILURE
     output_checks = [PathCheck(root, "folder", "output folder")]
     try:
         check_paths(output_checks)  # before anything is written
