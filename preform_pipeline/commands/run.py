@@ -175,7 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
         "--output", type=Path, metavar="DIR",
-        help="output folder (default: the recipe's outputs.root, relative to the recipe)",
+        help="output folder (default: the settings' output_root, else the recipe's "
+        "outputs.root, relative to the recipe)",
     )
     parser.add_argument(
         "--servers", type=int, metavar="N", help="number of local servers (overrides settings)"
