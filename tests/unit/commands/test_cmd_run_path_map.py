@@ -1,5 +1,6 @@
-"""``run`` with a remote server whose path map does not reach the output folder: refused
-before any server is asked or any job recorded, naming the folder, the server and what helps.
+"""``run`` and ``watch`` with a remote server whose path map does not reach the output
+folder: refused before any server is asked, any job recorded or any file taken, naming the
+folder, the server and what helps.
 
 Session 35's trial: `--output` outside the mapped share made every build fail on its first
 save, naming a checkpoint file the user never chose, with advice to "move the file".
@@ -77,6 +78,41 @@ class TestAnOutputFolderNoServerReaches:
         # run to skip or release), no output folder.
         assert not store.exists()
         assert not out.exists()
+
+
+class TestAHotFolderWhoseOutputNoServerReaches:
+    """``watch`` refuses to start: otherwise each batch failed at its first save and took its
+    cases to failed/ (session 35's trial, with the same checkpoint message)."""
+
+    def test_the_daemon_does_not_start_and_takes_no_file(
+        self, tmp_path: Path, sample_models_dir: Path, in_process: InProcess,
+        printhost: socket.socket,
+    ) -> None:
+        share = tmp_path / "share"
+        inbox = share / "inbox"
+        inbox.mkdir(parents=True)
+        shutil.copy(sample_models_dir / "parts" / "cube_with_hole.stl", inbox)
+        out, store = tmp_path / "out", tmp_path / "jobs.sqlite3"
+        settings = _settings(tmp_path, share, printhost.getsockname()[1])
+        with settings.open("a", encoding="utf-8") as text:
+            text.write(f"store: {{path: {store}}}\n"
+                       f"hotfolders:\n  inboxes:\n    - path: {inbox}\n"
+                       f"      recipe: {RECIPE}\n  output_root: {out}\n")
+
+        done = in_process(tmp_path, "watch", str(settings), "--once")
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stderr.splitlines() == [
+            f"error: the output folder (hotfolders.output_root) {out} is not inside any "
+            f"folder mapped for server printhost ({share}): the server saves the .form "
+            "files, screenshots and checkpoints there (set hotfolders.output_root below a "
+            "mapped folder, or add a path_map entry for it)",
+        ]
+        assert done.stdout == ""
+        with pytest.raises(BlockingIOError):
+            printhost.accept()
+        assert sorted(p.name for p in inbox.iterdir()) == ["cube_with_hole.stl"]
+        assert not store.exists() and not out.exists()
 
 
 class TestThePoolsCheck:
