@@ -148,17 +148,17 @@ class TestHeldForApproval:
     its report and the dashboard said "waiting in the job store for a free printer ... or by
     the next run" while it waited for an approval no run gives)."""
 
+    #: What approval needs before the print: the .form it is sent from, the picture it is
+    #: judged by.
+    HELD = ("  - save_form\n  - screenshot\n  - print:\n      printer: Form4-CapableClam\n"
+            "      approval: required\n")
+
     def test_its_warning_and_event_name_the_approval(
         self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
     ) -> None:
         ours = _prepared_build(store)
-        tracking = PrintTracking(store=store, dispatch=True, build_ids={"unit-001": ours})
-        outcome, logs = _run(
-            tmp_path, farm,
-            "  - save_form\n  - screenshot\n  - print:\n      printer: Form4-CapableClam\n"
-            "      approval: required\n",
-            print_tracking=tracking,
-        )
+        outcome, logs = _run(tmp_path, farm, self.HELD, print_tracking=PrintTracking(
+            store=store, dispatch=True, build_ids={"unit-001": ours}))
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
         assert farm.jobs() == []
         build = store.get_build(ours)
