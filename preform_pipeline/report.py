@@ -150,8 +150,11 @@ def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
     }
 
 
-def result_to_dict(result: RunResult) -> dict[str, Any]:
-    """The whole run as JSON-compatible data (what the JSON report holds)."""
+def result_to_dict(result: RunResult, *, ok: bool | None = None) -> dict[str, Any]:
+    """The whole run as JSON-compatible data (what the JSON report holds).
+
+    ``ok``: the run's verdict when its caller judged it (``run``: its exit status was 0);
+    else the builds' own (:attr:`RunResult.ok`)."""
     counts: dict[str, int] = {}
     for outcome in result.outcomes:
         counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
@@ -164,7 +167,7 @@ def result_to_dict(result: RunResult) -> dict[str, Any]:
         "simulated": result.simulated,
         "dry_run": result.dry_run,
         "interrupted": result.cancelled,
-        "ok": result.ok,
+        "ok": result.ok if ok is None else ok,
         "pool_mode": result.pool_mode,
         "servers": result.server_count,
         "wall_s": round(result.wall_s, 3),
@@ -211,9 +214,11 @@ def csv_rows(result: RunResult) -> list[dict[str, str]]:
     return rows
 
 
-def write_json_report(result: RunResult, path: Path) -> Path:
-    """The run's JSON report at ``path``, written whole or not at all (FileWriteError)."""
-    return write_text_atomically(path, json.dumps(result_to_dict(result), indent=2) + "\n")
+def write_json_report(result: RunResult, path: Path, *, ok: bool | None = None) -> Path:
+    """The run's JSON report at ``path``, written whole or not at all (FileWriteError);
+    ``ok`` as :func:`result_to_dict` takes it."""
+    return write_text_atomically(
+        path, json.dumps(result_to_dict(result, ok=ok), indent=2) + "\n")
 
 
 def write_csv_report(result: RunResult, path: Path) -> Path:
@@ -228,9 +233,12 @@ def write_csv_report(result: RunResult, path: Path) -> Path:
     return write_atomically(path, write)
 
 
-def write_run_report(result: RunResult, folder: Path) -> tuple[Path, Path]:
-    """``<folder>/<run id>.json`` and ``.csv``; returns both paths."""
-    json_path = write_json_report(result, folder / f"{result.run_id}.json")
+def write_run_report(
+    result: RunResult, folder: Path, *, ok: bool | None = None
+) -> tuple[Path, Path]:
+    """``<folder>/<run id>.json`` and ``.csv``; returns both paths. ``ok``: the run's verdict
+    as its caller judged it (:func:`result_to_dict`)."""
+    json_path = write_json_report(result, folder / f"{result.run_id}.json", ok=ok)
     csv_path = write_csv_report(result, folder / f"{result.run_id}.csv")
     return json_path, csv_path
 

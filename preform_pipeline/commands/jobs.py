@@ -235,7 +235,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(parser, suppress=False)
     _filters(parser, suppress=False)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    listing = actions.add_parser("list", help="list jobs (the default action)")
+    listing = actions.add_parser("list", help="list jobs (the default action)",
+                                 description="list jobs (the default action)")
     _common(listing, suppress=True)
     _filters(listing, suppress=True)
     for name, text in (

@@ -75,6 +75,7 @@ from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
 from preform_pipeline.errors import (
+    ConfigError,
     PipelineError,
     RecipeError,
     SidecarError,
@@ -119,7 +120,7 @@ from preform_pipeline.recipes import load_recipe, validate_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.report import write_build_report, write_run_report
 from preform_pipeline.retention import prune_outputs
-from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers import ServerPool, refuse_unreached
 from preform_pipeline.servers.pool import local_server_names
 from preform_pipeline.servers.reaper import describe_reaped
 from preform_pipeline.settings import RunSettings, Settings
@@ -174,7 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
         "--output", type=Path, metavar="DIR",
-        help="output folder (default: the recipe's outputs.root, relative to the recipe)",
+        help="output folder (default: the settings' output_root, else the recipe's "
+        "outputs.root, relative to the recipe)",
     )
     parser.add_argument(
         "--servers", type=int, metavar="N", help="number of local servers (overrides settings)"
@@ -294,13 +296,14 @@ def _unstarted_server_warning(value: str, server: str, started: Sequence[str]) -
             f"{', '.join(started)} (one per build), not {server}")
 
 
-def _output_hint(given: Path | None, settings: Settings) -> str:
+def _output_hint(given: Path | None, settings: Settings,
+                 fix: str = "fix the folder itself") -> str:
     """What to fix when the output folder cannot be used, where that folder was chosen."""
     if given is not None:
-        return "choose another --output (or fix the folder itself)"
+        return f"choose another --output (or {fix})"
     if settings.output_root is not None:
-        return "fix output_root in the settings, or give --output (or fix the folder itself)"
-    return "fix outputs.root in the recipe, or give --output (or fix the folder itself)"
+        return f"fix output_root in the settings, or give --output (or {fix})"
+    return f"fix outputs.root in the recipe, or give --output (or {fix})"
 
 
 def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
@@ -466,6 +469,13 @@ def _run(
     started_at = datetime.now()
     run_id = new_run_id(started_at)
     root = output_root(recipe, args.output, started_at, settings.output_root)
+    try:  # before anything is written or claimed: a refused run leaves no job in flight
+        refuse_unreached(settings.pool, root, what="output folder", hint=_output_hint(
+            args.output, settings, fix="add a path_map entry for it"))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=stderr)
+        print(f"{args.recipe}: nothing was run", file=stderr)
+        return EXIT_FAILURE
     output_checks = [PathCheck(root, "folder", "output folder")]
     try:
         check_paths(output_checks)  # before anything is written
@@ -671,15 +681,17 @@ def _run_recorded(
         if unroute is not None:
             unroute()
 
-    json_path, csv_path = write_run_report(result, root / "reports")
-    if result.cancelled:
-        print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     # A repeat from cron whose every model was skipped did its job: nothing was due.
     nothing_due = (
         ledger is not None and bool(ledger.skipped) and not result.outcomes
         and not result.rejected
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
+    # The report's verdict is the exit status's: a script reading "ok" from a night with
+    # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
+    json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)
+    if result.cancelled:
+        print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(_rehearsal_line(store.path, jobs, ledger))

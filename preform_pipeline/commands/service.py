@@ -482,6 +482,18 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         ) from exc
 
 
+#: What systemctl says when the service manager it was asked for cannot be reached from here,
+#: and why: every later command would fail the same way (session 35: `service install` run
+#: under `su` printed "Failed to connect to bus: No medium found" twice, and nothing else).
+_UNREACHABLE: Final = (
+    ("Failed to connect to bus",
+     "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
+     "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open"),
+    ("System has not been booted with systemd",
+     "this machine does not run systemd (a container, or WSL without systemd enabled)"),
+)
+
+
 def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
     for path, text in plan.writes:
         target = Path(path)
@@ -489,25 +501,40 @@ def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
         utf16 = text.startswith(_TASK_XML_DECLARATION)
         target.write_text(text, encoding="utf-16" if utf16 else "utf-8", newline="")
         print(f"wrote {target}", file=stdout)
-    status = _run_all(plan.commands, stdout, stderr)
+    status, reached = _run_all(plan.commands, stdout, stderr)
+    if not reached:
+        # Nothing removed: a service still registered keeps its definition, and the same
+        # command run again from a session that reaches the manager finishes the job.
+        return status
     for path in plan.removes:
         Path(path).unlink(missing_ok=True)
         print(f"removed {path}", file=stdout)
-    return max(status, _run_all(plan.then, stdout, stderr))
+    return max(status, _run_all(plan.then, stdout, stderr)[0])
 
 
-def _run_all(commands: tuple[tuple[str, ...], ...], stdout: TextIO, stderr: TextIO) -> int:
+def _run_all(
+    commands: tuple[tuple[str, ...], ...], stdout: TextIO, stderr: TextIO
+) -> tuple[int, bool]:
     """Run each command, passing its output on; a failing one (a service already stopped)
-    does not stop the rest, but the status says so."""
+    does not stop the rest, but the status says so. Returns the status and whether the
+    service manager was reached: one that cannot be (:data:`_UNREACHABLE`) stops the rest,
+    which are named, with what helps."""
     status = EXIT_OK
-    for command in commands:
+    for index, command in enumerate(commands):
         if shutil.which(command[0]) is None:
             print(f"error: {command[0]} is not installed here", file=stderr)
-            return EXIT_FAILURE
+            return EXIT_FAILURE, True
         done = subprocess.run(list(command), capture_output=True, text=True, check=False)
         stdout.write(done.stdout)
         stderr.write(done.stderr)
         if done.returncode != 0:
             print(f"{shlex.join(command)} exited {done.returncode}", file=stderr)
             status = EXIT_FAILURE
-    return status
+            why = next((why for said, why in _UNREACHABLE if said in done.stderr), None)
+            if why is not None:
+                left = "; ".join(f"`{shlex.join(c)}`" for c in commands[index:])
+                print(f"not done: {why}. From a session that reaches it (log in as that "
+                      f"user over ssh or at the console), run this command again, or: {left}",
+                      file=stderr)
+                return status, False
+    return status, True

@@ -29,8 +29,8 @@ HELP = "Job store maintenance: move a SQLite store into PostgreSQL (store migrat
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True)
-    migrate = actions.add_parser(
-        "migrate", help="copy the SQLite store, with its history, into an empty PostgreSQL one")
+    what = "copy the SQLite store, with its history, into an empty PostgreSQL one"
+    migrate = actions.add_parser("migrate", help=what, description=what)
     migrate.add_argument("--to", required=True, metavar="URL",
                          help="postgresql://user@host:5432/database (no password in it)")
     migrate.add_argument("--store", type=Path, metavar="PATH",

@@ -51,14 +51,14 @@ from preform_pipeline.commands._common import (
     queue_login_warnings,
 )
 from preform_pipeline.commands._printers import printers_of_fleet
-from preform_pipeline.errors import PipelineError, RecipeError
+from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
 from preform_pipeline.interrupts import EARLY_STOP, outside_the_handler
 from preform_pipeline.preflight import check_paths, make_folders, watch_paths
 from preform_pipeline.printing import FleetFolderFeed, FleetFolderLocator, PrintLocator
-from preform_pipeline.servers import ServerPool
+from preform_pipeline.servers import ServerPool, refuse_unreached
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecords, state_dir_of
 from preform_pipeline.settings import Settings
@@ -208,6 +208,17 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         store=settings.store.path, output_root=settings.hotfolders.output_root,
     )
     check_paths(checks)
+    if settings.hotfolders.output_root is not None:
+        # Otherwise every batch fails at its first save and takes its cases to failed/.
+        try:
+            refuse_unreached(
+                settings.pool, settings.hotfolders.output_root,
+                what="output folder (hotfolders.output_root)",
+                hint="set hotfolders.output_root below a mapped folder, or add a path_map "
+                "entry for it")
+        except ConfigError as exc:  # whole, as run says it: the paths are the point
+            print(f"error: {exc}", file=stderr)
+            return EXIT_FAILURE
     # Permissions are all the check can read (root may write in /proc, a read-only mount
     # grants them too): a folder the system refuses to make stops us here as well, named,
     # instead of a daemon (or a cron run) that watches nothing and exits 0.

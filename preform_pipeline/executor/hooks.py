@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from preform_pipeline.recipes.model import Recipe
 
 __all__ = [
+    "PRINT_HELD",
     "PRINT_WAITING",
     "VERIFY_PENDING",
     "VERIFY_SKIPPED_DRY_RUN",
@@ -37,6 +38,9 @@ __all__ = [
 VERIFY_PENDING: Final = "pending"
 #: ``before_send``'s answer when the build was handed to dispatch: it waits for a free printer.
 PRINT_WAITING: Final = "waiting for a free printer"
+#: ``before_send``'s answer when the build was held for an operator's approval (the hot
+#: folder, ``print: {approval: required}``): dispatch sends it only once it is approved.
+PRINT_HELD: Final = "held for approval"
 #: ``verify`` when no Web API credentials are configured: nothing can be verified.
 VERIFY_SKIPPED_NO_CREDENTIALS: Final = "skipped (no Web API credentials)"
 #: ``verify`` of a dry run: nothing was printed.
@@ -79,7 +83,8 @@ class BuildPrintHooks(Protocol):
         is under way, held by ``holder`` (the server the request goes to). Returns None to
         send, or the job id of a print that already exists (an earlier, interrupted send that
         was found): then nothing is sent; or :data:`PRINT_WAITING`: the build (saved as
-        ``form_path``) waits in the job store for a free printer and dispatch sends it."""
+        ``form_path``) waits in the job store for a free printer and dispatch sends it; or
+        :data:`PRINT_HELD`: it waits for an operator's approval first."""
         ...
 
     def sent(self, job_id: str | None, printer: str) -> None:

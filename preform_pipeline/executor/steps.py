@@ -71,6 +71,7 @@ from preform_pipeline.errors import (
     PermanentApiError,
 )
 from preform_pipeline.executor.hooks import (
+    PRINT_HELD,
     PRINT_WAITING,
     VERIFY_PENDING,
     VERIFY_SKIPPED_DRY_RUN,
@@ -1064,6 +1065,13 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
                                       f"({printer}); sent from its saved .form when one is "
                                       "free (by watch, or by the next run)")
             log.info("print_waiting", printer=printer, job_name=job_name)
+            return
+        if found == PRINT_HELD:  # not a printer but a person is what it waits for first
+            ctx.facts.warnings.append(
+                f"held in the job store for an operator's approval (on the dashboard, or "
+                f"`jobs approve {hooks.job_key}`); once approved it waits for a free printer "
+                f"({printer}) and is sent from its saved .form")
+            log.info("print_held", printer=printer, job_name=job_name)
             return
         if found is not None:  # an earlier, interrupted send did reach the printer
             ctx.facts.job_id = found

@@ -15,6 +15,7 @@ from preform_pipeline.servers.pool import (
     ServerPool,
     ServerState,
     ServerStatus,
+    refuse_unreached,
 )
 from preform_pipeline.servers.process import ServerProcess, server_command
 
@@ -29,5 +30,6 @@ __all__ = [
     "ServerState",
     "ServerStatus",
     "check_health",
+    "refuse_unreached",
     "server_command",
 ]

@@ -65,6 +65,20 @@ class PathMapper:
     def identity(self) -> bool:
         return not self.mappings
 
+    @property
+    def mapped_folders(self) -> str:
+        """The local folders this server reaches, for messages (``/mnt/share, /srv/x``)."""
+        return ", ".join(str(m.local) for m in self.mappings)
+
+    @property
+    def who(self) -> str:
+        return f"server {self.server}" if self.server else "this server"
+
+    def reaches(self, path: str | PurePath) -> bool:
+        """True when the server can be sent ``path``: no map, or a mapped folder holds it."""
+        local = _absolute(path if isinstance(path, PurePath) else Path(path))
+        return self.identity or self._best(local) is not None
+
     def to_server(self, path: str | PurePath) -> str:
         """The absolute path string the server must be sent for local ``path``.
 
@@ -73,6 +87,18 @@ class PathMapper:
         local = _absolute(path if isinstance(path, PurePath) else Path(path))
         if self.identity:
             return str(local)
+        best = self._best(local)
+        if best is None:
+            raise ConfigError(
+                f"{local}: not inside any folder mapped for {self.who} ({self.mapped_folders})",
+                hint="move the file under a mapped folder, or add a path_map entry for its "
+                "folder in the settings",
+            )
+        mapping, parts = best
+        return _join(mapping.remote, parts)
+
+    def _best(self, local: PurePath) -> tuple[PathMapping, tuple[str, ...]] | None:
+        """The mapping whose local folder holds ``local`` most closely, and the rest of it."""
         best: tuple[PathMapping, tuple[str, ...]] | None = None
         for mapping in self.mappings:
             try:
@@ -81,13 +107,4 @@ class PathMapper:
                 continue
             if best is None or len(mapping.local.parts) > len(best[0].local.parts):
                 best = (mapping, relative.parts)
-        if best is None:
-            folders = ", ".join(str(m.local) for m in self.mappings)
-            who = f"server {self.server}" if self.server else "this server"
-            raise ConfigError(
-                f"{local}: not inside any folder mapped for {who} ({folders})",
-                hint="move the file under a mapped folder, or add a path_map entry for its "
-                "folder in the settings",
-            )
-        mapping, parts = best
-        return _join(mapping.remote, parts)
+        return best

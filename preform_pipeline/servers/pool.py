@@ -90,6 +90,7 @@ __all__ = [
     "ServerState",
     "ServerStatus",
     "local_server_names",
+    "refuse_unreached",
 ]
 
 #: While a restart is pending or idle servers get health checks, the supervisor wakes this
@@ -269,6 +270,38 @@ def local_server_names(count: int) -> list[str]:
     return [f"server-{i + 1}" for i in range(count)]
 
 
+def _servers_of(
+    settings: PoolSettings, local_count: int
+) -> list[tuple[PathMapper, RemoteServer | None]]:
+    """Each server of a pool, named as the pool names it (its mapper carries the name): the
+    ``local_count`` local ones, then the remotes."""
+    cfg = settings.servers
+    servers: list[tuple[PathMapper, RemoteServer | None]] = [
+        (PathMapper(cfg.path_map, name), None) for name in local_server_names(local_count)
+    ]
+    taken = {mapper.server for mapper, _ in servers}
+    for remote in settings.remotes:
+        name = _remote_name(remote, taken)
+        taken.add(name)
+        servers.append((PathMapper(remote.path_map, name), remote))
+    return servers
+
+
+def refuse_unreached(settings: PoolSettings, folder: Path, *, what: str, hint: str) -> None:
+    """Raise :class:`ConfigError` when a server's path map does not reach ``folder``, a
+    folder the servers save into (a run's output folder). Checked before anything starts or
+    is recorded: otherwise every build fails on its first save, naming a checkpoint file
+    inside it that the user never chose, with advice to move that file."""
+    for mapper, _ in _servers_of(settings, min(settings.local_count, 1)):
+        if not mapper.reaches(folder):
+            raise ConfigError(
+                f"the {what} {folder} is not inside any folder mapped for {mapper.who} "
+                f"({mapper.mapped_folders}): the server saves the .form files, screenshots "
+                "and checkpoints there",
+                hint=hint,
+            )
+
+
 class ServerPool:
     """Local PreFormServers (or the simulator) and remote endpoints, leased one build at a time.
 
@@ -332,14 +365,9 @@ class ServerPool:
             # Right-sized: no more local servers than the run has builds for.
             local_count = min(local_count, max(1, count))
         self._slots: list[_Slot] = [
-            _Slot(name, PathMapper(cfg.path_map, name), None)
-            for name in local_server_names(local_count)
+            _Slot(mapper.server, mapper, remote)
+            for mapper, remote in _servers_of(settings, local_count)
         ]
-        taken = {s.name for s in self._slots}
-        for remote in settings.remotes:
-            name = _remote_name(remote, taken)
-            taken.add(name)
-            self._slots.append(_Slot(name, PathMapper(remote.path_map, name), remote))
         if not self._slots:
             raise ConfigError(
                 "no servers: servers.count is 0 and no remote servers are configured",

@@ -56,7 +56,7 @@ from preform_pipeline.errors import (
     PrintLookupError,
     StoreError,
 )
-from preform_pipeline.executor.hooks import PRINT_WAITING, VERIFY_PENDING
+from preform_pipeline.executor.hooks import PRINT_HELD, PRINT_WAITING, VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
@@ -810,7 +810,7 @@ class BuildTracker:
         if self._approval:
             hold_for_approval(store, build.id, target.to_json(), job_name=job_name,
                               priority=priority, describe=target.describe())
-            return PRINT_WAITING
+            return PRINT_HELD
         owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
                                priority=priority, describe=target.describe())
         if self.tracking.on_wait is not None:

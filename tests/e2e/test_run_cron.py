@@ -81,6 +81,10 @@ class TestRepeatedRuns:
         assert not any(line.endswith(" 0 builds, output in") or ": 0 builds, output in " in line
                        for line in lines)
         assert lines[-1].startswith("exit 0: ")
+        # The report's verdict is the exit status's (session 35: every night with nothing
+        # due wrote "ok": false beside exit 0, for a script that reads the report).
+        assert second.report["run_id"] != first.report["run_id"]
+        assert (first.report["ok"], second.report["ok"]) == (True, True)
 
         each = run_cli(tmp_path, [*argv, "-v"])
         assert each.returncode == 0, each.stderr[-3000:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import sys
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pytest
@@ -119,6 +121,68 @@ class TestCommandLine:
         code, _, err = self._run("install", str(bad), "--dry-run")
         assert code == 1 and "error:" in err
         assert "Traceback" not in err
+
+
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None,
+                    reason="systemctl is not installed here")
+class TestAUserManagerThisSessionCannotReach:
+    """Under `su` (no login session: no XDG_RUNTIME_DIR) the real `systemctl --user` cannot
+    reach the user's manager: the install says why and what to run, and stops there."""
+
+    def test_the_install_stops_at_the_first_refusal_and_says_what_helps(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        home, runtime = tmp_path / "home", tmp_path / "run"
+        runtime.mkdir()  # a runtime folder with no manager's socket in it: as under `su`
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        name = "preform-pipeline-unreached-test"
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
+                        "--name", name], out, err)
+
+        assert code == 1
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        assert f"wrote {unit}" in out.getvalue().splitlines()
+        lines = err.getvalue().splitlines()
+        assert lines[0].startswith("Failed to connect to bus")  # systemctl's own words
+        assert lines[1:] == [
+            "systemctl --user daemon-reload exited 1",
+            "not done: this session reaches no systemd user manager: `systemctl --user` "
+            "needs the user's own login session (its XDG_RUNTIME_DIR), which `su` and "
+            "`sudo -u` do not open. From a session that reaches it (log in as that user "
+            "over ssh or at the console), run this command again, or: `systemctl --user "
+            f"daemon-reload`; `systemctl --user enable --now {name}.service`",
+        ]
+        # enable was not tried (it would have linked the unit into default.target.wants).
+        assert not (unit.parent / "default.target.wants").exists()
+
+    def test_an_uninstall_it_cannot_finish_removes_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        home, runtime = tmp_path / "home", tmp_path / "run"
+        runtime.mkdir()
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+        name = "preform-pipeline-unreached-test"
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\n", encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
+                        "user", "--yes", "--name", name], out, err)
+
+        assert code == 1
+        assert unit.exists()  # the service may still be registered: its definition stays
+        assert "removed" not in out.getvalue()
+        assert err.getvalue().splitlines()[-1].endswith(
+            f"run this command again, or: `systemctl --user disable --now {name}.service`")
 
 
 class TestStatusNeedsNoSettings:

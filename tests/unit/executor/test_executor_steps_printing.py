@@ -142,6 +142,36 @@ class TestPrinterLists:
         assert build.form_path is not None and Path(build.form_path).suffix == ".form"
 
 
+class TestHeldForApproval:
+    """A build held for an operator's approval (the hot folder's ``approval: required``) says
+    that a person must approve it first, not that it waits for a free printer (session 35:
+    its report and the dashboard said "waiting in the job store for a free printer ... or by
+    the next run" while it waited for an approval no run gives)."""
+
+    #: What approval needs before the print: the .form it is sent from, the picture it is
+    #: judged by.
+    HELD = ("  - save_form\n  - screenshot\n  - print:\n      printer: Form4-CapableClam\n"
+            "      approval: required\n")
+
+    def test_its_warning_and_event_name_the_approval(
+        self, tmp_path: Path, farm: SimFarm, store: SqliteJobStore
+    ) -> None:
+        ours = _prepared_build(store)
+        outcome, logs = _run(tmp_path, farm, self.HELD, print_tracking=PrintTracking(
+            store=store, dispatch=True, build_ids={"unit-001": ours}))
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert farm.jobs() == []
+        build = store.get_build(ours)
+        assert build.state is JobState.AWAITING_APPROVAL
+        assert outcome.warnings == (
+            "held in the job store for an operator's approval (on the dashboard, or `jobs "
+            f"approve {build.job_key}`); once approved it waits for a free printer "
+            "(Form4-CapableClam) and is sent from its saved .form",
+        )
+        assert [e["printer"] for e in iter_events(logs, "print_held")] == ["Form4-CapableClam"]
+        assert list(iter_events(logs, "print_waiting")) == []
+
+
 def _prepared_build(store: SqliteJobStore) -> int:
     """A build of one job, prepared in the store (what the hot folder records before the
     executor runs it)."""

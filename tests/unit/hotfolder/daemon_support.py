@@ -31,7 +31,7 @@ from preform_pipeline.executor import (
     RunResult,
     split_build,
 )
-from preform_pipeline.executor.hooks import PRINT_WAITING
+from preform_pipeline.executor.hooks import PRINT_HELD, PRINT_WAITING
 from preform_pipeline.executor.ledger import RunLedger
 from preform_pipeline.executor.runner import build_values, run_values
 from preform_pipeline.executor.steps import shared_values
@@ -254,7 +254,7 @@ class RunnerSavingForms(ScriptedRunner):
             lease.release()
         job_name = hooks.job_name(render_template(str(step.options["job_name"]), values))
         found = hooks.before_send(job_name, printer, form_path=form)
-        if found == PRINT_WAITING:
+        if found in (PRINT_WAITING, PRINT_HELD):
             return None  # as the print step: the build succeeded, its print waits
         if found is not None:
             return found

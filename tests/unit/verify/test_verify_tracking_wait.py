@@ -17,7 +17,7 @@ from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.errors import PipelineError, PrinterSelectionError
-from preform_pipeline.executor.hooks import PRINT_WAITING
+from preform_pipeline.executor.hooks import PRINT_HELD, PRINT_WAITING
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.model import SceneSpec
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, sample_printer
@@ -347,7 +347,7 @@ class TestApproval:
         recipe = _recipe(tmp_path, self.HELD, before="  - save_form\n  - screenshot\n")
         printer = tracker.resolve_printer("Form4-A, Form4-B", recipe, LOCAL)
         assert printer == "Form4-A, Form4-B"  # dispatch chooses once it is approved
-        assert tracker.before_send("n", printer, form_path=tmp_path / "b.form") == PRINT_WAITING
+        assert tracker.before_send("n", printer, form_path=tmp_path / "b.form") == PRINT_HELD
         build = wait_store.get_build(build_id)
         assert (build.state, build.priority, build.job_name) == (
             JobState.AWAITING_APPROVAL, 2, "n")
