@@ -33,7 +33,7 @@ from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import default_store_path
-from preform_pipeline.wording import visible
+from preform_pipeline.wording import visible_lines
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -146,15 +146,9 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         return _report_crash(exc, argv, stderr)
 
 
-def _visible_lines(text: str) -> str:
-    """``text`` with its line breaks (``\\n`` only) kept and every other hidden character
-    escaped: a carriage return in a path would otherwise draw over its own line."""
-    return "\n".join(visible(line) for line in text.split("\n"))
-
-
 class _VisibleLines(io.TextIOBase):
-    """The commands' stderr: each hidden character a line carries written as its escape
-    (:func:`visible`), line breaks kept. Errors and warnings there quote paths typed on the
+    """The commands' stderr: each hidden character a line carries written as its escape,
+    line breaks kept (:func:`visible_lines`). Errors and warnings there quote paths typed on the
     command line and names from files (``error: models/x<ESC>[2J.stl: no such file``): done
     here, where every such line reaches the console, rather than at each ``print``."""
 
@@ -171,7 +165,7 @@ class _VisibleLines(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        self._stream.write(_visible_lines(text))
+        self._stream.write(visible_lines(text))
         return len(text)
 
     def flush(self) -> None:
@@ -206,7 +200,7 @@ def _report_known(exc: PipelineError, stderr: TextIO) -> int:
         with contextlib.suppress(PipelineError, OSError):
             exc = position_settings_error(exc)
     # Escaped before it is cut: shortening splits at any line break, a typed path's \r too.
-    text = _visible_lines(str(exc))
+    text = visible_lines(str(exc))
     short = shorten(text)
     if short != text:
         with contextlib.suppress(OSError):

@@ -44,7 +44,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
-from preform_pipeline.wording import counted, millimetres, visible
+from preform_pipeline.wording import counted, millimetres, visible, visible_lines
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -263,8 +263,7 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         console.print(table)
         if build.powder is not None:
             console.print(_powder_text(build.powder), markup=False, highlight=False)
-        console.print("\n".join(visible(line) for line in _step_lines(build)), markup=False,
-                      highlight=False)
+        console.print(visible_lines(build.graph.to_text()), markup=False, highlight=False)
     for warning in plan.warnings:
         console.print(f"warning: {visible(warning)}", markup=False)
     if plan.rejected:
