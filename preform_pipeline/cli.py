@@ -122,11 +122,15 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     naming a crash report that holds the traceback; a closed output pipe (``| head``) ends
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
+    stderr = _VisibleLines.over(stderr)
     try:
-        args, command = parse_args(argv)
+        # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,
+        # which echo what was typed: an unknown option holding ESC[2J cleared the terminal):
+        # pointed at this call's streams, its errors pass through the same escapes as ours.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args, command = parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    stderr = _VisibleLines.over(stderr)
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
     # default would print them on stdout, mixed into JSON output meant for tools.
     configure_logging(level=DEFAULT_CONSOLE_LOG_LEVEL, console=stderr)

@@ -137,6 +137,39 @@ class TestPlan:
         assert not _obeyed(done.stdout + done.stderr), done.stdout
 
 
+class TestUsageErrors:
+    """argparse's refusals echo what was typed: through the same escapes, exit 2 kept."""
+
+    def test_an_unknown_option_in_a_process(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "jobs", f"--{HOSTILE}")
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert done.stderr.startswith("usage: preform-pipeline jobs [-h]"), done.stderr
+        assert done.stderr.endswith(
+            f"preform-pipeline jobs: error: unrecognized arguments: --{SHOWN}\n")
+        assert not _obeyed(done.stderr), done.stderr
+
+    def test_they_are_written_to_the_streams_given(self) -> None:
+        # An ambiguous prefix, an unknown command: each said on the stream cli.run was given
+        # (argparse writes to sys.stderr itself), escaped, with the usage line.
+        for argv, said in (
+            (["jobs", f"--st{HOSTILE}"], f"unrecognized arguments: --st{SHOWN}"),
+            ([f"jo{HOSTILE}"], f"invalid choice: 'jo{SHOWN}'"),
+        ):
+            out, err = io.StringIO(), io.StringIO()
+            assert cli.run(argv, out, err) == 2
+            assert out.getvalue() == ""
+            assert err.getvalue().startswith("usage: preform-pipeline"), err.getvalue()
+            assert said in err.getvalue(), err.getvalue()
+            assert not _obeyed(err.getvalue()), err.getvalue()
+
+    def test_help_is_written_to_the_stdout_given(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        assert cli.run(["jobs", "--help"], out, err) == 0
+        assert out.getvalue().startswith("usage: preform-pipeline jobs [-h]")
+        assert err.getvalue() == ""
+
+
 class TestRun:
     """``run``'s own lines and its progress lines name folders and builds as escapes."""
 
