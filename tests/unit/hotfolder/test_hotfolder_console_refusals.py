@@ -13,6 +13,7 @@ of its own run) and reads the console and the structured events.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from daemon_support import Script, drop, make_daemon, processing_job, run_daemon_once
@@ -170,3 +171,20 @@ class TestABatchWhoseRecipeIsGone:
         assert [(e["recipe"], e["jobs"]) for e in logs
                 if e["event"] == "batch_recipe_gone"] == [("gone", 1)]
         assert store.get_job(job_id).state is JobState.FAILED
+
+
+class TestAModelTooLargeForThePlatform:
+    """A rejected model read whole is said with its size, as ``run`` says it."""
+
+    def test_its_line_gives_its_size(self, tmp_path: Path, store: SqliteJobStore) -> None:
+        drop(tmp_path, "big.stl", tetra_stl_bytes(1, size_mm=400.0))
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path))
+        console = _console(daemon)
+        run_daemon_once(daemon)
+        heading, line = console.getvalue().splitlines()
+        assert heading == "rejected 1 model:"
+        assert re.fullmatch(
+            rf"  {re.escape(str(tmp_path / 'inbox' / 'failed' / 'big.stl'))} \(400\.0 x \d+\.\d x "
+            r"\d+\.\d mm\): .+; check the file \(open it in PreForm\); fix or re-export it and "
+            r"drop it again", line), line
