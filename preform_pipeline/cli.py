@@ -33,7 +33,7 @@ from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import default_store_path
-from preform_pipeline.wording import visible
+from preform_pipeline.wording import visible_lines
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -122,11 +122,15 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     naming a crash report that holds the traceback; a closed output pipe (``| head``) ends
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
+    stderr = _VisibleLines.over(stderr)
     try:
-        args, command = parse_args(argv)
+        # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,
+        # which echo what was typed: an unknown option holding ESC[2J cleared the terminal):
+        # pointed at this call's streams, its errors pass through the same escapes as ours.
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args, command = parse_args(argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    stderr = _VisibleLines.over(stderr)
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
     # default would print them on stdout, mixed into JSON output meant for tools.
     configure_logging(level=DEFAULT_CONSOLE_LOG_LEVEL, console=stderr)
@@ -146,15 +150,9 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         return _report_crash(exc, argv, stderr)
 
 
-def _visible_lines(text: str) -> str:
-    """``text`` with its line breaks (``\\n`` only) kept and every other hidden character
-    escaped: a carriage return in a path would otherwise draw over its own line."""
-    return "\n".join(visible(line) for line in text.split("\n"))
-
-
 class _VisibleLines(io.TextIOBase):
-    """The commands' stderr: each hidden character a line carries written as its escape
-    (:func:`visible`), line breaks kept. Errors and warnings there quote paths typed on the
+    """The commands' stderr: each hidden character a line carries written as its escape,
+    line breaks kept (:func:`visible_lines`). Errors and warnings there quote paths typed on the
     command line and names from files (``error: models/x<ESC>[2J.stl: no such file``): done
     here, where every such line reaches the console, rather than at each ``print``."""
 
@@ -171,7 +169,7 @@ class _VisibleLines(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        self._stream.write(_visible_lines(text))
+        self._stream.write(visible_lines(text))
         return len(text)
 
     def flush(self) -> None:
@@ -206,7 +204,7 @@ def _report_known(exc: PipelineError, stderr: TextIO) -> int:
         with contextlib.suppress(PipelineError, OSError):
             exc = position_settings_error(exc)
     # Escaped before it is cut: shortening splits at any line break, a typed path's \r too.
-    text = _visible_lines(str(exc))
+    text = visible_lines(str(exc))
     short = shorten(text)
     if short != text:
         with contextlib.suppress(OSError):

@@ -2,8 +2,10 @@
 the one way a message quotes a value someone else sent, cut short (:func:`quoted`); and the
 one way a name someone else chose is shown with its hidden characters written out
 (:func:`visible`: the dashboard's pages, the screenshot's legend, the console's log lines, the
-hot folder's notes, ``jobs``, ``plan`` and ``run``); and the one way a model's size in
-millimetres is written (:func:`millimetres`).
+hot folder's notes, ``jobs``, ``plan`` and ``run``), or, in text of several lines, with its
+line breaks kept (:func:`visible_lines`: the commands' stderr, ``plan``'s steps, what the
+commands print on stdout); and the one way a model's size in millimetres is written
+(:func:`millimetres`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -15,7 +17,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["counted", "millimetres", "noun", "quoted", "visible"]
+__all__ = ["counted", "millimetres", "noun", "quoted", "visible", "visible_lines"]
 
 #: From this many millimetres (a kilometre, absurd for a printer: a model in the wrong units or
 #: a damaged file) a size is written as 1.0e+38, not as its 39 digits.
@@ -71,6 +73,14 @@ def visible(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
+
+
+def visible_lines(text: str) -> str:
+    """``text`` with its line breaks (``\\n`` only) kept and every other hidden character
+    written as :func:`visible` writes it: a carriage return in a path would otherwise draw
+    over its own line. Split at ``\\n`` alone, as ``splitlines`` would also split at the
+    separators a name may hold (``\\x1c``, ``\\x85``) and so keep them raw."""
+    return "\n".join(visible(line) for line in text.split("\n"))
 
 
 def millimetres(size: Iterable[float]) -> str:

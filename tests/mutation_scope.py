@@ -232,6 +232,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_reasons_as_dropped.py",
         # s29: a run the store stopped leaves no printer claimed
         "tests/unit/hotfolder/test_hotfolder_claims_released.py",
+        # s35: every file that goes nowhere said on the console (_fail_said)
+        "tests/unit/hotfolder/test_hotfolder_console_refusals.py",
     ),
     # The pool's local servers: one simulator shared by the module, not the integration tests.
     "preform_pipeline/servers/pool.py": (

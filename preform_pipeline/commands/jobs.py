@@ -595,8 +595,9 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
         if args.format == "json":
             _dump({"store": describe_store(path), "jobs": []}, out)
         else:
-            print(f"no jobs (no job store at {path} yet"
-                  f"{rehearsal_aside(path)})", file=out)
+            # The path as typed (--store) may hold a terminal's escape sequences.
+            print(visible(f"no jobs (no job store at {path} yet"
+                          f"{rehearsal_aside(path)})"), file=out)
         return EXIT_OK
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)

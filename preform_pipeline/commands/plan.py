@@ -44,7 +44,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
-from preform_pipeline.wording import counted, millimetres, visible
+from preform_pipeline.wording import counted, millimetres, visible, visible_lines
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
@@ -201,11 +201,10 @@ def _write_text(plan: Plan, out: TextIO) -> None:
     def say(line: str = "") -> None:
         # Every line shown as escapes where it holds hidden characters: a model's path, its
         # case, a build's name, a warning or a reason may hold a terminal's escape sequences.
-        print(visible(line), file=out)
+        print(visible_lines(line), file=out)
 
     what = _what(plan)
-    for line in _summary(plan).split("\n"):
-        say(line)
+    say(_summary(plan))
     for build in plan.builds:
         say()
         say(f"build {build.index}: {build.name}: {counted(len(build.models), 'model')}, fill "
@@ -238,12 +237,15 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out)
+    # No markup: a name holding "[b]" is shown as it is, not read as a style.
+    console = Console(file=out, markup=False)
     what = _what(plan)
-    console.print(_summary(plan), highlight=False, markup=False)
+    # The recipe's name and file, a build's name, a model's path, a case, a warning, a
+    # reason: each may hold a terminal's escape sequences, so each is shown as escapes.
+    console.print(visible_lines(_summary(plan)), highlight=False, markup=False)
     for build in plan.builds:
         table = Table(
-            title=(
+            title=visible(
                 f"build {build.index}: {build.name} - fill {build.fill_ratio:.0%}, "
                 f"estimated {what} {build.estimated_volume_ml:.1f} ml"
             ),
@@ -263,8 +265,7 @@ def _write_rich(plan: Plan, out: TextIO) -> None:
         console.print(table)
         if build.powder is not None:
             console.print(_powder_text(build.powder), markup=False, highlight=False)
-        console.print("\n".join(visible(line) for line in _step_lines(build)), markup=False,
-                      highlight=False)
+        console.print(visible_lines(build.graph.to_text()), markup=False, highlight=False)
     for warning in plan.warnings:
         console.print(f"warning: {visible(warning)}", markup=False)
     if plan.rejected:
@@ -285,8 +286,9 @@ def _write_mermaid(plan: Plan, out: TextIO, err: TextIO) -> None:
         if number:
             print(file=out)
         models = counted(len(build.models), "model")
-        print(f"%% build {build.index}: {build.name} ({models})", file=out)
-        print(build.graph.to_mermaid(), file=out)
+        # A build's name and the steps' files may hold a terminal's escape sequences.
+        print(visible(f"%% build {build.index}: {build.name} ({models})"), file=out)
+        print(visible_lines(build.graph.to_mermaid()), file=out)
     # Mermaid output stays parseable: warnings and rejections go to stderr.
     for warning in plan.warnings:
         print(f"warning: {warning}", file=err)

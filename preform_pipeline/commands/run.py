@@ -594,8 +594,8 @@ def _run_recorded(
         if plan is None:
             return EXIT_FAILURE
         # An empty folder from cron is not an error.
-        print(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
-              f"{', '.join(str(p) for p in args.models)}", file=stdout)
+        print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
+                      f"{', '.join(str(p) for p in args.models)}"), file=stdout)
         return EXIT_OK
     if ledger is not None:
         ledger.record(plan)
@@ -645,7 +645,7 @@ def _run_recorded(
     if prepares:  # otherwise the progress says "nothing to prepare", and the end the output
         # The count is the reporter's to say (its run line, or the overall bar): said here
         # too, a run's first two lines both counted its builds.
-        print(f"run {run_id}: output in {root}", file=stdout, flush=True)
+        print(visible(f"run {run_id}: output in {root}"), file=stdout, flush=True)
     if plan.builds:
         print(units_line(plan), file=stdout)
     reporter = make_reporter(stdout, quiet=args.quiet)

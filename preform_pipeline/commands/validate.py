@@ -45,7 +45,7 @@ from preform_pipeline.recipes.validate import (
     catalogue_from_server,
     validate_recipe,
 )
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "format_text", "run"]
 
@@ -94,13 +94,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_text(report: ValidationReport, *, against: str | None = None) -> list[str]:
     """The problem lines and the summary line of one report; ``against`` names the catalogue
-    in place of the report's own source (whose reason the caller said once already)."""
+    in place of the report's own source (whose reason the caller said once already).
+
+    Each line shown :func:`visible`: a file's name, and a value a problem quotes from it, may
+    hold a terminal's escape sequences (a line break in one is shown as ``\\n``, so each
+    problem stays one line for the tools that read them so)."""
     lines = [str(problem) for problem in report.problems]
     count = len(report.problems)
     verdict = "OK" if report.valid else counted(count, "problem")
     source = report.catalogue_source if against is None else against
     lines.append(f"{report.file}: {verdict} (checked against {source})")
-    return lines
+    return [visible(line) for line in lines]
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

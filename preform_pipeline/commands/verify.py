@@ -65,7 +65,7 @@ from preform_pipeline.store.opening import describe_store, is_shared_store, open
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -244,7 +244,8 @@ def _nothing(
         empty = {"store": describe_store(path), "builds": [], "interrupted_sends": []}
         print(json.dumps(empty, indent=2), file=stdout)
     else:
-        print(text, file=stdout)
+        # The store's path as typed (--store) may hold a terminal's escape sequences.
+        print(visible(text), file=stdout)
 
 
 def format_report(report: VerifyReport) -> list[str]:

@@ -68,7 +68,7 @@ from preform_pipeline.store.opening import is_shared_store, open_store
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible, visible_lines
 
 __all__ = [
     "EXIT_FAILURE",
@@ -284,20 +284,22 @@ def _run_locked(
         except PipelineError as exc:
             print(f"error: {exc}", file=stderr)
             return EXIT_FAILURE
-        daemon.notice = lambda line: print(line, file=stdout, flush=True)
+        # Notices, the inboxes and the output folders name folders and files of the settings
+        # and of the inbox: each shown as escapes.
+        daemon.notice = lambda line: print(visible_lines(line), file=stdout, flush=True)
         if settings.simulated:
             print(SIMULATED_LINE, file=stdout, flush=True)
         for warning in queue_login_warnings(daemon.recipes.values(), settings):
             print(f"warning: {warning}", file=stderr, flush=True)
         inboxes = ", ".join(str(i.path) for i in settings.hotfolders.inboxes)
-        print(f"watching {inboxes}" + (" (once)" if args.once else ""), file=stdout,
+        print(visible(f"watching {inboxes}" + (" (once)" if args.once else "")), file=stdout,
               flush=True)
         # Where the results go: a recipe's relative outputs.root is beside the recipe, a
         # folder nobody looks in who points an inbox at a shipped recipe.
-        print(output_line(daemon.output_folders(),
-                          chosen=settings.hotfolders.output_root or settings.output_root,
-                          elsewhere="hotfolders.output_root in the settings"),
-              file=stdout, flush=True)
+        print(visible_lines(output_line(
+            daemon.output_folders(),
+            chosen=settings.hotfolders.output_root or settings.output_root,
+            elsewhere="hotfolders.output_root in the settings")), file=stdout, flush=True)
         _install_signals(daemon, stderr)
         if EARLY_STOP.received:
             # Asked to stop while starting: nothing was taken yet, so nothing is started.

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
-from preform_pipeline.wording import counted, millimetres, noun, visible
+from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -213,8 +213,10 @@ class PlainReporter:
         self._latest = ""  # the run a build of no known run counts in (the only one, mostly)
 
     def _say(self, line: str) -> None:
+        # A build's name, a reason, a server's answer may name a model file: every line is
+        # shown as escapes here, where each reaches the stream.
         with self._lock:
-            self._stream.write(line + "\n")
+            self._stream.write(visible_lines(line) + "\n")
             self._stream.flush()
 
     def run_started(
@@ -371,7 +373,9 @@ class RichReporter:
             status = f"{server}" + (f" attempt {attempt}" if attempt > 1 else "")
             task = self._tasks.get(build)
             if task is None:
-                self._tasks[build] = self._progress.add_task(build, total=steps, status=status)
+                # Its name may hold a terminal's escape sequences (a model's, by a template).
+                self._tasks[build] = self._progress.add_task(visible(build), total=steps,
+                                                             status=status)
             else:
                 self._progress.update(task, completed=0, total=steps, status=status)
 
@@ -402,7 +406,8 @@ class RichReporter:
         with self._lock:
             task = self._tasks.get(build)
             if task is not None:
-                self._progress.update(task, status=f"retrying {where}: {reason[:60]}")
+                self._progress.update(task,
+                                      status=visible(f"retrying {where}: {reason[:60]}"))
 
     def build_finished(self, outcome: BuildOutcome) -> None:
         with self._lock:
@@ -416,7 +421,8 @@ class RichReporter:
                 else:
                     self._progress.advance(self._overall)
             self._progress.console.print(
-                f"{outcome.name}: {_finished_text(outcome)}", markup=False, highlight=False
+                visible_lines(f"{outcome.name}: {_finished_text(outcome)}"), markup=False,
+                highlight=False,
             )
 
     def verify_waiting(self, outcome: PollStatus, pending: int) -> None:

@@ -369,9 +369,11 @@ class BatchWorker:
         if not live:
             return
         if recipe is None:
-            for job in live:
-                self.outcomes.fail_job(job, f"recipe {batch.recipe!r} is no longer configured",
-                               "add the recipe back to an inbox and retry the job")
+            log.warning("batch_recipe_gone", recipe=batch.recipe, jobs=len(live))
+            self.reporter.models_rejected([
+                self._fail_said(job, f"recipe {batch.recipe!r} is no longer configured",
+                                "add the recipe back to an inbox and retry the job")
+                for job in live])
             return
         by_target: dict[str | None, list[Job]] = {}
         for job in live:
@@ -432,6 +434,21 @@ class BatchWorker:
             except (StoreError, OSError) as again:
                 log.error("batch_crash_not_settled", job_id=job_id, error=str(again))
 
+    def _fail_said(self, job: Job, reason: str, todo: str, *,
+                   where: str = "preparing the batch",
+                   size_mm: tuple[float, float, float] | None = None) -> Rejection:
+        """Fail ``job`` before it is batched (its file to failed/, the note beside it) and
+        return the console's line for it: where the file is now, what failed, what helps.
+
+        Every job that goes nowhere passes here, so each such case is said on the console
+        (:meth:`Reporter.models_rejected`, with the rejected models) the same way: a batch
+        that could not be planned, or a case refused at the copy, said nothing on stdout."""
+        self.outcomes.fail_job(job, reason, todo, where=where)
+        # The reason as recorded names no processing/ folder; the path is said once.
+        shown = self.outcomes.as_dropped(reason.removeprefix(f"{job.source_path}: "), [job])
+        return Rejection(self.store.get_job(job.id).source_path, f"{shown}; {todo}",
+                         size_mm=size_mm)
+
     def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
         """The jobs whose sidecar target can be used; the others fail, each case alone."""
         known = self.known_printers
@@ -439,16 +456,18 @@ class BatchWorker:
             target, known, recipe.scene.machine_type)
         if problem is None:
             return jobs
+        said: list[Rejection] = []
         for job in jobs:
             log.warning("case_target_unknown", case_id=job.case_id, target=target,
                         reason=problem)
-            self.outcomes.fail_job(
+            said.append(self._fail_said(
                 job, case_step_message(job.case_id, job.original_name, "print",
                                        f"sidecar printer: {problem}"),
                 "correct the sidecar's `printer:` and drop the case again (its other cases "
                 "were not affected)",
                 where=f"checking case {job.case_id or job.original_name} before batching",
-            )
+            ))
+        self.reporter.models_rejected(said)
         return []
 
     def _run_jobs(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
@@ -460,13 +479,14 @@ class BatchWorker:
             return
         copied: list[Job] = []
         refused: dict[str, SourceCopyError] = {}  # by case: a case goes on whole or not
+        said: list[Rejection] = []
         for job in live:
             try:
                 copies.take(job)
             except SourceCopyError as exc:
                 log.warning("local_copy_failed", job_key=job.job_key, reason=exc.message)
-                self.outcomes.fail_job(job, exc.message, exc.hint,
-                                       where="copying the file to this node")
+                said.append(self._fail_said(job, exc.message, exc.hint,
+                                            where="copying the file to this node"))
                 if job.case_id is not None:
                     refused.setdefault(job.case_id, exc)
                 continue
@@ -475,10 +495,11 @@ class BatchWorker:
             copied.remove(job)
             copies.release([job])
             first = refused[str(job.case_id)]
-            self.outcomes.fail_job(
+            said.append(self._fail_said(
                 job, case_step_message(job.case_id, job.original_name, "copy",
                                        f"another file of the case: {first.message}"),
-                first.hint, where="copying the case's files to this node")
+                first.hint, where="copying the case's files to this node"))
+        self.reporter.models_rejected(said)
         try:
             if copied:
                 self._run_live(batch, recipe, copied)
@@ -510,21 +531,20 @@ class BatchWorker:
         try:
             plan = plan_builds(recipe, models, rejected=rejected, servers=self.servers)
         except PipelineError as exc:
-            for job in live:
-                self.outcomes.fail_job(job, f"planning failed: {exc}",
-                               "fix the recipe or send fewer models at once, then retry")
+            log.warning("batch_unplannable", recipe=recipe.name, jobs=len(live),
+                        error=str(exc))
+            self.reporter.models_rejected([
+                self._fail_said(job, f"planning failed: {exc}",
+                                "fix the recipe or send fewer models at once, then retry")
+                for job in live])
             return
-        said: list[Rejection] = []
-        for rejection in plan.rejected:
-            rejected_job = by_path.get(rejection.path)
-            if rejected_job is not None:
-                self.outcomes.fail_job(rejected_job, rejection.reason,
-                               "check the file (open it in PreForm); fix or re-export it and "
-                               "drop it again", where="reading and planning the model")
-                # Named where it is now (failed/, its note beside it), not processing/.
-                said.append(replace(
-                    rejection, path=store.get_job(rejected_job.id).source_path,
-                    reason=rejection.reason.removeprefix(f"{rejection.path}: ")))
+        said = [
+            self._fail_said(by_path[rejection.path], rejection.reason,
+                            "check the file (open it in PreForm); fix or re-export it and drop "
+                            "it again", where="reading and planning the model",
+                            size_mm=rejection.size_mm)
+            for rejection in plan.rejected if rejection.path in by_path
+        ]
         # The console's line for them: a batch whose every model was rejected said nothing
         # on stdout (its run line never comes), only a log warning on stderr and failed/.
         self.reporter.models_rejected(said)
@@ -682,6 +702,7 @@ class BatchWorker:
             cases.setdefault(job.case_id or f"job:{job.id}", []).append(model)
         run = run_values(recipe, local_time(self.clock))
         failed: set[Path] = set()
+        said: list[Rejection] = []
         for case, members in cases.items():
             problems = case_problems(recipe, members, run)
             if not problems:
@@ -692,13 +713,14 @@ class BatchWorker:
                         step=first.step, reason=first.reason, jobs=len(case_jobs))
             for job in case_jobs:
                 failed.add(job.source_path)
-                self.outcomes.fail_job(
+                said.append(self._fail_said(
                     job, first.message,
                     (first.hint + "; then " if first.hint else "")
                     + "drop the case again (its other cases were not affected)",
                     where=f"checking case {first.case_id or job.original_name} before "
                     "batching",
-                )
+                ))
+        self.reporter.models_rejected(said)
         return [m for m in models if m.path not in failed]
 
     def _model_fields(self, job: Job) -> dict[str, str]:

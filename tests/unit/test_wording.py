@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from preform_pipeline.wording import counted, noun, quoted, visible
+from preform_pipeline.wording import counted, noun, quoted, visible, visible_lines
 
 
 class TestCounted:
@@ -67,3 +67,18 @@ class TestVisible:
     def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
         # ESC and CSI start terminal commands; a name holding them is shown, not obeyed.
         assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in visible(text))
+
+
+class TestVisibleLines:
+    """Text of several lines keeps its line breaks; every other hidden character is escaped."""
+
+    def test_line_breaks_kept_and_the_rest_escaped(self) -> None:
+        assert visible_lines("a\x1b[2J\nb\r\n\u202ec\n") == "a\\x1b[2J\nb\\r\n\\u202ec\n"
+        # Only \n breaks a line: the separators splitlines() also breaks at are escaped.
+        assert visible_lines("x\x1cy\x85z\x0bw") == "x\\x1cy\\x85z\\x0bw"
+
+    @given(st.text())
+    def test_each_line_is_shown_as_visible_shows_it(self, text: str) -> None:
+        shown = visible_lines(text)
+        assert shown.split("\n") == [visible(line) for line in text.split("\n")]
+        assert not any((ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in shown)

@@ -93,9 +93,8 @@ class TestHintsNameTheStore:
 class TestTheHelp:
     """``jobs --help`` says the settings file may name a shared store too."""
 
-    def test_settings_are_read_for_store_url_or_store_path(
-        self, capsys: pytest.CaptureFixture[str]
-    ) -> None:
-        assert run(["jobs", "--help"], io.StringIO(), io.StringIO()) == 0
-        shown = " ".join(capsys.readouterr().out.split())
+    def test_settings_are_read_for_store_url_or_store_path(self) -> None:
+        out = io.StringIO()
+        assert run(["jobs", "--help"], out, io.StringIO()) == 0
+        shown = " ".join(out.getvalue().split())
         assert "--settings FILE settings YAML file (for store.url or store.path)" in shown

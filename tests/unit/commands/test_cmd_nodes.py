@@ -67,3 +67,25 @@ class TestNodesCommand:
         code, out, err = invoke(str(path))
         assert code == 1 and out == ""
         assert "store.url" in err
+
+
+class TestNamesWithTerminalEscapes:
+    """What a node registered is shown as escapes, each column measured as shown."""
+
+    def test_a_printer_so_named(self, pg_cluster: PgCluster, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+        url = pg_cluster.create_database("nodes_escaped")
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"store:\n  url: {url}\n", encoding="utf-8")
+        with PostgresJobStore(url) as store:
+            store.register_node(NodeInfo("pc-1", "prep\x1b[2J", "0.1.0",
+                                         printers=("Form4-\x1b]0;owned\x07\u202e",)))
+        code, out, err = invoke(str(settings))
+        assert (code, err) == (0, "")
+        header, row = out.splitlines()
+        assert row.split()[:2] == ["pc-1", "prep\\x1b[2J"]
+        assert "Form4-\\x1b]0;owned\\x07\\u202e" in row
+        assert not {"\x1b", "\x07", "\u202e"} & set(out), out
+        # MACHINES starts where its header does: the cells were measured as shown.
+        assert row.index(" -") + 1 == header.index("MACHINES"), out

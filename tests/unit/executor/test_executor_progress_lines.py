@@ -477,3 +477,39 @@ class TestRejectedModels:
         quiet = io.StringIO()
         make_reporter(quiet, quiet=True).models_rejected(self.REJECTED)
         assert quiet.getvalue() == ""
+
+
+class TestNamesWithTerminalEscapes:
+    """A build's name and a reason are drawn as escapes: on a bar, its status, its line."""
+
+    NAME = "C\x1b]0;owned\x07\x1b[2J\u202e-001"
+    SHOWN = "C\\x1b]0;owned\\x07\\x1b[2J\\u202e-001"
+
+    def test_the_bars_and_the_finished_line(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan(self.NAME, 1),), servers=1, simulated=False)
+            reporter.build_started(self.NAME, server="server-1", attempt=1, steps=4)
+            reporter.build_retry(self.NAME, attempt=2, reason=f"{self.NAME}: timed out")
+        assert _frame(terminal)[-1].startswith(
+            f"{self.SHOWN} ")  # the bar's name, then its status:
+        assert f"retrying on another server: {self.SHOWN}: timed out" in _frame(terminal)[-1]
+        finished = _Terminal()
+        with RichReporter(finished) as reporter:
+            reporter.run_started("run-1", (_plan(self.NAME, 1),), servers=1, simulated=False)
+            reporter.build_finished(_outcome(self.NAME, BuildStatus.FAILED,
+                                             reason=f"{self.NAME} \x9b1m failed"))
+        assert _printed(finished)[-1] == (
+            f"{self.SHOWN}: failed on server-1 in 1.2 s: {self.SHOWN} \\x9b1m failed")
+        drawn = terminal.getvalue() + finished.getvalue()
+        # rich's own codes start with ESC [ and a digit (or ESC [ ?): nothing else may.
+        assert not {"\x07", "\u202e", "\x9b"} & set(drawn)
+        assert "\x1b]" not in drawn and "\x1b[2J" not in drawn
+
+    def test_plain_lines(self) -> None:
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.build_started(self.NAME, server="server-1", attempt=1, steps=4)
+        reporter.build_retry(self.NAME, attempt=2, reason="line\nbreak kept")
+        assert _lines(stream) == [f"[{self.SHOWN}] started on server-1: 4 steps",
+                                  f"[{self.SHOWN}] retrying (attempt 2) on another server: line",
+                                  "break kept"]

@@ -316,5 +316,6 @@ class TestABatchOfRejectedModelsOnTheConsole:
             "rejected 1 model:\n"
             f"  {tmp_path / 'inbox' / 'failed' / 'bad.stl'}: line 2: malformed facet (expected "
             "'facet normal x y z', 'outer loop', three 'vertex x y z' lines, 'endloop', "
-            "'endfacet') (the ASCII STL is damaged; export it again, preferably as binary STL)\n")
+            "'endfacet') (the ASCII STL is damaged; export it again, preferably as binary STL); "
+            "check the file (open it in PreForm); fix or re-export it and drop it again\n")
         assert "good.stl" in names(tmp_path / "inbox" / "done")

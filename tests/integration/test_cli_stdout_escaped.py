@@ -1,0 +1,195 @@
+"""Names that reach stdout, and argparse's own usage errors, shown with their hidden characters
+written out (``wording.visible``), as stderr already shows them.
+
+A file or folder name can hold a terminal's escape sequences (ESC ``[2J`` clears the screen,
+ESC ``]0;...BEL`` retitles the window). Each test types such a name where a user would and
+reads what the command printed: real ``python -m preform_pipeline`` processes where only a
+process shows it (argparse writes to the process's own streams), the command line in the
+test's process for the rest (``tests/command_line.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline import cli
+from preform_pipeline.store import JobState, SqliteJobStore
+from tests.command_line import InProcess
+from tests.command_line import in_a_process as _cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
+MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
+
+#: A name that clears the screen and retitles the terminal, and one that reverses the text.
+HOSTILE = "r\x1b]0;owned\x07\x1b[2Jx\u202e"
+SHOWN = "r\\x1b]0;owned\\x07\\x1b[2Jx\\u202e"
+
+
+def _obeyed(text: str) -> set[str]:
+    """The characters of ``text`` a terminal would obey rather than show."""
+    return {"\x1b", "\x07", "\u202e"} & set(text)
+
+
+def _unnamed_recipe(folder: Path) -> Path:
+    """The shipped recipe without its ``name:``, in a file named :data:`HOSTILE`: the recipe's
+    name is then its file's, and so is every build's (``{recipe}-001``)."""
+    path = folder / f"{HOSTILE}.yaml"
+    text = RECIPE.read_text(encoding="utf-8")
+    path.write_text("".join(line for line in text.splitlines(keepends=True)
+                            if not line.startswith("name:")), encoding="utf-8")
+    return path
+
+
+class TestValidate:
+    """``validate``'s lines on stdout name the file as escapes."""
+
+    def test_a_problem_and_the_summary_line(self, tmp_path: Path, in_process: InProcess) -> None:
+        recipe = tmp_path / f"{HOSTILE}.yaml"
+        recipe.write_text(RECIPE.read_text(encoding="utf-8").replace(
+            "layer_thickness_mm: 0.1", "layer_thickness_mm: fine"), encoding="utf-8")
+        done = in_process(tmp_path, "validate", str(recipe))
+        assert done.returncode == 1
+        lines = done.stdout.splitlines()
+        assert len(lines) == 2, done.stdout
+        assert lines[0].startswith(f"{tmp_path}/{SHOWN}.yaml:") and "layer_thickness_mm" in lines[0]
+        assert lines[1].startswith(f"{tmp_path}/{SHOWN}.yaml: 1 problem (checked against ")
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestJobsWithoutAStore:
+    """``jobs``' answer for a store that is not there names the typed path as escapes."""
+
+    def test_the_no_job_store_line(self, tmp_path: Path) -> None:
+        store = tmp_path / f"{HOSTILE}.db"
+        done = _cli(tmp_path, "jobs", "--store", str(store))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"no jobs (no job store at {tmp_path}/{SHOWN}.db yet")
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+        assert not store.exists()  # asked, not made
+
+
+class TestVerifyWithoutAStore:
+    """``verify``'s answer for a store that is not there names the typed path as escapes."""
+
+    def test_the_no_job_store_line(self, tmp_path: Path, in_process: InProcess) -> None:
+        done = in_process(tmp_path, "verify", "--store", str(tmp_path / f"{HOSTILE}.db"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(
+            f"no job store at {tmp_path}/{SHOWN}.db: nothing to verify"), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestJobsWaiting:
+    """``jobs waiting`` names a printer as escapes, its columns measured as shown."""
+
+    def test_a_printer_so_named(self, tmp_path: Path, in_process: InProcess) -> None:
+        from tests.unit.store.conftest import build_in_state
+
+        path = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            waiting = build_in_state(store, JobState.PREPARED, jobs=1)
+            store.transition_build(waiting.id, JobState.WAITING_FOR_PRINTER, "no printer free",
+                                   print_target={"names": [HOSTILE]})
+        done = in_process(tmp_path, "jobs", "--store", str(path), "waiting")
+        assert done.returncode == 0, done.stderr
+        header, row, count = done.stdout.splitlines()
+        assert SHOWN in row and not _obeyed(done.stdout), done.stdout
+        # The JOBS column starts where its header does: each cell measured as shown.
+        assert row.rindex(" ") + 1 == header.index("JOBS"), done.stdout
+        assert count == "1 build waiting for a printer"
+
+
+class TestPlan:
+    """``plan``'s summary, its tables' titles and its Mermaid name the recipe as escapes."""
+
+    def test_the_terminals_summary_and_titles(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("COLUMNS", "1000")  # no title folds, however long tmp_path
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        model = tmp_path / "[b]gear[i].obj"  # rich's markup, to be shown as it is
+        shutil.copyfile(MODEL, model)
+        out, err = Terminal(), io.StringIO()
+        code = cli.run(["plan", str(_unnamed_recipe(tmp_path)), str(model), "--servers", "1"],
+                       out, err)
+        assert code == 0, err.getvalue()
+        shown = out.getvalue()
+        assert f"recipe {SHOWN} ({tmp_path}/{SHOWN}.yaml) on Form 4" in shown, shown
+        assert f"build 1: {SHOWN}-001 - fill " in shown, shown  # the table's title
+        assert f"\u2502 {tmp_path}/[b]gear[i].obj \u2502" in shown, shown  # the model's cell
+        # rich's own styles start with ESC [ and a digit; nothing else may.
+        assert "\x1b]" not in shown and "\x1b[2J" not in shown and "\u202e" not in shown
+
+    def test_the_mermaid_comments(self, tmp_path: Path, in_process: InProcess) -> None:
+        done = in_process(tmp_path, "plan", str(_unnamed_recipe(tmp_path)), str(MODEL),
+                          "--servers", "1", "--format", "mermaid")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"%% build 1: {SHOWN}-001 (1 model)\nflowchart TD\n")
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestUsageErrors:
+    """argparse's refusals echo what was typed: through the same escapes, exit 2 kept."""
+
+    def test_an_unknown_option_in_a_process(self, tmp_path: Path) -> None:
+        done = _cli(tmp_path, "jobs", f"--{HOSTILE}")
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert done.stderr.startswith("usage: preform-pipeline jobs [-h]"), done.stderr
+        assert done.stderr.endswith(
+            f"preform-pipeline jobs: error: unrecognized arguments: --{SHOWN}\n")
+        assert not _obeyed(done.stderr), done.stderr
+
+    def test_they_are_written_to_the_streams_given(self) -> None:
+        # An ambiguous prefix, an unknown command: each said on the stream cli.run was given
+        # (argparse writes to sys.stderr itself), escaped, with the usage line.
+        for argv, said in (
+            (["jobs", f"--st{HOSTILE}"], f"unrecognized arguments: --st{SHOWN}"),
+            ([f"jo{HOSTILE}"], f"invalid choice: 'jo{SHOWN}'"),
+        ):
+            out, err = io.StringIO(), io.StringIO()
+            assert cli.run(argv, out, err) == 2
+            assert out.getvalue() == ""
+            assert err.getvalue().startswith("usage: preform-pipeline"), err.getvalue()
+            assert said in err.getvalue(), err.getvalue()
+            assert not _obeyed(err.getvalue()), err.getvalue()
+
+    def test_help_is_written_to_the_stdout_given(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+        assert cli.run(["jobs", "--help"], out, err) == 0
+        assert out.getvalue().startswith("usage: preform-pipeline jobs [-h]")
+        assert err.getvalue() == ""
+
+
+class TestRun:
+    """``run``'s own lines and its progress lines name folders and builds as escapes."""
+
+    def test_a_run_of_a_recipe_and_a_folder_so_named(self, tmp_path: Path) -> None:
+        out = tmp_path / f"o{HOSTILE}"
+        done = _cli(tmp_path, "run", str(_unnamed_recipe(tmp_path)), str(MODEL), "--dry-run",
+                    "--output", str(out))
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert any(line.startswith("run ") and line.endswith(f": output in {tmp_path}/o{SHOWN}")
+                   for line in lines), done.stdout
+        assert f"[{SHOWN}-001] step 1/11 create_scene" in lines, done.stdout  # the reporter's
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+        assert out.is_dir()  # the folder as it was named
+
+    def test_nothing_to_do_names_the_folder(self, tmp_path: Path, in_process: InProcess) -> None:
+        empty = tmp_path / HOSTILE
+        empty.mkdir()
+        done = in_process(tmp_path, "run", str(RECIPE), str(empty), "--dry-run",
+                          "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"nothing to do: no complete model files (.stl, .obj, .3mf) in {tmp_path}/{SHOWN}\n")

@@ -1,0 +1,190 @@
+"""The hot folder's console says every case that goes nowhere, each on one line.
+
+A model the planner rejects was named on stdout (``rejected 1 model:`` and a line per file,
+session 34); a batch the planner could not plan at all, a case refused at the copy to the
+node, a case the feasibility check refused, a sidecar naming an unknown printer and a batch
+whose recipe is gone said nothing there (only failed/ and, but for the unplannable batch, a
+log warning). Now each job that goes nowhere gets the same line: where its file is now
+(failed/, the note beside it), what failed, and what helps. Each test runs a real daemon pass
+or ``run_batch`` over real folders and a real SQLite store (the scripted runner says nothing
+of its own run) and reads the console and the structured events.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+from daemon_support import Script, drop, make_daemon, processing_job, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.executor import PlainReporter
+from preform_pipeline.hotfolder.batcher import Batch, BatchItem
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
+from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
+from preform_pipeline.store import JobState, SqliteJobStore
+
+#: ``make_daemon``'s recipe name.
+RECIPE = "hot"
+
+
+def _console(daemon: HotFolderDaemon) -> io.StringIO:
+    """A plain console for ``daemon``'s batches (what ``watch`` prints when not on a
+    terminal)."""
+    console = io.StringIO()
+    daemon.worker.reporter = PlainReporter(console)
+    return console
+
+
+def _batch(*items: tuple[str, tuple[int, ...]], recipe: str = RECIPE) -> Batch:
+    return Batch(recipe, tuple(BatchItem(key, recipe, ids, 0.0) for key, ids in items), "flush")
+
+
+class TestABatchThatCannotBePlanned:
+    """Each file of a batch the planner refuses is named, with the planner's reason."""
+
+    def test_each_file_is_said_with_the_reason_and_what_helps(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "a.stl", tetra_stl_bytes(1))
+        drop(tmp_path, "b.stl", tetra_stl_bytes(2))
+        recipe = write_recipe(tmp_path, per_build=1)
+        recipe.write_text(recipe.read_text(encoding="utf-8").replace(
+            "  keep_cases_together: true\n", "  keep_cases_together: true\n  on_overflow: fail\n"),
+            encoding="utf-8")
+        script = Script(fleet_dir=tmp_path / "fleet")
+        daemon = make_daemon(tmp_path, store, script, recipe)
+        console = _console(daemon)
+        with capture_logs() as logs:
+            run_daemon_once(daemon)
+        failed = tmp_path / "inbox" / "failed"
+        why = (f"planning failed: {recipe}: 2 models need 2 builds on Form 4, but the recipe "
+               "says batching.on_overflow: fail (send fewer models per batch, or set "
+               "batching.on_overflow: split); fix the recipe or send fewer models at once, "
+               "then retry")
+        assert console.getvalue() == (
+            f"rejected 2 models:\n  {failed / 'a.stl'}: {why}\n  {failed / 'b.stl'}: {why}\n")
+        (event,) = [e for e in logs if e["event"] == "batch_unplannable"]
+        assert (event["log_level"], event["recipe"], event["jobs"]) == ("warning", RECIPE, 2)
+        assert event["error"] in why
+        assert script.runs == [] and not store.list_builds()
+
+
+class TestACaseRefusedAtTheCopy:
+    """A case whose file cannot be copied to the node: both its files named, before the
+    batch's other file is printed."""
+
+    def test_the_refused_file_and_its_sibling_are_said(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        # Claimed with another content than the file has: its copy is refused.
+        changed = processing_job(store, inbox, "upper.stl", 0, case_id="C-1",
+                                 content_hash="sha256:" + "0" * 64)
+        sibling = processing_job(store, inbox, "lower.stl", 1, case_id="C-1")
+        alone = processing_job(store, inbox, "other.stl", 2)
+        script = Script(fleet_dir=tmp_path / "fleet")
+        daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path),
+                             hot={"local_copies": True, "local_copy_dir": tmp_path / "copies"})
+        console = _console(daemon)
+        with capture_logs() as logs:
+            daemon.worker.run_batch(_batch(("C-1", (changed, sibling)), ("job:3", (alone,))))
+        heading, upper, lower = console.getvalue().splitlines()
+        assert heading == "rejected 2 models:"
+        todo = "the file was changed or cut short on the shared drive; drop the whole file again"
+        assert upper.startswith(f"  {inbox / 'failed' / 'upper.stl'}: its content changed after "
+                                "it was taken")
+        assert upper.endswith(f"; {todo}")
+        assert lower.startswith(f"  {inbox / 'failed' / 'lower.stl'}: case C-1: model lower.stl: "
+                                "step copy: another file of the case: ")
+        assert lower.endswith(f"; {todo}")
+        assert "processing" not in upper + lower  # named where they are, not where they were
+        assert [e["job_key"] for e in logs if e["event"] == "local_copy_failed"] == [
+            store.get_job(changed).job_key]
+        assert len(fleet_jobs(script.fleet_dir)) == 1  # other.stl's build went on
+
+
+class TestACaseTheChecksRefuse:
+    """A case refused before batching (its print target unfillable) is said with its hint."""
+
+    def test_its_line_says_to_drop_the_case_again(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes(1))
+        # A file's stem is text, and :03d formats numbers only: no model can fill it.
+        recipe = write_recipe(tmp_path, printer="SimulatedForm4-{stem:03d}", per_build=1)
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe)
+        console = _console(daemon)
+        with capture_logs() as logs:
+            run_daemon_once(daemon)
+        assert console.getvalue() == (
+            "rejected 1 model:\n"
+            f"  {tmp_path / 'inbox' / 'failed' / 'p.stl'}: model p.stl: step print: template "
+            "'SimulatedForm4-{stem:03d}': cannot format {stem:03d}: Unknown format code 'd' "
+            "for object of type 'str'; drop the case again (its other cases were not "
+            "affected)\n")
+        assert [e["step"] for e in logs if e["event"] == "case_infeasible"] == ["print"]
+
+
+class TestASidecarPrinterNobodyKnows:
+    """A case whose sidecar names a printer of another machine type is said, with why."""
+
+    def test_its_line_names_the_printer_and_what_to_correct(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "p.stl", tetra_stl_bytes())
+        (tmp_path / "inbox" / "p.yaml").write_text("printer: Form3-B\n", encoding="utf-8")
+        known = KnownPrinters((KnownPrinter("Form3-B", ("FORM-3-0",)),), "the test's fleet")
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path), known_printers=known)
+        console = _console(daemon)
+        with capture_logs() as logs:
+            run_daemon_once(daemon)
+        reason = "printer 'Form3-B' is a FORM-3-0, not a FORM-4-0 (the test's fleet)"
+        assert console.getvalue() == (
+            "rejected 1 model:\n"
+            f"  {tmp_path / 'inbox' / 'failed' / 'p.stl'}: model p.stl: step print: sidecar "
+            f"printer: {reason}; correct the sidecar's `printer:` and drop the case again "
+            "(its other cases were not affected)\n")
+        assert [e["reason"] for e in logs if e["event"] == "case_target_unknown"] == [reason]
+
+
+class TestABatchWhoseRecipeIsGone:
+    """A batch whose recipe was removed from the settings is said, with what to do."""
+
+    def test_its_file_is_said_with_the_recipe_to_add_back(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        job_id = processing_job(store, inbox, "p.stl", recipe="gone")
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path))
+        console = _console(daemon)
+        with capture_logs() as logs:
+            daemon.worker.run_batch(_batch((f"job:{job_id}", (job_id,)), recipe="gone"))
+        assert console.getvalue() == (
+            "rejected 1 model:\n"
+            f"  {inbox / 'failed' / 'p.stl'}: recipe 'gone' is no longer configured; add the "
+            "recipe back to an inbox and retry the job\n")
+        assert [(e["recipe"], e["jobs"]) for e in logs
+                if e["event"] == "batch_recipe_gone"] == [("gone", 1)]
+        assert store.get_job(job_id).state is JobState.FAILED
+
+
+class TestAModelTooLargeForThePlatform:
+    """A rejected model read whole is said with its size, as ``run`` says it."""
+
+    def test_its_line_gives_its_size(self, tmp_path: Path, store: SqliteJobStore) -> None:
+        drop(tmp_path, "big.stl", tetra_stl_bytes(1, size_mm=400.0))
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path))
+        console = _console(daemon)
+        run_daemon_once(daemon)
+        heading, line = console.getvalue().splitlines()
+        assert heading == "rejected 1 model:"
+        assert re.fullmatch(
+            rf"  {re.escape(str(tmp_path / 'inbox' / 'failed' / 'big.stl'))} \(400\.0 x \d+\.\d x "
+            r"\d+\.\d mm\): .+; check the file \(open it in PreForm\); fix or re-export it and "
+            r"drop it again", line), line
