@@ -14,8 +14,10 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.store import Job, JobState, JobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
+from preform_pipeline.web.views import QueueFilter, history_rows
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_AUTH,
@@ -106,6 +108,23 @@ class TestOneRuleOnEveryPage:
         assert 'preform_pipeline_cases{state="failed"} 1\n' in text
         assert "\npreform_pipeline_cases_superseded 1\n" in text
         assert "# TYPE preform_pipeline_cases_superseded gauge" in text
+
+
+class TestHistoryPages:
+    """History pages on the store's cases before any is left out: a case left out must not
+    pull the next page's first case onto this one (it then showed on both)."""
+
+    def test_a_case_left_out_leaves_the_next_page_s_case_on_the_next_page(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        for case_id, digest in (("Z", "d-z"), ("Y", "d-y"), ("X", "d-x")):
+            ended_job(store, tmp_path, case_id, S.FAILED, digest=digest)
+            clock.advance(1)
+        ended_job(store, tmp_path, "P", S.DONE, digest="d-x")  # X is put right
+        first, more, hidden = history_rows(store, QueueFilter(state="failed"), limit=2)
+        assert ([r.case.case for r in first], more, hidden) == (["Y"], True, 1)
+        second, more, _ = history_rows(store, QueueFilter(state="failed", page=2), limit=2)
+        assert ([r.case.case for r in second], more) == (["Z"], False)
 
 
 class TestRetryOfASupersededFailure:
