@@ -24,25 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_support import results_path
+from bench.bench_support import pg_store, results_path, run_facts
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.superseded import superseded
-from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 __all__ = ["main"]
 
@@ -89,28 +83,13 @@ def measure(store: JobStore, statements: list[str], repeat: int) -> dict[str, An
             "selects": sorted(counts)}
 
 
-@contextmanager
-def _postgres(statements: list[str], name: str) -> Iterator[PostgresJobStore]:
-    cluster = PgCluster.create()
-    try:
-        url = cluster.create_database(name)
-        with PostgresJobStore(url, password=PG_PASSWORD,
-                              on_statement=statements.append) as store:
-            yield store
-    finally:
-        cluster.destroy()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
     parser.add_argument("--output", default="superseded")
     args = parser.parse_args(argv)
     configure_logging(level="WARNING")
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
-                            text=True, check=False, cwd=Path(__file__).parent).stdout.strip()
-    load_before = os.getloadavg()[0]
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    facts = run_facts()
     rows = []
     for size in SIZES:
         with tempfile.TemporaryDirectory() as folder:
@@ -121,17 +100,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"store": "SQLite (local file)",
                              **measure(sqlite, statements, args.repeat)})
         statements = []
-        with _postgres(statements, f"superseded{size}") as pg:
+        with pg_store(f"superseded{size}", on_statement=statements.append) as pg:
             fill(pg, size)
             rows.append({"store": "PostgreSQL, loopback, test cluster",
                          **measure(pg, statements, args.repeat)})
     result = {
-        "started": started,
+        **facts,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": commit,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "python": platform.python_version(),
+        "load_after": round(os.getloadavg()[0], 2),
         "repeat": args.repeat,
         "rows": rows,
     }
@@ -140,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# The superseded check on 300 and 3,000 failed jobs",
         "",
-        f"{started} to {result['finished']} UTC, `{commit}`, {result['machine']}, 1-minute "
-        f"load {result['load_1min'][0]} before, {result['load_1min'][1]} after; Python "
-        f"{result['python']}. `python bench/bench_superseded.py --output {args.output}`.",
+        f"{result['started']} to {result['finished']} UTC, `{result['commit']}`, "
+        f"{result['machine']}, 1-minute load {result['load_before']} before, "
+        f"{result['load_after']} after; Python {result['python']}. "
+        f"`python bench/bench_superseded.py --output {args.output}`.",
         "",
         f"{args.repeat} timed calls of `superseded(store, failed)` on the failed jobs read "
         "once (N files, every third printed later), after one untimed. Times in ms.",
