@@ -253,10 +253,11 @@ def _row_key(job: Job) -> tuple[str, str]:
     return _case_of(job), job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
 
 
-def _group(jobs: Iterable[Job], later: Mapping[int, Job]) -> list[CaseRow]:
-    """The cases of ``jobs``; ``later``: :func:`superseded`'s answer for them. A failed job a
-    later job put right does not speak for its case while another job can: the queue showed a
-    case "failed" whose file the next run had printed."""
+def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None) -> list[CaseRow]:
+    """The cases of ``jobs``; ``later``: :func:`superseded`'s answer for them (None: none is
+    superseded). A failed job a later job put right does not speak for its case while another
+    job can: the queue showed a case "failed" whose file the next run had printed."""
+    later = later or {}
     cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
         # A skipped duplicate is no part of its case's work: in the case's row it made the
@@ -582,7 +583,7 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
         offset=(flt.page - 1) * limit)
     # The page's cases, and whether an older page exists, are the store's, before any is
     # left out here: the case read beyond the page is the next page's first.
-    cases = [_row_key(r.jobs[0]) for r in _group(jobs, {})]
+    cases = [_row_key(r.jobs[0]) for r in _group(jobs)]
     on_page = set(cases[:limit])
     page = _shown(store, [j for j in jobs if _row_key(j) in on_page], flt.filtered, listed)
     # Every trail of the page in one read: one per job made a page of 60 cases hundreds of
