@@ -66,10 +66,6 @@ _T = TypeVar("_T")
 _DONE_PARAM: Final = "done"
 Handler = Callable[[Request], Awaitable[Response]]
 
-#: Failed cases' query parameter that lists the failed jobs a later job put right, too.
-_SUPERSEDED_PARAM: Final = "superseded"
-_LISTED: Final = "listed"
-
 #: The pages, in the navigation's order: (path, title).
 NAVIGATION: Final = (("/", "Queue"), ("/printers", "Printers"), ("/history", "History"),
                      ("/failed", "Failed cases"))
@@ -330,7 +326,7 @@ def _local(target: str | None) -> str:
 
 def _listed(request: Request) -> bool:
     """Whether the page lists the failed jobs a later job put right too."""
-    return request.query_params.get(_SUPERSEDED_PARAM) == _LISTED
+    return request.query_params.get(views.SUPERSEDED_PARAM) == views.LISTED
 
 
 def _superseded_context(request: Request, listed: bool, hidden: int) -> dict[str, Any]:
@@ -338,11 +334,11 @@ def _superseded_context(request: Request, listed: bool, hidden: int) -> dict[str
     jobs a later job put right are not listed, the links that list them or leave them out
     (the page's own address, its filters kept), and the words for a listed one. Failed cases,
     the queue and History say it alike."""
-    url = request.url.remove_query_params([_DONE_PARAM, _SUPERSEDED_PARAM])
+    url = request.url.remove_query_params([_DONE_PARAM, views.SUPERSEDED_PARAM])
     leave = url.path + (f"?{url.query}" if url.query else "")
     return {"listed": listed, "hidden": hidden, "note": superseded_note,
             "why_superseded": WHY_SUPERSEDED, "counted": counted, "leave_out": leave,
-            "listing": _with_query(leave, _SUPERSEDED_PARAM, _LISTED)}
+            "listing": _with_query(leave, views.SUPERSEDED_PARAM, views.LISTED)}
 
 
 def _build_id(request: Request) -> int:
@@ -373,14 +369,13 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         flt = views.QueueFilter.parse(request.query_params)
         if (refused := unsearchable(request, access, flt)) is not None:
             return refused
-        listed = _listed(request)
-        cases, older_jobs = await d.read(partial(views.case_rows, listed=listed), flt)
+        cases, older_jobs = await d.read(views.case_rows, flt)
         builds, prints, older_builds = await d.read(views.queue_builds, flt)
         recipes = sorted({r.recipe for r in cases.rows} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases.rows,
                         builds=builds, prints=prints, filters=views.FILTERS, recipes=recipes,
                         older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS,
-                        **_superseded_context(request, listed, cases.hidden))
+                        **_superseded_context(request, flt.listed, cases.hidden))
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
@@ -408,12 +403,11 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         flt = views.QueueFilter.parse(request.query_params, default="all")
         if (refused := unsearchable(request, access, flt)) is not None:
             return refused
-        listed = _listed(request)
-        rows, older, hidden = await d.read(partial(views.history_rows, listed=listed), flt)
+        rows, older, hidden = await d.read(views.history_rows, flt)
         return d.render(request, "history.html", access, rows=rows, flt=flt,
                         filters=views.FILTERS, older=older,
                         page_rows=views.HISTORY_PAGE_CASES,
-                        **_superseded_context(request, listed, hidden))
+                        **_superseded_context(request, flt.listed, hidden))
 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
         listed = _listed(request)

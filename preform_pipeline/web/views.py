@@ -34,8 +34,10 @@ __all__ = [
     "HISTORY_PAGE_CASES",
     "LEAD_ORDER",
     "MAX_SEARCH_CHARS",
+    "LISTED",
     "PAGE_ROWS",
     "QUEUE_PAGE_ROWS",
+    "SUPERSEDED_PARAM",
     "BuildPage",
     "CasePage",
     "CaseReason",
@@ -82,6 +84,11 @@ _PRINT_STEP: Final = "print"
 #: server failure.
 MAX_SEARCH_CHARS: Final = 1000
 
+#: The query parameter (and its value) with which Failed cases, the queue and History list the
+#: failed jobs a later job put right too.
+SUPERSEDED_PARAM: Final = "superseded"
+LISTED: Final = "listed"
+
 #: The queue's state filter: name → (label, states).
 FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {
     "active": ("In progress", frozenset(ACTIVE_STATES)),
@@ -102,6 +109,8 @@ class QueueFilter:
     text: str = ""
     #: The queue's page, 1 the newest.
     page: int = 1
+    #: The failed jobs a later job put right are listed too (:func:`_shown`).
+    listed: bool = False
 
     @classmethod
     def parse(cls, query: Mapping[str, str], default: str = "active") -> QueueFilter:
@@ -109,7 +118,7 @@ class QueueFilter:
         page = query.get("page", "1").strip()
         return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
                    query.get("q", "").strip(),
-                   _page_number(page))
+                   _page_number(page), query.get(SUPERSEDED_PARAM) == LISTED)
 
     @property
     def offset(self) -> int:
@@ -117,8 +126,10 @@ class QueueFilter:
         return (self.page - 1) * QUEUE_PAGE_ROWS
 
     def link(self, page: int) -> str:
-        """The query string of another page with the same filters."""
+        """The query string of another page with the same filters (listing what a later job
+        put right too: the next page of a listed view left them out again)."""
         params = {"state": self.state, "recipe": self.recipe, "q": self.text,
+                  SUPERSEDED_PARAM: LISTED if self.listed else "",
                   "page": str(page) if page > 1 else ""}
         return urlencode({k: v for k, v in params.items() if v})
 
@@ -306,18 +317,17 @@ def _shown(store: JobStore, jobs: Sequence[Job], states: frozenset[JobState] | N
                     sum(1 for j in jobs if j.id in later))
 
 
-def case_rows(store: JobStore, flt: QueueFilter, *, listed: bool = False
-              ) -> tuple[CasePage, bool]:
+def case_rows(store: JobStore, flt: QueueFilter) -> tuple[CasePage, bool]:
     """The cases on the filter's page, each whole (a case is one unit of the page: its files
-    taken far apart showed it on two pages), and whether older cases are on another;
-    ``listed``: failed jobs a later job put right are listed too (:func:`_shown`)."""
+    taken far apart showed it on two pages), and whether older cases are on another."""
     jobs = store.list_case_jobs(**flt.query())
     newest: dict[str, int] = {}
     for job in jobs:
         newest[_case_of(job)] = job.id
     cases = sorted(newest, key=newest.__getitem__, reverse=True)
     shown = set(cases[:QUEUE_PAGE_ROWS])
-    return (_shown(store, [j for j in jobs if _case_of(j) in shown], flt.filtered, listed),
+    return (_shown(store, [j for j in jobs if _case_of(j) in shown], flt.filtered,
+                   flt.listed),
             len(cases) > QUEUE_PAGE_ROWS)
 
 
@@ -570,13 +580,13 @@ class HistoryRow:
     trail: tuple[Transition, ...]
 
 
-def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CASES, *,
-                 listed: bool = False) -> tuple[list[HistoryRow], bool, int]:
+def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CASES
+                 ) -> tuple[list[HistoryRow], bool, int]:
     """The most recently changed cases of the filter's page, each whole with its jobs' audit
     trail (oldest first), and whether older cases are on another page. The store filters and
     pages (a case kept by its lead state, a search by its name or any of its files); the
     third value counts the failed jobs a later job put right that the filter leaves out
-    (:func:`_shown`, ``listed``)."""
+    (:func:`_shown`, unless the filter lists them)."""
     jobs = store.list_history_cases(
         lead_order=LEAD_ORDER, state=flt.filtered,
         recipe=flt.recipe or None, text=flt.text or None, limit=limit + 1,
@@ -585,7 +595,8 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
     # left out here: the case read beyond the page is the next page's first.
     cases = [_row_key(r.jobs[0]) for r in _group(jobs)]
     on_page = set(cases[:limit])
-    page = _shown(store, [j for j in jobs if _row_key(j) in on_page], flt.filtered, listed)
+    page = _shown(store, [j for j in jobs if _row_key(j) in on_page], flt.filtered,
+                  flt.listed)
     # Every trail of the page in one read: one per job made a page of 60 cases hundreds of
     # round trips to a farm's database.
     trails = store.histories([j.id for row in page.rows for j in row.jobs])

@@ -127,6 +127,12 @@ class TestHistoryPages:
         assert ([r.case.case for r in second], more) == (["Z"], False)
 
 
+    def test_another_page_of_a_listed_view_keeps_them_listed(self) -> None:
+        flt = QueueFilter.parse({"state": "failed", "superseded": "listed"})
+        assert flt.listed and flt.link(2) == "state=failed&superseded=listed&page=2"
+        assert QueueFilter.parse({"state": "failed"}).link(2) == "state=failed&page=2"
+
+
 class TestRetryOfASupersededFailure:
     """A failure a later job printed offers no Retry: retried, it printed the file again."""
 
