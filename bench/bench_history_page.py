@@ -28,8 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.bench_support import results_path
+from bench.bench_support import pg_store, results_path
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.web import WebServer
-from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 __all__ = ["main"]
 
@@ -105,18 +101,6 @@ def measure(store: JobStore, statements: list[str], pages: int) -> dict[str, Any
             "transactions_per_page": sum(1 for s in statements if s.upper().startswith("BEGIN"))}
 
 
-@contextmanager
-def _postgres(statements: list[str]) -> Iterator[PostgresJobStore]:
-    cluster = PgCluster.create()
-    try:
-        url = cluster.create_database("history")
-        with PostgresJobStore(url, password=PG_PASSWORD,
-                              on_statement=statements.append) as store:
-            yield store
-    finally:
-        cluster.destroy()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=DEFAULT_PAGES)
@@ -136,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"store": "SQLite (local file)", "jobs": jobs,
                          **measure(sqlite, statements, args.pages)})
     statements = []
-    with _postgres(statements) as pg:
+    with pg_store("history", on_statement=statements.append) as pg:
         jobs = fill(pg)
         rows.append({"store": "PostgreSQL, loopback, test cluster", "jobs": jobs,
                      **measure(pg, statements, args.pages)})

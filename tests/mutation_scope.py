@@ -69,7 +69,8 @@ _STORE_SQLITE_TESTS = tuple(
                  "web_budget",  # s28: the Web API budget every process shares
                  "history_cases",  # s29: a page of history, filtered by the database
                  "printer_claims",  # s29: printers claimed in the store, across processes
-                 "history_page_reads")  # s30: a page's trails in one statement
+                 "history_page_reads",  # s30: a page's trails in one statement
+                 "find_by_hashes")  # s35: the jobs of many digests in one read
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

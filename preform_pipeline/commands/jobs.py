@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -55,15 +54,16 @@ from preform_pipeline.commands._common import (
     store_argument,
 )
 from preform_pipeline.commands._waiting import write_waiting
-from preform_pipeline.commands._whereabouts import (
-    file_now,
-    retry_refusal,
-    sidecar_now,
-    taken_again,
-)
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
+from preform_pipeline.hotfolder.whereabouts import (
+    dropped_after,
+    file_now,
+    retry_check,
+    sidecar_now,
+    taken_again,
+)
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings import Settings, load_settings
@@ -611,23 +611,13 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _dropped_after(store: JobStore, job: Job) -> Sequence[Job]:
-    """The jobs :func:`taken_again` looks through for ``job``: none when its file is where
-    the store says; otherwise only those under its name (the store's search;
-    :func:`taken_again` compares exactly), not every job of a store that may hold years of
-    them. What ``jobs show`` and ``jobs retry`` both judge by."""
-    if os.path.lexists(job.source_path):
-        return ()
-    return store.list_jobs(text=job.original_name)
-
-
 def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     shown: list[tuple[Job, Build | None, tuple[Transition, ...]]] = []
     with open_store(path, create=False, read_only=True) as store:
         for job in _find_all(store, args.job, args.jobs_command):
             build = store.get_build(job.build_id) if job.build_id is not None else None
             shown.append((job, build, tuple(store.history(job.id))))
-        later = {job.id: _dropped_after(store, job) for job, _, _ in shown}
+        later = {job.id: dropped_after(store, job) for job, _, _ in shown}
         fixed = superseded(store, [job for job, _, _ in shown])
     if args.format == "json":
         views = [
@@ -690,10 +680,12 @@ def _retry_one(
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
         return None
-    refusal = retry_refusal(job, _dropped_after(store, job))
-    if refusal is not None:
-        print(f"error: {name} was not queued again: {refusal}", file=err)
+    check = retry_check(store, job)
+    if check.refusal is not None:
+        print(f"error: {name} was not queued again: {check.refusal}", file=err)
         return None
+    if check.note is not None:
+        print(f"note: {name}: {check.note}", file=err)
     if before is JobState.UNVERIFIED:
         printer = f" on {job.printer}" if job.printer else ""
         print(

@@ -139,6 +139,14 @@ class JobStore(Protocol):
         """Every job with this content hash (optionally for one recipe), newest first."""
         ...
 
+    def find_by_hashes(
+        self, content_hashes: Collection[str], *, state: StateFilter | None = None
+    ) -> tuple[Job, ...]:
+        """Every job (optionally in ``state``) with any of these content hashes, in creation
+        order, in one read: the superseded check of a page of failed jobs, which asked
+        ``find_by_hash`` once per file (store/superseded.py)."""
+        ...
+
     def find_by_path(self, source_path: Path | str) -> Job | None:
         """The newest job whose ``source_path`` is this path, or None."""
         ...

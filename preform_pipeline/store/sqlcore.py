@@ -67,8 +67,9 @@ _MAX_ROW_ID: Final = 2**63 - 1
 #: print name and printer (the dashboard's search box, docs/web.md).
 JOB_TEXT_COLUMNS: Final = ("case_id", "original_name", "job_key")
 BUILD_TEXT_COLUMNS: Final = ("job_key", "job_name", "printer")
-#: Jobs whose trails one statement of ``histories`` reads: SQLite before 3.32 takes at most
-#: 999 parameters in a statement.
+#: Jobs whose trails one statement of ``histories`` reads (and digests one statement of
+#: ``find_by_hashes`` asks for): SQLite before 3.32 takes at most 999 parameters in a
+#: statement.
 HISTORIES_PER_STATEMENT: Final = 900
 #: The LIKE escape character, and what it escapes in a searched text.
 _LIKE_ESCAPE: Final = "\\"
@@ -499,6 +500,25 @@ class SqlStoreCore(ABC):
         with self._transaction("looking up a content hash", write=False) as conn:
             rows = conn.execute(sql + " ORDER BY id DESC", params).fetchall()
             return tuple(_job_from_row(r) for r in rows)
+
+    def find_by_hashes(
+        self, content_hashes: Collection[str], *, state: StateFilter | None = None
+    ) -> tuple[Job, ...]:
+        wanted = sorted(set(content_hashes))
+        if not wanted:
+            return ()
+        where, params = self._where(state=state, recipe=None, since=None)
+        found: list[Job] = []
+        with self._transaction("looking up content hashes", write=False) as conn:
+            # A longer list is read in parts, below the databases' limit on parameters.
+            for start in range(0, len(wanted), HISTORIES_PER_STATEMENT):
+                part = wanted[start:start + HISTORIES_PER_STATEMENT]
+                hashes = f"content_hash IN ({', '.join('?' for _ in part)})"
+                sql = (f"SELECT * FROM jobs{where} AND {hashes}" if where
+                       else f"SELECT * FROM jobs WHERE {hashes}")
+                rows = conn.execute(sql, [*params, *part]).fetchall()
+                found.extend(_job_from_row(r) for r in rows)
+        return tuple(sorted(found, key=lambda job: job.id))
 
     def find_by_path(self, source_path: Path | str) -> Job | None:
         with self._transaction("looking up a path", write=False) as conn:

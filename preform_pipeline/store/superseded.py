@@ -34,18 +34,23 @@ def superseded_note(later: Job) -> str:
 def superseded(store: JobStore, jobs: Iterable[Job]) -> dict[int, Job]:
     """For each failed job among ``jobs`` that a later job of its recipe and content printed
     (:data:`SUPERSEDING_STATES`), the first such later job, by the failed job's id. Jobs are
-    numbered in the order the store made them, so "later" is a larger id."""
-    found: dict[int, Job] = {}
-    asked: dict[tuple[str, str], tuple[Job, ...]] = {}
+    numbered in the order the store made them, so "later" is a larger id. The store is asked
+    once for every digest (``find_by_hashes``): once per digest, a page of 300 failed jobs
+    was 300 round trips to a shared database on every refresh (bench/bench_superseded.py)."""
+    failed: dict[str, list[Job]] = {}
     for job in jobs:
-        if job.state is not JobState.FAILED or not job.content_hash:
-            continue
-        key = (job.content_hash, job.recipe)
-        if key not in asked:
-            asked[key] = tuple(sorted(
-                (o for o in store.find_by_hash(job.content_hash, recipe=job.recipe)
-                 if o.state in SUPERSEDING_STATES), key=lambda o: o.id))
-        later = next((o for o in asked[key] if o.id > job.id), None)
-        if later is not None:
-            found[job.id] = later
+        if job.state is JobState.FAILED and job.content_hash:
+            failed.setdefault(job.content_hash, []).append(job)
+    if not failed:
+        return {}
+    printed: dict[tuple[str | None, str], list[Job]] = {}
+    for other in store.find_by_hashes(failed, state=SUPERSEDING_STATES):  # creation order
+        printed.setdefault((other.content_hash, other.recipe), []).append(other)
+    found: dict[int, Job] = {}
+    for digest, same in failed.items():
+        for job in same:
+            later = next((o for o in printed.get((digest, job.recipe), ()) if o.id > job.id),
+                         None)
+            if later is not None:
+                found[job.id] = later
     return found

@@ -3,23 +3,29 @@
 Approve and reject go through :mod:`preform_pipeline.printing.approval`, settling an
 UNVERIFIED print through the print owner (:meth:`PrintOwner.settle_by_person`), and retry and
 cancel through the store's state machine with the same rules as ``jobs retry`` / ``jobs
-cancel`` (:data:`RETRYABLE_STATES`, :data:`CANCELLABLE_STATES`). The audit row of every change
-says who did it ("… by alice (web)").
+cancel`` (:data:`RETRYABLE_STATES`, :data:`CANCELLABLE_STATES`; a retry asks
+:func:`~preform_pipeline.hotfolder.whereabouts.retry_check` where each file is, as ``jobs
+retry`` does). The audit row of every change says who did it ("… by alice (web)").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.hotfolder.whereabouts import retry_check
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
+from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 from preform_pipeline.wording import quoted
 
-__all__ = ["approve_build", "cancel_case", "case_jobs", "named", "reject_build", "retry_case",
-           "settle_print"]
+__all__ = ["Moved", "approve_build", "cancel_case", "case_jobs", "named", "reject_build",
+           "retry_case", "settle_print"]
 
 log = get_logger(__name__)
 
@@ -51,19 +57,35 @@ def named(target: str) -> str:
     return f"Job {target}"
 
 
+@dataclass(frozen=True)
+class Moved:
+    """What a case action did: how many jobs moved, and what the person should know."""
+
+    count: int
+    notes: tuple[str, ...] = ()
+
+
+#: Of a case's movable jobs, those to move and the notes to say; raises PipelineError to
+#: refuse the whole case, before anything moved.
+_Check = Callable[[JobStore, str, Sequence[Job]], tuple[Sequence[Job], tuple[str, ...]]]
+
+
 def _move_case(
     store: JobStore, target: str, user: str, *, movable: frozenset[JobState], to: JobState,
-    done: str, verb: str, hint: str,
-) -> int:
-    """Move every job of the case that is in ``movable`` to ``to``; how many moved. Nothing
-    movable is refused with the states the case's jobs are in: "nothing to cancel" left the
-    person to guess whether it had printed or someone had cancelled it already."""
-    count = 0
+    done: str, verb: str, hint: str, check: _Check | None = None,
+) -> Moved:
+    """Move every job of the case that is in ``movable`` (and that ``check`` keeps) to
+    ``to``. Nothing movable is refused with the states the case's jobs are in: "nothing to
+    cancel" left the person to guess whether it had printed or someone had cancelled it
+    already."""
     jobs = case_jobs(store, target)
-    for job in jobs:
-        if job.state in movable:
-            store.transition(job.id, to, f"{verb} {_by(user)}", expect=job.state)
-            count += 1
+    moving: Sequence[Job] = [j for j in jobs if j.state in movable]
+    notes: tuple[str, ...] = ()
+    if moving and check is not None:
+        moving, notes = check(store, target, moving)
+    for job in moving:
+        store.transition(job.id, to, f"{verb} {_by(user)}", expect=job.state)
+    count = len(moving)
     if not count:
         states = sorted({j.state.value.replace("_", " ") for j in jobs})
         if all(j.state is to for j in jobs):
@@ -72,18 +94,45 @@ def _move_case(
             why = f"{'its job is' if len(jobs) == 1 else 'its jobs are'} {', '.join(states)}"
         raise PipelineError(f"{named(target)} was not {done}: {why}", hint=hint)
     log.info("web_case_moved", target=target, user=user, jobs=count, to_state=to.value)
-    return count
+    return Moved(count, notes)
 
 
-def retry_case(store: JobStore, target: str, user: str) -> int:
-    """Queue every retryable job of the case again; how many were."""
+def _retryable(store: JobStore, target: str, jobs: Sequence[Job]
+               ) -> tuple[Sequence[Job], tuple[str, ...]]:
+    """Of a case's retryable jobs, those a retry should queue, by the rules ``jobs`` follows.
+    A failed job a later job printed (store/superseded.py) is left as it is: retrying it
+    printed the file a second time. A job whose file is gone refuses the whole case, each
+    file said (``retry_check``): queued, the daemon failed it again "its file is gone" after
+    the page had said it was queued. Nothing moves when anything is refused."""
+    later = superseded(store, jobs)
+    wanted = [j for j in jobs if j.id not in later]
+    if not wanted:
+        printed = "; ".join(f"{j.original_name}: {superseded_note(later[j.id])}" for j in jobs)
+        raise PipelineError(
+            f"{named(target)} was not queued again: {WHY_SUPERSEDED} ({printed})",
+            hint="there is nothing to retry; for another print, drop the file into the hot "
+            "folder again")
+    checks = [(job, retry_check(store, job)) for job in wanted]
+    refused = [f"{job.original_name} ({job.job_key}): {c.refusal}" for job, c in checks
+               if c.refusal is not None]
+    if refused:
+        raise PipelineError(f"{named(target)} was not queued again: {'; '.join(refused)}",
+                            hint="nothing was queued again")
+    notes = tuple(f"{job.original_name}: {c.note}" for job, c in checks if c.note is not None)
+    if later:
+        notes += (f"{len(later)} of its failed jobs left as they are: {WHY_SUPERSEDED}",)
+    return wanted, notes
+
+
+def retry_case(store: JobStore, target: str, user: str) -> Moved:
+    """Queue every retryable job of the case again (:func:`_retryable`)."""
     return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
-                      done="queued again", verb="retried",
+                      done="queued again", verb="retried", check=_retryable,
                       hint="only failed, aborted, errored, unverified, cancelled or skipped "
                       "jobs can be retried")
 
 
-def cancel_case(store: JobStore, target: str, user: str) -> int:
+def cancel_case(store: JobStore, target: str, user: str) -> Moved:
     """Cancel every job of the case whose print was not sent; how many were."""
     return _move_case(store, target, user, movable=CANCELLABLE_STATES, to=JobState.CANCELLED,
                       done="cancelled", verb="cancelled",

@@ -66,10 +66,6 @@ _T = TypeVar("_T")
 _DONE_PARAM: Final = "done"
 Handler = Callable[[Request], Awaitable[Response]]
 
-#: Failed cases' query parameter that lists the failed jobs a later job put right, too.
-_SUPERSEDED_PARAM: Final = "superseded"
-_LISTED: Final = "listed"
-
 #: The pages, in the navigation's order: (path, title).
 NAVIGATION: Final = (("/", "Queue"), ("/printers", "Printers"), ("/history", "History"),
                      ("/failed", "Failed cases"))
@@ -328,6 +324,23 @@ def _local(target: str | None) -> str:
     return "/"
 
 
+def _listed(request: Request) -> bool:
+    """Whether the page lists the failed jobs a later job put right too."""
+    return request.query_params.get(views.SUPERSEDED_PARAM) == views.LISTED
+
+
+def _superseded_context(request: Request, listed: bool, hidden: int) -> dict[str, Any]:
+    """What the pages' superseded line says (``_macros.superseded_line``): how many failed
+    jobs a later job put right are not listed, the links that list them or leave them out
+    (the page's own address, its filters kept), and the words for a listed one. Failed cases,
+    the queue and History say it alike."""
+    url = request.url.remove_query_params([_DONE_PARAM, views.SUPERSEDED_PARAM])
+    leave = url.path + (f"?{url.query}" if url.query else "")
+    return {"listed": listed, "hidden": hidden, "note": superseded_note,
+            "why_superseded": WHY_SUPERSEDED, "counted": counted, "leave_out": leave,
+            "listing": _with_query(leave, views.SUPERSEDED_PARAM, views.LISTED)}
+
+
 def _build_id(request: Request) -> int:
     return int(request.path_params["build_id"])
 
@@ -358,10 +371,11 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
             return refused
         cases, older_jobs = await d.read(views.case_rows, flt)
         builds, prints, older_builds = await d.read(views.queue_builds, flt)
-        recipes = sorted({r.recipe for r in cases} | {b.build.recipe for b in builds})
-        return d.render(request, "queue.html", access, flt=flt, cases=cases, builds=builds,
-                        prints=prints, filters=views.FILTERS, recipes=recipes,
-                        older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS)
+        recipes = sorted({r.recipe for r in cases.rows} | {b.build.recipe for b in builds})
+        return d.render(request, "queue.html", access, flt=flt, cases=cases.rows,
+                        builds=builds, prints=prints, filters=views.FILTERS, recipes=recipes,
+                        older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS,
+                        **_superseded_context(request, flt.listed, cases.hidden))
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:
         try:
@@ -389,18 +403,18 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         flt = views.QueueFilter.parse(request.query_params, default="all")
         if (refused := unsearchable(request, access, flt)) is not None:
             return refused
-        rows, older = await d.read(views.history_rows, flt)
+        rows, older, hidden = await d.read(views.history_rows, flt)
         return d.render(request, "history.html", access, rows=rows, flt=flt,
                         filters=views.FILTERS, older=older,
-                        page_rows=views.HISTORY_PAGE_CASES)
+                        page_rows=views.HISTORY_PAGE_CASES,
+                        **_superseded_context(request, flt.listed, hidden))
 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
-        listed = request.query_params.get(_SUPERSEDED_PARAM) == _LISTED
+        listed = _listed(request)
         page = await d.read(partial(views.failed_cases, with_superseded=listed))
-        return d.render(request, "failed.html", access, page=page, listed=listed,
+        return d.render(request, "failed.html", access, page=page,
                         unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
-                        note=superseded_note, why_superseded=WHY_SUPERSEDED, counted=counted,
-                        listing=f"/failed?{_SUPERSEDED_PARAM}={_LISTED}")
+                        **_superseded_context(request, listed, page.hidden))
 
     async def metrics(request: Request) -> Response:
         access = d.access(request)
@@ -472,13 +486,14 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
         target = form.get("target", "")
-        count = await d.read(actions.retry_case, target, user.name)
-        return f"{actions.named(target)} queued again ({counted(count, 'job')})"
+        moved = await d.read(actions.retry_case, target, user.name)
+        said = f"{actions.named(target)} queued again ({counted(moved.count, 'job')})"
+        return "; ".join((said, *moved.notes))
 
     async def cancel(request: Request, user: WebUser, form: dict[str, str]) -> str:
         target = form.get("target", "")
-        count = await d.read(actions.cancel_case, target, user.name)
-        return f"{actions.named(target)} cancelled ({counted(count, 'job')})"
+        moved = await d.read(actions.cancel_case, target, user.name)
+        return f"{actions.named(target)} cancelled ({counted(moved.count, 'job')})"
 
     routes = [
         Route("/", d.page(queue)),

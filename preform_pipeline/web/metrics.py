@@ -2,6 +2,9 @@
 
 Every number is read when scraped: cases (jobs) and builds by state, builds prepared, prints
 sent / verified / failed, the server pool's servers by state, and the Web API request budget.
+A failed job a later job of its recipe and file printed (store/superseded.py) is not counted
+as ``failed`` but as ``cases_superseded``, as the dashboard's pages and ``jobs`` show it: an
+alert on failures fired for a killed run whose next run printed every model.
 A live source that is not there (``serve`` without the daemon) leaves its series out rather
 than reporting zero.
 """
@@ -14,6 +17,7 @@ from typing import Final
 
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.model import VERIFIED_STATES
+from preform_pipeline.store.superseded import superseded
 from preform_pipeline.web.sources import LiveSources
 
 __all__ = ["CONTENT_TYPE", "PREPARED_STATES", "render_metrics"]
@@ -50,11 +54,16 @@ class _Text:
 
 def render_metrics(store: JobStore, sources: LiveSources) -> str:
     out = _Text()
-    jobs = Counter(j.state for j in store.list_jobs())
+    every = store.list_jobs()
+    later = superseded(store, every)
+    jobs = Counter(j.state for j in every if j.id not in later)
     builds_list = store.list_builds()
     builds = Counter(b.state for b in builds_list)
     out.metric("cases", "gauge", "Jobs (one per model file of a case) by state.",
                (({"state": s.value}, float(jobs.get(s, 0))) for s in JobState))
+    out.metric("cases_superseded", "gauge",
+               "Failed jobs a later job of the same recipe and file printed (counted here, "
+               "not as failed in cases).", [({}, float(len(later)))])
     out.metric("builds", "gauge", "Builds by state.",
                (({"state": s.value}, float(builds.get(s, 0))) for s in JobState))
     out.metric("builds_prepared", "gauge", "Builds whose .form was prepared and saved.",

@@ -34,9 +34,12 @@ __all__ = [
     "HISTORY_PAGE_CASES",
     "LEAD_ORDER",
     "MAX_SEARCH_CHARS",
+    "LISTED",
     "PAGE_ROWS",
     "QUEUE_PAGE_ROWS",
+    "SUPERSEDED_PARAM",
     "BuildPage",
+    "CasePage",
     "CaseReason",
     "CaseRow",
     "FailedCases",
@@ -81,6 +84,11 @@ _PRINT_STEP: Final = "print"
 #: server failure.
 MAX_SEARCH_CHARS: Final = 1000
 
+#: The query parameter (and its value) with which Failed cases, the queue and History list the
+#: failed jobs a later job put right too.
+SUPERSEDED_PARAM: Final = "superseded"
+LISTED: Final = "listed"
+
 #: The queue's state filter: name → (label, states).
 FILTERS: Final[dict[str, tuple[str, frozenset[JobState]]]] = {
     "active": ("In progress", frozenset(ACTIVE_STATES)),
@@ -101,6 +109,8 @@ class QueueFilter:
     text: str = ""
     #: The queue's page, 1 the newest.
     page: int = 1
+    #: The failed jobs a later job put right are listed too (:func:`_shown`).
+    listed: bool = False
 
     @classmethod
     def parse(cls, query: Mapping[str, str], default: str = "active") -> QueueFilter:
@@ -108,7 +118,7 @@ class QueueFilter:
         page = query.get("page", "1").strip()
         return cls(state if state in FILTERS else default, query.get("recipe", "").strip(),
                    query.get("q", "").strip(),
-                   _page_number(page))
+                   _page_number(page), query.get(SUPERSEDED_PARAM) == LISTED)
 
     @property
     def offset(self) -> int:
@@ -116,8 +126,10 @@ class QueueFilter:
         return (self.page - 1) * QUEUE_PAGE_ROWS
 
     def link(self, page: int) -> str:
-        """The query string of another page with the same filters."""
+        """The query string of another page with the same filters (listing what a later job
+        put right too: the next page of a listed view left them out again)."""
         params = {"state": self.state, "recipe": self.recipe, "q": self.text,
+                  SUPERSEDED_PARAM: LISTED if self.listed else "",
                   "page": str(page) if page > 1 else ""}
         return urlencode({k: v for k, v in params.items() if v})
 
@@ -125,12 +137,17 @@ class QueueFilter:
     def states(self) -> frozenset[JobState]:
         return FILTERS[self.state][1]
 
+    @property
+    def filtered(self) -> frozenset[JobState] | None:
+        """The states the page keeps, None for every one ("All")."""
+        return None if self.state == "all" else self.states
+
     def query(self) -> dict[str, Any]:
         """The store query of the filter's page. The state, recipe and text are asked of the
         store, so the page's limit and offset apply to what they keep: reading the newest rows
         and then filtering hid a build held since before them, from its state filter and from
         the search alike. One row beyond the page says whether an older page exists."""
-        return {"state": None if self.state == "all" else self.states,
+        return {"state": self.filtered,
                 "recipe": self.recipe or None, "text": self.text or None,
                 "limit": QUEUE_PAGE_ROWS + 1, "offset": self.offset}
 
@@ -176,6 +193,14 @@ class CaseRow:
     located: tuple[str, ...] = ()
     #: A skipped duplicate: a row of its own beside its case's, acted on by its job key.
     copy: bool = False
+    #: The later job that printed each of its failed jobs a later job put right
+    #: (store/superseded.py), by the failed job's id.
+    superseded_by: Mapping[int, Job] = field(default_factory=dict)
+
+    @property
+    def superseded(self) -> bool:
+        """Every job of the case is a failure a later job put right: nothing to act on."""
+        return all(j.id in self.superseded_by for j in self.jobs)
 
     @property
     def files(self) -> str:
@@ -206,7 +231,10 @@ class CaseRow:
 
     @property
     def can_retry(self) -> bool:
-        return any(j.state in RETRYABLE_STATES for j in self.jobs)
+        """A job to retry: a superseded failure is not one (its retry printed the file a
+        second time); the dashboard's Retry leaves it as it is (web/actions.py)."""
+        return any(j.state in RETRYABLE_STATES and j.id not in self.superseded_by
+                   for j in self.jobs)
 
     @property
     def can_cancel(self) -> bool:
@@ -230,19 +258,30 @@ def _case_of(job: Job) -> str:
     return job.case_id or job.job_key
 
 
-def _group(jobs: Iterable[Job]) -> list[CaseRow]:
+def _row_key(job: Job) -> tuple[str, str]:
+    """The row a job is shown in: its case, and a skipped duplicate's own key (a row of its
+    own beside its case's)."""
+    return _case_of(job), job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
+
+
+def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None) -> list[CaseRow]:
+    """The cases of ``jobs``; ``later``: :func:`superseded`'s answer for them (None: none is
+    superseded). A failed job a later job put right does not speak for its case while another
+    job can: the queue showed a case "failed" whose file the next run had printed."""
+    later = later or {}
     cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
         # A skipped duplicate is no part of its case's work: in the case's row it made the
         # case's state and offered the case's Retry beside a build held for approval (a retry
         # that prepares the same model again), and it was left off Failed cases.
-        copy = job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
-        cases.setdefault((_case_of(job), copy), []).append(job)
+        cases.setdefault(_row_key(job), []).append(job)
     rows: list[CaseRow] = []
     for (case, copy), members in cases.items():
-        lead = min(members, key=lambda j: LEAD_ORDER.index(j.state))
+        lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
         rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
-                            why(lead.state, lead.reason), copy=bool(copy)))
+                            why(lead.state, lead.reason),
+                            copy=bool(copy),
+                            superseded_by={j.id: later[j.id] for j in members if j.id in later}))
     rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
     return rows
 
@@ -253,7 +292,32 @@ def _paged(kept: Sequence[_R]) -> tuple[list[_R], bool]:
     return list(kept[-QUEUE_PAGE_ROWS:]), len(kept) > QUEUE_PAGE_ROWS
 
 
-def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
+@dataclass(frozen=True)
+class CasePage:
+    """The cases of a page of the queue or History, and what it leaves out."""
+
+    rows: tuple[CaseRow, ...]
+    #: How many failed jobs a later job put right the page's filter does not list.
+    hidden: int = 0
+
+
+def _shown(store: JobStore, jobs: Sequence[Job], states: frozenset[JobState] | None,
+           listed: bool) -> CasePage:
+    """The cases of ``jobs`` as a page filtered by ``states`` (None: every state) shows
+    them, by the rule of Failed cases, the queue, History and ``/metrics`` alike: a failed
+    job a later job of its recipe and content printed (:func:`superseded`) is no failure to
+    act on. Under a state filter it is left out and counted, unless ``listed``; a case whose
+    other jobs are in none of ``states`` goes with it (History reads whole cases). Shown, it
+    says which job put it right."""
+    later = superseded(store, jobs)
+    if listed or states is None or not later:
+        return CasePage(tuple(_group(jobs, later)))
+    kept = _group((j for j in jobs if j.id not in later), later)
+    return CasePage(tuple(r for r in kept if r.state in states),
+                    sum(1 for j in jobs if j.id in later))
+
+
+def case_rows(store: JobStore, flt: QueueFilter) -> tuple[CasePage, bool]:
     """The cases on the filter's page, each whole (a case is one unit of the page: its files
     taken far apart showed it on two pages), and whether older cases are on another."""
     jobs = store.list_case_jobs(**flt.query())
@@ -262,7 +326,9 @@ def case_rows(store: JobStore, flt: QueueFilter) -> tuple[list[CaseRow], bool]:
         newest[_case_of(job)] = job.id
     cases = sorted(newest, key=newest.__getitem__, reverse=True)
     shown = set(cases[:QUEUE_PAGE_ROWS])
-    return _group(j for j in jobs if _case_of(j) in shown), len(cases) > QUEUE_PAGE_ROWS
+    return (_shown(store, [j for j in jobs if _case_of(j) in shown], flt.filtered,
+                   flt.listed),
+            len(cases) > QUEUE_PAGE_ROWS)
 
 
 @dataclass(frozen=True)
@@ -274,23 +340,19 @@ class FailedCases:
     hidden: int
     #: The page read as many jobs as it reads: older ones may exist (on History).
     cut: bool
-    #: The later job that put each listed superseded job right, by the failed job's id.
-    superseded_by: Mapping[int, Job] = field(default_factory=dict)
 
 
 def failed_cases(store: JobStore, *, with_superseded: bool = False) -> FailedCases:
     """The cases that stopped, each with where its files are now (failed/, as a rule). A
     failed job a later job of the same recipe and content printed (``superseded``, the rule
     ``jobs`` follows) is no case to act on: left out and counted, unless ``with_superseded``,
-    which lists it with the job that put it right. A killed run's failures stayed on this page
-    after the next run printed every one of them."""
+    which lists it with the job that put it right (:func:`_shown`). A killed run's failures
+    stayed on this page after the next run printed every one of them."""
     jobs = store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS)
-    later = superseded(store, jobs)
-    kept = jobs if with_superseded else [j for j in jobs if j.id not in later]
+    page = _shown(store, jobs, FAILED_STATES, with_superseded)
     rows = tuple(replace(row, located=tuple(_where_now(j) for j in row.jobs))
-                 for row in _group(kept))
-    return FailedCases(rows, len(jobs) - len(kept), len(jobs) >= PAGE_ROWS,
-                       later if with_superseded else {})
+                 for row in page.rows)
+    return FailedCases(rows, page.hidden, len(jobs) >= PAGE_ROWS)
 
 
 def _where_now(job: Job) -> str:
@@ -519,20 +581,27 @@ class HistoryRow:
 
 
 def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CASES
-                 ) -> tuple[list[HistoryRow], bool]:
+                 ) -> tuple[list[HistoryRow], bool, int]:
     """The most recently changed cases of the filter's page, each whole with its jobs' audit
     trail (oldest first), and whether older cases are on another page. The store filters and
-    pages (a case kept by its lead state, a search by its name or any of its files)."""
+    pages (a case kept by its lead state, a search by its name or any of its files); the
+    third value counts the failed jobs a later job put right that the filter leaves out
+    (:func:`_shown`, unless the filter lists them)."""
     jobs = store.list_history_cases(
-        lead_order=LEAD_ORDER, state=None if flt.state == "all" else flt.states,
+        lead_order=LEAD_ORDER, state=flt.filtered,
         recipe=flt.recipe or None, text=flt.text or None, limit=limit + 1,
         offset=(flt.page - 1) * limit)
-    rows = _group(jobs)
+    # The page's cases, and whether an older page exists, are the store's, before any is
+    # left out here: the case read beyond the page is the next page's first.
+    cases = [_row_key(r.jobs[0]) for r in _group(jobs)]
+    on_page = set(cases[:limit])
+    page = _shown(store, [j for j in jobs if _row_key(j) in on_page], flt.filtered,
+                  flt.listed)
     # Every trail of the page in one read: one per job made a page of 60 cases hundreds of
     # round trips to a farm's database.
-    trails = store.histories([j.id for row in rows[:limit] for j in row.jobs])
+    trails = store.histories([j.id for row in page.rows for j in row.jobs])
     out: list[HistoryRow] = []
-    for row in rows[:limit]:
+    for row in page.rows:
         trail = sorted((t for j in row.jobs for t in trails[j.id]), key=lambda t: t.id)
         out.append(HistoryRow(row, tuple(trail)))
-    return out, len(rows) > limit
+    return out, len(cases) > limit, page.hidden

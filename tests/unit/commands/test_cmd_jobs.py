@@ -420,6 +420,7 @@ class TestShowAHotFolderJob:
              rel: str = "C-1/upper.stl", sidecar: str | None = None,
              duplicate_of: str | None = None, **fields: str) -> Job:
         inbox = tmp_path / "inbox"
+        inbox.mkdir(exist_ok=True)  # seen from here, as on the machine of the hot folder
         place = JobPlace(
             inbox, rel, previous=inbox / previous if previous else None,
             attachments=(Attachment("C-1/C-1.yaml", str(inbox / sidecar)),) if sidecar else (),

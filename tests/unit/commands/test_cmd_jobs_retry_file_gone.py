@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def store(tmp_path: Path) -> Iterator[SqliteJobStore]:
 
 
 def _failed(store: SqliteJobStore, inbox: Path, name: str = "upper.stl") -> Job:
-    """A job the hot folder took from ``inbox/C-1/name`` and failed into failed/."""
+    """A job the hot folder took from ``inbox/C-1/name`` and failed into failed/; the inbox
+    is a folder here, as on the machine that runs the hot folder."""
+    inbox.mkdir(parents=True, exist_ok=True)
     place = JobPlace(inbox, f"C-1/{name}", previous=inbox / "processing" / name, moved=True)
     job = store.create_job(recipe="dental", source_path=inbox / "failed" / "C-1" / name,
                            case_id="C-1", state=S.QUEUED,
@@ -96,3 +99,47 @@ class TestRetryWithoutItsFile:
         assert err.count("error: ") == 1 and f"job {gone.id} ({gone.job_key})" in err
         assert (store.get_job(there.id).state, store.get_job(gone.id).state) == (
             S.QUEUED, S.FAILED)
+
+
+def _unseen(store: SqliteJobStore, tmp_path: Path) -> Job:
+    """A job the hot folder of another machine took: its inbox (a mount there) is no folder
+    here, as on a node of a shared store that does not mount the hot folder."""
+    job = _failed(store, tmp_path / "elsewhere" / "inbox")
+    (tmp_path / "elsewhere").rename(tmp_path / "unmounted")
+    return job
+
+
+class TestRetryFromAMachineThatDoesNotSeeTheInbox:
+    """Where the hot folder's inbox is not seen, the file cannot be judged: not called gone,
+    the retry runs and says what happens next (the daemon that sees it takes it, or fails it
+    "its file is gone")."""
+
+    def test_the_retry_is_queued_and_says_the_file_was_not_looked_for(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        job = _unseen(store, tmp_path)
+        code, out, err = _retry(store, str(job.id))
+        assert code == 0 and "queued again (was failed)" in out
+        inbox = tmp_path / "elsewhere" / "inbox"
+        assert err == (
+            f"note: job {job.id} ({job.job_key}): its hot folder's inbox {inbox} is not seen "
+            "from this machine, so its file was not looked for here; the hot folder watching "
+            f"that inbox takes it again, or fails it \"its file is gone\" if it is not at "
+            f"{job.source_path}\n")
+        assert store.get_job(job.id).state is S.QUEUED
+
+    def test_jobs_show_says_unseen_not_gone(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        job = _unseen(store, tmp_path)
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["jobs", "show", str(job.id), "--store", str(store.path)], out, err) == 0
+        inbox = tmp_path / "elsewhere" / "inbox"
+        assert (f"{job.source_path}: not seen from this machine (its hot folder's inbox "
+                f"{inbox} is not here)") in out.getvalue()
+        assert "moved or removed" not in out.getvalue()
+        out = io.StringIO()
+        run(["jobs", "show", str(job.id), "--store", str(store.path), "--format", "json"],
+            out, err)
+        file = json.loads(out.getvalue())["file_now"]
+        assert (file["status"], file["now_at"]) == ("unseen", str(inbox))

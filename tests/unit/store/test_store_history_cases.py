@@ -115,7 +115,7 @@ def _every_page(store: JobStore, flt: QueueFilter) -> list[Shown]:
     seen: list[Shown] = []
     page = 1
     while True:
-        rows, older = history_rows(store, QueueFilter(flt.state, flt.recipe, flt.text, page))
+        rows, older, _ = history_rows(store, QueueFilter(flt.state, flt.recipe, flt.text, page))
         assert len(rows) == HISTORY_PAGE_CASES or not older, page
         seen += _shown([r.case for r in rows])
         if not older:
@@ -154,7 +154,7 @@ class TestAPageOfHistory:
         self, filled: JobStore
     ) -> None:
         store = filled
-        first, older = history_rows(store, QueueFilter("all"))
+        first, older, _ = history_rows(store, QueueFilter("all"))
         assert older and len(first) == HISTORY_PAGE_CASES
         for row in first:
             everyone = [j for j in store.list_jobs()
@@ -166,9 +166,9 @@ class TestAPageOfHistory:
         last = len(_expected(store, QueueFilter("all")))
         assert last > 2 * HISTORY_PAGE_CASES
         pages = -(-last // HISTORY_PAGE_CASES)
-        rows, older = history_rows(store, QueueFilter("all", page=pages))
+        rows, older, _ = history_rows(store, QueueFilter("all", page=pages))
         assert not older and len(rows) == last - (pages - 1) * HISTORY_PAGE_CASES
-        assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False)
+        assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False, 0)
 
 
 class TestTheStoresPagingRules:

@@ -97,7 +97,7 @@ class TestAPageReadsItsTrailsAtOnce:
 
     def test_a_full_page_is_one_read_of_trails(self, counted_filled: Counted) -> None:
         counted = counted_filled
-        rows, older = history_rows(counted.store, QueueFilter("all"))
+        rows, older, _ = history_rows(counted.store, QueueFilter("all"))
         jobs = sum(len(r.case.jobs) for r in rows)
         assert older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
         counted.reset()
@@ -112,7 +112,7 @@ class TestAPageReadsItsTrailsAtOnce:
                                      QueueFilter("all", text="bite 50%")])
     def test_as_each_jobs_history_says(self, filled: JobStore, flt: QueueFilter) -> None:
         store = filled
-        rows, _ = history_rows(store, flt)
+        rows, _, _ = history_rows(store, flt)
         assert rows
         for row in rows:
             own = sorted((t for j in row.case.jobs for t in store.history(j.id)),

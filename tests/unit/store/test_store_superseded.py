@@ -96,3 +96,28 @@ class TestTheNote:
         _job(store, JobState.FAILED)
         later = _job(store, JobState.DONE)
         assert superseded_note(later) == f"superseded by job 2 ({later.job_key}, done)"
+
+
+class TestOneRead:
+    """The check asks the store once for a page of failed jobs, not once per file: on a
+    shared PostgreSQL store 3,000 failed jobs took 1.9 s a refresh (bench/results/
+    superseded_s35_before.md)."""
+
+    def test_many_failed_files_are_judged_in_one_statement(self, tmp_path: Path) -> None:
+        statements: list[str] = []
+        with SqliteJobStore(tmp_path / "counted.sqlite3",
+                            on_statement=statements.append) as store:
+            failed = [_job(store, JobState.FAILED, digest=f"d{n}") for n in range(5)]
+            printed = _job(store, JobState.DONE, digest="d3")
+            statements.clear()
+            assert superseded(store, failed) == {failed[3].id: printed}
+        assert sum(1 for s in statements if s.lstrip().upper().startswith("SELECT")) == 1
+
+    def test_no_failed_job_asks_nothing(self, tmp_path: Path) -> None:
+        statements: list[str] = []
+        with SqliteJobStore(tmp_path / "counted.sqlite3",
+                            on_statement=statements.append) as store:
+            done = _job(store, JobState.DONE)
+            statements.clear()
+            assert superseded(store, [done]) == {}
+        assert not any(s.lstrip().upper().startswith("SELECT") for s in statements)

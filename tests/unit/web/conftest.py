@@ -15,7 +15,7 @@ import pytest
 
 from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
 
 OPERATOR_SECRET = "operator-secret-0123"
@@ -110,3 +110,22 @@ def refused(client: httpx.Client, answer: httpx.Response) -> Refused:
     assert found is not None, page.text[:2000]
     lines = re.sub(r"<[^>]+>", "", found.group(1).replace("</p>", "\n"))
     return Refused(location, page.text, html.unescape(lines).strip())
+
+
+def ended_job(store: JobStore, tmp: Path, case_id: str, state: JobState, *,
+              digest: str = "h1") -> Job:
+    """A job of recipe ``grey`` and content ``digest`` that ended in ``state`` (FAILED, as a
+    killed run leaves it, or DONE: prepared by a recipe without a print step)."""
+    job = store.create_job(recipe="grey", source_path=tmp / f"{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    if state is JobState.FAILED:
+        return store.transition(job.id, JobState.FAILED, "its run died before printing it")
+    build = store.create_build(recipe="grey", job_ids=[job.id])
+    for step in (JobState.PREPARING, JobState.PREPARED, state):
+        store.transition_build(build.id, step, "test")
+    return store.get_job(job.id)
+
+
+def listed_cases(page: str) -> list[str]:
+    """The cases of a page's table (the queue, Failed cases), in its order."""
+    return re.findall(r'<tr data-case="([^"]*)"', page)

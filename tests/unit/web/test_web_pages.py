@@ -226,7 +226,7 @@ class TestCaseActions:
         from preform_pipeline.web.actions import cancel_case, retry_case
 
         store = served.store
-        assert cancel_case(store, "case:C-7", "olivia") == 1
+        assert cancel_case(store, "case:C-7", "olivia").count == 1
         job = store.list_jobs()[0]
         assert job.state is JobState.CANCELLED and job.reason == "cancelled by olivia (web)"
         try:
@@ -235,7 +235,7 @@ class TestCaseActions:
             assert exc.message == "Case C-7 was not cancelled: it is cancelled already"
         else:
             raise AssertionError("a second cancel was accepted")
-        assert retry_case(store, job.job_key, "olivia") == 1
+        assert retry_case(store, job.job_key, "olivia").count == 1
         assert store.get_job(job.id).state is JobState.QUEUED
 
 

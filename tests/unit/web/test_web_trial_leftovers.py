@@ -12,26 +12,16 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
-from preform_pipeline.store import Job, JobState, JobStore
-from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_AUTH, Served, logged_in, refused
-
-
-def _job(store: JobStore, tmp: Path, case_id: str, state: JobState, *, digest: str = "h1"
-         ) -> Job:
-    """A job of recipe ``grey`` and content ``digest`` that ended in ``state`` (FAILED, as a
-    killed run leaves it, or DONE: prepared by a recipe without a print step)."""
-    job = store.create_job(recipe="grey", source_path=tmp / f"{case_id}.stl",
-                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
-    if state is JobState.FAILED:
-        return store.transition(job.id, JobState.FAILED, "its run died before printing it")
-    build = store.create_build(recipe="grey", job_ids=[job.id])
-    for step in (JobState.PREPARING, JobState.PREPARED, state):
-        store.transition_build(build.id, step, "test")
-    return store.get_job(job.id)
-
-
-def _cases(page: str) -> list[str]:
-    return re.findall(r'<tr data-case="([^"]*)"', page)
+from preform_pipeline.store import JobState
+from tests.unit.web.conftest import (
+    OPERATOR_SECRET,
+    VIEWER_AUTH,
+    Served,
+    ended_job,
+    listed_cases,
+    logged_in,
+    refused,
+)
 
 
 class TestSupersededFailures:
@@ -42,11 +32,11 @@ class TestSupersededFailures:
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        _job(store, tmp_path, "K-1", JobState.FAILED)
-        _job(store, tmp_path, "K-2", JobState.DONE)
-        _job(store, tmp_path, "N-1", JobState.FAILED, digest="other")  # nothing printed it
+        ended_job(store, tmp_path, "K-1", JobState.FAILED)
+        ended_job(store, tmp_path, "K-2", JobState.DONE)
+        ended_job(store, tmp_path, "N-1", JobState.FAILED, digest="other")  # nothing printed it
         page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
-        assert _cases(page) == ["N-1"]
+        assert listed_cases(page) == ["N-1"]
         assert ('<p class="note" id="superseded">1 failed job not listed: a later job printed '
                 'the same file with the same recipe. <a href="/failed?superseded=listed">List '
                 'them too</a></p>') in page
@@ -55,10 +45,10 @@ class TestSupersededFailures:
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        _job(store, tmp_path, "K-1", JobState.FAILED)
-        later = _job(store, tmp_path, "K-2", JobState.DONE)
+        ended_job(store, tmp_path, "K-1", JobState.FAILED)
+        later = ended_job(store, tmp_path, "K-2", JobState.DONE)
         page = httpx.get(served.url + "/failed?superseded=listed", headers=VIEWER_AUTH).text
-        assert _cases(page) == ["K-1"]
+        assert listed_cases(page) == ["K-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); a later job "
                 "printed the same file with the same recipe") in said
@@ -66,16 +56,16 @@ class TestSupersededFailures:
         # The live refresh asks the same address: it keeps them listed.
         live = httpx.get(served.url + "/failed?superseded=listed",
                          headers={**VIEWER_AUTH, "X-Live": "1"}).text
-        assert _cases(live) == ["K-1"]
+        assert listed_cases(live) == ["K-1"]
 
     def test_a_failure_after_an_earlier_print_still_alarms(
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        _job(store, tmp_path, "P-1", JobState.DONE)
-        _job(store, tmp_path, "P-2", JobState.FAILED)  # a reprint that failed
+        ended_job(store, tmp_path, "P-1", JobState.DONE)
+        ended_job(store, tmp_path, "P-2", JobState.FAILED)  # a reprint that failed
         page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
-        assert _cases(page) == ["P-2"] and 'id="superseded"' not in page
+        assert listed_cases(page) == ["P-2"] and 'id="superseded"' not in page
 
 
 class TestActionsRedirect:

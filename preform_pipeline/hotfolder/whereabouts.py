@@ -1,5 +1,6 @@
 """Where a job's file (and each sidecar) is now, as this machine sees it: one reading for
-``jobs show`` in words and in JSON.
+``jobs show`` in words and in JSON, and for ``jobs retry`` and the dashboard's Retry (here,
+below both: the dashboard and the commands are one layer and may not import each other).
 
 The store names the place the hot folder last put a file, which a person may have emptied
 since (the documented way to retry a failed case is to put it back into the inbox). What
@@ -11,6 +12,9 @@ is found is one of :data:`STATUSES`:
 - ``being_moved``: not there yet, still at its previous place: a move cut short between
   the store's write and the move, which the daemon finishes;
 - ``put_back``: gone from there, and back in the inbox where it was dropped, not taken yet;
+- ``unseen``: not there, and its hot folder's inbox is not a folder this machine sees (a
+  node of a shared store that does not mount the hot folder): where the file is cannot be
+  judged from here, so nothing is said to be gone;
 - ``gone``: moved or removed since.
 """
 
@@ -22,13 +26,14 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from preform_pipeline.hotfolder.intake import JobPlace, place_of
-from preform_pipeline.store import TERMINAL_STATES, Job
+from preform_pipeline.store import TERMINAL_STATES, Job, JobStore
 
-__all__ = ["STATUSES", "Whereabouts", "file_now", "retry_refusal", "sidecar_now", "taken_again"]
+__all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "retry_check",
+           "sidecar_now", "taken_again"]
 
-Status = Literal["there", "dropped_again", "being_moved", "put_back", "gone"]
+Status = Literal["there", "dropped_again", "being_moved", "put_back", "unseen", "gone"]
 STATUSES: Final[tuple[Status, ...]] = (
-    "there", "dropped_again", "being_moved", "put_back", "gone")
+    "there", "dropped_again", "being_moved", "put_back", "unseen", "gone")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,9 @@ class Whereabouts:
         if self.status == "put_back":
             return (f"{self.path}: not there now; put back into the inbox as {self.now_at}, "
                     "not taken yet")
+        if self.status == "unseen":
+            return (f"{self.path}: not seen from this machine (its hot folder's inbox "
+                    f"{self.now_at} is not here)")
         return f"{self.path}: not there now (moved or removed since)"
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,6 +110,9 @@ def file_now(job: Job, place: JobPlace | None, again: Job | None) -> Whereabouts
         dropped = place.inbox / place.rel
         if os.path.lexists(dropped):
             return Whereabouts(path, "put_back", now_at=str(dropped))
+        if not os.path.isdir(place.inbox):
+            # Not mounted here: "gone" would be a guess, and a retry refused by it wrongly.
+            return Whereabouts(path, "unseen", now_at=str(place.inbox))
     return Whereabouts(path, "gone")
 
 
@@ -114,24 +125,51 @@ def sidecar_now(at: str, again: Job | None) -> Whereabouts:
     return Whereabouts(at, "gone", sidecar=True)
 
 
-def retry_refusal(job: Job, others: Sequence[Job]) -> str | None:
-    """Why a retry of ``job`` cannot run, from where its file is now (the reading of
-    ``jobs show``), with what helps; None when it can: the file where the store names it, or
-    a move cut short, which the daemon finishes. Judged only for a job the hot folder took
-    (it recorded a place); ``others``: the jobs :func:`taken_again` looks through.
+def dropped_after(store: JobStore, job: Job) -> Sequence[Job]:
+    """The jobs :func:`taken_again` looks through for ``job``: none when its file is where
+    the store says; otherwise only those under its name (the store's search;
+    :func:`taken_again` compares exactly), not every job of a store that may hold years of
+    them. What ``jobs show``, ``jobs retry`` and the dashboard's Retry all judge by."""
+    if os.path.lexists(job.source_path):
+        return ()
+    return store.list_jobs(text=job.original_name)
+
+
+@dataclass(frozen=True)
+class RetryCheck:
+    """What a retry of one job meets, from where its file is now: ``refusal``, why it cannot
+    run, with what helps (None: it can); ``note``, what the person should know when it runs
+    without its file having been judged here."""
+
+    refusal: str | None = None
+    note: str | None = None
+
+
+def retry_check(store: JobStore, job: Job) -> RetryCheck:
+    """Whether a retry of ``job`` can run, from where its file is now (the reading of ``jobs
+    show``): it can when the file is where the store names it, or in a move cut short, which
+    the daemon finishes. Judged only for a job the hot folder took (it recorded a place).
+    ``jobs retry`` and the dashboard's Retry both ask this.
 
     Queued without its file, the job was failed by the daemon "its file is gone" after the
-    command had said it was queued again."""
+    command had said it was queued again. From a machine that does not see the hot folder's
+    inbox (a node of a shared store) the file cannot be judged: the retry runs, said so, and
+    the daemon watching that inbox takes the job, or fails it saying its file is gone."""
     place = place_of(job)
     if place is None:
-        return None
-    where = file_now(job, place, taken_again(job, others))
+        return RetryCheck()
+    where = file_now(job, place, taken_again(job, dropped_after(store, job)))
     if where.status in ("there", "being_moved"):
-        return None
+        return RetryCheck()
+    if where.status == "unseen":
+        return RetryCheck(note=(
+            f"its hot folder's inbox {place.inbox} is not seen from this machine, so its "
+            f"file was not looked for here; the hot folder watching that inbox takes it "
+            f"again, or fails it \"its file is gone\" if it is not at {where.path}"))
     said = f"its file {where.text()}"
     if where.status == "gone":
-        return (f"{said}; put it back at {where.path} and retry, or drop it into the hot "
-                f"folder again ({place.inbox}) as a new job")
+        return RetryCheck(f"{said}; put it back at {where.path} and retry, or drop it into "
+                          f"the hot folder again ({place.inbox}) as a new job")
     if where.status == "put_back":
-        return f"{said}; the hot folder takes it as a new job"
-    return f"{said}; retry that job instead if it needs it"
+        return RetryCheck(f"{said}; the hot folder takes it as a new job")
+    return RetryCheck(f"{said}; retry that job instead if it needs it")

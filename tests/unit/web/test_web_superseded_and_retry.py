@@ -1,0 +1,228 @@
+"""One truth on every page (session 35): the queue, History's Failed filter and ``/metrics``
+follow Failed cases' superseded rule (store/superseded.py); a superseded failure offers no
+Retry, and the dashboard's Retry looks for the file as ``jobs retry`` does
+(hotfolder/whereabouts.py), judging nothing gone from a machine that does not see the inbox.
+A real SQLite store, the dashboard served by uvicorn."""
+
+from __future__ import annotations
+
+import html
+import re
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
+from preform_pipeline.web.views import QueueFilter, history_rows
+from tests.unit.web.conftest import (
+    OPERATOR_SECRET,
+    VIEWER_AUTH,
+    Served,
+    ended_job,
+    listed_cases,
+    logged_in,
+    refused,
+)
+
+S = JobState
+WHY = "a later job printed the same file with the same recipe"
+
+
+def _history_cases(page: str) -> list[str]:
+    return re.findall(r'<details class="card history" data-case="([^"]*)"', page)
+
+
+def _done(client: httpx.Client, answer: httpx.Response) -> str:
+    """Follow an action that was done to its page, and return the line saying what it did."""
+    assert answer.status_code == 303, answer.text[:500]
+    page = client.get(answer.headers["location"]).text
+    found = re.search(r'<p class="done" role="status" id="done">([^<]*)</p>', page)
+    assert found is not None, page[:2000]
+    return html.unescape(found.group(1))
+
+
+def _killed_and_printed(served: Served, tmp: Path) -> tuple[Job, Job, Job]:
+    """K-1 failed (a killed run), K-2 printed the same file later; N-1 failed, never
+    printed since."""
+    store = served.store
+    return (ended_job(store, tmp, "K-1", S.FAILED), ended_job(store, tmp, "K-2", S.DONE),
+            ended_job(store, tmp, "N-1", S.FAILED, digest="other"))
+
+
+class TestOneRuleOnEveryPage:
+    """The queue, History and ``/metrics`` say what Failed cases says of a failure that a
+    later job of its recipe and file printed: nothing to act on, counted apart."""
+
+    def test_the_queue_showing_failed_leaves_it_out_counts_it_and_lists_it_on_request(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        _, later, _ = _killed_and_printed(served, tmp_path)
+        page = httpx.get(served.url + "/?state=failed", headers=VIEWER_AUTH).text
+        assert listed_cases(page) == ["N-1"]
+        assert (f'<p class="note" id="superseded">1 failed job not listed: {WHY}. '
+                '<a href="/?state=failed&amp;superseded=listed">List them too</a></p>') in page
+        listed = httpx.get(served.url + "/?state=failed&superseded=listed",
+                           headers=VIEWER_AUTH).text
+        assert sorted(listed_cases(listed)) == ["K-1", "N-1"]
+        said = html.unescape(re.sub(r"<[^>]+>", "", listed))
+        assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); {WHY}"
+                in said)
+        assert said.count("superseded: nothing to do") == 1
+        assert '<a href="/?state=failed">Leave them out</a>' in listed
+
+    def test_history_showing_failed_leaves_it_out_too(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        _killed_and_printed(served, tmp_path)
+        page = httpx.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
+        assert _history_cases(page) == ["N-1"]
+        assert f"1 failed job not listed: {WHY}." in page
+        everything = httpx.get(served.url + "/history", headers=VIEWER_AUTH).text
+        assert {"K-1", "K-2", "N-1"} <= set(_history_cases(everything))
+        assert 'id="superseded"' not in everything  # "All" lists every case: nothing left out
+
+    def test_a_case_whose_failure_its_own_later_job_printed_is_shown_by_that_job(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # A run killed and run again under one case id: the case is printed, not failed.
+        ended_job(served.store, tmp_path, "C-9", S.FAILED)
+        ended_job(served.store, tmp_path, "C-9", S.DONE)
+        queue = httpx.get(served.url + "/?state=all", headers=VIEWER_AUTH).text
+        row = re.search(r'<tr data-case="C-9">(.*?)</tr>', queue, re.S)
+        assert row is not None and 'class="state state-done"' in row.group(1)
+        history = httpx.get(served.url + "/history", headers=VIEWER_AUTH).text
+        card = re.search(r'data-case="C-9">\s*<summary>(.*?)</summary>', history, re.S)
+        assert card is not None and 'class="state state-done"' in card.group(1)
+        failed = httpx.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
+        assert "C-9" not in _history_cases(failed)
+
+    def test_metrics_count_it_apart_under_a_name_of_its_own(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        _killed_and_printed(served, tmp_path)
+        text = httpx.get(served.url + "/metrics", headers=VIEWER_AUTH).text
+        assert 'preform_pipeline_cases{state="failed"} 1\n' in text
+        assert "\npreform_pipeline_cases_superseded 1\n" in text
+        assert "# TYPE preform_pipeline_cases_superseded gauge" in text
+
+
+class TestHistoryPages:
+    """History pages on the store's cases before any is left out: a case left out must not
+    pull the next page's first case onto this one (it then showed on both)."""
+
+    def test_a_case_left_out_leaves_the_next_page_s_case_on_the_next_page(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        for case_id, digest in (("Z", "d-z"), ("Y", "d-y"), ("X", "d-x")):
+            ended_job(store, tmp_path, case_id, S.FAILED, digest=digest)
+            clock.advance(1)
+        ended_job(store, tmp_path, "P", S.DONE, digest="d-x")  # X is put right
+        first, more, hidden = history_rows(store, QueueFilter(state="failed"), limit=2)
+        assert ([r.case.case for r in first], more, hidden) == (["Y"], True, 1)
+        second, more, _ = history_rows(store, QueueFilter(state="failed", page=2), limit=2)
+        assert ([r.case.case for r in second], more) == (["Z"], False)
+
+
+    def test_another_page_of_a_listed_view_keeps_them_listed(self) -> None:
+        flt = QueueFilter.parse({"state": "failed", "superseded": "listed"})
+        assert flt.listed and flt.link(2) == "state=failed&superseded=listed&page=2"
+        assert QueueFilter.parse({"state": "failed"}).link(2) == "state=failed&page=2"
+
+
+class TestRetryOfASupersededFailure:
+    """A failure a later job printed offers no Retry: retried, it printed the file again."""
+
+    def test_no_retry_button_and_a_retry_posted_anyway_is_refused_in_words(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        killed, later, _ = _killed_and_printed(served, tmp_path)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = client.get("/failed?superseded=listed").text
+            assert 'data-test="retry-K-1"' not in page and 'data-test="retry-N-1"' in page
+            # From a page opened before the later job printed it, say.
+            answer = refused(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:K-1", "next": "/failed?superseded=listed"}))
+        assert answer.said == (
+            f"Not done: Case K-1 was not queued again: {WHY} (K-1.stl: superseded by job "
+            f"{later.id} ({later.job_key}, done))\nthere is nothing to retry; for another "
+            "print, drop the file into the hot folder again")
+        assert served.store.get_job(killed.id).state is S.FAILED
+
+    def test_a_case_retries_its_other_failure_and_says_what_it_left(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        put_right = ended_job(store, tmp_path, "M-1", S.FAILED, digest="m-a")
+        other = ended_job(store, tmp_path, "M-1", S.FAILED, digest="m-b")
+        ended_job(store, tmp_path, "P-1", S.DONE, digest="m-a")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            said = _done(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:M-1", "next": "/failed"}))
+        assert said == ("Case M-1 queued again (1 job); 1 of its failed jobs left as they "
+                        f"are: {WHY}")
+        assert (store.get_job(put_right.id).state, store.get_job(other.id).state) == (
+            S.FAILED, S.QUEUED)
+
+
+def _taken(store: JobStore, tmp: Path, case_id: str, *, inbox_here: bool = True) -> Job:
+    """A job the hot folder took from ``hot/inbox/<case>/upper.stl`` and failed into
+    ``hot/failed/``; the file is not there. ``inbox_here``: this machine sees the inbox."""
+    hot = tmp / "hot"
+    if inbox_here:
+        (hot / "inbox").mkdir(parents=True, exist_ok=True)
+    place = JobPlace(hot / "inbox", f"{case_id}/upper.stl",
+                     previous=hot / "processing" / "upper.stl", moved=True)
+    job = store.create_job(recipe="grey", source_path=hot / "failed" / case_id / "upper.stl",
+                           case_id=case_id, state=S.QUEUED,
+                           fields={HOTFOLDER_FIELD: place.to_json()})
+    return store.transition(job.id, S.FAILED, "could not be read")
+
+
+class TestRetryLooksForTheFile:
+    """The Retry button asks where the file is, as ``jobs retry`` does: queued without its
+    file, the daemon failed the job again after the page had said it was queued."""
+
+    def test_a_file_gone_is_refused_on_the_page_then_queued_once_put_back(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        job = _taken(served.store, tmp_path, "H-1")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        form = {"csrf": csrf, "target": "case:H-1", "next": "/failed"}
+        with closing(client):
+            with capture_logs() as events:
+                answer = refused(client, client.post("/cases/retry", data=form))
+            assert answer.location.startswith("/failed?done=")
+            assert answer.said == (
+                f"Not done: Case H-1 was not queued again: upper.stl ({job.job_key}): its file "
+                f"{job.source_path}: not there now (moved or removed since); put it back at "
+                f"{job.source_path} and retry, or drop it into the hot folder again "
+                f"({tmp_path / 'hot' / 'inbox'}) as a new job\nnothing was queued again")
+            assert served.store.get_job(job.id).state is S.FAILED
+            job.source_path.parent.mkdir(parents=True)
+            job.source_path.write_bytes(b"solid x\nendsolid x\n")
+            assert _done(client, client.post("/cases/retry", data=form)) == (
+                "Case H-1 queued again (1 job)")
+        assert served.store.get_job(job.id).state is S.QUEUED
+        assert [e["event"] for e in events if e["event"].startswith("web_")] == [
+            "web_action_refused"]
+
+    def test_an_inbox_this_machine_does_not_see_is_said_and_not_judged_gone(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        job = _taken(served.store, tmp_path, "H-2", inbox_here=False)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            said = _done(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:H-2", "next": "/failed"}))
+        assert said == (
+            f"Case H-2 queued again (1 job); upper.stl: its hot folder's inbox "
+            f"{tmp_path / 'hot' / 'inbox'} is not seen from this machine, so its file was not "
+            "looked for here; the hot folder watching that inbox takes it again, or fails it "
+            f"\"its file is gone\" if it is not at {job.source_path}")
+        assert served.store.get_job(job.id).state is S.QUEUED
