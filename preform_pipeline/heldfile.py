@@ -1,0 +1,70 @@
+"""A file its process holds locked for its whole life, so that its end can be proven.
+
+A pid and a start time name a process only where its pids can be seen: from inside a
+container, a process of another container of the same host name is invisible, and a record it
+left (a daemon's lock, a simulator's mark on a fleet folder) could never be judged. The
+operating system's own file lock (``flock`` on POSIX) can: the kernel drops it when the last
+descriptor of the file closes, which a process's end does, kill -9 and a container going away
+included, and every process of the machine that opens the same file sees it, in whatever pid
+namespace it runs. So a record that says its writer holds it (:data:`HELD_MARK`) is proven
+ended when its lock can be taken (:func:`held`), and proven running while it cannot.
+
+The lock is taken on the file before it is put in its place (:func:`hold`), so no reader finds
+the record unheld while its writer lives. A process that forks without exec shares the lock
+with its child (the child may still act: safe); descriptors are not inherited across exec.
+Where the system has no such lock (Windows), :func:`hold` takes none, and the record does not
+say it is held: it is judged by its pid as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Final
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; records there do not claim one
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["HELD_MARK", "held", "hold"]
+
+#: How a record says its writer holds it locked for its life (the value of its ``held`` key).
+HELD_MARK: Final = "flock"
+
+
+def hold(fd: int) -> bool:
+    """Lock the open file ``fd`` for as long as it stays open (exclusively, without waiting);
+    True when held, False where the system has no such lock or another process holds it."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def held(path: Path) -> bool | None:
+    """Whether some process holds ``path`` locked (:func:`hold`): True while one does (that
+    process runs); False when none does (whoever held it has ended); None when this cannot be
+    told (no such lock on this system; the file is gone or cannot be opened). The probe takes a
+    shared lock for a moment: two probes never see each other, a holder's exclusive lock
+    refuses both."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None  # a file system without flock: nothing is known
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing drops the probe's own lock
+    return False
