@@ -23,27 +23,44 @@ import os
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; records there do not claim one
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["HELD_MARK", "held", "hold"]
+__all__ = ["HELD_MARK", "held", "hold", "judged"]
 
 #: How a record says its writer holds it locked for its life (the value of its ``held`` key).
 HELD_MARK: Final = "flock"
 
 
-def hold(fd: int) -> bool:
-    """Lock the open file ``fd`` for as long as it stays open (exclusively, without waiting);
-    True when held, False where the system has no such lock or another process holds it."""
+def hold(fd: int, *, wait: bool = False) -> bool:
+    """Lock the open file ``fd`` for as long as it stays open (exclusively; ``wait``: until
+    another holder lets go, else not at all); True when held, False where the system has no
+    such lock or another process holds it."""
     if fcntl is None:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except OSError:
         return False
     return True
+
+
+def judged(process: ProcessIdentity, path: Path, *, says_held: bool) -> tuple[Liveness, bool]:
+    """Whether the writer of the record at ``path`` runs, and whether its lock decided it
+    (the one rule for held records: the daemon lock, a fleet folder's members). A record of
+    this host name that says it is held is judged by its lock while that can be told, from
+    any container: held, RUNNING; free, ENDED. Any other (an earlier version's, another
+    host's, a system without such locks) by its pid
+    (:meth:`~preform_pipeline.liveness.ProcessIdentity.judged_on_this_machine`)."""
+    if says_held and process.host == this_host():
+        proof = held(path)
+        if proof is not None:
+            return (Liveness.RUNNING if proof else Liveness.ENDED), True
+    return process.judged_on_this_machine(), False
 
 
 def held(path: Path) -> bool | None:

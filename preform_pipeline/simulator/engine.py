@@ -52,6 +52,7 @@ from .editing import (
     scan_models,
 )
 from .fleet import FleetState, SimPrinter
+from .fleetusers import FleetMembership, join
 from .formfile import load_form, save_form
 from .layout import (
     DEFAULT_MODEL_SPACING_MM,
@@ -221,6 +222,8 @@ class SimEngine:
         self.scenes = SceneStore(scene_cache_size, work_dir / "scene-cache" if work_dir else None)
         self._fleet_dir = fleet_dir
         self._fleet: FleetState | None = None
+        #: This engine's place among the fleet folder's users (fleetusers.py), until close.
+        self._membership: FleetMembership | None = None
         self._fleet_lock = threading.Lock()
         self._default_lock = threading.Lock()
         self._account_lock = threading.Lock()
@@ -231,6 +234,14 @@ class SimEngine:
             # this server then refuses (PRINTER_NOT_FOUND): the default ones before a
             # declaration, or an earlier rehearsal's declared ones before the default's return.
             _ = self.fleet
+
+    def close(self) -> None:
+        """Leave the fleet folder (fleetusers.py): another fleet may start on it now. A
+        simulator process that ends leaves it without this (its record's lock goes with it);
+        an engine made in a process that goes on calls it."""
+        membership, self._membership = self._membership, None
+        if membership is not None:
+            membership.leave()
 
     # -- protocol -------------------------------------------------------------------------------
 
@@ -298,6 +309,10 @@ class SimEngine:
                     base = self.work_dir or Path(tempfile.mkdtemp(prefix="preform-sim-"))
                     root = base / "fleet"
                 root.mkdir(parents=True, exist_ok=True)
+                if self._fleet_dir is not None:
+                    # Before printers.json is touched: a live simulator of another fleet on
+                    # this folder refuses this start (FleetInUseError), never the reverse.
+                    self._membership = join(root, self.declared_printers)
                 self._fleet = FleetState(root)
                 if self.declared_printers is not None:
                     self._fleet.declare(self.declared_printers)

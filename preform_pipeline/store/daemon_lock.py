@@ -53,7 +53,7 @@ from typing import Final
 from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import StoreError, StoreLockedError
-from preform_pipeline.heldfile import HELD_MARK, held, hold
+from preform_pipeline.heldfile import HELD_MARK, hold, judged
 from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 
@@ -192,15 +192,12 @@ class DaemonLock:
         is judged by that lock (module doc), from any container; any other by its pid
         (liveness.py, the one rule)."""
         process = holder.process
-        if holder.held and process.host == this_host():
-            proof = held(self.path)
-            if proof is True:
-                where = "" if process.on_this_host else ", in another container of this host"
-                return Liveness.RUNNING, f"still running{where} (it holds the lock file open)"
-            if proof is False:
-                return Liveness.ENDED, ("holder not running: no process holds its lock file "
-                                        "open any more")
-        state = process.judged_on_this_machine()
+        state, by_lock = judged(process, self.path, says_held=holder.held)
+        if by_lock and state is Liveness.RUNNING:
+            where = "" if process.on_this_host else ", in another container of this host"
+            return state, f"still running{where} (it holds the lock file open)"
+        if by_lock:
+            return state, "holder not running: no process holds its lock file open any more"
         return state, "still running" if state is Liveness.RUNNING else _why_stale(holder)
 
     def _locked(self, holder: LockHolder, state: str, *, hint: str) -> StoreLockedError:

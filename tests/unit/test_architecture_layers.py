@@ -33,7 +33,9 @@ LAYERS: tuple[frozenset[str], ...] = (
 #: never the planner or anything else of the pipeline.
 SIMULATOR_MAY_IMPORT = frozenset(
     {"", "errors", "clock", "logging", "catalogue", "interrupts", "geometry", "api", "cloud",
-     "simulator", "wording"}
+     "simulator", "wording",
+     # A fleet folder's members are records held for their life, judged by the one rule.
+     "heldfile", "liveness"}
 )
 
 #: Settings are a leaf: plain values and their readers, built from the file, the environment and
