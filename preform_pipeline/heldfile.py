@@ -19,9 +19,11 @@ say it is held: it is judged by its pid as before.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 
@@ -30,7 +32,7 @@ try:
 except ImportError:  # Windows: no flock; records there do not claim one
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["HELD_MARK", "held", "hold", "judged"]
+__all__ = ["HELD_MARK", "held", "hold", "judged", "record_text", "says_held", "write_held"]
 
 #: How a record says its writer holds it locked for its life (the value of its ``held`` key).
 HELD_MARK: Final = "flock"
@@ -61,6 +63,35 @@ def judged(process: ProcessIdentity, path: Path, *, says_held: bool) -> tuple[Li
         if proof is not None:
             return (Liveness.RUNNING if proof else Liveness.ENDED), True
     return process.judged_on_this_machine(), False
+
+
+def write_held(path: Path, text_of: Callable[[bool], str]) -> int | None:
+    """Create (or empty) ``path``, hold it (:func:`hold`), then write ``text_of(held)`` into
+    it: held first, so no reader finds the record unheld while its writer lives. Returns the
+    open descriptor while it is held (keep it open for the process's life; closing it lets
+    go), None where it could not be held (the file then closed). Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        is_held = hold(fd)
+        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as stream:
+            stream.write(text_of(is_held))
+    except BaseException:
+        os.close(fd)
+        raise
+    if not is_held:
+        os.close(fd)  # Windows renames no open file; nothing to hold open anyway
+        return None
+    return fd
+
+
+def record_text(data: Mapping[str, Any], *, is_held: bool) -> str:
+    """A record as one line of JSON, saying :data:`HELD_MARK` when its writer holds it."""
+    return json.dumps({**data, "held": HELD_MARK} if is_held else dict(data)) + "\n"
+
+
+def says_held(data: Mapping[str, Any]) -> bool:
+    """Whether a record read back says its writer holds it (:func:`record_text`)."""
+    return data.get("held") == HELD_MARK
 
 
 def held(path: Path) -> bool | None:

@@ -27,10 +27,10 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.heldfile import HELD_MARK, held, hold, judged
+from preform_pipeline.heldfile import held, hold, judged, record_text, says_held, write_held
 from preform_pipeline.liveness import Liveness, ProcessIdentity
 from preform_pipeline.logging import get_logger
 
@@ -65,11 +65,8 @@ class _Member:
     held: bool
 
     def to_text(self) -> str:
-        data: dict[str, Any] = {**self.process.to_json(), "fleet": self.fleet,
-                                "printers": self.printers}
-        if self.held:
-            data["held"] = HELD_MARK
-        return json.dumps(data) + "\n"
+        return record_text({**self.process.to_json(), "fleet": self.fleet,
+                            "printers": self.printers}, is_held=self.held)
 
     @classmethod
     def from_text(cls, text: str) -> _Member:
@@ -78,7 +75,7 @@ class _Member:
         if not isinstance(data, dict) or not isinstance(data.get("fleet"), str):
             raise ValueError("not a fleet member's record")
         return cls(ProcessIdentity.from_json(data), data["fleet"],
-                   str(data.get("printers", "")), data.get("held") == HELD_MARK)
+                   str(data.get("printers", "")), says_held(data))
 
 
 def _fleet_of(declared: Sequence[SimPrinter] | None) -> tuple[str, str]:
@@ -136,14 +133,9 @@ def join(root: Path, declared: Sequence[SimPrinter] | None) -> FleetMembership:
         me = ProcessIdentity.current()
         path = users / f"{me.host}-{me.pid}-{me.start_ticks or round(me.create_time * 1000)}"
         path = path.with_suffix(".json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        record = _Member(me, fleet, printers, held=hold(fd))
-        with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as stream:
-            stream.write(record.to_text())
-        if not record.held:
-            os.close(fd)
+        fd = write_held(path, lambda is_held: _Member(me, fleet, printers, is_held).to_text())
         _log.info("fleet_joined", fleet_dir=str(root), fleet=printers)
-        return FleetMembership(path, fd if record.held else None)
+        return FleetMembership(path, fd)
 
 
 def _live_members(users: Path) -> Iterator[_Member | None]:

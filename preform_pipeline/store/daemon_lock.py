@@ -53,7 +53,7 @@ from typing import Final
 from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import StoreError, StoreLockedError
-from preform_pipeline.heldfile import HELD_MARK, hold, judged
+from preform_pipeline.heldfile import judged, record_text, says_held, write_held
 from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 
@@ -94,10 +94,8 @@ class LockHolder:
     held: bool = False
 
     def to_text(self) -> str:
-        data = {**self.process.to_json(), "acquired_at": self.acquired_at}
-        if self.held:
-            data["held"] = HELD_MARK
-        return json.dumps(data) + "\n"
+        return record_text({**self.process.to_json(), "acquired_at": self.acquired_at},
+                           is_held=self.held)
 
     @classmethod
     def from_text(cls, text: str) -> LockHolder:
@@ -106,7 +104,7 @@ class LockHolder:
         if not isinstance(data, dict):
             raise ValueError("not a lock record")
         return cls(ProcessIdentity.from_json(data), str(data.get("acquired_at", "")),
-                   held=data.get("held") == HELD_MARK)
+                   held=says_held(data))
 
 
 class DaemonLock:
@@ -241,20 +239,12 @@ class DaemonLock:
         """Create the lock file with ``me`` in it, atomically, held for this process's life
         where the system allows (heldfile.py); the holder written, or None when it exists."""
         temporary = self._temporary(me.process.pid)
-        fd: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             # Held before it is linked into place: no reader finds it unheld while we live.
-            written = replace(me, held=hold(fd))
-            with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as stream:
-                stream.write(written.to_text())
-            if not written.held:
-                os.close(fd)  # Windows renames no open file; nothing to hold open anyway
-                fd = None
+            fd = write_held(temporary, lambda is_held: replace(me, held=is_held).to_text())
+            written = replace(me, held=fd is not None)
         except OSError as exc:
-            if fd is not None:
-                os.close(fd)
             raise StoreError(f"{self.path}: cannot write the daemon lock: {exc}",
                              hint="check the permissions of the store's folder") from exc
         try:
