@@ -6,6 +6,7 @@ counts (in-process engines, real child processes, real files)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -147,3 +148,16 @@ class TestAMemberKilled:
             "fleet_member_gone", "fleet_joined", "fleet_default_restored"]
         assert default.fleet.printers() == list(DEFAULT_PRINTERS)
         default.close()
+
+
+class TestAnEngineNeverClosed:
+    """An engine of a longer-lived process that is dropped without close leaves the folder
+    when it is collected (its record and its descriptor do not pile up)."""
+
+    def test_collected_it_leaves(self, fleet_dir: Path) -> None:
+        engine = SimEngine(fleet_dir=fleet_dir, declared_printers=[BENCH])
+        assert len(list((fleet_dir / "users").glob("*.json"))) == 1
+        del engine
+        gc.collect()
+        assert list((fleet_dir / "users").glob("*.json")) == []
+        SimEngine(fleet_dir=fleet_dir).close()  # another fleet may start now
