@@ -61,3 +61,14 @@ class TestHeld:
         finally:
             os.close(fd)
         assert held(path) is False
+
+    def test_a_link_in_the_record_s_place_is_not_followed(self, tmp_path: Path) -> None:
+        # Not the record its writer holds: whatever the link points at says nothing of it.
+        target = tmp_path / "someone-else-s"
+        fd = os.open(target, os.O_RDWR | os.O_CREAT)
+        try:
+            assert hold(fd)
+            (tmp_path / "record").symlink_to(target)
+            assert held(tmp_path / "record") is None
+        finally:
+            os.close(fd)
