@@ -16,6 +16,16 @@ instance is judged as a process of another host. A record kept on this machine's
 judged by :meth:`ProcessIdentity.judged_on_this_machine`: there a process of this host name
 and another boot can only be this machine before it restarted.
 
+A start time in seconds since the epoch is the boot's time plus the clock ticks since boot at
+which the process started, and the boot's time is read from the wall clock: when the clock is
+set (NTP steps it, a person sets it), every process's start time reads differently, and a live
+holder would no longer match its record. So an identity also keeps its *start ticks*
+(:func:`start_ticks_of`, Linux: ``/proc/PID/stat``'s ``starttime``), which never move, and two
+identities of one boot are compared by them when both have them
+(:meth:`ProcessIdentity.matches`): a pid reused after a reboot (another boot) or by another
+process (other ticks) is never taken for the holder, whatever the clock did. Records without
+them (written before they were kept) are compared by start time, as before.
+
 A record written before records named their instance (an earlier version's) is judged ended
 only on proof (:meth:`ProcessIdentity.look_alikes`): it started before this machine booted,
 or this process sees every process of the machine (it runs in the machine's own pid
@@ -39,7 +49,8 @@ from typing import Any, Final
 import psutil
 
 __all__ = ["CREATE_TIME_TOLERANCE_S", "NO_INSTANCE", "Liveness", "ProcessIdentity",
-           "read_instance", "sees_every_process", "this_host", "this_instance"]
+           "read_instance", "read_start_ticks", "sees_every_process", "start_ticks_of",
+           "this_host", "this_instance"]
 
 #: Start times are read back from the operating system in its own resolution (Linux: clock
 #: ticks after boot); two readings of one process differ by less than this.
@@ -58,6 +69,10 @@ _MACHINE_PID_NAMESPACE: Final = 0xEFFFFFFC
 #: ``preform-pipeline`` command, ``python -m preform_pipeline...`` (daemon, run, simulator)
 #: and PreFormServer itself. Any other command line is not ours.
 _OUR_PROGRAMS: Final = "preform"
+
+#: ``/proc/PID/stat``'s flag of a kernel thread (``PF_KTHREAD``): it has no command line, and
+#: is never ours.
+_KERNEL_THREAD_FLAG: Final = 0x00200000
 
 #: The system's boot time is kept in whole seconds (Linux: ``btime``): a process started more
 #: than this before it certainly ran in an earlier boot.
@@ -82,6 +97,49 @@ def this_instance() -> str:
     except (OSError, UnicodeDecodeError):
         return NO_INSTANCE
     return f"{boot}/{namespace}"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (which may hold spaces and
+    parentheses, so the split starts after its last ``)``): the first is field 3, ``state``;
+    None where there is no such file (not Linux, or the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return text.rpartition(")")[2].split()
+
+
+def start_ticks_of(pid: int) -> int | None:
+    """The clock ticks after this machine booted at which process ``pid`` started (field 22 of
+    ``/proc/PID/stat``, ``starttime``): unlike a start time in seconds since the epoch, it does
+    not move when the clock is set. None where the system does not say (not Linux) or the
+    process is gone."""
+    fields = _stat_fields(pid)
+    try:
+        return int(fields[19]) if fields is not None else None
+    except (IndexError, ValueError):
+        return None
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    """True when ``pid`` is a kernel thread (no command line, never ours); False when it is
+    not, or when its flags cannot be read."""
+    fields = _stat_fields(pid)
+    try:
+        return fields is not None and bool(int(fields[6]) & _KERNEL_THREAD_FLAG)
+    except (IndexError, ValueError):
+        return False
+
+
+def read_start_ticks(value: object) -> int | None:
+    """Start ticks as a record keeps them (:meth:`ProcessIdentity.to_json`): None when the
+    record has none (written before records kept them); raises ValueError for anything but a
+    whole number of zero or more."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                              or value < 0):
+        raise ValueError(f"not start ticks: {value!r}")
+    return value
 
 
 def read_instance(value: object) -> str | None:
@@ -130,15 +188,19 @@ def _hides_processes(mounts: str) -> bool:
 
 
 def _may_be_ours(process: psutil.Process) -> bool:
-    """Whether a running process may be one of ours (:data:`_OUR_PROGRAMS`); one whose
-    command line cannot be read may be."""
+    """Whether a running process may be one of ours (:data:`_OUR_PROGRAMS`). One whose
+    command line cannot be read (denied, or any other failure to read it) may be, and so may
+    one whose command line is empty, unless it is a kernel thread: a process of ours shows an
+    empty one while it exits, or once something cleared it, and nothing else tells it apart."""
     try:
-        words = process.cmdline()
+        words = [word for word in process.cmdline() if word]
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
-    except psutil.AccessDenied:
+    except (psutil.Error, OSError):
         return True
-    return any(_OUR_PROGRAMS in word.lower() for word in words)
+    if words:
+        return any(_OUR_PROGRAMS in word.lower() for word in words)
+    return not _is_kernel_thread(process.pid)
 
 
 class Liveness(enum.Enum):
@@ -163,12 +225,16 @@ class ProcessIdentity:
     create_time: float
     host: str
     instance: str | None = field(default=None, compare=False)
+    #: :func:`start_ticks_of` when it was recorded; None in a record written before records
+    #: kept them, or where the system does not say.
+    start_ticks: int | None = field(default=None, compare=False)
 
     @classmethod
     def current(cls) -> ProcessIdentity:
         """This process."""
-        return cls(pid=os.getpid(), create_time=psutil.Process().create_time(), host=this_host(),
-                   instance=this_instance())
+        pid = os.getpid()
+        return cls(pid=pid, create_time=psutil.Process().create_time(), host=this_host(),
+                   instance=this_instance(), start_ticks=start_ticks_of(pid))
 
     @classmethod
     def of_running(cls, pid: int) -> ProcessIdentity | None:
@@ -178,7 +244,7 @@ class ProcessIdentity:
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
             return cls(pid=pid, create_time=process.create_time(), host=this_host(),
-                       instance=this_instance())
+                       instance=this_instance(), start_ticks=start_ticks_of(pid))
         except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
             # Denied: another user's process, so not one we started or could stop.
             return None
@@ -266,43 +332,54 @@ class ProcessIdentity:
         return self.create_time < psutil.boot_time() - _BOOT_TIME_RESOLUTION_S
 
     def matches(self, other: ProcessIdentity | None) -> bool:
-        """True when ``other`` is this process (same host, PID and start time, and instance
-        when both name one: a process of another boot or container is never one here)."""
-        return (
-            other is not None
-            and other.host == self.host
-            and (None in (self.instance, other.instance) or other.instance == self.instance)
-            and other.pid == self.pid
-            and abs(other.create_time - self.create_time) <= CREATE_TIME_TOLERANCE_S
-        )
+        """True when ``other`` is this process (same host, PID and start, and instance when
+        both name one: a process of another boot or container is never one here). The start
+        is compared by start ticks when both name them and their instance (so their boot),
+        whatever the clock did since; else by start time, within the tolerance."""
+        if other is None or other.host != self.host or other.pid != self.pid:
+            return False
+        if self.instance is not None and other.instance is not None:
+            if other.instance != self.instance:
+                return False
+            if self.start_ticks is not None and other.start_ticks is not None:
+                return other.start_ticks == self.start_ticks
+        return abs(other.create_time - self.create_time) <= CREATE_TIME_TOLERANCE_S
 
     def label(self) -> str:
-        """``host:pid:start:instance`` (the start to the millisecond; the instance
-        :data:`NO_INSTANCE` when not known): this process in one line of text, read back by
-        :meth:`from_label`."""
-        return f"{self.host}:{self.pid}:{self.create_time:.3f}:{self.instance or NO_INSTANCE}"
+        """``host:pid:start:instance:ticks`` (the start to the millisecond; the instance
+        :data:`NO_INSTANCE` when not known; ``:ticks`` only when known): this process in one
+        line of text, read back by :meth:`from_label`. An earlier version reading a label
+        with ticks finds five parts, names no process, and leaves the label's claim to its
+        lease (the safe side)."""
+        label = f"{self.host}:{self.pid}:{self.create_time:.3f}:{self.instance or NO_INSTANCE}"
+        return label if self.start_ticks is None else f"{label}:{self.start_ticks}"
 
     @classmethod
     def from_label(cls, text: str) -> ProcessIdentity | None:
-        """The process a :meth:`label` names; None for any other text, a label of an earlier
-        version (``host:pid:start``, no instance) included: which pids it meant is unknown."""
+        """The process a :meth:`label` names, with or without its ticks; None for any other
+        text, a label of an earlier version (``host:pid:start``, no instance) included: which
+        pids it meant is unknown."""
         parts = text.split(":")
-        if len(parts) != 4:
+        if len(parts) not in (4, 5):
             return None
-        host, pid, created, instance = parts
+        host, pid, created, instance = parts[:4]
         try:
             return cls.from_json({"host": host, "pid": int(pid), "create_time": float(created),
-                                  "instance": instance})
+                                  "instance": instance,
+                                  "start_ticks": int(parts[4]) if len(parts) == 5 else None})
         except ValueError:
             return None
 
     def to_json(self) -> dict[str, Any]:
-        """The identity as JSON; ``instance`` only when known (readers of records before it
-        ignore it, and a record without it is read as one that names no instance)."""
+        """The identity as JSON; ``instance`` and ``start_ticks`` only when known (readers of
+        records before them ignore them; a record without them is read as one that names no
+        instance, or is compared by start time)."""
         data: dict[str, Any] = {"pid": self.pid, "create_time": self.create_time,
                                 "host": self.host}
         if self.instance is not None:
             data["instance"] = self.instance
+        if self.start_ticks is not None:
+            data["start_ticks"] = self.start_ticks
         return data
 
     @classmethod
@@ -316,4 +393,5 @@ class ProcessIdentity:
         if not isinstance(host, str) or not host:
             raise ValueError(f"not a host name: {host!r}")
         return cls(pid=pid, create_time=float(created), host=host,
-                   instance=read_instance(data.get("instance")))
+                   instance=read_instance(data.get("instance")),
+                   start_ticks=read_start_ticks(data.get("start_ticks")))

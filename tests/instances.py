@@ -137,6 +137,9 @@ def started_alone(argv: Sequence[str], *, env: dict[str, str] | None = None,
             with contextlib.suppress(psutil.NoSuchProcess):
                 psutil.Process(pid).kill()
         child.wait(30)
+        for stream in (child.stdin, child.stdout):  # a start given up: its pipes too
+            if stream is not None:
+                stream.close()
         if reset is not None:
             reset()
     raise AssertionError(f"no moment of its own for a test's child in {_STARTS} starts; "

@@ -185,9 +185,15 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the
     # reaper's records of other instances.
     "preform_pipeline/liveness.py": ("tests/unit/test_liveness_instance.py",
+                                     "tests/unit/test_liveness_start_ticks.py",
                                      "tests/unit/store/test_store_printer_claims.py",
                                      "tests/unit/store/test_store_daemon_lock_rules.py",
                                      "tests/unit/servers/test_servers_reaper_instances.py"),
+    # Held records (s35): their own tests, the daemon lock's rules and the fleet folder's
+    # members that judge by them.
+    "preform_pipeline/heldfile.py": ("tests/unit/test_heldfile.py",
+                                     "tests/unit/store/test_store_daemon_lock_rules.py",
+                                     "tests/unit/simulator/test_fleet_users.py"),
     # Tracking: the verify tests, and dispatch's own choices under the printer claims the
     # batches share with it (s29).
     "preform_pipeline/verify/tracking.py": ("tests/unit/verify",

@@ -32,6 +32,7 @@ from preform_pipeline.liveness import (
     Liveness,
     ProcessIdentity,
     read_instance,
+    read_start_ticks,
     this_host,
     this_instance,
 )
@@ -41,14 +42,7 @@ __all__ = [
     "HolderProbe",
     "SendHolder",
     "holder_gone",
-    "process_create_time",
 ]
-
-def process_create_time(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), or None when it is gone."""
-    running = ProcessIdentity.of_running(pid)
-    return running.create_time if running is not None else None
-
 
 class HeldServer(Protocol):
     """What a send's holder is taken from: a pool's leased server (``servers.PoolServer``)."""
@@ -69,9 +63,11 @@ class SendHolder:
 
     ``pid``/``create_time`` identify a local server process on ``host`` in ``instance``
     (:func:`~preform_pipeline.liveness.this_instance`; None in a record written before holders
-    named it); ``remote`` marks a server this machine does not run; ``request_timeout_s``
-    bounds how long the server may take to pass the print on after it got the request (the
-    grace period counts from the send's start).
+    named it), and ``start_ticks`` its start where setting the clock does not move it (None in
+    a record written before holders kept them: compared by start time); ``remote`` marks a
+    server this machine does not run; ``request_timeout_s`` bounds how long the server may
+    take to pass the print on after it got the request (the grace period counts from the
+    send's start).
     """
 
     server: str
@@ -81,13 +77,16 @@ class SendHolder:
     host: str = ""
     remote: bool = False
     instance: str | None = None
+    start_ticks: int | None = None
 
     @classmethod
     def local(cls, server: str, pid: int, request_timeout_s: float) -> SendHolder:
-        """A server process of this machine, identified by pid, start time and instance."""
+        """A server process of this machine, identified by pid, start and instance."""
+        running = ProcessIdentity.of_running(pid)
         return cls(server=server, request_timeout_s=request_timeout_s, pid=pid,
-                   create_time=process_create_time(pid), host=this_host(),
-                   instance=this_instance())
+                   create_time=running.create_time if running is not None else None,
+                   host=this_host(), instance=this_instance(),
+                   start_ticks=running.start_ticks if running is not None else None)
 
     @classmethod
     def of_server(cls, server: HeldServer, request_timeout_s: float) -> SendHolder | None:
@@ -105,7 +104,8 @@ class SendHolder:
         start time or host was not recorded (then it can never be judged)."""
         if self.remote or self.pid is None or self.create_time is None or not self.host:
             return None
-        return ProcessIdentity(self.pid, self.create_time, self.host, self.instance)
+        return ProcessIdentity(self.pid, self.create_time, self.host, self.instance,
+                               self.start_ticks)
 
     def to_json(self) -> dict[str, Any]:
         """The holder as the store keeps it; ``instance`` only when known (as liveness.py
@@ -120,6 +120,8 @@ class SendHolder:
         }
         if self.instance is not None:
             data["instance"] = self.instance
+        if self.start_ticks is not None:
+            data["start_ticks"] = self.start_ticks
         return data
 
     @classmethod
@@ -138,6 +140,7 @@ class SendHolder:
                 host=str(data.get("host", "")),
                 remote=bool(data.get("remote", False)),
                 instance=read_instance(data.get("instance")),
+                start_ticks=read_start_ticks(data.get("start_ticks")),
             )
         except (KeyError, TypeError, ValueError):
             return None

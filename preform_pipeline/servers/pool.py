@@ -597,7 +597,8 @@ class ServerPool:
         owner = ProcessIdentity.current()
         record = ServerRecord(
             server=ProcessIdentity(process.pid, process.create_time, owner.host,
-                                   owner.instance),  # its child: our pids
+                                   owner.instance,  # its child: our pids
+                                   start_ticks=process.start_ticks),
             owner=owner,
             name=process.name,
             port=process.port,

@@ -33,6 +33,7 @@ from typing import IO, Any, Final
 import psutil
 
 from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
+from preform_pipeline.liveness import start_ticks_of
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.lifetime import popen_tied
 from preform_pipeline.servers.ports import LOOPBACK
@@ -151,9 +152,12 @@ class ServerProcess:
             self._root: psutil.Process | None = psutil.Process(popen.pid)
             #: The start time that, with the PID, names this process in the pool's records.
             self.create_time: float | None = self._root.create_time()
+            #: Its start in clock ticks after boot, which setting the clock does not move.
+            self.start_ticks: int | None = start_ticks_of(popen.pid)
         except psutil.NoSuchProcess:
             self._root = None
             self.create_time = None
+            self.start_ticks = None
         self._readers = [
             threading.Thread(
                 target=self._read, args=(stream, label), name=f"{name}-{label}", daemon=True

@@ -33,6 +33,7 @@ from preform_pipeline import __version__
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
+from preform_pipeline.simulator.fleetusers import FleetInUseError
 from preform_pipeline.simulator.latency import (
     DEFAULT_TIME_SCALE,
     INSTANT,
@@ -445,6 +446,11 @@ def _serve_in(
             factory=config.engine,
             options=_engine_options(config),
         )
+    except FleetInUseError as exc:
+        # Said once, as the last line: the pool shows a server's last 500 characters.
+        _log.error("start_failed", reason="fleet folder in use")
+        say(stdout, f"error: {exc}")
+        return EXIT_FAILURE
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))
         return EXIT_FAILURE

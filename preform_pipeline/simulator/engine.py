@@ -22,6 +22,7 @@ import re
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +53,7 @@ from .editing import (
     scan_models,
 )
 from .fleet import FleetState, SimPrinter
+from .fleetusers import join
 from .formfile import load_form, save_form
 from .layout import (
     DEFAULT_MODEL_SPACING_MM,
@@ -221,6 +223,9 @@ class SimEngine:
         self.scenes = SceneStore(scene_cache_size, work_dir / "scene-cache" if work_dir else None)
         self._fleet_dir = fleet_dir
         self._fleet: FleetState | None = None
+        #: Leaves the fleet folder (fleetusers.py) once: at close, or when the engine is
+        #: collected (an engine of a longer-lived process that is never closed).
+        self._leave: weakref.finalize[[], SimEngine] | None = None
         self._fleet_lock = threading.Lock()
         self._default_lock = threading.Lock()
         self._account_lock = threading.Lock()
@@ -231,6 +236,13 @@ class SimEngine:
             # this server then refuses (PRINTER_NOT_FOUND): the default ones before a
             # declaration, or an earlier rehearsal's declared ones before the default's return.
             _ = self.fleet
+
+    def close(self) -> None:
+        """Leave the fleet folder (fleetusers.py): another fleet may start on it now. A
+        simulator process that ends leaves it without this (its record's lock goes with it);
+        an engine made in a process that goes on calls it."""
+        if self._leave is not None:
+            self._leave()
 
     # -- protocol -------------------------------------------------------------------------------
 
@@ -298,6 +310,11 @@ class SimEngine:
                     base = self.work_dir or Path(tempfile.mkdtemp(prefix="preform-sim-"))
                     root = base / "fleet"
                 root.mkdir(parents=True, exist_ok=True)
+                if self._fleet_dir is not None:
+                    # Before printers.json is touched: a live simulator of another fleet on
+                    # this folder refuses this start (FleetInUseError), never the reverse.
+                    self._leave = weakref.finalize(
+                        self, join(root, self.declared_printers).leave)
                 self._fleet = FleetState(root)
                 if self.declared_printers is not None:
                     self._fleet.declare(self.declared_printers)

@@ -20,8 +20,14 @@ disk (docs/jobs.md), so the lock is judged as a record of this machine
   holder's moment (:meth:`~preform_pipeline.liveness.ProcessIdentity.look_alikes`); otherwise
   (such a process runs, perhaps the holder in another container; or this daemon runs in a
   container and cannot see the others) it is refused as one that cannot be checked.
+- The holder keeps the lock file locked by the operating system for its whole life
+  (heldfile.py: ``flock``), and the file says so (``"held": "flock"``). Such a lock of this
+  host name is judged by that lock first, from any container: while it is held, its daemon
+  runs (refused, even where its pid cannot be seen); once it is not, its daemon has ended
+  (kill -9 and a container going away drop it too), and the lock is taken over.
 - A holder on another host, or in another container of this host name (its pids are not
-  ours), cannot be checked from here: refused, and the message says which file to delete once
+  ours) whose file does not say it is held (written by an earlier version), cannot be checked
+  from here: refused, and the hint says what to check, where, and which file to delete once
   that daemon is known to be gone.
 - The lock is first written to ``<lock>.<pid>.tmp`` and linked into place; a daemon killed
   before it removed that temporary (kill -9 during its start) left it beside the store for
@@ -38,7 +44,8 @@ import contextlib
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -46,6 +53,7 @@ from typing import Final
 from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import StoreError, StoreLockedError
+from preform_pipeline.heldfile import judged, record_text, says_held, write_held
 from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
 
@@ -77,13 +85,17 @@ def lock_path_of(store_path: Path) -> Path:
 
 @dataclass(frozen=True)
 class LockHolder:
-    """Who holds a store's lock, and since when."""
+    """Who holds a store's lock, and since when; ``held``: it keeps the file locked by the
+    operating system for its life (heldfile.py; False in a lock of an earlier version, or
+    where the system has no such lock)."""
 
     process: ProcessIdentity
     acquired_at: str
+    held: bool = False
 
     def to_text(self) -> str:
-        return json.dumps({**self.process.to_json(), "acquired_at": self.acquired_at}) + "\n"
+        return record_text({**self.process.to_json(), "acquired_at": self.acquired_at},
+                           is_held=self.held)
 
     @classmethod
     def from_text(cls, text: str) -> LockHolder:
@@ -91,7 +103,8 @@ class LockHolder:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a lock record")
-        return cls(ProcessIdentity.from_json(data), str(data.get("acquired_at", "")))
+        return cls(ProcessIdentity.from_json(data), str(data.get("acquired_at", "")),
+                   held=says_held(data))
 
 
 class DaemonLock:
@@ -102,6 +115,9 @@ class DaemonLock:
         self._clock = clock
         self.path = lock_path_of(store_path)
         self._mine: LockHolder | None = None
+        #: The open lock file, locked for this daemon's life (heldfile.py); None when the
+        #: system has no such lock, or this object holds no lock.
+        self._held_fd: int | None = None
 
     def acquire(self) -> LockHolder | None:
         """Take the lock; returns the dead holder it took over from, if any.
@@ -113,23 +129,24 @@ class DaemonLock:
         self._remove_dead_temporaries()
         taken_over: LockHolder | None = None
         for _ in range(MAX_TAKEOVER_ATTEMPTS):
-            if self._create(me):
-                self._mine = me
+            if (created := self._create(me)) is not None:
+                self._mine = created
                 return taken_over
             holder = self._read()
+            reason = "lock file unreadable"
             if holder is not None:
                 if holder.process == me.process:
-                    self._mine = me  # this process took it already
+                    self._mine = holder  # this process took it already
                     return taken_over
-                state = holder.process.judged_on_this_machine()
+                state, reason = self._judge(holder)
                 if state is Liveness.UNKNOWN:
                     raise self._locked(holder, f"{_elsewhere(holder.process)}; it cannot be "
                                        "checked from here",
-                                       hint=f"if that daemon is gone, delete {self.path}")
+                                       hint=_how_to_check(holder, self.path))
                 if state is Liveness.RUNNING:
-                    raise self._locked(holder, "still running",
+                    raise self._locked(holder, reason,
                                        hint="stop that daemon first, or use another store")
-            if self._remove_stale(holder):
+            if self._remove_stale(holder, reason):
                 taken_over = holder
         raise StoreError(
             f"{self.path}: could not take the daemon lock after {MAX_TAKEOVER_ATTEMPTS} "
@@ -140,12 +157,18 @@ class DaemonLock:
     def release(self) -> None:
         """Give the lock up (only while the file still names this process)."""
         mine, self._mine = self._mine, None
-        if mine is None:
-            return
-        holder = self._read()
-        if holder is not None and holder.process == mine.process:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+        held_fd, self._held_fd = self._held_fd, None
+        try:
+            if mine is None:
+                return
+            holder = self._read()
+            if holder is not None and holder.process == mine.process:
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+        finally:
+            if held_fd is not None:
+                # Only once the file is gone: a reader never finds it in place and unheld.
+                os.close(held_fd)
 
     def __enter__(self) -> DaemonLock:
         self.acquire()
@@ -160,6 +183,20 @@ class DaemonLock:
         self.release()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _judge(self, holder: LockHolder) -> tuple[Liveness, str]:
+        """Whether the holder runs, and why it is said to (the refusal's words, or the
+        takeover's logged reason). A holder of this host name that says it holds its file
+        is judged by that lock (module doc), from any container; any other by its pid
+        (liveness.py, the one rule)."""
+        process = holder.process
+        state, by_lock = judged(process, self.path, says_held=holder.held)
+        if by_lock and state is Liveness.RUNNING:
+            where = "" if process.on_this_host else ", in another container of this host"
+            return state, f"still running{where} (it holds the lock file open)"
+        if by_lock:
+            return state, "holder not running: no process holds its lock file open any more"
+        return state, "still running" if state is Liveness.RUNNING else _why_stale(holder)
 
     def _locked(self, holder: LockHolder, state: str, *, hint: str) -> StoreLockedError:
         process = holder.process
@@ -198,12 +235,15 @@ class DaemonLock:
                 continue  # gone meanwhile, or the folder refuses: taking the lock says so
             _log.info("store_lock_temporary_removed", path=str(path), pid=writer.pid)
 
-    def _create(self, me: LockHolder) -> bool:
-        """Create the lock file with ``me`` in it, atomically; False when it exists."""
+    def _create(self, me: LockHolder) -> LockHolder | None:
+        """Create the lock file with ``me`` in it, atomically, held for this process's life
+        where the system allows (heldfile.py); the holder written, or None when it exists."""
+        temporary = self._temporary(me.process.pid)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self._temporary(me.process.pid)
-            temporary.write_text(me.to_text(), encoding="utf-8")
+            # Held before it is linked into place: no reader finds it unheld while we live.
+            fd = write_held(temporary, lambda is_held: replace(me, held=is_held).to_text())
+            written = replace(me, held=fd is not None)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the daemon lock: {exc}",
                              hint="check the permissions of the store's folder") from exc
@@ -212,10 +252,13 @@ class DaemonLock:
                 os.rename(temporary, self.path)  # refuses an existing target on Windows
             else:
                 os.link(temporary, self.path)  # refuses an existing target
-            return True
+            self._held_fd, fd = fd, None
+            return written
         except FileExistsError:
-            return False
+            return None
         finally:
+            if fd is not None:
+                os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
 
@@ -229,7 +272,7 @@ class DaemonLock:
             _log.warning("store_lock_unreadable", path=str(self.path), error=str(exc))
             return None
 
-    def _remove_stale(self, holder: LockHolder | None) -> bool:
+    def _remove_stale(self, holder: LockHolder | None, reason: str) -> bool:
         """Remove a dead holder's lock; False when there was nothing (left) to remove."""
         # Read once more right before removing: a daemon that took the lock meanwhile keeps it.
         # lexists, not exists: a symbolic link to nothing in the lock's place is no lock (this
@@ -248,7 +291,7 @@ class DaemonLock:
             path=str(self.path),
             previous_pid=holder.process.pid if holder else None,
             previous_host=holder.process.host if holder else None,
-            reason=_why_stale(holder),
+            reason=reason,
         )
         return True
 
@@ -268,10 +311,36 @@ def _elsewhere(process: ProcessIdentity) -> str:
     return "in another container (pid namespace) of this host name"
 
 
-def _why_stale(holder: LockHolder | None) -> str:
-    """The takeover's reason, for its log event."""
-    if holder is None:
-        return "lock file unreadable"
+def _how_to_check(holder: LockHolder, path: Path) -> str:
+    """What a person checks, where, and runs, for a holder this daemon cannot judge: whether
+    that very process (its pid where it ran, and its start) still runs, and the file to delete
+    once it does not. The start is said in UTC as ``ps``'s ``lstart`` shows it with ``TZ=UTC``
+    (the recorded start may be a second or so off when the clock was set since)."""
+    process = holder.process
+    moment = datetime.fromtimestamp(process.create_time, timezone.utc)
+    # ps's own layout ("Sun Dec  6 12:02:54 2026"); %e is not on every system's strftime.
+    started = f"{moment:%a %b} {moment.day:>2} {moment:%H:%M:%S %Y} UTC"
+    pid = process.pid
+    if process.host != this_host():
+        return (f"on host {process.host}, check whether pid {pid}, started {started}, still "
+                f"runs (`TZ=UTC ps -o pid,lstart,args -p {pid}`); if it does not, delete "
+                f"{path}")
+    if process.instance is not None:
+        return (f"in the container of host name {process.host} that holds it, check whether "
+                f"pid {pid}, started {started}, still runs (`TZ=UTC ps -o pid,lstart,args -p "
+                f"{pid}`); if it does not, delete {path}")
+    if alike := process.look_alikes():
+        pids = ",".join(map(str, alike))
+        return (f"check whether pid {pids} here, started {started}, is that daemon (`TZ=UTC "
+                f"ps -o pid,lstart,args -p {pids}`): stop it if it is; if it is not a daemon "
+                f"on this store, delete {path}")
+    return ("on this machine outside any container (where that daemon's pid differs from "
+            f"{pid}), look for a preform-pipeline process started {started} (`TZ=UTC ps -eo "
+            f"pid,lstart,args | grep -i preform`); if none runs, delete {path}")
+
+
+def _why_stale(holder: LockHolder) -> str:
+    """The takeover's reason, for its log event, of a holder judged by its pid."""
     process = holder.process
     if process.on_this_host and not process.started_before_this_boot():
         if process.instance is None:

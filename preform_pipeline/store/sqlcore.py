@@ -114,7 +114,8 @@ def _aware(value: str | datetime) -> datetime:
 
 def _holder_ended(holder: str) -> bool:
     """True when a printer claim's holder certainly died: a holder names its process first
-    (``host:pid:start:instance:tag``, :class:`~preform_pipeline.verify.tracking.PrinterClaims`),
+    (``host:pid:start:instance[:ticks]:tag``,
+    :class:`~preform_pipeline.verify.tracking.PrinterClaims`),
     and that process ran on this host, in this instance (boot and pid namespace), and runs no
     more (one rule: liveness.py). A holder on another host or in another instance (another
     container of the same host name), or one that names no process (a holder of an earlier

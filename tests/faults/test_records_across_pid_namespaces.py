@@ -1,8 +1,9 @@
 """The daemon's lock and the server records of a process in another pid namespace of this
 host (another container with the same host name, sharing the store's folder and the state
-folder) are never judged by a pid that here names another process: the lock is refused as
-one that cannot be checked from here, the records are left to their own container (a real
-child in a new pid namespace made by ``unshare``, its real lock and records).
+folder) are never judged by a pid that here names another process: the lock is judged by the
+lock its holder keeps on the file (heldfile.py: refused while held, taken over once its
+holder is killed), the records are left to their own container (a real child in a new pid
+namespace made by ``unshare``, its real lock and records).
 
 Linux-specific: where the system does not let a test make a pid namespace, the tests are
 skipped and say why (the rules are also tested with records naming another namespace:
@@ -24,7 +25,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreLockedError
-from preform_pipeline.liveness import sees_every_process, this_host, this_instance
+from preform_pipeline.liveness import (
+    ProcessIdentity,
+    sees_every_process,
+    this_host,
+    this_instance,
+)
 from preform_pipeline.servers.reaper import reap_orphans
 from preform_pipeline.servers.records import ServerRecords
 from preform_pipeline.store.daemon_lock import DaemonLock, LockHolder, lock_path_of
@@ -79,31 +85,38 @@ def earlier_container(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 class TestAnotherContainersDaemonLock:
-    """Its holder's pid is another process here: refused, named, never taken over."""
+    """Its holder's pid is another process here, but the lock it keeps on the file is seen
+    from every container: refused while it runs, taken over once it is killed (kill -9:
+    nothing released, as when its container goes away)."""
 
     @pytest.mark.timeout(60)
-    def test_the_lock_is_refused_while_it_runs_and_after_it_ended(
+    def test_refused_while_it_runs_then_taken_over_once_killed(
         self, tmp_path: Path, container: subprocess.Popen[str]
     ) -> None:
         store = tmp_path / "jobs.sqlite3"
         lock = lock_path_of(store)
-        held = LockHolder.from_text(lock.read_text(encoding="utf-8")).process
+        written = LockHolder.from_text(lock.read_text(encoding="utf-8"))
+        held = written.process
         assert held.host == this_host() and held.instance not in (None, this_instance())
-        with capture_logs() as logs:
-            with pytest.raises(StoreLockedError) as caught:
-                DaemonLock(store).acquire()
-            assert container.stdin is not None
-            container.stdin.close()  # ends without releasing: nothing here can know it
-            assert container.wait(30) == 0
-            with pytest.raises(StoreLockedError):
-                DaemonLock(store).acquire()
+        assert written.held
+        with capture_logs() as logs, pytest.raises(StoreLockedError) as caught:
+            DaemonLock(store).acquire()
         assert caught.value.message.endswith(
-            "in another container (pid namespace) of this host name; it cannot be checked "
-            "from here")
+            "still running, in another container of this host (it holds the lock file open)")
         assert caught.value.pid == held.pid
-        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
-        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == held
-        assert [e["event"] for e in logs] == []
+        assert caught.value.hint == "stop that daemon first, or use another store"
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")) == written
+        assert logs == []
+
+        os.kill(program_pid(container.pid), signal.SIGKILL)
+        assert container.wait(30) != 0
+        with capture_logs() as logs:
+            assert DaemonLock(store).acquire() == written
+        assert [(e["event"], e["reason"]) for e in logs] == [
+            ("store_lock_taken_over",
+             "holder not running: no process holds its lock file open any more")]
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process == (
+            ProcessIdentity.current())
 
 
 class TestAnotherContainersServerRecords:
@@ -148,7 +161,9 @@ class TestAnEarlierVersionsDaemonKilled:
         # unshare, whose command line runs ours, started in the same instant: both named
         assert ("a process of ours that started at that moment still runs here (pid "
                 f"{earlier_container.pid}, {daemon})") in caught.value.message
-        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert caught.value.hint.startswith(
+            f"check whether pid {earlier_container.pid},{daemon} here, started ")
+        assert caught.value.hint.endswith(f"if it is not a daemon on this store, delete {lock}")
         assert (records.read_all(), logs) == (before, [])
 
         os.kill(daemon, signal.SIGKILL)  # its namespace, its server with it, goes too

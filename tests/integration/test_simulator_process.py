@@ -176,3 +176,31 @@ class TestAsAnExecutable:
         finally:
             process.terminate()
             process.wait(WAIT_S)
+
+
+class TestAFleetFolderInUse:
+    """A simulator started without a declared fleet on the folder of a live one with a
+    declared fleet (a default run beside a rehearsal) exits before READY FOR INPUT, its
+    refusal the last line, and the rehearsal's printers stay (real processes)."""
+
+    def test_the_later_start_is_refused_and_the_printers_stay(self, tmp_path: Path) -> None:
+        fleet = tmp_path / "fleet"
+        bench = [{"serial": "Bench-A", "machine_type_id": "FORM-4-0", "product_name": "Form 4",
+                  "ip_address": "192.0.2.71", "material_code": "FLGPGR05"}]
+        with start_simulator("--fleet-printers", json.dumps(bench), fleet_dir=fleet,
+                             timeout=WAIT_S) as rehearsal:
+            later = subprocess.run(
+                [sys.executable, "-m", "preform_pipeline.simulator", "--port", "0",
+                 "--fleet-dir", str(fleet), "--work-dir", str(tmp_path / "later")],
+                capture_output=True, text=True, timeout=WAIT_S, check=False)
+            printers = json.loads((fleet / "printers.json").read_text(encoding="utf-8"))
+            assert rehearsal.process.poll() is None
+        assert later.returncode == EXIT_FAILURE
+        lines = later.stdout.splitlines()
+        assert READY_LINE not in lines
+        assert lines[-1].startswith(
+            f"error: fleet folder {fleet.resolve()} is in use by a simulator with another "
+            f"fleet (pid {rehearsal.process.pid} on ")
+        assert lines[-1].endswith("--fleet-dir, or for a pool another XDG_DATA_HOME)")
+        assert len(lines[-1]) < 500  # the pool shows a server's last 500 characters
+        assert [p["serial"] for p in printers["printers"]] == ["Bench-A"]

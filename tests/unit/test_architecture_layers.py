@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff",
                "interrupts", "crash", "preflight", "yamlerrors",
-               "liveness", "wording", "atomicfile", "textfiles", "lazyexports"}),
+               "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),
@@ -33,7 +33,9 @@ LAYERS: tuple[frozenset[str], ...] = (
 #: never the planner or anything else of the pipeline.
 SIMULATOR_MAY_IMPORT = frozenset(
     {"", "errors", "clock", "logging", "catalogue", "interrupts", "geometry", "api", "cloud",
-     "simulator", "wording"}
+     "simulator", "wording",
+     # A fleet folder's members are records held for their life, judged by the one rule.
+     "heldfile", "liveness"}
 )
 
 #: Settings are a leaf: plain values and their readers, built from the file, the environment and

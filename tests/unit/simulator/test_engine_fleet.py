@@ -169,7 +169,9 @@ class TestPrinting:
     def test_a_declared_fleet_replaces_the_fleet_folders_printers(
         self, tmp_path: Path, fleet_dir: Path
     ) -> None:
-        SimEngine(work_dir=tmp_path / "w1", fleet_dir=fleet_dir).fleet.printers()  # default
+        first = SimEngine(work_dir=tmp_path / "w1", fleet_dir=fleet_dir)
+        first.fleet.printers()  # default
+        first.close()  # ended: the folder may hold another fleet now
         declared = [{"serial": "Lab-1", "machine_type_id": "FORM-4-0", "product_name": "Form 4",
                      "ip_address": "192.0.2.200", "material_code": "FLGPGR05"}]
         engine = SimEngine(
@@ -189,6 +191,7 @@ class TestPrinting:
         write_stl(tmp_path / "cube.stl", box_triangles((0, 0, 0), (20, 20, 20)))
         rehearsal.call("import_model", scene, {"file": str(tmp_path / "cube.stl")})
         job_id = rehearsal.call("print", scene, {"printer": "Bench-A", "job_name": "r"})["job_id"]
+        rehearsal.close()  # the rehearsal ended
         with capture_logs() as logs:
             default = SimEngine(work_dir=tmp_path / "w2", fleet_dir=fleet_dir)
         # Restored at start, before any request: a Dashboard simulator reads the folder.
@@ -209,6 +212,7 @@ class TestPrinting:
         )
         declared.fleet.update_printer("Bench-A", status="OFFLINE")
         assert declared.fleet.is_declared()
+        declared.close()
         default = SimEngine(work_dir=tmp_path / "w2", fleet_dir=fleet_dir)
         assert default.fleet.printers() == list(DEFAULT_PRINTERS)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -27,7 +29,13 @@ from preform_pipeline.store.daemon_lock import (
     LockHolder,
     lock_path_of,
 )
-from tests.instances import other_instance, ours_running, quiet_moment
+from tests.instances import (
+    child_environment,
+    in_new_pid_namespace,
+    other_instance,
+    ours_running,
+    quiet_moment,
+)
 
 SINCE = "2024-05-01T12:00:00+00:00"
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -46,6 +54,11 @@ def _write_lock(store: Path, record: object) -> Path:
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text(json.dumps(record), encoding="utf-8")
     return lock
+
+
+def _ps_start(moment: float) -> str:
+    """A start as ``TZ=UTC ps -o lstart`` shows it, with UTC after it."""
+    return time.strftime("%a %b %e %H:%M:%S %Y UTC", time.gmtime(moment))
 
 
 def _parent() -> ProcessIdentity:
@@ -90,7 +103,9 @@ class TestRefusals:
         assert str(caught.value) == (
             f"{store}: another daemon holds this store: pid 4242 on host elsewhere "
             f"(since {SINCE}), on another host; it cannot be checked from here "
-            f"(if that daemon is gone, delete {lock})")
+            "(on host elsewhere, check whether pid 4242, started Thu Jan  1 00:00:01 1970 "
+            "UTC, still runs (`TZ=UTC ps -o pid,lstart,args -p 4242`); if it does not, "
+            f"delete {lock})")
         assert lock.exists()
 
 
@@ -248,7 +263,10 @@ class TestAHolderOfAnotherInstance:
             f"{store}: another daemon holds this store: pid {holder.pid} on host "
             f"{this_host()} (since {SINCE}), in another container (pid namespace) of this "
             "host name; it cannot be checked from here")
-        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert caught.value.hint == (
+            f"in the container of host name {this_host()} that holds it, check whether pid "
+            f"{holder.pid}, started {_ps_start(holder.create_time)}, still runs (`TZ=UTC ps -o "
+            f"pid,lstart,args -p {holder.pid}`); if it does not, delete {lock}")
         assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process.instance == (
             holder.instance)
         assert logs == []
@@ -365,7 +383,10 @@ class TestALockOfAnEarlierVersion:
             f"a process of ours that started at that moment still runs here (pid "
             f"{daemon.pid}), perhaps that daemon in another container; it cannot be checked "
             "from here")
-        assert caught.value.hint == f"if that daemon is gone, delete {lock}"
+        assert caught.value.hint == (
+            f"check whether pid {daemon.pid} here, started {_ps_start(alike.create_time)}, is "
+            f"that daemon (`TZ=UTC ps -o pid,lstart,args -p {daemon.pid}`): stop it if it is; "
+            f"if it is not a daemon on this store, delete {lock}")
         assert (lock.read_text(encoding="utf-8"), logs) == (before, [])
 
     @MACHINE
@@ -380,3 +401,44 @@ class TestALockOfAnEarlierVersion:
             with capture_logs() as logs:
                 assert DaemonLock(store).acquire() is not None
         assert [e["event"] for e in logs] == ["store_lock_taken_over"]
+
+    @LINUX
+    @pytest.mark.timeout(60)
+    def test_inside_a_container_the_hint_says_what_to_check_and_run(
+        self, store: Path
+    ) -> None:
+        # Inside a pid namespace of its own a daemon cannot see the other containers: the
+        # earlier version's holder cannot be ruled out, and the person is told where to look,
+        # for what start, with which command, and what to delete.
+        prefix = in_new_pid_namespace()
+        if prefix is None:
+            pytest.skip("this system does not let a test make a pid namespace (unshare)")
+        moment = quiet_moment()
+        lock = _earlier_lock(store, 4242, moment)
+        judged = subprocess.run([*prefix, sys.executable, "-c", TRY_THE_LOCK, str(store)],
+                                capture_output=True, text=True, timeout=60,
+                                env=child_environment(), check=False)
+        assert judged.returncode == 0, judged.stderr
+        message, hint = json.loads(judged.stdout)
+        assert message.endswith("another container of this host name may hold that pid; it "
+                                "cannot be checked from here")
+        assert hint == (
+            "on this machine outside any container (where that daemon's pid differs from "
+            f"4242), look for a preform-pipeline process started {_ps_start(moment)} "
+            f"(`TZ=UTC ps -eo pid,lstart,args | grep -i preform`); if none runs, delete {lock}")
+        assert LockHolder.from_text(lock.read_text(encoding="utf-8")).process.pid == 4242
+
+
+#: In a child: try the lock of the store named, and say the refusal (message and hint).
+TRY_THE_LOCK = """
+import json, sys
+from pathlib import Path
+from preform_pipeline.errors import StoreLockedError
+from preform_pipeline.store.daemon_lock import DaemonLock
+try:
+    DaemonLock(Path(sys.argv[1])).acquire()
+except StoreLockedError as refused:
+    print(json.dumps([refused.message, refused.hint]))
+else:
+    print(json.dumps(["taken", None]))
+"""
