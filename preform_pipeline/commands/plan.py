@@ -189,14 +189,6 @@ def _summary(plan: Plan) -> str:
     )
 
 
-def _step_lines(build: BuildPlan) -> list[str]:
-    """The build's steps, a line each (split at line breaks only, as ``splitlines`` would
-    also split at the separators a name may hold); the import step names the model files,
-    whose names may hold a terminal's escape sequences, so each line is to be shown with
-    :func:`visible`."""
-    return build.graph.to_text().split("\n")
-
-
 def _write_text(plan: Plan, out: TextIO) -> None:
     def say(line: str = "") -> None:
         # Every line shown as escapes where it holds hidden characters: a model's path, its
@@ -216,7 +208,8 @@ def _write_text(plan: Plan, out: TextIO) -> None:
             case = f"  case {m.case_id}" if m.case_id is not None else ""
             say(f"    {m.path}  {_size(m.size_mm)}  {m.units} ({m.units_source}){case}")
         say("  steps:")
-        for line in _step_lines(build):
+        # At "\n" alone, as visible_lines splits: splitlines would split at \x1c in a name.
+        for line in build.graph.to_text().split("\n"):
             say(f"  {line}")
     if plan.warnings:
         say()
