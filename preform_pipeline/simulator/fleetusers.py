@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,7 +101,9 @@ class FleetMembership:
     def leave(self) -> None:
         """Remove this member's record (then drop its lock: a reader never finds it unheld
         while it is in place)."""
-        with contextlib.suppress(FileNotFoundError):
+        # Gone already, or the folder refuses: the record, unheld once closed, is removed by
+        # the next join. Nothing raised here (this may run at interpreter exit).
+        with contextlib.suppress(OSError):
             self.path.unlink()
         fd, self._fd = self._fd, None
         if fd is not None:
@@ -131,8 +134,9 @@ def join(root: Path, declared: Sequence[SimPrinter] | None) -> FleetMembership:
             if member is not None and member.fleet != fleet:
                 raise _in_use(root, member, printers)
         me = ProcessIdentity.current()
-        path = users / f"{me.host}-{me.pid}-{me.start_ticks or round(me.create_time * 1000)}"
-        path = path.with_suffix(".json")
+        # One record per join, even of one process (engines made one after another): a
+        # name shared with another member would truncate its record and unlink it at leave.
+        path = users / f"{me.host}-{me.pid}-{uuid.uuid4().hex[:12]}.json"
         fd = write_held(path, lambda is_held: _Member(me, fleet, printers, is_held).to_text())
         _log.info("fleet_joined", fleet_dir=str(root), fleet=printers)
         return FleetMembership(path, fd)
