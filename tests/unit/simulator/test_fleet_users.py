@@ -99,6 +99,20 @@ class TestTwoFleetsAtOnce:
                       declared_printers=[{**BENCH, "material_code": "FLGPCL05"}])
         first.close()
 
+    def test_one_of_two_members_of_one_process_leaving_keeps_the_others_hold(
+        self, fleet_dir: Path
+    ) -> None:
+        # Engines made one after another in one process (a long-running host, tests) are two
+        # members: the first leaving must not take the second's record with it.
+        first = SimEngine(fleet_dir=fleet_dir, declared_printers=[BENCH])
+        second = SimEngine(fleet_dir=fleet_dir, declared_printers=[BENCH])
+        assert len(list((fleet_dir / "users").glob("*.json"))) == 2
+        first.close()
+        with pytest.raises(FleetInUseError):
+            SimEngine(fleet_dir=fleet_dir)
+        assert _serials(fleet_dir) == ["Bench-A"]
+        second.close()
+
     def test_leaving_removes_the_record(self, fleet_dir: Path) -> None:
         engine = SimEngine(fleet_dir=fleet_dir)
         assert len(list((fleet_dir / "users").glob("*.json"))) == 1
