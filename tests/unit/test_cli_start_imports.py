@@ -98,6 +98,15 @@ class TestTheIntakePath:
         assert done.stdout.strip() == "[]"
 
 
+@pytest.fixture(scope="class")
+def started_simulator() -> set[str]:
+    """What one simulator imported up to READY FOR INPUT (its ``-X importtime`` lines)."""
+    with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
+        pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
+    return {line.split("|")[-1].strip() for line in sim.stderr_lines
+            if line.startswith("import time:")}
+
+
 class TestSimulatorStart:
     """A simulated PreFormServer (the pool starts one per server) reads its fleet without
     the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
@@ -111,17 +120,21 @@ class TestSimulatorStart:
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
 
-    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(self) -> None:
+    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(
+        self, started_simulator: set[str]
+    ) -> None:
         """Pillow (screenshots) and PyYAML (an outcomes file) are imported when used: the
         suite starts ~245 simulators, most of which use neither."""
-        with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
-            pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
-        imported = {line.split("|")[-1].strip() for line in sim.stderr_lines
-                    if line.startswith("import time:")}
         # The engine's imports are in the list (screenshot.py is where Pillow is used).
         assert {"preform_pipeline.simulator.screenshot",
-                "preform_pipeline.simulator.cloud.outcomes"} <= imported
-        assert not {"PIL", "PIL.Image", "yaml"} & imported
+                "preform_pipeline.simulator.cloud.outcomes"} <= started_simulator
+        assert not {"PIL", "PIL.Image", "yaml"} & started_simulator
+
+    def test_a_start_to_ready_imports_no_rich(self, started_simulator: set[str]) -> None:
+        """structlog is imported without rich (``richless.py``): a simulator prints no table."""
+        assert "structlog" in started_simulator
+        # Not "rich" itself: structlog's failed attempt at it has an importtime line too.
+        assert not {"rich.console", "rich.traceback", "rich.pretty", "pygments"} & started_simulator
 
 
 class TestCommandNames:
