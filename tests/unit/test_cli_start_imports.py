@@ -82,6 +82,9 @@ class TestCommandStarts:
         assert status == 0
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
+        # httpx is there, without its own command line (thirdparty.py): no click, no Pygments.
+        assert "httpx" in modules
+        assert {"click", "pygments"} & modules == set()
 
 
 class TestTheIntakePath:
@@ -137,7 +140,7 @@ class TestSimulatorStart:
         assert not {"PIL", "PIL.Image", "yaml"} & started_simulator
 
     def test_a_start_to_ready_imports_no_rich(self, started_simulator: set[str]) -> None:
-        """structlog is imported without rich (``richless.py``): a simulator prints no table."""
+        """structlog is imported without rich (``thirdparty.py``): a simulator prints no table."""
         assert "structlog" in started_simulator
         # Not "rich" itself: structlog's failed attempt at it has an importtime line too.
         assert not {"rich.console", "rich.traceback", "rich.pretty", "pygments"} & started_simulator

@@ -1,4 +1,4 @@
-"""structlog is imported with rich hidden (``preform_pipeline/richless.py``): a process that
+"""structlog is imported with rich hidden (``preform_pipeline/thirdparty.py``): a process that
 logs does not import rich for it, and its console and JSON lines are what they were when
 structlog saw rich."""
 
@@ -19,7 +19,7 @@ TIMEOUT_S = 60.0
 
 #: Logs a few events and an exception through the package's own setup and prints what reached
 #: the console and the JSON log. With ``saw-rich`` it imports structlog first, as it would be
-#: without richless.py (which then leaves it as it found it): the same script either way, so
+#: without thirdparty.py (which then leaves it as it found it): the same script either way, so
 #: that the exception's frames have the same lines.
 CHILD = r"""
 import io, json, sys
