@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
-from preform_pipeline.cloud.models import PRINT_STATUSES, parse_datetime
+from preform_pipeline.cloud.primitives import PRINT_STATUSES, parse_datetime
 
 __all__ = ["DATE_FILTER_KEYS", "PrintFilter", "created_within", "format_datetime"]
 

@@ -10,11 +10,12 @@ returned timezone-aware (UTC when the server sent no zone).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Generic, TypeVar
+
+from .primitives import PRINT_STATUSES, TERMINAL_PRINT_STATUSES, parse_datetime
 
 __all__ = [
     "PRINT_STATUSES",
@@ -34,62 +35,8 @@ __all__ = [
     "parse_datetime",
 ]
 
-#: Every print status the Web API documents (also the values the ``status`` filter accepts).
-PRINT_STATUSES = frozenset(
-    {
-        "QUEUED",
-        "PREPRINT",
-        "PRINTING",
-        "PAUSING",
-        "PAUSED",
-        "FINISHED",
-        "ABORTING",
-        "ABORTED",
-        "ERROR",
-        "WAITING_FOR_RESOLUTION",
-        "PREHEAT",
-        "PRECOAT",
-        "POSTCOAT",
-    }
-)
-#: Statuses after which a print run does not change any more.
-TERMINAL_PRINT_STATUSES = frozenset({"FINISHED", "ABORTED", "ERROR"})
-
 Json = Mapping[str, Any]
 T = TypeVar("T")
-
-_ISO_8601 = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
-    r"(?:[.,](?P<fraction>\d+))?(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
-)
-
-
-def parse_datetime(value: Any) -> datetime | None:
-    """An ISO 8601 timestamp as an aware datetime; ``None`` for anything else.
-
-    Written out rather than left to ``datetime.fromisoformat`` because Python 3.10's version
-    rejects a ``Z`` suffix and fractions that are not 3 or 6 digits long.
-    """
-    if not isinstance(value, str):
-        return None
-    match = _ISO_8601.match(value.strip())
-    if match is None:
-        return None
-    clock = match["time"] if match["time"].count(":") == 2 else match["time"] + ":00"
-    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
-    zone = match["zone"] or "+00:00"
-    if zone in ("Z", "z"):
-        zone = "+00:00"
-    elif len(zone) == 3:
-        zone += ":00"
-    elif ":" not in zone:
-        zone = f"{zone[:3]}:{zone[3:]}"
-    try:
-        parsed = datetime.fromisoformat(f"{match['date']}T{clock}.{fraction}{zone}")
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
-
 
 # -- lenient field readers ---------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from preform_pipeline import __version__
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
+from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.fleetusers import FleetInUseError
 from preform_pipeline.simulator.latency import (
     DEFAULT_TIME_SCALE,
@@ -81,19 +82,6 @@ DEFAULT_PORT = 44388
 DEFAULT_SCENE_CACHE_SIZE = 100
 
 _log = get_logger(__name__)
-
-
-def default_fleet_dir() -> Path:
-    """Per-user data directory for fleet state shared by every simulator of this user."""
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        xdg = os.environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
-    return base / "preform-pipeline" / "simulator" / "fleet"
 
 
 def _user_temp_root() -> Path:

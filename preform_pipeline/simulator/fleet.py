@@ -34,6 +34,8 @@ and is kept as it is.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -56,6 +58,7 @@ __all__ = [
     "FleetState",
     "SimGroup",
     "SimPrinter",
+    "default_fleet_dir",
     "utc_now_iso",
 ]
 
@@ -64,6 +67,19 @@ log = get_logger(__name__)
 FLEET_FORMAT: Final = "preform-pipeline-simulated-fleet"
 JOB_FORMAT: Final = "preform-pipeline-simulated-job"
 _VERSION: Final = 1
+
+
+def default_fleet_dir() -> Path:
+    """Per-user data directory for fleet state shared by every simulator of this user."""
+    if sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA")
+        base = Path(local) if local else Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "preform-pipeline" / "simulator" / "fleet"
 
 
 def utc_now_iso() -> str:

@@ -32,8 +32,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import numpy as np
-
 from preform_pipeline.logging import get_logger
 
 if TYPE_CHECKING:
@@ -530,6 +528,10 @@ def json_depth(raw: bytes) -> int:
     megabytes of ``[`` costs milliseconds and is refused before the recursive decoder sees it.
     Malformed text gives some number; the decoder reports the malformation itself.
     """
+    # Imported here: the Dashboard simulator serves with this module too and reads no model
+    # (only the PreFormServer simulator asks this, and its engine has numpy loaded anyway).
+    import numpy as np
+
     bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
     if bare.size == 0:
         return 0

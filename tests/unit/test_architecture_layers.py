@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff",
                "interrupts", "crash", "preflight", "yamlerrors",
-               "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile"}),
+               "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
+               "thirdparty"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.simulator.cloud.testing import start_dashboard
 from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
 from tests.conftest import RECIPES, REPO_ROOT
@@ -81,6 +82,9 @@ class TestCommandStarts:
         assert status == 0
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
+        # httpx is there, without its own command line (thirdparty.py): no click, no Pygments.
+        assert "httpx" in modules
+        assert {"click", "pygments"} & modules == set()
 
 
 class TestTheIntakePath:
@@ -98,6 +102,20 @@ class TestTheIntakePath:
         assert done.stdout.strip() == "[]"
 
 
+def _importtime_modules(stderr_lines: list[str]) -> set[str]:
+    """The modules a process's ``-X importtime`` lines name."""
+    return {line.split("|")[-1].strip() for line in stderr_lines
+            if line.startswith("import time:")}
+
+
+@pytest.fixture(scope="class")
+def started_simulator() -> set[str]:
+    """What one simulator imported up to READY FOR INPUT (its ``-X importtime`` lines)."""
+    with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
+        pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
+    return _importtime_modules(sim.stderr_lines)
+
+
 class TestSimulatorStart:
     """A simulated PreFormServer (the pool starts one per server) reads its fleet without
     the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
@@ -111,17 +129,45 @@ class TestSimulatorStart:
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
 
-    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(self) -> None:
+    def test_a_start_to_ready_imports_neither_pillow_nor_yaml(
+        self, started_simulator: set[str]
+    ) -> None:
         """Pillow (screenshots) and PyYAML (an outcomes file) are imported when used: the
         suite starts ~245 simulators, most of which use neither."""
-        with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
-            pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
-        imported = {line.split("|")[-1].strip() for line in sim.stderr_lines
-                    if line.startswith("import time:")}
         # The engine's imports are in the list (screenshot.py is where Pillow is used).
         assert {"preform_pipeline.simulator.screenshot",
-                "preform_pipeline.simulator.cloud.outcomes"} <= imported
-        assert not {"PIL", "PIL.Image", "yaml"} & imported
+                "preform_pipeline.simulator.cloud.outcomes"} <= started_simulator
+        assert not {"PIL", "PIL.Image", "yaml"} & started_simulator
+
+    def test_a_start_to_ready_imports_no_rich(self, started_simulator: set[str]) -> None:
+        """structlog is imported without rich (``thirdparty.py``): a simulator prints no table."""
+        assert "structlog" in started_simulator
+        # Not "rich" itself: structlog's failed attempt at it has an importtime line too.
+        assert not {"rich.console", "rich.traceback", "rich.pretty", "pygments"} & started_simulator
+
+    def test_a_start_to_ready_reads_times_without_the_cloud_models(
+        self, started_simulator: set[str]
+    ) -> None:
+        """The fleet's outcomes parse timestamps (``cloud.primitives``), not the models."""
+        assert "preform_pipeline.cloud.primitives" in started_simulator
+        assert "preform_pipeline.cloud.models" not in started_simulator
+
+
+class TestDashboardSimulatorStart:
+    """A simulated Dashboard reads no model: its start imports no numpy, no PreFormServer
+    simulator's engine or command line, no cloud models and no rich."""
+
+    def test_a_start_to_ready_imports_no_numpy_models_or_rich(self) -> None:
+        with start_dashboard(env={"PYTHONPROFILEIMPORTTIME": "1"}) as dashboard:
+            pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
+        imported = _importtime_modules(dashboard.stderr_lines)
+        # Its fleet view, filters and timelines are in the list: the path was taken.
+        assert {"preform_pipeline.simulator.cloud.fleet_view",
+                "preform_pipeline.cloud.filters", "preform_pipeline.simulator.fleet"} <= imported
+        refused = {"numpy", "preform_pipeline.simulator.cli", "preform_pipeline.simulator.bodies",
+                   "preform_pipeline.simulator.estimates", "preform_pipeline.cloud.models",
+                   "rich.console", "pygments"}
+        assert refused & imported == set()
 
 
 class TestCommandNames:

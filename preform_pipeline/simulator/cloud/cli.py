@@ -36,7 +36,7 @@ from typing import Final, NoReturn, TextIO
 from preform_pipeline import __version__
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
-from preform_pipeline.simulator.cli import default_fleet_dir
+from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.startup import (
     EXIT_FAILURE,
     EXIT_USAGE,

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from preform_pipeline.cloud.filters import DATE_FILTER_KEYS, PrintFilter, created_within
-from preform_pipeline.cloud.models import parse_datetime
+from preform_pipeline.cloud.primitives import parse_datetime
 
 __all__ = [
     "BadFilter",

@@ -40,7 +40,7 @@ from typing import Any, Final, Protocol
 
 from preform_pipeline.catalogue import ADAPTIVE, DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.logging import get_logger
-from preform_pipeline.simulator.estimates import (
+from preform_pipeline.simulator.estimate_rules import (
     ADAPTIVE_AVERAGE_LAYER_MM,
     SLA_PREPRINT_S,
     SLS_PREPRINT_S,

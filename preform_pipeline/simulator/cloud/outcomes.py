@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.cloud.models import parse_datetime
+from preform_pipeline.cloud.primitives import parse_datetime
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.wording import noun

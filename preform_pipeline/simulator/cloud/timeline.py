@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from preform_pipeline.cloud.models import parse_datetime
+from preform_pipeline.cloud.primitives import parse_datetime
 
 from .outcomes import ABORTED, ERROR, FINISHED, Outcome, OutcomePlan
 
