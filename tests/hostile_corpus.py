@@ -167,13 +167,13 @@ def _doubling_components(levels: int = 32) -> bytes:
                        for x, y, z in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)))
     triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
                         for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)))
-    objects = [f'<object id="0"><mesh><vertices>{vertices}</vertices>'
+    objects = [f'<object id="1"><mesh><vertices>{vertices}</vertices>'
                f"<triangles>{triangles}</triangles></mesh></object>"]
-    objects += [f'<object id="{n}"><components><component objectid="{n - 1}"/>'
-                f'<component objectid="{n - 1}"/></components></object>'
+    objects += [f'<object id="{n + 1}"><components><component objectid="{n}"/>'
+                f'<component objectid="{n}"/></components></object>'
                 for n in range(1, levels + 1)]
     return _threemf(_model(f'<resources>{"".join(objects)}</resources>'
-                           f'<build><item objectid="{levels}"/></build>'))
+                           f'<build><item objectid="{levels + 1}"/></build>'))
 
 
 def _raw_zip(name: str, deflated: bytes, size: int, crc: int) -> bytes:

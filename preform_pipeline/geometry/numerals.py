@@ -11,7 +11,9 @@ only to name the offender of a refused file.
   ``((\\-|\\+)?(([0-9]+(\\.[0-9]+)?)|(\\.[0-9]+))((e|E)(\\-|\\+)?[0-9]+)?)`` after XML
   whitespace collapse (space, tab, CR, LF around it); ``ST_Matrix3D`` is twelve of them
   separated by whitespace; ``ST_ResourceIndex`` is ``xs:nonNegativeInteger`` below 2^31
-  (XML Schema Part 2: an optional ``+``, or ``-`` before a zero, then ASCII digits).
+  (XML Schema Part 2: an optional ``+``, or ``-`` before a zero, then ASCII digits), and
+  ``ST_ResourceID`` (an object's ``id``, an item's or component's ``objectid``) the same form
+  from 1 up: both are numbers, so ``01`` is ``1``.
 * ASCII STL and OBJ define no grammar of their own beyond "a floating-point number" and "an
   integer"; their writers are C's ``printf`` and their readers C's ``strtod`` and ``atoi``.
   Their numbers are the same decimal form; the words ``inf`` and ``nan`` (which ``strtod``
@@ -27,6 +29,7 @@ from typing import Final
 __all__ = [
     "MAX_RESOURCE_INDEX",
     "XML_NUMBER_FORM",
+    "XML_OBJECT_ID_FORM",
     "is_text_index",
     "is_text_number",
     "is_xml_index",
@@ -34,6 +37,7 @@ __all__ = [
     "text_indices_may_pass",
     "text_numbers_may_pass",
     "xml_indices_may_pass",
+    "xml_integer",
     "xml_numbers_may_pass",
     "xml_tokens",
 ]
@@ -65,11 +69,16 @@ _TEXT_NUMBER_BYTES: Final = _DIGITS + b"+-.eE" + b"infatyINFATY\x00"  # inf, inf
 _TEXT_INDEX_BYTES: Final = _DIGITS + b"+-\x00"
 _BARE_POINT: Final = re.compile(rb"\.(?![0-9])")
 
-#: ST_ResourceIndex's maxExclusive less one: the largest index a 3MF may hold.
+#: ST_ResourceIndex's and ST_ResourceID's maxExclusive less one: the largest index, and the
+#: largest object id, a 3MF may hold.
 MAX_RESOURCE_INDEX: Final = 2**31 - 1
 #: How a refusal says what a 3MF number looks like.
 XML_NUMBER_FORM: Final = (
     "a 3MF number is ASCII digits with an optional sign, decimal point and exponent"
+)
+#: How a refusal says what a 3MF object id (ST_ResourceID, xs:positiveInteger) looks like.
+XML_OBJECT_ID_FORM: Final = (
+    f"a 3MF object id is a whole number from 1 to {MAX_RESOURCE_INDEX:,} in ASCII digits"
 )
 
 
@@ -81,6 +90,20 @@ def is_xml_number(text: str) -> bool:
 def is_xml_index(text: str) -> bool:
     """Is ``text`` the lexical form of a 3MF ``ST_ResourceIndex`` (its size not checked)?"""
     return _ONE_XML_INDEX.fullmatch(text) is not None
+
+
+def xml_integer(text: str) -> int | None:
+    """The value of ``text`` when it has the lexical form of an XML Schema non-negative or
+    positive integer (:func:`is_xml_index`), else None. 3MF compares ids and indices as
+    numbers (``01`` is ``1``). A value over :data:`MAX_RESOURCE_INDEX` comes back as one more
+    than it: every such value is beyond the limit alike, and ``int()`` refuses over 4,300
+    digits."""
+    if not is_xml_index(text):
+        return None
+    digits = text.strip(" \t\r\n").lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_RESOURCE_INDEX)):
+        return MAX_RESOURCE_INDEX + 1
+    return min(int(digits or "0"), MAX_RESOURCE_INDEX + 1)
 
 
 def is_text_number(token: bytes) -> bool:
