@@ -26,6 +26,8 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from ..wording import quoted
+
 __all__ = [
     "MAX_RESOURCE_INDEX",
     "XML_NUMBER_FORM",
@@ -34,6 +36,7 @@ __all__ = [
     "is_text_number",
     "is_xml_index",
     "is_xml_number",
+    "shown_token",
     "text_indices_may_pass",
     "text_numbers_may_pass",
     "xml_indices_may_pass",
@@ -141,16 +144,33 @@ def xml_indices_may_pass(texts: Sequence[str]) -> bool:
     return raw is not None and _only(raw, _XML_INDEX_BYTES)
 
 
-def text_numbers_may_pass(tokens: bytes) -> bool:
+def text_numbers_may_pass(tokens: bytes, *, nul_in_text: bool) -> bool:
     """False when a token of ``tokens`` (the tokens' bytes, joined or NUL-padded as numpy
-    stores them) is surely no text number; True when each is one if ``float`` takes it."""
-    return _only(tokens, _TEXT_NUMBER_BYTES)
+    stores them) may be no text number; True when each is one if ``float`` takes it.
+
+    ``nul_in_text``: whether the text the tokens were cut from holds a NUL byte. numpy drops
+    a token's own trailing NULs as padding (``b"1\\x00"`` converts as 1), so the guard, which
+    allows NUL for the padding, cannot see them: a NUL there sends the caller to the
+    token-by-token check (:func:`is_text_number`), which refuses it. NUL is no text's byte
+    and costs one ``memchr`` to rule out.
+    """
+    return not nul_in_text and _only(tokens, _TEXT_NUMBER_BYTES)
 
 
-def text_indices_may_pass(tokens: bytes) -> bool:
-    """False when a token of ``tokens`` (as for :func:`text_numbers_may_pass`) is surely no
-    OBJ index; True when each is one if ``int`` takes it."""
-    return _only(tokens, _TEXT_INDEX_BYTES)
+def text_indices_may_pass(tokens: bytes, *, nul_in_text: bool) -> bool:
+    """False when a token of ``tokens`` (as for :func:`text_numbers_may_pass`, NUL too) may
+    be no OBJ index; True when each is one if ``int`` takes it."""
+    return not nul_in_text and _only(tokens, _TEXT_INDEX_BYTES)
+
+
+def shown_token(token: bytes) -> str:
+    """``token`` quoted for a refusal, as the user's editor shows it where it can: a digit of
+    another script as itself (UTF-8), a NUL or other control byte escaped (``'1\\x00'``),
+    bytes that are no UTF-8 as escapes (``'1\\xff'``)."""
+    try:
+        return quoted(token.decode("utf-8"))
+    except UnicodeDecodeError:
+        return repr(token)[1:]
 
 
 def xml_tokens(text: str) -> list[str]:
