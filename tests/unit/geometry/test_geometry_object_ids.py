@@ -15,6 +15,7 @@ from test_geometry_threemf_details import PART, TETRA, TETRA_FACES, _model, _obj
 from test_geometry_threemf_parts import _zip
 
 from preform_pipeline.geometry import read_mesh_bytes
+from preform_pipeline.geometry.numerals import MAX_RESOURCE_INDEX, xml_integer
 from preform_pipeline.wording import quoted
 
 AN_ID = "a 3MF object id is a whole number from 1 to 2,147,483,647 in ASCII digits"
@@ -118,3 +119,32 @@ class TestAnEmptyTransform:
 
     def test_without_the_attribute_there_is_no_transform(self) -> None:
         assert _read(_model(_object(TETRA, TETRA_FACES))) == (4, pytest.approx((1.0, 1.0, 1.0)))
+
+
+class TestTheIntegerRule:
+    """numerals.xml_integer reads the XSD's integer form, and caps what is beyond the limit."""
+
+    @pytest.mark.parametrize(("text", "value"), [
+        ("0", 0), ("-0", 0), (" +007\t", 7), ("2147483647", MAX_RESOURCE_INDEX),
+        ("2147483648", MAX_RESOURCE_INDEX + 1), ("00002147483648", MAX_RESOURCE_INDEX + 1),
+        ("9" * 10, MAX_RESOURCE_INDEX + 1), ("9" * 11, MAX_RESOURCE_INDEX + 1),
+        ("9" * 5000, MAX_RESOURCE_INDEX + 1),
+        ("1.0", None), ("-1", None), ("\u0661", None), ("1_0", None), ("", None),
+    ])
+    def test_its_value(self, text: str, value: int | None) -> None:
+        assert xml_integer(text) == value
+
+
+class TestTransformEnds:
+    """A transform is split and trimmed at XML whitespace only: other characters at its ends
+    are no part of a number."""
+
+    @pytest.mark.parametrize("text", [
+        "\u00a01 0 0 0 1 0 0 0 1 0 0 0", "1 0 0 0 1 0 0 0 1 0 0 0\u2003",
+        "1 0 0 0 1 0 0 0 1 0 0 0X", "X1 0 0 0 1 0 0 0 1 0 0 0",
+    ])
+    def test_is_refused(self, text: str) -> None:
+        model = _model(_object(TETRA, TETRA_FACES),
+                       build=f'<item objectid="1" transform="{text}"/>')
+        assert _refusal(model).reason.startswith(
+            f"{PART}: build item 1: transform {quoted(text, 200)} is not 12 numbers")
