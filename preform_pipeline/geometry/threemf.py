@@ -196,8 +196,9 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
     model = _ModelPart()
     current: list[tuple[int, _Object]] = []
     counts = {"object": 0, "item": 0}
-    tags = {_q(t): t for t in ("model", "object", "mesh", "vertex", "triangle", "component",
-                              "item", "build")}
+    # The root (the model) is taken by its place, first; these are the elements inside it.
+    tags = {_q(t): t for t in ("object", "mesh", "vertex", "triangle", "component", "item",
+                              "build")}
 
     def start(tag: str, attributes: dict[str, str]) -> None:
         if model.root is None:
@@ -207,10 +208,9 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
         kind = tags.get(tag)
         if kind == "object":
             counts["object"] += 1
-            text = attributes.get("id")
-            object_id = _object_id(
-                text, origin, f"{part}: object {counts['object']} (in file order)", "id")
-            spelling = text or ""  # not None: _object_id refuses an object without an id
+            object_id = _object_id(attributes.get("id"), origin,
+                                   f"{part}: object {counts['object']} (in file order)", "id")
+            spelling = attributes["id"]  # there: _object_id refuses an object without one
             if object_id in model.objects:
                 raise ModelFileError(
                     origin,

@@ -71,7 +71,9 @@ class TestAsciiStlNumbers:
         mesh = read_mesh(_write(tmp_path, "part.stl", text))
         assert (mesh.triangle_count, mesh.size) == (4, pytest.approx((10.0, 10.0, 10.0)))
 
-    @pytest.mark.parametrize("name", ["Zahnkrone \u00fc", "\u0661\u0662 \u6b6f"])
+    # The last: two-byte characters from byte 7, so byte 512 (where the probe ends) cuts one.
+    @pytest.mark.parametrize("name", ["Zahnkrone \u00fc", "\u0661\u0662 \u6b6f",
+                                      "x" + "\u00fc" * 300])
     def test_a_solids_name_in_utf8_is_text(self, tmp_path: Path, name: str) -> None:
         path = _write(tmp_path, "part.stl", _ascii_stl(name))
         assert read_mesh(path).triangle_count == 4
@@ -95,12 +97,20 @@ class TestObjNumbers:
         ("f 1 3 2", "f 1 3 2 \x01", "line 6: '\\x01' is not a vertex index"),
         ("f 2 3 4", "f 2 3 4 \x01", "line 9: '\\x01' is not a vertex index"),
         ("f 2 3 4", "f 2 3 4 \x00", "line 9: '\\x00' is not a vertex index"),
+        ("f 2 3 4", "f 2 3 4 \x0e", "line 9: '\\x0e' is not a vertex index"),
+        ("f 2 3 4", "f 2 3 4 \x1f", "line 9: '\\x1f' is not a vertex index"),
     ])
     def test_is_refused_with_its_line(
         self, tmp_path: Path, line: str, changed: str, reason: str
     ) -> None:
         path = _write(tmp_path, "part.obj", OBJ.replace(line + "\n", changed + "\n", 1))
         assert refusal(path).reason == reason
+
+    def test_tabs_and_other_blanks_between_indices_separate_them(self, tmp_path: Path) -> None:
+        # TAB, VT and FF are blanks to the tokens' count as to their conversion.
+        text = OBJ.replace("f 1 3 2\n", "f 1\t3\x0b2\x0c\n").replace("f 2 3 4\n", "f\t2\t3\t4\n")
+        mesh = read_mesh(_write(tmp_path, "part.obj", text))
+        assert (mesh.triangle_count, mesh.size) == (4, pytest.approx((10.0, 10.0, 10.0)))
 
     def test_a_nul_in_a_comment_leaves_the_numbers_read(self, tmp_path: Path) -> None:
         path = _write(tmp_path, "part.obj", OBJ.replace("v 0 0 10\n", "v 0 0 10\n# a\x00b\n"))

@@ -98,6 +98,16 @@ class TestIdsThatAreNone:
             "id of its own")
 
 
+    def test_long_spellings_of_one_id_are_cut(self) -> None:
+        first, second = "0" * 45 + "1", "+" + "0" * 50 + "1"
+        parts = (_object(TETRA, TETRA_FACES, object_id=first)
+                 + _object(TETRA, TETRA_FACES, object_id=second))
+        assert _refusal(_model(parts)).reason == (
+            f"{PART}: object id 1 is given twice (id={quoted(first, 40)} and "
+            f"id={quoted(second, 40)}); each object needs an id of its own")
+        assert quoted(first, 40).endswith("...'")
+
+
 class TestAnEmptyTransform:
     """A transform attribute with no numbers is refused, not read as the identity."""
 
