@@ -99,6 +99,9 @@ class TestObjNumbers:
         ("f 2 3 4", "f 2 3 4 \x00", "line 9: '\\x00' is not a vertex index"),
         ("f 2 3 4", "f 2 3 4 \x0e", "line 9: '\\x0e' is not a vertex index"),
         ("f 2 3 4", "f 2 3 4 \x1f", "line 9: '\\x1f' is not a vertex index"),
+        # Bytes the guard passes and the conversion refuses: named by the patterns too.
+        ("v 10 0 0", "v 1e 0 0", "line 3: '1e' is not a number"),
+        ("v 10 0 0", "v 1-2 0 0", "line 3: '1-2' is not a number"),
     ])
     def test_is_refused_with_its_line(
         self, tmp_path: Path, line: str, changed: str, reason: str
