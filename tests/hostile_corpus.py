@@ -60,6 +60,9 @@ OVERLONG = r"line \d+: a number [\d,]+ characters long"
 # in a 3MF, a digit of another script), named with its line or element.
 NOT_A_NUMBER = (r"(line \d+: |vertex \d+: [xyz]=|triangle \d+: v[123]=)'[^']*' "
                 r"is not a (number|vertex index)")
+# Session 35: 3MF object ids are positive numbers; a transform attribute holds 12 numbers.
+OBJECT_ID = r"object \d+ \(in file order\): id='[^']*' is not an object id"
+EMPTY_TRANSFORM = r"build item \d+: transform is empty"
 
 
 @dataclass(frozen=True)
@@ -167,13 +170,13 @@ def _doubling_components(levels: int = 32) -> bytes:
                        for x, y, z in ((0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1)))
     triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>'
                         for a, b, c in ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)))
-    objects = [f'<object id="0"><mesh><vertices>{vertices}</vertices>'
+    objects = [f'<object id="1"><mesh><vertices>{vertices}</vertices>'
                f"<triangles>{triangles}</triangles></mesh></object>"]
-    objects += [f'<object id="{n}"><components><component objectid="{n - 1}"/>'
-                f'<component objectid="{n - 1}"/></components></object>'
+    objects += [f'<object id="{n + 1}"><components><component objectid="{n}"/>'
+                f'<component objectid="{n}"/></components></object>'
                 for n in range(1, levels + 1)]
     return _threemf(_model(f'<resources>{"".join(objects)}</resources>'
-                           f'<build><item objectid="{levels}"/></build>'))
+                           f'<build><item objectid="{levels + 1}"/></build>'))
 
 
 def _raw_zip(name: str, deflated: bytes, size: int, crc: int) -> bytes:
@@ -356,6 +359,23 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "huge.3mf": (NON_FINITE, lambda: _threemf(_mesh_model(
         '<vertex x="1e39" y="0" z="0"/><vertex x="1" y="0" z="0"/><vertex x="0" y="1" z="0"/>',
         '<triangle v1="0" v2="1" v3="2"/>'))),
+    # Session 35: ids that are no ST_ResourceID, and a transform of no numbers (read as none).
+    "zero-id.3mf": (OBJECT_ID, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/>', "").replace(b'id="1"', b'id="0"'))),
+    "empty-transform.3mf": (EMPTY_TRANSFORM, lambda: _threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/>', "").replace(b'objectid="1"', b'objectid="1" transform=""'))),
+    # Session 35: numpy dropped a number's trailing NUL ("10\x00" read as 10) past the bytes
+    # that judge a file text; an Arabic-Indic digit in an ASCII STL's first bytes made it "not
+    # a mesh"; a control byte after the last face's indices failed the OBJ reader.
+    "nul-number.stl": (NOT_A_NUMBER, lambda: _ascii(_facet(("0", "0", "0"), ("10", "0", "0"),
+                                                           ("0", "10", "0")) * 8
+                                                    + _facet(("0", "0", "0"), ("10\x00", "0", "0"),
+                                                             ("0", "10", "0")))),
+    "arabic-digit.stl": (NOT_A_NUMBER, lambda: _ascii(_facet(("0", "0", "0"), ("\u0661", "0", "0"),
+                                                             ("0", "1", "0")))),
+    "nul-number.obj": (NOT_A_NUMBER, lambda: b"#" * 1100 + b"\nv 0 0 0\nv 1\x00 0 0\nv 0 1 0\n"
+                                             b"f 1 2 3\n"),
+    "control-byte.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3 \x01\n"),
 }
 
 

@@ -126,7 +126,8 @@ _GEOMETRY_PLAIN_TESTS = tuple(
     for name in ("readers", "hostile", "samples", "stl_details", "stl_sizes", "obj_errors",
                  "analysis", "orientation", "threemf_parts", "threemf_details", "stl_short_text",
                  "stl_cut_headers", "stl_stream_memory", "counted_wording", "stl_odd_records",
-                 "stl_edges", "line_ends", "long_numbers", "numerals", "absurd_sizes")
+                 "stl_edges", "line_ends", "long_numbers", "numerals", "absurd_sizes",
+                 "object_ids", "hidden_bytes")
 )
 
 #: The tests each mutant of a module (path prefix) may run, where its package folder alone is
@@ -470,6 +471,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/geometry/test_geometry_threemf_details.py",
         "tests/unit/geometry/test_geometry_threemf_s21.py",  # s21: a relationship without target
         "tests/unit/geometry/test_geometry_numerals.py",  # s34: numbers as the specification's
+        "tests/unit/geometry/test_geometry_object_ids.py",  # s35: ids as numbers, transforms
     ),
     # s34: the formats' number rules (the readers' tests; the guard's property test is apart)
     "preform_pipeline/geometry/numerals.py": (

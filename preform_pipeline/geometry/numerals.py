@@ -11,7 +11,9 @@ only to name the offender of a refused file.
   ``((\\-|\\+)?(([0-9]+(\\.[0-9]+)?)|(\\.[0-9]+))((e|E)(\\-|\\+)?[0-9]+)?)`` after XML
   whitespace collapse (space, tab, CR, LF around it); ``ST_Matrix3D`` is twelve of them
   separated by whitespace; ``ST_ResourceIndex`` is ``xs:nonNegativeInteger`` below 2^31
-  (XML Schema Part 2: an optional ``+``, or ``-`` before a zero, then ASCII digits).
+  (XML Schema Part 2: an optional ``+``, or ``-`` before a zero, then ASCII digits), and
+  ``ST_ResourceID`` (an object's ``id``, an item's or component's ``objectid``) the same form
+  from 1 up: both are numbers, so ``01`` is ``1``.
 * ASCII STL and OBJ define no grammar of their own beyond "a floating-point number" and "an
   integer"; their writers are C's ``printf`` and their readers C's ``strtod`` and ``atoi``.
   Their numbers are the same decimal form; the words ``inf`` and ``nan`` (which ``strtod``
@@ -24,16 +26,21 @@ import re
 from collections.abc import Sequence
 from typing import Final
 
+from ..wording import quoted
+
 __all__ = [
     "MAX_RESOURCE_INDEX",
     "XML_NUMBER_FORM",
+    "XML_OBJECT_ID_FORM",
     "is_text_index",
     "is_text_number",
     "is_xml_index",
     "is_xml_number",
+    "shown_token",
     "text_indices_may_pass",
     "text_numbers_may_pass",
     "xml_indices_may_pass",
+    "xml_integer",
     "xml_numbers_may_pass",
     "xml_tokens",
 ]
@@ -65,11 +72,16 @@ _TEXT_NUMBER_BYTES: Final = _DIGITS + b"+-.eE" + b"infatyINFATY\x00"  # inf, inf
 _TEXT_INDEX_BYTES: Final = _DIGITS + b"+-\x00"
 _BARE_POINT: Final = re.compile(rb"\.(?![0-9])")
 
-#: ST_ResourceIndex's maxExclusive less one: the largest index a 3MF may hold.
+#: ST_ResourceIndex's and ST_ResourceID's maxExclusive less one: the largest index, and the
+#: largest object id, a 3MF may hold.
 MAX_RESOURCE_INDEX: Final = 2**31 - 1
 #: How a refusal says what a 3MF number looks like.
 XML_NUMBER_FORM: Final = (
     "a 3MF number is ASCII digits with an optional sign, decimal point and exponent"
+)
+#: How a refusal says what a 3MF object id (ST_ResourceID, xs:positiveInteger) looks like.
+XML_OBJECT_ID_FORM: Final = (
+    f"a 3MF object id is a whole number from 1 to {MAX_RESOURCE_INDEX:,} in ASCII digits"
 )
 
 
@@ -81,6 +93,20 @@ def is_xml_number(text: str) -> bool:
 def is_xml_index(text: str) -> bool:
     """Is ``text`` the lexical form of a 3MF ``ST_ResourceIndex`` (its size not checked)?"""
     return _ONE_XML_INDEX.fullmatch(text) is not None
+
+
+def xml_integer(text: str) -> int | None:
+    """The value of ``text`` when it has the lexical form of an XML Schema non-negative or
+    positive integer (:func:`is_xml_index`), else None. 3MF compares ids and indices as
+    numbers (``01`` is ``1``). A value over :data:`MAX_RESOURCE_INDEX` comes back as one more
+    than it: every such value is beyond the limit alike, and ``int()`` refuses over 4,300
+    digits."""
+    if not is_xml_index(text):
+        return None
+    digits = text.strip(" \t\r\n").lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_RESOURCE_INDEX)):
+        return MAX_RESOURCE_INDEX + 1
+    return min(int(digits or "0"), MAX_RESOURCE_INDEX + 1)
 
 
 def is_text_number(token: bytes) -> bool:
@@ -118,16 +144,33 @@ def xml_indices_may_pass(texts: Sequence[str]) -> bool:
     return raw is not None and _only(raw, _XML_INDEX_BYTES)
 
 
-def text_numbers_may_pass(tokens: bytes) -> bool:
+def text_numbers_may_pass(tokens: bytes, *, nul_in_text: bool) -> bool:
     """False when a token of ``tokens`` (the tokens' bytes, joined or NUL-padded as numpy
-    stores them) is surely no text number; True when each is one if ``float`` takes it."""
-    return _only(tokens, _TEXT_NUMBER_BYTES)
+    stores them) may be no text number; True when each is one if ``float`` takes it.
+
+    ``nul_in_text``: whether the text the tokens were cut from holds a NUL byte. numpy drops
+    a token's own trailing NULs as padding (``b"1\\x00"`` converts as 1), so the guard, which
+    allows NUL for the padding, cannot see them: a NUL there sends the caller to the
+    token-by-token check (:func:`is_text_number`), which refuses it. NUL is no text's byte
+    and costs one ``memchr`` to rule out.
+    """
+    return not nul_in_text and _only(tokens, _TEXT_NUMBER_BYTES)
 
 
-def text_indices_may_pass(tokens: bytes) -> bool:
-    """False when a token of ``tokens`` (as for :func:`text_numbers_may_pass`) is surely no
-    OBJ index; True when each is one if ``int`` takes it."""
-    return _only(tokens, _TEXT_INDEX_BYTES)
+def text_indices_may_pass(tokens: bytes, *, nul_in_text: bool) -> bool:
+    """False when a token of ``tokens`` (as for :func:`text_numbers_may_pass`, NUL too) may
+    be no OBJ index; True when each is one if ``int`` takes it."""
+    return not nul_in_text and _only(tokens, _TEXT_INDEX_BYTES)
+
+
+def shown_token(token: bytes) -> str:
+    """``token`` quoted for a refusal, as the user's editor shows it where it can: a digit of
+    another script as itself (UTF-8), a NUL or other control byte escaped (``'1\\x00'``),
+    bytes that are no UTF-8 as escapes (``'1\\xff'``)."""
+    try:
+        return quoted(token.decode("utf-8"))
+    except UnicodeDecodeError:
+        return repr(token)[1:]
 
 
 def xml_tokens(text: str) -> list[str]:

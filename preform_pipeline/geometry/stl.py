@@ -18,6 +18,8 @@ as a whole and is read as a whole (within the reader's size limit).
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import re
 from pathlib import Path
@@ -38,7 +40,7 @@ from ._checks import (
 )
 from .bounded import read_file_bounded
 from .mesh import Mesh, triangle_chunks
-from .numerals import is_text_number, text_numbers_may_pass
+from .numerals import is_text_number, shown_token, text_numbers_may_pass
 from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
 
 __all__ = [
@@ -63,7 +65,13 @@ _ENDSOLID_TAIL_BYTES = 4096
 # Records sampled to tell a damaged binary STL from a file that is not an STL at all.
 _PLAUSIBILITY_RECORDS = 64
 _PLAUSIBLE_COORDINATE = 1e7
-_TEXT_BYTES = frozenset(range(32, 127)) | {9, 10, 13}
+# Text is UTF-8 holding no control character but TAB, LF and CR: a solid's name, or a digit
+# of another script where a number belongs (which the ASCII reader then refuses with its
+# line), may be any character. A binary STL's first 512 bytes are never text so: its triangle
+# count ends in a NUL below 2^24 triangles, and its records' floats hold control bytes (1.0 is
+# 00 00 80 3F) and bytes that are no UTF-8.
+_CONTROL_BYTE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UTF8: Final = codecs.getincrementaldecoder("utf-8")
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 #: Binary records read at a time while streaming (3.2 MB of file per read).
 STREAM_RECORDS: Final = 1 << 16
@@ -91,12 +99,19 @@ def _binary_count(data: bytes) -> int:
 
 
 def _text_start(data: bytes) -> bytes:
-    # The mark is not text to _TEXT_BYTES, and an ASCII STL saved "UTF-8 with BOM" is still one.
+    # An ASCII STL saved "UTF-8 with BOM" is still one: the mark is no part of its "solid".
     return data.removeprefix(_UTF8_BOM)
 
 
 def _looks_like_text(data: bytes) -> bool:
-    return all(b in _TEXT_BYTES for b in _text_start(data)[:_TEXT_PROBE_BYTES])
+    probe = _text_start(data)[:_TEXT_PROBE_BYTES]
+    if _CONTROL_BYTE.search(probe) is not None:
+        return False
+    try:
+        _UTF8().decode(probe, final=False)  # the probe may end inside a character's bytes
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _starts_solid(data: bytes) -> bool:
@@ -283,12 +298,17 @@ def _read_ascii(data: bytes, origin: Path, name: str, source: Path | None) -> Me
     if keywords != len(matches):
         _raise_malformed_facet(data, origin)
     fields = np.array(matches, dtype=np.bytes_).reshape(-1, 12)
-    try:
-        if not text_numbers_may_pass(fields.tobytes()):  # "1_0", which float() reads as 10
-            raise ValueError
+    numbers: npt.NDArray[np.float64] | None = None
+    # "1_0", which float() reads as 10; "1\x00", which numpy reads as 1.
+    if text_numbers_may_pass(fields.tobytes(), nul_in_text=b"\x00" in data):
+        with contextlib.suppress(ValueError):
+            numbers = fields.astype(np.float64)
+    if numbers is None:  # named outside the except: no numpy error chained to the refusal
+        bad = _bad_number(data, origin)
+        if bad is not None:
+            raise bad
+        # Every number is one: the NUL that sent the file here is elsewhere (a solid's name).
         numbers = fields.astype(np.float64)
-    except ValueError:
-        _raise_bad_number(data, origin)
     # A coordinate beyond float32 (1e39) becomes infinite, which checked_mesh refuses in words;
     # numpy's overflow warning would only print a source line on the user's console.
     with np.errstate(over="ignore"):
@@ -318,18 +338,19 @@ def _raise_malformed_facet(data: bytes, origin: Path) -> None:
     raise ModelFileError(origin, "malformed ASCII STL facet structure")  # pragma: no cover
 
 
-def _raise_bad_number(data: bytes, origin: Path) -> None:
+def _bad_number(data: bytes, origin: Path) -> ModelFileError | None:
+    """The refusal of the first facet number that is not a number, if there is one."""
     for match in _FACET.finditer(data):
         for group in range(1, 13):
             token = match.group(group)
             if not is_text_number(token):
-                raise ModelFileError(
+                return ModelFileError(
                     origin,
                     f"line {line_number(data, match.start(group))}: "
-                    f"{token.decode('latin-1')!r} is not a number",
+                    f"{shown_token(token)} is not a number",
                     hint=_ASCII_HINT,
                 )
-    raise ModelFileError(origin, "ASCII STL contains a value that is not a number")
+    return None
 
 
 def _normals(triangles: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

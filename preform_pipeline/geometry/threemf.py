@@ -28,9 +28,10 @@ from .mesh import Mesh, weld_vertices
 from .numerals import (
     MAX_RESOURCE_INDEX,
     XML_NUMBER_FORM,
-    is_xml_index,
+    XML_OBJECT_ID_FORM,
     is_xml_number,
     xml_indices_may_pass,
+    xml_integer,
     xml_numbers_may_pass,
     xml_tokens,
 )
@@ -81,10 +82,19 @@ def _q(tag: str) -> str:
 
 def _parse_transform(text: str | None, origin: Path, part: str, where: str) -> Affine:
     """The ``transform`` attribute of ``where`` (a build item, a component): an
-    ``ST_Matrix3D``, twelve ``ST_Number``s."""
-    if not text:
+    ``ST_Matrix3D``, twelve ``ST_Number``s; the identity only when there is no attribute."""
+    if text is None:
         return np.eye(3), np.zeros(3)
     tokens = xml_tokens(text)
+    if not tokens:
+        # The schema's pattern takes no empty matrix, and lib3mf (the 3MF Consortium's
+        # reader) refuses one as too few values: the writer meant some transform, not none.
+        raise ModelFileError(
+            origin,
+            f"{part}: {where}: transform is empty (a 3MF transform is 12 numbers; an item or "
+            "component without one has no transform attribute)",
+            hint=_HINT,
+        )
     if len(tokens) != 12 or not all(is_xml_number(token) for token in tokens):
         raise ModelFileError(
             origin,
@@ -152,7 +162,7 @@ class _Object:
     vertices: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     triangles: list[tuple[str | None, str | None, str | None]] = field(default_factory=list)
     has_mesh: bool = False
-    components: list[tuple[str, str | None]] = field(default_factory=list)
+    components: list[tuple[int, str | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -161,15 +171,34 @@ class _ModelPart:
 
     root: str | None = None
     unit: str = "millimeter"
-    objects: dict[str, _Object] = field(default_factory=dict)
-    items: list[tuple[str, str | None]] = field(default_factory=list)
+    objects: dict[int, _Object] = field(default_factory=dict)
+    items: list[tuple[int, str | None]] = field(default_factory=list)
+    # Each object id as written, to name both spellings of an id given twice.
+    spellings: dict[int, str] = field(default_factory=dict)
+
+
+def _object_id(text: str | None, origin: Path, where: str, attribute: str) -> int:
+    """The ``attribute`` (``id``, ``objectid``) of ``where``: an ``ST_ResourceID``, a
+    positive integer below 2^31, compared as a number (``objectid="01"`` is object 1)."""
+    if text is None:
+        raise ModelFileError(origin, f"{where} has no {attribute}", hint=_HINT)
+    value = xml_integer(text)
+    if value is None or not 1 <= value <= MAX_RESOURCE_INDEX:
+        raise ModelFileError(
+            origin,
+            f"{where}: {attribute}={quoted(text, 40)} is not an object id ({XML_OBJECT_ID_FORM})",
+            hint=_HINT,
+        )
+    return value
 
 
 def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
     model = _ModelPart()
-    current: list[_Object] = []
-    tags = {_q(t): t for t in ("model", "object", "mesh", "vertex", "triangle", "component",
-                              "item", "build")}
+    current: list[tuple[int, _Object]] = []
+    counts = {"object": 0, "item": 0}
+    # The root (the model) is taken by its place, first; these are the elements inside it.
+    tags = {_q(t): t for t in ("object", "mesh", "vertex", "triangle", "component", "item",
+                              "build")}
 
     def start(tag: str, attributes: dict[str, str]) -> None:
         if model.root is None:
@@ -178,29 +207,48 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
             return
         kind = tags.get(tag)
         if kind == "object":
+            counts["object"] += 1
+            object_id = _object_id(attributes.get("id"), origin,
+                                   f"{part}: object {counts['object']} (in file order)", "id")
+            spelling = attributes["id"]  # there: _object_id refuses an object without one
+            if object_id in model.objects:
+                raise ModelFileError(
+                    origin,
+                    f"{part}: object id {object_id} is given twice (id="
+                    f"{quoted(model.spellings[object_id], 40)} and id={quoted(spelling, 40)}); "
+                    "each object needs an id of its own",
+                    hint=_HINT,
+                )
             obj = _Object()
-            current[:] = [obj]
-            object_id = attributes.get("id")
-            if object_id is not None:
-                model.objects[object_id] = obj
+            current[:] = [(object_id, obj)]
+            model.objects[object_id] = obj
+            model.spellings[object_id] = spelling
         elif kind == "vertex" and current:
-            current[0].vertices.append(
+            current[0][1].vertices.append(
                 (attributes.get("x"), attributes.get("y"), attributes.get("z"))
             )
         elif kind == "triangle" and current:
-            current[0].triangles.append(
+            current[0][1].triangles.append(
                 (attributes.get("v1"), attributes.get("v2"), attributes.get("v3"))
             )
         elif kind == "mesh" and current:
-            current[0].has_mesh = True
+            current[0][1].has_mesh = True
         elif kind == "component" and current:
-            current[0].components.append(
-                (attributes.get("objectid", ""), attributes.get("transform"))
+            owner_id, owner = current[0]
+            where = f"{part}: object {owner_id}: component {len(owner.components) + 1}"
+            owner.components.append(
+                (_object_id(attributes.get("objectid"), origin, where, "objectid"),
+                 attributes.get("transform"))
             )
         elif kind == "build":
             current.clear()
         elif kind == "item":
-            model.items.append((attributes.get("objectid", ""), attributes.get("transform")))
+            counts["item"] += 1
+            where = f"{part}: build item {counts['item']}"
+            model.items.append(
+                (_object_id(attributes.get("objectid"), origin, where, "objectid"),
+                 attributes.get("transform"))
+            )
 
     parse_xml(xml, origin, part, start)
     return model
@@ -257,19 +305,19 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
             f"copies and {MAX_BUILD_TRIANGLES:,} triangles",
             hint="export the model again with its components merged, or split it into files",
         )
-    meshes: dict[str, npt.NDArray[np.float64]] = {}
+    meshes: dict[int, npt.NDArray[np.float64]] = {}
 
-    def mesh_of(object_id: str) -> npt.NDArray[np.float64]:
+    def mesh_of(object_id: int) -> npt.NDArray[np.float64]:
         if object_id not in meshes:
             meshes[object_id] = _object_mesh(object_id, objects[object_id], origin, part)
         return meshes[object_id]
 
     pieces: list[npt.NDArray[np.float64]] = []
 
-    def collect(object_id: str, transform: Affine, depth: int) -> None:
+    def collect(object_id: int, transform: Affine, depth: int) -> None:
         if object_id not in objects:
             raise ModelFileError(
-                origin, f"{part}: reference to undefined object id {object_id!r}", hint=_HINT
+                origin, f"{part}: reference to undefined object id {object_id}", hint=_HINT
             )
         if depth > _MAX_COMPONENT_DEPTH:
             raise ModelFileError(origin, f"{part}: component references form a cycle", hint=_HINT)
@@ -300,7 +348,7 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
 
 
 def _expanded_size(
-    objects: dict[str, _Object], roots: list[str], origin: Path, part: str
+    objects: dict[int, _Object], roots: list[int], origin: Path, part: str
 ) -> tuple[int, int]:
     """The object copies and triangles the build would hold, counted without building it.
 
@@ -309,9 +357,9 @@ def _expanded_size(
     build reports them); nesting deeper than a cycle allows is refused here, before the
     counts could grow without end.
     """
-    sizes: dict[str, tuple[int, int]] = {}
+    sizes: dict[int, tuple[int, int]] = {}
 
-    def size(object_id: str, depth: int) -> tuple[int, int]:
+    def size(object_id: int, depth: int) -> tuple[int, int]:
         if depth > _MAX_COMPONENT_DEPTH:
             raise ModelFileError(origin, f"{part}: component references form a cycle", hint=_HINT)
         obj = objects.get(object_id)
@@ -331,7 +379,7 @@ def _expanded_size(
 
 
 def _object_mesh(
-    object_id: str, obj: _Object, origin: Path, part: str
+    object_id: int, obj: _Object, origin: Path, part: str
 ) -> npt.NDArray[np.float64]:
     where = f"{part}: object {object_id}"
     coordinates = [value for vertex in obj.vertices for value in vertex if value is not None]
@@ -379,12 +427,14 @@ def _raise_bad_attribute(
         for name, value in zip(names, row, strict=True):
             if value is None:
                 reason = f" has no {name}"
-            elif vertex and not is_xml_number(value):
+            elif vertex:
+                if is_xml_number(value):
+                    continue
                 reason = f": {name}={quoted(value, 40)} is not a number ({XML_NUMBER_FORM})"
-            elif not vertex and not is_xml_index(value):
+            elif (index := xml_integer(value)) is None:
                 reason = (f": {name}={quoted(value, 40)} is not a vertex index (a 3MF index is "
                           "ASCII digits, 0 for the object's first vertex)")
-            elif not vertex and _index_beyond_limit(value):
+            elif index > MAX_RESOURCE_INDEX:
                 reason = (f": {name}={quoted(value, 40)} is beyond the largest vertex index a "
                           f"3MF allows ({MAX_RESOURCE_INDEX:,})")
             else:
@@ -392,13 +442,6 @@ def _raise_bad_attribute(
             raise ModelFileError(origin, f"{where}: {element} {number}{reason}", hint=_HINT)
     raise ModelFileError(  # pragma: no cover - the guard and conversion are the rule
         origin, f"{where}: a {element} could not be read", hint=_HINT)
-
-
-def _index_beyond_limit(text: str) -> bool:
-    """Is the index ``text`` (of a valid form) over :data:`MAX_RESOURCE_INDEX`? Its digits
-    are counted first: ``int()`` refuses over 4,300 of them."""
-    digits = text.strip(" \t\r\n").lstrip("+-").lstrip("0")
-    return len(digits) > len(str(MAX_RESOURCE_INDEX)) or int(digits or "0") > MAX_RESOURCE_INDEX
 
 
 def write_3mf(path: Path | str, triangles: npt.ArrayLike) -> None:

@@ -58,6 +58,20 @@ class TestObj:
         assert caught.reason == "line 2: a number 4,001 characters long (numbers have at most 64)"
         assert caught.hint == "the OBJ file is damaged; export it again"
 
+    def test_a_short_vertex_before_one_with_the_number_is_named_first(
+        self, tmp_path: Path
+    ) -> None:
+        # The search for the long number stays on the short vertex's own line.
+        path = tmp_path / "part.obj"
+        path.write_text(f"v 0 0 0\nv 1 2\nv 0 {LONG} 0\nf 1 2 3\n", encoding="ascii")
+        assert refusal(path).reason == "line 2: a vertex needs x y z"
+
+    def test_a_last_vertex_without_its_line_end(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.obj"
+        path.write_text(f"f 1 2 3\nv 0 0 0\nv 1 0 0\nv 0 {LONG} 0", encoding="ascii")
+        assert refusal(path).reason == (
+            "line 4: a number 4,001 characters long (numbers have at most 64)")
+
     def test_a_long_comment_after_the_coordinates_is_no_number(self, tmp_path: Path) -> None:
         path = tmp_path / "part.obj"
         path.write_text(f"v 0 0 0 #{LONG}\nv 10 0 0\nv 0 10 0\nv 0 0 10\n"

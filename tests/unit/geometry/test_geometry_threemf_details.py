@@ -92,17 +92,17 @@ class TestCompleteness:
 
 
 class TestReferences:
-    """An item or component without an object id refers to no object, and says so."""
+    """An item or component without an object id is named, with the attribute it lacks."""
 
     def test_a_build_item_without_an_object_id(self) -> None:
         refusal = _refusal(_model(_object(TETRA, TETRA_FACES), build="<item/>"))
-        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+        assert refusal.reason == f"{PART}: build item 1 has no objectid"
 
     def test_a_component_without_an_object_id(self) -> None:
         parts = _object(TETRA, TETRA_FACES) + (
             '<object id="2"><components><component/></components></object>')
         refusal = _refusal(_model(parts, build='<item objectid="2"/>'))
-        assert refusal.reason == f"{PART}: reference to undefined object id ''"
+        assert refusal.reason == f"{PART}: object 2: component 1 has no objectid"
 
 
 class TestOutsideTheObjects:
@@ -177,13 +177,13 @@ class TestNotAPackage:
 
 
 def _chain(length: int, *, items: bool = True) -> str:
-    """Objects 0..length: each of the first ``length`` holds a component of the next; the
-    last is a mesh. The build has one item of object 0 (or none)."""
+    """Objects 1..length + 1: each of the first ``length`` holds a component of the next; the
+    last is a mesh. The build has one item of object 1 (or none)."""
     parts = "".join(
         f'<object id="{n}"><components><component objectid="{n + 1}"/></components></object>'
-        for n in range(length))
-    return _model(parts + _object(TETRA, TETRA_FACES, object_id=str(length)),
-                  build='<item objectid="0"/>' if items else "")
+        for n in range(1, length + 1))
+    return _model(parts + _object(TETRA, TETRA_FACES, object_id=str(length + 1)),
+                  build='<item objectid="1"/>' if items else "")
 
 
 class TestNesting:
@@ -197,19 +197,19 @@ class TestNesting:
         assert _refusal(_chain(33)).reason == f"{PART}: component references form a cycle"
 
     def test_without_build_items_a_mesh_object_is_read_with_its_32_levels(self) -> None:
-        shell = _object(TETRA, TETRA_FACES, object_id="top").replace(
-            "</mesh></object>", '</mesh><components><component objectid="0"/></components>'
+        shell = _object(TETRA, TETRA_FACES, object_id="100").replace(
+            "</mesh></object>", '</mesh><components><component objectid="1"/></components>'
             "</object>")
         chain = _chain(31, items=False).replace("<resources>", f"<resources>{shell}")
         mesh = read_mesh_bytes(_zip({PART: chain}), ".3mf", name="m")
-        # "top" with its 32 levels down to the last mesh, and that mesh object on its own.
+        # Object 100 with its 32 levels down to the last mesh, and that mesh object on its own.
         assert mesh.triangle_count == 12
 
     def test_a_component_transform_that_is_not_twelve_numbers_is_named(self) -> None:
-        model = _chain(1).replace('<component objectid="1"/>',
-                                  '<component objectid="1" transform="1 2 3"/>')
+        model = _chain(1).replace('<component objectid="2"/>',
+                                  '<component objectid="2" transform="1 2 3"/>')
         assert _refusal(model).reason == (
-            f"{PART}: object 0: component 1: transform '1 2 3' is not 12 numbers (a 3MF "
+            f"{PART}: object 1: component 1: transform '1 2 3' is not 12 numbers (a 3MF "
             "number is ASCII digits with an optional sign, decimal point and exponent)")
 
 

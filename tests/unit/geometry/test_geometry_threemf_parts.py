@@ -133,7 +133,7 @@ class TestDamagedModels:
     def test_a_reference_to_an_undefined_object_is_named(self) -> None:
         model = readers.TestThreeMf._model('<item objectid="7"/>')
         assert _refusal(model).reason == (
-            "3D/3dmodel.model: reference to undefined object id '7'")
+            "3D/3dmodel.model: reference to undefined object id 7")
 
     def test_components_that_refer_to_each_other_are_a_cycle(self) -> None:
         extra = ('<object id="2"><components><component objectid="3"/></components></object>'

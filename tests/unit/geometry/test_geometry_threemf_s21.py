@@ -65,17 +65,18 @@ class TestRelationshipWithoutTarget:
 
 
 def _doubling(path: Path, levels: int, *, triangles: int = 4, build: str | None = None) -> Path:
-    """A package whose object ``levels`` uses object ``levels - 1`` twice, down to object 0,
-    a tetrahedron (its first face repeated to make ``triangles`` triangles in all)."""
+    """A package whose object ``levels + 1`` uses object ``levels`` twice, down to object 1
+    (3MF object ids start at 1), a tetrahedron (its first face repeated to make ``triangles``
+    triangles in all)."""
     extra = '<triangle v1="0" v2="2" v3="1"/>' * (triangles - 4)
-    objects = [f'<object id="0">{TETRAHEDRON.replace("</triangles>", extra + "</triangles>")}'
+    objects = [f'<object id="1">{TETRAHEDRON.replace("</triangles>", extra + "</triangles>")}'
                "</object>"]
     # The second copy of each level lies 2**level mm to the right: no two copies overlap.
-    objects += [f'<object id="{level}"><components><component objectid="{level - 1}"/>'
-                f'<component objectid="{level - 1}" '
+    objects += [f'<object id="{level + 1}"><components><component objectid="{level}"/>'
+                f'<component objectid="{level}" '
                 f'transform="1 0 0 0 1 0 0 0 1 {2 ** level} 0 0"/>'
                 "</components></object>" for level in range(1, levels + 1)]
-    items = f'<item objectid="{levels}"/>' if build is None else build
+    items = f'<item objectid="{levels + 1}"/>' if build is None else build
     return _package(path, {PART: _model("".join(objects), items)})
 
 
@@ -119,7 +120,7 @@ class TestComponentsThatMultiply:
     def test_a_package_without_items_counts_its_mesh_objects_too(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Without build items every mesh object is taken: here object 0 alone.
+        # Without build items every mesh object is taken: here object 1 alone.
         monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 3)
         error = _refusal(_doubling(tmp_path / "loose.3mf", 2, build=""))
         assert error.reason == (
@@ -135,8 +136,8 @@ class TestComponentsThatMultiply:
         one = TETRAHEDRON.replace(
             '<triangle v1="0" v2="1" v3="3"/><triangle v1="0" v2="3" v3="2"/>'
             '<triangle v1="1" v2="2" v3="3"/>', "")
-        objects = f'<object id="0">{one}</object><object id="1"></object><object id="2"/>'
-        build = '<item objectid="0"/><item objectid="1"/><item objectid="2"/>'
+        objects = f'<object id="1">{one}</object><object id="2"></object><object id="3"/>'
+        build = '<item objectid="1"/><item objectid="2"/><item objectid="3"/>'
         error = _refusal(_package(tmp_path / "one.3mf", {PART: _model(objects, build)}))
         assert error.reason == (
             f"{PART}: its components expand to 3 object copies and 1 triangle, "
@@ -146,9 +147,9 @@ class TestComponentsThatMultiply:
     def test_every_build_item_counts_its_copies(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Two items of object 2 (7 copies, 16 triangles) each: 14 copies, 32 triangles.
+        # Two items of object 3 (7 copies, 16 triangles) each: 14 copies, 32 triangles.
         monkeypatch.setattr(threemf_module, "MAX_BUILD_COPIES", 13)
-        build = '<item objectid="2"/><item objectid="2" transform="1 0 0 0 1 0 0 0 1 0 9 0"/>'
+        build = '<item objectid="3"/><item objectid="3" transform="1 0 0 0 1 0 0 0 1 0 9 0"/>'
         error = _refusal(_doubling(tmp_path / "two.3mf", 2, build=build))
         assert error.reason == (
             f"{PART}: its components expand to 14 object copies and 32 triangles, "
@@ -179,7 +180,7 @@ class TestComponentsWithinTheLimits:
     def test_a_package_without_items_counts_its_mesh_objects(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Without build items only object 0 (the one with a mesh) is taken: 1 copy, 4 triangles.
+        # Without build items only object 1 (the one with a mesh) is taken: 1 copy, 4 triangles.
         monkeypatch.setattr(threemf_module, "MAX_BUILD_COPIES", 1)
         monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 4)
         mesh = read_mesh(_doubling(tmp_path / "loose.3mf", 5, build=""))
@@ -208,23 +209,23 @@ class TestWhatTheCountLeavesToTheBuild:
     def test_an_undefined_object_beside_a_build_at_the_limits_is_named(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Object 0 is exactly 1 copy and 4 triangles: the undefined one must add nothing.
+        # Object 1 is exactly 1 copy and 4 triangles: the undefined one must add nothing.
         monkeypatch.setattr(threemf_module, "MAX_BUILD_COPIES", 1)
         monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 4)
-        build = '<item objectid="0"/><item objectid="9"/>'
+        build = '<item objectid="1"/><item objectid="9"/>'
         error = _refusal(_doubling(tmp_path / "missing.3mf", 0, build=build))
-        assert error.reason == f"{PART}: reference to undefined object id '9'"
+        assert error.reason == f"{PART}: reference to undefined object id 9"
 
     def test_triangles_of_an_object_without_a_mesh_count_nothing(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Object 1 holds stray <triangle> elements outside any <mesh>: the build skips them.
+        # Object 2 holds stray <triangle> elements outside any <mesh>: the build skips them.
         monkeypatch.setattr(threemf_module, "MAX_BUILD_TRIANGLES", 4)
         stray = '<triangles><triangle v1="0" v2="1" v3="2"/></triangles>' * 3
-        objects = (f'<object id="0">{TETRAHEDRON}</object>'
-                   f'<object id="1">{stray}<components><component objectid="0"/></components>'
+        objects = (f'<object id="1">{TETRAHEDRON}</object>'
+                   f'<object id="2">{stray}<components><component objectid="1"/></components>'
                    "</object>")
-        path = _package(tmp_path / "stray.3mf", {PART: _model(objects, '<item objectid="1"/>')})
+        path = _package(tmp_path / "stray.3mf", {PART: _model(objects, '<item objectid="2"/>')})
         mesh = read_mesh(path)
         assert mesh.triangle_count == 4
         assert mesh.size == pytest.approx((1.0, 1.0, 1.0))
@@ -232,13 +233,13 @@ class TestWhatTheCountLeavesToTheBuild:
     def test_a_chain_too_deep_through_an_object_met_higher_up_is_a_cycle(
         self, tmp_path: Path
     ) -> None:
-        # Object 40 uses hub 1 (which uses mesh 0) directly and through the chain 2 -> ... ->
-        # 32 -> 1, which puts mesh 0 at level 33 there; the count meets hub 1 first at level
+        # Object 40 uses hub 1 (which uses mesh 50) directly and through the chain 2 -> ... ->
+        # 32 -> 1, which puts mesh 50 at level 33 there; the count meets hub 1 first at level
         # 1, so only the build sees the depth.
         chain = "".join(f'<object id="{k}"><components><component objectid="{k + 1}"/>'
                         "</components></object>" for k in range(2, 32))
-        objects = (f'<object id="0">{TETRAHEDRON}</object>'
-                   '<object id="1"><components><component objectid="0"/></components></object>'
+        objects = (f'<object id="50">{TETRAHEDRON}</object>'
+                   '<object id="1"><components><component objectid="50"/></components></object>'
                    f"{chain}"
                    '<object id="32"><components><component objectid="1"/></components></object>'
                    '<object id="40"><components><component objectid="1"/>'
