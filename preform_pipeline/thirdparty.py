@@ -31,23 +31,19 @@ def import_structlog_without_rich() -> None:
     """Import structlog with rich hidden from it (``import rich`` raises ImportError, which
     structlog takes as "not installed"), then hand rich back for the modules that use it.
 
-    Nothing is done when structlog is already imported: its view of rich is settled. Called
-    once, from the package's ``__init__``, before any module of the package can import
-    structlog, while the process has one thread (no other import sees rich hidden).
+    Nothing is done when structlog is already imported (its view of rich is settled) or when
+    rich is: a program that uses rich before importing the package keeps structlog's rich
+    formatters, and its other threads cannot find rich gone while they use it. Called once,
+    from the package's ``__init__``, before any module of the package can import structlog.
     """
-    if "structlog" in sys.modules:
+    if "structlog" in sys.modules or _RICH in sys.modules:
         return
-    absent = object()
-    before = sys.modules.get(_RICH, absent)
     sys.modules[_RICH] = None  # type: ignore[assignment]  # the import system's "not here"
     try:
         # An import statement, not importlib: `-X importtime` lists only the statement's.
         import structlog  # noqa: F401  (imported for sys.modules)
     finally:
-        if before is absent:
-            del sys.modules[_RICH]
-        else:
-            sys.modules[_RICH] = before  # type: ignore[assignment]
+        del sys.modules[_RICH]
 
 
 def leave_out_httpx_command_line() -> None:

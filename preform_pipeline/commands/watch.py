@@ -116,7 +116,7 @@ def fleet_dir_of(settings: Settings) -> Path:
             return Path(args[index + 1]).expanduser().absolute()
         if arg.startswith("--fleet-dir="):
             return Path(arg.split("=", 1)[1]).expanduser().absolute()
-    from preform_pipeline.simulator.cli import default_fleet_dir
+    from preform_pipeline.simulator.fleet import default_fleet_dir
 
     return default_fleet_dir()
 
