@@ -195,7 +195,6 @@ def _object_id(text: str | None, origin: Path, where: str, attribute: str) -> in
 def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
     model = _ModelPart()
     current: list[tuple[int, _Object]] = []
-    counts = {"object": 0, "item": 0}
     # The root (the model) is taken by its place, first; these are the elements inside it.
     tags = {_q(t): t for t in ("object", "mesh", "vertex", "triangle", "component", "item",
                               "build")}
@@ -207,9 +206,10 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
             return
         kind = tags.get(tag)
         if kind == "object":
-            counts["object"] += 1
+            # Every object before this one is in model.objects (an id given twice is refused).
             object_id = _object_id(attributes.get("id"), origin,
-                                   f"{part}: object {counts['object']} (in file order)", "id")
+                                   f"{part}: object {len(model.objects) + 1} (in file order)",
+                                   "id")
             spelling = attributes["id"]  # there: _object_id refuses an object without one
             if object_id in model.objects:
                 raise ModelFileError(
@@ -243,8 +243,7 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
         elif kind == "build":
             current.clear()
         elif kind == "item":
-            counts["item"] += 1
-            where = f"{part}: build item {counts['item']}"
+            where = f"{part}: build item {len(model.items) + 1}"
             model.items.append(
                 (_object_id(attributes.get("objectid"), origin, where, "objectid"),
                  attributes.get("transform"))
