@@ -402,9 +402,9 @@ def _plan(
         found = len(models)
         models, skipped = ledger.claim(models)
         if skipped and not args.verbose:
-            print(summarize_skipped(skipped, found), file=out or err)
+            print(visible(summarize_skipped(skipped, found)), file=out or err)
         for skip in skipped if args.verbose else ():
-            print(skip.describe(), file=out or err)
+            print(visible(skip.describe()), file=out or err)
         if skipped and not models:
             # A repeat from cron with nothing new: not an error.
             return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
@@ -494,7 +494,7 @@ def _run(
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
-        print(pruned.describe(root), file=stdout)
+        print(visible(pruned.describe(root)), file=stdout)
 
     store: JobStore | None = None
     jobs = JOBS_COMMAND
@@ -578,8 +578,9 @@ def _run_recorded(
             reprint=args.reprint or settings.hotfolders.duplicates == "print",
             build_ids=tracking.build_ids if tracking is not None else None,
         )
+        # The ledger's lines name model files: shown as escapes.
         for line in ledger.recover():
-            print(line, file=stdout)
+            print(visible(line), file=stdout)
     # Balanced for the pool this run starts (right-sized below: never more servers than
     # builds, so a pool larger than the builds evens the builds out one by one).
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
@@ -602,12 +603,13 @@ def _run_recorded(
     _print_rejections(plan.rejected, stdout)
     for warning in (*plan_warnings(plan, whole=args.verbose),
                     *queue_login_warnings([recipe], settings)):
-        print(f"warning: {warning}", file=stdout)
+        print(visible(f"warning: {warning}"), file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
         # A server of the settings, so not refused; but the fault it was to inject never comes.
         log.warning("simulator_arg_unused", arg=value, server=server, started=started)
-        print(f"warning: {_unstarted_server_warning(value, server, started)}", file=stdout)
+        print(visible(f"warning: {_unstarted_server_warning(value, server, started)}"),
+              file=stdout)
 
     pool = ServerPool(
         settings.pool,
@@ -666,7 +668,7 @@ def _run_recorded(
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
-                say=lambda line: print(line, file=stdout, flush=True),
+                say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
             )
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
