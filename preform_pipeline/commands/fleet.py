@@ -33,7 +33,7 @@ from preform_pipeline.commands._common import (
     load_command_settings,
 )
 from preform_pipeline.errors import CloudError, ConfigError
-from preform_pipeline.wording import counted
+from preform_pipeline.wording import counted, visible
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
@@ -70,20 +70,23 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         credentials = load_cloud_credentials(settings.cloud, os.environ)
         with make_web_client(settings.cloud, credentials) as client:
             plan = plan_sync(client, settings.fleet)
+            # Group names, members and printers come from the settings and the Dashboard:
+            # each line shown as escapes (a group "Lab<ESC>[2J" cleared the terminal).
             if plan.empty:
                 print("no difference: the Dashboard's groups match the settings", file=stdout)
-                for line in plan.lines():
-                    print(line, file=stdout)
-                return EXIT_OK
-            print(f"plan ({counted(len(plan.steps), 'change')}):", file=stdout)
+            else:
+                print(f"plan ({counted(len(plan.steps), 'change')}):", file=stdout)
+            indent = "" if plan.empty else "  "  # the notes alone are not indented
             for line in plan.lines():
-                print(f"  {line}", file=stdout)
+                print(visible(f"{indent}{line}"), file=stdout)
+            if plan.empty:
+                return EXIT_OK
             if args.dry_run:
                 print("dry run: nothing was changed", file=stdout)
                 return EXIT_OK
 
             def taken(step: SyncStep) -> None:
-                print(f"done: {step.describe()}", file=stdout)
+                print(visible(f"done: {step.describe()}"), file=stdout)
 
             count = apply_plan(client, plan, done=taken)
     except ConfigError as exc:

@@ -39,7 +39,7 @@ import functools
 import io
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -402,9 +402,9 @@ def _plan(
         found = len(models)
         models, skipped = ledger.claim(models)
         if skipped and not args.verbose:
-            print(summarize_skipped(skipped, found), file=out or err)
+            print(visible(summarize_skipped(skipped, found)), file=out or err)
         for skip in skipped if args.verbose else ():
-            print(skip.describe(), file=out or err)
+            print(visible(skip.describe()), file=out or err)
         if skipped and not models:
             # A repeat from cron with nothing new: not an error.
             return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
@@ -477,12 +477,18 @@ def _run(
         print(f"{args.recipe}: nothing was run", file=stderr)
         return EXIT_FAILURE
     output_checks = [PathCheck(root, "folder", "output folder")]
+    own_log = args.log_file is None and settings.logging.file is None
+    log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     try:
         check_paths(output_checks)  # before anything is written
+        # Taken back if the run finds nothing to do (_take_back): made now, so a folder that
+        # cannot be used is refused and every event of the run is in its log from the start.
+        # Read after the check: a name too long for the file system fails even `exists`.
+        made: _Made | None = _Made(folders=_missing_folders(root / "logs"),
+                                   log_file=log_file if own_log else None)
         make_folders(output_checks)
     except UnusablePathError as exc:  # say where the folder came from, not "the settings"
         raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
-    log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
     # the event (the hot folder, which prints no such line, shows it on its console).
@@ -494,7 +500,9 @@ def _run(
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
-        print(pruned.describe(root), file=stdout)
+        print(visible(pruned.describe(root)), file=stdout)
+        if pruned.files:
+            made = None  # the run did something: its log says what it removed
 
     store: JobStore | None = None
     jobs = JOBS_COMMAND
@@ -517,11 +525,54 @@ def _run(
         # What the reasons and hints of this run's prints name: `jobs` reaching this store.
         jobs = jobs_command(settings, location)
     try:
-        return _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
+        code = _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
                              stdout, stderr, termination, jobs)
+        if code is None:  # nothing to do: gone as if it had not run
+            if made is not None:
+                _take_back(made, settings, args.log_level, stderr)
+            return EXIT_OK
+        return code
     finally:
         if store is not None:
             store.close()
+
+
+@dataclass(frozen=True)
+class _Made:
+    """What a run wrote before it knew whether it had anything to do: the folders it made for
+    its output (deepest first) and its own log file (None for ``--log-file`` or the settings'
+    ``logging.file``: a file the user asked for stays)."""
+
+    folders: tuple[Path, ...]
+    log_file: Path | None
+
+
+def _missing_folders(folder: Path) -> tuple[Path, ...]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder.absolute(), *folder.absolute().parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return tuple(missing)
+
+
+def _take_back(made: _Made, settings: Settings, log_level: str, stderr: TextIO) -> None:
+    """Remove what a run that found nothing to do wrote: a cron job over an empty inbox left a
+    log file (and the folders for it) below the recipe's folder every night (docs/running.md:
+    such a run is silent and leaves nothing). A folder that is no longer empty (another run's
+    output meanwhile) stays, and so does every folder above it."""
+    if made.log_file is not None:
+        # The log is closed first: Windows removes no open file.
+        configure_command_logging(settings, log_level, stderr, json_file=None)
+        made.log_file.unlink(missing_ok=True)
+    for folder in made.folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue  # not made after all (the log went elsewhere: no logs/ folder)
+        except OSError:
+            break  # something else is in it now: it and the folders above it stay
 
 
 def _with_fleet_args(settings: Settings, simulator_args: Sequence[str]) -> Settings:
@@ -547,7 +598,9 @@ def _run_recorded(
     stderr: TextIO,
     termination: Termination,
     jobs: str,
-) -> int:
+) -> int | None:
+    """The run's exit status; None when it found nothing to do and did nothing (released
+    no work of an earlier run that died), and said so."""
     # Where an interrupted send is found: the simulators' fleet folder here; the Web API
     # locator comes with the print tracking (its client is the run's).
     as_served = _with_fleet_args(settings, args.simulator_arg)
@@ -567,6 +620,7 @@ def _run_recorded(
         print(f"{args.recipe}: nothing was run", file=stderr)
         return EXIT_FAILURE
     ledger: RunLedger | None = None
+    recovered: list[str] = []
     if store is not None:
         owner = tracking.owner if tracking is not None else None
         ledger = RunLedger(
@@ -578,8 +632,10 @@ def _run_recorded(
             reprint=args.reprint or settings.hotfolders.duplicates == "print",
             build_ids=tracking.build_ids if tracking is not None else None,
         )
-        for line in ledger.recover():
-            print(line, file=stdout)
+        # The ledger's lines name model files: shown as escapes.
+        recovered = ledger.recover()
+        for line in recovered:
+            print(visible(line), file=stdout)
     # Balanced for the pool this run starts (right-sized below: never more servers than
     # builds, so a pool larger than the builds evens the builds out one by one).
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
@@ -596,18 +652,19 @@ def _run_recorded(
         # An empty folder from cron is not an error.
         print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
                       f"{', '.join(str(p) for p in args.models)}"), file=stdout)
-        return EXIT_OK
+        return EXIT_OK if recovered else None
     if ledger is not None:
         ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
     for warning in (*plan_warnings(plan, whole=args.verbose),
                     *queue_login_warnings([recipe], settings)):
-        print(f"warning: {warning}", file=stdout)
+        print(visible(f"warning: {warning}"), file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
         # A server of the settings, so not refused; but the fault it was to inject never comes.
         log.warning("simulator_arg_unused", arg=value, server=server, started=started)
-        print(f"warning: {_unstarted_server_warning(value, server, started)}", file=stdout)
+        print(visible(f"warning: {_unstarted_server_warning(value, server, started)}"),
+              file=stdout)
 
     pool = ServerPool(
         settings.pool,
@@ -666,7 +723,7 @@ def _run_recorded(
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
-                say=lambda line: print(line, file=stdout, flush=True),
+                say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
             )
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()

@@ -46,6 +46,7 @@ from xml.sax.saxutils import escape
 
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.settings import load_settings
+from preform_pipeline.wording import visible, visible_lines
 
 __all__ = [
     "DEFAULT_SERVICE_NAME",
@@ -461,7 +462,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         args.action, settings, host, method=method, name=args.name, scope=args.scope,
         env_file=args.env_file,
     )
-    stdout.write(describe(plan, args.action))
+    # The definition names the settings file, the home folder and the service: a name with
+    # a terminal's escape sequences is shown as escapes, its lines kept.
+    stdout.write(visible_lines(describe(plan, args.action)))
     if not same_machine:
         print(f"nothing changed: this is the {host.platform} definition, shown only",
               file=stderr)
@@ -500,7 +503,7 @@ def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         utf16 = text.startswith(_TASK_XML_DECLARATION)
         target.write_text(text, encoding="utf-16" if utf16 else "utf-8", newline="")
-        print(f"wrote {target}", file=stdout)
+        print(visible(f"wrote {target}"), file=stdout)
     status, reached = _run_all(plan.commands, stdout, stderr)
     if not reached:
         # Nothing removed: a service still registered keeps its definition, and the same

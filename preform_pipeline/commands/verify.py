@@ -256,15 +256,17 @@ def format_report(report: VerifyReport) -> list[str]:
             f"interrupted send {settled.build.job_key}: {settled.decision.replace('_', ' ')} "
             f"({settled.reason}); now {settled.build.state.value}"
         )
+    # Job names, printers and messages come from the store and the Dashboard: each shown as
+    # escapes, every cell before the columns are measured (so they stay aligned).
     rows = [
-        (
+        tuple(visible(cell) for cell in (
             b.job_key,
             b.state.value,
             b.status,
             b.printer or "-",
             b.job_name or "-",
             (b.message or "")[:80],
-        )
+        ))
         for b in report.builds
     ]
     if rows:

@@ -11,7 +11,10 @@ test's process for the rest (``tests/command_line.py``).
 from __future__ import annotations
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +36,10 @@ SHOWN = "r\\x1b]0;owned\\x07\\x1b[2Jx\\u202e"
 def _obeyed(text: str) -> set[str]:
     """The characters of ``text`` a terminal would obey rather than show."""
     return {"\x1b", "\x07", "\u202e"} & set(text)
+
+
+def _a_line_starts(text: str, start: str) -> bool:
+    return any(line.startswith(start) for line in text.splitlines())
 
 
 def _unnamed_recipe(folder: Path) -> Path:
@@ -193,3 +200,145 @@ class TestRun:
         assert done.returncode == 0, done.stderr
         assert done.stdout == (
             f"nothing to do: no complete model files (.stl, .obj, .3mf) in {tmp_path}/{SHOWN}\n")
+
+
+class TestRunsWarnings:
+    """``run``'s warnings before it starts (the queue login, a ``--simulator-arg`` no server
+    gets) name the recipe and the typed flag as escapes."""
+
+    def test_the_queue_login_and_the_simulator_arg_warnings(self, tmp_path: Path) -> None:
+        recipe = _unnamed_recipe(tmp_path)  # the recipe's name, so its warning's, is HOSTILE
+        text = recipe.read_text(encoding="utf-8")
+        assert "printer: Form4-CapableClam" in text
+        recipe.write_text(text.replace("printer: Form4-CapableClam",
+                                       "fleet_group: SimulatedQueue-Form4"), encoding="utf-8")
+        # Two servers configured, one build: server-2 is not started, its flag reaches nothing.
+        done = _cli(tmp_path, "run", str(recipe), str(MODEL), "--dry-run", "--servers", "2",
+                    "--output", str(tmp_path / "out"),
+                    "--simulator-arg", f"server-2:--latency={HOSTILE}")
+        assert done.returncode == 0, done.stderr
+        warnings = [line for line in done.stdout.splitlines() if line.startswith("warning: ")]
+        assert warnings[-2:] == [  # after the model's units guessed
+            f"warning: {SHOWN}: its print step sends to Fleet Control queue "
+            "'SimulatedQueue-Form4', and no dashboard_login is configured: the servers are not "
+            "logged in to the Dashboard, so the queue refuses the print; set dashboard_login in "
+            "the settings (docs/dispatch.md)",
+            f"warning: --simulator-arg server-2:--latency={SHOWN} reaches no server: this run "
+            "starts only server-1 (one per build), not server-2",
+        ], done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestRunsLedgerLines:
+    """What ``run`` says of the store's earlier work (a dead run's claim released, a model
+    skipped as in flight) names each model file as escapes."""
+
+    def test_a_released_claim_and_a_skipped_model(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        from preform_pipeline.executor.ledger import RunLedger
+        from preform_pipeline.printing import PrintOwner, SendHolder
+        from preform_pipeline.printing.testing import reaped_holder
+        from tests.unit.executor.test_executor_ledger import _model
+
+        elsewhere, inbox = tmp_path / "elsewhere", tmp_path / "inbox"
+        elsewhere.mkdir()
+        inbox.mkdir()
+        died = shutil.copyfile(MODEL, elsewhere / f"{HOSTILE}.obj")
+        going = inbox / f"{HOSTILE}2.obj"
+        going.write_text(MODEL.read_text(encoding="utf-8") + "# another part\n",
+                         encoding="utf-8")
+        os.utime(going, (1e9, 1e9))  # copied long ago: no quiet period to wait out
+        path = tmp_path / "jobs.sqlite3"
+        # A run that died after its claim, before its build; a run still going (a process
+        # alive throughout) that claimed the inbox's model.
+        going_on = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            with SqliteJobStore(path) as store:
+                owner = PrintOwner(store, [])
+                RunLedger(store, owner, "r", "run-dead", reaped_holder()).claim([_model(died)])
+                alive = SendHolder.local("run", going_on.pid, 0.0)
+                RunLedger(store, owner, RECIPE.stem, "run-alive", alive).claim([_model(going)])
+            done = in_process(tmp_path, "run", str(RECIPE), str(inbox), "--store", str(path),
+                              "--output", str(tmp_path / "out"))
+        finally:
+            going_on.kill()
+            going_on.wait(timeout=10)
+        assert done.returncode == 0, done.stderr
+        assert f"released {SHOWN}.obj: its run died before building it\n" in done.stdout
+        assert _a_line_starts(done.stdout, f"skipped {SHOWN}2.obj: being prepared or printed "
+                                           "as job "), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestVerifysReport:
+    """``verify``'s table names each print's job as escapes, its columns measured as shown."""
+
+    def test_a_job_so_named(self, tmp_path: Path) -> None:
+        from tests.integration.test_verify_command import _dashboard, _verify, sent_print
+
+        with _dashboard(tmp_path, "--time-scale", "0") as dash:  # "bad *" ends in an error
+            with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+                sent_print(store, tmp_path / "fleet", f"bad {HOSTILE}")
+            done = _verify(tmp_path, dash)
+        assert done.returncode == 0, done.stderr
+        header, row, total = done.stdout.splitlines()
+        # The print's name as the simulated printer kept it (ESC and BEL made spaces there;
+        # the right-to-left override kept), shown as escapes.
+        assert " [2Jx\\u202e PP-" in row and not _obeyed(done.stdout), done.stdout
+        # The MESSAGE column starts where its header does: each cell measured as shown.
+        assert row.index("Resin level too low") == header.index("MESSAGE"), done.stdout
+        assert total.startswith("1 print checked: 1 print_error"), done.stdout
+
+
+class TestRunsDispatchLines:
+    """A build an earlier run left waiting for a printer so named: ``run``'s dispatch lines
+    name the printer as escapes."""
+
+    def test_the_waiting_lines(self, tmp_path: Path) -> None:
+        from preform_pipeline.executor.ledger import RUN_FIELD
+        from preform_pipeline.printing import SendHolder
+
+        path = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            job = store.create_job(
+                recipe=RECIPE.stem, source_path=str(MODEL), state=JobState.PROCESSING,
+                fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
+            build = store.create_build(recipe=RECIPE.stem, job_ids=[job.id])
+            for state in (JobState.PREPARING, JobState.PREPARED):
+                store.transition_build(build.id, state, "an earlier run")
+            store.transition_build(build.id, JobState.WAITING_FOR_PRINTER, "no printer free",
+                                   print_target={"names": [HOSTILE]})
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\ndispatch: {run_wait_s: 0.1}\n",
+                            encoding="utf-8")
+        empty = tmp_path / "inbox"
+        empty.mkdir()
+        done = _cli(tmp_path, "run", str(RECIPE), str(empty), "--store", str(path),
+                    "--settings", str(settings), "--output", str(tmp_path / "out"))
+        # Its send fails (the build has no saved .form here): exit 1, and a line that says so.
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"waiting since an earlier run: {build.job_key} for {SHOWN}\n" in done.stdout
+        assert _a_line_starts(done.stdout, f"{build.job_key} not sent to {SHOWN}: "), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestRunsRetentionLine:
+    """The line saying what retention removed names the output folder as escapes."""
+
+    def test_an_output_folder_so_named(self, tmp_path: Path, in_process: InProcess) -> None:
+        out = tmp_path / f"o{HOSTILE}"
+        old = out / "reports" / "run-old.json"
+        old.parent.mkdir(parents=True)
+        old.write_text("{}", encoding="utf-8")
+        os.utime(old, (1e9, 1e9))
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("run:\n  retention_days: 7\n", encoding="utf-8")
+        (tmp_path / "inbox").mkdir()
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "inbox"), "--dry-run",
+                          "--settings", str(settings), "--output", str(out))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[0] == (
+            f"retention: removed 1 file older than 7 days (0.0 MB) from {tmp_path}/o{SHOWN}: "
+            "reports/run-old.json"), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout

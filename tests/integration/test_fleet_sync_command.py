@@ -152,3 +152,33 @@ class TestRefusals:
         assert "'SimulatedForm4-9' is not on the Dashboard account" in refused.stderr
         assert "Traceback" not in refused.stderr
         assert dashboard_groups(dashboard) == before
+
+
+class TestNamesWithTerminalEscapes:
+    """A group so named (YAML's ``\\e`` is ESC) is planned and made with its name shown as
+    escapes (a Dashboard of its own: the group is really made)."""
+
+    def test_the_plan_and_done_lines(self, tmp_path: Path, python_exe: str) -> None:
+        fleet = tmp_path / "fleet"
+        FleetState(fleet).declare(
+            tuple(p for p in DEFAULT_PRINTERS if p.serial.startswith("Simulated")),
+            (DEFAULT_GROUPS[0],),
+        )
+        settings = tmp_path / "settings.yaml"
+        shown = '"Lab\\x1b]0;owned\\x07\\x1b[2J\\u202e"'
+        plan = [f"+ create group {shown}",
+                f'> group {shown}: move in SimulatedForm4-1 (from "SimulatedGroup-Form4")']
+        with start_dashboard(fleet_dir=fleet) as own:
+            settings.write_text(
+                f"cloud:\n  base_url: {own.url}\nfleet:\n  groups:\n"
+                '    - {name: "Lab\\e]0;owned\\a\\e[2J\\u202e", printers: [SimulatedForm4-1]}\n',
+                encoding="utf-8",
+            )
+            dry = sync(python_exe, settings, own, "--dry-run")
+            applied = sync(python_exe, settings, own)
+        assert (dry.returncode, applied.returncode) == (0, 0), dry.stderr + applied.stderr
+        assert dry.stdout.splitlines()[1:3] == [f"  {line}" for line in plan], dry.stdout
+        assert applied.stdout.splitlines()[-3:] == [
+            *(f"done: {line}" for line in plan), "applied 2 changes"], applied.stdout
+        for done in (dry, applied):
+            assert not {"\x1b", "\x07", "\u202e"} & set(done.stdout + done.stderr), done.stdout

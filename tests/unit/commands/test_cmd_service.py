@@ -13,6 +13,7 @@ import pytest
 from preform_pipeline import cli
 from preform_pipeline.commands.service import METHODS, Host, describe, plan_service
 from preform_pipeline.errors import ConfigError
+from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
 
 GOLDEN = Path(__file__).parent / "golden"
 #: Set to rewrite the golden files from the current output (then review the diff).
@@ -129,21 +130,30 @@ class TestAUserManagerThisSessionCannotReach:
     """Under `su` (no login session: no XDG_RUNTIME_DIR) the real `systemctl --user` cannot
     reach the user's manager: the install says why and what to run, and stops there."""
 
-    def test_the_install_stops_at_the_first_refusal_and_says_what_helps(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        home, runtime = tmp_path / "home", tmp_path / "run"
+    NAME = "preform-pipeline-unreached-test"
+
+    @staticmethod
+    def _install(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 ) -> tuple[int, io.StringIO, io.StringIO]:
+        """``service install --scope user --yes`` with ``home`` as HOME, no manager reached."""
+        runtime = tmp_path / "run"
         runtime.mkdir()  # a runtime folder with no manager's socket in it: as under `su`
         monkeypatch.setenv("HOME", str(home))
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
         monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
         settings = tmp_path / "settings.yaml"
         settings.write_text("servers: {count: 1}\n", encoding="utf-8")
-        name = "preform-pipeline-unreached-test"
         out, err = io.StringIO(), io.StringIO()
-
         code = cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
-                        "--name", name], out, err)
+                        "--name", TestAUserManagerThisSessionCannotReach.NAME], out, err)
+        return code, out, err
+
+    def test_the_install_stops_at_the_first_refusal_and_says_what_helps(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        home, name = tmp_path / "home", self.NAME
+
+        code, out, err = self._install(home, tmp_path, monkeypatch)
 
         assert code == 1
         unit = home / ".config" / "systemd" / "user" / f"{name}.service"
@@ -183,6 +193,21 @@ class TestAUserManagerThisSessionCannotReach:
         assert "removed" not in out.getvalue()
         assert err.getvalue().splitlines()[-1].endswith(
             f"run this command again, or: `systemctl --user disable --now {name}.service`")
+
+    def test_a_home_folder_so_named_is_shown_as_escapes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The unit's path is below HOME: the definition's "write PATH:" and "wrote PATH".
+        home = tmp_path / f"h{HOSTILE}"
+
+        code, out, _ = self._install(home, tmp_path, monkeypatch)
+
+        assert code == 1  # the manager is not reached: the unit is written all the same
+        assert (home / ".config" / "systemd" / "user" / f"{self.NAME}.service").is_file()
+        unit = f"{tmp_path}/h{SHOWN}/.config/systemd/user/{self.NAME}.service"
+        lines = out.getvalue().splitlines()
+        assert f"write {unit}:" in lines and f"wrote {unit}" in lines, out.getvalue()
+        assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
 
 
 class TestStatusNeedsNoSettings:

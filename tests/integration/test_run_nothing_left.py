@@ -1,0 +1,111 @@
+"""``run`` that finds nothing to do leaves nothing behind (docs/running.md, "From cron").
+
+A cron job over an empty inbox ran every night and left a log file, and the folders for it,
+below the recipe's folder (``recipes/output/<recipe>/logs/<run id>.jsonl``). Each test lists
+every path below its folders before and after a real command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from tests.command_line import InProcess
+from tests.command_line import in_a_process as _cli
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
+
+
+def _tree(folder: Path) -> set[str]:
+    """Every file and folder below ``folder``, relative to it."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+def _recipe_and_inbox(folder: Path) -> tuple[Path, Path]:
+    """The shipped recipe (its ``outputs.root`` is relative: below its own folder) and an
+    empty inbox, as a print shop sets them up."""
+    (folder / "recipes").mkdir()
+    recipe = folder / "recipes" / RECIPE.name
+    shutil.copyfile(RECIPE, recipe)
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    return recipe, inbox
+
+
+class TestAnEmptyInbox:
+    """Nothing to do: the line that says so, exit 0, and no file or folder made."""
+
+    def test_from_cron_nothing_is_written_below_the_recipe(self, tmp_path: Path) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        before = _tree(tmp_path)
+        done = _cli(tmp_path, "run", str(recipe), str(inbox))
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout == (
+            f"nothing to do: no complete model files (.stl, .obj, .3mf) in {inbox}\n")
+        assert _tree(tmp_path) == before
+
+    def test_an_output_folder_there_keeps_what_it_held(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        out = tmp_path / "out"
+        (out / "reports").mkdir(parents=True)
+        (out / "reports" / "earlier.json").write_text("{}", encoding="utf-8")
+        before = _tree(tmp_path)
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output", str(out),
+                          "--quiet")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        assert _tree(tmp_path) == before
+
+    def test_a_log_file_asked_for_is_kept(self, tmp_path: Path, in_process: InProcess) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        log = tmp_path / "logs" / "nightly.jsonl"
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--log-file", str(log))
+        assert done.returncode == 0, done.stderr
+        assert log.is_file()
+        assert not (tmp_path / "out").exists()  # made for the run, taken back
+
+    def test_a_night_that_pruned_old_outputs_keeps_its_log(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # Removing files is something done: the run's log is where each removal is recorded.
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        old = tmp_path / "out" / "reports" / "run-old.json"
+        old.parent.mkdir(parents=True)
+        old.write_text("{}", encoding="utf-8")
+        long_ago = time.time() - 10 * 86400
+        os.utime(old, (long_ago, long_ago))
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("run:\n  retention_days: 7\n", encoding="utf-8")
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--settings", str(settings),
+                          "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stderr
+        assert "retention: removed 1 file older than 7 days" in done.stdout
+        assert not old.exists()
+        assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
+
+    def test_a_run_that_released_a_dead_runs_work_keeps_its_log(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        from preform_pipeline.executor.ledger import RunLedger
+        from preform_pipeline.printing import PrintOwner
+        from preform_pipeline.printing.testing import reaped_holder
+        from preform_pipeline.store import SqliteJobStore
+        from tests.unit.executor.test_executor_ledger import _model
+
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        model = shutil.copyfile(REPO_ROOT / "sample_models" / "parts" / "gear.obj",
+                                tmp_path / "gear.obj")
+        store = tmp_path / "jobs.sqlite3"
+        with SqliteJobStore(store) as opened:  # a run that died after its claim
+            RunLedger(opened, PrintOwner(opened, []), recipe.stem, "run-dead",
+                      reaped_holder()).claim([_model(model)])
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--store", str(store),
+                          "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("released gear.obj: its run died before building it\n")
+        assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
