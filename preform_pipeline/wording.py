@@ -4,7 +4,8 @@ one way a name someone else chose is shown with its hidden characters written ou
 (:func:`visible`: the dashboard's pages, the screenshot's legend, the console's log lines, the
 hot folder's notes, ``jobs``, ``plan`` and ``run``), or, in text of several lines, with its
 line breaks kept (:func:`visible_lines`: the commands' stderr, ``plan``'s steps, what the
-commands print on stdout); and the one way a model's size in millimetres is written
+commands print on stdout), and in a table's columns (:func:`aligned`: the cells escaped
+before they are measured); and the one way a model's size in millimetres is written
 (:func:`millimetres`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
@@ -14,10 +15,10 @@ progress lines, the planner's messages and the simulator can all use it.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
-__all__ = ["counted", "millimetres", "noun", "quoted", "visible", "visible_lines"]
+__all__ = ["aligned", "counted", "millimetres", "noun", "quoted", "visible", "visible_lines"]
 
 #: From this many millimetres (a kilometre, absurd for a printer: a model in the wrong units or
 #: a damaged file) a size is written as 1.0e+38, not as its 39 digits.
@@ -81,6 +82,16 @@ def visible_lines(text: str) -> str:
     over its own line. Split at ``\\n`` alone, as ``splitlines`` would also split at the
     separators a name may hold (``\\x1c``, ``\\x85``) and so keep them raw."""
     return "\n".join(visible(line) for line in text.split("\n"))
+
+
+def aligned(rows: Iterable[Sequence[str]]) -> list[str]:
+    """``rows`` (a header first) as lines of left-aligned columns two spaces apart, trailing
+    spaces dropped. Each cell is shown as :func:`visible` shows it, and measured so: a cell
+    measured raw and escaped when joined pushed every column after it out of line."""
+    shown = [[visible(cell) for cell in row] for row in rows]
+    widths = [max(map(len, column)) for column in zip(*shown, strict=True)]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in shown]
 
 
 def millimetres(size: Iterable[float]) -> str:

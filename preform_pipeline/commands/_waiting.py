@@ -17,7 +17,7 @@ from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.opening import describe_store, open_store, store_exists
-from preform_pipeline.wording import counted, visible
+from preform_pipeline.wording import aligned, counted
 
 __all__ = ["waiting_rows", "write_waiting"]
 
@@ -65,10 +65,7 @@ def write_waiting(path: Path | str, fmt: str, out: TextIO) -> int:
          _age(r["waited_s"]), r["for"], ",".join(str(i) for i in r["job_ids"]))
         for r in rows
     ]
-    # Each cell shown as escapes (a printer's name is the fleet's), before widths are taken.
-    shown = [[visible(c) for c in row] for row in table]
-    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
-    for row in shown:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    for line in aligned(table):  # a printer's name is the fleet's: shown as escapes
+        print(line, file=out)
     print(f"{counted(len(rows), 'build')} waiting for a printer", file=out)
     return 0

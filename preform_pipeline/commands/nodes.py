@@ -19,7 +19,7 @@ from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_comman
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.leases import DEFAULT_LEASE_S, NodeStatus
 from preform_pipeline.store.opening import is_shared_store
-from preform_pipeline.wording import visible
+from preform_pipeline.wording import aligned
 
 __all__ = ["HELP", "NAME", "add_arguments", "node_to_dict", "run"]
 
@@ -54,11 +54,8 @@ def _table(nodes: tuple[NodeStatus, ...]) -> list[str]:
         for n in nodes
     ]
     # A node's name, host and printers are what each node registered in the shared store:
-    # shown as escapes, before the columns are measured.
-    shown = [[visible(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in shown) for i in range(len(header))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in shown]
+    # shown as escapes.
+    return aligned(rows)
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

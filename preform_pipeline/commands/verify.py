@@ -65,7 +65,7 @@ from preform_pipeline.store.opening import describe_store, is_shared_store, open
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
-from preform_pipeline.wording import counted, visible
+from preform_pipeline.wording import aligned, counted, visible
 
 __all__ = [
     "EXIT_FAILURE",
@@ -256,26 +256,21 @@ def format_report(report: VerifyReport) -> list[str]:
             f"interrupted send {settled.build.job_key}: {settled.decision.replace('_', ' ')} "
             f"({settled.reason}); now {settled.build.state.value}"
         )
-    # Job names, printers and messages come from the store and the Dashboard: each shown as
-    # escapes, every cell before the columns are measured (so they stay aligned).
+    # Job names, printers and messages come from the store and the Dashboard: shown as
+    # escapes (aligned measures them so).
     rows = [
-        tuple(visible(cell) for cell in (
+        (
             b.job_key,
             b.state.value,
             b.status,
             b.printer or "-",
             b.job_name or "-",
             (b.message or "")[:80],
-        ))
+        )
         for b in report.builds
     ]
     if rows:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths, strict=True)).rstrip())
-        for row in rows:
-            lines.append(
-                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-            )
+        lines.extend(aligned([_HEADERS, *rows]))
     counts = Counter(b.state.value for b in report.builds)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items())) or "none"
     budget = report.budget
