@@ -62,6 +62,7 @@ from preform_pipeline.hotfolder.whereabouts import (
     file_now,
     retry_check,
     sidecar_now,
+    superseded_hint,
     taken_again,
 )
 from preform_pipeline.printing import PrintOwner
@@ -260,6 +261,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "reject":
             sub.add_argument("--reason", required=True,
                              help="what is wrong (written into each case's error note)")
+        if name == "retry":
+            sub.add_argument(
+                "--force", action="store_true",
+                help="queue a failed job again even though a later job printed the same file "
+                "with the same recipe (it prints once more)")
         if name == "resolve":
             answer = sub.add_mutually_exclusive_group(required=True)
             answer.add_argument("--printed", dest="printed", action="store_true",
@@ -663,11 +669,12 @@ def _each(
 
 def _retry(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
     return _each(args, path, out, err,
-                 lambda store, job, err: _retry_one(store, job, err, args.jobs_command))
+                 lambda store, job, err: _retry_one(store, job, err, args.jobs_command,
+                                                    force=args.force))
 
 
 def _retry_one(
-    store: JobStore, job: Job, err: TextIO, jobs: str
+    store: JobStore, job: Job, err: TextIO, jobs: str, *, force: bool = False
 ) -> tuple[Job, JobState, str] | None:
     before = job.state
     name = f"job {job.id} ({job.job_key})"
@@ -680,9 +687,11 @@ def _retry_one(
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
         return None
-    check = retry_check(store, job)
+    check = retry_check(store, job, force=force)
     if check.refusal is not None:
-        print(f"error: {name} was not queued again: {check.refusal}", file=err)
+        hint = ("" if check.superseded_by is None
+                else f"; {superseded_hint(jobs, [job.job_key])}")
+        print(f"error: {name} was not queued again: {check.refusal}{hint}", file=err)
         return None
     if check.note is not None:
         print(f"note: {name}: {check.note}", file=err)
