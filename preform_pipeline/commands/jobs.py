@@ -64,6 +64,7 @@ from preform_pipeline.hotfolder.whereabouts import (
     sidecar_now,
     superseded_hint,
     taken_again,
+    unwatched,
 )
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
@@ -386,10 +387,13 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
 def _write_list(
     jobs: Sequence[Job], limit: int | None, out: TextIO, *,
     superseded_by: Mapping[int, Job], hide_superseded: bool,
+    waits: Mapping[int, str] | None = None,
 ) -> None:
     """The jobs as a table. Failed jobs a later job put right are marked, or, when
     ``hide_superseded`` (the list without ``--state``), counted in one line instead: a killed
-    run's failures that the next run printed are history, not something to act on."""
+    run's failures that the next run printed are history, not something to act on. A
+    retried job no running node takes back says what it waits for (``waits``, by job id)."""
+    waits = waits or {}
     hidden = [j for j in jobs if j.id in superseded_by] if hide_superseded else []
     shown = [j for j in jobs if not hidden or j.id not in superseded_by]
     if shown:
@@ -399,7 +403,8 @@ def _write_list(
             (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
              j.original_name, _when(j.updated_at), j.job_key,
              f"{superseded_note(superseded_by[j.id])}: {j.reason}"
-             if j.id in superseded_by else j.reason)
+             if j.id in superseded_by else
+             f"{waits[j.id]}: {j.reason}" if j.id in waits else j.reason)
             for j in shown
         ]
         _table(rows, out)
@@ -445,10 +450,12 @@ def _print_text(job: Job, build: Build | None) -> str:
 
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
-    superseded_by: Job | None, out: TextIO,
+    superseded_by: Job | None, out: TextIO, *, waits: str | None = None,
 ) -> None:
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    if waits is not None:
+        print(f"  {visible(waits)}", file=out)
     if superseded_by is not None:
         print(f"  {superseded_note(superseded_by)}: {WHY_SUPERSEDED}; nothing to do",
               file=out)
@@ -608,12 +615,14 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
         later = superseded(store, jobs)
+        waits = unwatched(store, jobs)
     if args.format == "json":
         # Data: every job, each failed one that was put right saying by which.
         _dump({"store": describe_store(path),
                "jobs": [job_to_dict(j, later.get(j.id)) for j in jobs]}, out)
     else:
-        _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None)
+        _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None,
+                    waits=waits)
     return EXIT_OK
 
 
@@ -625,6 +634,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             shown.append((job, build, tuple(store.history(job.id))))
         later = {job.id: dropped_after(store, job) for job, _, _ in shown}
         fixed = superseded(store, [job for job, _, _ in shown])
+        waits = unwatched(store, [job for job, _, _ in shown])
     if args.format == "json":
         views = [
             _show_to_dict(job, build, history, taken_again(job, later[job.id]),
@@ -637,7 +647,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             if index:
                 print(file=out)
             _write_show(job, build, history, taken_again(job, later[job.id]),
-                        fixed.get(job.id), out)
+                        fixed.get(job.id), out, waits=waits.get(job.id))
     return EXIT_OK
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from preform_pipeline.hotfolder.intake import JobPlace, place_of
-from preform_pipeline.store import TERMINAL_STATES, Job, JobStore
+from preform_pipeline.store import TERMINAL_STATES, Job, JobState, JobStore
+from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 
 __all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "retry_check",
-           "sidecar_now", "superseded_hint", "taken_again"]
+           "sidecar_now", "superseded_hint", "taken_again", "unwatched"]
 
 Status = Literal["there", "dropped_again", "being_moved", "put_back", "unseen", "gone"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -189,3 +190,26 @@ def retry_check(store: JobStore, job: Job, *, force: bool = False) -> RetryCheck
     if where.status == "put_back":
         return RetryCheck(f"{said}; the hot folder takes it as a new job")
     return RetryCheck(f"{said}; retry that job instead if it needs it")
+
+
+def unwatched(store: JobStore, jobs: Sequence[Job]) -> dict[int, str]:
+    """For each retried job among ``jobs`` whose inbox no running node of a shared store
+    watches, what it waits for, by job id. On a farm only a node watching a retried job's
+    inbox takes it back (``NodeRecovery.takes_back``): with none running it would wait in
+    ``queued`` and nobody would be told. A daemon alone on its store (SQLite) takes every
+    retried job, so nothing is said there. Retried: queued, with its file not at the place in
+    the inbox it was dropped at (the hot folder is not taking it now)."""
+    retried = [
+        (job, place) for job in jobs
+        if job.state is JobState.QUEUED and (place := place_of(job)) is not None
+        and job.source_path != place.inbox / place.rel
+    ]
+    if not retried or not isinstance(store, LeasingStore):
+        return {}
+    watched = {inbox for node in store.list_nodes() if node.health() == "alive"
+               for inbox in node.info.inboxes}
+    return {
+        job.id: (f"waits for a hot folder watching {place.inbox}: no running node watches "
+                 "it (`nodes` lists them)")
+        for job, place in retried if str(place.inbox) not in watched
+    }
