@@ -90,11 +90,14 @@ class DaemonFarm:
     """Daemons named ``node-1`` … on the store at ``url``, under ``root``."""
 
     def __init__(self, root: Path, url: str, timing: FarmTiming | None = None, *,
-                 printers: Sequence[str] = ()) -> None:
+                 printers: Sequence[str] = (), own_inboxes: bool = False) -> None:
         """``printers``: a declared fleet of printers that all fit the recipe, which chooses
         among them (``printer: auto``, so every send takes a printer claim in the store
         first) and saves its .form first (a build that finds none free waits for one);
-        none: the recipe names the simulator's one printer."""
+        none: the recipe names the simulator's one printer. ``own_inboxes``: each node
+        watches an inbox of its own (:meth:`inbox_of`), as a farm whose nodes do not all
+        mount one share; otherwise all watch ``<root>/inbox``."""
+        self.own_inboxes = own_inboxes
         self.root, self.url = root, url
         self.timing = timing or FarmTiming()
         self.printers = tuple(printers)
@@ -144,7 +147,7 @@ class DaemonFarm:
         if self.printers:
             declare_fleet(path, self.printers)
         data = json.loads(path.read_text(encoding="utf-8"))
-        data["hotfolders"]["inboxes"][0]["path"] = str(self.inbox)
+        data["hotfolders"]["inboxes"][0]["path"] = str(self.inbox_of(node))
         # Each node's local copies under the farm's own folder: the default (the user's data
         # folder, by node id) is shared by every farm on this machine, and a node starting
         # prunes its folder there, removing the copies another farm's node of that id is
@@ -156,6 +159,14 @@ class DaemonFarm:
         data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")
         return path
+
+    def inbox_of(self, node: str) -> Path:
+        """The inbox ``node`` watches (made if need be)."""
+        if not self.own_inboxes:
+            return self.inbox
+        inbox = self.root / f"inbox-{node}"
+        inbox.mkdir(exist_ok=True)
+        return inbox
 
     def start(self, *nodes: str) -> None:
         for node in nodes:
@@ -295,11 +306,12 @@ class DaemonFarm:
             lines.extend(f"  {line[:400]}" for line in tail)
         return "\n".join(lines)
 
-    def events(self, *names: str) -> list[dict[str, Any]]:
-        """Every logged event of the daemons (all lives) named ``names``, in file order."""
+    def events(self, *names: str, node: str | None = None) -> list[dict[str, Any]]:
+        """Every logged event of the daemons (all lives; ``node``: of that node only) named
+        ``names``, in file order."""
         wanted = set(names)
         found = []
-        for path in sorted(self.logs.glob("*.jsonl")):
+        for path in sorted(self.logs.glob(f"{node}-*.jsonl" if node else "*.jsonl")):
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
                 try:
                     event = json.loads(line)

@@ -62,7 +62,9 @@ from preform_pipeline.hotfolder.whereabouts import (
     file_now,
     retry_check,
     sidecar_now,
+    superseded_hint,
     taken_again,
+    unwatched,
 )
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
@@ -260,6 +262,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name == "reject":
             sub.add_argument("--reason", required=True,
                              help="what is wrong (written into each case's error note)")
+        if name == "retry":
+            sub.add_argument(
+                "--force", action="store_true",
+                help="queue a failed job again even though a later job printed the same file "
+                "with the same recipe (it prints once more)")
         if name == "resolve":
             answer = sub.add_mutually_exclusive_group(required=True)
             answer.add_argument("--printed", dest="printed", action="store_true",
@@ -380,10 +387,13 @@ def _table(rows: Sequence[Sequence[str]], out: TextIO) -> None:
 def _write_list(
     jobs: Sequence[Job], limit: int | None, out: TextIO, *,
     superseded_by: Mapping[int, Job], hide_superseded: bool,
+    waits: Mapping[int, str] | None = None,
 ) -> None:
     """The jobs as a table. Failed jobs a later job put right are marked, or, when
     ``hide_superseded`` (the list without ``--state``), counted in one line instead: a killed
-    run's failures that the next run printed are history, not something to act on."""
+    run's failures that the next run printed are history, not something to act on. A
+    retried job no running node takes back says what it waits for (``waits``, by job id)."""
+    waits = waits or {}
     hidden = [j for j in jobs if j.id in superseded_by] if hide_superseded else []
     shown = [j for j in jobs if not hidden or j.id not in superseded_by]
     if shown:
@@ -393,7 +403,8 @@ def _write_list(
             (str(j.id), j.state.value, j.case_id or "-", j.printer or "-", j.recipe,
              j.original_name, _when(j.updated_at), j.job_key,
              f"{superseded_note(superseded_by[j.id])}: {j.reason}"
-             if j.id in superseded_by else j.reason)
+             if j.id in superseded_by else
+             f"{waits[j.id]}: {j.reason}" if j.id in waits else j.reason)
             for j in shown
         ]
         _table(rows, out)
@@ -439,10 +450,12 @@ def _print_text(job: Job, build: Build | None) -> str:
 
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
-    superseded_by: Job | None, out: TextIO,
+    superseded_by: Job | None, out: TextIO, *, waits: str | None = None,
 ) -> None:
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    if waits is not None:
+        print(f"  {visible(waits)}", file=out)
     if superseded_by is not None:
         print(f"  {superseded_note(superseded_by)}: {WHY_SUPERSEDED}; nothing to do",
               file=out)
@@ -602,12 +615,14 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     with open_store(path, create=False, read_only=True) as store:
         jobs = store.list_jobs(state=states, recipe=args.recipe, since=args.since, limit=limit)
         later = superseded(store, jobs)
+        waits = unwatched(store, jobs)
     if args.format == "json":
         # Data: every job, each failed one that was put right saying by which.
         _dump({"store": describe_store(path),
                "jobs": [job_to_dict(j, later.get(j.id)) for j in jobs]}, out)
     else:
-        _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None)
+        _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None,
+                    waits=waits)
     return EXIT_OK
 
 
@@ -619,6 +634,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             shown.append((job, build, tuple(store.history(job.id))))
         later = {job.id: dropped_after(store, job) for job, _, _ in shown}
         fixed = superseded(store, [job for job, _, _ in shown])
+        waits = unwatched(store, [job for job, _, _ in shown])
     if args.format == "json":
         views = [
             _show_to_dict(job, build, history, taken_again(job, later[job.id]),
@@ -631,7 +647,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             if index:
                 print(file=out)
             _write_show(job, build, history, taken_again(job, later[job.id]),
-                        fixed.get(job.id), out)
+                        fixed.get(job.id), out, waits=waits.get(job.id))
     return EXIT_OK
 
 
@@ -663,11 +679,12 @@ def _each(
 
 def _retry(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:
     return _each(args, path, out, err,
-                 lambda store, job, err: _retry_one(store, job, err, args.jobs_command))
+                 lambda store, job, err: _retry_one(store, job, err, args.jobs_command,
+                                                    force=args.force))
 
 
 def _retry_one(
-    store: JobStore, job: Job, err: TextIO, jobs: str
+    store: JobStore, job: Job, err: TextIO, jobs: str, *, force: bool = False
 ) -> tuple[Job, JobState, str] | None:
     before = job.state
     name = f"job {job.id} ({job.job_key})"
@@ -680,9 +697,11 @@ def _retry_one(
         print(f"error: {name} is {before.value}: {why}. Only {retryable} jobs can be "
               "retried.", file=err)
         return None
-    check = retry_check(store, job)
+    check = retry_check(store, job, force=force)
     if check.refusal is not None:
-        print(f"error: {name} was not queued again: {check.refusal}", file=err)
+        hint = ("" if check.superseded_by is None
+                else f"; {superseded_hint(jobs, [job.job_key])}")
+        print(f"error: {name} was not queued again: {check.refusal}{hint}", file=err)
         return None
     if check.note is not None:
         print(f"note: {name}: {check.note}", file=err)

@@ -3,7 +3,8 @@
 One line per registered node: its id, host, version, health (``alive``; ``silent``: no
 heartbeat for a lease, presumed dead, its builds are being reclaimed; ``stopped``: stopped
 cleanly), the age of its last heartbeat on the database's clock, the printers and machine
-types it reaches, and the builds it holds under a lease now. ``--format json`` for tools.
+types it reaches, the inboxes its hot folder watches (a retried job goes back to a node
+watching its inbox), and the builds it holds under a lease now. ``--format json`` for tools.
 
 Exit status: 0 listed; 1 the store cannot be read, or is a single SQLite file (no nodes).
 """
@@ -41,16 +42,18 @@ def node_to_dict(status: NodeStatus) -> dict[str, Any]:
         "health": status.health(), "heartbeat_age_s": round(status.heartbeat_age_s, 1),
         "heartbeat_at": status.heartbeat_at.isoformat(),
         "started_at": status.started_at.isoformat(), "printers": list(info.printers),
-        "machine_types": list(info.machine_types), "holds": list(status.held_builds),
+        "machine_types": list(info.machine_types), "inboxes": list(info.inboxes),
+        "holds": list(status.held_builds),
     }
 
 
 def _table(nodes: tuple[NodeStatus, ...]) -> list[str]:
-    header = ("NODE", "HOST", "VERSION", "HEALTH", "BEAT", "PRINTERS", "MACHINES", "HOLDS")
+    header = ("NODE", "HOST", "VERSION", "HEALTH", "BEAT", "PRINTERS", "MACHINES", "INBOXES",
+              "HOLDS")
     rows = [header] + [
         (n.info.id, n.info.host, n.info.version, n.health(), f"{n.heartbeat_age_s:.0f}s ago",
          ",".join(n.info.printers) or "-", ",".join(n.info.machine_types) or "-",
-         ",".join(f"build {b}" for b in n.held_builds) or "-")
+         ",".join(n.info.inboxes) or "-", ",".join(f"build {b}" for b in n.held_builds) or "-")
         for n in nodes
     ]
     # A node's name, host and printers are what each node registered in the shared store:

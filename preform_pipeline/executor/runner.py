@@ -804,6 +804,7 @@ class _BuildWorker:
             layout_calls=facts.layout_calls,
             estimated_volume_ml=self.build.estimated_volume_ml,
             verify=facts.verify,
+            held=facts.held,
             dry_run=self.options.dry_run,
             duration_s=self.runner.clock.monotonic() - self.started,
             printer=facts.printer,

@@ -103,6 +103,9 @@ class BuildOutcome:
     #: The printer's message for a print that ended (``Resin level too low``), or why
     #: verification stopped.
     verify_message: str | None = None
+    #: Prepared and held for an operator's approval (``print: {approval: required}``):
+    #: nothing was sent yet; the dashboard or ``jobs approve`` lets it go.
+    held: bool = False
     dry_run: bool = False
     duration_s: float = 0.0
     #: What the print step sent: the printer (after ``auto`` was resolved), the job name as

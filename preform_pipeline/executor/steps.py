@@ -184,6 +184,8 @@ class BuildFacts:
     job_key: str | None = None
     #: The print went out (or an earlier send was found): a retry never sends it again.
     printed: bool = False
+    #: The print step held the build for an operator's approval (nothing was sent).
+    held: bool = False
     verify: str | None = None
     layout_calls: int = 0
     #: Models taken out of the scene because the layout did not fit them (indices into the
@@ -1071,6 +1073,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
                 f"held in the job store for an operator's approval (on the dashboard, or "
                 f"`jobs approve {hooks.job_key}`); once approved it waits for a free printer "
                 f"({printer}) and is sent from its saved .form")
+            ctx.facts.held = True
             log.info("print_held", printer=printer, job_name=job_name)
             return
         if found is not None:  # an earlier, interrupted send did reach the printer

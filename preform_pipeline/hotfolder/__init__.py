@@ -15,6 +15,7 @@ daemon        the watch loop: drops, batches, worker threads, graceful stop
 worker        one batch: plan, then store builds, then run (split callback, outcomes)
 recovery      resuming after a restart; interrupted prints through the print owner
 outcomes      settling files into done/ or failed/ with reports and notes
+decisions     the console's line for an operator's approval or rejection taking effect
 whereabouts   where a taken file is now, as this machine sees it; whether a retry can run
 ============  ======================================================================
 

@@ -344,6 +344,7 @@ class HotFolderDaemon:
             store, self.intake, self.hot, dry_run=dry_run,
             active=node.active_builds() if node is not None else None)
         self.followup.settle_lock = self.outcomes.lock
+        self.outcomes.say = lambda line: self.notice(line)  # (notice is set after start-up)
         self.recovery = (node.recovery if node is not None else functools.partial(
             Recovery, store))(self.intake, self.outcomes, self.owner, clock,
                               give_back=self._give_back, wake=self._wake.set)
@@ -355,7 +356,8 @@ class HotFolderDaemon:
         if not dry_run:
             self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
                                          self._dispatch_pool, self._stop,
-                                         on_late=self.followup.build_waiting, claims=claims)
+                                         on_late=self.followup.build_waiting, claims=claims,
+                                         say=lambda line: self.notice(line))
         self.worker = BatchWorker(
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,

@@ -8,7 +8,9 @@ one printer for two builds. Because the waits are
 in the store, a restarted daemon resumes them: each is loaded from its saved .form and sent
 once, never prepared again. A sent build's files are settled (done/) at once; a build waiting
 longer than ``dispatch.notify_after_s`` is told to ``on_late`` once (the daemon's follow-up,
-which sends the one ``build_waiting`` notification) and keeps waiting.
+which sends the one ``build_waiting`` notification) and keeps waiting. A build an operator
+approved (held for approval first) is said on the daemon's console (``say``) when it is sent
+or refused: the console had said it was held, and nothing after (``approval_line``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.executor.runner import ServerSource
+from preform_pipeline.hotfolder.decisions import approval_line
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
@@ -58,7 +61,9 @@ class DispatchLoop:
         *,
         on_late: Callable[[Build, float, str], None] | None = None,
         claims: PrinterClaims | None = None,
+        say: Callable[[str], None] = lambda line: None,
     ) -> None:
+        self.say = say
         self.settings = settings
         #: The printers chosen and not yet sent to, shared with the daemon's batches.
         self.claims = claims if claims is not None else PrinterClaims(store)
@@ -131,6 +136,9 @@ class DispatchLoop:
 
     def _settle(self, build: Build) -> None:
         self.outcomes.settle_build(build, None)
+        line = approval_line(build)
+        if line is not None:
+            self.say(line)
 
     def _late(self, build: Build, waited_s: float) -> None:
         if self._on_late is not None:

@@ -35,7 +35,7 @@ from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
-from preform_pipeline.hotfolder.intake import Drop, Intake
+from preform_pipeline.hotfolder.intake import Drop, Intake, place_of
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_store
@@ -384,6 +384,13 @@ class NodeRecovery(Recovery):
                 resumed.append(job)
         return resumed
 
+    def takes_back(self, job: Job) -> bool:
+        """Only a retried job of an inbox this node watches: a node that does not mount the
+        inbox failed it "its file is gone" although the node watching it could run it. The
+        others are left for their node (``jobs`` says when no running node watches it)."""
+        place = place_of(job)
+        return place is None or place.inbox in self.intake.inboxes
+
     def maintenance(self) -> list[Job]:
         try:
             return super().maintenance() + self.adopt()
@@ -447,7 +454,9 @@ def _join_once(settings: Settings, node_id: str, lease_s: float) -> FarmMembersh
     )
     role = NodeRole(store)
     holder.append(role)
-    presence = NodePresence.for_this_pc(store, node_id=node_id, lease_s=lease_s)
+    presence = NodePresence.for_this_pc(
+        store, node_id=node_id, lease_s=lease_s,
+        inboxes=tuple(str(inbox.path) for inbox in settings.hotfolders.inboxes))
     try:
         presence.start()
     except PipelineError:

@@ -13,12 +13,13 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.executor import BuildOutcome
+from preform_pipeline.hotfolder.decisions import approval_line
 from preform_pipeline.hotfolder.files import (
     JOB_REPORT_FORMAT,
     MAX_NAME_BYTES,
@@ -35,6 +36,7 @@ from preform_pipeline.hotfolder.intake import (
 )
 from preform_pipeline.hotfolder.stability import is_ignored_name
 from preform_pipeline.logging import get_logger
+from preform_pipeline.printing.approval import REJECTED
 from preform_pipeline.report import build_to_dict
 from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.settings.hotfolder import InboxSettings
@@ -100,6 +102,9 @@ class OutcomeFolders:
         self.active = active if active is not None else ActiveBuilds()
         #: Held while a job's outcome is decided and its file moved.
         self.lock = threading.RLock()
+        #: The daemon's console: a rejected build is said once, when its files are settled.
+        self.say: Callable[[str], None] = lambda line: None
+        self._rejected_said: set[int] = set()
 
     def settle_processing_folders(self) -> set[int]:
         """Files in processing/ whose jobs are over go to done/ or failed/; strays too.
@@ -208,6 +213,19 @@ class OutcomeFolders:
             else:
                 note = self._error_text(job, build, outcome, reason, todo, where)
                 self.intake.settle(job, ok=False, note=note)
+                self._say_rejected(build)
+
+    def _say_rejected(self, build: Build | None) -> None:
+        """One console line for a build an operator rejected, at its first job settled (the
+        sweep settles its jobs one by one). Under :attr:`lock`."""
+        if build is None or build.id in self._rejected_said:
+            return
+        if (build.approval or {}).get("decision") != REJECTED:
+            return
+        line = approval_line(build)
+        if line is not None:
+            self._rejected_said.add(build.id)
+            self.say(line)
 
     def _report_text(
         self,

@@ -227,12 +227,19 @@ class Recovery:
             for (recipe, _), members in groups.items()
         ]
 
+    def takes_back(self, job: Job) -> bool:
+        """Whether this daemon takes ``job``, retried, back in: a daemon alone on its store
+        takes every one, also of an inbox no longer in its settings (its outcome folders keep
+        their default names, ``Intake.inbox_of``); a farm node only its own inboxes'."""
+        return True
+
     def maintenance(self) -> list[Job]:
         """Periodic: retried jobs (``jobs retry``) back in (returned, for the loop to batch),
         cancelled jobs' files out."""
         retried = [
             j for j in self.store.list_jobs(state=JobState.QUEUED)
             if not (j.source_path.exists() and self.intake.in_drop_area(j.source_path))
+            and self.takes_back(j)
         ]
         resumed: list[Job] = []
         for job in retried:

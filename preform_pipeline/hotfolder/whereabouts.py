@@ -26,10 +26,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from preform_pipeline.hotfolder.intake import JobPlace, place_of
-from preform_pipeline.store import TERMINAL_STATES, Job, JobStore
+from preform_pipeline.store import TERMINAL_STATES, Job, JobState, JobStore
+from preform_pipeline.store.leases import LeasingStore
+from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 
 __all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "retry_check",
-           "sidecar_now", "taken_again"]
+           "sidecar_now", "superseded_hint", "taken_again", "unwatched"]
 
 Status = Literal["there", "dropped_again", "being_moved", "put_back", "unseen", "gone"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -137,24 +139,39 @@ def dropped_after(store: JobStore, job: Job) -> Sequence[Job]:
 
 @dataclass(frozen=True)
 class RetryCheck:
-    """What a retry of one job meets, from where its file is now: ``refusal``, why it cannot
-    run, with what helps (None: it can); ``note``, what the person should know when it runs
-    without its file having been judged here."""
+    """What a retry of one job meets: ``refusal``, why it cannot run, with what helps (None:
+    it can); ``note``, what the person should know when it runs without its file having been
+    judged here; ``superseded_by``, the later job that printed a failed job's file (then the
+    refusal says so, and :func:`superseded_hint` what helps)."""
 
     refusal: str | None = None
     note: str | None = None
+    superseded_by: Job | None = None
 
 
-def retry_check(store: JobStore, job: Job) -> RetryCheck:
-    """Whether a retry of ``job`` can run, from where its file is now (the reading of ``jobs
-    show``): it can when the file is where the store names it, or in a move cut short, which
-    the daemon finishes. Judged only for a job the hot folder took (it recorded a place).
-    ``jobs retry`` and the dashboard's Retry both ask this.
+def superseded_hint(jobs: str, keys: Sequence[str]) -> str:
+    """What helps when a retry is refused because its jobs are superseded (``jobs``: the
+    ``jobs`` command reaching the store; ``keys``: the jobs' keys)."""
+    again = "; ".join(f"{jobs} retry --force {key}" for key in keys)
+    return f"there is nothing to retry; to print it once more anyway: {again}"
+
+
+def retry_check(store: JobStore, job: Job, *, force: bool = False) -> RetryCheck:
+    """Whether a retry of ``job`` can run. A failed job a later job of its recipe and file
+    printed (store/superseded.py) is refused: its retry printed the file a second time
+    (``force``: a person asked for that print, ``jobs retry --force``). Then from where its
+    file is now (the reading of ``jobs show``): it can run when the file is where the store
+    names it, or in a move cut short, which the daemon finishes. The file is judged only for
+    a job the hot folder took (it recorded a place). ``jobs retry`` and the dashboard's Retry
+    both ask this: one rule, said the same way in both.
 
     Queued without its file, the job was failed by the daemon "its file is gone" after the
     command had said it was queued again. From a machine that does not see the hot folder's
     inbox (a node of a shared store) the file cannot be judged: the retry runs, said so, and
     the daemon watching that inbox takes the job, or fails it saying its file is gone."""
+    later = None if force else superseded(store, [job]).get(job.id)
+    if later is not None:
+        return RetryCheck(f"{WHY_SUPERSEDED} ({superseded_note(later)})", superseded_by=later)
     place = place_of(job)
     if place is None:
         return RetryCheck()
@@ -173,3 +190,26 @@ def retry_check(store: JobStore, job: Job) -> RetryCheck:
     if where.status == "put_back":
         return RetryCheck(f"{said}; the hot folder takes it as a new job")
     return RetryCheck(f"{said}; retry that job instead if it needs it")
+
+
+def unwatched(store: JobStore, jobs: Sequence[Job]) -> dict[int, str]:
+    """For each retried job among ``jobs`` whose inbox no running node of a shared store
+    watches, what it waits for, by job id. On a farm only a node watching a retried job's
+    inbox takes it back (``NodeRecovery.takes_back``): with none running it would wait in
+    ``queued`` and nobody would be told. A daemon alone on its store (SQLite) takes every
+    retried job, so nothing is said there. Retried: queued, with its file not at the place in
+    the inbox it was dropped at (the hot folder is not taking it now)."""
+    retried = [
+        (job, place) for job in jobs
+        if job.state is JobState.QUEUED and (place := place_of(job)) is not None
+        and job.source_path != place.inbox / place.rel
+    ]
+    if not retried or not isinstance(store, LeasingStore):
+        return {}
+    watched = {inbox for node in store.list_nodes() if node.health() == "alive"
+               for inbox in node.info.inboxes}
+    return {
+        job.id: (f"waits for a hot folder watching {place.inbox}: no running node watches "
+                 "it (`nodes` lists them)")
+        for job, place in retried if str(place.inbox) not in watched
+    }

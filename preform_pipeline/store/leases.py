@@ -113,6 +113,8 @@ class NodeInfo:
     pid: int | None = None
     printers: tuple[str, ...] = ()
     machine_types: tuple[str, ...] = ()
+    #: The inboxes its hot folder watches, as its settings name them (``JobPlace.inbox``).
+    inboxes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,14 +180,14 @@ class LeasingStore(SqlStoreCore):
         """Record (or re-record, after a restart) this node and its first beat."""
         with self._claim_transaction(f"registering node {node.id}") as conn:
             conn.execute(
-                "INSERT INTO nodes (id, host, version, pid, printers, machine_types, "
-                "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, now(), now(), "
-                "NULL) ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, "
+                "INSERT INTO nodes (id, host, version, pid, printers, machine_types, inboxes, "
+                "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, now(), "
+                "now(), NULL) ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, "
                 "version = EXCLUDED.version, pid = EXCLUDED.pid, printers = EXCLUDED.printers, "
-                "machine_types = EXCLUDED.machine_types, started_at = now(), "
-                "heartbeat_at = now(), stopped_at = NULL",
+                "machine_types = EXCLUDED.machine_types, inboxes = EXCLUDED.inboxes, "
+                "started_at = now(), heartbeat_at = now(), stopped_at = NULL",
                 (node.id, node.host, node.version, node.pid, json.dumps(list(node.printers)),
-                 json.dumps(list(node.machine_types))),
+                 json.dumps(list(node.machine_types)), json.dumps(list(node.inboxes))),
             )
             # A node starting afresh holds nothing: what its id still holds is its previous
             # life's (killed mid-build). Let it run out now so any node may recover it, rather
@@ -226,7 +228,8 @@ class LeasingStore(SqlStoreCore):
             NodeStatus(
                 info=NodeInfo(id=r["id"], host=r["host"], version=r["version"], pid=r["pid"],
                               printers=tuple(r["printers"]),
-                              machine_types=tuple(r["machine_types"])),
+                              machine_types=tuple(r["machine_types"]),
+                              inboxes=tuple(r["inboxes"])),
                 started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
                 heartbeat_age_s=float(r["age_s"]), stopped=r["stopped_at"] is not None,
                 held_builds=tuple(int(b) for b in r["held"]),

@@ -50,10 +50,11 @@ class NodePresence:
     @classmethod
     def for_this_pc(cls, store: PostgresJobStore, *, node_id: str | None = None,
                     lease_s: float = DEFAULT_LEASE_S, printers: tuple[str, ...] = (),
-                    machine_types: tuple[str, ...] = ()) -> NodePresence:
+                    machine_types: tuple[str, ...] = (),
+                    inboxes: tuple[str, ...] = ()) -> NodePresence:
         node = NodeInfo(id=node_id or default_node_id(), host=socket.gethostname(),
                         version=__version__, pid=os.getpid(), printers=printers,
-                        machine_types=machine_types)
+                        machine_types=machine_types, inboxes=inboxes)
         return cls(store, node, lease_s=lease_s)
 
     def start(self) -> None:

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.hotfolder.whereabouts import retry_check
+from preform_pipeline.hotfolder.whereabouts import retry_check, superseded_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
-from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
+from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded_note
 from preform_pipeline.wording import quoted
 
 __all__ = ["Moved", "approve_build", "cancel_case", "case_jobs", "named", "reject_build",
@@ -97,22 +98,22 @@ def _move_case(
     return Moved(count, notes)
 
 
-def _retryable(store: JobStore, target: str, jobs: Sequence[Job]
+def _retryable(store: JobStore, target: str, jobs: Sequence[Job], *, commands: str
                ) -> tuple[Sequence[Job], tuple[str, ...]]:
-    """Of a case's retryable jobs, those a retry should queue, by the rules ``jobs`` follows.
-    A failed job a later job printed (store/superseded.py) is left as it is: retrying it
-    printed the file a second time. A job whose file is gone refuses the whole case, each
-    file said (``retry_check``): queued, the daemon failed it again "its file is gone" after
-    the page had said it was queued. Nothing moves when anything is refused."""
-    later = superseded(store, jobs)
-    wanted = [j for j in jobs if j.id not in later]
-    if not wanted:
-        printed = "; ".join(f"{j.original_name}: {superseded_note(later[j.id])}" for j in jobs)
+    """Of a case's retryable jobs, those a retry should queue, by the rule ``jobs retry``
+    follows (``retry_check``; ``commands``: the ``jobs`` command its hint names). A failed
+    job a later job printed is left as it is: retrying it printed the file a second time
+    (``jobs retry --force`` is the explicit way). A job whose file is gone refuses the whole
+    case, each file said: queued, the daemon failed it again "its file is gone" after the
+    page had said it was queued. Nothing moves when anything is refused."""
+    checks = [(job, retry_check(store, job)) for job in jobs]
+    later = [(job, c.superseded_by) for job, c in checks if c.superseded_by is not None]
+    checks = [(job, c) for job, c in checks if c.superseded_by is None]
+    if not checks:
+        printed = "; ".join(f"{j.original_name}: {superseded_note(by)}" for j, by in later)
         raise PipelineError(
             f"{named(target)} was not queued again: {WHY_SUPERSEDED} ({printed})",
-            hint="there is nothing to retry; for another print, drop the file into the hot "
-            "folder again")
-    checks = [(job, retry_check(store, job)) for job in wanted]
+            hint=superseded_hint(commands, [j.job_key for j, _ in later]))
     refused = [f"{job.original_name} ({job.job_key}): {c.refusal}" for job, c in checks
                if c.refusal is not None]
     if refused:
@@ -121,13 +122,15 @@ def _retryable(store: JobStore, target: str, jobs: Sequence[Job]
     notes = tuple(f"{job.original_name}: {c.note}" for job, c in checks if c.note is not None)
     if later:
         notes += (f"{len(later)} of its failed jobs left as they are: {WHY_SUPERSEDED}",)
-    return wanted, notes
+    return [job for job, _ in checks], notes
 
 
-def retry_case(store: JobStore, target: str, user: str) -> Moved:
-    """Queue every retryable job of the case again (:func:`_retryable`)."""
+def retry_case(store: JobStore, target: str, user: str, *, jobs: str = JOBS_COMMAND) -> Moved:
+    """Queue every retryable job of the case again (:func:`_retryable`; ``jobs``: the ``jobs``
+    command reaching ``store``, for a refusal's hint)."""
     return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
-                      done="queued again", verb="retried", check=_retryable,
+                      done="queued again", verb="retried",
+                      check=partial(_retryable, commands=jobs),
                       hint="only failed, aborted, errored, unverified, cancelled or skipped "
                       "jobs can be retried")
 

@@ -486,7 +486,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
         target = form.get("target", "")
-        moved = await d.read(actions.retry_case, target, user.name)
+        moved = await d.read(partial(actions.retry_case, jobs=d.jobs), target, user.name)
         said = f"{actions.named(target)} queued again ({counted(moved.count, 'job')})"
         return "; ".join((said, *moved.notes))
 

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError
+from preform_pipeline.hotfolder.whereabouts import unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, Job, JobState, JobStore, Transition
 from preform_pipeline.store.model import (
@@ -264,11 +265,13 @@ def _row_key(job: Job) -> tuple[str, str]:
     return _case_of(job), job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
 
 
-def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None) -> list[CaseRow]:
+def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None,
+           waits: Mapping[int, str] | None = None) -> list[CaseRow]:
     """The cases of ``jobs``; ``later``: :func:`superseded`'s answer for them (None: none is
     superseded). A failed job a later job put right does not speak for its case while another
-    job can: the queue showed a case "failed" whose file the next run had printed."""
-    later = later or {}
+    job can: the queue showed a case "failed" whose file the next run had printed. ``waits``:
+    :func:`unwatched`'s answer, said before a retried job's reason (what it waits for)."""
+    later, waits = later or {}, waits or {}
     cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
         # A skipped duplicate is no part of its case's work: in the case's row it made the
@@ -279,7 +282,8 @@ def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None) -> list[
     for (case, copy), members in cases.items():
         lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
         rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
-                            why(lead.state, lead.reason),
+                            why(lead.state, f"{waits[lead.id]}: {lead.reason}"
+                                if lead.id in waits else lead.reason),
                             copy=bool(copy),
                             superseded_by={j.id: later[j.id] for j in members if j.id in later}))
     rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
@@ -309,10 +313,10 @@ def _shown(store: JobStore, jobs: Sequence[Job], states: frozenset[JobState] | N
     act on. Under a state filter it is left out and counted, unless ``listed``; a case whose
     other jobs are in none of ``states`` goes with it (History reads whole cases). Shown, it
     says which job put it right."""
-    later = superseded(store, jobs)
+    later, waits = superseded(store, jobs), unwatched(store, jobs)
     if listed or states is None or not later:
-        return CasePage(tuple(_group(jobs, later)))
-    kept = _group((j for j in jobs if j.id not in later), later)
+        return CasePage(tuple(_group(jobs, later, waits)))
+    kept = _group((j for j in jobs if j.id not in later), later, waits)
     return CasePage(tuple(r for r in kept if r.state in states),
                     sum(1 for j in jobs if j.id in later))
 

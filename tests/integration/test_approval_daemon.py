@@ -1,22 +1,27 @@
 """A build held for approval survives a SIGKILL of the daemon: after the restart it is still
 held (not prepared again, not printed), and once approved with ``jobs approve`` it prints
-exactly once (real daemon subprocesses, real simulators, real SQLite).
+exactly once; the console follows a held build to its end (real daemon subprocesses, real
+simulators, real SQLite).
 
 Linux-specific only in that the daemon is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from preform_pipeline.cli import run
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -24,7 +29,7 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
-from preform_pipeline.store import JobState, SqliteJobStore, extract_key
+from preform_pipeline.store import Build, JobState, SqliteJobStore, extract_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0
@@ -36,13 +41,20 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _settings(root: Path) -> Path:
+def _settings(root: Path, *, log_file: Path | None = None) -> Path:
+    """A recipe that holds each one-file build for approval; ``log_file``: the daemon logs
+    there (JSON lines), and sweeps processing/ every second (a rejected build's files go to
+    failed/ with the sweep)."""
     recipe = write_recipe(root, printer="SimulatedForm4-1", per_build=1,
                           extra_steps=["save_form", "screenshot"], approval=True)
-    path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet",
-                                    hotfolders={"batching": {"window_s": 0.3}})
+    hot: dict[str, Any] = {"batching": {"window_s": 0.3}}
+    if log_file is not None:
+        hot["rescan_interval_s"] = 1.0
+    path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet", hotfolders=hot)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["dispatch"] = {"poll_interval_s": 0.2}
+    if log_file is not None:
+        data["logging"] = {"file": str(log_file)}
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
 
@@ -111,3 +123,94 @@ class TestApprovalAcrossRestarts:
             assert job.attempts == 1  # prepared once, never again after the restart
             reasons = [t.reason for t in store.build_history(build_id)]
         assert any(r.startswith("approved by ") and r.endswith("(cli)") for r in reasons)
+
+
+@pytest.fixture
+def watching(tmp_path: Path) -> Iterator[Path]:
+    """A ``watch`` daemon (not ``--quiet``) whose recipe holds each build for approval; its
+    console goes to ``console.txt``, its log to ``log.jsonl``. The folder."""
+    settings = _settings(tmp_path, log_file=tmp_path / "log.jsonl")
+    (tmp_path / "inbox").mkdir()
+    with (tmp_path / "console.txt").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings)],
+            cwd=tmp_path, env=_environment(), stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        yield tmp_path
+    finally:
+        process.kill()
+        process.wait(10)
+
+
+def _held_builds(root: Path) -> list[Build]:
+    if not (root / "jobs.sqlite3").exists():
+        return []
+    with SqliteJobStore(root / "jobs.sqlite3", create=False) as store:
+        return list(store.list_builds(state=JobState.AWAITING_APPROVAL))
+
+
+def _console(root: Path) -> str:
+    return (root / "console.txt").read_text(encoding="utf-8", errors="replace")
+
+
+def _events(root: Path, name: str) -> list[dict[str, Any]]:
+    path = root / "log.jsonl"
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("event") == name:
+            found.append(event)
+    return found
+
+
+def _decide(root: Path, *args: str) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["jobs", *args, "--store", str(root / "jobs.sqlite3")], out, err)
+    assert code == 0, err.getvalue()
+
+
+class TestTheConsoleFollowsAHeldBuild:
+    """Held, then sent or rejected: a line each, and an event each."""
+
+    def test_held_said_then_the_approved_one_sent_and_the_rejected_one_failed(
+        self, watching: Path
+    ) -> None:
+        for number in (1, 2):
+            staged = watching / f"case{number}.stl"
+            staged.write_bytes(tetra_stl_bytes(number, size_mm=6.0))
+            staged.rename(watching / "inbox" / staged.name)
+        wait_for(lambda: len(_held_builds(watching)) == 2, WAIT_S, what="both builds held")
+        first, second = sorted(_held_builds(watching), key=lambda b: b.id)
+        lines = [f"held for approval (dashboard or `jobs approve {build.job_key}`): prepared on "
+                 for build in (first, second)]
+        wait_for(lambda: all(line in _console(watching) for line in lines)
+                 and _console(watching).count(" held for approval\n") == len(
+                     re.findall(r"finished in .*\n", _console(watching))),
+                 WAIT_S, what="the held builds' lines and their runs' lines")
+        said = _console(watching)
+        assert "] succeeded" not in said
+        held = re.findall(r": 0 of (\d) builds? succeeded, (\d) held for approval\n", said)
+        assert sum(int(n) for n, _ in held) == sum(int(h) for _, h in held) == 2, said
+        assert sorted(e["job_key"] for e in _events(watching, "build_held_for_approval")) == (
+            sorted([first.job_key, second.job_key]))
+
+        _decide(watching, "approve", first.job_key)
+        _decide(watching, "reject", second.job_key, "--reason", "crown 3 overlaps the raft")
+        wait_for(lambda: "approved by" in _console(watching)
+                 and "rejected by" in _console(watching), WAIT_S, what="both decisions said")
+        said = _console(watching)
+        assert f"[{first.job_key}] approved by " in said
+        assert "(cli), sent to SimulatedForm4-1\n" in said
+        assert (f"[{second.job_key}] rejected by " in said
+                and "(cli): crown 3 overlaps the raft; its files go to failed/\n" in said)
+        assert said.count(f"[{second.job_key}] rejected") == 1
+        (sent,) = _events(watching, "approved_build_sent")
+        assert (sent["job_key"], sent["printer"]) == (first.job_key, "SimulatedForm4-1")
+        (rejected,) = _events(watching, "rejected_build_settled")
+        assert (rejected["job_key"], rejected["reason"]) == (
+            second.job_key, "crown 3 overlaps the raft")

@@ -1,4 +1,6 @@
-"""``jobs retry`` of a hot-folder job looks for its file first: none queued that cannot run."""
+"""What ``jobs retry`` checks before it queues (``retry_check``, the dashboard's Retry's too):
+a hot-folder job's file, so none is queued that cannot run; and a failure a later job printed,
+refused as the dashboard refuses it, in the same words (``--force`` queues it)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pytest
 from preform_pipeline.cli import run
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store.superseded import WHY_SUPERSEDED
+from tests.unit.web.conftest import ended_job
 
 S = JobState
 
@@ -40,9 +44,9 @@ def _file(path: Path) -> Path:
     return path
 
 
-def _retry(store: SqliteJobStore, what: str) -> tuple[int, str, str]:
+def _retry(store: SqliteJobStore, what: str, *options: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = run(["jobs", "retry", what, "--store", str(store.path)], out, err)
+    code = run(["jobs", "retry", what, *options, "--store", str(store.path)], out, err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -143,3 +147,42 @@ class TestRetryFromAMachineThatDoesNotSeeTheInbox:
             out, err)
         file = json.loads(out.getvalue())["file_now"]
         assert (file["status"], file["now_at"]) == ("unseen", str(inbox))
+
+
+class TestRetryOfASupersededFailure:
+    """The rule the dashboard's Retry follows (``retry_check``), said the same way."""
+
+    def test_refused_naming_the_later_job_and_the_explicit_way(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        killed = ended_job(store, tmp_path, "K-1", S.FAILED)
+        later = ended_job(store, tmp_path, "K-2", S.DONE)
+        code, out, err = _retry(store, str(killed.id))
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: job {killed.id} ({killed.job_key}) was not queued again: {WHY_SUPERSEDED}"
+            f" (superseded by job {later.id} ({later.job_key}, done)); there is nothing to "
+            f"retry; to print it once more anyway: preform-pipeline jobs --store {store.path} "
+            f"retry --force {killed.job_key}\n")
+        assert store.get_job(killed.id).state is S.FAILED  # not printed a second time
+
+    def test_force_queues_it(self, store: SqliteJobStore, tmp_path: Path) -> None:
+        killed = ended_job(store, tmp_path, "K-1", S.FAILED)
+        ended_job(store, tmp_path, "K-2", S.DONE)
+        code, out, err = _retry(store, killed.job_key, "--force")
+        assert (code, err) == (0, "")
+        assert out.startswith(f"job {killed.id} ({killed.job_key}) queued again (was failed)")
+        assert store.get_job(killed.id).state is S.QUEUED
+
+    def test_a_case_retries_its_other_failure_and_refuses_the_superseded_one(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        put_right = ended_job(store, tmp_path, "M-1", S.FAILED, digest="m-a")
+        other = ended_job(store, tmp_path, "M-1", S.FAILED, digest="m-b")
+        ended_job(store, tmp_path, "P-1", S.DONE, digest="m-a")
+        code, out, err = _retry(store, "case:M-1")
+        assert code == 1  # one of the case's jobs was refused, as `jobs retry CASE` says
+        assert f"job {put_right.id} ({put_right.job_key}) was not queued again" in err
+        assert f"job {other.id} ({other.job_key}) queued again" in out
+        assert (store.get_job(put_right.id).state, store.get_job(other.id).state) == (
+            S.FAILED, S.QUEUED)

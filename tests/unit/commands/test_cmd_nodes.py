@@ -43,7 +43,8 @@ class TestNodesCommand:
         with PostgresJobStore(nodes_db) as store:
             build = build_in_state(store, JobState.PROCESSING)
             store.register_node(NodeInfo("pc-1", "prep1", "0.1.0", printers=("Form4-A",),
-                                         machine_types=("FORM-4-0",)))
+                                         machine_types=("FORM-4-0",),
+                                         inboxes=("/lab/inbox",)))
             store.register_node(NodeInfo("pc-2", "prep2", "0.1.0"))
             assert store.claim_build("pc-1") is not None
             store.node_stopped("pc-2")
@@ -51,14 +52,15 @@ class TestNodesCommand:
         assert (code, err) == (0, "")
         lines = out.splitlines()
         assert lines[0].split() == ["NODE", "HOST", "VERSION", "HEALTH", "BEAT", "PRINTERS",
-                                    "MACHINES", "HOLDS"]
+                                    "MACHINES", "INBOXES", "HOLDS"]
         assert lines[1].split()[:4] == ["pc-1", "prep1", "0.1.0", "alive"]
-        assert f"build {build.id}" in lines[1]
+        assert f"/lab/inbox  build {build.id}" in lines[1]
         assert lines[2].split()[:4] == ["pc-2", "prep2", "0.1.0", "stopped"]
         code, out, _ = invoke(str(settings), "--format", "json")
         listed = {n["id"]: n for n in json.loads(out)["nodes"]}
         assert listed["pc-1"]["holds"] == [build.id]
         assert listed["pc-1"]["printers"] == ["Form4-A"]
+        assert (listed["pc-1"]["inboxes"], listed["pc-2"]["inboxes"]) == (["/lab/inbox"], [])
         assert listed["pc-2"]["health"] == "stopped"
 
     def test_a_sqlite_store_has_no_nodes_and_says_what_to_set(self, tmp_path: Path) -> None:

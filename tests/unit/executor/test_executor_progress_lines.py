@@ -3,6 +3,7 @@ terminal as they are drawn last."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from pathlib import Path
@@ -199,6 +200,22 @@ class TestRunLine:
         assert run_line(result) == (
             "run run-1 finished in 2.5 s: 1 of 2 builds succeeded "
             "(2 split into smaller builds) (interrupted)")
+
+    def test_a_build_held_for_approval_is_said_held_not_succeeded(self) -> None:
+        """Prepared and held for an operator (nothing sent): the line says what lets it go."""
+        held = dataclasses.replace(_outcome("b1", BuildStatus.SUCCEEDED), held=True,
+                                   job_key="PP-HELD00001")
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", [_plan("b1", 1), _plan("b2", 1)], servers=1,
+                             simulated=True)
+        reporter.build_finished(held)
+        assert stream.getvalue().splitlines()[-1] == (
+            "[b1] held for approval (dashboard or `jobs approve PP-HELD00001`): prepared on "
+            "server-1 in 1.2 s (1/2 builds done)")
+        result = _result(held, _outcome("b2", BuildStatus.SUCCEEDED))
+        assert run_line(result) == (
+            "run run-1 finished in 2.5 s: 1 of 2 builds succeeded, 1 held for approval")
 
     def test_a_verify_line_without_prints_in_progress(self) -> None:
         assert verify_line(_poll(0), 2) == (

@@ -205,7 +205,7 @@ class TestAPostgresStoreOfVersion7:
             (comment,) = conn.execute(
                 "SELECT col_description('builds'::regclass, attnum) FROM pg_attribute "
                 "WHERE attrelid = 'builds'::regclass AND attname = 'send_holder'").fetchone()
-        assert PG_SCHEMA_VERSION == 8
+        assert PG_SCHEMA_VERSION >= 8
         assert "instance" in comment
 
     def test_a_send_begun_after_it_keeps_its_instance(

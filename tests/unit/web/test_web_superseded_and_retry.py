@@ -149,8 +149,8 @@ class TestRetryOfASupersededFailure:
                 "csrf": csrf, "target": "case:K-1", "next": "/failed?superseded=listed"}))
         assert answer.said == (
             f"Not done: Case K-1 was not queued again: {WHY} (K-1.stl: superseded by job "
-            f"{later.id} ({later.job_key}, done))\nthere is nothing to retry; for another "
-            "print, drop the file into the hot folder again")
+            f"{later.id} ({later.job_key}, done))\nthere is nothing to retry; to print it "
+            f"once more anyway: preform-pipeline jobs retry --force {killed.job_key}")
         assert served.store.get_job(killed.id).state is S.FAILED
 
     def test_a_case_retries_its_other_failure_and_says_what_it_left(

@@ -1,0 +1,86 @@
+"""``unwatched``: a retried job whose inbox no running farm node watches says what it waits
+for; nodes record the inboxes they watch (real stores)."""
+
+from __future__ import annotations
+
+import html
+from contextlib import closing
+from pathlib import Path
+
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.hotfolder.whereabouts import unwatched
+from preform_pipeline.settings.web import WebUser, hash_secret
+from preform_pipeline.store import Job, JobState, JobStore
+from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.postgres import PostgresJobStore
+from tests.unit.web.conftest import VIEWER_SECRET, logged_in, serving
+
+S = JobState
+
+
+def _retried(store: JobStore, inbox: Path, name: str = "upper.stl") -> Job:
+    """A job taken from ``inbox``, failed into failed/ and retried (queued, not in the inbox)."""
+    place = JobPlace(inbox, name, previous=inbox / "processing" / name, moved=True)
+    job = store.create_job(recipe="hot", source_path=inbox / "failed" / name, state=S.QUEUED,
+                           fields={HOTFOLDER_FIELD: place.to_json()})
+    store.transition(job.id, S.FAILED, "refused")
+    return store.transition(job.id, S.QUEUED, "retried by user")
+
+
+def _node(store: PostgresJobStore, name: str, *inboxes: Path) -> None:
+    store.register_node(NodeInfo(id=name, host=name, version="0.1.0",
+                                 inboxes=tuple(str(i) for i in inboxes)))
+
+
+class TestUnwatched:
+    """Said for a retried job only when no live node lists its inbox."""
+
+    def test_said_until_a_node_watching_its_inbox_runs_and_after_it_stopped(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        a, b = Path("/lab/inbox-a"), Path("/lab/inbox-b")
+        job = _retried(pg_store, a)
+        said = {job.id: f"waits for a hot folder watching {a}: no running node watches it "
+                        "(`nodes` lists them)"}
+        assert unwatched(pg_store, [job]) == said  # no node at all
+        _node(pg_store, "pc-b", b)
+        assert unwatched(pg_store, [job]) == said  # a node, of another inbox
+        _node(pg_store, "pc-a", a)
+        assert [n.info.inboxes for n in pg_store.list_nodes()] == [(str(a),), (str(b),)]
+        assert unwatched(pg_store, [job]) == {}
+        pg_store.node_stopped("pc-a")
+        assert unwatched(pg_store, [job]) == said
+
+    def test_a_job_being_taken_from_its_inbox_is_not_a_retried_one(
+        self, pg_store: PostgresJobStore
+    ) -> None:
+        inbox = Path("/lab/inbox-a")
+        taking = pg_store.create_job(
+            recipe="hot", source_path=inbox / "upper.stl", state=S.QUEUED,
+            fields={HOTFOLDER_FIELD: JobPlace(inbox, "upper.stl").to_json()})
+        assert unwatched(pg_store, [taking]) == {}
+
+    def test_a_store_of_one_daemon_says_nothing(self, store: JobStore) -> None:
+        """SQLite: the daemon alone on it takes every retried job back."""
+        job = _retried(store, Path("/lab/inbox-a"))
+        if isinstance(store, PostgresJobStore):
+            assert unwatched(store, [job]) != {}  # the same job on a farm's store
+        else:
+            assert unwatched(store, [job]) == {}
+
+
+class TestTheDashboardSaysIt:
+    """The queue shows what such a job waits for, before its reason, as ``jobs`` does."""
+
+    def test_the_queue_row_says_it_waits_for_a_node_watching_its_inbox(
+        self, pg_store: PostgresJobStore, tmp_path: Path
+    ) -> None:
+        inbox = Path("/lab/inbox-a")
+        _retried(pg_store, inbox)
+        users = (WebUser("victor", "viewer", hash_secret(VIEWER_SECRET)),)
+        with serving(pg_store, tmp_path, users) as served:
+            client, _ = logged_in(served, "victor", VIEWER_SECRET)
+            with closing(client):
+                page = html.unescape(client.get("/").text)
+        assert (f"waits for a hot folder watching {inbox}: no running node watches it "
+                "(`nodes` lists them): retried by user") in page
