@@ -260,6 +260,24 @@ def _transition_from_row(row: Row) -> Transition:
     )
 
 
+def _rows_in_parts(
+    conn: Connection, table: str, where: str, params: Sequence[Any], column: str,
+    values: Sequence[Any], *, order: str = "",
+) -> list[Row]:
+    """The rows of ``table`` matching ``where`` (``_where``'s clause and ``params``, or none)
+    whose ``column`` is any of ``values``: one statement for up to
+    :data:`HISTORIES_PER_STATEMENT` values, a longer list read in parts, below the databases'
+    limit on parameters (``histories``, ``find_by_hashes``). ``order`` orders each part."""
+    rows: list[Row] = []
+    for start in range(0, len(values), HISTORIES_PER_STATEMENT):
+        part = values[start:start + HISTORIES_PER_STATEMENT]
+        matches = f"{column} IN ({', '.join('?' for _ in part)})"
+        sql = (f"SELECT * FROM {table}{where} AND {matches}{order}" if where
+               else f"SELECT * FROM {table} WHERE {matches}{order}")
+        rows.extend(conn.execute(sql, [*params, *part]).fetchall())
+    return rows
+
+
 def _allowed_hint(table: Mapping[JobState, frozenset[JobState]], state: JobState) -> str:
     targets = sorted(s.value for s in table[state])
     if not targets:
@@ -509,16 +527,10 @@ class SqlStoreCore(ABC):
         if not wanted:
             return ()
         where, params = self._where(state=state, recipe=None, since=None)
-        found: list[Job] = []
         with self._transaction("looking up content hashes", write=False) as conn:
-            # A longer list is read in parts, below the databases' limit on parameters.
-            for start in range(0, len(wanted), HISTORIES_PER_STATEMENT):
-                part = wanted[start:start + HISTORIES_PER_STATEMENT]
-                hashes = f"content_hash IN ({', '.join('?' for _ in part)})"
-                sql = (f"SELECT * FROM jobs{where} AND {hashes}" if where
-                       else f"SELECT * FROM jobs WHERE {hashes}")
-                rows = conn.execute(sql, [*params, *part]).fetchall()
-                found.extend(_job_from_row(r) for r in rows)
+            rows = _rows_in_parts(conn, "jobs", where, params, "content_hash", wanted)
+            found = [_job_from_row(r) for r in rows]
+        # Each part's rows come in the order its index gives them: sorted once, here.
         return tuple(sorted(found, key=lambda job: job.id))
 
     def find_by_path(self, source_path: Path | str) -> Job | None:
@@ -788,16 +800,10 @@ class SqlStoreCore(ABC):
             return {}
         trails: dict[int, list[Transition]] = {job_id: [] for job_id in wanted}
         with self._transaction("reading the history of a page of jobs", write=False) as conn:
-            # One statement for a page's jobs (a page of History holds a few hundred at most);
-            # a longer list is read in parts, below the databases' limit on parameters.
-            for start in range(0, len(wanted), HISTORIES_PER_STATEMENT):
-                part = wanted[start:start + HISTORIES_PER_STATEMENT]
-                rows = conn.execute(
-                    f"SELECT * FROM transitions WHERE job_id IN ({', '.join('?' for _ in part)})"
-                    " ORDER BY id", part,
-                ).fetchall()
-                for row in rows:
-                    trails[row["job_id"]].append(_transition_from_row(row))
+            # One statement for a page's jobs (a page of History holds a few hundred at most).
+            for row in _rows_in_parts(conn, "transitions", "", [], "job_id", wanted,
+                                      order=" ORDER BY id"):
+                trails[row["job_id"]].append(_transition_from_row(row))
         return {job_id: tuple(trail) for job_id, trail in trails.items()}
 
     def interrupted_jobs(self) -> tuple[Job, ...]:
