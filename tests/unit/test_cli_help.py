@@ -41,10 +41,11 @@ class TestEveryHelp:
     """Each (sub-)command's help, as a user gets it with ``--help``."""
 
     def test_it_says_what_the_command_does(
-        self, words: tuple[str, ...], capsys: pytest.CaptureFixture[str]
+        self, words: tuple[str, ...]
     ) -> None:
-        assert cli.run([*words, "--help"], io.StringIO(), io.StringIO()) == 0
-        text = capsys.readouterr().out  # argparse prints its help on sys.stdout
+        out = io.StringIO()
+        assert cli.run([*words, "--help"], out, io.StringIO()) == 0
+        text = out.getvalue()  # argparse's help goes to the stdout the command line is given
         # A paragraph between the usage lines and the first section ("options:").
         blocks = text.split("\n\n")
         assert blocks[0].startswith("usage: ")
