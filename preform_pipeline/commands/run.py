@@ -612,7 +612,8 @@ def _run_recorded(
         tracking = tracking_for_run(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
             store=store, locators=locators, dispatch=settings.dispatch,
-            on_waiting=lambda line: print(line, file=stdout, flush=True), jobs=jobs,
+            # A build's name is its recipe's (perhaps its file's) and its target a printer's.
+            on_waiting=lambda line: print(visible(line), file=stdout, flush=True), jobs=jobs,
             on_warning=lambda line: print(f"warning: {line}", file=stdout, flush=True),
         )
     except PipelineError as exc:
@@ -713,7 +714,8 @@ def _run_recorded(
     try:
         if prepares:
             pool.start()
-            print(servers_line(pool.status()), file=stdout, flush=True)
+            # A remote server's name and URL are the settings', its error a server's words.
+            print(visible(servers_line(pool.status())), file=stdout, flush=True)
             if pool.reaped:
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:

@@ -11,6 +11,7 @@ test's process for the rest (``tests/command_line.py``).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -341,4 +342,22 @@ class TestRunsRetentionLine:
         assert done.stdout.splitlines()[0] == (
             f"retention: removed 1 file older than 7 days (0.0 MB) from {tmp_path}/o{SHOWN}: "
             "reports/run-old.json"), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestRunsServersLine:
+    """``servers started: ...`` names a remote server (its name is the settings') as
+    escapes."""
+
+    def test_a_remote_server_so_named(self, tmp_path: Path, in_process: InProcess) -> None:
+        from preform_pipeline.simulator.testing import start_simulator
+
+        settings = tmp_path / "settings.json"
+        with start_simulator() as remote:  # a server on another machine, as far as run knows
+            settings.write_text(json.dumps({"remotes": [{"url": remote.url, "name": HOSTILE}]}),
+                                encoding="utf-8")
+            done = in_process(tmp_path, "run", str(RECIPE), str(MODEL), "--dry-run",
+                              "--settings", str(settings), "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"servers started: {SHOWN} (REMOTE, {remote.url})" in done.stdout.splitlines()
         assert not _obeyed(done.stdout + done.stderr), done.stdout

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from verify_support import run_record
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.commands.verify import format_report
+from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
-from preform_pipeline.simulator.cloud.testing import FakeWebApi
+from preform_pipeline.simulator.cloud.testing import FakeWebApi, write_job
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
 from preform_pipeline.verify import Notifier, verify_pending
+from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
 
 
 def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
@@ -148,3 +152,25 @@ class TestVerifyPending:
             assert notifier.flush(5)
         [request] = posted
         assert b'"event": "print_error"' in request.content and b"Jam" in request.content
+
+
+class TestTheCommandsInterruptedSendLine:
+    """``verify``'s line for a settled interrupted send names where the print was found (a
+    fleet folder's path) as escapes."""
+
+    def test_a_fleet_folder_so_named(
+        self, store: SqliteJobStore, client: WebApiClient, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        fleet = tmp_path / HOSTILE
+        job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
+        build = store.create_build(recipe="dental", job_ids=[job.id])
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build.id, state, "test")
+        name = embed_key("crash", build.job_key)
+        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
+        write_job(fleet, name=name, printer="Form4-Lab")
+        report = verify_pending(store, client, clock=clock,
+                                locators=[FleetFolderLocator(fleet, report_delay_s=0.0)])
+        line = format_report(report)[0]
+        assert line == (f"interrupted send {build.job_key}: found (found in the fleet folder "
+                        f"{tmp_path}/{SHOWN}); now print_sent"), line
