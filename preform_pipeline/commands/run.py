@@ -709,6 +709,7 @@ def _run_recorded(
     reporter = make_reporter(stdout, quiet=args.quiet)
     quiet_build_warnings()
     unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
+    earlier: list[str] = []  # what became of the builds earlier runs left waiting
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
@@ -720,13 +721,13 @@ def _run_recorded(
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
-            send_left_waiting(
+            earlier = send_left_waiting(
                 store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
                 say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
-            )
+            ).reasons()
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:
@@ -769,8 +770,8 @@ def _run_recorded(
             else:
                 extra.append(line)
     print_summary(result, make_console(stdout), code=code, extra=extra,
-                  finished_said=isinstance(reporter, PlainReporter))
+                  finished_said=isinstance(reporter, PlainReporter), earlier=earlier)
     if args.quiet and code != EXIT_OK:
-        for line in error_lines(result, code):
+        for line in error_lines(result, code, earlier):
             print(line, file=stderr)
     return code
