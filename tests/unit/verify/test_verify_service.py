@@ -35,6 +35,17 @@ def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
                                   print_job_id=f"job-{name}")
 
 
+def _interrupted_send(store: SqliteJobStore) -> tuple[Build, str]:
+    """A build whose send was interrupted (left in print_sending), and its print's name."""
+    job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
+    build = store.create_build(recipe="dental", job_ids=[job.id])
+    for state in (JobState.PREPARING, JobState.PREPARED):
+        store.transition_build(build.id, state, "test")
+    name = embed_key("crash", build.job_key)
+    return store.transition_build(build.id, JobState.PRINT_SENDING, "sending",
+                                  job_name=name), name
+
+
 class TestVerifyPending:
     """One poll writes every print's outcome onto its build and jobs."""
 
@@ -122,12 +133,7 @@ class TestVerifyPending:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
-        build = store.create_build(recipe="dental", job_ids=[job.id])
-        for state in (JobState.PREPARING, JobState.PREPARED):
-            store.transition_build(build.id, state, "test")
-        name = embed_key("crash", build.job_key)
-        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
+        build, name = _interrupted_send(store)
         fake_api.prints = [run_record(name, status="FINISHED", created=clock.now(), guid="g")]
         report = verify_pending(store, client, clock=clock, locators=[WebApiLocator(client)])
         assert [s.decision for s in report.settled] == ["found"]
@@ -162,12 +168,7 @@ class TestTheCommandsInterruptedSendLine:
         self, store: SqliteJobStore, client: WebApiClient, clock: ManualClock, tmp_path: Path
     ) -> None:
         fleet = tmp_path / HOSTILE
-        job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
-        build = store.create_build(recipe="dental", job_ids=[job.id])
-        for state in (JobState.PREPARING, JobState.PREPARED):
-            store.transition_build(build.id, state, "test")
-        name = embed_key("crash", build.job_key)
-        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
+        build, name = _interrupted_send(store)
         write_job(fleet, name=name, printer="Form4-Lab")
         report = verify_pending(store, client, clock=clock,
                                 locators=[FleetFolderLocator(fleet, report_delay_s=0.0)])
