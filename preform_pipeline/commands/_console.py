@@ -267,8 +267,11 @@ def exit_code(result: RunResult, *, terminated: bool = False, nothing_due: bool 
     return EXIT_OK if ok and not verification_failed(result) else EXIT_FAILURE
 
 
-def exit_line(result: RunResult, code: int) -> str:
-    """``exit 1: 1 model rejected, 2 builds succeeded``: the status and what made it."""
+def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
+    """``exit 1: 1 model rejected, 2 builds succeeded``: the status and what made it.
+    ``earlier``: what became of the builds earlier runs left waiting
+    (``LeftWaiting.reasons``), said instead of "nothing to run" when they were all the run
+    had to do."""
     settled = result.counted
     reasons: list[str] = []
     if code == EXIT_TERMINATED:
@@ -290,6 +293,8 @@ def exit_line(result: RunResult, code: int) -> str:
     if bad_prints:
         reasons.append(counted(bad_prints, "print") + " did not finish well")
     if not settled and not result.cancelled:
+        if earlier:
+            return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
         reasons.append("nothing to run")
     reasons.append(
         f"{by_status[BuildStatus.SUCCEEDED]} of {counted(len(settled), 'build')} succeeded"
@@ -297,7 +302,7 @@ def exit_line(result: RunResult, code: int) -> str:
     return f"exit {code}: " + ", ".join(reasons)
 
 
-def error_lines(result: RunResult, code: int) -> list[str]:
+def error_lines(result: RunResult, code: int, earlier: Sequence[str] = ()) -> list[str]:
     """What ``run --quiet`` prints when something went wrong: each rejected model, each
     build that did not succeed (with its reason and models), each print that did not finish
     well, and the exit line."""
@@ -311,7 +316,7 @@ def error_lines(result: RunResult, code: int) -> list[str]:
         if outcome.verify in FAILED_VERIFY_STATES:
             message = f": {outcome.verify_message}" if outcome.verify_message else ""
             lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
-    lines.append(exit_line(result, code))
+    lines.append(exit_line(result, code, earlier))
     # A model's name (in a reason, a build's name) may hold a terminal's escape sequences.
     return [visible(line) for line in lines]
 
@@ -416,7 +421,7 @@ def _summary(result: RunResult, console: Console) -> RenderableType:
 
 def print_summary(
     result: RunResult, console: Console, *, code: int, extra: Sequence[str] = (),
-    finished_said: bool = False,
+    finished_said: bool = False, earlier: Sequence[str] = (),
 ) -> None:
     """The run's summary, its grouped warnings, verification, ``extra`` lines (where the
     report is), the closing line and, last, the exit line. Each fact once: no table for a
@@ -431,5 +436,5 @@ def print_summary(
     # Each line shown as escapes where it holds hidden characters: a warning, and a verify
     # line, names a build (and so perhaps a file's name).
     for line in [*warnings, *verification_lines(result), *extra, *closing,
-                 exit_line(result, code)]:
+                 exit_line(result, code, earlier)]:
         console.print(visible(line), markup=False, highlight=False)

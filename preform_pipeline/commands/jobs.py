@@ -288,9 +288,13 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat()
 
 
-def job_to_dict(job: Job, superseded_by: Job | None = None) -> dict[str, Any]:
+def job_to_dict(
+    job: Job, superseded_by: Job | None = None, waits: str | None = None
+) -> dict[str, Any]:
     """A job as JSON-compatible data (what ``--format json`` prints); ``superseded_by``: the
-    later job that printed a failed job's file (store/superseded.py), or None."""
+    later job that printed a failed job's file (store/superseded.py), or None; ``waits``: what
+    a retried job no running node takes back waits for (``whereabouts.unwatched``), or None,
+    the words the text form says before its reason."""
     return {
         "id": job.id,
         "job_key": job.job_key,
@@ -315,6 +319,7 @@ def job_to_dict(job: Job, superseded_by: Job | None = None) -> dict[str, Any]:
         "superseded_by": None if superseded_by is None else {
             "id": superseded_by.id, "job_key": superseded_by.job_key,
             "state": superseded_by.state.value},
+        "waits": waits,
     }
 
 
@@ -355,13 +360,13 @@ def _transition_to_dict(t: Transition) -> dict[str, Any]:
 
 def _show_to_dict(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
-    superseded_by: Job | None,
+    superseded_by: Job | None, waits: str | None,
 ) -> dict[str, Any]:
     """``jobs show --format json`` of one job: its stored fields as they are, its build and
     history, and where its file and sidecars are now (what the words form says, as data)."""
     place = place_of(job)
     return {
-        "job": job_to_dict(job, superseded_by),
+        "job": job_to_dict(job, superseded_by, waits),
         "file_now": file_now(job, place, again).to_dict(),
         "sidecars_now": [sidecar_now(a.at, again).to_dict()
                          for a in (place.attachments if place is not None else ())],
@@ -619,7 +624,7 @@ def _list(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     if args.format == "json":
         # Data: every job, each failed one that was put right saying by which.
         _dump({"store": describe_store(path),
-               "jobs": [job_to_dict(j, later.get(j.id)) for j in jobs]}, out)
+               "jobs": [job_to_dict(j, later.get(j.id), waits.get(j.id)) for j in jobs]}, out)
     else:
         _write_list(jobs, limit, out, superseded_by=later, hide_superseded=states is None,
                     waits=waits)
@@ -638,7 +643,7 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
     if args.format == "json":
         views = [
             _show_to_dict(job, build, history, taken_again(job, later[job.id]),
-                          fixed.get(job.id))
+                          fixed.get(job.id), waits.get(job.id))
             for job, build, history in shown
         ]
         _dump(views[0] if len(views) == 1 else {"jobs": views}, out)

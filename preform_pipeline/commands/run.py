@@ -612,7 +612,8 @@ def _run_recorded(
         tracking = tracking_for_run(
             recipe, settings.cloud, settings.verify, run_id=run_id, dry_run=args.dry_run,
             store=store, locators=locators, dispatch=settings.dispatch,
-            on_waiting=lambda line: print(line, file=stdout, flush=True), jobs=jobs,
+            # A build's name is its recipe's (perhaps its file's) and its target a printer's.
+            on_waiting=lambda line: print(visible(line), file=stdout, flush=True), jobs=jobs,
             on_warning=lambda line: print(f"warning: {line}", file=stdout, flush=True),
         )
     except PipelineError as exc:
@@ -708,23 +709,25 @@ def _run_recorded(
     reporter = make_reporter(stdout, quiet=args.quiet)
     quiet_build_warnings()
     unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
+    earlier: list[str] = []  # what became of the builds earlier runs left waiting
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
         if prepares:
             pool.start()
-            print(servers_line(pool.status()), file=stdout, flush=True)
+            # A remote server's name and URL are the settings', its error a server's words.
+            print(visible(servers_line(pool.status())), file=stdout, flush=True)
             if pool.reaped:
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
-            send_left_waiting(
+            earlier = send_left_waiting(
                 store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
                 say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
-            )
+            ).reasons()
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:
@@ -767,8 +770,8 @@ def _run_recorded(
             else:
                 extra.append(line)
     print_summary(result, make_console(stdout), code=code, extra=extra,
-                  finished_said=isinstance(reporter, PlainReporter))
+                  finished_said=isinstance(reporter, PlainReporter), earlier=earlier)
     if args.quiet and code != EXIT_OK:
-        for line in error_lines(result, code):
+        for line in error_lines(result, code, earlier):
             print(line, file=stderr)
     return code

@@ -511,7 +511,7 @@ def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
         return status
     for path in plan.removes:
         Path(path).unlink(missing_ok=True)
-        print(f"removed {path}", file=stdout)
+        print(visible(f"removed {path}"), file=stdout)  # below HOME, as `wrote` is
     return max(status, _run_all(plan.then, stdout, stderr)[0])
 
 

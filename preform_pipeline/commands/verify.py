@@ -250,12 +250,14 @@ def _nothing(
 
 def format_report(report: VerifyReport) -> list[str]:
     """The text summary: interrupted sends, one line per print, then the totals and budget."""
-    lines: list[str] = []
-    for settled in report.settled:
-        lines.append(
-            f"interrupted send {settled.build.job_key}: {settled.decision.replace('_', ' ')} "
-            f"({settled.reason}); now {settled.build.state.value}"
-        )
+    # A reason names where a print was looked for and who held its send (a host's name),
+    # or quotes what a place answered: shown as escapes.
+    lines = [
+        visible(f"interrupted send {settled.build.job_key}: "
+                f"{settled.decision.replace('_', ' ')} ({settled.reason}); "
+                f"now {settled.build.state.value}")
+        for settled in report.settled
+    ]
     # Job names, printers and messages come from the store and the Dashboard: shown as
     # escapes (aligned measures them so).
     rows = [

@@ -43,10 +43,30 @@ def is_run_build(store: JobStore, build: Build) -> bool:
 
 @dataclass(frozen=True)
 class LeftWaiting:
-    """What the pass did: builds sent, and builds still waiting."""
+    """What the pass did: builds sent, builds still waiting for a printer, and builds whose
+    send failed (each key with why, as said), which still wait in the store."""
 
     sent: tuple[str, ...]
     still_waiting: tuple[str, ...]
+    unsent: tuple[tuple[str, str], ...] = ()
+
+    def reasons(self) -> list[str]:
+        """What the pass did, for a run's exit line: a run whose only work was these builds
+        did not have "nothing to run"."""
+        reasons = []
+        if self.sent:
+            reasons.append(f"{counted(len(self.sent), 'build')} left waiting by an earlier "
+                           "run sent")
+        if self.unsent:
+            # Why, again: `run --quiet` gives cron this line alone (on stderr).
+            why = "; ".join(f"{key}: {error}" for key, error in self.unsent)
+            reasons.append(f"{counted(len(self.unsent), 'build')} left waiting by an earlier "
+                           f"run not sent ({why})")
+        if self.still_waiting:
+            reasons.append(f"{counted(len(self.still_waiting), 'build')} left waiting by an "
+                           f"earlier run still {noun(len(self.still_waiting), 'waits', 'wait')} "
+                           "for a printer")
+        return reasons
 
 
 def send_left_waiting(
@@ -79,21 +99,26 @@ def send_left_waiting(
         say(f"waiting since an earlier run: {build.job_key} for {target}")
     deadline = clock.monotonic() + wait_s
     sent: list[str] = []
+    unsent: dict[str, str] = {}  # the last failure of each build whose send failed
     while True:
         for done in dispatcher.dispatch_once():
             if done.error is None:
                 sent.append(done.job_key)
+                unsent.pop(done.job_key, None)
                 say(f"sent {done.job_key} to {done.printer} from its saved .form")
-            else:
+            elif unsent.get(done.job_key) != done.error:  # tried again: said once
+                unsent[done.job_key] = done.error
                 say(f"{done.job_key} not sent to {done.printer}: {done.error}")
         left = dispatcher.waiting()
         if not left or clock.monotonic() >= deadline:
             break
         clock.sleep(max(_MIN_INTERVAL_S, min(poll_interval_s, deadline - clock.monotonic())))
-    keys = tuple(b.job_key for b in left)
+    # A build whose send failed was said with why: "the next run sends it" is not known.
+    failed = tuple((b.job_key, unsent[b.job_key]) for b in left if b.job_key in unsent)
+    keys = tuple(b.job_key for b in left if b.job_key not in unsent)
     if keys:
         say(f"{counted(len(keys), 'build')} still {noun(len(keys), 'waits', 'wait')} for a "
             f"printer: {', '.join(keys)} (the next run or watch sends "
             f"{noun(len(keys), 'it', 'them')})")
-    log.info("left_waiting_pass", sent=len(sent), still_waiting=len(keys))
-    return LeftWaiting(tuple(sent), keys)
+    log.info("left_waiting_pass", sent=len(sent), still_waiting=len(keys), unsent=len(failed))
+    return LeftWaiting(tuple(sent), keys, failed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 from run_e2e_support import command, fleet_jobs, run_cli, write_recipe
@@ -181,3 +182,28 @@ class TestRunWaitsForAPrinter:
                 "watch sends it)") in second.stdout
         assert [e["still_waiting"] for e in second.events_named("left_waiting_pass")] == [1]
         assert len(fleet_jobs(tmp_path)) == 1
+
+
+class TestItsLinesNameTheBuildAsEscapes:
+    """The waiting lines name the build, whose name is its recipe's (here its file's), as
+    escapes."""
+
+    def test_a_recipe_file_so_named(self, tmp_path: Path) -> None:
+        from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
+
+        written = write_recipe(tmp_path, STEPS)
+        recipe = written.with_name(f"{HOSTILE}.yaml")  # no name: the file's is the builds'
+        recipe.write_text("".join(line for line in written.read_text(encoding="utf-8")
+                                  .splitlines(keepends=True) if not line.startswith("name:")),
+                          encoding="utf-8")
+        settings = _settings(tmp_path, scale=0.004, run_wait_s=0.5)  # a print takes ~7 s
+        run = run_cli(tmp_path, command(tmp_path, recipe, [_models(tmp_path)], "--settings",
+                                        str(settings), "--store", str(tmp_path / "jobs.db")))
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        waiting = [line for line in run.stdout.splitlines() if "no free printer" in line]
+        assert len(waiting) == 2, run.stdout
+        assert re.fullmatch(rf"{re.escape(SHOWN)}-00\d: no free printer; waiting up to .+",
+                            waiting[0]), waiting
+        assert re.fullmatch(rf"{re.escape(SHOWN)}-00\d: still no free printer after .+",
+                            waiting[1]), waiting
+        assert not {"\x1b", "\x07", "\u202e"} & set(run.stdout), run.stdout

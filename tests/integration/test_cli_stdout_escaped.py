@@ -11,6 +11,7 @@ test's process for the rest (``tests/command_line.py``).
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline import cli
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import Build, JobState, SqliteJobStore
 from tests.command_line import InProcess
 from tests.command_line import in_a_process as _cli
 
@@ -291,31 +292,39 @@ class TestVerifysReport:
         assert total.startswith("1 print checked: 1 print_error"), done.stdout
 
 
+def run_after_a_left_build(
+    folder: Path, printer: str
+) -> tuple[Build, subprocess.CompletedProcess[str]]:
+    """A real ``run`` over an empty inbox after an earlier run left a build waiting for
+    ``printer`` without its saved .form (so it cannot be sent); the build and the run."""
+    from preform_pipeline.executor.ledger import RUN_FIELD
+    from preform_pipeline.printing import SendHolder
+
+    path = folder / "jobs.sqlite3"
+    with SqliteJobStore(path) as store:
+        job = store.create_job(
+            recipe=RECIPE.stem, source_path=str(MODEL), state=JobState.PROCESSING,
+            fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
+        build = store.create_build(recipe=RECIPE.stem, job_ids=[job.id])
+        for state in (JobState.PREPARING, JobState.PREPARED):
+            store.transition_build(build.id, state, "an earlier run")
+        store.transition_build(build.id, JobState.WAITING_FOR_PRINTER, "no printer free",
+                               print_target={"names": [printer]})
+    settings = folder / "settings.yaml"
+    settings.write_text("servers: {count: 1}\ndispatch: {run_wait_s: 0.1}\n",
+                        encoding="utf-8")
+    empty = folder / "inbox"
+    empty.mkdir()
+    return build, _cli(folder, "run", str(RECIPE), str(empty), "--store", str(path),
+                       "--settings", str(settings), "--output", str(folder / "out"))
+
+
 class TestRunsDispatchLines:
     """A build an earlier run left waiting for a printer so named: ``run``'s dispatch lines
     name the printer as escapes."""
 
     def test_the_waiting_lines(self, tmp_path: Path) -> None:
-        from preform_pipeline.executor.ledger import RUN_FIELD
-        from preform_pipeline.printing import SendHolder
-
-        path = tmp_path / "jobs.sqlite3"
-        with SqliteJobStore(path) as store:
-            job = store.create_job(
-                recipe=RECIPE.stem, source_path=str(MODEL), state=JobState.PROCESSING,
-                fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
-            build = store.create_build(recipe=RECIPE.stem, job_ids=[job.id])
-            for state in (JobState.PREPARING, JobState.PREPARED):
-                store.transition_build(build.id, state, "an earlier run")
-            store.transition_build(build.id, JobState.WAITING_FOR_PRINTER, "no printer free",
-                                   print_target={"names": [HOSTILE]})
-        settings = tmp_path / "settings.yaml"
-        settings.write_text("servers: {count: 1}\ndispatch: {run_wait_s: 0.1}\n",
-                            encoding="utf-8")
-        empty = tmp_path / "inbox"
-        empty.mkdir()
-        done = _cli(tmp_path, "run", str(RECIPE), str(empty), "--store", str(path),
-                    "--settings", str(settings), "--output", str(tmp_path / "out"))
+        build, done = run_after_a_left_build(tmp_path, HOSTILE)
         # Its send fails (the build has no saved .form here): exit 1, and a line that says so.
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"waiting since an earlier run: {build.job_key} for {SHOWN}\n" in done.stdout
@@ -341,4 +350,22 @@ class TestRunsRetentionLine:
         assert done.stdout.splitlines()[0] == (
             f"retention: removed 1 file older than 7 days (0.0 MB) from {tmp_path}/o{SHOWN}: "
             "reports/run-old.json"), done.stdout
+        assert not _obeyed(done.stdout + done.stderr), done.stdout
+
+
+class TestRunsServersLine:
+    """``servers started: ...`` names a remote server (its name is the settings') as
+    escapes."""
+
+    def test_a_remote_server_so_named(self, tmp_path: Path, in_process: InProcess) -> None:
+        from preform_pipeline.simulator.testing import start_simulator
+
+        settings = tmp_path / "settings.json"
+        with start_simulator() as remote:  # a server on another machine, as far as run knows
+            settings.write_text(json.dumps({"remotes": [{"url": remote.url, "name": HOSTILE}]}),
+                                encoding="utf-8")
+            done = in_process(tmp_path, "run", str(RECIPE), str(MODEL), "--dry-run",
+                              "--settings", str(settings), "--output", str(tmp_path / "out"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"servers started: {SHOWN} (REMOTE, {remote.url})" in done.stdout.splitlines()
         assert not _obeyed(done.stdout + done.stderr), done.stdout

@@ -109,3 +109,32 @@ class TestAnEmptyInbox:
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("released gear.obj: its run died before building it\n")
         assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
+
+
+class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:
+    """A run over an empty inbox whose only work is a build an earlier run left waiting,
+    which it cannot send (no saved .form): exit 1, and its last line says that build was not
+    sent and why, not "nothing to run, 0 of 0 builds succeeded"."""
+
+    def test_the_exit_line_says_what_happened(self, tmp_path: Path) -> None:
+        from tests.integration.test_cli_stdout_escaped import run_after_a_left_build
+
+        build, done = run_after_a_left_build(tmp_path, "Form4-Lab")
+        assert done.returncode == 1, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        why = (f"build {build.job_key} waits for a printer but has no saved .form (retry its "
+               f"jobs (`preform-pipeline jobs --store {tmp_path}/jobs.sqlite3 retry`): they "
+               "are prepared again)")
+        # Said once (the pass tries again until its wait ends), and not as still waiting.
+        assert [x for x in lines if " not sent to " in x] == [
+            f"{build.job_key} not sent to Form4-Lab: {why}"], done.stdout
+        assert not any(" still waits for a printer" in x for x in lines), done.stdout
+        said = f"exit 1: 1 build left waiting by an earlier run not sent ({build.job_key}: {why}), "
+        assert lines[-1] == said + "no new builds", done.stdout
+        # Cron's run (--quiet): stdout empty, the one line on stderr says it all.
+        again = _cli(tmp_path, "run", str(RECIPE), str(tmp_path / "inbox"), "--quiet",
+                     "--store", str(tmp_path / "jobs.sqlite3"),
+                     "--settings", str(tmp_path / "settings.yaml"),
+                     "--output", str(tmp_path / "out"))
+        assert (again.returncode, again.stdout) == (1, ""), again.stdout + again.stderr
+        assert again.stderr.splitlines()[-1] == said + "no new builds", again.stderr

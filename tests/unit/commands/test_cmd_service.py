@@ -210,6 +210,34 @@ class TestAUserManagerThisSessionCannotReach:
         assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
 
 
+class TestAnUninstallWhereNoManagerIsInstalled:
+    """Without `systemctl` nothing can hold the service: the uninstall removes its unit and
+    says so, naming the path below HOME as escapes, as `wrote` does."""
+
+    def test_a_home_folder_so_named_is_shown_as_escapes(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        home, empty = tmp_path / f"h{HOSTILE}", tmp_path / "bin"
+        empty.mkdir()
+        name = TestAUserManagerThisSessionCannotReach.NAME
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\n", encoding="utf-8")
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("PATH", str(empty))  # no systemctl to find
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
+                        "user", "--yes", "--name", name], out, err)
+
+        assert code == 1  # systemctl is not installed here: said on stderr
+        assert err.getvalue().startswith("error: systemctl is not installed here\n")
+        assert not unit.exists()
+        shown = f"{tmp_path}/h{SHOWN}/.config/systemd/user/{name}.service"
+        assert out.getvalue().splitlines()[-1] == f"removed {shown}", out.getvalue()
+        assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
+
+
 class TestStatusNeedsNoSettings:
     """``service status`` asks the service manager by the service's name: no settings file."""
 

@@ -4,15 +4,22 @@ for; nodes record the inboxes they watch (real stores)."""
 from __future__ import annotations
 
 import html
+import io
+import json
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
+from preform_pipeline import cli
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.hotfolder.whereabouts import unwatched
 from preform_pipeline.settings.web import WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.store.leases import NodeInfo
+from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
+from tests.pg_cluster import PG_PASSWORD
 from tests.unit.web.conftest import VIEWER_SECRET, logged_in, serving
 
 S = JobState
@@ -84,3 +91,36 @@ class TestTheDashboardSaysIt:
                 page = html.unescape(client.get("/").text)
         assert (f"waits for a hot folder watching {inbox}: no running node watches it "
                 "(`nodes` lists them): retried by user") in page
+
+
+class TestJobsJsonCarriesIt:
+    """``jobs --format json`` and ``jobs show --format json`` carry the words as ``waits``:
+    a script reads what the text says (null on SQLite, whose one daemon takes it back)."""
+
+    def test_each_job_has_waits(
+        self, store: JobStore, store_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        farm = isinstance(store, PostgresJobStore)
+        where = pg_url if farm else str(store_path)
+        inbox = Path("/lab/inbox-a")
+        job = _retried(store, inbox)
+        said = (f"waits for a hot folder watching {inbox}: no running node watches it "
+                "(`nodes` lists them)") if farm else None
+
+        def waits() -> list[object]:
+            listed = json.loads(_jobs("--store", where, "--format", "json"))["jobs"]
+            shown = json.loads(_jobs("show", job.job_key, "--store", where, "--format", "json"))
+            return [*(j["waits"] for j in listed), shown["job"]["waits"]]
+
+        assert waits() == [said, said]
+        if farm:
+            assert isinstance(store, PostgresJobStore)
+            _node(store, "pc-a", inbox)  # a node watching its inbox runs: nothing to say
+            assert waits() == [None, None]
+
+
+def _jobs(*argv: str) -> str:
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run(["jobs", *argv], out, err) == 0, err.getvalue()
+    return out.getvalue()

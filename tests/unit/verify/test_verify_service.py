@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 from verify_support import run_record
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.commands.verify import format_report
+from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
-from preform_pipeline.simulator.cloud.testing import FakeWebApi
+from preform_pipeline.simulator.cloud.testing import FakeWebApi, write_job
 from preform_pipeline.store import Build, JobState, SqliteJobStore, embed_key
 from preform_pipeline.verify import Notifier, verify_pending
+from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
 
 
 def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
@@ -29,6 +33,17 @@ def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
                            job_name=embed_key(name, build.job_key), printer="Form4-Lab")
     return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
                                   print_job_id=f"job-{name}")
+
+
+def _interrupted_send(store: SqliteJobStore) -> tuple[Build, str]:
+    """A build whose send was interrupted (left in print_sending), and its print's name."""
+    job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
+    build = store.create_build(recipe="dental", job_ids=[job.id])
+    for state in (JobState.PREPARING, JobState.PREPARED):
+        store.transition_build(build.id, state, "test")
+    name = embed_key("crash", build.job_key)
+    return store.transition_build(build.id, JobState.PRINT_SENDING, "sending",
+                                  job_name=name), name
 
 
 class TestVerifyPending:
@@ -118,12 +133,7 @@ class TestVerifyPending:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
-        build = store.create_build(recipe="dental", job_ids=[job.id])
-        for state in (JobState.PREPARING, JobState.PREPARED):
-            store.transition_build(build.id, state, "test")
-        name = embed_key("crash", build.job_key)
-        store.transition_build(build.id, JobState.PRINT_SENDING, "sending", job_name=name)
+        build, name = _interrupted_send(store)
         fake_api.prints = [run_record(name, status="FINISHED", created=clock.now(), guid="g")]
         report = verify_pending(store, client, clock=clock, locators=[WebApiLocator(client)])
         assert [s.decision for s in report.settled] == ["found"]
@@ -148,3 +158,20 @@ class TestVerifyPending:
             assert notifier.flush(5)
         [request] = posted
         assert b'"event": "print_error"' in request.content and b"Jam" in request.content
+
+
+class TestTheCommandsInterruptedSendLine:
+    """``verify``'s line for a settled interrupted send names where the print was found (a
+    fleet folder's path) as escapes."""
+
+    def test_a_fleet_folder_so_named(
+        self, store: SqliteJobStore, client: WebApiClient, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        fleet = tmp_path / HOSTILE
+        build, name = _interrupted_send(store)
+        write_job(fleet, name=name, printer="Form4-Lab")
+        report = verify_pending(store, client, clock=clock,
+                                locators=[FleetFolderLocator(fleet, report_delay_s=0.0)])
+        line = format_report(report)[0]
+        assert line == (f"interrupted send {build.job_key}: found (found in the fleet folder "
+                        f"{tmp_path}/{SHOWN}); now print_sent"), line
