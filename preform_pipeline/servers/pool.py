@@ -110,6 +110,9 @@ TERMINATING_SIGNALS: Final = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)
 )
 
+#: A refused server, as a build failing for it names it: the refusal was said whole once.
+_REFUSED_SAID: Final = "refused to start (its server_retired event says why and what helps)"
+
 _log = get_logger(__name__)
 
 
@@ -967,9 +970,8 @@ class ServerPool:
     def _exhausted(self) -> PoolExhaustedError:
         # A refusal was said whole when the server was retired (the event, run's servers
         # line); every build failing for it names it, without repeating it.
-        reasons = "; ".join(
-            f"{s.name}: refused to start (said when the pool started it)" if s.refused
-            else f"{s.name}: {s.retired_reason}" for s in self._slots)
+        reasons = "; ".join(f"{s.name}: {_REFUSED_SAID}" if s.refused
+                            else f"{s.name}: {s.retired_reason}" for s in self._slots)
         refused = all(s.refused for s in self._slots)
         return PoolExhaustedError(
             f"every server of the pool is retired ({reasons})",

@@ -19,6 +19,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import PoolExhaustedError
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
 from preform_pipeline.servers import ServerPool, ServerState
 from preform_pipeline.settings import ServerSettings, Settings
 from preform_pipeline.simulator.fleet import default_fleet_dir
@@ -33,6 +38,7 @@ BENCH = json.dumps([{"serial": "Bench-A", "machine_type_id": "FORM-4-0",
                      "product_name": "Form 4", "ip_address": "192.0.2.71",
                      "material_code": "FLGPGR05"}])
 IN_USE = "is in use by a simulator with another fleet"
+REFUSED_SAID = "server-1: refused to start (its server_retired event says why and what helps)"
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -71,7 +77,7 @@ class TestAPoolOnAFleetFolderInUse:
         assert status.retired_reason == retired["reason"]
         # Said whole once (the event); each build failing for it names it without repeating.
         assert IN_USE not in str(raised.value)
-        assert "server-1: refused to start (said when the pool started it)" in str(raised.value)
+        assert REFUSED_SAID in str(raised.value)
         assert "raise servers.max_restarts" not in str(raised.value)
 
 
@@ -113,7 +119,7 @@ class TestRunBesideARehearsal:
         assert servers.startswith(f"servers started: server-1 (not started: server-1 refused "
                                   f"to start: fleet folder {fleet.resolve()} {IN_USE} (pid "
                                   f"{sim.process.pid} on ")
-        assert "server-1: refused to start (said when the pool started it)" in done.stdout
+        assert REFUSED_SAID in done.stdout
         assert done.stdout.splitlines()[-1] == "exit 1: 1 build failed, 0 of 1 build succeeded"
         (log_file,) = (out / "logs").glob("*.jsonl")
         events = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
@@ -121,3 +127,25 @@ class TestRunBesideARehearsal:
         assert [e["refused"] for e in _events(events, "server_retired")] == [True]
         assert [p["serial"] for p in printers["printers"]] == ["Bench-A"]
         assert os.environ["XDG_DATA_HOME"] in str(fleet)  # the test's own data folder
+
+
+class TestWatchBesideARehearsal:
+    """``watch`` whose pool's simulator is refused for its fleet folder: one attempt, said
+    once (the event), the file to failed/ naming the refusal, no restart loop."""
+
+    def test_said_once_and_the_file_kept_in_failed(self, tmp_path: Path) -> None:
+        fleet = tmp_path / "fleet"
+        settings = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet)
+        (tmp_path / "inbox").mkdir()
+        (tmp_path / "inbox" / "a.stl").write_bytes(tetra_stl_bytes(1))
+        with start_simulator("--fleet-printers", BENCH, fleet_dir=fleet, timeout=WAIT_S):
+            done = in_a_process(tmp_path, "watch", str(settings), "--once",
+                                "--log-level", "INFO")
+        said = done.stdout + done.stderr
+        assert said.count(IN_USE) == 1, said
+        assert said.count("server_starting") == 1 and "server_restart_scheduled" not in said
+        (retired,) = [line for line in done.stderr.splitlines() if "] server_retired " in line]
+        assert "refused=True" in retired and "let that one end first" in retired
+        failed = tmp_path / "inbox" / "failed"
+        assert (failed / "a.stl").read_bytes() == tetra_stl_bytes(1)
+        assert REFUSED_SAID in (failed / "a.stl.error.txt").read_text(encoding="utf-8")
