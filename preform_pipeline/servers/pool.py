@@ -161,6 +161,9 @@ class ServerStatus:
     generation: int
     retired_reason: str | None
     last_error: str | None
+    #: Retired because it refused to start for good: starting it again in this pool would
+    #: only be refused again (a new pool may try once more).
+    refused: bool = False
 
 
 class _Slot:
@@ -204,6 +207,7 @@ class _Slot:
             generation=self.generation,
             retired_reason=self.retired_reason,
             last_error=self.last_error,
+            refused=self.refused,
         )
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.errors import PoolExhaustedError
 from preform_pipeline.hotfolder.testing import (
     tetra_stl_bytes,
+    wait_for,
     write_hotfolder_settings,
     write_recipe,
 )
@@ -28,7 +32,7 @@ from preform_pipeline.servers import ServerPool, ServerState
 from preform_pipeline.settings import ServerSettings, Settings
 from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.testing import start_simulator
-from tests.command_line import in_a_process
+from tests.command_line import in_a_process, user_environment
 
 WAIT_S = 20.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -149,3 +153,45 @@ class TestWatchBesideARehearsal:
         failed = tmp_path / "inbox" / "failed"
         assert (failed / "a.stl").read_bytes() == tetra_stl_bytes(1)
         assert REFUSED_SAID in (failed / "a.stl.error.txt").read_text(encoding="utf-8")
+
+
+def _wait_for(path: Path, watch: subprocess.Popen[str]) -> None:
+    """Wait (bounded) until ``path`` exists; at once if ``watch`` ended first."""
+    wait_for(lambda: path.exists() or watch.poll() is not None, WAIT_S, what=str(path))
+    assert path.exists(), f"watch ended ({watch.returncode}) before {path.name}"
+
+
+class TestWatchTriesAgainForTheNextFile:
+    """A long-running ``watch`` does not keep a pool whose every server refused: once the
+    rehearsal has ended, the next file is prepared without restarting the daemon (one new
+    attempt per batch, never a loop on its own)."""
+
+    def test_the_next_file_after_the_rehearsal_ended_is_done(self, tmp_path: Path) -> None:
+        fleet = tmp_path / "fleet"
+        settings = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        err = tmp_path / "watch.err"
+        with start_simulator("--fleet-printers", BENCH, fleet_dir=fleet, timeout=WAIT_S), \
+                err.open("w", encoding="utf-8") as err_file:
+            watch = subprocess.Popen(
+                [sys.executable, "-m", "preform_pipeline", "watch", str(settings),
+                 "--log-level", "INFO"], cwd=tmp_path, env=user_environment(),
+                stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+            try:
+                (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+                _wait_for(inbox / "failed" / "a.stl", watch)
+            except BaseException:
+                watch.kill()
+                watch.wait(WAIT_S)
+                raise
+        try:
+            (inbox / "b.stl").write_bytes(tetra_stl_bytes(2))
+            _wait_for(inbox / "done" / "b.stl", watch)
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            watch.wait(WAIT_S)
+        said = err.read_text(encoding="utf-8")
+        assert said.count(IN_USE) == 1, said
+        assert said.count("] pool_refused_renewing ") == 1
+        assert said.count("] server_starting ") == 2  # the refused one, the new pool's
