@@ -31,6 +31,7 @@ PipelineError
  ├── ServerProcessError               a PreFormServer process failed (exit code, stderr tail)
  │    ├── ServerStartTimeoutError     no READY FOR INPUT before the start-up timeout
  │    ├── PortInUseError              the port was taken
+ │    ├── ServerRefusedError          it refused to start for good: starting again will not help
  │    └── PoolExhaustedError          every server of the pool is retired (reasons per server)
  ├── LeaseTimeoutError                no server of the pool became free before the lease timeout
  ├── StoreError                       the job store cannot be read or written
@@ -55,7 +56,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from preform_pipeline.wording import counted, millimetres
 
@@ -83,11 +84,13 @@ __all__ = [
     "PrintLookupError",
     "PrinterSelectionError",
     "Problem",
+    "REFUSAL_PREFIX",
     "RecipeError",
     "RequestInfo",
     "RequestRejectedError",
     "ServerInternalError",
     "ServerProcessError",
+    "ServerRefusedError",
     "ServerStartTimeoutError",
     "ServerTimeoutError",
     "ServerUnreachableError",
@@ -404,6 +407,17 @@ class ServerStartTimeoutError(ServerProcessError):
 
 class PortInUseError(ServerProcessError):
     """The server could not bind its port because another process holds it."""
+
+
+#: How a server says that it refuses to start for a reason that starting it again will not change
+#: (its fleet folder in use by another fleet): a stdout line beginning with this, before it
+#: exits. Written here, the one module both the simulator and the pool may read.
+REFUSAL_PREFIX: Final = "error: refused to start: "
+
+
+class ServerRefusedError(ServerProcessError):
+    """The server refused to start for good (it said so with :data:`REFUSAL_PREFIX`, or its
+    program cannot be run): the pool retires it at once instead of retrying."""
 
 
 class PoolExhaustedError(ServerProcessError):

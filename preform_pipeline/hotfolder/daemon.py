@@ -209,7 +209,8 @@ class _Unit:
 class HotFolderDaemon:
     """Watches the settings' inboxes and turns complete drops into prepared builds.
 
-    ``pool_factory`` returns a started server pool (called once, on the first batch);
+    ``pool_factory`` returns a started server pool (called on the first batch, and again
+    only when every server of its pool refused to start for good);
     ``executor`` makes the runner of a batch (default :class:`Runner`); ``clock`` gives
     monotonic and wall time (tests pass a manual one); ``print_lookup``: the places that can
     show an interrupted print (:class:`~preform_pipeline.printing.PrintLocator`; none: such

@@ -306,6 +306,8 @@ class BatchWorker:
         self._runners: set[RunnerLike] = set()
         self._pool_lock = threading.Lock()
         self._pool: ServerSource | None = None
+        #: Pools whose every server refused to start, replaced; closed with the daemon.
+        self._refused_pools: list[ServerSource] = []
         # Per thread: each worker thread runs one batch at a time, and the daemon asks what
         # that batch still owns on the thread that ran it (several threads share this worker).
         self._given_back = threading.local()
@@ -321,6 +323,9 @@ class BatchWorker:
     def close_pool(self) -> None:
         with self._pool_lock:
             pool, self._pool = self._pool, None
+            refused, self._refused_pools = self._refused_pools, []
+        for old in refused:
+            old.close()
         if pool is not None:
             pool.close()
 
@@ -334,6 +339,17 @@ class BatchWorker:
 
     def _ensure_pool(self) -> ServerSource | None:
         with self._pool_lock:
+            pool = self._pool
+            statuses = pool.status() if pool is not None else ()
+            if pool is not None and statuses and all(s.refused for s in statuses):
+                # Every server refused to start for good (a fleet folder another simulator
+                # used): that pool never serves again, but the cause may have gone (that
+                # simulator ended). A new batch starts a new pool, one attempt: no loop, and
+                # a retried file need not wait for a restart of the daemon. The old one is
+                # closed with the daemon: a batch still holding it gets "no server left".
+                log.info("pool_refused_renewing", servers=[s.name for s in statuses])
+                self._refused_pools.append(pool)
+                self._pool = None
             while self._pool is None and not self.stop_event.is_set():
                 try:
                     self._pool = self.pool_factory()

@@ -12,6 +12,9 @@ Lifecycle of one server (a "slot"; its process changes across restarts, its name
         ▼
     RETIRED  (logged as ``server_retired`` with the reason; never leased again)
 
+A start the server refuses for good (ServerRefusedError: it said so, or its program cannot be
+run) goes from STARTING to RETIRED at once: retrying would only say the same thing again.
+
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
 
 A lease gives one caller a server exclusively for the life of one build's scene, so operations
@@ -59,6 +62,7 @@ from preform_pipeline.errors import (
     PipelineError,
     PoolExhaustedError,
     ServerProcessError,
+    ServerRefusedError,
     ServerTimeoutError,
     TransientApiError,
 )
@@ -105,6 +109,9 @@ _JOIN_SLICE_S: Final = 0.2
 TERMINATING_SIGNALS: Final = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)
 )
+
+#: A refused server, as a build failing for it names it: the refusal was said whole once.
+_REFUSED_SAID: Final = "refused to start (its server_retired event says why and what helps)"
 
 _log = get_logger(__name__)
 
@@ -154,6 +161,9 @@ class ServerStatus:
     generation: int
     retired_reason: str | None
     last_error: str | None
+    #: Retired because it refused to start for good: starting it again in this pool would
+    #: only be refused again (a new pool may try once more).
+    refused: bool = False
 
 
 class _Slot:
@@ -176,6 +186,8 @@ class _Slot:
         self.last_health_at = 0.0
         self.idle_since = 0.0
         self.retired_reason: str | None = None
+        #: Retired because it refused to start for good (its retired_reason says why).
+        self.refused = False
         self.last_error: str | None = None
         #: A remote's outage: when its current run of failures began (None while up).
         self.down_since: float | None = None
@@ -195,6 +207,7 @@ class _Slot:
             generation=self.generation,
             retired_reason=self.retired_reason,
             last_error=self.last_error,
+            refused=self.refused,
         )
 
 
@@ -655,7 +668,9 @@ class ServerPool:
             with self._cond:
                 # Failed attempts were stopped by start_server_process: forget them.
                 self._processes.difference_update(launched)
-                if not self._closing:
+                if isinstance(exc, ServerRefusedError):
+                    self._retire_refused(slot, exc)
+                elif not self._closing:
                     self._record_failure(slot, exc.message, exc.output_tail)
             return
         self._log_in(slot.name, process.url)
@@ -809,6 +824,24 @@ class ServerPool:
                 target=self._discard, args=(old,), name=f"{slot.name}-stop", daemon=True
             ).start()
 
+    def _retire_refused(self, slot: _Slot, exc: ServerRefusedError) -> None:
+        """Called with the lock held: the server refused to start for good; retire it now,
+        said once (no restart, whatever max_restarts allows)."""
+        if self._closing or slot.state is ServerState.RETIRED:
+            return
+        slot.state = ServerState.RETIRED
+        slot.refused = True
+        slot.last_error = slot.retired_reason = str(exc)  # with what helps
+        slot.next_attempt_at = None
+        _log.warning(
+            "server_retired",
+            server=slot.name,
+            reason=slot.retired_reason,
+            refused=True,
+            remaining=[s.name for s in self._slots if s.state is not ServerState.RETIRED],
+        )
+        self._cond.notify_all()
+
     def _restart(self, slot: _Slot, reason: str) -> None:
         with self._cond:
             slot.restarts += 1
@@ -939,11 +972,15 @@ class ServerPool:
             self._cond.notify_all()
 
     def _exhausted(self) -> PoolExhaustedError:
-        reasons = "; ".join(f"{s.name}: {s.retired_reason}" for s in self._slots)
+        # A refusal was said whole when the server was retired (the event, run's servers
+        # line); every build failing for it names it, without repeating it.
+        reasons = "; ".join(f"{s.name}: {_REFUSED_SAID}" if s.refused
+                            else f"{s.name}: {s.retired_reason}" for s in self._slots)
+        refused = all(s.refused for s in self._slots)
         return PoolExhaustedError(
             f"every server of the pool is retired ({reasons})",
-            hint="see the server_retired log events; fix the server or its settings, "
-            "or raise servers.max_restarts",
+            hint="see the server_retired log events; fix the server or its settings"
+            + ("" if refused else ", or raise servers.max_restarts"),
         )
 
     def _describe_states(self) -> str:

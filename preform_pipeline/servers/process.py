@@ -4,7 +4,9 @@ Start-up: the command is ``[prefix...] executable --port N --scene-cache-size K 
 (the simulator: ``python -m preform_pipeline.simulator`` in place of prefix and executable).
 Two reader threads copy stdout and stderr into a bounded tail and into ``server_output`` debug
 events; stdout's ``READY FOR INPUT`` marks the server ready, and a line containing
-``address is already in use`` means the port was taken.
+``address is already in use`` means the port was taken, and one beginning with
+``error: refused to start:`` (errors.REFUSAL_PREFIX) a refusal for good: the pool does not
+start that server again (:class:`~preform_pipeline.errors.ServerRefusedError`).
 
 Stopping steps through interrupt → terminate → kill, waiting ``timeout_s`` after each, for the
 whole process tree (psutil, recursively: wine and helper processes included). POSIX servers
@@ -32,7 +34,13 @@ from typing import IO, Any, Final
 
 import psutil
 
-from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
+from preform_pipeline.errors import (
+    REFUSAL_PREFIX,
+    PortInUseError,
+    ServerProcessError,
+    ServerRefusedError,
+    ServerStartTimeoutError,
+)
 from preform_pipeline.liveness import start_ticks_of
 from preform_pipeline.logging import get_logger
 from preform_pipeline.servers.lifetime import popen_tied
@@ -142,6 +150,8 @@ class ServerProcess:
         self._tail: deque[str] = deque(maxlen=tail_lines)
         self._ready = False
         self._port_in_use = False
+        #: What the server said when it refused to start for good (REFUSAL_PREFIX), or None.
+        self._refusal: str | None = None
         self._stop_lock = threading.Lock()
         self._stopped_how: str | None = None
         # Descendants seen so far: once the root dies, orphans can no longer be found by
@@ -211,7 +221,8 @@ class ServerProcess:
                 **options,
             )
         except OSError as exc:
-            raise ServerProcessError(
+            # Not there, not executable, not a program: the next attempt fares no better.
+            raise ServerRefusedError(
                 f"{name}: cannot run {command[0]!r}: {exc.strerror or exc}",
                 command=command,
                 hint="check servers.executable and servers.command_prefix "
@@ -233,6 +244,8 @@ class ServerProcess:
                         self._ready = True
                     if PORT_IN_USE_TEXT in line.lower():
                         self._port_in_use = True
+                    if label == "stdout" and line.startswith(REFUSAL_PREFIX):
+                        self._refusal = line[len(REFUSAL_PREFIX):]
                     self._cond.notify_all()
         except (OSError, ValueError):
             pass  # the pipe was closed under us while stopping
@@ -272,6 +285,13 @@ class ServerProcess:
         self._drain()
         if self.port_in_use:
             raise self._port_error()
+        with self._cond:
+            refusal = self._refusal
+        if refusal is not None:
+            # Its own words say what, where and what helps: the rest of the output would
+            # only repeat them (its log event, the banner).
+            raise ServerRefusedError(f"{self.name} refused to start: {refusal}",
+                                     command=self.command)
         raise ServerProcessError(
             f"{self.name} exited during start-up",
             command=self.command,
@@ -482,7 +502,8 @@ def start_server_process(
         startup_s = process.wait_ready(startup_timeout_s)
     except BaseException as exc:
         process.stop(stop_timeout_s)
-        if isinstance(exc, ServerProcessError):
+        # A refusal for good is said once, by whoever decides not to try again (the pool).
+        if isinstance(exc, ServerProcessError) and not isinstance(exc, ServerRefusedError):
             _log.warning(
                 "server_start_failed",
                 server=name,

@@ -7,7 +7,9 @@ Start-up talks like PreFormServer on stdout, a few lines and then ``READY FOR IN
     HTTP server listening on port 44388
     READY FOR INPUT
 
-and a taken port prints a line containing ``address is already in use`` and exits 1. Only
+and a taken port prints a line containing ``address is already in use`` and exits 1; a start
+that will not succeed however often it is tried (its fleet folder in use by a simulator with
+another fleet) prints ``error: refused to start: <why> (<what helps>)`` last and exits 1. Only
 these lines go to stdout; the structured log (one event per request) goes to stderr, or to
 ``--log-file`` (then stderr only gets warnings and errors). SIGINT and SIGTERM (Ctrl+C and
 Ctrl+Break on Windows) stop the server cleanly with exit status 0.
@@ -30,6 +32,7 @@ from typing import Any, NoReturn, TextIO
 import psutil
 
 from preform_pipeline import __version__
+from preform_pipeline.errors import REFUSAL_PREFIX
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
@@ -435,9 +438,10 @@ def _serve_in(
             options=_engine_options(config),
         )
     except FleetInUseError as exc:
-        # Said once, as the last line: the pool shows a server's last 500 characters.
+        # Said once, as the last line, marked as a refusal for good: a pool does not start
+        # this server again, it says the line (errors.REFUSAL_PREFIX).
         _log.error("start_failed", reason="fleet folder in use")
-        say(stdout, f"error: {exc}")
+        say(stdout, f"{REFUSAL_PREFIX}{exc}")
         return EXIT_FAILURE
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))

@@ -199,8 +199,8 @@ class TestAFleetFolderInUse:
         lines = later.stdout.splitlines()
         assert READY_LINE not in lines
         assert lines[-1].startswith(
-            f"error: fleet folder {fleet.resolve()} is in use by a simulator with another "
-            f"fleet (pid {rehearsal.process.pid} on ")
+            f"error: refused to start: fleet folder {fleet.resolve()} is in use by a simulator "
+            f"with another fleet (pid {rehearsal.process.pid} on ")
         assert lines[-1].endswith("--fleet-dir, or for a pool another XDG_DATA_HOME)")
         assert len(lines[-1]) < 500  # the pool shows a server's last 500 characters
         assert [p["serial"] for p in printers["printers"]] == ["Bench-A"]

@@ -43,6 +43,7 @@ from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import render_template
 from preform_pipeline.recipes.printers import KnownPrinters
+from preform_pipeline.servers import ServerStatus
 from preform_pipeline.settings import HotFolderSettings, ServerSettings, Settings
 from preform_pipeline.settings.dispatch import DispatchSettings
 from preform_pipeline.settings.hotfolder import BatchingSettings, InboxSettings
@@ -74,6 +75,10 @@ class DummyPool:
 
     def close(self) -> None:
         self.closed = True
+
+    def status(self) -> tuple[ServerStatus, ...]:
+        """No servers to describe (the worker asks whether every one refused to start)."""
+        return ()
 
 
 @dataclass
