@@ -781,19 +781,8 @@ class ServerPool:
             why = (f"{counted(len(slot.failures), 'failure')} within {cfg.crash_window_s:g} s; "
                    f"last: {reason}")
         if give_up:
-            slot.state = ServerState.RETIRED
-            slot.retired_reason = why
-            slot.next_attempt_at = None
-            _log.warning(
-                "server_retired",
-                server=slot.name,
-                reason=slot.retired_reason,
-                failures=len(slot.failures),
-                window_s=cfg.crash_window_s,
-                last_error=reason,
-                output_tail=output_tail,
-                remaining=[s.name for s in self._slots if s.state is not ServerState.RETIRED],
-            )
+            self._retire(slot, why, failures=len(slot.failures), window_s=cfg.crash_window_s,
+                         last_error=reason, output_tail=output_tail)
         else:
             delay = backoff(
                 slot.consecutive_failures - 1, cfg.restart_backoff_s, cfg.restart_backoff_max_s
@@ -829,18 +818,24 @@ class ServerPool:
         said once (no restart, whatever max_restarts allows)."""
         if self._closing or slot.state is ServerState.RETIRED:
             return
-        slot.state = ServerState.RETIRED
         slot.refused = True
-        slot.last_error = slot.retired_reason = str(exc)  # with what helps
+        slot.last_error = str(exc)  # with what helps
+        self._retire(slot, slot.last_error, refused=True)
+        self._cond.notify_all()
+
+    def _retire(self, slot: _Slot, reason: str, **said: Any) -> None:
+        """Called with the lock held: ``slot`` is never started or leased again; one
+        ``server_retired`` event with ``reason`` and what ``said`` adds."""
+        slot.state = ServerState.RETIRED
+        slot.retired_reason = reason
         slot.next_attempt_at = None
         _log.warning(
             "server_retired",
             server=slot.name,
-            reason=slot.retired_reason,
-            refused=True,
+            reason=reason,
+            **said,
             remaining=[s.name for s in self._slots if s.state is not ServerState.RETIRED],
         )
-        self._cond.notify_all()
 
     def _restart(self, slot: _Slot, reason: str) -> None:
         with self._cond:
