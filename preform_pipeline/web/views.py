@@ -631,9 +631,10 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
     # reads the cases any one of whose jobs is in one of the states (a case's state is one of
     # its jobs'), and _placed decides which it shows: one rule, not a second in SQL. A page
     # is then as full as the cases allow: the cases before it are read (in growing batches)
-    # and counted, so no case is on two pages or on none.
+    # and counted, so no case is on two pages or on none. The first batch holds as many
+    # cases as the pages up to this one and one more: a deep page read them in six reads.
     first = offset = skip if states is None else 0  # the first case read is shown as this
-    batch = limit + 1
+    batch = skip - first + limit + 1
     shown: list[CaseRow] = []
     left_out: dict[int, int] = {}  # by the page (0 the first) of the next case shown
     while True:
