@@ -632,9 +632,11 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
     # its jobs'), and _placed decides which it shows: one rule, not a second in SQL. A page
     # is then as full as the cases allow: the cases before it are read (in growing batches)
     # and counted, so no case is on two pages or on none. The first batch holds as many
-    # cases as the pages up to this one and one more: a deep page read them in six reads.
+    # cases as the pages up to this one and one more (a deep page read them in six reads);
+    # each next one twice the cases still wanted, doubled again at each further read (a
+    # store whose candidates are mostly left out is not read 61 cases at a time).
     first = offset = skip if states is None else 0  # the first case read is shown as this
-    batch = skip - first + limit + 1
+    batch, reads = skip - first + limit + 1, 0
     shown: list[CaseRow] = []
     left_out: dict[int, int] = {}  # by the page (0 the first) of the next case shown
     while True:
@@ -650,8 +652,8 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
         read_all = len(placed) < batch
         if read_all or first + len(shown) > skip + limit:
             break
-        offset += batch
-        batch *= 2
+        offset, reads = offset + batch, reads + 1
+        batch = max(2 * (skip + limit + 1 - first - len(shown)), limit + 1) * 2 ** (reads - 1)
     if read_all:
         # What is left out after the last case shown is said on the last page, not on one
         # beyond it that no link leads to.
