@@ -141,6 +141,25 @@ class TestHistoryPages:
                 for rows, more, hidden in pages] == [
             (["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
 
+    def test_a_page_short_of_cases_reads_what_it_lacks_not_the_whole_store(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        statements: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
+                            on_statement=statements.append) as store:
+            for n in range(20):
+                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
+                clock.advance(1)
+            for n in (17, 18, 19):  # the three newest put right: left out of Failed
+                ended_job(store, tmp_path, f"P-{n}", S.DONE, digest=f"d-{n}")
+            statements.clear()
+            rows, older, hidden = history_rows(store, QueueFilter(state="failed", page=5),
+                                               limit=2)
+        assert ([r.case.case for r in rows], older, hidden) == (["C-08", "C-07"], True, 0)
+        # The pages up to it and one case more (11), then twice the 3 still wanted.
+        assert [int(m) for s in statements if "AS page ON" in s
+                for m in re.findall(r"LIMIT (\d+)", s)] == [11, 6]
+
     def test_each_filter_places_a_case_by_its_job_that_was_not_put_right(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
     ) -> None:
