@@ -11,7 +11,12 @@ stores' ``on_statement`` seam:
 - a SQLite job store (a file in a temporary folder);
 - PostgreSQL as the test clusters run it (``tests/pg_cluster.py``), over loopback TCP.
 
-    python bench/bench_history_page.py [--pages 40] [--output history_page]
+    python bench/bench_history_page.py [--pages 40] [--cases 300] [--query state=failed]
+                                       [--output history_page]
+
+Every file has its own content (a digest), and every seventh case's failures were put right
+by a later job of the same case (``done``, the same file and recipe): superseded failures
+(store/superseded.py), which a filtered page leaves out (session 35).
 
 Writes bench/results/<output>.json and .md. To measure the code before a change, run it with
 the package's change reverted in the work tree and another ``--output``.
@@ -50,14 +55,15 @@ AUTH = {"Authorization": f"Bearer viewer:{SECRET}"}
 S = JobState
 
 
-def fill(store: JobStore) -> int:
-    """300 cases of one to three files; each job queued, taken (every fifth case's jobs
-    failed, retried and taken again), then failed or cancelled. Returns the number of jobs."""
+def fill(store: JobStore, cases: int = CASES) -> int:
+    """``cases`` cases of one to three files; each job queued, taken (every fifth case's jobs
+    failed, retried and taken again), then failed or cancelled; every seventh case's failed
+    jobs then put right by a later job of the case (superseded). Returns the number of jobs."""
     jobs = 0
-    for n in range(CASES):
+    for n in range(cases):
         for f in range(1 + n % 3):
             job = store.create_job(recipe="crowns", source_path=f"/hot/inbox/C-{n}/{f}.stl",
-                                   case_id=f"C-{n}")
+                                   content_hash=f"d-{n}-{f}", case_id=f"C-{n}")
             store.transition(job.id, S.QUEUED, "stable")
             store.transition(job.id, S.PROCESSING, "taken")
             if n % 5 == 0:
@@ -66,6 +72,13 @@ def fill(store: JobStore) -> int:
                 store.transition(job.id, S.PROCESSING, "taken again")
             store.transition(job.id, S.FAILED if n % 2 else S.CANCELLED, "done with it")
             jobs += 1
+            if n % 7 == 0 and n % 2:
+                again = store.create_job(recipe="crowns", source_path=job.source_path,
+                                         content_hash=job.content_hash, case_id=job.case_id,
+                                         state=S.PROCESSING)
+                for step in (S.PREPARING, S.PREPARED, S.DONE):
+                    store.transition(again.id, step, "prepared again")
+                jobs += 1
     return jobs
 
 
@@ -79,19 +92,20 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(store: JobStore, statements: list[str], pages: int) -> dict[str, Any]:
+def measure(store: JobStore, statements: list[str], pages: int, path: str = "/history"
+            ) -> dict[str, Any]:
     users = (WebUser("viewer", "viewer", hash_secret(SECRET)),)
     server = WebServer(store, WebSettings(port=0, users=users))
     server.start()
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=60.0) as client:
-            assert client.get("/history").status_code == 200  # untimed: the first answer
+            assert client.get(path).status_code == 200  # untimed: the first answer
             times: list[float] = []
             counts: list[int] = []
             for _ in range(pages):
                 statements.clear()
                 began = time.perf_counter()
-                answer = client.get("/history")
+                answer = client.get(path)
                 times.append(time.perf_counter() - began)
                 assert answer.status_code == 200, answer.text[-300:]
                 counts.append(len(statements))
@@ -104,8 +118,11 @@ def measure(store: JobStore, statements: list[str], pages: int) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=DEFAULT_PAGES)
+    parser.add_argument("--cases", type=int, default=CASES)
+    parser.add_argument("--query", default="", help="the page's query, e.g. state=failed")
     parser.add_argument("--output", default="history_page")
     args = parser.parse_args(argv)
+    path = f"/history?{args.query}" if args.query else "/history"
     configure_logging(level="WARNING")
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                             text=True, check=False, cwd=Path(__file__).parent).stdout.strip()
@@ -116,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         statements: list[str] = []
         with SqliteJobStore(Path(folder) / "jobs.sqlite3",
                             on_statement=statements.append) as sqlite:
-            jobs = fill(sqlite)
+            jobs = fill(sqlite, args.cases)
             rows.append({"store": "SQLite (local file)", "jobs": jobs,
-                         **measure(sqlite, statements, args.pages)})
+                         **measure(sqlite, statements, args.pages, path)})
     statements = []
     with pg_store("history", on_statement=statements.append) as pg:
-        jobs = fill(pg)
+        jobs = fill(pg, args.cases)
         rows.append({"store": "PostgreSQL, loopback, test cluster", "jobs": jobs,
-                     **measure(pg, statements, args.pages)})
+                     **measure(pg, statements, args.pages, path)})
     result = {
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -131,20 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "python": platform.python_version(),
-        "cases": CASES,
+        "cases": args.cases,
+        "path": path,
         "pages": args.pages,
         "rows": rows,
     }
     results_path(args.output, ".json").write_text(json.dumps(result, indent=2) + "\n",
                                                   encoding="utf-8")
     lines = [
-        "# The History page on a store of 300 cases",
+        f"# The History page on a store of {args.cases} cases: `GET {path}`",
         "",
         f"{started} to {result['finished']} UTC, `{commit}`, {result['machine']}, 1-minute "
         f"load {result['load_1min'][0]} before, {result['load_1min'][1]} after; Python "
-        f"{result['python']}. `python bench/bench_history_page.py --output {args.output}`.",
+        f"{result['python']}. `python bench/bench_history_page.py --cases {args.cases}"
+        f"{f' --query {args.query}' if args.query else ''} --output {args.output}`.",
         "",
-        f"{args.pages} timed `GET /history` (60 cases a page) by a viewer over HTTP on "
+        f"{args.pages} timed `GET {path}` (60 cases a page) by a viewer over HTTP on "
         "127.0.0.1, after one untimed. Times in ms.",
         "",
         "| store | jobs | mean | p50 | p90 | min | statements a page | transactions a page |",

@@ -21,7 +21,7 @@ Field updates (``**fields``) accept only the names listed in :data:`JOB_FIELDS` 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -185,7 +185,6 @@ class JobStore(Protocol):
     def list_history_cases(
         self,
         *,
-        lead_order: Sequence[JobState],
         state: StateFilter | None = None,
         recipe: str | None = None,
         text: str | None = None,
@@ -194,10 +193,11 @@ class JobStore(Protocol):
     ) -> tuple[Job, ...]:
         """Every job (of ``recipe``) of the ``limit`` cases changed most recently, after
         skipping the ``offset`` most recent; in creation order. A case is a case id, or a
-        job's own key without one; a skipped duplicate is a case of its own (its key). Its
-        state is the first of ``lead_order`` (every state, once) that one of its jobs has;
-        ``state`` keeps the cases whose state is one of those, ``text`` those whose name or
-        any one of whose files holds it (in any case). Whole cases: a page of history."""
+        job's own key without one; a skipped duplicate is a case of its own (its key).
+        ``state`` keeps the cases any one of whose jobs is in one of those states (the
+        candidates: which state a case is in is the History page's rule, web/views.py),
+        ``text`` those whose name or any one of whose files holds it (in any case). Whole
+        cases: a page of history."""
         ...
 
     def transition(

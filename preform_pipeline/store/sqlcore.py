@@ -646,7 +646,6 @@ class SqlStoreCore(ABC):
     def list_history_cases(
         self,
         *,
-        lead_order: Sequence[JobState],
         state: StateFilter | None = None,
         recipe: str | None = None,
         text: str | None = None,
@@ -654,23 +653,22 @@ class SqlStoreCore(ABC):
         offset: int = 0,
     ) -> tuple[Job, ...]:
         self._check_limit(limit, offset)
-        if set(lead_order) != set(JobState) or len(lead_order) != len(JobState):
-            raise ValueError("lead_order must name every job state once")
         # A case is its case id (or a job's own key without one); a skipped duplicate is a
-        # case of its own beside it. Its lead state is the first of ``lead_order`` it has.
+        # case of its own beside it.
         ckey = "coalesce(case_id, job_key)"
         # The state written in, not a parameter: PostgreSQL groups by an expression only when
         # the select list's is the same text, and two parameters are two expressions to it.
         copy = f"CASE WHEN state = '{JobState.DUPLICATE_SKIPPED.value}' THEN job_key ELSE '' END"
-        rank = "CASE state " + " ".join("WHEN ? THEN ?" for _ in lead_order) + " END"
-        rank_params: list[Any] = [v for n, s in enumerate(lead_order) for v in (s.value, n)]
         where, params = self._where(state=None, recipe=recipe, since=None)
         kept: list[str] = []
         kept_params: list[Any] = []
         if state is not None:
-            ranks = [lead_order.index(s) for s in _states(state)]
-            kept.append(f"min({rank}) IN ({', '.join('?' for _ in ranks)})")
-            kept_params += [*rank_params, *ranks]
+            # Any one of its jobs in one of the states: what state the case is in is the
+            # History page's rule (web/views._placed, superseded failures and all), not SQL's.
+            states = _states(state)
+            kept.append(f"max(CASE WHEN state IN ({', '.join('?' for _ in states)}) "
+                        "THEN 1 ELSE 0 END) = 1")
+            kept_params += [s.value for s in states]
         if text:
             # The case's name, or any one of its files, holds the text (any case; a typed
             # ``%`` or ``_`` is that character).

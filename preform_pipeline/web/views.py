@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
@@ -248,8 +249,8 @@ class CaseRow:
 
 #: Which of a case's states speaks for it: the one furthest from done.
 _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}
-#: Every state in the order it speaks for its case (a stopped job's first): the store's
-#: History query keeps a case by the first of these its jobs have, as ``_group`` names it.
+#: Every state in the order it speaks for its case (a stopped job's first), as ``_row``
+#: names a case's state.
 LEAD_ORDER: Final = tuple(sorted(JobState, key=lambda s: (s not in FAILED_STATES,
                                                            _STATE_ORDER[s])))
 
@@ -267,27 +268,45 @@ def _row_key(job: Job) -> tuple[str, str]:
 
 def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None,
            waits: Mapping[int, str] | None = None) -> list[CaseRow]:
-    """The cases of ``jobs``; ``later``: :func:`superseded`'s answer for them (None: none is
-    superseded). A failed job a later job put right does not speak for its case while another
-    job can: the queue showed a case "failed" whose file the next run had printed. ``waits``:
+    """The cases of ``jobs``, the most recently changed first; ``later``:
+    :func:`superseded`'s answer for them (None: none is superseded). ``waits``:
     :func:`unwatched`'s answer, said before a retried job's reason (what it waits for)."""
     later, waits = later or {}, waits or {}
+    return _newest_first([_row(members, later, waits) for members in _cases(jobs).values()])
+
+
+def _cases(jobs: Iterable[Job]) -> dict[tuple[str, str], list[Job]]:
+    """The jobs of each row, in the order of the rows' first jobs."""
     cases: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
         # A skipped duplicate is no part of its case's work: in the case's row it made the
         # case's state and offered the case's Retry beside a build held for approval (a retry
         # that prepares the same model again), and it was left off Failed cases.
         cases.setdefault(_row_key(job), []).append(job)
-    rows: list[CaseRow] = []
-    for (case, copy), members in cases.items():
-        lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
-        rows.append(CaseRow(case, lead.recipe, tuple(members), lead.state,
-                            why(lead.state, f"{waits[lead.id]}: {lead.reason}"
-                                if lead.id in waits else lead.reason),
-                            copy=bool(copy),
-                            superseded_by={j.id: later[j.id] for j in members if j.id in later}))
-    rows.sort(key=lambda r: max(j.updated_at for j in r.jobs), reverse=True)
-    return rows
+    return cases
+
+
+def _row(members: Sequence[Job], later: Mapping[int, Job], waits: Mapping[int, str]
+         ) -> CaseRow:
+    """One case's row. A failed job a later job put right does not speak for its case while
+    another job can: the queue showed a case "failed" whose file the next run had printed."""
+    case, copy = _row_key(members[0])
+    lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
+    return CaseRow(case, lead.recipe, tuple(members), lead.state,
+                   why(lead.state, f"{waits[lead.id]}: {lead.reason}"
+                       if lead.id in waits else lead.reason),
+                   copy=bool(copy),
+                   superseded_by={j.id: later[j.id] for j in members if j.id in later})
+
+
+def _recency(jobs: Sequence[Job]) -> tuple[datetime, int]:
+    """How recently a case changed, to put the most recent first: its jobs' last change, then
+    its last made job among equals (the order of the store's ``list_history_cases``)."""
+    return max(j.updated_at for j in jobs), max(j.id for j in jobs)
+
+
+def _newest_first(rows: Iterable[CaseRow]) -> list[CaseRow]:
+    return sorted(rows, key=lambda r: _recency(r.jobs), reverse=True)
 
 
 def _paged(kept: Sequence[_R]) -> tuple[list[_R], bool]:
@@ -305,20 +324,37 @@ class CasePage:
     hidden: int = 0
 
 
+def _placed(store: JobStore, jobs: Sequence[Job], states: frozenset[JobState] | None,
+            listed: bool) -> list[tuple[CaseRow | None, int]]:
+    """Each case of ``jobs``, the most recently changed first, as a page filtered by
+    ``states`` (None: every state) places it: its row (None: not on this page), and how
+    many of its failed jobs a later job of their recipe and content printed
+    (:func:`superseded`) the page leaves out. The rule of Failed cases, the queue, History
+    and ``/metrics`` alike: such a failure is no failure to act on. Under a state filter it
+    is left out, unless ``listed``, and its case is placed by the state its other jobs give
+    it (a case of it alone goes with it); listed, it stays in its case, and places that case
+    under its own state as well. Shown, it says which job put it right. Each check asks the
+    store once for every case, not once a case."""
+    later, waits = superseded(store, jobs), unwatched(store, jobs)
+    placed: list[tuple[CaseRow | None, int]] = []
+    for members in sorted(_cases(jobs).values(), key=_recency, reverse=True):
+        put_right = [j for j in members if j.id in later]
+        left_out = set() if states is None or listed else {j.id for j in put_right}
+        rest = [j for j in members if j.id not in left_out]
+        row = _row(rest, later, waits) if rest else None
+        named = {row.state, *(j.state for j in put_right if listed)} if row else set()
+        placed.append((row if row and (states is None or named & states) else None,
+                       len(left_out)))
+    return placed
+
+
 def _shown(store: JobStore, jobs: Sequence[Job], states: frozenset[JobState] | None,
            listed: bool) -> CasePage:
-    """The cases of ``jobs`` as a page filtered by ``states`` (None: every state) shows
-    them, by the rule of Failed cases, the queue, History and ``/metrics`` alike: a failed
-    job a later job of its recipe and content printed (:func:`superseded`) is no failure to
-    act on. Under a state filter it is left out and counted, unless ``listed``; a case whose
-    other jobs are in none of ``states`` goes with it (History reads whole cases). Shown, it
-    says which job put it right."""
-    later, waits = superseded(store, jobs), unwatched(store, jobs)
-    if listed or states is None or not later:
-        return CasePage(tuple(_group(jobs, later, waits)))
-    kept = _group((j for j in jobs if j.id not in later), later, waits)
-    return CasePage(tuple(r for r in kept if r.state in states),
-                    sum(1 for j in jobs if j.id in later))
+    """The cases of ``jobs`` as a page filtered by ``states`` shows them (:func:`_placed`),
+    the most recently changed first, and how many failed jobs put right it leaves out."""
+    placed = _placed(store, jobs, states, listed)
+    return CasePage(tuple(_newest_first(r for r, _ in placed if r is not None)),
+                    sum(n for _, n in placed))
 
 
 def case_rows(store: JobStore, flt: QueueFilter) -> tuple[CasePage, bool]:
@@ -587,25 +623,48 @@ class HistoryRow:
 def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CASES
                  ) -> tuple[list[HistoryRow], bool, int]:
     """The most recently changed cases of the filter's page, each whole with its jobs' audit
-    trail (oldest first), and whether older cases are on another page. The store filters and
-    pages (a case kept by its lead state, a search by its name or any of its files); the
-    third value counts the failed jobs a later job put right that the filter leaves out
-    (:func:`_shown`, unless the filter lists them)."""
-    jobs = store.list_history_cases(
-        lead_order=LEAD_ORDER, state=flt.filtered,
-        recipe=flt.recipe or None, text=flt.text or None, limit=limit + 1,
-        offset=(flt.page - 1) * limit)
-    # The page's cases, and whether an older page exists, are the store's, before any is
-    # left out here: the case read beyond the page is the next page's first.
-    cases = [_row_key(r.jobs[0]) for r in _group(jobs)]
-    on_page = set(cases[:limit])
-    page = _shown(store, [j for j in jobs if _row_key(j) in on_page], flt.filtered,
-                  flt.listed)
+    trail (oldest first), and whether older cases are on another page; the third value
+    counts the failed jobs a later job put right that the page leaves out (:func:`_placed`,
+    unless the filter lists them)."""
+    states, skip = flt.filtered, (flt.page - 1) * limit
+    # "All" shows every case the store reads: it pages alone. Under a state filter the store
+    # reads the cases any one of whose jobs is in one of the states (a case's state is one of
+    # its jobs'), and _placed decides which it shows: one rule, not a second in SQL. A page
+    # is then as full as the cases allow: the cases before it are read (in growing batches)
+    # and counted, so no case is on two pages or on none. The first batch holds as many
+    # cases as the pages up to this one and one more (a deep page read them in six reads);
+    # each next one twice the cases still wanted, doubled again at each further read (a
+    # store whose candidates are mostly left out is not read 61 cases at a time).
+    first = offset = skip if states is None else 0  # the first case read is shown as this
+    batch, reads = skip - first + limit + 1, 0
+    shown: list[CaseRow] = []
+    left_out: dict[int, int] = {}  # by the page (0 the first) of the next case shown
+    while True:
+        jobs = store.list_history_cases(
+            state=states, recipe=flt.recipe or None, text=flt.text or None, limit=batch,
+            offset=offset)
+        placed = _placed(store, jobs, states, flt.listed)
+        for row, hidden in placed:
+            at = (first + len(shown)) // limit
+            left_out[at] = left_out.get(at, 0) + hidden
+            if row is not None:
+                shown.append(row)
+        read_all = len(placed) < batch
+        if read_all or first + len(shown) > skip + limit:
+            break
+        offset, reads = offset + batch, reads + 1
+        batch = max(2 * (skip + limit + 1 - first - len(shown)), limit + 1) * 2 ** (reads - 1)
+    if read_all:
+        # What is left out after the last case shown is said on the last page, not on one
+        # beyond it that no link leads to.
+        last = max(first + len(shown) - 1, 0) // limit
+        left_out = {last: sum(n for at, n in left_out.items() if at >= last),
+                    **{at: n for at, n in left_out.items() if at < last}}
+    page = shown[skip - first:skip - first + limit]
     # Every trail of the page in one read: one per job made a page of 60 cases hundreds of
     # round trips to a farm's database.
-    trails = store.histories([j.id for row in page.rows for j in row.jobs])
-    out: list[HistoryRow] = []
-    for row in page.rows:
-        trail = sorted((t for j in row.jobs for t in trails[j.id]), key=lambda t: t.id)
-        out.append(HistoryRow(row, tuple(trail)))
-    return out, len(cases) > limit, page.hidden
+    trails = store.histories([j.id for row in page for j in row.jobs])
+    out = [HistoryRow(row, tuple(sorted((t for j in row.jobs for t in trails[j.id]),
+                                        key=lambda t: t.id)))
+           for row in page]
+    return out, first + len(shown) > skip + limit, left_out.get(flt.page - 1, 0)

@@ -188,7 +188,7 @@ def _calls(store: JobStore, job_id: int, build_id: int) -> list[tuple[str, Calla
         ("listing jobs", lambda: store.list_jobs()),
         ("listing the jobs of a page of cases", lambda: store.list_case_jobs(limit=1)),
         ("listing the jobs of a page of history",
-         lambda: store.list_history_cases(lead_order=tuple(S), limit=1)),
+         lambda: store.list_history_cases(limit=1)),
         (f"reading the history of job {job_id}", lambda: store.history(job_id)),
         (f"updating job {job_id}", lambda: store.update_job(job_id, priority=2)),
         (f"moving job {job_id} to queued", lambda: store.transition(job_id, S.QUEUED, "go")),

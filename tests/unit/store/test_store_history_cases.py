@@ -1,14 +1,12 @@
-"""A page of History from the store (``list_history_cases``): whole cases, kept by their lead
-state and by a search of their name or files, most recently changed first, paged by the
-database; the same cases, in the same order, as the History page's rule reading every job
-(SQLite and PostgreSQL)."""
+"""A page of History from the store (``list_history_cases``): whole cases, kept when one of
+their jobs is in a state asked for and by a search of their name or files, most recently
+changed first, paged by the database; with the page's rule on them (``history_rows``), the
+same cases, in the same order, as that rule reading every job (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-
-import pytest
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import (
@@ -21,7 +19,6 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.web.views import (
     HISTORY_PAGE_CASES,
-    LEAD_ORDER,
     CaseRow,
     QueueFilter,
     _group,
@@ -172,17 +169,21 @@ class TestAPageOfHistory:
 
 
 class TestTheStoresPagingRules:
-    """The lead order names every state; the first page starts at the newest case."""
+    """The first page starts at the newest case; a state keeps a case by any of its jobs."""
 
-    def test_the_lead_order_must_name_every_state_once(self, store: JobStore) -> None:
-        for order in (LEAD_ORDER[:-1], (*LEAD_ORDER[:-1], LEAD_ORDER[0])):
-            with pytest.raises(ValueError, match=r"^lead_order must name every job state once$"):
-                store.list_history_cases(lead_order=order, limit=1)
+    def test_a_state_keeps_every_case_one_of_whose_jobs_is_in_it(
+        self, store: JobStore
+    ) -> None:
+        failed = _job(store, "C-1", "a.stl", "crowns", S.FAILED)
+        queued = _job(store, "C-1", "b.stl", "crowns", S.QUEUED)
+        _job(store, "C-2", "c.stl", "crowns", S.CANCELLED)
+        for state in (S.FAILED, S.QUEUED):
+            assert store.list_history_cases(state=state, limit=5) == (failed, queued)
 
     def test_without_an_offset_the_page_starts_at_the_newest_case(
         self, store: JobStore
     ) -> None:
         older = _job(store, "C-old", "a.stl", "crowns", S.QUEUED)
         newer = _job(store, "C-new", "b.stl", "crowns", S.QUEUED)
-        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1) == (newer,)
-        assert store.list_history_cases(lead_order=LEAD_ORDER, limit=1, offset=1) == (older,)
+        assert store.list_history_cases(limit=1) == (newer,)
+        assert store.list_history_cases(limit=1, offset=1) == (older,)

@@ -92,7 +92,8 @@ def served_history(store: JobStore, query: str = "") -> str:
 
 class TestAPageReadsItsTrailsAtOnce:
     """The page's trails are one statement, whatever the number of its jobs; each case's trail
-    is its jobs' own trails, merged in the order written. History's cases are written once for
+    is its jobs' own trails, merged in the order written; a filtered page from which nothing
+    is left out reads its cases in one statement too. History's cases are written once for
     the class (``filled``), whose tests only read them."""
 
     def test_a_full_page_is_one_read_of_trails(self, counted_filled: Counted) -> None:
@@ -106,6 +107,16 @@ class TestAPageReadsItsTrailsAtOnce:
         assert len(counted.reading_trails()) == 1
         # Two read transactions: the page's cases, then their trails.
         assert len(counted.begun()) == 2
+
+    def test_a_deeper_filtered_page_reads_its_cases_at_once(
+        self, counted_filled: Counted
+    ) -> None:
+        # Nothing is left out here, so the pages before it and one case more are enough.
+        counted = counted_filled
+        counted.reset()
+        rows, older, _ = history_rows(counted.store, QueueFilter("failed", page=3), limit=5)
+        assert len(rows) == 5 and older
+        assert len([s for s in counted.statements if "AS page ON" in s]) == 1
 
     @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
                                      QueueFilter("all", page=2),

@@ -111,21 +111,73 @@ class TestOneRuleOnEveryPage:
 
 
 class TestHistoryPages:
-    """History pages on the store's cases before any is left out: a case left out must not
-    pull the next page's first case onto this one (it then showed on both)."""
+    """History places a case by the state a person would name (its superseded failure left
+    out, unless listed), and fills each page: no case on two pages, none on none."""
 
     def test_a_case_left_out_leaves_the_next_page_s_case_on_the_next_page(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
     ) -> None:
-        for case_id, digest in (("Z", "d-z"), ("Y", "d-y"), ("X", "d-x")):
+        for case_id, digest in (("Z", "d-z"), ("Y", "d-y"), ("X", "d-x"), ("W", "d-w")):
             ended_job(store, tmp_path, case_id, S.FAILED, digest=digest)
             clock.advance(1)
         ended_job(store, tmp_path, "P", S.DONE, digest="d-x")  # X is put right
         first, more, hidden = history_rows(store, QueueFilter(state="failed"), limit=2)
-        assert ([r.case.case for r in first], more, hidden) == (["Y"], True, 1)
+        assert ([r.case.case for r in first], more, hidden) == (["W", "Y"], True, 1)
         second, more, _ = history_rows(store, QueueFilter(state="failed", page=2), limit=2)
         assert ([r.case.case for r in second], more) == (["Z"], False)
 
+    def test_every_page_but_the_last_is_full_and_each_left_out_is_counted_once(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        # Newest first: V W X Y Z A; X and A put right by later jobs of other cases.
+        for case_id in ("A", "Z", "Y", "X", "W", "V"):
+            ended_job(store, tmp_path, case_id, S.FAILED, digest=f"d-{case_id}")
+            clock.advance(1)
+        ended_job(store, tmp_path, "P", S.DONE, digest="d-X")
+        ended_job(store, tmp_path, "Q", S.DONE, digest="d-A")
+        pages = [history_rows(store, QueueFilter(state="failed", page=n), limit=2)
+                 for n in (1, 2, 3)]
+        assert [([r.case.case for r in rows], more, hidden)
+                for rows, more, hidden in pages] == [
+            (["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
+
+    def test_a_page_short_of_cases_reads_what_it_lacks_not_the_whole_store(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        statements: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
+                            on_statement=statements.append) as store:
+            for n in range(20):
+                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
+                clock.advance(1)
+            for n in (17, 18, 19):  # the three newest put right: left out of Failed
+                ended_job(store, tmp_path, f"P-{n}", S.DONE, digest=f"d-{n}")
+            statements.clear()
+            rows, older, hidden = history_rows(store, QueueFilter(state="failed", page=5),
+                                               limit=2)
+        assert ([r.case.case for r in rows], older, hidden) == (["C-08", "C-07"], True, 0)
+        # The pages up to it and one case more (11), then twice the 3 still wanted.
+        assert [int(m) for s in statements if "AS page ON" in s
+                for m in re.findall(r"LIMIT (\d+)", s)] == [11, 6]
+
+    def test_each_filter_places_a_case_by_its_job_that_was_not_put_right(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        # R's run was killed; run again under the same case, the same file is printing now.
+        ended_job(store, tmp_path, "R", S.FAILED, digest="d-r")
+        clock.advance(1)
+        ended_job(store, tmp_path, "R", S.PRINT_SENT, digest="d-r")
+
+        def placed(state: str, listed: bool = False) -> tuple[list[tuple[str, S]], int]:
+            rows, _, hidden = history_rows(store, QueueFilter(state=state, listed=listed))
+            return [(r.case.case, r.case.state) for r in rows], hidden
+
+        assert placed("printing") == ([("R", S.PRINT_SENT)], 1)
+        assert placed("failed") == ([], 1)
+        assert placed("all") == ([("R", S.PRINT_SENT)], 0)
+        # Listed, its failure is shown in it, and places it under Failed too.
+        assert placed("failed", listed=True) == ([("R", S.PRINT_SENT)], 0)
+        assert placed("printing", listed=True) == ([("R", S.PRINT_SENT)], 0)
 
     def test_another_page_of_a_listed_view_keeps_them_listed(self) -> None:
         flt = QueueFilter.parse({"state": "failed", "superseded": "listed"})
