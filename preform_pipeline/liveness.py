@@ -73,6 +73,8 @@ _OUR_PROGRAMS: Final = "preform"
 #: ``/proc/PID/stat``'s flag of a kernel thread (``PF_KTHREAD``): it has no command line, and
 #: is never ours.
 _KERNEL_THREAD_FLAG: Final = 0x00200000
+#: PF_EXITING in the same flags: the process is ending and runs no code of its own any more.
+_EXITING_FLAG: Final = 0x00000004
 
 #: The system's boot time is kept in whole seconds (Linux: ``btime``): a process started more
 #: than this before it certainly ran in an earlier boot.
@@ -122,14 +124,19 @@ def start_ticks_of(pid: int) -> int | None:
         return None
 
 
-def _is_kernel_thread(pid: int) -> bool:
-    """True when ``pid`` is a kernel thread (no command line, never ours); False when it is
-    not, or when its flags cannot be read."""
+def _has_flag(pid: int, flag: int) -> bool:
+    """True when ``pid``'s kernel flags (field 9 of ``/proc/PID/stat``) hold ``flag``; False
+    when they do not, or cannot be read."""
     fields = _stat_fields(pid)
     try:
-        return fields is not None and bool(int(fields[6]) & _KERNEL_THREAD_FLAG)
+        return fields is not None and bool(int(fields[6]) & flag)
     except (IndexError, ValueError):
         return False
+
+
+def _is_kernel_thread(pid: int) -> bool:
+    """True when ``pid`` is a kernel thread (no command line, never ours)."""
+    return _has_flag(pid, _KERNEL_THREAD_FLAG)
 
 
 def read_start_ticks(value: object) -> int | None:
@@ -191,7 +198,8 @@ def _may_be_ours(process: psutil.Process) -> bool:
     """Whether a running process may be one of ours (:data:`_OUR_PROGRAMS`). One whose
     command line cannot be read (denied, or any other failure to read it) may be, and so may
     one whose command line is empty, unless it is a kernel thread: a process of ours shows an
-    empty one while it exits, or once something cleared it, and nothing else tells it apart."""
+    empty one once something cleared it, and nothing else tells it apart; one that is exiting
+    is not (it runs nothing of its own any more)."""
     try:
         words = [word for word in process.cmdline() if word]
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
@@ -200,7 +208,10 @@ def _may_be_ours(process: psutil.Process) -> bool:
         return True
     if words:
         return any(_OUR_PROGRAMS in word.lower() for word in words)
-    return not _is_kernel_thread(process.pid)
+    # An empty one: a kernel thread's (never ours), an exiting process's (it runs no code of
+    # its own any more, so it acts on no record: every short-lived child of the machine shows
+    # an empty command line for a moment as it ends), or one something cleared (may be ours).
+    return not (_is_kernel_thread(process.pid) or _has_flag(process.pid, _EXITING_FLAG))
 
 
 class Liveness(enum.Enum):
