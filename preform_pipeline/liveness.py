@@ -65,9 +65,12 @@ NO_INSTANCE: Final = "-"
 #: container included, each under a pid of this namespace.
 _MACHINE_PID_NAMESPACE: Final = 0xEFFFFFFC
 
-#: Any word of a command line containing this (case aside) may be one of our processes: the
-#: ``preform-pipeline`` command, ``python -m preform_pipeline...`` (daemon, run, simulator)
-#: and PreFormServer itself. Any other command line is not ours.
+#: A command line one of whose words names, in its last path component, a program containing
+#: this (case aside) may be one of our processes: the ``preform-pipeline`` command,
+#: ``python -m preform_pipeline...`` (daemon, run, simulator) and PreFormServer itself (its
+#: ``.exe`` under wine too). Only the last component counts: a folder naming ``preform``
+#: (a checkout or virtual environment called ``preform-pipeline``) makes none of the other
+#: programs run from it ours; any other command line is not ours.
 _OUR_PROGRAMS: Final = "preform"
 
 #: ``/proc/PID/stat``'s flag of a kernel thread (``PF_KTHREAD``): it has no command line, and
@@ -207,11 +210,17 @@ def _may_be_ours(process: psutil.Process) -> bool:
     except (psutil.Error, OSError):
         return True
     if words:
-        return any(_OUR_PROGRAMS in word.lower() for word in words)
+        return any(_names_our_program(word) for word in words)
     # An empty one: a kernel thread's (never ours), an exiting process's (it runs no code of
     # its own any more, so it acts on no record: every short-lived child of the machine shows
     # an empty command line for a moment as it ends), or one something cleared (may be ours).
     return not (_is_kernel_thread(process.pid) or _has_flag(process.pid, _EXITING_FLAG))
+
+
+def _names_our_program(word: str) -> bool:
+    """Whether one word of a command line names one of :data:`_OUR_PROGRAMS`: its last path
+    component does (either separator: a Windows path under wine uses backslashes)."""
+    return _OUR_PROGRAMS in word.replace("\\", "/").rpartition("/")[2].lower()
 
 
 class Liveness(enum.Enum):

@@ -18,7 +18,13 @@ every half second, for those. When the owner ends, it looks at how:
 - otherwise the owner died: the watcher stops and removes every cluster registered with
   :func:`register_cluster` whose folder is still there, then SIGKILLs every process that
   carries the owner's token and every descendant it saw last (each still the same
-  process: same PID and start time).
+  process: same PID and start).
+
+A process is named by its PID and its start in clock ticks after boot (``/proc/PID/stat``),
+never by psutil's start time: that is the boot's time plus those ticks, and the boot's time
+is read from the wall clock in whole seconds, so when the clock is stepped or slewed across
+a second every running process's start time reads one second off at once. A watcher that
+compared start times took its live owner for dead then, and killed every worker of the run.
 
 The registry is a small JSON-lines file in the system temp folder, removed by the watcher.
 Only the standard library and psutil are used here: the watcher runs as a plain script.
@@ -54,21 +60,24 @@ _registry: tuple[int, Path] | None = None
 
 
 def watch_this_process() -> None:
-    """Start this process's watcher (once); POSIX only, like the signals it answers."""
+    """Start this process's watcher (once); Linux only, like the ``/proc`` it reads."""
     global _registry
-    if os.name != "posix" or (_registry is not None and _registry[0] == os.getpid()):
+    me = os.getpid()
+    if (not sys.platform.startswith("linux")
+            or (_registry is not None and _registry[0] == me)):
         return
-    me = psutil.Process()
-    token = f"{me.pid}-{me.create_time()!r}"
+    started = _start_of(me)
+    assert started is not None, "a running process has a start"
+    token = f"{me}-{started}"
     registry = Path(tempfile.gettempdir()) / f"pp-reaper-{token}.jsonl"
     registry.touch()
     os.environ[TOKEN_ENV] = token
     subprocess.Popen(
-        [sys.executable, __file__, str(me.pid), repr(me.create_time()), str(registry), token],
+        [sys.executable, __file__, str(me), str(started), str(registry), token],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
     )
-    _registry = (me.pid, registry)
+    _registry = (me, registry)
 
 
 def register_cluster(root: Path, bin_dir: Path, user: str | None) -> None:
@@ -88,10 +97,22 @@ def _note(entry: object) -> None:
         file.write(json.dumps(entry) + "\n")
 
 
-def _same(pid: int, started: float) -> psutil.Process | None:
+def _start_of(pid: int) -> int | None:
+    """The start of ``pid`` in clock ticks after boot; None when no such process runs."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: the fields after its last
+    # ')' start at field 3, so starttime (field 22) is the twentieth of them.
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _same(pid: int, started: int) -> psutil.Process | None:
     with contextlib.suppress(psutil.Error):
         process = psutil.Process(pid)
-        if process.create_time() == started and process.status() != psutil.STATUS_ZOMBIE:
+        if _start_of(pid) == started and process.status() != psutil.STATUS_ZOMBIE:
             return process
     return None
 
@@ -109,11 +130,11 @@ def _stop_cluster(entry: dict[str, str | None]) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _descendants(pid: int, me: int) -> list[tuple[int, float]]:
+def _descendants(pid: int, me: int) -> list[tuple[int, int]]:
     # The kernel's own lists of each thread's children: a look costs a few reads of the
     # descendants' files, where psutil's recursive walk reads every process's (about 10 ms
     # of CPU on a busy machine, twice a second, for each pytest process).
-    found: list[tuple[int, float]] = []
+    found: list[tuple[int, int]] = []
     parents = [pid]
     while parents:
         parent = parents.pop()
@@ -121,24 +142,24 @@ def _descendants(pid: int, me: int) -> list[tuple[int, float]]:
             with contextlib.suppress(OSError, ValueError):
                 for child in map(int, children.read_text().split()):
                     parents.append(child)
-                    if child != me:
-                        with contextlib.suppress(psutil.Error):
-                            found.append((child, psutil.Process(child).create_time()))
+                    if child != me and (started := _start_of(child)) is not None:
+                        found.append((child, started))
     return found
 
 
-def _carrying(token: str, me: int) -> list[tuple[int, float]]:
+def _carrying(token: str, me: int) -> list[tuple[int, int]]:
     found = []
     for process in psutil.process_iter():
         with contextlib.suppress(psutil.Error):
-            if process.pid != me and process.environ().get(TOKEN_ENV) == token:
-                found.append((process.pid, process.create_time()))
+            if (process.pid != me and process.environ().get(TOKEN_ENV) == token
+                    and (started := _start_of(process.pid)) is not None):
+                found.append((process.pid, started))
     return found
 
 
-def _watch(owner_pid: int, owner_started: float, registry: Path, token: str) -> None:
+def _watch(owner_pid: int, owner_started: int, registry: Path, token: str) -> None:
     me = os.getpid()  # the owner's child too, and not to be killed before it is done
-    last_seen: list[tuple[int, float]] = []
+    last_seen: list[tuple[int, int]] = []
     while _same(owner_pid, owner_started) is not None:
         last_seen = _descendants(owner_pid, me)
         time.sleep(_LOOK_EVERY_S)
@@ -163,4 +184,4 @@ def _watch(owner_pid: int, owner_started: float, registry: Path, token: str) -> 
 
 
 if __name__ == "__main__":
-    _watch(int(sys.argv[1]), float(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    _watch(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])

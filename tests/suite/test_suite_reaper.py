@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests import reaper
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import require_postgres
 
@@ -104,3 +105,33 @@ class TestASessionThatEndsNormally:
             assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
         finally:
             child.kill()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="starts are read from /proc")
+class TestAProcessAsTheWatcherNamesIt:
+    """By its pid and start in ticks: a clock stepped across a second leaves its owner alive."""
+
+    def test_a_live_owner_stays_itself_when_the_boot_time_reads_a_second_later(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        me = os.getpid()
+        started = reaper._start_of(me)
+        assert started is not None
+        before = psutil.Process(me).create_time()
+        # The clock seam: psutil reads the boot's time from the wall clock, in whole seconds.
+        boot = psutil.boot_time()
+        monkeypatch.setattr("psutil._pslinux.boot_time", lambda: boot + 1.0)
+        assert psutil.Process(me).create_time() == pytest.approx(before + 1.0)
+        assert reaper._start_of(me) == started
+        assert reaper._same(me, started) is not None
+
+    def test_another_start_under_its_pid_is_another_process(self) -> None:
+        me = os.getpid()
+        started = reaper._start_of(me)
+        assert started is not None
+        assert reaper._same(me, started + 1) is None
+
+    def test_an_ended_process_has_no_start(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait(30)
+        assert reaper._start_of(child.pid) is None
+        assert reaper._same(child.pid, 0) is None

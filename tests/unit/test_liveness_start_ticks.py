@@ -10,10 +10,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,6 +24,7 @@ from preform_pipeline.liveness import (
     Liveness,
     ProcessIdentity,
     _may_be_ours,  # the reading of a command line, on its own
+    _names_our_program,  # the reading of one word of it
     start_ticks_of,
     this_instance,
 )
@@ -196,3 +199,35 @@ class TestMayBeOurs:
                      "preform-pipeline"]) as ours, _child(["cat"]) as other:
             assert _may_be_ours(psutil.Process(ours.pid))
             assert not _may_be_ours(psutil.Process(other.pid))
+
+    def test_a_program_run_from_a_folder_named_for_us_is_not(self, tmp_path: Path) -> None:
+        # A newcomer's checkout and its virtual environment are called preform-pipeline: the
+        # Python, pytest and cat run from there are not ours, and neither is a path argument.
+        folder = tmp_path / "preform-pipeline" / ".venv" / "bin"
+        folder.mkdir(parents=True)
+        (folder / "cat").symlink_to(shutil.which("cat") or "/bin/cat")
+        with _child([str(folder / "cat"), "-", str(folder / "notes.txt")]) as cat:
+            assert not _may_be_ours(psutil.Process(cat.pid))
+        (folder / "preform-pipeline").symlink_to(folder / "cat")
+        with _child([str(folder / "preform-pipeline")]) as ours:
+            assert _may_be_ours(psutil.Process(ours.pid))
+
+
+class TestOurProgramsByName:
+    """One word of a command line names our program by its last path component alone."""
+
+    @pytest.mark.parametrize("word", [
+        "preform-pipeline", "/opt/venv/bin/preform-pipeline", "preform_pipeline.daemon",
+        "/Applications/PreFormServer.app/Contents/MacOS/PreFormServer",
+        "C:\\Program Files\\Formlabs\\PreFormServer\\PreFormServer.exe",
+        "Z:\\opt\\PREFORMSERVER.EXE",
+    ])
+    def test_our_programs_wherever_they_are(self, word: str) -> None:
+        assert _names_our_program(word)
+
+    @pytest.mark.parametrize("word", [
+        "/home/me/preform-pipeline/.venv/bin/python", "python3", "-m", "pytest", "",
+        "C:\\preform\\python.exe", "/srv/preform-data/", "cat",
+    ])
+    def test_other_programs_and_folders_named_for_us(self, word: str) -> None:
+        assert not _names_our_program(word)
