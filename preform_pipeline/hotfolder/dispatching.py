@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from preform_pipeline.cloud import WEB_API_MAX_WAIT_S
 from preform_pipeline.cloud.factory import (
@@ -56,7 +57,7 @@ class DispatchLoop:
         store: JobStore,
         owner: PrintOwner,
         outcomes: OutcomeFolders,
-        pool: Callable[[], ServerSource | None],
+        pool: Callable[[], AbstractContextManager[ServerSource | None]],
         stop: threading.Event,
         *,
         on_late: Callable[[Build, float, str], None] | None = None,
@@ -75,6 +76,9 @@ class DispatchLoop:
         self.wake = threading.Event()
         self._closing = threading.Event()  # the daemon's loop ended (``--once`` sets no stop)
         self._dispatcher: Dispatcher | None = None
+        #: The pool ``_dispatcher`` sends through: a new one (a refused pool renewed) gets a
+        #: new dispatcher, so prints left waiting go out through it.
+        self._on: ServerSource | None = None
         self._on_late = on_late
         self._thread: threading.Thread | None = None
 
@@ -97,19 +101,22 @@ class DispatchLoop:
         while not (self.stop.is_set() or self._closing.is_set()):
             try:
                 if self.waiting():
-                    dispatcher = self._ready()
-                    if dispatcher is not None:
-                        dispatcher.dispatch_once()
+                    # Lent for the pass: a pool replaced meanwhile is closed once no pass
+                    # nor batch uses it.
+                    with self.pool() as pool:
+                        dispatcher = self._ready(pool)
+                        if dispatcher is not None:
+                            dispatcher.dispatch_once()
             except PipelineError as exc:
                 log.error("dispatch_pass_failed", error=str(exc))
             self.wake.wait(interval)
             self.wake.clear()
 
-    def _ready(self) -> Dispatcher | None:
-        if self._dispatcher is None:
-            pool = self.pool()
-            if pool is None:
-                return None
+    def _ready(self, pool: ServerSource | None) -> Dispatcher | None:
+        if pool is None:
+            return None
+        if self._dispatcher is None or self._on is not pool:
+            self._on = pool
             timeout = self.settings.servers.request_timeout_s
             self._dispatcher = Dispatcher(
                 self.store,
