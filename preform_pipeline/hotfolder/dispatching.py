@@ -10,7 +10,9 @@ once, never prepared again. A sent build's files are settled (done/) at once; a 
 longer than ``dispatch.notify_after_s`` is told to ``on_late`` once (the daemon's follow-up,
 which sends the one ``build_waiting`` notification) and keeps waiting. A build an operator
 approved (held for approval first) is said on the daemon's console (``say``) when it is sent
-or refused: the console had said it was held, and nothing after (``approval_line``).
+or refused: the console had said it was held, and nothing after (``approval_line``). A build
+rejected is learnt on the same pass (the one read of the waiting line), its files settled
+into failed/ and its line said then.
 """
 
 from __future__ import annotations
@@ -79,11 +81,30 @@ class DispatchLoop:
         #: The pool ``_dispatcher`` sends through: a new one (a refused pool renewed) gets a
         #: new dispatcher, so prints left waiting go out through it.
         self._on: ServerSource | None = None
+        #: The builds held for approval at the last pass (a decision takes them out).
+        self._held: frozenset[int] = frozenset()
         self._on_late = on_late
         self._thread: threading.Thread | None = None
 
     def waiting(self) -> int:
         return len(self.store.list_builds(state=JobState.WAITING_FOR_PRINTER))
+
+    def _read_waiting(self) -> int:
+        """How many builds wait for a printer; in the same read, the builds held for
+        approval, so a rejection is learnt as an approval is (on this pass, not at the next
+        sweep of processing/, up to ``rescan_interval_s`` later): a build held at the last
+        pass and no longer held was decided, and a rejected one's files are settled into
+        failed/ now (:meth:`OutcomeFolders.settle_build`, which says its line)."""
+        builds = self.store.list_builds(
+            state=[JobState.WAITING_FOR_PRINTER, JobState.AWAITING_APPROVAL])
+        held = frozenset(b.id for b in builds if b.state is JobState.AWAITING_APPROVAL)
+        decided, self._held = self._held - held, held
+        for build_id in sorted(decided):
+            build = self.store.get_build(build_id)
+            # (One another node holds or settles is not this node's: as for the sweep.)
+            if build.state is JobState.FAILED and build_id not in self.outcomes.active:
+                self.outcomes.settle_build(build, None)
+        return len(builds) - len(held)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="hotfolder-dispatch",
@@ -100,7 +121,7 @@ class DispatchLoop:
         interval = self.settings.dispatch.poll_interval_s
         while not (self.stop.is_set() or self._closing.is_set()):
             try:
-                if self.waiting():
+                if self._read_waiting():
                     # Lent for the pass: a pool replaced meanwhile is closed once no pass
                     # nor batch uses it.
                     with self.pool() as pool:
