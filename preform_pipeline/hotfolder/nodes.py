@@ -15,7 +15,9 @@ module adds what the daemon does differently on a shared store:
   prepared again; cut off while sending, it is looked up (found: recorded; absent or unknown:
   UNVERIFIED after the grace period, never resent: from another PC the first sender cannot be
   proven gone); waiting for a printer, it waits on here. Jobs a gone node had taken but not
-  yet batched are adopted (their inbox claims move here, one node each) and batched here.
+  yet batched are adopted (their inbox claims move here, one node each) and batched here,
+  only those of the inboxes this node watches (``takes_back``): the others wait for a node
+  watching theirs.
   Nothing of a live node is touched: the single-node recovery (which takes every interrupted
   build as its own) is not run.
 - **A lost lease** (:meth:`NodeRole.lease_lost`): the build gets a stop signal
