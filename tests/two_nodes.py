@@ -17,7 +17,7 @@ import psycopg
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
-from preform_pipeline.store import Build, JobState
+from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import NodeInfo
 from tests.pg_cluster import PG_PASSWORD
@@ -49,7 +49,7 @@ def farm_node(url: str, name: str) -> NodeRole:
     return role
 
 
-def waiting_build(store: NodeJobStore, model: str, form: Path | None = None) -> Build:
+def waiting_build(store: JobStore, model: str, form: Path | None = None) -> Build:
     """A one-model build this node prepared (``form``: its saved .form) and that now waits for
     any free Form 4 with Grey resin."""
     job = store.create_job(recipe="hot", source_path=f"/nas/processing/{model}.stl",

@@ -13,6 +13,7 @@ batcher       which taken files are prepared together, and when
 files         atomic, never-overwriting moves; notes
 daemon        the watch loop: drops, batches, worker threads, graceful stop
 worker        one batch: plan, then store builds, then run (split callback, outcomes)
+sharedpool    the one server pool of batches and dispatch; a refused one renewed, closed
 recovery      resuming after a restart; interrupted prints through the print owner
 outcomes      settling files into done/ or failed/ with reports and notes
 decisions     the console's line for an operator's approval or rejection taking effect

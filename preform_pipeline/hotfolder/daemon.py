@@ -57,6 +57,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -1000,8 +1001,11 @@ class HotFolderDaemon:
 
     # -- stopping -----------------------------------------------------------------------------
 
-    def _dispatch_pool(self) -> ServerSource | None:
-        return self.worker.ensure_pool()
+    def _dispatch_pool(self) -> AbstractContextManager[ServerSource | None]:
+        # A pass renews a refused pool no more often than the daemon rescans its inboxes
+        # (a batch renews at once): prints left waiting need no restart, and a long refusal
+        # is not a loop of server starts (hotfolder/sharedpool.py).
+        return self.worker.pool.lent(renew_after_s=self.hot.rescan_interval_s)
 
     def _shutdown(self) -> None:
         self.watcher.stop()

@@ -10,7 +10,9 @@ once, never prepared again. A sent build's files are settled (done/) at once; a 
 longer than ``dispatch.notify_after_s`` is told to ``on_late`` once (the daemon's follow-up,
 which sends the one ``build_waiting`` notification) and keeps waiting. A build an operator
 approved (held for approval first) is said on the daemon's console (``say``) when it is sent
-or refused: the console had said it was held, and nothing after (``approval_line``).
+or refused: the console had said it was held, and nothing after (``approval_line``). A build
+rejected is learnt on the same pass (the one read of the waiting line), its files settled
+into failed/ and its line said then.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from preform_pipeline.cloud import WEB_API_MAX_WAIT_S
 from preform_pipeline.cloud.factory import (
@@ -56,7 +59,7 @@ class DispatchLoop:
         store: JobStore,
         owner: PrintOwner,
         outcomes: OutcomeFolders,
-        pool: Callable[[], ServerSource | None],
+        pool: Callable[[], AbstractContextManager[ServerSource | None]],
         stop: threading.Event,
         *,
         on_late: Callable[[Build, float, str], None] | None = None,
@@ -75,11 +78,33 @@ class DispatchLoop:
         self.wake = threading.Event()
         self._closing = threading.Event()  # the daemon's loop ended (``--once`` sets no stop)
         self._dispatcher: Dispatcher | None = None
+        #: The pool ``_dispatcher`` sends through: a new one (a refused pool renewed) gets a
+        #: new dispatcher, so prints left waiting go out through it.
+        self._on: ServerSource | None = None
+        #: The builds held for approval at the last pass (a decision takes them out).
+        self._held: frozenset[int] = frozenset()
         self._on_late = on_late
         self._thread: threading.Thread | None = None
 
     def waiting(self) -> int:
         return len(self.store.list_builds(state=JobState.WAITING_FOR_PRINTER))
+
+    def _read_waiting(self) -> int:
+        """How many builds wait for a printer; in the same read, the builds held for
+        approval, so a rejection is learnt as an approval is (on this pass, not at the next
+        sweep of processing/, up to ``rescan_interval_s`` later): a build held at the last
+        pass and no longer held was decided, and a rejected one's files are settled into
+        failed/ now (:meth:`OutcomeFolders.settle_build`, which says its line)."""
+        builds = self.store.list_builds(
+            state=[JobState.WAITING_FOR_PRINTER, JobState.AWAITING_APPROVAL])
+        held = frozenset(b.id for b in builds if b.state is JobState.AWAITING_APPROVAL)
+        decided, self._held = self._held - held, held
+        for build_id in sorted(decided):
+            build = self.store.get_build(build_id)
+            # (One another node holds or settles is not this node's: as for the sweep.)
+            if build.state is JobState.FAILED and build_id not in self.outcomes.active:
+                self.outcomes.settle_build(build, None)
+        return len(builds) - len(held)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="hotfolder-dispatch",
@@ -96,20 +121,23 @@ class DispatchLoop:
         interval = self.settings.dispatch.poll_interval_s
         while not (self.stop.is_set() or self._closing.is_set()):
             try:
-                if self.waiting():
-                    dispatcher = self._ready()
-                    if dispatcher is not None:
-                        dispatcher.dispatch_once()
+                if self._read_waiting():
+                    # Lent for the pass: a pool replaced meanwhile is closed once no pass
+                    # nor batch uses it.
+                    with self.pool() as pool:
+                        dispatcher = self._ready(pool)
+                        if dispatcher is not None:
+                            dispatcher.dispatch_once()
             except PipelineError as exc:
                 log.error("dispatch_pass_failed", error=str(exc))
             self.wake.wait(interval)
             self.wake.clear()
 
-    def _ready(self) -> Dispatcher | None:
-        if self._dispatcher is None:
-            pool = self.pool()
-            if pool is None:
-                return None
+    def _ready(self, pool: ServerSource | None) -> Dispatcher | None:
+        if pool is None:
+            return None
+        if self._dispatcher is None or self._on is not pool:
+            self._on = pool
             timeout = self.settings.servers.request_timeout_s
             self._dispatcher = Dispatcher(
                 self.store,

@@ -92,6 +92,7 @@ __all__ = [
     "TakeResult",
     "content_hash",
     "place_of",
+    "watcher_takes",
     "template_fields",
 ]
 
@@ -223,6 +224,19 @@ def place_of(job: Job) -> JobPlace | None:
         case=_case_folder(raw.get("case")),
         moved=moved if isinstance(moved, bool) else None,
     )
+
+
+def watcher_takes(inboxes: Collection[str], job: Job) -> bool:
+    """Whether a farm node watching ``inboxes`` (each as its settings name it, the form a
+    job's place records: ``str(JobPlace.inbox)``) takes ``job`` up when nobody works on it: a
+    retried job, or one a gone node took and left unbatched. Only a job of one of its inboxes:
+    a node that does not mount the inbox fails it "its file is gone" (or moves its claim to
+    itself and leaves it) although the node watching it could run it. A job of no recorded
+    place (a ``run``'s) is not the hot folder's to judge. A node that records no inboxes (one
+    that registered before PostgreSQL schema version 9 and still runs beside the migrated
+    store) takes any job: its code has no such rule."""
+    place = place_of(job)
+    return not inboxes or place is None or str(place.inbox) in inboxes
 
 
 def _case_folder(raw: object) -> CaseFolder | None:

@@ -15,7 +15,9 @@ module adds what the daemon does differently on a shared store:
   prepared again; cut off while sending, it is looked up (found: recorded; absent or unknown:
   UNVERIFIED after the grace period, never resent: from another PC the first sender cannot be
   proven gone); waiting for a printer, it waits on here. Jobs a gone node had taken but not
-  yet batched are adopted (their inbox claims move here, one node each) and batched here.
+  yet batched are adopted (their inbox claims move here, one node each) and batched here,
+  only those of the inboxes this node watches (``takes_back``): the others wait for a node
+  watching theirs.
   Nothing of a live node is touched: the single-node recovery (which takes every interrupted
   build as its own) is not run.
 - **A lost lease** (:meth:`NodeRole.lease_lost`): the build gets a stop signal
@@ -35,7 +37,7 @@ from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
-from preform_pipeline.hotfolder.intake import Drop, Intake, place_of
+from preform_pipeline.hotfolder.intake import Drop, Intake, watcher_takes
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_store
@@ -266,6 +268,10 @@ class NodeRecovery(Recovery):
         self._own_pending = True
         #: The builds this node's batches run now (never claimed again under their nose).
         self.running_builds: Callable[[], frozenset[int]] = frozenset
+        #: The inboxes this node watches, as its settings name them (as it records them).
+        self._watched = frozenset(str(inbox) for inbox in intake.inboxes)
+        #: Gone nodes' unbatched jobs last left for a node watching their inbox.
+        self._orphans_left: frozenset[int] = frozenset()
 
     def working_on(self, build_id: int) -> bool:
         """True while this node settles a recovered build (its print, or taking it apart),
@@ -360,9 +366,22 @@ class NodeRecovery(Recovery):
         return []
 
     def _adopt_orphans(self, *, own: bool) -> list[Job]:
+        """Adopt and take up the unbatched jobs of gone nodes (``own``: of this node's
+        previous life too) whose inbox this node watches (:meth:`takes_back`'s rule). The
+        others stay with their claims for a node watching their inbox (``jobs`` says when
+        none runs)."""
         node = self.node_store
+        orphans = node.orphan_jobs(node.node_id, lease_s=node.lease_s, own=own)
+        mine = [i for i in orphans if self.takes_back(self.store.get_job(i))]
+        left = frozenset(orphans) - frozenset(mine)
+        if left - self._orphans_left:  # said once, not on every pass while they stay
+            log.info("orphan_jobs_left", node=node.node_id, jobs=sorted(left),
+                     why="not of an inbox it watches")
+        self._orphans_left = left
+        if not mine:
+            return []
         return self._take_up_orphans(
-            node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own))
+            node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own, job_ids=mine))
 
     def _take_up_orphans(self, job_ids: Iterable[int]) -> list[Job]:
         """Take up unbatched jobs whose own claims just moved to this node."""
@@ -385,11 +404,10 @@ class NodeRecovery(Recovery):
         return resumed
 
     def takes_back(self, job: Job) -> bool:
-        """Only a retried job of an inbox this node watches: a node that does not mount the
-        inbox failed it "its file is gone" although the node watching it could run it. The
-        others are left for their node (``jobs`` says when no running node watches it)."""
-        place = place_of(job)
-        return place is None or place.inbox in self.intake.inboxes
+        """Only a job (retried, or a gone node's unbatched one) of an inbox this node
+        watches (``watcher_takes``). The others are left for their node (``jobs`` says when
+        no running node watches it)."""
+        return watcher_takes(self._watched, job)
 
     def maintenance(self) -> list[Job]:
         try:

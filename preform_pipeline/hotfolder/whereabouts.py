@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from preform_pipeline.hotfolder.intake import JobPlace, place_of
+from preform_pipeline.hotfolder.intake import JobPlace, place_of, watcher_takes
 from preform_pipeline.store import TERMINAL_STATES, Job, JobState, JobStore
 from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
@@ -193,23 +193,26 @@ def retry_check(store: JobStore, job: Job, *, force: bool = False) -> RetryCheck
 
 
 def unwatched(store: JobStore, jobs: Sequence[Job]) -> dict[int, str]:
-    """For each retried job among ``jobs`` whose inbox no running node of a shared store
-    watches, what it waits for, by job id. On a farm only a node watching a retried job's
-    inbox takes it back (``NodeRecovery.takes_back``): with none running it would wait in
-    ``queued`` and nobody would be told. A daemon alone on its store (SQLite) takes every
-    retried job, so nothing is said there. Retried: queued, with its file not at the place in
-    the inbox it was dropped at (the hot folder is not taking it now)."""
-    retried = [
+    """For each job among ``jobs`` that waits for a node watching its inbox while no running
+    node of a shared store takes it (``intake.watcher_takes``, the rule the nodes follow),
+    what it waits for, by job id. On a farm only a node watching the job's inbox takes it:
+    with none running it would wait and nobody would be told. A daemon alone on its store
+    (SQLite) takes every such job, so nothing is said there. Such a job is one nobody works
+    on: retried (queued, with its file not at the place in the inbox it was dropped at: the
+    hot folder is not taking it now), or taken into processing/ and not batched (its node
+    is gone: a node watching its inbox adopts it)."""
+    waiting = [
         (job, place) for job in jobs
-        if job.state is JobState.QUEUED and (place := place_of(job)) is not None
-        and job.source_path != place.inbox / place.rel
+        if job.build_id is None and (place := place_of(job)) is not None
+        and (job.state is JobState.PROCESSING or (
+            job.state is JobState.QUEUED and job.source_path != place.inbox / place.rel))
     ]
-    if not retried or not isinstance(store, LeasingStore):
+    if not waiting or not isinstance(store, LeasingStore):
         return {}
-    watched = {inbox for node in store.list_nodes() if node.health() == "alive"
-               for inbox in node.info.inboxes}
+    running = [node.info.inboxes for node in store.list_nodes() if node.health() == "alive"]
     return {
         job.id: (f"waits for a hot folder watching {place.inbox}: no running node watches "
                  "it (`nodes` lists them)")
-        for job, place in retried if str(place.inbox) not in watched
+        for job, place in waiting
+        if not any(watcher_takes(inboxes, job) for inboxes in running)
     }

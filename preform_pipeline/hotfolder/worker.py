@@ -45,6 +45,7 @@ from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, LeftBuild, Recovery
+from preform_pipeline.hotfolder.sharedpool import DEFAULT_START_RETRY_S, PoolFactory, SharedPool
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
     BuildPlan,
@@ -82,8 +83,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: When the server pool cannot start, the batch waits this long before the next try.
-DEFAULT_START_RETRY_S: Final = 10.0
 #: A build is held only when its fill is below min_fill by more than this. Fills come from
 #: float32 model coordinates turned to their orientation, whose last digits depend on the
 #: CPU's vector width (numpy's AVX-512 paths round otherwise): a build that fills exactly
@@ -235,10 +234,6 @@ class _GivenBack:
     job_ids: set[int] = field(default_factory=set)
 
 
-#: Returns a *started* pool (servers up); called on the worker thread for the first batch.
-PoolFactory = Callable[[], ServerSource]
-
-
 class BatchWorker:
     """Runs batches (from any number of worker threads) on one shared server pool."""
 
@@ -288,7 +283,8 @@ class BatchWorker:
         self.outcomes = outcomes
         self.recovery = recovery
         self.owner = owner
-        self.pool_factory = pool_factory
+        #: The one pool the batches and the dispatch loop share.
+        self.pool = SharedPool(pool_factory, stop, clock)
         self.executor = executor
         self.reporter = reporter
         self.run_options = dict(run_options)
@@ -304,10 +300,6 @@ class BatchWorker:
         self.printer_claims = printer_claims
         self._runner_lock = threading.Lock()
         self._runners: set[RunnerLike] = set()
-        self._pool_lock = threading.Lock()
-        self._pool: ServerSource | None = None
-        #: Pools whose every server refused to start, replaced; closed with the daemon.
-        self._refused_pools: list[ServerSource] = []
         # Per thread: each worker thread runs one batch at a time, and the daemon asks what
         # that batch still owns on the thread that ran it (several threads share this worker).
         self._given_back = threading.local()
@@ -321,43 +313,11 @@ class BatchWorker:
         return len(runners)
 
     def close_pool(self) -> None:
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-            refused, self._refused_pools = self._refused_pools, []
-        for old in refused:
-            old.close()
-        if pool is not None:
-            pool.close()
+        self.pool.close()
 
     def current_pool(self) -> ServerSource | None:
         """The shared pool if a batch (or dispatch) started it; never starts one."""
-        return self._pool
-
-    def ensure_pool(self) -> ServerSource | None:
-        """The shared pool, started now if no batch started it yet (None: stopping)."""
-        return self._ensure_pool()
-
-    def _ensure_pool(self) -> ServerSource | None:
-        with self._pool_lock:
-            pool = self._pool
-            statuses = pool.status() if pool is not None else ()
-            if pool is not None and statuses and all(s.refused for s in statuses):
-                # Every server refused to start for good (a fleet folder another simulator
-                # used): that pool never serves again, but the cause may have gone (that
-                # simulator ended). A new batch starts a new pool, one attempt: no loop, and
-                # a retried file need not wait for a restart of the daemon. The old one is
-                # closed with the daemon: a batch still holding it gets "no server left".
-                log.info("pool_refused_renewing", servers=[s.name for s in statuses])
-                self._refused_pools.append(pool)
-                self._pool = None
-            while self._pool is None and not self.stop_event.is_set():
-                try:
-                    self._pool = self.pool_factory()
-                except (PipelineError, OSError) as exc:
-                    log.error("pool_start_failed", error=str(exc),
-                              retry_in_s=DEFAULT_START_RETRY_S)
-                    self.stop_event.wait(DEFAULT_START_RETRY_S)
-            return self._pool
+        return self.pool.current()
 
     def owned_items(self, batch: Batch) -> tuple[BatchItem, ...]:
         """The items of ``batch`` still its own: all but those its run gave back to the loop
@@ -531,7 +491,6 @@ class BatchWorker:
         return self.stops.reason(tracked.build_id)
 
     def _run_live(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
-        store = self.store
         by_path = {job.source_path: job for job in live}
         rejected: list[Rejection] = []
         models = plan_read_models(
@@ -573,9 +532,15 @@ class BatchWorker:
             live = [job for job in live if job.id in owned]
         if not builds:
             return
-        pool = self._ensure_pool()
-        if pool is None:
-            return
+        with self.pool.lent() as pool:
+            if pool is not None:
+                self._run_builds(batch, recipe, live, plan, builds, by_path, pool)
+
+    def _run_builds(self, batch: Batch, recipe: Recipe, live: list[Job], plan: Plan,
+                    builds: list[BuildPlan], by_path: dict[Path, Job],
+                    pool: ServerSource) -> None:
+        """Run a batch's planned builds on ``pool`` (lent to it while they run)."""
+        store = self.store
         started_at = local_time(self.clock)
         run_id = new_run_id(started_at)
         tracking: PrintTracking | None = None

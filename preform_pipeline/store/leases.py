@@ -94,6 +94,11 @@ _CLAIMABLE_PATHS: Final = f"{_JOB_PATHS} WHERE {_UNBATCHED}"
 #: node's file of the same content (``duplicates: print``) or a ``run``'s job share it.
 _OWN_CLAIM: Final = "c.source_path = o.path AND (NOT o.whole OR c.content_hash = o.content_hash)"
 
+#: "Inbox claim ``c`` may move to the adopting node now" (``?``: the node, whether its own
+#: previous life's claims count, the node again, the lease in seconds): another node's claim
+#: (or, with the second ``?``, its own), whose node is gone (stopped, or silent for a lease).
+_ADOPTABLE: Final = f"(c.node <> ? OR ?) AND (c.node = ? OR NOT {_NODE_ALIVE})"
+
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
 #: VERIFYING belong to the poller.
@@ -373,8 +378,23 @@ class LeasingStore(SqlStoreCore):
 
         return fence
 
-    def adopt_orphan_jobs(
+    def orphan_jobs(
         self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False
+    ) -> tuple[int, ...]:
+        """The jobs :meth:`adopt_orphan_jobs` would adopt for ``node_id`` now, without
+        adopting them (their claims stay): a node picks those it takes (the jobs of the
+        inboxes it watches, ``hotfolder.intake.watcher_takes``) and adopts only them."""
+        with self._claim_transaction(f"listing orphaned jobs for node {node_id}") as conn:
+            rows = conn.execute(
+                f"WITH o AS ({_CLAIMABLE_PATHS}) SELECT DISTINCT o.id FROM o "
+                f"JOIN inbox_claims AS c ON {_OWN_CLAIM} WHERE {_ADOPTABLE} ORDER BY o.id",
+                (node_id, own, node_id, lease_s),
+            ).fetchall()
+        return tuple(int(r["id"]) for r in rows)
+
+    def adopt_orphan_jobs(
+        self, node_id: str, *, lease_s: float = DEFAULT_LEASE_S, own: bool = False,
+        job_ids: Collection[int] | None = None,
     ) -> tuple[int, ...]:
         """Jobs taken from a shared inbox by a node that is gone (stopped, or silent for a
         lease) before they joined a build (being taken, or waiting to be batched): their own
@@ -382,18 +402,22 @@ class LeasingStore(SqlStoreCore):
         to take up.
         Row locks make the move exclusive: of two nodes
         adopting at once, one gets each job. ``own``: this node's previous life's jobs too
-        (a node starting afresh holds none in memory)."""
+        (a node starting afresh holds none in memory). ``job_ids``: only these (the ones of
+        :meth:`orphan_jobs` the node takes; whether each is still an orphan is decided here,
+        in the move's own transaction); None: all."""
+        only = "" if job_ids is None else " AND j.id = ANY(?)"
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
             # The claims move first, then every unbatched job they are the own claim of is
             # returned: an UPDATE ... FROM ... RETURNING gives one job per claim, and a case
             # folder's claim is several jobs' own.
             rows = conn.execute(
-                f"WITH o AS ({_CLAIMABLE_PATHS}), moved AS (UPDATE inbox_claims AS c "
-                f"SET node = ? FROM o WHERE {_OWN_CLAIM} AND (c.node <> ? OR ?) "
-                f"AND (c.node = ? OR NOT {_NODE_ALIVE}) RETURNING c.source_path, "
-                f"c.content_hash) SELECT o.id FROM o JOIN moved AS c ON {_OWN_CLAIM}",
-                (node_id, node_id, own, node_id, lease_s),
+                f"WITH o AS ({_CLAIMABLE_PATHS}{only}), moved AS (UPDATE inbox_claims AS c "
+                f"SET node = ? FROM o WHERE {_OWN_CLAIM} AND {_ADOPTABLE} RETURNING "
+                f"c.source_path, c.content_hash) SELECT o.id FROM o JOIN moved AS c "
+                f"ON {_OWN_CLAIM}",
+                (*(() if job_ids is None else (list(job_ids),)),
+                 node_id, node_id, own, node_id, lease_s),
             ).fetchall()
         adopted = tuple(sorted({int(r["id"]) for r in rows}))
         if adopted:

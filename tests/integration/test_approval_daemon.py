@@ -33,6 +33,8 @@ from preform_pipeline.store import Build, JobState, SqliteJobStore, extract_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0
+#: A decision is said within this (the dispatch loop's pass, with room for a loaded machine).
+DECIDED_S = 15.0
 
 
 def _environment() -> dict[str, str]:
@@ -43,13 +45,14 @@ def _environment() -> dict[str, str]:
 
 def _settings(root: Path, *, log_file: Path | None = None) -> Path:
     """A recipe that holds each one-file build for approval; ``log_file``: the daemon logs
-    there (JSON lines), and sweeps processing/ every second (a rejected build's files go to
-    failed/ with the sweep)."""
+    there (JSON lines), and sweeps processing/ only every ten minutes (a rejected build's
+    files go to failed/, and its line is said, on the dispatch loop's pass that learns of the
+    rejection, not with that sweep)."""
     recipe = write_recipe(root, printer="SimulatedForm4-1", per_build=1,
                           extra_steps=["save_form", "screenshot"], approval=True)
     hot: dict[str, Any] = {"batching": {"window_s": 0.3}}
     if log_file is not None:
-        hot["rescan_interval_s"] = 1.0
+        hot["rescan_interval_s"] = 600.0
     path = write_hotfolder_settings(root, recipe, fleet_dir=root / "fleet", hotfolders=hot)
     data = json.loads(path.read_text(encoding="utf-8"))
     data["dispatch"] = {"poll_interval_s": 0.2}
@@ -201,8 +204,10 @@ class TestTheConsoleFollowsAHeldBuild:
 
         _decide(watching, "approve", first.job_key)
         _decide(watching, "reject", second.job_key, "--reason", "crown 3 overlaps the raft")
+        # As prompt as the dispatch loop's pass (0.2 s here), not the sweep's ten minutes.
         wait_for(lambda: "approved by" in _console(watching)
-                 and "rejected by" in _console(watching), WAIT_S, what="both decisions said")
+                 and "rejected by" in _console(watching), DECIDED_S, what="both decisions said")
+        assert len(list((watching / "inbox" / "failed").glob("case*.stl"))) == 1
         said = _console(watching)
         assert f"[{first.job_key}] approved by " in said
         assert "(cli), sent to SimulatedForm4-1\n" in said

@@ -14,6 +14,7 @@ import signal
 import stat
 import subprocess
 import sys
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,17 +23,27 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import PoolExhaustedError
+from preform_pipeline.geometry import read_mesh_bytes
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import (
+    pool_factory,
+    running_daemon,
     tetra_stl_bytes,
     wait_for,
     write_hotfolder_settings,
     write_recipe,
 )
 from preform_pipeline.servers import ServerPool, ServerState
-from preform_pipeline.settings import ServerSettings, Settings
+from preform_pipeline.settings import ServerSettings, Settings, load_settings
 from preform_pipeline.simulator.fleet import default_fleet_dir
+from preform_pipeline.simulator.formfile import save_form
+from preform_pipeline.simulator.scene import Scene as SimScene
+from preform_pipeline.simulator.scene import SceneSettings as SimSceneSettings
+from preform_pipeline.simulator.scene import SimModel
 from preform_pipeline.simulator.testing import start_simulator
+from preform_pipeline.store import JobState, SqliteJobStore
 from tests.command_line import in_a_process, user_environment
+from tests.two_nodes import waiting_build
 
 WAIT_S = 20.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -195,3 +206,55 @@ class TestWatchTriesAgainForTheNextFile:
         assert said.count(IN_USE) == 1, said
         assert said.count("] pool_refused_renewing ") == 1
         assert said.count("] server_starting ") == 2  # the refused one, the new pool's
+
+
+def _left_form(path: Path) -> Path:
+    """The simulator's own .form of one small part (as an earlier life of the daemon saved a
+    build that then waited for a printer)."""
+    scene = SimScene(id="left", settings=SimSceneSettings("FORM-4-0", "FLGPGR05", 0.1))
+    mesh = read_mesh_bytes(tetra_stl_bytes(1), ".stl", name="left")
+    scene.models["m1"] = SimModel(model_id="m1", name="left", mesh=mesh,
+                                  original_file="left.stl", position=(0.0, 0.0, 0.0))
+    save_form(scene, path)
+    return path
+
+
+class TestWatchSendsWhatWaitedOnceThePoolIsRenewed:
+    """A print left waiting while the daemon's pool was refused goes out through the renewed
+    pool, without a new file and without restarting the daemon; the refused pool is closed
+    as soon as nothing uses it (in-process daemon, real simulators)."""
+
+    def test_the_waiting_build_is_sent_and_the_refused_pool_closed(self, tmp_path: Path) -> None:
+        fleet = tmp_path / "fleet"
+        path = write_hotfolder_settings(tmp_path, write_recipe(tmp_path), fleet_dir=fleet,
+                                        hotfolders={"rescan_interval_s": 0.5})
+        data = json.loads(path.read_text(encoding="utf-8"))
+        path.write_text(json.dumps({**data, "dispatch": {"poll_interval_s": 0.2}}),
+                        encoding="utf-8")
+        settings = load_settings(path, env={})
+        form = _left_form(tmp_path / "left.form")
+        store = SqliteJobStore(settings.store.path)
+        build = waiting_build(store, "left", form)
+        pools: list[ServerPool] = []
+
+        def factory() -> ServerPool:
+            pools.append(pool_factory(settings.pool)())
+            return pools[-1]
+
+        daemon = HotFolderDaemon(settings, store, factory)
+        sent = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.FINISHED)
+        with ExitStack() as rehearsal, capture_logs() as logs:
+            rehearsal.enter_context(
+                start_simulator("--fleet-printers", BENCH, fleet_dir=fleet, timeout=WAIT_S))
+            with running_daemon(daemon, timeout=WAIT_S):
+                wait_for(lambda: bool(_events(logs, "server_retired")), WAIT_S,
+                         what="the dispatch loop's pool refused")
+                rehearsal.close()  # the rehearsal ends; the daemon runs on
+                wait_for(lambda: store.get_build(build.id).state in sent, WAIT_S,
+                         what="the waiting build sent")
+                closed = [e["servers"] for e in _events(logs, "pool_replaced_closed")]
+        store.close()
+        assert _events(logs, "server_retired")[0]["refused"] is True
+        assert _events(logs, "pool_refused_renewing")
+        # Every pool but the one that sent is closed before the daemon stops.
+        assert len(closed) == len(pools) - 1 and closed[0] == ["server-1"], (closed, pools)

@@ -36,7 +36,7 @@ from preform_pipeline.executor import (
     RunOptions,
     RunResult,
 )
-from preform_pipeline.hotfolder import worker as worker_module
+from preform_pipeline.hotfolder import sharedpool
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import BuildStops
@@ -288,7 +288,7 @@ def _on_a_node(daemon: HotFolderDaemon, stops: BuildStops) -> HotFolderDaemon:
     old = daemon.worker
     daemon.worker = BatchWorker(
         old.store, old.hot, old.recipes, old.outcomes, old.recovery, old.owner,
-        old.pool_factory, old.executor, reporter=old.reporter, run_options=old.run_options,
+        old.pool.factory, old.executor, reporter=old.reporter, run_options=old.run_options,
         dry_run=old.dry_run, stop=old.stop_event, stop_now=old.stop_now,
         give_back=old.give_back, output_root=old.output_root, on_wait=old.on_wait,
         known_printers=old.known_printers, local_copies=old.local_copies, stops=stops,
@@ -574,8 +574,9 @@ class TestThePool:
         self, tmp_path: Path, store: SqliteJobStore, script: Script,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        # The retry wait is the worker's clock here: shortened so the test does not wait 10 s.
-        monkeypatch.setattr(worker_module, "DEFAULT_START_RETRY_S", 0.05)
+        # The retry wait is the pool keeper's clock here: shortened so the test does not
+        # wait 10 s.
+        monkeypatch.setattr(sharedpool, "DEFAULT_START_RETRY_S", 0.05)
         tries: list[str] = []
 
         def pool() -> DummyPool:

@@ -80,3 +80,26 @@ class TestJobsThatAreNotTheClaims:
         assert _claims(adopter) == {"/nas/inbox/bracket.stl": "pc-b",
                                     "/nas/inbox/redrop.stl": "pc-gone",
                                     "/nas/inbox/C-1042": "pc-gone"}
+
+
+class TestOnlyTheJobsTheNodeTakes:
+    """``orphan_jobs`` lists what ``adopt_orphan_jobs`` would adopt, moving no claim; with
+    ``job_ids`` only those are adopted (a node takes only its inboxes' jobs)."""
+
+    def test_listed_then_only_the_chosen_adopted(
+        self, gone: NodeJobStore, adopter: NodeJobStore
+    ) -> None:
+        a = _dropped(gone, "/lab/inbox-a", "upper.stl", "sha256:upper")
+        b = _dropped(gone, "/lab/inbox-b", "lower.stl", "sha256:lower")
+        assert gone.claim_inbox_file("pc-gone", "/lab/inbox-a/upper.stl", "sha256:upper")
+        assert gone.claim_inbox_file("pc-gone", "/lab/inbox-b/lower.stl", "sha256:lower")
+        assert adopter.orphan_jobs("pc-b") == ()  # their node lives
+        gone.node_stopped("pc-gone")
+
+        assert adopter.orphan_jobs("pc-b") == (a.id, b.id)
+        assert set(_claims(adopter).values()) == {"pc-gone"}  # listing moved nothing
+        assert adopter.adopt_orphan_jobs("pc-b", job_ids=[b.id]) == (b.id,)
+        assert _claims(adopter) == {"/lab/inbox-a/upper.stl": "pc-gone",
+                                    "/lab/inbox-b/lower.stl": "pc-b"}
+        assert adopter.orphan_jobs("pc-b") == (a.id,)
+        assert adopter.orphan_jobs("pc-b", own=True) == (a.id, b.id)  # its own claims too

@@ -58,6 +58,21 @@ class TestUnwatched:
         pg_store.node_stopped("pc-a")
         assert unwatched(pg_store, [job]) == said
 
+    def test_nothing_is_said_while_a_node_that_records_no_inboxes_runs(
+        self, pg_store: PostgresJobStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A node registered before schema version 9 (no inboxes recorded) still running
+        beside the migrated store takes any retried job back: it is not waiting for nobody."""
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        job = _retried(pg_store, Path("/lab/inbox-a"))
+        _node(pg_store, "pc-b", Path("/lab/inbox-b"))
+        _node(pg_store, "pc-old")
+        assert unwatched(pg_store, [job]) == {}
+        assert "waits for" not in _jobs("--store", pg_url)
+        pg_store.node_stopped("pc-old")
+        assert list(unwatched(pg_store, [job])) == [job.id]
+        assert "waits for a hot folder watching /lab/inbox-a" in _jobs("--store", pg_url)
+
     def test_a_job_being_taken_from_its_inbox_is_not_a_retried_one(
         self, pg_store: PostgresJobStore
     ) -> None:
