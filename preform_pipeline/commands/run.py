@@ -73,7 +73,7 @@ from preform_pipeline.commands._console import (
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
-from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
+from preform_pipeline.dispatch.leftover import LeftWaiting, is_run_build, send_left_waiting
 from preform_pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -709,7 +709,7 @@ def _run_recorded(
     reporter = make_reporter(stdout, quiet=args.quiet)
     quiet_build_warnings()
     unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
-    earlier: list[str] = []  # what became of the builds earlier runs left waiting
+    passed = LeftWaiting((), ())  # what became of the builds earlier runs left waiting
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
@@ -721,13 +721,13 @@ def _run_recorded(
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
-            earlier = send_left_waiting(
+            passed = send_left_waiting(
                 store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
                 say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
-            ).reasons()
+            )
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:
@@ -741,12 +741,16 @@ def _run_recorded(
         if unroute is not None:
             unroute()
 
-    # A repeat from cron whose every model was skipped did its job: nothing was due.
-    nothing_due = (
-        ledger is not None and bool(ledger.skipped) and not result.outcomes
-        and not result.rejected
+    # A repeat from cron whose every model was skipped did its job: nothing was due; so did
+    # a run whose only work was sending what earlier runs left waiting (session 35: it
+    # exited 1 having sent it). A send that failed fails the run, with or without builds.
+    nothing_due = not result.outcomes and not result.rejected and (
+        (ledger is not None and bool(ledger.skipped)) or bool(left)
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
+    if code == EXIT_OK and passed.failed:
+        code = EXIT_FAILURE
+    earlier = passed.reasons()
     # The report's verdict is the exit status's: a script reading "ok" from a night with
     # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
     json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)

@@ -184,6 +184,39 @@ class TestRunWaitsForAPrinter:
         assert len(fleet_jobs(tmp_path)) == 1
 
 
+class TestARunWhoseOnlyWorkIsALeftBuildItSends:
+    """A run over an emptied inbox whose only work is a build an earlier run left waiting:
+    it says it sent it, and to which printer, and exits 0 (cron mails nothing)."""
+
+    def test_it_says_what_it_sent_and_exits_0(self, tmp_path: Path) -> None:
+        recipe = write_recipe(tmp_path, STEPS)
+        inbox = _models(tmp_path)
+        settings = _settings(tmp_path, scale=0.002, run_wait_s=0.1)  # a print takes ~3.4 s
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                       "--store", str(tmp_path / "jobs.db"))
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        with SqliteJobStore(tmp_path / "jobs.db") as store:
+            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        for model in inbox.iterdir():  # taken from the inbox, as a print shop does
+            model.unlink()
+
+        _settings(tmp_path, scale=0.002, run_wait_s=60)
+        second = run_cli(tmp_path, argv)
+
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        lines = second.stdout.splitlines()
+        assert f"sent {waiting.job_key} to {PRINTER} from its saved .form" in lines
+        assert any(line.startswith("servers started: ") for line in lines), second.stdout
+        # Its server was started for the send: not "nothing to prepare, no server started".
+        assert [line for line in lines if "to prepare" in line] == [
+            f"run {second.report['run_id']}: nothing new to prepare"], second.stdout
+        assert lines[-1] == (f"exit 0: 1 build left waiting by an earlier run sent "
+                             f"({waiting.job_key} to {PRINTER}), no new builds")
+        assert second.report["ok"] is True
+        assert sum(waiting.job_key in j["job_name"] for j in fleet_jobs(tmp_path)) == 1
+
+
 class TestItsLinesNameTheBuildAsEscapes:
     """The waiting lines name the build, whose name is its recipe's (here its file's), as
     escapes."""

@@ -138,3 +138,20 @@ class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:
                      "--output", str(tmp_path / "out"))
         assert (again.returncode, again.stdout) == (1, ""), again.stdout + again.stderr
         assert again.stderr.splitlines()[-1] == said + "no new builds", again.stderr
+
+
+class TestARunWithItsOwnBuildAndALeftBuildItCannotSend:
+    """A send that failed fails the run even when its own build succeeded: with ``--quiet``
+    cron saw nothing of it (exit 0, the "not sent" line on stdout only)."""
+
+    def test_the_exit_status_and_line_say_the_send_failed(self, tmp_path: Path) -> None:
+        from tests.integration.test_cli_stdout_escaped import MODEL, run_after_a_left_build
+
+        build, done = run_after_a_left_build(tmp_path, "Form4-Lab", models=[MODEL])
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        last = done.stdout.splitlines()[-1]
+        assert last.startswith(
+            f"exit 1: 1 build left waiting by an earlier run not sent ({build.job_key}: build "
+            f"{build.job_key} waits for a printer but has no saved .form"), done.stdout
+        assert last.endswith(", 1 of 1 build succeeded"), done.stdout
