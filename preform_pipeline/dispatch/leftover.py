@@ -19,12 +19,12 @@ from typing import Final
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
-from preform_pipeline.executor.ledger import RUN_FIELD
+from preform_pipeline.executor.ledger import is_run_build
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
-from preform_pipeline.store import Build, JobStore
+from preform_pipeline.store import JobStore
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import counted, noun
 
@@ -34,11 +34,6 @@ log = get_logger(__name__)
 
 #: The pass reads readiness at most this often however short the settings' interval is.
 _MIN_INTERVAL_S: Final = 0.05
-
-
-def is_run_build(store: JobStore, build: Build) -> bool:
-    """True for a build of a ``run`` (its jobs carry the run that claimed them)."""
-    return any(RUN_FIELD in j.fields for j in store.build_members(build.id))
 
 
 @dataclass(frozen=True)
