@@ -97,6 +97,11 @@ from preform_pipeline.executor.leftover_outputs import (
 )
 from preform_pipeline.executor.progress import PlainReporter, RichReporter, rejection_lines
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.said_rejections import (
+    SAID_ONCE,
+    passed_over_lines,
+    split_said,
+)
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
@@ -641,6 +646,15 @@ def _run_recorded(
     # builds, so a pool larger than the builds evens the builds out one by one).
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
                  output=root)
+    said_once = False  # whether this run's rejections are recorded as said
+    if plan is not None and ledger is not None and store is not None:
+        # Before the rejections are filtered: a model the planner refused fails its job.
+        ledger.record(plan)
+        # A file an earlier run rejected, unchanged, is passed over: cron mails it once.
+        fresh, said = split_said(store, recipe.name, plan.rejected)
+        plan, said_once = replace(plan, rejected=fresh), True
+        for line in passed_over_lines(said, verbose=args.verbose):
+            print(line, file=stdout)
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(
@@ -654,9 +668,9 @@ def _run_recorded(
         print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
                       f"{', '.join(str(p) for p in args.models)}"), file=stdout)
         return EXIT_OK if recovered else None
-    if ledger is not None:
-        ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
+    if plan.rejected and said_once:
+        print(SAID_ONCE, file=stdout)
     for warning in (*plan_warnings(plan, whole=args.verbose),
                     *queue_login_warnings([recipe], settings)):
         print(visible(f"warning: {warning}"), file=stdout)
@@ -776,6 +790,9 @@ def _run_recorded(
     print_summary(result, make_console(stdout), code=code, extra=extra,
                   finished_said=isinstance(reporter, PlainReporter), earlier=earlier)
     if args.quiet and code != EXIT_OK:
-        for line in error_lines(result, code, earlier):
+        lines = error_lines(result, code, earlier)
+        if result.rejected and said_once:  # before the exit line, which stays the last
+            lines.insert(-1, SAID_ONCE)
+        for line in lines:
             print(line, file=stderr)
     return code
