@@ -69,6 +69,22 @@ def _assert_report_names_the_print(waiting: Build, job_id: str) -> None:
     assert report["steps_done"] == ["create_scene", "import_models", "save_form", "print"]
 
 
+def _one_left_waiting(
+    folder: Path, *, scale: float, run_wait_s: float
+) -> tuple[list[str], Path, Build]:
+    """A first run of two models whose second build, past ``run_wait_s``, is left waiting
+    in the store; the run's command line, its inbox and the waiting build."""
+    inbox = _models(folder)
+    settings = _settings(folder, scale=scale, run_wait_s=run_wait_s)
+    argv = command(folder, write_recipe(folder, STEPS), [inbox], "--settings", str(settings),
+                   "--store", str(folder / "jobs.db"))
+    first = run_cli(folder, argv)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    with SqliteJobStore(folder / "jobs.db") as store:
+        [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+    return argv, inbox, waiting
+
+
 class TestRunWaitsForAPrinter:
     """No free printer never fails a case: the run waits, or the store does."""
 
@@ -165,16 +181,8 @@ class TestRunWaitsForAPrinter:
     def test_a_build_still_waiting_after_the_next_runs_bound_is_named_in_a_counted_line(
         self, tmp_path: Path
     ) -> None:
-        recipe = write_recipe(tmp_path, STEPS)
-        inbox = _models(tmp_path)
         # A print takes ~70 s: the printer stays busy through both runs.
-        settings = _settings(tmp_path, scale=0.04, run_wait_s=0.5)
-        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
-                       "--store", str(tmp_path / "jobs.db"))
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-        with SqliteJobStore(tmp_path / "jobs.db") as store:
-            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        argv, _, waiting = _one_left_waiting(tmp_path, scale=0.04, run_wait_s=0.5)
 
         second = run_cli(tmp_path, argv)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -189,15 +197,8 @@ class TestARunWhoseOnlyWorkIsALeftBuildItSends:
     it says it sent it, and to which printer, and exits 0 (cron mails nothing)."""
 
     def test_it_says_what_it_sent_and_exits_0(self, tmp_path: Path) -> None:
-        recipe = write_recipe(tmp_path, STEPS)
-        inbox = _models(tmp_path)
-        settings = _settings(tmp_path, scale=0.002, run_wait_s=0.1)  # a print takes ~3.4 s
-        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
-                       "--store", str(tmp_path / "jobs.db"))
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-        with SqliteJobStore(tmp_path / "jobs.db") as store:
-            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        # A print takes ~3.4 s.
+        argv, inbox, waiting = _one_left_waiting(tmp_path, scale=0.002, run_wait_s=0.1)
         for model in inbox.iterdir():  # taken from the inbox, as a print shop does
             model.unlink()
 
