@@ -134,6 +134,21 @@ class TestWhatFollowsTheNameDecidesAsciiStl:
         assert stl_completeness(path) is True  # a hot folder takes it
         assert stl_completeness(_cut(path, b"endsolid")) is False  # and waits while cut
 
+    @pytest.mark.parametrize(("before", "end"), [(b"", b"\r"), (b"", b"\r\n"),
+                                                 (b"\n \n", b"\n")])
+    def test_other_line_ends_and_blank_lines_before_solid_are_read(
+        self, tmp_path: Path, before: bytes, end: bytes
+    ) -> None:
+        text = _ascii_stl("tetra").encode().replace(b"tetra", b"Zahnkr\xf6ne")
+        path = tmp_path / "part.stl"
+        path.write_bytes(before + text.replace(b"\n", end))
+        assert read_mesh(path).triangle_count == 4
+
+    def test_an_empty_solid_so_named_is_ascii_without_triangles(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.stl"
+        path.write_bytes(b"solid Zahnkr\xf6ne\nendsolid Zahnkr\xf6ne\n")
+        assert refusal(path).reason == "the file contains no triangles"
+
     def test_a_nul_between_its_first_facets_leaves_them_read(self, tmp_path: Path) -> None:
         text = _ascii_stl("tetra").replace("  endfacet\n", "  endfacet\n\x00", 1)
         assert read_mesh(_write(tmp_path, "part.stl", text)).triangle_count == 4
