@@ -376,6 +376,18 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "nul-number.obj": (NOT_A_NUMBER, lambda: b"#" * 1100 + b"\nv 0 0 0\nv 1\x00 0 0\nv 0 1 0\n"
                                              b"f 1 2 3\n"),
     "control-byte.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3 \x01\n"),
+    # Session 36: an ASCII STL is judged by what follows its name (any bytes), a text OBJ by
+    # more than a stray control byte: damage in their first bytes is named where it is, and
+    # a binary STL whose header starts "solid" (SolidWorks) is still binary when cut.
+    "latin1-cut.stl": (TRUNCATED, lambda: b"solid Zahnkr\xf6ne\n" + _facet(
+        ("0", "0", "0"), ("1", "0", "0"), ("0", "1", "0")).encode()),
+    "nul-first-facet.stl": (NOT_A_NUMBER, lambda: _ascii(_facet(
+        ("0", "0", "0"), ("10\x00", "0", "0"), ("0", "10", "0")))),
+    "solidworks-cut.stl": (TRUNCATED, lambda: (b"solid part\n".ljust(80, b" ")
+                                               + _valid_stl()[80:])[:-30]),
+    "nul-first-vertex.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1\x00 0 0\nv 0 1 0\n"
+                                                   b"f 1 2 3\n"),
+    "binary-stl.obj": (NOT_MESH, _valid_stl),
 }
 
 

@@ -271,7 +271,7 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
     """``exit 1: 1 model rejected, 2 builds succeeded``: the status and what made it.
     ``earlier``: what became of the builds earlier runs left waiting
     (``LeftWaiting.reasons``), said instead of "nothing to run" when they were all the run
-    had to do."""
+    had to do, and before the builds' count otherwise."""
     settled = result.counted
     reasons: list[str] = []
     if code == EXIT_TERMINATED:
@@ -296,6 +296,7 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
         if earlier:
             return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
         reasons.append("nothing to run")
+    reasons.extend(earlier)  # a leftover not sent fails a run with builds too: said why
     reasons.append(
         f"{by_status[BuildStatus.SUCCEEDED]} of {counted(len(settled), 'build')} succeeded"
     )

@@ -73,7 +73,7 @@ from preform_pipeline.commands._console import (
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
-from preform_pipeline.dispatch.leftover import is_run_build, send_left_waiting
+from preform_pipeline.dispatch.leftover import LeftWaiting, is_run_build, send_left_waiting
 from preform_pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -97,6 +97,11 @@ from preform_pipeline.executor.leftover_outputs import (
 )
 from preform_pipeline.executor.progress import PlainReporter, RichReporter, rejection_lines
 from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.said_rejections import (
+    SAID_ONCE,
+    passed_over_lines,
+    split_said,
+)
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
@@ -641,6 +646,15 @@ def _run_recorded(
     # builds, so a pool larger than the builds evens the builds out one by one).
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
                  output=root)
+    said_once = False  # whether this run's rejections are recorded as said
+    if plan is not None and ledger is not None and store is not None:
+        # Before the rejections are filtered: a model the planner refused fails its job.
+        ledger.record(plan)
+        # A file an earlier run rejected, unchanged, is passed over: cron mails it once.
+        fresh, said = split_said(store, recipe.name, plan.rejected)
+        plan, said_once = replace(plan, rejected=fresh), True
+        for line in passed_over_lines(said, verbose=args.verbose):
+            print(line, file=stdout)
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(
@@ -654,9 +668,9 @@ def _run_recorded(
         print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
                       f"{', '.join(str(p) for p in args.models)}"), file=stdout)
         return EXIT_OK if recovered else None
-    if ledger is not None:
-        ledger.record(plan)
     _print_rejections(plan.rejected, stdout)
+    if plan.rejected and said_once:
+        print(SAID_ONCE, file=stdout)
     for warning in (*plan_warnings(plan, whole=args.verbose),
                     *queue_login_warnings([recipe], settings)):
         print(visible(f"warning: {warning}"), file=stdout)
@@ -709,7 +723,7 @@ def _run_recorded(
     reporter = make_reporter(stdout, quiet=args.quiet)
     quiet_build_warnings()
     unroute = route_logs(reporter.console) if isinstance(reporter, RichReporter) else None
-    earlier: list[str] = []  # what became of the builds earlier runs left waiting
+    passed = LeftWaiting((), ())  # what became of the builds earlier runs left waiting
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
     try:
@@ -721,13 +735,13 @@ def _run_recorded(
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
-            earlier = send_left_waiting(
+            passed = send_left_waiting(
                 store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
                 poll_interval_s=settings.dispatch.poll_interval_s,
                 request_timeout_s=settings.servers.request_timeout_s,
                 say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
-            ).reasons()
+            )
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:
@@ -741,12 +755,16 @@ def _run_recorded(
         if unroute is not None:
             unroute()
 
-    # A repeat from cron whose every model was skipped did its job: nothing was due.
-    nothing_due = (
-        ledger is not None and bool(ledger.skipped) and not result.outcomes
-        and not result.rejected
+    # A repeat from cron whose every model was skipped did its job: nothing was due; so did
+    # a run whose only work was sending what earlier runs left waiting (session 35: it
+    # exited 1 having sent it). A send that failed fails the run, with or without builds.
+    nothing_due = not result.outcomes and not result.rejected and (
+        (ledger is not None and bool(ledger.skipped)) or bool(left)
     )
     code = exit_code(result, terminated=termination.received, nothing_due=nothing_due)
+    if code == EXIT_OK and passed.failed:
+        code = EXIT_FAILURE
+    earlier = passed.reasons()
     # The report's verdict is the exit status's: a script reading "ok" from a night with
     # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
     json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)
@@ -772,6 +790,9 @@ def _run_recorded(
     print_summary(result, make_console(stdout), code=code, extra=extra,
                   finished_said=isinstance(reporter, PlainReporter), earlier=earlier)
     if args.quiet and code != EXIT_OK:
-        for line in error_lines(result, code, earlier):
+        lines = error_lines(result, code, earlier)
+        if result.rejected and said_once:  # before the exit line, which stays the last
+            lines.insert(-1, SAID_ONCE)
+        for line in lines:
             print(line, file=stderr)
     return code

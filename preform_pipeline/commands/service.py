@@ -504,29 +504,44 @@ def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
         utf16 = text.startswith(_TASK_XML_DECLARATION)
         target.write_text(text, encoding="utf-16" if utf16 else "utf-8", newline="")
         print(visible(f"wrote {target}"), file=stdout)
-    status, reached = _run_all(plan.commands, stdout, stderr)
-    if not reached:
+    status, stop = _run_all(plan.commands, plan.then, stdout, stderr)
+    if stop == "unreachable":
         # Nothing removed: a service still registered keeps its definition, and the same
         # command run again from a session that reaches the manager finishes the job.
         return status
     for path in plan.removes:
         Path(path).unlink(missing_ok=True)
         print(visible(f"removed {path}"), file=stdout)  # below HOME, as `wrote` is
-    return max(status, _run_all(plan.then, stdout, stderr)[0])
+    if stop == "missing":
+        # Said once, with the commands of `then` too: without the manager's tool they would
+        # fail the same way (session 35: an uninstall said "not installed" twice).
+        return status
+    return max(status, _run_all(plan.then, (), stdout, stderr)[0])
+
+
+#: Why :func:`_run_all` stopped before its last command: the manager's tool is not on PATH,
+#: or the manager cannot be reached from this session (:data:`_UNREACHABLE`).
+_Stop = Literal["missing", "unreachable"] | None
 
 
 def _run_all(
-    commands: tuple[tuple[str, ...], ...], stdout: TextIO, stderr: TextIO
-) -> tuple[int, bool]:
+    commands: tuple[tuple[str, ...], ...], later: tuple[tuple[str, ...], ...],
+    stdout: TextIO, stderr: TextIO,
+) -> tuple[int, _Stop]:
     """Run each command, passing its output on; a failing one (a service already stopped)
-    does not stop the rest, but the status says so. Returns the status and whether the
-    service manager was reached: one that cannot be (:data:`_UNREACHABLE`) stops the rest,
-    which are named, with what helps."""
+    does not stop the rest, but the status says so. Returns the status and why it stopped
+    early, if it did: a manager's tool not installed, or a manager that cannot be reached,
+    stops the rest, which are named (with ``later``, what the caller would run after them
+    when the tool is missing) with what helps."""
     status = EXIT_OK
     for index, command in enumerate(commands):
         if shutil.which(command[0]) is None:
-            print(f"error: {command[0]} is not installed here", file=stderr)
-            return EXIT_FAILURE, True
+            left = "; ".join(f"`{shlex.join(c)}`" for c in (*commands[index:], *later))
+            print(f"error: {command[0]} is not installed here (not found on PATH), so "
+                  f"these were not run: {left}. If this machine has that service manager, run "
+                  f"this command again with {command[0]} on PATH; if not, nothing here can "
+                  "run the service", file=stderr)
+            return EXIT_FAILURE, "missing"
         done = subprocess.run(list(command), capture_output=True, text=True, check=False)
         stdout.write(done.stdout)
         stderr.write(done.stderr)
@@ -539,5 +554,5 @@ def _run_all(
                 print(f"not done: {why}. From a session that reaches it (log in as that "
                       f"user over ssh or at the console), run this command again, or: {left}",
                       file=stderr)
-                return status, False
-    return status, True
+                return status, "unreachable"
+    return status, None

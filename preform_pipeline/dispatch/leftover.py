@@ -19,12 +19,12 @@ from typing import Final
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
-from preform_pipeline.executor.ledger import RUN_FIELD
+from preform_pipeline.executor.ledger import is_run_build
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
-from preform_pipeline.store import Build, JobStore
+from preform_pipeline.store import JobStore
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import counted, noun
 
@@ -36,27 +36,30 @@ log = get_logger(__name__)
 _MIN_INTERVAL_S: Final = 0.05
 
 
-def is_run_build(store: JobStore, build: Build) -> bool:
-    """True for a build of a ``run`` (its jobs carry the run that claimed them)."""
-    return any(RUN_FIELD in j.fields for j in store.build_members(build.id))
-
-
 @dataclass(frozen=True)
 class LeftWaiting:
-    """What the pass did: builds sent, builds still waiting for a printer, and builds whose
-    send failed (each key with why, as said), which still wait in the store."""
+    """What the pass did: builds sent (each key with the printer it went to), builds still
+    waiting for a printer, and builds whose send failed (each key with why, as said), which
+    still wait in the store."""
 
-    sent: tuple[str, ...]
+    sent: tuple[tuple[str, str], ...]
     still_waiting: tuple[str, ...]
     unsent: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """True when a send failed: the run's exit status says so (a build still waiting
+        for a printer is no failure: the next run or watch sends it)."""
+        return bool(self.unsent)
 
     def reasons(self) -> list[str]:
         """What the pass did, for a run's exit line: a run whose only work was these builds
         did not have "nothing to run"."""
         reasons = []
         if self.sent:
+            where = ", ".join(f"{key} to {printer}" for key, printer in self.sent)
             reasons.append(f"{counted(len(self.sent), 'build')} left waiting by an earlier "
-                           "run sent")
+                           f"run sent ({where})")
         if self.unsent:
             # Why, again: `run --quiet` gives cron this line alone (on stderr).
             why = "; ".join(f"{key}: {error}" for key, error in self.unsent)
@@ -98,12 +101,12 @@ def send_left_waiting(
         target = PrintTarget.from_json(build.print_target).describe()
         say(f"waiting since an earlier run: {build.job_key} for {target}")
     deadline = clock.monotonic() + wait_s
-    sent: list[str] = []
+    sent: list[tuple[str, str]] = []  # each build sent, with the printer it went to
     unsent: dict[str, str] = {}  # the last failure of each build whose send failed
     while True:
         for done in dispatcher.dispatch_once():
             if done.error is None:
-                sent.append(done.job_key)
+                sent.append((done.job_key, done.printer))
                 unsent.pop(done.job_key, None)
                 say(f"sent {done.job_key} to {done.printer} from its saved .form")
             elif unsent.get(done.job_key) != done.error:  # tried again: said once

@@ -32,12 +32,14 @@ from typing import Final, Protocol, runtime_checkable
 from preform_pipeline.api import PreFormClient, PrintOptions
 from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.errors import ApiError, FileWriteError, PermanentApiError, PipelineError
+from preform_pipeline.executor.ledger import is_run_build
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
 from preform_pipeline.verify.targets import PrinterCandidate
 from preform_pipeline.verify.tracking import PrinterClaims
+from preform_pipeline.wording import noun
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT_S",
@@ -91,7 +93,7 @@ class FormSender:
         if build.form_path is None:
             raise PipelineError(
                 f"build {build.job_key} waits for a printer but has no saved .form",
-                hint=f"retry its jobs (`{self.owner.jobs} retry`): they are prepared again",
+                hint=self._prepare_again(build),
             )
         job_name = build.job_name or build.job_key
         # A node that wakes from a stall with a dispatch pass read before it must not take
@@ -136,6 +138,23 @@ class FormSender:
         sent = self.owner.sent(build.id, result.job_id, printer)
         _note_print_in_report(sent, printer, result.job_id)
         self._told(sent)
+
+    def _prepare_again(self, build: Build) -> str:
+        """What prepares a build that can never be sent again, by whose it is. Its jobs
+        wait (``waiting_for_printer``), which ``jobs retry`` refuses; ``jobs cancel`` takes
+        each out of the build (the store then never sends it as it is). A run's cancelled
+        jobs free their files for the next run over them; a queued run job would only be
+        skipped by it, so only the hot folder's are queued again."""
+        store = self.owner.store
+        keys = [job.job_key for job in store.build_members(build.id)]
+        n, them = len(keys), noun(len(keys), "it", "them")
+        cancel = ", ".join(f"`{self.owner.jobs} cancel {key}`" for key in keys)
+        if is_run_build(store, build):
+            return (f"cancel its {noun(n, 'job')} ({cancel}): the next run over "
+                    f"{noun(n, 'its file', 'their files')} prepares {them} again")
+        retry = ", ".join(f"`{self.owner.jobs} retry {key}`" for key in keys)
+        return (f"cancel its {noun(n, 'job')}, then queue {them} again ({cancel}; then "
+                f"{retry}): the hot folder prepares {them} again")
 
     def _confirm_held(self, build: Build) -> None:
         store = self.owner.store

@@ -42,13 +42,18 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.wording import counted
 
-__all__ = ["RUN_FIELD", "RunLedger", "Skipped", "summarize_skipped"]
+__all__ = ["RUN_FIELD", "RunLedger", "Skipped", "is_run_build", "summarize_skipped"]
 
 log = get_logger(__name__)
 
 #: The job field naming the run process that claimed the job.
 RUN_FIELD: Final = "_run"
 _UNSENT: Final = (JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED)
+
+
+def is_run_build(store: JobStore, build: Build) -> bool:
+    """True for a build of a ``run`` (its jobs carry the run that claimed them)."""
+    return any(RUN_FIELD in j.fields for j in store.build_members(build.id))
 
 
 @dataclass(frozen=True)

@@ -235,8 +235,11 @@ class PlainReporter:
             self._latest = run_id
         if not builds:
             # A repeat whose every model was skipped (or rejected) uses no server: "0 models
-            # on 1 simulated server" said one ran when none was started.
-            self._say(f"run {run_id}: nothing to prepare, no server started")
+            # on 1 simulated server" said one ran when none was started. One started for
+            # other work (``servers``: sending builds earlier runs left waiting) was said
+            # by that work.
+            self._say(f"run {run_id}: nothing new to prepare" if servers else
+                      f"run {run_id}: nothing to prepare, no server started")
             return
         models = sum(len(b.models) for b in builds)
         self._say(

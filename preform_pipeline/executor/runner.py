@@ -202,6 +202,15 @@ class LeaseLike(Protocol):
     def report_failure(self, exc: BaseException | None = None) -> None: ...
 
 
+#: The states of a server that came up (a pool's servers are STARTING until it is started).
+_UP: Final = frozenset({ServerState.IDLE, ServerState.LEASED, ServerState.CHECKING,
+                        ServerState.RECYCLING})
+
+
+def _servers_up(status: tuple[ServerStatus, ...]) -> int:
+    return sum(1 for server in status if server.state in _UP)
+
+
 class ServerSource(Protocol):
     """What the runner needs of a pool (:class:`preform_pipeline.servers.ServerPool`)."""
 
@@ -1576,7 +1585,9 @@ class Runner:
         self.reporter.run_started(
             self.options.run_id,
             self.plan.builds,
-            servers=self._server_count,
+            # A run of no builds counts the servers up for other work (sending the builds
+            # earlier runs left waiting), so that none is said to have started when one did.
+            servers=self._server_count if builds else _servers_up(self.pool.status()),
             simulated=self.pool.simulated,
         )
         log.info(

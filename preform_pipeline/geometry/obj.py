@@ -37,7 +37,7 @@ from .numerals import (
     text_indices_may_pass,
     text_numbers_may_pass,
 )
-from .sniff import EXPORT_HINT, SNIFF_BYTES, require_format
+from .sniff import EXPORT_HINT, SNIFF_BYTES, mostly_binary, require_format
 
 __all__ = ["SLICE_BYTES", "read_obj_bytes", "write_obj"]
 
@@ -79,7 +79,7 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     the first of its kind in the file.
     """
     require_format(data[:SNIFF_BYTES], ".obj", origin)
-    if b"\x00" in data[:SNIFF_BYTES]:
+    if mostly_binary(data[:SNIFF_BYTES]):
         raise ModelFileError(
             origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
         )

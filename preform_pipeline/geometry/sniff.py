@@ -14,7 +14,9 @@ from typing import Final
 
 from ..errors import ModelFileError
 
-__all__ = ["EXPORT_HINT", "FORMAT_NAMES", "SNIFF_BYTES", "impostor", "require_format"]
+__all__ = [
+    "EXPORT_HINT", "FORMAT_NAMES", "SNIFF_BYTES", "impostor", "mostly_binary", "require_format",
+]
 
 #: How many leading bytes :func:`impostor` looks at.
 SNIFF_BYTES: Final = 1024
@@ -88,6 +90,26 @@ def impostor(head: bytes, suffix: str) -> str | None:
     if text.startswith(b"<?xml") and suffix != ".3mf":
         return "an XML document"
     return None
+
+
+#: Control bytes (all but TAB, LF, VT, FF and CR), which text holds none or few of.
+_CONTROL_BYTES: Final = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+#: A head with more than one control byte in this many is binary.
+_BINARY_ONE_IN: Final = 32
+
+
+def mostly_binary(head: bytes) -> bool:
+    """Whether ``head`` is binary data, not text with a stray control byte or two.
+
+    Text formats are read as their readers read them, line by line: a NUL in an OBJ's
+    comment is no reason to refuse the file (session 35: any NUL in the first kilobyte
+    did). Binary data holds control bytes throughout (a float's zero bytes, a count's high
+    bytes, padding), far more than one in :data:`_BINARY_ONE_IN`.
+    """
+    if not head:
+        return False
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return controls * _BINARY_ONE_IN > len(head)
 
 
 def _mostly_text(head: bytes) -> bool:

@@ -9,6 +9,14 @@ size (truncated or padded), reported with expected and actual byte counts. A UTF
 mark before ``solid`` (Windows editors save "UTF-8 with BOM") is passed over in that decision,
 and only there: a binary file of the exact size is binary whatever its header starts with.
 
+"Whose first bytes are text" is judged as the ASCII readers do, by what follows the name: a
+file that starts with ``solid`` is ASCII when its first bytes are UTF-8 text, or when the line
+after the ``solid`` line starts a facet (or ends the solid). The name is free text: a
+Latin-1 name (``solid Zahnkr\xf6ne``), or a NUL in it, no longer makes an ASCII STL "not a
+mesh", nor does a NUL further on (a facet's number holding one is named with its line). A
+binary header that starts with ``solid`` is followed by triangle records, never by a line
+that starts ``facet``, so such a file (cut short, or padded) is still judged binary.
+
 :func:`read_stl_file` decides all of that from the file's size and its first few kilobytes,
 then streams a binary STL: fixed-size slices of the 50-byte records are read into one reused
 buffer and their vertices copied into the mesh's array, so a 300 MB file costs its vertex
@@ -118,6 +126,23 @@ def _starts_solid(data: bytes) -> bool:
     return _text_start(data).lstrip()[:5].lower() == b"solid"
 
 
+def _facets_follow_name(data: bytes) -> bool:
+    """Does the line after the ``solid`` line (the name, any bytes) start a facet, or end
+    the solid? Only the first bytes are asked (the text probe)."""
+    head = _text_start(data).lstrip()[:_TEXT_PROBE_BYTES]
+    ends = [i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0]
+    if not ends:
+        return False
+    after = head[min(ends):].lstrip()[:8].lower()
+    return after.startswith(b"facet") or after.startswith(b"endsolid")
+
+
+def _ascii_head(data: bytes) -> bool:
+    """Whether a file (not of a binary STL's exact size) starting with ``data`` is ASCII STL
+    (the module docstring)."""
+    return _starts_solid(data) and (_looks_like_text(data) or _facets_follow_name(data))
+
+
 def _ends_with_endsolid(tail: bytes) -> bool:
     # The last non-blank line must be "endsolid ...": a multi-solid file cut off mid-way may
     # still contain an earlier solid's endsolid near the end.
@@ -132,7 +157,7 @@ def _is_binary(data: bytes) -> bool:
         BINARY_HEADER_BYTES + 50 * _binary_count(data)
     ):
         return True
-    return not (_starts_solid(data) and _looks_like_text(data))
+    return not _ascii_head(data)
 
 
 def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
@@ -243,7 +268,7 @@ def read_stl_file(
         ) from None
     require_format(head[:SNIFF_BYTES], ".stl", path)
     stripped = _text_start(head).lstrip()
-    if len(stripped) < 5 or (_starts_solid(head) and _looks_like_text(head)):
+    if len(stripped) < 5 or _ascii_head(head):
         # Text (or blanks running past the head): ASCII STL is parsed as a whole.
         return read_stl_bytes(
             read_file_bounded(path, max_bytes), origin=path, name=name, source=source
@@ -420,6 +445,6 @@ def stl_completeness(path: Path | str) -> bool:
         return False
     if size >= BINARY_HEADER_BYTES and size == BINARY_HEADER_BYTES + 50 * _binary_count(head):
         return True
-    if _starts_solid(head) and _looks_like_text(head):
+    if _ascii_head(head):
         return _ends_with_endsolid(tail)
     return False

@@ -69,6 +69,22 @@ def _assert_report_names_the_print(waiting: Build, job_id: str) -> None:
     assert report["steps_done"] == ["create_scene", "import_models", "save_form", "print"]
 
 
+def _one_left_waiting(
+    folder: Path, *, scale: float, run_wait_s: float
+) -> tuple[list[str], Path, Build]:
+    """A first run of two models whose second build, past ``run_wait_s``, is left waiting
+    in the store; the run's command line, its inbox and the waiting build."""
+    inbox = _models(folder)
+    settings = _settings(folder, scale=scale, run_wait_s=run_wait_s)
+    argv = command(folder, write_recipe(folder, STEPS), [inbox], "--settings", str(settings),
+                   "--store", str(folder / "jobs.db"))
+    first = run_cli(folder, argv)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    with SqliteJobStore(folder / "jobs.db") as store:
+        [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+    return argv, inbox, waiting
+
+
 class TestRunWaitsForAPrinter:
     """No free printer never fails a case: the run waits, or the store does."""
 
@@ -165,16 +181,8 @@ class TestRunWaitsForAPrinter:
     def test_a_build_still_waiting_after_the_next_runs_bound_is_named_in_a_counted_line(
         self, tmp_path: Path
     ) -> None:
-        recipe = write_recipe(tmp_path, STEPS)
-        inbox = _models(tmp_path)
         # A print takes ~70 s: the printer stays busy through both runs.
-        settings = _settings(tmp_path, scale=0.04, run_wait_s=0.5)
-        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
-                       "--store", str(tmp_path / "jobs.db"))
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-        with SqliteJobStore(tmp_path / "jobs.db") as store:
-            [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        argv, _, waiting = _one_left_waiting(tmp_path, scale=0.04, run_wait_s=0.5)
 
         second = run_cli(tmp_path, argv)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
@@ -182,6 +190,32 @@ class TestRunWaitsForAPrinter:
                 "watch sends it)") in second.stdout
         assert [e["still_waiting"] for e in second.events_named("left_waiting_pass")] == [1]
         assert len(fleet_jobs(tmp_path)) == 1
+
+
+class TestARunWhoseOnlyWorkIsALeftBuildItSends:
+    """A run over an emptied inbox whose only work is a build an earlier run left waiting:
+    it says it sent it, and to which printer, and exits 0 (cron mails nothing)."""
+
+    def test_it_says_what_it_sent_and_exits_0(self, tmp_path: Path) -> None:
+        # A print takes ~3.4 s.
+        argv, inbox, waiting = _one_left_waiting(tmp_path, scale=0.002, run_wait_s=0.1)
+        for model in inbox.iterdir():  # taken from the inbox, as a print shop does
+            model.unlink()
+
+        _settings(tmp_path, scale=0.002, run_wait_s=60)
+        second = run_cli(tmp_path, argv)
+
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        lines = second.stdout.splitlines()
+        assert f"sent {waiting.job_key} to {PRINTER} from its saved .form" in lines
+        assert any(line.startswith("servers started: ") for line in lines), second.stdout
+        # Its server was started for the send: not "nothing to prepare, no server started".
+        assert [line for line in lines if "to prepare" in line] == [
+            f"run {second.report['run_id']}: nothing new to prepare"], second.stdout
+        assert lines[-1] == (f"exit 0: 1 build left waiting by an earlier run sent "
+                             f"({waiting.job_key} to {PRINTER}), no new builds")
+        assert second.report["ok"] is True
+        assert sum(waiting.job_key in j["job_name"] for j in fleet_jobs(tmp_path)) == 1
 
 
 class TestItsLinesNameTheBuildAsEscapes:

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -293,10 +294,11 @@ class TestVerifysReport:
 
 
 def run_after_a_left_build(
-    folder: Path, printer: str
+    folder: Path, printer: str, *, models: Sequence[Path] = ()
 ) -> tuple[Build, subprocess.CompletedProcess[str]]:
-    """A real ``run`` over an empty inbox after an earlier run left a build waiting for
-    ``printer`` without its saved .form (so it cannot be sent); the build and the run."""
+    """A real ``run`` over an inbox of ``models`` (none: empty) after an earlier run left a
+    build waiting for ``printer`` without its saved .form (so it cannot be sent); the build
+    and the run."""
     from preform_pipeline.executor.ledger import RUN_FIELD
     from preform_pipeline.printing import SendHolder
 
@@ -315,6 +317,9 @@ def run_after_a_left_build(
                         encoding="utf-8")
     empty = folder / "inbox"
     empty.mkdir()
+    for model in models:
+        shutil.copyfile(model, empty / model.name)
+        os.utime(empty / model.name, (1e9, 1e9))  # complete: no longer being written
     return build, _cli(folder, "run", str(RECIPE), str(empty), "--store", str(path),
                        "--settings", str(settings), "--output", str(folder / "out"))
 

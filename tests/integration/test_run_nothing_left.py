@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
+from preform_pipeline.store import JobState, SqliteJobStore
 from tests.command_line import InProcess
 from tests.command_line import in_a_process as _cli
 
@@ -122,9 +123,11 @@ class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:
         build, done = run_after_a_left_build(tmp_path, "Form4-Lab")
         assert done.returncode == 1, done.stdout + done.stderr
         lines = done.stdout.splitlines()
-        why = (f"build {build.job_key} waits for a printer but has no saved .form (retry its "
-               f"jobs (`preform-pipeline jobs --store {tmp_path}/jobs.sqlite3 retry`): they "
-               "are prepared again)")
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            [job] = store.build_members(build.id)
+        why = (f"build {build.job_key} waits for a printer but has no saved .form (cancel "
+               f"its job (`preform-pipeline jobs --store {tmp_path}/jobs.sqlite3 cancel "
+               f"{job.job_key}`): the next run over its file prepares it again)")
         # Said once (the pass tries again until its wait ends), and not as still waiting.
         assert [x for x in lines if " not sent to " in x] == [
             f"{build.job_key} not sent to Form4-Lab: {why}"], done.stdout
@@ -138,3 +141,71 @@ class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:
                      "--output", str(tmp_path / "out"))
         assert (again.returncode, again.stdout) == (1, ""), again.stdout + again.stderr
         assert again.stderr.splitlines()[-1] == said + "no new builds", again.stderr
+
+
+class TestARunWithItsOwnBuildAndALeftBuildItCannotSend:
+    """A send that failed fails the run even when its own build succeeded: with ``--quiet``
+    cron saw nothing of it (exit 0, the "not sent" line on stdout only)."""
+
+    def test_the_exit_status_and_line_say_the_send_failed(self, tmp_path: Path) -> None:
+        from tests.integration.test_cli_stdout_escaped import MODEL, run_after_a_left_build
+
+        build, done = run_after_a_left_build(tmp_path, "Form4-Lab", models=[MODEL])
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        last = done.stdout.splitlines()[-1]
+        assert last.startswith(
+            f"exit 1: 1 build left waiting by an earlier run not sent ({build.job_key}: build "
+            f"{build.job_key} waits for a printer but has no saved .form"), done.stdout
+        assert last.endswith(", 1 of 1 build succeeded"), done.stdout
+
+
+class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
+    """A build a dead run left waiting without its saved .form can never be sent: its hint
+    names the command that frees its file (``jobs retry`` refuses a waiting job, and a run's
+    job queued again would only be skipped by the next run), and, that command run, the
+    next run over the file prepares and prints it, and sends nothing left."""
+
+    def test_following_the_hint_prints_the_file_once(self, tmp_path: Path) -> None:
+        from preform_pipeline.executor.ledger import RUN_FIELD
+        from preform_pipeline.printing import SendHolder
+        from preform_pipeline.store import content_hash
+        from tests.integration.test_cli_stdout_escaped import MODEL
+
+        inbox, path = tmp_path / "inbox", tmp_path / "jobs.sqlite3"
+        inbox.mkdir()
+        model = inbox / MODEL.name
+        shutil.copyfile(MODEL, model)
+        os.utime(model, (1e9, 1e9))  # complete: no longer being written
+        with SqliteJobStore(path) as store:  # what a run that died left of this very file
+            job = store.create_job(
+                recipe=RECIPE.stem, source_path=str(model), content_hash=content_hash(model),
+                state=JobState.PROCESSING,
+                fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
+            build = store.create_build(recipe=RECIPE.stem, job_ids=[job.id])
+            for state in (JobState.PREPARING, JobState.PREPARED):
+                store.transition_build(build.id, state, "an earlier run")
+            store.transition_build(build.id, JobState.WAITING_FOR_PRINTER, "no printer free",
+                                   print_target={"names": ["Form4-Lab"]})
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\ndispatch: {run_wait_s: 0.1}\n",
+                            encoding="utf-8")
+        argv = ("run", str(RECIPE), str(inbox), "--store", str(path), "--settings",
+                str(settings), "--output", str(tmp_path / "out"))
+
+        first = _cli(tmp_path, *argv)
+        assert first.returncode == 1, first.stdout + first.stderr
+        cancel = f"preform-pipeline jobs --store {path} cancel {job.job_key}"
+        assert f"(cancel its job (`{cancel}`): the next run over its file prepares it " \
+            "again)" in first.stdout, first.stdout
+        said = _cli(tmp_path, *cancel.split()[1:])
+        assert said.returncode == 0, said.stdout + said.stderr
+
+        second = _cli(tmp_path, *argv)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert " not sent to " not in second.stdout, second.stdout
+        assert second.stdout.splitlines()[-1] == "exit 0: 1 of 1 build succeeded"
+        with SqliteJobStore(path) as store:
+            [printed] = store.list_jobs(state=JobState.PRINT_SENT)
+            assert build.id != printed.build_id  # prepared again, in a build of its own
+            assert store.list_builds(state=JobState.WAITING_FOR_PRINTER) == ()

@@ -230,12 +230,36 @@ class TestAnUninstallWhereNoManagerIsInstalled:
         code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
                         "user", "--yes", "--name", name], out, err)
 
-        assert code == 1  # systemctl is not installed here: said on stderr
-        assert err.getvalue().startswith("error: systemctl is not installed here\n")
+        assert code == 1  # systemctl is not installed here: said on stderr, once
+        assert err.getvalue().startswith("error: systemctl is not installed here")
         assert not unit.exists()
         shown = f"{tmp_path}/h{SHOWN}/.config/systemd/user/{name}.service"
         assert out.getvalue().splitlines()[-1] == f"removed {shown}", out.getvalue()
         assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
+
+
+    def test_the_missing_manager_is_said_once_with_every_command_not_run(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        empty, name = tmp_path / "bin", "preform-pipeline-unmanaged-test"
+        empty.mkdir()
+        unit = tmp_path / "home" / ".config" / "systemd" / "user" / f"{name}.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text("[Service]\n", encoding="utf-8")
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setenv("PATH", str(empty))
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
+                        "user", "--yes", "--name", name], out, err)
+
+        assert (code, err.getvalue().splitlines()) == (1, [
+            "error: systemctl is not installed here (not found on PATH), so these were not "
+            f"run: `systemctl --user disable --now {name}.service`; `systemctl --user "
+            "daemon-reload`. If this machine has that service manager, run this command "
+            "again with systemctl on PATH; if not, nothing here can run the service",
+        ])
+        assert out.getvalue().splitlines()[-1] == f"removed {unit}"
 
 
 class TestStatusNeedsNoSettings:

@@ -129,8 +129,15 @@ class TestPlainLines:
         # A repeat whose every model was skipped said "0 builds, 0 models on 1 simulated
         # server" though none was started (session 32).
         stream = io.StringIO()
-        PlainReporter(stream).run_started("run-1", (), servers=1, simulated=True)
+        PlainReporter(stream).run_started("run-1", (), servers=0, simulated=True)
         assert _lines(stream) == ["run run-1: nothing to prepare, no server started"]
+
+    def test_a_run_whose_server_was_started_for_other_work_does_not_deny_it(self) -> None:
+        # A run whose only work was sending a build an earlier run left waiting started a
+        # server for it, and said "no server started" (session 35).
+        stream = io.StringIO()
+        PlainReporter(stream).run_started("run-1", (), servers=1, simulated=True)
+        assert _lines(stream) == ["run run-1: nothing new to prepare"]
 
     def test_a_daemons_second_batch_counts_its_own_builds(self) -> None:
         # The hot folder gives every batch one reporter: its second batch said "(2/1 build

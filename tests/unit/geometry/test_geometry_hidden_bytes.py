@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from geometry_factories import refusal
 
-from preform_pipeline.geometry import read_mesh
+from preform_pipeline.geometry import read_mesh, write_stl
 from preform_pipeline.geometry.stl import stl_completeness
 
 # The corner tetrahedron, 10 mm, as write_stl writes it: facet k's "facet normal" line is
@@ -37,8 +37,8 @@ def _ascii_stl(name: str = "tetra") -> str:
 LONG_NAME = "n" * 600
 #: The first "vertex 10 0 0": facet 1's third vertex (b), on line 6.
 B_LINE = "      vertex 10 0 0\n"
-# An OBJ whose first line (a comment) fills the kilobyte the reader refuses NUL bytes in
-# outright ("this is a binary file"): its vertices are lines 2 to 5, its faces 6 to 9.
+# An OBJ whose first line (a comment) fills the kilobyte the reader judges binary or text
+# by: its vertices are lines 2 to 5, its faces 6 to 9.
 OBJ = ("#" + "c" * 1100 + "\nv 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\n"
        "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n")
 
@@ -52,9 +52,8 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 class TestAsciiStlNumbers:
     """A facet number with a NUL, a hidden character or another script's digit is named."""
 
-    # A NUL in the first 512 bytes makes a file binary (a binary STL's header may start
-    # "solid" and hold NULs): the NULs are tried past them. The others in the first facet
-    # too, where the file's text is judged.
+    # Past the 512 bytes whose text is judged, and (TestWhatFollowsTheNameDecidesAsciiStl)
+    # in them: the NULs past them here, the others in the first facet too.
     @pytest.mark.parametrize(("solid", "number"), [
         (LONG_NAME, "10\x00"), (LONG_NAME, "1\x000"), (LONG_NAME, "10\x00\x00"),
         *((solid, number) for solid in ("tetra", LONG_NAME)
@@ -119,3 +118,96 @@ class TestObjNumbers:
         path = _write(tmp_path, "part.obj", OBJ.replace("v 0 0 10\n", "v 0 0 10\n# a\x00b\n"))
         mesh = read_mesh(path)
         assert (mesh.triangle_count, mesh.size) == (4, pytest.approx((10.0, 10.0, 10.0)))
+
+
+class TestWhatFollowsTheNameDecidesAsciiStl:
+    """An ASCII STL is one whose ``solid`` line is followed by facets, whatever bytes its name
+    holds: a Latin-1 name, or a NUL in the first 512 bytes, no longer makes it "not a mesh"
+    or binary. A binary STL whose header starts ``solid`` stays binary, whole or cut."""
+
+    @pytest.mark.parametrize("name", [b"Zahnkr\xf6ne", b"a\x00b", b"\xc3(\x00\x01\xff"])
+    def test_a_name_of_any_bytes_is_read(self, tmp_path: Path, name: bytes) -> None:
+        path = tmp_path / "part.stl"
+        path.write_bytes(_ascii_stl("tetra").encode().replace(b"tetra", name))
+        mesh = read_mesh(path)
+        assert (mesh.triangle_count, mesh.size) == (4, pytest.approx((10.0, 10.0, 10.0)))
+        assert stl_completeness(path) is True  # a hot folder takes it
+        assert stl_completeness(_cut(path, b"endsolid")) is False  # and waits while cut
+
+    @pytest.mark.parametrize(("before", "end"), [(b"", b"\r"), (b"", b"\r\n"),
+                                                 (b"\n \n", b"\n")])
+    def test_other_line_ends_and_blank_lines_before_solid_are_read(
+        self, tmp_path: Path, before: bytes, end: bytes
+    ) -> None:
+        text = _ascii_stl("tetra").encode().replace(b"tetra", b"Zahnkr\xf6ne")
+        path = tmp_path / "part.stl"
+        path.write_bytes(before + text.replace(b"\n", end))
+        assert read_mesh(path).triangle_count == 4
+
+    def test_an_empty_solid_so_named_is_ascii_without_triangles(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.stl"
+        path.write_bytes(b"solid Zahnkr\xf6ne\nendsolid Zahnkr\xf6ne\n")
+        assert refusal(path).reason == "the file contains no triangles"
+
+    def test_a_nul_between_its_first_facets_leaves_them_read(self, tmp_path: Path) -> None:
+        text = _ascii_stl("tetra").replace("  endfacet\n", "  endfacet\n\x00", 1)
+        assert read_mesh(_write(tmp_path, "part.stl", text)).triangle_count == 4
+
+    def test_a_nul_in_its_first_facets_number_is_named_with_its_line(
+        self, tmp_path: Path
+    ) -> None:
+        text = _ascii_stl("tetra").replace(B_LINE, B_LINE.replace("10", "10\x00", 1), 1)
+        assert refusal(_write(tmp_path, "part.stl", text)).reason == (
+            "line 6: '10\\x00' is not a number")
+
+    def test_one_cut_short_says_where(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.stl"
+        path.write_bytes(_ascii_stl("tetra").encode().replace(b"tetra", b"Zahnkr\xf6ne"))
+        assert refusal(_cut(path, b"  endfacet")).reason == (
+            "ASCII STL ends without 'endsolid' (at line 28)")  # facet 4's endloop
+
+    @pytest.mark.parametrize("header", [b"solid part", b"solid part\n", b"solid part\r\n  "])
+    def test_a_binary_header_starting_solid_is_binary_whole_or_cut(
+        self, tmp_path: Path, header: bytes
+    ) -> None:
+        path = tmp_path / "part.stl"
+        write_stl(path, _TETRA)
+        whole = header.ljust(80, b"\x00") + path.read_bytes()[80:]
+        path.write_bytes(whole)
+        assert read_mesh(path).triangle_count == 4
+        path.write_bytes(whole[:-30])
+        assert refusal(path).reason.startswith("binary STL is truncated: its header declares "
+                                               "4 triangles, so expected 284 bytes")
+        path.write_bytes(whole + b" " * 20)
+        assert refusal(path).reason.startswith("binary STL is longer than its header says")
+
+
+class TestAStrayControlByteInAnObjsFirstKilobyte:
+    """An OBJ is text read line by line: a NUL in a comment of its first kilobyte leaves it
+    read, one in a number is named with its line; binary data is still no OBJ."""
+
+    def test_a_nul_in_a_first_comment_leaves_it_read(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "part.obj", "# exported\x00 by X\n" + OBJ[1102:])
+        mesh = read_mesh(path)
+        assert (mesh.triangle_count, mesh.size) == (4, pytest.approx((10.0, 10.0, 10.0)))
+
+    def test_a_nul_in_a_first_number_is_named_with_its_line(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "part.obj", OBJ[1102:].replace("v 10 0 0", "v 10\x00 0 0"))
+        assert refusal(path).reason == "line 2: '10\\x00' is not a number"
+
+    def test_a_binary_stl_named_obj_is_a_binary_file(self, tmp_path: Path) -> None:
+        path = tmp_path / "part.obj"
+        write_stl(path, _TETRA)
+        assert refusal(path).reason == "this is a binary file, not an OBJ (an OBJ is text)"
+
+
+_TETRA = [[[0, 0, 0], [0, 10, 0], [10, 0, 0]], [[0, 0, 0], [10, 0, 0], [0, 0, 10]],
+          [[0, 0, 0], [0, 0, 10], [0, 10, 0]], [[10, 0, 0], [0, 10, 0], [0, 0, 10]]]
+
+
+def _cut(path: Path, before: bytes) -> Path:
+    """``path`` cut just before the last ``before`` in it (a copy still being written)."""
+    data = path.read_bytes()
+    cut = path.with_name("cut-" + path.name)
+    cut.write_bytes(data[:data.rindex(before)])
+    return cut

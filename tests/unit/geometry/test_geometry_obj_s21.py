@@ -29,9 +29,10 @@ def _refusal(tmp_path: Path, data: bytes) -> ModelFileError:
 
 
 class TestBinaryContent:
-    """An .obj whose first kilobyte holds a NUL byte is named a binary file, not an OBJ."""
+    """An .obj whose first kilobyte is binary data (control bytes throughout, not a stray
+    one) is named a binary file, not an OBJ."""
 
-    def test_a_nul_after_valid_lines_is_refused_as_binary(self, tmp_path: Path) -> None:
+    def test_binary_bytes_after_valid_lines_are_refused_as_binary(self, tmp_path: Path) -> None:
         error = _refusal(tmp_path, VERTICES + b"f 2 3 4\n\x00\x00\x01\x02 leftovers")
         assert error.reason == "this is a binary file, not an OBJ (an OBJ is text)"
         assert error.hint == EXPORT_HINT

@@ -68,9 +68,10 @@ class TestTheApprovalNamesItsStore:
 
 
 class TestTheSenderNamesItsStore:
-    """A waiting build without its saved .form says to retry its jobs in this store."""
+    """A waiting build without its saved .form names the commands that prepare its jobs
+    again in this store."""
 
-    def test_a_waiting_build_without_a_form_names_this_stores_retry(
+    def test_a_waiting_build_without_a_form_names_this_stores_commands(
         self, store: SqliteJobStore
     ) -> None:
         build = build_in_state(store, JobState.WAITING_FOR_PRINTER, jobs=1)
@@ -82,5 +83,8 @@ class TestTheSenderNamesItsStore:
                 sender(build, "Form4-A")
         finally:
             pool.close()
-        assert caught.value.hint == f"retry its jobs (`{JOBS} retry`): they are prepared again"
+        [job] = store.build_members(build.id)
+        assert caught.value.hint == (
+            f"cancel its job, then queue it again (`{JOBS} cancel {job.job_key}`; then "
+            f"`{JOBS} retry {job.job_key}`): the hot folder prepares it again")
         assert store.get_build(build.id).state is JobState.WAITING_FOR_PRINTER

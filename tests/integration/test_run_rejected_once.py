@@ -1,0 +1,99 @@
+"""A file ``run`` rejects in a cron inbox is said once (docs/running.md, "From cron").
+
+Session 35: a ``.step`` in the inbox was "rejected" on stderr, exit 1, every night until
+someone removed it, so cron mailed the same rejection nightly. The command line runs in the
+test's process on a real SQLite store; the inbox's files are never moved or removed by it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.command_line import InProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
+SAID_ONCE = ("each rejected file is said once: later runs pass over it until it is changed or "
+             "replaced")
+#: Long done being written: the runs take it at once.
+OLD = (1e9, 1e9)
+
+
+class TestARejectedFileInACronInbox:
+    """Rejected once with what helps, exit 1; then passed over in silence (exit 0), listed
+    on request; said again when changed, or removed and put back; never touched."""
+
+    def test_it_is_said_once_until_it_changes(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        step = inbox / "part.step"
+        step.write_bytes(b"ISO-10303-21;\nHEADER;\nENDSEC;\n")
+        os.utime(step, OLD)
+
+        def night(*extra: str) -> subprocess.CompletedProcess[str]:
+            return in_process(tmp_path, "run", str(RECIPE), "inbox", "--store", "jobs.sqlite3",
+                              "--output", "out", *extra)
+
+        rejected = "rejected: inbox/part.step: .step: export as STL, OBJ or 3MF"
+        first = night("--quiet")
+        assert (first.returncode, first.stdout) == (1, ""), first.stderr
+        assert first.stderr.splitlines() == [
+            rejected, SAID_ONCE,
+            "exit 1: 1 model rejected, nothing to run, 0 of 0 builds succeeded"]
+
+        second = night("--quiet")  # nothing for cron to mail
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+        asked = night()
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert asked.stdout.splitlines()[0] == (
+            "passed over 1 file rejected by an earlier run and unchanged since: "
+            "inbox/part.step (-v says why; a changed file is looked at again)")
+        told = night("-v")
+        assert told.stdout.splitlines()[0] == (
+            "passed over inbox/part.step: rejected by an earlier run, unchanged since: .step: "
+            "export as STL, OBJ or 3MF")
+
+        step.write_bytes(b"ISO-10303-21;\nHEADER;\nFILE_NAME('v2');\nENDSEC;\n")  # replaced
+        os.utime(step, OLD)
+        again = night("--quiet")
+        assert (again.returncode, again.stderr.splitlines()[:1]) == (1, [rejected])
+
+        data = step.read_bytes()
+        step.unlink()  # taken away; then put back as it was, time and all
+        assert night("--quiet").returncode == 0
+        step.write_bytes(data)
+        os.utime(step, OLD)
+        back = night("--quiet")
+        assert (back.returncode, back.stderr.splitlines()[:1]) == (1, [rejected])
+        assert step.read_bytes() == data  # nothing lost: the file stays where it was put
+
+    def test_a_model_too_big_is_said_once_and_its_jobs_end_failed(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        from preform_pipeline.geometry import write_stl
+        from preform_pipeline.simulator.meshops import box_triangles
+        from preform_pipeline.store import JobState, SqliteJobStore
+
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        big = inbox / "big.stl"  # a planner's refusal, not a reader's: it was read
+        write_stl(big, box_triangles((0.0, 0.0, 0.0), (900.0, 900.0, 900.0)))
+        os.utime(big, OLD)
+        argv = ("run", str(RECIPE), "inbox", "--store", "jobs.sqlite3", "--output", "out")
+
+        first = in_process(tmp_path, *argv, "--quiet")
+        assert first.returncode == 1, first.stderr
+        assert first.stderr.splitlines()[0].startswith("rejected: "), first.stderr
+        second = in_process(tmp_path, *argv, "--quiet")
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+        third = in_process(tmp_path, *argv)
+        assert third.returncode == 0, third.stdout + third.stderr
+        # Its job of each night failed with the refusal: none left claimed, for a later
+        # run to release ("its run died before building it").
+        assert third.stdout.splitlines()[0].startswith("passed over 1 file "), third.stdout
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            assert {j.state for j in store.list_jobs()} == {JobState.FAILED}
