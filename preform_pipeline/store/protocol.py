@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, runtime_checkable
 
-from preform_pipeline.store.model import Build, Job, JobState, Transition
+from preform_pipeline.store.model import Build, CaseKey, Job, JobState, Transition
 
 __all__ = [
     "BUILD_FIELDS",
@@ -190,9 +190,14 @@ class JobStore(Protocol):
         text: str | None = None,
         limit: int,
         offset: int = 0,
+        older_than: CaseKey | None = None,
+        newer_than: CaseKey | None = None,
     ) -> tuple[Job, ...]:
         """Every job (of ``recipe``) of the ``limit`` cases changed most recently, after
-        skipping the ``offset`` most recent; in creation order. A case is a case id, or a
+        skipping the ``offset`` most recent; in creation order. ``older_than``: only the
+        cases after that key in this order (:class:`CaseKey`: a page that follows another
+        reads only its own cases); ``newer_than``: the ``limit`` cases nearest before that
+        key (the page before), at most one of the two. A case is a case id, or a
         job's own key without one; a skipped duplicate is a case of its own (its key).
         ``state`` keeps the cases any one of whose jobs is in one of those states (the
         candidates: which state a case is in is the History page's rule, web/views.py),

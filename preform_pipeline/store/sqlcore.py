@@ -41,6 +41,7 @@ from preform_pipeline.store.model import (
     RETRYABLE_STATES,
     VERIFIED_STATES,
     Build,
+    CaseKey,
     Job,
     JobState,
     Transition,
@@ -651,8 +652,13 @@ class SqlStoreCore(ABC):
         text: str | None = None,
         limit: int,
         offset: int = 0,
+        older_than: CaseKey | None = None,
+        newer_than: CaseKey | None = None,
     ) -> tuple[Job, ...]:
         self._check_limit(limit, offset)
+        if older_than is not None and newer_than is not None:
+            raise ValueError("a page of history starts after one key: older_than or "
+                             "newer_than, not both")
         # A case is its case id (or a job's own key without one); a skipped duplicate is a
         # case of its own beside it.
         ckey = "coalesce(case_id, job_key)"
@@ -676,11 +682,21 @@ class SqlStoreCore(ABC):
             kept.append(f"(lower({ckey}) {like} OR max(CASE WHEN lower(coalesce("
                         f"original_name, '')) {like} THEN 1 ELSE 0 END) = 1)")
             kept_params += [_contains(text)] * 2
+        key = older_than or newer_than
+        if key is not None:
+            # Keyset paging: the page starts after the case it follows, by (last change,
+            # newest job id), so it reads only its own cases however deep it is, and a case
+            # that changed meanwhile is not counted into its offset.
+            than = "<" if older_than is not None else ">"
+            kept.append(f"(max(updated_at) {than} ? OR "
+                        f"(max(updated_at) = ? AND max(id) {than} ?))")
+            kept_params += [self._stamp(key.changed), self._stamp(key.changed), key.newest_id]
+        order = "ASC" if newer_than is not None else "DESC"  # the nearest cases first
         having = f" HAVING {' AND '.join(kept)}" if kept else ""
         sql = (
             f"SELECT jobs.* FROM jobs JOIN (SELECT {ckey} AS ckey, {copy} AS ccopy FROM jobs"
             f"{where} GROUP BY {ckey}, {copy}{having} "
-            f"ORDER BY max(updated_at) DESC, max(id) DESC LIMIT {int(limit)} "
+            f"ORDER BY max(updated_at) {order}, max(id) {order} LIMIT {int(limit)} "
             f"OFFSET {int(offset)}) AS page ON {ckey} = page.ckey AND {copy} = page.ccopy"
             f"{where.replace(' WHERE ', ' AND ', 1)} ORDER BY jobs.id"
         )

@@ -13,6 +13,7 @@ from preform_pipeline.store import (
     ALLOWED_TRANSITIONS,
     BUILD_ALLOWED_TRANSITIONS,
     INITIAL_STATES,
+    CaseKey,
     Job,
     JobState,
     JobStore,
@@ -25,6 +26,7 @@ from preform_pipeline.web.views import (
     history_rows,
 )
 from tests.unit.store.conftest import _shortest_path
+from tests.unit.web.conftest import followed
 
 S = JobState
 #: Cases in the store: more than two pages of History, and more jobs than the 300 the page
@@ -109,15 +111,20 @@ def _expected(store: JobStore, flt: QueueFilter) -> list[Shown]:
 
 
 def _every_page(store: JobStore, flt: QueueFilter) -> list[Shown]:
-    seen: list[Shown] = []
-    page = 1
+    """Every page from the first, by their Older links; each page's Newer link leads back
+    to the page before it."""
+    pages: list[list[Shown]] = []
+    link = flt.link(1)
     while True:
-        rows, older, _ = history_rows(store, QueueFilter(flt.state, flt.recipe, flt.text, page))
-        assert len(rows) == HISTORY_PAGE_CASES or not older, page
-        seen += _shown([r.case for r in rows])
-        if not older:
-            return seen
-        page += 1
+        page = history_rows(store, followed(link))
+        assert len(page.rows) == HISTORY_PAGE_CASES or not page.older, link
+        pages.append(_shown([r.case for r in page.rows]))
+        if len(pages) > 1:
+            back = history_rows(store, followed(page.newer))
+            assert _shown([r.case for r in back.rows]) == pages[-2], page.newer
+        if not page.older:
+            return [shown for on_page in pages for shown in on_page]
+        link = page.older
 
 
 FILTERS = [
@@ -151,9 +158,9 @@ class TestAPageOfHistory:
         self, filled: JobStore
     ) -> None:
         store = filled
-        first, older, _ = history_rows(store, QueueFilter("all"))
-        assert older and len(first) == HISTORY_PAGE_CASES
-        for row in first:
+        first = history_rows(store, QueueFilter("all"))
+        assert first.older and len(first.rows) == HISTORY_PAGE_CASES
+        for row in first.rows:
             everyone = [j for j in store.list_jobs()
                         if (j.case_id or j.job_key) == row.case.case
                         and (j.state is S.DUPLICATE_SKIPPED) == row.case.copy
@@ -163,9 +170,11 @@ class TestAPageOfHistory:
         last = len(_expected(store, QueueFilter("all")))
         assert last > 2 * HISTORY_PAGE_CASES
         pages = -(-last // HISTORY_PAGE_CASES)
-        rows, older, _ = history_rows(store, QueueFilter("all", page=pages))
-        assert not older and len(rows) == last - (pages - 1) * HISTORY_PAGE_CASES
-        assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False, 0)
+        # An old link by page number alone still opens its page.
+        page = history_rows(store, QueueFilter("all", page=pages))
+        assert not page.older and len(page.rows) == last - (pages - 1) * HISTORY_PAGE_CASES
+        beyond = history_rows(store, QueueFilter("all", page=pages + 1))
+        assert (beyond.rows, beyond.older, beyond.hidden) == ((), "", 0)
 
 
 class TestTheStoresPagingRules:
@@ -187,3 +196,16 @@ class TestTheStoresPagingRules:
         newer = _job(store, "C-new", "b.stl", "crowns", S.QUEUED)
         assert store.list_history_cases(limit=1) == (newer,)
         assert store.list_history_cases(limit=1, offset=1) == (older,)
+
+    def test_a_key_pages_after_its_case_and_cases_of_one_moment_by_their_newest_job(
+        self, store: JobStore
+    ) -> None:
+        # Three cases changed at one moment (no tick): their newest jobs' ids order them.
+        a, b, c = (store.create_job(recipe="crowns", source_path=f"/hot/inbox/{n}.stl",
+                                    case_id=n) for n in "ABC")
+        assert a.updated_at == b.updated_at == c.updated_at
+        key = CaseKey(b.updated_at, b.id)
+        assert store.list_history_cases(limit=5, older_than=key) == (a,)
+        assert store.list_history_cases(limit=5, newer_than=key) == (c,)
+        # Forward, the nearest cases come first: the page just before a key.
+        assert store.list_history_cases(limit=1, newer_than=CaseKey(a.updated_at, a.id)) == (b,)

@@ -98,9 +98,10 @@ class TestAPageReadsItsTrailsAtOnce:
 
     def test_a_full_page_is_one_read_of_trails(self, counted_filled: Counted) -> None:
         counted = counted_filled
-        rows, older, _ = history_rows(counted.store, QueueFilter("all"))
+        first = history_rows(counted.store, QueueFilter("all"))
+        rows = first.rows
         jobs = sum(len(r.case.jobs) for r in rows)
-        assert older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
+        assert first.older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
         counted.reset()
         page = served_history(counted.store)
         assert rows[0].trail[-1].reason in page
@@ -114,8 +115,8 @@ class TestAPageReadsItsTrailsAtOnce:
         # Nothing is left out here, so the pages before it and one case more are enough.
         counted = counted_filled
         counted.reset()
-        rows, older, _ = history_rows(counted.store, QueueFilter("failed", page=3), limit=5)
-        assert len(rows) == 5 and older
+        page = history_rows(counted.store, QueueFilter("failed", page=3), limit=5)
+        assert len(page.rows) == 5 and page.older
         assert len([s for s in counted.statements if "AS page ON" in s]) == 1
 
     @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
@@ -123,7 +124,7 @@ class TestAPageReadsItsTrailsAtOnce:
                                      QueueFilter("all", text="bite 50%")])
     def test_as_each_jobs_history_says(self, filled: JobStore, flt: QueueFilter) -> None:
         store = filled
-        rows, _, _ = history_rows(store, flt)
+        rows = history_rows(store, flt).rows
         assert rows
         for row in rows:
             own = sorted((t for j in row.case.jobs for t in store.history(j.id)),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
+from preform_pipeline.web.views import QueueFilter
 
 OPERATOR_SECRET = "operator-secret-0123"
 VIEWER_SECRET = "viewer-secret-4567"
@@ -131,3 +133,8 @@ def ended_job(store: JobStore, tmp: Path, case_id: str, state: JobState, *,
 def listed_cases(page: str) -> list[str]:
     """The cases of a page's table (the queue, Failed cases), in its order."""
     return re.findall(r'<tr data-case="([^"]*)"', page)
+
+
+def followed(link: str) -> QueueFilter:
+    """The filter of a History link (its query string), as the dashboard reads it."""
+    return QueueFilter.parse(dict(parse_qsl(link)), default="all")

@@ -17,12 +17,13 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
-from preform_pipeline.web.views import QueueFilter, history_rows
+from preform_pipeline.web.views import HistoryPage, QueueFilter, history_rows
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_AUTH,
     Served,
     ended_job,
+    followed,
     listed_cases,
     logged_in,
     refused,
@@ -30,6 +31,10 @@ from tests.unit.web.conftest import (
 
 S = JobState
 WHY = "a later job printed the same file with the same recipe"
+
+
+def _cases_of(page: HistoryPage) -> list[str]:
+    return [r.case.case for r in page.rows]
 
 
 def _history_cases(page: str) -> list[str]:
@@ -121,10 +126,11 @@ class TestHistoryPages:
             ended_job(store, tmp_path, case_id, S.FAILED, digest=digest)
             clock.advance(1)
         ended_job(store, tmp_path, "P", S.DONE, digest="d-x")  # X is put right
-        first, more, hidden = history_rows(store, QueueFilter(state="failed"), limit=2)
-        assert ([r.case.case for r in first], more, hidden) == (["W", "Y"], True, 1)
-        second, more, _ = history_rows(store, QueueFilter(state="failed", page=2), limit=2)
-        assert ([r.case.case for r in second], more) == (["Z"], False)
+        first = history_rows(store, QueueFilter(state="failed"), limit=2)
+        assert (_cases_of(first), bool(first.older), first.hidden) == (["W", "Y"], True, 1)
+        for second in (history_rows(store, QueueFilter(state="failed", page=2), limit=2),
+                       history_rows(store, followed(first.older), limit=2)):
+            assert (_cases_of(second), second.older) == (["Z"], "")
 
     def test_every_page_but_the_last_is_full_and_each_left_out_is_counted_once(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
@@ -137,9 +143,13 @@ class TestHistoryPages:
         ended_job(store, tmp_path, "Q", S.DONE, digest="d-A")
         pages = [history_rows(store, QueueFilter(state="failed", page=n), limit=2)
                  for n in (1, 2, 3)]
-        assert [([r.case.case for r in rows], more, hidden)
-                for rows, more, hidden in pages] == [
-            (["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
+        expected = [(["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
+        assert [(_cases_of(p), bool(p.older), p.hidden) for p in pages] == expected
+        # The same pages by their links: Older, then Newer back.
+        second = history_rows(store, followed(pages[0].older), limit=2)
+        assert (_cases_of(second), bool(second.older), second.hidden) == expected[1]
+        back = history_rows(store, followed(second.newer), limit=2)
+        assert (_cases_of(back), bool(back.older), back.hidden) == expected[0]
 
     def test_a_page_short_of_cases_reads_what_it_lacks_not_the_whole_store(
         self, clock: ManualClock, tmp_path: Path
@@ -153,12 +163,45 @@ class TestHistoryPages:
             for n in (17, 18, 19):  # the three newest put right: left out of Failed
                 ended_job(store, tmp_path, f"P-{n}", S.DONE, digest=f"d-{n}")
             statements.clear()
-            rows, older, hidden = history_rows(store, QueueFilter(state="failed", page=5),
-                                               limit=2)
-        assert ([r.case.case for r in rows], older, hidden) == (["C-08", "C-07"], True, 0)
+            page = history_rows(store, QueueFilter(state="failed", page=5), limit=2)
+        assert (_cases_of(page), bool(page.older), page.hidden) == (["C-08", "C-07"], True, 0)
         # The pages up to it and one case more (11), then twice the 3 still wanted.
         assert [int(m) for s in statements if "AS page ON" in s
                 for m in re.findall(r"LIMIT (\d+)", s)] == [11, 6]
+
+    def test_a_deep_page_by_its_link_reads_only_its_own_cases(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        statements: list[str] = []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
+                            on_statement=statements.append) as store:
+            for n in range(12):
+                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
+                clock.advance(1)
+            link = QueueFilter(state="failed").link(1)
+            for _ in range(4):  # the Older links of pages 1 to 4
+                link = history_rows(store, followed(link), limit=2).older
+            statements.clear()
+            page = history_rows(store, followed(link), limit=2)
+        assert (page.number, _cases_of(page)) == (5, ["C-03", "C-02"])
+        # Its two cases and one beyond (an older page exists), not the eight before it.
+        assert [int(m) for s in statements if "AS page ON" in s
+                for m in re.findall(r"LIMIT (\d+)", s)] == [3]
+
+    def test_a_case_changed_between_two_pages_is_not_shown_on_both(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        for case_id in ("D", "C", "B", "A"):  # A the newest
+            ended_job(store, tmp_path, case_id, S.FAILED, digest=f"d-{case_id}")
+            clock.advance(1)
+        first = history_rows(store, QueueFilter(state="all"), limit=2)
+        assert _cases_of(first) == ["A", "B"]
+        # A new case arrives before the person opens the next page.
+        ended_job(store, tmp_path, "N", S.FAILED, digest="d-n")
+        second = history_rows(store, followed(first.older), limit=2)
+        # The next page is the cases older than B: an offset of two cases now lands on B
+        # (N A | B C), which the page before showed.
+        assert _cases_of(second) == ["C", "D"]
 
     def test_each_filter_places_a_case_by_its_job_that_was_not_put_right(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
@@ -169,8 +212,8 @@ class TestHistoryPages:
         ended_job(store, tmp_path, "R", S.PRINT_SENT, digest="d-r")
 
         def placed(state: str, listed: bool = False) -> tuple[list[tuple[str, S]], int]:
-            rows, _, hidden = history_rows(store, QueueFilter(state=state, listed=listed))
-            return [(r.case.case, r.case.state) for r in rows], hidden
+            page = history_rows(store, QueueFilter(state=state, listed=listed))
+            return [(r.case.case, r.case.state) for r in page.rows], page.hidden
 
         assert placed("printing") == ([("R", S.PRINT_SENT)], 1)
         assert placed("failed") == ([], 1)
