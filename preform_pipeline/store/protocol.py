@@ -22,6 +22,7 @@ Field updates (``**fields``) accept only the names listed in :data:`JOB_FIELDS` 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -180,6 +181,14 @@ class JobStore(Protocol):
         """The jobs ``list_jobs`` keeps with these filters, paged by case (a case id, or a
         job's own key without one): every kept job of the ``limit`` cases whose newest kept
         job is newest, after skipping the ``offset`` newest cases; in creation order."""
+        ...
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block whose store reads (in this thread) all see one state of the store: a page
+        read in several statements does not show a case twice, or miss one, because another
+        process committed a change between two of them. Only reads: a write inside raises
+        StoreError. This thread's other calls on the store wait for it (it holds the store's
+        connection), other processes' do not."""
         ...
 
     def list_history_cases(

@@ -13,9 +13,10 @@ Statements use ``?`` placeholders; the PostgreSQL connection translates them.
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
@@ -304,14 +305,21 @@ class SqlStoreCore(ABC):
 
     def __init__(self, *, clock: Clock | None) -> None:
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        #: ``conn``: the read transaction of this thread's :meth:`snapshot`, while one is open.
+        self._held = threading.local()
 
     # --- what a database supplies ------------------------------------------------------------
 
     @abstractmethod
-    def _transaction(
+    def _own_transaction(
         self, action: str, *, write: bool
     ) -> AbstractContextManager[Connection]:
-        """A transaction; a write one excludes other writers from its first statement on."""
+        """A transaction; a write one excludes other writers from its first statement on; a
+        read one sees one state of the store across its statements."""
+
+    @abstractmethod
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        """The database's errors as StoreErrors that name the store, ``action`` and a fix."""
 
     @abstractmethod
     def _stamp(self, moment: datetime) -> Any:
@@ -327,6 +335,43 @@ class SqlStoreCore(ABC):
         """Release the store; further calls raise StoreError. Closing twice is fine."""
 
     # --- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """See :meth:`JobStore.snapshot`: this thread's reads inside the block are one read
+        transaction (the store's own read one: SQLite's BEGIN in WAL mode, PostgreSQL's
+        REPEATABLE READ READ ONLY). Nested, the outer one's."""
+        if self._snapshot_connection() is not None:
+            yield
+            return
+        with self._own_transaction("reading one state of the store", write=False) as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
+
+    def _snapshot_connection(self) -> Connection | None:
+        conn: Connection | None = getattr(self._held, "conn", None)
+        return conn
+
+    def _transaction(self, action: str, *, write: bool) -> AbstractContextManager[Connection]:
+        """A transaction of its own, or, inside this thread's :meth:`snapshot`, its reads."""
+        held = self._snapshot_connection()
+        if held is None:
+            return self._own_transaction(action, write=write)
+        if write:
+            raise StoreError(
+                f"{self.location}: {action} was asked inside a read of one state of the store",
+                hint="a fault in preform-pipeline: a snapshot only reads (please report it)",
+            )
+        return self._in_snapshot(action, held)
+
+    @contextmanager
+    def _in_snapshot(self, action: str, held: Connection) -> Iterator[Connection]:
+        with self._errors(action):
+            yield held
+
 
     def _now(self) -> Any:
         return self._stamp(self._moment())

@@ -732,13 +732,19 @@ def history_rows(store: JobStore, flt: QueueFilter, limit: int = HISTORY_PAGE_CA
     A page is as full as the cases allow, so no case is on two pages or on none. Its links
     carry the key of the case they follow (``before``) or precede (``after``), so a page
     reads its own cases and the few beyond it, however deep: an old link by page number
-    alone still opens that page, reading the cases before it."""
-    if flt.after is not None:
-        page = _newer_page(store, flt, limit)
-        if page is not None:
-            return page
-        flt = replace(flt, page=1, after=None)  # the newest cases: the first page
-    return _older_page(store, flt, limit)
+    alone still opens that page, reading the cases before it.
+
+    The page's reads (its cases, their superseded checks, their trails) see one state of
+    the store (``snapshot``): read each in its own transaction, a case another process
+    changed between two of them was missed (moved above the reads still to come) or shown
+    with a trail of a state it was not shown in."""
+    with store.snapshot():
+        if flt.after is not None:
+            page = _newer_page(store, flt, limit)
+            if page is not None:
+                return page
+            flt = replace(flt, page=1, after=None)  # the newest cases: the first page
+        return _older_page(store, flt, limit)
 
 
 def _older_page(store: JobStore, flt: QueueFilter, limit: int) -> HistoryPage:

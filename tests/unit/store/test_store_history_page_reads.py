@@ -8,7 +8,7 @@ what the PostgreSQL store sends), while the dashboard serves the page on loopbac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import pytest
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
 from preform_pipeline.web import WebServer
@@ -106,8 +106,8 @@ class TestAPageReadsItsTrailsAtOnce:
         page = served_history(counted.store)
         assert rows[0].trail[-1].reason in page
         assert len(counted.reading_trails()) == 1
-        # Two read transactions: the page's cases, then their trails.
-        assert len(counted.begun()) == 2
+        # One read transaction: the page's cases and their trails (``snapshot``).
+        assert len(counted.begun()) == 1
 
     def test_a_deeper_filtered_page_reads_its_cases_at_once(
         self, counted_filled: Counted
@@ -196,3 +196,120 @@ class TestAReadBesideAWriter:
                 writer.execute("ROLLBACK")
                 writer.close()
         assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED]
+
+
+class Interleaved:
+    """A store whose statements a test can step in between (``on_statement``), and a second
+    store on the same database (another connection, as another process has) to write with."""
+
+    def __init__(self) -> None:
+        self.reader: JobStore
+        self.writer: JobStore
+        self._seen: dict[str, int] = {}
+        self._hooks: list[tuple[str, int, Callable[[], None]]] = []
+
+    def before(self, text: str, nth: int, then: Callable[[], None]) -> None:
+        """Run ``then`` as the ``nth`` statement holding ``text`` starts."""
+        self._hooks.append((text, nth, then))
+
+    def statement(self, sql: str) -> None:
+        for hook in list(self._hooks):
+            text, nth, then = hook
+            if text in sql:
+                self._seen[text] = self._seen.get(text, 0) + 1
+                if self._seen[text] == nth:
+                    self._hooks.remove(hook)
+                    then()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def interleaved(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[Interleaved]:
+    both = Interleaved()
+    if request.param == "sqlite":
+        with SqliteJobStore(store_path, clock=clock, on_statement=both.statement) as reader, \
+                SqliteJobStore(store_path, clock=clock) as writer:
+            both.reader, both.writer = reader, writer
+            yield both
+        return
+    url, empty = request.getfixturevalue("conformance_db")
+    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                          on_statement=both.statement) as reader, \
+            PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as writer:
+        both.reader, both.writer = reader, writer
+        try:
+            yield both
+        finally:
+            empty()
+
+
+def _failed(store: JobStore, case_id: str, digest: str) -> Job:
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    return store.transition(job.id, JobState.FAILED, "its run died")
+
+
+def _put_right(store: JobStore, case_id: str, digest: str) -> None:
+    """A later job of the same content that printed: the failure is left out of Failed."""
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    build = store.create_build(recipe="grey", job_ids=[job.id])
+    for step in (JobState.PREPARING, JobState.PREPARED, JobState.DONE):
+        store.transition_build(build.id, step, "printed")
+
+
+class TestAPageReadsOneStateOfTheStore:
+    """A page's reads are one snapshot: a change another process commits between two of
+    them is not half on the page (SQLite: one read transaction; PostgreSQL: REPEATABLE
+    READ). The change is written by a second connection as the page's next read starts."""
+
+    def _made(self, both: Interleaved, clock: ManualClock) -> dict[str, Job]:
+        # Failed, oldest first: E D C B A; A's and B's files printed by later jobs (left out
+        # of Failed), so a page of two reads three cases, shows only C, and reads again.
+        made = {}
+        for case_id in "EDCBA":
+            made[case_id] = _failed(both.writer, case_id, f"d-{case_id}")
+            clock.advance(1)
+        for case_id in "AB":
+            _put_right(both.writer, f"P-{case_id}", f"d-{case_id}")
+            clock.advance(1)
+        return made
+
+    def test_a_case_changed_between_two_reads_of_the_page_is_not_missed(
+        self, interleaved: Interleaved, clock: ManualClock
+    ) -> None:
+        both = interleaved
+        made = self._made(both, clock)
+        # D is touched as the page's second read of cases starts: it moves above the cases
+        # read so far, where a read of its own (older than C) no longer finds it.
+        both.before("AS page ON", 2,
+                    lambda: both.writer.update_job(made["D"].id, priority=5))
+        page = history_rows(both.reader, QueueFilter("failed"), limit=2)
+        assert [r.case.case for r in page.rows] == ["C", "D"]
+        assert page.older and page.hidden == 2
+        assert both.reader.get_job(made["D"].id).priority == 5  # it was written
+
+    def test_the_trails_are_of_the_cases_as_the_page_shows_them(
+        self, interleaved: Interleaved, clock: ManualClock
+    ) -> None:
+        both = interleaved
+        made = self._made(both, clock)
+        # C is retried as the page reads the trails: its row says failed, so must its trail.
+        both.before("FROM transitions", 1,
+                    lambda: both.writer.transition(made["C"].id, JobState.QUEUED, "retried"))
+        page = history_rows(both.reader, QueueFilter("failed"), limit=2)
+        shown = page.rows[0]
+        assert (shown.case.case, shown.case.state) == ("C", JobState.FAILED)
+        assert [t.to_state for t in shown.trail][-1] is JobState.FAILED
+        assert both.reader.get_job(made["C"].id).state is JobState.QUEUED
+
+    def test_a_write_inside_a_snapshot_is_refused_in_words(
+        self, interleaved: Interleaved
+    ) -> None:
+        store = interleaved.reader
+        with store.snapshot(), pytest.raises(StoreError) as raised:
+            store.create_job(recipe="grey", source_path="/hot/inbox/a.stl")
+        assert raised.value.message.endswith(
+            "creating a job was asked inside a read of one state of the store")
+        assert store.list_jobs() == ()  # and the store is usable after it
