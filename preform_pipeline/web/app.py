@@ -421,6 +421,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         page = await d.read(partial(views.failed_cases, with_superseded=listed))
         return d.render(request, "failed.html", access, page=page,
                         unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
+                        retry_command=partial(actions.retry_command, d.jobs),
                         **_superseded_context(request, listed, page.hidden))
 
     async def metrics(request: Request) -> Response:
@@ -493,7 +494,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
         target = form.get("target", "")
-        moved = await d.read(partial(actions.retry_case, jobs=d.jobs), target, user.name)
+        moved = await d.read(partial(actions.retry_case, jobs=d.jobs,
+                                     others=form.get("others") == "yes"), target, user.name)
         said = f"{actions.named(target)} queued again ({counted(moved.count, 'job')})"
         return "; ".join((said, *moved.notes))
 

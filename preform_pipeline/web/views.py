@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.hotfolder.whereabouts import unwatched
+from preform_pipeline.hotfolder.whereabouts import retry_check, unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, CaseKey, Job, JobState, JobStore, Transition
 from preform_pipeline.store.model import (
@@ -240,6 +240,9 @@ class CaseRow:
     #: The later job that printed each of its failed jobs a later job put right
     #: (store/superseded.py), by the failed job's id.
     superseded_by: Mapping[int, Job] = field(default_factory=dict)
+    #: Why a retry cannot queue each of its jobs whose file is gone (what is gone, where it
+    #: was looked for, what helps: ``retry_check``'s words), by job id (Failed cases).
+    missing: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def superseded(self) -> bool:
@@ -274,11 +277,22 @@ class CaseRow:
         return self.jobs[0].job_key if self.copy else self.case
 
     @property
+    def retryable(self) -> tuple[Job, ...]:
+        """The jobs a retry queues: a superseded failure is not one (its retry printed the
+        file a second time), nor a job whose file is gone (``missing``); the dashboard's
+        Retry leaves them as they are (web/actions.py)."""
+        return tuple(j for j in self.jobs if j.state in RETRYABLE_STATES
+                     and j.id not in self.superseded_by and j.id not in self.missing)
+
+    @property
     def can_retry(self) -> bool:
-        """A job to retry: a superseded failure is not one (its retry printed the file a
-        second time); the dashboard's Retry leaves it as it is (web/actions.py)."""
-        return any(j.state in RETRYABLE_STATES and j.id not in self.superseded_by
-                   for j in self.jobs)
+        return bool(self.retryable)
+
+    @property
+    def retries_others(self) -> bool:
+        """Its Retry queues the case's other files, leaving those missing (a Retry of the
+        whole case is refused while a file is gone)."""
+        return bool(self.missing) and self.can_retry
 
     @property
     def can_cancel(self) -> bool:
@@ -432,16 +446,34 @@ def failed_cases(store: JobStore, *, with_superseded: bool = False) -> FailedCas
     stayed on this page after the next run printed every one of them."""
     jobs = store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS)
     page = _shown(store, jobs, FAILED_STATES, with_superseded)
-    rows = tuple(replace(row, located=tuple(_where_now(j) for j in row.jobs))
-                 for row in page.rows)
+    rows = tuple(_located(store, row) for row in page.rows)
     return FailedCases(rows, page.hidden, len(jobs) >= PAGE_ROWS)
 
 
-def _where_now(job: Job) -> str:
+def _located(store: JobStore, row: CaseRow) -> CaseRow:
+    """The row with each job's file where it is now, and the files a retry would not find
+    marked missing, each with ``retry_check``'s words (the rule of the Retry button and of
+    ``jobs retry``): the case is shown whole, and its Retry queues the others. A file still
+    there is not looked for further (most are: the check reads the store)."""
+    here = [_there(j) for j in row.jobs]
+    missing = {}
+    for job, there in zip(row.jobs, here, strict=True):
+        if there or job.state not in RETRYABLE_STATES or job.id in row.superseded_by:
+            continue
+        # Superseded failures are row.superseded_by already: only the file is judged here.
+        refusal = retry_check(store, job, force=True).refusal
+        if refusal is not None:
+            missing[job.id] = refusal
+    return replace(row, missing=missing,
+                   located=tuple(str(j.source_path) if there else j.original_name
+                                 for j, there in zip(row.jobs, here, strict=True)))
+
+
+def _there(job: Job) -> bool:
     try:
-        return str(job.source_path) if job.source_path.exists() else job.original_name
+        return job.source_path.exists()
     except OSError:
-        return job.original_name
+        return False
 
 
 @dataclass(frozen=True)

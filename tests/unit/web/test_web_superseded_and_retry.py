@@ -15,8 +15,7 @@ import httpx
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.web.views import HistoryPage, QueueFilter, history_rows
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
@@ -27,6 +26,7 @@ from tests.unit.web.conftest import (
     listed_cases,
     logged_in,
     refused,
+    taken_job,
 )
 
 S = JobState
@@ -265,20 +265,6 @@ class TestRetryOfASupersededFailure:
             S.FAILED, S.QUEUED)
 
 
-def _taken(store: JobStore, tmp: Path, case_id: str, *, inbox_here: bool = True) -> Job:
-    """A job the hot folder took from ``hot/inbox/<case>/upper.stl`` and failed into
-    ``hot/failed/``; the file is not there. ``inbox_here``: this machine sees the inbox."""
-    hot = tmp / "hot"
-    if inbox_here:
-        (hot / "inbox").mkdir(parents=True, exist_ok=True)
-    place = JobPlace(hot / "inbox", f"{case_id}/upper.stl",
-                     previous=hot / "processing" / "upper.stl", moved=True)
-    job = store.create_job(recipe="grey", source_path=hot / "failed" / case_id / "upper.stl",
-                           case_id=case_id, state=S.QUEUED,
-                           fields={HOTFOLDER_FIELD: place.to_json()})
-    return store.transition(job.id, S.FAILED, "could not be read")
-
-
 class TestRetryLooksForTheFile:
     """The Retry button asks where the file is, as ``jobs retry`` does: queued without its
     file, the daemon failed the job again after the page had said it was queued."""
@@ -286,7 +272,7 @@ class TestRetryLooksForTheFile:
     def test_a_file_gone_is_refused_on_the_page_then_queued_once_put_back(
         self, served: Served, tmp_path: Path
     ) -> None:
-        job = _taken(served.store, tmp_path, "H-1")
+        job = taken_job(served.store, tmp_path, "H-1")
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         form = {"csrf": csrf, "target": "case:H-1", "next": "/failed"}
         with closing(client):
@@ -310,7 +296,7 @@ class TestRetryLooksForTheFile:
     def test_an_inbox_this_machine_does_not_see_is_said_and_not_judged_gone(
         self, served: Served, tmp_path: Path
     ) -> None:
-        job = _taken(served.store, tmp_path, "H-2", inbox_here=False)
+        job = taken_job(served.store, tmp_path, "H-2", inbox_here=False)
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             said = _done(client, client.post("/cases/retry", data={
@@ -321,3 +307,60 @@ class TestRetryLooksForTheFile:
             "looked for here; the hot folder watching that inbox takes it again, or fails it "
             f"\"its file is gone\" if it is not at {job.source_path}")
         assert served.store.get_job(job.id).state is S.QUEUED
+
+
+class TestACaseWithAFileGone:
+    """Failed cases shows a case one of whose files is gone whole, that file marked missing
+    (where it was looked for, what helps), and retries its other files on request; a Retry
+    of the whole case (a page opened before, or the queue) is refused, saying the way."""
+
+    def test_the_file_is_marked_and_the_others_are_retried(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        gone = taken_job(store, tmp_path, "H-3")
+        kept = taken_job(store, tmp_path, "H-3", name="lower.stl", there=True)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = html.unescape(client.get("/failed").text)
+            assert listed_cases(page) == ["H-3"]
+            said = (f"its file {gone.source_path}: not there now (moved or removed since); "
+                    f"put it back at {gone.source_path} and retry, or drop it into the hot "
+                    f"folder again ({tmp_path / 'hot' / 'inbox'}) as a new job")
+            assert (f'<span class="file missing" data-test="missing-{gone.job_key}">'
+                    f'upper.stl</span> <small class="missing">missing: {said}</small>') in page
+            assert f'<span class="file">{kept.source_path}</span>' in page
+            assert ("1 file of this case is missing: Retry the other 1 queues the rest again "
+                    "and leaves it as it is, as <code>preform-pipeline jobs retry case:H-3"
+                    "</code> does.") in page
+            assert '<input type="hidden" name="others" value="yes">' in page
+            assert ">Retry the other 1</button>" in page
+            form = {"csrf": csrf, "target": "case:H-3", "next": "/failed"}
+            # The whole case (a page opened before the file went, or the queue's Retry).
+            answer = refused(client, client.post("/cases/retry", data=form))
+            assert answer.said == (
+                f"Not done: Case H-3 was not queued again: upper.stl ({gone.job_key}): "
+                f"{said}\nnothing was queued again; to queue its other 1 file again without "
+                "it: Retry the others on Failed cases, or preform-pipeline jobs retry case:H-3")
+            assert store.get_job(kept.id).state is S.FAILED
+            done = _done(client, client.post("/cases/retry", data={**form, "others": "yes"}))
+        assert done == (f"Case H-3 queued again (1 job); left as it is: upper.stl "
+                        f"({gone.job_key}): {said}")
+        assert (store.get_job(gone.id).state, store.get_job(kept.id).state) == (
+            S.FAILED, S.QUEUED)
+
+    def test_a_case_all_of_whose_files_are_gone_offers_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        gone = taken_job(store, tmp_path, "H-4")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = html.unescape(client.get("/failed").text)
+            assert f'data-test="missing-{gone.job_key}"' in page
+            assert 'data-test="retry-H-4"' not in page
+            assert "1 file of this case is missing." in page
+            answer = refused(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:H-4", "next": "/failed", "others": "yes"}))
+        assert answer.said.endswith("\nnothing was queued again")
+        assert store.get_job(gone.id).state is S.FAILED
