@@ -166,12 +166,6 @@ class QueueFilter:
                 "recipe": self.recipe or None, "text": self.text or None,
                 "limit": QUEUE_PAGE_ROWS + 1, "offset": self.offset}
 
-    def keeps(self, state: JobState, recipe: str, *texts: str | None) -> bool:
-        if state not in self.states or (self.recipe and recipe != self.recipe):
-            return False
-        needle = self.text.lower()
-        return not needle or any(needle in (t or "").lower() for t in texts)
-
 
 #: History's position parameters: the page starts after the case named (Older), or ends
 #: before it (Newer).
@@ -320,15 +314,6 @@ def _row_key(job: Job) -> tuple[str, str]:
     """The row a job is shown in: its case, and a skipped duplicate's own key (a row of its
     own beside its case's)."""
     return _case_of(job), job.job_key if job.state is JobState.DUPLICATE_SKIPPED else ""
-
-
-def _group(jobs: Iterable[Job], later: Mapping[int, Job] | None = None,
-           waits: Mapping[int, str] | None = None) -> list[CaseRow]:
-    """The cases of ``jobs``, the most recently changed first; ``later``:
-    :func:`superseded`'s answer for them (None: none is superseded). ``waits``:
-    :func:`unwatched`'s answer, said before a retried job's reason (what it waits for)."""
-    later, waits = later or {}, waits or {}
-    return _newest_first([_row(members, later, waits) for members in _cases(jobs).values()])
 
 
 def _cases(jobs: Iterable[Job]) -> dict[tuple[str, str], list[Job]]:

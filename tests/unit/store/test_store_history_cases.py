@@ -20,9 +20,9 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.web.views import (
     HISTORY_PAGE_CASES,
+    LEAD_ORDER,
     CaseRow,
     QueueFilter,
-    _group,
     history_rows,
 )
 from tests.unit.store.conftest import _shortest_path
@@ -104,10 +104,24 @@ def _shown(rows: list[CaseRow]) -> list[Shown]:
 
 
 def _expected(store: JobStore, flt: QueueFilter) -> list[Shown]:
-    """The History page's rule on every job: group, then keep by lead state and search."""
-    jobs = store.list_jobs(recipe=flt.recipe or None)
-    return _shown([r for r in _group(jobs)
-                   if flt.keeps(r.state, r.recipe, r.case, r.files)])
+    """History's rule, stated here on every job of the recipe (none is a superseded
+    failure: no job has a digest): a row is a case id, or a job's own key without one, and
+    each skipped copy a row of its own; its state is its job's first in ``LEAD_ORDER``; a
+    filter keeps it by that state, and a search by its name or any one of its file names
+    (in any case); the most recently changed first (last change, then newest job)."""
+    rows: dict[tuple[str, str], list[Job]] = {}
+    for job in store.list_jobs(recipe=flt.recipe or None):
+        copy = job.job_key if job.state is S.DUPLICATE_SKIPPED else ""
+        rows.setdefault((job.case_id or job.job_key, copy), []).append(job)
+    needle = flt.text.lower()
+    kept = []
+    for (case, copy), jobs in rows.items():
+        state = min((j.state for j in jobs), key=LEAD_ORDER.index)
+        names = [case, *(j.original_name for j in jobs)]
+        if state in flt.states and any(needle in n.lower() for n in names):
+            kept.append((max(j.updated_at for j in jobs), max(j.id for j in jobs),
+                         Shown(case, bool(copy), state, tuple(j.id for j in jobs))))
+    return [shown for *_, shown in sorted(kept, key=lambda k: k[:2], reverse=True)]
 
 
 def _every_page(store: JobStore, flt: QueueFilter) -> list[Shown]:
