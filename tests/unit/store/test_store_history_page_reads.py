@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
 from preform_pipeline.web import WebServer
-from preform_pipeline.web.views import HISTORY_PAGE_CASES, QueueFilter, history_rows
+from preform_pipeline.web.views import HISTORY_PAGE_CASES, HistoryPage, QueueFilter, history_rows
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import ClassStore
 
@@ -46,25 +47,30 @@ class Counted:
         return [s for s in self.statements if s.upper().startswith("BEGIN")]
 
 
+@contextmanager
+def _stores(request: pytest.FixtureRequest, store_path: Path, clock: ManualClock,
+            *watchers: Callable[[str], None] | None) -> Iterator[list[JobStore]]:
+    """One store a watcher (its ``on_statement``; None: none), all on one database: the
+    SQLite file, or (``request.param`` "postgresql") the conformance database, emptied
+    after."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield [stack.enter_context(SqliteJobStore(store_path, clock=clock,
+                                                      on_statement=w)) for w in watchers]
+            return
+        url, empty = request.getfixturevalue("conformance_db")
+        stack.callback(empty)
+        yield [stack.enter_context(PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                                                    on_statement=w)) for w in watchers]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def counted(
     request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
 ) -> Iterator[Counted]:
     seen = Counted()
-    if request.param == "sqlite":
-        with SqliteJobStore(store_path, clock=clock,
-                            on_statement=seen.statements.append) as opened:
-            seen.store = opened
-            yield seen
-        return
-    url, empty = request.getfixturevalue("conformance_db")
-    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
-                          on_statement=seen.statements.append) as pg:
-        seen.store = pg
-        try:
-            yield seen
-        finally:
-            empty()
+    with _stores(request, store_path, clock, seen.statements.append) as (seen.store,):
+        yield seen
 
 
 @pytest.fixture
@@ -227,21 +233,9 @@ def interleaved(
     request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
 ) -> Iterator[Interleaved]:
     both = Interleaved()
-    if request.param == "sqlite":
-        with SqliteJobStore(store_path, clock=clock, on_statement=both.statement) as reader, \
-                SqliteJobStore(store_path, clock=clock) as writer:
-            both.reader, both.writer = reader, writer
-            yield both
-        return
-    url, empty = request.getfixturevalue("conformance_db")
-    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
-                          on_statement=both.statement) as reader, \
-            PostgresJobStore(url, clock=clock, password=PG_PASSWORD) as writer:
-        both.reader, both.writer = reader, writer
-        try:
-            yield both
-        finally:
-            empty()
+    with _stores(request, store_path, clock, both.statement, None) as (both.reader,
+                                                                      both.writer):
+        yield both
 
 
 def _failed(store: JobStore, case_id: str, digest: str) -> Job:
@@ -276,16 +270,23 @@ class TestAPageReadsOneStateOfTheStore:
             clock.advance(1)
         return made
 
+    def _page_changed(self, both: Interleaved, clock: ManualClock, text: str, nth: int,
+                      change: Callable[[JobStore, dict[str, Job]], object]
+                      ) -> tuple[HistoryPage, dict[str, Job]]:
+        """Failed's first page of two cases, ``change`` written by the other connection as
+        the page's ``nth`` statement holding ``text`` starts."""
+        made = self._made(both, clock)
+        both.before(text, nth, lambda: change(both.writer, made))
+        return history_rows(both.reader, QueueFilter("failed"), limit=2), made
+
     def test_a_case_changed_between_two_reads_of_the_page_is_not_missed(
         self, interleaved: Interleaved, clock: ManualClock
     ) -> None:
         both = interleaved
-        made = self._made(both, clock)
         # D is touched as the page's second read of cases starts: it moves above the cases
         # read so far, where a read of its own (older than C) no longer finds it.
-        both.before("AS page ON", 2,
-                    lambda: both.writer.update_job(made["D"].id, priority=5))
-        page = history_rows(both.reader, QueueFilter("failed"), limit=2)
+        page, made = self._page_changed(both, clock, "AS page ON", 2,
+                                        lambda w, m: w.update_job(m["D"].id, priority=5))
         assert [r.case.case for r in page.rows] == ["C", "D"]
         assert page.older and page.hidden == 2
         assert both.reader.get_job(made["D"].id).priority == 5  # it was written
@@ -294,11 +295,10 @@ class TestAPageReadsOneStateOfTheStore:
         self, interleaved: Interleaved, clock: ManualClock
     ) -> None:
         both = interleaved
-        made = self._made(both, clock)
         # C is retried as the page reads the trails: its row says failed, so must its trail.
-        both.before("FROM transitions", 1,
-                    lambda: both.writer.transition(made["C"].id, JobState.QUEUED, "retried"))
-        page = history_rows(both.reader, QueueFilter("failed"), limit=2)
+        page, made = self._page_changed(
+            both, clock, "FROM transitions", 1,
+            lambda w, m: w.transition(m["C"].id, JobState.QUEUED, "retried"))
         shown = page.rows[0]
         assert (shown.case.case, shown.case.state) == ("C", JobState.FAILED)
         assert [t.to_state for t in shown.trail][-1] is JobState.FAILED

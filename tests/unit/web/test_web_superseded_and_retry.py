@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 import re
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,26 @@ WHY = "a later job printed the same file with the same recipe"
 
 def _cases_of(page: HistoryPage) -> list[str]:
     return [r.case.case for r in page.rows]
+
+
+@contextmanager
+def _counted_failures(clock: ManualClock, tmp: Path, cases: int
+                      ) -> Iterator[tuple[SqliteJobStore, list[str]]]:
+    """A store of ``cases`` failed cases a second apart (``C-00`` the oldest), each its own
+    file, and the statements it runs (``on_statement``)."""
+    statements: list[str] = []
+    with SqliteJobStore(tmp / "jobs.sqlite3", clock=clock,
+                        on_statement=statements.append) as store:
+        for n in range(cases):
+            ended_job(store, tmp, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
+            clock.advance(1)
+        yield store, statements
+
+
+def _history_limits(statements: list[str]) -> list[int]:
+    """The LIMITs of History's reads of cases among ``statements``, in order."""
+    return [int(m) for s in statements if "AS page ON" in s
+            for m in re.findall(r"LIMIT (\d+)", s)]
 
 
 def _history_cases(page: str) -> list[str]:
@@ -154,30 +175,19 @@ class TestHistoryPages:
     def test_a_page_short_of_cases_reads_what_it_lacks_not_the_whole_store(
         self, clock: ManualClock, tmp_path: Path
     ) -> None:
-        statements: list[str] = []
-        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
-                            on_statement=statements.append) as store:
-            for n in range(20):
-                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
-                clock.advance(1)
+        with _counted_failures(clock, tmp_path, 20) as (store, statements):
             for n in (17, 18, 19):  # the three newest put right: left out of Failed
                 ended_job(store, tmp_path, f"P-{n}", S.DONE, digest=f"d-{n}")
             statements.clear()
             page = history_rows(store, QueueFilter(state="failed", page=5), limit=2)
         assert (_cases_of(page), bool(page.older), page.hidden) == (["C-08", "C-07"], True, 0)
         # The pages up to it and one case more (11), then twice the 3 still wanted.
-        assert [int(m) for s in statements if "AS page ON" in s
-                for m in re.findall(r"LIMIT (\d+)", s)] == [11, 6]
+        assert _history_limits(statements) == [11, 6]
 
     def test_a_deep_page_by_its_link_reads_only_its_own_cases(
         self, clock: ManualClock, tmp_path: Path
     ) -> None:
-        statements: list[str] = []
-        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
-                            on_statement=statements.append) as store:
-            for n in range(12):
-                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
-                clock.advance(1)
+        with _counted_failures(clock, tmp_path, 12) as (store, statements):
             link = QueueFilter(state="failed").link(1)
             for _ in range(4):  # the Older links of pages 1 to 4
                 link = history_rows(store, followed(link), limit=2).older
@@ -185,8 +195,7 @@ class TestHistoryPages:
             page = history_rows(store, followed(link), limit=2)
         assert (page.number, _cases_of(page)) == (5, ["C-03", "C-02"])
         # Its two cases and one beyond (an older page exists), not the eight before it.
-        assert [int(m) for s in statements if "AS page ON" in s
-                for m in re.findall(r"LIMIT (\d+)", s)] == [3]
+        assert _history_limits(statements) == [3]
 
     def test_a_case_changed_between_two_pages_is_not_shown_on_both(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
