@@ -12,7 +12,11 @@ stores' ``on_statement`` seam:
 - PostgreSQL as the test clusters run it (``tests/pg_cluster.py``), over loopback TCP.
 
     python bench/bench_history_page.py [--pages 40] [--cases 300] [--query state=failed]
-                                       [--output history_page]
+                                       [--follow 19] [--output history_page]
+
+``--follow N`` times the page reached by following the Older link N times from the query's
+page (untimed), as a person paging back does: since session 36 that link carries the key of
+the case it follows, and the page reads only its own cases.
 
 Every file has its own content (a digest), and every seventh case's failures were put right
 by a later job of the same case (``done``, the same file and recipe): superseded failures
@@ -25,9 +29,11 @@ the package's change reverted in the work tree and another ``--output``.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -92,13 +98,24 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(store: JobStore, statements: list[str], pages: int, path: str = "/history"
-            ) -> dict[str, Any]:
+def _followed(client: httpx.Client, path: str, follow: int) -> str:
+    """The page ``follow`` Older links from ``path``."""
+    for _ in range(follow):
+        page = client.get(path).text
+        found = re.search(r'<a rel="next" href="([^"]+)"', page)
+        assert found, f"no Older link on {path}"
+        path = html.unescape(found.group(1))
+    return path
+
+
+def measure(store: JobStore, statements: list[str], pages: int, path: str = "/history",
+            follow: int = 0) -> dict[str, Any]:
     users = (WebUser("viewer", "viewer", hash_secret(SECRET)),)
     server = WebServer(store, WebSettings(port=0, users=users))
     server.start()
     try:
         with httpx.Client(base_url=server.url, headers=AUTH, timeout=60.0) as client:
+            path = _followed(client, path, follow)
             assert client.get(path).status_code == 200  # untimed: the first answer
             times: list[float] = []
             counts: list[int] = []
@@ -120,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pages", type=int, default=DEFAULT_PAGES)
     parser.add_argument("--cases", type=int, default=CASES)
     parser.add_argument("--query", default="", help="the page's query, e.g. state=failed")
+    parser.add_argument("--follow", type=int, default=0,
+                        help="time the page this many Older links on")
     parser.add_argument("--output", default="history_page")
     args = parser.parse_args(argv)
     path = f"/history?{args.query}" if args.query else "/history"
@@ -135,12 +154,12 @@ def main(argv: list[str] | None = None) -> int:
                             on_statement=statements.append) as sqlite:
             jobs = fill(sqlite, args.cases)
             rows.append({"store": "SQLite (local file)", "jobs": jobs,
-                         **measure(sqlite, statements, args.pages, path)})
+                         **measure(sqlite, statements, args.pages, path, args.follow)})
     statements = []
     with pg_store("history", on_statement=statements.append) as pg:
         jobs = fill(pg, args.cases)
         rows.append({"store": "PostgreSQL, loopback, test cluster", "jobs": jobs,
-                     **measure(pg, statements, args.pages, path)})
+                     **measure(pg, statements, args.pages, path, args.follow)})
     result = {
         "started": started,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -150,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "cases": args.cases,
         "path": path,
+        "follow": args.follow,
         "pages": args.pages,
         "rows": rows,
     }
@@ -161,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{started} to {result['finished']} UTC, `{commit}`, {result['machine']}, 1-minute "
         f"load {result['load_1min'][0]} before, {result['load_1min'][1]} after; Python "
         f"{result['python']}. `python bench/bench_history_page.py --cases {args.cases}"
-        f"{f' --query {args.query}' if args.query else ''} --output {args.output}`.",
+        f"{f' --query {args.query}' if args.query else ''}"
+        f"{f' --follow {args.follow}' if args.follow else ''} --output {args.output}`.",
         "",
-        f"{args.pages} timed `GET {path}` (60 cases a page) by a viewer over HTTP on "
-        "127.0.0.1, after one untimed. Times in ms.",
+        f"{args.pages} timed `GET {path}`"
+        f"{f' then {args.follow} Older links on' if args.follow else ''} (60 cases a page) "
+        "by a viewer over HTTP on 127.0.0.1, after one untimed. Times in ms.",
         "",
         "| store | jobs | mean | p50 | p90 | min | statements a page | transactions a page |",
         "|---|---:|---:|---:|---:|---:|---|---:|",

@@ -58,6 +58,7 @@ __all__ = [
     "TERMINAL_STATES",
     "VERIFIED_STATES",
     "Build",
+    "CaseKey",
     "Job",
     "JobState",
     "Transition",
@@ -379,3 +380,14 @@ class Transition:
     to_state: JobState
     at: datetime
     reason: str
+
+
+@dataclass(frozen=True, order=True)
+class CaseKey:
+    """Where a case stands in History's order (the most recently changed first): its jobs'
+    last change, then its newest job's id. No two cases share a key (each job is in one
+    case), so a page that starts after a key (``list_history_cases(older_than=...)``) never
+    repeats or skips a case of the same second, as an offset into a changing list did."""
+
+    changed: datetime
+    newest_id: int

@@ -310,14 +310,19 @@ class PostgresJobStore(LeasingStore):
             except self._psycopg.Error:
                 conn.raw.close()  # unusable: the next call connects again
 
-    def _transaction(
+    def _own_transaction(
         self, action: str, *, write: bool
     ) -> AbstractContextManager[_Connection]:
         if write:
             return self._begun(action, "BEGIN", f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
         return self._begun(action, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
-    def _claim_transaction(self, action: str) -> AbstractContextManager[_Connection]:
+    def _claim_transaction(self, action: str) -> AbstractContextManager[Connection]:
+        held = self._snapshot_connection()
+        if held is not None:
+            # A read of the nodes within a page's snapshot (hotfolder.whereabouts): its
+            # transaction is READ ONLY, so a claim's write there fails, and says so.
+            return self._in_snapshot(action, held)
         return self._begun(action, "BEGIN")
 
     @contextmanager

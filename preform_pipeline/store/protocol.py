@@ -22,12 +22,13 @@ Field updates (``**fields``) accept only the names listed in :data:`JOB_FIELDS` 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, runtime_checkable
 
-from preform_pipeline.store.model import Build, Job, JobState, Transition
+from preform_pipeline.store.model import Build, CaseKey, Job, JobState, Transition
 
 __all__ = [
     "BUILD_FIELDS",
@@ -182,6 +183,14 @@ class JobStore(Protocol):
         job is newest, after skipping the ``offset`` newest cases; in creation order."""
         ...
 
+    def snapshot(self) -> AbstractContextManager[None]:
+        """A block whose store reads (in this thread) all see one state of the store: a page
+        read in several statements does not show a case twice, or miss one, because another
+        process committed a change between two of them. Only reads: a write inside raises
+        StoreError. This thread's other calls on the store wait for it (it holds the store's
+        connection), other processes' do not."""
+        ...
+
     def list_history_cases(
         self,
         *,
@@ -190,9 +199,14 @@ class JobStore(Protocol):
         text: str | None = None,
         limit: int,
         offset: int = 0,
+        older_than: CaseKey | None = None,
+        newer_than: CaseKey | None = None,
     ) -> tuple[Job, ...]:
         """Every job (of ``recipe``) of the ``limit`` cases changed most recently, after
-        skipping the ``offset`` most recent; in creation order. A case is a case id, or a
+        skipping the ``offset`` most recent; in creation order. ``older_than``: only the
+        cases after that key in this order (:class:`CaseKey`: a page that follows another
+        reads only its own cases); ``newer_than``: the ``limit`` cases nearest before that
+        key (the page before), at most one of the two. A case is a case id, or a
         job's own key without one; a skipped duplicate is a case of its own (its key).
         ``state`` keeps the cases any one of whose jobs is in one of those states (the
         candidates: which state a case is in is the History page's rule, web/views.py),

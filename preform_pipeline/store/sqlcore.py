@@ -13,9 +13,10 @@ Statements use ``?`` placeholders; the PostgreSQL connection translates them.
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
@@ -41,6 +42,7 @@ from preform_pipeline.store.model import (
     RETRYABLE_STATES,
     VERIFIED_STATES,
     Build,
+    CaseKey,
     Job,
     JobState,
     Transition,
@@ -303,14 +305,21 @@ class SqlStoreCore(ABC):
 
     def __init__(self, *, clock: Clock | None) -> None:
         self._clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        #: ``conn``: the read transaction of this thread's :meth:`snapshot`, while one is open.
+        self._held = threading.local()
 
     # --- what a database supplies ------------------------------------------------------------
 
     @abstractmethod
-    def _transaction(
+    def _own_transaction(
         self, action: str, *, write: bool
     ) -> AbstractContextManager[Connection]:
-        """A transaction; a write one excludes other writers from its first statement on."""
+        """A transaction; a write one excludes other writers from its first statement on; a
+        read one sees one state of the store across its statements."""
+
+    @abstractmethod
+    def _errors(self, action: str) -> AbstractContextManager[None]:
+        """The database's errors as StoreErrors that name the store, ``action`` and a fix."""
 
     @abstractmethod
     def _stamp(self, moment: datetime) -> Any:
@@ -326,6 +335,43 @@ class SqlStoreCore(ABC):
         """Release the store; further calls raise StoreError. Closing twice is fine."""
 
     # --- plumbing ----------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """See :meth:`JobStore.snapshot`: this thread's reads inside the block are one read
+        transaction (the store's own read one: SQLite's BEGIN in WAL mode, PostgreSQL's
+        REPEATABLE READ READ ONLY). Nested, the outer one's."""
+        if self._snapshot_connection() is not None:
+            yield
+            return
+        with self._own_transaction("reading one state of the store", write=False) as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
+
+    def _snapshot_connection(self) -> Connection | None:
+        conn: Connection | None = getattr(self._held, "conn", None)
+        return conn
+
+    def _transaction(self, action: str, *, write: bool) -> AbstractContextManager[Connection]:
+        """A transaction of its own, or, inside this thread's :meth:`snapshot`, its reads."""
+        held = self._snapshot_connection()
+        if held is None:
+            return self._own_transaction(action, write=write)
+        if write:
+            raise StoreError(
+                f"{self.location}: {action} was asked inside a read of one state of the store",
+                hint="a fault in preform-pipeline: a snapshot only reads (please report it)",
+            )
+        return self._in_snapshot(action, held)
+
+    @contextmanager
+    def _in_snapshot(self, action: str, held: Connection) -> Iterator[Connection]:
+        with self._errors(action):
+            yield held
+
 
     def _now(self) -> Any:
         return self._stamp(self._moment())
@@ -651,8 +697,13 @@ class SqlStoreCore(ABC):
         text: str | None = None,
         limit: int,
         offset: int = 0,
+        older_than: CaseKey | None = None,
+        newer_than: CaseKey | None = None,
     ) -> tuple[Job, ...]:
         self._check_limit(limit, offset)
+        if older_than is not None and newer_than is not None:
+            raise ValueError("a page of history starts after one key: older_than or "
+                             "newer_than, not both")
         # A case is its case id (or a job's own key without one); a skipped duplicate is a
         # case of its own beside it.
         ckey = "coalesce(case_id, job_key)"
@@ -676,11 +727,21 @@ class SqlStoreCore(ABC):
             kept.append(f"(lower({ckey}) {like} OR max(CASE WHEN lower(coalesce("
                         f"original_name, '')) {like} THEN 1 ELSE 0 END) = 1)")
             kept_params += [_contains(text)] * 2
+        key = older_than or newer_than
+        if key is not None:
+            # Keyset paging: the page starts after the case it follows, by (last change,
+            # newest job id), so it reads only its own cases however deep it is, and a case
+            # that changed meanwhile is not counted into its offset.
+            than = "<" if older_than is not None else ">"
+            kept.append(f"(max(updated_at) {than} ? OR "
+                        f"(max(updated_at) = ? AND max(id) {than} ?))")
+            kept_params += [self._stamp(key.changed), self._stamp(key.changed), key.newest_id]
+        order = "ASC" if newer_than is not None else "DESC"  # the nearest cases first
         having = f" HAVING {' AND '.join(kept)}" if kept else ""
         sql = (
             f"SELECT jobs.* FROM jobs JOIN (SELECT {ckey} AS ckey, {copy} AS ccopy FROM jobs"
             f"{where} GROUP BY {ckey}, {copy}{having} "
-            f"ORDER BY max(updated_at) DESC, max(id) DESC LIMIT {int(limit)} "
+            f"ORDER BY max(updated_at) {order}, max(id) {order} LIMIT {int(limit)} "
             f"OFFSET {int(offset)}) AS page ON {ckey} = page.ckey AND {copy} = page.ccopy"
             f"{where.replace(' WHERE ', ' AND ', 1)} ORDER BY jobs.id"
         )

@@ -527,7 +527,7 @@ class SqliteJobStore(SqlStoreCore):
         return self._conn
 
     @contextmanager
-    def _transaction(self, action: str, *, write: bool) -> Iterator[sqlite3.Connection]:
+    def _own_transaction(self, action: str, *, write: bool) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors(action):
             conn = self._connection()
             # IMMEDIATE takes the write lock before the first read (see the module docstring);

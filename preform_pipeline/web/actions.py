@@ -10,6 +10,7 @@ retry`` does). The audit row of every change says who did it ("… by alice (web
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -23,10 +24,10 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.model import CANCELLABLE_STATES, RETRYABLE_STATES
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded_note
-from preform_pipeline.wording import quoted
+from preform_pipeline.wording import counted, quoted
 
 __all__ = ["Moved", "approve_build", "cancel_case", "case_jobs", "named", "reject_build",
-           "retry_case", "settle_print"]
+           "retry_case", "retry_command", "settle_print"]
 
 log = get_logger(__name__)
 
@@ -49,6 +50,12 @@ def case_jobs(store: JobStore, target: str) -> list[Job]:
         raise PipelineError(f"no case or job {quoted(target)} in the job store",
                             hint="reload the page: it may have been removed")
     return jobs
+
+
+def retry_command(jobs: str, target: str) -> str:
+    """The ``jobs retry`` command line of a case action's target (``case:ID`` or a key): it
+    queues the jobs whose files are there and says each one it left."""
+    return f"{jobs} retry {shlex.quote(target)}"
 
 
 def named(target: str) -> str:
@@ -98,14 +105,16 @@ def _move_case(
     return Moved(count, notes)
 
 
-def _retryable(store: JobStore, target: str, jobs: Sequence[Job], *, commands: str
-               ) -> tuple[Sequence[Job], tuple[str, ...]]:
+def _retryable(store: JobStore, target: str, jobs: Sequence[Job], *, commands: str,
+               others: bool = False) -> tuple[Sequence[Job], tuple[str, ...]]:
     """Of a case's retryable jobs, those a retry should queue, by the rule ``jobs retry``
     follows (``retry_check``; ``commands``: the ``jobs`` command its hint names). A failed
     job a later job printed is left as it is: retrying it printed the file a second time
     (``jobs retry --force`` is the explicit way). A job whose file is gone refuses the whole
-    case, each file said: queued, the daemon failed it again "its file is gone" after the
-    page had said it was queued. Nothing moves when anything is refused."""
+    case, each file said (queued, the daemon failed it again "its file is gone" after the
+    page had said it was queued), unless ``others``: the person asked for the case's other
+    files (Failed cases showed the file missing and offered "Retry the others"), which are
+    queued, each one left said. Nothing moves when anything is refused."""
     checks = [(job, retry_check(store, job)) for job in jobs]
     later = [(job, c.superseded_by) for job, c in checks if c.superseded_by is not None]
     checks = [(job, c) for job, c in checks if c.superseded_by is None]
@@ -116,21 +125,29 @@ def _retryable(store: JobStore, target: str, jobs: Sequence[Job], *, commands: s
             hint=superseded_hint(commands, [j.job_key for j, _ in later]))
     refused = [f"{job.original_name} ({job.job_key}): {c.refusal}" for job, c in checks
                if c.refusal is not None]
-    if refused:
+    queued = [job for job, c in checks if c.refusal is None]
+    if refused and not (others and queued):
+        hint = "nothing was queued again"
+        if queued:
+            hint += (f"; to queue its other {counted(len(queued), 'file')} again without it: "
+                     f"Retry the others on Failed cases, or {retry_command(commands, target)}")
         raise PipelineError(f"{named(target)} was not queued again: {'; '.join(refused)}",
-                            hint="nothing was queued again")
-    notes = tuple(f"{job.original_name}: {c.note}" for job, c in checks if c.note is not None)
+                            hint=hint)
+    notes = tuple(f"left as it is: {text}" for text in refused)
+    notes += tuple(f"{job.original_name}: {c.note}" for job, c in checks if c.note is not None)
     if later:
         notes += (f"{len(later)} of its failed jobs left as they are: {WHY_SUPERSEDED}",)
-    return [job for job, _ in checks], notes
+    return queued, notes
 
 
-def retry_case(store: JobStore, target: str, user: str, *, jobs: str = JOBS_COMMAND) -> Moved:
+def retry_case(store: JobStore, target: str, user: str, *, jobs: str = JOBS_COMMAND,
+               others: bool = False) -> Moved:
     """Queue every retryable job of the case again (:func:`_retryable`; ``jobs``: the ``jobs``
-    command reaching ``store``, for a refusal's hint)."""
+    command reaching ``store``, for a refusal's hint; ``others``: those whose files are
+    there, leaving the ones whose files are gone)."""
     return _move_case(store, target, user, movable=RETRYABLE_STATES, to=JobState.QUEUED,
                       done="queued again", verb="retried",
-                      check=partial(_retryable, commands=jobs),
+                      check=partial(_retryable, commands=jobs, others=others),
                       hint="only failed, aborted, errored, unverified, cancelled or skipped "
                       "jobs can be retried")
 

@@ -403,17 +403,25 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         flt = views.QueueFilter.parse(request.query_params, default="all")
         if (refused := unsearchable(request, access, flt)) is not None:
             return refused
-        rows, older, hidden = await d.read(views.history_rows, flt)
-        return d.render(request, "history.html", access, rows=rows, flt=flt,
-                        filters=views.FILTERS, older=older,
-                        page_rows=views.HISTORY_PAGE_CASES,
-                        **_superseded_context(request, flt.listed, hidden))
+        if flt.unreadable:
+            # Only a link edited by hand (or cut short) carries one: the dashboard writes
+            # every position it links to.
+            return d.render(request, "error.html", access, status_code=400,
+                            message=f"this History link's position ({flt.unreadable}="
+                            f"{request.query_params[flt.unreadable][:80]}) is not one the "
+                            "dashboard wrote",
+                            hint="open History from its first page and page from there")
+        page = await d.read(views.history_rows, flt)
+        return d.render(request, "history.html", access, page=page, flt=flt,
+                        filters=views.FILTERS, page_rows=views.HISTORY_PAGE_CASES,
+                        **_superseded_context(request, flt.listed, page.hidden))
 
     async def failed(request: Request, user: WebUser, access: Access) -> Response:
         listed = _listed(request)
         page = await d.read(partial(views.failed_cases, with_superseded=listed))
         return d.render(request, "failed.html", access, page=page,
                         unverified=JobState.UNVERIFIED, most=views.PAGE_ROWS,
+                        retry_command=partial(actions.retry_command, d.jobs),
                         **_superseded_context(request, listed, page.hidden))
 
     async def metrics(request: Request) -> Response:
@@ -486,7 +494,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def retry(request: Request, user: WebUser, form: dict[str, str]) -> str:
         target = form.get("target", "")
-        moved = await d.read(partial(actions.retry_case, jobs=d.jobs), target, user.name)
+        moved = await d.read(partial(actions.retry_case, jobs=d.jobs,
+                                     others=form.get("others") == "yes"), target, user.name)
         said = f"{actions.named(target)} queued again ({counted(moved.count, 'job')})"
         return "; ".join((said, *moved.notes))
 

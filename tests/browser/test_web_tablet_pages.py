@@ -20,6 +20,7 @@ from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.web import WebServer
 from tests.browser.conftest import TABLET
 from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.web.conftest import taken_job
 
 SECRET = "operator-secret-for-the-trial"
 #: A refresh this often keeps each wait below a second.
@@ -130,6 +131,44 @@ class TestLongNames:
                 page.wait_for_selector("main h1")
                 widths[path] = page.evaluate("document.documentElement.scrollWidth")
             assert all(w <= TABLET["width"] for w in widths.values()), widths
+
+
+class TestACaseWithAFileGone:
+    """Failed cases shows a case one of whose files is gone whole, that file marked missing
+    with where it was looked for and what helps; its Retry queues the other files."""
+
+    def test_the_missing_file_is_marked_and_the_others_are_retried(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, \
+                _served(store, _NO_REFRESH_S) as server, _page(browser, server.url) as page:
+            gone = taken_job(store, tmp_path, "H-5")
+            kept = taken_job(store, tmp_path, "H-5", name="lower.stl", there=True)
+            page.goto(f"{server.url}/failed")
+            row = page.locator("tr[data-case='H-5']")
+            mark = row.locator(f"[data-test='missing-{gone.job_key}']")
+            assert mark.inner_text() == "upper.stl"
+            assert mark.evaluate("e => getComputedStyle(e).textDecorationLine") == "line-through"
+            assert row.locator("small.missing").inner_text() == (
+                f"missing: its file {gone.source_path}: not there now (moved or removed "
+                f"since); put it back at {gone.source_path} and retry, or drop it into the "
+                f"hot folder again ({tmp_path / 'hot' / 'inbox'}) as a new job")
+            assert str(kept.source_path) in row.inner_text()
+            assert row.locator("[data-test='missing-note-H-5']").inner_text() == (
+                "1 file of this case is missing: Retry the other 1 queues the rest again and "
+                "leaves it as it is, as preform-pipeline jobs retry case:H-5 does.")
+            button = row.locator("button[data-test='retry-H-5']")
+            assert button.inner_text() == "Retry the other 1"
+            button.click()
+            page.locator("#done").wait_for()
+            assert page.inner_text("#done").startswith(
+                "Case H-5 queued again (1 job); left as it is: upper.stl "
+                f"({gone.job_key}): its file {gone.source_path}: not there now")
+            assert (store.get_job(gone.id).state, store.get_job(kept.id).state) == (
+                JobState.FAILED, JobState.QUEUED)
+            # The case stays on the page for its missing file, with nothing left to retry.
+            assert page.locator(f"[data-test='missing-{gone.job_key}']").count() == 1
+            assert page.locator("button[data-test='retry-H-5']").count() == 0
 
 
 class TestARefusedAction:

@@ -85,5 +85,12 @@ class TestAnUnreadableModelOnFailedCases:
         self, failed_once: tuple[Path, str]
     ) -> None:
         root, url = failed_once
-        (root / "inbox" / "failed" / "C-500" / "cut.stl").unlink()  # a person took it away
-        assert '<span class="file">cut.stl</span>' in _row(url)
+        now = root / "inbox" / "failed" / "C-500" / "cut.stl"
+        now.unlink()  # a person took it away
+        row = _row(url)
+        # Named alone, marked missing, with where it was looked for (session 36).
+        assert re.search(r'<span class="file missing" data-test="missing-PP-\w+">cut.stl'
+                         r'</span> <small class="missing">missing: its file '
+                         + re.escape(f"{now}: not there now (moved or removed since); put it "
+                                     f"back at {now} and retry"), row), row
+        assert f'<span class="file">{now}</span>' not in row

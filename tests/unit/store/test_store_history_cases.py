@@ -13,18 +13,20 @@ from preform_pipeline.store import (
     ALLOWED_TRANSITIONS,
     BUILD_ALLOWED_TRANSITIONS,
     INITIAL_STATES,
+    CaseKey,
     Job,
     JobState,
     JobStore,
 )
 from preform_pipeline.web.views import (
     HISTORY_PAGE_CASES,
+    LEAD_ORDER,
     CaseRow,
     QueueFilter,
-    _group,
     history_rows,
 )
 from tests.unit.store.conftest import _shortest_path
+from tests.unit.web.conftest import followed
 
 S = JobState
 #: Cases in the store: more than two pages of History, and more jobs than the 300 the page
@@ -102,22 +104,41 @@ def _shown(rows: list[CaseRow]) -> list[Shown]:
 
 
 def _expected(store: JobStore, flt: QueueFilter) -> list[Shown]:
-    """The History page's rule on every job: group, then keep by lead state and search."""
-    jobs = store.list_jobs(recipe=flt.recipe or None)
-    return _shown([r for r in _group(jobs)
-                   if flt.keeps(r.state, r.recipe, r.case, r.files)])
+    """History's rule, stated here on every job of the recipe (none is a superseded
+    failure: no job has a digest): a row is a case id, or a job's own key without one, and
+    each skipped copy a row of its own; its state is its job's first in ``LEAD_ORDER``; a
+    filter keeps it by that state, and a search by its name or any one of its file names
+    (in any case); the most recently changed first (last change, then newest job)."""
+    rows: dict[tuple[str, str], list[Job]] = {}
+    for job in store.list_jobs(recipe=flt.recipe or None):
+        copy = job.job_key if job.state is S.DUPLICATE_SKIPPED else ""
+        rows.setdefault((job.case_id or job.job_key, copy), []).append(job)
+    needle = flt.text.lower()
+    kept = []
+    for (case, copy), jobs in rows.items():
+        state = min((j.state for j in jobs), key=LEAD_ORDER.index)
+        names = [case, *(j.original_name for j in jobs)]
+        if state in flt.states and any(needle in n.lower() for n in names):
+            kept.append((max(j.updated_at for j in jobs), max(j.id for j in jobs),
+                         Shown(case, bool(copy), state, tuple(j.id for j in jobs))))
+    return [shown for *_, shown in sorted(kept, key=lambda k: k[:2], reverse=True)]
 
 
 def _every_page(store: JobStore, flt: QueueFilter) -> list[Shown]:
-    seen: list[Shown] = []
-    page = 1
+    """Every page from the first, by their Older links; each page's Newer link leads back
+    to the page before it."""
+    pages: list[list[Shown]] = []
+    link = flt.link(1)
     while True:
-        rows, older, _ = history_rows(store, QueueFilter(flt.state, flt.recipe, flt.text, page))
-        assert len(rows) == HISTORY_PAGE_CASES or not older, page
-        seen += _shown([r.case for r in rows])
-        if not older:
-            return seen
-        page += 1
+        page = history_rows(store, followed(link))
+        assert len(page.rows) == HISTORY_PAGE_CASES or not page.older, link
+        pages.append(_shown([r.case for r in page.rows]))
+        if len(pages) > 1:
+            back = history_rows(store, followed(page.newer))
+            assert _shown([r.case for r in back.rows]) == pages[-2], page.newer
+        if not page.older:
+            return [shown for on_page in pages for shown in on_page]
+        link = page.older
 
 
 FILTERS = [
@@ -151,9 +172,9 @@ class TestAPageOfHistory:
         self, filled: JobStore
     ) -> None:
         store = filled
-        first, older, _ = history_rows(store, QueueFilter("all"))
-        assert older and len(first) == HISTORY_PAGE_CASES
-        for row in first:
+        first = history_rows(store, QueueFilter("all"))
+        assert first.older and len(first.rows) == HISTORY_PAGE_CASES
+        for row in first.rows:
             everyone = [j for j in store.list_jobs()
                         if (j.case_id or j.job_key) == row.case.case
                         and (j.state is S.DUPLICATE_SKIPPED) == row.case.copy
@@ -163,9 +184,11 @@ class TestAPageOfHistory:
         last = len(_expected(store, QueueFilter("all")))
         assert last > 2 * HISTORY_PAGE_CASES
         pages = -(-last // HISTORY_PAGE_CASES)
-        rows, older, _ = history_rows(store, QueueFilter("all", page=pages))
-        assert not older and len(rows) == last - (pages - 1) * HISTORY_PAGE_CASES
-        assert history_rows(store, QueueFilter("all", page=pages + 1)) == ([], False, 0)
+        # An old link by page number alone still opens its page.
+        page = history_rows(store, QueueFilter("all", page=pages))
+        assert not page.older and len(page.rows) == last - (pages - 1) * HISTORY_PAGE_CASES
+        beyond = history_rows(store, QueueFilter("all", page=pages + 1))
+        assert (beyond.rows, beyond.older, beyond.hidden) == ((), "", 0)
 
 
 class TestTheStoresPagingRules:
@@ -187,3 +210,16 @@ class TestTheStoresPagingRules:
         newer = _job(store, "C-new", "b.stl", "crowns", S.QUEUED)
         assert store.list_history_cases(limit=1) == (newer,)
         assert store.list_history_cases(limit=1, offset=1) == (older,)
+
+    def test_a_key_pages_after_its_case_and_cases_of_one_moment_by_their_newest_job(
+        self, store: JobStore
+    ) -> None:
+        # Three cases changed at one moment (no tick): their newest jobs' ids order them.
+        a, b, c = (store.create_job(recipe="crowns", source_path=f"/hot/inbox/{n}.stl",
+                                    case_id=n) for n in "ABC")
+        assert a.updated_at == b.updated_at == c.updated_at
+        key = CaseKey(b.updated_at, b.id)
+        assert store.list_history_cases(limit=5, older_than=key) == (a,)
+        assert store.list_history_cases(limit=5, newer_than=key) == (c,)
+        # Forward, the nearest cases come first: the page just before a key.
+        assert store.list_history_cases(limit=1, newer_than=CaseKey(a.updated_at, a.id)) == (b,)

@@ -8,7 +8,8 @@ what the PostgreSQL store sends), while the dashboard serves the page on loopbac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,11 +18,11 @@ import pytest
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
 from preform_pipeline.web import WebServer
-from preform_pipeline.web.views import HISTORY_PAGE_CASES, QueueFilter, history_rows
+from preform_pipeline.web.views import HISTORY_PAGE_CASES, HistoryPage, QueueFilter, history_rows
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import ClassStore
 
@@ -46,25 +47,30 @@ class Counted:
         return [s for s in self.statements if s.upper().startswith("BEGIN")]
 
 
+@contextmanager
+def _stores(request: pytest.FixtureRequest, store_path: Path, clock: ManualClock,
+            *watchers: Callable[[str], None] | None) -> Iterator[list[JobStore]]:
+    """One store a watcher (its ``on_statement``; None: none), all on one database: the
+    SQLite file, or (``request.param`` "postgresql") the conformance database, emptied
+    after."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield [stack.enter_context(SqliteJobStore(store_path, clock=clock,
+                                                      on_statement=w)) for w in watchers]
+            return
+        url, empty = request.getfixturevalue("conformance_db")
+        stack.callback(empty)
+        yield [stack.enter_context(PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                                                    on_statement=w)) for w in watchers]
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def counted(
     request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
 ) -> Iterator[Counted]:
     seen = Counted()
-    if request.param == "sqlite":
-        with SqliteJobStore(store_path, clock=clock,
-                            on_statement=seen.statements.append) as opened:
-            seen.store = opened
-            yield seen
-        return
-    url, empty = request.getfixturevalue("conformance_db")
-    with PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
-                          on_statement=seen.statements.append) as pg:
-        seen.store = pg
-        try:
-            yield seen
-        finally:
-            empty()
+    with _stores(request, store_path, clock, seen.statements.append) as (seen.store,):
+        yield seen
 
 
 @pytest.fixture
@@ -98,15 +104,16 @@ class TestAPageReadsItsTrailsAtOnce:
 
     def test_a_full_page_is_one_read_of_trails(self, counted_filled: Counted) -> None:
         counted = counted_filled
-        rows, older, _ = history_rows(counted.store, QueueFilter("all"))
+        first = history_rows(counted.store, QueueFilter("all"))
+        rows = first.rows
         jobs = sum(len(r.case.jobs) for r in rows)
-        assert older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
+        assert first.older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
         counted.reset()
         page = served_history(counted.store)
         assert rows[0].trail[-1].reason in page
         assert len(counted.reading_trails()) == 1
-        # Two read transactions: the page's cases, then their trails.
-        assert len(counted.begun()) == 2
+        # One read transaction: the page's cases and their trails (``snapshot``).
+        assert len(counted.begun()) == 1
 
     def test_a_deeper_filtered_page_reads_its_cases_at_once(
         self, counted_filled: Counted
@@ -114,8 +121,8 @@ class TestAPageReadsItsTrailsAtOnce:
         # Nothing is left out here, so the pages before it and one case more are enough.
         counted = counted_filled
         counted.reset()
-        rows, older, _ = history_rows(counted.store, QueueFilter("failed", page=3), limit=5)
-        assert len(rows) == 5 and older
+        page = history_rows(counted.store, QueueFilter("failed", page=3), limit=5)
+        assert len(page.rows) == 5 and page.older
         assert len([s for s in counted.statements if "AS page ON" in s]) == 1
 
     @pytest.mark.parametrize("flt", [QueueFilter("all"), QueueFilter("failed"),
@@ -123,7 +130,7 @@ class TestAPageReadsItsTrailsAtOnce:
                                      QueueFilter("all", text="bite 50%")])
     def test_as_each_jobs_history_says(self, filled: JobStore, flt: QueueFilter) -> None:
         store = filled
-        rows, _, _ = history_rows(store, flt)
+        rows = history_rows(store, flt).rows
         assert rows
         for row in rows:
             own = sorted((t for j in row.case.jobs for t in store.history(j.id)),
@@ -195,3 +202,114 @@ class TestAReadBesideAWriter:
                 writer.execute("ROLLBACK")
                 writer.close()
         assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED]
+
+
+class Interleaved:
+    """A store whose statements a test can step in between (``on_statement``), and a second
+    store on the same database (another connection, as another process has) to write with."""
+
+    def __init__(self) -> None:
+        self.reader: JobStore
+        self.writer: JobStore
+        self._seen: dict[str, int] = {}
+        self._hooks: list[tuple[str, int, Callable[[], None]]] = []
+
+    def before(self, text: str, nth: int, then: Callable[[], None]) -> None:
+        """Run ``then`` as the ``nth`` statement holding ``text`` starts."""
+        self._hooks.append((text, nth, then))
+
+    def statement(self, sql: str) -> None:
+        for hook in list(self._hooks):
+            text, nth, then = hook
+            if text in sql:
+                self._seen[text] = self._seen.get(text, 0) + 1
+                if self._seen[text] == nth:
+                    self._hooks.remove(hook)
+                    then()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def interleaved(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[Interleaved]:
+    both = Interleaved()
+    with _stores(request, store_path, clock, both.statement, None) as (both.reader,
+                                                                      both.writer):
+        yield both
+
+
+def _failed(store: JobStore, case_id: str, digest: str) -> Job:
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    return store.transition(job.id, JobState.FAILED, "its run died")
+
+
+def _put_right(store: JobStore, case_id: str, digest: str) -> None:
+    """A later job of the same content that printed: the failure is left out of Failed."""
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    build = store.create_build(recipe="grey", job_ids=[job.id])
+    for step in (JobState.PREPARING, JobState.PREPARED, JobState.DONE):
+        store.transition_build(build.id, step, "printed")
+
+
+class TestAPageReadsOneStateOfTheStore:
+    """A page's reads are one snapshot: a change another process commits between two of
+    them is not half on the page (SQLite: one read transaction; PostgreSQL: REPEATABLE
+    READ). The change is written by a second connection as the page's next read starts."""
+
+    def _made(self, both: Interleaved, clock: ManualClock) -> dict[str, Job]:
+        # Failed, oldest first: E D C B A; A's and B's files printed by later jobs (left out
+        # of Failed), so a page of two reads three cases, shows only C, and reads again.
+        made = {}
+        for case_id in "EDCBA":
+            made[case_id] = _failed(both.writer, case_id, f"d-{case_id}")
+            clock.advance(1)
+        for case_id in "AB":
+            _put_right(both.writer, f"P-{case_id}", f"d-{case_id}")
+            clock.advance(1)
+        return made
+
+    def _page_changed(self, both: Interleaved, clock: ManualClock, text: str, nth: int,
+                      change: Callable[[JobStore, dict[str, Job]], object]
+                      ) -> tuple[HistoryPage, dict[str, Job]]:
+        """Failed's first page of two cases, ``change`` written by the other connection as
+        the page's ``nth`` statement holding ``text`` starts."""
+        made = self._made(both, clock)
+        both.before(text, nth, lambda: change(both.writer, made))
+        return history_rows(both.reader, QueueFilter("failed"), limit=2), made
+
+    def test_a_case_changed_between_two_reads_of_the_page_is_not_missed(
+        self, interleaved: Interleaved, clock: ManualClock
+    ) -> None:
+        both = interleaved
+        # D is touched as the page's second read of cases starts: it moves above the cases
+        # read so far, where a read of its own (older than C) no longer finds it.
+        page, made = self._page_changed(both, clock, "AS page ON", 2,
+                                        lambda w, m: w.update_job(m["D"].id, priority=5))
+        assert [r.case.case for r in page.rows] == ["C", "D"]
+        assert page.older and page.hidden == 2
+        assert both.reader.get_job(made["D"].id).priority == 5  # it was written
+
+    def test_the_trails_are_of_the_cases_as_the_page_shows_them(
+        self, interleaved: Interleaved, clock: ManualClock
+    ) -> None:
+        both = interleaved
+        # C is retried as the page reads the trails: its row says failed, so must its trail.
+        page, made = self._page_changed(
+            both, clock, "FROM transitions", 1,
+            lambda w, m: w.transition(m["C"].id, JobState.QUEUED, "retried"))
+        shown = page.rows[0]
+        assert (shown.case.case, shown.case.state) == ("C", JobState.FAILED)
+        assert [t.to_state for t in shown.trail][-1] is JobState.FAILED
+        assert both.reader.get_job(made["C"].id).state is JobState.QUEUED
+
+    def test_a_write_inside_a_snapshot_is_refused_in_words(
+        self, interleaved: Interleaved
+    ) -> None:
+        store = interleaved.reader
+        with store.snapshot(), pytest.raises(StoreError) as raised:
+            store.create_job(recipe="grey", source_path="/hot/inbox/a.stl")
+        assert raised.value.message.endswith(
+            "creating a job was asked inside a read of one state of the store")
+        assert store.list_jobs() == ()  # and the store is usable after it

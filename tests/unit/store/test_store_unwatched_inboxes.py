@@ -73,6 +73,22 @@ class TestUnwatched:
         assert list(unwatched(pg_store, [job])) == [job.id]
         assert "waits for a hot folder watching /lab/inbox-a" in _jobs("--store", pg_url)
 
+    def test_read_within_a_page_s_one_state_of_the_store(
+        self, pg_store: PostgresJobStore, pg_url: str
+    ) -> None:
+        """History reads it inside ``snapshot``: the nodes are read in the page's read
+        transaction, which goes on (a transaction of their own there committed the page's,
+        and its later reads saw what was written since)."""
+        inbox = Path("/lab/inbox-a")
+        job = _retried(pg_store, inbox)
+        _node(pg_store, "pc-a", inbox)
+        with PostgresJobStore(pg_url, password=PG_PASSWORD) as other, pg_store.snapshot():
+            assert pg_store.list_jobs() == (job,)
+            assert unwatched(pg_store, [job]) == {}
+            other.create_job(recipe="hot", source_path=inbox / "lower.stl")
+            assert pg_store.list_jobs() == (job,)
+        assert len(pg_store.list_jobs()) == 2
+
     def test_a_job_being_taken_from_its_inbox_is_not_a_retried_one(
         self, pg_store: PostgresJobStore
     ) -> None:

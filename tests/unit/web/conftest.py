@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
+from preform_pipeline.web.views import QueueFilter
 
 OPERATOR_SECRET = "operator-secret-0123"
 VIEWER_SECRET = "viewer-secret-4567"
@@ -131,3 +134,27 @@ def ended_job(store: JobStore, tmp: Path, case_id: str, state: JobState, *,
 def listed_cases(page: str) -> list[str]:
     """The cases of a page's table (the queue, Failed cases), in its order."""
     return re.findall(r'<tr data-case="([^"]*)"', page)
+
+
+def followed(link: str) -> QueueFilter:
+    """The filter of a History link (its query string), as the dashboard reads it."""
+    return QueueFilter.parse(dict(parse_qsl(link)), default="all")
+
+
+def taken_job(store: JobStore, tmp: Path, case_id: str, *, inbox_here: bool = True,
+              name: str = "upper.stl", there: bool = False) -> Job:
+    """A job the hot folder took from ``hot/inbox/<case>/<name>`` and failed into
+    ``hot/failed/``; the file is not there (``there``: it is). ``inbox_here``: this machine
+    sees the inbox."""
+    hot = tmp / "hot"
+    if inbox_here:
+        (hot / "inbox").mkdir(parents=True, exist_ok=True)
+    place = JobPlace(hot / "inbox", f"{case_id}/{name}",
+                     previous=hot / "processing" / name, moved=True)
+    source = hot / "failed" / case_id / name
+    if there:
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(b"solid x\nendsolid x\n")
+    job = store.create_job(recipe="grey", source_path=source, case_id=case_id,
+                           state=JobState.QUEUED, fields={HOTFOLDER_FIELD: place.to_json()})
+    return store.transition(job.id, JobState.FAILED, "could not be read")

@@ -3,6 +3,7 @@ behind pages of newer jobs."""
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -161,6 +162,31 @@ class TestHistoryPages:
         assert pages == 2
         assert sorted(seen) == sorted(["C-7", *(f"N-{n}" for n in range(NEWER))])
         assert len(seen) == len(set(seen))
+
+    def test_an_old_link_by_page_number_opens_the_page_its_older_link_does(
+        self, behind: Served
+    ) -> None:
+        first = httpx.get(behind.url + "/history?q=-", headers=AUTH).text
+        (older,) = _links(first, "next")
+        assert "before=" in older and "page=2" in older
+        by_number = httpx.get(behind.url + "/history?state=all&q=-&page=2", headers=AUTH)
+        assert by_number.status_code == 200
+        by_link = httpx.get(behind.url + older, headers=AUTH).text
+        assert self._history(by_number.text) == self._history(by_link) != []
+        assert _links(by_number.text, "prev") == _links(by_link, "prev") == [
+            "/history?state=all&q=-"]
+
+    @pytest.mark.parametrize("position", ["before=yesterday", "after=2026-12-06T10:00:00~x",
+                                          "before=2026-12-06T10:00:00~7"])
+    def test_a_position_the_dashboard_did_not_write_is_refused_in_words(
+        self, behind: Served, position: str
+    ) -> None:
+        answer = httpx.get(f"{behind.url}/history?page=3&{position}", headers=AUTH)
+        assert answer.status_code == 400
+        said = html.unescape(answer.text)
+        assert f"this History link's position ({position}) is not one the dashboard wrote" \
+            in said
+        assert "open History from its first page" in said and "Traceback" not in said
 
     def test_a_search_finds_an_old_case_on_the_first_page(self, behind: Served) -> None:
         page = httpx.get(behind.url + "/history", params={"q": "n-3"}, headers=AUTH).text

@@ -8,28 +8,54 @@ from __future__ import annotations
 
 import html
 import re
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import httpx
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
-from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
-from preform_pipeline.web.views import QueueFilter, history_rows
+from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.web.views import HistoryPage, QueueFilter, history_rows
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_AUTH,
     Served,
     ended_job,
+    followed,
     listed_cases,
     logged_in,
     refused,
+    taken_job,
 )
 
 S = JobState
 WHY = "a later job printed the same file with the same recipe"
+
+
+def _cases_of(page: HistoryPage) -> list[str]:
+    return [r.case.case for r in page.rows]
+
+
+@contextmanager
+def _counted_failures(clock: ManualClock, tmp: Path, cases: int
+                      ) -> Iterator[tuple[SqliteJobStore, list[str]]]:
+    """A store of ``cases`` failed cases a second apart (``C-00`` the oldest), each its own
+    file, and the statements it runs (``on_statement``)."""
+    statements: list[str] = []
+    with SqliteJobStore(tmp / "jobs.sqlite3", clock=clock,
+                        on_statement=statements.append) as store:
+        for n in range(cases):
+            ended_job(store, tmp, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
+            clock.advance(1)
+        yield store, statements
+
+
+def _history_limits(statements: list[str]) -> list[int]:
+    """The LIMITs of History's reads of cases among ``statements``, in order."""
+    return [int(m) for s in statements if "AS page ON" in s
+            for m in re.findall(r"LIMIT (\d+)", s)]
 
 
 def _history_cases(page: str) -> list[str]:
@@ -121,10 +147,11 @@ class TestHistoryPages:
             ended_job(store, tmp_path, case_id, S.FAILED, digest=digest)
             clock.advance(1)
         ended_job(store, tmp_path, "P", S.DONE, digest="d-x")  # X is put right
-        first, more, hidden = history_rows(store, QueueFilter(state="failed"), limit=2)
-        assert ([r.case.case for r in first], more, hidden) == (["W", "Y"], True, 1)
-        second, more, _ = history_rows(store, QueueFilter(state="failed", page=2), limit=2)
-        assert ([r.case.case for r in second], more) == (["Z"], False)
+        first = history_rows(store, QueueFilter(state="failed"), limit=2)
+        assert (_cases_of(first), bool(first.older), first.hidden) == (["W", "Y"], True, 1)
+        for second in (history_rows(store, QueueFilter(state="failed", page=2), limit=2),
+                       history_rows(store, followed(first.older), limit=2)):
+            assert (_cases_of(second), second.older) == (["Z"], "")
 
     def test_every_page_but_the_last_is_full_and_each_left_out_is_counted_once(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
@@ -137,28 +164,53 @@ class TestHistoryPages:
         ended_job(store, tmp_path, "Q", S.DONE, digest="d-A")
         pages = [history_rows(store, QueueFilter(state="failed", page=n), limit=2)
                  for n in (1, 2, 3)]
-        assert [([r.case.case for r in rows], more, hidden)
-                for rows, more, hidden in pages] == [
-            (["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
+        expected = [(["V", "W"], True, 0), (["Y", "Z"], False, 2), ([], False, 0)]
+        assert [(_cases_of(p), bool(p.older), p.hidden) for p in pages] == expected
+        # The same pages by their links: Older, then Newer back.
+        second = history_rows(store, followed(pages[0].older), limit=2)
+        assert (_cases_of(second), bool(second.older), second.hidden) == expected[1]
+        back = history_rows(store, followed(second.newer), limit=2)
+        assert (_cases_of(back), bool(back.older), back.hidden) == expected[0]
 
     def test_a_page_short_of_cases_reads_what_it_lacks_not_the_whole_store(
         self, clock: ManualClock, tmp_path: Path
     ) -> None:
-        statements: list[str] = []
-        with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock,
-                            on_statement=statements.append) as store:
-            for n in range(20):
-                ended_job(store, tmp_path, f"C-{n:02}", S.FAILED, digest=f"d-{n}")
-                clock.advance(1)
+        with _counted_failures(clock, tmp_path, 20) as (store, statements):
             for n in (17, 18, 19):  # the three newest put right: left out of Failed
                 ended_job(store, tmp_path, f"P-{n}", S.DONE, digest=f"d-{n}")
             statements.clear()
-            rows, older, hidden = history_rows(store, QueueFilter(state="failed", page=5),
-                                               limit=2)
-        assert ([r.case.case for r in rows], older, hidden) == (["C-08", "C-07"], True, 0)
+            page = history_rows(store, QueueFilter(state="failed", page=5), limit=2)
+        assert (_cases_of(page), bool(page.older), page.hidden) == (["C-08", "C-07"], True, 0)
         # The pages up to it and one case more (11), then twice the 3 still wanted.
-        assert [int(m) for s in statements if "AS page ON" in s
-                for m in re.findall(r"LIMIT (\d+)", s)] == [11, 6]
+        assert _history_limits(statements) == [11, 6]
+
+    def test_a_deep_page_by_its_link_reads_only_its_own_cases(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        with _counted_failures(clock, tmp_path, 12) as (store, statements):
+            link = QueueFilter(state="failed").link(1)
+            for _ in range(4):  # the Older links of pages 1 to 4
+                link = history_rows(store, followed(link), limit=2).older
+            statements.clear()
+            page = history_rows(store, followed(link), limit=2)
+        assert (page.number, _cases_of(page)) == (5, ["C-03", "C-02"])
+        # Its two cases and one beyond (an older page exists), not the eight before it.
+        assert _history_limits(statements) == [3]
+
+    def test_a_case_changed_between_two_pages_is_not_shown_on_both(
+        self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        for case_id in ("D", "C", "B", "A"):  # A the newest
+            ended_job(store, tmp_path, case_id, S.FAILED, digest=f"d-{case_id}")
+            clock.advance(1)
+        first = history_rows(store, QueueFilter(state="all"), limit=2)
+        assert _cases_of(first) == ["A", "B"]
+        # A new case arrives before the person opens the next page.
+        ended_job(store, tmp_path, "N", S.FAILED, digest="d-n")
+        second = history_rows(store, followed(first.older), limit=2)
+        # The next page is the cases older than B: an offset of two cases now lands on B
+        # (N A | B C), which the page before showed.
+        assert _cases_of(second) == ["C", "D"]
 
     def test_each_filter_places_a_case_by_its_job_that_was_not_put_right(
         self, store: SqliteJobStore, clock: ManualClock, tmp_path: Path
@@ -169,8 +221,8 @@ class TestHistoryPages:
         ended_job(store, tmp_path, "R", S.PRINT_SENT, digest="d-r")
 
         def placed(state: str, listed: bool = False) -> tuple[list[tuple[str, S]], int]:
-            rows, _, hidden = history_rows(store, QueueFilter(state=state, listed=listed))
-            return [(r.case.case, r.case.state) for r in rows], hidden
+            page = history_rows(store, QueueFilter(state=state, listed=listed))
+            return [(r.case.case, r.case.state) for r in page.rows], page.hidden
 
         assert placed("printing") == ([("R", S.PRINT_SENT)], 1)
         assert placed("failed") == ([], 1)
@@ -222,20 +274,6 @@ class TestRetryOfASupersededFailure:
             S.FAILED, S.QUEUED)
 
 
-def _taken(store: JobStore, tmp: Path, case_id: str, *, inbox_here: bool = True) -> Job:
-    """A job the hot folder took from ``hot/inbox/<case>/upper.stl`` and failed into
-    ``hot/failed/``; the file is not there. ``inbox_here``: this machine sees the inbox."""
-    hot = tmp / "hot"
-    if inbox_here:
-        (hot / "inbox").mkdir(parents=True, exist_ok=True)
-    place = JobPlace(hot / "inbox", f"{case_id}/upper.stl",
-                     previous=hot / "processing" / "upper.stl", moved=True)
-    job = store.create_job(recipe="grey", source_path=hot / "failed" / case_id / "upper.stl",
-                           case_id=case_id, state=S.QUEUED,
-                           fields={HOTFOLDER_FIELD: place.to_json()})
-    return store.transition(job.id, S.FAILED, "could not be read")
-
-
 class TestRetryLooksForTheFile:
     """The Retry button asks where the file is, as ``jobs retry`` does: queued without its
     file, the daemon failed the job again after the page had said it was queued."""
@@ -243,7 +281,7 @@ class TestRetryLooksForTheFile:
     def test_a_file_gone_is_refused_on_the_page_then_queued_once_put_back(
         self, served: Served, tmp_path: Path
     ) -> None:
-        job = _taken(served.store, tmp_path, "H-1")
+        job = taken_job(served.store, tmp_path, "H-1")
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         form = {"csrf": csrf, "target": "case:H-1", "next": "/failed"}
         with closing(client):
@@ -267,7 +305,7 @@ class TestRetryLooksForTheFile:
     def test_an_inbox_this_machine_does_not_see_is_said_and_not_judged_gone(
         self, served: Served, tmp_path: Path
     ) -> None:
-        job = _taken(served.store, tmp_path, "H-2", inbox_here=False)
+        job = taken_job(served.store, tmp_path, "H-2", inbox_here=False)
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
             said = _done(client, client.post("/cases/retry", data={
@@ -278,3 +316,60 @@ class TestRetryLooksForTheFile:
             "looked for here; the hot folder watching that inbox takes it again, or fails it "
             f"\"its file is gone\" if it is not at {job.source_path}")
         assert served.store.get_job(job.id).state is S.QUEUED
+
+
+class TestACaseWithAFileGone:
+    """Failed cases shows a case one of whose files is gone whole, that file marked missing
+    (where it was looked for, what helps), and retries its other files on request; a Retry
+    of the whole case (a page opened before, or the queue) is refused, saying the way."""
+
+    def test_the_file_is_marked_and_the_others_are_retried(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        gone = taken_job(store, tmp_path, "H-3")
+        kept = taken_job(store, tmp_path, "H-3", name="lower.stl", there=True)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = html.unescape(client.get("/failed").text)
+            assert listed_cases(page) == ["H-3"]
+            said = (f"its file {gone.source_path}: not there now (moved or removed since); "
+                    f"put it back at {gone.source_path} and retry, or drop it into the hot "
+                    f"folder again ({tmp_path / 'hot' / 'inbox'}) as a new job")
+            assert (f'<span class="file missing" data-test="missing-{gone.job_key}">'
+                    f'upper.stl</span> <small class="missing">missing: {said}</small>') in page
+            assert f'<span class="file">{kept.source_path}</span>' in page
+            assert ("1 file of this case is missing: Retry the other 1 queues the rest again "
+                    "and leaves it as it is, as <code>preform-pipeline jobs retry case:H-3"
+                    "</code> does.") in page
+            assert '<input type="hidden" name="others" value="yes">' in page
+            assert ">Retry the other 1</button>" in page
+            form = {"csrf": csrf, "target": "case:H-3", "next": "/failed"}
+            # The whole case (a page opened before the file went, or the queue's Retry).
+            answer = refused(client, client.post("/cases/retry", data=form))
+            assert answer.said == (
+                f"Not done: Case H-3 was not queued again: upper.stl ({gone.job_key}): "
+                f"{said}\nnothing was queued again; to queue its other 1 file again without "
+                "it: Retry the others on Failed cases, or preform-pipeline jobs retry case:H-3")
+            assert store.get_job(kept.id).state is S.FAILED
+            done = _done(client, client.post("/cases/retry", data={**form, "others": "yes"}))
+        assert done == (f"Case H-3 queued again (1 job); left as it is: upper.stl "
+                        f"({gone.job_key}): {said}")
+        assert (store.get_job(gone.id).state, store.get_job(kept.id).state) == (
+            S.FAILED, S.QUEUED)
+
+    def test_a_case_all_of_whose_files_are_gone_offers_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        gone = taken_job(store, tmp_path, "H-4")
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = html.unescape(client.get("/failed").text)
+            assert f'data-test="missing-{gone.job_key}"' in page
+            assert 'data-test="retry-H-4"' not in page
+            assert "1 file of this case is missing." in page
+            answer = refused(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:H-4", "next": "/failed", "others": "yes"}))
+        assert answer.said.endswith("\nnothing was queued again")
+        assert store.get_job(gone.id).state is S.FAILED
