@@ -128,7 +128,9 @@ class DispatchLoop:
                         dispatcher = self._ready(pool)
                         if dispatcher is not None:
                             dispatcher.dispatch_once()
-            except PipelineError as exc:
+            except (PipelineError, OSError) as exc:
+                # A file that cannot be settled now (the share away: a rejected build's, or
+                # a sent one's) is the sweep's later; the loop goes on sending.
                 log.error("dispatch_pass_failed", error=str(exc))
             self.wake.wait(interval)
             self.wake.clear()
