@@ -372,7 +372,6 @@ class SqlStoreCore(ABC):
         with self._errors(action):
             yield held
 
-
     def _now(self) -> Any:
         return self._stamp(self._moment())
 

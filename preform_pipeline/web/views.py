@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
@@ -191,9 +191,12 @@ def _case_key(text: str) -> CaseKey | None:
         return None
     try:
         moment = datetime.fromisoformat(changed)
-    except ValueError:
+        # In UTC, as the store compares it: a time whose UTC falls outside a datetime's
+        # years (9999-12-31T23:00-14:00) is no position either.
+        utc = moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return CaseKey(moment, int(job)) if moment.tzinfo is not None else None
+    return CaseKey(utc, int(job)) if utc is not None else None
 
 
 def _page_number(text: str) -> int:

@@ -188,6 +188,21 @@ class TestHistoryPages:
             in said
         assert "open History from its first page" in said and "Traceback" not in said
 
+    @pytest.mark.parametrize("position", ["before=9999-12-31T23:00:00-14:00~7",
+                                          "after=0001-01-01T00:00:00+14:00~7"])
+    def test_a_position_beyond_the_times_the_store_keeps_is_refused_in_words(
+        self, behind: Served, position: str
+    ) -> None:
+        # A time whose UTC falls outside the years a datetime holds: turned into the store's
+        # UTC text, it raised OverflowError (a 500) instead of being refused.
+        answer = httpx.get(f"{behind.url}/history?page=3&{position.replace('+', '%2B')}",
+                           headers=AUTH)
+        assert answer.status_code == 400
+        said = html.unescape(answer.text)
+        assert f"this History link's position ({position}) is not one the dashboard wrote" \
+            in said
+        assert "Traceback" not in said
+
     def test_a_search_finds_an_old_case_on_the_first_page(self, behind: Served) -> None:
         page = httpx.get(behind.url + "/history", params={"q": "n-3"}, headers=AUTH).text
         assert self._history(page) == [f"N-{n}" for n in (39, 38, 37, 36, 35, 34, 33, 32,
