@@ -73,7 +73,7 @@ from preform_pipeline.commands._console import (
 from preform_pipeline.commands._printers import printers_of_fleet
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
-from preform_pipeline.dispatch.leftover import LeftWaiting, is_run_build, send_left_waiting
+from preform_pipeline.dispatch.leftover import LeftWaiting, send_left_waiting
 from preform_pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -89,7 +89,7 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
-from preform_pipeline.executor.ledger import RunLedger, summarize_skipped
+from preform_pipeline.executor.ledger import RunLedger, is_run_build, summarize_skipped
 from preform_pipeline.executor.leftover_outputs import (
     describe_empty_outputs,
     empty_outputs,
@@ -647,6 +647,7 @@ def _run_recorded(
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
                  output=root)
     said_once = False  # whether this run's rejections are recorded as said
+    said: tuple[Rejection, ...] = ()  # rejected by an earlier run, passed over
     if plan is not None and ledger is not None and store is not None:
         # Before the rejections are filtered: a model the planner refused fails its job.
         ledger.record(plan)
@@ -664,9 +665,11 @@ def _run_recorded(
             tracking.close()
         if plan is None:
             return EXIT_FAILURE
-        # An empty folder from cron is not an error.
+        # An empty folder from cron is not an error. A file passed over (an .stl too big,
+        # said by the line above) is no reason to say the folder holds no model file.
         print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
-                      f"{', '.join(str(p) for p in args.models)}"), file=stdout)
+                      f"{', '.join(str(p) for p in args.models)}"
+                      f"{' but those passed over' if said else ''}"), file=stdout)
         return EXIT_OK if recovered else None
     _print_rejections(plan.rejected, stdout)
     if plan.rejected and said_once:

@@ -28,7 +28,7 @@ from preform_pipeline.store import JobStore
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import counted, noun
 
-__all__ = ["LeftWaiting", "is_run_build", "send_left_waiting"]
+__all__ = ["LeftWaiting", "send_left_waiting"]
 
 log = get_logger(__name__)
 

@@ -97,3 +97,25 @@ class TestARejectedFileInACronInbox:
         assert third.stdout.splitlines()[0].startswith("passed over 1 file "), third.stdout
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             assert {j.state for j in store.list_jobs()} == {JobState.FAILED}
+
+    def test_a_run_that_only_passed_over_does_not_say_the_folder_holds_no_model(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # Review of session 36: after "passed over 1 file ...: inbox/big.stl", the run said
+        # "no complete model files (.stl, .obj, .3mf) in inbox" of a folder holding an .stl.
+        from preform_pipeline.geometry import write_stl
+        from preform_pipeline.simulator.meshops import box_triangles
+
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        big = inbox / "big.stl"
+        write_stl(big, box_triangles((0.0, 0.0, 0.0), (900.0, 900.0, 900.0)))
+        os.utime(big, OLD)
+        argv = ("run", str(RECIPE), "inbox", "--store", "jobs.sqlite3", "--output", "out")
+
+        assert in_process(tmp_path, *argv, "--quiet").returncode == 1
+        again = in_process(tmp_path, *argv)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert again.stdout.splitlines()[-1] == (
+            "nothing to do: no complete model files (.stl, .obj, .3mf) in inbox but those "
+            "passed over"), again.stdout
