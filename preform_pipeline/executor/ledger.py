@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import Counter
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -204,6 +204,8 @@ class RunLedger:
                     taken=() if self.reprint else DUPLICATE_STATES, reason=reason,
                     fields=fields,
                 )
+            if job is None and other is not None:
+                job = self._take_retried(other, model.path, fields, reason)
             if job is not None:
                 mine.add(digest)
                 self._jobs_of[model.path] = job
@@ -215,6 +217,24 @@ class RunLedger:
                          state=other.state.value, reason=skipped[-1].verb)
         self.skipped.extend(skipped)
         return taken, skipped
+
+    def _take_retried(self, job: Job, path: Path, fields: Mapping[str, object],
+                      reason: str) -> Job | None:
+        """A run's job a person queued again (``jobs retry``), taken by this run as it is
+        (its key and history kept); None for any other job, or when another process took it
+        first. A run's job has no hot folder place, so nothing but a run over its file
+        prepares it: left queued, it would keep its file from every later run."""
+        if job.state is not JobState.QUEUED or RUN_FIELD not in job.fields:
+            return None
+        try:
+            self.store.transition(job.id, JobState.PROCESSING, f"{reason} (queued again)",
+                                  expect=JobState.QUEUED)
+        except StoreError as exc:  # another run (or a hot folder) took it first
+            log.info("retried_job_taken_elsewhere", job_id=job.id, error=str(exc))
+            return None
+        log.info("retried_job_taken", job_id=job.id, job_key=job.job_key, path=str(path))
+        return self.store.update_job(job.id, source_path=path,
+                                     fields={**job.fields, **fields})
 
     def record(self, plan: Plan) -> None:
         """A store build for every planned build; models the planner refused fail."""

@@ -7,11 +7,12 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from preform_pipeline.executor.ledger import RunLedger
+from preform_pipeline.commands.jobs import RETRY_REASON
+from preform_pipeline.executor.ledger import RUN_FIELD, RunLedger
 from preform_pipeline.plan.builds import ModelInfo
 from preform_pipeline.printing import FleetFolderLocator, PrintOwner, SendHolder
 from preform_pipeline.printing.testing import reaped_holder
-from preform_pipeline.store import JobState, SqliteJobStore
+from preform_pipeline.store import Job, JobState, SqliteJobStore, content_hash
 from tests.instances import other_instance
 
 
@@ -150,3 +151,64 @@ class TestDeadRuns:
             j.id for j in store.list_jobs(state=JobState.PROCESSING)])
         assert _ledger(store, _me()).recover() == []
         assert store.get_build(build.id).state is JobState.PROCESSING
+
+
+def _failed_then_retried(store: SqliteJobStore, model: ModelInfo) -> Job:
+    """A run's job for ``model`` that failed and that a person queued again (`jobs retry`)."""
+    _ledger(store, _me()).claim([model])
+    (job,) = store.list_jobs(state=JobState.PROCESSING)
+    store.transition(job.id, JobState.FAILED, "the server refused it")
+    return store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=JobState.FAILED)
+
+
+class TestARunsJobQueuedAgain:
+    """Nothing but a run prepares a run's job: the next run over its file takes it back."""
+
+    def test_the_next_run_takes_it_as_it_is(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        retried = _failed_then_retried(store, models[0])
+        moved = tmp_path / "moved.stl"  # the same content, found elsewhere this time
+        moved.write_bytes(models[0].path.read_bytes())
+        later = SendHolder.local("run", os.getpid(), 1.0)
+        taken, skipped = _ledger(store, later).claim([_model(moved), models[1]])
+        assert ([m.path for m in taken], skipped) == ([moved, models[1].path], [])
+        again = store.get_job(retried.id)  # its key and history kept, not a new job
+        assert (again.state, again.source_path) == (JobState.PROCESSING, moved)
+        assert SendHolder.from_json(again.fields[RUN_FIELD]) == later
+        assert len(store.list_jobs()) == 2
+        assert [t.to_state for t in store.history(retried.id)][-2:] == [
+            JobState.QUEUED, JobState.PROCESSING]
+
+    def test_a_hot_folders_job_queued_again_is_left_to_the_hot_folder(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        job = store.create_job(recipe="recipe", source_path=models[0].path,
+                               content_hash=content_hash(models[0].path))
+        store.transition(job.id, JobState.QUEUED, RETRY_REASON)
+        taken, skipped = _ledger(store, _me()).claim(models[:1])
+        assert (taken, [s.other.id for s in skipped]) == ([], [job.id])
+        assert store.get_job(job.id).state is JobState.QUEUED
+
+    def test_two_runs_at_once_take_it_once(
+        self, tmp_path: Path, models: list[ModelInfo]
+    ) -> None:
+        path = tmp_path / "jobs.db"
+        with SqliteJobStore(path) as store:
+            retried = _failed_then_retried(store, models[0])
+        results: list[list[ModelInfo]] = []
+        start = threading.Barrier(4)
+
+        def one_run() -> None:
+            with SqliteJobStore(path) as own:  # its own connection, as another process has
+                start.wait(timeout=10)
+                results.append(_ledger(own, _me()).claim(models[:1])[0])
+
+        threads = [threading.Thread(target=one_run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(len(taken) for taken in results) == [0, 0, 0, 1]
+        with SqliteJobStore(path) as store:
+            assert [j.id for j in store.list_jobs()] == [retried.id]
