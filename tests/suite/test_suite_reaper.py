@@ -20,9 +20,20 @@ import pytest
 
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import require_postgres
+from tests.reaper import _descendants
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
+
+#: A child that starts a grandchild, says its PID, and ends when its stdin closes (and the
+#: grandchild with it, whose stdin is the child's pipe).
+PARENT_OF_ONE = (
+    "import subprocess, sys\n"
+    "c = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],"
+    " stdin=subprocess.PIPE)\n"
+    "print(c.pid, flush=True)\n"
+    "sys.stdin.read()\n"
+)
 
 TINY_TEST = '''
 import json, subprocess, sys, threading
@@ -104,3 +115,26 @@ class TestASessionThatEndsNormally:
             assert child.is_running() and child.status() != psutil.STATUS_ZOMBIE
         finally:
             child.kill()
+
+
+class TestALook:
+    """The watcher's look finds every descendant, also one started with an environment of its
+    own (no token to find it by), and asks no start time it already knows."""
+
+    def test_children_and_grandchildren_with_their_start_times(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", PARENT_OF_ONE], env={},
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            grandchild = int(child.stdout.readline())
+            started = {pid: psutil.Process(pid).create_time() for pid in (child.pid, grandchild)}
+            seen = _descendants(os.getpid(), -1, {})
+            assert started.items() <= seen.items()
+            # The last look's start times are kept for the PIDs still there; a PID gone since
+            # is dropped (so its number, given out again later, is asked about afresh).
+            again = _descendants(os.getpid(), -1, {child.pid: 1.0, 4_000_000_000: 2.0})
+            assert again[child.pid] == 1.0 and again[grandchild] == started[grandchild]
+            assert 4_000_000_000 not in again
+        finally:
+            child.stdin.close()
+            child.wait(30)
