@@ -27,12 +27,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
-
-from PIL import Image, ImageDraw, ImageFont
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.atomicfile import temporary_name, write_atomically
 from preform_pipeline.wording import visible
+
+if TYPE_CHECKING:
+    # Pillow is imported where a legend is drawn: every `run` and `watch` imports this module
+    # (through the executor's steps), and few of their builds take a screenshot with a legend.
+    from PIL import Image, ImageDraw, ImageFont
 
 __all__ = [
     "DEFAULT_PITCH_DEG",
@@ -150,6 +153,8 @@ def mark_positions(
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # a Pillow without FreeType: the fixed bitmap font
@@ -184,6 +189,8 @@ def add_legend(
     Raises ``OSError`` when the image cannot be read or written (the caller decides whether
     that fails anything: a screenshot without a legend is still a screenshot).
     """
+    from PIL import Image, ImageDraw
+
     with Image.open(path) as opened:
         shot = opened.convert("RGB")
     width, height = shot.size

@@ -130,20 +130,43 @@ def _stop_cluster(entry: dict[str, str | None]) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _descendants(pid: int, me: int) -> list[tuple[int, int]]:
+def _descendants(pid: int, me: int, known: dict[int, int]) -> dict[int, int]:
+    """The owner's descendants now (PID -> start ticks), but the watcher itself.
+
+    ``known`` is the last look's answer: a PID still there keeps its start without reading
+    it again. A PID can only be another process by now if its process ended and the kernel
+    handed the number out again since the last look, half a second ago, which takes a whole
+    round of ``pid_max`` processes; and a start is checked again before anything is killed.
+    Reading each descendant's start was half of a look's CPU, twice a second in every pytest
+    process, all through the run (the controller's watcher, which sees every worker's
+    children, spent ~19 s of CPU in a whole run).
+    """
     # The kernel's own lists of each thread's children: a look costs a few reads of the
     # descendants' files, where psutil's recursive walk reads every process's (about 10 ms
     # of CPU on a busy machine, twice a second, for each pytest process).
-    found: list[tuple[int, int]] = []
+    found: dict[int, int] = {}
     parents = [pid]
     while parents:
         parent = parents.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            with contextlib.suppress(OSError, ValueError):
-                for child in map(int, children.read_text().split()):
-                    parents.append(child)
-                    if child != me and (started := _start_of(child)) is not None:
-                        found.append((child, started))
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:  # it ended meanwhile
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", encoding="ascii") as file:
+                    children = [int(child) for child in file.read().split()]
+            except (OSError, ValueError):
+                continue
+            for child in children:
+                parents.append(child)
+                if child == me:
+                    continue
+                started = known.get(child)
+                if started is None:
+                    started = _start_of(child)
+                if started is not None:
+                    found[child] = started
     return found
 
 
@@ -159,9 +182,9 @@ def _carrying(token: str, me: int) -> list[tuple[int, int]]:
 
 def _watch(owner_pid: int, owner_started: int, registry: Path, token: str) -> None:
     me = os.getpid()  # the owner's child too, and not to be killed before it is done
-    last_seen: list[tuple[int, int]] = []
+    last_seen: dict[int, int] = {}
     while _same(owner_pid, owner_started) is not None:
-        last_seen = _descendants(owner_pid, me)
+        last_seen = _descendants(owner_pid, me, last_seen)
         time.sleep(_LOOK_EVERY_S)
     try:
         entries = [json.loads(line) for line in registry.read_text("utf-8").splitlines()]
@@ -176,7 +199,7 @@ def _watch(owner_pid: int, owner_started: int, registry: Path, token: str) -> No
     for entry in entries:
         if isinstance(entry, dict) and "cluster" in entry:
             _stop_cluster(entry)
-    for pid, started in {*last_seen, *_carrying(token, me)}:
+    for pid, started in {*last_seen.items(), *_carrying(token, me)}:
         child = _same(pid, started)
         if child is not None:
             with contextlib.suppress(psutil.Error):

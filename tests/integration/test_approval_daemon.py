@@ -152,6 +152,18 @@ def _held_builds(root: Path) -> list[Build]:
         return list(store.list_builds(state=JobState.AWAITING_APPROVAL))
 
 
+def _runs_said(console: str, held_lines: list[str]) -> bool:
+    """Every held line is said, and so is the line of the run that held the last of them
+    (which comes after its builds' lines), and each run line said counts its held builds.
+    Without the run line after them, both counts were 0 and equal as soon as the held lines
+    were said: at load 12 the run's line had not come yet when the test read it."""
+    if not all(line in console for line in held_lines):
+        return False
+    last_held = max(console.find(line) for line in held_lines)
+    return "finished in " in console[last_held:] and console.count(
+        " held for approval\n") == len(re.findall(r"finished in .*\n", console))
+
+
 def _console(root: Path) -> str:
     return (root / "console.txt").read_text(encoding="utf-8", errors="replace")
 
@@ -191,9 +203,7 @@ class TestTheConsoleFollowsAHeldBuild:
         first, second = sorted(_held_builds(watching), key=lambda b: b.id)
         lines = [f"held for approval (dashboard or `jobs approve {build.job_key}`): prepared on "
                  for build in (first, second)]
-        wait_for(lambda: all(line in _console(watching) for line in lines)
-                 and _console(watching).count(" held for approval\n") == len(
-                     re.findall(r"finished in .*\n", _console(watching))),
+        wait_for(lambda: _runs_said(_console(watching), lines),
                  WAIT_S, what="the held builds' lines and their runs' lines")
         said = _console(watching)
         assert "] succeeded" not in said

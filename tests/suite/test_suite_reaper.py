@@ -25,6 +25,16 @@ from tests.pg_cluster import require_postgres
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
 
+#: A child that starts a grandchild, says its PID, and ends when its stdin closes (and the
+#: grandchild with it, whose stdin is the child's pipe).
+PARENT_OF_ONE = (
+    "import subprocess, sys\n"
+    "c = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'],"
+    " stdin=subprocess.PIPE)\n"
+    "print(c.pid, flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
 TINY_TEST = '''
 import json, subprocess, sys, threading
 from pathlib import Path
@@ -135,3 +145,26 @@ class TestAProcessAsTheWatcherNamesIt:
         child.wait(30)
         assert reaper._start_of(child.pid) is None
         assert reaper._same(child.pid, 0) is None
+
+
+class TestALook:
+    """The watcher's look finds every descendant, also one started with an environment of its
+    own (no token to find it by), and reads no start it already knows."""
+
+    def test_children_and_grandchildren_with_their_start_times(self) -> None:
+        child = subprocess.Popen([sys.executable, "-c", PARENT_OF_ONE], env={},
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            grandchild = int(child.stdout.readline())
+            started = {pid: reaper._start_of(pid) for pid in (child.pid, grandchild)}
+            seen = reaper._descendants(os.getpid(), -1, {})
+            assert started.items() <= seen.items()
+            # The last look's starts are kept for the PIDs still there; a PID gone since
+            # is dropped (so its number, given out again later, is asked about afresh).
+            again = reaper._descendants(os.getpid(), -1, {child.pid: 1, 4_000_000_000: 2})
+            assert again[child.pid] == 1 and again[grandchild] == started[grandchild]
+            assert 4_000_000_000 not in again
+        finally:
+            child.stdin.close()
+            child.wait(30)

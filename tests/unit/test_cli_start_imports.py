@@ -86,6 +86,16 @@ class TestCommandStarts:
         assert "httpx" in modules
         assert {"click", "pygments"} & modules == set()
 
+    @pytest.mark.parametrize("command", ["run", "watch"])
+    def test_run_and_watch_start_without_pillow(self, tmp_path: Path, command: str) -> None:
+        """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every
+        start of the two commands the suite starts most."""
+        status, modules = imported_by([command, "--help"], tmp_path)
+        assert status == 0
+        # The executor's steps, and with them the legend, are imported: the path was taken.
+        assert {f"preform_pipeline.commands.{command}", "preform_pipeline.legend"} <= modules
+        assert {m for m in modules if m.split(".")[0] == "PIL"} == set()
+
 
 class TestTheIntakePath:
     """The hot folder's intake judges whether a file is whole from its bytes: importing it
