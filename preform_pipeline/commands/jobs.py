@@ -55,7 +55,6 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
-from preform_pipeline.executor.ledger import RUN_FIELD
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
 from preform_pipeline.hotfolder.whereabouts import (
@@ -719,7 +718,10 @@ def _retry_one(
             file=err,
         )
     job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
-    # A run's job has no hot folder: the next run over its file takes it (ledger.py).
+    # A run's job has no hot folder: the next run over its file takes it (ledger.py). Read
+    # here, not at the top: `jobs` starts without the executor (test_cli_start_imports.py).
+    from preform_pipeline.executor.ledger import RUN_FIELD
+
     who = ("the next `run` over its file prepares it" if RUN_FIELD in job.fields
            else "the hot folder picks it up")
     return job, before, f"{name} queued again (was {before.value}); {who}"

@@ -117,7 +117,8 @@ class TestASessionThatEndsNormally:
             child.kill()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="starts are read from /proc")
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="start ticks are read from /proc on Linux")
 class TestAProcessAsTheWatcherNamesIt:
     """By its pid and start in ticks: a clock stepped across a second leaves its owner alive."""
 
