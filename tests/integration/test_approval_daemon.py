@@ -99,7 +99,11 @@ class TestApprovalAcrossRestarts:
         _start(tmp_path, settings, daemons)
         (tmp_path / "case.stl").write_bytes(tetra_stl_bytes(3, size_mm=6.0))
         (tmp_path / "case.stl").rename(inbox / "case.stl")
-        wait_for(lambda: len(_held(store_path)) == 1, WAIT_S, what="the build held")
+        try:
+            wait_for(lambda: len(_held(store_path)) == 1, WAIT_S, what="the build held")
+        except TimeoutError as exc:  # what the daemon did instead: the evidence goes with tmp_path
+            log = (tmp_path / "daemon.log").read_text(encoding="utf-8", errors="replace")
+            raise AssertionError(f"{exc}; the daemon's log ends:\n{log[-6000:]}") from exc
         daemons[0].send_signal(signal.SIGKILL)
         daemons[0].wait(10)
         _start(tmp_path, settings, daemons)
