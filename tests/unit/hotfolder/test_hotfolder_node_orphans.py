@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline import cli
 from preform_pipeline.clock import ManualClock
@@ -104,3 +105,36 @@ class TestAGoneNodesUnbatchedJobs:
         node_a = _node(url, stores, "pc-a", a)  # a node watching inbox-a starts
         assert "waits for a hot folder" not in _jobs(url, monkeypatch)
         assert [j.id for j in _recovery(node_a, a).adopt()] == [of_a.id]
+
+
+class TestARestartedNodesJobsOfAnInboxItNoLongerWatches:
+    """A node restarted without an inbox hands back its claims of that inbox's waiting jobs."""
+
+    def test_the_node_watching_it_adopts_them_and_jobs_says_when_none_runs(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
+        before = _node(url, stores, "pc-a", a, b)
+        of_a, of_b = _taken(before, a, "upper.stl"), _taken(before, b, "lower.stl")
+        restarted = _node(url, stores, "pc-a", a)  # its settings no longer name inbox-b
+        recovery = _recovery(restarted, a)
+
+        with capture_logs() as logs:
+            resumed = recovery.adopt()
+
+        assert [j.id for j in resumed] == [of_a.id]
+        handed = [e for e in logs if e["event"] == "orphan_jobs_handed_back"]
+        assert [(e["node"], e["jobs"]) for e in handed] == [("pc-a", [of_b.id])]
+        claims = {path: holder for path, _, holder in restarted.inbox_claims()}
+        assert claims == {str(a / "upper.stl"): "pc-a", str(b / "lower.stl"): None}
+        waits = (f"waits for a hot folder watching {b}: no running node watches it "
+                 "(`nodes` lists them)")
+        assert waits in _jobs(url, monkeypatch)
+
+        node_b = _node(url, stores, "pc-b", b)  # a node watching inbox-b starts
+        assert "waits for a hot folder" not in _jobs(url, monkeypatch)
+        assert recovery.adopt() == []  # the hander's later passes leave it
+        assert [j.id for j in _recovery(node_b, b).adopt()] == [of_b.id]
+        assert {h for _, _, h in node_b.inbox_claims()} == {"pc-a", "pc-b"}
+        assert node_b.get_job(of_b.id).state is JobState.PROCESSING

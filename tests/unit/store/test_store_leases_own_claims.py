@@ -33,7 +33,7 @@ def adopter(node: NodeFactory) -> NodeJobStore:
     return node("pc-b")
 
 
-def _claims(store: NodeJobStore) -> dict[str, str]:
+def _claims(store: NodeJobStore) -> dict[str, str | None]:
     return {path: holder for path, _, holder in store.inbox_claims()}
 
 
@@ -103,3 +103,46 @@ class TestOnlyTheJobsTheNodeTakes:
                                     "/lab/inbox-b/lower.stl": "pc-b"}
         assert adopter.orphan_jobs("pc-b") == (a.id,)
         assert adopter.orphan_jobs("pc-b", own=True) == (a.id, b.id)  # its own claims too
+
+
+class TestHandingBack:
+    """A live node hands back only its own claims of jobs still unbatched, for one adoption."""
+
+    def test_its_own_claim_of_an_unbatched_job_goes_and_is_adopted_once(
+        self, adopter: NodeJobStore, node: NodeFactory
+    ) -> None:
+        mine, other = node("pc-a"), node("pc-other")
+        waiting = _dropped(mine, "/nas/inbox-x", "upper.stl", "sha256:upper")
+        batched = _dropped(mine, "/nas/inbox-x", "lower.stl", "sha256:lower")
+        others = _dropped(other, "/nas/inbox-x", "jaw.stl", "sha256:jaw")
+        for store, job in ((mine, waiting), (mine, batched), (other, others)):
+            assert store.claim_inbox_file(store.node_id, f"/nas/inbox-x/{job.original_name}",
+                                          job.content_hash)
+        mine.create_claimed_build("pc-a", recipe="dental", job_ids=[batched.id])
+        every = [waiting.id, batched.id, others.id]
+        assert adopter.adopt_orphan_jobs("pc-b") == ()  # a live node's claims: none
+
+        assert mine.hand_back_jobs("pc-a", every) == (waiting.id,)
+        assert _claims(adopter) == {"/nas/inbox-x/upper.stl": None,
+                                    "/nas/inbox-x/lower.stl": "pc-a",
+                                    "/nas/inbox-x/jaw.stl": "pc-other"}
+        assert adopter.adopt_orphan_jobs("pc-b", job_ids=every) == (waiting.id,)
+        assert adopter.adopt_orphan_jobs("pc-b", job_ids=every) == ()
+        # Once adopted it is not the hander's to give back again.
+        assert mine.hand_back_jobs("pc-a", every) == ()
+        assert _claims(adopter)["/nas/inbox-x/upper.stl"] == "pc-b"
+
+    def test_a_case_claim_handed_back_is_settled_by_one_node(
+        self, adopter: NodeJobStore, node: NodeFactory
+    ) -> None:
+        # A case folder's claim is its files' own: one file batched, one still waiting.
+        mine, other = node("pc-a"), node("pc-other")
+        upper = _dropped(mine, "/nas/inbox-x", "C-7/upper.stl", "sha256:upper")
+        lower = _dropped(mine, "/nas/inbox-x", "C-7/lower.stl", "sha256:lower")
+        assert mine.claim_inbox_file("pc-a", "/nas/inbox-x/C-7", "sha256:case")
+        build, _ = mine.create_claimed_build("pc-a", recipe="dental", job_ids=[upper.id])
+        assert mine.hand_back_jobs("pc-a", [lower.id]) == (lower.id,)
+
+        assert adopter.may_settle("pc-b", build.id)
+        assert not other.may_settle("pc-other", build.id)
+        assert _claims(adopter) == {"/nas/inbox-x/C-7": "pc-b"}
