@@ -374,7 +374,8 @@ class NodeRecovery(Recovery):
         node's claims no other node would ever adopt."""
         node = self.node_store
         orphans = node.orphan_jobs(node.node_id, lease_s=node.lease_s, own=own)
-        mine = [i for i in orphans if self.takes_back(self.store.get_job(i))]
+        # One read for all: those left stay listed on every pass while they wait.
+        mine = [j.id for j in self.store.get_jobs(orphans) if self.takes_back(j)]
         left = frozenset(orphans) - frozenset(mine)
         if own and left:
             # Its settings dropped their inbox while it held them: this node never takes them

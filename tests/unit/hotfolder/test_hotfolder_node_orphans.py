@@ -5,7 +5,7 @@ for a node watching their inbox, and ``jobs`` says what they wait for."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,9 +39,10 @@ def stores(url: str) -> Iterator[list[NodeJobStore]]:
         store.close()
 
 
-def _node(url: str, stores: list[NodeJobStore], name: str, *inboxes: Path) -> NodeJobStore:
+def _node(url: str, stores: list[NodeJobStore], name: str, *inboxes: Path,
+          on_statement: Callable[[str], None] | None = None) -> NodeJobStore:
     """Node ``name`` registered as ``join_farm`` registers it: with the inboxes it watches."""
-    store = NodeJobStore(url, node_id=name, password=PG_PASSWORD)
+    store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, on_statement=on_statement)
     store.register_node(NodeInfo(id=name, host=name, version="0.1.0",
                                  inboxes=tuple(str(i) for i in inboxes)))
     stores.append(store)
@@ -138,3 +139,27 @@ class TestARestartedNodesJobsOfAnInboxItNoLongerWatches:
         assert [j.id for j in _recovery(node_b, b).adopt()] == [of_b.id]
         assert {h for _, _, h in node_b.inbox_claims()} == {"pc-a", "pc-b"}
         assert node_b.get_job(of_b.id).state is JobState.PROCESSING
+
+
+class TestJobsLeftForAnotherNode:
+    """The jobs a node leaves for another are read in one statement on each pass."""
+
+    def test_a_pass_reads_them_at_once(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path,
+    ) -> None:
+        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
+        gone = _node(url, stores, "pc-gone", a)
+        left = [_taken(gone, a, f"part-{n}.stl").id for n in range(3)]
+        gone.node_stopped("pc-gone")
+        statements: list[str] = []
+        node_b = _node(url, stores, "pc-b", b, on_statement=statements.append)
+        recovery = _recovery(node_b, b)
+
+        reads = []
+        for _ in range(2):  # the start's pass, then a maintenance pass
+            statements.clear()
+            assert recovery.adopt() == []
+            reads.append([s for s in statements if s.startswith("SELECT * FROM jobs WHERE")])
+        # One read a listing: the start lists its previous life's jobs, then gone nodes'.
+        assert [len(r) for r in reads] == [2, 1], reads
+        assert [j.id for j in node_b.list_jobs(state=JobState.PROCESSING)] == left
