@@ -70,6 +70,15 @@ def _taken(store: NodeJobStore, inbox: Path, name: str) -> Job:
                             state=JobState.PROCESSING, fields={HOTFOLDER_FIELD: place.to_json()})
 
 
+def _one_of_each(
+    url: str, stores: list[NodeJobStore], tmp_path: Path, name: str,
+) -> tuple[Path, Path, NodeJobStore, Job, Job]:
+    """Inboxes a and b; node ``name``, watching both, took one file of each (unbatched)."""
+    a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
+    took = _node(url, stores, name, a, b)
+    return a, b, took, _taken(took, a, "upper.stl"), _taken(took, b, "lower.stl")
+
+
 def _jobs(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
     out, err = io.StringIO(), io.StringIO()
@@ -84,9 +93,7 @@ class TestAGoneNodesUnbatchedJobs:
         self, url: str, stores: list[NodeJobStore], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
-        gone = _node(url, stores, "pc-gone", a, b)
-        of_a, of_b = _taken(gone, a, "upper.stl"), _taken(gone, b, "lower.stl")
+        a, b, gone, of_a, of_b = _one_of_each(url, stores, tmp_path, "pc-gone")
         gone.node_stopped("pc-gone")
         node_b = _node(url, stores, "pc-b", b)
 
@@ -115,9 +122,7 @@ class TestARestartedNodesJobsOfAnInboxItNoLongerWatches:
         self, url: str, stores: list[NodeJobStore], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
-        before = _node(url, stores, "pc-a", a, b)
-        of_a, of_b = _taken(before, a, "upper.stl"), _taken(before, b, "lower.stl")
+        a, b, _, of_a, of_b = _one_of_each(url, stores, tmp_path, "pc-a")
         restarted = _node(url, stores, "pc-a", a)  # its settings no longer name inbox-b
         recovery = _recovery(restarted, a)
 

@@ -108,10 +108,17 @@ class TestOnlyTheJobsTheNodeTakes:
 class TestHandingBack:
     """A live node hands back only its own claims of jobs still unbatched, for one adoption."""
 
+    @pytest.fixture
+    def mine(self, node: NodeFactory) -> NodeJobStore:
+        return node("pc-a")
+
+    @pytest.fixture
+    def other(self, node: NodeFactory) -> NodeJobStore:
+        return node("pc-other")
+
     def test_its_own_claim_of_an_unbatched_job_goes_and_is_adopted_once(
-        self, adopter: NodeJobStore, node: NodeFactory
+        self, adopter: NodeJobStore, mine: NodeJobStore, other: NodeJobStore
     ) -> None:
-        mine, other = node("pc-a"), node("pc-other")
         waiting = _dropped(mine, "/nas/inbox-x", "upper.stl", "sha256:upper")
         batched = _dropped(mine, "/nas/inbox-x", "lower.stl", "sha256:lower")
         others = _dropped(other, "/nas/inbox-x", "jaw.stl", "sha256:jaw")
@@ -133,10 +140,9 @@ class TestHandingBack:
         assert _claims(adopter)["/nas/inbox-x/upper.stl"] == "pc-b"
 
     def test_a_case_claim_handed_back_is_settled_by_one_node(
-        self, adopter: NodeJobStore, node: NodeFactory
+        self, adopter: NodeJobStore, mine: NodeJobStore, other: NodeJobStore
     ) -> None:
         # A case folder's claim is its files' own: one file batched, one still waiting.
-        mine, other = node("pc-a"), node("pc-other")
         upper = _dropped(mine, "/nas/inbox-x", "C-7/upper.stl", "sha256:upper")
         lower = _dropped(mine, "/nas/inbox-x", "C-7/lower.stl", "sha256:lower")
         assert mine.claim_inbox_file("pc-a", "/nas/inbox-x/C-7", "sha256:case")
