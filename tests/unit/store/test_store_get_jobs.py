@@ -3,9 +3,13 @@ pass read the jobs it leaves for another node one by one, on every pass while th
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
-from preform_pipeline.store import JobState, JobStore, sqlcore
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore, sqlcore
 
 
 def _jobs(store: JobStore, count: int = 3) -> list[int]:
@@ -33,3 +37,30 @@ class TestGetJobs:
         monkeypatch.setattr(sqlcore, "HISTORIES_PER_STATEMENT", 2)
         made = _jobs(store, 5)
         assert [j.id for j in store.get_jobs(reversed(made))] == made
+
+
+class TestARead:
+    """A read: it does not wait for another process's write, and a refused one says which."""
+
+    def test_they_come_while_another_process_writes(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path, busy_timeout_s=0.2) as store:
+            made = _jobs(store, 2)
+            writer = sqlite3.connect(store_path, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute("UPDATE jobs SET reason = 'moving'")
+                got = store.get_jobs(made)
+            finally:
+                writer.execute("ROLLBACK")
+                writer.close()
+        assert [(j.id, j.reason) for j in got] == [(i, "created") for i in made]
+
+    def test_a_failed_read_says_what_was_being_done(self, store_path: Path) -> None:
+        with SqliteJobStore(store_path) as store:
+            other = sqlite3.connect(store_path, isolation_level=None)
+            other.execute("DROP TABLE jobs")
+            other.close()
+            with pytest.raises(StoreError) as raised:
+                store.get_jobs([1])
+            assert raised.value.message.startswith(
+                f"{store_path}: the job store failed while reading jobs: no such table: jobs")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.store import Job, JobState
@@ -129,7 +130,11 @@ class TestHandingBack:
         every = [waiting.id, batched.id, others.id]
         assert adopter.adopt_orphan_jobs("pc-b") == ()  # a live node's claims: none
 
-        assert mine.hand_back_jobs("pc-a", every) == (waiting.id,)
+        with capture_logs() as logs:
+            assert mine.hand_back_jobs("pc-a", every) == (waiting.id,)
+        assert [e for e in logs if e["event"] == "orphan_jobs_handed_back"] == [
+            {"event": "orphan_jobs_handed_back", "log_level": "info", "node": "pc-a",
+             "jobs": [waiting.id], "why": "not of an inbox it watches"}]
         assert _claims(adopter) == {"/nas/inbox-x/upper.stl": None,
                                     "/nas/inbox-x/lower.stl": "pc-a",
                                     "/nas/inbox-x/jaw.stl": "pc-other"}
