@@ -4,15 +4,19 @@ the case folder it was dropped in, however the node's system writes its paths.""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.fenced import NodeJobStore
-from tests.unit.store.conftest import NodeFactory
+from tests.unit.store.conftest import NodeFactory, lock_waiters
+
+WAIT_S = 30.0
 
 
 def _dropped(store: NodeJobStore, inbox: str, rel: str, content: str) -> Job:
@@ -157,3 +161,32 @@ class TestHandingBack:
         assert adopter.may_settle("pc-b", build.id)
         assert not other.may_settle("pc-other", build.id)
         assert _claims(adopter) == {"/nas/inbox-x/C-7": "pc-b"}
+
+    def test_a_hand_back_meeting_an_adoption_waits_for_it_and_takes_nothing(
+        self, mine: NodeJobStore, node: NodeFactory, pg_url: str
+    ) -> None:
+        # pc-a stalled past its lease at its start: pc-c adopts its claim (lease 0: pc-a's
+        # last beat is past) while pc-a, awake, hands the same job back. The hand-back's
+        # UPDATE meets pc-c's uncommitted one on the claim row, waits, and then finds the
+        # claim no longer its own: the job is pc-c's alone.
+        job = _dropped(mine, "/nas/inbox-x", "upper.stl", "sha256:upper")
+        assert mine.claim_inbox_file("pc-a", "/nas/inbox-x/upper.stl", "sha256:upper")
+        handed: list[tuple[int, ...]] = []
+        hand_back = threading.Thread(
+            target=lambda: handed.append(mine.hand_back_jobs("pc-a", [job.id])), daemon=True)
+        armed: list[bool] = []
+
+        def before(statement: str) -> None:
+            if statement == "COMMIT" and armed:  # pc-c's adoption, written, not committed
+                armed.clear()
+                hand_back.start()
+                wait_for(lambda: lock_waiters(pg_url, event="transactionid") == 1
+                         or not hand_back.is_alive(), WAIT_S, what="the hand-back to wait")
+                assert hand_back.is_alive(), "the hand-back did not wait for the adoption"
+
+        adopter = node("pc-c", on_statement=before)
+        armed.append(True)
+        assert adopter.adopt_orphan_jobs("pc-c", lease_s=0) == (job.id,)
+        hand_back.join(WAIT_S)
+        assert handed == [()]
+        assert _claims(adopter) == {"/nas/inbox-x/upper.stl": "pc-c"}
