@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore, sqlcore
+from tests.unit.store.conftest import read_without
 
 
 def _jobs(store: JobStore, count: int = 3) -> list[int]:
@@ -56,11 +56,5 @@ class TestARead:
         assert [(j.id, j.reason) for j in got] == [(i, "created") for i in made]
 
     def test_a_failed_read_says_what_was_being_done(self, store_path: Path) -> None:
-        with SqliteJobStore(store_path) as store:
-            other = sqlite3.connect(store_path, isolation_level=None)
-            other.execute("DROP TABLE jobs")
-            other.close()
-            with pytest.raises(StoreError) as raised:
-                store.get_jobs([1])
-            assert raised.value.message.startswith(
-                f"{store_path}: the job store failed while reading jobs: no such table: jobs")
+        assert read_without(store_path, "jobs", lambda s: s.get_jobs([1])).startswith(
+            f"{store_path}: the job store failed while reading jobs: no such table: jobs")
