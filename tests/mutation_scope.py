@@ -70,7 +70,8 @@ _STORE_SQLITE_TESTS = tuple(
                  "history_cases",  # s29: a page of history, filtered by the database
                  "printer_claims",  # s29: printers claimed in the store, across processes
                  "history_page_reads",  # s30: a page's trails in one statement
-                 "find_by_hashes")  # s35: the jobs of many digests in one read
+                 "find_by_hashes",  # s35: the jobs of many digests in one read
+                 "get_jobs")  # s36: many jobs by id in one read
 )
 
 _EXECUTOR_RUN_TESTS = tuple(

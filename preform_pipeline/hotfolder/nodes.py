@@ -17,7 +17,8 @@ module adds what the daemon does differently on a shared store:
   proven gone); waiting for a printer, it waits on here. Jobs a gone node had taken but not
   yet batched are adopted (their inbox claims move here, one node each) and batched here,
   only those of the inboxes this node watches (``takes_back``): the others wait for a node
-  watching theirs.
+  watching theirs. Its own previous life's jobs of an inbox it no longer watches (its
+  settings changed) are handed back at its start, so a node watching that inbox adopts them.
   Nothing of a live node is touched: the single-node recovery (which takes every interrupted
   build as its own) is not run.
 - **A lost lease** (:meth:`NodeRole.lease_lost`): the build gets a stop signal
@@ -369,11 +370,18 @@ class NodeRecovery(Recovery):
         """Adopt and take up the unbatched jobs of gone nodes (``own``: of this node's
         previous life too) whose inbox this node watches (:meth:`takes_back`'s rule). The
         others stay with their claims for a node watching their inbox (``jobs`` says when
-        none runs)."""
+        none runs); those this node's previous life claimed are handed back, as this live
+        node's claims no other node would ever adopt."""
         node = self.node_store
         orphans = node.orphan_jobs(node.node_id, lease_s=node.lease_s, own=own)
-        mine = [i for i in orphans if self.takes_back(self.store.get_job(i))]
+        # One read for all: those left stay listed on every pass while they wait.
+        mine = [j.id for j in self.store.get_jobs(orphans) if self.takes_back(j)]
         left = frozenset(orphans) - frozenset(mine)
+        if own and left:
+            # Its settings dropped their inbox while it held them: this node never takes them
+            # up, and while it lives their claims (its own) keep the node watching that inbox
+            # from adopting them. Only its own claims go (a gone node's stay as they are).
+            node.hand_back_jobs(node.node_id, sorted(left))
         if left - self._orphans_left:  # said once, not on every pass while they stay
             log.info("orphan_jobs_left", node=node.node_id, jobs=sorted(left),
                      why="not of an inbox it watches")

@@ -96,8 +96,9 @@ _OWN_CLAIM: Final = "c.source_path = o.path AND (NOT o.whole OR c.content_hash =
 
 #: "Inbox claim ``c`` may move to the adopting node now" (``?``: the node, whether its own
 #: previous life's claims count, the node again, the lease in seconds): another node's claim
-#: (or, with the second ``?``, its own), whose node is gone (stopped, or silent for a lease).
-_ADOPTABLE: Final = f"(c.node <> ? OR ?) AND (c.node = ? OR NOT {_NODE_ALIVE})"
+#: (or, with the second ``?``, its own), whose node is gone (stopped, or silent for a lease),
+#: or nobody's (handed back, :meth:`LeasingStore.hand_back_jobs`: ``NULL`` is no live node).
+_ADOPTABLE: Final = f"(c.node IS DISTINCT FROM ? OR ?) AND (c.node = ? OR NOT {_NODE_ALIVE})"
 
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
@@ -424,6 +425,31 @@ class LeasingStore(SqlStoreCore):
             log.info("orphan_jobs_adopted", node=node_id, jobs=list(adopted))
         return adopted
 
+    def hand_back_jobs(self, node_id: str, job_ids: Collection[int]) -> tuple[int, ...]:
+        """Give up ``node_id``'s own inbox claims (``_OWN_CLAIM``) of the unbatched jobs
+        ``job_ids`` (those of an inbox it no longer watches): each claim becomes nobody's,
+        so a node watching the job's inbox adopts the job as a gone node's
+        (:meth:`adopt_orphan_jobs`). Returns the jobs whose claim went (a case folder's
+        claim is several jobs' own).
+
+        Only claims still ``node_id``'s, of jobs still unbatched, in one transaction: the
+        UPDATE locks each claim row, so an adoption waits for it and then sees nobody's claim
+        (or, when it came first, this node's live one: nothing to adopt). Nothing is handed
+        back that is in a build."""
+        with self._claim_transaction(f"handing back jobs of node {node_id}") as conn:
+            rows = conn.execute(
+                f"WITH o AS ({_CLAIMABLE_PATHS} AND j.id = ANY(?)), moved AS (UPDATE "
+                f"inbox_claims AS c SET node = NULL FROM o WHERE {_OWN_CLAIM} AND c.node = ? "
+                f"RETURNING c.source_path, c.content_hash) SELECT o.id FROM o JOIN moved AS c "
+                f"ON {_OWN_CLAIM}",
+                (list(job_ids), node_id),
+            ).fetchall()
+        handed = tuple(sorted({int(r["id"]) for r in rows}))
+        if handed:
+            log.info("orphan_jobs_handed_back", node=node_id, jobs=list(handed),
+                     why="not of an inbox it watches")
+        return handed
+
     def build_busy(self, build_id: int, *, grace_s: float) -> bool:
         """True while some node holds the build under a lease, or moved it less than
         ``grace_s`` ago (its holder may be settling its files right now)."""
@@ -460,12 +486,12 @@ class LeasingStore(SqlStoreCore):
         with self._claim_transaction(f"taking the files of build {build_id}") as conn:
             conn.execute(
                 f"{own} UPDATE inbox_claims AS c SET node = ? FROM o WHERE {_OWN_CLAIM} "
-                f"AND c.node <> ? AND NOT {_NODE_ALIVE}",
+                f"AND c.node IS DISTINCT FROM ? AND NOT {_NODE_ALIVE}",
                 (build_id, node_id, node_id, lease_s),
             )
             row = conn.execute(
                 f"{own} SELECT NOT EXISTS (SELECT 1 FROM o JOIN inbox_claims AS c "
-                f"ON {_OWN_CLAIM} WHERE c.node <> ?) AS mine", (build_id, node_id),
+                f"ON {_OWN_CLAIM} WHERE c.node IS DISTINCT FROM ?) AS mine", (build_id, node_id),
             ).fetchone()
         return bool(row["mine"])
 
@@ -520,8 +546,9 @@ class LeasingStore(SqlStoreCore):
             ).fetchall()
         return tuple(sorted({int(r["id"]) for r in rows}))
 
-    def inbox_claims(self) -> Sequence[tuple[str, str, str]]:
-        """(source path, content hash, node) of every claimed inbox file, oldest first."""
+    def inbox_claims(self) -> Sequence[tuple[str, str, str | None]]:
+        """(source path, content hash, node) of every claimed inbox file, oldest first (node
+        None: handed back, :meth:`hand_back_jobs`)."""
         with self._claim_transaction("listing inbox claims") as conn:
             rows = conn.execute("SELECT source_path, content_hash, node FROM inbox_claims "
                                 "ORDER BY claimed_at, source_path").fetchall()

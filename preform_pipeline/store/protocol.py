@@ -132,6 +132,12 @@ class JobStore(Protocol):
         """The job; StoreError when there is none with that id."""
         ...
 
+    def get_jobs(self, job_ids: Collection[int]) -> tuple[Job, ...]:
+        """The jobs of ``job_ids`` in one read, in id order; an id of no job is left out
+        (a node's maintenance pass judging the jobs it leaves for another node read them one
+        by one, on every pass while they waited)."""
+        ...
+
     def find_by_key(self, job_key: str) -> Job | None:
         """The job with this key (any case; ``O``/``I``/``L`` read as digits), or None."""
         ...

@@ -5,10 +5,11 @@ for a node watching their inbox, and ``jobs`` says what they wait for."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline import cli
 from preform_pipeline.clock import ManualClock
@@ -38,9 +39,10 @@ def stores(url: str) -> Iterator[list[NodeJobStore]]:
         store.close()
 
 
-def _node(url: str, stores: list[NodeJobStore], name: str, *inboxes: Path) -> NodeJobStore:
+def _node(url: str, stores: list[NodeJobStore], name: str, *inboxes: Path,
+          on_statement: Callable[[str], None] | None = None) -> NodeJobStore:
     """Node ``name`` registered as ``join_farm`` registers it: with the inboxes it watches."""
-    store = NodeJobStore(url, node_id=name, password=PG_PASSWORD)
+    store = NodeJobStore(url, node_id=name, password=PG_PASSWORD, on_statement=on_statement)
     store.register_node(NodeInfo(id=name, host=name, version="0.1.0",
                                  inboxes=tuple(str(i) for i in inboxes)))
     stores.append(store)
@@ -68,6 +70,15 @@ def _taken(store: NodeJobStore, inbox: Path, name: str) -> Job:
                             state=JobState.PROCESSING, fields={HOTFOLDER_FIELD: place.to_json()})
 
 
+def _one_of_each(
+    url: str, stores: list[NodeJobStore], tmp_path: Path, name: str,
+) -> tuple[Path, Path, NodeJobStore, Job, Job]:
+    """Inboxes a and b; node ``name``, watching both, took one file of each (unbatched)."""
+    a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
+    took = _node(url, stores, name, a, b)
+    return a, b, took, _taken(took, a, "upper.stl"), _taken(took, b, "lower.stl")
+
+
 def _jobs(url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
     out, err = io.StringIO(), io.StringIO()
@@ -82,9 +93,7 @@ class TestAGoneNodesUnbatchedJobs:
         self, url: str, stores: list[NodeJobStore], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
-        gone = _node(url, stores, "pc-gone", a, b)
-        of_a, of_b = _taken(gone, a, "upper.stl"), _taken(gone, b, "lower.stl")
+        a, b, gone, of_a, of_b = _one_of_each(url, stores, tmp_path, "pc-gone")
         gone.node_stopped("pc-gone")
         node_b = _node(url, stores, "pc-b", b)
 
@@ -104,3 +113,58 @@ class TestAGoneNodesUnbatchedJobs:
         node_a = _node(url, stores, "pc-a", a)  # a node watching inbox-a starts
         assert "waits for a hot folder" not in _jobs(url, monkeypatch)
         assert [j.id for j in _recovery(node_a, a).adopt()] == [of_a.id]
+
+
+class TestARestartedNodesJobsOfAnInboxItNoLongerWatches:
+    """A node restarted without an inbox hands back its claims of that inbox's waiting jobs."""
+
+    def test_the_node_watching_it_adopts_them_and_jobs_says_when_none_runs(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        a, b, _, of_a, of_b = _one_of_each(url, stores, tmp_path, "pc-a")
+        restarted = _node(url, stores, "pc-a", a)  # its settings no longer name inbox-b
+        recovery = _recovery(restarted, a)
+
+        with capture_logs() as logs:
+            resumed = recovery.adopt()
+
+        assert [j.id for j in resumed] == [of_a.id]
+        handed = [e for e in logs if e["event"] == "orphan_jobs_handed_back"]
+        assert [(e["node"], e["jobs"]) for e in handed] == [("pc-a", [of_b.id])]
+        claims = {path: holder for path, _, holder in restarted.inbox_claims()}
+        assert claims == {str(a / "upper.stl"): "pc-a", str(b / "lower.stl"): None}
+        waits = (f"waits for a hot folder watching {b}: no running node watches it "
+                 "(`nodes` lists them)")
+        assert waits in _jobs(url, monkeypatch)
+
+        node_b = _node(url, stores, "pc-b", b)  # a node watching inbox-b starts
+        assert "waits for a hot folder" not in _jobs(url, monkeypatch)
+        assert recovery.adopt() == []  # the hander's later passes leave it
+        assert [j.id for j in _recovery(node_b, b).adopt()] == [of_b.id]
+        assert {h for _, _, h in node_b.inbox_claims()} == {"pc-a", "pc-b"}
+        assert node_b.get_job(of_b.id).state is JobState.PROCESSING
+
+
+class TestJobsLeftForAnotherNode:
+    """The jobs a node leaves for another are read in one statement on each pass."""
+
+    def test_a_pass_reads_them_at_once(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path,
+    ) -> None:
+        a, b = tmp_path / "inbox-a", tmp_path / "inbox-b"
+        gone = _node(url, stores, "pc-gone", a)
+        left = [_taken(gone, a, f"part-{n}.stl").id for n in range(3)]
+        gone.node_stopped("pc-gone")
+        statements: list[str] = []
+        node_b = _node(url, stores, "pc-b", b, on_statement=statements.append)
+        recovery = _recovery(node_b, b)
+
+        reads = []
+        for _ in range(2):  # the start's pass, then a maintenance pass
+            statements.clear()
+            assert recovery.adopt() == []
+            reads.append([s for s in statements if s.startswith("SELECT * FROM jobs WHERE")])
+        # One read a listing: the start lists its previous life's jobs, then gone nodes'.
+        assert [len(r) for r in reads] == [2, 1], reads
+        assert [j.id for j in node_b.list_jobs(state=JobState.PROCESSING)] == left

@@ -277,6 +277,20 @@ def cut_off_stores(pg_url: str) -> None:
             threading.Event().wait(0.05)
 
 
+def read_without(store_path: Path, table: str, read: Callable[[JobStore], object]) -> str:
+    """What ``read`` of the SQLite store at ``store_path`` says once ``table`` is dropped
+    behind its back (another connection): a refused read names the read it was."""
+    from preform_pipeline.errors import StoreError
+
+    with SqliteJobStore(store_path) as store:
+        other = sqlite3.connect(store_path, isolation_level=None)
+        other.execute(f"DROP TABLE {table}")
+        other.close()
+        with pytest.raises(StoreError) as raised:
+            read(store)
+    return raised.value.message
+
+
 def driver_error(store: JobStore, text: str) -> Exception:
     """The error the store's database driver raises for a failing disk, with ``text``."""
     if isinstance(store, SqliteJobStore):

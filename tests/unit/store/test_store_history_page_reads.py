@@ -24,7 +24,7 @@ from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.views import HISTORY_PAGE_CASES, HistoryPage, QueueFilter, history_rows
 from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import ClassStore
+from tests.unit.store.conftest import ClassStore, read_without
 
 SECRET = "viewer-secret-4567"
 AUTH = {"Authorization": f"Bearer victor:{SECRET}"}
@@ -175,15 +175,9 @@ class TestAFailedRead:
     """A read the database refuses says which read it was."""
 
     def test_a_failed_read_says_what_was_being_done(self, store_path: Path) -> None:
-        with SqliteJobStore(store_path) as store:
-            other = sqlite3.connect(store_path, isolation_level=None)
-            other.execute("DROP TABLE transitions")
-            other.close()
-            with pytest.raises(StoreError) as raised:
-                store.histories([1])
-            assert raised.value.message.startswith(
-                f"{store_path}: the job store failed while reading the history of a page of "
-                "jobs: no such table: transitions")
+        assert read_without(store_path, "transitions", lambda s: s.histories([1])).startswith(
+            f"{store_path}: the job store failed while reading the history of a page of "
+            "jobs: no such table: transitions")
 
 
 class TestAReadBesideAWriter:

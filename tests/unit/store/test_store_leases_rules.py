@@ -329,6 +329,7 @@ _OPERATIONS: dict[str, tuple[Callable[[PostgresJobStore, Lease], object], str]] 
     "release": (lambda s, lease: s.release(lease), "releasing build {build}"),
     "orphans": (lambda s, _: s.adopt_orphan_jobs("pc-1"), "adopting orphaned jobs for node pc-1"),
     "orphan list": (lambda s, _: s.orphan_jobs("pc-1"), "listing orphaned jobs for node pc-1"),
+    "hand back": (lambda s, _: s.hand_back_jobs("pc-1", [1]), "handing back jobs of node pc-1"),
     "busy": (lambda s, lease: s.build_busy(lease.build_id, grace_s=0),
              "reading the holder of build {build}"),
     "grace": (lambda s, lease: s.grace_left(lease.build_id, grace_s=0),
