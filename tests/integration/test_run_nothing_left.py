@@ -162,26 +162,14 @@ class TestARunWithItsOwnBuildAndALeftBuildItCannotSend:
 
 class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
     """A build a dead run left waiting without its saved .form can never be sent: its hint
-    names the command that frees its file (``jobs retry`` refuses a waiting job, and a run's
-    job queued again would only be skipped by the next run), and, that command run, the
-    next run over the file prepares and prints it, and sends nothing left."""
+    names the command that frees its file (``jobs retry`` refuses a waiting job), and, that
+    command run, the next run over the file prepares and prints it, and sends nothing left."""
 
     def test_following_the_hint_prints_the_file_once(self, tmp_path: Path) -> None:
-        from preform_pipeline.executor.ledger import RUN_FIELD
-        from preform_pipeline.printing import SendHolder
-        from preform_pipeline.store import content_hash
-        from tests.integration.test_cli_stdout_escaped import MODEL
+        from tests.integration.test_run_retried_job import a_runs_job_of_an_inbox_file
 
-        inbox, path = tmp_path / "inbox", tmp_path / "jobs.sqlite3"
-        inbox.mkdir()
-        model = inbox / MODEL.name
-        shutil.copyfile(MODEL, model)
-        os.utime(model, (1e9, 1e9))  # complete: no longer being written
+        inbox, path, job = a_runs_job_of_an_inbox_file(tmp_path)
         with SqliteJobStore(path) as store:  # what a run that died left of this very file
-            job = store.create_job(
-                recipe=RECIPE.stem, source_path=str(model), content_hash=content_hash(model),
-                state=JobState.PROCESSING,
-                fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
             build = store.create_build(recipe=RECIPE.stem, job_ids=[job.id])
             for state in (JobState.PREPARING, JobState.PREPARED):
                 store.transition_build(build.id, state, "an earlier run")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from preform_pipeline.executor.ledger import RUN_FIELD
 from preform_pipeline.printing import SendHolder
-from preform_pipeline.store import JobState, SqliteJobStore, content_hash
+from preform_pipeline.store import Job, JobState, SqliteJobStore, content_hash
 from tests.command_line import in_a_process as _cli
 from tests.integration.test_cli_stdout_escaped import MODEL
 
@@ -19,20 +19,29 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
 
 
+def a_runs_job_of_an_inbox_file(folder: Path) -> tuple[Path, Path, Job]:
+    """``folder``'s inbox holding the sample model (complete: written long ago) and a store
+    beside it with a job a run made of that very file, in ``processing``: (inbox, the
+    store's path, the job)."""
+    inbox, path = folder / "inbox", folder / "jobs.sqlite3"
+    inbox.mkdir()
+    model = inbox / MODEL.name
+    shutil.copyfile(MODEL, model)
+    os.utime(model, (1e9, 1e9))  # complete: no longer being written
+    with SqliteJobStore(path) as store:
+        job = store.create_job(
+            recipe=RECIPE.stem, source_path=str(model), content_hash=content_hash(model),
+            state=JobState.PROCESSING,
+            fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
+    return inbox, path, job
+
+
 class TestARunsFailedJobRetried:
     """Said where it goes, and printed once by the next run."""
 
     def test_the_next_run_prints_it_once(self, tmp_path: Path) -> None:
-        inbox, path = tmp_path / "inbox", tmp_path / "jobs.sqlite3"
-        inbox.mkdir()
-        model = inbox / MODEL.name
-        shutil.copyfile(MODEL, model)
-        os.utime(model, (1e9, 1e9))  # complete: no longer being written
+        inbox, path, job = a_runs_job_of_an_inbox_file(tmp_path)
         with SqliteJobStore(path) as store:  # what a run whose server refused the file left
-            job = store.create_job(
-                recipe=RECIPE.stem, source_path=str(model), content_hash=content_hash(model),
-                state=JobState.PROCESSING,
-                fields={RUN_FIELD: SendHolder.local("run", os.getpid(), 0.0).to_json()})
             store.transition(job.id, JobState.FAILED, "the server refused it")
         retried = _cli(tmp_path, "jobs", "--store", str(path), "retry", job.job_key)
         assert (retried.returncode, retried.stderr) == (0, ""), retried.stdout
