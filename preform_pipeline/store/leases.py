@@ -100,6 +100,27 @@ _OWN_CLAIM: Final = "c.source_path = o.path AND (NOT o.whole OR c.content_hash =
 #: or nobody's (handed back, :meth:`LeasingStore.hand_back_jobs`: ``NULL`` is no live node).
 _ADOPTABLE: Final = f"(c.node IS DISTINCT FROM ? OR ?) AND (c.node = ? OR NOT {_NODE_ALIVE})"
 
+
+def _move_own_claims(
+    conn: Connection, job_ids: Collection[int] | None, to: str | None, where: str,
+    params: Sequence[Any],
+) -> tuple[int, ...]:
+    """Move to node ``to`` (None: nobody's) the own inbox claims (``_OWN_CLAIM``) of the
+    unbatched jobs ``job_ids`` (None: all) that also match ``where`` (with ``params``);
+    returns the jobs whose own claim moved."""
+    only = "" if job_ids is None else " AND j.id = ANY(?)"
+    # The claims move first, then every unbatched job they are the own claim of is returned:
+    # an UPDATE ... FROM ... RETURNING gives one job per claim, and a case folder's claim is
+    # several jobs' own.
+    rows = conn.execute(
+        f"WITH o AS ({_CLAIMABLE_PATHS}{only}), moved AS (UPDATE inbox_claims AS c "
+        f"SET node = ? FROM o WHERE {_OWN_CLAIM} AND {where} RETURNING "
+        f"c.source_path, c.content_hash) SELECT o.id FROM o JOIN moved AS c ON {_OWN_CLAIM}",
+        (*(() if job_ids is None else (list(job_ids),)), to, *params),
+    ).fetchall()
+    return tuple(sorted({int(r["id"]) for r in rows}))
+
+
 #: Builds a node takes up: to prepare, prepared and not sent (waiting for a printer too), or
 #: cut off mid-step (only after their lease ran out: that is recovery). PRINT_SENT and
 #: VERIFYING belong to the poller.
@@ -406,21 +427,10 @@ class LeasingStore(SqlStoreCore):
         (a node starting afresh holds none in memory). ``job_ids``: only these (the ones of
         :meth:`orphan_jobs` the node takes; whether each is still an orphan is decided here,
         in the move's own transaction); None: all."""
-        only = "" if job_ids is None else " AND j.id = ANY(?)"
         with self._claim_transaction(f"adopting orphaned jobs for node {node_id}") as conn:
             self._known_node(conn, node_id)
-            # The claims move first, then every unbatched job they are the own claim of is
-            # returned: an UPDATE ... FROM ... RETURNING gives one job per claim, and a case
-            # folder's claim is several jobs' own.
-            rows = conn.execute(
-                f"WITH o AS ({_CLAIMABLE_PATHS}{only}), moved AS (UPDATE inbox_claims AS c "
-                f"SET node = ? FROM o WHERE {_OWN_CLAIM} AND {_ADOPTABLE} RETURNING "
-                f"c.source_path, c.content_hash) SELECT o.id FROM o JOIN moved AS c "
-                f"ON {_OWN_CLAIM}",
-                (*(() if job_ids is None else (list(job_ids),)),
-                 node_id, node_id, own, node_id, lease_s),
-            ).fetchall()
-        adopted = tuple(sorted({int(r["id"]) for r in rows}))
+            adopted = _move_own_claims(conn, job_ids, node_id, _ADOPTABLE,
+                                       (node_id, own, node_id, lease_s))
         if adopted:
             log.info("orphan_jobs_adopted", node=node_id, jobs=list(adopted))
         return adopted
@@ -437,14 +447,7 @@ class LeasingStore(SqlStoreCore):
         (or, when it came first, this node's live one: nothing to adopt). Nothing is handed
         back that is in a build."""
         with self._claim_transaction(f"handing back jobs of node {node_id}") as conn:
-            rows = conn.execute(
-                f"WITH o AS ({_CLAIMABLE_PATHS} AND j.id = ANY(?)), moved AS (UPDATE "
-                f"inbox_claims AS c SET node = NULL FROM o WHERE {_OWN_CLAIM} AND c.node = ? "
-                f"RETURNING c.source_path, c.content_hash) SELECT o.id FROM o JOIN moved AS c "
-                f"ON {_OWN_CLAIM}",
-                (list(job_ids), node_id),
-            ).fetchall()
-        handed = tuple(sorted({int(r["id"]) for r in rows}))
+            handed = _move_own_claims(conn, job_ids, None, "c.node = ?", (node_id,))
         if handed:
             log.info("orphan_jobs_handed_back", node=node_id, jobs=list(handed),
                      why="not of an inbox it watches")
