@@ -17,13 +17,12 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
 import preform_pipeline
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.store import SqliteJobStore
 from tests.nested_pytest import HYPOTHESIS_PLUGIN
 from tests.openapi_contract import (
     CONTRACT_SKIP_REASON,
@@ -35,6 +34,9 @@ from tests.pg_cluster import PgCluster, require_postgres
 from tests.reaper import say_goodbye, watch_this_process
 from tests.rewrite_cache import UNAVAILABLE as REWRITE_CACHE_UNAVAILABLE
 from tests.rewrite_cache import write_rewritten_modules
+
+if TYPE_CHECKING:
+    from preform_pipeline.store import SqliteJobStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -169,6 +171,10 @@ def clock() -> ManualClock:
 @pytest.fixture
 def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
     """A job store in a real SQLite file, on :func:`clock` (folders may define their own)."""
+    # Imported here, as in log_file: the store's settings (pydantic, jsonschema) were ~0.1 s
+    # of CPU of every pytest process's start, the suite's nested runs' too.
+    from preform_pipeline.store import SqliteJobStore
+
     with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
         yield opened
 

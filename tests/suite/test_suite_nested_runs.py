@@ -1,9 +1,10 @@
-"""The suite's nested pytest runs leave out the plugins they do not use; the suite keeps them.
+"""The suite's nested pytest runs import only what their tests use; the suite keeps the rest.
 
 A nested run (``tests/suite/``) starts a real ``python -m pytest`` with this suite's conftest
 as a plugin (:func:`tests.nested_pytest.nested_pytest`); hypothesis and anyio were most of
-its start. The suite's own run still registers its hypothesis profiles before hypothesis's
-plugin reads ``--hypothesis-profile``.
+its start, the contracts' validator and the job store's settings most of the rest. The
+suite's own run still registers its hypothesis profiles before hypothesis's plugin reads
+``--hypothesis-profile``.
 """
 
 from __future__ import annotations
@@ -21,13 +22,16 @@ from tests.nested_pytest import nested_pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 120
 
-#: Passes only where neither plugin's library was imported, by the conftest or a plugin.
+#: Passes only where none of these was imported, by the conftest or a plugin: the two
+#: plugins' libraries, the contracts' validator and the job store (only some tests use them).
 NOTHING_UNUSED = '''
 import sys
 
+UNUSED = ("hypothesis", "anyio", "openapi_schema_validator", "preform_pipeline.store")
+
 
 def test_nothing_unused_was_imported():
-    assert sorted(name for name in ("hypothesis", "anyio") if name in sys.modules) == []
+    assert sorted(name for name in UNUSED if name in sys.modules) == []
 '''
 
 #: Passes only where the conftest registered its profiles before hypothesis's plugin loaded
@@ -53,9 +57,9 @@ def run_pytest(folder: Path, argv: list[str]) -> subprocess.CompletedProcess[str
 
 
 class TestANestedRun:
-    """It imports neither hypothesis nor anyio, and its tests run."""
+    """It imports nothing its tests do not use (hypothesis, anyio, ...), and they run."""
 
-    def test_neither_hypothesis_nor_anyio_is_imported(self, tmp_path: Path) -> None:
+    def test_what_its_tests_do_not_use_is_not_imported(self, tmp_path: Path) -> None:
         (tmp_path / "test_tiny.py").write_text(NOTHING_UNUSED, encoding="utf-8")
         result = run_pytest(tmp_path, nested_pytest("-n", "0", "test_tiny.py"))
         assert result.returncode == pytest.ExitCode.OK, result.stdout + result.stderr
