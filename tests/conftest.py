@@ -17,14 +17,13 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 import preform_pipeline
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.store import SqliteJobStore
+from tests.nested_pytest import HYPOTHESIS_PLUGIN
 from tests.openapi_contract import (
     CONTRACT_SKIP_REASON,
     REQUIRE_SPECS_ENV,
@@ -35,6 +34,9 @@ from tests.pg_cluster import PgCluster, require_postgres
 from tests.reaper import say_goodbye, watch_this_process
 from tests.rewrite_cache import UNAVAILABLE as REWRITE_CACHE_UNAVAILABLE
 from tests.rewrite_cache import write_rewritten_modules
+
+if TYPE_CHECKING:
+    from preform_pipeline.store import SqliteJobStore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
@@ -114,22 +116,36 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
     ),
 }
 
-# mutmut (docs/testing.md) runs pytest several times in one process and must see the same
-# examples for a mutant as for the clean run: fixed examples, no example database, and no
-# complaint that a test ran under several executors.
-settings.register_profile(
-    "mutation",
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow],
-)
-# CI runs the same examples every time, so a red run can be reproduced and a green one is not
-# luck; property bugs found by random runs locally are fixed, not hidden (docs/testing.md).
-settings.register_profile("ci", derandomize=True, database=None)
-if "MUTANT_UNDER_TEST" in os.environ:
-    settings.load_profile("mutation")
-elif os.environ.get("CI"):
-    settings.load_profile("ci")
+@pytest.hookimpl(specname="pytest_configure", tryfirst=True)
+def pytest_configure_hypothesis(config: pytest.Config) -> None:
+    """Register the suite's hypothesis profiles and load the one this run asks for.
+
+    First of the configure hooks, so that hypothesis's own (``--hypothesis-profile``) finds
+    them. Not where hypothesis's plugin is blocked: the suite's nested pytest runs
+    (``tests/suite/``, :func:`tests.nested_pytest.nested_pytest`) run no property test, and
+    importing hypothesis was the largest part of each one's start.
+    """
+    if config.pluginmanager.is_blocked(HYPOTHESIS_PLUGIN):
+        return
+    from hypothesis import HealthCheck, settings
+
+    # mutmut (docs/testing.md) runs pytest several times in one process and must see the
+    # same examples for a mutant as for the clean run: fixed examples, no example database,
+    # and no complaint that a test ran under several executors.
+    settings.register_profile(
+        "mutation",
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.differing_executors, HealthCheck.too_slow],
+    )
+    # CI runs the same examples every time, so a red run can be reproduced and a green one is
+    # not luck; property bugs found by random runs locally are fixed, not hidden
+    # (docs/testing.md).
+    settings.register_profile("ci", derandomize=True, database=None)
+    if "MUTANT_UNDER_TEST" in os.environ:
+        settings.load_profile("mutation")
+    elif os.environ.get("CI"):
+        settings.load_profile("ci")
 
 
 @pytest.fixture
@@ -155,6 +171,10 @@ def clock() -> ManualClock:
 @pytest.fixture
 def store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteJobStore]:
     """A job store in a real SQLite file, on :func:`clock` (folders may define their own)."""
+    # Imported here, as in log_file: the store's settings (pydantic, jsonschema) were ~0.1 s
+    # of CPU of every pytest process's start, the suite's nested runs' too.
+    from preform_pipeline.store import SqliteJobStore
+
     with SqliteJobStore(tmp_path / "jobs.sqlite3", clock=clock) as opened:
         yield opened
 

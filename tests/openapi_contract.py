@@ -12,14 +12,16 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
-from jsonschema.exceptions import ValidationError
-from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4
+
+# The readers and validators are imported where a contract is read: the conftest imports
+# this module for its names alone, in every pytest process (the suite's nested runs too),
+# and openapi_schema_validator was most of that import (~0.1 s of CPU).
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from referencing import Registry
 
 __all__ = [
     "CONTRACT_SKIP_REASON",
@@ -78,6 +80,9 @@ class Contract:
     def __init__(self, document: dict[str, Any], uri: str) -> None:
         self.document = document
         self.uri = uri
+        from referencing import Registry, Resource
+        from referencing.jsonschema import DRAFT4
+
         resource = Resource.from_contents(document, default_specification=DRAFT4)
         self._registry: Registry[Any] = Registry().with_resource(uri, resource)
 
@@ -121,6 +126,8 @@ class Contract:
         :meth:`response_schema` or :meth:`request_schema` carries its direction; any other
         schema (a component) is checked as a response.
         """
+        from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
+
         direction = schema.get(_DIRECTION, "response")
         bare = {k: v for k, v in schema.items() if k != _DIRECTION}
         wrapped = {**bare, "$id": self.uri + "#inline"} if "$ref" not in bare else bare
@@ -142,6 +149,8 @@ class Contract:
 
 @functools.cache
 def _load(path: Path) -> Contract:
+    import yaml
+
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     return Contract(document, path.as_uri())
 

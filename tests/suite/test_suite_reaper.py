@@ -20,6 +20,7 @@ import pytest
 
 from tests import reaper
 from tests.multinode_farm import wait_until
+from tests.nested_pytest import nested_pytest
 from tests.pg_cluster import require_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +61,7 @@ def start_session(
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     environment["PYTHONPATH"] = str(REPO_ROOT)
     session = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-         "test_tiny.py"],
+        nested_pytest("test_tiny.py"),
         cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     held_file = folder / "held.json"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.nested_pytest import nested_pytest
 from tests.rewrite_cache import modules_to_rewrite, stale_modules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +42,7 @@ def run_pytest(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
     environment["PYTHONPATH"] = str(REPO_ROOT)
     environment["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-         *options],
+        nested_pytest(*options),
         cwd=folder, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         check=False,
     )

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.nested_pytest import nested_pytest
 from tests.openapi_contract import REQUIRE_SPECS_ENV, SPEC_DIR_ENV, specs_required
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -66,8 +66,7 @@ def run_pytest(
     environment[SPEC_DIR_ENV] = str(folder / "no-specs-here")
     environment.update(env)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
-         *workers, "test_tiny.py"],
+        nested_pytest(*workers, "test_tiny.py"),
         cwd=folder, env=environment, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
         check=False,
     )
