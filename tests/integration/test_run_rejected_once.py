@@ -7,6 +7,7 @@ test's process on a real SQLite store; the inbox's files are never moved or remo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -150,10 +151,15 @@ class TestARefusedModelMakesOneJob:
         assert first.returncode == 1, first.stderr
         assert "5 mm margin" in first.stderr.splitlines()[0], first.stderr
         assert jobs() == [JobState.FAILED]
-        for extra in ("--quiet", "--reprint"):  # nights two and three: no new job
-            night = in_process(tmp_path, *argv, extra)
+        for n, extra in enumerate(("--quiet", "--reprint"), 2):  # no new job
+            night = in_process(tmp_path, *argv, extra, "--log-file", f"night{n}.jsonl")
             assert night.returncode == 0, night.stdout + night.stderr
             assert jobs() == [JobState.FAILED], extra
+            logged = [json.loads(line) for line in (tmp_path / f"night{n}.jsonl").read_text(
+                encoding="utf-8").splitlines()]
+            assert [(e["recipe"], e["paths"]) for e in logged
+                    if e["event"] == "rejected_models_not_claimed"] == [
+                ("engineering-grey-form4", ["inbox/wide.stl"])], extra
         quiet = in_process(tmp_path, *argv, "--quiet")
         assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
         assert len(jobs()) == 1
