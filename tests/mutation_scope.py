@@ -263,6 +263,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/store/superseded.py": ("tests/unit/store/test_store_superseded.py",),
     # The executor: each module against the files that test it directly (the runner's own
     # tests drive simulators for seconds each; a mutant runs only the ones that execute it).
+    # s36: a file a run rejected, passed over (and its model not claimed again) by real
+    # `run` command lines on a real SQLite store.
+    "preform_pipeline/executor/said_rejections.py": (
+        "tests/integration/test_run_rejected_once.py",),
     "preform_pipeline/executor/feasibility.py": (
         "tests/unit/executor/test_executor_feasibility.py",
         "tests/unit/executor/test_executor_case_checks.py",

@@ -99,6 +99,7 @@ from preform_pipeline.executor.progress import PlainReporter, RichReporter, reje
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.executor.said_rejections import (
     SAID_ONCE,
+    pass_over_said,
     passed_over_lines,
     split_said,
 )
@@ -405,6 +406,10 @@ def _plan(
     ) if taken else []
     if ledger is not None:
         found = len(models)
+        # A model refused before, unchanged and for the same reason, makes no new job (a
+        # failed one a night): its rejection is passed over with the readers' below.
+        models, passed = pass_over_said(ledger.store, recipe, models)
+        unreadable.extend(passed)
         models, skipped = ledger.claim(models)
         if skipped and not args.verbose:
             print(visible(summarize_skipped(skipped, found)), file=out or err)

@@ -10,6 +10,13 @@ over (``-v``: each with why), and ``--quiet`` says nothing. A file changed or re
 size or time), or rejected for another reason, is said again; so is one removed and put back
 (a run forgets the notices of its recipe's files that are gone). The file itself is never
 touched: it stays where the user put it.
+
+A model the planner refused (too big for the platform) was read, so a run would claim it as
+a job before planning, and fail that job with the refusal: a new ``failed`` job every night.
+:func:`pass_over_said` looks first: a model whose notice is about the file as it is now is
+planned alone, and when the planner refuses it for the reason said, it is not claimed; its
+rejection goes on to :func:`split_said` with the others, which passes it over. Changed,
+replaced, or refused for another reason (the recipe changed), it is claimed as any model.
 """
 
 from __future__ import annotations
@@ -18,12 +25,14 @@ import os
 from collections.abc import Sequence
 from typing import Final
 
+from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.plan.builds import ModelInfo, Rejection, plan_builds
+from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.store import JobStore
 from preform_pipeline.wording import counted, visible
 
-__all__ = ["REJECTED_NOTICE", "SAID_ONCE", "passed_over_lines", "split_said"]
+__all__ = ["REJECTED_NOTICE", "SAID_ONCE", "pass_over_said", "passed_over_lines", "split_said"]
 
 #: The notices' key prefix in the store (one notice per recipe and file).
 REJECTED_NOTICE: Final = "rejected"
@@ -38,14 +47,59 @@ def _prefix(recipe: str) -> str:
     return f"{REJECTED_NOTICE} [{recipe}] "
 
 
+def _key(recipe: str, path: os.PathLike[str] | str) -> str:
+    return _prefix(recipe) + os.path.abspath(path)
+
+
+def _file_now(path: os.PathLike[str] | str) -> str | None:
+    """The file as it is now (size and time), as a notice is about it; None when it cannot be
+    looked at."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return f"{info.st_size} {info.st_mtime_ns}"
+
+
 def _about(rejection: Rejection) -> str | None:
     """What the notice is about: the file as it is now, and why it was rejected; None when
     the file cannot be looked at (then it is said, as before)."""
+    now = _file_now(rejection.path)
+    return None if now is None else f"{now} {rejection.reason}"
+
+
+def pass_over_said(
+    store: JobStore, recipe: Recipe, models: Sequence[ModelInfo]
+) -> tuple[list[ModelInfo], list[Rejection]]:
+    """``models`` as (those to claim, the rejections of those an earlier run rejected, as
+    they are now and for the reason the planner gives now). Only reads the store: the
+    rejections are passed over (and recorded) by :func:`split_said`, as any other."""
+    take: list[ModelInfo] = []
+    passed: list[Rejection] = []
+    for model in models:
+        said = store.notice_about(_key(recipe.name, model.path))
+        now = _file_now(model.path)
+        # Planned alone only when the file is as it was said about: nearly every model
+        # of a night never was rejected, and a changed one is looked at again anyway.
+        same = None if said is None or now is None or not said.startswith(f"{now} ") else (
+            _refused_again(recipe, model, said))
+        if same is None:
+            take.append(model)
+        else:
+            passed.append(same)
+    if passed:
+        _log.info("rejected_models_not_claimed", recipe=recipe.name,
+                  paths=[str(r.path) for r in passed])
+    return take, passed
+
+
+def _refused_again(recipe: Recipe, model: ModelInfo, said: str) -> Rejection | None:
+    """The planner's refusal of ``model`` alone, when it is the one ``said``; else None."""
     try:
-        info = os.stat(rejection.path)
-    except OSError:
-        return None
-    return f"{info.st_size} {info.st_mtime_ns} {rejection.reason}"
+        refused = plan_builds(recipe, [model]).rejected
+    except PipelineError:
+        return None  # the whole plan's error: claimed, and said by the plan as ever
+    return next((r for r in refused if _about(r) == said), None)
 
 
 def split_said(
@@ -62,8 +116,7 @@ def split_said(
     said: list[Rejection] = []
     for rejection in rejected:
         about = _about(rejection)
-        key = prefix + os.path.abspath(rejection.path)
-        if about is None or store.note_notice(key, about):
+        if about is None or store.note_notice(_key(recipe, rejection.path), about):
             fresh.append(rejection)
         else:
             said.append(rejection)

@@ -351,6 +351,11 @@ class JobStore(Protocol):
         """
         ...
 
+    def notice_about(self, key: str) -> str | None:
+        """What the notice ``key`` was last said about, or None when it was never said (or
+        forgotten). Only reads: to know before doing something whether it was said."""
+        ...
+
     def notice_keys(self, prefix: str) -> tuple[str, ...]:
         """The keys of the recorded notices that begin with ``prefix``, sorted."""
         ...

@@ -1097,6 +1097,11 @@ class SqlStoreCore(ABC):
                              (about, self._now(), key))
         return True
 
+    def notice_about(self, key: str) -> str | None:
+        with self._transaction("reading a notice", write=False) as conn:
+            row = conn.execute("SELECT about FROM notices WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["about"])
+
     def notice_keys(self, prefix: str) -> tuple[str, ...]:
         # substr, not LIKE: a path's own "%" and "_" would be wildcards.
         with self._transaction("reading the notices", write=False) as conn:

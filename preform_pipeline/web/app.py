@@ -369,12 +369,13 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         flt = views.QueueFilter.parse(request.query_params)
         if (refused := unsearchable(request, access, flt)) is not None:
             return refused
-        cases, older_jobs = await d.read(views.case_rows, flt)
-        builds, prints, older_builds = await d.read(views.queue_builds, flt)
+        page = await d.read(views.queue_page, flt)
+        cases, builds = page.cases, page.builds
         recipes = sorted({r.recipe for r in cases.rows} | {b.build.recipe for b in builds})
         return d.render(request, "queue.html", access, flt=flt, cases=cases.rows,
-                        builds=builds, prints=prints, filters=views.FILTERS, recipes=recipes,
-                        older=older_jobs or older_builds, page_rows=views.QUEUE_PAGE_ROWS,
+                        builds=builds, prints=page.prints, filters=views.FILTERS,
+                        recipes=recipes, older=page.older_cases or page.older_builds,
+                        page_rows=views.QUEUE_PAGE_ROWS,
                         **_superseded_context(request, flt.listed, cases.hidden))
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:

@@ -51,12 +51,14 @@ __all__ = [
     "HistoryPage",
     "PrinterRow",
     "QueueFilter",
+    "QueuePage",
     "build_page",
     "case_rows",
     "failed_cases",
     "history_rows",
     "printer_rows",
     "queue_builds",
+    "queue_page",
     "screenshot_of",
 ]
 
@@ -431,10 +433,16 @@ def failed_cases(store: JobStore, *, with_superseded: bool = False) -> FailedCas
     failed job a later job of the same recipe and content printed (``superseded``, the rule
     ``jobs`` follows) is no case to act on: left out and counted, unless ``with_superseded``,
     which lists it with the job that put it right (:func:`_shown`). A killed run's failures
-    stayed on this page after the next run printed every one of them."""
-    jobs = store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS)
-    page = _shown(store, jobs, FAILED_STATES, with_superseded)
-    rows = tuple(_located(store, row) for row in page.rows)
+    stayed on this page after the next run printed every one of them.
+
+    The page's reads (its failed jobs, the later jobs that put them right, where a retry
+    would find their files) see one state of the store (``snapshot``), as History's do: a
+    print committed between two of them left a failure out as put right by a job the list
+    of failures had not seen, beside a case failed meanwhile that it did not show."""
+    with store.snapshot():
+        jobs = store.list_jobs(state=FAILED_STATES, limit=PAGE_ROWS)
+        page = _shown(store, jobs, FAILED_STATES, with_superseded)
+        rows = tuple(_located(store, row) for row in page.rows)
     return FailedCases(rows, page.hidden, len(jobs) >= PAGE_ROWS)
 
 
@@ -494,6 +502,30 @@ def queue_builds(store: JobStore, flt: QueueFilter
     rows = [_build_row(store, b) for b in reversed(kept)]
     prints = [r for r in rows if r.build.state in _PRINT_STATES]
     return rows, prints, more
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """The queue's page: its cases and its builds, read from one state of the store."""
+
+    cases: CasePage
+    #: Older cases are on another page.
+    older_cases: bool
+    builds: tuple[BuildRow, ...]
+    #: Those of ``builds`` that have a print.
+    prints: tuple[BuildRow, ...]
+    #: Older builds are on another page.
+    older_builds: bool
+
+
+def queue_page(store: JobStore, flt: QueueFilter) -> QueuePage:
+    """The filter's page of the queue (:func:`case_rows`, :func:`queue_builds`) in one
+    snapshot of the store: read apart, a case batched between the two reads was shown
+    waiting in the cases and in a build below them, two states of it on one page."""
+    with store.snapshot():
+        cases, older_cases = case_rows(store, flt)
+        builds, prints, older_builds = queue_builds(store, flt)
+    return QueuePage(cases, older_cases, tuple(builds), tuple(prints), older_builds)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ test's process on a real SQLite store; the inbox's files are never moved or remo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -119,3 +120,64 @@ class TestARejectedFileInACronInbox:
         assert again.stdout.splitlines()[-1] == (
             "nothing to do: no complete model files (.stl, .obj, .3mf) in inbox but those "
             "passed over"), again.stdout
+
+
+class TestARefusedModelMakesOneJob:
+    """A model the planner refuses, unchanged, makes its failed job once: the nights after
+    pass over it without a job; a changed file, or a new reason, is looked at again."""
+
+    def test_three_nights_make_one_job_until_the_file_or_the_reason_changes(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # Session 36's own record: said once, but a new failed job every night.
+        from preform_pipeline.geometry import write_stl
+        from preform_pipeline.simulator.meshops import box_triangles
+        from preform_pipeline.store import JobState, SqliteJobStore
+
+        recipe = tmp_path / "recipe.yaml"  # a copy: its margin changes below
+        recipe.write_text(RECIPE.read_text(encoding="utf-8"), encoding="utf-8")
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        wide = inbox / "wide.stl"  # fits the 200 mm platform, not inside its 5 mm margin
+        write_stl(wide, box_triangles((0.0, 0.0, 0.0), (195.0, 10.0, 10.0)))
+        os.utime(wide, OLD)
+        argv = ("run", str(recipe), "inbox", "--store", "jobs.sqlite3", "--output", "out")
+
+        def jobs() -> list[JobState]:
+            with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+                return [j.state for j in store.list_jobs()]
+
+        first = in_process(tmp_path, *argv, "--quiet")
+        assert first.returncode == 1, first.stderr
+        assert "5 mm margin" in first.stderr.splitlines()[0], first.stderr
+        assert jobs() == [JobState.FAILED]
+        for n, extra in enumerate(("--quiet", "--reprint"), 2):  # no new job
+            night = in_process(tmp_path, *argv, extra, "--log-file", f"night{n}.jsonl")
+            assert night.returncode == 0, night.stdout + night.stderr
+            assert jobs() == [JobState.FAILED], extra
+            logged = [json.loads(line) for line in (tmp_path / f"night{n}.jsonl").read_text(
+                encoding="utf-8").splitlines()]
+            assert [(e["recipe"], e["paths"]) for e in logged
+                    if e["event"] == "rejected_models_not_claimed"] == [
+                ("engineering-grey-form4", ["inbox/wide.stl"])], extra
+        quiet = in_process(tmp_path, *argv, "--quiet")
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+        assert len(jobs()) == 1
+
+        # The reason changed (a smaller margin): looked at again as now, said, a job.
+        recipe.write_text(recipe.read_text(encoding="utf-8").replace(
+            "  margin_mm: 5\n", "  margin_mm: 4\n"), encoding="utf-8")
+        again = in_process(tmp_path, *argv, "--quiet")
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert "4 mm margin" in again.stderr.splitlines()[0], again.stderr
+        assert jobs() == [JobState.FAILED] * 2
+        assert in_process(tmp_path, *argv, "--quiet").returncode == 0
+        assert len(jobs()) == 2
+
+        # The file replaced: looked at again.
+        write_stl(wide, box_triangles((0.0, 0.0, 0.0), (196.0, 10.0, 10.0)))
+        os.utime(wide, OLD)
+        replaced = in_process(tmp_path, *argv, "--quiet")
+        assert replaced.returncode == 1, replaced.stdout + replaced.stderr
+        assert jobs() == [JobState.FAILED] * 3
+        assert wide.exists()  # never touched

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -345,3 +345,124 @@ def build_in_state(
         build = store.transition_build(build.id, step, f"to {step}")
     assert build.state is state
     return build
+
+
+# -- a dashboard page's reads: counted, or a write stepped in between them -------------------
+
+
+class Counted:
+    """A store and the statements it ran since :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.store: JobStore
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+    def reading_trails(self) -> list[str]:
+        return [s for s in self.statements if "FROM transitions" in s]
+
+    def begun(self) -> list[str]:
+        return [s for s in self.statements if s.upper().startswith("BEGIN")]
+
+
+@contextmanager
+def _stores(request: pytest.FixtureRequest, store_path: Path, clock: ManualClock,
+            *watchers: Callable[[str], None] | None) -> Iterator[list[JobStore]]:
+    """One store a watcher (its ``on_statement``; None: none), all on one database: the
+    SQLite file, or (``request.param`` "postgresql") the conformance database, emptied
+    after."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield [stack.enter_context(SqliteJobStore(store_path, clock=clock,
+                                                      on_statement=w)) for w in watchers]
+            return
+        url, empty = request.getfixturevalue("conformance_db")
+        stack.callback(empty)
+        yield [stack.enter_context(PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
+                                                    on_statement=w)) for w in watchers]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def counted(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[Counted]:
+    seen = Counted()
+    with _stores(request, store_path, clock, seen.statements.append) as (seen.store,):
+        yield seen
+
+
+class Interleaved:
+    """A store whose statements a test can step in between (``on_statement``), and a second
+    store on the same database (another connection, as another process has) to write with."""
+
+    def __init__(self) -> None:
+        self.reader: JobStore
+        self.writer: JobStore
+        self._seen: dict[str, int] = {}
+        self._hooks: list[tuple[str, int, Callable[[], None]]] = []
+
+    def before(self, text: str, nth: int, then: Callable[[], None]) -> None:
+        """Run ``then`` as the ``nth`` statement holding ``text`` starts."""
+        self._hooks.append((text, nth, then))
+
+    def statement(self, sql: str) -> None:
+        for hook in list(self._hooks):
+            text, nth, then = hook
+            if text in sql:
+                self._seen[text] = self._seen.get(text, 0) + 1
+                if self._seen[text] == nth:
+                    self._hooks.remove(hook)
+                    then()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def interleaved(
+    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
+) -> Iterator[Interleaved]:
+    both = Interleaved()
+    with _stores(request, store_path, clock, both.statement, None) as (both.reader,
+                                                                      both.writer):
+        yield both
+
+
+#: A viewer of the dashboard :func:`served_page` serves.
+VIEWER_SECRET: Final = "viewer-secret-4567"
+
+
+def served_page(store: JobStore, page: str) -> str:
+    """The dashboard ``page`` (path and query) as a viewer gets it from a dashboard on
+    ``store``, served on loopback."""
+    # Imported here: the other store tests need no web server.
+    import httpx
+
+    from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
+    from preform_pipeline.web import WebServer
+
+    users = (WebUser("victor", "viewer", hash_secret(VIEWER_SECRET)),)
+    server = WebServer(store, WebSettings(port=0, users=users))
+    server.start()
+    try:
+        answer = httpx.get(f"{server.url}{page}", timeout=30.0,
+                           headers={"Authorization": f"Bearer victor:{VIEWER_SECRET}"})
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text[-500:]
+    return answer.text
+
+
+def failed_job(store: JobStore, case_id: str, digest: str) -> Job:
+    """A case's one job, of content ``digest``, failed (its run died)."""
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    return store.transition(job.id, JobState.FAILED, "its run died")
+
+
+def put_right(store: JobStore, case_id: str, digest: str) -> None:
+    """A later job of the same content that printed: the failure is left out of Failed."""
+    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
+                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
+    build = store.create_build(recipe="grey", job_ids=[job.id])
+    for step in (JobState.PREPARING, JobState.PREPARED, JobState.DONE):
+        store.transition_build(build.id, step, "printed")

@@ -8,69 +8,25 @@ what the PostgreSQL store sends), while the dashboard serves the page on loopbac
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import StoreError
-from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlcore import HISTORIES_PER_STATEMENT
-from preform_pipeline.web import WebServer
 from preform_pipeline.web.views import HISTORY_PAGE_CASES, HistoryPage, QueueFilter, history_rows
-from tests.pg_cluster import PG_PASSWORD
-from tests.unit.store.conftest import ClassStore, read_without
-
-SECRET = "viewer-secret-4567"
-AUTH = {"Authorization": f"Bearer victor:{SECRET}"}
-
-
-class Counted:
-    """A store and the statements it ran since :meth:`reset`."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.store: JobStore
-
-    def reset(self) -> None:
-        self.statements.clear()
-
-    def reading_trails(self) -> list[str]:
-        return [s for s in self.statements if "FROM transitions" in s]
-
-    def begun(self) -> list[str]:
-        return [s for s in self.statements if s.upper().startswith("BEGIN")]
-
-
-@contextmanager
-def _stores(request: pytest.FixtureRequest, store_path: Path, clock: ManualClock,
-            *watchers: Callable[[str], None] | None) -> Iterator[list[JobStore]]:
-    """One store a watcher (its ``on_statement``; None: none), all on one database: the
-    SQLite file, or (``request.param`` "postgresql") the conformance database, emptied
-    after."""
-    with ExitStack() as stack:
-        if request.param == "sqlite":
-            yield [stack.enter_context(SqliteJobStore(store_path, clock=clock,
-                                                      on_statement=w)) for w in watchers]
-            return
-        url, empty = request.getfixturevalue("conformance_db")
-        stack.callback(empty)
-        yield [stack.enter_context(PostgresJobStore(url, clock=clock, password=PG_PASSWORD,
-                                                    on_statement=w)) for w in watchers]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def counted(
-    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
-) -> Iterator[Counted]:
-    seen = Counted()
-    with _stores(request, store_path, clock, seen.statements.append) as (seen.store,):
-        yield seen
+from tests.unit.store.conftest import (
+    ClassStore,
+    Counted,
+    Interleaved,
+    failed_job,
+    put_right,
+    read_without,
+    served_page,
+)
 
 
 @pytest.fixture
@@ -81,19 +37,6 @@ def counted_filled(class_store: ClassStore, filled: JobStore) -> Counted:
     seen.statements = class_store.statements
     seen.store = filled
     return seen
-
-
-def served_history(store: JobStore, query: str = "") -> str:
-    """The History page as a viewer gets it from a dashboard on ``store``."""
-    users = (WebUser("victor", "viewer", hash_secret(SECRET)),)
-    server = WebServer(store, WebSettings(port=0, users=users))
-    server.start()
-    try:
-        answer = httpx.get(f"{server.url}/history{query}", headers=AUTH, timeout=30.0)
-    finally:
-        server.stop()
-    assert answer.status_code == 200, answer.text[-500:]
-    return answer.text
 
 
 class TestAPageReadsItsTrailsAtOnce:
@@ -109,7 +52,7 @@ class TestAPageReadsItsTrailsAtOnce:
         jobs = sum(len(r.case.jobs) for r in rows)
         assert first.older and len(rows) == HISTORY_PAGE_CASES and jobs > HISTORY_PAGE_CASES
         counted.reset()
-        page = served_history(counted.store)
+        page = served_page(counted.store, "/history")
         assert rows[0].trail[-1].reason in page
         assert len(counted.reading_trails()) == 1
         # One read transaction: the page's cases and their trails (``snapshot``).
@@ -198,55 +141,6 @@ class TestAReadBesideAWriter:
         assert [t.to_state for t in trails[job.id]] == [JobState.DISCOVERED]
 
 
-class Interleaved:
-    """A store whose statements a test can step in between (``on_statement``), and a second
-    store on the same database (another connection, as another process has) to write with."""
-
-    def __init__(self) -> None:
-        self.reader: JobStore
-        self.writer: JobStore
-        self._seen: dict[str, int] = {}
-        self._hooks: list[tuple[str, int, Callable[[], None]]] = []
-
-    def before(self, text: str, nth: int, then: Callable[[], None]) -> None:
-        """Run ``then`` as the ``nth`` statement holding ``text`` starts."""
-        self._hooks.append((text, nth, then))
-
-    def statement(self, sql: str) -> None:
-        for hook in list(self._hooks):
-            text, nth, then = hook
-            if text in sql:
-                self._seen[text] = self._seen.get(text, 0) + 1
-                if self._seen[text] == nth:
-                    self._hooks.remove(hook)
-                    then()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def interleaved(
-    request: pytest.FixtureRequest, store_path: Path, clock: ManualClock
-) -> Iterator[Interleaved]:
-    both = Interleaved()
-    with _stores(request, store_path, clock, both.statement, None) as (both.reader,
-                                                                      both.writer):
-        yield both
-
-
-def _failed(store: JobStore, case_id: str, digest: str) -> Job:
-    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
-                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
-    return store.transition(job.id, JobState.FAILED, "its run died")
-
-
-def _put_right(store: JobStore, case_id: str, digest: str) -> None:
-    """A later job of the same content that printed: the failure is left out of Failed."""
-    job = store.create_job(recipe="grey", source_path=f"/hot/inbox/{case_id}.stl",
-                           content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
-    build = store.create_build(recipe="grey", job_ids=[job.id])
-    for step in (JobState.PREPARING, JobState.PREPARED, JobState.DONE):
-        store.transition_build(build.id, step, "printed")
-
-
 class TestAPageReadsOneStateOfTheStore:
     """A page's reads are one snapshot: a change another process commits between two of
     them is not half on the page (SQLite: one read transaction; PostgreSQL: REPEATABLE
@@ -257,10 +151,10 @@ class TestAPageReadsOneStateOfTheStore:
         # of Failed), so a page of two reads three cases, shows only C, and reads again.
         made = {}
         for case_id in "EDCBA":
-            made[case_id] = _failed(both.writer, case_id, f"d-{case_id}")
+            made[case_id] = failed_job(both.writer, case_id, f"d-{case_id}")
             clock.advance(1)
         for case_id in "AB":
-            _put_right(both.writer, f"P-{case_id}", f"d-{case_id}")
+            put_right(both.writer, f"P-{case_id}", f"d-{case_id}")
             clock.advance(1)
         return made
 

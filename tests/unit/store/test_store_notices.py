@@ -34,6 +34,20 @@ class TestANoticeIsSaidOnce:
         assert store.note_notice("drop_name_too_long /in/a.stl", "120 1700") is False
 
 
+class TestWhatANoticeWasSaidAbout:
+    """``notice_about`` reads what a notice was last said about, and writes nothing."""
+
+    def test_it_reads_the_last_thing_said_and_records_nothing(self, store: JobStore) -> None:
+        assert store.notice_about("rejected [r] /in/a.stl") is None
+        assert store.notice_keys("rejected ") == ()  # a read: nothing recorded by it
+        store.note_notice("rejected [r] /in/a.stl", "120 1700 too big")
+        store.note_notice("rejected [r] /in/a.stl", "130 1800 too big")
+        assert store.notice_about("rejected [r] /in/a.stl") == "130 1800 too big"
+        assert store.notice_about("rejected [r] /in/b.stl") is None
+        store.forget_notices(["rejected [r] /in/a.stl"])
+        assert store.notice_about("rejected [r] /in/a.stl") is None
+
+
 class TestANoticeOutlivesTheProcess:
     """What one opening of a store said, the next opening (cron's next run) remembers."""
 
