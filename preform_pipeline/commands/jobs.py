@@ -570,21 +570,36 @@ def _case_jobs(store: JobStore, case_id: str) -> list[Job]:
     return [j for j in store.list_jobs() if j.case_id == case_id]
 
 
+def _key_jobs(store: JobStore, key: str, jobs: str) -> list[Job]:
+    """The job ``key`` names, else every job of the build it names.
+
+    The daemon's console, the dashboard, ``verify`` and ``jobs approve`` name a build by its
+    own key, which no job has: ``jobs show`` of that key answered "no job with key".
+    """
+    job = store.find_by_key(key)
+    if job is not None:
+        return [job]
+    build = store.find_build_by_key(key)
+    found = [] if build is None else list(store.list_jobs(build_id=build.id, limit=None))
+    return found or [_find(store, key, jobs)]
+
+
 def _find_all(store: JobStore, text: str, jobs: str) -> list[Job]:
-    """The jobs ``text`` names: one (an id or a key), or every job of a case.
+    """The jobs ``text`` names: one (an id or a key), every job of a build (its key), or
+    every job of a case.
 
     ``case:C-1042`` is always a case; a number is a job id when such a job exists, else a
-    case id; a key is a key; anything else is a case id.
+    case id; a key is a job's key, else a build's; anything else is a case id.
     """
     cleaned = text.strip()
     if cleaned.lower().startswith(CASE_PREFIX):
         case_id = cleaned[len(CASE_PREFIX):].strip()
     else:
         if normalize_key(cleaned) is not None:
-            return [_find(store, cleaned, jobs)]
+            return _key_jobs(store, cleaned, jobs)
         if cleaned.isdigit():
             try:
-                return [_find(store, cleaned, jobs)]
+                return _key_jobs(store, cleaned, jobs)
             except StoreError as exc:
                 # Not a job id: maybe a case named by a number.
                 return _case_jobs(store, cleaned) or _raise(exc)
