@@ -438,8 +438,13 @@ def _print_text(job: Job, build: Build | None) -> str:
         text = f"job {job.print_job_id} on{to}"
     elif state is JobState.PRINT_SENDING:
         text, tried = f"being sent to{to}, no answer yet", "since"
-    elif state in (JobState.FAILED, JobState.CANCELLED):
+    elif state in (JobState.FAILED, JobState.CANCELLED) and build is not None \
+            and build.print_sent_at is not None:
         text, tried = f"not sent:{to} did not take it (the reason says why)", "tried"
+    elif state in (JobState.FAILED, JobState.CANCELLED):
+        # Never tried (rejected by an operator, cancelled while held, failed before its
+        # send): the printer refused nothing.
+        text = f"not sent to{to} (the reason says why)"
     elif state is JobState.UNVERIFIED:
         text = f"not known whether{to} took it (the reason says how to settle it)"
     elif state in _TAKEN_STATES:
@@ -451,6 +456,17 @@ def _print_text(job: Job, build: Build | None) -> str:
     if build is not None and build.print_sent_at and tried:
         text += f", {tried} {_when(build.print_sent_at)}"
     return text
+
+
+def _bookkeeping_fields() -> frozenset[str]:
+    """The job fields that are the pipeline's own records, not a sidecar's values: `jobs show`
+    listed a run's (its process id, host and start ticks) as the job's fields. The JSON
+    output keeps them. Imported here, not at the top: `jobs` starts without the executor
+    (test_cli_start_imports.py)."""
+    from preform_pipeline.executor.ledger import RUN_FIELD
+    from preform_pipeline.hotfolder.followup import CASE_FAILED_FIELD
+
+    return frozenset({HOTFOLDER_FIELD, RUN_FIELD, CASE_FAILED_FIELD})
 
 
 def _write_show(
@@ -482,7 +498,7 @@ def _write_show(
     if job.case_id:
         lines.append(("case", job.case_id))
     lines += [("priority", str(job.priority)), ("attempts", str(job.attempts))]
-    values = {k: v for k, v in job.fields.items() if k != HOTFOLDER_FIELD}
+    values = {k: v for k, v in job.fields.items() if k not in _bookkeeping_fields()}
     if values:
         lines.append(("fields", ", ".join(f"{k}={v}" for k, v in values.items())))
     if build is not None:
