@@ -223,7 +223,8 @@ class TestShow:
             "not sent: queue-7 did not take it (the reason says why), named 'case 7', tried ")
         assert "?" not in line
         # Its state's meaning names a refused print (it said "preparation failed" only).
-        assert "  preparation failed, the print was refused, or the file could not be used" in out
+        assert ("  preparation failed, an operator rejected its build, the print was refused, "
+                "or the file could not be used") in out
 
     def test_a_rejected_build_was_never_sent_and_no_printer_refused_it(
         self, lab: Lab
@@ -238,6 +239,9 @@ class TestShow:
         line = next(x for x in out.splitlines() if x.startswith("print "))
         assert line.split(None, 1)[1] == (
             f"not sent to the printer (the reason says why), named 'case 7 {build.job_key}'")
+        # The state's meaning names a rejection (it named preparation and refusals only).
+        assert ("  preparation failed, an operator rejected its build, the print was refused, "
+                "or the file could not be used") in out
 
     def test_a_runs_own_record_is_not_listed_among_the_fields(self, lab: Lab) -> None:
         # Session 36's trial: a run's job showed `fields _run={'create_time': ..., 'pid': ...}`.
