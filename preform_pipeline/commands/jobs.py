@@ -438,8 +438,13 @@ def _print_text(job: Job, build: Build | None) -> str:
         text = f"job {job.print_job_id} on{to}"
     elif state is JobState.PRINT_SENDING:
         text, tried = f"being sent to{to}, no answer yet", "since"
-    elif state in (JobState.FAILED, JobState.CANCELLED):
+    elif state in (JobState.FAILED, JobState.CANCELLED) and build is not None \
+            and build.print_sent_at is not None:
         text, tried = f"not sent:{to} did not take it (the reason says why)", "tried"
+    elif state in (JobState.FAILED, JobState.CANCELLED):
+        # Never tried (rejected by an operator, cancelled while held, failed before its
+        # send): the printer refused nothing.
+        text = f"not sent to{to} (the reason says why)"
     elif state is JobState.UNVERIFIED:
         text = f"not known whether{to} took it (the reason says how to settle it)"
     elif state in _TAKEN_STATES:
@@ -451,6 +456,17 @@ def _print_text(job: Job, build: Build | None) -> str:
     if build is not None and build.print_sent_at and tried:
         text += f", {tried} {_when(build.print_sent_at)}"
     return text
+
+
+def _bookkeeping_fields() -> frozenset[str]:
+    """The job fields that are the pipeline's own records, not a sidecar's values: `jobs show`
+    listed a run's (its process id, host and start ticks) as the job's fields. The JSON
+    output keeps them. Imported here, not at the top: `jobs` starts without the executor
+    (test_cli_start_imports.py)."""
+    from preform_pipeline.executor.ledger import RUN_FIELD
+    from preform_pipeline.hotfolder.followup import CASE_FAILED_FIELD
+
+    return frozenset({HOTFOLDER_FIELD, RUN_FIELD, CASE_FAILED_FIELD})
 
 
 def _write_show(
@@ -482,7 +498,7 @@ def _write_show(
     if job.case_id:
         lines.append(("case", job.case_id))
     lines += [("priority", str(job.priority)), ("attempts", str(job.attempts))]
-    values = {k: v for k, v in job.fields.items() if k != HOTFOLDER_FIELD}
+    values = {k: v for k, v in job.fields.items() if k not in _bookkeeping_fields()}
     if values:
         lines.append(("fields", ", ".join(f"{k}={v}" for k, v in values.items())))
     if build is not None:
@@ -570,21 +586,36 @@ def _case_jobs(store: JobStore, case_id: str) -> list[Job]:
     return [j for j in store.list_jobs() if j.case_id == case_id]
 
 
+def _key_jobs(store: JobStore, key: str, jobs: str) -> list[Job]:
+    """The job ``key`` names, else every job of the build it names.
+
+    The daemon's console, the dashboard, ``verify`` and ``jobs approve`` name a build by its
+    own key, which no job has: ``jobs show`` of that key answered "no job with key".
+    """
+    job = store.find_by_key(key)
+    if job is not None:
+        return [job]
+    build = store.find_build_by_key(key)
+    found = [] if build is None else list(store.list_jobs(build_id=build.id, limit=None))
+    return found or [_find(store, key, jobs)]
+
+
 def _find_all(store: JobStore, text: str, jobs: str) -> list[Job]:
-    """The jobs ``text`` names: one (an id or a key), or every job of a case.
+    """The jobs ``text`` names: one (an id or a key), every job of a build (its key), or
+    every job of a case.
 
     ``case:C-1042`` is always a case; a number is a job id when such a job exists, else a
-    case id; a key is a key; anything else is a case id.
+    case id; a key is a job's key, else a build's; anything else is a case id.
     """
     cleaned = text.strip()
     if cleaned.lower().startswith(CASE_PREFIX):
         case_id = cleaned[len(CASE_PREFIX):].strip()
     else:
         if normalize_key(cleaned) is not None:
-            return [_find(store, cleaned, jobs)]
+            return _key_jobs(store, cleaned, jobs)
         if cleaned.isdigit():
             try:
-                return [_find(store, cleaned, jobs)]
+                return _key_jobs(store, cleaned, jobs)
             except StoreError as exc:
                 # Not a job id: maybe a case named by a number.
                 return _case_jobs(store, cleaned) or _raise(exc)

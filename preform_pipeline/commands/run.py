@@ -502,7 +502,9 @@ def _run(
     configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
     # the event (the hot folder, which prints no such line, shows it on its console).
-    keep_off_console("units_guessed")
+    # Likewise each unreadable model: its `rejected` line says it (once: a repeat passes
+    # over it), so the reader's warning would say it again, on every repeat from cron.
+    keep_off_console("units_guessed", "model_unreadable")
     # Reports and journals a killed run of this host left half-written go (the log file
     # names them), by the hot folder's rule: never a live writer's (another run at work in
     # the same folder), nor another host's on a shared output folder.

@@ -191,21 +191,28 @@ class RunLedger:
         fields = {RUN_FIELD: self.me.to_json()}
         for model in models:
             digest = content_hash(model.path)
+            # Stored absolute: `jobs show` and `jobs retry`, started in another folder than
+            # the run (cron's), called a file given as `inbox/...` "not there now".
+            source = model.path.absolute()
             other: Job | None = None
             if digest in mine:
                 # Copies named in this very run are wanted, each of them.
                 job: Job | None = self.store.create_job(
-                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    recipe=self.recipe, source_path=source, content_hash=digest,
                     fields=fields, state=JobState.PROCESSING, reason=reason,
                 )
             else:
                 job, other = self.store.claim_job(
-                    recipe=self.recipe, source_path=model.path, content_hash=digest,
+                    recipe=self.recipe, source_path=source, content_hash=digest,
                     taken=() if self.reprint else DUPLICATE_STATES, reason=reason,
                     fields=fields,
                 )
             if job is None and other is not None:
-                job = self._take_retried(other, model.path, fields, reason)
+                job = self._take_retried(other, source, fields, reason)
+            if job is not None and model.case_id is not None and job.case_id != model.case_id:
+                # The case its folder (or sidecar) gives, as a hot folder's job has it: the
+                # print is named by it, and `jobs show C-1042` finds it.
+                job = self.store.update_job(job.id, case_id=model.case_id)
             if job is not None:
                 mine.add(digest)
                 self._jobs_of[model.path] = job

@@ -133,7 +133,8 @@ STATE_DESCRIPTIONS: Final[Mapping[JobState, str]] = MappingProxyType(
         S.UNVERIFIED: "no final print status before the verification deadline, or an "
         "interrupted send that could not be settled: a person checks (`jobs resolve`)",
         S.DONE: "prepared; the recipe does not print",
-        S.FAILED: "preparation failed, the print was refused, or the file could not be used",
+        S.FAILED: "preparation failed, an operator rejected its build, the print was refused, "
+        "or the file could not be used",
         S.CANCELLED: "cancelled by the user before its print was sent",
         S.DUPLICATE_SKIPPED: "same content as an earlier job; skipped",
     }

@@ -383,7 +383,8 @@ class PrintTracking:
         self.wait_interval_s = wait_interval_s
         self.on_waiting = on_waiting
         #: Every print waits in the store for dispatch (the hot folder daemon) instead of
-        #: being sent by the build; ``on_wait`` is told each time one begins waiting.
+        #: being sent by the build; ``on_wait`` is told each time one begins waiting (for a
+        #: printer, or held for an approval).
         self.dispatch = dispatch
         self.on_wait = on_wait
         self.store = store
@@ -810,12 +811,15 @@ class BuildTracker:
         if self._approval:
             hold_for_approval(store, build.id, target.to_json(), job_name=job_name,
                               priority=priority, describe=target.describe())
-            return PRINT_HELD
-        owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
-                               priority=priority, describe=target.describe())
+        else:
+            owner.wait_for_printer(build.id, target.to_json(), job_name=job_name,
+                                   priority=priority, describe=target.describe())
         if self.tracking.on_wait is not None:
+            # A held build too: the dispatch loop learns a rejection by seeing the build held
+            # at one pass and not at the next. Unwoken, a build rejected before the loop's
+            # next read was settled only by the sweep of processing/, up to a minute later.
             self.tracking.on_wait()
-        return PRINT_WAITING
+        return PRINT_HELD if self._approval else PRINT_WAITING
 
     def sent(self, job_id: str | None, printer: str) -> None:
         job_name, _, sent_at = self._pending_send or (

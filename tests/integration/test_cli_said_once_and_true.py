@@ -76,6 +76,42 @@ class TestAGuessOfUnitsIsSaidOnce:
         assert [(e["path"], e["units"]) for e in guessed] == [(str(GUESSED), "MILLIMETERS")]
 
 
+class TestAnUnreadableModelIsSaidOnce:
+    """``run`` says an unreadable model in its ``rejected`` line only; a repeat passes over it."""
+
+    def test_no_reader_warning_on_the_console_first_or_on_a_repeat(
+        self, tmp_path: Path
+    ) -> None:
+        """The reader's ``model_unreadable`` warning said the file again on stderr, also on
+        every repeat that passed over it (found in session 36's trial)."""
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        bad = inbox / "bad.stl"
+        # Ends its solid, so it is complete (taken at once), but a facet has two vertices.
+        bad.write_text("solid bad\n facet normal 0 0 1\n  outer loop\n   vertex 0 0 0\n"
+                       "   vertex 1 0 0\n  endloop\n endfacet\nendsolid bad\n",
+                       encoding="utf-8")
+        log = tmp_path / "run.jsonl"
+        out = str(tmp_path / "out")
+        first = _cli(tmp_path, "run", str(RECIPE), "inbox", "--output", out,
+                     "--log-file", str(log))
+        assert first.returncode == 1, first.stderr
+        assert [s for s in first.stdout.splitlines() if "bad.stl" in s] == [
+            f"  {bad.relative_to(tmp_path)}: line 2: malformed facet (expected 'facet normal "
+            "x y z', 'outer loop', three 'vertex x y z' lines, 'endloop', 'endfacet') (the "
+            "ASCII STL is damaged; export it again, preferably as binary STL)"]
+        assert "bad.stl" not in first.stderr
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        assert [e["path"] for e in events if e["event"] == "model_unreadable"] == [
+            str(bad.relative_to(tmp_path))]
+        again = _cli(tmp_path, "run", str(RECIPE), "inbox", "--output", out)
+        assert again.returncode == 0, again.stderr
+        assert [s for s in again.stdout.splitlines() if "bad.stl" in s] == [
+            f"passed over 1 file rejected by an earlier run and unchanged since: "
+            f"{bad.relative_to(tmp_path)} (-v says why; a changed file is looked at again)"]
+        assert again.stderr == ""
+
+
 class TestASettingsValueError:
     """A value YAML cannot build is not called a syntax error; a syntax error still is."""
 

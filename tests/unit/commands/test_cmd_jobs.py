@@ -223,7 +223,38 @@ class TestShow:
             "not sent: queue-7 did not take it (the reason says why), named 'case 7', tried ")
         assert "?" not in line
         # Its state's meaning names a refused print (it said "preparation failed" only).
-        assert "  preparation failed, the print was refused, or the file could not be used" in out
+        assert ("  preparation failed, an operator rejected its build, the print was refused, "
+                "or the file could not be used") in out
+
+    def test_a_rejected_build_was_never_sent_and_no_printer_refused_it(
+        self, lab: Lab
+    ) -> None:
+        # Session 36's trial: an operator's rejection read "the printer did not take it".
+        job, build = lab.build("crown.stl", S.PREPARING, S.PREPARED)
+        lab.store.transition_build(build.id, S.AWAITING_APPROVAL, "held",
+                                   job_name=f"case 7 {build.job_key}")
+        lab.store.transition_build(build.id, S.FAILED, "rejected by olivia (web): shade")
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        line = next(x for x in out.splitlines() if x.startswith("print "))
+        assert line.split(None, 1)[1] == (
+            f"not sent to the printer (the reason says why), named 'case 7 {build.job_key}'")
+        # The state's meaning names a rejection (it named preparation and refusals only).
+        assert ("  preparation failed, an operator rejected its build, the print was refused, "
+                "or the file could not be used") in out
+
+    def test_a_runs_own_record_is_not_listed_among_the_fields(self, lab: Lab) -> None:
+        # Session 36's trial: a run's job showed `fields _run={'create_time': ..., 'pid': ...}`.
+        from preform_pipeline.executor.ledger import RUN_FIELD
+
+        job = lab.store.create_job(recipe="dental", source_path="/shop/inbox/crown.stl",
+                                   fields={RUN_FIELD: {"pid": 7}, "patient_ref": "P-1"})
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert code == 0
+        assert [x for x in out.splitlines() if x.startswith("fields ")] == [
+            "fields      patient_ref=P-1"]
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path), "--format", "json")
+        assert json.loads(out)["job"]["fields"] == {RUN_FIELD: {"pid": 7}, "patient_ref": "P-1"}
 
     @pytest.mark.parametrize(("state", "words"), [
         (S.PRINT_SENDING, "being sent to queue-7, no answer yet, named 'case 7', since "),

@@ -7,6 +7,8 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.commands.jobs import RETRY_REASON
 from preform_pipeline.executor.ledger import RUN_FIELD, RunLedger
 from preform_pipeline.plan.builds import ModelInfo
@@ -70,6 +72,24 @@ class TestClaims:
         copy.write_bytes(models[0].path.read_bytes())
         taken, skipped = _ledger(store, _me()).claim([models[0], _model(copy)])
         assert ([m.path for m in taken], skipped) == ([models[0].path, copy], [])
+
+    def test_a_job_names_its_file_absolute_and_its_case(
+        self, store: SqliteJobStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A run given ``inbox/...`` stored that relative path, which ``jobs show`` from
+        another folder called "not there now", and no case id (session 36's trial)."""
+        (tmp_path / "inbox" / "C-1").mkdir(parents=True)
+        (tmp_path / "inbox" / "C-1" / "upper.stl").write_bytes(b"upper")
+        (tmp_path / "inbox" / "lone.stl").write_bytes(b"lone")
+        monkeypatch.chdir(tmp_path)
+        upper = replace(_model(Path("inbox/C-1/upper.stl")), case_id="C-1")
+        lone = _model(Path("inbox/lone.stl"))
+        taken, _ = _ledger(store, _me()).claim([upper, lone])
+        assert taken == [upper, lone]  # the run's own paths, as given
+        jobs = sorted(store.list_jobs(), key=lambda j: j.id)
+        assert [(Path(j.source_path), j.case_id) for j in jobs] == [
+            (tmp_path / "inbox" / "C-1" / "upper.stl", "C-1"),
+            (tmp_path / "inbox" / "lone.stl", None)]
 
     def test_two_overlapping_runs_never_take_the_same_model(
         self, tmp_path: Path, models: list[ModelInfo]
