@@ -263,8 +263,13 @@ class TestFarmKillLoop:
             farm.start(node)
         dropped.wave()
 
-        wait_until("the farm quiet (no file left, no build to work on)",
-                   lambda: _quiet(farm), 5 * TIMEOUT_S)
+        try:
+            wait_until("the farm quiet (no file left, no build to work on)",
+                       lambda: _quiet(farm), 5 * TIMEOUT_S)
+        except AssertionError as exc:  # what stayed, and why: the farm goes with tmp_path
+            claims = [f"  {path} by {holder}" for path, _, holder in farm.store.inbox_claims()]
+            raise AssertionError(f"{exc}\nleft: {_left(farm.inbox)}\n{farm.evidence()}\n"
+                                 "inbox claims:\n" + "\n".join(claims)) from exc
         assert farm.stop_all() == dict.fromkeys(NODES, 0)
         # Every node stopped gracefully: a claim still live is a killed life's.
         context = (f"seed {SEED}, kills {dict(moments)}, printers {len(PRINTERS)}, "
