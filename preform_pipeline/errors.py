@@ -54,7 +54,7 @@ first moves the build to another server, the second fails the build with the rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
@@ -192,6 +192,9 @@ class Problem:
     json_path: str
     message: str
     suggestion: str | None = None
+    #: The other values (JSON paths) the finding judged beside its own: when one of them was
+    #: already refused, the finding is a knock-on of that refusal and is not said.
+    reads: tuple[str, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         where = self.file

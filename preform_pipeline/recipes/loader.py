@@ -162,9 +162,11 @@ class Document:
         suggestion: str | None = None,
         *,
         key: bool = False,
+        reads: Sequence[Sequence[str | int]] = (),
     ) -> Problem:
         pos = self.position(path, key=key)
-        return Problem(pos.file, pos.line, pos.column, format_json_path(path), message, suggestion)
+        return Problem(pos.file, pos.line, pos.column, format_json_path(path), message, suggestion,
+                       tuple(format_json_path(other) for other in reads))
 
 
 def _pos(file: str, mark: Any) -> Position:

@@ -178,8 +178,9 @@ class Context:
         suggestion: str | None = None,
         *,
         key: bool = False,
+        reads: Sequence[Sequence[str | int]] = (),
     ) -> Problem:
-        return self.doc.problem(path, message, suggestion, key=key)
+        return self.doc.problem(path, message, suggestion, key=key, reads=reads)
 
     def of_kind(self, *kinds: str) -> list[RawStep]:
         return [s for s in self.steps if s.kind in kinds]
@@ -408,6 +409,7 @@ def check_label(ctx: Context) -> Iterator[Problem]:
             yield ctx.problem(
                 step.option_path("placement", "min_font_size_mm"),
                 f"min_font_size_mm ({min_font:g}) is larger than font_size_mm ({font:g})",
+                reads=[step.option_path("font_size_mm")],
             )
         if min_font is not None and placement.get("fit") == "fail":
             yield ctx.problem(

@@ -124,7 +124,10 @@ def validate_recipe(
         problems.extend(found)
         ctx = make_context(doc, data, cat)
         rejected = unread | {p.json_path for p in found}
-        problems.extend(p for p in semantic_problems(ctx) if p.json_path not in rejected)
+        # Nor is a finding that judged a refused value beside its own (font_size_mm: -4 is
+        # not also "min_font_size_mm is larger than font_size_mm").
+        problems.extend(p for p in semantic_problems(ctx)
+                        if p.json_path not in rejected and rejected.isdisjoint(p.reads))
         if printers is not None:
             problems.extend(
                 p for p in check_printer_names(ctx, printers) if p.json_path not in rejected

@@ -453,6 +453,21 @@ class TestSemanticRules:
         assert problem.suggestion == suggestion
 
 
+class TestOneMistakeOneLine:
+    """A value the schema refused is not judged again beside another value (a knock-on)."""
+
+    def test_a_refused_font_size_is_not_also_smaller_than_the_minimum(
+        self, tmp_path: Path
+    ) -> None:
+        # The newcomer's trial of session 36: -4 also drew "min_font_size_mm (2.5) is larger
+        # than font_size_mm (-4)", a second line for one mistake.
+        text = sla("  - label:\n      text: x\n      font_size_mm: -4\n      depth_mm: 1\n"
+                   "      placement: {face: back, min_font_size_mm: 2.5}\n")
+        report = validate_text(tmp_path, text)
+        assert [p.json_path for p in report.problems] == ["$.steps[0].label.font_size_mm"], (
+            "\n".join(str(p) for p in report.problems))
+
+
 #: Recipes that look close to a rule but keep it.
 ACCEPTED: list[tuple[str, str]] = [
     ("after an earlier step", sla("  - auto_orient\n  - {save_form: {}, after: [auto_orient]}\n")),
