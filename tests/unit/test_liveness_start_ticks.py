@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,8 +40,14 @@ STEP_S = 3600.0
 @contextmanager
 def _child(argv: list[str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """A live child that runs until its input closes."""
-    child = subprocess.Popen(argv or [sys.executable, "-c", "import sys; sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    argv = argv or [sys.executable, "-c", "import sys; sys.stdin.read()"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    # Judged once it runs its program: between fork and exec it shows its parent's command
+    # line, and while exec replaces it, an empty one (which may be ours).
+    deadline = time.monotonic() + 10.0
+    while psutil.Process(child.pid).cmdline() != argv:
+        assert time.monotonic() < deadline, f"{argv} did not start"
+        time.sleep(0.005)
     try:
         yield child
     finally:
