@@ -76,8 +76,12 @@ def pass_over_said(
     rejections are passed over (and recorded) by :func:`split_said`, as any other."""
     take: list[ModelInfo] = []
     passed: list[Rejection] = []
+    # One read of the recipe's notices for the night, then one per model said about: nearly
+    # every model of a night never was rejected.
+    noticed = frozenset(store.notice_keys(_prefix(recipe.name)))
     for model in models:
-        said = store.notice_about(_key(recipe.name, model.path))
+        key = _key(recipe.name, model.path)
+        said = store.notice_about(key) if key in noticed else None
         now = _file_now(model.path)
         # Planned alone only when the file is as it was said about: nearly every model
         # of a night never was rejected, and a changed one is looked at again anyway.
