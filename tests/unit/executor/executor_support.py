@@ -222,6 +222,11 @@ class SimFarm:
     def close(self) -> None:
         for server in self.servers:
             server.shutdown()
+            # The engines were made here: they leave the fleet folder now, not in a collector's
+            # finalizer during some later test.
+            engine = server.engine
+            if isinstance(engine, SimEngine):
+                engine.close()
 
 
 class FakeLease:

@@ -4,6 +4,7 @@ once."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -153,6 +154,12 @@ class _Setup:
         # A Ctrl-C at a terminal reaches a run through Python's default SIGINT handler: that is
         # the handler under test, whatever an earlier test in this worker left installed.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        # The interpreter swallows a KeyboardInterrupt raised inside a finalizer ("Exception
+        # ignored in ..."): a Ctrl-C that lands while the collector finalizes earlier tests'
+        # garbage on this thread is lost to any program. That garbage goes first, and the
+        # collector waits until the run is over, so the run answers every Ctrl-C sent.
+        gc.collect()
+        gc.disable()
         thread = threading.Thread(target=beside, daemon=True)
         thread.start()
         with capture_bound_logs() as logs:
@@ -167,6 +174,7 @@ class _Setup:
             except KeyboardInterrupt:
                 pytest.fail("a Ctrl-C escaped the run")
             finally:
+                gc.enable()
                 signal.signal(signal.SIGINT, previous)
         return result, logs, problems
 
