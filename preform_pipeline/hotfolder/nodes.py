@@ -45,7 +45,7 @@ from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.settings import Settings
-from preform_pipeline.store import Job, JobState
+from preform_pipeline.store import Build, Job, JobState
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.leases import CLAIMABLE_STATES, DEFAULT_LEASE_S
@@ -351,20 +351,28 @@ class NodeRecovery(Recovery):
             raise LeaseLostError(build_id, self.node_store.node_id, 0,
                                  why="taken over while this node was taking it up")
         if build.state in _PREPARE_AGAIN or build.state is JobState.CANCELLED:
-            # Its jobs become this node's first, so no node adopts them as orphans while the
-            # build is taken apart (or if that is cut short and tried again). A case's claim
-            # is its folder's: files of the case left out of the build come with it, and no
-            # other node adopts them now (again on a retry: the claims are already here).
-            others = self.node_store.adopt_jobs(self.node_store.node_id, build.job_ids)
-            if build.state is not JobState.CANCELLED:  # (else: a retry after the last step)
-                self.dissolve(build, f"recovered from node {previous or '?'} before its "
-                                     "print: prepared again")
-            jobs = [self.store.get_job(i) for i in build.job_ids]
-            apart = [j for j in jobs if j.state is JobState.PROCESSING and j.build_id is None]
-            return apart + self._take_up_orphans(others)
+            # (Cancelled: a retry after the last step of an earlier take-apart.)
+            return self.take_apart(build, f"recovered from node {previous or '?'} before its "
+                                          "print: prepared again")
         # Waiting for a printer: it stays held here, and this node's dispatch loop sends it.
         self.wake()
         return []
+
+    def take_apart(self, build: Build, reason: str) -> list[Job]:
+        """Dissolve ``build`` (unless that is done already) to batch its jobs again here.
+
+        Its jobs' inbox claims become this node's first. Left another node's, a live one's
+        (it sent the build, died, and is back), no node would ever adopt them as orphans: if
+        this node died before batching them again, they would wait in processing/ for good
+        (the farm kill loop saw a case stay so). A case's claim is its folder's: files of the
+        case left out of the build come with it, and are taken up here too. Again on a retry:
+        the claims are already here."""
+        node = self.node_store
+        others = node.adopt_jobs(node.node_id, build.job_ids)
+        self.dissolve(build, reason)
+        apart = [j for j in self.store.get_jobs(build.job_ids)
+                 if j.state is JobState.PROCESSING and j.build_id is None]
+        return apart + self._take_up_orphans(others)
 
     def _adopt_orphans(self, *, own: bool) -> list[Job]:
         """Adopt and take up the unbatched jobs of gone nodes (``own``: of this node's

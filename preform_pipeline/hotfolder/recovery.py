@@ -137,7 +137,7 @@ class Recovery:
             left.finish()
             return state, "outcome written"
         if build.state in (JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED):
-            self.enqueue_later(self.dissolve(
+            self.enqueue_later(self.take_apart(
                 build, f"{left.why}; nothing was printed: its jobs are batched again"))
             return state, "prepared again"
         if build.state is JobState.PRINT_SENDING:
@@ -255,10 +255,11 @@ class Recovery:
         for build in self.store.list_builds(state=JobState.PROCESSING):
             if build.print_target is not None and build.id not in self.outcomes.active:
                 # A job of a waiting build was cancelled: the others get a new build.
-                resumed.extend(self.dissolve(build, "a job was cancelled while the build "
-                                             "waited for a printer; batched again without it"))
+                resumed.extend(self.take_apart(build, "a job was cancelled while the build "
+                                               "waited for a printer; batched again without it"))
         self.outcomes.settle_processing_folders()
         return resumed
+
     def resolve_print(self, build: Build, *, after_restart: bool) -> None:
         """Decide a build found in PRINT_SENDING through the print owner (one rule)."""
         answer = self.owner.resolve(build)
@@ -283,8 +284,7 @@ class Recovery:
             self.wake()
             return
         if answer.evidence is Evidence.ABSENT and build.state is JobState.PREPARED:
-            jobs = self.dissolve(build, "its print never went out; batched again")
-            self.enqueue_later(jobs)
+            self.enqueue_later(self.take_apart(build, "its print never went out; batched again"))
             return
         log.info("interrupted_print_settled", build_id=build.id, job_key=build.job_key,
                  evidence=answer.evidence.value, state=build.state.value,
@@ -305,6 +305,11 @@ class Recovery:
             else:
                 with self._unresolved_lock:
                     self._unresolved.pop(build_id, None)
+
+    def take_apart(self, build: Build, reason: str) -> list[Job]:
+        """:meth:`dissolve` a build whose jobs this daemon batches again itself: the jobs to
+        batch (a farm node first makes their inbox claims its own, ``NodeRecovery``)."""
+        return self.dissolve(build, reason)
 
     def dissolve(self, build: Build, reason: str) -> list[Job]:
         """Take a build that printed nothing apart: its jobs wait for a new build."""
