@@ -56,7 +56,7 @@ from preform_pipeline.commands._common import (
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.hotfolder.files import jobs_command
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, place_of
+from preform_pipeline.hotfolder.intake import place_of
 from preform_pipeline.hotfolder.whereabouts import (
     dropped_after,
     file_now,
@@ -88,6 +88,7 @@ from preform_pipeline.store import (
     normalize_key,
     parse_state,
 )
+from preform_pipeline.store.fields import BOOKKEEPING_FIELDS, RUN_FIELD
 from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 from preform_pipeline.wording import counted, visible
@@ -458,17 +459,6 @@ def _print_text(job: Job, build: Build | None) -> str:
     return text
 
 
-def _bookkeeping_fields() -> frozenset[str]:
-    """The job fields that are the pipeline's own records, not a sidecar's values: `jobs show`
-    listed a run's (its process id, host and start ticks) as the job's fields. The JSON
-    output keeps them. Imported here, not at the top: `jobs` starts without the executor
-    (test_cli_start_imports.py)."""
-    from preform_pipeline.executor.ledger import RUN_FIELD
-    from preform_pipeline.hotfolder.followup import CASE_FAILED_FIELD
-
-    return frozenset({HOTFOLDER_FIELD, RUN_FIELD, CASE_FAILED_FIELD})
-
-
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
     superseded_by: Job | None, out: TextIO, *, waits: str | None = None,
@@ -498,7 +488,7 @@ def _write_show(
     if job.case_id:
         lines.append(("case", job.case_id))
     lines += [("priority", str(job.priority)), ("attempts", str(job.attempts))]
-    values = {k: v for k, v in job.fields.items() if k not in _bookkeeping_fields()}
+    values = {k: v for k, v in job.fields.items() if k not in BOOKKEEPING_FIELDS}
     if values:
         lines.append(("fields", ", ".join(f"{k}={v}" for k, v in values.items())))
     if build is not None:
@@ -749,10 +739,7 @@ def _retry_one(
             file=err,
         )
     job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
-    # A run's job has no hot folder: the next run over its file takes it (ledger.py). Read
-    # here, not at the top: `jobs` starts without the executor (test_cli_start_imports.py).
-    from preform_pipeline.executor.ledger import RUN_FIELD
-
+    # A run's job has no hot folder: the next run over its file takes it (ledger.py).
     who = ("the next `run` over its file prepares it" if RUN_FIELD in job.fields
            else "the hot folder picks it up")
     return job, before, f"{name} queued again (was {before.value}); {who}"

@@ -40,14 +40,13 @@ from preform_pipeline.store import (
     JobStore,
     content_hash,
 )
+from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.wording import counted
 
 __all__ = ["RUN_FIELD", "RunLedger", "Skipped", "is_run_build", "summarize_skipped"]
 
 log = get_logger(__name__)
 
-#: The job field naming the run process that claimed the job.
-RUN_FIELD: Final = "_run"
 _UNSENT: Final = (JobState.PROCESSING, JobState.PREPARING, JobState.PREPARED)
 
 

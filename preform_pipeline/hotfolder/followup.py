@@ -56,6 +56,7 @@ from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import VerifySettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
+from preform_pipeline.store.fields import CASE_FAILED_FIELD
 from preform_pipeline.verify.notify import Notification, Notifier
 from preform_pipeline.verify.poller import PrintsFeed, VerificationPoller, describe_duration
 from preform_pipeline.verify.service import verify_pending
@@ -75,8 +76,6 @@ DEFAULT_NOTIFIED_MEMORY: Final = 1000
 #: On start, the reports of this many of the newest ended builds are checked: a crash can only
 #: have cut short the rewrite of the last few.
 DEFAULT_RECENT_ENDED: Final = 200
-#: The job field that records the ``case_failed`` notice a job's move to failed/ owes.
-CASE_FAILED_FIELD: Final = "_case_failed"
 _OWED: Final = "owed"
 _TOLD: Final = "told"
 #: Build states in which a print's end is known.

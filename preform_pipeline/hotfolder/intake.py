@@ -78,6 +78,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
+from preform_pipeline.store.fields import HOTFOLDER_FIELD
 
 __all__ = [
     "DEFAULT_RECENT_TAKES",
@@ -98,8 +99,6 @@ __all__ = [
 
 log = get_logger(__name__)
 
-#: The job field that holds the hot folder's own bookkeeping (never a template value).
-HOTFOLDER_FIELD: Final = "_hotfolder"
 
 #: How many of the newest jobs are looked through for the case folder an empty folder was:
 #: a crash can only have cut short the removal after the last few takes.
