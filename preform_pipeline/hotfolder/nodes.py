@@ -402,9 +402,9 @@ class NodeRecovery(Recovery):
     def _take_up_orphans(self, job_ids: Iterable[int]) -> list[Job]:
         """Take up unbatched jobs whose own claims just moved to this node."""
         resumed: list[Job] = []
-        for job_id in job_ids:
-            # Only jobs whose own claim moved here (a `run`'s job has none: it is never one).
-            job = self.store.get_job(job_id)
+        # Only jobs whose own claim moved here (a `run`'s job has none: it is never one); read
+        # at once, not one query each.
+        for job in self.store.get_jobs(tuple(job_ids)):
             if job.state is not JobState.PROCESSING:
                 # Cut off while being taken: still in the inbox, the scan takes it again
                 # (and reuses the job); else the move is finished here.
