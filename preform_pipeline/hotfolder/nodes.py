@@ -300,10 +300,14 @@ class NodeRecovery(Recovery):
     def adopt(self) -> list[Job]:
         """Claim builds whose lease ran out and take them up; adopt gone nodes' jobs."""
         resumed: list[Job] = []
+        # Its previous life's jobs are adopted with the gone nodes' (``own`` takes both): the
+        # pass after the builds' is then not needed on this call.
+        gone_ones_adopted = False
         if self._own_pending:
             try:
                 resumed += self._adopt_orphans(own=True)
                 self._own_pending = False
+                gone_ones_adopted = True
             except (StoreError, OSError) as exc:
                 log.warning("orphan_adoption_failed", error=str(exc))
         for build_id in sorted(self._retry):
@@ -320,10 +324,11 @@ class NodeRecovery(Recovery):
                 break
             self.node_store.hold(lease)
             resumed += self._take_up_once(lease.build_id, lease.previous_owner)
-        try:
-            resumed += self._adopt_orphans(own=False)
-        except (StoreError, OSError) as exc:
-            log.warning("orphan_adoption_failed", error=str(exc))
+        if not gone_ones_adopted:
+            try:
+                resumed += self._adopt_orphans(own=False)
+            except (StoreError, OSError) as exc:
+                log.warning("orphan_adoption_failed", error=str(exc))
         return resumed
 
     def _take_up_once(self, build_id: int, previous: str | None) -> list[Job]:
