@@ -220,6 +220,61 @@ class TestListsAndRecords:
         check(contract, "/groups/{group_id}/queue/", body)
 
 
+def _left_out(contract: Contract, schema: dict[str, Any], body: Any, where: str) -> list[str]:
+    """The places where ``body`` leaves out a property its schema declares (none when complete)."""
+    while "$ref" in schema or ("allOf" in schema and "properties" not in schema):
+        schema = (
+            contract.component(schema["$ref"].rsplit("/", 1)[-1])
+            if "$ref" in schema
+            else schema["allOf"][0]  # the Web API wraps a reference alone, to mark it readOnly
+        )
+    if isinstance(body, list):
+        items = schema.get("items", {})
+        return [gap for value in body for gap in _left_out(contract, items, value, where + "[]")]
+    if not isinstance(body, dict):
+        return []
+    gaps = []
+    for name, declared in schema.get("properties", {}).items():
+        if name in body:
+            gaps += _left_out(contract, declared, body[name], f"{where}.{name}")
+        elif not declared.get("writeOnly"):
+            gaps.append(f"{where}.{name}")
+    return gaps
+
+
+class TestEveryDeclaredField:
+    """Every object carries every field its schema declares, as a DRF serializer renders it.
+
+    The Dashboard's answers come from Django REST framework serializers, which render every
+    readable field they declare (``null`` or empty when unset), so the contract's optional
+    properties are there too; a client reading ``run["user"]["email"]`` gets the address.
+    """
+
+    @pytest.mark.parametrize(
+        ("path", "url"),
+        [
+            ("/printers/", "/printers/"),
+            ("/printers/{printer_serial}/", "/printers/SimulatedForm4-1/"),
+            ("/prints/", "/prints/?per_page=100"),
+            ("/printers/{printer_serial}/prints/", "/printers/SimulatedFuse1-1/prints/"),
+            ("/tanks/", "/tanks/"),
+            ("/cartridges/", "/cartridges/"),
+            ("/events/", "/events/?per_page=100"),
+            ("/groups/", "/groups/"),
+            ("/groups/{group_id}/queue/", f"/groups/{group_uuid(GROUP)}/queue/"),
+        ],
+    )
+    def test_no_declared_field_is_left_out(
+        self, http: httpx.Client, contract: Contract, path: str, url: str
+    ) -> None:
+        schema = contract.response_schema(API + path, "get", 200)
+        assert schema is not None
+        body = get(http, url)
+
+        assert body
+        assert sorted(set(_left_out(contract, schema, body, "$"))) == []
+
+
 class TestAuthentication:
     """The token and revoke endpoints answer as documented, refusals included."""
 

@@ -322,7 +322,7 @@ def _form(request: httpx.Request) -> dict[str, str]:
 # are this fake's own.
 
 _GROUP = records.group_ref("5b1f6c1e-8f0a-4c5e-9d57-2f4d2a3c9e01", "Production")
-_USER = records.basic_user(7, "lab-bot", "Lab", "Bot")
+_USER = records.basic_user(7, "lab-bot", "Lab", "Bot", "lab-bot@example.com")
 _MEMBER = records.group_membership(
     is_admin=True, user="lab-bot", email="lab-bot@example.com", first_name="Lab", last_name="Bot"
 )

@@ -84,8 +84,8 @@ DEFAULT_TIME_SCALE: Final = 1.0
 #: Manufacture and first-use date of simulated consumables and groups: plainly simulated.
 SIM_EPOCH: Final = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SIM_USERNAME: Final = "simulated-user"
-SIM_USER: Final = records.basic_user(1, SIM_USERNAME, "Simulated", "User")
 SIM_USER_EMAIL: Final = "simulated-user@example.com"
+SIM_USER: Final = records.basic_user(1, SIM_USERNAME, "Simulated", "User", SIM_USER_EMAIL)
 #: Printers outside every Fleet Control group belong to the account's own group.
 DEFAULT_GROUP_NAME: Final = "Simulated printers"
 _DEFAULT_GROUP_KEY: Final = "__account__"

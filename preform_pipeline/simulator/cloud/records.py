@@ -91,8 +91,15 @@ def group_ref(id: str, name: str) -> Record:
     return {"id": id, "name": name}
 
 
-def basic_user(id: int, username: str, first_name: str, last_name: str) -> Record:
-    return {"id": id, "username": username, "first_name": first_name, "last_name": last_name}
+def basic_user(id: int, username: str, first_name: str, last_name: str, email: str) -> Record:
+    """A user as prints and notes name them (``BasicUser``; DRF renders ``email`` too)."""
+    return {
+        "id": id,
+        "username": username,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email,
+    }
 
 
 def print_run_success(guid: str, success: str, created_at: str | None) -> Record:
@@ -365,6 +372,9 @@ def printer_status(
         "current_print_run": current_print_run,
         "form_cell": empty_form_cell() if form_cell is None else form_cell,
         "last_printer_cooldown_started": last_printer_cooldown_started,
+        # Free-form and undescribed in the contract; the simulator has nothing to put there,
+        # but DRF renders every declared field, so it is sent as null rather than left out.
+        "outer_boundary_offset_corrections": None,
         "build_platform_contents": build_platform_contents,
         "tank_mixer_state": tank_mixer_state,
         "ready_to_print": ready_to_print,
