@@ -32,6 +32,7 @@ from preform_pipeline.commands._printers import (
     printers_of_server,
 )
 from preform_pipeline.errors import PipelineError, RecipeError
+from preform_pipeline.hotfolder.sidecar import named_cases
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
     BuildPlan,
@@ -322,12 +323,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print("error: --servers must be 1 or more", file=stderr)
         return EXIT_FAILURE
     unreadable: list[Rejection] = []
-    if not expand_model_paths(args.models):
+    # Case ids as `run` gives them: a folder named on its own is an inbox unless its case's
+    # sidecar marks it as one case.
+    found = expand_model_paths(args.models, cases=named_cases(args.models))
+    if not found:
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
         return EXIT_FAILURE
     models = read_models(
-        args.models, import_spec=recipe.import_options, rejected=unreadable,
-        machine=recipe_machine(recipe),
+        list(found), import_spec=recipe.import_options, rejected=unreadable,
+        case_ids=found, machine=recipe_machine(recipe),
     )
     try:
         plan = plan_builds(recipe, models, rejected=unreadable, servers=servers)

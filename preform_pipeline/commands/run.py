@@ -107,8 +107,8 @@ from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     folder_values,
-    is_case_folder,
     model_values,
+    named_cases,
 )
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
@@ -386,11 +386,10 @@ def _plan(
     an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
     error was printed. ``output``, the run's output folder, is not searched for models."""
     rules = settings or RunSettings()
-    folders = [p for p in map(Path, args.models) if p.is_dir()]
-    cases = [p for p in folders if is_case_folder(p)]
     sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
                            incomplete_timeout_s=rules.incomplete_timeout_s,
-                           skip=() if output is None else (output,), cases=cases)
+                           skip=() if output is None else (output,),
+                           cases=named_cases(args.models))
     for path, why in sources.waiting:
         print(visible(f"not taken yet: {path}: {why}; the next run takes it"), file=out or err)
     # Unsupported files are rejections: listed with what to do, in the report, exit 1.

@@ -26,7 +26,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "is_case_folder",
     "merge_values",
     "model_values",
+    "named_cases",
     "read_sidecar",
 ]
 
@@ -121,6 +122,12 @@ def is_case_folder(folder: Path) -> bool:
         return True
     except OSError:  # a folder that cannot be looked into: the walk of it says so
         return False
+
+
+def named_cases(paths: Iterable[Path | str]) -> list[Path]:
+    """The folders among ``paths`` (named on the command line) that are each one case
+    (:func:`is_case_folder`); the others are inboxes, whose loose files have no case id."""
+    return [p for p in map(Path, paths) if p.is_dir() and is_case_folder(p)]
 
 
 def _text(value: Any, key: str, path: Path) -> str:

@@ -31,7 +31,10 @@ on its own. The id comes from the caller (a ``{path: case_id}`` mapping, e.g. fr
 sidecars) or, for files found by expanding a folder, from the name of the folder directly below
 it that holds the file, subfolders and all, as the hot folder takes a dropped folder
 (:func:`case_folder`, :func:`expand_model_paths`); folders with the same name are the same case.
-Files without a case id are each on their own.
+A case is a folder: a loose file (the named folder's own, or one named on its own) has no case
+id, as a file dropped straight into the hot folder's inbox has none; its folder's name
+(``inbox``) is not a case id, and a label engraving it would mark a wrong part. Files without a
+case id are each on their own.
 """
 
 from __future__ import annotations
@@ -253,13 +256,16 @@ def _is_model_file(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(".")
 
 
-def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
+def expand_model_paths(
+    paths: Iterable[Path | str], *, cases: Collection[Path] = ()
+) -> dict[Path, str | None]:
     """Model files named by ``paths`` with their case ids, in a stable order.
 
     A file is taken as is, without a case id. A folder expands recursively to the model files
     (``.stl``, ``.obj``, ``.3mf``; hidden files skipped) below it, sorted, each with its
-    :func:`case_folder`'s name as its case id. A path that does not exist is kept
-    (reading it reports the problem).
+    :func:`case_folder`'s name as its case id, or none for the folder's own files unless the
+    folder is in ``cases``. A path that does not exist is kept (reading it reports the
+    problem).
     """
     found: dict[Path, str | None] = {}
     for raw in paths:
@@ -267,7 +273,8 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
         if path.is_dir():
             files, unlisted = walk_folder(path)
             for file in (p for p in files if _is_model_file(p)):
-                found.setdefault(file, case_folder(path, file).name)
+                folder = case_folder(path, file, named_is_case=path in cases)
+                found.setdefault(file, folder.name if folder is not None else None)
             for folder in unlisted:  # kept, so reading it says it cannot be read
                 found.setdefault(folder, None)
         else:
@@ -275,13 +282,19 @@ def expand_model_paths(paths: Iterable[Path | str]) -> dict[Path, str | None]:
     return found
 
 
-def case_folder(named: Path, file: Path) -> Path:
+def case_folder(named: Path, file: Path, *, named_is_case: bool = False) -> Path | None:
     """The case folder of ``file``, found below the folder ``named`` on the command line: the
     folder directly below ``named`` that holds it, subfolders and all, as the hot folder takes
     a folder dropped into its inbox whole (``inbox/C-1042/scans/upper.stl`` is case
-    ``C-1042``); ``named`` itself for its own files."""
+    ``C-1042``). ``named`` itself when it is a case (``named_is_case``: ``run C-1042/`` on a
+    folder its case's sidecar marks), subfolders and all. None for ``named``'s own files
+    otherwise: named on the command line, a folder is an inbox, and a file loose in it is no
+    case's, as a file dropped straight into the hot folder's inbox is none's. The one rule for
+    ``plan``, ``run`` and the hot folder alike."""
+    if named_is_case:
+        return named
     parts = file.relative_to(named).parts
-    return named / parts[0] if len(parts) > 1 else named
+    return named / parts[0] if len(parts) > 1 else None
 
 
 def walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:

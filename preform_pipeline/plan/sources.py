@@ -1,7 +1,8 @@
 """Which files a one-shot ``run`` takes: complete model files, and a word for every other one.
 
 A folder is walked like :func:`preform_pipeline.plan.builds.expand_model_paths` (each file's
-case is its case folder's name), but nothing is passed over in silence:
+case is its case folder's name; a loose file, the named folder's own, has none), but nothing
+is passed over in silence:
 
 - a model file still being written (judged in one look by
   :func:`preform_pipeline.geometry.completeness.judge_at_rest`: the hot folder's format
@@ -70,11 +71,11 @@ def unsupported_hint(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Sources:
-    """What a run found: ``models`` (complete, with case ids), ``waiting`` and
-    ``unsupported`` files each with a sentence saying why. ``case_folders``: the case folder
-    of each model found in a folder (whose name is its case id, and whose sidecar gives
-    values to every file in it), or None for the named folder's own files, which are no
-    case's."""
+    """What a run found: ``models`` (complete, with case ids: None for a loose file),
+    ``waiting`` and ``unsupported`` files each with a sentence saying why.
+    ``case_folders``: the case folder of each model found in a folder (whose name is its
+    case id, and whose sidecar gives values to every file in it), or None for the named
+    folder's own files, which are no case's."""
 
     models: dict[Path, str | None]
     waiting: tuple[tuple[Path, str], ...] = ()
@@ -151,11 +152,10 @@ def find_sources(
             for file in files:
                 if skipped and in_skipped(file.parent):
                     continue
-                folder = path if path in cases else case_folder(path, file)
                 # The named folder's own files are no case's (an inbox), unless it is one.
-                case = None if folder == path and path not in cases else folder
+                case = case_folder(path, file, named_is_case=path in cases)
                 folders.setdefault(file, case)
-                judge(file, folder.name, in_case_folder=case)
+                judge(file, case.name if case is not None else None, in_case_folder=case)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
                 models.setdefault(folder, None)
         elif path.exists():

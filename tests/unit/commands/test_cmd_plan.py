@@ -130,6 +130,29 @@ class TestOtherFormats:
         assert data["volume_kind"] == "resin"
 
 
+class TestCaseIds:
+    """A case is a folder: ``plan`` gives case ids as ``run`` does."""
+
+    def test_a_loose_file_has_none_and_a_case_folder_gives_its_name(
+        self, recipe: Path, tmp_path: Path
+    ) -> None:
+        # Session 37: the inbox's own file took the inbox's name, which a label would engrave.
+        inbox = tmp_path / "inbox"
+        (inbox / "C-1042").mkdir(parents=True)
+        write_stl(inbox / "loose.stl", box_triangles(20, 20, 10))
+        write_stl(inbox / "C-1042" / "upper.stl", box_triangles(20, 20, 10))
+        code, out, _ = _plan(recipe, inbox, "--format", "json")
+        cased = {m["path"]: m["case_id"] for b in json.loads(out)["builds"] for m in b["models"]}
+        assert code == 0
+        assert cased == {str(inbox / "loose.stl"): None,
+                         str(inbox / "C-1042" / "upper.stl"): "C-1042"}
+        # Named on its own and marked by its case's sidecar, the folder is one case, as in
+        # `run C-1042/`.
+        (inbox / "C-1042" / "C-1042.yaml").write_text("priority: 1\n", encoding="utf-8")
+        code, out, _ = _plan(recipe, inbox / "C-1042", "--format", "json")
+        assert [m["case_id"] for m in json.loads(out)["builds"][0]["models"]] == ["C-1042"]
+
+
 class TestFailures:
     """Invalid recipes, impossible batches and usage errors have their own exit codes."""
 

@@ -93,7 +93,7 @@ class TestFolders:
         a = _box(tmp_path / "batch" / "a.stl", 20, 20, 10)
         b = _box(tmp_path / "batch" / "b.stl", 20, 20, 10)
         infos = read_models([tmp_path / "batch"], import_spec=MM, case_ids={a: "order-7"})
-        assert [(i.path, i.case_id) for i in infos] == [(a, "order-7"), (b, "batch")]
+        assert [(i.path, i.case_id) for i in infos] == [(a, "order-7"), (b, None)]
 
     def test_fields_are_attached_read_only(self, tmp_path: Path) -> None:
         a = _box(tmp_path / "a.stl", 20, 20, 10)

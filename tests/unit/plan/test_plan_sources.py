@@ -44,10 +44,11 @@ class TestSources:
         (case / "C-1.json").write_text("{}", encoding="utf-8")
         (case / ".DS_Store").write_bytes(b"x")
 
-        # The named folder's own files, judged one by one (a cron run's inbox).
+        # The named folder's own files, judged one by one (a cron run's inbox), loose: no
+        # case id.
         found = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert found.models == {
-            old_obj: "C-1", stalled: "C-1", stl: "C-1",
+            old_obj: None, stalled: None, stl: None,
         }
         waiting = {p.name: why for p, why in found.waiting}
         assert set(waiting) == {"half.stl", "fresh.obj", "big.stl.part"}
@@ -78,7 +79,7 @@ class TestSources:
             _aged(path, 1)
 
         found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
-        assert found.models == {other: "C-1043", loose: "inbox"}
+        assert found.models == {other: "C-1043", loose: None}
         waiting = dict(found.waiting)
         assert set(waiting) == {upper, lower}
         assert waiting[upper] == "its case folder C-1042 waits for lower.stl, still being written"
@@ -88,7 +89,7 @@ class TestSources:
         _aged(lower, 1)
         found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
         assert found.models == {upper: "C-1042", lower: "C-1042", other: "C-1043",
-                                loose: "inbox"}
+                                loose: None}
 
     def test_a_named_missing_file_is_kept_for_the_reader_to_report(
         self, tmp_path: Path
@@ -114,7 +115,7 @@ class TestSources:
 
         found = find_sources([share], quiet_period_s=5, incomplete_timeout_s=600, now=NOW,
                              skip=[out])
-        assert found.models == {part: "share"}
+        assert found.models == {part: None}
         assert found.waiting == ()
         assert [p.name for p, _ in found.unsupported] == ["notes.txt"]
 
@@ -139,11 +140,11 @@ class TestANamedCaseFolder:
         write_stl(alone, box_triangles(10, 10, 10))
         found = find_sources([case, other], quiet_period_s=5, incomplete_timeout_s=600,
                              now=NOW, cases=[case])
-        assert found.models == {alone: "other"}
+        assert found.models == {alone: None}
         assert dict(found.waiting)[whole] == (
             "its case folder C-1 waits for lower.stl, still being written")
         inbox = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
-        assert inbox.models == {whole: "C-1"}
+        assert inbox.models == {whole: None}
 
 
 class TestASubfolderOfACaseFolder:
@@ -166,7 +167,7 @@ class TestASubfolderOfACaseFolder:
         write_stl(loose, box_triangles(10, 10, 10))
         _aged(loose, 60)
         found = find_sources([inbox], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
-        assert found.models == {upper: "C-7", lower: "C-7", loose: "inbox"}
+        assert found.models == {upper: "C-7", lower: "C-7", loose: None}
         assert found.case_folders == {upper: inbox / "C-7", lower: inbox / "C-7", loose: None}
 
     def test_the_case_waits_for_a_file_of_its_subfolder(self, tmp_path: Path) -> None:
@@ -188,5 +189,5 @@ class TestASubfolderOfACaseFolder:
         assert found.case_folders == {upper: case, lower: case}
         # Named alone, unmarked, it is an inbox: its subfolder is a case of its own.
         inbox = find_sources([case], quiet_period_s=5, incomplete_timeout_s=600, now=NOW)
-        assert inbox.models == {upper: "C-7", lower: "scans"}
+        assert inbox.models == {upper: None, lower: "scans"}
         assert inbox.case_folders == {upper: None, lower: case / "scans"}
