@@ -89,6 +89,7 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
+from preform_pipeline.executor.feasibility import missing_case_id
 from preform_pipeline.executor.ledger import RunLedger, is_run_build, summarize_skipped
 from preform_pipeline.executor.leftover_outputs import (
     describe_empty_outputs,
@@ -113,6 +114,7 @@ from preform_pipeline.hotfolder.sidecar import (
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
+    ModelInfo,
     Plan,
     Rejection,
     plan_builds,
@@ -359,6 +361,23 @@ def _sidecars(
     return fields, case_ids, rejected
 
 
+def _without_missing_case_ids(
+    recipe: Recipe, models: Sequence[ModelInfo], rejected: list[Rejection]
+) -> list[ModelInfo]:
+    """``models`` but those with no case id where ``recipe`` needs one
+    (:func:`~preform_pipeline.executor.feasibility.missing_case_id`), each appended to
+    ``rejected`` with the reason and what helps, as the hot folder's note says them."""
+    kept: list[ModelInfo] = []
+    for model in models:
+        problem = missing_case_id(recipe, model)
+        if problem is None:
+            kept.append(model)
+        else:
+            rejected.append(Rejection(model.path,
+                                      f"{model.path}: {problem.message}; {problem.hint}"))
+    return kept
+
+
 def _rehearsal_line(path: Path, jobs: str, ledger: RunLedger | None) -> str:
     """What this run wrote into the rehearsal store: a run whose every model was rejected
     before it became a job (a missing folder) was said to have recorded jobs there."""
@@ -403,6 +422,9 @@ def _plan(
         taken, import_spec=recipe.import_options, rejected=unreadable,
         case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
     ) if taken else []
+    # A loose file where the recipe needs a case id: refused with the hot folder's reason
+    # (the folder's name engraved in its stead would mark a wrong part), the others go on.
+    models = _without_missing_case_ids(recipe, models, unreadable)
     if ledger is not None:
         found = len(models)
         # A model refused before, unchanged and for the same reason, makes no new job (a

@@ -4,6 +4,10 @@ A case that cannot be done must fail on its own, with its own reason, before it 
 build (and a server, and a print) with other cases. :func:`case_problems` answers, from what
 the planner already read of each model (its size) and the recipe, without a server:
 
+- **case id** (:func:`missing_case_id`): a model with no case id (a loose file: not in a
+  case folder, and no sidecar gives one) where one of those templates needs ``{case_id}``.
+  The rule ``run`` rejects such a file by as well, so both say the same: the folder's name
+  (``inbox``) engraved in its stead would mark a wrong part;
 - **templates**: the label text, the job name, the print target and the output paths render
   with the model's fields (a sidecar without ``label_text`` when the label needs it);
 - **label**: the rendered text fits a face of the model at the smallest font the rule allows
@@ -27,12 +31,13 @@ from preform_pipeline.executor.steps import case_step_message, model_values
 from preform_pipeline.plan.builds import ModelInfo
 from preform_pipeline.plan.labels import place_label
 from preform_pipeline.recipes.model import DEFAULT_JOB_NAME, Recipe
-from preform_pipeline.recipes.templates import render_template
+from preform_pipeline.recipes.templates import render_template, template_fields
 
 __all__ = [
     "CHECK_BUILD_NAME",
     "CaseProblem",
     "case_problems",
+    "missing_case_id",
 ]
 
 #: Stands in for the build's name while checking templates (builds are named later).
@@ -100,6 +105,45 @@ def _drain_problem(step_id: str, options: Mapping[str, Any], model: ModelInfo
     )
 
 
+def _model_templates(recipe: Recipe, kind: str, options: Mapping[str, Any]
+                    ) -> list[tuple[str, str]]:
+    """The templates a step of ``kind`` renders with one model's fields, each with what it
+    is (for the person told that one cannot be filled)."""
+    if kind == "label":
+        return [("the label text", str(options["text"]))]
+    if kind == "print":
+        targets = [(f"the print step's {key}", str(options[key]))
+                   for key in ("printer", "printer_ip", "fleet_group") if key in options]
+        return [*targets, ("the print job name",
+                           str(options.get("job_name", DEFAULT_JOB_NAME)))]
+    if kind == "save_form":
+        return [("outputs.form", recipe.outputs.form)]
+    if kind == "screenshot":
+        return [("outputs.screenshot", recipe.outputs.screenshot)]
+    return []
+
+
+def missing_case_id(recipe: Recipe, model: ModelInfo) -> CaseProblem | None:
+    """Why ``model`` cannot be done when it has no case id and the recipe needs one (its
+    label engraves ``{case_id}``, say); None otherwise. A case is a folder: a loose file
+    (dropped straight into an inbox, or the named folder's own in ``run``) has no case id
+    unless its sidecar gives one, and nothing stands in for it."""
+    if model.case_id is not None or "case_id" in model.fields:
+        return None
+    name = model.path.name
+    for step in recipe.steps:
+        for what, template in _model_templates(recipe, step.kind, step.options):
+            if "case_id" in template_fields(template):
+                return CaseProblem(
+                    None, name, step.id,
+                    f"{what} needs {{case_id}}, and {name} has none: it is not in a case "
+                    "folder, and no sidecar gives it one",
+                    f"put it in a folder named by its case id (C-1042/{name}), or give it a "
+                    f"sidecar with case_id, or take {{case_id}} out of {what}",
+                )
+    return None
+
+
 def case_problems(
     recipe: Recipe, models: Sequence[ModelInfo], run: Mapping[str, object]
 ) -> list[CaseProblem]:
@@ -111,6 +155,10 @@ def case_problems(
     problems: list[CaseProblem] = []
     oriented = recipe.has_step("auto_orient")
     for model in models:
+        uncased = missing_case_id(recipe, model)
+        if uncased is not None:
+            problems.append(uncased)
+            continue
         job = model.case_id or model.path.stem
         values = model_values(model, {**run, "build": CHECK_BUILD_NAME, "job": job})
         for step in recipe.steps:
@@ -134,12 +182,6 @@ def _step_problem(
         return _label_problem(step_id, options, model, values, oriented)
     if kind == "add_drain_holes":
         return _drain_problem(step_id, options, model)
-    if kind == "print":
-        for key in ("printer", "printer_ip", "fleet_group"):
-            if key in options:
-                render_template(str(options[key]), values)
-        render_template(str(options.get("job_name", DEFAULT_JOB_NAME)), values)
-    elif kind in ("save_form", "screenshot"):
-        render_template(recipe.outputs.form if kind == "save_form"
-                        else recipe.outputs.screenshot, values)
+    for _, template in _model_templates(recipe, kind, options):
+        render_template(template, values)
     return None

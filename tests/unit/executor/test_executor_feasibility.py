@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from preform_pipeline.executor.feasibility import case_problems
+from preform_pipeline.executor.feasibility import CaseProblem, case_problems, missing_case_id
 from preform_pipeline.executor.runner import run_values
 from preform_pipeline.plan.builds import read_model
 from preform_pipeline.recipes import load_recipe
@@ -80,3 +80,39 @@ class TestCaseProblems:
             "        - position: {x: 0, y: 0, z: 1}\n"
             "          orientation: {z_direction: [0, 0, 1], x_direction: [1, 0, 0]}\n"))
         assert _problems(tmp_path, (30.0, 2.0, 30.0), "C-4", steps=steps) == []
+
+
+LABEL = ("steps:\n  - label: {{text: '{text}', font_size_mm: 3, depth_mm: 0.5, "
+         "placement: {{face: front}}}}\n")
+
+
+class TestMissingCaseId:
+    """A model with no case id is refused where, and only where, a template needs one."""
+
+    def _problem(self, tmp_path: Path, steps: str, case_id: str | None) -> CaseProblem | None:
+        recipe = load_recipe(write_recipe(tmp_path, steps))
+        model = read_model(write_box(tmp_path / "m", "loose", 30.0, 30.0, 20.0),
+                           import_spec=recipe.import_options, case_id=case_id)
+        return missing_case_id(recipe, model)
+
+    def test_each_template_that_needs_it_is_named(self, tmp_path: Path) -> None:
+        # Model fields in build templates need one model a build.
+        one = "batching: {max_models_per_build: 1}\n"
+        for steps, step, what in (
+            (LABEL.format(text="{case_id}"), "label", "the label text"),
+            (LABEL.format(text="{stem}") + "  - print: {printer: F, job_name: '{case_id}'}\n"
+             + one, "print", "the print job name"),
+            ("steps:\n  - print: {fleet_group: 'q-{case_id}'}\n" + one, "print",
+             "the print step's fleet_group"),
+            ("steps:\n  - save_form\noutputs: {form: '{case_id}/{build}.form'}\n" + one,
+             "save_form", "outputs.form"),
+        ):
+            problem = self._problem(tmp_path, steps, None)
+            assert problem is not None
+            assert (problem.case_id, problem.model, problem.step) == (None, "loose.stl", step)
+            assert problem.reason.startswith(f"{what} needs {{case_id}}, and loose.stl has none")
+            assert problem.hint.endswith(f"or take {{case_id}} out of {what}")
+
+    def test_a_case_id_or_a_recipe_without_it_passes(self, tmp_path: Path) -> None:
+        assert self._problem(tmp_path, LABEL.format(text="{case_id}"), "C-1") is None
+        assert self._problem(tmp_path, LABEL.format(text="{stem}"), None) is None
