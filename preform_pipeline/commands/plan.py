@@ -323,15 +323,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print("error: --servers must be 1 or more", file=stderr)
         return EXIT_FAILURE
     unreadable: list[Rejection] = []
-    # Case ids as `run` gives them: a folder named on its own is an inbox unless its case's
-    # sidecar marks it as one case.
-    found = expand_model_paths(args.models, cases=named_cases(args.models))
-    if not found:
+    if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
         return EXIT_FAILURE
     models = read_models(
-        list(found), import_spec=recipe.import_options, rejected=unreadable,
-        case_ids=found, machine=recipe_machine(recipe),
+        args.models, import_spec=recipe.import_options, rejected=unreadable,
+        machine=recipe_machine(recipe),
+        # Case ids as `run` gives them: a folder named on its own is an inbox (its loose
+        # files no case's) unless its case's sidecar marks it as one case.
+        cases=named_cases(args.models),
     )
     try:
         plan = plan_builds(recipe, models, rejected=unreadable, servers=servers)

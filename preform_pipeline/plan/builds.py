@@ -460,8 +460,10 @@ def read_models(
     fields: Mapping[Path, Mapping[str, str]] | None = None,
     rejected: list[Rejection] | None = None,
     machine: MachineType | None = None,
+    cases: Collection[Path] = (),
 ) -> list[ModelInfo]:
-    """Read every model named by ``paths`` (files, or folders expanded with their case ids).
+    """Read every model named by ``paths`` (files, or folders expanded with their case ids:
+    :func:`expand_model_paths`, a named folder in ``cases`` being one case).
 
     ``case_ids`` and ``fields`` are keyed by file path and override what folder expansion
     gives. Without ``rejected`` the first unreadable file raises
@@ -470,7 +472,7 @@ def read_models(
     """
     given = dict(case_ids or {})
     infos: list[ModelInfo] = []
-    for path, folder_case in expand_model_paths(paths).items():
+    for path, folder_case in expand_model_paths(paths, cases=cases).items():
         case_id = given.get(path, folder_case)
         try:
             infos.append(

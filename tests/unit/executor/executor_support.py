@@ -54,6 +54,7 @@ __all__ = [
     "WAIT_S",
     "capture_bound_logs",
     "five_boxes",
+    "named_case_folders",
     "write_box",
     "write_mushroom",
     "FakeLease",
@@ -134,9 +135,16 @@ def write_recipe(folder: Path, body: str, head: str = RECIPE_HEAD) -> Path:
     return path
 
 
+def named_case_folders(models: Sequence[Path]) -> list[Path]:
+    """The folders among ``models``: each one case (these tests name case folders, as
+    ``run C-1042/`` does a folder its case's sidecar marks), its name the case id."""
+    return [path for path in models if path.is_dir()]
+
+
 def plan_for(recipe_path: Path, models: Sequence[Path]) -> Plan:
     recipe = load_recipe(recipe_path)
-    return plan_builds(recipe, read_models(models, import_spec=recipe.import_options))
+    return plan_builds(recipe, read_models(models, import_spec=recipe.import_options,
+                                           cases=named_case_folders(models)))
 
 
 def plan_without_rafts(recipe_path: Path, models: Sequence[Path]) -> Plan:
@@ -148,7 +156,8 @@ def plan_without_rafts(recipe_path: Path, models: Sequence[Path]) -> Plan:
 
     recipe = load_recipe(recipe_path)
     bare = replace(recipe, steps=tuple(s for s in recipe.steps if s.kind != "auto_support"))
-    plan = plan_builds(bare, read_models(models, import_spec=recipe.import_options))
+    plan = plan_builds(bare, read_models(models, import_spec=recipe.import_options,
+                                         cases=named_case_folders(models)))
     builds = tuple(replace(b, graph=compile_graph(recipe, b.models)) for b in plan.builds)
     return replace(plan, recipe=recipe, builds=builds)
 
