@@ -89,11 +89,22 @@ LABEL = ("steps:\n  - label: {{text: '{text}', font_size_mm: 3, depth_mm: 0.5, "
 class TestMissingCaseId:
     """A model with no case id is refused where, and only where, a template needs one."""
 
-    def _problem(self, tmp_path: Path, steps: str, case_id: str | None) -> CaseProblem | None:
+    def _problem(self, tmp_path: Path, steps: str, case_id: str | None,
+                 fields: dict[str, str] | None = None) -> CaseProblem | None:
         recipe = load_recipe(write_recipe(tmp_path, steps))
         model = read_model(write_box(tmp_path / "m", "loose", 30.0, 30.0, 20.0),
-                           import_spec=recipe.import_options, case_id=case_id)
+                           import_spec=recipe.import_options, case_id=case_id, fields=fields)
         return missing_case_id(recipe, model)
+
+    def test_the_reason_says_why_and_what_helps(self, tmp_path: Path) -> None:
+        problem = self._problem(tmp_path, LABEL.format(text="{case_id}"), None)
+        assert problem is not None
+        assert problem.message == (
+            "model loose.stl: step label: the label text needs {case_id}, and loose.stl has "
+            "none: it is not in a case folder, and no sidecar gives it one")
+        assert problem.hint == (
+            "put it in a folder named by its case id (C-1042/loose.stl), or give it a sidecar "
+            "with case_id, or take {case_id} out of the label text")
 
     def test_each_template_that_needs_it_is_named(self, tmp_path: Path) -> None:
         # Model fields in build templates need one model a build.
@@ -106,6 +117,8 @@ class TestMissingCaseId:
              "the print step's fleet_group"),
             ("steps:\n  - save_form\noutputs: {form: '{case_id}/{build}.form'}\n" + one,
              "save_form", "outputs.form"),
+            ("steps:\n  - screenshot\noutputs: {screenshot: '{case_id}.png'}\n" + one,
+             "screenshot", "outputs.screenshot"),
         ):
             problem = self._problem(tmp_path, steps, None)
             assert problem is not None
@@ -116,3 +129,6 @@ class TestMissingCaseId:
     def test_a_case_id_or_a_recipe_without_it_passes(self, tmp_path: Path) -> None:
         assert self._problem(tmp_path, LABEL.format(text="{case_id}"), "C-1") is None
         assert self._problem(tmp_path, LABEL.format(text="{stem}"), None) is None
+        # A case id among the model's fields fills the template as well (model_values).
+        assert self._problem(tmp_path, LABEL.format(text="{case_id}"), None,
+                             fields={"case_id": "C-9"}) is None
