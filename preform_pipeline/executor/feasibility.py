@@ -138,8 +138,9 @@ def missing_case_id(recipe: Recipe, model: ModelInfo) -> CaseProblem | None:
                     None, name, step.id,
                     f"{what} needs {{case_id}}, and {name} has none: it is not in a case "
                     "folder, and no sidecar gives it one",
-                    f"put it in a folder named by its case id (C-1042/{name}), or give it a "
-                    f"sidecar with case_id, or take {{case_id}} out of {what}",
+                    f"put it in a folder named by its case id (C-1042/{name}; `run` takes the "
+                    f"folder above it), or give it a sidecar with case_id, or take {{case_id}} "
+                    f"out of {what}",
                 )
     return None
 

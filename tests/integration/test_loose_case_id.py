@@ -33,8 +33,9 @@ LABEL = ('label:\n      text: "{case_id}"\n      font_size_mm: 3\n      depth_mm
 #: What both commands say of the loose file, and what helps.
 WHY = ("model loose.stl: step label: the label text needs {case_id}, and loose.stl has none: "
        "it is not in a case folder, and no sidecar gives it one")
-HELPS = ("put it in a folder named by its case id (C-1042/loose.stl), or give it a sidecar "
-         "with case_id, or take {case_id} out of the label text")
+HELPS = ("put it in a folder named by its case id (C-1042/loose.stl; `run` takes the folder "
+         "above it), or give it a sidecar with case_id, or take {case_id} out of the label "
+         "text")
 
 
 def _box(path: Path, size: float) -> None:

@@ -103,8 +103,9 @@ class TestMissingCaseId:
             "model loose.stl: step label: the label text needs {case_id}, and loose.stl has "
             "none: it is not in a case folder, and no sidecar gives it one")
         assert problem.hint == (
-            "put it in a folder named by its case id (C-1042/loose.stl), or give it a sidecar "
-            "with case_id, or take {case_id} out of the label text")
+            "put it in a folder named by its case id (C-1042/loose.stl; `run` takes the "
+            "folder above it), or give it a sidecar with case_id, or take {case_id} out of the "
+            "label text")
 
     def test_each_template_that_needs_it_is_named(self, tmp_path: Path) -> None:
         # Model fields in build templates need one model a build.
