@@ -39,8 +39,13 @@ from preform_pipeline.errors import Problem, SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
 from preform_pipeline.recipes.loader import YamlNode, parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
-from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.yamlerrors import format_json_path, safe_load
+from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
+from preform_pipeline.yamlerrors import (
+    describe_yaml_error,
+    format_json_path,
+    safe_load,
+    shape_problem,
+)
 
 __all__ = [
     "MAX_SIDECAR_BYTES",
@@ -184,8 +189,7 @@ def _load(path: Path) -> tuple[Any, str]:
             )
         text = read_small_text(path, max_bytes=MAX_SIDECAR_BYTES, encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SidecarError(path, f"is not UTF-8 text ({exc.reason})",
-                           hint="save it as UTF-8") from None
+        raise SidecarError(path, f"is {not_utf8(exc)}", hint=SAVE_AS_UTF8) from None
     except OSError as exc:
         raise SidecarError(path, f"cannot be read: {exc.strerror or exc}",
                            hint="check its permissions, or write it again") from None
@@ -212,12 +216,15 @@ def _load(path: Path) -> tuple[Any, str]:
         raise SidecarError(path, "nests too deeply for a sidecar",
                            hint="a sidecar is a flat list of values") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        shape = shape_problem(exc)
+        if shape is not None:  # a key twice, an alias bomb: said as the recipe loader says it
+            raise _shape_error(path, format_json_path(shape.path), shape.message,
+                               int(shape.mark.line) + 1, int(shape.mark.column) + 1) from None
+        line, column, problem = describe_yaml_error(exc, text)
+        where = f"line {line} column {column}: " if line is not None else ""
         raise SidecarError(
             path,
-            f"{where}not valid YAML: {problem}",
+            f"{where}not valid YAML: {problem.removeprefix('YAML syntax error: ')}",
             hint="fix the YAML, then drop the case again",
         ) from None
 
@@ -309,12 +316,18 @@ def _first_duplicate(problems: Sequence[Problem], path: Path) -> SidecarError | 
     """
     for problem in problems:
         if problem.message.startswith("duplicate key"):
-            return SidecarError(
-                path, f"{problem.json_path}: {problem.message}",
-                hint="keep the one you mean and remove the other, then drop the case again",
-                line=problem.line, column=problem.column,
-            )
+            return _shape_error(path, problem.json_path, problem.message, problem.line,
+                                problem.column)
     return None
+
+
+def _shape_error(path: Path, json_path: str, message: str, line: int | None,
+                 column: int | None) -> SidecarError:
+    """A sidecar refused for its shape (a key given twice, an alias bomb), at its place."""
+    hint = ("keep the one you mean and remove the other, then drop the case again"
+            if message.startswith("duplicate key") else
+            "write each value out once, then drop the case again")
+    return SidecarError(path, f"{json_path}: {message}", hint=hint, line=line, column=column)
 
 
 def _placed(exc: SidecarError, root: YamlNode | None, key: str, *, known: bool) -> SidecarError:

@@ -9,7 +9,7 @@ import yaml
 
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.settings.environment import SETTINGS_ENV
-from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 from preform_pipeline.yamlerrors import describe_yaml_error, is_bad_value, safe_load
 
 __all__ = ["MAX_SETTINGS_FILE_BYTES", "MISSING_FILE_HINT", "read_settings_file"]
@@ -46,10 +46,7 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
         raise ConfigError(f"cannot read settings file: {exc.strerror or exc}", source=str(path),
                           hint="check the path and its permissions") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"not UTF-8 text (byte {exc.start} cannot be decoded)", source=str(path),
-            hint="save the settings file as UTF-8 text",
-        ) from None
+        raise ConfigError(not_utf8(exc), source=str(path), hint=SAVE_AS_UTF8) from None
     try:
         data = safe_load(text, finite_in="settings file")
     except yaml.YAMLError as exc:
