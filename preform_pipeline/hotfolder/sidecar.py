@@ -23,6 +23,7 @@ wrong printer) would be worse than not printing it.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import re
 import sys
@@ -98,9 +99,21 @@ def _single(found: list[Path], what: str) -> Path | None:
     return found[0] if found else None
 
 
+def _is_sidecar_file(path: Path) -> bool:
+    """Whether the sidecar name ``path`` names a file. A name longer than a file system takes
+    names none: a model named with 251 bytes has no room for ``.yaml`` beside it, and
+    ``is_file`` raises for it (ENAMETOOLONG) where it answers False for a missing one."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 def find_sidecar(model: Path) -> Path | None:
     """The sidecar beside ``model`` (same stem), or None; SidecarError if there are several."""
-    found = [p for p in _candidates(model.parent, model.stem) if p.is_file()]
+    found = [p for p in _candidates(model.parent, model.stem) if _is_sidecar_file(p)]
     return _single(found, model.name)
 
 
@@ -109,7 +122,7 @@ def find_folder_sidecar(folder: Path) -> Path | None:
     found = [
         p
         for p in (*_candidates(folder.parent, folder.name), *_candidates(folder, folder.name))
-        if p.is_file()
+        if _is_sidecar_file(p)
     ]
     return _single(found, f"case folder {folder.name}")
 
