@@ -149,3 +149,35 @@ class TestNamesWithTerminalEscapes:
         assert "rejected: " in quiet.stderr and "a\\x1b]0;owned\\x07b.stl" in quiet.stderr
         for text in (done.stdout, done.stderr, quiet.stdout, quiet.stderr):
             assert not {"\x1b", "\x07", "\x9b"} & set(text), text
+
+
+class TestANameThatIsNotText:
+    """A model whose name is not UTF-8 (POSIX names are bytes) is rejected by `run` saying
+    what to do, and the file stays. It was sent to the server, failed its build with
+    "'utf-8' codec can't encode character '\\udce9'", and the CSV report then ended the run
+    with exit 70; its rejection line ended a run whose console is strict UTF-8 too."""
+
+    @pytest.mark.skipif(os.name != "posix", reason="only POSIX names can be bytes")
+    def test_run_rejects_it_and_reports_it(self, tmp_path: Path) -> None:
+        folder = tmp_path / "models"
+        folder.mkdir()
+        model = folder / os.fsdecode(b"caf\xe9.stl")
+        write_stl(model, tetra())
+        os.utime(model, (1e9, 1e9))  # long since written: taken now
+        kept = model.read_bytes()
+        home = tmp_path / "home"
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+               "PYTHONIOENCODING": "utf-8"}  # strict: half a character cannot be printed
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "run", "--dry-run", "--output",
+             str(tmp_path / "out"), str(RECIPES / "engineering-grey-form4.yaml"), str(folder)],
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=env,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "unexpected failure" not in done.stderr
+        said = (r"caf\xe9.stl: its name is not valid UTF-8 text, so the job store cannot "
+                "record it; rename it")
+        assert said in done.stdout
+        assert model.read_bytes() == kept
+        (report,) = (tmp_path / "out" / "reports").glob("*.csv")
+        assert said in report.read_text(encoding="utf-8")
