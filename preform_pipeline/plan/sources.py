@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -127,7 +128,18 @@ def find_sources(
             return
         try:
             info = os.stat(file)
-        except OSError:
+            if stat.S_ISREG(info.st_mode) and os.name == "posix":
+                # A file this account may not read is refused by the reader, saying so; its
+                # completeness cannot be judged. (On Windows a file being copied is locked:
+                # there that means "still being written".)
+                with open(file, "rb"):
+                    pass
+        except OSError:  # gone, a link to nothing or to itself, not readable
+            models.setdefault(file, case)
+            return
+        if not stat.S_ISREG(info.st_mode):
+            # A named pipe, a device: the reader refuses it without opening it, where judging
+            # its completeness would open it (and a pipe blocks until a writer comes).
             models.setdefault(file, case)
             return
         verdict = judge_at_rest(
