@@ -75,13 +75,28 @@ class TestSettingsFiles:
         monkeypatch.setenv("HOME", str(tmp_path))
         monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
         folder, entries = corpus
+        places = []
         for argv in (["jobs", "--settings"], ["validate", "--settings"]):
             out, err = io.StringIO(), io.StringIO()
             assert cli.run([*argv, str(folder / name)], out, err) == 1
             text = out.getvalue() + err.getvalue()
             assert "unexpected failure" not in text and "Traceback" not in text
             assert _placed(text, entries[name]), text
+            place = re.search(rf"{re.escape(name)}:(\d+:\d+): ", text)
+            places.append(place and place.group(1))
+        jobs, validate = places
+        assert jobs == validate  # the same line and column
         assert list(tmp_path.iterdir()) == []  # nothing made for a refused settings file
+
+
+    def test_a_key_given_twice_is_named_by_its_path(
+        self, corpus: tuple[Path, dict[str, YamlEntry]]
+    ) -> None:
+        folder, _ = corpus
+        with pytest.raises(ConfigError) as caught:
+            load_settings(folder / "twice-inside.yaml", env={})
+        assert ("twice-inside.yaml:3:3: $.servers.count: duplicate key 'count' (first given "
+                "at line 2)") in str(caught.value)
 
 
 class TestRecipes:
