@@ -61,6 +61,9 @@ def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
     try:
         info = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():  # the link is there, what it names is not
+            raise ModelFileError(path, f"is a link to {os.readlink(path)}, which is not there",
+                                 hint="copy the model itself here, or mend the link") from None
         raise ModelFileError(path, "file not found", hint="check the path") from None
     except OSError as exc:
         hint = "check file permissions"

@@ -190,7 +190,8 @@ class TestEntriesThatAreNoFiles:
     with its reason, and hangs on none. A named pipe called ``x.3mf`` held `run` for ever
     (judging its completeness opened it, and a pipe blocks until a writer comes); pipes,
     devices and links to nothing or to themselves were passed over in silence (exit 0); a
-    file the account may not read was "still being written" at every run."""
+    file the account may not read was "still being written" at every run; a link to
+    nothing was "file not found"."""
 
     @pytest.mark.skipif(os.name != "posix", reason="named pipes, devices and modes are POSIX")
     def test_run_rejects_each_with_its_reason(self, tmp_path: Path) -> None:
@@ -220,7 +221,7 @@ class TestEntriesThatAreNoFiles:
         for line in (f"pipe.3mf: {regular}", f"pipe.stl: {regular}", f"zero.stl: {regular}",
                      "loop-a.obj: cannot be read (Too many levels of symbolic links)",
                      "loop-b.obj: cannot be read (Too many levels of symbolic links)",
-                     "gone.stl: file not found"):
+                     f"gone.stl: is a link to {tmp_path / 'nothing.stl'}, which is not there"):
             assert f"  {line}" in said, said
         assert "  locked.stl: cannot be read (Permission denied)" in said, said  # as a user
         assert "still being written" not in said
