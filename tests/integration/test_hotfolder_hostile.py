@@ -29,7 +29,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
-from tests.hostile_corpus import tetra, write_corpus
+from tests.hostile_corpus import tetra, write_corpus, write_yaml_corpus
 
 TIMEOUT_S = 240.0
 #: A running daemon's waits: within pytest's own timeout, so a miss says what it waited for.
@@ -115,7 +115,8 @@ class TestHostileDrops:
 
 class TestHostileSidecars:
     """A sidecar with a value YAML or JSON parses but Python cannot build fails its own case,
-    with a note saying which value; the daemon goes on (it used to exit 70)."""
+    with a note saying which value; the daemon goes on (it used to exit 70). So does each of
+    the hostile YAML corpus's files as a sidecar (an alias bomb, a key twice, a NUL, Latin-1)."""
 
     def test_each_case_fails_alone_and_a_good_file_still_prints(self, tmp_path: Path) -> None:
         settings = quick_settings(tmp_path)
@@ -132,21 +133,25 @@ class TestHostileSidecars:
             "long-json.json": (f'{{"priority": {digits}}}\n',
                                r"not valid JSON: a number has over \d+ digits"),
         }
-        for seed, (name, (text, _)) in enumerate(sidecars.items()):
-            (inbox / name).write_text(text, encoding="utf-8")
+        hostile = tmp_path / "hostile-yaml"
+        raw = {name: (text.encode(), says) for name, (text, says) in sidecars.items()}
+        raw.update({entry.name: ((hostile / entry.name).read_bytes(), entry.expect)
+                    for entry in write_yaml_corpus(hostile)})
+        for seed, (name, (data, _)) in enumerate(raw.items()):
+            (inbox / name).write_bytes(data)
             (inbox / name).with_suffix(".stl").write_bytes(tetra_stl_bytes(seed))
-        (inbox / "good.stl").write_bytes(tetra_stl_bytes(9))
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(99))
 
         done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr and "unexpected failure" not in done.stderr
         assert (inbox / "done" / "good.stl").exists()
-        for name, (text, says) in sidecars.items():
+        for name, (data, says) in raw.items():
             model = Path(name).with_suffix(".stl").name
             note = inbox / "failed" / (model + ".error.txt")
             assert re.search(says, note.read_text(encoding="utf-8")), name
             # The case is kept whole: the model and its sidecar, unchanged.
-            assert (inbox / "failed" / name).read_text(encoding="utf-8") == text
+            assert (inbox / "failed" / name).read_bytes() == data
             assert (inbox / "failed" / model).exists()
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
 
