@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES
+from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.geometry.completeness import judge_at_rest
 from preform_pipeline.plan.builds import case_folder, walk_folder
 from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
@@ -128,18 +129,13 @@ def find_sources(
             return
         try:
             info = os.stat(file)
-            if stat.S_ISREG(info.st_mode) and os.name == "posix":
-                # A file this account may not read is refused by the reader, saying so; its
-                # completeness cannot be judged. (On Windows a file being copied is locked:
-                # there that means "still being written".)
-                with open(file, "rb"):
-                    pass
-        except OSError:  # gone, a link to nothing or to itself, not readable
+        except OSError:  # gone, a link to nothing or to itself
             models.setdefault(file, case)
             return
-        if not stat.S_ISREG(info.st_mode):
-            # A named pipe, a device: the reader refuses it without opening it, where judging
-            # its completeness would open it (and a pipe blocks until a writer comes).
+        if not stat.S_ISREG(info.st_mode) or permission_refusal(file) is not None:
+            # A named pipe, a device, a file this account may not read: the reader refuses
+            # it, saying why, without opening a pipe; judging its completeness would open it
+            # (a pipe blocks until a writer comes), or call it "still being written".
             models.setdefault(file, case)
             return
         verdict = judge_at_rest(

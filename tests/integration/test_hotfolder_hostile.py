@@ -8,6 +8,7 @@ with them. Linux-specific only in the corpus entries that need POSIX (fifos, byt
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_hotfolder_watch_command import environment
 
 from preform_pipeline.geometry import write_stl
@@ -29,6 +31,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.conftest import AS_A_USER
 from tests.hostile_corpus import tetra, write_corpus, write_yaml_corpus
 
 TIMEOUT_S = 240.0
@@ -53,10 +56,12 @@ def quick_settings(tmp_path: Path, hotfolders: Mapping[str, Any] | None = None) 
     )
 
 
-def watch_once(settings: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it."""
+def watch_once(settings: Path, cwd: Path, prefix: tuple[str, ...] = ()
+               ) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it
+    (``prefix``: :data:`AS_A_USER`, to run it as a user)."""
     return subprocess.run(
-        [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+        [*prefix, sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
         env=environment(), cwd=cwd, capture_output=True, text=True,
         timeout=TIMEOUT_S, check=False,
     )
@@ -153,6 +158,36 @@ class TestHostileSidecars:
             # The case is kept whole: the model and its sidecar, unchanged.
             assert (inbox / "failed" / name).read_bytes() == data
             assert (inbox / "failed" / model).exists()
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+
+
+class TestFilesTheAccountMayNotRead:
+    """A file the hot folder's account may not read (its mode, its owner) goes to failed/
+    with a note, its case whole with it; it stayed in the inbox for ever, said only in the
+    log (``file_unreadable``, Python's words) at each look."""
+
+    @pytest.mark.skipif(os.name != "posix", reason="on Windows a refusal is a copy's lock")
+    def test_each_fails_with_a_note_and_the_rest_prints(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        (inbox / "C-2").mkdir(parents=True)
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(1))
+        (inbox / "locked.stl").write_bytes(tetra_stl_bytes(2))
+        (inbox / "C-2" / "upper.stl").write_bytes(tetra_stl_bytes(3))
+        (inbox / "C-2" / "lower.stl").write_bytes(tetra_stl_bytes(4))
+        for locked in (inbox / "locked.stl", inbox / "C-2" / "lower.stl"):
+            locked.chmod(0)
+
+        done = watch_once(settings, tmp_path, AS_A_USER)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (inbox / "done" / "good.stl").exists()
+        failed = inbox / "failed"
+        assert every_file(failed) == {"locked.stl", "C-2/upper.stl", "C-2/lower.stl"}
+        for note, name in (("locked.stl", "locked.stl"), ("C-2/upper.stl", "lower.stl"),
+                           ("C-2/lower.stl", "lower.stl")):
+            text = (failed / (note + ".error.txt")).read_text(encoding="utf-8")
+            assert f"What failed: {name} cannot be read (Permission denied)" in text, text
+            assert "give the account the hot folder runs as permission to read it" in text
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
 
 

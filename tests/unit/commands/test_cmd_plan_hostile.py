@@ -13,7 +13,7 @@ import pytest
 
 from preform_pipeline.cli import run
 from preform_pipeline.geometry import write_stl
-from tests.conftest import RECIPES
+from tests.conftest import AS_A_USER, RECIPES
 from tests.hostile_corpus import tetra
 
 TIMEOUT_S = 120.0
@@ -29,12 +29,6 @@ def plan(*models: Path, command: str = "plan", options: tuple[str, ...] = ()
          str(RECIPES / "engineering-grey-form4.yaml"), *map(str, models)],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
-
-
-#: Root reads every folder whatever its mode; without the two capabilities that let it
-#: (Linux's setpriv drops them), it is refused as a user is. Not root: nothing to drop.
-AS_A_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search")
-             if os.name == "posix" and os.geteuid() == 0 else ())
 
 
 class TestOddButReadable:
