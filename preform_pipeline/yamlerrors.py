@@ -35,6 +35,7 @@ __all__ = [
     "NodeProblem",
     "describe_bad_value",
     "describe_not_finite",
+    "describe_unsupported_tag",
     "describe_yaml_error",
     "format_json_path",
     "is_bad_value",
@@ -184,8 +185,23 @@ def shape_problem(exc: yaml.YAMLError) -> NodeProblem | None:
     return exc.shape if isinstance(exc, _Refused) else None
 
 
+def describe_unsupported_tag(tag: str, document: str) -> str:
+    """Why a value with an application tag (``!!python/object/apply:os.system``) is refused
+    in a ``document``: files people write use YAML's core types only."""
+    return f"YAML tag {tag!r} is not supported in a {document}"
+
+
 class _CheckedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose values that cannot be built are errors at their place."""
+    """``yaml.SafeLoader`` whose values that cannot be built are errors at their place,
+    with a tag it has no type for worded as the recipe loader words it (PyYAML's "could
+    not determine a constructor for the tag")."""
+
+    document = "YAML file"
+
+    def construct_undefined(self, node: Any) -> Any:
+        raise _UnreadableValue(None, None, describe_unsupported_tag(str(node.tag),
+                                                                    self.document),
+                               node.start_mark)
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         try:
@@ -266,11 +282,14 @@ def is_bad_value(exc: yaml.YAMLError) -> bool:
     return isinstance(exc, _UnreadableValue)
 
 
+# PyYAML calls the constructor registered for "no other tag" as a plain function: register
+# the override, or SafeConstructor's own would still be called.
+_CheckedLoader.add_constructor(None, _CheckedLoader.construct_undefined)
+
+
 class _FiniteLoader(_CheckedLoader):
     """A :class:`_CheckedLoader` that also refuses, at its place, a number that is not
     finite (:func:`is_finite`) in the document it names."""
-
-    document = "document"
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         value = super().construct_object(node, deep=deep)

@@ -443,7 +443,7 @@ YAML_TOO_LARGE = r"too large: over 100000 values once its aliases \(\*name\) are
 YAML_RECURSIVE = r"recursive alias"
 YAML_CONTROL = r"a control character \(U\+{code}\) is not allowed in YAML text"
 YAML_NOT_UTF8 = r"not UTF-8 text: line {line}, column {column} holds the byte 0x{byte}"
-YAML_TAG = r"could not determine a constructor for the tag|YAML tag .* is not supported"
+YAML_TAG = r"YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not supported in a"
 
 
 @dataclass(frozen=True)

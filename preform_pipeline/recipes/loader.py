@@ -38,6 +38,7 @@ from preform_pipeline.yamlerrors import (
     MAX_NODES,
     describe_bad_value,
     describe_not_finite,
+    describe_unsupported_tag,
     describe_yaml_error,
     format_json_path,
     is_finite,
@@ -215,7 +216,7 @@ class _Builder:
                 return str(node.value)
             return value
         if tag not in _TEXT_SCALAR_TAGS:
-            self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in a {self.kind}",
+            self.problem(node.start_mark, describe_unsupported_tag(tag, self.kind),
                          path)
         # str, and implicit types (timestamps) kept as the text the user wrote.
         return str(node.value)
@@ -223,7 +224,7 @@ class _Builder:
     def _check_tag(self, node: Any, expected: str, path: JsonPath) -> None:
         if node.tag not in (expected, "!"):
             self.problem(
-                node.start_mark, f"YAML tag {node.tag!r} is not supported in a {self.kind}", path
+                node.start_mark, describe_unsupported_tag(str(node.tag), self.kind), path
             )
 
     def _mapping(
