@@ -51,6 +51,7 @@ DEPTH = r"nest deeper than"
 NO_MODEL_PART = r"has no model part"
 WRONG_COUNT = r"longer than its header says"
 FOLDER = r"is a folder, not a model file"
+TOO_BIG = r"file is 2048\.0 MiB, over the 512\.0 MiB limit for model files"
 NOT_REGULAR = r"not a regular file"
 UNREADABLE = r"cannot be read"
 OUTSIDE = r"outside the inbox"
@@ -415,6 +416,15 @@ def write_corpus(folder: Path, outside: Path | None = None) -> list[Entry]:
     if hasattr(os, "mkfifo"):
         os.mkfifo(folder / "pipe.stl")
         entries.append(Entry("pipe.stl", NOT_REGULAR))
+        # Session 37: the reader of a pipe named .3mf opens nothing either (`run` hung on one).
+        os.mkfifo(folder / "pipe.3mf")
+        entries.append(Entry("pipe.3mf", NOT_REGULAR))
+    if os.name == "posix":
+        # 2 GiB of holes: no disk, no time to write, and refused by its size before a byte
+        # is read. Not in a hot folder, whose content hash would read it all first.
+        with (folder / "sparse.stl").open("wb") as handle:
+            handle.truncate(2 * 1024**3)
+        entries.append(Entry("sparse.stl", TOO_BIG, hotfolder=False))
     try:
         (folder / "loop-a.stl").symlink_to(folder / "loop-b.stl")
         (folder / "loop-b.stl").symlink_to(folder / "loop-a.stl")
