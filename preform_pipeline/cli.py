@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, TextIO, cast
+from typing import NoReturn, Protocol, TextIO, cast
 
 from preform_pipeline import __version__
 from preform_pipeline.commands._common import (
@@ -33,7 +33,7 @@ from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import default_store_path
-from preform_pipeline.wording import visible_lines
+from preform_pipeline.wording import quoted, visible_lines
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
@@ -78,8 +78,30 @@ def _commands(argv: Sequence[str]) -> list[Command]:
     return [importlib.import_module(name) for name in ((chosen,) if chosen else COMMAND_MODULES)]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage error also says when a file's name was read as an
+    option: ``run recipe.yaml -rf.stl`` said only "the following arguments are required:
+    MODELS", of a line that names one. ``typed``: the command line (:func:`_parser_for`)."""
+
+    typed: tuple[str, ...] = ()
+
+    def error(self, message: str) -> NoReturn:
+        dashed = next((word for word in self.typed
+                       if word.startswith("-") and word != "-" and os.path.lexists(word)), None)
+        if dashed is not None:
+            message += (f" ({quoted(dashed)} is a file here, but was read as an option: to "
+                        f"name it, write ./{dashed}, or put -- before the file names)")
+        super().error(message)
+
+
+def _parser_for(argv: Sequence[str]) -> type[_Parser]:
+    """A :class:`_Parser` class that knows ``argv``: argparse makes the subcommands' parsers
+    (and theirs) of its parser's class."""
+    return type("_TypedParser", (_Parser,), {"typed": tuple(argv)})
+
+
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
-    parser = argparse.ArgumentParser(
+    parser = _parser_for(argv)(
         prog="preform-pipeline",
         description="Batch job preparation for Formlabs printers.",
     )

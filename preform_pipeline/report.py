@@ -25,7 +25,7 @@ from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
-from preform_pipeline.wording import millimetres
+from preform_pipeline.wording import millimetres, visible
 
 __all__ = [
     "SLS_COLUMNS",
@@ -204,9 +204,10 @@ def csv_rows(result: RunResult) -> list[dict[str, str]]:
         row.update(
             build="",
             status="rejected",
-            reason=rejection.reason + (f" (size {size})" if size else ""),
-            models=rejection.path.name,
-            source_files=str(rejection.path),
+            # A rejected name may hold what no text file can (a name that is not UTF-8).
+            reason=visible(rejection.reason + (f" (size {size})" if size else "")),
+            models=visible(rejection.path.name),
+            source_files=visible(str(rejection.path)),
             simulated=_cell(result.simulated),
             dry_run=_cell(result.dry_run),
         )

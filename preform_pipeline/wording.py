@@ -14,11 +14,22 @@ progress lines, the planner's messages and the simulator can all use it.
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-__all__ = ["aligned", "counted", "millimetres", "noun", "quoted", "visible", "visible_lines"]
+__all__ = [
+    "NAME_NOT_TEXT",
+    "aligned",
+    "counted",
+    "is_text_path",
+    "millimetres",
+    "noun",
+    "quoted",
+    "visible",
+    "visible_lines",
+]
 
 #: From this many millimetres (a kilometre, absurd for a printer: a model in the wrong units or
 #: a damaged file) a size is written as 1.0e+38, not as its 39 digits.
@@ -58,10 +69,37 @@ def quoted(text: str, limit: int = 100) -> str:
     return f"{shown[:-1]}...{shown[-1]}"
 
 
+#: Why a file whose name is not UTF-8 is not taken (and what helps): no store, report or
+#: console can write its name as text.
+NAME_NOT_TEXT: Final = ("its name is not valid UTF-8 text, so the job store cannot record it; "
+                        "rename it (letters, digits, - and _ are safe)")
+
+
+def is_text_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` can be written as UTF-8 text: on POSIX a name is bytes, and one that
+    is not UTF-8 is read by Python as half characters (U+DC80 to U+DCFF)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _hidden(char: str) -> bool:
-    """A control character (Cc) or an invisible format character (Cf: the bidi overrides and
-    isolates, zero-width space, soft hyphen, BOM) other than the joiners."""
-    return unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS
+    """A control character (Cc), an invisible format character (Cf: the bidi overrides and
+    isolates, zero-width space, soft hyphen, BOM) other than the joiners, or half of a
+    character (Cs: what a file name that is not UTF-8 holds once Python has read it)."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs") and char not in _JOINERS
+
+
+def _escaped(char: str) -> str:
+    """A hidden character as Python writes its escape; a byte of a file name that is not
+    UTF-8 (POSIX names are bytes; Python reads each such byte as U+DC80 to U+DCFF) as that
+    byte, ``caf\xe9.stl``: no terminal, store or report can write half a character, and
+    printing one ended `run` with a UnicodeEncodeError."""
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return repr(char)[1:-1]
 
 
 def visible(text: str) -> str:
@@ -73,7 +111,7 @@ def visible(text: str) -> str:
     # string of every page through this on each refresh.
     if text.isprintable():
         return text
-    return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
+    return "".join(_escaped(c) if _hidden(c) else c for c in text)
 
 
 def visible_lines(text: str) -> str:

@@ -7,6 +7,12 @@ than Python converts) raises a ``ValueError`` from deep in PyYAML, which no call
 from a parser; here it is a ``yaml.YAMLError`` at the value's line and column, worded by
 :func:`describe_bad_value`.
 
+:func:`node_problems` is the one judge of a composed document's shape, for the recipe
+loader and :func:`safe_load` alike: a key given twice (PyYAML keeps the last in silence), an
+alias inside the value it names, and more than :data:`MAX_NODES` values once aliases are
+expanded (an "alias bomb": ten lines that each name the line before ten times are a billion
+values to whatever walks them, though PyYAML builds them as shared references at once).
+
 PyYAML reports a tab used for indentation as "found character '\\t' that cannot start any
 token", which users do not read as "you typed a tab". :func:`describe_yaml_error` turns a
 ``yaml.YAMLError`` into a 1-based position and a sentence that names the usual causes.
@@ -16,7 +22,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import yaml
@@ -24,13 +31,18 @@ import yaml
 from preform_pipeline.wording import quoted
 
 __all__ = [
+    "MAX_NODES",
+    "NodeProblem",
     "describe_bad_value",
     "describe_not_finite",
+    "describe_unsupported_tag",
     "describe_yaml_error",
     "format_json_path",
     "is_bad_value",
     "is_finite",
+    "node_problems",
     "safe_load",
+    "shape_problem",
 ]
 
 
@@ -66,10 +78,12 @@ def describe_yaml_error(
     ``text`` is the document: the character at the error's position tells a tab apart (the
     C parser's message does not show it).
     """
+    if isinstance(exc, yaml.reader.ReaderError):
+        return _unprintable(text)
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         problem = str(exc.problem or "")
-        if isinstance(exc, _UnreadableValue):
+        if isinstance(exc, (_UnreadableValue, _Refused)):
             return (*_position(mark), problem)
         if mark is not None and _char_at(text, int(mark.line), int(mark.column)) == "\t":
             return (*_position(mark), f"YAML syntax error: {_TAB}")
@@ -79,6 +93,26 @@ def describe_yaml_error(
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return (*_position(mark), f"YAML syntax error: {what}")
     return None, None, f"YAML error: {exc}"
+
+
+def _unprintable(text: str) -> tuple[int | None, int | None, str]:
+    """Where the first character YAML does not allow stands, and what it is.
+
+    PyYAML's reader says "unacceptable character #x0000 ... in "<unicode string>", position
+    28": an offset in characters (bytes from the C parser), no line. Both readers refuse the
+    first such character of the text, so it is found here again by the same rule."""
+    found = yaml.reader.Reader.NON_PRINTABLE.search(text)
+    if found is None:  # not from this text: say what there is to say
+        return None, None, "YAML syntax error: a character YAML does not allow"
+    before = text[:found.start()]
+    line = before.count("\n") + 1
+    column = found.start() - (before.rfind("\n") + 1) + 1
+    code = ord(found.group())
+    kind = ("a control character" if code < 0x20 or 0x7F <= code <= 0x9F
+            else "a character YAML does not allow")
+    return line, column, (
+        f"YAML syntax error: {kind} (U+{code:04X}) is not allowed in YAML text; remove it "
+        "(a file of such characters throughout is not a text file)")
 
 
 def _char_at(text: str, line: int, column: int) -> str:
@@ -137,8 +171,37 @@ class _UnreadableValue(yaml.constructor.ConstructorError):
     """A scalar PyYAML parsed but could not build: a value error, not a syntax error."""
 
 
+class _Refused(yaml.composer.ComposerError):
+    """A document whose shape :func:`node_problems` refuses: the first of its problems."""
+
+    def __init__(self, shape: NodeProblem) -> None:
+        super().__init__(None, None, shape.message, shape.mark)
+        self.shape = shape
+
+
+def shape_problem(exc: yaml.YAMLError) -> NodeProblem | None:
+    """The :func:`node_problems` problem for which :func:`safe_load` refused a document (it
+    names the key path), or None for any other error."""
+    return exc.shape if isinstance(exc, _Refused) else None
+
+
+def describe_unsupported_tag(tag: str, document: str) -> str:
+    """Why a value with an application tag (``!!python/object/apply:os.system``) is refused
+    in a ``document``: files people write use YAML's core types only."""
+    return f"YAML tag {tag!r} is not supported in a {document}"
+
+
 class _CheckedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose values that cannot be built are errors at their place."""
+    """``yaml.SafeLoader`` whose values that cannot be built are errors at their place,
+    with a tag it has no type for worded as the recipe loader words it (PyYAML's "could
+    not determine a constructor for the tag")."""
+
+    document = "YAML file"
+
+    def construct_undefined(self, node: Any) -> Any:
+        raise _UnreadableValue(None, None, describe_unsupported_tag(str(node.tag),
+                                                                    self.document),
+                               node.start_mark)
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         try:
@@ -150,16 +213,83 @@ class _CheckedLoader(yaml.SafeLoader):
             ) from None
 
 
+#: Upper bound on the values one document holds once its aliases are expanded.
+MAX_NODES: Final = 100_000
+_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class NodeProblem:
+    """A problem in a composed document's shape: PyYAML's ``mark`` (0-based) where it is
+    written, the key path it concerns and what it is. ``fatal``: the document cannot be
+    built (it would never end, or is too large to walk); else the value is left out."""
+
+    mark: Any
+    path: tuple[str | int, ...]
+    message: str
+    fatal: bool = False
+
+
+def node_problems(root: yaml.Node) -> Iterator[NodeProblem]:
+    """The problems of the composed document ``root``, in document order: each key given
+    twice in one mapping (merged keys, ``<<: *base``, may be given again), an alias inside
+    the value it names, and, at the value that passes it, more than :data:`MAX_NODES`
+    values counted with every alias expanded. Iterative: a deep document does not recurse."""
+    count = 0
+    inside: set[int] = set()  # the collections being walked: an alias to one loops
+    stack: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = [(root, (), False)]
+    while stack:
+        node, path, leaving = stack.pop()
+        if leaving:
+            inside.discard(id(node))
+            continue
+        count += 1
+        if count > MAX_NODES:
+            yield NodeProblem(node.start_mark, (), (
+                f"too large: over {MAX_NODES} values once its aliases (*name) are expanded; "
+                "write each value out once"), fatal=True)
+            return
+        if id(node) in inside:
+            yield NodeProblem(node.start_mark, path, "recursive alias", fatal=True)
+            return
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        inside.add(id(node))
+        children: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(item, (*path, index), False) for index, item in enumerate(node.value)]
+        else:
+            first: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    children += [(key_node, path, False), (value_node, path, False)]
+                    continue
+                key = str(key_node.value)
+                if key_node.tag != _MERGE_TAG and key in first:
+                    yield NodeProblem(key_node.start_mark, (*path, key),
+                                      f"duplicate key {key!r} (first given at line "
+                                      f"{int(first[key].line) + 1})")
+                    continue
+                first.setdefault(key, key_node.start_mark)
+                children.append((value_node, path if key_node.tag == _MERGE_TAG
+                                 else (*path, key), False))
+        stack.append((node, path, True))
+        stack.extend(reversed(children))
+
+
 def is_bad_value(exc: yaml.YAMLError) -> bool:
     """Whether ``exc`` is a value :func:`safe_load` could not build (the syntax was fine)."""
     return isinstance(exc, _UnreadableValue)
 
 
+# PyYAML calls the constructor registered for "no other tag" as a plain function: register
+# the override, or SafeConstructor's own would still be called.
+_CheckedLoader.add_constructor(None, _CheckedLoader.construct_undefined)
+
+
 class _FiniteLoader(_CheckedLoader):
     """A :class:`_CheckedLoader` that also refuses, at its place, a number that is not
     finite (:func:`is_finite`) in the document it names."""
-
-    document = "document"
 
     def construct_object(self, node: Any, deep: bool = False) -> Any:
         value = super().construct_object(node, deep=deep)
@@ -174,11 +304,20 @@ def safe_load(text: str, *, finite_in: str | None = None) -> Any:
     """``yaml.safe_load(text)``, with a value that cannot be built a ``yaml.YAMLError``;
     with ``finite_in`` (the document's kind, "settings file"), a number that is not finite
     is one too."""
+    # What yaml.load does (a SafeLoader: no application tags), with the document named and
+    # its shape judged before anything is built.
+    loader: _CheckedLoader
     if finite_in is None:
-        return yaml.load(text, Loader=_CheckedLoader)  # a SafeLoader: no application tags
-    loader = _FiniteLoader(text)  # what yaml.load does, with the document named
-    loader.document = finite_in
+        loader = _CheckedLoader(text)
+    else:
+        loader = finite = _FiniteLoader(text)
+        finite.document = finite_in
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        for problem in node_problems(node):
+            raise _Refused(problem)
+        return loader.construct_document(node)
     finally:
         loader.dispose()

@@ -42,6 +42,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
 RECIPES = REPO_ROOT / "recipes"
 
+#: Root reads every file and folder whatever its mode; without the two capabilities that let
+#: it (Linux's setpriv drops them), a command run under this prefix is refused as a user is.
+#: Not root: nothing to drop.
+AS_A_USER: Final = (("setpriv", "--bounding-set=-dac_override,-dac_read_search")
+                    if os.name == "posix" and os.geteuid() == 0 else ())
+
 #: How a skip reason starts -> why that skip is acceptable. The only skips the suite allows.
 SKIP_REGISTRY: Final[dict[str, str]] = {
     CONTRACT_SKIP_REASON: (

@@ -5,6 +5,10 @@ Nothing here is committed as a binary: images, documents, zip bombs and XML bomb
 from their published signatures and structures in a few milliseconds each (the 1.5 GiB zip
 bomb repeats one flushed deflate block, so it costs about 1.5 MB and half a second).
 
+:func:`write_yaml_corpus` does the same for hand-written YAML (settings files, recipes,
+sidecars): each :class:`YamlEntry` with the message class every reader of it must give and the
+line it must name.
+
 Entries marked ``reader=False`` are only meaningful in a hot folder (a link out of the inbox
 reads fine on its own); ``hotfolder=False`` ones are left out of hot-folder runs (a folder
 named ``x.stl`` is a case folder there, a looping link cannot be moved).
@@ -27,7 +31,7 @@ import numpy as np
 
 from preform_pipeline.geometry import write_stl
 
-__all__ = ["Entry", "tetra", "write_corpus", "zip_bomb"]
+__all__ = ["Entry", "YamlEntry", "tetra", "write_corpus", "write_yaml_corpus", "zip_bomb"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
@@ -47,6 +51,7 @@ DEPTH = r"nest deeper than"
 NO_MODEL_PART = r"has no model part"
 WRONG_COUNT = r"longer than its header says"
 FOLDER = r"is a folder, not a model file"
+TOO_BIG = r"file is 2048\.0 MiB, over the 512\.0 MiB limit for model files"
 NOT_REGULAR = r"not a regular file"
 UNREADABLE = r"cannot be read"
 OUTSIDE = r"outside the inbox"
@@ -411,6 +416,15 @@ def write_corpus(folder: Path, outside: Path | None = None) -> list[Entry]:
     if hasattr(os, "mkfifo"):
         os.mkfifo(folder / "pipe.stl")
         entries.append(Entry("pipe.stl", NOT_REGULAR))
+        # Session 37: the reader of a pipe named .3mf opens nothing either (`run` hung on one).
+        os.mkfifo(folder / "pipe.3mf")
+        entries.append(Entry("pipe.3mf", NOT_REGULAR))
+    if os.name == "posix":
+        # 2 GiB of holes: no disk, no time to write, and refused by its size before a byte
+        # is read. Not in a hot folder, whose content hash would read it all first.
+        with (folder / "sparse.stl").open("wb") as handle:
+            handle.truncate(2 * 1024**3)
+        entries.append(Entry("sparse.stl", TOO_BIG, hotfolder=False))
     try:
         (folder / "loop-a.stl").symlink_to(folder / "loop-b.stl")
         (folder / "loop-b.stl").symlink_to(folder / "loop-a.stl")
@@ -427,4 +441,70 @@ def write_corpus(folder: Path, outside: Path | None = None) -> list[Entry]:
             entries.append(Entry("case-loop", r"linked folders are not followed", reader=False))
     except OSError:  # no symlink privilege (Windows without developer mode)
         pass
+    return entries
+
+
+# Hostile YAML (session 37): what settings files, recipes and sidecars are all read by. Before,
+# a settings file's alias bomb ran `run`, `watch` and `jobs` for minutes into gigabytes (its
+# values were walked by the schema check and quoted whole in its message), a key given twice
+# in one was dropped in silence, a control character was "position 28" of "<unicode string>",
+# and a Latin-1 byte was the codec's "can't decode byte 0xe9 in position 25".
+YAML_TOO_LARGE = r"too large: over 100000 values once its aliases \(\*name\) are expanded"
+YAML_RECURSIVE = r"recursive alias"
+YAML_CONTROL = r"a control character \(U\+{code}\) is not allowed in YAML text"
+YAML_NOT_UTF8 = r"not UTF-8 text: line {line}, column {column} holds the byte 0x{byte}"
+YAML_TAG = r"YAML tag 'tag:yaml.org,2002:python/object/apply:os.system' is not supported in a"
+
+
+@dataclass(frozen=True)
+class YamlEntry:
+    """One hostile YAML file: its name, the message class it must get, and the line the
+    message must name (``file:LINE:``), or None when the message itself says where."""
+
+    name: str
+    expect: str
+    line: int | None
+
+
+def _yaml_alias_bomb() -> bytes:
+    """Nine lines that each name the line before ten times: 10**9 values, in 400 bytes."""
+    lines = ["bomb:", "  a0: &a0 [l, l, l, l, l, l, l, l, l, l]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    return ("\n".join([*lines, "servers:", "  count: *a8", ""])).encode()
+
+
+_YAML_WRITERS: dict[str, tuple[str, int | None, Callable[[], bytes]]] = {
+    # An alias is the value its anchor marks, and is placed there: the 100,001st value
+    # counted is one of a0's, however it was reached.
+    "alias-bomb.yaml": (YAML_TOO_LARGE, 2, _yaml_alias_bomb),
+    "recursive-alias.yaml": (YAML_RECURSIVE, 1,
+                             lambda: b"servers: &s\n  count: 1\n  extra_args: [*s]\n"),
+    "twice.yaml": (r"duplicate key 'servers' \(first given at line 1\)", 3,
+                   lambda: b"servers:\n  count: 1\nservers:\n  count: 3\n"),
+    "twice-inside.yaml": (r"duplicate key 'count' \(first given at line 2\)", 3,
+                          lambda: b"servers:\n  count: 1\n  count: 3\n"),
+    "nul.yaml": (YAML_CONTROL.format(code="0000"), 2, lambda: b"servers:\n  count: 1\x00\n"),
+    "escape.yaml": (YAML_CONTROL.format(code="001B"), 1, lambda: b"name: \x1b]0;owned\x07\n"),
+    # A program, every byte below 0x80: UTF-8 text to the decoder, control characters to YAML.
+    "program.yaml": (YAML_CONTROL.format(code="007F"), 1,
+                     lambda: b"\x7fELF\x02\x01\x01" + bytes(120)),
+    "latin1.yaml": (YAML_NOT_UTF8.format(line=2, column=18, byte="E9"), None,
+                    lambda: b"servers:\n  count: 1  # caf\xe9\n"),
+    "utf16.yaml": (YAML_NOT_UTF8.format(line=1, column=1, byte="FF")
+                   + r".*\(the file is UTF-16 text\)", None,
+                   lambda: "servers:\n  count: 1\n".encode("utf-16")),
+    "python-tag.yaml": (YAML_TAG, 1,
+                        lambda: b"servers: !!python/object/apply:os.system [echo owned]\n"),
+    "tab.yaml": (r"a tab character; YAML indents with spaces only", 2,
+                 lambda: b"servers:\n\tcount: 1\n"),
+}
+
+
+def write_yaml_corpus(folder: Path) -> list[YamlEntry]:
+    """Write every hostile YAML file into ``folder``; returns their entries."""
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for name, (expect, line, make) in _YAML_WRITERS.items():
+        (folder / name).write_bytes(make())
+        entries.append(YamlEntry(name, expect, line))
     return entries

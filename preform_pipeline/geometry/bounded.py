@@ -31,6 +31,7 @@ __all__ = [
     "RATIO_CHECK_MIN_BYTES",
     "checked_file_size",
     "parse_xml",
+    "permission_refusal",
     "read_file_bounded",
     "read_zip_member",
 ]
@@ -61,6 +62,9 @@ def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
     try:
         info = path.stat()
     except FileNotFoundError:
+        if path.is_symlink():  # the link is there, what it names is not
+            raise ModelFileError(path, f"is a link to {os.readlink(path)}, which is not there",
+                                 hint="copy the model itself here, or mend the link") from None
         raise ModelFileError(path, "file not found", hint="check the path") from None
     except OSError as exc:
         hint = "check file permissions"
@@ -92,6 +96,23 @@ def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
             hint="reduce (decimate) the mesh or split the model",
         )
     return info.st_size
+
+
+def permission_refusal(path: Path) -> str | None:
+    """Why this account may not read the regular file ``path`` (``Permission denied``), or
+    None. POSIX only, where a refusal is the file's mode or owner, which no later look
+    changes: a file in it is refused at once, not waited for as if still being written. On
+    Windows a file being copied is locked and refused alike, and there it is being written.
+    Opening a regular file does not block (a pipe's would: ask this of regular files)."""
+    if os.name != "posix":
+        return None
+    try:
+        with open(path, "rb"):
+            return None
+    except PermissionError as exc:
+        return exc.strerror or str(exc)
+    except OSError:  # gone meanwhile, or another trouble: the reader says which
+        return None
 
 
 def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> bytes:

@@ -70,7 +70,7 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
 from preform_pipeline.store.opening import is_shared_store
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.wording import visible
+from preform_pipeline.wording import is_text_path, visible
 
 __all__ = [
     "ERROR_SUFFIX",
@@ -448,11 +448,7 @@ def fitting_rel(rel: str) -> str:
 
 def storable(path: Path) -> bool:
     """True when ``path`` can be written as UTF-8 text (the store keeps paths as text)."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return is_text_path(path)
 
 
 def _shown(path: str | Path) -> str:

@@ -51,6 +51,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
+from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     JOBS_COMMAND,
@@ -429,6 +430,16 @@ class Intake:
                 + ("whole case folder" if drop.is_case else "file and its sidecar")
                 + " into the inbox again",
                 sidecars=True,
+            )
+        refused = next(((model, why) for model in drop.models
+                        if (why := permission_refusal(model)) is not None), None)
+        if refused is not None:
+            # Its mode or owner: no later look changes it (it stayed in the inbox, said in
+            # the log at each look). The case goes whole, as for a file that is not a model.
+            return self._reject_all(
+                drop, recipe, f"{refused[0].name} cannot be read ({refused[1]})",
+                "give the account the hot folder runs as permission to read it (or copy it "
+                "in as that account), then drop it again",
             )
         case = self._case_folder(drop)
         taken: list[Job] = []

@@ -23,6 +23,7 @@ wrong printer) would be worse than not printing it.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import re
 import sys
@@ -39,8 +40,13 @@ from preform_pipeline.errors import Problem, SidecarError
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
 from preform_pipeline.recipes.loader import YamlNode, parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
-from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.yamlerrors import format_json_path, safe_load
+from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
+from preform_pipeline.yamlerrors import (
+    describe_yaml_error,
+    format_json_path,
+    safe_load,
+    shape_problem,
+)
 
 __all__ = [
     "MAX_SIDECAR_BYTES",
@@ -94,9 +100,21 @@ def _single(found: list[Path], what: str) -> Path | None:
     return found[0] if found else None
 
 
+def _is_sidecar_file(path: Path) -> bool:
+    """Whether the sidecar name ``path`` names a file. A name longer than a file system takes
+    names none: a model named with 251 bytes has no room for ``.yaml`` beside it, and
+    ``is_file`` raises for it (ENAMETOOLONG) where it answers False for a missing one."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return False
+        raise
+
+
 def find_sidecar(model: Path) -> Path | None:
     """The sidecar beside ``model`` (same stem), or None; SidecarError if there are several."""
-    found = [p for p in _candidates(model.parent, model.stem) if p.is_file()]
+    found = [p for p in _candidates(model.parent, model.stem) if _is_sidecar_file(p)]
     return _single(found, model.name)
 
 
@@ -105,7 +123,7 @@ def find_folder_sidecar(folder: Path) -> Path | None:
     found = [
         p
         for p in (*_candidates(folder.parent, folder.name), *_candidates(folder, folder.name))
-        if p.is_file()
+        if _is_sidecar_file(p)
     ]
     return _single(found, f"case folder {folder.name}")
 
@@ -191,8 +209,7 @@ def _load(path: Path) -> tuple[Any, str]:
             )
         text = read_small_text(path, max_bytes=MAX_SIDECAR_BYTES, encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise SidecarError(path, f"is not UTF-8 text ({exc.reason})",
-                           hint="save it as UTF-8") from None
+        raise SidecarError(path, f"is {not_utf8(exc)}", hint=SAVE_AS_UTF8) from None
     except OSError as exc:
         raise SidecarError(path, f"cannot be read: {exc.strerror or exc}",
                            hint="check its permissions, or write it again") from None
@@ -219,12 +236,15 @@ def _load(path: Path) -> tuple[Any, str]:
         raise SidecarError(path, "nests too deeply for a sidecar",
                            hint="a sidecar is a flat list of values") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        shape = shape_problem(exc)
+        if shape is not None:  # a key twice, an alias bomb: said as the recipe loader says it
+            raise _shape_error(path, format_json_path(shape.path), shape.message,
+                               int(shape.mark.line) + 1, int(shape.mark.column) + 1) from None
+        line, column, problem = describe_yaml_error(exc, text)
+        where = f"line {line} column {column}: " if line is not None else ""
         raise SidecarError(
             path,
-            f"{where}not valid YAML: {problem}",
+            f"{where}not valid YAML: {problem.removeprefix('YAML syntax error: ')}",
             hint="fix the YAML, then drop the case again",
         ) from None
 
@@ -316,12 +336,18 @@ def _first_duplicate(problems: Sequence[Problem], path: Path) -> SidecarError | 
     """
     for problem in problems:
         if problem.message.startswith("duplicate key"):
-            return SidecarError(
-                path, f"{problem.json_path}: {problem.message}",
-                hint="keep the one you mean and remove the other, then drop the case again",
-                line=problem.line, column=problem.column,
-            )
+            return _shape_error(path, problem.json_path, problem.message, problem.line,
+                                problem.column)
     return None
+
+
+def _shape_error(path: Path, json_path: str, message: str, line: int | None,
+                 column: int | None) -> SidecarError:
+    """A sidecar refused for its shape (a key given twice, an alias bomb), at its place."""
+    hint = ("keep the one you mean and remove the other, then drop the case again"
+            if message.startswith("duplicate key") else
+            "write each value out once, then drop the case again")
+    return SidecarError(path, f"{json_path}: {message}", hint=hint, line=line, column=column)
 
 
 def _placed(exc: SidecarError, root: YamlNode | None, key: str, *, known: bool) -> SidecarError:

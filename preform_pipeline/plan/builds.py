@@ -298,14 +298,16 @@ def case_folder(named: Path, file: Path, *, named_is_case: bool = False) -> Path
 
 
 def walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The files at any depth below ``folder``, sorted, and the folders there (``folder``
-    too) that could not be listed: a folder the user may not read must be named, never
-    taken for an empty one. Links to files count as files; links to folders are not
-    followed."""
+    """The entries that are not folders at any depth below ``folder``, sorted, and the
+    folders there (``folder`` too) that could not be listed: a folder the user may not read
+    must be named, never taken for an empty one. Links to folders are not followed; every
+    other entry is listed, whatever it is (a file, a link to one, a named pipe, a device, a
+    link to nothing or to itself), so that one named like a model is judged and refused
+    with its reason, not passed over in silence."""
     unlisted: list[Path] = []
     files: list[Path] = []
     for top, _, names in os.walk(folder, onerror=lambda e: unlisted.append(Path(e.filename))):
-        files.extend(p for p in (Path(top) / n for n in names) if p.is_file())
+        files.extend(Path(top) / n for n in names)
     return sorted(files), unlisted
 
 

@@ -20,6 +20,8 @@ is passed over in silence:
   other; unless the caller names it in ``cases`` (``run C-1042/`` on a folder a case's
   sidecar marks: see :func:`preform_pipeline.hotfolder.sidecar.is_case_folder`), then it is
   one case, subfolders and all, and waits whole as well;
+- a model file whose name (or folder's) is not UTF-8 is *unsupported*: no store, report or
+  console writes it as text (its build failed at the import, and its report ended the run);
 - hidden files (a leading dot) and sidecars (``.json``, ``.yaml``) are the only ones passed
   over, since they are not models; and so is the run's own output folder (``skip``) when it
   lies inside a model folder (its log, reports and ``.form`` files are not models either).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,8 +39,10 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES
+from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.geometry.completeness import judge_at_rest
 from preform_pipeline.plan.builds import case_folder, walk_folder
+from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
 
 __all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "unsupported_hint"]
 
@@ -120,9 +125,18 @@ def find_sources(
         if file.suffix.lower() not in SUPPORTED_SUFFIXES:
             unsupported.append((file, unsupported_hint(file)))
             return
+        if not is_text_path(file):  # the hot folder sets such a file aside for the same
+            unsupported.append((file, NAME_NOT_TEXT))
+            return
         try:
             info = os.stat(file)
-        except OSError:
+        except OSError:  # gone, a link to nothing or to itself
+            models.setdefault(file, case)
+            return
+        if not stat.S_ISREG(info.st_mode) or permission_refusal(file) is not None:
+            # A named pipe, a device, a file this account may not read: the reader refuses
+            # it, saying why, without opening a pipe; judging its completeness would open it
+            # (a pipe blocks until a writer comes), or call it "still being written".
             models.setdefault(file, case)
             return
         verdict = judge_at_rest(

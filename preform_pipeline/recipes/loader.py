@@ -8,11 +8,12 @@ base file.
 
 Beyond plain loading:
 
-* duplicate keys are errors (PyYAML's loader silently keeps the last one);
+* duplicate keys are errors (PyYAML's loader silently keeps the last one), judged with alias
+  bombs and recursive aliases by :func:`preform_pipeline.yamlerrors.node_problems`, the rule
+  settings files and sidecars are read by too;
 * scalars are built with YAML's core types only (null, bool, int, float, str); timestamps and
   other implicit types stay strings, and application tags (``!python/...``) are refused;
-* merge keys (``<<: *defaults``) work, with positions pointing at the anchored text;
-* alias bombs and recursive aliases are stopped.
+* merge keys (``<<: *defaults``) work, with positions pointing at the anchored text.
 
 ``extends: base.yaml`` (relative to the recipe's folder) deep-merges the recipe onto its base:
 mappings merge key by key, anything else (lists included) is replaced, a ``null`` value
@@ -32,13 +33,16 @@ import yaml
 
 from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.model import Position
-from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 from preform_pipeline.yamlerrors import (
+    MAX_NODES,
     describe_bad_value,
     describe_not_finite,
+    describe_unsupported_tag,
     describe_yaml_error,
     format_json_path,
     is_finite,
+    node_problems,
 )
 
 __all__ = [
@@ -57,8 +61,6 @@ JsonPath = tuple[str | int, ...]
 EXTENDS_KEY: Final = "extends"
 #: Keys a recipe never inherits from its base.
 NOT_INHERITED: Final[frozenset[str]] = frozenset({"name", EXTENDS_KEY})
-#: Upper bound on nodes built from one file, after aliases are expanded (stops alias bombs).
-MAX_NODES: Final = 100_000
 #: A recipe is a page of YAML; a file larger than this is the wrong file.
 MAX_RECIPE_BYTES: Final = 1024 * 1024
 #: Upper bound on the length of an ``extends`` chain.
@@ -180,9 +182,6 @@ class _Builder:
         self.file = file
         self.kind = kind
         self.problems: list[Problem] = []
-        self.count = 0
-        self.too_large = False
-        self._active: set[int] = set()
 
     def problem(self, mark: Any, message: str, path: JsonPath = ()) -> None:
         pos = _pos(self.file, mark)
@@ -191,28 +190,16 @@ class _Builder:
         )
 
     def build(self, node: Any, path: JsonPath, key_pos: Position | None) -> YamlNode:
-        self.count += 1
+        """``node`` as a :class:`YamlNode`; ``node_problems`` found no fatal problem in it."""
         pos = _pos(self.file, node.start_mark)
-        if self.count > MAX_NODES:
-            if not self.too_large:
-                self.too_large = True
-                self.problem(node.start_mark, f"document too large (over {MAX_NODES} nodes)")
-            return YamlNode("scalar", pos, key_pos)
-        if id(node) in self._active:
-            self.problem(node.start_mark, "recursive alias", path)
-            return YamlNode("scalar", pos, key_pos)
-        self._active.add(id(node))
-        try:
-            if isinstance(node, yaml.MappingNode):
-                self._check_tag(node, _CORE + "map", path)
-                return self._mapping(node, path, pos, key_pos)
-            if isinstance(node, yaml.SequenceNode):
-                self._check_tag(node, _CORE + "seq", path)
-                items = [self.build(n, (*path, i), None) for i, n in enumerate(node.value)]
-                return YamlNode("seq", pos, key_pos, items=items)
-            return YamlNode("scalar", pos, key_pos, value=self._scalar(node, path))
-        finally:
-            self._active.discard(id(node))
+        if isinstance(node, yaml.MappingNode):
+            self._check_tag(node, _CORE + "map", path)
+            return self._mapping(node, path, pos, key_pos)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, _CORE + "seq", path)
+            items = [self.build(n, (*path, i), None) for i, n in enumerate(node.value)]
+            return YamlNode("seq", pos, key_pos, items=items)
+        return YamlNode("scalar", pos, key_pos, value=self._scalar(node, path))
 
     def _scalar(self, node: Any, path: JsonPath) -> Any:
         tag: str = node.tag
@@ -229,7 +216,7 @@ class _Builder:
                 return str(node.value)
             return value
         if tag not in _TEXT_SCALAR_TAGS:
-            self.problem(node.start_mark, f"YAML tag {tag!r} is not supported in a {self.kind}",
+            self.problem(node.start_mark, describe_unsupported_tag(tag, self.kind),
                          path)
         # str, and implicit types (timestamps) kept as the text the user wrote.
         return str(node.value)
@@ -237,14 +224,13 @@ class _Builder:
     def _check_tag(self, node: Any, expected: str, path: JsonPath) -> None:
         if node.tag not in (expected, "!"):
             self.problem(
-                node.start_mark, f"YAML tag {node.tag!r} is not supported in a {self.kind}", path
+                node.start_mark, describe_unsupported_tag(str(node.tag), self.kind), path
             )
 
     def _mapping(
         self, node: Any, path: JsonPath, pos: Position, key_pos: Position | None
     ) -> YamlNode:
         explicit: dict[str, YamlNode] = {}
-        first_seen: dict[str, Position] = {}
         merged: dict[str, YamlNode] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _CORE + "merge":
@@ -254,17 +240,10 @@ class _Builder:
                 self.problem(key_node.start_mark, "mapping keys must be plain text", path)
                 continue
             key = str(key_node.value)
-            kpos = _pos(self.file, key_node.start_mark)
-            if key in first_seen:
-                first = first_seen[key]
-                self.problem(
-                    key_node.start_mark,
-                    f"duplicate key {key!r} (first given at line {first.line})",
-                    (*path, key),
-                )
+            if key in explicit:  # given twice: node_problems said so; the first one counts
                 continue
-            first_seen[key] = kpos
-            explicit[key] = self.build(value_node, (*path, key), kpos)
+            explicit[key] = self.build(value_node, (*path, key),
+                                       _pos(self.file, key_node.start_mark))
         for key, child in merged.items():
             explicit.setdefault(key, child)
         return YamlNode("map", pos, key_pos, mapping=explicit)
@@ -292,9 +271,14 @@ def parse_yaml(
         return None, [Problem(file, line, column, "$", message)]
     if composed is None:
         return None, [Problem(file, 1, 1, "$", f"the file is empty; a {kind} is a YAML mapping")]
+    shape = list(node_problems(composed))
+    found = [Problem(file, int(p.mark.line) + 1, int(p.mark.column) + 1,
+                     format_json_path(p.path), p.message) for p in shape]
+    if any(p.fatal for p in shape):
+        return None, found
     builder = _Builder(file, kind)
     root = builder.build(composed, (), None)
-    return root, builder.problems
+    return root, found + builder.problems
 
 
 def _merge(base: YamlNode, over: YamlNode) -> YamlNode:
@@ -366,8 +350,12 @@ def _load_chain(
         state.fail(_at(via, "is a folder, not a recipe file")
                    or Problem(shown, None, None, "$", "is a folder, not a recipe file"))
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    except UnicodeDecodeError as exc:
+        state.fail(_at(via, f"cannot be read ({not_utf8(exc)}; {SAVE_AS_UTF8})")
+                   or Problem(shown, None, None, "$", f"{not_utf8(exc)}; {SAVE_AS_UTF8}"))
+        return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         state.fail(_at(via, f"cannot be read ({reason})")
                    or Problem(shown, None, None, "$", f"cannot read the file: {reason}"))
         return None

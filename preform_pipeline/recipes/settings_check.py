@@ -20,7 +20,7 @@ from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
 from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
-from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 
 __all__ = [
     "SETTINGS_CHECKED_AGAINST",
@@ -55,9 +55,12 @@ def _read(path: Path) -> tuple[str | None, Problem | None]:
                                encoding="utf-8-sig"), None
     except FileNotFoundError:
         return None, Problem(str(path), None, None, "$", "file not found")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return None, Problem(str(path), None, None, "$", f"cannot read the file: {reason}")
+    except UnicodeDecodeError as exc:
+        return None, Problem(str(path), None, None, "$",
+                             f"{not_utf8(exc)}; {SAVE_AS_UTF8}")
+    except OSError as exc:
+        return None, Problem(str(path), None, None, "$",
+                             f"cannot read the file: {exc.strerror or exc}")
 
 
 def _positioned(

@@ -8,6 +8,7 @@ with them. Linux-specific only in the corpus entries that need POSIX (fifos, byt
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 from test_hotfolder_watch_command import environment
 
 from preform_pipeline.geometry import write_stl
@@ -29,7 +31,8 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
-from tests.hostile_corpus import tetra, write_corpus
+from tests.conftest import AS_A_USER
+from tests.hostile_corpus import tetra, write_corpus, write_yaml_corpus
 
 TIMEOUT_S = 240.0
 #: A running daemon's waits: within pytest's own timeout, so a miss says what it waited for.
@@ -53,10 +56,12 @@ def quick_settings(tmp_path: Path, hotfolders: Mapping[str, Any] | None = None) 
     )
 
 
-def watch_once(settings: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it."""
+def watch_once(settings: Path, cwd: Path, prefix: tuple[str, ...] = ()
+               ) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it
+    (``prefix``: :data:`AS_A_USER`, to run it as a user)."""
     return subprocess.run(
-        [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+        [*prefix, sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
         env=environment(), cwd=cwd, capture_output=True, text=True,
         timeout=TIMEOUT_S, check=False,
     )
@@ -69,9 +74,10 @@ class TestHostileDrops:
         # Several entries share content (the same PNG under three names): take them all.
         settings = quick_settings(tmp_path, hotfolders={"duplicates": "print"})
         inbox = tmp_path / "inbox"
-        entries = [e for e in write_corpus(inbox, tmp_path / "outside") if e.hotfolder]
-        # Entries meant for readers only stay out of the inbox.
-        for name in ("folder.stl", "loop-a.stl", "loop-b.stl"):
+        written = write_corpus(inbox, tmp_path / "outside")
+        entries = [e for e in written if e.hotfolder]
+        # Entries meant for readers only stay out of the inbox (and a loop's other link).
+        for name in {*(e.name for e in written if not e.hotfolder), "loop-b.stl"}:
             path = inbox / name
             if path.is_symlink() or path.is_file():
                 path.unlink()
@@ -115,7 +121,8 @@ class TestHostileDrops:
 
 class TestHostileSidecars:
     """A sidecar with a value YAML or JSON parses but Python cannot build fails its own case,
-    with a note saying which value; the daemon goes on (it used to exit 70)."""
+    with a note saying which value; the daemon goes on (it used to exit 70). So does each of
+    the hostile YAML corpus's files as a sidecar (an alias bomb, a key twice, a NUL, Latin-1)."""
 
     def test_each_case_fails_alone_and_a_good_file_still_prints(self, tmp_path: Path) -> None:
         settings = quick_settings(tmp_path)
@@ -132,22 +139,56 @@ class TestHostileSidecars:
             "long-json.json": (f'{{"priority": {digits}}}\n',
                                r"not valid JSON: a number has over \d+ digits"),
         }
-        for seed, (name, (text, _)) in enumerate(sidecars.items()):
-            (inbox / name).write_text(text, encoding="utf-8")
+        hostile = tmp_path / "hostile-yaml"
+        raw = {name: (text.encode(), says) for name, (text, says) in sidecars.items()}
+        raw.update({entry.name: ((hostile / entry.name).read_bytes(), entry.expect)
+                    for entry in write_yaml_corpus(hostile)})
+        for seed, (name, (data, _)) in enumerate(raw.items()):
+            (inbox / name).write_bytes(data)
             (inbox / name).with_suffix(".stl").write_bytes(tetra_stl_bytes(seed))
-        (inbox / "good.stl").write_bytes(tetra_stl_bytes(9))
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(99))
 
         done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr and "unexpected failure" not in done.stderr
         assert (inbox / "done" / "good.stl").exists()
-        for name, (text, says) in sidecars.items():
+        for name, (data, says) in raw.items():
             model = Path(name).with_suffix(".stl").name
             note = inbox / "failed" / (model + ".error.txt")
             assert re.search(says, note.read_text(encoding="utf-8")), name
             # The case is kept whole: the model and its sidecar, unchanged.
-            assert (inbox / "failed" / name).read_text(encoding="utf-8") == text
+            assert (inbox / "failed" / name).read_bytes() == data
             assert (inbox / "failed" / model).exists()
+        assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
+
+
+class TestFilesTheAccountMayNotRead:
+    """A file the hot folder's account may not read (its mode, its owner) goes to failed/
+    with a note, its case whole with it; it stayed in the inbox for ever, said only in the
+    log (``file_unreadable``, Python's words) at each look."""
+
+    @pytest.mark.skipif(os.name != "posix", reason="on Windows a refusal is a copy's lock")
+    def test_each_fails_with_a_note_and_the_rest_prints(self, tmp_path: Path) -> None:
+        settings = quick_settings(tmp_path)
+        inbox = tmp_path / "inbox"
+        (inbox / "C-2").mkdir(parents=True)
+        (inbox / "good.stl").write_bytes(tetra_stl_bytes(1))
+        (inbox / "locked.stl").write_bytes(tetra_stl_bytes(2))
+        (inbox / "C-2" / "upper.stl").write_bytes(tetra_stl_bytes(3))
+        (inbox / "C-2" / "lower.stl").write_bytes(tetra_stl_bytes(4))
+        for locked in (inbox / "locked.stl", inbox / "C-2" / "lower.stl"):
+            locked.chmod(0)
+
+        done = watch_once(settings, tmp_path, AS_A_USER)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert (inbox / "done" / "good.stl").exists()
+        failed = inbox / "failed"
+        assert every_file(failed) == {"locked.stl", "C-2/upper.stl", "C-2/lower.stl"}
+        for note, name in (("locked.stl", "locked.stl"), ("C-2/upper.stl", "lower.stl"),
+                           ("C-2/lower.stl", "lower.stl")):
+            text = (failed / (note + ".error.txt")).read_text(encoding="utf-8")
+            assert f"What failed: {name} cannot be read (Permission denied)" in text, text
+            assert "give the account the hot folder runs as permission to read it" in text
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
 
 

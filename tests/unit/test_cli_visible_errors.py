@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline import cli
+from preform_pipeline.commands._common import EXIT_USAGE
+from tests.conftest import RECIPES
 
 
 def _invoke(*argv: str) -> tuple[int, str, str]:
@@ -34,3 +38,28 @@ class TestPathsTypedOnTheCommandLine:
         assert code == 1 and err.startswith("error: ")
         assert "\x07" not in err and "\r" not in err
         assert "st\\x07\\r.db" in err
+
+
+class TestAFileNamedLikeAnOption:
+    """A model file whose name starts with a dash, typed as it is, is read as an option; the
+    usage error says so and how to name it (it said only that MODELS were missing)."""
+
+    def test_the_usage_error_says_how_to_name_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "-rf.stl").write_bytes(b"solid x\nendsolid x\n")
+        code, _, err = _invoke("run", str(RECIPES / "engineering-grey-form4.yaml"), "-rf.stl")
+        assert code == EXIT_USAGE
+        assert err.rstrip().endswith(
+            "error: the following arguments are required: MODELS ('-rf.stl' is a file here, "
+            "but was read as an option: to name it, write ./-rf.stl, or put -- before the "
+            "file names)")
+
+    def test_an_option_that_names_no_file_is_said_as_before(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        code, _, err = _invoke("run", "--bogus")
+        assert code == EXIT_USAGE
+        assert "is a file here" not in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -63,10 +65,17 @@ class TestVisible:
         for name in ("Zahn-Ä", "שן-7", "سن\u200cی", "👩\u200d🔬", "<b>&'\""):
             assert visible(name) == name
 
+    def test_a_name_that_is_not_utf8_shows_its_bytes(self) -> None:
+        # POSIX names are bytes; Python reads one that is not UTF-8 as half characters,
+        # which no console, report or store can write.
+        assert visible(os.fsdecode(b"caf\xe9-\xff.stl")) == "caf\\xe9-\\xff.stl"
+        assert visible("C-\ud8007") == "C-\\ud8007"  # half of a character from an escape
+
     @given(st.text())
     def test_nothing_a_terminal_obeys_is_left(self, text: str) -> None:
         # ESC and CSI start terminal commands; a name holding them is shown, not obeyed.
         assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in visible(text))
+        visible(text).encode("utf-8")  # and every one can be written
 
 
 class TestVisibleLines:

@@ -13,10 +13,12 @@ import pytest
 
 from preform_pipeline.cli import run
 from preform_pipeline.geometry import write_stl
-from tests.conftest import RECIPES
+from tests.conftest import AS_A_USER, RECIPES
 from tests.hostile_corpus import tetra
 
 TIMEOUT_S = 120.0
+#: Far longer than a run that starts no server takes (about 1 s), far shorter than for ever.
+HANG_S = 60.0
 TETRA_OBJ = b"v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\nf 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n"
 
 
@@ -27,12 +29,6 @@ def plan(*models: Path, command: str = "plan", options: tuple[str, ...] = ()
          str(RECIPES / "engineering-grey-form4.yaml"), *map(str, models)],
         capture_output=True, text=True, timeout=TIMEOUT_S, check=False,
     )
-
-
-#: Root reads every folder whatever its mode; without the two capabilities that let it
-#: (Linux's setpriv drops them), it is refused as a user is. Not root: nothing to drop.
-AS_A_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search")
-             if os.name == "posix" and os.geteuid() == 0 else ())
 
 
 class TestOddButReadable:
@@ -149,3 +145,77 @@ class TestNamesWithTerminalEscapes:
         assert "rejected: " in quiet.stderr and "a\\x1b]0;owned\\x07b.stl" in quiet.stderr
         for text in (done.stdout, done.stderr, quiet.stdout, quiet.stderr):
             assert not {"\x1b", "\x07", "\x9b"} & set(text), text
+
+
+class TestANameThatIsNotText:
+    """A model whose name is not UTF-8 (POSIX names are bytes) is rejected by `run` saying
+    what to do, and the file stays. It was sent to the server, failed its build with
+    "'utf-8' codec can't encode character '\\udce9'", and the CSV report then ended the run
+    with exit 70; its rejection line ended a run whose console is strict UTF-8 too."""
+
+    @pytest.mark.skipif(os.name != "posix", reason="only POSIX names can be bytes")
+    def test_run_rejects_it_and_reports_it(self, tmp_path: Path) -> None:
+        folder = tmp_path / "models"
+        folder.mkdir()
+        model = folder / os.fsdecode(b"caf\xe9.stl")
+        write_stl(model, tetra())
+        os.utime(model, (1e9, 1e9))  # long since written: taken now
+        kept = model.read_bytes()
+        home = tmp_path / "home"
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+               "PYTHONIOENCODING": "utf-8"}  # strict: half a character cannot be printed
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "run", "--dry-run", "--output",
+             str(tmp_path / "out"), str(RECIPES / "engineering-grey-form4.yaml"), str(folder)],
+            capture_output=True, text=True, timeout=TIMEOUT_S, check=False, env=env,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "unexpected failure" not in done.stderr
+        said = (r"caf\xe9.stl: its name is not valid UTF-8 text, so the job store cannot "
+                "record it; rename it")
+        assert said in done.stdout
+        assert model.read_bytes() == kept
+        (report,) = (tmp_path / "out" / "reports").glob("*.csv")
+        assert said in report.read_text(encoding="utf-8")
+
+
+class TestEntriesThatAreNoFiles:
+    """`run` over a folder names each entry called like a model that is no file it can read,
+    with its reason, and hangs on none. A named pipe called ``x.3mf`` held `run` for ever
+    (judging its completeness opened it, and a pipe blocks until a writer comes); pipes,
+    devices and links to nothing or to themselves were passed over in silence (exit 0); a
+    file the account may not read was "still being written" at every run; a link to
+    nothing was "file not found"."""
+
+    @pytest.mark.skipif(os.name != "posix", reason="named pipes, devices and modes are POSIX")
+    def test_run_rejects_each_with_its_reason(self, tmp_path: Path) -> None:
+        folder = tmp_path / "models"
+        folder.mkdir()
+        os.mkfifo(folder / "pipe.3mf")
+        os.mkfifo(folder / "pipe.stl")
+        (folder / "zero.stl").symlink_to("/dev/zero")
+        (folder / "loop-a.obj").symlink_to(folder / "loop-b.obj")
+        (folder / "loop-b.obj").symlink_to(folder / "loop-a.obj")
+        (folder / "gone.stl").symlink_to(tmp_path / "nothing.stl")
+        locked = folder / "locked.stl"
+        write_stl(locked, tetra())
+        locked.chmod(0)
+        home = tmp_path / "home"
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
+        done = subprocess.run(
+            [*AS_A_USER, sys.executable, "-m", "preform_pipeline", "run", "--dry-run",
+             "--output", str(tmp_path / "out"), str(RECIPES / "engineering-grey-form4.yaml"),
+             str(folder)],
+            capture_output=True, text=True, timeout=HANG_S, check=False, env=env,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        said = done.stdout.replace(str(folder) + "/", "")
+        assert "rejected 7 models:" in said, said
+        regular = "is not a regular file (a device, pipe or socket)"
+        for line in (f"pipe.3mf: {regular}", f"pipe.stl: {regular}", f"zero.stl: {regular}",
+                     "loop-a.obj: cannot be read (Too many levels of symbolic links)",
+                     "loop-b.obj: cannot be read (Too many levels of symbolic links)",
+                     f"gone.stl: is a link to {tmp_path / 'nothing.stl'}, which is not there"):
+            assert f"  {line}" in said, said
+        assert "  locked.stl: cannot be read (Permission denied)" in said, said  # as a user
+        assert "still being written" not in said

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import SidecarError
-from preform_pipeline.hotfolder.sidecar import is_case_folder, read_sidecar
+from preform_pipeline.hotfolder.sidecar import (
+    SidecarValues,
+    folder_values,
+    is_case_folder,
+    model_values,
+    read_sidecar,
+)
 
 
 class TestDeepNesting:
@@ -135,3 +141,20 @@ class TestAKeyGivenTwice:
         path.write_text('\t{"customer": "AC\\/ME",\n "priority": 2}\n', encoding="utf-8")
         values = read_sidecar(path)
         assert dict(values.fields) == {"customer": "AC/ME", "priority": "2"}
+
+
+class TestANameWithNoRoomForASidecar:
+    """A model or case folder named with nearly 255 bytes has no sidecar: `run` ended with
+    ``OSError: File name too long`` (exit 70) asking whether ``<name>.yaml`` was a file."""
+
+    def test_a_models_values_are_its_case_folders(self, tmp_path: Path) -> None:
+        model = tmp_path / ("m" * 251 + ".stl")  # 255 bytes; "m...m.json" would be 256
+        model.write_bytes(b"solid x\nendsolid x\n")
+        base = SidecarValues(case_id="C-1")
+        assert model_values(model, base) is base
+
+    def test_a_case_folder_gives_its_name_as_the_case(self, tmp_path: Path) -> None:
+        folder = tmp_path / ("c" * 252)  # its own sidecar, "c...c.json", would be 257 bytes
+        folder.mkdir()
+        assert folder_values(folder).case_id == folder.name
+        assert not is_case_folder(folder)
