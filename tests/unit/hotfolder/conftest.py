@@ -16,6 +16,7 @@ from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.testing import write_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.two_nodes import two_nodes
@@ -82,3 +83,12 @@ def plain_store(url: str) -> Iterator[PostgresJobStore]:
     store = PostgresJobStore(url, password=PG_PASSWORD)
     yield store
     store.close()
+
+
+@pytest.fixture
+def stores(url: str) -> Iterator[list[NodeJobStore]]:
+    """The stores the test opens as nodes (closed after it)."""
+    opened: list[NodeJobStore] = []
+    yield opened
+    for store in opened:
+        store.close()

@@ -5,7 +5,7 @@ for a node watching their inbox, and ``jobs`` says what they wait for."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,15 +28,6 @@ from tests.pg_cluster import PG_PASSWORD, PgCluster
 @pytest.fixture
 def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
     return pg_cluster.create_database(f"orphans_{request.node.name[-24:].lower()}")
-
-
-@pytest.fixture
-def stores(url: str) -> Iterator[list[NodeJobStore]]:
-    """The stores the test opens as nodes (closed after it)."""
-    opened: list[NodeJobStore] = []
-    yield opened
-    for store in opened:
-        store.close()
 
 
 def _node(url: str, stores: list[NodeJobStore], name: str, *inboxes: Path,

@@ -11,11 +11,9 @@ node's. The farm kill loop once saw a case stay in processing/ so.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-import pytest
 from test_hotfolder_node_orphans import _node, _taken
 
 from preform_pipeline.clock import ManualClock
@@ -28,21 +26,7 @@ from preform_pipeline.printing.testing import reaped_holder
 from preform_pipeline.settings.hotfolder import HotFolderSettings, InboxSettings
 from preform_pipeline.store import Build, JobState
 from preform_pipeline.store.fenced import NodeJobStore
-from tests.pg_cluster import PG_PASSWORD, PgCluster
-
-
-@pytest.fixture
-def url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> str:
-    return pg_cluster.create_database(f"absent_{request.node.name[-24:].lower()}")
-
-
-@pytest.fixture
-def stores(url: str) -> Iterator[list[NodeJobStore]]:
-    """The stores the test opens as nodes (closed after it)."""
-    opened: list[NodeJobStore] = []
-    yield opened
-    for store in opened:
-        store.close()
+from tests.pg_cluster import PG_PASSWORD
 
 
 class _Node:
