@@ -55,6 +55,16 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         f"without them cannot check conformance (CI and {REQUIRE_SPECS_ENV}=1 make it an error)"
     ),
     "POSIX signals": "SIGINT/SIGTERM handling has no equivalent on Windows",
+    "on Windows a refusal is a copy's lock": (
+        "a file Windows will not let the hot folder read is taken as one being copied, and "
+        "waited for: there is no unreadable-by-mode file to fail"
+    ),
+    "only POSIX names can be bytes": (
+        "Windows file names are UTF-16: a name that is not valid UTF-8 cannot be made there"
+    ),
+    "named pipes, devices and modes are POSIX": (
+        "Windows has no mkfifo, device nodes in a folder or mode 000 files to refuse"
+    ),
     "PostgreSQL server binaries": (
         "the PostgreSQL store tests start a real server from initdb/pg_ctl; a machine without "
         "them cannot run it (CI installs it, and there a missing server fails instead)"
