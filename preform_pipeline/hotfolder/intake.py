@@ -560,19 +560,23 @@ class Intake:
 
     def _finish_taken(self, path: Path, candidates: Iterable[Job]) -> Job | None:
         """The job of ``candidates`` (the jobs of the file's content) that took ``path``, a
-        file in the inbox, into a processing/ on another disk in a move a crash cut after
-        its rename (:meth:`_cut_into_processing`): the move is finished now
-        (:meth:`finish_move`: the inbox copy goes when it is the same file, not put there
-        since), and the copy in processing/ goes on as the job's file; None when there is
-        none, or ``path`` is a new drop (it differs, or came later). The job itself is not
-        taken again: its daemon's start (or the farm node that adopts it) batches it.
+        file in the inbox, into processing/ in a move a crash cut short: before its rename
+        (:meth:`_cut_before_rename`), or into a processing/ on another disk after its rename
+        (:meth:`_cut_into_processing`). The move is finished now (:meth:`finish_move`: the
+        inbox copy goes when it is the same file, not put there since), and the file in
+        processing/ goes on as the job's; None when there is none, or ``path`` is a new drop
+        (it differs, or came later). The job itself is not taken again: its daemon's start
+        (or the farm node that adopts it) batches it.
 
-        A farm node meets such a file before the job's new holder starts on it; a single
-        daemon's start finishes it first, and meets one here only when its removal failed."""
+        A farm node meets such a file before the job's new holder starts on it (a case
+        folder's rest is a new drop to claim: its content changed as its files were taken);
+        a single daemon's start finishes it first, and meets one here only when its removal
+        failed."""
         for job in candidates:
             place = place_of(job)
-            if place is None or place.previous != path or not self._cut_into_processing(
-                    job, place):
+            if place is None or place.previous != path or not (
+                    self._cut_before_rename(job, place)
+                    or self._cut_into_processing(job, place)):
                 continue
             self.finish_move(job)
             target = job.source_path
@@ -958,6 +962,18 @@ class Intake:
         if place.previous is not None:
             self._leave_processing(place, place.previous)
         return True
+
+    def _cut_before_rename(self, job: Job, place: JobPlace) -> bool:
+        """Whether ``job``'s take was cut between the store naming its file in processing/
+        and the move: the job waits there to be batched, its file is not there, and its
+        previous place is in the inbox (where the file still is). Taken again as a new drop,
+        the file was a "duplicate" of its own job and went to failed/, and the job failed
+        "its file is gone": a case's file never printed (the farm kill loop saw it)."""
+        source = place.previous
+        return (job.state is JobState.PROCESSING and place.moved is None
+                and source is not None and self.in_drop_area(source)
+                and _inside(job.source_path, self.inbox_of(place).folder("processing"))
+                and not os.path.lexists(job.source_path))
 
     def _cut_into_processing(self, job: Job, place: JobPlace) -> bool:
         """Whether ``job``'s file may be in both places because its take, a move from the
