@@ -182,6 +182,8 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_cut_take.py",
         # s30: notes of ours dropped back with their case are removed, not taken
         "tests/unit/hotfolder/test_hotfolder_notes_dropped_back.py",
+        # s37: a case's take cut before a rename, met by another farm node (PostgreSQL)
+        "tests/unit/hotfolder/test_hotfolder_cut_before_rename.py",
     ),
     # Process identities (s31): their own tests, the store's printer claims that judge holders
     # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the

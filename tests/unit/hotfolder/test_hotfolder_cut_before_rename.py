@@ -26,7 +26,7 @@ from preform_pipeline.hotfolder.intake import Intake
 from preform_pipeline.hotfolder.nodes import NodeRole, drop_hash
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import InboxSettings
-from preform_pipeline.store import JobState
+from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.fenced import NodeJobStore
 
 
@@ -84,3 +84,29 @@ class TestACaseCutBeforeARename:
         again = _node(url, stores, "pc-b", inbox.path)
         resumed = _recovery(again, inbox.path).recover()
         assert sorted(j.id for j in resumed) == [first.id, cut.id]
+
+
+class TestAFileDroppedAgainAfterItsCutJobFailed:
+    """Only a job still waiting for its file is finished: one that failed "its file is gone"
+    (the file was lost before anyone finished the move) leaves the same file, dropped again at
+    the same place, to be a new drop."""
+
+    def test_the_file_is_taken_as_a_new_job(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        dropped = inbox.path / "b.stl"
+        dropped.write_bytes(tetra_stl_bytes(111))
+        drop = Drop(inbox, dropped, "hot", False, models=(dropped,))
+        with contextlib.suppress(Killed):
+            Intake(store, [inbox], move=_killed_before_moving("b.stl")).take(drop)
+        (cut,) = store.list_jobs()
+        dropped.unlink()  # lost before any node finished the move
+        store.transition(cut.id, JobState.FAILED, f"its file is gone (last known at "
+                                                  f"{cut.source_path})")
+        dropped.write_bytes(tetra_stl_bytes(111))
+
+        (taken,) = Intake(store, [inbox]).take(drop).taken
+
+        assert taken.id != cut.id and taken.source_path.read_bytes() == tetra_stl_bytes(111)
+        assert store.get_job(cut.id).state is JobState.FAILED
+        assert not cut.source_path.exists()
