@@ -272,8 +272,9 @@ def expand_model_paths(
         path = Path(raw)
         if path.is_dir():
             files, unlisted = walk_folder(path)
+            named_is_case = path in cases
             for file in (p for p in files if _is_model_file(p)):
-                folder = case_folder(path, file, named_is_case=path in cases)
+                folder = case_folder(path, file, named_is_case=named_is_case)
                 found.setdefault(file, folder.name if folder is not None else None)
             for folder in unlisted:  # kept, so reading it says it cannot be read
                 found.setdefault(folder, None)

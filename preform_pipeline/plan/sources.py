@@ -79,8 +79,9 @@ class Sources:
     """What a run found: ``models`` (complete, with case ids: None for a loose file),
     ``waiting`` and ``unsupported`` files each with a sentence saying why.
     ``case_folders``: the case folder of each model found in a folder (whose name is its
-    case id, and whose sidecar gives values to every file in it), or None for the named
-    folder's own files, which are no case's."""
+    case id, and whose sidecar gives values to every file in it): the named folder itself
+    when it is in ``find_sources``'s ``cases``, else None for its own files, which are no
+    case's."""
 
     models: dict[Path, str | None]
     waiting: tuple[tuple[Path, str], ...] = ()
@@ -163,11 +164,12 @@ def find_sources(
         path = Path(raw)
         if path.is_dir():
             files, unlisted = walk_folder(path)
+            named_is_case = path in cases
             for file in files:
                 if skipped and in_skipped(file.parent):
                     continue
                 # The named folder's own files are no case's (an inbox), unless it is one.
-                case = case_folder(path, file, named_is_case=path in cases)
+                case = case_folder(path, file, named_is_case=named_is_case)
                 folders.setdefault(file, case)
                 judge(file, case.name if case is not None else None, in_case_folder=case)
             for folder in unlisted:  # kept as a model, so reading it says it cannot be read
