@@ -12,6 +12,7 @@ is said: where the first byte that is not UTF-8 stands, not the codec's "can't d
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import stat
@@ -60,6 +61,9 @@ def not_utf8(exc: UnicodeDecodeError) -> str:
     ``é``), so the user finds it."""
     data = bytes(exc.object)
     line_start = data.rfind(b"\n", 0, exc.start) + 1
+    if line_start == 0 and data.startswith(codecs.BOM_UTF8):
+        # Read as "utf-8", not "utf-8-sig": the mark is there, and no editor counts it.
+        line_start = len(codecs.BOM_UTF8)
     line = data.count(b"\n", 0, exc.start) + 1
     column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
     utf16 = " (the file is UTF-16 text)" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else ""

@@ -310,14 +310,15 @@ def safe_load(text: str, *, finite_in: str | None = None) -> Any:
     if finite_in is None:
         loader = _CheckedLoader(text)
     else:
-        loader = finite = _FiniteLoader(text)
-        finite.document = finite_in
+        loader = _FiniteLoader(text)
+        loader.document = finite_in
     try:
         node = loader.get_single_node()
         if node is None:
             return None
-        for problem in node_problems(node):
-            raise _Refused(problem)
+        refused = next(node_problems(node), None)
+        if refused is not None:
+            raise _Refused(refused)
         return loader.construct_document(node)
     finally:
         loader.dispose()

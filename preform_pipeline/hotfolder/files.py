@@ -92,7 +92,6 @@ __all__ = [
     "prune_empty_tree",
     "remove_empty_dirs",
     "set_aside_unstorable",
-    "storable",
     "sweep_temporaries",
     "taken_names",
     "temporary_path",
@@ -446,11 +445,6 @@ def fitting_rel(rel: str) -> str:
     return "/".join(parts)
 
 
-def storable(path: Path) -> bool:
-    """True when ``path`` can be written as UTF-8 text (the store keeps paths as text)."""
-    return is_text_path(path)
-
-
 def _shown(path: str | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
@@ -481,10 +475,10 @@ def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> SetAside:
     cannot be moved stays where it is without a note (see :func:`_set_aside`), and the others
     are still set aside.
     """
-    if storable(root):
+    if is_text_path(root):  # the store keeps paths as text
         if root.is_symlink() or not root.is_dir():
             return SetAside.KEPT
-        bad = [p for p in root.rglob("*") if not storable(p.relative_to(inbox))]
+        bad = [p for p in root.rglob("*") if not is_text_path(p.relative_to(inbox))]
         for path in sorted(bad, key=lambda p: len(p.parts)):
             if _present(path):
                 _set_aside(path, inbox, failed)
