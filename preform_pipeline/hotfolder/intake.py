@@ -969,10 +969,7 @@ class Intake:
         previous place is in the inbox (where the file still is). Taken again as a new drop,
         the file was a "duplicate" of its own job and went to failed/, and the job failed
         "its file is gone": a case's file never printed (the farm kill loop saw it)."""
-        source = place.previous
-        return (job.state is JobState.PROCESSING and place.moved is None
-                and source is not None and self.in_drop_area(source)
-                and _inside(job.source_path, self.inbox_of(place).folder("processing"))
+        return (job.state is JobState.PROCESSING and self._taken_from(job, place) is not None
                 and not os.path.lexists(job.source_path))
 
     def _cut_into_processing(self, job: Job, place: JobPlace) -> bool:
@@ -981,10 +978,18 @@ class Intake:
         names the file in processing/ and its previous place in the inbox, and the two are on
         two file systems (only a move between two copies the file; on one, a rename moves it
         whole, so a file in the inbox then is a new drop)."""
+        source = self._taken_from(job, place)
+        return source is not None and _on_two_disks(source, job.source_path)
+
+    def _taken_from(self, job: Job, place: JobPlace) -> Path | None:
+        """The inbox file ``job``'s take moved, when the store names the job's file in its
+        inbox's processing/ and its previous place in the inbox, the move not recorded as
+        whole (the rule both cut takes share); else None."""
         source = place.previous
-        return (place.moved is None and source is not None and self.in_drop_area(source)
-                and _inside(job.source_path, self.inbox_of(place).folder("processing"))
-                and _on_two_disks(source, job.source_path))
+        if (place.moved is None and source is not None and self.in_drop_area(source)
+                and _inside(job.source_path, self.inbox_of(place).folder("processing"))):
+            return source
+        return None
 
     def _remove_moved_source(self, job: Job, source: Path, target: Path) -> None:
         """Finish a move to another disk that a crash cut after its rename and before the

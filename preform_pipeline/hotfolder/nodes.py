@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
@@ -404,12 +404,12 @@ class NodeRecovery(Recovery):
         return self._take_up_orphans(
             node.adopt_orphan_jobs(node.node_id, lease_s=node.lease_s, own=own, job_ids=mine))
 
-    def _take_up_orphans(self, job_ids: Iterable[int]) -> list[Job]:
+    def _take_up_orphans(self, job_ids: Collection[int]) -> list[Job]:
         """Take up unbatched jobs whose own claims just moved to this node."""
         resumed: list[Job] = []
         # Only jobs whose own claim moved here (a `run`'s job has none: it is never one); read
         # at once, not one query each.
-        for job in self.store.get_jobs(tuple(job_ids)):
+        for job in self.store.get_jobs(job_ids):
             if job.state is not JobState.PROCESSING:
                 # Cut off while being taken: still in the inbox, the scan takes it again
                 # (and reuses the job); else the move is finished here.
