@@ -41,6 +41,7 @@ from preform_pipeline.report import build_to_dict
 from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
+from preform_pipeline.store.fields import HOTFOLDER_FIELD
 
 __all__ = ["ActiveBuilds", "OutcomeFolders"]
 
@@ -135,7 +136,7 @@ class OutcomeFolders:
             rel = path.relative_to(folder).as_posix()
             job = self.store.create_job(
                 recipe="(unknown)", source_path=path,
-                fields={"_hotfolder": JobPlace(inbox.path, rel).to_json()},
+                fields={HOTFOLDER_FIELD: JobPlace(inbox.path, rel).to_json()},
                 state=JobState.QUEUED, reason="found in processing/ without a job",
             )
             job = self.store.transition(job.id, JobState.FAILED,
