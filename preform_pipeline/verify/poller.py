@@ -286,6 +286,9 @@ class VerificationPoller:
         self.defers_rate_limits = defers_rate_limits
         self._sleep = sleep
         self._failures = 0
+        # The last run seen for each pending key, across polls: a print whose deadline passes
+        # while the feed cannot be read is still described by what the feed last said of it.
+        self._last_seen: dict[str, PrintRun] = {}
         self._lock = threading.Lock()
         #: Polls made and requests they spent since this poller was made (for reports).
         self.polls = 0
@@ -336,6 +339,12 @@ class VerificationPoller:
         results: list[VerificationResult] = []
         progress: list[PrintProgress] = []
         unseen: list[PendingPrint] = []
+        # Sightings of prints no longer pending are dropped: a daemon's memory stays bounded.
+        self._last_seen = {
+            item.key: run
+            for item in pending
+            if (run := matched.get(item.key) or self._last_seen.get(item.key)) is not None
+        }
         for item in pending:
             run = matched.get(item.key)
             if run is not None and run.status in _TERMINAL:
@@ -343,9 +352,10 @@ class VerificationPoller:
                 results.append(VerificationResult(item, status, _message(run), now, run))
                 continue
             if item.expires and now >= item.sent_at + timedelta(seconds=self.deadline_s):
+                last = self._last_seen.get(item.key)
                 results.append(
                     VerificationResult(
-                        item, VerifiedStatus.UNVERIFIED, self._overdue(run), now, run
+                        item, VerifiedStatus.UNVERIFIED, self._overdue(last, error), now, last
                     )
                 )
                 continue
@@ -417,12 +427,21 @@ class VerificationPoller:
             page_number = page.next_page
         return pages
 
-    def _overdue(self, run: PrintRun | None) -> str:
+    def _overdue(self, run: PrintRun | None, error: str | None) -> str:
+        """Why a print is unverified at its deadline, in what is known: what the feed last
+        said of it (by an earlier poll, when this one failed), or that it never listed it.
+        A feed that could not be read is never reported as one that did not list the print."""
         waited = describe_duration(self.deadline_s)
-        if run is None:
-            return f"no final status within {waited}: the print never showed in the prints feed"
-        where = f" on {run.printer}" if run.printer else ""
-        return f"no final status within {waited}: last seen {run.status}{where}"
+        if run is not None:
+            where = f" on {run.printer}" if run.printer else ""
+            seen = f"last seen {run.status}{where}"
+        elif error is None:
+            seen = "the print never showed in the prints feed"
+        else:
+            seen = "the print was not seen in the prints feed yet"
+        # The error itself is in the log (verify_poll_failed) and in verify's own output.
+        unread = "" if error is None else " (the prints feed could not be read at the deadline)"
+        return f"no final status within {waited}: {seen}{unread}"
 
     # -- pacing -------------------------------------------------------------------------------
 

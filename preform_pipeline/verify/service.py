@@ -38,6 +38,7 @@ from preform_pipeline.verify.lookup import SettledSend, settle_interrupted_sends
 from preform_pipeline.verify.notify import Notifier, notification_for_status
 from preform_pipeline.verify.poller import (
     PendingPrint,
+    PollOutcome,
     PrintProgress,
     PrintsFeed,
     VerificationPoller,
@@ -47,6 +48,8 @@ from preform_pipeline.verify.poller import (
 
 __all__ = [
     "DEFAULT_UNVERIFIED_LOOKBACK_S",
+    "NOT_CHECKED",
+    "NOT_IN_FEED_YET",
     "BuildVerification",
     "VerifyReport",
     "apply_result",
@@ -62,6 +65,10 @@ log = get_logger(__name__)
 DEFAULT_UNVERIFIED_LOOKBACK_S: Final = 7 * 24 * 3600.0
 
 _ACTIVE: Final = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.UNVERIFIED)
+#: A pending print's status in the summary when the feed was read and did not list it...
+NOT_IN_FEED_YET: Final = "not in the prints feed yet"
+#: ... and when the feed could not be read (nothing is known of the print this time).
+NOT_CHECKED: Final = "not checked: the prints feed could not be read"
 
 
 @dataclass(frozen=True)
@@ -272,16 +279,24 @@ def verify_pending(
         if progress.pending.build_id is not None:
             seen[progress.pending.build_id] = progress
 
+    def on_poll(outcome: PollOutcome, _left: int) -> None:
+        feed_read[0] = outcome.error is None
+
     interrupted = False
     retry_after_s: float | None = None
+    # Whether the latest poll read the feed: a print it did not see is then "not in the
+    # prints feed yet"; after a failed read nothing is known of it, and the row says so.
+    feed_read = [True]
     if pending:
         if wait:
             try:
-                poller.run_until(pending, stop, on_result=on_result, on_progress=on_progress)
+                poller.run_until(pending, stop, on_result=on_result, on_progress=on_progress,
+                                 on_poll=on_poll)
             except KeyboardInterrupt:
                 interrupted = True
         else:
             outcome = poller.poll(pending)
+            on_poll(outcome, 0)
             for result in outcome.results:
                 on_result(result)
             for progress in outcome.in_progress:
@@ -290,7 +305,8 @@ def verify_pending(
                 errors.append(outcome.error)
             retry_after_s = outcome.retry_after_s
     interrupted = interrupted or stop.is_set()
-    rows = tuple(_row(store, p, before.get(p.build_id), seen.get(p.build_id or -1))
+    rows = tuple(_row(store, p, before.get(p.build_id), seen.get(p.build_id or -1),
+                      feed_read=feed_read[0])
                  for p in pending if p.build_id is not None)
     return VerifyReport(
         builds=rows,
@@ -309,6 +325,8 @@ def _row(
     pending: PendingPrint,
     before: JobState | None,
     seen: VerificationResult | PrintProgress | None,
+    *,
+    feed_read: bool,
 ) -> BuildVerification:
     assert pending.build_id is not None
     build = store.get_build(pending.build_id)
@@ -317,7 +335,8 @@ def _row(
     elif isinstance(seen, PrintProgress):
         status, message = seen.run.status, None
     else:
-        status = build.verified_status or "not in the prints feed yet"
+        status = build.verified_status or (
+            NOT_IN_FEED_YET if feed_read else NOT_CHECKED)
         message = build.verified_message
     return BuildVerification(
         build_id=build.id,

@@ -1,0 +1,85 @@
+"""Verification on a bad day: a feed that cannot be read is never told as a feed that was read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from verify_support import minutes, prepared_build, run_record
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
+from preform_pipeline.store import JobState, SqliteJobStore, embed_key, new_key
+from preform_pipeline.verify import PendingPrint, VerificationPoller, VerifiedStatus
+from preform_pipeline.verify.service import NOT_CHECKED, NOT_IN_FEED_YET, verify_pending
+
+PRINTS = "/developer/v1/prints/"
+_DOWN = ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS)
+
+
+class TestDeadlineWhileTheFeedIsDown:
+    """A print whose deadline passes while the Web API fails is described by what is known."""
+
+    def test_a_print_seen_printing_before_the_outage_says_where_it_was_last_seen(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = PendingPrint(key=new_key(), sent_at=clock.now() - minutes(100))
+        fake_api.prints = [run_record(embed_key("crowns", item.key), status="PRINTING",
+                                      guid="g-1", created=item.sent_at, printer="Form4-Lab")]
+        poller = VerificationPoller(client, clock=clock, deadline_s=7200)
+        assert [p.run.guid for p in poller.poll([item]).in_progress] == ["g-1"]
+        clock.advance(30 * 60)
+        fake_api.script(_DOWN)
+        [result] = poller.poll_once([item])
+        assert (result.status, result.printer, result.print_guid) == (
+            VerifiedStatus.UNVERIFIED, "Form4-Lab", "g-1")
+        assert result.message == (
+            "no final status within 2 h: last seen PRINTING on Form4-Lab "
+            "(the prints feed could not be read at the deadline)"
+        )
+
+    def test_a_print_never_read_about_is_not_said_to_be_missing_from_the_feed(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=3))
+        fake_api.script(_DOWN)
+        [result] = VerificationPoller(client, clock=clock, deadline_s=7200).poll_once([item])
+        assert result.status is VerifiedStatus.UNVERIFIED
+        assert result.message == (
+            "no final status within 2 h: the print was not seen in the prints feed yet "
+            "(the prints feed could not be read at the deadline)"
+        )
+
+    def test_sightings_of_prints_no_longer_pending_are_forgotten(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        a, b = (PendingPrint(key=new_key(), sent_at=clock.now() - minutes(10)) for _ in "ab")
+        fake_api.prints = [run_record(embed_key("x", p.key), status="PRINTING", guid=p.key,
+                                      created=p.sent_at) for p in (a, b)]
+        poller = VerificationPoller(client, clock=clock)
+        poller.poll([a, b])
+        poller.poll([b])
+        assert sorted(poller._last_seen) == [b.key]
+
+
+class TestVerifyRowsWhenTheFeedFails:
+    """``verify``'s summary says a print was not checked, not that the feed lacks it."""
+
+    def test_a_failed_poll_marks_every_unseen_row_as_not_checked(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        prepared_build(store, JobState.PRINT_SENDING, JobState.PRINT_SENT)
+        fake_api.script(_DOWN)
+        report = verify_pending(store, client, clock=clock)
+        assert report.errors and "HTTP 503" in report.errors[0]
+        assert [(b.state, b.status) for b in report.builds] == [
+            (JobState.PRINT_SENT, NOT_CHECKED)]
+
+    def test_a_read_feed_without_the_print_says_it_is_not_there_yet(
+        self, store: SqliteJobStore, client: WebApiClient, clock: ManualClock
+    ) -> None:
+        prepared_build(store, JobState.PRINT_SENDING, JobState.PRINT_SENT)
+        report = verify_pending(store, client, clock=clock)
+        assert report.errors == ()
+        assert [b.status for b in report.builds] == [NOT_IN_FEED_YET]
