@@ -391,10 +391,21 @@ class VerificationPoller:
         )
 
     def _read_feed(self, pending: list[PendingPrint], matched: dict[str, PrintRun]) -> int:
-        """Read newest-first pages of the window; fill ``matched`` (key -> newest run)."""
+        """Read newest-first pages of the window; fill ``matched`` (key -> newest run).
+
+        The window reaches back to the oldest pending send. Prints that are no longer waited
+        for against a deadline (``expires=False``: ``verify`` looking again at the week's
+        unverified ones) can lie days back, behind thousands of other prints: once the
+        recent prints are settled, each of those is looked up by its key instead
+        (``name=<key>``) whenever that costs fewer requests than the pages still to read
+        (the page's ``count`` tells). A poll never costs more than reading the window did.
+        """
         by_key = {p.key: p for p in pending}
         by_job_id = {p.print_job_id: p for p in pending if p.print_job_id}
         window_start = min(p.sent_at for p in pending) - timedelta(seconds=self.overlap_s)
+        waited = [p for p in pending if p.expires]
+        recent_start = (min(p.sent_at for p in waited) - timedelta(seconds=self.overlap_s)
+                        if waited else None)
         page_number: int | None = 1
         pages = 0
         while page_number is not None:
@@ -402,30 +413,77 @@ class VerificationPoller:
                 page_number, self.per_page, where=PrintFilter(date__gt=window_start)
             )
             pages += 1
-            oldest: datetime | None = None
-            for run in page.items:
-                if run.created_at is not None and (oldest is None or run.created_at < oldest):
-                    oldest = run.created_at
-                item = _match(run, by_key, by_job_id)
-                if item is None:
-                    continue
-                if item.key in matched:
-                    if matched[item.key].guid != run.guid:
-                        # Two prints carry one key: the print was sent twice.
-                        log.warning(
-                            "verify_duplicate_print",
-                            job_key=item.key,
-                            newest=matched[item.key].guid,
-                            other=run.guid,
-                        )
-                    continue
-                matched[item.key] = run  # newest first: the first one seen is the newest
+            oldest = self._take_page(page.items, by_key, by_job_id, matched)
             if len(matched) == len(by_key):
                 break  # everything waiting is accounted for
             if oldest is not None and oldest <= window_start:
                 break  # the server ignored date__gt: stop at the window's edge anyway
+            stale = self._stale_to_look_up(page, oldest, recent_start, waited, by_key, matched)
+            if stale is not None:
+                for item in stale:
+                    found = self.client.list_prints_page(
+                        1, self.per_page, where=PrintFilter(
+                            name=item.key,
+                            date__gt=item.sent_at - timedelta(seconds=self.overlap_s)),
+                    )
+                    pages += 1
+                    self._take_page(found.items, {item.key: item}, {}, matched)
+                break
             page_number = page.next_page
         return pages
+
+    def _stale_to_look_up(
+        self,
+        page: Page[PrintRun],
+        oldest: datetime | None,
+        recent_start: datetime | None,
+        waited: list[PendingPrint],
+        by_key: dict[str, PendingPrint],
+        matched: dict[str, PrintRun],
+    ) -> list[PendingPrint] | None:
+        """The unmatched stale prints to look up one by one instead of reading on, or None to
+        read on: the recent prints are all matched, or their part of the window is read, and
+        the pages left outnumber the stale prints still unmatched."""
+        recent_read = all(p.key in matched for p in waited) or (
+            recent_start is not None and oldest is not None and oldest <= recent_start)
+        if not recent_read or page.count is None or page.next_page is None:
+            return None
+        # A page with a next one is full: its length is the server's page size (which may
+        # be smaller than the one asked for).
+        size = len(page.items) or page.per_page or 1
+        pages_left = math.ceil(page.count / size) - page.page
+        # A waited-for print not matched by now is not in its own (read) part of the window.
+        left = [p for p in by_key.values() if not p.expires and p.key not in matched]
+        return left if pages_left > len(left) else None
+
+    @staticmethod
+    def _take_page(
+        runs: Iterable[PrintRun],
+        by_key: dict[str, PendingPrint],
+        by_job_id: dict[str, PendingPrint],
+        matched: dict[str, PrintRun],
+    ) -> datetime | None:
+        """Match a page's runs into ``matched`` (the first seen is the newest); the page's
+        oldest ``created_at``."""
+        oldest: datetime | None = None
+        for run in runs:
+            if run.created_at is not None and (oldest is None or run.created_at < oldest):
+                oldest = run.created_at
+            item = _match(run, by_key, by_job_id)
+            if item is None:
+                continue
+            if item.key in matched:
+                if matched[item.key].guid != run.guid:
+                    # Two prints carry one key: the print was sent twice.
+                    log.warning(
+                        "verify_duplicate_print",
+                        job_key=item.key,
+                        newest=matched[item.key].guid,
+                        other=run.guid,
+                    )
+                continue
+            matched[item.key] = run  # newest first: the first one seen is the newest
+        return oldest
 
     def _overdue(self, run: PrintRun | None, error: str | None) -> str:
         """Why a print is unverified at its deadline, in what is known: what the feed last

@@ -83,3 +83,70 @@ class TestVerifyRowsWhenTheFeedFails:
         report = verify_pending(store, client, clock=clock)
         assert report.errors == ()
         assert [b.status for b in report.builds] == [NOT_IN_FEED_YET]
+
+
+class TestStaleUnverifiedPrints:
+    """An old unverified print does not make every poll read days of the account's history."""
+
+    def _busy_feed(self, fake_api: FakeWebApi, clock: ManualClock, *, runs: int) -> None:
+        """``runs`` other prints, newest first, one every 3 minutes back from now."""
+        fake_api.prints = [
+            run_record(f"other job {n}", status="FINISHED", guid=f"other-{n}",
+                       created=clock.now() - minutes(3 * n + 1))
+            for n in range(runs)
+        ]
+
+    def test_a_stale_print_is_looked_up_by_its_key_not_by_paging_to_its_send(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        self._busy_feed(fake_api, clock, runs=2000)  # 100 hours of history, 20 pages
+        stale = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=90),
+                             expires=False)
+        recent = PendingPrint(key=new_key(), sent_at=clock.now() - minutes(30))
+        fake_api.prints.insert(0, run_record(embed_key("new", recent.key), status="PRINTING",
+                                             guid="g-recent", created=recent.sent_at))
+        fake_api.prints.append(run_record(embed_key("old", stale.key), status="FINISHED",
+                                          guid="g-stale", created=stale.sent_at))
+        outcome = VerificationPoller(client, clock=clock).poll([stale, recent])
+        assert [r.print_guid for r in outcome.results] == ["g-stale"]
+        assert [p.run.guid for p in outcome.in_progress] == ["g-recent"]
+        feed = [r for r in fake_api.api_requests() if r.url.path == PRINTS]
+        # Page 1 of the window (its count tells the 20 pages), then one lookup by the key.
+        assert len(feed) == 2
+        assert feed[1].url.params["name"] == stale.key
+
+    def test_a_stale_print_never_in_the_feed_costs_one_lookup_and_stays_pending(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        self._busy_feed(fake_api, clock, runs=2000)
+        stale = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=90),
+                             expires=False)
+        outcome = VerificationPoller(client, clock=clock).poll([stale])
+        assert (outcome.results, [p.key for p in outcome.unseen]) == ((), [stale.key])
+        assert outcome.pages == 2
+
+    def test_paging_on_is_kept_when_it_is_cheaper_than_the_lookups(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        self._busy_feed(fake_api, clock, runs=150)  # two pages in all
+        stale = [PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=10),
+                              expires=False) for _ in range(3)]
+        outcome = VerificationPoller(client, clock=clock).poll(stale)
+        feed = [r for r in fake_api.api_requests() if r.url.path == PRINTS]
+        assert [r.url.params.get("name") for r in feed] == [None, None]
+        assert outcome.pages == 2
+
+    def test_a_recent_print_not_in_the_feed_yet_still_reads_its_own_window(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        self._busy_feed(fake_api, clock, runs=2000)
+        stale = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=90),
+                             expires=False)
+        recent = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=8))
+        fake_api.prints.append(run_record(embed_key("old", stale.key), status="ABORTED",
+                                          guid="g-stale", created=stale.sent_at))
+        outcome = VerificationPoller(client, clock=clock).poll([stale, recent])
+        assert [r.print_guid for r in outcome.results] == ["g-stale"]
+        assert [p.key for p in outcome.unseen] == [recent.key]
+        # 8 h of history (160 runs): two pages, then the stale print's lookup.
+        assert outcome.pages == 3
