@@ -63,6 +63,7 @@ from preform_pipeline.cloud.ratelimit import (
     parse_retry_after,
     resume_time,
 )
+from preform_pipeline.cloud.skew import ClockSkew
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -97,7 +98,8 @@ Params = list[tuple[str, str]]
 
 
 class _MeteredTransport(httpx.BaseTransport):
-    """Takes every request from the limiter, honours 429 Retry-After, logs each exchange."""
+    """Takes every request from the limiter, honours 429 Retry-After, logs each exchange,
+    and reads the server's clock from each answer's ``Date``."""
 
     def __init__(
         self,
@@ -108,10 +110,12 @@ class _MeteredTransport(httpx.BaseTransport):
         max_429_retries: int,
         wait_for_budget: bool,
         max_wait_s: float | None,
+        skew: ClockSkew,
     ) -> None:
         self._inner = inner
         self._limiter = limiter
         self._clock = clock
+        self._skew = skew
         self._max_429_retries = max_429_retries
         self._wait = wait_for_budget
         self._max_wait_s = max_wait_s
@@ -143,6 +147,7 @@ class _MeteredTransport(httpx.BaseTransport):
                         budget_remaining=self._limiter.remaining_this_hour,
                     )
                 raise
+            self._skew.observe(response.headers.get("Date"), self._clock.now())
             # Asked first: ``budget_remaining`` reads the job store's shared budget (a
             # query per request on PostgreSQL), worth it only when the event is kept.
             if not dropped(__name__, logging.DEBUG):
@@ -214,6 +219,7 @@ class WebApiClient:
         self._limiter = limiter if limiter is not None else RateLimiter(clock=clock, sleep=sleep)
         self._clock = clock
         self._per_page = per_page
+        self._skew = ClockSkew()
         metered = _MeteredTransport(
             transport if transport is not None else httpx.HTTPTransport(),
             self._limiter,
@@ -221,6 +227,7 @@ class WebApiClient:
             max_429_retries=max_429_retries,
             wait_for_budget=wait_for_budget,
             max_wait_s=max_wait_s,
+            skew=self._skew,
         )
         self._http = httpx.Client(
             base_url=base_url,
@@ -277,6 +284,12 @@ class WebApiClient:
     def budget(self) -> BudgetSnapshot:
         """Requests spent and left in the current hour (for logs and the run report)."""
         return self._limiter.snapshot()
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """The Web API's clock minus this machine's, from its latest answer (None before
+        one); :func:`~preform_pipeline.cloud.skew.behind_s` turns it into window slack."""
+        return self._skew.seconds
 
     def revoke(self) -> bool:
         """Revoke the cached access token on the server; False when none was fetched yet."""

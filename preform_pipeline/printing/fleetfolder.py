@@ -150,6 +150,11 @@ class FleetFolderFeed:
         return BudgetSnapshot(spent=0, remaining=FLEET_FEED_BUDGET, limit=FLEET_FEED_BUDGET,
                               window_s=3600.0, total=self._pages)
 
+    @property
+    def clock_skew_s(self) -> float | None:
+        """None: the folder's times are this machine's own, nothing to measure."""
+        return None
+
     def list_prints_page(
         self, page: int = 1, per_page: int | None = None, *, where: PrintFilter | None = None,
     ) -> Page[PrintRun]:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.cloud.skew import behind_s
 from preform_pipeline.errors import CloudAuthError, CloudError, PrintLookupError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing.locators import SendRecord, Sighting
@@ -74,7 +75,9 @@ class WebApiLocator:
 
     def _locate(self, send: SendRecord) -> Sighting | None:
         key = send.job_key
-        since = send.started_at - timedelta(seconds=self.overlap_s)
+        # created_at is the Dashboard's clock: start earlier by as much as it is behind ours.
+        since = send.started_at - timedelta(
+            seconds=self.overlap_s + behind_s(self.client.clock_skew_s))
         for run in self.client.iter_prints(name=key, date__gt=since):
             if send.matches(run.name):
                 return Sighting("the prints feed", run.print_job or run.guid or None,

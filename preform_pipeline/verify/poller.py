@@ -41,6 +41,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.models import Page
+from preform_pipeline.cloud.skew import behind_s
 from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.verify import (
@@ -92,6 +93,11 @@ class PrintsFeed(Protocol):
     (:class:`~preform_pipeline.printing.FleetFolderFeed`) is another."""
 
     def budget(self) -> BudgetSnapshot: ...
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """The feed's clock minus this machine's (None: unknown)."""
+        ...
 
     def list_prints_page(
         self, page: int = 1, per_page: int | None = None, *, where: PrintFilter | None = None
@@ -402,10 +408,12 @@ class VerificationPoller:
         """
         by_key = {p.key: p for p in pending}
         by_job_id = {p.print_job_id: p for p in pending if p.print_job_id}
-        window_start = min(p.sent_at for p in pending) - timedelta(seconds=self.overlap_s)
+        # The feed's created_at is the Dashboard's clock: a window from our send times
+        # starts earlier by as much as that clock is behind ours.
+        overlap = timedelta(seconds=self.overlap_s + behind_s(self.client.clock_skew_s))
+        window_start = min(p.sent_at for p in pending) - overlap
         waited = [p for p in pending if p.expires]
-        recent_start = (min(p.sent_at for p in waited) - timedelta(seconds=self.overlap_s)
-                        if waited else None)
+        recent_start = min(p.sent_at for p in waited) - overlap if waited else None
         page_number: int | None = 1
         pages = 0
         while page_number is not None:
@@ -422,9 +430,8 @@ class VerificationPoller:
             if stale is not None:
                 for item in stale:
                     found = self.client.list_prints_page(
-                        1, self.per_page, where=PrintFilter(
-                            name=item.key,
-                            date__gt=item.sent_at - timedelta(seconds=self.overlap_s)),
+                        1, self.per_page,
+                        where=PrintFilter(name=item.key, date__gt=item.sent_at - overlap),
                     )
                     pages += 1
                     self._take_page(found.items, {item.key: item}, {}, matched)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 
+import httpx
+import pytest
+from structlog.testing import capture_logs
 from verify_support import minutes, prepared_build, run_record
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.cloud import WebApiClient
+from preform_pipeline.cloud import Credentials, WebApiClient
+from preform_pipeline.cloud.skew import ClockSkew
+from preform_pipeline.printing import SendRecord
+from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
 from preform_pipeline.store import JobState, SqliteJobStore, embed_key, new_key
 from preform_pipeline.verify import PendingPrint, VerificationPoller, VerifiedStatus
@@ -150,3 +157,69 @@ class TestStaleUnverifiedPrints:
         assert [p.key for p in outcome.unseen] == [recent.key]
         # 8 h of history (160 runs): two pages, then the stale print's lookup.
         assert outcome.pages == 3
+
+
+def _skewed_client(fake_api: FakeWebApi, clock: ManualClock, behind: timedelta) -> WebApiClient:
+    """A client of a Web API whose clock (its answers' Date) is ``behind`` this machine's."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = fake_api.handle(request)
+        response.headers["Date"] = format_datetime(clock.now() - behind, usegmt=True)
+        return response
+
+    return WebApiClient(Credentials(fake_api.client_id, fake_api.client_secret),
+                        base_url=fake_api.base_url, transport=httpx.MockTransport(answer),
+                        clock=clock, sleep=clock.sleep)
+
+
+class TestClockSkew:
+    """A Dashboard clock behind ours widens the feed window instead of hiding our prints."""
+
+    BEHIND = timedelta(minutes=25)
+
+    def _printed(self, fake_api: FakeWebApi, clock: ManualClock) -> PendingPrint:
+        """A print we sent 20 minutes ago, stamped by the Dashboard 25 minutes earlier."""
+        item = PendingPrint(key=new_key(), sent_at=clock.now() - minutes(20))
+        fake_api.prints = [run_record(embed_key("crowns", item.key), status="FINISHED",
+                                      guid="g-1", created=item.sent_at - self.BEHIND)]
+        return item
+
+    def test_the_poller_finds_a_print_the_dashboards_clock_stamped_before_our_window(
+        self, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = self._printed(fake_api, clock)
+        with _skewed_client(fake_api, clock, self.BEHIND) as client:
+            client.list_printers()  # verify checks the credentials first: a first answer
+            [result] = VerificationPoller(client, clock=clock).poll_once([item])
+        assert (result.status, result.print_guid) == (VerifiedStatus.FINISHED, "g-1")
+
+    def test_an_interrupted_send_is_found_despite_the_skew(
+        self, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = self._printed(fake_api, clock)
+        send = SendRecord(build_id=1, job_key=item.key, job_name=None, printer=None,
+                          started_at=item.sent_at, holder=None)
+        with _skewed_client(fake_api, clock, self.BEHIND) as client:
+            client.list_printers()
+            sighting = WebApiLocator(client).locate(send)
+        assert sighting is not None and sighting.where == "the prints feed"
+
+    def test_the_skew_is_measured_and_warned_of_once(self, clock: ManualClock) -> None:
+        skew = ClockSkew()
+        received = clock.now()
+        with capture_logs() as logs:
+            for _ in range(3):
+                skew.observe(format_datetime(received - self.BEHIND, usegmt=True), received)
+        assert skew.seconds == -1500 + 0.5
+        assert [(e["event"], e["ahead"]) for e in logs] == [
+            ("web_api_clock_skew", "this machine")]
+
+    @pytest.mark.parametrize("header", [None, "", "yesterday-ish"])
+    def test_an_answer_without_a_readable_date_changes_nothing(
+        self, header: str | None, clock: ManualClock
+    ) -> None:
+        skew = ClockSkew()
+        skew.observe("Sun, 06 Dec 2026 20:00:00 GMT", datetime.fromisoformat(
+            "2026-12-06T20:00:00+00:00"))
+        skew.observe(header, clock.now())
+        assert skew.seconds == 0.5
