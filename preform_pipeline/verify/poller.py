@@ -470,8 +470,8 @@ class VerificationPoller:
         by_job_id: dict[str, PendingPrint],
         matched: dict[str, PrintRun],
     ) -> datetime | None:
-        """Match a page's runs into ``matched`` (the first seen is the newest); the page's
-        oldest ``created_at``."""
+        """Match a page's runs into ``matched`` (key -> its newest run); the page's oldest
+        ``created_at``."""
         oldest: datetime | None = None
         for run in runs:
             if run.created_at is not None and (oldest is None or run.created_at < oldest):
@@ -479,17 +479,18 @@ class VerificationPoller:
             item = _match(run, by_key, by_job_id)
             if item is None:
                 continue
-            if item.key in matched:
-                if matched[item.key].guid != run.guid:
-                    # Two prints carry one key: the print was sent twice.
-                    log.warning(
-                        "verify_duplicate_print",
-                        job_key=item.key,
-                        newest=matched[item.key].guid,
-                        other=run.guid,
-                    )
+            known = matched.get(item.key)
+            if known is None:
+                matched[item.key] = run
                 continue
-            matched[item.key] = run  # newest first: the first one seen is the newest
+            if known.guid == run.guid:
+                continue  # the same run again (the feed grew between two pages)
+            # Two prints carry one key: the print was sent twice. The newest decides; by
+            # created_at, as the contract promises no order (the first seen on a tie).
+            newest, other = (run, known) if _newer(run, known) else (known, run)
+            matched[item.key] = newest
+            log.warning("verify_duplicate_print", job_key=item.key, newest=newest.guid,
+                        other=other.guid)
         return oldest
 
     def _overdue(self, run: PrintRun | None, error: str | None) -> str:
@@ -629,6 +630,12 @@ def _match(
         if job_id and job_id in by_job_id:
             return by_job_id[job_id]
     return None
+
+
+def _newer(run: PrintRun, than: PrintRun) -> bool:
+    """True when ``run`` was created after ``than`` (False when either time is unknown)."""
+    return (run.created_at is not None and than.created_at is not None
+            and run.created_at > than.created_at)
 
 
 def _message(run: PrintRun) -> str | None:

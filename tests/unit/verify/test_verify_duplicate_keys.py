@@ -58,3 +58,19 @@ class TestDuplicateJobKeys:
         outcome = VerificationPoller(client, clock=clock).poll([item])
         assert outcome.results == ()
         assert [p.run.guid for p in outcome.in_progress] == ["run-newer"]
+
+
+class TestDuplicatesInAnyOrder:
+    """The newest run decides by its created_at, whatever order the feed lists them in."""
+
+    def test_a_feed_listed_oldest_first_still_gives_the_newest_run(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        item = _sent_twice(clock, fake_api, older="ERROR", newer="FINISHED",
+                           older_message="Resin level too low")
+        fake_api.prints.reverse()  # oldest first: the contract does not promise an order
+        with capture_logs() as logs:
+            [result] = VerificationPoller(client, clock=clock).poll_once([item])
+        assert (result.status, result.print_guid) == (VerifiedStatus.FINISHED, "run-newer")
+        assert [(e["newest"], e["other"]) for e in logs
+                if e["event"] == "verify_duplicate_print"] == [("run-newer", "run-older")]
