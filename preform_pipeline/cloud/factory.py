@@ -75,8 +75,8 @@ def make_web_client(
     """A Web API client with the section's base URL, request rate and hourly budget share.
 
     ``ledger``: where the hourly budget is kept with every other process that spends it for the
-    same account: the job store the command opened (docs/cloud.md). Without one, the budget is
-    this process's own.
+    same account (``cloud.account``, else the client id): the job store the command opened
+    (docs/cloud.md). Without one, the budget is this process's own.
     """
     limiter = RateLimiter(
         max_per_second=cloud.max_requests_per_second,
@@ -84,7 +84,9 @@ def make_web_client(
         clock=clock,
         sleep=sleep,
         ledger=ledger,
-        account=account_key(cloud.base_url, credentials.client_id),
+        # The Web API's hourly limit is per user: applications of one user (a client id per
+        # node) share one budget when the settings name that user.
+        account=account_key(cloud.base_url, cloud.account or credentials.client_id),
     )
     return WebApiClient(
         credentials, base_url=cloud.base_url, limiter=limiter, clock=clock, sleep=sleep, **options

@@ -136,10 +136,11 @@ class RequestLedger(Protocol):
     def web_requests_spent(self, account: str, *, now: datetime, window_s: float) -> int: ...
 
 
-def account_key(base_url: str, client_id: str) -> str:
-    """The name a ledger counts one Web API account's requests under: a digest, so the store
-    holds no credential, and per base URL, so a simulator's requests are not the Web API's."""
-    digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{client_id}".encode()).hexdigest()
+def account_key(base_url: str, account: str) -> str:
+    """The name a ledger counts one Web API account's requests under (``account``: the
+    settings' ``cloud.account``, else the client id): a digest, so the store holds no
+    credential or address, and per base URL, so a simulator's requests are not the Web API's."""
+    digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{account}".encode()).hexdigest()
     return f"web-api:{digest[:24]}"
 
 

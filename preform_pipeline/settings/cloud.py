@@ -51,6 +51,9 @@ class CloudSettings:
     client_id_file: Path | None = None
     client_secret_file: Path | None = None
     base_url: str = DEFAULT_WEB_API_URL
+    #: The Dashboard user the credentials belong to: the Web API's hourly limit is per user,
+    #: so applications of one user share one budget when they name it (None: the client id).
+    account: str | None = None
     hourly_budget_share: float = DEFAULT_HOURLY_BUDGET_SHARE
     max_requests_per_second: float = DEFAULT_MAX_PER_SECOND
     #: Names this section in error messages (``settings.yaml: cloud``).
@@ -79,6 +82,7 @@ def read_cloud_settings(
         client_id_file=resolve_path(str(id_file), base) if id_file else None,
         client_secret_file=resolve_path(str(secret_file), base) if secret_file else None,
         base_url=str(raw.get("base_url", defaults.base_url)).rstrip("/"),
+        account=raw.get("account"),
         hourly_budget_share=float(raw.get("hourly_budget_share", defaults.hourly_budget_share)),
         max_requests_per_second=float(
             raw.get("max_requests_per_second", defaults.max_requests_per_second)

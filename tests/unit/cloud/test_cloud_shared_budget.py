@@ -13,8 +13,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.cloud import Credentials, WebApiClient
+from preform_pipeline.cloud.factory import make_web_client
 from preform_pipeline.cloud.ratelimit import LEDGER_RETRY_S, RateLimiter, account_key
 from preform_pipeline.errors import CloudRateLimitError
+from preform_pipeline.settings.cloud import CloudSettings, read_cloud_settings
+from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import SqliteJobStore
 
 #: 3 requests an hour: 0.002 of 1,500.
@@ -214,3 +218,34 @@ class TestTheAccountKey:
         # Pinned: every process (and farm node) of any version must name it alike.
         assert key == "web-api:2c8e1cb1e7cec1d1f1dc35d5"
         assert account_key("https://api.formlabs.com", "client-2") != key
+
+
+class TestOneBudgetPerDashboardUser:
+    """Applications of one Dashboard user (a client id per node) share the user's budget."""
+
+    def _client(self, fake: FakeWebApi, clock: ManualClock, store: SqliteJobStore,
+                client_id: str, account: str | None) -> WebApiClient:
+        cloud = CloudSettings(base_url=fake.base_url, account=account, hourly_budget_share=SHARE)
+        return make_web_client(cloud, Credentials(client_id, fake.client_secret), clock=clock,
+                               sleep=clock.sleep, ledger=store, transport=fake.transport(),
+                               wait_for_budget=False)
+
+    @pytest.mark.parametrize(("account", "shared"), [("lab@example.com", True), (None, False)])
+    def test_two_client_ids_naming_one_account_spend_one_budget(
+        self, clock: ManualClock, stores: tuple[SqliteJobStore, SqliteJobStore],
+        account: str | None, shared: bool,
+    ) -> None:
+        node_a, node_b = FakeWebApi(client_id="node-a"), FakeWebApi(client_id="node-b")
+        with self._client(node_a, clock, stores[0], "node-a", account) as a, \
+                self._client(node_b, clock, stores[1], "node-b", account) as b:
+            a.list_printers()  # a token and a read: 2 of the 3 an hour
+            assert b.budget().spent == (2 if shared else 0)
+            if shared:
+                with pytest.raises(CloudRateLimitError):
+                    b.list_printers()  # its token request is the 3rd, its read a 4th
+            else:
+                b.list_printers()
+
+    def test_the_settings_read_the_account(self, tmp_path: Path) -> None:
+        cloud = read_cloud_settings({"account": "lab@example.com"}, tmp_path)
+        assert cloud.account == "lab@example.com"
