@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.cloud.credentials import ENV_CLIENT_ID, ENV_CLIENT_SECRET, Credentials
+from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.ratelimit import parse_retry_after
 from preform_pipeline.errors import (
     CloudAuthError,
@@ -108,6 +108,11 @@ class ClientCredentialsAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"ClientCredentialsAuth(client_id={self._credentials.client_id!r})"
+
+    @property
+    def credentials(self) -> Credentials:
+        """The client id and secret this flow authenticates with (the secret never shows)."""
+        return self._credentials
 
     @property
     def token(self) -> AccessToken | None:
@@ -253,9 +258,8 @@ class ClientCredentialsAuth(httpx.Auth):
                 request=request,
                 status_code=status,
                 body=body,
-                hint=f"check {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (or their _FILE variants "
-                "or the settings file); the application may have been deleted or its secret "
-                "regenerated on the Dashboard's Developer Tools page",
+                hint=f"{self._credentials.where_to_check()}; the application may have been "
+                "deleted or its secret regenerated on the Dashboard's Developer Tools page",
             )
         if status == httpx.codes.TOO_MANY_REQUESTS:
             return CloudRateLimitError(

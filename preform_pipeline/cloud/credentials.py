@@ -51,10 +51,26 @@ _HIDDEN = "[hidden]"
 
 @dataclass(frozen=True)
 class Credentials:
-    """A Dashboard application's client id and secret; the secret never shows in a repr."""
+    """A Dashboard application's client id and secret; the secret never shows in a repr.
+
+    ``id_source`` and ``secret_source`` say where :func:`load_credentials` found each value
+    (``$PREFORM_PIPELINE_CLIENT_SECRET_FILE (/run/secrets/formlabs)``), so a refusal can name
+    the setting to correct; None when the values were handed over directly.
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
+    id_source: str | None = field(default=None, compare=False)
+    secret_source: str | None = field(default=None, compare=False)
+
+    def where_to_check(self) -> str:
+        """What to check when the Web API refuses these credentials: the settings they came
+        from, or every place they may be set."""
+        if self.id_source is None or self.secret_source is None:
+            return (f"check the client id and secret ({ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}, "
+                    "their _FILE forms, or the settings' cloud section)")
+        return (f"check the client id {self.client_id!r} (from {self.id_source}) and the "
+                f"client secret (from {self.secret_source})")
 
     def __repr__(self) -> str:
         return f"Credentials(client_id={self.client_id!r}, client_secret={_HIDDEN})"
@@ -99,8 +115,9 @@ def load_credentials(
     working directory). Environment ``*_FILE`` paths are taken as given.
     """
     section: Mapping[str, Any] = settings_section or {}
-    client_id = _find(_CLIENT_ID, section, env, settings_source, base_dir)
-    client_secret = _find(_CLIENT_SECRET, section, env, settings_source, base_dir)
+    client_id, id_source = _find(_CLIENT_ID, section, env, settings_source, base_dir)
+    client_secret, secret_source = _find(_CLIENT_SECRET, section, env, settings_source,
+                                         base_dir)
     found = ((_CLIENT_ID, client_id), (_CLIENT_SECRET, client_secret))
     missing = [lookup for lookup, value in found if value is None]
     if missing:
@@ -117,7 +134,8 @@ def load_credentials(
             "Developer Tools page",
         )
     assert client_id is not None and client_secret is not None
-    return Credentials(client_id, client_secret)
+    return Credentials(client_id, client_secret, id_source=id_source,
+                       secret_source=secret_source)
 
 
 def _find(
@@ -126,7 +144,8 @@ def _find(
     env: Mapping[str, str],
     settings_source: str,
     base_dir: Path | None,
-) -> str | None:
+) -> tuple[str | None, str]:
+    """The value and where it was found (a setting's name, and the file that held it)."""
     direct = env.get(lookup.env) or None
     from_file = env.get(lookup.env_file) or None
     if direct is not None and from_file is not None:
@@ -136,9 +155,11 @@ def _find(
             hint=f"set only one of them for the {lookup.what}",
         )
     if direct is not None:
-        return direct
+        return direct, f"${lookup.env}"
     if from_file is not None:
-        return _read_secret_file(Path(from_file), lookup, f"${lookup.env_file}")
+        named_by = f"${lookup.env_file}"
+        return (_read_secret_file(Path(from_file), lookup, named_by),
+                f"{named_by} ({from_file})")
 
     value = section.get(lookup.key)
     path_value = section.get(lookup.key_file)
@@ -158,13 +179,14 @@ def _find(
             hint=f"keep only one of them for the {lookup.what}",
         )
     if value is not None:
-        return str(value)
+        return str(value), f"{settings_source}: {lookup.key}"
     if path_value is not None:
         path = Path(str(path_value))
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return _read_secret_file(path, lookup, f"{settings_source}: {lookup.key_file}")
-    return None
+        named_by = f"{settings_source}: {lookup.key_file}"
+        return _read_secret_file(path, lookup, named_by), f"{named_by} ({path})"
+    return None, ""
 
 
 def _read_secret_file(path: Path, lookup: _Lookup, named_by: str) -> str:

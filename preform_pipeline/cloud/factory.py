@@ -100,8 +100,7 @@ def check_credentials(client: WebApiClient) -> None:
         client.list_prints_page(1, per_page=1)
     except CloudAuthError as exc:
         exc.hint = (
-            "check the client id and secret (PREFORM_PIPELINE_CLIENT_ID / _SECRET, their _FILE "
-            "forms, or the settings' cloud section) on the Dashboard's Developer Tools page; "
-            "nothing was sent to a printer"
+            f"{client.auth.credentials.where_to_check()} on the Dashboard's Developer Tools "
+            "page; nothing was sent to a printer"
         )
         raise

@@ -73,8 +73,8 @@ def load_dashboard_login(
             hint=f"put it in a file named by password_file, or set {ENV_DASHBOARD_PASSWORD} "
             f"(or {ENV_DASHBOARD_PASSWORD_FILE}) in the service's environment",
         )
-    username = _find(_USERNAME, raw, env, settings_source, base_dir)
-    password = _find(_PASSWORD, raw, env, settings_source, base_dir)
+    username, _ = _find(_USERNAME, raw, env, settings_source, base_dir)
+    password, _ = _find(_PASSWORD, raw, env, settings_source, base_dir)
     if username is None and password is None:
         return None
     if username is None or password is None:

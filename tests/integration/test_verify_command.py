@@ -125,6 +125,10 @@ class TestVerifyOnce:
             done = _verify(tmp_path, dash, "--format", "json")
         assert refused.returncode == 1
         assert "invalid_grant" in refused.stderr and "wrong" not in refused.stderr
+        # What to correct is named: where each value came from.
+        assert (f"check the client id {dash.credentials.client_id!r} (from "
+                "$PREFORM_PIPELINE_CLIENT_ID) and the client secret (from "
+                "$PREFORM_PIPELINE_CLIENT_SECRET)") in refused.stderr
         assert untouched == {JobState.PRINT_SENT}
         assert done.returncode == 0, done.stderr
         data = json.loads(done.stdout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.cloud import Credentials, WebApiClient
+from preform_pipeline.cloud import Credentials, WebApiClient, check_credentials, load_credentials
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
     REVOKE_PATH,
@@ -274,3 +275,41 @@ class TestTokenEndpointRateLimit:
         assert caught.value.retry_after_s == 9
         assert len(fake_api.token_requests()) == 2
         assert fake_api.api_requests() == []
+
+
+class TestRefusalNamesTheSettings:
+    """Refused credentials say which settings they came from, never the secret itself."""
+
+    def _refused(self, credentials: Credentials, clock: ManualClock) -> CloudAuthError:
+        api = FakeWebApi(client_id="lab-app", client_secret="the-right-one")
+        with WebApiClient(credentials, base_url=api.base_url, transport=api.transport(),
+                          clock=clock, sleep=clock.sleep) as client, \
+                pytest.raises(CloudAuthError) as caught:
+            check_credentials(client)
+        return caught.value
+
+    def test_a_secret_file_named_by_the_environment_is_named(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        secret_file = tmp_path / "formlabs-secret"
+        secret_file.write_text("regenerated-since\n", encoding="utf-8")
+        credentials = load_credentials(
+            {"client_id": "lab-app"},
+            {"PREFORM_PIPELINE_CLIENT_SECRET_FILE": str(secret_file)},
+            settings_source="site.yaml: cloud",
+        )
+        with capture_logs() as logs:
+            error = self._refused(credentials, clock)
+        assert error.hint == (
+            "check the client id 'lab-app' (from site.yaml: cloud: client_id) and the client "
+            f"secret (from $PREFORM_PIPELINE_CLIENT_SECRET_FILE ({secret_file})) on the "
+            "Dashboard's Developer Tools page; nothing was sent to a printer")
+        assert "regenerated-since" not in f"{error} {error.body} {logs}"
+
+    def test_credentials_handed_over_directly_list_every_place(
+        self, clock: ManualClock
+    ) -> None:
+        error = self._refused(Credentials("lab-app", "wrong"), clock)
+        assert error.hint is not None and error.hint.startswith(
+            "check the client id and secret (PREFORM_PIPELINE_CLIENT_ID / "
+            "PREFORM_PIPELINE_CLIENT_SECRET, their _FILE forms, or the settings' cloud section)")
