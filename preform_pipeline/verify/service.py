@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud import BudgetSnapshot
-from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.errors import StoreConflictError, StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.settings.verify import (
@@ -52,7 +52,9 @@ __all__ = [
     "NOT_IN_FEED_YET",
     "BuildVerification",
     "VerifyReport",
+    "PRINT_END_NOTICE",
     "apply_result",
+    "first_to_announce",
     "mark_in_progress",
     "pending_prints",
     "verify_pending",
@@ -69,6 +71,13 @@ _ACTIVE: Final = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.UNVERIFIED)
 NOT_IN_FEED_YET: Final = "not in the prints feed yet"
 #: ... and when the feed could not be read (nothing is known of the print this time).
 NOT_CHECKED: Final = "not checked: the prints feed could not be read"
+#: The store's notice of how a print ended (``"print end PP-..."``, about its status): said
+#: once between every process that follows the print (a run waiting on it, cron's
+#: ``verify``, the hot folder, the nodes of a farm).
+PRINT_END_NOTICE: Final = "print end"
+# Kept past the last time any process can still follow the print: verify looks again at the
+# week's unverified prints.
+_PRINT_END_NOTICE_KEEP_S: Final = DEFAULT_UNVERIFIED_LOOKBACK_S + 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,30 @@ def apply_result(store: JobStore, result: VerificationResult) -> Build | None:
         return None
 
 
+def first_to_announce(store: JobStore | None, result: VerificationResult) -> bool:
+    """True when no process announced this end of ``result``'s print yet: this one does.
+
+    A run waiting on its prints and cron's ``verify`` (or the hot folder, or another node)
+    follow the same prints in one store; whichever sees an end first records it, and each
+    would notify it. The store's notices (one write transaction) let exactly one of them
+    say it. Only a process that has a notifier asks, so one without (a ``verify`` whose
+    settings name no webhook) never takes the notice from one that has. A store that cannot
+    record it is answered True: a second notice is better than none.
+    """
+    if store is None:
+        return True
+    try:
+        first = store.note_notice(f"{PRINT_END_NOTICE} {result.key}", result.status.value)
+        store.forget_old_notices(f"{PRINT_END_NOTICE} ", older_than_s=_PRINT_END_NOTICE_KEEP_S)
+    except StoreError as exc:
+        log.warning("verify_notice_unrecorded", job_key=result.key, error=str(exc))
+        return True
+    if not first:
+        log.info("verify_notice_said_elsewhere", job_key=result.key,
+                 status=result.status.value)
+    return first
+
+
 def mark_in_progress(store: JobStore, progress: PrintProgress) -> Build | None:
     """A print first seen in the feed: ``print_sent`` (or ``unverified``) → ``verifying``."""
     build_id = progress.pending.build_id
@@ -262,7 +295,7 @@ def verify_pending(
             seen[result.pending.build_id] = result
         if notifier is not None and not (
             result.status is VerifiedStatus.UNVERIFIED and not result.pending.expires
-        ):
+        ) and first_to_announce(store, result):
             notifier.notify(
                 notification_for_status(
                     result.status.value,

@@ -85,7 +85,7 @@ from preform_pipeline.verify.poller import (
     VerifiedStatus,
     describe_duration,
 )
-from preform_pipeline.verify.service import apply_result, mark_in_progress
+from preform_pipeline.verify.service import apply_result, first_to_announce, mark_in_progress
 from preform_pipeline.verify.targets import (
     CombinedReadiness,
     LocalApiDevices,
@@ -580,7 +580,7 @@ class PrintTracking:
                             error=str(exc))
 
     def _notify(self, result: VerificationResult) -> None:
-        if self.notifier is None:
+        if self.notifier is None or not first_to_announce(self.store, result):
             return
         self.notifier.notify(
             notification_for_status(

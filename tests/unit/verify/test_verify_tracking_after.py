@@ -18,7 +18,7 @@ from preform_pipeline.executor.hooks import VERIFY_PENDING
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import JobState, SqliteJobStore
-from preform_pipeline.verify import Notifier, PrintTracking, VerificationPoller
+from preform_pipeline.verify import Notifier, PrintTracking, VerificationPoller, verify_pending
 from preform_pipeline.verify.tracking import BuildTracker
 
 
@@ -434,3 +434,61 @@ class TestOtherOutcomes:
                            outcomes=(*result.outcomes, plain))
         verified = tracking.after_run(result, threading.Event())
         assert verified.outcomes[1] is plain
+
+
+class TestOneNoticePerPrintEnd:
+    """A run waiting on its print and cron's verify on the same store notify its end once."""
+
+    def _run_sends(self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+                   clock: ManualClock, hook: _Webhook) -> tuple[PrintTracking, int]:
+        build_id = prepared_build(store, recipe="dental")
+        tracking = _verifying(client, clock, store=store, build_ids={"b-1": build_id},
+                              notifier=hook.notifier(), recipe="dental", run_id="run-1")
+        tracker = _send(tracking, "b-1", "job-1")
+        fake_api.prints = [run_record(tracker.job_name("b-1"), status="ERROR", guid="g-1",
+                                      message="Resin level too low", created=clock.now())]
+        return tracking, build_id
+
+    def test_cron_verify_first_then_the_run_says_it_once(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock, tmp_path: Path,
+    ) -> None:
+        run_hook, cron_hook = _Webhook(), _Webhook()
+        tracking, build_id = self._run_sends(store, client, fake_api, clock, run_hook)
+        with SqliteJobStore(store.path) as cron_store, cron_hook.notifier() as cron:
+            verify_pending(cron_store, client, clock=clock, notifier=cron)
+            assert cron.flush(5)
+        verified = tracking.after_run(_pending("b-1"), threading.Event())
+        assert tracking.notifier is not None and tracking.notifier.flush(5)
+        tracking.close()
+        assert [o.verify for o in verified.outcomes] == ["print_error"]  # the run still knows
+        assert store.get_build(build_id).state is JobState.PRINT_ERROR
+        assert [b["event"] for b in cron_hook.bodies + run_hook.bodies] == ["print_error"]
+
+    def test_a_verify_without_a_notifier_leaves_the_notice_to_the_run(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        run_hook = _Webhook()
+        tracking, _ = self._run_sends(store, client, fake_api, clock, run_hook)
+        with SqliteJobStore(store.path) as cron_store:
+            verify_pending(cron_store, client, clock=clock)
+        tracking.after_run(_pending("b-1"), threading.Event())
+        assert tracking.notifier is not None and tracking.notifier.flush(5)
+        tracking.close()
+        assert [b["event"] for b in run_hook.bodies] == ["print_error"]
+
+    def test_a_later_different_end_is_said_again(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        hook = _Webhook()
+        build_id = prepared_build(store, JobState.PRINT_SENDING, JobState.PRINT_SENT)
+        key = store.get_build(build_id).job_key
+        with hook.notifier() as notifier:
+            clock.advance(25 * 3600)  # past the 24 h deadline, nothing in the feed
+            verify_pending(store, client, clock=clock, notifier=notifier)
+            fake_api.prints = [run_record(f"late {key}", status="FINISHED", created=clock.now())]
+            verify_pending(store, client, clock=clock, notifier=notifier)
+            assert notifier.flush(5)
+        assert [b["event"] for b in hook.bodies] == ["print_unverified", "print_finished"]
