@@ -624,8 +624,10 @@ def _match(
     by_job_id: dict[str, PendingPrint],
 ) -> PendingPrint | None:
     key = extract_key(run.name) if run.name else None
-    if key is not None and key in by_key:
-        return by_key[key]
+    if key is not None:
+        # A run whose name carries a job key is that key's print, pending or not: the print
+        # job id (whose uniqueness the Local API does not promise) never reassigns it.
+        return by_key.get(key)
     for job_id in (run.print_job, run.guid):
         if job_id and job_id in by_job_id:
             return by_job_id[job_id]

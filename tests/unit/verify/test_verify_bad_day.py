@@ -223,3 +223,19 @@ class TestClockSkew:
             "2026-12-06T20:00:00+00:00"))
         skew.observe(header, clock.now())
         assert skew.seconds == 0.5
+
+
+class TestNoMatchToTheWrongJob:
+    """A run carrying another build's key is never taken for a pending print by job id."""
+
+    def test_a_shared_print_job_id_does_not_hand_another_builds_run_over(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # The Local API does not promise its job ids are unique (a restarted server may
+        # count again): another build's run may carry the id this print was given.
+        item = PendingPrint(key=new_key(), sent_at=clock.now() - minutes(20),
+                            print_job_id="job-3")
+        fake_api.prints = [run_record(embed_key("someone else's crowns", new_key()),
+                                      status="FINISHED", guid="job-3", created=clock.now())]
+        outcome = VerificationPoller(client, clock=clock).poll([item])
+        assert (outcome.results, [p.key for p in outcome.unseen]) == ((), [item.key])
