@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 from verify_support import minutes, newest_first, run_record
 
@@ -29,11 +30,16 @@ def _sent_twice(
 class TestDuplicateJobKeys:
     """The result carries the newest run's status and guid, and the duplicate is logged."""
 
+    # By created_at: the contract promises no order, so a feed listed oldest first too.
+    @pytest.mark.parametrize("oldest_first", [False, True])
     def test_a_newer_finished_run_wins_over_an_older_failed_one(
-        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock,
+        oldest_first: bool,
     ) -> None:
         item = _sent_twice(clock, fake_api, older="ERROR", newer="FINISHED",
                            older_message="Resin level too low")
+        if oldest_first:
+            fake_api.prints.reverse()
         with capture_logs() as logs:
             [result] = VerificationPoller(client, clock=clock).poll_once([item])
         assert (result.status, result.print_guid, result.message) == (
@@ -59,18 +65,3 @@ class TestDuplicateJobKeys:
         assert outcome.results == ()
         assert [p.run.guid for p in outcome.in_progress] == ["run-newer"]
 
-
-class TestDuplicatesInAnyOrder:
-    """The newest run decides by its created_at, whatever order the feed lists them in."""
-
-    def test_a_feed_listed_oldest_first_still_gives_the_newest_run(
-        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
-    ) -> None:
-        item = _sent_twice(clock, fake_api, older="ERROR", newer="FINISHED",
-                           older_message="Resin level too low")
-        fake_api.prints.reverse()  # oldest first: the contract does not promise an order
-        with capture_logs() as logs:
-            [result] = VerificationPoller(client, clock=clock).poll_once([item])
-        assert (result.status, result.print_guid) == (VerifiedStatus.FINISHED, "run-newer")
-        assert [(e["newest"], e["other"]) for e in logs
-                if e["event"] == "verify_duplicate_print"] == [("run-newer", "run-older")]
