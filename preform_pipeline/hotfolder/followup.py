@@ -50,7 +50,7 @@ from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.ratelimit import resume_time
-from preform_pipeline.errors import PipelineError, StoreConflictError
+from preform_pipeline.errors import CloudAuthError, PipelineError, StoreConflictError
 from preform_pipeline.hotfolder.files import REPORT_SUFFIX, write_text_atomic
 from preform_pipeline.liveness import this_host
 from preform_pipeline.logging import get_logger
@@ -114,6 +114,8 @@ class FollowUp:
         self._thread: threading.Thread | None = None
         #: Until when verification waits for the Web API's rate limit (None: it does not).
         self.deferred_until: datetime | None = None
+        # Refused credentials were notified (until a poll succeeds again): once, not per poll.
+        self._refusal_told = False
         self._poller = (
             VerificationPoller(client, clock=clock, interval_s=self.verify.interval_s,
                                deadline_s=self.verify.deadline_s,
@@ -285,13 +287,32 @@ class FollowUp:
         except OSError as exc:  # a report that cannot be written now: the same
             log.error("hotfolder_verify_failed", error=str(exc))
         while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except PipelineError as exc:
-                log.error("hotfolder_verify_failed", error=exc.message)
-            except Exception:  # the loop must outlive any one poll
-                log.exception("hotfolder_verify_crashed")
+            self.poll_and_tell()
             self._stop.wait(self.next_wait_s())
+
+    def poll_and_tell(self) -> None:
+        """One poll of the loop; a failure is logged, never raised.
+
+        Refused credentials (a secret regenerated on the Dashboard while the service runs)
+        fail every poll until someone corrects them: the log says what to check (the
+        settings they came from), and one ``verification_failed`` notification tells the
+        lab that print ends go unconfirmed meanwhile, not one per poll.
+        """
+        try:
+            self.poll_once()
+        except CloudAuthError as exc:
+            log.error("hotfolder_verify_failed", error=exc.message, hint=exc.hint)
+            if not self._refusal_told and self.notifier is not None:
+                self.notifier.notify(Notification(
+                    event="verification_failed",
+                    message=f"{exc}; print ends are not confirmed until this is corrected"))
+            self._refusal_told = True
+        except PipelineError as exc:
+            log.error("hotfolder_verify_failed", error=exc.message)
+        except Exception:  # the loop must outlive any one poll
+            log.exception("hotfolder_verify_crashed")
+        else:
+            self._refusal_told = False
 
     def next_wait_s(self) -> float:
         """Seconds until the next poll: the interval, or longer while verification is

@@ -6,8 +6,11 @@ import json
 from pathlib import Path
 
 import httpx
+from structlog.testing import capture_logs
 
+from preform_pipeline.cloud import WebApiClient, load_credentials
 from preform_pipeline.hotfolder.followup import FollowUp
+from preform_pipeline.simulator.cloud.testing import FakeWebApi
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
 
@@ -16,6 +19,16 @@ def _failed(store: SqliteJobStore, name: str, case_id: str, reason: str) -> int:
     job = store.create_job(recipe="r", source_path=f"/in/{case_id}/{name}", case_id=case_id,
                            state=JobState.QUEUED)
     return store.transition(job.id, JobState.FAILED, reason).id
+
+
+def _sent(store: SqliteJobStore) -> int:
+    """A build whose print was sent and is not verified yet."""
+    job = store.create_job(recipe="r", source_path="/in/a.stl", state=JobState.PROCESSING)
+    build = store.create_build(recipe="r", job_ids=[job.id])
+    for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                  JobState.PRINT_SENT):
+        store.transition_build(build.id, state, "test")
+    return build.id
 
 
 class TestCaseFailed:
@@ -49,3 +62,42 @@ class TestCaseFailed:
             followup = FollowUp(store)
             followup.case_failed(store.get_job(_failed(store, "a.stl", "C-3", "bad")))
             followup.stop()
+
+
+class TestRefusedCredentials:
+    """A secret regenerated while the service runs: each poll logs what to check, and the lab
+    is told once (again only after a poll succeeded in between)."""
+
+    def test_refused_credentials_are_notified_once_per_refusal(self, tmp_path: Path) -> None:
+        bodies: list[dict[str, object]] = []
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            bodies.append(json.loads(request.content))
+            return httpx.Response(204)
+
+        api = FakeWebApi(client_secret="regenerated")
+        credentials = load_credentials(
+            {"client_id": api.client_id, "client_secret": "s3cret-before"}, {},
+            settings_source="site.yaml: cloud")
+        client = WebApiClient(credentials, base_url=api.base_url, transport=api.transport())
+        notifier = Notifier(webhook_url="http://hooks.invalid/x",
+                            transport=httpx.MockTransport(handler))
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, client, notifier, \
+                capture_logs() as logs:
+            _sent(store)
+            followup = FollowUp(store, client=client, notifier=notifier)
+            for _ in range(3):
+                followup.poll_and_tell()
+            api.client_secret = "s3cret-before"  # corrected on the Dashboard's side, for this test
+            followup.poll_and_tell()
+            api.client_secret = "regenerated again"
+            api.invalidate_tokens()
+            followup.poll_and_tell()
+            assert notifier.flush(5)
+        failed = [e for e in logs if e["event"] == "hotfolder_verify_failed"]
+        assert len(failed) == 4
+        assert all("the client secret (from site.yaml: cloud: client_secret)" in e["hint"]
+                   for e in failed)
+        assert [b["event"] for b in bodies] == ["verification_failed"] * 2
+        assert "print ends are not confirmed" in str(bodies[0]["message"])
+        assert "s3cret-before" not in json.dumps(bodies) + json.dumps(failed, default=str)
