@@ -457,7 +457,7 @@ class VerificationPoller:
             return None
         # A page with a next one is full: its length is the server's page size (which may
         # be smaller than the one asked for).
-        size = len(page.items) or page.per_page or 1
+        size = max(1, len(page.items))
         pages_left = math.ceil(page.count / size) - page.page
         # A waited-for print not matched by now is not in its own (read) part of the window.
         left = [p for p in by_key.values() if not p.expires and p.key not in matched]
