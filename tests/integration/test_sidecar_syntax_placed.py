@@ -1,6 +1,6 @@
 """A sidecar's YAML syntax error is placed as a recipe's is, ``file:line:col: $: ...``, in
-every place a person reads it: ``run``'s rejection, ``watch``'s note in ``failed/`` and the
-dashboard's Failed cases page.
+every place a person reads it: ``run``'s and ``plan``'s rejections, ``watch``'s note in
+``failed/`` and the dashboard's Failed cases page.
 
 Session 37 left it: a sidecar said ``line 2 column 1: not valid YAML: ...`` inside its
 message, where a recipe and a settings file said ``recipe.yaml:2:1: $: YAML syntax error``,
@@ -56,6 +56,20 @@ class TestRun:
         assert re.search(r"rejected: .*arch\.stl: .*" + PLACED, run.stderr), run.stderr
         assert "line 2 column 9" not in run.stderr
         assert (inbox / "C-7.yaml").read_text(encoding="utf-8") == BROKEN  # left in place
+
+
+class TestPlan:
+    """``plan`` reads the sidecars as ``run`` does, and shows the case rejected alike."""
+
+    def test_the_rejection_places_the_mistake(self, tmp_path: Path) -> None:
+        inbox = _inbox(tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-m", "preform_pipeline", "plan",
+             str(write_recipe(tmp_path, printer=None)), str(inbox), "--servers", "1"],
+            env=environment(), cwd=tmp_path, capture_output=True, text=True,
+            timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 1, done.stderr
+        assert re.search(r"rejected:\n  .*arch\.stl: .*" + PLACED, done.stdout), done.stdout
 
 
 class TestWatchAndTheDashboard:
