@@ -373,3 +373,34 @@ class TestACaseWithAFileGone:
                 "csrf": csrf, "target": "case:H-4", "next": "/failed", "others": "yes"}))
         assert answer.said.endswith("\nnothing was queued again")
         assert store.get_job(gone.id).state is S.FAILED
+
+    def test_the_queue_marks_it_too_and_retries_the_others(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # Session 37 left the queue's row showing nothing amiss, its Retry refused whole.
+        store = served.store
+        gone = taken_job(store, tmp_path, "H-5")
+        kept = taken_job(store, tmp_path, "H-5", name="lower.stl", there=True)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = html.unescape(client.get("/?state=failed").text)
+            row = re.search(r'<tr data-case="H-5">(.*?)</tr>', page, re.S)
+            assert row is not None, page
+            said = (f"its file {gone.source_path}: not there now (moved or removed since); "
+                    f"put it back at {gone.source_path} and retry, or drop it into the hot "
+                    f"folder again ({tmp_path / 'hot' / 'inbox'}) as a new job")
+            # The rule and the words of Failed cases; the files named as dropped.
+            assert (f'<span class="file missing" data-test="missing-{gone.job_key}">'
+                    f'upper.stl</span> <small class="missing">missing: {said}</small>'
+                    ) in row.group(1)
+            assert '<span class="file">lower.stl</span>' in row.group(1)
+            assert ("1 file of this case is missing: Retry the other 1 queues the rest again "
+                    "and leaves it as it is, as <code>preform-pipeline jobs retry case:H-5"
+                    "</code> does.") in row.group(1)
+            assert ">Retry the other 1</button>" in row.group(1)
+            done = _done(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:H-5", "next": "/?state=failed",
+                "others": "yes"}))
+        assert done.startswith("Case H-5 queued again (1 job); left as it is: upper.stl")
+        assert (store.get_job(gone.id).state, store.get_job(kept.id).state) == (
+            S.FAILED, S.QUEUED)
