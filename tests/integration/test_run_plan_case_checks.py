@@ -13,17 +13,18 @@ SQLite stores; the engraved texts are read from the .form files the simulator sa
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
-from preform_pipeline.simulator.meshops import box_triangles
-from tests.e2e.run_e2e_support import command, environment, run_cli, write_settings
-
-TIMEOUT_S = 90.0
+from tests.e2e.run_e2e_support import (
+    cli,
+    command,
+    engraved,
+    run_cli,
+    watch_once,
+    write_box,
+    write_settings,
+)
 
 #: The label engraving the customer a sidecar names.
 LABEL = ('label:\n      text: "{customer}"\n      font_size_mm: 3\n      depth_mm: 0.5\n'
@@ -34,40 +35,18 @@ WHY = ("case C-2: model b.stl: step label: template '{customer}': no value for f
 HELPS = "give the field a value"
 
 
-def _box(path: Path, size: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_stl(path, box_triangles((0.0, 0.0, 0.0), (size, size, size)))
-
-
 def _setup(tmp_path: Path) -> tuple[Path, Path]:
     """The recipe, and an inbox: case C-1 with its customer (the folder's sidecar), case C-2
     with none, and a loose file whose own sidecar gives its case id and customer."""
     recipe = write_recipe(tmp_path, name="engraved", printer=None,
                           extra_steps=(LABEL, "save_form"))
     inbox = tmp_path / "inbox"
-    _box(inbox / "C-1" / "a.stl", 20.0)
+    write_box(inbox / "C-1" / "a.stl", 20.0)
     (inbox / "C-1.yaml").write_text("customer: ACME\n", encoding="utf-8")
-    _box(inbox / "C-2" / "b.stl", 21.0)
-    _box(inbox / "sided.stl", 22.0)
+    write_box(inbox / "C-2" / "b.stl", 21.0)
+    write_box(inbox / "sided.stl", 22.0)
     (inbox / "sided.yaml").write_text("case_id: C-3\ncustomer: BETA\n", encoding="utf-8")
     return recipe, inbox
-
-
-def _engraved(out: Path) -> list[str]:
-    """Every label text in the .form files saved below ``out``, sorted."""
-    texts: list[str] = []
-    for form in out.rglob("*.form"):
-        with zipfile.ZipFile(form) as archive:
-            manifest = json.loads(archive.read("manifest.json"))
-        texts.extend(label["label"] for model in manifest["models"]
-                     for label in model["labels"])
-    return sorted(texts)
-
-
-def _cli(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "preform_pipeline", *argv],
-                          env=environment(), cwd=tmp_path, capture_output=True, text=True,
-                          encoding="utf-8", timeout=TIMEOUT_S, check=False)
 
 
 class TestPlan:
@@ -75,7 +54,7 @@ class TestPlan:
 
     def test_sidecar_case_ids_and_the_refused_case(self, tmp_path: Path) -> None:
         recipe, inbox = _setup(tmp_path)
-        done = _cli(tmp_path, "plan", str(recipe), str(inbox), "--format", "json",
+        done = cli(tmp_path, "plan", str(recipe), str(inbox), "--format", "json",
                     "--servers", "1")
         plan = json.loads(done.stdout)
         cased = {m["path"]: m["case_id"] for b in plan["builds"] for m in b["models"]}
@@ -96,7 +75,7 @@ class TestRun:
         run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
                                         "--quiet"))
         # The build failed at its label step before, and nothing was engraved.
-        assert _engraved(run.out) == ["ACME", "BETA"]
+        assert engraved(run.out) == ["ACME", "BETA"]
         assert run.returncode == 1, run.stderr[-3000:]
         assert f"rejected: {inbox / 'C-2' / 'b.stl'}: {WHY}; {HELPS}\n" in run.stderr
         assert (inbox / "C-2" / "b.stl").is_file()  # left where the user put it
@@ -109,9 +88,9 @@ class TestWatch:
     def test_the_note_says_the_same(self, tmp_path: Path) -> None:
         recipe, inbox = _setup(tmp_path)
         settings = write_hotfolder_settings(tmp_path, recipe, fleet_dir=tmp_path / "fleet")
-        done = _cli(tmp_path, "watch", str(settings), "--once")
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         note = (inbox / "failed" / "C-2" / "b.stl.error.txt").read_text(encoding="utf-8")
         assert f"What failed: {WHY}\n" in note
         assert f"What to do: {HELPS}; then drop the case again" in note
-        assert _engraved(tmp_path / "out") == ["ACME", "BETA"]
+        assert engraved(tmp_path / "out") == ["ACME", "BETA"]

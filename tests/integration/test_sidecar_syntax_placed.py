@@ -11,21 +11,23 @@ a real SQLite store and the dashboard over real HTTP.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
-from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.web import WebServer
-from tests.e2e.run_e2e_support import command, environment, run_cli, write_settings
+from tests.e2e.run_e2e_support import (
+    cli,
+    command,
+    run_cli,
+    watch_once,
+    write_box,
+    write_settings,
+)
 
-TIMEOUT_S = 90.0
 SECRET = "viewer-secret-for-sidecars"
 #: A case folder's sidecar whose flow list is never closed: PyYAML finds out at line 2.
 BROKEN = "case_id: [C-7\npriority: 1\n"
@@ -38,7 +40,7 @@ def _inbox(tmp_path: Path) -> Path:
     """An inbox holding case folder C-7, whose sidecar beside it is :data:`BROKEN`."""
     inbox = tmp_path / "inbox"
     (inbox / "C-7").mkdir(parents=True)
-    write_stl(inbox / "C-7" / "arch.stl", box_triangles((0.0, 0.0, 0.0), (20.0, 20.0, 20.0)))
+    write_box(inbox / "C-7" / "arch.stl", 20.0)
     (inbox / "C-7.yaml").write_text(BROKEN, encoding="utf-8")
     return inbox
 
@@ -63,11 +65,8 @@ class TestPlan:
 
     def test_the_rejection_places_the_mistake(self, tmp_path: Path) -> None:
         inbox = _inbox(tmp_path)
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "plan",
-             str(write_recipe(tmp_path, printer=None)), str(inbox), "--servers", "1"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False)
+        done = cli(tmp_path, "plan", str(write_recipe(tmp_path, printer=None)), str(inbox),
+                   "--servers", "1")
         assert done.returncode == 1, done.stderr
         assert re.search(r"rejected:\n  .*arch\.stl: .*" + PLACED, done.stdout), done.stdout
 
@@ -80,10 +79,7 @@ class TestWatchAndTheDashboard:
         inbox = _inbox(tmp_path)
         recipe = write_recipe(tmp_path, printer=None)
         settings = write_hotfolder_settings(tmp_path, recipe, fleet_dir=tmp_path / "fleet")
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False)
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         notes = list((inbox / "failed").rglob("*.error.txt"))
         assert len(notes) == 1, done.stdout
