@@ -12,10 +12,16 @@ loader and :func:`safe_load` alike: a key given twice (PyYAML keeps the last in 
 alias inside the value it names, and more than :data:`MAX_NODES` values once aliases are
 expanded (an "alias bomb": ten lines that each name the line before ten times are a billion
 values to whatever walks them, though PyYAML builds them as shared references at once).
+PyYAML's composer puts the anchored node itself where an alias is written, positions and
+all, so an alias problem would be placed at the anchor, never at the line that names it;
+:func:`composed` records where each alias is written (:class:`AliasUse`), and the problem is
+placed there, its anchor named in the message.
 
 PyYAML reports a tab used for indentation as "found character '\\t' that cannot start any
 token", which users do not read as "you typed a tab". :func:`describe_yaml_error` turns a
-``yaml.YAMLError`` into a 1-based position and a sentence that names the usual causes.
+``yaml.YAMLError`` into a 1-based position and a sentence that names the usual causes, and
+:func:`yaml_problem` into the :class:`~preform_pipeline.errors.Problem` every reader shows
+(``file:line:col: $.path: message``: recipes, settings files and sidecars alike).
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ from typing import Any, Final
 
 import yaml
 
+from preform_pipeline.errors import Problem
 from preform_pipeline.wording import quoted
 
 __all__ = [
     "MAX_NODES",
+    "AliasUse",
+    "AliasUses",
     "NodeProblem",
+    "composed",
     "describe_bad_value",
     "describe_not_finite",
     "describe_unsupported_tag",
@@ -43,6 +53,7 @@ __all__ = [
     "node_problems",
     "safe_load",
     "shape_problem",
+    "yaml_problem",
 ]
 
 
@@ -167,6 +178,47 @@ def describe_not_finite(text: str, document: str) -> str:
             f"about 1.8e308 are of no use in a {document}")
 
 
+@dataclass(frozen=True)
+class AliasUse:
+    """Where an alias is written (``mark``, PyYAML's, 0-based), the anchor it names, and
+    where the anchored value is written (``anchored``)."""
+
+    mark: Any
+    anchor: str
+    anchored: Any
+
+
+#: Each alias of a composed document by where it stands: ``(id(parent), index)``, the index
+#: an item's position in a sequence, or ``id`` of the key node a mapping value is given for.
+AliasUses = dict[tuple[int, int | None], AliasUse]
+
+
+def _edge(parent: yaml.Node, index: object) -> tuple[int, int | None]:
+    """The :data:`AliasUses` key of the child ``index`` of ``parent`` (as PyYAML's composer
+    names it: an int in a sequence, the key node for a mapping's value, None for a key)."""
+    if index is None or isinstance(index, int):
+        return id(parent), index
+    return id(parent), id(index)
+
+
+class _AliasRecorder(yaml.SafeLoader):
+    """A pure-Python ``SafeLoader`` that records where each alias is written
+    (:data:`AliasUses`); the C loader composes without a hook for it."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_uses: AliasUses = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        node: Any = super().compose_node(parent, index)  # the anchored node itself
+        self.alias_uses[_edge(parent, index)] = AliasUse(event.start_mark, str(event.anchor),
+                                                         node.start_mark)
+        return node
+
+
 class _UnreadableValue(yaml.constructor.ConstructorError):
     """A scalar PyYAML parsed but could not build: a value error, not a syntax error."""
 
@@ -191,7 +243,7 @@ def describe_unsupported_tag(tag: str, document: str) -> str:
     return f"YAML tag {tag!r} is not supported in a {document}"
 
 
-class _CheckedLoader(yaml.SafeLoader):
+class _CheckedLoader(_AliasRecorder):
     """``yaml.SafeLoader`` whose values that cannot be built are errors at their place,
     with a tag it has no type for worded as the recipe loader words it (PyYAML's "could
     not determine a constructor for the tag")."""
@@ -230,39 +282,64 @@ class NodeProblem:
     fatal: bool = False
 
 
-def node_problems(root: yaml.Node) -> Iterator[NodeProblem]:
+def composed(text: str) -> tuple[yaml.Node | None, AliasUses]:
+    """``text`` composed by the pure-Python loader, with where each alias is written: for a
+    caller that composed it with the C loader (which keeps no alias's place) and found an
+    alias problem, to place that problem where the alias is written."""
+    loader = _AliasRecorder(text)
+    try:
+        return loader.get_single_node(), loader.alias_uses
+    finally:
+        loader.dispose()
+
+
+#: The first alias on the way to a value, and the key path where it is written.
+_Via = tuple[AliasUse, tuple[str | int, ...]]
+#: One step of :func:`node_problems`' walk: the node, its key path, whether the walk leaves
+#: it, the alias written for it, and the first alias on the way to it.
+_Visit = tuple[yaml.Node, tuple[str | int, ...], bool, AliasUse | None, _Via | None]
+
+
+def node_problems(root: yaml.Node, uses: AliasUses | None = None) -> Iterator[NodeProblem]:
     """The problems of the composed document ``root``, in document order: each key given
     twice in one mapping (merged keys, ``<<: *base``, may be given again), an alias inside
     the value it names, and, at the value that passes it, more than :data:`MAX_NODES`
-    values counted with every alias expanded. Iterative: a deep document does not recurse."""
+    values counted with every alias expanded. Iterative: a deep document does not recurse.
+
+    With ``uses`` (:func:`composed`), an alias problem is placed where the alias is written:
+    a recursive one at the alias inside its own value; a document too large at the first
+    alias on the way to the value that passed the bound (the line that made it huge), with
+    the anchor it names. Without, both are placed at the anchored value."""
+    known = uses or {}
     count = 0
     inside: set[int] = set()  # the collections being walked: an alias to one loops
-    stack: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = [(root, (), False)]
+    # (node, key path, leaving, the alias written for it, the first alias on its way)
+    stack: list[_Visit] = [(root, (), False, None, None)]
     while stack:
-        node, path, leaving = stack.pop()
+        node, path, leaving, alias, via = stack.pop()
         if leaving:
             inside.discard(id(node))
             continue
         count += 1
         if count > MAX_NODES:
-            yield NodeProblem(node.start_mark, (), (
-                f"too large: over {MAX_NODES} values once its aliases (*name) are expanded; "
-                "write each value out once"), fatal=True)
+            yield _too_large(node, via)
             return
         if id(node) in inside:
-            yield NodeProblem(node.start_mark, path, "recursive alias", fatal=True)
+            yield _recursive(node, path, alias)
             return
         if isinstance(node, yaml.ScalarNode):
             continue
         inside.add(id(node))
-        children: list[tuple[yaml.Node, tuple[str | int, ...], bool]] = []
+        children: list[_Visit] = []
         if isinstance(node, yaml.SequenceNode):
-            children = [(item, (*path, index), False) for index, item in enumerate(node.value)]
+            children = [_child(known, node, via, item, index, (*path, index))
+                        for index, item in enumerate(node.value)]
         else:
             first: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
-                    children += [(key_node, path, False), (value_node, path, False)]
+                    children += [_child(known, node, via, key_node, None, path),
+                                 _child(known, node, via, value_node, key_node, path)]
                     continue
                 key = str(key_node.value)
                 if key_node.tag != _MERGE_TAG and key in first:
@@ -271,10 +348,57 @@ def node_problems(root: yaml.Node) -> Iterator[NodeProblem]:
                                       f"{int(first[key].line) + 1})")
                     continue
                 first.setdefault(key, key_node.start_mark)
-                children.append((value_node, path if key_node.tag == _MERGE_TAG
-                                 else (*path, key), False))
-        stack.append((node, path, True))
+                children.append(_child(known, node, via, value_node, key_node,
+                                       path if key_node.tag == _MERGE_TAG else (*path, key)))
+        stack.append((node, path, True, alias, via))
         stack.extend(reversed(children))
+
+
+def _child(uses: AliasUses, parent: yaml.Node, via: _Via | None, item: yaml.Node,
+           index: object, path: tuple[str | int, ...]) -> _Visit:
+    """The walk's step to ``item``, the child ``index`` of ``parent``: with the alias
+    written for it, and the first alias on the way to it (``via``, or this one)."""
+    used = uses.get(_edge(parent, index))
+    return item, path, False, used, via if via is not None or used is None else (used, path)
+
+
+def _line(mark: Any) -> int:
+    return int(mark.line) + 1
+
+
+def _too_large(node: yaml.Node, via: _Via | None) -> NodeProblem:
+    """The document is over :data:`MAX_NODES` values, passed at ``node``: placed at the
+    first alias on the way to it (``via``) where that is known, else at ``node``."""
+    head = f"too large: over {MAX_NODES} values once its aliases (*name) are expanded"
+    if via is None:
+        return NodeProblem(node.start_mark, (), f"{head}; write each value out once",
+                           fatal=True)
+    use, path = via
+    return NodeProblem(use.mark, path, (
+        f"{head}, reached inside *{use.anchor} here (&{use.anchor} at line "
+        f"{_line(use.anchored)}); write each value out once"), fatal=True)
+
+
+def _recursive(node: yaml.Node, path: tuple[str | int, ...], alias: AliasUse | None
+               ) -> NodeProblem:
+    """An alias inside the value it names: placed at the alias where that is known."""
+    if alias is None:
+        return NodeProblem(node.start_mark, path, "recursive alias", fatal=True)
+    return NodeProblem(alias.mark, path, (
+        f"recursive alias: *{alias.anchor} is inside the value it names (&{alias.anchor} at "
+        f"line {_line(alias.anchored)}), which would never end"), fatal=True)
+
+
+def yaml_problem(exc: yaml.YAMLError, text: str, file: str) -> Problem:
+    """The problem ``exc`` (raised reading ``text``, the document ``file``) is, as every
+    reader of YAML shows one: at its line and column, named by the key path a shape problem
+    concerns (:func:`shape_problem`) or ``$``. A recipe, a settings file and a sidecar with
+    the same mistake are then told it in the same words, ``file:3:1: $: YAML syntax error:
+    ...``, which editors and terminals open at the line."""
+    line, column, message = describe_yaml_error(exc, text)
+    shape = shape_problem(exc)
+    return Problem(file, line, column, "$" if shape is None else format_json_path(shape.path),
+                   message)
 
 
 def is_bad_value(exc: yaml.YAMLError) -> bool:
@@ -316,7 +440,7 @@ def safe_load(text: str, *, finite_in: str | None = None) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        refused = next(node_problems(node), None)
+        refused = next(node_problems(node, loader.alias_uses), None)
         if refused is not None:
             raise _Refused(refused)
         return loader.construct_document(node)

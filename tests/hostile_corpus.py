@@ -421,10 +421,10 @@ def write_corpus(folder: Path, outside: Path | None = None) -> list[Entry]:
         entries.append(Entry("pipe.3mf", NOT_REGULAR))
     if os.name == "posix":
         # 2 GiB of holes: no disk, no time to write, and refused by its size before a byte
-        # is read. Not in a hot folder, whose content hash would read it all first.
+        # is read; in a hot folder too since session 38 (its content hash read it all first).
         with (folder / "sparse.stl").open("wb") as handle:
             handle.truncate(2 * 1024**3)
-        entries.append(Entry("sparse.stl", TOO_BIG, hotfolder=False))
+        entries.append(Entry("sparse.stl", TOO_BIG))
     try:
         (folder / "loop-a.stl").symlink_to(folder / "loop-b.stl")
         (folder / "loop-b.stl").symlink_to(folder / "loop-a.stl")
@@ -474,10 +474,14 @@ def _yaml_alias_bomb() -> bytes:
 
 
 _YAML_WRITERS: dict[str, tuple[str, int | None, Callable[[], bytes]]] = {
-    # An alias is the value its anchor marks, and is placed there: the 100,001st value
-    # counted is one of a0's, however it was reached.
-    "alias-bomb.yaml": (YAML_TOO_LARGE, 2, _yaml_alias_bomb),
-    "recursive-alias.yaml": (YAML_RECURSIVE, 1,
+    # Placed at the alias that took the count past the bound (session 38; it was the
+    # anchor a0 on line 2, whose value the composer puts wherever it is named): a4's list
+    # on line 6 names a3 ten times, and the bound is passed inside its eighth *a3.
+    "alias-bomb.yaml": (YAML_TOO_LARGE + r", reached inside \*a3 here \(&a3 at line 5\)", 6,
+                        _yaml_alias_bomb),
+    # At the alias inside its own value (line 3), not the anchor (line 1).
+    "recursive-alias.yaml": (YAML_RECURSIVE + r": \*s is inside the value it names \(&s at "
+                             r"line 1\)", 3,
                              lambda: b"servers: &s\n  count: 1\n  extra_args: [*s]\n"),
     "twice.yaml": (r"duplicate key 'servers' \(first given at line 1\)", 3,
                    lambda: b"servers:\n  count: 1\nservers:\n  count: 3\n"),

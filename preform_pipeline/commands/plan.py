@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -31,8 +32,8 @@ from preform_pipeline.commands._printers import (
     known_printers,
     printers_of_server,
 )
+from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.errors import PipelineError, RecipeError
-from preform_pipeline.hotfolder.sidecar import named_cases
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
     BuildPlan,
@@ -40,11 +41,10 @@ from preform_pipeline.plan.builds import (
     Rejection,
     expand_model_paths,
     plan_builds,
-    read_models,
-    recipe_machine,
 )
 from preform_pipeline.plan.powder import PowderEstimate
 from preform_pipeline.recipes import load_recipe
+from preform_pipeline.settings.run import RunSettings
 from preform_pipeline.wording import counted, millimetres, visible, visible_lines
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
@@ -52,6 +52,9 @@ __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 NAME = "plan"
 HELP = "Group model files into builds and show each build's step graph (no server needed)."
 FORMATS = ("text", "mermaid", "json")
+#: `plan` reads every file as it is now: a file just exported is planned (or refused with
+#: the reader's reason), where `run` would leave one still changing for its next run.
+_AS_THEY_ARE = RunSettings(quiet_period_s=0.0, incomplete_timeout_s=0.0)
 
 
 
@@ -322,19 +325,16 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     elif servers < 1:
         print("error: --servers must be 1 or more", file=stderr)
         return EXIT_FAILURE
-    unreadable: list[Rejection] = []
     if not expand_model_paths(args.models):
         print("error: no model files (.stl, .obj, .3mf) found in the given folders", file=stderr)
         return EXIT_FAILURE
-    models = read_models(
-        args.models, import_spec=recipe.import_options, rejected=unreadable,
-        machine=recipe_machine(recipe),
-        # Case ids as `run` gives them: a folder named on its own is an inbox (its loose
-        # files no case's) unless its case's sidecar marks it as one case.
-        cases=named_cases(args.models),
-    )
+    # As `run` reads them: case ids from folders and sidecars, the sidecars' fields, the
+    # hot folder's case checks; a folder named on its own is an inbox (its loose files no
+    # case's) unless its case's sidecar marks it as one case.
+    sources = take_sources(args.models, recipe, rules=_AS_THEY_ARE, started_at=datetime.now())
     try:
-        plan = plan_builds(recipe, models, rejected=unreadable, servers=servers)
+        plan = plan_builds(recipe, list(sources.models), rejected=list(sources.rejected),
+                           servers=servers)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE

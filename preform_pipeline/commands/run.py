@@ -35,10 +35,9 @@ by SIGTERM, both after the servers were stopped and the report written. The summ
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +70,7 @@ from preform_pipeline.commands._console import (
     units_line,
 )
 from preform_pipeline.commands._printers import printers_of_fleet
+from preform_pipeline.commands._sources import take_sources, waiting_lines
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.dispatch.leftover import LeftWaiting, send_left_waiting
@@ -78,7 +78,6 @@ from preform_pipeline.errors import (
     ConfigError,
     PipelineError,
     RecipeError,
-    SidecarError,
     UnusablePathError,
 )
 from preform_pipeline.executor import (
@@ -89,7 +88,6 @@ from preform_pipeline.executor import (
     make_reporter,
     new_run_id,
 )
-from preform_pipeline.executor.feasibility import missing_case_id
 from preform_pipeline.executor.ledger import RunLedger, is_run_build, summarize_skipped
 from preform_pipeline.executor.leftover_outputs import (
     describe_empty_outputs,
@@ -105,23 +103,13 @@ from preform_pipeline.executor.said_rejections import (
     split_said,
 )
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
-from preform_pipeline.hotfolder.sidecar import (
-    SidecarValues,
-    folder_values,
-    model_values,
-    named_cases,
-)
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import (
-    ModelInfo,
     Plan,
     Rejection,
     plan_builds,
-    read_models,
-    recipe_machine,
 )
-from preform_pipeline.plan.sources import find_sources
 from preform_pipeline.preflight import PathCheck, check_paths, make_folders
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, validate_recipe
@@ -319,65 +307,6 @@ def _print_rejections(rejected: Sequence[Rejection], out: TextIO) -> None:
         print(line, file=out)
 
 
-def _sidecars(
-    found: Mapping[Path, str | None], folders: Mapping[Path, Path | None],
-    extra_fields: Sequence[str],
-) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
-    """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
-    then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
-    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
-    rejected with the reason, as the hot folder does, and with it the other models of its
-    case folder (``folders``: each model's, None for a named folder's own files, which stand
-    alone)."""
-    fields: dict[Path, Mapping[str, str]] = {}
-    case_ids: dict[Path, str | None] = {}
-    rejected: list[Rejection] = []
-
-    @functools.cache  # a case folder's sidecar read once for all its files
-    def base_of(folder: Path) -> SidecarValues:
-        return folder_values(folder, extra_fields=extra_fields)
-
-    for path, case in found.items():
-        folder = folders.get(path)
-        try:
-            base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
-            values = (model_values(path, base, extra_fields=extra_fields)
-                      if path.parent.is_dir() else base)
-        except SidecarError as exc:
-            rejected.append(Rejection(path, f"{path}: {exc}"))
-            continue
-        fields[path] = values.fields
-        case_ids[path] = values.case_id
-
-    # A case is one whole, as the hot folder takes it: printed without the rejected model,
-    # the rest of the case would go out split over two runs.
-    refused = {folders.get(r.path): r.reason for r in rejected}
-    for path in list(fields):
-        folder = folders.get(path)
-        if folder is not None and folder in refused:
-            del fields[path], case_ids[path]
-            rejected.append(Rejection(path, f"{path}: its case folder {folder.name} is "
-                                            f"rejected whole: {refused[folder]}"))
-    return fields, case_ids, rejected
-
-
-def _without_missing_case_ids(
-    recipe: Recipe, models: Sequence[ModelInfo], rejected: list[Rejection]
-) -> list[ModelInfo]:
-    """``models`` but those with no case id where ``recipe`` needs one
-    (:func:`~preform_pipeline.executor.feasibility.missing_case_id`), each appended to
-    ``rejected`` with the reason and what helps, as the hot folder's note says them."""
-    kept: list[ModelInfo] = []
-    for model in models:
-        problem = missing_case_id(recipe, model)
-        if problem is None:
-            kept.append(model)
-        else:
-            rejected.append(Rejection(model.path,
-                                      f"{model.path}: {problem.message}; {problem.hint}"))
-    return kept
-
-
 def _rehearsal_line(path: Path, jobs: str, ledger: RunLedger | None) -> str:
     """What this run wrote into the rehearsal store: a run whose every model was rejected
     before it became a job (a missing folder) was said to have recorded jobs there."""
@@ -400,31 +329,23 @@ def _plan(
     settings: RunSettings | None = None,
     servers: int = 1,
     output: Path | None = None,
+    started_at: datetime | None = None,
 ) -> Plan | None:
-    """The plan of the complete model files, its builds' work balanced over ``servers``;
+    """The plan of the complete model files (:func:`~preform_pipeline.commands._sources.
+    take_sources`, as ``plan`` reads them), its builds' work balanced over ``servers``;
     an empty plan (no builds, nothing rejected) when there is nothing to do; None after an
-    error was printed. ``output``, the run's output folder, is not searched for models."""
+    error was printed. ``output``, the run's output folder, is not searched for models;
+    ``started_at`` names the run (now when not given)."""
     rules = settings or RunSettings()
-    sources = find_sources(args.models, quiet_period_s=rules.quiet_period_s,
-                           incomplete_timeout_s=rules.incomplete_timeout_s,
-                           skip=() if output is None else (output,),
-                           cases=named_cases(args.models))
-    for path, why in sources.waiting:
-        print(visible(f"not taken yet: {path}: {why}; the next run takes it"), file=out or err)
-    # Unsupported files are rejections: listed with what to do, in the report, exit 1.
-    unreadable = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
-    if not sources.models:
+    sources = take_sources(args.models, recipe, rules=rules,
+                           started_at=started_at or datetime.now(),
+                           skip=() if output is None else (output,))
+    for line in waiting_lines(sources):
+        print(visible(line), file=out or err)
+    unreadable = list(sources.rejected)
+    models = list(sources.models)
+    if not models:  # nothing to claim or plan: the rejections alone
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
-    fields, case_ids, bad = _sidecars(sources.models, sources.case_folders, recipe.fields)
-    unreadable.extend(bad)
-    taken = [p for p in sources.models if p in case_ids]
-    models = read_models(
-        taken, import_spec=recipe.import_options, rejected=unreadable,
-        case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
-    ) if taken else []
-    # A loose file where the recipe needs a case id: refused with the hot folder's reason
-    # (the folder's name engraved in its stead would mark a wrong part), the others go on.
-    models = _without_missing_case_ids(recipe, models, unreadable)
     if ledger is not None:
         found = len(models)
         # A model refused before, unchanged and for the same reason, makes no new job (a
@@ -673,7 +594,7 @@ def _run_recorded(
     # Balanced for the pool this run starts (right-sized below: never more servers than
     # builds, so a pool larger than the builds evens the builds out one by one).
     plan = _plan(args, recipe, stderr, ledger, stdout, settings.run, max(1, settings.pool.size),
-                 output=root)
+                 output=root, started_at=started_at)
     said_once = False  # whether this run's rejections are recorded as said
     said: tuple[Rejection, ...] = ()  # rejected by an earlier run, passed over
     if plan is not None and ledger is not None and store is not None:

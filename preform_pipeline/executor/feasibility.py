@@ -16,15 +16,17 @@ the planner already read of each model (its size) and the recipe, without a serv
   dimension.
 
 Each :class:`CaseProblem` names the case, the model and the step, so the note in
-``failed/`` is about that case only.
+``failed/`` is about that case only. :func:`refused_cases` is the one rule ``watch`` (before
+batching) and ``run`` (before any server work) refuse cases by: a case with a problem is
+refused whole, with its first problem.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from preform_pipeline.errors import LabelDoesNotFitError, PipelineError
 from preform_pipeline.executor.steps import case_step_message, model_values
@@ -38,7 +40,10 @@ __all__ = [
     "CaseProblem",
     "case_problems",
     "missing_case_id",
+    "refused_cases",
 ]
+
+_Case = TypeVar("_Case", bound=Hashable)
 
 #: Stands in for the build's name while checking templates (builds are named later).
 CHECK_BUILD_NAME: Final = "PP-0000000000"
@@ -173,6 +178,21 @@ def case_problems(
                 problems.append(found)
                 break  # one reason per model is enough to fail it
     return problems
+
+
+def refused_cases(
+    recipe: Recipe, cases: Mapping[_Case, Sequence[ModelInfo]], run: Mapping[str, object]
+) -> dict[_Case, CaseProblem]:
+    """The cases among ``cases`` (each a key and its models) that cannot be done, each with
+    its first problem (:func:`case_problems`): the case is refused whole for it, since a case
+    printed without one of its parts would go out split. ``run`` as for
+    :func:`case_problems`."""
+    refused: dict[_Case, CaseProblem] = {}
+    for case, members in cases.items():
+        problems = case_problems(recipe, members, run)
+        if problems:
+            refused[case] = problems[0]
+    return refused
 
 
 def _step_problem(

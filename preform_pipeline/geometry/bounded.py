@@ -2,7 +2,9 @@
 
 * :func:`read_file_bounded`: a regular file of at most ``max_bytes`` (folders, devices and
   pipes are refused by name: a symlink to ``/dev/zero`` must not be read for ever);
-  :func:`checked_file_size` is the same check for readers that stream the file;
+  :func:`checked_file_size` is the same check for readers that stream the file, and
+  :func:`oversize` its size rule alone, for those that must refuse a file before reading
+  any of it (the hot folder hashes what it takes);
 * :func:`read_zip_member`: one zip member, refused when its size or its compression ratio is
   beyond the limits *before* it is inflated, and read in chunks that stop at the limit even
   when the archive's directory lies (a "zip bomb" costs milliseconds and little memory);
@@ -29,11 +31,14 @@ __all__ = [
     "DEFAULT_MAX_XML_DEPTH",
     "DEFAULT_MAX_ZIP_MEMBER_BYTES",
     "RATIO_CHECK_MIN_BYTES",
+    "TOO_LARGE_HINT",
     "checked_file_size",
+    "oversize",
     "parse_xml",
     "permission_refusal",
     "read_file_bounded",
     "read_zip_member",
+    "stat_oversize",
 ]
 
 _MIB: Final = 1024 * 1024
@@ -50,10 +55,32 @@ RATIO_CHECK_MIN_BYTES: Final = 1 * _MIB
 #: A 3MF model nests 5 levels (model, resources, object, mesh, vertices); extensions add a few.
 DEFAULT_MAX_XML_DEPTH: Final = 64
 _CHUNK: Final = 1 * _MIB
+#: What helps with a model file over the limit; the limit is the readers' own, no setting.
+TOO_LARGE_HINT: Final = ("reduce (decimate) the mesh or split the model; the limit is built "
+                         "in (no setting raises it)")
 
 
 def _mib(size: int) -> str:
     return f"{size / _MIB:.1f} MiB" if size >= _MIB else f"{size} bytes"
+
+
+def oversize(size: int, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> str | None:
+    """Why a model file of ``size`` bytes is refused unread (it is over ``max_bytes``), or
+    None: the one size rule of ``run``'s readers (:func:`checked_file_size`) and the hot
+    folder's intake, which judges it by ``stat`` before hashing the file (a 20 GB file
+    dropped by mistake was read whole, minutes of disk, to be refused afterwards)."""
+    if size <= max_bytes:
+        return None
+    return f"file is {_mib(size)}, over the {_mib(max_bytes)} limit for model files"
+
+
+def stat_oversize(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> str | None:
+    """:func:`oversize` of the file ``path`` by its ``stat`` size, none of it read; None too
+    when it cannot be looked at (gone meanwhile: the reader or the next look says so)."""
+    try:
+        return oversize(path.stat().st_size, max_bytes)
+    except OSError:
+        return None
 
 
 def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES) -> int:
@@ -89,12 +116,9 @@ def checked_file_size(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
             "is not a regular file (a device, pipe or socket)",
             hint="copy the model into an ordinary file",
         )
-    if info.st_size > max_bytes:
-        raise ModelFileError(
-            path,
-            f"file is {_mib(info.st_size)}, over the {_mib(max_bytes)} limit for model files",
-            hint="reduce (decimate) the mesh or split the model",
-        )
+    too_large = oversize(info.st_size, max_bytes)
+    if too_large is not None:
+        raise ModelFileError(path, too_large, hint=TOO_LARGE_HINT)
     return info.st_size
 
 
@@ -136,7 +160,7 @@ def read_file_bounded(path: Path, max_bytes: int = DEFAULT_MAX_MODEL_FILE_BYTES)
         raise ModelFileError(
             path,
             f"file is over the {_mib(max_bytes)} limit for model files",
-            hint="reduce (decimate) the mesh or split the model",
+            hint=TOO_LARGE_HINT,
         )
     return data
 

@@ -51,7 +51,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
-from preform_pipeline.geometry.bounded import permission_refusal
+from preform_pipeline.geometry.bounded import TOO_LARGE_HINT, permission_refusal, stat_oversize
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     JOBS_COMMAND,
@@ -441,6 +441,13 @@ class Intake:
                 "give the account the hot folder runs as permission to read it (or copy it "
                 "in as that account), then drop it again",
             )
+        too_large = next(((model, why) for model in drop.models
+                          if (why := stat_oversize(model)) is not None), None)
+        if too_large is not None:
+            # Judged by its size before it is hashed (read whole): the case goes whole, as
+            # `run`'s reader would refuse the file, by the same rule and in the same words.
+            return self._reject_all(drop, recipe, f"{too_large[0].name}: {too_large[1]}",
+                                    f"{TOO_LARGE_HINT}, then drop it again")
         case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []

@@ -34,10 +34,12 @@ import functools
 import hashlib
 import threading
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
+from preform_pipeline.geometry.bounded import stat_oversize
 from preform_pipeline.hotfolder.intake import Drop, Intake, watcher_takes
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
@@ -77,12 +79,23 @@ def drop_hash(drop: Drop) -> str:
     case folder one hash over its files' names and hashes."""
     files = sorted({*drop.models, *drop.others})
     if not drop.is_case and len(files) == 1 and files[0] == drop.root:
-        return content_hash(drop.root)
+        return _identity(drop.root)
     digest = hashlib.sha256()
     for path in files:
         digest.update(f"{path.relative_to(drop.root.parent).as_posix()}\0"
-                      f"{content_hash(path)}\0".encode())
+                      f"{_identity(path)}\0".encode())
     return "sha256:" + digest.hexdigest()
+
+
+def _identity(path: Path) -> str:
+    """The file's content hash; for a file the intake refuses unread for its size
+    (:func:`~preform_pipeline.geometry.bounded.stat_oversize`), its size and change time,
+    so that claiming it does not read it whole first (the claim only needs one name for it
+    that every node computes alike)."""
+    if stat_oversize(path) is None:
+        return content_hash(path)
+    info = path.stat()
+    return f"unread:{info.st_size}:{info.st_mtime_ns}"
 
 
 class BuildStops:

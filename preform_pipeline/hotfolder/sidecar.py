@@ -42,10 +42,11 @@ from preform_pipeline.recipes.loader import YamlNode, parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 from preform_pipeline.yamlerrors import (
-    describe_yaml_error,
     format_json_path,
+    is_bad_value,
     safe_load,
     shape_problem,
+    yaml_problem,
 )
 
 __all__ = [
@@ -220,10 +221,10 @@ def _load(path: Path) -> tuple[Any, str]:
             raise SidecarError(path, "nests too deeply for a sidecar",
                                hint="a sidecar is a flat list of values") from None
         except json.JSONDecodeError as exc:
+            # Placed as a YAML sidecar's syntax error is (yaml_problem), file:line:col.
             raise SidecarError(
-                path,
-                f"line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}",
-                hint="fix the JSON (a validator shows where), then drop the case again",
+                path, f"$: JSON syntax error: {exc.msg}", line=exc.lineno, column=exc.colno,
+                hint="fix the JSON there, then drop the case again",
             ) from None
         except ValueError:  # a number of more digits than Python converts
             raise SidecarError(
@@ -236,17 +237,13 @@ def _load(path: Path) -> tuple[Any, str]:
         raise SidecarError(path, "nests too deeply for a sidecar",
                            hint="a sidecar is a flat list of values") from None
     except yaml.YAMLError as exc:
-        shape = shape_problem(exc)
-        if shape is not None:  # a key twice, an alias bomb: said as the recipe loader says it
-            raise _shape_error(path, format_json_path(shape.path), shape.message,
-                               int(shape.mark.line) + 1, int(shape.mark.column) + 1) from None
-        line, column, problem = describe_yaml_error(exc, text)
-        where = f"line {line} column {column}: " if line is not None else ""
-        raise SidecarError(
-            path,
-            f"{where}not valid YAML: {problem.removeprefix('YAML syntax error: ')}",
-            hint="fix the YAML, then drop the case again",
-        ) from None
+        # Said as a recipe's or a settings file's mistake is: file:line:col: $: message.
+        problem = yaml_problem(exc, text, str(path))
+        if shape_problem(exc) is not None:  # a key twice, an alias bomb
+            raise _shape_error(path, problem) from None
+        # As a settings file's: a value that cannot be built was written in good YAML.
+        fix = "correct the value there" if is_bad_value(exc) else "fix the YAML there"
+        raise _problem_error(path, problem, hint=f"{fix}, then drop the case again") from None
 
 
 def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarValues:
@@ -336,18 +333,23 @@ def _first_duplicate(problems: Sequence[Problem], path: Path) -> SidecarError | 
     """
     for problem in problems:
         if problem.message.startswith("duplicate key"):
-            return _shape_error(path, problem.json_path, problem.message, problem.line,
-                                problem.column)
+            return _shape_error(path, problem)
     return None
 
 
-def _shape_error(path: Path, json_path: str, message: str, line: int | None,
-                 column: int | None) -> SidecarError:
+def _shape_error(path: Path, problem: Problem) -> SidecarError:
     """A sidecar refused for its shape (a key given twice, an alias bomb), at its place."""
     hint = ("keep the one you mean and remove the other, then drop the case again"
-            if message.startswith("duplicate key") else
+            if problem.message.startswith("duplicate key") else
             "write each value out once, then drop the case again")
-    return SidecarError(path, f"{json_path}: {message}", hint=hint, line=line, column=column)
+    return _problem_error(path, problem, hint=hint)
+
+
+def _problem_error(path: Path, problem: Problem, *, hint: str) -> SidecarError:
+    """``problem`` (of the sidecar ``path``) as the error a sidecar raises, shown as the
+    problem itself is: ``path:line:col: $.key: message``."""
+    return SidecarError(path, f"{problem.json_path}: {problem.message}", hint=hint,
+                        line=problem.line, column=problem.column)
 
 
 def _placed(exc: SidecarError, root: YamlNode | None, key: str, *, known: bool) -> SidecarError:

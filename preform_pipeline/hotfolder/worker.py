@@ -35,7 +35,7 @@ from preform_pipeline.executor import (
     ServerSource,
     new_run_id,
 )
-from preform_pipeline.executor.feasibility import case_problems
+from preform_pipeline.executor.feasibility import refused_cases
 from preform_pipeline.executor.hooks import BuildPrintHooks
 from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.executor.steps import case_step_message
@@ -684,11 +684,7 @@ class BatchWorker:
         run = run_values(recipe, local_time(self.clock))
         failed: set[Path] = set()
         said: list[Rejection] = []
-        for case, members in cases.items():
-            problems = case_problems(recipe, members, run)
-            if not problems:
-                continue
-            first = problems[0]
+        for case, first in refused_cases(recipe, cases, run).items():
             case_jobs = [j for j in live if (j.case_id or f"job:{j.id}") == case]
             log.warning("case_infeasible", case_id=first.case_id, model=first.model,
                         step=first.step, reason=first.reason, jobs=len(case_jobs))

@@ -39,10 +39,13 @@ from preform_pipeline.yamlerrors import (
     describe_bad_value,
     describe_not_finite,
     describe_unsupported_tag,
-    describe_yaml_error,
     format_json_path,
     is_finite,
     node_problems,
+    yaml_problem,
+)
+from preform_pipeline.yamlerrors import (
+    composed as alias_composed,
 )
 
 __all__ = [
@@ -267,11 +270,18 @@ def parse_yaml(
     try:
         composed = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        line, column, message = describe_yaml_error(exc, text)
-        return None, [Problem(file, line, column, "$", message)]
+        return None, [yaml_problem(exc, text, file)]
     if composed is None:
         return None, [Problem(file, 1, 1, "$", f"the file is empty; a {kind} is a YAML mapping")]
     shape = list(node_problems(composed))
+    if any(p.fatal for p in shape):
+        # An alias problem: composed again by the loader that keeps where each alias is
+        # written, to place it there (the C loader, fast for every good recipe, keeps none).
+        try:
+            again, uses = alias_composed(text)
+        except yaml.YAMLError:  # not expected of what the C loader took: placed as found
+            again, uses = None, {}
+        shape = list(node_problems(again, uses)) if again is not None else shape
     found = [Problem(file, int(p.mark.line) + 1, int(p.mark.column) + 1,
                      format_json_path(p.path), p.message) for p in shape]
     if any(p.fatal for p in shape):

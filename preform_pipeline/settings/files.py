@@ -10,13 +10,7 @@ import yaml
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.settings.environment import SETTINGS_ENV
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
-from preform_pipeline.yamlerrors import (
-    describe_yaml_error,
-    format_json_path,
-    is_bad_value,
-    safe_load,
-    shape_problem,
-)
+from preform_pipeline.yamlerrors import is_bad_value, safe_load, yaml_problem
 
 __all__ = ["MAX_SETTINGS_FILE_BYTES", "MISSING_FILE_HINT", "read_settings_file"]
 
@@ -56,11 +50,8 @@ def read_settings_file(path: Path, *, named_by_env: bool = False) -> dict[str, A
     try:
         data = safe_load(text, finite_in="settings file")
     except yaml.YAMLError as exc:
-        line, column, message = describe_yaml_error(exc, text)
-        shape = shape_problem(exc)  # a key twice names its key path, as validate does
         raise SettingsError(
-            [Problem(str(path), line, column,
-                     "$" if shape is None else format_json_path(shape.path), message)],
+            [yaml_problem(exc, text, str(path))],
             # The message says what the value could not be; the syntax itself was fine.
             hint=("correct the value there; docs/settings.md shows what each setting takes"
                   if is_bad_value(exc) else

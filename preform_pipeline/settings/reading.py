@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from preform_pipeline.errors import ConfigError
+
 __all__ = ["BaseDir", "SourceOf", "resolve_path", "unknown_source"]
 
 #: Names the file or environment variable that set a key path (``["servers", "count"]``).
@@ -24,6 +26,16 @@ def unknown_source(_key_path: Sequence[str | int]) -> str:
 
 
 def resolve_path(text: str, base: Path) -> Path:
-    """``text`` with ``~`` expanded; a relative path is taken relative to ``base``."""
-    path = Path(text).expanduser()
+    """``text`` with ``~`` expanded; a relative path is taken relative to ``base``. A
+    ``~name`` naming no user of this machine is a ConfigError (Python's "Could not determine
+    home directory" ended the command with a traceback)."""
+    try:
+        path = Path(text).expanduser()
+    except RuntimeError:
+        user = Path(text).parts[0]
+        raise ConfigError(
+            f"{text!r}: {user} names the home folder of user {user[1:]!r}, who has none on "
+            "this machine",
+            hint="write the folder out in full, or start it with ~/ for your own home",
+        ) from None
     return path if path.is_absolute() else base / path

@@ -376,6 +376,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
                         builds=builds, prints=page.prints, filters=views.FILTERS,
                         recipes=recipes, older=page.older_cases or page.older_builds,
                         page_rows=views.QUEUE_PAGE_ROWS,
+                        retry_command=partial(actions.retry_command, d.jobs),
                         **_superseded_context(request, flt.listed, cases.hidden))
 
     async def build(request: Request, user: WebUser, access: Access) -> Response:

@@ -524,6 +524,9 @@ def queue_page(store: JobStore, flt: QueueFilter) -> QueuePage:
     waiting in the cases and in a build below them, two states of it on one page."""
     with store.snapshot():
         cases, older_cases = case_rows(store, flt)
+        # A file gone marked as Failed cases marks it, by the same rule (its Retry then
+        # queues the others; the whole case's was refused, the row showing nothing amiss).
+        cases = replace(cases, rows=tuple(_located(store, row) for row in cases.rows))
         builds, prints, older_builds = queue_builds(store, flt)
     return QueuePage(cases, older_cases, tuple(builds), tuple(prints), older_builds)
 

@@ -12,23 +12,30 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from preform_pipeline.geometry import write_stl
+from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import extract_key
 from tests.recipe_texts import full_steps
 
 __all__ = [
     "REPO_ROOT",
     "RunOutcome",
+    "cli",
     "command",
+    "engraved",
     "printed_name",
     "environment",
     "fleet_jobs",
     "full_steps",
     "run_cli",
+    "watch_once",
+    "write_box",
     "write_recipe",
     "write_settings",
 ]
@@ -158,3 +165,33 @@ def fleet_jobs(folder: Path) -> list[dict[str, Any]]:
     if not jobs.is_dir():
         return []
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(jobs.glob("*.json"))]
+
+
+def cli(cwd: Path, *argv: str, timeout: float = RUN_TIMEOUT_S
+        ) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline ARGV...`` in a subprocess started in ``cwd``, its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "preform_pipeline", *argv], env=environment(), cwd=cwd,
+        capture_output=True, text=True, encoding="utf-8", timeout=timeout, check=False)
+
+
+def watch_once(settings: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline watch SETTINGS --once`` in a subprocess, as cron would start it."""
+    return cli(cwd, "watch", str(settings), "--once")
+
+
+def write_box(path: Path, size: float) -> None:
+    """A cube of ``size`` mm as a binary STL at ``path`` (its folders made)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_stl(path, box_triangles((0.0, 0.0, 0.0), (size, size, size)))
+
+
+def engraved(out: Path) -> list[str]:
+    """Every label text in the .form files the simulator saved below ``out``, sorted."""
+    texts: list[str] = []
+    for form in out.rglob("*.form"):
+        with zipfile.ZipFile(form) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+        texts.extend(label["label"] for model in manifest["models"]
+                     for label in model["labels"])
+    return sorted(texts)

@@ -131,11 +131,11 @@ class TestHostileSidecars:
         digits = "9" * (sys.get_int_max_str_digits() + 1)
         sidecars = {
             "no-such-day.yaml": ("due_date: 2024-02-30\n",
-                                 r"line 1 column 11: .*'2024-02-30' cannot be read as a date "
-                                 r"\(day is out of range for month\)"),
+                                 r"no-such-day.yaml:1:11: \$: '2024-02-30' cannot be read as a "
+                                 r"date \(day is out of range for month\)"),
             "long-yaml.yaml": (f"priority: {digits}\n",
-                               r"line 1 column 11: .*cannot be read as an integer \(over \d+ "
-                               r"digits\)"),
+                               r"long-yaml.yaml:1:11: \$: .*cannot be read as an integer "
+                               r"\(over \d+ digits\)"),
             "long-json.json": (f'{{"priority": {digits}}}\n',
                                r"not valid JSON: a number has over \d+ digits"),
         }

@@ -13,18 +13,17 @@ SQLite stores; the engraved text is read from the .form files the simulator save
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
-from preform_pipeline.simulator.meshops import box_triangles
-from tests.e2e.run_e2e_support import command, environment, run_cli, write_settings
-
-TIMEOUT_S = 90.0
+from tests.e2e.run_e2e_support import (
+    command,
+    engraved,
+    run_cli,
+    watch_once,
+    write_box,
+    write_settings,
+)
 
 #: The label engraving each model's case id, on its front.
 LABEL = ('label:\n      text: "{case_id}"\n      font_size_mm: 3\n      depth_mm: 0.5\n'
@@ -38,39 +37,23 @@ HELPS = ("put it in a folder named by its case id (C-1042/loose.stl; `run` takes
          "text")
 
 
-def _box(path: Path, size: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_stl(path, box_triangles((0.0, 0.0, 0.0), (size, size, size)))
-
-
 def _setup(tmp_path: Path) -> tuple[Path, Path]:
     """The recipe, and an inbox holding a loose file, a case folder, and a loose file whose
     own sidecar gives its case id."""
     recipe = write_recipe(tmp_path, name="engraved", printer=None,
                           extra_steps=(LABEL, "save_form"))
     inbox = tmp_path / "inbox"
-    _box(inbox / "loose.stl", 20.0)
-    _box(inbox / "C-1042" / "lower.stl", 21.0)
-    _box(inbox / "sided.stl", 22.0)
+    write_box(inbox / "loose.stl", 20.0)
+    write_box(inbox / "C-1042" / "lower.stl", 21.0)
+    write_box(inbox / "sided.stl", 22.0)
     (inbox / "sided.yaml").write_text("case_id: C-2000\n", encoding="utf-8")
     return recipe, inbox
-
-
-def _engraved(out: Path) -> list[str]:
-    """Every label text in the .form files saved below ``out``, sorted."""
-    texts: list[str] = []
-    for form in out.rglob("*.form"):
-        with zipfile.ZipFile(form) as archive:
-            manifest = json.loads(archive.read("manifest.json"))
-        texts.extend(label["label"] for model in manifest["models"]
-                     for label in model["labels"])
-    return sorted(texts)
 
 
 class TestRun:
     """``run`` over an inbox refuses its loose file as a rejection; its cases go on."""
 
-    def test_the_loose_file_is_rejected_and_no_folder_name_is_engraved(
+    def test_the_loose_file_is_rejected_and_no_folder_name_isengraved(
         self, tmp_path: Path
     ) -> None:
         recipe, inbox = _setup(tmp_path)
@@ -78,7 +61,7 @@ class TestRun:
         run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
                                         "--quiet"))
         # The old code engraved "inbox" on loose.stl; the case's and the sidecar's ids stay.
-        assert _engraved(run.out) == ["C-1042", "C-2000"]
+        assert engraved(run.out) == ["C-1042", "C-2000"]
         assert run.returncode == 1, run.stderr[-3000:]
         assert run.stdout == ""
         assert f"rejected: {inbox / 'loose.stl'}: {WHY}; {HELPS}\n" in run.stderr
@@ -89,15 +72,12 @@ class TestRun:
 class TestWatch:
     """``watch --once`` refuses the same file the same way: to failed/, with its note."""
 
-    def test_the_loose_file_fails_with_the_same_reason_and_the_cases_are_engraved(
+    def test_the_loose_file_fails_with_the_same_reason_and_the_cases_areengraved(
         self, tmp_path: Path
     ) -> None:
         recipe, inbox = _setup(tmp_path)
         settings = write_hotfolder_settings(tmp_path, recipe, fleet_dir=tmp_path / "fleet")
-        done = subprocess.run(
-            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
-            env=environment(), cwd=tmp_path, capture_output=True, text=True,
-            timeout=TIMEOUT_S, check=False)
+        done = watch_once(settings, tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
         failed = inbox / "failed"
         assert (f"rejected 1 model:\n  {failed / 'loose.stl'}: {WHY}; {HELPS}; then drop the "
@@ -108,4 +88,4 @@ class TestWatch:
         assert (failed / "loose.stl").is_file()
         assert (inbox / "done" / "C-1042" / "lower.stl").is_file()
         assert (inbox / "done" / "sided.stl").is_file()
-        assert _engraved(tmp_path / "out") == ["C-1042", "C-2000"]
+        assert engraved(tmp_path / "out") == ["C-1042", "C-2000"]

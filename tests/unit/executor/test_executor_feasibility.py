@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from preform_pipeline.executor.feasibility import CaseProblem, case_problems, missing_case_id
+from preform_pipeline.executor.feasibility import (
+    CaseProblem,
+    case_problems,
+    missing_case_id,
+    refused_cases,
+)
 from preform_pipeline.executor.runner import run_values
-from preform_pipeline.plan.builds import read_model
+from preform_pipeline.plan.builds import ModelInfo, read_model
 from preform_pipeline.recipes import load_recipe
 from tests.unit.executor.executor_support import write_box, write_recipe
 
@@ -84,6 +89,29 @@ class TestCaseProblems:
 
 LABEL = ("steps:\n  - label: {{text: '{text}', font_size_mm: 3, depth_mm: 0.5, "
          "placement: {{face: front}}}}\n")
+
+
+class TestRefusedCases:
+    """The rule ``watch`` and ``run`` both refuse by: a case with a problem, with its first."""
+
+    def test_each_refused_case_has_its_first_problem_and_good_cases_none(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = load_recipe(write_recipe(tmp_path, STEPS))
+
+        def model(name: str, height: float, case_id: str) -> ModelInfo:
+            return read_model(write_box(tmp_path / case_id, name, 30.0, 30.0, height),
+                              import_spec=recipe.import_options, case_id=case_id,
+                              fields={"printer": "Form4-A"})
+
+        cases = {"C-1": [model("a", 20.0, "C-1")],
+                 "C-2": [model("fine", 20.0, "C-2"), model("thin", 2.0, "C-2"),
+                         model("thinner", 1.0, "C-2")]}
+        refused = refused_cases(recipe, cases, run_values(recipe, datetime(2026, 1, 2)))
+        assert list(refused) == ["C-2"]
+        assert refused["C-2"].message == (
+            "case C-2: model thin.stl: step add_drain_holes: a 4 mm drain hole does not fit "
+            "a part 2.00 mm thin")
 
 
 class TestMissingCaseId:

@@ -70,8 +70,13 @@ class TestRejecting:
             ("p.yaml", "printer: [[a], b]\n", "printer: expected text or a number"),
             ("p.yaml", "case_id: ''\n", "case_id: is empty"),
             ("p.yaml", "- just\n- a list\n", "expected a mapping"),
-            ("p.yaml", "case_id: [unclosed\n", "not valid YAML"),
-            ("p.json", '{"case_id": "a",}', "line 1 column"),
+            # Syntax errors at file:line:col, as a recipe's and a settings file's are.
+            ("p.yaml", "case_id: [unclosed\n", "p.yaml:2:1: $: YAML syntax error: while "
+             "parsing a flow sequence expected ',' or ']'"),
+            ("p.yaml", "case_id: a\n\tpriority: 1\n", "p.yaml:2:1: $: YAML syntax error: a "
+             "tab character"),
+            ("p.json", '{"case_id": "a",}', "p.json:1:17: $: JSON syntax error: Expecting "
+             "property name"),
         ],
     )
     def test_bad_sidecars_raise(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from preform_pipeline.recipes.loader import (
     MAX_NODES,
@@ -13,6 +14,7 @@ from preform_pipeline.recipes.loader import (
     parse_yaml,
 )
 from preform_pipeline.recipes.model import Position
+from preform_pipeline.yamlerrors import safe_load, shape_problem
 from tests.unit.recipes.recipe_cases import SLA_RECIPE, only_problem_at, validate_text
 
 
@@ -83,9 +85,38 @@ class TestYamlRules:
         assert root is not None
         assert root.to_python()["y"] == {"a": 1, "b": 3}
 
-    def test_recursive_aliases_are_stopped(self) -> None:
-        _, problems = parse_yaml("a: &a [*a]\n", "f.yaml")
-        assert [p.message for p in problems] == ["recursive alias"]
+    def test_recursive_aliases_are_stopped_at_the_alias(self) -> None:
+        # At the alias inside its own value, the anchor named: the anchor alone (1:4) was
+        # where the value starts, not what made it endless.
+        _, problems = parse_yaml("a: &a\n  - b\n  - *a\n", "f.yaml")
+        assert [str(p) for p in problems] == [
+            "f.yaml:3:5: $.a[1]: recursive alias: *a is inside the value it names (&a at "
+            "line 1), which would never end"]
+
+    @pytest.mark.parametrize("reader", ["recipe", "settings"])
+    def test_an_alias_bomb_is_placed_where_an_alias_makes_it_huge(self, reader: str) -> None:
+        # The anchors' values are small where they are written (12,346 values in all); the
+        # list on line 6 names the largest ten times. Placed at the anchor, as before, the
+        # problem was "f.yaml:1:10", a line of ten letters.
+        lines = ["defs:", "  a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+        lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in (1, 2, 3)]
+        lines += ["scene:", f"  x: [{', '.join(['*a3'] * 10)}]"]
+        text = "\n".join(lines) + "\n"
+        if reader == "recipe":  # the C loader, composed again to place it
+            _, problems = parse_yaml(text, "f.yaml")
+            (problem,) = problems
+            where = (problem.line, problem.column, problem.json_path, problem.message)
+        else:  # settings files and sidecars: safe_load
+            with pytest.raises(yaml.YAMLError) as caught:
+                safe_load(text)
+            shape = shape_problem(caught.value)
+            assert shape is not None
+            where = (int(shape.mark.line) + 1, int(shape.mark.column) + 1,
+                     format_json_path(shape.path), shape.message)
+        assert where == (
+            7, 42, "$.scene.x[7]",
+            f"too large: over {MAX_NODES} values once its aliases (*name) are expanded, "
+            "reached inside *a3 here (&a3 at line 5); write each value out once")
 
     def test_alias_bombs_are_stopped(self) -> None:
         lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

@@ -267,3 +267,17 @@ class TestSchema:
         docs = (repo_root / "docs" / "settings.md").read_text(encoding="utf-8")
         for field in dataclasses.fields(ServerSettings):
             assert f"`{field.name}`" in docs, field.name
+
+
+class TestAHomeOfNoUser:
+    """``~name`` for a user this machine does not have is refused, not a traceback."""
+
+    def test_a_variable_naming_one_is_a_config_error(self) -> None:
+        # Found by test_settings_properties (``~0``): "Could not determine home directory".
+        with pytest.raises(ConfigError) as caught:
+            load_settings(None, env={"PREFORM_PIPELINE_SERVER_STATE_DIR": "~nosuchuser38/s"})
+        assert caught.value.message == (
+            "'~nosuchuser38/s': ~nosuchuser38 names the home folder of user 'nosuchuser38', "
+            "who has none on this machine")
+        assert caught.value.hint == ("write the folder out in full, or start it with ~/ for "
+                                     "your own home")

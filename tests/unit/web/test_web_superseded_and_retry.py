@@ -318,6 +318,24 @@ class TestRetryLooksForTheFile:
         assert served.store.get_job(job.id).state is S.QUEUED
 
 
+def _one_file_gone(served: Served, tmp_path: Path, case: str
+                   ) -> tuple[Job, Job, httpx.Client, str]:
+    """A failed case of two files, ``upper.stl`` gone and ``lower.stl`` there, and an
+    operator's client logged in (with its CSRF token)."""
+    gone = taken_job(served.store, tmp_path, case)
+    kept = taken_job(served.store, tmp_path, case, name="lower.stl", there=True)
+    client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+    return gone, kept, client, csrf
+
+
+def _gone_words(gone: Job, tmp_path: Path) -> str:
+    """What the dashboard says of ``gone``'s file (``taken_job``'s, not there): where it
+    was looked for and what helps."""
+    return (f"its file {gone.source_path}: not there now (moved or removed since); put it "
+            f"back at {gone.source_path} and retry, or drop it into the hot folder again "
+            f"({tmp_path / 'hot' / 'inbox'}) as a new job")
+
+
 class TestACaseWithAFileGone:
     """Failed cases shows a case one of whose files is gone whole, that file marked missing
     (where it was looked for, what helps), and retries its other files on request; a Retry
@@ -327,15 +345,11 @@ class TestACaseWithAFileGone:
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        gone = taken_job(store, tmp_path, "H-3")
-        kept = taken_job(store, tmp_path, "H-3", name="lower.stl", there=True)
-        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        gone, kept, client, csrf = _one_file_gone(served, tmp_path, "H-3")
         with closing(client):
             page = html.unescape(client.get("/failed").text)
             assert listed_cases(page) == ["H-3"]
-            said = (f"its file {gone.source_path}: not there now (moved or removed since); "
-                    f"put it back at {gone.source_path} and retry, or drop it into the hot "
-                    f"folder again ({tmp_path / 'hot' / 'inbox'}) as a new job")
+            said = _gone_words(gone, tmp_path)
             assert (f'<span class="file missing" data-test="missing-{gone.job_key}">'
                     f'upper.stl</span> <small class="missing">missing: {said}</small>') in page
             assert f'<span class="file">{kept.source_path}</span>' in page
@@ -373,3 +387,30 @@ class TestACaseWithAFileGone:
                 "csrf": csrf, "target": "case:H-4", "next": "/failed", "others": "yes"}))
         assert answer.said.endswith("\nnothing was queued again")
         assert store.get_job(gone.id).state is S.FAILED
+
+    def test_the_queue_marks_it_too_and_retries_the_others(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # Session 37 left the queue's row showing nothing amiss, its Retry refused whole.
+        store = served.store
+        gone, kept, client, csrf = _one_file_gone(served, tmp_path, "H-5")
+        with closing(client):
+            page = html.unescape(client.get("/?state=failed").text)
+            row = re.search(r'<tr data-case="H-5">(.*?)</tr>', page, re.S)
+            assert row is not None, page
+            said = _gone_words(gone, tmp_path)
+            # The rule and the words of Failed cases; the files named as dropped.
+            assert (f'<span class="file missing" data-test="missing-{gone.job_key}">'
+                    f'upper.stl</span> <small class="missing">missing: {said}</small>'
+                    ) in row.group(1)
+            assert '<span class="file">lower.stl</span>' in row.group(1)
+            assert ("1 file of this case is missing: Retry the other 1 queues the rest again "
+                    "and leaves it as it is, as <code>preform-pipeline jobs retry case:H-5"
+                    "</code> does.") in row.group(1)
+            assert ">Retry the other 1</button>" in row.group(1)
+            done = _done(client, client.post("/cases/retry", data={
+                "csrf": csrf, "target": "case:H-5", "next": "/?state=failed",
+                "others": "yes"}))
+        assert done.startswith("Case H-5 queued again (1 job); left as it is: upper.stl")
+        assert (store.get_job(gone.id).state, store.get_job(kept.id).state) == (
+            S.FAILED, S.QUEUED)

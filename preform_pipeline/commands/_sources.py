@@ -1,0 +1,145 @@
+"""The model files ``run`` plans, read once for ``run`` and ``plan`` alike.
+
+From the paths on the command line to the models a plan is made of, in one path, so that
+``plan`` shows what ``run`` would do: the files found (complete ones; those still being
+written wait, unsupported ones are rejected), their sidecars as the hot folder reads them
+(a case folder's, then the file's own: case ids and template fields), the models read, and
+then the hot folder's case checks (:func:`~preform_pipeline.executor.feasibility.
+refused_cases`): a case that cannot be done is rejected whole, with the words ``watch``'s
+note uses, before any server work. ``plan`` read no sidecars before session 38: a loose file
+whose sidecar gives its case id was shown without one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from preform_pipeline.errors import SidecarError
+from preform_pipeline.executor.feasibility import refused_cases
+from preform_pipeline.executor.runner import run_values
+from preform_pipeline.hotfolder.sidecar import (
+    SidecarValues,
+    folder_values,
+    model_values,
+    named_cases,
+)
+from preform_pipeline.plan.builds import ModelInfo, Rejection, read_models, recipe_machine
+from preform_pipeline.plan.sources import find_sources
+from preform_pipeline.recipes import Recipe
+from preform_pipeline.settings.run import RunSettings
+
+__all__ = ["TakenSources", "take_sources", "waiting_lines"]
+
+
+@dataclass(frozen=True)
+class TakenSources:
+    """What :func:`take_sources` found: the ``models`` to plan, the ``rejected`` files (each
+    with its reason and what helps), and the files ``waiting`` (still being written), each
+    with why."""
+
+    models: tuple[ModelInfo, ...]
+    rejected: tuple[Rejection, ...]
+    waiting: tuple[tuple[Path, str], ...]
+
+
+def take_sources(
+    paths: Sequence[Path | str], recipe: Recipe, *, rules: RunSettings,
+    started_at: datetime, skip: Iterable[Path] = (),
+) -> TakenSources:
+    """The models named by ``paths`` (files, or folders walked, a folder its case's sidecar
+    marks being one case) as ``run`` takes them by ``rules``; ``started_at`` names the run
+    (its ``{date}`` and ``{time}`` in templates); files below ``skip`` (the run's output
+    folder) are not looked at."""
+    sources = find_sources(paths, quiet_period_s=rules.quiet_period_s,
+                           incomplete_timeout_s=rules.incomplete_timeout_s, skip=skip,
+                           cases=named_cases(paths))
+    # Unsupported files are rejections: listed with what to do, in the report, exit 1.
+    rejected = [Rejection(path, f"{path}: {why}") for path, why in sources.unsupported]
+    fields, case_ids, bad = _sidecars(sources.models, sources.case_folders, recipe.fields)
+    rejected.extend(bad)
+    taken = [p for p in sources.models if p in case_ids]
+    models = read_models(
+        taken, import_spec=recipe.import_options, rejected=rejected,
+        case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
+    ) if taken else []
+    kept = _without_refused_cases(recipe, models, run_values(recipe, started_at), rejected)
+    return TakenSources(tuple(kept), tuple(rejected), sources.waiting)
+
+
+def waiting_lines(sources: TakenSources) -> list[str]:
+    """What is said of each file still being written: ``run`` leaves it for the next run,
+    and ``plan`` shows the plan without it."""
+    return [f"not taken yet: {path}: {why}; the next run takes it"
+            for path, why in sources.waiting]
+
+
+def _sidecars(
+    found: Mapping[Path, str | None], folders: Mapping[Path, Path | None],
+    extra_fields: Sequence[str],
+) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
+    """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
+    then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
+    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
+    rejected with the reason, as the hot folder does, and with it the other models of its
+    case folder (``folders``: each model's, None for a named folder's own files, which stand
+    alone)."""
+    fields: dict[Path, Mapping[str, str]] = {}
+    case_ids: dict[Path, str | None] = {}
+    rejected: list[Rejection] = []
+
+    @functools.cache  # a case folder's sidecar read once for all its files
+    def base_of(folder: Path) -> SidecarValues:
+        return folder_values(folder, extra_fields=extra_fields)
+
+    for path, case in found.items():
+        folder = folders.get(path)
+        try:
+            base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
+            values = (model_values(path, base, extra_fields=extra_fields)
+                      if path.parent.is_dir() else base)
+        except SidecarError as exc:
+            rejected.append(Rejection(path, f"{path}: {exc}"))
+            continue
+        fields[path] = values.fields
+        case_ids[path] = values.case_id
+
+    # A case is one whole, as the hot folder takes it: printed without the rejected model,
+    # the rest of the case would go out split over two runs.
+    refused = {folders.get(r.path): r.reason for r in rejected}
+    for path in list(fields):
+        folder = folders.get(path)
+        if folder is not None and folder in refused:
+            del fields[path], case_ids[path]
+            rejected.append(Rejection(path, f"{path}: its case folder {folder.name} is "
+                                            f"rejected whole: {refused[folder]}"))
+    return fields, case_ids, rejected
+
+
+def _without_refused_cases(
+    recipe: Recipe, models: Sequence[ModelInfo], run: Mapping[str, object],
+    rejected: list[Rejection],
+) -> list[ModelInfo]:
+    """``models`` but those of the cases ``watch`` refuses before batching
+    (:func:`~preform_pipeline.executor.feasibility.refused_cases`: no case id where the
+    recipe needs one, a label that fits no face, a drain hole wider than the part, a field a
+    template needs), each appended to ``rejected`` with the case's reason and what helps, as
+    the hot folder's note says them. A case is its case id (a loose file without one is a
+    case of its own): refused whole, its files left where they are, the others go on."""
+    cases: dict[str | Path, list[ModelInfo]] = {}
+    for model in models:
+        cases.setdefault(model.case_id if model.case_id is not None else model.path,
+                         []).append(model)
+    refused = refused_cases(recipe, cases, run)
+    kept: list[ModelInfo] = []
+    for model in models:
+        problem = refused.get(model.case_id if model.case_id is not None else model.path)
+        if problem is None:
+            kept.append(model)
+        else:
+            why = f"{problem.message}; {problem.hint}" if problem.hint else problem.message
+            rejected.append(Rejection(model.path, f"{model.path}: {why}"))
+    return kept
