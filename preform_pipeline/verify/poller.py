@@ -426,7 +426,8 @@ class VerificationPoller:
                 break  # everything waiting is accounted for
             if oldest is not None and oldest <= window_start:
                 break  # the server ignored date__gt: stop at the window's edge anyway
-            stale = self._stale_to_look_up(page, oldest, recent_start, waited, by_key, matched)
+            stale = self._stale_to_look_up(page, oldest, recent_start, waited, by_key, matched,
+                                           overlap)
             if stale is not None:
                 for item in stale:
                     found = self.client.list_prints_page(
@@ -447,10 +448,12 @@ class VerificationPoller:
         waited: list[PendingPrint],
         by_key: dict[str, PendingPrint],
         matched: dict[str, PrintRun],
+        overlap: timedelta,
     ) -> list[PendingPrint] | None:
         """The unmatched stale prints to look up one by one instead of reading on, or None to
         read on: the recent prints are all matched, or their part of the window is read, and
-        the pages left outnumber the stale prints still unmatched."""
+        the pages left outnumber the stale prints still to look up (those whose own part of
+        the window is not read yet)."""
         recent_read = all(p.key in matched for p in waited) or (
             recent_start is not None and oldest is not None and oldest <= recent_start)
         if not recent_read or page.count is None or page.next_page is None:
@@ -459,8 +462,10 @@ class VerificationPoller:
         # be smaller than the one asked for).
         size = max(1, len(page.items))
         pages_left = math.ceil(page.count / size) - page.page
-        # A waited-for print not matched by now is not in its own (read) part of the window.
-        left = [p for p in by_key.values() if not p.expires and p.key not in matched]
+        # A print not matched by now whose own part of the window is read is not in the
+        # feed: a waited-for one is unseen, a stale one needs no lookup to tell it again.
+        left = [p for p in by_key.values() if not p.expires and p.key not in matched
+                and (oldest is None or p.sent_at - overlap < oldest)]
         return left if pages_left > len(left) else None
 
     @staticmethod

@@ -131,6 +131,19 @@ class TestStaleUnverifiedPrints:
         assert (outcome.results, [p.key for p in outcome.unseen]) == ((), [stale.key])
         assert outcome.pages == 2
 
+    def test_a_stale_print_sent_within_the_pages_read_is_not_looked_up(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        self._busy_feed(fake_api, clock, runs=2000)  # page 1 reaches about 5 h back
+        deep = PendingPrint(key=new_key(), sent_at=clock.now() - timedelta(hours=90),
+                            expires=False)
+        near = PendingPrint(key=new_key(), sent_at=clock.now() - minutes(60), expires=False)
+        outcome = VerificationPoller(client, clock=clock).poll([deep, near])
+        assert sorted(p.key for p in outcome.unseen) == sorted([deep.key, near.key])
+        feed = [r for r in fake_api.api_requests() if r.url.path == PRINTS]
+        # Page 1 already shows ``near`` is not in the feed: only ``deep`` is looked up.
+        assert [r.url.params.get("name") for r in feed] == [None, deep.key]
+
     def test_paging_on_is_kept_when_it_is_cheaper_than_the_lookups(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
