@@ -261,7 +261,7 @@ def reap_stale(folder: Path, me: int) -> None:
     without reaping it (its lock free): see the module's docstring."""
     for registry in folder.glob(f"{_REGISTRY_PREFIX}*{_REGISTRY_SUFFIX}"):
         token = registry.name.removeprefix(_REGISTRY_PREFIX).removesuffix(_REGISTRY_SUFFIX)
-        pid, started, namespace = (token.split("-") + ["", ""])[:3]
+        pid, started, namespace = [*token.split("-"), "", ""][:3]
         # Not one of ours; of another pid namespace (its pid names another process here); or
         # its owner runs: its watcher's to judge.
         if (not (pid.isdigit() and started.isdigit()) or namespace != str(_pid_namespace())

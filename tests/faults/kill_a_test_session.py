@@ -11,7 +11,9 @@ writes both down and blocks. Then the session is killed:
 - ``sigterm``: SIGTERM to the controller (``kill``, a CI timeout);
 - ``sigkill``: SIGKILL to the controller (``kill -9``, the OOM killer);
 - ``sigkill-group``: SIGKILL to its whole process group (a tool that stops a job);
-- ``sigkill-workers``: SIGKILL to both xdist workers.
+- ``sigkill-workers``: SIGKILL to both xdist workers (xdist starts others in their place,
+  which run the tests again; once the killed workers' clusters and children are gone, the
+  whole group is killed as above, and the new workers' must go too).
 
 and within :data:`WAIT_S` every cluster's server, its folder, every child, every watcher
 and every watcher's registry must be gone. The quick, always-run form of the worst case is
@@ -21,6 +23,7 @@ matrix, too slow for the suite (about 10 s a way on two cores).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -65,6 +68,25 @@ def _gone(pid: int) -> bool:
 
 def _missing(path: Path) -> bool:
     return not path.exists()
+
+
+def _working_in(folder: Path) -> list[int]:
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if Path(process.cwd()).is_relative_to(folder):
+                found.append(process.pid)
+    return found
+
+
+def _none_working_in(folder: Path) -> bool:
+    left = _working_in(folder)
+    if left:
+        _left_in[folder] = left
+    return not left
+
+
+_left_in: dict[Path, list[int]] = {}
 
 
 def _watchers_of(pids: set[int]) -> list[int]:
@@ -132,15 +154,30 @@ def one_way(way: str) -> bool:
     else:
         raise SystemExit(f"no such way: {way}")
     deadline = killed_at + WAIT_S
-    ok = _wait("the session", lambda: session.poll() is not None, deadline)
+    ok = True
+    if way == "sigkill-workers":
+        # The session lives on: xdist starts workers in the killed ones' place, which run
+        # their tests again (and block). What the killed workers held must go meanwhile;
+        # then the whole group is killed, and what the new workers hold must go too.
+        for pid in [*postmasters, *children]:
+            ok &= _wait(f"process {pid}", functools.partial(_gone, pid), deadline)
+        print(f"    the killed workers' clusters and children gone "
+              f"{time.monotonic() - killed_at:.1f} s after the kill", flush=True)
+        os.killpg(session.pid, signal.SIGKILL)
+    ok &= _wait("the session", lambda: session.poll() is not None, deadline)
     for pid in [*postmasters, *children, *watchers]:
         ok &= _wait(f"process {pid}", functools.partial(_gone, pid), deadline)
     for path in [*clusters, *registries]:
         ok &= _wait(f"{path}", functools.partial(_missing, path), deadline)
+    # Whatever else the session started (an xdist worker started in a killed one's place
+    # runs tests too) works in its folder, or is a server of a cluster of its.
+    ok &= _wait("every process working in the session's folder",
+                functools.partial(_none_working_in, folder), deadline)
     print(f"    {'all gone' if ok else 'LEFT BEHIND'} {time.monotonic() - killed_at:.1f} s "
           f"after the kill", flush=True)
     if not ok:  # clean up by hand what the suite's own watchers left, so the next way is fair
-        for pid in [*postmasters, *children, *watchers]:
+        print(f"    working in its folder: {_left_in.get(folder, [])}", flush=True)
+        for pid in [*postmasters, *children, *watchers, *_working_in(folder)]:
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
         for cluster in clusters:
