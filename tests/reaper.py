@@ -20,6 +20,22 @@ every half second, for those. When the owner ends, it looks at how:
   carries the owner's token and every descendant it saw last (each still the same
   process: same PID and start).
 
+Watchers are nested as pytest processes are: an xdist worker, and the watcher it starts,
+are descendants of the controller, so the controller's watcher, looking at everything below
+its owner, sees the workers' watchers too. It used to kill them with the rest when the
+controller died (SIGKILL of the controller or of its whole process group), in the very
+moment they were to stop their workers' clusters: each worker's cluster, and what its tests
+started, ran on, and its registry stayed behind. A watcher is therefore marked
+(:data:`_WATCHER_ENV` in its environment) and no watcher kills another: each is left to
+look after its own owner.
+
+Should a watcher die all the same (killed by hand, by the OOM killer, with the machine
+overloaded), its registry stays behind, and the next watcher to start reaps it
+(:func:`reap_stale`): a registry whose owner no longer runs and whose watcher does not hold
+its lock (each watcher holds an exclusive ``flock`` on its registry while it lives) is
+reaped as its watcher would have, then removed. The registry goes last, once its clusters are
+stopped and its processes killed, so a reap that is itself cut short is done again.
+
 A process is named by its PID and its start in clock ticks after boot (``/proc/PID/stat``),
 never by psutil's start time: that is the boot's time plus those ticks, and the boot's time
 is read from the wall clock in whole seconds, so when the clock is stepped or slewed across
@@ -33,6 +49,7 @@ Only the standard library and psutil are used here: the watcher runs as a plain 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -45,10 +62,14 @@ from typing import Final
 
 import psutil
 
-__all__ = ["TOKEN_ENV", "register_cluster", "say_goodbye", "watch_this_process"]
+__all__ = ["TOKEN_ENV", "reap_stale", "register_cluster", "say_goodbye", "watch_this_process"]
 
 #: The environment variable that marks the processes a test session started.
 TOKEN_ENV: Final = "PP_TEST_SESSION"
+#: The environment variable that marks a watcher (its owner's token): never killed by another.
+_WATCHER_ENV: Final = "PP_TEST_WATCHER"
+_REGISTRY_PREFIX: Final = "pp-reaper-"
+_REGISTRY_SUFFIX: Final = ".jsonl"
 
 #: How often the watcher looks at the owner's descendants; a child started within this
 #: long before the owner's death may be missed.
@@ -68,14 +89,14 @@ def watch_this_process() -> None:
         return
     started = _start_of(me)
     assert started is not None, "a running process has a start"
-    token = f"{me}-{started}"
-    registry = Path(tempfile.gettempdir()) / f"pp-reaper-{token}.jsonl"
+    token = f"{me}-{started}-{_pid_namespace()}"
+    registry = Path(tempfile.gettempdir()) / f"{_REGISTRY_PREFIX}{token}{_REGISTRY_SUFFIX}"
     registry.touch()
     os.environ[TOKEN_ENV] = token
     subprocess.Popen(
         [sys.executable, __file__, str(me), str(started), str(registry), token],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        start_new_session=True, close_fds=True, env={**os.environ, _WATCHER_ENV: token},
     )
     _registry = (me, registry)
 
@@ -95,6 +116,11 @@ def _note(entry: object) -> None:
         return
     with _registry[1].open("a", encoding="utf-8") as file:
         file.write(json.dumps(entry) + "\n")
+
+
+def _pid_namespace() -> int:
+    """Which numbering of processes this process's PIDs are in (its pid namespace)."""
+    return os.stat("/proc/self/ns/pid").st_ino
 
 
 def _start_of(pid: int) -> int | None:
@@ -170,6 +196,14 @@ def _descendants(pid: int, me: int, known: dict[int, int]) -> dict[int, int]:
     return found
 
 
+def _is_watcher(process: psutil.Process) -> bool:
+    """Whether ``process`` is a watcher (of any owner); one whose environment cannot be read
+    is not known to be one (and, another user's, could not be killed anyway)."""
+    with contextlib.suppress(psutil.Error):
+        return _WATCHER_ENV in process.environ()
+    return False
+
+
 def _carrying(token: str, me: int) -> list[tuple[int, int]]:
     found = []
     for process in psutil.process_iter():
@@ -180,30 +214,79 @@ def _carrying(token: str, me: int) -> list[tuple[int, int]]:
     return found
 
 
-def _watch(owner_pid: int, owner_started: int, registry: Path, token: str) -> None:
-    me = os.getpid()  # the owner's child too, and not to be killed before it is done
-    last_seen: dict[int, int] = {}
-    while _same(owner_pid, owner_started) is not None:
-        last_seen = _descendants(owner_pid, me, last_seen)
-        time.sleep(_LOOK_EVERY_S)
+def _reap(registry: Path, token: str, me: int, last_seen: dict[int, int]) -> None:
+    """Do what a dead owner left to its watcher (``registry``, ``token``, and the descendants
+    ``last_seen``), then remove the registry; the caller holds the registry's lock."""
     try:
         entries = [json.loads(line) for line in registry.read_text("utf-8").splitlines()]
     except (OSError, ValueError):
         entries = []
+    if _GOODBYE not in entries:
+        # The clusters first: their servers carry the token too, and an immediate stop
+        # leaves no shared memory behind, as a SIGKILL to the postmaster would.
+        for entry in entries:
+            if isinstance(entry, dict) and "cluster" in entry:
+                _stop_cluster(entry)
+        for pid, started in {*last_seen.items(), *_carrying(token, me)}:
+            child = _same(pid, started)
+            # Another watcher (a worker's, below the controller) is left to its own owner.
+            if child is not None and not _is_watcher(child):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+    # Last: a reap cut short leaves the registry for the next watcher's reap_stale.
     with contextlib.suppress(OSError):
         registry.unlink()
-    if _GOODBYE in entries:
+
+
+def _locked(registry: Path) -> int | None:
+    """A descriptor of ``registry`` holding its exclusive lock; None when another process
+    holds it (its watcher, alive, or another reaper at work) or the file is gone."""
+    try:
+        descriptor = os.open(registry, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Removed (reaped) by another between our open and our lock: nothing left to do.
+        if os.stat(registry).st_ino == os.fstat(descriptor).st_ino:
+            return descriptor
+    except OSError:
+        pass
+    os.close(descriptor)
+    return None
+
+
+def reap_stale(folder: Path, me: int) -> None:
+    """Reap every registry in ``folder`` whose owner has ended and whose watcher is gone
+    without reaping it (its lock free): see the module's docstring."""
+    for registry in folder.glob(f"{_REGISTRY_PREFIX}*{_REGISTRY_SUFFIX}"):
+        token = registry.name.removeprefix(_REGISTRY_PREFIX).removesuffix(_REGISTRY_SUFFIX)
+        pid, started, namespace = [*token.split("-"), "", ""][:3]
+        # Not one of ours; of another pid namespace (its pid names another process here); or
+        # its owner runs: its watcher's to judge.
+        if (not (pid.isdigit() and started.isdigit()) or namespace != str(_pid_namespace())
+                or _same(int(pid), int(started)) is not None):
+            continue
+        descriptor = _locked(registry)
+        if descriptor is not None:
+            try:
+                _reap(registry, token, me, {})
+            finally:
+                os.close(descriptor)
+
+
+def _watch(owner_pid: int, owner_started: int, registry: Path, token: str) -> None:
+    me = os.getpid()  # the owner's child too, and not to be killed before it is done
+    descriptor = _locked(registry)
+    if descriptor is None:  # its owner died at once, and another watcher's reap has it
         return
-    # The clusters first: their servers carry the token too, and an immediate stop leaves
-    # no shared memory behind, as a SIGKILL to the postmaster would.
-    for entry in entries:
-        if isinstance(entry, dict) and "cluster" in entry:
-            _stop_cluster(entry)
-    for pid, started in {*last_seen.items(), *_carrying(token, me)}:
-        child = _same(pid, started)
-        if child is not None:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+    reap_stale(registry.parent, me)
+    last_seen: dict[int, int] = {}
+    while _same(owner_pid, owner_started) is not None:
+        last_seen = _descendants(owner_pid, me, last_seen)
+        time.sleep(_LOOK_EVERY_S)
+    _reap(registry, token, me, last_seen)
+    os.close(descriptor)
 
 
 if __name__ == "__main__":

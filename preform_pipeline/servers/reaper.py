@@ -55,11 +55,22 @@ class ReapedServer:
 
 
 def _looks_like_ours(process: psutil.Process, record: ServerRecord) -> bool:
-    """The command line still asks for the recorded port, as the pool started it."""
+    """The command line still asks for the recorded port, as the pool started it, or shows no
+    word at all.
+
+    A process reads with no command line from the moment its exec lets go of the program
+    that started it until the kernel has set up the new program's arguments: ``Popen``
+    returns, and the pool records the server, inside that moment, which under load lasts
+    tenths of a second (a reaper that read the server then took it for another program, and
+    left it running unrecorded). A process that cleared its arguments reads the same. Its
+    identity, checked before, then tells alone: a recycled PID has another start.
+    """
     try:
         words = process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
+    if not any(words):
+        return True
     port = str(record.port)
     if f"--port={port}" in words:
         return True

@@ -8,11 +8,15 @@ cluster's folder and the child's PID, and then either blocks (to be killed) or r
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -54,19 +58,40 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
 
 def start_session(
-    folder: Path, *, block: bool
+    folder: Path, *, block: bool, workers: int = 0, temp: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], dict[str, object]]:
+    """A nested session over the tiny test, and what it holds; with ``workers``, as many
+    copies of the test in files of their own on as many xdist workers (one cluster each), in
+    a process group of its own (to be killed whole), and what the first holds; with ``temp``,
+    its temporary folder (its registries and clusters)."""
     require_postgres()
-    (folder / "test_tiny.py").write_text(TINY_TEST.format(block=block), encoding="utf-8")
+    names = [f"test_tiny{n}.py" for n in range(max(workers, 1))]
+    for name in names:
+        text = TINY_TEST.format(block=block).replace("held.", f"held-{name}.")
+        (folder / name).write_text(text, encoding="utf-8")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     environment["PYTHONPATH"] = str(REPO_ROOT)
+    if temp is not None:
+        environment["TMPDIR"] = str(temp)
+    options = ["-n", str(workers), "--dist", "loadfile"] if workers else []
     session = subprocess.Popen(
-        nested_pytest("test_tiny.py"),
+        nested_pytest(*options, *names),
         cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=workers > 0,
     )
-    held_file = folder / "held.json"
-    wait_until("the tiny test to hold its cluster and child", held_file.exists, TIMEOUT_S)
-    return session, json.loads(held_file.read_text())
+    held_files = [folder / f"held-{name}.json" for name in names]
+    wait_until("the tiny tests to hold their clusters and children",
+               lambda: all(held.exists() for held in held_files), TIMEOUT_S)
+    return session, json.loads(held_files[0].read_text())
+
+
+def held_by(folder: Path) -> list[dict[str, object]]:
+    """What each tiny test of a session in ``folder`` holds."""
+    return [json.loads(held.read_text()) for held in sorted(folder.glob("held-*.json"))]
+
+
+def postmaster_of(cluster: Path) -> int:
+    return int((cluster / "data" / "postmaster.pid").read_text().split()[0])
 
 
 def gone(pid: object) -> bool:
@@ -74,6 +99,10 @@ def gone(pid: object) -> bool:
         return psutil.Process(int(str(pid))).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def missing(path: Path) -> bool:
+    return not path.exists()
 
 
 def watchers_of(pid: int) -> list[psutil.Process]:
@@ -93,12 +122,104 @@ class TestAKilledSession:
     def test_nothing_it_started_runs_on(self, tmp_path: Path, signal_number: int) -> None:
         session, held = start_session(tmp_path, block=True)
         cluster = Path(str(held["cluster"]))
-        postmaster = int((cluster / "data" / "postmaster.pid").read_text().split()[0])
+        postmaster = postmaster_of(cluster)
         session.send_signal(signal_number)
         session.wait(timeout=TIMEOUT_S)
         wait_until("the test's child to end", lambda: gone(held["child"]), TIMEOUT_S)
         wait_until("the cluster's server to stop", lambda: gone(postmaster), TIMEOUT_S)
         wait_until("the cluster's folder to go", lambda: not cluster.exists(), TIMEOUT_S)
+
+
+class TestAKilledParallelSession:
+    """Killed with its whole process group (controller and workers at once, as a tool stops a
+    job), each worker's cluster and child go too.
+
+    The workers' watchers are below the controller: its watcher, at the controller's death,
+    used to kill them with the workers before they had stopped their clusters (session 38).
+    """
+
+    def test_nothing_any_worker_started_runs_on(self, tmp_path: Path) -> None:
+        # A temporary folder of its own: no other run's watcher reaps its registries
+        # (reap_stale) should its own watchers fail. Not under tmp_path, which the server's
+        # user may not enter (pg_cluster.py); short, for the server's socket path.
+        temp = Path(tempfile.mkdtemp(prefix="pp-t-"))
+        temp.chmod(0o755)
+        try:
+            session, _ = start_session(tmp_path, block=True, workers=2, temp=temp)
+            held = held_by(tmp_path)
+            clusters = [Path(str(h["cluster"])) for h in held]
+            assert all(cluster.parent == temp for cluster in clusters)
+            postmasters = [postmaster_of(cluster) for cluster in clusters]
+            os.killpg(session.pid, signal.SIGKILL)
+            session.wait(timeout=TIMEOUT_S)
+            for pid in [*postmasters, *(h["child"] for h in held)]:
+                wait_until(f"process {pid} to end", functools.partial(gone, pid), TIMEOUT_S)
+            for cluster in clusters:
+                wait_until(f"{cluster} to go", functools.partial(missing, cluster), TIMEOUT_S)
+            wait_until("every registry to go", lambda: not list(temp.glob("pp-reaper-*")),
+                       TIMEOUT_S)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+class TestAStaleRegistry:
+    """A registry whose owner ended and whose watcher is gone without reaping it is reaped by
+    the next watcher's :func:`~tests.reaper.reap_stale`; any other is left alone."""
+
+    @staticmethod
+    def ended_token() -> str:
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        started = reaper._start_of(ended.pid)
+        ended.wait(30)
+        return f"{ended.pid}-{started}-{reaper._pid_namespace()}"
+
+    @staticmethod
+    def carrying(token: str) -> subprocess.Popen[bytes]:
+        """A real process a test of that session started (its token in its environment)."""
+        return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                stdin=subprocess.PIPE, env={reaper.TOKEN_ENV: token})
+
+    @staticmethod
+    def registry(folder: Path, token: str, cluster: Path) -> Path:
+        cluster.mkdir()
+        path = folder / f"pp-reaper-{token}.jsonl"
+        # No server binaries: the stop fails as for a server already down; the folder goes.
+        entry = {"cluster": str(cluster), "bin_dir": str(folder / "no-bin"), "user": None}
+        path.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+        return path
+
+    def test_an_ended_owners_is_reaped(self, tmp_path: Path) -> None:
+        token = self.ended_token()
+        registry = self.registry(tmp_path, token, tmp_path / "cluster")
+        left = self.carrying(token)
+        try:
+            reaper.reap_stale(tmp_path, os.getpid())
+            assert left.wait(TIMEOUT_S) == -signal.SIGKILL
+            assert not registry.exists() and not (tmp_path / "cluster").exists()
+        finally:
+            left.kill()
+            left.wait(TIMEOUT_S)
+
+    @pytest.mark.parametrize("case", ["owner runs", "watcher holds it", "other namespace"])
+    def test_any_other_is_left_alone(self, tmp_path: Path, case: str) -> None:
+        token = self.ended_token()
+        if case == "owner runs":
+            me = os.getpid()
+            token = f"{me}-{reaper._start_of(me)}-{reaper._pid_namespace()}"
+        elif case == "other namespace":
+            token = token.rpartition("-")[0] + "-1"
+        registry = self.registry(tmp_path, token, tmp_path / "cluster")
+        left = self.carrying(token)
+        try:
+            with registry.open("rb") as held:
+                if case == "watcher holds it":
+                    fcntl.flock(held, fcntl.LOCK_EX)
+                reaper.reap_stale(tmp_path, os.getpid())
+            assert left.poll() is None
+            assert registry.exists() and (tmp_path / "cluster").exists()
+        finally:
+            left.kill()
+            left.wait(TIMEOUT_S)
 
 
 class TestASessionThatEndsNormally:
