@@ -139,15 +139,19 @@ def _without_refused_cases(
     case of its own): refused whole, its files left where they are, the others go on."""
     cases: dict[str | Path, list[ModelInfo]] = {}
     for model in models:
-        cases.setdefault(model.case_id if model.case_id is not None else model.path,
-                         []).append(model)
+        cases.setdefault(_case_of(model), []).append(model)
     refused = refused_cases(recipe, cases, run)
     kept: list[ModelInfo] = []
     for model in models:
-        problem = refused.get(model.case_id if model.case_id is not None else model.path)
+        problem = refused.get(_case_of(model))
         if problem is None:
             kept.append(model)
         else:
             why = f"{problem.message}; {problem.hint}" if problem.hint else problem.message
             rejected.append(Rejection(model.path, f"{model.path}: {why}"))
     return kept
+
+
+def _case_of(model: ModelInfo) -> str | Path:
+    """The case ``model`` is judged in: its case id, or the file itself without one."""
+    return model.case_id if model.case_id is not None else model.path
