@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from preform_pipeline.errors import SidecarError
+from preform_pipeline.errors import ModelFileError, SidecarError
 from preform_pipeline.executor.feasibility import refused_cases
 from preform_pipeline.executor.runner import run_values
+from preform_pipeline.geometry.bounded import TOO_LARGE_HINT, stat_oversize
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     folder_values,
@@ -83,10 +84,10 @@ def _sidecars(
 ) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
     """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
     then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
-    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
-    rejected with the reason, as the hot folder does, and with it the other models of its
-    case folder (``folders``: each model's, None for a named folder's own files, which stand
-    alone)."""
+    fields (``units`` among them) and case ids. A model whose sidecar cannot be used, or
+    in a case folder one over the readers' size limit, is rejected with the reason, as the
+    hot folder does, and with it the other models of its case folder (``folders``: each
+    model's, None for a named folder's own files, which stand alone)."""
     fields: dict[Path, Mapping[str, str]] = {}
     case_ids: dict[Path, str | None] = {}
     rejected: list[Rejection] = []
@@ -97,6 +98,13 @@ def _sidecars(
 
     for path, case in found.items():
         folder = folders.get(path)
+        too_large = stat_oversize(path) if folder is not None else None
+        if too_large is not None:
+            # The hot folder refuses the case holding it whole, unread (Intake.take), in the
+            # reader's words: taken without it, the rest would go out split over two runs.
+            rejected.append(Rejection(path, str(ModelFileError(path, too_large,
+                                                               hint=TOO_LARGE_HINT))))
+            continue
         try:
             base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
             values = (model_values(path, base, extra_fields=extra_fields)
@@ -131,15 +139,19 @@ def _without_refused_cases(
     case of its own): refused whole, its files left where they are, the others go on."""
     cases: dict[str | Path, list[ModelInfo]] = {}
     for model in models:
-        cases.setdefault(model.case_id if model.case_id is not None else model.path,
-                         []).append(model)
+        cases.setdefault(_case_of(model), []).append(model)
     refused = refused_cases(recipe, cases, run)
     kept: list[ModelInfo] = []
     for model in models:
-        problem = refused.get(model.case_id if model.case_id is not None else model.path)
+        problem = refused.get(_case_of(model))
         if problem is None:
             kept.append(model)
         else:
             why = f"{problem.message}; {problem.hint}" if problem.hint else problem.message
             rejected.append(Rejection(model.path, f"{model.path}: {why}"))
     return kept
+
+
+def _case_of(model: ModelInfo) -> str | Path:
+    """The case ``model`` is judged in: its case id, or the file itself without one."""
+    return model.case_id if model.case_id is not None else model.path

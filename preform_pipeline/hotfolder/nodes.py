@@ -39,7 +39,7 @@ from typing import Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
-from preform_pipeline.geometry.bounded import stat_oversize
+from preform_pipeline.geometry.bounded import oversize
 from preform_pipeline.hotfolder.intake import Drop, Intake, watcher_takes
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
@@ -89,12 +89,12 @@ def drop_hash(drop: Drop) -> str:
 
 def _identity(path: Path) -> str:
     """The file's content hash; for a file the intake refuses unread for its size
-    (:func:`~preform_pipeline.geometry.bounded.stat_oversize`), its size and change time,
-    so that claiming it does not read it whole first (the claim only needs one name for it
-    that every node computes alike)."""
-    if stat_oversize(path) is None:
+    (:func:`~preform_pipeline.geometry.bounded.oversize` of its ``stat`` size), its size and
+    modification time, so that claiming it does not read it whole first (the claim only
+    needs one name for it that every node computes alike)."""
+    info = path.stat()  # one look: gone meanwhile, it raises as hashing it would
+    if oversize(info.st_size) is None:
         return content_hash(path)
-    info = path.stat()
     return f"unread:{info.st_size}:{info.st_mtime_ns}"
 
 

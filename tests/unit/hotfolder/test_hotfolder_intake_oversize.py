@@ -11,16 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry.bounded import DEFAULT_MAX_MODEL_FILE_BYTES, checked_file_size
+from preform_pipeline.geometry.bounded import (
+    DEFAULT_MAX_MODEL_FILE_BYTES,
+    TOO_LARGE_HINT,
+    checked_file_size,
+)
 from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.nodes import drop_hash
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
+from preform_pipeline.settings.run import RunSettings
 from preform_pipeline.store import JobState, SqliteJobStore
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/io").exists(),
@@ -88,6 +96,35 @@ class TestTheIntake:
             checked_file_size(_sparse(tmp_path / "big.stl"))
         assert f"big.stl: {caught.value.reason}" == REASON
         assert f"What to do: {caught.value.hint}, then drop it again" == f"What to do: {TODO}"
+
+
+class TestRunAndPlan:
+    """`run` and `plan` (:func:`take_sources`) refuse the case holding the large file whole,
+    as the hot folder does: taken without it, the rest of the case would print apart."""
+
+    def test_the_case_is_refused_whole(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        big = _sparse(inbox / "C-9" / "big.stl")
+        repo = Path(__file__).parents[3]
+        good = (repo / "sample_models" / "batch" / "part_01.stl").read_bytes()  # doable
+        small = inbox / "C-9" / "small.stl"
+        small.write_bytes(good)
+        other = inbox / "C-1" / "part.stl"
+        other.parent.mkdir()
+        other.write_bytes(good)
+        recipe = load_recipe(repo / "recipes" / "dental-models-form4.yaml")
+        as_they_are = RunSettings(quiet_period_s=0.0, incomplete_timeout_s=0.0)
+        with _reads() as read:
+            taken = take_sources([inbox], recipe, rules=as_they_are,
+                                 started_at=datetime(2026, 12, 6))
+        assert read[0] < READ_BOUND, f"{read[0]} bytes read"
+        assert [m.path for m in taken.models] == [other]  # the other cases go on
+        reason = f"{big}: file is 576.0 MiB, over the 512.0 MiB limit for model files"
+        assert {r.path: r.reason for r in taken.rejected} == {
+            big: f"{reason} ({TOO_LARGE_HINT})",
+            small: f"{small}: its case folder C-9 is rejected whole: {reason} "
+                   f"({TOO_LARGE_HINT})",
+        }
 
 
 class TestTheFarmClaim:
