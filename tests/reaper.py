@@ -143,16 +143,29 @@ def _same(pid: int, started: int) -> psutil.Process | None:
     return None
 
 
+def _runs_its_server(data: Path) -> bool:
+    """Whether the PID in ``data``'s ``postmaster.pid`` is still that cluster's server (its
+    working folder is the data folder, as every server's is). ``pg_ctl stop`` signals that
+    PID unchecked: once the server is dead (killed with its watcher, or before a restart),
+    the number may be any other process's, another live cluster's server among them."""
+    try:
+        pid = int((data / "postmaster.pid").read_text("utf-8").split()[0])
+        return os.path.samefile(psutil.Process(pid).cwd(), data)
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return False
+
+
 def _stop_cluster(entry: dict[str, str | None]) -> None:
     root = Path(str(entry["cluster"]))
     if not root.exists():  # destroyed by its fixture
         return
-    command = [str(Path(str(entry["bin_dir"])) / "pg_ctl"), "-D", str(root / "data"),
-               "-m", "immediate", "-w", "stop"]
-    if entry["user"] is not None:
-        command = ["runuser", "-u", str(entry["user"]), "--", *command]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(command, capture_output=True, timeout=60, check=False)
+    if _runs_its_server(root / "data"):
+        command = [str(Path(str(entry["bin_dir"])) / "pg_ctl"), "-D", str(root / "data"),
+                   "-m", "immediate", "-w", "stop"]
+        if entry["user"] is not None:
+            command = ["runuser", "-u", str(entry["user"]), "--", *command]
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(command, capture_output=True, timeout=60, check=False)
     shutil.rmtree(root, ignore_errors=True)
 
 

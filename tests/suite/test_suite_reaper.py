@@ -200,6 +200,37 @@ class TestAStaleRegistry:
             left.kill()
             left.wait(TIMEOUT_S)
 
+    def test_a_dead_servers_pid_now_anothers_is_not_signalled(self, tmp_path: Path) -> None:
+        """Its server died with its watcher: ``postmaster.pid`` names a PID another process
+        (of the server's user) has now, which ``pg_ctl stop`` would SIGQUIT unchecked."""
+        require_postgres()
+        from tests.pg_cluster import _server_user, find_pg_bin
+
+        user = _server_user()
+        cluster = Path(tempfile.mkdtemp(prefix="pp-pg-"))  # where the server's user can read
+        data = cluster / "data"
+        data.mkdir()
+        (data / "PG_VERSION").write_text("15\n", encoding="ascii")
+        other = subprocess.Popen(["sleep", "600"], user=user)  # a program its user may run
+        try:
+            (data / "postmaster.pid").write_text(
+                f"{other.pid}\n{data}\n0\n5432\n{cluster}\n127.0.0.1\n  0  0\nready   \n",
+                encoding="ascii")
+            if user is not None:
+                for path in (cluster, data, *data.iterdir()):
+                    shutil.chown(path, user)
+            token = self.ended_token()
+            registry = tmp_path / f"pp-reaper-{token}.jsonl"
+            entry = {"cluster": str(cluster), "bin_dir": str(find_pg_bin()), "user": user}
+            registry.write_text(json.dumps(entry) + "\n", encoding="utf-8")
+            reaper.reap_stale(tmp_path, os.getpid())
+            assert not registry.exists() and not cluster.exists()
+            assert other.poll() is None
+        finally:
+            other.kill()
+            other.wait(TIMEOUT_S)
+            shutil.rmtree(cluster, ignore_errors=True)
+
     @pytest.mark.parametrize("case", ["owner runs", "watcher holds it", "other namespace"])
     def test_any_other_is_left_alone(self, tmp_path: Path, case: str) -> None:
         token = self.ended_token()
