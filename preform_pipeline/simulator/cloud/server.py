@@ -30,6 +30,7 @@ Every exchange is logged as one ``dashboard_exchange`` event and kept in memory
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
 import math
 import threading
@@ -213,8 +214,24 @@ class _Handler(JsonRequestHandler):
     # views answers it for, Django REST framework says 405 (with Allow), not http.server's 501.
     do_TRACE = JsonRequestHandler._dispatch
 
+    #: The server's clock (set per server by :func:`_handler_on`).
+    clock: Clock = SYSTEM_CLOCK
+
     def error_payload(self, status: int, text: str) -> bytes:
         return json.dumps({"detail": text}).encode()
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The real Dashboard's ``Date`` is read from the clock that stamps its prints'
+        # ``created_at``; the client measures the skew between the two clocks from it. With
+        # a simulated clock (a test's manual one), http.server's wall time would be a
+        # different clock and read as a skew of years.
+        when = self.clock.now().timestamp() if timestamp is None else timestamp
+        return email.utils.formatdate(when, usegmt=True)
+
+
+def _handler_on(clock: Clock) -> type[_Handler]:
+    """The request handler of a server whose answers describe ``clock``'s moments."""
+    return type("_Handler", (_Handler,), {"clock": clock})
 
 
 class DashboardServer(ThreadedHTTPApp):
@@ -259,7 +276,7 @@ class DashboardServer(ThreadedHTTPApp):
         super().__init__(
             host=host,
             port=port,
-            handler=_Handler,
+            handler=_handler_on(clock),
             poll_interval=poll_interval,
             head_timeout=head_timeout,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,22 @@ def web_client(server: DashboardServer, **options: Any) -> WebApiClient:
     options.setdefault("credentials", CREDENTIALS)
     creds = options.pop("credentials")
     return WebApiClient(creds, base_url=server.url, clock=own, sleep=own.sleep, **options)
+
+
+class TestTheDateHeader:
+    """Every answer's ``Date`` is read from the clock its prints are stamped by, as the real
+    Dashboard's is: the client measures the two clocks' difference from it."""
+
+    def test_the_date_is_the_simulated_clocks(
+        self, http: httpx.Client, clock: ManualClock
+    ) -> None:
+        clock.advance(3 * 86400.0 + 0.25)
+
+        answers = [http.post(f"{API}/o/token/", data=TOKEN_FORM),
+                   http.get(f"{API}/widgets/")]
+
+        expected = clock.now().replace(microsecond=0)
+        assert [parsedate_to_datetime(a.headers["Date"]) for a in answers] == [expected] * 2
 
 
 class TestRouting:
