@@ -451,7 +451,8 @@ class HotFolderDaemon:
                 self._take_back_held()
                 now = self.clock.monotonic()
                 if now >= next_rescan:
-                    self._enqueue_jobs(self.recovery.maintenance())
+                    # (A gone node's case cut short, adopted here, waits for its rest too.)
+                    self._enqueue_jobs(self._defer_cut_cases(self.recovery.maintenance()))
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
                     pruning = now >= self._next_prune
@@ -874,8 +875,11 @@ class HotFolderDaemon:
         elif drop.recipe not in self.recipes:
             drop = replace(drop, rejection=f"recipe {drop.recipe!r} is not loaded")
         try:
-            if self.node is not None and not self.node.claim_drop(drop):
-                return  # another node's claim came first: that node takes it
+            if self.node is not None:
+                claim = self.node.claim_drop(drop)
+                if claim is None:
+                    return  # another node's claim came first: that node takes it
+                drop = replace(drop, claim=claim)
             # No settle lock: taking settles only the jobs it creates itself, and files in
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
@@ -940,16 +944,21 @@ class HotFolderDaemon:
     def _defer_cut_cases(self, jobs: Iterable[Job]) -> list[Job]:
         """``jobs`` but those of a case whose take a crash cut short: they wait in processing/
         until the rest of their case folder is taken, and go on with it as one batch item
-        (:meth:`_take`), so the case is never split between batches."""
+        (:meth:`_take`), so the case is never split between batches. On a farm, also those a
+        gone node cut short and this node adopted (maintenance): their claims are this node's
+        now, so the rest of the folder is too (``NodeRole.claim_drop``)."""
         rest: list[Job] = []
+        deferred: set[Path] = set()
         for job in jobs:
             root = self.intake.case_left_in_inbox(job)
             if root is None:
                 rest.append(job)
             else:
                 self._cut_cases.setdefault(root, []).append(job)
-        for root, waiting in self._cut_cases.items():
-            log.info("case_take_resumes", root=str(root), jobs=[j.job_key for j in waiting])
+                deferred.add(root)
+        for root in sorted(deferred):
+            log.info("case_take_resumes", root=str(root),
+                     jobs=[j.job_key for j in self._cut_cases[root]])
         return rest
 
     def _release_cut_cases(self) -> None:

@@ -188,6 +188,13 @@ class JobPlace:
     #: until the file is there, then True. None: not recorded (a move into processing/, or
     #: a record older than the flag).
     moved: bool | None = None
+    #: The content hash the drop's inbox claim was made under (a farm node's: ``drop_hash``
+    #: in hotfolder/nodes.py; for a case, one hash over its files then), so the job's own
+    #: claim on its case folder is that one, not any claim on the same path: a later case of
+    #: the same name, or another node's claim on the rest of this one, is another's (read in
+    #: SQL, ``_OWN_CLAIM`` in store/leases.py). None: a single daemon's, or taken before it
+    #: was recorded.
+    claim: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         case = self.case
@@ -202,6 +209,7 @@ class JobPlace:
             "case": {"rel": case.rel, "device": case.device, "inode": case.inode}
             if case is not None else None,
             "moved": self.moved,
+            "claim": self.claim,
         }
 
 
@@ -211,6 +219,7 @@ def place_of(job: Job) -> JobPlace | None:
         return None
     previous = raw.get("previous")
     moved = raw.get("moved")
+    claim = raw.get("claim")
     return JobPlace(
         inbox=Path(str(raw["inbox"])),
         rel=str(raw["rel"]),
@@ -223,6 +232,7 @@ def place_of(job: Job) -> JobPlace | None:
         duplicate_of=raw.get("duplicate_of"),
         case=_case_folder(raw.get("case")),
         moved=moved if isinstance(moved, bool) else None,
+        claim=claim if isinstance(claim, str) else None,
     )
 
 
@@ -282,6 +292,8 @@ class Drop:
     #: Why the whole drop cannot be taken (no recipe for this place), or None.
     rejection: str | None = None
     rejection_hint: str = ""
+    #: The content hash a farm node claimed the drop under (:attr:`JobPlace.claim`).
+    claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -399,6 +411,7 @@ class Intake:
                 Attachment(self._rel(drop, a), str(a)) for a in attachments
             ),
             case=case,
+            claim=drop.claim,
         )
         return self.store.create_job(
             recipe=recipe,
@@ -845,7 +858,7 @@ class Intake:
             place = JobPlace(
                 drop.inbox.path, self._rel(drop, path),
                 attachments=tuple(Attachment(self._rel(drop, a), str(a)) for a in attachments),
-                case=case,
+                case=case, claim=drop.claim,
             )
             job = self.store.create_job(
                 recipe=recipe, source_path=path,
