@@ -26,13 +26,19 @@ from preform_pipeline.hotfolder.files import move_file
 from preform_pipeline.hotfolder.intake import Intake
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
+from preform_pipeline.hotfolder.testing import (
+    running_daemon,
+    tetra_stl_bytes,
+    wait_for,
+    write_recipe,
+)
 from preform_pipeline.settings.hotfolder import HotFolderSettings, InboxSettings
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.fenced import NodeJobStore
 from tests.pg_cluster import PG_PASSWORD
 
 FILES = ("a.stl", "b.stl", "c.stl")
+WAIT_S = 30.0
 
 
 def _killed_after_moving(name: str) -> Callable[[Path, Path], None]:
@@ -124,6 +130,32 @@ class TestTheRestOfACaseCutShort:
         assert names(inbox.path) == sorted(
             f"done/C-11/{n}{s}" for n in FILES for s in ("", ".report.json"))
         assert {node for _, _, node in a.store.inbox_claims()} == {"pc-a"}
+
+    def test_a_running_node_that_adopts_them_later_prints_the_whole_case_as_one_build(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path
+    ) -> None:
+        recipe = write_recipe(tmp_path)
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+        case = _case(inbox)
+        b = _node(url, stores, "pc-b", inbox.path)
+        first = _cut_after_first(b, inbox, case)
+        a = NodeRole(_node(url, stores, "pc-a", inbox.path))
+        daemon = make_daemon(tmp_path, a.store, Script(fleet_dir=tmp_path / "fleet"), recipe,
+                             node=a, hot={"rescan_interval_s": 0.2})
+        with capture_logs() as logs, running_daemon(daemon):
+            # pc-b alive at pc-a's start: its scans leave the rest to pc-b ...
+            wait_for(lambda: any(e.get("case_taken_by") == ["pc-b"] for e in logs),
+                     WAIT_S, what="the rest left to pc-b")
+            # ... until pc-b is silent for a lease: a maintenance pass adopts a.stl.
+            _admin(url, "UPDATE nodes SET heartbeat_at = now() - interval '1 hour' "
+                        "WHERE id = 'pc-b'")
+            wait_for(lambda: len(a.store.list_jobs(state=JobState.PRINT_SENT)) == len(FILES),
+                     WAIT_S, what="the case printed")
+
+        jobs = a.store.list_jobs()
+        assert {j.build_id for j in jobs} == {a.store.get_job(first.id).build_id}
+        assert names(inbox.path) == sorted(
+            f"done/C-11/{n}{s}" for n in FILES for s in ("", ".report.json"))
 
     def test_a_case_taken_whole_and_batched_does_not_hold_its_name(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
