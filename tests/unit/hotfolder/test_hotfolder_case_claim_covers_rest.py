@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -85,6 +86,39 @@ def _cut_after_first(b: NodeJobStore, inbox: InboxSettings, case: Path) -> Job:
     return first
 
 
+def _silent(url: str, node: str) -> None:
+    """``node`` is killed for good: silent since long before a lease."""
+    _admin(url, f"UPDATE nodes SET heartbeat_at = now() - interval '1 hour' WHERE id = '{node}'")
+
+
+def _cut_case(url: str, stores: list[NodeJobStore], tmp_path: Path
+              ) -> tuple[Path, InboxSettings, NodeJobStore, Job]:
+    """A recipe, an inbox of it, node ``pc-b``, and its job of a.stl: the case cut after it."""
+    recipe = write_recipe(tmp_path)
+    inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+    case = _case(inbox)
+    b = _node(url, stores, "pc-b", inbox.path)
+    return recipe, inbox, b, _cut_after_first(b, inbox, case)
+
+
+def _taken_whole(url: str, stores: list[NodeJobStore], inbox: InboxSettings
+                 ) -> tuple[NodeRole, tuple[Job, ...]]:
+    """Node ``pc-b``, which claimed case C-11 and took it whole (not batched yet)."""
+    drop = _drop(inbox, _case(inbox))
+    role = NodeRole(_node(url, stores, "pc-b", inbox.path))
+    claim = role.claim_drop(drop)
+    return role, Intake(role.store, [inbox]).take(replace(drop, claim=claim)).taken
+
+
+def _printed_as_one_build(store: NodeJobStore, inbox: InboxSettings, first: Job) -> None:
+    jobs = store.list_jobs()
+    assert sorted(j.original_name for j in jobs) == list(FILES)
+    assert {j.build_id for j in jobs} == {store.get_job(first.id).build_id}
+    assert {j.state for j in jobs} == {JobState.PRINT_SENT}
+    assert names(inbox.path) == sorted(
+        f"done/C-11/{n}{s}" for n in FILES for s in ("", ".report.json"))
+
+
 class TestTheRestOfACaseCutShort:
     """The rest goes with the case's first files: to their taker while it lives, to the node
     that adopts them once it is gone; never to another node as a case of its own."""
@@ -92,10 +126,8 @@ class TestTheRestOfACaseCutShort:
     def test_a_live_taker_keeps_the_rest_and_takes_it_on(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
     ) -> None:
-        inbox = InboxSettings(path=tmp_path / "inbox")
-        case = _case(inbox)
-        b = _node(url, stores, "pc-b", inbox.path)
-        _cut_after_first(b, inbox, case)  # (or merely slow: alive all the same)
+        _, inbox, b, _ = _cut_case(url, stores, tmp_path)  # (or merely slow: alive all the same)
+        case = inbox.path / "C-11"
         a = _node(url, stores, "pc-a", inbox.path)
 
         with capture_logs() as logs:
@@ -107,38 +139,23 @@ class TestTheRestOfACaseCutShort:
     def test_a_node_that_adopts_a_gone_takers_files_prints_the_whole_case_as_one_build(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
     ) -> None:
-        recipe = write_recipe(tmp_path)
-        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
-        case = _case(inbox)
-        b = _node(url, stores, "pc-b", inbox.path)
-        first = _cut_after_first(b, inbox, case)
-        # pc-b never comes back: silent since long before a lease.
-        _admin(url, "UPDATE nodes SET heartbeat_at = now() - interval '1 hour' "
-                    "WHERE id = 'pc-b'")
+        recipe, inbox, _, first = _cut_case(url, stores, tmp_path)
+        _silent(url, "pc-b")  # it never comes back
         a = NodeRole(_node(url, stores, "pc-a", inbox.path))
         # Its scan before any adoption leaves the rest for the node that adopts a.stl.
-        assert a.claim_drop(_drop(inbox, case)) is None
+        assert a.claim_drop(_drop(inbox, inbox.path / "C-11")) is None
 
         daemon = make_daemon(tmp_path, a.store, Script(fleet_dir=tmp_path / "fleet"), recipe,
                              node=a)
         run_daemon_once(daemon)  # adopts a.stl at its start, then takes the rest
 
-        jobs = a.store.list_jobs()
-        assert sorted(j.original_name for j in jobs) == list(FILES)
-        assert {j.build_id for j in jobs} == {a.store.get_job(first.id).build_id}
-        assert {j.state for j in jobs} == {JobState.PRINT_SENT}
-        assert names(inbox.path) == sorted(
-            f"done/C-11/{n}{s}" for n in FILES for s in ("", ".report.json"))
+        _printed_as_one_build(a.store, inbox, first)
         assert {node for _, _, node in a.store.inbox_claims()} == {"pc-a"}
 
     def test_a_running_node_that_adopts_them_later_prints_the_whole_case_as_one_build(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
     ) -> None:
-        recipe = write_recipe(tmp_path)
-        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
-        case = _case(inbox)
-        b = _node(url, stores, "pc-b", inbox.path)
-        first = _cut_after_first(b, inbox, case)
+        recipe, inbox, _, first = _cut_case(url, stores, tmp_path)
         a = NodeRole(_node(url, stores, "pc-a", inbox.path))
         daemon = make_daemon(tmp_path, a.store, Script(fleet_dir=tmp_path / "fleet"), recipe,
                              node=a, hot={"rescan_interval_s": 0.2})
@@ -147,27 +164,19 @@ class TestTheRestOfACaseCutShort:
             wait_for(lambda: any(e.get("case_taken_by") == ["pc-b"] for e in logs),
                      WAIT_S, what="the rest left to pc-b")
             # ... until pc-b is silent for a lease: a maintenance pass adopts a.stl.
-            _admin(url, "UPDATE nodes SET heartbeat_at = now() - interval '1 hour' "
-                        "WHERE id = 'pc-b'")
+            _silent(url, "pc-b")
             wait_for(lambda: len(a.store.list_jobs(state=JobState.PRINT_SENT)) == len(FILES),
                      WAIT_S, what="the case printed")
 
-        jobs = a.store.list_jobs()
-        assert {j.build_id for j in jobs} == {a.store.get_job(first.id).build_id}
-        assert names(inbox.path) == sorted(
-            f"done/C-11/{n}{s}" for n in FILES for s in ("", ".report.json"))
+        _printed_as_one_build(a.store, inbox, first)
 
     def test_a_case_taken_whole_and_batched_does_not_hold_its_name(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
     ) -> None:
         inbox = InboxSettings(path=tmp_path / "inbox")
-        case = _case(inbox)
-        b = _node(url, stores, "pc-b", inbox.path)
-        drop = _drop(inbox, case)
-        claim = NodeRole(b).claim_drop(drop)
-        taken = Intake(b, [inbox]).take(Drop(inbox, case, "hot", True, models=drop.models,
-                                             claim=claim)).taken
-        b.create_build(recipe="hot", job_ids=[j.id for j in taken])
+        b, taken = _taken_whole(url, stores, inbox)
+        b.store.create_build(recipe="hot", job_ids=[j.id for j in taken])
+        case = inbox.path / "C-11"
         assert not case.exists()
 
         # The same name again, whatever its inode: the old case's files are batched.
@@ -188,13 +197,8 @@ class TestALaterCaseOfTheSameName:
         inbox = InboxSettings(path=tmp_path / "inbox")
         for kind in ("processing", "done", "failed"):
             inbox.folder(kind).mkdir(parents=True)
-        case = _case(inbox)
-        b = _node(url, stores, "pc-b", inbox.path)
-        drop = _drop(inbox, case)
-        role = NodeRole(b)
-        claim = role.claim_drop(drop)
-        taken = Intake(b, [inbox]).take(Drop(inbox, case, "hot", True, models=drop.models,
-                                             claim=claim)).taken
+        role, taken = _taken_whole(url, stores, inbox)
+        b = role.store
         # Its build failed, and its node was killed before it moved the files (the sweep's
         # work), long enough ago that no holder may still be settling them.
         build = b.create_build(recipe="hot", job_ids=[j.id for j in taken])
@@ -202,7 +206,8 @@ class TestALaterCaseOfTheSameName:
         _admin(url, "UPDATE builds SET updated_at = now() - interval '1 hour'")
         # Meanwhile a new C-11, taken by pc-a (alive).
         a = _node(url, stores, "pc-a", inbox.path)
-        assert a.claim_inbox_file("pc-a", case, "sha256:a-later-case-of-that-name")
+        assert a.claim_inbox_file("pc-a", inbox.path / "C-11",
+                                  "sha256:a-later-case-of-that-name")
 
         hot = HotFolderSettings(inboxes=(inbox,))
         intake = Intake(b, hot.inboxes)
