@@ -73,22 +73,36 @@ class TestAMoveIntoProcessingThatFails:
         assert [Path(e["path"]).name for e in logs if e["event"] == "take_move_failed"] == [
             "b.stl"]
 
-    def test_after_its_tries_the_case_goes_to_failed_whole_with_a_note(
-        self, store: SqliteJobStore, recipe: Path, tmp_path: Path
+    @pytest.mark.parametrize("case", [True, False], ids=["case", "file"])
+    def test_after_its_tries_the_drop_goes_to_failed_whole_with_a_note(
+        self, store: SqliteJobStore, recipe: Path, tmp_path: Path, case: bool
     ) -> None:
         daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe,
                              move=_Refusing("b.stl", 1_000))
         daemon.take_move_tries = 2
+        files = FILES if case else ("b.stl",)
         with capture_logs() as logs, running_daemon(daemon):
-            inbox = _dropped(tmp_path, True)
-            wait_for(lambda: len(store.list_jobs(state=JobState.FAILED)) == len(FILES)
-                     and not (inbox / "C-11").exists(), WAIT_S, what="the case failed")
+            inbox = _dropped(tmp_path, case)
+            wait_for(lambda: len(store.list_jobs(state=JobState.FAILED)) == len(files)
+                     and not any(inbox.glob("*.stl")) and not (inbox / "C-11").exists(),
+                     WAIT_S, what="the drop failed")
 
-        assert names(inbox) == sorted(f"failed/C-11/{n}{s}" for n in FILES
-                                      for s in ("", ".error.txt"))
-        assert [j.build_id for j in store.list_jobs()] == [None] * len(FILES)
-        note = (inbox / "failed" / "C-11" / "b.stl.error.txt").read_text(encoding="utf-8")
-        assert "b.stl could not be moved into processing/ ([Errno 13] Permission denied" in note
-        assert "then move the case folder from failed/ back into the inbox" in note
+        failed = inbox / "failed" / ("C-11" if case else "")
+        assert names(inbox) == sorted((failed / f"{n}{s}").relative_to(inbox).as_posix()
+                                      for n in files for s in ("", ".error.txt"))
+        jobs = store.list_jobs()
+        assert [(j.build_id, j.recipe) for j in jobs] == [(None, "hot")] * len(files)
+        (b,) = [j for j in jobs if j.original_name == "b.stl"]
+        note = (failed / "b.stl.error.txt").read_text(encoding="utf-8").splitlines()
+        assert note[:3] == [
+            "What failed: b.stl could not be moved into processing/ ([Errno 13] Permission "
+            f"denied: '{inbox / 'processing' / b.job_key}'); tried on 2 looks",
+            "Where: taking the file from the inbox",
+            f"File: {inbox / 'C-11' / 'b.stl' if case else inbox / 'b.stl'}"]
+        assert f"Job: {b.job_key} (see: {daemon.intake.jobs} show {b.job_key})" in note
+        assert any(line.endswith(f"then move the {'case folder' if case else 'file'} from "
+                                 "failed/ back into the inbox") for line in note)
+        assert not (inbox / "processing" / b.job_key).exists()
         (given,) = [e for e in logs if e["event"] == "take_given_up"]
         assert (Path(given["path"]).name, given["tries"]) == ("b.stl", 2)
+        assert [e["rejected"] for e in logs if e["event"] == "drop_given_up"] == [len(files)]
