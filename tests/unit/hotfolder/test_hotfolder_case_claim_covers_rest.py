@@ -132,8 +132,9 @@ class TestTheRestOfACaseCutShort:
 
         with capture_logs() as logs:
             assert NodeRole(a).claim_drop(_drop(inbox, case)) is None
-        assert [e["case_taken_by"] for e in logs if e["event"] == "inbox_file_claim"] == [
-            ["pc-b"]]
+        assert [(e["case_taken_by"], e["why"]) for e in logs
+                if e["event"] == "inbox_file_claim"] == [
+            (["pc-b"], "the rest of a case whose first files wait under that node's claim")]
         assert NodeRole(b).claim_drop(_drop(inbox, case)) is not None  # its own rest
 
     def test_a_node_that_adopts_a_gone_takers_files_prints_the_whole_case_as_one_build(
@@ -143,7 +144,10 @@ class TestTheRestOfACaseCutShort:
         _silent(url, "pc-b")  # it never comes back
         a = NodeRole(_node(url, stores, "pc-a", inbox.path))
         # Its scan before any adoption leaves the rest for the node that adopts a.stl.
-        assert a.claim_drop(_drop(inbox, inbox.path / "C-11")) is None
+        with capture_logs() as logs:
+            assert a.claim_drop(_drop(inbox, inbox.path / "C-11")) is None
+        assert [e["why"].endswith("a gone node's claim, for the node that adopts them")
+                for e in logs if e["event"] == "inbox_file_claim"] == [True]
 
         daemon = make_daemon(tmp_path, a.store, Script(fleet_dir=tmp_path / "fleet"), recipe,
                              node=a)
