@@ -184,6 +184,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_notes_dropped_back.py",
         # s37: a case's take cut before a rename, met by another farm node (PostgreSQL)
         "tests/unit/hotfolder/test_hotfolder_cut_before_rename.py",
+        # s38: a move into processing/ that fails: tried again, then failed/ whole
+        "tests/unit/hotfolder/test_hotfolder_take_move_refused.py",
+        # s38: the claim a case was taken under, recorded (a real PostgreSQL farm)
+        "tests/unit/hotfolder/test_hotfolder_case_claim_covers_rest.py",
     ),
     # Process identities (s31): their own tests, the store's printer claims that judge holders
     # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the
@@ -408,7 +412,11 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                          # s21-farm3: adopt_jobs/may_settle by own claims
                                          "tests/unit/store/test_store_leases_claims_of_builds.py",
                                          # s30: printer claims by the database's clock
-                                         "tests/unit/store/test_store_printer_claims.py"),
+                                         "tests/unit/store/test_store_printer_claims.py",
+                                         # s38: a case's claim covers its rest; own claims
+                                         # by the hash a case was claimed under
+                                         "tests/unit/hotfolder/"
+                                         "test_hotfolder_case_claim_covers_rest.py"),
     "preform_pipeline/store/fenced.py": ("tests/unit/store/test_store_fenced.py",
                                          "tests/unit/store/test_store_fenced_rules.py",
                                          "tests/unit/store/test_store_fenced_races.py",

@@ -80,6 +80,7 @@ from preform_pipeline.hotfolder.files import (
     SetAside,
     empty_tree_shape,
     jobs_command,
+    move_file,
     overlong_name,
     prune_empty_tree,
     set_aside_unstorable,
@@ -89,6 +90,8 @@ from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
     Drop,
     Intake,
+    TakeResult,
+    place_of,
 )
 from preform_pipeline.hotfolder.localcopy import LOCAL_COPIES_DIR_NAME, LocalCopies
 from preform_pipeline.hotfolder.nodes import NodeRole
@@ -133,6 +136,7 @@ __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
     "DEFAULT_RECENT_SETTLED",
     "DEFAULT_START_RETRY_S",
+    "DEFAULT_TAKE_MOVE_TRIES",
     "ExecutorFactory",
     "HotFolderDaemon",
     "NOTICE_RETENTION_S",
@@ -148,6 +152,12 @@ log = get_logger(__name__)
 DEFAULT_CHECK_INTERVAL_S: Final = 0.25
 #: The loop wakes at least this often (stop requests, clock changes).
 _MAX_WAIT_S: Final = 1.0
+#: A drop whose take failed is looked at again after this long (then its quiet period).
+_LOOK_AGAIN_S: Final = DEFAULT_CHECK_INTERVAL_S * 4
+#: Looks at a drop whose move into processing/ fails (``OSError``: a full disk, a folder
+#: turned read-only, a share that refuses) before it goes to failed/ whole with a note: with
+#: the default quiet period, about a minute of trying, enough for a share's passing refusal.
+DEFAULT_TAKE_MOVE_TRIES: Final = 10
 #: During a long pass of taking files, due batches are released this often.
 _RELEASE_CHECK_S: Final = 0.5
 #: How often a running daemon prunes its output folders (``hotfolders.retention_days``).
@@ -222,7 +232,8 @@ class HotFolderDaemon:
     ``web_client``: the prints feed the daemon verifies its own prints by (the Web API client,
     or a simulated fleet folder's :class:`~preform_pipeline.printing.FleetFolderFeed`).
     ``known_printers``: the names a sidecar's ``printer:`` may use (None: not checked before
-    the print is sent).
+    the print is sent). ``move``: how a job's file moves (the intake's seam, where a test
+    makes the file system refuse a move).
     """
 
     def __init__(
@@ -244,6 +255,7 @@ class HotFolderDaemon:
         notifier: Notifier | None = None,
         known_printers: KnownPrinters | None = None,
         node: NodeRole | None = None,
+        move: Callable[[Path, Path], None] = move_file,
     ) -> None:
         self.settings = settings
         #: One node of several on a shared store (:mod:`.nodes`); None: the only daemon.
@@ -302,6 +314,7 @@ class HotFolderDaemon:
             on_failed=self.followup.case_failed,
             failed_fields=self.followup.owed_fields,
             jobs=jobs_command(settings),
+            move=move,
         )
         self.batcher = Batcher(self.hot.batching, clock)
         self._trackers = {
@@ -320,6 +333,9 @@ class HotFolderDaemon:
         self._units: dict[Path, _Unit] = {}
         #: Jobs of cases whose take a crash cut short, by case folder (:meth:`recover`).
         self._cut_cases: dict[Path, list[Job]] = {}
+        #: Looks whose move into processing/ failed, by drop, and how many a drop gets.
+        self._move_failures: dict[Path, int] = {}
+        self.take_move_tries = DEFAULT_TAKE_MOVE_TRIES
         self._next_prune = 0.0
         self._next_notice_expiry = 0.0
         self._wake = threading.Event()
@@ -451,7 +467,8 @@ class HotFolderDaemon:
                 self._take_back_held()
                 now = self.clock.monotonic()
                 if now >= next_rescan:
-                    self._enqueue_jobs(self.recovery.maintenance())
+                    # (A gone node's case cut short, adopted here, waits for its rest too.)
+                    self._enqueue_jobs(self._defer_cut_cases(self.recovery.maintenance()))
                     self._rescan()
                     next_rescan = now + self.hot.rescan_interval_s
                     pruning = now >= self._next_prune
@@ -874,22 +891,26 @@ class HotFolderDaemon:
         elif drop.recipe not in self.recipes:
             drop = replace(drop, rejection=f"recipe {drop.recipe!r} is not loaded")
         try:
-            if self.node is not None and not self.node.claim_drop(drop):
-                return  # another node's claim came first: that node takes it
+            if self.node is not None:
+                claim = self.node.claim_drop(drop)
+                if claim is None:
+                    return  # another node's claim came first: that node takes it
+                drop = replace(drop, claim=claim)
             # No settle lock: taking settles only the jobs it creates itself, and files in
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
             result = self.intake.take(drop)
-            # The case's files a crash cut its first take short after (:meth:`recover`).
-            cut = self._cut_cases.pop(drop.root, []) if drop.is_case else []
+            # The drop's files an earlier take left in processing/: a crash cut a case's
+            # take short (:meth:`recover`), or a move failed (:meth:`_take_cut_short`).
+            cut = self._cut_cases.pop(drop.root, [])
+            if result.cut_short is not None:
+                self._take_cut_short(drop, [*cut, *result.taken], result)
+                return
         except (StoreError, OSError) as exc:
             log.error("take_failed", root=str(drop.root), error=str(exc))
-            self._units.setdefault(
-                drop.root,
-                _Unit(drop.inbox, drop.root, drop.recipe, self.clock.monotonic(),
-                      next_check=self.clock.monotonic() + DEFAULT_CHECK_INTERVAL_S * 4),
-            )
+            self._look_again(drop)
             return
+        self._move_failures.pop(drop.root, None)
         jobs = (*cut, *result.taken)
         if jobs:
             first = jobs[0]
@@ -907,6 +928,49 @@ class HotFolderDaemon:
             log.info("drop_taken", root=str(drop.root), jobs=len(result.taken),
                      rejected=len(result.rejected), recipe=result.taken[0].recipe,
                      case_id=result.case_id, priority=result.priority, resumed=len(cut))
+
+    def _look_again(self, drop: Drop) -> None:
+        """``drop`` is looked at again a little later (its quiet period again too)."""
+        self._units.setdefault(
+            drop.root,
+            _Unit(drop.inbox, drop.root, drop.recipe, self.clock.monotonic(),
+                  next_check=self.clock.monotonic() + _LOOK_AGAIN_S),
+        )
+
+    def _take_cut_short(self, drop: Drop, taken: list[Job], result: TakeResult) -> None:
+        """A take stopped by a file's move into processing/ failing (``result.cut_short``):
+        the files ``taken`` before it wait in processing/ with its job, in no batch, and the
+        move is tried again on a later look (the drop's rest is taken then, and all go on
+        as one batch item: a case is never split). After :attr:`take_move_tries` looks the
+        drop goes to failed/ whole, with a note saying what failed and what helps."""
+        cut = result.cut_short
+        assert cut is not None
+        waiting = list({j.id: j for j in (*taken, cut)}.values())
+        tries = self._move_failures.get(drop.root, 0) + 1
+        path = place_of(cut)
+        source = str(path.previous) if path is not None and path.previous else str(drop.root)
+        if tries < self.take_move_tries:
+            self._move_failures[drop.root] = tries
+            self._cut_cases[drop.root] = waiting
+            log.info("take_postponed", root=str(drop.root), path=source,
+                        error=result.error, tries=tries, of=self.take_move_tries,
+                        jobs=[j.job_key for j in waiting],
+                        hint="looked at again shortly; its files wait in processing/ and "
+                        "in the inbox until the move succeeds")
+            self._look_again(drop)
+            return
+        self._move_failures.pop(drop.root, None)
+        what = "case folder" if drop.is_case else "file"
+        reason = (f"{Path(source).name} could not be moved into processing/ ({result.error}); "
+                  f"tried on {tries} looks")
+        todo = (f"let the account the hot folder runs as write to the inbox and its "
+                f"processing/ folder, and free space on that disk if it is full; then move "
+                f"the {what} from failed/ back into the inbox")
+        log.error("take_given_up", root=str(drop.root), path=source, error=result.error,
+                  tries=tries, jobs=[j.job_key for j in waiting], hint=todo)
+        self.notice(f"{drop.root} goes to failed/: {reason}")
+        given = self.intake.give_up_take(drop, waiting, reason, todo)
+        log.info("drop_given_up", root=str(drop.root), rejected=len(given.rejected))
 
     def _submit(self, batch: Batch) -> None:
         with self._outstanding_lock:
@@ -940,16 +1004,21 @@ class HotFolderDaemon:
     def _defer_cut_cases(self, jobs: Iterable[Job]) -> list[Job]:
         """``jobs`` but those of a case whose take a crash cut short: they wait in processing/
         until the rest of their case folder is taken, and go on with it as one batch item
-        (:meth:`_take`), so the case is never split between batches."""
+        (:meth:`_take`), so the case is never split between batches. On a farm, also those a
+        gone node cut short and this node adopted (maintenance): their claims are this node's
+        now, so the rest of the folder is too (``NodeRole.claim_drop``)."""
         rest: list[Job] = []
+        deferred: set[Path] = set()
         for job in jobs:
             root = self.intake.case_left_in_inbox(job)
             if root is None:
                 rest.append(job)
             else:
                 self._cut_cases.setdefault(root, []).append(job)
-        for root, waiting in self._cut_cases.items():
-            log.info("case_take_resumes", root=str(root), jobs=[j.job_key for j in waiting])
+                deferred.add(root)
+        for root in sorted(deferred):
+            log.info("case_take_resumes", root=str(root),
+                     jobs=[j.job_key for j in self._cut_cases[root]])
         return rest
 
     def _release_cut_cases(self) -> None:

@@ -188,6 +188,13 @@ class JobPlace:
     #: until the file is there, then True. None: not recorded (a move into processing/, or
     #: a record older than the flag).
     moved: bool | None = None
+    #: The content hash the drop's inbox claim was made under (a farm node's: ``drop_hash``
+    #: in hotfolder/nodes.py; for a case, one hash over its files then), so the job's own
+    #: claim on its case folder is that one, not any claim on the same path: a later case of
+    #: the same name, or another node's claim on the rest of this one, is another's (read in
+    #: SQL, ``_OWN_CLAIM`` in store/leases.py). None: a single daemon's, or taken before it
+    #: was recorded.
+    claim: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         case = self.case
@@ -202,6 +209,7 @@ class JobPlace:
             "case": {"rel": case.rel, "device": case.device, "inode": case.inode}
             if case is not None else None,
             "moved": self.moved,
+            "claim": self.claim,
         }
 
 
@@ -211,6 +219,7 @@ def place_of(job: Job) -> JobPlace | None:
         return None
     previous = raw.get("previous")
     moved = raw.get("moved")
+    claim = raw.get("claim")
     return JobPlace(
         inbox=Path(str(raw["inbox"])),
         rel=str(raw["rel"]),
@@ -223,6 +232,7 @@ def place_of(job: Job) -> JobPlace | None:
         duplicate_of=raw.get("duplicate_of"),
         case=_case_folder(raw.get("case")),
         moved=moved if isinstance(moved, bool) else None,
+        claim=claim if isinstance(claim, str) else None,
     )
 
 
@@ -282,16 +292,26 @@ class Drop:
     #: Why the whole drop cannot be taken (no recipe for this place), or None.
     rejection: str | None = None
     rejection_hint: str = ""
+    #: The content hash a farm node claimed the drop under (:attr:`JobPlace.claim`).
+    claim: str | None = None
 
 
 @dataclass(frozen=True)
 class TakeResult:
-    """Jobs taken into processing/ (PROCESSING, in drop order), and jobs sent to failed/."""
+    """Jobs taken into processing/ (PROCESSING, in drop order), and jobs sent to failed/.
+
+    ``cut_short``: the job whose file could not be moved into processing/ (the move raised
+    ``OSError``, said in ``error``): the take stopped there, the job PROCESSING and its file
+    still in the inbox; the drop's later files were not looked at. Taken again, the move is
+    tried again (:meth:`Intake._finish_taken`); or the drop goes to failed/
+    (:meth:`Intake.give_up_take`)."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
     case_id: str | None = None
     priority: int = 0
+    cut_short: Job | None = None
+    error: str | None = None
 
 
 class Intake:
@@ -399,6 +419,7 @@ class Intake:
                 Attachment(self._rel(drop, a), str(a)) for a in attachments
             ),
             case=case,
+            claim=drop.claim,
         )
         return self.store.create_job(
             recipe=recipe,
@@ -466,8 +487,11 @@ class Intake:
             same = self.store.find_by_hash(digest)
             if self._finish_decided(model, same) is not None:
                 continue  # an outcome decided already: its move is done now, no new job
-            if self._finish_taken(model, same) is not None:
-                continue  # taken already, its move cut short: the copy there goes on
+            try:
+                if self._finish_taken(model, same) is not None:
+                    continue  # taken already, its move cut short: the copy there goes on
+            except OSError as exc:  # that move failed again
+                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
             job = self._new_job(
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
@@ -489,13 +513,71 @@ class Intake:
             if duplicate is not None:
                 log.warning("duplicate_printed_again", job_key=job.job_key,
                             duplicate_of=duplicate.job_key, path=str(model))
-            taken.append(self._into_processing(job, duplicate_of=duplicate))
+            try:
+                taken.append(self._into_processing(job, duplicate_of=duplicate))
+            except OSError as exc:
+                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
         for other in drop.others:
             rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other),
                                               case=case))
         if drop.is_case:
             self._remove_case_folder(drop.root)
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
+
+    def _cut_short(
+        self, model: Path, digest: str, exc: OSError, taken: Sequence[Job],
+        rejected: Sequence[Job], case_id: str | None, priority: int,
+    ) -> TakeResult:
+        """The take of ``model`` stopped by its move into processing/ failing (``exc``: the
+        disk full, a folder turned read-only, a share that refuses): the result names its
+        job, PROCESSING with its file still in the inbox, for the caller to try again on a
+        later look or give the drop up. Nothing is lost: the store named the move before it
+        began, and a later take finishes it (:meth:`_finish_taken`) rather than making a
+        second job. ``exc`` goes on when no job's take of ``model`` was cut (not a failed
+        move of this take)."""
+        cut = next((job for job in self.store.find_by_hash(digest)
+                    if self._take_cut_short(job, model)), None)
+        if cut is None:
+            raise exc
+        log.warning("take_move_failed", job_key=cut.job_key, path=str(model),
+                    target=str(cut.source_path), error=str(exc))
+        return TakeResult(tuple(taken), tuple(rejected), case_id, priority,
+                          cut_short=cut, error=str(exc))
+
+    def give_up_take(self, drop: Drop, waiting: Sequence[Job], reason: str,
+                     todo: str) -> TakeResult:
+        """``drop`` to failed/ whole, with a note (``reason``, ``todo``) beside each file: its
+        jobs ``waiting`` (taken into processing/, or PROCESSING with their move never made,
+        the file still in the inbox) and the files of it not taken yet. For a take whose
+        move into processing/ kept failing: a case is never left half taken, nor split.
+
+        Store first as ever: a job whose file never left the inbox is named there first, so
+        its move to failed/, like any settle, is finished later if this one fails too."""
+        recipe = drop.recipe
+        assert recipe is not None  # (a drop without one is refused whole, never cut short)
+        given: list[Job] = []
+        for job in self.store.get_jobs([j.id for j in waiting]):
+            place = place_of(job)
+            if place is None or job.state is not JobState.PROCESSING or job.build_id is not None:
+                continue
+            named = job.source_path
+            # Its file never left the inbox: the store names it there again (the settle
+            # below names its place in failed/ and this one as its previous).
+            back = ({"source_path": str(place.previous)}
+                    if self._take_cut_short(job, place.previous) and not os.path.lexists(named)
+                    else {})
+            job = self.store.transition(job.id, JobState.FAILED, reason,
+                                        expect=JobState.PROCESSING, **back)
+            self._leave_processing(place, named)  # the folder the failed move made there
+            note = error_note(what=reason, where="taking the file from the inbox", todo=todo,
+                              file=str(job.source_path), job=job, jobs=self.jobs)
+            given.append(self.settle(job, ok=False, note=note))
+        left = frozenset(place.previous for job in waiting
+                         if (place := place_of(job)) is not None and place.previous)
+        rest = replace(drop, models=tuple(m for m in drop.models if m not in left))
+        if not (rest.models or rest.others or rest.is_case):
+            return TakeResult((), tuple(given))
+        return TakeResult((), (*given, *self._reject_all(rest, recipe, reason, todo).rejected))
 
     def _without_own_notes(self, drop: Drop) -> Drop:
         """``drop`` without the notes this hot folder wrote (:func:`~.files.is_own_note`),
@@ -580,10 +662,7 @@ class Intake:
         a single daemon's start finishes it first, and meets one here only when its removal
         failed."""
         for job in candidates:
-            place = place_of(job)
-            if place is None or place.previous != path or not (
-                    self._cut_before_rename(job, place)
-                    or self._cut_into_processing(job, place)):
+            if not self._take_cut_short(job, path):
                 continue
             self.finish_move(job)
             target = job.source_path
@@ -852,7 +931,7 @@ class Intake:
             place = JobPlace(
                 drop.inbox.path, self._rel(drop, path),
                 attachments=tuple(Attachment(self._rel(drop, a), str(a)) for a in attachments),
-                case=case,
+                case=case, claim=drop.claim,
             )
             job = self.store.create_job(
                 recipe=recipe, source_path=path,
@@ -969,6 +1048,15 @@ class Intake:
         if place.previous is not None:
             self._leave_processing(place, place.previous)
         return True
+
+    def _take_cut_short(self, job: Job, path: Path | None) -> bool:
+        """Whether ``job`` took ``path``, a file in the inbox, in a move into processing/
+        that was cut short: before its rename (:meth:`_cut_before_rename`: a kill, or a
+        move that failed), or on another disk after it (:meth:`_cut_into_processing`)."""
+        place = place_of(job)
+        return (place is not None and path is not None and place.previous == path
+                and (self._cut_before_rename(job, place)
+                     or self._cut_into_processing(job, place)))
 
     def _cut_before_rename(self, job: Job, place: JobPlace) -> bool:
         """Whether ``job``'s take was cut between the store naming its file in processing/

@@ -8,7 +8,9 @@ module adds what the daemon does differently on a shared store:
 - **A shared inbox** (:meth:`NodeRole.claim_drop`): a drop is taken by the node whose claim
   row (path plus content hash) goes into the database first; only then does that node move
   it out of the inbox. Other nodes leave it alone (a claimant that dies before its move is
-  taken over once it is silent for a lease).
+  taken over once it is silent for a lease). The rest of a case folder whose take was cut
+  short (its first files wait unbatched) is that case's: it goes to the node holding their
+  claims (the taker, or the node that adopted them), never to another as a case of its own.
 - **Recovery** (:class:`NodeRecovery`): on start and then periodically, the node claims builds
   whose lease ran out (their node died, stalled or lost the database) at a new epoch, and
   follows the print owner's rules before any print step: cut off before its print, a build is
@@ -40,7 +42,7 @@ from typing import Final
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import LeaseLostError, PipelineError, StoreError
 from preform_pipeline.geometry.bounded import oversize
-from preform_pipeline.hotfolder.intake import Drop, Intake, watcher_takes
+from preform_pipeline.hotfolder.intake import CaseFolder, Drop, Intake, watcher_takes
 from preform_pipeline.hotfolder.outcomes import ActiveBuilds, OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, Recovery
 from preform_pipeline.hotfolder.storewait import DEFAULT_START_WAIT_S, wait_for_store
@@ -142,22 +144,30 @@ class NodeRole:
             return True
         return self._recovery is not None and self._recovery.working_on(build_id)
 
-    def claim_drop(self, drop: Drop) -> bool:
-        """True when this node takes ``drop`` (its claim came first, or its claimant is gone);
-        raises StoreError (the drop is looked at again) when the database cannot say."""
+    def claim_drop(self, drop: Drop) -> str | None:
+        """The content hash ``drop`` is claimed under when this node takes it (its claim
+        came first, or its claimant is gone; the take records it, ``JobPlace.claim``), else
+        None; raises StoreError (the drop is looked at again) when the database cannot say.
+
+        A case folder whose first files wait unbatched (their take was cut short) goes to
+        the node holding their claims, whatever is left in it: the taker, its next life, or
+        the node that adopts them once it is gone. A case is never split between builds."""
         try:
             digest = drop_hash(drop)
         except FileNotFoundError:
             log.info("drop_left_to_other_node", root=str(drop.root), why="moved meanwhile")
-            return False
+            return None
         except OSError as exc:
             raise StoreError(f"{drop.root}: cannot read it to claim it: {exc}",
                              hint="it is looked at again") from exc
-        taken = self.store.claim_inbox_file(self.store.node_id, drop.root, digest,
-                                            lease_s=self.store.lease_s)
+        case = CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None
+        taken = self.store.claim_inbox_file(
+            self.store.node_id, drop.root, digest, lease_s=self.store.lease_s,
+            case=(case.device, case.inode) if case is not None else None)
         if not taken:
             log.info("drop_left_to_other_node", root=str(drop.root))
-        return taken
+            return None
+        return digest
 
     def recovery(
         self, intake: Intake, outcomes: OutcomeFolders, owner: PrintOwner, clock: Clock, *,

@@ -70,15 +70,17 @@ _UNBATCHED: Final = (
     "j.state IN ('processing', 'queued', 'discovered') AND j.build_id IS NULL"
 )
 
-#: The inbox claims a job ``j`` may have (``id``, ``content_hash``, ``path``, ``whole``): the
-#: path its file was dropped at (``whole``), and each folder above it in the inbox (a case
-#: folder is claimed as a whole). They come from its hot-folder place (``_hotfolder``: the
+#: The inbox claims a job ``j`` may have (``id``, ``content_hash``, ``path``, ``whole``,
+#: ``claim``): the path its file was dropped at (``whole``), and each folder above it in the
+#: inbox (a case folder is claimed as a whole, under ``claim``: the hash its drop was
+#: claimed under, when recorded). They come from its hot-folder place (``_hotfolder``: the
 #: inbox, and the path in it as dropped with ``/``, hotfolder/intake.py), each written both
 #: ways a node writes a path (POSIX, or Windows with ``\``). A ``run``'s job has no place, so
 #: no claim. Computed per job, for the jobs a WHERE clause appended names (few, not per claim:
 #: one stays for every file ever taken), so claims are found by their key.
 _JOB_PATHS: Final = (
-    "SELECT j.id, j.content_hash, n = cardinality(d.parts) AS whole, p.path FROM jobs AS j, "
+    "SELECT j.id, j.content_hash, n = cardinality(d.parts) AS whole, p.path, "
+    "j.fields #>> '{_hotfolder,claim}' AS claim FROM jobs AS j, "
     "LATERAL (SELECT rtrim(j.fields #>> '{_hotfolder,inbox}', '/\\') AS base, "
     "string_to_array(j.fields #>> '{_hotfolder,rel}', '/') AS parts) AS d, "
     "unnest(d.parts) WITH ORDINALITY AS u (part, n), "
@@ -87,12 +89,26 @@ _JOB_PATHS: Final = (
 )
 #: ``_JOB_PATHS`` of the jobs taken from an inbox and not yet batched.
 _CLAIMABLE_PATHS: Final = f"{_JOB_PATHS} WHERE {_UNBATCHED}"
+#: "Job ``j`` was dropped in the case folder of this identity" (``?``: its device, then its
+#: inode, as text: ``CaseFolder`` in hotfolder/intake.py).
+_CASE_FOLDER_IS: Final = (
+    "j.fields #>> '{_hotfolder,case,device}' = ? AND j.fields #>> '{_hotfolder,case,inode}' = ?"
+)
 
 #: "Inbox claim ``c`` is the own claim of the job of path ``o``" (``_JOB_PATHS``): the
 #: claim of its file as dropped (path and content), or of the case folder it was dropped in
-#: (claimed whole, under one hash over all its files). Content alone is not enough: a live
-#: node's file of the same content (``duplicates: print``) or a ``run``'s job share it.
-_OWN_CLAIM: Final = "c.source_path = o.path AND (NOT o.whole OR c.content_hash = o.content_hash)"
+#: (claimed whole, under one hash over all its files: the one its take recorded, ``claim``).
+#: Content alone is not enough: a live node's file of the same content (``duplicates:
+#: print``) or a ``run``'s job share it. Path alone is not enough for a folder: claims are
+#: never deleted, so a later case of the same name (or, in a store from before session 38,
+#: another node's claim on the rest of this very case) is another node's, and counted as
+#: this job's it kept the job's files from being settled while that node lived, and moved
+#: that node's live claim with an adoption. A job that recorded no claim hash (taken before
+#: it was recorded) keeps the path-only rule.
+_OWN_CLAIM: Final = (
+    "c.source_path = o.path AND (NOT o.whole OR c.content_hash = o.content_hash) "
+    "AND (o.whole OR o.claim IS NULL OR c.content_hash = o.claim)"
+)
 
 #: "Inbox claim ``c`` may move to the adopting node now" (``?``: the node, whether its own
 #: previous life's claims count, the node again, the lease in seconds): another node's claim
@@ -507,11 +523,17 @@ class LeasingStore(SqlStoreCore):
 
     def claim_inbox_file(
         self, node_id: str, source_path: Path | str, content_hash: str, *,
-        lease_s: float = DEFAULT_LEASE_S,
+        lease_s: float = DEFAULT_LEASE_S, case: tuple[int, int] | None = None,
     ) -> bool:
         """True when this node takes the file: the first to claim this path with this
         content, or again the node that claimed it, or any node once the claimant is gone
-        (stopped, or silent for ``lease_s``: it died between its claim and its move)."""
+        (stopped, or silent for ``lease_s``: it died between its claim and its move).
+
+        ``case``: the path is a case folder, this very one (its device and inode). Its
+        claim covers the folder while files of it wait unbatched (a take cut short: a kill,
+        a move that failed): the rest of it is new content, so a new claim, but it is the
+        same case, and goes to the node holding those files' claims (:meth:`_case_takers`).
+        """
         with self._claim_transaction("claiming an inbox file") as conn:
             # Claiming is a sign of life: a node that just woke from a stall (or got the
             # database back) claims before its heartbeat thread beats, and its stale beat
@@ -519,6 +541,18 @@ class LeasingStore(SqlStoreCore):
             # the file; one would skip it as a duplicate of the other's failed take).
             conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ? "
                          "AND stopped_at IS NULL", (node_id,))
+            takers = {} if case is None else self._case_takers(conn, source_path, case,
+                                                                 lease_s)
+            if takers and node_id not in takers:
+                # (In one transaction with the claim: a taker's job is written before its
+                # file leaves the folder, so the rest seen here without it sees the job.)
+                live = sorted(n for n, alive in takers.items() if alive and n is not None)
+                log.info("inbox_file_claim", node=node_id, source_path=str(source_path),
+                         taken=False, case_taken_by=live or sorted(map(str, takers)),
+                         why="the rest of a case whose first files wait under "
+                         + ("that node's claim" if live else "a gone node's claim, for the "
+                            "node that adopts them"))
+                return False
             row = conn.execute(
                 "INSERT INTO inbox_claims AS c (source_path, content_hash, node, claimed_at) "
                 "VALUES (?, ?, ?, now()) ON CONFLICT (source_path, content_hash) DO UPDATE "
@@ -529,6 +563,25 @@ class LeasingStore(SqlStoreCore):
         taken = row is not None
         log.info("inbox_file_claim", node=node_id, source_path=str(source_path), taken=taken)
         return taken
+
+    def _case_takers(
+        self, conn: Connection, root: Path | str, case: tuple[int, int], lease_s: float,
+    ) -> dict[str | None, bool]:
+        """The nodes (None: nobody's, handed back) holding the own claims on ``root`` of
+        unbatched jobs taken from that very case folder (``case``: its device and inode, as
+        the jobs recorded it), each with whether it is alive. Empty: no take of it waits.
+
+        Only unbatched jobs of that folder count: once a case's files are batched (or the
+        folder is gone and one of the same name made since) its claims no longer cover the
+        path, so a later case of that name is claimed as any drop is."""
+        device, inode = case
+        rows = conn.execute(
+            f"WITH o AS ({_CLAIMABLE_PATHS} AND {_CASE_FOLDER_IS}) SELECT DISTINCT c.node, "
+            f"(c.node IS NOT NULL AND {_NODE_ALIVE}) AS alive FROM o JOIN inbox_claims AS c "
+            f"ON {_OWN_CLAIM} WHERE NOT o.whole AND o.path = ?",
+            (str(device), str(inode), lease_s, str(root)),
+        ).fetchall()
+        return {r["node"]: bool(r["alive"]) for r in rows}
 
     def adopt_jobs(self, node_id: str, job_ids: Collection[int]) -> tuple[int, ...]:
         """Move the own inbox claims (``_OWN_CLAIM``) of ``job_ids`` to ``node_id`` (it

@@ -310,6 +310,7 @@ def make_daemon(
     servers: ServerSettings | None = None,
     node: NodeRole | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    move: Callable[[Path, Path], None] | None = None,
 ) -> HotFolderDaemon:
     """A daemon with the scripted runner (or ``runner``), no servers, a real store and real
     folders below ``tmp_path``; ``hot`` adds or replaces hot folder settings, ``dispatch`` the
@@ -317,7 +318,7 @@ def make_daemon(
     builds' stop signals a farm node's worker gets (a real node's come from its
     :class:`NodeRole`, which needs a shared PostgreSQL store); ``node``: the daemon is that
     farm node (``store`` is its fenced store); ``clock``: the daemon's (a manual one moves
-    its days)."""
+    its days); ``move``: how its files move (the intake's seam)."""
     script.store = store
     made = runner or ScriptedRunner
     hotfolder: dict[str, Any] = {
@@ -347,7 +348,8 @@ def make_daemon(
 
     daemon = HotFolderDaemon(settings, store, pool, executor, print_lookup=lookup,
                              notifier=notifier, known_printers=known_printers, dry_run=dry_run,
-                             node=node, clock=clock)
+                             node=node, clock=clock,
+                             **({"move": move} if move is not None else {}))
     if stops is not None:
         daemon.worker.stops = stops
     return daemon
