@@ -335,6 +335,9 @@ class HotFolderDaemon:
         self._cut_cases: dict[Path, list[Job]] = {}
         #: Looks whose move into processing/ failed, by drop, and how many a drop gets.
         self._move_failures: dict[Path, int] = {}
+        #: Drops given up (:meth:`_give_up`) whose moves to failed/ failed too, by drop: its
+        #: jobs, what failed and what helps; given up again on the next look, never taken.
+        self._giving_up: dict[Path, tuple[list[Job], str, str]] = {}
         self.take_move_tries = DEFAULT_TAKE_MOVE_TRIES
         self._next_prune = 0.0
         self._next_notice_expiry = 0.0
@@ -704,6 +707,9 @@ class HotFolderDaemon:
                 continue
             if outcome is None:
                 del self._units[root]
+                # Gone (or left): a drop of that name later is a new one, with its own tries.
+                self._move_failures.pop(root, None)
+                self._giving_up.pop(root, None)
             elif isinstance(outcome, Drop):
                 del self._units[root]
                 self._take(outcome, unit.last_seen)
@@ -894,8 +900,13 @@ class HotFolderDaemon:
             if self.node is not None:
                 claim = self.node.claim_drop(drop)
                 if claim is None:
+                    self._giving_up.pop(drop.root, None)  # that node's now, whatever is left
                     return  # another node's claim came first: that node takes it
                 drop = replace(drop, claim=claim)
+            pending = self._giving_up.get(drop.root)
+            if pending is not None:
+                self._give_up(drop, *pending)
+                return
             # No settle lock: taking settles only the jobs it creates itself, and files in
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
@@ -969,7 +980,15 @@ class HotFolderDaemon:
         log.error("take_given_up", root=str(drop.root), path=source, error=result.error,
                   tries=tries, jobs=[j.job_key for j in waiting], hint=todo)
         self.notice(f"{drop.root} goes to failed/: {reason}")
+        self._give_up(drop, waiting, reason, todo)
+
+    def _give_up(self, drop: Drop, waiting: list[Job], reason: str, todo: str) -> None:
+        """``drop`` to failed/ whole (:meth:`Intake.give_up_take`). A give-up cut short (the
+        folder that refused the move into processing/ mostly refuses the moves out to failed/
+        too) is done again on the next look: taken instead, its rest would go on alone."""
+        self._giving_up[drop.root] = (waiting, reason, todo)
         given = self.intake.give_up_take(drop, waiting, reason, todo)
+        del self._giving_up[drop.root]
         log.info("drop_given_up", root=str(drop.root), rejected=len(given.rejected))
 
     def _submit(self, batch: Batch) -> None:

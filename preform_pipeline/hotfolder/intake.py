@@ -552,23 +552,26 @@ class Intake:
         move into processing/ kept failing: a case is never left half taken, nor split.
 
         Store first as ever: a job whose file never left the inbox is named there first, so
-        its move to failed/, like any settle, is finished later if this one fails too."""
+        its move to failed/, like any settle, is finished later if this one fails too: by a
+        give-up done again (a job FAILED here already has its settle finished)."""
         recipe = drop.recipe
         assert recipe is not None  # (a drop without one is refused whole, never cut short)
         given: list[Job] = []
         for job in self.store.get_jobs([j.id for j in waiting]):
             place = place_of(job)
-            if place is None or job.state is not JobState.PROCESSING or job.build_id is not None:
+            if place is None or job.build_id is not None or job.state not in (
+                    JobState.PROCESSING, JobState.FAILED):
                 continue
-            named = job.source_path
-            # Its file never left the inbox: the store names it there again (the settle
-            # below names its place in failed/ and this one as its previous).
-            back = ({"source_path": str(place.previous)}
-                    if self._take_cut_short(job, place.previous) and not os.path.lexists(named)
-                    else {})
-            job = self.store.transition(job.id, JobState.FAILED, reason,
-                                        expect=JobState.PROCESSING, **back)
-            self._leave_processing(place, named)  # the folder the failed move made there
+            if job.state is JobState.PROCESSING:
+                named = job.source_path
+                # Its file never left the inbox: the store names it there again (the settle
+                # below names its place in failed/ and this one as its previous).
+                back = ({"source_path": str(place.previous)}
+                        if self._take_cut_short(job, place.previous)
+                        and not os.path.lexists(named) else {})
+                job = self.store.transition(job.id, JobState.FAILED, reason,
+                                            expect=JobState.PROCESSING, **back)
+                self._leave_processing(place, named)  # the folder the failed move made there
             note = error_note(what=reason, where="taking the file from the inbox", todo=todo,
                               file=str(job.source_path), job=job, jobs=self.jobs)
             given.append(self.settle(job, ok=False, note=note))

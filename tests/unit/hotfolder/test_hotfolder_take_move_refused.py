@@ -106,3 +106,33 @@ class TestAMoveIntoProcessingThatFails:
         (given,) = [e for e in logs if e["event"] == "take_given_up"]
         assert (Path(given["path"]).name, given["tries"]) == ("b.stl", 2)
         assert [e["rejected"] for e in logs if e["event"] == "drop_given_up"] == [len(files)]
+
+    def test_a_give_up_whose_moves_to_failed_are_refused_too_goes_on_whole_later(
+        self, store: SqliteJobStore, recipe: Path, tmp_path: Path
+    ) -> None:
+        """The folder that refuses the move into processing/ (read-only) mostly refuses the
+        move to failed/ too: the give-up is cut short, and is done again on a later look,
+        not a take of the case's rest as a batch of its own (c.stl printed alone)."""
+        refusing = _Refusing("b.stl", 1_000)
+
+        def move(source: Path, target: Path) -> None:
+            if source.name == "b.stl" and "failed" in target.parts and refused_to_failed:
+                refused_to_failed.pop()
+                raise PermissionError(errno.EACCES, "Permission denied", str(source.parent))
+            refusing(source, target)
+
+        refused_to_failed = [1, 1]
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe,
+                             move=move)
+        daemon.take_move_tries = 2
+        with capture_logs() as logs, running_daemon(daemon):
+            inbox = _dropped(tmp_path, True)
+            wait_for(lambda: not refused_to_failed and not (inbox / "C-11").exists()
+                     and all(j.state in (JobState.FAILED, JobState.PRINT_SENT)
+                             for j in store.list_jobs()), WAIT_S, what="the case settled")
+
+        assert sorted((j.original_name, j.state, j.build_id) for j in store.list_jobs()) == [
+            (n, JobState.FAILED, None) for n in FILES]
+        assert names(inbox) == sorted(f"failed/C-11/{n}{s}" for n in FILES
+                                      for s in ("", ".error.txt"))
+        assert len([e for e in logs if e["event"] == "take_given_up"]) == 1
