@@ -154,6 +154,12 @@ class CaseFolder:
             return None
         return cls(root.relative_to(inbox).as_posix(), *identity)
 
+    def is_folder(self, identity: tuple[int, int] | None) -> bool:
+        """Whether a folder at its path, of ``identity`` (``_folder_identity`` now), is this
+        very one: by its inode. Its device number is the machine's own for its mount: a
+        shared inbox (NFS, SMB) has another on each farm node, so it is not compared."""
+        return identity is not None and identity[1] == self.inode
+
 
 def _folder_identity(folder: Path) -> tuple[int, int] | None:
     """``(device, inode)`` of a folder; None when gone, not a folder, or without an inode."""
@@ -696,7 +702,7 @@ class Intake:
         if place is None or case is None:
             return None
         root = place.inbox / case.rel
-        if _folder_identity(root) != (case.device, case.inode):
+        if not case.is_folder(_folder_identity(root)):
             return None
         for path in root.rglob("*"):
             if path.is_file() and not any(
@@ -715,7 +721,7 @@ class Intake:
             place = place_of(job)
             case = place.case if place is not None else None
             if (place is not None and case is not None and place.inbox / case.rel == root
-                    and (case.device, case.inode) == identity):
+                    and case.is_folder(identity)):
                 return True
         return False
 

@@ -163,7 +163,7 @@ class NodeRole:
         case = CaseFolder.of(drop.root, drop.inbox.path) if drop.is_case else None
         taken = self.store.claim_inbox_file(
             self.store.node_id, drop.root, digest, lease_s=self.store.lease_s,
-            case=(case.device, case.inode) if case is not None else None)
+            case_inode=case.inode if case is not None else None)
         if not taken:
             log.info("drop_left_to_other_node", root=str(drop.root))
             return None

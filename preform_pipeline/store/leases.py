@@ -89,11 +89,10 @@ _JOB_PATHS: Final = (
 )
 #: ``_JOB_PATHS`` of the jobs taken from an inbox and not yet batched.
 _CLAIMABLE_PATHS: Final = f"{_JOB_PATHS} WHERE {_UNBATCHED}"
-#: "Job ``j`` was dropped in the case folder of this identity" (``?``: its device, then its
-#: inode, as text: ``CaseFolder`` in hotfolder/intake.py).
-_CASE_FOLDER_IS: Final = (
-    "j.fields #>> '{_hotfolder,case,device}' = ? AND j.fields #>> '{_hotfolder,case,inode}' = ?"
-)
+#: "Job ``j`` was dropped in the case folder of this inode" (``?``, as text: ``CaseFolder``
+#: in hotfolder/intake.py; not its device number, each machine's own for its mount of a
+#: shared inbox).
+_CASE_FOLDER_IS: Final = "j.fields #>> '{_hotfolder,case,inode}' = ?"
 
 #: "Inbox claim ``c`` is the own claim of the job of path ``o``" (``_JOB_PATHS``): the
 #: claim of its file as dropped (path and content), or of the case folder it was dropped in
@@ -523,13 +522,13 @@ class LeasingStore(SqlStoreCore):
 
     def claim_inbox_file(
         self, node_id: str, source_path: Path | str, content_hash: str, *,
-        lease_s: float = DEFAULT_LEASE_S, case: tuple[int, int] | None = None,
+        lease_s: float = DEFAULT_LEASE_S, case_inode: int | None = None,
     ) -> bool:
         """True when this node takes the file: the first to claim this path with this
         content, or again the node that claimed it, or any node once the claimant is gone
         (stopped, or silent for ``lease_s``: it died between its claim and its move).
 
-        ``case``: the path is a case folder, this very one (its device and inode). Its
+        ``case_inode``: the path is a case folder, this very one (its inode). Its
         claim covers the folder while files of it wait unbatched (a take cut short: a kill,
         a move that failed): the rest of it is new content, so a new claim, but it is the
         same case, and goes to the node holding those files' claims (:meth:`_case_takers`).
@@ -541,8 +540,8 @@ class LeasingStore(SqlStoreCore):
             # the file; one would skip it as a duplicate of the other's failed take).
             conn.execute("UPDATE nodes SET heartbeat_at = now() WHERE id = ? "
                          "AND stopped_at IS NULL", (node_id,))
-            takers = {} if case is None else self._case_takers(conn, source_path, case,
-                                                                 lease_s)
+            takers = {} if case_inode is None else self._case_takers(
+                conn, source_path, case_inode, lease_s)
             if takers and node_id not in takers:
                 # (In one transaction with the claim: a taker's job is written before its
                 # file leaves the folder, so the rest seen here without it sees the job.)
@@ -565,21 +564,20 @@ class LeasingStore(SqlStoreCore):
         return taken
 
     def _case_takers(
-        self, conn: Connection, root: Path | str, case: tuple[int, int], lease_s: float,
+        self, conn: Connection, root: Path | str, inode: int, lease_s: float,
     ) -> dict[str | None, bool]:
         """The nodes (None: nobody's, handed back) holding the own claims on ``root`` of
-        unbatched jobs taken from that very case folder (``case``: its device and inode, as
-        the jobs recorded it), each with whether it is alive. Empty: no take of it waits.
+        unbatched jobs taken from that very case folder (its ``inode``, as the jobs recorded
+        it), each with whether it is alive. Empty: no take of it waits.
 
         Only unbatched jobs of that folder count: once a case's files are batched (or the
         folder is gone and one of the same name made since) its claims no longer cover the
         path, so a later case of that name is claimed as any drop is."""
-        device, inode = case
         rows = conn.execute(
             f"WITH o AS ({_CLAIMABLE_PATHS} AND {_CASE_FOLDER_IS}) SELECT DISTINCT c.node, "
             f"(c.node IS NOT NULL AND {_NODE_ALIVE}) AS alive FROM o JOIN inbox_claims AS c "
             f"ON {_OWN_CLAIM} WHERE NOT o.whole AND o.path = ?",
-            (str(device), str(inode), lease_s, str(root)),
+            (str(inode), lease_s, str(root)),
         ).fetchall()
         return {r["node"]: bool(r["alive"]) for r in rows}
 

@@ -24,7 +24,7 @@ from test_hotfolder_node_orphans import _node
 
 from preform_pipeline.hotfolder import Drop
 from preform_pipeline.hotfolder.files import move_file
-from preform_pipeline.hotfolder.intake import Intake
+from preform_pipeline.hotfolder.intake import Intake, _with_place, place_of
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.testing import (
@@ -136,6 +136,23 @@ class TestTheRestOfACaseCutShort:
                 if e["event"] == "inbox_file_claim"] == [
             (["pc-b"], "the rest of a case whose first files wait under that node's claim")]
         assert NodeRole(b).claim_drop(_drop(inbox, case)) is not None  # its own rest
+
+    def test_the_takers_machine_numbers_the_shared_disk_its_own_way(
+        self, url: str, stores: list[NodeJobStore], tmp_path: Path
+    ) -> None:
+        """A shared inbox (NFS, SMB) has a device number of each machine's own mount: the
+        case folder is the taker's recorded one by its inode, whatever device number pc-b's
+        machine gave it (here one other than this machine's)."""
+        _, inbox, b, first = _cut_case(url, stores, tmp_path)
+        case = inbox.path / "C-11"
+        place = place_of(first)
+        assert place is not None and place.case is not None
+        elsewhere = replace(place, case=replace(place.case, device=place.case.device + 1))
+        first = b.update_job(first.id, fields=_with_place(first, elsewhere))
+        a = _node(url, stores, "pc-a", inbox.path)
+
+        assert NodeRole(a).claim_drop(_drop(inbox, case)) is None
+        assert Intake(a, [inbox]).case_left_in_inbox(first) == case  # adopted, it waits
 
     def test_a_node_that_adopts_a_gone_takers_files_prints_the_whole_case_as_one_build(
         self, url: str, stores: list[NodeJobStore], tmp_path: Path
