@@ -263,6 +263,7 @@ class VerificationPoller:
         finish_margin_s: float = DEFAULT_FINISH_MARGIN_S,
         per_page: int = DEFAULT_PER_PAGE,
         defers_rate_limits: bool = False,
+        reports_failures: bool = False,
     ) -> None:
         for name, value in (
             ("interval_s", interval_s),
@@ -290,6 +291,9 @@ class VerificationPoller:
         # A caller that defers verification for a rate limit (the hot folder) warns once
         # itself, with the wait and when it resumes: the poll's own failure is then only info.
         self.defers_rate_limits = defers_rate_limits
+        # A caller that tells every failed poll itself (one ``verify``: its error line) would
+        # have it said twice by a warning here: the failure is then only info too.
+        self.reports_failures = reports_failures
         self._sleep = sleep
         self._failures = 0
         # The last run seen for each pending key, across polls: a print whose deadline passes
@@ -337,7 +341,8 @@ class VerificationPoller:
             error = str(exc)
             if isinstance(exc, CloudRateLimitError):
                 retry_after_s = exc.retry_after_s
-            told = self.defers_rate_limits and retry_after_s is not None
+            told = self.reports_failures or (
+                self.defers_rate_limits and retry_after_s is not None)
             (log.info if told else log.warning)(
                 "verify_poll_failed", error=error, error_type=type(exc).__name__,
                 failures=self._failures)
