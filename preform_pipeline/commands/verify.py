@@ -13,11 +13,17 @@ ended or passed its deadline (``verify.deadline_s``). Results go into the store 
 One poll costs a few requests however many prints wait (docs/verification.md).
 
 Credentials come from ``PREFORM_PIPELINE_CLIENT_ID`` / ``_SECRET`` (or their ``_FILE`` forms)
-or the settings' ``cloud`` section; refused credentials are reported before anything else.
+or the settings' ``cloud`` section. Cron runs this every few minutes, each a new process with
+no access token, so one poll costs its token request and its pages, and nothing else: refused
+credentials stop it at the token request, with where each value came from, before a print's
+state changes. ``--wait`` first proves the credentials and the base URL with a one-record read
+(a wrong one stops it at once, not after hours of backing off). With nothing pending it sends
+no request at all.
 
 A single poll (no ``--wait``, as cron runs it) waits at most ``ONCE_MAX_WAIT_S`` for the Web
-API's rate limits: past that it stops, says when to try again, and leaves the prints pending
-for the next run, rather than stalling for up to the hour a spent budget can take.
+API's rate limits: past that it stops, says when to try again ("cannot verify now"), and leaves
+the prints pending for the next run, rather than stalling for up to the hour a spent budget
+can take.
 
 Exit status: 0 checked (whatever the prints' outcomes: see the summary or ``--format json``);
 1 no credentials, refused credentials, an unusable store or an unreachable Web API; 2 usage
@@ -89,6 +95,8 @@ ONCE_MAX_WAIT_S: Final = 60.0
 
 
 _STILL_PENDING: Final = "the prints still pending are checked on the next verify"
+#: A verify the rate limits hold back (the error says until when).
+_NOT_NOW: Final = "cannot verify now"
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
 
 
@@ -191,7 +199,13 @@ def _verify(
         # The store keeps the hourly budget with every other process that spends it.
         with make_web_client(cloud, credentials, max_wait_s=max_wait_s,
                              ledger=store) as client:
-            check_credentials(client)
+            if args.wait:
+                # A long wait first proves the credentials and the base URL (a token and a
+                # one-record read), so a wrong one stops it at once, not after hours of
+                # backing off. One poll (cron's, every few minutes) skips that: 2 of its 3
+                # requests; its token request refuses wrong credentials as clearly, before
+                # any print's state changes, and a failed read is said as the poll's error.
+                check_credentials(client)
             report = verify_pending(
                 store,
                 client,
@@ -207,7 +221,7 @@ def _verify(
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
     except CloudRateLimitError as exc:
-        print(f"error: cannot verify now: {exc}", file=stderr)
+        print(f"error: {_NOT_NOW}: {exc}", file=stderr)
         print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     except CloudError as exc:
@@ -230,8 +244,12 @@ def _verify(
         print(f"interrupted: {_STILL_PENDING}", file=stderr)
         return EXIT_INTERRUPTED
     if report.errors:
+        # A poll held back by the rate limits (the error says until when) could not start:
+        # said as a refused start, not as a feed that failed while it was read.
+        what = (_NOT_NOW if report.retry_after_s is not None
+                else "the prints feed could not be read")
         for error in report.errors:
-            print(f"error: the prints feed could not be read: {error}", file=stderr)
+            print(f"error: {what}: {error}", file=stderr)
         print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     return EXIT_OK

@@ -263,6 +263,7 @@ class VerificationPoller:
         finish_margin_s: float = DEFAULT_FINISH_MARGIN_S,
         per_page: int = DEFAULT_PER_PAGE,
         defers_rate_limits: bool = False,
+        reports_failures: bool = False,
     ) -> None:
         for name, value in (
             ("interval_s", interval_s),
@@ -290,6 +291,9 @@ class VerificationPoller:
         # A caller that defers verification for a rate limit (the hot folder) warns once
         # itself, with the wait and when it resumes: the poll's own failure is then only info.
         self.defers_rate_limits = defers_rate_limits
+        # A caller that tells every failed poll itself (one ``verify``: its error line) would
+        # have it said twice by a warning here: the failure is then only info too.
+        self.reports_failures = reports_failures
         self._sleep = sleep
         self._failures = 0
         # The last run seen for each pending key, across polls: a print whose deadline passes
@@ -337,7 +341,8 @@ class VerificationPoller:
             error = str(exc)
             if isinstance(exc, CloudRateLimitError):
                 retry_after_s = exc.retry_after_s
-            told = self.defers_rate_limits and retry_after_s is not None
+            told = self.reports_failures or (
+                self.defers_rate_limits and retry_after_s is not None)
             (log.info if told else log.warning)(
                 "verify_poll_failed", error=error, error_type=type(exc).__name__,
                 failures=self._failures)
@@ -532,28 +537,28 @@ class VerificationPoller:
         The soonest estimated finish (plus a margin), within the min/max interval; sooner if a
         deadline falls earlier; never sooner than ``requests_per_hour`` allows for a poll of
         ``requests`` requests; the longest interval while the hourly budget is nearly spent;
-        doubling after failures, but never past the end of a rate limit's wait
-        (``retry_after_s``, the failure's): the first poll after a long hold comes when it
-        ends, not up to the longest interval later.
+        doubling after failures; a rate limit's wait (``retry_after_s``, the failure's) is
+        waited out in one: no poll before it ends could send a request (the ledger refuses
+        it here), so the next comes when it ends, or at a deadline that falls earlier.
         """
+        deadlines = [
+            (item.sent_at + timedelta(seconds=self.deadline_s) - now).total_seconds()
+            for item in [*(p.pending for p in progress), *unseen]
+            if item.expires
+        ]
+        if failed and retry_after_s is not None:
+            # Not the doubling backoff: its polls at 10, 20, 40 s ... of an hour's hold sent
+            # nothing, and each said the same refusal again on a run's console.
+            return max(self.min_interval_s, min([retry_after_s, *deadlines]))
         if failed:
-            interval = backoff(self._failures, self.interval_s, self.max_interval_s,
-                               floor_s=self.min_interval_s,
-                               max_doublings=_MAX_FAILURE_DOUBLINGS)
-            if retry_after_s is not None:
-                interval = max(self.min_interval_s, min(interval, retry_after_s))
-            return interval
+            return backoff(self._failures, self.interval_s, self.max_interval_s,
+                           floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)
         estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
         unknown = len(estimates) < len(progress) or bool(unseen)
         wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s
         if unknown:
             wanted = min(wanted, self.interval_s)
         interval = min(self.max_interval_s, max(self.min_interval_s, wanted))
-        deadlines = [
-            (item.sent_at + timedelta(seconds=self.deadline_s) - now).total_seconds()
-            for item in [*(p.pending for p in progress), *unseen]
-            if item.expires
-        ]
         if deadlines:
             interval = min(interval, max(self.min_interval_s, min(deadlines)))
         # Budget: a poll of N requests waits N times the per-request share of the hour.

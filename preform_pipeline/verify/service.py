@@ -277,6 +277,8 @@ def verify_pending(
         interval_s=interval_s,
         deadline_s=deadline_s,
         requests_per_hour=requests_per_hour,
+        # One poll's failure is in the report, which its caller says (verify's error line).
+        reports_failures=not wait,
     )
     settled = (
         tuple(settle_interrupted_sends(store, PrintOwner(store, locators, clock=clock)))

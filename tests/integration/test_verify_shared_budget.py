@@ -2,8 +2,8 @@
 
 Real processes against the Dashboard simulator process; the job store is a SQLite file, or a
 PostgreSQL database that two nodes would share. The pipeline's share of the account's 1,500
-requests an hour is set to 0.002 (3 requests an hour) so the budget runs out after one run:
-the first run spends its token, credentials check and one page of the prints feed. The
+requests an hour is set to 0.0014 (2 requests an hour) so the budget runs out after one run:
+the first run spends its token and one page of the prints feed. The
 simulator's own request log counts what reached it.
 """
 
@@ -29,8 +29,9 @@ from tests.pg_cluster import PG_PASSWORD, PgCluster
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "shared-budget-secret"
 TIMEOUT_S = 60.0
-#: 0.002 x 1,500: three requests an hour for everything that spends this account's budget.
-SHARE = 0.002
+#: 0.0014 x 1,500: two requests an hour (a run's token and its one page) for everything that
+#: spends this account's budget.
+SHARE = 0.0014
 
 
 def _hour_long(store: JobStore, fleet: Path) -> Build:
@@ -90,7 +91,7 @@ def _check_the_second_run_stopped(
     second: subprocess.CompletedProcess[str], asked_at: datetime,
 ) -> None:
     assert first.returncode == 0, first.stderr
-    assert "1 print checked: 1 verifying; 1 Web API request in 1 poll (0 of 3 left this hour)" \
+    assert "1 print checked: 1 verifying; 2 Web API requests in 1 poll (0 of 2 left this hour)" \
         in first.stdout
     assert second.returncode == 1, second.stdout + second.stderr
     assert "error: cannot verify now: " in second.stderr
@@ -102,8 +103,9 @@ def _check_the_second_run_stopped(
     assert 3000 < (when - asked_at).total_seconds() <= 3601
     assert "the prints still pending are checked on the next verify" in second.stderr
     assert "Traceback" not in second.stderr
-    # What reached the Web API: the first run's three requests, none of the second's.
-    assert [e["status"] for e in _exchanges(tmp_path)] == [200, 200, 200]
+    # What reached the Web API: the first run's two requests (token, page), none of the
+    # second's.
+    assert [e["status"] for e in _exchanges(tmp_path)] == [200, 200]
     everything = first.stdout + first.stderr + second.stdout + second.stderr
     assert SECRET not in everything and PG_PASSWORD not in everything
 
@@ -146,14 +148,13 @@ class TestOnPostgres:
         with _dashboard(tmp_path) as dash:
             runs = [_verify(tmp_path, dash, shared) for _ in range(2)]
             done = [_finish(run) for run in runs]
-        # Each run alone needs three requests; the hour has three for both together.
-        assert len(_exchanges(tmp_path)) <= 3
+        # Each run alone needs two requests; the hour has two for both together.
+        assert len(_exchanges(tmp_path)) <= 2
         assert 429 not in [e["status"] for e in _exchanges(tmp_path)]
         stopped = [run for run in done if run.returncode != 0]
         assert stopped, [run.stdout for run in done]
         for run in stopped:
-            # Refused at the credentials check ("cannot verify now") or at the poll ("the
-            # prints feed could not be read"), whichever request found the hour spent.
+            # Refused at the poll's token or its page, whichever found the hour spent.
             assert run.returncode == 1
             assert "the Web API request budget is spent for the next" in run.stderr, run.stderr
             assert "try again after" in run.stderr

@@ -272,11 +272,11 @@ class TestPacing:
         clock.advance(1800)
         assert VerificationPoller(client, clock=clock).poll(items).retry_after_s is None
 
-    # The backoff after the first failure is 200 s; a hold that ends sooner is polled at its
-    # end (a `run`'s first poll after a long hold), never sooner than the 30 s floor.
-    @pytest.mark.parametrize(("retry_after", "expected"), [("1800", 200.0), ("150", 150.0),
+    # A hold is waited out in one, however long (the backoff after a first failure would be
+    # 200 s: polls the ledger refuses unsent), never sooner than the 30 s floor.
+    @pytest.mark.parametrize(("retry_after", "expected"), [("1800", 1800.0), ("150", 150.0),
                                                            ("20", 30.0)])
-    def test_a_rate_limited_poll_backs_off_no_later_than_the_hold_ends(
+    def test_a_rate_limited_poll_waits_until_the_hold_ends(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
         retry_after: str, expected: float
     ) -> None:
@@ -289,9 +289,10 @@ class TestPacing:
         assert outcome.next_interval_s == pytest.approx(expected)
 
     # By default (verify --wait, a run) the poll's warning is the only one; a caller that
-    # defers (the hot folder) says so itself.
+    # defers (the hot folder) or tells every failed poll (one verify) says so itself.
     @pytest.mark.parametrize(("options", "level"), [({}, "warning"),
-                                                    ({"defers_rate_limits": True}, "info")])
+                                                    ({"defers_rate_limits": True}, "info"),
+                                                    ({"reports_failures": True}, "info")])
     def test_a_rate_limited_poll_is_a_warning_unless_its_caller_defers_and_says_so(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock,
         options: dict[str, bool], level: str

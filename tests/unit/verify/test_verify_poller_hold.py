@@ -20,11 +20,13 @@ import pytest
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WEB_API_MAX_WAIT_S, Credentials
 from preform_pipeline.cloud.factory import make_web_client
+from preform_pipeline.executor.progress import verify_line
 from preform_pipeline.settings import CloudSettings
 from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server, write_job
 from preform_pipeline.store import SqliteJobStore, embed_key, new_key
 from preform_pipeline.verify.poller import (
+    DEFAULT_VERIFY_DEADLINE_S,
     PendingPrint,
     PollOutcome,
     VerificationPoller,
@@ -41,6 +43,7 @@ class Polled:
     at: datetime
     error: str | None
     retry_after_s: float | None
+    line: str  # what a run's console shows for the poll (``verify_line``)
 
 
 @dataclass
@@ -50,20 +53,24 @@ class Setting:
     dashboard: DashboardServer
     pending: PendingPrint
 
-    def verify(self) -> tuple[list[Polled], VerifiedStatus, datetime]:
+    def verify(
+        self, deadline_s: float = DEFAULT_VERIFY_DEADLINE_S
+    ) -> tuple[list[Polled], VerifiedStatus, datetime]:
         """Verify the one print as `run` does; every poll (when, and what failed), and the
         print's result."""
         polls: list[Polled] = []
 
-        def on_poll(outcome: PollOutcome, _left: int) -> None:
-            polls.append(Polled(self.clock.now(), outcome.error, outcome.retry_after_s))
+        def on_poll(outcome: PollOutcome, left: int) -> None:
+            polls.append(Polled(self.clock.now(), outcome.error, outcome.retry_after_s,
+                                verify_line(outcome, left)))
 
         with make_web_client(CloudSettings(base_url=self.dashboard.url),
                              Credentials(TEST_CLIENT_ID, SECRET), clock=self.clock,
                              sleep=self.clock.sleep, ledger=self.store,
                              max_wait_s=WEB_API_MAX_WAIT_S) as client:
             poller = VerificationPoller(client, clock=self.clock, sleep=self.clock.sleep,
-                                        interval_s=INTERVAL_S, requests_per_hour=1500)
+                                        interval_s=INTERVAL_S, requests_per_hour=1500,
+                                        deadline_s=deadline_s)
             found = poller.run_until([self.pending], on_poll=on_poll)
         assert len(found) == 1
         return polls, found[0].status, found[0].at
@@ -86,8 +93,9 @@ def setting(tmp_path: Path) -> Iterator[Setting]:
 
 
 class TestTheFirstPollAfterTheHold:
-    """Polls refused by the hold back off, but never past its end: the next poll comes
-    when the hold ends, and finds the print finished."""
+    """A poll refused by the hold waits for its end in one (or for a deadline inside it):
+    the next poll comes when the hold ends, and finds the print finished; the hold is said
+    once, not again at every doubling of a backoff."""
 
     def test_the_poll_after_the_hold_comes_when_it_ends(self, setting: Setting) -> None:
         polls, status, found_at = setting.verify()
@@ -103,3 +111,29 @@ class TestTheFirstPollAfterTheHold:
         assert hold_ends <= found_at <= hold_ends + timedelta(seconds=INTERVAL_S)
         # Nothing polled in vain past the hold's end.
         assert all(p.at < hold_ends for p in limited)
+
+    def test_the_hold_is_said_once_with_when_it_ends(self, setting: Setting) -> None:
+        polls, status, _found_at = setting.verify()
+        limited = [p for p in polls if p.retry_after_s is not None]
+        # One refused poll, one line; then nothing until the poll that ends the wait (a
+        # finished print gets no progress line): no refusal said again every 10, 20, 40 s.
+        assert len(limited) == 1, [p.line for p in polls]
+        held = limited[0]
+        assert held.retry_after_s is not None
+        hold_ends = held.at + timedelta(seconds=held.retry_after_s)
+        assert f"next poll in {held.retry_after_s:.0f} s" in held.line
+        assert f"try again after {hold_ends:%Y-%m-%d %H:%M:%S} UTC" in held.line
+        assert polls[-1] is held
+        assert status is VerifiedStatus.FINISHED
+
+    def test_a_deadline_inside_the_hold_still_ends_the_wait(self, setting: Setting) -> None:
+        # The print is sent at the start; the hold begins half an hour in and lasts half an
+        # hour; the deadline falls ten minutes into it.
+        polls, status, found_at = setting.verify(deadline_s=2400.0)
+        limited = [p for p in polls if p.retry_after_s is not None]
+        assert len(limited) == 1, [p.line for p in polls]
+        assert status is VerifiedStatus.UNVERIFIED
+        assert found_at == setting.pending.sent_at + timedelta(seconds=2400)
+        # The poll at the deadline is refused here, by the ledger: no request sent for it.
+        assert [e.status for e in setting.dashboard.exchanges] == [200, 200, 200, 429]
+
