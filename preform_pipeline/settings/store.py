@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.settings.reading import resolve_path
+from preform_pipeline.settings.reading import SourceOf, resolve_path, unknown_source
 
 __all__ = [
     "DEFAULT_STORE_FILENAME",
@@ -92,11 +92,14 @@ class StoreSettings:
         return self.url if self.url else self.path
 
 
-def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
+def read_store_settings(
+    raw: Mapping[str, Any], base: Path, source_of: SourceOf = unknown_source
+) -> StoreSettings:
     """The section from its raw mapping (already valid against the schema)."""
     path = raw.get("path")
     return StoreSettings(
-        path=resolve_path(path, base) if path else default_store_path(),
+        path=resolve_path(path, base, ["store", "path"], source_of) if path
+        else default_store_path(),
         url=raw.get("url") or None,
         node_id=raw.get("node_id") or None,
         lease_s=float(raw["lease_s"]) if raw.get("lease_s") is not None else None,
