@@ -127,6 +127,7 @@ from preform_pipeline.settings.store import (
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import is_shared_store, open_store
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
 
@@ -464,7 +465,7 @@ def _run(
         location: Path | str
         if args.store is not None:
             location = (args.store if is_shared_store(args.store)
-                        else Path(args.store).expanduser())
+                        else expand_user(args.store, source="--store"))
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:
