@@ -215,7 +215,7 @@ def _print_safely(text: str, stream: TextIO) -> None:
 def _crash_folder(stderr: TextIO) -> Path:
     try:
         data_dir: Path | None = default_store_path().parent
-    except (KeyError, RuntimeError, OSError):  # no home folder: the temporary folder then
+    except (ConfigError, RuntimeError, OSError):  # no home folder: the temporary folder then
         data_dir = None
     try:
         return crash_dir(data_dir)

@@ -46,7 +46,7 @@ from xml.sax.saxutils import escape
 
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.settings import load_settings
-from preform_pipeline.userpath import expand_user
+from preform_pipeline.userpath import expand_user, own_home
 from preform_pipeline.wording import visible, visible_lines
 
 __all__ = [
@@ -106,7 +106,7 @@ class Host:
             platform=platform or here,
             # Under sudo, the unit is for the person who asked, not for root.
             user=os.environ.get("SUDO_USER") or getpass.getuser(),
-            home=Path.home(),
+            home=own_home(),
             uid=uid,
             executable=_this_executable(),
             is_admin=uid == 0,

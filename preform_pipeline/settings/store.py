@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.settings.reading import SourceOf, resolve_path, unknown_source
+from preform_pipeline.userpath import own_home
 
 __all__ = [
     "DEFAULT_STORE_FILENAME",
@@ -52,7 +53,7 @@ def default_store_path(
     preform-pipeline``, elsewhere ``$XDG_DATA_HOME/preform-pipeline`` (``~/.local/share``).
     A local folder on purpose: SQLite's locking is unreliable on network shares.
     """
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    home = own_home(env)
     if platform.startswith("win"):
         base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
     elif platform == "darwin":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.userpath import expand_user
+from preform_pipeline.settings import default_store_path
+from preform_pipeline.userpath import expand_user, own_home
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A user id no password database of a test machine lists.
@@ -40,6 +42,15 @@ class TestExpanded:
                                       ) -> None:
         monkeypatch.setenv("HOME", str(tmp_path))
         assert expand_user("~/inbox", source="--store") == tmp_path / "inbox"
+
+    def test_an_empty_home_is_not_the_root_folder(self, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+        # Python takes HOME="" for "/": the default data folder was /.local/share.
+        listed = Path(pwd.getpwuid(os.getuid()).pw_dir)
+        assert own_home({"HOME": ""}) == listed
+        monkeypatch.setenv("HOME", "")
+        assert expand_user("~/x", source="--output") == listed / "x"
+        assert default_store_path(env={"HOME": ""}, platform="linux").is_relative_to(listed)
 
     def test_a_path_without_a_tilde_is_unchanged(self) -> None:
         assert expand_user(Path("out/x~1"), source="--output") == Path("out/x~1")
@@ -70,7 +81,7 @@ class TestNoSuchHome:
         code = ("import json; from preform_pipeline.errors import ConfigError\n"
                 "from preform_pipeline.userpath import expand_user\n"
                 "try:\n    expand_user('~/x', source='--output')\n"
-                "except ConfigError as exc:\n    print(json.dumps([exc.message, exc.hint]))\n")
+                "except ConfigError as exc:\n    print(json.dumps([str(exc)]))\n")
         path = os.pathsep.join([str(REPO_ROOT), sysconfig.get_paths()["purelib"]])
         done = subprocess.run(
             [str(OTHER_PYTHON), "-c", code], env={"PYTHONPATH": path}, cwd="/",
@@ -78,5 +89,6 @@ class TestNoSuchHome:
             text=True, timeout=30, check=False)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == [
-            "--output: '~/x': ~ stands for your home folder, which is not known here",
-            "write the path in full, or set HOME"]
+            f"environment variable HOME: no home folder is known for this user: HOME is not "
+            f"set and the user database lists no user {UNLISTED_UID} (set HOME, or write the "
+            "paths in full)"]
