@@ -56,6 +56,7 @@ from preform_pipeline.commands._common import (
     positive_seconds,
     queue_login_warnings,
     store_argument,
+    store_location,
 )
 from preform_pipeline.commands._console import (
     error_lines,
@@ -126,8 +127,7 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import is_shared_store, open_store
-from preform_pipeline.userpath import expand_user
+from preform_pipeline.store.opening import open_store
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
 
@@ -464,8 +464,7 @@ def _run(
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
-            location = (args.store if is_shared_store(args.store)
-                        else expand_user(args.store, source="--store"))
+            location = store_location(args.store)
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:

@@ -48,6 +48,14 @@ class TestRefusedWhereWritten:
         assert_refused(done, "error: environment variable PREFORM_PIPELINE_SETTINGS: "
                              f"'{NO_USER}/s.yaml': {NO_USER_SAYS}")
 
+    def test_store_option(self, tmp_path: Path) -> None:
+        done = command(tmp_path, "jobs", "--store", f"{NO_USER}/jobs.db")
+        assert_refused(done, f"error: --store: '{NO_USER}/jobs.db': {NO_USER_SAYS}")
+        # Its own home is expanded as run's --store always was (jobs took "~" for a folder).
+        done = command(tmp_path, "jobs", "--store", "~/jobs.db")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"no jobs (no job store at {tmp_path / 'jobs.db'} yet)\n"
+
     def test_output_option(self, tmp_path: Path) -> None:
         recipe = write_recipe(tmp_path, full_steps(4))
         write_box(tmp_path / "models" / "a.stl", 10)
