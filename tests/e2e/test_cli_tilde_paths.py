@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.run_e2e_support import (
     RUN_TIMEOUT_S,
     environment,
@@ -56,13 +58,16 @@ class TestRefusedWhereWritten:
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"no jobs (no job store at {tmp_path / 'jobs.db'} yet)\n"
 
-    def test_output_option(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(("option", "named"), [("--output", "output folder"),
+                                                   ("--log-file", "--log-file")])
+    def test_run_option(self, tmp_path: Path, option: str, named: str) -> None:
         recipe = write_recipe(tmp_path, full_steps(4))
         write_box(tmp_path / "models" / "a.stl", 10)
-        done = command(tmp_path, "run", "--dry-run", "--output", f"{NO_USER}/out", str(recipe),
+        done = command(tmp_path, "run", "--dry-run", option, f"{NO_USER}/x", str(recipe),
                        str(tmp_path / "models" / "a.stl"))
-        assert_refused(done, f"error: output folder: '{NO_USER}/out': {NO_USER_SAYS}")
-        assert not (tmp_path / "data").exists()  # refused before anything was made
+        assert_refused(done, f"error: {named}: '{NO_USER}/x': {NO_USER_SAYS}")
+        # Refused before anything was made (a --log-file was a folder named ~nosuchuser38).
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "recipe.yaml"]
 
 
 class TestCrashFolder:

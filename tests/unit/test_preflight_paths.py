@@ -71,7 +71,7 @@ class TestCheckPaths:
         check_paths([PathCheck(tmp_path / "out", "folder", "output folder")])
 
     def test_a_home_of_no_user_is_named_by_its_role(self) -> None:
-        # run --log-file ~name/... reaches the check as typed (the shell did not expand it).
+        # The callers expand their paths first; one that does not still gets the one rule.
         with pytest.raises(ConfigError) as caught:
             check_paths([PathCheck(Path("~nosuchuser38/logs"), "folder", "log folder")])
         assert caught.value.message == (
