@@ -212,12 +212,16 @@ def _print_safely(text: str, stream: TextIO) -> None:
         pass  # nowhere left to say it
 
 
-def _crash_folder() -> Path:
+def _crash_folder(stderr: TextIO) -> Path:
     try:
         data_dir: Path | None = default_store_path().parent
-    except (KeyError, RuntimeError, OSError):  # no home folder: the temporary folder then
+    except (ConfigError, RuntimeError, OSError):  # no home folder: the temporary folder then
         data_dir = None
-    return crash_dir(data_dir)
+    try:
+        return crash_dir(data_dir)
+    except ConfigError as exc:  # a bad PREFORM_PIPELINE_CRASH_DIR must not hide the report
+        _print_safely(f"warning: {exc}; writing to the default folder instead", stderr)
+        return crash_dir(data_dir, env={})
 
 
 def _report_known(exc: PipelineError, stderr: TextIO) -> int:
@@ -230,7 +234,7 @@ def _report_known(exc: PipelineError, stderr: TextIO) -> int:
     short = shorten(text)
     if short != text:
         with contextlib.suppress(OSError):
-            short += f"\n(full message in {write_full_message(text, _crash_folder())})"
+            short += f"\n(full message in {write_full_message(text, _crash_folder(stderr))})"
     _print_safely(f"error: {short}", stderr)
     return EXIT_FAILURE
 
@@ -239,7 +243,7 @@ def _report_crash(exc: Exception, argv: Sequence[str], stderr: TextIO) -> int:
     what = shorten(f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else
                    type(exc).__name__, 200)
     try:
-        where = f"; details in {write_crash_report(exc, argv, _crash_folder())}"
+        where = f"; details in {write_crash_report(exc, argv, _crash_folder(stderr))}"
     except OSError:
         where = "; no crash report could be written"
     # Info, not error: the console (WARNING) shows only the line below; log files keep it.

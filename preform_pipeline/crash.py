@@ -22,6 +22,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.userpath import expand_user
+
 __all__ = [
     "CRASH_DIR_ENV",
     "DEFAULT_LINE_CHARS",
@@ -65,7 +67,7 @@ def crash_dir(data_dir: Path | None, env: Mapping[str, str] = os.environ) -> Pat
     """Where crash reports go: ``$PREFORM_PIPELINE_CRASH_DIR``, else below ``data_dir`` (the
     user's data folder), else the temporary folder."""
     if env.get(CRASH_DIR_ENV):
-        return Path(env[CRASH_DIR_ENV]).expanduser()
+        return expand_user(env[CRASH_DIR_ENV], source=f"environment variable {CRASH_DIR_ENV}")
     if data_dir is not None:
         return data_dir / _CRASH_FOLDER_NAME
     return Path(tempfile.gettempdir()) / "preform-pipeline" / _CRASH_FOLDER_NAME

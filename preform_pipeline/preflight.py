@@ -22,6 +22,7 @@ from typing import Literal
 
 from preform_pipeline.errors import UnusablePathError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "FolderMonitor",
@@ -94,11 +95,15 @@ def file_problem(path: Path) -> str | None:
     return _creatable(path)
 
 
+def _absolute(check: PathCheck) -> Path:
+    return expand_user(check.path, source=check.role).absolute()
+
+
 def check_paths(checks: Iterable[PathCheck]) -> None:
     """Raise :class:`UnusablePathError` listing every unusable path; return when all are fine."""
     problems: list[tuple[str, Path, str]] = []
     for check in checks:
-        path = check.path.expanduser().absolute()
+        path = _absolute(check)
         if any(path.is_relative_to(bad) for _, bad, _ in problems):
             continue  # inside a path already reported: saying it again adds nothing
         try:
@@ -121,7 +126,7 @@ def make_folders(checks: Iterable[PathCheck]) -> None:
     for check in checks:
         if check.kind != "folder":
             continue
-        path = check.path.expanduser().absolute()
+        path = _absolute(check)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

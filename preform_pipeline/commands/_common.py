@@ -26,6 +26,7 @@ from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.settings.store import JOBS_COMMAND, rehearsal_store_path
 from preform_pipeline.store.pgurl import is_postgres_url
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -40,6 +41,7 @@ __all__ = [
     "add_console_level_argument",
     "positive_seconds",
     "store_argument",
+    "store_location",
     "configure_command_logging",
     "load_command_settings",
     "output_line",
@@ -87,6 +89,12 @@ def store_argument(text: str) -> str:
             f"{redact_url(text.strip())!r} is not a job store: give the store's file or a "
             "postgresql:// URL")
     return text
+
+
+def store_location(text: str) -> Path | str:
+    """What a ``--store`` (after :func:`store_argument`) opens: a shared store's URL as written,
+    else the file, ``~`` expanded (jobs and verify took ``~/jobs.db`` as a folder named ``~``)."""
+    return text if is_postgres_url(text) else expand_user(text, source="--store")
 
 
 def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:

@@ -52,6 +52,7 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     rehearsal_aside,
     store_argument,
+    store_location,
 )
 from preform_pipeline.commands._waiting import write_waiting
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
@@ -89,7 +90,7 @@ from preform_pipeline.store import (
     parse_state,
 )
 from preform_pipeline.store.fields import BOOKKEEPING_FIELDS, RUN_FIELD
-from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
+from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 from preform_pipeline.wording import counted, visible
 
@@ -535,7 +536,7 @@ def _write_show(
 def _store_path(args: argparse.Namespace) -> tuple[Path | str, str]:
     """The store to open, and the ``jobs`` command that reaches it, for this one's hints."""
     if args.store is not None:
-        location = str(args.store) if is_shared_store(str(args.store)) else Path(args.store)
+        location = store_location(args.store)
         return location, jobs_command(Settings(), location)
     settings = load_settings(args.settings)
     return settings.store.location, jobs_command(settings)

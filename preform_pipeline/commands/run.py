@@ -56,6 +56,7 @@ from preform_pipeline.commands._common import (
     positive_seconds,
     queue_login_warnings,
     store_argument,
+    store_location,
 )
 from preform_pipeline.commands._console import (
     error_lines,
@@ -126,7 +127,8 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import is_shared_store, open_store
+from preform_pipeline.store.opening import open_store
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
 
@@ -430,7 +432,8 @@ def _run(
         return EXIT_FAILURE
     output_checks = [PathCheck(root, "folder", "output folder")]
     own_log = args.log_file is None and settings.logging.file is None
-    log_file = args.log_file or settings.logging.file or root / "logs" / f"{run_id}.jsonl"
+    log_file = ((expand_user(args.log_file, source="--log-file") if args.log_file else None)
+                or settings.logging.file or root / "logs" / f"{run_id}.jsonl")
     try:
         check_paths(output_checks)  # before anything is written
         # Taken back if the run finds nothing to do (_take_back): made now, so a folder that
@@ -463,8 +466,7 @@ def _run(
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
-            location = (args.store if is_shared_store(args.store)
-                        else Path(args.store).expanduser())
+            location = store_location(args.store)
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:

@@ -46,6 +46,7 @@ from xml.sax.saxutils import escape
 
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.settings import load_settings
+from preform_pipeline.userpath import expand_user, own_home
 from preform_pipeline.wording import visible, visible_lines
 
 __all__ = [
@@ -105,7 +106,7 @@ class Host:
             platform=platform or here,
             # Under sudo, the unit is for the person who asked, not for root.
             user=os.environ.get("SUDO_USER") or getpass.getuser(),
-            home=Path.home(),
+            home=own_home(),
             uid=uid,
             executable=_this_executable(),
             is_admin=uid == 0,
@@ -452,7 +453,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     # Unused by status (which may have none): any path stands for it in the plan.
     settings = host.path(args.settings if args.action != "status" else ".")
     if same_machine and args.action != "status":
-        settings = Path(args.settings).expanduser().resolve()
+        settings = expand_user(args.settings, source="SETTINGS").resolve()
         if args.action == "install":
             if not settings.is_file():
                 print(f"error: {args.settings}: no such settings file", file=stderr)

@@ -56,6 +56,7 @@ from preform_pipeline.commands._common import (
     load_command_settings,
     rehearsal_aside,
     store_argument,
+    store_location,
 )
 from preform_pipeline.errors import (
     CloudAuthError,
@@ -67,7 +68,7 @@ from preform_pipeline.errors import (
 from preform_pipeline.settings import Settings
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 from preform_pipeline.store import JobState, JobStore
-from preform_pipeline.store.opening import describe_store, is_shared_store, open_store, store_exists
+from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
 from preform_pipeline.verify.tracking import web_locators
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     path: Path | str = settings.store.location
     if args.store is not None:
-        path = args.store if is_shared_store(args.store) else Path(args.store)
+        path = store_location(args.store)
     if not store_exists(path):
         _nothing(args, path, f"no job store at {path}: nothing to verify"
                  f"{rehearsal_aside(path)}", stdout)

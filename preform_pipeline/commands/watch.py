@@ -65,6 +65,7 @@ from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
 from preform_pipeline.store.opening import is_shared_store, open_store
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
@@ -111,11 +112,12 @@ def fleet_dir_of(settings: Settings) -> Path:
     """The simulator's fleet folder: ``--fleet-dir`` in ``servers.extra_args``, else its
     per-user default."""
     args = list(settings.servers.extra_args)
+    source = "the simulator's --fleet-dir (servers.extra_args or --simulator-arg)"
     for index, arg in enumerate(args):
         if arg == "--fleet-dir" and index + 1 < len(args):
-            return Path(args[index + 1]).expanduser().absolute()
+            return expand_user(args[index + 1], source=source).absolute()
         if arg.startswith("--fleet-dir="):
-            return Path(arg.split("=", 1)[1]).expanduser().absolute()
+            return expand_user(arg.split("=", 1)[1], source=source).absolute()
     from preform_pipeline.simulator.fleet import default_fleet_dir
 
     return default_fleet_dir()

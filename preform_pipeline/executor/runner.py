@@ -131,6 +131,7 @@ from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
 from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -299,7 +300,7 @@ def output_root(
     rendered with the run's fields, relative to the recipe's folder."""
     chosen = override if override is not None else configured
     if chosen is not None:
-        return chosen.expanduser().resolve()
+        return expand_user(chosen, source="output folder").resolve()
     rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
     if not rendered.is_absolute():
         rendered = recipe.base_dir / rendered

@@ -21,6 +21,7 @@ from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_
 from preform_pipeline.recipes.validate import ValidationReport
 from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "SETTINGS_CHECKED_AGAINST",
@@ -99,7 +100,7 @@ def _single(exc: ConfigError, file: str) -> tuple[Problem, JsonPath]:
 def validate_settings(path: Path | str, *, display: str | None = None) -> ValidationReport:
     """Every problem of the settings file at ``path``, positioned where it is written."""
     path = Path(path)
-    file = str(path.expanduser().absolute())
+    file = str(expand_user(path, source="settings file").absolute())
     shown = display if display is not None else str(path)
     text, unreadable = _read(path)
     problems: list[Problem]

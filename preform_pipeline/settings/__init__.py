@@ -82,6 +82,7 @@ from preform_pipeline.settings.servers import (
 from preform_pipeline.settings.store import StoreSettings, default_store_path, read_store_settings
 from preform_pipeline.settings.verify import VerifySettings, read_verify_settings
 from preform_pipeline.settings.web import WebSettings, WebUser, read_web_settings
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "CloudSettings",
@@ -181,7 +182,8 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] = os.environ)
     raw: dict[str, Any] = {}
     file_dir = Path.cwd()
     if path is not None:
-        path = path.expanduser().absolute()
+        path = expand_user(path, source=f"environment variable {SETTINGS_ENV}" if named_by_env
+                           else "settings file").absolute()
         raw = read_settings_file(path, named_by_env=named_by_env)
         file_dir = path.parent
     from_env = overlay_environment(raw, env)
@@ -218,10 +220,12 @@ def _build_settings(
         simulated_print_time_scale=pool.simulated_print_time_scale,
         dispatch=read_dispatch_settings(raw.get("dispatch", {})),
         run=read_run_settings(raw.get("run", {})),
-        output_root=resolve_path(output_root, base_dir(["output_root"])) if output_root else None,
-        logging=read_logging_settings(raw.get("logging", {}), base_dir(["logging", "file"])),
+        output_root=resolve_path(output_root, base_dir(["output_root"]), ["output_root"],
+                                 source_of) if output_root else None,
+        logging=read_logging_settings(raw.get("logging", {}), base_dir(["logging", "file"]),
+                                      source_of),
         source=source,
-        store=read_store_settings(raw.get("store", {}), base_dir(["store", "path"])),
+        store=read_store_settings(raw.get("store", {}), base_dir(["store", "path"]), source_of),
         hotfolders=read_hotfolder_settings(
             raw.get("hotfolders", {}), base_dir(["hotfolders"]), source_of
         ),

@@ -181,7 +181,8 @@ def _inbox(
 ) -> InboxSettings:
     where: list[str | int] = ["hotfolders", "inboxes", index]
     recipe = raw.get("recipe")
-    routes = tuple(resolve_path(str(r), base) for r in raw.get("routes", ()))
+    routes = tuple(resolve_path(str(r), base, [*where, "routes", i], source_of)
+                   for i, r in enumerate(raw.get("routes", ())))
     if recipe is None and not routes:
         raise ConfigError(
             f"$.hotfolders.inboxes[{index}]: names no recipe and no routes, so nothing it "
@@ -203,8 +204,9 @@ def _inbox(
             source=source_of([*where, "folders"]),
         )
     inbox = InboxSettings(
-        path=resolve_path(str(raw["path"]), base).absolute(),
-        recipe=resolve_path(str(recipe), base).absolute() if recipe is not None else None,
+        path=resolve_path(str(raw["path"]), base, [*where, "path"], source_of).absolute(),
+        recipe=resolve_path(str(recipe), base, [*where, "recipe"], source_of).absolute()
+        if recipe is not None else None,
         routes=tuple(r.absolute() for r in routes),
         mode=raw.get("mode", DEFAULT_MODE),
         poll_interval_s=float(raw.get("poll_interval_s", DEFAULT_POLL_INTERVAL_S)),
@@ -275,9 +277,11 @@ def read_hotfolder_settings(
         stop_deadline_s=float(raw.get("stop_deadline_s", DEFAULT_STOP_DEADLINE_S)),
         rescan_interval_s=float(raw.get("rescan_interval_s", DEFAULT_RESCAN_INTERVAL_S)),
         follow_symlinks=bool(raw.get("follow_symlinks", False)),
-        output_root=resolve_path(str(output_root), base).absolute() if output_root else None,
+        output_root=resolve_path(str(output_root), base, ["hotfolders", "output_root"],
+                                 source_of).absolute() if output_root else None,
         local_copies=bool(raw["local_copies"]) if "local_copies" in raw else None,
-        local_copy_dir=resolve_path(str(raw["local_copy_dir"]), base).absolute()
+        local_copy_dir=resolve_path(str(raw["local_copy_dir"]), base,
+                                    ["hotfolders", "local_copy_dir"], source_of).absolute()
         if raw.get("local_copy_dir") else None,
         retention_days=None if raw.get("retention_days") is None
         else float(raw["retention_days"]),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.settings.reading import resolve_path
+from preform_pipeline.settings.reading import SourceOf, resolve_path, unknown_source
 
 __all__ = ["DEFAULT_LOG_LEVEL", "LoggingSettings", "read_logging_settings"]
 
@@ -25,10 +25,12 @@ class LoggingSettings:
     file: Path | None = None
 
 
-def read_logging_settings(raw: Mapping[str, Any], base: Path) -> LoggingSettings:
+def read_logging_settings(
+    raw: Mapping[str, Any], base: Path, source_of: SourceOf = unknown_source
+) -> LoggingSettings:
     """The section from its raw mapping (already valid against the schema)."""
     file = raw.get("file")
     return LoggingSettings(
         level=str(raw.get("level", DEFAULT_LOG_LEVEL)).upper(),
-        file=resolve_path(file, base) if file else None,
+        file=resolve_path(file, base, ["logging", "file"], source_of) if file else None,
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from preform_pipeline.errors import ConfigError
+from preform_pipeline.userpath import expand_user
+from preform_pipeline.yamlerrors import format_json_path
 
 __all__ = ["BaseDir", "SourceOf", "resolve_path", "unknown_source"]
 
@@ -25,17 +26,10 @@ def unknown_source(_key_path: Sequence[str | int]) -> str:
     return "settings"
 
 
-def resolve_path(text: str, base: Path) -> Path:
-    """``text`` with ``~`` expanded; a relative path is taken relative to ``base``. A
-    ``~name`` naming no user of this machine is a ConfigError (Python's "Could not determine
-    home directory" ended the command with a traceback)."""
-    try:
-        path = Path(text).expanduser()
-    except RuntimeError:
-        user = Path(text).parts[0]
-        raise ConfigError(
-            f"{text!r}: {user} names the home folder of user {user[1:]!r}, who has none on "
-            "this machine",
-            hint="write the folder out in full, or start it with ~/ for your own home",
-        ) from None
+def resolve_path(
+    text: str, base: Path, key_path: Sequence[str | int], source_of: SourceOf = unknown_source
+) -> Path:
+    """``text``, the value at ``key_path``, with ``~`` expanded (:func:`expand_user`, whose
+    error names the key and where it was set); a relative path is taken relative to ``base``."""
+    path = expand_user(text, source=source_of(key_path), key=format_json_path(key_path))
     return path if path.is_absolute() else base / path

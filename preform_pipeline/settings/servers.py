@@ -27,6 +27,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings.reading import BaseDir, SourceOf, resolve_path
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.yamlerrors import format_json_path
 
 __all__ = [
@@ -209,11 +210,11 @@ class PoolSettings:
         return self.mode is PoolMode.SIMULATED
 
 
-def _executable(text: str, base: Path) -> Path:
+def _executable(text: str, base: Path, source_of: SourceOf) -> Path:
     # A bare command name stays a name so the operating system looks it up on PATH.
     if os.sep not in text and (os.altsep is None or os.altsep not in text):
         return Path(text)
-    return resolve_path(text, base)
+    return resolve_path(text, base, ["servers", "executable"], source_of)
 
 
 def _is_absolute_server_path(text: str) -> bool:
@@ -226,7 +227,7 @@ def _path_map(
     mappings: list[PathMapping] = []
     for local_text, remote in raw.items():
         where = format_json_path([*key_path, local_text])
-        local = Path(local_text).expanduser()
+        local = expand_user(local_text, source=source, key=where)
         if not local.is_absolute():
             raise ConfigError(
                 f"{where}: local folder {local_text!r} is not an absolute path",
@@ -254,7 +255,7 @@ def _read_servers(raw: Mapping[str, Any], base_dir: BaseDir, source_of: SourceOf
     plain: dict[str, Any] = {key: int(raw[key]) for key in whole if key in raw}
     plain.update({key: float(raw[key]) for key in real if key in raw})
     settings = ServerSettings(
-        executable=_executable(executable, base_dir(["servers", "executable"]))
+        executable=_executable(executable, base_dir(["servers", "executable"]), source_of)
         if executable
         else None,
         command_prefix=tuple(raw.get("command_prefix", defaults.command_prefix)),
@@ -263,7 +264,8 @@ def _read_servers(raw: Mapping[str, Any], base_dir: BaseDir, source_of: SourceOf
             raw.get("path_map", {}), ["servers", "path_map"],
             source_of(["servers", "path_map"]),
         ),
-        state_dir=resolve_path(raw["state_dir"], base_dir(["servers", "state_dir"]))
+        state_dir=resolve_path(raw["state_dir"], base_dir(["servers", "state_dir"]),
+                               ["servers", "state_dir"], source_of)
         if raw.get("state_dir")
         else None,
         **plain,

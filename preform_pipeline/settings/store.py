@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.settings.reading import resolve_path
+from preform_pipeline.settings.reading import SourceOf, resolve_path, unknown_source
+from preform_pipeline.userpath import own_home
 
 __all__ = [
     "DEFAULT_STORE_FILENAME",
@@ -52,7 +53,7 @@ def default_store_path(
     preform-pipeline``, elsewhere ``$XDG_DATA_HOME/preform-pipeline`` (``~/.local/share``).
     A local folder on purpose: SQLite's locking is unreliable on network shares.
     """
-    home = Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+    home = own_home(env)
     if platform.startswith("win"):
         base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
     elif platform == "darwin":
@@ -92,11 +93,14 @@ class StoreSettings:
         return self.url if self.url else self.path
 
 
-def read_store_settings(raw: Mapping[str, Any], base: Path) -> StoreSettings:
+def read_store_settings(
+    raw: Mapping[str, Any], base: Path, source_of: SourceOf = unknown_source
+) -> StoreSettings:
     """The section from its raw mapping (already valid against the schema)."""
     path = raw.get("path")
     return StoreSettings(
-        path=resolve_path(path, base) if path else default_store_path(),
+        path=resolve_path(path, base, ["store", "path"], source_of) if path
+        else default_store_path(),
         url=raw.get("url") or None,
         node_id=raw.get("node_id") or None,
         lease_s=float(raw["lease_s"]) if raw.get("lease_s") is not None else None,

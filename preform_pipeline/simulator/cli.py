@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TextIO
 import psutil
 
 from preform_pipeline import __version__
-from preform_pipeline.errors import REFUSAL_PREFIX
+from preform_pipeline.errors import REFUSAL_PREFIX, ConfigError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
@@ -60,6 +60,7 @@ from preform_pipeline.simulator.startup import (
     serve_until_stopped,
     stop_on_signals,
 )
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "DEFAULT_PORT",
@@ -359,7 +360,10 @@ def _drive(text: str) -> tuple[str, Path]:
     letter = letter.rstrip("\\/").upper()
     if not sep or len(letter) != 2 or not letter[0].isalpha() or letter[1] != ":" or not folder:
         raise argparse.ArgumentTypeError(f"expected LETTER:=FOLDER (Z:=/srv/share), got {text!r}")
-    return letter, Path(folder).expanduser().resolve()
+    try:
+        return letter, expand_user(folder, source="--drive").resolve()
+    except ConfigError as exc:  # argparse's usage error names the option and the value
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:

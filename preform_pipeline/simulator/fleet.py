@@ -45,6 +45,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.userpath import own_home
 
 from .atomic import atomic_write_bytes
 from .cloud.outcomes import Outcome, load_outcomes
@@ -73,12 +74,12 @@ def default_fleet_dir() -> Path:
     """Per-user data directory for fleet state shared by every simulator of this user."""
     if sys.platform == "win32":
         local = os.environ.get("LOCALAPPDATA")
-        base = Path(local) if local else Path.home() / "AppData" / "Local"
+        base = Path(local) if local else own_home() / "AppData" / "Local"
     elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+        base = own_home() / "Library" / "Application Support"
     else:
         xdg = os.environ.get("XDG_DATA_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+        base = Path(xdg) if xdg else own_home() / ".local" / "share"
     return base / "preform-pipeline" / "simulator" / "fleet"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import UnusablePathError
+from preform_pipeline.errors import ConfigError, UnusablePathError
 from preform_pipeline.preflight import (
     FolderMonitor,
     PathCheck,
@@ -69,6 +69,13 @@ class TestCheckPaths:
 
     def test_usable_paths_pass(self, tmp_path: Path) -> None:
         check_paths([PathCheck(tmp_path / "out", "folder", "output folder")])
+
+    def test_a_home_of_no_user_is_named_by_its_role(self) -> None:
+        # The callers expand their paths first; one that does not still gets the one rule.
+        with pytest.raises(ConfigError) as caught:
+            check_paths([PathCheck(Path("~nosuchuser38/logs"), "folder", "log folder")])
+        assert caught.value.message == (
+            "log folder: '~nosuchuser38/logs': no user named 'nosuchuser38' on this machine")
 
 
 class TestFolderMonitor:

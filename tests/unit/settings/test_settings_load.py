@@ -277,7 +277,24 @@ class TestAHomeOfNoUser:
         with pytest.raises(ConfigError) as caught:
             load_settings(None, env={"PREFORM_PIPELINE_SERVER_STATE_DIR": "~nosuchuser38/s"})
         assert caught.value.message == (
-            "'~nosuchuser38/s': ~nosuchuser38 names the home folder of user 'nosuchuser38', "
-            "who has none on this machine")
-        assert caught.value.hint == ("write the folder out in full, or start it with ~/ for "
-                                     "your own home")
+            "environment variable PREFORM_PIPELINE_SERVER_STATE_DIR: $.servers.state_dir: "
+            "'~nosuchuser38/s': no user named 'nosuchuser38' on this machine")
+        assert caught.value.hint == ("write the path in full, or start it with ~/ for your "
+                                     "own home folder")
+
+    @pytest.mark.parametrize(("body", "key"), [
+        ("hotfolders:\n  inboxes:\n    - path: ~nosuchuser38/x\n      recipe: r.yaml\n",
+         "$.hotfolders.inboxes[0].path"),
+        # A path_map's local folder is read apart from the other paths.
+        ("remotes:\n  - url: http://127.0.0.1:1\n    path_map: {'~nosuchuser38/x': 'Z:\\'}\n",
+         "$.remotes[0].path_map['~nosuchuser38/x']"),
+    ])
+    def test_a_file_naming_one_is_refused_at_its_key(
+        self, tmp_path: Path, body: str, key: str
+    ) -> None:
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(body, encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            load_settings(settings, env={})
+        assert caught.value.message == (
+            f"{settings}: {key}: '~nosuchuser38/x': no user named 'nosuchuser38' on this machine")
