@@ -109,6 +109,10 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "that an oversize model file is refused unread is proven by the bytes the process "
         "read, which only Linux counts; elsewhere there is no such count to check it by"
     ),
+    "needs root and a Python any user may run": (
+        "a home folder no one can find is met only by a process of a user id the user "
+        "database lacks: only root may start one, with an interpreter outside root's home"
+    ),
     "needs a file no user can read": (
         "/proc/self/mem, the file no user can read, is Linux's; elsewhere there is none to use"
     ),
