@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "ENV_CLIENT_ID",
@@ -158,7 +159,8 @@ def _find(
         return direct, f"${lookup.env}"
     if from_file is not None:
         named_by = f"${lookup.env_file}"
-        return (_read_secret_file(Path(from_file), lookup, named_by),
+        path = expand_user(from_file, source=f"environment variable {lookup.env_file}")
+        return (_read_secret_file(path, lookup, named_by),
                 f"{named_by} ({from_file})")
 
     value = section.get(lookup.key)

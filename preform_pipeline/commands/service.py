@@ -452,6 +452,11 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         method = "nssm" if same_machine and shutil.which("nssm") else "schtasks"
     # Unused by status (which may have none): any path stands for it in the plan.
     settings = host.path(args.settings if args.action != "status" else ".")
+    env_file = args.env_file
+    if same_machine and env_file is not None:
+        # The unit names it as written, and systemd expands no ~ (nor takes a relative one):
+        # EnvironmentFile=-~/x.env was ignored, and the service ran without its variables.
+        env_file = expand_user(env_file, source="--env-file").absolute()
     if same_machine and args.action != "status":
         settings = expand_user(args.settings, source="SETTINGS").resolve()
         if args.action == "install":
@@ -461,7 +466,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             load_settings(settings)  # a service that cannot start is worse than none
     plan = plan_service(
         args.action, settings, host, method=method, name=args.name, scope=args.scope,
-        env_file=args.env_file,
+        env_file=env_file,
     )
     # The definition names the settings file, the home folder and the service: a name with
     # a terminal's escape sequences is shown as escapes, its lines kept.

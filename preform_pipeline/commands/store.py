@@ -19,6 +19,7 @@ from typing import TextIO
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
+from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     source: Path
     if args.store is not None:
-        source = args.store
+        source = expand_user(args.store, source="--store")
     else:
         settings = load_command_settings(args.settings, stderr)
         if settings is None:

@@ -99,9 +99,10 @@ def _single(exc: ConfigError, file: str) -> tuple[Problem, JsonPath]:
 
 def validate_settings(path: Path | str, *, display: str | None = None) -> ValidationReport:
     """Every problem of the settings file at ``path``, positioned where it is written."""
-    path = Path(path)
-    file = str(expand_user(path, source="settings file").absolute())
     shown = display if display is not None else str(path)
+    # Read where it is written, ~ expanded as load_settings expands it (run, watch ...).
+    path = expand_user(path, source="settings file").absolute()
+    file = str(path)
     text, unreadable = _read(path)
     problems: list[Problem]
     if unreadable is not None or text is None:

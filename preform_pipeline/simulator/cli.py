@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TextIO
 import psutil
 
 from preform_pipeline import __version__
-from preform_pipeline.errors import REFUSAL_PREFIX, ConfigError
+from preform_pipeline.errors import REFUSAL_PREFIX
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
@@ -55,12 +55,12 @@ from preform_pipeline.simulator.startup import (
     READY_LINE,
     add_logging_arguments,
     configure_cli_logging,
+    path_option,
     report_bind_failure,
     say,
     serve_until_stopped,
     stop_on_signals,
 )
-from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "DEFAULT_PORT",
@@ -252,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"scenes kept in memory (default {DEFAULT_SCENE_CACHE_SIZE})",
     )
     server.add_argument(
-        "--fleet-dir", type=Path, default=None,
+        "--fleet-dir", type=path_option("--fleet-dir"), default=None,
         help="directory of fleet state shared by simulators (default: per-user data dir)",
     )
     server.add_argument(
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Z:\\... paths in /srv/share (repeatable; rehearses a remote server's path map)",
     )
     server.add_argument(
-        "--work-dir", type=Path, default=None,
+        "--work-dir", type=path_option("--work-dir"), default=None,
         help="directory for the engine's files (default: a fresh temporary one, removed at exit)",
     )
     add_logging_arguments(server)
@@ -360,10 +360,7 @@ def _drive(text: str) -> tuple[str, Path]:
     letter = letter.rstrip("\\/").upper()
     if not sep or len(letter) != 2 or not letter[0].isalpha() or letter[1] != ":" or not folder:
         raise argparse.ArgumentTypeError(f"expected LETTER:=FOLDER (Z:=/srv/share), got {text!r}")
-    try:
-        return letter, expand_user(folder, source="--drive").resolve()
-    except ConfigError as exc:  # argparse's usage error names the option and the value
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return letter, path_option("--drive")(folder).resolve()
 
 
 def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:

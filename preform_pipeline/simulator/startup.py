@@ -16,14 +16,16 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from preform_pipeline.errors import ConfigError
 from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.simulator.http import ThreadedHTTPApp
 from preform_pipeline.simulator.logsink import unblocked
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "EXIT_FAILURE",
@@ -77,10 +79,25 @@ def say(stdout: TextIO, line: str) -> None:
     stdout.flush()
 
 
+def path_option(option: str) -> Callable[[str], Path]:
+    """An argparse ``type`` for a path option: ``~`` and ``~name`` expanded as the pipeline
+    expands them (:func:`~preform_pipeline.userpath.expand_user`). Its servers start us
+    without a shell (``servers.extra_args``): a ``--fleet-dir ~/lab`` taken as written was a
+    folder named ``~`` below our working folder, not the one the pipeline reads."""
+
+    def parse(text: str) -> Path:
+        try:
+            return expand_user(text, source=option)
+        except ConfigError as exc:  # argparse's usage error names the option and the value
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
 def add_logging_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--log-file`` and ``--log-level``."""
     parser.add_argument(
-        "--log-file", type=Path, default=None,
+        "--log-file", type=path_option("--log-file"), default=None,
         help="write the structured log as JSON lines here; stderr then shows warnings only",
     )
     parser.add_argument(

@@ -43,6 +43,7 @@ from preform_pipeline.simulator.startup import (
     READY_LINE,
     add_logging_arguments,
     configure_cli_logging,
+    path_option,
     report_bind_failure,
     say,
     serve_until_stopped,
@@ -135,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})"
     )
     parser.add_argument(
-        "--fleet-dir", type=Path, default=None,
+        "--fleet-dir", type=path_option("--fleet-dir"), default=None,
         help="fleet state shared with the PreFormServer simulator (default: per-user data dir)",
     )
     parser.add_argument(
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the application's client id (else ${ENV_SIM_CLIENT_ID}, else a default)",
     )
     parser.add_argument(
-        "--client-secret-file", type=Path, default=None,
+        "--client-secret-file", type=path_option("--client-secret-file"), default=None,
         help=f"file holding the client secret (else ${ENV_SIM_CLIENT_SECRET}, else a default)",
     )
     parser.add_argument(
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "0: none)",
     )
     parser.add_argument(
-        "--outcomes", type=Path, default=None, metavar="FILE",
+        "--outcomes", type=path_option("--outcomes"), default=None, metavar="FILE",
         help="JSON/YAML file forcing print errors, aborts and offline printers (re-read on change)",
     )
     parser.add_argument(

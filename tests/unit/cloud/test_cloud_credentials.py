@@ -54,6 +54,16 @@ class TestSources:
         }
         assert load_credentials(None, env) == Credentials("file-id", SECRET)
 
+    def test_a_file_variable_starting_with_the_home_folder_is_read_there(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A unit's Environment= or an env file expands nothing: ~ is ours to expand, as
+        # the settings' client_secret_file is.
+        monkeypatch.setenv("HOME", str(tmp_path))
+        (tmp_path / "secret").write_text(SECRET + "\n", encoding="utf-8")
+        env = {ENV_CLIENT_ID: "id", ENV_CLIENT_SECRET_FILE: "~/secret"}
+        assert load_credentials(None, env) == Credentials("id", SECRET)
+
     def test_inner_whitespace_of_a_secret_file_is_kept(self, tmp_path: Path) -> None:
         (tmp_path / "secret").write_text(" a b \n", encoding="utf-8")
         env = {ENV_CLIENT_ID: "id", ENV_CLIENT_SECRET_FILE: str(tmp_path / "secret")}

@@ -102,6 +102,18 @@ class TestCommandLine:
         assert "s3cret-value" not in out
         assert not (tmp_path / "home").exists()
 
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--env-file is systemd's")
+    def test_the_environment_file_is_named_from_the_home_folder(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        code, out, _ = self._run("install", str(settings), "--dry-run", "--scope", "user",
+                                 "--env-file=~/pp.env")
+        assert code == 0
+        assert f"EnvironmentFile=-{tmp_path / 'home' / 'pp.env'}" in out
+
     def test_without_confirmation_nothing_is_installed(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:

@@ -74,6 +74,16 @@ class TestMigrate:
             later = new.create_job(recipe="dental", source_path="/hot/inbox/new.stl")
             assert later.id == max(j.id for j in old.list_jobs()) + 1
 
+    def test_a_store_written_from_the_home_folder_is_found(
+        self, source: Path, target: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # `--store=~/jobs.db` reaches us unexpanded (no shell expands ~ after `=`), as in
+        # run, jobs and verify.
+        monkeypatch.setenv("HOME", str(source.parent))
+        code, out, err = invoke("migrate", "--to", target, f"--store=~/{source.name}")
+        assert (code, err) == (0, "")
+        assert "copied 5 jobs, 3 builds" in out
+
     def test_the_web_api_budget_still_live_is_kept_and_said(
         self, source: Path, target: str
     ) -> None:

@@ -6,6 +6,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.cli import run
 
 BAD_SETTINGS = """\
@@ -95,6 +97,16 @@ class TestValidateSettings:
                 "'tag:yaml.org,2002:python/object/apply:os.system' is not supported in a "
                 "settings file") in out
         assert "recipe" not in out
+
+    def test_a_file_written_from_the_home_folder_is_read_there(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # `--settings=~/settings.yaml` reaches us unexpanded, as run and watch get it.
+        monkeypatch.setenv("HOME", str(tmp_path))
+        (tmp_path / "settings.yaml").write_text("servers:\n  count: 0\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings=~/settings.yaml")
+        assert code == 1
+        assert re.search(r"^~/settings\.yaml:2:\d+: \$\.servers\.count: is 0", out, re.M), out
 
     def test_a_semantic_problem_is_positioned(self, tmp_path: Path) -> None:
         path = tmp_path / "settings.yaml"
