@@ -113,6 +113,10 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "a home folder no one can find is met only by a process of a user id the user "
         "database lacks: only root may start one, with an interpreter outside root's home"
     ),
+    "--env-file is systemd's": (
+        "`service install --env-file` writes a systemd unit's EnvironmentFile; only Linux "
+        "installs a systemd service"
+    ),
     "needs a file no user can read": (
         "/proc/self/mem, the file no user can read, is Linux's; elsewhere there is none to use"
     ),
