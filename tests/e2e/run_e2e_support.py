@@ -126,11 +126,19 @@ class RunOutcome:
         return [e for e in self.events if e.get("event") == name]
 
 
-def _report(out: Path) -> dict[str, Any]:
-    reports = sorted((out / "reports").glob("*.json"))
-    if not reports:
+def _reports(out: Path) -> set[Path]:
+    return set((out / "reports").glob("*.json"))
+
+
+def _report(out: Path, before: set[Path]) -> dict[str, Any]:
+    """The report the run wrote: the one not there ``before`` it. Not the last by name: a
+    run id has the second it started, then random letters, so two runs of one second sort
+    either way."""
+    written = sorted(_reports(out) - before)
+    if not written:
         return {}
-    data: dict[str, Any] = json.loads(reports[-1].read_text(encoding="utf-8"))
+    assert len(written) == 1, f"one run wrote {len(written)} reports: {written}"
+    data: dict[str, Any] = json.loads(written[0].read_text(encoding="utf-8"))
     return data
 
 
@@ -144,12 +152,14 @@ def _events(out: Path) -> list[dict[str, Any]]:
 
 
 def run_cli(folder: Path, argv: list[str], timeout: float = RUN_TIMEOUT_S) -> RunOutcome:
+    before = _reports(folder / "out")
     done = subprocess.run(
         argv, capture_output=True, text=True, encoding="utf-8", timeout=timeout,
         env=environment(), cwd=folder, check=False,
     )
     out = folder / "out"
-    return RunOutcome(done.returncode, done.stdout, done.stderr, _report(out), _events(out), out)
+    return RunOutcome(done.returncode, done.stdout, done.stderr, _report(out, before),
+                      _events(out), out)
 
 
 def printed_name(job: dict[str, Any]) -> str:
