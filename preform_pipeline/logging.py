@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ import structlog.tracebacks
 from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
+from .diskspace import disk_is_full
 from .errors import write_hint
 from .wording import visible
 
@@ -510,10 +510,10 @@ class _JsonLinesHandler(logging.FileHandler):
         """Try the file again with the line that says where its gap is: written, the
         console is told too and the file takes events again; refused, it stays left out.
 
-        A full disk is tried again only once it has :data:`_ROOM_TO_RESUME` free: the bytes
-        a cut line gave back would take the next line or two, and the file would go on and
-        off, said each time."""
-        if self._refusal == errno.ENOSPC and not _has_room(Path(self.baseFilename).parent):
+        A full disk is tried again only once it is no longer full (:mod:`.diskspace`): the
+        bytes a cut line gave back would take the next line or two, and the file would go
+        on and off, said each time."""
+        if self._refusal == errno.ENOSPC and disk_is_full(Path(self.baseFilename).parent):
             return False
         line = _JSON_ENCODER.encode({
             "path": self.baseFilename, "events_left_out": self.lost,
@@ -540,17 +540,6 @@ class _JsonLinesHandler(logging.FileHandler):
             contextvars.Context().run(get_logger(__name__).warning, event, **values)
         finally:
             self._announcing = False
-
-
-#: Free space a full disk must have again before its log file is written again.
-_ROOM_TO_RESUME: Final = 64 * 1024
-
-
-def _has_room(folder: Path) -> bool:
-    try:
-        return shutil.disk_usage(folder).free >= _ROOM_TO_RESUME
-    except OSError:
-        return True  # cannot tell: the write itself will say
 
 
 #: How far back from its end a log file is searched for the last whole line's end.
