@@ -628,8 +628,15 @@ class BatchWorker:
                             tracked.build_id, "its outcome could not be written", finish))
                     except OSError as exc:
                         # The store has the outcome; the files that could not move wait in
-                        # processing/ for the loop's periodic sweep (or the next start).
+                        # processing/ for the loop's periodic sweep (or the next start). The
+                        # console said the build succeeded or failed: where its files are
+                        # (not done/ or failed/) is said there too, or a --once run under
+                        # cron would end with them in processing/ and no line about it.
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
+                        self.outcomes.say(
+                            f"build {outcome.name}'s files stay in processing/: {exc}; they "
+                            "are settled once that is fixed (the next run, or this daemon's "
+                            "next sweep)")
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
 
