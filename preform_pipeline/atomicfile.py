@@ -175,10 +175,7 @@ def _write_error(path: Path, stage: str, cause: OSError) -> FileWriteError:
     if isinstance(cause, IsADirectoryError) or (path.is_dir() and not path.is_symlink()):
         # os.replace onto a folder says EISDIR on Linux but EACCES or EEXIST elsewhere.
         hint = WRITE_HINTS[errno.EISDIR]
-    elif stage == "making its folder" and cause.errno in (errno.EEXIST, errno.ENOTDIR):
-        # mkdir(exist_ok=True) still refuses a file that stands where the folder should be.
-        hint = WRITE_HINTS[errno.ENOTDIR]
-    else:
+    else:  # mkdir(exist_ok=True) refusing a file in a folder's place is EEXIST: in the table
         hint = write_hint(cause)
     error = FileWriteError(path, f"{stage} failed: {reason}", hint=hint)
     error.errno = cause.errno

@@ -233,6 +233,8 @@ WRITE_HINTS: Final[dict[int, str]] = {
     errno.EISDIR: "a folder has the file's name: move or rename that folder, then try again",
     errno.ENOTDIR: "a file stands where a folder of the path should be: move it away",
 }
+# Making a folder where a file stands (mkdir with exist_ok) says EEXIST: the same cause.
+WRITE_HINTS[errno.EEXIST] = WRITE_HINTS[errno.ENOTDIR]
 _OTHER_WRITE_HINT: Final = "check that the folder exists, is writable and has free space"
 
 
