@@ -551,11 +551,14 @@ def _cut_to_whole_lines(path: Path) -> None:
     cut off. Shortening a file needs no free space."""
     with open(path, "r+b") as file:
         size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return  # whole (as every time after the first cut of a gap): nothing read
         start = max(0, size - _TAIL_BYTES)
         file.seek(start)
         tail = file.read()
-        if not tail or tail.endswith(b"\n"):
-            return
         end = tail.rfind(b"\n")
         if end < 0 and start > 0:
             return  # a line longer than the tail: not ours to guess at
