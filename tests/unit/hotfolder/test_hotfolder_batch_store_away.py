@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Script, drop, make_daemon, names, run_daemon_once
+from daemon_support import Script, drop, levels_of, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -95,8 +95,7 @@ class TestABatchAbandonedAgainAndAgain:
         assert len(fleet_jobs(script.fleet_dir)) == 2
         assert names(tmp_path / "inbox" / "done") == [
             "m1.stl", "m1.stl.report.json", "m2.stl", "m2.stl.report.json"]
-        said = [(e["event"], e["log_level"]) for e in logs
-                if e["event"].startswith("batch_abandoned")]
+        said = levels_of(logs, "batch_abandoned")
         assert said == [("batch_abandoned", "warning"),
                         ("batch_abandoned_again", "debug"),
                         ("batch_abandoned_again", "debug"),

@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Script, ScriptedRunner, drop, make_daemon, names, run_daemon_once
+from daemon_support import (
+    Script,
+    ScriptedRunner,
+    drop,
+    levels_of,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -130,8 +138,7 @@ class TestAStoreAwayForLong:
 
         assert build.state is JobState.DONE
         assert names(tmp_path / "inbox" / "done") == ["m1.stl", "m1.stl.report.json"]
-        said = [(e["event"], e["log_level"]) for e in logs
-                if e["event"].startswith("build_left_")]
+        said = levels_of(logs, "build_left_")
         # The run's end missed once; the loop's first try is said, the next two are not.
         assert said == [("build_left_unsettled", "warning"),
                         ("build_left_still_unsettled", "debug"),
