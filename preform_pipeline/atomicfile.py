@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.errors import FileWriteError
+from preform_pipeline.errors import WRITE_HINTS, FileWriteError, write_hint
 from preform_pipeline.liveness import NO_INSTANCE, this_host, this_instance
 
 __all__ = [
@@ -39,16 +39,6 @@ NAME_MAX_BYTES: Final = 255
 #: Hex digits of the whole name's hash that stand for a cut name's end in its temporary.
 _NAME_HASH_HEX: Final = 12
 
-#: What to check, by the cause's errno; anything else gets ``_OTHER_HINT``.
-_HINTS: dict[int, str] = {
-    errno.ENOSPC: "the disk is full: free some space on it, then try again",
-    errno.EACCES: "permission denied: let this user write to the folder, then try again",
-    errno.EPERM: "not permitted: let this user write to the folder, then try again",
-    errno.EROFS: "the file system is read-only: write the output somewhere else",
-    errno.EISDIR: "a folder has the file's name: move or rename that folder, then try again",
-    errno.ENOTDIR: "a file stands where a folder of the path should be: move it away",
-}
-_OTHER_HINT = "check that the folder exists, is writable and has free space"
 
 
 def host_tag(host: str | None = None) -> str:
@@ -184,12 +174,9 @@ def _write_error(path: Path, stage: str, cause: OSError) -> FileWriteError:
     reason = cause.strerror or str(cause) or type(cause).__name__
     if isinstance(cause, IsADirectoryError) or (path.is_dir() and not path.is_symlink()):
         # os.replace onto a folder says EISDIR on Linux but EACCES or EEXIST elsewhere.
-        hint = _HINTS[errno.EISDIR]
-    elif stage == "making its folder" and cause.errno in (errno.EEXIST, errno.ENOTDIR):
-        # mkdir(exist_ok=True) still refuses a file that stands where the folder should be.
-        hint = _HINTS[errno.ENOTDIR]
-    else:
-        hint = _HINTS.get(cause.errno or 0, _OTHER_HINT)
+        hint = WRITE_HINTS[errno.EISDIR]
+    else:  # mkdir(exist_ok=True) refusing a file in a folder's place is EEXIST: in the table
+        hint = write_hint(cause)
     error = FileWriteError(path, f"{stage} failed: {reason}", hint=hint)
     error.errno = cause.errno
     error.strerror = cause.strerror

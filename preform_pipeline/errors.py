@@ -53,6 +53,7 @@ first moves the build to another server, the second fails the build with the rea
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,8 @@ __all__ = [
     "TransientApiError",
     "UnsupportedApiVersionError",
     "UnusablePathError",
+    "WRITE_HINTS",
+    "write_hint",
 ]
 
 
@@ -218,6 +221,26 @@ class FileWriteError(PipelineError, OSError):
         super().__init__(f"{path}: {reason}", hint=hint)
         self.path = Path(path)
         self.reason = reason
+
+
+#: What to check when the operating system refuses a write, by the cause's errno; anything
+#: else gets ``_OTHER_WRITE_HINT``. The one table for every file the pipeline writes.
+WRITE_HINTS: Final[dict[int, str]] = {
+    errno.ENOSPC: "the disk is full: free some space on it, then try again",
+    errno.EACCES: "permission denied: let this user write to the folder, then try again",
+    errno.EPERM: "not permitted: let this user write to the folder, then try again",
+    errno.EROFS: "the file system is read-only: write the output somewhere else",
+    errno.EISDIR: "a folder has the file's name: move or rename that folder, then try again",
+    errno.ENOTDIR: "a file stands where a folder of the path should be: move it away",
+}
+# Making a folder where a file stands (mkdir with exist_ok) says EEXIST: the same cause.
+WRITE_HINTS[errno.EEXIST] = WRITE_HINTS[errno.ENOTDIR]
+_OTHER_WRITE_HINT: Final = "check that the folder exists, is writable and has free space"
+
+
+def write_hint(cause: OSError) -> str:
+    """What helps when the operating system refused a write with ``cause``."""
+    return WRITE_HINTS.get(cause.errno or 0, _OTHER_WRITE_HINT)
 
 
 class RecipeError(PipelineError):

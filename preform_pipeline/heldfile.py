@@ -69,14 +69,22 @@ def write_held(path: Path, text_of: Callable[[bool], str]) -> int | None:
     """Create (or empty) ``path``, hold it (:func:`hold`), then write ``text_of(held)`` into
     it: held first, so no reader finds the record unheld while its writer lives. Returns the
     open descriptor while it is held (keep it open for the process's life; closing it lets
-    go), None where it could not be held (the file then closed). Raises OSError."""
+    go), None where it could not be held (the file then closed). Raises OSError, naming
+    ``path``; a record that could not be written whole (a full disk) is removed first, so no
+    empty or cut record is left under its name."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         is_held = hold(fd)
         with os.fdopen(fd, "w", encoding="utf-8", closefd=False) as stream:
             stream.write(text_of(is_held))
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A refused write names no file (its descriptor has none): the caller's message
+            # must say which record could not be written.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     if not is_held:
         os.close(fd)  # Windows renames no open file; nothing to hold open anyway

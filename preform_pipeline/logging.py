@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ import structlog.tracebacks
 from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
+from .diskspace import disk_is_full
+from .errors import write_hint
 from .wording import visible
 
 __all__ = [
@@ -430,9 +433,47 @@ class _JsonLinesHandler(logging.FileHandler):
     ``FileHandler.emit``, ``StreamHandler.emit`` and ``flush`` do, in one call instead of
     about a dozen. Anything else (a plain stdlib record, an exception to render, a filter,
     another formatter, a file not open yet or closed) takes the stdlib's way.
+
+    A file that cannot grow (a full disk) never stops the program, nor floods the console
+    with a traceback per event: the first refused write is said once there (the warning
+    ``log_file_unwritable``: the file, why, what helps), the events meanwhile are left out,
+    and the first one written again is preceded by the warning ``log_file_resumed`` with
+    how many were left out. The file keeps whole lines only: the piece of a line a full
+    disk cut off is removed, so every line of the file stays JSON.
     """
 
+    def __init__(self, filename: Path, *, encoding: str) -> None:
+        super().__init__(filename, encoding=encoding)
+        #: Events left out since the file last took one (0: it is being written).
+        self.lost = 0
+        #: The errno of the write that started the present gap.
+        self._refusal = 0
+        #: Set while this handler's own warning goes to the other handlers.
+        self._announcing = False
+
     def handle(self, record: logging.LogRecord) -> Any:
+        with self.lock:  # type: ignore[union-attr]  # made in Handler.__init__
+            if self._announcing:
+                return False  # our own word on the file that refused: not written into it
+            if self.lost and not self._resume():
+                self.lost += 1  # still refused: this event is left out too
+                return True
+            return self._handle(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            super().handleError(record)  # a bug of ours (a value JSON cannot take): said
+            return
+        self._drop_stream()
+        self.lost += 1
+        if self.lost == 1:
+            self._refusal = error.errno or 0
+            self._announce("log_file_unwritable", path=self.baseFilename,
+                           error=error.strerror or str(error), hint=write_hint(error),
+                           effect="its events are left out until it can be written again")
+
+    def _handle(self, record: logging.LogRecord) -> Any:
         if (
             type(record) is not _EventRecord
             or self.filters
@@ -454,6 +495,74 @@ class _JsonLinesHandler(logging.FileHandler):
             except Exception:
                 self.handleError(record)
         return True
+
+    def _drop_stream(self) -> None:
+        """Close the file without writing what its buffer holds, and cut the piece of a line
+        the refused write left at its end; the next event opens it again."""
+        stream, self.stream = self.stream, None  # reopened by the next emit
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()  # the flush fails again, and the buffer goes with the file
+        with contextlib.suppress(OSError):
+            _cut_to_whole_lines(Path(self.baseFilename))
+
+    def _resume(self) -> bool:
+        """Try the file again with the line that says where its gap is: written, the
+        console is told too and the file takes events again; refused, it stays left out.
+
+        A full disk is tried again only once it is no longer full (:mod:`.diskspace`): the
+        bytes a cut line gave back would take the next line or two, and the file would go
+        on and off, said each time."""
+        if self._refusal == errno.ENOSPC and disk_is_full(Path(self.baseFilename).parent):
+            return False
+        line = _JSON_ENCODER.encode({
+            "path": self.baseFilename, "events_left_out": self.lost,
+            "event": "log_file_resumed", "level": "warning", "timestamp": _utc_now_text(),
+        })
+        try:
+            if self.stream is None:
+                self.stream = self._open()
+            self.stream.write(line + self.terminator)
+            self.stream.flush()
+        except OSError:
+            self._drop_stream()
+            return False
+        lost, self.lost = self.lost, 0
+        self._announce("log_file_resumed", path=self.baseFilename, events_left_out=lost)
+        return True
+
+    def _announce(self, event: str, **values: Any) -> None:
+        """A warning to every handler but this one: the console says it on stderr. Said
+        outside the context bound where the write failed: it is no build's warning, for a
+        build's summary to collect and the console to leave out."""
+        self._announcing = True
+        try:
+            contextvars.Context().run(get_logger(__name__).warning, event, **values)
+        finally:
+            self._announcing = False
+
+
+#: How far back from its end a log file is searched for the last whole line's end.
+_TAIL_BYTES: Final = 1 << 20
+
+
+def _cut_to_whole_lines(path: Path) -> None:
+    """Remove what follows the last line end of ``path``: the start of a line a full disk
+    cut off. Shortening a file needs no free space."""
+    with open(path, "r+b") as file:
+        size = file.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        file.seek(size - 1)
+        if file.read(1) == b"\n":
+            return  # whole (as every time after the first cut of a gap): nothing read
+        start = max(0, size - _TAIL_BYTES)
+        file.seek(start)
+        tail = file.read()
+        end = tail.rfind(b"\n")
+        if end < 0 and start > 0:
+            return  # a line longer than the tail: not ours to guess at
+        file.truncate(start + end + 1)
 
 
 def configure_logging(

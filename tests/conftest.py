@@ -34,6 +34,8 @@ from tests.pg_cluster import PgCluster, require_postgres
 from tests.reaper import say_goodbye, watch_this_process
 from tests.rewrite_cache import UNAVAILABLE as REWRITE_CACHE_UNAVAILABLE
 from tests.rewrite_cache import write_rewritten_modules
+from tests.small_disk import SKIP_REASON as SMALL_DISK_SKIP_REASON
+from tests.small_disk import SmallDisk, mounted_small_disk
 
 if TYPE_CHECKING:
     from preform_pipeline.store import SqliteJobStore
@@ -138,6 +140,11 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "a kernel thread's empty command line is told apart only where one can be seen; "
         "inside a container's own pid namespace none is"
     ),
+    SMALL_DISK_SKIP_REASON: (
+        "a full disk is met on a real one: a tmpfs mounted for the test, which needs root "
+        "on Linux; CI runs as root on Linux and fails instead, so only a newcomer's machine "
+        "skips it"
+    ),
     "start ticks are read from /proc on Linux": (
         "a process's start in clock ticks after boot is Linux's /proc/PID/stat field; "
         "elsewhere records are judged by start time as before"
@@ -174,6 +181,14 @@ def pytest_configure_hypothesis(config: pytest.Config) -> None:
         settings.load_profile("mutation")
     elif os.environ.get("CI"):
         settings.load_profile("ci")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A real tmpfs of 512 KiB mounted at ``tmp_path / "disk"``, unmounted after the test
+    (``tests/small_disk.py``: skipped where it cannot be mounted, failed so in CI)."""
+    with mounted_small_disk(tmp_path / "disk") as disk:
+        yield disk
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step`
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -69,7 +70,9 @@ from preform_pipeline.api.operations import DEFAULT_POLL_POLICY
 from preform_pipeline.api.paths import same_machine_path
 from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
+from preform_pipeline.diskspace import disk_is_full
 from preform_pipeline.errors import (
+    WRITE_HINTS,
     ConfigError,
     LeaseTimeoutError,
     PermanentApiError,
@@ -170,6 +173,8 @@ DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "ho
 DEFAULT_CANCEL_GRACE_S: Final = 10.0
 #: Checkpoints and build journals live here, below the output root.
 CHECKPOINT_FOLDER: Final = ".checkpoints"
+#: The requests that make the server write a file into the output folder.
+_SAVING_OPERATIONS: Final = frozenset({"saveFormFile", "saveScreenshot", "saveFpsFile"})
 # After a cancel (and on Windows, while builds run) the main thread wakes this often, so a
 # second Ctrl-C or the grace period's end is seen at once on every platform.
 _WAIT_SLICE_S: Final = 0.2
@@ -935,7 +940,7 @@ class _BuildWorker:
                 self._cleanup(ctx)
                 lease.release(healthy=True)
                 self._record(attempt, exc)
-                reason = self._reason(exc)
+                reason = self._on_a_full_disk(self._reason(exc), exc)
                 log.warning("build_failed", reason=reason, error_type=type(exc).__name__)
                 return self._outcome(BuildStatus.FAILED, reason)
             except Exception as exc:
@@ -981,6 +986,19 @@ class _BuildWorker:
         if isinstance(exc, ConfigError):
             return f"path mapping: {exc}"
         return str(exc)
+
+    def _on_a_full_disk(self, reason: str, exc: BaseException) -> str:
+        """``reason``, saying what helps when a file the server was to save into the output
+        folder was refused and that folder's disk is full: the server's own words (a bare
+        errno, or nothing of the kind from PreFormServer) do not, and the failed job's note
+        would send a person to fix the model or the recipe."""
+        request = exc.request if isinstance(exc, PermanentApiError) else None
+        if request is None or request.operation not in _SAVING_OPERATIONS:
+            return reason
+        root = self.runner.options.output_root
+        if not disk_is_full(root):
+            return reason
+        return f"{reason} (the output folder {root}: {WRITE_HINTS[errno.ENOSPC]})"
 
     def _record(self, attempt: _Attempt, exc: BaseException | None) -> None:
         self.attempts.append(

@@ -90,6 +90,8 @@ class Recovery:
         self._unresolved: dict[int, float] = {}
         #: Builds a run left unsettled (:meth:`settle_left`), by id; under the same lock.
         self._left: dict[int, LeftBuild] = {}
+        #: Those of :attr:`_left` whose failed retry was said (the loop's thread only).
+        self._left_said: set[int] = set()
 
     def has_unresolved(self) -> bool:
         """True while an interrupted print waits to be looked at again, or a build a run
@@ -118,16 +120,24 @@ class Recovery:
                 # and its files wait in processing/ for the periodic sweep (tried again here,
                 # a blocked folder would hold the loop's once-run open forever).
                 retry = isinstance(exc, StoreError) and exc.outage
+                error = exc.message if isinstance(exc, StoreError) else str(exc)
+                if retry and left.build_id in self._left_said:
+                    # Said when it first failed; tried again on every pass (a full disk may
+                    # last hours): a warning a second would bury everything else.
+                    log.debug("build_left_still_unsettled", build_id=left.build_id,
+                              error=error)
+                    continue
                 log.warning("build_left_unsettled", build_id=left.build_id, why=left.why,
-                            error=exc.message if isinstance(exc, StoreError) else str(exc),
-                            retry=retry)
+                            error=error, retry=retry)
                 if retry:
+                    self._left_said.add(left.build_id)
                     continue
             else:
                 log.info("build_left_settled", build_id=left.build_id, why=left.why,
                          state=action[0], action=action[1])
             with self._unresolved_lock:
                 self._left.pop(left.build_id, None)
+            self._left_said.discard(left.build_id)
 
     def _settle_one_left(self, left: LeftBuild) -> tuple[str, str]:
         """Settle ``left``: (the state it was found in, what was done)."""

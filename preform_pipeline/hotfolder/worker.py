@@ -303,6 +303,9 @@ class BatchWorker:
         # Per thread: each worker thread runs one batch at a time, and the daemon asks what
         # that batch still owns on the thread that ran it (several threads share this worker).
         self._given_back = threading.local()
+        #: A batch was abandoned because the store was away, and that was said; cleared
+        #: once a batch's builds are recorded (the store takes writes again).
+        self._abandoned_said = threading.Event()
 
     def cancel_all(self) -> int:
         """Cancel every running batch's runner; how many there were."""
@@ -588,6 +591,7 @@ class BatchWorker:
         except StoreError as exc:
             self._batch_taken_over(run, live, exc)
             return
+        self._abandoned_said.clear()
         plan = replace(plan, builds=tuple(named))
         runner = self.executor(plan, pool, options=options, reporter=self.reporter)
         with self._runner_lock:
@@ -628,8 +632,15 @@ class BatchWorker:
                             tracked.build_id, "its outcome could not be written", finish))
                     except OSError as exc:
                         # The store has the outcome; the files that could not move wait in
-                        # processing/ for the loop's periodic sweep (or the next start).
+                        # processing/ for the loop's periodic sweep (or the next start). The
+                        # console said the build succeeded or failed: where its files are
+                        # (not done/ or failed/) is said there too, or a --once run under
+                        # cron would end with them in processing/ and no line about it.
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
+                        self.outcomes.say(
+                            f"build {outcome.name}'s files stay in processing/: {exc}; they "
+                            "are settled once that is fixed (the next run, or this daemon's "
+                            "next sweep)")
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
 
@@ -650,7 +661,14 @@ class BatchWorker:
         """Some jobs of the batch were batched elsewhere meanwhile (another node of a shared
         store adopted them: docs/multi-node.md), or the store failed: the builds made so far
         are taken apart and every job still free is batched again; nothing was sent."""
-        log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
+        if exc.outage and self._abandoned_said.is_set():
+            # Said at the first: while the store stays away (a full disk may last hours)
+            # every batching window tries again, and a warning each time buries the rest.
+            log.debug("batch_abandoned_again", error=str(exc), builds=len(run.tracked))
+        else:
+            log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
+            if exc.outage:
+                self._abandoned_said.set()
         for tracked in run.tracked.values():
             try:
                 self.recovery.dissolve(self.store.get_build(tracked.build_id),

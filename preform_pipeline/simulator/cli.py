@@ -32,7 +32,7 @@ from typing import Any, NoReturn, TextIO
 import psutil
 
 from preform_pipeline import __version__
-from preform_pipeline.errors import REFUSAL_PREFIX
+from preform_pipeline.errors import REFUSAL_PREFIX, write_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
@@ -443,6 +443,12 @@ def _serve_in(
         # this server again, it says the line (errors.REFUSAL_PREFIX).
         _log.error("start_failed", reason="fleet folder in use")
         say(stdout, f"{REFUSAL_PREFIX}{exc}")
+        return EXIT_FAILURE
+    except OSError as exc:
+        # Its fleet or work folder refused a file (a full disk, a folder it may not write):
+        # the file and what helps, not a traceback.
+        _log.error("start_failed", reason="cannot write its files", error=str(exc),
+                   hint=write_hint(exc))
         return EXIT_FAILURE
     except Exception as exc:
         _log.exception("start_failed", reason="cannot load the simulator engine", error=str(exc))

@@ -52,7 +52,7 @@ from typing import Final
 
 from preform_pipeline.atomicfile import NAME_MAX_BYTES, fitted_name
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.errors import StoreError, StoreLockedError
+from preform_pipeline.errors import StoreError, StoreLockedError, write_hint
 from preform_pipeline.heldfile import judged, record_text, says_held, write_held
 from preform_pipeline.liveness import Liveness, ProcessIdentity, this_host
 from preform_pipeline.logging import get_logger
@@ -246,7 +246,7 @@ class DaemonLock:
             written = replace(me, held=fd is not None)
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot write the daemon lock: {exc}",
-                             hint="check the permissions of the store's folder") from exc
+                             hint=write_hint(exc)) from exc
         try:
             if sys.platform == "win32":
                 os.rename(temporary, self.path)  # refuses an existing target on Windows

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from preform_pipeline.atomicfile import NAME_MAX_BYTES
 from preform_pipeline.clock import Clock
+from preform_pipeline.diskspace import disk_is_full
 from preform_pipeline.errors import StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import DEFAULT_STORE_FILENAME
@@ -253,6 +254,20 @@ SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 def _cannot_share(exc: sqlite3.OperationalError) -> bool:
     """SQLite's refusal to make a WAL store's shared-memory file."""
     return "readonly" in str(exc) or "unable to open" in str(exc)
+
+
+#: SQLite's names of the errors a full disk gives: a page that cannot be written, or (only
+#: "disk I/O error") a shared-memory or journal file that cannot grow.
+_FULL_DISK_ERRORS: Final = frozenset({"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE",
+                                      "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC",
+                                      "SQLITE_IOERR_TRUNCATE"})
+
+
+def _disk_full(exc: sqlite3.Error, path: Path) -> bool:
+    """Whether SQLite failed because the store's disk is full (its error alone cannot say:
+    SQLITE_FULL is also a store at its page limit, the I/O errors a failing disk)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    return name in _FULL_DISK_ERRORS and disk_is_full(path.parent)
 
 
 def _unreadable(path: Path) -> str | None:
@@ -487,6 +502,13 @@ class SqliteJobStore(SqlStoreCore):
                     f"{self.busy_timeout_s:g} s while {action}",
                     hint="another process holds a long write; if none runs, the file may sit "
                     "on a network share that cannot lock: keep the store on a local disk",
+                ) from exc
+            if _disk_full(exc, self.path):
+                raise StoreError(
+                    f"{self.path}: the disk holding the job store is full (SQLite said "
+                    f"{text!r} while {action})",
+                    hint="free some space on that disk (SQLite needs room beside the file "
+                    "for its journal), then try again; the store keeps what it had",
                 ) from exc
             if "readonly" in text:
                 raise StoreError(

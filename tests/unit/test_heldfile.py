@@ -4,6 +4,7 @@ processes, real files)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.heldfile import held, hold
+from preform_pipeline.heldfile import held, hold, write_held
+from tests.small_disk import SmallDisk
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="flock is POSIX")
 
@@ -72,3 +74,19 @@ class TestHeld:
             assert held(tmp_path / "record") is None
         finally:
             os.close(fd)
+
+
+class TestAFullDisk:
+    """A record its disk cannot take is not left behind, empty, under its own name."""
+
+    def test_the_record_is_removed_and_the_error_names_it(self, small_disk: SmallDisk) -> None:
+        path = small_disk.root / "users" / "me.json"
+        path.parent.mkdir()
+        small_disk.fill()
+
+        with pytest.raises(OSError) as caught:
+            write_held(path, lambda is_held: "x" * 10_000)
+
+        assert caught.value.errno == errno.ENOSPC
+        assert caught.value.filename == str(path)
+        assert list(path.parent.iterdir()) == []

@@ -3,10 +3,12 @@ line itself, with the same lines, levels, filters and failures as the stdlib's w
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,6 +18,7 @@ import structlog
 from structlog.contextvars import bound_contextvars, unbind_contextvars
 
 from preform_pipeline.logging import configure_logging, get_logger
+from tests.small_disk import SmallDisk
 
 LOGGER = "preform_pipeline.executor.runner"
 
@@ -40,6 +43,34 @@ class _BrokenStream(io.StringIO):
 
     def write(self, _text: str) -> int:
         raise self.error
+
+
+class _Recorder(logging.Handler):
+    """The events the package's logger hands its handlers, as the console gets them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        assert isinstance(record.msg, dict)
+        self.events.append(dict(record.msg))
+
+    @property
+    def said(self) -> list[dict[str, Any]]:
+        """The log file handler's own warnings."""
+        return [e for e in self.events if e["event"].startswith("log_file_")]
+
+    @classmethod
+    @contextlib.contextmanager
+    def on_package(cls) -> Iterator[_Recorder]:
+        recorder = cls()
+        logger = logging.getLogger("preform_pipeline")
+        logger.addHandler(recorder)
+        try:
+            yield recorder
+        finally:
+            logger.removeHandler(recorder)
 
 
 class TestSameBytes:
@@ -201,15 +232,19 @@ class TestStdlibRules:
 
         assert [line["event"] for line in _lines(log_file)] == ["before", "after"]
 
-    def test_a_failing_write_is_reported_on_stderr_and_the_run_goes_on(
+    def test_a_failing_write_is_said_once_as_a_warning_and_the_run_goes_on(
         self, log_file: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         handler = _json_handler()
         handler.setStream(_BrokenStream(OSError(28, "No space left on device")))
 
-        get_logger(LOGGER).info("step_started", kind="auto_orient")
+        with _Recorder.on_package() as recorder:
+            get_logger(LOGGER).info("step_started", kind="auto_orient")
 
-        assert "--- Logging error ---" in capsys.readouterr().err
+        assert "--- Logging error ---" not in capsys.readouterr().err
+        (said,) = recorder.said
+        assert said["event"] == "log_file_unwritable"
+        assert said["hint"] == "the disk is full: free some space on it, then try again"
 
     def test_a_value_json_cannot_encode_is_reported_and_the_next_event_is_written(
         self, log_file: Path, capsys: pytest.CaptureFixture[str]
@@ -255,3 +290,46 @@ class TestLoggerRules:
         get_logger(LOGGER).info("shown")
 
         assert [line["event"] for line in _lines(log_file)] == ["shown"]
+
+
+class TestAFullDisk:
+    """A log file on a real disk that fills: said once, the program goes on, the file keeps
+    whole JSON lines, and the gap is said where it can be written again."""
+
+    def test_said_once_whole_lines_kept_and_the_gap_said_once_there_is_room(
+        self, small_disk: SmallDisk, log_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        path = small_disk.root / "run.jsonl"
+        configure_logging(level="INFO", json_file=path, console=io.StringIO())
+        log = get_logger(LOGGER)
+        pad = "x" * 1000  # lines longer than what is left of the file's last page
+        log.info("before")
+        small_disk.fill()
+
+        with _Recorder.on_package() as recorder:
+            # Inside a build: the warning is still no build's (a build's warnings are kept
+            # off the console for its summary), so it carries none of the build's context.
+            with bound_contextvars(build="b-7", run_id="r-1"):
+                for n in range(10):
+                    log.info("while_full", n=n, pad=pad)  # none of them raises
+            written = [line["n"] for line in _lines(path) if line["event"] == "while_full"]
+            small_disk.free()
+            log.info("after")
+
+        assert "Logging error" not in capsys.readouterr().err
+        said = recorder.said
+        left_out = 10 - len(written)
+        assert left_out > 0 and written == list(range(len(written)))
+        assert said == [
+            {"event": "log_file_unwritable", "path": str(path), "level": "warning",
+             "error": "No space left on device",
+             "hint": "the disk is full: free some space on it, then try again",
+             "effect": "its events are left out until it can be written again",
+             "timestamp": said[0]["timestamp"]},
+            {"event": "log_file_resumed", "path": str(path), "events_left_out": left_out,
+             "level": "warning", "timestamp": said[1]["timestamp"]},
+        ]
+        # Every line is whole JSON (_lines parses each), the gap marked where it is.
+        events = [(line["event"], line.get("events_left_out")) for line in _lines(path)]
+        assert events == [("before", None), *[("while_full", None)] * len(written),
+                          ("log_file_resumed", left_out), ("after", None)]

@@ -58,6 +58,7 @@ __all__ = [
     "ScriptedRunner",
     "claimed_by_a_run",
     "drop",
+    "levels_of",
     "make_daemon",
     "names",
     "processing_job",
@@ -428,6 +429,12 @@ def drop(tmp_path: Path, name: str, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def levels_of(logs: list[dict[str, Any]], prefix: str) -> list[tuple[str, str]]:
+    """(event, level) of each captured event whose name starts with ``prefix``, in order:
+    what a test of "said once, then at debug level" compares."""
+    return [(e["event"], e["log_level"]) for e in logs if e["event"].startswith(prefix)]
 
 
 def names(folder: Path) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Script, drop, make_daemon, names, run_daemon_once
+from daemon_support import Script, drop, levels_of, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -59,3 +59,44 @@ class TestABatchAbandonedWhileTheStoreIsAway:
         assert dissolved["jobs"] == 1  # the build made before the store went away
         (given_back,) = [e for e in logs if e["event"] == "batch_given_back_unread"]
         assert given_back["jobs"] == 1
+
+
+class StoreFullWhileBatching(SqliteJobStore):
+    """The store refuses the first ``misses`` builds (its disk full), then takes them."""
+
+    def __init__(self, path: Path, misses: int) -> None:
+        super().__init__(path)
+        self.misses = misses
+
+    def create_build(self, **values: Any) -> Build:
+        if self.misses:
+            self.misses -= 1
+            raise StoreError("the disk holding the job store is full", hint="free some space")
+        return super().create_build(**values)
+
+
+class TestABatchAbandonedAgainAndAgain:
+    """While the store stays away each batching window tries the batch again: the first
+    abandoned batch is a warning, the later ones debug events, until it is printed once;
+    a later outage is said again."""
+
+    def test_said_once_per_outage_and_printed_once(
+        self, tmp_path: Path, script: Script, recipe: Path
+    ) -> None:
+        drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
+        with StoreFullWhileBatching(tmp_path / "jobs.sqlite3", misses=3) as store, \
+                capture_logs() as logs:
+            daemon = make_daemon(tmp_path, store, script, recipe)
+            run_daemon_once(daemon)
+            drop(tmp_path, "m2.stl", tetra_stl_bytes(2))
+            store.misses = 1
+            run_daemon_once(daemon)
+
+        assert len(fleet_jobs(script.fleet_dir)) == 2
+        assert names(tmp_path / "inbox" / "done") == [
+            "m1.stl", "m1.stl.report.json", "m2.stl", "m2.stl.report.json"]
+        said = levels_of(logs, "batch_abandoned")
+        assert said == [("batch_abandoned", "warning"),
+                        ("batch_abandoned_again", "debug"),
+                        ("batch_abandoned_again", "debug"),
+                        ("batch_abandoned", "warning")]

@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Script, ScriptedRunner, drop, make_daemon, names, run_daemon_once
+from daemon_support import (
+    Script,
+    ScriptedRunner,
+    drop,
+    levels_of,
+    make_daemon,
+    names,
+    run_daemon_once,
+)
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
@@ -44,9 +52,9 @@ class _StoreAwayAtTheOutcome(SqliteJobStore):
     """The store seam: away for the first two writes of a build's outcome (DONE), so the
     write fails at the run's end and once more after it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, misses: int = 2) -> None:
         super().__init__(path)
-        self.misses = 2
+        self.misses = misses
 
     def transition_build(self, build_id: int, to_state: JobState, reason: str,
                          **changes: Any) -> Build:
@@ -113,3 +121,28 @@ class TestABuildWhoseOutcomeTheStoreRefused:
             build.id, "its outcome could not be written", AWAY, True)
         (settled,) = [e for e in logs if e["event"] == "build_left_settled"]
         assert (settled["build_id"], settled["action"]) == (build.id, "outcome written")
+
+
+class TestAStoreAwayForLong:
+    """The loop tries a left build again on every pass while the store is away (a full disk
+    may last hours): the failure is said once, as a warning, and the tries after it only at
+    debug level, until it is settled."""
+
+    def test_said_once_then_settled(self, tmp_path: Path, script: Script) -> None:
+        drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
+        with _StoreAwayAtTheOutcome(tmp_path / "jobs.sqlite3", misses=4) as store, \
+                capture_logs() as logs:
+            daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path, printer=None))
+            run_daemon_once(daemon)
+            (build,) = store.list_builds()
+
+        assert build.state is JobState.DONE
+        assert names(tmp_path / "inbox" / "done") == ["m1.stl", "m1.stl.report.json"]
+        said = levels_of(logs, "build_left_")
+        # The run's end missed once; the loop's first try is said, the next two are not.
+        assert said == [("build_left_unsettled", "warning"),
+                        ("build_left_still_unsettled", "debug"),
+                        ("build_left_still_unsettled", "debug"),
+                        ("build_left_settled", "info")]
+        # Forgotten once settled: a daemon running for months keeps no note of each.
+        assert daemon.recovery._left_said == set()

@@ -24,6 +24,7 @@ from preform_pipeline.simulator.cli import (
 from preform_pipeline.simulator.faults import FaultPlan
 from preform_pipeline.simulator.server import load_engine
 from preform_pipeline.simulator.testing import STAND_IN_ENGINE, StandInEngine
+from tests.small_disk import SmallDisk
 
 
 class TestParseArgs:
@@ -198,3 +199,27 @@ class TestDefaultWorkDir:
         events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
         assert [(e["reason"], e["error"]) for e in events if e["event"] == "start_failed"] == [
             ("cannot make or use its folders", str(refused.value))]
+
+
+class TestAFullFleetDisk:
+    """A fleet folder on a full disk: the start fails with the file and what helps, and
+    leaves no empty member record for the next start to stumble on."""
+
+    def test_said_with_the_file_and_no_record_left(
+        self, small_disk: SmallDisk, tmp_path: Path
+    ) -> None:
+        fleet = small_disk.root / "fleet"
+        small_disk.fill()
+        log = tmp_path / "simulator.jsonl"
+
+        assert run(["--port", "0", "--fleet-dir", str(fleet), "--log-file", str(log)],
+                   io.StringIO(), io.StringIO()) == EXIT_FAILURE
+
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        (failed,) = [e for e in events if e["event"] == "start_failed"]
+        assert failed["reason"] == "cannot write its files"
+        assert failed["hint"] == "the disk is full: free some space on it, then try again"
+        assert failed["error"].startswith(
+            f"[Errno 28] No space left on device: '{fleet}/users/")
+        assert "exception" not in failed
+        assert list((fleet / "users").glob("*.json")) == []

@@ -36,6 +36,7 @@ from tests.instances import (
     ours_running,
     quiet_moment,
 )
+from tests.small_disk import SmallDisk
 
 SINCE = "2024-05-01T12:00:00+00:00"
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -207,7 +208,19 @@ class TestTheFiles:
             DaemonLock(store).acquire()
         assert caught.value.message.startswith(
             f"{lock_path_of(store)}: cannot write the daemon lock: ")
-        assert caught.value.hint == "check the permissions of the store's folder"
+        assert caught.value.hint == (
+            "a file stands where a folder of the path should be: move it away")
+
+    def test_a_full_disk_is_said_and_leaves_no_temporary(self, small_disk: SmallDisk) -> None:
+        store = small_disk.root / "jobs.sqlite3"
+        small_disk.fill()
+        with pytest.raises(StoreError) as caught:
+            DaemonLock(store).acquire()
+        assert caught.value.message.startswith(
+            f"{lock_path_of(store)}: cannot write the daemon lock: [Errno 28] No space left "
+            f"on device: '{lock_path_of(store)}.")
+        assert caught.value.hint == "the disk is full: free some space on it, then try again"
+        assert sorted(p.name for p in small_disk.root.iterdir()) == ["filler"]
 
 
 class TestReleasing:

@@ -1,0 +1,64 @@
+"""``watch --once`` with its inbox on a real disk that is full (a small tmpfs): what it says,
+where the files are, and that the next run, once there is room, settles them without
+preparing anything again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from preform_pipeline.hotfolder.testing import (
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from preform_pipeline.store import SqliteJobStore
+from tests.command_line import in_a_process
+from tests.small_disk import SmallDisk
+
+
+class TestTheInboxDiskFull:
+    """A build prepared while its inbox's disk is full: its files stay in processing/, said
+    on stdout with the file, the cause and what helps; the next run settles them."""
+
+    def test_said_kept_whole_and_settled_by_the_next_run(
+        self, small_disk: SmallDisk, tmp_path: Path
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None), inbox={"path": str(inbox)},
+            hotfolders={"output_root": str(tmp_path / "out")})
+        inbox.mkdir()
+        (inbox / "part.stl").write_bytes(tetra_stl_bytes(0))
+        os.utime(inbox / "part.stl", (1e9, 1e9))  # long since written: taken at once
+        small_disk.fill()  # the move into processing/ is a rename: it needs no room
+
+        first = in_a_process(tmp_path, "watch", str(settings), "--once")
+
+        assert first.returncode == 0, first.stderr
+        assert "Traceback" not in first.stderr
+        (job,) = [p.name for p in (inbox / "processing").iterdir()]
+        (said,) = [line for line in first.stdout.splitlines() if "stay in processing/" in line]
+        assert said.startswith("build PP-")
+        assert said.endswith(
+            f"'s files stay in processing/: {inbox}/done/part.stl.report.json: writing failed: "
+            "No space left on device (the disk is full: free some space on it, then try "
+            "again); they are settled once that is fixed (the next run, or this daemon's "
+            "next sweep)")
+        # Nothing half-written under a name of its own, nor a temporary left.
+        assert sorted(p.name for p in inbox.rglob("*")) == [
+            job, "done", "failed", "part.stl", "processing"]
+
+        small_disk.free()
+        second = in_a_process(tmp_path, "watch", str(settings), "--once")
+
+        assert second.returncode == 0, second.stderr
+        assert "stay in processing/" not in second.stdout
+        assert second.stdout.splitlines()[-1] == "stopped after 0 batches"  # none prepared again
+        assert sorted(p.name for p in (inbox / "done").iterdir()) == [
+            "part.stl", "part.stl.report.json"]
+        assert json.loads((inbox / "done" / "part.stl.report.json").read_text("utf-8"))
+        assert list((inbox / "processing").iterdir()) == []
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            assert len(store.list_builds()) == 1
