@@ -40,7 +40,6 @@ NAME_MAX_BYTES: Final = 255
 _NAME_HASH_HEX: Final = 12
 
 
-
 def host_tag(host: str | None = None) -> str:
     """A short tag of ``host`` (default: this one) for temporaries' names: a hash, not the
     name itself, since host names may be long and may hold dots."""

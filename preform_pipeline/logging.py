@@ -474,6 +474,7 @@ class _JsonLinesHandler(logging.FileHandler):
                            effect="its events are left out until it can be written again")
 
     def _handle(self, record: logging.LogRecord) -> Any:
+        """:meth:`handle`'s work once the file takes events; called under the lock."""
         if (
             type(record) is not _EventRecord
             or self.filters
@@ -482,18 +483,17 @@ class _JsonLinesHandler(logging.FileHandler):
             or self.stream is None
         ):
             return super().handle(record)
-        with self.lock:  # type: ignore[union-attr]  # made in Handler.__init__
-            try:
-                # Encoded inside the try, as a formatter's work is: a value JSON cannot
-                # take (a key that is not a text) is reported, never raised at the caller.
-                line = _JSON_ENCODER.encode(record.msg) + self.terminator
-                stream = self.stream
-                stream.write(line)
-                stream.flush()
-            except RecursionError:  # as StreamHandler.emit: never swallowed
-                raise
-            except Exception:
-                self.handleError(record)
+        try:
+            # Encoded inside the try, as a formatter's work is: a value JSON cannot take (a
+            # key that is not a text) is reported, never raised at the caller.
+            line = _JSON_ENCODER.encode(record.msg) + self.terminator
+            stream = self.stream
+            stream.write(line)
+            stream.flush()
+        except RecursionError:  # as StreamHandler.emit: never swallowed
+            raise
+        except Exception:
+            self.handleError(record)
         return True
 
     def _drop_stream(self) -> None:
