@@ -33,6 +33,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.answers import AnswerTooLargeError, bounded_response
 from preform_pipeline.api._wire import WireAnswer, WireTransport
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
@@ -76,6 +77,10 @@ _HINT_REJECTED = "the server refused this input; change the request, retrying it
 _HINT_INTERNAL = "the server failed; retry on another server or restart this one"
 _HINT_UNREACHABLE = "check that PreFormServer is running and listening at this address"
 _HINT_TIMEOUT = "the server may be hung or overloaded; retry elsewhere or allow more time"
+_HINT_TOO_LARGE = (
+    "something other than PreFormServer may be answering at this address, such as a proxy "
+    "or another program; check the server address"
+)
 
 log = get_logger(__name__)
 
@@ -151,6 +156,8 @@ def error_for_transport(
     exc: httpx.TransportError, request: RequestInfo, timeout: float
 ) -> ApiError:
     """The error for a request that got no (complete) answer."""
+    if isinstance(exc, AnswerTooLargeError):
+        return ServerInternalError(str(exc), request=request, hint=_HINT_TOO_LARGE)
     if isinstance(exc, httpx.TimeoutException):
         return ServerTimeoutError(
             f"no answer within {timeout:.3g} s ({type(exc).__name__})",
@@ -317,7 +324,9 @@ class HttpSession:
             method, _parsed(url), headers=self._headers, json=json_body,
             extensions={"timeout": limits.as_dict()},
         )
-        response = self._transport.handle_request(request)
+        response = bounded_response(
+            request, self._transport.handle_request(request), seconds=timeout
+        )
         try:
             response.read()
         finally:

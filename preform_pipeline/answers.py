@@ -1,0 +1,118 @@
+"""Reading an HTTP answer within bounds: at most so many bytes, and within so many seconds.
+
+Both our clients (the Local API's and the Web API's) talk to servers we do not control, often
+through proxies, VPNs and Wi-Fi. A proxy's error page, a misconfigured address that reaches
+a file server, or a broken server can send a body of any size: read whole, a 200 MB answer
+took 630 MB of the runner's memory. And a server that drips one byte a second never trips a
+read timeout (each read gets its byte in time), so a request could last for hours. The rule,
+written once here: an answer larger than :data:`MAX_ANSWER_BYTES` is refused (by its
+``Content-Length`` before anything is read, else as soon as it passes the limit), and an
+answer still arriving when its request's time is up is given up as a timeout.
+
+The errors are httpx's transport errors, so every caller maps them with its others:
+:class:`AnswerTooLargeError` (a ``RemoteProtocolError``) and ``httpx.ReadTimeout``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Final
+
+import httpx
+
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "AnswerTooLargeError",
+    "BoundedStream",
+    "bounded_response",
+    "check_declared_length",
+    "too_large",
+]
+
+#: The largest answer either API sends is a few megabytes (a scene of a thousand models, a
+#: page of a hundred prints is a few hundred kilobytes); anything near this is not an answer
+#: of theirs.
+MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
+
+
+class AnswerTooLargeError(httpx.RemoteProtocolError):
+    """The answer's body is larger than the limit; nothing more of it was read."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def too_large(limit: int, declared: int | None = None) -> AnswerTooLargeError:
+    """The error for a body over ``limit`` bytes (``declared``: its stated length)."""
+    size = f"{declared / 1_048_576:.0f} MiB, " if declared is not None else ""
+    unread = "it was not read" if declared is not None else "the rest was not read"
+    return AnswerTooLargeError(
+        f"the answer's body is larger than any this API sends ({size}over the "
+        f"{limit // 1_048_576} MiB limit); {unread}",
+        limit=limit,
+    )
+
+
+def check_declared_length(value: str | None, limit: int) -> None:
+    """Refuse, before reading, a body whose ``Content-Length`` is over ``limit``."""
+    if value is not None and value.strip().isdecimal() and int(value) > limit:
+        raise too_large(limit, int(value))
+
+
+class BoundedStream(httpx.SyncByteStream):
+    """An answer's body stream that stops at ``limit`` bytes or at ``ends`` on ``clock``
+    (a ``time.monotonic``-like function)."""
+
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        *,
+        limit: int,
+        ends: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._ends = ends
+        self._clock = clock
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        for chunk in self._inner:
+            size += len(chunk)
+            if size > self._limit:
+                raise too_large(self._limit)
+            if self._clock() > self._ends:
+                raise httpx.ReadTimeout("the answer was still arriving when its time was up")
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def bounded_response(
+    request: httpx.Request,
+    response: httpx.Response,
+    *,
+    seconds: float,
+    limit: int = MAX_ANSWER_BYTES,
+    clock: Callable[[], float] = time.monotonic,
+) -> httpx.Response:
+    """``response`` to ``request`` (straight from a transport, body unread) with its body
+    bounded: at most ``limit`` bytes, all arrived within ``seconds`` from now."""
+    try:
+        check_declared_length(response.headers.get("Content-Length"), limit)
+    except AnswerTooLargeError:
+        response.close()
+        raise
+    stream = response.stream
+    assert isinstance(stream, httpx.SyncByteStream)  # a sync transport's answer
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=BoundedStream(stream, limit=limit, ends=clock() + seconds, clock=clock),
+        request=request,
+        extensions=response.extensions,
+    )

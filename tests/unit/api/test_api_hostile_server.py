@@ -1,0 +1,87 @@
+"""The Local API client against a server (or proxy, or network) that misbehaves.
+
+Each test talks real HTTP over loopback to :mod:`tests.hostile_http`'s front, which answers
+``GET /`` as a PreFormServer 0.9.12 would and the request under test as a broken one does.
+Both ways the client reaches a server are tried: its own transport (plain ``http://``) and
+httpx's (``https://`` servers, and any ``transport=`` given).
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from preform_pipeline.answers import MAX_ANSWER_BYTES
+from preform_pipeline.api import PreFormClient
+from preform_pipeline.errors import ServerInternalError, ServerTimeoutError
+from tests.hostile_http import HostileFront, drip, huge, reply, running_front
+
+#: The version answer of a PreFormServer this client supports.
+VERSION = b'{"version": "0.9.12"}'
+SCENE = "/scene/abc/"
+
+TRANSPORTS = [pytest.param(False, id="own-transport"), pytest.param(True, id="httpx-transport")]
+
+
+@pytest.fixture
+def front() -> Iterator[HostileFront]:
+    with running_front() as front:
+        front.on("GET", "/", reply(200, VERSION))
+        yield front
+        front.check()
+
+
+def _client(front: HostileFront, httpx_transport: bool, timeout: float) -> PreFormClient:
+    transport = httpx.HTTPTransport() if httpx_transport else None
+    return PreFormClient(front.url, timeout=timeout, transport=transport)
+
+
+class TestHugeAnswers:
+    """A body far larger than any Local API answer is refused, and memory stays bounded."""
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    @pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+    def test_a_200_mb_body_is_refused_within_bounded_memory(
+        self, front: HostileFront, framing: str, httpx_transport: bool
+    ) -> None:
+        front.on("GET", SCENE, huge(200 * 1024 * 1024, framing=framing))
+        client = _client(front, httpx_transport, timeout=10)
+        client.check_version()
+        tracemalloc.start()
+        try:
+            with pytest.raises(ServerInternalError) as caught:
+                client.get_scene("abc")
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            client.close()
+        error = caught.value
+        assert "over the 32 MiB limit" in error.message
+        assert "something other than PreFormServer" in (error.hint or "")
+        assert error.request is not None and error.request.operation == "getScene"
+        # Read whole, the 200 MB took 630 MB; the refusal keeps at most the limit in hand.
+        assert peak < 2 * MAX_ANSWER_BYTES
+
+
+class TestSlowAnswers:
+    """An answer that keeps arriving, a byte at a time, still ends with its request's time."""
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    def test_a_dripping_answer_times_out_at_the_request_timeout(
+        self, front: HostileFront, httpx_transport: bool
+    ) -> None:
+        # Each byte comes well within any per-read timeout; the whole takes 6 s.
+        front.on("GET", SCENE, drip(200, b'{"id": "abc", "models": []}' + b" " * 32,
+                                    every_s=0.1))
+        client = _client(front, httpx_transport, timeout=1.0)
+        client.check_version()
+        started = time.monotonic()
+        with pytest.raises(ServerTimeoutError) as caught:
+            client.get_scene("abc")
+        client.close()
+        assert time.monotonic() - started < 3.0
+        assert "no answer within 1 s" in caught.value.message
