@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -107,12 +107,14 @@ from preform_pipeline.api.paths import (
     to_server_path,
 )
 from preform_pipeline.api.versions import (
+    CONTRACT_API_VERSION,
     DEFAULT_SUPPORTED_API_VERSIONS,
     VersionRange,
     require_supported,
 )
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
+    ApiError,
     ImportNotAppliedError,
     RequestInfo,
     RequestRejectedError,
@@ -150,6 +152,11 @@ _HINT_CONTRACT = "the server's answer breaks the Local API contract; retry on an
 
 log = get_logger(__name__)
 
+
+#: A request path that names one scene (its id as quoted by ``_seg``).
+_SCENE_PATH: Final = re.compile(r"/scene/([^/]+)/")
+#: The error code with which a server refuses a request naming a scene it does not have.
+SCENE_NOT_FOUND: Final = "SCENE_NOT_FOUND"
 
 #: The characters ``quote(..., safe="")`` never changes.
 _PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9_.\-~]+")
@@ -302,10 +309,69 @@ class PreFormClient:
         seconds = self._request_timeout(timeout)
         if self._check_on_first_use and self._api_version is None:  # no call per request
             self._ensure_version(seconds)
-        response = self._http.request(
+        response = self._request(
             method, path, operation=operation, timeout=seconds, json_body=body, params=params
         )
         return self._parse(parser, response.body, response)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        timeout: float,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> ApiResponse:
+        """One request of a call, with the refusals that are not about its input told apart:
+        a scene the server no longer has (it restarted) and an endpoint it does not have."""
+        try:
+            return self._http.request(
+                method, path, operation=operation, timeout=timeout, json_body=json_body,
+                params=params,
+            )
+        except RequestRejectedError as exc:
+            raise self._refusal(exc, method, path, operation) from exc
+
+    def _refusal(
+        self, exc: RequestRejectedError, method: str, path: str, operation: str
+    ) -> ApiError:
+        scene = _SCENE_PATH.match(path)
+        if scene is not None and (
+            exc.code == SCENE_NOT_FOUND
+            or (exc.status_code == httpx.codes.NOT_FOUND and operation == "getScene")
+        ):
+            # Every server has getScene: its 404 (or anyone's SCENE_NOT_FOUND) for a scene
+            # this client made means the server lost it, restarted since. Retried, the build
+            # starts again (here or elsewhere); refused for good, it failed for nothing.
+            return ServerInternalError(
+                f"the server no longer has scene {unquote(scene.group(1))} (was it restarted?)",
+                request=exc.request,
+                status_code=exc.status_code,
+                code=exc.code,
+                server_message=exc.server_message,
+                body=exc.body,
+                hint="the build starts again from its last checkpoint, on this or another server",
+            )
+        if exc.status_code == httpx.codes.METHOD_NOT_ALLOWED or (
+            exc.status_code == httpx.codes.NOT_FOUND and exc.code in (None, "NOT_FOUND")
+        ):
+            known = self._api_version.version if self._api_version is not None else None
+            speaks = f"it speaks Local API {known}" if known else "its Local API may be older"
+            return RequestRejectedError(
+                f"the server has no {method} {path} endpoint ({operation}; HTTP "
+                f"{exc.status_code}): {speaks}, this client is written against "
+                f"{CONTRACT_API_VERSION}",
+                request=exc.request,
+                status_code=exc.status_code,
+                code=exc.code,
+                server_message=exc.server_message,
+                body=exc.body,
+                hint=f"update PreFormServer to a release with Local API {CONTRACT_API_VERSION} "
+                "or later, or check that the address belongs to a PreFormServer",
+            )
+        return exc
 
     def _long(
         self,
@@ -327,7 +393,7 @@ class PreFormClient:
         params = {"async": "true"} if self._async else None
         bounded = self._bounded(seconds, deadline)
         try:
-            response = self._http.request(
+            response = self._request(
                 method,
                 path,
                 operation=operation,
@@ -658,7 +724,7 @@ class PreFormClient:
         """get_scene as one step of an operation: its timeout also ends at ``deadline``."""
         bounded = self._bounded(seconds, deadline)
         self._ensure_version(bounded)
-        response = self._http.request(
+        response = self._request(
             "GET", f"/scene/{_seg(scene_id)}/", operation="getScene", timeout=bounded
         )
         return self._parse(Scene.from_json, response.body, response)

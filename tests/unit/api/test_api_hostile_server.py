@@ -17,7 +17,12 @@ import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.api import PreFormClient
-from preform_pipeline.errors import ServerInternalError, ServerTimeoutError
+from preform_pipeline.errors import (
+    RequestRejectedError,
+    ServerInternalError,
+    ServerTimeoutError,
+    TransientApiError,
+)
 from tests.hostile_http import HostileFront, drip, huge, reply, running_front
 
 #: The version answer of a PreFormServer this client supports.
@@ -85,3 +90,59 @@ class TestSlowAnswers:
         client.close()
         assert time.monotonic() - started < 3.0
         assert "no answer within 1 s" in caught.value.message
+
+
+class TestSceneGone:
+    """A server that lost the build's scene (restarted between two calls) fails the attempt,
+    not the build: the error is transient, so the build starts again."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "status", "body"),
+        [
+            pytest.param("GET", SCENE, 404, b'{"detail": "Not Found"}', id="getScene-404"),
+            pytest.param("POST", SCENE + "auto-orient/", 400,
+                         b'{"error": {"code": "SCENE_NOT_FOUND", "message": "no scene abc"}}',
+                         id="autoOrient-SCENE_NOT_FOUND"),
+        ],
+    )
+    def test_a_forgotten_scene_is_a_transient_error(
+        self, front: HostileFront, method: str, path: str, status: int, body: bytes
+    ) -> None:
+        front.on(method, path, reply(status, body))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(TransientApiError) as caught:
+            if method == "GET":
+                client.get_scene("abc")
+            else:
+                client.auto_orient("abc")
+        assert "no longer has scene abc (was it restarted?)" in caught.value.message
+        assert caught.value.status_code == status
+
+    def test_another_not_found_stays_a_refusal(self, front: HostileFront) -> None:
+        front.on("POST", SCENE + "auto-orient/", reply(
+            400, b'{"error": {"code": "MODEL_NOT_FOUND", "message": "no model m1"}}'))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(RequestRejectedError) as caught:
+            client.auto_orient("abc")
+        assert caught.value.code == "MODEL_NOT_FOUND"
+
+
+class TestOlderServer:
+    """An endpoint the server does not have is said as such, with the versions that matter."""
+
+    @pytest.mark.parametrize("status", [404, 405])
+    def test_a_missing_endpoint_names_both_versions(
+        self, front: HostileFront, status: int
+    ) -> None:
+        front.rules.clear()
+        front.on("GET", "/", reply(200, b'{"version": "0.9.3"}'))
+        front.on("POST", SCENE + "auto-orient/", reply(status, b'{"detail": "Not Found"}'))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(RequestRejectedError) as caught:
+            client.auto_orient("abc")
+        error = caught.value
+        assert error.message.endswith(
+            f"the server has no POST /scene/abc/auto-orient/ endpoint (autoOrient; HTTP "
+            f"{status}): it speaks Local API 0.9.3, this client is written against 0.9.12"
+        )
+        assert "update PreFormServer" in (error.hint or "")
