@@ -16,6 +16,7 @@ The errors are httpx's transport errors, so every caller maps them with its othe
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Final
 
@@ -27,6 +28,8 @@ __all__ = [
     "BoundedStream",
     "bounded_response",
     "check_declared_length",
+    "redirect_target",
+    "tls_mismatch",
     "too_large",
 ]
 
@@ -34,6 +37,34 @@ __all__ = [
 #: page of a hundred prints is a few hundred kilobytes); anything near this is not an answer
 #: of theirs.
 MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
+
+
+#: The first bytes of a TLS record (an alert, or a handshake): a TLS server's answer to a
+#: request it could not read as TLS.
+TLS_RECORD_STARTS: Final = ("\x15\x03", "\x16\x03")
+#: What a TLS answer to plain HTTP means.
+TLS_ANSWER: Final = "the server answered in TLS, not plain HTTP: its address needs https://"
+
+
+def redirect_target(location: str | None) -> str:
+    """Where a redirect points, for a message: scheme, host and path, never its query (a
+    sign-in page's link may carry anything)."""
+    target = urllib.parse.urlsplit(location or "")
+    return f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else "elsewhere"
+
+
+def tls_mismatch(exc: BaseException) -> str | None:
+    """What helps when a request failed because the two sides disagree about TLS (https:// to
+    a plain server, http:// to a TLS one, a sign-in page intercepting https), else None."""
+    text = str(exc)
+    if TLS_ANSWER in text:
+        return "use the https:// address of this server"
+    if "[SSL: CERTIFICATE_VERIFY_FAILED]" in text:
+        return ("the server's certificate is not trusted: a sign-in page (a guest Wi-Fi's "
+                "captive portal) or a proxy may be answering in the server's place")
+    if "[SSL:" in text:
+        return "the server does not speak TLS at this address: check whether it needs http://"
+    return None
 
 
 class AnswerTooLargeError(httpx.RemoteProtocolError):

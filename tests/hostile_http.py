@@ -138,7 +138,10 @@ def _read_request(stream: BinaryIO) -> Request | None:
     line = stream.readline(65_537)
     if not line:
         return None
-    method, target, _version = line.decode("latin-1").split(" ", 2)
+    words = line.decode("latin-1").split(" ", 2)
+    if len(words) != 3:
+        return None  # not HTTP (a TLS hello): hang up, as a plain server does
+    method, target, _version = words
     headers: list[tuple[str, str]] = []
     while (header := stream.readline(65_537)) not in (b"\r\n", b"\n", b""):
         name, _, value = header.decode("latin-1").partition(":")

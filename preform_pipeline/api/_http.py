@@ -33,7 +33,12 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from preform_pipeline import __version__
-from preform_pipeline.answers import AnswerTooLargeError, bounded_response
+from preform_pipeline.answers import (
+    AnswerTooLargeError,
+    bounded_response,
+    redirect_target,
+    tls_mismatch,
+)
 from preform_pipeline.api._wire import WireAnswer, WireTransport
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
@@ -77,7 +82,7 @@ _HINT_REJECTED = "the server refused this input; change the request, retrying it
 _HINT_INTERNAL = "the server failed; retry on another server or restart this one"
 _HINT_UNREACHABLE = "check that PreFormServer is running and listening at this address"
 _HINT_TIMEOUT = "the server may be hung or overloaded; retry elsewhere or allow more time"
-_HINT_TOO_LARGE = (
+_HINT_NOT_PREFORM = (
     "something other than PreFormServer may be answering at this address, such as a proxy "
     "or another program; check the server address"
 )
@@ -157,7 +162,7 @@ def error_for_transport(
 ) -> ApiError:
     """The error for a request that got no (complete) answer."""
     if isinstance(exc, AnswerTooLargeError):
-        return ServerInternalError(str(exc), request=request, hint=_HINT_TOO_LARGE)
+        return ServerInternalError(str(exc), request=request, hint=_HINT_NOT_PREFORM)
     if isinstance(exc, httpx.TimeoutException):
         return ServerTimeoutError(
             f"no answer within {timeout:.3g} s ({type(exc).__name__})",
@@ -167,7 +172,7 @@ def error_for_transport(
     return ServerUnreachableError(
         f"server unreachable: {type(exc).__name__}: {exc}",
         request=request,
-        hint=_HINT_UNREACHABLE,
+        hint=tls_mismatch(exc) or _HINT_UNREACHABLE,
     )
 
 
@@ -331,8 +336,10 @@ class HttpSession:
             response.read()
         finally:
             response.close()
-        content_type = response.headers.get("content-type")
-        headers = (("Content-Type", content_type),) if content_type is not None else ()
+        headers = tuple(
+            (name, response.headers[name])
+            for name in ("content-type", "location") if name in response.headers
+        )
         return WireAnswer(response.status_code, headers, response.content)
 
     def _log(
@@ -384,6 +391,16 @@ def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
                 body=body,
                 hint=_HINT_INTERNAL,
             ) from None
+    if 300 <= answer.status < 400:
+        # PreFormServer never redirects: whatever does is in front of it, or in its place.
+        raise ServerInternalError(
+            f"server answered {answer.status}, a redirect to "
+            f"{redirect_target(answer.header('location'))}, which PreFormServer never sends",
+            request=info,
+            status_code=answer.status,
+            body=body,
+            hint=_HINT_NOT_PREFORM,
+        )
     if not success:
         raise error_for_status(answer.status, body, info)
     return ApiResponse(answer.status, body, info)

@@ -34,7 +34,12 @@ from typing import Any, Final
 
 import httpx
 
-from preform_pipeline.answers import MAX_ANSWER_BYTES, too_large
+from preform_pipeline.answers import (
+    MAX_ANSWER_BYTES,
+    TLS_ANSWER,
+    TLS_RECORD_STARTS,
+    too_large,
+)
 
 __all__ = ["WireAnswer", "WireTransport"]
 
@@ -381,6 +386,8 @@ def _parse_status(line: bytes) -> tuple[str, int]:
 def _status_of(line: str) -> tuple[str, int]:
     """The version and status of a status line, as decoded from latin-1 (its CRLF, when it
     came with one, is only quoted: the split drops it)."""
+    if line.startswith(TLS_RECORD_STARTS):
+        raise httpx.RemoteProtocolError(TLS_ANSWER)
     parts = line.split(None, 2)
     # isdecimal: what int() takes (isdigit also takes superscripts; see _length).
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdecimal():

@@ -110,6 +110,8 @@ from preform_pipeline.api.versions import (
     CONTRACT_API_VERSION,
     DEFAULT_SUPPORTED_API_VERSIONS,
     VersionRange,
+    no_version_endpoint,
+    parse_version,
     require_supported,
 )
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
@@ -358,18 +360,25 @@ class PreFormClient:
             exc.status_code == httpx.codes.NOT_FOUND and exc.code in (None, "NOT_FOUND")
         ):
             known = self._api_version.version if self._api_version is not None else None
-            speaks = f"it speaks Local API {known}" if known else "its Local API may be older"
+            if known is not None and parse_version(known) >= parse_version(CONTRACT_API_VERSION):
+                why = f", although it speaks Local API {known}"
+                hint = "check the server address: a proxy in front of PreFormServer may not " \
+                    "pass this path"
+            else:
+                speaks = f"it speaks Local API {known}" if known else "its Local API may be"
+                why = f": {speaks}, older than the {CONTRACT_API_VERSION} this client is " \
+                    "written against"
+                hint = f"update PreFormServer to a release with Local API " \
+                    f"{CONTRACT_API_VERSION} or later"
             return RequestRejectedError(
                 f"the server has no {method} {path} endpoint ({operation}; HTTP "
-                f"{exc.status_code}): {speaks}, this client is written against "
-                f"{CONTRACT_API_VERSION}",
+                f"{exc.status_code}){why}",
                 request=exc.request,
                 status_code=exc.status_code,
                 code=exc.code,
                 server_message=exc.server_message,
                 body=exc.body,
-                hint=f"update PreFormServer to a release with Local API {CONTRACT_API_VERSION} "
-                "or later, or check that the address belongs to a PreFormServer",
+                hint=hint,
             )
         return exc
 
@@ -467,7 +476,14 @@ class PreFormClient:
         return self._check_version(self._request_timeout(timeout))
 
     def _read_version(self, seconds: float) -> ApiVersion:
-        response = self._http.request("GET", "/", operation="getApiVersion", timeout=seconds)
+        try:
+            response = self._http.request("GET", "/", operation="getApiVersion", timeout=seconds)
+        except RequestRejectedError as exc:
+            if exc.status_code not in (httpx.codes.NOT_FOUND, httpx.codes.METHOD_NOT_ALLOWED):
+                raise
+            raise no_version_endpoint(
+                exc.status_code, self._supported, request=exc.request
+            ) from exc
         return self._parse(ApiVersion.from_json, response.body, response)
 
     def _check_version(self, seconds: float) -> ApiVersion:

@@ -11,13 +11,13 @@ Token values and the client secret never reach a log, a repr or an error message
 from __future__ import annotations
 
 import threading
-import urllib.parse
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from preform_pipeline.answers import redirect_target
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.ratelimit import parse_retry_after
@@ -306,11 +306,9 @@ class ClientCredentialsAuth(httpx.Auth):
 def redirect_error(response: httpx.Response, request: RequestInfo, message: str) -> CloudError:
     """The error for a redirect: never followed (it would carry the credentials or the token
     wherever it points), and never the Web API's own answer."""
-    target = urllib.parse.urlsplit(response.headers.get("Location", ""))
-    # Only where it points, never its query: a portal's link may carry anything.
-    where = f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else "elsewhere"
     return CloudUnavailableError(
-        f"{message}: the answer was a redirect to {where}",
+        f"{message}: the answer was a redirect to "
+        f"{redirect_target(response.headers.get('Location'))}",
         request=request,
         status_code=response.status_code,
         hint=NOT_THE_WEB_API_HINT,

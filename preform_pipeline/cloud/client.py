@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import httpx
 
 from preform_pipeline import __version__
-from preform_pipeline.answers import AnswerTooLargeError, bounded_response
+from preform_pipeline.answers import AnswerTooLargeError, bounded_response, tls_mismatch
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
@@ -620,7 +620,8 @@ class WebApiClient:
             raise CloudUnavailableError(
                 f"cannot reach the Web API: {exc}",
                 request=_info(request),
-                hint="check the network connection, proxy settings and the configured base URL",
+                hint=tls_mismatch(exc)
+                or "check the network connection, proxy settings and the configured base URL",
             ) from exc
 
     def _shape_error(self, path: str, expected: str, body: Any) -> CloudError:

@@ -16,18 +16,21 @@ import httpx
 import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
-from preform_pipeline.api import PreFormClient
+from preform_pipeline.api import PreFormClient, SceneSettings
 from preform_pipeline.errors import (
     RequestRejectedError,
     ServerInternalError,
     ServerTimeoutError,
+    ServerUnreachableError,
     TransientApiError,
+    UnsupportedApiVersionError,
 )
-from tests.hostile_http import HostileFront, drip, huge, reply, running_front
+from tests.hostile_http import HostileFront, drip, huge, raw, reply, running_front
 
 #: The version answer of a PreFormServer this client supports.
 VERSION = b'{"version": "0.9.12"}'
 SCENE = "/scene/abc/"
+FORM4 = SceneSettings("FORM-4-0", "FLGPBK05", 0.05, "DEFAULT")
 
 TRANSPORTS = [pytest.param(False, id="own-transport"), pytest.param(True, id="httpx-transport")]
 
@@ -143,6 +146,71 @@ class TestOlderServer:
         error = caught.value
         assert error.message.endswith(
             f"the server has no POST /scene/abc/auto-orient/ endpoint (autoOrient; HTTP "
-            f"{status}): it speaks Local API 0.9.3, this client is written against 0.9.12"
+            f"{status}): it speaks Local API 0.9.3, older than the 0.9.12 this client is "
+            "written against"
         )
-        assert "update PreFormServer" in (error.hint or "")
+        assert error.hint == "update PreFormServer to a release with Local API 0.9.12 or later"
+
+    def test_a_missing_endpoint_on_a_current_server_points_at_a_proxy(
+        self, front: HostileFront
+    ) -> None:
+        front.on("POST", SCENE + "auto-orient/", reply(404, b""))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(RequestRejectedError) as caught:
+            client.auto_orient("abc")
+        assert caught.value.message.endswith(", although it speaks Local API 0.9.12")
+        assert "a proxy in front of PreFormServer" in (caught.value.hint or "")
+
+    @pytest.mark.parametrize("status", [404, 405])
+    def test_a_server_without_the_version_endpoint_is_told_the_versions_needed(
+        self, status: int
+    ) -> None:
+        with running_front() as front:
+            front.on("GET", "/", reply(status, b'{"detail": "Not Found"}'))
+            with PreFormClient(front.url, timeout=5) as client, \
+                    pytest.raises(UnsupportedApiVersionError) as caught:
+                client.create_scene(FORM4)
+            front.check()
+        assert caught.value.message.endswith(
+            f"the server has no Local API version endpoint (GET / answered {status}): it is not "
+            "a PreFormServer, or one older than Local API 0.9.0; this client supports "
+            ">=0.9.0,<1.0.0 (written against 0.9.12)"
+        )
+        # Nothing else was sent to a server that is not one.
+        assert [r.path for r in front.seen] == ["/"]
+
+
+class TestNotThePreFormServer:
+    """A redirect or a TLS answer is said as what it is, with what helps."""
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    def test_a_redirect_names_where_it_points(
+        self, front: HostileFront, httpx_transport: bool
+    ) -> None:
+        portal = (("Location", "http://portal.example/login?token=abc"),)
+        front.on("GET", SCENE, reply(302, b"", headers=portal))
+        client = _client(front, httpx_transport, timeout=5)
+        with pytest.raises(ServerInternalError) as caught:
+            client.get_scene("abc")
+        client.close()
+        assert caught.value.message.endswith(
+            "server answered 302, a redirect to http://portal.example/login, which "
+            "PreFormServer never sends"
+        )
+        assert "token=abc" not in str(caught.value)
+        assert "something other than PreFormServer" in (caught.value.hint or "")
+
+    def test_a_tls_answer_to_plain_http_asks_for_https(self, front: HostileFront) -> None:
+        front.on("GET", SCENE, raw(b"\x15\x03\x01\x00\x02\x02\x50"))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerUnreachableError) as caught:
+            client.get_scene("abc")
+        assert "the server answered in TLS, not plain HTTP" in caught.value.message
+        assert caught.value.hint == "use the https:// address of this server"
+
+    def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
+        url = front.url.replace("http://", "https://")
+        with PreFormClient(url, timeout=5) as client, \
+                pytest.raises(ServerUnreachableError) as caught:
+            client.get_api_version()
+        assert "does not speak TLS at this address" in (caught.value.hint or "")

@@ -116,3 +116,10 @@ class TestBrokenPaging:
         with _client(front) as client, pytest.raises(CloudError) as caught:
             list(client.iter_prints())
         assert "'next' is a link or null" in caught.value.message
+
+    def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
+        url = front.url.replace("http://", "https://")
+        client = WebApiClient(Credentials("lab-app", "s3cret-value"), base_url=url, timeout_s=5)
+        with client, pytest.raises(CloudUnavailableError) as caught:
+            list(client.iter_prints())
+        assert "does not speak TLS at this address" in (caught.value.hint or "")
