@@ -26,6 +26,7 @@ __all__ = [
     "MAX_ANSWER_BYTES",
     "AnswerTooLargeError",
     "BoundedStream",
+    "BoundedTransport",
     "bounded_response",
     "check_declared_length",
     "redirect_target",
@@ -118,6 +119,27 @@ class BoundedStream(httpx.SyncByteStream):
             if self._clock() > self._ends:
                 raise httpx.ReadTimeout("the answer was still arriving when its time was up")
             yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class BoundedTransport(httpx.BaseTransport):
+    """Any httpx transport with every answer's body bounded: at most ``limit`` bytes, all of
+    it arrived within the request's read timeout (none: no time bound)."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, limit: int = MAX_ANSWER_BYTES) -> None:
+        self._inner = inner
+        self._limit = limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        read = request.extensions.get("timeout", {}).get("read")
+        return bounded_response(
+            request,
+            self._inner.handle_request(request),
+            seconds=float(read) if read is not None else float("inf"),
+            limit=self._limit,
+        )
 
     def close(self) -> None:
         self._inner.close()

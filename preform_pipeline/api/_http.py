@@ -35,7 +35,7 @@ import httpx
 from preform_pipeline import __version__
 from preform_pipeline.answers import (
     AnswerTooLargeError,
-    bounded_response,
+    BoundedTransport,
     redirect_target,
     tls_mismatch,
 )
@@ -249,13 +249,13 @@ class HttpSession:
         parsed = httpx.URL(base_url)
         self._base = str(parsed).rstrip("/")
         self._wire: WireTransport | None = None
-        if transport is None:
-            if parsed.scheme == "http":
-                transport = self._wire = WireTransport()
-            else:
-                transport = httpx.HTTPTransport()
+        if transport is None and parsed.scheme == "http":
+            transport = self._wire = WireTransport()
         elif isinstance(transport, WireTransport):
             self._wire = transport
+        else:
+            # The wire transport bounds its answers itself; httpx's get the same bounds.
+            transport = BoundedTransport(transport or httpx.HTTPTransport())
         self._transport = transport
         self._host = parsed.host
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -329,9 +329,7 @@ class HttpSession:
             method, _parsed(url), headers=self._headers, json=json_body,
             extensions={"timeout": limits.as_dict()},
         )
-        response = bounded_response(
-            request, self._transport.handle_request(request), seconds=timeout
-        )
+        response = self._transport.handle_request(request)
         try:
             response.read()
         finally:

@@ -365,8 +365,8 @@ class PreFormClient:
                 hint = "check the server address: a proxy in front of PreFormServer may not " \
                     "pass this path"
             else:
-                speaks = f"it speaks Local API {known}" if known else "its Local API may be"
-                why = f": {speaks}, older than the {CONTRACT_API_VERSION} this client is " \
+                speaks = f"it speaks Local API {known}," if known else "its Local API may be"
+                why = f": {speaks} older than the {CONTRACT_API_VERSION} this client is " \
                     "written against"
                 hint = f"update PreFormServer to a release with Local API " \
                     f"{CONTRACT_API_VERSION} or later"

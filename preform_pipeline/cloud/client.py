@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import httpx
 
 from preform_pipeline import __version__
-from preform_pipeline.answers import AnswerTooLargeError, bounded_response, tls_mismatch
+from preform_pipeline.answers import AnswerTooLargeError, BoundedTransport, tls_mismatch
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
@@ -139,9 +139,7 @@ class _MeteredTransport(httpx.BaseTransport):
                 ) from None
             started = self._clock.monotonic()
             try:
-                response = bounded_response(
-                    request, self._inner.handle_request(request), seconds=_read_timeout(request)
-                )
+                response = self._inner.handle_request(request)
             except httpx.TransportError as exc:
                 if not dropped(__name__, logging.DEBUG):
                     log.debug(
@@ -228,7 +226,7 @@ class WebApiClient:
         self._per_page = per_page
         self._skew = ClockSkew()
         metered = _MeteredTransport(
-            transport if transport is not None else httpx.HTTPTransport(),
+            BoundedTransport(transport if transport is not None else httpx.HTTPTransport()),
             self._limiter,
             clock,
             max_429_retries=max_429_retries,
@@ -722,13 +720,6 @@ def _event_filters(
         if text is not None:
             params.append((key, text))
     return params
-
-
-def _read_timeout(request: httpx.Request) -> float:
-    """The request's read timeout (the client's ``timeout_s``), which also bounds the whole
-    answer's arrival."""
-    timeout = request.extensions.get("timeout", {}).get("read")
-    return float(timeout) if timeout is not None else DEFAULT_TIMEOUT_S
 
 
 def _status_error(response: httpx.Response, now: datetime) -> CloudError:

@@ -179,6 +179,16 @@ class TestOlderServer:
         # Nothing else was sent to a server that is not one.
         assert [r.path for r in front.seen] == ["/"]
 
+    def test_a_missing_endpoint_before_the_version_is_known(self, front: HostileFront) -> None:
+        front.on("POST", SCENE + "auto-orient/", reply(405, b""))
+        with PreFormClient(front.url, timeout=5, check_version_on_first_use=False) as client, \
+                pytest.raises(RequestRejectedError) as caught:
+            client.auto_orient("abc")
+        assert caught.value.message.endswith(
+            "(autoOrient; HTTP 405): its Local API may be older than the 0.9.12 this client "
+            "is written against"
+        )
+
 
 class TestNotThePreFormServer:
     """A redirect or a TLS answer is said as what it is, with what helps."""
