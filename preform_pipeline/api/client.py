@@ -174,6 +174,19 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+def _restated(kind: type[ApiError], exc: ApiError, message: str, hint: str) -> ApiError:
+    """``exc`` said again as a ``kind`` with its own words: what was sent and answered kept."""
+    return kind(
+        message,
+        request=exc.request,
+        status_code=exc.status_code,
+        code=exc.code,
+        server_message=exc.server_message,
+        body=exc.body,
+        hint=hint,
+    )
+
+
 def _ignore(_data: Any) -> None:
     return None
 
@@ -316,23 +329,11 @@ class PreFormClient:
         )
         return self._parse(parser, response.body, response)
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        timeout: float,
-        json_body: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> ApiResponse:
-        """One request of a call, with the refusals that are not about its input told apart:
+    def _request(self, method: str, path: str, *, operation: str, **sent: Any) -> ApiResponse:
+        """``HttpSession.request``, with the refusals that are not about the input told apart:
         a scene the server no longer has (it restarted) and an endpoint it does not have."""
         try:
-            return self._http.request(
-                method, path, operation=operation, timeout=timeout, json_body=json_body,
-                params=params,
-            )
+            return self._http.request(method, path, operation=operation, **sent)
         except RequestRejectedError as exc:
             raise self._refusal(exc, method, path, operation) from exc
 
@@ -347,14 +348,10 @@ class PreFormClient:
             # Every server has getScene: its 404 (or anyone's SCENE_NOT_FOUND) for a scene
             # this client made means the server lost it, restarted since. Retried, the build
             # starts again (here or elsewhere); refused for good, it failed for nothing.
-            return ServerInternalError(
+            return _restated(
+                ServerInternalError, exc,
                 f"the server no longer has scene {unquote(scene.group(1))} (was it restarted?)",
-                request=exc.request,
-                status_code=exc.status_code,
-                code=exc.code,
-                server_message=exc.server_message,
-                body=exc.body,
-                hint="the build starts again from its last checkpoint, on this or another server",
+                "the build starts again from its last checkpoint, on this or another server",
             )
         if exc.status_code == httpx.codes.METHOD_NOT_ALLOWED or (
             exc.status_code == httpx.codes.NOT_FOUND and exc.code in (None, "NOT_FOUND")
@@ -370,15 +367,11 @@ class PreFormClient:
                     "written against"
                 hint = f"update PreFormServer to a release with Local API " \
                     f"{CONTRACT_API_VERSION} or later"
-            return RequestRejectedError(
+            return _restated(
+                RequestRejectedError, exc,
                 f"the server has no {method} {path} endpoint ({operation}; HTTP "
                 f"{exc.status_code}){why}",
-                request=exc.request,
-                status_code=exc.status_code,
-                code=exc.code,
-                server_message=exc.server_message,
-                body=exc.body,
-                hint=hint,
+                hint,
             )
         return exc
 
@@ -454,14 +447,10 @@ class PreFormClient:
             if exc.status_code != httpx.codes.NOT_FOUND:
                 raise
             # The server forgot an operation it accepted: it restarted, and the scene is gone too.
-            raise ServerInternalError(
+            raise _restated(
+                ServerInternalError, exc,
                 f"the server no longer knows operation {operation_id} (was it restarted?)",
-                request=exc.request,
-                status_code=exc.status_code,
-                code=exc.code,
-                server_message=exc.server_message,
-                body=exc.body,
-                hint="rebuild the scene on this or another server",
+                "rebuild the scene on this or another server",
             ) from exc
         return self._parse(Operation.from_json, response.body, response)
 
