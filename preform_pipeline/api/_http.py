@@ -7,9 +7,10 @@ is wrong":
 what happened                          error                        kind
 =====================================  ===========================  ==========
 connect refused, reset, broken reply   ServerUnreachableError       transient
-no answer before the timeout           ServerTimeoutError           transient
+no whole answer before the timeout     ServerTimeoutError           transient
 HTTP 408                               ServerTimeoutError           transient
 HTTP 5xx, 1xx/3xx, unreadable 2xx      ServerInternalError          transient
+an answer over MAX_ANSWER_BYTES        ServerInternalError          transient
 HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
 
