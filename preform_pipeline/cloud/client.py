@@ -726,7 +726,7 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
     request = _info(response.request)
     status = response.status_code
     if response.is_redirect:
-        return redirect_error(response, request, "the Web API did not answer")
+        return redirect_error(response, request, "something other than the Web API answered")
     try:
         body: Any = response.json()
     except ValueError:
