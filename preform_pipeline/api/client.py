@@ -120,6 +120,7 @@ from preform_pipeline.errors import (
     ImportNotAppliedError,
     RequestInfo,
     RequestRejectedError,
+    SceneLostError,
     ServerInternalError,
     ServerTimeoutError,
 )
@@ -349,7 +350,7 @@ class PreFormClient:
             # this client made means the server lost it, restarted since. Retried, the build
             # starts again (here or elsewhere); refused for good, it failed for nothing.
             return _restated(
-                ServerInternalError, exc,
+                SceneLostError, exc,
                 f"the server no longer has scene {unquote(scene.group(1))} (was it restarted?)",
                 "the build starts again from its last checkpoint, on this or another server",
             )

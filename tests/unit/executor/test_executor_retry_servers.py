@@ -85,5 +85,24 @@ class TestSceneLostInARestart:
 
         [outcome] = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
-        assert [a.error_type for a in outcome.attempts] == ["ServerInternalError", None]
+        assert [a.error_type for a in outcome.attempts] == ["SceneLostError", None]
         assert len(farm.jobs()) == 1
+
+    def test_a_scene_lost_at_the_print_is_a_refused_print_not_an_unconfirmed_one(
+        self, tmp_path: Path, farm: SimFarm, parts: list[Path]
+    ) -> None:
+        # The server answered: it has nothing to print, so nothing was queued. The print
+        # was begun, so the build is not retried (never printed twice) and needs no person.
+        farm.add(LosesTheScene(op="print"))
+        farm.add(ScriptedFaults())
+        pool = FakePool([s.url for s in farm.servers])
+        plan = plan_for(write_recipe(tmp_path, full_steps(2)), parts[:2])
+
+        result = run(plan, pool, tmp_path / "o")
+
+        [outcome] = result.outcomes
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason.startswith("print refused: ")
+        assert "no longer has scene" in outcome.reason
+        assert len(outcome.attempts) == 1
+        assert farm.jobs() == []
