@@ -20,6 +20,7 @@ front never waits on them.
 from __future__ import annotations
 
 import http.client
+import io
 import re
 import socket
 import socketserver
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -134,13 +135,17 @@ class HostileFront:
             connection.close()
 
 
-def _read_request(stream: BinaryIO) -> Request | None:
+def _read_request(stream: io.BufferedReader) -> Request | None:
+    # A request line starts with a method's letter; anything else (a TLS hello, which has
+    # no line end to wait for) is hung up on at once, as a plain server does.
+    if not stream.peek(1)[:1].isalpha():
+        return None
     line = stream.readline(65_537)
     if not line:
         return None
     words = line.decode("latin-1").split(" ", 2)
     if len(words) != 3:
-        return None  # not HTTP (a TLS hello): hang up, as a plain server does
+        return None  # not an HTTP request line: hang up
     method, target, _version = words
     headers: list[tuple[str, str]] = []
     while (header := stream.readline(65_537)) not in (b"\r\n", b"\n", b""):
@@ -159,6 +164,7 @@ class _Handler(socketserver.BaseRequestHandler):
         sock: socket.socket = self.request
         sock.settimeout(_WAIT_S)
         stream = sock.makefile("rb")
+        assert isinstance(stream, io.BufferedReader)
         try:
             while not front.stopping.is_set():
                 request = _read_request(stream)
