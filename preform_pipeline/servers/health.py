@@ -37,11 +37,12 @@ def check_health(
     """Ask the server at ``url`` for ``GET /``; never raises for a server-side problem."""
     started = time.monotonic()
     target = url.rstrip("/") + "/"
-    # trust_env=False: a proxy from the environment must never sit between us and a server.
     # Bounded: a check is never longer than its timeout, nor its answer larger than any
     # PreFormServer's (one dripping in, or 200 MB from whatever answers, held a pool thread).
-    bounded = BoundedTransport(transport or httpx.HTTPTransport(trust_env=False))
-    with httpx.Client(transport=bounded, timeout=timeout_s, trust_env=False) as client:
+    # Given a transport, httpx mounts no proxy from the environment: a proxy must never sit
+    # between us and a server.
+    bounded = BoundedTransport(transport or httpx.HTTPTransport())
+    with httpx.Client(transport=bounded, timeout=timeout_s) as client:
         try:
             response = client.get(target)
         except httpx.TimeoutException:

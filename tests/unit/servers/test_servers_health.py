@@ -15,7 +15,7 @@ import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.servers.health import check_health
-from tests.hostile_http import drip, huge, running_front
+from tests.hostile_http import drip, huge, reply, running_front
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -120,3 +120,17 @@ class TestHostileAnswers:
         assert not result.healthy
         assert "over the 32 MiB limit" in result.detail
         assert peak < 2 * MAX_ANSWER_BYTES
+
+    def test_a_proxy_in_the_environment_is_not_used(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Port 9 (discard) on loopback: nothing listens there; through it the check fails.
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, "http://127.0.0.1:9")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with running_front() as front:
+            front.on("GET", "/", reply(200, b'{"version": "0.9.12"}'))
+            result = check_health(front.url, timeout_s=5.0)
+            front.check()
+        assert result.healthy, result.detail
