@@ -23,6 +23,7 @@ PipelineError
  │    │    ├── ServerUnreachableError     connect refused / reset / protocol broken
  │    │    ├── ServerTimeoutError         no answer before the caller's deadline
  │    │    ├── ServerInternalError        the server answered 5xx
+ │    │    │    └── SceneLostError        the server no longer has the scene (restarted)
  │    │    └── ImportNotAppliedError      import answered success but added no model
  │    └── PermanentApiError           this input is wrong: retrying elsewhere will not help
  │         ├── RequestRejectedError       the server answered 4xx (code, message, status)
@@ -89,6 +90,7 @@ __all__ = [
     "RecipeError",
     "RequestInfo",
     "RequestRejectedError",
+    "SceneLostError",
     "ServerInternalError",
     "ServerProcessError",
     "ServerRefusedError",
@@ -382,6 +384,11 @@ class ServerTimeoutError(TransientApiError):
 
 class ServerInternalError(TransientApiError):
     """The server answered with a 5xx status."""
+
+
+class SceneLostError(ServerInternalError):
+    """The server no longer has the scene a request named: it restarted since it made it.
+    Nothing was done to the scene; the build starts again."""
 
 
 class ImportNotAppliedError(TransientApiError):

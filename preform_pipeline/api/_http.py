@@ -7,9 +7,10 @@ is wrong":
 what happened                          error                        kind
 =====================================  ===========================  ==========
 connect refused, reset, broken reply   ServerUnreachableError       transient
-no answer before the timeout           ServerTimeoutError           transient
+no whole answer before the timeout     ServerTimeoutError           transient
 HTTP 408                               ServerTimeoutError           transient
 HTTP 5xx, 1xx/3xx, unreadable 2xx      ServerInternalError          transient
+an answer over MAX_ANSWER_BYTES        ServerInternalError          transient
 HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
 
@@ -33,6 +34,12 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.answers import (
+    AnswerTooLargeError,
+    BoundedTransport,
+    redirect_target,
+    tls_mismatch,
+)
 from preform_pipeline.api._wire import WireAnswer, WireTransport
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
@@ -76,6 +83,10 @@ _HINT_REJECTED = "the server refused this input; change the request, retrying it
 _HINT_INTERNAL = "the server failed; retry on another server or restart this one"
 _HINT_UNREACHABLE = "check that PreFormServer is running and listening at this address"
 _HINT_TIMEOUT = "the server may be hung or overloaded; retry elsewhere or allow more time"
+_HINT_NOT_PREFORM = (
+    "something other than PreFormServer may be answering at this address, such as a proxy "
+    "or another program; check the server address"
+)
 
 log = get_logger(__name__)
 
@@ -151,6 +162,8 @@ def error_for_transport(
     exc: httpx.TransportError, request: RequestInfo, timeout: float
 ) -> ApiError:
     """The error for a request that got no (complete) answer."""
+    if isinstance(exc, AnswerTooLargeError):
+        return ServerInternalError(str(exc), request=request, hint=_HINT_NOT_PREFORM)
     if isinstance(exc, httpx.TimeoutException):
         return ServerTimeoutError(
             f"no answer within {timeout:.3g} s ({type(exc).__name__})",
@@ -160,7 +173,7 @@ def error_for_transport(
     return ServerUnreachableError(
         f"server unreachable: {type(exc).__name__}: {exc}",
         request=request,
-        hint=_HINT_UNREACHABLE,
+        hint=tls_mismatch(exc) or _HINT_UNREACHABLE,
     )
 
 
@@ -237,13 +250,13 @@ class HttpSession:
         parsed = httpx.URL(base_url)
         self._base = str(parsed).rstrip("/")
         self._wire: WireTransport | None = None
-        if transport is None:
-            if parsed.scheme == "http":
-                transport = self._wire = WireTransport()
-            else:
-                transport = httpx.HTTPTransport()
+        if transport is None and parsed.scheme == "http":
+            transport = self._wire = WireTransport()
         elif isinstance(transport, WireTransport):
             self._wire = transport
+        else:
+            # The wire transport bounds its answers itself; httpx's get the same bounds.
+            transport = BoundedTransport(transport or httpx.HTTPTransport())
         self._transport = transport
         self._host = parsed.host
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
@@ -322,8 +335,10 @@ class HttpSession:
             response.read()
         finally:
             response.close()
-        content_type = response.headers.get("content-type")
-        headers = (("Content-Type", content_type),) if content_type is not None else ()
+        headers = tuple(
+            (name, response.headers[name])
+            for name in ("content-type", "location") if name in response.headers
+        )
         return WireAnswer(response.status_code, headers, response.content)
 
     def _log(
@@ -375,6 +390,16 @@ def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
                 body=body,
                 hint=_HINT_INTERNAL,
             ) from None
+    if 300 <= answer.status < 400:
+        # PreFormServer never redirects: whatever does is in front of it, or in its place.
+        raise ServerInternalError(
+            f"server answered {answer.status}, a redirect to "
+            f"{redirect_target(answer.header('location'))}, which PreFormServer never sends",
+            request=info,
+            status_code=answer.status,
+            body=body,
+            hint=_HINT_NOT_PREFORM,
+        )
     if not success:
         raise error_for_status(answer.status, body, info)
     return ApiResponse(answer.status, body, info)

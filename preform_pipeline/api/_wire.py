@@ -15,6 +15,10 @@ directly and skips building httpx request and response objects.
 What it does not do (the Local API needs none of it): TLS, proxies, HTTP/2, compressed
 bodies, upgrades. Answers may be delimited by ``Content-Length``, chunked, or by the server
 closing the connection; ``1xx`` interim answers are skipped.
+
+Every answer is read within bounds (:mod:`preform_pipeline.answers`): at most ``max_body``
+bytes of body, and all of it, head included, within the request's ``timeout`` (a server
+that drips a byte a second would otherwise pass every per-read timeout).
 """
 
 from __future__ import annotations
@@ -23,11 +27,19 @@ import io
 import select
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httpx
+
+from preform_pipeline.answers import (
+    MAX_ANSWER_BYTES,
+    TLS_ANSWER,
+    TLS_RECORD_STARTS,
+    too_large,
+)
 
 __all__ = ["WireAnswer", "WireTransport"]
 
@@ -63,18 +75,33 @@ class WireAnswer:
 
 
 class _SocketReads(io.RawIOBase):
-    """The raw stream under a connection's buffered reader: its reads are the socket's
-    ``recv_into`` itself.
+    """The raw stream under a connection's buffered reader: the socket's ``recv_into``,
+    bounded by the time the request in flight has left.
 
-    ``socket.makefile`` puts ``SocketIO`` there, whose ``readinto`` adds two Python calls
-    (and two checks) to every read, the first work after each wait for the server. What it
-    adds is not needed here: a timeout is raised as it is (and the connection is then
-    closed, never read again), and the socket is never non-blocking without a timeout.
+    ``socket.makefile`` puts ``SocketIO`` there, whose ``readinto`` adds checks not needed
+    here: a timeout is raised as it is (and the connection is then closed, never read
+    again), and the socket is never non-blocking without a timeout. What this adds instead
+    is the answer's end time (``ends``, on ``time.monotonic``): each read waits at most until
+    then, so an answer that keeps arriving slowly still ends with the request's time.
     """
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
-        self.readinto = sock.recv_into  # type: ignore[method-assign]
+        self._sock = sock
+        self._recv_into = sock.recv_into
+        #: When the answer being read must be in (None: no limit).
+        self.ends: float | None = None
+
+    def readinto(self, buffer: Any) -> int:
+        ends = self.ends
+        if ends is not None:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the answer was still arriving when its time was up")
+            timeout = self._sock.gettimeout()
+            if timeout is None or left < timeout:
+                self._sock.settimeout(left)
+        return self._recv_into(buffer)
 
     def readable(self) -> bool:
         return True
@@ -85,7 +112,8 @@ class _Connection:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.reader: io.BufferedReader = io.BufferedReader(_SocketReads(sock))
+        self.reads = _SocketReads(sock)
+        self.reader: io.BufferedReader = io.BufferedReader(self.reads)
         # Registered once: the staleness check runs before every request on the connection.
         self._poller: select.poll | None = None
         if hasattr(select, "poll"):
@@ -115,10 +143,13 @@ class WireTransport(httpx.BaseTransport):
     Safe to share between threads: a connection is used by one request at a time.
     """
 
-    def __init__(self, *, idle_per_server: int = _IDLE_PER_SERVER) -> None:
+    def __init__(
+        self, *, idle_per_server: int = _IDLE_PER_SERVER, max_body: int = MAX_ANSWER_BYTES
+    ) -> None:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._lock = threading.Lock()
         self._keep = idle_per_server
+        self._max_body = max_body
         self._closed = False
 
     # -- httpx's seam -----------------------------------------------------------------------
@@ -177,8 +208,8 @@ class WireTransport(httpx.BaseTransport):
         """Send one request and read its whole answer.
 
         ``headers`` are sent as given (``Host`` is added when missing, ``Content-Length``
-        when there is a body and it is missing); ``timeout`` bounds each send and receive,
-        ``connect_timeout`` the connection. Raises httpx's transport errors.
+        when there is a body and it is missing); ``timeout`` bounds the sending and the
+        whole answer, ``connect_timeout`` the connection. Raises httpx's transport errors.
         """
         key = (host, port)
         fixed, has_length = _header_lines_for(key, headers)
@@ -189,6 +220,7 @@ class WireTransport(httpx.BaseTransport):
         if body:
             payload += body
         connection = self._checkout(key, connect_timeout)
+        connection.reads.ends = None if timeout is None else time.monotonic() + timeout
         try:
             # settimeout is a system call each time (it sets the socket's blocking mode);
             # a build's requests mostly share one timeout.
@@ -200,7 +232,7 @@ class WireTransport(httpx.BaseTransport):
                 raise httpx.WriteTimeout(str(exc) or "timed out sending the request") from exc
             except OSError as exc:
                 raise httpx.WriteError(str(exc)) from exc
-            answer, reusable = _receive(connection, method)
+            answer, reusable = _receive(connection, method, self._max_body)
         except BaseException:
             connection.close()
             raise
@@ -240,8 +272,9 @@ def _connect(key: tuple[str, int], timeout: float | None) -> _Connection:
     return _Connection(sock)
 
 
-def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
-    """The answer, and whether the connection may carry another request."""
+def _receive(connection: _Connection, method: str, limit: int) -> tuple[WireAnswer, bool]:
+    """The answer, and whether the connection may carry another request; a body over
+    ``limit`` bytes is refused (``AnswerTooLargeError``), unread when its length says so."""
     try:
         while True:
             version, status, headers, fields = _head(connection.reader)
@@ -256,15 +289,17 @@ def _receive(connection: _Connection, method: str) -> tuple[WireAnswer, bool]:
         if method == "HEAD" or status in _NO_BODY:
             body = b""
         elif "transfer-encoding" in fields and "chunked" in fields["transfer-encoding"].lower():
-            body = _chunked(connection.reader)
+            body = _chunked(connection.reader, limit)
         elif "content-length" in fields:
             text = fields["content-length"]
             size = int(text) if text.isdecimal() else _length(text)
+            if size > limit:
+                raise too_large(limit, size)
             body = connection.reader.read(size)
             if len(body) < size:
                 raise _cut_short(len(body), size)
         else:
-            body = _until_closed(connection.reader)
+            body = _until_closed(connection.reader, limit)
             persistent = False
     except TimeoutError as exc:
         raise httpx.ReadTimeout(str(exc) or "timed out waiting for the answer") from exc
@@ -351,6 +386,8 @@ def _parse_status(line: bytes) -> tuple[str, int]:
 def _status_of(line: str) -> tuple[str, int]:
     """The version and status of a status line, as decoded from latin-1 (its CRLF, when it
     came with one, is only quoted: the split drops it)."""
+    if line.startswith(TLS_RECORD_STARTS):
+        raise httpx.RemoteProtocolError(TLS_ANSWER)
     parts = line.split(None, 2)
     # isdecimal: what int() takes (isdigit also takes superscripts; see _length).
     if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdecimal():
@@ -414,8 +451,9 @@ def _cut_short(got: int, size: int) -> httpx.RemoteProtocolError:
     )
 
 
-def _chunked(reader: io.BufferedReader) -> bytes:
+def _chunked(reader: io.BufferedReader, limit: int) -> bytes:
     parts: list[bytes] = []
+    size_so_far = 0
     while True:
         line = _line(reader)
         size_text = line.split(b";", 1)[0].strip()
@@ -425,6 +463,9 @@ def _chunked(reader: io.BufferedReader) -> bytes:
             raise httpx.RemoteProtocolError(f"bad chunk size line: {line[:80]!r}") from None
         if size == 0:
             break
+        size_so_far += size
+        if size_so_far > limit:
+            raise too_large(limit)
         parts.append(_exactly(reader, size))
         if _line(reader) not in (b"\r\n", b"\n"):
             raise httpx.RemoteProtocolError("a chunk did not end with CRLF")
@@ -432,8 +473,12 @@ def _chunked(reader: io.BufferedReader) -> bytes:
     return b"".join(parts)
 
 
-def _until_closed(reader: io.BufferedReader) -> bytes:
+def _until_closed(reader: io.BufferedReader, limit: int) -> bytes:
     parts: list[bytes] = []
+    size = 0
     while chunk := reader.read1(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
         parts.append(chunk)
     return b"".join(parts)

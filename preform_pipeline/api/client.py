@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from os import PathLike
 from types import TracebackType
 from typing import Any, Final, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -107,15 +107,20 @@ from preform_pipeline.api.paths import (
     to_server_path,
 )
 from preform_pipeline.api.versions import (
+    CONTRACT_API_VERSION,
     DEFAULT_SUPPORTED_API_VERSIONS,
     VersionRange,
+    no_version_endpoint,
+    parse_version,
     require_supported,
 )
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
+    ApiError,
     ImportNotAppliedError,
     RequestInfo,
     RequestRejectedError,
+    SceneLostError,
     ServerInternalError,
     ServerTimeoutError,
 )
@@ -151,6 +156,11 @@ _HINT_CONTRACT = "the server's answer breaks the Local API contract; retry on an
 log = get_logger(__name__)
 
 
+#: A request path that names one scene (its id as quoted by ``_seg``).
+_SCENE_PATH: Final = re.compile(r"/scene/([^/]+)/")
+#: The error code with which a server refuses a request naming a scene it does not have.
+SCENE_NOT_FOUND: Final = "SCENE_NOT_FOUND"
+
 #: The characters ``quote(..., safe="")`` never changes.
 _PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z0-9_.\-~]+")
 
@@ -163,6 +173,19 @@ def _seg(value: str) -> str:
     if _PLAIN_SEGMENT.fullmatch(value):
         return value
     return quote(value, safe="")
+
+
+def _restated(kind: type[ApiError], exc: ApiError, message: str, hint: str) -> ApiError:
+    """``exc`` said again as a ``kind`` with its own words: what was sent and answered kept."""
+    return kind(
+        message,
+        request=exc.request,
+        status_code=exc.status_code,
+        code=exc.code,
+        server_message=exc.server_message,
+        body=exc.body,
+        hint=hint,
+    )
 
 
 def _ignore(_data: Any) -> None:
@@ -302,10 +325,56 @@ class PreFormClient:
         seconds = self._request_timeout(timeout)
         if self._check_on_first_use and self._api_version is None:  # no call per request
             self._ensure_version(seconds)
-        response = self._http.request(
+        response = self._request(
             method, path, operation=operation, timeout=seconds, json_body=body, params=params
         )
         return self._parse(parser, response.body, response)
+
+    def _request(self, method: str, path: str, *, operation: str, **sent: Any) -> ApiResponse:
+        """``HttpSession.request``, with the refusals that are not about the input told apart:
+        a scene the server no longer has (it restarted) and an endpoint it does not have."""
+        try:
+            return self._http.request(method, path, operation=operation, **sent)
+        except RequestRejectedError as exc:
+            raise self._refusal(exc, method, path, operation) from exc
+
+    def _refusal(
+        self, exc: RequestRejectedError, method: str, path: str, operation: str
+    ) -> ApiError:
+        scene = _SCENE_PATH.match(path)
+        if scene is not None and (
+            exc.code == SCENE_NOT_FOUND
+            or (exc.status_code == httpx.codes.NOT_FOUND and operation == "getScene")
+        ):
+            # Every server has getScene: its 404 (or anyone's SCENE_NOT_FOUND) for a scene
+            # this client made means the server lost it, restarted since. Retried, the build
+            # starts again (here or elsewhere); refused for good, it failed for nothing.
+            return _restated(
+                SceneLostError, exc,
+                f"the server no longer has scene {unquote(scene.group(1))} (was it restarted?)",
+                "the build starts again from its last checkpoint, on this or another server",
+            )
+        if exc.status_code == httpx.codes.METHOD_NOT_ALLOWED or (
+            exc.status_code == httpx.codes.NOT_FOUND and exc.code in (None, "NOT_FOUND")
+        ):
+            known = self._api_version.version if self._api_version is not None else None
+            if known is not None and parse_version(known) >= parse_version(CONTRACT_API_VERSION):
+                why = f", although it speaks Local API {known}"
+                hint = "check the server address: a proxy in front of PreFormServer may not " \
+                    "pass this path"
+            else:
+                speaks = f"it speaks Local API {known}," if known else "its Local API may be"
+                why = f": {speaks} older than the {CONTRACT_API_VERSION} this client is " \
+                    "written against"
+                hint = f"update PreFormServer to a release with Local API " \
+                    f"{CONTRACT_API_VERSION} or later"
+            return _restated(
+                RequestRejectedError, exc,
+                f"the server has no {method} {path} endpoint ({operation}; HTTP "
+                f"{exc.status_code}){why}",
+                hint,
+            )
+        return exc
 
     def _long(
         self,
@@ -327,7 +396,7 @@ class PreFormClient:
         params = {"async": "true"} if self._async else None
         bounded = self._bounded(seconds, deadline)
         try:
-            response = self._http.request(
+            response = self._request(
                 method,
                 path,
                 operation=operation,
@@ -379,14 +448,10 @@ class PreFormClient:
             if exc.status_code != httpx.codes.NOT_FOUND:
                 raise
             # The server forgot an operation it accepted: it restarted, and the scene is gone too.
-            raise ServerInternalError(
+            raise _restated(
+                ServerInternalError, exc,
                 f"the server no longer knows operation {operation_id} (was it restarted?)",
-                request=exc.request,
-                status_code=exc.status_code,
-                code=exc.code,
-                server_message=exc.server_message,
-                body=exc.body,
-                hint="rebuild the scene on this or another server",
+                "rebuild the scene on this or another server",
             ) from exc
         return self._parse(Operation.from_json, response.body, response)
 
@@ -401,7 +466,14 @@ class PreFormClient:
         return self._check_version(self._request_timeout(timeout))
 
     def _read_version(self, seconds: float) -> ApiVersion:
-        response = self._http.request("GET", "/", operation="getApiVersion", timeout=seconds)
+        try:
+            response = self._http.request("GET", "/", operation="getApiVersion", timeout=seconds)
+        except RequestRejectedError as exc:
+            if exc.status_code not in (httpx.codes.NOT_FOUND, httpx.codes.METHOD_NOT_ALLOWED):
+                raise
+            raise no_version_endpoint(
+                exc.status_code, self._supported, request=exc.request
+            ) from exc
         return self._parse(ApiVersion.from_json, response.body, response)
 
     def _check_version(self, seconds: float) -> ApiVersion:
@@ -658,7 +730,7 @@ class PreFormClient:
         """get_scene as one step of an operation: its timeout also ends at ``deadline``."""
         bounded = self._bounded(seconds, deadline)
         self._ensure_version(bounded)
-        response = self._http.request(
+        response = self._request(
             "GET", f"/scene/{_seg(scene_id)}/", operation="getScene", timeout=bounded
         )
         return self._parse(Scene.from_json, response.body, response)

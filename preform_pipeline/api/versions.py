@@ -19,6 +19,7 @@ __all__ = [
     "VersionRange",
     "describe_range",
     "is_supported",
+    "no_version_endpoint",
     "parse_version",
     "require_supported",
 ]
@@ -53,6 +54,21 @@ def is_supported(version: str, supported: VersionRange = DEFAULT_SUPPORTED_API_V
     except ValueError:
         return False
     return parse_version(supported[0]) <= parsed < parse_version(supported[1])
+
+
+def no_version_endpoint(
+    status: int, supported: VersionRange = DEFAULT_SUPPORTED_API_VERSIONS, *,
+    request: RequestInfo | None = None,
+) -> UnsupportedApiVersionError:
+    """The error for a server with no ``GET /`` (every Local API in range has it)."""
+    return UnsupportedApiVersionError(
+        f"the server has no Local API version endpoint (GET / answered {status}): it is not a "
+        f"PreFormServer, or one older than Local API {supported[0]}; this client supports "
+        f"{describe_range(supported)} (written against {CONTRACT_API_VERSION})",
+        request=request,
+        hint="check that the address belongs to a PreFormServer, and run a release whose API "
+        "version is in that range",
+    )
 
 
 def require_supported(

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from preform_pipeline.answers import redirect_target
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.ratelimit import parse_retry_after
@@ -33,11 +34,13 @@ __all__ = [
     "DEFAULT_TOKEN_LIFETIME_S",
     "DEFAULT_TOKEN_REFRESH_MARGIN_S",
     "MAX_REFRESH_MARGIN_FRACTION",
+    "NOT_THE_WEB_API_HINT",
     "REVOKE_PATH",
     "TOKEN_PATH",
     "AccessToken",
     "ClientCredentialsAuth",
     "SendFunction",
+    "redirect_error",
 ]
 
 log = get_logger(__name__)
@@ -55,6 +58,14 @@ DEFAULT_TOKEN_REFRESH_MARGIN_S = 300.0
 MAX_REFRESH_MARGIN_FRACTION = 0.5
 
 _HIDDEN = "[hidden]"
+
+#: What helps when something other than the Web API answers in its place: the Web API never
+#: redirects and always answers JSON, a guest network's sign-in page does neither.
+NOT_THE_WEB_API_HINT = (
+    "check that the base URL points at the Formlabs Web API and that this network reaches "
+    "it directly: a sign-in page (a guest or hotel Wi-Fi's captive portal) or a proxy may be "
+    "answering in its place"
+)
 
 #: Sends one request without authentication and returns the answer, body read.
 SendFunction = Callable[[httpx.Request], httpx.Response]
@@ -217,7 +228,7 @@ class ClientCredentialsAuth(httpx.Auth):
                 "the token endpoint answered without an access token",
                 request=_request_info(response),
                 status_code=response.status_code,
-                hint="check that the base URL points at the Formlabs Web API",
+                hint=NOT_THE_WEB_API_HINT,
             )
         assert isinstance(body, dict)
         expires_in = body.get("expires_in")
@@ -246,6 +257,8 @@ class ClientCredentialsAuth(httpx.Auth):
         status = response.status_code
         body = _scrubbed_body(response, self._secrets())
         request = _request_info(response)
+        if response.is_redirect:
+            return redirect_error(response, request, message)
         if status in (httpx.codes.BAD_REQUEST, httpx.codes.UNAUTHORIZED):
             reason = ""
             if isinstance(body, dict):
@@ -288,6 +301,18 @@ class ClientCredentialsAuth(httpx.Auth):
         if token is not None:
             values.append(token.value)
         return tuple(v for v in values if v)
+
+
+def redirect_error(response: httpx.Response, request: RequestInfo, message: str) -> CloudError:
+    """The error for a redirect: never followed (it would carry the credentials or the token
+    wherever it points), and never the Web API's own answer."""
+    return CloudUnavailableError(
+        f"{message}: the answer was a redirect to "
+        f"{redirect_target(response.headers.get('Location'))}",
+        request=request,
+        status_code=response.status_code,
+        hint=NOT_THE_WEB_API_HINT,
+    )
 
 
 def _request_info(response: httpx.Response) -> RequestInfo:

@@ -34,12 +34,15 @@ from typing import Any, TypeVar
 import httpx
 
 from preform_pipeline import __version__
+from preform_pipeline.answers import AnswerTooLargeError, BoundedTransport, tls_mismatch
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.cloud.auth import (
     DEFAULT_TOKEN_REFRESH_MARGIN_S,
+    NOT_THE_WEB_API_HINT,
     REVOKE_PATH,
     TOKEN_PATH,
     ClientCredentialsAuth,
+    redirect_error,
 )
 from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.filters import PrintFilter, format_datetime
@@ -99,7 +102,9 @@ Params = list[tuple[str, str]]
 
 class _MeteredTransport(httpx.BaseTransport):
     """Takes every request from the limiter, honours 429 Retry-After, logs each exchange,
-    and reads the server's clock from each answer's ``Date``."""
+    reads the server's clock from each answer's ``Date``, and bounds each answer's body
+    (:mod:`preform_pipeline.answers`: its size, and its arrival within the request's read
+    timeout, so an answer dripping in never outlasts it)."""
 
     def __init__(
         self,
@@ -221,7 +226,7 @@ class WebApiClient:
         self._per_page = per_page
         self._skew = ClockSkew()
         metered = _MeteredTransport(
-            transport if transport is not None else httpx.HTTPTransport(),
+            BoundedTransport(transport if transport is not None else httpx.HTTPTransport()),
             self._limiter,
             clock,
             max_429_retries=max_429_retries,
@@ -546,7 +551,11 @@ class WebApiClient:
             raise self._shape_error(path, "a page object with 'results'", body)
         results = [item for item in body["results"] if isinstance(item, dict)]
         next_link = body.get("next")
-        return results, next_link if isinstance(next_link, str) and next_link else None
+        if next_link is not None and not isinstance(next_link, str):
+            # Not the end of the list: a page whose link to the next is broken. Taken as the
+            # end, the rest of the feed would silently go unread.
+            raise self._shape_error(path, "a page whose 'next' is a link or null", body)
+        return results, next_link or None
 
     def _get_array(
         self, path: str, params: Sequence[tuple[str, str]], parse: Callable[[dict[str, Any]], R]
@@ -580,7 +589,7 @@ class WebApiClient:
                 request=_info(request),
                 status_code=response.status_code,
                 body=response.text[:_BODY_QUOTE_CHARS],
-                hint="check that the base URL points at the Formlabs Web API",
+                hint=NOT_THE_WEB_API_HINT,
             ) from None
 
     def _object(self, path: str, answer: Any) -> dict[str, Any]:
@@ -593,6 +602,12 @@ class WebApiClient:
             raise CloudError("the Web API client is closed", request=_info(request))
         try:
             return self._http.send(request, auth=self._auth if authenticate else None)
+        except AnswerTooLargeError as exc:
+            raise CloudUnavailableError(
+                str(exc),
+                request=_info(request),
+                hint=NOT_THE_WEB_API_HINT,
+            ) from exc
         except httpx.TimeoutException as exc:
             raise CloudUnavailableError(
                 f"no answer from the Web API in time ({type(exc).__name__})",
@@ -603,7 +618,8 @@ class WebApiClient:
             raise CloudUnavailableError(
                 f"cannot reach the Web API: {exc}",
                 request=_info(request),
-                hint="check the network connection, proxy settings and the configured base URL",
+                hint=tls_mismatch(exc)
+                or "check the network connection, proxy settings and the configured base URL",
             ) from exc
 
     def _shape_error(self, path: str, expected: str, body: Any) -> CloudError:
@@ -709,6 +725,8 @@ def _event_filters(
 def _status_error(response: httpx.Response, now: datetime) -> CloudError:
     request = _info(response.request)
     status = response.status_code
+    if response.is_redirect:
+        return redirect_error(response, request, "something other than the Web API answered")
     try:
         body: Any = response.json()
     except ValueError:

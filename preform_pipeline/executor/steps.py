@@ -69,6 +69,7 @@ from preform_pipeline.errors import (
     ImportNotAppliedError,
     LabelDoesNotFitError,
     PermanentApiError,
+    SceneLostError,
 )
 from preform_pipeline.executor.hooks import (
     PRINT_HELD,
@@ -1098,6 +1099,13 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         if hooks is not None:
             hooks.refused(str(exc))
         raise
+    except SceneLostError as exc:
+        # An answer, not silence: the server has no scene to print, so nothing was queued,
+        # as with a refusal (the print was begun in the store: this build is not retried).
+        reason = f"print refused: {exc.message}"  # without the retry the hint speaks of
+        if hooks is not None:
+            hooks.refused(reason)
+        raise StepFailure("permanent", reason, cause=exc) from exc
     except (ApiError, OSError) as exc:
         reason = (
             f"the print request to {printer} got no answer ({type(exc).__name__}: {exc}); "

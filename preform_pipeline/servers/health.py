@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from preform_pipeline.answers import BoundedTransport
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
 __all__ = ["HealthResult", "check_health"]
@@ -36,8 +37,12 @@ def check_health(
     """Ask the server at ``url`` for ``GET /``; never raises for a server-side problem."""
     started = time.monotonic()
     target = url.rstrip("/") + "/"
-    # trust_env=False: a proxy from the environment must never sit between us and a server.
-    with httpx.Client(transport=transport, timeout=timeout_s, trust_env=False) as client:
+    # Bounded: a check is never longer than its timeout, nor its answer larger than any
+    # PreFormServer's (one dripping in, or 200 MB from whatever answers, held a pool thread).
+    # Given a transport, httpx mounts no proxy from the environment: a proxy must never sit
+    # between us and a server.
+    bounded = BoundedTransport(transport or httpx.HTTPTransport())
+    with httpx.Client(transport=bounded, timeout=timeout_s) as client:
         try:
             response = client.get(target)
         except httpx.TimeoutException:

@@ -24,6 +24,7 @@ from preform_pipeline.errors import (
     OperationFailedError,
     PermanentApiError,
     RequestRejectedError,
+    ServerInternalError,
     ServerUnreachableError,
 )
 from preform_pipeline.simulator.testing import RunningSimulator, start_simulator
@@ -339,8 +340,9 @@ class TestProgress:
 class TestFailures:
     """The simulator's error answers and its absence map onto the error tree."""
 
-    def test_an_unknown_scene_is_a_rejected_request(self, client: PreFormClient) -> None:
-        with pytest.raises(RequestRejectedError) as caught:
+    def test_an_unknown_scene_is_a_scene_the_server_lost(self, client: PreFormClient) -> None:
+        # The client names only scenes the server made: a restart lost it; the build retries.
+        with pytest.raises(ServerInternalError) as caught:
             client.get_scene("no-such-scene")
 
         assert caught.value.status_code == 400

@@ -19,7 +19,6 @@ from preform_pipeline import __version__
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.api._wire import WireTransport
 from preform_pipeline.errors import (
-    RequestRejectedError,
     ServerInternalError,
     ServerTimeoutError,
     ServerUnreachableError,
@@ -421,7 +420,8 @@ class TestFailures:
             + f"Content-Length: {len(text)}\r\n\r\n".encode() + text,
         ))
         client = connect(server.url)
-        with pytest.raises(RequestRejectedError) as rejected:
+        # A scene the server does not have is one it lost (ServerInternalError, session 39).
+        with pytest.raises(ServerInternalError) as rejected:
             client.get_scene("scene-1")
         with pytest.raises(ServerInternalError) as failed:
             client.get_scene("scene-1")

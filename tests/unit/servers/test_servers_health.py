@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
+import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
+from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.servers.health import check_health
+from tests.hostile_http import drip, huge, reply, running_front
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,3 +91,46 @@ class TestCheckHealth:
         result = check_health("http://printhost:44388/", transport=httpx.MockTransport(handler))
         assert result.healthy
         assert seen == ["GET http://printhost:44388/"]
+
+
+class TestHostileAnswers:
+    """A check never outlasts its timeout, nor holds more than a bounded answer."""
+
+    def test_an_answer_dripping_in_is_a_hung_server(self) -> None:
+        body = json.dumps({"version": "0.9.12"}).encode() + b" " * 40
+        with running_front() as front:
+            front.on("GET", "/", drip(200, body, every_s=0.1))
+            started = time.monotonic()
+            result = check_health(front.url, timeout_s=1.0)
+            front.check()
+        assert time.monotonic() - started < 3.0
+        assert not result.healthy
+        assert result.detail == "no answer within 1 s (hung)"
+
+    def test_a_200_mb_answer_is_refused_within_bounded_memory(self) -> None:
+        with running_front() as front:
+            front.on("GET", "/", huge(200 * 1024 * 1024, framing="close"))
+            tracemalloc.start()
+            try:
+                result = check_health(front.url, timeout_s=10.0)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            front.check()
+        assert not result.healthy
+        assert "over the 32 MiB limit" in result.detail
+        assert peak < 2 * MAX_ANSWER_BYTES
+
+    def test_a_proxy_in_the_environment_is_not_used(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Port 9 (discard) on loopback: nothing listens there; through it the check fails.
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, "http://127.0.0.1:9")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with running_front() as front:
+            front.on("GET", "/", reply(200, b'{"version": "0.9.12"}'))
+            result = check_health(front.url, timeout_s=5.0)
+            front.check()
+        assert result.healthy, result.detail

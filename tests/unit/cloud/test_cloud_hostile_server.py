@@ -1,0 +1,125 @@
+"""The Web API client against what a bad network puts in the Web API's place.
+
+Each test talks real HTTP over loopback to :mod:`tests.hostile_http`'s front, scripted as a
+broken server, a proxy or a guest Wi-Fi's sign-in page answers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from preform_pipeline.answers import MAX_ANSWER_BYTES
+from preform_pipeline.cloud.auth import TOKEN_PATH
+from preform_pipeline.cloud.client import WebApiClient
+from preform_pipeline.cloud.credentials import Credentials
+from preform_pipeline.errors import CloudError, CloudUnavailableError
+from tests.hostile_http import Answer, HostileFront, drip, huge, reply, running_front
+
+PRINTS = "/developer/v1/prints/"
+TOKEN = json.dumps({"access_token": "tok-s39", "token_type": "Bearer", "expires_in": 86400})
+PRINT = {"guid": "g1", "name": "PP-1 crown", "printer": "Form4-Lab", "status": "FINISHED"}
+PORTAL = "Sign in to Guest Wi-Fi"
+
+
+@pytest.fixture
+def front() -> Iterator[HostileFront]:
+    with running_front() as front:
+        yield front
+        front.check()
+
+
+def _answer_at(front: HostileFront, path: str, answer: Answer) -> None:
+    """``answer`` for the token request (``TOKEN_PATH``) or, after a good token, the prints
+    feed's first page (``PRINTS``)."""
+    if path == TOKEN_PATH:
+        front.on("POST", TOKEN_PATH, answer)
+    else:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        front.on("GET", PRINTS, answer)
+
+
+def _client(front: HostileFront, timeout_s: float = 5.0) -> WebApiClient:
+    return WebApiClient(Credentials("lab-app", "s3cret-value"), base_url=front.url,
+                        timeout_s=timeout_s)
+
+
+class TestBoundedAnswers:
+    """A huge or dripping answer ends as "unavailable", within bounded memory and time."""
+
+    @pytest.mark.parametrize("path", [TOKEN_PATH, PRINTS])
+    def test_a_200_mb_body_is_refused_within_bounded_memory(
+        self, front: HostileFront, path: str
+    ) -> None:
+        _answer_at(front, path, huge(200 * 1024 * 1024, framing="chunked"))
+        tracemalloc.start()
+        try:
+            with _client(front) as client, pytest.raises(CloudUnavailableError) as caught:
+                list(client.iter_prints())
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert "over the 32 MiB limit" in caught.value.message
+        assert "captive portal" in (caught.value.hint or "")
+        # Read whole, the 200 MB took 840 MB.
+        assert peak < 2 * MAX_ANSWER_BYTES
+
+    def test_a_dripping_page_times_out_at_the_request_timeout(self, front: HostileFront) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        page = json.dumps({"count": 0, "next": None, "previous": None, "results": []})
+        front.on("GET", PRINTS, drip(200, page.encode() + b" " * 40, every_s=0.1))
+        started = time.monotonic()
+        with _client(front, timeout_s=1.0) as client, pytest.raises(CloudUnavailableError):
+            list(client.iter_prints())
+        assert time.monotonic() - started < 3.0
+
+
+class TestSomethingElseAnswers:
+    """A sign-in page or proxy in the Web API's place is said as such, never followed."""
+
+    @pytest.mark.parametrize("path", [TOKEN_PATH, PRINTS])
+    def test_a_redirect_is_said_with_where_it_points_and_not_followed(
+        self, front: HostileFront, path: str
+    ) -> None:
+        portal = (("Location", "http://portal.example/login?session=abc&mac=00:11"),)
+        _answer_at(front, path, reply(302, "", headers=portal))
+        with _client(front) as client, pytest.raises(CloudUnavailableError) as caught:
+            list(client.iter_prints())
+        error = caught.value
+        assert "a redirect to http://portal.example/login" in error.message
+        assert "session=abc" not in str(error)
+        assert "captive portal" in (error.hint or "")
+        assert error.status_code == 302
+        assert all(r.path in (TOKEN_PATH, PRINTS) for r in front.seen)
+
+    def test_a_sign_in_page_for_a_token_names_the_portal(self, front: HostileFront) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, f"<html>{PORTAL}</html>",
+                                           content_type="text/html"))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        assert "without an access token" in caught.value.message
+        assert "captive portal" in (caught.value.hint or "")
+
+
+class TestBrokenPaging:
+    """A page whose link to the next one is broken fails the read; it is not the end."""
+
+    @pytest.mark.parametrize("link", [5, {"page": 2}, ["x"]])
+    def test_a_next_link_that_is_not_a_link(self, front: HostileFront, link: object) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        page = {"count": 250, "next": link, "previous": None, "results": [PRINT]}
+        front.on("GET", PRINTS, reply(200, json.dumps(page)))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        assert "'next' is a link or null" in caught.value.message
+
+    def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
+        url = front.url.replace("http://", "https://")
+        client = WebApiClient(Credentials("lab-app", "s3cret-value"), base_url=url, timeout_s=5)
+        with client, pytest.raises(CloudUnavailableError) as caught:
+            list(client.iter_prints())
+        assert "does not speak TLS at this address" in (caught.value.hint or "")
