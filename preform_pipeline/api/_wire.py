@@ -222,10 +222,9 @@ class WireTransport(httpx.BaseTransport):
         connection = self._checkout(key, connect_timeout)
         connection.reads.ends = None if timeout is None else time.monotonic() + timeout
         try:
-            # settimeout is a system call each time (it sets the socket's blocking mode);
-            # a build's requests mostly share one timeout.
-            if connection.sock.gettimeout() != timeout:
-                connection.sock.settimeout(timeout)
+            # Set each time: the previous answer's reads left the socket at the time that
+            # answer had left (_SocketReads), never this request's timeout.
+            connection.sock.settimeout(timeout)
             try:
                 connection.sock.sendall(payload)
             except TimeoutError as exc:

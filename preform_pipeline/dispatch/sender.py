@@ -31,7 +31,13 @@ from typing import Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import PreFormClient, PrintOptions
 from preform_pipeline.atomicfile import write_text_atomically
-from preform_pipeline.errors import ApiError, FileWriteError, PermanentApiError, PipelineError
+from preform_pipeline.errors import (
+    ApiError,
+    FileWriteError,
+    PermanentApiError,
+    PipelineError,
+    SceneLostError,
+)
 from preform_pipeline.executor.ledger import is_run_build
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
@@ -126,6 +132,12 @@ class FormSender:
                         )
                     except PermanentApiError as exc:
                         self._told(self.owner.refused(build.id, str(exc)))
+                        raise
+                    except SceneLostError as exc:
+                        # An answer: the server has no scene to print, so nothing was queued
+                        # (as at a run's print step). Its message, without the hint that
+                        # speaks of a build starting again.
+                        self._told(self.owner.refused(build.id, exc.message))
                         raise
                     except (ApiError, OSError) as exc:
                         # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
