@@ -98,6 +98,7 @@ class BatchRest:
                 if kept is None:
                     continue
                 read, model = kept
-                if read == _Read(recipe, job.id, _file_of(job.source_path) or (-1, -1, -1)):
+                file = _file_of(job.source_path)
+                if file is not None and read == _Read(recipe, job.id, file):
                     taken[job.source_path] = model
         return taken

@@ -79,3 +79,11 @@ class TestTheRestAndTheKeptModels:
 
         rest.abandoned("r", jobs, [_model(jobs[0].source_path)])
         assert rest.take("other", jobs) == {}  # read for another recipe: read again
+
+        # A job with nothing kept comes first: the ones after it are still given.
+        rest.abandoned("r", jobs, [_model(jobs[2].source_path)])
+        assert rest.take("r", jobs) == {jobs[2].source_path: _model(jobs[2].source_path)}
+
+        rest.abandoned("r", jobs, [_model(jobs[0].source_path)])
+        jobs[0].source_path.unlink()  # gone: the read says so
+        assert rest.take("r", jobs) == {}
