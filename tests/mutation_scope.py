@@ -555,6 +555,10 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/recipes/test_recipe_settings_check.py",
         "tests/unit/recipes/test_recipe_semantic_seed40.py",  # s22: an .fps scene's technology
     ),
+    # s39: the rest of an abandoned batch and its kept models (pure bookkeeping; the
+    # daemon tests of it start a daemon each)
+    "preform_pipeline/hotfolder/batchrest.py": (
+        "tests/unit/hotfolder/test_hotfolder_batchrest.py",),
 }
 
 

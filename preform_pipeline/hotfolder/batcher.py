@@ -18,6 +18,10 @@ file, or a whole case) wait in a queue per recipe until one of these releases th
 ``flush``
     :meth:`Batcher.flush` (``watch --once``) releases everything now.
 
+An item given back with a ``not_before`` (its batch was abandoned while the job store was
+away: :mod:`.batchrest`) rests until then, by every rule above, ``flush`` too: only then is it
+queued, and its window has passed.
+
 Within a batch, items are ordered by priority (higher first), then arrival; a case is never
 split between batches. Batches of several recipes come out highest priority first. Batches
 released by ``cutoff``, ``held`` and ``flush`` are *forced*: min_fill no longer holds them.
@@ -57,6 +61,8 @@ class BatchItem:
     arrived: float
     priority: int = 0
     case_id: str | None = None
+    #: Monotonic time before which the item is not batched (0: at once).
+    not_before: float = 0.0
 
     @property
     def model_count(self) -> int:
@@ -117,6 +123,8 @@ class Batcher:
         self.clock = clock
         self._queues: dict[str, _Queue] = {}
         self._keys: set[str] = set()
+        #: Items resting until their ``not_before``, queued by :meth:`_wake_rested`.
+        self._resting: list[BatchItem] = []
 
     # -- adding -------------------------------------------------------------------------------
 
@@ -125,7 +133,17 @@ class Batcher:
         if item.key in self._keys:
             return
         self._keys.add(item.key)
+        if item.not_before > self.clock.monotonic():
+            self._resting.append(item)
+            return
         self._queues.setdefault(item.recipe, _Queue()).fresh.append(item)
+
+    def _wake_rested(self) -> None:
+        """Queue the resting items whose time came."""
+        now = self.clock.monotonic()
+        for item in [i for i in self._resting if i.not_before <= now]:
+            self._resting.remove(item)
+            self._queues.setdefault(item.recipe, _Queue()).fresh.append(item)
 
     def hold(self, items: Sequence[BatchItem]) -> None:
         """Put released items back to wait for more models (min_fill); they keep their
@@ -142,13 +160,15 @@ class Batcher:
         for queue in self._queues.values():
             queue.fresh = [i for i in queue.fresh if i.key not in gone]
             queue.held = [i for i in queue.held if i.key not in gone]
+        self._resting = [i for i in self._resting if i.key not in gone]
         self._keys -= gone
 
     # -- looking ------------------------------------------------------------------------------
 
     @property
     def pending_items(self) -> int:
-        return sum(len(q.fresh) + len(q.held) for q in self._queues.values())
+        return len(self._resting) + sum(len(q.fresh) + len(q.held)
+                                        for q in self._queues.values())
 
     def _cutoff_age(self) -> float | None:
         """Seconds since the most recent cutoff, or None without a cutoff."""
@@ -161,12 +181,16 @@ class Batcher:
 
     def next_due_in(self) -> float | None:
         """Seconds until :meth:`due` may release something (0: now), None when nothing waits."""
+        self._wake_rested()
         now = self.clock.monotonic()
         best: float | None = None
 
         def consider(value: float) -> None:
             nonlocal best
             best = value if best is None else min(best, value)
+
+        for item in self._resting:
+            consider(item.not_before - now)
 
         cutoff_age = self._cutoff_age()
         for queue in self._queues.values():
@@ -215,6 +239,7 @@ class Batcher:
 
     def due(self) -> list[Batch]:
         """Batches to prepare now (see the module docstring), highest priority first."""
+        self._wake_rested()
         now = self.clock.monotonic()
         cutoff_age = self._cutoff_age()
         limit = self.settings.max_models
@@ -256,6 +281,7 @@ class Batcher:
     def full(self) -> list[Batch]:
         """Only the batches that are full now (``max_models``): what may go while files of a
         burst are still being taken, without splitting the burst by the window."""
+        self._wake_rested()
         batches: list[Batch] = []
         limit = self.settings.max_models
         for recipe, queue in list(self._queues.items()):
@@ -265,7 +291,8 @@ class Batcher:
         return batches
 
     def flush(self) -> list[Batch]:
-        """Everything now (``--once``, shutdown of a test)."""
+        """Everything now (``--once``, shutdown of a test) but what rests."""
+        self._wake_rested()
         batches: list[Batch] = []
         for recipe, queue in list(self._queues.items()):
             items = queue.all()

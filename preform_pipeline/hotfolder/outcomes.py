@@ -9,6 +9,7 @@ elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.errors import WRITE_HINTS, StoreConflictError
 from preform_pipeline.executor import BuildOutcome
 from preform_pipeline.hotfolder.decisions import approval_line
 from preform_pipeline.hotfolder.files import (
@@ -309,10 +310,15 @@ class OutcomeFolders:
         elif build is not None:
             server = f" on {outcome.server}" if outcome and outcome.server else ""
             where = where or f"preparing build {build.job_key}{server}"
+            # A save a full disk refused (its reason says so: executor/runner.py) is no fault
+            # of the model, the recipe or the settings: the space is what a person fixes.
+            fix = ("free some space on the disk the reason names"
+                   if WRITE_HINTS[errno.ENOSPC] in (what or "") else
+                   "read the reason above: fix what it names (the model, the recipe or the "
+                   "settings)")
             todo = todo or (
-                "read the reason above: fix what it names (the model, the recipe or the "
-                "settings), then drop the file "
-                f"again or run: {self.intake.jobs} retry {job.job_key}"
+                f"{fix}, then drop the file again or run: {self.intake.jobs} retry "
+                f"{job.job_key}"
             )
             if outcome is not None and outcome.steps_done:
                 details.append(f"Steps done: {', '.join(outcome.steps_done)}")

@@ -218,8 +218,9 @@ class Recovery:
         except StoreError as exc:
             log.error("job_fail_failed", job_key=job.job_key, error=str(exc))
 
-    def items_for(self, jobs: Iterable[Job]) -> list[BatchItem]:
-        """Batch items for jobs that wait in processing/: a case's jobs as one item."""
+    def items_for(self, jobs: Iterable[Job], *, rest_s: float = 0.0) -> list[BatchItem]:
+        """Batch items for jobs that wait in processing/: a case's jobs as one item, batched
+        no sooner than ``rest_s`` from now."""
         groups: dict[tuple[str, str], list[Job]] = {}
         for job in jobs:
             key = (job.recipe, f"case:{job.case_id}" if job.case_id else f"job:{job.id}")
@@ -233,6 +234,7 @@ class Recovery:
                 arrived=now,
                 priority=max(j.priority for j in members),
                 case_id=members[0].case_id,
+                not_before=now + rest_s if rest_s > 0 else 0.0,
             )
             for (recipe, _), members in groups.items()
         ]
@@ -338,7 +340,7 @@ class Recovery:
                  jobs=len(jobs), reason=reason)
         return jobs
 
-    def enqueue_later(self, jobs: Sequence[Job]) -> None:
-        """Batch jobs again from any thread (the loop picks them up)."""
+    def enqueue_later(self, jobs: Sequence[Job], *, rest_s: float = 0.0) -> None:
+        """Batch jobs again from any thread (the loop picks them up), after ``rest_s``."""
         if jobs:
-            self.give_back(tuple(self.items_for(jobs)), False)
+            self.give_back(tuple(self.items_for(jobs, rest_s=rest_s)), False)

@@ -40,6 +40,7 @@ from preform_pipeline.executor.hooks import BuildPrintHooks
 from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.executor.steps import case_step_message
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
+from preform_pipeline.hotfolder.batchrest import MAX_REST_S, BatchRest
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
@@ -303,9 +304,9 @@ class BatchWorker:
         # Per thread: each worker thread runs one batch at a time, and the daemon asks what
         # that batch still owns on the thread that ran it (several threads share this worker).
         self._given_back = threading.local()
-        #: A batch was abandoned because the store was away, and that was said; cleared
-        #: once a batch's builds are recorded (the store takes writes again).
-        self._abandoned_said = threading.Event()
+        #: Batches abandoned while the store is away: how long each next try rests, whether
+        #: the outage was said, and the models read for them.
+        self.rest = BatchRest(hot.batching.window_s)
 
     def cancel_all(self) -> int:
         """Cancel every running batch's runner; how many there were."""
@@ -496,8 +497,10 @@ class BatchWorker:
     def _run_live(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
         by_path = {job.source_path: job for job in live}
         rejected: list[Rejection] = []
-        models = plan_read_models(
-            list(by_path),
+        # A try after the store was away reads only what changed since the last one.
+        kept = self.rest.take(recipe.name, live)
+        read = plan_read_models(
+            [path for path in by_path if path not in kept],
             import_spec=recipe.import_options,
             case_ids={job.source_path: job.case_id for job in live},
             fields={job.source_path: self._model_fields(job) for job in live},
@@ -505,6 +508,8 @@ class BatchWorker:
             # Units are judged against the recipe's own machine, as `run` and `plan` do.
             machine=recipe_machine(recipe),
         )
+        order = {path: n for n, path in enumerate(by_path)}
+        models = sorted([*kept.values(), *read], key=lambda m: order.get(m.path, len(order)))
         models = self._drop_infeasible_cases(recipe, models, live)
         try:
             plan = plan_builds(recipe, models, rejected=rejected, servers=self.servers)
@@ -589,9 +594,10 @@ class BatchWorker:
                 self.outcomes.active.add(stored.id)
                 named.append(build)
         except StoreError as exc:
-            self._batch_taken_over(run, live, exc)
+            self._batch_taken_over(run, live, exc, recipe.name,
+                                   [m for b in builds for m in b.models])
             return
-        self._abandoned_said.clear()
+        self.rest.recorded()
         plan = replace(plan, builds=tuple(named))
         runner = self.executor(plan, pool, options=options, reporter=self.reporter)
         with self._runner_lock:
@@ -657,18 +663,24 @@ class BatchWorker:
         # while it does: ``NodeRecovery.working_on``).
         self.outcomes.active.discard(ids)
 
-    def _batch_taken_over(self, run: _BatchRun, live: list[Job], exc: StoreError) -> None:
+    def _batch_taken_over(self, run: _BatchRun, live: list[Job], exc: StoreError,
+                          recipe: str, models: list[ModelInfo]) -> None:
         """Some jobs of the batch were batched elsewhere meanwhile (another node of a shared
         store adopted them: docs/multi-node.md), or the store failed: the builds made so far
-        are taken apart and every job still free is batched again; nothing was sent."""
-        if exc.outage and self._abandoned_said.is_set():
-            # Said at the first: while the store stays away (a full disk may last hours)
-            # every batching window tries again, and a warning each time buries the rest.
-            log.debug("batch_abandoned_again", error=str(exc), builds=len(run.tracked))
-        else:
+        are taken apart and every job still free is batched again; nothing was sent. After
+        a store that failed, the next try rests first (:mod:`.batchrest`)."""
+        rest_s = 0.0
+        if not exc.outage:
             log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
-            if exc.outage:
-                self._abandoned_said.set()
+        else:
+            tried = self.rest.abandoned(recipe, live, models)
+            rest_s = tried.rest_s
+            # Said at the first: while the store stays away (a full disk may last hours)
+            # the batch is tried again and again, and a warning each time buries the rest.
+            say = log.warning if tried.first else log.debug
+            say("batch_abandoned" if tried.first else "batch_abandoned_again",
+                error=str(exc), builds=len(run.tracked), retry_in_s=round(rest_s, 3),
+                longest_wait_s=MAX_REST_S)
         for tracked in run.tracked.values():
             try:
                 self.recovery.dissolve(self.store.get_build(tracked.build_id),
@@ -685,7 +697,7 @@ class BatchWorker:
             # they would wait in processing/ while this node lives (nobody adopts them).
             log.warning("batch_given_back_unread", jobs=len(live), error=str(again))
             free = live
-        self.recovery.enqueue_later(free)
+        self.recovery.enqueue_later(free, rest_s=rest_s)
 
     def _drop_infeasible_cases(
         self, recipe: Recipe, models: list[ModelInfo], live: list[Job]

@@ -202,21 +202,28 @@ class Dashboard:
         answers. Before, a page was the framework's bare "Internal Server Error" (with a
         traceback on the console), and a build's page said "no such build"."""
         message = getattr(exc, "message", str(exc))
+        # What helps comes first (a full disk: free some space on it); a bare error has none.
+        helps = f"{exc.hint}; " if isinstance(exc, PipelineError) and exc.hint else ""
         log.warning("web_store_away", path=request.url.path, error=message)
-        said = f"the job store cannot be read just now: {message}"
+        reading = request.method in ("GET", "HEAD")
+        # An action was refused a write as often as a read (a full disk takes reads): its
+        # page says what is true of both, that the change was not made.
+        said = (f"the job store cannot be read just now: {message}" if reading
+                else f"the job store could not make this change: {message}")
         # ``/healthz`` answers a store error itself (its JSON "unhealthy"): none reaches here.
         if request.url.path in _TEXT_ROUTES:
             return PlainTextResponse(said, status_code=503)
-        if request.method not in ("GET", "HEAD"):
+        if not reading:
             # An action's address answers POST only: a page there trying again by GET got
             # 405 for as long as it stayed open. The action is the person's to repeat.
             return self.render(request, "error.html", self.access(request), status_code=503,
-                               title="The job store cannot be read", message=said,
-                               hint="nothing was changed; go back and do it again once the "
-                               "store answers (the pages try again by themselves)")
+                               title="Not done: the job store could not be changed",
+                               message=said,
+                               hint=f"{helps}nothing was changed; go back and do it again "
+                               "once the store answers (the pages try again by themselves)")
         return self.render(request, "error.html", self.access(request), status_code=503,
                            title="The job store cannot be read", message=said, retry=True,
-                           hint="nothing was changed; this page tries again every "
+                           hint=f"{helps}nothing was changed; this page tries again every "
                            f"{self.web.refresh_s:g} s and shows what you asked for once "
                            "the store answers")
 

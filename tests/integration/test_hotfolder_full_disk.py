@@ -62,3 +62,49 @@ class TestTheInboxDiskFull:
         assert list((inbox / "processing").iterdir()) == []
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             assert len(store.list_builds()) == 1
+
+
+class TestTheOutputDiskFull:
+    """A build whose .form a full output disk refused goes to failed/ (a person frees space:
+    the daemon cannot know when); its note says the disk is full, and the `jobs retry` it
+    names, run once there is room, prepares it once, whole."""
+
+    def test_the_notes_retry_works_once_there_is_room(
+        self, small_disk: SmallDisk, tmp_path: Path
+    ) -> None:
+        inbox, out = tmp_path / "inbox", small_disk.root / "out"
+        settings = write_hotfolder_settings(
+            tmp_path, write_recipe(tmp_path, printer=None, extra_steps=["save_form"]),
+            inbox={"path": str(inbox)}, hotfolders={"output_root": str(out)})
+        inbox.mkdir()
+        (inbox / "part.stl").write_bytes(tetra_stl_bytes(0))
+        os.utime(inbox / "part.stl", (1e9, 1e9))  # long since written: taken at once
+        small_disk.fill()
+
+        first = in_a_process(tmp_path, "watch", str(settings), "--once")
+
+        assert first.returncode == 0, first.stderr
+        assert "Traceback" not in first.stderr
+        note = (inbox / "failed" / "part.stl.error.txt").read_text("utf-8")
+        assert "the disk is full: free some space on it, then try again" in note
+        (todo,) = [line for line in note.splitlines() if line.startswith("What to do: ")]
+        assert todo.startswith("What to do: free some space on the disk the reason names, "
+                               "then drop the file again or run: preform-pipeline jobs ")
+        retry = todo.split(" or run: preform-pipeline ", 1)[1].split()
+        assert retry[-2] == "retry"
+        assert not [p for p in out.rglob("*") if p.is_file() and p.suffix == ".form"]
+
+        small_disk.free()
+        retried = in_a_process(tmp_path, *retry)
+        assert retried.returncode == 0, retried.stderr
+        second = in_a_process(tmp_path, "watch", str(settings), "--once")
+
+        assert second.returncode == 0, second.stderr
+        assert "failed on" not in second.stdout and "Traceback" not in second.stderr
+        assert sorted(p.name for p in (inbox / "done").iterdir()) == [
+            "part.stl", "part.stl.report.json"]
+        assert list((inbox / "failed").iterdir()) == []
+        (form,) = [p for p in out.rglob("*.form")]  # one, whole, under its own name
+        assert form.stat().st_size > 0 and ".preform-staging" not in form.parts
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            assert sorted(b.state.value for b in store.list_builds()) == ["done", "failed"]

@@ -17,6 +17,7 @@ from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD, PG_USER, PgCluster
+from tests.small_disk import SmallDisk
 from tests.unit.store.conftest import CLOCK_START, build_in_state, job_in_state
 
 S = JobState
@@ -146,3 +147,31 @@ class TestMigrate:
         code, _, err = invoke("migrate", "--to", "sqlite:///x.db", "--store", str(source))
         assert code == 1
         assert "postgresql://" in err
+
+
+
+class TestASourceOnAFullDisk:
+    """The SQLite store to copy on a full disk: it is only read, so it is copied whole and
+    left as it was (no journal left beside it)."""
+
+    def test_copied_and_the_source_left_as_it_was(
+        self, small_disk: SmallDisk, target: str
+    ) -> None:
+        path = small_disk.root / "jobs.sqlite3"
+        with SqliteJobStore(path) as store:
+            build_in_state(store, S.FINISHED, jobs=2)
+        before = _written(path)
+        small_disk.fill()
+
+        code, out, err = invoke("migrate", "--to", target, "--store", str(path))
+
+        assert (code, err) == (0, ""), err
+        assert "copied 2 jobs, 1 build" in out
+        small_disk.free()
+        assert _written(path) == before
+
+
+def _written(path: Path) -> dict[str, bytes]:
+    """The store's files as written (its ``-shm`` is a shared index every reader updates)."""
+    return {p.name: p.read_bytes() for p in path.parent.iterdir()
+            if p.name.startswith(path.name) and not p.name.endswith("-shm")}

@@ -4,6 +4,7 @@ live daemon prints them once the store is back (a PostgreSQL restart on a shared
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from daemon_support import Script, drop, levels_of, make_daemon, names, run_daem
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.batchrest import MAX_REST_S
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
 
@@ -100,3 +102,33 @@ class TestABatchAbandonedAgainAndAgain:
                         ("batch_abandoned_again", "debug"),
                         ("batch_abandoned_again", "debug"),
                         ("batch_abandoned", "warning")]
+
+
+
+class TestTheTriesRest:
+    """While the store stays away the tries of a batch rest longer each time (from the
+    batching window, doubling, to at most ``MAX_REST_S``) and read its models once."""
+
+    def test_the_rest_grows_and_the_models_are_read_once(
+        self, tmp_path: Path, script: Script, recipe: Path
+    ) -> None:
+        # Units not stated: the model's are guessed, and said each time it is read.
+        recipe.write_text(recipe.read_text(encoding="utf-8").replace(
+            "  units: MILLIMETERS\n", ""), encoding="utf-8")
+        drop(tmp_path, "m1.stl", tetra_stl_bytes(1, size_mm=20.0))
+        with StoreFullWhileBatching(tmp_path / "jobs.sqlite3", misses=3) as store, \
+                capture_logs() as logs:
+            started = time.monotonic()
+            run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+            took = time.monotonic() - started
+
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert names(tmp_path / "inbox" / "done") == ["m1.stl", "m1.stl.report.json"]
+        tries = [e for e in logs if e["event"].startswith("batch_abandoned")]
+        assert [(e["event"], e["log_level"], e["retry_in_s"]) for e in tries] == [
+            ("batch_abandoned", "warning", 0.1),  # the test daemon's batching window
+            ("batch_abandoned_again", "debug", 0.2),
+            ("batch_abandoned_again", "debug", 0.4)]
+        assert tries[0]["longest_wait_s"] == MAX_REST_S
+        assert took >= 0.1 + 0.2 + 0.4  # each rest was kept (a bound that cannot flake)
+        assert [e["event"] for e in logs].count("units_guessed") == 1

@@ -139,7 +139,9 @@ class TestTheStoreAway:
             answer = client.post(f"/builds/{served.held_id}/approve",
                                  data={"csrf": csrf, "next": "/"})
         assert answer.status_code == 503
-        assert "the job store cannot be read just now" in _text_of(answer.text)
+        text = _text_of(answer.text)
+        assert "Not done: the job store could not be changed" in text
+        assert "the job store could not make this change: " in text and "cannot reach" in text
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
     def test_an_actions_page_does_not_try_again_at_an_address_that_takes_only_posts(
