@@ -19,7 +19,7 @@ from typing import Any
 from preform_pipeline.simulator.atomic import atomic_writer
 from preform_pipeline.simulator.bodies import Body, writable_target
 from preform_pipeline.simulator.engine import SimEngine
-from preform_pipeline.simulator.protocol import ProgressCallback, SimError
+from preform_pipeline.simulator.protocol import Json, SimError
 
 __all__ = ["HOLD_ENV", "HOLD_LIMIT_S", "HeldSaveEngine"]
 
@@ -37,20 +37,14 @@ class HeldSaveEngine(SimEngine):
     """The built-in engine; the first ``.form`` save of all that share the hold file stops
     half written."""
 
-    def call(
-        self,
-        operation_id: str,
-        params: dict[str, str],
-        body: Any,
-        progress: ProgressCallback | None = None,
-    ) -> Any:
+    def _op_save_form_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
         hold = os.environ.get(HOLD_ENV)
-        if operation_id == "save_form_file" and hold:
+        if hold:
             # The path checked first, as the built-in save does: a refused save is not held.
             path = writable_target(Body(body).req_string("file"), "$.file")
             if _first(Path(hold)):
                 _save_held(path)
-        return super().call(operation_id, params, body, progress)
+        return super()._op_save_form_file(params, body, progress)
 
 
 def _save_held(path: Path) -> None:
