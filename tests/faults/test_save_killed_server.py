@@ -5,6 +5,11 @@ its half-written temporary of the build's ``.form`` appears anywhere below the o
 (the simulator writes ``.<name>.<unique>.tmp`` and renames it when done). Session 30 found
 such a temporary left beside ``e2e-001.form`` for good; the server now writes into the run's
 staging folder (``.preform-staging``), which the run removes.
+
+The server's first save stops half written until it is killed (``held_save_engine.py``, the
+simulator's seam for a stand-in engine), so the kill lands mid-save on any machine. Until
+session 39 the save was made slow instead, by 480,000 triangles written twice (about 10 s of
+CPU), and a loaded machine could still finish it between two looks.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
@@ -37,13 +41,15 @@ from tests.e2e.run_e2e_support import (
     write_recipe,
     write_settings,
 )
+from tests.faults.held_save_engine import HOLD_ENV
 from tests.staging_support import Saver
 
 #: The simulator's temporary of the build's form: ``.e2e-001.form.<32 hex>.tmp``.
 FORM_TEMPORARY = re.compile(r"\.e2e-001\.form\.[0-9a-f]{32}\.tmp")
-#: Small tetrahedra per model: enough that writing the form takes a while (about 0.1 s
-#: with three models), so the poll below sees its temporary.
-TETRAHEDRA = 40_000
+#: The servers' engine: their first save of a form is held half written.
+HELD_SAVE = "--simulator-arg=--engine=tests.faults.held_save_engine:HeldSaveEngine"
+#: Between two looks for the held save's temporary (it stays until the kill).
+LOOK_S = 0.02
 
 RECIPE = """\
 steps:
@@ -53,16 +59,6 @@ steps:
       printer: SimulatedForm4-1
       job_name: "{recipe}-{build}"
 """
-
-
-def tetrahedra_model(path: Path, seed: int) -> Path:
-    """``TETRAHEDRA`` small closed tetrahedra scattered in a 30 x 30 x 10 mm box."""
-    rng = np.random.default_rng(seed)
-    corners = np.array([[0, 0, 0], [0.4, 0, 0], [0, 0.4, 0], [0, 0, 0.4]], dtype=np.float32)
-    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
-    origins = rng.uniform((0, 0, 0), (30, 30, 10), size=(TETRAHEDRA, 1, 1, 3))
-    write_stl(path, (corners[faces][None] + origins).astype(np.float32))
-    return path
 
 
 def simulators_of(run: subprocess.Popen[bytes]) -> list[psutil.Process]:
@@ -81,7 +77,7 @@ def kill_when_form_half_written(run: subprocess.Popen[bytes], out: Path) -> Path
                     for server in simulators_of(run):
                         server.send_signal(signal.SIGKILL)
                     return Path(folder) / name
-        time.sleep(0.0005)
+        time.sleep(LOOK_S)
     return None
 
 
@@ -94,19 +90,20 @@ class TestServerKilledMidSave:
     and the output folder holds the form, the reports and the log, nothing else."""
 
     def test_no_debris_is_left_and_the_form_is_whole(self, tmp_path: Path) -> None:
-        models = [tetrahedra_model(tmp_path / f"part-{i}.stl", seed=i) for i in range(3)]
+        model = tmp_path / "part.stl"
+        write_stl(model, box_triangles((0.0, 0.0, 0.0), (10.0, 10.0, 10.0)))
         recipe = write_recipe(tmp_path, RECIPE)
         settings = write_settings(tmp_path, count=1)
         out = tmp_path / "out"
         argv = [
-            sys.executable, "-m", "preform_pipeline", "run", str(recipe), *map(str, models),
+            sys.executable, "-m", "preform_pipeline", "run", str(recipe), str(model),
             "--settings", str(settings), "--output", str(out),
-            f"--simulator-arg=--fleet-dir={tmp_path / 'fleet'}",
+            f"--simulator-arg=--fleet-dir={tmp_path / 'fleet'}", HELD_SAVE,
         ]
+        env = {**environment(), HOLD_ENV: str(tmp_path / "save-held")}
         with (tmp_path / "stdout.txt").open("wb") as stdout, \
                 (tmp_path / "stderr.txt").open("wb") as stderr:
-            run = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=environment(),
-                                   cwd=tmp_path)
+            run = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env, cwd=tmp_path)
             try:
                 half = kill_when_form_half_written(run, out)
                 returncode = run.wait(RUN_TIMEOUT_S)
@@ -115,7 +112,7 @@ class TestServerKilledMidSave:
                     run.kill()
                     run.wait(RUN_TIMEOUT_S)
         errors = (tmp_path / "stderr.txt").read_text(encoding="utf-8")
-        assert half is not None, "the form was saved before its temporary was seen"
+        assert half is not None, "the run ended before its held save's temporary was seen"
         assert returncode == 0, errors[-3000:]
         assert "Traceback" not in errors
         date = {p.parent.name for p in out.glob("*/e2e-001.form")}
