@@ -65,6 +65,7 @@ from preform_pipeline.atomicfile import (
     writer_tag,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.held import HELD_HINT
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
@@ -74,6 +75,7 @@ from preform_pipeline.wording import is_text_path, visible
 
 __all__ = [
     "ERROR_SUFFIX",
+    "HELD_TODO",
     "JOBS_COMMAND",
     "JOB_REPORT_FORMAT",
     "MAX_NAME_BYTES",
@@ -102,6 +104,10 @@ __all__ = [
 
 log = get_logger(__name__)
 
+#: What helps with a file held with its case (:mod:`preform_pipeline.plan.held`), in the hot
+#: folder, where the whole case went to failed/.
+HELD_TODO: Final = (f"{HELD_HINT}: move the case folder from failed/ back into the inbox "
+                    "(this note goes by itself)")
 #: ``part.stl.error.txt`` beside a failed ``part.stl``: what went wrong and what to do.
 ERROR_SUFFIX: Final = ".error.txt"
 #: ``part.stl.report.json`` beside a done ``part.stl``.

@@ -26,6 +26,7 @@ from preform_pipeline.geometry.bounded import (
 from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.nodes import drop_hash
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.plan.held import HELD_HINT
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.settings.run import RunSettings
@@ -82,7 +83,9 @@ class TestTheIntake:
         assert read[0] < READ_BOUND, f"{read[0]} bytes read"
         assert result.taken == ()
         assert [(j.state, j.reason) for j in result.rejected] == [
-            (JobState.FAILED, REASON), (JobState.FAILED, REASON)]
+            (JobState.FAILED, REASON),
+            (JobState.FAILED, "held with its case C-9: big.stl cannot be prepared, and a case "
+                              "prints whole or not at all")]
         failed = inbox.folder("failed") / "C-9"
         note = (failed / "big.stl.error.txt").read_text(encoding="utf-8")
         assert note.startswith(f"What failed: {REASON}\n")
@@ -122,8 +125,8 @@ class TestRunAndPlan:
         reason = f"{big}: file is 576.0 MiB, over the 512.0 MiB limit for model files"
         assert {r.path: r.reason for r in taken.rejected} == {
             big: f"{reason} ({TOO_LARGE_HINT})",
-            small: f"{small}: its case folder C-9 is rejected whole: {reason} "
-                   f"({TOO_LARGE_HINT})",
+            small: f"{small}: held with its case C-9: big.stl cannot be prepared, and a "
+                   f"case prints whole or not at all; {HELD_HINT}",
         }
 
 
