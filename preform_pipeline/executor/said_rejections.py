@@ -30,7 +30,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import ModelInfo, Rejection, plan_builds
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.store import JobStore
-from preform_pipeline.wording import counted, visible
+from preform_pipeline.wording import counted, name_text, visible
 
 __all__ = ["REJECTED_NOTICE", "SAID_ONCE", "pass_over_said", "passed_over_lines", "split_said"]
 
@@ -67,12 +67,6 @@ def _path_of(key: str, prefix: str) -> str | bytes:
     return bytes.fromhex(rest[len(_BYTES):]) if rest.startswith(_BYTES) else rest
 
 
-def _text(value: str) -> str:
-    """``value`` as text the store can keep: a name that is not UTF-8 (held as surrogates)
-    written with its bytes escaped (``caf\\xe9.stl``), the same each time."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 def _file_now(path: os.PathLike[str] | str) -> str | None:
     """The file as it is now (size and time), as a notice is about it; None when it cannot be
     looked at."""
@@ -87,7 +81,8 @@ def _about(rejection: Rejection) -> str | None:
     """What the notice is about: the file as it is now, and why it was rejected; None when
     the file cannot be looked at (then it is said, as before)."""
     now = _file_now(rejection.path)
-    return None if now is None else _text(f"{now} {rejection.reason}")
+    # (A name that is not UTF-8 in the reason is kept with its bytes escaped.)
+    return None if now is None else name_text(f"{now} {rejection.reason}")
 
 
 def pass_over_said(

@@ -83,6 +83,7 @@ from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
+from preform_pipeline.wording import name_text
 
 __all__ = [
     "DEFAULT_RECENT_TAKES",
@@ -303,6 +304,9 @@ class Drop:
     rejection_hint: str = ""
     #: The content hash a farm node claimed the drop under (:attr:`JobPlace.claim`).
     claim: str | None = None
+    #: Files of the case set aside to failed/ before it was complete, each with its note
+    #: (names that are not UTF-8, which no job can record): they hold the case.
+    held_by: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -462,7 +466,7 @@ class Intake:
                 sidecars=True,
             )
         bad = _bad_files(drop)
-        if bad:
+        if bad or drop.held_by:
             # A case is taken whole or not at all (plan/held.py): each bad file goes to
             # failed/ with its own reason, the rest of its case held with it, nothing taken.
             return self._hold_case(drop, recipe, bad, values)
@@ -891,7 +895,8 @@ class Intake:
         name = next((v.case_id for v in values.values() if v.case_id), None)
         of = CaseOf(drop.root, name or drop.root.name) if drop.is_case else None
         named = [path for path, _, _ in bad]
-        held = held_with_cases({p: of for p in (*drop.models, *named)}, named)
+        gone = [*named, *drop.held_by]  # (those set aside have their note already)
+        held = held_with_cases({p: of for p in (*drop.models, *gone)}, gone)
         extra = self._drop_sidecars(drop)
         rejected = [self._reject_file(drop, recipe, path, why, todo,
                                       attachments=extra if index == 0 else (), case=case)
@@ -904,7 +909,8 @@ class Intake:
         if drop.is_case:
             self._remove_case_folder(drop.root)
         log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,
-                    bad=[path.name for path, _, _ in bad], held=[h.path.name for h in held])
+                    bad=[name_text(path.name) for path in gone],
+                    held=[h.path.name for h in held])
         return TakeResult((), tuple(rejected))
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.wording import name_text
+
 __all__ = ["HELD_HINT", "CaseOf", "Held", "held_with_cases"]
 
 #: What helps with a held file (its case's bad files each say what helps with them).
@@ -60,7 +62,7 @@ class Held:
 
     @property
     def reason(self) -> str:
-        names = ", ".join(path.name for path in self.bad)
+        names = ", ".join(name_text(path.name) for path in self.bad)  # (storable)
         verb = "cannot" if len(self.bad) == 1 else "each cannot"
         return (f"held with its case {self.case}: {names} {verb} be prepared, and a case "
                 "prints whole or not at all")
