@@ -17,7 +17,7 @@ file is fixed or replaced) takes the case whole.
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,15 +31,9 @@ from preform_pipeline.hotfolder.sidecar import (
     model_values,
     named_cases,
 )
-from preform_pipeline.plan.builds import (
-    ModelInfo,
-    Rejection,
-    read_models,
-    recipe_machine,
-    refused_alone,
-)
-from preform_pipeline.plan.held import HELD_HINT, CaseOf, held_with_cases
-from preform_pipeline.plan.sources import find_sources, is_part
+from preform_pipeline.plan.builds import ModelInfo, Rejection, read_models, recipe_machine
+from preform_pipeline.plan.held import HELD_HINT, CaseOf, hold_cases
+from preform_pipeline.plan.sources import find_sources
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.settings.run import RunSettings
 
@@ -97,23 +91,13 @@ def _whole_cases(
     recipe: Recipe, models: Sequence[ModelInfo], cases: Mapping[Path, CaseOf | None],
     rejected: list[Rejection],
 ) -> list[ModelInfo]:
-    """``models`` but those of a case holding a file that cannot be prepared (one in
-    ``rejected``, or one the planner refuses alone: :func:`refused_alone`, appended to
-    ``rejected``): each held one is appended to ``rejected`` as held with its case
-    (:func:`~preform_pipeline.plan.held.held_with_cases`, the rule the hot folder holds a
-    case by)."""
-    by_case: dict[Hashable, list[ModelInfo]] = {}
-    for model in models:
-        case = cases.get(model.path)
-        if case is not None:
-            by_case.setdefault(case.key, []).append(model)
-    for members in by_case.values():
-        rejected.extend(refused_alone(recipe, members) if len(members) > 1 else ())
-    held = held_with_cases(cases, [r.path for r in rejected if is_part(r.path)])
+    """``models`` but those of a case holding a part that cannot be prepared
+    (:func:`~preform_pipeline.plan.held.hold_cases`, the rule the hot folder holds a case
+    by): each held one is appended to ``rejected`` as held with its case."""
+    kept, held = hold_cases(recipe, models, cases, rejected)
     for one in held:
         rejected.append(Rejection(one.path, f"{one.path}: {one.reason}; {HELD_HINT}"))
-    out = {r.path for r in rejected}
-    return [model for model in models if model.path not in out]
+    return kept
 
 
 def waiting_lines(sources: TakenSources) -> list[str]:

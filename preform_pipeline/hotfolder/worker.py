@@ -55,10 +55,9 @@ from preform_pipeline.plan.builds import (
     Rejection,
     plan_builds,
     recipe_machine,
-    refused_alone,
 )
 from preform_pipeline.plan.builds import read_models as plan_read_models
-from preform_pipeline.plan.held import CaseOf, held_with_cases
+from preform_pipeline.plan.held import CaseOf, hold_cases
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
 from preform_pipeline.recipes.printers import (
@@ -683,25 +682,15 @@ class BatchWorker:
         job of such a case fails now, held with it (:func:`~preform_pipeline.plan.held.
         held_with_cases`, the rule ``run`` holds a case by): nothing of the case prints, and
         the case goes to failed/ whole. A job without a case id is a case of its own."""
-        by_case: dict[str, list[ModelInfo]] = {}
-        cases: dict[Path, CaseOf | None] = {}
-        for job in live:
-            cases[job.source_path] = (CaseOf(job.case_id, job.case_id)
-                                      if job.case_id is not None else None)
-        for model in models:
-            case = cases.get(model.path)
-            if case is not None:
-                by_case.setdefault(case.name, []).append(model)
-        for members in by_case.values():
-            rejected.extend(refused_alone(recipe, members) if len(members) > 1 else ())
-        held = held_with_cases(cases, [r.path for r in rejected])
+        cases = {job.source_path: CaseOf(job.case_id, job.case_id)
+                 if job.case_id is not None else None for job in live}
+        kept, held = hold_cases(recipe, models, cases, rejected)
         by_path = {job.source_path: job for job in live}
-        said = [self._fail_said(by_path[one.path], one.reason, HELD_TODO,
-                                where=f"checking case {one.case} before batching")
-                for one in held]
-        self.reporter.models_rejected(said)
-        out = {r.path for r in rejected} | {one.path for one in held}
-        return [m for m in models if m.path not in out]
+        self.reporter.models_rejected([
+            self._fail_said(by_path[one.path], one.reason, HELD_TODO,
+                            where=f"checking case {one.case} before batching")
+            for one in held])
+        return kept
 
     def _drop_infeasible_cases(
         self, recipe: Recipe, models: list[ModelInfo], live: list[Job]

@@ -22,21 +22,27 @@ parts; nothing of the case is missing from its build, and holding every such cas
 stop a lab's work for paperwork. A part in a format that is not imported (``.step``,
 ``.ply``, a ``.form``, a ``.zip``) is a part that cannot be prepared: it holds its case.
 
-:func:`held_with_cases` is the rule; :func:`~preform_pipeline.plan.builds.refused_alone` is
-the planner's part of "cannot be prepared" that does not depend on the other models (too
-large for the platform), asked before a case is planned or claimed.
+:func:`held_with_cases` is the rule; :func:`hold_cases` applies it to models read, with the
+planner's part of "cannot be prepared" that does not depend on the other models
+(:func:`~preform_pipeline.plan.builds.refused_alone`: too large for the platform), asked
+before a case is planned or claimed: ``run`` and ``plan`` (``commands/_sources.py``) and the
+hot folder's worker call it; its intake calls :func:`held_with_cases` for what it refuses
+before taking a case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.plan.builds import ModelInfo, Rejection, refused_alone
+from preform_pipeline.plan.sources import is_part
+from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.wording import name_text
 
-__all__ = ["HELD_HINT", "CaseOf", "Held", "held_with_cases"]
+__all__ = ["HELD_HINT", "CaseOf", "Held", "hold_cases", "held_with_cases"]
 
 #: What helps with a held file (its case's bad files each say what helps with them).
 HELD_HINT: Final = ("fix or replace the file named (as said of it), or take it out of the "
@@ -90,3 +96,24 @@ def held_with_cases(
         if found:
             held.append(Held(path, case.name, tuple(found)))
     return tuple(held)
+
+
+def hold_cases(
+    recipe: Recipe, models: Sequence[ModelInfo], cases: Mapping[Path, CaseOf | None],
+    rejected: list[Rejection],
+) -> tuple[list[ModelInfo], tuple[Held, ...]]:
+    """``models`` (read for ``recipe``; ``cases``: each file's case) as those that go on and
+    those held: held are the files of a case holding a part that cannot be prepared, one in
+    ``rejected`` (a file that is no part holds nothing: :func:`~preform_pipeline.plan.
+    sources.is_part`) or one the planner refuses alone (:func:`~preform_pipeline.plan.
+    builds.refused_alone`, appended to ``rejected``, asked only of cases of several files)."""
+    by_case: dict[Hashable, list[ModelInfo]] = {}
+    for model in models:
+        case = cases.get(model.path)
+        if case is not None:
+            by_case.setdefault(case.key, []).append(model)
+    for members in by_case.values():
+        rejected.extend(refused_alone(recipe, members) if len(members) > 1 else ())
+    held = held_with_cases(cases, [r.path for r in rejected if is_part(r.path)])
+    out = {r.path for r in rejected} | {one.path for one in held}
+    return [model for model in models if model.path not in out], held
