@@ -203,22 +203,32 @@ class TestFilesThatAreNotModels:
         # A .step is a part that cannot be prepared: taken without it, the case printed
         # split (session 38). Nothing is taken; each file is in failed/ with its own note.
         drop = _case(inbox, "C-4", {"upper.stl": 1, "lower.step": b"ISO-10303-21;\n",
-                                    "rx.pdf": b"%PDF"})
-        result = Intake(store, [inbox]).take(drop)
+                                    "rx.pdf": b"%PDF", "C-4.yaml": b"case_id: P-4\n"})
+        with capture_logs() as logs:
+            result = Intake(store, [inbox]).take(drop)
         assert result.taken == ()
         failed = inbox.folder("failed") / "C-4"
         assert _note(failed, "lower.step").startswith(
             "What failed: .step is not a model file (preform-pipeline prepares .stl, .obj and "
             ".3mf)\n")
         held = _note(failed, "upper.stl")
-        assert held.startswith("What failed: held with its case C-4: lower.step cannot be "
+        # Named by the case id its sidecar gives.
+        assert held.startswith("What failed: held with its case P-4: lower.step cannot be "
                                "prepared, and a case prints whole or not at all\n")
         assert f"What to do: {HELD_TODO}\n" in held
         assert _note(failed, "rx.pdf").startswith("What failed: .pdf is not a model file")
         assert sorted(p.name for p in failed.iterdir() if not p.name.endswith(".txt")) == [
-            "lower.step", "rx.pdf", "upper.stl"]
+            "C-4.yaml", "lower.step", "rx.pdf", "upper.stl"]  # its sidecar with it
         assert not (inbox.path / "C-4").exists()
-        assert {j.case_id for j in result.rejected} == {"C-4"}
+        assert [j.original_name for j in result.rejected] == ["lower.step", "upper.stl",
+                                                              "rx.pdf"]
+        for job in result.rejected:  # each knows its case folder (Failed cases, retries)
+            place = place_of(job)
+            assert place is not None and place.case is not None and place.case.rel == "C-4"
+        [event] = _events(logs, "case_held")
+        assert {k: event[k] for k in ("root", "case_id", "bad", "held")} == {
+            "root": str(inbox.path / "C-4"), "case_id": "P-4", "bad": ["lower.step"],
+            "held": ["upper.stl"]}
 
     def test_a_file_without_an_extension_is_named_as_such(
         self, store: SqliteJobStore, inbox: InboxSettings
