@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.errors import ModelFileError
@@ -92,6 +93,19 @@ class TestTheIntake:
         assert f"What to do: {TODO}\n" in note
         assert (failed / "big.stl").stat().st_size == SIZE  # kept whole
         assert (failed / "small.stl").read_bytes() == tetra_stl_bytes()
+
+    def test_a_loose_file_over_the_limit_is_refused_alone(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # A loose file is a case of its own: refused, with no case to hold or name.
+        big = _sparse(inbox.path / "big.stl")
+        with capture_logs() as logs:
+            result = Intake(store, [inbox]).take(Drop(inbox, big, "r", False, models=(big,)))
+        assert [(j.state, j.reason, j.case_id) for j in result.rejected] == [
+            (JobState.FAILED, REASON, None)]
+        assert (inbox.folder("failed") / "big.stl").stat().st_size == SIZE
+        [held] = [e for e in logs if e["event"] == "case_held"]
+        assert (held["case_id"], held["bad"], held["held"]) == (None, ["big.stl"], [])
 
     def test_run_and_the_hot_folder_say_the_same(self, tmp_path: Path) -> None:
         # One rule: the readers' refusal is the intake's, word for word.
