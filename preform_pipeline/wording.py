@@ -24,6 +24,7 @@ __all__ = [
     "aligned",
     "counted",
     "is_text_path",
+    "name_text",
     "millimetres",
     "noun",
     "quoted",
@@ -83,6 +84,13 @@ def is_text_path(path: str | os.PathLike[str]) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def name_text(path: str | os.PathLike[str]) -> str:
+    """``path`` as text a store, a note or a log can hold: a name that is not UTF-8 (held by
+    Python as half characters) with its bytes escaped (``caf\\xe9.stl``), the same each
+    time; a text name as it is."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _hidden(char: str) -> bool:

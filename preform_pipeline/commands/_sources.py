@@ -3,11 +3,15 @@
 From the paths on the command line to the models a plan is made of, in one path, so that
 ``plan`` shows what ``run`` would do: the files found (complete ones; those still being
 written wait, unsupported ones are rejected), their sidecars as the hot folder reads them
-(a case folder's, then the file's own: case ids and template fields), the models read, and
-then the hot folder's case checks (:func:`~preform_pipeline.executor.feasibility.
-refused_cases`): a case that cannot be done is rejected whole, with the words ``watch``'s
-note uses, before any server work. ``plan`` read no sidecars before session 38: a loose file
-whose sidecar gives its case id was shown without one.
+(a case folder's, then the file's own: case ids and template fields), the models read, the
+planner's refusals of a model alone (too large for the platform), and then the two case
+rules the hot folder judges by too, so a case is taken whole or not at all: a case holding a
+file that cannot be prepared is held whole (:func:`~preform_pipeline.plan.held.
+held_with_cases`: each bad file rejected for its own reason, the others "held with its
+case"), and a case that cannot be done is rejected whole (:func:`~preform_pipeline.executor.
+feasibility.refused_cases`), with the words ``watch``'s note uses, before any server work.
+Nothing is claimed or moved: the files stay where they are, and the next run (once a bad
+file is fixed or replaced) takes the case whole.
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from preform_pipeline.errors import ModelFileError, SidecarError
+from preform_pipeline.errors import SidecarError
 from preform_pipeline.executor.feasibility import refused_cases
 from preform_pipeline.executor.runner import run_values
-from preform_pipeline.geometry.bounded import TOO_LARGE_HINT, stat_oversize
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     folder_values,
@@ -29,6 +32,7 @@ from preform_pipeline.hotfolder.sidecar import (
     named_cases,
 )
 from preform_pipeline.plan.builds import ModelInfo, Rejection, read_models, recipe_machine
+from preform_pipeline.plan.held import HELD_HINT, CaseOf, hold_cases
 from preform_pipeline.plan.sources import find_sources
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.settings.run import RunSettings
@@ -67,8 +71,33 @@ def take_sources(
         taken, import_spec=recipe.import_options, rejected=rejected,
         case_ids=case_ids, fields=fields, machine=recipe_machine(recipe),
     ) if taken else []
+    cases = {path: _case_of_file(path, sources.case_folders.get(path), case_ids.get(path))
+             for path in (*sources.models, *(p for p, _ in sources.unsupported))}
+    models = _whole_cases(recipe, models, cases, rejected)
     kept = _without_refused_cases(recipe, models, run_values(recipe, started_at), rejected)
     return TakenSources(tuple(kept), tuple(rejected), sources.waiting)
+
+
+def _case_of_file(path: Path, folder: Path | None, case_id: str | None) -> CaseOf | None:
+    """The case ``path`` is judged in: its case folder (whatever its files' case id, so a
+    file that is no model, or whose sidecar is bad, is of it too), else the case id its own
+    sidecar gives; None for a loose file without one (a case of its own)."""
+    if folder is not None:
+        return CaseOf(folder, case_id or folder.name)
+    return CaseOf(case_id, case_id) if case_id is not None else None
+
+
+def _whole_cases(
+    recipe: Recipe, models: Sequence[ModelInfo], cases: Mapping[Path, CaseOf | None],
+    rejected: list[Rejection],
+) -> list[ModelInfo]:
+    """``models`` but those of a case holding a part that cannot be prepared
+    (:func:`~preform_pipeline.plan.held.hold_cases`, the rule the hot folder holds a case
+    by): each held one is appended to ``rejected`` as held with its case."""
+    kept, held = hold_cases(recipe, models, cases, rejected)
+    for one in held:
+        rejected.append(Rejection(one.path, f"{one.path}: {one.reason}; {HELD_HINT}"))
+    return kept
 
 
 def waiting_lines(sources: TakenSources) -> list[str]:
@@ -84,10 +113,10 @@ def _sidecars(
 ) -> tuple[dict[Path, Mapping[str, str]], dict[Path, str | None], list[Rejection]]:
     """Sidecar values of each model, as the hot folder reads them (its case folder's sidecar,
     then the file's own: :func:`~preform_pipeline.hotfolder.sidecar.model_values`): template
-    fields (``units`` among them) and case ids. A model whose sidecar cannot be used, or
-    in a case folder one over the readers' size limit, is rejected with the reason, as the
-    hot folder does, and with it the other models of its case folder (``folders``: each
-    model's, None for a named folder's own files, which stand alone)."""
+    fields (``units`` among them) and case ids. A model whose sidecar cannot be used is
+    rejected with the reason, as the hot folder does (the rest of its case folder is held
+    with it: :func:`_whole_cases`). ``folders``: each model's case folder, None for a named
+    folder's own files, which stand alone."""
     fields: dict[Path, Mapping[str, str]] = {}
     case_ids: dict[Path, str | None] = {}
     rejected: list[Rejection] = []
@@ -98,13 +127,6 @@ def _sidecars(
 
     for path, case in found.items():
         folder = folders.get(path)
-        too_large = stat_oversize(path) if folder is not None else None
-        if too_large is not None:
-            # The hot folder refuses the case holding it whole, unread (Intake.take), in the
-            # reader's words: taken without it, the rest would go out split over two runs.
-            rejected.append(Rejection(path, str(ModelFileError(path, too_large,
-                                                               hint=TOO_LARGE_HINT))))
-            continue
         try:
             base = base_of(folder) if folder is not None else SidecarValues(case_id=case)
             values = (model_values(path, base, extra_fields=extra_fields)
@@ -114,16 +136,6 @@ def _sidecars(
             continue
         fields[path] = values.fields
         case_ids[path] = values.case_id
-
-    # A case is one whole, as the hot folder takes it: printed without the rejected model,
-    # the rest of the case would go out split over two runs.
-    refused = {folders.get(r.path): r.reason for r in rejected}
-    for path in list(fields):
-        folder = folders.get(path)
-        if folder is not None and folder in refused:
-            del fields[path], case_ids[path]
-            rejected.append(Rejection(path, f"{path}: its case folder {folder.name} is "
-                                            f"rejected whole: {refused[folder]}"))
     return fields, case_ids, rejected
 
 

@@ -30,12 +30,14 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.builds import ModelInfo, Rejection, plan_builds
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.store import JobStore
-from preform_pipeline.wording import counted, visible
+from preform_pipeline.wording import counted, name_text, visible
 
 __all__ = ["REJECTED_NOTICE", "SAID_ONCE", "pass_over_said", "passed_over_lines", "split_said"]
 
 #: The notices' key prefix in the store (one notice per recipe and file).
 REJECTED_NOTICE: Final = "rejected"
+#: Marks a notice key that holds a path's bytes (in hex), not its text (:func:`_key`).
+_BYTES: Final = "bytes:"
 #: Said once, after a run's new rejections.
 SAID_ONCE: Final = ("each rejected file is said once: later runs pass over it until it is "
                     "changed or replaced")
@@ -48,7 +50,21 @@ def _prefix(recipe: str) -> str:
 
 
 def _key(recipe: str, path: os.PathLike[str] | str) -> str:
-    return _prefix(recipe) + os.path.abspath(path)
+    """The notice's key: the file's absolute path, or for a name that is not UTF-8 text
+    (possible on Linux and macOS: ``run`` rejects such a model, and the store keeps text
+    only) :data:`_BYTES` and its bytes in hex, which :func:`_path_of` reads back. A text
+    path never starts so (an absolute path starts with a separator or a drive)."""
+    absolute = os.fsencode(os.path.abspath(path))
+    try:
+        return _prefix(recipe) + absolute.decode("utf-8")
+    except UnicodeDecodeError:
+        return _prefix(recipe) + _BYTES + absolute.hex()
+
+
+def _path_of(key: str, prefix: str) -> str | bytes:
+    """The file a notice's ``key`` (of ``prefix``) is about (:func:`_key`)."""
+    rest = key[len(prefix):]
+    return bytes.fromhex(rest[len(_BYTES):]) if rest.startswith(_BYTES) else rest
 
 
 def _file_now(path: os.PathLike[str] | str) -> str | None:
@@ -65,7 +81,8 @@ def _about(rejection: Rejection) -> str | None:
     """What the notice is about: the file as it is now, and why it was rejected; None when
     the file cannot be looked at (then it is said, as before)."""
     now = _file_now(rejection.path)
-    return None if now is None else f"{now} {rejection.reason}"
+    # (A name that is not UTF-8 in the reason is kept with its bytes escaped.)
+    return None if now is None else name_text(f"{now} {rejection.reason}")
 
 
 def pass_over_said(
@@ -113,7 +130,7 @@ def split_said(
     the first are recorded as said."""
     prefix = _prefix(recipe)
     gone = [key for key in store.notice_keys(prefix)
-            if not os.path.lexists(key[len(prefix):])]
+            if not os.path.lexists(_path_of(key, prefix))]
     if gone:  # removed since: a file put back at that name is said again
         store.forget_notices(gone)
     fresh: list[Rejection] = []

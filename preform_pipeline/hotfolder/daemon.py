@@ -215,6 +215,9 @@ class _Unit:
     #: For a folder without files: whether the store shows a case taken from this very
     #: folder (None: not asked since its shape last changed).
     emptied: bool | None = None
+    #: Files of this case folder set aside to failed/ while it was watched (names that are
+    #: not UTF-8): they hold the rest of the case when it is taken (Drop.held_by).
+    held_by: tuple[Path, ...] = ()
 
 
 class HotFolderDaemon:
@@ -731,7 +734,10 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
-        set_aside = set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed"))
+        moved: list[Path] = []
+        set_aside = set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed"),
+                                         moved=moved)
+        unit.held_by += tuple(moved)
         if set_aside is SetAside.MOVED:
             log.warning("drop_set_aside", root=str(root).encode("utf-8", "replace").decode(),
                         reason="name is not valid UTF-8")
@@ -847,7 +853,7 @@ class HotFolderDaemon:
         return Drop(
             unit.inbox, root, unit.recipe, True,
             models=tuple(models), others=tuple(others),
-            reasons={m: checks[m].reason for m in models},
+            reasons={m: checks[m].reason for m in models}, held_by=unit.held_by,
         )
 
     def _judge_empty(

@@ -65,15 +65,17 @@ from preform_pipeline.atomicfile import (
     writer_tag,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.held import HELD_HINT
 from preform_pipeline.settings import Settings, default_store_path
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import Job
 from preform_pipeline.store.opening import is_shared_store
 from preform_pipeline.textfiles import read_small_text
-from preform_pipeline.wording import is_text_path, visible
+from preform_pipeline.wording import is_text_path, name_text, visible
 
 __all__ = [
     "ERROR_SUFFIX",
+    "HELD_TODO",
     "JOBS_COMMAND",
     "JOB_REPORT_FORMAT",
     "MAX_NAME_BYTES",
@@ -102,6 +104,10 @@ __all__ = [
 
 log = get_logger(__name__)
 
+#: What helps with a file held with its case (:mod:`preform_pipeline.plan.held`), in the hot
+#: folder, where the whole case went to failed/.
+HELD_TODO: Final = (f"{HELD_HINT}: move the case folder from failed/ back into the inbox "
+                    "(this note goes by itself)")
 #: ``part.stl.error.txt`` beside a failed ``part.stl``: what went wrong and what to do.
 ERROR_SUFFIX: Final = ".error.txt"
 #: ``part.stl.report.json`` beside a done ``part.stl``.
@@ -445,10 +451,6 @@ def fitting_rel(rel: str) -> str:
     return "/".join(parts)
 
 
-def _shown(path: str | Path) -> str:
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
 class SetAside(enum.Enum):
     """What :func:`set_aside_unstorable` did with the root it was given."""
 
@@ -468,20 +470,23 @@ _LEFT_HINT: Final = (
 )
 
 
-def set_aside_unstorable(root: Path, inbox: Path, failed: Path) -> SetAside:
+def set_aside_unstorable(
+    root: Path, inbox: Path, failed: Path, *, moved: list[Path] | None = None
+) -> SetAside:
     """Move every entry at or below ``root`` whose name is not UTF-8 into ``failed``.
 
     Each one keeps its place relative to the inbox and gets an ``.error.txt`` note. One that
     cannot be moved stays where it is without a note (see :func:`_set_aside`), and the others
-    are still set aside.
+    are still set aside. Those set aside from below a case folder ``root`` are appended to
+    ``moved`` (as they were named in it): they hold the rest of their case.
     """
     if is_text_path(root):  # the store keeps paths as text
         if root.is_symlink() or not root.is_dir():
             return SetAside.KEPT
         bad = [p for p in root.rglob("*") if not is_text_path(p.relative_to(inbox))]
         for path in sorted(bad, key=lambda p: len(p.parts)):
-            if _present(path):
-                _set_aside(path, inbox, failed)
+            if _present(path) and _set_aside(path, inbox, failed) and moved is not None:
+                moved.append(path)
         return SetAside.KEPT
     return SetAside.MOVED if _set_aside(root, inbox, failed) else SetAside.LEFT
 
@@ -495,9 +500,9 @@ def _set_aside(path: Path, inbox: Path, failed: Path) -> bool:
     A note a crash left between the two names the same file in the same words, so its name
     counts as free, and the next try makes it true.
     """
-    shown = _shown(path)
+    shown = name_text(path)
     note = error_note(
-        what=f"the name {_shown(path.name)!r} is not valid UTF-8 text, so the job store "
+        what=f"the name {name_text(path.name)!r} is not valid UTF-8 text, so the job store "
         "cannot record it",
         where="taking the file from the inbox",
         todo="rename it (letters, digits, - and _ are safe) and drop it again",
@@ -515,7 +520,7 @@ def _set_aside(path: Path, inbox: Path, failed: Path) -> bool:
     try:
         made = write_note(written, note, within=failed)
     except OSError as exc:
-        log.warning("unstorable_not_set_aside", path=shown, target=_shown(target),
+        log.warning("unstorable_not_set_aside", path=shown, target=name_text(target),
                     error=str(exc), hint=_LEFT_HINT)
         return False
     try:
@@ -524,14 +529,14 @@ def _set_aside(path: Path, inbox: Path, failed: Path) -> bool:
         if _present(target):
             # Copied across disks, only the source's removal failed: the note is true of
             # the copy in failed/, and the source is set aside again (beside it) next time.
-            log.warning("unstorable_source_not_removed", path=shown, target=_shown(target),
+            log.warning("unstorable_source_not_removed", path=shown, target=name_text(target),
                         error=str(exc), hint=_LEFT_HINT)
             return False
         _withdraw(written, made)
         if not _present(path):
             log.info("unstorable_gone", path=shown, error=str(exc))
             return False
-        log.warning("unstorable_not_set_aside", path=shown, target=_shown(target),
+        log.warning("unstorable_not_set_aside", path=shown, target=name_text(target),
                     error=str(exc), hint=_LEFT_HINT)
         return False
     return True
@@ -546,8 +551,8 @@ def _withdraw(note: Path, made: Sequence[Path]) -> None:
         withdraw_note(note, made)
     except OSError as exc:
         # Rare (the note's folder turned read-only between two calls); say so, loudly.
-        log.error("note_not_withdrawn", note=_shown(note), error=str(exc),
-                  hint=f"remove {_shown(note)} by hand: its file was not set aside")
+        log.error("note_not_withdrawn", note=name_text(note), error=str(exc),
+                  hint=f"remove {name_text(note)} by hand: its file was not set aside")
 
 
 def jobs_command(settings: Settings, location: Path | str | None = None) -> str:

@@ -54,6 +54,7 @@ from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.geometry.bounded import TOO_LARGE_HINT, permission_refusal, stat_oversize
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
+    HELD_TODO,
     JOBS_COMMAND,
     MAX_NAME_BYTES,
     REPORT_SUFFIX,
@@ -76,10 +77,13 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.held import CaseOf, held_with_cases
+from preform_pipeline.plan.sources import is_part
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
+from preform_pipeline.wording import name_text
 
 __all__ = [
     "DEFAULT_RECENT_TAKES",
@@ -300,6 +304,9 @@ class Drop:
     rejection_hint: str = ""
     #: The content hash a farm node claimed the drop under (:attr:`JobPlace.claim`).
     claim: str | None = None
+    #: Files of the case set aside to failed/ before it was complete, each with its note
+    #: (names that are not UTF-8, which no job can record): they hold the case.
+    held_by: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -458,23 +465,11 @@ class Intake:
                 + " into the inbox again",
                 sidecars=True,
             )
-        refused = next(((model, why) for model in drop.models
-                        if (why := permission_refusal(model)) is not None), None)
-        if refused is not None:
-            # Its mode or owner: no later look changes it (it stayed in the inbox, said in
-            # the log at each look). The case goes whole, as for a file that is not a model.
-            return self._reject_all(
-                drop, recipe, f"{refused[0].name} cannot be read ({refused[1]})",
-                "give the account the hot folder runs as permission to read it (or copy it "
-                "in as that account), then drop it again",
-            )
-        too_large = next(((model, why) for model in drop.models
-                          if (why := stat_oversize(model)) is not None), None)
-        if too_large is not None:
-            # Judged by its size before it is hashed (read whole): the case goes whole, as
-            # `run`'s reader would refuse the file, by the same rule and in the same words.
-            return self._reject_all(drop, recipe, f"{too_large[0].name}: {too_large[1]}",
-                                    f"{TOO_LARGE_HINT}, then drop it again")
+        bad = _bad_files(drop)
+        if bad or drop.held_by:
+            # A case is taken whole or not at all (plan/held.py): each bad file goes to
+            # failed/ with its own reason, the rest of its case held with it, nothing taken.
+            return self._hold_case(drop, recipe, bad, values)
         case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []
@@ -887,21 +882,52 @@ class Intake:
         moved = failed / rel if exc.path.is_dir() else _attachment_target(failed, rel)
         return SidecarError(moved, exc.reason, hint=exc.hint, line=exc.line, column=exc.column)
 
+    def _hold_case(
+        self, drop: Drop, recipe: str, bad: Sequence[tuple[Path, str, str]],
+        values: Mapping[Path, SidecarValues],
+    ) -> TakeResult:
+        """``drop`` to failed/ whole, nothing of it taken: each of its ``bad`` files (each
+        with why and what helps) for its own reason, every other file held with its case
+        (:func:`~preform_pipeline.plan.held.held_with_cases`, the rule ``run`` and the
+        worker hold a case by), its sidecars beside the first. ``values``: the sidecar
+        values of its models (the case's name, when a sidecar gives one)."""
+        case = self._case_folder(drop)
+        name = next((v.case_id for v in values.values() if v.case_id), None)
+        of = CaseOf(drop.root, name or drop.root.name) if drop.is_case else None
+        named = [path for path, _, _ in bad]
+        gone = [*named, *drop.held_by]  # (those set aside have their note already)
+        held = held_with_cases({p: of for p in (*drop.models, *gone)}, gone)
+        extra = self._drop_sidecars(drop)
+        rejected = [self._reject_file(drop, recipe, path, why, todo,
+                                      attachments=extra if index == 0 else (), case=case)
+                    for index, (path, why, todo) in enumerate(bad)]
+        rejected += [self._reject_file(drop, recipe, one.path, one.reason, HELD_TODO,
+                                       case=case) for one in held]
+        # Its files that are no part, each for its own reason (as when the case goes on).
+        rejected += [self._reject_file(drop, recipe, other, *_other_reason(other), case=case)
+                     for other in drop.others if other not in named]
+        if drop.is_case:
+            self._remove_case_folder(drop.root)
+        log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,
+                    bad=[name_text(path.name) for path in gone],
+                    held=[h.path.name for h in held])
+        return TakeResult((), tuple(rejected))
+
+    def _drop_sidecars(self, drop: Drop) -> list[Path]:
+        """The sidecars of ``drop`` (its case folder's, then each model's), once each."""
+        found = _sidecars_of(drop.root.parent, drop.root.name) if drop.is_case else []
+        if drop.is_case:
+            found += _sidecars_of(drop.root, drop.root.name)
+        for model in drop.models:
+            found += _sidecars_of(model.parent, model.stem)
+        return list(dict.fromkeys(found))
+
     def _reject_all(
         self, drop: Drop, recipe: str, reason: str, todo: str, *, sidecars: bool = False
     ) -> TakeResult:
         rejected: list[Job] = []
-        extra: list[Path] = []
+        extra = self._drop_sidecars(drop) if sidecars else []
         case = self._case_folder(drop)
-        if sidecars:
-            found = _sidecars_of(drop.root.parent, drop.root.name) if drop.is_case else []
-            if drop.is_case:
-                found += _sidecars_of(drop.root, drop.root.name)
-            for model in drop.models:
-                found += _sidecars_of(model.parent, model.stem)
-            for path in found:
-                if path not in extra:
-                    extra.append(path)
         for index, model in enumerate(drop.models):
             rejected.append(
                 self._reject_file(
@@ -1273,6 +1299,26 @@ def _other_reason(path: Path) -> tuple[str, str]:
         "(preform-pipeline prepares .stl, .obj and .3mf)",
         "convert it to STL, OBJ or 3MF and drop it again",
     )
+
+
+def _bad_files(drop: Drop) -> list[tuple[Path, str, str]]:
+    """The files of ``drop`` that cannot be prepared, each with why and what helps, judged
+    before any is taken (hashed, read whole): a model the account may not read (its mode or
+    owner: no later look changes it), one over the readers' size limit (by ``stat``: `run`'s
+    reader refuses it by the same rule and in the same words), and, in a case folder, each
+    file that is not a model (a loose one is its own drop, refused alone)."""
+    bad: list[tuple[Path, str, str]] = []
+    for model in drop.models:
+        if (locked := permission_refusal(model)) is not None:
+            bad.append((model, f"{model.name} cannot be read ({locked})",
+                        "give the account the hot folder runs as permission to read it (or "
+                        "copy it in as that account), then drop it again"))
+        elif (too_large := stat_oversize(model)) is not None:
+            bad.append((model, f"{model.name}: {too_large}",
+                        f"{TOO_LARGE_HINT}, then drop it again"))
+    if drop.is_case:  # (a file that is no part goes to failed/ alone: the case goes on)
+        bad.extend((other, *_other_reason(other)) for other in drop.others if is_part(other))
+    return bad
 
 
 def _sidecars_of(folder: Path, stem: str) -> list[Path]:

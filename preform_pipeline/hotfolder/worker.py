@@ -41,6 +41,7 @@ from preform_pipeline.executor.runner import output_root, run_values
 from preform_pipeline.executor.steps import case_step_message
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.batchrest import MAX_REST_S, BatchRest
+from preform_pipeline.hotfolder.files import HELD_TODO
 from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
 from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
@@ -57,6 +58,7 @@ from preform_pipeline.plan.builds import (
     recipe_machine,
 )
 from preform_pipeline.plan.builds import read_models as plan_read_models
+from preform_pipeline.plan.held import CaseOf, hold_cases
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
 from preform_pipeline.recipes.printers import (
@@ -510,6 +512,7 @@ class BatchWorker:
         )
         order = {path: n for n, path in enumerate(by_path)}
         models = sorted([*kept.values(), *read], key=lambda m: order.get(m.path, len(order)))
+        models = self._hold_cases(recipe, models, live, rejected)
         models = self._drop_infeasible_cases(recipe, models, live)
         try:
             plan = plan_builds(recipe, models, rejected=rejected, servers=self.servers)
@@ -698,6 +701,26 @@ class BatchWorker:
             log.warning("batch_given_back_unread", jobs=len(live), error=str(again))
             free = live
         self.recovery.enqueue_later(free, rest_s=rest_s)
+
+    def _hold_cases(
+        self, recipe: Recipe, models: list[ModelInfo], live: list[Job],
+        rejected: list[Rejection],
+    ) -> list[ModelInfo]:
+        """``models`` but those of a case holding a model that cannot be prepared: one the
+        readers refused (in ``rejected``), or one the planner refuses alone (too large for
+        the platform: appended to ``rejected``, failed with the readers' below). Every other
+        job of such a case fails now, held with it (:func:`~preform_pipeline.plan.held.
+        held_with_cases`, the rule ``run`` holds a case by): nothing of the case prints, and
+        the case goes to failed/ whole. A job without a case id is a case of its own."""
+        cases = {job.source_path: CaseOf(job.case_id, job.case_id)
+                 if job.case_id is not None else None for job in live}
+        kept, held = hold_cases(recipe, models, cases, rejected)
+        by_path = {job.source_path: job for job in live}
+        self.reporter.models_rejected([
+            self._fail_said(by_path[one.path], one.reason, HELD_TODO,
+                            where=f"checking case {one.case} before batching")
+            for one in held])
+        return kept
 
     def _drop_infeasible_cases(
         self, recipe: Recipe, models: list[ModelInfo], live: list[Job]

@@ -98,6 +98,7 @@ __all__ = [
     "recipe_machine",
     "read_model",
     "read_models",
+    "refused_alone",
     "units_label",
     "walk_folder",
 ]
@@ -744,7 +745,15 @@ def _group_sla(
     spacing fits no empty platform is refused (its box alone may still have fitted)."""
     unfit: list[str] = []
     results = _nest(recipe, models, range(len(models)), machine, grouped, unfit)
+    refused.extend(_unfit(recipe, models, unfit, machine))
+    return [_group_of(models, result) for result in results]
+
+
+def _unfit(recipe: Recipe, models: Sequence[ModelInfo], unfit: Iterable[str],
+           machine: MachineType) -> list[Rejection]:
+    """The refusals of the models the nesting left ``unfit`` (keys: their indices)."""
     bx, by, bz = machine.build_volume_mm
+    refused: list[Rejection] = []
     for key in unfit:
         model = models[int(key)]
         reason = (
@@ -754,7 +763,28 @@ def _group_sla(
         )
         log.warning("model_rejected", path=str(model.path), reason=reason)
         refused.append(Rejection(model.path, reason, model.size_mm, (bx, by, bz)))
-    return [_group_of(models, result) for result in results]
+    return refused
+
+
+def refused_alone(
+    recipe: Recipe, models: Sequence[ModelInfo], *, catalogue: Catalogue = DEFAULT_CATALOGUE
+) -> list[Rejection]:
+    """The models of ``models`` that :func:`plan_builds` would refuse whatever else is
+    planned with them (too large for the build volume, or for the platform inside the
+    recipe's margin, or a footprint with its raft border that fits no empty platform), in
+    its words; nothing when the recipe's machine is unknown (the plan says so). Each such
+    refusal is about the model alone, so a case can be judged before it is planned (or
+    claimed) with others: ``plan/held.py`` holds the rest of its case."""
+    try:
+        machine = _machine(recipe, catalogue)
+    except PlanningError:
+        return []
+    fitting, refused = _reject_oversized(recipe, models, machine)
+    if machine.technology == "SLA" and fitting:
+        unfit: list[str] = []
+        _nest(recipe, fitting, range(len(fitting)), machine, (), unfit)
+        refused.extend(_unfit(recipe, fitting, unfit, machine))
+    return refused
 
 
 def _group_of(

@@ -44,7 +44,7 @@ from preform_pipeline.geometry.completeness import judge_at_rest
 from preform_pipeline.plan.builds import case_folder, walk_folder
 from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
 
-__all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "unsupported_hint"]
+__all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "is_part", "unsupported_hint"]
 
 #: CAD formats: the part must be exported to a mesh first.
 CAD_SUFFIXES: Final = frozenset({
@@ -58,6 +58,23 @@ _OTHER_MESHES: Final = frozenset({
 _NOT_MODELS: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names copy tools and browsers give a file until it is complete.
 _IN_PROGRESS_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download")
+
+
+#: Files that hold a part without being a model PreFormServer imports: a PreForm job, an
+#: archive (of models, as often as not).
+_PACKAGES: Final = frozenset({".form", ".zip"})
+
+
+def is_part(path: Path) -> bool:
+    """Whether ``path`` is, by its name, a part of a case: a model file, or a part in a
+    format that must be exported or converted first (CAD, another mesh, a PreForm job, an
+    archive). Such a file that cannot be prepared holds its case (:mod:`preform_pipeline.
+    plan.held`); a file that is plainly no part (a prescription PDF, a photo, a text, a
+    sidecar without its model) is refused alone and its case goes on: it is missing from
+    no build."""
+    suffix = path.suffix.lower()
+    return (suffix in SUPPORTED_SUFFIXES or suffix in CAD_SUFFIXES or suffix in _OTHER_MESHES
+            or suffix in _PACKAGES)
 
 
 def unsupported_hint(path: Path) -> str:
@@ -78,7 +95,8 @@ def unsupported_hint(path: Path) -> str:
 class Sources:
     """What a run found: ``models`` (complete, with case ids: None for a loose file),
     ``waiting`` and ``unsupported`` files each with a sentence saying why.
-    ``case_folders``: the case folder of each model found in a folder (whose name is its
+    ``case_folders``: the case folder of each model or unsupported file found in a folder
+    (an unsupported file holds its case: :mod:`preform_pipeline.plan.held`; whose name is its
     case id, and whose sidecar gives values to every file in it): the named folder itself
     when it is in ``find_sources``'s ``cases``, else None for its own files, which are no
     case's."""
@@ -186,4 +204,4 @@ def find_sources(
             waiting.append((file, f"its case folder {held.name} waits for "
                                   f"{being_written.name}, still being written"))
     return Sources(models, tuple(waiting), tuple(unsupported),
-                   {file: folders.get(file) for file in models})
+                   {file: folders.get(file) for file in (*models, *(f for f, _ in unsupported))})

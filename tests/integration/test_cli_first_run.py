@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.plan.held import HELD_HINT
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180.0
 #: The README's first command, after the install: ``run`` with these arguments.
@@ -156,7 +158,9 @@ class TestACaseFolderNamedOnTheCommandLine:
                     if line.startswith("  in/")]
         assert [path for path, _ in rejected] == [
             "in/C-9/lower.stl", "in/bad.stl", "in/C-9/upper.stl"]
-        assert rejected[2][1].startswith(f"its case folder C-9 is rejected whole: {why}")
+        assert rejected[0][1].startswith(why.removeprefix("in/C-9/lower.stl: "))
+        assert rejected[2][1] == (f"held with its case C-9: lower.stl cannot be prepared, and "
+                                  f"a case prints whole or not at all; {HELD_HINT}")
         assert "2 models on 1 simulated server" in done.stdout  # C-8's and alone.stl
         assert "exit 1: 3 models rejected, 1 of 1 build succeeded" in done.stdout
 
@@ -173,9 +177,10 @@ class TestACaseFolderNamedOnTheCommandLine:
         (inbox / "C-6" / "scans" / "lower.yaml").write_text("priorty: 1\n", encoding="utf-8")
         done = self._run(tmp_path, "in")
         assert done.returncode == 1, done.stderr
-        assert ("  in/C-6/upper.stl: its case folder C-6 is rejected "
-                "whole: in/C-6/scans/lower.stl: in/C-6/scans/lower.yaml:1:1: $.priorty: "
+        assert ("  in/C-6/scans/lower.stl: in/C-6/scans/lower.yaml:1:1: $.priorty: "
                 "unknown field 'priorty'") in done.stdout
+        assert ("  in/C-6/upper.stl: held with its case C-6: lower.stl cannot be prepared, "
+                "and a case prints whole or not at all") in done.stdout
         [report] = (tmp_path / "out" / "reports").glob("*.json")
         [build] = json.loads(report.read_text(encoding="utf-8"))["builds"]
         assert build["case_ids"] == ["P-77"]

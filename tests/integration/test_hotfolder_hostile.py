@@ -184,11 +184,15 @@ class TestFilesTheAccountMayNotRead:
         assert (inbox / "done" / "good.stl").exists()
         failed = inbox / "failed"
         assert every_file(failed) == {"locked.stl", "C-2/upper.stl", "C-2/lower.stl"}
-        for note, name in (("locked.stl", "locked.stl"), ("C-2/upper.stl", "lower.stl"),
-                           ("C-2/lower.stl", "lower.stl")):
+        for note in ("locked.stl", "C-2/lower.stl"):
             text = (failed / (note + ".error.txt")).read_text(encoding="utf-8")
+            name = Path(note).name
             assert f"What failed: {name} cannot be read (Permission denied)" in text, text
             assert "give the account the hot folder runs as permission to read it" in text
+        # The rest of its case is held with it (session 39: one rule for every bad part).
+        text = (failed / "C-2" / "upper.stl.error.txt").read_text(encoding="utf-8")
+        assert text.startswith("What failed: held with its case C-2: lower.stl cannot be "
+                               "prepared, and a case prints whole or not at all\n"), text
         assert sorted(p.name for p in inbox.iterdir()) == ["done", "failed", "processing"]
 
 

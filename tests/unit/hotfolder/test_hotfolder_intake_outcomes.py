@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreConflictError
 from preform_pipeline.hotfolder import Drop, Intake
-from preform_pipeline.hotfolder.files import MAX_NAME_BYTES, NAME_CUT_MARK, move_file
+from preform_pipeline.hotfolder.files import HELD_TODO, MAX_NAME_BYTES, NAME_CUT_MARK, move_file
 from preform_pipeline.hotfolder.intake import (
     HOTFOLDER_FIELD,
     JobPlace,
@@ -196,6 +196,39 @@ class TestFilesThatAreNotModels:
         assert ("What to do: drop the sidecar together with its model (write the sidecar "
                 "first, or drop both in a case folder)\n") in note
         assert result.rejected[0].case_id == "C-3"
+
+    def test_a_part_in_another_format_holds_its_case_whole(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # A .step is a part that cannot be prepared: taken without it, the case printed
+        # split (session 38). Nothing is taken; each file is in failed/ with its own note.
+        drop = _case(inbox, "C-4", {"upper.stl": 1, "lower.step": b"ISO-10303-21;\n",
+                                    "rx.pdf": b"%PDF", "C-4.yaml": b"case_id: P-4\n"})
+        with capture_logs() as logs:
+            result = Intake(store, [inbox]).take(drop)
+        assert result.taken == ()
+        failed = inbox.folder("failed") / "C-4"
+        assert _note(failed, "lower.step").startswith(
+            "What failed: .step is not a model file (preform-pipeline prepares .stl, .obj and "
+            ".3mf)\n")
+        held = _note(failed, "upper.stl")
+        # Named by the case id its sidecar gives.
+        assert held.startswith("What failed: held with its case P-4: lower.step cannot be "
+                               "prepared, and a case prints whole or not at all\n")
+        assert f"What to do: {HELD_TODO}\n" in held
+        assert _note(failed, "rx.pdf").startswith("What failed: .pdf is not a model file")
+        assert sorted(p.name for p in failed.iterdir() if not p.name.endswith(".txt")) == [
+            "C-4.yaml", "lower.step", "rx.pdf", "upper.stl"]  # its sidecar with it
+        assert not (inbox.path / "C-4").exists()
+        assert [j.original_name for j in result.rejected] == ["lower.step", "upper.stl",
+                                                              "rx.pdf"]
+        for job in result.rejected:  # each knows its case folder (Failed cases, retries)
+            place = place_of(job)
+            assert place is not None and place.case is not None and place.case.rel == "C-4"
+        [event] = _events(logs, "case_held")
+        assert {k: event[k] for k in ("root", "case_id", "bad", "held")} == {
+            "root": str(inbox.path / "C-4"), "case_id": "P-4", "bad": ["lower.step"],
+            "held": ["upper.stl"]}
 
     def test_a_file_without_an_extension_is_named_as_such(
         self, store: SqliteJobStore, inbox: InboxSettings

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.errors import ModelFileError
@@ -26,6 +27,7 @@ from preform_pipeline.geometry.bounded import (
 from preform_pipeline.hotfolder.intake import Drop, Intake
 from preform_pipeline.hotfolder.nodes import drop_hash
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.plan.held import HELD_HINT
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.settings.run import RunSettings
@@ -82,13 +84,28 @@ class TestTheIntake:
         assert read[0] < READ_BOUND, f"{read[0]} bytes read"
         assert result.taken == ()
         assert [(j.state, j.reason) for j in result.rejected] == [
-            (JobState.FAILED, REASON), (JobState.FAILED, REASON)]
+            (JobState.FAILED, REASON),
+            (JobState.FAILED, "held with its case C-9: big.stl cannot be prepared, and a case "
+                              "prints whole or not at all")]
         failed = inbox.folder("failed") / "C-9"
         note = (failed / "big.stl.error.txt").read_text(encoding="utf-8")
         assert note.startswith(f"What failed: {REASON}\n")
         assert f"What to do: {TODO}\n" in note
         assert (failed / "big.stl").stat().st_size == SIZE  # kept whole
         assert (failed / "small.stl").read_bytes() == tetra_stl_bytes()
+
+    def test_a_loose_file_over_the_limit_is_refused_alone(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # A loose file is a case of its own: refused, with no case to hold or name.
+        big = _sparse(inbox.path / "big.stl")
+        with capture_logs() as logs:
+            result = Intake(store, [inbox]).take(Drop(inbox, big, "r", False, models=(big,)))
+        assert [(j.state, j.reason, j.case_id) for j in result.rejected] == [
+            (JobState.FAILED, REASON, None)]
+        assert (inbox.folder("failed") / "big.stl").stat().st_size == SIZE
+        [held] = [e for e in logs if e["event"] == "case_held"]
+        assert (held["case_id"], held["bad"], held["held"]) == (None, ["big.stl"], [])
 
     def test_run_and_the_hot_folder_say_the_same(self, tmp_path: Path) -> None:
         # One rule: the readers' refusal is the intake's, word for word.
@@ -122,8 +139,8 @@ class TestRunAndPlan:
         reason = f"{big}: file is 576.0 MiB, over the 512.0 MiB limit for model files"
         assert {r.path: r.reason for r in taken.rejected} == {
             big: f"{reason} ({TOO_LARGE_HINT})",
-            small: f"{small}: its case folder C-9 is rejected whole: {reason} "
-                   f"({TOO_LARGE_HINT})",
+            small: f"{small}: held with its case C-9: big.stl cannot be prepared, and a "
+                   f"case prints whole or not at all; {HELD_HINT}",
         }
 
 
