@@ -121,9 +121,15 @@ def configure_command_logging(
                                     "the settings (or the folder itself)") from None
     configure_logging(level=settings.logging.level, json_file=json_file, console=err)
     level = logging.getLevelName(console_level)
-    for handler in logging.getLogger("preform_pipeline").handlers:
-        if not isinstance(handler, logging.FileHandler) and isinstance(level, int):
-            handler.setLevel(level)
+    if not isinstance(level, int):
+        return
+    root = logging.getLogger("preform_pipeline")
+    # The logger passes what either output takes (below it, an event is dropped before any
+    # handler sees it: --log-level DEBUG showed no debug event); each handler keeps its own.
+    file_level = root.level
+    root.setLevel(min(file_level, level))
+    for handler in root.handlers:
+        handler.setLevel(file_level if isinstance(handler, logging.FileHandler) else level)
 
 
 def load_command_settings(path: Path | None, err: TextIO) -> Settings | None:

@@ -47,15 +47,18 @@ class _Read:
 
     recipe: str
     job_id: int
-    file: tuple[int, int, int]  # inode, size, modification time (ns)
+    file: tuple[int, int, int, int]  # inode, size, modification and change times (ns)
 
 
-def _file_of(path: Path) -> tuple[int, int, int] | None:
+def _file_of(path: Path) -> tuple[int, int, int, int] | None:
+    # The change time too: a file written over in place with as many bytes (a binary STL of
+    # as many triangles) and its modification time put back (``cp -p``) keeps the other
+    # three, but nobody can set the change time.
     try:
         stat = os.stat(path)
     except OSError:
         return None  # read again: the read says what became of it
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 class BatchRest:

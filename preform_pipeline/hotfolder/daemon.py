@@ -1074,7 +1074,8 @@ class HotFolderDaemon:
                     # (Not started when stopping: its jobs wait in processing/ and are
                     # batched again on the next start.)
                     self.worker.run_batch(batch)
-                    self.batches_run += 1
+                    if not self.worker.rested(batch):
+                        self.batches_run += 1
             except StoreError as exc:
                 # The store went away before the batch made its builds: its jobs wait in
                 # processing/ and are batched again (not only after a restart). Items it

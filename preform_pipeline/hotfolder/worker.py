@@ -231,10 +231,12 @@ class _BatchRun:
 
 @dataclass
 class _GivenBack:
-    """The jobs one batch gave back to the loop while it ran (held for ``min_fill``)."""
+    """The jobs one batch gave back to the loop while it ran (held for ``min_fill``), and
+    whether it put jobs back to rest because the store was away (:mod:`.batchrest`)."""
 
     batch: Batch
     job_ids: set[int] = field(default_factory=set)
+    rested: bool = False
 
 
 class BatchWorker:
@@ -330,15 +332,20 @@ class BatchWorker:
         (held for ``min_fill``: the loop batches them again, maybe on another thread at once,
         so neither a crash nor an abandoned batch of this one may touch them). Asked on the
         thread that ran the batch."""
-        gone = self._given_back_by(batch)
+        gone = self._given_back_by(batch).job_ids
         return tuple(i for i in batch.items if not gone.intersection(i.job_ids))
 
-    def _given_back_by(self, batch: Batch) -> set[int]:
-        """This thread's record of the jobs ``batch`` gave back so far (empty for another)."""
+    def rested(self, batch: Batch) -> bool:
+        """Whether ``batch`` put jobs back to rest because the store was away: a try, not a
+        batch (its next try is the batch ``watch`` counts). Asked on the thread that ran it."""
+        return self._given_back_by(batch).rested
+
+    def _given_back_by(self, batch: Batch) -> _GivenBack:
+        """This thread's record of what ``batch`` gave back so far (empty for another)."""
         record: _GivenBack | None = getattr(self._given_back, "record", None)
         if record is None or record.batch is not batch:
             record = self._given_back.record = _GivenBack(batch)
-        return record.job_ids
+        return record
 
     def run_batch(self, batch: Batch) -> None:
         store = self.store
@@ -597,8 +604,9 @@ class BatchWorker:
                 self.outcomes.active.add(stored.id)
                 named.append(build)
         except StoreError as exc:
-            self._batch_taken_over(run, live, exc, recipe.name,
-                                   [m for b in builds for m in b.models])
+            if self._batch_taken_over(run, live, exc, recipe.name,
+                                      [m for b in builds for m in b.models]):
+                self._given_back_by(batch).rested = True
             return
         self.rest.recorded()
         plan = replace(plan, builds=tuple(named))
@@ -667,11 +675,12 @@ class BatchWorker:
         self.outcomes.active.discard(ids)
 
     def _batch_taken_over(self, run: _BatchRun, live: list[Job], exc: StoreError,
-                          recipe: str, models: list[ModelInfo]) -> None:
+                          recipe: str, models: list[ModelInfo]) -> bool:
         """Some jobs of the batch were batched elsewhere meanwhile (another node of a shared
         store adopted them: docs/multi-node.md), or the store failed: the builds made so far
         are taken apart and every job still free is batched again; nothing was sent. After
-        a store that failed, the next try rests first (:mod:`.batchrest`)."""
+        a store that failed, the next try rests first (:mod:`.batchrest`): whether jobs were
+        put back to rest."""
         rest_s = 0.0
         if not exc.outage:
             log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
@@ -701,6 +710,7 @@ class BatchWorker:
             log.warning("batch_given_back_unread", jobs=len(live), error=str(again))
             free = live
         self.recovery.enqueue_later(free, rest_s=rest_s)
+        return bool(free) and rest_s > 0
 
     def _hold_cases(
         self, recipe: Recipe, models: list[ModelInfo], live: list[Job],
@@ -777,7 +787,7 @@ class BatchWorker:
         log.info("builds_held_for_fill", recipe=batch.recipe, held_items=len(held_items),
                  fill=[round(b.fill_ratio, 3) for b in under], min_fill=min_fill)
         # Recorded before they go: from then on the loop may batch them on another thread.
-        self._given_back_by(batch).update(held_all)
+        self._given_back_by(batch).job_ids.update(held_all)
         self.give_back(held_items, True)
         return keep
 

@@ -14,6 +14,7 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
+from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import load_settings
 
 
@@ -52,6 +53,23 @@ class TestConsoleLevel:
         assert len(files) == 1 and files[0] != logging.ERROR
         for handler in handlers:
             handler.close()
+
+    def test_a_console_level_below_the_settings_shows_its_events_on_the_console_only(
+        self, tmp_path: Path
+    ) -> None:
+        """``--log-level DEBUG`` with the settings' INFO: the debug events reach the console
+        (before, the logger dropped them at INFO), and the file still gets INFO up."""
+        settings = load_settings(None, env={})
+        log_file, console = tmp_path / "log.jsonl", io.StringIO()
+        configure_command_logging(settings, "DEBUG", console, json_file=log_file)
+        log = get_logger("preform_pipeline.hotfolder.worker")
+        log.debug("probe_debug")
+        log.info("probe_info")
+        for handler in logging.getLogger("preform_pipeline").handlers:
+            handler.close()
+        assert "probe_debug" in console.getvalue() and "probe_info" in console.getvalue()
+        written = log_file.read_text(encoding="utf-8")
+        assert "probe_info" in written and "probe_debug" not in written
 
 
 class TestCommandModules:

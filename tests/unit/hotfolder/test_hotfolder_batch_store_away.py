@@ -132,3 +132,19 @@ class TestTheTriesRest:
         assert tries[0]["longest_wait_s"] == MAX_REST_S
         assert took >= 0.1 + 0.2 + 0.4  # each rest was kept (a bound that cannot flake)
         assert [e["event"] for e in logs].count("units_guessed") == 1
+
+    def test_the_tries_count_as_one_batch(
+        self, tmp_path: Path, script: Script, recipe: Path
+    ) -> None:
+        """`watch` says "stopped after N batches" from ``hotfolder_stopped``'s count: a try
+        put back to rest is not a batch (one build was said as 4 batches)."""
+        drop(tmp_path, "m1.stl", tetra_stl_bytes(1))
+        with StoreFullWhileBatching(tmp_path / "jobs.sqlite3", misses=3) as store, \
+                capture_logs() as logs:
+            daemon = make_daemon(tmp_path, store, script, recipe)
+            run_daemon_once(daemon)
+
+        assert len(fleet_jobs(script.fleet_dir)) == 1
+        assert [e["event"] for e in logs].count("batch_abandoned_again") == 2
+        assert daemon.batches_run == 1
+        assert [e["batches"] for e in logs if e["event"] == "hotfolder_stopped"] == [1]

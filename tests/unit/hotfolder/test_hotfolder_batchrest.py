@@ -6,6 +6,7 @@ their file is unchanged and for the same recipe and job."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from preform_pipeline.clock import ManualClock
@@ -87,3 +88,26 @@ class TestTheRestAndTheKeptModels:
         rest.abandoned("r", jobs, [_model(jobs[0].source_path)])
         jobs[0].source_path.unlink()  # gone: the read says so
         assert rest.take("r", jobs) == {}
+
+    def test_a_file_written_over_with_its_size_and_modification_time_is_read_again(
+        self, tmp_path: Path
+    ) -> None:
+        """A binary STL of as many triangles copied over the waiting one with ``cp -p``:
+        same inode, size and modification time; the kept model is not given for it."""
+        path = tmp_path / "m.stl"
+        path.write_bytes(tetra_stl_bytes(1))
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+            job = store.create_job(recipe="r", source_path=path, state=JobState.PROCESSING)
+        rest = BatchRest(window_s=1)
+        rest.abandoned("r", [job], [_model(path)])
+        before = os.stat(path)
+        time.sleep(0.05)  # past the file system's clock tick
+        with open(path, "r+b") as file:  # in place, as cp does over an existing file
+            file.write(tetra_stl_bytes(2, size_mm=3))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = os.stat(path)
+        assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+            before.st_ino, before.st_size, before.st_mtime_ns)
+        assert path.read_bytes() != tetra_stl_bytes(1)
+
+        assert rest.take("r", [job]) == {}
