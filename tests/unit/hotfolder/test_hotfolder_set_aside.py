@@ -188,3 +188,16 @@ class TestACaseHeldByANameSetAside:
             "What failed: held with its case C-1: caf\\xe9.stl cannot be prepared")
         assert [j.state for j in store.list_jobs()] == [JobState.FAILED]
         assert script.runs == []  # nothing of the case printed
+
+    def test_the_case_sidecar_goes_to_failed_with_the_case(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path,
+    ) -> None:
+        drop(tmp_path, "C-1/upper.stl", tetra_stl_bytes(1))
+        drop(tmp_path, f"C-1/{BAD_FILE}", tetra_stl_bytes(2))
+        drop(tmp_path, "C-1/C-1.yaml", b"case_id: C-1\n")
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        inbox = tmp_path / "inbox"
+        # Beside the held file, as beside a bad one: nothing of the case is left behind.
+        assert (inbox / "failed" / "C-1" / "C-1.yaml").read_bytes() == b"case_id: C-1\n"
+        assert not (inbox / "C-1").exists()
+        assert script.runs == []
