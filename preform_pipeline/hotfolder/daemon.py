@@ -947,11 +947,13 @@ class HotFolderDaemon:
                      case_id=result.case_id, priority=result.priority, resumed=len(cut))
 
     def _look_again(self, drop: Drop) -> None:
-        """``drop`` is looked at again a little later (its quiet period again too)."""
+        """``drop`` is looked at again a little later (its quiet period again too), still
+        held by the files of it set aside before (:attr:`Drop.held_by`: the next look finds
+        them gone from the inbox)."""
         self._units.setdefault(
             drop.root,
             _Unit(drop.inbox, drop.root, drop.recipe, self.clock.monotonic(),
-                  next_check=self.clock.monotonic() + _LOOK_AGAIN_S),
+                  next_check=self.clock.monotonic() + _LOOK_AGAIN_S, held_by=drop.held_by),
         )
 
     def _take_cut_short(self, drop: Drop, taken: list[Job], result: TakeResult) -> None:

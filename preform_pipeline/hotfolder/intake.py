@@ -897,15 +897,17 @@ class Intake:
         named = [path for path, _, _ in bad]
         gone = [*named, *drop.held_by]  # (those set aside have their note already)
         held = held_with_cases({p: of for p in (*drop.models, *gone)}, gone)
+        failing = [*bad, *((one.path, one.reason, HELD_TODO) for one in held),
+                   # Its files that are no part, each for its own reason (as when the case
+                   # goes on).
+                   *((other, *_other_reason(other)) for other in drop.others
+                     if other not in named)]
+        # The sidecars go beside the first file (a bad one; held by a part set aside at an
+        # earlier look, a held one), so the case folder leaves the inbox whole.
         extra = self._drop_sidecars(drop)
         rejected = [self._reject_file(drop, recipe, path, why, todo,
                                       attachments=extra if index == 0 else (), case=case)
-                    for index, (path, why, todo) in enumerate(bad)]
-        rejected += [self._reject_file(drop, recipe, one.path, one.reason, HELD_TODO,
-                                       case=case) for one in held]
-        # Its files that are no part, each for its own reason (as when the case goes on).
-        rejected += [self._reject_file(drop, recipe, other, *_other_reason(other), case=case)
-                     for other in drop.others if other not in named]
+                    for index, (path, why, todo) in enumerate(failing)]
         if drop.is_case:
             self._remove_case_folder(drop.root)
         log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,

@@ -20,10 +20,12 @@ import pytest
 from daemon_support import Script, drop, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
+from preform_pipeline.errors import StoreError
 from preform_pipeline.hotfolder.files import ERROR_SUFFIX, SetAside, set_aside_unstorable
+from preform_pipeline.hotfolder.intake import Drop, TakeResult
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes
 from preform_pipeline.settings.hotfolder import OutcomeFolders
-from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.store import JobState, SqliteJobStore
 
 #: Folder and file names that are not UTF-8 (possible on POSIX, where names are bytes).
 BAD_FILE = os.fsdecode(b"caf\xe9.stl")
@@ -153,3 +155,49 @@ class TestTheDaemonGoesOn:
         assert "unstorable_not_set_aside" in events
         assert "drop_set_aside" not in events
         assert [j.source_path.name for j in store.list_jobs()] == ["part.stl"]
+
+
+class TestACaseHeldByANameSetAside:
+    """A case folder whose part was set aside (its name is not UTF-8) is held whole, even when
+    its take is looked at again after the store was away (the daemon's next look finds
+    nothing more to set aside: what it set aside before must still hold the case)."""
+
+    def test_the_case_is_held_after_a_take_that_failed(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        drop(tmp_path, "C-1/upper.stl", tetra_stl_bytes(1))
+        drop(tmp_path, f"C-1/{BAD_FILE}", tetra_stl_bytes(2))
+        daemon = make_daemon(tmp_path, store, script, recipe)
+        take = daemon.intake.take
+        tries: list[Drop] = []
+
+        def away_once(drop: Drop) -> TakeResult:
+            tries.append(drop)
+            if len(tries) == 1:
+                raise StoreError("database is locked")
+            return take(drop)
+
+        monkeypatch.setattr(daemon.intake, "take", away_once)
+        run_daemon_once(daemon)  # the take fails: the case is looked at again
+        run_daemon_once(daemon)
+        failed = tmp_path / "inbox" / "failed"
+        assert len(tries) == 2
+        assert names(tmp_path / "inbox" / "done") == []
+        assert (failed / "C-1" / "upper.stl.error.txt").read_text(encoding="utf-8").startswith(
+            "What failed: held with its case C-1: caf\\xe9.stl cannot be prepared")
+        assert [j.state for j in store.list_jobs()] == [JobState.FAILED]
+        assert script.runs == []  # nothing of the case printed
+
+    def test_the_case_sidecar_goes_to_failed_with_the_case(
+        self, tmp_path: Path, store: SqliteJobStore, script: Script, recipe: Path,
+    ) -> None:
+        drop(tmp_path, "C-1/upper.stl", tetra_stl_bytes(1))
+        drop(tmp_path, f"C-1/{BAD_FILE}", tetra_stl_bytes(2))
+        drop(tmp_path, "C-1/C-1.yaml", b"case_id: C-1\n")
+        run_daemon_once(make_daemon(tmp_path, store, script, recipe))
+        inbox = tmp_path / "inbox"
+        # Beside the held file, as beside a bad one: nothing of the case is left behind.
+        assert (inbox / "failed" / "C-1" / "C-1.yaml").read_bytes() == b"case_id: C-1\n"
+        assert not (inbox / "C-1").exists()
+        assert script.runs == []
