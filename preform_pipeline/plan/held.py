@@ -16,7 +16,7 @@ its own: it holds nothing else. Fixed or replaced, the case goes on whole; nothi
 printed before, so nothing prints twice.
 
 One exception, kept on purpose: a file that is plainly no part (a prescription PDF, a photo,
-a text, a sidecar without its model: :func:`~preform_pipeline.plan.sources.is_part`) is
+a text, a sidecar without its model: :func:`~preform_pipeline.plan.parts.is_part`) is
 refused alone and its case goes on. Scanners and lab software put such files beside the
 parts; nothing of the case is missing from its build, and holding every such case would
 stop a lab's work for paperwork. A part in a format that is not imported (``.step``,
@@ -35,12 +35,14 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from preform_pipeline.plan.builds import ModelInfo, Rejection, refused_alone
-from preform_pipeline.plan.sources import is_part
-from preform_pipeline.recipes.model import Recipe
+from preform_pipeline.plan.parts import is_part
 from preform_pipeline.wording import name_text
+
+if TYPE_CHECKING:
+    from preform_pipeline.plan.builds import ModelInfo, Rejection
+    from preform_pipeline.recipes.model import Recipe
 
 __all__ = ["HELD_HINT", "CaseOf", "Held", "hold_cases", "held_with_cases"]
 
@@ -105,8 +107,12 @@ def hold_cases(
     """``models`` (read for ``recipe``; ``cases``: each file's case) as those that go on and
     those held: held are the files of a case holding a part that cannot be prepared, one in
     ``rejected`` (a file that is no part holds nothing: :func:`~preform_pipeline.plan.
-    sources.is_part`) or one the planner refuses alone (:func:`~preform_pipeline.plan.
+    parts.is_part`) or one the planner refuses alone (:func:`~preform_pipeline.plan.
     builds.refused_alone`, appended to ``rejected``, asked only of cases of several files)."""
+    # The planner (and numpy with it) only here: the hot folder's intake and `jobs` import
+    # this module for held_with_cases, and their starts stay light (test_cli_start_imports).
+    from preform_pipeline.plan.builds import refused_alone
+
     by_case: dict[Hashable, list[ModelInfo]] = {}
     for model in models:
         case = cases.get(model.path)

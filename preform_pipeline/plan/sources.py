@@ -42,39 +42,14 @@ from preform_pipeline.geometry import SUPPORTED_SUFFIXES
 from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.geometry.completeness import judge_at_rest
 from preform_pipeline.plan.builds import case_folder, walk_folder
+from preform_pipeline.plan.parts import CAD_SUFFIXES, OTHER_MESH_SUFFIXES
 from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
 
-__all__ = ["CAD_SUFFIXES", "Sources", "find_sources", "is_part", "unsupported_hint"]
+__all__ = ["Sources", "find_sources", "unsupported_hint"]
 
-#: CAD formats: the part must be exported to a mesh first.
-CAD_SUFFIXES: Final = frozenset({
-    ".step", ".stp", ".iges", ".igs", ".sldprt", ".sldasm", ".f3d", ".ipt", ".iam", ".prt",
-    ".catpart", ".x_t", ".x_b", ".3dm", ".skp", ".dwg", ".dxf", ".sat", ".par", ".asm",
-})
-#: Mesh formats PreFormServer does not import: convert them.
-_OTHER_MESHES: Final = frozenset({
-    ".ply", ".amf", ".off", ".fbx", ".dae", ".gltf", ".glb", ".wrl", ".vrml", ".3ds", ".x3d",
-})
 _NOT_MODELS: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names copy tools and browsers give a file until it is complete.
 _IN_PROGRESS_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download")
-
-
-#: Files that hold a part without being a model PreFormServer imports: a PreForm job, an
-#: archive (of models, as often as not).
-_PACKAGES: Final = frozenset({".form", ".zip"})
-
-
-def is_part(path: Path) -> bool:
-    """Whether ``path`` is, by its name, a part of a case: a model file, or a part in a
-    format that must be exported or converted first (CAD, another mesh, a PreForm job, an
-    archive). Such a file that cannot be prepared holds its case (:mod:`preform_pipeline.
-    plan.held`); a file that is plainly no part (a prescription PDF, a photo, a text, a
-    sidecar without its model) is refused alone and its case goes on: it is missing from
-    no build."""
-    suffix = path.suffix.lower()
-    return (suffix in SUPPORTED_SUFFIXES or suffix in CAD_SUFFIXES or suffix in _OTHER_MESHES
-            or suffix in _PACKAGES)
 
 
 def unsupported_hint(path: Path) -> str:
@@ -82,7 +57,7 @@ def unsupported_hint(path: Path) -> str:
     suffix = path.suffix.lower() or "(no extension)"
     if suffix in CAD_SUFFIXES:
         return f"{suffix}: export as STL, OBJ or 3MF"
-    if suffix in _OTHER_MESHES:
+    if suffix in OTHER_MESH_SUFFIXES:
         return f"{suffix}: not imported by PreFormServer; convert to STL, OBJ or 3MF"
     if suffix == ".form":
         return ".form: a PreForm job; open it in PreForm, or give the model files instead"

@@ -14,7 +14,7 @@ from pathlib import Path
 from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.hotfolder.testing import write_recipe
 from preform_pipeline.plan.held import HELD_HINT, CaseOf, Held, held_with_cases
-from preform_pipeline.plan.sources import is_part
+from preform_pipeline.plan.parts import is_part
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.run import RunSettings
 from tests.e2e.run_e2e_support import write_box
@@ -46,6 +46,11 @@ class TestTheRule:
         others = ["rx.pdf", "photo.jpg", "readme.txt", "lower.yaml", "notes"]
         assert [is_part(Path(n)) for n in parts] == [True] * len(parts)
         assert [is_part(Path(n)) for n in others] == [False] * len(others)
+
+    def test_every_model_file_the_readers_take_is_a_part(self) -> None:
+        from preform_pipeline.geometry import SUPPORTED_SUFFIXES
+
+        assert all(is_part(Path(f"model{suffix}")) for suffix in SUPPORTED_SUFFIXES)
 
 
 def _inbox(tmp_path: Path) -> Path:
