@@ -41,13 +41,14 @@ class TestSidecarUnits:
 
         held = run_cli(tmp_path, argv)
         assert held.returncode == 1
-        (rejection,) = held.report["rejected"]
+        rejection, with_it = held.report["rejected"]
         assert rejection["path"].endswith("bracket.stl")
         assert "8.0 x 3.0 x 0.5 mm" in rejection["reason"]
         assert "203.2 x 76.2 x 12.7 mm" in rejection["reason"]
-        assert "housing.stl: units not stated, guessed MILLIMETERS" in held.stdout
-        (build,) = held.builds()
-        assert build["units"] == ["housing.stl: MILLIMETERS (guess)"]
+        # A case prints whole or not at all (plan/held.py): the housing waits with it.
+        assert with_it["path"].endswith("housing.stl")
+        assert "held with its case C-7: bracket.stl cannot be prepared" in with_it["reason"]
+        assert held.builds() == []
 
         # The case says millimetres; the bracket's own sidecar says inches and wins.
         (case / "C-7.yaml").write_text("units: mm\n", encoding="utf-8")
