@@ -25,7 +25,15 @@ from preform_pipeline.errors import (
     TransientApiError,
     UnsupportedApiVersionError,
 )
-from tests.hostile_http import HostileFront, drip, huge, raw, reply, running_front
+from tests.hostile_http import (
+    NGINX_HTTPS_PORT_PAGE,
+    HostileFront,
+    drip,
+    huge,
+    raw,
+    reply,
+    running_front,
+)
 
 #: The version answer of a PreFormServer this client supports.
 VERSION = b'{"version": "0.9.12"}'
@@ -217,6 +225,21 @@ class TestNotThePreFormServer:
             client.get_scene("abc")
         assert "the server answered in TLS, not plain HTTP" in caught.value.message
         assert caught.value.hint == "use the https:// address of this server"
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    def test_a_proxys_https_port_page_asks_for_https(
+        self, front: HostileFront, httpx_transport: bool
+    ) -> None:
+        front.on("GET", SCENE, reply(400, NGINX_HTTPS_PORT_PAGE, content_type="text/html"))
+        client = _client(front, httpx_transport, timeout=5)
+        with pytest.raises(RequestRejectedError) as caught:
+            client.get_scene("abc")
+        client.close()
+        assert caught.value.message.endswith(
+            '(getScene): the server answered HTTP 400 "The plain HTTP request was sent to '
+            'HTTPS port": its address needs https://')
+        assert caught.value.hint == "use the https:// address of this server"
+        assert caught.value.status_code == 400
 
     def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
         url = front.url.replace("http://", "https://")
