@@ -6,9 +6,10 @@ and counts as unhealthy, like one that refuses the connection.
 
 A server that answers, but is none this client can use, is unhealthy with a ``refusal``: no
 ``GET /`` at all (404 or 405: another web server at that address, or a PreFormServer older
-than the Local API range), a Local API version outside the range, or a proxy's page saying
-that its port wants https://. Asking again gets the same answer, so the pool retires such a
-remote at once instead of waiting for it to come back.
+than the Local API range), or a proxy's page saying that its port wants https://. Asking
+again gets the same answer, so the pool retires such a remote at once instead of waiting for
+it to come back. (A version outside the range is not judged here: the client refuses it on
+first use, and the pool's test servers answer any version.)
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from dataclasses import dataclass
 import httpx
 
 from preform_pipeline.answers import BoundedTransport, https_port_answer, tls_mismatch
-from preform_pipeline.api.versions import no_version_endpoint, require_supported
-from preform_pipeline.errors import UnsupportedApiVersionError
+from preform_pipeline.api.versions import no_version_endpoint
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
 __all__ = ["HealthResult", "check_health"]
@@ -72,11 +72,6 @@ def check_health(
         body = None
     if isinstance(body, dict) and isinstance(body.get("version"), str):
         version = body["version"]
-    if version is not None:
-        try:
-            require_supported(version)
-        except UnsupportedApiVersionError as exc:
-            return HealthResult(False, f"Local API {version}", version, elapsed, str(exc))
     detail = f"version {version}" if version else "answered HTTP 200"
     return HealthResult(True, detail, version, elapsed)
 

@@ -15,7 +15,7 @@ Lifecycle of one server (a "slot"; its process changes across restarts, its name
 A start the server refuses for good (ServerRefusedError: it said so, or its program cannot be
 run) goes from STARTING to RETIRED at once: retrying would only say the same thing again. So
 does a remote whose health check is answered, but as no server this client can use (no
-``GET /``, a Local API version out of range, a proxy asking for https://: health.py): it is not
+``GET /``, a proxy asking for https://: health.py): it is not
 down, so waiting ``remote_wait_s`` for it would only delay the same answer.
 
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE

@@ -164,14 +164,6 @@ class TestAnsweredButUnusable:
             'the server answered HTTP 400 "The plain HTTP request was sent to HTTPS port": its '
             "address needs https:// (use the https:// address of this server)")
 
-    @pytest.mark.parametrize("version", ["1.0.0", "0.8.4", "banana"])
-    def test_a_version_out_of_range_is_refused(self, version: str) -> None:
-        with running_front() as front:
-            front.on("GET", "/", reply(200, json.dumps({"version": version})))
-            result = check_health(front.url, timeout_s=5)
-        assert (result.healthy, result.version) == (False, version)
-        assert result.refusal is not None and ">=0.9.0,<1.0.0" in result.refusal
-
     @pytest.mark.parametrize("status, body", [
         (502, "<html>502 Bad Gateway</html>"), (503, ""), (400, "<html>Bad Request</html>"),
     ])
